@@ -1,0 +1,9 @@
+"""neuroview: interpretable-by-construction NeuroView CNNs and RNNs for PyTorch."""
+
+from .cnn import NeuroViewCNN, Site
+from .explanation import CNNExplanation, Explanation, RNNExplanation
+from .wrap import wrap
+
+__version__ = "0.1.0"
+
+__all__ = ["NeuroViewCNN", "Site", "Explanation", "CNNExplanation", "RNNExplanation", "wrap"]

@@ -1,0 +1,141 @@
+"""The result of ``net.explain(x)``: tensors whose sums reproduce the logits exactly.
+
+Both NeuroView families decide with one linear map, ``logits = W f(x) + b``, so every logit
+splits into per-feature contributions ``W[c, i] * f_i(x)``. :class:`Explanation` holds that
+split; :class:`CNNExplanation` adds the unit bookkeeping and spatial maps of NeuroView-CNN,
+:class:`RNNExplanation` the time axis of NeuroView-RNN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Explanation:
+    """Exact decomposition of a batch of logits.
+
+    ``contributions`` has shape ``[B, C, ...]`` and satisfies
+    ``contributions.flatten(2).sum(-1) + bias == logits`` to float tolerance.
+
+    >>> exp = Explanation(torch.tensor([[1.0, 2.0]]), torch.tensor([0.5, -0.5]),
+    ...                   torch.tensor([[[0.25, 0.25], [1.0, 1.5]]]), torch.ones(1, 2))
+    >>> exp.residual().abs().max().item()
+    0.0
+    """
+
+    logits: Tensor  # [B, C]
+    bias: Tensor  # [C]
+    contributions: Tensor  # [B, C, ...]
+    codes: Tensor  # [B, ...]: the features the global classifier reads
+
+    @property
+    def num_classes(self) -> int:
+        return self.logits.shape[1]
+
+    @property
+    def predicted(self) -> Tensor:
+        """``[B]`` predicted class of each sample."""
+        return self.logits.argmax(1)
+
+    def residual(self) -> Tensor:
+        """``[B, C]`` logits minus (bias + summed contributions): zero up to rounding."""
+        return self.logits - (self.contributions.flatten(2).sum(-1) + self.bias)
+
+    def for_class(self, target: Tensor | int | None = None) -> Tensor:
+        """Contributions to one class per sample, ``[B, ...]``.
+
+        ``target`` is an int (same class for all samples), a ``[B]`` tensor of classes, or
+        ``None`` for each sample's predicted class.
+        """
+        b = self.logits.shape[0]
+        if target is None:
+            target = self.predicted
+        elif isinstance(target, int):
+            _check_class(target, self.num_classes)
+            target = torch.full((b,), target, dtype=torch.long, device=self.logits.device)
+        else:
+            target = torch.as_tensor(target, device=self.logits.device).long()
+            if target.shape != (b,):
+                raise ValueError(f"target: expected an int or a tensor of shape [{b}], got shape {tuple(target.shape)}")
+            if len(target) and (target.min() < 0 or target.max() >= self.num_classes):
+                raise ValueError(f"target: classes must lie in [0, {self.num_classes}), got {target.tolist()}")
+        return self.contributions[torch.arange(b, device=target.device), target]
+
+
+def _check_class(c: int, num_classes: int) -> None:
+    if not 0 <= c < num_classes:
+        raise ValueError(f"class index: expected 0 <= c < {num_classes}, got {c}")
+
+
+@dataclass
+class CNNExplanation(Explanation):
+    """Per-unit explanation of a NeuroView-CNN.
+
+    ``contributions`` is ``[B, C, U]``; ``units[u]`` is the ``(site name, channel)`` of unit
+    ``u``; ``site_slices[name]`` the slice of the code vector that belongs to a site;
+    ``code_maps[name]`` (when asked for) the code of each unit at each position, ``[B, C_s, *spatial]``.
+    """
+
+    units: list[tuple[str, int]] = field(default_factory=list)
+    site_slices: dict[str, slice] = field(default_factory=dict)
+    code_maps: dict[str, Tensor] | None = None
+    weight: Tensor | None = None  # [C, U]: the effective global classifier weight
+
+    def by_site(self) -> Tensor:
+        """``[B, C, S]`` contributions summed per site (in site order, see ``site_slices``)."""
+        return torch.stack([self.contributions[..., s].sum(-1) for s in self.site_slices.values()], -1)
+
+    def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int]]]]:
+        """The ``k`` units that add most to ``target``'s logit for each sample.
+
+        Returns the values ``[B, k]`` and, per sample, the ``(site, channel)`` of each unit.
+        """
+        vals, idx = self.for_class(target).topk(min(k, self.contributions.shape[-1]), dim=-1)
+        return vals, [[self.units[i] for i in row] for row in idx.tolist()]
+
+    def spatial_map(self, site: str, target: Tensor | int | None = None) -> Tensor:
+        """Per-unit, per-position contributions of ``site`` to ``target``'s logit.
+
+        Shape ``[B, C_s, *spatial]``: the unit's code map times its weight divided by the
+        number of positions, so ``map.flatten(2).sum(-1)`` equals the unit's contribution.
+        Needs ``explain(x, maps=True)``.
+        """
+        if self.code_maps is None or self.weight is None:
+            raise ValueError("spatial_map: this explanation has no code maps; call net.explain(x, maps=True)")
+        if site not in self.code_maps:
+            raise KeyError(f"site: expected one of {list(self.code_maps)}, got {site!r}")
+        b = self.logits.shape[0]
+        if target is None:
+            target = self.predicted
+        elif isinstance(target, int):
+            _check_class(target, self.num_classes)
+            target = torch.full((b,), target, dtype=torch.long, device=self.logits.device)
+        cmap = self.code_maps[site]
+        w = self.weight[target][:, self.site_slices[site]]  # [B, C_s]
+        n_pos = cmap[0, 0].numel()
+        return cmap * (w / n_pos).reshape(*w.shape, *([1] * (cmap.dim() - 2)))
+
+
+@dataclass
+class RNNExplanation(Explanation):
+    """Per-time-step explanation of a NeuroView-RNN.
+
+    ``contributions`` is ``[B, C, L, D, T, H]`` (layer, direction, step, hidden feature);
+    ``time_importance`` is ``[B, C, T]``: the contributions of each step summed over layers,
+    directions and features. Padded steps contribute exactly zero.
+    """
+
+    time_importance: Tensor | None = None  # [B, C, T]
+    lengths: Tensor | None = None  # [B]
+
+    def layer_time(self) -> Tensor:
+        """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""
+        return self.contributions.sum(dim=(3, 5))
+
+    def direction_time(self) -> Tensor:
+        """``[B, C, L, D, T]``: per-layer, per-direction, per-step contributions."""
+        return self.contributions.sum(dim=5)
