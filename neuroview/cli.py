@@ -1,0 +1,47 @@
+"""The ``neuroview`` command: one entry point, one sub-command per job.
+
+``fit``/``validate``/``test``/``predict`` are LightningCLI (any config key can be overridden);
+``demo`` is the embedded default job; ``zoo`` and ``explain`` serve the model zoo.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: neuroview <command> [options]
+
+commands:
+  demo       wrap a small CNN, train it on scikit-learn's digits (offline, CPU, ~1 min),
+             print its test accuracy and the top units of each class
+  fit        train a recipe:  neuroview fit --config recipes/<recipe>.yaml [--trainer.max_epochs N ...]
+  validate   evaluate a checkpoint on the validation split (LightningCLI)
+  test       evaluate a checkpoint on the test split:  neuroview test --config ... --ckpt_path ...
+  predict    predictions of a checkpoint (LightningCLI)
+
+Run `neuroview <command> --help` for a command's options.
+"""
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "demo":
+        from .demo import main as demo  # noqa: PLC0415 - keep `neuroview --help` instant
+
+        return demo(rest)
+    if cmd in LIGHTNING_COMMANDS:
+        from .lightning import cli_main  # noqa: PLC0415
+
+        cli_main([cmd, *rest])
+        return 0
+    print(f"neuroview: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""A registry the size of a postcard: a decorator, ``list_models`` and ``create_model``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Callable
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Add a keyword-only builder under its function name; a second builder of that name is refused."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"register_model: a model named {name!r} is already registered")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered architectures, optionally filtered by a glob ``pattern``.
+
+    >>> "nv_small_cnn" in list_models("nv_*")
+    True
+    """
+    names = sorted(_MODELS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def create_model(name: str, *, pretrained: bool = False, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """Build a registered architecture; ``pretrained=True`` loads its trained zoo checkpoint.
+
+    >>> net = create_model("nv_small_cnn", num_classes=10, in_channels=1)
+    >>> type(net).__name__, net.num_classes
+    ('NeuroViewCNN', 10)
+    """
+    arch = name.split(".", 1)[0]
+    if arch not in _MODELS:
+        close = difflib.get_close_matches(arch, list(_MODELS), n=3)
+        hint = f"; did you mean {close}?" if close else f"; see neuroview.list_models()"
+        raise ValueError(f"name: unknown model {name!r}{hint}")
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if pretrained:
+        from ..zoo import load_pretrained  # noqa: PLC0415 - checkpoints are optional at import time
+
+        return load_pretrained(name, **kwargs)
+    return _MODELS[arch](**kwargs)
