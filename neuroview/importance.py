@@ -1,0 +1,176 @@
+"""Importance as tensors: what the plots, tables and reports draw, computed apart from drawing.
+
+Each function takes a *source* — a trained NeuroView network (global importance from its
+weights), an explanation (importance measured on a batch), or a plain tensor — and returns
+tensors, so a notebook, a test and :mod:`neuroview.plots` all see the same numbers.
+
+>>> import torch, neuroview as nv
+>>> from torch import nn
+>>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 6, 3), nn.ReLU()), 3).eval()
+>>> w, units, slices = unit_weights(net)
+>>> w.shape, units[4], layer_shares(net)[0].shape
+(torch.Size([3, 10]), ('3', 0), torch.Size([3, 2]))
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor
+
+from .explanation import CNNExplanation, Explanation, RNNExplanation
+
+__all__ = [
+    "unit_weights",
+    "time_weights",
+    "layer_time_weights",
+    "layer_shares",
+    "class_means",
+    "is_cnn",
+    "is_rnn",
+]
+
+
+def is_cnn(source) -> bool:
+    """A NeuroView-CNN network or explanation (units and sites)."""
+    return isinstance(source, CNNExplanation) or (hasattr(source, "unit_importance") and hasattr(source, "site_slices"))
+
+
+def is_rnn(source) -> bool:
+    """A NeuroView-RNN network or explanation (a time axis)."""
+    return isinstance(source, RNNExplanation) or (hasattr(source, "time_importance") and hasattr(source, "feature_shape"))
+
+
+def _describe(source) -> str:
+    return f"tensor of shape {tuple(source.shape)}" if isinstance(source, Tensor) else type(source).__name__
+
+
+def unit_weights(source, *, standardized: bool = True) -> tuple[Tensor, list[tuple[str, int]], dict[str, slice]]:
+    """``(W [C, U], units, site_slices)`` of a NeuroView-CNN network or explanation.
+
+    From a network, ``standardized=True`` (default) gives weights times each code's running
+    standard deviation: the scale on which units of different layers can be ranked against
+    each other. From an explanation, the effective weight it carries (the one with
+    ``contributions == weight * codes``).
+    """
+    if isinstance(source, CNNExplanation):
+        if source.weight is None:
+            raise ValueError("source: this CNNExplanation carries no weight; use the one net.explain(x) returns")
+        return source.weight.detach().cpu(), list(source.units), dict(source.site_slices)
+    if is_cnn(source):
+        if "standardized" in inspect.signature(source.unit_importance).parameters:
+            w = source.unit_importance(standardized=standardized)
+        else:
+            w = source.unit_importance()
+        return w.detach().cpu(), list(source.units), dict(source.site_slices)
+    raise TypeError(f"source: expected a NeuroViewCNN or a CNNExplanation, got {_describe(source)}")
+
+
+def _per_class_mean(values: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
+    """``values [B, C, ...]`` -> ``[C, ...]``: row c is the mean over the samples whose label is c
+    (over all samples without labels). A class with no sample gives zeros."""
+    if y is None:
+        return values.mean(0)
+    y = torch.as_tensor(y).to(values.device).long().reshape(-1)
+    if y.shape[0] != values.shape[0]:
+        raise ValueError(f"y: expected {values.shape[0]} labels (one per sample of the explanation), got {y.shape[0]}")
+    out = values.new_zeros(values.shape[1:])
+    for c in range(num_classes):
+        mask = y == c
+        if mask.any():
+            out[c] = values[mask, c].mean(0)
+    return out
+
+
+def time_weights(source, *, y: Tensor | None = None, sample: int | None = None, reduce: str = "norm") -> Tensor:
+    """``[C, T]`` per-step importance of each class.
+
+    - a NeuroView-RNN network: its global weights, aggregated over layers, directions and
+      hidden features by ``reduce`` (see ``NeuroViewRNN.time_importance``; ``"norm"`` is unsigned);
+    - an :class:`RNNExplanation`: signed contributions, of one ``sample``, or averaged over the
+      samples of each class when labels ``y`` are given (row c: samples labelled c), or over
+      the whole batch;
+    - a ``[C, T]`` tensor: returned as is.
+    """
+    if isinstance(source, RNNExplanation):
+        ti = source.time_importance if source.time_importance is not None else source.contributions.sum(dim=(2, 3, 5))
+        if sample is not None:
+            return ti[_check_sample(sample, ti.shape[0])].detach().cpu()
+        return _per_class_mean(ti.detach().cpu(), y, source.num_classes)
+    if is_rnn(source):
+        return source.time_importance(reduce).detach().cpu()
+    if isinstance(source, Tensor) and source.dim() == 2:
+        return source.detach().cpu()
+    raise TypeError(f"source: expected a NeuroViewRNN, an RNNExplanation or a [C, T] tensor, got {_describe(source)}")
+
+
+def layer_time_weights(source, *, y: Tensor | None = None, sample: int | None = None, reduce: str = "norm") -> Tensor:
+    """``[C, L, T]`` per-layer, per-step importance; sources as in :func:`time_weights`."""
+    if isinstance(source, RNNExplanation):
+        lt = source.layer_time().detach().cpu()
+        if sample is not None:
+            return lt[_check_sample(sample, lt.shape[0])]
+        return _per_class_mean(lt, y, source.num_classes)
+    if is_rnn(source):
+        return source.time_importance(reduce, per_layer=True).detach().cpu()
+    if isinstance(source, Tensor) and source.dim() == 3:
+        return source.detach().cpu()
+    raise TypeError(f"source: expected a NeuroViewRNN, an RNNExplanation or a [C, L, T] tensor, got {_describe(source)}")
+
+
+def layer_shares(source, *, y: Tensor | None = None) -> tuple[Tensor, list[str]]:
+    """``([C, L] shares, layer names)``: how much of each class's decision each layer carries.
+
+    Row c sums to 1. From a network: the share of class c's absolute (CNN: standardized)
+    weights that sits in each layer (CNN: each site). From an explanation: the share of the
+    absolute contributions to class c's logit, averaged over the samples labelled c when ``y``
+    is given, else over the batch.
+    """
+    if isinstance(source, CNNExplanation):
+        mags = torch.stack([source.contributions[..., s].abs().sum(-1) for s in source.site_slices.values()], -1)
+        raw, names = _per_class_mean(mags.detach().cpu(), y, source.num_classes), list(source.site_slices)
+    elif isinstance(source, RNNExplanation):
+        mags = source.contributions.abs().sum(dim=(3, 4, 5))  # [B, C, L]
+        raw, names = _per_class_mean(mags.detach().cpu(), y, source.num_classes), _layer_names(mags.shape[2])
+    elif is_cnn(source):
+        w, _, slices = unit_weights(source)
+        raw, names = torch.stack([w[:, s].abs().sum(-1) for s in slices.values()], -1), list(slices)
+    elif is_rnn(source):
+        raw = source.time_importance("abs", per_layer=True).detach().cpu().sum(-1)
+        names = _layer_names(raw.shape[1])
+    elif isinstance(source, Tensor) and source.dim() == 2:
+        raw, names = source.detach().cpu().abs(), _layer_names(source.shape[1])
+    else:
+        raise TypeError(f"source: expected a NeuroView network, an explanation or a [C, L] tensor, got {_describe(source)}")
+    total = raw.sum(-1, keepdim=True)
+    return torch.where(total > 0, raw / total.clamp_min(torch.finfo(raw.dtype).tiny), torch.zeros_like(raw)), names
+
+
+def _layer_names(n: int) -> list[str]:
+    return [f"layer {i}" for i in range(n)]
+
+
+def class_means(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
+    """``[C, *x.shape[1:]]``: the mean input of each class (zeros for a class with no sample),
+    e.g. the series drawn under a class's per-step importance."""
+    y = torch.as_tensor(y).long().reshape(-1)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")
+    out = x.new_zeros((num_classes, *x.shape[1:]))
+    for c in range(num_classes):
+        if (y == c).any():
+            out[c] = x[y == c].mean(0)
+    return out
+
+
+def _check_sample(sample: int, b: int) -> int:
+    if not isinstance(sample, int) or not -b <= sample < b:
+        raise IndexError(f"sample: expected an index into a batch of {b}, got {sample!r}")
+    return sample
+
+
+def check_explanation(exp) -> Explanation:
+    if not isinstance(exp, Explanation):
+        raise TypeError(f"exp: expected an Explanation (net.explain(x)), got {_describe(exp)}")
+    return exp
