@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..cnn import NeuroViewCNN
+from ..rnn import NeuroViewRNN, RNNClassifier
 from .cnn import FCN, VGG, ResNet, SmallCNN
 from .registry import create_model, list_models, register_model
 
@@ -82,6 +83,45 @@ def resnet1d(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Modu
 def nv_resnet1d(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Module:
     arch_kw, nv_kw = _split(kwargs)
     return _nv_cnn(resnet1d(num_classes=num_classes, in_channels=in_channels, **arch_kw), num_classes, nv_kw)
+
+
+# ------------------------------------------------------------------------------ RNNs
+_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def _rnn(kind: str, in_features: int, hidden_size: int, num_layers: int, bidirectional: bool, kw: dict) -> nn.RNNBase:
+    # batch_first: the Lightning module and the data modules hand RNNs [B, T, F]
+    return _RNN[kind](in_features, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True, **kw)
+
+
+@register_model
+def rnn(*, num_classes: int = 2, in_features: int = 1, hidden_size: int = 64, num_layers: int = 1, bidirectional: bool = False, **kwargs) -> nn.Module:
+    return RNNClassifier(_rnn("rnn", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes)
+
+
+@register_model
+def nv_rnn(*, num_classes: int = 2, in_features: int = 1, max_len: int, hidden_size: int = 64, num_layers: int = 1, bidirectional: bool = False, normalize: bool = True, **kwargs) -> nn.Module:
+    return NeuroViewRNN(_rnn("rnn", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes, max_len=max_len, normalize=normalize)
+
+
+@register_model
+def lstm(*, num_classes: int = 2, in_features: int = 1, hidden_size: int = 64, num_layers: int = 1, bidirectional: bool = False, **kwargs) -> nn.Module:
+    return RNNClassifier(_rnn("lstm", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes)
+
+
+@register_model
+def nv_lstm(*, num_classes: int = 2, in_features: int = 1, max_len: int, hidden_size: int = 64, num_layers: int = 1, bidirectional: bool = False, normalize: bool = True, **kwargs) -> nn.Module:
+    return NeuroViewRNN(_rnn("lstm", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes, max_len=max_len, normalize=normalize)
+
+
+@register_model
+def gru(*, num_classes: int = 2, in_features: int = 1, hidden_size: int = 64, num_layers: int = 1, bidirectional: bool = False, **kwargs) -> nn.Module:
+    return RNNClassifier(_rnn("gru", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes)
+
+
+@register_model
+def nv_gru(*, num_classes: int = 2, in_features: int = 1, max_len: int, hidden_size: int = 64, num_layers: int = 1, bidirectional: bool = False, normalize: bool = True, **kwargs) -> nn.Module:
+    return NeuroViewRNN(_rnn("gru", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes, max_len=max_len, normalize=normalize)
 
 
 __all__ = ["SmallCNN", "VGG", "ResNet", "FCN", "create_model", "list_models", "register_model"]
