@@ -304,19 +304,29 @@ class NeuroViewCNN(nn.Module):
         return out
 
     @torch.no_grad()
-    def unit_importance(self) -> Tensor:
-        """``[C, U]`` global unit-class weights: the effective classifier weight of each unit's code."""
-        return self.effective_classifier()[0].detach().clone()
+    def unit_importance(self, standardized: bool = False) -> Tensor:
+        """``[C, U]`` global unit-class weights.
+
+        By default the effective weight ``W[c, u]`` of each unit's code, the one with
+        ``contributions = W * codes``. Codes of different layers vary on very different scales,
+        so to *rank* units use ``standardized=True``: the weight times the running standard
+        deviation of the unit's code, i.e. how much the logit moves when the code moves by one
+        typical amount (equal to the classifier's own weight when ``normalize=True``).
+        """
+        w = self.effective_classifier()[0].detach().clone()
+        if standardized and self.norm is not None:
+            w = w * torch.sqrt(self.norm.running_var + self.norm.eps)
+        return w
 
     @torch.no_grad()
-    def site_importance(self) -> Tensor:
+    def site_importance(self, standardized: bool = True) -> Tensor:
         """``[C, S]`` sum of absolute unit weights per site: how much of each class each site carries."""
-        w = self.unit_importance().abs()
+        w = self.unit_importance(standardized).abs()
         return torch.stack([w[:, s].sum(-1) for s in self.site_slices.values()], -1)
 
-    def top_units(self, k: int = 5) -> list[list[tuple[str, int, float]]]:
+    def top_units(self, k: int = 5, standardized: bool = True) -> list[list[tuple[str, int, float]]]:
         """Per class, the ``k`` units with the largest weight: ``(site, channel, weight)``."""
-        w = self.unit_importance()
+        w = self.unit_importance(standardized)
         vals, idx = w.topk(min(k, w.shape[1]), dim=1)
         units = self.units
         return [[(*units[i], v) for i, v in zip(ir, vr)] for ir, vr in zip(idx.tolist(), vals.tolist())]

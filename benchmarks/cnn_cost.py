@@ -1,0 +1,154 @@
+"""What NeuroView-CNN costs on a CIFAR-style ResNet-18 (batch 64, 32x32, 2 threads).
+
+Measured in one run, interleaving the networks repeat by repeat so machine noise hits both:
+  - explain(x) time / plain forward time of the standard network (both eval, no_grad);
+  - NeuroView train-step time / standard train-step time (forward, backward, SGD step);
+  - peak heap memory of a train step, NeuroView / standard (sampled after every aten op
+    through a TorchDispatchMode reading glibc's mallinfo2, so no timing run is disturbed).
+Writes benchmarks/results/cnn_cost.json and .md.
+
+    python benchmarks/cnn_cost.py                     # all quantizers, ~5 min on 2 cores
+    python benchmarks/cnn_cost.py --quantizers soft --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from neuroview.models import create_model
+
+OUT = Path(__file__).parent / "results"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"))
+_libc.mallinfo2.restype = _MallInfo2
+
+
+def heap_in_use() -> int:
+    m = _libc.mallinfo2()
+    return m.uordblks + m.hblkhd  # small blocks in use + mmapped large blocks (tensors)
+
+
+class PeakHeap(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.base = heap_in_use()
+        self.peak = self.base
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.peak = max(self.peak, heap_in_use())
+        return out
+
+
+def train_step(net, opt, x, y):
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+
+
+def peak_train_memory(net, x, y) -> int:
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    train_step(net, opt, x, y)  # momentum buffers and grads exist before we measure
+    gc.collect()
+    with PeakHeap() as ph:
+        train_step(net, opt, x, y)
+    return ph.peak - ph.base
+
+
+def timed(fn, n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quantizers", nargs="+", default=["hard", "soft", "none"])
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7, help="interleaved rounds; medians are reported")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 3, 32, 32)
+    y = torch.randint(0, 10, (args.batch,))
+
+    std = create_model("resnet18_cifar", num_classes=10)
+    nets = {q: create_model("nv_resnet18_cifar", num_classes=10, quantizer=q) for q in args.quantizers}
+    for n in nets.values():
+        n.backbone.load_state_dict(std.state_dict())
+    opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in [("standard", std), *nets.items()]}
+
+    def fwd_std():
+        with torch.no_grad():
+            std.eval()(x)
+
+    def step(name, net):
+        net.train()
+        return lambda: train_step(net, opts[name], x, y)
+
+    jobs = {"standard/forward": fwd_std, "standard/train_step": step("standard", std)}
+    for q, n in nets.items():
+        jobs[f"{q}/explain"] = lambda n=n: n.explain(x)
+        jobs[f"{q}/train_step"] = step(q, n)
+    for fn in jobs.values():  # warm-up: allocator, kernels, one-time setup
+        fn()
+    times = {k: [] for k in jobs}
+    for r in range(args.repeats):
+        for k, fn in jobs.items():
+            times[k].append(timed(fn, 2))
+        print(f"round {r + 1}/{args.repeats}", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+
+    mem = {"standard": peak_train_memory(std, x, y)}
+    for q, n in nets.items():
+        mem[q] = peak_train_memory(n, x, y)
+
+    rows = {}
+    for q in nets:
+        rows[q] = {
+            "explain_over_forward": med[f"{q}/explain"] / med["standard/forward"],
+            "train_step_ratio": med[f"{q}/train_step"] / med["standard/train_step"],
+            "peak_memory_ratio": mem[q] / mem["standard"],
+        }
+    meta = {"model": "resnet18_cifar (11.2 M params)", "batch": args.batch, "input": [3, 32, 32],
+            "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
+            "command": "python benchmarks/cnn_cost.py"}
+    OUT.mkdir(exist_ok=True)
+    (OUT / "cnn_cost.json").write_text(json.dumps(
+        {"meta": meta, "median_seconds": med, "peak_train_bytes": mem, "ratios": rows}, indent=2))
+    lines = [
+        f"ResNet-18 (CIFAR), batch {args.batch}, {args.threads} threads; standard forward "
+        f"{1000 * med['standard/forward']:.0f} ms, train step {1000 * med['standard/train_step']:.0f} ms, "
+        f"peak train-step heap {mem['standard'] / 2**20:.0f} MiB.",
+        "",
+        "| quantizer | explain / standard forward (goal ≤ 1.2) | train step / standard (goal ≤ 1.15) | peak memory / standard (goal ≤ 1.3) |",
+        "|---|---|---|---|",
+    ]
+    for q, r in rows.items():
+        lines.append(f"| {q} | {r['explain_over_forward']:.2f} | {r['train_step_ratio']:.2f} | {r['peak_memory_ratio']:.2f} |")
+    table = "\n".join(lines)
+    (OUT / "cnn_cost.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Which quantizer should be the default? Standard CNN vs NeuroView hard / soft / none.
+
+Trains each network with the same plain AdamW + one-cycle loop (neuroview.demo.train) on
+scikit-learn digits (2-D SmallCNN) and mnist1d (1-D SmallCNN), several seeds, and writes
+benchmarks/results/quantizers.json and a Markdown table (mean ± std of test accuracy).
+
+    python benchmarks/quantizers.py                 # 3 seeds, ~10 min on 2 cores
+    python benchmarks/quantizers.py --seeds 1 --epochs 3   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from neuroview.demo import accuracy, load_digits_tensors, train
+from neuroview.models import create_model
+
+VARIANTS = ["standard", "hard", "soft", "none"]
+OUT = Path(__file__).parent / "results"
+
+
+def load_mnist1d(seed: int = 0):
+    """mnist1d generated locally (never fetched): [N, 1, 40] tensors, 4000 train / 1000 test."""
+    from mnist1d.data import get_dataset_args, make_dataset  # noqa: PLC0415
+
+    d = make_dataset(get_dataset_args())
+    f = lambda a: torch.tensor(a, dtype=torch.float32).unsqueeze(1)  # noqa: E731
+    return f(d["x"]), torch.tensor(d["y"]).long(), f(d["x_test"]), torch.tensor(d["y_test"]).long()
+
+
+DATASETS = {
+    # name: (loader, model kwargs, epochs)
+    "digits": (load_digits_tensors, dict(in_channels=1, num_classes=10), 15),
+    "mnist1d": (load_mnist1d, dict(in_channels=1, num_classes=10, dims=1, kernel_size=5), 15),
+}
+
+
+def run(dataset: str, variant: str, seed: int, epochs: int) -> float:
+    loader, kw, _ = DATASETS[dataset]
+    x_tr, y_tr, x_te, y_te = loader(seed) if dataset == "digits" else loader()
+    torch.manual_seed(seed)
+    net = create_model("small_cnn", **kw) if variant == "standard" else create_model("nv_small_cnn", quantizer=variant, **kw)
+    train(net, x_tr, y_tr, epochs=epochs, seed=seed)
+    return accuracy(net, x_te, y_te)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=None, help="override the per-dataset epochs")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {}
+    for ds, (_, _, epochs) in DATASETS.items():
+        for v in VARIANTS:
+            accs = []
+            for s in range(args.seeds):
+                t = time.perf_counter()
+                accs.append(run(ds, v, s, args.epochs or epochs))
+                print(f"{ds:8s} {v:9s} seed {s}: {accs[-1]:.2%} ({time.perf_counter() - t:.0f} s)", flush=True)
+            results.setdefault(ds, {})[v] = accs
+    OUT.mkdir(exist_ok=True)
+    meta = {"seeds": args.seeds, "epochs": args.epochs or {d: e for d, (_, _, e) in DATASETS.items()},
+            "torch": torch.__version__, "command": "python benchmarks/quantizers.py"}
+    (OUT / "quantizers.json").write_text(json.dumps({"meta": meta, "accuracy": results}, indent=2))
+    lines = ["| dataset | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
+    for ds, r in results.items():
+        cells = [f"{100 * statistics.mean(a):.1f} ± {100 * (statistics.stdev(a) if len(a) > 1 else 0):.1f}" for a in r.values()]
+        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    (OUT / "quantizers.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
