@@ -140,6 +140,10 @@ class NeuroViewCNN(nn.Module):
         self.tau = float(tau)
         self.stop_early = stop_early
         self.check_finite = True
+        # Optional (codes [B, U], code maps) -> (codes, code maps), applied after every capture;
+        # neuroview.faithfulness.ablate_units sets it, for the duration of a `with`, so that a
+        # removed unit's own code is 0 whatever the quantizer and the site kind.
+        self._codes_hook = None
         self._targets = self._find_targets(layers)
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else _infer_input_shape(backbone)
         self.sites: list[Site] = self._discover()
@@ -238,7 +242,10 @@ class NeuroViewCNN(nn.Module):
                 pass
         if len(rec.codes) != len(self.sites):
             raise RuntimeError(f"backbone: its forward pass called {len(rec.codes)} sites, expected {len(self.sites)}")
-        return torch.cat(rec.codes, dim=1), rec.code_maps
+        codes, maps = torch.cat(rec.codes, dim=1), rec.code_maps
+        if self._codes_hook is not None:
+            codes, maps = self._codes_hook(codes, maps)
+        return codes, maps
 
     def codes(self, x: Tensor) -> Tensor:
         """``[B, U]``: the code vector ``c(x)`` the global classifier reads."""
