@@ -17,6 +17,8 @@ commands:
   validate   evaluate a checkpoint on the validation split (LightningCLI)
   test       evaluate a checkpoint on the test split:  neuroview test --config ... --ckpt_path ...
   predict    predictions of a checkpoint (LightningCLI)
+  explain    figures, tables and an offline index.html of what a model's decisions rest on:
+             neuroview explain (--model NAME | --ckpt PATH) [--data NAME] --out DIR
 
 Run `neuroview <command> --help` for a command's options.
 """
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo  # noqa: PLC0415 - keep `neuroview --help` instant
 
         return demo(rest)
+    if cmd == "explain":
+        from .report import main as explain  # noqa: PLC0415
+
+        return explain(rest)
     if cmd in LIGHTNING_COMMANDS:
         from .lightning import cli_main  # noqa: PLC0415
 

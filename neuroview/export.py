@@ -159,6 +159,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 would hide a shared report from its readers
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -168,6 +169,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _cell(v) -> str:
@@ -192,8 +199,13 @@ def write_csv(path, records: Iterable[dict], columns: Sequence[str] | None = Non
     return Path(path)
 
 
-def read_csv(path) -> list[dict]:
-    """Rows of a CSV written by :func:`write_csv`, numbers parsed back to int or float."""
+#: Columns that hold names, kept as text even when a name looks like a number (a site "3").
+TEXT_COLUMNS = ("site", "class", "true", "predicted")
+
+
+def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
+    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, except
+    in ``text_columns``."""
     def parse(s: str):
         for kind in (int, float):
             try:
@@ -203,7 +215,7 @@ def read_csv(path) -> list[dict]:
         return s
 
     with open(path, newline="") as f:
-        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: v if k in text_columns else parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def write_json(path, obj) -> Path:
