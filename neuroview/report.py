@@ -464,9 +464,10 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) ->
     if trained_on:
         from .zoo import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
 
-        init = trained_on.get("init_args", {})
-        name = trained_on.get("name") or init.get("name") or trained_on["class_path"].rsplit(".", 1)[-1]
-        return make_datamodule(trained_on), str(name)
+        # a zoo entry's dataset is {"name", "data_module": {class_path, init_args}}; a checkpoint's is the module spec
+        module = trained_on.get("data_module", trained_on)
+        name = trained_on.get("name") or module.get("init_args", {}).get("name") or module["class_path"].rsplit(".", 1)[-1]
+        return make_datamodule(module), str(name)
     guess = guess_data(model)
     return data_module(guess), guess
 
