@@ -259,6 +259,10 @@ class NeuroViewRNN(nn.Module):
             padded steps contribute exactly 0); a longer one is an error.
         normalize: BatchNorm (without affine) over the features, folded into the classifier at
             eval so the decision stays exactly linear (see the module docstring).
+        dropout: dropout on the (normalized) features in front of the classifier, in training
+            only. The classifier reads ``max_len * H`` features per layer and direction, often
+            more than there are training series; at eval dropout is the identity, so the
+            decision and its explanation are unchanged.
         input_size: user modules only, when they have no ``input_size`` attribute.
         batch_first: user modules only (default True); an nn.RNN's own ``batch_first`` sets
             the layout of ``x`` otherwise.
@@ -281,12 +285,15 @@ class NeuroViewRNN(nn.Module):
         *,
         max_len: int,
         normalize: bool = True,
+        dropout: float = 0.0,
         input_size: int | None = None,
         batch_first: bool | None = None,
     ):
         super().__init__()
         if not isinstance(rnn, nn.Module):
             raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if isinstance(rnn, (NeuroViewRNN, RNNClassifier)):
             raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
@@ -306,6 +313,7 @@ class NeuroViewRNN(nn.Module):
         self.num_features = self.num_layers * self.num_directions * max_len * self.hidden_size
         self.check_finite = True
         self.norm = nn.BatchNorm1d(self.num_features, affine=False) if normalize else None
+        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.num_features, num_classes, **_factory(rnn))
         if self.norm is not None:
             self.norm.to(**_factory(rnn))
@@ -345,11 +353,11 @@ class NeuroViewRNN(nn.Module):
         return w, b - w @ self.norm.running_mean
 
     def head(self, features: Tensor) -> Tensor:
-        """Logits from features (``[B, L, D, T, H]`` or flat ``[B, U]``): batch statistics while
-        training, the folded linear map at eval."""
+        """Logits from features (``[B, L, D, T, H]`` or flat ``[B, U]``): batch statistics and
+        dropout while training, the folded linear map at eval."""
         features = features.flatten(1)
-        if self.training and self.norm is not None:
-            return self.classifier(self.norm(features))
+        if self.training:
+            return self.classifier(self.dropout(self.norm(features) if self.norm is not None else features))
         w, b = self.effective_classifier()
         return F.linear(features, w, b)
 
@@ -425,14 +433,19 @@ class RNNClassifier(nn.Module):
     With ``lengths`` (or a PackedSequence) the forward direction's state is taken at each
     sequence's own last step, the backward direction's after it has read the sequence from its
     last valid step back to the first, i.e. exactly what ``nn.GRU`` gives for a packed input.
-    ``NeuroViewRNN(std.rnn, ...)`` wraps the same weights. User modules (the protocol of
+    ``NeuroViewRNN(std.rnn, ...)`` wraps the same weights. ``dropout`` acts on the last state
+    while training, like NeuroViewRNN's on its features. User modules (the protocol of
     :class:`NeuroViewRNN`) work too: their last layer's states at those same steps are used.
     """
 
-    def __init__(self, rnn: nn.Module, num_classes: int, *, input_size: int | None = None, batch_first: bool | None = None):
+    def __init__(
+        self, rnn: nn.Module, num_classes: int, *, dropout: float = 0.0, input_size: int | None = None, batch_first: bool | None = None
+    ):
         super().__init__()
         if not isinstance(rnn, nn.Module):
             raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
             raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
         self.rnn = rnn
@@ -444,6 +457,7 @@ class RNNClassifier(nn.Module):
         self.input_size, self.batch_first = bb.input_size, bb.batch_first
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size
         self.check_finite = True
+        self.dropout = nn.Dropout(dropout)  # on the last state, training only: the counterpart of NeuroViewRNN's
         self.classifier = nn.Linear(self.num_directions * self.hidden_size, num_classes, **_factory(rnn))
 
     def last_state(self, x, lengths: Tensor | None = None) -> Tensor:
@@ -469,7 +483,7 @@ class RNNClassifier(nn.Module):
         return torch.cat(out, -1)
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
-        return self.classifier(self.last_state(x, lengths))
+        return self.classifier(self.dropout(self.last_state(x, lengths)))
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, input_size={self.input_size}, directions={self.num_directions}, hidden={self.hidden_size}"

@@ -376,3 +376,19 @@ def test_state_dict_deepcopy_dtype_and_mode():
     net.explain(x)
     assert net.training  # explain restores the mode
     assert "max_len=6" in repr(net)
+
+
+def test_feature_dropout_is_training_only():
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(nn.GRU(2, 3, batch_first=True), 2, max_len=5, dropout=0.5)
+    x = torch.randn(4, 5, 2)
+    _warm(net, x)
+    exp = net.explain(x)
+    assert exp.residual().abs().max() < 1e-5
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), exp.logits)
+        assert not torch.allclose(net.train()(x), net.train()(x))
+    std = nv.RNNClassifier(nn.GRU(2, 3, batch_first=True), 2, dropout=0.5).eval()
+    assert torch.equal(std(x), std(x))
+    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.0"):
+        nv.NeuroViewRNN(nn.GRU(2, 3), 2, max_len=5, dropout=1.0)
