@@ -1,0 +1,224 @@
+"""Data modules: shapes, splits, normalization, and the published file formats on tiny files."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from neuroview.data import (
+    CIFAR10DataModule,
+    DigitsDataModule,
+    MNIST1DDataModule,
+    MNISTDataModule,
+    NpzDataModule,
+    UCRDataModule,
+    load_cifar_batch,
+    read_idx,
+)
+
+
+# ----------------------------------------------------------------- tiny files in real formats
+def write_idx(path, arr: np.ndarray, gz: bool) -> None:
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def make_mnist(root, n_train=40, n_test=20, gz=True) -> None:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), gz)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, gz)
+
+
+def make_cifar(root, per_batch=20) -> None:
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    # the published batches are Python 2 pickles: bytes keys, data uint8 [N, 3072], labels a list
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"batch_label": name.encode(), b"labels": [i % 10 for i in range(per_batch)],
+             b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+             b"filenames": [f"{i}.png".encode() for i in range(per_batch)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in CIFAR10DataModule.CLASSES]}, f, protocol=2)
+
+
+# ------------------------------------------------------------------------------- digits
+def test_digits_shapes_splits_and_train_only_normalization():
+    dm = DigitsDataModule(batch_size=32, seed=3)
+    dm.setup("fit")
+    sizes = dm.split_sizes()
+    assert sum(sizes.values()) == 1797 and sizes["test"] == 359
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.long
+    xs = torch.cat([b[0] for b in DigitsDataModule(batch_size=32, seed=3)._loader("train")])
+    assert abs(xs.mean().item()) < 1e-4 and abs(xs.std().item() - 1) < 1e-2  # standardized with train stats
+    # the test split never moves with the validation seed
+    other = DigitsDataModule(seed=4)
+    other.setup()
+    assert torch.equal(other._splits["test"][1], dm._splits["test"][1])
+    assert not torch.equal(other._splits["val"][1], dm._splits["val"][1])
+
+
+def test_validation_split_is_stratified_and_reproducible():
+    a, b = DigitsDataModule(seed=0), DigitsDataModule(seed=0)
+    a.setup(), b.setup()
+    assert torch.equal(a._splits["val"][0], b._splits["val"][0])
+    counts = torch.bincount(a._splits["val"][1], minlength=10)
+    assert counts.min() >= 12 and counts.max() <= 16
+
+
+@pytest.mark.parametrize("kw, match", [({"batch_size": 0}, "batch_size"), ({"val_fraction": 1.0}, "val_fraction"),
+                                       ({"test_fraction": 0}, "test_fraction")])
+def test_bad_arguments_name_the_argument(kw, match):
+    with pytest.raises(ValueError, match=match):
+        DigitsDataModule(**kw)
+
+
+# ------------------------------------------------------------------------------ mnist1d
+def test_mnist1d_is_generated_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path))
+    dm = MNIST1DDataModule()
+    dm.prepare_data()
+    assert (tmp_path / "mnist1d_default_v1.npz").is_file()
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left nothing behind
+    import mnist1d.data
+
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *a, **k: pytest.fail("regenerated despite the cache"))
+    dm2 = MNIST1DDataModule(batch_size=16)
+    dm2.setup("fit")
+    assert dm2.split_sizes()["test"] == 1000 and abs(dm2.split_sizes()["val"] - 400) <= 5
+    x, y = next(iter(dm2.train_dataloader()))
+    assert x.shape == (16, 1, 40) and (dm2.num_classes, dm2.in_channels, dm2.max_len) == (10, 1, 40)
+
+
+# ---------------------------------------------------------------------------------- UCR
+def test_ucr_fixed_length_labels_encoded():
+    dm = UCRDataModule("BasicMotions", batch_size=4)
+    assert (dm.num_classes, dm.in_channels, dm.max_len, dm.variable_length) == (4, 6, 100, False)
+    assert dm.class_names == ["badminton", "running", "standing", "walking"]
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 6, 100) and int(y.max()) < 4
+
+
+def test_ucr_numeric_labels_in_numeric_order():
+    dm = UCRDataModule("PickupGestureWiimoteZ")
+    assert dm.class_names == [str(i) for i in range(1, 11)]  # not "1", "10", "2", ...
+
+
+def test_ucr_variable_length_is_padded_with_lengths_and_zero_padding():
+    dm = UCRDataModule("JapaneseVowels", batch_size=64)
+    dm.setup("test")
+    assert dm.variable_length and dm.max_len == 29 and dm.in_channels == 12
+    x, lengths, y = next(iter(dm.test_dataloader()))
+    assert x.shape[1:] == (12, 29) and lengths.dtype == torch.long and int(lengths.min()) >= 7
+    for xi, n in zip(x, lengths):
+        assert xi[:, n:].abs().sum() == 0 and xi[:, n - 1].abs().sum() > 0
+
+
+def test_ucr_unknown_name_suggests():
+    with pytest.raises(ValueError, match="GunPoint"):
+        UCRDataModule("Gunpoint")
+
+
+# --------------------------------------------------------------------------------- MNIST
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_reads_idx_files(tmp_path, gz):
+    make_mnist(tmp_path / "MNIST" / "raw", gz=gz)  # torchvision's layout is found too
+    dm = MNISTDataModule(root=str(tmp_path), batch_size=8, val_fraction=0.25)
+    dm.prepare_data()  # download=False: must not touch the network
+    dm.setup("fit")
+    assert dm.split_sizes() == {"train": 30, "val": 10, "test": 20}
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 1, 28, 28) and x.dtype == torch.float32
+    assert dm._splits["train"][0].dtype == torch.uint8  # stored compactly, standardized per sample
+
+
+def test_read_idx_round_trip_and_errors(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a-idx3-ubyte", arr, gz=False)
+    assert np.array_equal(read_idx(tmp_path / "a-idx3-ubyte"), arr)
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04\x05")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(tmp_path / "bad")
+
+
+def test_mnist_missing_files_say_how_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        MNISTDataModule(root=str(tmp_path)).setup()
+
+
+# ------------------------------------------------------------------------------ CIFAR-10
+def test_cifar_reads_python_batches(tmp_path):
+    make_cifar(tmp_path)
+    dm = CIFAR10DataModule(root=str(tmp_path), batch_size=16, num_workers=0)
+    dm.setup("fit")
+    assert dm.split_sizes() == {"train": 90, "val": 10, "test": 20}
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 3, 32, 32) and dm.class_names[0] == "airplane"
+    b = load_cifar_batch(tmp_path / "cifar-10-batches-py" / "test_batch")
+    assert b["data"].shape == (20, 3, 32, 32) and b["labels"].tolist()[:3] == [0, 1, 2]
+
+
+def test_cifar_unpickler_refuses_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_cifar_batch(path)
+
+
+def test_cifar_missing_files_say_how_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        CIFAR10DataModule(root=str(tmp_path)).setup()
+
+
+# ------------------------------------------------------------------------------------ npz
+def test_npz_string_labels_and_seeded_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, X=rng.normal(size=(100, 3, 16)).astype(np.float32), y=np.array(["cat", "dog"] * 50))
+    dm = NpzDataModule(str(path), batch_size=10, seed=1)
+    assert (dm.num_classes, dm.in_channels, dm.max_len, dm.class_names) == (2, 3, 16, ["cat", "dog"])
+    dm.setup("fit")
+    assert dm.split_sizes() == {"train": 72, "val": 8, "test": 20}
+    again = NpzDataModule(str(path), seed=1)
+    again.setup()
+    assert torch.equal(again._splits["test"][0], dm._splits["test"][0])
+
+
+def test_npz_own_test_split_and_lengths(tmp_path):
+    path = tmp_path / "seq.npz"
+    x = np.ones((20, 2, 10), np.float32)
+    np.savez(path, X=x, y=np.arange(20) % 2, lengths=np.arange(20) % 8 + 3,
+             X_test=x[:6], y_test=np.arange(6) % 2, lengths_test=np.full(6, 10))
+    dm = NpzDataModule(str(path), batch_size=4)
+    dm.setup()
+    assert dm.variable_length and dm.split_sizes()["test"] == 6
+    x, lengths, y = next(iter(dm.test_dataloader()))
+    assert lengths.tolist() == [10] * 6
+
+
+def test_npz_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path"):
+        NpzDataModule(str(tmp_path / "none.npz")).setup()
+    np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="'X' and 'y'"):
+        NpzDataModule(str(tmp_path / "bad.npz")).setup()
