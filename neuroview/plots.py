@@ -306,13 +306,14 @@ def _background(x: Tensor):
 
 
 def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int | None = None, k: int = 4,
-                 class_names: Sequence | None = None, label: int | None = None):
+                 class_names: Sequence | None = None, label: int | None = None, sample_id: int | None = None):
     """Where the top ``k`` units of one sample add to a logit, over the input (images or 1-D signals).
 
     Each panel is a unit's contribution per *input* position: its code map times its weight
     divided by the number of input positions, stretched to the input's extent, so it sums over
     the input to the unit's contribution and maps of sites of different resolution share one
     scale. Needs ``net.explain(x, maps=True)``; ``x`` is the batch that was explained.
+    ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
     """
     if not isinstance(exp, CNNExplanation):
         raise TypeError(f"exp: expected a CNNExplanation, got {type(exp).__name__}")
@@ -381,14 +382,15 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
             lo, hi = float(img.min()), float(img.max())
             if hi > lo:
                 ax.contour(torch.arange(w).numpy() + 0.5, torch.arange(h).numpy() + 0.5, img,
-                           levels=[lo + f * (hi - lo) for f in (0.3, 0.6)], colors="k", linewidths=0.6)
+                           levels=[lo + f * (hi - lo) for f in (0.3, 0.6)], colors="k", linewidths=0.6,
+                           linestyles="solid")
         else:
             ax.imshow(m[None].numpy(), cmap=CMAP, norm=norm, alpha=0.6, extent=(0, t, lo, hi), aspect="auto",
                       interpolation="nearest")
         ax.set_title(f"{site} #{ch}: {float(v[u]):+.3g}", fontsize=8)
     matplotlib = _mpl()[0]
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=CMAP), ax=axes, label="contribution per input position", shrink=0.8)
-    fig.suptitle(f"Sample {sample}: where its top {k} units add to the logit of {names[tgt]}", fontsize=10)
+    fig.suptitle(f"Sample {sample if sample_id is None else sample_id}: where its top {k} units add to the logit of {names[tgt]}", fontsize=10)
     return fig
 
 

@@ -282,7 +282,7 @@ def write_report(
                    f"{head}: its predicted logit, built from the bias and the largest contributions "
                    f"({'units' if cnn else 'time steps'}); the last bar is the logit itself.")
             if cnn and maps is not None and xb.dim() in (3, 4):
-                figure(S_SAMPLES, f"spatial_maps_{i}.png", plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label),
+                figure(S_SAMPLES, f"spatial_maps_{i}.png", plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=i),
                        f"{head}: where its top units add to the logit, over the input. Each map sums to the unit's contribution.")
             if rnn:
                 length = int(exp.lengths[i]) if exp.lengths is not None else xb.shape[1]

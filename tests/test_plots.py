@@ -200,6 +200,8 @@ def test_spatial_maps_one_panel_per_top_unit_summing_to_its_contribution(fixture
         shown = torch.as_tensor(ax.images[-1].get_array().data).double()
         # drawn per input position: scaled back to the site's positions it sums to the contribution
         _close(shown.sum() * n_in / shown.numel(), contrib[u].double(), atol=1e-6, rtol=1e-5)
+    assert fig.get_suptitle().startswith("Sample 1:")
+    assert plots.spatial_maps(exp, x, 1, k=1, sample_id=41).get_suptitle().startswith("Sample 41:")
     if x.dim() == 3:
         assert panels[-1].get_xlabel() == "time step"
     assert any("input position" in ax.get_ylabel() for ax in fig.axes)
