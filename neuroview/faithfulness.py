@@ -319,7 +319,7 @@ def _captum_unit_scores(net, x, y, method, n_steps, batch_size) -> Tensor:
             else:
                 a = LayerConductance(net, layer).attribute(
                     xb, target=yb, n_steps=n_steps, attribute_to_layer_input=to_input[k],
-                    internal_batch_size=max(len(yb), 256))
+                    internal_batch_size=max(2 * len(yb), 512))  # Captum needs >= 2 x the batch here
             a = a[0] if isinstance(a, (tuple, list)) else a
             per_site[k].append((a.flatten(2).sum(-1) if a.dim() > 2 else a).detach())
     return torch.cat([torch.cat(parts) for parts in per_site], 1)
