@@ -20,12 +20,19 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def list_models(pattern: str | None = None) -> list[str]:
+def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list[str]:
     """Sorted names of the registered architectures, optionally filtered by a glob ``pattern``.
+
+    ``pretrained=True`` lists the trained checkpoints instead (``arch.tag``, timm style), each a
+    name that ``create_model(name, pretrained=True)`` loads.
 
     >>> "nv_small_cnn" in list_models("nv_*")
     True
     """
+    if pretrained:
+        from ..zoo import list_pretrained  # noqa: PLC0415 - checkpoints are optional at import time
+
+        return list_pretrained(pattern)
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
