@@ -76,7 +76,16 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     names = [str(n) for n in class_names]
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
-    return names
+    # labels such as "1" and "2" (UCR sets, digits) would read as tick values on an axis
+    return [f"class {n}" if _is_number(n) else n for n in names]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
 
 
 def _sym_norm(*values: Tensor):
@@ -289,7 +298,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     lo, hi = min(ends), max(ends)
     pad = 0.15 * (hi - lo) if hi > lo else 1.0  # room for the value labels on both sides
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel(f"contribution to the logit of class {names[tgt]}")
+    ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
     pred = int(exp.predicted[sample])
     truth = f", true {_label_text(label, names)}" if label is not None else ""
     ax.set_title(f"sample {sample}: logit of {names[tgt]} = bias + contributions (predicted {names[pred]}{truth})", fontsize=9)
@@ -461,7 +470,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
             _under(ax, s)
         ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_ylabel(names[cls], rotation=0, ha="right", va="center")
+        ax.set_ylabel(names[cls])
         ax.set_xlim(-0.5, t - 0.5)
     axes[-1].set_xlabel("time step")
     shown = "" if series is None else " (grey: the input series)"

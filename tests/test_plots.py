@@ -314,6 +314,12 @@ def test_class_layer_summary_of_an_rnn(rnn):
         _close(torch.as_tensor(ax.images[0].get_array().data).sum(1), torch.ones(3))
 
 
+def test_numeric_class_names_are_labelled_as_classes(cnn2d):
+    net, x = cnn2d
+    fig = plots.top_units(net, k=1, class_names=["1", "2", "owl"])
+    assert [ax.get_title() for ax in fig.axes] == ["class 1", "class 2", "owl"]
+
+
 def test_figures_save_to_png(tmp_path, cnn2d):
     net, _ = cnn2d
     path = tmp_path / "heat.png"
