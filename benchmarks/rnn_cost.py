@@ -8,6 +8,7 @@ noise hits all of them; the median over repeats is reported.
   - explain / standard forward: ``net.explain(x)`` (the decision plus the exact
     ``[B, C, L, D, T, H]`` contributions) against ``RNNClassifier(rnn)(x)``;
   - NeuroView forward / standard forward;
+  - NeuroView train step / standard train step (forward, backward, SGD step; train mode);
   - permutation importance / explain: per-step permutation importance as tsai computes it,
     one forward per step with that step's values shuffled across the batch (plus the
     unshuffled baseline), T + 1 forwards of the same NeuroView network.
@@ -55,6 +56,14 @@ def permutation_importance(net: nn.Module, x: torch.Tensor, y: torch.Tensor, gen
     return out
 
 
+def train_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    net.train()
+    opt.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+    net.eval()
+
+
 def timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -70,18 +79,26 @@ def measure(name: str, batch: int, steps: int, hidden: int, repeats: int) -> dic
     x = torch.randn(batch, steps, 1)
     y = torch.randint(0, 2, (batch,))
     g = torch.Generator().manual_seed(0)
+    # Separate copies for training, so the timed eval networks keep their weights.
+    std_t = nv.RNNClassifier(kind(1, hidden, num_layers=layers, bidirectional=bi, batch_first=True), 2)
+    net_t = nv.NeuroViewRNN(std_t.rnn, 2, max_len=steps)
+    opt_s = torch.optim.SGD(std_t.parameters(), lr=1e-3)
+    opt_n = torch.optim.SGD(net_t.parameters(), lr=1e-3)
     runs = {
         "standard_forward": lambda: std(x),
         "neuroview_forward": lambda: net(x),
         "explain": lambda: net.explain(x),
         "permutation": lambda: permutation_importance(net, x, y, g),
     }
-    with torch.no_grad():
-        for fn in runs.values():  # warm-up: allocator, oneDNN primitives
+    grad_runs = {"standard_train_step": lambda: train_step(std_t, opt_s, x, y),
+                 "neuroview_train_step": lambda: train_step(net_t, opt_n, x, y)}
+    for k, fn in {**runs, **grad_runs}.items():  # warm-up: allocator, oneDNN primitives
+        with torch.set_grad_enabled(k in grad_runs):
             fn()
-        times = {k: [] for k in runs}
-        for _ in range(repeats):
-            for k, fn in runs.items():
+    times = {k: [] for k in {**runs, **grad_runs}}
+    for _ in range(repeats):
+        for k, fn in {**runs, **grad_runs}.items():
+            with torch.set_grad_enabled(k in grad_runs):
                 times[k].append(timed(fn))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
@@ -90,6 +107,7 @@ def measure(name: str, batch: int, steps: int, hidden: int, repeats: int) -> dic
         "explain_over_standard": med["explain"] / med["standard_forward"],
         "neuroview_forward_over_standard": med["neuroview_forward"] / med["standard_forward"],
         "permutation_over_explain": med["permutation"] / med["explain"],
+        "train_step_neuroview_over_standard": med["neuroview_train_step"] / med["standard_train_step"],
     }
 
 
@@ -114,16 +132,17 @@ def main() -> None:
               f"({r['permutation_over_explain']:.0f}x explain)", flush=True)
     lines = [
         f"| backbone | standard forward (ms) | NeuroView forward / standard | explain / standard forward | "
-        f"permutation importance, T = {args.steps} (ms) | speed-up of explain |",
-        "|---|---|---|---|---|---|",
+        f"permutation importance, T = {args.steps} (ms) | speed-up of explain | NeuroView train step / standard |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["seconds_median"]
         lines.append(f"| {r['config']} | {m['standard_forward'] * 1e3:.1f} | {r['neuroview_forward_over_standard']:.2f} | "
-                     f"{r['explain_over_standard']:.2f} | {m['permutation'] * 1e3:.0f} | {r['permutation_over_explain']:.0f}x |")
+                     f"{r['explain_over_standard']:.2f} | {m['permutation'] * 1e3:.0f} | {r['permutation_over_explain']:.0f}x | "
+                     f"{r['train_step_neuroview_over_standard']:.2f} |")
     lines.append("")
     lines.append(f"Batch {args.batch}, T = {args.steps}, 1 input feature, hidden {args.hidden}, {args.threads} threads, "
-                 f"eval + no_grad, median of {args.repeats} interleaved repeats (torch {torch.__version__}).")
+                 f"eval + no_grad (train steps: train mode, SGD), median of {args.repeats} interleaved repeats (torch {torch.__version__}).")
     md = "\n".join(lines)
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
