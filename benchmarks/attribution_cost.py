@@ -4,10 +4,11 @@ Measured in one run, interleaving the methods round by round so machine noise hi
 and reported as ratios to the standard network's plain forward pass (eval, no_grad):
 
   - per-unit importance of a batch (a 4-layer CNN, batch 64, 1x28x28, 2 threads):
-    NeuroView ``explain(x)`` (exact contributions of every unit to every class) vs Captum
-    LayerGradientXActivation (one call over the 4 ReLU sites) and LayerConductance (n_steps=50;
-    one call per site, since Captum's LayerConductance takes one layer), run on the standard
-    network with the same backbone weights, for the predicted class;
+    NeuroView ``explain(x)`` (exact contributions of every unit to every class; soft codes,
+    and hard / none for comparison) vs Captum LayerGradientXActivation (one call over the 4
+    ReLU sites; for the predicted class, and for all 10 classes as explain gives them) and
+    LayerConductance (n_steps=50, predicted class; one call per site, since Captum's
+    LayerConductance takes one layer), run on the standard network with the same backbone weights;
   - per-step importance of a batch (a 1-layer GRU, hidden 64, T=150, batch 64, 2 threads):
     NeuroView-RNN ``explain(x)`` vs Captum IntegratedGradients (n_steps=50, summed per step)
     and permutation importance (one forward per step) on the standard GRU classifier.
@@ -60,9 +61,12 @@ def unit_cost(args, captum: bool) -> dict:
     widths = (16, 32, 64, 128)
     torch.manual_seed(0)
     std = create_model("small_cnn", num_classes=10, in_channels=1, widths=widths).eval()
-    net = create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=widths, quantizer=args.quantizer)
-    net.backbone.load_state_dict(std.state_dict())
-    net.eval()
+    nets = {}
+    for q in dict.fromkeys([args.quantizer, "hard", "soft", "none"]):  # the default first
+        nets[q] = create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=widths, quantizer=q)
+        nets[q].backbone.load_state_dict(std.state_dict())
+        nets[q].eval()
+    net = nets[args.quantizer]
     x = torch.randn(args.batch, 1, 28, 28)
     relus = [m for m in std.modules() if isinstance(m, nn.ReLU)]
     assert len(relus) == len(net.sites) == len(widths)
@@ -72,6 +76,9 @@ def unit_cost(args, captum: bool) -> dict:
             std(x)
 
     jobs = {"standard forward": forward, "NeuroView explain": lambda: net.explain(x)}
+    for q, n in nets.items():
+        if q != args.quantizer:
+            jobs[f"NeuroView explain ({q} codes)"] = lambda n=n: n.explain(x)
     if captum:
         from captum.attr import LayerConductance, LayerGradientXActivation  # noqa: PLC0415
 
@@ -80,9 +87,12 @@ def unit_cost(args, captum: bool) -> dict:
         lgxa = LayerGradientXActivation(std, relus)
         lcs = [LayerConductance(std, m) for m in relus]
         jobs["Captum LayerGradientXActivation"] = lambda: lgxa.attribute(x, target=target)
+        # explain gives every class's contributions at once; a gradient method needs one pass per class
+        jobs["Captum LayerGradientXActivation, all 10 classes"] = lambda: [lgxa.attribute(x, target=c) for c in range(10)]
         jobs[f"Captum LayerConductance (n_steps={args.n_steps})"] = lambda: [
             lc.attribute(x, target=target, n_steps=args.n_steps, internal_batch_size=args.internal_batch) for lc in lcs]
-    med = measure(jobs, args.rounds, {"standard forward": 10, "NeuroView explain": 10, "Captum LayerGradientXActivation": 3})
+    reps = {k: 10 for k in jobs if "forward" in k or "explain" in k} | {"Captum LayerGradientXActivation": 5}
+    med = measure(jobs, args.rounds, reps)
     return {"setting": f"small_cnn widths {list(widths)}, input 1x28x28, batch {args.batch}, {len(widths)} sites "
                        f"({net.num_units} units), quantizer {args.quantizer!r}",
             "median_seconds": med}

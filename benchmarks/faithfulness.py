@@ -197,7 +197,7 @@ def table(cases: dict) -> str:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", nargs="+", default=["digits", "mnist1d", "gunpoint"],
+    p.add_argument("--datasets", nargs="+", default=["digits", "mnist1d", "gunpoint", "japanesevowels"],
                    help="zoo datasets to evaluate (the zoo's dataset names); 'all' for every NeuroView zoo entry")
     p.add_argument("--stand-ins", nargs="*", default=None, choices=list(CASES),
                    help="stand-in cases to train here (default: those whose dataset and kind the zoo lacks)")
