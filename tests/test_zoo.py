@@ -118,6 +118,19 @@ def test_every_architecture(name):
     torch.testing.assert_close(exp.contributions.flatten(2).sum(-1) + exp.bias, exp.logits, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", RNN_KINDS)
+@pytest.mark.parametrize("num_layers,bidirectional", [(2, False), (3, True)])
+def test_rnn_depths_and_directions(kind, num_layers, bidirectional):
+    kw = dict(in_features=3, num_classes=4, hidden_size=8, num_layers=num_layers, bidirectional=bidirectional)
+    x, lengths = torch.randn(4, 12, 3), torch.tensor([12, 9, 5, 1])
+    std = nv.create_model(kind, **kw).eval()
+    net = nv.create_model(f"nv_{kind}", max_len=12, **kw).eval()
+    assert std(x, lengths=lengths).shape == (4, 4)
+    assert net.feature_shape == (num_layers, 1 + bidirectional, 12, 8)
+    exp = net.explain(x, lengths=lengths)
+    torch.testing.assert_close(exp.contributions.flatten(2).sum(-1) + exp.bias, net(x, lengths=lengths), rtol=1e-4, atol=1e-4)
+
+
 # ------------------------------------------------------------------ every checkpoint
 needs_entries = pytest.mark.skipif(not ENTRIES, reason="no trained entries in checkpoints/manifest.json")
 
