@@ -23,6 +23,7 @@ import inspect
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from .data import ArrayDataModule
 from .models import create_model
 from .models.registry import _MODELS
 
-__all__ = ["NeuroViewModule", "PredictionWriter", "NeuroViewCLI", "cli_main", "load_model", "OPTIMIZERS", "SCHEDULERS"]
+__all__ = ["NeuroViewModule", "Checkpoint", "PredictionWriter", "NeuroViewCLI", "cli_main", "load_model", "OPTIMIZERS", "SCHEDULERS"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
@@ -126,6 +127,8 @@ class NeuroViewModule(pl.LightningModule):
             for name, child in self.model.named_children():
                 if name not in self.head_names:
                     child.requires_grad_(False)
+            self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         self._init_loaded = False
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -154,6 +157,10 @@ class NeuroViewModule(pl.LightningModule):
                 if name not in self.head_names:
                     child.eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        if self.hparams.freeze_backbone:
+            self.train()  # in case anything switched the whole module to train mode since
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.init_weights and not self._init_loaded:
@@ -372,7 +379,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
     sd = _read_state_dict(path)
     errors = []
     for attr in ("", "backbone", "rnn"):
-        target = getattr(model, attr) if attr else model
+        target = getattr(model, attr, None) if attr else model
         if not isinstance(target, nn.Module):
             continue
         sub = {k[len(attr) + 1:]: v for k, v in sd.items() if k.startswith(attr + ".")} if attr else sd
@@ -416,6 +423,28 @@ class PredictionWriter(BasePredictionWriter):
 
 
 # ---------------------------------------------------------------------- CLI
+class Checkpoint(ModelCheckpoint):
+    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, as ``--ckpt_path last`` needs.
+
+    Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only when a top-k checkpoint is
+    saved at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resumed
+    run would go back to it. This saves the latest state after each epoch as well.
+    """
+
+    def _save_last_anyway(self, trainer: pl.Trainer, at_train_epoch_end: bool) -> None:
+        if (self.save_last and not self._should_skip_saving_checkpoint(trainer)
+                and self._should_save_on_train_epoch_end(trainer) == at_train_epoch_end):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_anyway(trainer, True)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_anyway(trainer, False)
+
+
 class NeuroViewCLI(LightningCLI):
     """LightningCLI with the data's shape linked into the model and per-run folders.
 
@@ -429,13 +458,15 @@ class NeuroViewCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val_acc",
             "checkpoint.mode": "max",
             "checkpoint.save_last": True,
             "checkpoint.filename": "best-epoch{epoch:03d}-val_acc{val_acc:.4f}",
             "checkpoint.auto_insert_metric_name": False,
+            # a new run of the same recipe replaces last.ckpt instead of writing last-v1.ckpt beside it
+            "checkpoint.enable_version_counter": False,
         })
         for key in ("num_classes", "in_channels", "max_len"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
@@ -493,8 +524,15 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
     Runs go to ``runs/<name>`` unless ``--trainer.default_root_dir`` says otherwise.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    # LightningCLI warns when given args that merely repeat sys.argv (the console script's case)
-    args = None if argv == sys.argv[1:] else argv
+    if not run and argv and argv[0] in ("fit", "validate", "test", "predict"):
+        argv = argv[1:]  # run=False parses one config, without sub-commands
+    with warnings.catch_warnings():
+        # LightningCLI warns whenever args are given while sys.argv holds anything (the console script, pytest)
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+        return _cli(argv, run)
+
+
+def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
     return NeuroViewCLI(
         NeuroViewModule,
         ArrayDataModule,
@@ -503,6 +541,6 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
                           "callbacks": [PredictionWriter()]},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd
-        args=args,
+        args=argv,
         run=run,
     )

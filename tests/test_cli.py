@@ -1,0 +1,141 @@
+"""`neuroview fit|validate|test|predict`: recipes parse, runs save what they should, killed runs resume, DDP runs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from neuroview.data import ArrayDataModule
+from neuroview.lightning import cli_main, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
+# a few batches of a tiny network: what is tested is the plumbing, not the accuracy
+QUICK = ["--model.model_kwargs", "{widths: [8, 16]}", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
+         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+
+
+def metrics(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_recipes_exist():
+    names = {p.stem for p in RECIPES}
+    assert {"digits_nv_small_cnn", "digits_small_cnn", "mnist1d_nv_cnn1d", "mnist1d_cnn1d", "gunpoint_nv_gru", "gunpoint_gru",
+            "japanesevowels_nv_lstm", "japanesevowels_lstm", "cifar10_nv_resnet18"} <= names
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_parses_and_builds_its_model_and_data(recipe, tmp_path):
+    cli = cli_main(["fit", "--config", str(recipe), "--trainer.default_root_dir", str(tmp_path)], run=False)
+    dm, net = cli.datamodule, cli.model.model
+    assert isinstance(dm, ArrayDataModule) and isinstance(net, nn.Module)
+    # the data's shape was linked into the model: the recipe states it nowhere
+    assert cli.model.hparams.num_classes == dm.num_classes == cli.model.classifier.out_features
+    assert cli.model.hparams.in_channels == dm.in_channels and cli.model.hparams.max_len == dm.max_len
+    assert "num_classes" not in recipe.read_text()
+    if "cifar10" in recipe.stem or "mnist1d" in recipe.stem:
+        return  # no CIFAR files here; MNIST-1D generation is covered by the data tests
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert cli.model.training_step(batch, 0).isfinite()
+
+
+def test_print_config_shows_overrides(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fit", "--config", DIGITS, "--data.batch_size", "128", "--trainer.max_epochs", "3", "--print_config"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "arch: nv_small_cnn" in out and "batch_size: 128" in out and "max_epochs: 3" in out
+
+
+def test_fit_saves_config_checkpoints_and_tests_then_test_and_predict(tmp_path):
+    root = tmp_path / "run"
+    cli = cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1",
+                    "--data.batch_size", "32", *QUICK])
+    assert (root / "checkpoints" / "last.ckpt").is_file() and list((root / "checkpoints").glob("best-epoch000-*.ckpt"))
+    log = root / "logs" / "version_0"
+    config = (log / "config.yaml").read_text()
+    assert "batch_size: 32" in config and "max_epochs: 1" in config  # the resolved config of this run
+    assert (log / "confusion_matrix.csv").is_file() and "test_acc" in cli.trainer.callback_metrics  # tested after fit
+    assert {"train_loss_epoch", "val_acc", "val_f1", "test_acc", "test_f1"} <= set(metrics(log / "metrics.csv")[0])
+
+    best = str(next((root / "checkpoints").glob("best-*.ckpt")))
+    test = cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--ckpt_path", best, *QUICK[2:]])
+    assert 0.0 <= float(test.trainer.callback_metrics["test_acc"]) <= 1.0
+    cli_main(["predict", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--ckpt_path", best, *QUICK[2:]])
+    rows = metrics(next(root.glob("logs/version_*/predictions.csv")))
+    assert len(rows) == 359 and {"target", "pred", "prob_9"} <= set(rows[0])
+    assert isinstance(load_model(best), nn.Module)
+
+
+KILLER = '''
+import os, signal
+import pytorch_lightning as pl
+
+class KillAtEpoch(pl.Callback):
+    """SIGKILL the process as epoch `epoch` starts: nothing gets to clean up, as with a lost node."""
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path):
+    (tmp_path / "killer.py").write_text(KILLER)
+    kill = tmp_path / "kill.yaml"
+    kill.write_text("trainer:\n  callbacks:\n    - class_path: killer.KillAtEpoch\n      init_args: {epoch: 2}\n")
+    root = tmp_path / "run"
+    args = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "4", *QUICK]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args, "--config", str(kill)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    last = root / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 1  # epochs 0 and 1 done, killed as epoch 2 began
+
+    cli = cli_main([*args, "--ckpt_path", "last", "--test_after_fit", "false"])
+    assert cli.trainer.current_epoch == 4 and cli.trainer.global_step == 4 * 3
+    resumed = metrics(root / "logs" / "version_1" / "metrics.csv")
+    assert sorted({int(r["epoch"]) for r in resumed if r["val_acc"]}) == [2, 3]  # continued, not restarted
+    assert torch.load(last, weights_only=False)["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_gives_a_working_checkpoint(tmp_path):
+    root = tmp_path / "ddp"
+    args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+            "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
+    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world_size: 2" in proc.stderr or "distributed_backend=gloo" in proc.stderr + proc.stdout
+    ckpt = root / "checkpoints" / "last.ckpt"
+    net = load_model(ckpt)
+    from neuroview.data import DigitsDataModule
+
+    dm = DigitsDataModule()
+    dm.setup("test")
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in dm.test_dataloader():
+            correct += int((net(x).argmax(-1) == y).sum())
+            total += len(y)
+    assert correct / total > 0.9
