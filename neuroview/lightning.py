@@ -25,7 +25,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -452,7 +452,8 @@ class NeuroViewCLI(LightningCLI):
       so a recipe states them nowhere;
     - ``--checkpoint.*`` configures the ModelCheckpoint (best by ``val_acc`` + ``last.ckpt``),
       kept in ``<default_root_dir>/checkpoints`` so ``--ckpt_path last`` finds the last run's;
-    - ``fit`` ends by testing the best checkpoint (``--test_after_fit false`` skips it);
+    - ``fit`` ends by testing the best checkpoint (``--test_ckpt last``: the last epoch's weights;
+      ``--test_after_fit false`` skips it);
     - logs go to ``<default_root_dir>/logs/version_N`` (CSV, and TensorBoard when installed),
       with the resolved ``config.yaml`` of the run.
     """
@@ -471,12 +472,16 @@ class NeuroViewCLI(LightningCLI):
         for key in ("num_classes", "in_channels", "max_len"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True,
-                            help="fit only: evaluate the best checkpoint on the test split when training ends")
+                            help="fit only: evaluate on the test split when training ends")
+        parser.add_argument("--test_ckpt", type=Literal["best", "last"], default="best",
+                            help="fit only: test the best checkpoint (by the monitored metric) or the last epoch's weights")
 
     def after_fit(self) -> None:
-        if not self.config[self.subcommand].get("test_after_fit") or self.trainer.interrupted:
+        cfg = self.config[self.subcommand]
+        if not cfg.get("test_after_fit") or self.trainer.interrupted:
             return
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        cb = self.trainer.checkpoint_callback
+        best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_instantiate_classes(self) -> None:
