@@ -70,7 +70,7 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(name: str, batch: int, steps: int, hidden: int, repeats: int) -> dict:
+def measure(name: str, batch: int, steps: int, hidden: int, repeats: int, permutation_every: int = 5) -> dict:
     kind, layers, bi = CONFIGS[name]
     torch.manual_seed(0)
     rnn = kind(1, hidden, num_layers=layers, bidirectional=bi, batch_first=True)
@@ -96,13 +96,17 @@ def measure(name: str, batch: int, steps: int, hidden: int, repeats: int) -> dic
         with torch.set_grad_enabled(k in grad_runs):
             fn()
     times = {k: [] for k in {**runs, **grad_runs}}
-    for _ in range(repeats):
+    for i in range(repeats):
         for k, fn in {**runs, **grad_runs}.items():
+            # T + 1 forwards per call: its ratio to explain is ~T, so a few samples are enough
+            if k == "permutation" and i % permutation_every:
+                continue
             with torch.set_grad_enabled(k in grad_runs):
                 times[k].append(timed(fn))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "config": name, "batch": batch, "steps": steps, "hidden": hidden, "repeats": repeats,
+        "permutation_repeats": len(times["permutation"]),
         "seconds_median": med, "seconds_all": times,
         "explain_over_standard": med["explain"] / med["standard_forward"],
         "neuroview_forward_over_standard": med["neuroview_forward"] / med["standard_forward"],
@@ -118,13 +122,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--permutation-every", type=int, default=5, help="time permutation importance on every k-th repeat only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(OUT / "rnn_cost"), help="path stem of the .json and .md files")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.configs:
-        r = measure(name, args.batch, args.steps, args.hidden, args.repeats)
+        r = measure(name, args.batch, args.steps, args.hidden, args.repeats, args.permutation_every)
         rows.append(r)
         m = r["seconds_median"]
         print(f"{name:>10}: standard {m['standard_forward'] * 1e3:.1f} ms, explain {m['explain'] * 1e3:.1f} ms "
@@ -142,7 +147,7 @@ def main() -> None:
                      f"{r['train_step_neuroview_over_standard']:.2f} |")
     lines.append("")
     lines.append(f"Batch {args.batch}, T = {args.steps}, 1 input feature, hidden {args.hidden}, {args.threads} threads, "
-                 f"eval + no_grad (train steps: train mode, SGD), median of {args.repeats} interleaved repeats (torch {torch.__version__}).")
+                 f"eval + no_grad (train steps: train mode, SGD), median of {args.repeats} interleaved repeats (permutation: every {args.permutation_every}th) (torch {torch.__version__}).")
     md = "\n".join(lines)
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
