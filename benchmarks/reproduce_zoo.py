@@ -60,7 +60,8 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     with tempfile.TemporaryDirectory(prefix="zoo_run_") as tmp:
         cmd = [sys.executable, "-m", "neuroview.cli", "fit", "--config", str(ROOT / recipe),
                "--seed_everything", str(seed), "--trainer.default_root_dir", tmp,
-               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *(extra or [])]
+               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+               "--test_after_fit", "false", *(extra or [])]  # scored below, on the exported weights
         env = dict(os.environ)
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
@@ -72,7 +73,13 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
         configs = glob.glob(os.path.join(tmp, "**", "config.yaml"), recursive=True)
         with open(configs[0]) as f:
             cfg = yaml.safe_load(f)
-        module = NeuroViewModule.load_from_checkpoint(os.path.join(tmp, "checkpoints", "last.ckpt"), map_location="cpu")
+        last = os.path.join(tmp, "checkpoints", "last.ckpt")
+        # The zoo promises the last epoch's weights: check it (Lightning 2.6's own last.ckpt lagged
+        # behind at the best epoch before neuroview.lightning.Checkpoint).
+        epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+        if epoch != cfg["trainer"]["max_epochs"] - 1:
+            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {epoch}, expected the last, {cfg['trainer']['max_epochs'] - 1}")
+        module = NeuroViewModule.load_from_checkpoint(last, map_location="cpu")
     hp = module.hparams
     model = module.model.eval()
     # The builder's own arguments, so that create_model(architecture, **arch_kwargs) rebuilds it
