@@ -12,8 +12,8 @@ family, which reads ``[B, T, F]``) get ``x.transpose(1, 2)`` and the lengths.
 >>> m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [8, 16]})
 >>> m(torch.randn(4, 1, 8, 8)).shape
 torch.Size([4, 10])
->>> m.training_step((torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])), 0).shape
-torch.Size([])
+>>> m.classifier is m.model.classifier, m.unreached   # the backbone's own head never decides: frozen
+(True, ['backbone.fc'])
 """
 
 from __future__ import annotations
@@ -226,8 +226,9 @@ class NeuroViewModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_confusion = self.test_confmat.compute().cpu()  # rows: true class, columns: predicted
         self.test_confmat.reset()
-        if self.trainer.is_global_zero and self.trainer.log_dir:
-            path = Path(self.trainer.log_dir) / "confusion_matrix.csv"
+        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
+        if self.trainer.is_global_zero and log_dir:
+            path = Path(log_dir) / "confusion_matrix.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             names = _class_names(self.trainer, self.hparams.num_classes)
             with open(path, "w", newline="") as f:
