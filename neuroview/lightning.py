@@ -472,6 +472,8 @@ class NeuroViewCLI(LightningCLI):
         })
         for key in ("num_classes", "in_channels", "max_len"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        parser.add_argument("--torch_threads", type=int | None, default=None,
+                            help="torch.set_num_threads for this run (default: torch's choice, one per core)")
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="fit only: evaluate on the test split when training ends")
         parser.add_argument("--test_ckpt", type=Literal["best", "last"], default="best",
@@ -487,6 +489,10 @@ class NeuroViewCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
+        if cfg.get("torch_threads"):
+            # tiny networks on small in-memory sets lose more to thread synchronization than they
+            # gain, and badly so on shared CPUs: recipes may pin the count
+            torch.set_num_threads(cfg.torch_threads)
         root = cfg.trainer.default_root_dir
         if cfg.trainer.logger in (None, True):
             loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
