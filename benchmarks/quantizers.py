@@ -55,18 +55,28 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=None, help="override the per-dataset epochs")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--fresh", action="store_true", help="ignore the cache of finished runs")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    OUT.mkdir(exist_ok=True)
+    # Each finished run is kept in a cache, so an interrupted benchmark resumes where it stopped.
+    cache_file = OUT / "quantizers_runs.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() and not args.fresh else {}
     results = {}
     for ds, (_, _, epochs) in DATASETS.items():
         for v in VARIANTS:
             accs = []
             for s in range(args.seeds):
-                t = time.perf_counter()
-                accs.append(run(ds, v, s, args.epochs or epochs))
-                print(f"{ds:8s} {v:9s} seed {s}: {accs[-1]:.2%} ({time.perf_counter() - t:.0f} s)", flush=True)
+                key = f"{ds}/{v}/seed{s}/epochs{args.epochs or epochs}"
+                if key not in cache:
+                    t = time.perf_counter()
+                    cache[key] = run(ds, v, s, args.epochs or epochs)
+                    print(f"{ds:8s} {v:9s} seed {s}: {cache[key]:.2%} ({time.perf_counter() - t:.0f} s)", flush=True)
+                    tmp = cache_file.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(cache, indent=1))
+                    tmp.replace(cache_file)
+                accs.append(cache[key])
             results.setdefault(ds, {})[v] = accs
-    OUT.mkdir(exist_ok=True)
     meta = {"seeds": args.seeds, "epochs": args.epochs or {d: e for d, (_, _, e) in DATASETS.items()},
             "torch": torch.__version__, "command": "python benchmarks/quantizers.py"}
     (OUT / "quantizers.json").write_text(json.dumps({"meta": meta, "accuracy": results}, indent=2))
