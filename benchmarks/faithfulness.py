@@ -18,7 +18,7 @@ output names the source of every model.
 
 Writes benchmarks/results/faithfulness.json, .md and one figure per case (.png).
 
-    nice -n 10 python benchmarks/faithfulness.py                 # ~10 min on 2 cores
+    nice -n 10 python benchmarks/faithfulness.py                 # ~30 min on 2 busy cores
     python benchmarks/faithfulness.py --datasets digits --stand-ins --steps 5 --seeds 2   # smoke run
 """
 
@@ -203,7 +203,7 @@ def main(argv=None) -> dict:
                    help="stand-in cases to train here (default: those whose dataset and kind the zoo lacks)")
     p.add_argument("--max-test", type=int, default=1000, help="test samples per case (a fixed random subset beyond it)")
     p.add_argument("--seeds", type=int, default=5, help="random orders")
-    p.add_argument("--steps", type=int, default=50, help="points on each curve after 0")
+    p.add_argument("--steps", type=int, default=30, help="points on each curve after 0")
     p.add_argument("--n-steps", type=int, default=50, help="LayerConductance / IntegratedGradients steps")
     p.add_argument("--seed", type=int, default=0, help="training seed of the stand-ins")
     p.add_argument("--threads", type=int, default=2)

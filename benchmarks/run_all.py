@@ -7,7 +7,7 @@ numbers of this run. A script that is missing or fails is reported, and the rest
 
     nice -n 10 python benchmarks/run_all.py            # everything, ~40 min on 2 idle cores
     python benchmarks/run_all.py --quick               # fewer repeats / seeds, ~15 min
-    python benchmarks/run_all.py --only faithfulness attribution_cost
+    python benchmarks/run_all.py --only faithfulness attribution_cost   # the others' last results are collected
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ def run(name: str, args: list[str]) -> dict:
     out = RESULTS / f"{name}.json"
     return {"status": "ok", "minutes": minutes, "command": " ".join(["python", f"benchmarks/{name}.py", *args]),
             "result": json.loads(out.read_text()) if out.is_file() else None}
+
+
+def collect(name: str) -> dict:
+    """A benchmark not run now: its last results/<name>.json, marked as such (with the file's date)."""
+    out = RESULTS / f"{name}.json"
+    if not out.is_file():
+        return {"status": "not run", "why": f"not in --only, and no {out.relative_to(HERE.parent)} from an earlier run"}
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(out.stat().st_mtime))
+    return {"status": "collected", "why": f"not run now (--only); collected from an earlier run written {when}",
+            "command": f"python benchmarks/{name}.py", "result": json.loads(out.read_text())}
 
 
 def goals(res: dict) -> list[str]:
@@ -96,8 +106,8 @@ def markdown(res: dict, meta: dict) -> str:
         out.append(f"### {title}")
         out.append("")
         md = RESULTS / f"{name}.md"
-        if r.get("status") == "ok" and md.is_file():
-            out.append(f"`{r['command']}`")
+        if r.get("status") in ("ok", "collected") and md.is_file():
+            out.append(f"`{r['command']}`" + (f" ({r['why']})" if r["status"] == "collected" else ""))
             out.append("")
             out.append(md.read_text().strip())
         else:
@@ -120,9 +130,12 @@ def main(argv=None) -> None:
     t = time.perf_counter()
     load = tuple(round(v, 1) for v in os.getloadavg())
     res = {}
-    for name in args.only:
-        base, quick = SCRIPTS[name]
-        res[name] = run(name, base + (quick if args.quick else []) + ["--threads", str(args.threads)])
+    for name in SCRIPTS:
+        if name in args.only:
+            base, quick = SCRIPTS[name]
+            res[name] = run(name, base + (quick if args.quick else []) + ["--threads", str(args.threads)])
+        else:
+            res[name] = collect(name)
     cmd = "python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (
         f" --threads {args.threads}" if args.threads != 2 else "") + (
         f" --only {' '.join(args.only)}" if args.only != list(SCRIPTS) else "")
