@@ -337,3 +337,26 @@ def test_input_shape_errors():
     flat = nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ReLU())
     with pytest.raises(ValueError, match=r"input_shape: the dry run"):
         nv.NeuroViewCNN(flat, 2, input_shape=(1, 3, 3))
+
+
+@pytest.mark.parametrize("points", [(0.0,), (0.0, 6.0), (-3.0, 3.0), (1.0,)])
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_code_gradients_match_the_soft_closed_form(points, tau):
+    from neuroview.quantize import _MeanCode, mean_code
+
+    torch.manual_seed(0)
+    z = (torch.randn(3, 4, 5, 6, dtype=torch.float64) * 4).requires_grad_()
+    z.data[0, 0, 0, :3] = torch.tensor([0.0, points[0], -1e-30])  # exact breakpoints count as "off"
+    ref = sum(torch.sigmoid((z - t) / tau) for t in points).flatten(2).mean(-1)
+    soft = _MeanCode.apply(z, points, tau, False)
+    hard = _MeanCode.apply(z, points, tau, True)
+    torch.testing.assert_close(soft, ref)
+    torch.testing.assert_close(hard, sum((z > t).double() for t in points).flatten(2).mean(-1))
+    g = torch.randn_like(ref)
+    (want,) = torch.autograd.grad(ref, z, g)
+    for code in (soft, hard):  # hard's straight-through surrogate is soft's gradient
+        (got,) = torch.autograd.grad(code, z, g)
+        torch.testing.assert_close(got, want)
+    with torch.no_grad():
+        torch.testing.assert_close(mean_code(z, points, "soft", tau), ref)
+        torch.testing.assert_close(mean_code(z, points, "hard", tau), hard)
