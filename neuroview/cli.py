@@ -17,11 +17,11 @@ commands:
   validate   evaluate a checkpoint on the validation split (LightningCLI)
   test       evaluate a checkpoint on the test split:  neuroview test --config ... --ckpt_path ...
   predict    predictions of a checkpoint (LightningCLI)
+  explain    figures, tables and an offline index.html of what a model's decisions rest on:
+             neuroview explain (--model NAME | --ckpt PATH) [--data NAME] --out DIR
   zoo        the trained zoo entries: dataset, parameter count, test accuracy (--verify checks hashes)
   retrofit   wrap a trained standard network, fit only the global classifier, report the accuracy cost:
              neuroview retrofit small_cnn.digits | neuroview retrofit W.safetensors --arch A --data D
-  explain    figures, tables and an offline index.html of what a model's decisions rest on:
-             neuroview explain (--model NAME | --ckpt PATH) [--data NAME] --out DIR
 
 Run `neuroview <command> --help` for a command's options.
 """
@@ -39,10 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo  # noqa: PLC0415 - keep `neuroview --help` instant
 
         return demo(rest)
-    if cmd == "explain":
-        from .report import main as explain  # noqa: PLC0415
-
-        return explain(rest)
     if cmd == "zoo":
         from .zoo import main as zoo  # noqa: PLC0415
 
@@ -51,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from .retrofitting import main as retrofit  # noqa: PLC0415
 
         return retrofit(rest)
+    if cmd == "explain":
+        from .report import main as explain  # noqa: PLC0415
+
+        return explain(rest)
     if cmd in LIGHTNING_COMMANDS:
         from .lightning import cli_main  # noqa: PLC0415
 
