@@ -160,6 +160,22 @@ class RNNExplanation(Explanation):
 
     time_importance: Tensor | None = None  # [B, C, T]
     lengths: Tensor | None = None  # [B]
+    weight: Tensor | None = field(default=None, repr=False)  # [C, L, D, T, H], when contributions are lazy
+
+    # ``contributions`` may be passed as None together with ``weight``: the [B, C, L, D, T, H]
+    # product is then formed on first use. explain() does so because that tensor dominates its
+    # cost for cheap RNNs, and time_importance (a matmul) does not need it.
+    @property
+    def contributions(self) -> Tensor:
+        if self._contributions is None:
+            if self.weight is None:
+                raise ValueError("contributions: this explanation holds neither contributions nor the classifier weight")
+            self._contributions = self.codes[:, None] * self.weight[None]
+        return self._contributions
+
+    @contributions.setter
+    def contributions(self, value: Tensor | None) -> None:
+        self._contributions = value
 
     def layer_time(self) -> Tensor:
         """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""
