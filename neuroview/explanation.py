@@ -51,19 +51,23 @@ class Explanation:
         ``target`` is an int (same class for all samples), a ``[B]`` tensor of classes, or
         ``None`` for each sample's predicted class.
         """
+        target = self.targets(target)
+        return self.contributions[torch.arange(len(target), device=target.device), target]
+
+    def targets(self, target: Tensor | int | None = None) -> Tensor:
+        """``[B]`` class per sample from an int, a ``[B]`` tensor, or ``None`` (the predicted class)."""
         b = self.logits.shape[0]
         if target is None:
-            target = self.predicted
-        elif isinstance(target, int):
+            return self.predicted
+        if isinstance(target, int):
             _check_class(target, self.num_classes)
-            target = torch.full((b,), target, dtype=torch.long, device=self.logits.device)
-        else:
-            target = torch.as_tensor(target, device=self.logits.device).long()
-            if target.shape != (b,):
-                raise ValueError(f"target: expected an int or a tensor of shape [{b}], got shape {tuple(target.shape)}")
-            if len(target) and (target.min() < 0 or target.max() >= self.num_classes):
-                raise ValueError(f"target: classes must lie in [0, {self.num_classes}), got {target.tolist()}")
-        return self.contributions[torch.arange(b, device=target.device), target]
+            return torch.full((b,), target, dtype=torch.long, device=self.logits.device)
+        target = torch.as_tensor(target, device=self.logits.device).long()
+        if target.shape != (b,):
+            raise ValueError(f"target: expected an int or a tensor of shape [{b}], got shape {tuple(target.shape)}")
+        if len(target) and (target.min() < 0 or target.max() >= self.num_classes):
+            raise ValueError(f"target: classes must lie in [0, {self.num_classes}), got {target.tolist()}")
+        return target
 
     # Importance as data; the code lives in neuroview.export (imported late: it imports this module).
     def to_records(self, class_names=None) -> list[dict]:
@@ -97,7 +101,7 @@ class Explanation:
 
 def _check_class(c: int, num_classes: int) -> None:
     if not 0 <= c < num_classes:
-        raise ValueError(f"class index: expected 0 <= c < {num_classes}, got {c}")
+        raise ValueError(f"target: expected a class index in [0, {num_classes}), got {c}")
 
 
 @dataclass
@@ -137,14 +141,8 @@ class CNNExplanation(Explanation):
             raise ValueError("spatial_map: this explanation has no code maps; call net.explain(x, maps=True)")
         if site not in self.code_maps:
             raise KeyError(f"site: expected one of {list(self.code_maps)}, got {site!r}")
-        b = self.logits.shape[0]
-        if target is None:
-            target = self.predicted
-        elif isinstance(target, int):
-            _check_class(target, self.num_classes)
-            target = torch.full((b,), target, dtype=torch.long, device=self.logits.device)
         cmap = self.code_maps[site]
-        w = self.weight[target][:, self.site_slices[site]]  # [B, C_s]
+        w = self.weight[self.targets(target)][:, self.site_slices[site]]  # [B, C_s]
         n_pos = cmap[0, 0].numel()
         return cmap * (w / n_pos).reshape(*w.shape, *([1] * (cmap.dim() - 2)))
 
