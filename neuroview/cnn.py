@@ -233,6 +233,10 @@ class NeuroViewCNN(nn.Module):
             raise ValueError(f"x: expected a non-empty batch, got shape {tuple(x.shape)}")
         if x.shape[1] != self.input_shape[0]:
             raise ValueError(f"x: expected {self.input_shape[0]} channels at dim 1, got shape {tuple(x.shape)}")
+        p = next(self.parameters(), None)
+        # under autocast the ops cast for themselves; otherwise PyTorch's own error names neither x nor the fix
+        if p is not None and x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
         if self.check_finite and x.is_floating_point() and not torch.isfinite(x).all():
             bad = (~torch.isfinite(x)).sum().item()
             raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")

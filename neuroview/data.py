@@ -675,8 +675,12 @@ class NpzDataModule(ArrayDataModule):
         if not self.path.is_file():
             raise FileNotFoundError(f"path: expected an .npz file with arrays X and y, got {str(self.path)!r} (no such file)")
         # allow_pickle=False: an .npz of plain arrays never needs it, and it would run code
-        with np.load(self.path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except Exception as e:  # BadZipFile, a pickled object array, a truncated member, a .npy rather than an .npz
+            raise ValueError(f"path: expected an .npz file of plain arrays X and y, got {str(self.path)!r}, which is not one "
+                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
         if "X" not in arrays or "y" not in arrays:
             raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
 

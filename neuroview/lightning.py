@@ -362,8 +362,15 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file  # noqa: PLC0415
 
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except Exception as e:  # SafetensorError: truncated or not a safetensors file
+            raise ValueError(f"init_weights: expected a safetensors file, got {str(path)!r}, which is truncated or not one ({e})") from e
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError for code or foreign objects, RuntimeError/EOFError for truncation
+        raise ValueError(f"init_weights: expected a checkpoint or state dict of tensors, got {str(path)!r}, which is truncated, "
+                         f"not one, or holds objects weights_only=True refuses ({type(e).__name__}: {str(e).splitlines()[0]})") from e
     if isinstance(obj, dict) and "state_dict" in obj:  # a Lightning checkpoint of NeuroViewModule
         obj = {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
@@ -393,8 +400,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
 
 
 def load_model(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
-    """The plain ``nn.Module`` of a Lightning checkpoint of :class:`NeuroViewModule`, in eval mode."""
-    return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location).model.eval()
+    """The plain ``nn.Module`` of a Lightning checkpoint of :class:`NeuroViewModule`, in eval mode.
+
+    ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a
+    file that needs arbitrary unpickling is refused rather than allowed to run code.
+    """
+    return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).model.eval()
 
 
 # -------------------------------------------------------------- predictions

@@ -418,7 +418,7 @@ def load_model(args) -> tuple[nn.Module, dict, dict | None]:
         path = Path(args.ckpt)
         if not path.is_file():
             raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
-        module = NeuroViewModule.load_from_checkpoint(path, map_location="cpu")
+        module = NeuroViewModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
         return module.model.eval(), about, _checkpoint_data(path)
     kwargs = json.loads(args.model_args) if args.model_args else {}

@@ -200,9 +200,12 @@ def _read_verified(path: Path, sha256: str | None, what: str) -> tuple[dict[str,
             "corrupted or was replaced, so it is not loaded"
         )
     # safetensors' header holds the metadata; parse it from the same bytes that were hashed
-    n = int.from_bytes(data[:8], "little")
-    meta = json.loads(data[8:8 + n]).get("__metadata__", {}) or {}
-    return load_bytes(data), meta
+    try:
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + n]).get("__metadata__", {}) or {}
+        return load_bytes(data), meta
+    except Exception as e:  # safetensors raises its own SafetensorError, json a ValueError, a short header a TypeError
+        raise ValueError(f"{what}: expected a safetensors weight file, got {str(path)!r}, which is truncated or not one ({type(e).__name__}: {e})") from e
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | None = None) -> nn.Module:

@@ -1,0 +1,190 @@
+"""Bad inputs that earlier tests did not try, untrusted files, and determinism (issue 8).
+
+Each test here is a row of docs/ERRORS.md; rows already covered elsewhere point at those tests.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import neuroview as nv
+from neuroview import zoo
+from neuroview.data import NpzDataModule
+from neuroview.lightning import cli_main, load_model, load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
+QUICK = ["--model.model_kwargs", "{widths: [8, 16]}", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1",
+         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--trainer.max_epochs", "1",
+         "--test_after_fit", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+
+
+# ------------------------------------------------------------------ wrappers
+def test_rnn_empty_batch_and_empty_sequences():
+    net = nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 2, max_len=6)
+    for x in (torch.randn(0, 6, 3), torch.randn(2, 0, 3)):
+        with pytest.raises(ValueError, match=r"x: expected a non-empty batch of non-empty sequences, got shape"):
+            net(x)
+        with pytest.raises(ValueError, match=r"x: expected a non-empty batch"):
+            net.explain(x)
+
+
+def test_rnn_lengths_inconsistent_with_x():
+    net = nv.NeuroViewRNN(nn.LSTM(3, 4, batch_first=True), 2, max_len=6)
+    x = torch.randn(2, 6, 3)
+    with pytest.raises(ValueError, match=r"lengths: expected an integer tensor of shape \[2\], got .* shape \(3,\)"):
+        net.explain(x, lengths=torch.tensor([3, 2, 1]))  # one length per sample, and there are 2
+    with pytest.raises(ValueError, match=r"lengths: expected an integer tensor of shape \[2\], got .* shape \(1, 2\)"):
+        net(x, lengths=torch.tensor([[3, 2]]))
+    with pytest.raises(ValueError, match=r"lengths: expected values in \[1, 6\] \(T of x\), got min 1 and max 7"):
+        net(x, lengths=torch.tensor([7, 1]))  # longer than x itself
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64])
+def test_cnn_input_dtype_other_than_the_model(dtype):
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), 5)
+    x = torch.ones(2, 3, 8, 8, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"x: expected dtype torch.float32 \(the model's parameters\), got {dtype}"):
+        net(x)
+    assert net.double()(x.double()).dtype == torch.float64  # the suggested fix works
+
+
+# ------------------------------------------------------------------ zoo names
+def test_unknown_zoo_name_suggests_close_matches():
+    with pytest.raises(ValueError, match=r"name: unknown model 'nv_smal_cnn'; did you mean \['nv_small_cnn'"):
+        nv.create_model("nv_smal_cnn")
+
+
+def test_unknown_builder_argument_names_it():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'nonexistent'"):
+        nv.create_model("small_cnn", nonexistent=1)
+
+
+# ------------------------------------------------------------------ recipes and data via the CLI
+def test_unknown_recipe_key_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), "--model.nonexistent", "1"], run=False)
+    assert e.value.code != 0
+    err = capsys.readouterr().err
+    assert "nonexistent" in err and ("Unrecognized arguments" in err or "unrecognized" in err.lower()), err[-2000:]
+
+
+def test_unknown_data_class_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), "--data", "NoSuchDataModule"], run=False)
+    assert e.value.code != 0
+    assert "NoSuchDataModule" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ data files
+def test_npz_that_is_not_an_npz(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not a zip archive")
+    with pytest.raises(ValueError, match=r"path: expected an .npz file of plain arrays X and y, got '.*bad.npz', which is not one"):
+        NpzDataModule(str(bad)).setup()
+
+
+def test_npz_with_pickled_objects_is_refused(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, X=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4))
+    with pytest.raises(ValueError, match=r"path: expected an .npz file of plain arrays.*pickled"):
+        NpzDataModule(str(path)).setup()
+
+
+def test_npz_truncated(tmp_path):
+    path = tmp_path / "t.npz"
+    np.savez(path, X=np.zeros((20, 1, 8), np.float32), y=np.arange(20) % 2)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"path: expected an .npz file"):
+        NpzDataModule(str(path)).setup()
+
+
+def test_npz_samples_disagree(tmp_path):
+    path = tmp_path / "n.npz"
+    np.savez(path, X=np.zeros((4, 1, 5)), y=np.zeros(3))
+    with pytest.raises(ValueError, match=r"path: X has 4 samples but y has 3"):
+        NpzDataModule(str(path)).setup()
+
+
+# ------------------------------------------------------------------ weight files
+@pytest.fixture
+def weights(tmp_path):
+    net = nv.create_model("small_cnn", widths=[8, 16])
+    path = tmp_path / "w.safetensors"
+    save_file(net.state_dict(), str(path))
+    return net, path
+
+
+def test_truncated_safetensors_is_a_clear_error(weights, tmp_path):
+    net, path = weights
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(ValueError, match=r"path: expected a safetensors weight file, got '.*cut.safetensors', which is truncated"):
+        zoo.load_weights(net, cut)
+    with pytest.raises(ValueError, match=r"init_weights: expected a safetensors file, got '.*cut.safetensors', which is truncated"):
+        load_weights(net, cut)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items()), "a refused load changed the model"
+
+
+def test_empty_weight_file(weights, tmp_path):
+    net, _ = weights
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"path: expected a safetensors weight file"):
+        zoo.load_weights(net, empty)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickled_code_in_a_state_dict_is_refused(weights, tmp_path, capsys):
+    net, _ = weights
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"fc.weight": _Boom()}, f)
+    with pytest.raises(ValueError, match=r"init_weights: expected a checkpoint or state dict of tensors, got '.*evil.pt'.*weights_only=True refuses"):
+        load_weights(net, evil)
+    assert "this must never run" not in capsys.readouterr().out
+
+
+def test_own_lightning_checkpoint_loads_with_weights_only_and_a_tampered_one_does_not(tmp_path, capsys):
+    root = tmp_path / "run"
+    cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), *QUICK])
+    ckpt = root / "checkpoints" / "last.ckpt"
+    torch.load(ckpt, map_location="cpu", weights_only=True)  # no allowlist needed
+    model = load_model(ckpt)
+    assert isinstance(model, nv.NeuroViewCNN) and not model.training
+    obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+    obj["hyper_parameters"]["payload"] = _Boom()
+    evil = tmp_path / "evil.ckpt"
+    torch.save(obj, evil)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_model(evil)
+    assert "this must never run" not in capsys.readouterr().out
+
+
+def test_explanation_target_out_of_range_or_wrong_shape():
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), 5).eval()
+    exp = net.explain(torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"target: expected a class index in \[0, 5\), got 7"):
+        exp.for_class(7)
+    with pytest.raises(ValueError, match=r"target: classes must lie in \[0, 5\), got \[0, 5\]"):
+        exp.for_class(torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match=r"target: expected an int or a tensor of shape \[2\], got shape \(3,\)"):
+        exp.for_class(torch.tensor([0, 1, 2]))
