@@ -89,12 +89,13 @@ import os, signal
 import pytorch_lightning as pl
 
 class KillAtEpoch(pl.Callback):
-    """SIGKILL the process as epoch `epoch` starts: nothing gets to clean up, as with a lost node."""
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    """SIGKILL the process mid-epoch, before batch `batch` of epoch `epoch` (earlier batches of
+    that epoch have taken their optimizer steps): nothing gets to clean up, as with a lost node."""
+    def __init__(self, epoch: int, batch: int = 1):
+        self.epoch, self.batch = epoch, batch
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             os.kill(os.getpid(), signal.SIGKILL)
 '''
 
@@ -102,7 +103,7 @@ class KillAtEpoch(pl.Callback):
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     (tmp_path / "killer.py").write_text(KILLER)
     kill = tmp_path / "kill.yaml"
-    kill.write_text("trainer:\n  callbacks:\n    - class_path: killer.KillAtEpoch\n      init_args: {epoch: 2}\n")
+    kill.write_text("trainer:\n  callbacks:\n    - class_path: killer.KillAtEpoch\n      init_args: {epoch: 2, batch: 1}\n")
     root = tmp_path / "run"
     args = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "4", *QUICK]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
@@ -110,13 +111,13 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     last = root / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["epoch"] == 1  # epochs 0 and 1 done, killed as epoch 2 began
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # epochs 0 and 1 done, killed one batch into epoch 2
 
     cli = cli_main([*args, "--ckpt_path", "last", "--test_after_fit", "false"])
     assert cli.trainer.current_epoch == 4 and cli.trainer.global_step == 4 * 3
     resumed = metrics(root / "logs" / "version_1" / "metrics.csv")
     assert sorted({int(r["epoch"]) for r in resumed if r["val_acc"]}) == [2, 3]  # continued, not restarted
-    assert torch.load(last, weights_only=False)["epoch"] == 3
+    assert torch.load(last, weights_only=True)["epoch"] == 3
 
 
 @pytest.mark.slow
