@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import math
 import os
 import sys
@@ -39,6 +40,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .cnn import NeuroViewCNN
 from .data import ArrayDataModule
+from .export import _atomic_write
 from .models import create_model
 from .models.registry import _MODELS
 
@@ -426,11 +428,12 @@ class PredictionWriter(BasePredictionWriter):
         probs = torch.cat([p["probs"] for p in predictions]).tolist()
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        with open(out / name, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["index", "target", "pred", *[f"prob_{c}" for c in range(len(probs[0]))]])
-            for row in zip(index, target, preds, probs):
-                w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
+        f = io.StringIO(newline="")
+        w = csv.writer(f)
+        w.writerow(["index", "target", "pred", *[f"prob_{c}" for c in range(len(probs[0]))]])
+        for row in zip(index, target, preds, probs):
+            w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
+        _atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         rank_zero_info(f"predictions written to {out / name}")
 
 
@@ -442,6 +445,19 @@ class Checkpoint(ModelCheckpoint):
     saved at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resumed
     run would go back to it. This saves the latest state after each epoch as well.
     """
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        # Lightning writes through an fsspec transaction whose temporary file lies in the system
+        # temp dir; across file systems its final move is a copy, and a kill mid-copy leaves half a
+        # last.ckpt. A temporary file next to the target and os.replace is atomic on any local disk.
+        if "://" in str(filepath):
+            return super()._save_checkpoint(trainer, filepath)
+        tmp = f"{filepath}.tmp"
+        super()._save_checkpoint(trainer, tmp)
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier("Checkpoint._save_checkpoint")
 
     def _save_last_anyway(self, trainer: pl.Trainer, at_train_epoch_end: bool) -> None:
         if (self.save_last and not self._should_skip_saving_checkpoint(trainer)

@@ -209,3 +209,30 @@ def test_same_seed_gives_bit_identical_weights_and_explanations(tmp_path):
     cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(other), "--seed_everything", "8", *QUICK])
     c = torch.load(other / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+# ------------------------------------------------------------------ nothing lost
+def test_a_crash_while_checkpointing_leaves_the_old_checkpoint_whole(tmp_path):
+    from types import SimpleNamespace
+
+    from neuroview.lightning import Checkpoint
+
+    last = tmp_path / "last.ckpt"
+    last.write_bytes(b"the good checkpoint")
+
+    def dies_halfway(path, weights_only=False):
+        Path(path).write_bytes(b"half of a")
+        raise KeyboardInterrupt  # as a kill would, between the first and last byte
+
+    trainer = SimpleNamespace(save_checkpoint=dies_halfway, global_step=1, is_global_zero=True, loggers=[])
+    with pytest.raises(KeyboardInterrupt):
+        Checkpoint(dirpath=tmp_path)._save_checkpoint(trainer, str(last))
+    assert last.read_bytes() == b"the good checkpoint"
+
+    def writes(path, weights_only=False):
+        Path(path).write_bytes(b"the new checkpoint")
+
+    trainer = SimpleNamespace(save_checkpoint=writes, global_step=2, is_global_zero=True, loggers=[],
+                              strategy=SimpleNamespace(barrier=lambda name: None))
+    Checkpoint(dirpath=tmp_path)._save_checkpoint(trainer, str(last))
+    assert last.read_bytes() == b"the new checkpoint" and not (tmp_path / "last.ckpt.tmp").exists()
