@@ -181,8 +181,14 @@ def _factory(module: nn.Module) -> dict:
     return {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
 
 
+def _param_dtype(module: nn.Module) -> torch.dtype | None:
+    p = next(module.parameters(), None)
+    return None if p is None else p.dtype
+
+
 def _prepare(
-    x, lengths, *, batch_first: bool, input_size: int, max_len: int | None, check_finite: bool
+    x, lengths, *, batch_first: bool, input_size: int, max_len: int | None, check_finite: bool,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Batch-first ``x [B, T, F]`` with padded positions zeroed, and ``lengths`` (None = all full)."""
     layout = "[B, T, F]" if batch_first else "[T, B, F]"
@@ -205,6 +211,8 @@ def _prepare(
         raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got shape {tuple(x.shape)} as [B, T, F]")
     if not x.is_floating_point():
         raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"x: expected dtype {dtype} (the model's parameters), got {x.dtype}; convert x (x.to({dtype})) or the model")
     if lengths is not None:
         if not isinstance(lengths, Tensor):
             lengths = torch.as_tensor(lengths)
@@ -327,7 +335,7 @@ class NeuroViewRNN(nn.Module):
     def _features(self, x, lengths) -> tuple[Tensor, Tensor]:
         x, lengths = _prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
-            check_finite=self.check_finite,
+            check_finite=self.check_finite, dtype=_param_dtype(self),
         )
         b, t, _ = x.shape
         h = self._backbone.states(self.rnn, x, lengths, self.training)
@@ -467,7 +475,7 @@ class RNNClassifier(nn.Module):
         """``[B, D * H]``: the last layer's final hidden state of each direction."""
         x, lengths = _prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=None,
-            check_finite=self.check_finite,
+            check_finite=self.check_finite, dtype=_param_dtype(self),
         )
         b, t, _ = x.shape
         if self._backbone.builtin:

@@ -236,3 +236,20 @@ def test_a_crash_while_checkpointing_leaves_the_old_checkpoint_whole(tmp_path):
                               strategy=SimpleNamespace(barrier=lambda name: None))
     Checkpoint(dirpath=tmp_path)._save_checkpoint(trainer, str(last))
     assert last.read_bytes() == b"the new checkpoint" and not (tmp_path / "last.ckpt.tmp").exists()
+
+
+def test_rnn_input_dtype_other_than_the_model():
+    net = nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 2, max_len=6)
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 \(the model's parameters\), got torch.float64"):
+        net(x)
+    with pytest.raises(TypeError, match=r"x: expected dtype torch.float32"):
+        nv.RNNClassifier(nn.GRU(3, 4, batch_first=True), 2)(x)
+    assert net.double().eval()(x).dtype == torch.float64  # the suggested fix works
+
+
+def test_weights_of_another_architecture_via_init_weights(weights):
+    _, path = weights  # a small_cnn with widths [8, 16]
+    other = nv.create_model("small_cnn", widths=[8, 32])
+    with pytest.raises(ValueError, match=r"init_weights: '.*w.safetensors' matches neither the model nor its backbone"):
+        load_weights(other, path)
