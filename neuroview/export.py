@@ -27,14 +27,13 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor
 
+from ._io import atomic_write
 from .explanation import CNNExplanation, Explanation, RNNExplanation
 from .importance import layer_time_weights, time_weights, unit_weights
 
@@ -152,31 +151,6 @@ def to_frame(records: list[dict]):
 
 
 # ----------------------------------------------------------------------- writing
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place: a crash
-    leaves the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 would hide a shared report from its readers
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _cell(v) -> str:
     if isinstance(v, float):
         return repr(v)  # shortest string that reads back as the same float
@@ -195,7 +169,7 @@ def write_csv(path, records: Iterable[dict], columns: Sequence[str] | None = Non
     writer.writerow(columns)
     for r in records:
         writer.writerow([_cell(r[k]) for k in columns])
-    _atomic_write(Path(path), buf.getvalue().encode())
+    atomic_write(Path(path), buf.getvalue().encode())
     return Path(path)
 
 
@@ -220,7 +194,7 @@ def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
 
 def write_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    _atomic_write(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
     return Path(path)
 
 
@@ -265,7 +239,7 @@ def save_explanation(exp: Explanation, path) -> tuple[Path, Path]:
     data = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
     meta["tensors"] = sorted(tensors)
     meta["sha256"] = hashlib.sha256(data).hexdigest()
-    _atomic_write(tensors_path, data)
+    atomic_write(tensors_path, data)
     write_json(meta_path, meta)
     return tensors_path, meta_path
 

@@ -40,7 +40,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .cnn import NeuroViewCNN
 from .data import ArrayDataModule
-from .export import _atomic_write
+from ._io import atomic_write
 from .models import create_model
 from .models.registry import _MODELS
 
@@ -433,7 +433,7 @@ class PredictionWriter(BasePredictionWriter):
         w.writerow(["index", "target", "pred", *[f"prob_{c}" for c in range(len(probs[0]))]])
         for row in zip(index, target, preds, probs):
             w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
-        _atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
+        atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         rank_zero_info(f"predictions written to {out / name}")
 
 

@@ -38,6 +38,8 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 
+from ._io import atomic_write
+
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
     "save_pretrained", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file",
@@ -118,21 +120,6 @@ def _locked(root: Path) -> Iterator[None]:
         except ImportError:
             pass
         yield
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Write aside, then rename: a reader (or a crash) never sees half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make committed data private to its writer
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -317,10 +304,10 @@ def save_pretrained(
     }
     with _locked(root):
         entries = read_manifest(root)
-        _atomic_write(root / entry["file"], data)
+        atomic_write(root / entry["file"], data)
         entries[name] = entry
         text = json.dumps({"format": FORMAT, "entries": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
-        _atomic_write(root / MANIFEST, (text + "\n").encode())
+        atomic_write(root / MANIFEST, (text + "\n").encode())
     return entry
 
 
