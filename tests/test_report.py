@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import neuroview as nv  # noqa: E402
-from neuroview import export  # noqa: E402
+from neuroview import _io, export  # noqa: E402
 from neuroview.cli import main as cli  # noqa: E402
 from neuroview.importance import layer_shares  # noqa: E402
 from neuroview.report import pick_examples, write_report  # noqa: E402
@@ -173,7 +173,7 @@ def test_a_crash_while_saving_leaves_the_old_file_whole(cnn, tmp_path, monkeypat
     def crash(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export.os, "replace", crash)
+    monkeypatch.setattr(_io.os, "replace", crash)  # the rename into place fails
     with pytest.raises(OSError, match="disk full"):
         net.explain(x[:2]).save(path)
     assert path.read_bytes() == before
