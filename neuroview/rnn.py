@@ -298,21 +298,10 @@ class NeuroViewRNN(nn.Module):
         batch_first: bool | None = None,
     ):
         super().__init__()
-        if not isinstance(rnn, nn.Module):
-            raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        if isinstance(rnn, (NeuroViewRNN, RNNClassifier)):
-            raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-            raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
         if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
             raise ValueError(f"max_len: expected a positive int (the longest sequence the classifier reads), got {max_len!r}")
         self.rnn = rnn
-        self._backbone = _Backbone(rnn, input_size, batch_first)
-        if not self._backbone.builtin:
-            self._backbone.discover(rnn)
-        bb = self._backbone
+        self._backbone = bb = _backbone(rnn, num_classes, dropout, input_size, batch_first)
         self.num_classes = num_classes
         self.max_len = max_len
         self.input_size = bb.input_size
@@ -453,17 +442,8 @@ class RNNClassifier(nn.Module):
         self, rnn: nn.Module, num_classes: int, *, dropout: float = 0.0, input_size: int | None = None, batch_first: bool | None = None
     ):
         super().__init__()
-        if not isinstance(rnn, nn.Module):
-            raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-            raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
         self.rnn = rnn
-        self._backbone = _Backbone(rnn, input_size, batch_first)
-        if not self._backbone.builtin:
-            self._backbone.discover(rnn)
-        bb = self._backbone
+        self._backbone = bb = _backbone(rnn, num_classes, dropout, input_size, batch_first)
         self.num_classes = num_classes
         self.input_size, self.batch_first = bb.input_size, bb.batch_first
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size
@@ -498,3 +478,19 @@ class RNNClassifier(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, input_size={self.input_size}, directions={self.num_directions}, hidden={self.hidden_size}"
+
+
+def _backbone(rnn: nn.Module, num_classes: int, dropout: float, input_size: int | None, batch_first: bool | None) -> _Backbone:
+    """The argument checks both wrappers share, then what they need to know about ``rnn``."""
+    if not isinstance(rnn, nn.Module):
+        raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
+    if isinstance(rnn, (NeuroViewRNN, RNNClassifier)):
+        raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
+    bb = _Backbone(rnn, input_size, batch_first)
+    if not bb.builtin:
+        bb.discover(rnn)
+    return bb
