@@ -369,10 +369,7 @@ def unit_ablation(net: NeuroViewCNN, x: Tensor, y: Tensor, *, methods: Sequence[
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
     explicit = methods is not None
-    methods = list(UNIT_METHODS if methods is None else methods)
-    bad = [m for m in methods if m not in UNIT_METHODS]
-    if bad:
-        raise ValueError(f"methods: expected names from {UNIT_METHODS}, got {bad}")
+    methods = _check_methods(methods, UNIT_METHODS)
     curves, skipped = {}, {}
     for m in methods:
         if m in _CAPTUM and not explicit:
@@ -553,10 +550,7 @@ def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor 
     from .rnn import NeuroViewRNN  # noqa: PLC0415
 
     explicit = methods is not None
-    methods = list(STEP_METHODS if methods is None else methods)
-    bad = [m for m in methods if m not in STEP_METHODS]
-    if bad:
-        raise ValueError(f"methods: expected names from {STEP_METHODS}, got {bad}")
+    methods = _check_methods(methods, STEP_METHODS)
     curves, skipped = {}, {}
     for m in methods:
         if not explicit:
@@ -621,3 +615,12 @@ def plot_deletion_curves(curves: DeletionCurves, metric: str = "accuracy", *, ax
     ax.set_title(title or ("Unit ablation" if curves.kind == "units" else "Time-step deletion"))
     ax.legend(fontsize=7)
     return fig
+
+
+def _check_methods(methods, allowed: tuple[str, ...]) -> list[str]:
+    """``methods`` as a list (all of ``allowed`` when None), refusing unknown names."""
+    methods = list(allowed if methods is None else methods)
+    bad = [m for m in methods if m not in allowed]
+    if bad:
+        raise ValueError(f"methods: expected names from {allowed}, got {bad}")
+    return methods
