@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 import neuroview as nv
-from neuroview.faithfulness import step_scores
-from neuroview.models import create_model
+from neuroview.attribution.faithfulness import step_scores
+from neuroview.zoo import create_model
 
 OUT = Path(__file__).parent / "results"
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from neuroview.models import create_model
+from neuroview.zoo import create_model
 
 OUT = Path(__file__).parent / "results"
 

@@ -1,11 +1,11 @@
 """Faithfulness of NeuroView importance against random orders and post-hoc attribution.
 
 For each case, on the test split:
-  - CNNs (digits, mnist1d): unit ablation inside the backbone (neuroview.faithfulness.unit_ablation):
+  - CNNs (digits, mnist1d): unit ablation inside the backbone (neuroview.attribution.faithfulness.unit_ablation):
     accuracy and true-class logit as units are removed in the order of NeuroView's per-sample
     contributions, NeuroView's global class weights, random orders (5 seeds), and Captum's
     LayerGradientXActivation / LayerConductance (n_steps=50) of the same units;
-  - RNNs (GunPoint, mnist1d): time-step deletion (neuroview.faithfulness.time_step_deletion)
+  - RNNs (GunPoint, mnist1d): time-step deletion (neuroview.attribution.faithfulness.time_step_deletion)
     with a zero and a series-mean baseline: NeuroView per-sample and global step importance,
     random, Captum IntegratedGradients summed per step, and permutation importance.
 Reports the area under each accuracy curve (lower = the order found what the decision rests
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuroview.demo import train as train_cnn
-from neuroview.faithfulness import time_step_deletion, unit_ablation
-from neuroview.models import create_model
+from neuroview.training.demo import train as train_cnn
+from neuroview.attribution.faithfulness import time_step_deletion, unit_ablation
+from neuroview.zoo import create_model
 
 OUT = Path(__file__).parent / "results"
 
@@ -55,7 +55,7 @@ DATA = {"digits": {"class_path": "neuroview.data.DigitsDataModule", "init_args":
 
 def data(spec: dict) -> dict[str, tuple]:
     """``(x, lengths or None, y)`` per split, standardized by the data module (as the zoo trains)."""
-    from neuroview.zoo import make_datamodule  # noqa: PLC0415
+    from neuroview.zoo.pretrained import make_datamodule  # noqa: PLC0415
 
     dm = make_datamodule(spec)
     dm.setup("fit")
@@ -70,7 +70,7 @@ def data(spec: dict) -> dict[str, tuple]:
 def zoo_cases(datasets: list[str] | None) -> dict[str, tuple[str, dict]]:
     """NeuroView entries of the zoo manifest (``nv_*``), restricted to ``datasets`` unless None."""
     try:
-        from neuroview.zoo import read_manifest  # noqa: PLC0415
+        from neuroview.zoo.pretrained import read_manifest  # noqa: PLC0415
 
         entries = read_manifest()
     except Exception as e:  # noqa: BLE001 - no zoo is a reason to train stand-ins, not to stop
@@ -114,7 +114,7 @@ def stand_in(case: str, d: dict, seed: int) -> tuple[nn.Module, str]:
 
 
 def run_case(case: str, args, zoo_entry: dict | None = None) -> dict:
-    from neuroview.cnn import NeuroViewCNN  # noqa: PLC0415
+    from neuroview.core.cnn import NeuroViewCNN  # noqa: PLC0415
 
     if zoo_entry is not None:
         dataset, arch = zoo_entry["dataset"]["name"], zoo_entry["architecture"]

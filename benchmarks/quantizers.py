@@ -1,6 +1,6 @@
 """Which quantizer should be the default? Standard CNN vs NeuroView hard / soft / none.
 
-Trains each network with the same plain AdamW + one-cycle loop (neuroview.demo.train) on
+Trains each network with the same plain AdamW + one-cycle loop (neuroview.training.demo.train) on
 scikit-learn digits (2-D SmallCNN) and mnist1d (1-D SmallCNN), several seeds, and writes
 benchmarks/results/quantizers.json and a Markdown table (mean ± std of test accuracy).
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from neuroview.demo import accuracy, load_digits_tensors, train
-from neuroview.models import create_model
+from neuroview.training.demo import accuracy, load_digits_tensors, train
+from neuroview.zoo import create_model
 
 VARIANTS = ["standard", "hard", "soft", "none"]
 OUT = Path(__file__).parent / "results"

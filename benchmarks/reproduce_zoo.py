@@ -55,7 +55,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     import torch
 
     from neuroview import zoo
-    from neuroview.lightning import NeuroViewModule
+    from neuroview.training.module import NeuroViewModule
 
     with tempfile.TemporaryDirectory(prefix="zoo_run_") as tmp:
         cmd = [sys.executable, "-m", "neuroview.cli", "fit", "--config", str(ROOT / recipe),
@@ -75,7 +75,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
             cfg = yaml.safe_load(f)
         last = os.path.join(tmp, "checkpoints", "last.ckpt")
         # The zoo promises the last epoch's weights: check it (Lightning 2.6's own last.ckpt lagged
-        # behind at the best epoch before neuroview.lightning.Checkpoint).
+        # behind at the best epoch before neuroview.training.module.Checkpoint).
         epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
         if epoch != cfg["trainer"]["max_epochs"] - 1:
             raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {epoch}, expected the last, {cfg['trainer']['max_epochs'] - 1}")
@@ -84,7 +84,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     model = module.model.eval()
     # The builder's own arguments, so that create_model(architecture, **arch_kwargs) rebuilds it
     # without Lightning: the data's shape routed as build_model routes it, then model_kwargs.
-    from neuroview.models.registry import _MODELS
+    from neuroview.zoo.registry import _MODELS
     import inspect
 
     params = inspect.signature(_MODELS[hp.arch]).parameters
@@ -120,7 +120,7 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
 
 
 def _record(recipe: str, seed: int, run: dict) -> None:
-    from neuroview.zoo import _locked
+    from neuroview.zoo.pretrained import _locked
 
     with _locked(RESULTS):  # parallel runs record into one file
         _record_unlocked(recipe, seed, run)

@@ -36,23 +36,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "demo":
-        from .demo import main as demo  # noqa: PLC0415 - keep `neuroview --help` instant
+        from .training.demo import main as demo  # noqa: PLC0415 - keep `neuroview --help` instant
 
         return demo(rest)
     if cmd == "zoo":
-        from .zoo import main as zoo  # noqa: PLC0415
+        from .zoo.pretrained import main as zoo  # noqa: PLC0415
 
         return zoo(rest)
     if cmd == "retrofit":
-        from .retrofitting import main as retrofit  # noqa: PLC0415
+        from .training.retrofit import main as retrofit  # noqa: PLC0415
 
         return retrofit(rest)
     if cmd == "explain":
-        from .report import main as explain  # noqa: PLC0415
+        from .viz.report import main as explain  # noqa: PLC0415
 
         return explain(rest)
     if cmd in LIGHTNING_COMMANDS:
-        from .lightning import cli_main  # noqa: PLC0415
+        from .training.module import cli_main  # noqa: PLC0415
 
         cli_main([cmd, *rest])
         return 0

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import neuroview as nv
-from neuroview.models.cnn import ResNet
+from neuroview.zoo.architectures.cnn import ResNet
 
 QUANTIZERS = ["hard", "soft", "none"]
 
@@ -342,7 +342,7 @@ def test_input_shape_errors():
 @pytest.mark.parametrize("points", [(0.0,), (0.0, 6.0), (-3.0, 3.0), (1.0,)])
 @pytest.mark.parametrize("tau", [1.0, 0.5])
 def test_code_gradients_match_the_soft_closed_form(points, tau):
-    from neuroview.quantize import _MeanCode, mean_code
+    from neuroview.core.quantize import _MeanCode, mean_code
 
     torch.manual_seed(0)
     z = (torch.randn(3, 4, 5, 6, dtype=torch.float64) * 4).requires_grad_()

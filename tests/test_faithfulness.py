@@ -1,4 +1,4 @@
-"""neuroview.faithfulness: ablation zeroes exactly the chosen units (hand computations on tiny
+"""neuroview.attribution.faithfulness: ablation zeroes exactly the chosen units (hand computations on tiny
 models), curves have the right length and endpoints, step deletion and the orders behave."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import neuroview as nv
-from neuroview import faithfulness as fa
-from neuroview.faithfulness import (
+from neuroview.attribution import faithfulness as fa
+from neuroview.attribution.faithfulness import (
     ablate_units, delete_steps, order_from_scores, step_deletion_curve, step_scores, time_step_deletion,
     unit_ablation, unit_deletion_curve, unit_scores,
 )

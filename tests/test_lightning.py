@@ -16,7 +16,7 @@ from neuroview.data import (
     NpzDataModule,
     UCRDataModule,
 )
-from neuroview.lightning import NeuroViewModule, build_model, load_model, load_weights
+from neuroview.training.module import NeuroViewModule, build_model, load_model, load_weights
 
 from test_data import make_cifar, make_mnist
 

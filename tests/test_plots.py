@@ -1,4 +1,4 @@
-"""neuroview.plots: every function returns a Figure with the expected axes, labels and numbers."""
+"""neuroview.viz.plots: every function returns a Figure with the expected axes, labels and numbers."""
 
 import matplotlib
 
@@ -11,8 +11,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
 import neuroview as nv  # noqa: E402
-from neuroview import plots  # noqa: E402
-from neuroview.importance import class_means, layer_shares  # noqa: E402
+from neuroview.viz import plots  # noqa: E402
+from neuroview.attribution.importance import class_means, layer_shares  # noqa: E402
 
 NAMES = ["cat", "dog", "owl"]
 

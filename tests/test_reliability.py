@@ -15,9 +15,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 import neuroview as nv
-from neuroview import zoo
+from neuroview.zoo import pretrained as zoo
 from neuroview.data import NpzDataModule
-from neuroview.lightning import cli_main, load_model, load_weights
+from neuroview.training.module import cli_main, load_model, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
@@ -215,7 +215,7 @@ def test_same_seed_gives_bit_identical_weights_and_explanations(tmp_path):
 def test_a_crash_while_checkpointing_leaves_the_old_checkpoint_whole(tmp_path):
     from types import SimpleNamespace
 
-    from neuroview.lightning import Checkpoint
+    from neuroview.training.module import Checkpoint
 
     last = tmp_path / "last.ckpt"
     last.write_bytes(b"the good checkpoint")

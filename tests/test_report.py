@@ -15,10 +15,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import neuroview as nv  # noqa: E402
-from neuroview import _io, export  # noqa: E402
+from neuroview import _io
+from neuroview.attribution import export  # noqa: E402
 from neuroview.cli import main as cli  # noqa: E402
-from neuroview.importance import layer_shares  # noqa: E402
-from neuroview.report import pick_examples, write_report  # noqa: E402
+from neuroview.attribution.importance import layer_shares  # noqa: E402
+from neuroview.viz.report import pick_examples, write_report  # noqa: E402
 
 NAMES = ["cat", "dog", "owl"]
 
@@ -307,7 +308,7 @@ def test_cli_explain_lightning_checkpoint_of_a_sequence_model(tmp_path, capsys):
     """`neuroview fit` writes Lightning checkpoints: explain one of an nv_gru on variable-length data."""
     pl = pytest.importorskip("pytorch_lightning")
     from neuroview.data import NpzDataModule
-    from neuroview.lightning import NeuroViewModule
+    from neuroview.training.module import NeuroViewModule
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(24, 1, 12)).astype(np.float32)

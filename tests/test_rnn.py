@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import neuroview as nv
-from neuroview.explanation import RNNExplanation
+from neuroview.core.explanation import RNNExplanation
 
 KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

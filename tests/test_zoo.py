@@ -25,8 +25,8 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 import neuroview as nv
-from neuroview import zoo
-from neuroview.retrofitting import RetrofitResult, retrofit
+from neuroview.zoo import pretrained as zoo
+from neuroview.training.retrofit import RetrofitResult, retrofit
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = zoo.read_manifest(REPO / "checkpoints")
@@ -312,14 +312,14 @@ def test_zoo_cli_lists_entries(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------- retrofit
 def _digits(n_train: int = 600):
-    from neuroview.demo import load_digits_tensors
+    from neuroview.training.demo import load_digits_tensors
 
     x_tr, y_tr, x_te, y_te = load_digits_tensors(0)
     return (x_tr[:n_train], y_tr[:n_train]), (x_te, y_te)
 
 
 def test_retrofit_cnn_freezes_the_backbone_and_reports_the_cost():
-    from neuroview.demo import train
+    from neuroview.training.demo import train
 
     (x, y), (xt, yt) = _digits()
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""``neuroview.wrap``: turn a standard network into its NeuroView variant, by backbone type."""
+"""``neuroview.core.wrap``: turn a standard network into its NeuroView variant, by backbone type."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 
-from ._io import atomic_write
+from .._io import atomic_write
+from .registry import _MODELS
 
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
@@ -67,7 +68,7 @@ def checkpoints_dir(root: str | os.PathLike | None = None) -> Path:
         return Path(root)
     if os.environ.get("NEUROVIEW_CHECKPOINTS"):
         return Path(os.environ["NEUROVIEW_CHECKPOINTS"])
-    return Path(__file__).resolve().parents[1] / "checkpoints"
+    return Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def read_manifest(root: str | os.PathLike | None = None) -> dict[str, dict]:
@@ -148,7 +149,6 @@ def versions() -> dict[str, str]:
 
 # -------------------------------------------------------------------------- loading
 def _build(architecture: str, arch_kwargs: dict) -> nn.Module:
-    from .models.registry import _MODELS  # noqa: PLC0415 - the registry imports this module lazily
 
     if architecture not in _MODELS:
         raise ArchitectureError(f"architecture: {architecture!r} is not a registered model (see neuroview.list_models())")
@@ -318,7 +318,7 @@ def make_datamodule(spec: dict):
     Only data modules of :mod:`neuroview.data` are built: a manifest is data, and must not make
     the loader import arbitrary code.
     """
-    from . import data as data_mod  # noqa: PLC0415 - Lightning data modules import slowly
+    from .. import data as data_mod  # noqa: PLC0415 - Lightning data modules import slowly
 
     path = spec.get("class_path", "")
     module, _, cls_name = path.rpartition(".")
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", default=None, help="checkpoint folder (default: $NEUROVIEW_CHECKPOINTS or checkpoints/)")
     args = p.parse_args(argv)
     if args.architectures:
-        from .models import list_models  # noqa: PLC0415
+        from . import list_models  # noqa: PLC0415
 
         print("\n".join(list_models(args.pattern)))
         return 0

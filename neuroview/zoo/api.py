@@ -1,23 +1,18 @@
-"""A registry the size of a postcard: a decorator, ``list_models`` and ``create_model``."""
+"""The zoo's public surface: ``list_models`` and ``create_model``, over the architectures of
+:mod:`.registry` and the trained checkpoints of :mod:`.pretrained`.
+
+May import: ``.registry``, ``.pretrained`` (and through them ``neuroview.core``).
+"""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Callable
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Add a keyword-only builder under its function name; a second builder of that name is refused."""
-    name = fn.__name__
-    if name in _MODELS:
-        raise ValueError(f"register_model: a model named {name!r} is already registered")
-    _MODELS[name] = fn
-    return fn
+from .pretrained import list_pretrained, load_pretrained
+from .registry import _MODELS
 
 
 def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list[str]:
@@ -30,8 +25,6 @@ def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list
     True
     """
     if pretrained:
-        from ..zoo import list_pretrained  # noqa: PLC0415 - checkpoints are optional at import time
-
         return list_pretrained(pattern)
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
@@ -52,7 +45,5 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if pretrained:
-        from ..zoo import load_pretrained  # noqa: PLC0415 - checkpoints are optional at import time
-
         return load_pretrained(name, **kwargs)
     return _MODELS[arch](**kwargs)

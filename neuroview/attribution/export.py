@@ -33,8 +33,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from ._io import atomic_write
-from .explanation import CNNExplanation, Explanation, RNNExplanation
+from .._io import atomic_write
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 from .importance import layer_time_weights, time_weights, unit_weights
 
 __all__ = [
@@ -82,7 +82,7 @@ def unit_records(source, class_names: Sequence | None = None, *, standardized: b
     """One row per unit: ``site, channel, <one weight column per class>``.
 
     ``source`` is a NeuroView-CNN (its global weights, see
-    :func:`neuroview.importance.unit_weights`) or a CNNExplanation.
+    :func:`neuroview.attribution.importance.unit_weights`) or a CNNExplanation.
     """
     w, units, _ = unit_weights(source, standardized=standardized)
     return _wide([{"site": s, "channel": ch} for s, ch in units], w, class_names)
@@ -90,7 +90,7 @@ def unit_records(source, class_names: Sequence | None = None, *, standardized: b
 
 def time_records(source, class_names: Sequence | None = None, **kw) -> list[dict]:
     """One row per time step: ``step, <one importance column per class>`` (sources and
-    keywords as in :func:`neuroview.importance.time_weights`)."""
+    keywords as in :func:`neuroview.attribution.importance.time_weights`)."""
     w = time_weights(source, **kw)
     return _wide([{"step": t} for t in range(w.shape[1])], w, class_names)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..cnn import NeuroViewCNN
-from ..rnn import NeuroViewRNN, RNNClassifier
+from ...core.cnn import NeuroViewCNN
+from ...core.rnn import NeuroViewRNN, RNNClassifier
 from .cnn import FCN, VGG, ResNet, SmallCNN
-from .registry import create_model, list_models, register_model
+from ..registry import register_model
 
 _NV_KEYS = ("quantizer", "tau", "normalize", "layers", "stop_early")
 
@@ -124,4 +124,4 @@ def nv_gru(*, num_classes: int = 2, in_features: int = 1, max_len: int, hidden_s
     return NeuroViewRNN(_rnn("gru", in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes, max_len=max_len, normalize=normalize)
 
 
-__all__ = ["SmallCNN", "VGG", "ResNet", "FCN", "create_model", "list_models", "register_model"]
+__all__ = ["SmallCNN", "VGG", "ResNet", "FCN"]

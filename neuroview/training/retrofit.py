@@ -1,6 +1,6 @@
 """Retrofit: make an already trained standard network explainable, and say what it costs.
 
-The trained network's backbone is wrapped (:func:`neuroview.wrap`), frozen (weights *and*
+The trained network's backbone is wrapped (:func:`neuroview.core.wrap`), frozen (weights *and*
 BatchNorm statistics: it stays in eval mode), and only the global linear classifier over all
 unit codes (CNN) or all hidden steps (RNN) is fitted. Because the backbone no longer changes,
 its codes are computed once per training sample and the classifier is fitted on them: a
@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cnn import NeuroViewCNN
-from .rnn import NeuroViewRNN, RNNClassifier
-from .wrap import wrap
-from .zoo import evaluate, predict
+from ..core.cnn import NeuroViewCNN
+from ..core.rnn import NeuroViewRNN, RNNClassifier
+from ..core.wrap import wrap
+from ..zoo.pretrained import evaluate, predict
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
 
@@ -131,7 +131,7 @@ def retrofit(
         epochs, lr, weight_decay, batch_size, seed: AdamW on the standardized codes, cosine
             schedule, deterministic for a given seed.
         copy_model: work on a deep copy, so the caller's network is never frozen or changed.
-        wrap_kwargs: passed to :func:`neuroview.wrap` (``quantizer``, ``tau``, ``layers`` ...).
+        wrap_kwargs: passed to :func:`neuroview.core.wrap` (``quantizer``, ``tau``, ``layers`` ...).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a trained nn.Module, got {type(model).__name__}")
@@ -196,8 +196,8 @@ _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 
 def datamodule_for(name: str):
     """``digits``, ``mnist1d``, a UCR/UEA set aeon ships (``GunPoint`` ...), or a JSON data-module spec."""
-    from . import data  # noqa: PLC0415
-    from .zoo import make_datamodule  # noqa: PLC0415
+    from .. import data  # noqa: PLC0415
+    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
 
     if name.lstrip().startswith("{"):
         return make_datamodule(json.loads(name))
@@ -211,15 +211,15 @@ def datamodule_for(name: str):
 
 def _load_standard(source: str, arch: str | None, arch_kwargs: dict):
     """``(model, data-module spec or None)`` from a zoo entry name or a weight file."""
-    from . import zoo  # noqa: PLC0415
-    from .models import create_model  # noqa: PLC0415
+    from ..zoo import pretrained as zoo  # noqa: PLC0415
+    from ..zoo import create_model  # noqa: PLC0415
 
     path = Path(source)
     if not path.exists() and not source.endswith((".safetensors", ".pt", ".pth", ".ckpt")):
         model = create_model(source, pretrained=True)
         return model, model.pretrained_cfg["dataset"]["data_module"]
     if path.suffix == ".ckpt":
-        from .lightning import load_model  # noqa: PLC0415 - only Lightning checkpoints need Lightning
+        from .module import load_model  # noqa: PLC0415 - only Lightning checkpoints need Lightning
 
         return load_model(path), None
     if arch is None:
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
     args = p.parse_args(argv)
 
-    from .zoo import make_datamodule  # noqa: PLC0415
+    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
 
     model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
     if args.data is not None:

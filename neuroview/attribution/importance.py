@@ -2,7 +2,7 @@
 
 Each function takes a *source* — a trained NeuroView network (global importance from its
 weights), an explanation (importance measured on a batch), or a plain tensor — and returns
-tensors, so a notebook, a test and :mod:`neuroview.plots` all see the same numbers.
+tensors, so a notebook, a test and :mod:`neuroview.viz.plots` all see the same numbers.
 
 >>> import torch, neuroview as nv
 >>> from torch import nn
@@ -19,7 +19,7 @@ import inspect
 import torch
 from torch import Tensor
 
-from .explanation import CNNExplanation, Explanation, RNNExplanation
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 
 __all__ = [
     "unit_weights",

@@ -21,7 +21,7 @@ the sooner the order found what the decision rests on.
 
 >>> import torch, neuroview as nv
 >>> from torch import nn
->>> from neuroview.faithfulness import unit_ablation
+>>> from neuroview.attribution.faithfulness import unit_ablation
 >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3, input_shape=(1, 16)).eval()
 >>> x, y = torch.randn(32, 1, 16), torch.randint(0, 3, (32,))
 >>> res = unit_ablation(net, x, y, methods=["neuroview", "random"], seeds=[0, 1])
@@ -39,7 +39,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from .cnn import NeuroViewCNN
+from ..core.cnn import NeuroViewCNN
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_scores", "unit_deletion_curve", "unit_ablation",
@@ -450,7 +450,7 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
     >>> step_scores(net, torch.randn(5, 10, 2), torch.tensor([0, 1, 2, 0, 1]), "permutation").shape
     torch.Size([5, 10])
     """
-    from .rnn import NeuroViewRNN  # noqa: PLC0415
+    from ..core.rnn import NeuroViewRNN  # noqa: PLC0415
 
     y = _check_xy(x, y)
     if method not in STEP_METHODS:
@@ -547,7 +547,7 @@ def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor 
     Default methods: every one that can run (the NeuroView ones need a NeuroViewRNN,
     ``integrated_gradients`` needs captum); what was skipped, and why, is in ``.skipped``.
     """
-    from .rnn import NeuroViewRNN  # noqa: PLC0415
+    from ..core.rnn import NeuroViewRNN  # noqa: PLC0415
 
     explicit = methods is not None
     methods = _check_methods(methods, STEP_METHODS)

@@ -27,10 +27,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from . import __version__
-from .explanation import CNNExplanation, Explanation, RNNExplanation
-from .export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
-from .importance import class_means, is_cnn, is_rnn, layer_shares
+from .._version import __version__
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
+from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares
 
 __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
 
@@ -347,7 +347,7 @@ def _html(page: _Page, about: dict) -> str:
     parts += [f'<tr><td><a href="{e(name)}">{e(name)}</a></td><td>{e(desc)}</td></tr>' for name, desc in page.data]
     parts.append("</table>")
     parts.append(f"<p><small>Written by neuroview {e(__version__)}. Tables are CSV (one header row); "
-                 "<code>neuroview.export.read_csv</code> or pandas read them.</small></p></body></html>\n")
+                 "<code>neuroview.attribution.export.read_csv</code> or pandas read them.</small></p></body></html>\n")
     return "\n".join(parts)
 
 
@@ -358,7 +358,7 @@ DATA_HELP = ("digits | mnist1d | a UCR/UEA set aeon ships (GunPoint, ItalyPowerD
 
 def data_module(spec: str):
     """A :mod:`neuroview.data` module from a short name (see ``DATA_HELP``); offline sets need no ROOT."""
-    from . import data as D  # noqa: PLC0415 - Lightning is slow to import
+    from .. import data as D  # noqa: PLC0415 - Lightning is slow to import
 
     if spec == "digits":
         return D.DigitsDataModule()
@@ -410,10 +410,10 @@ def load_batch(dm, split: str, limit: int, seed: int = 0) -> tuple[Tensor, Tenso
 def load_model(args) -> tuple[nn.Module, dict, dict | None]:
     """The network the command line names, facts about it for the report, and the data module
     it was trained on (``{"class_path": ..., "init_args": ...}``) when its checkpoint says."""
-    from .models import create_model  # noqa: PLC0415
+    from ..zoo import create_model  # noqa: PLC0415
 
     if args.ckpt:
-        from .lightning import NeuroViewModule  # noqa: PLC0415 - Lightning only for Lightning checkpoints
+        from ..training.module import NeuroViewModule  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
         path = Path(args.ckpt)
         if not path.is_file():
@@ -425,7 +425,7 @@ def load_model(args) -> tuple[nn.Module, dict, dict | None]:
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r}")
     if args.weights:
-        from .lightning import load_weights  # noqa: PLC0415
+        from ..training.module import load_weights  # noqa: PLC0415
 
         model = create_model(args.model, **kwargs)
         _check_explainable(model, args.model)
@@ -462,7 +462,7 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) ->
     if spec:
         return data_module(spec), spec
     if trained_on:
-        from .zoo import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
+        from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
 
         # a zoo entry's dataset is {"name", "data_module": {class_path, init_args}}; a checkpoint's is the module spec
         module = trained_on.get("data_module", trained_on)

@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .models import create_model
+from ..zoo import create_model
 
 
 def load_digits_tensors(seed: int = 0, test_size: float = 0.2):

@@ -69,29 +69,29 @@ class Explanation:
             raise ValueError(f"target: classes must lie in [0, {self.num_classes}), got {target.tolist()}")
         return target
 
-    # Importance as data; the code lives in neuroview.export (imported late: it imports this module).
+    # Importance as data; the code lives in neuroview.attribution.export (imported late: it imports this module).
     def to_records(self, class_names=None) -> list[dict]:
-        """Long table of the contributions, one dict per number (see :func:`neuroview.export.explanation_records`)."""
-        from .export import explanation_records  # noqa: PLC0415
+        """Long table of the contributions, one dict per number (see :func:`neuroview.attribution.export.explanation_records`)."""
+        from ..attribution.export import explanation_records  # noqa: PLC0415
 
         return explanation_records(self, class_names)
 
     def to_frame(self, class_names=None):
         """:meth:`to_records` as a pandas DataFrame; raises ImportError without pandas."""
-        from .export import to_frame  # noqa: PLC0415
+        from ..attribution.export import to_frame  # noqa: PLC0415
 
         return to_frame(self.to_records(class_names))
 
     def save(self, path) -> None:
         """Write ``path`` (safetensors) and its ``.json`` sidecar, atomically; no pickle."""
-        from .export import save_explanation  # noqa: PLC0415
+        from ..attribution.export import save_explanation  # noqa: PLC0415
 
         save_explanation(self, path)
 
     @classmethod
     def load(cls, path, *, device="cpu") -> "Explanation":
         """Read what :meth:`save` wrote, as the kind of explanation that was saved."""
-        from .export import load_explanation  # noqa: PLC0415
+        from ..attribution.export import load_explanation  # noqa: PLC0415
 
         exp = load_explanation(path, device=device)
         if not isinstance(exp, cls):

@@ -38,11 +38,11 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from .cnn import NeuroViewCNN
-from .data import ArrayDataModule
-from ._io import atomic_write
-from .models import create_model
-from .models.registry import _MODELS
+from ..core.cnn import NeuroViewCNN
+from ..data import ArrayDataModule
+from .._io import atomic_write
+from ..zoo import create_model
+from ..zoo.registry import _MODELS
 
 __all__ = ["NeuroViewModule", "Checkpoint", "PredictionWriter", "NeuroViewCLI", "cli_main", "load_model", "OPTIMIZERS", "SCHEDULERS"]
 

@@ -1,6 +1,6 @@
 """Pictures of importance: each function takes a network or an explanation, returns a Figure.
 
-Nothing here computes importance (that is :mod:`neuroview.importance` and the explanations)
+Nothing here computes importance (that is :mod:`neuroview.attribution.importance` and the explanations)
 and nothing calls ``plt.show()``: figures are built without pyplot, so they never pile up in
 pyplot's global state; save them with ``fig.savefig(path)``, or let a notebook display them.
 Signed importance uses a diverging colormap centred at 0 (red adds to the logit, blue takes
@@ -28,8 +28,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .explanation import CNNExplanation, Explanation, RNNExplanation
-from .importance import (
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+from ..attribution.importance import (
     _check_sample,
     check_explanation,
     is_cnn,
@@ -60,7 +60,7 @@ def _mpl():
         from matplotlib import colors  # noqa: PLC0415
         from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError as e:
-        raise ImportError("neuroview.plots needs matplotlib: pip install 'neuroview[plots]'") from e
+        raise ImportError("neuroview.viz.plots needs matplotlib: pip install 'neuroview[plots]'") from e
     return matplotlib, colors, Figure
 
 
@@ -446,7 +446,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     ``source``: a NeuroViewRNN (global weights, aggregated by ``reduce``), an RNNExplanation
     (signed contributions: one ``sample``, the mean over each class's samples given labels
     ``y``, or the batch mean), or a ``[C, T]`` tensor. ``series``: ``[T]``/``[T, F]`` drawn under
-    every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.importance.class_means`).
+    every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.attribution.importance.class_means`).
 
     >>> import torch
     >>> fig = time_importance(torch.randn(2, 12), series=torch.randn(12), class_names=["no", "yes"])
@@ -556,7 +556,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
 # ------------------------------------------------------------------------- both
 def class_layer_summary(source, *, y: Tensor | None = None, class_names: Sequence | None = None):
     """How much of each class's decision each layer carries: a classes x layers table of shares
-    (each row sums to 100%); see :func:`neuroview.importance.layer_shares`.
+    (each row sums to 100%); see :func:`neuroview.attribution.importance.layer_shares`.
 
     >>> import torch
     >>> fig = class_layer_summary(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))

@@ -96,7 +96,7 @@ class NeuroViewCNN(nn.Module):
             for the duration of a forward pass).
         num_classes: number of classes, at least 2.
         layers: names of the modules whose calls are the sites. Default: every activation
-            module (see :data:`neuroview.quantize.ACTIVATIONS`). For an activation module the
+            module (see :data:`neuroview.core.quantize.ACTIVATIONS`). For an activation module the
             code comes from its input (the pre-activation); for any other module (e.g. a
             BatchNorm) from its output.
         quantizer: ``"hard"`` (the default: the region code itself, the method's vector
@@ -145,7 +145,7 @@ class NeuroViewCNN(nn.Module):
         self.stop_early = stop_early
         self.check_finite = True
         # Optional (codes [B, U], code maps) -> (codes, code maps), applied after every capture;
-        # neuroview.faithfulness.ablate_units sets it, for the duration of a `with`, so that a
+        # neuroview.attribution.faithfulness.ablate_units sets it, for the duration of a `with`, so that a
         # removed unit's own code is 0 whatever the quantizer and the site kind.
         self._codes_hook = None
         self._targets = self._find_targets(layers)

@@ -1,0 +1,4 @@
+"""Pictures and reports: matplotlib figures (``plots``) and the ``neuroview explain`` report
+(``report``). The top layer under ``cli``: may import any other subpackage; matplotlib is
+imported only when drawing.
+"""
