@@ -1,0 +1,309 @@
+"""The base of every data module: arrays in memory, split, standardized and batched.
+
+Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
+padding of variable-length sequences, the loaders), its per-sample dataset, the split helpers the
+subclasses share, and :class:`NpzDataModule` for arrays of your own. May import third-party
+libraries only; nothing from neuroview.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+
+class _ArrayDataset(Dataset):
+    """Samples of one split; standardizes (and augments) one sample at a time.
+
+    ``x`` stays in its stored dtype (uint8 for MNIST/CIFAR keeps 50,000 images at 150 MB).
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, lengths: Tensor | None, mean: Tensor, std: Tensor, augment=None):
+        self.x, self.y, self.lengths = x, y, lengths
+        shape = (-1,) + (1,) * (x.dim() - 2)
+        self.mean, self.std = mean.view(shape), std.view(shape)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        x = (self.x[i].float() - self.mean) / self.std
+        if self.augment is not None:
+            x = self.augment(x)
+        if self.lengths is None:
+            return x, self.y[i]
+        n = self.lengths[i]
+        x[..., n:] = 0.0  # padded steps stay exactly zero after standardization
+        return x, n, self.y[i]
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)``: about ``fraction`` of every class held out, at least one sample
+    of each class kept, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = min(int(round(fraction * len(idx))), len(idx) - 1)
+        held.append(idx[:n])
+        keep.append(idx[n:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def _encode_labels(y_train: np.ndarray) -> list[str]:
+    labels = [str(v) for v in np.unique(y_train)]
+    try:  # UCR labels are strings such as "1", "2", "10": order them as numbers
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+# -------------------------------------------------------------------------- base class
+class ArrayDataModule(pl.LightningDataModule):
+    """A data module over arrays held in memory; subclasses only say how to load them.
+
+    Args:
+        batch_size: samples per training batch (evaluation uses ``eval_batch_size``).
+        val_fraction: share of the training split held out for validation (stratified, by
+            ``seed``) when the dataset has no validation split of its own.
+        seed: seed of every split carved here; the same seed gives the same split everywhere.
+        normalize: standardize each channel with the mean and std of the training split.
+        num_workers: DataLoader workers. 0 is fastest for the small in-memory sets; use a few
+            for MNIST/CIFAR with augmentation.
+        eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
+
+    Subclasses implement :meth:`load`, returning ``{"train": (X, y), "test": (X, y)}`` and
+    optionally ``"val"``; ``X`` is an array ``[N, C, *spatial]`` or a list of ``[C, T_i]`` arrays
+    (variable length, padded here), ``y`` any labels (strings are fine).
+    """
+
+    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.1, seed: int = 0, normalize: bool = True,
+                 num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or 4 * batch_size
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.normalize = normalize
+        self.num_workers = num_workers
+        self._splits: dict[str, tuple[Tensor, Tensor, Tensor | None]] | None = None
+        self._classes: list[str] | None = None
+
+    # ---------------------------------------------------------------- to implement
+    def load(self) -> dict[str, tuple]:
+        raise NotImplementedError
+
+    def augmentation(self):
+        """A per-sample transform of training inputs (after standardization), or ``None``."""
+        return None
+
+    # ------------------------------------------------------------ what the model needs
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def class_names(self) -> list[str]:
+        self._prepare()
+        return list(self._classes)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self._prepared_splits()["train"][0].shape[1])
+
+    @property
+    def max_len(self) -> int | None:
+        """Longest sequence over all splits (the NeuroView-RNN classifier is tied to it); ``None`` for images."""
+        x = self._prepared_splits()["train"][0]
+        return int(x.shape[-1]) if x.dim() == 3 else None
+
+    @property
+    def variable_length(self) -> bool:
+        return self._prepared_splits()["train"][2] is not None
+
+    # -------------------------------------------------------------------- internals
+    def _prepared_splits(self):
+        self._prepare()
+        return self._splits
+
+    def _prepare(self) -> None:
+        if self._splits is not None:
+            return
+        raw = self.load()
+        for key in ("train", "test"):
+            if key not in raw:
+                raise ValueError(f"{type(self).__name__}.load: expected a {key!r} split, got {sorted(raw)}")
+        x_tr, y_tr = raw["train"]
+        y_tr = np.asarray(y_tr)
+        if "val" in raw:
+            parts = {"train": (x_tr, y_tr), "val": (raw["val"][0], np.asarray(raw["val"][1]))}
+        else:
+            keep, held = stratified_split(y_tr.astype(str), self.val_fraction, self.seed)
+            parts = {"train": (_take(x_tr, keep), y_tr[keep]), "val": (_take(x_tr, held), y_tr[held])}
+        parts["test"] = (raw["test"][0], np.asarray(raw["test"][1]))
+
+        classes = _encode_labels(parts["train"][1])
+        index = {c: i for i, c in enumerate(classes)}
+        variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
+        max_len = max(max(a.shape[-1] for a in x) for x, _ in parts.values()) if variable else None
+        splits = {}
+        for name, (x, y) in parts.items():
+            unknown = sorted({str(v) for v in y} - set(classes))
+            if unknown:
+                raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split lacks")
+            yt = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
+            if variable:
+                xt, lengths = _pad(x, max_len)
+            else:
+                xt, lengths = torch.as_tensor(np.ascontiguousarray(x)), None
+                if not (xt.dtype == torch.uint8 or xt.is_floating_point()):
+                    xt = xt.float()
+                if xt.dtype == torch.float64:
+                    xt = xt.float()
+            if xt.dim() < 3:
+                raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
+            splits[name] = (xt, yt, lengths)
+        self._classes, self._splits = classes, splits
+        self._mean, self._std = self._channel_stats()
+
+    def _channel_stats(self) -> tuple[Tensor, Tensor]:
+        x, _, lengths = self._splits["train"]
+        c = x.shape[1]
+        if not self.normalize:
+            return torch.zeros(c), torch.ones(c)
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long)
+        # chunked float64 sums: 50,000 CIFAR images in float64 at once would take 1.2 GB
+        total, sq, n = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0.0
+        for start in range(0, x.shape[0], 2048):
+            xc = x[start:start + 2048].double()
+            mask = (torch.arange(x.shape[-1])[None, :] < lengths[start:start + 2048, None]).double()
+            mask = mask.view(mask.shape[0], 1, *[1] * (x.dim() - 3), x.shape[-1]).expand_as(xc)
+            dims = [0] + list(range(2, x.dim()))
+            total += (xc * mask).sum(dims)
+            sq += (xc * xc * mask).sum(dims)
+            n += mask[:, 0].sum().item()
+        mean = total / n
+        var = (sq / n - mean * mean).clamp_min(0.0)
+        std = var.sqrt().clamp_min(1e-8)
+        return mean.float(), std.float()
+
+    def _dataset(self, split: str, train: bool = False) -> _ArrayDataset:
+        x, y, lengths = self._prepared_splits()[split]
+        return _ArrayDataset(x, y, lengths, self._mean, self._std, self.augmentation() if train else None)
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        return DataLoader(
+            self._dataset(split, train),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample.
+            drop_last=train and len(self._prepared_splits()[split][1]) > self.batch_size,
+        )
+
+    # ---------------------------------------------------------------- Lightning hooks
+    def setup(self, stage: str | None = None) -> None:
+        self._prepare()
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def split_sizes(self) -> dict[str, int]:
+        return {k: len(v[1]) for k, v in self._prepared_splits().items()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, val_fraction={self.val_fraction}, seed={self.seed})"
+
+
+def _take(x, idx: np.ndarray):
+    return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]
+
+
+def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor]:
+    c = arrays[0].shape[0]
+    out = torch.zeros(len(arrays), c, max_len)
+    lengths = torch.empty(len(arrays), dtype=torch.long)
+    for i, a in enumerate(arrays):
+        if a.ndim != 2 or a.shape[0] != c:
+            raise ValueError(f"X: expected every sequence of shape [{c}, T], got {a.shape} at index {i}")
+        out[i, :, : a.shape[1]] = torch.as_tensor(np.asarray(a, dtype=np.float32))
+        lengths[i] = a.shape[1]
+    return out, lengths
+
+
+# ---------------------------------------------------------------------- your own arrays
+class NpzDataModule(ArrayDataModule):
+    """Your own arrays: an ``.npz`` with ``X`` ``[N, C, *spatial]`` and ``y`` ``[N]``.
+
+    Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
+    (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
+    axis. Without a test split, ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of
+    the rest, stratified, by ``seed``. ``X`` of shape ``[N, T]`` is read as one channel.
+    """
+
+    def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int = 64, val_fraction: float = 0.1,
+                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+        if not 0.0 < test_fraction < 1.0:
+            raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+        self.path = Path(path)
+        self.test_fraction = test_fraction
+
+    def load(self) -> dict[str, tuple]:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"path: expected an .npz file with arrays X and y, got {str(self.path)!r} (no such file)")
+        # allow_pickle=False: an .npz of plain arrays never needs it, and it would run code
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except Exception as e:  # BadZipFile, a pickled object array, a truncated member, a .npy rather than an .npz
+            raise ValueError(f"path: expected an .npz file of plain arrays X and y, got {str(self.path)!r}, which is not one "
+                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        if "X" not in arrays or "y" not in arrays:
+            raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
+
+        def split(suffix: str):
+            x, y = arrays["X" + suffix], arrays["y" + suffix]
+            if len(x) != len(y):
+                raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
+            if x.ndim == 2:
+                x = x[:, None]
+            if "lengths" + suffix in arrays:
+                x = [s[:, :n] for s, n in zip(x, arrays["lengths" + suffix].astype(int))]
+            return x, y
+
+        out = {"train": split("")}
+        if "X_test" in arrays:
+            out["test"] = split("_test")
+        else:
+            x, y = out["train"]
+            keep, test = stratified_split(np.asarray(y).astype(str), self.test_fraction, self.seed + 1)
+            out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
+        if "X_val" in arrays:
+            out["val"] = split("_val")
+        return out

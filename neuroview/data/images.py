@@ -1,0 +1,243 @@
+"""The image sets read from their published files: MNIST (IDX) and CIFAR-10 (python pickles).
+
+Holds the readers of both formats (:func:`read_idx`; :func:`load_cifar_batch` with an unpickler
+that rebuilds numpy arrays and nothing else), the downloader behind ``download=True``, CIFAR's
+crop-and-flip augmentation, :class:`MNISTDataModule` and :class:`CIFAR10DataModule`. May import
+the rest of ``neuroview.data`` and third-party libraries; nothing else from neuroview.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .arrays import ArrayDataModule
+
+
+def _download(url: str, dest: Path) -> None:
+    """Fetch ``url`` to ``dest``, streamed to a file aside and renamed into place when complete.
+
+    Not :func:`neuroview._io.atomic_write`: that takes the whole content in memory, and CIFAR's
+    archive is 170 MB; here it goes to disk a megabyte at a time.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - fixed https URLs
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------------------ MNIST
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not.
+
+    >>> import tempfile, os, struct
+    >>> p = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> _ = open(p, "wb").write(struct.pack(">HBBI", 0, 8, 1, 3) + bytes([7, 0, 9]))
+    >>> read_idx(p)
+    array([7, 0, 9], dtype=uint8)
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4:
+        raise ValueError(f"path: {path} is not an IDX file (only {len(data)} bytes)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if zero != 0 or dtype_code not in dtypes:
+        raise ValueError(f"path: {path} is not an IDX file (header {data[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"path: {path} holds {arr.size} values, its header says shape {shape}")
+    return arr.reshape(shape).astype(dtypes[dtype_code].replace(">", "="))
+
+
+class MNISTDataModule(ArrayDataModule):
+    """MNIST from its published IDX files in ``root`` (``*-idx3-ubyte`` or ``*-idx3-ubyte.gz``).
+
+    Looks in ``root`` and in ``root/MNIST/raw`` (torchvision's layout, so an existing download
+    is reused). ``download=True`` fetches the four files into ``root`` when they are missing;
+    nothing is ever fetched otherwise.
+    """
+
+    FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+    def __init__(self, root: str = "data", *, download: bool = False, batch_size: int = 128, val_fraction: float = 1 / 12,
+                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+        self.root = Path(root)
+        self.download = download
+
+    def _find(self, stem: str) -> Path | None:
+        for d in (self.root, self.root / "MNIST" / "raw"):
+            for name in (stem, stem + ".gz"):
+                if (d / name).is_file():
+                    return d / name
+        return None
+
+    def prepare_data(self) -> None:
+        missing = [s for pair in self.FILES.values() for s in pair if self._find(s) is None]
+        if missing and self.download:
+            for stem in missing:
+                _download(self.MIRROR + stem + ".gz", self.root / (stem + ".gz"))
+
+    def load(self) -> dict[str, tuple]:
+        out = {}
+        for split, (images, labels) in self.FILES.items():
+            paths = [self._find(images), self._find(labels)]
+            if None in paths:
+                raise FileNotFoundError(
+                    f"root: expected MNIST's {images}[.gz] and {labels}[.gz] in {str(self.root)!r} or its MNIST/raw, "
+                    "found neither; pass download=True (--data.download true) to fetch them"
+                )
+            x, y = read_idx(paths[0]), read_idx(paths[1])
+            if x.ndim != 3 or len(x) != len(y):
+                raise ValueError(f"root: {paths[0].name} has shape {x.shape} for {len(y)} labels; expected [N, H, W]")
+            out[split] = (x[:, None], y)
+        return out
+
+    @property
+    def in_channels(self) -> int:
+        return 1
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+    @property
+    def max_len(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays, and nothing that can run code.
+
+    CIFAR's batches are pickles: a plain ``pickle.load`` of a file from the internet can execute
+    anything. Only the handful of numpy globals that rebuild an array are allowed.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: CIFAR batches hold only numpy arrays and lists")
+
+
+def load_cifar_batch(path: str | os.PathLike) -> dict:
+    """One ``cifar-10-batches-py`` batch as ``{"data": uint8 [N, 3, 32, 32], "labels": int64 [N]}``, unpickled safely."""
+    with open(path, "rb") as f:
+        d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+    if not isinstance(d, dict):
+        raise ValueError(f"path: {path} is not a CIFAR batch (a {type(d).__name__}, expected a dict)")
+    d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    if "data" not in d or "labels" not in d:
+        raise ValueError(f"path: {path} is not a CIFAR-10 batch (keys {sorted(d)}, expected 'data' and 'labels')")
+    data = np.asarray(d["data"], dtype=np.uint8)
+    return {"data": data.reshape(len(data), 3, 32, 32), "labels": np.asarray(d["labels"], dtype=np.int64)}
+
+
+def _flip_crop(pad: int = 4):
+    """CIFAR's standard augmentation (random crop of a zero-padded image, horizontal flip) on tensors."""
+
+    def augment(x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        x = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        i, j = torch.randint(0, 2 * pad + 1, (2,)).tolist()
+        x = x[:, i:i + h, j:j + w]
+        return x.flip(-1) if torch.rand(()) < 0.5 else x
+
+    return augment
+
+
+class CIFAR10DataModule(ArrayDataModule):
+    """CIFAR-10 from ``root/cifar-10-batches-py`` (the python pickle batches), unpickled safely.
+
+    ``download=True`` fetches and unpacks the official archive into ``root`` when it is missing;
+    nothing is ever fetched otherwise. Training batches get random crops and flips
+    (``augment=False`` turns them off).
+    """
+
+    URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+    def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, batch_size: int = 128,
+                 val_fraction: float = 0.1, seed: int = 0, normalize: bool = True, num_workers: int = 4,
+                 eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+        self.root = Path(root)
+        self.download = download
+        self.augment = augment
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "cifar-10-batches-py"
+
+    def prepare_data(self) -> None:
+        if not (self.folder / "test_batch").is_file() and self.download:
+            archive = self.root / "cifar-10-python.tar.gz"
+            if not archive.is_file():
+                _download(self.URL, archive)
+            with tarfile.open(archive) as tar:
+                tar.extractall(self.root, filter="data")
+
+    def load(self) -> dict[str, tuple]:
+        names = [f"data_batch_{i}" for i in range(1, 6)]
+        missing = [n for n in names + ["test_batch"] if not (self.folder / n).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"root: expected CIFAR-10's python batches in {str(self.folder)!r}, missing {missing}; "
+                "pass download=True (--data.download true) to fetch them"
+            )
+        train = [load_cifar_batch(self.folder / n) for n in names]
+        test = load_cifar_batch(self.folder / "test_batch")
+        x = np.concatenate([b["data"] for b in train])
+        y = np.concatenate([b["labels"] for b in train])
+        return {"train": (x, y), "test": (test["data"], test["labels"])}
+
+    def augmentation(self):
+        return _flip_crop() if self.augment else None
+
+    @property
+    def class_names(self) -> list[str]:
+        # labels are indices 0..9 in the files; the names come from the published meta file
+        return list(self.CLASSES)
+
+    @property
+    def in_channels(self) -> int:
+        return 3
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+    @property
+    def max_len(self) -> None:
+        return None

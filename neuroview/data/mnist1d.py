@@ -1,0 +1,62 @@
+"""MNIST-1D as a data module: generated locally by the ``mnist1d`` package and cached.
+
+Holds :class:`MNIST1DDataModule`. May import the rest of ``neuroview.data`` and third-party
+libraries; nothing else from neuroview.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .arrays import ArrayDataModule
+from .cache import cache_dir, save_npz
+
+
+class MNIST1DDataModule(ArrayDataModule):
+    """MNIST-1D (Greydanus 2020): 4,000 + 1,000 sequences of length 40, 10 classes, ``[B, 1, 40]``.
+
+    Generated locally by the ``mnist1d`` package (never fetched) with its default arguments, and
+    cached as ``mnist1d_default_v1.npz`` under :func:`cache_dir` (``cache=False`` regenerates, ~3 s).
+    """
+
+    def __init__(self, *, cache: bool = True, batch_size: int = 128, val_fraction: float = 0.1, seed: int = 0,
+                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+        self.cache = cache
+
+    def prepare_data(self) -> None:
+        if self.cache:
+            self._generate()
+
+    def _generate(self) -> dict[str, np.ndarray]:
+        path = cache_dir() / "mnist1d_default_v1.npz"
+        if self.cache and path.is_file():
+            with np.load(path) as f:
+                return {k: f[k] for k in f.files}
+        try:
+            from mnist1d.data import get_dataset_args, make_dataset  # noqa: PLC0415
+        except ImportError as e:
+            raise ImportError("MNIST1DDataModule: needs the mnist1d package (pip install 'neuroview[data]')") from e
+        d = make_dataset(get_dataset_args())
+        arrays = {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
+        if self.cache:
+            save_npz(path, **arrays)
+        return arrays
+
+    def load(self) -> dict[str, tuple]:
+        d = self._generate()
+        return {"train": (d["x"].astype(np.float32)[:, None], d["y"]),
+                "test": (d["x_test"].astype(np.float32)[:, None], d["y_test"])}
+
+    @property
+    def in_channels(self) -> int:
+        return 1
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+    @property
+    def max_len(self) -> int:
+        return 40

@@ -1,0 +1,52 @@
+"""The UCR/UEA time-series classification sets that aeon ships, as a data module.
+
+Holds :data:`UCR_DATASETS` and :class:`UCRDataModule`. May import the rest of ``neuroview.data``
+and third-party libraries; nothing else from neuroview.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .arrays import ArrayDataModule
+
+#: The UCR/UEA classification sets that aeon ships inside its wheel (no download).
+UCR_DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead", "OSULeaf",
+                "ACSF1", "PickupGestureWiimoteZ", "UnitTest")
+
+
+class UCRDataModule(ArrayDataModule):
+    """A UCR/UEA classification set shipped inside aeon, by name: ``UCRDataModule("GunPoint")``.
+
+    Sequences come as ``[B, C, T]``; variable-length sets (JapaneseVowels,
+    PickupGestureWiimoteZ) are zero-padded to the longest sequence of any split and batched
+    as ``(x, lengths, y)``. String labels are encoded in numeric order when they are numbers.
+
+    >>> dm = UCRDataModule("JapaneseVowels")
+    >>> dm.num_classes, dm.in_channels, dm.max_len, dm.variable_length
+    (9, 12, 29, True)
+    """
+
+    def __init__(self, name: str = "GunPoint", *, batch_size: int = 16, val_fraction: float = 0.2, seed: int = 0,
+                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+        if name not in UCR_DATASETS:
+            import difflib  # noqa: PLC0415
+
+            close = difflib.get_close_matches(str(name), UCR_DATASETS, n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(f"name: expected one of the sets aeon ships {UCR_DATASETS}, got {name!r}{hint}")
+        self.name = name
+
+    def load(self) -> dict[str, tuple]:
+        try:
+            from aeon.datasets import load_classification  # noqa: PLC0415
+        except ImportError as e:
+            raise ImportError("UCRDataModule: needs the aeon package (pip install 'neuroview[data]')") from e
+        out = {}
+        for split in ("train", "test"):
+            x, y = load_classification(self.name, split=split)
+            out[split] = (x if isinstance(x, list) else np.asarray(x, dtype=np.float32), y)
+        return out
+
