@@ -9,7 +9,7 @@ libraries only; nothing from neuroview.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -42,6 +42,12 @@ class _ArrayDataset(Dataset):
         n = self.lengths[i]
         x[..., n:] = 0.0  # padded steps stay exactly zero after standardization
         return x, n, self.y[i]
+
+
+def check_fraction(name: str, value: float) -> None:
+    """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1)."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}")
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,13 +90,17 @@ class ArrayDataModule(pl.LightningDataModule):
     (variable length, padded here), ``y`` any labels (strings are fine).
     """
 
+    #: ``(num_classes, in_channels, max_len)`` of a set whose shape is fixed, else ``None``: then
+    #: they are known without loading anything, so the command line can link them into the model
+    #: before a download or a generation.
+    FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
+
     def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.1, seed: int = 0, normalize: bool = True,
                  num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+        check_fraction("val_fraction", val_fraction)
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         self.batch_size = batch_size
@@ -113,7 +123,7 @@ class ArrayDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------ what the model needs
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return self.FIXED_SHAPE[0] if self.FIXED_SHAPE else len(self.class_names)
 
     @property
     def class_names(self) -> list[str]:
@@ -122,11 +132,15 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @property
     def in_channels(self) -> int:
+        if self.FIXED_SHAPE:
+            return self.FIXED_SHAPE[1]
         return int(self._prepared_splits()["train"][0].shape[1])
 
     @property
     def max_len(self) -> int | None:
         """Longest sequence over all splits (the NeuroView-RNN classifier is tied to it); ``None`` for images."""
+        if self.FIXED_SHAPE:
+            return self.FIXED_SHAPE[2]
         x = self._prepared_splits()["train"][0]
         return int(x.shape[-1]) if x.dim() == 3 else None
 
@@ -269,8 +283,7 @@ class NpzDataModule(ArrayDataModule):
                  seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+        check_fraction("test_fraction", test_fraction)
         self.path = Path(path)
         self.test_fraction = test_fraction
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import ArrayDataModule, stratified_split
+from .arrays import ArrayDataModule, check_fraction, stratified_split
 
 
 class DigitsDataModule(ArrayDataModule):
@@ -18,12 +18,13 @@ class DigitsDataModule(ArrayDataModule):
     ``val_fraction`` of the rest.
     """
 
+    FIXED_SHAPE = (10, 1, None)
+
     def __init__(self, *, test_fraction: float = 0.2, batch_size: int = 64, val_fraction: float = 0.1, seed: int = 0,
                  normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+        check_fraction("test_fraction", test_fraction)
         self.test_fraction = test_fraction
 
     def load(self) -> dict[str, tuple]:
@@ -34,15 +35,3 @@ class DigitsDataModule(ArrayDataModule):
         # a seed of its own so that changing the validation seed never moves test samples
         keep, test = stratified_split(d.target, self.test_fraction, 12345)
         return {"train": (x[keep], d.target[keep]), "test": (x[test], d.target[test])}
-
-    @property
-    def in_channels(self) -> int:
-        return 1
-
-    @property
-    def num_classes(self) -> int:
-        return 10
-
-    @property
-    def max_len(self) -> None:
-        return None

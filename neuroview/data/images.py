@@ -80,6 +80,7 @@ class MNISTDataModule(ArrayDataModule):
     FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
     MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    FIXED_SHAPE = (10, 1, None)
 
     def __init__(self, root: str = "data", *, download: bool = False, batch_size: int = 128, val_fraction: float = 1 / 12,
                  seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
@@ -115,18 +116,6 @@ class MNISTDataModule(ArrayDataModule):
                 raise ValueError(f"root: {paths[0].name} has shape {x.shape} for {len(y)} labels; expected [N, H, W]")
             out[split] = (x[:, None], y)
         return out
-
-    @property
-    def in_channels(self) -> int:
-        return 1
-
-    @property
-    def num_classes(self) -> int:
-        return 10
-
-    @property
-    def max_len(self) -> None:
-        return None
 
 
 # --------------------------------------------------------------------------- CIFAR-10
@@ -186,6 +175,7 @@ class CIFAR10DataModule(ArrayDataModule):
 
     URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    FIXED_SHAPE = (10, 3, None)
 
     def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, batch_size: int = 128,
                  val_fraction: float = 0.1, seed: int = 0, normalize: bool = True, num_workers: int = 4,
@@ -229,15 +219,3 @@ class CIFAR10DataModule(ArrayDataModule):
     def class_names(self) -> list[str]:
         # labels are indices 0..9 in the files; the names come from the published meta file
         return list(self.CLASSES)
-
-    @property
-    def in_channels(self) -> int:
-        return 3
-
-    @property
-    def num_classes(self) -> int:
-        return 10
-
-    @property
-    def max_len(self) -> None:
-        return None

@@ -19,6 +19,8 @@ class MNIST1DDataModule(ArrayDataModule):
     cached as ``mnist1d_default_v1.npz`` under :func:`cache_dir` (``cache=False`` regenerates, ~3 s).
     """
 
+    FIXED_SHAPE = (10, 1, 40)
+
     def __init__(self, *, cache: bool = True, batch_size: int = 128, val_fraction: float = 0.1, seed: int = 0,
                  normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
@@ -49,14 +51,3 @@ class MNIST1DDataModule(ArrayDataModule):
         return {"train": (d["x"].astype(np.float32)[:, None], d["y"]),
                 "test": (d["x_test"].astype(np.float32)[:, None], d["y_test"])}
 
-    @property
-    def in_channels(self) -> int:
-        return 1
-
-    @property
-    def num_classes(self) -> int:
-        return 10
-
-    @property
-    def max_len(self) -> int:
-        return 40
