@@ -1,15 +1,18 @@
 """Where generated data sets are cached, and how a cached set is written.
 
-Holds :func:`cache_dir` and :func:`save_npz`. May import numpy; nothing from neuroview.
+Holds :func:`cache_dir` and :func:`save_npz`. May import ``neuroview._io`` (the one
+temp-and-rename writer) and numpy; nothing else from neuroview.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .._io import atomic_write
 
 
 def cache_dir() -> Path:
@@ -20,14 +23,11 @@ def cache_dir() -> Path:
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    # Several DDP ranks or parallel runs may generate at once: write aside, then rename, so no
-    # reader ever sees half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Save ``arrays`` as an ``.npz`` at ``path`` atomically.
+
+    Several DDP ranks or parallel runs may generate at once: the archive is built in memory and
+    handed to :func:`neuroview._io.atomic_write`, so no reader ever sees half a file.
+    """
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())
