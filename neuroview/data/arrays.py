@@ -53,6 +53,7 @@ def check_fraction(name: str, value: float) -> None:
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(keep, held_out)``: about ``fraction`` of every class held out, at least one sample
     of each class kept, the same for the same seed."""
+    # not sklearn's train_test_split(stratify=y): it picks other indices, and the zoo's accuracies were measured on these
     rng = np.random.default_rng(seed)
     keep, held = [], []
     for c in np.unique(y):
