@@ -1,5 +1,6 @@
 """neuroview: interpretable-by-construction NeuroView CNNs and RNNs for PyTorch."""
 
+from .core.activations import register_activation
 from .core.cnn import NeuroViewCNN, Site
 from .core.explanation import CNNExplanation, Explanation, RNNExplanation
 from .zoo import create_model, list_models, register_model
@@ -9,4 +10,4 @@ from .core.wrap import wrap
 
 from ._version import __version__
 
-__all__ = ["NeuroViewCNN", "Site", "Explanation", "CNNExplanation", "RNNExplanation", "wrap", "create_model", "list_models", "register_model", "NeuroViewRNN", "RNNClassifier", "retrofit", "RetrofitResult"]
+__all__ = ["register_activation", "NeuroViewCNN", "Site", "Explanation", "CNNExplanation", "RNNExplanation", "wrap", "create_model", "list_models", "register_model", "NeuroViewRNN", "RNNClassifier", "retrofit", "RetrofitResult"]

@@ -21,6 +21,8 @@ def _hooks(module: nn.Module) -> int:
 
 def _warm_up(net: nv.NeuroViewCNN, x: torch.Tensor, steps: int = 3) -> None:
     """A few SGD steps in train mode so the running statistics and weights are not trivial."""
+    if net.sites is None:
+        net.discover(x)  # sites and classifier come from the first batch: before the optimizer is built
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     net.train()
     for _ in range(steps):
@@ -54,7 +56,8 @@ def _set_head(net: nv.NeuroViewCNN, w: list, b: list) -> None:
     ],
 )
 def test_closed_form_mlp(quantizer, codes):
-    net = nv.NeuroViewCNN(_identity_mlp(nn.ReLU()), 3, quantizer=quantizer, tau=0.5, normalize=False).eval()
+    net = nv.NeuroViewCNN(_identity_mlp(nn.ReLU()), 3, quantizer=quantizer, tau=0.5, normalize=False,
+                          example_input=torch.zeros(1, 2)).eval()
     w = [[1.0, 2.0], [-1.0, 0.5], [0.0, 3.0]]
     _set_head(net, w, [0.1, 0.2, 0.3])
     exp = net.explain(torch.tensor([[1.0, -2.0]]))
@@ -141,9 +144,9 @@ def test_explanation_is_exact_on_random_networks(arch, quantizer):
 
 
 def test_sites_one_per_call_in_execution_order():
-    net = nv.NeuroViewCNN(SharedAct(), 2)
+    net = nv.NeuroViewCNN(SharedAct(), 2, example_input=torch.randn(2, 3, 9, 9))
     assert [(s.name, s.channels) for s in net.sites] == [("act", 4), ("act:1", 5), ("act:2", 6)]
-    rn = nv.NeuroViewCNN(ResNet(depths=(1, 1), widths=(4, 8)), 2)
+    rn = nv.NeuroViewCNN(ResNet(depths=(1, 1), widths=(4, 8)), 2, example_input=torch.randn(2, 3, 8, 8))
     assert [s.name for s in rn.sites] == [
         "relu", "layers.0.0.relu", "layers.0.0.relu:1", "layers.1.0.relu", "layers.1.0.relu:1"]
 
@@ -163,7 +166,7 @@ def test_spatial_maps_sum_to_unit_contributions():
 def test_explicit_layers_use_module_outputs():
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.ReLU())
-    net = nv.NeuroViewCNN(backbone, 2, layers=["1"], quantizer="hard", normalize=False)
+    net = nv.NeuroViewCNN(backbone, 2, layers=["1"], quantizer="hard", normalize=False, input_shape=(1, 6, 6))
     assert [(s.name, s.channels) for s in net.sites] == [("1", 3)]
     x = torch.randn(2, 1, 6, 6)
     backbone.eval()
@@ -176,7 +179,8 @@ def test_backbone_head_does_not_take_part():
             raise AssertionError("the backbone's head ran")
 
     backbone = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), Head())
-    with pytest.raises(ValueError, match="the backbone's head ran"):  # the dry run runs the whole backbone
+    with pytest.raises(ValueError, match="x: the backbone's forward pass on this batch failed.*the backbone's head ran"):
+        # finding the sites runs the whole backbone once
         nv.NeuroViewCNN(backbone, 2, input_shape=(1, 5, 5))
     backbone[3] = nn.Identity()
     net = nv.NeuroViewCNN(backbone, 2, input_shape=(1, 5, 5))
@@ -262,7 +266,7 @@ def test_explain_restores_training_mode():
 
 # ------------------------------------------------------------------ clear errors
 def _small():
-    return nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), 5)
+    return nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), 5, example_input=torch.randn(2, 3, 8, 8))
 
 
 @pytest.mark.parametrize(
@@ -319,6 +323,7 @@ def test_functional_activations_give_a_helpful_error():
     with pytest.raises(ValueError, match=r"found no activation module.*F\.relu.*layers="):
         nv.NeuroViewCNN(Functional(), 2)
     net = nv.NeuroViewCNN(Functional(), 2, layers=["conv"])  # the suggested fix works
+    net(torch.randn(2, 1, 5, 5))
     assert net.num_units == 2
 
 
@@ -331,12 +336,18 @@ def test_input_shape_errors():
         def forward(self, x):
             return self.act(x)
 
-    with pytest.raises(ValueError, match=r"input_shape: could not infer it"):
-        nv.NeuroViewCNN(NoConv(), 2)
+    lazy = nv.NeuroViewCNN(NoConv(), 2)  # no shape is guessed: the sites come from the first batch
+    assert lazy.sites is None
+    with pytest.raises(RuntimeError, match=r"sites: not found yet.*example_input"):
+        lazy.units
+    lazy(torch.randn(2, 3))
+    assert lazy.num_units == 3 and lazy.input_shape == (3,)
     assert nv.NeuroViewCNN(NoConv(), 2, input_shape=(3, 4)).num_units == 3
     flat = nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ReLU())
-    with pytest.raises(ValueError, match=r"input_shape: the dry run"):
+    with pytest.raises(ValueError, match=r"x: the backbone's forward pass on this batch failed"):
         nv.NeuroViewCNN(flat, 2, input_shape=(1, 3, 3))
+    with pytest.raises(ValueError, match=r"x: the backbone's forward pass on this batch failed"):
+        nv.NeuroViewCNN(flat, 2)(torch.randn(2, 1, 3, 3))
 
 
 @pytest.mark.parametrize("points", [(0.0,), (0.0, 6.0), (-3.0, 3.0), (1.0,)])
@@ -348,8 +359,8 @@ def test_code_gradients_match_the_soft_closed_form(points, tau):
     z = (torch.randn(3, 4, 5, 6, dtype=torch.float64) * 4).requires_grad_()
     z.data[0, 0, 0, :3] = torch.tensor([0.0, points[0], -1e-30])  # exact breakpoints count as "off"
     ref = sum(torch.sigmoid((z - t) / tau) for t in points).flatten(2).mean(-1)
-    soft = _MeanCode.apply(z, points, tau, False)
-    hard = _MeanCode.apply(z, points, tau, True)
+    soft = _MeanCode.apply(z.flatten(2), 2, points, tau, False)
+    hard = _MeanCode.apply(z.flatten(2), 2, points, tau, True)
     torch.testing.assert_close(soft, ref)
     torch.testing.assert_close(hard, sum((z > t).double() for t in points).flatten(2).mean(-1))
     g = torch.randn_like(ref)

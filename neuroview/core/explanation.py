@@ -1,24 +1,47 @@
 """The result of ``net.explain(x)``: tensors whose sums reproduce the logits exactly.
 
 Both NeuroView families decide with one linear map, ``logits = W f(x) + b``, so every logit
-splits into per-feature contributions ``W[c, i] * f_i(x)``. :class:`Explanation` holds that
-split; :class:`CNNExplanation` adds the unit bookkeeping and spatial maps of NeuroView-CNN,
-:class:`RNNExplanation` the time axis of NeuroView-RNN.
+splits into per-feature contributions ``W[c, i] * f_i(x)``. An explanation keeps what the
+decision needs, the features ``codes [B, ...]``, the effective weights ``weight [C, ...]`` and
+the bias, and forms contributions for the classes asked (:meth:`Explanation.for_class`,
+``[B, ...]``); the dense ``[B, C, ...]`` tensor is built only when ``contributions`` is read
+(a ResNet-50 at 1,000 classes and batch 128 would need 11.6 GB for it).
+:class:`CNNExplanation` adds the unit bookkeeping and spatial maps of NeuroView-CNN,
+:class:`RNNExplanation` the time axis of NeuroView-RNN. Saving and loading (safetensors plus a
+JSON sidecar, no pickle) live in :mod:`neuroview.core.saving`.
+
+Imports only torch and :mod:`neuroview.core.saving`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from . import saving
+
 
 @dataclass
-class Explanation:
+class _Fields:
+    logits: Tensor  # [B, C]
+    bias: Tensor  # [C]
+    contributions: Tensor | None = None  # [B, C, ...]; None: formed from codes and weight when read
+    codes: Tensor | None = None  # [B, ...]: the features the global classifier reads
+    weight: Tensor | None = field(default=None, repr=False)  # [C, ...]: the effective classifier weight
+    target: Tensor | None = None  # [B]: the classes explain() was asked for (None: the predicted ones)
+
+    def __post_init__(self) -> None:
+        if self.__dict__.get("_contributions") is None and (self.codes is None or self.weight is None):
+            raise ValueError("contributions: pass them, or both codes and weight to form them from")
+
+
+class Explanation(_Fields):
     """Exact decomposition of a batch of logits.
 
-    ``contributions`` has shape ``[B, C, ...]`` and satisfies
+    ``for_class(c)`` has shape ``[B, ...]`` and ``contributions`` ``[B, C, ...]``; both satisfy
     ``contributions.flatten(2).sum(-1) + bias == logits`` to float tolerance.
 
     >>> exp = Explanation(torch.tensor([[1.0, 2.0]]), torch.tensor([0.5, -0.5]),
@@ -27,10 +50,22 @@ class Explanation:
     0.0
     """
 
-    logits: Tensor  # [B, C]
-    bias: Tensor  # [C]
-    contributions: Tensor  # [B, C, ...]
-    codes: Tensor  # [B, ...]: the features the global classifier reads
+    _KINDS: dict[str, type["Explanation"]] = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        Explanation._KINDS[cls.__name__] = cls
+
+    @property
+    def contributions(self) -> Tensor:
+        """``[B, C, ...]``, dense: formed (and kept) on first read. Prefer :meth:`for_class`."""
+        if self._contributions is None:
+            self._contributions = self.codes[:, None] * self.weight[None]
+        return self._contributions
+
+    @contributions.setter
+    def contributions(self, value: Tensor | None) -> None:
+        self._contributions = value
 
     @property
     def num_classes(self) -> int:
@@ -41,24 +76,32 @@ class Explanation:
         """``[B]`` predicted class of each sample."""
         return self.logits.argmax(1)
 
-    def residual(self) -> Tensor:
-        """``[B, C]`` logits minus (bias + summed contributions): zero up to rounding."""
-        return self.logits - (self.contributions.flatten(2).sum(-1) + self.bias)
+    def residual(self, target: Tensor | int | None = None) -> Tensor:
+        """Logits minus (bias + summed contributions): zero up to rounding. ``[B, C]`` from the
+        dense contributions when ``target`` is None and they were passed in or built, else
+        ``[B]`` for the classes of ``target`` (see :meth:`targets`)."""
+        if target is None and self._contributions is not None:
+            return self.logits - (self._contributions.flatten(2).sum(-1) + self.bias)
+        t = self.targets(target)
+        rows = torch.arange(len(t), device=t.device)
+        return self.logits[rows, t] - (self.for_class(t).flatten(1).sum(-1) + self.bias[t])
 
     def for_class(self, target: Tensor | int | None = None) -> Tensor:
-        """Contributions to one class per sample, ``[B, ...]``.
+        """Contributions to one class per sample, ``[B, ...]``, without the dense tensor.
 
         ``target`` is an int (same class for all samples), a ``[B]`` tensor of classes, or
-        ``None`` for each sample's predicted class.
+        ``None`` for the classes explain() was asked for (by default each sample's prediction).
         """
-        target = self.targets(target)
-        return self.contributions[torch.arange(len(target), device=target.device), target]
+        t = self.targets(target)
+        if self._contributions is not None:
+            return self._contributions[torch.arange(len(t), device=t.device), t]
+        return self.codes * self.weight[t]
 
     def targets(self, target: Tensor | int | None = None) -> Tensor:
-        """``[B]`` class per sample from an int, a ``[B]`` tensor, or ``None`` (the predicted class)."""
+        """``[B]`` class per sample from an int, a ``[B]`` tensor, or ``None`` (the asked or predicted class)."""
         b = self.logits.shape[0]
         if target is None:
-            return self.predicted
+            return self.target if self.target is not None else self.predicted
         if isinstance(target, int):
             _check_class(target, self.num_classes)
             return torch.full((b,), target, dtype=torch.long, device=self.logits.device)
@@ -69,34 +112,50 @@ class Explanation:
             raise ValueError(f"target: classes must lie in [0, {self.num_classes}), got {target.tolist()}")
         return target
 
-    # Importance as data; the code lives in neuroview.attribution.export (imported late: it imports this module).
-    def to_records(self, class_names=None) -> list[dict]:
-        """Long table of the contributions, one dict per number (see :func:`neuroview.attribution.export.explanation_records`)."""
-        from ..attribution.export import explanation_records  # noqa: PLC0415
+    # ------------------------------------------------------------------ as data
+    def to_records(self, class_names: Sequence | None = None) -> list[dict]:
+        """Long ("tidy") table of the contributions, one dict per number (all classes):
+        ``sample, class, feature, contribution`` here; units or steps in the subclasses."""
+        flat = self.contributions.detach().cpu().float().flatten(2).tolist()
+        names = self._names(class_names)
+        return [
+            {"sample": i, "class": names[k], "feature": f, "contribution": v}
+            for i, row in enumerate(flat) for k, vals in enumerate(row) for f, v in enumerate(vals)
+        ]
 
-        return explanation_records(self, class_names)
+    def _names(self, class_names: Sequence | None) -> list:
+        return class_labels(self.num_classes, class_names) if class_names is not None else list(range(self.num_classes))
 
-    def to_frame(self, class_names=None):
+    def to_frame(self, class_names: Sequence | None = None):
         """:meth:`to_records` as a pandas DataFrame; raises ImportError without pandas."""
-        from ..attribution.export import to_frame  # noqa: PLC0415
-
-        return to_frame(self.to_records(class_names))
+        return records_frame(self.to_records(class_names))
 
     def save(self, path) -> None:
-        """Write ``path`` (safetensors) and its ``.json`` sidecar, atomically; no pickle."""
-        from ..attribution.export import save_explanation  # noqa: PLC0415
+        """Write ``path`` (safetensors) and its ``.json`` sidecar, atomically; no pickle.
+        The dense contributions are not stored: they follow from ``codes`` and ``weight``."""
+        saving.save(path, type(self).__name__, *self._state())
 
-        save_explanation(self, path)
+    def _state(self) -> tuple[dict[str, Tensor], dict]:
+        tensors = {"logits": self.logits, "bias": self.bias}
+        for name in ("codes", "weight", "target"):
+            if getattr(self, name) is not None:
+                tensors[name] = getattr(self, name)
+        if self.weight is None or self.codes is None:
+            tensors["contributions"] = self.contributions
+        return tensors, {}
 
     @classmethod
-    def load(cls, path, *, device="cpu") -> "Explanation":
-        """Read what :meth:`save` wrote, as the kind of explanation that was saved."""
-        from ..attribution.export import load_explanation  # noqa: PLC0415
+    def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
+        return {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions")}
 
-        exp = load_explanation(path, device=device)
-        if not isinstance(exp, cls):
-            raise TypeError(f"path: holds a {type(exp).__name__}, expected a {cls.__name__}; use Explanation.load")
-        return exp
+    @classmethod
+    def load(cls, path, *, device: str | torch.device = "cpu") -> "Explanation":
+        """Read what :meth:`save` wrote, as the kind of explanation that was saved."""
+        kind, tensors, meta = saving.load(path, list(Explanation._KINDS) + ["Explanation"], device=device)
+        kind = Explanation._KINDS.get(kind, Explanation)
+        if not issubclass(kind, cls):
+            raise TypeError(f"path: holds a {kind.__name__}, expected a {cls.__name__}; use Explanation.load")
+        return kind(**kind._from_state(tensors, meta))
 
 
 def _check_class(c: int, num_classes: int) -> None:
@@ -104,36 +163,69 @@ def _check_class(c: int, num_classes: int) -> None:
         raise ValueError(f"target: expected a class index in [0, {num_classes}), got {c}")
 
 
+def class_labels(num_classes: int, class_names: Sequence | None = None) -> list[str]:
+    """Column names of the per-class columns: the class names, or ``class_0, class_1, ...``."""
+    if class_names is None:
+        return [f"class_{c}" for c in range(num_classes)]
+    names = [str(n) for n in class_names]
+    if len(names) != num_classes:
+        raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names: expected distinct names, got {names}")
+    return names
+
+
+def records_frame(records: list[dict]):
+    """A pandas DataFrame of ``records`` (pandas is optional: ``pip install pandas``)."""
+    try:
+        import pandas as pd  # noqa: PLC0415 - optional dependency
+    except ImportError as e:
+        raise ImportError(
+            "to_frame needs pandas, which neuroview does not require: pip install pandas "
+            "(or use to_records() / write_csv(), which need nothing)"
+        ) from e
+    return pd.DataFrame.from_records(records)
+
+
 @dataclass
 class CNNExplanation(Explanation):
     """Per-unit explanation of a NeuroView-CNN.
 
-    ``contributions`` is ``[B, C, U]``; ``units[u]`` is the ``(site name, channel)`` of unit
-    ``u``; ``site_slices[name]`` the slice of the code vector that belongs to a site;
-    ``code_maps[name]`` (when asked for) the code of each unit at each position, ``[B, C_s, *spatial]``.
+    ``codes`` is ``[B, U]``, ``weight`` ``[C, U]``; ``units[u]`` is the ``(site name, channel)``
+    of unit ``u``; ``site_slices[name]`` the slice of the code vector that belongs to a site;
+    ``code_maps[name]`` (when asked for) the code of each unit at each position,
+    ``[B, C_s, *positions]`` (units first, whatever the site's own layout: a token site's map is
+    over its tokens).
     """
 
     units: list[tuple[str, int]] = field(default_factory=list)
     site_slices: dict[str, slice] = field(default_factory=dict)
     code_maps: dict[str, Tensor] | None = None
-    weight: Tensor | None = None  # [C, U]: the effective global classifier weight
 
-    def by_site(self) -> Tensor:
-        """``[B, C, S]`` contributions summed per site (in site order, see ``site_slices``)."""
-        return torch.stack([self.contributions[..., s].sum(-1) for s in self.site_slices.values()], -1)
+    def by_site(self, target: Tensor | int | None = None) -> Tensor:
+        """Contributions summed per site (in site order, see ``site_slices``): ``[B, C, S]`` for
+        every class, one ``[B, U_s] x [U_s, C]`` product per site (no dense tensor), or ``[B, S]``
+        for ``target``'s class (see :meth:`for_class`)."""
+        if target is not None:
+            src = self.for_class(target)
+            return torch.stack([src[..., s].sum(-1) for s in self.site_slices.values()], -1)
+        if self._contributions is not None:
+            return torch.stack([self._contributions[..., s].sum(-1) for s in self.site_slices.values()], -1)
+        return torch.stack([self.codes[:, s] @ self.weight[:, s].T for s in self.site_slices.values()], -1)
 
     def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int]]]]:
         """The ``k`` units that add most to ``target``'s logit for each sample.
 
         Returns the values ``[B, k]`` and, per sample, the ``(site, channel)`` of each unit.
         """
-        vals, idx = self.for_class(target).topk(min(k, self.contributions.shape[-1]), dim=-1)
+        contrib = self.for_class(target)
+        vals, idx = contrib.topk(min(k, contrib.shape[-1]), dim=-1)
         return vals, [[self.units[i] for i in row] for row in idx.tolist()]
 
     def spatial_map(self, site: str, target: Tensor | int | None = None) -> Tensor:
         """Per-unit, per-position contributions of ``site`` to ``target``'s logit.
 
-        Shape ``[B, C_s, *spatial]``: the unit's code map times its weight divided by the
+        Shape ``[B, C_s, *positions]``: the unit's code map times its weight divided by the
         number of positions, so ``map.flatten(2).sum(-1)`` equals the unit's contribution.
         Needs ``explain(x, maps=True)``.
         """
@@ -146,34 +238,47 @@ class CNNExplanation(Explanation):
         n_pos = cmap[0, 0].numel()
         return cmap * (w / n_pos).reshape(*w.shape, *([1] * (cmap.dim() - 2)))
 
+    def to_records(self, class_names: Sequence | None = None) -> list[dict]:
+        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit)."""
+        names = self._names(class_names)
+        contrib, codes = self.contributions.detach().cpu().float().tolist(), self.codes.detach().cpu().float().tolist()
+        return [
+            {"sample": i, "class": names[k], "site": s, "channel": ch, "code": codes[i][u], "contribution": contrib[i][k][u]}
+            for i in range(len(codes)) for k in range(self.num_classes) for u, (s, ch) in enumerate(self.units)
+        ]
+
+    def _state(self) -> tuple[dict[str, Tensor], dict]:
+        tensors, meta = super()._state()
+        meta["units"] = [[s, int(ch)] for s, ch in self.units]
+        meta["site_slices"] = {k: [s.start, s.stop] for k, s in self.site_slices.items()}
+        if self.code_maps is not None:
+            # site names can hold any character; keys by position keep the file format plain
+            meta["code_maps"] = list(self.code_maps)
+            tensors.update({f"code_maps.{i}": m for i, m in enumerate(self.code_maps.values())})
+        return tensors, meta
+
+    @classmethod
+    def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
+        kw = super()._from_state(t, meta)
+        kw["units"] = [(s, ch) for s, ch in meta["units"]]
+        kw["site_slices"] = {k: slice(a, b) for k, (a, b) in meta["site_slices"].items()}
+        if "code_maps" in meta:
+            kw["code_maps"] = {name: t[f"code_maps.{i}"] for i, name in enumerate(meta["code_maps"])}
+        return kw
+
 
 @dataclass
 class RNNExplanation(Explanation):
     """Per-time-step explanation of a NeuroView-RNN.
 
-    ``contributions`` is ``[B, C, L, D, T, H]`` (layer, direction, step, hidden feature);
+    ``codes`` are the hidden states ``[B, L, D, T, H]`` (layer, direction, step, feature) and
+    ``weight`` ``[C, L, D, T, H]``, so ``contributions`` is ``[B, C, L, D, T, H]``;
     ``time_importance`` is ``[B, C, T]``: the contributions of each step summed over layers,
     directions and features. Padded steps contribute exactly zero.
     """
 
     time_importance: Tensor | None = None  # [B, C, T]
     lengths: Tensor | None = None  # [B]
-    weight: Tensor | None = field(default=None, repr=False)  # [C, L, D, T, H], when contributions are lazy
-
-    # ``contributions`` may be passed as None together with ``weight``: the [B, C, L, D, T, H]
-    # product is then formed on first use. explain() does so because that tensor dominates its
-    # cost for cheap RNNs, and time_importance (a matmul) does not need it.
-    @property
-    def contributions(self) -> Tensor:
-        if self._contributions is None:
-            if self.weight is None:
-                raise ValueError("contributions: this explanation holds neither contributions nor the classifier weight")
-            self._contributions = self.codes[:, None] * self.weight[None]
-        return self._contributions
-
-    @contributions.setter
-    def contributions(self, value: Tensor | None) -> None:
-        self._contributions = value
 
     def layer_time(self) -> Tensor:
         """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""
@@ -182,3 +287,25 @@ class RNNExplanation(Explanation):
     def direction_time(self) -> Tensor:
         """``[B, C, L, D, T]``: per-layer, per-direction, per-step contributions."""
         return self.contributions.sum(dim=5)
+
+    def to_records(self, class_names: Sequence | None = None) -> list[dict]:
+        """``sample, class, layer, direction, step, contribution`` (summed over hidden features)."""
+        names = self._names(class_names)
+        dt = self.direction_time().detach().cpu().float()  # [B, C, L, D, T]
+        b, c, n_layers, n_dirs, t = dt.shape
+        vals = dt.tolist()
+        return [
+            {"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s, "contribution": vals[i][k][layer][d][s]}
+            for i in range(b) for k in range(c) for layer in range(n_layers) for d in range(n_dirs) for s in range(t)
+        ]
+
+    def _state(self) -> tuple[dict[str, Tensor], dict]:
+        tensors, meta = super()._state()
+        for name in ("time_importance", "lengths"):
+            if getattr(self, name) is not None:
+                tensors[name] = getattr(self, name)
+        return tensors, meta
+
+    @classmethod
+    def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
+        return super()._from_state(t, meta) | {"time_importance": t.get("time_importance"), "lengths": t.get("lengths")}

@@ -1,5 +1,9 @@
 """Unit codes: which affine region each pre-activation falls into, averaged over positions.
 
+Imports only torch. Which modules are activations, and their breakpoints, is
+:mod:`neuroview.core.activations`; where a site's units lie (dim 1 or the last dim) is decided
+in :mod:`neuroview.core.sites` and handed in here as ``layout``.
+
 A piecewise-affine activation splits the real line at its breakpoints (ReLU at 0, ReLU6 at 0
 and 6, Hardswish at -3 and 3). The vector-quantization code of a unit at one position is the
 index of its region, i.e. the number of breakpoints the pre-activation ``z`` exceeds; for
@@ -10,72 +14,38 @@ use the breakpoint of the ReLU they smooth.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 QUANTIZERS = ("hard", "soft", "none")
-
-#: Activation module types found automatically, with their region breakpoints.
-ACTIVATIONS: dict[type[nn.Module], tuple[float, ...]] = {
-    nn.ReLU: (0.0,),
-    nn.LeakyReLU: (0.0,),
-    nn.PReLU: (0.0,),
-    nn.RReLU: (0.0,),
-    nn.ELU: (0.0,),
-    nn.CELU: (0.0,),
-    nn.SELU: (0.0,),
-    nn.GELU: (0.0,),
-    nn.SiLU: (0.0,),
-    nn.Mish: (0.0,),
-    nn.Softplus: (0.0,),
-    nn.Tanh: (0.0,),
-    nn.Sigmoid: (0.0,),
-    nn.ReLU6: (0.0, 6.0),
-    nn.Hardswish: (-3.0, 3.0),
-    nn.Hardsigmoid: (-3.0, 3.0),
-}
-
-
-def breakpoints(module: nn.Module) -> tuple[float, ...]:
-    """Region breakpoints of an activation module (``(0.0,)`` for any other module)."""
-    if isinstance(module, nn.Hardtanh):  # ReLU6 is a Hardtanh too
-        return (float(module.min_val), float(module.max_val))
-    for kind, points in ACTIVATIONS.items():
-        if isinstance(module, kind):
-            return points
-    return (0.0,)
-
-
-def is_activation(module: nn.Module) -> bool:
-    return isinstance(module, (nn.Hardtanh, *ACTIVATIONS))
-
 
 class _MeanCode(torch.autograd.Function):
     """Mean over positions of the region code, with a sigmoid-shaped surrogate gradient.
 
     Forward: ``sum_k step((z - t_k) / tau)`` (``hard``) or ``sum_k sigmoid((z - t_k) / tau)``
-    (``soft``), averaged over every dim after the channel dim. Backward:
-    ``sum_k sigmoid'((z - t_k) / tau) / tau``, the exact gradient of ``soft`` and the
-    straight-through surrogate of ``hard``.
+    (``soft``), averaged over the positions of ``zf [B, C, N]`` (dim 2) or ``[B, N, C]`` (dim
+    1). Backward: ``sum_k sigmoid'((z - t_k) / tau) / tau``, the exact gradient of ``soft`` and
+    the straight-through surrogate of ``hard``.
 
     ``z`` is kept for backward in bfloat16 (a copy, so an in-place activation after us cannot
     corrupt it) to halve the extra memory; the surrogate gradient does not need more precision.
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
-        zf = z.flatten(2)
-        code = _mean_region_code(zf.detach(), points, tau, hard)
+    def forward(ctx, zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
+        code = _mean_region_code(zf.detach(), dim, points, tau, hard)
         keep = zf.to(torch.bfloat16) if zf.dtype in (torch.float32, torch.float16) else zf.clone()
         ctx.save_for_backward(keep)
-        ctx.points, ctx.tau, ctx.dtype = points, tau, z.dtype
-        ctx.shape = z.shape
+        ctx.points, ctx.tau, ctx.dtype, ctx.dim = points, tau, zf.dtype, dim
         return code
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (zf,) = ctx.saved_tensors
-        zf = zf.to(ctx.dtype)  # a fresh tensor: the scaling below may work in place
-        g = (grad / (zf.shape[-1] * ctx.tau)).unsqueeze(-1).expand_as(zf)
+        # always a fresh tensor (copy=True): the scaling below works in place, and the saved one
+        # must survive for a second backward (retain_graph) whatever its dtype
+        zf = zf.to(ctx.dtype, copy=True)
+        n = zf.shape[ctx.dim]
+        g = (grad.to(ctx.dtype) / (n * ctx.tau)).unsqueeze(ctx.dim).expand_as(zf)
         gz = None
         for t in ctx.points:
             # with one breakpoint at 0 (ReLU-like) zf itself is used up in place; else a copy
@@ -84,43 +54,69 @@ class _MeanCode(torch.autograd.Function):
             # aten's fused sigmoid backward: g * s * (1 - s) in one pass
             d = torch.ops.aten.sigmoid_backward(g, s)
             gz = d if gz is None else gz.add_(d)
-        return gz.reshape(ctx.shape), None, None, None
+        # zf is a view of the pre-activation: autograd routes gz back through the view to it
+        return gz, None, None, None, None
 
 
-def _mean_region_code(zf: Tensor, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
-    """``[B, C]`` mean over the last dim of the region code of ``zf`` ``[B, C, N]``, in as few passes as we can.
+def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
+    """``[B, C]`` mean over the positions (``dim``) of the region code of ``zf``, in as few passes
+    as we can, accumulated in float32 whatever the input dtype (a bf16 sum of 0/1 codes over
+    thousands of positions is not exact).
 
     The hard code does not depend on ``tau`` (``(z - t) / tau > 0`` iff ``z > t``), so it is one
     comparison and one count per breakpoint; this is the hot path of every forward and explain.
     """
     code = None
+    acc = torch.float64 if zf.dtype == torch.float64 else torch.float32
     for t in points:
         if hard:
             # 1[z > t] as ceil(clamp(z - t, 0, 1)): exact, and 3x faster on CPU than
             # summing the boolean (z > t), which converts dtype on the way
-            c = (zf - t if t else zf).clamp(0, 1).ceil_().sum(-1)
+            c = (zf - t if t else zf).clamp(0, 1).ceil_().sum(dim, dtype=acc)
         else:
             u = zf - t if t else zf
-            c = torch.sigmoid(u * (1.0 / tau) if tau != 1.0 else u).sum(-1)
+            c = torch.sigmoid(u * (1.0 / tau) if tau != 1.0 else u).sum(dim, dtype=acc)
         code = c if code is None else code.add_(c)
-    return code.div_(zf.shape[-1])
+    return code.div_(zf.shape[dim])
 
 
-def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float) -> Tensor:
-    """Per-position code of ``z`` (no averaging), as used by spatial explanation maps."""
+def as_units(z: Tensor, axis: int, batch: int) -> tuple[Tensor, int]:
+    """``(zf, dim)``: a view of ``z`` as ``[B, C, N]`` (units on dim 1, ``dim=2``) or
+    ``[B, N, C]`` (units last, ``dim=1``), positions flattened. ``z`` may fold positions into its
+    leading dim (MobileViT's ``[B * P, N, C]``, sample-major): ``batch`` is the true B."""
+    if z.dim() == 2:
+        return z.unsqueeze(-1), 2
+    if axis == 1:
+        return z.flatten(2), 2
+    return z.reshape(batch, -1, z.shape[-1]), 1
+
+
+def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
+    """Per-position code of ``z`` (no averaging), units on dim 1: ``[B, C, *positions]``
+    (a site with units last gives ``[B, C, N]`` over its flattened positions or tokens)."""
     out = None
     for t in points:
         c = (z > t).to(z.dtype) if quantizer == "hard" else torch.sigmoid((z - t) / tau)
         out = c if out is None else out.add_(c)
-    return out
+    return units_first(out, axis, batch)
 
 
-def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float) -> Tensor:
-    """``[B, C]`` code of each unit averaged over positions, from the pre-activation ``z``."""
+def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
+    """``m`` with its units on dim 1 (a channels-last or token map becomes ``[B, C, N]``)."""
+    if axis == 1 or m.dim() == 2:
+        return m
+    return m.reshape(batch or m.shape[0], -1, m.shape[-1]).transpose(1, 2)
+
+
+def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
+    """``[B, C]`` code of each unit averaged over positions, from the pre-activation ``z``.
+
+    ``axis`` is the site's unit axis (1, or -1 for channels-last maps and tokens); the result is
+    float32 (float64 for float64 input).
+    """
     if z.dim() == 1:
         raise ValueError(f"site output: expected at least [B, C], got shape {tuple(z.shape)}")
-    if z.dim() == 2:
-        z = z.unsqueeze(-1)
+    zf, dim = as_units(z, axis, batch or z.shape[0])
     if torch.is_grad_enabled() and z.requires_grad:
-        return _MeanCode.apply(z, points, tau, quantizer == "hard")
-    return _mean_region_code(z.flatten(2), points, tau, quantizer == "hard")
+        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard")
+    return _mean_region_code(zf, dim, points, tau, quantizer == "hard")

@@ -30,220 +30,19 @@ the folded bias reproduces at eval, so training and evaluation compute the same 
 
 from __future__ import annotations
 
-import inspect
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from .explanation import RNNExplanation
+from .head import CodeNorm, decide, fold
+from ._utils import factory, param_dtype, restore_modes
+from .rnn_backbone import backbone_of, prepare
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
 _REDUCTIONS = ("norm", "abs", "sum")
-
-
-class _Backbone:
-    """What the wrappers need to know about an RNN: sizes, layout, and how to run it.
-
-    For ``nn.RNN``/``nn.LSTM``/``nn.GRU`` the module is run one layer at a time with its own
-    weights (``torch.func.functional_call`` on a weightless single-layer template), because
-    PyTorch's multi-layer modules return only the last layer's states. For any other module
-    the user protocol applies (see :class:`NeuroViewRNN`).
-    """
-
-    def __init__(self, rnn: nn.Module, input_size: int | None, batch_first: bool | None):
-        self.builtin = isinstance(rnn, nn.RNNBase)
-        if self.builtin:
-            if batch_first is not None and bool(batch_first) != rnn.batch_first:
-                raise ValueError(
-                    f"batch_first: the rnn's own batch_first={rnn.batch_first} sets the layout of x; got batch_first={batch_first}"
-                )
-            if input_size is not None and input_size != rnn.input_size:
-                raise ValueError(f"input_size: expected the rnn's input_size={rnn.input_size} (or None), got {input_size}")
-            self.batch_first = rnn.batch_first
-            self.input_size = rnn.input_size
-            self.num_layers = rnn.num_layers
-            self.num_directions = 2 if rnn.bidirectional else 1
-            self.hidden_size = rnn.proj_size or rnn.hidden_size  # an LSTM with proj_size outputs that width
-            self.dropout = float(rnn.dropout)
-            self.accepts_lengths = True
-            self.templates = tuple(self._template(rnn, layer) for layer in range(rnn.num_layers))
-            # (template name, rnn name) per layer: weight_ih_l0 <- weight_ih_l2, ..._reverse likewise
-            self.names = []
-            for layer in range(rnn.num_layers):
-                pairs = []
-                for name in rnn._flat_weights_names:
-                    for suffix in (f"_l{layer}", f"_l{layer}_reverse"):
-                        if name.endswith(suffix):
-                            pairs.append((name[: -len(suffix)] + suffix.replace(f"_l{layer}", "_l0"), name))
-                self.names.append(tuple(pairs))
-            return
-        if isinstance(rnn, nn.RNNCellBase):
-            raise TypeError(f"rnn: expected nn.RNN/nn.LSTM/nn.GRU or a module returning per-step states, got the cell {type(rnn).__name__}")
-        self.batch_first = True if batch_first is None else bool(batch_first)
-        size = input_size if input_size is not None else getattr(rnn, "input_size", None)
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(
-                f"input_size: a {type(rnn).__name__} has no int attribute input_size; pass input_size=<number of input features>"
-                + ("" if size is None else f" (got {size!r})")
-            )
-        self.input_size = size
-        self.accepts_lengths = "lengths" in inspect.signature(rnn.forward).parameters
-        self.templates, self.names, self.dropout = (), [], 0.0
-
-    @staticmethod
-    def _template(rnn: nn.RNNBase, layer: int) -> nn.RNNBase:
-        d = 2 if rnn.bidirectional else 1
-        width = rnn.proj_size or rnn.hidden_size
-        kw = dict(
-            input_size=rnn.input_size if layer == 0 else d * width,
-            hidden_size=rnn.hidden_size,
-            num_layers=1,
-            bias=rnn.bias,
-            batch_first=True,
-            bidirectional=rnn.bidirectional,
-        )
-        kind = next((k for k in (nn.LSTM, nn.GRU, nn.RNN) if isinstance(rnn, k)), None)
-        if kind is None:
-            raise TypeError(f"rnn: expected nn.RNN, nn.LSTM or nn.GRU (or a subclass), got {type(rnn).__name__}")
-        if kind is nn.LSTM:
-            kw["proj_size"] = rnn.proj_size
-        elif kind is nn.RNN:
-            kw["nonlinearity"] = rnn.nonlinearity
-        # On the meta device: the template owns no memory and is never trained; functional_call
-        # swaps the real weights in for every call.
-        with torch.device("meta"):
-            return kind(**kw)
-
-    def discover(self, rnn: nn.Module) -> None:
-        """Dry run of a user module on zeros: learn (L, D, H) from its output."""
-        x = torch.zeros(2, 3, self.input_size, **_factory(rnn))
-        modes = {m: m.training for m in rnn.modules()}
-        try:
-            rnn.eval()
-            with torch.no_grad():
-                try:
-                    out = rnn(x, lengths=torch.full((2,), 3, device=x.device)) if self.accepts_lengths else rnn(x)
-                except Exception as e:
-                    raise ValueError(
-                        f"rnn: the dry run on a zero input of shape {tuple(x.shape)} [B, T, F] failed "
-                        f"({type(e).__name__}: {e}); check input_size and the protocol in NeuroViewRNN's docstring"
-                    ) from e
-        finally:
-            for m, mode in modes.items():
-                m.train(mode)
-        h = _user_states(out, 2, 3)
-        _, _, self.num_layers, self.num_directions, self.hidden_size = h.shape
-
-    def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
-        """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
-        b, t, _ = x.shape
-        if not self.builtin:
-            out = rnn(x, lengths=lengths if lengths is not None else x.new_full((b,), t, dtype=torch.long)) if self.accepts_lengths else rnn(x)
-            return _user_states(out, b, t).permute(0, 2, 3, 1, 4)
-        # A causal (one-direction) RNN's step t never sees later steps, so padding needs no
-        # packing there; a backward direction must start at each sequence's own last step.
-        packed = lengths is not None and self.num_directions == 2 and bool((lengths < t).any())
-        inp: Tensor | PackedSequence = (
-            pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
-        )
-        outs = []
-        for layer, template in enumerate(self.templates):
-            if layer and self.dropout and training:  # what nn.RNN does between layers
-                inp = (
-                    PackedSequence(F.dropout(inp.data, self.dropout, True), inp.batch_sizes, inp.sorted_indices, inp.unsorted_indices)
-                    if packed else F.dropout(inp, self.dropout, True)
-                )
-            params = {new: getattr(rnn, old) for new, old in self.names[layer]}
-            inp = functional_call(template, params, (inp,))[0]
-            outs.append(pad_packed_sequence(inp, batch_first=True, total_length=t)[0] if packed else inp)
-        h = torch.stack(outs, 1) if len(outs) > 1 else outs[0][:, None]  # [B, L, T, D * H]; no copy for one layer
-        return h.unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
-
-
-def _user_states(out, b: int, t: int) -> Tensor:
-    if isinstance(out, tuple) and out and isinstance(out[0], Tensor):
-        out = out[0]  # nn.RNN-like (output, state) pairs
-    if not isinstance(out, Tensor) or out.dim() not in (3, 5) or tuple(out.shape[:2]) != (b, t):
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(
-            f"rnn: expected its forward to return per-step hidden states [B, T, H] or [B, T, L, D, H] = ({b}, {t}, ...), got {shape}"
-        )
-    return out if out.dim() == 5 else out[:, :, None, None, :]
-
-
-def _factory(module: nn.Module) -> dict:
-    p = next(iter(module.parameters()), None)
-    return {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
-
-
-def _param_dtype(module: nn.Module) -> torch.dtype | None:
-    p = next(module.parameters(), None)
-    return None if p is None else p.dtype
-
-
-def _prepare(
-    x, lengths, *, batch_first: bool, input_size: int, max_len: int | None, check_finite: bool,
-    dtype: torch.dtype | None = None,
-) -> tuple[Tensor, Tensor | None]:
-    """Batch-first ``x [B, T, F]`` with padded positions zeroed, and ``lengths`` (None = all full)."""
-    layout = "[B, T, F]" if batch_first else "[T, B, F]"
-    if isinstance(x, PackedSequence):
-        if lengths is not None:
-            raise ValueError("lengths: a PackedSequence carries its own lengths; pass lengths=None")
-        x, lengths = pad_packed_sequence(x, batch_first=True)
-        lengths = lengths.to(x.device)
-    elif isinstance(x, Tensor):
-        if x.dim() != 3:
-            raise ValueError(f"x: expected a tensor of rank 3 {layout} or a PackedSequence, got shape {tuple(x.shape)}")
-        if not batch_first:
-            x = x.transpose(0, 1)
-    else:
-        raise TypeError(f"x: expected a torch.Tensor {layout} or a PackedSequence, got {type(x).__name__}")
-    b, t, f = x.shape
-    if b == 0 or t == 0:
-        raise ValueError(f"x: expected a non-empty batch of non-empty sequences, got shape {tuple(x.shape)} as [B, T, F]")
-    if f != input_size:
-        raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got shape {tuple(x.shape)} as [B, T, F]")
-    if not x.is_floating_point():
-        raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
-    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(f"x: expected dtype {dtype} (the model's parameters), got {x.dtype}; convert x (x.to({dtype})) or the model")
-    if lengths is not None:
-        if not isinstance(lengths, Tensor):
-            lengths = torch.as_tensor(lengths)
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.shape != (b,):
-            raise ValueError(f"lengths: expected an integer tensor of shape [{b}], got dtype {lengths.dtype} and shape {tuple(lengths.shape)}")
-        lengths = lengths.to(device=x.device, dtype=torch.long)
-        lo, hi = int(lengths.min()), int(lengths.max())
-        if lo < 1 or hi > t:
-            raise ValueError(f"lengths: expected values in [1, {t}] (T of x), got min {lo} and max {hi}")
-        if max_len is not None and hi > max_len:
-            raise ValueError(
-                f"x: a sequence has {hi} steps, more than max_len={max_len}; truncate it explicitly "
-                f"(x[:, :{max_len}] and lengths.clamp(max={max_len})) or build the network with a larger max_len"
-            )
-        if t > hi:  # only padding lies past the longest sequence
-            x, t = x[:, :hi], hi
-        if lo == t:
-            lengths = None
-    if max_len is not None and t > max_len:
-        raise ValueError(
-            f"x: sequences have {t} steps, more than max_len={max_len}; truncate them explicitly "
-            f"(x[:, :{max_len}]) or build the network with a larger max_len"
-        )
-    if lengths is not None:
-        # Padding may hold anything (NaN included): the RNN must not see it, and NaN * 0 is NaN.
-        valid = torch.arange(t, device=x.device) < lengths[:, None]
-        x = torch.where(valid[..., None], x, x.new_zeros(()))
-    if check_finite and not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).sum().item()
-        raise ValueError(f"x: contains NaN or Inf in {bad} values of its valid steps; clean the input first")
-    return x, lengths
 
 
 class NeuroViewRNN(nn.Module):
@@ -301,7 +100,7 @@ class NeuroViewRNN(nn.Module):
         if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
             raise ValueError(f"max_len: expected a positive int (the longest sequence the classifier reads), got {max_len!r}")
         self.rnn = rnn
-        self._backbone = bb = _backbone(rnn, num_classes, dropout, input_size, batch_first)
+        self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
         self.num_classes = num_classes
         self.max_len = max_len
         self.input_size = bb.input_size
@@ -309,11 +108,9 @@ class NeuroViewRNN(nn.Module):
         self.num_layers, self.num_directions, self.hidden_size = bb.num_layers, bb.num_directions, bb.hidden_size
         self.num_features = self.num_layers * self.num_directions * max_len * self.hidden_size
         self.check_finite = True
-        self.norm = nn.BatchNorm1d(self.num_features, affine=False) if normalize else None
+        self.norm = CodeNorm(self.num_features, **factory(rnn)) if normalize else None
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.num_features, num_classes, **_factory(rnn))
-        if self.norm is not None:
-            self.norm.to(**_factory(rnn))
+        self.classifier = nn.Linear(self.num_features, num_classes, **factory(rnn))
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:
@@ -322,9 +119,9 @@ class NeuroViewRNN(nn.Module):
 
     # --------------------------------------------------------------- forward
     def _features(self, x, lengths) -> tuple[Tensor, Tensor]:
-        x, lengths = _prepare(
+        x, lengths = prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
-            check_finite=self.check_finite, dtype=_param_dtype(self),
+            check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
         b, t, _ = x.shape
         h = self._backbone.states(self.rnn, x, lengths, self.training)
@@ -343,27 +140,19 @@ class NeuroViewRNN(nn.Module):
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == features.flatten(1) @ W.T + b`` in eval mode."""
-        w, b = self.classifier.weight, self.classifier.bias
-        if self.norm is None:
-            return w, b
-        w = w * torch.rsqrt(self.norm.running_var + self.norm.eps)
-        return w, b - w @ self.norm.running_mean
+        return fold(self.classifier, self.norm)
 
     def head(self, features: Tensor) -> Tensor:
         """Logits from features (``[B, L, D, T, H]`` or flat ``[B, U]``): batch statistics and
-        dropout while training, the folded linear map at eval."""
-        features = features.flatten(1)
-        if self.training:
-            return self.classifier(self.dropout(self.norm(features) if self.norm is not None else features))
-        w, b = self.effective_classifier()
-        return F.linear(features, w, b)
+        dropout while training, the folded linear map at eval; float32, autocast off."""
+        return decide(features.flatten(1), self.classifier, self.norm, self.dropout)
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
         return self.head(self._features(x, lengths)[0])
 
     # ------------------------------------------------------------ explaining
     @torch.no_grad()
-    def explain(self, x, lengths: Tensor | None = None) -> RNNExplanation:
+    def explain(self, x, lengths: Tensor | None = None, *, target: Tensor | int | None = None) -> RNNExplanation:
         """Exact per-step explanation of ``x``, computed in eval mode in one forward pass.
 
         ``contributions[b, c, l, d, t, h] = W[c, (l, d, t, h)] * features[b, l, d, t, h]``
@@ -371,27 +160,32 @@ class NeuroViewRNN(nn.Module):
         == net.eval()(x, lengths)``; ``time_importance [B, C, max_len]`` sums each step's
         contributions over layers, directions and features; padded steps are exactly 0.
         ``layer_time()`` / ``direction_time()`` give the ``[B, C, L, T]`` / ``[B, C, L, D, T]`` views.
+        ``target`` (an int or a ``[B]`` tensor; default the predicted class) sets the class
+        ``exp.for_class()`` answers for. Every submodule is left in the mode it was in.
         """
-        was_training = self.training
+        restore = restore_modes(self)
         self.eval()
         try:
             h, lengths = self._features(x, lengths)
         finally:
-            self.train(was_training)
+            restore()
         w, b = self.effective_classifier()
-        flat = h.flatten(1)
-        w5 = w.detach().reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
+        dt = torch.promote_types(h.dtype, torch.float32)
+        h, w, b = h.to(dt), w.detach().to(dt), b.detach().to(dt)
+        w5 = w.reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
         n_ld, (steps, width) = self.num_layers * self.num_directions, self.feature_shape[2:]
-        return RNNExplanation(
-            logits=F.linear(flat, w, b),
-            bias=b.detach().clone(),
-            contributions=None,  # formed from codes and weight on first use (see RNNExplanation)
-            codes=h,
-            # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
-            time_importance=torch.einsum("bkth,ckth->bct", h.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
-            lengths=lengths,
-            weight=w5.clone(),
-        )
+        with torch.autocast(h.device.type, enabled=False):
+            exp = RNNExplanation(
+                logits=F.linear(h.flatten(1), w, b),
+                bias=b.clone(),
+                codes=h,
+                weight=w5.clone(),  # contributions [B, C, L, D, T, H] are formed from codes and weight when read
+                # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
+                time_importance=torch.einsum("bkth,ckth->bct", h.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
+                lengths=lengths,
+            )
+        exp.target = exp.targets(target)
+        return exp
 
     @torch.no_grad()
     def time_importance(self, reduce: str = "norm", *, per_layer: bool = False) -> Tensor:
@@ -443,19 +237,19 @@ class RNNClassifier(nn.Module):
     ):
         super().__init__()
         self.rnn = rnn
-        self._backbone = bb = _backbone(rnn, num_classes, dropout, input_size, batch_first)
+        self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
         self.num_classes = num_classes
         self.input_size, self.batch_first = bb.input_size, bb.batch_first
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size
         self.check_finite = True
         self.dropout = nn.Dropout(dropout)  # on the last state, training only: the counterpart of NeuroViewRNN's
-        self.classifier = nn.Linear(self.num_directions * self.hidden_size, num_classes, **_factory(rnn))
+        self.classifier = nn.Linear(self.num_directions * self.hidden_size, num_classes, **factory(rnn))
 
     def last_state(self, x, lengths: Tensor | None = None) -> Tensor:
         """``[B, D * H]``: the last layer's final hidden state of each direction."""
-        x, lengths = _prepare(
+        x, lengths = prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=None,
-            check_finite=self.check_finite, dtype=_param_dtype(self),
+            check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
         b, t, _ = x.shape
         if self._backbone.builtin:
@@ -480,17 +274,3 @@ class RNNClassifier(nn.Module):
         return f"num_classes={self.num_classes}, input_size={self.input_size}, directions={self.num_directions}, hidden={self.hidden_size}"
 
 
-def _backbone(rnn: nn.Module, num_classes: int, dropout: float, input_size: int | None, batch_first: bool | None) -> _Backbone:
-    """The argument checks both wrappers share, then what they need to know about ``rnn``."""
-    if not isinstance(rnn, nn.Module):
-        raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
-    if isinstance(rnn, (NeuroViewRNN, RNNClassifier)):
-        raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
-    bb = _Backbone(rnn, input_size, batch_first)
-    if not bb.builtin:
-        bb.discover(rnn)
-    return bb

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .cnn import NeuroViewCNN
+from .rnn import NeuroViewRNN
 
 
 def wrap(model: nn.Module, num_classes: int, **kwargs) -> nn.Module:
@@ -18,7 +19,5 @@ def wrap(model: nn.Module, num_classes: int, **kwargs) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     if isinstance(model, nn.RNNBase):
-        from .rnn import NeuroViewRNN  # noqa: PLC0415 - keeps the CNN path free of RNN code
-
         return NeuroViewRNN(model, num_classes, **kwargs)
     return NeuroViewCNN(model, num_classes, **kwargs)

@@ -1,0 +1,40 @@
+"""Small facts about modules and values that every core module needs: one home for each.
+
+Imports only torch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def factory(module: nn.Module) -> dict:
+    """``device`` and ``dtype`` of a module's first floating-point parameter or buffer, to build
+    new layers (the global classifier) beside it; ``{}`` when it has none."""
+    for t in (*module.parameters(), *module.buffers()):
+        if t.is_floating_point():
+            return {"device": t.device, "dtype": t.dtype}
+    return {}
+
+
+def param_dtype(module: nn.Module) -> torch.dtype | None:
+    """dtype of a module's first parameter (None without parameters)."""
+    p = next(module.parameters(), None)
+    return None if p is None else p.dtype
+
+
+def describe(v) -> str:
+    """``tensor of shape (...)`` or the type name, for error messages."""
+    return f"tensor of shape {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
+
+
+def restore_modes(module: nn.Module) -> "callable":
+    """Remember every submodule's train/eval mode; the returned function puts each one back
+    (``module.train(was)`` would flip a frozen eval-mode backbone into training)."""
+    modes = [(m, m.training) for m in module.modules()]
+
+    def restore() -> None:
+        for m, mode in modes:
+            m.train(mode)
+    return restore

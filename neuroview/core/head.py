@@ -1,0 +1,113 @@
+"""The global linear classifier both NeuroView families decide with, and its normalization.
+
+``logits = W norm(f) + b``. :class:`CodeNorm` standardizes the feature vector ``f`` (unit
+codes, or hidden states of every step) with batch statistics while training and running ones at
+eval, where it is folded into ``W`` and ``b`` (:func:`fold`) so the decision stays exactly linear
+in ``f`` and every explanation sums to its logit. Three things plain ``BatchNorm1d`` gets wrong
+here, and this module does not:
+
+- **variance floor**: a feature that barely varies in training (a step only one training series
+  reaches, a unit that is always on) would be scaled by ``1 / sqrt(eps)`` (x316) at eval, giving
+  untrained weights the largest effective weights. Its variance is floored at ``floor`` times the
+  mean variance of all features, in training and in the fold alike;
+- **many processes**: under DDP the batch statistics are all-reduced (differentiably), so every
+  rank trains on the same normalization and keeps the same running statistics and folded weights;
+- **precision**: the head runs in float32 (or the parameters' wider dtype) with autocast off, so
+  the logits and the contributions come from the same float32 numbers under bf16/fp16 autocast.
+
+Imports only torch. State-dict keys are ``BatchNorm1d``'s, so earlier checkpoints load.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: default variance floor, relative to the mean variance of all features
+FLOOR = 0.1
+
+
+class CodeNorm(nn.BatchNorm1d):
+    """``BatchNorm1d`` without affine, with a relative variance floor and statistics shared by
+    all DDP ranks (see the module docstring)."""
+
+    def __init__(self, num_features: int, *, floor: float = FLOOR, **kw):
+        super().__init__(num_features, affine=False, **kw)
+        self.floor = float(floor)
+
+    def _floored(self, var: Tensor) -> Tensor:
+        return var.clamp_min(self.floor * var.mean()) if self.floor > 0 else var
+
+    def scale(self) -> Tensor:
+        """``[F]`` the eval-time ``1 / sqrt(var + eps)`` with the floor applied."""
+        return torch.rsqrt(self._floored(self.running_var) + self.eps)
+
+    def forward(self, f: Tensor) -> Tensor:
+        if not self.training:
+            return (f - self.running_mean) * self.scale()
+        if f.shape[0] < 2 and not _distributed():
+            raise ValueError(
+                f"x: a training batch of {f.shape[0]} sample cannot be normalized (batch statistics need 2 or more); "
+                "use a batch size of at least 2 (drop_last=True drops a last batch of 1), or build with normalize=False"
+            )
+        mean, var, n = _batch_stats(f)
+        with torch.no_grad():
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
+            unbiased = var.detach() * (n / max(n - 1, 1))
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
+            self.num_batches_tracked += 1
+        return (f - mean) * torch.rsqrt(self._floored(var) + self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, floor={self.floor}"
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Mean and (biased) variance over the batch, over every DDP rank when there are several."""
+    if not _distributed():
+        var, mean = torch.var_mean(f, dim=0, unbiased=False)
+        return mean, var, f.shape[0]
+    from torch.distributed.nn.functional import all_reduce  # noqa: PLC0415 - differentiable, only under DDP
+
+    stats = torch.cat([f.sum(0), f.square().sum(0), f.new_full((1,), f.shape[0])])
+    stats = all_reduce(stats)
+    n = stats[-1]
+    mean = stats[: f.shape[1]] / n
+    var = (stats[f.shape[1]: -1] / n - mean.square()).clamp_min(0)
+    return mean, var, int(n.item())
+
+
+def head_dtype(f: Tensor, w: Tensor) -> torch.dtype:
+    """float32 at least: the head never runs in half precision."""
+    return torch.promote_types(torch.promote_types(f.dtype, w.dtype), torch.float32)
+
+
+def fold(classifier: nn.Linear, norm: CodeNorm | None) -> tuple[Tensor, Tensor]:
+    """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in."""
+    w, b = classifier.weight, classifier.bias
+    if norm is None:
+        return w, b
+    w = w * norm.scale().to(w.dtype)
+    return w, b - w @ norm.running_mean.to(w.dtype)
+
+
+def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.Module | None = None) -> Tensor:
+    """Logits of features ``f [B, F]``: batch statistics (and dropout) while training, the folded
+    linear map at eval; in float32 with autocast off."""
+    with torch.autocast(f.device.type, enabled=False):
+        training = classifier.training
+        dt = head_dtype(f, classifier.weight)
+        if training:
+            f = norm(f.to(dt)) if norm is not None else f.to(dt)
+            if dropout is not None:
+                f = dropout(f)
+            return F.linear(f, classifier.weight.to(dt), classifier.bias.to(dt))
+        w, b = fold(classifier, norm)
+        return F.linear(f.to(dt), w.to(dt), b.to(dt))

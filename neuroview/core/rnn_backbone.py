@@ -1,0 +1,226 @@
+"""How NeuroView-RNN runs an RNN: its sizes and layout, its per-layer states, and the input checks.
+
+:class:`Backbone` runs ``nn.RNN``/``nn.LSTM``/``nn.GRU`` one layer at a time with the module's
+own weights (PyTorch's multi-layer modules return only the last layer's states), or a user
+module that returns per-step states; :func:`prepare` turns ``x`` (and ``lengths``) into a
+batch-first tensor with zeroed padding, or a clear error.
+
+Imports only torch.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ._utils import factory, restore_modes
+
+class Backbone:
+    """What the wrappers need to know about an RNN: sizes, layout, and how to run it.
+
+    For ``nn.RNN``/``nn.LSTM``/``nn.GRU`` the module is run one layer at a time with its own
+    weights (``torch.func.functional_call`` on a weightless single-layer template), because
+    PyTorch's multi-layer modules return only the last layer's states. For any other module
+    the user protocol applies (see :class:`NeuroViewRNN`).
+    """
+
+    def __init__(self, rnn: nn.Module, input_size: int | None, batch_first: bool | None):
+        self.builtin = isinstance(rnn, nn.RNNBase)
+        if self.builtin:
+            if batch_first is not None and bool(batch_first) != rnn.batch_first:
+                raise ValueError(
+                    f"batch_first: the rnn's own batch_first={rnn.batch_first} sets the layout of x; got batch_first={batch_first}"
+                )
+            if input_size is not None and input_size != rnn.input_size:
+                raise ValueError(f"input_size: expected the rnn's input_size={rnn.input_size} (or None), got {input_size}")
+            self.batch_first = rnn.batch_first
+            self.input_size = rnn.input_size
+            self.num_layers = rnn.num_layers
+            self.num_directions = 2 if rnn.bidirectional else 1
+            self.hidden_size = rnn.proj_size or rnn.hidden_size  # an LSTM with proj_size outputs that width
+            self.dropout = float(rnn.dropout)
+            self.accepts_lengths = True
+            self.templates = tuple(self._template(rnn, layer) for layer in range(rnn.num_layers))
+            # (template name, rnn name) per layer: weight_ih_l0 <- weight_ih_l2, ..._reverse likewise
+            self.names = []
+            for layer in range(rnn.num_layers):
+                pairs = []
+                for name in rnn._flat_weights_names:
+                    for suffix in (f"_l{layer}", f"_l{layer}_reverse"):
+                        if name.endswith(suffix):
+                            pairs.append((name[: -len(suffix)] + suffix.replace(f"_l{layer}", "_l0"), name))
+                self.names.append(tuple(pairs))
+            return
+        if isinstance(rnn, nn.RNNCellBase):
+            raise TypeError(f"rnn: expected nn.RNN/nn.LSTM/nn.GRU or a module returning per-step states, got the cell {type(rnn).__name__}")
+        self.batch_first = True if batch_first is None else bool(batch_first)
+        size = input_size if input_size is not None else getattr(rnn, "input_size", None)
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(
+                f"input_size: a {type(rnn).__name__} has no int attribute input_size; pass input_size=<number of input features>"
+                + ("" if size is None else f" (got {size!r})")
+            )
+        self.input_size = size
+        self.accepts_lengths = "lengths" in inspect.signature(rnn.forward).parameters
+        self.templates, self.names, self.dropout = (), [], 0.0
+
+    @staticmethod
+    def _template(rnn: nn.RNNBase, layer: int) -> nn.RNNBase:
+        d = 2 if rnn.bidirectional else 1
+        width = rnn.proj_size or rnn.hidden_size
+        kw = dict(
+            input_size=rnn.input_size if layer == 0 else d * width,
+            hidden_size=rnn.hidden_size,
+            num_layers=1,
+            bias=rnn.bias,
+            batch_first=True,
+            bidirectional=rnn.bidirectional,
+        )
+        kind = next((k for k in (nn.LSTM, nn.GRU, nn.RNN) if isinstance(rnn, k)), None)
+        if kind is None:
+            raise TypeError(f"rnn: expected nn.RNN, nn.LSTM or nn.GRU (or a subclass), got {type(rnn).__name__}")
+        if kind is nn.LSTM:
+            kw["proj_size"] = rnn.proj_size
+        elif kind is nn.RNN:
+            kw["nonlinearity"] = rnn.nonlinearity
+        # On the meta device: the template owns no memory and is never trained; functional_call
+        # swaps the real weights in for every call.
+        with torch.device("meta"):
+            return kind(**kw)
+
+    def discover(self, rnn: nn.Module) -> None:
+        """Dry run of a user module on zeros: learn (L, D, H) from its output."""
+        x = torch.zeros(2, 3, self.input_size, **factory(rnn))
+        restore = restore_modes(rnn)
+        try:
+            rnn.eval()
+            with torch.no_grad():
+                try:
+                    out = rnn(x, lengths=torch.full((2,), 3, device=x.device)) if self.accepts_lengths else rnn(x)
+                except Exception as e:
+                    raise ValueError(
+                        f"rnn: the dry run on a zero input of shape {tuple(x.shape)} [B, T, F] failed "
+                        f"({type(e).__name__}: {e}); check input_size and the protocol in NeuroViewRNN's docstring"
+                    ) from e
+        finally:
+            restore()
+        h = _user_states(out, 2, 3)
+        _, _, self.num_layers, self.num_directions, self.hidden_size = h.shape
+
+    def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
+        """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
+        b, t, _ = x.shape
+        if not self.builtin:
+            out = rnn(x, lengths=lengths if lengths is not None else x.new_full((b,), t, dtype=torch.long)) if self.accepts_lengths else rnn(x)
+            return _user_states(out, b, t).permute(0, 2, 3, 1, 4)
+        # A causal (one-direction) RNN's step t never sees later steps, so padding needs no
+        # packing there; a backward direction must start at each sequence's own last step.
+        packed = lengths is not None and self.num_directions == 2 and bool((lengths < t).any())
+        inp: Tensor | PackedSequence = (
+            pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
+        )
+        outs = []
+        for layer, template in enumerate(self.templates):
+            if layer and self.dropout and training:  # what nn.RNN does between layers
+                inp = (
+                    PackedSequence(F.dropout(inp.data, self.dropout, True), inp.batch_sizes, inp.sorted_indices, inp.unsorted_indices)
+                    if packed else F.dropout(inp, self.dropout, True)
+                )
+            params = {new: getattr(rnn, old) for new, old in self.names[layer]}
+            inp = functional_call(template, params, (inp,))[0]
+            outs.append(pad_packed_sequence(inp, batch_first=True, total_length=t)[0] if packed else inp)
+        h = torch.stack(outs, 1) if len(outs) > 1 else outs[0][:, None]  # [B, L, T, D * H]; no copy for one layer
+        return h.unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
+
+
+def _user_states(out, b: int, t: int) -> Tensor:
+    if isinstance(out, tuple) and out and isinstance(out[0], Tensor):
+        out = out[0]  # nn.RNN-like (output, state) pairs
+    if not isinstance(out, Tensor) or out.dim() not in (3, 5) or tuple(out.shape[:2]) != (b, t):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"rnn: expected its forward to return per-step hidden states [B, T, H] or [B, T, L, D, H] = ({b}, {t}, ...), got {shape}"
+        )
+    return out if out.dim() == 5 else out[:, :, None, None, :]
+
+
+def prepare(
+    x, lengths, *, batch_first: bool, input_size: int, max_len: int | None, check_finite: bool,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Batch-first ``x [B, T, F]`` with padded positions zeroed, and ``lengths`` (None = all full)."""
+    layout = "[B, T, F]" if batch_first else "[T, B, F]"
+    if isinstance(x, PackedSequence):
+        if lengths is not None:
+            raise ValueError("lengths: a PackedSequence carries its own lengths; pass lengths=None")
+        x, lengths = pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    elif isinstance(x, Tensor):
+        if x.dim() != 3:
+            raise ValueError(f"x: expected a tensor of rank 3 {layout} or a PackedSequence, got shape {tuple(x.shape)}")
+        if not batch_first:
+            x = x.transpose(0, 1)
+    else:
+        raise TypeError(f"x: expected a torch.Tensor {layout} or a PackedSequence, got {type(x).__name__}")
+    b, t, f = x.shape
+    if b == 0 or t == 0:
+        raise ValueError(f"x: expected a non-empty batch of non-empty sequences, got shape {tuple(x.shape)} as [B, T, F]")
+    if f != input_size:
+        raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got shape {tuple(x.shape)} as [B, T, F]")
+    if not x.is_floating_point():
+        raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"x: expected dtype {dtype} (the model's parameters), got {x.dtype}; convert x (x.to({dtype})) or the model")
+    if lengths is not None:
+        if not isinstance(lengths, Tensor):
+            lengths = torch.as_tensor(lengths)
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.shape != (b,):
+            raise ValueError(f"lengths: expected an integer tensor of shape [{b}], got dtype {lengths.dtype} and shape {tuple(lengths.shape)}")
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1 or hi > t:
+            raise ValueError(f"lengths: expected values in [1, {t}] (T of x), got min {lo} and max {hi}")
+        if max_len is not None and hi > max_len:
+            raise ValueError(
+                f"x: a sequence has {hi} steps, more than max_len={max_len}; truncate it explicitly "
+                f"(x[:, :{max_len}] and lengths.clamp(max={max_len})) or build the network with a larger max_len"
+            )
+        if t > hi:  # only padding lies past the longest sequence
+            x, t = x[:, :hi], hi
+        if lo == t:
+            lengths = None
+    if max_len is not None and t > max_len:
+        raise ValueError(
+            f"x: sequences have {t} steps, more than max_len={max_len}; truncate them explicitly "
+            f"(x[:, :{max_len}]) or build the network with a larger max_len"
+        )
+    if lengths is not None:
+        # Padding may hold anything (NaN included): the RNN must not see it, and NaN * 0 is NaN.
+        valid = torch.arange(t, device=x.device) < lengths[:, None]
+        x = torch.where(valid[..., None], x, x.new_zeros(()))
+    if check_finite and not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(f"x: contains NaN or Inf in {bad} values of its valid steps; clean the input first")
+    return x, lengths
+
+
+
+def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: int | None, batch_first: bool | None) -> Backbone:
+    """The argument checks both wrappers share, then what they need to know about ``rnn``."""
+    if not isinstance(rnn, nn.Module):
+        raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
+    if hasattr(rnn, "_backbone") and hasattr(rnn, "rnn"):  # a NeuroViewRNN or RNNClassifier
+        raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
+    bb = Backbone(rnn, input_size, batch_first)
+    if not bb.builtin:
+        bb.discover(rnn)
+    return bb

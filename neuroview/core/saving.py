@@ -1,0 +1,70 @@
+"""Explanations on disk: the tensors as safetensors, everything else in a JSON sidecar.
+
+No pickle, so loading never runs code; both files are written atomically and the sidecar
+records the SHA-256 of the tensor file, so a pair that does not belong together is refused.
+This module knows nothing of the explanation classes: they hand it tensors and metadata.
+
+Imports only ``neuroview._io`` (the atomic writer), safetensors and the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .._io import atomic_write
+
+FORMAT = "neuroview.explanation"
+#: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load)
+VERSION = 2
+
+
+def paths(path) -> tuple[Path, Path]:
+    """``(tensor file, sidecar)`` of ``path``: ``.safetensors`` is added when there is no suffix."""
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_suffix(".safetensors")
+    elif path.suffix != ".safetensors":
+        raise ValueError(f"path: expected a file name ending in .safetensors (or no suffix), got {str(path)!r}")
+    return path, path.with_suffix(".json")
+
+
+def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path, Path]:
+    """Write ``tensors`` and ``meta`` (plus format, version, kind and checksum) atomically."""
+    from safetensors.torch import save as st_save  # noqa: PLC0415 - only when saving
+
+    tensors_path, meta_path = paths(path)
+    # safetensors refuses views and shared storage: give it plain, contiguous CPU copies
+    data = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
+    meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
+            "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write(tensors_path, data)
+    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    return tensors_path, meta_path
+
+
+def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple[str, dict[str, Tensor], dict]:
+    """``(kind, tensors, meta)`` of what :func:`save` wrote; ``kinds`` are the kinds accepted."""
+    from safetensors.torch import load as st_load  # noqa: PLC0415 - only when loading
+
+    tensors_path, meta_path = paths(path)
+    for p in (tensors_path, meta_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"path: expected {p} (an explanation is a .safetensors file and its .json sidecar)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as e:
+        raise ValueError(f"path: {meta_path} is not valid JSON ({e}); save the explanation again") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("type") not in kinds:
+        got = (meta.get("format"), meta.get("type")) if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"path: {meta_path} is not a neuroview explanation (format, type: {got})")
+    if meta.get("version", 0) > VERSION:
+        raise ValueError(f"path: {meta_path} has format version {meta['version']}; this neuroview reads up to {VERSION}, upgrade it")
+    data = tensors_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        raise ValueError(f"path: {tensors_path} does not match its sidecar {meta_path.name} (SHA-256 differs); save the explanation again")
+    return meta["type"], {k: v.to(device) for k, v in st_load(data).items()}, meta
