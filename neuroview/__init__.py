@@ -7,6 +7,9 @@ from .zoo import create_model, list_models, register_model
 from .core.rnn import NeuroViewRNN, RNNClassifier
 from .training.retrofit import RetrofitResult, retrofit
 from .core.wrap import wrap
+# DeletionCurves.plot draws with neuroview.viz, which the attribution layer may not import:
+# importing it here registers the drawing wherever neuroview is used (matplotlib loads only to draw).
+from .viz import faithfulness as _faithfulness_plots  # noqa: F401
 
 from ._version import __version__
 

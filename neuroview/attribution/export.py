@@ -7,6 +7,8 @@ values as the tensors it came from.
 
 Explanations are saved as safetensors (the tensors) plus a JSON sidecar (what kind of
 explanation, its units and sites): no pickle, so loading one never runs code.
+Imports: :mod:`neuroview._io`, :mod:`neuroview.core` and :mod:`.importance`; safetensors and
+pandas (optional) inside the functions that use them.
 
 >>> import torch, tempfile, os, neuroview as nv
 >>> from torch import nn

@@ -3,6 +3,7 @@
 Each function takes a *source* — a trained NeuroView network (global importance from its
 weights), an explanation (importance measured on a batch), or a plain tensor — and returns
 tensors, so a notebook, a test and :mod:`neuroview.viz.plots` all see the same numbers.
+Imports: torch and :mod:`neuroview.core` only.
 
 >>> import torch, neuroview as nv
 >>> from torch import nn

@@ -1,0 +1,377 @@
+"""Deletion curves: remove what an order ranks first and record what is left of the decision.
+
+Holds the results (:class:`DeletionCurve`, :class:`DeletionCurves`), unit ablation inside a
+NeuroView-CNN (:func:`ablate_units`, :func:`unit_deletion_curve`) and time-step deletion in the
+input of a sequence model (:func:`delete_steps`, :func:`step_deletion_curve`). Where the orders
+come from is :mod:`neuroview.attribution.faithfulness`; drawing the curves is
+:mod:`neuroview.viz.faithfulness`, which registers itself here (this layer never imports viz).
+
+Imports: torch and :mod:`neuroview.core` only.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..core.cnn import NeuroViewCNN
+
+__all__ = [
+    "DeletionCurve", "DeletionCurves", "ablate_units", "unit_deletion_curve", "delete_steps", "step_deletion_curve",
+    "order_from_scores", "register_plotter",
+]
+
+METRICS = ("accuracy", "true_logit")
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class DeletionCurve:
+    """Accuracy and mean true-class logit after removing the ``count[i]`` most important items.
+
+    ``count[0] == 0`` (the intact network) and ``count[-1]`` is every unit or step.
+    """
+
+    method: str
+    count: Tensor  # [K + 1] items removed
+    fraction: Tensor  # [K + 1] count / total, from 0 to 1
+    accuracy: Tensor  # [K + 1]
+    true_logit: Tensor  # [K + 1]
+
+    def auc(self, metric: str = "accuracy") -> float:
+        """Area under ``metric`` over the fraction removed (trapezoids on [0, 1]); lower = more faithful."""
+        if metric not in METRICS:
+            raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+        return float(torch.trapezoid(getattr(self, metric).double(), self.fraction.double()))
+
+
+# Drawing needs matplotlib, which only neuroview.viz may import; viz.faithfulness hands its
+# plotting function over when it is imported (neuroview/__init__ does), so results can draw
+# themselves without this layer importing the one above it.
+_plotter: Callable | None = None
+
+
+def register_plotter(fn: Callable) -> None:
+    """Set the function :meth:`DeletionCurves.plot` draws with (``neuroview.viz.faithfulness`` does)."""
+    global _plotter
+    _plotter = fn
+
+
+def plotter() -> Callable:
+    """The registered drawing function: :func:`neuroview.viz.faithfulness.plot_deletion_curves`."""
+    if _plotter is None:
+        raise ImportError("deletion curves are drawn by neuroview.viz.faithfulness; import neuroview.viz.faithfulness")
+    return _plotter
+
+
+@dataclass
+class DeletionCurves:
+    """The curves of several orders on the same network and data (``random:<seed>`` per seed)."""
+
+    kind: str  # "units" or "steps"
+    curves: dict[str, DeletionCurve]
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why it was not run
+
+    def aucs(self, metric: str = "accuracy") -> dict[str, float]:
+        """AUC per method; the random seeds are averaged into ``random`` (their spread in ``random_std``)."""
+        out, rand = {}, []
+        for name, c in self.curves.items():
+            if name.startswith("random:"):
+                rand.append(c.auc(metric))
+            else:
+                out[name] = c.auc(metric)
+        if rand:
+            t = torch.tensor(rand, dtype=torch.float64)
+            out["random"] = float(t.mean())
+            out["random_std"] = float(t.std()) if len(rand) > 1 else 0.0
+        return out
+
+    def plot(self, metric: str = "accuracy", **kw):
+        """:func:`neuroview.viz.faithfulness.plot_deletion_curves` of these curves (a matplotlib Figure)."""
+        return plotter()(self, metric, **kw)
+
+
+# ------------------------------------------------------------------------ orders, masks
+def order_from_scores(scores: Tensor, seed: int = 0) -> Tensor:
+    """Indices of ``scores`` (last dim) from the highest to the lowest; ties in a random order.
+
+    Ties are common (a hard code of 0 gives a contribution of exactly 0), and breaking them by
+    index would remove the first site's units first, a bias of its own.
+
+    >>> order_from_scores(torch.tensor([0.5, 2.0, -1.0]))
+    tensor([1, 0, 2])
+    """
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(scores.shape[-1], generator=g).to(scores.device)
+    idx = scores[..., perm].argsort(dim=-1, descending=True, stable=True)
+    return perm[idx]
+
+
+def _first_k(order: Tensor, k: int) -> Tensor:
+    """Bool mask, True at the first ``k`` indices of each row of ``order``."""
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order).contiguous())
+    return rank < k
+
+
+def _counts(total: int, steps: int) -> Tensor:
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int (points on the curve after 0), got {steps!r}")
+    # Spacing >= 1 before rounding keeps the counts distinct, from 0 to total.
+    return torch.linspace(0, total, min(steps, total) + 1).round().long()
+
+
+def _check_order(order: Tensor, b: int, n: int, what: str) -> Tensor:
+    if not isinstance(order, Tensor) or order.dtype.is_floating_point or order.shape not in ((n,), (b, n)):
+        got = f"dtype {order.dtype}, shape {tuple(order.shape)}" if isinstance(order, Tensor) else type(order).__name__
+        raise ValueError(f"order: expected an integer tensor [{n}] or [{b}, {n}] ranking the {what}, got {got}")
+    if not bool((order.sort(-1).values == torch.arange(n, device=order.device)).all()):
+        raise ValueError(f"order: expected each row to be a permutation of 0..{n - 1} (the {what})")
+    return order.expand(b, n)
+
+
+def check_xy(x: Tensor, y: Tensor) -> Tensor:
+    """``y`` as long class labels on ``x``'s device, one per sample of ``x``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    y = torch.as_tensor(y, device=x.device)
+    if y.dtype.is_floating_point or y.shape != (x.shape[0],):
+        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape {tuple(y.shape)}")
+    return y.long()
+
+
+def check_sequences(x: Tensor) -> None:
+    """Refuse anything but a batch-first ``[B, T, F]`` tensor."""
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x: expected a batch-first tensor [B, T, F], got {got}")
+
+
+# -------------------------------------------------------------------------- unit ablation
+def _unit_mask(net: NeuroViewCNN, units) -> Tensor:
+    u = net.num_units
+    if isinstance(units, Tensor) and units.dtype == torch.bool:
+        if units.dim() not in (1, 2) or units.shape[-1] != u:
+            raise ValueError(f"units: expected a bool mask [{u}] or [B, {u}], got shape {tuple(units.shape)}")
+        return units
+    index = {unit: i for i, unit in enumerate(net.units)}
+    mask = torch.zeros(u, dtype=torch.bool)
+    for item in (units.tolist() if isinstance(units, Tensor) else units):
+        if isinstance(item, tuple):
+            if item not in index:
+                raise ValueError(f"units: no unit {item!r}; expected (site name, channel) from net.units, e.g. {net.units[0]}")
+            mask[index[item]] = True
+        elif isinstance(item, int) and 0 <= item < u:
+            mask[item] = True
+        else:
+            raise ValueError(f"units: expected code-vector indices in [0, {u}), (site, channel) pairs or a bool mask, got {item!r}")
+    return mask
+
+
+class _Ablation:
+    """The hooks of one :func:`ablate_units`: zero the removed units' outputs and codes."""
+
+    def __init__(self, net: NeuroViewCNN, keep: Tensor):
+        self.keep = keep
+        self.slices = list(net.site_slices.values())
+        self.by_module: dict[str, list[int]] = {}  # module name -> the sites (calls) it makes, in order
+        for k, s in enumerate(net.sites):
+            self.by_module.setdefault(s.module, []).append(k)
+        self.calls: dict[str, int] = {}
+
+    def view(self, k: int, t: Tensor) -> Tensor:
+        """Site ``k``'s keep mask, shaped to broadcast over its output ``t`` ``[B, channels, ...]``."""
+        m = self.keep[..., self.slices[k]]
+        if m.dim() == 2 and m.shape[0] != t.shape[0]:
+            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {t.shape[0]} samples")
+        m = m if m.dim() == 2 else m[None]
+        return m.reshape(*m.shape, *([1] * (t.dim() - 2)))
+
+    def reset(self, module, args) -> None:
+        self.calls.clear()
+
+    def zero_output(self, output, name: str):
+        j = self.calls.get(name, 0)
+        self.calls[name] = j + 1
+        if j >= len(self.by_module[name]) or not isinstance(output, Tensor):
+            return None  # a call that is no site: NeuroViewCNN's own check reports a changed path
+        k = self.by_module[name][j]
+        if bool(self.keep[..., self.slices[k]].all()):
+            return None
+        # where, not a product: an activation may give inf, and inf * 0 is NaN
+        return torch.where(self.view(k, output), output, output.new_zeros(()))
+
+    def zero_codes(self, codes: Tensor, maps: list[Tensor]):
+        keep = self.keep
+        if keep.dim() == 2 and keep.shape[0] != codes.shape[0]:
+            raise ValueError(f"units: a per-sample mask has {keep.shape[0]} rows, the batch has {codes.shape[0]} samples")
+        codes = torch.where(keep, codes, codes.new_zeros(()))
+        maps = [torch.where(self.view(k, m), m, m.new_zeros(())) for k, m in enumerate(maps)]
+        return codes, maps
+
+
+@contextmanager
+def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
+    """Remove units of a NeuroView-CNN for the forward passes inside the ``with``.
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.ReLU()), 2).eval()
+    >>> with ablate_units(net, [("1", 0), ("3", 1)]):
+    ...     codes = net.codes(torch.randn(4, 2))
+    >>> codes[:, [0, 4]].abs().sum().item()
+    0.0
+
+    A removed unit
+      - outputs 0 at every position of its site (its activation's output, also for an
+        in-place activation), so every layer after it computes with a dead unit and the codes of
+        later units change accordingly;
+      - has a code of 0, so it adds nothing to any logit (``W[c, u] * 0``). For ReLU-like
+        units with ``hard`` or ``soft`` codes this is the state of a unit that is off at every
+        position; with ``none`` the code is the output itself.
+    Sites are calls: a module called twice has two sites, and only the named call is touched.
+
+    ``units``: code-vector indices, ``(site name, channel)`` pairs (see ``net.units``), or a
+    bool mask ``[U]`` (the same units for every sample) or ``[B, U]`` (per sample; the batch
+    must then have ``B`` rows). Yields the mask. Nothing is left on the network afterwards.
+    """
+    if not isinstance(net, NeuroViewCNN):
+        raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
+    mask = _unit_mask(net, units)
+    p = next(net.parameters(), None)
+    if p is not None:
+        mask = mask.to(p.device)
+    hooks = _Ablation(net, ~mask)
+    modules = dict(net.backbone.named_modules())
+    # prepend=True: our output hook runs before NeuroViewCNN's own (registered during forward),
+    # so a code read from a site's output sees the zeroed output.
+    handles = [net.backbone.register_forward_pre_hook(hooks.reset, prepend=True)]
+    try:
+        for name in hooks.by_module:
+            handles.append(modules[name].register_forward_hook(
+                lambda mod, a, out, name=name: hooks.zero_output(out, name), prepend=True))
+        previous = net._codes_hook
+        net._codes_hook = hooks.zero_codes if previous is None else (lambda c, m: hooks.zero_codes(*previous(c, m)))
+        try:
+            yield mask
+        finally:
+            net._codes_hook = previous
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def unit_deletion_curve(net: NeuroViewCNN, x: Tensor, y: Tensor, order: Tensor, *, steps: int = 20,
+                        batch_size: int = 256, method: str = "") -> DeletionCurve:
+    """Remove units in ``order`` (``[U]`` for all samples, or ``[B, U]`` per sample), most important first.
+
+    The curve has ``min(steps, U) + 1`` points: 0 units removed (the intact network) up to all
+    ``U`` (every logit is then the bias).
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(4, 6), nn.ReLU()), 3).eval()
+    >>> c = unit_deletion_curve(net, torch.randn(8, 4), torch.zeros(8, dtype=torch.long), torch.arange(6), steps=3)
+    >>> c.count.tolist(), c.fraction.tolist()
+    ([0, 2, 4, 6], [0.0, 0.3333333432674408, 0.6666666865348816, 1.0])
+    """
+    y = check_xy(x, y)
+    u = net.num_units
+    order = _check_order(order, len(y), u, "units").to(x.device)
+    counts = _counts(u, steps)
+    net.eval()
+    acc, logit = [], []
+    for k in counts.tolist():
+        hits, total_logit = 0.0, 0.0
+        for xb, yb, ob in zip(x.split(batch_size), y.split(batch_size), order.split(batch_size)):
+            with ablate_units(net, _first_k(ob, k)):
+                out = net(xb)
+            hits += (out.argmax(1) == yb).sum().item()
+            total_logit += out.gather(1, yb[:, None]).sum().item()
+        acc.append(hits / len(y))
+        logit.append(total_logit / len(y))
+    return DeletionCurve(method, counts, counts.float() / u, torch.tensor(acc), torch.tensor(logit))
+
+
+# ------------------------------------------------------------------------ time steps
+def rnn_forward(net: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Logits of a batch-first ``x``, whatever layout the network reads."""
+    if getattr(net, "batch_first", True) is False:
+        x = x.transpose(0, 1)
+    return net(x) if lengths is None else net(x, lengths)
+
+
+def valid_steps(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """``[B, T]`` bool: True at the steps inside each sequence's length."""
+    b, t = x.shape[:2]
+    if lengths is None:
+        return torch.ones(b, t, dtype=torch.bool, device=x.device)
+    return torch.arange(t, device=x.device) < torch.as_tensor(lengths, device=x.device)[:, None]
+
+
+def split_lengths(lengths, b: int, batch_size: int) -> list:
+    """``lengths`` in the chunks ``x.split(batch_size)`` makes of ``b`` samples (Nones without lengths)."""
+    if lengths is None:
+        return [None] * len(range(0, b, batch_size))
+    return list(torch.as_tensor(lengths).split(batch_size))
+
+
+def step_baseline(x: Tensor, baseline, lengths: Tensor | None) -> Tensor:
+    """What a deleted step of ``x [B, T, F]`` becomes: zeros, each series' mean, or a given tensor."""
+    if isinstance(baseline, Tensor):
+        return baseline.to(x).expand_as(x)
+    if baseline == "zero":
+        return torch.zeros_like(x)
+    if baseline == "mean":
+        valid = valid_steps(x, lengths)[..., None]
+        mean = (x * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True)
+        return mean.expand_as(x)
+    raise ValueError(f"baseline: expected 'zero', 'mean' or a tensor broadcastable to x, got {baseline!r}")
+
+
+def delete_steps(x: Tensor, order: Tensor, k: int, baseline="zero", lengths: Tensor | None = None) -> Tensor:
+    """``x [B, T, F]`` with the first ``k`` steps of ``order`` (``[T]`` or ``[B, T]``) set to ``baseline``.
+
+    ``baseline``: ``"zero"``, ``"mean"`` (each series' mean over its valid steps) or a tensor.
+
+    >>> delete_steps(torch.arange(4.0).reshape(1, 4, 1), torch.tensor([2, 0, 1, 3]), 2, "mean").flatten().tolist()
+    [1.5, 1.0, 1.5, 3.0]
+    """
+    check_sequences(x)
+    order = _check_order(order, x.shape[0], x.shape[1], "time steps").to(x.device)
+    return torch.where(_first_k(order, k)[..., None], step_baseline(x, baseline, lengths), x)
+
+
+@torch.no_grad()
+def step_deletion_curve(net: nn.Module, x: Tensor, y: Tensor, order: Tensor, *, lengths: Tensor | None = None,
+                        baseline="zero", steps: int = 20, batch_size: int = 256, method: str = "") -> DeletionCurve:
+    """Replace the input steps of ``x [B, T, F]`` in ``order`` (most important first) by ``baseline``.
+
+    ``min(steps, T) + 1`` points, from 0 steps replaced (the intact network) to all ``T``.
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=10).eval()
+    >>> c = step_deletion_curve(net, torch.randn(6, 10, 2), torch.zeros(6, dtype=torch.long), torch.arange(10), steps=5)
+    >>> c.count.tolist()
+    [0, 2, 4, 6, 8, 10]
+    """
+    y = check_xy(x, y)
+    check_sequences(x)
+    t = x.shape[1]
+    order = _check_order(order, len(y), t, "time steps").to(x.device)
+    counts = _counts(t, steps)
+    base = step_baseline(x, baseline, lengths)
+    net.eval()
+    acc, logit = [], []
+    for k in counts.tolist():
+        xk = torch.where(_first_k(order, k)[..., None], base, x)
+        out = torch.cat([rnn_forward(net, xb, lb) for xb, lb in zip(xk.split(batch_size), split_lengths(lengths, len(xk), batch_size))])
+        acc.append((out.argmax(1) == y).float().mean().item())
+        logit.append(out.gather(1, y[:, None]).mean().item())
+    return DeletionCurve(method, counts, counts.float() / t, torch.tensor(acc), torch.tensor(logit))

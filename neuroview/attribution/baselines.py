@@ -1,0 +1,95 @@
+"""Post-hoc baselines that NeuroView's own importance is compared with: Captum adapters and permutation.
+
+Each function returns importance scores in the layout :mod:`neuroview.attribution.faithfulness`
+ranks: ``[B, U]`` per unit of a NeuroView-CNN (Captum's layer attribution of each site),
+``[B, T]`` per input step of a sequence model (Captum's IntegratedGradients, permutation).
+
+Imports: torch, :mod:`neuroview.core` and :mod:`neuroview.attribution.ablation`; captum only
+inside the functions that call it (an optional extra, ``pip install 'neuroview[bench]'``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from torch import Tensor, nn
+
+from ..core.cnn import NeuroViewCNN
+from .ablation import rnn_forward, split_lengths, step_baseline
+
+__all__ = ["has_captum", "sites_called_once", "captum_unit_scores", "integrated_gradients_scores", "permutation_scores"]
+
+
+def has_captum() -> bool:
+    return importlib.util.find_spec("captum") is not None
+
+
+def sites_called_once(net: NeuroViewCNN) -> str | None:
+    """Why Captum cannot attribute to ``net``'s sites (a module called twice), or None when it can."""
+    seen: dict[str, int] = {}
+    for s in net.sites:
+        seen[s.module] = seen.get(s.module, 0) + 1
+    twice = [m for m, n in seen.items() if n > 1]
+    return (f"modules {twice} are called more than once per forward pass, and Captum's layer attribution "
+            "attaches to a module, not to one call") if twice else None
+
+
+def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_steps: int, batch_size: int) -> Tensor:
+    """``[B, U]``: LayerGradientXActivation (``layer_grad_x_act``) or LayerConductance of each unit
+    for the class ``y``, summed over the site's positions."""
+    from captum.attr import LayerConductance, LayerGradientXActivation  # noqa: PLC0415 - optional dependency
+
+    modules = dict(net.backbone.named_modules())
+    # The code of an activation site (hard/soft) is read from the pre-activation, which also
+    # feeds everything downstream: attributing to the layer input covers both paths.
+    to_input = [s.from_input and net.quantizer != "none" for s in net.sites]
+    per_site: list[list[Tensor]] = [[] for _ in net.sites]
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        for k, s in enumerate(net.sites):
+            layer = modules[s.module]
+            if method == "layer_grad_x_act":
+                a = LayerGradientXActivation(net, layer).attribute(xb, target=yb, attribute_to_layer_input=to_input[k])
+            else:
+                a = LayerConductance(net, layer).attribute(
+                    xb, target=yb, n_steps=n_steps, attribute_to_layer_input=to_input[k],
+                    internal_batch_size=max(2 * len(yb), 512))  # Captum needs >= 2 x the batch here
+            a = a[0] if isinstance(a, (tuple, list)) else a
+            per_site[k].append((a.flatten(2).sum(-1) if a.dim() > 2 else a).detach())
+    return torch.cat([torch.cat(parts) for parts in per_site], 1)
+
+
+def integrated_gradients_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, baseline, n_steps: int,
+                                batch_size: int) -> Tensor:
+    """``[B, T]``: Captum's IntegratedGradients of batch-first ``x`` from ``baseline``, summed over features."""
+    from captum.attr import IntegratedGradients  # noqa: PLC0415 - optional dependency
+
+    ig = IntegratedGradients(lambda inp, ln=None: rnn_forward(net, inp, ln))
+    parts = []
+    for xb, yb, lb in zip(x.split(batch_size), y.split(batch_size), split_lengths(lengths, len(x), batch_size)):
+        base = step_baseline(xb, baseline, lb).contiguous()
+        a = ig.attribute(xb, baselines=base, target=yb, n_steps=n_steps, internal_batch_size=max(len(yb), 256),
+                         additional_forward_args=None if lb is None else (lb,))
+        parts.append(a.sum(-1).detach())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def permutation_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, seed: int, repeats: int, batch_size: int) -> Tensor:
+    """``[B, T]``: the drop of the true-class logit when step t is swapped with the same step of
+    other samples (a random permutation of the batch), averaged over ``repeats``."""
+    def true_logit(inp):
+        ls = split_lengths(lengths, len(inp), batch_size)
+        return torch.cat([rnn_forward(net, xb, lb).gather(1, yb[:, None])[:, 0]
+                          for xb, yb, lb in zip(inp.split(batch_size), y.split(batch_size), ls)])
+
+    g = torch.Generator().manual_seed(seed)
+    base = true_logit(x)
+    out = torch.zeros(x.shape[:2], device=x.device)
+    for _ in range(repeats):
+        for step in range(x.shape[1]):
+            perm = torch.randperm(len(x), generator=g).to(x.device)
+            xp = x.clone()
+            xp[:, step] = x[perm, step]
+            out[:, step] += base - true_logit(xp)
+    return out / repeats

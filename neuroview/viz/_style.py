@@ -1,0 +1,109 @@
+"""Shared look and helpers of the plotting modules: the colour scales, figures, class names, grids.
+
+Every figure is a ``matplotlib.figure.Figure`` built without pyplot; :func:`_mpl` imports
+matplotlib (an optional extra) when a figure is drawn, never at import time. Signed
+importance uses a diverging colormap centred at 0 (red adds to the logit, blue takes from it).
+
+Imports: torch and :mod:`neuroview.core`; matplotlib only inside functions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import Tensor
+
+from ..core.explanation import Explanation
+
+CMAP = "RdBu_r"  # diverging: red adds to the logit, blue takes from it, white is 0
+POS, NEG = "#b2182b", "#2166ac"
+
+
+def _mpl():
+    try:
+        import matplotlib  # noqa: PLC0415 - optional dependency, imported only when drawing
+        from matplotlib import colors  # noqa: PLC0415
+        from matplotlib.figure import Figure  # noqa: PLC0415
+    except ImportError as e:
+        raise ImportError("neuroview.viz.plots needs matplotlib: pip install 'neuroview[plots]'") from e
+    return matplotlib, colors, Figure
+
+
+def _figure(w: float, h: float):
+    Figure = _mpl()[2]
+    # cap the size so that a model with hundreds of sites still gives a picture one can open
+    return Figure(figsize=(min(w, 30.0), min(h, 60.0)), layout="constrained", dpi=100)
+
+
+def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
+    if class_names is None:
+        return [f"class {c}" for c in range(num_classes)]
+    names = [str(n) for n in class_names]
+    if len(names) != num_classes:
+        raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
+    # labels such as "1" and "2" (UCR sets, digits) would read as tick values on an axis
+    return [f"class {n}" if _is_number(n) else n for n in names]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _sym_norm(*values: Tensor):
+    colors = _mpl()[1]
+    m = max((float(v.abs().max()) if v.numel() else 0.0) for v in values)
+    m = m if m > 0 else 1.0
+    return colors.Normalize(vmin=-m, vmax=m)
+
+
+def _scale(*values: Tensor):
+    """``(norm, cmap)``: diverging and centred at 0 for signed values, sequential from 0 for
+    values that cannot be negative (a norm of weights), so white always means 0."""
+    colors = _mpl()[1]
+    if all(bool((v >= 0).all()) for v in values):
+        m = max((float(v.max()) if v.numel() else 0.0) for v in values)
+        return colors.Normalize(vmin=0.0, vmax=m if m > 0 else 1.0), "Reds"
+    return _sym_norm(*values), CMAP
+
+
+def _classes(classes, num_classes: int) -> list[int]:
+    if classes is None:
+        return list(range(num_classes))
+    out = [int(c) for c in classes]
+    bad = [c for c in out if not 0 <= c < num_classes]
+    if bad or not out:
+        raise ValueError(f"classes: expected a non-empty list of class indices in [0, {num_classes}), got {list(classes)}")
+    return out
+
+
+def _grid(fig, n: int, max_cols: int, **kw):
+    ncols = min(max_cols, n)
+    nrows = math.ceil(n / ncols)
+    axes = list(fig.subplots(nrows, ncols, squeeze=False, **kw).ravel())
+    for ax in axes[n:]:
+        ax.remove()  # an empty panel would read as a missing result
+    return axes[:n]
+
+
+def _target(exp: Explanation, sample: int, target) -> int:
+    if target is None:
+        return int(exp.predicted[sample])
+    target = int(target)
+    if not 0 <= target < exp.num_classes:
+        raise ValueError(f"target: expected a class index in [0, {exp.num_classes}), got {target}")
+    return target
+
+
+def _label_text(label, names: list[str]) -> str:
+    return names[int(label)] if label is not None else "?"
+
+
+def _percent():
+    from matplotlib.ticker import PercentFormatter  # noqa: PLC0415
+
+    return PercentFormatter(1.0)

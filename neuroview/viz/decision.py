@@ -1,0 +1,112 @@
+"""Pictures of decisions for any NeuroView network: how one logit is built from the bias and the
+contributions (:func:`waterfall`), and each layer's share of each class's decision
+(:func:`class_layer_summary`).
+
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution` and :mod:`._style`;
+matplotlib only through :mod:`._style`, when drawing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+from ._style import NEG, POS, _figure, _label_text, _names, _percent, _target
+
+__all__ = ["waterfall", "class_layer_summary"]
+
+
+def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str], str]:
+    """Per-item contributions of one sample to one class, their labels, and the item's name."""
+    if isinstance(exp, CNNExplanation):
+        return exp.contributions[sample, target].detach().cpu(), [f"{s} #{ch}" for s, ch in exp.units], "units"
+    if isinstance(exp, RNNExplanation):
+        ti = exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5))
+        v = ti[sample, target].detach().cpu()
+        return v, [f"step {t}" for t in range(len(v))], "steps"
+    v = exp.contributions[sample, target].detach().cpu().flatten()
+    return v, [f"feature {i}" for i in range(len(v))], "features"
+
+
+def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k: int = 8,
+              class_names: Sequence | None = None, label: int | None = None):
+    """How one logit is built: the bias, then the ``k`` largest contributions (units of a CNN,
+    time steps of an RNN), then the sum of all the others; the last bar is the logit itself.
+
+    ``target`` defaults to the predicted class; ``label`` (the true class) goes in the title.
+    """
+    exp = check_explanation(exp)
+    sample = _check_sample(sample, exp.logits.shape[0])
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k: expected a positive int, got {k!r}")
+    names = _names(exp.num_classes, class_names)
+    tgt = _target(exp, sample, target)
+    v, labels, what = _items(exp, sample, tgt)
+    k = min(k, len(v))
+    top = v.abs().topk(k).indices.tolist()
+    entries = [("bias", float(exp.bias[tgt]))] + [(labels[i], float(v[i])) for i in top]
+    if len(v) > k:
+        mask = torch.ones(len(v), dtype=torch.bool)
+        mask[top] = False
+        entries.append((f"{len(v) - k} other {what}", float(v[mask].sum())))
+    logit = float(exp.logits[sample, tgt])
+    fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))
+    ax = fig.subplots()
+    cum = 0.0
+    for i, (_, val) in enumerate(entries):
+        ax.barh(i, val, left=cum, color=POS if val >= 0 else NEG, height=0.7)
+        ax.plot([cum + val] * 2, [i - 0.35, i + 1.35], color="0.5", lw=0.6)  # connector to the next bar
+        ax.annotate(f"{val:+.3g}", (cum + val, i), xytext=(3 if val >= 0 else -3, 0), textcoords="offset points",
+                    ha="left" if val >= 0 else "right", va="center", fontsize=7)
+        cum += val
+    n = len(entries)
+    ax.barh(n, logit, color="0.25", height=0.7)
+    ax.annotate(f"{logit:.3g}", (logit, n), xytext=(3 if logit >= 0 else -3, 0), textcoords="offset points",
+                ha="left" if logit >= 0 else "right", va="center", fontsize=7, weight="bold")
+    ax.set_yticks(range(n + 1), [e[0] for e in entries] + ["logit"], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.5)
+    ends = [0.0, logit, *torch.cumsum(torch.tensor([e[1] for e in entries], dtype=torch.float64), 0).tolist()]
+    lo, hi = min(ends), max(ends)
+    pad = 0.15 * (hi - lo) if hi > lo else 1.0  # room for the value labels on both sides
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
+    pred = int(exp.predicted[sample])
+    truth = f", true {_label_text(label, names)}" if label is not None else ""
+    ax.set_title(f"sample {sample}: logit of {names[tgt]} = bias + contributions (predicted {names[pred]}{truth})", fontsize=9)
+    return fig
+
+def class_layer_summary(source, *, y: Tensor | None = None, class_names: Sequence | None = None):
+    """How much of each class's decision each layer carries: a classes x layers table of shares
+    (each row sums to 100%); see :func:`neuroview.attribution.importance.layer_shares`.
+
+    >>> import torch
+    >>> fig = class_layer_summary(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
+    >>> fig.axes[0].get_xlabel()
+    'layer'
+    """
+    shares, layers = layer_shares(source, y=y)
+    c, n = shares.shape
+    names = _names(c, class_names)
+    fig = _figure(4.5 + 0.5 * n, 1.6 + 0.3 * c)
+    ax = fig.subplots()
+    vmax = float(shares.max()) if shares.numel() and shares.max() > 0 else 1.0
+    im = ax.imshow(shares.numpy(), cmap="Blues", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
+    if c * n <= 400:
+        for i in range(c):
+            for j in range(n):
+                val = float(shares[i, j])
+                ax.text(j, i, f"{100 * val:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if val > 0.6 * vmax else "black")
+    ax.set_xticks(range(n), layers, rotation=60 if n > 4 else 0, ha="right" if n > 4 else "center", fontsize=7)
+    ax.set_yticks(range(c), names, fontsize=7)
+    ax.set_xlabel("site (layer)" if is_cnn(source) else "layer")
+    ax.set_ylabel("class")
+    fig.colorbar(im, ax=ax, label="share of the class's |importance|", format=_percent())
+    basis = "|contributions| on the data" if isinstance(source, Explanation) else "|weights|"
+    fig.suptitle(f"Share of each class's decision carried by each layer\n(% of {basis})", fontsize=10)
+    return fig

@@ -1,0 +1,178 @@
+"""What the ``neuroview explain`` report says, computed apart from drawing and writing it.
+
+Holds the explanation of a whole batch (:func:`explain_batches`), the samples that get their own
+figures (:func:`pick_examples`), the page's outline (:class:`Page`), the rows of the predictions
+table, the summary lines and the ``report.json`` facts; plus the checks the writer and the
+command line share. Nothing here draws, renders HTML or writes a file.
+
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`; tqdm (optional) inside a function.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .._version import __version__
+from ..attribution.importance import is_rnn
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+
+__all__ = ["explain_batches", "pick_examples", "Page"]
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr when asked for and installed (Lightning brings it), else a no-op."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency
+
+            return tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr)
+        except ImportError:
+            pass
+
+    class _Silent:
+        def update(self, n: int = 1) -> None: ...
+        def set_description_str(self, s: str) -> None: ...
+        def close(self) -> None: ...
+
+    return _Silent()
+
+
+def batch_first(model: nn.Module, x: Tensor) -> Tensor:
+    """An RNN's input in ``[B, T, F]`` whatever the model's own layout."""
+    return x if getattr(model, "batch_first", True) else x.transpose(0, 1)
+
+
+# Swapping the first two dimensions is its own inverse: the same function turns a batch-first
+# input back into the model's own layout.
+model_layout = batch_first
+
+
+def check_out(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an output folder that is a file, or not empty without ``overwrite``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out_dir: expected a folder, got the file {str(out_dir)!r}")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"out_dir: {str(out_dir)!r} is not empty; pick a new folder or pass overwrite=True (--overwrite) to write over it"
+        )
+
+
+def check_inputs(model: nn.Module, x: Tensor) -> None:
+    """Refuse a model with no ``explain`` and an ``x`` that is no batch tensor."""
+    if not hasattr(model, "explain"):
+        raise TypeError(f"model: expected a NeuroView network with .explain (NeuroViewCNN, NeuroViewRNN), got {type(model).__name__}")
+    if not isinstance(x, Tensor) or x.dim() < 2:
+        raise TypeError(f"x: expected a batch tensor in the model's input layout, got {type(x).__name__ if not isinstance(x, Tensor) else tuple(x.shape)}")
+
+
+def check_labels(y: Tensor | None, n: int) -> Tensor | None:
+    """``y`` as ``n`` long class labels on the CPU (None stays None)."""
+    if y is None:
+        return None
+    y = torch.as_tensor(y).long().reshape(-1).cpu()
+    if y.shape[0] != n:
+        raise ValueError(f"y: expected {n} labels (one per sample of x), got {y.shape[0]}")
+    return y
+
+
+def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = None, batch_size: int = 64,
+                    bar=None) -> Explanation:
+    """``model.explain`` over ``x`` in batches, concatenated into one explanation (no code maps).
+
+    ``x`` is in the model's own layout (an RNN's ``[T, B, F]`` when it is not batch-first).
+    """
+    rnn = is_rnn(model)
+    xb = batch_first(model, x) if rnn else x
+    parts = []
+    for start in range(0, xb.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        if rnn:
+            exp = model.explain(model_layout(model, xb[sl]), lengths=None if lengths is None else lengths[sl])
+        else:
+            exp = model.explain(xb[sl])
+        parts.append(exp)
+        if bar is not None:
+            bar.update(1)
+    first = parts[0]
+    cat = {k: torch.cat([getattr(p, k) for p in parts]) for k in ("logits", "contributions", "codes")}
+    if isinstance(first, CNNExplanation):
+        return CNNExplanation(**cat, bias=first.bias, units=first.units, site_slices=first.site_slices, weight=first.weight)
+    if isinstance(first, RNNExplanation):
+        # batches may stop at different lengths; the classifier's max_len is the same for all
+        return RNNExplanation(**cat, bias=first.bias, time_importance=torch.cat([p.time_importance for p in parts]),
+                              lengths=torch.cat([p.lengths for p in parts]))
+    return Explanation(**cat, bias=first.bias)
+
+
+def pick_examples(predicted: Tensor, y: Tensor | None, n: int) -> list[int]:
+    """Up to ``n`` sample indices worth a per-sample figure: correct ones of distinct classes,
+    and the first mistake when there is one (the most instructive picture of all)."""
+    if n <= 0:
+        return []
+    if y is None:
+        seen, out = set(), []
+        for i, p in enumerate(predicted.tolist()):
+            if p not in seen:
+                seen.add(p)
+                out.append(i)
+        return out[:n]
+    wrong = (predicted != y).nonzero().flatten().tolist()
+    right, seen = [], set()
+    for i in (predicted == y).nonzero().flatten().tolist():
+        if int(y[i]) not in seen:
+            seen.add(int(y[i]))
+            right.append(i)
+    picks = right[: n - 1] + wrong[:1] if wrong else right[:n]
+    return sorted(picks)
+
+
+@dataclass
+class Page:
+    """What index.html lists: sections of captioned figures, and the data files."""
+
+    title: str
+    summary: list[str]
+    figures: list[tuple[str, str, str]] = field(default_factory=list)  # (section, file, caption)
+    data: list[tuple[str, str]] = field(default_factory=list)  # (file, description)
+
+
+def summary_lines(n: int, explain_s: float, residual: float, pred: Tensor, y: Tensor | None) -> list[str]:
+    """The page's opening sentences: accuracy (with labels), time taken, and how exact the sums are."""
+    lines = [f"{n} samples explained in {explain_s:.1f} s; prediction = bias + contributions, "
+             f"largest gap {residual:.2g} (float rounding)."]
+    if y is not None:
+        acc = float((pred == y).float().mean())
+        lines.insert(0, f"Accuracy on these samples: {100 * acc:.1f}% ({int((pred == y).sum())}/{n}).")
+    return lines
+
+
+def prediction_rows(exp: Explanation, pred: Tensor, y: Tensor | None, names: list[str], cols: list[str]) -> list[dict]:
+    """One row per sample: its true and predicted class, and every logit (columns ``logit <class>``)."""
+    rows = []
+    logits = exp.logits.detach().cpu().tolist()
+    for i in range(len(logits)):
+        row = {"sample": i, "true": names[int(y[i])] if y is not None else "", "predicted": names[int(pred[i])]}
+        rows.append(row | {f"logit {c}": v for c, v in zip(cols, logits[i])})
+    return rows
+
+
+def report_meta(page: Page, about: dict, kind: str, names: list[str], pred: Tensor, y: Tensor | None,
+                residual: float, picks: list[int]) -> dict:
+    """What ``report.json`` holds: the model and data (``about``), accuracy, and every file with its caption."""
+    return {
+        "neuroview": __version__,
+        "kind": kind,
+        **about,
+        "samples": len(pred),
+        "class_names": names,
+        "accuracy": float((pred == y).float().mean()) if y is not None else None,
+        "max_abs_residual": residual,
+        "examples": picks,
+        "figures": [{"file": f, "section": s, "caption": c} for s, f, c in page.figures],
+        "tables": [{"file": f, "description": d} for f, d in page.data],
+    }

@@ -1,0 +1,202 @@
+"""Writing the ``neuroview explain`` report: tables, figures, ``report.json`` and ``index.html`` in one folder.
+
+:func:`write_report` explains a model on a batch (:mod:`.report_data`), writes the tables
+(CSV) and the explanation (safetensors), draws the figures (:mod:`.plots`) and renders the page
+(:mod:`.report_page`). Every file the page names is written next to it, so it opens offline.
+
+Imports: torch, :mod:`neuroview.attribution` and the viz modules named above; matplotlib only
+through :mod:`.plots`, when drawing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
+from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares
+from . import plots
+from .report_data import (
+    Page, batch_first, check_inputs, check_labels, check_out, explain_batches, pick_examples, prediction_rows, progress_bar,
+    report_meta, summary_lines,
+)
+from .report_page import render_page
+
+__all__ = ["write_report"]
+
+S_GLOBAL, S_SAMPLES = "What the model looks for", "Single decisions"
+
+
+class _Writer:
+    """The folder being written: every file goes through here, so the page lists what exists."""
+
+    def __init__(self, out: Path, page: Page, dpi: int, bar):
+        self.out, self.page, self.dpi, self.bar = out, page, dpi, bar
+        self.files: list[str] = []
+
+    def figure(self, section: str, name: str, fig, caption: str) -> None:
+        self.bar.set_description_str(f"drawing {name}")
+        fig.savefig(self.out / name, dpi=self.dpi)
+        fig.clear()  # figures hold their arrays; free them now rather than at garbage collection
+        self.files.append(name)
+        self.page.figures.append((section, name, caption))
+        self.bar.update(1)
+
+    def table(self, name: str, rows: list[dict], description: str) -> None:
+        write_csv(self.out / name, rows)
+        self.files.append(name)
+        self.page.data.append((name, description))
+
+
+def write_report(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor | None,
+    out_dir,
+    *,
+    lengths: Tensor | None = None,
+    class_names: Sequence | None = None,
+    examples: int = 4,
+    overwrite: bool = False,
+    progress: bool = True,
+    batch_size: int = 64,
+    title: str | None = None,
+    about: dict | None = None,
+    dpi: int = 100,
+) -> list[str]:
+    """Explain ``model`` on ``x`` (labels ``y``) and write figures, tables and ``index.html`` to ``out_dir``.
+
+    Args:
+        model: a NeuroViewCNN or NeuroViewRNN (anything with ``explain``); put in eval mode.
+        x: inputs in the model's own layout; ``lengths`` for padded RNN sequences.
+        y: true classes ``[B]`` or ``None``; with labels the per-class views average over the
+            samples of each class, and the report gives the accuracy.
+        class_names: one name per class (default ``0, 1, ...``).
+        examples: how many samples get per-sample figures.
+        overwrite: write into a non-empty ``out_dir``; refused otherwise.
+        about: extra facts for the page and ``report.json`` (model name, data, split).
+
+    Returns the names of the files written, ``index.html`` last. Every file named in the page
+    is among them; images sit next to the page, so the folder opens in a browser offline.
+    """
+    check_inputs(model, x)
+    out = Path(out_dir)
+    check_out(out, overwrite)
+    rnn, cnn = is_rnn(model), is_cnn(model)
+    xb = batch_first(model, x) if rnn else x
+    n = xb.shape[0]
+    y = check_labels(y, n)
+    num_classes = int(model.num_classes)
+    names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
+    cols = class_labels(num_classes, names)  # validates the names
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    n_batches, n_figures = -(-n // batch_size), 3 + 2 * min(examples, n)
+    bar = progress_bar(n_batches + n_figures + 2, "explaining", progress)
+    try:
+        t0 = time.perf_counter()
+        exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar)
+        explain_s = time.perf_counter() - t0
+        for f in fields(exp):  # tables and pictures are made on the CPU, wherever the model runs
+            if isinstance(getattr(exp, f.name), Tensor):
+                setattr(exp, f.name, getattr(exp, f.name).detach().cpu())
+        pred, residual = exp.predicted.cpu(), float(exp.residual().abs().max())
+        picks = pick_examples(pred, y, examples)
+        about = dict(about or {})
+        page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",
+                    summary_lines(n, explain_s, residual, pred, y))
+        w = _Writer(out, page, dpi, bar)
+        # tables first: they are the numbers the figures draw
+        _write_tables(w, model, exp, pred, y, names, cols)
+        _draw_global(w, model, exp, xb, y, names)
+        _draw_samples(w, model, exp, x, xb, y, pred, picks, names)
+        about.setdefault("model", type(model).__name__)
+        kind = "cnn" if cnn else "rnn" if rnn else type(exp).__name__
+        write_json(out / "report.json", report_meta(page, about, kind, names, pred, y, residual, picks))
+        w.files.append("report.json")
+        page.data.append(("report.json", "what this report is: model, data, accuracy, and every file with its caption"))
+        (out / "index.html").write_text(render_page(page, about))
+        w.files.append("index.html")
+        bar.update(1)
+    finally:
+        bar.close()
+    return w.files
+
+
+def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | None, names: list[str],
+                  cols: list[str]) -> None:
+    """The CSV tables and the explanation itself (safetensors and its JSON sidecar)."""
+    w.table("predictions.csv", prediction_rows(exp, pred, y, names, cols),
+            "one row per sample: true class, predicted class, and every logit")
+    shares, layers = layer_shares(exp, y=y)
+    w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist())],
+            "share of each class's |contributions| carried by each layer (rows sum to 1), averaged over the samples of the class")
+    if is_cnn(model):
+        w.table("unit_importance.csv", unit_records(model, names),
+                "one row per unit (site, channel): its standardized weight for each class, the numbers of the heatmap")
+    if is_rnn(model):
+        w.table("time_importance.csv", time_records(exp, names, y=y),
+                "one row per time step: the mean signed contribution to each class over the samples of that class")
+        w.table("layer_time.csv", layer_time_records(exp, names, y=y),
+                "one row per (layer, step): the mean signed contribution to each class over the samples of that class")
+        w.table("time_weights.csv", time_records(model, names),
+                "one row per time step: the global weight of each class (Euclidean norm over the step's hidden features)")
+    exp.save(w.out / "explanation.safetensors")
+    w.files += ["explanation.safetensors", "explanation.json"]
+    w.page.data.append(("explanation.safetensors", "every contribution of every sample (safetensors): "
+                        "neuroview.Explanation.load('explanation.safetensors')"))
+    w.page.data.append(("explanation.json", "the explanation's metadata (units, sites, checksum)"))
+    w.bar.update(1)
+
+
+def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None, names: list[str]) -> None:
+    """The figures of what the model looks for, over all the samples."""
+    if is_cnn(model):
+        w.figure(S_GLOBAL, "unit_heatmap.png", plots.unit_heatmap(model, class_names=names),
+                 "Weight of every unit for every class, one panel per site (layer), units grouped by the class they "
+                 "weigh most. Red units add to a class's logit when active, blue units take from it. Weights are "
+                 "standardized (times the spread of the unit's code), so units of different layers compare.")
+        w.figure(S_GLOBAL, "top_units.png", plots.top_units(model, k=5, class_names=names),
+                 "The five units with the largest weight for each class, coloured by their site (layer).")
+    if is_rnn(model):
+        series = class_means(xb.cpu(), y, int(model.num_classes)) if y is not None else xb.cpu().mean(0)
+        w.figure(S_GLOBAL, "time_importance.png", plots.time_importance(exp, y=y, series=series, class_names=names),
+                 "For each class, how much each time step adds to (red) or takes from (blue) that class's logit, "
+                 "averaged over the samples of the class; grey: the class's mean input series.")
+        w.figure(S_GLOBAL, "layer_time.png", plots.layer_time(exp, y=y, class_names=names),
+                 "The same contributions split by layer: rows are layers, columns time steps.")
+    w.figure(S_GLOBAL, "class_layer_summary.png", plots.class_layer_summary(exp, y=y, class_names=names),
+             "How much of each class's decision each layer carries: the share of the absolute contributions to the "
+             "class's logit that comes from each layer, on the samples of that class.")
+
+
+def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: Tensor | None, pred: Tensor,
+                  picks: list[int], names: list[str]) -> None:
+    """The figures of single decisions: one waterfall per picked sample, and its maps or time course."""
+    cnn, rnn = is_cnn(model), is_rnn(model)
+    maps = None
+    if cnn and picks:
+        pick_t = torch.tensor(picks)
+        maps = model.explain(x[pick_t], maps=True)
+    for j, i in enumerate(picks):
+        truth = f", true {names[int(y[i])]}" if y is not None else ""
+        head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"
+        label = int(y[i]) if y is not None else None
+        w.figure(S_SAMPLES, f"waterfall_{i}.png", plots.waterfall(exp, i, class_names=names, label=label),
+                 f"{head}: its predicted logit, built from the bias and the largest contributions "
+                 f"({'units' if cnn else 'time steps'}); the last bar is the logit itself.")
+        if cnn and maps is not None and xb.dim() in (3, 4):
+            w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
+                     plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=i),
+                     f"{head}: where its top units add to the logit, over the input. Each map sums to the unit's contribution.")
+        if rnn:
+            length = int(exp.lengths[i]) if exp.lengths is not None else xb.shape[1]
+            w.figure(S_SAMPLES, f"sample_time_{i}.png",
+                     plots.sample_time(exp, i, label=label, series=xb[i, :length].cpu(), class_names=names),
+                     f"{head}: per-step contributions to the predicted and the true class, the running logit "
+                     "(bias plus the contributions so far), and the input.")

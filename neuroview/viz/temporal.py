@@ -1,0 +1,168 @@
+"""Pictures of a sequence model over time: per-step importance of each class (:func:`time_importance`),
+per layer and step (:func:`layer_time`), and how one sample's decision builds up (:func:`sample_time`).
+
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution` and :mod:`._style`;
+matplotlib only through :mod:`._style`, when drawing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..attribution.importance import _check_sample, layer_time_weights, time_weights
+from ..core.explanation import RNNExplanation
+from ._style import _classes, _figure, _mpl, _names, _scale
+
+__all__ = ["time_importance", "layer_time", "sample_time"]
+
+
+def _series(series, num_classes: int, t: int):
+    """``series`` as a function class -> ``[T', F]`` array (or None): one shared series
+    (``[T]`` or ``[T, F]``) or one per class (``[C, T, F]``)."""
+    if series is None:
+        return lambda c: None
+    s = torch.as_tensor(series).detach().cpu().float()
+    if s.dim() == 1:
+        s = s[:, None]
+    if s.dim() == 2:
+        return lambda c: s.numpy()
+    if s.dim() == 3 and s.shape[0] == num_classes:
+        return lambda c: s[c].numpy()
+    raise ValueError(f"series: expected [T], [T, F] (shared) or [{num_classes}, T, F] (one per class), got shape {tuple(s.shape)}")
+
+
+def _under(ax, s, color: str = "0.55"):
+    """Draw a series on a twin axis behind ``ax``'s bars."""
+    tw = ax.twinx()
+    tw.plot(torch.arange(len(s)).numpy(), s, color=color, lw=1)
+    tw.set_yticks([])
+    ax.set_zorder(tw.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    return tw
+
+
+def _what(source, sample, y, reduce: str) -> str:
+    if isinstance(source, RNNExplanation):
+        if sample is not None:
+            return f"contributions of sample {sample}"
+        return "mean contributions over the samples of each class" if y is not None else "mean contributions over the batch"
+    if isinstance(source, Tensor):
+        return "importance"
+    return f"global weights ({reduce} over hidden features)"
+
+
+def time_importance(source, *, series=None, y: Tensor | None = None, sample: int | None = None,
+                    classes: Sequence[int] | None = None, class_names: Sequence | None = None, reduce: str = "norm"):
+    """Per-step importance of each class (one row per class), the input series drawn underneath.
+
+    ``source``: a NeuroViewRNN (global weights, aggregated by ``reduce``), an RNNExplanation
+    (signed contributions: one ``sample``, the mean over each class's samples given labels
+    ``y``, or the batch mean), or a ``[C, T]`` tensor. ``series``: ``[T]``/``[T, F]`` drawn under
+    every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.attribution.importance.class_means`).
+
+    >>> import torch
+    >>> fig = time_importance(torch.randn(2, 12), series=torch.randn(12), class_names=["no", "yes"])
+    >>> [ax.get_ylabel() for ax in fig.axes[:2]]
+    ['no', 'yes']
+    """
+    w = time_weights(source, y=y, sample=sample, reduce=reduce)
+    c, t = w.shape
+    names = _names(c, class_names)
+    sel = _classes(classes, c)
+    under = _series(series, c, t)
+    norm, cmap_name = _scale(w[sel])
+    matplotlib = _mpl()[0]
+    cmap = matplotlib.colormaps[cmap_name]
+    fig = _figure(9.0, 0.9 + 1.3 * len(sel))
+    axes = fig.subplots(len(sel), 1, sharex=True, squeeze=False)[:, 0]
+    steps = torch.arange(t).numpy()
+    for ax, cls in zip(axes, sel):
+        s = under(cls)
+        if s is not None:
+            _under(ax, s)
+        ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylabel(names[cls])
+        ax.set_xlim(-0.5, t - 0.5)
+    axes[-1].set_xlabel("time step")
+    shown = "" if series is None else " (grey: the input series)"
+    fig.suptitle(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}", fontsize=10)
+    return fig
+
+
+def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, classes: Sequence[int] | None = None,
+               class_names: Sequence | None = None, reduce: str = "norm"):
+    """Layer x time heatmap of each class's importance (sources as in :func:`time_importance`).
+
+    >>> import torch
+    >>> len(layer_time(torch.randn(3, 2, 10)).axes)   # 3 classes, and the colour bar
+    4
+    """
+    w = layer_time_weights(source, y=y, sample=sample, reduce=reduce)
+    c, n_layers, t = w.shape
+    names = _names(c, class_names)
+    sel = _classes(classes, c)
+    norm, cmap = _scale(w[sel])
+    fig = _figure(9.0, 0.9 + len(sel) * (0.45 + 0.3 * n_layers))
+    axes = fig.subplots(len(sel), 1, sharex=True, squeeze=False)[:, 0]
+    im = None
+    for ax, cls in zip(axes, sel):
+        im = ax.imshow(w[cls].numpy(), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+        ax.set_yticks(range(n_layers), [f"layer {i}" for i in range(n_layers)], fontsize=7)
+        ax.set_title(names[cls], fontsize=8)
+    axes[-1].set_xlabel("time step")
+    fig.colorbar(im, ax=list(axes), label="importance", shrink=0.8)
+    fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}", fontsize=10)
+    return fig
+
+
+def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = None, series=None,
+                class_names: Sequence | None = None):
+    """One sample's per-step contributions to its predicted class and its true class (``label``),
+    the running logit (bias plus contributions so far, ending at the logit), and the series.
+
+    ``series`` is the sample's input, ``[T]`` or ``[T, F]``.
+    """
+    if not isinstance(exp, RNNExplanation):
+        raise TypeError(f"exp: expected an RNNExplanation, got {type(exp).__name__}")
+    sample = _check_sample(sample, exp.logits.shape[0])
+    names = _names(exp.num_classes, class_names)
+    ti = (exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5)))[sample]
+    ti = ti.detach().cpu()
+    t = int(exp.lengths[sample]) if exp.lengths is not None else ti.shape[1]
+    pred = int(exp.predicted[sample])
+    shown = [(pred, "predicted", "C0")]
+    if label is not None:
+        label = int(label)
+        if not 0 <= label < exp.num_classes:
+            raise ValueError(f"label: expected a class index in [0, {exp.num_classes}), got {label}")
+        if label != pred:
+            shown.append((label, "true", "C1"))
+    rows = 3 if series is not None else 2
+    fig = _figure(9.0, 1.0 + 1.8 * rows)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    steps = torch.arange(t).numpy()
+    for cls, role, color in shown:
+        tag = f"{role}{' = true' if role == 'predicted' and label == pred else ''}: {names[cls]} (logit {float(exp.logits[sample, cls]):.3g})"
+        axes[0].plot(steps, ti[cls, :t].numpy(), marker="o", ms=2.5, lw=1, color=color, label=tag)
+        running = float(exp.bias[cls]) + torch.cumsum(ti[cls, :t].double(), 0)
+        axes[1].plot(steps, running.numpy(), lw=1.2, color=color)
+        axes[1].axhline(float(exp.logits[sample, cls]), color=color, lw=0.6, ls="--")
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_ylabel("contribution")
+    axes[0].legend(fontsize=7, loc="best")
+    axes[1].set_ylabel("running logit")
+    if series is not None:
+        s = torch.as_tensor(series).detach().cpu().float()
+        s = s[:, None] if s.dim() == 1 else s
+        if s.dim() != 2:
+            raise ValueError(f"series: expected the sample's input, [T] or [T, F], got shape {tuple(s.shape)}")
+        axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1)
+        axes[2].set_ylabel("input")
+    axes[-1].set_xlabel("time step")
+    truth = f", true {names[label]}" if label is not None else ""
+    fig.suptitle(f"Sample {sample}: how the decision builds up over time (predicted {names[pred]}{truth})", fontsize=10)
+    return fig

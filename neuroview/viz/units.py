@@ -1,0 +1,244 @@
+"""Pictures of a NeuroView-CNN's units: their weights per class (:func:`unit_heatmap`, :func:`top_units`)
+and where one sample's strongest units add to a logit over its input (:func:`spatial_maps`).
+
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution` and :mod:`._style`;
+matplotlib only through :mod:`._style`, when drawing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..attribution.importance import _check_sample, unit_weights
+from ..core.explanation import CNNExplanation
+from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _sym_norm, _target
+
+__all__ = ["unit_heatmap", "top_units", "spatial_maps"]
+
+
+def _sorted_units(w: Tensor, max_units: int | None) -> Tensor:
+    """Column order for a ``[C, U]`` block: the ``max_units`` strongest units, grouped by the
+    class they vote for most, strongest first, so the heatmap reads as a staircase."""
+    idx = torch.arange(w.shape[1])
+    if max_units is not None and w.shape[1] > max_units:
+        idx = w.abs().amax(0).topk(max_units).indices
+    sub = w[:, idx]
+    best, top = sub.max(0)
+    order = sorted(range(len(idx)), key=lambda j: (int(top[j]), -float(best[j])))
+    return idx[order]
+
+
+def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence[str] | None = None,
+                 max_units: int | None = 64, standardized: bool = True):
+    """Unit-class weights as one heatmap per site: classes x units, units sorted by the class
+    they vote for.
+
+    ``source`` is a NeuroViewCNN (standardized weights, comparable across sites) or a
+    CNNExplanation (its effective weights). Sites with more than ``max_units`` units show their
+    strongest ones. One shared, zero-centred colour scale.
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3).eval()
+    >>> [ax.get_title() for ax in unit_heatmap(net).axes[:1]]
+    ['site 1: 4 units']
+    """
+    w, _, slices = unit_weights(source, standardized=standardized)
+    sel = list(slices) if sites is None else list(sites)
+    unknown = [s for s in sel if s not in slices]
+    if unknown or not sel:
+        raise ValueError(f"sites: expected names among {list(slices)}, got {list(sites) if sites is not None else sel}")
+    c = w.shape[0]
+    names = _names(c, class_names)
+    orders = [_sorted_units(w[:, slices[s]], max_units) for s in sel]
+    widest = max(len(o) for o in orders)
+    fig = _figure(3.0 + 0.16 * widest, 0.8 + len(sel) * (0.9 + 0.2 * c))
+    axes = fig.subplots(len(sel), 1, squeeze=False)[:, 0]
+    norm = _sym_norm(*(w[:, slices[s]] for s in sel))
+    channels = {s: torch.arange(slices[s].stop - slices[s].start) for s in sel}
+    im = None
+    for ax, site, order in zip(axes, sel, orders):
+        block = w[:, slices[site]][:, order]
+        im = ax.imshow(block.numpy(), cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
+        n = slices[site].stop - slices[site].start
+        shown = f", the {len(order)} strongest" if len(order) < n else ""
+        ax.set_title(f"site {site}: {n} units{shown}", fontsize=9)
+        ax.set_yticks(range(c), names, fontsize=7)
+        ax.set_ylabel("class")
+        if len(order) <= 64:
+            ax.set_xticks(range(len(order)), [str(int(ch)) for ch in channels[site][order]], fontsize=6, rotation=90)
+        else:
+            ax.set_xticks([])
+    axes[-1].set_xlabel("unit (channel), grouped by the class it weighs most")
+    label = "standardized weight" if standardized and not isinstance(source, CNNExplanation) else "weight"
+    fig.colorbar(im, ax=list(axes), label=label, shrink=min(1.0, 4.0 / len(sel) + 0.2))
+    fig.suptitle("Unit-class weights of the global classifier, per site")
+    return fig
+
+
+def _site_colors(sites: list[str]) -> dict[str, tuple]:
+    matplotlib = _mpl()[0]
+    cmap = matplotlib.colormaps["tab10" if len(sites) <= 10 else "tab20"]
+    return {s: cmap(i % cmap.N) for i, s in enumerate(sites)}
+
+
+def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classes: Sequence[int] | None = None,
+              standardized: bool = True):
+    """Per class, the ``k`` units with the largest weight, labelled and coloured by their site.
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3).eval()
+    >>> len(top_units(net, k=2).axes)
+    3
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k: expected a positive int, got {k!r}")
+    w, units, slices = unit_weights(source, standardized=standardized)
+    c = w.shape[0]
+    names = _names(c, class_names)
+    sel = _classes(classes, c)
+    k = min(k, w.shape[1])
+    colors = _site_colors(list(slices))
+    ncols = min(5, len(sel))
+    fig = _figure(3.3 * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.5 + 0.3 * k))
+    used: dict[str, tuple] = {}
+    for ax, cls in zip(_grid(fig, len(sel), 5), sel):
+        vals, idx = w[cls].topk(k)
+        labels = [f"{units[i][0]} #{units[i][1]}" for i in idx.tolist()]
+        cols = [colors[units[i][0]] for i in idx.tolist()]
+        for i in idx.tolist():
+            used[units[i][0]] = colors[units[i][0]]
+        ax.barh(range(k), vals.numpy(), color=cols)
+        ax.set_yticks(range(k), labels, fontsize=7)
+        ax.invert_yaxis()  # strongest on top
+        ax.axvline(0, color="k", lw=0.5)
+        ax.set_title(names[cls], fontsize=9)
+        ax.set_xlabel("standardized weight" if standardized and not isinstance(source, CNNExplanation) else "weight", fontsize=8)
+    matplotlib = _mpl()[0]
+    handles = [matplotlib.patches.Patch(color=col, label=s) for s, col in used.items()]
+    fig.legend(handles=handles, title="site (layer)", loc="outside lower center", ncols=min(6, len(handles)), fontsize=7)
+    fig.suptitle(f"Top {k} units of each class")
+    return fig
+
+
+def _background(x: Tensor):
+    """An input sample ``[C, H, W]`` as an image: RGB for 3 channels, else the channel mean."""
+    x = x.detach().cpu().float()
+    if x.shape[0] == 3:
+        lo, hi = x.amin(), x.amax()
+        return ((x - lo) / (hi - lo if hi > lo else 1.0)).permute(1, 2, 0).numpy(), None
+    return x.mean(0).numpy(), "gray"
+
+
+def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int) -> tuple[list[int], list[Tensor]]:
+    """The ``k`` units adding most to logit ``tgt`` of one sample, among sites whose maps have the
+    input's dimensions, and each one's contribution per input position."""
+    rank = x.dim() - 2
+    sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
+    if not sites:
+        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}")
+    eligible = torch.zeros(len(exp.units), dtype=torch.bool)
+    for s in sites:
+        eligible[exp.site_slices[s]] = True
+    v = exp.contributions[sample, tgt].detach().cpu()
+    k = min(k, int(eligible.sum()))
+    top = torch.where(eligible, v, torch.tensor(-torch.inf)).topk(k).indices.tolist()
+    cache: dict[str, Tensor] = {}
+    maps = []
+    xs_numel = x[sample, 0].numel()
+    for u in top:
+        site, ch = exp.units[u]
+        if site not in cache:
+            cache[site] = exp.spatial_map(site, tgt)[sample].detach().cpu()
+        # spatial_map spreads the contribution over the site's positions; spread it over the
+        # input's instead, the area each panel is drawn on
+        m = cache[site][ch]
+        maps.append(m * (m.numel() / xs_numel))
+    return top, maps
+
+
+def _image_panels(xs: Tensor, maps: list[Tensor], norm):
+    """The image ``xs [C, H, W]`` in the first panel, each map over it in one more panel each."""
+    k = len(maps)
+    fig = _figure(2.6 * min(5, k + 1) + 1.0, 2.9 * math.ceil((k + 1) / 5) + 0.5)
+    axes = _grid(fig, k + 1, 5)
+    h, w = xs.shape[1:]
+    img, gray = _background(xs)
+    axes[0].imshow(img, cmap=gray, extent=(0, w, h, 0))
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, m in zip(axes[1:], maps):
+        if gray is None:  # colour image: the map half-transparent over it
+            ax.imshow(img, extent=(0, w, h, 0))
+            ax.imshow(m.numpy(), cmap=CMAP, norm=norm, alpha=0.6, extent=(0, w, h, 0), interpolation="bilinear")
+        else:  # grey image: the map itself, the input as contour lines on top (blending muddies both)
+            ax.imshow(m.numpy(), cmap=CMAP, norm=norm, extent=(0, w, h, 0), interpolation="bilinear")
+            lo, hi = float(img.min()), float(img.max())
+            if hi > lo:
+                ax.contour(torch.arange(w).numpy() + 0.5, torch.arange(h).numpy() + 0.5, img,
+                           levels=[lo + f * (hi - lo) for f in (0.3, 0.6)], colors="k", linewidths=0.6,
+                           linestyles="solid")
+    return fig, axes
+
+
+def _signal_panels(xs: Tensor, maps: list[Tensor], norm):
+    """The signal ``xs [C, T]`` drawn in every panel, each map behind it in one more panel each."""
+    k = len(maps)
+    fig = _figure(8.0, 1.6 * (k + 1) + 0.6)
+    axes = list(fig.subplots(k + 1, 1, sharex=True, squeeze=False)[:, 0])
+    t = xs.shape[1]
+    lo, hi = float(xs.min()), float(xs.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
+    for ax in axes:
+        ax.plot(torch.arange(t).numpy() + 0.5, xs.T.numpy(), color="k", lw=1)
+        ax.set_xlim(0, t)
+        ax.set_ylim(lo, hi)
+    axes[-1].set_xlabel("time step")
+    for ax, m in zip(axes[1:], maps):
+        ax.imshow(m[None].numpy(), cmap=CMAP, norm=norm, alpha=0.6, extent=(0, t, lo, hi), aspect="auto",
+                  interpolation="nearest")
+    return fig, axes
+
+
+def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int | None = None, k: int = 4,
+                 class_names: Sequence | None = None, label: int | None = None, sample_id: int | None = None):
+    """Where the top ``k`` units of one sample add to a logit, over the input (images or 1-D signals).
+
+    Each panel is a unit's contribution per *input* position: its code map times its weight
+    divided by the number of input positions, stretched to the input's extent, so it sums over
+    the input to the unit's contribution and maps of sites of different resolution share one
+    scale. Needs ``net.explain(x, maps=True)``; ``x`` is the batch that was explained.
+    ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
+    """
+    if not isinstance(exp, CNNExplanation):
+        raise TypeError(f"exp: expected a CNNExplanation, got {type(exp).__name__}")
+    if exp.code_maps is None:
+        raise ValueError("exp: has no code maps; call net.explain(x, maps=True)")
+    if not isinstance(x, Tensor) or x.dim() not in (3, 4) or x.shape[0] != exp.logits.shape[0]:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x: expected the explained batch, [{exp.logits.shape[0]}, C, T] or [{exp.logits.shape[0]}, C, H, W], got {shape}")
+    sample = _check_sample(sample, x.shape[0])
+    names = _names(exp.num_classes, class_names)
+    tgt = _target(exp, sample, target)
+    top, maps = _top_maps(exp, x, sample, tgt, k)
+    norm = _sym_norm(*maps)
+    pred = int(exp.predicted[sample])
+    head = f"input (predicted {names[pred]}" + (f", true {_label_text(label, names)})" if label is not None else ")")
+    xs = x[sample].detach().cpu().float()
+    fig, axes = (_image_panels if x.dim() == 4 else _signal_panels)(xs, maps, norm)
+    axes[0].set_title(head, fontsize=8)
+    v = exp.contributions[sample, tgt].detach().cpu()
+    for ax, u in zip(axes[1:], top):
+        site, ch = exp.units[u]
+        ax.set_title(f"{site} #{ch}: {float(v[u]):+.3g}", fontsize=8)
+    matplotlib = _mpl()[0]
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=CMAP), ax=axes, label="contribution per input position", shrink=0.8)
+    fig.suptitle(f"Sample {sample if sample_id is None else sample_id}: where its top {len(top)} units add to the logit of {names[tgt]}", fontsize=10)
+    return fig
