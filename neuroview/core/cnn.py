@@ -266,8 +266,10 @@ class NeuroViewCNN(nn.Module):
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
         with torch.autocast(codes.device.type, enabled=False):
             logits = torch.nn.functional.linear(codes, w, b)
+        if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
+            w, b = w.clone(), b.clone()
         exp = CNNExplanation(
-            logits=logits, bias=b.clone(), codes=codes, weight=w.clone(),
+            logits=logits, bias=b, codes=codes, weight=w,
             units=self.units, site_slices=self.site_slices,
             code_maps=dict(zip((s.name for s in self.sites), cmaps)) if maps else None,
         )

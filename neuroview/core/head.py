@@ -94,8 +94,9 @@ def fold(classifier: nn.Linear, norm: CodeNorm | None) -> tuple[Tensor, Tensor]:
     w, b = classifier.weight, classifier.bias
     if norm is None:
         return w, b
-    w = w * norm.scale().to(w.dtype)
-    return w, b - w @ norm.running_mean.to(w.dtype)
+    with torch.autocast(w.device.type, enabled=False):  # w @ mu in bf16 would move the bias
+        w = w * norm.scale().to(w.dtype)
+        return w, b - w @ norm.running_mean.to(w.dtype)
 
 
 def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.Module | None = None) -> Tensor:

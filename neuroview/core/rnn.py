@@ -172,14 +172,16 @@ class NeuroViewRNN(nn.Module):
         w, b = self.effective_classifier()
         dt = torch.promote_types(h.dtype, torch.float32)
         h, w, b = h.to(dt), w.detach().to(dt), b.detach().to(dt)
+        if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
+            w, b = w.clone(), b.clone()
         w5 = w.reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
         n_ld, (steps, width) = self.num_layers * self.num_directions, self.feature_shape[2:]
         with torch.autocast(h.device.type, enabled=False):
             exp = RNNExplanation(
                 logits=F.linear(h.flatten(1), w, b),
-                bias=b.clone(),
+                bias=b,
                 codes=h,
-                weight=w5.clone(),  # contributions [B, C, L, D, T, H] are formed from codes and weight when read
+                weight=w5,  # contributions [B, C, L, D, T, H] are formed from codes and weight when read
                 # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
                 time_importance=torch.einsum("bkth,ckth->bct", h.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
                 lengths=lengths,

@@ -331,3 +331,27 @@ def test_explain_leaves_each_submodule_in_its_mode():
     assert net.training and not backbone.training and not backbone[1].training
     net(torch.randn(4, 1, 5, 5) * 3 + 2)
     assert torch.equal(backbone[1].running_mean, before)  # its statistics never moved
+
+
+def test_explain_allocates_no_dense_contribution_tensor():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    Largest.largest = max(Largest.largest, t.numel())
+            return out
+
+    x = torch.randn(8, 3, 16, 16)
+    net = nv.wrap(ViT(), 200, example_input=x).eval()
+    b, c, u = 8, 200, net.num_units
+    with Largest():
+        exp = net.explain(x)
+        exp.for_class().sum()
+        exp.by_site()
+    assert Largest.largest < b * c * u / 4  # the [B, C, U] tensor is never formed...
+    assert exp.contributions.shape == (b, c, u)  # ...until asked for
