@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo(rest)
     if cmd == "zoo":
-        from .zoo.pretrained import main as zoo  # noqa: PLC0415
+        from .zoo.cli import main as zoo  # noqa: PLC0415
 
         return zoo(rest)
     if cmd == "retrofit":
