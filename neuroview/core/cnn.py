@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._factory import factory_kwargs
 from .explanation import CNNExplanation
 from .quantize import QUANTIZERS, ACTIVATIONS, breakpoints, code_map, is_activation, mean_code
 
@@ -203,7 +204,7 @@ class NeuroViewCNN(nn.Module):
 
     def _discover(self) -> list[Site]:
         modes = {m: m.training for m in self.backbone.modules()}
-        x = torch.zeros(2, *self.input_shape, **_factory(self.backbone))
+        x = torch.zeros(2, *self.input_shape, **factory_kwargs(self.backbone))
         try:
             self.backbone.eval()
             with torch.no_grad(), self._capture(discover=True) as rec:
@@ -353,13 +354,6 @@ class NeuroViewCNN(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, quantizer={self.quantizer!r}, tau={self.tau}, "
                 f"sites={len(self.sites)}, units={self.num_units}, input_shape={self.input_shape}")
-
-
-def _factory(module: nn.Module) -> dict:
-    p = next(iter(module.parameters()), None)
-    if p is None:
-        p = next(iter(module.buffers()), None)
-    return {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
 
 
 def _infer_input_shape(backbone: nn.Module) -> tuple[int, ...]:

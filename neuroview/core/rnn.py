@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ._factory import factory_kwargs
 from .explanation import RNNExplanation
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
@@ -121,7 +122,7 @@ class _Backbone:
 
     def discover(self, rnn: nn.Module) -> None:
         """Dry run of a user module on zeros: learn (L, D, H) from its output."""
-        x = torch.zeros(2, 3, self.input_size, **_factory(rnn))
+        x = torch.zeros(2, 3, self.input_size, **factory_kwargs(rnn))
         modes = {m: m.training for m in rnn.modules()}
         try:
             rnn.eval()
@@ -174,11 +175,6 @@ def _user_states(out, b: int, t: int) -> Tensor:
             f"rnn: expected its forward to return per-step hidden states [B, T, H] or [B, T, L, D, H] = ({b}, {t}, ...), got {shape}"
         )
     return out if out.dim() == 5 else out[:, :, None, None, :]
-
-
-def _factory(module: nn.Module) -> dict:
-    p = next(iter(module.parameters()), None)
-    return {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
 
 
 def _param_dtype(module: nn.Module) -> torch.dtype | None:
@@ -311,9 +307,9 @@ class NeuroViewRNN(nn.Module):
         self.check_finite = True
         self.norm = nn.BatchNorm1d(self.num_features, affine=False) if normalize else None
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.num_features, num_classes, **_factory(rnn))
+        self.classifier = nn.Linear(self.num_features, num_classes, **factory_kwargs(rnn))
         if self.norm is not None:
-            self.norm.to(**_factory(rnn))
+            self.norm.to(**factory_kwargs(rnn))
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:
@@ -449,7 +445,7 @@ class RNNClassifier(nn.Module):
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size
         self.check_finite = True
         self.dropout = nn.Dropout(dropout)  # on the last state, training only: the counterpart of NeuroViewRNN's
-        self.classifier = nn.Linear(self.num_directions * self.hidden_size, num_classes, **_factory(rnn))
+        self.classifier = nn.Linear(self.num_directions * self.hidden_size, num_classes, **factory_kwargs(rnn))
 
     def last_state(self, x, lengths: Tensor | None = None) -> Tensor:
         """``[B, D * H]``: the last layer's final hidden state of each direction."""
