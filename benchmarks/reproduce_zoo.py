@@ -75,7 +75,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
             cfg = yaml.safe_load(f)
         last = os.path.join(tmp, "checkpoints", "last.ckpt")
         # The zoo promises the last epoch's weights: check it (Lightning 2.6's own last.ckpt lagged
-        # behind at the best epoch before neuroview.training.module.Checkpoint).
+        # behind at the best epoch before neuroview.training.callbacks.Checkpoint).
         epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
         if epoch != cfg["trainer"]["max_epochs"] - 1:
             raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {epoch}, expected the last, {cfg['trainer']['max_epochs'] - 1}")
@@ -83,16 +83,11 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     hp = module.hparams
     model = module.model.eval()
     # The builder's own arguments, so that create_model(architecture, **arch_kwargs) rebuilds it
-    # without Lightning: the data's shape routed as build_model routes it, then model_kwargs.
-    from neuroview.zoo.registry import _MODELS
-    import inspect
+    # without Lightning: the data's shape routed as the module's build_model routes it, then model_kwargs.
+    from neuroview.zoo.build import arch_kwargs as route
 
-    params = inspect.signature(_MODELS[hp.arch]).parameters
-    arch_kwargs = {"num_classes": hp.num_classes,
-                   ("in_features" if "in_features" in params else "in_channels"): hp.in_channels}
-    if "max_len" in params:
-        arch_kwargs["max_len"] = hp.max_len
-    arch_kwargs |= dict(hp.model_kwargs or {})
+    arch_kwargs = route(hp.arch, num_classes=hp.num_classes, in_channels=hp.in_channels, max_len=hp.max_len,
+                        model_kwargs=hp.model_kwargs)
     data_spec = {"class_path": cfg["data"]["class_path"], "init_args": cfg["data"].get("init_args", {})}
     dm = zoo.make_datamodule(data_spec)
     torch.manual_seed(0)

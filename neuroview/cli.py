@@ -1,7 +1,8 @@
 """The ``neuroview`` command: one entry point, one sub-command per job.
 
 ``fit``/``validate``/``test``/``predict`` are LightningCLI (any config key can be overridden);
-``demo`` is the embedded default job; ``zoo`` and ``explain`` serve the model zoo.
+``demo`` is the embedded default job; ``zoo`` and ``explain`` serve the model zoo. The top
+layer: may import every other, each inside the branch that needs it so `neuroview --help` is instant.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo(rest)
     if cmd == "zoo":
-        from .zoo.pretrained import main as zoo  # noqa: PLC0415
+        from .zoo.cli import main as zoo  # noqa: PLC0415
 
         return zoo(rest)
     if cmd == "retrofit":
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return explain(rest)
     if cmd in LIGHTNING_COMMANDS:
-        from .training.module import cli_main  # noqa: PLC0415
+        from .training.cli import cli_main  # noqa: PLC0415
 
         cli_main([cmd, *rest])
         return 0

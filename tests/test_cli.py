@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from neuroview.data import ArrayDataModule
-from neuroview.training.module import cli_main, load_model
+from neuroview.training.cli import cli_main
+from neuroview.training.module import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))

@@ -17,7 +17,8 @@ from torch import nn
 import neuroview as nv
 from neuroview.zoo import pretrained as zoo
 from neuroview.data import NpzDataModule
-from neuroview.training.module import cli_main, load_model, load_weights
+from neuroview.training.cli import cli_main
+from neuroview.training.module import load_model, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
@@ -215,7 +216,7 @@ def test_same_seed_gives_bit_identical_weights_and_explanations(tmp_path):
 def test_a_crash_while_checkpointing_leaves_the_old_checkpoint_whole(tmp_path):
     from types import SimpleNamespace
 
-    from neuroview.training.module import Checkpoint
+    from neuroview.training.callbacks import Checkpoint
 
     last = tmp_path / "last.ckpt"
     last.write_bytes(b"the good checkpoint")

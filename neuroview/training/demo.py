@@ -1,7 +1,8 @@
 """``neuroview demo``: wrap a small CNN, train it on scikit-learn's digits, show its top units.
 
 Offline, CPU, about a minute on 2 cores. The same thing as a recipe is
-``neuroview fit --config recipes/digits_nv_small_cnn.yaml``.
+``neuroview fit --config recipes/digits_nv_small_cnn.yaml``. May import ``neuroview.zoo``, and
+scikit-learn inside the function that needs it (it imports slowly).
 """
 
 from __future__ import annotations

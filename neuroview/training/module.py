@@ -1,12 +1,14 @@
-"""Lightning adapter: one LightningModule that trains any zoo model, and the ``neuroview`` fit/test CLI.
+"""The LightningModule that trains any zoo model, and reading its checkpoints back.
 
-Plain models never import Lightning; this module is the only place that does. The module
-builds its network through :func:`neuroview.create_model`, so a checkpoint rebuilds its own
-model from its hyper-parameters (``NeuroViewModule.load_from_checkpoint(path).model``).
+Plain models never import Lightning; ``neuroview.training`` is the only place that does (the
+callbacks and the command line are in ``.callbacks`` and ``.cli``). The module builds its network
+with :func:`neuroview.zoo.build.build_model`, so a checkpoint rebuilds its own model from its
+hyper-parameters (:func:`load_model`); weights to start from are read by the zoo's one loader.
 
 Batches follow :mod:`neuroview.data`: ``(x, y)``, or ``(x, lengths, y)`` for variable-length
-sequences, with ``x`` channels-first. Models whose ``forward`` takes ``lengths`` (the RNN
-family, which reads ``[B, T, F]``) get ``x.transpose(1, 2)`` and the lengths.
+sequences, with ``x`` channels-first; :mod:`neuroview._batch` unpacks them and hands models
+whose ``forward`` takes ``lengths`` (the RNN family, which reads ``[B, T, F]``) ``[B, T, F]``.
+May import Lightning, torchmetrics, ``neuroview.core``, ``neuroview.zoo`` and the leaf modules.
 
 >>> import torch
 >>> m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [8, 16]})
@@ -19,32 +21,25 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import csv
-import inspect
-import io
 import math
 import os
-import sys
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
-from jsonargparse import Namespace
-from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from .._batch import call_model, takes_lengths, unpack
 from ..core.cnn import NeuroViewCNN
-from ..data import ArrayDataModule
-from .._io import atomic_write
-from ..zoo import create_model
-from ..zoo.registry import _MODELS
+from ..zoo import weights as zoo_weights
+from ..zoo.build import build_model
 
-__all__ = ["NeuroViewModule", "Checkpoint", "PredictionWriter", "NeuroViewCLI", "cli_main", "load_model", "OPTIMIZERS", "SCHEDULERS"]
+__all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "load_model", "OPTIMIZERS", "SCHEDULERS"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
@@ -119,7 +114,7 @@ class NeuroViewModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model = build_model(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len,
                                  model_kwargs=model_kwargs)
-        self.sequence_input = "lengths" in inspect.signature(self.model.forward).parameters
+        self.sequence_input = takes_lengths(self.model)
         self.head_names = [n for n in _HEAD_NAMES if isinstance(getattr(self.model, n, None), nn.Module)]
         if not any(isinstance(getattr(self.model, n), nn.Linear) for n in self.head_names):
             raise ValueError(f"arch: {arch!r} has no classifier/fc/head attribute, which freezing, the classifier "
@@ -147,9 +142,7 @@ class NeuroViewModule(pl.LightningModule):
         return next(getattr(self.model, n) for n in self.head_names if isinstance(getattr(self.model, n), nn.Linear))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        if self.sequence_input:
-            return self.model(x.transpose(1, 2), lengths=lengths)
-        return self.model(x)
+        return call_model(self.model, x, lengths, sequence=self.sequence_input)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -171,18 +164,6 @@ class NeuroViewModule(pl.LightningModule):
             self._init_loaded = True
 
     # ------------------------------------------------------------------- steps
-    @staticmethod
-    def _unpack(batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        if isinstance(batch, Tensor):
-            return batch, None, None
-        if len(batch) == 3:
-            return batch[0], batch[1], batch[2]
-        if len(batch) == 2:
-            return batch[0], None, batch[1]
-        if len(batch) == 1:
-            return batch[0], None, None
-        raise ValueError(f"batch: expected (x, y) or (x, lengths, y), got a {type(batch).__name__} of {len(batch)} items")
-
     def penalty(self) -> Tensor:
         """The classifier penalties added to the loss (0 when both are off)."""
         w = self.classifier.weight
@@ -197,7 +178,7 @@ class NeuroViewModule(pl.LightningModule):
         return F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        x, lengths, y = self._unpack(batch)
+        x, lengths, y = unpack(batch)
         logits = self(x, lengths)
         loss = self._loss(logits, y)
         total = loss + self.penalty()
@@ -207,7 +188,7 @@ class NeuroViewModule(pl.LightningModule):
         return total
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        x, lengths, y = self._unpack(batch)
+        x, lengths, y = unpack(batch)
         logits = self(x, lengths)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
@@ -216,7 +197,7 @@ class NeuroViewModule(pl.LightningModule):
         self.log("val_f1", self.val_f1, batch_size=len(y))
 
     def test_step(self, batch, batch_idx: int) -> None:
-        x, lengths, y = self._unpack(batch)
+        x, lengths, y = unpack(batch)
         logits = self(x, lengths)
         self.test_acc(logits, y)
         self.test_f1(logits, y)
@@ -241,7 +222,7 @@ class NeuroViewModule(pl.LightningModule):
             rank_zero_info(f"confusion matrix (rows: true class) written to {path}")
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        x, lengths, y = self._unpack(batch)
+        x, lengths, y = unpack(batch)
         probs = self(x, lengths).softmax(-1)
         out = {"preds": probs.argmax(-1), "probs": probs}
         if y is not None:
@@ -304,26 +285,6 @@ def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
     return list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
 
 
-# ----------------------------------------------------------------- building
-def build_model(arch: str, *, num_classes: int, in_channels: int, max_len: int | None = None,
-                model_kwargs: dict | None = None) -> nn.Module:
-    """``create_model`` with the data's shape routed to the arguments each builder takes.
-
-    >>> build_model("nv_gru", num_classes=3, in_channels=2, max_len=30).max_len
-    30
-    """
-    if arch not in _MODELS:
-        create_model(arch)  # raises the registry's error, with its suggestions
-    params = inspect.signature(_MODELS[arch]).parameters
-    kw: dict[str, Any] = {"num_classes": num_classes}
-    kw["in_features" if "in_features" in params else "in_channels"] = in_channels
-    if "max_len" in params:
-        if max_len is None and "max_len" not in (model_kwargs or {}):
-            raise ValueError(f"max_len: {arch!r} needs the longest sequence length; got None (use a sequence data module)")
-        kw["max_len"] = max_len
-    return create_model(arch, **(kw | dict(model_kwargs or {})))
-
-
 def _freeze_unreached(model: nn.Module) -> list[str]:
     """Freeze parameters the decision never reaches; return their module names.
 
@@ -357,229 +318,24 @@ def _freeze_unreached(model: nn.Module) -> list[str]:
     return names
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"init_weights: expected a checkpoint or state-dict file, got {str(path)!r} (no such file)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file  # noqa: PLC0415
-
-        try:
-            return load_file(str(path))
-        except Exception as e:  # SafetensorError: truncated or not a safetensors file
-            raise ValueError(f"init_weights: expected a safetensors file, got {str(path)!r}, which is truncated or not one ({e})") from e
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError for code or foreign objects, RuntimeError/EOFError for truncation
-        raise ValueError(f"init_weights: expected a checkpoint or state dict of tensors, got {str(path)!r}, which is truncated, "
-                         f"not one, or holds objects weights_only=True refuses ({type(e).__name__}: {str(e).splitlines()[0]})") from e
-    if isinstance(obj, dict) and "state_dict" in obj:  # a Lightning checkpoint of NeuroViewModule
-        obj = {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"init_weights: expected a state dict of tensors in {str(path)!r}, got {type(obj).__name__}")
-    return obj
-
-
-def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
-    """Load ``path`` into ``model``, or into its backbone (``.backbone``/``.rnn``); return where it went.
-
-    A trained standard network loads into the backbone of its NeuroView variant: that is the
-    retrofit, after which only the global classifier needs training.
+# ----------------------------------------------------------------- loading
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load ``path`` as ``init_weights`` does: :func:`neuroview.zoo.weights.load_weights` of a Lightning
+    checkpoint, ``.pt`` state dict or ``.safetensors`` file, into ``model`` or, when it is the
+    trained standard network, into its backbone; return the module that took the weights.
     """
-    sd = _read_state_dict(path)
-    errors = []
-    for attr in ("", "backbone", "rnn"):
-        target = getattr(model, attr, None) if attr else model
-        if not isinstance(target, nn.Module):
-            continue
-        sub = {k[len(attr) + 1:]: v for k, v in sd.items() if k.startswith(attr + ".")} if attr else sd
-        try:
-            target.load_state_dict(sub or sd, strict=True)
-            return attr or "model"
-        except RuntimeError as e:
-            errors.append(f"{attr or 'model'}: {str(e).splitlines()[0]} ...")
-    raise ValueError(f"init_weights: {str(path)!r} matches neither the model nor its backbone ({'; '.join(errors)})")
+    return zoo_weights.load_weights(model, path, what="init_weights", pickles=True, backbone=True)
 
 
-def load_model(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
-    """The plain ``nn.Module`` of a Lightning checkpoint of :class:`NeuroViewModule`, in eval mode.
+def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> NeuroViewModule:
+    """The :class:`NeuroViewModule` of a Lightning checkpoint (with its ``hparams``), in eval mode.
 
     ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a
     file that needs arbitrary unpickling is refused rather than allowed to run code.
     """
-    return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).model.eval()
+    return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).eval()
 
 
-# -------------------------------------------------------------- predictions
-class PredictionWriter(BasePredictionWriter):
-    """Writes ``predictions.csv`` (index, target, prediction, class probabilities) next to the logs."""
-
-    def __init__(self, output_dir: str | None = None):
-        super().__init__(write_interval="epoch")
-        self.output_dir = output_dir
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        if not predictions or not isinstance(predictions[0], dict):
-            return
-        out = Path(self.output_dir or trainer.log_dir or ".")
-        out.mkdir(parents=True, exist_ok=True)
-        name = "predictions.csv" if trainer.world_size == 1 else f"predictions_rank{trainer.global_rank}.csv"
-        preds = torch.cat([p["preds"] for p in predictions]).tolist()
-        probs = torch.cat([p["probs"] for p in predictions]).tolist()
-        target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
-        index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        f = io.StringIO(newline="")
-        w = csv.writer(f)
-        w.writerow(["index", "target", "pred", *[f"prob_{c}" for c in range(len(probs[0]))]])
-        for row in zip(index, target, preds, probs):
-            w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
-        atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
-        rank_zero_info(f"predictions written to {out / name}")
-
-
-# ---------------------------------------------------------------------- CLI
-class Checkpoint(ModelCheckpoint):
-    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, as ``--ckpt_path last`` needs.
-
-    Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only when a top-k checkpoint is
-    saved at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resumed
-    run would go back to it. This saves the latest state after each epoch as well.
-    """
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        # Lightning writes through an fsspec transaction whose temporary file lies in the system
-        # temp dir; across file systems its final move is a copy, and a kill mid-copy leaves half a
-        # last.ckpt. A temporary file next to the target and os.replace is atomic on any local disk.
-        if "://" in str(filepath):
-            return super()._save_checkpoint(trainer, filepath)
-        tmp = f"{filepath}.tmp"
-        super()._save_checkpoint(trainer, tmp)
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        trainer.strategy.barrier("Checkpoint._save_checkpoint")
-
-    def _save_last_anyway(self, trainer: pl.Trainer, at_train_epoch_end: bool) -> None:
-        if (self.save_last and not self._should_skip_saving_checkpoint(trainer)
-                and self._should_save_on_train_epoch_end(trainer) == at_train_epoch_end):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        self._save_last_anyway(trainer, True)
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        self._save_last_anyway(trainer, False)
-
-
-class NeuroViewCLI(LightningCLI):
-    """LightningCLI with the data's shape linked into the model and per-run folders.
-
-    - ``data.num_classes``, ``data.in_channels`` and ``data.max_len`` are linked to the model,
-      so a recipe states them nowhere;
-    - ``--checkpoint.*`` configures the ModelCheckpoint (best by ``val_acc`` + ``last.ckpt``),
-      kept in ``<default_root_dir>/checkpoints`` so ``--ckpt_path last`` finds the last run's;
-    - ``fit`` ends by testing the best checkpoint (``--test_ckpt last``: the last epoch's weights;
-      ``--test_after_fit false`` skips it);
-    - logs go to ``<default_root_dir>/logs/version_N`` (CSV, and TensorBoard when installed),
-      with the resolved ``config.yaml`` of the run.
-    """
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(Checkpoint, "checkpoint")
-        parser.set_defaults({
-            "checkpoint.monitor": "val_acc",
-            "checkpoint.mode": "max",
-            "checkpoint.save_last": True,
-            "checkpoint.filename": "best-epoch{epoch:03d}-val_acc{val_acc:.4f}",
-            "checkpoint.auto_insert_metric_name": False,
-            # a new run of the same recipe replaces last.ckpt instead of writing last-v1.ckpt beside it
-            "checkpoint.enable_version_counter": False,
-        })
-        for key in ("num_classes", "in_channels", "max_len"):
-            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
-        parser.add_argument("--torch_threads", type=int | None, default=None,
-                            help="torch.set_num_threads for this run (default: torch's choice, one per core)")
-        parser.add_argument("--test_after_fit", type=bool, default=True,
-                            help="fit only: evaluate on the test split when training ends")
-        parser.add_argument("--test_ckpt", type=Literal["best", "last"], default="best",
-                            help="fit only: test the best checkpoint (by the monitored metric) or the last epoch's weights")
-
-    def after_fit(self) -> None:
-        cfg = self.config[self.subcommand]
-        if not cfg.get("test_after_fit") or self.trainer.interrupted:
-            return
-        cb = self.trainer.checkpoint_callback
-        best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
-
-    def before_instantiate_classes(self) -> None:
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        if cfg.get("torch_threads"):
-            # tiny networks on small in-memory sets lose more to thread synchronization than they
-            # gain, and badly so on shared CPUs: recipes may pin the count
-            torch.set_num_threads(cfg.torch_threads)
-        root = cfg.trainer.default_root_dir
-        if cfg.trainer.logger in (None, True):
-            loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
-                                 init_args=Namespace(save_dir=root, name="logs"))]
-            if _tensorboard_available():
-                loggers.append(Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger",
-                                         init_args=Namespace(save_dir=root, name="tensorboard")))
-            cfg.trainer.logger = loggers
-
-    def instantiate_trainer(self, **kwargs) -> pl.Trainer:
-        trainer = super().instantiate_trainer(**kwargs)
-        for cb in trainer.checkpoint_callbacks:
-            if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
-                # one folder per recipe, not per log version: `--ckpt_path last` must find the last run
-                cb.dirpath = os.path.realpath(os.path.join(trainer.default_root_dir, "checkpoints"))
-        if trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
-            trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-        return trainer
-
-
-def _tensorboard_available() -> bool:
-    import importlib.util  # noqa: PLC0415
-
-    return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
-
-
-def _run_name(argv: list[str]) -> str:
-    """The stem of the last ``--config`` file: ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``."""
-    name = "neuroview"
-    for i, a in enumerate(argv):
-        if a in ("--config", "-c") and i + 1 < len(argv):
-            name = Path(argv[i + 1]).stem
-        elif a.startswith("--config="):
-            name = Path(a.split("=", 1)[1]).stem
-    return name
-
-
-def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI:
-    """``neuroview fit|validate|test|predict --config recipes/<name>.yaml [--key value ...]``.
-
-    Runs go to ``runs/<name>`` unless ``--trainer.default_root_dir`` says otherwise.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not run and argv and argv[0] in ("fit", "validate", "test", "predict"):
-        argv = argv[1:]  # run=False parses one config, without sub-commands
-    with warnings.catch_warnings():
-        # LightningCLI warns whenever args are given while sys.argv holds anything (the console script, pytest)
-        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        return _cli(argv, run)
-
-
-def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
-    return NeuroViewCLI(
-        NeuroViewModule,
-        ArrayDataModule,
-        subclass_mode_data=True,
-        trainer_defaults={"default_root_dir": os.path.join("runs", _run_name(argv)),
-                          "callbacks": [PredictionWriter()]},
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd
-        args=argv,
-        run=run,
-    )
+def load_model(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
+    """The plain ``nn.Module`` of a Lightning checkpoint of :class:`NeuroViewModule`, in eval mode."""
+    return load_module(ckpt_path, map_location).model.eval()

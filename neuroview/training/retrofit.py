@@ -18,6 +18,9 @@ Command line: ``neuroview retrofit small_cnn.digits`` (a zoo entry, with its own
 ``neuroview retrofit my_weights.safetensors --arch small_cnn --data digits``. With Lightning,
 the same is ``neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights <weights>
 --model.freeze_backbone true``, which trains the head by gradient steps through the backbone.
+
+May import ``neuroview.core``, ``neuroview.zoo`` and the leaf modules; ``neuroview.data`` and
+Lightning only inside the command line's functions (``import neuroview`` imports this module).
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ from typing import Iterable
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from .._batch import steps_first, unpack
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap
-from ..zoo.pretrained import evaluate, predict
+from ..zoo import create_model
+from ..zoo.evaluate import evaluate, make_datamodule
+from ..zoo.weights import load_weights
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
 
@@ -87,12 +94,9 @@ def _loader(data) -> Iterable:
 def _features(net: nn.Module, loader: Iterable) -> tuple[Tensor, Tensor]:
     feats, ys = [], []
     for batch in loader:
-        if len(batch) == 3:
-            x, lengths, y = batch
-        else:
-            (x, y), lengths = batch, None
+        x, lengths, y = unpack(batch)
         if isinstance(net, NeuroViewRNN):
-            f = net.features(x.transpose(1, 2), lengths).flatten(1)
+            f = net.features(steps_first(x), lengths).flatten(1)
         else:
             f = net.codes(x)
         feats.append(f.float())
@@ -141,25 +145,42 @@ def retrofit(
         raise ValueError(f"epochs, lr: expected epochs >= 1 and lr > 0, got {epochs!r} and {lr!r}")
     standard = copy.deepcopy(model) if copy_model else model
     standard.eval()
+    net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
+    test_loader = test.test_dataloader() if hasattr(test, "test_dataloader") else test
+    standard_acc, test_size = _accuracy(standard, test_loader)
+    feats, y = _features(net, _loader(train))
+    _fit_head(net, feats, y, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    with torch.no_grad():
+        train_acc = (net.head(feats).argmax(-1) == y).float().mean().item()
+    neuroview_acc, _ = _accuracy(net, test_loader)
+    return RetrofitResult(net, standard_acc, neuroview_acc, train_acc, test_size)
+
+
+def _wrap_frozen(standard: nn.Module, num_classes: int | None, max_len: int | None, wrap_kwargs: dict) -> nn.Module:
+    """The NeuroView variant of ``standard`` around its very backbone, frozen and in eval mode."""
     n_cls = num_classes if num_classes is not None else _num_classes(standard)
     backbone = standard.rnn if isinstance(standard, RNNClassifier) else standard
     if isinstance(backbone, nn.RNNBase) or isinstance(standard, RNNClassifier):
         if max_len is None:
             raise ValueError("max_len: an RNN's NeuroView classifier reads a fixed number of steps; pass max_len=")
-        wrap_kwargs["max_len"] = max_len
+        wrap_kwargs = wrap_kwargs | {"max_len": max_len}
     net = wrap(backbone, n_cls, **wrap_kwargs)
-    head = [net.classifier] + ([net.norm] if net.norm is not None else [])
     body = net.rnn if isinstance(net, NeuroViewRNN) else net.backbone
     body.requires_grad_(False)
-    net.eval()
+    return net.eval()
 
-    test_loader = test.test_dataloader() if hasattr(test, "test_dataloader") else test
-    standard_acc, test_size = None, 0
-    if test_loader is not None:
-        c, test_size = evaluate(standard, test_loader)
-        standard_acc = c / max(test_size, 1)
 
-    feats, y = _features(net, _loader(train))
+def _accuracy(model: nn.Module, loader: Iterable | None) -> tuple[float | None, int]:
+    """``(accuracy, samples)`` on ``loader``; ``(None, 0)`` without one."""
+    if loader is None:
+        return None, 0
+    correct, total = evaluate(model, loader)
+    return correct / max(total, 1), total
+
+
+def _fit_head(net: nn.Module, feats: Tensor, y: Tensor, *, epochs: int, lr: float, weight_decay: float,
+              batch_size: int, seed: int) -> None:
+    """Fit ``net``'s global classifier on the frozen backbone's codes ``feats``: AdamW, cosine schedule."""
     if net.norm is not None:
         # the normalization's statistics are those of the training codes, exactly (not a running estimate)
         net.norm.running_mean.copy_(feats.mean(0))
@@ -170,10 +191,9 @@ def retrofit(
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net.classifier.reset_parameters()
-    params = [p for m in head for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(y) / batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    head = [net.classifier] + ([net.norm] if net.norm is not None else [])
+    opt = torch.optim.AdamW([p for m in head for p in m.parameters()], lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * math.ceil(len(y) / batch_size))
     for _ in range(epochs):
         for idx in torch.randperm(len(y), generator=g).split(batch_size):
             opt.zero_grad(set_to_none=True)
@@ -181,13 +201,6 @@ def retrofit(
             opt.step()
             sched.step()
     net.eval()
-    with torch.no_grad():
-        train_acc = (net.head(feats).argmax(-1) == y).float().mean().item()
-    neuroview_acc = None
-    if test_loader is not None:
-        c, _ = evaluate(net, test_loader)
-        neuroview_acc = c / max(test_size, 1)
-    return RetrofitResult(net, standard_acc, neuroview_acc, train_acc, test_size)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -196,8 +209,7 @@ _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 
 def datamodule_for(name: str):
     """``digits``, ``mnist1d``, a UCR/UEA set aeon ships (``GunPoint`` ...), or a JSON data-module spec."""
-    from .. import data  # noqa: PLC0415
-    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
+    from .. import data  # noqa: PLC0415 - Lightning data modules import slowly; `import neuroview` must not wait
 
     if name.lstrip().startswith("{"):
         return make_datamodule(json.loads(name))
@@ -211,9 +223,6 @@ def datamodule_for(name: str):
 
 def _load_standard(source: str, arch: str | None, arch_kwargs: dict):
     """``(model, data-module spec or None)`` from a zoo entry name or a weight file."""
-    from ..zoo import pretrained as zoo  # noqa: PLC0415
-    from ..zoo import create_model  # noqa: PLC0415
-
     path = Path(source)
     if not path.exists() and not source.endswith((".safetensors", ".pt", ".pth", ".ckpt")):
         model = create_model(source, pretrained=True)
@@ -225,14 +234,7 @@ def _load_standard(source: str, arch: str | None, arch_kwargs: dict):
     if arch is None:
         raise ValueError(f"arch: a weight file ({path.name}) does not say its architecture; pass --arch (see `neuroview zoo --architectures`)")
     model = create_model(arch, **arch_kwargs)
-    if path.suffix == ".safetensors":
-        zoo.load_weights(model, path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
-        if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise ValueError(f"source: expected a state dict of tensors in {path.name}, got {type(state).__name__}")
-        zoo._check_fits(model, state, "source")
-        model.load_state_dict(state)
+    load_weights(model, path, what="source", pickles=True)  # a .pt state dict is read with weights_only=True
     return model, None
 
 
@@ -253,9 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
     args = p.parse_args(argv)
-
-    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
-
     model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
     if args.data is not None:
         dm = datamodule_for(args.data)
@@ -270,8 +269,6 @@ def main(argv: list[str] | None = None) -> int:
                    lr=args.lr, seed=args.seed, **kw)
     print(f"retrofit of {args.source}: {res}")
     if args.out:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
         save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, args.out,
                   metadata={"neuroview.retrofit_of": str(args.source)})
         print(f"weights of the NeuroView network written to {args.out}")

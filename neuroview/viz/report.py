@@ -90,18 +90,18 @@ def load_batch(dm, split: str, limit: int, seed: int = 0) -> tuple[Tensor, Tenso
     return x, lengths, y
 
 
-def load_model(args) -> tuple[nn.Module, dict, dict | None]:
+def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     """The network the command line names, facts about it for the report, and the data module
     it was trained on (``{"class_path": ..., "init_args": ...}``) when its checkpoint says."""
     from ..zoo import create_model  # noqa: PLC0415
 
     if args.ckpt:
-        from ..training.module import NeuroViewModule  # noqa: PLC0415 - Lightning only for Lightning checkpoints
+        from ..training.module import load_module  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
         path = Path(args.ckpt)
         if not path.is_file():
             raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
-        module = NeuroViewModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        module = load_module(path)
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
         return module.model.eval(), about, _checkpoint_data(path)
     kwargs = json.loads(args.model_args) if args.model_args else {}
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--weights/--model-args: only with --model (a --ckpt rebuilds its own model)")
     try:
         _check_out(Path(args.out), args.overwrite)
-        model, about, trained_on = load_model(args)
+        model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])
         dm, spec = resolve_data(args.data, trained_on, model)
         if dm.num_classes != model.num_classes:

@@ -1,9 +1,11 @@
 """The model zoo: architectures (standard and NeuroView), their registry, and trained checkpoints.
 
-Layout: ``registry`` (the decorator and the dict), ``architectures`` (the builders),
-``pretrained`` (manifest, hashing, loading, the ``neuroview zoo`` command), ``api``
-(``list_models``/``create_model``). May import ``neuroview.core`` and ``neuroview.data``; never
-``training`` or ``viz``.
+Layout, low to high: ``registry`` (the decorator and the dict), ``architectures`` (the builders),
+``build`` (a name and the data's shape to a network), ``weights`` (the one loader of weight
+files), ``evaluate`` (scoring without Lightning), ``pretrained`` (manifest, hashing, loading and
+exporting entries), ``api`` (``list_models``/``create_model``) and ``cli`` (``neuroview zoo``).
+May import ``neuroview.core``, ``neuroview.data`` and the leaf modules ``neuroview._io``/``_batch``;
+never ``training`` or ``viz``.
 """
 
 from . import architectures  # noqa: F401 - registers the builders

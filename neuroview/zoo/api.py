@@ -1,16 +1,16 @@
 """The zoo's public surface: ``list_models`` and ``create_model``, over the architectures of
 :mod:`.registry` and the trained checkpoints of :mod:`.pretrained`.
 
-May import: ``.registry``, ``.pretrained`` (and through them ``neuroview.core``).
+May import: ``.registry``, ``.build``, ``.pretrained`` (and through them ``neuroview.core``).
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 
 from torch import nn
 
+from .build import builder
 from .pretrained import list_pretrained, load_pretrained
 from .registry import _MODELS
 
@@ -37,13 +37,9 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     >>> type(net).__name__, net.num_classes
     ('NeuroViewCNN', 10)
     """
-    arch = name.split(".", 1)[0]
-    if arch not in _MODELS:
-        close = difflib.get_close_matches(arch, list(_MODELS), n=3)
-        hint = f"; did you mean {close}?" if close else f"; see neuroview.list_models()"
-        raise ValueError(f"name: unknown model {name!r}{hint}")
+    build = builder(name)  # an unknown name fails here, with suggestions, before any file is read
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if pretrained:
         return load_pretrained(name, **kwargs)
-    return _MODELS[arch](**kwargs)
+    return build(**kwargs)

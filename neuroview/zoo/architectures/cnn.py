@@ -2,6 +2,7 @@
 
 Each network calls its activations as modules (never ``F.relu``), so NeuroViewCNN finds every
 unit; ResNet blocks call one ``relu`` twice, like torchvision's, which gives two sites.
+May import torch only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,24 @@ def conv_bn_relu(c_in: int, c_out: int, k: int, dims: int = 2) -> nn.Sequential:
     return nn.Sequential(_CONV[dims](c_in, c_out, k, padding=k // 2, bias=False), _BN[dims](c_out), nn.ReLU(inplace=True))
 
 
-class SmallCNN(nn.Module):
+class _PooledCNN(nn.Module):
+    """``features``, then global average pooling and a linear ``fc``: the layout SmallCNN, VGG and FCN share.
+
+    Subclasses build their layers first and hand them here, so parameters are created (and the
+    random generator drawn) in the order the layers run.
+    """
+
+    def __init__(self, layers: list[nn.Module], c: int, num_classes: int, dims: int):
+        super().__init__()
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.Sequential(_GAP[dims](1), nn.Flatten())
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.pool(self.features(x)))
+
+
+class SmallCNN(_PooledCNN):
     """Conv-BN-ReLU blocks with max-pooling, global average pooling and a linear head.
 
     >>> import torch
@@ -35,7 +53,6 @@ class SmallCNN(nn.Module):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (32, 64, 128),
                  kernel_size: int = 3, dims: int = 2, pool_every: int = 1):
-        super().__init__()
         _check_dims(dims)
         layers, c = [], in_channels
         for i, w in enumerate(widths):
@@ -43,15 +60,10 @@ class SmallCNN(nn.Module):
             if pool_every and (i + 1) % pool_every == 0 and i < len(widths) - 1:
                 layers.append(_POOL[dims](2, ceil_mode=True))
             c = w
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.Sequential(_GAP[dims](1), nn.Flatten())
-        self.fc = nn.Linear(c, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.features(x)))
+        super().__init__(layers, c, num_classes, dims)
 
 
-class VGG(nn.Module):
+class VGG(_PooledCNN):
     """VGG-style CNN: ``cfg`` lists widths, ``"M"`` a 2x max-pool.
 
     >>> import torch
@@ -61,7 +73,6 @@ class VGG(nn.Module):
 
     def __init__(self, *, in_channels: int = 3, num_classes: int = 10,
                  cfg: Sequence[int | str] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M"), dims: int = 2):
-        super().__init__()
         _check_dims(dims)
         layers, c = [], in_channels
         for v in cfg:
@@ -70,12 +81,7 @@ class VGG(nn.Module):
             else:
                 layers.append(conv_bn_relu(c, int(v), 3, dims))
                 c = int(v)
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.Sequential(_GAP[dims](1), nn.Flatten())
-        self.fc = nn.Linear(c, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.features(x)))
+        super().__init__(layers, c, num_classes, dims)
 
 
 class BasicBlock(nn.Module):
@@ -131,7 +137,7 @@ class ResNet(nn.Module):
         return self.fc(self.pool(self.layers(self.relu(self.bn1(self.conv1(x))))))
 
 
-class FCN(nn.Module):
+class FCN(_PooledCNN):
     """Fully convolutional network for time series (Wang et al. 2017): 128-256-128 filters, kernels 8-5-3.
 
     >>> import torch
@@ -141,7 +147,6 @@ class FCN(nn.Module):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, widths: Sequence[int] = (128, 256, 128),
                  kernels: Sequence[int] = (8, 5, 3)):
-        super().__init__()
         if len(widths) != len(kernels):
             raise ValueError(f"widths, kernels: expected the same length, got {len(widths)} and {len(kernels)}")
         layers, c = [], in_channels
@@ -149,9 +154,4 @@ class FCN(nn.Module):
             # 'same' padding keeps every position, also for even kernels (PyTorch pads asymmetrically)
             layers += [nn.Conv1d(c, w, k, padding="same", bias=False), nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
             c = w
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())
-        self.fc = nn.Linear(c, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.features(x)))
+        super().__init__(layers, c, num_classes, dims=1)

@@ -1,0 +1,47 @@
+"""Batches as the data modules give them, and the layout each model reads.
+
+A batch is ``(x, y)``, ``(x, lengths, y)`` for variable-length sequences, or a bare ``x``, with
+``x`` channels-first (``[B, C, ...]``). Models whose ``forward`` takes ``lengths`` (the RNN
+family) read ``[B, T, C]`` instead. A leaf next to ``_io``: imports torch only, so that the zoo's
+evaluation loop, the Lightning module and retrofit can all share it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import Tensor, nn
+
+
+def unpack(batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none."""
+    if isinstance(batch, Tensor):
+        return batch, None, None
+    if len(batch) == 3:
+        return batch[0], batch[1], batch[2]
+    if len(batch) == 2:
+        return batch[0], None, batch[1]
+    if len(batch) == 1:
+        return batch[0], None, None
+    raise ValueError(f"batch: expected (x, y) or (x, lengths, y), got a {type(batch).__name__} of {len(batch)} items")
+
+
+def takes_lengths(model: nn.Module) -> bool:
+    """Whether ``model.forward`` takes ``lengths``: the sign of a model that reads ``[B, T, C]``."""
+    return "lengths" in inspect.signature(model.forward).parameters
+
+
+def steps_first(x: Tensor) -> Tensor:
+    """``[B, C, T]`` (what the data modules give) as ``[B, T, C]`` (what an RNN reads)."""
+    return x.transpose(1, 2)
+
+
+def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, sequence: bool | None = None) -> Tensor:
+    """``model``'s logits of a channels-first ``x``; a sequence model gets ``[B, T, C]`` and the lengths.
+
+    ``sequence``: whether ``model`` is one (default: :func:`takes_lengths`; callers that run many
+    batches may pass it once found).
+    """
+    if takes_lengths(model) if sequence is None else sequence:
+        return model(steps_first(x), lengths=lengths)
+    return model(x)

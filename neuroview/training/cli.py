@@ -1,0 +1,137 @@
+"""The ``neuroview fit|validate|test|predict`` command: LightningCLI over :class:`NeuroViewModule`.
+
+``NeuroViewCLI`` links the data's shape into the model, configures the checkpoints, loggers and
+per-run folders; :func:`cli_main` is the entry point (``neuroview.cli`` dispatches to it). May
+import Lightning, jsonargparse, ``neuroview.data`` and the rest of ``neuroview.training``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from jsonargparse import Namespace
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningCLI
+
+from ..data import ArrayDataModule
+from .callbacks import Checkpoint, PredictionWriter
+from .module import NeuroViewModule
+
+__all__ = ["NeuroViewCLI", "cli_main"]
+
+
+class NeuroViewCLI(LightningCLI):
+    """LightningCLI with the data's shape linked into the model and per-run folders.
+
+    - ``data.num_classes``, ``data.in_channels`` and ``data.max_len`` are linked to the model,
+      so a recipe states them nowhere;
+    - ``--checkpoint.*`` configures the ModelCheckpoint (best by ``val_acc`` + ``last.ckpt``),
+      kept in ``<default_root_dir>/checkpoints`` so ``--ckpt_path last`` finds the last run's;
+    - ``fit`` ends by testing the best checkpoint (``--test_ckpt last``: the last epoch's weights;
+      ``--test_after_fit false`` skips it);
+    - logs go to ``<default_root_dir>/logs/version_N`` (CSV, and TensorBoard when installed),
+      with the resolved ``config.yaml`` of the run.
+    """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val_acc",
+            "checkpoint.mode": "max",
+            "checkpoint.save_last": True,
+            "checkpoint.filename": "best-epoch{epoch:03d}-val_acc{val_acc:.4f}",
+            "checkpoint.auto_insert_metric_name": False,
+            # a new run of the same recipe replaces last.ckpt instead of writing last-v1.ckpt beside it
+            "checkpoint.enable_version_counter": False,
+        })
+        for key in ("num_classes", "in_channels", "max_len"):
+            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        parser.add_argument("--torch_threads", type=int | None, default=None,
+                            help="torch.set_num_threads for this run (default: torch's choice, one per core)")
+        parser.add_argument("--test_after_fit", type=bool, default=True,
+                            help="fit only: evaluate on the test split when training ends")
+        parser.add_argument("--test_ckpt", type=Literal["best", "last"], default="best",
+                            help="fit only: test the best checkpoint (by the monitored metric) or the last epoch's weights")
+
+    def after_fit(self) -> None:
+        cfg = self.config[self.subcommand]
+        if not cfg.get("test_after_fit") or self.trainer.interrupted:
+            return
+        cb = self.trainer.checkpoint_callback
+        best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        if cfg.get("torch_threads"):
+            # tiny networks on small in-memory sets lose more to thread synchronization than they
+            # gain, and badly so on shared CPUs: recipes may pin the count
+            torch.set_num_threads(cfg.torch_threads)
+        root = cfg.trainer.default_root_dir
+        if cfg.trainer.logger in (None, True):
+            loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
+                                 init_args=Namespace(save_dir=root, name="logs"))]
+            if _tensorboard_available():
+                loggers.append(Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger",
+                                         init_args=Namespace(save_dir=root, name="tensorboard")))
+            cfg.trainer.logger = loggers
+
+    def instantiate_trainer(self, **kwargs) -> pl.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
+                # one folder per recipe, not per log version: `--ckpt_path last` must find the last run
+                cb.dirpath = os.path.realpath(os.path.join(trainer.default_root_dir, "checkpoints"))
+        if trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
+            trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        return trainer
+
+
+def _tensorboard_available() -> bool:
+    return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+
+
+def _run_name(argv: list[str]) -> str:
+    """The stem of the last ``--config`` file: ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``."""
+    name = "neuroview"
+    for i, a in enumerate(argv):
+        if a in ("--config", "-c") and i + 1 < len(argv):
+            name = Path(argv[i + 1]).stem
+        elif a.startswith("--config="):
+            name = Path(a.split("=", 1)[1]).stem
+    return name
+
+
+def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI:
+    """``neuroview fit|validate|test|predict --config recipes/<name>.yaml [--key value ...]``.
+
+    Runs go to ``runs/<name>`` unless ``--trainer.default_root_dir`` says otherwise.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not run and argv and argv[0] in ("fit", "validate", "test", "predict"):
+        argv = argv[1:]  # run=False parses one config, without sub-commands
+    with warnings.catch_warnings():
+        # LightningCLI warns whenever args are given while sys.argv holds anything (the console script, pytest)
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+        return _cli(argv, run)
+
+
+def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
+    return NeuroViewCLI(
+        NeuroViewModule,
+        ArrayDataModule,
+        subclass_mode_data=True,
+        trainer_defaults={"default_root_dir": os.path.join("runs", _run_name(argv)),
+                          "callbacks": [PredictionWriter()]},
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd
+        args=argv,
+        run=run,
+    )

@@ -1,0 +1,60 @@
+"""Building a registered architecture: the one place that turns a name and arguments into a network.
+
+:func:`builder` finds a registered builder (an unknown name is an error that suggests close
+ones); :func:`arch_kwargs` routes the data's shape to the argument names a builder takes, which
+is what the Lightning module does and what a manifest entry records; :func:`build_model` is the
+two together. May import ``.registry`` only (so ``api`` and ``pretrained`` can both use it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Callable
+
+from torch import nn
+
+from .registry import _MODELS
+
+__all__ = ["builder", "arch_kwargs", "build_model"]
+
+
+def builder(name: str, what: str = "name") -> Callable[..., nn.Module]:
+    """The registered builder of ``name`` (an ``arch.tag`` zoo name gives its ``arch``'s builder)."""
+    arch = name.split(".", 1)[0]
+    if arch not in _MODELS:
+        close = difflib.get_close_matches(arch, list(_MODELS), n=3)
+        hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
+        raise ValueError(f"{what}: unknown model {name!r}{hint}")
+    return _MODELS[arch]
+
+
+def arch_kwargs(arch: str, *, num_classes: int, in_channels: int, max_len: int | None = None,
+                model_kwargs: dict | None = None) -> dict[str, Any]:
+    """The builder's keyword arguments: the data's shape under the names it takes, then ``model_kwargs``.
+
+    ``in_channels`` is passed as ``in_features`` to RNN builders, ``max_len`` only to builders
+    that take it (NeuroView-RNNs, which need it).
+
+    >>> arch_kwargs("nv_gru", num_classes=3, in_channels=2, max_len=30, model_kwargs={"hidden_size": 8})
+    {'num_classes': 3, 'in_features': 2, 'max_len': 30, 'hidden_size': 8}
+    """
+    params = inspect.signature(builder(arch)).parameters
+    kw: dict[str, Any] = {"num_classes": num_classes}
+    kw["in_features" if "in_features" in params else "in_channels"] = in_channels
+    if "max_len" in params:
+        if max_len is None and "max_len" not in (model_kwargs or {}):
+            raise ValueError(f"max_len: {arch!r} needs the longest sequence length; got None (use a sequence data module)")
+        kw["max_len"] = max_len
+    return kw | dict(model_kwargs or {})
+
+
+def build_model(arch: str, *, num_classes: int, in_channels: int, max_len: int | None = None,
+                model_kwargs: dict | None = None) -> nn.Module:
+    """Build ``arch`` for data of this shape (see :func:`arch_kwargs`).
+
+    >>> build_model("nv_gru", num_classes=3, in_channels=2, max_len=30).max_len
+    30
+    """
+    kw = arch_kwargs(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len, model_kwargs=model_kwargs)
+    return builder(arch)(**kw)

@@ -1,0 +1,58 @@
+"""``neuroview zoo``: the trained zoo entries as a table, their checks, or the registered architectures.
+
+May import the rest of ``neuroview.zoo`` (``.api``, ``.pretrained``); nothing above it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .api import list_models
+from .pretrained import checkpoints_dir, list_pretrained, read_manifest, verify_entry
+
+__all__ = ["main", "format_table"]
+
+
+def format_table(entries: dict[str, dict]) -> str:
+    rows = [("name", "dataset", "params", "test acc", "recipe")]
+    for name, e in sorted(entries.items()):
+        acc = e.get("metrics", {}).get("test_acc")
+        rows.append((name, e.get("dataset", {}).get("name", "?"), f"{e.get('num_params', 0):,}",
+                     "-" if acc is None else f"{100 * acc:.1f}%", e.get("recipe") or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i != 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``neuroview zoo [--verify] [--architectures] [pattern]``."""
+    p = argparse.ArgumentParser(prog="neuroview zoo", description="The trained zoo entries: dataset, parameter count, test accuracy.")
+    p.add_argument("pattern", nargs="?", default=None, help="glob over entry names, e.g. 'nv_*' or '*.gunpoint'")
+    p.add_argument("--verify", action="store_true", help="also check every entry's hash, architecture and parameter count")
+    p.add_argument("--architectures", action="store_true", help="list the registered architectures instead")
+    p.add_argument("--root", default=None, help="checkpoint folder (default: $NEUROVIEW_CHECKPOINTS or checkpoints/)")
+    args = p.parse_args(argv)
+    if args.architectures:
+        print("\n".join(list_models(args.pattern)))
+        return 0
+    entries = read_manifest(args.root)
+    names = list_pretrained(args.pattern, args.root)
+    if not names:
+        print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}")
+        return 0
+    print(format_table({n: entries[n] for n in names}))
+    return _verify(names, args.root) if args.verify else 0
+
+
+def _verify(names: list[str], root: str | None) -> int:
+    bad = 0
+    for n in names:
+        try:
+            verify_entry(n, root)
+        except (ValueError, FileNotFoundError) as e:
+            bad += 1
+            print(f"FAILED {n}: {e}", file=sys.stderr)
+    print(f"verified {len(names) - bad}/{len(names)} entries (sha256, architecture, tensor shapes, parameter count)")
+    return 1 if bad else 0

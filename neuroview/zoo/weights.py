@@ -1,0 +1,154 @@
+"""Weight files into networks: the one loader of weights, for the zoo and every layer above it.
+
+:func:`read_weights` reads a file once: its sha256 is checked when one is given, a safetensors
+file is parsed from those same bytes (never unpickled) and, only where the caller allows it, a
+torch state dict or Lightning checkpoint is read with ``weights_only=True``. :func:`check_fits`
+compares tensor names and shapes before anything is copied; :func:`load_weights` does both, into
+the network or, for a retrofit, into the network it wraps. Errors start with the name the caller
+gives the file (``what``: ``path``, ``init_weights``, a zoo entry ...).
+
+May import: torch, safetensors and the standard library; nothing of neuroview.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_bytes
+from torch import Tensor, nn
+
+__all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights"]
+
+#: Where NeuroView networks keep the network they wrap: ``.backbone`` (CNN), ``.rnn`` (RNN).
+_WRAPPED = ("backbone", "rnn")
+
+
+class ChecksumError(ValueError):
+    """The weight file's sha256 differs from the manifest's."""
+
+
+class ArchitectureError(ValueError):
+    """The weights do not fit the architecture they are loaded into."""
+
+
+def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | None = None, pickles: bool = False,
+                 hint: str = "") -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Tensors and metadata of a weight file whose bytes hash to ``sha256`` (when given); read once.
+
+    ``pickles``: files not named ``.safetensors`` are torch state dicts or Lightning checkpoints
+    of :class:`~neuroview.training.module.NeuroViewModule` (its network's tensors are taken),
+    read with ``weights_only=True``; otherwise every file must be safetensors. ``hint`` is added
+    to the error of a missing file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: weight file {str(path)!r} is missing{hint}")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise ChecksumError(
+            f"{what}: sha256 of {path.name} is {digest[:16]}..., the manifest expects {sha256[:16]}...; the file is "
+            "corrupted or was replaced, so it is not loaded"
+        )
+    if pickles and path.suffix != ".safetensors":
+        return _unpickle(data, path, what), {}
+    # where pickles are refused, safetensors is the only weight file there is
+    return _parse_safetensors(data, path, what, "a safetensors file" if pickles else "a safetensors weight file")
+
+
+def _parse_safetensors(data: bytes, path: Path, what: str, kind: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+    # safetensors' header holds the metadata; parse it from the same bytes that were hashed
+    try:
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + n]).get("__metadata__", {}) or {}
+        return load_bytes(data), meta
+    except Exception as e:  # safetensors raises its own SafetensorError, json a ValueError, a short header a TypeError
+        raise ValueError(f"{what}: expected {kind}, got {str(path)!r}, which is truncated or not one ({type(e).__name__}: {e})") from e
+
+
+def _unpickle(data: bytes, path: Path, what: str) -> dict[str, Tensor]:
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError for code or foreign objects, RuntimeError/EOFError for truncation
+        first = (str(e).splitlines() or [""])[0]
+        raise ValueError(f"{what}: expected a checkpoint or state dict of tensors, got {str(path)!r}, which is truncated, "
+                         f"not one, or holds objects weights_only=True refuses ({type(e).__name__}: {first})") from e
+    if isinstance(obj, dict) and "state_dict" in obj:  # a Lightning checkpoint: NeuroViewModule keeps its network in .model
+        obj = {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError(f"{what}: expected a state dict of tensors in {str(path)!r}, got {type(obj).__name__}")
+    return obj
+
+
+def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str) -> None:
+    """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    shapes = [f"{k}: file {got[k]}, model {want[k]}" for k in sorted(set(want) & set(got)) if want[k] != got[k]]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensors missing from the file (first: {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors in the file (first: {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (first: {shapes[:3]})")
+        raise ArchitectureError(f"{what}: the weights do not fit a {type(model).__name__}: " + "; ".join(parts))
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | None = None, what: str = "path",
+                 pickles: bool = False, backbone: bool = False) -> nn.Module:
+    """Load a weight file into ``model`` after checking its hash (when given) and its fit; return what took it.
+
+    Nothing is copied unless every name and shape matches. ``pickles``: see :func:`read_weights`.
+    ``backbone``: weights that do not fit ``model`` may fit the network it wraps (``.backbone``
+    or ``.rnn``): a trained standard network loads into its NeuroView variant, which is the
+    retrofit, after which only the global classifier needs training.
+
+    >>> import tempfile, os, neuroview as nv
+    >>> from safetensors.torch import save_file
+    >>> net = nv.create_model("small_cnn", widths=(8,))
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> save_file(net.state_dict(), path)
+    >>> _ = load_weights(nv.create_model("small_cnn", widths=(8,)), path)
+    >>> type(load_weights(nv.create_model("nv_small_cnn", widths=(8,)), path, backbone=True)).__name__
+    'SmallCNN'
+    >>> load_weights(nv.create_model("small_cnn", widths=(16,)), path)
+    Traceback (most recent call last):
+    ...
+    neuroview.zoo.weights.ArchitectureError: path: the weights do not fit a SmallCNN: 6 shape mismatches ...
+    """
+    tensors, _ = read_weights(path, what, sha256=sha256, pickles=pickles)
+    if not backbone:
+        check_fits(model, tensors, what)
+        model.load_state_dict(tensors, strict=True)
+        return model
+    errors = []
+    for name, part, state in _parts(model, tensors):
+        try:
+            check_fits(part, state, name)
+        except ArchitectureError as e:
+            errors.append(str(e))
+            continue
+        part.load_state_dict(state, strict=True)
+        return part
+    raise ArchitectureError(f"{what}: {str(path)!r} matches neither the model nor its backbone ({'; '.join(errors)})")
+
+
+def _parts(model: nn.Module, tensors: dict[str, Tensor]) -> list[tuple[str, nn.Module, dict[str, Tensor]]]:
+    """``model`` and the network it wraps, each with the tensors meant for it: a wrapped network's
+    own (its prefix removed) when the file holds the whole NeuroView network, else all of them."""
+    out = [("model", model, tensors)]
+    for attr in _WRAPPED:
+        part = getattr(model, attr, None)
+        if isinstance(part, nn.Module):
+            own = {k[len(attr) + 1:]: v for k, v in tensors.items() if k.startswith(attr + ".")}
+            out.append((attr, part, own or tensors))
+    return out
