@@ -29,7 +29,7 @@ def _mlp(quantizer: str, **kw) -> tuple[nv.NeuroViewCNN, nn.Sequential]:
     mlp = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.ReLU())
     _set(mlp[0], [[1.0, 0.0], [0.5, 1.0], [-1.0, 1.0]], [0.1, 0.2, 0.0])
     _set(mlp[2], [[1.0, 1.0, 0.0], [0.0, 2.0, -1.0]], [0.0, -0.5])
-    net = nv.NeuroViewCNN(mlp, 2, quantizer=quantizer, normalize=False, **kw).eval()
+    net = nv.NeuroViewCNN(mlp, 2, quantizer=quantizer, normalize=False, example_input=torch.zeros(2, 2), **kw).eval()
     _set(net.classifier, [[1.0, -1.0, 2.0, 0.5, 1.5], [-0.5, 3.0, 1.0, -2.0, 0.25]], [0.3, -0.2])
     return net, mlp
 
@@ -124,7 +124,7 @@ class _Twice(nn.Module):
 
 @pytest.mark.parametrize("site, channel", [("relu", 0), ("relu:1", 0), ("relu:1", 1)])
 def test_ablation_touches_only_the_named_call_of_a_reused_module(site, channel):
-    net = nv.NeuroViewCNN(_Twice(), 2, quantizer="none", normalize=False).eval()
+    net = nv.NeuroViewCNN(_Twice(), 2, quantizer="none", normalize=False, example_input=torch.zeros(2, 2)).eval()
     assert [s.name for s in net.sites] == ["relu", "relu:1"]
     with ablate_units(net, [(site, channel)]):
         codes = net.codes(X)
@@ -269,7 +269,8 @@ def test_unit_ablation_on_a_trained_toy_beats_random(one_thread):
     x = torch.randn(256, 4, generator=g)
     y = (x[:, 0] > 0).long()
     torch.manual_seed(0)
-    net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU()), 2, quantizer="soft")
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU()), 2, quantizer="soft",
+                          example_input=x)
     opt = torch.optim.Adam(net.parameters(), lr=0.02)
     for _ in range(100):
         opt.zero_grad()
@@ -297,7 +298,8 @@ def test_captum_grad_x_act_equals_neuroview_on_a_one_site_linear_head():
     pytest.importorskip("captum")
     # logits = W relu(A x + a) + b with codes = relu outputs: gradient x activation of unit u
     # for class y is exactly W[y, u] * h_u, the NeuroView contribution.
-    net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), 3, quantizer="none", normalize=False).eval()
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), 3, quantizer="none", normalize=False,
+                          example_input=torch.zeros(2, 3)).eval()
     x, y = torch.randn(7, 3), torch.randint(0, 3, (7,))
     assert torch.allclose(unit_scores(net, x, y, "layer_grad_x_act"), unit_scores(net, x, y, "neuroview"), atol=1e-6)
     lc = unit_scores(net, x, y, "layer_conductance", n_steps=20)
@@ -306,7 +308,7 @@ def test_captum_grad_x_act_equals_neuroview_on_a_one_site_linear_head():
 
 def test_captum_refuses_reused_modules_and_skips_them_by_default():
     pytest.importorskip("captum")
-    net = nv.NeuroViewCNN(_Twice(), 2, normalize=False).eval()
+    net = nv.NeuroViewCNN(_Twice(), 2, normalize=False, example_input=torch.zeros(2, 2)).eval()
     with pytest.raises(ValueError, match=r"called more than once"):
         unit_scores(net, X, torch.tensor([0, 1, 1]), "layer_grad_x_act")
     res = unit_ablation(net, X, torch.tensor([0, 1, 1]), seeds=[0], steps=2)
@@ -316,8 +318,9 @@ def test_captum_refuses_reused_modules_and_skips_them_by_default():
 def test_captum_unit_scores_on_a_conv_net_for_each_quantizer():
     pytest.importorskip("captum")
     for q in ("hard", "soft", "none"):
-        net = nv.create_model("nv_small_cnn", num_classes=3, widths=(4, 6), quantizer=q).eval()
         x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+        net = nv.create_model("nv_small_cnn", num_classes=3, widths=(4, 6), quantizer=q).eval()
+        net.discover(x)
         for m in ("layer_grad_x_act", "layer_conductance"):
             s = unit_scores(net, x, y, m, n_steps=5)
             assert s.shape == (5, 10) and torch.isfinite(s).all() and s[:, 4:].abs().sum() > 0  # last site too

@@ -58,6 +58,8 @@ def test_rnn_gets_time_major_features_and_lengths():
 
 def test_unreached_backbone_head_is_frozen():
     m = NeuroViewModule("nv_small_cnn", 10, 1, model_kwargs=TINY_CNN)
+    assert m.unreached == []  # the sites (and what they never reach) are found on the first batch
+    m.build(torch.randn(2, 1, 8, 8))
     assert m.unreached == ["backbone.fc"]
     assert not m.model.backbone.fc.weight.requires_grad and m.model.classifier.weight.requires_grad
     loss = m.training_step((torch.randn(8, 1, 8, 8), torch.arange(8)), 0)
@@ -71,6 +73,7 @@ def test_classifier_penalties_add_to_the_loss():
     batch = (torch.randn(8, 1, 8, 8), torch.arange(8))
     plain = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN)
     pen = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, l1_classifier=0.1, group_l1_classifier=0.2)
+    plain.build(batch[0]), pen.build(batch[0])
     pen.load_state_dict(plain.state_dict())
     w = pen.model.classifier.weight
     expect = 0.1 * w.abs().sum() + 0.2 * w.norm(dim=0).sum()
@@ -79,6 +82,7 @@ def test_classifier_penalties_add_to_the_loss():
 
 def test_weight_decay_groups():
     m = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, weight_decay=0.01, classifier_weight_decay=0.5)
+    m.build(torch.randn(2, 1, 8, 8))
     groups = m.parameter_groups()
     assert [g["weight_decay"] for g in groups] == [0.01, 0.5, 0.0]
     assert groups[1]["params"] == [m.model.classifier.weight]
@@ -86,7 +90,7 @@ def test_weight_decay_groups():
 
 
 def test_freeze_backbone_trains_only_the_global_classifier(tmp_path):
-    m = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, freeze_backbone=True, lr=0.1)
+    m = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, freeze_backbone=True, lr=0.1).build(torch.randn(2, 1, 8, 8))
     before = {k: v.clone() for k, v in m.model.state_dict().items()}
     tiny_trainer(tmp_path).fit(m, DigitsDataModule(batch_size=16))
     after = m.model.state_dict()
@@ -102,7 +106,7 @@ def test_retrofit_loads_a_trained_standard_network_into_the_backbone(tmp_path):
     trainer.fit(std, DigitsDataModule(batch_size=16))
     trainer.save_checkpoint(tmp_path / "std.ckpt")
     nv = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, freeze_backbone=True, init_weights=str(tmp_path / "std.ckpt"))
-    nv.setup("fit")
+    nv.build(torch.randn(2, 1, 8, 8)).setup("fit")
     for k, v in std.model.state_dict().items():
         assert torch.equal(nv.model.backbone.state_dict()[k], v)
     with pytest.raises(ValueError, match="init_weights"):

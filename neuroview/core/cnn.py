@@ -165,10 +165,12 @@ class NeuroViewCNN(nn.Module):
         if not rec.found:
             raise ValueError(f"layers: none of the modules {[n for n, _, _ in self._targets]} was called in the forward pass")
         self.sites, self.input_shape = rec.found, tuple(x.shape[1:])
-        self._build_head(sum(s.channels for s in rec.found))
+        self.build_head(sum(s.channels for s in rec.found))
         return self.sites
 
-    def _build_head(self, num_units: int) -> None:
+    def build_head(self, num_units: int) -> None:
+        """Build the normalization and the global classifier over ``num_units`` codes (done by
+        :meth:`discover`, or from a checkpoint's shapes before its weights are loaded)."""
         if self.classifier is None:
             kw = factory(self.backbone)
             self.norm = CodeNorm(num_units, **kw) if self._normalize else None
@@ -330,7 +332,7 @@ class NeuroViewCNN(nn.Module):
         # that a lazily wrapped model's weights load into a fresh wrap; the first batch checks it.
         key = prefix + "classifier.weight"
         if self.classifier is None and key in state_dict:
-            self._build_head(state_dict[key].shape[1])
+            self.build_head(state_dict[key].shape[1])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -115,17 +115,10 @@ class NeuroViewModule(pl.LightningModule):
         self.model = build_model(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len,
                                  model_kwargs=model_kwargs)
         self.sequence_input = takes_lengths(self.model)
-        self.head_names = [n for n in _HEAD_NAMES if isinstance(getattr(self.model, n, None), nn.Module)]
-        if not any(isinstance(getattr(self.model, n), nn.Linear) for n in self.head_names):
-            raise ValueError(f"arch: {arch!r} has no classifier/fc/head attribute, which freezing, the classifier "
-                             "penalties and its weight decay need")
-        self.unreached = _freeze_unreached(self.model)
-        if freeze_backbone:
-            for name, child in self.model.named_children():
-                if name not in self.head_names:
-                    child.requires_grad_(False)
-            self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+        self.unreached: list[str] = []
+        self._ready = False
+        if getattr(self.model, "sites", True) is not None:  # a NeuroView-CNN finds its sites on the first batch
+            self._materialize(None)
         self._init_loaded = False
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -136,6 +129,41 @@ class NeuroViewModule(pl.LightningModule):
         self.test_confusion: Tensor | None = None
 
     # ------------------------------------------------------------------ model
+    def _materialize(self, x: Tensor | None) -> None:
+        """Check the head and freeze what the decision never reaches, once the model is built:
+        at once, or (a NeuroView-CNN wrapped without an example) on the first real batch ``x``."""
+        if x is not None and getattr(self.model, "sites", True) is None:
+            self.model.discover(x)
+        names = [n for n in _HEAD_NAMES if isinstance(getattr(self.model, n, None), nn.Module)]
+        if not any(isinstance(getattr(self.model, n), nn.Linear) for n in names):
+            raise ValueError(f"arch: {self.hparams.arch!r} has no classifier/fc/head attribute, which freezing, the "
+                             "classifier penalties and its weight decay need")
+        self.head_names = names
+        self.unreached = _freeze_unreached(self.model, x)
+        if self.hparams.freeze_backbone:
+            for name, child in self.model.named_children():
+                if name not in self.head_names:
+                    child.requires_grad_(False)
+            self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+        self._ready = True
+
+    def build(self, x: Tensor) -> "NeuroViewModule":
+        """Finish building on a real batch ``x`` (``setup`` does it with the datamodule's first batch):
+        a NeuroView-CNN finds its sites and builds its global classifier; then the head is checked
+        and what the decision never reaches is frozen. Returns self."""
+        if not self._ready:
+            self._materialize(x)
+        return self
+
+    def _first_batch(self, stage: str) -> Tensor:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None:
+            raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this trainer has no "
+                               "datamodule to take it from; call module.model.discover(x) on a real batch before fit")
+        loader = dm.train_dataloader() if stage == "fit" else getattr(dm, f"{'test' if stage == 'test' else 'val'}_dataloader")()
+        return unpack(next(iter(loader)))[0]
+
     @property
     def classifier(self) -> nn.Linear:
         """The global linear classifier (``fc`` of a standard CNN)."""
@@ -158,6 +186,10 @@ class NeuroViewModule(pl.LightningModule):
             self.train()  # in case anything switched the whole module to train mode since
 
     def setup(self, stage: str) -> None:
+        # before configure_optimizers, as Lightning documents for lazy modules: one real batch
+        # finds the sites and builds the global classifier over their units
+        if not self._ready:
+            self._materialize(self._first_batch(stage))
         if stage == "fit" and self.hparams.init_weights and not self._init_loaded:
             # here rather than in __init__: load_from_checkpoint must not need the file any more
             load_weights(self.model, self.hparams.init_weights)
@@ -285,7 +317,7 @@ def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
     return list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
 
 
-def _freeze_unreached(model: nn.Module) -> list[str]:
+def _freeze_unreached(model: nn.Module, x: Tensor | None) -> list[str]:
     """Freeze parameters the decision never reaches; return their module names.
 
     A NeuroView CNN stops its backbone after the last site, so the backbone's own head gets no
@@ -299,9 +331,11 @@ def _freeze_unreached(model: nn.Module) -> list[str]:
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
-        p = next(model.parameters())
         with torch.no_grad():
-            model(torch.zeros(2, *model.input_shape, device=p.device, dtype=p.dtype))
+            if x is None:  # sites found on an example input given when wrapping: its shape, on zeros
+                p = next(model.parameters())
+                x = torch.zeros(2, *model.input_shape, device=p.device, dtype=p.dtype)
+            model(x[:2])
     finally:
         for h in handles:
             h.remove()

@@ -84,6 +84,8 @@ def write_report(
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
     """
+    if getattr(model, "sites", True) is None:  # a NeuroView-CNN loaded from weights finds its sites on real data
+        model.discover(x)
     check_inputs(model, x)
     out = Path(out_dir)
     check_out(out, overwrite)
