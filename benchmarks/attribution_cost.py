@@ -66,8 +66,10 @@ def unit_cost(args, captum: bool) -> dict:
         nets[q] = create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=widths, quantizer=q)
         nets[q].backbone.load_state_dict(std.state_dict())
         nets[q].eval()
-    net = nets[args.quantizer]
     x = torch.randn(args.batch, 1, 28, 28)
+    for n in nets.values():
+        n.discover(x)  # sites and classifier from a real batch
+    net = nets[args.quantizer]
     relus = [m for m in std.modules() if isinstance(m, nn.ReLU)]
     assert len(relus) == len(net.sites) == len(widths)
 

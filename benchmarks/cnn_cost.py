@@ -95,6 +95,7 @@ def main() -> None:
     nets = {q: create_model("nv_resnet18_cifar", num_classes=10, quantizer=q) for q in args.quantizers}
     for n in nets.values():
         n.backbone.load_state_dict(std.state_dict())
+        n.discover(x)  # sites and classifier from a real batch, before the optimizer is built
     opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in [("standard", std), *nets.items()]}
 
     def fwd_std():

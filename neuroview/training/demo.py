@@ -31,6 +31,8 @@ def load_digits_tensors(seed: int = 0, test_size: float = 0.2):
 def train(net, x, y, *, epochs: int, lr: float = 3e-3, batch_size: int = 64, seed: int = 0, weight_decay: float = 1e-4):
     """A plain AdamW + cosine loop (the Lightning recipes do the same with logging and checkpoints)."""
     g = torch.Generator().manual_seed(seed)
+    if getattr(net, "sites", True) is None:  # a NeuroView-CNN finds its sites on real data, before the optimizer
+        net.discover(x[:2])
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(y) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
