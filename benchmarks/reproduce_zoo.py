@@ -54,7 +54,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     """Run one recipe with one seed; return the plain model, its arguments, data spec and test metrics."""
     import torch
 
-    from neuroview import zoo
+    from neuroview.zoo import pretrained as zoo
     from neuroview.training.module import NeuroViewModule
 
     with tempfile.TemporaryDirectory(prefix="zoo_run_") as tmp:
@@ -97,7 +97,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
 
 
 def export(recipe: str, seed: int, threads: int | None) -> None:
-    from neuroview import zoo
+    from neuroview.zoo import pretrained as zoo
 
     run = train(recipe, seed, threads=threads)
     name = f"{run['arch']}.{run['tag']}"
@@ -132,7 +132,7 @@ def _record_unlocked(recipe: str, seed: int, run: dict) -> None:
 
 
 def reproduce(names: list[str], train_again: bool, threads: int | None) -> int:
-    from neuroview import zoo
+    from neuroview.zoo import pretrained as zoo
 
     entries = zoo.read_manifest()
     bad = 0
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             export(recipe, args.seed, args.threads)
         return 0
     if args.table:
-        from neuroview import zoo
+        from neuroview.zoo import pretrained as zoo
 
         recipes = args.recipes or sorted({e["recipe"] for e in zoo.read_manifest().values()})
         print(table(recipes, args.seeds, args.threads, args.retrain))

@@ -16,6 +16,13 @@ QUANTIZERS = ["hard", "soft", "none"]
 
 
 def _hooks(module: nn.Module) -> int:
+    """Hooks on ``module`` other than the site hooks a NeuroView network keeps while it wraps it."""
+    from neuroview.core.sites import SiteHook
+
+    return sum(not isinstance(h, SiteHook) for m in module.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
+
+
+def _all_hooks(module: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
 
 
@@ -225,7 +232,9 @@ def test_hooks_never_leak_and_backbone_is_untouched():
     with pytest.raises(ValueError):
         a(torch.randn(2, 5, 8, 8))
     assert _hooks(backbone) == 0
-    assert a.unwrap() is backbone
+    assert a.unwrap() is backbone and b.unwrap() is backbone
+    assert _all_hooks(backbone) == 0  # unwrapped, the backbone is as it was given
+    torch.testing.assert_close(a.eval()(torch.ones(2, 3, 8, 8)), a(torch.ones(2, 3, 8, 8)))  # and a still works
     b.train()
     assert [m.training for m in backbone.modules()] == modes
     for k, v in backbone.state_dict().items():

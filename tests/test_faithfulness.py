@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import neuroview as nv
+from neuroview.core.sites import SiteHook
 from neuroview.attribution import faithfulness as fa
 from neuroview.attribution.faithfulness import (
     ablate_units, delete_steps, order_from_scores, step_deletion_curve, step_scores, time_step_deletion,
@@ -52,7 +53,8 @@ def _by_hand(x, removed1=(), removed2=()):
 
 def _no_hooks(net: nv.NeuroViewCNN) -> bool:
     return net._codes_hook is None and all(
-        not m._forward_hooks and not m._forward_pre_hooks for m in net.backbone.modules())
+        all(isinstance(h, SiteHook) for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
+        for m in net.backbone.modules())  # only the network's own site hooks stay
 
 
 # --------------------------------------------------------------------------- ablation

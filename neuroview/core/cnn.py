@@ -26,7 +26,7 @@ from .activations import is_activation, looks_like_activation
 from .explanation import CNNExplanation
 from .head import CodeNorm, decide, fold
 from .quantize import QUANTIZERS
-from .sites import Recorder, Site, StopForward, hooks
+from .sites import Recorder, Site, StopForward, hooks, install, uninstall
 
 __all__ = ["NeuroViewCNN", "Site"]
 
@@ -90,6 +90,8 @@ class NeuroViewCNN(nn.Module):
         # neuroview.attribution.faithfulness.ablate_units sets it, for the duration of a `with`, so that a
         # removed unit's own code is 0 whatever the quantizer and the site kind.
         self._codes_hook = None
+        self._rec: Recorder | None = None  # set while this network runs: its site hooks record into it
+        self._installed = False  # site hooks live on the backbone from the first forward until unwrap()
         self._targets, self.left_out = self._find_targets(layers)
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
@@ -133,12 +135,22 @@ class NeuroViewCNN(nn.Module):
     @contextmanager
     def _capture(self, batch: int, maps: bool = False, discover: bool = False) -> Iterator[Recorder]:
         rec = Recorder(self, maps, discover, batch, self.unit_axis)
-        handles = hooks(self._targets, rec, self.quantizer, self.backbone.modules if discover else None)
+        if discover:  # once, eagerly: temporary hooks that also watch the producing layers
+            handles = hooks(self._targets, rec, self.quantizer, self.backbone.modules)
+            try:
+                yield rec
+            finally:
+                for h in handles:
+                    h.remove()
+            return
+        if not self._installed:
+            install(self, self.backbone, self._targets, self.quantizer)
+            self._installed = True
+        self._rec = rec  # the installed hooks record only while this is set
         try:
             yield rec
         finally:
-            for h in handles:
-                h.remove()
+            self._rec = None
 
     @torch.no_grad()
     def discover(self, x: Tensor) -> list[Site]:
@@ -165,6 +177,9 @@ class NeuroViewCNN(nn.Module):
         if not rec.found:
             raise ValueError(f"layers: none of the modules {[n for n, _, _ in self._targets]} was called in the forward pass")
         self.sites, self.input_shape = rec.found, tuple(x.shape[1:])
+        if not self._installed:  # now, not inside the first (possibly compiled) forward pass
+            install(self, self.backbone, self._targets, self.quantizer)
+            self._installed = True
         self.build_head(sum(s.channels for s in rec.found))
         return self.sites
 
@@ -208,7 +223,8 @@ class NeuroViewCNN(nn.Module):
         # under autocast the ops cast for themselves; otherwise PyTorch's own error names neither x nor the fix
         if p is not None and x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
-        if self.check_finite and x.is_floating_point() and not torch.isfinite(x).all():
+        # a data-dependent check: a host sync, and a graph break under torch.compile, where it is skipped
+        if self.check_finite and not torch.compiler.is_compiling() and x.is_floating_point() and not torch.isfinite(x).all():
             bad = (~torch.isfinite(x)).sum().item()
             raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
 
@@ -320,7 +336,10 @@ class NeuroViewCNN(nn.Module):
         return [[(*units[i], v) for i, v in zip(ir, vr)] for ir, vr in zip(idx.tolist(), vals.tolist())]
 
     def unwrap(self) -> nn.Module:
-        """The backbone, exactly as it was given (no hooks are left on it)."""
+        """The backbone, exactly as it was given: this network's site hooks are removed from it
+        (a later forward pass of this network installs them again)."""
+        uninstall(self, self.backbone)
+        self._installed = False
         return self.backbone
 
     def extra_repr(self) -> str:

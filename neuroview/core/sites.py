@@ -100,6 +100,7 @@ class Recorder:
         self.outputs: dict[int, tuple[int, int]] = {}  # id(output tensor) -> producer features
         self.last: tuple[int, int] | None = None
         self._keep: list[Tensor] = []  # keeps watched outputs alive, so their ids stay unique
+        self.stop: nn.Module | None = None  # the module of the last site: the next module to start stops the pass
 
     def watch(self, module: nn.Module, output) -> None:
         feats = _features(module)
@@ -142,7 +143,9 @@ class Recorder:
             if self.maps:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
         if not self.discover and net.stop_early and len(self.codes) == len(net.sites):
-            raise StopForward
+            # not raised here: the module's other hooks (Captum's, an ablation's) must still see
+            # it run, so the next module to start stops the pass (see Stopper)
+            self.stop = module
 
 
 def _mean_positions(src: Tensor, axis: int, batch: int) -> Tensor:
@@ -153,8 +156,64 @@ def _mean_positions(src: Tensor, axis: int, batch: int) -> Tensor:
     return src.flatten(2).mean(-1, dtype=acc) if axis == 1 else src.reshape(batch, -1, src.shape[-1]).mean(1, dtype=acc)
 
 
+class SiteHook:
+    """The hook of one site, installed on the backbone once the sites are known.
+
+    It records only while its own network runs (``owner._rec`` is set for the duration of a
+    forward pass), so a backbone wrapped twice, or called on its own, is not affected; and since
+    nothing is registered during the forward pass, ``torch.compile`` traces it without a graph
+    break. A plain object (not a closure), so ``deepcopy`` and pickling of the network carry it
+    along, pointing at the copy.
+    """
+
+    def __init__(self, owner: nn.Module, name: str, from_input: bool, pre: bool):
+        self.owner, self.name, self.from_input, self.pre = owner, name, from_input, pre
+
+    def __call__(self, module: nn.Module, args, output=None):
+        rec = self.owner._rec
+        if rec is not None:
+            if self.pre:
+                rec.record(self.name, module, args[0] if args else None, True, None)
+            else:
+                rec.record(self.name, module, args[0] if self.from_input and args else output, self.from_input, output)
+        return None
+
+
+class Stopper(SiteHook):
+    """A pre-hook on every backbone module: once the last site is read, the next module to start
+    ends the forward pass (nothing after the last site takes part in the decision)."""
+
+    def __init__(self, owner: nn.Module):
+        super().__init__(owner, "", False, True)
+
+    def __call__(self, module: nn.Module, args, output=None):
+        rec = self.owner._rec
+        if rec is not None and rec.stop is not None and rec.stop is not module:
+            raise StopForward
+        return None
+
+
+def install(owner: nn.Module, backbone: nn.Module, targets, quantizer: str) -> None:
+    """Register ``owner``'s :class:`SiteHook` on every target module (see :func:`uninstall`)."""
+    for name, module, from_input in targets:
+        pre = from_input and quantizer != "none"
+        hook = SiteHook(owner, name, from_input, pre)
+        (module.register_forward_pre_hook if pre else module.register_forward_hook)(hook)
+    if owner.stop_early:
+        for m in backbone.modules():
+            m.register_forward_pre_hook(Stopper(owner))
+
+
+def uninstall(owner: nn.Module, backbone: nn.Module) -> None:
+    """Remove every :class:`SiteHook` of ``owner`` from ``backbone``: it is then as it was given."""
+    for m in backbone.modules():
+        for hooks_dict in (m._forward_pre_hooks, m._forward_hooks):
+            for key in [k for k, h in hooks_dict.items() if isinstance(h, SiteHook) and h.owner is owner]:
+                del hooks_dict[key]
+
+
 def hooks(targets, rec: Recorder, quantizer: str, modules: Callable[[], list[nn.Module]] | None) -> list:
-    """Register the recording hooks of one forward pass; returns the handles to remove.
+    """Register the hooks of the discovery pass (finding the sites); returns the handles to remove.
 
     ``targets`` are ``(name, module, from_input)``; ``modules`` (discovery only) lists every
     module whose output :meth:`Recorder.watch` should see.
