@@ -193,11 +193,14 @@ def test_explanation_target_out_of_range_or_wrong_shape():
 
 # ------------------------------------------------------------------ determinism
 def test_same_seed_gives_bit_identical_weights_and_explanations(tmp_path):
-    """Two CPU runs of a recipe with one seed: every tensor equal, explanations equal."""
+    """Two CPU runs of a recipe with one seed: every tensor equal, explanations equal. The accelerator
+    and determinism are pinned: on a GPU machine `auto` would pick CUDA, whose kernels are not
+    bit-reproducible by default."""
     ckpts = []
+    pin = ["--trainer.accelerator", "cpu", "--trainer.deterministic", "true"]
     for run in ("a", "b"):
         root = tmp_path / run
-        cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--seed_everything", "7", *QUICK])
+        cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--seed_everything", "7", *QUICK, *pin])
         ckpts.append(root / "checkpoints" / "last.ckpt")
     a, b = (torch.load(c, map_location="cpu", weights_only=True)["state_dict"] for c in ckpts)
     assert a.keys() == b.keys() and len(a) > 0
@@ -207,7 +210,7 @@ def test_same_seed_gives_bit_identical_weights_and_explanations(tmp_path):
     assert torch.equal(ea.logits, eb.logits) and torch.equal(ea.contributions, eb.contributions)
     # and the seed matters: a third run with another seed moves the weights
     other = tmp_path / "c"
-    cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(other), "--seed_everything", "8", *QUICK])
+    cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(other), "--seed_everything", "8", *QUICK, *pin])
     c = torch.load(other / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
