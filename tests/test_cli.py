@@ -123,8 +123,9 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert torch.load(last, weights_only=True)["epoch"] == 3
 
 
-@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_gives_a_working_checkpoint(tmp_path):
+    """The recipe under Lightning's DDP on two CPU processes (gloo), in the default run (~1 min):
+    tests/core/test_ddp.py checks that the ranks share statistics and folded weights."""
     root = tmp_path / "ddp"
     args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
             "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
