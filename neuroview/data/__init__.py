@@ -5,7 +5,9 @@ sequence sets (JapaneseVowels, PickupGestureWiimoteZ, your own padded arrays), w
 
 - ``x`` is channels-first, as PyTorch's convolutions want it: images ``[B, C, H, W]``, sequences
   ``[B, C, T]`` (the Lightning module transposes sequences to ``[B, T, C]`` for RNNs);
-- ``lengths`` ``[B]`` (int64) counts the real steps of each padded sequence; steps past it are 0;
+- ``lengths`` ``[B]`` (int64) counts the real steps of each padded sequence; steps past it are 0.
+  Every split is padded to ``max_len``, the longest series the model is fit on; a longer
+  validation or test series is truncated to ``max_len`` steps, with one warning;
 - ``y`` ``[B]`` (int64) are class indices into :attr:`ArrayDataModule.class_names`.
 
 Every module exposes ``num_classes``, ``in_channels`` and ``max_len`` (``None`` for images) as

@@ -8,6 +8,7 @@ libraries only; nothing from neuroview.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -89,6 +90,13 @@ class ArrayDataModule(pl.LightningDataModule):
     Subclasses implement :meth:`load`, returning ``{"train": (X, y), "test": (X, y)}`` and
     optionally ``"val"``; ``X`` is an array ``[N, C, *spatial]`` or a list of ``[C, T_i]`` arrays
     (variable length, padded here), ``y`` any labels (strings are fine).
+
+    Variable-length sets are padded to :attr:`max_len`, the longest series of the split the model
+    is fit on (the training split after the validation split is carved out of it). Validation
+    and test series longer than that are **truncated** to ``max_len`` steps (their ``lengths``
+    clamped to it), with one warning saying how many and from what length: a NeuroView-RNN's
+    weights for steps that no training series reaches are never trained, so reading them would
+    add untrained weights into the decision.
     """
 
     #: ``(num_classes, in_channels, max_len)`` of a set whose shape is fixed, else ``None``: then
@@ -139,7 +147,12 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @property
     def max_len(self) -> int | None:
-        """Longest sequence over all splits (the NeuroView-RNN classifier is tied to it); ``None`` for images."""
+        """Steps of every sequence batch (the NeuroView-RNN classifier is tied to it); ``None`` for images.
+
+        For variable-length sets, the longest series of the training split the model is fit on:
+        the validation split does not count, even where it was carved out of the training data,
+        as the model never learns from it. Longer validation and test series are truncated to it.
+        """
         if self.FIXED_SHAPE:
             return self.FIXED_SHAPE[2]
         x = self._prepared_splits()["train"][0]
@@ -173,15 +186,18 @@ class ArrayDataModule(pl.LightningDataModule):
         classes = _encode_labels(parts["train"][1])
         index = {c: i for i, c in enumerate(classes)}
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
-        max_len = max(max(a.shape[-1] for a in x) for x, _ in parts.values()) if variable else None
-        splits = {}
+        # only the series the model is fit on: steps past them would meet untrained classifier weights
+        max_len = max(a.shape[-1] for a in parts["train"][0]) if variable else None
+        splits, truncated = {}, {}
         for name, (x, y) in parts.items():
             unknown = sorted({str(v) for v in y} - set(classes))
             if unknown:
                 raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split lacks")
             yt = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
             if variable:
-                xt, lengths = _pad(x, max_len)
+                xt, lengths, full = _pad(x, max_len)
+                if (full > max_len).any():
+                    truncated[name] = full[full > max_len]
             else:
                 xt, lengths = torch.as_tensor(np.ascontiguousarray(x)), None
                 if not (xt.dtype == torch.uint8 or xt.is_floating_point()):
@@ -191,6 +207,8 @@ class ArrayDataModule(pl.LightningDataModule):
             if xt.dim() < 3:
                 raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
             splits[name] = (xt, yt, lengths)
+        if truncated:
+            _warn_truncated(type(self).__name__, truncated, max_len)
         self._classes, self._splits = classes, splits
         self._mean, self._std = self._channel_stats()
 
@@ -258,16 +276,27 @@ def _take(x, idx: np.ndarray):
     return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]
 
 
-def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor]:
+def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x [N, C, max_len], lengths, full_lengths)``: zero-padded, and cut at ``max_len`` steps
+    (``lengths`` clamped to it; ``full_lengths`` are the lengths before the cut)."""
     c = arrays[0].shape[0]
     out = torch.zeros(len(arrays), c, max_len)
     lengths = torch.empty(len(arrays), dtype=torch.long)
+    full = torch.empty(len(arrays), dtype=torch.long)
     for i, a in enumerate(arrays):
         if a.ndim != 2 or a.shape[0] != c:
             raise ValueError(f"X: expected every sequence of shape [{c}, T], got {a.shape} at index {i}")
-        out[i, :, : a.shape[1]] = torch.as_tensor(np.asarray(a, dtype=np.float32))
-        lengths[i] = a.shape[1]
-    return out, lengths
+        n = min(a.shape[1], max_len)
+        out[i, :, :n] = torch.as_tensor(np.asarray(a[:, :n], dtype=np.float32))
+        lengths[i], full[i] = n, a.shape[1]
+    return out, lengths, full
+
+
+def _warn_truncated(owner: str, truncated: dict[str, Tensor], max_len: int) -> None:
+    """One warning for all splits: how many series of which split were cut, and from what length."""
+    parts = [f"{len(v)} {split} series of up to {int(v.max())} steps" for split, v in truncated.items()]
+    warnings.warn(f"{owner}: {' and '.join(parts)} truncated to {max_len} steps, the longest training series "
+                  "(max_len: the classifier has no trained weights for later steps)", UserWarning, stacklevel=4)
 
 
 # ---------------------------------------------------------------------- your own arrays
