@@ -1,9 +1,9 @@
 """The base of every data module: arrays in memory, split, standardized and batched.
 
 Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
-padding of variable-length sequences, the loaders), its per-sample dataset, the split helpers the
-subclasses share, and :class:`NpzDataModule` for arrays of your own. May import third-party
-libraries only; nothing from neuroview.
+padding of variable-length sequences, the loaders), the split helpers the subclasses share, and
+:class:`NpzDataModule` for arrays of your own. May import ``neuroview.data.batches`` and
+third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -16,33 +16,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-
-class _ArrayDataset(Dataset):
-    """Samples of one split; standardizes (and augments) one sample at a time.
-
-    ``x`` stays in its stored dtype (uint8 for MNIST/CIFAR keeps 50,000 images at 150 MB).
-    """
-
-    def __init__(self, x: Tensor, y: Tensor, lengths: Tensor | None, mean: Tensor, std: Tensor, augment=None):
-        self.x, self.y, self.lengths = x, y, lengths
-        shape = (-1,) + (1,) * (x.dim() - 2)
-        self.mean, self.std = mean.view(shape), std.view(shape)
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        x = (self.x[i].float() - self.mean) / self.std
-        if self.augment is not None:
-            x = self.augment(x)
-        if self.lengths is None:
-            return x, self.y[i]
-        n = self.lengths[i]
-        x[..., n:] = 0.0  # padded steps stay exactly zero after standardization
-        return x, n, self.y[i]
+from .batches import ArrayDataset, passthrough_collate
 
 
 def check_fraction(name: str, value: float) -> None:
@@ -83,8 +59,8 @@ class ArrayDataModule(pl.LightningDataModule):
             ``seed``) when the dataset has no validation split of its own.
         seed: seed of every split carved here; the same seed gives the same split everywhere.
         normalize: standardize each channel with the mean and std of the training split.
-        num_workers: DataLoader workers. 0 is fastest for the small in-memory sets; use a few
-            for MNIST/CIFAR with augmentation.
+        num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
+            memory (augmentation, where there is some, runs on whole batches after the transfer).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
 
     Subclasses implement :meth:`load`, returning ``{"train": (X, y), "test": (X, y)}`` and
@@ -126,7 +102,11 @@ class ArrayDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def augmentation(self):
-        """A per-sample transform of training inputs (after standardization), or ``None``."""
+        """A per-sample transform of training inputs (after standardization), or ``None``.
+
+        Applied one sample at a time on the CPU; whole-batch augmentation on the batch's device
+        belongs in ``on_after_batch_transfer`` (see :class:`~neuroview.data.CIFAR10DataModule`).
+        """
         return None
 
     # ------------------------------------------------------------ what the model needs
@@ -234,19 +214,25 @@ class ArrayDataModule(pl.LightningDataModule):
         std = var.sqrt().clamp_min(1e-8)
         return mean.float(), std.float()
 
-    def _dataset(self, split: str, train: bool = False) -> _ArrayDataset:
+    def _dataset(self, split: str, train: bool = False) -> ArrayDataset:
         x, y, lengths = self._prepared_splits()[split]
-        return _ArrayDataset(x, y, lengths, self._mean, self._std, self.augmentation() if train else None)
+        return ArrayDataset(x, y, lengths, self._mean, self._std, self.augmentation() if train else None)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
+        ds = self._dataset(split, train)
+        # the trainer's device, when one is attached: pinned CPU batches reach a GPU asynchronously
+        device = getattr(getattr(self.trainer, "strategy", None), "root_device", None)
         return DataLoader(
-            self._dataset(split, train),
+            ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
+            # ArrayDataset.__getitems__ gathers each batch whole; its collate passes it through
+            collate_fn=passthrough_collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=getattr(device, "type", "cpu") == "cuda" and ds.x.device.type == "cpu",
             # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample.
-            drop_last=train and len(self._prepared_splits()[split][1]) > self.batch_size,
+            drop_last=train and len(ds) > self.batch_size,
         )
 
     # ---------------------------------------------------------------- Lightning hooks
