@@ -23,7 +23,8 @@ them. Inputs are standardized per channel with statistics of the training split 
 (torch.Size([32, 1, 8, 8]), torch.Size([32]))
 
 Layout: ``arrays`` (the base class, splits, standardization; :class:`NpzDataModule`),
-``digits``, ``mnist1d``, ``ucr``, ``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
+``batches`` (one gather per batch; whole-batch crop and flip), ``digits``, ``mnist1d``, ``ucr``,
+``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
 and checkpoints name classes as ``neuroview.data.X``: every public name is re-exported here.
 May import ``neuroview._io`` and third-party libraries; nothing else from neuroview.
 """
