@@ -122,10 +122,12 @@ def test_ucr_numeric_labels_in_numeric_order():
 
 def test_ucr_variable_length_is_padded_with_lengths_and_zero_padding():
     dm = UCRDataModule("JapaneseVowels", batch_size=64)
-    dm.setup("test")
-    assert dm.variable_length and dm.max_len == 29 and dm.in_channels == 12
+    with pytest.warns(UserWarning, match="1 test series of up to 29 steps truncated to 26 steps"):
+        dm.setup("test")
+    # training series reach 26 steps; the one test series of 29 is cut to 26 (issue 14)
+    assert dm.variable_length and dm.max_len == 26 and dm.in_channels == 12
     x, lengths, y = next(iter(dm.test_dataloader()))
-    assert x.shape[1:] == (12, 29) and lengths.dtype == torch.long and int(lengths.min()) >= 7
+    assert x.shape[1:] == (12, 26) and lengths.dtype == torch.long and int(lengths.min()) >= 7
     for xi, n in zip(x, lengths):
         assert xi[:, n:].abs().sum() == 0 and xi[:, n - 1].abs().sum() > 0
 
@@ -214,6 +216,50 @@ def test_npz_own_test_split_and_lengths(tmp_path):
     assert dm.variable_length and dm.split_sizes()["test"] == 6
     x, lengths, y = next(iter(dm.test_dataloader()))
     assert lengths.tolist() == [10] * 6
+
+
+def _ragged_npz(path, train_len, val_len=None, test_len=None, t=12):
+    """An .npz of variable-length series (every real step nonzero) with these lengths per split."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for suffix, lengths in (("", train_len), ("_val", val_len), ("_test", test_len)):
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            arrays.update({"X" + suffix: rng.uniform(1, 2, (len(lengths), 2, t)).astype(np.float32),
+                           "y" + suffix: np.arange(len(lengths)) % 2, "lengths" + suffix: lengths})
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_max_len_is_the_longest_training_series_and_longer_ones_are_truncated(tmp_path):
+    arrays = _ragged_npz(tmp_path / "seq.npz", train_len=np.arange(20) % 6 + 3,  # 3..8 steps
+                         val_len=[4, 11, 6, 3], test_len=[4, 12, 9, 8, 5, 10])
+    dm = NpzDataModule(str(tmp_path / "seq.npz"), batch_size=4, normalize=False)
+    with pytest.warns(UserWarning) as caught:
+        assert dm.max_len == 8  # not 12: no training series reaches past step 8
+        dm.setup("fit")
+        batches = list(dm.test_dataloader()) + list(dm.val_dataloader())
+    messages = [str(w.message) for w in caught if "truncated" in str(w.message)]
+    assert messages == ["NpzDataModule: 1 val series of up to 11 steps and 3 test series of up to 12 steps truncated "
+                        "to 8 steps, the longest training series (max_len: the classifier has no trained weights "
+                        "for later steps)"]  # once, however often the splits are read
+    x, _, lengths = dm._splits["test"]
+    assert x.shape == (6, 2, 8) and lengths.tolist() == [4, 8, 8, 8, 5, 8]
+    assert torch.equal(x[1], torch.as_tensor(arrays["X_test"][1, :, :8]))  # the first 8 steps, as they were
+    for xb, lb, _ in batches:
+        assert xb.shape[-1] == 8 and int(lb.max()) <= 8
+        for xi, n in zip(xb, lb):
+            assert xi[:, n:].abs().sum() == 0 and bool((xi[:, :n] != 0).all())
+
+
+def test_a_carved_validation_split_does_not_extend_max_len(tmp_path):
+    # one series of 10 steps; seed 3 carves it into the validation split, which the model never fits
+    _ragged_npz(tmp_path / "seq.npz", train_len=[3, 4, 5, 6, 7, 8, 9, 9] * 2 + [3, 4, 5, 6, 7, 8, 9, 10], test_len=[5, 6])
+    dm = NpzDataModule(str(tmp_path / "seq.npz"), batch_size=4, val_fraction=0.25, seed=3)
+    with pytest.warns(UserWarning, match="1 val series of up to 10 steps truncated to 9 steps"):
+        dm.setup("fit")
+    assert dm.max_len == int(dm._splits["train"][2].max()) == 9
+    assert dm._splits["val"][0].shape[-1] == 9 and int(dm._splits["val"][2].max()) == 9
 
 
 def test_npz_errors_name_the_problem(tmp_path):

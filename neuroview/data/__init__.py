@@ -5,7 +5,9 @@ sequence sets (JapaneseVowels, PickupGestureWiimoteZ, your own padded arrays), w
 
 - ``x`` is channels-first, as PyTorch's convolutions want it: images ``[B, C, H, W]``, sequences
   ``[B, C, T]`` (the Lightning module transposes sequences to ``[B, T, C]`` for RNNs);
-- ``lengths`` ``[B]`` (int64) counts the real steps of each padded sequence; steps past it are 0;
+- ``lengths`` ``[B]`` (int64) counts the real steps of each padded sequence; steps past it are 0.
+  Every split is padded to ``max_len``, the longest series the model is fit on; a longer
+  validation or test series is truncated to ``max_len`` steps, with one warning;
 - ``y`` ``[B]`` (int64) are class indices into :attr:`ArrayDataModule.class_names`.
 
 Every module exposes ``num_classes``, ``in_channels`` and ``max_len`` (``None`` for images) as
@@ -21,7 +23,8 @@ them. Inputs are standardized per channel with statistics of the training split 
 (torch.Size([32, 1, 8, 8]), torch.Size([32]))
 
 Layout: ``arrays`` (the base class, splits, standardization; :class:`NpzDataModule`),
-``digits``, ``mnist1d``, ``ucr``, ``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
+``batches`` (one gather per batch; whole-batch crop and flip), ``digits``, ``mnist1d``, ``ucr``,
+``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
 and checkpoints name classes as ``neuroview.data.X``: every public name is re-exported here.
 May import ``neuroview._io`` and third-party libraries; nothing else from neuroview.
 """

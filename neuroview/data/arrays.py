@@ -1,13 +1,14 @@
 """The base of every data module: arrays in memory, split, standardized and batched.
 
 Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
-padding of variable-length sequences, the loaders), its per-sample dataset, the split helpers the
-subclasses share, and :class:`NpzDataModule` for arrays of your own. May import third-party
-libraries only; nothing from neuroview.
+padding of variable-length sequences, the loaders), the split helpers the subclasses share, and
+:class:`NpzDataModule` for arrays of your own. May import ``neuroview.data.batches`` and
+third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -15,33 +16,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-
-class _ArrayDataset(Dataset):
-    """Samples of one split; standardizes (and augments) one sample at a time.
-
-    ``x`` stays in its stored dtype (uint8 for MNIST/CIFAR keeps 50,000 images at 150 MB).
-    """
-
-    def __init__(self, x: Tensor, y: Tensor, lengths: Tensor | None, mean: Tensor, std: Tensor, augment=None):
-        self.x, self.y, self.lengths = x, y, lengths
-        shape = (-1,) + (1,) * (x.dim() - 2)
-        self.mean, self.std = mean.view(shape), std.view(shape)
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        x = (self.x[i].float() - self.mean) / self.std
-        if self.augment is not None:
-            x = self.augment(x)
-        if self.lengths is None:
-            return x, self.y[i]
-        n = self.lengths[i]
-        x[..., n:] = 0.0  # padded steps stay exactly zero after standardization
-        return x, n, self.y[i]
+from .batches import ArrayDataset, passthrough_collate
 
 
 def check_fraction(name: str, value: float) -> None:
@@ -82,13 +59,20 @@ class ArrayDataModule(pl.LightningDataModule):
             ``seed``) when the dataset has no validation split of its own.
         seed: seed of every split carved here; the same seed gives the same split everywhere.
         normalize: standardize each channel with the mean and std of the training split.
-        num_workers: DataLoader workers. 0 is fastest for the small in-memory sets; use a few
-            for MNIST/CIFAR with augmentation.
+        num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
+            memory (augmentation, where there is some, runs on whole batches after the transfer).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
 
     Subclasses implement :meth:`load`, returning ``{"train": (X, y), "test": (X, y)}`` and
     optionally ``"val"``; ``X`` is an array ``[N, C, *spatial]`` or a list of ``[C, T_i]`` arrays
     (variable length, padded here), ``y`` any labels (strings are fine).
+
+    Variable-length sets are padded to :attr:`max_len`, the longest series of the split the model
+    is fit on (the training split after the validation split is carved out of it). Validation
+    and test series longer than that are **truncated** to ``max_len`` steps (their ``lengths``
+    clamped to it), with one warning saying how many and from what length: a NeuroView-RNN's
+    weights for steps that no training series reaches are never trained, so reading them would
+    add untrained weights into the decision.
     """
 
     #: ``(num_classes, in_channels, max_len)`` of a set whose shape is fixed, else ``None``: then
@@ -118,7 +102,11 @@ class ArrayDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def augmentation(self):
-        """A per-sample transform of training inputs (after standardization), or ``None``."""
+        """A per-sample transform of training inputs (after standardization), or ``None``.
+
+        Applied one sample at a time on the CPU; whole-batch augmentation on the batch's device
+        belongs in ``on_after_batch_transfer`` (see :class:`~neuroview.data.CIFAR10DataModule`).
+        """
         return None
 
     # ------------------------------------------------------------ what the model needs
@@ -139,7 +127,12 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @property
     def max_len(self) -> int | None:
-        """Longest sequence over all splits (the NeuroView-RNN classifier is tied to it); ``None`` for images."""
+        """Steps of every sequence batch (the NeuroView-RNN classifier is tied to it); ``None`` for images.
+
+        For variable-length sets, the longest series of the training split the model is fit on:
+        the validation split does not count, even where it was carved out of the training data,
+        as the model never learns from it. Longer validation and test series are truncated to it.
+        """
         if self.FIXED_SHAPE:
             return self.FIXED_SHAPE[2]
         x = self._prepared_splits()["train"][0]
@@ -173,15 +166,18 @@ class ArrayDataModule(pl.LightningDataModule):
         classes = _encode_labels(parts["train"][1])
         index = {c: i for i, c in enumerate(classes)}
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
-        max_len = max(max(a.shape[-1] for a in x) for x, _ in parts.values()) if variable else None
-        splits = {}
+        # only the series the model is fit on: steps past them would meet untrained classifier weights
+        max_len = max(a.shape[-1] for a in parts["train"][0]) if variable else None
+        splits, truncated = {}, {}
         for name, (x, y) in parts.items():
             unknown = sorted({str(v) for v in y} - set(classes))
             if unknown:
                 raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split lacks")
             yt = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
             if variable:
-                xt, lengths = _pad(x, max_len)
+                xt, lengths, full = _pad(x, max_len)
+                if (full > max_len).any():
+                    truncated[name] = full[full > max_len]
             else:
                 xt, lengths = torch.as_tensor(np.ascontiguousarray(x)), None
                 if not (xt.dtype == torch.uint8 or xt.is_floating_point()):
@@ -191,6 +187,8 @@ class ArrayDataModule(pl.LightningDataModule):
             if xt.dim() < 3:
                 raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
             splits[name] = (xt, yt, lengths)
+        if truncated:
+            _warn_truncated(type(self).__name__, truncated, max_len)
         self._classes, self._splits = classes, splits
         self._mean, self._std = self._channel_stats()
 
@@ -216,19 +214,25 @@ class ArrayDataModule(pl.LightningDataModule):
         std = var.sqrt().clamp_min(1e-8)
         return mean.float(), std.float()
 
-    def _dataset(self, split: str, train: bool = False) -> _ArrayDataset:
+    def _dataset(self, split: str, train: bool = False) -> ArrayDataset:
         x, y, lengths = self._prepared_splits()[split]
-        return _ArrayDataset(x, y, lengths, self._mean, self._std, self.augmentation() if train else None)
+        return ArrayDataset(x, y, lengths, self._mean, self._std, self.augmentation() if train else None)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
+        ds = self._dataset(split, train)
+        # the trainer's device, when one is attached: pinned CPU batches reach a GPU asynchronously
+        device = getattr(getattr(self.trainer, "strategy", None), "root_device", None)
         return DataLoader(
-            self._dataset(split, train),
+            ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
+            # ArrayDataset.__getitems__ gathers each batch whole; its collate passes it through
+            collate_fn=passthrough_collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=getattr(device, "type", "cpu") == "cuda" and ds.x.device.type == "cpu",
             # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample.
-            drop_last=train and len(self._prepared_splits()[split][1]) > self.batch_size,
+            drop_last=train and len(ds) > self.batch_size,
         )
 
     # ---------------------------------------------------------------- Lightning hooks
@@ -258,16 +262,27 @@ def _take(x, idx: np.ndarray):
     return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]
 
 
-def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor]:
+def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x [N, C, max_len], lengths, full_lengths)``: zero-padded, and cut at ``max_len`` steps
+    (``lengths`` clamped to it; ``full_lengths`` are the lengths before the cut)."""
     c = arrays[0].shape[0]
     out = torch.zeros(len(arrays), c, max_len)
     lengths = torch.empty(len(arrays), dtype=torch.long)
+    full = torch.empty(len(arrays), dtype=torch.long)
     for i, a in enumerate(arrays):
         if a.ndim != 2 or a.shape[0] != c:
             raise ValueError(f"X: expected every sequence of shape [{c}, T], got {a.shape} at index {i}")
-        out[i, :, : a.shape[1]] = torch.as_tensor(np.asarray(a, dtype=np.float32))
-        lengths[i] = a.shape[1]
-    return out, lengths
+        n = min(a.shape[1], max_len)
+        out[i, :, :n] = torch.as_tensor(np.asarray(a[:, :n], dtype=np.float32))
+        lengths[i], full[i] = n, a.shape[1]
+    return out, lengths, full
+
+
+def _warn_truncated(owner: str, truncated: dict[str, Tensor], max_len: int) -> None:
+    """One warning for all splits: how many series of which split were cut, and from what length."""
+    parts = [f"{len(v)} {split} series of up to {int(v.max())} steps" for split, v in truncated.items()]
+    warnings.warn(f"{owner}: {' and '.join(parts)} truncated to {max_len} steps, the longest training series "
+                  "(max_len: the classifier has no trained weights for later steps)", UserWarning, stacklevel=4)
 
 
 # ---------------------------------------------------------------------- your own arrays

@@ -1,8 +1,9 @@
 """The image sets read from their published files: MNIST (IDX) and CIFAR-10 (python pickles).
 
 Holds the readers of both formats (:func:`read_idx`; :func:`load_cifar_batch` with an unpickler
-that rebuilds numpy arrays and nothing else), the downloader behind ``download=True``, CIFAR's
-crop-and-flip augmentation, :class:`MNISTDataModule` and :class:`CIFAR10DataModule`. May import
+that rebuilds numpy arrays and nothing else), the downloader behind ``download=True``,
+:class:`MNISTDataModule` and :class:`CIFAR10DataModule` (whose crop-and-flip runs on whole
+batches on their device, see ``neuroview.data.batches``). May import
 the rest of ``neuroview.data`` and third-party libraries; nothing else from neuroview.
 """
 
@@ -15,6 +16,7 @@ import struct
 import tarfile
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .arrays import ArrayDataModule
+from .batches import ArrayDataset, random_crop_flip
 
 
 def _download(url: str, dest: Path) -> None:
@@ -152,39 +155,44 @@ def load_cifar_batch(path: str | os.PathLike) -> dict:
     return {"data": data.reshape(len(data), 3, 32, 32), "labels": np.asarray(d["labels"], dtype=np.int64)}
 
 
-def _flip_crop(pad: int = 4):
-    """CIFAR's standard augmentation (random crop of a zero-padded image, horizontal flip) on tensors."""
-
-    def augment(x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        x = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-        i, j = torch.randint(0, 2 * pad + 1, (2,)).tolist()
-        x = x[:, i:i + h, j:j + w]
-        return x.flip(-1) if torch.rand(()) < 0.5 else x
-
-    return augment
-
-
 class CIFAR10DataModule(ArrayDataModule):
     """CIFAR-10 from ``root/cifar-10-batches-py`` (the python pickle batches), unpickled safely.
 
     ``download=True`` fetches and unpacks the official archive into ``root`` when it is missing;
-    nothing is ever fetched otherwise. Training batches get random crops and flips
-    (``augment=False`` turns them off).
+    nothing is ever fetched otherwise.
+
+    Built to keep a GPU busy: each batch is one gather from the uint8 arrays in memory (no
+    per-sample reads, no collate, so ``num_workers=0`` is the right default), and training
+    batches get CIFAR's random crop (4-pixel zero padding, offsets uniform in ``[0, 8]``) and
+    horizontal flip (probability 1/2), independently per sample, applied to the whole batch on
+    its device in :meth:`on_after_batch_transfer`, only while the trainer trains
+    (``augment=False`` turns them off; outside a Trainer, :meth:`augment_batch` does the same).
+
+    ``on_device=True`` (default False) holds the splits themselves on the trainer's GPU (180 MB
+    as uint8), so batches never cross the PCIe bus; it needs ``num_workers=0``, and where the
+    data would take more than half the free GPU memory it warns and keeps them in CPU memory.
+    On a CPU trainer it changes nothing.
     """
 
     URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     FIXED_SHAPE = (10, 3, None)
+    PAD = 4  # CIFAR's standard crop padding
 
-    def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, batch_size: int = 128,
-                 val_fraction: float = 0.1, seed: int = 0, normalize: bool = True, num_workers: int = 4,
-                 eval_batch_size: int | None = None):
+    def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, on_device: bool = False,
+                 batch_size: int = 128, val_fraction: float = 0.1, seed: int = 0, normalize: bool = True,
+                 num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
+        if on_device and num_workers:
+            raise ValueError(f"num_workers: on_device=True reads batches from GPU memory in the main process; "
+                             f"expected num_workers=0, got {num_workers}")
         self.root = Path(root)
         self.download = download
         self.augment = augment
+        self.on_device = on_device
+        self._device_splits: dict[tuple[str, str], ArrayDataset] = {}
+        self._fits: dict[str, bool] = {}  # per device, decided once: the answer must not change once copied
 
     @property
     def folder(self) -> Path:
@@ -212,8 +220,44 @@ class CIFAR10DataModule(ArrayDataModule):
         y = np.concatenate([b["labels"] for b in train])
         return {"train": (x, y), "test": (test["data"], test["labels"])}
 
-    def augmentation(self):
-        return _flip_crop() if self.augment else None
+    # ------------------------------------------------------------- whole-batch augmentation
+    def augment_batch(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Random crop and flip of a batch of standardized images ``[B, 3, 32, 32]``, on its device."""
+        return random_crop_flip(x, self.PAD, generator)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # training batches only (validation, test and predict see the images as they are)
+        if self.augment and self.trainer is not None and self.trainer.training:
+            x, y = batch
+            batch = [self.augment_batch(x), y]
+        return batch
+
+    # --------------------------------------------------------------------- on the GPU
+    def _dataset(self, split: str, train: bool = False) -> ArrayDataset:
+        ds = super()._dataset(split, train)
+        device = self._data_device()
+        if device is None:
+            return ds
+        key = (split, str(device))
+        if key not in self._device_splits:  # copied once per split, not once per dataloader call
+            self._device_splits[key] = ds.to(device)
+        return self._device_splits[key]
+
+    def _data_device(self) -> torch.device | None:
+        """The trainer's GPU when ``on_device`` is set and the splits fit there, else ``None``."""
+        device = getattr(getattr(self.trainer, "strategy", None), "root_device", None) if self.on_device else None
+        if device is None or device.type != "cuda":
+            return None
+        if str(device) not in self._fits:
+            need = sum(t.nelement() * t.element_size() for split in self._prepared_splits().values() for t in split
+                       if t is not None)
+            free, _ = torch.cuda.mem_get_info(device)
+            # leave the model, its activations and the optimizer the larger half
+            self._fits[str(device)] = need <= free // 2
+            if need > free // 2:
+                warnings.warn(f"on_device: CIFAR-10 takes {need / 2**20:.0f} MiB, more than half of the {free / 2**20:.0f} "
+                              f"MiB free on {device}; keeping it in CPU memory", UserWarning, stacklevel=3)
+        return device if self._fits[str(device)] else None
 
     @property
     def class_names(self) -> list[str]:

@@ -19,12 +19,19 @@ class UCRDataModule(ArrayDataModule):
     """A UCR/UEA classification set shipped inside aeon, by name: ``UCRDataModule("GunPoint")``.
 
     Sequences come as ``[B, C, T]``; variable-length sets (JapaneseVowels,
-    PickupGestureWiimoteZ) are zero-padded to the longest sequence of any split and batched
-    as ``(x, lengths, y)``. String labels are encoded in numeric order when they are numbers.
+    PickupGestureWiimoteZ) are zero-padded to the longest series of the training split the model
+    is fit on and batched as ``(x, lengths, y)``; a longer validation or test series is truncated
+    to that length, with a warning (JapaneseVowels: training series reach 26 steps, one test
+    series has 29). String labels are encoded in numeric order when they are numbers.
 
+    >>> import warnings
     >>> dm = UCRDataModule("JapaneseVowels")
-    >>> dm.num_classes, dm.in_channels, dm.max_len, dm.variable_length
-    (9, 12, 29, True)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     dm.num_classes, dm.in_channels, dm.max_len, dm.variable_length
+    (9, 12, 26, True)
+    >>> print(caught[0].message)
+    UCRDataModule: 1 test series of up to 29 steps truncated to 26 steps, the longest training series (max_len: the classifier has no trained weights for later steps)
     """
 
     def __init__(self, name: str = "GunPoint", *, batch_size: int = 16, val_fraction: float = 0.2, seed: int = 0,

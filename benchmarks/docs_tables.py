@@ -1,0 +1,375 @@
+"""Render every accuracy table of the docs from the data it comes from, and keep the docs in sync.
+
+A table lives in a Markdown file between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``;
+this script rewrites what is between the markers (``--check``: changes nothing, exits 1 and
+names each table that differs). Where the numbers come from:
+
+- ``checkpoints/manifest.json``: every zoo entry's test accuracy, size and parameters (tables
+  ``zoo``, ``zoo_entries``; the zoo column of ``recipes``), with ``recipes/*.yaml`` for what
+  each recipe trains (model, epochs, the checkpoint ``neuroview fit`` tests);
+- ``benchmarks/results/zoo_runs.json`` (``reproduce_zoo.py --table``: every manifest recipe
+  with seeds 0, 1, 2) and ``minirocket.json`` (``minirocket_reference.py``): the tables over
+  seeds and the comparisons with MiniRocket (``seeds``, ``seeds_by_arch``, ``gaps``, ``aim``,
+  the seeds column of ``recipes``);
+- ``quantizers.json`` (``quantizers.py``), ``rnn_accuracy.json`` (``rnn_accuracy.py``);
+- ``retrofit.json`` (``retrofit_zoo.py``): the retrofit of every standard zoo entry. Each
+  result records the sha256 of the weights it was computed from; where the manifest names other
+  weights (the zoo was retrained), writing re-runs those retrofits first (~10 s each on a CPU).
+
+So after re-training the zoo (``reproduce_zoo.py --export ...``), this script is all it takes:
+
+    python benchmarks/docs_tables.py            # rewrite every table (and stale retrofit results)
+    python benchmarks/docs_tables.py --check    # exit 1 where a doc disagrees with the data
+
+``tests/test_docs.py`` runs the check. Imports the standard library, PyYAML, and (for the RNN
+table, and a retrofit re-run) ``rnn_accuracy.py`` and ``retrofit_zoo.py``, with torch and neuroview.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import statistics
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+#: which tables each document holds, in the order they appear
+DOCS = {
+    "README.md": ["quantizers", "zoo", "seeds", "gaps", "rnn_accuracy"],
+    "recipes/README.md": ["recipes"],
+    "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
+    "benchmarks/RNN.md": ["rnn_accuracy"],
+}
+#: dataset tag: (name, what its test split holds, what the recipes table says of it)
+DATASETS = {
+    "digits": ("digits", "test images", "scikit-learn digits (1,797 8x8)"),
+    "mnist1d": ("mnist1d", "test sequences", "MNIST-1D (4,000 / 1,000, length 40)"),
+    "gunpoint": ("GunPoint", "test series", "GunPoint (50 / 150, length 150)"),
+    "japanesevowels": ("JapaneseVowels", "test utterances", "JapaneseVowels (270 / 370, 12 x 7..29, variable length)"),
+    "cifar10": ("CIFAR-10", "test images", "CIFAR-10 from `cifar-10-batches-py`"),
+}
+ARCH_LABEL = {"fcn1d": "FCN", "rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+AIM = 3.0  # points: the best NeuroView network within this much of MiniRocket on each set
+DASH, MINUS = "–", "−"
+
+
+@dataclass
+class Sources:
+    manifest: dict[str, dict]
+    runs: dict[str, dict]
+    minirocket: dict[str, dict]
+    quantizers: dict
+    rnn_runs: list[dict]
+    retrofit: dict[str, dict]
+    recipes: dict[str, dict]
+
+    @classmethod
+    def load(cls, root: Path) -> Sources:
+        results = root / "benchmarks" / "results"
+
+        def read(path: Path, default):
+            return json.loads(path.read_text()) if path.is_file() else default
+
+        recipes = {f"recipes/{p.name}": yaml.safe_load(p.read_text()) for p in sorted((root / "recipes").glob("*.yaml"))}
+        return cls(read(root / "checkpoints" / "manifest.json", {"entries": {}})["entries"], read(results / "zoo_runs.json", {}),
+                   read(results / "minirocket.json", {}), read(results / "quantizers.json", {}),
+                   read(results / "rnn_accuracy.json", {"runs": []})["runs"], read(results / "retrofit.json", {}), recipes)
+
+
+# ---------------------------------------------------------------------------- helpers
+def tag_of(data: dict) -> str:
+    """The dataset tag of a data-module spec, as ``reproduce_zoo.py`` names zoo entries."""
+    cls = data["class_path"].rsplit(".", 1)[-1]
+    if cls == "UCRDataModule":
+        return data["init_args"]["name"].lower()
+    return {"DigitsDataModule": "digits", "MNIST1DDataModule": "mnist1d"}.get(cls, cls.removesuffix("DataModule").lower())
+
+
+def name_of(tag: str) -> str:
+    return DATASETS.get(tag, (tag,))[0]
+
+
+def order(tag: str) -> int:
+    return list(DATASETS).index(tag) if tag in DATASETS else len(DATASETS)
+
+
+def pct(acc: float) -> str:
+    return f"{100 * acc:.1f}%"
+
+
+def mean_std(accs: list[float]) -> str:
+    """Mean ± population std over seeds, in %, as ``reproduce_zoo.py --table`` gives it."""
+    return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.pstdev(accs):.1f}" if accs else DASH
+
+
+def signed(points: float) -> str:
+    return f"{'+' if points >= 0 else MINUS}{abs(points):.1f}"
+
+
+def pairs(src: Sources) -> list[tuple[str, str | None, str | None]]:
+    """``(tag, standard entry, NeuroView entry)`` of the zoo, a NeuroView entry next to the
+    standard one it is the NeuroView variant of, in dataset order."""
+    found: dict[tuple[str, str], dict[bool, str]] = {}
+    for name, e in src.manifest.items():
+        arch = e["architecture"]
+        found.setdefault((e["dataset"]["name"], arch.removeprefix("nv_")), {})[arch.startswith("nv_")] = name
+    keys = sorted(found, key=lambda k: (order(k[0]), k[0], k[1]))
+    return [(tag, found[(tag, base)].get(False), found[(tag, base)].get(True)) for tag, base in keys]
+
+
+def seed_accs(src: Sources, entry: str | None) -> list[float]:
+    """Test accuracies over the seeds of ``entry``'s recipe (zoo_runs.json), by seed."""
+    if entry is None:
+        return []
+    recipe = src.manifest[entry]["recipe"]
+    return [r["test_acc"] for r in sorted((r for r in src.runs.values() if r["recipe"] == recipe), key=lambda r: r["seed"])]
+
+
+def minirocket(src: Sources, tag: str) -> str:
+    ref = src.minirocket.get(tag)
+    return f"{100 * ref['mean']:.1f} ± {100 * ref['std']:.1f}" if ref else DASH
+
+
+def arch_label(src: Sources, entry: str) -> str:
+    e = src.manifest[entry]
+    return e["architecture"] + (" (1-D)" if e["arch_kwargs"].get("dims") == 1 else "")
+
+
+# ----------------------------------------------------------------------------- tables
+def table(head: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
+    align = align or ["---"] * len(head)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def render_zoo(src: Sources) -> str:
+    acc = lambda n: pct(src.manifest[n]["metrics"]["test_acc"]) if n else DASH  # noqa: E731
+    code = lambda n: f"`{n}`" if n else DASH  # noqa: E731
+    rows = [[name_of(tag), code(s), acc(s), code(n), acc(n)] for tag, s, n in pairs(src)]
+    return table(["dataset", "standard entry", "test acc.", "NeuroView entry", "test acc."], rows, ["---", "---", "---:", "---", "---:"])
+
+
+def render_seeds(src: Sources) -> str:
+    rows, seen = [], set()
+    for tag, s, n in pairs(src):
+        base = src.manifest[s or n]["architecture"].removeprefix("nv_")
+        label = name_of(tag) + (f" ({ARCH_LABEL[base]})" if base in ARCH_LABEL else "")
+        rows.append([label, mean_std(seed_accs(src, s)), mean_std(seed_accs(src, n)), "" if tag in seen else minirocket(src, tag)])
+        seen.add(tag)
+    return table(["dataset", "standard", "NeuroView", "MiniRocket"], rows)
+
+
+def render_seeds_by_arch(src: Sources) -> str:
+    rows, seen = [], set()
+    for tag, s, n in pairs(src):
+        first = tag not in seen
+        seen.add(tag)
+        rows.append([name_of(tag) if first else "", arch_label(src, s) if s else DASH, mean_std(seed_accs(src, s)),
+                     arch_label(src, n) if n else DASH, mean_std(seed_accs(src, n)), minirocket(src, tag) if first else ""])
+    return table(["dataset", "standard", "accuracy", "NeuroView", "accuracy", "MiniRocket"], rows)
+
+
+def shown_mean(accs: list[float]) -> float:
+    """The mean over seeds in %, rounded as the tables show it: differences quoted in the text
+    are differences of the numbers a reader sees."""
+    return round(100 * statistics.fmean(accs), 1)
+
+
+def _against_minirocket(src: Sources) -> list[tuple[str, list[tuple[str, float]], float]]:
+    """Per dataset with a MiniRocket figure: its NeuroView entries with their mean over seeds
+    (best first), and MiniRocket's mean; in %."""
+    out = []
+    for tag in sorted({t for t, _, _ in pairs(src)}, key=lambda t: (order(t), t)):
+        nvs = [(n, shown_mean(seed_accs(src, n))) for t, _, n in pairs(src) if t == tag and n and seed_accs(src, n)]
+        if tag in src.minirocket and nvs:
+            out.append((tag, sorted(nvs, key=lambda p: -p[1]), round(100 * src.minirocket[tag]["mean"], 1)))
+    return out
+
+
+def prose(text: str) -> str:
+    return textwrap.fill(text, 96, subsequent_indent="  " if text.startswith("- ") else "", break_on_hyphens=False)
+
+
+def render_gaps(src: Sources) -> str:
+    parts = [f"{name_of(tag)} " + ", ".join(f"`{n.split('.')[0]}` {signed(m - ref)}" for n, m in nvs)
+             for tag, nvs, ref in _against_minirocket(src)]
+    return prose("NeuroView against MiniRocket, in points of mean test accuracy over the seeds above: " + "; ".join(parts) + ".")
+
+
+def render_aim(src: Sources) -> str:
+    lines = []
+    for tag, nvs, ref in _against_minirocket(src):
+        (best, mean), gap = nvs[0], nvs[0][1] - ref
+        status = ("met, above" if gap >= 0 else "met") if gap >= -AIM else "not met"
+        e = src.manifest[best]
+        where = "above" if gap >= 0 else "below"
+        lines.append(prose(f"- **{name_of(tag)}: {status}.** `{e['architecture']}` {mean_std(seed_accs(src, best))} (the "
+                           f"entry: {100 * e['metrics']['test_acc']:.1f}) vs MiniRocket {minirocket(src, tag)}: {abs(gap):.1f} "
+                           f"points {where} on average (one test sample is {100 / e['metrics']['test_size']:.2f} points)."))
+    worse = []
+    for tag, s, n in pairs(src):
+        if s and n and seed_accs(src, s) and seed_accs(src, n):
+            ms, mn = shown_mean(seed_accs(src, s)), shown_mean(seed_accs(src, n))
+            if mn < ms:
+                worse.append(f"{name_of(tag)} `{src.manifest[n]['architecture']}` {mn:.1f} vs `{src.manifest[s]['architecture']}` "
+                             f"{ms:.1f} ({signed(mn - ms)})")
+    lines.append(prose("- NeuroView below its standard counterpart (same recipe, mean over seeds): "
+                       + ("; ".join(worse) if worse else "nowhere") + "."))
+    return "\n".join(lines)
+
+
+def render_zoo_entries(src: Sources) -> str:
+    rows, seen, total = [], set(), 0
+    for tag, s, n in pairs(src):
+        for name in (x for x in (s, n) if x):
+            e = src.manifest[name]
+            what = f"{name_of(tag)} ({e['metrics']['test_size']:,} {DATASETS.get(tag, ('', 'test samples'))[1]})"
+            rows.append([f"`{name}`", name_of(tag) if tag in seen else what, f"{e['num_params']:,}",
+                         f"{100 * e['metrics']['test_acc']:.2f}%", f"{e['size_bytes'] / 1e6:.2f} MB"])
+            seen.add(tag)
+            total += e["size_bytes"]
+    out = table(["entry", "dataset", "parameters", "test accuracy", "size"], rows, ["---", "---", "---:", "---:", "---:"])
+    return out + f"\n\n{total / 1e6:.1f} MB in all."
+
+
+def render_quantizers(src: Sources) -> str:
+    # as quantizers.py writes it: mean ± sample std over seeds
+    acc = src.quantizers.get("accuracy", {})
+    variants = list(next(iter(acc.values()), {}))
+    rows = [[ds] + [f"{100 * statistics.mean(a):.1f} ± {100 * (statistics.stdev(a) if len(a) > 1 else 0):.1f}" for a in r.values()]
+            for ds, r in acc.items()]
+    return table(["dataset"] + [("standard CNN" if v == "standard" else v) for v in variants], rows)
+
+
+def render_rnn_accuracy(src: Sources) -> str:
+    rnn = _benchmark("rnn_accuracy")  # its own table: one formatting for its .md and the docs
+    return rnn.table(src.rnn_runs, rnn.DATASETS, list(rnn.KINDS))
+
+
+def _model_label(model: dict) -> str:
+    kw = model.get("model_kwargs") or {}
+    extras = ([{"none": "quantizer none"}.get(kw["quantizer"], f"{kw['quantizer']} codes")] if "quantizer" in kw else []) \
+        + (["1-D"] if kw.get("dims") == 1 else []) + ([f"hidden {kw['hidden_size']}"] if "hidden_size" in kw else [])
+    return f"`{model['arch']}`" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def render_recipes(src: Sources) -> str:
+    by_recipe = {e["recipe"]: name for name, e in src.manifest.items()}
+
+    def key(item: tuple[str, dict]) -> tuple:
+        tag, arch = tag_of(item[1]["data"]), item[1]["model"]["arch"]
+        return order(tag), tag, arch.removeprefix("nv_"), not arch.startswith("nv_")
+
+    rows, seen = [], set()
+    for path, cfg in sorted(src.recipes.items(), key=key):
+        tag, entry = tag_of(cfg["data"]), by_recipe.get(path)
+        zoo = f"{pct(src.manifest[entry]['metrics']['test_acc'])} (`{entry}`)" if entry else DASH
+        rows.append([f"`{Path(path).name}`", _model_label(cfg["model"]),
+                     name_of(tag) if tag in seen else DATASETS.get(tag, ("", "", tag))[2], str(cfg["trainer"]["max_epochs"]),
+                     cfg.get("test_ckpt", "best"), zoo, mean_std(seed_accs(src, entry))])
+        seen.add(tag)
+    seeds = sorted({r["seed"] for r in src.runs.values()})
+    return table(["recipe", "model", "data", "epochs", "`fit` tests", "zoo entry (seed 0, last epoch)",
+                  f"seeds {', '.join(map(str, seeds))}: mean ± std"], rows, ["---", "---", "---", "---:", "---", "---:", "---:"])
+
+
+def render_retrofit(src: Sources) -> str:
+    rows = []
+    for _, s, _ in pairs(src):
+        r = src.retrofit.get(s) if s else None
+        if r is None:
+            continue
+        cost = 100 * (r["standard_acc"] - r["neuroview_acc"])
+        rows.append([f"`{s}`", f"{100 * r['standard_acc']:.2f}%", f"{100 * r['neuroview_acc']:.2f}%",
+                     f"+{cost:.2f}" if cost >= 0 else f"{MINUS}{-cost:.2f} (NeuroView better)"])
+    return table(["trained standard entry", "standard", "retrofitted NeuroView", "cost (points)"], rows,
+                 ["---", "---:", "---:", "---:"])
+
+
+RENDER = {"zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
+          "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
+          "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit}
+
+
+def _benchmark(name: str):
+    """A sibling benchmark script as a module (the benchmarks folder is not a package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def stale_retrofits(src: Sources) -> list[str]:
+    """Standard zoo entries whose retrofit result is missing or was computed from other weights."""
+    return [s for _, s, _ in pairs(src) if s and src.retrofit.get(s, {}).get("sha256") != src.manifest[s]["sha256"]]
+
+
+# --------------------------------------------------------------------------- the docs
+def splice(text: str, name: str, body: str, where: str) -> str:
+    """``text`` with what stands between the markers of table ``name`` replaced by ``body``."""
+    pattern = re.compile(rf"(<!-- table:{re.escape(name)} -->\n).*?(<!-- /table:{re.escape(name)} -->)", re.S)
+    if len(pattern.findall(text)) != 1:
+        raise ValueError(f"{where}: expected one '<!-- table:{name} -->' ... '<!-- /table:{name} -->' pair of markers")
+    # blank lines around the table: Markdown would otherwise read the closing marker as a row
+    return pattern.sub(lambda m: f"{m.group(1)}\n{body}\n\n{m.group(2)}", text)
+
+
+def render_docs(root: Path, src: Sources | None = None) -> dict[str, tuple[str, str, list[str]]]:
+    """Per document: ``(current text, text with every table rendered, names of tables that differ)``."""
+    src = src or Sources.load(root)
+    out = {}
+    for doc, names in DOCS.items():
+        current = (root / doc).read_text()
+        new, differ = current, []
+        for name in names:
+            rendered = splice(new, name, RENDER[name](src), doc)
+            if rendered != new:
+                differ.append(name)
+            new = rendered
+        out[doc] = (current, new, differ)
+    return out
+
+
+def check(root: Path = ROOT) -> list[str]:
+    """What disagrees with the data, one line per document table (empty: the docs are in sync)."""
+    src = Sources.load(root)
+    problems = [f"{doc}: table '{name}' differs from what benchmarks/docs_tables.py renders"
+                for doc, (_, _, differ) in render_docs(root, src).items() for name in differ]
+    problems += [f"benchmarks/results/retrofit.json: no result for the weights of {name} in the manifest"
+                 for name in stale_retrofits(src)]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs from the data")
+    p.add_argument("--root", type=Path, default=ROOT, help="the checkout (default: this script's)")
+    args = p.parse_args(argv)
+    if args.check:
+        problems = check(args.root)
+        for line in problems:
+            print(line)
+        if problems:
+            print("run `python benchmarks/docs_tables.py` to rewrite them")
+        return 1 if problems else 0
+    stale = stale_retrofits(Sources.load(args.root))
+    if stale:
+        _benchmark("retrofit_zoo").refresh(args.root, stale)
+    for doc, (current, new, differ) in render_docs(args.root).items():
+        if differ:
+            (args.root / doc).write_text(new)
+            print(f"{doc}: rewrote {', '.join(differ)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Tests write only into temporary folders of their own (issue 14 item 7).
+
+Whatever a test runs, the places that code writes to by default are pointed into a folder made
+for that test (beside its ``tmp_path``, which tests expect to hold only what they wrote):
+neuroview's data cache (``$NEUROVIEW_CACHE``, else ``$XDG_CACHE_HOME``, else ``~/.cache``), the
+home folder (matplotlib's font cache and config, aeon's ``~/aeon_data``) and the temporary folder
+(the zoo's export lock). The working directory is the test's ``tmp_path``, where Lightning's
+``lightning_logs/`` and the recipes' ``runs/`` go when no ``default_root_dir`` is given.
+Subprocesses inherit all of it through the environment. While the test modules are collected,
+the same variables point into a folder of the session, removed when it ends; hypothesis keeps
+its ``.hypothesis/`` there rather than in the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+#: The home folder before any test changed it: tests check that nothing was written there.
+REAL_HOME = Path.home()
+
+_HOME_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "NEUROVIEW_CACHE")
+
+
+def _home_in(folder: Path) -> dict[str, str]:
+    home = folder / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "XDG_CONFIG_HOME": str(home / ".config"),
+            "NEUROVIEW_CACHE": str(home / ".cache" / "neuroview")}
+
+
+# While the test modules are collected (before any fixture runs) they import matplotlib, which
+# settles its cache folder then, and hypothesis, which settles its own (by default .hypothesis/
+# in the checkout): both go to a temporary folder of the session, removed when it ends.
+_SESSION = Path(tempfile.mkdtemp(prefix="neuroview-tests-"))
+_SAVED = {k: os.environ.get(k) for k in _HOME_VARIABLES}
+os.environ.update(_home_in(_SESSION))
+try:
+    from hypothesis.configuration import set_hypothesis_home_dir
+except ImportError:  # hypothesis is a dev extra; the property tests skip without it
+    set_hypothesis_home_dir = None
+if set_hypothesis_home_dir is not None and not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    set_hypothesis_home_dir(_SESSION / "hypothesis")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for k, v in _SAVED.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    shutil.rmtree(_SESSION, ignore_errors=True)
+
+
+@pytest.fixture
+def real_home() -> Path:
+    return REAL_HOME
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every default write location of this test into a folder of its own; returns it.
+
+    The folder is made beside ``tmp_path``, not in it: tests check that ``tmp_path`` holds
+    exactly what they wrote. The working directory is ``tmp_path`` itself.
+    """
+    env = tmp_path_factory.mktemp("env")
+    for k, v in _home_in(env).items():
+        monkeypatch.setenv(k, v)
+    tmp = env / "tmp"
+    tmp.mkdir()
+    # tempfile reads TMPDIR once and caches it: set both (subprocesses read the variable)
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.chdir(tmp_path)
+    return env
