@@ -148,6 +148,7 @@ def retrofit(
     net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
     test_loader = test.test_dataloader() if hasattr(test, "test_dataloader") else test
     standard_acc, test_size = _accuracy(standard, test_loader)
+    torch.manual_seed(seed)  # a data module's shuffled loader draws from torch's global RNG: same seed, same order
     feats, y = _features(net, _loader(train))
     _fit_head(net, feats, y, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
     with torch.no_grad():
