@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from ..data import ArrayDataModule
+from ..zoo.files import find_recipe
 from .callbacks import Checkpoint, PredictionWriter
 from .module import NeuroViewModule
 
@@ -109,12 +110,25 @@ def _run_name(argv: list[str]) -> str:
     return name
 
 
+def _find_configs(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--config``/``-c`` that names a shipped recipe (``recipes/<name>.yaml``,
+    ``<name>.yaml`` or ``<name>``) but is no file here replaced by that recipe's path: recipes
+    run from any folder, and from a wheel install, which has no ``recipes/`` beside the user."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a in ("--config", "-c") and i + 1 < len(out):
+            out[i + 1] = find_recipe(out[i + 1])
+        elif a.startswith("--config="):
+            out[i] = "--config=" + find_recipe(a.split("=", 1)[1])
+    return out
+
+
 def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI:
     """``neuroview fit|validate|test|predict --config recipes/<name>.yaml [--key value ...]``.
 
     Runs go to ``runs/<name>`` unless ``--trainer.default_root_dir`` says otherwise.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _find_configs(list(sys.argv[1:] if argv is None else argv))
     if not run and argv and argv[0] in ("fit", "validate", "test", "predict"):
         argv = argv[1:]  # run=False parses one config, without sub-commands
     with warnings.catch_warnings():

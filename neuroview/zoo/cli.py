@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .api import list_models
-from .pretrained import checkpoints_dir, list_pretrained, read_manifest, verify_entry
+from .pretrained import MissingZooError, checkpoints_dir, list_pretrained, read_manifest, verify_entry
 
 __all__ = ["main", "format_table"]
 
@@ -32,12 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pattern", nargs="?", default=None, help="glob over entry names, e.g. 'nv_*' or '*.gunpoint'")
     p.add_argument("--verify", action="store_true", help="also check every entry's hash, architecture and parameter count")
     p.add_argument("--architectures", action="store_true", help="list the registered architectures instead")
-    p.add_argument("--root", default=None, help="checkpoint folder (default: $NEUROVIEW_CHECKPOINTS or checkpoints/)")
+    p.add_argument("--root", default=None, help="checkpoint folder (default: $NEUROVIEW_CHECKPOINTS, else the installed zoo)")
     args = p.parse_args(argv)
     if args.architectures:
         print("\n".join(list_models(args.pattern)))
         return 0
-    entries = read_manifest(args.root)
+    try:
+        entries = read_manifest(args.root)
+    except (MissingZooError, ValueError) as e:  # an install without its checkpoints, or a folder that is no zoo
+        print(f"neuroview zoo: {e}", file=sys.stderr)
+        return 1
     names = list_pretrained(args.pattern, args.root)
     if not names:
         print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}")

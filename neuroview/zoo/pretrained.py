@@ -1,6 +1,7 @@
 """The zoo's trained checkpoints: one manifest, its checksums, loading entries and exporting them.
 
-``checkpoints/`` holds one ``<name>.safetensors`` per entry and ``manifest.json``, which says per
+The zoo's folder (``checkpoints/`` of the repository, or its copy in a wheel: see :mod:`.files`)
+holds one ``<name>.safetensors`` per entry and ``manifest.json``, which says per
 entry how to rebuild the network (``architecture`` and ``arch_kwargs``), what it was trained on
 (``dataset``: the data module and its arguments), how (``recipe``, ``seed``), what it scored
 (``metrics``: accuracy on the full test split, and on its first ``slice_size`` samples), its
@@ -12,8 +13,8 @@ manifest, the file names the same architecture as the manifest, the built networ
 the file's tensor names and shapes and the manifest's parameter count. Any failure is an error
 that names the entry and changes nothing on disk. Zoo weights are safetensors: they never unpickle.
 
-May import ``neuroview._io`` and the zoo's lower modules: ``.build``, ``.weights`` (the one loader
-of weight files) and ``.evaluate`` (whose names, like ``load_weights``, stay importable from here).
+May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the zoo is), ``.build``,
+``.weights`` (the one loader of weight files) and ``.evaluate`` (whose names, like ``load_weights``, stay importable from here).
 
 >>> import neuroview as nv
 >>> names = nv.list_models(pretrained=True)
@@ -42,32 +43,30 @@ from torch import nn
 from .._io import atomic_write
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
+from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
 from .weights import ArchitectureError, ChecksumError, check_fits, load_weights, read_weights
 
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
     "save_pretrained", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file",
-    "ChecksumError", "ArchitectureError", "SLICE_SIZE",
+    "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
 ]
 
-MANIFEST = "manifest.json"
 FORMAT = 1
 
 
 # ------------------------------------------------------------------------- manifest
-def checkpoints_dir(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else ``$NEUROVIEW_CHECKPOINTS``, else the ``checkpoints/`` folder of the source tree."""
-    if root is not None:
-        return Path(root)
-    if os.environ.get("NEUROVIEW_CHECKPOINTS"):
-        return Path(os.environ["NEUROVIEW_CHECKPOINTS"])
-    return Path(__file__).resolve().parents[2] / "checkpoints"
-
-
 def read_manifest(root: str | os.PathLike | None = None) -> dict[str, dict]:
-    """The manifest's entries by name (empty when there is no manifest yet)."""
+    """The manifest's entries by name.
+
+    A folder named by ``root`` (or ``$NEUROVIEW_CHECKPOINTS``) with no manifest yet has none; the
+    default zoo (packaged, or the source tree's) with no manifest is a :class:`MissingZooError`
+    that says where it looked: an install without its checkpoints must not look like an empty zoo.
+    """
     path = checkpoints_dir(root) / MANIFEST
     if not path.is_file():
+        if root is None and not os.environ.get(ENV):
+            raise MissingZooError(missing_zoo_message())
         return {}
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
