@@ -16,7 +16,7 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
@@ -126,15 +126,28 @@ def _find_configs(argv: list[str]) -> list[str]:
 def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI:
     """``neuroview fit|validate|test|predict --config recipes/<name>.yaml [--key value ...]``.
 
-    Runs go to ``runs/<name>`` unless ``--trainer.default_root_dir`` says otherwise.
+    Runs go to ``runs/<name>`` unless ``--trainer.default_root_dir`` says otherwise. A command
+    line the parser refuses is one short error (what is wrong, then where the options are
+    listed) and ``SystemExit(2)``, not the whole usage text with the reason at its end.
     """
     argv = _find_configs(list(sys.argv[1:] if argv is None else argv))
-    if not run and argv and argv[0] in ("fit", "validate", "test", "predict"):
+    command = argv[0] if argv and argv[0] in ("fit", "validate", "test", "predict") else "fit"
+    if not run and argv and argv[0] == command:
         argv = argv[1:]  # run=False parses one config, without sub-commands
     with warnings.catch_warnings():
         # LightningCLI warns whenever args are given while sys.argv holds anything (the console script, pytest)
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        return _cli(argv, run)
+        try:
+            return _cli(argv, run)
+        except ArgumentError as e:
+            print(f"neuroview {command}: error: {_short(str(e))}\nsee `neuroview {command} --help`", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+def _short(message: str, lines: int = 12) -> str:
+    # jsonargparse explains a refused subclass at length, one reason per candidate: keep the first lines
+    parts = [line for line in message.strip().splitlines() if line.strip()]
+    return "\n".join(parts[:lines] + ([f"  ... ({len(parts) - lines} more lines)"] if len(parts) > lines else []))
 
 
 def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
@@ -146,6 +159,8 @@ def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
                           "callbacks": [PredictionWriter()]},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd
+        # errors raise ArgumentError (cli_main prints them first and short) instead of usage-then-exit
+        parser_kwargs={"prog": "neuroview", "exit_on_error": False},
         args=argv,
         run=run,
     )

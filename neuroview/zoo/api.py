@@ -11,7 +11,7 @@ import fnmatch
 from torch import nn
 
 from .build import builder
-from .pretrained import list_pretrained, load_pretrained
+from .pretrained import list_pretrained, load_pretrained, unknown_entry
 from .registry import _MODELS
 
 
@@ -37,7 +37,12 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     >>> type(net).__name__, net.num_classes
     ('NeuroViewCNN', 10)
     """
-    build = builder(name)  # an unknown name fails here, with suggestions, before any file is read
+    try:
+        build = builder(name)  # an unknown name fails here, with suggestions, before any file is read
+    except ValueError:
+        if "." in name:  # `arch.tag` names a trained checkpoint: suggest checkpoints, not architectures
+            raise unknown_entry(name, kwargs.get("root")) from None
+        raise
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if pretrained:

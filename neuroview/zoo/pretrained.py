@@ -26,6 +26,7 @@ May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fnmatch
 import hashlib
 import importlib
@@ -49,7 +50,7 @@ from .weights import ArchitectureError, ChecksumError, check_fits, load_weights,
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
     "save_pretrained", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file",
-    "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
+    "unknown_entry", "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
 ]
 
 FORMAT = 1
@@ -95,8 +96,19 @@ def get_entry(name: str, root: str | os.PathLike | None = None) -> tuple[str, di
         return tagged[0], entries[tagged[0]]
     if tagged:
         raise ValueError(f"name: {name!r} has several trained entries, pick one of {tagged}")
-    where = checkpoints_dir(root)
-    raise ValueError(f"name: no trained entry {name!r} in {where / MANIFEST}; trained entries: {sorted(entries) or 'none'}")
+    raise unknown_entry(name, root, entries)
+
+
+def unknown_entry(name: str, root: str | os.PathLike | None = None, entries: dict[str, dict] | None = None) -> ValueError:
+    """The error for a checkpoint name (``arch.tag``) the zoo lacks: its close names, and where to see them all."""
+    try:
+        entries = read_manifest(root) if entries is None else entries
+    except MissingZooError as e:
+        return ValueError(f"name: no trained entry {name!r}: {e}")
+    close = difflib.get_close_matches(name, sorted(entries), n=3, cutoff=0.5)
+    hint = f"did you mean {close}? " if close else ""
+    return ValueError(f"name: no trained entry {name!r} in {checkpoints_dir(root) / MANIFEST}; {hint}`neuroview zoo` "
+                      f"lists the {len(entries)} trained checkpoints (nv.list_models(pretrained=True))")
 
 
 @contextlib.contextmanager

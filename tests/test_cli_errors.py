@@ -1,0 +1,55 @@
+"""Errors first and short: a refused `neuroview fit` option, an unknown zoo checkpoint name."""
+
+from pathlib import Path
+
+import pytest
+
+import neuroview as nv
+from neuroview.training.cli import cli_main
+
+DIGITS = str(Path(__file__).resolve().parents[1] / "recipes" / "digits_nv_small_cnn.yaml")
+
+
+@pytest.mark.parametrize("bad, says", [
+    (["--trainer.max_epochz", "3"], "unrecognized arguments: --trainer.max_epochz 3"),
+    (["--model.lr", "abc"], 'Parser key "model.lr"'),
+])
+def test_a_refused_option_is_one_short_error_before_anything_else(bad, says, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), *bad])
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"neuroview fit: error: {says}"), err[:2000]
+    assert lines[-1] == "see `neuroview fit --help`"
+    assert len(lines) <= 4 and "usage:" not in err and not out
+
+
+def test_a_refused_option_of_another_subcommand_names_it(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), "--nosuch", "1"])
+    err = capsys.readouterr().err
+    assert err.startswith("neuroview test: error: unrecognized arguments: --nosuch 1")
+    assert err.strip().endswith("see `neuroview test --help`")
+
+
+def test_help_is_still_the_whole_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fit", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: neuroview") and "--trainer.max_epochs" in out
+
+
+def test_an_unknown_checkpoint_name_suggests_checkpoints_and_neuroview_zoo():
+    # a typo in the architecture part of `arch.tag`: the hint is the trained checkpoints, not list_models()
+    with pytest.raises(ValueError, match=r"name: no trained entry 'nv_gruu.gunpoint' .*did you mean \['nv_gru.gunpoint'.*"
+                                         r"`neuroview zoo`") as e:
+        nv.create_model("nv_gruu.gunpoint", pretrained=True)
+    assert "list_models()" not in str(e.value)
+    # a typo in the tag
+    with pytest.raises(ValueError, match=r"no trained entry 'nv_gru.gunpiont' .*did you mean \['nv_gru.gunpoint'.*`neuroview zoo`"):
+        nv.create_model("nv_gru.gunpiont", pretrained=True)
+    # an architecture name without a dot still gets architectures
+    with pytest.raises(ValueError, match=r"unknown model 'nv_smal_cnn'; did you mean \['nv_small_cnn'"):
+        nv.create_model("nv_smal_cnn")
