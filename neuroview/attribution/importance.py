@@ -35,12 +35,18 @@ __all__ = [
 
 def is_cnn(source) -> bool:
     """A NeuroView-CNN network or explanation (units and sites)."""
-    return isinstance(source, CNNExplanation) or (hasattr(source, "unit_importance") and hasattr(source, "site_slices"))
+    return isinstance(source, CNNExplanation) or (_has(source, "unit_importance") and _has(source, "site_slices"))
 
 
 def is_rnn(source) -> bool:
     """A NeuroView-RNN network or explanation (a time axis)."""
-    return isinstance(source, RNNExplanation) or (hasattr(source, "time_importance") and hasattr(source, "feature_shape"))
+    return isinstance(source, RNNExplanation) or (_has(source, "time_importance") and _has(source, "feature_shape"))
+
+
+def _has(source, name: str) -> bool:
+    # looked up on the class, never read: a network whose sites are found on its first batch
+    # raises from `site_slices` until then, and asking what it is must not fail
+    return hasattr(type(source), name) or name in getattr(source, "__dict__", {})
 
 
 def _describe(source) -> str:

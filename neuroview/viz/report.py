@@ -62,7 +62,7 @@ def data_module(spec: str):
 def guess_data(model: nn.Module) -> str:
     """The offline set a model's input fits, when nothing says what it was trained on."""
     if is_cnn(model):
-        shape = tuple(model.input_shape)
+        shape = _input_shape(model)
         if len(shape) == 3 and shape[0] == 1:
             return "digits"
         if len(shape) == 2 and shape[0] == 1 and model.num_classes == 10:
@@ -71,6 +71,15 @@ def guess_data(model: nn.Module) -> str:
         return "mnist1d"
     raise ValueError("--data: cannot tell which data this model was trained on; pass --data "
                      f"({DATA_HELP})")
+
+
+def _input_shape(model: nn.Module) -> tuple[int, ...]:
+    """``(C, *spatial)`` of one input; a network that has not seen data yet (sites found on the first
+    batch, as after loading a Lightning checkpoint) gives its first convolution's channels and rank."""
+    if getattr(model, "input_shape", None) is not None:
+        return tuple(model.input_shape)
+    conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return () if conv is None else (conv.in_channels,) + (0,) * (conv.weight.dim() - 2)
 
 
 def load_batch(dm, split: str, limit: int, seed: int = 0) -> tuple[Tensor, Tensor | None, Tensor]:
