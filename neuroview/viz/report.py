@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..attribution.importance import is_cnn, is_rnn
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
-from .report_writer import write_report
+from .report_writer import check_requirements, write_report
 
 __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
 
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.weights or args.model_args) and not args.model:
         p.error("--weights/--model-args: only with --model (a --ckpt rebuilds its own model)")
     try:
+        check_requirements()  # before the model loads: a missing extra is named at once
         _check_out(Path(args.out), args.overwrite)
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])

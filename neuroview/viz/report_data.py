@@ -5,7 +5,7 @@ figures (:func:`pick_examples`), the page's outline (:class:`Page`), the rows of
 table, the summary lines and the ``report.json`` facts; plus the checks the writer and the
 command line share. Nothing here draws, renders HTML or writes a file.
 
-Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`; tqdm (optional) inside a function.
+Imports: torch, tqdm, :mod:`neuroview.core`, :mod:`neuroview.attribution`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..attribution.importance import is_rnn
@@ -24,22 +25,17 @@ from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 __all__ = ["explain_batches", "pick_examples", "Page"]
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr when asked for and installed (Lightning brings it), else a no-op."""
-    if enabled:
-        try:
-            from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
+    """A tqdm bar on stderr (disabled, it counts without drawing). It stays on screen when done,
+    so its last line is what happened: the count of steps done over the steps planned."""
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
-            return tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr)
-        except ImportError:
-            pass
 
-    class _Silent:
-        def update(self, n: int = 1) -> None: ...
-        def set_description_str(self, s: str) -> None: ...
-        def close(self) -> None: ...
-
-    return _Silent()
+def seconds(s: float) -> str:
+    """A duration as a person reads it: ``12.3 s``, ``420 ms``, ``3 ms``; never a bare ``0.0 s``."""
+    if s >= 0.95:
+        return f"{s:.1f} s"
+    return f"{1000 * s:.0f} ms" if s >= 0.001 else "under 1 ms"
 
 
 def batch_first(model: nn.Module, x: Tensor) -> Tensor:
@@ -110,17 +106,18 @@ def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = Non
 
 
 def pick_examples(predicted: Tensor, y: Tensor | None, n: int) -> list[int]:
-    """Up to ``n`` sample indices worth a per-sample figure: correct ones of distinct classes,
-    and the first mistake when there is one (the most instructive picture of all)."""
+    """``min(n, len(predicted))`` sample indices worth a per-sample figure: correct ones of distinct
+    classes and the first mistake when there is one (the most instructive picture of all); when the
+    classes run out before ``n``, further samples in order (mistakes first) make up the number."""
     if n <= 0:
         return []
     if y is None:
-        seen, out = set(), []
+        seen, first = set(), []
         for i, p in enumerate(predicted.tolist()):
             if p not in seen:
                 seen.add(p)
-                out.append(i)
-        return out[:n]
+                first.append(i)
+        return _fill(first[:n], list(range(len(predicted))), n)
     wrong = (predicted != y).nonzero().flatten().tolist()
     right, seen = [], set()
     for i in (predicted == y).nonzero().flatten().tolist():
@@ -128,7 +125,18 @@ def pick_examples(predicted: Tensor, y: Tensor | None, n: int) -> list[int]:
             seen.add(int(y[i]))
             right.append(i)
     picks = right[: n - 1] + wrong[:1] if wrong else right[:n]
-    return sorted(picks)
+    return _fill(picks, wrong + list(range(len(predicted))), n)
+
+
+def _fill(picks: list[int], more: list[int], n: int) -> list[int]:
+    """``picks`` made up to ``n`` from ``more`` (in its order, without repeats), sorted."""
+    out = list(dict.fromkeys(picks))
+    for i in more:
+        if len(out) >= n:
+            break
+        if i not in out:
+            out.append(i)
+    return sorted(out)
 
 
 @dataclass
@@ -143,7 +151,7 @@ class Page:
 
 def summary_lines(n: int, explain_s: float, residual: float, pred: Tensor, y: Tensor | None) -> list[str]:
     """The page's opening sentences: accuracy (with labels), time taken, and how exact the sums are."""
-    lines = [f"{n} samples explained in {explain_s:.1f} s; prediction = bias + contributions, "
+    lines = [f"{n} samples explained in {seconds(explain_s)}; prediction = bias + contributions, "
              f"largest gap {residual:.2g} (float rounding)."]
     if y is not None:
         acc = float((pred == y).float().mean())

@@ -4,12 +4,13 @@
 (CSV) and the explanation (safetensors), draws the figures (:mod:`.plots`) and renders the page
 (:mod:`.report_page`). Every file the page names is written next to it, so it opens offline.
 
-Imports: torch, :mod:`neuroview.attribution` and the viz modules named above; matplotlib only
-through :mod:`.plots`, when drawing.
+Imports: torch, :mod:`neuroview._io` (the staging folder), :mod:`neuroview.attribution` and the
+viz modules named above; matplotlib only through :mod:`.plots`, when drawing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares
 from . import plots
@@ -77,57 +79,84 @@ def write_report(
         y: true classes ``[B]`` or ``None``; with labels the per-class views average over the
             samples of each class, and the report gives the accuracy.
         class_names: one name per class (default ``0, 1, ...``).
-        examples: how many samples get per-sample figures.
+        examples: how many samples get per-sample figures (all of them when there are fewer).
         overwrite: write into a non-empty ``out_dir``; refused otherwise.
         about: extra facts for the page and ``report.json`` (model name, data, split).
 
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
+    What the report needs (matplotlib, jinja2) is checked before anything is written, and the
+    files are written to a temporary folder beside ``out_dir`` that takes its place only when
+    all are done: an error leaves ``out_dir`` as it was.
     """
+    check_requirements()
+    t0 = time.perf_counter()  # the work timed: finding the sites, the explanation, and its copy off the device
     if getattr(model, "sites", True) is None:  # a NeuroView-CNN loaded from weights finds its sites on real data
         model.discover(x)
     check_inputs(model, x)
     out = Path(out_dir)
     check_out(out, overwrite)
-    rnn, cnn = is_rnn(model), is_cnn(model)
-    xb = batch_first(model, x) if rnn else x
-    n = xb.shape[0]
+    n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
     y = check_labels(y, n)
     num_classes = int(model.num_classes)
     names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
     model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    n_batches, n_figures = -(-n // batch_size), 3 + 2 * min(examples, n)
-    bar = progress_bar(n_batches + n_figures + 2, "explaining", progress)
-    try:
-        t0 = time.perf_counter()
-        exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar)
-        explain_s = time.perf_counter() - t0
-        for f in fields(exp):  # tables and pictures are made on the CPU, wherever the model runs
-            if isinstance(getattr(exp, f.name), Tensor):
-                setattr(exp, f.name, getattr(exp, f.name).detach().cpu())
-        pred, residual = exp.predicted.cpu(), float(exp.residual().abs().max())
-        picks = pick_examples(pred, y, examples)
-        about = dict(about or {})
-        page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",
-                    summary_lines(n, explain_s, residual, pred, y))
-        w = _Writer(out, page, dpi, bar)
-        # tables first: they are the numbers the figures draw
-        _write_tables(w, model, exp, pred, y, names, cols)
-        _draw_global(w, model, exp, xb, y, names)
-        _draw_samples(w, model, exp, x, xb, y, pred, picks, names)
-        about.setdefault("model", type(model).__name__)
-        kind = "cnn" if cnn else "rnn" if rnn else type(exp).__name__
-        write_json(out / "report.json", report_meta(page, about, kind, names, pred, y, residual, picks))
-        w.files.append("report.json")
-        page.data.append(("report.json", "what this report is: model, data, accuracy, and every file with its caption"))
-        (out / "index.html").write_text(render_page(page, about))
-        w.files.append("index.html")
-        bar.update(1)
-    finally:
-        bar.close()
+    # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
+    with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
+        return _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
+                          title=title, about=dict(about or {}), dpi=dpi)
+
+
+def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths: Tensor | None, names: list[str],
+               cols: list[str], examples: int, batch_size: int, bar, t0: float, *, title: str | None, about: dict,
+               dpi: int) -> list[str]:
+    """Explain, then write every file into ``out`` (the staging folder), advancing ``bar`` once per step."""
+    rnn, cnn = is_rnn(model), is_cnn(model)
+    xb = batch_first(model, x) if rnn else x
+    exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar)
+    for f in fields(exp):  # tables and pictures are made on the CPU, wherever the model runs
+        if isinstance(getattr(exp, f.name), Tensor):
+            setattr(exp, f.name, getattr(exp, f.name).detach().cpu())  # waits for the device: the work is done
+    explain_s = time.perf_counter() - t0
+    pred, residual = exp.predicted.cpu(), float(exp.residual().abs().max())
+    picks = pick_examples(pred, y, examples)
+    # now that the examples are known, the bar's total is every step below: exactly as many as its updates
+    bar.total = bar.n + 1 + _figure_count(model, xb, picks) + 1
+    bar.refresh()
+    page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",
+                summary_lines(len(pred), explain_s, residual, pred, y))
+    w = _Writer(out, page, dpi, bar)
+    # tables first: they are the numbers the figures draw
+    _write_tables(w, model, exp, pred, y, names, cols)
+    _draw_global(w, model, exp, xb, y, names)
+    _draw_samples(w, model, exp, x, xb, y, pred, picks, names)
+    about.setdefault("model", type(model).__name__)
+    kind = "cnn" if cnn else "rnn" if rnn else type(exp).__name__
+    meta = report_meta(page, about, kind, names, pred, y, residual, picks) | {"explain_seconds": explain_s}
+    write_json(out / "report.json", meta)
+    w.files.append("report.json")
+    page.data.append(("report.json", "what this report is: model, data, accuracy, and every file with its caption"))
+    bar.set_description_str("writing index.html")
+    (out / "index.html").write_text(render_page(page, about))
+    w.files.append("index.html")
+    bar.update(1)
     return w.files
+
+
+def check_requirements() -> None:
+    """Raise ImportError, naming what to install, when the report cannot be drawn or rendered here."""
+    need = {"matplotlib": "pip install 'neuroview[plots]'", "jinja2": "pip install jinja2 (a neuroview dependency)"}
+    missing = [f"{m} ({how})" for m, how in need.items() if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"the report needs {' and '.join(missing)}; nothing was written")
+
+
+def _figure_count(model: nn.Module, xb: Tensor, picks: list[int]) -> int:
+    """How many figures :func:`_draw_global` and :func:`_draw_samples` draw."""
+    cnn, rnn = is_cnn(model), is_rnn(model)
+    per_sample = 1 + int(cnn and xb.dim() in (3, 4)) + int(rnn)
+    return 1 + 2 * int(cnn) + 2 * int(rnn) + per_sample * len(picks)
 
 
 def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | None, names: list[str],
