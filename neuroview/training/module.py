@@ -21,7 +21,6 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import csv
-import math
 import os
 import warnings
 from pathlib import Path
@@ -296,19 +295,21 @@ class NeuroViewModule(pl.LightningModule):
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total)
         else:
             per_epoch = total / max(self.trainer.max_epochs or 1, 1)
-            warmup = min(int(hp.warmup_epochs * per_epoch), total - 1)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(warmup, total))
+            sched = warmup_cosine(opt, min(int(hp.warmup_epochs * per_epoch), total - 1), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def _warmup_cosine(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        t = min((step - warmup) / max(total - warmup, 1), 1.0)
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return factor
+def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """``warmup`` steps of linear warm-up to the peak (``lr * (s + 1) / (warmup + 1)`` at step ``s``),
+    then a cosine from the peak to 0 over the remaining ``total - warmup`` steps; stepped once per
+    optimizer step. torch's own LinearLR and CosineAnnealingLR in a SequentialLR.
+    """
+    lr = torch.optim.lr_scheduler
+    cosine = lr.CosineAnnealingLR(opt, T_max=max(total - warmup, 1), eta_min=0.0)
+    if warmup <= 0:
+        return cosine
+    ramp = lr.LinearLR(opt, start_factor=1 / (warmup + 1), end_factor=warmup / (warmup + 1), total_iters=max(warmup - 1, 1))
+    return lr.SequentialLR(opt, [ramp, cosine], milestones=[warmup])
 
 
 def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
