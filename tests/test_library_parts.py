@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from neuroview.data import DigitsDataModule
+from neuroview.training.callbacks import Checkpoint
 from neuroview.training.module import NeuroViewModule, warmup_cosine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,3 +57,10 @@ def test_the_lightning_module_steps_the_schedule_once_per_optimizer_step(tmp_pat
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
     assert isinstance(trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.SequentialLR)
     assert lrs.lrs == pytest.approx([1e-2 * _hand_written(s, 4, 12) for s in range(12)], abs=1e-12)
+
+
+def test_checkpoint_overrides_one_private_member_and_says_why():
+    private = [n for n in vars(Checkpoint) if n.startswith("_") and not n.startswith("__")]
+    assert private == ["_save_checkpoint"]
+    source = (REPO / "neuroview" / "training" / "callbacks.py").read_text()
+    assert "The one private member overridden, and why no public one does" in source

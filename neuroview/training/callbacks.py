@@ -15,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 
 from .._io import atomic_write
@@ -23,17 +24,31 @@ __all__ = ["Checkpoint", "PredictionWriter"]
 
 
 class Checkpoint(ModelCheckpoint):
-    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, as ``--ckpt_path last`` needs.
+    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, as ``--ckpt_path last`` needs, and
+    whose files are never half written.
 
     Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only when a top-k checkpoint is
     saved at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resumed
-    run would go back to it. This saves the latest state after each epoch as well.
+    run would go back to it. This also saves the latest state at the end of every training epoch
+    (public hook ``on_train_epoch_end``, which Lightning calls after the epoch's validation),
+    unless Lightning has just written ``last.ckpt`` at that step itself.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._written_at: dict[str, int] = {}  # file -> global step of its last write (through _save_checkpoint)
+
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        # Lightning writes through an fsspec transaction whose temporary file lies in the system
-        # temp dir; across file systems its final move is a copy, and a kill mid-copy leaves half a
-        # last.ckpt. A temporary file next to the target and os.replace is atomic on any local disk.
+        # The one private member overridden, and why no public one does: every file ModelCheckpoint
+        # writes (top-k, last, on an exception, at the end of training) goes through this method,
+        # and it has no public hook around the write. The public place to change how files are
+        # written is the strategy's CheckpointIO plugin; a callback cannot install one without
+        # replacing the IO a user or a strategy chose (--trainer.plugins, an async or remote IO,
+        # DeepSpeed's or FSDP's own).
+        # Why a temporary file at all: Lightning writes through an fsspec transaction whose temporary
+        # file lies in the system temp dir; across file systems its final move is a copy, and a kill
+        # mid-copy leaves half a last.ckpt. A temporary file next to the target and os.replace is
+        # atomic on any local disk.
         # Not neuroview._io.atomic_write: Lightning must write the file itself (through the
         # strategy's checkpoint IO, on every rank of a sharded strategy), so there are no bytes to
         # hand over, and every rank must name the same temporary path, not a random mkstemp one.
@@ -41,23 +56,23 @@ class Checkpoint(ModelCheckpoint):
             return super()._save_checkpoint(trainer, filepath)
         tmp = f"{filepath}.tmp"
         super()._save_checkpoint(trainer, tmp)
+        # super() recorded the temporary name; Lightning's save_last="link" and on_train_end read it
         self._last_checkpoint_saved = filepath
         if trainer.is_global_zero:
             os.replace(tmp, filepath)
         trainer.strategy.barrier("Checkpoint._save_checkpoint")
-
-    def _save_last_anyway(self, trainer: pl.Trainer, at_train_epoch_end: bool) -> None:
-        if (self.save_last and not self._should_skip_saving_checkpoint(trainer)
-                and self._should_save_on_train_epoch_end(trainer) == at_train_epoch_end):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._written_at[filepath] = trainer.global_step
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        self._save_last_anyway(trainer, True)
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        self._save_last_anyway(trainer, False)
+        if (not self.save_last or trainer.sanity_checking or trainer.fast_dev_run
+                or trainer.state.fn != TrainerFn.FITTING):
+            return
+        metrics = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
+        path = self.format_checkpoint_name(metrics, self.CHECKPOINT_NAME_LAST)
+        if self._written_at.get(path) != trainer.global_step:  # not written with a top-k checkpoint at this step
+            self.last_model_path = path  # before the write: the checkpoint holds this callback's state
+            self._save_checkpoint(trainer, path)
 
 
 class PredictionWriter(BasePredictionWriter):
