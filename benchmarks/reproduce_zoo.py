@@ -122,13 +122,13 @@ def _record(recipe: str, seed: int, run: dict) -> None:
 
 
 def _record_unlocked(recipe: str, seed: int, run: dict) -> None:
+    from neuroview._io import atomic_write  # the one temp-and-rename writer
+
     runs = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
     runs[f"{recipe}@{seed}"] = {"recipe": recipe, "seed": seed, "arch": run["arch"], "tag": run["tag"],
                                 "test_acc": run["metrics"]["test_acc"], "test_size": run["metrics"]["test_size"],
                                 "seconds": round(run["seconds"], 1)}
-    tmp = RUNS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(sorted(runs.items())), indent=2) + "\n")
-    os.replace(tmp, RUNS)
+    atomic_write(RUNS, (json.dumps(dict(sorted(runs.items())), indent=2) + "\n").encode())
 
 
 def reproduce(names: list[str], train_again: bool, threads: int | None) -> int:
