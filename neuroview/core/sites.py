@@ -99,21 +99,32 @@ class Recorder:
         self.calls: dict[str, int] = {}
         self.outputs: dict[int, tuple[int, int]] = {}  # id(output tensor) -> producer features
         self.last: tuple[int, int] | None = None
+        self.open: list[tuple[int, int]] = []  # feature layers whose forward is running (entered, not returned)
         self._keep: list[Tensor] = []  # keeps watched outputs alive, so their ids stay unique
         self.stop: nn.Module | None = None  # the module of the last site: the next module to start stops the pass
 
+    def enter(self, module: nn.Module) -> None:
+        self.open.append(_features(module))
+
     def watch(self, module: nn.Module, output) -> None:
         feats = _features(module)
+        if self.open:
+            self.open.pop()
         if feats is not None and isinstance(output, Tensor):
             self.outputs[id(output)] = self.last = feats
             self._keep.append(output)
+
+    def producer(self, z: Tensor) -> tuple[int, int] | None:
+        """The layer whose output ``z`` is; else one still running (timm's ``BatchNormAct2d`` calls
+        its activation inside its own forward); else the last one that ran."""
+        return self.outputs.get(id(z)) or (self.open[-1] if self.open else None) or self.last
 
     def _site(self, module_name: str, module: nn.Module, z: Tensor, from_input: bool, calls: int) -> Site:
         net, k = self.net, len(self.codes)
         if self.discover:
             name = module_name if calls == 0 else f"{module_name}:{calls}"
             override = self.axes.get(name, self.axes.get(module_name))
-            axis = unit_axis(name, z, self.outputs.get(id(z), self.last), override)
+            axis = unit_axis(name, z, self.producer(z), override)
             pts = breakpoints(module) if from_input else (0.0,)
             self.found.append(Site(name, module_name, z.shape[axis], pts, from_input, axis))
             return self.found[-1]
@@ -222,6 +233,7 @@ def hooks(targets, rec: Recorder, quantizer: str, modules: Callable[[], list[nn.
     if modules is not None:
         for m in modules():
             if _features(m) is not None:
+                handles.append(m.register_forward_pre_hook(lambda mod, a: rec.enter(mod)))
                 handles.append(m.register_forward_hook(lambda mod, a, out: rec.watch(mod, out)))
     for name, module, from_input in targets:
         if from_input and quantizer != "none":

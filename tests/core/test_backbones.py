@@ -355,3 +355,29 @@ def test_explain_allocates_no_dense_contribution_tensor():
         exp.by_site()
     assert Largest.largest < b * c * u / 4  # the [B, C, U] tensor is never formed...
     assert exp.contributions.shape == (b, c, u)  # ...until asked for
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's norm + activation in one module: the activation runs inside the norm's own forward."""
+
+    def __init__(self, c):
+        super().__init__(c)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(super().forward(x))
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.norm, self.conv = BatchNormAct2d(cin), nn.Conv2d(cin, growth, 3, padding=1)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(self.norm(x))], 1)  # the norm reads a concatenation no layer produced
+
+
+def test_an_activation_inside_a_norms_forward_takes_the_norms_width():
+    backbone = nn.Sequential(nn.Conv2d(3, 4, 3), DenseLayer(4, 3), DenseLayer(7, 3))
+    net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 8, 8))
+    assert [(s.channels, s.axis) for s in net.sites] == [(4, 1), (7, 1)]
