@@ -24,6 +24,7 @@ still leaves its figures. Writes benchmarks/results/gpu_cost.json and .md.
 
     python benchmarks/gpu_cost.py                  # GPU: 4 models x fp32/bf16, compile in bf16; ~5-7 min on an H200
     python benchmarks/gpu_cost.py --no-compile     # eager only, ~2 min
+    python benchmarks/gpu_cost.py --compile-only --merge --models vit_b_16   # a compile the budget skipped, added
     python benchmarks/gpu_cost.py --models resnet50 vit_b_16 --compile-precisions fp32 bf16
     python benchmarks/gpu_cost.py --small          # CPU smoke run at toy size (batch 4, 64x64, widths / 8, 1 thread,
                                                    # compile of resnet50 only, aot_eager backend), ~2-3 min
@@ -141,6 +142,7 @@ def gap(exp, logits=None) -> float:
 class Budget:
     def __init__(self, seconds: float | None):
         self.t0, self.seconds = time.perf_counter(), seconds
+        self.last_compile = 0.0  # duration of the last compile phase: the estimate for the next
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -164,6 +166,32 @@ def build_pair(name: str, args, device: torch.device, x: torch.Tensor):
     return std, net, source
 
 
+def measure(prec: str, std, net, opts, device, x, y, args) -> dict:
+    """Eager timings (interleaved rounds) and peak train memory of both networks in one precision."""
+
+    def fwd():
+        with torch.no_grad(), autocast(device, prec):
+            std.eval()(x)
+
+    def explain():
+        with autocast(device, prec):
+            net.explain(x).for_class()
+
+    steps = {k: (lambda k=k, m=m: train_step(m, opts[k], x, y, device, prec)) for k, m in (("standard", std), ("neuroview", net))}
+    jobs = {"standard/forward": fwd, "neuroview/explain": explain,
+            "standard/train_step": steps["standard"], "neuroview/train_step": steps["neuroview"]}
+    times = timed_rounds(jobs, args.repeats, args.warmup, device)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    mem = {k: peak_train_bytes(steps[k], m, opts[k], device) for k, m in (("standard", std), ("neuroview", net))}
+    return {
+        "median_seconds": med, "all_seconds": times, "peak_train_bytes": mem,
+        "ratios": {"explain_over_forward": med["neuroview/explain"] / med["standard/forward"],
+                   "train_step_ratio": med["neuroview/train_step"] / med["standard/train_step"],
+                   "peak_memory_ratio": mem["neuroview"]["peak"] / mem["standard"]["peak"],
+                   "activation_memory_ratio": mem["neuroview"]["above_static"] / max(1, mem["standard"]["above_static"])},
+    }
+
+
 def eager_phase(name: str, args, device, x, y, budget: Budget, res: dict, save) -> None:
     std, net, source = build_pair(name, args, device, x)
     entry = res["models"].setdefault(name, {})
@@ -180,30 +208,14 @@ def eager_phase(name: str, args, device, x, y, budget: Budget, res: dict, save) 
             entry["precisions"][prec] = {"skipped": f"time budget (--max-seconds {args.max_seconds}) spent"}
             continue
         t0 = time.perf_counter()
-
-        def fwd(prec=prec):
-            with torch.no_grad(), autocast(device, prec):
-                std.eval()(x)
-
-        def explain(prec=prec):
-            with autocast(device, prec):
-                net.explain(x).for_class()
-
-        steps = {k: (lambda k=k, m=m, prec=prec: train_step(m, opts[k], x, y, device, prec))
-                 for k, m in (("standard", std), ("neuroview", net))}
-        jobs = {"standard/forward": fwd, "neuroview/explain": explain,
-                "standard/train_step": steps["standard"], "neuroview/train_step": steps["neuroview"]}
-        times = timed_rounds(jobs, args.repeats, args.warmup, device)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        mem = {k: peak_train_bytes(steps[k], m, opts[k], device) for k, m in (("standard", std), ("neuroview", net))}
-        entry["precisions"][prec] = {
-            "median_seconds": med, "all_seconds": times, "peak_train_bytes": mem,
-            "ratios": {"explain_over_forward": med["neuroview/explain"] / med["standard/forward"],
-                       "train_step_ratio": med["neuroview/train_step"] / med["standard/train_step"],
-                       "peak_memory_ratio": mem["neuroview"]["peak"] / mem["standard"]["peak"],
-                       "activation_memory_ratio": mem["neuroview"]["above_static"] / max(1, mem["standard"]["above_static"])},
-            "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"{name} {prec}: " + ", ".join(f"{k} {v:.2f}" for k, v in entry["precisions"][prec]["ratios"].items()), flush=True)
+        try:
+            entry["precisions"][prec] = measure(prec, std, net, opts, device, x, y, args)
+        except Exception as e:  # e.g. out of memory: recorded, and the other phases still run
+            entry["precisions"][prec] = {"error": f"{type(e).__name__}: {e}"[:500]}
+            free(device)
+        entry["precisions"][prec]["seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"{name} {prec}: " + ", ".join(f"{k} {v:.2f}" for k, v in entry["precisions"][prec].get("ratios", {}).items())
+              + entry["precisions"][prec].get("error", ""), flush=True)
         save()
     # exactness under autocast (eval), and against a separate eval forward
     ex = {}
@@ -220,10 +232,6 @@ def eager_phase(name: str, args, device, x, y, budget: Budget, res: dict, save) 
     entry["exactness"] = ex
     print(f"{name} exactness: " + ", ".join(f"{p} {v.get('gap', v.get('error'))}" for p, v in ex.items()), flush=True)
     save()
-    del std, net, opts
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def breaks(model: nn.Module, x, device, prec: str) -> dict:
@@ -235,49 +243,63 @@ def breaks(model: nn.Module, x, device, prec: str) -> dict:
             "break_reasons": [str(r.reason)[:200] for r in out.break_reasons[:3]]}
 
 
+def compile_one(name: str, prec: str, args, device, x, y) -> dict:
+    """Graph breaks, compile time and compiled step ratio of one model in one precision."""
+    std, net, _ = build_pair(name, args, device, x)
+    rec = {"backend": args.compile_backend,
+           "dynamo_explain": {"neuroview": breaks(net, x, device, prec), "standard": breaks(std, x, device, prec)}}
+    torch._dynamo.reset()
+    opts = {"standard": torch.optim.SGD(std.parameters(), lr=1e-3, momentum=0.9),
+            "neuroview": torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)}
+    compiled = {"standard": torch.compile(std, backend=args.compile_backend),
+                "neuroview": torch.compile(net, backend=args.compile_backend)}
+    steps = {k: (lambda k=k: train_step(compiled[k], opts[k], x, y, device, prec)) for k in compiled}
+    first = {}
+    for k, step in steps.items():
+        sync(device)
+        t = time.perf_counter()
+        step()  # the first call compiles (forward and backward graphs)
+        sync(device)
+        first[k] = time.perf_counter() - t
+    rec["compile_seconds"] = first
+    times = timed_rounds({f"{k}/train_step": s for k, s in steps.items()}, args.compile_repeats, args.warmup, device)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rec["median_seconds"] = med
+    rec["compiled_train_step_ratio"] = med["neuroview/train_step"] / med["standard/train_step"]
+    return rec
+
+
+def free(device) -> None:
+    torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def compile_phase(name: str, args, device, x, y, budget: Budget, res: dict, save) -> None:
     entry = res["models"].setdefault(name, {}).setdefault("compile", {})
     for prec in args.compile_precisions:
-        if budget.left() < args.compile_seconds:
-            entry[prec] = {"skipped": f"time budget (--max-seconds {args.max_seconds}) spent"}
+        # a phase starts only if the budget leaves room for it: --compile-seconds, or the last phase's duration
+        need = max(args.compile_seconds, 1.1 * budget.last_compile)
+        if budget.left() < need:
+            entry[prec] = {"skipped": f"time budget (--max-seconds {args.max_seconds}): {budget.left():.0f} s left, "
+                                      f"a compile phase needs ~{need:.0f} s; run again with --compile-only --merge"}
             save()
             continue
         t0 = time.perf_counter()
-        std, net, _ = build_pair(name, args, device, x)
-        rec = {"backend": args.compile_backend,
-               "dynamo_explain": {"neuroview": breaks(net, x, device, prec), "standard": breaks(std, x, device, prec)}}
-        torch._dynamo.reset()
-        opts = {"standard": torch.optim.SGD(std.parameters(), lr=1e-3, momentum=0.9),
-                "neuroview": torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)}
-        compiled = {"standard": torch.compile(std, backend=args.compile_backend),
-                    "neuroview": torch.compile(net, backend=args.compile_backend)}
-        steps = {k: (lambda k=k: train_step(compiled[k], opts[k], x, y, device, prec)) for k in compiled}
-        first = {}
         try:
-            for k, step in steps.items():
-                sync(device)
-                t = time.perf_counter()
-                step()  # the first call compiles (forward and backward graphs)
-                sync(device)
-                first[k] = time.perf_counter() - t
-            rec["compile_seconds"] = first
-            times = timed_rounds({f"{k}/train_step": s for k, s in steps.items()}, args.compile_repeats, args.warmup, device)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            rec["median_seconds"] = med
-            rec["compiled_train_step_ratio"] = med["neuroview/train_step"] / med["standard/train_step"]
-        except Exception as e:
-            rec["error"] = f"{type(e).__name__}: {e}"[:500]
+            rec = compile_one(name, prec, args, device, x, y)
+        except Exception as e:  # a compile failure is a result too; the other models still run
+            rec = {"backend": args.compile_backend, "error": f"{type(e).__name__}: {e}"[:500]}
         rec["seconds"] = round(time.perf_counter() - t0, 1)
+        budget.last_compile = rec["seconds"]
         entry[prec] = rec
-        nvb = rec["dynamo_explain"]["neuroview"]
-        print(f"{name} compile {prec}: NV {nvb['graphs']} graph(s), {nvb['graph_breaks']} break(s); "
-              f"compile s {first}; ratio {rec.get('compiled_train_step_ratio', rec.get('error'))}", flush=True)
+        d = rec.get("dynamo_explain", {}).get("neuroview", {})
+        print(f"{name} compile {prec}: NV {d.get('graphs')} graph(s), {d.get('graph_breaks')} break(s); compile s "
+              f"{ {k: round(v) for k, v in rec.get('compile_seconds', {}).items()} }; ratio "
+              f"{rec.get('compiled_train_step_ratio', rec.get('error'))}", flush=True)
         save()
-        del std, net, compiled, opts, steps
-        torch._dynamo.reset()
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        free(device)
 
 
 # --------------------------------------------------------------------------- report
@@ -334,6 +356,9 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--compile-only", action="store_true", help="skip the eager phases (with --merge: add compile figures)")
+    p.add_argument("--merge", action="store_true",
+                   help="update the results file of an earlier run (same batch and size) instead of starting afresh")
     p.add_argument("--compile-precisions", nargs="+", default=["bf16"], choices=["fp32", "bf16"])
     p.add_argument("--compile-models", nargs="+", default=None, choices=MODELS,
                    help="models to compile (default: all of --models; with --small: resnet50)")
@@ -342,7 +367,8 @@ def main(argv=None) -> None:
     p.add_argument("--max-seconds", type=float, default=420.0,
                    help="skip phases that would start after this many seconds (0: no limit)")
     p.add_argument("--phase-seconds", type=float, default=20.0, help="time an eager phase needs to be started")
-    p.add_argument("--compile-seconds", type=float, default=75.0, help="time a compile phase needs to be started")
+    p.add_argument("--compile-seconds", type=float, default=90.0,
+                   help="time left that a compile phase needs to be started (or the last one's duration, if longer)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (PyTorch's default: convolutions only)")
     p.add_argument("--no-cudnn-benchmark", action="store_true")
@@ -389,6 +415,13 @@ def main(argv=None) -> None:
                         "1,000-class head dominates a 1/8-width network's weights, and CPU timings here are noisy.")
     res = {"meta": meta, "models": {}}
     OUT.mkdir(exist_ok=True)
+    if args.merge and (OUT / f"{stem}.json").is_file():
+        old = json.loads((OUT / f"{stem}.json").read_text())
+        same = {k: (old["meta"].get(k), meta[k]) for k in ("device", "batch", "size", "classes", "width")}
+        if any(a != b for a, b in same.values()):
+            raise SystemExit(f"--merge: the earlier run differs in {[k for k, (a, b) in same.items() if a != b]}: {same}")
+        res["models"] = old["models"]
+        meta["earlier_commands"] = old["meta"].get("earlier_commands", []) + [old["meta"]["command"]]
 
     def save():
         res["meta"]["elapsed_seconds"] = round(budget.elapsed(), 1)
@@ -400,11 +433,16 @@ def main(argv=None) -> None:
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, args.classes, (args.batch,), device=device)
-    for name in args.models:
+    for name in [] if args.compile_only else args.models:
         if budget.left() < args.phase_seconds:
             res["models"][name] = {"skipped": f"time budget (--max-seconds {args.max_seconds}) spent"}
             continue
-        eager_phase(name, args, device, x, y, budget, res, save)
+        try:
+            eager_phase(name, args, device, x, y, budget, res, save)
+        except Exception as e:  # building or wrapping failed, or out of memory: recorded, the others still run
+            res["models"].setdefault(name, {})["error"] = f"{type(e).__name__}: {e}"[:500]
+            print(f"{name}: {res['models'][name]['error']}", flush=True)
+        free(device)
     if not args.no_compile:
         for name in [m for m in args.models if m in (args.compile_models or args.models)]:
             compile_phase(name, args, device, x, y, budget, res, save)
