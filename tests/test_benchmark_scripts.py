@@ -85,3 +85,26 @@ def test_probe_finds_the_producing_layer_by_identity(sweep):
     assert calls["2"][0] == {"shape": (2, 6, 2, 4), "producer": "1", "features": 6, "how": "identity"}
     assert calls["5"][0]["producer"] == "4" and calls["5"][0]["features"] == 9
     assert sb.second_size((3, 224, 224)) == (3, 288, 288) and sb.second_size((3, 299, 299)) == (3, 384, 384)
+
+
+def test_probe_takes_the_enclosing_norm_of_a_norm_act_module(sweep):
+    sb, _ = sweep
+
+    class BatchNormAct2d(nn.BatchNorm2d):  # timm's: the activation runs inside the norm's forward
+        def __init__(self, c):
+            super().__init__(c)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(super().forward(x))
+
+    class Dense(nn.Module):  # DenseNet: the norm-act reads a concatenation, not a layer's output
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.norm = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 2, 1), BatchNormAct2d(6)
+
+        def forward(self, x):
+            return self.norm(torch.cat([self.a(x), self.b(x)], 1))
+
+    calls = sb.probe(Dense(), torch.randn(2, 3, 5, 5))
+    assert calls["norm.act"][0] == {"shape": (2, 6, 5, 5), "producer": "norm", "features": 6, "how": "enclosing"}
