@@ -34,9 +34,9 @@ anything is allocated) are skipped and listed; the sweep stops starting models a
 ``--max-seconds``. Results are rewritten after every model; ``--resume`` keeps the models already
 in the file. Writes benchmarks/results/sweep_backbones.json and .md.
 
-    python benchmarks/sweep_backbones.py --device cuda                            # both libraries; GPU ~6-10 min
-    python benchmarks/sweep_backbones.py --device cuda --libraries torchvision     # ~80 models, ~3 min
-    python benchmarks/sweep_backbones.py --device cuda --libraries timm --resume   # ~90 families, adds to the file
+    python benchmarks/sweep_backbones.py --device cuda --libraries torchvision     # ~80 models, ~3-5 min on a GPU
+    python benchmarks/sweep_backbones.py --device cuda --libraries timm --resume   # ~90 families, ~5-8 min, same file
+    python benchmarks/sweep_backbones.py --device cuda --resume                    # whatever the budget left out
     python benchmarks/sweep_backbones.py --selftest                               # hand-written look-alikes, CPU, < 1 min
                                                        # -> results/sweep_backbones_selftest.json (checks the checker)
 """
@@ -506,6 +506,9 @@ def worker(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda":
+        # explain and the separate eval forward must see the same pre-activations: a flipped hard code is a real gap
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     for line in sys.stdin:
         job = json.loads(line)
         res = run_job(job, device, args.max_params)
@@ -618,8 +621,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the worker (default: 1 on CPU, torch's on GPU)")
     p.add_argument("--max-params", type=float, default=300e6)
-    p.add_argument("--model-timeout", type=float, default=None, help="seconds per model (default 120 on GPU, 300 on CPU)")
-    p.add_argument("--max-seconds", type=float, default=540.0, help="start no model after this many seconds (0: no limit)")
+    p.add_argument("--model-timeout", type=float, default=None, help="seconds per model (default 90 on GPU, 300 on CPU)")
+    p.add_argument("--max-seconds", type=float, default=480.0,
+                   help="start no model after this many seconds (0: no limit); with the model timeout, a run ends "
+                        "within ~10 min")
     p.add_argument("--timm-pick", default="first-fit", choices=["first-fit", "smallest"],
                    help="which model of a timm family: the first (alphabetically) within --max-params, or the smallest")
     p.add_argument("--only", nargs="+", default=None, help="only names (torchvision) or families (timm) containing these")
@@ -638,7 +643,7 @@ def main(argv=None) -> int:
               "(nothing written). Run it where they are installed, or run --selftest to check the checker on "
               "hand-written look-alikes.")
         return 0
-    timeout = args.model_timeout or (120.0 if args.device.startswith("cuda") else 300.0)
+    timeout = args.model_timeout or (90.0 if args.device.startswith("cuda") else 300.0)
     stem = args.out or ("sweep_backbones_selftest" if args.selftest else "sweep_backbones")
     path = OUT / f"{stem}.json"
     res = {"results": {}}
