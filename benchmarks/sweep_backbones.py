@@ -560,8 +560,8 @@ class Worker:
 def list_jobs(args) -> tuple[list[dict], dict]:
     jobs, libs = [], {}
     if args.selftest:
-        return [{"lib": "selftest", "name": n} for n in _selftest_models()], {"selftest": "benchmarks/sweep_backbones.py"}
-    if "torchvision" in args.libraries:
+        jobs, libs = [{"lib": "selftest", "name": n} for n in _selftest_models()], {"selftest": "benchmarks/sweep_backbones.py"}
+    if not args.selftest and "torchvision" in args.libraries:
         try:
             import torchvision
 
@@ -569,7 +569,7 @@ def list_jobs(args) -> tuple[list[dict], dict]:
             jobs += [{"lib": "torchvision", "name": n} for n in torchvision.models.list_models(module=torchvision.models)]
         except ImportError:
             pass
-    if "timm" in args.libraries:
+    if not args.selftest and "timm" in args.libraries:
         try:
             import timm
 
@@ -584,7 +584,7 @@ def list_jobs(args) -> tuple[list[dict], dict]:
 
 def markdown(res: dict) -> str:
     meta, rows = res["meta"], list(res["results"].values())
-    lines = []
+    lines = [f"**{meta['note']}**", ""] if meta.get("note") else []
     if meta.get("selftest"):
         lines += ["**Self-test on hand-written look-alikes (CPU): it checks the checker, including two negative controls "
                   "that must come out `error` and `wrong` (marked \"expected\"); rows with no expectation are reported as "
@@ -630,6 +630,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", default=None, help="only names (torchvision) or families (timm) containing these")
     p.add_argument("--resume", action="store_true", help="keep the models already in the results file, run the rest")
     p.add_argument("--out", default=None, help="results file stem (default sweep_backbones, or sweep_backbones_selftest)")
+    p.add_argument("--note", default=None, help="a line on how this run was made, kept in the results and shown first")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads is None and args.device == "cpu":
@@ -653,6 +654,8 @@ def main(argv=None) -> int:
                    "libraries": {**res.get("meta", {}).get("libraries", {}), **libs}, "max_params": args.max_params,
                    "timm_pick": args.timm_pick, "model_timeout": timeout, "rtol": 1e-4, "batch": 2, "num_classes": 10,
                    "command": "python benchmarks/sweep_backbones.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    if args.note:
+        res["meta"]["note"] = args.note
     OUT.mkdir(exist_ok=True)
 
     def save():
