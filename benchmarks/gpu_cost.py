@@ -318,19 +318,25 @@ def markdown(res: dict) -> str:
              "| model | precision | units | explain / forward | train step / standard | peak train memory / standard | "
              "compile: NV graphs / breaks | compile s (NV / std) | compiled step / compiled standard |",
              "|---|---|---|---|---|---|---|---|---|"]
+    order, notes = ["fp32", "bf16", "fp16"], []
     for name, e in res["models"].items():
-        for prec in sorted(set(e.get("precisions", {})) | set(e.get("compile", {}))):
+        if "error" in e or "skipped" in e:
+            head.append(f"| {name} | – | {e.get('units', '–')} | {e.get('error', e.get('skipped'))} | | | | | |")
+        for prec in sorted(set(e.get("precisions", {})) | set(e.get("compile", {})), key=order.index):
             r = e.get("precisions", {}).get(prec, {})
             ra = r.get("ratios", {})
             c = e.get("compile", {}).get(prec, {})
-            d = c.get("dynamo_explain", {}).get("neuroview", {})
+            d, ds = (c.get("dynamo_explain", {}).get(k, {}) for k in ("neuroview", "standard"))
             cs = c.get("compile_seconds", {})
-            comp = (f"{d['graphs']} / {d['graph_breaks']}" if d else c.get("skipped", "–"))
+            comp = f"{d['graphs']} / {d['graph_breaks']} (std {ds['graphs']} / {ds['graph_breaks']})" if d and ds else "–"
+            ratio = "error" if "error" in c else c.get("skipped") and "skipped" or _f(c.get("compiled_train_step_ratio"))
+            note = "; ".join(f"{what}: {v[k]}" for what, v in (("eager", r), ("compile", c)) for k in ("error", "skipped") if k in v)
             head.append(f"| {name} | {prec} | {e.get('units', '–')} | {_f(ra.get('explain_over_forward'))} | "
                         f"{_f(ra.get('train_step_ratio'))} | {_f(ra.get('peak_memory_ratio'))} | {comp} | "
-                        f"{_f(cs.get('neuroview'), '{:.0f}')} / {_f(cs.get('standard'), '{:.0f}')} | "
-                        f"{_f(c.get('compiled_train_step_ratio'), '{:.2f}') if 'error' not in c else 'error'} |"
-                        + (f" {r['skipped']}" if "skipped" in r else ""))
+                        f"{_f(cs.get('neuroview'), '{:.0f}')} / {_f(cs.get('standard'), '{:.0f}')} | {ratio} |")
+            if note:
+                notes.append(f"- {name} {prec}: {note}")
+    head += [""] + notes if notes else []
     head += ["", "Exactness of `explain` under autocast: max |for_class().sum(-1) + bias[t] - logits[t]| / max |logits| "
              "(contract: <= 1e-5).", "", "| model | fp32 | bf16 | fp16 |", "|---|---|---|---|"]
     for name, e in res["models"].items():
