@@ -1,0 +1,110 @@
+"""The checking code of benchmarks/sweep_backbones.py, on look-alike models (no timing, no torchvision/timm).
+
+The sweep classifies each wrapped backbone as right / wrong / error; these pin that a channels-last
+ConvNeXt block and a class-token ViT come out right, and that the checker catches a token axis
+taken for the unit axis and a backbone with only functional activations.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    sys.path.insert(0, str(BENCH))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and on shared cores far more so
+    try:
+        import sweep_backbones
+        import vision_models
+
+        yield sweep_backbones, vision_models
+    finally:
+        torch.set_num_threads(threads)
+        sys.path.remove(str(BENCH))
+
+
+def test_convnext_channels_last_block_is_right_at_two_sizes(sweep):
+    sb, vm = sweep
+    torch.manual_seed(0)
+    model = vm.ConvNeXt(dims=(8, 16, 24, 32), depths=(1, 1, 2, 1), num_classes=7)  # torchvision's layout, small
+    r = sb.check_model(model, (3, 32, 32))
+    assert r["status"] == "right", r
+    assert r["second_size"] == [3, 64, 64]
+    # units: the hidden features of every block's first Linear, on the last dim
+    hidden = sum(m.block[3].out_features for m in model.modules() if isinstance(m, vm.CNBlock))
+    assert r["units"] == r["expected_units"] == hidden
+    assert r["axes"] == {"-1": 5}
+    assert r["gap"] <= 1e-4 and r["gap_second_size"] <= 1e-4
+
+
+def test_vit_with_class_token_is_right_and_tokens_are_not_units(sweep):
+    sb, vm = sweep
+    torch.manual_seed(0)
+    vit = vm.VisionTransformer(image_size=32, patch=8, depth=2, heads=2, dim=16, hidden=40, num_classes=1000)
+    r = sb.check_model(vit, (3, 32, 32))
+    assert r["status"] == "right", r
+    assert r["units"] == 2 * 40 and "second_size" not in r  # fixed position embedding: one input size
+    # forcing the token axis (17 tokens) as the unit axis must be caught
+    bad = vm.VisionTransformer(image_size=32, patch=8, depth=2, heads=2, dim=16, hidden=40, num_classes=1000)
+    r = sb.check_model(bad, (3, 32, 32), wrap_kwargs={"unit_axis": {"layers.0.mlp.1": 1, "layers.1.mlp.1": 1}})
+    assert r["status"] == "wrong" and "17 units (its tokens/positions)" in r["reason"], r
+
+
+def test_functional_activations_are_an_error_and_a_broken_model_is_blamed(sweep):
+    sb, _ = sweep
+
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return F.relu(self.conv(x)).mean((2, 3))
+
+    r = sb.check_model(Functional(), (3, 8, 8))
+    assert (r["status"], r["stage"], r["blame"]) == ("error", "wrap", "neuroview")
+
+    r = sb.check_model(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)), (3, 9, 9))
+    assert (r["status"], r["stage"], r["blame"]) == ("error", "model", "model")  # 9x9 input: the Linear expects 8x8
+
+
+def test_probe_finds_the_producing_layer_by_identity(sweep):
+    sb, _ = sweep
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(1), nn.Linear(6 * 8, 9), nn.GELU())
+    calls = sb.probe(model, torch.randn(2, 3, 4, 6))
+    assert calls["2"][0] == {"shape": (2, 6, 2, 4), "producer": "1", "features": 6, "how": "identity"}
+    assert calls["5"][0]["producer"] == "4" and calls["5"][0]["features"] == 9
+    assert sb.second_size((3, 224, 224)) == (3, 288, 288) and sb.second_size((3, 299, 299)) == (3, 384, 384)
+
+
+def test_probe_takes_the_enclosing_norm_of_a_norm_act_module(sweep):
+    sb, _ = sweep
+
+    class BatchNormAct2d(nn.BatchNorm2d):  # timm's: the activation runs inside the norm's forward
+        def __init__(self, c):
+            super().__init__(c)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(super().forward(x))
+
+    class Dense(nn.Module):  # DenseNet: the norm-act reads a concatenation, not a layer's output
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.norm = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 2, 1), BatchNormAct2d(6)
+
+        def forward(self, x):
+            return self.norm(torch.cat([self.a(x), self.b(x)], 1))
+
+    calls = sb.probe(Dense(), torch.randn(2, 3, 5, 5))
+    assert calls["norm.act"][0] == {"shape": (2, 6, 5, 5), "producer": "norm", "features": 6, "how": "enclosing"}
