@@ -337,11 +337,12 @@ def test_cli_explain_lightning_checkpoint_of_a_sequence_model(tmp_path, capsys):
 
 
 def _zoo_entries() -> list[str]:
-    """One trained NeuroView CNN and one RNN of the zoo (each takes seconds to explain)."""
+    """One trained NeuroView CNN, one RNN and one transformer (token sites) of the zoo (each takes seconds to explain)."""
     names = nv.list_models("nv_*", pretrained=True)
     rnn = [n for n in names if n.split(".")[0] in ("nv_rnn", "nv_gru", "nv_lstm")]
-    cnn = [n for n in names if n not in rnn]
-    return cnn[:1] + rnn[:1]
+    vit = [n for n in names if n.split(".")[0].startswith("nv_vit")]
+    cnn = [n for n in names if n not in rnn and n not in vit]
+    return cnn[:1] + rnn[:1] + vit[:1]
 
 
 @pytest.mark.parametrize("name", _zoo_entries() or [pytest.param(None, marks=pytest.mark.skip(reason="no zoo checkpoints yet"))])

@@ -206,6 +206,12 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
              "class's logit that comes from each layer, on the samples of that class.")
 
 
+def _maps_like_input(exp, x: Tensor) -> bool:
+    """Whether some site's code maps ``[B, C, *positions]`` lie on a grid of the input's rank. A
+    transformer's token sites (``[B, C, N]``, class token included) have none: no spatial maps."""
+    return any(m.dim() == x.dim() for m in exp.code_maps.values())
+
+
 def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: Tensor | None, pred: Tensor,
                   picks: list[int], names: list[str]) -> None:
     """The figures of single decisions: one waterfall per picked sample, and its maps or time course."""
@@ -221,7 +227,7 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         w.figure(S_SAMPLES, f"waterfall_{i}.png", plots.waterfall(exp, i, class_names=names, label=label),
                  f"{head}: its predicted logit, built from the bias and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself.")
-        if cnn and maps is not None and xb.dim() in (3, 4):
+        if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):
             w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
                      plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=i),
                      f"{head}: where its top units add to the logit, over the input. Each map sums to the unit's contribution.")
