@@ -28,7 +28,7 @@ import neuroview as nv
 from neuroview.zoo import pretrained as zoo
 from neuroview.training.retrofit import RetrofitResult, retrofit
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENTRIES = zoo.read_manifest(REPO / "checkpoints")
 RNN_KINDS = ("rnn", "lstm", "gru")
 

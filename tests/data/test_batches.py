@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from neuroview.data import CIFAR10DataModule
 from neuroview.data.batches import ArrayDataset, crop_flip, random_crop_flip
 from neuroview.training.module import NeuroViewModule
-from test_data import make_cifar
+from datafiles import make_cifar
 
 PAD = 4
 

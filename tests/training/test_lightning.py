@@ -18,7 +18,7 @@ from neuroview.data import (
 )
 from neuroview.training.module import NeuroViewModule, build_model, load_model, load_weights
 
-from test_data import make_cifar, make_mnist
+from datafiles import make_cifar, make_mnist
 
 TINY_CNN = {"widths": [8, 16]}
 

@@ -14,7 +14,7 @@ from neuroview.data import DigitsDataModule
 from neuroview.training.callbacks import Checkpoint
 from neuroview.training.module import NeuroViewModule, warmup_cosine
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _hand_written(step: int, warmup: int, total: int) -> float:

@@ -20,7 +20,7 @@ from neuroview.cli import main as cli
 from neuroview.zoo import pretrained as zoo
 
 NAME = "nv_vit_tiny.digits"
-ENTRIES = zoo.read_manifest(Path(__file__).resolve().parents[1] / "checkpoints")
+ENTRIES = zoo.read_manifest(Path(__file__).resolve().parents[2] / "checkpoints")
 pytestmark = pytest.mark.skipif(NAME not in ENTRIES, reason=f"{NAME} is not in checkpoints/manifest.json")
 
 

@@ -17,7 +17,7 @@ from neuroview.data import ArrayDataModule
 from neuroview.training.cli import cli_main
 from neuroview.training.module import load_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
 # a few batches of a tiny network: what is tested is the plumbing, not the accuracy

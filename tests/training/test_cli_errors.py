@@ -7,7 +7,7 @@ import pytest
 import neuroview as nv
 from neuroview.training.cli import cli_main
 
-DIGITS = str(Path(__file__).resolve().parents[1] / "recipes" / "digits_nv_small_cnn.yaml")
+DIGITS = str(Path(__file__).resolve().parents[2] / "recipes" / "digits_nv_small_cnn.yaml")
 
 
 @pytest.mark.parametrize("bad, says", [
