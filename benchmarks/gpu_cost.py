@@ -27,7 +27,7 @@ still leaves its figures. Writes benchmarks/results/gpu_cost.json and .md.
     python benchmarks/gpu_cost.py --compile-only --merge --models vit_b_16   # a compile the budget skipped, added
     python benchmarks/gpu_cost.py --models resnet50 vit_b_16 --compile-precisions fp32 bf16
     python benchmarks/gpu_cost.py --small          # CPU smoke run at toy size (batch 4, 64x64, widths / 8, 1 thread,
-                                                   # compile of resnet50 only, aot_eager backend), ~2-3 min
+                                                   # compile of resnet50 only, aot_eager backend), ~1-2 min (more on busy cores)
                                                    # -> results/gpu_cost_cpu_small.json: checks the script, not GPU figures
 """
 
