@@ -90,6 +90,8 @@ class NeuroViewCNN(nn.Module):
         # neuroview.attribution.faithfulness.ablate_units sets it, for the duration of a `with`, so that a
         # removed unit's own code is 0 whatever the quantizer and the site kind.
         self._codes_hook = None
+        #: (module name, call number) -> why that call is not a site (found on the first batch)
+        self.not_sites: dict[tuple[str, int], str] = {}
         self._rec: Recorder | None = None  # set while this network runs: its site hooks record into it
         self._installed = False  # site hooks live on the backbone from the first forward until unwrap()
         self._targets, self.left_out = self._find_targets(layers)

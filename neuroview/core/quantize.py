@@ -87,6 +87,8 @@ def as_units(z: Tensor, axis: int, batch: int) -> tuple[Tensor, int]:
     if z.dim() == 2:
         return z.unsqueeze(-1), 2
     if axis == 1:
+        if z.shape[0] != batch:  # positions folded into the batch (windows): [B * k, C, ...] -> [B, C, k * ...]
+            return z.reshape(batch, -1, z.shape[1], z[0, 0].numel()).transpose(1, 2).flatten(2), 2
         return z.flatten(2), 2
     return z.reshape(batch, -1, z.shape[-1]), 1
 
@@ -103,8 +105,10 @@ def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, a
 
 def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
     """``m`` with its units on dim 1 (a channels-last or token map becomes ``[B, C, N]``)."""
-    if axis == 1 or m.dim() == 2:
+    if m.dim() == 2 or (axis == 1 and (batch is None or m.shape[0] == batch)):
         return m
+    if axis == 1:
+        return m.reshape(batch, -1, m.shape[1], m[0, 0].numel()).transpose(1, 2).flatten(2)
     return m.reshape(batch or m.shape[0], -1, m.shape[-1]).transpose(1, 2)
 
 

@@ -13,6 +13,7 @@ Imports only torch and :mod:`neuroview.core.activations` / :mod:`neuroview.core.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from ._utils import describe
 from .activations import breakpoints
-from .quantize import code_map, mean_code, units_first
+from .quantize import as_units, code_map, mean_code, units_first
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,12 @@ def unit_axis(name: str, z: Tensor, producer: tuple[int, int] | None, override: 
     count, natural = producer
     fits = [d for d in (1, -1) if z.shape[d] == count]
     if not fits:
-        raise ValueError(
-            f"unit_axis: cannot tell where the units of site {name!r} lie: its input has shape {tuple(z.shape)} and "
-            f"the layer before it has {count} features; pass unit_axis={{{name!r}: 1 or -1}}"
-        )
+        # reshaped on the way (attention heads merged, a concatenation): no dim has the width of
+        # the layer before it, whose layout (channels first for a Conv, last for a Linear) is kept
+        warnings.warn(
+            f"unit_axis: no dim of site {name!r}'s input {tuple(z.shape)} has the width ({count}) of the layer "
+            f"before it; its layout gives axis {natural}; pass unit_axis={{{name!r}: 1 or -1}} to choose", stacklevel=2)
+        return natural
     return natural if len(fits) == 2 else fits[0]
 
 
@@ -140,6 +143,12 @@ class Recorder:
     def record(self, module_name: str, module: nn.Module, z: Tensor, from_input: bool, output: Tensor | None) -> None:
         calls = self.calls.get(module_name, 0)
         self.calls[module_name] = calls + 1
+        if (module_name, calls) in self.net.not_sites:
+            return
+        if self.discover and isinstance(z, Tensor) and z.dim() >= 1 and z.shape[0] % self.batch:
+            # no sample axis (Swin-V2's position-bias MLP runs on a table): no per-sample code
+            self.net.not_sites[(module_name, calls)] = f"its input {tuple(z.shape)} has no sample axis"
+            return
         if not isinstance(z, Tensor) or z.dim() < 2:
             raise ValueError(f"site {module_name!r}: expected a tensor of shape [B, C, ...], got {describe(z)}")
         site = self._site(module_name, module, z, from_input, calls)
@@ -161,10 +170,9 @@ class Recorder:
 
 def _mean_positions(src: Tensor, axis: int, batch: int) -> Tensor:
     """``[B, C]`` mean of the activation output over positions, accumulated in float32."""
-    if src.dim() == 2:
-        return src.float() if src.dtype in (torch.float16, torch.bfloat16) else src
     acc = torch.float64 if src.dtype == torch.float64 else torch.float32
-    return src.flatten(2).mean(-1, dtype=acc) if axis == 1 else src.reshape(batch, -1, src.shape[-1]).mean(1, dtype=acc)
+    zf, dim = as_units(src, axis, batch)
+    return zf.mean(dim, dtype=acc)
 
 
 class SiteHook:

@@ -285,8 +285,9 @@ def test_unit_axis_override_and_clear_error():
         def forward(self, x):
             return self.act(self.fc(x).reshape(len(x), 3, 2, 2))
 
-    with pytest.raises(ValueError, match=r"unit_axis: cannot tell where the units of site 'act' lie.*unit_axis=\{'act'"):
-        nv.wrap(Odd(), 2, example_input=torch.randn(2, 4))
+    with pytest.warns(UserWarning, match=r"unit_axis: no dim of site 'act'.*layout gives axis -1.*unit_axis=\{'act'"):
+        net = nv.wrap(Odd(), 2, example_input=torch.randn(2, 4))  # a Linear's layout: its units last
+    assert [(s.channels, s.axis) for s in net.sites] == [(2, -1)]
     net = nv.wrap(Odd(), 2, example_input=torch.randn(2, 4), unit_axis={"act": 1})
     assert [(s.channels, s.axis) for s in net.sites] == [(3, 1)]
 
@@ -381,3 +382,41 @@ def test_an_activation_inside_a_norms_forward_takes_the_norms_width():
     backbone = nn.Sequential(nn.Conv2d(3, 4, 3), DenseLayer(4, 3), DenseLayer(7, 3))
     net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 8, 8))
     assert [(s.channels, s.axis) for s in net.sites] == [(4, 1), (7, 1)]
+
+
+class PositionBiasMLP(nn.Module):
+    """Swin-V2's continuous position bias: an MLP on a coordinate table, with no sample axis."""
+
+    def __init__(self, dim=6):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, dim, 3, padding=1), nn.ReLU()
+        self.cpb = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.register_buffer("table", torch.randn(1, 5, 2))
+
+    def forward(self, x):
+        return self.act(self.conv(x)) + self.cpb(self.table).mean()
+
+
+class WindowConv(nn.Module):
+    """Windows folded into the batch, channels first ([B * 4, C, h, w]), as in EfficientViT-M."""
+
+    def __init__(self, c=5):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, c, 1), nn.Hardswish()
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        win = x.reshape(b, c, 2, h // 2, 2, w // 2).permute(0, 2, 4, 1, 3, 5).reshape(b * 4, c, h // 2, w // 2)
+        return self.act(self.conv(win))
+
+
+def test_calls_without_a_sample_axis_are_not_sites_and_folded_windows_are():
+    net = nv.wrap(PositionBiasMLP(), 2, example_input=torch.randn(2, 3, 6, 6))
+    assert [s.name for s in net.sites] == ["act"] and list(net.not_sites) == [("cpb.1", 0)]
+    net.eval()(torch.randn(1, 3, 6, 6))  # a batch of one later: the table call is still skipped
+    win = nv.wrap(WindowConv(), 3, example_input=torch.randn(2, 3, 8, 8)).eval()
+    assert [(s.channels, s.axis) for s in win.sites] == [(5, 1)]
+    x = torch.randn(3, 3, 8, 8)
+    exp = win.explain(x, maps=True)
+    torch.testing.assert_close(exp.for_class(1).sum(-1) + exp.bias[1], win(x)[:, 1], rtol=0, atol=1e-5)
+    assert exp.spatial_map("act", 1).shape == (3, 5, 64)
