@@ -55,7 +55,7 @@ DATASETS = {
     "japanesevowels": ("JapaneseVowels", "test utterances", "JapaneseVowels (270 / 370, 12 x 7..29, variable length)"),
     "cifar10": ("CIFAR-10", "test images", "CIFAR-10 from `cifar-10-batches-py`"),
 }
-ARCH_LABEL = {"fcn1d": "FCN", "rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+ARCH_LABEL = {"fcn1d": "FCN", "rnn": "RNN", "gru": "GRU", "lstm": "LSTM", "vit_tiny": "ViT"}
 AIM = 3.0  # points: the best NeuroView network within this much of MiniRocket on each set
 DASH, MINUS = "–", "−"
 
