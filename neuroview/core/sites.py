@@ -13,7 +13,6 @@ Imports only torch and :mod:`neuroview.core.activations` / :mod:`neuroview.core.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -77,12 +76,12 @@ def unit_axis(name: str, z: Tensor, producer: tuple[int, int] | None, override: 
     count, natural = producer
     fits = [d for d in (1, -1) if z.shape[d] == count]
     if not fits:
-        # reshaped on the way (attention heads merged, a concatenation): no dim has the width of
-        # the layer before it, whose layout (channels first for a Conv, last for a Linear) is kept
-        warnings.warn(
-            f"unit_axis: no dim of site {name!r}'s input {tuple(z.shape)} has the width ({count}) of the layer "
-            f"before it; its layout gives axis {natural}; pass unit_axis={{{name!r}: 1 or -1}} to choose", stacklevel=2)
-        return natural
+        # reshaped on the way (heads merged in attention, a permute after a conv): guessing from
+        # the layer's layout got timm's LeViT and MambaOut wrong, so the user says where they lie
+        raise ValueError(
+            f"unit_axis: cannot tell where the units of site {name!r} lie: its input has shape {tuple(z.shape)} and "
+            f"the layer before it has {count} features; pass unit_axis={{{name!r}: 1 or -1}}"
+        )
     return natural if len(fits) == 2 else fits[0]
 
 

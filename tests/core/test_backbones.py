@@ -285,9 +285,8 @@ def test_unit_axis_override_and_clear_error():
         def forward(self, x):
             return self.act(self.fc(x).reshape(len(x), 3, 2, 2))
 
-    with pytest.warns(UserWarning, match=r"unit_axis: no dim of site 'act'.*layout gives axis -1.*unit_axis=\{'act'"):
-        net = nv.wrap(Odd(), 2, example_input=torch.randn(2, 4))  # a Linear's layout: its units last
-    assert [(s.channels, s.axis) for s in net.sites] == [(2, -1)]
+    with pytest.raises(ValueError, match=r"unit_axis: cannot tell where the units of site 'act' lie.*unit_axis=\{'act'"):
+        nv.wrap(Odd(), 2, example_input=torch.randn(2, 4))
     net = nv.wrap(Odd(), 2, example_input=torch.randn(2, 4), unit_axis={"act": 1})
     assert [(s.channels, s.axis) for s in net.sites] == [(3, 1)]
 
