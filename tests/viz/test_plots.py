@@ -13,16 +13,11 @@ from torch import nn  # noqa: E402
 import neuroview as nv  # noqa: E402
 from neuroview.viz import plots  # noqa: E402
 from neuroview.attribution.importance import class_means, layer_shares  # noqa: E402
+from nets import with_running_stats  # noqa: E402
 
 NAMES = ["cat", "dog", "owl"]
 
 
-def _trained_stats(net: nn.Module, x: torch.Tensor, **kw) -> nn.Module:
-    """One train-mode pass so the folded normalization has non-trivial running statistics."""
-    net.train()
-    with torch.no_grad():
-        net(x, **kw)
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,7 @@ def cnn2d():
     backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
     net = nv.NeuroViewCNN(backbone, 3, input_shape=(1, 8, 8))
     x = torch.rand(5, 1, 8, 8)
-    return _trained_stats(net, x), x
+    return with_running_stats(net, x), x
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +35,7 @@ def cnn1d():
     backbone = nn.Sequential(nn.Conv1d(2, 4, 5, padding=2), nn.ReLU(), nn.Conv1d(4, 3, 3), nn.ReLU())
     net = nv.NeuroViewCNN(backbone, 3, input_shape=(2, 20))
     x = torch.randn(4, 2, 20)
-    return _trained_stats(net, x), x
+    return with_running_stats(net, x), x
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +43,7 @@ def rnn():
     torch.manual_seed(2)
     net = nv.NeuroViewRNN(nn.GRU(2, 4, num_layers=2, batch_first=True), num_classes=3, max_len=12)
     x = torch.randn(6, 12, 2)
-    return _trained_stats(net, x), x, torch.tensor([12, 9, 12, 5, 12, 12]), torch.tensor([0, 1, 2, 0, 1, 2])
+    return with_running_stats(net, x), x, torch.tensor([12, 9, 12, 5, 12, 12]), torch.tensor([0, 1, 2, 0, 1, 2])
 
 
 def _hand_rnn_explanation() -> nv.RNNExplanation:

@@ -20,15 +20,11 @@ from neuroview.attribution import export  # noqa: E402
 from neuroview.cli import main as cli  # noqa: E402
 from neuroview.attribution.importance import layer_shares  # noqa: E402
 from neuroview.viz.report import pick_examples, write_report  # noqa: E402
+from nets import with_running_stats  # noqa: E402
 
 NAMES = ["cat", "dog", "owl"]
 
 
-def _stats(net, x, **kw):
-    net.train()
-    with torch.no_grad():
-        net(x, **kw)
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +33,7 @@ def cnn():
     backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU())
     net = nv.NeuroViewCNN(backbone, 3, input_shape=(1, 8, 8))
     x = torch.rand(9, 1, 8, 8)
-    return _stats(net, x), x, torch.arange(9) % 3
+    return with_running_stats(net, x), x, torch.arange(9) % 3
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +42,7 @@ def rnn():
     net = nv.NeuroViewRNN(nn.GRU(2, 3, num_layers=2, batch_first=True), num_classes=3, max_len=10)
     x = torch.randn(7, 10, 2)
     lengths = torch.tensor([10, 6, 10, 3, 10, 8, 10])
-    return _stats(net, x, lengths=lengths), x, lengths, torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    return with_running_stats(net, x, lengths=lengths), x, lengths, torch.tensor([0, 1, 2, 0, 1, 2, 0])
 
 
 def _f32(values) -> torch.Tensor:
@@ -265,7 +261,7 @@ def saved_cnn(tmp_path_factory):
 
     torch.manual_seed(0)
     net = nv.create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=(4, 8))
-    _stats(net, torch.randn(16, 1, 8, 8))
+    with_running_stats(net, torch.randn(16, 1, 8, 8))
     path = tmp_path_factory.mktemp("w") / "w.safetensors"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
     return net, path
