@@ -56,7 +56,8 @@ class CodeNorm(nn.BatchNorm1d):
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
-            unbiased = var.detach() * (n / max(n - 1, 1))
+            # n is a tensor under DDP (the all-reduced count): no host sync on every step
+            unbiased = var.detach() * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
             self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
             self.num_batches_tracked += 1
         return (f - mean) * torch.rsqrt(self._floored(var) + self.eps)
@@ -69,7 +70,7 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int]:
+def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int | Tensor]:
     """Mean and (biased) variance over the batch, over every DDP rank when there are several."""
     if not _distributed():
         var, mean = torch.var_mean(f, dim=0, unbiased=False)
@@ -81,7 +82,7 @@ def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int]:
     n = stats[-1]
     mean = stats[: f.shape[1]] / n
     var = (stats[f.shape[1]: -1] / n - mean.square()).clamp_min(0)
-    return mean, var, int(n.item())
+    return mean, var, n
 
 
 def head_dtype(f: Tensor, w: Tensor) -> torch.dtype:
