@@ -178,6 +178,10 @@ class NeuroViewCNN(nn.Module):
             restore()
         if not rec.found:
             raise ValueError(f"layers: none of the modules {[n for n, _, _ in self._targets]} was called in the forward pass")
+        names = {s.name for s in rec.found} | {s.module for s in rec.found}
+        unknown = sorted(set(self.unit_axis) - names)
+        if unknown:
+            raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in rec.found]}")
         self.sites, self.input_shape = rec.found, tuple(x.shape[1:])
         if not self._installed:  # now, not inside the first (possibly compiled) forward pass
             install(self, self.backbone, self._targets, self.quantizer)

@@ -287,6 +287,8 @@ def test_unit_axis_override_and_clear_error():
 
     with pytest.raises(ValueError, match=r"unit_axis: cannot tell where the units of site 'act' lie.*unit_axis=\{'act'"):
         nv.wrap(Odd(), 2, example_input=torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"unit_axis: \['ac'\] name no site; the sites are \['act'\]"):
+        nv.wrap(Odd(), 2, example_input=torch.randn(2, 4), unit_axis={"ac": 1, "act": 1})
     net = nv.wrap(Odd(), 2, example_input=torch.randn(2, 4), unit_axis={"act": 1})
     assert [(s.channels, s.axis) for s in net.sites] == [(3, 1)]
 
