@@ -160,7 +160,9 @@ class NeuroViewModule(pl.LightningModule):
         if dm is None:
             raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this trainer has no "
                                "datamodule to take it from; call module.model.discover(x) on a real batch before fit")
-        loader = dm.train_dataloader() if stage == "fit" else getattr(dm, f"{'test' if stage == 'test' else 'val'}_dataloader")()
+        # the loader of the stage being run: a predict-only or test-only data module may have no other
+        name = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}.get(stage, "val")
+        loader = getattr(dm, f"{name}_dataloader")()
         return unpack(next(iter(loader)))[0]
 
     @property
