@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "results" / "minirocket.json"
-SETS = ("GunPoint", "JapaneseVowels", "mnist1d")
+SETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead", "mnist1d",
+        "OSULeaf", "ACSF1", "PickupGestureWiimoteZ")
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

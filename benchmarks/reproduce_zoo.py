@@ -76,9 +76,12 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
         last = os.path.join(tmp, "checkpoints", "last.ckpt")
         # The zoo promises the last epoch's weights: check it (Lightning 2.6's own last.ckpt lagged
         # behind at the best epoch before neuroview.training.callbacks.Checkpoint).
-        epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
-        if epoch != cfg["trainer"]["max_epochs"] - 1:
-            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {epoch}, expected the last, {cfg['trainer']['max_epochs'] - 1}")
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        max_steps = cfg["trainer"].get("max_steps") or -1
+        if max_steps > 0 and ckpt["global_step"] != max_steps:
+            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds step {ckpt['global_step']}, expected the last, {max_steps}")
+        if max_steps <= 0 and ckpt["epoch"] != cfg["trainer"]["max_epochs"] - 1:
+            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {ckpt['epoch']}, expected the last, {cfg['trainer']['max_epochs'] - 1}")
         module = NeuroViewModule.load_from_checkpoint(last, map_location="cpu")
     hp = module.hparams
     model = module.model.eval()
@@ -93,7 +96,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     torch.manual_seed(0)
     metrics = zoo.score_test_split(model, dm)
     return {"model": model, "arch": hp.arch, "arch_kwargs": arch_kwargs, "data": data_spec, "tag": _tag(data_spec),
-            "metrics": metrics, "epochs": cfg["trainer"]["max_epochs"], "seconds": seconds}
+            "metrics": metrics, "epochs": ckpt["epoch"] + 1, "steps": ckpt["global_step"], "seconds": seconds}
 
 
 def export(recipe: str, seed: int, threads: int | None) -> None:

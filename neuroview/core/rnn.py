@@ -38,7 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from .explanation import RNNExplanation
 from .head import CodeNorm, decide, fold
 from ._utils import factory, param_dtype, restore_modes
-from .rnn_backbone import backbone_of, prepare
+from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -73,6 +73,10 @@ class NeuroViewRNN(nn.Module):
         input_size: user modules only, when they have no ``input_size`` attribute.
         batch_first: user modules only (default True); an nn.RNN's own ``batch_first`` sets
             the layout of ``x`` otherwise.
+        window: samples per step: the RNN reads ``window`` consecutive samples of ``x`` at once
+            (its ``input_size`` is ``window * F``; the last window is zero-padded), so a series
+            of ``max_len`` samples is ``steps = ceil(max_len / window)`` steps. Long series get
+            short recurrences, and each importance step is a window of samples.
 
     User-module protocol: ``rnn(x)`` receives batch-first ``x [B, T, F]`` (also
     ``lengths=[B]`` when its ``forward`` has a ``lengths`` parameter) and returns the hidden
@@ -95,6 +99,7 @@ class NeuroViewRNN(nn.Module):
         dropout: float = 0.0,
         input_size: int | None = None,
         batch_first: bool | None = None,
+        window: int = 1,
     ):
         super().__init__()
         if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
@@ -103,10 +108,12 @@ class NeuroViewRNN(nn.Module):
         self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
         self.num_classes = num_classes
         self.max_len = max_len
-        self.input_size = bb.input_size
+        self.window = check_window(window, bb.input_size)
+        self.steps = -(-max_len // window)
+        self.input_size = bb.input_size // window
         self.batch_first = bb.batch_first
         self.num_layers, self.num_directions, self.hidden_size = bb.num_layers, bb.num_directions, bb.hidden_size
-        self.num_features = self.num_layers * self.num_directions * max_len * self.hidden_size
+        self.num_features = self.num_layers * self.num_directions * self.steps * self.hidden_size
         self.check_finite = True
         self.norm = CodeNorm(self.num_features, **factory(rnn)) if normalize else None
         self.dropout = nn.Dropout(dropout)
@@ -114,8 +121,8 @@ class NeuroViewRNN(nn.Module):
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:
-        """``(L, D, T, H)``: layers, directions, ``max_len`` steps, hidden features."""
-        return (self.num_layers, self.num_directions, self.max_len, self.hidden_size)
+        """``(L, D, T, H)``: layers, directions, ``steps`` (``max_len`` over ``window``), hidden features."""
+        return (self.num_layers, self.num_directions, self.steps, self.hidden_size)
 
     # --------------------------------------------------------------- forward
     def _features(self, x, lengths) -> tuple[Tensor, Tensor]:
@@ -123,6 +130,7 @@ class NeuroViewRNN(nn.Module):
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
+        x, lengths = fold_windows(x, lengths, self.window)
         b, t, _ = x.shape
         h = self._backbone.states(self.rnn, x, lengths, self.training)
         if lengths is None:
@@ -130,12 +138,12 @@ class NeuroViewRNN(nn.Module):
         else:
             valid = torch.arange(t, device=x.device) < lengths[:, None]
             h = torch.where(valid[:, None, None, :, None], h, h.new_zeros(()))
-        if t < self.max_len:
-            h = F.pad(h, (0, 0, 0, self.max_len - t))
+        if t < self.steps:
+            h = F.pad(h, (0, 0, 0, self.steps - t))
         return h, lengths
 
     def features(self, x, lengths: Tensor | None = None) -> Tensor:
-        """``[B, L, D, max_len, H]``: the hidden states the classifier reads, exactly 0 at padded steps."""
+        """``[B, L, D, steps, H]``: the hidden states the classifier reads, exactly 0 at padded steps."""
         return self._features(x, lengths)[0]
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
@@ -212,7 +220,8 @@ class NeuroViewRNN(nn.Module):
         return self.rnn
 
     def extra_repr(self) -> str:
-        return (f"num_classes={self.num_classes}, max_len={self.max_len}, input_size={self.input_size}, "
+        win = f", window={self.window}" if self.window > 1 else ""
+        return (f"num_classes={self.num_classes}, max_len={self.max_len}{win}, input_size={self.input_size}, "
                 f"layers={self.num_layers}, directions={self.num_directions}, hidden={self.hidden_size}, "
                 f"features={self.num_features}")
 
@@ -232,16 +241,19 @@ class RNNClassifier(nn.Module):
     ``NeuroViewRNN(std.rnn, ...)`` wraps the same weights. ``dropout`` acts on the last state
     while training, like NeuroViewRNN's on its features. User modules (the protocol of
     :class:`NeuroViewRNN`) work too: their last layer's states at those same steps are used.
+    ``window`` folds consecutive samples into one step, as in :class:`NeuroViewRNN`.
     """
 
     def __init__(
-        self, rnn: nn.Module, num_classes: int, *, dropout: float = 0.0, input_size: int | None = None, batch_first: bool | None = None
+        self, rnn: nn.Module, num_classes: int, *, dropout: float = 0.0, input_size: int | None = None,
+        batch_first: bool | None = None, window: int = 1,
     ):
         super().__init__()
         self.rnn = rnn
         self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
         self.num_classes = num_classes
-        self.input_size, self.batch_first = bb.input_size, bb.batch_first
+        self.window = check_window(window, bb.input_size)
+        self.input_size, self.batch_first = bb.input_size // window, bb.batch_first
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size
         self.check_finite = True
         self.dropout = nn.Dropout(dropout)  # on the last state, training only: the counterpart of NeuroViewRNN's
@@ -253,6 +265,7 @@ class RNNClassifier(nn.Module):
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=None,
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
+        x, lengths = fold_windows(x, lengths, self.window)
         b, t, _ = x.shape
         if self._backbone.builtin:
             if lengths is not None:

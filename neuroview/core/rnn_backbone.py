@@ -210,6 +210,37 @@ def prepare(
 
 
 
+def check_window(window: int, input_size: int) -> int:
+    """``window`` if it is a positive int dividing the RNN's ``input_size`` (``window`` samples of F features a step)."""
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window: expected a positive int (samples per step), got {window!r}")
+    if input_size % window:
+        raise ValueError(f"window: the RNN's input_size ({input_size}) must be window x features per sample; "
+                         f"{input_size} is not a multiple of window={window}")
+    return window
+
+
+def fold_windows(x: Tensor, lengths: Tensor | None, window: int) -> tuple[Tensor, Tensor | None]:
+    """``x [B, T, F]`` as ``[B, ceil(T / w), w * F]`` (the last window zero-padded; padded steps of
+    ``x`` are already 0), ``lengths`` as the number of windows each sequence reaches.
+
+    >>> x = torch.arange(10.).view(1, 5, 2)
+    >>> y, n = fold_windows(x, torch.tensor([3]), 2)
+    >>> y.shape, y[0, 0].tolist(), n.tolist()
+    (torch.Size([1, 3, 4]), [0.0, 1.0, 2.0, 3.0], [2])
+    """
+    if window == 1:
+        return x, lengths
+    b, t, f = x.shape
+    x = F.pad(x, (0, 0, 0, (-t) % window))
+    x = x.reshape(b, -1, window * f)
+    if lengths is not None:
+        lengths = torch.div(lengths + window - 1, window, rounding_mode="floor")
+        if bool((lengths == x.shape[1]).all()):
+            lengths = None
+    return x, lengths
+
+
 def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: int | None, batch_first: bool | None) -> Backbone:
     """The argument checks both wrappers share, then what they need to know about ``rnn``."""
     if not isinstance(rnn, nn.Module):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -21,10 +21,20 @@ from torch.utils.data import DataLoader
 from .batches import ArrayDataset, passthrough_collate
 
 
-def check_fraction(name: str, value: float) -> None:
-    """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1)."""
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}")
+def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
+    """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1) ([0, 1) with ``zero``)."""
+    if not (0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):
+        raise ValueError(f"{name}: expected a number in {'[0' if zero else '(0'}, 1), got {value!r}")
+
+
+def auto_batch_size(n: int) -> int:
+    """The batch size ``batch_size="auto"`` picks for ``n`` training samples: a tenth of them,
+    within [4, 64] (Ismail Fawaz et al.'s rule for UCR sets, capped where sets are large).
+
+    >>> auto_batch_size(40), auto_batch_size(270), auto_batch_size(3600)
+    (4, 27, 64)
+    """
+    return int(min(max(n // 10, 4), 64))
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,9 +64,12 @@ class ArrayDataModule(pl.LightningDataModule):
     """A data module over arrays held in memory; subclasses only say how to load them.
 
     Args:
-        batch_size: samples per training batch (evaluation uses ``eval_batch_size``).
+        batch_size: samples per training batch (evaluation uses ``eval_batch_size``), or
+            ``"auto"``: :func:`auto_batch_size` of the training split, known once it is loaded.
         val_fraction: share of the training split held out for validation (stratified, by
-            ``seed``) when the dataset has no validation split of its own.
+            ``seed``) when the dataset has no validation split of its own. ``0``: none; the
+            model learns from the whole training split and there is no validation loop (test
+            the final weights: ``--test_ckpt last``).
         seed: seed of every split carved here; the same seed gives the same split everywhere.
         normalize: standardize each channel with the mean and std of the training split.
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
@@ -80,16 +93,16 @@ class ArrayDataModule(pl.LightningDataModule):
     #: before a download or a generation.
     FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
 
-    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.1, seed: int = 0, normalize: bool = True,
-                 num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(self, *, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1, seed: int = 0,
+                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-        check_fraction("val_fraction", val_fraction)
+        if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
+        check_fraction("val_fraction", val_fraction, zero=True)
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or 4 * batch_size
+        self._batch_size = batch_size
+        self._eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
         self.seed = seed
         self.normalize = normalize
@@ -110,6 +123,25 @@ class ArrayDataModule(pl.LightningDataModule):
         return None
 
     # ------------------------------------------------------------ what the model needs
+    @property
+    def batch_size(self) -> int:
+        """Samples per training batch; ``"auto"`` is resolved from the training split (loading it)."""
+        if self._batch_size == "auto":
+            return auto_batch_size(len(self._prepared_splits()["train"][1]))
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:  # Lightning's batch-size tuner sets it
+        self._batch_size = value
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self._eval_batch_size or 4 * self.batch_size
+
+    @eval_batch_size.setter
+    def eval_batch_size(self, value: int | None) -> None:
+        self._eval_batch_size = value
+
     @property
     def num_classes(self) -> int:
         return self.FIXED_SHAPE[0] if self.FIXED_SHAPE else len(self.class_names)
@@ -158,6 +190,8 @@ class ArrayDataModule(pl.LightningDataModule):
         y_tr = np.asarray(y_tr)
         if "val" in raw:
             parts = {"train": (x_tr, y_tr), "val": (raw["val"][0], np.asarray(raw["val"][1]))}
+        elif self.val_fraction == 0:
+            parts = {"train": (x_tr, y_tr)}
         else:
             keep, held = stratified_split(y_tr.astype(str), self.val_fraction, self.seed)
             parts = {"train": (_take(x_tr, keep), y_tr[keep]), "val": (_take(x_tr, held), y_tr[held])}
@@ -242,8 +276,9 @@ class ArrayDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> DataLoader | list:
+        # no validation split (val_fraction=0): an empty list makes Lightning skip the validation loop
+        return self._loader("val") if "val" in self._prepared_splits() else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

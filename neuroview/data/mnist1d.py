@@ -6,6 +6,8 @@ libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from .arrays import ArrayDataModule
@@ -21,7 +23,7 @@ class MNIST1DDataModule(ArrayDataModule):
 
     FIXED_SHAPE = (10, 1, 40)
 
-    def __init__(self, *, cache: bool = True, batch_size: int = 128, val_fraction: float = 0.1, seed: int = 0,
+    def __init__(self, *, cache: bool = True, batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1, seed: int = 0,
                  normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)

@@ -6,6 +6,8 @@ and third-party libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from .arrays import ArrayDataModule
@@ -23,6 +25,8 @@ class UCRDataModule(ArrayDataModule):
     is fit on and batched as ``(x, lengths, y)``; a longer validation or test series is truncated
     to that length, with a warning (JapaneseVowels: training series reach 26 steps, one test
     series has 29). String labels are encoded in numeric order when they are numbers.
+    ``batch_size="auto"`` (the default) takes a tenth of the training series, within [4, 64].
+    Sets outside :data:`UCR_DATASETS` need ``download=True`` (aeon fetches them once).
 
     >>> import warnings
     >>> dm = UCRDataModule("JapaneseVowels")
@@ -34,8 +38,9 @@ class UCRDataModule(ArrayDataModule):
     UCRDataModule: 1 test series of up to 29 steps truncated to 26 steps, the longest training series (max_len: the classifier has no trained weights for later steps)
     """
 
-    def __init__(self, name: str = "GunPoint", *, batch_size: int = 16, val_fraction: float = 0.2, seed: int = 0,
-                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(self, name: str = "GunPoint", *, batch_size: int | Literal["auto"] = "auto", val_fraction: float = 0.2,
+                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None,
+                 download: bool = False):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         if name not in UCR_DATASETS:
@@ -43,8 +48,11 @@ class UCRDataModule(ArrayDataModule):
 
             close = difflib.get_close_matches(str(name), UCR_DATASETS, n=3)
             hint = f"; did you mean {close}?" if close else ""
-            raise ValueError(f"name: expected one of the sets aeon ships {UCR_DATASETS}, got {name!r}{hint}")
+            if close or not download:
+                raise ValueError(f"name: expected one of the sets aeon ships {UCR_DATASETS}, got {name!r}{hint} "
+                                 "(another UCR/UEA set: download=True lets aeon fetch it)")
         self.name = name
+        self.download = download
 
     def load(self) -> dict[str, tuple]:
         try:

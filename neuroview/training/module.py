@@ -296,7 +296,16 @@ class NeuroViewModule(pl.LightningModule):
         if hp.scheduler == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total)
         else:
-            per_epoch = total / max(self.trainer.max_epochs or 1, 1)
+            # steps per epoch: from max_epochs, or (a run bounded by max_steps) from the loader itself
+            epochs = self.trainer.max_epochs or -1
+            if hp.warmup_epochs == 0:
+                per_epoch = 0.0
+            elif epochs > 0:
+                per_epoch = total / epochs
+            else:  # bounded by max_steps: batches per epoch from the training loader
+                dm = getattr(self.trainer, "datamodule", None)
+                loader = dm.train_dataloader() if dm is not None else self.trainer.fit_loop._data_source.dataloader()
+                per_epoch = len(loader) / self.trainer.accumulate_grad_batches
             sched = warmup_cosine(opt, min(int(hp.warmup_epochs * per_epoch), total - 1), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -90,17 +90,44 @@ def _rnn(kind: str, in_features: int, hidden_size: int, num_layers: int, bidirec
     return _RNN[kind](in_features, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True, **kw)
 
 
-def _register_rnns(kind: str) -> None:
-    """Register ``kind`` (an RNNClassifier: the last step decides) and ``nv_<kind>`` (every step does)."""
+def rnn_window(max_len: int | None, window: int | None, max_steps: int | None) -> int:
+    """Samples per RNN step: ``window`` if given, else the fewest that fit ``max_len`` samples into
+    ``max_steps`` steps (1 without ``max_steps``): the recurrence's length is derived from the data.
 
-    def std(*, num_classes: int = 2, in_features: int = 1, hidden_size: int = 64, num_layers: int = 1,
-            bidirectional: bool = False, **kwargs) -> nn.Module:
-        return RNNClassifier(_rnn(kind, in_features, hidden_size, num_layers, bidirectional, kwargs), num_classes)
+    >>> rnn_window(150, None, 50), rnn_window(24, None, 50), rnn_window(1460, None, 50), rnn_window(150, 2, None)
+    (3, 1, 30, 2)
+    """
+    if window is not None:
+        return window
+    if max_steps is None:
+        return 1
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps: expected a positive int, got {max_steps!r}")
+    if max_len is None:
+        raise ValueError("max_steps: needs max_len, the longest sequence (use a sequence data module)")
+    return -(-max_len // max_steps)
+
+
+def _register_rnns(kind: str) -> None:
+    """Register ``kind`` (an RNNClassifier: the last step decides) and ``nv_<kind>`` (every step does).
+
+    Both take ``window`` (samples per step) or ``max_steps`` (the window that fits the data's
+    ``max_len`` into that many steps).
+    """
+
+    def std(*, num_classes: int = 2, in_features: int = 1, max_len: int | None = None, hidden_size: int = 64,
+            num_layers: int = 1, bidirectional: bool = False, window: int | None = None, max_steps: int | None = None,
+            head_dropout: float = 0.0, **kwargs) -> nn.Module:
+        w = rnn_window(max_len, window, max_steps)
+        rnn = _rnn(kind, in_features * w, hidden_size, num_layers, bidirectional, kwargs)
+        return RNNClassifier(rnn, num_classes, window=w, dropout=head_dropout)
 
     def nv(*, num_classes: int = 2, in_features: int = 1, max_len: int, hidden_size: int = 64, num_layers: int = 1,
-           bidirectional: bool = False, normalize: bool = True, **kwargs) -> nn.Module:
-        rnn = _rnn(kind, in_features, hidden_size, num_layers, bidirectional, kwargs)
-        return NeuroViewRNN(rnn, num_classes, max_len=max_len, normalize=normalize)
+           bidirectional: bool = False, normalize: bool = True, window: int | None = None, max_steps: int | None = None,
+           head_dropout: float = 0.0, **kwargs) -> nn.Module:
+        w = rnn_window(max_len, window, max_steps)
+        rnn = _rnn(kind, in_features * w, hidden_size, num_layers, bidirectional, kwargs)
+        return NeuroViewRNN(rnn, num_classes, max_len=max_len, normalize=normalize, window=w, dropout=head_dropout)
 
     for fn, name in ((std, kind), (nv, f"nv_{kind}")):
         fn.__name__ = fn.__qualname__ = name
