@@ -18,6 +18,7 @@ from torch import nn
 from ...core.cnn import NeuroViewCNN
 from ...core.rnn import NeuroViewRNN, RNNClassifier
 from .cnn import FCN, VGG, ResNet, SmallCNN
+from .timeseries import LITE, InceptionTime, ResNet1D
 from .vit import ViT
 from ..registry import register_model
 
@@ -66,10 +67,20 @@ def fcn1d(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Module:
 
 @_with_neuroview
 def resnet1d(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Module:
-    # Wang et al.'s time-series ResNet: 3 blocks of 64-128-128 filters with kernels 8-5-3 in spirit,
-    # here basic blocks with kernel 7 so one definition serves 1-D and 2-D.
-    kw = dict(depths=(1, 1, 1), widths=(64, 128, 128), dims=1, stem_kernel=7, kernel_size=7) | kwargs
-    return ResNet(num_classes=num_classes, in_channels=in_channels, **kw)
+    # Wang et al.'s time-series ResNet: 3 blocks of 64-128-128 filters, kernels 8-5-3
+    return ResNet1D(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+@_with_neuroview
+def inception_time(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Module:
+    # one network of Ismail Fawaz et al.'s ensemble: 6 inception modules of 128 channels (0.4M parameters)
+    return InceptionTime(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+@_with_neuroview
+def lite(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Module:
+    # Ismail-Fawaz et al.'s LITE: fixed hand-crafted filters + 3 light layers (10k parameters)
+    return LITE(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 # ------------------------------------------------------------------------ transformers
@@ -138,4 +149,4 @@ for _kind in _RNN:
     _register_rnns(_kind)
 
 
-__all__ = ["SmallCNN", "VGG", "ResNet", "FCN", "ViT"]
+__all__ = ["SmallCNN", "VGG", "ResNet", "FCN", "ResNet1D", "InceptionTime", "LITE", "ViT"]

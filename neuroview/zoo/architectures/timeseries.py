@@ -1,0 +1,221 @@
+"""Deep time-series classifiers of the zoo: plain ``nn.Module``s over ``[B, C, T]`` with their own head.
+
+``ResNet1D`` (Wang et al. 2017), ``InceptionTime`` (Ismail Fawaz et al. 2020, one network of the
+ensemble) and ``LITE`` (Ismail-Fawaz et al. 2023). Every activation is its own ``nn.ReLU``
+instance, called once, so each call is one NeuroView site whose units are its channels; every
+convolution pads "same", so any length ``T`` works and the head averages over time.
+May import torch only.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def _conv_bn(c_in: int, c_out: int, k: int) -> list[nn.Module]:
+    # no conv bias: the BatchNorm after it has one
+    return [nn.Conv1d(c_in, c_out, k, padding="same", bias=False), nn.BatchNorm1d(c_out)]
+
+
+class _Pooled(nn.Module):
+    """Global average pooling over time, then the linear ``fc``: the head all three share."""
+
+    def __init__(self, c: int, num_classes: int):
+        super().__init__()
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.fc = nn.Linear(c, num_classes)
+
+    def head(self, x: Tensor) -> Tensor:
+        return self.fc(self.pool(x))
+
+
+# ------------------------------------------------------------------------------ ResNet
+class ResBlock1D(nn.Module):
+    """Wang et al.'s residual block: three conv-BN (kernels 8-5-3), ReLU after the first two, and
+    after the sum with the shortcut (1x1 conv + BN where the width changes, BN alone where not)."""
+
+    def __init__(self, c_in: int, c_out: int, kernels: Sequence[int] = (8, 5, 3)):
+        super().__init__()
+        layers, c = [], c_in
+        for i, k in enumerate(kernels):
+            layers += _conv_bn(c, c_out, k) + ([nn.ReLU(inplace=True)] if i < len(kernels) - 1 else [])
+            c = c_out
+        self.body = nn.Sequential(*layers)
+        # the reference (dl-4-tsc) normalizes an unchanged-width shortcut without a conv
+        self.shortcut = nn.Sequential(*_conv_bn(c_in, c_out, 1)) if c_in != c_out else nn.BatchNorm1d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet1D(_Pooled):
+    """Time-series ResNet (Wang et al. 2017): 3 residual blocks of 64-128-128 filters, kernels 8-5-3.
+
+    Sites: 3 ReLUs a block (64-64-64, 128 x 6 units). Unlike the reference (keras), no conv has a
+    bias: the BatchNorm after each has one (0.50M parameters, 1,152 fewer).
+
+    >>> import torch
+    >>> ResNet1D(in_channels=1, num_classes=2)(torch.randn(2, 1, 150)).shape
+    torch.Size([2, 2])
+    """
+
+    def __init__(self, *, in_channels: int = 1, num_classes: int = 2, widths: Sequence[int] = (64, 128, 128),
+                 kernels: Sequence[int] = (8, 5, 3)):
+        super().__init__(widths[-1], num_classes)
+        blocks, c = [], in_channels
+        for w in widths:
+            blocks.append(ResBlock1D(c, w, kernels))
+            c = w
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.blocks(x))
+
+
+# ------------------------------------------------------------------------ InceptionTime
+class InceptionModule(nn.Module):
+    """A 1x1 bottleneck (when the input has more than one channel), three parallel convolutions
+    over it and a max-pool -> 1x1 conv branch over the input, concatenated, BN, ReLU."""
+
+    def __init__(self, c_in: int, filters: int = 32, kernels: Sequence[int] = (39, 19, 9), bottleneck: int = 32):
+        super().__init__()
+        use_bottleneck = bool(bottleneck) and c_in > 1
+        self.bottleneck = nn.Conv1d(c_in, bottleneck, 1, bias=False) if use_bottleneck else nn.Identity()
+        c_mid = bottleneck if use_bottleneck else c_in
+        self.convs = nn.ModuleList(nn.Conv1d(c_mid, filters, k, padding="same", bias=False) for k in kernels)
+        self.pool_branch = nn.Sequential(nn.MaxPool1d(3, stride=1, padding=1), nn.Conv1d(c_in, filters, 1, bias=False))
+        self.out_channels = filters * (len(kernels) + 1)
+        self.bn = nn.BatchNorm1d(self.out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.bottleneck(x)
+        z = torch.cat([conv(z) for conv in self.convs] + [self.pool_branch(x)], dim=1)
+        return self.relu(self.bn(z))
+
+
+class InceptionTime(_Pooled):
+    """One InceptionTime network (Ismail Fawaz et al. 2020; the paper ensembles five of these).
+
+    ``depth`` inception modules of ``4 * filters`` channels; every third one adds a shortcut of the
+    block's input (1x1 conv + BN) and applies its own ReLU. Sites: ``depth + depth // 3`` ReLUs of
+    ``4 * filters`` units each (with the defaults 8 x 128).
+
+    Deviations from the reference (keras): kernels (39, 19, 9) instead of (40, 20, 10), so "same"
+    padding is symmetric; no conv biases (every conv is followed by BN, as in the reference,
+    which also has none).
+
+    >>> import torch
+    >>> InceptionTime(in_channels=3, num_classes=5)(torch.randn(2, 3, 64)).shape
+    torch.Size([2, 5])
+    """
+
+    def __init__(self, *, in_channels: int = 1, num_classes: int = 2, depth: int = 6, filters: int = 32,
+                 kernels: Sequence[int] = (39, 19, 9), bottleneck: int = 32, residual: bool = True):
+        if depth < 1:
+            raise ValueError(f"depth: expected at least 1 inception module, got {depth}")
+        c_out = filters * (len(kernels) + 1)
+        super().__init__(c_out, num_classes)
+        modules, shortcuts, c, c_res = [], [], in_channels, in_channels
+        for d in range(depth):
+            modules.append(InceptionModule(c, filters, kernels, bottleneck))
+            c = c_out
+            if residual and d % 3 == 2:
+                shortcuts.append(nn.ModuleDict({"proj": nn.Sequential(*_conv_bn(c_res, c_out, 1)), "relu": nn.ReLU(inplace=True)}))
+                c_res = c_out
+        self.inception = nn.ModuleList(modules)
+        self.shortcuts = nn.ModuleList(shortcuts)
+        self.residual = residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        res = x
+        for d, module in enumerate(self.inception):
+            x = module(x)
+            if self.residual and d % 3 == 2:
+                s = self.shortcuts[d // 3]
+                x = res = s["relu"](x + s["proj"](res))
+        return self.head(x)
+
+
+# --------------------------------------------------------------------------------- LITE
+def _fixed_filters(max_len: int = 64) -> list[Tensor]:
+    """The hand-crafted filters of Ismail-Fawaz et al. (2022) as LITE's reference code builds them:
+    increasing and decreasing detection filters (alternating -1/+1) of lengths 2, 4, ... ``max_len``,
+    and peak filters (three parabola-shaped lobes, -1, +2, -1) of lengths 1.5 x 4, 8, ... ``max_len``."""
+    lengths = [2 ** i for i in range(1, max_len.bit_length()) if 2 ** i <= max_len]
+    alternating = [torch.tensor([(-1.0) ** (i + 1) for i in range(k)]) for k in lengths]
+    out = alternating + [-f for f in alternating]
+    for k in lengths[1:]:
+        q = k // 4
+        left = torch.linspace(0, 1, q + 1)[1:] ** 2
+        lobe = torch.cat([left, left.flip(0)])
+        out.append(torch.cat([-lobe, 2 * lobe, -lobe]))
+    return out
+
+
+class FixedConv1d(nn.Conv1d):
+    """A Conv1d whose weight is a buffer: saved in the state dict, moved with the module, never
+    trained (``requires_grad_(True)`` on the network cannot reach it).
+
+    Each filter is zero-padded into one kernel so that it sits where its own "same" convolution
+    would put it; the same filter is applied to every input channel and summed over them, as the
+    reference's ``Conv1D(filters=1)`` with an all-channel kernel does.
+    """
+
+    def __init__(self, in_channels: int, filters: Sequence[Tensor]):
+        k = max(len(f) for f in filters) | 1  # odd: PyTorch pads an even "same" kernel through a copy of the input
+        super().__init__(in_channels, len(filters), k, padding="same", bias=False)
+        weight = torch.zeros(len(filters), in_channels, k)
+        for i, f in enumerate(filters):
+            at = (k - 1) // 2 - (len(f) - 1) // 2  # PyTorch's (and keras') "same" pads (len - 1) // 2 on the left
+            weight[i, :, at:at + len(f)] = f
+        del self.weight
+        self.register_buffer("weight", weight)
+
+
+class LITE(_Pooled):
+    """LITE (Ismail-Fawaz et al. 2023): InceptionTime's accuracy at about 2% of its parameters.
+
+    First layer: a multiplexing convolution (``filters`` filters for each of ``kernels``) beside
+    the fixed hand-crafted filters (17 of them: increasing and decreasing detection of lengths
+    2 ... 64, peaks of lengths 6 ... 96, each followed by a ReLU), concatenated, BN, ReLU. Then two
+    depthwise-separable convolutions (kernels ``sep_kernels``, dilations 2 and 4) of ``filters``
+    channels, each BN and ReLU; global average pooling and ``fc``. Sites: the hand-crafted
+    filters' ReLU (17 units), the first layer's (``3 * filters + 17``) and the two separable
+    layers' (``filters`` each): with the defaults 194 units, and 9.6k parameters (1 channel, 2
+    classes; the fixed filters are buffers, not parameters).
+
+    Deviations from the reference (keras): kernels (39, 19, 9) and separable kernels (19, 9)
+    instead of (40, 20, 10) and (20, 10), so "same" padding is symmetric; a multivariate input
+    sums the hand-crafted filters over its channels (as the reference's single-filter Conv1D
+    does) rather than filtering each channel apart.
+
+    >>> import torch
+    >>> LITE(in_channels=1, num_classes=2)(torch.randn(2, 1, 64)).shape
+    torch.Size([2, 2])
+    """
+
+    def __init__(self, *, in_channels: int = 1, num_classes: int = 2, filters: int = 32,
+                 kernels: Sequence[int] = (39, 19, 9), sep_kernels: Sequence[int] = (19, 9), fixed: bool = True):
+        super().__init__(filters, num_classes)
+        self.fixed = FixedConv1d(in_channels, _fixed_filters()) if fixed else None
+        self.fixed_relu = nn.ReLU(inplace=True) if fixed else None
+        self.convs = nn.ModuleList(nn.Conv1d(in_channels, filters, k, padding="same", bias=False) for k in kernels)
+        c = filters * len(kernels) + (self.fixed.out_channels if fixed else 0)
+        self.bn = nn.BatchNorm1d(c)
+        self.relu = nn.ReLU(inplace=True)
+        layers = []
+        for i, k in enumerate(sep_kernels):
+            layers += [nn.Conv1d(c, c, k, padding="same", dilation=2 ** (i + 1), groups=c, bias=False),  # depthwise
+                       *_conv_bn(c, filters, 1), nn.ReLU(inplace=True)]  # pointwise
+            c = filters
+        self.separable = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        maps = [self.fixed_relu(self.fixed(x))] if self.fixed is not None else []
+        z = torch.cat([conv(x) for conv in self.convs] + maps, dim=1)
+        return self.head(self.separable(self.relu(self.bn(z))))
