@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "seeds", "gaps", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "seeds", "gaps", "ucr", "ucr_unseen", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -52,7 +52,10 @@ DATASETS = {
     "digits": ("digits", "test images", "scikit-learn digits (1,797 8x8)"),
     "mnist1d": ("mnist1d", "test sequences", "MNIST-1D (4,000 / 1,000, length 40)"),
     "gunpoint": ("GunPoint", "test series", "GunPoint (50 / 150, length 150)"),
+    "italypowerdemand": ("ItalyPowerDemand", "test series", "ItalyPowerDemand (67 / 1,029, length 24)"),
+    "basicmotions": ("BasicMotions", "test series", "BasicMotions (40 / 40, 6 x 100)"),
     "japanesevowels": ("JapaneseVowels", "test utterances", "JapaneseVowels (270 / 370, 12 x 7..29, variable length)"),
+    "arrowhead": ("ArrowHead", "test series", "ArrowHead (36 / 175, length 251)"),
     "cifar10": ("CIFAR-10", "test images", "CIFAR-10 from `cifar-10-batches-py`"),
 }
 ARCH_LABEL = {"fcn1d": "FCN", "rnn": "RNN", "gru": "GRU", "lstm": "LSTM", "vit_tiny": "ViT"}
@@ -69,6 +72,7 @@ class Sources:
     rnn_runs: list[dict]
     retrofit: dict[str, dict]
     recipes: dict[str, dict]
+    ucr_runs: dict[str, dict]
 
     @classmethod
     def load(cls, root: Path) -> Sources:
@@ -80,7 +84,8 @@ class Sources:
         recipes = {f"recipes/{p.name}": yaml.safe_load(p.read_text()) for p in sorted((root / "recipes").glob("*.yaml"))}
         return cls(read(root / "checkpoints" / "manifest.json", {"entries": {}})["entries"], read(results / "zoo_runs.json", {}),
                    read(results / "minirocket.json", {}), read(results / "quantizers.json", {}),
-                   read(results / "rnn_accuracy.json", {"runs": []})["runs"], read(results / "retrofit.json", {}), recipes)
+                   read(results / "rnn_accuracy.json", {"runs": []})["runs"], read(results / "retrofit.json", {}), recipes,
+                   read(results / "ucr_accuracy.json", {}))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -128,8 +133,13 @@ def seed_accs(src: Sources, entry: str | None) -> list[float]:
     """Test accuracies over the seeds of ``entry``'s recipe (zoo_runs.json), by seed."""
     if entry is None:
         return []
-    recipe = src.manifest[entry]["recipe"]
-    return [r["test_acc"] for r in sorted((r for r in src.runs.values() if r["recipe"] == recipe), key=lambda r: r["seed"])]
+    e = src.manifest[entry]
+    recipe, tag = e["recipe"], e["dataset"]["name"]
+    runs = [r for r in src.runs.values() if r["recipe"] == recipe]
+    if not runs:  # a default time-series recipe runs on many sets: ucr_accuracy.py's runs of this one
+        sha = _benchmark("ucr_accuracy")._sha
+        runs = [r for r in src.ucr_runs.values() if r["recipe"] == recipe and r["set"].lower() == tag and r["sha"] == sha(recipe)]
+    return [r["test_acc"] for r in sorted(runs, key=lambda r: r["seed"])]
 
 
 def minirocket(src: Sources, tag: str) -> str:
@@ -248,6 +258,12 @@ def render_quantizers(src: Sources) -> str:
     return table(["dataset"] + [("standard CNN" if v == "standard" else v) for v in variants], rows)
 
 
+def render_ucr(src: Sources, unseen: bool = False) -> str:
+    ucr = _benchmark("ucr_accuracy")  # its own table, as the script prints it
+    sets = sorted({r["set"] for r in src.ucr_runs.values()} - set(ucr.DEV_SETS)) if unseen else list(ucr.DEV_SETS)
+    return ucr.table(list(ucr.RECIPES), sets, src.ucr_runs, src.minirocket)
+
+
 def render_rnn_accuracy(src: Sources) -> str:
     rnn = _benchmark("rnn_accuracy")  # its own table: one formatting for its .md and the docs
     return rnn.table(src.rnn_runs, rnn.DATASETS, list(rnn.KINDS))
@@ -258,6 +274,11 @@ def _model_label(model: dict) -> str:
     extras = ([{"none": "quantizer none"}.get(kw["quantizer"], f"{kw['quantizer']} codes")] if "quantizer" in kw else []) \
         + (["1-D"] if kw.get("dims") == 1 else []) + ([f"hidden {kw['hidden_size']}"] if "hidden_size" in kw else [])
     return f"`{model['arch']}`" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _length(trainer: dict) -> str:
+    steps = trainer.get("max_steps") or -1
+    return f"{steps:,} steps" if steps > 0 else str(trainer["max_epochs"])
 
 
 def render_recipes(src: Sources) -> str:
@@ -272,11 +293,11 @@ def render_recipes(src: Sources) -> str:
         tag, entry = tag_of(cfg["data"]), by_recipe.get(path)
         zoo = f"{pct(src.manifest[entry]['metrics']['test_acc'])} (`{entry}`)" if entry else DASH
         rows.append([f"`{Path(path).name}`", _model_label(cfg["model"]),
-                     name_of(tag) if tag in seen else DATASETS.get(tag, ("", "", tag))[2], str(cfg["trainer"]["max_epochs"]),
+                     name_of(tag) if tag in seen else DATASETS.get(tag, ("", "", tag))[2], _length(cfg["trainer"]),
                      cfg.get("test_ckpt", "best"), zoo, mean_std(seed_accs(src, entry))])
         seen.add(tag)
     seeds = sorted({r["seed"] for r in src.runs.values()})
-    return table(["recipe", "model", "data", "epochs", "`fit` tests", "zoo entry (seed 0, last epoch)",
+    return table(["recipe", "model", "data", "epochs (or steps)", "`fit` tests", "zoo entry (seed 0, last epoch)",
                   f"seeds {', '.join(map(str, seeds))}: mean ± std"], rows, ["---", "---", "---", "---:", "---", "---:", "---:"])
 
 
@@ -295,7 +316,8 @@ def render_retrofit(src: Sources) -> str:
 
 RENDER = {"zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
           "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
-          "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit}
+          "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
+          "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True)}
 
 
 def _benchmark(name: str):

@@ -95,9 +95,13 @@ def save(runs: dict) -> None:
     atomic_write(OUT, (json.dumps(dict(sorted(runs.items())), indent=2) + "\n").encode())
 
 
-def table(recipes: list[str], sets: list[str], runs: dict) -> str:
-    """Markdown: one row per set, one column per recipe and MiniRocket, mean ± std over seeds (in %)."""
-    mr = json.loads(MINIROCKET.read_text()) if MINIROCKET.is_file() else {}
+def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = None) -> str:
+    """Markdown: one row per set, one column per recipe and MiniRocket, mean ± std over seeds (in %).
+
+    Only runs of each recipe as it is now (its SHA-256) count; ``mr``: minirocket.json's results.
+    """
+    if mr is None:
+        mr = json.loads(MINIROCKET.read_text()) if MINIROCKET.is_file() else {}
     names = [Path(r).stem for r in recipes]
     lines = ["| set | " + " | ".join(names) + " | MiniRocket |", "|---" * (len(names) + 2) + "|"]
     times = {n: [] for n in names}

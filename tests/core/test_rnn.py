@@ -392,3 +392,56 @@ def test_feature_dropout_is_training_only():
     assert torch.equal(std(x), std(x))
     with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.0"):
         nv.NeuroViewRNN(nn.GRU(2, 3), 2, max_len=5, dropout=1.0)
+
+
+# ---------------------------------------------------------------------- windows
+def test_window_closed_form():
+    # window 2: h_k = relu(x_2k + 10 x_2k+1 + 0.5 h_k-1); x = (1, 2, 3 | padding): windows (1, 2), (3, 0)
+    rnn = nn.RNN(2, 1, nonlinearity="relu", bias=False, batch_first=True)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.tensor([[1.0, 10.0]]))
+        rnn.weight_hh_l0.fill_(0.5)
+    net = nv.NeuroViewRNN(rnn, 2, max_len=5, normalize=False, window=2)
+    assert (net.input_size, net.steps, net.feature_shape) == (1, 3, (1, 1, 3, 1))
+    with torch.no_grad():
+        net.classifier.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]]))
+        net.classifier.bias.zero_()
+    x = torch.tensor([[[1.0], [2.0], [3.0], [99.0], [99.0]]])
+    exp = net.explain(x, lengths=torch.tensor([3]))
+    h = torch.tensor([21.0, 3 + 10.5, 0.0])  # the third window lies past the sequence: exactly 0
+    assert torch.equal(exp.time_importance[0, 0], torch.tensor([1.0, 2.0, 3.0]) * h)
+    assert exp.lengths.tolist() == [2]
+    assert torch.allclose(exp.logits, net(x, torch.tensor([3])))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_window_equals_folding_by_hand(kind):
+    # a windowed network is the plain one fed [B, T / w, w * F]: same weights, same logits
+    torch.manual_seed(0)
+    rnn = KINDS[kind](2 * 3, 5, batch_first=True, bidirectional=True)
+    win = _warm(nv.NeuroViewRNN(rnn, 3, max_len=12, window=3), torch.randn(4, 12, 2))
+    plain = nv.NeuroViewRNN(rnn, 3, max_len=4)
+    plain.load_state_dict(win.state_dict())
+    plain.eval()
+    x = torch.randn(4, 12, 2)
+    assert torch.allclose(win(x), plain(x.reshape(4, 4, 6)), atol=1e-6)
+    exp = win.explain(x, torch.tensor([12, 7, 3, 1]))
+    assert torch.allclose(exp.contributions.flatten(2).sum(-1) + exp.bias, exp.logits, atol=1e-5)
+    assert exp.lengths.tolist() == [4, 3, 1, 1]
+    std, std_plain = nv.RNNClassifier(rnn, 3, window=3), nv.RNNClassifier(rnn, 3)
+    std_plain.load_state_dict(std.state_dict())
+    lengths = torch.tensor([12, 7, 3, 1])
+    x = torch.where(torch.arange(12)[None, :, None] < lengths[:, None, None], x, 0.0)  # what the window reads past the end
+    assert torch.allclose(std(x, lengths), std_plain(x.reshape(4, 4, 6), torch.tensor([4, 3, 1, 1])), atol=1e-6)
+
+
+def test_window_errors():
+    with pytest.raises(ValueError, match=r"window: the RNN's input_size \(5\).*window=2"):
+        nv.NeuroViewRNN(nn.GRU(5, 4), 2, max_len=10, window=2)
+    with pytest.raises(ValueError, match="window: expected a positive int"):
+        nv.RNNClassifier(nn.GRU(4, 4), 2, window=0)
+    net = nv.NeuroViewRNN(nn.GRU(4, 4, batch_first=True), 2, max_len=10, window=2)
+    with pytest.raises(ValueError, match="x: expected 2 features"):
+        net(torch.randn(1, 10, 4))
+    with pytest.raises(ValueError, match="more than max_len=10"):
+        net(torch.randn(1, 11, 2))

@@ -237,3 +237,28 @@ def test_npz_errors_name_the_problem(tmp_path):
     np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
     with pytest.raises(ValueError, match="'X' and 'y'"):
         NpzDataModule(str(tmp_path / "bad.npz")).setup()
+
+
+def test_auto_batch_size_and_no_validation_split():
+    from neuroview.data.arrays import auto_batch_size
+
+    dm = UCRDataModule("BasicMotions", val_fraction=0.0)  # 40 training series
+    dm.setup("fit")
+    assert dm.split_sizes() == {"train": 40, "test": 40}
+    assert dm.batch_size == auto_batch_size(40) == 4 and dm.eval_batch_size == 16
+    assert dm.val_dataloader() == []
+    assert len(dm.train_dataloader()) == 10
+    dm = UCRDataModule("JapaneseVowels", val_fraction=0.2)
+    dm.setup("fit")
+    assert dm.batch_size == dm.split_sizes()["train"] // 10
+    assert [auto_batch_size(n) for n in (1, 49, 50, 639, 640, 10**6)] == [4, 4, 5, 63, 64, 64]
+    with pytest.raises(ValueError, match="batch_size: expected a positive int or 'auto', got 'big'"):
+        UCRDataModule("GunPoint", batch_size="big")
+    with pytest.raises(ValueError, match=r"val_fraction: expected a number in \[0, 1\), got 1.0"):
+        UCRDataModule("GunPoint", val_fraction=1.0)
+
+
+def test_ucr_other_sets_need_download():
+    with pytest.raises(ValueError, match="download=True"):
+        UCRDataModule("Coffee")
+    assert UCRDataModule("Coffee", download=True).name == "Coffee"  # nothing is fetched before setup

@@ -105,3 +105,15 @@ def test_lite_fixed_filters_never_train():
     k = net.fixed.weight.shape[-1]
     assert k % 2 == 1 and before[0, :, k // 2:k // 2 + 2].tolist() == [[-1.0, 1.0]] * 2
     assert before[6, 1, k // 2:k // 2 + 2].tolist() == [1.0, -1.0] and before[:, :, k // 2 + 2:].abs().sum() > 0
+
+
+def test_rnn_window_from_max_steps():
+    from neuroview.zoo.architectures import rnn_window
+
+    assert [rnn_window(n, None, 50) for n in (24, 50, 51, 150, 1460)] == [1, 1, 2, 3, 30]
+    net = nv.create_model("nv_gru", num_classes=3, in_features=2, max_len=150, max_steps=50, hidden_size=4)
+    assert (net.window, net.steps, net.input_size, net.rnn.input_size) == (3, 50, 2, 6)
+    std = nv.create_model("gru", num_classes=3, in_features=2, max_len=150, max_steps=50, hidden_size=4)
+    assert (std.window, std.rnn.input_size) == (3, 6)
+    with pytest.raises(ValueError, match="max_steps: needs max_len"):
+        nv.create_model("gru", num_classes=3, in_features=2, max_steps=50)

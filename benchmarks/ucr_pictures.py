@@ -1,0 +1,77 @@
+"""The importance picture of every NeuroView zoo entry of the default time-series recipes.
+
+For each manifest entry trained by ``recipes/ucr_nv_cnn.yaml`` or ``recipes/ucr_nv_rnn.yaml``:
+the unit-class weights of a NeuroView-CNN (:func:`neuroview.viz.unit_heatmap`), or the per-step
+weights of each class of a NeuroView-RNN (:func:`neuroview.viz.time_importance`, each class's mean
+training series drawn underneath, averaged over the samples of each step's window). Written to
+``docs/img/ucr/<entry>.png``; no training, a few seconds a picture.
+
+    python benchmarks/ucr_pictures.py
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "img" / "ucr"
+RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_nv_rnn.yaml")
+
+
+def class_means(dm, window: int):
+    """``[C, steps, F]``: each class's mean training series, averaged over each window of samples."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y = [], []
+    for batch in dm.train_dataloader():
+        x.append(batch[0])
+        y.append(batch[-1])
+    x, y = torch.cat(x), torch.cat(y)  # [N, C, T]
+    means = torch.stack([x[y == c].mean(0) for c in range(dm.num_classes)])  # [K, C, T]
+    means = F.pad(means, (0, (-means.shape[-1]) % window))
+    return means.unflatten(-1, (-1, window)).mean(-1).transpose(1, 2)  # [K, steps, C]
+
+
+def picture(name: str, entry: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import neuroview as nv
+    from neuroview.viz import plots as viz
+    from neuroview.zoo.evaluate import make_datamodule
+
+    net = nv.create_model(name, pretrained=True)
+    dm = make_datamodule(entry["dataset"]["data_module"])
+    dm.setup("fit")
+    names = dm.class_names
+    title = f"{name}: {100 * entry['metrics']['test_acc']:.1f}% test accuracy"
+    if entry["architecture"].startswith("nv_") and hasattr(net, "time_importance"):
+        fig = viz.time_importance(net, series=class_means(dm, net.window), class_names=names)
+        if net.window > 1:
+            title += f" (a step is {net.window} samples)"
+    else:
+        fig = viz.unit_heatmap(net, class_names=names)
+    fig.suptitle(title)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    from neuroview.zoo.pretrained import read_manifest
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, entry in sorted(read_manifest().items()):
+        if entry.get("recipe") in RECIPES:
+            fig = picture(name, entry)
+            path = args.out / f"{name}.png"
+            fig.savefig(path, dpi=80, bbox_inches="tight")
+            print(f"{path.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
