@@ -58,7 +58,7 @@ DATASETS = {
     "arrowhead": ("ArrowHead", "test series", "ArrowHead (36 / 175, length 251)"),
     "cifar10": ("CIFAR-10", "test images", "CIFAR-10 from `cifar-10-batches-py`"),
 }
-ARCH_LABEL = {"fcn1d": "FCN", "rnn": "RNN", "gru": "GRU", "lstm": "LSTM", "vit_tiny": "ViT"}
+ARCH_LABEL = {"fcn1d": "FCN", "rnn": "RNN", "gru": "GRU", "lstm": "LSTM", "vit_tiny": "ViT", "lite": "LITE"}
 AIM = 3.0  # points: the best NeuroView network within this much of MiniRocket on each set
 DASH, MINUS = "–", "−"
 
@@ -138,7 +138,8 @@ def seed_accs(src: Sources, entry: str | None) -> list[float]:
     runs = [r for r in src.runs.values() if r["recipe"] == recipe]
     if not runs:  # a default time-series recipe runs on many sets: ucr_accuracy.py's runs of this one
         sha = _benchmark("ucr_accuracy")._sha
-        runs = [r for r in src.ucr_runs.values() if r["recipe"] == recipe and r["set"].lower() == tag and r["sha"] == sha(recipe)]
+        runs = [r for r in src.ucr_runs.values() if r["recipe"] == recipe and r["set"].lower() == tag and r["sha"] == sha(recipe)
+                and not r.get("extra")]  # tuning runs (--extra) are not the recipe
     return [r["test_acc"] for r in sorted(runs, key=lambda r: r["seed"])]
 
 
@@ -288,14 +289,25 @@ def render_recipes(src: Sources) -> str:
         tag, arch = tag_of(item[1]["data"]), item[1]["model"]["arch"]
         return order(tag), tag, arch.removeprefix("nv_"), not arch.startswith("nv_")
 
+    defaults = _benchmark("ucr_accuracy").RECIPES
     rows, seen = [], set()
     for path, cfg in sorted(src.recipes.items(), key=key):
+        if path in defaults:  # one recipe for every set: its own table below
+            continue
         tag, entry = tag_of(cfg["data"]), by_recipe.get(path)
         zoo = f"{pct(src.manifest[entry]['metrics']['test_acc'])} (`{entry}`)" if entry else DASH
         rows.append([f"`{Path(path).name}`", _model_label(cfg["model"]),
                      name_of(tag) if tag in seen else DATASETS.get(tag, ("", "", tag))[2], _length(cfg["trainer"]),
                      cfg.get("test_ckpt", "best"), zoo, mean_std(seed_accs(src, entry))])
         seen.add(tag)
+    for path in defaults:
+        cfg = src.recipes.get(path)
+        if cfg is None:
+            continue
+        entries = sorted(n for n, e in src.manifest.items() if e["recipe"] == path)
+        zoo = f"{len(entries)} entries (`{entries[0].split('.')[0]}.<set>`)" if entries else DASH
+        rows.append([f"`{Path(path).name}`", _model_label(cfg["model"]), "any UCR/UEA set (`--data.init_args.name`)",
+                     _length(cfg["trainer"]), cfg.get("test_ckpt", "best"), zoo, "README, time-series table"])
     seeds = sorted({r["seed"] for r in src.runs.values()})
     return table(["recipe", "model", "data", "epochs (or steps)", "`fit` tests", "zoo entry (seed 0, last epoch)",
                   f"seeds {', '.join(map(str, seeds))}: mean ± std"], rows, ["---", "---", "---", "---:", "---", "---:", "---:"])

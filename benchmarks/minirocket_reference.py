@@ -5,8 +5,11 @@ random convolution features and a ridge classifier. It is scored on exactly the 
 splits the zoo's data modules use (the whole training split, the full test split). Its
 randomness is the choice of kernels' biases/dilations: ``random_state`` = 0, 1, 2.
 
-Variable-length series (JapaneseVowels) are zero-padded at the end to the longest series, as in
-the equal-length version of the UEA archive; MiniRocket itself takes equal lengths only.
+Variable-length series (JapaneseVowels, PickupGestureWiimoteZ) are zero-padded at the end to the
+longest series, as in the equal-length version of the UEA archive; MiniRocket itself takes equal
+lengths only. The sets: the development sets of the default time-series recipes (GunPoint,
+ItalyPowerDemand, BasicMotions, JapaneseVowels, ArrowHead, MNIST-1D) and the other sets aeon
+ships, which nobody tuned on (OSULeaf, ACSF1, PickupGestureWiimoteZ).
 
     nice -n 10 python benchmarks/minirocket_reference.py          # ~2 min on 2 cores
 Writes benchmarks/results/minirocket.json ({tag: {mean, std, accs, seeds}}).

@@ -58,13 +58,13 @@ def overrides(dataset: str) -> list[str]:
     return ["--data.init_args.name", dataset]
 
 
-def run_one(recipe: str, dataset: str, seed: int, export: bool) -> dict:
+def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str, ...] = ()) -> dict:
     """One run in this (worker) process; returns its record (and exports seed 0 when asked)."""
     import torch
 
     torch.set_num_threads(1)
-    r = train(recipe, seed, extra=overrides(dataset), threads=1)
-    rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"],
+    r = train(recipe, seed, extra=overrides(dataset) + list(extra), threads=1)
+    rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"], "extra": list(extra),
            "test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"],
            "steps": r["steps"], "seconds": round(r["seconds"], 1)}
     if export:
@@ -81,8 +81,8 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool) -> dict:
     return rec
 
 
-def _key(recipe: str, dataset: str, seed: int) -> str:
-    return f"{Path(recipe).stem}@{dataset}@{seed}"
+def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = ()) -> str:
+    return f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "")
 
 
 def load() -> dict:
@@ -108,7 +108,7 @@ def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = Non
     for s in sets:
         cells = []
         for r, n in zip(recipes, names):
-            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == _sha(r)]
+            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == _sha(r) and not v.get("extra")]
             times[n] += [v["seconds"] for v in got]
             accs = [100 * v["test_acc"] for v in sorted(got, key=lambda v: v["seed"])]
             cells.append(_fmt(accs) if accs else ("n/a" if _is_rnn(r) and s in CNN_ONLY else "not run"))
@@ -134,24 +134,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", action="store_true", help="save each recipe's seed-0 model of every set into the zoo")
     p.add_argument("--table", action="store_true", help="print the table from the cached runs; train nothing")
     p.add_argument("--rerun", action="store_true", help="run again even where a cached run of the same recipe exists")
+    p.add_argument("--extra", default="", help="tuning: options added to every run, e.g. '--model.model_kwargs.hidden_size 64' "
+                                               "(recorded apart: such runs never enter the table)")
     args = p.parse_args(argv)
+    extra = tuple(args.extra.split())
+    if extra and args.export:
+        p.error("--export: the zoo holds the recipes as they are; drop --extra")
     runs = load()
     if not args.table:
         todo = [(r, s, seed) for r in args.recipes for s in args.sets for seed in args.seeds
                 if not (_is_rnn(r) and s in CNN_ONLY)
-                and (args.rerun or runs.get(_key(r, s, seed), {}).get("sha") != _sha(r) or (args.export and seed == 0))]
+                and (args.rerun or runs.get(_key(r, s, seed, extra), {}).get("sha") != _sha(r) or (args.export and seed == 0))]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(run_one, r, s, seed, args.export and seed == 0): (r, s, seed) for r, s, seed in todo}
+            futures = {pool.submit(run_one, r, s, seed, args.export and seed == 0, extra): (r, s, seed) for r, s, seed in todo}
             for fut in as_completed(futures):
-                r, s, seed = futures[fut]
+                key = _key(*futures[fut], extra)
                 try:
                     rec = fut.result()
                 except Exception as e:  # one failed run is reported, the others go on
-                    print(f"FAILED {_key(r, s, seed)}: {str(e)[-2000:]}", flush=True)
+                    print(f"FAILED {key}: {str(e)[-2000:]}", flush=True)
                     continue
-                runs = load() | {_key(r, s, seed): rec}
-                save(runs)
-                print(f"{_key(r, s, seed)}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s", flush=True)
+                from neuroview.zoo.pretrained import _locked
+
+                with _locked(RESULTS):  # other runs of this script may write the same file
+                    save(load() | {key: rec})
+                print(f"{key}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s", flush=True)
     print(table(args.recipes, args.sets, load()))
     return 0
 

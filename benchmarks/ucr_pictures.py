@@ -4,7 +4,8 @@ For each manifest entry trained by ``recipes/ucr_nv_cnn.yaml`` or ``recipes/ucr_
 the unit-class weights of a NeuroView-CNN (:func:`neuroview.viz.unit_heatmap`), or the per-step
 weights of each class of a NeuroView-RNN (:func:`neuroview.viz.time_importance`, each class's mean
 training series drawn underneath, averaged over the samples of each step's window). Written to
-``docs/img/ucr/<entry>.png``; no training, a few seconds a picture.
+``docs/img/ucr/<entry>.png``, with ``docs/TIME_SERIES.md`` showing them all; no training, a
+few seconds a picture.
 
     python benchmarks/ucr_pictures.py
 """
@@ -16,6 +17,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img" / "ucr"
+PAGE = ROOT / "docs" / "TIME_SERIES.md"
+INTRO = """# The default time-series recipes: what each zoo entry looks at
+
+One picture per NeuroView entry trained by `recipes/ucr_nv_cnn.yaml` (LITE) or
+`recipes/ucr_nv_rnn.yaml` (GRU), seed 0, on each development set; written by
+`python benchmarks/ucr_pictures.py`. Accuracy over 3 seeds: the README's time-series table.
+
+- **CNN** (unit heatmap): one panel per site (activation call), classes x units; the colour is the
+  unit's standardized weight for the class (red: the unit's code raises that class's logit).
+- **RNN** (per-step importance): one row per class; the height is how strongly each step's hidden
+  state can move that class's logit (the norm of its weights), each class's mean training series
+  underneath. A step is a window of samples where the series is longer than 50 steps.
+"""
 RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_nv_rnn.yaml")
 
 
@@ -52,6 +66,10 @@ def picture(name: str, entry: dict):
         if net.window > 1:
             title += f" (a step is {net.window} samples)"
     else:
+        import torch
+
+        with torch.no_grad():
+            net(next(iter(dm.train_dataloader()))[0])  # a loaded NeuroView-CNN finds its sites on its first batch
         fig = viz.unit_heatmap(net, class_names=names)
     fig.suptitle(title)
     return fig
@@ -64,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     from neuroview.zoo.pretrained import read_manifest
 
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, entry in sorted(read_manifest().items()):
-        if entry.get("recipe") in RECIPES:
+    lines = [INTRO]
+    for name, entry in sorted(read_manifest().items(), key=lambda kv: (kv[1]["recipe"] or "", kv[0])):
+        if entry.get("recipe") in RECIPES and entry["architecture"].startswith("nv_"):
             fig = picture(name, entry)
             path = args.out / f"{name}.png"
-            fig.savefig(path, dpi=80, bbox_inches="tight")
-            print(f"{path.relative_to(ROOT)}", flush=True)
+            fig.savefig(path, dpi=72, bbox_inches="tight")
+            print(path, flush=True)
+            lines.append(f"## `{name}`\n\n![{name}](img/ucr/{path.name})\n")
+    if args.out == OUT:
+        PAGE.write_text("\n".join(lines))
     return 0
 
 

@@ -59,6 +59,27 @@ def test_every_recipe_parses_and_builds_its_model_and_data(recipe, tmp_path):
     assert cli.model.training_step(batch, 0).isfinite()
 
 
+UCR_DEFAULTS = ["ucr_nv_cnn", "ucr_cnn", "ucr_nv_rnn", "ucr_rnn"]
+
+
+@pytest.mark.parametrize("recipe", UCR_DEFAULTS)
+@pytest.mark.parametrize("dataset", ["JapaneseVowels", "ArrowHead"])
+def test_default_time_series_recipes_run_unchanged_on_any_set(recipe, dataset, tmp_path):
+    # variable length (12 channels, 9 classes) and long univariate series (251 steps, 3 classes):
+    # the recipe is the same file, only the set's name differs; 3 steps with the final weights tested
+    cli = cli_main(["fit", "--config", str(ROOT / "recipes" / f"{recipe}.yaml"), "--data.init_args.name", dataset,
+                    "--trainer.default_root_dir", str(tmp_path), "--trainer.max_steps", "3",
+                    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    dm, hp = cli.datamodule, cli.model.hparams
+    assert (hp.num_classes, hp.in_channels, hp.max_len) == (dm.num_classes, dm.in_channels, dm.max_len)
+    assert dm.batch_size == max(4, dm.split_sizes()["train"] // 10) and "val" not in dm.split_sizes()
+    assert cli.trainer.global_step == 3 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert 0.0 <= cli.trainer.callback_metrics["test_acc"] <= 1.0
+    net = cli.model.model
+    if "rnn" in recipe:  # a step reads a window: the longest series is at most max_steps steps
+        assert net.window == -(-dm.max_len // hp.model_kwargs["max_steps"])
+
+
 def test_print_config_shows_overrides(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         cli_main(["fit", "--config", DIGITS, "--data.batch_size", "128", "--trainer.max_epochs", "3", "--print_config"])
