@@ -36,16 +36,13 @@ RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_nv_rnn.yaml")
 def class_means(dm, window: int):
     """``[C, steps, F]``: each class's mean training series, averaged over each window of samples."""
     import torch
-    import torch.nn.functional as F
 
-    x, y = [], []
-    for batch in dm.train_dataloader():
-        x.append(batch[0])
-        y.append(batch[-1])
-    x, y = torch.cat(x), torch.cat(y)  # [N, C, T]
-    means = torch.stack([x[y == c].mean(0) for c in range(dm.num_classes)])  # [K, C, T]
-    means = F.pad(means, (0, (-means.shape[-1]) % window))
-    return means.unflatten(-1, (-1, window)).mean(-1).transpose(1, 2)  # [K, steps, C]
+    from neuroview.attribution.importance import class_means as means
+    from neuroview.viz.report_writer import per_step
+
+    x, y = zip(*((b[0], b[-1]) for b in dm.train_dataloader()))
+    xb = per_step(torch.cat(x).transpose(1, 2), window)  # [N, C, T] -> [N, steps, C]
+    return means(xb, torch.cat(y), dm.num_classes)
 
 
 def picture(name: str, entry: dict):

@@ -165,6 +165,8 @@ def _wrap_frozen(standard: nn.Module, num_classes: int | None, max_len: int | No
         if max_len is None:
             raise ValueError("max_len: an RNN's NeuroView classifier reads a fixed number of steps; pass max_len=")
         wrap_kwargs = wrap_kwargs | {"max_len": max_len}
+        if getattr(standard, "window", 1) > 1:  # the RNN reads windows of samples: so does its NeuroView variant
+            wrap_kwargs = {"window": standard.window} | wrap_kwargs
     net = wrap(backbone, n_cls, **wrap_kwargs)
     body = net.rnn if isinstance(net, NeuroViewRNN) else net.backbone
     body.requires_grad_(False)

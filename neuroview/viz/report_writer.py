@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .._io import staged_dir
+from ..core.rnn_backbone import fold_windows
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares
 from . import plots
@@ -113,7 +114,7 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
                dpi: int) -> list[str]:
     """Explain, then write every file into ``out`` (the staging folder), advancing ``bar`` once per step."""
     rnn, cnn = is_rnn(model), is_cnn(model)
-    xb = batch_first(model, x) if rnn else x
+    xb = per_step(batch_first(model, x), getattr(model, "window", 1)) if rnn else x
     exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar)
     for f in fields(exp):  # tables and pictures are made on the CPU, wherever the model runs
         if isinstance(getattr(exp, f.name), Tensor):
@@ -150,6 +151,14 @@ def check_requirements() -> None:
     missing = [f"{m} ({how})" for m, how in need.items() if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(f"the report needs {' and '.join(missing)}; nothing was written")
+
+
+def per_step(xb: Tensor, window: int) -> Tensor:
+    """``xb [B, T, F]`` as the RNN's steps read it, ``[B, ceil(T / window), F]``: the mean of each
+    window of samples (the last window's zero padding counted), the series drawn under per-step importance."""
+    if window == 1:
+        return xb
+    return fold_windows(xb, None, window)[0].unflatten(-1, (window, -1)).mean(2)
 
 
 def _figure_count(model: nn.Module, xb: Tensor, picks: list[int]) -> int:

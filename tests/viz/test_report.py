@@ -247,6 +247,24 @@ def test_write_report_rnn_time_tables(rnn, tmp_path):
     assert torch.equal(back.lengths, lengths)
 
 
+def test_write_report_rnn_reading_windows_draws_one_input_point_a_step(tmp_path, monkeypatch):
+    from neuroview.viz import report_writer
+
+    torch.manual_seed(2)
+    net = nv.NeuroViewRNN(nn.GRU(2 * 3, 4, batch_first=True), num_classes=3, max_len=10, window=3).eval()
+    x, lengths, y = torch.randn(6, 10, 2), torch.tensor([10, 7, 10, 2, 10, 5]), torch.arange(6) % 3
+    # the mean of each window of samples, the last window's padding counted: (x8 + x9 + 0) / 3
+    steps = report_writer.per_step(x, 3)
+    assert steps.shape == (6, 4, 2) and torch.allclose(steps[:, 3], x[:, 9] / 3) and torch.allclose(steps[:, 0], x[:, :3].mean(1))
+    seen = []
+    real = report_writer.plots.sample_time
+    monkeypatch.setattr(report_writer.plots, "sample_time", lambda exp, i, **kw: seen.append(kw["series"].shape) or real(exp, i, **kw))
+    files = write_report(net, x, y, tmp_path / "r", lengths=lengths, class_names=NAMES, examples=2, progress=False, dpi=40)
+    assert "time_importance.png" in files and len(seen) == 2
+    # each picked sample's series is drawn over its own steps (windows), 2 features each, never its raw samples
+    assert all(s[0] <= net.steps and s[1] == 2 for s in seen)
+
+
 def test_pick_examples_prefers_distinct_classes_and_one_mistake():
     pred, y = torch.tensor([0, 0, 1, 2, 1, 2]), torch.tensor([0, 0, 1, 1, 1, 2])
     assert pick_examples(pred, y, 3) == [0, 2, 3]  # class 0, class 1, and the mistake at 3

@@ -348,6 +348,9 @@ def test_retrofit_rnn_needs_max_len_and_reads_sequences():
     res = retrofit(std, [(x, lengths, y)], [(x, lengths, y)], max_len=10, epochs=50)
     assert isinstance(res.model, nv.NeuroViewRNN) and res.model.max_len == 10
     assert res.train_acc > 0.6  # 30 samples, 240 features: the classifier can fit them
+    windowed = nv.create_model("gru", in_features=2, num_classes=3, hidden_size=8, max_len=10, window=2)
+    res = retrofit(windowed, [(x, lengths, y)], [(x, lengths, y)], max_len=10, epochs=5)
+    assert (res.model.window, res.model.steps, res.model.input_size) == (2, 5, 2)
 
 
 def test_retrofit_refuses_a_neuroview_network():
