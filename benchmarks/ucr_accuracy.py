@@ -121,8 +121,9 @@ def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = Non
 
 
 def _fmt(accs: list[float]) -> str:
-    sd = statistics.pstdev(accs) if len(accs) > 1 else 0.0
-    return f"{statistics.fmean(accs):.1f} ± {sd:.1f} ({len(accs)})"
+    if len(accs) == 1:
+        return f"{accs[0]:.1f} (1)"
+    return f"{statistics.fmean(accs):.1f} ± {statistics.pstdev(accs):.1f} ({len(accs)})"
 
 
 def main(argv: list[str] | None = None) -> int:
