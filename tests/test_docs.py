@@ -92,7 +92,7 @@ def test_rendering_follows_the_numbers(tmp_path):
     _set_runs(src, ("recipes/gunpoint_nv_fcn1d.yaml",), 0.85)
     _set_runs(src, ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_nv_rnn.yaml"), 0.85, "GunPoint")
     assert "**GunPoint: not met.** `nv_fcn1d` 85.0 ± 0.0" in docs_tables.render_aim(src)
-    assert "GunPoint `nv_fcn1d` −5.0, `nv_lite` −5.0, `nv_gru` −5.0" in docs_tables.render_gaps(src).replace("\n", " ")
+    assert "GunPoint `nv_fcn1d` −5.0, `nv_gru` −5.0, `nv_lite` −5.0;" in docs_tables.render_gaps(src).replace("\n", " ")
     _set_runs(src, ("recipes/ucr_nv_cnn.yaml",), 0.5, "ArrowHead")
     assert "| ArrowHead | 50.0 ± 0.0 (3) |" in docs_tables.render_ucr(src)
 
