@@ -37,8 +37,7 @@ def class_means(dm, window: int):
     """``[C, steps, F]``: each class's mean training series, averaged over each window of samples."""
     import torch
 
-    from neuroview.attribution.importance import class_means as means
-    from neuroview.viz.report_writer import per_step
+    from neuroview.attribution.importance import class_means as means, per_step
 
     x, y = zip(*((b[0], b[-1]) for b in dm.train_dataloader()))
     xb = per_step(torch.cat(x).transpose(1, 2), window)  # [N, C, T] -> [N, steps, C]

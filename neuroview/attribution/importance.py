@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+from ..core.rnn_backbone import fold_windows
 
 __all__ = [
     "unit_weights",
@@ -28,6 +29,7 @@ __all__ = [
     "layer_time_weights",
     "layer_shares",
     "class_means",
+    "per_step",
     "is_cnn",
     "is_rnn",
 ]
@@ -169,6 +171,14 @@ def class_means(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
         if (y == c).any():
             out[c] = x[y == c].mean(0)
     return out
+
+
+def per_step(xb: Tensor, window: int) -> Tensor:
+    """``xb [B, T, F]`` as the RNN's steps read it, ``[B, ceil(T / window), F]``: the mean of each
+    window of samples (the last window's zero padding counted), the series drawn under per-step importance."""
+    if window == 1:
+        return xb
+    return fold_windows(xb, None, window)[0].unflatten(-1, (window, -1)).mean(2)
 
 
 def _check_sample(sample: int, b: int) -> int:

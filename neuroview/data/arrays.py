@@ -290,7 +290,8 @@ class ArrayDataModule(pl.LightningDataModule):
         return {k: len(v[1]) for k, v in self._prepared_splits().items()}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_size={self.batch_size}, val_fraction={self.val_fraction}, seed={self.seed})"
+        # the batch size as given ('auto' stays 'auto'): a repr must not load the data
+        return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed})"
 
 
 def _take(x, idx: np.ndarray):

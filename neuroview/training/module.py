@@ -162,8 +162,12 @@ class NeuroViewModule(pl.LightningModule):
                                "datamodule to take it from; call module.model.discover(x) on a real batch before fit")
         # the loader of the stage being run: a predict-only or test-only data module may have no other
         name = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}.get(stage, "val")
-        loader = getattr(dm, f"{name}_dataloader")()
-        return unpack(next(iter(loader)))[0]
+        batch = next(iter(getattr(dm, f"{name}_dataloader")()), None)
+        if batch is None:
+            raise RuntimeError(f"NeuroViewModule: the data module has no {name} batch to find the network's sites on "
+                               f"(val_fraction=0 leaves no validation split); run another stage first or call "
+                               f"module.build(x) on a real batch")
+        return unpack(batch)[0]
 
     @property
     def classifier(self) -> nn.Linear:

@@ -20,9 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .._io import staged_dir
-from ..core.rnn_backbone import fold_windows
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
-from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares
+from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step
 from . import plots
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_out, explain_batches, pick_examples, prediction_rows, progress_bar,
@@ -151,14 +150,6 @@ def check_requirements() -> None:
     missing = [f"{m} ({how})" for m, how in need.items() if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(f"the report needs {' and '.join(missing)}; nothing was written")
-
-
-def per_step(xb: Tensor, window: int) -> Tensor:
-    """``xb [B, T, F]`` as the RNN's steps read it, ``[B, ceil(T / window), F]``: the mean of each
-    window of samples (the last window's zero padding counted), the series drawn under per-step importance."""
-    if window == 1:
-        return xb
-    return fold_windows(xb, None, window)[0].unflatten(-1, (window, -1)).mean(2)
 
 
 def _figure_count(model: nn.Module, xb: Tensor, picks: list[int]) -> int:

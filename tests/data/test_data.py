@@ -262,3 +262,8 @@ def test_ucr_other_sets_need_download():
     with pytest.raises(ValueError, match="download=True"):
         UCRDataModule("Coffee")
     assert UCRDataModule("Coffee", download=True).name == "Coffee"  # nothing is fetched before setup
+
+
+def test_repr_does_not_load_the_data():
+    dm = UCRDataModule("GunPoint", val_fraction=0.0)
+    assert repr(dm) == "UCRDataModule(batch_size='auto', val_fraction=0.0, seed=0)" and dm._splits is None

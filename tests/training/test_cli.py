@@ -80,6 +80,13 @@ def test_default_time_series_recipes_run_unchanged_on_any_set(recipe, dataset, t
         assert net.window == -(-dm.max_len // hp.model_kwargs["max_steps"])
 
 
+def test_validate_without_a_validation_split_is_a_clear_error(tmp_path):
+    # val_fraction=0 leaves no validation batch for a lazy NeuroView-CNN to find its sites on
+    with pytest.raises(RuntimeError, match="no val batch to find the network's sites on .*val_fraction=0"):
+        cli_main(["validate", "--config", str(ROOT / "recipes" / "ucr_nv_cnn.yaml"), "--trainer.default_root_dir",
+                  str(tmp_path), "--trainer.enable_progress_bar", "false"])
+
+
 def test_print_config_shows_overrides(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         cli_main(["fit", "--config", DIGITS, "--data.batch_size", "128", "--trainer.max_epochs", "3", "--print_config"])

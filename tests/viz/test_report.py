@@ -248,13 +248,14 @@ def test_write_report_rnn_time_tables(rnn, tmp_path):
 
 
 def test_write_report_rnn_reading_windows_draws_one_input_point_a_step(tmp_path, monkeypatch):
+    from neuroview.attribution.importance import per_step
     from neuroview.viz import report_writer
 
     torch.manual_seed(2)
     net = nv.NeuroViewRNN(nn.GRU(2 * 3, 4, batch_first=True), num_classes=3, max_len=10, window=3).eval()
     x, lengths, y = torch.randn(6, 10, 2), torch.tensor([10, 7, 10, 2, 10, 5]), torch.arange(6) % 3
     # the mean of each window of samples, the last window's padding counted: (x8 + x9 + 0) / 3
-    steps = report_writer.per_step(x, 3)
+    steps = per_step(x, 3)
     assert steps.shape == (6, 4, 2) and torch.allclose(steps[:, 3], x[:, 9] / 3) and torch.allclose(steps[:, 0], x[:, :3].mean(1))
     seen = []
     real = report_writer.plots.sample_time
