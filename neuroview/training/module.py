@@ -62,6 +62,10 @@ class NeuroViewModule(pl.LightningModule):
             normalization parameters are never decayed).
         classifier_weight_decay: weight decay of the global classifier (the head of a standard
             model); default ``weight_decay``.
+        classifier_lr: peak learning rate of the global classifier's weight; default ``lr``. With
+            Adam every weight moves by about ``lr`` a step, so a logit moves in proportion to how
+            many features the classifier reads: a NeuroView classifier over thousands of unit
+            codes or hidden states may want a smaller one than the backbone.
         scheduler: ``"cosine"`` (per step, after ``warmup_epochs`` of linear warm-up),
             ``"onecycle"``, ``"plateau"`` (halve when ``val_acc`` stalls) or ``"none"``.
         label_smoothing: cross-entropy label smoothing.
@@ -88,6 +92,7 @@ class NeuroViewModule(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         classifier_weight_decay: float | None = None,
+        classifier_lr: float | None = None,
         momentum: float = 0.9,
         scheduler: str = "cosine",
         warmup_epochs: float = 0.0,
@@ -104,6 +109,8 @@ class NeuroViewModule(pl.LightningModule):
             raise ValueError(f"scheduler: expected one of {SCHEDULERS}, got {scheduler!r}")
         if not lr > 0:
             raise ValueError(f"lr: expected a positive number, got {lr!r}")
+        if classifier_lr is not None and not classifier_lr > 0:
+            raise ValueError(f"classifier_lr: expected a positive number or None, got {classifier_lr!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}")
         for name, v in (("weight_decay", weight_decay), ("l1_classifier", l1_classifier),
@@ -268,7 +275,8 @@ class NeuroViewModule(pl.LightningModule):
 
     # ------------------------------------------------------------- optimizers
     def parameter_groups(self) -> list[dict]:
-        """Trainable parameters in three groups: weights, classifier weight, and never-decayed ones."""
+        """Trainable parameters in three groups: weights, classifier weight (its own weight decay and,
+        with ``classifier_lr``, learning rate), and never-decayed ones."""
         hp = self.hparams
         head_w = self.classifier.weight
         cls_wd = hp.weight_decay if hp.classifier_weight_decay is None else hp.classifier_weight_decay
@@ -277,8 +285,10 @@ class NeuroViewModule(pl.LightningModule):
             if not p.requires_grad or p is head_w:
                 continue
             (decay if p.dim() >= 2 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": hp.weight_decay},
-                  {"params": [head_w] if head_w.requires_grad else [], "weight_decay": cls_wd},
+        head = {"params": [head_w] if head_w.requires_grad else [], "weight_decay": cls_wd}
+        if hp.get("classifier_lr") is not None:
+            head["lr"] = hp.classifier_lr
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, head,
                   {"params": no_decay, "weight_decay": 0.0}]
         return [g for g in groups if g["params"]]
 

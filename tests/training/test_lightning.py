@@ -43,7 +43,8 @@ def test_build_model_routes_the_data_shape():
 
 @pytest.mark.parametrize("kw, match", [({"optimizer": "lbfgs"}, "optimizer"), ({"scheduler": "exp"}, "scheduler"),
                                        ({"lr": 0}, "lr"), ({"l1_classifier": -1}, "l1_classifier"),
-                                       ({"label_smoothing": 1.0}, "label_smoothing")])
+                                       ({"label_smoothing": 1.0}, "label_smoothing"),
+                                       ({"classifier_lr": 0.0}, "classifier_lr")])
 def test_bad_options_name_the_argument(kw, match):
     with pytest.raises(ValueError, match=match):
         NeuroViewModule("small_cnn", 10, 1, TINY_CNN, **kw)
@@ -87,6 +88,20 @@ def test_weight_decay_groups():
     assert [g["weight_decay"] for g in groups] == [0.01, 0.5, 0.0]
     assert groups[1]["params"] == [m.model.classifier.weight]
     assert all(p.dim() < 2 for p in groups[2]["params"])
+    assert all("lr" not in g for g in groups)  # every group at the optimizer's lr
+
+
+def test_classifier_lr_is_the_classifier_weight_s_own_and_follows_the_schedule(tmp_path):
+    m = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, lr=0.01, classifier_lr=0.001, scheduler="cosine")
+    trainer = tiny_trainer(tmp_path)
+    trainer.fit(m, DigitsDataModule(batch_size=16))
+    opt = trainer.optimizers[0]
+    head = next(g for g in opt.param_groups if any(p is m.model.classifier.weight for p in g["params"]))
+    rest = [g for g in opt.param_groups if g is not head]
+    assert head["initial_lr"] == 0.001 and all(g["initial_lr"] == 0.01 for g in rest)
+    # the cosine scales both by the same factor
+    assert head["lr"] / 0.001 == pytest.approx(rest[0]["lr"] / 0.01)
+    assert head["lr"] < 0.001
 
 
 def test_freeze_backbone_trains_only_the_global_classifier(tmp_path):
