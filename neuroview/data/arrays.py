@@ -15,6 +15,7 @@ from typing import ClassVar, Literal, Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -75,6 +76,11 @@ class ArrayDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
             memory (augmentation, where there is some, runs on whole batches after the transfer).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
+        resample: variable-length sets only: stretch (or shrink) every series to :attr:`max_len`
+            steps by linear interpolation (uniform scaling) instead of zero-padding it. The
+            batches are then ``(x, y)`` of equal length, with nothing to mask: what a CNN wants,
+            whose average over positions would otherwise count the padding. A sequence model
+            that masks ``lengths`` (the NeuroView-RNN) reads the series as they are without it.
 
     Subclasses implement :meth:`load`, returning ``{"train": (X, y), "test": (X, y)}`` and
     optionally ``"val"``; ``X`` is an array ``[N, C, *spatial]`` or a list of ``[C, T_i]`` arrays
@@ -94,7 +100,8 @@ class ArrayDataModule(pl.LightningDataModule):
     FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
 
     def __init__(self, *, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1, seed: int = 0,
-                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None,
+                 resample: bool = False):
         super().__init__()
         if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
             raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
@@ -107,6 +114,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self.seed = seed
         self.normalize = normalize
         self.num_workers = num_workers
+        self.resample = bool(resample)
         self._splits: dict[str, tuple[Tensor, Tensor, Tensor | None]] | None = None
         self._classes: list[str] | None = None
 
@@ -172,6 +180,7 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @property
     def variable_length(self) -> bool:
+        """Whether batches carry ``lengths`` (a variable-length set, padded rather than resampled)."""
         return self._prepared_splits()["train"][2] is not None
 
     # -------------------------------------------------------------------- internals
@@ -208,7 +217,9 @@ class ArrayDataModule(pl.LightningDataModule):
             if unknown:
                 raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split lacks")
             yt = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
-            if variable:
+            if variable and self.resample:
+                xt, lengths = _resample(x, max_len), None
+            elif variable:
                 xt, lengths, full = _pad(x, max_len)
                 if (full > max_len).any():
                     truncated[name] = full[full > max_len]
@@ -314,6 +325,19 @@ def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor, Te
     return out, lengths, full
 
 
+def _resample(arrays: Sequence[np.ndarray], max_len: int) -> Tensor:
+    """``x [N, C, max_len]``: every ``[C, T_i]`` series linearly interpolated to ``max_len`` steps,
+    its first and last samples kept (a series of one step becomes constant)."""
+    c = arrays[0].shape[0]
+    out = torch.empty(len(arrays), c, max_len)
+    for i, a in enumerate(arrays):
+        if a.ndim != 2 or a.shape[0] != c or a.shape[1] < 1:
+            raise ValueError(f"X: expected every sequence of shape [{c}, T] with T >= 1, got {a.shape} at index {i}")
+        t = torch.as_tensor(np.asarray(a, dtype=np.float32))[None]
+        out[i] = F.interpolate(t, size=max_len, mode="linear", align_corners=True)[0] if a.shape[1] > 1 else t[0, :, :1]
+    return out
+
+
 def _warn_truncated(owner: str, truncated: dict[str, Tensor], max_len: int) -> None:
     """One warning for all splits: how many series of which split were cut, and from what length."""
     parts = [f"{len(v)} {split} series of up to {int(v.max())} steps" for split, v in truncated.items()]
@@ -327,14 +351,15 @@ class NpzDataModule(ArrayDataModule):
 
     Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
-    axis. Without a test split, ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of
+    axis (``resample=True`` stretches them to the longest instead). Without a test split, ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of
     the rest, stratified, by ``seed``. ``X`` of shape ``[N, T]`` is read as one channel.
     """
 
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int = 64, val_fraction: float = 0.1,
-                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None,
+                 resample: bool = False):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
-                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+                         num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         check_fraction("test_fraction", test_fraction)
         self.path = Path(path)
         self.test_fraction = test_fraction

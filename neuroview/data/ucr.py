@@ -24,7 +24,8 @@ class UCRDataModule(ArrayDataModule):
     PickupGestureWiimoteZ) are zero-padded to the longest series of the training split the model
     is fit on and batched as ``(x, lengths, y)``; a longer validation or test series is truncated
     to that length, with a warning (JapaneseVowels: training series reach 26 steps, one test
-    series has 29). String labels are encoded in numeric order when they are numbers.
+    series has 29). ``resample=True`` stretches every series to that length instead (linear
+    interpolation; nothing is truncated or masked), as the CNN recipes do. String labels are encoded in numeric order when they are numbers.
     ``batch_size="auto"`` (the default) takes a tenth of the training series, within [4, 64].
     Sets outside :data:`UCR_DATASETS` need ``download=True`` (aeon fetches them once).
 
@@ -40,9 +41,9 @@ class UCRDataModule(ArrayDataModule):
 
     def __init__(self, name: str = "GunPoint", *, batch_size: int | Literal["auto"] = "auto", val_fraction: float = 0.2,
                  seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None,
-                 download: bool = False):
+                 download: bool = False, resample: bool = False):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
-                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+                         num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         if name not in UCR_DATASETS:
             import difflib  # noqa: PLC0415
 

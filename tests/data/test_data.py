@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -219,6 +220,24 @@ def test_max_len_is_the_longest_training_series_and_longer_ones_are_truncated(tm
         assert xb.shape[-1] == 8 and int(lb.max()) <= 8
         for xi, n in zip(xb, lb):
             assert xi[:, n:].abs().sum() == 0 and bool((xi[:, :n] != 0).all())
+
+
+def test_resample_stretches_every_series_to_max_len_by_linear_interpolation(tmp_path):
+    # one channel, known answers: [0, 2] -> [0, 1, 2, 3, 4] / 2 ... stretched to the longest training series (5)
+    ramp = np.arange(12, dtype=np.float32)
+    np.savez(tmp_path / "seq.npz", X=np.stack([ramp * 2, ramp, ramp])[:, None], y=np.array([0, 1, 1]),
+             lengths=np.array([2, 5, 1]), X_test=np.stack([ramp, ramp])[:, None], y_test=np.array([0, 1]),
+             lengths_test=np.array([9, 3]))
+    dm = NpzDataModule(str(tmp_path / "seq.npz"), batch_size=4, val_fraction=0, normalize=False, resample=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a longer test series is shrunk, not truncated: no warning
+        dm.setup("fit")
+        x, lengths = dm._splits["train"][0][:, 0], dm._splits["train"][2]
+        test = dm._splits["test"][0][:, 0]
+    assert dm.max_len == 5 and not dm.variable_length and lengths is None
+    assert torch.allclose(x, torch.tensor([[0, 0.5, 1, 1.5, 2], [0, 1, 2, 3, 4], [0, 0, 0, 0, 0.0]]))
+    assert torch.allclose(test, torch.tensor([[0, 2, 4, 6, 8], [0, 0.5, 1, 1.5, 2.0]]))  # 9 steps shrunk, 3 stretched
+    assert len(next(iter(dm.train_dataloader()))) == 2  # (x, y): nothing to mask
 
 
 def test_a_carved_validation_split_does_not_extend_max_len(tmp_path):
