@@ -63,9 +63,8 @@ class NeuroViewModule(pl.LightningModule):
         classifier_weight_decay: weight decay of the global classifier (the head of a standard
             model); default ``weight_decay``.
         classifier_lr: peak learning rate of the global classifier's weight; default ``lr``. With
-            Adam every weight moves by about ``lr`` a step, so a logit moves in proportion to how
-            many features the classifier reads: a NeuroView classifier over thousands of unit
-            codes or hidden states may want a smaller one than the backbone.
+            Adam a logit moves with the number of features the classifier reads: one over
+            thousands of unit codes or hidden states may want a smaller rate than the backbone.
         scheduler: ``"cosine"`` (per step, after ``warmup_epochs`` of linear warm-up),
             ``"onecycle"``, ``"plateau"`` (halve when ``val_acc`` stalls) or ``"none"``.
         label_smoothing: cross-entropy label smoothing.
