@@ -79,8 +79,8 @@ class ArrayDataModule(pl.LightningDataModule):
         resample: variable-length sets only: stretch (or shrink) every series to :attr:`max_len`
             steps by linear interpolation (uniform scaling) instead of zero-padding it. The
             batches are then ``(x, y)`` of equal length, with nothing to mask: what a CNN wants,
-            whose average over positions would otherwise count the padding. A sequence model
-            that masks ``lengths`` (the NeuroView-RNN) reads the series as they are without it.
+            whose average over positions would otherwise count the padding. An RNN reads either:
+            padded series masked past their ``lengths``, or stretched ones (the ``ucr_*`` recipes).
 
     Subclasses implement :meth:`load`, returning ``{"train": (X, y), "test": (X, y)}`` and
     optionally ``"val"``; ``X`` is an array ``[N, C, *spatial]`` or a list of ``[C, T_i]`` arrays
@@ -351,8 +351,9 @@ class NpzDataModule(ArrayDataModule):
 
     Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
-    axis (``resample=True`` stretches them to the longest instead). Without a test split, ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of
-    the rest, stratified, by ``seed``. ``X`` of shape ``[N, T]`` is read as one channel.
+    axis (``resample=True`` stretches them to the longest instead). Without a test split,
+    ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of the rest, stratified, by
+    ``seed``. ``X`` of shape ``[N, T]`` is read as one channel.
     """
 
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int = 64, val_fraction: float = 0.1,

@@ -25,7 +25,8 @@ class UCRDataModule(ArrayDataModule):
     is fit on and batched as ``(x, lengths, y)``; a longer validation or test series is truncated
     to that length, with a warning (JapaneseVowels: training series reach 26 steps, one test
     series has 29). ``resample=True`` stretches every series to that length instead (linear
-    interpolation; nothing is truncated or masked), as the CNN recipes do. String labels are encoded in numeric order when they are numbers.
+    interpolation; nothing is truncated or masked), as the ``ucr_*`` recipes do. String labels
+    are encoded in numeric order when they are numbers.
     ``batch_size="auto"`` (the default) takes a tenth of the training series, within [4, 64].
     Sets outside :data:`UCR_DATASETS` need ``download=True`` (aeon fetches them once).
 

@@ -307,7 +307,7 @@ class NeuroViewModule(pl.LightningModule):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_acc", "interval": "epoch"}}
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         if hp.scheduler == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
         else:
             # steps per epoch: from max_epochs, or (a run bounded by max_steps) from the loader itself
             epochs = self.trainer.max_epochs or -1

@@ -104,6 +104,15 @@ def test_classifier_lr_is_the_classifier_weight_s_own_and_follows_the_schedule(t
     assert head["lr"] < 0.001
 
 
+def test_onecycle_peaks_the_classifier_at_classifier_lr(tmp_path):
+    m = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, lr=0.01, classifier_lr=0.001, scheduler="onecycle")
+    trainer = tiny_trainer(tmp_path)
+    trainer.fit(m, DigitsDataModule(batch_size=16))
+    head = next(g for g in trainer.optimizers[0].param_groups if any(p is m.model.classifier.weight for p in g["params"]))
+    assert head["max_lr"] == 0.001
+    assert all(g["max_lr"] == 0.01 for g in trainer.optimizers[0].param_groups if g is not head)
+
+
 def test_freeze_backbone_trains_only_the_global_classifier(tmp_path):
     m = NeuroViewModule("nv_small_cnn", 10, 1, TINY_CNN, freeze_backbone=True, lr=0.1).build(torch.randn(2, 1, 8, 8))
     before = {k: v.clone() for k, v in m.model.state_dict().items()}
