@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         todo = [(r, s, seed) for r in args.recipes for s in args.sets for seed in args.seeds
                 if not (_is_rnn(r) and s in CNN_ONLY)
                 and (args.rerun or runs.get(_key(r, s, seed, extra), {}).get("sha") != _sha(r) or (args.export and seed == 0))]
+        from neuroview.zoo.pretrained import _locked  # the zoo's file lock: parallel scripts share this JSON
+
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = {pool.submit(run_one, r, s, seed, args.export and seed == 0, extra): (r, s, seed) for r, s, seed in todo}
             for fut in as_completed(futures):
@@ -155,8 +157,6 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as e:  # one failed run is reported, the others go on
                     print(f"FAILED {key}: {str(e)[-2000:]}", flush=True)
                     continue
-                from neuroview.zoo.pretrained import _locked
-
                 with _locked(RESULTS):  # other runs of this script may write the same file
                     save(load() | {key: rec})
                 print(f"{key}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s", flush=True)

@@ -238,6 +238,10 @@ def test_resample_stretches_every_series_to_max_len_by_linear_interpolation(tmp_
     assert torch.allclose(x, torch.tensor([[0, 0.5, 1, 1.5, 2], [0, 1, 2, 3, 4], [0, 0, 0, 0, 0.0]]))
     assert torch.allclose(test, torch.tensor([[0, 2, 4, 6, 8], [0, 0.5, 1, 1.5, 2.0]]))  # 9 steps shrunk, 3 stretched
     assert len(next(iter(dm.train_dataloader()))) == 2  # (x, y): nothing to mask
+    # a series of no steps has nothing to stretch: a clear error, not a NaN series
+    np.savez(tmp_path / "empty.npz", X=np.ones((3, 1, 4), np.float32), y=np.array([0, 1, 1]), lengths=np.array([2, 0, 4]))
+    with pytest.raises(ValueError, match=r"X: expected every sequence of shape \[1, T\] with T >= 1, got \(1, 0\) at index \d"):
+        NpzDataModule(str(tmp_path / "empty.npz"), val_fraction=0, test_fraction=0.34, resample=True).setup("fit")
 
 
 def test_a_carved_validation_split_does_not_extend_max_len(tmp_path):
