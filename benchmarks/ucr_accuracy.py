@@ -13,6 +13,8 @@ scored on the same splits with the same seeds.
     nice -n 10 python benchmarks/ucr_accuracy.py --sets OSULeaf PickupGestureWiimoteZ --seeds 0
     # the README table from the cached runs (no training)
     python benchmarks/ucr_accuracy.py --table
+    # on the GPU machine, into a file of its own (each run alone: the GPU time a run)
+    python benchmarks/ucr_accuracy.py --sets GunPoint --seeds 0 --results benchmarks/results/ucr_accuracy_gpu.json
 
 Runs are cached in ``benchmarks/results/ucr_accuracy.json`` by recipe, set and seed with the
 recipe's SHA-256: a changed recipe is run again. ``--export`` also saves each recipe's seed-0
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reproduce_zoo import RESULTS, train  # noqa: E402
 
-OUT = RESULTS / "ucr_accuracy.json"
+OUT = RESULTS / "ucr_accuracy.json"  # --results points elsewhere
 MINIROCKET = RESULTS / "minirocket.json"
 RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_cnn.yaml", "recipes/ucr_nv_rnn.yaml", "recipes/ucr_rnn.yaml")
 DEV_SETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead", "mnist1d")
@@ -66,7 +68,9 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
     r = train(recipe, seed, extra=overrides(dataset) + list(extra), threads=1)
     rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"], "extra": list(extra),
            "test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"],
-           "steps": r["steps"], "seconds": round(r["seconds"], 1)}
+           "steps": r["steps"], "seconds": round(r["seconds"], 1),
+           # where Lightning's accelerator="auto" trained it (the fit runs in a subprocess that sees the same devices)
+           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     if export:
         from neuroview.zoo import pretrained as zoo
 
@@ -85,14 +89,14 @@ def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = ()) -> s
     return f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "")
 
 
-def load() -> dict:
-    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+def load(path: Path = OUT) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def save(runs: dict) -> None:
+def save(runs: dict, path: Path = OUT) -> None:
     from neuroview._io import atomic_write
 
-    atomic_write(OUT, (json.dumps(dict(sorted(runs.items())), indent=2) + "\n").encode())
+    atomic_write(path, (json.dumps(dict(sorted(runs.items())), indent=2) + "\n").encode())
 
 
 def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = None) -> str:
@@ -135,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", action="store_true", help="save each recipe's seed-0 model of every set into the zoo")
     p.add_argument("--table", action="store_true", help="print the table from the cached runs; train nothing")
     p.add_argument("--rerun", action="store_true", help="run again even where a cached run of the same recipe exists")
+    p.add_argument("--results", type=Path, default=OUT, help="the JSON of runs (the cache), default %(default)s")
     p.add_argument("--extra", default="", help="tuning: options added to every run, e.g. '--model.model_kwargs.hidden_size 64' "
                                                "(recorded apart: such runs never enter the table)")
     args = p.parse_args(argv)
     extra = tuple(args.extra.split())
     if extra and args.export:
         p.error("--export: the zoo holds the recipes as they are; drop --extra")
-    runs = load()
+    runs = load(args.results)
     if not args.table:
         todo = [(r, s, seed) for r in args.recipes for s in args.sets for seed in args.seeds
                 if not (_is_rnn(r) and s in CNN_ONLY)
@@ -158,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"FAILED {key}: {str(e)[-2000:]}", flush=True)
                     continue
                 with _locked(RESULTS):  # other runs of this script may write the same file
-                    save(load() | {key: rec})
+                    save(load(args.results) | {key: rec}, args.results)
                 print(f"{key}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s", flush=True)
-    print(table(args.recipes, args.sets, load()))
+    print(table(args.recipes, args.sets, load(args.results)))
     return 0
 
 
