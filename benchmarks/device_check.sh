@@ -7,8 +7,11 @@
 #      the backbone sweep of timm's families, and the test suite on the GPU machine
 #   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU)
 #
-# Everything it writes lands in $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*, logs).
-#   run: bash benchmarks/device_check.sh        (carry .whl: the wheels of aeon, jsonargparse, ...)
+# It writes $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*) and one log per phase beside it.
+#   run: bash benchmarks/device_check.sh        (carry .whl: the wheels the GPU image lacks, made here by
+#        pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl \
+#          aeon==1.6.0 Deprecated==1.3.1 jsonargparse==4.53.0 docstring_parser==0.18.0 typeshed_client==2.15.0 \
+#          mnist1d==0.0.2.post1 captum==0.9.0)
 #   SMOKE=1 bash benchmarks/device_check.sh     (here, on CPU: a few steps of each phase)
 #   PHASES=2 ONLY=tuning QUEUE=rnn2 bash benchmarks/device_check.sh   (the second call: the RNN
 #                                               layouts' standard counterparts, tuning runs alone)
@@ -25,10 +28,10 @@ if [ -z "${SMOKE:-}" ]; then
   export PYTHONPATH=/tmp/site:$PWD
   [ "${ONLY:-}" = tuning ] || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1  # the `neuroview` command
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$LOG" 2>&1
-  TV=600; JOBS=${JOBS:-11}; PH2=${PH2:-230}; GC=110; STEPS=""; QSEEDS="0 1 2"
+  JOBS=${JOBS:-11}; PH2=${PH2:-230}; GC=110; STEPS=""; QSEEDS="0 1 2"
 else
   export PYTHONPATH=$PWD
-  TV=60; JOBS=2; PH2=${PH2:-100}; GC=60; STEPS="--trainer.max_steps 5"; QSEEDS="0"
+  JOBS=2; PH2=${PH2:-100}; GC=60; STEPS="--trainer.max_steps 5"; QSEEDS="0"
 fi
 python3 -c "import torch, pytorch_lightning, jsonargparse, aeon, mnist1d; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" >>"$LOG" 2>&1
 python3 -c "import timm, torchvision; print('timm', timm.__version__, 'torchvision', torchvision.__version__)" >>"$LOG" 2>&1

@@ -1,4 +1,5 @@
-"""The checking code of benchmarks/sweep_backbones.py, on look-alike models (no timing, no torchvision/timm).
+"""The checking code of benchmarks/sweep_backbones.py, on look-alike models (no timing, no torchvision/timm),
+and where benchmarks/ucr_accuracy.py reads its runs.
 
 The sweep classifies each wrapped backbone as right / wrong / error; these pin that a channels-last
 ConvNeXt block and a class-token ViT come out right, and that the checker catches a token axis
@@ -108,3 +109,24 @@ def test_probe_takes_the_enclosing_norm_of_a_norm_act_module(sweep):
 
     calls = sb.probe(Dense(), torch.randn(2, 3, 5, 5))
     assert calls["norm.act"][0] == {"shape": (2, 6, 5, 5), "producer": "norm", "features": 6, "how": "enclosing"}
+
+
+def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys):
+    # GPU runs go to a file of their own (--results): the table must come from that file alone,
+    # and only from runs of the recipe as it is now (its SHA-256)
+    sys.path.insert(0, str(BENCH))
+    try:
+        import ucr_accuracy as ua
+    finally:
+        sys.path.remove(str(BENCH))
+    recipe = "recipes/ucr_nv_cnn.yaml"
+    run = {"recipe": recipe, "set": "GunPoint", "sha": ua._sha(recipe), "test_acc": 0.123, "seconds": 7.0}
+    runs = {"ucr_nv_cnn@GunPoint@0": run | {"seed": 0},
+            "ucr_nv_cnn@GunPoint@1": run | {"seed": 1, "test_acc": 0.456, "sha": "an-older-recipe"}}
+    gpu = tmp_path / "gpu.json"
+    ua.save(runs, gpu)
+    default = ua.OUT.read_bytes()
+    assert ua.main(["--table", "--results", str(gpu), "--recipes", recipe, "--sets", "GunPoint"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| GunPoint"))
+    assert "| 12.3 (1) |" in row and "45.6" not in row
+    assert ua.OUT.read_bytes() == default  # the default cache is neither read into it nor written
