@@ -49,7 +49,7 @@ fi
 if [[ " $PHASES " == *" 2 "* ]]; then
 # 2. tuning runs (a queue, most wanted first), timm's sweep and the tests, side by side
 say "phase 2: queue, sweep, tests"
-Q=/tmp/queue.txt; : >$Q
+Q=/tmp/queue.txt; : >$Q; : >/tmp/queue.log
 dev5="GunPoint ItalyPowerDemand BasicMotions JapaneseVowels ArrowHead"
 add() {  # recipe "sets" "extra"
   for seed in $QSEEDS; do for s in $2; do printf '%s\t%s\t%s\t%s\n' "$1" "$s" "$seed" "$3 $STEPS" >>$Q; done; done
@@ -85,7 +85,7 @@ if [ -z "${SMOKE:-}" ] && [ "${ONLY:-}" != tuning ]; then
      --model-timeout 60 --out sweep_backbones_device --note "device_check.sh: GPU machine, side by side with tuning runs" \
      >"$OUT/sweep.log" 2>&1; echo "sweep: rc $?") >>"$LOG" 2>&1 &
   SP=$!
-  (timeout $PH2 python3 -m pytest -q -x -n 3 -p no:cacheprovider >"$OUT/pytest.log" 2>&1; echo "pytest: rc $?") >>"$LOG" 2>&1 &
+  (timeout $PH2 python3 -m pytest -q -n 3 -p no:cacheprovider >"$OUT/pytest.log" 2>&1; echo "pytest: rc $?") >>"$LOG" 2>&1 &
   TP=$!
   wait $SP $TP
 fi
