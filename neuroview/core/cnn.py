@@ -196,6 +196,11 @@ class NeuroViewCNN(nn.Module):
             kw = factory(self.backbone)
             self.norm = CodeNorm(num_units, **kw) if self._normalize else None
             self.classifier = nn.Linear(num_units, self.num_classes, **kw)
+            # built on a first batch after net.eval(): new modules start in training mode, and a head
+            # left there would batch-normalize (and move its statistics) inside an eval forward
+            for m in (self.norm, self.classifier):
+                if m is not None:
+                    m.train(self.training)
         elif self.classifier.in_features != num_units:
             raise ValueError(
                 f"backbone: its sites have {num_units} units but the classifier reads {self.classifier.in_features}: "

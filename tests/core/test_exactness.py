@@ -152,3 +152,25 @@ def test_rarely_varying_features_get_no_inflated_weights():
         opt.step()
     imp = net.eval().time_importance()  # [C, T]
     assert imp[:, 6:].max() <= 3 * imp[:, :6].max(), imp
+
+
+def test_a_head_built_on_the_first_batch_takes_the_networks_mode():
+    # wrapped without an example, put in eval mode, then run: the head built on that first batch
+    # must be in eval mode too (the folded linear map, running statistics untouched), or the
+    # logits of forward() would be batch-normalized and differ from explain()'s
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 3, 3), nn.ReLU())
+    net = nv.NeuroViewCNN(backbone, 3).eval()
+    x = torch.randn(5, 1, 12)
+    with torch.no_grad():
+        logits = net(x)
+        assert not net.classifier.training and not net.norm.training
+        assert net.norm.num_batches_tracked == 0  # eval: no statistics were taken from x
+        w, b = net.effective_classifier()
+        torch.testing.assert_close(logits, net.codes(x) @ w.T + b, rtol=0, atol=1e-6)
+        torch.testing.assert_close(logits, net.explain(x).logits, rtol=0, atol=1e-6)
+        torch.testing.assert_close(net(x[:1]), logits[:1], rtol=0, atol=1e-6)  # a sample's logits never depend on its batch
+    # and a network in training mode builds a head in training mode
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3)
+    net(x)
+    assert net.classifier.training and net.norm.training and net.norm.num_batches_tracked == 1
