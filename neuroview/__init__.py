@@ -2,6 +2,7 @@
 
 from .core.activations import register_activation
 from .core.cnn import NeuroViewCNN, Site
+from .core.ensemble import Ensemble
 from .core.explanation import CNNExplanation, Explanation, RNNExplanation
 from .zoo import create_model, list_models, register_model
 from .core.rnn import NeuroViewRNN, RNNClassifier
@@ -13,4 +14,4 @@ from .viz import faithfulness as _faithfulness_plots  # noqa: F401
 
 from ._version import __version__
 
-__all__ = ["register_activation", "NeuroViewCNN", "Site", "Explanation", "CNNExplanation", "RNNExplanation", "wrap", "create_model", "list_models", "register_model", "NeuroViewRNN", "RNNClassifier", "retrofit", "RetrofitResult"]
+__all__ = ["register_activation", "NeuroViewCNN", "Site", "Ensemble", "Explanation", "CNNExplanation", "RNNExplanation", "wrap", "create_model", "list_models", "register_model", "NeuroViewRNN", "RNNClassifier", "retrofit", "RetrofitResult"]

@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from .._batch import call_model, takes_lengths, unpack
-from ..core.cnn import NeuroViewCNN
+from ..core.ensemble import Ensemble
+from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
 from ..zoo.build import build_model
 
@@ -139,16 +140,16 @@ class NeuroViewModule(pl.LightningModule):
         at once, or (a NeuroView-CNN wrapped without an example) on the first real batch ``x``."""
         if x is not None and getattr(self.model, "sites", True) is None:
             self.model.discover(x)
-        names = [n for n in _HEAD_NAMES if isinstance(getattr(self.model, n, None), nn.Module)]
-        if not any(isinstance(getattr(self.model, n), nn.Linear) for n in names):
+        names = [n for n in _HEAD_NAMES if isinstance(getattr(self.deciders[0], n, None), nn.Module)]
+        if not any(isinstance(getattr(self.deciders[0], n), nn.Linear) for n in names):
             raise ValueError(f"arch: {self.hparams.arch!r} has no classifier/fc/head attribute, which freezing, the "
                              "classifier penalties and its weight decay need")
         self.head_names = names
-        self.unreached = _freeze_unreached(self.model, x)
+        prefixes = [f"members.{i}." for i in range(len(self.deciders))] if self.ensemble else [""]
+        self.unreached = [p + n for p, net in zip(prefixes, self.deciders) for n in freeze_unreached(net, x)]
         if self.hparams.freeze_backbone:
-            for name, child in self.model.named_children():
-                if name not in self.head_names:
-                    child.requires_grad_(False)
+            for name, child in self._backbone_children():
+                child.requires_grad_(False)
             self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         self._ready = True
@@ -176,9 +177,30 @@ class NeuroViewModule(pl.LightningModule):
         return unpack(batch)[0]
 
     @property
+    def ensemble(self) -> bool:
+        """Whether the model is an :class:`~neuroview.core.ensemble.Ensemble` (``model_kwargs.members`` > 1):
+        each member is then trained on its own loss, as if alone."""
+        return isinstance(self.model, Ensemble)
+
+    @property
+    def deciders(self) -> list[nn.Module]:
+        """The networks that each decide with a head of their own: the model, or each member of an ensemble."""
+        return list(self.model.members) if self.ensemble else [self.model]
+
+    @property
+    def classifiers(self) -> list[nn.Linear]:
+        """The global linear classifier (``fc`` of a standard CNN) of each network in :attr:`deciders`."""
+        return [next(getattr(net, n) for n in self.head_names if isinstance(getattr(net, n), nn.Linear))
+                for net in self.deciders]
+
+    @property
     def classifier(self) -> nn.Linear:
-        """The global linear classifier (``fc`` of a standard CNN)."""
-        return next(getattr(self.model, n) for n in self.head_names if isinstance(getattr(self.model, n), nn.Linear))
+        """The global linear classifier (``fc`` of a standard CNN); of an ensemble, its first member's."""
+        return self.classifiers[0]
+
+    def _backbone_children(self):
+        """``(name, module)`` of every child of :attr:`deciders` that is not part of a head."""
+        return [(name, child) for net in self.deciders for name, child in net.named_children() if name not in self.head_names]
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return call_model(self.model, x, lengths, sequence=self.sequence_input)
@@ -187,9 +209,8 @@ class NeuroViewModule(pl.LightningModule):
         super().train(mode)
         if mode and self.hparams.freeze_backbone:
             # a frozen backbone must not move either: BatchNorm statistics and dropout stay in eval mode
-            for name, child in self.model.named_children():
-                if name not in self.head_names:
-                    child.eval()
+            for _, child in self._backbone_children():
+                child.eval()
         return self
 
     def on_train_epoch_start(self) -> None:
@@ -208,13 +229,13 @@ class NeuroViewModule(pl.LightningModule):
 
     # ------------------------------------------------------------------- steps
     def penalty(self) -> Tensor:
-        """The classifier penalties added to the loss (0 when both are off)."""
-        w = self.classifier.weight
-        out = w.new_zeros(())
-        if self.hparams.l1_classifier:
-            out = out + self.hparams.l1_classifier * w.abs().sum()
-        if self.hparams.group_l1_classifier:
-            out = out + self.hparams.group_l1_classifier * w.norm(dim=0).sum()
+        """The classifier penalties added to the loss (0 when both are off); of an ensemble, every member's."""
+        out = self.classifier.weight.new_zeros(())
+        for w in (c.weight for c in self.classifiers):
+            if self.hparams.l1_classifier:
+                out = out + self.hparams.l1_classifier * w.abs().sum()
+            if self.hparams.group_l1_classifier:
+                out = out + self.hparams.group_l1_classifier * w.norm(dim=0).sum()
         return out
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
@@ -222,9 +243,16 @@ class NeuroViewModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, lengths, y = unpack(batch)
-        logits = self(x, lengths)
-        loss = self._loss(logits, y)
-        total = loss + self.penalty()
+        if self.ensemble:
+            # the sum of the members' own losses: each member's gradient is the one it would get alone
+            # (averaging would scale it by 1/k); the ensemble decides with the mean of their logits
+            z = self.model.member_logits(x)
+            total = sum(self._loss(zm, y) for zm in z)
+            loss, logits = total.detach() / len(z), z.mean(0)
+        else:
+            logits = self(x, lengths)
+            total = loss = self._loss(logits, y)
+        total = total + self.penalty()
         self.train_acc(logits, y)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
@@ -277,14 +305,14 @@ class NeuroViewModule(pl.LightningModule):
         """Trainable parameters in three groups: weights, classifier weight (its own weight decay and,
         with ``classifier_lr``, learning rate), and never-decayed ones."""
         hp = self.hparams
-        head_w = self.classifier.weight
+        head_w = [c.weight for c in self.classifiers]
         cls_wd = hp.weight_decay if hp.classifier_weight_decay is None else hp.classifier_weight_decay
         decay, no_decay = [], []
         for p in self.model.parameters():
-            if not p.requires_grad or p is head_w:
+            if not p.requires_grad or any(p is w for w in head_w):
                 continue
             (decay if p.dim() >= 2 else no_decay).append(p)
-        head = {"params": [head_w] if head_w.requires_grad else [], "weight_decay": cls_wd}
+        head = {"params": [w for w in head_w if w.requires_grad], "weight_decay": cls_wd}
         if hp.get("classifier_lr") is not None:
             head["lr"] = hp.classifier_lr
         groups = [{"params": decay, "weight_decay": hp.weight_decay}, head,
@@ -340,41 +368,6 @@ def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
     dm = getattr(trainer, "datamodule", None)
     names = getattr(dm, "class_names", None) if dm is not None else None
     return list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
-
-
-def _freeze_unreached(model: nn.Module, x: Tensor | None) -> list[str]:
-    """Freeze parameters the decision never reaches; return their module names.
-
-    A NeuroView CNN stops its backbone after the last site, so the backbone's own head gets no
-    gradient. Left trainable, DDP would wait for its gradients forever (or need
-    ``find_unused_parameters``), and AdamW would keep it in its state for nothing.
-    """
-    if not isinstance(model, NeuroViewCNN):
-        return []
-    called: set[nn.Module] = set()
-    handles = [m.register_forward_pre_hook(lambda mod, args: called.add(mod)) for m in model.backbone.modules()]
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            if x is None:  # sites found on an example input given when wrapping: its shape, on zeros
-                p = next(model.parameters())
-                x = torch.zeros(2, *model.input_shape, device=p.device, dtype=p.dtype)
-            model(x[:2])
-    finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes.items():
-            m.training = mode
-    names = []
-    # only the backbone: at eval the global classifier is applied as a folded F.linear, not called
-    for name, m in model.backbone.named_modules():
-        own = list(m.parameters(recurse=False))
-        if own and m not in called:
-            for q in own:
-                q.requires_grad_(False)
-            names.append(f"backbone.{name}" if name else "backbone")
-    return names
 
 
 # ----------------------------------------------------------------- loading

@@ -88,8 +88,11 @@ def _unpickle(data: bytes, path: Path, what: str) -> dict[str, Tensor]:
 def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str) -> None:
     """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes."""
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
-    if getattr(model, "classifier", True) is None and len(got.get("classifier.weight", ())) == 2:
-        model.build_head(got["classifier.weight"][1])  # a NeuroView-CNN whose sites are found on its first batch
+    # a NeuroView-CNN whose sites are found on its first batch (the model, or each member of an ensemble)
+    for prefix, m in model.named_modules():
+        key = f"{prefix}.classifier.weight" if prefix else "classifier.weight"
+        if getattr(m, "classifier", True) is None and hasattr(m, "build_head") and len(got.get(key, ())) == 2:
+            m.build_head(got[key][1])
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))

@@ -16,6 +16,7 @@ from typing import Callable
 from torch import nn
 
 from ...core.cnn import NeuroViewCNN
+from ...core.ensemble import Ensemble
 from ...core.rnn import NeuroViewRNN, RNNClassifier
 from .cnn import FCN, VGG, ResNet, SmallCNN
 from .timeseries import LITE, InceptionTime, ResNet1D
@@ -29,19 +30,33 @@ def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register the CNN builder ``std`` and ``nv_<its name>``, the NeuroViewCNN around what it builds.
 
     The variant takes ``std``'s arguments (its signature is ``std``'s, which the data's shape is
-    routed by) and NeuroViewCNN's (``quantizer``, ``tau`` ...).
+    routed by) and NeuroViewCNN's (``quantizer``, ``tau`` ...). Both take ``members``: an
+    :class:`~neuroview.core.ensemble.Ensemble` of that many networks (1, the default: one network).
     """
     default_classes = inspect.signature(std).parameters["num_classes"].default
 
     @functools.wraps(std)
-    def nv(**kwargs) -> nn.Module:
+    def standard(*, members: int = 1, **kwargs) -> nn.Module:
+        return _members(members, lambda: std(**kwargs))
+
+    @functools.wraps(std)
+    def nv(*, members: int = 1, **kwargs) -> nn.Module:
         nv_kw = {k: kwargs.pop(k) for k in _NV_KEYS if k in kwargs}
-        return NeuroViewCNN(std(**kwargs), kwargs.get("num_classes", default_classes), **nv_kw)
+        return _members(members, lambda: NeuroViewCNN(std(**kwargs), kwargs.get("num_classes", default_classes), **nv_kw))
 
     nv.__name__ = nv.__qualname__ = f"nv_{std.__name__}"
-    register_model(std)
+    register_model(standard)
     register_model(nv)
     return std
+
+
+def _members(members: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """One network, or (``members`` > 1) an :class:`~neuroview.core.ensemble.Ensemble` of that many,
+    each initialized apart (``lite`` with ``members=5`` is LITETime, ``inception_time`` InceptionTime as
+    published)."""
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"members: expected an int >= 1, got {members!r}")
+    return build() if members == 1 else Ensemble([build() for _ in range(members)])
 
 
 # --------------------------------------------------------------------- 2-D and 1-D CNNs

@@ -1,0 +1,180 @@
+"""An ensemble whose members' logits are averaged; of NeuroView-CNNs, it is still one exact NeuroView decision.
+
+InceptionTime and LITETime, as published, are ensembles of five networks trained apart. Their
+average is interpretable by construction when the members are NeuroView-CNNs: member ``m``
+decides ``W_m c_m(x) + b_m``, so the mean of ``k`` members is
+
+    logits = sum_m (W_m / k) c_m(x) + mean_m b_m
+
+one linear classifier over the unit codes of all members. :meth:`Ensemble.explain` gives that
+decision's per-unit contributions (unit ``u`` of member ``m`` is ``("members.m.<site>", channel)``),
+and they sum to the ensemble's logits exactly, as a single NeuroView-CNN's do.
+
+The logits are averaged, not the softmax probabilities (which the papers average): an average of
+probabilities is not linear in the codes, so it would have no exact decomposition. The standard
+counterpart averages logits too, so the pair still differs only in what each member decides with.
+
+Training keeps the members independent: :meth:`member_logits` gives each member's own logits,
+and the loss is the sum of the members' own losses (the Lightning module does so), so each member's
+gradient is exactly what it would be trained alone on the same batches.
+
+>>> import torch, neuroview as nv
+>>> net = nv.create_model("nv_lite", num_classes=3, members=2).eval()
+>>> x = torch.randn(4, 1, 40)
+>>> exp = net.explain(x)
+>>> exp.codes.shape, bool((exp.for_class(0).sum(-1) + exp.bias[0] - net(x)[:, 0]).abs().max() < 1e-5)
+(torch.Size([4, 388]), True)
+>>> exp.units[194]
+('members.1.fixed_relu', 0)
+
+Imports only torch and :mod:`neuroview.core`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .cnn import NeuroViewCNN
+from .explanation import CNNExplanation
+
+__all__ = ["Ensemble"]
+
+
+def _num_classes(net: nn.Module) -> int | None:
+    """``net.num_classes``, else the width of its last linear layer (a standard network's head)."""
+    n = getattr(net, "num_classes", None)
+    if n is None:
+        linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        n = linears[-1].out_features if linears else None
+    return n
+
+
+class Ensemble(nn.Module):
+    """``k`` networks of one architecture whose logits are averaged (see the module docstring).
+
+    Args:
+        members: the networks, each mapping ``x [B, C, ...]`` to logits ``[B, num_classes]``;
+            all NeuroView-CNNs (then the ensemble explains itself) or none.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        members = list(members)
+        if not members:
+            raise ValueError("members: expected at least one network, got none")
+        kinds = {isinstance(m, NeuroViewCNN) for m in members}
+        if len(kinds) > 1:
+            raise TypeError("members: expected all NeuroView-CNNs or none, got a mix (their average would "
+                            "have no exact explanation)")
+        classes = {_num_classes(m) for m in members}
+        if len(classes) > 1:
+            raise ValueError(f"members: expected the same number of classes for every member, got {sorted(classes, key=str)}")
+        self.members = nn.ModuleList(members)
+        self.num_classes = classes.pop()
+
+    @property
+    def neuroview(self) -> bool:
+        """Whether the members are NeuroView-CNNs (and the ensemble explains itself)."""
+        return isinstance(self.members[0], NeuroViewCNN)
+
+    def _nv(self, what: str) -> None:
+        if not self.neuroview:
+            raise TypeError(f"{what}: needs NeuroView-CNN members; these are {type(self.members[0]).__name__}s")
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    # ---------------------------------------------------------------- forward
+    def member_logits(self, x: Tensor) -> Tensor:
+        """``[k, B, C]``: each member's own logits (what each member is trained on)."""
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.member_logits(x).mean(0)
+
+    # ------------------------------------------ NeuroView members: lazy sites
+    @property
+    def sites(self):
+        """The sites of every member, renamed ``members.<m>.<site>``; None until every member has
+        found its own (on the first batch, as a NeuroView-CNN does). Only with NeuroView members."""
+        if not self.neuroview:
+            raise AttributeError("sites: the members are not NeuroView-CNNs")
+        if any(m.sites is None for m in self.members):
+            return None
+        return [dataclasses.replace(s, name=f"members.{i}.{s.name}", module=f"members.{i}.backbone.{s.module}")
+                for i, m in enumerate(self.members) for s in m.sites]
+
+    @property
+    def input_shape(self):
+        self._nv("input_shape")
+        return self.members[0].input_shape
+
+    def discover(self, x: Tensor) -> list:
+        """Find every member's sites on the batch ``x`` (and build its classifier)."""
+        self._nv("discover")
+        for m in self.members:
+            if m.sites is None:
+                m.discover(x)
+        return self.sites
+
+    # --------------------------------------------- the one linear decision
+    def codes(self, x: Tensor) -> Tensor:
+        """``[B, U]``: the unit codes of all members, in member order."""
+        self._nv("codes")
+        return torch.cat([m.codes(x) for m in self.members], dim=1)
+
+    def effective_classifier(self) -> tuple[Tensor, Tensor]:
+        """``(W [C, U], b [C])`` with ``logits == codes @ W.T + b`` in eval mode: each member's folded
+        weights divided by the number of members, and the mean bias."""
+        self._nv("effective_classifier")
+        ws, bs = zip(*(m.effective_classifier() for m in self.members))
+        return torch.cat(ws, dim=1) / len(self), torch.stack(bs).mean(0)
+
+    # read only _sites() and unit_importance(): a NeuroView-CNN's own, over the renamed sites
+    units = NeuroViewCNN.units
+    site_slices = NeuroViewCNN.site_slices
+    num_units = NeuroViewCNN.num_units
+
+    def _sites(self) -> list:
+        self._nv("sites")
+        sites = self.sites
+        if sites is None:
+            raise RuntimeError("sites: not found yet; they are found on the first batch: call net(x) once")
+        return sites
+
+    @torch.no_grad()
+    def explain(self, x: Tensor, *, target: Tensor | int | None = None, maps: bool = False) -> CNNExplanation:
+        """Exact per-unit explanation of the ensemble's decision (see :meth:`NeuroViewCNN.explain`):
+        ``for_class(c).sum(-1) + bias[c] == net.eval()(x)[:, c]``; units of every member."""
+        self._nv("explain")
+        exps = [m.explain(x, maps=maps) for m in self.members]
+        k = len(self)
+        codes = torch.cat([e.codes for e in exps], dim=1)
+        weight = torch.cat([e.weight for e in exps], dim=1) / k
+        bias = torch.stack([e.bias for e in exps]).mean(0)
+        with torch.autocast(codes.device.type, enabled=False):
+            logits = torch.nn.functional.linear(codes, weight, bias)
+        code_maps = None
+        if maps:
+            code_maps = {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}
+        exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,
+                             site_slices=self.site_slices, code_maps=code_maps)
+        exp.target = exp.targets(target)
+        return exp
+
+    @torch.no_grad()
+    def unit_importance(self, standardized: bool = False) -> Tensor:
+        """``[C, U]`` the ensemble's unit-class weights (:meth:`NeuroViewCNN.unit_importance` of each
+        member, divided by the number of members)."""
+        self._nv("unit_importance")
+        return torch.cat([m.unit_importance(standardized) for m in self.members], dim=1) / len(self)
+
+    site_importance = NeuroViewCNN.site_importance
+    top_units = NeuroViewCNN.top_units
+
+    def extra_repr(self) -> str:
+        return f"members={len(self)}"
