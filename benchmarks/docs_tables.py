@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "seeds", "gaps", "ucr", "ucr_unseen", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "seeds", "gaps", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -265,6 +265,12 @@ def render_ucr(src: Sources, unseen: bool = False) -> str:
     return ucr.table(list(ucr.RECIPES), sets, src.ucr_runs, src.minirocket)
 
 
+def render_ucr_ensemble(src: Sources) -> str:
+    ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
+    runs = ens.load()
+    return ens.table(list(ens.RECIPES), ens.sets_of(runs), ens.seeds_of(runs), runs)
+
+
 def render_rnn_accuracy(src: Sources) -> str:
     rnn = _benchmark("rnn_accuracy")  # its own table: one formatting for its .md and the docs
     return rnn.table(src.rnn_runs, rnn.DATASETS, list(rnn.KINDS))
@@ -329,7 +335,7 @@ def render_retrofit(src: Sources) -> str:
 RENDER = {"zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
           "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
-          "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True)}
+          "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble}
 
 
 def _benchmark(name: str):

@@ -130,3 +130,34 @@ def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys)
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| GunPoint"))
     assert "| 12.3 (1) |" in row and "45.6" not in row
     assert ua.OUT.read_bytes() == default  # the default cache is neither read into it nor written
+
+
+def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import ucr_ensemble as ue
+    finally:
+        sys.path.remove(str(BENCH))
+    # hand-built: each member gets one of the two series wrong, their mean gets both right
+    a = {"logits": [[2.0, 0.0], [1.0, 0.0]], "labels": [0, 1]}
+    b = {"logits": [[0.0, 1.0], [0.0, 3.0]], "labels": [0, 1]}
+    assert ue.ensemble_acc([a]) == ue.ensemble_acc([b]) == 0.5
+    assert ue.ensemble_acc([a, b]) == 1.0
+    with pytest.raises(ValueError, match="members"):
+        ue.ensemble_acc([a, b | {"labels": [1, 1]}])
+    # the script's premise: averaged NeuroView logits are one linear classifier over all members'
+    # unit codes (weights divided by the number of members), so its explanations stay exact
+    import neuroview as nv
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 48)
+    members = [nv.create_model("nv_lite", num_classes=3, in_channels=1).eval() for _ in range(3)]
+    for m in members:
+        m(x)  # finds its sites
+    codes = torch.cat([m.codes(x) for m in members], dim=1)
+    w = torch.cat([m.effective_classifier()[0] for m in members], dim=1) / len(members)
+    b = torch.stack([m.effective_classifier()[1] for m in members]).mean(0)
+    mean_logits = torch.stack([m(x) for m in members]).mean(0)
+    torch.testing.assert_close(codes @ w.T + b, mean_logits, rtol=0, atol=1e-5)
+    contributions = codes[:, None, :] * w  # [B, C, U]: per unit of every member
+    torch.testing.assert_close(contributions.sum(-1) + b, mean_logits, rtol=0, atol=1e-5)

@@ -1,0 +1,156 @@
+"""Would an ensemble close the gap to MiniRocket? Members of a default recipe, their logits averaged.
+
+InceptionTime and LITETime, as published, are ensembles of five networks. An ensemble of
+NeuroView-CNNs whose logits are averaged is still one NeuroView-CNN: the mean of the members'
+linear decisions is one linear classifier over all members' unit codes (each weight divided by the
+number of members), so every explanation still sums exactly to its logit. This script measures
+what averaging buys before any recipe pays five times its training for it.
+
+Each member is ``neuroview fit --config <recipe> --data.init_args.name <set> --seed_everything <s>``
+unchanged (as ``ucr_accuracy.py`` runs it, one thread, ``--jobs`` at a time); its test-split logits
+are kept in ``benchmarks/results/ucr_ensemble.json`` by recipe SHA-256, set and seed, so a rerun
+trains only what is missing. The table gives the members' accuracy and that of ensembles of
+``--size`` members (seeds 0-4, 5-9, ...: ``--members 15`` gives three ensembles of five), each the
+mean ± std over them, the ensemble's decision being the mean of its members' logits.
+
+    nice -n 10 python benchmarks/ucr_ensemble.py --sets ArrowHead PickupGestureWiimoteZ --members 15 --jobs 2
+    python benchmarks/ucr_ensemble.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from reproduce_zoo import RESULTS, train  # noqa: E402
+from ucr_accuracy import DEV_SETS, MINIROCKET, _sha, overrides  # noqa: E402
+
+OUT = RESULTS / "ucr_ensemble.json"
+RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_cnn.yaml")
+
+
+def member(recipe: str, dataset: str, seed: int) -> dict:
+    """Train one member (one thread) and return its test logits and labels."""
+    import torch
+
+    from neuroview._batch import call_model, unpack
+    from neuroview.zoo import pretrained as zoo
+
+    torch.set_num_threads(1)
+    r = train(recipe, seed, extra=overrides(dataset), threads=1)
+    dm = zoo.make_datamodule(r["data"])
+    dm.setup("test")
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            x, lengths, y = unpack(batch)
+            logits.append(call_model(r["model"], x, lengths))
+            labels.append(y)
+    z, y = torch.cat(logits), torch.cat(labels)
+    return {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"],
+            "test_acc": (z.argmax(1) == y).float().mean().item(), "seconds": round(r["seconds"], 1),
+            "logits": [[round(v, 5) for v in row] for row in z.tolist()], "labels": y.tolist()}
+
+
+def _key(recipe: str, dataset: str, seed: int) -> str:
+    return f"{Path(recipe).stem}@{dataset}@{seed}"
+
+
+def load() -> dict:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
+def save(runs: dict) -> None:
+    from neuroview._io import atomic_write
+
+    atomic_write(OUT, (json.dumps(dict(sorted(runs.items()))) + "\n").encode())
+
+
+def ensemble_acc(members: list[dict]) -> float:
+    """Accuracy of the mean of the members' logits (they must share the test split's order)."""
+    labels = members[0]["labels"]
+    if any(m["labels"] != labels for m in members):
+        raise ValueError("members: their test labels differ; they were scored on different splits")
+    n, c = len(labels), len(members[0]["logits"][0])
+    mean = [[sum(m["logits"][i][j] for m in members) / len(members) for j in range(c)] for i in range(n)]
+    return sum(max(range(c), key=row.__getitem__) == t for row, t in zip(mean, labels)) / n
+
+
+def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, size: int = 5) -> str:
+    """Markdown: per recipe, its members' accuracy and that of ensembles of ``size`` members (the seeds
+    in consecutive groups: 0-4, 5-9, ...), mean ± std (count), and MiniRocket."""
+    mr = json.loads(MINIROCKET.read_text()) if MINIROCKET.is_file() else {}
+    names = [Path(r).stem for r in recipes]
+    head = " | ".join(f"{n} members | {n} ensembles of {size}" for n in names)
+    lines = [f"| set | {head} | MiniRocket |", "|---" * (2 * len(names) + 2) + "|"]
+    for s in sets:
+        cells = []
+        for r in recipes:
+            have = {i: runs[k] for i, k in ((i, _key(r, s, i)) for i in seeds) if k in runs and runs[k]["sha"] == _sha(r)}
+            groups = [[have[i] for i in g] for g in (seeds[j:j + size] for j in range(0, len(seeds), size))
+                      if len(g) == size and all(i in have for i in g)]
+            cells += [_stat([100 * m["test_acc"] for m in have.values()]),
+                      _stat([100 * ensemble_acc(g) for g in groups])]
+        ref = mr.get(s.lower())
+        cells.append(f"{100 * ref['mean']:.1f} ± {100 * ref['std']:.1f}" if ref else "")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sets_of(runs: dict) -> list[str]:
+    """The sets of ``runs``: development sets first, in their order, then the others by name."""
+    found = {r["set"] for r in runs.values()}
+    return [s for s in DEV_SETS if s in found] + sorted(found - set(DEV_SETS))
+
+
+def seeds_of(runs: dict) -> list[int]:
+    """Seeds 0 .. the largest of ``runs`` (an ensemble counts only when all its seeds are there)."""
+    return list(range(max((r["seed"] for r in runs.values()), default=-1) + 1))
+
+
+def _stat(values: list[float]) -> str:
+    if not values:
+        return ""
+    sd = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.1f}{sd} ({len(values)})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    p.add_argument("--sets", nargs="+", default=None, help="default: those of the kept runs")
+    p.add_argument("--members", type=int, default=5, help="train seeds 0 .. members-1")
+    p.add_argument("--size", type=int, default=5, help="members an ensemble (consecutive seeds)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--table", action="store_true", help="print the table from the kept runs; train nothing")
+    args = p.parse_args()
+    for name in ("members", "size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name}: expected a number >= 1, got {getattr(args, name)}")
+    seeds = list(range(args.members))
+    runs = load()
+    if args.sets is None:
+        args.sets = sets_of(runs) or ["ArrowHead"]
+    if not args.table:
+        todo = [(r, s, i) for s in args.sets for r in args.recipes for i in seeds
+                if runs.get(_key(r, s, i), {}).get("sha") != _sha(r)]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futs = {pool.submit(member, *t): t for t in todo}
+            for f in as_completed(futs):
+                rec = f.result()
+                runs[_key(rec["recipe"], rec["set"], rec["seed"])] = rec
+                save(runs)
+                print(f"{_key(rec['recipe'], rec['set'], rec['seed'])}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s",
+                      flush=True)
+    print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size))
+
+
+if __name__ == "__main__":
+    main()
