@@ -40,8 +40,8 @@ def member(recipe: str, dataset: str, seed: int) -> dict:
     """Train one member (one thread) and return its test logits and labels."""
     import torch
 
-    from neuroview._batch import call_model, unpack
     from neuroview.zoo import pretrained as zoo
+    from neuroview.zoo.evaluate import predict
 
     torch.set_num_threads(1)
     r = train(recipe, seed, extra=overrides(dataset), threads=1)
@@ -50,8 +50,8 @@ def member(recipe: str, dataset: str, seed: int) -> dict:
     logits, labels = [], []
     with torch.no_grad():
         for batch in dm.test_dataloader():
-            x, lengths, y = unpack(batch)
-            logits.append(call_model(r["model"], x, lengths))
+            z, y = predict(r["model"], batch)
+            logits.append(z)
             labels.append(y)
     z, y = torch.cat(logits), torch.cat(labels)
     return {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"],

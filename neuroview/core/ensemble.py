@@ -45,12 +45,10 @@ __all__ = ["Ensemble"]
 
 
 def _num_classes(net: nn.Module) -> int | None:
-    """``net.num_classes``, else the width of its last linear layer (a standard network's head)."""
+    """``net.num_classes``, else the width of its linear head (``classifier``, ``fc`` or ``head``)."""
     n = getattr(net, "num_classes", None)
-    if n is None:
-        linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-        n = linears[-1].out_features if linears else None
-    return n
+    heads = (getattr(net, h, None) for h in ("classifier", "fc", "head"))
+    return n if n is not None else next((h.out_features for h in heads if isinstance(h, nn.Linear)), None)
 
 
 class Ensemble(nn.Module):

@@ -140,3 +140,19 @@ def test_the_report_reads_an_ensemble_as_one_network(tmp_path):
     assert "index.html" in files
     rows = (tmp_path / "unit_importance.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 194 and any(r.startswith("members.1.") for r in rows[1:])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_exact_under_autocast(dtype):
+    torch.manual_seed(0)
+    net = nv.create_model("nv_lite", num_classes=3, members=2)
+    x = torch.randn(6, 1, 40)
+    net.train()(x)
+    net.eval()
+    with torch.autocast("cpu", dtype=dtype):
+        exp = net.explain(x)
+        out = net(x)
+    assert exp.logits.dtype == torch.float32 and out.dtype == torch.float32  # every member's head in float32
+    gap = exp.for_class().sum(-1) + exp.bias[exp.target] - exp.logits[torch.arange(6), exp.target]
+    assert gap.abs().max() <= 1e-5 * exp.logits.abs().max()
+    torch.testing.assert_close(out, exp.logits, rtol=0, atol=1e-5)
