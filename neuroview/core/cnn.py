@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ._utils import describe, factory, restore_modes
 from .activations import is_activation, looks_like_activation
-from .explanation import CNNExplanation
+from .explanation import CNNExplanation, resolve_baseline
 from .head import CodeNorm, decide, fold
 from .quantize import QUANTIZERS
 from .sites import Recorder, Site, StopForward, hooks, install, uninstall
@@ -273,7 +273,8 @@ class NeuroViewCNN(nn.Module):
 
     # ------------------------------------------------------------ explaining
     @torch.no_grad()
-    def explain(self, x: Tensor, *, target: Tensor | int | None = None, maps: bool = False) -> CNNExplanation:
+    def explain(self, x: Tensor, *, target: Tensor | int | None = None, maps: bool = False,
+                baseline: Tensor | str | None = None) -> CNNExplanation:
         """Exact per-unit explanation of ``x``, computed in eval mode in one forward pass.
 
         Keeps the codes ``[B, U]``, the effective weights ``[C, U]`` and the bias; the
@@ -282,7 +283,12 @@ class NeuroViewCNN(nn.Module):
         ``exp.contributions`` ``[B, C, U]`` is built only when read. For any class c,
         ``for_class(c).sum(-1) + bias[c] == logits[:, c] == net.eval()(x)[:, c]``. With
         ``maps=True`` the per-position code maps are kept for :meth:`CNNExplanation.spatial_map`.
-        Every submodule is left in the train/eval mode it was in.
+        ``baseline``: the codes the contributions are taken against. ``None`` (zero codes: the
+        bias is the classifier's own), ``"mean"`` (the training split's mean code, from the
+        normalization's statistics: a running estimate, exact after :func:`neuroview.sparsify`;
+        the bias is then the logit of the average sample) or a ``[U]`` tensor
+        (:func:`neuroview.mean_codes` computes it exactly). Either way the contributions plus
+        ``exp.bias`` sum to the logit. Every submodule is left in the train/eval mode it was in.
         """
         restore = restore_modes(self)
         self.eval()
@@ -297,8 +303,10 @@ class NeuroViewCNN(nn.Module):
             logits = torch.nn.functional.linear(codes, w, b)
         if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
             w, b = w.clone(), b.clone()
+        mean = self.norm.running_mean if self.norm is not None else None
+        base, b = resolve_baseline(baseline, mean, (w.shape[1],), w, b)
         exp = CNNExplanation(
-            logits=logits, bias=b, codes=codes, weight=w,
+            logits=logits, bias=b, codes=codes, weight=w, baseline=base,
             units=self.units, site_slices=self.site_slices,
             code_maps=dict(zip((s.name for s in self.sites), cmaps)) if maps else None,
         )

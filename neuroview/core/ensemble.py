@@ -145,22 +145,33 @@ class Ensemble(nn.Module):
         return sites
 
     @torch.no_grad()
-    def explain(self, x: Tensor, *, target: Tensor | int | None = None, maps: bool = False) -> CNNExplanation:
+    def explain(self, x: Tensor, *, target: Tensor | int | None = None, maps: bool = False,
+                baseline: Tensor | str | None = None) -> CNNExplanation:
         """Exact per-unit explanation of the ensemble's decision (see :meth:`NeuroViewCNN.explain`):
-        ``for_class(c).sum(-1) + bias[c] == net.eval()(x)[:, c]``; units of every member."""
+        ``for_class(c).sum(-1) + bias[c] == net.eval()(x)[:, c]``; units of every member.
+        ``baseline`` as for a NeuroView-CNN; a tensor covers the units of every member, in order."""
         self._nv("explain")
-        exps = [m.explain(x, maps=maps) for m in self.members]
+        bases = [baseline] * len(self)
+        if isinstance(baseline, Tensor):
+            if self.sites is None:
+                self.discover(x)
+            sizes = [m.num_units for m in self.members]
+            if baseline.numel() != sum(sizes):
+                raise ValueError(f"baseline: expected a tensor of shape [{sum(sizes)}] (every member's units), got shape {list(baseline.shape)}")
+            bases = list(baseline.reshape(-1).split(sizes))
+        exps = [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
         k = len(self)
         codes = torch.cat([e.codes for e in exps], dim=1)
         weight = torch.cat([e.weight for e in exps], dim=1) / k
-        bias = torch.stack([e.bias for e in exps]).mean(0)
+        bias = torch.stack([e.bias for e in exps]).mean(0)  # the logit of the baseline, when there is one
+        base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
         with torch.autocast(codes.device.type, enabled=False):
-            logits = torch.nn.functional.linear(codes, weight, bias)
+            logits = torch.nn.functional.linear(codes if base is None else codes - base, weight, bias)
         code_maps = None
         if maps:
             code_maps = {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}
         exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,
-                             site_slices=self.site_slices, code_maps=code_maps)
+                             site_slices=self.site_slices, code_maps=code_maps, baseline=base)
         exp.target = exp.targets(target)
         return exp
 

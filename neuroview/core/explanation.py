@@ -32,6 +32,9 @@ class _Fields:
     codes: Tensor | None = None  # [B, ...]: the features the global classifier reads
     weight: Tensor | None = field(default=None, repr=False)  # [C, ...]: the effective classifier weight
     target: Tensor | None = None  # [B]: the classes explain() was asked for (None: the predicted ones)
+    # [...] (codes without the batch dim): the reference the contributions are taken against; None: zero codes.
+    # ``bias`` then already holds ``b + W baseline``, the logit of the baseline itself.
+    baseline: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.__dict__.get("_contributions") is None and (self.codes is None or self.weight is None):
@@ -60,8 +63,21 @@ class Explanation(_Fields):
     def contributions(self) -> Tensor:
         """``[B, C, ...]``, dense: formed (and kept) on first read. Prefer :meth:`for_class`."""
         if self._contributions is None:
-            self._contributions = self.codes[:, None] * self.weight[None]
+            self._contributions = self._delta()[:, None] * self.weight[None]
         return self._contributions
+
+    def _delta(self) -> Tensor:
+        """The codes relative to the baseline (the codes themselves against zero)."""
+        return self.codes if self.baseline is None else self.codes - self.baseline
+
+    def __repr__(self) -> str:
+        # shapes only: a notebook cell showing an explanation must not build [B, C, ...] (nor print it)
+        def shape(v):
+            return f"[{', '.join(map(str, v.shape))}]" if isinstance(v, Tensor) else type(v).__name__
+        parts = [f"logits={shape(self.logits)}", f"codes={shape(self.codes)}", f"weight={shape(self.weight)}"]
+        if self.baseline is not None:
+            parts.append(f"baseline={shape(self.baseline)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     @contributions.setter
     def contributions(self, value: Tensor | None) -> None:
@@ -95,7 +111,35 @@ class Explanation(_Fields):
         t = self.targets(target)
         if self._contributions is not None:
             return self._contributions[torch.arange(len(t), device=t.device), t]
-        return self.codes * self.weight[t]
+        return self._delta() * self.weight[t]
+
+    # ------------------------------------------------------------ readability
+    def k90(self, target: Tensor | int | None = None, *, per_sample: bool = False, level: str = "features") -> Tensor | float:
+        """Readability of the explained logits: how many contributions, largest ``|value|`` first,
+        make up 90% of the sum of ``|contributions|`` to ``target``'s logit (default: the classes
+        explain() was asked for). The median over the batch, or ``[B]`` with ``per_sample``.
+        A decision with no contribution at all counts 0. ``level="steps"`` (RNNs) counts time
+        steps, each the sum of its hidden states' contributions. See :func:`k_share`."""
+        k = k_share(self._items(target, level), 0.9)
+        return k if per_sample else float(k.float().quantile(0.5))
+
+    def top_share(self, k: int = 10, target: Tensor | int | None = None, *, per_sample: bool = False,
+                  level: str = "features") -> Tensor | float:
+        """Share of the sum of ``|contributions|`` carried by the ``k`` largest, median over the batch
+        (``[B]`` with ``per_sample``); 1.0 for a decision with no contribution at all."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k: expected a positive int, got {k!r}")
+        a = self._items(target, level).abs().double()
+        total = a.sum(-1)
+        top = a.topk(min(k, a.shape[-1]), dim=-1).values.sum(-1)
+        share = torch.where(total > 0, top / total.clamp_min(1e-300), torch.ones_like(total))
+        return share if per_sample else float(share.quantile(0.5))
+
+    def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
+        """``[B, N]``: the contributions k90 counts (every feature here; RNNs may count steps)."""
+        if level != "features":
+            raise ValueError(f"level: expected 'features' for a {type(self).__name__}, got {level!r}")
+        return self.for_class(target).flatten(1)
 
     def targets(self, target: Tensor | int | None = None) -> Tensor:
         """``[B]`` class per sample from an int, a ``[B]`` tensor, or ``None`` (the asked or predicted class)."""
@@ -137,7 +181,7 @@ class Explanation(_Fields):
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
         tensors = {"logits": self.logits, "bias": self.bias}
-        for name in ("codes", "weight", "target"):
+        for name in ("codes", "weight", "target", "baseline"):
             if getattr(self, name) is not None:
                 tensors[name] = getattr(self, name)
         if self.weight is None or self.codes is None:
@@ -146,7 +190,7 @@ class Explanation(_Fields):
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
-        return {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions")}
+        return {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions", "baseline")}
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Explanation":
@@ -156,6 +200,47 @@ class Explanation(_Fields):
         if not issubclass(kind, cls):
             raise TypeError(f"path: holds a {kind.__name__}, expected a {cls.__name__}; use Explanation.load")
         return kind(**kind._from_state(tensors, meta))
+
+
+def k_share(values: Tensor, share: float = 0.9) -> Tensor:
+    """``[B]`` the fewest of each row's ``[B, N]`` values, largest ``|value|`` first, whose ``|values|``
+    sum to at least ``share`` of the row's total (0 for a row of zeros).
+
+    >>> k_share(torch.tensor([[5.0, -4.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+    tensor([2, 3, 0])
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share: expected a number in (0, 1], got {share!r}")
+    a = values.detach().abs().double().sort(dim=-1, descending=True).values
+    cum = a.cumsum(-1)
+    total = cum[..., -1:] if a.shape[-1] else a.new_zeros(*a.shape[:-1], 1)
+    # rounding: a row's own total must count as reaching 100%, whatever order the sum took
+    reached = cum >= share * total * (1 - 1e-12)
+    k = (~reached).sum(-1) + 1
+    return torch.where(total[..., 0] > 0, k, torch.zeros_like(k))
+
+
+def resolve_baseline(baseline, mean: Tensor | None, shape: tuple[int, ...], weight: Tensor, bias: Tensor) -> tuple[Tensor | None, Tensor]:
+    """``(baseline [*shape] or None, bias)`` for ``explain(x, baseline=...)``: ``None`` or ``"zero"``
+    (contributions against zero codes: the bias is the classifier's own), ``"mean"`` (against
+    ``mean``, the training split's mean features), or a tensor of the features' shape. The bias
+    returned is the logit of the baseline, ``b + W baseline``, so contributions still sum to the logit."""
+    if baseline is None or (isinstance(baseline, str) and baseline == "zero"):
+        return None, bias
+    if isinstance(baseline, str) and baseline == "mean":
+        if mean is None:
+            raise ValueError("baseline: 'mean' needs the training split's mean features, and this network has no "
+                             "normalization statistics to take them from; pass baseline=nv.mean_codes(net, train_loader)")
+        baseline = mean
+    elif not isinstance(baseline, Tensor):
+        raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor of shape {list(shape)}, got {baseline!r}")
+    if tuple(baseline.shape) != tuple(shape) and baseline.numel() != weight.shape[1]:
+        raise ValueError(f"baseline: expected a tensor of shape {list(shape)} (one value per feature), got shape {list(baseline.shape)}")
+    base = baseline.detach().to(device=weight.device, dtype=weight.dtype).reshape(shape)
+    if not torch.isfinite(base).all():
+        raise ValueError("baseline: contains NaN or Inf")
+    with torch.autocast(weight.device.type, enabled=False):
+        return base, bias + weight @ base.reshape(-1)
 
 
 def _check_class(c: int, num_classes: int) -> None:
@@ -187,7 +272,7 @@ def records_frame(records: list[dict]):
     return pd.DataFrame.from_records(records)
 
 
-@dataclass
+@dataclass(repr=False)
 class CNNExplanation(Explanation):
     """Per-unit explanation of a NeuroView-CNN.
 
@@ -234,9 +319,13 @@ class CNNExplanation(Explanation):
         if site not in self.code_maps:
             raise KeyError(f"site: expected one of {list(self.code_maps)}, got {site!r}")
         cmap = self.code_maps[site]
-        w = self.weight[self.targets(target)][:, self.site_slices[site]]  # [B, C_s]
+        sl = self.site_slices[site]
+        w = self.weight[self.targets(target)][:, sl]  # [B, C_s]
         n_pos = cmap[0, 0].numel()
-        return cmap * (w / n_pos).reshape(*w.shape, *([1] * (cmap.dim() - 2)))
+        ones = [1] * (cmap.dim() - 2)
+        if self.baseline is not None:  # the unit's baseline code, taken evenly from every position
+            cmap = cmap - self.baseline[sl].reshape(1, -1, *ones)
+        return cmap * (w / n_pos).reshape(*w.shape, *ones)
 
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit)."""
@@ -267,7 +356,7 @@ class CNNExplanation(Explanation):
         return kw
 
 
-@dataclass
+@dataclass(repr=False)
 class RNNExplanation(Explanation):
     """Per-time-step explanation of a NeuroView-RNN.
 
@@ -279,6 +368,16 @@ class RNNExplanation(Explanation):
 
     time_importance: Tensor | None = None  # [B, C, T]
     lengths: Tensor | None = None  # [B]
+
+    def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
+        if level == "steps":
+            t = self.targets(target)
+            if self.time_importance is not None:
+                return self.time_importance[torch.arange(len(t), device=t.device), t]
+            return self.for_class(t).sum(dim=(1, 2, 4))  # [B, L, D, T, H] -> [B, T]
+        if level != "features":
+            raise ValueError(f"level: expected 'features' (hidden states) or 'steps', got {level!r}")
+        return self.for_class(target).flatten(1)
 
     def layer_time(self) -> Tensor:
         """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .explanation import RNNExplanation
+from .explanation import RNNExplanation, resolve_baseline
 from .head import CodeNorm, decide, fold
 from ._utils import factory, param_dtype, restore_modes
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
@@ -160,7 +160,8 @@ class NeuroViewRNN(nn.Module):
 
     # ------------------------------------------------------------ explaining
     @torch.no_grad()
-    def explain(self, x, lengths: Tensor | None = None, *, target: Tensor | int | None = None) -> RNNExplanation:
+    def explain(self, x, lengths: Tensor | None = None, *, target: Tensor | int | None = None,
+                baseline: Tensor | str | None = None) -> RNNExplanation:
         """Exact per-step explanation of ``x``, computed in eval mode in one forward pass.
 
         ``contributions[b, c, l, d, t, h] = W[c, (l, d, t, h)] * features[b, l, d, t, h]``
@@ -169,7 +170,11 @@ class NeuroViewRNN(nn.Module):
         contributions over layers, directions and features; padded steps are exactly 0.
         ``layer_time()`` / ``direction_time()`` give the ``[B, C, L, T]`` / ``[B, C, L, D, T]`` views.
         ``target`` (an int or a ``[B]`` tensor; default the predicted class) sets the class
-        ``exp.for_class()`` answers for. Every submodule is left in the mode it was in.
+        ``exp.for_class()`` answers for. ``baseline``: the features the contributions are taken
+        against (``None``: zero; ``"mean"``: the training mean from the normalization's statistics;
+        or a ``[L, D, T, H]`` tensor, see :func:`neuroview.mean_codes`); against a nonzero baseline
+        a padded step contributes ``-W baseline`` (it differs from the average), not 0.
+        Every submodule is left in the mode it was in.
         """
         restore = restore_modes(self)
         self.eval()
@@ -184,14 +189,18 @@ class NeuroViewRNN(nn.Module):
             w, b = w.clone(), b.clone()
         w5 = w.reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
         n_ld, (steps, width) = self.num_layers * self.num_directions, self.feature_shape[2:]
+        mean = self.norm.running_mean if self.norm is not None else None
+        base, shifted = resolve_baseline(baseline, mean, self.feature_shape, w, b)
+        delta = h if base is None else h - base
         with torch.autocast(h.device.type, enabled=False):
             exp = RNNExplanation(
                 logits=F.linear(h.flatten(1), w, b),
-                bias=b,
+                bias=shifted,
                 codes=h,
                 weight=w5,  # contributions [B, C, L, D, T, H] are formed from codes and weight when read
+                baseline=base,
                 # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
-                time_importance=torch.einsum("bkth,ckth->bct", h.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
+                time_importance=torch.einsum("bkth,ckth->bct", delta.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
                 lengths=lengths,
             )
         exp.target = exp.targets(target)
