@@ -54,7 +54,7 @@ from .baselines import (
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_scores", "unit_deletion_curve", "unit_ablation",
-    "delete_steps", "step_scores", "step_deletion_curve", "time_step_deletion", "order_from_scores",
+    "delete_steps", "step_scores", "samples_of_steps", "step_deletion_curve", "time_step_deletion", "order_from_scores",
     "plot_deletion_curves", "UNIT_METHODS", "STEP_METHODS",
 ]
 
@@ -178,11 +178,12 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
         raise TypeError(f"method={method!r}: needs a NeuroViewRNN, got {type(net).__name__}")
     if method == "neuroview":
         with torch.no_grad():
-            s = torch.cat([
-                net.explain(xb if net.batch_first else xb.transpose(0, 1), lb).time_importance[torch.arange(len(yb)), yb, :t]
-                for xb, yb, lb in zip(x.split(batch_size), y.split(batch_size), split_lengths(lengths, b, batch_size))])
+            s = samples_of_steps(torch.cat([
+                net.explain(xb if net.batch_first else xb.transpose(0, 1), lb).time_importance[torch.arange(len(yb)), yb]
+                for xb, yb, lb in zip(x.split(batch_size), y.split(batch_size), split_lengths(lengths, b, batch_size))]),
+                net.window, t)
     elif method == "neuroview_global":
-        s = net.time_importance().to(x.device)[y, :t]
+        s = samples_of_steps(net.time_importance().to(x.device)[y], net.window, t)
     elif method == "random":
         s = torch.rand(b, t, generator=torch.Generator().manual_seed(seed)).to(x.device)
     elif method == "permutation":
@@ -191,6 +192,17 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
         _need_captum(method)
         s = integrated_gradients_scores(net, x, y, lengths, baseline, n_steps, batch_size)
     return torch.where(valid_steps(x, lengths), s, s.new_full((), float("-inf")))
+
+
+def samples_of_steps(scores: Tensor, window: int, t: int) -> Tensor:
+    """Per-step scores ``[B, steps]`` of a network that reads ``window`` samples per step, as
+    per-sample scores ``[B, t]``: each sample gets its step's score over ``window`` (so the
+    samples of a step sum to it), and the ``t`` samples of the input are kept.
+
+    >>> samples_of_steps(torch.tensor([[3.0, 6.0]]), 3, 5).tolist()
+    [[1.0, 1.0, 1.0, 2.0, 2.0]]
+    """
+    return (scores.repeat_interleave(window, -1) / window)[..., :t] if window > 1 else scores[..., :t]
 
 
 def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor | None = None,
