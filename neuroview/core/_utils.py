@@ -38,3 +38,21 @@ def restore_modes(module: nn.Module) -> "callable":
         for m, mode in modes:
             m.train(mode)
     return restore
+
+
+# Methods of the core networks whose code lives in a higher layer (the gallery reads data and
+# lives in neuroview.attribution): that layer registers it here when imported, as `import
+# neuroview` does, so the core never imports upwards.
+_EXTENSIONS: dict[str, "callable"] = {}
+
+
+def register_extension(name: str, fn: "callable") -> None:
+    """Set the function behind the core method ``name`` (e.g. ``unit_gallery``)."""
+    _EXTENSIONS[name] = fn
+
+
+def extension(name: str) -> "callable":
+    """The function registered for ``name``; ImportError naming the module when none is."""
+    if name not in _EXTENSIONS:
+        raise ImportError(f"{name} lives in neuroview.attribution; `import neuroview` registers it")
+    return _EXTENSIONS[name]

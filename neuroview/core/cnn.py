@@ -21,7 +21,7 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._utils import describe, factory, restore_modes
+from ._utils import describe, extension, factory, restore_modes
 from .activations import is_activation, looks_like_activation
 from .explanation import CNNExplanation, resolve_baseline
 from .head import CodeNorm, decide, fold
@@ -353,6 +353,10 @@ class NeuroViewCNN(nn.Module):
         vals, idx = w.topk(min(k, w.shape[1]), dim=1)
         units = self.units
         return [[(*units[i], v) for i, v in zip(ir, vr)] for ir, vr in zip(idx.tolist(), vals.tolist())]
+
+    def unit_gallery(self, loader, units, k: int = 6, **kw):
+        """What each of ``units`` responds to in ``loader``'s samples: ``nv.unit_gallery(self, loader, units, k)``."""
+        return extension("unit_gallery")(self, loader, units, k, **kw)
 
     def unwrap(self) -> nn.Module:
         """The backbone, exactly as it was given: this network's site hooks are removed from it

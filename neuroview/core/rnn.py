@@ -37,7 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from .explanation import RNNExplanation, resolve_baseline
 from .head import CodeNorm, decide, fold
-from ._utils import factory, param_dtype, restore_modes
+from ._utils import extension, factory, param_dtype, restore_modes
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
@@ -223,6 +223,10 @@ class NeuroViewRNN(nn.Module):
         if reduce == "norm":
             return w.square().sum(dims).sqrt()
         return (w.abs() if reduce == "abs" else w).sum(dims)
+
+    def unit_gallery(self, loader, steps, k: int = 6, **kw):
+        """What each of ``steps`` reads and where it weighs most in ``loader``'s samples: ``nv.unit_gallery(self, loader, steps, k)``."""
+        return extension("unit_gallery")(self, loader, steps, k, **kw)
 
     def unwrap(self) -> nn.Module:
         """The rnn, exactly as it was given (it shares its weights with this network)."""

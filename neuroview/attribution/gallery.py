@@ -1,0 +1,354 @@
+"""Units with a face: what each unit (each time step of an RNN) responds to in the training data.
+
+A bar of a waterfall reads "features.0.2 #9: +2.1"; :func:`unit_gallery` says who unit 9 is: the
+``k`` training samples where its code is highest, and where in them it fired. For a
+NeuroView-CNN, per sample, the unit's code map stretched over the input (``heat``) and the
+window of input the unit reads at its strongest position (``window``). For a NeuroView-RNN a
+"unit" is a time step: the window of input samples that step reads, the samples where the step
+weighed most in the decision, and each class's mean series to draw the window on.
+
+>>> import torch, neuroview as nv
+>>> from torch import nn
+>>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 2, input_shape=(1, 16)).eval()
+>>> x, y = torch.randn(20, 1, 16), torch.arange(20) % 2
+>>> g = nv.unit_gallery(net, [(x, y)], units=[0, ("1", 3)], k=5)
+>>> g.names, g.index.shape, g.window.shape       # window: [units, k, spatial dims, (start, stop)]
+(['1 #0', '1 #3'], torch.Size([2, 5]), torch.Size([2, 5, 1, 2]))
+>>> int((g.window[..., 1] - g.window[..., 0]).max())   # a 3-tap convolution reads 3 samples
+3
+
+Imports: torch, :mod:`neuroview._batch` and :mod:`neuroview.core`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._batch import steps_first, unpack
+from ..core._utils import register_extension, restore_modes
+from ..core.cnn import NeuroViewCNN
+from ..core.explanation import Explanation, RNNExplanation
+from ..core.quantize import units_first
+from ..core.rnn import NeuroViewRNN
+
+__all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
+
+
+@dataclass
+class UnitGallery:
+    """The top ``k`` training samples of each unit (or RNN step) and where in them it responds.
+
+    Row ``i`` belongs to ``units[i]`` (a code-vector index of a CNN, a step of an RNN), named
+    ``names[i]`` as the waterfall names it; column ``j`` is its ``j``-th strongest sample.
+    """
+
+    kind: str  # "units" (NeuroView-CNN) or "steps" (NeuroView-RNN)
+    units: list[int]
+    names: list[str]
+    index: Tensor  # [n, k] the samples' positions in the loader's order
+    value: Tensor  # [n, k] what they were ranked by (``ranked_by``)
+    x: Tensor  # [n, k, C, *spatial]: the samples, channels-first as the data modules give them
+    y: Tensor | None  # [n, k] their labels (None when the loader has none)
+    window: Tensor  # [n, k, D, 2] start and stop (exclusive) of the window in each spatial dim
+    ranked_by: str
+    heat: Tensor | None = None  # CNN [n, k, *spatial]: the code map stretched over the input; NaN without a map
+    position: Tensor | None = None  # CNN [n, k]: flat index of the strongest position in the site's map
+    lengths: Tensor | None = None  # RNN [n, k]: valid samples of each series (None: all)
+    class_means: Tensor | None = None  # RNN [num_classes, C, T]: each class's mean series (labels needed)
+
+    @property
+    def k(self) -> int:
+        return self.index.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def row(self, unit: int) -> int | None:
+        """The row of ``unit`` (code-vector index or step), or None when the gallery lacks it."""
+        try:
+            return self.units.index(int(unit))
+        except ValueError:
+            return None
+
+
+def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = None) -> UnitGallery:
+    """What each of ``units`` responds to in ``loader``'s samples: its top ``k`` and where.
+
+    Args:
+        net: a NeuroViewCNN or NeuroViewRNN (its sites found).
+        loader: batches as the data modules give them (``(x, y)``, ``(x, lengths, y)`` or ``x``,
+            channels-first: an RNN's series are ``[B, C, T]``), one such batch, or a data
+            module, whose training split is read in order, unshuffled and unaugmented.
+        units: CNN: indices into the code vector or ``(site, channel)`` pairs of ``net.units``;
+            RNN: time steps, ``0 <= t < net.steps``.
+        k: samples per unit. ``max_samples``: read at most this many samples.
+
+    Ranking. CNN: by the unit's code averaged over positions (what the classifier reads),
+    highest first, ties to the lower sample index. Where: the unit's *strongest position* in a
+    sample is where its pre-activation is largest (codes tie at 1 wherever a ReLU unit is on);
+    ``window`` is the bounding box of the input positions on which that pre-activation's
+    gradient is non-zero: the receptive field the sample actually uses (paths through units that
+    are off are cut), measured rather than derived from kernel sizes, so strides, dilations,
+    padding, pooling and attention are all honest. A window of the whole input means the unit
+    sees all of it, or (gradient 0 everywhere) that nothing local moves it. ``heat`` is the
+    unit's code map stretched (nearest) over the input, for sites whose maps have the input's rank.
+    RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window``; its samples are
+    those where its contribution to the *predicted* class's logit is largest in absolute value
+    (``value`` keeps the sign): a step's hidden state is a vector, and its contribution is the
+    one number the decision reads from it.
+    """
+    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
+        raise TypeError(f"net: expected a NeuroViewCNN or NeuroViewRNN, got {type(net).__name__}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k: expected a positive int, got {k!r}")
+    rnn = isinstance(net, NeuroViewRNN)
+    cols = _check_units(net, units)
+    restore = restore_modes(net)
+    net.eval()
+    try:
+        top = _scan(net, _batches(loader), cols, k, rnn, max_samples)
+        if rnn:
+            return _rnn_gallery(net, cols, top)
+        return _cnn_gallery(net, cols, top)
+    finally:
+        restore()
+
+
+# ------------------------------------------------------------------------ arguments
+def _check_units(net, units) -> list[int]:
+    """``units`` as a list of distinct code-vector indices (CNN) or steps (RNN), in the order given."""
+    if isinstance(units, (int, tuple)) and not isinstance(units, bool):
+        units = [units]
+    if isinstance(units, Tensor):
+        units = units.reshape(-1).tolist()
+    if units is None or isinstance(units, str) or not len(units):
+        raise ValueError(f"units: expected a non-empty list of unit indices, got {units!r}")
+    if isinstance(net, NeuroViewRNN):
+        n, what, lookup = net.steps, "steps of this NeuroView-RNN", {}
+    else:
+        n, what = net.num_units, "indices into the code vector (net.units)"
+        lookup = {(s, ch): i for i, (s, ch) in enumerate(net.units)}
+    out = []
+    for u in units:
+        if isinstance(u, (tuple, list)) and len(u) == 2 and lookup:
+            if (str(u[0]), int(u[1])) not in lookup:
+                sites = {s: c for s, c in ((s.name, s.channels) for s in net.sites)}
+                raise ValueError(f"units: no unit {tuple(u)!r}; the sites and their channel counts are {sites}")
+            u = lookup[(str(u[0]), int(u[1]))]
+        if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
+            raise ValueError(f"units: expected {what} in [0, {n}), got {u!r}")
+        if u not in out:
+            out.append(u)
+    return out
+
+
+def _batches(loader):
+    """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`)."""
+    if isinstance(loader, Tensor) or (isinstance(loader, tuple) and loader and isinstance(loader[0], Tensor)):
+        return [loader]  # one batch
+    if hasattr(loader, "setup") and hasattr(loader, "train_dataloader"):
+        loader.setup("fit")
+        # the training split in order and without augmentation, so an index names a sample
+        return loader._loader("train") if hasattr(loader, "_loader") else loader.train_dataloader()
+    return loader
+
+
+def _model_input(net, x: Tensor) -> Tensor:
+    """A channels-first batch ``[B, C, T]`` in the RNN's own layout."""
+    if x.dim() != 3 or x.shape[1] != net.input_size:
+        raise ValueError(f"loader: expected channels-first series [B, {net.input_size}, T] as the data modules "
+                         f"give them, got shape {tuple(x.shape)}")
+    xs = steps_first(x)
+    return xs if net.batch_first else xs.transpose(0, 1)
+
+
+# ----------------------------------------------------------------------------- scan
+class _Top:
+    """A running top ``k`` per unit over a stream of batches: the score, the sample index and the
+    rows kept with it. Stable sorts, with earlier samples first, give ties to the lower index."""
+
+    def __init__(self, k: int):
+        self.k, self.seen = k, 0
+        self.score: Tensor | None = None
+        self.value: Tensor | None = None
+        self.index: Tensor | None = None
+        self.rows: dict[str, Tensor] = {}
+        self.class_means: Tensor | None = None
+
+    def add(self, score: Tensor, value: Tensor, rows: dict[str, Tensor]) -> None:
+        """``score`` and ``value`` ``[B, n]`` per sample and unit; ``rows`` ``[B, ...]`` per sample."""
+        b, n = score.shape
+        idx = torch.arange(self.seen, self.seen + b).expand(n, b)
+        self.seen += b
+        old = 0 if self.score is None else self.score.shape[1]
+        s = score.T if self.score is None else torch.cat([self.score, score.T], 1)
+        i = idx if self.index is None else torch.cat([self.index, idx], 1)
+        v = value.T if self.value is None else torch.cat([self.value, value.T], 1)
+        pick = torch.sort(s, dim=1, descending=True, stable=True).indices[:, : self.k]  # [n, k]
+        self.score, self.index, self.value = s.gather(1, pick), i.gather(1, pick), v.gather(1, pick)
+        # kept rows of unit u sit at u * old + j of a flat pool, the batch's after all of them
+        flat = torch.where(pick < old, torch.arange(n)[:, None] * old + pick, n * old + pick - old)
+        for name, r in rows.items():
+            pool = r if not old else torch.cat([self.rows[name].flatten(0, 1), r])
+            self.rows[name] = pool[flat]
+
+
+def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None) -> _Top:
+    top, device = _Top(k), next(net.parameters()).device
+    sums = counts = None
+    with torch.no_grad():
+        for batch in batches:
+            x, lengths, y = unpack(batch)
+            if max_samples is not None:
+                x, y = x[: max_samples - top.seen], None if y is None else y[: max_samples - top.seen]
+                lengths = None if lengths is None else lengths[: len(x)]
+            if not len(x):
+                break
+            rows = {"x": x.detach().cpu()}
+            if y is not None:
+                rows["y"] = torch.as_tensor(y).long().cpu()
+            if rnn:
+                exp = net.explain(_model_input(net, x.to(device)), None if lengths is None else lengths.to(device))
+                value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()
+                score = value.abs()
+                rows["x"] = F.pad(rows["x"], (0, net.max_len - x.shape[-1]))
+                if lengths is not None:
+                    rows["lengths"] = torch.as_tensor(lengths).long().cpu()
+                if y is not None:
+                    sums, counts = _class_sums(rows["x"], rows.get("lengths"), rows["y"], net.num_classes, sums, counts)
+            else:
+                value = score = net.codes(x.to(device))[:, cols].float().cpu()
+            top.add(score, value, rows)
+    if top.index is None:
+        raise ValueError("loader: gave no samples")
+    top.class_means = None if sums is None else sums / counts.clamp_min(1)[:, None]
+    return top
+
+
+def _class_sums(x: Tensor, lengths: Tensor | None, y: Tensor, c: int, sums, counts):
+    """Running per-class sums of the valid samples of each series, and their counts per position."""
+    valid = torch.ones(x.shape[0], x.shape[-1]) if lengths is None else (torch.arange(x.shape[-1]) < lengths[:, None]).float()
+    s = torch.zeros(c, *x.shape[1:]).index_add_(0, y, x.float() * valid[:, None])
+    n = torch.zeros(c, x.shape[-1]).index_add_(0, y, valid)
+    return (s, n) if sums is None else (sums + s, counts + n)
+
+
+# --------------------------------------------------------------------------- where
+def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top) -> UnitGallery:
+    n, k = top.index.shape
+    starts = torch.tensor(steps) * net.window
+    win = torch.stack([starts, (starts + net.window).clamp_max(net.max_len)], -1)  # [n, 2]
+    return UnitGallery(
+        kind="steps", units=steps, names=[f"step {t}" for t in steps], index=top.index, value=top.value,
+        x=top.rows["x"], y=top.rows.get("y"), window=win[:, None, None, :].expand(n, k, 1, 2).clone(),
+        ranked_by="|contribution of the step to the predicted class's logit| (value: signed)",
+        lengths=top.rows.get("lengths"), class_means=top.class_means,
+    )
+
+
+def _cnn_gallery(net: NeuroViewCNN, cols: list[int], top: _Top) -> UnitGallery:
+    xs = top.rows["x"]
+    spatial = xs.shape[3:]
+    windows, heats, positions = [], [], []
+    sites = {s.name: s for s in net.sites}
+    for row, u in enumerate(cols):
+        name, ch = net.units[u]
+        w, p, h = _where(net, sites[name], ch, xs[row])
+        windows.append(w)
+        positions.append(p)
+        heats.append(h if h is not None else torch.full((xs.shape[1], *spatial), float("nan")))
+    return UnitGallery(
+        kind="units", units=cols, names=[f"{net.units[u][0]} #{net.units[u][1]}" for u in cols], index=top.index,
+        value=top.value, x=xs, y=top.rows.get("y"), window=torch.stack(windows),
+        ranked_by="the unit's code averaged over positions", heat=torch.stack(heats), position=torch.stack(positions),
+    )
+
+
+def _where(net: NeuroViewCNN, site, ch: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(window [k, D, 2], strongest position [k], heat [k, *spatial] or None)`` of one unit on its samples."""
+    device = next(net.parameters()).device
+    x = x.to(device).requires_grad_(True)
+    z = _preactivation(net, site, x)[:, ch].reshape(len(x), -1)  # [k, positions]
+    pos = z.argmax(1)  # the first of equal maxima
+    spatial = x.shape[2:]
+    if z.requires_grad:
+        g = torch.autograd.grad(z.gather(1, pos[:, None]).sum(), x)[0].detach()
+        support = g.abs().sum(1) > 0  # [k, *spatial]
+    else:
+        support = torch.zeros(len(x), *spatial, dtype=torch.bool, device=device)
+    windows = torch.zeros(len(x), len(spatial), 2, dtype=torch.long)
+    for d, size in enumerate(spatial):
+        other = [e + 1 for e in range(len(spatial)) if e != d]
+        on = support.any(dim=other) if other else support  # [k, size]
+        for i in range(len(x)):
+            idx = on[i].nonzero().flatten()
+            windows[i, d] = torch.stack([idx.min(), idx.max() + 1]).cpu() if len(idx) else torch.tensor([0, size])
+    with torch.no_grad():
+        cmap = net.explain(x.detach(), maps=True).code_maps[site.name][:, ch].float()  # [k, *positions]
+    heat = None
+    if cmap.dim() - 1 == len(spatial):
+        heat = F.interpolate(cmap[:, None], size=tuple(spatial), mode="nearest")[:, 0].cpu()
+    return windows, pos.cpu(), heat
+
+
+def _preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
+    """The pre-activation of ``site`` on ``x``, units first ``[B, C_s, *positions]``, with its graph.
+
+    Taken by a hook of its own on the site's module, at the site's call number (``name:1`` is
+    the second call), and cloned before an in-place activation can overwrite it.
+    """
+    module = dict(net.backbone.named_modules())[site.module]
+    call = int(site.name.rpartition(":")[2]) if site.name != site.module else 0
+    seen, got = [0], []
+
+    def grab(z):
+        if seen[0] == call:
+            got.append(z.clone())
+        seen[0] += 1
+
+    if site.from_input:
+        handle = module.register_forward_pre_hook(lambda m, args: grab(args[0]))
+    else:
+        handle = module.register_forward_hook(lambda m, args, out: grab(out))
+    try:
+        with torch.enable_grad():
+            net.codes(x)
+    finally:
+        handle.remove()
+    return units_first(got[0], site.axis, len(x))
+
+
+# ----------------------------------------------------------------- what a waterfall shows
+def decision_items(exp: Explanation, sample: int, target: int) -> Tensor:
+    """One sample's contributions to class ``target``: ``[U]`` units, ``[T]`` steps of an RNN, or
+    the flattened features; read without the dense ``[B, C, ...]`` tensor."""
+    if isinstance(exp, RNNExplanation):
+        ti = exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5))
+        return ti[sample, target].detach().cpu()
+    return exp.for_class(target)[sample].detach().cpu().flatten()
+
+
+def largest(v: Tensor, k: int) -> list[int]:
+    """The indices of the ``k`` largest ``|v|``: the bars a waterfall draws."""
+    return v.abs().topk(min(k, len(v))).indices.tolist()
+
+
+def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = None) -> list[int]:
+    """Every unit (step) the waterfalls of ``samples`` draw a bar for, in first-seen order:
+    what a gallery needs to give each bar its face. ``target``: default each sample's prediction."""
+    out: list[int] = []
+    for s in samples:
+        t = int(exp.predicted[s]) if target is None else int(target)
+        out += [u for u in largest(decision_items(exp, int(s), t), k) if u not in out]
+    return out
+
+
+def _method(net, loader, units, k: int = 6, **kw) -> UnitGallery:
+    return unit_gallery(net, loader, units, k, **kw)
+
+
+register_extension("unit_gallery", _method)
