@@ -16,10 +16,18 @@ evaluated on its own data module's test split; for a dataset (and kind, CNN or R
 lacks, the same zoo architecture is trained here with a short plain loop (a "stand-in"). The
 output names the source of every model.
 
-Writes benchmarks/results/faithfulness.json, .md and one figure per case (.png).
+With ``--sparse`` every model is also evaluated with a sparse global classifier beside its
+dense one: the zoo's ``<entry>_sparse`` checkpoint when the manifest has it, else
+``nv.sparsify`` (``groups="step"`` for RNNs) fitted here on the entry's training split. The
+ablation and deletion tests are the same; only the head differs (the backbone is shared).
+
+Writes benchmarks/results/<out>.json, .md and one figure per case (.png); ``--out`` defaults to
+``faithfulness``.
 
     nice -n 10 python benchmarks/faithfulness.py                 # ~30 min on 2 busy cores
     python benchmarks/faithfulness.py --datasets digits --stand-ins --steps 5 --seeds 2   # smoke run
+    nice -n 10 python benchmarks/faithfulness.py --sparse --out faithfulness_sparse \
+        --entries nv_small_cnn.digits nv_gru.gunpoint --steps 10 --seeds 3 --n-steps 20   # dense and sparse
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -61,8 +70,11 @@ def data(spec: dict) -> dict[str, tuple]:
     dm.setup("fit")
     out = {}
     for split, loader in (("train", dm.train_dataloader), ("val", dm.val_dataloader), ("test", dm.test_dataloader)):
-        ds = loader().dataset
-        batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=len(ds))))
+        dl = loader()
+        if not hasattr(dl, "dataset"):  # val_fraction=0: no validation split (the loader is an empty list)
+            continue
+        # the split whole, in order; the data module's collate (its datasets gather batches themselves)
+        batch = next(iter(torch.utils.data.DataLoader(dl.dataset, batch_size=len(dl.dataset), collate_fn=dl.collate_fn)))
         out[split] = (batch[0], batch[1] if len(batch) == 3 else None, batch[-1])
     return out
 
@@ -113,7 +125,41 @@ def stand_in(case: str, d: dict, seed: int) -> tuple[nn.Module, str]:
     return net.eval(), f"trained here ({epochs} epochs, {time.perf_counter() - t:.0f} s): no zoo checkpoint of {arch} on {dataset}"
 
 
-def run_case(case: str, args, zoo_entry: dict | None = None) -> dict:
+def per_class(net: nn.Module) -> float:
+    """Units (CNN) or steps (RNN) the global classifier reads per class: nonzero weights, mean over classes."""
+    from neuroview.core.rnn import NeuroViewRNN  # noqa: PLC0415
+
+    w = net.effective_classifier()[0].detach()
+    if isinstance(net, NeuroViewRNN):
+        w = w.reshape(net.num_classes, *net.feature_shape).abs().sum((1, 2, 4))  # [C, steps]
+    return round((w != 0).sum(-1).float().mean().item(), 1)
+
+
+def sparse_of(case: str, net: nn.Module, zoo_entry: dict | None, d: dict, args) -> tuple[nn.Module, str]:
+    """The sparse head of ``case``: the zoo's ``<case>_sparse`` when it exists, else nv.sparsify here."""
+    from neuroview import sparsify  # noqa: PLC0415 - only --sparse needs it
+    from neuroview.core.rnn import NeuroViewRNN  # noqa: PLC0415
+
+    name = f"{case}_sparse"
+    if zoo_entry is not None and name in zoo_cases(None):
+        return create_model(name, pretrained=True).eval(), f"zoo checkpoint {name!r}"
+    groups = "step" if isinstance(net, NeuroViewRNN) else None
+    if zoo_entry is not None:  # the entry's own data module: its training split (and validation split, if any)
+        from neuroview.zoo.pretrained import make_datamodule  # noqa: PLC0415
+
+        train = make_datamodule(zoo_entry["dataset"]["data_module"])
+    else:  # a stand-in was trained on train + val: sparsify cross-validates on the training split
+        x, lengths, y = d["train"]
+        train = [(x, y)] if lengths is None else [(x, lengths, y)]
+    t = time.perf_counter()
+    sparse = sparsify(net, train, groups=groups, seed=args.seed).eval()
+    return sparse, f"nv.sparsify(groups={groups!r}) of it on its training split, here ({time.perf_counter() - t:.0f} s)"
+
+
+_TRAINED: dict[tuple[str, int], tuple[nn.Module, str]] = {}
+
+
+def run_case(case: str, args, zoo_entry: dict | None = None, sparse: bool = False) -> dict:
     from neuroview.core.cnn import NeuroViewCNN  # noqa: PLC0415
 
     if zoo_entry is not None:
@@ -123,9 +169,14 @@ def run_case(case: str, args, zoo_entry: dict | None = None) -> dict:
     else:
         dataset, _, arch, _, _ = CASES[case]
         d = data(DATA[dataset])
-        net, source = stand_in(case, d, args.seed)
+        if (case, args.seed) not in _TRAINED:  # the sparse head's run reuses the dense one's network
+            _TRAINED[case, args.seed] = stand_in(case, d, args.seed)
+        net, source = _TRAINED[case, args.seed]
+    if sparse:
+        net, how = sparse_of(case, net, zoo_entry, d, args)
+        source = f"{source}; sparse head: {how}"
     kind = "cnn" if isinstance(net, NeuroViewCNN) else "rnn"
-    print(f"[{case}] {arch} on {dataset}: {source}", flush=True)
+    print(f"[{case}{' sparse' if sparse else ''}] {arch} on {dataset}: {source}", flush=True)
     x, lengths, y = d["test"]
     if args.max_test and len(y) > args.max_test:  # a fixed subset: the same samples for every order
         keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[: args.max_test].sort().values
@@ -141,7 +192,7 @@ def run_case(case: str, args, zoo_entry: dict | None = None) -> dict:
             results[f"steps, {base} baseline"] = time_step_deletion(
                 net, x, y, lengths=lengths, seeds=range(args.seeds), steps=args.steps, n_steps=args.n_steps, baseline=base)
     out = {"dataset": dataset, "architecture": arch, "source": source, "from_zoo": zoo_entry is not None,
-           "test_samples": len(y), "seconds": round(time.perf_counter() - t, 1), "tests": {}}
+           "head": "sparse" if sparse else "dense", "per_class": per_class(net), "test_samples": len(y), "seconds": round(time.perf_counter() - t, 1), "tests": {}}
     for name, res in results.items():
         first = next(iter(res.curves.values()))
         rand = [c.auc() for n, c in res.curves.items() if n.startswith("random:")]
@@ -160,9 +211,10 @@ def run_case(case: str, args, zoo_entry: dict | None = None) -> dict:
             print(f"  skipped {msg[0]}: {msg[1]}")
         print(f"  {name}: accuracy {first.accuracy[0]:.3f}; AUC " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()), flush=True)
         try:
-            fig = res.plot(title=f"{arch} on {dataset}: {name}")
+            fig = res.plot(title=f"{arch} on {dataset}{', sparse head' if sparse else ''}: {name}")
             slug = name.replace(",", "").replace(" baseline", "").replace(" ", "_")
-            fig.savefig(OUT / f"faithfulness_{case.replace('.', '_')}_{slug}.png", dpi=110)
+            head = "_sparse" if sparse else ""
+            fig.savefig(OUT / f"{args.out}_{case.replace('.', '_')}{head}_{slug}.png", dpi=110)
         except ImportError as e:
             print(f"  no figure: {e}")
     return out
@@ -190,7 +242,11 @@ def table(cases: dict) -> str:
                 else:
                     cells.append("–")
             src = "zoo" if r["from_zoo"] else "stand-in"
-            lines.append(f"| {r['architecture']} on {r['dataset']} ({src}) | {test} | {t['test_accuracy']:.1%} | "
+            head = ""
+            if "head" in r:  # runs before --sparse existed have no head
+                what = "units" if test == "units" else "steps"
+                head = f", {r['head']} head ({r['per_class']:g} {what} per class)"
+            lines.append(f"| {r['architecture']} on {r['dataset']} ({src}){head} | {test} | {t['test_accuracy']:.1%} | "
                          + " | ".join(cells) + f" | {'yes' if t['neuroview_beats_every_random_seed'] else 'NO'} |")
     return "\n".join(lines)
 
@@ -207,27 +263,39 @@ def main(argv=None) -> dict:
     p.add_argument("--n-steps", type=int, default=50, help="LayerConductance / IntegratedGradients steps")
     p.add_argument("--seed", type=int, default=0, help="training seed of the stand-ins")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--entries", nargs="+", default=None, help="only these zoo entries (and no stand-ins unless --stand-ins names some)")
+    p.add_argument("--sparse", action="store_true", help="also evaluate each model with a sparse head (see the docstring)")
+    p.add_argument("--out", default="faithfulness", help="results name under benchmarks/results (json, md, figures)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     OUT.mkdir(exist_ok=True)
     t = time.perf_counter()
-    zoo = zoo_cases(None if "all" in args.datasets else args.datasets)
+    zoo = zoo_cases(None if "all" in args.datasets or args.entries else args.datasets)
+    if args.entries:
+        missing = [e for e in args.entries if e not in zoo]
+        if missing:
+            raise SystemExit(f"--entries: not NeuroView zoo entries: {missing}")
+        zoo = {e: zoo[e] for e in args.entries}
     cases = {}
     for name, (_, entry) in zoo.items():
         cases[name] = run_case(name, args, entry)
+        if args.sparse:
+            cases[f"{name} (sparse)"] = run_case(name, args, entry, sparse=True)
     have = {(r["dataset"], r["architecture"].split("_")[1] in ("gru", "lstm", "rnn")) for r in cases.values()}
-    todo = args.stand_ins if args.stand_ins is not None else [
+    todo = args.stand_ins if args.stand_ins is not None else [] if args.entries else [
         c for c, (ds, kind, arch, _, _) in CASES.items()
         if ds in args.datasets and (ds, kind == "rnn") not in have]
     for c in todo:
         cases[c] = run_case(c, args)
+        if args.sparse:
+            cases[f"{c} (sparse)"] = run_case(c, args, sparse=True)
     md = table(cases)
     meta = {"seeds": args.seeds, "max_test": args.max_test, "steps": args.steps, "n_steps": args.n_steps, "threads": args.threads,
             "torch": torch.__version__, "minutes": round((time.perf_counter() - t) / 60, 1),
-            "command": "python benchmarks/faithfulness.py"}
+            "command": "python benchmarks/faithfulness.py" + "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))}
     result = {"meta": meta, "cases": cases}
-    (OUT / "faithfulness.json").write_text(json.dumps(result, indent=1))
-    (OUT / "faithfulness.md").write_text(md + "\n")
+    (OUT / f"{args.out}.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"{args.out}.md").write_text(md + "\n")
     print(md)
     return result
 

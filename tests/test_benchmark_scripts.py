@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import neuroview as nv
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -147,8 +149,6 @@ def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision():
         ue.ensemble_acc([a, b | {"labels": [1, 1]}])
     # the script's premise: averaged NeuroView logits are one linear classifier over all members'
     # unit codes (weights divided by the number of members), so its explanations stay exact
-    import neuroview as nv
-
     torch.manual_seed(0)
     x = torch.randn(4, 1, 48)
     members = [nv.create_model("nv_lite", num_classes=3, in_channels=1).eval() for _ in range(3)]
@@ -161,3 +161,76 @@ def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision():
     torch.testing.assert_close(codes @ w.T + b, mean_logits, rtol=0, atol=1e-5)
     contributions = codes[:, None, :] * w  # [B, C, U]: per unit of every member
     torch.testing.assert_close(contributions.sum(-1) + b, mean_logits, rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------- benchmarks/synthetic_window.py
+@pytest.fixture(scope="module")
+def synthetic():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import synthetic_window
+
+        yield synthetic_window
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_synthetic_class_signal_lies_only_in_the_window(synthetic):
+    x, y = synthetic.make_data(64, length=50, window=(20, 34), width=10, noise=0.0, seed=3)
+    assert x.shape == (64, 1, 50) and torch.bincount(y).tolist() == [16] * 4
+    assert x[..., :20].abs().max() == 0 and x[..., 34:].abs().max() == 0
+    assert bool((x[..., 20:34].abs().amax(-1) > 1.0).all())  # every series carries its shape (amplitude >= 2)
+    # with noise, outside the window nothing depends on the class: same draws whatever the labels
+    xn, yn = synthetic.make_data(64, length=50, window=(20, 34), width=10, seed=3)
+    torch.testing.assert_close(xn[..., :20], synthetic.make_data(64, length=50, window=(20, 34), width=10, seed=3)[0][..., :20])
+    assert torch.equal(yn, y)
+    with pytest.raises(ValueError, match="window"):
+        synthetic.make_data(4, length=50, window=(45, 55))
+
+
+def test_window_share_on_hand_built_evidence(synthetic):
+    ev = torch.tensor([[1.0, -1.0, 2.0, 0.0, 0.0, 4.0],    # |.| = 8, window [1, 3): 3 -> 3/8
+                       [0.0, 0.0, -5.0, 0.0, 0.0, 0.0],    # all of it inside
+                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])    # no evidence: NaN, not 0
+    share = synthetic.window_share(ev, (1, 3))
+    assert share[:2].tolist() == [3 / 8, 1.0] and torch.isnan(share[2])
+    mask = torch.tensor([False, True, True, False, False, False])
+    torch.testing.assert_close(synthetic.window_share(ev, mask), share, equal_nan=True)
+
+
+def test_rnn_evidence_is_exact_and_sits_where_the_weights_are(synthetic):
+    # a NeuroView-GRU whose classifier reads only steps 4..7: every decision's evidence lies there
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(nn.GRU(1, 3, batch_first=True), 2, max_len=12, normalize=False).eval()
+    with torch.no_grad():
+        w = net.classifier.weight.view(2, 12, 3)
+        w[:, :4] = 0
+        w[:, 8:] = 0
+    x = torch.randn(6, 1, 12)  # channels-first, as the script holds its series
+    ev, pred = synthetic.neuroview_evidence(net, x)
+    logits = net(x.transpose(1, 2))
+    torch.testing.assert_close(ev.sum(1) + net.classifier.bias[pred], logits.gather(1, pred[:, None])[:, 0])
+    assert synthetic.window_share(ev, (4, 8)).tolist() == [1.0] * 6
+    # against a baseline the evidence still sums to the logit (the bias is the baseline's logit)
+    base = synthetic.mean_features(net, torch.randn(20, 1, 12))
+    evb, _ = synthetic.neuroview_evidence(net, x, base)
+    exp = net.explain(x.transpose(1, 2), baseline=base)
+    torch.testing.assert_close(evb.sum(1) + exp.bias[pred], logits.gather(1, pred[:, None])[:, 0])
+    # a GRU's state at t has read every step up to t: the window's reach runs to the end
+    assert synthetic.reach(net, x, (4, 8)).nonzero().flatten().tolist() == list(range(4, 12))
+
+
+def test_cnn_evidence_maps_positions_to_steps_and_reach_is_the_receptive_field(synthetic):
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv1d(1, 4, 3, padding="same"), nn.ReLU(), nn.Conv1d(4, 5, 3, padding="same"), nn.ReLU())
+    net = nv.NeuroViewCNN(body, 3, quantizer="none", example_input=torch.zeros(2, 1, 16)).eval()
+    x = torch.randn(5, 1, 16)
+    ev, pred = synthetic.neuroview_evidence(net, x)
+    exp = net.explain(x)
+    assert ev.shape == (5, 16)
+    torch.testing.assert_close(ev.sum(1), exp.for_class(pred).sum(1))
+    # two kernels of 3: a position reads 2 steps either side of it
+    assert synthetic.reach(net, x, (6, 9)).nonzero().flatten().tolist() == list(range(4, 11))
+    pooled = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3, example_input=torch.zeros(2, 1, 16)).eval()
+    with pytest.raises(ValueError, match="not the input's 16 steps"):
+        synthetic.neuroview_evidence(pooled, x)  # 14 positions: no honest step for each
