@@ -24,8 +24,9 @@ from torch import Tensor, nn
 from ._utils import describe, extension, factory, restore_modes
 from .activations import is_activation, looks_like_activation
 from .explanation import CNNExplanation, resolve_baseline
-from .head import CodeNorm, decide, fold
+from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .quantize import QUANTIZERS
+from .reach import freeze_unreached, module_names, thaw
 from .sites import Recorder, Site, StopForward, hooks, install, uninstall
 
 __all__ = ["NeuroViewCNN", "Site"]
@@ -94,6 +95,7 @@ class NeuroViewCNN(nn.Module):
         self.not_sites: dict[tuple[str, int], str] = {}
         self._rec: Recorder | None = None  # set while this network runs: its site hooks record into it
         self._installed = False  # site hooks live on the backbone from the first forward until unwrap()
+        self.frozen: tuple[str, ...] = ()  # backbone parameters the decision never reaches: frozen until unwrap()
         self._targets, self.left_out = self._find_targets(layers)
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
@@ -187,6 +189,7 @@ class NeuroViewCNN(nn.Module):
             install(self, self.backbone, self._targets, self.quantizer)
             self._installed = True
         self.build_head(sum(s.channels for s in rec.found))
+        self.frozen = freeze_unreached(self, x)  # else plain DDP waits for their gradients (neuroview.core.reach)
         return self.sites
 
     def build_head(self, num_units: int) -> None:
@@ -297,10 +300,9 @@ class NeuroViewCNN(nn.Module):
         finally:
             restore()
         w, b = self.effective_classifier()
-        dt = torch.promote_types(codes.dtype, torch.float32)
+        dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
-        with torch.autocast(codes.device.type, enabled=False):
-            logits = torch.nn.functional.linear(codes, w, b)
+        logits = folded_logits(codes, w, b)
         if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
             w, b = w.clone(), b.clone()
         mean = self.norm.running_mean if self.norm is not None else None
@@ -362,8 +364,10 @@ class NeuroViewCNN(nn.Module):
         """The backbone, exactly as it was given: this network's site hooks are removed from it
         (a later forward pass of this network installs them again)."""
         uninstall(self, self.backbone)
-        self._installed = False
+        self._installed, self.frozen = False, thaw(self, self.frozen)
         return self.backbone
+
+    unreached = property(lambda self: module_names(self.frozen), doc="Modules of :attr:`frozen` (``backbone.fc``).")
 
     def extra_repr(self) -> str:
         found = f"sites={len(self.sites)}, units={self.num_units}" if self.sites is not None else "sites=<found on the first batch>"

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from .cnn import NeuroViewCNN
 from .explanation import CNNExplanation
+from .head import folded_logits
 
 __all__ = ["Ensemble"]
 
@@ -165,8 +166,7 @@ class Ensemble(nn.Module):
         weight = torch.cat([e.weight for e in exps], dim=1) / k
         bias = torch.stack([e.bias for e in exps]).mean(0)  # the logit of the baseline, when there is one
         base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
-        with torch.autocast(codes.device.type, enabled=False):
-            logits = torch.nn.functional.linear(codes if base is None else codes - base, weight, bias)
+        logits = folded_logits(codes if base is None else codes - base, weight, bias)
         code_maps = None
         if maps:
             code_maps = {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}

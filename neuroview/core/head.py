@@ -29,13 +29,29 @@ from torch import Tensor, nn
 FLOOR = 0.1
 
 
-class CodeNorm(nn.BatchNorm1d):
-    """``BatchNorm1d`` without affine, with a relative variance floor and statistics shared by
-    all DDP ranks (see the module docstring)."""
+class CodeNorm(nn.Module):
+    """Standardization of the features without affine, with a relative variance floor and
+    statistics shared by all DDP ranks (see the module docstring).
 
-    def __init__(self, num_features: int, *, floor: float = FLOOR, **kw):
-        super().__init__(num_features, affine=False, **kw)
-        self.floor = float(floor)
+    A plain ``nn.Module``, not a ``BatchNorm1d``: ``SyncBatchNorm.convert_sync_batchnorm`` (and
+    Lightning's ``sync_batchnorm=True``) would replace a BatchNorm subclass by a SyncBatchNorm,
+    losing the floor and the fold. Its buffers keep ``BatchNorm1d``'s names, so checkpoints made
+    when it was one load unchanged.
+
+    >>> norm = CodeNorm(3)
+    >>> list(norm.state_dict())
+    ['running_mean', 'running_var', 'num_batches_tracked']
+    >>> norm(torch.randn(8, 3)).shape
+    torch.Size([8, 3])
+    """
+
+    def __init__(self, num_features: int, *, floor: float = FLOOR, eps: float = 1e-5, momentum: float | None = 0.1,
+                 device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum, self.floor = int(num_features), float(eps), momentum, float(floor)
+        self.register_buffer("running_mean", torch.zeros(num_features, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.ones(num_features, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
 
     def _floored(self, var: Tensor) -> Tensor:
         return var.clamp_min(self.floor * var.mean()) if self.floor > 0 else var
@@ -62,6 +78,11 @@ class CodeNorm(nn.BatchNorm1d):
             self.num_batches_tracked += 1
         return (f - mean) * torch.rsqrt(self._floored(var) + self.eps)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # BatchNorm1d checkpoints of its version 1 have no num_batches_tracked (BatchNorm fills it in too)
+        state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, floor={self.floor}"
 
@@ -71,17 +92,21 @@ def _distributed() -> bool:
 
 
 def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int | Tensor]:
-    """Mean and (biased) variance over the batch, over every DDP rank when there are several."""
+    """Mean and (biased) variance over the batch, over every DDP rank when there are several.
+
+    Two passes in both cases, so that DDP gives what one process gives on the whole batch: the
+    mean from the all-reduced sums and count, then the all-reduced squared deviations from it
+    (one pass, ``E[x^2] - E[x]^2``, loses every digit of a small variance around a large mean).
+    """
     if not _distributed():
         var, mean = torch.var_mean(f, dim=0, unbiased=False)
         return mean, var, f.shape[0]
     from torch.distributed.nn.functional import all_reduce  # noqa: PLC0415 - differentiable, only under DDP
 
-    stats = torch.cat([f.sum(0), f.square().sum(0), f.new_full((1,), f.shape[0])])
-    stats = all_reduce(stats)
+    stats = all_reduce(torch.cat([f.sum(0), f.new_full((1,), f.shape[0])]))
     n = stats[-1]
-    mean = stats[: f.shape[1]] / n
-    var = (stats[f.shape[1]: -1] / n - mean.square()).clamp_min(0)
+    mean = stats[:-1] / n
+    var = all_reduce((f - mean).square().sum(0)) / n
     return mean, var, n
 
 
@@ -100,16 +125,27 @@ def fold(classifier: nn.Linear, norm: CodeNorm | None) -> tuple[Tensor, Tensor]:
         return w, b - w @ norm.running_mean.to(w.dtype)
 
 
+def folded_logits(f: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``f @ w.T + b`` as the head decides at eval: in :func:`head_dtype` (float32 at least) with
+    autocast off. The one home of that product: the forward pass, ``explain`` of every wrapper and
+    the ensemble use it, so their logits are the same numbers.
+
+    >>> folded_logits(torch.ones(2, 3, dtype=torch.bfloat16), torch.ones(4, 3), torch.zeros(4)).dtype
+    torch.float32
+    """
+    with torch.autocast(f.device.type, enabled=False):
+        dt = head_dtype(f, w)
+        return F.linear(f.to(dt), w.to(dt), b.to(dt))
+
+
 def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.Module | None = None) -> Tensor:
     """Logits of features ``f [B, F]``: batch statistics (and dropout) while training, the folded
-    linear map at eval; in float32 with autocast off."""
+    linear map at eval (:func:`folded_logits`); in float32 at least, with autocast off."""
+    if not classifier.training:
+        return folded_logits(f, *fold(classifier, norm))
     with torch.autocast(f.device.type, enabled=False):
-        training = classifier.training
         dt = head_dtype(f, classifier.weight)
-        if training:
-            f = norm(f.to(dt)) if norm is not None else f.to(dt)
-            if dropout is not None:
-                f = dropout(f)
-            return F.linear(f, classifier.weight.to(dt), classifier.bias.to(dt))
-        w, b = fold(classifier, norm)
-        return F.linear(f.to(dt), w.to(dt), b.to(dt))
+        f = norm(f.to(dt)) if norm is not None else f.to(dt)
+        if dropout is not None:
+            f = dropout(f)
+        return F.linear(f, classifier.weight.to(dt), classifier.bias.to(dt))

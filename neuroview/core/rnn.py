@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .explanation import RNNExplanation, resolve_baseline
-from .head import CodeNorm, decide, fold
+from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from ._utils import extension, factory, param_dtype, restore_modes
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 
@@ -183,7 +183,7 @@ class NeuroViewRNN(nn.Module):
         finally:
             restore()
         w, b = self.effective_classifier()
-        dt = torch.promote_types(h.dtype, torch.float32)
+        dt = head_dtype(h, w)
         h, w, b = h.to(dt), w.detach().to(dt), b.detach().to(dt)
         if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
             w, b = w.clone(), b.clone()
@@ -194,7 +194,7 @@ class NeuroViewRNN(nn.Module):
         delta = h if base is None else h - base
         with torch.autocast(h.device.type, enabled=False):
             exp = RNNExplanation(
-                logits=F.linear(h.flatten(1), w, b),
+                logits=folded_logits(h.flatten(1), w, b),
                 bias=shifted,
                 codes=h,
                 weight=w5,  # contributions [B, C, L, D, T, H] are formed from codes and weight when read

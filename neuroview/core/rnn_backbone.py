@@ -46,6 +46,11 @@ class Backbone:
             self.dropout = float(rnn.dropout)
             self.accepts_lengths = True
             self.templates = tuple(self._template(rnn, layer) for layer in range(rnn.num_layers))
+            kind = type(self.templates[0])
+            #: the subclass that overrides nn.GRU's (LSTM's, RNN's) forward, if any: then that forward runs
+            self.own_forward = type(rnn).__name__ if type(rnn).forward is not kind.forward else None
+            if self.own_forward and self.num_layers > 1:
+                raise TypeError(_own_forward_error(f"{self.own_forward} overrides nn.{kind.__name__}'s forward", self.num_layers))
             # (template name, rnn name) per layer: weight_ih_l0 <- weight_ih_l2, ..._reverse likewise
             self.names = []
             for layer in range(rnn.num_layers):
@@ -124,6 +129,10 @@ class Backbone:
         inp: Tensor | PackedSequence = (
             pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
         )
+        if self.own_forward or rnn._forward_hooks or rnn._forward_pre_hooks:
+            if self.num_layers > 1:
+                raise TypeError(_own_forward_error(f"{type(rnn).__name__} has forward hooks", self.num_layers))
+            return self._own_states(rnn, inp, b, t)
         outs = []
         for layer, template in enumerate(self.templates):
             if layer and self.dropout and training:  # what nn.RNN does between layers
@@ -136,6 +145,30 @@ class Backbone:
             outs.append(pad_packed_sequence(inp, batch_first=True, total_length=t)[0] if packed else inp)
         h = torch.stack(outs, 1) if len(outs) > 1 else outs[0][:, None]  # [B, L, T, D * H]; no copy for one layer
         return h.unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
+
+    def _own_states(self, rnn: nn.RNNBase, inp: Tensor | PackedSequence, b: int, t: int) -> Tensor:
+        """``[B, 1, D, T, H]`` from a one-layer RNN's own call (its subclass forward and its hooks run)."""
+        if isinstance(inp, Tensor) and not rnn.batch_first:
+            inp = inp.transpose(0, 1)
+        out = rnn(inp)
+        out = out[0] if isinstance(out, tuple) else out
+        if isinstance(out, PackedSequence):
+            out = pad_packed_sequence(out, batch_first=True, total_length=t)[0]
+        elif isinstance(out, Tensor) and not rnn.batch_first:
+            out = out.transpose(0, 1)
+        want = (b, t, self.num_directions * self.hidden_size)
+        if not isinstance(out, Tensor) or tuple(out.shape) != want:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(f"rnn: its own forward (or a hook on it) returned {got}; expected the states of every step "
+                             f"{want} [B, T, D * H] as nn.{type(self.templates[0]).__name__} returns them")
+        return out[:, None].unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
+
+
+def _own_forward_error(what: str, layers: int) -> str:
+    return (f"rnn: {what}, which NeuroViewRNN would not run: it runs a {layers}-layer RNN one layer at a time with "
+            "its weights, to read every layer's states. Use a plain nn.GRU/nn.LSTM/nn.RNN (do the extra computation "
+            "outside it), or one layer (its own forward and hooks then run), or a module (not an nn.RNN subclass) "
+            "whose forward returns every layer's states [B, T, L, D, H] (the user-module protocol of NeuroViewRNN)")
 
 
 def _user_states(out, b: int, t: int) -> Tensor:
