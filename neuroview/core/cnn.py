@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from contextlib import contextmanager
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._utils import describe, extension, factory, restore_modes
 from .activations import is_activation, looks_like_activation
+from .discovery import find_sites
 from .explanation import CNNExplanation, resolve_baseline
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
+from .hooks import install, run_to_last_site, uninstall
 from .quantize import QUANTIZERS
 from .reach import freeze_unreached, module_names, thaw
-from .sites import Recorder, Site, StopForward, hooks, install, uninstall
+from .recorder import Recorder
+from .sites import Site
 
 __all__ = ["NeuroViewCNN", "Site"]
 
@@ -93,8 +95,12 @@ class NeuroViewCNN(nn.Module):
         self._codes_hook = None
         #: (module name, call number) -> why that call is not a site (found on the first batch)
         self.not_sites: dict[tuple[str, int], str] = {}
-        self._rec: Recorder | None = None  # set while this network runs: its site hooks record into it
-        self._installed = False  # site hooks live on the backbone from the first forward until unwrap()
+        # hooked module -> (its name, code from its input, recorded before it runs): what this
+        # network's recorders read from the shared hooks (neuroview.core.hooks); the module to stop at
+        self._plan: dict = {}
+        self._stop: str | None = None
+        self._stop_at: tuple = ()
+        self._installed = False  # hooks on the backbone from discovery until the network goes or unwrap()
         self.frozen: tuple[str, ...] = ()  # backbone parameters the decision never reaches: frozen until unwrap()
         self._targets, self.left_out = self._find_targets(layers)
         self.sites: list[Site] | None = None
@@ -136,25 +142,20 @@ class NeuroViewCNN(nn.Module):
             out.append((name, named[name], is_activation(named[name])))
         return out, []
 
-    @contextmanager
-    def _capture(self, batch: int, maps: bool = False, discover: bool = False) -> Iterator[Recorder]:
-        rec = Recorder(self, maps, discover, batch, self.unit_axis)
-        if discover:  # once, eagerly: temporary hooks that also watch the producing layers
-            handles = hooks(self._targets, rec, self.quantizer, self.backbone.modules)
-            try:
-                yield rec
-            finally:
-                for h in handles:
-                    h.remove()
-            return
-        if not self._installed:
-            install(self, self.backbone, self._targets, self.quantizer)
-            self._installed = True
-        self._rec = rec  # the installed hooks record only while this is set
-        try:
-            yield rec
-        finally:
-            self._rec = None
+    def _install(self) -> None:
+        """One hook per site module (and one on the module to stop at) on the backbone, shared
+        with any other network wrapping it; they go when this network is deleted or unwrapped."""
+        called = {s.module for s in self.sites} | {m for m, _ in self.not_sites}
+        self._plan = {m: (n, fi, fi and self.quantizer != "none") for n, m, fi in self._targets if n in called}
+        named = dict(self.backbone.named_modules())
+        self._stop_at = (named[self._stop],) if self._stop in named else ()
+        install(self, [(m, pre) for m, (_, _, pre) in self._plan.items()] + [(m, True) for m in self._stop_at])
+        self._installed = True
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        if self.__dict__.get("_installed"):  # a copy (deepcopy, pickle) records through its own backbone's hooks
+            self._install()
 
     @torch.no_grad()
     def discover(self, x: Tensor) -> list[Site]:
@@ -163,32 +164,24 @@ class NeuroViewCNN(nn.Module):
         when the network was built without ``example_input``."""
         if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got {describe(x)}")
-        x = x[:2]  # two real samples tell the sites; the rest of the batch would only cost memory
+        x = x[:3]  # two and three real samples tell the sites; the rest of the batch would only cost memory
         restore = restore_modes(self)
         try:
             self.eval()
-            with self._capture(len(x), discover=True) as rec:
-                try:
-                    self.backbone(x)
-                except ValueError as e:
-                    if str(e).startswith(("unit_axis:", "site ")):
-                        raise
-                    raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})") from e
-                except Exception as e:
-                    raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})") from e
+            found, not_sites, stop = find_sites(self.backbone, self._targets, self.quantizer, self.unit_axis, x)
         finally:
             restore()
-        if not rec.found:
+        if not found:
             raise ValueError(f"layers: none of the modules {[n for n, _, _ in self._targets]} was called in the forward pass")
-        names = {s.name for s in rec.found} | {s.module for s in rec.found}
+        names = {s.name for s in found} | {s.module for s in found}
         unknown = sorted(set(self.unit_axis) - names)
         if unknown:
-            raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in rec.found]}")
-        self.sites, self.input_shape = rec.found, tuple(x.shape[1:])
-        if not self._installed:  # now, not inside the first (possibly compiled) forward pass
-            install(self, self.backbone, self._targets, self.quantizer)
-            self._installed = True
-        self.build_head(sum(s.channels for s in rec.found))
+            raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in found]}")
+        self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])
+        if self._installed:
+            uninstall(self, self.backbone)
+        self._install()  # now, not inside the first (possibly compiled) forward pass
+        self.build_head(sum(s.channels for s in found))
         self.frozen = freeze_unreached(self, x)  # else plain DDP waits for their gradients (neuroview.core.reach)
         return self.sites
 
@@ -235,7 +228,8 @@ class NeuroViewCNN(nn.Module):
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got shape {tuple(x.shape)}")
         p = next(self.backbone.parameters(), None)
         # under autocast the ops cast for themselves; otherwise PyTorch's own error names neither x nor the fix
-        if p is not None and x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
+        # integer inputs (uint8 images, token ids) go to the backbone as they are: it converts or embeds them
+        if p is not None and x.is_floating_point() and x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
         # a data-dependent check: a host sync, and a graph break under torch.compile, where it is skipped
         if self.check_finite and not torch.compiler.is_compiling() and x.is_floating_point() and not torch.isfinite(x).all():
@@ -246,11 +240,10 @@ class NeuroViewCNN(nn.Module):
         self._check_input(x)
         if self.sites is None:
             self.discover(x)
-        with self._capture(len(x), maps=maps) as rec:
-            try:
-                self.backbone(x)
-            except StopForward:
-                pass
+        if not self._installed:  # unwrapped, then run again
+            self._install()
+        rec = Recorder(self, maps, len(x))
+        run_to_last_site(self.backbone, x, rec)
         if len(rec.codes) != len(self.sites):
             raise RuntimeError(f"backbone: its forward pass called {len(rec.codes)} sites, expected {len(self.sites)}")
         codes, maps = torch.cat(rec.codes, dim=1), rec.code_maps

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import neuroview as nv
-from neuroview.core.sites import SiteHook
+from neuroview.core.hooks import Hook as SiteHook
 from neuroview.attribution import faithfulness as fa
 from neuroview.attribution.faithfulness import (
     ablate_units, delete_steps, order_from_scores, step_deletion_curve, step_scores, time_step_deletion,

@@ -17,7 +17,7 @@ QUANTIZERS = ["hard", "soft", "none"]
 
 def _hooks(module: nn.Module) -> int:
     """Hooks on ``module`` other than the site hooks a NeuroView network keeps while it wraps it."""
-    from neuroview.core.sites import SiteHook
+    from neuroview.core.hooks import Hook as SiteHook
 
     return sum(not isinstance(h, SiteHook) for m in module.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
 

@@ -1,0 +1,102 @@
+"""Where a site's samples and units lie, told from real layers and real batches, never guessed.
+
+- **Sample axis**: the one dim of the pre-activation whose size follows the batch size, found by
+  running discovery on two batch sizes (:func:`sample_dim`). It is dim 0 for ``[B, C, H, W]``
+  and ``[B, N, C]``, dim 0 with positions folded in for windows (``[B * k, N, C]``, sample-major
+  as a reshape of ``[B, k, ...]`` lays them), dim 1 for sequence-first ``[T, B, C]``; a call
+  with no such dim (Swin-V2's position-bias MLP on a coordinate table) is not a site.
+- **Unit axis** (1 or -1 of the sample-first view): where the width of the layer that produced
+  the pre-activation fits; else where the width of the layer that reads the activation's output
+  fits; else a clear error naming ``unit_axis=`` (:func:`unit_axis`).
+
+Imports only torch.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+#: ``(feature count, natural unit axis)``: a layer's output width, or the width it reads
+Width = tuple[int, int]
+
+
+def produces(m: nn.Module) -> Width | None:
+    """The width and natural axis of ``m``'s output, for the layers whose outputs carry units."""
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return m.out_channels, 1
+    if isinstance(m, nn.Linear) and not isinstance(m, nn.modules.lazy.LazyModuleMixin):
+        return m.out_features, -1
+    return _norm(m) or ((m.embedding_dim, -1) if isinstance(m, nn.Embedding) else None)
+
+
+def consumes(m: nn.Module) -> Width | None:
+    """The width and natural axis of what ``m`` reads (its input's units), for the same layers."""
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return m.in_channels, 1
+    if isinstance(m, nn.Linear) and not isinstance(m, nn.modules.lazy.LazyModuleMixin):
+        return m.in_features, -1
+    return _norm(m)
+
+
+def _norm(m: nn.Module) -> Width | None:
+    if isinstance(m, nn.modules.batchnorm._NormBase):  # BatchNorm*, InstanceNorm*
+        return m.num_features, 1
+    if isinstance(m, nn.GroupNorm):
+        return m.num_channels, 1
+    # LayerNorm([C, T]) normalizes several dims together: it does not say which one holds units
+    if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
+        return m.normalized_shape[0], -1
+    return None
+
+
+def fits(shape: tuple[int, ...], width: Width | None) -> int | None:
+    """The axis (1 or -1) of ``shape`` that ``width`` says holds the units, if any fits."""
+    if width is None or len(shape) < 2:
+        return None
+    count, natural = width
+    found = [d for d in (1, -1) if shape[d] == count]
+    return (natural if len(found) == 2 else found[0]) if found else None
+
+
+def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consumer: Width | None,
+              override: int | None) -> int:
+    """The unit axis (1 or -1) of the sample-first pre-activation of ``shape`` at site ``name``.
+
+    The producing layer decides where its width fits (both dims fitting: its natural axis); when
+    no layer produced the tensor (a concatenation, a reshape) or its width fits nowhere, the
+    layer that reads the activation's output decides; else ``unit_axis=`` must.
+    """
+    if override is not None:
+        if override not in (1, -1, len(shape) - 1):
+            raise ValueError(f"unit_axis: expected 1 or -1 for site {name!r}, got {override}")
+        return 1 if override == 1 else -1
+    if len(shape) == 2:
+        return 1
+    for width in (producer, consumer):
+        axis = fits(shape, width)
+        if axis is not None:
+            return axis
+    why = [f"the layer that produced it has {producer[0]} features" if producer else "no layer produced it as it is",
+           f"the layer that reads the output takes {consumer[0]}" if consumer else "no layer reads the output as it is"]
+    raise ValueError(
+        f"unit_axis: cannot tell where the units of site {name!r} lie: its input has shape {tuple(shape)}, "
+        f"{why[0]} and {why[1]}; pass unit_axis={{{name!r}: 1 or -1}}"
+    )
+
+
+def sample_dim(name: str, small: tuple[int, ...], large: tuple[int, ...], b_small: int, b_large: int) -> int | None:
+    """The dim of a site's input that holds the samples, from its shapes at two batch sizes: the
+    one dim that grows in proportion to the batch (``B * k`` rows, ``k`` positions folded in).
+    None when no dim follows the batch (a table computed once per pass)."""
+    if len(small) != len(large):
+        raise ValueError(f"site {name!r}: its input has rank {len(small)} for {b_small} samples and {len(large)} for {b_large}")
+    moved = [d for d, (a, b) in enumerate(zip(small, large)) if a != b]
+    if not moved:
+        return None
+    d = moved[0]
+    if len(moved) > 1 or small[d] % b_small or large[d] * b_small != small[d] * b_large:
+        raise ValueError(
+            f"site {name!r}: cannot tell which dim of its input holds the samples: shape {tuple(small)} for "
+            f"{b_small} samples, {tuple(large)} for {b_large}; leave it out with layers=[...]"
+        )
+    return d

@@ -1,0 +1,216 @@
+"""Finding the sites on real data: which calls are sites, where their samples and units lie, and
+where the forward pass may stop.
+
+:func:`find_sites` runs the backbone twice, on 2 and on 3 samples of the first batch (samples
+repeated when it has fewer), with temporary hooks that are removed before it returns:
+
+- every call of a target module is logged with the shape of its pre-activation, the layer that
+  produced that tensor and the layer that reads the activation's output;
+- a tensor's producing layer is followed through the ops that keep its layout (a residual add, a
+  gate, dropout, in-place ops) and through concatenations, by a ``TorchFunctionMode``;
+- the two batch sizes give each call's sample axis (:func:`neuroview.core.axes.sample_dim`);
+- the first module to start after the last site is where later passes stop.
+
+Imports only torch and the core modules below it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from .activations import breakpoints
+from .axes import Width, fits, produces, consumes, sample_dim, unit_axis
+from .sites import Site
+
+#: ops whose output has the layout of an input of the same shape (elementwise, copies, dropout)
+_KEEP = frozenset(
+    f"{pre}{op}{post}" for op in ("add", "sub", "mul", "div", "truediv") for pre, post in (("", ""), ("", "_"), ("__", "__"),
+                                                                                              ("__i", "__"), ("__r", "__"))
+) | frozenset({"clone", "contiguous", "to", "float", "half", "bfloat16", "double", "type_as", "neg", "__neg__", "addcmul",
+               "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "where"})
+_CAT = frozenset({"cat", "concat", "concatenate"})
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding)
+
+
+@dataclass
+class _Call:
+    name: str  # the site name it would have: module name, ':k' for the k-th extra call
+    module: str
+    calls: int
+    from_input: bool
+    shape: tuple[int, ...] | None
+    producer: Width | None
+    consumer: Width | None = None
+
+
+def _tensors(args, kwargs):
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from (t for t in a if isinstance(t, Tensor))
+
+
+class _Lineage(TorchFunctionMode):
+    def __init__(self, pass_):
+        super().__init__()
+        self.pass_ = pass_
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if isinstance(out, Tensor):
+            self.pass_.follow(getattr(func, "__name__", ""), args, kwargs, out)
+        return out
+
+
+class _Pass:
+    """One discovery pass: its calls of target modules and the order modules started in."""
+
+    def __init__(self, backbone: nn.Module, targets, quantizer: str):
+        self.backbone, self.targets, self.quantizer = backbone, targets, quantizer
+        self.calls: list[_Call] = []
+        self.events: list[tuple[str, object]] = []  # ("start", module) and ("site", call index), in order
+        self.open: list[Width | None] = []  # widths of the layers whose forward is running
+        self.tags: dict[int, tuple[weakref.ref, Width | None, int | None]] = {}
+        self.counts: dict[str, int] = {}
+        self.pending: dict[str, list[int]] = {}
+
+    # --------------------------------------------------------- tensor lineage
+    def tag(self, t) -> tuple[Width | None, int | None]:
+        """(width of the layer that produced ``t``, index of the site call whose output ``t`` is)."""
+        entry = self.tags.get(id(t)) if isinstance(t, Tensor) else None
+        return (entry[1], entry[2]) if entry is not None and entry[0]() is t else (None, None)
+
+    def mark(self, t, width: Width | None = None, call: int | None = None) -> None:
+        if isinstance(t, Tensor):
+            w, c = self.tag(t)
+            self.tags[id(t)] = (weakref.ref(t), width or w, c if call is None else call)
+
+    def follow(self, op: str, args, kwargs, out: Tensor) -> None:
+        if self.tag(out) != (None, None):
+            return  # an in-place op: its output is its input
+        if op in _CAT:
+            tensors = args[0] if args else kwargs.get("tensors", ())
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            widths = [self.tag(t)[0] for t in tensors]
+            axes = [fits(tuple(t.shape), w) for t, w in zip(tensors, widths)]
+            if not tensors or None in axes or len({a % out.dim() for a in axes}) != 1:
+                return
+            count = out.shape[axes[0]] if dim % out.dim() == axes[0] % out.dim() else widths[0][0]
+            self.mark(out, (count, axes[0]))
+        elif op in _KEEP:
+            for t in _tensors(args, kwargs):
+                w, c = self.tag(t)
+                if (w is not None or c is not None) and t.shape == out.shape:
+                    self.mark(out, w, c)
+                    return
+
+    # ---------------------------------------------------------------- hooks
+    def _start(self, module, args):
+        self.events.append(("start", module))
+        if isinstance(module, _LAYERS):
+            self.open.append(produces(module))
+            call = self.tag(args[0])[1] if args else None
+            if call is not None and self.calls[call].consumer is None:
+                self.calls[call].consumer = consumes(module)
+
+    def _end(self, module, args, output):
+        if isinstance(module, _LAYERS):
+            self.open.pop()
+            if produces(module) is not None:
+                self.mark(output, produces(module))
+
+    def _record(self, name: str, z, from_input: bool) -> int:
+        calls = self.counts.get(name, 0)
+        self.counts[name] = calls + 1
+        shape = tuple(z.shape) if isinstance(z, Tensor) else None
+        width = self.tag(z)[0]
+        if width is None and self.open and shape is not None and fits(shape, self.open[-1]) is not None:
+            width = self.open[-1]  # timm's BatchNormAct2d runs its activation inside the norm's own forward
+        self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width))
+        return len(self.calls) - 1
+
+    def _pre(self, name, from_input, module, args):
+        if from_input:
+            k = self._record(name, args[0] if args else None, True)
+            self.pending.setdefault(name, []).append(k)
+            if self.quantizer != "none":  # later passes record it here, before an in-place activation runs
+                self.events.append(("site", k))
+
+    def _post(self, name, from_input, module, args, output):
+        if from_input:
+            k = self.pending[name].pop()
+            width = self.calls[k].producer  # an activation keeps its input's layout
+        else:
+            k, width = self._record(name, output, False), None
+        self.mark(output, width, k)
+        if not from_input or self.quantizer == "none":
+            self.events.append(("site", k))
+
+    def run(self, x: Tensor) -> _Pass:
+        handles = []
+        try:
+            for m in self.backbone.modules():
+                handles += [m.register_forward_pre_hook(self._start), m.register_forward_hook(self._end)]
+            for name, module, from_input in self.targets:
+                handles += [module.register_forward_pre_hook(partial(self._pre, name, from_input)),
+                            module.register_forward_hook(partial(self._post, name, from_input))]
+            if x.dim() > 2:  # the network's input is [B, C_in, *spatial]: the wrapper's documented contract
+                self.mark(x, (x.shape[1], 1))
+            with _Lineage(self):
+                self.backbone(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return self
+
+
+def _run(p: _Pass, x: Tensor) -> _Pass:
+    try:
+        return p.run(x)
+    except Exception as e:
+        raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})") from e
+
+
+def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x: Tensor):
+    """``(sites, not_sites, stop)`` of ``backbone`` on the real batch ``x``: the :class:`Site` list,
+    ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
+    at (None when nothing runs after the last site)."""
+    run, n = _run, len(x)
+    small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
+    large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
+    if [c.name for c in small.calls] != [c.name for c in large.calls]:
+        raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
+                         f"and {[c.name for c in large.calls]}")
+    modules = {name: m for name, m, _ in targets}
+    sites, not_sites, last = [], {}, None
+    for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
+        if c.shape is None or c3.shape is None or not c.shape:
+            raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got {c.shape or 'no tensor'}")
+        sd = sample_dim(c.name, c.shape, c3.shape, 2, 3)
+        if sd is None:  # Swin-V2's position-bias MLP runs once per pass, on a table: no per-sample code
+            not_sites[(c.module, c.calls)] = f"its input {c.shape} has no sample axis"
+            continue
+        shape = (c.shape[sd], *c.shape[:sd], *c.shape[sd + 1:])
+        if len(shape) < 2:
+            raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got shape {c.shape}")
+        axis = unit_axis(c.name, shape, c.producer, c.consumer, overrides.get(c.name, overrides.get(c.module)))
+        pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
+        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd))
+        last = k
+    return sites, not_sites, _stop(small, modules[small.calls[last].module], last) if last is not None else None
+
+
+def _stop(p: _Pass, module: nn.Module, last: int) -> str | None:
+    """The first module to start after the last site is read, outside the site's own module."""
+    inside = set(module.modules())
+    at = p.events.index(("site", last))
+    names = {m: n for n, m in p.backbone.named_modules()}
+    return next((names[m] for kind, m in p.events[at + 1:] if kind == "start" and m not in inside), None)

@@ -1,0 +1,122 @@
+"""The hooks a NeuroView-CNN keeps on its backbone: one per site module, one where the pass stops.
+
+A :class:`Hook` holds nothing but its kind (pre or post): it hands each call to the recorders of
+the passes running in the calling thread (:func:`run_to_last_site`), and each recorder looks the module
+up in its own plan. So the backbone never keeps a wrapper alive, two wrappers of one backbone
+share one set of hooks, two threads running one network record apart, and a deepcopy of the
+backbone copies no wrapper (its hooks come along empty). A hook knows its users weakly; the last
+one to go (deleted, or ``unwrap()``) removes it.
+
+Imports only torch.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Iterable
+
+from torch import nn
+
+
+class StopForward(BaseException):
+    """Raised at the first module to start after a pass has read its last site: nothing after the
+    last site takes part in the decision.
+
+    A ``BaseException`` (as ``KeyboardInterrupt`` is) so that a backbone's own ``try/except
+    Exception`` lets it through. The recorder that raises it marks itself ``stopped``, and only
+    its own pass catches it (:func:`run_to_last_site`), so it never reaches the caller.
+    """
+
+
+# The recorders of the passes running in this thread, innermost last. A thread-local (not a
+# ContextVar) because torch.compile traces reads of it without a graph break.
+_ACTIVE = threading.local()
+
+
+def run_to_last_site(backbone: nn.Module, x, rec) -> None:
+    """``backbone(x)`` while ``rec`` records the calls of every :class:`Hook` in this thread, ended
+    early by ``rec``'s own :class:`StopForward`. (No context manager: torch.compile would break
+    its graph on one around a raise.)"""
+    outer = getattr(_ACTIVE, "recs", ())
+    _ACTIVE.recs = (*outer, rec)
+    try:
+        backbone(x)
+    except StopForward:
+        if not rec.stopped:  # another network's pass, running inside this one
+            raise
+    finally:
+        _ACTIVE.recs = outer
+
+
+class Hook:
+    """A forward (``pre=False``) or forward-pre hook that hands its calls to the running recorders.
+
+    Recorders implement ``on(module, args, output, pre)``.
+    """
+
+    __slots__ = ("pre", "users", "__weakref__")
+
+    def __init__(self, pre: bool):
+        self.pre = pre
+        self.users: weakref.WeakSet = weakref.WeakSet()  # the networks that need it, held weakly
+
+    def __call__(self, module: nn.Module, args, output=None):
+        for rec in getattr(_ACTIVE, "recs", ()):
+            rec.on(module, args, output, self.pre)
+        return None
+
+    # a copy of the backbone (deepcopy, pickle) gets the hook without its users: it copies no network
+    def __deepcopy__(self, memo) -> Hook:
+        return Hook(self.pre)
+
+    def __reduce__(self):
+        return Hook, (self.pre,)
+
+
+def _hooks_of(module: nn.Module, pre: bool) -> dict:
+    return module._forward_pre_hooks if pre else module._forward_hooks
+
+
+def _find(module: nn.Module, pre: bool) -> Hook | None:
+    return next((h for h in _hooks_of(module, pre).values() if isinstance(h, Hook) and h.pre == pre), None)
+
+
+def _remove(module: nn.Module, hook: Hook) -> None:
+    for table in (module._forward_pre_hooks, module._forward_hooks):
+        for key in [k for k, h in table.items() if h is hook]:
+            del table[key]
+            for extra in ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+                getattr(module, extra, {}).pop(key, None)
+
+
+def _release(entries: list[tuple[weakref.ref, Hook]]) -> None:
+    """Remove the hooks nobody uses any more (a WeakSet yields only live users)."""
+    for ref, hook in entries:
+        module = ref()
+        if module is not None and not any(True for _ in hook.users):
+            _remove(module, hook)
+
+
+def install(owner: nn.Module, wanted: Iterable[tuple[nn.Module, bool]]) -> None:
+    """Make ``owner`` a user of one :class:`Hook` of each ``(module, pre)`` kind, registering the
+    hooks that are not there yet; they go when ``owner`` is garbage-collected or :func:`uninstall` ed."""
+    entries = []
+    for module, pre in dict.fromkeys(wanted):
+        hook = _find(module, pre)
+        if hook is None:
+            hook = Hook(pre)
+            (module.register_forward_pre_hook if pre else module.register_forward_hook)(hook)
+        hook.users.add(owner)
+        entries.append((weakref.ref(module), hook))
+    weakref.finalize(owner, _release, entries).atexit = False
+
+
+def uninstall(owner: nn.Module, backbone: nn.Module) -> None:
+    """Drop ``owner`` from the hooks on ``backbone``; those left without users are removed."""
+    for module in backbone.modules():
+        for pre in (True, False):
+            hook = _find(module, pre)
+            if hook is not None:
+                hook.users.discard(owner)
+                _release([(weakref.ref(module), hook)])

@@ -1,0 +1,83 @@
+"""The recorder of one forward pass: each site's codes, in call order, for one network in one thread.
+
+The network's :class:`neuroview.core.hooks.Hook` objects hand it every call of a hooked module;
+its plan (``module -> (name, from_input, pre)``) says which calls are its sites, and the module
+to stop at says where :class:`neuroview.core.hooks.StopForward` ends the pass once the last site
+is read.
+
+Imports only torch and the core modules below it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._utils import describe
+from .hooks import StopForward
+from .quantize import as_units, code_map, mean_code, units_first
+from .sites import Site
+
+
+class Recorder:
+    """Collects the per-site codes ``[B, U_site]`` (and, with ``maps``, the code maps) of one pass."""
+
+    def __init__(self, net, maps: bool, batch: int):
+        self.net, self.maps, self.batch = net, maps, batch
+        self.plan: dict = net._plan
+        self.stop_at = net._stop_at[0] if net.stop_early and net._stop_at else None
+        self.codes: list[Tensor] = []
+        self.code_maps: list[Tensor] = []
+        self.calls: dict[str, int] = {}
+        self.stopped = False
+
+    def on(self, module: nn.Module, args, output, pre: bool) -> None:
+        """A hooked module starts (``pre``) or returns."""
+        if pre and module is self.stop_at and len(self.codes) == len(self.net.sites):
+            self.stopped = True
+            raise StopForward
+        role = self.plan.get(module)
+        if role is None or role[2] != pre:
+            return
+        name, from_input, _ = role
+        z = args[0] if (pre or from_input) and args else output
+        self.record(name, z, from_input, output)
+
+    def _site(self, name: str, z) -> Site:
+        sites, k = self.net.sites, len(self.codes)
+        site = sites[k] if k < len(sites) else None
+        if not isinstance(z, Tensor) or z.dim() < 2:
+            raise ValueError(f"site {name!r}: expected a tensor of shape [B, C, ...], got {describe(z)}")
+        rows = z.shape[site.sample_dim] if site is not None and site.sample_dim < z.dim() else -1
+        zs = z.movedim(site.sample_dim, 0) if site is not None and site.sample_dim and rows >= 0 else z
+        if site is None or site.module != name or rows % self.batch or rows < 0 or zs.shape[site.axis] != site.channels:
+            raise RuntimeError(
+                f"backbone: its forward pass took another path than when its sites were found: call {k} was "
+                f"{name!r} with input shape {tuple(z.shape)} for {self.batch} samples, expected {site or 'no more sites'}"
+            )
+        return site
+
+    def record(self, name: str, z, from_input: bool, output) -> None:
+        calls = self.calls.get(name, 0)
+        self.calls[name] = calls + 1
+        if (name, calls) in self.net.not_sites:
+            return
+        site = self._site(name, z)
+        net, first = self.net, (lambda t: t.movedim(site.sample_dim, 0) if site.sample_dim else t)
+        if net.quantizer == "none":
+            src = first(output if from_input else z)
+            self.codes.append(_mean_positions(src, site.axis, self.batch))
+            if self.maps:
+                self.code_maps.append(units_first(src.detach().clone(), site.axis, self.batch))
+        else:
+            z = first(z)
+            self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch))
+            if self.maps:
+                self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
+
+
+def _mean_positions(src: Tensor, axis: int, batch: int) -> Tensor:
+    """``[B, C]`` mean of the activation output over positions, accumulated in float32."""
+    acc = torch.float64 if src.dtype == torch.float64 else torch.float32
+    zf, dim = as_units(src, axis, batch)
+    return zf.mean(dim, dtype=acc)

@@ -1,0 +1,248 @@
+"""Sites held however the wrapper is used (issue 23): samples never mix, units come from a real
+layer or a clear error, hooks go away with the wrapper, recording is per thread, integer inputs
+pass, and the stop signal is not an ``Exception``."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import threading
+import time
+import weakref
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+from neuroview.core.hooks import StopForward
+
+from test_backbones import PositionBiasMLP, WindowConv
+
+
+def _all_hooks(module: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+# ------------------------------------------------------------------ 1. samples never mix
+class SequenceFirst(nn.Module):
+    """nn.Transformer's default layout: a conv, then ``[T, B, C]`` through an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc1, self.act, self.fc2 = nn.Conv1d(3, 8, 3, padding=1), nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 4)
+
+    def forward(self, x):  # [B, 3, T]
+        t = self.conv(x).permute(2, 0, 1)  # [T, B, 8]
+        return self.fc2(self.act(self.fc1(t))).mean(0)
+
+
+def test_sequence_first_codes_do_not_depend_on_batch_mates():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 10)
+    net = nv.wrap(SequenceFirst(), 3, example_input=x).eval()
+    assert [(s.channels, s.axis, s.sample_dim) for s in net.sites] == [(12, -1, 1)]
+    alone = net.codes(x[:1])
+    other = torch.cat([x[:1], torch.randn(2, 3, 10)])
+    torch.testing.assert_close(net.codes(x)[:1], alone)
+    torch.testing.assert_close(net.codes(other)[:1], alone)
+    exp = net.explain(x, maps=True)
+    assert exp.spatial_map("act", 0).shape == (4, 12, 10)
+
+
+def test_a_first_batch_of_one_keeps_tables_out_and_later_batches_work():
+    torch.manual_seed(0)
+    net = nv.wrap(PositionBiasMLP(), 2)
+    net.eval()(torch.randn(1, 3, 6, 6))  # the first batch, of one sample
+    assert [s.name for s in net.sites] == ["act"] and list(net.not_sites) == [("cpb.1", 0)]
+    x = torch.randn(3, 3, 6, 6)
+    torch.testing.assert_close(net(x)[:1], net(x[:1]))
+    win = nv.wrap(WindowConv(), 3)
+    win.eval()(torch.randn(1, 3, 8, 8))
+    assert [(s.channels, s.axis, s.sample_dim) for s in win.sites] == [(5, 1, 0)]
+    torch.testing.assert_close(win.codes(torch.randn(3, 3, 8, 8)).shape, torch.Size([3, 5]))
+
+
+# ------------------------------------------------------------------ 2. units from a real layer
+class CatReLU(nn.Module):
+    """``ReLU(torch.cat([a, b], 1))`` with no norm between: 16 channels, read by a conv."""
+
+    def __init__(self, head=True):
+        super().__init__()
+        self.a, self.b, self.act = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 8, 1), nn.ReLU()
+        self.head = nn.Conv2d(16, 4, 1) if head else None
+
+    def forward(self, x):
+        y = self.act(torch.cat([self.a(x), self.b(x)], 1))
+        return self.head(y) if self.head is not None else y.mean((2, 3))
+
+
+def test_a_concatenation_has_the_consumers_units():
+    net = nv.wrap(CatReLU(), 2, example_input=torch.randn(2, 3, 12, 8))
+    assert [(s.channels, s.axis) for s in net.sites] == [(16, 1)]
+
+
+def test_a_concatenation_of_known_layers_needs_no_consumer():
+    net = nv.wrap(CatReLU(head=False), 2, example_input=torch.randn(2, 3, 12, 8))
+    assert [(s.channels, s.axis) for s in net.sites] == [(16, 1)]
+
+
+def test_no_producer_and_no_consumer_is_a_clear_error():
+    class Reshaped(nn.Module):
+        """The activation reads a reshape; the layer that ran last has a width that fits by chance."""
+
+        def __init__(self):
+            super().__init__()
+            self.fc, self.side, self.act = nn.Linear(4, 24), nn.Linear(4, 4), nn.ReLU()
+
+        def forward(self, x):
+            h = self.fc(x).reshape(len(x), 6, 4)
+            g = self.side(x)
+            return self.act(h).mean((1, 2)) + g.sum(1)
+
+    with pytest.raises(ValueError, match=r"unit_axis: cannot tell.*'act'.*unit_axis=\{'act'"):
+        nv.wrap(Reshaped(), 2, example_input=torch.randn(2, 4))
+
+
+def test_a_multi_dim_layer_norm_does_not_make_time_steps_units():
+    backbone = nn.Sequential(nn.Conv1d(3, 8, 3, padding=1), nn.LayerNorm([8, 20]), nn.ReLU(), nn.Conv1d(8, 4, 1))
+    net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 20))
+    assert [(s.channels, s.axis) for s in net.sites] == [(8, 1)]
+    with pytest.raises(ValueError, match="x:"):  # the norm takes 20 steps only: a clear error, not a reshape
+        nv.wrap(backbone, 2)(torch.randn(2, 3, 30))
+
+
+# ------------------------------------------------------------------ 3. hooks go away
+def _resnet_like():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 10))
+
+
+def test_a_deleted_wrapper_is_freed_and_its_hooks_removed():
+    backbone = _resnet_like()
+    net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 8, 8))
+    net(torch.randn(2, 3, 8, 8))
+    gone = weakref.ref(net)
+    del net
+    gc.collect()
+    assert gone() is None and _all_hooks(backbone) == 0
+
+
+def test_wrapping_twice_leaves_one_set_of_hooks_and_no_hook_on_every_module():
+    backbone = _resnet_like()
+    x = torch.randn(2, 3, 8, 8)
+    one = nv.wrap(backbone, 2, example_input=x)
+    n = _all_hooks(backbone)
+    assert n <= 2 + 1  # one per site, one to stop after the last
+    nets = [nv.wrap(backbone, 3, example_input=x) for _ in range(3)]
+    assert _all_hooks(backbone) == n
+    want = [net.eval()(x) for net in nets]
+    del one, nets
+    gc.collect()
+    assert _all_hooks(backbone) == 0 and len(want) == 3
+
+
+def test_unwrap_removes_only_its_own_share():
+    backbone = _resnet_like()
+    x = torch.randn(2, 3, 8, 8)
+    a, b = nv.wrap(backbone, 2, example_input=x).eval(), nv.wrap(backbone, 2, example_input=x).eval()
+    want = b(x)
+    a.unwrap()
+    torch.testing.assert_close(b(x), want)  # b's hooks are still there
+    b.unwrap()
+    assert _all_hooks(backbone) == 0
+
+
+def test_deepcopy_of_the_backbone_copies_no_wrapper():
+    backbone = _resnet_like()
+    net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 8, 8))
+
+    def wrappers():
+        gc.collect()
+        return sum(issubclass(type(o), nv.NeuroViewCNN) for o in gc.get_objects())
+
+    before = wrappers()
+    twin = copy.deepcopy(backbone)
+    assert wrappers() == before
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(twin(x), backbone(x))
+    twin_net = copy.deepcopy(net).eval()  # a copied network records on its own copy
+    torch.testing.assert_close(twin_net(x), net.eval()(x))
+
+
+# ------------------------------------------------------------------ 8. threads, integers, the stop signal
+class Slow(nn.Module):
+    def forward(self, x):
+        time.sleep(0.002)
+        return x
+
+
+def test_two_threads_explaining_with_one_network_do_not_share_a_recorder():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), Slow(), nn.Linear(6, 5), nn.ReLU(), Slow(), nn.Linear(5, 2))
+    xs = [torch.randn(3, 4), torch.randn(5, 4)]
+    net = nv.wrap(backbone, 3, example_input=xs[0]).eval()
+    want = [net.codes(x) for x in xs]
+    errors, got = [], [[], []]
+
+    def work(i):
+        try:
+            for _ in range(15):
+                got[i].append(net.explain(xs[i]).codes)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(2):
+        for c in got[i]:
+            torch.testing.assert_close(c, want[i])
+
+
+class ToFloat(nn.Module):
+    def forward(self, x):
+        return x.float() / 255
+
+
+def test_integer_images_are_accepted_when_the_backbone_takes_them():
+    backbone = nn.Sequential(ToFloat(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1), nn.ReLU())
+    x = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
+    net = nv.wrap(backbone, 2, example_input=x).eval()
+    exp = net.explain(x)
+    torch.testing.assert_close(exp.logits, net(x))
+    torch.testing.assert_close(net(x), net(x.float()))
+    tokens = nv.wrap(nn.Sequential(nn.Embedding(10, 6), nn.Linear(6, 5), nn.GELU()), 2)
+    assert tokens(torch.randint(0, 10, (4, 7))).shape == (4, 2)
+    with pytest.raises(TypeError, match="x: expected dtype"):
+        net(x.double())  # a float of another precision is still a clear error
+
+
+class Guarded(nn.Module):
+    """A backbone whose head is guarded by its own ``try/except Exception``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.head = nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Linear(4, 10)
+        self.fallbacks = 0
+
+    def forward(self, x):
+        h = self.act(self.conv(x)).mean((2, 3))
+        try:
+            return self.head(h)
+        except Exception:  # noqa: BLE001 - the pattern the stop signal must pass through
+            self.fallbacks += 1
+            return torch.zeros(len(x), 10)
+
+
+def test_the_stop_signal_passes_a_backbones_except_exception():
+    assert issubclass(StopForward, BaseException) and not issubclass(StopForward, Exception)
+    backbone = Guarded()
+    net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 6, 6)).eval()
+    net(torch.randn(2, 3, 6, 6))
+    net.explain(torch.randn(2, 3, 6, 6))
+    assert backbone.fallbacks == 0
+    assert backbone(torch.randn(2, 3, 6, 6)).shape == (2, 10)  # called alone, the backbone runs to its end
