@@ -17,16 +17,26 @@ i.e. per architecture family, ``timm.list_modules()``), built with random weight
   3. ``explain`` in eval, and a separate eval forward ``net(x)``.
 
 Checks, each model classified right / wrong / error with a one-line reason:
-  (a) right units: every site's unit count equals the feature count of the layer that produced
-      its input (so the total equals the sum over sites of the producing layers' feature
-      counts) and its input's size along ``Site.axis``; a token or position axis is never the
-      unit axis (the count along ``Site.axis`` is the same at the second input size, and a
-      token site's count is not its number of tokens unless the producing layer says so);
+  (a) right units, by this script's own rule, not the wrapper's: every site's unit count and dim
+      must be the ones the data-flow trace of benchmarks/unit_flow.py gives its input (a layer's
+      units followed op by op: concatenations add, permutes move, reshapes keep, splits divide)
+      or, where the trace loses them, the ones the layer reading the activation's output reads
+      (a Conv's in_channels, a Linear's in_features); a site neither places is "unverified"
+      (counted per model in ``sites_by_flow``; the table's "flow-verified" column counts models
+      with none), and is still checked against the layer that produced its input when that
+      layer's output *is* the input (or encloses the call); a token or position axis is never
+      the unit axis (the count along ``Site.axis`` is the same at the second input size);
+      samples never mix (a sample's codes alone equal its codes in the batch);
   (b) exact: ``for_class().sum(-1) + bias[target] == net.eval()(x)[target]`` to 1e-4 of max |logit|,
       at both input sizes;
   (c) the train step's loss is finite and some gradient reaches the backbone.
 ``error`` says where it failed and whose fault it is (``model``: the plain network itself fails
-on this input; ``neuroview``: wrapping, training or explaining it fails).
+on this input; ``neuroview``: wrapping, training or explaining it fails). Where the error names an
+override (``layers=`` for a network of functional activations, ``unit_axis=`` for a site whose
+units the wrapper cannot place), the model is checked again with it (the unit axis taken from the
+trace) and the table says what that gives. ``--small`` runs each model at the smallest of 64, 96,
+... 256 pixels it takes (rebuilt for it when its builder takes ``image_size``/``img_size``): the
+CPU sweep, with ``--timm-pick smallest``.
 
 Each model runs in a worker process, restarted after a crash or after ``--model-timeout``
 seconds; models with more than ``--max-params`` parameters (counted on the meta device, before
@@ -37,6 +47,7 @@ in the file. Writes benchmarks/results/sweep_backbones.json and .md.
     python benchmarks/sweep_backbones.py --device cuda --libraries torchvision     # ~80 models, ~3-5 min on a GPU
     python benchmarks/sweep_backbones.py --device cuda --libraries timm --resume   # ~90 families, ~5-8 min, same file
     python benchmarks/sweep_backbones.py --device cuda --resume                    # whatever the budget left out
+    nice python benchmarks/sweep_backbones.py --small --timm-pick smallest --max-seconds 0   # CPU, one core, ~1 h
     python benchmarks/sweep_backbones.py --selftest                               # hand-written look-alikes, CPU, < 1 min
                                                        # -> results/sweep_backbones_selftest.json (checks the checker)
 """
@@ -62,6 +73,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import unit_flow  # noqa: E402  (next to this script)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"
@@ -186,6 +200,7 @@ def check_model(model: nn.Module, input_size, *, device="cpu", num_classes: int 
     # 1. the plain model, with our own hooks, at both sizes
     try:
         calls = probe(model, x)
+        flow = unit_flow.trace(model, x)  # the sweep's own rule for where units are (benchmarks/unit_flow.py)
     except Exception as e:
         return done("error", f"the plain model fails at input {list(size)}: {_short(e)}", "model", "model")
     size2 = second_size(size) if second is True else (tuple(second) if second else None)
@@ -233,6 +248,7 @@ def check_model(model: nn.Module, input_size, *, device="cpu", num_classes: int 
 
     # (a) units, site by site, against the plain model's own record
     problems, expected, by_order, enclosed = [], 0, 0, 0
+    verdicts = {"right": 0, "wrong": 0, "unverified": 0}  # per site, by the flow (benchmarks/unit_flow.py)
     for s in sites:
         k = _call_index(s)
         seen = calls.get(s.module, [])
@@ -248,9 +264,15 @@ def check_model(model: nn.Module, input_size, *, device="cpu", num_classes: int 
         expected += feats
         along = shape[s.axis]
         positions = math.prod(shape[1:]) // max(1, feats)  # per unit, were the units the producer's features
+        seen_flow = flow.get(s.module, [])
+        v, why = (unit_flow.verdict(s.axis, s.channels, seen_flow[k]["shape"], seen_flow[k]["expect"], seen_flow[k]["consumer"])
+                  if k < len(seen_flow) else ("unverified", "not traced"))
+        verdicts[v] += 1
         if s.channels != along:
             problems.append(f"site {s.name}: {s.channels} units but its input has {along} along axis {s.axis}")
-        elif s.channels != feats:
+        elif v == "wrong":
+            problems.append(f"site {s.name}: {why}")
+        elif v == "unverified" and c["how"] != "last" and s.channels != feats:
             what = " (its tokens/positions)" if s.channels == positions else ""
             problems.append(f"site {s.name}: {s.channels} units{what} but {c['producer']} produced {feats} features "
                             f"(input {list(shape)}, axis {s.axis})")
@@ -259,9 +281,19 @@ def check_model(model: nn.Module, input_size, *, device="cpu", num_classes: int 
             if k < len(seen2) and seen2[k]["shape"] is not None and seen2[k]["shape"][s.axis] != s.channels:
                 problems.append(f"site {s.name}: {s.channels} units at {list(size)} but {seen2[k]['shape'][s.axis]} "
                                 f"along axis {s.axis} at {list(size2)} (a position axis)")
-    res.update(expected_units=expected, producers_by_order=by_order, producers_enclosing=enclosed)
-    if expected != net.num_units and not problems:
-        problems.append(f"{net.num_units} units, the producing layers have {expected} features")
+    res.update(expected_units=expected, producers_by_order=by_order, producers_enclosing=enclosed,
+               sites_by_flow=verdicts)
+    # samples never mix: a sample's codes alone equal its codes in the batch (hard codes: a flipped
+    # bit of a near-zero pre-activation is rounding, a changed unit in more than 1% is mixing)
+    try:
+        with torch.no_grad():
+            net.eval()
+            alone, together = net.codes(x[:1]).float(), net.codes(x)[:1].float()
+        res["batch_mixing"] = float(((alone - together).abs() > 1e-3).float().mean())
+        if res["batch_mixing"] > 0.01:
+            problems.append(f"codes of sample 0 change with its batch-mate in {res['batch_mixing']:.1%} of the units")
+    except Exception as e:
+        problems.append(f"codes of one sample alone fail: {_short(e, 160)}")
     # the second size through the wrapped network: same units, still exact
     if calls2 is not None:
         try:
@@ -282,6 +314,8 @@ def check_model(model: nn.Module, input_size, *, device="cpu", num_classes: int 
     if not res["backbone_grad"]:
         return done("wrong", "no gradient reaches the backbone in the train step")
     note = f"{len(sites)} sites, {net.num_units} units (axes {res['axes']})"
+    if verdicts["unverified"]:
+        note += f"; {verdicts['unverified']} site(s) unverified by the flow"
     if calls2 is None:
         note += "; one input size"
     if net.left_out:
@@ -435,6 +469,28 @@ def _timm_size(model: nn.Module) -> tuple[int, ...]:
     return tuple(cfg.get("input_size", (3, 224, 224)))
 
 
+#: the small input sizes --small tries, smallest first (CPU time): the first the model runs at, below its default
+SMALL = (64, 96, 128, 160, 192, 224, 256)
+
+
+def _smallest(model: nn.Module, size: tuple, sized, device: torch.device) -> tuple[nn.Module, tuple]:
+    """The model and the smallest of :data:`SMALL` below its default ``size`` it runs at (batch 2, train and eval);
+    a model built for one input size (a ViT's position table) is rebuilt for the small one when its
+    builder takes ``image_size`` / ``img_size``."""
+    for s in (s for s in SMALL if s < size[-1]):
+        for build in (None, sized):
+            try:
+                m = model if build is None else _build_on(lambda: build(s), device)
+                xs = torch.randn(2, size[0], *[s] * (len(size) - 1), device=device)
+                with torch.no_grad():  # train mode too: Inception's auxiliary head runs only there
+                    m.train()(xs)
+                    m.eval()(xs)
+                return m, tuple(xs.shape[1:])
+            except Exception:
+                continue
+    return model, size
+
+
 def run_job(job: dict, device: torch.device, max_params: float) -> dict:
     """One model: pick and build it, check it. ``job``: {"lib", "name"} (timm: name is a model module)."""
     lib, name = job["lib"], job["name"]
@@ -456,7 +512,9 @@ def run_job(job: dict, device: torch.device, max_params: float) -> dict:
             out["family_size"] = len(names)
             pick, bigger = None, []
             candidates = names
-            if job.get("pick") == "smallest":
+            if job.get("model") in names:  # the pick of an earlier run (--picks-from)
+                candidates = [job["model"]]
+            elif job.get("pick") == "smallest":
                 counts = [(_meta_params(lambda n=n: timm.create_model(n, pretrained=False)), n) for n in names]
                 known = sorted((c, n) for c, n in counts if c is not None)
                 candidates = [n for _, n in known] + [n for c, n in counts if c is None]
@@ -483,8 +541,13 @@ def run_job(job: dict, device: torch.device, max_params: float) -> dict:
             return {**out, "status": "skipped", "reason": f"{out['params'] / 1e6:.0f} M parameters > --max-params"}
         if lib == "torchvision":
             size = _tv_size(name, model)
+            sized = lambda s: torchvision.models.get_model(name, weights=None, image_size=s)  # noqa: E731 (ViTs)
         elif lib == "timm":
             size = _timm_size(model)
+            sized = lambda s: timm.create_model(out["model"], pretrained=False, img_size=s)  # noqa: E731
+        if job.get("small") and lib != "selftest":
+            out["default_size"] = list(size)
+            model, size = _smallest(model, size, sized, device)
     except Exception as e:
         return {**out, "status": "error", "reason": f"build: {_short(e)}", "stage": "build", "blame": "model",
                 "seconds": round(time.perf_counter() - t0, 1)}
@@ -495,10 +558,51 @@ def run_job(job: dict, device: torch.device, max_params: float) -> dict:
     except Exception as e:  # a bug of this script, or something unforeseen: keep the sweep going
         out.update(status="error", reason=f"check: {_short(e)}", stage="check", blame="sweep",
                    traceback=traceback.format_exc()[-800:])
+    if out.get("status") == "error" and out.get("blame") == "neuroview" and lib != "selftest":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _try_override(model, size, device, out)
+        except Exception as e:
+            out["override"] = f"could not be tried: {_short(e, 120)}"
     if expect is not None:
         out["expected"] = expect
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def _try_override(model: nn.Module, size, device, out: dict, tries: int = 8) -> None:
+    """A clear error names an override (``layers=`` or ``unit_axis=``): check the model again with it,
+    filled in from this script's own trace (benchmarks/unit_flow.py), so the table says whether that
+    override makes it right. Records ``out["override"]`` (what was passed) and ``out["with_override"]``."""
+    import re
+
+    kw: dict = {}
+    flow = None
+    for _ in range(tries):
+        msg = out["reason"] if not kw else out["with_override"]["reason"]
+        if "found no activation module" in msg and "layers" not in kw:
+            # the norms' outputs are the pre-activations of a network that calls F.relu after each
+            kw["layers"] = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        elif (hit := re.search(r"unit_axis=\{'([^']+)'", msg)) is not None:
+            name = hit.group(1)
+            module, _, k = name.partition(":")
+            flow = flow or unit_flow.trace(model, torch.randn(2, *size, device=device))
+            calls = flow.get(module, [])
+            rec = calls[int(k or 0)] if int(k or 0) < len(calls) else None
+            where = rec and (rec["expect"] or rec["consumer"])
+            if not where or where[1] not in (1, len(rec["shape"]) - 1):
+                out["override"] = {**kw, "stopped_at": f"the trace cannot place the units of {name}"}
+                return
+            kw.setdefault("unit_axis", {})[name] = 1 if where[1] == 1 else -1
+        else:
+            break
+        r = check_model(model, size, device=device, wrap_kwargs=kw)
+        out["with_override"] = {k: r.get(k) for k in ("status", "reason", "sites", "units", "sites_by_flow")}
+        if r["status"] != "error":
+            break
+    if kw:
+        out["override"] = {k: (v if k != "layers" else f"{len(v)} BatchNorm modules") for k, v in kw.items()}
 
 
 def worker(args) -> None:
@@ -566,7 +670,7 @@ def list_jobs(args) -> tuple[list[dict], dict]:
             import torchvision
 
             libs["torchvision"] = torchvision.__version__
-            jobs += [{"lib": "torchvision", "name": n} for n in torchvision.models.list_models(module=torchvision.models)]
+            jobs += [{"lib": "torchvision", "name": n, "small": args.small} for n in torchvision.models.list_models(module=torchvision.models)]
         except ImportError:
             pass
     if not args.selftest and "timm" in args.libraries:
@@ -574,12 +678,30 @@ def list_jobs(args) -> tuple[list[dict], dict]:
             import timm
 
             libs["timm"] = timm.__version__
-            jobs += [{"lib": "timm", "name": m, "pick": args.timm_pick} for m in timm.list_modules()]
+            jobs += [{"lib": "timm", "name": m, "pick": args.timm_pick, "small": args.small} for m in timm.list_modules()]
         except ImportError:
             pass
     if args.only:
         jobs = [j for j in jobs if any(o in j["name"] for o in args.only)]
+    if args.picks_from:  # the timm models an earlier run picked: counting every family's parameters takes minutes
+        picked = json.loads(Path(args.picks_from).read_text())["results"]
+        for j in jobs:
+            model = picked.get(f"{j['lib']}:{j['name']}", {}).get("model")
+            if j["lib"] == "timm" and model:
+                j["model"] = model
     return jobs, libs
+
+
+def _describe_override(o) -> str:
+    if not isinstance(o, dict):
+        return str(o)
+    parts = [f"layers=[{o['layers']}]"] if "layers" in o else []
+    if "unit_axis" in o:
+        ua = o["unit_axis"]
+        parts.append("unit_axis={" + ", ".join(f"{k!r}: {v}" for k, v in list(ua.items())[:2]) + (", ..." if len(ua) > 2 else "") + "}")
+    if "stopped_at" in o:
+        parts.append(o["stopped_at"])
+    return "; ".join(parts)
 
 
 def markdown(res: dict) -> str:
@@ -591,20 +713,29 @@ def markdown(res: dict) -> str:
                   "they come out. No torchvision or timm model was run.**", ""]
     lines += [f"Device {meta['device']}, torch {meta['torch']}, libraries {meta['libraries']}; batch 2, `nv.wrap(model, 10)` "
               f"with no hints, random weights; models over {meta['max_params'] / 1e6:.0f} M parameters skipped.", "",
-              "| library | models | right | wrong | error | skipped |", "|---|---|---|---|---|---|"]
+              "Units are graded by the sweep's own data-flow trace (benchmarks/unit_flow.py), not the wrapper's rule; "
+              "\"flow-verified\": right with every site's units confirmed by the trace (the others have sites it cannot "
+              "place, checked only by the second input size and the producing layer where that is the input's own producer).", "",
+              "| library | models | right | (flow-verified) | wrong | error | skipped |", "|---|---|---|---|---|---|---|"]
     by_lib = defaultdict(list)
     for r in rows:
         by_lib[r["lib"]].append(r)
     for lib, rs in by_lib.items():
         c = {s: sum(r["status"] == s for r in rs) for s in ("right", "wrong", "error", "skipped")}
-        lines.append(f"| {lib} | {len(rs)} | {c['right']} | {c['wrong']} | {c['error']} | {c['skipped']} |")
+        verified = sum(r["status"] == "right" and not r.get("sites_by_flow", {}).get("unverified", 1) for r in rs)
+        lines.append(f"| {lib} | {len(rs)} | {c['right']} | {verified} | {c['wrong']} | {c['error']} | {c['skipped']} |")
     bad = [r for r in rows if r["status"] in ("wrong", "error")]
     if bad:
         lines += ["", "| model | status | stage (whose fault) | reason |", "|---|---|---|---|"]
         for r in bad:
             who = f"{r.get('stage', '')} ({r.get('blame', '')})" if r.get("stage") else ""
             exp = f" (expected {r['expected']})" if "expected" in r else ""
-            lines.append(f"| {r['lib']}:{r.get('model', r['name'])} | {r['status']}{exp} | {who} | {r['reason'].replace('|', '/')} |")
+            why = r["reason"]
+            if r.get("with_override"):
+                o = r["with_override"]
+                why += f" -- with the override it names ({_describe_override(r.get('override'))}): **{o['status']}**" + (
+                    f" ({o['reason']})" if o["status"] != "right" else f" ({o.get('units')} units)")
+            lines.append(f"| {r['lib']}:{r.get('model', r['name'])} | {r['status']}{exp} | {who} | {why.replace('|', '/')} |")
     skipped = [r for r in rows if r["status"] == "skipped"]
     if skipped:
         lines += ["", "Skipped: " + "; ".join(f"{r['lib']}:{r.get('model', r['name'])} ({r['reason']})" for r in skipped) + "."]
@@ -628,6 +759,9 @@ def main(argv=None) -> int:
     p.add_argument("--timm-pick", default="first-fit", choices=["first-fit", "smallest"],
                    help="which model of a timm family: the first (alphabetically) within --max-params, or the smallest")
     p.add_argument("--only", nargs="+", default=None, help="only names (torchvision) or families (timm) containing these")
+    p.add_argument("--small", action="store_true", help="run each model at the smallest input of 64, 96, ... 256 it "
+                   "takes (rebuilt for it when its builder takes image_size/img_size): CPU sweeps")
+    p.add_argument("--picks-from", default=None, help="a results file whose timm picks (one model per family) to reuse")
     p.add_argument("--resume", action="store_true", help="keep the models already in the results file, run the rest")
     p.add_argument("--out", default=None, help="results file stem (default sweep_backbones, or sweep_backbones_selftest)")
     p.add_argument("--note", default=None, help="a line on how this run was made, kept in the results and shown first")
@@ -652,7 +786,7 @@ def main(argv=None) -> int:
         res = json.loads(path.read_text())
     res["meta"] = {"selftest": args.selftest, "device": args.device, "torch": torch.__version__,
                    "libraries": {**res.get("meta", {}).get("libraries", {}), **libs}, "max_params": args.max_params,
-                   "timm_pick": args.timm_pick, "model_timeout": timeout, "rtol": 1e-4, "batch": 2, "num_classes": 10,
+                   "timm_pick": args.timm_pick, "small": args.small, "model_timeout": timeout, "rtol": 1e-4, "batch": 2, "num_classes": 10,
                    "command": "python benchmarks/sweep_backbones.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     if args.note:
         res["meta"]["note"] = args.note
@@ -682,6 +816,9 @@ def main(argv=None) -> int:
             w.close()
             w = None
         out.pop("pick", None)
+        out.pop("small", None)
+        if out.get("model") is None and job.get("model"):
+            out["model"] = job["model"]
         res["results"][key] = out
         print(f"[{i + 1}/{len(todo)}] {key}{' -> ' + out['model'] if out.get('model', job['name']) != job['name'] else ''}: "
               f"{out['status']} ({out.get('seconds', '?')} s) {out['reason']}", flush=True)

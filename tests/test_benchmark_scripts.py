@@ -60,7 +60,7 @@ def test_vit_with_class_token_is_right_and_tokens_are_not_units(sweep):
     # forcing the token axis (17 tokens) as the unit axis must be caught
     bad = vm.VisionTransformer(image_size=32, patch=8, depth=2, heads=2, dim=16, hidden=40, num_classes=1000)
     r = sb.check_model(bad, (3, 32, 32), wrap_kwargs={"unit_axis": {"layers.0.mlp.1": 1, "layers.1.mlp.1": 1}})
-    assert r["status"] == "wrong" and "17 units (its tokens/positions)" in r["reason"], r
+    assert r["status"] == "wrong" and "17 units on dim 1 of [2, 17, 40], the flow says 40 on dim 2" in r["reason"], r
 
 
 def test_functional_activations_are_an_error_and_a_broken_model_is_blamed(sweep):
@@ -111,6 +111,58 @@ def test_probe_takes_the_enclosing_norm_of_a_norm_act_module(sweep):
 
     calls = sb.probe(Dense(), torch.randn(2, 3, 5, 5))
     assert calls["norm.act"][0] == {"shape": (2, 6, 5, 5), "producer": "norm", "features": 6, "how": "enclosing"}
+
+
+def test_flow_places_units_by_what_tensors_are_not_by_the_last_layer_run(sweep):
+    # the sweep's own rule (benchmarks/unit_flow.py), independent of the wrapper's: a concatenation
+    # adds its parts' units, a LayerNorm over [C, T] keeps the conv's, a chunk along the units splits
+    # them, a permute moves them, and a layer reading merged attention heads says how many it reads
+    import unit_flow as uf
+
+    class Cases(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 8, 1)
+            self.cat_act = nn.ReLU()
+            self.ln_conv, self.ln, self.ln_act = nn.Conv1d(3, 5, 1), nn.LayerNorm([5, 8]), nn.GELU()
+            self.fc, self.chunk_act = nn.Linear(3, 2 * 6), nn.SiLU()
+            self.proj, self.heads_act = nn.Linear(3, 4 * 2), nn.ReLU()
+            self.out = nn.Linear(8, 2)
+
+        def forward(self, x):  # x [B, 3, 12, 8]
+            self.cat_act(torch.cat([self.a(x), self.b(x)], 1))
+            self.ln_act(self.ln(self.ln_conv(x.mean(2))))  # [B, 5, 8]: units are the 5 channels
+            g, _ = self.fc(x.permute(0, 2, 3, 1)).chunk(2, dim=-1)  # channels last, split in two
+            self.chunk_act(g)
+            h = self.proj(x.flatten(2).transpose(1, 2)).unflatten(-1, (4, 2)).transpose(1, 2) @ torch.ones(2, 2)
+            return self.out(self.heads_act(h.transpose(1, 2).flatten(2)))  # heads merged: no layer produced it
+
+    t = uf.trace(Cases(), torch.randn(2, 3, 12, 8))
+    assert t["cat_act"][0]["expect"] == (16, 1)
+    assert t["ln_act"][0]["expect"] == (5, 1)
+    assert t["chunk_act"][0]["expect"] == (6, 3)
+    assert t["heads_act"][0]["expect"] is None and t["heads_act"][0]["consumer"] == (8, 2)
+    assert uf.verdict(-1, 8, (2, 16, 12, 8), (16, 1), None)[0] == "wrong"
+    assert uf.verdict(1, 16, (2, 16, 12, 8), (16, 1), None) == ("right", "the flow")
+    assert uf.verdict(1, 16, (2, 16, 12, 8), None, None)[0] == "unverified"
+
+
+def test_concatenation_read_on_the_wrong_axis_is_wrong(sweep):
+    # ReLU(cat([a, b], 1)) on a 12x8 input: 16 channels; the last axis (8 columns) is not the units
+    sb, _ = sweep
+
+    class CatNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.act = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.act(torch.cat([self.a(x), self.b(x)], 1)).mean((2, 3))
+
+    r = sb.check_model(CatNet(), (3, 12, 8), wrap_kwargs={"unit_axis": {"act": -1}}, second=False)
+    assert r["status"] == "wrong" and "the flow says 16 on dim 1" in r["reason"], r
+    r = sb.check_model(CatNet(), (3, 12, 8), wrap_kwargs={"unit_axis": {"act": 1}}, second=False)
+    assert r["status"] == "right" and r["sites_by_flow"] == {"right": 1, "wrong": 0, "unverified": 0}, r
 
 
 def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys):
