@@ -150,3 +150,39 @@ def test_random_rnn_is_exact_padding_is_zero_and_round_trips(spec):
     fresh.eval()
     with torch.no_grad():
         assert torch.equal(fresh(x, lengths), logits)
+
+
+# ------------------------------------------------ a sample's codes never depend on its batch-mates
+def _look_alikes():
+    """Every look-alike backbone of tests/core, with the input sizes it takes."""
+    import test_backbones as tb
+    import test_sites as ts
+
+    out = {name: (factory, sizes[0]) for name, (factory, sizes, _) in tb.CASES.items()}
+    out.update({
+        "position_bias_table": (tb.PositionBiasMLP, (3, 6, 6)),
+        "windows_in_the_batch": (tb.WindowConv, (3, 8, 8)),
+        "norm_act_dense": (lambda: nn.Sequential(nn.Conv2d(3, 4, 3), tb.DenseLayer(4, 3), tb.DenseLayer(7, 3)), (3, 8, 8)),
+        "sequence_first": (ts.SequenceFirst, (3, 10)),
+        "concatenation": (ts.CatReLU, (3, 12, 8)),
+    })
+    return out
+
+
+LOOK_ALIKES = _look_alikes()
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(LOOK_ALIKES)), batch=st.integers(2, 5), data=st.data(),
+       quantizer=st.sampled_from(["hard", "soft", "none"]), first=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_a_samples_codes_and_explanation_are_the_same_alone_and_in_a_batch(name, batch, data, quantizer, first, seed):
+    torch.manual_seed(seed)
+    factory, size = LOOK_ALIKES[name]
+    net = nv.wrap(factory(), 3, quantizer=quantizer)
+    net.eval()(torch.randn(first, *size))  # the first batch finds the sites, whatever its size
+    x = torch.randn(batch, *size)
+    i = data.draw(st.integers(0, batch - 1))
+    alone, together = net.explain(x[i:i + 1], target=1), net.explain(x, target=1)
+    torch.testing.assert_close(together.codes[i:i + 1], alone.codes, rtol=0, atol=1e-5)
+    torch.testing.assert_close(together.for_class(1)[i:i + 1], alone.for_class(1), rtol=0, atol=1e-5)
+    torch.testing.assert_close(together.logits[i:i + 1], alone.logits, rtol=0, atol=1e-5)
