@@ -1,8 +1,8 @@
 """Unit codes: which affine region each pre-activation falls into, averaged over positions.
 
-Imports only torch. Which modules are activations, and their breakpoints, is
-:mod:`neuroview.core.activations`; where a site's units lie (dim 1 or the last dim) is decided
-in :mod:`neuroview.core.sites` and handed in here as ``layout``.
+Imports only torch and einops. Which modules are activations, and their breakpoints, is
+:mod:`neuroview.core.activations`; where a site's units lie (dim 1 or the last dim of its
+sample-first pre-activation) is decided in :mod:`neuroview.core.axes` and handed in here as ``axis``.
 
 A piecewise-affine activation splits the real line at its breakpoints (ReLU at 0, ReLU6 at 0
 and 6, Hardswish at -3 and 3). The vector-quantization code of a unit at one position is the
@@ -14,6 +14,7 @@ use the breakpoint of the ReLU they smooth.
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 QUANTIZERS = ("hard", "soft", "none")
@@ -81,16 +82,15 @@ def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: floa
 
 
 def as_units(z: Tensor, axis: int, batch: int) -> tuple[Tensor, int]:
-    """``(zf, dim)``: a view of ``z`` as ``[B, C, N]`` (units on dim 1, ``dim=2``) or
-    ``[B, N, C]`` (units last, ``dim=1``), positions flattened. ``z`` may fold positions into its
-    leading dim (MobileViT's ``[B * P, N, C]``, sample-major): ``batch`` is the true B."""
-    if z.dim() == 2:
-        return z.unsqueeze(-1), 2
-    if axis == 1:
-        if z.shape[0] != batch:  # positions folded into the batch (windows): [B * k, C, ...] -> [B, C, k * ...]
-            return z.reshape(batch, -1, z.shape[1], z[0, 0].numel()).transpose(1, 2).flatten(2), 2
-        return z.flatten(2), 2
-    return z.reshape(batch, -1, z.shape[-1]), 1
+    """``(zf, dim)``: ``z`` as ``[B, C, N]`` (units on dim 1, ``dim=2``) or ``[B, N, C]`` (units
+    last, ``dim=1``), positions flattened (a view where the layout allows). ``z`` is sample-first
+    and may fold positions into its leading dim (windows, MobileViT's ``[B * P, N, C]``,
+    sample-major): ``batch`` is the true B."""
+    if axis == 1 and z.dim() > 2:
+        if z.shape[0] == batch:  # the hot path, a conv map: einops would take twice as long for a flatten
+            return z.flatten(2), 2
+        return rearrange(z, "(b k) c ... -> b c (k ...)", b=batch), 2
+    return rearrange(z, "(b k) ... c -> b (k ...) c", b=batch), 1
 
 
 def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
@@ -104,12 +104,13 @@ def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, a
 
 
 def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
-    """``m`` with its units on dim 1 (a channels-last or token map becomes ``[B, C, N]``)."""
-    if m.dim() == 2 or (axis == 1 and (batch is None or m.shape[0] == batch)):
+    """``m`` with its units on dim 1: a conv map keeps its positions (``[B, C, H, W]``); windows
+    folded into the batch, channels-last maps and tokens become ``[B, C, N]``."""
+    if axis == 1 and (batch is None or m.shape[0] == batch):
         return m
     if axis == 1:
-        return m.reshape(batch, -1, m.shape[1], m[0, 0].numel()).transpose(1, 2).flatten(2)
-    return m.reshape(batch or m.shape[0], -1, m.shape[-1]).transpose(1, 2)
+        return rearrange(m, "(b k) c ... -> b c (k ...)", b=batch)
+    return rearrange(m, "(b k) ... c -> b c (k ...)", b=batch or m.shape[0])
 
 
 def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
