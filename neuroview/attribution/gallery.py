@@ -245,50 +245,57 @@ def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top) -> UnitGallery:
     return UnitGallery(
         kind="steps", units=steps, names=[f"step {t}" for t in steps], index=top.index, value=top.value,
         x=top.rows["x"], y=top.rows.get("y"), window=win[:, None, None, :].expand(n, k, 1, 2).clone(),
-        ranked_by="|contribution of the step to the predicted class's logit| (value: signed)",
+        ranked_by="|contribution to the predicted class|",  # value: signed
         lengths=top.rows.get("lengths"), class_means=top.class_means,
     )
 
 
 def _cnn_gallery(net: NeuroViewCNN, cols: list[int], top: _Top) -> UnitGallery:
-    xs = top.rows["x"]
-    spatial = xs.shape[3:]
-    windows, heats, positions = [], [], []
-    sites = {s.name: s for s in net.sites}
+    xs = top.rows["x"]  # [n, k, C, *spatial]
+    n, k, spatial = xs.shape[0], xs.shape[1], xs.shape[3:]
+    window = torch.zeros(n, k, len(spatial), 2, dtype=torch.long)
+    position = torch.zeros(n, k, dtype=torch.long)
+    heat = torch.full((n, k, *spatial), float("nan"))
+    by_site: dict[str, list[int]] = {}
     for row, u in enumerate(cols):
-        name, ch = net.units[u]
-        w, p, h = _where(net, sites[name], ch, xs[row])
-        windows.append(w)
-        positions.append(p)
-        heats.append(h if h is not None else torch.full((xs.shape[1], *spatial), float("nan")))
+        by_site.setdefault(net.units[u][0], []).append(row)
+    sites = {s.name: s for s in net.sites}
+    for name, rows in by_site.items():  # one pass per site: all its units' samples in one batch
+        chs = torch.tensor([net.units[cols[r]][1] for r in rows]).repeat_interleave(k)
+        w, p, h = _where(net, sites[name], chs, xs[rows].flatten(0, 1))
+        window[rows], position[rows] = w.unflatten(0, (len(rows), k)), p.unflatten(0, (len(rows), k))
+        if h is not None:
+            heat[rows] = h.unflatten(0, (len(rows), k))
     return UnitGallery(
         kind="units", units=cols, names=[f"{net.units[u][0]} #{net.units[u][1]}" for u in cols], index=top.index,
-        value=top.value, x=xs, y=top.rows.get("y"), window=torch.stack(windows),
-        ranked_by="the unit's code averaged over positions", heat=torch.stack(heats), position=torch.stack(positions),
+        value=top.value, x=xs, y=top.rows.get("y"), window=window,
+        ranked_by="code (mean over positions)", heat=heat, position=position,
     )
 
 
-def _where(net: NeuroViewCNN, site, ch: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    """``(window [k, D, 2], strongest position [k], heat [k, *spatial] or None)`` of one unit on its samples."""
+def _where(net: NeuroViewCNN, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(window [B, D, 2], strongest position [B], heat [B, *spatial] or None)`` of unit ``chs[b]`` of
+    ``site`` on sample ``x[b]`` (samples never depend on each other's batch, so one pass serves all)."""
     device = next(net.parameters()).device
     x = x.to(device).requires_grad_(True)
-    z = _preactivation(net, site, x)[:, ch].reshape(len(x), -1)  # [k, positions]
+    rows = torch.arange(len(x), device=device)
+    z = _preactivation(net, site, x)[rows, chs.to(device)].reshape(len(x), -1)  # [B, positions]
     pos = z.argmax(1)  # the first of equal maxima
     spatial = x.shape[2:]
     if z.requires_grad:
         g = torch.autograd.grad(z.gather(1, pos[:, None]).sum(), x)[0].detach()
-        support = g.abs().sum(1) > 0  # [k, *spatial]
+        support = g.abs().sum(1) > 0  # [B, *spatial]
     else:
         support = torch.zeros(len(x), *spatial, dtype=torch.bool, device=device)
     windows = torch.zeros(len(x), len(spatial), 2, dtype=torch.long)
     for d, size in enumerate(spatial):
         other = [e + 1 for e in range(len(spatial)) if e != d]
-        on = support.any(dim=other) if other else support  # [k, size]
+        on = (support.any(dim=other) if other else support).cpu()  # [B, size]
         for i in range(len(x)):
             idx = on[i].nonzero().flatten()
-            windows[i, d] = torch.stack([idx.min(), idx.max() + 1]).cpu() if len(idx) else torch.tensor([0, size])
+            windows[i, d] = torch.stack([idx.min(), idx.max() + 1]) if len(idx) else torch.tensor([0, size])
     with torch.no_grad():
-        cmap = net.explain(x.detach(), maps=True).code_maps[site.name][:, ch].float()  # [k, *positions]
+        cmap = net.explain(x.detach(), maps=True).code_maps[site.name][rows, chs.to(device)].float()  # [B, *positions]
     heat = None
     if cmap.dim() - 1 == len(spatial):
         heat = F.interpolate(cmap[:, None], size=tuple(spatial), mode="nearest")[:, 0].cpu()

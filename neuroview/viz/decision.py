@@ -13,31 +13,35 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..attribution.gallery import decision_items, largest
 from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 from ._style import NEG, POS, _figure, _label_text, _names, _percent, _target
+from .gallery import check_gallery, thumbnails
 
 __all__ = ["waterfall", "class_layer_summary"]
 
 
 def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str], str]:
-    """Per-item contributions of one sample to one class, their labels, and the item's name."""
+    """Per-item contributions of one sample to one class, their labels, and the item's name (one
+    row of contributions, never the dense ``[B, C, ...]`` tensor)."""
+    v = decision_items(exp, sample, target)
     if isinstance(exp, CNNExplanation):
-        return exp.contributions[sample, target].detach().cpu(), [f"{s} #{ch}" for s, ch in exp.units], "units"
+        return v, [f"{s} #{ch}" for s, ch in exp.units], "units"
     if isinstance(exp, RNNExplanation):
-        ti = exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5))
-        v = ti[sample, target].detach().cpu()
         return v, [f"step {t}" for t in range(len(v))], "steps"
-    v = exp.contributions[sample, target].detach().cpu().flatten()
     return v, [f"feature {i}" for i in range(len(v))], "features"
 
 
 def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k: int = 8,
-              class_names: Sequence | None = None, label: int | None = None):
+              class_names: Sequence | None = None, label: int | None = None, gallery=None, thumbs: int = 4):
     """How one logit is built: the bias, then the ``k`` largest contributions (units of a CNN,
     time steps of an RNN), then the sum of all the others; the last bar is the logit itself.
 
     ``target`` defaults to the predicted class; ``label`` (the true class) goes in the title.
+    ``gallery`` (:func:`neuroview.unit_gallery` of the same network, e.g. over
+    :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
+    each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1".
     """
     exp = check_explanation(exp)
     sample = _check_sample(sample, exp.logits.shape[0])
@@ -46,16 +50,25 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     v, labels, what = _items(exp, sample, tgt)
+    if gallery is not None:
+        check_gallery(gallery, what)
     k = min(k, len(v))
-    top = v.abs().topk(k).indices.tolist()
+    top = largest(v, k)
     entries = [("bias", float(exp.bias[tgt]))] + [(labels[i], float(v[i])) for i in top]
     if len(v) > k:
         mask = torch.ones(len(v), dtype=torch.bool)
         mask[top] = False
         entries.append((f"{len(v) - k} other {what}", float(v[mask].sum())))
     logit = float(exp.logits[sample, tgt])
-    fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))
-    ax = fig.subplots()
+    if gallery is None:
+        fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))
+        ax = fig.subplots()
+    else:
+        m = max(1, min(thumbs, gallery.k + int(gallery.class_means is not None)))
+        fig = _figure(7.5 + 0.9 * m, 1.3 + 0.7 * (len(entries) + 1))
+        ax, tax = fig.subplots(1, 2, sharey=True, width_ratios=[7.5, 0.9 * m])
+        thumbnails(tax, gallery, {i + 1: u for i, u in enumerate(top)}, m)
+        tax.set_title(f"{'input window each step reads' if what == 'steps' else 'top training samples'} (gallery)", fontsize=8)
     cum = 0.0
     for i, (_, val) in enumerate(entries):
         ax.barh(i, val, left=cum, color=POS if val >= 0 else NEG, height=0.7)

@@ -17,7 +17,8 @@ from it). matplotlib is an optional extra: ``pip install 'neuroview[plots]'``.
 
 CNN: :func:`unit_heatmap`, :func:`top_units`, :func:`waterfall`, :func:`spatial_maps`.
 RNN: :func:`time_importance`, :func:`layer_time`, :func:`sample_time` (and :func:`waterfall`
-over time steps). Both: :func:`class_layer_summary`. Faithfulness: :func:`plot_deletion_curves`.
+over time steps). Both: :func:`class_layer_summary`, :func:`unit_gallery_plot` (what each unit
+or step responds to in the training data; ``waterfall`` and ``top_units`` take it as ``gallery=``). Faithfulness: :func:`plot_deletion_curves`.
 
 The functions live by subject in :mod:`~neuroview.viz.units` (CNN), :mod:`~neuroview.viz.temporal`
 (RNN), :mod:`~neuroview.viz.decision` (both) and :mod:`~neuroview.viz.faithfulness`, with the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from .decision import class_layer_summary, waterfall
 from .faithfulness import plot_deletion_curves
+from .gallery import unit_gallery_plot
 from .temporal import layer_time, sample_time, time_importance
 from .units import spatial_maps, top_units, unit_heatmap
 
@@ -41,4 +43,5 @@ __all__ = [
     "sample_time",
     "class_layer_summary",
     "plot_deletion_curves",
+    "unit_gallery_plot",
 ]

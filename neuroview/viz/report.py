@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="which samples, when the split has more than --samples")
     p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--gallery-samples", type=int, default=None,
+                   help="training samples read for the units' galleries (default: the whole training split)")
+    p.add_argument("--no-gallery", action="store_true", help="no galleries of the waterfalls' units")
     p.add_argument("--out", required=True, help="folder to write; must be empty or new unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         about |= {"data": spec, "split": args.split}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
-                             batch_size=args.batch_size, about=about, dpi=args.dpi)
+                             batch_size=args.batch_size, about=about, dpi=args.dpi,
+                             gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, ImportError) as e:
         print(f"neuroview explain: {e}", file=sys.stderr)
         return 2

@@ -21,7 +21,10 @@ from torch import Tensor, nn
 
 from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
+from ..attribution.gallery import unit_gallery, waterfall_units
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step
+from ..core.cnn import NeuroViewCNN
+from ..core.rnn import NeuroViewRNN
 from . import plots
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_out, explain_batches, pick_examples, prediction_rows, progress_bar,
@@ -31,7 +34,8 @@ from .report_page import render_page
 
 __all__ = ["write_report"]
 
-S_GLOBAL, S_SAMPLES = "What the model looks for", "Single decisions"
+S_GLOBAL, S_SAMPLES, S_FACES = "What the model looks for", "Single decisions", "Units with a face"
+WATERFALL_BARS = 8  # the units (steps) each waterfall shows, and so the ones the gallery covers
 
 
 class _Writer:
@@ -70,6 +74,8 @@ def write_report(
     title: str | None = None,
     about: dict | None = None,
     dpi: int = 100,
+    gallery_data=None,
+    gallery_samples: int | None = None,
 ) -> list[str]:
     """Explain ``model`` on ``x`` (labels ``y``) and write figures, tables and ``index.html`` to ``out_dir``.
 
@@ -82,6 +88,10 @@ def write_report(
         examples: how many samples get per-sample figures (all of them when there are fewer).
         overwrite: write into a non-empty ``out_dir``; refused otherwise.
         about: extra facts for the page and ``report.json`` (model name, data, split).
+        gallery_data: the training data (batches as the data modules give them, or a data
+            module): every unit (step) of the waterfalls gets its gallery from it
+            (:func:`neuroview.unit_gallery`), beside its bar and in ``unit_gallery.png``;
+            ``gallery_samples`` reads at most that many of its samples. None: no galleries.
 
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
@@ -105,12 +115,12 @@ def write_report(
     # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
     with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
         return _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
-                          title=title, about=dict(about or {}), dpi=dpi)
+                          title=title, about=dict(about or {}), dpi=dpi, faces=(gallery_data, gallery_samples))
 
 
 def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths: Tensor | None, names: list[str],
                cols: list[str], examples: int, batch_size: int, bar, t0: float, *, title: str | None, about: dict,
-               dpi: int) -> list[str]:
+               dpi: int, faces: tuple = (None, None)) -> list[str]:
     """Explain, then write every file into ``out`` (the staging folder), advancing ``bar`` once per step."""
     rnn, cnn = is_rnn(model), is_cnn(model)
     xb = per_step(batch_first(model, x), getattr(model, "window", 1)) if rnn else x
@@ -122,15 +132,24 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     pred, residual = exp.predicted.cpu(), float(exp.residual().abs().max())
     picks = pick_examples(pred, y, examples)
     # now that the examples are known, the bar's total is every step below: exactly as many as its updates
-    bar.total = bar.n + 1 + _figure_count(model, xb, picks) + 1
+    with_faces = faces[0] is not None and bool(picks) and isinstance(model, (NeuroViewCNN, NeuroViewRNN))
+    bar.total = bar.n + 1 + _figure_count(model, xb, picks) + 1 + 2 * int(with_faces)
     bar.refresh()
     page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",
                 summary_lines(len(pred), explain_s, residual, pred, y))
     w = _Writer(out, page, dpi, bar)
+    gallery = _gallery(w, model, exp, picks, faces, names) if with_faces else None
     # tables first: they are the numbers the figures draw
     _write_tables(w, model, exp, pred, y, names, cols)
     _draw_global(w, model, exp, xb, y, names)
-    _draw_samples(w, model, exp, x, xb, y, pred, picks, names)
+    _draw_samples(w, model, exp, x, xb, y, pred, picks, names, gallery)
+    if gallery is not None:
+        what = "step: the input window it reads" if gallery.kind == "steps" else "unit: the window it reads"
+        w.figure(S_FACES, "unit_gallery.png", plots.unit_gallery_plot(gallery, class_names=names),
+                 f"Every {gallery.kind[:-1]} of the waterfalls above, with its top {gallery.k} training samples "
+                 f"(ranked by {gallery.ranked_by}); orange: for each {what}"
+                 + ("; the first column: each class's mean series." if gallery.kind == "steps" else
+                    " at its strongest position; red: its code over the input."))
     about.setdefault("model", type(model).__name__)
     kind = "cnn" if cnn else "rnn" if rnn else type(exp).__name__
     meta = report_meta(page, about, kind, names, pred, y, residual, picks) | {"explain_seconds": explain_s}
@@ -212,8 +231,23 @@ def _maps_like_input(exp, x: Tensor) -> bool:
     return any(m.dim() == x.dim() for m in exp.code_maps.values())
 
 
+def _gallery(w: _Writer, model: nn.Module, exp, picks: list[int], faces: tuple, names: list[str]):
+    """The gallery of every unit (step) the waterfalls show, from the training data; and its table."""
+    w.bar.set_description_str("gallery of the waterfalls' units")
+    g = unit_gallery(model, faces[0], waterfall_units(exp, picks, WATERFALL_BARS), k=4, max_samples=faces[1])
+    rows = [{"unit": g.names[r], "rank": j, "sample": int(g.index[r, j]), "value": float(g.value[r, j]),
+             "class": names[int(g.y[r, j])] if g.y is not None else "",
+             "window": " x ".join(f"{a}:{b}" for a, b in g.window[r, j].tolist())}
+            for r in range(len(g)) for j in range(g.k)]
+    w.table("unit_gallery.csv", rows, "the gallery: for every unit (step) of the waterfalls, its top training samples "
+            f"(index in the training split), the value they were ranked by ({g.ranked_by}), their class and the "
+            "window the unit reads (start:stop per input dimension)")
+    w.bar.update(1)
+    return g
+
+
 def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: Tensor | None, pred: Tensor,
-                  picks: list[int], names: list[str]) -> None:
+                  picks: list[int], names: list[str], gallery=None) -> None:
     """The figures of single decisions: one waterfall per picked sample, and its maps or time course."""
     cnn, rnn = is_cnn(model), is_rnn(model)
     maps = None
@@ -224,9 +258,11 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         truth = f", true {names[int(y[i])]}" if y is not None else ""
         head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"
         label = int(y[i]) if y is not None else None
-        w.figure(S_SAMPLES, f"waterfall_{i}.png", plots.waterfall(exp, i, class_names=names, label=label),
+        w.figure(S_SAMPLES, f"waterfall_{i}.png",
+                 plots.waterfall(exp, i, k=WATERFALL_BARS, class_names=names, label=label, gallery=gallery),
                  f"{head}: its predicted logit, built from the bias and the largest contributions "
-                 f"({'units' if cnn else 'time steps'}); the last bar is the logit itself.")
+                 f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
+                 + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))
         if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):
             w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
                      plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=i),

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, unit_weights
 from ..core.explanation import CNNExplanation
 from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _sym_norm, _target
+from .gallery import check_gallery, thumbnails
 
 __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
 
@@ -87,8 +88,11 @@ def _site_colors(sites: list[str]) -> dict[str, tuple]:
 
 
 def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classes: Sequence[int] | None = None,
-              standardized: bool = True):
+              standardized: bool = True, gallery=None, thumbs: int = 3):
     """Per class, the ``k`` units with the largest weight, labelled and coloured by their site.
+
+    ``gallery`` (:func:`neuroview.unit_gallery` of the same network) puts up to ``thumbs`` of each
+    unit's top training samples beside its bar; units it lacks get none.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -104,11 +108,20 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     sel = _classes(classes, c)
     k = min(k, w.shape[1])
     colors = _site_colors(list(slices))
-    ncols = min(5, len(sel))
-    fig = _figure(3.3 * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.5 + 0.3 * k))
+    if gallery is None:
+        ncols = min(5, len(sel))
+        fig = _figure(3.3 * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.5 + 0.3 * k))
+        panels = [(ax, None) for ax in _grid(fig, len(sel), 5)]
+    else:
+        m = max(1, min(thumbs, check_gallery(gallery, "units").k))
+        ncols = min(2, len(sel))
+        fig = _figure((3.3 + 0.8 * m) * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.6 + 0.7 * k))
+        panels = _paired(fig, len(sel), ncols, m)
     used: dict[str, tuple] = {}
-    for ax, cls in zip(_grid(fig, len(sel), 5), sel):
+    for (ax, tax), cls in zip(panels, sel):
         vals, idx = w[cls].topk(k)
+        if tax is not None:
+            thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m)
         labels = [f"{units[i][0]} #{units[i][1]}" for i in idx.tolist()]
         cols = [colors[units[i][0]] for i in idx.tolist()]
         for i in idx.tolist():
@@ -124,6 +137,12 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     fig.legend(handles=handles, title="site (layer)", loc="outside lower center", ncols=min(6, len(handles)), fontsize=7)
     fig.suptitle(f"Top {k} units of each class")
     return fig
+
+
+def _paired(fig, n: int, ncols: int, m: int) -> list[tuple]:
+    """``n`` panels of (bars, thumbnails beside them sharing their y axis), ``ncols`` to a row."""
+    subs = fig.subfigures(math.ceil(n / ncols), ncols, squeeze=False).ravel()
+    return [tuple(sf.subplots(1, 2, sharey=True, width_ratios=[3.3, 0.8 * m])) for sf in subs[:n]]
 
 
 def _background(x: Tensor):

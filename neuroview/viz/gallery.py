@@ -1,0 +1,189 @@
+"""Pictures of units with a face: each unit's top training samples, and where in them it responds
+(:func:`unit_gallery_plot`), and the same thumbnails beside a bar (:func:`thumbnails`, which
+:func:`~neuroview.viz.decision.waterfall` and :func:`~neuroview.viz.units.top_units` draw with).
+
+A thumbnail is one sample of a :class:`~neuroview.attribution.gallery.UnitGallery`: an image with
+the unit's code map over it and its window outlined; a series with the window shaded (the code
+map as a band below it); for an RNN step, the series with the step's window shaded, and the
+class means with the same window in the first column.
+
+Imports: torch, :mod:`neuroview.attribution` and :mod:`._style`; matplotlib only through
+:mod:`._style`, when drawing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..attribution.gallery import UnitGallery
+from ._style import _figure, _mpl
+
+__all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
+
+WINDOW = "#ff7f00"  # the window a unit reads: orange, apart from the red/blue of contributions
+
+
+def check_gallery(gallery, kind: str | None = None) -> UnitGallery:
+    """``gallery`` when it is a UnitGallery (of ``kind``: ``"units"`` or ``"steps"``); else a clear error."""
+    if not isinstance(gallery, UnitGallery):
+        raise TypeError(f"gallery: expected a UnitGallery (nv.unit_gallery), got {type(gallery).__name__}")
+    if kind is not None and gallery.kind != kind:
+        raise ValueError(f"gallery: holds {gallery.kind}, the figure draws {kind}; make it from the same network")
+    return gallery
+
+
+def _image(x: Tensor):
+    """An input ``[C, H, W]`` as an image: RGB for 3 channels, else the channel mean in grey."""
+    x = x.float()
+    if x.shape[0] == 3:
+        lo, hi = x.amin(), x.amax()
+        return ((x - lo) / (hi - lo if hi > lo else 1.0)).permute(1, 2, 0).numpy(), None
+    return x.mean(0).numpy(), "gray"
+
+
+def _box(ax, box, frame: bool = True):
+    """``(x0, x1, top, bottom)`` of a thumbnail in ``ax``'s data (y runs down), a map from the unit
+    square into it, and its frame (tagged, so tests and readers can count thumbnails)."""
+    x0, x1, top, bot = box
+    if frame:
+        ax.add_patch(_mpl()[0].patches.Rectangle((x0, top), x1 - x0, bot - top, fill=False, lw=0.5,
+                                                 edgecolor="0.4", gid="thumbnail"))
+    return lambda u, v: (x0 + u * (x1 - x0), top + v * (bot - top))
+
+
+def _span(ax, at, start: float, stop: float) -> None:
+    (a, top), (b, bot) = at(start, 0.0), at(stop, 1.0)
+    ax.add_patch(_mpl()[0].patches.Rectangle((a, top), b - a, bot - top, color=WINDOW, alpha=0.3, lw=0))
+
+
+def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:
+    """Sample ``j`` of unit ``row``: the input, and where the unit responds in it, painted into
+    ``box`` ``(x0, x1, top, bottom)`` of ``ax`` (whose y axis runs down), or filling ``ax``."""
+    at = _box(ax, box or (0.0, 1.0, 0.0, 1.0), frame=box is not None)
+    x = g.x[row, j]
+    heat = g.heat[row, j] if g.heat is not None else None
+    heat = heat / heat.max() if heat is not None and not heat.isnan().any() and heat.max() > 0 else None
+    (x0, top), (x1, bot) = at(0.0, 0.0), at(1.0, 1.0)
+    if g.x.dim() == 5:  # images [n, k, C, H, W]
+        h, w = x.shape[1:]
+        img, cmap = _image(x)
+        ax.imshow(img, cmap=cmap, extent=(x0, x1, bot, top), aspect="auto", interpolation="nearest")
+        if heat is not None:
+            ax.imshow(heat.numpy(), cmap="Reds", alpha=0.35, vmin=0, vmax=1, extent=(x0, x1, bot, top), aspect="auto",
+                      interpolation="nearest")
+        (r0, r1), (c0, c1) = g.window[row, j].tolist()
+        (a, b), (c, d) = at(c0 / w, r0 / h), at(c1 / w, r1 / h)
+        ax.add_patch(_mpl()[0].patches.Rectangle((a, b), c - a, d - b, fill=False, edgecolor=WINDOW, lw=1.2))
+    else:  # series [n, k, C, T]
+        (start, stop), = g.window[row, j].tolist()
+        t_all = x.shape[-1]
+        _span(ax, lambda u, v: at(u / t_all, v), start, stop)
+        n = int(g.lengths[row, j]) if g.lengths is not None else t_all
+        _series(ax, lambda u, v: at(u / t_all, v), x, n)
+        if heat is not None:
+            (_, band) = at(0.0, 0.88)
+            ax.imshow(heat[None].numpy(), cmap="Reds", vmin=0, vmax=1, aspect="auto", alpha=0.6,
+                      extent=(x0, x1, bot, band), interpolation="nearest")
+    if box is None:
+        _fill(ax)
+
+
+def _series(ax, at, ys: Tensor, length: int, colors=None, labels=None) -> None:
+    """Curves ``ys [n, T]`` (their first ``length`` samples) scaled into a box, the highest value on top."""
+    ys = ys[:, :length].float()
+    lo, hi = float(ys.min()), float(ys.max())
+    t = torch.arange(length) + 0.5
+    for i, y in enumerate(ys):
+        xs, vs = at(t, 0.92 - 0.84 * (y - lo) / (hi - lo if hi > lo else 1.0))
+        ax.plot(xs.numpy(), vs.numpy(), lw=0.7 if colors is None else 0.8,
+                color="k" if colors is None else colors[i], label=None if labels is None else labels[i])
+
+
+def _fill(ax) -> None:
+    """An axes that holds one thumbnail: the unit square, y down, no ticks."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _title(ax, g: UnitGallery, row: int, j: int) -> None:
+    label = f" y={int(g.y[row, j])}" if g.y is not None else ""
+    ax.set_title(f"#{int(g.index[row, j])}{label}: {float(g.value[row, j]):+.2f}", fontsize=6, pad=2)
+
+
+def draw_means(ax, g: UnitGallery, row: int, class_names: Sequence | None = None, box=None, *,
+               legend: bool = False) -> None:
+    """The class means of an RNN gallery with step ``row``'s window shaded, into ``box`` or filling ``ax``."""
+    at = _box(ax, box or (0.0, 1.0, 0.0, 1.0), frame=box is not None)
+    means = g.class_means.float().mean(1)  # [classes, T]: channels averaged
+    t_all = means.shape[-1]
+    scaled = lambda u, v: at(u / t_all, v)  # noqa: E731
+    _span(ax, scaled, *g.window[row, 0, 0].tolist())
+    names = list(class_names) if class_names is not None else [str(c) for c in range(len(means))]
+    cycle = _mpl()[0].rcParams["axes.prop_cycle"].by_key()["color"]
+    _series(ax, scaled, means, t_all, [cycle[c % len(cycle)] for c in range(len(means))], [str(n) for n in names])
+    if box is None:
+        _fill(ax)
+    if legend:
+        ax.legend(fontsize=5, loc="best", frameon=False, title="class means", title_fontsize=5)
+
+
+def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names: Sequence | None = None):
+    """One row per unit (RNN: per step), ``k`` thumbnails each: the samples of highest code and
+    where in them the unit responds (the window it reads outlined or shaded in orange, its code
+    map in red). An RNN step's row starts with the class means, the step's window shaded.
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()), 2, input_shape=(1, 8, 8)).eval()
+    >>> g = nv.unit_gallery(net, [torch.randn(10, 1, 8, 8)], units=[0, 2], k=3)
+    >>> len(unit_gallery_plot(g).axes)   # 2 units x 3 samples
+    6
+    """
+    g = check_gallery(gallery)
+    k = g.k if k is None else k
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k: expected a positive int, got {k!r}")
+    k = min(k, g.k)
+    means = g.kind == "steps" and g.class_means is not None
+    cols = k + int(means)
+    fig = _figure(0.6 + 1.5 * cols, 0.6 + 1.3 * len(g))
+    axes = fig.subplots(len(g), cols, squeeze=False)
+    for row in range(len(g)):
+        if means:
+            draw_means(axes[row, 0], g, row, class_names, legend=row == 0)
+        for j in range(k):
+            draw_thumb(axes[row, j + int(means)], g, row, j)
+            _title(axes[row, j + int(means)], g, row, j)
+        axes[row, 0].set_ylabel(g.names[row], fontsize=8)
+    where = "the input window the step reads" if g.kind == "steps" else "the window the unit reads at its strongest position"
+    fig.suptitle(f"Top {k} training samples of each {g.kind[:-1]}, by {g.ranked_by}\norange: {where}"
+                 + ("" if g.kind == "steps" else "; red: its code over the input"), fontsize=9)
+    return fig
+
+
+def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:
+    """Up to ``m`` thumbnails of each unit in ``rows`` (``{y of its bar: unit}``), painted into
+    ``host``, an axes sharing the bars' (downward) y axis; units the gallery lacks get none. An RNN
+    step's first thumbnail is the class means. Returns how many thumbnails were drawn."""
+    host.set_xlim(0, m)
+    host.set_autoscaley_on(False)  # an image sets its axes' limits to its extent; the bars set these
+    host.axis("off")
+    drawn = 0
+    for y, unit in rows.items():
+        row = g.row(unit)
+        if row is None:
+            continue
+        means = g.kind == "steps" and g.class_means is not None
+        for j in range(min(m, g.k + int(means))):
+            box = (j + 0.05, j + 0.95, y - 0.42, y + 0.42)
+            if means and j == 0:
+                draw_means(host, g, row, box=box)
+            else:
+                draw_thumb(host, g, row, j - int(means), box)
+            drawn += 1
+    return drawn
