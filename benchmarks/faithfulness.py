@@ -225,13 +225,16 @@ LABELS = {"neuroview": "NeuroView", "neuroview_global": "NeuroView global", "ran
           "integrated_gradients": "IntegratedGradients", "permutation": "permutation"}
 
 
-def table(cases: dict) -> str:
+def table(cases: dict, metric: str = "accuracy") -> str:
+    """Areas under the accuracy curves (``metric="accuracy"``) or the mean true-class logit curves
+    (``"true_logit"``, without the per-seed check, which the json holds for accuracy only)."""
     cols = ["neuroview", "neuroview_global", "random", "layer_grad_x_act", "layer_conductance", "integrated_gradients", "permutation"]
-    lines = ["| model | test | accuracy | " + " | ".join(LABELS[c] for c in cols) + " | NeuroView < every random seed |",
-             "|---" * (len(cols) + 4) + "|"]
+    last = metric == "accuracy"
+    lines = ["| model | test | accuracy | " + " | ".join(LABELS[c] for c in cols) + (" | NeuroView < every random seed |" if last else " |"),
+             "|---" * (len(cols) + 3 + last) + "|"]
     for case, r in cases.items():
         for test, t in r["tests"].items():
-            a = t["auc_accuracy"]
+            a = t[f"auc_{metric}"]
             cells = []
             for c in cols:
                 if c == "random":
@@ -246,9 +249,21 @@ def table(cases: dict) -> str:
             if "head" in r:  # runs before --sparse existed have no head
                 what = "units" if test == "units" else "steps"
                 head = f", {r['head']} head ({r['per_class']:g} {what} per class)"
+            check = f" {'yes' if t['neuroview_beats_every_random_seed'] else 'NO'} |" if last else ""
             lines.append(f"| {r['architecture']} on {r['dataset']} ({src}){head} | {test} | {t['test_accuracy']:.1%} | "
-                         + " | ".join(cells) + f" | {'yes' if t['neuroview_beats_every_random_seed'] else 'NO'} |")
+                         + " | ".join(cells) + " |" + check)
     return "\n".join(lines)
+
+
+def markdown(cases: dict) -> str:
+    """The accuracy table; where sparse heads are in, the true-class logit table below it."""
+    md = table(cases)
+    if any(r.get("head") == "sparse" for r in cases.values()):
+        # a sparse head with its units removed predicts from its bias alone: accuracy falls to the
+        # constant prediction's, not below, so the logit separates orders that accuracy cannot
+        md += ("\n\nArea under the mean true-class logit curve (compare orders within a row: "
+               "dense and sparse heads have their own logit scales):\n\n" + table(cases, "true_logit"))
+    return md
 
 
 def main(argv=None) -> dict:
@@ -266,7 +281,12 @@ def main(argv=None) -> dict:
     p.add_argument("--entries", nargs="+", default=None, help="only these zoo entries (and no stand-ins unless --stand-ins names some)")
     p.add_argument("--sparse", action="store_true", help="also evaluate each model with a sparse head (see the docstring)")
     p.add_argument("--out", default="faithfulness", help="results name under benchmarks/results (json, md, figures)")
+    p.add_argument("--table-only", action="store_true", help="rewrite <out>.md from <out>.json, running nothing")
     args = p.parse_args(argv)
+    if args.table_only:
+        result = json.loads((OUT / f"{args.out}.json").read_text())
+        (OUT / f"{args.out}.md").write_text(markdown(result["cases"]) + "\n")
+        return result
     torch.set_num_threads(args.threads)
     OUT.mkdir(exist_ok=True)
     t = time.perf_counter()
@@ -289,7 +309,7 @@ def main(argv=None) -> dict:
         cases[c] = run_case(c, args)
         if args.sparse:
             cases[f"{c} (sparse)"] = run_case(c, args, sparse=True)
-    md = table(cases)
+    md = markdown(cases)
     meta = {"seeds": args.seeds, "max_test": args.max_test, "steps": args.steps, "n_steps": args.n_steps, "threads": args.threads,
             "torch": torch.__version__, "minutes": round((time.perf_counter() - t) / 60, 1),
             "command": "python benchmarks/faithfulness.py" + "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))}
