@@ -22,6 +22,7 @@ Imports: torch, :mod:`neuroview._batch` and :mod:`neuroview.core`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ from torch import Tensor
 from .._batch import steps_first, unpack
 from ..core._utils import register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
+from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
 from ..core.quantize import units_first
 from ..core.rnn import NeuroViewRNN
@@ -79,7 +81,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     """What each of ``units`` responds to in ``loader``'s samples: its top ``k`` and where.
 
     Args:
-        net: a NeuroViewCNN or NeuroViewRNN (its sites found).
+        net: a NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (its sites found).
         loader: batches as the data modules give them (``(x, y)``, ``(x, lengths, y)`` or ``x``,
             channels-first: an RNN's series are ``[B, C, T]``), one such batch, or a data
             module, whose training split is read in order, unshuffled and unaugmented.
@@ -101,16 +103,22 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     (``value`` keeps the sign): a step's hidden state is a vector, and its contribution is the
     one number the decision reads from it.
     """
-    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
-        raise TypeError(f"net: expected a NeuroViewCNN or NeuroViewRNN, got {type(net).__name__}")
+    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
+        raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs, got {type(net).__name__}")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k: expected a positive int, got {k!r}")
     rnn = isinstance(net, NeuroViewRNN)
+    batches = iter(_batches(loader))
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("loader: gave no samples")
+    if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
+        net.discover(unpack(first)[0].to(next(net.parameters()).device))
     cols = _check_units(net, units)
     restore = restore_modes(net)
     net.eval()
     try:
-        top = _scan(net, _batches(loader), cols, k, rnn, max_samples)
+        top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples)
         if rnn:
             return _rnn_gallery(net, cols, top)
         return _cnn_gallery(net, cols, top)
@@ -250,7 +258,7 @@ def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top) -> UnitGallery:
     )
 
 
-def _cnn_gallery(net: NeuroViewCNN, cols: list[int], top: _Top) -> UnitGallery:
+def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> UnitGallery:
     xs = top.rows["x"]  # [n, k, C, *spatial]
     n, k, spatial = xs.shape[0], xs.shape[1], xs.shape[3:]
     window = torch.zeros(n, k, len(spatial), 2, dtype=torch.long)
@@ -308,8 +316,9 @@ def _preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
     Taken by a hook of its own on the site's module, at the site's call number (``name:1`` is
     the second call), and cloned before an in-place activation can overwrite it.
     """
-    module = dict(net.backbone.named_modules())[site.module]
-    call = int(site.name.rpartition(":")[2]) if site.name != site.module else 0
+    # a NeuroView-CNN names modules inside its backbone; an ensemble's sites name them from itself
+    module = dict((net if isinstance(net, Ensemble) else net.backbone).named_modules())[site.module]
+    call = int(site.name.rpartition(":")[2]) if ":" in site.name else 0
     seen, got = [0], []
 
     def grab(z):

@@ -184,6 +184,7 @@ class Ensemble(nn.Module):
 
     site_importance = NeuroViewCNN.site_importance
     top_units = NeuroViewCNN.top_units
+    unit_gallery = NeuroViewCNN.unit_gallery
 
     def extra_repr(self) -> str:
         return f"members={len(self)}"

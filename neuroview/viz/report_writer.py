@@ -24,6 +24,7 @@ from ..attribution.export import class_labels, layer_time_records, time_records,
 from ..attribution.gallery import unit_gallery, waterfall_units
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step
 from ..core.cnn import NeuroViewCNN
+from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 from . import plots
 from .report_data import (
@@ -132,7 +133,7 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     pred, residual = exp.predicted.cpu(), float(exp.residual().abs().max())
     picks = pick_examples(pred, y, examples)
     # now that the examples are known, the bar's total is every step below: exactly as many as its updates
-    with_faces = faces[0] is not None and bool(picks) and isinstance(model, (NeuroViewCNN, NeuroViewRNN))
+    with_faces = faces[0] is not None and bool(picks) and isinstance(model, (NeuroViewCNN, NeuroViewRNN, Ensemble))
     bar.total = bar.n + 1 + _figure_count(model, xb, picks) + 1 + 2 * int(with_faces)
     bar.refresh()
     page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",

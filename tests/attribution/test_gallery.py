@@ -129,16 +129,50 @@ def test_rnn_reads_channels_first_and_batch_second_models():
         nv.unit_gallery(net, (x.transpose(1, 2), y), [0])
 
 
-def test_data_module_reads_the_training_split_in_order():
-    from neuroview.data import DigitsDataModule
+def test_ensemble_units_are_their_members_units():
+    ens = nv.create_model("nv_lite", num_classes=3, members=2).eval()
+    x, y = torch.randn(10, 1, 24), torch.arange(10) % 3
+    ens(x)  # the members find their sites
+    n0 = ens.members[0].num_units
+    g = ens.unit_gallery([(x, y)], [3, n0 + 5], k=3)
+    assert g.names == [f"members.0.{ens.members[0].units[3][0]} #{ens.members[0].units[3][1]}",
+                       f"members.1.{ens.members[1].units[5][0]} #{ens.members[1].units[5][1]}"]
+    codes = ens.codes(x).detach()
+    for row, u in enumerate([3, n0 + 5]):
+        assert g.index[row].tolist() == sorted(range(10), key=lambda i: (-float(codes[i, u]), i))[:3]
+    alone = nv.unit_gallery(ens.members[1], [(x, y)], [5], k=3)  # the member's own unit, found alone
+    assert torch.equal(alone.index[0], g.index[1]) and torch.equal(alone.window[0], g.window[1])
+    assert torch.equal(alone.heat[0], g.heat[1]) and torch.equal(alone.position[0], g.position[1])
 
+
+class _DataModule:
+    """What the gallery reads of a data module (the real ones are tested through `neuroview explain`):
+    ``setup``, a shuffled ``train_dataloader`` and the ordered ``_loader("train")``."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.stages = x, y, []
+
+    def setup(self, stage):
+        self.stages.append(stage)
+
+    def train_dataloader(self):
+        perm = torch.randperm(len(self.x))
+        return [(self.x[perm[i:i + 4]], self.y[perm[i:i + 4]]) for i in range(0, len(self.x), 4)]
+
+    def _loader(self, split):
+        assert split == "train"
+        return [(self.x[i:i + 4], self.y[i:i + 4]) for i in range(0, len(self.x), 4)]
+
+
+def test_data_module_reads_the_training_split_in_order():
     net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU()), 10, input_shape=(1, 8, 8)).eval()
-    dm = DigitsDataModule(batch_size=64)
-    g = nv.unit_gallery(net, dm, [1], k=3, max_samples=200)
-    train = dm._dataset("train")
-    assert g.index.max() < 200
-    for j, i in enumerate(g.index[0].tolist()):
-        assert torch.equal(g.x[0, j], train[i][0]) and int(g.y[0, j]) == int(train[i][-1])
+    x, y = torch.randn(30, 1, 8, 8), torch.arange(30) % 10
+    dm = _DataModule(x, y)
+    g = nv.unit_gallery(net, dm, [1], k=3, max_samples=18)
+    assert dm.stages == ["fit"] and g.index.max() < 18
+    codes = net.codes(x[:18]).detach()[:, 1]
+    assert g.index[0].tolist() == sorted(range(18), key=lambda i: (-float(codes[i]), i))[:3]
+    assert torch.equal(g.x[0], x[g.index[0]]) and torch.equal(g.y[0], y[g.index[0]])
 
 
 @pytest.mark.parametrize("units, match", [
@@ -162,10 +196,17 @@ def test_other_bad_arguments():
         rnn.unit_gallery([torch.randn(3, 1, 8)], [8])
     with pytest.raises(ValueError, match="k: expected a positive int"):
         rnn.unit_gallery([torch.randn(3, 1, 8)], [0], k=0)
-    with pytest.raises(TypeError, match="net: expected a NeuroViewCNN or NeuroViewRNN"):
+    with pytest.raises(TypeError, match="net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble"):
         nv.unit_gallery(nn.Linear(2, 2), [torch.randn(3, 2)], [0])
     with pytest.raises(ValueError, match="loader: gave no samples"):
         rnn.unit_gallery([], [0])
+
+
+def test_a_lazily_wrapped_network_finds_its_units_on_the_first_batch():
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 3, 3), nn.ReLU()), 2).eval()
+    assert net.sites is None
+    g = nv.unit_gallery(net, [torch.randn(5, 1, 9)], [("1", 2)], k=2)
+    assert g.units == [2] and net.sites is not None
 
 
 def test_gallery_keeps_k_at_most_the_samples_and_the_modes():
