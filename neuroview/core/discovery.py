@@ -47,6 +47,7 @@ class _Call:
     shape: tuple[int, ...] | None
     producer: Width | None
     consumer: Width | None = None
+    profile: list | None = None  # per dim of the input, the sum of |z| over the other dims (float64)
 
 
 def _tensors(args, kwargs):
@@ -134,7 +135,11 @@ class _Pass:
         width = self.tag(z)[0]
         if width is None and self.open and shape is not None and fits(shape, self.open[-1]) is not None:
             width = self.open[-1]  # timm's BatchNormAct2d runs its activation inside the norm's own forward
-        self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width))
+        profile = None
+        if shape is not None:
+            a = z.detach().abs().double()
+            profile = [a.movedim(d, 0).reshape(a.shape[d], -1).sum(1) for d in range(a.dim())]
+        self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, None, profile))
         return len(self.calls) - 1
 
     def _pre(self, name, from_input, module, args):
@@ -203,9 +208,30 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got shape {c.shape}")
         axis = unit_axis(c.name, shape, c.producer, c.consumer, overrides.get(c.name, overrides.get(c.module)))
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
-        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd))
+        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd)))
         last = k
     return sites, not_sites, _stop(small, modules[small.calls[last].module], last) if last is not None else None
+
+
+def _positions_first(small: _Call, large: _Call, sd: int) -> bool:
+    """Whether the ``k`` positions folded into the sample dim come ahead of the samples (rows
+    ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,
+    windows cut from ``[B, ...]``): told by which order gives sample 0 the same values at 2 and
+    3 samples (its batch-mates differ). Identical samples (a first batch of one) cannot tell: the
+    order a reshape of ``[B, ...]`` gives is taken."""
+    k = small.shape[sd] // 2
+    if k == 1:
+        return False
+    a, b = small.profile[sd], large.profile[sd]
+    same = lambda u, v: torch.allclose(u, v, rtol=1e-2, atol=1e-6 * float(a.abs().max()))  # noqa: E731
+    if same(a.view(2, k)[0], b.view(3, k)[0]):
+        return False
+    if same(a.view(k, 2)[:, 0], b.view(k, 3)[:, 0]):
+        return True
+    raise ValueError(
+        f"site {small.name!r}: the values of a sample change with its batch-mates (its input {small.shape} folds "
+        f"{k} positions into dim {sd} in no order that keeps samples apart); leave it out with layers=[...]"
+    )
 
 
 def _stop(p: _Pass, module: nn.Module, last: int) -> str | None:

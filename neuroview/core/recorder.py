@@ -10,7 +10,10 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
@@ -48,9 +51,11 @@ class Recorder:
         site = sites[k] if k < len(sites) else None
         if not isinstance(z, Tensor) or z.dim() < 2:
             raise ValueError(f"site {name!r}: expected a tensor of shape [B, C, ...], got {describe(z)}")
-        rows = z.shape[site.sample_dim] if site is not None and site.sample_dim < z.dim() else -1
-        zs = z.movedim(site.sample_dim, 0) if site is not None and site.sample_dim and rows >= 0 else z
-        if site is None or site.module != name or rows % self.batch or rows < 0 or zs.shape[site.axis] != site.channels:
+        ok = site is not None and site.module == name and site.sample_dim < z.dim()
+        if ok:  # its samples, then its units, where they were found
+            zs = z.movedim(site.sample_dim, 0)
+            ok = zs.shape[0] % self.batch == 0 and zs.shape[site.axis] == site.channels
+        if not ok:
             raise RuntimeError(
                 f"backbone: its forward pass took another path than when its sites were found: call {k} was "
                 f"{name!r} with input shape {tuple(z.shape)} for {self.batch} samples, expected {site or 'no more sites'}"
@@ -63,7 +68,7 @@ class Recorder:
         if (name, calls) in self.net.not_sites:
             return
         site = self._site(name, z)
-        net, first = self.net, (lambda t: t.movedim(site.sample_dim, 0) if site.sample_dim else t)
+        net, first = self.net, partial(_sample_first, site=site, batch=self.batch)
         if net.quantizer == "none":
             src = first(output if from_input else z)
             self.codes.append(_mean_positions(src, site.axis, self.batch))
@@ -74,6 +79,12 @@ class Recorder:
             self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch))
             if self.maps:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
+
+
+def _sample_first(t: Tensor, site: Site, batch: int) -> Tensor:
+    """``t`` with its samples on dim 0, any folded positions after them (``[B * k, ...]``)."""
+    t = t.movedim(site.sample_dim, 0) if site.sample_dim else t
+    return rearrange(t, "(k b) ... -> (b k) ...", b=batch) if site.positions_first else t
 
 
 def _mean_positions(src: Tensor, axis: int, batch: int) -> Tensor:

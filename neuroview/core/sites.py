@@ -28,3 +28,4 @@ class Site:
     from_input: bool  # code from the module's input (activations) or its output (named modules)
     axis: int = 1  # where the units lie in the sample-first pre-activation: 1 (channels first) or -1 (last dim)
     sample_dim: int = 0  # the pre-activation's dim that holds the samples (1 for sequence-first [T, B, C])
+    positions_first: bool = False  # positions folded ahead of the samples on it: row t * B + b of [T * B, C]

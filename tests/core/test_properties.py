@@ -165,6 +165,7 @@ def _look_alikes():
         "norm_act_dense": (lambda: nn.Sequential(nn.Conv2d(3, 4, 3), tb.DenseLayer(4, 3), tb.DenseLayer(7, 3)), (3, 8, 8)),
         "sequence_first": (ts.SequenceFirst, (3, 10)),
         "concatenation": (ts.CatReLU, (3, 12, 8)),
+        "positions_folded_ahead": (ts.PositionsFolded, (3, 10)),
     })
     return out
 

@@ -50,6 +50,29 @@ def test_sequence_first_codes_do_not_depend_on_batch_mates():
     assert exp.spatial_map("act", 0).shape == (4, 12, 10)
 
 
+class PositionsFolded(nn.Module):
+    """Sequence-first, then flattened for an MLP: rows ``t * B + b`` of ``[T * B, C]``, positions ahead."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc1, self.act, self.fc2 = nn.Conv1d(3, 8, 3, padding=1), nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 4)
+
+    def forward(self, x):  # [B, 3, T]
+        b, t = len(x), x.shape[-1]
+        rows = self.conv(x).permute(2, 0, 1).reshape(t * b, 8)
+        return self.fc2(self.act(self.fc1(rows))).reshape(t, b, 4).mean(0)
+
+
+def test_positions_folded_ahead_of_the_samples_are_told_by_their_values():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 10)
+    net = nv.wrap(PositionsFolded(), 3, example_input=x).eval()
+    assert [(s.channels, s.sample_dim, s.positions_first) for s in net.sites] == [(12, 0, True)]
+    torch.testing.assert_close(net.codes(x)[2:3], net.codes(x[2:3]))
+    exp = net.explain(x, maps=True)
+    assert exp.spatial_map("act", 0).shape == (4, 12, 10)
+
+
 def test_a_first_batch_of_one_keeps_tables_out_and_later_batches_work():
     torch.manual_seed(0)
     net = nv.wrap(PositionBiasMLP(), 2)
