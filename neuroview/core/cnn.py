@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ._utils import describe, extension, factory, restore_modes
 from .activations import is_activation, looks_like_activation
-from .discovery import find_sites
+from .discovery import DISCOVERING, find_sites
 from .explanation import CNNExplanation, resolve_baseline
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .hooks import install, run_to_last_site, uninstall
@@ -238,10 +238,12 @@ class NeuroViewCNN(nn.Module):
 
     def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:
         self._check_input(x)
-        if self.sites is None:
-            self.discover(x)
-        if not self._installed:  # unwrapped, then run again
-            self._install()
+        if self.sites is None or not self._installed:
+            with DISCOVERING:  # two threads' first batches find the sites once
+                if self.sites is None:
+                    self.discover(x)
+                if not self._installed:  # unwrapped, then run again
+                    self._install()
         rec = Recorder(self, maps, len(x))
         run_to_last_site(self.backbone, x, rec)
         if len(rec.codes) != len(self.sites):

@@ -16,6 +16,7 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +35,8 @@ _KEEP = frozenset(
                                                                                               ("__i", "__"), ("__r", "__"))
 ) | frozenset({"clone", "contiguous", "to", "float", "half", "bfloat16", "double", "type_as", "neg", "__neg__", "addcmul",
                "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "where"})
+#: held while a network finds its sites or installs its hooks, so two threads' first batches do it once
+DISCOVERING = threading.RLock()
 _CAT = frozenset({"cat", "concat", "concatenate"})
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding)
 

@@ -269,3 +269,25 @@ def test_the_stop_signal_passes_a_backbones_except_exception():
     net.explain(torch.randn(2, 3, 6, 6))
     assert backbone.fallbacks == 0
     assert backbone(torch.randn(2, 3, 6, 6)).shape == (2, 10)  # called alone, the backbone runs to its end
+
+
+def test_two_threads_first_batches_find_the_sites_once():
+    torch.manual_seed(0)
+    net = nv.wrap(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), Slow(), nn.Linear(6, 5), nn.ReLU()), 3).eval()
+    xs = [torch.randn(3, 4), torch.randn(5, 4)]
+    errors, got = [], {}
+
+    def work(i):
+        try:
+            got[i] = net.codes(xs[i])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(2):
+        torch.testing.assert_close(got[i], net.codes(xs[i]))
