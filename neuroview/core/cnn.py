@@ -38,8 +38,9 @@ class NeuroViewCNN(nn.Module):
     """Wrap a CNN (or MLP, or vision transformer) so that one linear classifier over all unit codes decides.
 
     Args:
-        backbone: any ``nn.Module``; it is used as is and never modified (hooks live only
-            for the duration of a forward pass).
+        backbone: any ``nn.Module``, used as is (its forward and weight values untouched); one hook
+            per site module and one where the pass stops (:mod:`neuroview.core.hooks`) stay on it
+            while this network lives, and ``unwrap()`` removes them.
         num_classes: number of classes, at least 2.
         layers: names of the modules whose calls are the sites. Default: every activation
             module (see :mod:`neuroview.core.activations`; ``nv.register_activation`` adds your
