@@ -349,8 +349,9 @@ def decision_items(exp: Explanation, sample: int, target: int) -> Tensor:
 
 
 def largest(v: Tensor, k: int) -> list[int]:
-    """The indices of the ``k`` largest ``|v|``: the bars a waterfall draws."""
-    return v.abs().topk(min(k, len(v))).indices.tolist()
+    """The indices of the ``k`` largest ``|v|``, exact zeros left out: the bars a waterfall draws
+    (a sparse head's unused units add exactly 0, and a bar of 0 with a gallery would read as a reason)."""
+    return v.abs().topk(min(k, int(v.count_nonzero()))).indices.tolist()
 
 
 def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = None) -> list[int]:

@@ -52,13 +52,12 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     v, labels, what = _items(exp, sample, tgt)
     if gallery is not None:
         check_gallery(gallery, what)
-    k = min(k, len(v))
     top = largest(v, k)
     entries = [("bias", float(exp.bias[tgt]))] + [(labels[i], float(v[i])) for i in top]
-    if len(v) > k:
+    if len(v) > len(top):
         mask = torch.ones(len(v), dtype=torch.bool)
         mask[top] = False
-        entries.append((f"{len(v) - k} other {what}", float(v[mask].sum())))
+        entries.append((f"{len(v) - len(top)} other {what}", float(v[mask].sum())))
     logit = float(exp.logits[sample, tgt])
     if gallery is None:
         fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))

@@ -55,8 +55,10 @@ def _box(ax, box, frame: bool = True):
 
 
 def _span(ax, at, start: float, stop: float) -> None:
+    """The window ``start:stop`` shaded, with an opaque edge: 3 samples of 150 stay visible."""
     (a, top), (b, bot) = at(start, 0.0), at(stop, 1.0)
-    ax.add_patch(_mpl()[0].patches.Rectangle((a, top), b - a, bot - top, color=WINDOW, alpha=0.3, lw=0))
+    face = _mpl()[1].to_rgba(WINDOW, 0.3)
+    ax.add_patch(_mpl()[0].patches.Rectangle((a, top), b - a, bot - top, facecolor=face, edgecolor=WINDOW, lw=0.6))
 
 
 def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:

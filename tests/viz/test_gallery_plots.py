@@ -105,3 +105,19 @@ def test_top_units_with_a_gallery(cnn2d):
     want = sum(2 for units in top.tolist() for u in units if u in have)
     assert _thumbs(fig) == want
     assert len(top_units(net, k=2).axes) == 3
+
+
+def test_a_sparse_head_gets_bars_and_faces_only_for_the_units_it_reads():
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 6, 3), nn.ReLU()), 2, quantizer="soft", normalize=False,
+                          input_shape=(1, 12)).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.weight[:, [1, 4]] = torch.tensor([[2.0, -1.0], [-2.0, 1.0]])
+    x = torch.randn(6, 1, 12)
+    exp = net.explain(x)
+    assert sorted(waterfall_units(exp, [0, 1], k=8)) == [1, 4]
+    g = nv.unit_gallery(net, [x], waterfall_units(exp, [0], k=8), k=2)
+    fig = waterfall(exp, 0, k=8, gallery=g, thumbs=2)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[1:3] == sorted(["1 #1", "1 #4"], key=lambda s: -abs(float(exp.for_class()[0, int(s[-1])])))
+    assert labels[3:] == ["4 other units", "logit"] and _thumbs(fig) == 2 * 2
