@@ -23,7 +23,9 @@ Imports: torch, :mod:`neuroview._batch` and :mod:`neuroview.core`.
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +109,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs, got {type(net).__name__}")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k: expected a positive int, got {k!r}")
+    if max_samples is not None and (not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1):
+        raise ValueError(f"max_samples: expected a positive int or None, got {max_samples!r}")
     rnn = isinstance(net, NeuroViewRNN)
     batches = iter(_batches(loader))
     first = next(batches, None)
@@ -129,10 +133,10 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
 # ------------------------------------------------------------------------ arguments
 def _check_units(net, units) -> list[int]:
     """``units`` as a list of distinct code-vector indices (CNN) or steps (RNN), in the order given."""
-    if isinstance(units, (int, tuple)) and not isinstance(units, bool):
-        units = [units]
-    if isinstance(units, Tensor):
-        units = units.reshape(-1).tolist()
+    if hasattr(units, "ndim") and hasattr(units, "tolist"):  # a tensor or numpy array of indices
+        units = units.tolist()
+    if _is_pair(units) or (not isinstance(units, (bool, str, Sequence)) and hasattr(units, "__index__")):
+        units = [units]  # one unit
     if units is None or isinstance(units, str) or not len(units):
         raise ValueError(f"units: expected a non-empty list of unit indices, got {units!r}")
     if isinstance(net, NeuroViewRNN):
@@ -142,16 +146,23 @@ def _check_units(net, units) -> list[int]:
         lookup = {(s, ch): i for i, (s, ch) in enumerate(net.units)}
     out = []
     for u in units:
-        if isinstance(u, (tuple, list)) and len(u) == 2 and lookup:
-            if (str(u[0]), int(u[1])) not in lookup:
+        if _is_pair(u) and lookup:
+            if (u[0], u[1]) not in lookup:
                 sites = {s: c for s, c in ((s.name, s.channels) for s in net.sites)}
                 raise ValueError(f"units: no unit {tuple(u)!r}; the sites and their channel counts are {sites}")
-            u = lookup[(str(u[0]), int(u[1]))]
+            u = lookup[(u[0], u[1])]
+        if not isinstance(u, bool) and hasattr(u, "__index__"):
+            u = operator.index(u)  # numpy and tensor integers too
         if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
             raise ValueError(f"units: expected {what} in [0, {n}), got {u!r}")
         if u not in out:
             out.append(u)
     return out
+
+
+def _is_pair(u) -> bool:
+    """A ``(site, channel)`` pair, as ``net.units`` lists them (a tuple of ints is a list of units)."""
+    return isinstance(u, (tuple, list)) and len(u) == 2 and isinstance(u[0], str)
 
 
 def _batches(loader):

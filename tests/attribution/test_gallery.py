@@ -4,6 +4,7 @@ codes known in closed form, and against ``net.codes`` sorted here), the window e
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -182,12 +183,24 @@ def test_data_module_reads_the_training_split_in_order():
     ([("nope", 0)], r"units: no unit"),
     ([], r"units: expected a non-empty list"),
     (["1"], r"units: expected"),
+    ((3, 99), r"units: expected indices into the code vector \(net.units\) in \[0, 14\), got 99"),
+    ([2.0], r"got 2.0"),
 ])
 def test_units_that_do_not_exist(units, match):
     net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 6, 3), nn.ReLU(), nn.Conv1d(6, 8, 3), nn.ReLU()), 2,
                           input_shape=(1, 12)).eval()
     with pytest.raises(ValueError, match=match):
         nv.unit_gallery(net, [torch.randn(4, 1, 12)], units)
+
+
+def test_units_of_every_spelling():
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 6, 3), nn.ReLU(), nn.Conv1d(6, 8, 3), nn.ReLU()), 2,
+                          input_shape=(1, 12)).eval()
+    x = [torch.randn(4, 1, 12)]
+    want = [7, 2]
+    for units in ([7, 2], (7, 2), torch.tensor([7, 2]), np.array([7, 2]), [("3", 1), 2], [7, 2, 7]):
+        assert nv.unit_gallery(net, x, units, k=1).units == want
+    assert nv.unit_gallery(net, x, ("3", 1), k=1).units == [7] and nv.unit_gallery(net, x, 7, k=1).units == [7]
 
 
 def test_other_bad_arguments():
@@ -200,6 +213,8 @@ def test_other_bad_arguments():
         nv.unit_gallery(nn.Linear(2, 2), [torch.randn(3, 2)], [0])
     with pytest.raises(ValueError, match="loader: gave no samples"):
         rnn.unit_gallery([], [0])
+    with pytest.raises(ValueError, match="max_samples: expected a positive int"):
+        rnn.unit_gallery([torch.randn(3, 1, 8)], [0], max_samples=0)
 
 
 def test_a_lazily_wrapped_network_finds_its_units_on_the_first_batch():
