@@ -140,7 +140,7 @@ class _Pass:
             width = self.open[-1]  # timm's BatchNormAct2d runs its activation inside the norm's own forward
         profile = None
         if shape is not None:
-            a = z.detach().abs().double()
+            a = z.detach().double().abs()
             profile = [a.movedim(d, 0).reshape(a.shape[d], -1).sum(1) for d in range(a.dim())]
         self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, None, profile))
         return len(self.calls) - 1
