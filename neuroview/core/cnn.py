@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from ._utils import describe, extension, factory, restore_modes
 from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites
-from .explanation import CNNExplanation, resolve_baseline
+from .explanation import CNNExplanation
+from .readable import resolve_baseline
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .hooks import install, run_to_last_site, uninstall
 from .quantize import QUANTIZERS

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .explanation import RNNExplanation, resolve_baseline
+from .explanation import RNNExplanation
+from .readable import resolve_baseline
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from ._utils import extension, factory, param_dtype, restore_modes
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare

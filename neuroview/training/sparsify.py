@@ -1,0 +1,322 @@
+"""Sparsify: the same NeuroView network with a global classifier that reads few units.
+
+A dense NeuroView decision is exact but leans on half of all units. :func:`sparsify` freezes the
+backbone, computes the codes (CNN) or hidden states (RNN) of the training split once, and refits
+the global classifier along a regularization path (:mod:`.glm`: L1, or a sparse group lasso whose
+groups are time steps or hidden units for an RNN), from all-zero weights to nearly dense. It keeps
+the sparsest point whose validation accuracy is within ``tolerance`` points of the reference:
+
+- with ``val`` data (held out from the dense network's training): the dense network's own
+  accuracy on it; the path is fitted on all of ``train`` and scored on ``val``;
+- without it, validation is carved from the training split by ``folds``-fold cross-validation:
+  every fold fits the path on the other folds and scores the held-out one; the reference is the
+  path's best point, scored the same way (the dense network has seen those samples, so its own
+  accuracy on them says nothing). The chosen penalty is then refitted on the whole training split.
+
+The test split is never read. The result is still one linear map (normalization folded in at
+eval), so ``explain`` still sums to the logit; ``sparse.sparsity_path`` keeps the path as data
+(:class:`SparsityPath`, with ``.plot()``). The network given is never changed.
+
+``l1_classifier`` / ``group_l1_classifier`` of the Lightning module penalize the classifier during
+training instead: they shrink weights but leave most of them small and nonzero (a subgradient
+step never lands on 0), so they make a decision lean on fewer units without reading fewer.
+
+>>> import torch, neuroview as nv
+>>> from torch import nn
+>>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 16, 3), nn.ReLU()), 2, input_shape=(1, 20)).eval()
+>>> x = torch.randn(60, 1, 20); y = (x[:, 0, 5:10].mean(1) > 0).long()
+>>> sparse = nv.sparsify(net, [(x, y)], tolerance=5.0)
+>>> sparse is not net, bool(sparse.sparsity_path.units_per_class[sparse.sparsity_path.chosen] <= 16)
+(True, True)
+
+May import ``neuroview.core`` and the leaf modules; ``neuroview.data`` and the zoo only inside the
+command line's functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from .._batch import steps_first, unpack
+from ..core.cnn import NeuroViewCNN
+from ..core.head import CodeNorm
+from ..core.rnn import NeuroViewRNN
+from .glm import fit_path, lambda_grid, relax
+
+__all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
+
+GROUPS = ("unit", "step", "hidden")
+
+# the training layer may not import viz: neuroview.viz.sparsity registers its drawing here on import
+_plotter = None
+
+
+def register_plotter(fn) -> None:
+    global _plotter
+    _plotter = fn
+
+
+@dataclass
+class SparsityPath:
+    """The regularization path :func:`sparsify` walked, sparsest first."""
+
+    lambdas: Tensor  # [P] penalties
+    val_acc: Tensor  # [P] validation accuracy, % (the mean over folds with cross-validation)
+    train_acc: Tensor  # [P] accuracy on the codes the point was fitted on, %
+    units_per_class: Tensor  # [P] mean number of features with a nonzero weight, per class
+    groups_per_class: Tensor  # [P] mean number of groups (steps, hidden units) used per class; = units for "unit"
+    chosen: int  # index of the point kept
+    reference: float  # the validation accuracy the points are held against, %
+    tolerance: float
+    validation: str  # how the validation accuracy was measured
+    groups: str = "unit"
+    num_features: int = 0
+    val_loss: Tensor | None = None  # [P] mean validation cross-entropy
+    extra: dict = field(default_factory=dict)
+
+    def to_records(self) -> list[dict]:
+        """One dict per point: ``lambda, val_acc, train_acc, units_per_class, groups_per_class, chosen``."""
+        return [{"lambda": float(lam), "val_acc": float(v), "train_acc": float(t), "units_per_class": float(u),
+                 "groups_per_class": float(g), "chosen": i == self.chosen}
+                for i, (lam, v, t, u, g) in enumerate(zip(self.lambdas, self.val_acc, self.train_acc,
+                                                          self.units_per_class, self.groups_per_class))]
+
+    def plot(self, **kw):
+        """:func:`neuroview.viz.sparsity.path_plot`: validation accuracy against units per class (a Figure)."""
+        if _plotter is None:
+            raise ImportError("sparsity paths are drawn by neuroview.viz.sparsity; import neuroview.viz.sparsity")
+        return _plotter(self, **kw)
+
+    def __str__(self) -> str:
+        i = self.chosen
+        what = "units" if self.groups == "unit" else f"features ({self.groups_per_class[i]:.1f} {self.groups}s)"
+        return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
+                f"{self.val_acc[i]:.1f}% against {self.reference:.1f}% ({self.validation}; tolerance {self.tolerance:g} points)")
+
+
+# ------------------------------------------------------------------- features
+def _is_rnn(net: nn.Module) -> bool:
+    return isinstance(net, NeuroViewRNN)
+
+
+@torch.no_grad()
+def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Tensor]:
+    """``(features [N, F] float32, y [N])`` of every batch, in eval mode (the network's modes kept)."""
+    was = [m.training for m in net.modules()]
+    net.eval()
+    feats, ys = [], []
+    try:
+        for batch in batches:
+            x, lengths, y = unpack(batch)
+            if y is None:
+                raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+            f = net.features(steps_first(x), lengths).flatten(1) if _is_rnn(net) else net.codes(x)
+            feats.append(f.float())
+            ys.append(torch.as_tensor(y).long().to(f.device))
+    finally:
+        for m, t in zip(net.modules(), was):
+            m.training = t
+    if not feats:
+        raise ValueError(f"{what}: expected at least one batch, got an empty loader")
+    return torch.cat(feats), torch.cat(ys)
+
+
+def _batches(data, split: str):
+    """A data module's split, unshuffled and without augmentation; any other iterable as it is."""
+    if hasattr(data, "_loader") and hasattr(data, "setup"):
+        data.setup("fit")
+        if split == "val" and "val" not in data._prepared_splits():
+            return None
+        return data._loader(split)
+    return data
+
+
+def mean_codes(net: nn.Module, train) -> Tensor:
+    """The training split's mean code ``[U]`` (CNN) or mean hidden states ``[L, D, T, H]`` (RNN):
+    the honest baseline of ``net.explain(x, baseline=...)``. ``train`` as in :func:`sparsify`."""
+    f, _ = _features(net, _batches(train, "train"), "train")
+    m = f.mean(0)
+    return m.reshape(net.feature_shape) if _is_rnn(net) else m
+
+
+@torch.no_grad()
+def units_per_class(net: nn.Module) -> Tensor:
+    """``[C]`` the number of features (units, hidden states) each class's logit reads: nonzero effective weights."""
+    return (net.effective_classifier()[0] != 0).sum(1)
+
+
+# ------------------------------------------------------------------- the path
+def _group_ids(net: nn.Module, groups: str) -> Tensor | None:
+    if groups == "unit":
+        return None
+    if not _is_rnn(net):
+        raise ValueError(f"groups: a NeuroView-CNN's groups are its units ('unit'), got {groups!r}")
+    n_l, n_d, n_t, n_h = net.feature_shape
+    idx = torch.arange(n_l * n_d * n_t * n_h)  # flat feature index, (l, d, t, h) in C order
+    if groups == "step":
+        return (idx // n_h) % n_t  # the step t of feature (l, d, t, h)
+    return (idx // (n_t * n_h)) * n_h + idx % n_h  # the hidden unit (l, d, h)
+
+
+def _sparsity(ws: list[Tensor], gid: Tensor | None) -> tuple[Tensor, Tensor]:
+    units = torch.tensor([float((w != 0).sum(1).float().mean()) for w in ws])
+    if gid is None:
+        return units, units.clone()
+    n_g = int(gid.max()) + 1
+    grp = [float((w.new_zeros(w.shape[0], n_g).index_add_(1, gid, (w != 0).to(w.dtype)) > 0).sum(1).float().mean()) for w in ws]
+    return units, torch.tensor(grp)
+
+
+def _path(z: Tensor, y: Tensor, fit: dict, l2: float | None) -> list[tuple[Tensor, Tensor]]:
+    """The path's points, each refitted on its own support (:func:`.glm.relax`) unless ``l2`` is None.
+
+    On a CPU it runs on one thread: the solver's products are small (samples x features in use),
+    and the threads' synchronization cost more than they gave (5x slower with 2 threads on a busy
+    2-core machine)."""
+    threads = torch.get_num_threads()
+    if z.device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        path = fit_path(z, y, **fit)
+        return path if l2 is None else [relax(z, y, w, b, l2=l2) for w, b in path]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _acc(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
+    return torch.tensor([100.0 * float(((x @ w.T + b).argmax(1) == y).float().mean()) for w, b in points])
+
+
+def _losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
+    """``[P, N]`` each point's cross-entropy on each sample."""
+    return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
+
+
+def _folds(y: Tensor, k: int, seed: int) -> list[Tensor]:
+    """``k`` stratified folds of the sample indices (every class spread over the folds), fixed by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    out = [[] for _ in range(k)]
+    start = 0
+    for c in torch.unique(y).tolist():
+        idx = (y == c).nonzero()[:, 0].cpu()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        for j, i in enumerate(idx.tolist()):
+            out[(start + j) % k].append(i)
+        start += len(idx)
+    return [torch.tensor(sorted(f), dtype=torch.long) for f in out]
+
+
+def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
+    """``(path on all of z, validation accuracy [P], validation losses [P, N], reference, how)``:
+    scored on ``val_batches`` when there are some, else by cross-validation on ``z`` itself."""
+    if val_batches is not None:
+        vf, vy = _features(net, val_batches, "val")
+        with torch.no_grad():
+            vz = norm(vf).float()
+            reference = 100.0 * float((net.eval().head(vf).argmax(1) == vy).float().mean())
+        path = _path(z, y, fit, relaxed)
+        how = f"{len(vy)} validation samples; reference: the dense network on them"
+        return path, _acc(path, vz, vy), _losses(path, vz, vy), reference, how
+    counts = torch.bincount(y)
+    if len(y) < 2 * folds or int(counts[counts > 0].min()) < 2:
+        raise ValueError(f"train: {len(y)} samples ({counts.tolist()} per class) are too few to carve {folds}-fold "
+                         "validation from (at least 2 per class and 2 per fold); pass val= or fewer folds=")
+    scores, val_loss = [], torch.zeros(len(fit["lambdas"]), len(y))
+    for held in _folds(y, folds, seed):
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[held] = False
+        fold_path = _path(z[keep], y[keep], fit, relaxed)
+        scores.append(_acc(fold_path, z[held], y[held]) * len(held))
+        val_loss[:, held] = _losses(fold_path, z[held], y[held])
+    val_acc = torch.stack(scores).sum(0) / len(y)
+    how = f"{folds}-fold cross-validation on the {len(y)} training samples; reference: the path's best point"
+    return _path(z, y, fit, relaxed), val_acc, val_loss, float(val_acc.max()), how
+
+
+def _check(net, tolerance, groups, folds) -> str:
+    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
+        raise TypeError(f"net: expected a NeuroViewCNN or NeuroViewRNN (nv.wrap(model, ...)), got {type(net).__name__}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
+    groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
+    if groups not in GROUPS:
+        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
+    return groups
+
+
+def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
+             l1_ratio: float | None = None, relaxed: float | None = 1e-2, points: int = 25, ratio: float = 1e-2,
+             folds: int = 5, max_iter: int = 300, seed: int = 0) -> nn.Module:
+    """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
+
+    Args:
+        net: a trained NeuroViewCNN or NeuroViewRNN; never changed (the result is a deep copy).
+        train: the training split: a data module of :mod:`neuroview.data` (its training split,
+            unshuffled, without augmentation) or an iterable of batches ``(x, y)`` /
+            ``(x, lengths, y)`` as the data modules give them.
+        val: validation batches held out from ``net``'s training (a data module gives its
+            validation split when it has one); ``None``: cross-validation on ``train``.
+        tolerance: accuracy points the sparse head may lose against the reference on validation.
+        groups: ``"unit"`` (CNN default: each weight alone, L1), ``"step"`` (RNN default: all hidden
+            states of one step, every layer and direction, so a decision reads few steps) or
+            ``"hidden"`` (one hidden unit over every step).
+        l1_ratio: the L1 share of the sparse group lasso (default 1.0 for units, 0.9 for groups).
+        relaxed: each point's weights are refitted on its own support with this small ridge
+            penalty (the relaxed lasso: the path chooses the units, the refit undoes its
+            shrinkage); ``None`` keeps the path's own weights.
+        points, ratio: the path's length, and its last penalty over its first (the densest point).
+        folds, max_iter, seed: the cross-validation folds, the solver's steps per point (the dense
+            end of a path on separable codes never converges: its weights grow without bound) and
+            the folds' shuffle.
+    """
+    groups = _check(net, tolerance, groups, folds)
+    a = float(l1_ratio) if l1_ratio is not None else (1.0 if groups == "unit" else 0.9)
+    feats, y = _features(net, _batches(train, "train"), "train")
+    classes = torch.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
+    if int(y.max()) >= net.num_classes or int(y.min()) < 0:
+        raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
+    sparse = copy.deepcopy(net).eval()
+    if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map
+        sparse.norm = CodeNorm(feats.shape[1], device=feats.device)
+    norm = sparse.norm
+    with torch.no_grad():
+        norm.running_mean.copy_(feats.mean(0))
+        norm.running_var.copy_(feats.var(0, unbiased=False))
+        norm.num_batches_tracked.fill_(1)
+        norm.eval()
+        z = norm(feats).float()
+    gid = _group_ids(net, groups)
+    lambdas = lambda_grid(z, y, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
+    fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
+
+    val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
+    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed)
+    units, grp = _sparsity([w for w, _ in path], gid)
+    # the sparsest point within tolerance; a point whose head reads no unit at all is a constant, never kept
+    mean_loss = val_loss.mean(1)
+    ok = ((val_acc >= reference - tolerance) & (units > 0)).nonzero()[:, 0]
+    if not len(ok):  # nothing within tolerance: the most accurate point
+        ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
+    key = [(float(grp[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
+    chosen = int(ok[min(range(len(key)), key=key.__getitem__)])
+    w, b = path[chosen]
+    with torch.no_grad():
+        sparse.classifier.weight.copy_(w.to(sparse.classifier.weight.dtype))
+        sparse.classifier.bias.copy_(b.to(sparse.classifier.bias.dtype))
+    sparse.sparsity_path = SparsityPath(
+        lambdas=lambdas, val_acc=val_acc, train_acc=_acc(path, z, y), units_per_class=units, groups_per_class=grp,
+        chosen=chosen, reference=reference, tolerance=float(tolerance), validation=how, groups=groups,
+        num_features=feats.shape[1], val_loss=mean_loss,
+    )
+    return sparse.eval()

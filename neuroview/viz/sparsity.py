@@ -1,0 +1,44 @@
+"""The regularization path of :func:`neuroview.sparsify`: validation accuracy against units per class.
+
+Imports: torch, :mod:`neuroview.training.sparsify` and :mod:`._style`; matplotlib only when drawing.
+
+>>> import torch
+>>> from neuroview.training.sparsify import SparsityPath
+>>> p = SparsityPath(torch.tensor([1.0, 0.1]), torch.tensor([80.0, 95.0]), torch.tensor([85.0, 99.0]),
+...                  torch.tensor([2.0, 30.0]), torch.tensor([2.0, 30.0]), 1, 95.0, 1.0, "held out")
+>>> path_plot(p).axes[0].get_xlabel()
+'units per class (mean over classes)'
+"""
+
+from __future__ import annotations
+
+from ..training import sparsify
+from ._style import _figure
+
+__all__ = ["path_plot"]
+
+
+def path_plot(path, *, title: str | None = None):
+    """Validation (and training) accuracy along the path against the features each class reads;
+    the point kept is marked, and the band is the tolerance below the reference."""
+    fig = _figure(5.5, 3.6)
+    ax = fig.subplots()
+    x = path.units_per_class.numpy()
+    ax.plot(x, path.val_acc.numpy(), "o-", ms=3, lw=1.4, label="validation")
+    ax.plot(x, path.train_acc.numpy(), "-", lw=1, color="0.6", label="training (fitted on)")
+    ax.axhspan(path.reference - path.tolerance, path.reference, color="#4daf4a", alpha=0.15,
+               label=f"within {path.tolerance:g} points of the reference")
+    ax.axhline(path.reference, color="#4daf4a", lw=0.8)
+    i = path.chosen
+    ax.plot([x[i]], [float(path.val_acc[i])], "*", ms=12, color="#e41a1c",
+            label=f"kept: {x[i]:.1f} per class, {float(path.val_acc[i]):.1f}%")
+    ax.set_xscale("symlog", linthresh=1.0)
+    what = "units" if path.groups == "unit" else "features"
+    ax.set_xlabel(f"{what} per class (mean over classes)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or "Sparse global classifier: the regularization path", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+sparsify.register_plotter(path_plot)

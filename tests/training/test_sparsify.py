@@ -1,0 +1,146 @@
+"""nv.sparsify: a new network whose head reads few units, exact explanations, validation only from
+the training split (the test split is never read), clear errors; and the path solver's optimality,
+checked against the lasso's own optimality conditions rather than the solver's code."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import neuroview as nv
+from neuroview.data import DigitsDataModule
+from neuroview.training.glm import fit_path, lambda_grid, relax
+
+
+def _planted(n=120, seed=0):
+    """Series whose class is the sign of the mean of samples 4..9 (the rest is noise)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 24, generator=g)
+    y = (x[:, 0, 4:10].mean(1) > 0).long()
+    return x, y
+
+
+def _cnn(seed=0):
+    torch.manual_seed(seed)
+    return nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 12, 3), nn.ReLU(), nn.Conv1d(12, 12, 3), nn.ReLU()), 2,
+                           input_shape=(1, 24)).eval()
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small problem: two threads only add their synchronization
+    yield
+    torch.set_num_threads(n)
+
+
+def test_lasso_path_meets_the_optimality_conditions(one_thread):
+    # KKT of  mean CE + lam ||W||_1:  |grad| <= lam where w = 0, grad = -lam sign(w) where w != 0
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(150, 12, generator=g)
+    y = (x[:, 0] - 0.5 * x[:, 5] + 0.3 * torch.randn(150, generator=g) > 0).long() + (x[:, 2] > 1).long()
+    lams = lambda_grid(x, y, 3, points=4)
+    for lam, (w, b) in zip(lams.tolist(), fit_path(x, y, 3, lambdas=lams, tol=1e-5, max_iter=5000)):
+        wv, bv = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        F.cross_entropy(x @ wv.T + bv, y).backward()
+        grad = wv.grad
+        assert bv.grad.abs().max() < 1e-4  # the bias is not penalized
+        zero = w == 0
+        assert (grad[zero].abs() <= lam * (1 + 1e-3) + 1e-5).all()
+        assert torch.allclose(grad[~zero], -lam * w[~zero].sign(), atol=1e-4)
+    assert (fit_path(x, y, 3, lambdas=lams[:1])[0][0] == 0).all()  # the first point: every weight zero
+
+
+def test_relax_keeps_the_support_and_lowers_the_loss():
+    x, y = torch.randn(80, 6), torch.randint(0, 2, (80,))
+    w = torch.tensor([[0.1, 0.0, 0.0, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, -0.1, 0.0, 0.0]])
+    b = torch.zeros(2)
+    w2, b2 = relax(x, y, w, b, l2=0.0)
+    assert torch.equal(w2 == 0, w == 0)
+    assert F.cross_entropy(x @ w2.T + b2, y) <= F.cross_entropy(x @ w.T + b, y)
+
+
+def test_sparsify_returns_a_sparser_exact_network_and_leaves_the_given_one_alone():
+    net = _cnn()
+    x, y = _planted()
+    net.train()
+    for _ in range(3):
+        net(x[:32])
+    net.eval()
+    before = copy.deepcopy(net.state_dict())
+    sparse = nv.sparsify(net, [(x[i:i + 40], y[i:i + 40]) for i in range(0, 120, 40)], tolerance=2.0, points=10, folds=3, max_iter=200)
+    assert sparse is not net and type(sparse) is type(net)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert not sparse.training
+    upc = nv.units_per_class(sparse)
+    assert upc.max() < net.num_units and upc.min() >= 1
+    path = sparse.sparsity_path
+    assert path.units_per_class[path.chosen] == pytest.approx(upc.float().mean().item())
+    assert path.val_acc[path.chosen] >= path.reference - 2.0
+    assert len(path.to_records()) == len(path.lambdas) and "cross-validation" in path.validation
+    # still one exact linear decision: the explanation sums to the logit, against zero or the mean code
+    xt = torch.randn(9, 1, 24)
+    for baseline in (None, "mean"):
+        exp = sparse.explain(xt, baseline=baseline)
+        assert torch.allclose(exp.for_class().sum(-1) + exp.bias[exp.target], sparse(xt).gather(1, exp.target[:, None])[:, 0], atol=1e-5)
+        assert exp.k90(per_sample=True).max() <= upc.max()
+    # the baseline 'mean' is the exact training mean code
+    assert torch.allclose(sparse.norm.running_mean, nv.mean_codes(net, [(x, y)]), atol=1e-6)
+
+
+def test_sparsify_rnn_groups_by_step():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 1, 10, generator=g)
+    y = (x[:, 0, 6] > 0).long()
+    net = nv.NeuroViewRNN(nn.GRU(1, 8, batch_first=True), 2, max_len=10).eval()
+    sparse = nv.sparsify(net, [(x, y)], tolerance=5.0, points=10, folds=3, max_iter=200)
+    w = sparse.effective_classifier()[0].reshape(2, *sparse.feature_shape)  # [C, L, D, T, H]
+    steps = (w != 0).any(-1).any(1).any(1).sum(-1)  # steps each class reads
+    assert steps.max() < 10
+    assert sparse.sparsity_path.groups == "step"
+    exp = sparse.explain(x[:5].transpose(1, 2))
+    assert exp.k90(per_sample=True, level="steps").max() <= steps.max()
+    assert torch.allclose(exp.time_importance.sum(-1) + exp.bias, exp.logits, atol=1e-5)
+
+
+class _Spy(DigitsDataModule):
+    """Digits that records which splits were read."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.read = []
+
+    def _dataset(self, split, train=False):
+        self.read.append(split)
+        return super()._dataset(split, train)
+
+
+def test_sparsify_never_reads_the_test_split_and_uses_the_validation_split():
+    dm = _Spy(batch_size=64)
+    torch.manual_seed(0)
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU()), 10, input_shape=(1, 8, 8)).eval()
+    sparse = nv.sparsify(net, dm, points=8, max_iter=200)
+    assert "test" not in dm.read and {"train", "val"} <= set(dm.read)
+    assert "validation samples" in sparse.sparsity_path.validation
+
+
+def test_sparsify_errors_name_the_argument():
+    net = _cnn()
+    x, y = _planted(40)
+    with pytest.raises(ValueError, match="tolerance"):
+        nv.sparsify(net, [(x, y)], tolerance=-1)
+    with pytest.raises(TypeError, match="net: expected a NeuroViewCNN or NeuroViewRNN"):
+        nv.sparsify(nn.Linear(3, 2), [(x, y)])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        nv.sparsify(net, [(x, torch.zeros_like(y))])
+    with pytest.raises(ValueError, match="too few to carve"):
+        nv.sparsify(net, [(x[:6], torch.tensor([0, 1, 0, 1, 0, 1]))])
+    with pytest.raises(ValueError, match="groups"):
+        nv.sparsify(net, [(x, y)], groups="step")
+    with pytest.raises(ValueError, match="train: expected at least one batch"):
+        nv.sparsify(net, [])
