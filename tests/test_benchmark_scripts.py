@@ -8,6 +8,7 @@ taken for the unit axis and a backbone with only functional activations.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -286,3 +287,37 @@ def test_cnn_evidence_maps_positions_to_steps_and_reach_is_the_receptive_field(s
     pooled = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3, example_input=torch.zeros(2, 1, 16)).eval()
     with pytest.raises(ValueError, match="not the input's 16 steps"):
         synthetic.neuroview_evidence(pooled, x)  # 14 positions: no honest step for each
+
+
+def test_synthetic_benchmark_end_to_end_on_a_tiny_set(synthetic, monkeypatch, tmp_path):
+    # nv.sparsify is replaced by a head that reads only the window's steps (sparsify has its own
+    # tests, and its path takes seconds): the sparse rows must then put all evidence in the window
+    import copy
+
+    def window_head(net, x, y, val, seed):
+        sparse = copy.deepcopy(net)
+        with torch.no_grad():
+            w = sparse.classifier.weight.view(net.num_classes, net.max_len, -1)
+            w[:, :4] = 0
+            w[:, 16:] = 0
+        return sparse.eval(), "window head (test)"
+
+    monkeypatch.setattr(synthetic, "sparsify", window_head)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = synthetic.main(["--models", "gru", "--seeds", "1", "--train", "32", "--val", "16", "--test", "8",
+                              "--length", "20", "--window-start", "4", "--window", "12", "--gru-epochs", "1",
+                              "--n-steps", "2", "--out", str(tmp_path / "sw")])
+    finally:
+        torch.set_num_threads(threads)
+    run = out["results"]["gru"][0]
+    assert run["share"]["uniform (reference)"] == pytest.approx(12 / 20)
+    assert run["share"]["NeuroView sparse, zero baseline"] == 1.0
+    assert run["share"]["NeuroView sparse, mean baseline"] == 1.0
+    assert run["used"] == {"dense": 20.0, "sparse": 12.0}
+    assert run["reach"] == [4, 19]  # a forward GRU: from the window's first step to the end
+    assert all(0.0 <= v <= 1.0 for v in run["share"].values())
+    md = (tmp_path / "sw.md").read_text()
+    assert "| NeuroView sparse, zero baseline | 100.0% | 100.0% |" in md
+    assert json.loads((tmp_path / "sw.json").read_text())["meta"]["window_steps"] == [4, 16]
