@@ -112,8 +112,10 @@ def _fill(ax) -> None:
     ax.set_yticks([])
 
 
-def _title(ax, g: UnitGallery, row: int, j: int) -> None:
-    label = f" y={int(g.y[row, j])}" if g.y is not None else ""
+def _title(ax, g: UnitGallery, row: int, j: int, class_names: Sequence | None = None) -> None:
+    """``#<sample index> <class>: <value it was ranked by>``."""
+    names = list(class_names) if class_names is not None else None
+    label = "" if g.y is None else f" {names[int(g.y[row, j])]}" if names else f" y={int(g.y[row, j])}"
     ax.set_title(f"#{int(g.index[row, j])}{label}: {float(g.value[row, j]):+.2f}", fontsize=6, pad=2)
 
 
@@ -137,7 +139,9 @@ def draw_means(ax, g: UnitGallery, row: int, class_names: Sequence | None = None
 def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names: Sequence | None = None):
     """One row per unit (RNN: per step), ``k`` thumbnails each: the samples of highest code and
     where in them the unit responds (the window it reads outlined or shaded in orange, its code
-    map in red). An RNN step's row starts with the class means, the step's window shaded.
+    map in red). An RNN step's row starts with the class means, the step's window shaded. Each
+    thumbnail's title: the sample's index, its class (``class_names``) and its code (RNN: the
+    step's contribution).
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -160,7 +164,7 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
             draw_means(axes[row, 0], g, row, class_names, legend=row == 0)
         for j in range(k):
             draw_thumb(axes[row, j + int(means)], g, row, j)
-            _title(axes[row, j + int(means)], g, row, j)
+            _title(axes[row, j + int(means)], g, row, j, class_names)
         axes[row, 0].set_ylabel(g.names[row], fontsize=8)
     where = "the input window the step reads" if g.kind == "steps" else "the window the unit reads at its strongest position"
     fig.suptitle(f"Top {k} training samples of each {g.kind[:-1]}, by {g.ranked_by}\norange: {where}"

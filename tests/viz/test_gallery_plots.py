@@ -56,6 +56,7 @@ def test_gallery_plot_of_images_series_and_steps(cnn2d, rnn):
     fig = unit_gallery_plot(gs, class_names=["a", "b", "c"])
     assert len(fig.axes) == 2 * (1 + 3)  # the class means, then the samples
     means = fig.axes[0]
+    assert fig.axes[1].get_title().startswith(f"#{int(gs.index[0, 0])} {'abc'[int(gs.y[0, 0])]}: ")
     assert len(means.lines) == 3 and [t.get_text() for t in means.get_legend().get_texts()] == ["a", "b", "c"]
     span = means.patches[0]  # the shaded window of step 0: samples 0 and 1
     assert (span.get_x(), span.get_x() + span.get_width()) == (0.0, 2 / 16)  # of the 16 samples drawn
