@@ -21,6 +21,8 @@ commands:
   explain    figures, tables and an offline index.html of what a model's decisions rest on:
              neuroview explain (--model NAME | --ckpt PATH) [--data NAME] --out DIR
   zoo        the trained zoo entries: dataset, parameter count, test accuracy (--verify checks hashes)
+  sparsify   refit a NeuroView network's classifier to read few units per class (few steps for an RNN):
+             neuroview sparsify nv_lite.gunpoint --out runs/sparse
   retrofit   wrap a trained standard network, fit only the global classifier, report the accuracy cost:
              neuroview retrofit small_cnn.digits | neuroview retrofit W.safetensors --arch A --data D
 
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.retrofit import main as retrofit  # noqa: PLC0415
 
         return retrofit(rest)
+    if cmd == "sparsify":
+        from .training.sparsify import main as sparsify  # noqa: PLC0415
+
+        return sparsify(rest)
     if cmd == "explain":
         from .viz.report import main as explain  # noqa: PLC0415
 

@@ -123,7 +123,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         _check_explainable(model, args.model)
         load_weights(model, args.weights)
         return model.eval(), {"model": args.model, "weights": str(args.weights)}, None
-    model = create_model(args.model, pretrained=True, **kwargs)
+    model = create_model(args.model, pretrained=True, **kwargs, **({"root": args.zoo} if args.zoo else {}))
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     about = {"model": cfg.get("name", args.model), "weights": "zoo checkpoint"}
     if cfg.get("metrics", {}).get("test_acc") is not None:
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--model", help="a zoo name (neuroview.list_models()); its trained checkpoint, or --weights")
     src.add_argument("--ckpt", help="a Lightning checkpoint written by `neuroview fit` (rebuilds its own model)")
     p.add_argument("--weights", help="with --model: weights to load (.safetensors, .pt state dict, or a .ckpt)")
+    p.add_argument("--zoo", help="with --model: a zoo folder of your own (e.g. what `neuroview sparsify --out` wrote)")
     p.add_argument("--model-args", help='with --model: builder arguments as JSON, e.g. \'{"widths": [8, 16]}\'')
     p.add_argument("--data", help=f"{DATA_HELP}. Default: what the checkpoint says, else the offline set the model's input fits")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")

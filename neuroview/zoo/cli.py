@@ -15,20 +15,28 @@ __all__ = ["main", "format_table"]
 
 
 def format_table(entries: dict[str, dict]) -> str:
-    rows = [("name", "dataset", "params", "test acc", "recipe")]
+    """One row per entry. ``units/class``: the features each class's logit reads (nonzero weights);
+    ``k90``: the median over the test split of how many contributions make up 90% of a decision's
+    evidence (against the training mean code; RNNs: hidden states, and time steps in brackets)."""
+    rows = [("name", "dataset", "params", "test acc", "units/class", "k90", "recipe")]
     for name, e in sorted(entries.items()):
-        acc = e.get("metrics", {}).get("test_acc")
+        m = e.get("metrics", {})
+        acc, k90, upc, steps = m.get("test_acc"), m.get("k90"), m.get("units_per_class"), m.get("k90_steps")
         rows.append((name, e.get("dataset", {}).get("name", "?"), f"{e.get('num_params', 0):,}",
-                     "-" if acc is None else f"{100 * acc:.1f}%", e.get("recipe") or "-"))
+                     "-" if acc is None else f"{100 * acc:.1f}%", "-" if upc is None else f"{upc:,.1f}",
+                     "-" if k90 is None else f"{k90:g}" + ("" if steps is None else f" ({steps:g} steps)"),
+                     e.get("recipe") or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i != 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    right = (2, 3, 4, 5)
+    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``neuroview zoo [--verify] [--architectures] [pattern]``."""
-    p = argparse.ArgumentParser(prog="neuroview zoo", description="The trained zoo entries: dataset, parameter count, test accuracy.")
+    p = argparse.ArgumentParser(prog="neuroview zoo", description="The trained zoo entries: dataset, parameter count, test accuracy, units per class and k90 "
+                                "(how many contributions make up 90%% of a decision).")
     p.add_argument("pattern", nargs="?", default=None, help="glob over entry names, e.g. 'nv_*' or '*.gunpoint'")
     p.add_argument("--verify", action="store_true", help="also check every entry's hash, architecture and parameter count")
     p.add_argument("--architectures", action="store_true", help="list the registered architectures instead")

@@ -1,0 +1,135 @@
+"""Sparse variants of the zoo's NeuroView entries, made from the dense ones by ``nv.sparsify``.
+
+For every dense NeuroView entry of ``checkpoints/manifest.json`` (seed 0: the zoo's own weights;
+other seeds: the entry's recipe re-trained by ``reproduce_zoo.train``), the head is refitted on the
+training split with the defaults of ``nv.sparsify`` (validation from the training split: the data
+module's validation split when it has one, else 5-fold cross-validation; the test split is read
+once, afterwards, to report). Measured on the full test split, for the dense and the sparse head:
+accuracy, units per class, and the median k90 and top-10 share of the predicted logit, against the
+training mean code (``explain(x, baseline="mean")``, what the pictures show) and against zero.
+
+    nice -n 10 python benchmarks/sparsify_zoo.py                   # seed 0 of every entry, cached
+    nice -n 10 python benchmarks/sparsify_zoo.py --seeds 1 2 --entries nv_lite.gunpoint
+    python benchmarks/sparsify_zoo.py --export                     # write <entry>_sparse into the zoo
+
+Runs are cached one by one in ``benchmarks/results/sparsify_zoo.json`` (key: entry and seed), so
+the table fills over several sittings. ``--export`` (seed 0 only) writes the sparse checkpoints and
+their manifest entries, and adds the dense entries' readability to their own ``metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "sparsify_zoo.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def dense_entries() -> list[str]:
+    from neuroview.zoo.pretrained import read_manifest
+
+    return sorted(n for n, e in read_manifest().items() if n.startswith("nv_") and not n.endswith("_sparse"))
+
+
+def _network(name: str, seed: int):
+    """``(dense network, its data module, manifest entry)`` of ``name`` for ``seed``."""
+    import neuroview as nv
+    from neuroview.zoo.pretrained import get_entry, make_datamodule
+
+    _, entry = get_entry(name)
+    if seed == entry.get("seed", 0):
+        net = nv.create_model(name, pretrained=True)
+    else:
+        from reproduce_zoo import train  # the recipe, re-trained with this seed
+
+        net = train(str(ROOT / entry["recipe"]), seed, threads=1)["model"].eval()
+    dm = make_datamodule(entry["dataset"]["data_module"])
+    dm.setup("fit")
+    return net, dm, entry
+
+
+def measure(name: str, seed: int) -> tuple[dict, object, object]:
+    """One entry and seed: the dense and sparse figures, and the sparse network (for export)."""
+    import torch
+
+    import neuroview as nv
+
+    torch.manual_seed(seed)
+    net, dm, entry = _network(name, seed)
+    t0 = time.perf_counter()
+    sparse = nv.sparsify(net, dm)
+    seconds = time.perf_counter() - t0
+    test = list(dm.test_dataloader())
+    row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path)}
+    for kind, model in (("dense", net), ("sparse", sparse)):
+        mean = nv.readability(model, test, baseline=None if model.norm is None and kind == "dense" else "mean")
+        if model.norm is None:  # a dense RNN read raw: its training mean comes from the data
+            mean = nv.readability(model, test, baseline=nv.mean_codes(model, dm))
+        zero = nv.readability(model, test, baseline=None)
+        row[kind] = {**mean, "k90_zero": zero["k90"], "top10_share_zero": zero["top10_share"]}
+        row[kind].pop("baseline", None)
+    return row, sparse, entry
+
+
+def export(name: str, sparse, entry: dict, row: dict) -> None:
+    """Write ``<name>_sparse`` (weights and manifest entry), and the dense entry's readability."""
+    from neuroview.zoo.pretrained import _locked, atomic_write, checkpoints_dir, read_manifest, save_pretrained, score_test_split
+    from neuroview.zoo.pretrained import make_datamodule, FORMAT, MANIFEST
+
+    kwargs = dict(entry["arch_kwargs"])
+    if kwargs.get("normalize") is False:  # sparsify standardizes the features; the fold keeps it one linear map
+        kwargs["normalize"] = True
+    dm = make_datamodule(entry["dataset"]["data_module"])
+    metrics = score_test_split(sparse, dm) | _readable(row["sparse"])
+    save_pretrained(sparse, f"{name}_sparse", architecture=entry["architecture"], arch_kwargs=kwargs,
+                    dataset=entry["dataset"], recipe=entry["recipe"], seed=entry.get("seed"), metrics=metrics,
+                    extra={"sparsified_from": name, "training": {
+                        "command": f"python benchmarks/sparsify_zoo.py --entries {name} --export",
+                        "path": row["path"], "seconds": row["sparsify_seconds"]}})
+    root = checkpoints_dir()
+    with _locked(root):
+        entries = read_manifest()
+        entries[name]["metrics"] = entries[name]["metrics"] | _readable(row["dense"])
+        text = json.dumps({"format": FORMAT, "entries": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
+        atomic_write(root / MANIFEST, (text + "\n").encode())
+
+
+def _readable(r: dict) -> dict:
+    keys = ("k90", "top10_share", "units_per_class", "k90_zero", "k90_steps", "steps_per_class")
+    return {k: round(r[k], 4) for k in keys if r.get(k) is not None}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--entries", nargs="*", help="dense NeuroView entries (default: all)")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0])
+    p.add_argument("--export", action="store_true", help="seed 0: write the sparse entries into the zoo")
+    p.add_argument("--redo", action="store_true", help="ignore cached runs")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for name in args.entries or dense_entries():
+        for seed in args.seeds:
+            key = f"{name}:{seed}"
+            if key in cache and not args.redo and not args.export:
+                continue
+            row, sparse, entry = measure(name, seed)
+            cache[key] = row
+            RESULTS.write_text(json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
+            d, s = row["dense"], row["sparse"]
+            print(f"{key}: dense {d['accuracy']:.1f}% k90 {d['k90']:g} | sparse {s['accuracy']:.1f}% k90 {s['k90']:g} "
+                  f"({s['units_per_class']:.1f} per class) in {row['sparsify_seconds']} s", flush=True)
+            if args.export and seed == 0:
+                export(name, sparse, entry, row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

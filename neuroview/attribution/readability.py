@@ -1,0 +1,74 @@
+"""How readable a network's decisions are, over a data set: k90 and the top-10 share per decision
+(:meth:`neuroview.Explanation.k90`), and how many units each class reads.
+
+k90 of one decision is the number of contributions, largest ``|value|`` first, that make up 90% of
+the sum of ``|contributions|`` to the explained logit (here the predicted one); a data set's k90 is
+the median over its samples. For a NeuroView-RNN a contribution is one hidden state, and
+``k90_steps`` counts time steps (each the sum of its hidden states' contributions).
+
+>>> import torch, neuroview as nv
+>>> from torch import nn
+>>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 8, 3), nn.ReLU()), 3, input_shape=(1, 12)).eval()
+>>> r = readability(net, [(torch.randn(10, 1, 12), torch.randint(0, 3, (10,)))], baseline=None)
+>>> sorted(r)
+['accuracy', 'baseline', 'features', 'k90', 'samples', 'top10_share', 'units_per_class']
+
+Imports: torch, :mod:`neuroview.core` and :mod:`neuroview._batch`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from .._batch import steps_first, unpack
+from ..core.rnn import NeuroViewRNN
+
+__all__ = ["readability", "units_per_class"]
+
+
+@torch.no_grad()
+def units_per_class(net: nn.Module) -> Tensor:
+    """``[C]`` how many features (units, hidden states) each class's logit reads: its nonzero effective weights."""
+    return (net.effective_classifier()[0] != 0).sum(1)
+
+
+@torch.no_grad()
+def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | None = "mean") -> dict:
+    """Median k90 and top-10 share of the predicted logits over ``batches`` (``(x, y)`` or
+    ``(x, lengths, y)`` as the data modules give them), the accuracy, and the mean units per class.
+
+    ``baseline``: the reference the contributions are taken against (``net.explain``'s): the
+    readability of a decision depends on it, so it is part of the answer.
+    """
+    rnn = isinstance(net, NeuroViewRNN)
+    ks, shares, steps, correct, total = [], [], [], 0, 0
+    for batch in batches:
+        x, lengths, y = unpack(batch)
+        exp = net.explain(steps_first(x), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
+        ks.append(exp.k90(per_sample=True))
+        shares.append(exp.top_share(10, per_sample=True))
+        if rnn:
+            steps.append(exp.k90(per_sample=True, level="steps"))
+        if y is not None:
+            correct += int((exp.predicted == torch.as_tensor(y, device=exp.predicted.device)).sum())
+            total += len(y)
+    if not ks:
+        raise ValueError("batches: expected at least one batch, got none")
+    k = torch.cat(ks).float()
+    out = {
+        "k90": float(k.quantile(0.5)),
+        "top10_share": float(torch.cat(shares).float().quantile(0.5)),
+        "units_per_class": float(units_per_class(net).float().mean()),
+        "features": int(net.effective_classifier()[0].shape[1]),
+        "accuracy": 100.0 * correct / total if total else None,
+        "samples": len(k),
+        "baseline": baseline if isinstance(baseline, str) or baseline is None else "tensor",
+    }
+    if rnn:
+        out["k90_steps"] = float(torch.cat(steps).float().quantile(0.5))
+        w = net.effective_classifier()[0].reshape(net.num_classes, *net.feature_shape)
+        out["steps_per_class"] = float((w != 0).any(-1).any(1).any(1).sum(-1).float().mean())
+    return out

@@ -1,0 +1,53 @@
+"""``Sparsify``: the recipe option that ends a NeuroView run with a sparse global classifier.
+
+Added to a run with ``neuroview fit --config <recipe> --trainer.callbacks+=neuroview.training.sparse_callback.Sparsify``
+(``--trainer.callbacks.init_args.tolerance 0.5`` to change its tolerance). When the test split is
+about to be evaluated (after fitting, on the checkpoint the run tests: ``--test_ckpt best`` or
+``last``; or in ``neuroview test --ckpt_path ...``), the network's head is refitted by
+:func:`neuroview.sparsify` on the data module's training split (validation from that split, as
+``sparsify`` does; the test split is not read to choose), the module's network is replaced by the
+sparse one, which is what the test then scores, and the run's folder gets ``sparse.safetensors``
+(its weights) and ``sparse_path.json`` (the regularization path).
+
+May import Lightning, torch, ``neuroview._io`` and :mod:`.sparsify`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
+from safetensors.torch import save as save_bytes
+
+from .._io import atomic_write
+from .sparsify import sparsify
+
+__all__ = ["Sparsify"]
+
+
+class Sparsify(pl.Callback):
+    """Refit the global classifier sparse before the test split is scored (see the module docstring).
+
+    Args:
+        tolerance, groups, seed: as in :func:`neuroview.sparsify`.
+    """
+
+    def __init__(self, tolerance: float = 1.0, groups: str | None = None, seed: int = 0):
+        self.tolerance, self.groups, self.seed = tolerance, groups, seed
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.datamodule is None:
+            raise ValueError("Sparsify: needs a data module (the training split to refit on)")
+        # every rank refits the same deterministic path, so all keep the same network
+        sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups, seed=self.seed)
+        pl_module.model = sparse
+        path = sparse.sparsity_path
+        rank_zero_info(f"Sparsify: {path}")
+        if trainer.is_global_zero:
+            out = Path(trainer.log_dir or trainer.default_root_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            state = {k: v.detach().cpu().contiguous() for k, v in sparse.state_dict().items()}
+            atomic_write(out / "sparse.safetensors", save_bytes(state))
+            atomic_write(out / "sparse_path.json", (json.dumps({"summary": str(path), "points": path.to_records()}, indent=1) + "\n").encode())

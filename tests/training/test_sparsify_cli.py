@@ -1,0 +1,69 @@
+"""`neuroview sparsify <zoo entry>` writes a zoo entry that loads and explains itself with few units;
+the `Sparsify` callback ends a Lightning run with a sparse head; `neuroview zoo` shows readability."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import neuroview as nv
+from neuroview.training.sparsify import main as sparsify_main
+from neuroview.zoo.cli import format_table
+from neuroview.zoo.pretrained import read_manifest
+
+
+def test_sparsify_command_writes_a_sparse_zoo_entry(tmp_path, capsys):
+    out = tmp_path / "zoo"
+    assert sparsify_main(["nv_lite.gunpoint", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "nv_lite.gunpoint_sparse" in printed and "neuroview explain --model nv_lite.gunpoint_sparse" in printed
+    entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
+    assert entry["sparsified_from"] == "nv_lite.gunpoint"
+    net = nv.create_model("nv_lite.gunpoint_sparse", pretrained=True, root=out)
+    upc = nv.units_per_class(net)
+    assert upc.float().mean().item() == pytest.approx(entry["metrics"]["units_per_class"])
+    assert upc.max() <= 20  # of 194 units
+    x = torch.randn(4, 1, 150)
+    exp = net.explain(x, baseline="mean")
+    assert torch.allclose(exp.for_class().sum(-1) + exp.bias[exp.target], net(x).gather(1, exp.target[:, None])[:, 0], atol=1e-5)
+    # the path kept with the entry: the point chosen is within tolerance on validation, never the test split
+    points = entry["sparsify"]["path"]
+    assert sum(p["chosen"] for p in points) == 1
+    assert "k90" in format_table({"nv_lite.gunpoint_sparse": entry})
+
+
+def test_sparsify_command_errors(tmp_path, capsys):
+    assert sparsify_main(["missing.ckpt", "--out", str(tmp_path)]) == 2
+    assert "source: no such checkpoint" in capsys.readouterr().err
+    assert sparsify_main(["nv_lite.gunpoint", "--tolerance", "-1", "--out", str(tmp_path)]) == 2
+    assert "tolerance" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written on an error
+
+
+def test_zoo_table_shows_readability():
+    entry = {"dataset": {"name": "gunpoint"}, "num_params": 10, "recipe": "r.yaml",
+             "metrics": {"test_acc": 0.98, "units_per_class": 4.5, "k90": 3.0}}
+    rnn = {**entry, "metrics": {**entry["metrics"], "k90_steps": 1.0}}
+    table = format_table({"nv_lite.x_sparse": entry, "nv_gru.x_sparse": rnn, "lite.x": {"metrics": {"test_acc": 1.0}}})
+    assert "units/class" in table and " 4.5 " in table and "3 (1 steps)" in table
+    standard = next(line for line in table.splitlines() if line.startswith("lite.x"))
+    assert standard.split()[4:6] == ["-", "-"]  # a standard network has neither
+
+
+def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
+    from neuroview.training.cli import cli_main
+    from neuroview.training.module import NeuroViewModule  # noqa: F401 - the CLI's model class
+
+    recipe = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "recipes" / "digits_nv_small_cnn.yaml")
+    cli = cli_main(["fit", "--config", recipe, "--model.model_kwargs", "{widths: [8, 16]}", "--trainer.max_epochs", "1",
+                    "--trainer.limit_train_batches", "5", "--trainer.enable_progress_bar", "false",
+                    "--trainer.callbacks+=neuroview.training.sparse_callback.Sparsify",
+                    "--trainer.default_root_dir", str(tmp_path)], run=True)
+    model = cli.model.model
+    assert hasattr(model, "sparsity_path")
+    assert nv.units_per_class(model).max() < model.num_units
+    run = next(tmp_path.rglob("sparse_path.json"))
+    assert json.loads(run.read_text())["summary"].startswith("sparse head")
+    assert (run.parent / "sparse.safetensors").is_file()
