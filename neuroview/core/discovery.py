@@ -221,19 +221,20 @@ def _positions_first(small: _Call, large: _Call, sd: int) -> bool:
     ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,
     windows cut from ``[B, ...]``): told by which order gives sample 0 the same values at 2 and
     3 samples (its batch-mates differ). Identical samples (a first batch of one) cannot tell: the
-    order a reshape of ``[B, ...]`` gives is taken."""
+    order a reshape of ``[B, ...]`` gives is taken. Unfolded (``k == 1``), the same comparison
+    catches a layer that mixes samples (a batch mean): a clear error rather than codes that
+    depend on the batch."""
     k = small.shape[sd] // 2
-    if k == 1:
-        return False
     a, b = small.profile[sd], large.profile[sd]
     same = lambda u, v: torch.allclose(u, v, rtol=1e-2, atol=1e-6 * float(a.abs().max()))  # noqa: E731
     if same(a.view(2, k)[0], b.view(3, k)[0]):
         return False
-    if same(a.view(k, 2)[:, 0], b.view(k, 3)[:, 0]):
+    if k > 1 and same(a.view(k, 2)[:, 0], b.view(k, 3)[:, 0]):
         return True
+    folds = f"folds {k} positions into dim {sd} in no order that keeps samples apart" if k > 1 else "mixes samples"
     raise ValueError(
-        f"site {small.name!r}: the values of a sample change with its batch-mates (its input {small.shape} folds "
-        f"{k} positions into dim {sd} in no order that keeps samples apart); leave it out with layers=[...]"
+        f"site {small.name!r}: the values of a sample change with its batch-mates (compared at 2 and 3 samples: "
+        f"its input {small.shape} {folds}); leave it out with layers=[...]"
     )
 
 

@@ -291,3 +291,17 @@ def test_two_threads_first_batches_find_the_sites_once():
     assert not errors, errors
     for i in range(2):
         torch.testing.assert_close(got[i], net.codes(xs[i]))
+
+
+def test_a_layer_that_mixes_samples_is_a_clear_error():
+    class BatchCentred(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.act = nn.Linear(4, 6), nn.ReLU()
+
+        def forward(self, x):
+            h = self.fc(x)
+            return self.act(h - h.mean(0, keepdim=True))
+
+    with pytest.raises(ValueError, match=r"site 'act': the values of a sample change with its batch-mates.*layers="):
+        nv.wrap(BatchCentred(), 2, example_input=torch.randn(4, 4))
