@@ -68,7 +68,7 @@ class Recorder:
         if (name, calls) in self.net.not_sites:
             return
         site = self._site(name, z)
-        net, first = self.net, partial(_sample_first, site=site, batch=self.batch)
+        net, first = self.net, partial(sample_first, site=site, batch=self.batch)
         if net.quantizer == "none":
             src = first(output if from_input else z)
             self.codes.append(_mean_positions(src, site.axis, self.batch))
@@ -81,7 +81,7 @@ class Recorder:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
 
 
-def _sample_first(t: Tensor, site: Site, batch: int) -> Tensor:
+def sample_first(t: Tensor, site: Site, batch: int) -> Tensor:
     """``t`` with its samples on dim 0, any folded positions after them (``[B * k, ...]``)."""
     t = t.movedim(site.sample_dim, 0) if site.sample_dim else t
     return rearrange(t, "(k b) ... -> (b k) ...", b=batch) if site.positions_first else t
