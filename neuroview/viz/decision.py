@@ -53,7 +53,9 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     if gallery is not None:
         check_gallery(gallery, what)
     top = largest(v, k)
-    entries = [("bias", float(exp.bias[tgt]))] + [(labels[i], float(v[i])) for i in top]
+    # against a baseline the constant is the logit of the baseline itself (the average sample's, for the mean code)
+    first = "bias" if getattr(exp, "baseline", None) is None else "baseline's logit"
+    entries = [(first, float(exp.bias[tgt]))] + [(labels[i], float(v[i])) for i in top]
     if len(v) > len(top):
         mask = torch.ones(len(v), dtype=torch.bool)
         mask[top] = False
@@ -89,7 +91,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
     pred = int(exp.predicted[sample])
     truth = f", true {_label_text(label, names)}" if label is not None else ""
-    ax.set_title(f"sample {sample}: logit of {names[tgt]} = bias + contributions (predicted {names[pred]}{truth})", fontsize=9)
+    ax.set_title(f"sample {sample}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})", fontsize=9)
     return fig
 
 def class_layer_summary(source, *, y: Tensor | None = None, class_names: Sequence | None = None):

@@ -77,32 +77,51 @@ def check_labels(y: Tensor | None, n: int) -> Tensor | None:
 
 
 def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = None, batch_size: int = 64,
-                    bar=None) -> Explanation:
-    """``model.explain`` over ``x`` in batches, concatenated into one explanation (no code maps).
+                    bar=None, baseline: Tensor | str | None = None) -> Explanation:
+    """``model.explain`` over ``x`` in batches, concatenated into one explanation (no code maps, and
+    no dense ``[B, C, ...]`` tensor: the codes and one weight matrix).
 
-    ``x`` is in the model's own layout (an RNN's ``[T, B, F]`` when it is not batch-first).
+    ``x`` is in the model's own layout (an RNN's ``[T, B, F]`` when it is not batch-first);
+    ``baseline`` is passed to ``explain`` (the codes the contributions are taken against).
     """
     rnn = is_rnn(model)
     xb = batch_first(model, x) if rnn else x
+    kw = {} if baseline is None else {"baseline": baseline}
     parts = []
     for start in range(0, xb.shape[0], batch_size):
         sl = slice(start, start + batch_size)
         if rnn:
-            exp = model.explain(model_layout(model, xb[sl]), lengths=None if lengths is None else lengths[sl])
+            exp = model.explain(model_layout(model, xb[sl]), lengths=None if lengths is None else lengths[sl], **kw)
         else:
-            exp = model.explain(xb[sl])
+            exp = model.explain(xb[sl], **kw)
         parts.append(exp)
         if bar is not None:
             bar.update(1)
     first = parts[0]
-    cat = {k: torch.cat([getattr(p, k) for p in parts]) for k in ("logits", "contributions", "codes")}
+    cat = {k: torch.cat([getattr(p, k) for p in parts]) for k in ("logits", "codes", "target")}
+    common = cat | {"bias": first.bias, "weight": first.weight, "baseline": first.baseline}
     if isinstance(first, CNNExplanation):
-        return CNNExplanation(**cat, bias=first.bias, units=first.units, site_slices=first.site_slices, weight=first.weight)
+        return CNNExplanation(**common, units=first.units, site_slices=first.site_slices)
     if isinstance(first, RNNExplanation):
         # batches may stop at different lengths; the classifier's max_len is the same for all
-        return RNNExplanation(**cat, bias=first.bias, time_importance=torch.cat([p.time_importance for p in parts]),
+        return RNNExplanation(**common, time_importance=torch.cat([p.time_importance for p in parts]),
                               lengths=torch.cat([p.lengths for p in parts]))
-    return Explanation(**cat, bias=first.bias)
+    return Explanation(**common)
+
+
+def readability_lines(model: nn.Module, exp: Explanation, basis: str) -> list[str]:
+    """The page's first sentences: how many contributions a decision leans on (k90, the top-10
+    share) and how many units each class reads, against which baseline."""
+    rnn = is_rnn(model)
+    what = "hidden states" if rnn else "units"
+    n = exp.codes[0].numel()
+    upc = float((model.effective_classifier()[0] != 0).sum(1).float().mean())
+    line = (f"Readability: 90% of a decision's evidence (|contributions| to the predicted logit) comes from "
+            f"{exp.k90():g} {what} (median k90, of {n:,}); the 10 largest carry {100 * exp.top_share(10):.0f}%")
+    if rnn:
+        line += f"; counted in time steps, k90 is {exp.k90(level='steps'):g} of {exp.weight.shape[3]}"
+    return [line + ".", f"Each class reads {upc:,.1f} {what} on average (nonzero weights of the global classifier). "
+            f"Contributions are taken against {basis}, so the first bar of a waterfall is that reference's logit."]
 
 
 def pick_examples(predicted: Tensor, y: Tensor | None, n: int) -> list[int]:

@@ -26,10 +26,11 @@ from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, 
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
+from ..training.sparsify import mean_codes
 from . import plots
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_out, explain_batches, pick_examples, prediction_rows, progress_bar,
-    report_meta, summary_lines,
+    readability_lines, report_meta, summary_lines,
 )
 from .report_page import render_page
 
@@ -77,6 +78,7 @@ def write_report(
     dpi: int = 100,
     gallery_data=None,
     gallery_samples: int | None = None,
+    baseline="auto",
 ) -> list[str]:
     """Explain ``model`` on ``x`` (labels ``y``) and write figures, tables and ``index.html`` to ``out_dir``.
 
@@ -93,6 +95,9 @@ def write_report(
             module): every unit (step) of the waterfalls gets its gallery from it
             (:func:`neuroview.unit_gallery`), beside its bar and in ``unit_gallery.png``;
             ``gallery_samples`` reads at most that many of its samples. None: no galleries.
+        baseline: the codes contributions are taken against (``explain``'s ``baseline``). ``"auto"``:
+            the training split's mean code, computed exactly from ``gallery_data`` when given, else
+            the normalization's running estimate of it, else zero codes. The page says which.
 
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
@@ -114,18 +119,32 @@ def write_report(
     cols = class_labels(num_classes, names)  # validates the names
     model.eval()
     # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
+    base, basis = _baseline(model, baseline, gallery_data)
     with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
         return _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
-                          title=title, about=dict(about or {}), dpi=dpi, faces=(gallery_data, gallery_samples))
+                          title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
+                          faces=(gallery_data, gallery_samples), baseline=base)
+
+
+def _baseline(model: nn.Module, baseline, train) -> tuple:
+    """``(what explain takes, words for the page)`` of ``write_report``'s ``baseline``."""
+    if isinstance(baseline, str) and baseline == "auto":
+        if train is not None:
+            return mean_codes(model, train), "the training split's mean code"
+        if getattr(model, "norm", None) is not None:
+            return "mean", "the training mean code (the normalization's running estimate of it)"
+        return None, "zero codes"
+    words = {None: "zero codes", "zero": "zero codes", "mean": "the training mean code (the normalization's running estimate of it)"}
+    return baseline, words.get(baseline, "the baseline given") if isinstance(baseline, (str, type(None))) else "the baseline given"
 
 
 def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths: Tensor | None, names: list[str],
                cols: list[str], examples: int, batch_size: int, bar, t0: float, *, title: str | None, about: dict,
-               dpi: int, faces: tuple = (None, None)) -> list[str]:
+               dpi: int, faces: tuple = (None, None), baseline=None) -> list[str]:
     """Explain, then write every file into ``out`` (the staging folder), advancing ``bar`` once per step."""
     rnn, cnn = is_rnn(model), is_cnn(model)
     xb = per_step(batch_first(model, x), getattr(model, "window", 1)) if rnn else x
-    exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar)
+    exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar, baseline=baseline)
     for f in fields(exp):  # tables and pictures are made on the CPU, wherever the model runs
         if isinstance(getattr(exp, f.name), Tensor):
             setattr(exp, f.name, getattr(exp, f.name).detach().cpu())  # waits for the device: the work is done
@@ -137,7 +156,7 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     bar.total = bar.n + 1 + _figure_count(model, xb, picks) + 1 + 2 * int(with_faces)
     bar.refresh()
     page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",
-                summary_lines(len(pred), explain_s, residual, pred, y))
+                readability_lines(model, exp, about["baseline"]) + summary_lines(len(pred), explain_s, residual, pred, y))
     w = _Writer(out, page, dpi, bar)
     gallery = _gallery(w, model, exp, picks, faces, names) if with_faces else None
     # tables first: they are the numbers the figures draw

@@ -207,7 +207,11 @@ def test_write_report_cnn_lists_every_file_and_the_csv_equals_the_tensors(cnn, t
     units = export.read_csv(out / "unit_importance.csv")
     assert torch.equal(_f32([[r[c] for c in NAMES] for r in units]).T, net.unit_importance(standardized=True))
     exp = nv.Explanation.load(out / "explanation.safetensors")
-    assert torch.equal(exp.contributions, net.explain(x).contributions)
+    # no training data given: contributions against the normalization's running mean code, as the page says
+    assert torch.equal(exp.contributions, net.explain(x, baseline="mean").contributions)
+    assert torch.equal(exp.baseline, net.norm.running_mean)
+    page = (out / "index.html").read_text()
+    assert "Readability: 90% of a decision" in page and "running estimate" in page
     preds = export.read_csv(out / "predictions.csv")
     assert torch.equal(_f32([[r[f"logit {c}"] for c in NAMES] for r in preds]), exp.logits)
     assert [r["true"] for r in preds] == [NAMES[int(c)] for c in y]
@@ -236,7 +240,7 @@ def test_write_report_rnn_time_tables(rnn, tmp_path):
     assert {"time_importance.png", "layer_time.png", "class_layer_summary.png", "time_importance.csv",
             "layer_time.csv", "time_weights.csv"} <= listed
     assert sum(f.startswith("sample_time_") for f in listed) == 2
-    exp = net.explain(x, lengths=lengths)
+    exp = net.explain(x, lengths=lengths, baseline="mean")  # what the report shows without training data
     ti = export.read_csv(out / "time_importance.csv")
     assert [r["step"] for r in ti] == list(range(10))
     want = torch.stack([exp.time_importance[y == c, c].mean(0) for c in range(3)])

@@ -42,7 +42,7 @@ def test_report_of_a_cnn_shows_each_waterfall_unit_with_its_gallery(tmp_path, ca
     train = [(torch.rand(10, 1, 8, 8), torch.arange(10) % 3), (torch.rand(7, 1, 8, 8), torch.arange(7) % 3)]
     out = tmp_path / "r"
     files = write_report(net, x, y, out, examples=1, batch_size=4, progress=True, dpi=30, gallery_data=train)
-    _check(out, files, "units", net, train, net.explain(x))
+    _check(out, files, "units", net, train, net.explain(x, baseline=nv.mean_codes(net, train)))  # the report reads against the training mean code
     err = capsys.readouterr().err
     done, total = map(int, re.findall(r"(\d+)/(\d+)", err)[-1])
     figures = sum(f.endswith(".png") for f in files)
@@ -57,7 +57,7 @@ def test_report_of_an_rnn_shows_each_waterfall_step_with_its_window(tmp_path):
     train = [(torch.randn(12, 1, 10), torch.full((12,), 10), torch.arange(12) % 3)]  # channels-first, as data modules give
     out = tmp_path / "r"
     files = write_report(net, x, y, out, lengths=lengths, examples=1, progress=False, dpi=30, gallery_data=train)
-    _check(out, files, "steps", net, train, net.explain(x, lengths=lengths))
+    _check(out, files, "steps", net, train, net.explain(x, lengths=lengths, baseline=nv.mean_codes(net, train)))
     rows = export.read_csv(out / "unit_gallery.csv")
     step = int(rows[0]["unit"].split()[1])
     assert rows[0]["window"] == f"{2 * step}:{2 * step + 2}"
