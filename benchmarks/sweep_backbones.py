@@ -600,7 +600,14 @@ def _try_override(model: nn.Module, size, device, out: dict, tries: int = 8) -> 
             if not where or where[1] not in (1, len(rec["shape"]) - 1):
                 out["override"] = {**kw, "stopped_at": f"the trace cannot place the units of {name}"}
                 return
-            kw.setdefault("unit_axis", {})[name] = 1 if where[1] == 1 else -1
+            axes = kw.setdefault("unit_axis", {})
+            axes[name] = 1 if where[1] == 1 else -1
+            # the same module in the other blocks (blocks.7.mlp.act for blocks.0.mlp.act): one retry, not one per block
+            pattern = re.sub(r"[0-9]+", "[0-9]+", re.escape(module))
+            for other, recs in flow.items():
+                w = (recs[0]["expect"] or recs[0]["consumer"]) if recs and recs[0]["shape"] else None
+                if other != module and re.fullmatch(pattern, other) and w and w[1] in (1, len(recs[0]["shape"]) - 1):
+                    axes.setdefault(other, 1 if w[1] == 1 else -1)
         else:
             break
         r = check_model(model, size, device=device, wrap_kwargs=kw)
@@ -739,6 +746,8 @@ def markdown(res: dict) -> str:
             who = f"{r.get('stage', '')} ({r.get('blame', '')})" if r.get("stage") else ""
             exp = f" (expected {r['expected']})" if "expected" in r else ""
             why = r["reason"]
+            if isinstance(r.get("override"), dict) and "stopped_at" in r["override"] and not r.get("with_override"):
+                why += f" -- {r['override']['stopped_at']} either"
             if r.get("with_override"):
                 o = r["with_override"]
                 why += f" -- with the override it names ({_describe_override(r.get('override'))}): **{o['status']}**" + (
