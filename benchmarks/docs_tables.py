@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "seeds", "gaps", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "sparse", "seeds", "gaps", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -73,6 +73,8 @@ class Sources:
     retrofit: dict[str, dict]
     recipes: dict[str, dict]
     ucr_runs: dict[str, dict]
+    sparse: dict[str, dict]  # the sparse zoo entries (sparsify_zoo.py), by the dense entry they come from
+    sparse_runs: dict[str, dict]  # sparsify_zoo.json: "<entry>:<seed>" -> dense and sparse figures
 
     @classmethod
     def load(cls, root: Path) -> Sources:
@@ -82,10 +84,13 @@ class Sources:
             return json.loads(path.read_text()) if path.is_file() else default
 
         recipes = {f"recipes/{p.name}": yaml.safe_load(p.read_text()) for p in sorted((root / "recipes").glob("*.yaml"))}
-        return cls(read(root / "checkpoints" / "manifest.json", {"entries": {}})["entries"], read(results / "zoo_runs.json", {}),
+        entries = read(root / "checkpoints" / "manifest.json", {"entries": {}})["entries"]
+        dense = {n: e for n, e in entries.items() if "sparsified_from" not in e}
+        sparse = {e["sparsified_from"]: {"name": n, **e} for n, e in entries.items() if "sparsified_from" in e}
+        return cls(dense, read(results / "zoo_runs.json", {}),
                    read(results / "minirocket.json", {}), read(results / "quantizers.json", {}),
                    read(results / "rnn_accuracy.json", {"runs": []})["runs"], read(results / "retrofit.json", {}), recipes,
-                   read(results / "ucr_accuracy.json", {}))
+                   read(results / "ucr_accuracy.json", {}), sparse, read(results / "sparsify_zoo.json", {}))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -332,7 +337,33 @@ def render_retrofit(src: Sources) -> str:
                  ["---", "---:", "---:", "---:"])
 
 
-RENDER = {"zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
+def _readable(m: dict) -> tuple[str, str]:
+    """``(units per class, k90)`` cells of a manifest entry's metrics (RNNs: hidden states, then steps)."""
+    upc = f"{m['units_per_class']:,.1f}" if "units_per_class" in m else DASH
+    if "k90" not in m:
+        return upc, DASH
+    steps = f" ({m['k90_steps']:g} steps)" if "k90_steps" in m else ""
+    return upc, f"{m['k90']:g}{steps}"
+
+
+def render_sparse(src: Sources) -> str:
+    """Every NeuroView entry, dense and sparse: test accuracy, units per class, k90 (seed 0, the zoo's weights),
+    and the accuracy drop over the seeds sparsify_zoo.py has run."""
+    rows = []
+    for tag, _, n in pairs(src):
+        if n is None or n not in src.sparse:
+            continue
+        d, sp = src.manifest[n]["metrics"], src.sparse[n]["metrics"]
+        runs = [r for k, r in src.sparse_runs.items() if k.split(":")[0] == n]
+        drops = [r["dense"]["accuracy"] - r["sparse"]["accuracy"] for r in runs]
+        drop = (f"{statistics.fmean(drops):.1f} ± {statistics.pstdev(drops):.1f} ({len(drops)})" if drops else DASH)
+        rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp), drop])
+    head = ["dataset", "NeuroView entry", "dense acc.", "units/class", "k90", "sparse acc.", "units/class", "k90",
+            "drop, points (seeds)"]
+    return table(head, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])
+
+
+RENDER = {"sparse": render_sparse, "zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
           "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble}

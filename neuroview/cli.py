@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return retrofit(rest)
     if cmd == "sparsify":
-        from .training.sparsify import main as sparsify  # noqa: PLC0415
+        from .training.sparsify_cli import main as sparsify  # noqa: PLC0415
 
         return sparsify(rest)
     if cmd == "explain":

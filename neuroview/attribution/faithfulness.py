@@ -109,7 +109,7 @@ def unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, *, seed: i
         raise ValueError(f"method: expected one of {UNIT_METHODS}, got {method!r}")
     net.eval()
     if method == "neuroview":
-        return torch.cat([net.explain(xb).contributions[torch.arange(len(yb)), yb]
+        return torch.cat([net.explain(xb).for_class(yb)
                           for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
     if method == "neuroview_global":
         return net.unit_importance(standardized=True).to(x.device)[y]

@@ -137,10 +137,10 @@ def layer_shares(source, *, y: Tensor | None = None) -> tuple[Tensor, list[str]]
     is given, else over the batch.
     """
     if isinstance(source, CNNExplanation):
-        mags = torch.stack([source.contributions[..., s].abs().sum(-1) for s in source.site_slices.values()], -1)
+        mags = source.site_magnitudes()  # [B, C, S], one product per site: never the dense [B, C, U]
         raw, names = _per_class_mean(mags.detach().cpu(), y, source.num_classes), list(source.site_slices)
     elif isinstance(source, RNNExplanation):
-        mags = source.contributions.abs().sum(dim=(3, 4, 5))  # [B, C, L]
+        mags = source.layer_magnitudes()  # [B, C, L]
         raw, names = _per_class_mean(mags.detach().cpu(), y, source.num_classes), _layer_names(mags.shape[2])
     elif is_cnn(source):
         w, _, slices = unit_weights(source)

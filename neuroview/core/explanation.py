@@ -258,6 +258,14 @@ class CNNExplanation(Explanation):
             return torch.stack([self._contributions[..., s].sum(-1) for s in self.site_slices.values()], -1)
         return torch.stack([self.codes[:, s] @ self.weight[:, s].T for s in self.site_slices.values()], -1)
 
+    def site_magnitudes(self) -> Tensor:
+        """``[B, C, S]``: the sum of ``|contributions|`` of each site, one product per site
+        (``|codes - baseline| @ |W|.T``), without the dense tensor."""
+        if self.codes is None or self.weight is None:  # made from contributions alone
+            return torch.stack([self.contributions[..., s].abs().sum(-1) for s in self.site_slices.values()], -1)
+        d, w = self._delta().abs(), self.weight.abs()
+        return torch.stack([d[:, s] @ w[:, s].T for s in self.site_slices.values()], -1)
+
     def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int]]]]:
         """The ``k`` units that add most to ``target``'s logit for each sample.
 
@@ -341,11 +349,22 @@ class RNNExplanation(Explanation):
 
     def layer_time(self) -> Tensor:
         """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""
-        return self.contributions.sum(dim=(3, 5))
+        if self._contributions is not None or self.codes is None:
+            return self.contributions.sum(dim=(3, 5))
+        return torch.einsum("bldth,cldth->bclt", self._delta(), self.weight)
 
     def direction_time(self) -> Tensor:
         """``[B, C, L, D, T]``: per-layer, per-direction, per-step contributions."""
-        return self.contributions.sum(dim=5)
+        if self._contributions is not None or self.codes is None:
+            return self.contributions.sum(dim=5)
+        return torch.einsum("bldth,cldth->bcldt", self._delta(), self.weight)
+
+    def layer_magnitudes(self) -> Tensor:
+        """``[B, C, L]``: the sum of ``|contributions|`` of each layer, without the dense tensor."""
+        if self.codes is None or self.weight is None:  # made from contributions alone
+            return self.contributions.abs().sum(dim=(3, 4, 5))
+        d, w = self._delta(), self.weight
+        return torch.einsum("blf,clf->bcl", d.abs().flatten(2), w.abs().flatten(2))
 
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """``sample, class, layer, direction, step, contribution`` (summed over hidden features)."""

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["fit_path", "lambda_grid", "penalty_max", "relax"]
+__all__ = ["fit_path", "iter_path", "lambda_grid", "penalty_max", "relax"]
 
 
 def _group_index(groups: Tensor | None, n_features: int, device) -> tuple[Tensor, Tensor] | None:
@@ -129,9 +129,14 @@ def _fista(x: Tensor, onehot: Tensor, w: Tensor, b: Tensor, lam: float, a: float
     return w, b
 
 
-def fit_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups: Tensor | None = None,
-             l1_ratio: float = 1.0, max_iter: int = 2000, tol: float = 1e-3) -> list[tuple[Tensor, Tensor]]:
-    """``(W [C, F], b [C])`` at each penalty of ``lambdas`` (largest first), warm-started.
+def fit_path(x: Tensor, y: Tensor, num_classes: int, **kw) -> list[tuple[Tensor, Tensor]]:
+    """``(W [C, F], b [C])`` at each penalty of ``lambdas`` (largest first): :func:`iter_path`, all of it."""
+    return list(iter_path(x, y, num_classes, **kw))
+
+
+def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups: Tensor | None = None,
+              l1_ratio: float = 1.0, max_iter: int = 2000, tol: float = 1e-3):
+    """Yield ``(W [C, F], b [C])`` at each penalty of ``lambdas`` (largest first), warm-started.
 
     ``x [N, F]`` are the (standardized) features and ``y [N]`` the classes. A point stops after
     ``max_iter`` steps or when its gradient mapping (the step's move over the step size: the
@@ -151,7 +156,7 @@ def fit_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups:
     onehot = F.one_hot(y, num_classes).to(x.dtype)
     b, _ = _start(x, y, num_classes)
     w = x.new_zeros(num_classes, f)
-    out, prev = [], None
+    prev = None
     for lam in lambdas.tolist():
         grad = (torch.softmax(x @ w.T + b, 1) - onehot).T @ x / n  # [C, F] at the warm start
         if a > 0:
@@ -173,8 +178,7 @@ def fit_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups:
                 break
             active |= late
         prev = lam
-        out.append((w.clone(), b.clone()))
-    return out
+        yield w.clone(), b.clone()
 
 
 def relax(x: Tensor, y: Tensor, w: Tensor, b: Tensor, *, l2: float = 1e-2, max_iter: int = 300,

@@ -164,7 +164,7 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int) -> 
     eligible = torch.zeros(len(exp.units), dtype=torch.bool)
     for s in sites:
         eligible[exp.site_slices[s]] = True
-    v = exp.contributions[sample, tgt].detach().cpu()
+    v = exp.for_class(tgt)[sample].detach().cpu()  # one row, never the dense [B, C, U]
     k = min(k, int(eligible.sum()))
     top = torch.where(eligible, v, torch.tensor(-torch.inf)).topk(k).indices.tolist()
     cache: dict[str, Tensor] = {}
@@ -253,7 +253,7 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     xs = x[sample].detach().cpu().float()
     fig, axes = (_image_panels if x.dim() == 4 else _signal_panels)(xs, maps, norm)
     axes[0].set_title(head, fontsize=8)
-    v = exp.contributions[sample, tgt].detach().cpu()
+    v = exp.for_class(tgt)[sample].detach().cpu()  # one row, never the dense [B, C, U]
     for ax, u in zip(axes[1:], top):
         site, ch = exp.units[u]
         ax.set_title(f"{site} #{ch}: {float(v[u]):+.3g}", fontsize=8)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import neuroview as nv
-from neuroview.training.sparsify import main as sparsify_main
+from neuroview.training.sparsify_cli import main as sparsify_main
 from neuroview.zoo.cli import format_table
 from neuroview.zoo.pretrained import read_manifest
 

@@ -1,0 +1,96 @@
+"""``neuroview sparsify``: a sparse zoo entry from a zoo entry or a Lightning checkpoint (:func:`.sparsify.sparsify`).
+
+May import every layer below training; ``neuroview.data`` and the zoo inside the functions (Lightning
+data modules import slowly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .sparsify import sparsify
+
+__all__ = ["main"]
+
+
+def _source(source: str, data: str | None):
+    """``(network, data module, what a zoo entry of it says)`` of a zoo entry name or a Lightning checkpoint."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from ..zoo import create_model  # noqa: PLC0415
+    from ..zoo.build import arch_kwargs  # noqa: PLC0415
+    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - Lightning data modules import slowly
+    from .retrofit import datamodule_for  # noqa: PLC0415
+
+    if source.endswith(".ckpt"):
+        from .module import load_module  # noqa: PLC0415
+
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"source: no such checkpoint {source!r}")
+        if data is None:
+            raise ValueError("--data: a checkpoint does not carry its data here; pass --data (digits, mnist1d, GunPoint, "
+                             "a .npz path or a JSON data-module spec)")
+        module = load_module(source)
+        hp = module.hparams
+        dm = datamodule_for(data) if not data.endswith(".npz") else make_datamodule(
+            {"class_path": "neuroview.data.NpzDataModule", "init_args": {"path": data}})
+        kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
+                         max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
+        entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None,
+                 "dataset": {"name": data, "split": "test", "data_module": None}}
+        return module.model.eval(), dm, entry, Path(source).stem
+    net = create_model(source, pretrained=True)
+    entry = net.pretrained_cfg
+    dm = datamodule_for(data) if data else make_datamodule(entry["dataset"]["data_module"])
+    return net, dm, entry, source.split(".", 1)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(
+        prog="neuroview sparsify",
+        description="Refit a NeuroView network's global classifier so that each class reads few units "
+                    "(few steps for an RNN), within --tolerance accuracy points on validation data carved "
+                    "from the training split; the test split is read once, to report.",
+        epilog="example: neuroview sparsify nv_lite.gunpoint --out runs/sparse && "
+               "neuroview explain --model nv_lite.gunpoint_sparse --zoo runs/sparse --out report",
+    )
+    p.add_argument("source", help="a zoo entry (e.g. nv_lite.gunpoint; `neuroview zoo 'nv_*'` lists them) or a "
+                                   "Lightning checkpoint of `neuroview fit` (.ckpt, with --data)")
+    p.add_argument("--data", default=None, help="digits, mnist1d, a UCR set, a .npz path or a JSON data-module spec "
+                                                "(default: the zoo entry's own)")
+    p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points the sparse head may lose on validation (default 1)")
+    p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
+    p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
+    p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
+    args = p.parse_args(argv)
+    try:
+        net, dm, entry, tag = _source(args.source, args.data)
+        dm.setup("fit")
+        sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"neuroview sparsify: {e}", file=sys.stderr)
+        return 2
+    from ..attribution.readability import readability  # noqa: PLC0415
+    from ..zoo.evaluate import score_test_split  # noqa: PLC0415
+
+    path = sparse.sparsity_path
+    print(path)
+    test = list(dm.test_dataloader())
+    dense, light = readability(net, test, baseline=None), readability(sparse, test, baseline="mean")
+    print(f"test split: dense {dense['accuracy']:.1f}% ({dense['units_per_class']:.0f} units per class), sparse "
+          f"{light['accuracy']:.1f}% ({light['units_per_class']:.1f} per class, k90 {light['k90']:g} against the mean code)")
+    kwargs = dict(entry["arch_kwargs"]) | ({"normalize": True} if entry["arch_kwargs"].get("normalize") is False else {})
+    name = f"{entry['architecture']}.{tag}_sparse"
+    out = Path(args.out)
+    save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
+                    recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
+                    metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "top10_share", "units_per_class")},
+                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "groups": path.groups,
+                                                                         "path": path.to_records()}})
+    print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")
+    return 0
