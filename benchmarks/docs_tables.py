@@ -339,7 +339,7 @@ def render_retrofit(src: Sources) -> str:
 
 def _readable(m: dict) -> tuple[str, str]:
     """``(units per class, k90)`` cells of a manifest entry's metrics (RNNs: hidden states, then steps)."""
-    upc = f"{m['units_per_class']:,.1f}" if "units_per_class" in m else DASH
+    upc = f"{m['units_per_class']:,.1f}".removesuffix(".0") if "units_per_class" in m else DASH
     if "k90" not in m:
         return upc, DASH
     steps = f" ({m['k90_steps']:g} steps)" if "k90_steps" in m else ""
@@ -356,7 +356,7 @@ def render_sparse(src: Sources) -> str:
         d, sp = src.manifest[n]["metrics"], src.sparse[n]["metrics"]
         runs = [r for k, r in src.sparse_runs.items() if k.split(":")[0] == n]
         drops = [r["dense"]["accuracy"] - r["sparse"]["accuracy"] for r in runs]
-        drop = (f"{statistics.fmean(drops):.1f} ± {statistics.pstdev(drops):.1f} ({len(drops)})" if drops else DASH)
+        drop = (f"{signed(statistics.fmean(drops))} ± {statistics.pstdev(drops):.1f} ({len(drops)})" if drops else DASH)
         rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp), drop])
     head = ["dataset", "NeuroView entry", "dense acc.", "units/class", "k90", "sparse acc.", "units/class", "k90",
             "drop, points (seeds)"]
