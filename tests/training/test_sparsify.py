@@ -123,8 +123,9 @@ class _Spy(DigitsDataModule):
 def test_sparsify_never_reads_the_test_split_and_uses_the_validation_split():
     dm = _Spy(batch_size=64)
     torch.manual_seed(0)
-    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU()), 10, input_shape=(1, 8, 8)).eval()
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU()), 10, input_shape=(1, 8, 8)).train()
     sparse = nv.sparsify(net, dm, points=8, max_iter=200)
+    assert all(m.training for m in net.modules())  # the network given keeps its mode
     assert "test" not in dm.read and {"train", "val"} <= set(dm.read)
     assert "validation samples" in sparse.sparsity_path.validation
 
