@@ -275,6 +275,66 @@ def _check(net, tolerance, groups, folds) -> str:
     return groups
 
 
+@dataclass
+class _Walk:
+    sparse: nn.Module  # the copy whose head is filled in, its normalization set to the training codes'
+    z: Tensor  # [N, F] the standardized training features
+    y: Tensor
+    path: list  # [(w, b)] the points walked, sparsest first
+    lambdas: Tensor
+    val_acc: Tensor
+    val_loss: Tensor  # [P, N_val] per-sample validation cross-entropy
+    reference: float
+    how: str
+    units: Tensor
+    grp: Tensor
+
+
+def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed) -> _Walk:
+    """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
+    a = float(l1_ratio) if l1_ratio is not None else 1.0
+    feats, y = _features(net, _batches(train, "train"), "train")
+    classes = torch.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
+    if int(y.max()) >= net.num_classes or int(y.min()) < 0:
+        raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
+    sparse = copy.deepcopy(net).eval()
+    if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map
+        sparse.norm = CodeNorm(feats.shape[1], device=feats.device)
+    norm = sparse.norm
+    with torch.no_grad():
+        norm.running_mean.copy_(feats.mean(0))
+        norm.running_var.copy_(feats.var(0, unbiased=False))
+        norm.num_batches_tracked.fill_(1)
+        norm.eval()
+        z = norm(feats).float()
+    gid = _group_ids(net, groups)
+    lambdas = lambda_grid(z, y, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
+    fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
+    val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
+    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed)
+    units, grp = _sparsity([w for w, _ in path], gid)
+    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, reference, how, units, grp)
+
+
+def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: float, tolerance: float,
+                 deviance: float, groups: Tensor | None = None) -> int:
+    """The index of the path point :func:`sparsify` keeps: the sparsest (fewest groups, then fewest
+    units) whose validation accuracy is within ``tolerance`` of ``reference`` and that keeps
+    ``deviance`` of the largest drop in mean validation cross-entropy (``val_loss [P, N]``) the
+    path achieves, from its first point (no unit) to its best. A point whose head reads no unit is
+    a constant, never kept; when no point qualifies, the most accurate one."""
+    groups = units if groups is None else groups
+    mean_loss = val_loss.mean(1)
+    kept = (mean_loss[0] - mean_loss) >= deviance * (mean_loss[0] - mean_loss.min())
+    ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
+    if not len(ok):
+        ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
+    key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
+    return int(ok[min(range(len(key)), key=key.__getitem__)])
+
+
 def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
              l1_ratio: float | None = None, relaxed: float | None = 1e-2, points: int = 25, ratio: float = 1e-2,
              folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = 0.95) -> nn.Module:
@@ -309,49 +369,16 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             the folds' shuffle.
     """
     groups = _check(net, tolerance, groups, folds)
-    a = float(l1_ratio) if l1_ratio is not None else 1.0
-    feats, y = _features(net, _batches(train, "train"), "train")
-    classes = torch.unique(y)
-    if len(classes) < 2:
-        raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
-    if int(y.max()) >= net.num_classes or int(y.min()) < 0:
-        raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
-    sparse = copy.deepcopy(net).eval()
-    if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map
-        sparse.norm = CodeNorm(feats.shape[1], device=feats.device)
-    norm = sparse.norm
-    with torch.no_grad():
-        norm.running_mean.copy_(feats.mean(0))
-        norm.running_var.copy_(feats.var(0, unbiased=False))
-        norm.num_batches_tracked.fill_(1)
-        norm.eval()
-        z = norm(feats).float()
-    gid = _group_ids(net, groups)
-    lambdas = lambda_grid(z, y, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
-    fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
-
-    val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
-    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed)
-    lambdas = lambdas[: len(path)]
-    units, grp = _sparsity([w for w, _ in path], gid)
-    # the sparsest point within tolerance; a point whose head reads no unit at all is a constant, never kept.
-    # Accuracy alone saturates when validation comes from the training split (the backbone has seen every
-    # sample: the first few units already score 100%), so a point must also keep `deviance` of the largest
-    # drop in validation cross-entropy the path achieves, from its first point (no unit) to its best.
-    mean_loss = val_loss.mean(1)
-    kept = (mean_loss[0] - mean_loss) >= deviance * (mean_loss[0] - mean_loss.min())
-    ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
-    if not len(ok):  # nothing within tolerance: the most accurate point
-        ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
-    key = [(float(grp[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
-    chosen = int(ok[min(range(len(key)), key=key.__getitem__)])
-    w, b = path[chosen]
+    run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
+                folds=folds, max_iter=max_iter, seed=seed)
+    chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp)
+    sparse, (w, b) = run.sparse, run.path[chosen]
     with torch.no_grad():
         sparse.classifier.weight.copy_(w.to(sparse.classifier.weight.dtype))
         sparse.classifier.bias.copy_(b.to(sparse.classifier.bias.dtype))
     sparse.sparsity_path = SparsityPath(
-        lambdas=lambdas, val_acc=val_acc, train_acc=_acc(path, z, y), units_per_class=units, groups_per_class=grp,
-        chosen=chosen, reference=reference, tolerance=float(tolerance), validation=how, groups=groups,
-        num_features=feats.shape[1], val_loss=mean_loss,
+        lambdas=run.lambdas, val_acc=run.val_acc, train_acc=_acc(run.path, run.z, run.y), units_per_class=run.units,
+        groups_per_class=run.grp, chosen=chosen, reference=run.reference, tolerance=float(tolerance),
+        validation=run.how, groups=groups, num_features=run.z.shape[1], val_loss=run.val_loss.mean(1),
     )
     return sparse.eval()

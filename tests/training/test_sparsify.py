@@ -145,3 +145,21 @@ def test_sparsify_errors_name_the_argument():
         nv.sparsify(net, [(x, y)], groups="step")
     with pytest.raises(ValueError, match="train: expected at least one batch"):
         nv.sparsify(net, [])
+
+
+def test_choose_point_keeps_the_sparsest_point_within_tolerance_and_the_deviance_share():
+    from neuroview.training.sparsify import choose_point
+
+    # five points, sparsest first: no unit, then 1, 2, 4, 8 units per class
+    units = torch.tensor([0.0, 1.0, 2.0, 4.0, 8.0])
+    acc = torch.tensor([50.0, 90.0, 99.5, 100.0, 100.0])
+    # mean validation losses 1.0, 0.5, 0.3, 0.2, 0.1: the largest drop is 0.9
+    loss = torch.tensor([1.0, 0.5, 0.3, 0.2, 0.1])[:, None].expand(5, 3)
+    assert choose_point(acc, loss, units, 100.0, 1.0, 0.0) == 2  # 99.5 is within 1 point; 90 is not
+    assert choose_point(acc, loss, units, 100.0, 1.0, 0.8) == 3  # a drop of 0.7 < 0.72, 0.8 >= 0.72
+    assert choose_point(acc, loss, units, 100.0, 1.0, 1.0) == 4  # only the best loss keeps all of it
+    assert choose_point(acc, loss, units, 100.0, 20.0, 0.0) == 1
+    # nothing within tolerance: the most accurate point that reads a unit, the sparsest of them
+    assert choose_point(acc, loss, units, 200.0, 1.0, 0.0) == 3
+    # groups first: fewer groups wins over fewer units
+    assert choose_point(acc, loss, units, 100.0, 1.0, 0.0, groups=torch.tensor([0.0, 5, 5, 1, 5])) == 3
