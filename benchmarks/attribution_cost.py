@@ -4,8 +4,8 @@ Measured in one run, interleaving the methods round by round so machine noise hi
 and reported as ratios to the standard network's plain forward pass (eval, no_grad):
 
   - per-unit importance of a batch (a 4-layer CNN, batch 64, 1x28x28, 2 threads):
-    NeuroView ``explain(x)`` (exact contributions of every unit to every class; soft codes,
-    and hard / none for comparison) vs Captum LayerGradientXActivation (one call over the 4
+    NeuroView ``explain(x)`` (exact contributions of every unit to every class; ``hard`` codes,
+    the default quantizer, named in every row, with soft / none for comparison) vs Captum LayerGradientXActivation (one call over the 4
     ReLU sites; for the predicted class, and for all 10 classes as explain gives them) and
     LayerConductance (n_steps=50, predicted class; one call per site, since Captum's
     LayerConductance takes one layer), run on the standard network with the same backbone weights;
@@ -77,10 +77,9 @@ def unit_cost(args, captum: bool) -> dict:
         with torch.no_grad():
             std(x)
 
-    jobs = {"standard forward": forward, "NeuroView explain": lambda: net.explain(x)}
-    for q, n in nets.items():
-        if q != args.quantizer:
-            jobs[f"NeuroView explain ({q} codes)"] = lambda n=n: n.explain(x)
+    jobs = {"standard forward": forward}
+    for q, n in nets.items():  # the stated quantizer first: the ratios' reference
+        jobs[explain_name(q)] = lambda n=n: n.explain(x)
     if captum:
         from captum.attr import LayerConductance, LayerGradientXActivation  # noqa: PLC0415
 
@@ -97,7 +96,11 @@ def unit_cost(args, captum: bool) -> dict:
     med = measure(jobs, args.rounds, reps)
     return {"setting": f"small_cnn widths {list(widths)}, input 1x28x28, batch {args.batch}, {len(widths)} sites "
                        f"({net.num_units} units), quantizer {args.quantizer!r}",
-            "median_seconds": med}
+            "quantizer": net.quantizer, "reference": explain_name(net.quantizer), "median_seconds": med}
+
+
+def explain_name(quantizer: str) -> str:
+    return f"NeuroView explain ({quantizer} codes)"
 
 
 def step_cost(args, captum: bool) -> dict:
@@ -114,29 +117,35 @@ def step_cost(args, captum: bool) -> dict:
         with torch.no_grad():
             std(x)
 
-    jobs = {"standard forward": forward, "NeuroView explain": lambda: net.explain(x)}
+    jobs = {"standard forward": forward, "NeuroView-RNN explain": lambda: net.explain(x)}
     if captum:
         jobs[f"Captum IntegratedGradients (n_steps={args.n_steps})"] = lambda: step_scores(
             std, x, target, "integrated_gradients", n_steps=args.n_steps, batch_size=args.batch)
     jobs[f"permutation importance ({t} forwards)"] = lambda: step_scores(std, x, target, "permutation", batch_size=args.batch)
-    med = measure(jobs, args.rounds, {"standard forward": 10, "NeuroView explain": 10})
-    return {"setting": f"1-layer GRU, hidden 64, T={t}, 1 feature, batch {args.batch}", "median_seconds": med}
+    med = measure(jobs, args.rounds, {"standard forward": 10, "NeuroView-RNN explain": 10})
+    return {"setting": f"1-layer GRU, hidden 64, T={t}, 1 feature, batch {args.batch}",
+            "reference": "NeuroView-RNN explain", "median_seconds": med}
 
 
-def ratios(med: dict[str, float]) -> dict[str, dict[str, float]]:
-    fwd, nvx = med["standard forward"], med["NeuroView explain"]
+def ratios(med: dict[str, float], reference: str) -> dict[str, dict[str, float]]:
+    fwd, nvx = med["standard forward"], med[reference]
     return {k: {"over_forward": v / fwd, "over_neuroview": v / nvx} for k, v in med.items()}
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     p.add_argument("--n-steps", type=int, default=50, help="LayerConductance / IntegratedGradients steps")
     p.add_argument("--internal-batch", type=int, default=640, help="Captum's internal_batch_size for LayerConductance")
-    p.add_argument("--quantizer", default="soft")
-    args = p.parse_args(argv)
+    p.add_argument("--quantizer", default="hard", choices=("hard", "soft", "none"),
+                   help="the NeuroView network the ratios are taken against (hard: the default of nv_small_cnn)")
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     captum = importlib.util.find_spec("captum") is not None
     if not captum:
@@ -147,9 +156,10 @@ def main(argv=None) -> dict:
     steps = step_cost(args, captum)
     result = {"meta": {"threads": args.threads, "rounds": args.rounds, "torch": torch.__version__,
                        "captum": importlib.import_module("captum").__version__ if captum else None,
-                       "command": "python benchmarks/attribution_cost.py"},
-              "units": units | {"ratios": ratios(units["median_seconds"])},
-              "steps": steps | {"ratios": ratios(steps["median_seconds"])}}
+                       "command": f"python benchmarks/attribution_cost.py --threads {args.threads} --rounds {args.rounds}"
+                                  + (f" --quantizer {args.quantizer}" if args.quantizer != "hard" else "")},
+              "units": units | {"ratios": ratios(units["median_seconds"], units["reference"])},
+              "steps": steps | {"ratios": ratios(steps["median_seconds"], steps["reference"])}}
     if not captum:
         result["skipped"] = "captum is not installed: no Captum rows"
     OUT.mkdir(exist_ok=True)
@@ -165,7 +175,7 @@ def table(result: dict) -> str:
     for key, title in (("units", "Per-unit importance"), ("steps", "Per-step importance")):
         r = result[key]
         lines += [f"{title}: {r['setting']}, {result['meta']['threads']} threads.", "",
-                  "| method | time / standard forward | time / NeuroView explain |", "|---|---|---|"]
+                  f"| method | time / standard forward | time / {r['reference']} |", "|---|---|---|"]
         for name, v in r["ratios"].items():
             ms = 1000 * r["median_seconds"][name]
             lines.append(f"| {name} ({ms:.1f} ms) | {v['over_forward']:.2f} | {v['over_neuroview']:.1f} |")

@@ -1,8 +1,10 @@
 """What NeuroView-CNN costs on a CIFAR-style ResNet-18 (batch 64, 32x32, 2 threads).
 
-Measured in one run, interleaving the networks repeat by repeat so machine noise hits both:
+Measured in one run, interleaving the networks repeat by repeat so machine noise hits both, each
+job setting the mode it measures every time it runs (so no job inherits another's mode):
   - explain(x) time / plain forward time of the standard network (both eval, no_grad);
-  - NeuroView train-step time / standard train-step time (forward, backward, SGD step);
+  - NeuroView train-step time / standard train-step time (forward, backward, SGD step; both in
+    train mode, BatchNorm on batch statistics);
   - peak heap memory of a train step, NeuroView / standard (sampled after every aten op
     through a TorchDispatchMode reading glibc's mallinfo2, so no timing run is disturbed).
 Writes benchmarks/results/cnn_cost.json and .md.
@@ -18,6 +20,7 @@ import ctypes
 import ctypes.util
 import gc
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -58,6 +61,7 @@ class PeakHeap(TorchDispatchMode):
 
 
 def train_step(net, opt, x, y):
+    net.train()  # every time: a forward measured in between puts the network in eval mode
     opt.zero_grad(set_to_none=True)
     F.cross_entropy(net(x), y).backward()
     opt.step()
@@ -79,6 +83,25 @@ def timed(fn, n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
+def forward_eval(net, x) -> None:
+    net.eval()
+    with torch.no_grad():
+        net(x)
+
+
+def build_jobs(std, nets: dict, opts: dict, x, y) -> dict:
+    """The timed jobs, in the order they run each round: the standard network's forward and train
+    step, then each quantizer's explain and train step. Each job sets its own mode when it runs
+    (forward: eval; explain: eval inside, modes restored; train step: train), so the two networks of
+    a pair are always measured in the same mode whatever ran before (tests/test_benchmark_setup.py)."""
+    jobs = {"standard/forward": lambda: forward_eval(std, x),
+            "standard/train_step": lambda: train_step(std, opts["standard"], x, y)}
+    for q, n in nets.items():
+        jobs[f"{q}/explain"] = lambda n=n: n.explain(x)
+        jobs[f"{q}/train_step"] = lambda q=q, n=n: train_step(n, opts[q], x, y)
+    return jobs
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quantizers", nargs="+", default=["hard", "soft", "none"])
@@ -98,18 +121,7 @@ def main() -> None:
         n.discover(x)  # sites and classifier from a real batch, before the optimizer is built
     opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in [("standard", std), *nets.items()]}
 
-    def fwd_std():
-        with torch.no_grad():
-            std.eval()(x)
-
-    def step(name, net):
-        net.train()
-        return lambda: train_step(net, opts[name], x, y)
-
-    jobs = {"standard/forward": fwd_std, "standard/train_step": step("standard", std)}
-    for q, n in nets.items():
-        jobs[f"{q}/explain"] = lambda n=n: n.explain(x)
-        jobs[f"{q}/train_step"] = step(q, n)
+    jobs = build_jobs(std, nets, opts, x, y)
     for fn in jobs.values():  # warm-up: allocator, kernels, one-time setup
         fn()
     times = {k: [] for k in jobs}
@@ -132,10 +144,11 @@ def main() -> None:
         }
     meta = {"model": "resnet18_cifar (11.2 M params)", "batch": args.batch, "input": [3, 32, 32],
             "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
-            "command": "python benchmarks/cnn_cost.py"}
+            "load_average_end": [round(v, 1) for v in os.getloadavg()],
+            "command": f"python benchmarks/cnn_cost.py --threads {args.threads} --repeats {args.repeats}"}
     OUT.mkdir(exist_ok=True)
     (OUT / "cnn_cost.json").write_text(json.dumps(
-        {"meta": meta, "median_seconds": med, "peak_train_bytes": mem, "ratios": rows}, indent=2))
+        {"meta": meta, "median_seconds": med, "all_seconds": times, "peak_train_bytes": mem, "ratios": rows}, indent=2))
     lines = [
         f"ResNet-18 (CIFAR), batch {args.batch}, {args.threads} threads; standard forward "
         f"{1000 * med['standard/forward']:.0f} ms, train step {1000 * med['standard/train_step']:.0f} ms, "

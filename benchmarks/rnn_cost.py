@@ -2,21 +2,24 @@
 
 Setting: batch 64, T = 150 steps, 1 input feature (GunPoint's shape), hidden 64, 2 threads,
 eval mode under no_grad. The NeuroView network wraps the standard network's own RNN (same
-weights). Measured in one run, interleaving the contenders repeat by repeat so that machine
-noise hits all of them. Ratios use the fastest repeat of each contender (interference from
-other jobs only ever adds time); ratios of medians are in the JSON too.
+weights). Measured in one run, interleaving the contenders round by round so that machine
+noise hits all of them; every ratio is a ratio of medians over the rounds (as in the other cost
+benchmarks). Each job sets the mode it measures when it runs (forward, explain, permutation:
+eval; train steps: train), so the two networks of a pair always run in the same mode.
 
-  - explain / standard forward: ``net.explain(x)`` (the decision plus the exact
-    ``[B, C, L, D, T, H]`` contributions) against ``RNNClassifier(rnn)(x)``;
+  - explain / standard forward: ``net.explain(x)`` (the decision and every class's per-step
+    importance ``time_importance [B, C, T]``; the dense ``[B, C, L, D, T, H]`` contributions
+    are only formed when read, and are not read here) against ``RNNClassifier(rnn)(x)``;
   - NeuroView forward / standard forward;
   - NeuroView train step / standard train step (forward, backward, SGD step; train mode);
-  - permutation importance / explain: per-step permutation importance as tsai computes it,
-    one forward per step with that step's values shuffled across the batch (plus the
-    unshuffled baseline), T + 1 forwards of the same NeuroView network.
+  - permutation importance / explain: per-step permutation importance as tsai computes it
+    (each step's values shuffled across the batch, plus the unshuffled baseline: T + 1 copies of
+    the batch through the same NeuroView network), the copies batched ``--perm-batch`` sequences
+    to a forward, so its cost is what the work costs, not T + 1 calls of a small batch.
 
 Writes benchmarks/results/rnn_cost.json and .md.
 
-    nice -n 10 python benchmarks/rnn_cost.py            # ~2 min on 2 cores
+    nice -n 10 python benchmarks/rnn_cost.py            # ~3 min on 2 cores
     python benchmarks/rnn_cost.py --repeats 3 --configs gru
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -43,18 +47,19 @@ CONFIGS = {  # name: (module, num_layers, bidirectional)
 
 
 @torch.no_grad()
-def permutation_importance(net: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """``[T]`` drop of the true class's mean logit when one step is shuffled across the batch."""
-    def score(inp):
-        return net(inp).gather(1, y[:, None]).mean()
+def permutation_importance(net: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                           batch: int = 256) -> torch.Tensor:
+    """``[T]`` drop of the true class's mean logit when one step is shuffled across the batch.
 
-    base = score(x)
-    out = torch.empty(x.shape[1])
-    for t in range(x.shape[1]):
-        xp = x.clone()
-        xp[:, t] = x[torch.randperm(x.shape[0], generator=generator), t]
-        out[t] = base - score(xp)
-    return out
+    The T shuffled copies of ``x`` and ``x`` itself go through ``net`` ``batch`` sequences at a time."""
+    b, steps = x.shape[:2]
+    copies = x.unsqueeze(0).repeat(steps + 1, *([1] * x.dim()))  # [T + 1, B, T, F]; copy T is unshuffled
+    for t in range(steps):
+        copies[t, :, t] = x[torch.randperm(b, generator=generator), t]
+    flat, labels = copies.flatten(0, 1), y.repeat(steps + 1)
+    true = torch.cat([net(xb).gather(1, yb[:, None])[:, 0] for xb, yb in zip(flat.split(batch), labels.split(batch))])
+    score = true.view(steps + 1, b).mean(1)
+    return score[steps] - score[:steps]
 
 
 def train_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -62,7 +67,15 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: t
     opt.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
-    net.eval()
+
+
+def in_eval(net: nn.Module, fn):
+    """``fn`` run with ``net`` in eval mode and no gradients (the mode is set on every call)."""
+    def run():
+        net.eval()
+        with torch.no_grad():
+            return fn()
+    return run
 
 
 def timed(fn) -> float:
@@ -71,7 +84,9 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(name: str, batch: int, steps: int, hidden: int, repeats: int, permutation_every: int = 5) -> dict:
+def build_jobs(name: str, batch: int, steps: int, hidden: int, perm_batch: int) -> tuple[dict, list[nn.Module]]:
+    """The jobs of one configuration, in the order each round runs them, and the networks they run
+    (tests/test_benchmark_setup.py checks that both networks of each pair run in the same mode)."""
     kind, layers, bi = CONFIGS[name]
     torch.manual_seed(0)
     rnn = kind(1, hidden, num_layers=layers, bidirectional=bi, batch_first=True)
@@ -85,43 +100,40 @@ def measure(name: str, batch: int, steps: int, hidden: int, repeats: int, permut
     net_t = nv.NeuroViewRNN(std_t.rnn, 2, max_len=steps)
     opt_s = torch.optim.SGD(std_t.parameters(), lr=1e-3)
     opt_n = torch.optim.SGD(net_t.parameters(), lr=1e-3)
-    runs = {
-        "standard_forward": lambda: std(x),
-        "neuroview_forward": lambda: net(x),
+    jobs = {
+        "standard_forward": in_eval(std, lambda: std(x)),
+        "neuroview_forward": in_eval(net, lambda: net(x)),
         "explain": lambda: net.explain(x),
-        "permutation": lambda: permutation_importance(net, x, y, g),
+        "permutation": in_eval(net, lambda: permutation_importance(net, x, y, g, perm_batch)),
+        "standard_train_step": lambda: train_step(std_t, opt_s, x, y),
+        "neuroview_train_step": lambda: train_step(net_t, opt_n, x, y),
     }
-    grad_runs = {"standard_train_step": lambda: train_step(std_t, opt_s, x, y),
-                 "neuroview_train_step": lambda: train_step(net_t, opt_n, x, y)}
-    for k, fn in {**runs, **grad_runs}.items():  # warm-up: allocator, oneDNN primitives
-        with torch.set_grad_enabled(k in grad_runs):
-            fn()
-    times = {k: [] for k in {**runs, **grad_runs}}
+    return jobs, [std, net, std_t, net_t]
+
+
+RATIOS = {"explain_over_standard": ("explain", "standard_forward"),
+          "neuroview_forward_over_standard": ("neuroview_forward", "standard_forward"),
+          "permutation_over_explain": ("permutation", "explain"),
+          "train_step_neuroview_over_standard": ("neuroview_train_step", "standard_train_step")}
+
+
+def measure(name: str, batch: int, steps: int, hidden: int, repeats: int, permutation_every: int = 5,
+            perm_batch: int = 256) -> dict:
+    jobs, _ = build_jobs(name, batch, steps, hidden, perm_batch)
+    for fn in jobs.values():  # warm-up: allocator, oneDNN primitives
+        fn()
+    times = {k: [] for k in jobs}
     for i in range(repeats):
-        for k, fn in {**runs, **grad_runs}.items():
-            # T + 1 forwards per call: its ratio to explain is ~T, so a few samples are enough
+        for k, fn in jobs.items():
+            # permutation costs tens of explains per call: timed every k-th round only
             if k == "permutation" and i % permutation_every:
                 continue
-            with torch.set_grad_enabled(k in grad_runs):
-                times[k].append(timed(fn))
+            times[k].append(timed(fn))
     med = {k: statistics.median(v) for k, v in times.items()}
-    best = {k: min(v) for k, v in times.items()}
-    return {
-        "seconds_min": best,
-        "config": name, "batch": batch, "steps": steps, "hidden": hidden, "repeats": repeats,
-        "permutation_repeats": len(times["permutation"]),
-        "seconds_median": med, "seconds_all": times,
-        "explain_over_standard": best["explain"] / best["standard_forward"],
-        "neuroview_forward_over_standard": best["neuroview_forward"] / best["standard_forward"],
-        "permutation_over_explain": best["permutation"] / best["explain"],
-        "train_step_neuroview_over_standard": best["neuroview_train_step"] / best["standard_train_step"],
-        "median_ratios": {
-            "explain_over_standard": med["explain"] / med["standard_forward"],
-            "neuroview_forward_over_standard": med["neuroview_forward"] / med["standard_forward"],
-            "permutation_over_explain": med["permutation"] / med["explain"],
-            "train_step_neuroview_over_standard": med["neuroview_train_step"] / med["standard_train_step"],
-        },
-    }
+    return {"config": name, "batch": batch, "steps": steps, "hidden": hidden, "repeats": repeats,
+            "permutation_repeats": len(times["permutation"]), "perm_batch": perm_batch,
+            "seconds_median": med, "seconds_all": times,
+            **{k: med[a] / med[b] for k, (a, b) in RATIOS.items()}}
 
 
 def main() -> None:
@@ -131,36 +143,42 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--permutation-every", type=int, default=5, help="time permutation importance on every k-th repeat only")
+    p.add_argument("--permutation-every", type=int, default=5, help="time permutation importance on every k-th round only")
+    p.add_argument("--perm-batch", type=int, default=256, help="sequences per forward of permutation importance")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(OUT / "rnn_cost"), help="path stem of the .json and .md files")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.configs:
-        r = measure(name, args.batch, args.steps, args.hidden, args.repeats, args.permutation_every)
+        r = measure(name, args.batch, args.steps, args.hidden, args.repeats, args.permutation_every, args.perm_batch)
         rows.append(r)
-        m = r["seconds_min"]
+        m = r["seconds_median"]
         print(f"{name:>10}: standard {m['standard_forward'] * 1e3:.1f} ms, explain {m['explain'] * 1e3:.1f} ms "
               f"({r['explain_over_standard']:.2f}x), permutation {m['permutation']:.2f} s "
               f"({r['permutation_over_explain']:.0f}x explain)", flush=True)
     lines = [
-        f"| backbone | standard forward, best (ms) | NeuroView forward / standard | explain / standard forward | "
+        f"| backbone | standard forward (ms) | NeuroView forward / standard | explain / standard forward | "
         f"permutation importance, T = {args.steps} (ms) | speed-up of explain | NeuroView train step / standard |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        m = r["seconds_min"]
+        m = r["seconds_median"]
         lines.append(f"| {r['config']} | {m['standard_forward'] * 1e3:.1f} | {r['neuroview_forward_over_standard']:.2f} | "
                      f"{r['explain_over_standard']:.2f} | {m['permutation'] * 1e3:.0f} | {r['permutation_over_explain']:.0f}x | "
                      f"{r['train_step_neuroview_over_standard']:.2f} |")
     lines.append("")
     lines.append(f"Batch {args.batch}, T = {args.steps}, 1 input feature, hidden {args.hidden}, {args.threads} threads, "
-                 f"eval + no_grad (train steps: train mode, SGD), best of {args.repeats} interleaved repeats (permutation: every {args.permutation_every}th) (torch {torch.__version__}).")
+                 f"eval + no_grad (train steps: train mode, SGD), medians of {args.repeats} interleaved rounds "
+                 f"(permutation: every {args.permutation_every}th round, {args.perm_batch} sequences a forward) "
+                 f"(torch {torch.__version__}).")
     md = "\n".join(lines)
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "torch": torch.__version__, "rows": rows}, indent=1))
+    command = (f"python benchmarks/rnn_cost.py --threads {args.threads} --repeats {args.repeats}"
+               + ("" if args.configs == list(CONFIGS) else " --configs " + " ".join(args.configs)))
+    meta = {"command": command, "load_average_end": [round(v, 1) for v in os.getloadavg()]}
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "args": vars(args), "torch": torch.__version__, "rows": rows}, indent=1))
     stem.with_suffix(".md").write_text(md + "\n")
     print(md)
 

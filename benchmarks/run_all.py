@@ -56,8 +56,10 @@ def collect(name: str) -> dict:
     if not out.is_file():
         return {"status": "not run", "why": f"not in --only, and no {out.relative_to(HERE.parent)} from an earlier run"}
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(out.stat().st_mtime))
+    result = json.loads(out.read_text())
+    command = (result.get("meta") or {}).get("command") or f"python benchmarks/{name}.py"  # as recorded, when it is
     return {"status": "collected", "why": f"not run now (--only); collected from an earlier run written {when}",
-            "command": f"python benchmarks/{name}.py", "result": json.loads(out.read_text())}
+            "command": command, "result": result}
 
 
 def goals(res: dict) -> list[str]:
@@ -65,15 +67,16 @@ def goals(res: dict) -> list[str]:
     cost = (res.get("attribution_cost") or {}).get("result")
     if cost:
         r = cost["units"]["ratios"]
+        codes = f" ({cost['units'].get('quantizer', 'soft')} codes)"
         lc = next((v for k, v in r.items() if k.startswith("Captum LayerConductance")), None)
         gx = r.get("Captum LayerGradientXActivation")
         if lc:
             ok = lc["over_neuroview"] >= 50
-            lines.append(f"- NeuroView per-unit importance vs LayerConductance: {lc['over_neuroview']:.0f}x cheaper "
+            lines.append(f"- NeuroView per-unit importance{codes} vs LayerConductance: {lc['over_neuroview']:.0f}x cheaper "
                          f"(goal ≥ 50x: {'met' if ok else 'NOT met'})")
         if gx:
             ok = gx["over_neuroview"] >= 4
-            lines.append(f"- NeuroView per-unit importance vs LayerGradientXActivation (predicted class): "
+            lines.append(f"- NeuroView per-unit importance{codes} vs LayerGradientXActivation (predicted class): "
                          f"{gx['over_neuroview']:.1f}x cheaper (goal ≥ 4x: {'met' if ok else 'NOT met'})")
         gx_all = r.get("Captum LayerGradientXActivation, all 10 classes")
         if gx_all:
@@ -123,7 +126,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, seeds and curve points")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS))
+    p.add_argument("--only", nargs="*", choices=list(SCRIPTS), default=list(SCRIPTS),
+                   help="run these; the others are collected (`--only` alone: collect every result, run nothing)")
     args = p.parse_args(argv)
     import torch  # noqa: PLC0415
 

@@ -1,0 +1,157 @@
+"""The setup of the cost benchmarks, where a mode or a default could silently differ (no timing).
+
+A ratio of two timings means something only when both networks of the pair run in the same mode
+(BatchNorm on batch statistics in a train step, running statistics in a forward) whatever ran
+before them in the round, and when the network measured is the one the table names. These run
+each benchmark's own jobs, in its own order, for two rounds, on tiny networks, and read the
+train/eval flag of every module called.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        import attribution_cost
+        import cnn_cost
+        import rnn_cost
+
+        yield {"cnn": cnn_cost, "rnn": rnn_cost, "attribution": attribution_cost}
+    finally:
+        torch.set_num_threads(threads)
+        sys.path.remove(str(BENCH))
+
+
+@contextmanager
+def modes_seen(networks=()):
+    """``record(job)`` runs ``job`` and returns the set of ``training`` flags of every module it
+    calls (of ``networks`` only, when given)."""
+    seen: set = set()
+    mine = {id(m) for n in networks for m in n.modules()}
+
+    def hook(m, args):
+        if not mine or id(m) in mine:
+            seen.add(m.training)
+
+    handle = nn.modules.module.register_module_forward_pre_hook(hook)
+
+    def record(job):
+        seen.clear()
+        job()
+        return set(seen)
+
+    try:
+        yield record
+    finally:
+        handle.remove()
+
+
+def run_rounds(jobs: dict, rounds: int = 2, networks=()) -> dict[str, set]:
+    """Every job in the benchmark's order, ``rounds`` times: the modes each job ran in, all rounds."""
+    out = {k: set() for k in jobs}
+    with modes_seen(networks) as record:
+        for _ in range(rounds):
+            for k, fn in jobs.items():
+                out[k] |= record(fn)
+    return out
+
+
+def test_cnn_cost_pairs_run_in_the_same_mode_every_round(bench):
+    torch.manual_seed(0)
+    std = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.BatchNorm2d(6),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    nets = {q: nv.NeuroViewCNN(copy.deepcopy(std), 3, quantizer=q, example_input=x) for q in ("hard", "none")}
+    opts = {k: torch.optim.SGD(m.parameters(), lr=0.01) for k, m in [("standard", std), *nets.items()]}
+    jobs = bench["cnn"].build_jobs(std, nets, opts, x, y)
+    assert list(jobs)[:2] == ["standard/forward", "standard/train_step"]
+    modes = run_rounds(jobs)
+    assert modes["standard/forward"] == {False}
+    assert modes["standard/train_step"] == {True}  # it was {True, False}: eval after the first forward
+    for q in nets:
+        assert modes[f"{q}/explain"] == {False} and modes[f"{q}/train_step"] == {True}
+    # the memory measurement runs the same train step: train mode, whatever ran last
+    std.eval()
+    with modes_seen() as record:
+        assert record(lambda: bench["cnn"].peak_train_memory(std, x, y)) == {True}
+
+
+def test_rnn_cost_pairs_run_in_the_same_mode_every_round(bench):
+    jobs, networks = bench["rnn"].build_jobs("gru", batch=4, steps=6, hidden=4, perm_batch=5)
+    # The RNN wrappers run each layer through a weightless template, not a submodule, in the mode
+    # they hand to their backbone's `states` (neuroview.core.rnn_backbone): that mode is read there.
+    handed: set = set()
+    for n in networks:
+        n._backbone.states = _spy(n._backbone.states, handed)
+    modes = {k: set() for k in jobs}
+    with modes_seen(networks) as record:
+        for _ in range(2):
+            for k, fn in jobs.items():
+                handed.clear()
+                modes[k] |= record(fn) | handed
+    for k in ("standard_forward", "neuroview_forward", "explain", "permutation"):
+        assert modes[k] == {False}, k
+    assert modes["standard_train_step"] == modes["neuroview_train_step"] == {True}
+    for ratio, (a, b) in bench["rnn"].RATIOS.items():
+        assert modes[a] == modes[b], ratio
+
+
+def _spy(states, handed: set):
+    def run(rnn, x, lengths, training):
+        handed.add(training)
+        return states(rnn, x, lengths, training)
+    return run
+
+
+def test_rnn_cost_batched_permutation_equals_one_forward_per_step(bench):
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(nn.GRU(1, 8, batch_first=True), 2, max_len=12).eval()
+    x, y = torch.randn(5, 12, 1), torch.randint(0, 2, (5,))
+    got = bench["rnn"].permutation_importance(net, x, y, torch.Generator().manual_seed(0), batch=7)
+    g, want = torch.Generator().manual_seed(0), torch.empty(12)
+    with torch.no_grad():
+        base = net(x).gather(1, y[:, None]).mean()
+        for t in range(12):  # the unbatched definition: T + 1 forwards of the batch
+            xp = x.clone()
+            xp[:, t] = x[torch.randperm(5, generator=g), t]
+            want[t] = base - net(xp).gather(1, y[:, None]).mean()
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_attribution_cost_measures_and_names_the_default_quantizer(bench, monkeypatch):
+    ac = bench["attribution"]
+    args = ac.parser().parse_args(["--batch", "2", "--rounds", "1"])
+    default = nv.NeuroViewCNN.__init__.__kwdefaults__["quantizer"]
+    assert args.quantizer == default == "hard"
+    captured = {}
+    monkeypatch.setattr(ac, "measure", lambda jobs, rounds, reps: captured.update(jobs) or {k: 1.0 for k in jobs})
+    units = ac.unit_cost(args, captum=False)
+    assert units["quantizer"] == "hard" and "quantizer 'hard'" in units["setting"]
+    assert units["reference"] == "NeuroView explain (hard codes)" == list(captured)[1]
+    used = []
+    explain = nv.NeuroViewCNN.explain
+    monkeypatch.setattr(nv.NeuroViewCNN, "explain", lambda self, x, **kw: used.append(self.quantizer) or explain(self, x, **kw))
+    captured[units["reference"]]()
+    assert used == ["hard"]
+    modes = run_rounds(captured)  # the standard forward and every explain: eval
+    assert all(m == {False} for m in modes.values()), modes
+    result = {"meta": {"threads": 1}, "units": units | {"ratios": ac.ratios(units["median_seconds"], units["reference"])}}
+    result["steps"] = result["units"]
+    assert "| method | time / standard forward | time / NeuroView explain (hard codes) |" in ac.table(result)
