@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -52,16 +51,9 @@ def _held_out_network(name: str):
         net = nv.create_model(name, pretrained=True).eval()
     else:
         from reproduce_zoo import train
+        from sparsify_zoo import recipe_arguments
 
-        words = shlex.split(entry["training"]["command"])[2:]  # after "neuroview fit"
-        extra, i = [], 0
-        while i < len(words):  # the recipe and seed are train()'s own arguments
-            if words[i] in ("--config", "--seed_everything"):
-                i += 2
-                continue
-            extra.append(words[i])
-            i += 1
-        extra += ["--data.init_args.val_fraction", str(HELD_OUT)]
+        extra = [*recipe_arguments(entry), "--data.init_args.val_fraction", str(HELD_OUT)]
         net = train(entry["recipe"], 0, extra=extra, threads=1)["model"].eval()
         spec["init_args"]["val_fraction"] = HELD_OUT
     dm = make_datamodule(spec)

@@ -36,6 +36,21 @@ def dense_entries() -> list[str]:
     return sorted(n for n, e in read_manifest().items() if n.startswith("nv_") and not n.endswith("_sparse"))
 
 
+def recipe_arguments(entry: dict) -> list[str]:
+    """The command-line arguments the entry was trained with beyond its recipe and seed (the data
+    set of a ``ucr_*`` recipe, for one), read from its manifest's training command."""
+    import shlex
+
+    words, out, i = shlex.split(entry["training"]["command"])[2:], [], 0  # after "neuroview fit"
+    while i < len(words):
+        if words[i] in ("--config", "--seed_everything"):  # train()'s own arguments
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return out
+
+
 def _network(name: str, seed: int):
     """``(dense network, its data module, manifest entry)`` of ``name`` for ``seed``."""
     import neuroview as nv
@@ -47,7 +62,7 @@ def _network(name: str, seed: int):
     else:
         from reproduce_zoo import train  # the recipe, re-trained with this seed
 
-        net = train(str(ROOT / entry["recipe"]), seed, threads=1)["model"].eval()
+        net = train(str(ROOT / entry["recipe"]), seed, extra=recipe_arguments(entry), threads=1)["model"].eval()
     dm = make_datamodule(entry["dataset"]["data_module"])
     dm.setup("fit")
     return net, dm, entry
