@@ -12,7 +12,8 @@ sequence sets (JapaneseVowels, PickupGestureWiimoteZ, your own padded arrays), w
 
 Every module exposes ``num_classes``, ``in_channels`` and ``max_len`` (``None`` for images) as
 soon as it is built, so the command line links them into the model and a recipe never repeats
-them. Inputs are standardized per channel with statistics of the training split only.
+them. Inputs are standardized per channel with statistics of the training split only, or
+(``normalize="series"``) each series by its own mean and std.
 
 >>> dm = DigitsDataModule(batch_size=32)
 >>> dm.num_classes, dm.in_channels, dm.max_len
@@ -22,7 +23,7 @@ them. Inputs are standardized per channel with statistics of the training split 
 >>> x.shape, y.shape
 (torch.Size([32, 1, 8, 8]), torch.Size([32]))
 
-Layout: ``arrays`` (the base class, splits, standardization; :class:`NpzDataModule`),
+Layout: ``arrays`` (the base class, splits, standardization), ``npz`` (:class:`NpzDataModule`),
 ``batches`` (one gather per batch; whole-batch crop and flip), ``digits``, ``mnist1d``, ``ucr``,
 ``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
 and checkpoints name classes as ``neuroview.data.X``: every public name is re-exported here.
@@ -31,7 +32,8 @@ May import ``neuroview._io`` and third-party libraries; nothing else from neurov
 
 from __future__ import annotations
 
-from .arrays import ArrayDataModule, NpzDataModule
+from .arrays import ArrayDataModule
+from .npz import NpzDataModule
 from .cache import cache_dir
 from .digits import DigitsDataModule
 from .images import CIFAR10DataModule, MNISTDataModule, load_cifar_batch, read_idx

@@ -1,15 +1,14 @@
 """The base of every data module: arrays in memory, split, standardized and batched.
 
 Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
-padding of variable-length sequences, the loaders), the split helpers the subclasses share, and
-:class:`NpzDataModule` for arrays of your own. May import ``neuroview.data.batches`` and
-third-party libraries; nothing else from neuroview.
+per-series z-normalization, padding of variable-length sequences, the loaders) and the split
+helpers the subclasses share (:class:`~neuroview.data.NpzDataModule`, for arrays of your own, is in
+``npz``). May import ``neuroview.data.batches`` and third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import ClassVar, Literal, Sequence
 
 import numpy as np
@@ -72,7 +71,12 @@ class ArrayDataModule(pl.LightningDataModule):
             model learns from the whole training split and there is no validation loop (test
             the final weights: ``--test_ckpt last``).
         seed: seed of every split carved here; the same seed gives the same split everywhere.
-        normalize: standardize each channel with the mean and std of the training split.
+        normalize: ``True``: standardize each channel with the mean and std of the training
+            split. ``"series"``: z-normalize every series (every sample) channel by channel with
+            its own mean and std over its steps (positions), in every split, as the UCR archive's
+            sets come; the model then reads the same inputs whatever the scale and offset of each
+            recording (a series ``a * x + b``, ``a > 0``, gives exactly what ``x`` gives). A
+            constant series becomes zeros. ``False``: the values as loaded.
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
             memory (augmentation, where there is some, runs on whole batches after the transfer).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
@@ -100,12 +104,14 @@ class ArrayDataModule(pl.LightningDataModule):
     FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
 
     def __init__(self, *, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1, seed: int = 0,
-                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None,
-                 resample: bool = False):
+                 normalize: bool | Literal["series"] = True, num_workers: int = 0,
+                 eval_batch_size: int | None = None, resample: bool = False):
         super().__init__()
         if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
             raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
         check_fraction("val_fraction", val_fraction, zero=True)
+        if normalize not in (True, False, "series"):
+            raise ValueError(f"normalize: expected true, false or 'series', got {normalize!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         self._batch_size = batch_size
@@ -231,6 +237,8 @@ class ArrayDataModule(pl.LightningDataModule):
                     xt = xt.float()
             if xt.dim() < 3:
                 raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
+            if self.normalize == "series":
+                xt = per_series_normalize(xt, lengths)
             splits[name] = (xt, yt, lengths)
         if truncated:
             _warn_truncated(type(self).__name__, truncated, max_len)
@@ -240,7 +248,7 @@ class ArrayDataModule(pl.LightningDataModule):
     def _channel_stats(self) -> tuple[Tensor, Tensor]:
         x, _, lengths = self._splits["train"]
         c = x.shape[1]
-        if not self.normalize:
+        if self.normalize is not True:  # off, or each series normalized by itself already
             return torch.zeros(c), torch.ones(c)
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long)
@@ -305,6 +313,29 @@ class ArrayDataModule(pl.LightningDataModule):
         return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed})"
 
 
+def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """``x [N, C, *steps]`` with every sample's every channel z-normalized by its own mean and std
+    over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32.
+
+    >>> x = torch.tensor([[[1.0, 2.0, 3.0]], [[10.0, 30.0, 50.0]]])
+    >>> per_series_normalize(x)
+    tensor([[[-1.2247,  0.0000,  1.2247]],
+            [[-1.2247,  0.0000,  1.2247]]])
+    """
+    xd = x.double()
+    dims = tuple(range(2, x.dim()))
+    if lengths is None:
+        mask = torch.ones_like(xd)
+    else:
+        mask = (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).double()
+        mask = mask.view(mask.shape[0], 1, *[1] * (x.dim() - 3), x.shape[-1]).expand_as(xd)
+    n = mask.sum(dims, keepdim=True).clamp_min(1.0)
+    mean = (xd * mask).sum(dims, keepdim=True) / n
+    var = (((xd - mean) * mask) ** 2).sum(dims, keepdim=True) / n
+    # float64 and a floor on the std: a constant series (std 0) becomes zeros, not NaN
+    return ((xd - mean) / var.sqrt().clamp_min(eps) * mask).float()
+
+
 def _take(x, idx: np.ndarray):
     return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]
 
@@ -343,58 +374,3 @@ def _warn_truncated(owner: str, truncated: dict[str, Tensor], max_len: int) -> N
     parts = [f"{len(v)} {split} series of up to {int(v.max())} steps" for split, v in truncated.items()]
     warnings.warn(f"{owner}: {' and '.join(parts)} truncated to {max_len} steps, the longest training series "
                   "(max_len: the classifier has no trained weights for later steps)", UserWarning, stacklevel=4)
-
-
-# ---------------------------------------------------------------------- your own arrays
-class NpzDataModule(ArrayDataModule):
-    """Your own arrays: an ``.npz`` with ``X`` ``[N, C, *spatial]`` and ``y`` ``[N]``.
-
-    Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
-    (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
-    axis (``resample=True`` stretches them to the longest instead). Without a test split,
-    ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of the rest, stratified, by
-    ``seed``. ``X`` of shape ``[N, T]`` is read as one channel.
-    """
-
-    def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int = 64, val_fraction: float = 0.1,
-                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None,
-                 resample: bool = False):
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
-                         num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
-        check_fraction("test_fraction", test_fraction)
-        self.path = Path(path)
-        self.test_fraction = test_fraction
-
-    def load(self) -> dict[str, tuple]:
-        if not self.path.is_file():
-            raise FileNotFoundError(f"path: expected an .npz file with arrays X and y, got {str(self.path)!r} (no such file)")
-        # allow_pickle=False: an .npz of plain arrays never needs it, and it would run code
-        try:
-            with np.load(self.path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except Exception as e:  # BadZipFile, a pickled object array, a truncated member, a .npy rather than an .npz
-            raise ValueError(f"path: expected an .npz file of plain arrays X and y, got {str(self.path)!r}, which is not one "
-                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
-        if "X" not in arrays or "y" not in arrays:
-            raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
-
-        def split(suffix: str):
-            x, y = arrays["X" + suffix], arrays["y" + suffix]
-            if len(x) != len(y):
-                raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
-            if x.ndim == 2:
-                x = x[:, None]
-            if "lengths" + suffix in arrays:
-                x = [s[:, :n] for s, n in zip(x, arrays["lengths" + suffix].astype(int))]
-            return x, y
-
-        out = {"train": split("")}
-        if "X_test" in arrays:
-            out["test"] = split("_test")
-        else:
-            x, y = out["train"]
-            keep, test = stratified_split(np.asarray(y).astype(str), self.test_fraction, self.seed + 1)
-            out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
-        if "X_val" in arrays:
-            out["val"] = split("_val")
-        return out

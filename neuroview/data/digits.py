@@ -6,6 +6,8 @@ libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from .arrays import ArrayDataModule, check_fraction, stratified_split
@@ -20,8 +22,9 @@ class DigitsDataModule(ArrayDataModule):
 
     FIXED_SHAPE = (10, 1, None)
 
-    def __init__(self, *, test_fraction: float = 0.2, batch_size: int = 64, val_fraction: float = 0.1, seed: int = 0,
-                 normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(self, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
+                 seed: int = 0, normalize: bool | Literal["series"] = True, num_workers: int = 0,
+                 eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         check_fraction("test_fraction", test_fraction)

@@ -18,6 +18,7 @@ import tempfile
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -85,8 +86,9 @@ class MNISTDataModule(ArrayDataModule):
     MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
     FIXED_SHAPE = (10, 1, None)
 
-    def __init__(self, root: str = "data", *, download: bool = False, batch_size: int = 128, val_fraction: float = 1 / 12,
-                 seed: int = 0, normalize: bool = True, num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(self, root: str = "data", *, download: bool = False, batch_size: int | Literal["auto"] = 128,
+                 val_fraction: float = 1 / 12, seed: int = 0, normalize: bool | Literal["series"] = True,
+                 num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         self.root = Path(root)
@@ -180,8 +182,8 @@ class CIFAR10DataModule(ArrayDataModule):
     PAD = 4  # CIFAR's standard crop padding
 
     def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, on_device: bool = False,
-                 batch_size: int = 128, val_fraction: float = 0.1, seed: int = 0, normalize: bool = True,
-                 num_workers: int = 0, eval_batch_size: int | None = None):
+                 batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1, seed: int = 0,
+                 normalize: bool | Literal["series"] = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         if on_device and num_workers:
