@@ -35,6 +35,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .._batch import call_model, takes_lengths, unpack
 from ..core.ensemble import Ensemble
+from .schedules import make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: the name tests import
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
 from ..zoo.build import build_model
@@ -42,7 +43,7 @@ from ..zoo.build import build_model
 __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "load_model", "OPTIMIZERS", "SCHEDULERS"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
+SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head")
 
 
@@ -67,7 +68,11 @@ class NeuroViewModule(pl.LightningModule):
             Adam a logit moves with the number of features the classifier reads: one over
             thousands of unit codes or hidden states may want a smaller rate than the backbone.
         scheduler: ``"cosine"`` (per step, after ``warmup_epochs`` of linear warm-up),
-            ``"onecycle"``, ``"plateau"`` (halve when ``val_acc`` stalls) or ``"none"``.
+            ``"onecycle"``, ``"plateau"`` (halve when ``val_acc`` stalls), ``"train_plateau"``
+            (halve when the training loss stalls; see :func:`~neuroview.training.schedules.make_scheduler`)
+            or ``"none"``.
+        plateau_patience, plateau_factor, min_lr_factor: the plateau schedules' epochs without
+            improvement before a cut, the factor of a cut, and each rate's floor (times its peak).
         label_smoothing: cross-entropy label smoothing.
         l1_classifier: L1 penalty on the global classifier's weight: sparse unit/step importance.
         group_l1_classifier: group-lasso penalty on its columns (one group per unit or feature):
@@ -96,6 +101,9 @@ class NeuroViewModule(pl.LightningModule):
         momentum: float = 0.9,
         scheduler: str = "cosine",
         warmup_epochs: float = 0.0,
+        plateau_patience: int = 5,
+        plateau_factor: float = 0.5,
+        min_lr_factor: float = 0.0,
         label_smoothing: float = 0.0,
         l1_classifier: float = 0.0,
         group_l1_classifier: float = 0.0,
@@ -111,10 +119,13 @@ class NeuroViewModule(pl.LightningModule):
             raise ValueError(f"lr: expected a positive number, got {lr!r}")
         if classifier_lr is not None and not classifier_lr > 0:
             raise ValueError(f"classifier_lr: expected a positive number or None, got {classifier_lr!r}")
+        if not 0.0 < plateau_factor < 1.0:
+            raise ValueError(f"plateau_factor: expected a number in (0, 1), got {plateau_factor!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}")
         for name, v in (("weight_decay", weight_decay), ("l1_classifier", l1_classifier),
-                        ("group_l1_classifier", group_l1_classifier), ("warmup_epochs", warmup_epochs)):
+                        ("group_l1_classifier", group_l1_classifier), ("warmup_epochs", warmup_epochs),
+                        ("plateau_patience", plateau_patience), ("min_lr_factor", min_lr_factor)):
             if v < 0:
                 raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
         self.save_hyperparameters()
@@ -328,40 +339,8 @@ class NeuroViewModule(pl.LightningModule):
             opt = torch.optim.Adam(groups, lr=hp.lr)
         else:
             opt = torch.optim.AdamW(groups, lr=hp.lr)
-        if hp.scheduler == "none":
-            return opt
-        if hp.scheduler == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=5)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_acc", "interval": "epoch"}}
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        if hp.scheduler == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
-        else:
-            # steps per epoch: from max_epochs, or (a run bounded by max_steps) from the loader itself
-            epochs = self.trainer.max_epochs or -1
-            if hp.warmup_epochs == 0:
-                per_epoch = 0.0
-            elif epochs > 0:
-                per_epoch = total / epochs
-            else:  # bounded by max_steps: batches per epoch from the training loader
-                dm = getattr(self.trainer, "datamodule", None)
-                loader = dm.train_dataloader() if dm is not None else self.trainer.fit_loop._data_source.dataloader()
-                per_epoch = len(loader) / self.trainer.accumulate_grad_batches
-            sched = warmup_cosine(opt, min(int(hp.warmup_epochs * per_epoch), total - 1), total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """``warmup`` steps of linear warm-up to the peak (``lr * (s + 1) / (warmup + 1)`` at step ``s``),
-    then a cosine from the peak to 0 over the remaining ``total - warmup`` steps; stepped once per
-    optimizer step. torch's own LinearLR and CosineAnnealingLR in a SequentialLR.
-    """
-    lr = torch.optim.lr_scheduler
-    cosine = lr.CosineAnnealingLR(opt, T_max=max(total - warmup, 1), eta_min=0.0)
-    if warmup <= 0:
-        return cosine
-    ramp = lr.LinearLR(opt, start_factor=1 / (warmup + 1), end_factor=warmup / (warmup + 1), total_iters=max(warmup - 1, 1))
-    return lr.SequentialLR(opt, [ramp, cosine], milestones=[warmup])
+        sched = make_scheduler(opt, hp, self.trainer)
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
 
 
 def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
