@@ -29,14 +29,19 @@ class _MeanCode(torch.autograd.Function):
 
     ``z`` is kept for backward in bfloat16 (a copy, so an in-place activation after us cannot
     corrupt it) to halve the extra memory; the surrogate gradient does not need more precision.
+    With ``shared`` (the activation after the site saves ``z`` itself for its own backward, see
+    :mod:`neuroview.core.shared_input`) ``zf``, a view of that storage, is kept instead: no extra
+    byte, and it is rounded to bfloat16 in backward, so the gradient is the same to the bit.
     """
 
     @staticmethod
-    def forward(ctx, zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
+    def forward(ctx, zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool,
+                shared: bool = False) -> Tensor:
         code = _mean_region_code(zf.detach(), dim, points, tau, hard)
-        keep = zf.to(torch.bfloat16) if zf.dtype in (torch.float32, torch.float16) else zf.clone()
+        half = zf.dtype in (torch.float32, torch.float16)
+        keep = zf if shared else zf.to(torch.bfloat16) if half else zf.clone()
         ctx.save_for_backward(keep)
-        ctx.points, ctx.tau, ctx.dtype, ctx.dim = points, tau, zf.dtype, dim
+        ctx.points, ctx.tau, ctx.dtype, ctx.dim, ctx.round = points, tau, zf.dtype, dim, shared and half
         return code
 
     @staticmethod
@@ -44,7 +49,7 @@ class _MeanCode(torch.autograd.Function):
         (zf,) = ctx.saved_tensors
         # always a fresh tensor (copy=True): the scaling below works in place, and the saved one
         # must survive for a second backward (retain_graph) whatever its dtype
-        zf = zf.to(ctx.dtype, copy=True)
+        zf = zf.to(torch.bfloat16).to(ctx.dtype) if ctx.round else zf.to(ctx.dtype, copy=True)
         n = zf.shape[ctx.dim]
         g = (grad.to(ctx.dtype) / (n * ctx.tau)).unsqueeze(ctx.dim).expand_as(zf)
         gz = None
@@ -56,7 +61,7 @@ class _MeanCode(torch.autograd.Function):
             d = torch.ops.aten.sigmoid_backward(g, s)
             gz = d if gz is None else gz.add_(d)
         # zf is a view of the pre-activation: autograd routes gz back through the view to it
-        return gz, None, None, None, None
+        return gz, None, None, None, None, None
 
 
 def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
@@ -113,15 +118,19 @@ def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
     return rearrange(m, "(b k) ... c -> b c (k ...)", b=batch or m.shape[0])
 
 
-def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
+def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None,
+              kept: Tensor | None = None) -> Tensor:
     """``[B, C]`` code of each unit averaged over positions, from the pre-activation ``z``.
 
     ``axis`` is the site's unit axis (1, or -1 for channels-last maps and tokens); the result is
-    float32 (float64 for float64 input).
+    float32 (float64 for float64 input). ``kept``: a tensor autograd keeps for backward anyway
+    (the activation's own input); when ``z``'s units are a view of its storage, the surrogate
+    gradient keeps that view rather than a copy.
     """
     if z.dim() == 1:
         raise ValueError(f"site output: expected at least [B, C], got shape {tuple(z.shape)}")
     zf, dim = as_units(z, axis, batch or z.shape[0])
     if torch.is_grad_enabled() and z.requires_grad:
-        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard")
+        shared = kept is not None and zf.untyped_storage().data_ptr() == kept.untyped_storage().data_ptr()
+        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", shared)
     return _mean_region_code(zf, dim, points, tau, quantizer == "hard")

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ._utils import describe
 from .hooks import StopForward
 from .quantize import as_units, code_map, mean_code, units_first
+from .shared_input import keeps_input
 from .sites import Site
 
 
@@ -44,7 +45,7 @@ class Recorder:
             return
         name, from_input, _ = role
         z = args[0] if (pre or from_input) and args else output
-        self.record(name, z, from_input, output)
+        self.record(name, z, from_input, output, module if pre and from_input else None)
 
     def _site(self, name: str, z) -> Site:
         sites, k = self.net.sites, len(self.codes)
@@ -62,7 +63,9 @@ class Recorder:
             )
         return site
 
-    def record(self, name: str, z, from_input: bool, output) -> None:
+    def record(self, name: str, z, from_input: bool, output, activation: nn.Module | None = None) -> None:
+        """Codes of one call of ``name``; ``activation``: the module about to run on ``z`` (a
+        pre-hook), whose own saved input the surrogate gradient may share."""
         calls = self.calls.get(name, 0)
         self.calls[name] = calls + 1
         if (name, calls) in self.net.not_sites:
@@ -75,8 +78,11 @@ class Recorder:
             if self.maps:
                 self.code_maps.append(units_first(src.detach().clone(), site.axis, self.batch))
         else:
+            # compiled graphs are left to AOTAutograd, which picks what to save itself (and storages cannot be traced)
+            eager = activation is not None and z.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            kept = z if eager and keeps_input(activation, z) else None
             z = first(z)
-            self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch))
+            self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch, kept))
             if self.maps:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
 
