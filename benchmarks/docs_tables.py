@@ -142,9 +142,10 @@ def seed_accs(src: Sources, entry: str | None) -> list[float]:
     recipe, tag = e["recipe"], e["dataset"]["name"]
     runs = [r for r in src.runs.values() if r["recipe"] == recipe]
     if not runs:  # a default time-series recipe runs on many sets: ucr_accuracy.py's runs of this one
-        sha = _benchmark("ucr_accuracy")._sha
-        runs = [r for r in src.ucr_runs.values() if r["recipe"] == recipe and r["set"].lower() == tag and r["sha"] == sha(recipe)
-                and not r.get("extra")]  # tuning runs (--extra) are not the recipe
+        ucr = _benchmark("ucr_accuracy")
+        sha = ucr.README_SHAS.get(recipe) or ucr._sha(recipe)  # the version the README shows (the zoo entries' own)
+        runs = [r for r in src.ucr_runs.values() if r["recipe"] == recipe and r["set"].lower() == tag and r["sha"] == sha
+                and not r.get("extra") and "test_acc" in r]  # tuning runs (--extra, --val) are not the recipe
     return [r["test_acc"] for r in sorted(runs, key=lambda r: r["seed"])]
 
 
@@ -266,14 +267,16 @@ def render_quantizers(src: Sources) -> str:
 
 def render_ucr(src: Sources, unseen: bool = False) -> str:
     ucr = _benchmark("ucr_accuracy")  # its own table, as the script prints it
-    sets = sorted({r["set"] for r in src.ucr_runs.values()} - set(ucr.DEV_SETS)) if unseen else list(ucr.DEV_SETS)
-    return ucr.table(list(ucr.RECIPES), sets, src.ucr_runs, src.minirocket)
+    shown = [r for r in src.ucr_runs.values() if "test_acc" in r and not r.get("extra")
+             and r["sha"] == (ucr.README_SHAS.get(r["recipe"]) or ucr._sha(r["recipe"]))]  # runs of the versions shown
+    sets = sorted({r["set"] for r in shown} - set(ucr.DEV_SETS)) if unseen else list(ucr.DEV_SETS)
+    return ucr.table(list(ucr.RECIPES), sets, src.ucr_runs, src.minirocket, shas=ucr.README_SHAS)
 
 
 def render_ucr_ensemble(src: Sources) -> str:
     ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
     runs = ens.load()
-    return ens.table(list(ens.RECIPES), ens.sets_of(runs), ens.seeds_of(runs), runs)
+    return ens.table(list(ens.RECIPES), ens.sets_of(runs), ens.seeds_of(runs), runs, shas=ens.README_SHAS)
 
 
 def render_rnn_accuracy(src: Sources) -> str:
@@ -290,7 +293,10 @@ def _model_label(model: dict) -> str:
 
 def _length(trainer: dict) -> str:
     steps = trainer.get("max_steps") or -1
-    return f"{steps:,} steps" if steps > 0 else str(trainer["max_epochs"])
+    plain = f"{steps:,} steps" if steps > 0 else f"{trainer['max_epochs']:,}"
+    stops = any("EarlyStopping" in str(c.get("class_path", "")) and str(c.get("init_args", {}).get("monitor", "")).startswith("train_loss")
+                for c in trainer.get("callbacks") or [] if isinstance(c, dict))
+    return f"to a training-loss plateau, at most {plain}{' epochs' if steps <= 0 else ''}" if stops else plain
 
 
 def render_recipes(src: Sources) -> str:

@@ -23,6 +23,7 @@ a few borderline test samples, and the std over seeds (see the table) is of that
 from __future__ import annotations
 
 import argparse
+import csv
 import glob
 import json
 import math
@@ -50,12 +51,17 @@ def _tag(data_cfg: dict) -> str:
     return TAGS.get(cls, cls.removesuffix("DataModule").lower())
 
 
-def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int | None = None) -> dict:
-    """Run one recipe with one seed; return the plain model, its arguments, data spec and test metrics."""
+def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int | None = None, split: str = "test") -> dict:
+    """Run one recipe with one seed; return the plain model, its arguments, data spec, the metrics of
+    ``split`` (``"test"``, or ``"val"``: the validation split carved from the training split, and
+    then the test split is never read) and the end of training: the epochs and steps it ran, whether
+    it stopped on a plateau before its maximum, its last epoch's training loss and the final
+    weights' accuracy on the training split it was fit on (eval mode)."""
     import torch
 
     from neuroview.zoo import pretrained as zoo
     from neuroview.training.module import NeuroViewModule
+    from neuroview.zoo.evaluate import evaluate
 
     with tempfile.TemporaryDirectory(prefix="zoo_run_") as tmp:
         cmd = [sys.executable, "-m", "neuroview.cli", "fit", "--config", str(ROOT / recipe),
@@ -77,11 +83,14 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
         # The zoo promises the last epoch's weights: check it (Lightning 2.6's own last.ckpt lagged
         # behind at the best epoch before neuroview.training.callbacks.Checkpoint).
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        max_steps = cfg["trainer"].get("max_steps") or -1
-        if max_steps > 0 and ckpt["global_step"] != max_steps:
-            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds step {ckpt['global_step']}, expected the last, {max_steps}")
-        if max_steps <= 0 and ckpt["epoch"] != cfg["trainer"]["max_epochs"] - 1:
-            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {ckpt['epoch']}, expected the last, {cfg['trainer']['max_epochs'] - 1}")
+        end = _end_of_training(tmp)
+        if ckpt["epoch"] != end["last_epoch"]:
+            raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {ckpt['epoch']}, expected the last, {end['last_epoch']}")
+        max_steps, max_epochs = cfg["trainer"].get("max_steps") or -1, cfg["trainer"].get("max_epochs") or -1
+        stopped = not ((max_steps > 0 and ckpt["global_step"] >= max_steps) or (max_epochs > 0 and ckpt["epoch"] >= max_epochs - 1))
+        if stopped and not _stops_early(cfg):
+            raise RuntimeError(f"{recipe} seed {seed}: stopped at step {ckpt['global_step']}, epoch {ckpt['epoch']}, "
+                               f"before its maximum ({max_steps} steps, {max_epochs} epochs), with nothing to stop it")
         module = NeuroViewModule.load_from_checkpoint(last, map_location="cpu")
     hp = module.hparams
     model = module.model.eval()
@@ -94,9 +103,35 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     data_spec = {"class_path": cfg["data"]["class_path"], "init_args": cfg["data"].get("init_args", {})}
     dm = zoo.make_datamodule(data_spec)
     torch.manual_seed(0)
-    metrics = zoo.score_test_split(model, dm)
+    if split == "test":
+        metrics = zoo.score_test_split(model, dm)
+    else:
+        dm.setup("fit")
+        c, n = evaluate(model, dm.val_dataloader())
+        metrics = {"val_acc": c / n, "val_size": n}
+    dm.setup("fit")
+    c, n = evaluate(model, dm._loader("train"))  # the training split in order, without augmentation
+    fit = {"train_acc": c / n, "train_size": n, "train_loss": end["train_loss"], "stopped": "plateau" if stopped else "max"}
     return {"model": model, "arch": hp.arch, "arch_kwargs": arch_kwargs, "data": data_spec, "tag": _tag(data_spec),
-            "metrics": metrics, "epochs": ckpt["epoch"] + 1, "steps": ckpt["global_step"], "seconds": seconds}
+            "metrics": metrics, "epochs": ckpt["epoch"] + 1, "steps": ckpt["global_step"], "seconds": seconds, "fit": fit}
+
+
+def _end_of_training(run_dir: str) -> dict:
+    """The last epoch of a run's CSV log (``logs/version_*/metrics.csv``) and its mean training loss."""
+    rows = []
+    for path in glob.glob(os.path.join(run_dir, "logs", "*", "metrics.csv")):
+        with open(path, newline="") as f:
+            rows += [r for r in csv.DictReader(f) if r.get("train_loss_epoch")]
+    if not rows:
+        raise RuntimeError(f"{run_dir}: no train_loss_epoch in the run's metrics.csv")
+    last = max(rows, key=lambda r: int(r["epoch"]))
+    return {"last_epoch": int(last["epoch"]), "train_loss": float(last["train_loss_epoch"])}
+
+
+def _stops_early(cfg: dict) -> bool:
+    """Whether the run's configuration has a callback that may stop it before its maximum."""
+    return any("EarlyStopping" in str(c.get("class_path", "")) for c in cfg["trainer"].get("callbacks") or []
+               if isinstance(c, dict))
 
 
 def export(recipe: str, seed: int, threads: int | None) -> None:

@@ -43,6 +43,13 @@ MINIROCKET = RESULTS / "minirocket.json"
 RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_cnn.yaml", "recipes/ucr_nv_rnn.yaml", "recipes/ucr_rnn.yaml")
 DEV_SETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead", "mnist1d")
 CNN_ONLY = ("mnist1d",)
+#: The recipe versions (SHA-256 prefixes) whose runs the README's tables show: the recipes of commit
+#: c88f87c (1,500 steps, each channel standardized over the training split), whose 3-seed runs are
+#: complete. The recipes now train until their training loss stops falling and normalize each
+#: series; once ``python benchmarks/ucr_accuracy.py --jobs 2`` (and the unseen sets) has filled their
+#: runs in, empty this to show them (``--table`` always shows the recipes as they are now).
+README_SHAS = {"recipes/ucr_nv_cnn.yaml": "72596eeda5311215", "recipes/ucr_cnn.yaml": "2aa8776d00120195",
+               "recipes/ucr_nv_rnn.yaml": "a35ca0d2279173b0", "recipes/ucr_rnn.yaml": "37de028a915fbc37"}
 
 
 def _sha(recipe: str) -> str:
@@ -53,22 +60,60 @@ def _is_rnn(recipe: str) -> bool:
     return "rnn" in Path(recipe).stem
 
 
-def overrides(dataset: str) -> list[str]:
-    """Command-line arguments that point a recipe at ``dataset``."""
+def overrides(dataset: str, val: float = 0.0) -> list[str]:
+    """Command-line arguments that point a recipe at ``dataset`` (with ``val``: that share of the
+    training split carved out for validation, stratified by the data module's seed).
+
+    ``<Set>Rescaled`` (``GunPointRescaled``) is an aeon set with every series rescaled and shifted at
+    random (:func:`rescaled`), read from an ``.npz`` as a user's own raw recordings would be."""
     if dataset == "mnist1d":
-        return ["--data", "neuroview.data.MNIST1DDataModule", "--data.batch_size", "auto", "--data.val_fraction", "0"]
-    return ["--data.init_args.name", dataset]
+        return ["--data", "neuroview.data.MNIST1DDataModule", "--data.batch_size", "auto", "--data.val_fraction", str(val)]
+    split = ["--data.init_args.val_fraction", str(val)] if val else []
+    if dataset.endswith(RESCALED):
+        return ["--data", "neuroview.data.NpzDataModule", "--data.init_args.path", str(rescaled(dataset.removesuffix(RESCALED)))] + split
+    return ["--data.init_args.name", dataset] + split
 
 
-def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str, ...] = ()) -> dict:
-    """One run in this (worker) process; returns its record (and exports seed 0 when asked)."""
+RESCALED = "Rescaled"
+
+
+def rescaled(name: str, seed: int = 0) -> Path:
+    """The aeon set ``name`` (equal length) as an ``.npz`` of raw recordings, cached: every series
+    multiplied by its own factor, log-uniform in [0.05, 20], and shifted by its own offset, uniform in
+    [-100, 100] (the archive's sets come z-normalized one by one; a user's recordings do not)."""
+    import numpy as np
+    from aeon.datasets import load_classification
+
+    from neuroview.data import cache_dir
+    from neuroview.data.cache import save_npz
+
+    path = cache_dir() / f"{name.lower()}_rescaled_seed{seed}_v1.npz"
+    if path.is_file():
+        return path
+    rng, arrays = np.random.default_rng(seed), {}
+    for split, suffix in (("train", ""), ("test", "_test")):
+        x, y = load_classification(name, split=split)
+        a = np.exp(rng.uniform(np.log(0.05), np.log(20), (len(x), 1, 1)))
+        arrays["X" + suffix] = (a * np.asarray(x) + rng.uniform(-100, 100, (len(x), 1, 1))).astype(np.float32)
+        arrays["y" + suffix] = np.asarray(y).astype(str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_npz(path, **arrays)
+    return path
+
+
+def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str, ...] = (), val: float = 0.0) -> dict:
+    """One run in this (worker) process; returns its record (and exports seed 0 when asked).
+
+    With ``val`` the model learns from the rest of the training split and is scored on the
+    validation split carved from it (``val_acc``); the test split is not read."""
     import torch
 
     torch.set_num_threads(1)
-    r = train(recipe, seed, extra=overrides(dataset) + list(extra), threads=1)
+    r = train(recipe, seed, extra=overrides(dataset, val) + list(extra), threads=1, split="val" if val else "test")
+    scores = ({"val_acc": r["metrics"]["val_acc"], "val_size": r["metrics"]["val_size"], "val_fraction": val} if val
+              else {"test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"]})
     rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"], "extra": list(extra),
-           "test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"],
-           "steps": r["steps"], "seconds": round(r["seconds"], 1),
+           **scores, **r["fit"], "epochs": r["epochs"], "steps": r["steps"], "seconds": round(r["seconds"], 1),
            # where Lightning's accelerator="auto" trained it (the fit runs in a subprocess that sees the same devices)
            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     if export:
@@ -85,8 +130,8 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
     return rec
 
 
-def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = ()) -> str:
-    return f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "")
+def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = (), val: float = 0.0) -> str:
+    return f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "") + (f"@val{val}" if val else "")
 
 
 def load(path: Path = OUT) -> dict:
@@ -99,10 +144,11 @@ def save(runs: dict, path: Path = OUT) -> None:
     atomic_write(path, (json.dumps(dict(sorted(runs.items())), indent=2) + "\n").encode())
 
 
-def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = None) -> str:
+def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = None, shas: dict | None = None) -> str:
     """Markdown: one row per set, one column per recipe and MiniRocket, mean ± std over seeds (in %).
 
-    Only runs of each recipe as it is now (its SHA-256) count; ``mr``: minirocket.json's results.
+    Only runs of each recipe as it is now (its SHA-256) count, or of the version ``shas`` names
+    (:data:`README_SHAS`: what the README shows); ``mr``: minirocket.json's results.
     """
     if mr is None:
         mr = json.loads(MINIROCKET.read_text()) if MINIROCKET.is_file() else {}
@@ -112,7 +158,9 @@ def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = Non
     for s in sets:
         cells = []
         for r, n in zip(recipes, names):
-            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == _sha(r) and not v.get("extra")]
+            sha = (shas or {}).get(r) or _sha(r)
+            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == sha and not v.get("extra")
+                   and "test_acc" in v]
             times[n] += [v["seconds"] for v in got]
             accs = [100 * v["test_acc"] for v in sorted(got, key=lambda v: v["seed"])]
             cells.append(_fmt(accs) if accs else ("n/a" if _is_rnn(r) and s in CNN_ONLY else "not run"))
@@ -130,6 +178,23 @@ def _fmt(accs: list[float]) -> str:
     return f"{statistics.fmean(accs):.1f} ± {statistics.pstdev(accs):.1f} ({len(accs)})"
 
 
+def listing(recipes: list[str], sets: list[str], runs: dict, extra: tuple[str, ...] = (), val: float = 0.0) -> str:
+    """One line per cached run of the recipes as they are now (with these ``extra`` options and
+    ``val`` fraction): the accuracy it was scored by (validation or test), then the end of
+    training: accuracy on its own training split, last epoch's loss, epochs, and why it stopped."""
+    lines = []
+    for r in recipes:
+        for s in sets:
+            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == _sha(r)
+                   and tuple(v.get("extra", ())) == extra and v.get("val_fraction", 0.0) == val]
+            for v in sorted(got, key=lambda v: v["seed"]):
+                score = f"val {100 * v['val_acc']:5.1f}" if val else f"test {100 * v['test_acc']:5.1f}"
+                fit = (f"train {100 * v['train_acc']:5.1f}, loss {v['train_loss']:.4f}, {v['epochs']} epochs "
+                       f"({v['steps']} steps, {v['stopped']})" if "train_acc" in v else "end of training not recorded")
+                lines.append(f"{_key(r, s, v['seed'], extra, val):60s} {score} | {fit} | {v['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
@@ -138,35 +203,49 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each")
     p.add_argument("--export", action="store_true", help="save each recipe's seed-0 model of every set into the zoo")
     p.add_argument("--table", action="store_true", help="print the table from the cached runs; train nothing")
+    p.add_argument("--list", action="store_true", help="print every cached run (with --extra and --val: those); train nothing")
     p.add_argument("--rerun", action="store_true", help="run again even where a cached run of the same recipe exists")
     p.add_argument("--results", type=Path, default=OUT, help="the JSON of runs (the cache), default %(default)s")
     p.add_argument("--extra", default="", help="tuning: options added to every run, e.g. '--model.model_kwargs.hidden_size 64' "
                                                "(recorded apart: such runs never enter the table)")
+    p.add_argument("--val", type=float, default=0.0, help="choosing options: carve this share of each training split "
+                   "for validation and score on it (the test split is not read; such runs never enter the table)")
     args = p.parse_args(argv)
     extra = tuple(args.extra.split())
-    if extra and args.export:
-        p.error("--export: the zoo holds the recipes as they are; drop --extra")
+    if (extra or args.val) and args.export:
+        p.error("--export: the zoo holds the recipes as they are, trained on the whole training split; drop --extra and --val")
     runs = load(args.results)
-    if not args.table:
+    if not (args.table or args.list):
         todo = [(r, s, seed) for r in args.recipes for s in args.sets for seed in args.seeds
                 if not (_is_rnn(r) and s in CNN_ONLY)
-                and (args.rerun or runs.get(_key(r, s, seed, extra), {}).get("sha") != _sha(r) or (args.export and seed == 0))]
-        from neuroview.zoo.pretrained import _locked  # the zoo's file lock: parallel scripts share this JSON
-
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(run_one, r, s, seed, args.export and seed == 0, extra): (r, s, seed) for r, s, seed in todo}
-            for fut in as_completed(futures):
-                key = _key(*futures[fut], extra)
-                try:
-                    rec = fut.result()
-                except Exception as e:  # one failed run is reported, the others go on
-                    print(f"FAILED {key}: {str(e)[-2000:]}", flush=True)
-                    continue
-                with _locked(RESULTS):  # other runs of this script may write the same file
-                    save(load(args.results) | {key: rec}, args.results)
-                print(f"{key}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s", flush=True)
-    print(table(args.recipes, args.sets, load(args.results)))
+                and (args.rerun or runs.get(_key(r, s, seed, extra, args.val), {}).get("sha") != _sha(r)
+                     or (args.export and seed == 0))]
+        _run(todo, args.jobs, args.export, extra, args.val, args.results)
+    if args.list or extra or args.val:
+        print(listing(args.recipes, args.sets, load(args.results), extra, args.val))
+    else:
+        print(table(args.recipes, args.sets, load(args.results)))
     return 0
+
+
+def _run(todo: list[tuple[str, str, int]], jobs: int, export: bool, extra: tuple[str, ...], val: float, results: Path) -> None:
+    """Run ``todo`` (recipe, set, seed), ``jobs`` at a time, caching each run in ``results`` as it ends."""
+    from neuroview.zoo.pretrained import _locked  # the zoo's file lock: parallel scripts share this JSON
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(run_one, r, s, seed, export and seed == 0, extra, val): (r, s, seed) for r, s, seed in todo}
+        for fut in as_completed(futures):
+            key = _key(*futures[fut], extra, val)
+            try:
+                rec = fut.result()
+            except Exception as e:  # one failed run is reported, the others go on
+                print(f"FAILED {key}: {str(e)[-2000:]}", flush=True)
+                continue
+            with _locked(RESULTS):  # other runs of this script may write the same file
+                save(load(results) | {key: rec}, results)
+            score = rec["val_acc"] if val else rec["test_acc"]
+            print(f"{key}: {100 * score:.2f}% ({'validation' if val else 'test'}), training split {100 * rec['train_acc']:.1f}% "
+                  f"after {rec['epochs']} epochs ({rec['stopped']}) in {rec['seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reproduce_zoo import RESULTS, train  # noqa: E402
-from ucr_accuracy import DEV_SETS, MINIROCKET, _sha, overrides  # noqa: E402
+from ucr_accuracy import DEV_SETS, MINIROCKET, README_SHAS, _sha, overrides  # noqa: E402
 
 OUT = RESULTS / "ucr_ensemble.json"
 RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_cnn.yaml")
@@ -83,9 +83,10 @@ def ensemble_acc(members: list[dict]) -> float:
     return sum(max(range(c), key=row.__getitem__) == t for row, t in zip(mean, labels)) / n
 
 
-def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, size: int = 5) -> str:
+def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, size: int = 5, shas: dict | None = None) -> str:
     """Markdown: per recipe, its members' accuracy and that of ensembles of ``size`` members (the seeds
-    in consecutive groups: 0-4, 5-9, ...), mean ± std (count), and MiniRocket."""
+    in consecutive groups: 0-4, 5-9, ...), mean ± std (count), and MiniRocket. Members of each recipe
+    as it is now, or of the version ``shas`` names (``ucr_accuracy.README_SHAS``: what the README shows)."""
     mr = json.loads(MINIROCKET.read_text()) if MINIROCKET.is_file() else {}
     names = [Path(r).stem for r in recipes]
     head = " | ".join(f"{n} members | {n} ensembles of {size}" for n in names)
@@ -93,7 +94,8 @@ def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, siz
     for s in sets:
         cells = []
         for r in recipes:
-            have = {i: runs[k] for i, k in ((i, _key(r, s, i)) for i in seeds) if k in runs and runs[k]["sha"] == _sha(r)}
+            sha = (shas or {}).get(r) or _sha(r)
+            have = {i: runs[k] for i, k in ((i, _key(r, s, i)) for i in seeds) if k in runs and runs[k]["sha"] == sha}
             groups = [[have[i] for i in g] for g in (seeds[j:j + size] for j in range(0, len(seeds), size))
                       if len(g) == size and all(i in have for i in g)]
             cells += [_stat([100 * m["test_acc"] for m in have.values()]),

@@ -1,0 +1,70 @@
+"""benchmarks/ucr_accuracy.py as a cache of runs: validation runs apart from the tables, the end of
+training kept with each run, the README's tables pinned to a recipe version, raw-series sets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def ua():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import reproduce_zoo
+        import ucr_accuracy
+
+        yield ucr_accuracy, reproduce_zoo
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_validation_runs_and_older_versions_stay_out_of_the_table(ua):
+    ua, _ = ua
+    r = "recipes/ucr_nv_cnn.yaml"
+    base = {"recipe": r, "set": "GunPoint", "sha": ua._sha(r), "seconds": 9.0, "extra": [], "train_acc": 1.0,
+            "train_loss": 0.002, "epochs": 300, "steps": 3000, "stopped": "plateau"}
+    runs = {ua._key(r, "GunPoint", 0): base | {"seed": 0, "test_acc": 0.98},
+            ua._key(r, "GunPoint", 1, val=0.2): base | {"seed": 1, "val_acc": 0.5, "val_size": 10, "val_fraction": 0.2},
+            "old": base | {"seed": 2, "test_acc": 0.7, "sha": "0123456789abcdef"}}
+    row = next(line for line in ua.table([r], ["GunPoint"], runs, mr={}).splitlines() if line.startswith("| GunPoint"))
+    assert "| 98.0 (1) |" in row  # not the validation run, not the older recipe
+    row = next(line for line in ua.table([r], ["GunPoint"], runs, mr={}, shas={r: "0123456789abcdef"}).splitlines()
+               if line.startswith("| GunPoint"))
+    assert "| 70.0 (1) |" in row  # the pinned version only
+    listed = ua.listing([r], ["GunPoint"], runs, val=0.2)
+    assert listed.startswith("ucr_nv_cnn@GunPoint@1@val0.2") and "val  50.0 | train 100.0, loss 0.0020, 300 epochs" in listed
+    assert ua._key(r, "GunPoint", 1, ("--a", "b"), 0.2) == "ucr_nv_cnn@GunPoint@1@--a b@val0.2"
+    assert ua.overrides("ArrowHead", 0.2) == ["--data.init_args.name", "ArrowHead", "--data.init_args.val_fraction", "0.2"]
+
+
+def test_rescaled_set_is_aeon_s_with_every_series_rescaled(ua, tmp_path, monkeypatch):
+    ua, _ = ua
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path))
+    args = ua.overrides("GunPointRescaled", 0.2)
+    assert args[:2] == ["--data", "neuroview.data.NpzDataModule"] and args[-2:] == ["--data.init_args.val_fraction", "0.2"]
+    from aeon.datasets import load_classification
+
+    with np.load(args[3]) as f:
+        x, y = f["X"], f["y"]
+    ref, labels = load_classification("GunPoint", split="train")
+    assert list(y) == list(labels.astype(str)) and x.shape == ref.shape
+    a = x.std(-1) / ref.std(-1)  # each series its own factor, offset taken out
+    assert 0.05 <= a.min() and a.max() <= 20 and a.max() / a.min() > 10
+    np.testing.assert_allclose((x - x.mean(-1, keepdims=True)) / a[..., None], ref - ref.mean(-1, keepdims=True), atol=1e-3)
+
+
+def test_end_of_training_is_read_from_the_run_s_log(ua, tmp_path):
+    _, rz = ua
+    log = tmp_path / "logs" / "version_0"
+    log.mkdir(parents=True)
+    (log / "metrics.csv").write_text("epoch,step,train_acc,train_loss_epoch,train_loss_step\n"
+                                     "0,9,0.5,0.9,\n0,9,,,0.8\n1,19,0.9,0.25,\n2,29,,,0.1\n")
+    assert rz._end_of_training(str(tmp_path)) == {"last_epoch": 1, "train_loss": 0.25}
+    stop = {"class_path": "pytorch_lightning.callbacks.EarlyStopping", "init_args": {"monitor": "train_loss_epoch"}}
+    assert rz._stops_early({"trainer": {"callbacks": [stop]}}) and not rz._stops_early({"trainer": {"callbacks": None}})
