@@ -6,9 +6,10 @@ layouts and tensor sizes), at 224x224, batch 2, 1,000 classes, fp32, NeuroView (
 default) beside the standard network with the same weights, both in train mode:
 
   - **bytes saved for backward** in one train step (forward and loss): every tensor autograd
-    saves passes through ``torch.autograd.graph.saved_tensors_hooks``, and each storage is
-    counted once (by its untyped storage's data pointer, at its full size), so a tensor saved by
-    two nodes (a ReLU's output and the next convolution's input) is not counted twice. Reported
+    saves passes through ``torch.autograd.graph.saved_tensors_hooks``; those backward reads are
+    counted, each storage once (by its untyped storage's data pointer, at its full size), so a
+    tensor saved by two nodes (a ReLU's output and the next convolution's input) is not counted
+    twice, and one saved by a node off the loss's graph (freed before backward) not at all. Reported
     for activations (parameters left out: they are resident anyway, and do not grow with the
     batch) and in all;
   - **extra kernels per site**: the aten operations ``torch.profiler`` records on CPU, NeuroView
@@ -63,24 +64,43 @@ NOT_KERNELS = {
 def saved_bytes(net: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32") -> dict[str, int]:
     """Bytes of the storages autograd saves for the backward of one train step of ``net``, each
     storage once: ``{"activations": ..., "parameters": ..., "all": ...}``; ``precision="bf16"``:
-    the forward under CPU autocast to bfloat16."""
+    the forward under CPU autocast to bfloat16, whose bfloat16 copies of the weights count with
+    the parameters (the standard network makes the same copies; they do not grow with the batch)."""
     params = {p.untyped_storage().data_ptr() for p in net.parameters()}
     storages: dict[int, int] = {}
+    weights = set(params)  # the parameters, and autocast's bfloat16 copies of them
 
     def pack(t: torch.Tensor):
+        if _cast_of_parameter(t, params):
+            weights.add(t.untyped_storage().data_ptr())
+        return t
+
+    def unpack(t: torch.Tensor):
+        # counted when backward reads it: a node off the loss's graph (the activation of the last
+        # site, whose output nothing reads once NeuroView's pass stops) saves tensors that are freed
+        # with its output, before backward
         s = t.untyped_storage()
         storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
         return t
 
     net.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack), \
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         loss = F.cross_entropy(net(x).float(), y)
     loss.backward()  # the graph ran: nothing saved was left out
     net.zero_grad(set_to_none=True)
-    par = sum(n for p, n in storages.items() if p in params)
+    par = sum(n for p, n in storages.items() if p in weights)
     total = sum(storages.values())
     return {"activations": total - par, "parameters": par, "all": total, "storages": len(storages)}
+
+
+def _cast_of_parameter(t: torch.Tensor, params: set[int]) -> bool:
+    """Whether ``t`` is a dtype cast of a parameter (autocast's bfloat16 weight copy), or a view of one."""
+    fn = (t._base if t._base is not None else t).grad_fn
+    if fn is None or fn.name() != "ToCopyBackward0":
+        return False
+    return any(getattr(n, "variable", None) is not None and n.variable.untyped_storage().data_ptr() in params
+               for n, _ in fn.next_functions if n is not None)
 
 
 def is_kernel(e) -> bool:

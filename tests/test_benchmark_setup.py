@@ -155,3 +155,45 @@ def test_attribution_cost_measures_and_names_the_default_quantizer(bench, monkey
     result = {"meta": {"threads": 1}, "units": units | {"ratios": ac.ratios(units["median_seconds"], units["reference"])}}
     result["steps"] = result["units"]
     assert "| method | time / standard forward | time / NeuroView explain (hard codes) |" in ac.table(result)
+
+
+def test_saved_bytes_counts_each_storage_once_in_train_mode(bench):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import saved_bytes
+    finally:
+        sys.path.remove(str(BENCH))
+
+    class Square(nn.Module):  # h * h: autograd saves h twice, one storage
+        def __init__(self, copy_one: bool):
+            super().__init__()
+            self.pre, self.lin, self.copy_one = nn.Linear(6, 6), nn.Linear(6, 3), copy_one
+
+        def forward(self, x):
+            h = self.pre(x)
+            return self.lin(h * (h.clone() if self.copy_one else h))
+
+    x, y = torch.ones(4, 6), torch.tensor([0, 1, 2, 0])
+    net = Square(copy_one=False).eval()
+    once, twice = saved_bytes.saved_bytes(net, x, y), saved_bytes.saved_bytes(Square(copy_one=True), x, y)
+    assert net.training  # measured in train mode, whatever mode it came in
+    assert once["parameters"] == twice["parameters"] == 6 * 3 * 4  # lin's weight, for the gradient of h * h
+    assert twice["activations"] - once["activations"] == 4 * 6 * 4  # the clone is a second storage; h alone is one
+
+
+def test_saved_bytes_shares_a_gelu_sites_input_but_copies_a_relu_sites(bench):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import saved_bytes
+    finally:
+        sys.path.remove(str(BENCH))
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    extra = {}
+    for act in (nn.GELU, nn.ReLU):
+        torch.manual_seed(0)
+        std = nn.Sequential(nn.Conv2d(3, 4, 3), act(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+        net = nv.NeuroViewCNN(copy.deepcopy(std), 2, example_input=x)
+        a, b = saved_bytes.saved_bytes(std, x, y), saved_bytes.saved_bytes(net, x, y)
+        extra[act] = b["activations"] - a["activations"]
+    # both: NeuroView's head state; ReLU alone: one bfloat16 copy of the site's [2, 4, 6, 6] pre-activation
+    assert extra[nn.ReLU] - extra[nn.GELU] == 2 * 2 * 4 * 6 * 6

@@ -53,7 +53,9 @@ def _probe(module: nn.Module, z: Tensor) -> bool:
         saved.append(t.untyped_storage().data_ptr())
         return t
 
-    with torch.enable_grad(), torch.autocast(z.device.type, enabled=False), \
+    # the random state is put back: a random activation (RReLU) must draw what it drew without the probe
+    rng = torch.random.fork_rng(devices=[z.device.index or 0] if z.is_cuda else [], device_type=z.device.type)
+    with rng, torch.enable_grad(), torch.autocast(z.device.type, enabled=False), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         version = probe._version
         try:

@@ -96,3 +96,12 @@ def test_activation_writing_into_a_shared_input_raises_in_backward():
     assert keeps_input(backbone[1], torch.randn(1, 8, 6, 6, requires_grad=True) * 1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         F.cross_entropy(net(x), y).backward()
+
+
+def test_probe_leaves_the_random_state_as_it_found_it():
+    torch.manual_seed(0)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    z = torch.ones(2, 4, requires_grad=True) * 1
+    keeps_input(nn.RReLU().train(), z)  # RReLU draws its slopes: inside the probe only
+    torch.testing.assert_close(torch.rand(3), want)
