@@ -100,6 +100,8 @@ def goals(res: dict) -> list[str]:
 def markdown(res: dict, meta: dict) -> str:
     out = [f"Produced by `{meta['command']}` ({meta['threads']} threads, torch {meta['torch']}, "
            f"load average at start {meta['load_average_start']}, {meta['minutes']} min).", ""]
+    if not any(r.get("status") == "ok" for r in res.values()):
+        out = [f"Collected by `{meta['command']}`: nothing run now; each section names the run it comes from.", ""]
     sections = [("attribution_cost", "Cost of importance: NeuroView vs post-hoc attribution"),
                 ("cnn_cost", "NeuroView-CNN overheads (explain, training step, peak memory)"),
                 ("rnn_cost", "NeuroView-RNN explain cost"),
@@ -142,7 +144,7 @@ def main(argv=None) -> None:
             res[name] = collect(name)
     cmd = "python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (
         f" --threads {args.threads}" if args.threads != 2 else "") + (
-        f" --only {' '.join(args.only)}" if args.only != list(SCRIPTS) else "")
+        f" --only {' '.join(args.only)}".rstrip() if args.only != list(SCRIPTS) else "")
     meta = {"command": cmd, "threads": args.threads, "torch": torch.__version__, "cpus": os.cpu_count(),
             "load_average_start": load, "load_average_end": tuple(round(v, 1) for v in os.getloadavg()),
             "minutes": round((time.perf_counter() - t) / 60, 1)}
