@@ -134,6 +134,16 @@ def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = (), val:
     return f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "") + (f"@val{val}" if val else "")
 
 
+def keep(runs: dict, key: str, rec: dict) -> dict:
+    """``runs`` with ``rec`` under ``key``; a run of another version of the recipe found there moves to
+    ``<key>@<its sha>``: the tables read runs by version (:data:`README_SHAS`), not by key."""
+    old = runs.get(key)
+    out = dict(runs)
+    if old is not None and old.get("sha") != rec.get("sha"):
+        out[f"{key}@{old['sha']}"] = old
+    return out | {key: rec}
+
+
 def load(path: Path = OUT) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -242,7 +252,7 @@ def _run(todo: list[tuple[str, str, int]], jobs: int, export: bool, extra: tuple
                 print(f"FAILED {key}: {str(e)[-2000:]}", flush=True)
                 continue
             with _locked(RESULTS):  # other runs of this script may write the same file
-                save(load(results) | {key: rec}, results)
+                save(keep(load(results), key, rec), results)
             score = rec["val_acc"] if val else rec["test_acc"]
             print(f"{key}: {100 * score:.2f}% ({'validation' if val else 'test'}), training split {100 * rec['train_acc']:.1f}% "
                   f"after {rec['epochs']} epochs ({rec['stopped']}) in {rec['seconds']:.0f} s", flush=True)

@@ -68,3 +68,11 @@ def test_end_of_training_is_read_from_the_run_s_log(ua, tmp_path):
     assert rz._end_of_training(str(tmp_path)) == {"last_epoch": 1, "train_loss": 0.25}
     stop = {"class_path": "pytorch_lightning.callbacks.EarlyStopping", "init_args": {"monitor": "train_loss_epoch"}}
     assert rz._stops_early({"trainer": {"callbacks": [stop]}}) and not rz._stops_early({"trainer": {"callbacks": None}})
+
+
+def test_a_run_of_a_new_recipe_version_keeps_the_older_one(ua):
+    ua, _ = ua
+    old = {"sha": "0123456789abcdef", "test_acc": 0.7}
+    runs = ua.keep({"k": old}, "k", {"sha": "fedcba9876543210", "test_acc": 0.9})
+    assert runs == {"k": {"sha": "fedcba9876543210", "test_acc": 0.9}, "k@0123456789abcdef": old}
+    assert ua.keep(runs, "k", {"sha": "fedcba9876543210", "test_acc": 0.8})["k"]["test_acc"] == 0.8  # same version: replaced
