@@ -64,6 +64,14 @@ class _MeanCode(torch.autograd.Function):
         return gz, None, None, None, None, None
 
 
+def _same_storage(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a`` and ``b`` are views of one storage (``False`` for tensors without one)."""
+    try:
+        return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return False
+
+
 def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
     """``[B, C]`` mean over the positions (``dim``) of the region code of ``zf``, in as few passes
     as we can, accumulated in float32 whatever the input dtype (a bf16 sum of 0/1 codes over
@@ -131,6 +139,5 @@ def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, 
         raise ValueError(f"site output: expected at least [B, C], got shape {tuple(z.shape)}")
     zf, dim = as_units(z, axis, batch or z.shape[0])
     if torch.is_grad_enabled() and z.requires_grad:
-        shared = kept is not None and zf.untyped_storage().data_ptr() == kept.untyped_storage().data_ptr()
-        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", shared)
+        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", kept is not None and _same_storage(zf, kept))
     return _mean_region_code(zf, dim, points, tau, quantizer == "hard")

@@ -43,7 +43,16 @@ def keeps_input(module: nn.Module, z: Tensor) -> bool | None:
 
 def _probe(module: nn.Module, z: Tensor) -> bool:
     """One sample of ``z`` through ``module.forward`` (no hooks: the site's own hook must not
-    fire again), with gradients on and autocast off; what autograd saved tells."""
+    fire again), with gradients on and autocast off; what autograd saved tells. Anything the
+    probe cannot run or read (a module that needs more arguments, a tensor subclass without a
+    storage) answers ``False``: the site keeps its own copy, as it always did."""
+    try:
+        return _saves_its_input(module, z)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _saves_its_input(module: nn.Module, z: Tensor) -> bool:
     sample = z.detach()[:1].clone().requires_grad_(True)
     probe = sample * 1  # not a leaf: an in-place activation may overwrite it
     ptr = probe.untyped_storage().data_ptr()
@@ -58,9 +67,6 @@ def _probe(module: nn.Module, z: Tensor) -> bool:
     with rng, torch.enable_grad(), torch.autocast(z.device.type, enabled=False), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         version = probe._version
-        try:
-            out = module.forward(probe)
-        except Exception:  # noqa: BLE001 -- a module that cannot take one sample: keep a copy, as before
-            return False
+        out = module.forward(probe)
     in_place = probe._version != version or (isinstance(out, Tensor) and out.untyped_storage().data_ptr() == ptr)
     return not in_place and ptr in saved

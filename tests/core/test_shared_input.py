@@ -105,3 +105,11 @@ def test_probe_leaves_the_random_state_as_it_found_it():
     z = torch.ones(2, 4, requires_grad=True) * 1
     keeps_input(nn.RReLU().train(), z)  # RReLU draws its slopes: inside the probe only
     torch.testing.assert_close(torch.rand(3), want)
+
+
+def test_a_module_the_probe_cannot_run_keeps_a_copy():
+    class TwoArgs(nn.Module):
+        def forward(self, z, scale):
+            return F.gelu(z) * scale
+
+    assert keeps_input(TwoArgs(), _z()) is False
