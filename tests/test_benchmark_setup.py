@@ -197,3 +197,30 @@ def test_saved_bytes_shares_a_gelu_sites_input_but_copies_a_relu_sites(bench):
         extra[act] = b["activations"] - a["activations"]
     # both: NeuroView's head state; ReLU alone: one bfloat16 copy of the site's [2, 4, 6, 6] pre-activation
     assert extra[nn.ReLU] - extra[nn.GELU] == 2 * 2 * 4 * 6 * 6
+
+
+def test_gpu_cost_pairs_run_in_the_same_mode_and_measure_hard_codes(bench, monkeypatch):
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import gpu_cost
+    finally:
+        sys.path.remove(str(BENCH))
+    args = SimpleNamespace(source="own", classes=10, width=0.125, size=32, channels_last=False, no_check_finite=False,
+                           repeats=2, warmup=0)
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    std, net, _ = gpu_cost.build_pair("resnet50", args, torch.device("cpu"), x)
+    assert net.quantizer == "hard"  # what its table states
+    opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3) for k, m in (("standard", std), ("neuroview", net))}
+    modes = {}
+
+    def rounds(jobs, n, warmup, device):  # the benchmark's jobs, in its order, twice: modes instead of times
+        modes.update(run_rounds(jobs, n, networks=(std, net)))
+        return {k: [1.0] * n for k in jobs}
+
+    monkeypatch.setattr(gpu_cost, "timed_rounds", rounds)
+    monkeypatch.setattr(gpu_cost, "peak_train_bytes", lambda step, m, opt, device: {"peak": 1, "above_static": 1})
+    gpu_cost.measure("fp32", std, net, opts, torch.device("cpu"), x, y, args)
+    assert modes["standard/forward"] == modes["neuroview/explain"] == {False}
+    assert modes["standard/train_step"] == modes["neuroview/train_step"] == {True}
