@@ -361,6 +361,9 @@ def render_sparse(src: Sources) -> str:
             continue
         d, sp = src.manifest[n]["metrics"], src.sparse[n]["metrics"]
         runs = [r for k, r in src.sparse_runs.items() if k.split(":")[0] == n]
+        # only the runs made with the point rule of seed 0's (the zoo's) entry
+        rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
+        runs = [r for r in runs if r.get("deviance") == rule]
         drops = [r["dense"]["accuracy"] - r["sparse"]["accuracy"] for r in runs]
         drop = (f"{signed(statistics.fmean(drops))} ± {statistics.pstdev(drops):.1f} ({len(drops)})" if drops else DASH)
         rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp), drop])

@@ -51,10 +51,10 @@ def _held_out_network(name: str):
         net = nv.create_model(name, pretrained=True).eval()
     else:
         from reproduce_zoo import train
-        from sparsify_zoo import recipe_arguments
+        from sparsify_zoo import recipe_arguments, zoo_recipe
 
         extra = [*recipe_arguments(entry), "--data.init_args.val_fraction", str(HELD_OUT)]
-        net = train(entry["recipe"], 0, extra=extra, threads=1)["model"].eval()
+        net = train(zoo_recipe(entry), 0, extra=extra, threads=1)["model"].eval()
         spec["init_args"]["val_fraction"] = HELD_OUT
     dm = make_datamodule(spec)
     dm.setup("fit")

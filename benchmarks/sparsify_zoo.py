@@ -36,6 +36,24 @@ def dense_entries() -> list[str]:
     return sorted(n for n, e in read_manifest().items() if n.startswith("nv_") and not n.endswith("_sparse"))
 
 
+# The recipes the zoo's checkpoints were trained with: the ucr_* recipes changed after this commit
+# (issue 24: a budget from the training loss, each series normalized by itself), so a seed re-trained
+# for a zoo entry takes its recipe from here, not from the working tree.
+ZOO_RECIPES_COMMIT = "4570113"
+
+
+def zoo_recipe(entry: dict) -> str:
+    """The path of a file holding ``entry``'s recipe as of :data:`ZOO_RECIPES_COMMIT`."""
+    import subprocess
+    import tempfile
+
+    text = subprocess.run(["git", "show", f"{ZOO_RECIPES_COMMIT}:{entry['recipe']}"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="zoo_recipe_")) / Path(entry["recipe"]).name
+    path.write_text(text)
+    return str(path)
+
+
 def recipe_arguments(entry: dict) -> list[str]:
     """The command-line arguments the entry was trained with beyond its recipe and seed (the data
     set of a ``ucr_*`` recipe, for one), read from its manifest's training command."""
@@ -62,7 +80,7 @@ def _network(name: str, seed: int):
     else:
         from reproduce_zoo import train  # the recipe, re-trained with this seed
 
-        net = train(str(ROOT / entry["recipe"]), seed, extra=recipe_arguments(entry), threads=1)["model"].eval()
+        net = train(zoo_recipe(entry), seed, extra=recipe_arguments(entry), threads=1)["model"].eval()
     dm = make_datamodule(entry["dataset"]["data_module"])
     dm.setup("fit")
     return net, dm, entry
@@ -80,7 +98,10 @@ def measure(name: str, seed: int) -> tuple[dict, object, object]:
     sparse = nv.sparsify(net, dm)
     seconds = time.perf_counter() - t0
     test = list(dm.test_dataloader())
-    row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path)}
+    from neuroview.training.sparsify import DEVIANCE
+
+    row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path),
+           "deviance": DEVIANCE}
     for kind, model in (("dense", net), ("sparse", sparse)):
         mean = nv.readability(model, test, baseline=None if model.norm is None and kind == "dense" else "mean")
         if model.norm is None:  # a dense RNN read raw: its training mean comes from the data
@@ -128,12 +149,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
+    from neuroview.training.sparsify import DEVIANCE
+
     torch.set_num_threads(1)
     cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in args.entries or dense_entries():
         for seed in args.seeds:
             key = f"{name}:{seed}"
-            if key in cache and not args.redo and not args.export:
+            # a run made with another point rule (sparsify's deviance) is stale
+            if key in cache and cache[key].get("deviance") == DEVIANCE and not args.redo and not args.export:
                 continue
             row, sparse, entry = measure(name, seed)
             cache[key] = row

@@ -22,7 +22,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from safetensors.torch import save as save_bytes
 
 from .._io import atomic_write
-from .sparsify import sparsify
+from .sparsify import DEVIANCE, sparsify
 
 __all__ = ["Sparsify"]
 
@@ -31,17 +31,18 @@ class Sparsify(pl.Callback):
     """Refit the global classifier sparse before the test split is scored (see the module docstring).
 
     Args:
-        tolerance, groups, seed: as in :func:`neuroview.sparsify`.
+        tolerance, groups, seed, deviance: as in :func:`neuroview.sparsify`.
     """
 
-    def __init__(self, tolerance: float = 1.0, groups: str | None = None, seed: int = 0):
-        self.tolerance, self.groups, self.seed = tolerance, groups, seed
+    def __init__(self, tolerance: float = 1.0, groups: str | None = None, seed: int = 0, deviance: float = DEVIANCE):
+        self.tolerance, self.groups, self.seed, self.deviance = tolerance, groups, seed, deviance
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.datamodule is None:
             raise ValueError("Sparsify: needs a data module (the training split to refit on)")
         # every rank refits the same deterministic path, so all keep the same network
-        sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups, seed=self.seed)
+        sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups,
+                          seed=self.seed, deviance=self.deviance)
         pl_module.model = sparse
         path = sparse.sparsity_path
         rank_zero_info(f"Sparsify: {path}")

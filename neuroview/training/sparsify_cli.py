@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .sparsify import sparsify
+from .sparsify import DEVIANCE, sparsify
 
 __all__ = ["main"]
 
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="digits, mnist1d, a UCR set, a .npz path or a JSON data-module spec "
                                                 "(default: the zoo entry's own)")
     p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points the sparse head may lose on validation (default 1)")
+    p.add_argument("--deviance", type=float, default=DEVIANCE,
+                   help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net, dm, entry, tag = _source(args.source, args.data)
         dm.setup("fit")
-        sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed)
+        sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
+                          deviance=args.deviance)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "top10_share", "units_per_class")},
-                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "groups": path.groups,
+                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance, "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")
     return 0
