@@ -25,6 +25,7 @@ from ..attribution.gallery import unit_gallery, waterfall_units
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
+from ..core.explanation import RNNExplanation
 from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
@@ -37,7 +38,16 @@ from .report_page import render_page
 __all__ = ["write_report"]
 
 S_GLOBAL, S_SAMPLES, S_FACES = "What the model looks for", "Single decisions", "Units with a face"
-WATERFALL_BARS = 8  # the units (steps) each waterfall shows, and so the ones the gallery covers
+WATERFALL_BARS = 8  # the fewest units (steps) a waterfall shows, and so the ones the gallery covers
+MAX_BARS = 15  # ... and the most: more where a decision needs more to reach 90% of its evidence
+
+
+def waterfall_bars(exp, sample: int) -> int:
+    """The bars of ``sample``'s waterfall: its decision's k90 (so that "other units" carry at most
+    10% of the sum of |contributions|), at least :data:`WATERFALL_BARS`, at most :data:`MAX_BARS`."""
+    level = "steps" if isinstance(exp, RNNExplanation) else "features"
+    k = int(exp.k90(per_sample=True, level=level)[sample])
+    return min(MAX_BARS, max(WATERFALL_BARS, k))
 
 
 class _Writer:
@@ -254,7 +264,10 @@ def _maps_like_input(exp, x: Tensor) -> bool:
 def _gallery(w: _Writer, model: nn.Module, exp, picks: list[int], faces: tuple, names: list[str]):
     """The gallery of every unit (step) the waterfalls show, from the training data; and its table."""
     w.bar.set_description_str("gallery of the waterfalls' units")
-    g = unit_gallery(model, faces[0], waterfall_units(exp, picks, WATERFALL_BARS), k=4, max_samples=faces[1])
+    units = []
+    for i in picks:
+        units += [u for u in waterfall_units(exp, [i], waterfall_bars(exp, i)) if u not in units]
+    g = unit_gallery(model, faces[0], units, k=4, max_samples=faces[1])
     rows = [{"unit": g.names[r], "rank": j, "sample": int(g.index[r, j]), "value": float(g.value[r, j]),
              "class": names[int(g.y[r, j])] if g.y is not None else "",
              "window": " x ".join(f"{a}:{b}" for a, b in g.window[r, j].tolist())}
@@ -279,7 +292,7 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"
         label = int(y[i]) if y is not None else None
         w.figure(S_SAMPLES, f"waterfall_{i}.png",
-                 plots.waterfall(exp, i, k=WATERFALL_BARS, class_names=names, label=label, gallery=gallery),
+                 plots.waterfall(exp, i, k=waterfall_bars(exp, i), class_names=names, label=label, gallery=gallery),
                  f"{head}: its predicted logit, built from the bias and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))

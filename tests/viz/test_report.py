@@ -382,3 +382,36 @@ def test_cli_explain_on_a_zoo_checkpoint(name, tmp_path, capsys):
         assert torch.equal(_f32([[r[c] for c in names] for r in rows]).T, model.time_importance())
     preds = export.read_csv(out / "predictions.csv")
     assert torch.equal(_f32([[r[f"logit {c}"] for c in names] for r in preds]), exp.logits)
+
+
+def _k90_by_hand(values) -> tuple[int, np.ndarray]:
+    """How many of ``values``, largest |value| first, reach 90% of their sum (independently of k_share)."""
+    order = np.sort(np.abs(np.asarray(values, dtype=np.float64)))[::-1]
+    return int(np.searchsorted(np.cumsum(order), 0.9 * order.sum() - 1e-12) + 1), order
+
+
+def test_waterfall_bars_leave_at_most_a_tenth_of_the_evidence_to_other_units(rnn):
+    from neuroview.viz.report_writer import MAX_BARS, WATERFALL_BARS, waterfall_bars
+
+    torch.manual_seed(3)
+    # a hand-built head: 60 codes, the predicted logit's evidence spread over many of them
+    backbone = nn.Sequential(nn.Conv1d(1, 60, 1), nn.ReLU())
+    net = nv.NeuroViewCNN(backbone, 2, input_shape=(1, 5), normalize=False).eval()
+    with torch.no_grad():
+        net.classifier.weight.copy_(torch.randn(2, 60) * torch.logspace(0, -2, 60))
+    exp = net.explain(torch.randn(6, 1, 5))
+    needs = []
+    for i in range(6):
+        need, order = _k90_by_hand(exp.for_class()[i].numpy())
+        needs.append(need)
+        k = waterfall_bars(exp, i)
+        assert k == min(MAX_BARS, max(WATERFALL_BARS, need))
+        if need <= MAX_BARS:  # the bars drawn leave at most 10% to "other units"
+            assert order[k:].sum() <= 0.1 * order.sum() + 1e-9
+    assert max(needs) > WATERFALL_BARS  # the case the rule is for: more bars than the fewest
+    # an RNN's bars are steps, each the sum of its hidden states' contributions
+    net, x, lengths, _ = rnn
+    e = net.explain(x, lengths)
+    for i in range(len(x)):
+        need, _ = _k90_by_hand(e.for_class()[i].sum(dim=(0, 1, 3)).numpy())
+        assert waterfall_bars(e, i) == min(MAX_BARS, max(WATERFALL_BARS, need))
