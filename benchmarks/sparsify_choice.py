@@ -50,8 +50,7 @@ def _held_out_network(name: str):
     if spec["init_args"].get("val_fraction", 0) > 0:
         net = nv.create_model(name, pretrained=True).eval()
     else:
-        from reproduce_zoo import train
-        from sparsify_zoo import recipe_arguments, zoo_recipe
+        from reproduce_zoo import recipe_arguments, train, zoo_recipe
 
         extra = [*recipe_arguments(entry), "--data.init_args.val_fraction", str(HELD_OUT)]
         net = train(zoo_recipe(entry), 0, extra=extra, threads=1)["model"].eval()

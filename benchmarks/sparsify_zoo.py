@@ -36,39 +36,6 @@ def dense_entries() -> list[str]:
     return sorted(n for n, e in read_manifest().items() if n.startswith("nv_") and not n.endswith("_sparse"))
 
 
-# The recipes the zoo's checkpoints were trained with: the ucr_* recipes changed after this commit
-# (issue 24: a budget from the training loss, each series normalized by itself), so a seed re-trained
-# for a zoo entry takes its recipe from here, not from the working tree.
-ZOO_RECIPES_COMMIT = "4570113"
-
-
-def zoo_recipe(entry: dict) -> str:
-    """The path of a file holding ``entry``'s recipe as of :data:`ZOO_RECIPES_COMMIT`."""
-    import subprocess
-    import tempfile
-
-    text = subprocess.run(["git", "show", f"{ZOO_RECIPES_COMMIT}:{entry['recipe']}"], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="zoo_recipe_")) / Path(entry["recipe"]).name
-    path.write_text(text)
-    return str(path)
-
-
-def recipe_arguments(entry: dict) -> list[str]:
-    """The command-line arguments the entry was trained with beyond its recipe and seed (the data
-    set of a ``ucr_*`` recipe, for one), read from its manifest's training command."""
-    import shlex
-
-    words, out, i = shlex.split(entry["training"]["command"])[2:], [], 0  # after "neuroview fit"
-    while i < len(words):
-        if words[i] in ("--config", "--seed_everything"):  # train()'s own arguments
-            i += 2
-            continue
-        out.append(words[i])
-        i += 1
-    return out
-
-
 def _network(name: str, seed: int):
     """``(dense network, its data module, manifest entry)`` of ``name`` for ``seed``."""
     import neuroview as nv
@@ -78,7 +45,7 @@ def _network(name: str, seed: int):
     if seed == entry.get("seed", 0):
         net = nv.create_model(name, pretrained=True)
     else:
-        from reproduce_zoo import train  # the recipe, re-trained with this seed
+        from reproduce_zoo import recipe_arguments, train, zoo_recipe  # the recipe, re-trained with this seed
 
         net = train(zoo_recipe(entry), seed, extra=recipe_arguments(entry), threads=1)["model"].eval()
     dm = make_datamodule(entry["dataset"]["data_module"])
