@@ -16,8 +16,18 @@ scored on the same splits with the same seeds.
     # on the GPU machine, into a file of its own (each run alone: the GPU time a run)
     python benchmarks/ucr_accuracy.py --sets GunPoint --seeds 0 --results benchmarks/results/ucr_accuracy_gpu.json
 
-Runs are cached in ``benchmarks/results/ucr_accuracy.json`` by recipe, set and seed with the
-recipe's SHA-256: a changed recipe is run again. ``--export`` also saves each recipe's seed-0
+    # choosing an option: a fifth of each training split held out, scored there (the test split unread)
+    python benchmarks/ucr_accuracy.py --sets GunPointRescaled BasicMotions --seeds 0 --val 0.2 --extra "<option>"
+    # every cached run with its end of training (accuracy on its own training split, loss, epochs)
+    python benchmarks/ucr_accuracy.py --list --sets GunPoint ArrowHead
+
+``<Set>Rescaled`` is the aeon set with every series rescaled and shifted at random, read from an
+``.npz`` (:func:`rescaled`): raw recordings, as a user's come. Runs are cached in
+``benchmarks/results/ucr_accuracy.json`` by recipe, set and seed with the recipe's SHA-256: a
+changed recipe is run again, and the run of the older version is kept beside it (``<key>@<sha>``).
+Each run keeps its end of training: the final weights' accuracy on the training split they were
+fit on, the last epoch's mean training loss, the epochs and steps, and whether it stopped on a
+plateau of the training loss or at its maximum. ``--export`` also saves each recipe's seed-0
 model of every development set into the zoo (``checkpoints/``, manifest entry ``<arch>.<set>``).
 Times are wall-clock seconds of one run with one thread (runs go ``--jobs`` at a time on the
 2-core machine); they include the start of Python and Lightning (about 5 s).
