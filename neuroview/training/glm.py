@@ -129,6 +129,21 @@ def _fista(x: Tensor, onehot: Tensor, w: Tensor, b: Tensor, lam: float, a: float
     return w, b
 
 
+def _grow(active: Tensor, score: Tensor, threshold: float, least: int = 64) -> Tensor:
+    """``active`` and the features outside it whose ``score`` exceeds ``threshold``, the largest
+    first and at most as many as ``active`` holds (at least ``least``): the working set at most
+    doubles a round. Hidden states of neighbouring steps are nearly collinear, so thousands pass
+    the strong rule at once while a handful enter the model; the KKT check after each round adds
+    whatever else the point needs (nv_gru.japanesevowels: 78 s to 18 s for ``sparsify``)."""
+    cand = ~active & (score > threshold)
+    limit = max(least, int(active.sum()))
+    if int(cand.sum()) > limit:
+        top = torch.where(cand, score, torch.full_like(score, -1.0)).topk(limit).indices
+        cand = torch.zeros_like(cand)
+        cand[top] = True
+    return active | cand
+
+
 def fit_path(x: Tensor, y: Tensor, num_classes: int, **kw) -> list[tuple[Tensor, Tensor]]:
     """``(W [C, F], b [C])`` at each penalty of ``lambdas`` (largest first): :func:`iter_path`, all of it."""
     return list(iter_path(x, y, num_classes, **kw))
@@ -143,10 +158,11 @@ def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups
     penalized objective's gradient, zero at the optimum) is at most ``tol`` in every weight.
 
     Each point is solved on a working set of features: those already in use and those the
-    sequential strong rule (Tibshirani et al. 2012) expects to enter, ``|grad| >= a (2 lam - lam_prev)``;
-    then every feature left out is checked against the optimality condition ``|grad| <= a lam``
-    (which makes its zero weight optimal, group part included) and the violators join the set,
-    until none is left. The answer is the full problem's; only the columns read change.
+    sequential strong rule (Tibshirani et al. 2012) expects to enter, ``|grad| >= a (2 lam - lam_prev)``
+    (the strongest of them, the set at most doubling: :func:`_grow`); then every feature left out
+    is checked against the optimality condition ``|grad| <= a lam`` (which makes its zero weight
+    optimal, group part included) and the strongest violators join the set, until none is left.
+    The answer is the full problem's, to the solver's tolerance; only the columns read change.
     """
     if not 0 <= l1_ratio <= 1:
         raise ValueError(f"l1_ratio: expected a number in [0, 1], got {l1_ratio!r}")
@@ -161,7 +177,7 @@ def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups
         grad = (torch.softmax(x @ w.T + b, 1) - onehot).T @ x / n  # [C, F] at the warm start
         if a > 0:
             cut = a * (2 * lam - (prev if prev is not None else lam))
-            active = (w != 0).any(0) | (grad.abs().amax(0) >= cut)
+            active = _grow((w != 0).any(0), grad.abs().amax(0), cut)
         else:  # no per-weight part: the strong rule needs one, so every feature is in the set
             active = torch.ones(f, dtype=torch.bool, device=x.device)
         while True:
@@ -173,10 +189,11 @@ def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups
             if bool(active.all()):
                 break
             grad = (torch.softmax(x @ w.T + b, 1) - onehot).T @ x / n
-            late = ~active & (grad.abs().amax(0) > a * lam * (1 + 1e-9))
+            score = grad.abs().amax(0)
+            late = ~active & (score > a * lam * (1 + 1e-9))
             if not bool(late.any()):
                 break
-            active |= late
+            active = _grow(active, score, a * lam * (1 + 1e-9))
         prev = lam
         yield w.clone(), b.clone()
 
