@@ -76,7 +76,10 @@ class ArrayDataModule(pl.LightningDataModule):
             its own mean and std over its steps (positions), in every split, as the UCR archive's
             sets come; the model then reads the same inputs whatever the scale and offset of each
             recording (a series ``a * x + b``, ``a > 0``, gives exactly what ``x`` gives). A
-            constant series becomes zeros. ``False``: the values as loaded.
+            constant series becomes zeros. ``"sample"``: the same with one mean and std per
+            series over all its channels and steps together: indifferent to a recording's overall
+            scale and offset, while the channels keep their levels relative to each other (the
+            same as ``"series"`` for one channel). ``False``: the values as loaded.
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
             memory (augmentation, where there is some, runs on whole batches after the transfer).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
@@ -104,14 +107,14 @@ class ArrayDataModule(pl.LightningDataModule):
     FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
 
     def __init__(self, *, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1, seed: int = 0,
-                 normalize: bool | Literal["series"] = True, num_workers: int = 0,
+                 normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
                  eval_batch_size: int | None = None, resample: bool = False):
         super().__init__()
         if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
             raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
         check_fraction("val_fraction", val_fraction, zero=True)
-        if normalize not in (True, False, "series"):
-            raise ValueError(f"normalize: expected true, false or 'series', got {normalize!r}")
+        if normalize not in (True, False, "series", "sample"):
+            raise ValueError(f"normalize: expected true, false, 'series' or 'sample', got {normalize!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         self._batch_size = batch_size
@@ -237,8 +240,8 @@ class ArrayDataModule(pl.LightningDataModule):
                     xt = xt.float()
             if xt.dim() < 3:
                 raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
-            if self.normalize == "series":
-                xt = per_series_normalize(xt, lengths)
+            if self.normalize in ("series", "sample"):
+                xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample")
             splits[name] = (xt, yt, lengths)
         if truncated:
             _warn_truncated(type(self).__name__, truncated, max_len)
@@ -313,9 +316,10 @@ class ArrayDataModule(pl.LightningDataModule):
         return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed})"
 
 
-def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 1e-8, joint: bool = False) -> Tensor:
     """``x [N, C, *steps]`` with every sample's every channel z-normalized by its own mean and std
-    over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32.
+    over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32;
+    ``joint``: one mean and std per sample, over all its channels and steps together.
 
     >>> x = torch.tensor([[[1.0, 2.0, 3.0]], [[10.0, 30.0, 50.0]]])
     >>> per_series_normalize(x)[:, 0]  # the second series is the first one, times 20, minus 10
@@ -323,10 +327,10 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
             [-1.2247,  0.0000,  1.2247]])
     """
     if x.shape[0] > 2048:  # in chunks: 50,000 CIFAR images in float64 at once would take 1.2 GB
-        return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps)
+        return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps, joint)
                           for i in range(0, x.shape[0], 2048)])
     xd = x.double()
-    dims = tuple(range(2, x.dim()))
+    dims = tuple(range(1 if joint else 2, x.dim()))
     if lengths is None:
         mask = torch.ones_like(xd)
     else:

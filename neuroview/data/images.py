@@ -87,7 +87,7 @@ class MNISTDataModule(ArrayDataModule):
     FIXED_SHAPE = (10, 1, None)
 
     def __init__(self, root: str = "data", *, download: bool = False, batch_size: int | Literal["auto"] = 128,
-                 val_fraction: float = 1 / 12, seed: int = 0, normalize: bool | Literal["series"] = True,
+                 val_fraction: float = 1 / 12, seed: int = 0, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
@@ -183,7 +183,7 @@ class CIFAR10DataModule(ArrayDataModule):
 
     def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, on_device: bool = False,
                  batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1, seed: int = 0,
-                 normalize: bool | Literal["series"] = True, num_workers: int = 0, eval_batch_size: int | None = None):
+                 normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         if on_device and num_workers:

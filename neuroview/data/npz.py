@@ -28,7 +28,7 @@ class NpzDataModule(ArrayDataModule):
     """
 
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64,
-                 val_fraction: float = 0.1, seed: int = 0, normalize: bool | Literal["series"] = True,
+                 val_fraction: float = 0.1, seed: int = 0, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)

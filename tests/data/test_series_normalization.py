@@ -33,7 +33,8 @@ def test_every_data_module_takes_auto_batch_size_and_series_normalization(cls):
     args = ("x.npz",) if cls is NpzDataModule else ()
     dm = cls(*args, batch_size="auto", normalize="series")  # nothing is loaded yet
     assert dm._batch_size == "auto" and dm.normalize == "series"
-    with pytest.raises(ValueError, match="normalize: expected true, false or 'series'"):
+    assert "'sample'" in str(params["normalize"].annotation)
+    with pytest.raises(ValueError, match="normalize: expected true, false, 'series' or 'sample'"):
         cls(*args, normalize="channel-wise")
 
 
@@ -63,6 +64,24 @@ def test_per_series_normalize_ignores_each_series_scale_and_offset():
             torch.testing.assert_close(zp[i, :, :n], per_series_normalize(x[i:i + 1, :, :n])[0], rtol=0, atol=1e-5)
     assert (zp[4] == 0).all()  # one step: a constant series, zeros rather than NaN
     assert (per_series_normalize(torch.full((2, 1, 5), 3.0)) == 0).all()
+
+
+def test_sample_normalization_keeps_the_channels_levels_relative_to_each_other():
+    # "sample": one mean and std per series over all its channels and steps; a common scale and
+    # offset of the recording goes, the channels' levels relative to each other stay (JapaneseVowels'
+    # 12 cepstral coefficients: "series" would set every one to mean 0, std 1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 20, generator=g) + torch.tensor([0.0, 5.0, -3.0]).view(1, 3, 1)
+    z = per_series_normalize(x, joint=True)
+    torch.testing.assert_close(per_series_normalize(7.5 * x - 40, joint=True), z, rtol=0, atol=1e-4)
+    torch.testing.assert_close(z.mean((1, 2)), torch.zeros(4), rtol=0, atol=1e-6)
+    assert (z[:, 1].mean(-1) > z[:, 0].mean(-1)).all() and (z[:, 2].mean(-1) < z[:, 0].mean(-1)).all()
+    torch.testing.assert_close(per_series_normalize(x[:, :1], joint=True), per_series_normalize(x[:, :1]))  # one channel: the same
+    dm = UCRDataModule("BasicMotions", val_fraction=0.0, normalize="sample")
+    dm.setup("fit")
+    xs = dm._dataset("train")[list(range(40))][0]
+    torch.testing.assert_close(xs.mean((1, 2)), torch.zeros(40), rtol=0, atol=1e-5)
+    torch.testing.assert_close(xs.std((1, 2), unbiased=False), torch.ones(40), rtol=0, atol=1e-5)
 
 
 def _gunpoint_rescaled(path, seed: int = 0):
