@@ -26,7 +26,7 @@ perturbing it), i.e. where evidence about the window can be at all.
 Mean ± std over ``--seeds`` seeds of data and training (each seed: new series, new network).
 Writes benchmarks/results/synthetic_window.json and .md.
 
-    nice -n 10 python benchmarks/synthetic_window.py --threads 1     # 30 min on 2 loaded cores (most: sparsify of the GRU)
+    nice -n 10 python benchmarks/synthetic_window.py --threads 1     # 1.4 min on 2 cores (30 min before the solver capped its working set)
     python benchmarks/synthetic_window.py --quick                    # smoke run, seconds
 """
 
