@@ -42,12 +42,11 @@ WATERFALL_BARS = 8  # the fewest units (steps) a waterfall shows, and so the one
 MAX_BARS = 15  # ... and the most: more where a decision needs more to reach 90% of its evidence
 
 
-def waterfall_bars(exp, sample: int) -> int:
-    """The bars of ``sample``'s waterfall: its decision's k90 (so that "other units" carry at most
+def waterfall_bars(exp, samples) -> dict[int, int]:
+    """The bars of each sample's waterfall: its decision's k90 (so that "other units" carry at most
     10% of the sum of |contributions|), at least :data:`WATERFALL_BARS`, at most :data:`MAX_BARS`."""
-    level = "steps" if isinstance(exp, RNNExplanation) else "features"
-    k = int(exp.k90(per_sample=True, level=level)[sample])
-    return min(MAX_BARS, max(WATERFALL_BARS, k))
+    k = exp.k90(per_sample=True, level="steps" if isinstance(exp, RNNExplanation) else "features")
+    return {int(i): min(MAX_BARS, max(WATERFALL_BARS, int(k[i]))) for i in samples}
 
 
 class _Writer:
@@ -168,11 +167,12 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     page = Page(title or f"NeuroView explanation: {about.get('model', type(model).__name__)}",
                 readability_lines(model, exp, about["baseline"]) + summary_lines(len(pred), explain_s, residual, pred, y))
     w = _Writer(out, page, dpi, bar)
-    gallery = _gallery(w, model, exp, picks, faces, names) if with_faces else None
+    bars = waterfall_bars(exp, picks)
+    gallery = _gallery(w, model, exp, bars, faces, names) if with_faces else None
     # tables first: they are the numbers the figures draw
     _write_tables(w, model, exp, pred, y, names, cols)
     _draw_global(w, model, exp, xb, y, names)
-    _draw_samples(w, model, exp, x, xb, y, pred, picks, names, gallery)
+    _draw_samples(w, model, exp, x, xb, y, pred, bars, names, gallery)
     if gallery is not None:
         what = "step: the input window it reads" if gallery.kind == "steps" else "unit: the window it reads"
         w.figure(S_FACES, "unit_gallery.png", plots.unit_gallery_plot(gallery, class_names=names),
@@ -261,12 +261,12 @@ def _maps_like_input(exp, x: Tensor) -> bool:
     return any(m.dim() == x.dim() for m in exp.code_maps.values())
 
 
-def _gallery(w: _Writer, model: nn.Module, exp, picks: list[int], faces: tuple, names: list[str]):
+def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tuple, names: list[str]):
     """The gallery of every unit (step) the waterfalls show, from the training data; and its table."""
     w.bar.set_description_str("gallery of the waterfalls' units")
     units = []
-    for i in picks:
-        units += [u for u in waterfall_units(exp, [i], waterfall_bars(exp, i)) if u not in units]
+    for i, k in bars.items():  # the picked samples, in order, and their waterfalls' bars
+        units += [u for u in waterfall_units(exp, [i], k) if u not in units]
     g = unit_gallery(model, faces[0], units, k=4, max_samples=faces[1])
     rows = [{"unit": g.names[r], "rank": j, "sample": int(g.index[r, j]), "value": float(g.value[r, j]),
              "class": names[int(g.y[r, j])] if g.y is not None else "",
@@ -280,9 +280,11 @@ def _gallery(w: _Writer, model: nn.Module, exp, picks: list[int], faces: tuple, 
 
 
 def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: Tensor | None, pred: Tensor,
-                  picks: list[int], names: list[str], gallery=None) -> None:
-    """The figures of single decisions: one waterfall per picked sample, and its maps or time course."""
+                  bars: dict[int, int], names: list[str], gallery=None) -> None:
+    """The figures of single decisions: one waterfall per picked sample (``bars``: the picked
+    samples and their waterfalls' bars), and its maps or time course."""
     cnn, rnn = is_cnn(model), is_rnn(model)
+    picks = list(bars)
     maps = None
     if cnn and picks:
         pick_t = torch.tensor(picks)
@@ -292,7 +294,7 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"
         label = int(y[i]) if y is not None else None
         w.figure(S_SAMPLES, f"waterfall_{i}.png",
-                 plots.waterfall(exp, i, k=waterfall_bars(exp, i), class_names=names, label=label, gallery=gallery),
+                 plots.waterfall(exp, i, k=bars[i], class_names=names, label=label, gallery=gallery),
                  f"{head}: its predicted logit, built from the bias and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))

@@ -404,7 +404,7 @@ def test_waterfall_bars_leave_at_most_a_tenth_of_the_evidence_to_other_units(rnn
     for i in range(6):
         need, order = _k90_by_hand(exp.for_class()[i].numpy())
         needs.append(need)
-        k = waterfall_bars(exp, i)
+        k = waterfall_bars(exp, range(6))[i]
         assert k == min(MAX_BARS, max(WATERFALL_BARS, need))
         if need <= MAX_BARS:  # the bars drawn leave at most 10% to "other units"
             assert order[k:].sum() <= 0.1 * order.sum() + 1e-9
@@ -414,4 +414,4 @@ def test_waterfall_bars_leave_at_most_a_tenth_of_the_evidence_to_other_units(rnn
     e = net.explain(x, lengths)
     for i in range(len(x)):
         need, _ = _k90_by_hand(e.for_class()[i].sum(dim=(0, 1, 3)).numpy())
-        assert waterfall_bars(e, i) == min(MAX_BARS, max(WATERFALL_BARS, need))
+        assert waterfall_bars(e, range(len(x)))[i] == min(MAX_BARS, max(WATERFALL_BARS, need))
