@@ -195,8 +195,9 @@ def test_saved_bytes_shares_a_gelu_sites_input_but_copies_a_relu_sites(bench):
         net = nv.NeuroViewCNN(copy.deepcopy(std), 2, example_input=x)
         a, b = saved_bytes.saved_bytes(std, x, y), saved_bytes.saved_bytes(net, x, y)
         extra[act] = b["activations"] - a["activations"]
-    # both: NeuroView's head state; ReLU alone: one bfloat16 copy of the site's [2, 4, 6, 6] pre-activation
-    assert extra[nn.ReLU] - extra[nn.GELU] == 2 * 2 * 4 * 6 * 6
+    # both: NeuroView's head state; ReLU alone: the surrogate's 4-bit slopes of the site's [2, 4, 6, 6]
+    # pre-activation, two per byte (grad_state="uint4", the default)
+    assert extra[nn.ReLU] - extra[nn.GELU] == 2 * 4 * 6 * 6 // 2
 
 
 def test_gpu_cost_pairs_run_in_the_same_mode_and_measure_hard_codes(bench, monkeypatch):

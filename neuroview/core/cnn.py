@@ -27,7 +27,7 @@ from .explanation import CNNExplanation
 from .readable import resolve_baseline
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .hooks import install, run_to_last_site, uninstall
-from .quantize import QUANTIZERS
+from .quantize import GRAD_STATES, QUANTIZERS
 from .reach import freeze_unreached, module_names, thaw
 from .recorder import Recorder
 from .sites import Site
@@ -54,6 +54,9 @@ class NeuroViewCNN(nn.Module):
             standard CNN on digits and mnist1d while being the faithful on/off code; ``none``
             is the most accurate (README, "Which quantizer is the default").
         tau: temperature of the soft code and of the hard code's surrogate gradient.
+        grad_state: what a site keeps for that gradient where its activation does not keep the
+            pre-activation (ReLU, in-place ones): ``"uint4"`` (the default), ``"uint8"`` or ``"bf16"``
+            (:class:`neuroview.core.quantize._MeanCode`; README, "Lean training state").
         normalize: standardize the code vector with running statistics (no affine, a variance
             floor, statistics shared across DDP ranks: :class:`neuroview.core.head.CodeNorm`).
             At eval it is folded into the classifier, so the decision stays exactly linear.
@@ -76,6 +79,7 @@ class NeuroViewCNN(nn.Module):
         layers: Sequence[str] | None = None,
         quantizer: str = "hard",
         tau: float = 1.0,
+        grad_state: str = "uint4",
         normalize: bool = True,
         example_input: Tensor | None = None,
         input_shape: Sequence[int] | None = None,
@@ -83,11 +87,11 @@ class NeuroViewCNN(nn.Module):
         stop_early: bool = True,
     ):
         super().__init__()
-        _check_args(backbone, num_classes, quantizer, tau)
+        _check_args(backbone, num_classes, quantizer, tau, grad_state)
         self.backbone = backbone
         self.num_classes = num_classes
         self.quantizer = quantizer
-        self.tau = float(tau)
+        self.tau, self.grad_state = float(tau), grad_state
         self.stop_early = stop_early
         self.check_finite = True
         self.unit_axis = dict(unit_axis or {})
@@ -379,15 +383,16 @@ class NeuroViewCNN(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-def _check_args(backbone, num_classes, quantizer, tau) -> None:
+def _check_args(backbone, num_classes, quantizer, tau, grad_state) -> None:
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone: expected an nn.Module, got {type(backbone).__name__}")
     if isinstance(backbone, NeuroViewCNN):
         raise TypeError("backbone: already a NeuroViewCNN; wrap its .backbone instead")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
-    if quantizer not in QUANTIZERS:
-        raise ValueError(f"quantizer: expected one of {QUANTIZERS}, got {quantizer!r}")
+    for what, value, allowed in (("quantizer", quantizer, QUANTIZERS), ("grad_state", grad_state, GRAD_STATES)):
+        if value not in allowed:
+            raise ValueError(f"{what}: expected one of {allowed}, got {value!r}")
     if not tau > 0:
         raise ValueError(f"tau: expected a positive number, got {tau!r}")
 

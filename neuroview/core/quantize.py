@@ -13,11 +13,20 @@ use the breakpoint of the ReLU they smooth.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from einops import rearrange
 from torch import Tensor
 
 QUANTIZERS = ("hard", "soft", "none")
+
+#: What a site keeps for its code's gradient where the activation after it does not keep ``z`` itself
+#: (ReLU saves its output; in-place activations overwrite ``z``): the surrogate's slope at ``z``
+#: rounded to 4 bits (two per byte) or 8 bits, or a bfloat16 copy of ``z`` (2 bytes, the state
+#: before 4-bit slopes were measured: ``benchmarks/grad_state.py``).
+GRAD_STATES = ("uint4", "uint8", "bf16")
+
 
 class _MeanCode(torch.autograd.Function):
     """Mean over positions of the region code, with a sigmoid-shaped surrogate gradient.
@@ -27,31 +36,51 @@ class _MeanCode(torch.autograd.Function):
     1). Backward: ``sum_k sigmoid'((z - t_k) / tau) / tau``, the exact gradient of ``soft`` and
     the straight-through surrogate of ``hard``.
 
-    ``z`` is kept for backward in bfloat16 (a copy, so an in-place activation after us cannot
-    corrupt it) to halve the extra memory; the surrogate gradient does not need more precision.
-    With ``shared`` (the activation after the site saves ``z`` itself for its own backward, see
-    :mod:`neuroview.core.shared_input`) ``zf``, a view of that storage, is kept instead: no extra
-    byte, and it is rounded to bfloat16 in backward, so the gradient is the same to the bit.
+    What backward reads, by ``state`` (:data:`GRAD_STATES`) and the site:
+
+    - ``shared`` (the activation after the site saves ``z`` itself for its own backward, see
+      :mod:`neuroview.core.shared_input`): ``zf``, a view of that storage; no extra byte, rounded
+      to bfloat16 in backward, so the gradient is the same to the bit as with ``"bf16"``;
+    - ``"uint4"`` / ``"uint8"``: the slope ``d = sum_k sigmoid'((z - t_k) / tau)`` itself, computed
+      in forward (in float32 for half inputs) and rounded to ``q = round(d / step)`` with
+      ``step = peak / 15`` (``/ 255``) for the slope's bound ``peak`` (:func:`_slope_peak`, 0.25
+      for one breakpoint): half a byte (one byte) per element, and backward is one multiply,
+      ``q * step * grad / (N * tau)``, off the exact surrogate by at most ``step / 2`` in the slope;
+    - ``"bf16"``: a bfloat16 copy of ``z`` (2 bytes per element; a copy, so an in-place
+      activation after us cannot corrupt it), the sigmoid recomputed in backward.
+
+    float64 input always keeps an exact copy (gradient checks). Nothing saved is written to in
+    backward: a second backward (``retain_graph``) reads the same state.
     """
 
     @staticmethod
     def forward(ctx, zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool,
-                shared: bool = False) -> Tensor:
+                shared: bool = False, state: str = "uint4") -> Tensor:
         code = _mean_region_code(zf.detach(), dim, points, tau, hard)
         half = zf.dtype in (torch.float32, torch.float16)
-        keep = zf if shared else zf.to(torch.bfloat16) if half else zf.clone()
-        ctx.save_for_backward(keep)
         ctx.points, ctx.tau, ctx.dtype, ctx.dim, ctx.round = points, tau, zf.dtype, dim, shared and half
+        ctx.n, ctx.slope = zf.shape[dim], not shared and state != "bf16" and zf.dtype != torch.float64
+        if ctx.slope:
+            bits = 4 if state == "uint4" else 8
+            ctx.step = _slope_peak(points, tau) / (2 ** bits - 1)
+            keep, ctx.shape, ctx.bits = _packed_slope(zf.detach(), points, tau, ctx.step, bits), zf.shape, bits
+        else:
+            keep = zf if shared else zf.to(torch.bfloat16) if half else zf.clone()
+        ctx.save_for_backward(keep)
         return code
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (zf,) = ctx.saved_tensors
+        (kept,) = ctx.saved_tensors
+        if ctx.slope:
+            q = _unpack_slope(kept, ctx.shape, ctx.bits)  # uint8 codes; the product below is a fresh float tensor
+            g = (grad.to(torch.float64 if ctx.dtype == torch.float64 else torch.float32)
+                 * (ctx.step / (ctx.n * ctx.tau))).unsqueeze(ctx.dim)
+            return (q * g).to(ctx.dtype), None, None, None, None, None, None
         # always a fresh tensor (copy=True): the scaling below works in place, and the saved one
         # must survive for a second backward (retain_graph) whatever its dtype
-        zf = zf.to(torch.bfloat16).to(ctx.dtype) if ctx.round else zf.to(ctx.dtype, copy=True)
-        n = zf.shape[ctx.dim]
-        g = (grad.to(ctx.dtype) / (n * ctx.tau)).unsqueeze(ctx.dim).expand_as(zf)
+        zf = kept.to(torch.bfloat16).to(ctx.dtype) if ctx.round else kept.to(ctx.dtype, copy=True)
+        g = (grad.to(ctx.dtype) / (ctx.n * ctx.tau)).unsqueeze(ctx.dim).expand_as(zf)
         gz = None
         for t in ctx.points:
             # with one breakpoint at 0 (ReLU-like) zf itself is used up in place; else a copy
@@ -61,7 +90,48 @@ class _MeanCode(torch.autograd.Function):
             d = torch.ops.aten.sigmoid_backward(g, s)
             gz = d if gz is None else gz.add_(d)
         # zf is a view of the pre-activation: autograd routes gz back through the view to it
-        return gz, None, None, None, None, None
+        return gz, None, None, None, None, None, None
+
+
+def _slope_peak(points: tuple[float, ...], tau: float) -> float:
+    """An upper bound of ``sum_k sigmoid'((z - t_k) / tau)`` over all ``z``: 0.25 for one
+    breakpoint. For several, the breakpoint nearest ``z`` gives at most 0.25 and every other one
+    ``t_j`` is at least half its distance to that one away from ``z``, so at most
+    ``sigmoid'(|t_j - t_k| / (2 tau))`` (ReLU6, Hardswish at tau 1: 0.295, the true peak 0.253)."""
+    def slope(u: float) -> float:
+        e = math.exp(-abs(u))
+        return e / (1.0 + e) ** 2
+
+    return 0.25 + max(sum(slope((a - b) / (2 * tau)) for b in points if b != a) for a in points)
+
+
+def _packed_slope(zf: Tensor, points: tuple[float, ...], tau: float, step: float, bits: int) -> Tensor:
+    """``round(sum_k sigmoid'((zf - t_k) / tau) / step)`` as uint8, flat in ``zf``'s logical order:
+    one per byte (``bits=8``) or two (``bits=4``, the element ``2i`` in the low half of byte
+    ``i``; an odd count ends in a zero half)."""
+    u0 = zf.float() if zf.dtype in (torch.float16, torch.bfloat16) else zf
+    inv = torch.full((), 1.0 / step, dtype=u0.dtype, device=u0.device)
+    acc = None
+    for t in points:
+        u = u0 - t if t else u0
+        s = torch.sigmoid(u * (1.0 / tau) if tau != 1.0 else u)
+        d = torch.ops.aten.sigmoid_backward(inv, s)  # s * (1 - s) / step in one pass
+        acc = d if acc is None else acc.add_(d)
+    acc = acc.add_(0.5).floor_().reshape(-1)  # round half up: every value is >= 0
+    if bits == 8:
+        return acc.to(torch.uint8)
+    if acc.numel() % 2:
+        acc = torch.cat((acc, acc.new_zeros(1)))
+    pairs = acc.view(-1, 2)
+    return torch.add(pairs[:, 0], pairs[:, 1], alpha=16).to(torch.uint8)
+
+
+def _unpack_slope(kept: Tensor, shape: torch.Size, bits: int) -> Tensor:
+    """The uint8 slope codes of :func:`_packed_slope`, in ``shape``."""
+    if bits == 8:
+        return kept.view(shape)
+    both = torch.stack((kept & 15, kept >> 4), dim=1).view(-1)
+    return both[: shape.numel()].view(shape)
 
 
 def _same_storage(a: Tensor, b: Tensor) -> bool:
@@ -127,17 +197,19 @@ def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
 
 
 def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None,
-              kept: Tensor | None = None) -> Tensor:
+              kept: Tensor | None = None, grad_state: str = "uint4") -> Tensor:
     """``[B, C]`` code of each unit averaged over positions, from the pre-activation ``z``.
 
     ``axis`` is the site's unit axis (1, or -1 for channels-last maps and tokens); the result is
     float32 (float64 for float64 input). ``kept``: a tensor autograd keeps for backward anyway
     (the activation's own input); when ``z``'s units are a view of its storage, the surrogate
-    gradient keeps that view rather than a copy.
+    gradient keeps that view rather than its own state, which is ``grad_state``
+    (:data:`GRAD_STATES`, see :class:`_MeanCode`).
     """
     if z.dim() == 1:
         raise ValueError(f"site output: expected at least [B, C], got shape {tuple(z.shape)}")
     zf, dim = as_units(z, axis, batch or z.shape[0])
     if torch.is_grad_enabled() and z.requires_grad:
-        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", kept is not None and _same_storage(zf, kept))
+        shared = kept is not None and _same_storage(zf, kept)
+        return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", shared, grad_state)
     return _mean_region_code(zf, dim, points, tau, quantizer == "hard")

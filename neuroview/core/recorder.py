@@ -82,7 +82,7 @@ class Recorder:
             eager = activation is not None and z.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling()
             kept = z if eager and keeps_input(activation, z) else None
             z = first(z)
-            self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch, kept))
+            self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch, kept, net.grad_state))
             if self.maps:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
 

@@ -1,6 +1,6 @@
 """The surrogate gradient shares the activation's own saved input where there is one, and only there.
 
-Shared or copied, the gradient is the same to the bit; an in-place activation (which overwrites
+Shared or copied in bfloat16 (``grad_state="bf16"``), the gradient is the same to the bit; an in-place activation (which overwrites
 or copies ``z``) keeps the site's own copy; and an activation that lies (probed as keeping its
 input, then writing into it) makes backward raise rather than use a corrupted ``z``.
 """
@@ -60,7 +60,7 @@ def test_shared_input_gives_the_same_gradient_to_the_bit_and_saves_no_copy(act, 
         if not share:
             monkeypatch.setattr(recorder, "keeps_input", lambda module, z: False)
         torch.manual_seed(1)
-        net = nv.NeuroViewCNN(_net(act), 5, example_input=x).train()
+        net = nv.NeuroViewCNN(_net(act), 5, example_input=x, grad_state="bf16").train()
         saved.append(_saved_storages(net, x, y))
         grads.append({n: p.grad for n, p in net.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) >= 6
