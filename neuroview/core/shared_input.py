@@ -3,10 +3,12 @@
 The hard code's surrogate gradient needs each site's pre-activation ``z`` in backward. Where the
 activation after the site is not in place and autograd saves its input ``z`` itself (GELU, SiLU,
 Hardswish, Mish, ELU, LeakyReLU, Softplus, PReLU, ...), ``z`` is kept until backward anyway, and
-the site keeps a reference to the same storage: no byte more. Where it saves its output (ReLU,
-Tanh, Sigmoid) or works in place (``ReLU(inplace=True)``, ``SiLU(inplace=True)``, which saves a
-copy of its input), ``z`` is overwritten or freed, and the site keeps its own compact copy
-(:class:`neuroview.core.quantize._MeanCode`).
+the site keeps a reference to the same storage: no byte more, and the gradient is the same to the
+bit as from a bfloat16 copy of ``z``. Where it saves its output (ReLU, Tanh, Sigmoid) or works in
+place (``ReLU(inplace=True)``, ``SiLU(inplace=True)``, which saves a copy of its input), ``z`` is
+overwritten or freed, and the site keeps its own state, the network's ``grad_state``
+(:class:`neuroview.core.quantize._MeanCode`): by default the surrogate's slope at ``z`` in 4 bits,
+half a byte per element (a bfloat16 copy of ``z``, 2 bytes, with ``grad_state="bf16"``).
 
 Which case holds is not read from a table: it is what autograd does, probed once per module (and
 mode) on one sample of the site's real input. If a module that probed as "keeps its input" later
