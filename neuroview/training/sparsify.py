@@ -8,7 +8,9 @@ the sparsest point whose validation accuracy is within ``tolerance`` points of t
 whose validation cross-entropy keeps ``deviance`` (99%) of the largest drop the path achieves (the
 accuracy of validation carved from the training split saturates: the backbone has seen those
 samples, and on small sets the first two or three units already score 100% there). 99% and
-plain L1 for RNNs were chosen on held-out data (``benchmarks/sparsify_choice.py``). The reference:
+plain L1 for RNNs were chosen on held-out data (``benchmarks/sparsify_choice.py``). With
+``max_k90`` (a readability budget) only points whose decisions need that few contributions count,
+and the most accurate of them is kept when none meets the rule. The reference:
 
 - with ``val`` data (held out from the dense network's training): the dense network's own
   accuracy on it; the path is fitted on all of ``train`` and scored on ``val``;
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -50,9 +52,11 @@ from torch import Tensor, nn
 from .._batch import steps_first, unpack
 from ..core.cnn import NeuroViewCNN
 from ..core.head import CodeNorm
+from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
+from .sparsity_path import SparsityPath, register_plotter  # noqa: F401 - re-exported
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
@@ -60,53 +64,6 @@ GROUPS = ("unit", "step", "hidden")
 # chosen on data no network of the study had seen (benchmarks/sparsify_choice.py): 15 of 16 zoo
 # entries within 1 point of the dense network there, against 12 of 16 at 0.95
 DEVIANCE = 0.99
-
-# the training layer may not import viz: neuroview.viz.sparsity registers its drawing here on import
-_plotter = None
-
-
-def register_plotter(fn) -> None:
-    global _plotter
-    _plotter = fn
-
-
-@dataclass
-class SparsityPath:
-    """The regularization path :func:`sparsify` walked, sparsest first."""
-
-    lambdas: Tensor  # [P] penalties
-    val_acc: Tensor  # [P] validation accuracy, % (the mean over folds with cross-validation)
-    train_acc: Tensor  # [P] accuracy on the codes the point was fitted on, %
-    units_per_class: Tensor  # [P] mean number of features with a nonzero weight, per class
-    groups_per_class: Tensor  # [P] mean number of groups (steps, hidden units) used per class; = units for "unit"
-    chosen: int  # index of the point kept
-    reference: float  # the validation accuracy the points are held against, %
-    tolerance: float
-    validation: str  # how the validation accuracy was measured
-    groups: str = "unit"
-    num_features: int = 0
-    val_loss: Tensor | None = None  # [P] mean validation cross-entropy
-    extra: dict = field(default_factory=dict)
-
-    def to_records(self) -> list[dict]:
-        """One dict per point: ``lambda, val_acc, train_acc, units_per_class, groups_per_class, chosen``."""
-        return [{"lambda": float(lam), "val_acc": float(v), "train_acc": float(t), "units_per_class": float(u),
-                 "groups_per_class": float(g), "chosen": i == self.chosen}
-                for i, (lam, v, t, u, g) in enumerate(zip(self.lambdas, self.val_acc, self.train_acc,
-                                                          self.units_per_class, self.groups_per_class))]
-
-    def plot(self, **kw):
-        """:func:`neuroview.viz.sparsity.path_plot`: validation accuracy against units per class (a Figure)."""
-        if _plotter is None:
-            raise ImportError("sparsity paths are drawn by neuroview.viz.sparsity; import neuroview.viz.sparsity")
-        return _plotter(self, **kw)
-
-    def __str__(self) -> str:
-        i = self.chosen
-        what = "units" if self.groups == "unit" else f"features ({self.groups_per_class[i]:.1f} {self.groups}s)"
-        return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
-                f"{self.val_acc[i]:.1f}% against {self.reference:.1f}% ({self.validation}; tolerance {self.tolerance:g} points)")
-
 
 # ------------------------------------------------------------------- features
 def _is_rnn(net: nn.Module) -> bool:
@@ -204,6 +161,18 @@ def _losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor
     return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
 
 
+def _k90(point: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
+    """``[N]`` k90 of each decision of ``point`` on the standardized training features ``x``: its
+    predicted logit's contributions against the training mean code (0 once standardized), as
+    ``explain(x, baseline="mean")`` gives them for the sparse network."""
+    w, b = point
+    cols = (w != 0).any(0)
+    if not bool(cols.any()):
+        return torch.zeros(len(x), dtype=torch.long)
+    pred = (x @ w.T + b).argmax(1)
+    return k_share(w[pred][:, cols] * x[:, cols], 0.9).cpu()
+
+
 def _folds(y: Tensor, k: int, seed: int) -> list[Tensor]:
     """``k`` stratified folds of the sample indices (every class spread over the folds), fixed by ``seed``."""
     g = torch.Generator().manual_seed(seed)
@@ -266,7 +235,7 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
     return path, val_acc, torch.stack(losses), reference, how
 
 
-def _check(net, tolerance, groups, folds, deviance=DEVIANCE) -> str:
+def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None) -> str:
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
         raise TypeError(f"net: expected a NeuroViewCNN or NeuroViewRNN (nv.wrap(model, ...)), got {type(net).__name__}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
@@ -275,6 +244,8 @@ def _check(net, tolerance, groups, folds, deviance=DEVIANCE) -> str:
         raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
     if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
+    if max_k90 is not None and (isinstance(max_k90, bool) or not isinstance(max_k90, (int, float)) or not max_k90 >= 1):
+        raise ValueError(f"max_k90: expected None or a number of contributions per decision >= 1, got {max_k90!r}")
     groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
     if groups not in GROUPS:
         raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
@@ -290,6 +261,7 @@ class _Walk:
     lambdas: Tensor
     val_acc: Tensor
     val_loss: Tensor  # [P, N_val] per-sample validation cross-entropy
+    k90: Tensor  # [P] median k90 of each point's decisions on the training split
     reference: float
     how: str
     units: Tensor
@@ -321,20 +293,37 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
     path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed)
     units, grp = _sparsity([w for w, _ in path], gid)
-    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, reference, how, units, grp)
+    k90 = torch.stack([_k90(pt, z).float().quantile(0.5) for pt in path])
+    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, reference, how, units, grp)
 
 
 def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: float, tolerance: float,
-                 deviance: float, groups: Tensor | None = None) -> int:
+                 deviance: float, groups: Tensor | None = None, k90: Tensor | None = None,
+                 max_k90: float | None = None) -> int:
     """The index of the path point :func:`sparsify` keeps: the sparsest (fewest groups, then fewest
     units) whose validation accuracy is within ``tolerance`` of ``reference`` and that keeps
     ``deviance`` of the largest drop in mean validation cross-entropy (``val_loss [P, N]``) the
     path achieves, from its first point (no unit) to its best. A point whose head reads no unit is
-    a constant, never kept; when no point qualifies, the most accurate one."""
+    a constant, never kept; when no point qualifies, the most accurate one.
+
+    With ``max_k90`` only points whose median k90 (``k90 [P]``) is within it count: the
+    rule above among them, else the most accurate of them (ties: the lower validation loss). The
+    budget wins over ``tolerance``; when no point meets it, the point of smallest k90 is kept."""
     groups = units if groups is None else groups
     mean_loss = val_loss.mean(1)
     kept = (mean_loss[0] - mean_loss) >= deviance * (mean_loss[0] - mean_loss.min())
-    ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
+    if max_k90 is not None:
+        if k90 is None:
+            raise ValueError("k90: choose_point needs each point's validation k90 to keep within max_k90")
+        pool = (units > 0) & (k90 <= max_k90)
+        if not bool(pool.any()):
+            pool = (units > 0) & (k90 == k90[units > 0].min())
+        ok = ((val_acc >= reference - tolerance) & pool & kept).nonzero()[:, 0]
+        if not len(ok):
+            best = (pool & (val_acc == val_acc[pool].max())).nonzero()[:, 0].tolist()
+            return min(best, key=lambda i: float(mean_loss[i]))
+    else:
+        ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
     if not len(ok):
         ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
     key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
@@ -343,7 +332,8 @@ def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: fl
 
 def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
              l1_ratio: float | None = None, relaxed: float | None = 1e-2, points: int = 25, ratio: float = 1e-2,
-             folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = DEVIANCE) -> nn.Module:
+             folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = DEVIANCE,
+             max_k90: float | None = None) -> nn.Module:
     """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
 
     Args:
@@ -361,6 +351,14 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             every zoo network trained with a split held out, the path walked with cross-validation
             on the rest, each rule judged on the held-out split): 15 of 16 entries within 1 point
             of the dense network at 0.99, 12 of 16 at 0.95, which reads about 40% as many units.
+        max_k90: a readability budget: keep only points whose decisions need at most this many
+            contributions for 90% of their evidence (the median k90 of the point's head, fitted on
+            all of ``train``, over the training split's decisions: predicted logit, against the
+            training mean code; hidden states for an RNN. k90 reads no label, and it matches the
+            test split's: nv_lite.gunpoint 10 against 10, nv_lite.mnist1d 10 against 10). Among
+            them the rule above, else the most accurate on validation: the budget wins over
+            ``tolerance``, and the path's validation accuracy (``sparse.sparsity_path``) says
+            what it cost. The zoo's sparse entries use 10.
         groups: ``"unit"`` (CNN default: each weight alone, L1), ``"step"`` (RNN default: all hidden
             states of one step, every layer and direction, so a decision reads few steps) or
             ``"hidden"`` (one hidden unit over every step).
@@ -376,10 +374,11 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             end of a path on separable codes never converges: its weights grow without bound) and
             the folds' shuffle.
     """
-    groups = _check(net, tolerance, groups, folds, deviance)
+    groups = _check(net, tolerance, groups, folds, deviance, max_k90)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
                 folds=folds, max_iter=max_iter, seed=seed)
-    chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp)
+    chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp,
+                          k90=run.k90, max_k90=max_k90)
     sparse, (w, b) = run.sparse, run.path[chosen]
     with torch.no_grad():
         sparse.classifier.weight.copy_(w.to(sparse.classifier.weight.dtype))
@@ -388,5 +387,6 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         lambdas=run.lambdas, val_acc=run.val_acc, train_acc=_acc(run.path, run.z, run.y), units_per_class=run.units,
         groups_per_class=run.grp, chosen=chosen, reference=run.reference, tolerance=float(tolerance),
         validation=run.how, groups=groups, num_features=run.z.shape[1], val_loss=run.val_loss.mean(1),
+        k90=run.k90, max_k90=None if max_k90 is None else float(max_k90),
     )
     return sparse.eval()

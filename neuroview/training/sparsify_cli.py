@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Refit a NeuroView network's global classifier so that each class reads few units "
                     "(few steps for an RNN), within --tolerance accuracy points on validation data carved "
                     "from the training split; the test split is read once, to report.",
-        epilog="example: neuroview sparsify nv_lite.gunpoint --out runs/sparse && "
+        epilog="example: neuroview sparsify nv_lite.gunpoint --max-k90 10 --out runs/sparse && "
                "neuroview explain --model nv_lite.gunpoint_sparse --zoo runs/sparse --out report",
     )
     p.add_argument("source", help="a zoo entry (e.g. nv_lite.gunpoint; `neuroview zoo 'nv_*'` lists them) or a "
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points the sparse head may lose on validation (default 1)")
     p.add_argument("--deviance", type=float, default=DEVIANCE,
                    help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")
+    p.add_argument("--max-k90", type=float, default=None,
+                   help="a readability budget: keep only points whose validation decisions need at most this many "
+                        "contributions for 90%% of their evidence (the zoo's sparse entries use 10; default: none)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         net, dm, entry, tag = _source(args.source, args.data)
         dm.setup("fit")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
-                          deviance=args.deviance)
+                          deviance=args.deviance, max_k90=args.max_k90)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "top10_share", "units_per_class")},
-                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance, "groups": path.groups,
+                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance, "max_k90": args.max_k90,
+                                                                         "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")
     return 0

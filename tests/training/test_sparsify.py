@@ -163,3 +163,71 @@ def test_choose_point_keeps_the_sparsest_point_within_tolerance_and_the_deviance
     assert choose_point(acc, loss, units, 200.0, 1.0, 0.0) == 3
     # groups first: fewer groups wins over fewer units
     assert choose_point(acc, loss, units, 100.0, 1.0, 0.0, groups=torch.tensor([0.0, 5, 5, 1, 5])) == 3
+
+
+def test_choose_point_keeps_within_a_k90_budget():
+    from neuroview.training.sparsify import choose_point
+
+    units = torch.tensor([0.0, 1.0, 2.0, 4.0, 8.0])
+    acc = torch.tensor([50.0, 90.0, 99.5, 100.0, 100.0])
+    loss = torch.tensor([1.0, 0.5, 0.3, 0.2, 0.1])[:, None].expand(5, 3)
+    k90 = torch.tensor([0.0, 1.0, 2.0, 3.0, 6.0])
+    # the deviance rule alone keeps point 4 (k90 6); a budget of 3 keeps the rule among points 1..3:
+    # none keeps all of the loss drop, so the most accurate of them
+    assert choose_point(acc, loss, units, 100.0, 1.0, 1.0, k90=k90) == 4
+    assert choose_point(acc, loss, units, 100.0, 1.0, 1.0, k90=k90, max_k90=3) == 3
+    # within the budget the rule still applies: 99.5 is within 1 point at deviance 0
+    assert choose_point(acc, loss, units, 100.0, 1.0, 0.0, k90=k90, max_k90=3) == 2
+    # ties in accuracy inside the budget: the lower validation loss
+    flat = torch.tensor([50.0, 90.0, 95.0, 95.0, 100.0])
+    assert choose_point(flat, loss, units, 100.0, 1.0, 1.0, k90=k90, max_k90=3) == 3
+    # a budget no point meets: the point of smallest k90 that reads a unit
+    assert choose_point(acc, loss, units, 100.0, 1.0, 1.0, k90=torch.tensor([0.0, 7, 8, 9, 9]), max_k90=3) == 1
+    with pytest.raises(ValueError, match="k90"):
+        choose_point(acc, loss, units, 100.0, 1.0, 1.0, max_k90=3)
+
+
+def _k90_by_hand(contributions: torch.Tensor) -> list[int]:
+    """Per row: the fewest contributions, largest |value| first, whose |values| reach 90% of the row's sum."""
+    out = []
+    for row in contributions.tolist():
+        a = sorted((abs(v) for v in row), reverse=True)
+        total, run, k = sum(a), 0.0, 0
+        while total > 0 and run < 0.9 * total * (1 - 1e-12):
+            run += a[k]
+            k += 1
+        out.append(k)
+    return out
+
+
+def _trained_cnn(x, y, steps=150):
+    net = _cnn().train()
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    return net.eval()
+
+
+def test_sparsify_within_a_k90_budget_reads_that_few_contributions(one_thread):
+    import statistics
+
+    x, y = _planted(200)
+    net = _trained_cnn(x[:150], y[:150])
+    train, val = [(x[:150], y[:150])], [(x[150:], y[150:])]
+    free = nv.sparsify(net, train, val, points=12, max_iter=200)
+    budget = nv.sparsify(net, train, val, points=12, max_iter=200, max_k90=4)
+    path = budget.sparsity_path
+    assert path.max_k90 == 4.0 and float(path.k90[path.chosen]) <= 4
+    assert float(free.sparsity_path.k90[free.sparsity_path.chosen]) > 4  # the budget binds here
+    assert "within 4" in str(path) and "k90" in path.to_records()[0]
+    # the kept head's decisions on the training split, against its mean code, counted by hand
+    exp = budget.explain(x[:150], baseline=nv.mean_codes(budget, train))
+    contrib = exp.for_class(exp.predicted).flatten(1)
+    assert statistics.median(_k90_by_hand(contrib)) == float(path.k90[path.chosen])
+    # still exact: the predicted logit is the baseline's logit plus the contributions
+    rows = torch.arange(len(contrib))
+    assert torch.allclose(exp.bias[exp.predicted] + contrib.sum(1), budget(x[:150])[rows, exp.predicted], atol=1e-4)
+    with pytest.raises(ValueError, match="max_k90"):
+        nv.sparsify(net, train, max_k90=0)

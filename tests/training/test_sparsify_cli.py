@@ -17,7 +17,8 @@ from neuroview.zoo.pretrained import read_manifest
 
 def test_sparsify_command_writes_a_sparse_zoo_entry(tmp_path, capsys):
     out = tmp_path / "zoo"
-    assert sparsify_main(["nv_lite.gunpoint", "--out", str(out)]) == 0
+    # the README's readable flow: a budget of 10 contributions per decision
+    assert sparsify_main(["nv_lite.gunpoint", "--max-k90", "10", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "nv_lite.gunpoint_sparse" in printed and "neuroview explain --model nv_lite.gunpoint_sparse" in printed
     entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
@@ -26,7 +27,8 @@ def test_sparsify_command_writes_a_sparse_zoo_entry(tmp_path, capsys):
     upc = nv.units_per_class(net)
     assert upc.float().mean().item() == pytest.approx(entry["metrics"]["units_per_class"])
     assert upc.max() <= 194 // 4  # of 194 units
-    assert entry["sparsify"]["deviance"] == DEVIANCE
+    assert entry["sparsify"]["deviance"] == DEVIANCE and entry["sparsify"]["max_k90"] == 10
+    assert entry["metrics"]["k90"] <= 10 + 2  # measured on the test split; the budget was kept on validation
     x = torch.randn(4, 1, 150)
     exp = net.explain(x, baseline="mean")
     assert torch.allclose(exp.for_class().sum(-1) + exp.bias[exp.target], net(x).gather(1, exp.target[:, None])[:, 0], atol=1e-5)
@@ -41,6 +43,8 @@ def test_sparsify_command_errors(tmp_path, capsys):
     assert "source: no such checkpoint" in capsys.readouterr().err
     assert sparsify_main(["nv_lite.gunpoint", "--tolerance", "-1", "--out", str(tmp_path)]) == 2
     assert "tolerance" in capsys.readouterr().err
+    assert sparsify_main(["nv_lite.gunpoint", "--max-k90", "0", "--out", str(tmp_path)]) == 2
+    assert "max_k90" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written on an error
 
 
