@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "seeds", "gaps", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -352,27 +352,50 @@ def _readable(m: dict) -> tuple[str, str]:
     return upc, f"{m['k90']:g}{steps}"
 
 
+def _sparse_runs(src: Sources, n: str, max_k90: float | None) -> list[dict]:
+    """sparsify_zoo.py's runs of entry ``n`` with the readability budget ``max_k90`` (None: the default
+    rule), only those made with the point rule (deviance) of its seed-0 run."""
+    runs = [r for k, r in src.sparse_runs.items() if k.split(":")[0] == n and r.get("max_k90") == max_k90]
+    rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
+    return [r for r in runs if r.get("deviance") == rule]
+
+
+def _drop(runs: list[dict]) -> str:
+    drops = [r["dense"]["accuracy"] - r["sparse"]["accuracy"] for r in runs]
+    return f"{signed(statistics.fmean(drops))} ± {statistics.pstdev(drops):.1f} ({len(drops)})" if drops else DASH
+
+
 def render_sparse(src: Sources) -> str:
-    """Every NeuroView entry, dense and sparse: test accuracy, units per class, k90 (seed 0, the zoo's weights),
-    and the accuracy drop over the seeds sparsify_zoo.py has run."""
+    """Every NeuroView entry, dense and its zoo sparse entry: test accuracy, units per class, k90 (seed 0,
+    the zoo's weights), and the accuracy drop over the seeds sparsify_zoo.py has run with the same budget."""
     rows = []
     for tag, _, n in pairs(src):
         if n is None or n not in src.sparse:
             continue
         d, sp = src.manifest[n]["metrics"], src.sparse[n]["metrics"]
-        runs = [r for k, r in src.sparse_runs.items() if k.split(":")[0] == n]
-        # only the runs made with the point rule of seed 0's (the zoo's) entry
-        rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
-        runs = [r for r in runs if r.get("deviance") == rule]
-        drops = [r["dense"]["accuracy"] - r["sparse"]["accuracy"] for r in runs]
-        drop = (f"{signed(statistics.fmean(drops))} ± {statistics.pstdev(drops):.1f} ({len(drops)})" if drops else DASH)
-        rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp), drop])
+        budget = src.sparse[n].get("training", {}).get("max_k90")
+        rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp),
+                     _drop(_sparse_runs(src, n, budget))])
     head = ["dataset", "NeuroView entry", "dense acc.", "units/class", "k90", "sparse acc.", "units/class", "k90",
             "drop, points (seeds)"]
     return table(head, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])
 
 
-RENDER = {"sparse": render_sparse, "zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
+def render_sparse_default(src: Sources) -> str:
+    """The same entries sparsified with ``nv.sparsify``'s defaults (no readability budget), from sparsify_zoo.json."""
+    rows = []
+    for tag, _, n in pairs(src):
+        runs = _sparse_runs(src, n, None) if n else []
+        first = next((r for r in runs if r["seed"] == 0), None)
+        if first is None:
+            continue
+        sp = first["sparse"] | {"test_acc": first["sparse"]["accuracy"] / 100}
+        rows.append([name_of(tag), f"`{n}`", pct(sp["test_acc"]), *_readable(sp), _drop(runs)])
+    head = ["dataset", "NeuroView entry", "sparse acc. (defaults)", "units/class", "k90", "drop, points (seeds)"]
+    return table(head, rows, ["---", "---", "---:", "---:", "---:", "---:"])
+
+
+RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
           "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble}
