@@ -25,6 +25,7 @@ benchmarks/results/saved_bytes.json and .md.
 
     python benchmarks/saved_bytes.py                   # the four models, ~3 min on 1 thread
     python benchmarks/saved_bytes.py --models resnet50 --quantizer soft
+    python benchmarks/saved_bytes.py --grad-state bf16 --out /tmp/sb  # a ReLU site's bfloat16 copy, as before
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def measure(name: str, args) -> dict:
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, args.classes, (args.batch,))
     # the standard network stays unwrapped (no hooks on it); NeuroView wraps a copy of the same weights
-    net = nv.wrap(copy.deepcopy(std), args.classes, quantizer=args.quantizer, example_input=x)
+    net = nv.wrap(copy.deepcopy(std), args.classes, quantizer=args.quantizer, grad_state=args.grad_state, example_input=x)
     t = time.perf_counter()
     b_std, b_nv = saved_bytes(std, x, y, args.precision), saved_bytes(net, x, y, args.precision)
     row = {"model": NAMES[name], "source": source, "sites": len(net.sites), "units": net.num_units,
@@ -178,7 +179,8 @@ def measure(name: str, args) -> dict:
 
 def markdown(res: dict) -> str:
     m = res["meta"]
-    lines = [f"Bytes saved for backward in one train step (forward and loss), NeuroView (`{m['quantizer']}` codes) "
+    lines = [f"Bytes saved for backward in one train step (forward and loss), NeuroView (`{m['quantizer']}` codes, "
+             f"`grad_state={m.get('grad_state', 'bf16')!r}`) "
              f"over the standard network with the same weights, both in train mode; {m['size']}x{m['size']}, batch "
              f"{m['batch']}, {m['classes']} classes, {m.get('precision', 'fp32')}, CPU; each storage counted once. Kernels: aten operations "
              f"recorded by `torch.profiler` on CPU, NeuroView minus standard, per site (`{m['command']}`, torch {m['torch']}).",
@@ -199,6 +201,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(NAMES), choices=list(NAMES))
     p.add_argument("--quantizer", default="hard", choices=("hard", "soft"))
+    p.add_argument("--grad-state", default="uint4", choices=("uint4", "uint8", "bf16"),
+                   help="what a site keeps for its surrogate gradient where the activation does not keep z")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--classes", type=int, default=1000)
@@ -212,8 +216,9 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     cmd = "python benchmarks/saved_bytes.py" + ("" if args.models == list(NAMES) else " --models " + " ".join(args.models)) + (
         "" if args.quantizer == "hard" else f" --quantizer {args.quantizer}") + ("" if args.width == 1 else f" --width {args.width:g}") + (
-        "" if args.precision == "fp32" else f" --precision {args.precision}") + (" --no-kernels" if args.no_kernels else "")
-    res = {"meta": {"command": cmd, "quantizer": args.quantizer, "batch": args.batch, "size": args.size,
+        "" if args.precision == "fp32" else f" --precision {args.precision}") + (" --no-kernels" if args.no_kernels else "") + (
+        "" if args.grad_state == "uint4" else f" --grad-state {args.grad_state}")
+    res = {"meta": {"command": cmd, "quantizer": args.quantizer, "grad_state": args.grad_state, "batch": args.batch, "size": args.size,
                     "classes": args.classes, "width": args.width, "precision": args.precision, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}, "rows": []}
     for name in args.models:
         res["rows"].append(measure(name, args))
