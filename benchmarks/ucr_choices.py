@@ -1,0 +1,166 @@
+"""The time-series recipes' options, chosen on validation only: every option, both members of a pair alike.
+
+The ``ucr_*`` recipes' options were first picked by test accuracy on the development sets. This
+script re-chooses them without the test split: each recipe learns from four fifths of each
+development set's training split and is scored on the fifth held out (``ucr_accuracy.py --val
+0.2``, stratified, the data module's seed), once as it is and once per alternative value of each
+option. The rule, written here before the runs:
+
+- an option's value is judged by its mean validation accuracy over the development sets it
+  matters on (:data:`CHOICES`), over the seeds run;
+- an alternative replaces the recipe's value only if it is better by more than
+  :data:`MARGIN` points (validation splits are 7 to 800 series: a smaller gap is noise);
+- the NeuroView recipe and its standard counterpart are judged apart, on the same options and
+  values where the option applies to both (a pair then differs only where validation says so).
+
+    nice -n 10 python benchmarks/ucr_choices.py --jobs 1               # run what is missing (cached)
+    nice -n 10 python benchmarks/ucr_choices.py --only classifier_lr   # one option
+    nice -n 10 python benchmarks/ucr_choices.py --recipes recipes/ucr_rnn.yaml recipes/ucr_nv_rnn.yaml
+    python benchmarks/ucr_choices.py --report                          # the judgement, from the cache
+
+Runs are the ``ucr_accuracy.py`` runs with ``--val 0.2`` (and ``--extra <alternative>``), cached in
+the same ``benchmarks/results/ucr_accuracy.json``; the report goes to
+``benchmarks/results/ucr_choices.md``. A run counts only for the recipe version (SHA-256) it was
+made with, so changing a recipe after a choice makes its runs stale, as it should.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ucr_accuracy import CNN_ONLY, DEV_SETS, OUT, RESULTS, _key, _run, _sha, load  # noqa: E402
+
+REPORT = RESULTS / "ucr_choices.md"
+VAL = 0.2
+MARGIN = 1.0  # points of mean validation accuracy an alternative must win by
+NV_CNN, CNN, NV_RNN, RNN = (f"recipes/ucr_{n}.yaml" for n in ("nv_cnn", "cnn", "nv_rnn", "rnn"))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option: the recipe's value (in words) and each alternative as command-line arguments, per recipe."""
+
+    name: str
+    current: str
+    alternatives: dict[str, dict[str, tuple[str, ...]]]  # label -> recipe -> extra arguments
+    sets: tuple[str, ...] = DEV_SETS  # the development sets the option can matter on
+
+
+def _both(pairs: dict[str, tuple[str, ...]], recipes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return {r: pairs[r] for r in recipes}
+
+
+CHOICES = (
+    Choice("classifier_lr", "a tenth of the backbone's rate (NeuroView); the backbone's rate (standard)", {
+        "the backbone's rate": {NV_CNN: ("--model.classifier_lr", "1.0e-3"), NV_RNN: ("--model.classifier_lr", "3.0e-3")},
+        "a tenth of the backbone's rate": {CNN: ("--model.classifier_lr", "1.0e-4"), RNN: ("--model.classifier_lr", "3.0e-4")},
+    }),
+    Choice("head_dropout", "0.5 (NeuroView-GRU), 0 (GRU)", {
+        "0": {NV_RNN: ("--model.model_kwargs.head_dropout", "0.0")},
+        "0.5": {RNN: ("--model.model_kwargs.head_dropout", "0.5")},
+    }),
+    Choice("num_layers", "2 (both GRUs)", {
+        "1": {NV_RNN: ("--model.model_kwargs.num_layers", "1"), RNN: ("--model.model_kwargs.num_layers", "1")},
+    }),
+    Choice("resample", "stretched to the longest series (all four)", {
+        "padded (CNN) / masked (RNN)": {r: ("--data.init_args.resample", "false") for r in (NV_CNN, CNN, NV_RNN, RNN)},
+    }, sets=("JapaneseVowels",)),  # the one development set of variable length
+    Choice("arch (CNN)", "LITE (both CNN recipes)", {
+        "InceptionTime": {NV_CNN: ("--model.arch", "nv_inception_time"), CNN: ("--model.arch", "inception_time")},
+        "FCN": {NV_CNN: ("--model.arch", "nv_fcn1d"), CNN: ("--model.arch", "fcn1d")},
+    }),
+)
+
+
+def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...]) -> list[float]:
+    """Validation accuracies (%) of ``recipe`` + ``extra`` on ``sets`` x ``seeds`` made with the recipe as it is now."""
+    got = []
+    for s in sets:
+        if "rnn" in Path(recipe).stem and s in CNN_ONLY:
+            continue
+        for seed in seeds:
+            r = runs.get(_key(recipe, s, seed, extra, VAL))
+            if r is not None and r.get("sha") == _sha(recipe):
+                got.append(100 * r["val_acc"])
+    return got
+
+
+def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict) -> list[tuple[str, str, int, tuple[str, ...]]]:
+    """Every (recipe, set, seed, extra) a judgement needs that the cache lacks: the recipe as it is, and each alternative."""
+    need = []
+    for c in choices:
+        for alt in c.alternatives.values():
+            for recipe, extra in alt.items():
+                for s in c.sets:
+                    if "rnn" in Path(recipe).stem and s in CNN_ONLY:
+                        continue
+                    for seed in seeds:
+                        for e in ((), tuple(extra)):
+                            k = _key(recipe, s, seed, e, VAL)
+                            if runs.get(k, {}).get("sha") != _sha(recipe) and (recipe, s, seed, e) not in need:
+                                need.append((recipe, s, seed, e))
+    return need
+
+
+def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict) -> list[dict]:
+    """One row per option, recipe and alternative: both means, the runs behind them, and the verdict by the rule above."""
+    rows = []
+    for c in choices:
+        for label, alt in c.alternatives.items():
+            for recipe, extra in alt.items():
+                base, other = _runs_for(runs, recipe, c.sets, seeds, ()), _runs_for(runs, recipe, c.sets, seeds, tuple(extra))
+                complete = len(base) == len(other) and len(base) == sum(
+                    len(seeds) for s in c.sets if not ("rnn" in Path(recipe).stem and s in CNN_ONLY))
+                verdict = ("not run yet" if not complete else
+                           "change" if statistics.fmean(other) > statistics.fmean(base) + MARGIN else "keep")
+                rows.append({"option": c.name, "recipe": Path(recipe).stem, "current": c.current, "alternative": label,
+                             "current_acc": statistics.fmean(base) if base else None,
+                             "alternative_acc": statistics.fmean(other) if other else None,
+                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict})
+    return rows
+
+
+def report(rows: list[dict], seeds: list[int]) -> str:
+    def pct(v):
+        return "–" if v is None else f"{v:.1f}"
+
+    lines = [f"# The ucr_* recipes' options, judged on validation ({int(VAL * 100)}% of each training split held out, "
+             f"seeds {', '.join(map(str, seeds))}; the test split unread)", "",
+             f"`python benchmarks/ucr_choices.py --report`. An alternative replaces the recipe's value only if its mean "
+             f"validation accuracy over the sets is higher by more than {MARGIN:g} points.", "",
+             "| option | recipe | the recipe's value | alternative | recipe, val. % | alternative, val. % | runs | verdict |",
+             "|---|---|---|---|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['option']} | {r['recipe']} | {r['current']} | {r['alternative']} | {pct(r['current_acc'])} | "
+                     f"{pct(r['alternative_acc'])} | {r['runs']} | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="*", help="option names (default: all)")
+    p.add_argument("--recipes", nargs="*", help="run only these recipes' runs (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--report", action="store_true", help="judge from the cache; run nothing")
+    args = p.parse_args(argv)
+    choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
+    if not args.report:
+        need = [n for n in todo(choices, args.seeds, load()) if not args.recipes or n[0] in args.recipes]
+        for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
+            _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT)
+    text = report(judge(choices, args.seeds, load()), args.seeds)
+    REPORT.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

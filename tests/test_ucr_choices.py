@@ -1,0 +1,80 @@
+"""benchmarks/ucr_choices.py: the recipes' options are judged on validation only, each alternative
+builds the network it names, and the rule changes a value only past its margin (no training here)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def choices():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import ucr_choices
+
+        yield ucr_choices
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_every_run_it_asks_for_holds_out_validation_and_pairs_alike(choices):
+    need = choices.todo(choices.CHOICES, [0], {})
+    assert need
+    keys = {choices._key(r, s, seed, e, choices.VAL) for r, s, seed, e in need}
+    assert all(k.endswith(f"@val{choices.VAL}") for k in keys)  # the test split is never what a run scores
+    assert not any("rnn" in r and s == "mnist1d" for r, s, _, _ in need)
+    # each alternative is run beside the recipe as it is, on the same sets and seeds
+    for r, s, seed, e in need:
+        if e:
+            assert (r, s, seed, ()) in need
+    # an option that applies to both members of a pair is asked of both
+    layers = next(c for c in choices.CHOICES if c.name == "num_layers")
+    assert set(layers.alternatives["1"]) == {choices.NV_RNN, choices.RNN}
+    assert {s for r, s, _, e in need if e == ("--data.init_args.resample", "false")} == {"JapaneseVowels"}
+
+
+def test_the_rule_changes_a_value_only_past_the_margin(choices, monkeypatch):
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "now")
+    one = (choices.Choice("x", "a", {"b": {choices.NV_CNN: ("--model.lr", "1")}}, sets=("GunPoint", "ArrowHead")),)
+
+    def runs(base, alt, sha="now"):
+        out = {}
+        for s, (a, b) in zip(("GunPoint", "ArrowHead"), zip(base, alt)):
+            out[choices._key(choices.NV_CNN, s, 0, (), choices.VAL)] = {"val_acc": a / 100, "sha": sha}
+            out[choices._key(choices.NV_CNN, s, 0, ("--model.lr", "1"), choices.VAL)] = {"val_acc": b / 100, "sha": sha}
+        return out
+
+    verdict = [r["verdict"] for r in choices.judge(one, [0], runs((90, 80), (91, 80.5)))]
+    assert verdict == ["keep"]  # +0.75 on average: within the margin
+    verdict = [r["verdict"] for r in choices.judge(one, [0], runs((90, 80), (92, 81)))]
+    assert verdict == ["change"]  # +1.5
+    assert choices.judge(one, [0], runs((90, 80), (99, 99), sha="old"))[0]["verdict"] == "not run yet"  # stale recipe
+    partial = runs((90, 80), (99, 99))
+    partial.pop(choices._key(choices.NV_CNN, "ArrowHead", 0, (), choices.VAL))
+    assert choices.judge(one, [0], partial)[0]["verdict"] == "not run yet"
+
+
+def test_every_alternative_builds_the_network_it_names(choices):
+    from neuroview.training.cli import cli_main
+
+    for c in choices.CHOICES:
+        for alt in c.alternatives.values():
+            for recipe, extra in alt.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    cli = cli_main(["fit", "--config", str(BENCH.parent / recipe), *extra, "--trainer.default_root_dir", tmp,
+                                    "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"], run=False)
+                flag, value = extra
+                if flag == "--model.arch":
+                    assert cli.model.hparams.arch == value
+                elif flag.startswith("--model.model_kwargs."):
+                    assert str(cli.model.hparams.model_kwargs[flag.rsplit(".", 1)[1]]) == str(float(value) if "." in value else int(value))
+                elif flag.startswith("--model."):
+                    assert float(cli.model.hparams[flag.removeprefix("--model.")]) == float(value)
+                else:
+                    assert str(getattr(cli.datamodule, flag.rsplit(".", 1)[1])).lower() == value
