@@ -15,8 +15,8 @@ ReLUs). ``nv_fcn1d.gunpoint`` trains with ``quantizer: none``, which has no surr
 Runs are cached in benchmarks/results/grad_state.json (a rerun skips what is done); the table
 goes to benchmarks/results/grad_state.md.
 
-    nice -n 10 python benchmarks/grad_state.py                   # 3 entries x 3 seeds x 2 states, ~45 min
-    python benchmarks/grad_state.py --states bf16 uint8 uint4 --entries nv_lite.gunpoint --seeds 0
+    nice -n 10 python benchmarks/grad_state.py                   # 3 entries x 3 seeds x 3 states, ~30 min
+    python benchmarks/grad_state.py --states bf16 uint4 --entries nv_lite.gunpoint --seeds 0
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--entries", nargs="+", default=list(ENTRIES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--states", nargs="+", default=["bf16", "uint4"], choices=("bf16", "uint8", "uint4"))
+    p.add_argument("--states", nargs="+", default=["bf16", "uint8", "uint4"], choices=("bf16", "uint8", "uint4"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--table-only", action="store_true", help="print the table of the cached runs")
     args = p.parse_args(argv)
