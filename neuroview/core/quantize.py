@@ -19,6 +19,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from . import fused
+
 QUANTIZERS = ("hard", "soft", "none")
 
 #: What a site keeps for its code's gradient where the activation after it does not keep ``z`` itself
@@ -56,14 +58,14 @@ class _MeanCode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool,
                 shared: bool = False, state: str = "uint4") -> Tensor:
-        code = _mean_region_code(zf.detach(), dim, points, tau, hard)
         half = zf.dtype in (torch.float32, torch.float16)
         ctx.points, ctx.tau, ctx.dtype, ctx.dim, ctx.round = points, tau, zf.dtype, dim, shared and half
         ctx.n, ctx.slope = zf.shape[dim], not shared and state != "bf16" and zf.dtype != torch.float64
+        bits = 4 if state == "uint4" else 8
+        ctx.step = _slope_peak(points, tau) / (2 ** bits - 1)
+        code, keep = _code_and_slope(zf.detach(), dim, points, tau, hard, ctx.step if ctx.slope else None, bits)
         if ctx.slope:
-            bits = 4 if state == "uint4" else 8
-            ctx.step = _slope_peak(points, tau) / (2 ** bits - 1)
-            keep, ctx.shape, ctx.bits = _packed_slope(zf.detach(), points, tau, ctx.step, bits), zf.shape, bits
+            ctx.shape, ctx.bits = zf.shape, bits
         else:
             keep = zf if shared else zf.to(torch.bfloat16) if half else zf.clone()
         ctx.save_for_backward(keep)
@@ -144,6 +146,16 @@ def _same_storage(a: Tensor, b: Tensor) -> bool:
         return False
 
 
+def _code_and_slope(zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool,
+                    step: float | None = None, bits: int = 4) -> tuple[Tensor, Tensor | None]:
+    """The site's ``[B, C]`` code and, given ``step``, its packed slope state: one fused kernel on
+    CUDA (:mod:`neuroview.core.fused`, the same codes to the bit), else the torch code below."""
+    if hard and fused.enabled(zf, points):
+        return fused.site_code(zf, dim, points, tau, step, bits if step else None)
+    code = _mean_region_code(zf, dim, points, tau, hard)
+    return code, None if step is None else _packed_slope(zf, points, tau, step, bits)
+
+
 def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float, hard: bool) -> Tensor:
     """``[B, C]`` mean over the positions (``dim``) of the region code of ``zf``, in as few passes
     as we can, accumulated in float32 whatever the input dtype (a bf16 sum of 0/1 codes over
@@ -214,4 +226,4 @@ def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, 
     if torch.is_grad_enabled() and z.requires_grad:
         shared = kept is not None and _same_storage(zf, kept)
         return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", shared, grad_state)
-    return _mean_region_code(zf, dim, points, tau, quantizer == "hard")
+    return _code_and_slope(zf, dim, points, tau, quantizer == "hard")[0]

@@ -1,0 +1,93 @@
+"""The Triton kernel behind :mod:`neuroview.core.fused` (imported only when triton is there).
+
+Long-standing ``triton.language`` only (masked loads and stores, ``tl.sum``, ``tl.arange``,
+``tl.program_id``, ``tl.static_range``, constexpr blocks, ``tl.fdiv``): the GPU machines run
+torch's own triton, which may be older or newer than the one the interpreter checked it with.
+
+Imports triton and nothing of neuroview.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _slope_code(x, t0, t1, t2, inv_tau, inv_step, NPTS: tl.constexpr):
+    """``uint8(sum_k s_k (1 - s_k) / step + 0.5)``, ``s_k = sigmoid((x - t_k) / tau)``: the
+    operations and their order of ``quantize._packed_slope`` (sigmoid_backward is
+    ``grad * (1 - s) * s``); only ``exp`` differs."""
+    acc = tl.zeros_like(x)
+    for k in tl.static_range(NPTS):
+        tk = t0
+        if k == 1:
+            tk = t1
+        if k == 2:
+            tk = t2
+        s = 1.0 / (1.0 + tl.exp(-((x - tk) * inv_tau)))
+        acc += inv_step * (1.0 - s) * s
+    return (acc + 0.5).to(tl.uint8)  # >= 0: the cast truncates, so this rounds half up
+
+
+@triton.jit
+def _logical(b, cs, ns, C, N, UNITS_LAST: tl.constexpr):
+    """The flat index of ``(b, c, n)`` in the site's logical order (``[B, C, N]`` or ``[B, N, C]``)."""
+    if UNITS_LAST:
+        return (b * N + ns[None, :]) * C + cs[:, None]
+    return (b * C + cs[:, None]) * N + ns[None, :]
+
+
+@triton.jit
+def _partner(z, p, ok, C, N, s_b, s_c, s_n, UNITS_LAST: tl.constexpr):
+    """The elements at logical index ``p`` (float32, 0 where not ``ok``)."""
+    if UNITS_LAST:
+        row, c2 = p // C, p % C
+        b2, n2 = row // N, row % N
+    else:
+        row, n2 = p // N, p % N
+        b2, c2 = row // C, row % C
+    return tl.load(z + b2 * s_b + c2 * s_c + n2 * s_n, mask=ok, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def site_kernel(z, code, state, C, N, s_b, s_c, s_n, o_b, o_c, total, half,
+                t0, t1, t2, inv_tau, inv_step, n_f,
+                NPTS: tl.constexpr, UNITS_LAST: tl.constexpr, STATE: tl.constexpr, ROUND: tl.constexpr,
+                BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program: sample ``program_id(0)``, units ``[BLOCK_C * program_id(1), ...)``, all positions."""
+    b = tl.program_id(0).to(tl.int64)
+    cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_ok = cs < C
+    count = tl.zeros([BLOCK_C], dtype=tl.int32)
+    bad = tl.zeros([BLOCK_C], dtype=tl.int32)
+    for n0 in range(0, N, BLOCK_N):
+        ns = n0 + tl.arange(0, BLOCK_N)
+        ok = c_ok[:, None] & (ns < N)[None, :]
+        x = tl.load(z + b * s_b + cs[:, None] * s_c + ns[None, :] * s_n, mask=ok, other=0.0).to(tl.float32)
+        for k in tl.static_range(NPTS):
+            tk = t0
+            if k == 1:
+                tk = t1
+            if k == 2:
+                tk = t2
+            d = x - tk
+            if ROUND:  # torch subtracts in the input's own dtype: a half z - t rounds there first
+                d = d.to(z.dtype.element_ty).to(tl.float32)
+            count += tl.sum((ok & (d > 0)).to(tl.int32), axis=1)
+        bad += tl.sum((ok & (x != x)).to(tl.int32), axis=1)
+        if STATE > 0:
+            j = _logical(b, cs, ns, C, N, UNITS_LAST)
+            q = _slope_code(x, t0, t1, t2, inv_tau, inv_step, NPTS)
+            if STATE == 8:
+                tl.store(state + j, q, mask=ok)
+            else:  # byte j holds element j (low half) and element j + half (high half)
+                low = ok & (j < half)
+                ok2 = low & (j + half < total)
+                x2 = _partner(z, j + half, ok2, C, N, s_b, s_c, s_n, UNITS_LAST)
+                q2 = tl.where(ok2, _slope_code(x2, t0, t1, t2, inv_tau, inv_step, NPTS).to(tl.int32), 0)
+                tl.store(state + j, (q.to(tl.int32) + 16 * q2).to(tl.uint8), mask=low)
+    # counts are exact integers; one IEEE division, as torch's div_ (Triton's plain `/` may be approximate)
+    mean = tl.fdiv(count.to(tl.float32), tl.zeros([BLOCK_C], dtype=tl.float32) + n_f, ieee_rounding=True)
+    mean = tl.where(bad > 0, float("nan"), mean)
+    tl.store(code + b * o_b + cs * o_c, mean, mask=c_ok)

@@ -1,0 +1,110 @@
+"""One pass per site on CUDA (issue 25): a Triton kernel that reads a site's pre-activation once.
+
+>>> zf = torch.randn(2, 8, 49, device="cuda")           # [B, C, N]: units on dim 1, positions after
+>>> code, state = site_code(zf, 2, (0.0,), step=0.25 / 15, bits=4)   # doctest: +SKIP
+>>> code.shape, state.shape, state.dtype                 # doctest: +SKIP
+(torch.Size([2, 8]), torch.Size([392]), torch.uint8)
+
+For every (sample, unit) row of ``zf`` (``[B, C, N]``, ``dim=2``, or units last ``[B, N, C]``,
+``dim=1``; any strides) the kernel writes the row's mean hard code ``sum_k 1[z > t_k]`` over its N
+positions, counted in integers and divided once in float32 with IEEE rounding: the same number to
+the bit as :func:`neuroview.core.quantize._mean_region_code` (a float32 sum of 0/1 codes is exact
+below 2^24 positions; half inputs compare ``z - t`` rounded to their own dtype, as torch does; a NaN
+in a row makes its code NaN, as torch's ``clamp`` does). It writes into ``out`` when given, e.g. a
+slice of a preallocated ``[B, U]`` code buffer at the site's unit offset, so no concatenation is
+needed. In training it can also write the surrogate gradient's slope state in the same pass, packed
+as :func:`neuroview.core.quantize._packed_slope` packs it (one code per byte, or two: element ``i``
+in the low half of byte ``i``, element ``m + i`` in its high half). Those bytes equal the torch
+path's except where the slope lies within float32 rounding of a rounding midpoint (the kernel's
+``exp`` is not torch's): there a code may differ by one step, and both stay within half a step of
+the exact slope, plus float32 rounding (tests/core/test_fused.py states and checks this).
+
+:func:`enabled` is the dispatch: CUDA tensors of float32/bfloat16/float16 with 1 to 3 breakpoints,
+triton importable, not while ``torch.compile`` traces (Inductor fuses the torch code there), and
+not with ``NEUROVIEW_FUSED=0``. Everything else, CPU included, keeps the torch code. Triton ships
+with torch's CUDA wheels; it is imported only when a CUDA tensor asks, so this module imports and
+works without it. Verified here under Triton's CPU interpreter (``TRITON_INTERPRET=1``); its speed
+on a GPU is unmeasured (``benchmarks/fused_cost.py``).
+
+Imports only torch (triton lazily).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor
+
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_MAX_POSITIONS = 2 ** 24 // 3  # up to 3 breakpoints' counts, exact in float32 as in the torch path
+
+
+@functools.lru_cache(maxsize=1)
+def _kernel():
+    """The compiled (or, with ``TRITON_INTERPRET=1``, interpreted) kernel; ``None`` without triton."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return None
+    from ._fused_kernel import site_kernel
+
+    return site_kernel
+
+
+def enabled(zf: Tensor, points: tuple[float, ...]) -> bool:
+    """Whether :func:`site_code` takes over the hard code of ``zf`` (the torch code otherwise)."""
+    return (zf.is_cuda and not torch.compiler.is_compiling() and zf.dtype in _DTYPES and 1 <= len(points) <= 3
+            and zf.dim() == 3 and os.environ.get("NEUROVIEW_FUSED", "1") != "0" and _fits(zf) and _kernel() is not None)
+
+
+def _fits(zf: Tensor) -> bool:
+    n = max(zf.shape[1], zf.shape[2])  # the positions are one of the two; the bound is on both
+    span = sum((s - 1) * abs(st) for s, st in zip(zf.shape, zf.stride()))
+    return n <= _MAX_POSITIONS and zf.numel() < 2 ** 31 and span < 2 ** 31
+
+
+def _blocks(zf: Tensor, dim: int) -> tuple[int, int]:
+    """``(BLOCK_C, BLOCK_N)``: a tile of about 2,048 elements, long along the unit-stride axis."""
+    c, n = zf.shape[3 - dim], zf.shape[dim]
+    pow2 = lambda v: 1 << max(0, (v - 1).bit_length())  # noqa: E731
+    if zf.stride(3 - dim) == 1 and c > 1:  # units contiguous (channels last, tokens)
+        bc = min(pow2(c), 128)
+        return bc, max(2048 // bc, 1)
+    bn = min(pow2(n), 1024)
+    return min(pow2(c), max(2048 // bn, 1)), bn
+
+
+def site_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float = 1.0, step: float | None = None,
+              bits: int | None = None, out: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """``(code [B, C] float32, state)`` of ``zf`` in one kernel (see the module docstring).
+
+    ``dim``: the positions' dim (2 for ``[B, C, N]``, 1 for ``[B, N, C]``). ``step``, ``bits``
+    (4 or 8): also the slope state ``round(sum_k sigmoid'((z - t_k) / tau) / step)`` as uint8,
+    flat in ``zf``'s logical order (``None`` otherwise). ``out``: a float32 ``[B, C]`` tensor (any
+    strides, e.g. a column slice of the code buffer) written and returned as the code.
+    """
+    kernel = _kernel()
+    if kernel is None:
+        raise RuntimeError("site_code: needs triton (pip install triton); use enabled() to dispatch")
+    if zf.dim() != 3 or dim not in (1, 2) or zf.dtype not in _DTYPES or not 1 <= len(points) <= 3:
+        raise ValueError(f"site_code: expected [B, C, N] (dim 2) or [B, N, C] (dim 1) in {_DTYPES} "
+                         f"with 1 to 3 breakpoints, got {tuple(zf.shape)}, dim {dim}, {zf.dtype}, {points}")
+    b, c, n = zf.shape[0], zf.shape[3 - dim], zf.shape[dim]
+    s_b, s_c, s_n = zf.stride(0), zf.stride(3 - dim), zf.stride(dim)
+    if out is None:
+        out = torch.empty(b, c, dtype=torch.float32, device=zf.device)
+    elif out.shape != (b, c) or out.dtype != torch.float32:
+        raise ValueError(f"site_code: out must be float32 {(b, c)}, got {out.dtype} {tuple(out.shape)}")
+    total, kind = zf.numel(), bits or 0
+    half = (total + 1) // 2 if kind == 4 else total
+    state = torch.empty(half if kind else 1, dtype=torch.uint8, device=zf.device)
+    t = tuple(float(p) for p in points) + (0.0,) * (3 - len(points))
+    bc, bn = _blocks(zf, dim)
+    grid = (b, -(-c // bc))
+    kernel[grid](zf, out, state, c, n, s_b, s_c, s_n, out.stride(0), out.stride(1), total, half,
+                 t[0], t[1], t[2], 1.0 / tau, 1.0 / step if kind else 1.0, float(n),
+                 NPTS=len(points), UNITS_LAST=dim == 1, STATE=kind, ROUND=zf.dtype != torch.float32,
+                 BLOCK_C=bc, BLOCK_N=bn)
+    return out, (state if kind else None)

@@ -1,0 +1,139 @@
+"""Cases of the fused site kernel under Triton's CPU interpreter, run by tests/core/test_fused.py.
+
+Not collected by a plain ``pytest`` (no ``test_`` prefix): ``TRITON_INTERPRET=1`` must be set before
+triton is first imported, since triton decorates its own library (``tl.sum``, ``tl.zeros``) when it
+is imported, and another test (``torch.compile``) may import it first. test_fused.py runs this
+file in a fresh process with the variable set.
+
+The kernel (:mod:`neuroview.core.fused`) against the torch code on CPU tensors: codes equal to the
+bit (fp32, bf16, fp16; both unit layouts; sizes off the block sizes; 1 to 3 breakpoints); the slope
+state's bytes equal except where the slope lies within float32 rounding of a rounding midpoint (the
+interpreter's ``exp`` is numpy's, not torch's): there a code may differ by one, and it is still
+within half a step of the exact slope.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import neuroview as nv
+from neuroview.core import fused
+from neuroview.core.quantize import _mean_region_code, _packed_slope, _slope_peak, _unpack_slope
+
+pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
+                                reason="run by tests/core/test_fused.py in a process with TRITON_INTERPRET=1")
+POINTS = [(0.0,), (0.0, 6.0), (-3.0, 3.0), (-3.0, 0.5, 3.0)]
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    """:func:`fused.site_code`, its kernel run by Triton's interpreter on CPU tensors."""
+    return fused.site_code
+
+
+def _site(shape, dim: int, dtype, points, seed: int = 0) -> torch.Tensor:
+    """``[B, C, N]`` (dim 2) or ``[B, N, C]`` (dim 1) values around the breakpoints, with some exactly
+    on them, signed zeros and infinities."""
+    g = torch.Generator().manual_seed(seed)
+    b, c, n = shape
+    z = torch.randn(b, c, n, generator=g) * 4
+    flat = z.view(-1)
+    for i, t in enumerate(points):
+        flat[i::11] = t
+    flat[5::13], flat[6::29], flat[7::31], flat[8::37] = 0.0, -0.0, float("inf"), float("-inf")
+    z = z.to(dtype)
+    return z if dim == 2 else z.transpose(1, 2).contiguous()
+
+
+def _check_state(z, dim, points, tau, bits, got, rare: bool = True):
+    """Bytes equal to the torch path's, or one step off where float32 rounding straddles a midpoint."""
+    step = _slope_peak(points, tau) / (2 ** bits - 1)
+    want = _packed_slope(z, points, tau, step, bits)
+    assert got.dtype == torch.uint8 and got.shape == want.shape
+    if torch.equal(got, want):
+        return
+    a, b = (_unpack_slope(s, z.shape, bits).double() for s in (got, want))
+    zd = z.double()
+    exact = sum(torch.sigmoid((zd - t) / tau) * (1 - torch.sigmoid((zd - t) / tau)) for t in points) / step
+    off = a != b
+    assert ((a - b).abs()[off] == 1).all()
+    assert ((exact - exact.floor() - 0.5).abs()[off] < 1e-4).all()  # at a midpoint, both roundings are fair
+    assert off.double().mean() < 1e-3 or not rare
+
+
+@pytest.mark.parametrize("points", POINTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dim", [2, 1])
+@pytest.mark.parametrize("shape", [(1, 3, 1100), (2, 130, 5)])  # positions / units over a block, odd counts
+def test_codes_and_state_equal_the_torch_path(interpreted, shape, dim, dtype, points):
+    z = _site(shape, dim, dtype, points)
+    tau = 0.5 if len(points) == 2 else 1.0
+    want = _mean_region_code(z, dim, points, tau, True)
+    for bits in (None, 4, 8):
+        step = bits and _slope_peak(points, tau) / (2 ** bits - 1)
+        code, state = interpreted(z, dim, points, tau, step, bits)
+        assert code.dtype == torch.float32 and torch.equal(code, want), bits
+        if bits:
+            _check_state(z, dim, points, tau, bits, state)
+        else:
+            assert state is None
+
+
+def test_a_slope_at_a_rounding_midpoint(interpreted):
+    """Found among 4.7M slopes (1 differed): the interpreter's exp (numpy's) gives code 68, torch's 67;
+    the exact slope / step is 67.49999..., so either is a fair rounding."""
+    z = torch.full((1, 1, 3), float.fromhex("0x1.475cc2p+0"))
+    step = _slope_peak((0.0, 6.0), 0.5) / 255
+    _check_state(z, 2, (0.0, 6.0), 0.5, 8, interpreted(z, 2, (0.0, 6.0), 0.5, step, 8)[1], rare=False)
+
+
+def test_writes_a_slice_of_the_code_buffer_through_strides(interpreted):
+    z = torch.randn(2, 6, 45, 47).contiguous(memory_format=torch.channels_last)  # units of unit stride
+    zf = z.flatten(2)
+    assert zf.stride(1) == 1
+    buf = torch.full((2, 20), -1.0)
+    code, state = interpreted(zf, 2, (0.0,), 1.0, 0.25 / 15, 4, out=buf[:, 7:13])
+    assert code.data_ptr() == buf[:, 7:13].data_ptr()
+    assert torch.equal(buf[:, 7:13], _mean_region_code(zf, 2, (0.0,), 1.0, True))
+    assert (buf[:, :7] == -1).all() and (buf[:, 13:] == -1).all()
+    _check_state(zf, 2, (0.0,), 1.0, 4, state)
+
+
+def test_nan_rows_and_half_rounding_of_z_minus_t(interpreted):
+    z = torch.randn(2, 3, 10)
+    z[1, 2, 4] = float("nan")
+    got = interpreted(z, 2, (0.0,))[0]
+    assert torch.equal(got.isnan(), _mean_region_code(z, 2, (0.0,), 1.0, True).isnan()) and got.isnan().sum() == 1
+    # 2**-24 - 5e-8 is below half of float16's smallest step: torch's z - t rounds to 0 there, so no code
+    z = torch.full((1, 1, 3), 2.0 ** -24, dtype=torch.float16)
+    want = _mean_region_code(z, 2, (5e-8,), 1.0, True)
+    assert float(want) == 0.0 and torch.equal(interpreted(z, 2, (5e-8,))[0], want)
+
+
+@pytest.mark.parametrize("state", ["uint4", "uint8", "bf16"])
+@pytest.mark.parametrize("act", [lambda: nn.ReLU(inplace=True), nn.ReLU6, nn.Hardswish])
+def test_network_through_the_dispatch(interpreted, monkeypatch, state, act):
+    """quantize's hook, forced onto CPU tensors: codes to the bit, and the same weight gradient."""
+    def run():
+        torch.manual_seed(0)
+        backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), act(), nn.Conv2d(8, 6, 3), act(),
+                                 nn.Flatten(), nn.Linear(6 * 4 * 4, 5))
+        x = torch.randn(4, 3, 8, 8) * 3
+        net = nv.NeuroViewCNN(backbone, 5, example_input=x, grad_state=state).train()
+        codes = net.codes(x)
+        F.cross_entropy(net.head(codes), torch.tensor([0, 1, 2, 3])).backward()
+        with torch.no_grad():
+            return codes, net.eval().codes(x), backbone[0].weight.grad
+
+    want = run()
+    calls = []
+    monkeypatch.setattr(fused, "enabled", lambda zf, points: calls.append(zf.shape) or True)
+    got = run()
+    assert calls and all(torch.equal(a, b) for a, b in zip(got[:2], want[:2]))
+    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-7)

@@ -1,0 +1,60 @@
+"""The fused one-pass site kernel (issue 25, :mod:`neuroview.core.fused`) against the torch code.
+
+No GPU here: tests/core/fused_cases.py runs the Triton kernel under Triton's CPU interpreter, in a
+fresh process started with ``TRITON_INTERPRET=1`` (triton reads it when it is first imported, and
+``torch.compile`` in another test may import it first). Skipped without triton (CI does not install
+it: ``pip install triton`` to run it). The other tests check, without triton, that CPU tensors keep
+the torch path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+from neuroview.core import fused, quantize
+from neuroview.core.quantize import mean_code
+
+CASES = Path(__file__).with_name("fused_cases.py")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                    reason="triton is not installed (pip install triton): the fused kernel is checked under its CPU interpreter")
+def test_the_kernel_matches_the_torch_code_under_the_triton_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
+                         env=env, capture_output=True, text=True, timeout=900, cwd=CASES.parents[2])
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
+
+
+def test_cpu_tensors_keep_the_torch_path(monkeypatch):
+    """CPU users are unaffected: the dispatch says no before it ever looks for triton."""
+    def boom(*a, **k):
+        raise AssertionError("the fused kernel was asked for on CPU")
+
+    monkeypatch.setattr(fused, "_kernel", boom)
+    monkeypatch.setattr(fused, "site_code", boom)
+    z = torch.randn(2, 4, 5, 5, requires_grad=True)
+    assert not fused.enabled(z.flatten(2), (0.0,))
+    mean_code(z, (0.0,), "hard", 1.0).sum().backward()
+    with torch.no_grad():
+        mean_code(z, (0.0, 6.0), "hard", 1.0)
+    backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+    x = torch.randn(2, 3, 8, 8)
+    nv.NeuroViewCNN(backbone, 3, example_input=x).explain(x)
+
+
+def test_without_triton_site_code_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(fused, "_kernel", lambda: None)
+    with pytest.raises(RuntimeError, match="pip install triton"):
+        fused.site_code(torch.randn(1, 2, 3), 2, (0.0,))
+    assert quantize.fused is fused  # the one dispatch point
