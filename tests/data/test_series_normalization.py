@@ -122,7 +122,10 @@ def test_rescaled_series_reach_the_network_as_the_archive_s(tmp_path):
 def _fit_and_score(dm, steps: int, seed: int = 0) -> float:
     torch.manual_seed(seed)
     dm.setup("fit")
-    net = nv.create_model("nv_lite", num_classes=dm.num_classes, in_channels=dm.in_channels)
+    # the surrogate state the margins below were measured with: 60 steps turn any change of the
+    # gradient's rounding into several points (archive GunPoint, seeds 0-15: 91.8 ± 12.3 with "bf16",
+    # 92.0 ± 7.9 with the default 4-bit slopes, seed 0 82.7), which is not what this test is about
+    net = nv.create_model("nv_lite", num_classes=dm.num_classes, in_channels=dm.in_channels, grad_state="bf16")
     x, y = dm._dataset("train")[list(range(dm.split_sizes()["train"]))]
     net(x[:4])  # finds its sites
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-2)
