@@ -6,6 +6,8 @@
 #   2. in parallel: tuning runs of the time-series recipes (many at a time: accuracy, not time),
 #      the backbone sweep of timm's families, and the test suite on the GPU machine
 #   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU)
+#   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
+#      time, CUDA kernels per site); prepared without a GPU, never run yet (PHASES=4 runs it alone)
 #
 # It writes $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*) and one log per phase beside it.
 #   run: bash benchmarks/device_check.sh        (carry .whl: the wheels the GPU image lacks, made here by
@@ -37,7 +39,7 @@ python3 -c "import torch, pytorch_lightning, jsonargparse, aeon, mnist1d; print(
 python3 -c "import timm, torchvision; print('timm', timm.__version__, 'torchvision', torchvision.__version__)" >>"$LOG" 2>&1
 say "installed"
 
-PHASES=${PHASES:-1 2 3}
+PHASES=${PHASES:-1 2 3 4}
 if [[ " $PHASES " == *" 1 "* ]]; then
 # 1. the recipes' time, one run at a time
 say "phase 1: recipe time on GunPoint"
@@ -103,6 +105,17 @@ else
   timeout $GC python3 benchmarks/gpu_cost.py --small --no-compile --repeats 2 --max-seconds 30 --out gpu_cost_smoke >"$OUT/gpu_cost.log" 2>&1
 fi
 say "phase 3 done: rc $?"
+fi
+if [[ " $PHASES " == *" 4 "* ]]; then
+# 4. the fused site kernel (issue 25, item 1), eager, nothing else on the GPU
+say "phase 4: fused_cost"
+python3 -c "import triton; print('triton', triton.__version__)" >>"$LOG" 2>&1
+if [ -z "${SMOKE:-}" ]; then
+  timeout 150 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds 110 >"$OUT/fused_cost.log" 2>&1
+else
+  timeout 60 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$OUT/fused_cost.log" 2>&1
+fi
+say "phase 4 done: rc $?"
 fi
 tar czf "$OUT/results.tar.gz" $(ls $R/*gpu* $R/*device* $R/*smoke* 2>/dev/null) 2>>"$LOG"
 say "end"
