@@ -39,12 +39,12 @@ OUT = rz.RESULTS / "grad_state.json"
 ENTRIES = ("nv_small_cnn.digits", "nv_lite.gunpoint", "nv_lite.arrowhead")
 
 
-def recipe_with_state(entry: dict, state: str) -> str:
-    """A temporary copy of ``entry``'s zoo recipe with ``model.model_kwargs.grad_state = state``."""
+def recipe_with_state(entry: dict, state: str, folder: str) -> str:
+    """A copy of ``entry``'s zoo recipe in ``folder`` with ``model.model_kwargs.grad_state = state``."""
     path = Path(rz.zoo_recipe(entry))
     cfg = yaml.safe_load(path.read_text() if path.is_absolute() else (rz.ROOT / path).read_text())
     cfg["model"]["model_kwargs"] = dict(cfg["model"].get("model_kwargs") or {}, grad_state=state)
-    out = Path(tempfile.mkdtemp(prefix="grad_state_")) / path.name
+    out = Path(folder) / path.name
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return str(out)
 
@@ -62,7 +62,8 @@ def run(entries: list[str], seeds: list[int], states: list[str], threads: int) -
                 if key in runs:
                     continue
                 e = manifest[name]
-                r = rz.train(recipe_with_state(e, state), seed, extra=rz.recipe_arguments(e), threads=threads)
+                with tempfile.TemporaryDirectory(prefix="grad_state_") as tmp:
+                    r = rz.train(recipe_with_state(e, state, tmp), seed, extra=rz.recipe_arguments(e), threads=threads)
                 runs[key] = {"entry": name, "seed": seed, "grad_state": state, "test_acc": r["metrics"]["test_acc"],
                              "test_size": r["metrics"]["test_size"], "train_acc": r["fit"]["train_acc"],
                              "train_loss": r["fit"]["train_loss"], "seconds": round(r["seconds"], 1),
