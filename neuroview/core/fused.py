@@ -21,7 +21,8 @@ the exact slope, plus float32 rounding (tests/core/test_fused.py states and chec
 
 :func:`enabled` is the dispatch: CUDA tensors of float32/bfloat16/float16 with 1 to 3 breakpoints,
 triton importable, not while ``torch.compile`` traces (Inductor fuses the torch code there), and
-not with ``NEUROVIEW_FUSED=0``. Everything else, CPU included, keeps the torch code. Triton ships
+not with ``NEUROVIEW_FUSED=0``, and only once the kernel has passed a small check on the device
+(else a warning). Everything else, CPU included, keeps the torch code. Triton ships
 with torch's CUDA wheels; it is imported only when a CUDA tensor asks, so this module imports and
 works without it. Verified here under Triton's CPU interpreter (``TRITON_INTERPRET=1``); its speed
 on a GPU is unmeasured (``benchmarks/fused_cost.py``).
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 import torch
 from torch import Tensor
@@ -56,7 +58,31 @@ def _kernel():
 def enabled(zf: Tensor, points: tuple[float, ...]) -> bool:
     """Whether :func:`site_code` takes over the hard code of ``zf`` (the torch code otherwise)."""
     return (zf.is_cuda and not torch.compiler.is_compiling() and zf.dtype in _DTYPES and 1 <= len(points) <= 3
-            and zf.dim() == 3 and os.environ.get("NEUROVIEW_FUSED", "1") != "0" and _fits(zf) and _kernel() is not None)
+            and zf.dim() == 3 and os.environ.get("NEUROVIEW_FUSED", "1") != "0" and _fits(zf) and _kernel() is not None
+            and _works_on(zf.device))
+
+
+@functools.lru_cache(maxsize=None)
+def _works_on(device: torch.device) -> bool:
+    """Once per device: the kernel compiles there and a small site's codes and slope state agree
+    with a reference (codes exactly, slopes within half a step); else a warning, and the torch code
+    from then on (a triton too old or too new for this kernel must not break a forward pass)."""
+    try:
+        z = torch.randn(3, 5, 37, generator=torch.Generator().manual_seed(0)).mul_(4)
+        z.view(-1)[::7] = 0.0
+        step = 0.3 / 15  # above the slope's peak for breakpoints 0 and 6 (0.295)
+        code, state = site_code(z.to(device), 2, (0.0, 6.0), 1.0, step, 4)
+        ok = torch.equal(code.cpu(), ((z > 0).float() + (z > 6).float()).sum(2) / 37)
+        s = lambda u: torch.sigmoid(u.double()) * (1 - torch.sigmoid(u.double()))  # noqa: E731
+        state = state.cpu()
+        q = torch.cat((state & 15, state >> 4))[: z.numel()].double().view_as(z)
+        ok = ok and bool(((q - (s(z) + s(z - 6)) / step).abs() <= 0.501).all())
+        why = "a small site's codes or slopes differ from the reference"
+    except Exception as e:  # noqa: BLE001 (a compile error of any kind)
+        ok, why = False, f"{type(e).__name__}: {str(e)[:300]}"
+    if not ok:
+        warnings.warn(f"neuroview: the fused site kernel is off on {device} ({why}); the torch code runs instead", stacklevel=2)
+    return ok
 
 
 def _fits(zf: Tensor) -> bool:

@@ -137,3 +137,7 @@ def test_network_through_the_dispatch(interpreted, monkeypatch, state, act):
     got = run()
     assert calls and all(torch.equal(a, b) for a, b in zip(got[:2], want[:2]))
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-7)
+
+
+def test_the_once_per_device_check_passes(interpreted):
+    assert fused._works_on.__wrapped__(torch.device("cpu"))

@@ -58,3 +58,12 @@ def test_without_triton_site_code_says_how_to_get_it(monkeypatch):
     with pytest.raises(RuntimeError, match="pip install triton"):
         fused.site_code(torch.randn(1, 2, 3), 2, (0.0,))
     assert quantize.fused is fused  # the one dispatch point
+
+
+def test_a_kernel_that_fails_on_its_device_turns_itself_off(monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("a compile error")
+
+    monkeypatch.setattr(fused, "site_code", broken)
+    with pytest.warns(UserWarning, match="fused site kernel is off on cpu .RuntimeError: a compile error"):
+        assert not fused._works_on.__wrapped__(torch.device("cpu"))
