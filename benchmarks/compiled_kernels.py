@@ -1,0 +1,110 @@
+"""Kernels per site inside the compiled graph: what Inductor generates for NeuroView over the standard network.
+
+Issue 25 asks that under ``torch.compile`` the codes cost no kernel of their own ("none inside the
+compiled graph"): the code of a site and its mean over positions should fuse into the kernels
+Inductor already writes for the activation. This counts, on CPU (Inductor's C++ backend), the
+kernels Inductor generates (``torch._inductor.metrics.generated_kernel_count``) for
+
+- the forward in eval mode (the logits; NeuroView's read every site's code), and
+- one train step (forward and backward graphs),
+
+of the standard network and of NeuroView's wrap of the same weights, and reports the difference
+per site. Kernel counts depend on the graph, not the widths, so the models are the look-alikes of
+``vision_models.py`` at a small width and input (compiling the full-size ones on CPU takes minutes
+each). Counts only: no time is measured here (``gpu_cost.py`` times the compiled step on a GPU).
+
+    python benchmarks/compiled_kernels.py                  # the four models, width 1/8, 64x64
+    python benchmarks/compiled_kernels.py --models resnet50 --width 0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import vision_models  # noqa: E402
+
+import neuroview as nv  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results" / "compiled_kernels.json"
+NAMES = {"resnet50": "ResNet-50", "efficientnet_b0": "EfficientNet-B0", "convnext_tiny": "ConvNeXt-T", "vit_b_16": "ViT-B/16"}
+
+
+def generated(fn) -> int:
+    """Kernels Inductor generates for ``fn``'s first (compiling) call."""
+    from torch._inductor import metrics
+
+    torch._dynamo.reset()
+    metrics.reset()
+    fn()
+    return int(metrics.generated_kernel_count)
+
+
+def counts(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, int]:
+    def forward():
+        m = torch.compile(model.eval())
+        with torch.no_grad():
+            m(x)
+
+    def step():
+        m = torch.compile(model.train())
+        F.cross_entropy(m(x), y).backward()
+        model.zero_grad(set_to_none=True)
+
+    return {"forward": generated(forward), "train_step": generated(step)}
+
+
+def measure(name: str, width: float, size: int, classes: int) -> dict:
+    torch.manual_seed(0)
+    std, _ = vision_models.build(name, source="own", num_classes=classes, width=width, image_size=size)
+    x, y = torch.randn(2, 3, size, size), torch.randint(0, classes, (2,))
+    net = nv.wrap(copy.deepcopy(std), classes, example_input=x)
+    a, b = counts(std, x, y), counts(net, x, y)
+    sites = len(net.sites)
+    return {"model": NAMES[name], "sites": sites, "standard": a, "neuroview": b,
+            "forward_extra_per_site": (b["forward"] - a["forward"]) / sites,
+            "train_step_extra_per_site": (b["train_step"] - a["train_step"]) / sites}
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [f"Kernels Inductor generates on CPU (`{meta['command']}`, torch {meta['torch']}, width {meta['width']}, "
+             f"{meta['size']}x{meta['size']}, batch 2): standard | NeuroView, and NeuroView's extra per site.", "",
+             "| model | sites | forward | extra per site | train step (fwd + bwd) | extra per site |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        s, n = r["standard"], r["neuroview"]
+        lines.append(f"| {r['model']} | {r['sites']} | {s['forward']} \\| {n['forward']} | {r['forward_extra_per_site']:.2f} | "
+                     f"{s['train_step']} \\| {n['train_step']} | {r['train_step_extra_per_site']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(NAMES))
+    p.add_argument("--width", type=float, default=0.125)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--classes", type=int, default=10)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for name in args.models:
+        rows.append(measure(name, args.width, args.size, args.classes))
+        print(json.dumps(rows[-1]), flush=True)
+    meta = {"command": "python benchmarks/compiled_kernels.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "torch": torch.__version__, "width": args.width, "size": args.size}
+    OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    OUT.with_suffix(".md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
