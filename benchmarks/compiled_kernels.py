@@ -47,7 +47,8 @@ NAMES = {"resnet50": "ResNet-50", "efficientnet_b0": "EfficientNet-B0", "convnex
 
 #: a kernel launched by a compiled graph's wrapper: an Inductor kernel (C++ or Triton), an extern
 #: kernel (convolution, matmul) or an aten fallback; definitions (``name = async_compile...``) do not match
-CALL = re.compile(r"^\s+(cpp_fused_\w+|triton_\w+|extern_kernels\.\w+|torch\.ops\.aten\.\w+(?:\.\w+)?)(?:\.run)?\(", re.M)
+CALL = re.compile(r"^\s+(?:\w+ = )?(cpp_fused_\w+|triton_\w+|extern_kernels\.\w+|torch\.ops\.aten\.\w+(?:\.\w+)?)(?:\.run)?\(",
+                  re.M)
 
 
 def generated(fn) -> int:
