@@ -56,7 +56,7 @@ def generated(fn) -> int:
     in their wrapper code, read from a fresh Inductor cache folder (so nothing comes from an earlier
     compile). ``torch._inductor.metrics.generated_kernel_count`` counts loop nests inside the C++
     kernels, not launches: it gave 16 against 6 for a two-site conv-BN-ReLU network whose compiled
-    graphs launch 4 kernels each."""
+    forwards launch as many kernels each (3 C++ kernels, the same convolutions and matmul)."""
     torch._dynamo.reset()
     old = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="inductor_") as tmp:
