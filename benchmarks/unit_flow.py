@@ -122,7 +122,9 @@ class Flow(TorchFunctionMode):
     def read(self, t: Tensor, count: int, dim: int) -> None:
         seen = 0
         while isinstance(t, Tensor) and seen < 64:
-            self.reads.setdefault(id(t), (weakref.ref(t), int(count), dim % t.dim()))
+            old = self.reads.get(id(t))
+            if old is None or old[0]() is not t:  # an id Python reused from a freed tensor is no read of this one
+                self.reads[id(t)] = (weakref.ref(t), int(count), dim % t.dim())
             rec = self.alias.get(id(t))
             if rec is None or rec[0]() is not t:
                 break
