@@ -14,17 +14,24 @@ import triton.language as tl
 
 
 @triton.jit
+def _breakpoint(k: tl.constexpr, t0, t1, t2):
+    """The ``k``-th breakpoint (``k`` is a compile-time loop index, so this folds away)."""
+    tk = t0
+    if k == 1:
+        tk = t1
+    if k == 2:
+        tk = t2
+    return tk
+
+
+@triton.jit
 def _slope_code(x, t0, t1, t2, inv_tau, inv_step, NPTS: tl.constexpr):
     """``uint8(sum_k s_k (1 - s_k) / step + 0.5)``, ``s_k = sigmoid((x - t_k) / tau)``: the
     operations and their order of ``quantize._packed_slope`` (sigmoid_backward is
     ``grad * (1 - s) * s``); only ``exp`` differs."""
     acc = tl.zeros_like(x)
     for k in tl.static_range(NPTS):
-        tk = t0
-        if k == 1:
-            tk = t1
-        if k == 2:
-            tk = t2
+        tk = _breakpoint(k, t0, t1, t2)
         s = 1.0 / (1.0 + tl.exp(-((x - tk) * inv_tau)))
         acc += inv_step * (1.0 - s) * s
     return (acc + 0.5).to(tl.uint8)  # >= 0: the cast truncates, so this rounds half up
@@ -66,12 +73,7 @@ def site_kernel(z, code, state, C, N, s_b, s_c, s_n, o_b, o_c, total, half,
         ok = c_ok[:, None] & (ns < N)[None, :]
         x = tl.load(z + b * s_b + cs[:, None] * s_c + ns[None, :] * s_n, mask=ok, other=0.0).to(tl.float32)
         for k in tl.static_range(NPTS):
-            tk = t0
-            if k == 1:
-                tk = t1
-            if k == 2:
-                tk = t2
-            d = x - tk
+            d = x - _breakpoint(k, t0, t1, t2)
             if ROUND:  # torch subtracts in the input's own dtype: a half z - t rounds there first
                 d = d.to(z.dtype.element_ty).to(tl.float32)
             count += tl.sum((ok & (d > 0)).to(tl.int32), axis=1)
