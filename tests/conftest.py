@@ -13,8 +13,10 @@ its ``.hypothesis/`` there rather than in the checkout.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -78,3 +80,20 @@ def isolated_env(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monke
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.chdir(tmp_path)
     return env
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("ucr_accuracy")``: a script of ``benchmarks/`` imported as a module
+    (the folder is on ``sys.path`` only while it imports, and the scripts import their siblings then)."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+    def load(name: str):
+        sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+
+    return load
+

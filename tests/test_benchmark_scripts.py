@@ -9,8 +9,6 @@ taken for the unit axis and a backbone with only functional activations.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,22 +17,15 @@ from torch import nn
 
 import neuroview as nv
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def sweep():
-    sys.path.insert(0, str(BENCH))
+def sweep(benchmark_script):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and on shared cores far more so
     try:
-        import sweep_backbones
-        import vision_models
-
-        yield sweep_backbones, vision_models
+        yield benchmark_script("sweep_backbones"), benchmark_script("vision_models")
     finally:
         torch.set_num_threads(threads)
-        sys.path.remove(str(BENCH))
 
 
 def test_convnext_channels_last_block_is_right_at_two_sizes(sweep):
@@ -168,14 +159,10 @@ def test_concatenation_read_on_the_wrong_axis_is_wrong(sweep):
     assert r["status"] == "right" and r["sites_by_flow"] == {"right": 1, "wrong": 0, "unverified": 0}, r
 
 
-def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys):
+def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys, benchmark_script):
     # GPU runs go to a file of their own (--results): the table must come from that file alone,
     # and only from runs of the recipe as it is now (its SHA-256)
-    sys.path.insert(0, str(BENCH))
-    try:
-        import ucr_accuracy as ua
-    finally:
-        sys.path.remove(str(BENCH))
+    ua = benchmark_script("ucr_accuracy")
     recipe = "recipes/ucr_nv_cnn.yaml"
     run = {"recipe": recipe, "set": "GunPoint", "sha": ua._sha(recipe), "test_acc": 0.123, "seconds": 7.0}
     runs = {"ucr_nv_cnn@GunPoint@0": run | {"seed": 0},
@@ -189,12 +176,8 @@ def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys)
     assert ua.OUT.read_bytes() == default  # the default cache is neither read into it nor written
 
 
-def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import ucr_ensemble as ue
-    finally:
-        sys.path.remove(str(BENCH))
+def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision(benchmark_script):
+    ue = benchmark_script("ucr_ensemble")
     # hand-built: each member gets one of the two series wrong, their mean gets both right
     a = {"logits": [[2.0, 0.0], [1.0, 0.0]], "labels": [0, 1]}
     b = {"logits": [[0.0, 1.0], [0.0, 3.0]], "labels": [0, 1]}
@@ -220,14 +203,8 @@ def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision():
 
 # ----------------------------------------------------------- benchmarks/synthetic_window.py
 @pytest.fixture(scope="module")
-def synthetic():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import synthetic_window
-
-        yield synthetic_window
-    finally:
-        sys.path.remove(str(BENCH))
+def synthetic(benchmark_script):
+    return benchmark_script("synthetic_window")
 
 
 def test_synthetic_class_signal_lies_only_in_the_window(synthetic):

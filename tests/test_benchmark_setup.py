@@ -10,9 +10,7 @@ train/eval flag of every module called.
 from __future__ import annotations
 
 import copy
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,23 +18,15 @@ from torch import nn
 
 import neuroview as nv
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCH))
+def bench(benchmark_script):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        import attribution_cost
-        import cnn_cost
-        import rnn_cost
-
-        yield {"cnn": cnn_cost, "rnn": rnn_cost, "attribution": attribution_cost}
+        yield {n: benchmark_script(f"{n}_cost") for n in ("cnn", "rnn", "attribution")}
     finally:
         torch.set_num_threads(threads)
-        sys.path.remove(str(BENCH))
 
 
 @contextmanager
@@ -157,12 +147,8 @@ def test_attribution_cost_measures_and_names_the_default_quantizer(bench, monkey
     assert "| method | time / standard forward | time / NeuroView explain (hard codes) |" in ac.table(result)
 
 
-def test_saved_bytes_counts_each_storage_once_in_train_mode(bench):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import saved_bytes
-    finally:
-        sys.path.remove(str(BENCH))
+def test_saved_bytes_counts_each_storage_once_in_train_mode(bench, benchmark_script):
+    saved_bytes = benchmark_script("saved_bytes")
 
     class Square(nn.Module):  # h * h: autograd saves h twice, one storage
         def __init__(self, copy_one: bool):
@@ -181,12 +167,8 @@ def test_saved_bytes_counts_each_storage_once_in_train_mode(bench):
     assert twice["activations"] - once["activations"] == 4 * 6 * 4  # the clone is a second storage; h alone is one
 
 
-def test_saved_bytes_shares_a_gelu_sites_input_but_copies_a_relu_sites(bench):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import saved_bytes
-    finally:
-        sys.path.remove(str(BENCH))
+def test_saved_bytes_shares_a_gelu_sites_input_but_copies_a_relu_sites(bench, benchmark_script):
+    saved_bytes = benchmark_script("saved_bytes")
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
     extra = {}
     for act in (nn.GELU, nn.ReLU):
@@ -200,14 +182,10 @@ def test_saved_bytes_shares_a_gelu_sites_input_but_copies_a_relu_sites(bench):
     assert extra[nn.ReLU] - extra[nn.GELU] == 2 * 4 * 6 * 6 // 2
 
 
-def test_gpu_cost_pairs_run_in_the_same_mode_and_measure_hard_codes(bench, monkeypatch):
+def test_gpu_cost_pairs_run_in_the_same_mode_and_measure_hard_codes(bench, monkeypatch, benchmark_script):
     from types import SimpleNamespace
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        import gpu_cost
-    finally:
-        sys.path.remove(str(BENCH))
+    gpu_cost = benchmark_script("gpu_cost")
     args = SimpleNamespace(source="own", classes=10, width=0.125, size=32, channels_last=False, no_check_finite=False,
                            repeats=2, warmup=0)
     x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])

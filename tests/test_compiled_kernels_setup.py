@@ -3,11 +3,6 @@ nor loop nests (no compile here: the counting rule on wrapper code as Inductor w
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 WRAPPER = '''
 cpp_fused_convolution_0 = async_compile.cpp_pybinding(['const float*', 'float*'], r\'\'\'
 extern "C" void kernel(const float* in_ptr0, float* out_ptr0) { for (int i = 0; i < 8; i++) {} for (int j = 0; j < 8; j++) {} }
@@ -24,12 +19,8 @@ def call(args):
 '''
 
 
-def test_launches_are_counted_once_each_and_definitions_never():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import compiled_kernels
-    finally:
-        sys.path.remove(str(BENCH))
+def test_launches_are_counted_once_each_and_definitions_never(benchmark_script):
+    compiled_kernels = benchmark_script("compiled_kernels")
     body = WRAPPER.split("def call(", 1)[1]
     found = compiled_kernels.CALL.findall(body)
     assert found == ["cpp_fused_convolution_0", "extern_kernels.convolution", "extern_kernels.addmm",

@@ -3,7 +3,6 @@ builds the network it names, and the rule changes a value only past its margin (
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,14 +12,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def choices():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import ucr_choices
-
-        yield ucr_choices
-    finally:
-        sys.path.remove(str(BENCH))
+def choices(benchmark_script):
+    return benchmark_script("ucr_choices")
 
 
 def test_every_run_it_asks_for_holds_out_validation_and_pairs_alike(choices):

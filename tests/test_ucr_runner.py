@@ -3,25 +3,13 @@ training kept with each run, the README's tables pinned to a recipe version, raw
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def ua():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import reproduce_zoo
-        import ucr_accuracy
-
-        yield ucr_accuracy, reproduce_zoo
-    finally:
-        sys.path.remove(str(BENCH))
+def ua(benchmark_script):
+    return benchmark_script("ucr_accuracy"), benchmark_script("reproduce_zoo")
 
 
 def test_validation_runs_and_older_versions_stay_out_of_the_table(ua):
