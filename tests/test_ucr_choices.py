@@ -48,9 +48,21 @@ def test_the_rule_changes_a_value_only_past_the_margin(choices, monkeypatch):
     verdict = [r["verdict"] for r in choices.judge(one, [0], runs((90, 80), (92, 81)))]
     assert verdict == ["change"]  # +1.5
     assert choices.judge(one, [0], runs((90, 80), (99, 99), sha="old"))[0]["verdict"] == "not run yet"  # stale recipe
-    partial = runs((90, 80), (99, 99))
-    partial.pop(choices._key(choices.NV_CNN, "ArrowHead", 0, (), choices.VAL))
+    # a run missing: a verdict only where no result of it (0 to 100%) could turn the verdict
+    base_arrowhead = choices._key(choices.NV_CNN, "ArrowHead", 0, (), choices.VAL)
+    alt_arrowhead = choices._key(choices.NV_CNN, "ArrowHead", 0, ("--model.lr", "1"), choices.VAL)
+    partial = runs((90, 80), (92, 81))
+    partial.pop(base_arrowhead)  # the recipe's mean lies in [45, 95], the alternative's is 86.5
     assert choices.judge(one, [0], partial)[0]["verdict"] == "not run yet"
+    assert choices.todo(one, [0], partial) == [(choices.NV_CNN, "ArrowHead", 0, ())]
+    partial = runs((90, 80), (99, 99))
+    partial.pop(base_arrowhead)  # 99 beats even 95 by more than the margin
+    assert choices.judge(one, [0], partial)[0]["verdict"] == "change"
+    assert choices.todo(one, [0], partial) == []  # settled: the missing run is not asked for
+    partial = runs((100, 100), (90, 0))
+    partial.pop(alt_arrowhead)  # at most 95 against 100
+    assert choices.judge(one, [0], partial)[0]["verdict"] == "keep"
+    assert choices.todo(one, [0], partial) == []
 
 
 def test_every_alternative_builds_the_network_it_names(choices):
