@@ -31,6 +31,7 @@ made with, so changing a recipe after a choice makes its runs stale, as it shoul
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from dataclasses import dataclass
@@ -39,9 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock
 from ucr_accuracy import CNN_ONLY, DEV_SETS, OUT, RESULTS, _key, _run, _sha, load  # noqa: E402
 
 REPORT = RESULTS / "ucr_choices.md"
+VERDICTS = RESULTS / "ucr_choices.json"  # each verdict, kept with the recipe version (SHA-256) it judged
 VAL = 0.2
 MARGIN = 1.0  # points of mean validation accuracy an alternative must win by
 NV_CNN, CNN, NV_RNN, RNN = (f"recipes/ucr_{n}.yaml" for n in ("nv_cnn", "cnn", "nv_rnn", "rnn"))
@@ -73,6 +76,9 @@ CHOICES = (
     Choice("num_layers", "2 (both GRUs)", {
         "1": {NV_RNN: ("--model.model_kwargs.num_layers", "1"), RNN: ("--model.model_kwargs.num_layers", "1")},
     }),
+    Choice("normalize (NeuroView-GRU head)", "off: no batch statistics in front of the classifier", {
+        "on": {NV_RNN: ("--model.model_kwargs.normalize", "true")},
+    }),  # added after the first verdicts: judged on the recipe they made
     Choice("resample", "stretched to the longest series (all four)", {
         "padded (CNN) / masked (RNN)": {r: ("--data.init_args.resample", "false") for r in (NV_CNN, CNN, NV_RNN, RNN)},
     }, sets=("JapaneseVowels",)),  # the one development set of variable length
@@ -97,14 +103,18 @@ def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], 
     return got
 
 
-def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict) -> list[tuple[str, str, int, tuple[str, ...]]]:
-    """Every (recipe, set, seed, extra) a judgement needs that the cache lacks: the recipe as it is, and each alternative."""
+def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
+         judged: dict | None = None) -> list[tuple[str, str, int, tuple[str, ...]]]:
+    """Every (recipe, set, seed, extra) a judgement needs that the cache lacks: the recipe as it is,
+    and each alternative not yet judged (in ``judged``, the kept verdicts, whatever the version)."""
     need = []
     for c in choices:
-        for alt in c.alternatives.values():
+        for label, alt in c.alternatives.items():
             for recipe, extra in alt.items():
                 if _verdict(runs, recipe, c.sets, seeds, tuple(extra))[0] != "not run yet":
                     continue  # settled: no result of the missing runs could change it
+                if _row_key(c.name, recipe, label) in (judged or {}):
+                    continue  # judged on an earlier version of the recipe: the screen goes one option at a time
                 for s in c.sets:
                     if "rnn" in Path(recipe).stem and s in CNN_ONLY:
                         continue
@@ -137,11 +147,29 @@ def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict) -> list[dic
         for label, alt in c.alternatives.items():
             for recipe, extra in alt.items():
                 verdict, base, other = _verdict(runs, recipe, c.sets, seeds, tuple(extra))
-                rows.append({"option": c.name, "recipe": Path(recipe).stem, "current": c.current, "alternative": label,
+                rows.append({"option": c.name, "recipe": Path(recipe).stem, "sha": _sha(recipe)[:12],
+                             "current": c.current, "alternative": label,
                              "current_acc": statistics.fmean(base) if base else None,
                              "alternative_acc": statistics.fmean(other) if other else None,
                              "runs": f"{len(base)} / {len(other)}", "verdict": verdict})
     return rows
+
+
+def _row_key(option: str, recipe: str, label: str) -> str:
+    return f"{option} | {Path(recipe).stem} | {label}"
+
+
+def keep_verdicts(rows: list[dict], judged: dict) -> list[dict]:
+    """``rows`` with each verdict kept: a row judged now is recorded in ``judged`` (with the recipe
+    version it judged); a row that cannot be judged on the recipe as it is now (its runs went stale
+    when a verdict changed the recipe) is the verdict recorded for it, if any."""
+    out = []
+    for r in rows:
+        k = _row_key(r["option"], r["recipe"], r["alternative"])
+        if r["verdict"] != "not run yet":
+            judged[k] = r
+        out.append(judged.get(k, r))
+    return out
 
 
 def report(rows: list[dict], seeds: list[int]) -> str:
@@ -152,11 +180,14 @@ def report(rows: list[dict], seeds: list[int]) -> str:
              f"seeds {', '.join(map(str, seeds))}; the test split unread)", "",
              f"`python benchmarks/ucr_choices.py --report`. An alternative replaces the recipe's value only if its mean "
              f"validation accuracy over the sets is higher by more than {MARGIN:g} points.", "",
-             "| option | recipe | the recipe's value | alternative | recipe, val. % | alternative, val. % | runs | verdict |",
-             "|---|---|---|---|---:|---:|---|---|"]
+             "Options are screened one at a time from the recipe as it was when the option was judged: the "
+             "version column is the recipe file's SHA-256 (first 12 digits). A verdict that changes a recipe "
+             f"makes its later runs a new version; verdicts are kept in `{VERDICTS.name}`.", "",
+             "| option | recipe | version | the recipe's value | alternative | recipe, val. % | alternative, val. % | runs | verdict |",
+             "|---|---|---|---|---|---:|---:|---|---|"]
     for r in rows:
-        lines.append(f"| {r['option']} | {r['recipe']} | {r['current']} | {r['alternative']} | {pct(r['current_acc'])} | "
-                     f"{pct(r['alternative_acc'])} | {r['runs']} | {r['verdict']} |")
+        lines.append(f"| {r['option']} | {r['recipe']} | {r['sha']} | {r['current']} | {r['alternative']} | "
+                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']} | {r['verdict']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -169,12 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", action="store_true", help="judge from the cache; run nothing")
     args = p.parse_args(argv)
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
+    judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
     if not args.report:
-        need = [n for n in todo(choices, args.seeds, load()) if not args.recipes or n[0] in args.recipes]
+        need = [n for n in todo(choices, args.seeds, load(), judged) if not args.recipes or n[0] in args.recipes]
         for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
             _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT)
-    text = report(judge(choices, args.seeds, load()), args.seeds)
-    REPORT.write_text(text)
+    with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together
+        judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
+        text = report(keep_verdicts(judge(choices, args.seeds, load()), judged), args.seeds)
+        VERDICTS.write_text(json.dumps(judged, indent=1, sort_keys=True) + "\n")
+        REPORT.write_text(text)
     print(text)
     return 0
 

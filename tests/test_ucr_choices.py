@@ -78,8 +78,27 @@ def test_every_alternative_builds_the_network_it_names(choices):
                 if flag == "--model.arch":
                     assert cli.model.hparams.arch == value
                 elif flag.startswith("--model.model_kwargs."):
-                    assert str(cli.model.hparams.model_kwargs[flag.rsplit(".", 1)[1]]) == str(float(value) if "." in value else int(value))
+                    got = cli.model.hparams.model_kwargs[flag.rsplit(".", 1)[1]]
+                    assert got is (value == "true") if value in ("true", "false") else got == float(value)
                 elif flag.startswith("--model."):
                     assert float(cli.model.hparams[flag.removeprefix("--model.")]) == float(value)
                 else:
                     assert str(getattr(cli.datamodule, flag.rsplit(".", 1)[1])).lower() == value
+
+
+def test_a_verdict_is_kept_with_the_version_it_judged_and_not_asked_again(choices, monkeypatch):
+    # a verdict that changes the recipe makes its runs stale; the verdict itself must stay, and the
+    # screen must not ask for that option's runs again on the new version
+    one = (choices.Choice("x", "a", {"b": {choices.NV_CNN: ("--model.lr", "1")}}, sets=("GunPoint",)),)
+    runs = {choices._key(choices.NV_CNN, "GunPoint", 0, (), choices.VAL): {"val_acc": 0.5, "sha": "v1"},
+            choices._key(choices.NV_CNN, "GunPoint", 0, ("--model.lr", "1"), choices.VAL): {"val_acc": 0.9, "sha": "v1"}}
+    judged: dict = {}
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "v1")
+    rows = choices.keep_verdicts(choices.judge(one, [0], runs), judged)
+    assert [r["verdict"] for r in rows] == ["change"] and list(judged) == ["x | ucr_nv_cnn | b"]
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "v2")  # the verdict was applied: a new version
+    assert choices.judge(one, [0], runs)[0]["verdict"] == "not run yet"
+    rows = choices.keep_verdicts(choices.judge(one, [0], runs), judged)
+    assert rows[0]["verdict"] == "change" and rows[0]["sha"] == "v1"
+    assert choices.todo(one, [0], runs, judged) == [] and len(choices.todo(one, [0], runs)) == 2
+
