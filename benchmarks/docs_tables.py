@@ -352,10 +352,12 @@ def _readable(m: dict) -> tuple[str, str]:
     return upc, f"{m['k90']:g}{steps}"
 
 
-def _sparse_runs(src: Sources, n: str, max_k90: float | None) -> list[dict]:
-    """sparsify_zoo.py's runs of entry ``n`` with the readability budget ``max_k90`` (None: the default
-    rule), only those made with the point rule (deviance) of its seed-0 run."""
-    runs = [r for k, r in src.sparse_runs.items() if k.split(":")[0] == n and r.get("max_k90") == max_k90]
+def _sparse_runs(src: Sources, n: str, max_k90: float | None, max_k90_steps: float | None = None) -> list[dict]:
+    """sparsify_zoo.py's runs of entry ``n`` with the readability budget ``max_k90`` (and
+    ``max_k90_steps``; None: the default rule), only those made with the point rule (deviance) of
+    its seed-0 run."""
+    runs = [r for k, r in src.sparse_runs.items()
+            if k.split(":")[0] == n and r.get("max_k90") == max_k90 and r.get("max_k90_steps") == max_k90_steps]
     rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
     return [r for r in runs if r.get("deviance") == rule]
 
@@ -373,9 +375,9 @@ def render_sparse(src: Sources) -> str:
         if n is None or n not in src.sparse:
             continue
         d, sp = src.manifest[n]["metrics"], src.sparse[n]["metrics"]
-        budget = src.sparse[n].get("training", {}).get("max_k90")
+        made = src.sparse[n].get("training", {})
         rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp),
-                     _drop(_sparse_runs(src, n, budget))])
+                     _drop(_sparse_runs(src, n, made.get("max_k90"), made.get("max_k90_steps")))])
     head = ["dataset", "NeuroView entry", "dense acc.", "units/class", "k90", "sparse acc.", "units/class", "k90",
             "drop, points (seeds)"]
     return table(head, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])

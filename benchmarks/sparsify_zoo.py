@@ -10,12 +10,14 @@ training mean code (``explain(x, baseline="mean")``, what the pictures show) and
 
     nice -n 10 python benchmarks/sparsify_zoo.py                   # seed 0 of every entry, cached
     nice -n 10 python benchmarks/sparsify_zoo.py --seeds 1 2 --entries nv_lite.gunpoint
-    nice -n 10 python benchmarks/sparsify_zoo.py --max-k90 10      # with the readability budget
-    python benchmarks/sparsify_zoo.py --export --max-k90 10        # write <entry>_sparse into the zoo
+    nice -n 10 python benchmarks/sparsify_zoo.py $BUDGET          # with the zoo's readability budget
+    python benchmarks/sparsify_zoo.py --export $BUDGET            # write <entry>_sparse into the zoo
 
-The zoo's sparse entries are made with a readability budget (``max_k90=10``: the most accurate
-point on validation whose validation decisions need at most 10 contributions for 90% of their
-evidence); the runs with sparsify's default rule (no budget) are kept beside them for comparison.
+with ``BUDGET="--max-k90 10 --rnn-max-k90 50 --max-k90-steps 10"``. The zoo's sparse entries are
+made with a readability budget, issue 22's goal: the most accurate point on validation whose
+training decisions need at most 10 contributions for 90% of their evidence (a CNN: 10 units; an
+RNN: 10 time steps and 50 hidden states). The runs with sparsify's default rule (no budget), and
+the RNNs' earlier runs within 10 hidden states, are kept beside them for comparison.
 
 Runs are cached one by one in ``benchmarks/results/sparsify_zoo.json`` (key: entry, seed, budget), so
 the table fills over several sittings. ``--export`` (seed 0 only) writes the sparse checkpoints and
@@ -82,7 +84,8 @@ def _network(name: str, seed: int):
     return net, dm, entry
 
 
-def measure(name: str, seed: int, max_k90: float | None = None) -> tuple[dict, object, object]:
+def measure(name: str, seed: int, max_k90: float | None = None,
+            max_k90_steps: float | None = None) -> tuple[dict, object, object]:
     """One entry and seed: the dense and sparse figures, and the sparse network (for export)."""
     import torch
 
@@ -91,13 +94,13 @@ def measure(name: str, seed: int, max_k90: float | None = None) -> tuple[dict, o
     torch.manual_seed(seed)
     net, dm, entry = _network(name, seed)
     t0 = time.perf_counter()
-    sparse = nv.sparsify(net, dm, max_k90=max_k90)
+    sparse = nv.sparsify(net, dm, max_k90=max_k90, max_k90_steps=max_k90_steps)
     seconds = time.perf_counter() - t0
     test = list(dm.test_dataloader())
     from neuroview.training.sparsify import DEVIANCE
 
     row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path),
-           "deviance": DEVIANCE, "max_k90": max_k90}
+           "deviance": DEVIANCE, "max_k90": max_k90, "max_k90_steps": max_k90_steps}
     for kind, model in (("dense", net), ("sparse", sparse)):
         mean = nv.readability(model, test, baseline=None if model.norm is None and kind == "dense" else "mean")
         if model.norm is None:  # a dense RNN read raw: its training mean comes from the data
@@ -122,8 +125,10 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
                     dataset=entry["dataset"], recipe=entry["recipe"], seed=entry.get("seed"), metrics=metrics,
                     extra={"sparsified_from": name, "training": {
                         "command": f"python benchmarks/sparsify_zoo.py --entries {name} --export"
-                                   + (f" --max-k90 {row['max_k90']:g}" if row.get("max_k90") else ""),
-                        "path": row["path"], "seconds": row["sparsify_seconds"], "max_k90": row.get("max_k90")}})
+                                   + (f" --max-k90 {row['max_k90']:g}" if row.get("max_k90") else "")
+                                   + (f" --max-k90-steps {row['max_k90_steps']:g}" if row.get("max_k90_steps") else ""),
+                        "path": row["path"], "seconds": row["sparsify_seconds"], "max_k90": row.get("max_k90"),
+                        "max_k90_steps": row.get("max_k90_steps")}})
     root = checkpoints_dir()
     with _locked(root):
         entries = read_manifest()
@@ -137,9 +142,22 @@ def _readable(r: dict) -> dict:
     return {k: round(r[k], 4) for k in keys if r.get(k) is not None}
 
 
-def run_key(name: str, seed: int, max_k90: float | None = None) -> str:
-    """The cache key of one run: ``<entry>:<seed>``, and ``:k90<=<budget>`` for a budgeted one."""
-    return f"{name}:{seed}" + (f":k90<={max_k90:g}" if max_k90 is not None else "")
+def run_key(name: str, seed: int, max_k90: float | None = None, max_k90_steps: float | None = None) -> str:
+    """The cache key of one run: ``<entry>:<seed>``, and ``:k90<=<budget>`` (``:steps<=<budget>``)
+    for a budgeted one."""
+    return (f"{name}:{seed}" + (f":k90<={max_k90:g}" if max_k90 is not None else "")
+            + (f":steps<={max_k90_steps:g}" if max_k90_steps is not None else ""))
+
+
+def is_rnn(name: str) -> bool:
+    return name.split(".")[0] in ("nv_gru", "nv_lstm", "nv_rnn")
+
+
+def budget(name: str, args) -> tuple[float | None, float | None]:
+    """``(max_k90, max_k90_steps)`` of ``name``: an RNN's own where ``--rnn-max-k90`` / ``--max-k90-steps`` give them."""
+    if not is_rnn(name):
+        return args.max_k90, None
+    return (args.rnn_max_k90 if args.rnn_max_k90 is not None else args.max_k90), args.max_k90_steps
 
 
 def main(argv=None) -> int:
@@ -149,7 +167,9 @@ def main(argv=None) -> int:
     p.add_argument("--export", action="store_true", help="seed 0: write the sparse entries into the zoo")
     p.add_argument("--redo", action="store_true", help="ignore cached runs")
     p.add_argument("--max-k90", type=float, default=None,
-                   help="sparsify's readability budget (the zoo's sparse entries: 10); cached apart from the default rule's runs")
+                   help="sparsify's readability budget (the zoo's CNN entries: 10); cached apart from the default rule's runs")
+    p.add_argument("--rnn-max-k90", type=float, default=None, help="the RNN entries' budget in hidden states (default: --max-k90)")
+    p.add_argument("--max-k90-steps", type=float, default=None, help="the RNN entries' budget in time steps")
     args = p.parse_args(argv)
     import torch
 
@@ -159,11 +179,11 @@ def main(argv=None) -> int:
     cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in args.entries or dense_entries():
         for seed in args.seeds:
-            key = run_key(name, seed, args.max_k90)
+            key = run_key(name, seed, *budget(name, args))
             # a run made with another point rule (sparsify's deviance) is stale
             if key in cache and cache[key].get("deviance") == DEVIANCE and not args.redo and not args.export:
                 continue
-            row, sparse, entry = measure(name, seed, args.max_k90)
+            row, sparse, entry = measure(name, seed, *budget(name, args))
             cache[key] = row
             RESULTS.write_text(json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
             d, s = row["dense"], row["sparse"]

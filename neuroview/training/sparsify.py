@@ -56,7 +56,7 @@ from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
-from .sparsity_path import SparsityPath, register_plotter  # noqa: F401 - re-exported
+from .sparsity_path import SparsityPath, choose_point, register_plotter  # noqa: F401 - re-exported
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
@@ -161,16 +161,21 @@ def _losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor
     return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
 
 
-def _k90(point: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
+def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None) -> Tensor:
     """``[N]`` k90 of each decision of ``point`` on the standardized training features ``x``: its
     predicted logit's contributions against the training mean code (0 once standardized), as
-    ``explain(x, baseline="mean")`` gives them for the sparse network."""
+    ``explain(x, baseline="mean")`` gives them for the sparse network. With ``steps`` (the step of
+    each feature) it counts steps, each the sum of its features' contributions (``level="steps"``)."""
     w, b = point
     cols = (w != 0).any(0)
     if not bool(cols.any()):
         return torch.zeros(len(x), dtype=torch.long)
     pred = (x @ w.T + b).argmax(1)
-    return k_share(w[pred][:, cols] * x[:, cols], 0.9).cpu()
+    c = w[pred][:, cols] * x[:, cols]
+    if steps is not None:
+        steps = steps.to(c.device)
+        c = c.new_zeros(len(x), int(steps.max()) + 1).index_add_(1, steps[cols.to(steps.device)], c)
+    return k_share(c, 0.9).cpu()
 
 
 def _folds(y: Tensor, k: int, seed: int) -> list[Tensor]:
@@ -235,7 +240,7 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
     return path, val_acc, torch.stack(losses), reference, how
 
 
-def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None) -> str:
+def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None, max_k90_steps=None) -> str:
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
         raise TypeError(f"net: expected a NeuroViewCNN or NeuroViewRNN (nv.wrap(model, ...)), got {type(net).__name__}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
@@ -246,6 +251,12 @@ def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None) -> st
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
     if max_k90 is not None and (isinstance(max_k90, bool) or not isinstance(max_k90, (int, float)) or not max_k90 >= 1):
         raise ValueError(f"max_k90: expected None or a number of contributions per decision >= 1, got {max_k90!r}")
+    if max_k90_steps is not None:
+        if not _is_rnn(net):
+            raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} "
+                             "(use max_k90)")
+        if isinstance(max_k90_steps, bool) or not isinstance(max_k90_steps, (int, float)) or not max_k90_steps >= 1:
+            raise ValueError(f"max_k90_steps: expected None or a number of steps per decision >= 1, got {max_k90_steps!r}")
     groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
     if groups not in GROUPS:
         raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
@@ -262,6 +273,7 @@ class _Walk:
     val_acc: Tensor
     val_loss: Tensor  # [P, N_val] per-sample validation cross-entropy
     k90: Tensor  # [P] median k90 of each point's decisions on the training split
+    k90_steps: Tensor | None  # [P] the same counted in time steps (RNNs)
     reference: float
     how: str
     units: Tensor
@@ -294,46 +306,15 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed)
     units, grp = _sparsity([w for w, _ in path], gid)
     k90 = torch.stack([_k90(pt, z).float().quantile(0.5) for pt in path])
-    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, reference, how, units, grp)
-
-
-def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: float, tolerance: float,
-                 deviance: float, groups: Tensor | None = None, k90: Tensor | None = None,
-                 max_k90: float | None = None) -> int:
-    """The index of the path point :func:`sparsify` keeps: the sparsest (fewest groups, then fewest
-    units) whose validation accuracy is within ``tolerance`` of ``reference`` and that keeps
-    ``deviance`` of the largest drop in mean validation cross-entropy (``val_loss [P, N]``) the
-    path achieves, from its first point (no unit) to its best. A point whose head reads no unit is
-    a constant, never kept; when no point qualifies, the most accurate one.
-
-    With ``max_k90`` only points whose median k90 (``k90 [P]``) is within it count: the
-    rule above among them, else the most accurate of them (ties: the lower validation loss). The
-    budget wins over ``tolerance``; when no point meets it, the point of smallest k90 is kept."""
-    groups = units if groups is None else groups
-    mean_loss = val_loss.mean(1)
-    kept = (mean_loss[0] - mean_loss) >= deviance * (mean_loss[0] - mean_loss.min())
-    if max_k90 is not None:
-        if k90 is None:
-            raise ValueError("k90: choose_point needs each point's validation k90 to keep within max_k90")
-        pool = (units > 0) & (k90 <= max_k90)
-        if not bool(pool.any()):
-            pool = (units > 0) & (k90 == k90[units > 0].min())
-        ok = ((val_acc >= reference - tolerance) & pool & kept).nonzero()[:, 0]
-        if not len(ok):
-            best = (pool & (val_acc == val_acc[pool].max())).nonzero()[:, 0].tolist()
-            return min(best, key=lambda i: float(mean_loss[i]))
-    else:
-        ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
-    if not len(ok):
-        ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
-    key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
-    return int(ok[min(range(len(key)), key=key.__getitem__)])
+    steps = _group_ids(net, "step") if _is_rnn(net) else None
+    k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps).float().quantile(0.5) for pt in path])
+    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp)
 
 
 def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
              l1_ratio: float | None = None, relaxed: float | None = 1e-2, points: int = 25, ratio: float = 1e-2,
              folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = DEVIANCE,
-             max_k90: float | None = None) -> nn.Module:
+             max_k90: float | None = None, max_k90_steps: float | None = None) -> nn.Module:
     """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
 
     Args:
@@ -358,7 +339,10 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             test split's: nv_lite.gunpoint 10 against 10, nv_lite.mnist1d 10 against 10). Among
             them the rule above, else the most accurate on validation: the budget wins over
             ``tolerance``, and the path's validation accuracy (``sparse.sparsity_path``) says
-            what it cost. The zoo's sparse entries use 10.
+            what it cost. The zoo's CNN entries use 10.
+        max_k90_steps: an RNN's budget in time steps (k90 with each step's hidden states summed,
+            ``explain(...).k90(level="steps")``); with ``max_k90`` too, a point must meet both.
+            The zoo's RNN entries use 10 steps and 50 hidden states (issue 22's goal).
         groups: ``"unit"`` (CNN default: each weight alone, L1), ``"step"`` (RNN default: all hidden
             states of one step, every layer and direction, so a decision reads few steps) or
             ``"hidden"`` (one hidden unit over every step).
@@ -374,11 +358,13 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             end of a path on separable codes never converges: its weights grow without bound) and
             the folds' shuffle.
     """
-    groups = _check(net, tolerance, groups, folds, deviance, max_k90)
+    groups = _check(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
                 folds=folds, max_iter=max_iter, seed=seed)
+    # one budget: each point's use of it (k90 over its limit, the larger of the two), within at <= 1
+    use = [k / m for k, m in ((run.k90, max_k90), (run.k90_steps, max_k90_steps)) if m is not None]
     chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp,
-                          k90=run.k90, max_k90=max_k90)
+                          k90=torch.stack(use).amax(0) if use else None, max_k90=1.0 if use else None)
     sparse, (w, b) = run.sparse, run.path[chosen]
     with torch.no_grad():
         sparse.classifier.weight.copy_(w.to(sparse.classifier.weight.dtype))
@@ -387,6 +373,7 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         lambdas=run.lambdas, val_acc=run.val_acc, train_acc=_acc(run.path, run.z, run.y), units_per_class=run.units,
         groups_per_class=run.grp, chosen=chosen, reference=run.reference, tolerance=float(tolerance),
         validation=run.how, groups=groups, num_features=run.z.shape[1], val_loss=run.val_loss.mean(1),
-        k90=run.k90, max_k90=None if max_k90 is None else float(max_k90),
+        k90=run.k90, max_k90=None if max_k90 is None else float(max_k90), k90_steps=run.k90_steps,
+        max_k90_steps=None if max_k90_steps is None else float(max_k90_steps),
     )
     return sparse.eval()

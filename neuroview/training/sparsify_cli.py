@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")
     p.add_argument("--max-k90", type=float, default=None,
                    help="a readability budget: keep only points whose validation decisions need at most this many "
-                        "contributions for 90%% of their evidence (the zoo's sparse entries use 10; default: none)")
+                        "contributions for 90%% of their evidence (the zoo's CNN entries use 10; default: none)")
+    p.add_argument("--max-k90-steps", type=float, default=None,
+                   help="an RNN's budget in time steps (each step's hidden states summed); with --max-k90 a point "
+                        "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10; default: none)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         net, dm, entry, tag = _source(args.source, args.data)
         dm.setup("fit")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
-                          deviance=args.deviance, max_k90=args.max_k90)
+                          deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
@@ -88,15 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     print(path)
     test = list(dm.test_dataloader())
     dense, light = readability(net, test, baseline=None), readability(sparse, test, baseline="mean")
+    steps = f", {light['k90_steps']:g} steps" if "k90_steps" in light else ""
     print(f"test split: dense {dense['accuracy']:.1f}% ({dense['units_per_class']:.0f} units per class), sparse "
-          f"{light['accuracy']:.1f}% ({light['units_per_class']:.1f} per class, k90 {light['k90']:g} against the mean code)")
+          f"{light['accuracy']:.1f}% ({light['units_per_class']:.1f} per class, k90 {light['k90']:g}{steps} against the mean code)")
     kwargs = dict(entry["arch_kwargs"]) | ({"normalize": True} if entry["arch_kwargs"].get("normalize") is False else {})
     name = f"{entry['architecture']}.{tag}_sparse"
     out = Path(args.out)
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
-                    metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "top10_share", "units_per_class")},
-                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance, "max_k90": args.max_k90,
+                    metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "k90_steps", "top10_share", "units_per_class")
+                                                           if k in light},
+                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
+                                                                         "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")

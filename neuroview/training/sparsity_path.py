@@ -1,4 +1,5 @@
-"""The regularization path :func:`neuroview.sparsify` walked, as data (:class:`SparsityPath`).
+"""The regularization path :func:`neuroview.sparsify` walked, as data (:class:`SparsityPath`), and
+the rule that chooses its point (:func:`choose_point`).
 
 Imports only torch; :mod:`neuroview.viz.sparsity` registers the drawing of ``.plot()`` here on
 import (the training layer may not import viz).
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-__all__ = ["SparsityPath", "register_plotter"]
+__all__ = ["SparsityPath", "choose_point", "register_plotter"]
 
 _plotter = None
 
@@ -38,18 +39,21 @@ class SparsityPath:
     val_loss: Tensor | None = None  # [P] mean validation cross-entropy
     k90: Tensor | None = None  # [P] median k90 of each point's decisions on the training split (predicted logit, training mean code)
     max_k90: float | None = None  # the readability budget the point was kept under, if any
+    k90_steps: Tensor | None = None  # [P] the same counted in time steps (RNNs)
+    max_k90_steps: float | None = None  # the budget in steps, if any
     extra: dict = field(default_factory=dict)
 
     def to_records(self) -> list[dict]:
         """One dict per point: ``lambda, val_acc, train_acc, units_per_class, groups_per_class, chosen``
-        (and ``k90`` where it was measured)."""
+        (and ``k90``, ``k90_steps`` where they were measured)."""
         out = [{"lambda": float(lam), "val_acc": float(v), "train_acc": float(t), "units_per_class": float(u),
                 "groups_per_class": float(g), "chosen": i == self.chosen}
                for i, (lam, v, t, u, g) in enumerate(zip(self.lambdas, self.val_acc, self.train_acc,
                                                          self.units_per_class, self.groups_per_class))]
-        if self.k90 is not None:
-            for rec, k in zip(out, self.k90.tolist()):
-                rec["k90"] = k
+        for name in ("k90", "k90_steps"):
+            if getattr(self, name) is not None:
+                for rec, k in zip(out, getattr(self, name).tolist()):
+                    rec[name] = k
         return out
 
     def plot(self, **kw):
@@ -62,6 +66,41 @@ class SparsityPath:
         i = self.chosen
         what = "units" if self.groups == "unit" else f"features ({self.groups_per_class[i]:.1f} {self.groups}s)"
         budget = "" if self.max_k90 is None else f", k90 {float(self.k90[i]):g} within {self.max_k90:g}"
+        if self.max_k90_steps is not None:
+            budget += f", k90 {float(self.k90_steps[i]):g} steps within {self.max_k90_steps:g}"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
                 f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
                 f"{self.tolerance:g} points)")
+
+
+def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: float, tolerance: float,
+                 deviance: float, groups: Tensor | None = None, k90: Tensor | None = None,
+                 max_k90: float | None = None) -> int:
+    """The index of the path point :func:`sparsify` keeps: the sparsest (fewest groups, then fewest
+    units) whose validation accuracy is within ``tolerance`` of ``reference`` and that keeps
+    ``deviance`` of the largest drop in mean validation cross-entropy (``val_loss [P, N]``) the
+    path achieves, from its first point (no unit) to its best. A point whose head reads no unit is
+    a constant, never kept; when no point qualifies, the most accurate one.
+
+    With ``max_k90`` only points whose median k90 (``k90 [P]``) is within it count: the
+    rule above among them, else the most accurate of them (ties: the lower validation loss). The
+    budget wins over ``tolerance``; when no point meets it, the point of smallest k90 is kept."""
+    groups = units if groups is None else groups
+    mean_loss = val_loss.mean(1)
+    kept = (mean_loss[0] - mean_loss) >= deviance * (mean_loss[0] - mean_loss.min())
+    if max_k90 is not None:
+        if k90 is None:
+            raise ValueError("k90: choose_point needs each point's validation k90 to keep within max_k90")
+        pool = (units > 0) & (k90 <= max_k90)
+        if not bool(pool.any()):
+            pool = (units > 0) & (k90 == k90[units > 0].min())
+        ok = ((val_acc >= reference - tolerance) & pool & kept).nonzero()[:, 0]
+        if not len(ok):
+            best = (pool & (val_acc == val_acc[pool].max())).nonzero()[:, 0].tolist()
+            return min(best, key=lambda i: float(mean_loss[i]))
+    else:
+        ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
+    if not len(ok):
+        ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
+    key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
+    return int(ok[min(range(len(key)), key=key.__getitem__)])

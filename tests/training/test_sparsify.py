@@ -231,3 +231,37 @@ def test_sparsify_within_a_k90_budget_reads_that_few_contributions(one_thread):
     assert torch.allclose(exp.bias[exp.predicted] + contrib.sum(1), budget(x[:150])[rows, exp.predicted], atol=1e-4)
     with pytest.raises(ValueError, match="max_k90"):
         nv.sparsify(net, train, max_k90=0)
+
+
+def test_an_rnn_budget_in_steps_counts_each_steps_summed_evidence(one_thread):
+    import statistics
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(120, 1, 12, generator=g)
+    y = (x[:, 0, 3:9].sum(1) > 0).long()  # evidence spread over six steps
+    net = nv.NeuroViewRNN(nn.GRU(1, 6, batch_first=True), 2, max_len=12).train()
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(net(x.transpose(1, 2)), y).backward()
+        opt.step()
+    net.eval()
+    train = [(x, y)]
+    free = nv.sparsify(net, train, points=12, folds=3, max_iter=200)
+    budget = nv.sparsify(net, train, points=12, folds=3, max_iter=200, max_k90=1000, max_k90_steps=2)
+    path = budget.sparsity_path
+    assert path.max_k90_steps == 2.0 and float(path.k90_steps[path.chosen]) <= 2
+    assert float(free.sparsity_path.k90_steps[free.sparsity_path.chosen]) > 2  # the budget binds here
+    assert "steps within 2" in str(path) and "k90_steps" in path.to_records()[0]
+    # by hand: the training decisions' contributions against the mean code, summed over each step's
+    # hidden states ([B, L, D, T, H] -> [B, T]), counted largest first
+    exp = budget.explain(x.transpose(1, 2), baseline=nv.mean_codes(budget, train))
+    contrib = exp.for_class(exp.predicted).reshape(len(x), *budget.feature_shape)
+    per_step = contrib.sum(dim=(1, 2, 4))
+    assert statistics.median(_k90_by_hand(per_step)) == float(path.k90_steps[path.chosen])
+    assert statistics.median(_k90_by_hand(contrib.flatten(1))) == float(path.k90[path.chosen])
+    with pytest.raises(ValueError, match="max_k90_steps: a budget in time steps needs a NeuroViewRNN"):
+        nv.sparsify(_cnn(), [_planted(40)], max_k90_steps=3)
+    with pytest.raises(ValueError, match="max_k90_steps: expected"):
+        nv.sparsify(net, train, max_k90_steps=0)
