@@ -273,6 +273,11 @@ def render_ucr(src: Sources, unseen: bool = False) -> str:
     return ucr.table(list(ucr.RECIPES), sets, src.ucr_runs, src.minirocket, shas=ucr.README_SHAS)
 
 
+def render_ucr_choices(src: Sources) -> str:
+    ch = _benchmark("ucr_choices")  # its own table, as its report gives it
+    return ch.table(ch.kept(src.ucr_runs))
+
+
 def render_ucr_ensemble(src: Sources) -> str:
     ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
     runs = ens.load()
@@ -400,7 +405,8 @@ def render_sparse_default(src: Sources) -> str:
 RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo": render_zoo, "seeds": render_seeds, "seeds_by_arch": render_seeds_by_arch, "gaps": render_gaps,
           "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
-          "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble}
+          "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble,
+          "ucr_choices": render_ucr_choices}
 
 
 def _benchmark(name: str):

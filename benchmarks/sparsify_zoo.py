@@ -60,7 +60,7 @@ def _retrained(name: str, entry: dict, seed: int):
     sha = hashlib.sha256((ROOT / recipe).read_bytes() + " ".join(extra).encode()).hexdigest()[:12]
     path = NETWORKS / f"{name}@{seed}@{sha}.safetensors"
     if path.is_file():
-        net = nv.create_model(name, pretrained=False)
+        net = nv.create_model(entry["architecture"], **entry["arch_kwargs"])  # the entry's own shape (an RNN's max_len)
         net.load_state_dict(load_file(path))
         return net.eval()
     net = train(recipe, seed, extra=extra, threads=1)["model"].eval()

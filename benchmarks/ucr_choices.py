@@ -172,23 +172,34 @@ def keep_verdicts(rows: list[dict], judged: dict) -> list[dict]:
     return out
 
 
-def report(rows: list[dict], seeds: list[int]) -> str:
+def table(rows: list[dict]) -> str:
+    """The verdicts as a markdown table (the report's and the README's)."""
     def pct(v):
         return "–" if v is None else f"{v:.1f}"
 
+    lines = ["| option | recipe | version | the recipe's value | alternative | recipe, val. % | alternative, val. % | runs | verdict |",
+             "|---|---|---|---|---|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['option']} | {r['recipe']} | {r['sha']} | {r['current']} | {r['alternative']} | "
+                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']} | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def report(rows: list[dict], seeds: list[int]) -> str:
     lines = [f"# The ucr_* recipes' options, judged on validation ({int(VAL * 100)}% of each training split held out, "
              f"seeds {', '.join(map(str, seeds))}; the test split unread)", "",
              f"`python benchmarks/ucr_choices.py --report`. An alternative replaces the recipe's value only if its mean "
              f"validation accuracy over the sets is higher by more than {MARGIN:g} points.", "",
              "Options are screened one at a time from the recipe as it was when the option was judged: the "
              "version column is the recipe file's SHA-256 (first 12 digits). A verdict that changes a recipe "
-             f"makes its later runs a new version; verdicts are kept in `{VERDICTS.name}`.", "",
-             "| option | recipe | version | the recipe's value | alternative | recipe, val. % | alternative, val. % | runs | verdict |",
-             "|---|---|---|---|---|---:|---:|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['option']} | {r['recipe']} | {r['sha']} | {r['current']} | {r['alternative']} | "
-                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']} | {r['verdict']} |")
-    return "\n".join(lines) + "\n"
+             f"makes its later runs a new version; verdicts are kept in `{VERDICTS.name}`.", ""]
+    return "\n".join(lines) + "\n" + table(rows)
+
+
+def kept(runs: dict) -> list[dict]:
+    """Every option's verdict from ``runs`` (the cache) and the kept verdicts, without writing them."""
+    judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
+    return keep_verdicts(judge(CHOICES, [0], runs), judged)
 
 
 def main(argv: list[str] | None = None) -> int:
