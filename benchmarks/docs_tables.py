@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],

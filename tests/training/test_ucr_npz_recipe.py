@@ -51,9 +51,10 @@ def test_ucr_recipe_on_an_npz_keeps_its_batch_size_lengths_and_normalization(rec
     assert dm.val_fraction == data_args["val_fraction"] and "val" not in dm.split_sizes()
     n_train = dm.split_sizes()["train"]
     assert n_train == 103 and dm.batch_size == auto_batch_size(n_train) == 10  # a fifth of each class held out to test
-    # lengths: every series stretched to the longest training series, no padding left to mask
+    # lengths: every series stretched to the longest training series (no padding left to mask), or,
+    # where the recipe masks (the standard GRU), padded to it with each series' length carried
     longest = max(int(n) for n in np.load(path)["lengths"][np.isin(np.arange(130), _train_indices(dm, path))])
-    assert not dm.variable_length and dm.max_len == hp.max_len == longest
+    assert dm.variable_length is (not data_args["resample"]) and dm.max_len == hp.max_len == longest
     assert (hp.num_classes, hp.in_channels) == (3, 2) and dm.class_names == ["high", "low", "mid"]
     assert cli.trainer.global_step == 3 and 0.0 <= cli.trainer.callback_metrics["test_acc"] <= 1.0
 
