@@ -166,10 +166,15 @@ def keep_verdicts(rows: list[dict], judged: dict) -> list[dict]:
     out = []
     for r in rows:
         k = _row_key(r["option"], r["recipe"], r["alternative"])
-        if r["verdict"] != "not run yet":
-            judged[k] = r
+        if r["verdict"] != "not run yet" and _count(r) >= _count(judged.get(k)):
+            judged[k] = r  # a verdict on fewer runs (fewer seeds) never replaces one on more
         out.append(judged.get(k, r))
     return out
+
+
+def _count(row: dict | None) -> int:
+    """The runs a verdict rests on (``"base / alternative"``)."""
+    return sum(int(n) for n in row["runs"].split("/")) if row else -1
 
 
 def table(rows: list[dict]) -> str:
@@ -209,11 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--report", action="store_true", help="judge from the cache; run nothing")
+    p.add_argument("--rejudge", action="store_true",
+                   help="run what the options need on the recipes as they are now even where a verdict is kept "
+                        "(more seeds: the verdict on more runs replaces the one on fewer)")
     args = p.parse_args(argv)
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
     judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
     if not args.report:
-        need = [n for n in todo(choices, args.seeds, load(), judged) if not args.recipes or n[0] in args.recipes]
+        need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged)
+                if not args.recipes or n[0] in args.recipes]
         for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
             _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT)
     with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together

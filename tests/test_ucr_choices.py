@@ -102,3 +102,16 @@ def test_a_verdict_is_kept_with_the_version_it_judged_and_not_asked_again(choice
     assert rows[0]["verdict"] == "change" and rows[0]["sha"] == "v1"
     assert choices.todo(one, [0], runs, judged) == [] and len(choices.todo(one, [0], runs)) == 2
 
+
+def test_a_verdict_on_more_seeds_replaces_one_on_fewer_and_never_the_reverse(choices, monkeypatch):
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "v1")
+    one = (choices.Choice("x", "a", {"b": {choices.NV_CNN: ("--model.lr", "1")}}, sets=("GunPoint",)),)
+    runs = {}
+    for seed, (a, b) in enumerate(((50, 90), (90, 50), (90, 50))):
+        runs[choices._key(choices.NV_CNN, "GunPoint", seed, (), choices.VAL)] = {"val_acc": a / 100, "sha": "v1"}
+        runs[choices._key(choices.NV_CNN, "GunPoint", seed, ("--model.lr", "1"), choices.VAL)] = {"val_acc": b / 100, "sha": "v1"}
+    judged: dict = {}
+    assert choices.keep_verdicts(choices.judge(one, [0], runs), judged)[0]["verdict"] == "change"  # seed 0 alone
+    assert choices.keep_verdicts(choices.judge(one, [0, 1, 2], runs), judged)[0]["verdict"] == "keep"  # 76.7 against 63.3
+    assert choices.keep_verdicts(choices.judge(one, [0], runs), judged)[0]["verdict"] == "keep"  # 2 runs do not undo 6
+
