@@ -97,10 +97,17 @@ def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], 
         if "rnn" in Path(recipe).stem and s in CNN_ONLY:
             continue
         for seed in seeds:
-            r = runs.get(_key(recipe, s, seed, extra, VAL))
-            if r is not None and r.get("sha") == _sha(recipe):
+            r = _run_of(runs, recipe, s, seed, extra)
+            if r is not None:
                 got.append(100 * r["val_acc"])
     return got
+
+
+def _run_of(runs: dict, recipe: str, s: str, seed: int, extra: tuple[str, ...]) -> dict | None:
+    """The cached validation run of the recipe as it is now: under its key, or under ``<key>@<sha>``
+    where a run of another version took the key since (``ucr_accuracy.keep``)."""
+    key, sha = _key(recipe, s, seed, extra, VAL), _sha(recipe)
+    return next((r for r in (runs.get(key), runs.get(f"{key}@{sha}")) if r is not None and r.get("sha") == sha), None)
 
 
 def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
@@ -120,8 +127,7 @@ def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
                         continue
                     for seed in seeds:
                         for e in ((), tuple(extra)):
-                            k = _key(recipe, s, seed, e, VAL)
-                            if runs.get(k, {}).get("sha") != _sha(recipe) and (recipe, s, seed, e) not in need:
+                            if _run_of(runs, recipe, s, seed, e) is None and (recipe, s, seed, e) not in need:
                                 need.append((recipe, s, seed, e))
     return need
 

@@ -98,6 +98,12 @@ def test_a_verdict_is_kept_with_the_version_it_judged_and_not_asked_again(choice
     assert [r["verdict"] for r in rows] == ["change"] and list(judged) == ["x | ucr_nv_cnn | b"]
     monkeypatch.setattr(choices, "_sha", lambda recipe: "v2")  # the verdict was applied: a new version
     assert choices.judge(one, [0], runs)[0]["verdict"] == "not run yet"
+    # a run of v2 takes the key, v1's moves to <key>@v1 (ucr_accuracy.keep): v1's runs still count for v1
+    base = choices._key(choices.NV_CNN, "GunPoint", 0, (), choices.VAL)
+    moved = runs | {base: {"val_acc": 0.7, "sha": "v2"}, f"{base}@v1": runs[base]}
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "v1")
+    assert choices.judge(one, [0], moved)[0]["current_acc"] == 50.0 and choices.todo(one, [0], moved) == []
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "v2")
     rows = choices.keep_verdicts(choices.judge(one, [0], runs), judged)
     assert rows[0]["verdict"] == "change" and rows[0]["sha"] == "v1"
     assert choices.todo(one, [0], runs, judged) == [] and len(choices.todo(one, [0], runs)) == 2
