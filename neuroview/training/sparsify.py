@@ -249,14 +249,11 @@ def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None, max_k
         raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
     if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
-    if max_k90 is not None and (isinstance(max_k90, bool) or not isinstance(max_k90, (int, float)) or not max_k90 >= 1):
-        raise ValueError(f"max_k90: expected None or a number of contributions per decision >= 1, got {max_k90!r}")
-    if max_k90_steps is not None:
-        if not _is_rnn(net):
-            raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} "
-                             "(use max_k90)")
-        if isinstance(max_k90_steps, bool) or not isinstance(max_k90_steps, (int, float)) or not max_k90_steps >= 1:
-            raise ValueError(f"max_k90_steps: expected None or a number of steps per decision >= 1, got {max_k90_steps!r}")
+    for name, value, what in (("max_k90", max_k90, "contributions"), ("max_k90_steps", max_k90_steps, "steps")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1):
+            raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
+    if max_k90_steps is not None and not _is_rnn(net):
+        raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
     groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
     if groups not in GROUPS:
         raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
