@@ -76,10 +76,8 @@ def test_default_time_series_recipes_run_unchanged_on_any_set(recipe, dataset, t
     assert cli.trainer.global_step == 3 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert 0.0 <= cli.trainer.callback_metrics["test_acc"] <= 1.0
     # variable-length series are stretched to the longest (an average over positions, and per-step
-    # weights, then read the series and not its padding): batches carry no lengths. The standard
-    # GRU alone reads each series to its own end (chosen on validation): its batches carry them
-    masked = recipe == "ucr_rnn" and dataset == "JapaneseVowels"
-    assert dm.variable_length == masked and dm.max_len == (26 if dataset == "JapaneseVowels" else 251)
+    # weights, then read the series and not its padding): batches carry no lengths
+    assert not dm.variable_length and dm.max_len == (26 if dataset == "JapaneseVowels" else 251)
     net = cli.model.model
     if "rnn" in recipe:  # a step reads a window: the longest series is at most max_steps steps
         assert net.window == -(-dm.max_len // hp.model_kwargs["max_steps"])
