@@ -31,13 +31,13 @@ class Sparsify(pl.Callback):
     """Refit the global classifier sparse before the test split is scored (see the module docstring).
 
     Args:
-        tolerance, groups, seed, deviance, max_k90, max_k90_steps: as in :func:`neuroview.sparsify`.
+        tolerance, groups, seed, deviance, max_k90, max_k90_steps, k90_quantile: as in :func:`neuroview.sparsify`.
     """
 
     def __init__(self, tolerance: float = 1.0, groups: str | None = None, seed: int = 0, deviance: float = DEVIANCE,
-                 max_k90: float | None = None, max_k90_steps: float | None = None):
+                 max_k90: float | None = None, max_k90_steps: float | None = None, k90_quantile: float = 0.5):
         self.tolerance, self.groups, self.seed, self.deviance = tolerance, groups, seed, deviance
-        self.max_k90, self.max_k90_steps = max_k90, max_k90_steps
+        self.max_k90, self.max_k90_steps, self.k90_quantile = max_k90, max_k90_steps, k90_quantile
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.datamodule is None:
@@ -45,7 +45,7 @@ class Sparsify(pl.Callback):
         # every rank refits the same deterministic path, so all keep the same network
         sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups,
                           seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
-                          max_k90_steps=self.max_k90_steps)
+                          max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile)
         pl_module.model = sparse
         path = sparse.sparsity_path
         rank_zero_info(f"Sparsify: {path}")

@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-k90-steps", type=float, default=None,
                    help="an RNN's budget in time steps (each step's hidden states summed); with --max-k90 a point "
                         "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10; default: none)")
+    p.add_argument("--k90-quantile", type=float, default=0.5,
+                   help="the share of the training decisions a budget holds for: 0.5 the median (default), 1 every one")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         net, dm, entry, tag = _source(args.source, args.data)
         dm.setup("fit")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
-                          deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps)
+                          deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
+                          k90_quantile=args.k90_quantile)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            if k in light},
                     extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
                                                                          "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
+                                                                         "k90_quantile": args.k90_quantile,
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")

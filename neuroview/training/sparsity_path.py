@@ -37,10 +37,12 @@ class SparsityPath:
     groups: str = "unit"
     num_features: int = 0
     val_loss: Tensor | None = None  # [P] mean validation cross-entropy
-    k90: Tensor | None = None  # [P] median k90 of each point's decisions on the training split (predicted logit, training mean code)
+    k90: Tensor | None = None  # [P] k90 of each point's decisions on the training split (predicted logit, training
+    # mean code): its k90_quantile over the decisions, the median by default
     max_k90: float | None = None  # the readability budget the point was kept under, if any
     k90_steps: Tensor | None = None  # [P] the same counted in time steps (RNNs)
     max_k90_steps: float | None = None  # the budget in steps, if any
+    k90_quantile: float = 0.5  # the share of the training decisions the budget holds for
     extra: dict = field(default_factory=dict)
 
     def to_records(self) -> list[dict]:
@@ -65,9 +67,10 @@ class SparsityPath:
     def __str__(self) -> str:
         i = self.chosen
         what = "units" if self.groups == "unit" else f"features ({self.groups_per_class[i]:.1f} {self.groups}s)"
-        budget = "" if self.max_k90 is None else f", k90 {float(self.k90[i]):g} within {self.max_k90:g}"
+        of = "" if self.k90_quantile == 0.5 else f" (for {100 * self.k90_quantile:g}% of the training decisions)"
+        budget = "" if self.max_k90 is None else f", k90 {float(self.k90[i]):g} within {self.max_k90:g}{of}"
         if self.max_k90_steps is not None:
-            budget += f", k90 {float(self.k90_steps[i]):g} steps within {self.max_k90_steps:g}"
+            budget += f", k90 {float(self.k90_steps[i]):g} steps within {self.max_k90_steps:g}{of}"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
                 f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
                 f"{self.tolerance:g} points)")

@@ -265,3 +265,22 @@ def test_an_rnn_budget_in_steps_counts_each_steps_summed_evidence(one_thread):
         nv.sparsify(_cnn(), [_planted(40)], max_k90_steps=3)
     with pytest.raises(ValueError, match="max_k90_steps: expected"):
         nv.sparsify(net, train, max_k90_steps=0)
+
+
+def test_a_budget_for_every_decision_holds_for_each_one_not_just_the_median(one_thread):
+    x, y = _planted(200)
+    net = _trained_cnn(x[:150], y[:150])
+    train, val = [(x[:150], y[:150])], [(x[150:], y[150:])]
+    median = nv.sparsify(net, train, val, points=12, max_iter=200, max_k90=6)
+    every = nv.sparsify(net, train, val, points=12, max_iter=200, max_k90=6, k90_quantile=1.0)
+    hand = {}
+    for name, sparse in (("median", median), ("every", every)):
+        exp = sparse.explain(x[:150], baseline=nv.mean_codes(sparse, train))
+        hand[name] = _k90_by_hand(exp.for_class(exp.predicted).flatten(1))
+    assert max(hand["median"]) > 6  # the median budget leaves some decisions above it here
+    path = every.sparsity_path
+    assert max(hand["every"]) <= 6 and float(path.k90[path.chosen]) == max(hand["every"])
+    assert path.k90_quantile == 1.0 and "for 100% of the training decisions" in str(path)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="k90_quantile: expected"):
+            nv.sparsify(net, train, max_k90=6, k90_quantile=bad)
