@@ -375,13 +375,13 @@ def _readable(m: dict) -> tuple[str, str]:
 
 
 def _sparse_runs(src: Sources, n: str, max_k90: float | None, max_k90_steps: float | None = None,
-                 q: float = 0.5) -> list[dict]:
+                 q: float = 0.5, finetune: int = 0) -> list[dict]:
     """sparsify_zoo.py's runs of entry ``n`` with the readability budget ``max_k90`` (and
     ``max_k90_steps``, held for the share ``q`` of training decisions; None: the default rule), only
     those made with the point rule (deviance) of its seed-0 run."""
     runs = [r for k, r in src.sparse_runs.items()
             if k.split(":")[0] == n and r.get("max_k90") == max_k90 and r.get("max_k90_steps") == max_k90_steps
-            and r.get("k90_quantile", 0.5) == q]
+            and r.get("k90_quantile", 0.5) == q and r.get("finetune", 0) == finetune]
     rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
     return [r for r in runs if r.get("deviance") == rule]
 
@@ -401,7 +401,8 @@ def render_sparse(src: Sources) -> str:
         d, sp = src.manifest[n]["metrics"], src.sparse[n]["metrics"]
         made = src.sparse[n].get("training", {})
         rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp),
-                     _drop(_sparse_runs(src, n, made.get("max_k90"), made.get("max_k90_steps"), made.get("k90_quantile", 0.5)))])
+                     _drop(_sparse_runs(src, n, made.get("max_k90"), made.get("max_k90_steps"), made.get("k90_quantile", 0.5),
+                                         made.get("finetune", 0)))])
     head = ["dataset", "NeuroView entry", "dense acc.", "units/class", "k90", "sparse acc.", "units/class", "k90",
             "drop, points (seeds)"]
     return table(head, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])

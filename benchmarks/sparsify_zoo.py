@@ -85,7 +85,7 @@ def _network(name: str, seed: int):
 
 
 def measure(name: str, seed: int, max_k90: float | None = None,
-            max_k90_steps: float | None = None, q: float = 0.5) -> tuple[dict, object, object]:
+            max_k90_steps: float | None = None, q: float = 0.5, finetune: int = 0) -> tuple[dict, object, object]:
     """One entry and seed: the dense and sparse figures, and the sparse network (for export)."""
     import torch
 
@@ -96,11 +96,14 @@ def measure(name: str, seed: int, max_k90: float | None = None,
     t0 = time.perf_counter()
     sparse = nv.sparsify(net, dm, max_k90=max_k90, max_k90_steps=max_k90_steps, k90_quantile=q)
     seconds = time.perf_counter() - t0
+    if finetune:
+        sparse = nv.finetune_sparse(sparse, dm, epochs=finetune)
     test = list(dm.test_dataloader())
     from neuroview.training.sparsify import DEVIANCE
 
     row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path),
-           "deviance": DEVIANCE, "max_k90": max_k90, "max_k90_steps": max_k90_steps, "k90_quantile": q}
+           "deviance": DEVIANCE, "max_k90": max_k90, "max_k90_steps": max_k90_steps, "k90_quantile": q,
+           "finetune": finetune, "finetune_seconds": round(time.perf_counter() - t0 - seconds, 1)}
     for kind, model in (("dense", net), ("sparse", sparse)):
         mean = nv.readability(model, test, baseline=None if model.norm is None and kind == "dense" else "mean")
         if model.norm is None:  # a dense RNN read raw: its training mean comes from the data
@@ -127,10 +130,11 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
                         "command": f"python benchmarks/sparsify_zoo.py --entries {name} --export"
                                    + (f" --max-k90 {row['max_k90']:g}" if row.get("max_k90") else "")
                                    + (f" --max-k90-steps {row['max_k90_steps']:g}" if row.get("max_k90_steps") else "")
-                                   + (f" --k90-quantile {row['k90_quantile']:g}" if row.get("k90_quantile", 0.5) != 0.5 else ""),
+                                   + (f" --k90-quantile {row['k90_quantile']:g}" if row.get("k90_quantile", 0.5) != 0.5 else "")
+                                   + (f" --finetune {row['finetune']}" if row.get("finetune") else ""),
                         "path": row["path"], "seconds": row["sparsify_seconds"], "max_k90": row.get("max_k90"),
                         "max_k90_steps": row.get("max_k90_steps"),
-                        "k90_quantile": row.get("k90_quantile", 0.5)}})
+                        "k90_quantile": row.get("k90_quantile", 0.5), "finetune": row.get("finetune", 0)}})
     root = checkpoints_dir()
     with _locked(root):
         entries = read_manifest()
@@ -145,23 +149,25 @@ def _readable(r: dict) -> dict:
 
 
 def run_key(name: str, seed: int, max_k90: float | None = None, max_k90_steps: float | None = None,
-            q: float = 0.5) -> str:
+            q: float = 0.5, finetune: int = 0) -> str:
     """The cache key of one run: ``<entry>:<seed>``, and ``:k90<=<budget>`` (``:steps<=<budget>``)
-    for a budgeted one, ``:q<share>`` where the budget holds for another share than the median."""
+    for a budgeted one, ``:q<share>`` where the budget holds for another share than the median,
+    ``:ft<epochs>`` where the sparse network was fine-tuned (``nv.finetune_sparse``)."""
     return (f"{name}:{seed}" + (f":k90<={max_k90:g}" if max_k90 is not None else "")
-            + (f":steps<={max_k90_steps:g}" if max_k90_steps is not None else "") + (f":q{q:g}" if q != 0.5 else ""))
+            + (f":steps<={max_k90_steps:g}" if max_k90_steps is not None else "") + (f":q{q:g}" if q != 0.5 else "")
+            + (f":ft{finetune}" if finetune else ""))
 
 
 def is_rnn(name: str) -> bool:
     return name.split(".")[0] in ("nv_gru", "nv_lstm", "nv_rnn")
 
 
-def budget(name: str, args) -> tuple[float | None, float | None, float]:
-    """``(max_k90, max_k90_steps, k90_quantile)`` of ``name``: an RNN's own where ``--rnn-max-k90`` /
-    ``--max-k90-steps`` give them."""
+def budget(name: str, args) -> tuple[float | None, float | None, float, int]:
+    """``(max_k90, max_k90_steps, k90_quantile, finetune)`` of ``name``: an RNN's own where
+    ``--rnn-max-k90`` / ``--max-k90-steps`` give them."""
     if not is_rnn(name):
-        return args.max_k90, None, args.k90_quantile
-    return (args.rnn_max_k90 if args.rnn_max_k90 is not None else args.max_k90), args.max_k90_steps, args.k90_quantile
+        return args.max_k90, None, args.k90_quantile, args.finetune
+    return (args.rnn_max_k90 if args.rnn_max_k90 is not None else args.max_k90), args.max_k90_steps, args.k90_quantile, args.finetune
 
 
 def main(argv=None) -> int:
@@ -175,6 +181,7 @@ def main(argv=None) -> int:
     p.add_argument("--rnn-max-k90", type=float, default=None, help="the RNN entries' budget in hidden states (default: --max-k90)")
     p.add_argument("--max-k90-steps", type=float, default=None, help="the RNN entries' budget in time steps")
     p.add_argument("--k90-quantile", type=float, default=0.5, help="the share of training decisions the budget holds for")
+    p.add_argument("--finetune", type=int, default=0, help="epochs of nv.finetune_sparse after sparsify (default 0: none)")
     args = p.parse_args(argv)
     import torch
 

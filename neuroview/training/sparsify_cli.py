@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .sparsify import DEVIANCE, sparsify
+from .sparse_finetune import finetune_sparse
 
 __all__ = ["main"]
 
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                         "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10; default: none)")
     p.add_argument("--k90-quantile", type=float, default=0.5,
                    help="the share of the training decisions a budget holds for: 0.5 the median (default), 1 every one")
+    p.add_argument("--finetune", type=int, default=0,
+                   help="epochs of nv.finetune_sparse afterwards: the backbone learns to serve the units the sparse "
+                        "head reads, its support fixed (default 0: the backbone stays as it was)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
                           k90_quantile=args.k90_quantile)
+        if args.finetune:
+            sparse = finetune_sparse(sparse, dm, epochs=args.finetune)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
                                                                          "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
                                                                          "k90_quantile": args.k90_quantile,
+                                                                         "finetune": args.finetune,
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")

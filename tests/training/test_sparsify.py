@@ -284,3 +284,49 @@ def test_a_budget_for_every_decision_holds_for_each_one_not_just_the_median(one_
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="k90_quantile: expected"):
             nv.sparsify(net, train, max_k90=6, k90_quantile=bad)
+
+
+def test_finetune_sparse_keeps_the_units_each_class_reads_and_stays_exact(one_thread):
+    x, y = _planted(200)
+    net = _trained_cnn(x[:150], y[:150], steps=40)
+    train = [(x[i:i + 30], y[i:i + 30]) for i in range(0, 150, 30)]
+    sparse = nv.sparsify(net, train, points=12, max_iter=200, max_k90=4)
+    before = {k: v.clone() for k, v in sparse.state_dict().items()}
+    tuned = nv.finetune_sparse(sparse, train, epochs=15, lr=1e-3)
+    # the support is the sparse head's, weight for weight; the standardization is sparsify's
+    assert torch.equal(tuned.classifier.weight != 0, sparse.classifier.weight != 0)
+    assert torch.equal(tuned.norm.running_mean, sparse.norm.running_mean)
+    assert torch.equal(tuned.norm.running_var, sparse.norm.running_var)
+    assert not torch.equal(tuned.classifier.weight, sparse.classifier.weight)  # it did learn
+    assert tuned.finetuned["train_loss"][-1] < tuned.finetuned["train_loss"][0]
+    assert all(torch.equal(v, sparse.state_dict()[k]) for k, v in before.items())  # the input is untouched
+    exp = tuned.explain(x[150:], baseline=nv.mean_codes(tuned, train))
+    rows = torch.arange(50)
+    total = exp.bias[exp.predicted] + exp.for_class(exp.predicted).flatten(1).sum(1)
+    assert torch.allclose(total, tuned(x[150:])[rows, exp.predicted], atol=1e-4)
+    # the same seed, the same network; the caller's random state is left as it was
+    state = torch.random.get_rng_state()
+    again = nv.finetune_sparse(sparse, train, epochs=15, lr=1e-3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(again.classifier.weight, tuned.classifier.weight)
+
+
+def test_finetune_sparse_trains_an_rnn_and_rejects_bad_arguments(one_thread):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 1, 12, generator=g)
+    y = (x[:, 0, 3:9].sum(1) > 0).long()
+    net = nv.NeuroViewRNN(nn.GRU(1, 6, batch_first=True), 2, max_len=12).eval()
+    sparse = nv.sparsify(net, [(x, y)], points=8, folds=3, max_iter=100)
+    tuned = nv.finetune_sparse(sparse, [(x, y)], epochs=3, lr=1e-2)
+    assert torch.equal(tuned.classifier.weight != 0, sparse.classifier.weight != 0)
+    moved = [n for (n, a), b in zip(tuned.named_parameters(), sparse.parameters()) if not torch.equal(a, b)]
+    assert any("weight_hh" in n for n in moved)  # the recurrent weights learned too
+    for kw, match in (({"epochs": -1}, "epochs: expected an int >= 0, got -1"), ({"epochs": 2.5}, "epochs"),
+                      ({"lr": 0}, "lr: expected a finite number > 0, got 0"),
+                      ({"weight_decay": float("nan")}, "weight_decay: expected")):
+        with pytest.raises(ValueError, match=match):
+            nv.finetune_sparse(sparse, [(x, y)], **kw)
+    with pytest.raises(TypeError, match="sparse: expected a NeuroViewCNN or NeuroViewRNN"):
+        nv.finetune_sparse(nn.Linear(3, 2), [(x, y)])
+    with pytest.raises(ValueError, match="with labels"):
+        nv.finetune_sparse(sparse, [x], epochs=1)
