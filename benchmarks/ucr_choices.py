@@ -90,12 +90,15 @@ CHOICES = (
 )
 
 
+def _sets_of(recipe: str, sets: tuple[str, ...]) -> tuple[str, ...]:
+    """The sets of ``sets`` that ``recipe`` runs on (an RNN recipe skips the CNN-only ones)."""
+    return tuple(s for s in sets if not ("rnn" in Path(recipe).stem and s in CNN_ONLY))
+
+
 def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...]) -> list[float]:
     """Validation accuracies (%) of ``recipe`` + ``extra`` on ``sets`` x ``seeds`` made with the recipe as it is now."""
     got = []
-    for s in sets:
-        if "rnn" in Path(recipe).stem and s in CNN_ONLY:
-            continue
+    for s in _sets_of(recipe, sets):
         for seed in seeds:
             r = _run_of(runs, recipe, s, seed, extra)
             if r is not None:
@@ -122,9 +125,7 @@ def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
                     continue  # settled: no result of the missing runs could change it
                 if _row_key(c.name, recipe, label) in (judged or {}):
                     continue  # judged on an earlier version of the recipe: the screen goes one option at a time
-                for s in c.sets:
-                    if "rnn" in Path(recipe).stem and s in CNN_ONLY:
-                        continue
+                for s in _sets_of(recipe, c.sets):
                     for seed in seeds:
                         for e in ((), tuple(extra)):
                             if _run_of(runs, recipe, s, seed, e) is None and (recipe, s, seed, e) not in need:
@@ -139,7 +140,7 @@ def _verdict(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], e
     it is settled: when even 0% for each missing run of one side and 100% for the other's could
     not turn it (so a slow set is not run for an option it cannot decide)."""
     base, other = _runs_for(runs, recipe, sets, seeds, ()), _runs_for(runs, recipe, sets, seeds, extra)
-    n = sum(len(seeds) for s in sets if not ("rnn" in Path(recipe).stem and s in CNN_ONLY))
+    n = len(seeds) * len(_sets_of(recipe, sets))
     lo_b, hi_b = sum(base) / n, (sum(base) + 100 * (n - len(base))) / n
     lo_o, hi_o = sum(other) / n, (sum(other) + 100 * (n - len(other))) / n
     verdict = "change" if lo_o > hi_b + MARGIN else "keep" if hi_o <= lo_b + MARGIN else "not run yet"
