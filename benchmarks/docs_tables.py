@@ -381,7 +381,8 @@ def _sparse_runs(src: Sources, n: str, max_k90: float | None, max_k90_steps: flo
     those made with the point rule (deviance) of its seed-0 run."""
     runs = [r for k, r in src.sparse_runs.items()
             if k.split(":")[0] == n and r.get("max_k90") == max_k90 and r.get("max_k90_steps") == max_k90_steps
-            and r.get("k90_quantile", 0.5) == q and r.get("finetune", 0) == finetune]
+            and r.get("k90_quantile", 0.5) == q and r.get("finetune", 0) == finetune
+            and r.get("finetune_mode") in (None, "eval")]  # not the first fine-tuning's runs (train mode)
     rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
     return [r for r in runs if r.get("deviance") == rule]
 

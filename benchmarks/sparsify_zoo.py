@@ -103,7 +103,8 @@ def measure(name: str, seed: int, max_k90: float | None = None,
 
     row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path),
            "deviance": DEVIANCE, "max_k90": max_k90, "max_k90_steps": max_k90_steps, "k90_quantile": q,
-           "finetune": finetune, "finetune_seconds": round(time.perf_counter() - t0 - seconds, 1)}
+           "finetune": finetune, "finetune_seconds": round(time.perf_counter() - t0 - seconds, 1),
+           "finetune_mode": sparse.finetuned["mode"] if finetune else None}
     for kind, model in (("dense", net), ("sparse", sparse)):
         mean = nv.readability(model, test, baseline=None if model.norm is None and kind == "dense" else "mean")
         if model.norm is None:  # a dense RNN read raw: its training mean comes from the data
@@ -152,7 +153,8 @@ def run_key(name: str, seed: int, max_k90: float | None = None, max_k90_steps: f
             q: float = 0.5, finetune: int = 0) -> str:
     """The cache key of one run: ``<entry>:<seed>``, and ``:k90<=<budget>`` (``:steps<=<budget>``)
     for a budgeted one, ``:q<share>`` where the budget holds for another share than the median,
-    ``:ft<epochs>`` where the sparse network was fine-tuned (``nv.finetune_sparse``)."""
+    ``:ft<epochs>`` where the sparse network was fine-tuned (``nv.finetune_sparse``; the runs of its
+    first version, trained in train mode, are kept as ``:ft<epochs>train``)."""
     return (f"{name}:{seed}" + (f":k90<={max_k90:g}" if max_k90 is not None else "")
             + (f":steps<={max_k90_steps:g}" if max_k90_steps is not None else "") + (f":q{q:g}" if q != 0.5 else "")
             + (f":ft{finetune}" if finetune else ""))

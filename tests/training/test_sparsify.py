@@ -330,3 +330,21 @@ def test_finetune_sparse_trains_an_rnn_and_rejects_bad_arguments(one_thread):
         nv.finetune_sparse(nn.Linear(3, 2), [(x, y)])
     with pytest.raises(ValueError, match="with labels"):
         nv.finetune_sparse(sparse, [x], epochs=1)
+
+
+def test_finetune_sparse_trains_the_function_it_explains_batchnorm_statistics_kept(one_thread):
+    torch.manual_seed(0)
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 8, 3), nn.BatchNorm1d(8), nn.ReLU()), 2, input_shape=(1, 24))
+    x, y = _planted(80)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    sparse = nv.sparsify(net.eval(), [(x, y)], points=8, folds=3, max_iter=100)
+    tuned = nv.finetune_sparse(sparse, [(x[i:i + 4], y[i:i + 4]) for i in range(0, 80, 4)], epochs=2, lr=1e-2)
+    bn, before = tuned.backbone[1], sparse.backbone[1]
+    assert torch.equal(bn.running_mean, before.running_mean) and torch.equal(bn.running_var, before.running_var)
+    assert not torch.equal(bn.weight, before.weight)  # its affine weights learned
+    assert not tuned.training and tuned.finetuned["mode"] == "eval"
