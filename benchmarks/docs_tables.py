@@ -382,7 +382,8 @@ def _sparse_runs(src: Sources, n: str, max_k90: float | None, max_k90_steps: flo
     runs = [r for k, r in src.sparse_runs.items()
             if k.split(":")[0] == n and r.get("max_k90") == max_k90 and r.get("max_k90_steps") == max_k90_steps
             and r.get("k90_quantile", 0.5) == q and r.get("finetune", 0) == finetune
-            and r.get("finetune_mode") in (None, "eval")]  # not the first fine-tuning's runs (train mode)
+            and (not finetune or r.get("finetune_epochs_kept") is not None)  # fine-tuned within the budget
+            and r.get("finetune_mode") in (None, "train")]  # finetune_sparse's eval-mode runs are apart
     rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
     return [r for r in runs if r.get("deviance") == rule]
 

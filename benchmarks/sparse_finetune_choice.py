@@ -10,7 +10,8 @@ number of epochs is chosen here on samples no network of the study has seen; no 
   steps and 50 hidden states for an RNN), validation carved from the training part by 5-fold
   cross-validation;
 - fine-tuned for each number of epochs in :data:`EPOCHS` (``FINETUNE_LR``, seed 0) on the training
-  part, and scored on the held-out split against the dense network's own held-out accuracy.
+  part, in each mode of ``finetune_sparse`` (:data:`MODES`), and scored on the held-out split
+  against the dense network's own held-out accuracy.
 
 The rule, written before the runs: the number of epochs with the most entries within 1 point of
 their dense network on the held-out split; ties go to the higher mean gap, then to fewer epochs.
@@ -36,13 +37,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "sparse_finetune_choice.json"
 REPORT = RESULTS.with_suffix(".md")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 EPOCHS = (0, 5, 10, 20, 40)
-# the fine-tuning's mode: its first version trained in train mode (batch statistics, BatchNorm's
-# running statistics re-estimated); its runs are kept as "<entry>:train" and not judged
-MODE = "eval"
+MODES = ("train", "eval")  # finetune_sparse's modes, each judged apart (train first: the default)
 BUDGET = {"cnn": {"max_k90": 10}, "rnn": {"max_k90": 50, "max_k90_steps": 10}}  # sparsify_zoo's $BUDGET
 
 
-def run(name: str) -> dict:
+def run(name: str, mode: str) -> dict:
     """One entry: dense and sparse held-out accuracy, and the sparse network's after each number of epochs."""
     import torch
 
@@ -58,11 +57,11 @@ def run(name: str) -> dict:
     sparse = nv.sparsify(net, train, None, **BUDGET["rnn" if is_rnn(name) else "cnn"])
     row = {"entry": name, "n_train": sum(len(b[-1]) for b in train), "n_held_out": sum(len(b[-1]) for b in held),
            "sparsify_seconds": round(time.perf_counter() - t0, 1), "lr": FINETUNE_LR, "path": str(sparse.sparsity_path),
-           "dense": nv.readability(net, held, baseline=None)["accuracy"], "mode": MODE, "epochs": {}}
+           "dense": nv.readability(net, held, baseline=None)["accuracy"], "mode": mode, "epochs": {}}
     for epochs in EPOCHS:
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        tuned = nv.finetune_sparse(sparse, dm, epochs=epochs, lr=FINETUNE_LR)
+        tuned = nv.finetune_sparse(sparse, dm, epochs=epochs, lr=FINETUNE_LR, mode=mode)
         r = nv.readability(tuned, held, baseline=nv.mean_codes(tuned, train))
         row["epochs"][str(epochs)] = {"accuracy": r["accuracy"], "k90": r["k90"], "seconds": round(time.perf_counter() - t0, 1),
                                       "train_loss": tuned.finetuned["train_loss"][-1:]}
@@ -90,16 +89,11 @@ def judge(rows: dict) -> tuple[str, int]:
     return "\n".join(lines) + "\n", -best[2]
 
 
-def _first_version(cache: dict) -> str:
-    """The first version's judgement (train mode), for the record."""
-    rows = {k.split(":")[0]: r for k, r in cache.items() if r.get("mode") == "train"}
-    return judge(rows)[0].split("\n\n")[0] + "\n" if rows else ""
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--entries", nargs="*", help="dense NeuroView entries (default: all)")
     p.add_argument("--report", action="store_true", help="judge from the cache; run nothing")
+    p.add_argument("--modes", nargs="*", default=list(MODES), help="finetune_sparse's modes to run (default: both)")
     args = p.parse_args(argv)
     import torch
 
@@ -108,23 +102,23 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.report:
-        for name in args.entries or dense_entries():
-            if f"{name}:{MODE}" in cache:
-                continue
-            cache[f"{name}:{MODE}"] = r = run(name)
-            RESULTS.write_text(json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
-            print(f"{name}: dense {r['dense']:.1f}% held out; sparse, by epochs: "
-                  + ", ".join(f"{e} {v['accuracy']:.1f}" for e, v in r["epochs"].items()), flush=True)
-    rows = {k.split(":")[0]: r for k, r in cache.items() if r.get("mode") == MODE}
-    if not rows:
-        return 0
-    text, kept = judge(rows)
-    REPORT.write_text("# Sparse fine-tuning's epochs, judged on held-out data\n\n"
-                      "`python benchmarks/sparse_finetune_choice.py`: the rule in its docstring.\n\n" + text
-                      + f"\nKept: {kept} epochs ({len(rows)} entries).\n"
-                      + ("\nThe first version, trained in train mode (replaced: BatchNorm re-estimated its statistics "
-                         "from the recipes' small batches):\n\n" + _first_version(cache) if _first_version(cache) else ""))
-    print(text + f"\nkept: {kept} epochs")
+        for mode in args.modes:
+            for name in args.entries or dense_entries():
+                if f"{name}:{mode}" in cache:
+                    continue
+                cache[f"{name}:{mode}"] = r = run(name, mode)
+                RESULTS.write_text(json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
+                print(f"{name} ({mode} mode): dense {r['dense']:.1f}% held out; sparse, by epochs: "
+                      + ", ".join(f"{e} {v['accuracy']:.1f}" for e, v in r["epochs"].items()), flush=True)
+    parts = ["# Sparse fine-tuning's epochs, judged on held-out data", "",
+             "`python benchmarks/sparse_finetune_choice.py`: the rule in its docstring, for each mode of `finetune_sparse`.", ""]
+    for mode in MODES:
+        rows = {k.split(":")[0]: r for k, r in cache.items() if r.get("mode") == mode}
+        if rows:
+            text, kept = judge(rows)
+            parts += [f"## mode={mode!r}", "", text, f"Kept: {kept} epochs ({len(rows)} entries).", ""]
+            print(f"{mode} mode: kept {kept} epochs ({len(rows)} entries)")
+    REPORT.write_text("\n".join(parts))
     return 0
 
 

@@ -322,17 +322,17 @@ def test_finetune_sparse_trains_an_rnn_and_rejects_bad_arguments(one_thread):
     moved = [n for (n, a), b in zip(tuned.named_parameters(), sparse.parameters()) if not torch.equal(a, b)]
     assert any("weight_hh" in n for n in moved)  # the recurrent weights learned too
     for kw, match in (({"epochs": -1}, "epochs: expected an int >= 0, got -1"), ({"epochs": 2.5}, "epochs"),
-                      ({"lr": 0}, "lr: expected a finite number > 0, got 0"),
-                      ({"weight_decay": float("nan")}, "weight_decay: expected")):
+                      ({"epochs": 1, "lr": 0}, "lr: expected a finite number > 0, got 0"),
+                      ({"epochs": 1, "weight_decay": float("nan")}, "weight_decay: expected")):
         with pytest.raises(ValueError, match=match):
             nv.finetune_sparse(sparse, [(x, y)], **kw)
     with pytest.raises(TypeError, match="sparse: expected a NeuroViewCNN or NeuroViewRNN"):
-        nv.finetune_sparse(nn.Linear(3, 2), [(x, y)])
+        nv.finetune_sparse(nn.Linear(3, 2), [(x, y)], epochs=1)
     with pytest.raises(ValueError, match="with labels"):
         nv.finetune_sparse(sparse, [x], epochs=1)
 
 
-def test_finetune_sparse_trains_the_function_it_explains_batchnorm_statistics_kept(one_thread):
+def test_finetune_sparse_in_eval_mode_keeps_batchnorm_statistics(one_thread):
     torch.manual_seed(0)
     net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 8, 3), nn.BatchNorm1d(8), nn.ReLU()), 2, input_shape=(1, 24))
     x, y = _planted(80)
@@ -343,8 +343,54 @@ def test_finetune_sparse_trains_the_function_it_explains_batchnorm_statistics_ke
         F.cross_entropy(net(x), y).backward()
         opt.step()
     sparse = nv.sparsify(net.eval(), [(x, y)], points=8, folds=3, max_iter=100)
-    tuned = nv.finetune_sparse(sparse, [(x[i:i + 4], y[i:i + 4]) for i in range(0, 80, 4)], epochs=2, lr=1e-2)
+    batches = [(x[i:i + 4], y[i:i + 4]) for i in range(0, 80, 4)]
+    tuned = nv.finetune_sparse(sparse, batches, epochs=2, lr=1e-2, mode="eval")
     bn, before = tuned.backbone[1], sparse.backbone[1]
     assert torch.equal(bn.running_mean, before.running_mean) and torch.equal(bn.running_var, before.running_var)
     assert not torch.equal(bn.weight, before.weight)  # its affine weights learned
     assert not tuned.training and tuned.finetuned["mode"] == "eval"
+    # the default trains as the recipes do: batch statistics, the running ones re-estimated
+    recipe = nv.finetune_sparse(sparse, batches, epochs=2, lr=1e-2)
+    assert recipe.finetuned["mode"] == "train" and not torch.equal(recipe.backbone[1].running_mean, before.running_mean)
+    assert torch.equal(recipe.norm.running_mean, sparse.norm.running_mean)  # the head's standardization: sparsify's
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        nv.finetune_sparse(sparse, batches, epochs=1, mode="frozen")
+
+
+def test_finetune_sparse_within_a_budget_returns_the_last_epoch_that_meets_it(one_thread):
+    from neuroview.training.sparse_finetune import training_k90
+
+    x, y = _planted(200)
+    net = _trained_cnn(x[:150], y[:150], steps=40)
+    train = [(x[i:i + 30], y[i:i + 30]) for i in range(0, 150, 30)]
+    sparse = nv.sparsify(net, train, points=12, max_iter=200, max_k90=6)
+    path = sparse.sparsity_path
+    assert training_k90(sparse, train)[0] == float(path.k90[path.chosen])  # counted as sparsify's budget counts it
+    # by hand: the k90 after each number of epochs (the runs are deterministic), and the epochs a
+    # budget keeps: those before the first that breaks it
+    runs = [nv.finetune_sparse(sparse, train, epochs=e, lr=0.1) for e in range(1, 7)]
+    ks = [training_k90(r, train)[0] for r in runs]
+    assert len(set(ks)) > 1  # the weights move, and k90 with them
+    for budget in sorted(set(ks)):
+        held = nv.finetune_sparse(sparse, train, epochs=6, lr=0.1, max_k90=budget)
+        kept = next((e for e, k in enumerate(ks) if k > budget), 6)
+        assert held.finetuned["epochs_kept"] == kept
+        expected = runs[kept - 1] if kept else sparse
+        assert torch.equal(held.classifier.weight, expected.classifier.weight)
+        assert training_k90(held, train)[0] <= max(budget, training_k90(sparse, train)[0])
+    with pytest.raises(ValueError, match="max_k90_steps: a budget in time steps needs a NeuroViewRNN"):
+        nv.finetune_sparse(sparse, train, epochs=1, max_k90_steps=3)
+
+
+def test_a_budget_that_never_binds_leaves_the_finetuning_as_it_is(one_thread):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _planted(120)
+    net = _trained_cnn(x, y, steps=40)
+    sparse = nv.sparsify(net, [(x, y)], points=8, max_iter=100, max_k90=6)
+    # a shuffled loader: counting k90 between epochs iterates it too, which must not move the shuffle
+    loader = DataLoader(TensorDataset(x, y), batch_size=20, shuffle=True)
+    free = nv.finetune_sparse(sparse, loader, epochs=3, lr=1e-2)
+    held = nv.finetune_sparse(sparse, loader, epochs=3, lr=1e-2, max_k90=1000)
+    assert held.finetuned["epochs_kept"] == 3
+    assert torch.equal(free.classifier.weight, held.classifier.weight)

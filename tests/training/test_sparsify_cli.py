@@ -73,3 +73,15 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
     run = next(tmp_path.rglob("sparse_path.json"))
     assert json.loads(run.read_text())["summary"].startswith("sparse head")
     assert (run.parent / "sparse.safetensors").is_file()
+
+
+def test_sparsify_command_can_finetune_the_backbone_with_the_support_fixed(tmp_path):
+    out = tmp_path / "zoo"
+    assert sparsify_main(["nv_lite.gunpoint", "--max-k90", "10", "--finetune", "1", "--out", str(out)]) == 0
+    entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
+    assert entry["sparsify"]["finetune"] == 1
+    tuned = nv.create_model("nv_lite.gunpoint_sparse", pretrained=True, root=out)
+    dense = nv.create_model("nv_lite.gunpoint", pretrained=True)
+    changed = [k for k, v in tuned.state_dict().items() if k.startswith("backbone.") and not torch.equal(v, dense.state_dict()[k])]
+    assert any(k.endswith(".weight") for k in changed)  # the backbone learned
+    assert entry["metrics"]["units_per_class"] == pytest.approx(nv.units_per_class(tuned).float().mean().item())
