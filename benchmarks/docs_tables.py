@@ -120,7 +120,7 @@ def mean_std(accs: list[float]) -> str:
 
 
 def signed(points: float) -> str:
-    return f"{'+' if points >= 0 else MINUS}{abs(points):.1f}"
+    return f"{'+' if round(points, 1) >= 0 else MINUS}{abs(points):.1f}"  # -0.04 reads +0.0, not -0.0
 
 
 def pairs(src: Sources) -> list[tuple[str, str | None, str | None]]:

@@ -92,6 +92,19 @@ def training_k90(net: nn.Module, train, q: float = 0.5) -> tuple[float, float | 
         return k, float(k_share(per_step, 0.9).float().quantile(q))
 
 
+def _recentre(net: nn.Module, train) -> None:
+    """Move the head's standardization to the fine-tuned codes' training mean, the bias taking the
+    difference, so that ``explain(x, baseline="mean")`` reads against the training split's mean code
+    as it does after ``sparsify``; the decision is the same map (to float rounding)."""
+    f, _ = _features(net, _batches(train, "train"), "train")
+    norm, head = net.norm, net.classifier
+    with torch.no_grad():
+        new = f.mean(0).to(norm.running_mean.dtype)
+        shift = (new - norm.running_mean) * norm.scale()  # what the standardized codes lose
+        head.bias.add_((head.weight.double() @ shift.double()).to(head.bias.dtype))
+        norm.running_mean.copy_(new)
+
+
 def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
                     weight_decay: float = 0.0, seed: int = 0, mode: str = "train", max_k90: float | None = None,
                     max_k90_steps: float | None = None, k90_quantile: float = 0.5) -> nn.Module:
@@ -111,7 +124,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
             of the last epoch whose training decisions still meet it is returned (the one given
             when the first epoch already breaks it).
 
-    The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
+    The head's standardization is then moved to the fine-tuned codes' training mean (the bias takes
+    the difference: the same decision), so ``baseline="mean"`` still reads against the training
+    split's mean code. The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
     ``epochs_kept`` within the budget), the rate and the mean training loss of each epoch.
     """
     _check(sparse, epochs, lr, weight_decay, mode)
@@ -161,6 +176,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     if budget and kept < len(losses):
         net.load_state_dict(last)
     net.eval()
+    if kept and net.norm is not None:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            _recentre(net, train)
     net.finetuned = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "mode": mode, "train_loss": losses,
                      "epochs_kept": kept}
     return net

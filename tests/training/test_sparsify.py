@@ -295,8 +295,11 @@ def test_finetune_sparse_keeps_the_units_each_class_reads_and_stays_exact(one_th
     tuned = nv.finetune_sparse(sparse, train, epochs=15, lr=1e-3)
     # the support is the sparse head's, weight for weight; the standardization is sparsify's
     assert torch.equal(tuned.classifier.weight != 0, sparse.classifier.weight != 0)
-    assert torch.equal(tuned.norm.running_mean, sparse.norm.running_mean)
     assert torch.equal(tuned.norm.running_var, sparse.norm.running_var)
+    # its mean moved to the fine-tuned codes' training mean: "mean" is still the training mean code
+    assert torch.allclose(tuned.norm.running_mean, nv.mean_codes(tuned, train), atol=1e-5)
+    exp_mean = tuned.explain(x[150:], baseline="mean")
+    assert torch.allclose(exp_mean.bias, tuned.head(nv.mean_codes(tuned, train)[None])[0], atol=1e-4)
     assert not torch.equal(tuned.classifier.weight, sparse.classifier.weight)  # it did learn
     assert tuned.finetuned["train_loss"][-1] < tuned.finetuned["train_loss"][0]
     assert all(torch.equal(v, sparse.state_dict()[k]) for k, v in before.items())  # the input is untouched
@@ -352,7 +355,7 @@ def test_finetune_sparse_in_eval_mode_keeps_batchnorm_statistics(one_thread):
     # the default trains as the recipes do: batch statistics, the running ones re-estimated
     recipe = nv.finetune_sparse(sparse, batches, epochs=2, lr=1e-2)
     assert recipe.finetuned["mode"] == "train" and not torch.equal(recipe.backbone[1].running_mean, before.running_mean)
-    assert torch.equal(recipe.norm.running_mean, sparse.norm.running_mean)  # the head's standardization: sparsify's
+    assert torch.equal(recipe.norm.running_var, sparse.norm.running_var)  # the head's scale: sparsify's
     with pytest.raises(ValueError, match="mode: expected one of"):
         nv.finetune_sparse(sparse, batches, epochs=1, mode="frozen")
 
@@ -394,3 +397,20 @@ def test_a_budget_that_never_binds_leaves_the_finetuning_as_it_is(one_thread):
     held = nv.finetune_sparse(sparse, loader, epochs=3, lr=1e-2, max_k90=1000)
     assert held.finetuned["epochs_kept"] == 3
     assert torch.equal(free.classifier.weight, held.classifier.weight)
+
+
+def test_recentring_the_head_moves_its_mean_not_its_decision(one_thread):
+    import copy
+
+    from neuroview.training.sparse_finetune import _recentre
+
+    x, y = _planted(120)
+    sparse = nv.sparsify(_trained_cnn(x, y, steps=40), [(x, y)], points=8, max_iter=100)
+    moved = copy.deepcopy(sparse)
+    with torch.no_grad():
+        moved.backbone[0].weight.mul_(1.3)  # the codes' mean moves away from the head's statistics
+    before = moved(x)
+    assert not torch.allclose(moved.norm.running_mean, nv.mean_codes(moved, [(x, y)]), atol=1e-3)
+    _recentre(moved, [(x, y)])
+    assert torch.allclose(moved.norm.running_mean, nv.mean_codes(moved, [(x, y)]), atol=1e-6)
+    assert torch.allclose(moved(x), before, atol=1e-5)
