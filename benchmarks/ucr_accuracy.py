@@ -154,6 +154,24 @@ def keep(runs: dict, key: str, rec: dict) -> dict:
     return out | {key: rec}
 
 
+def merge(runs: dict, other: dict) -> tuple[dict, int]:
+    """``runs`` with every run of ``other`` it lacks (``other``: the cache of runs made elsewhere,
+    e.g. in a git worktree holding an earlier version of a recipe). A run goes in under its key,
+    or under ``<key>@<sha>`` where a run of another version holds the key here (that one stays:
+    a run is found by key and version, :func:`keep`). Returns the merged runs and how many were new."""
+    new = 0
+    for key, rec in other.items():
+        moved = key.endswith("@" + str(rec.get("sha")))
+        if rec in (runs.get(key), None if moved else runs.get(f"{key}@{rec.get('sha')}")):
+            continue  # already here (perhaps moved aside since)
+        here = runs.get(key)
+        if not moved and here is not None and here.get("sha") != rec.get("sha"):
+            key = f"{key}@{rec.get('sha')}"  # the run under the plain key here stays: it is the recipe as it is here
+        runs = {**runs, key: rec}
+        new += 1
+    return runs, new
+
+
 def load(path: Path = OUT) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -230,7 +248,16 @@ def main(argv: list[str] | None = None) -> int:
                                                "(recorded apart: such runs never enter the table)")
     p.add_argument("--val", type=float, default=0.0, help="choosing options: carve this share of each training split "
                    "for validation and score on it (the test split is not read; such runs never enter the table)")
+    p.add_argument("--merge", type=Path, default=None, help="add the runs of another cache (a worktree's) to --results; train nothing")
     args = p.parse_args(argv)
+    if args.merge is not None:
+        from neuroview.zoo.pretrained import _locked  # the zoo's file lock, as _run takes it
+
+        with _locked(RESULTS):
+            runs, new = merge(load(args.results), load(args.merge))
+            save(runs, args.results)
+        print(f"{new} runs from {args.merge} added to {args.results}")
+        return 0
     extra = tuple(args.extra.split())
     if (extra or args.val) and args.export:
         p.error("--export: the zoo holds the recipes as they are, trained on the whole training split; drop --extra and --val")

@@ -64,3 +64,13 @@ def test_a_run_of_a_new_recipe_version_keeps_the_older_one(ua):
     runs = ua.keep({"k": old}, "k", {"sha": "fedcba9876543210", "test_acc": 0.9})
     assert runs == {"k": {"sha": "fedcba9876543210", "test_acc": 0.9}, "k@0123456789abcdef": old}
     assert ua.keep(runs, "k", {"sha": "fedcba9876543210", "test_acc": 0.8})["k"]["test_acc"] == 0.8  # same version: replaced
+
+
+def test_runs_made_in_a_worktree_merge_without_displacing_the_recipe_as_it_is(ua):
+    ua, _ = ua
+    now, then, older = ({"sha": s, "test_acc": a} for s, a in (("aa", 0.9), ("bb", 0.8), ("cc", 0.7)))
+    # the worktree ran an earlier version (bb) of the recipe under the plain key, and had a run of cc moved aside
+    merged, new = ua.merge({"k": now}, {"k": then, "k@cc": older, "j": now})
+    assert new == 3 and merged["k@cc"] == older and merged["j"] == now
+    assert merged["k"] == now and merged["k@bb"] == then  # the recipe as it is here keeps its key
+    assert ua.merge(merged, {"k": then, "k@cc": older, "j": now})[1] == 0  # merging again adds nothing
