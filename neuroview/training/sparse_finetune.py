@@ -81,7 +81,8 @@ def training_k90(net: nn.Module, train, q: float = 0.5) -> tuple[float, float | 
     budget counts them; no label is read."""
     f, _ = _features(net, _batches(train, "train"), "train")
     with torch.no_grad():
-        z = net.norm.eval()(f).float() if net.norm is not None else f.float()
+        norm = net.norm  # its eval-time map, whatever mode the network is in
+        z = ((f - norm.running_mean) * norm.scale()).float() if norm is not None else f.float()
         w, b = net.classifier.weight.detach().float(), net.classifier.bias.detach().float()
         c = w[(z @ w.T + b).argmax(1)] * (z - z.mean(0))
         k = float(k_share(c, 0.9).float().quantile(q))
