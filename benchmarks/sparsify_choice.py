@@ -62,27 +62,10 @@ NETWORKS = ROOT / "benchmarks" / ".cache" / "held_out"  # the re-trained network
 
 def _retrained_held_out(name: str, entry: dict):
     """``name``'s zoo recipe re-trained (seed 0) with :data:`HELD_OUT` of its training split held
-    out, its weights cached by entry and recipe text (other studies read the same networks)."""
-    import hashlib
+    out, its weights cached (other studies read the same networks)."""
+    from sparsify_zoo import _retrained
 
-    import neuroview as nv
-    from safetensors.torch import load_file, save_file
-
-    from reproduce_zoo import recipe_arguments, train, zoo_recipe
-
-    recipe = zoo_recipe(entry)
-    extra = [*recipe_arguments(entry), "--data.init_args.val_fraction", str(HELD_OUT)]
-    sha = hashlib.sha256(Path(recipe if Path(recipe).is_absolute() else ROOT / recipe).read_bytes()
-                         + " ".join(extra).encode()).hexdigest()[:12]
-    path = NETWORKS / f"{name}@0@{sha}.safetensors"
-    if path.is_file():
-        net = nv.create_model(entry["architecture"], **entry["arch_kwargs"])
-        net.load_state_dict(load_file(path))
-        return net.eval()
-    net = train(recipe, 0, extra=extra, threads=1)["model"].eval()
-    NETWORKS.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
-    return net
+    return _retrained(name, entry, 0, ("--data.init_args.val_fraction", str(HELD_OUT)), NETWORKS)
 
 
 def walk(name: str, l1_ratios) -> list[dict]:

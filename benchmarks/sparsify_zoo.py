@@ -47,9 +47,10 @@ def dense_entries() -> list[str]:
 NETWORKS = ROOT / "benchmarks" / ".cache" / "sparsify_zoo"  # re-trained seeds' weights (not in git)
 
 
-def _retrained(name: str, entry: dict, seed: int):
-    """``name``'s recipe re-trained with ``seed`` (the recipe the zoo was trained with), its weights
-    cached by entry, seed and recipe text, so that another point rule does not train it again."""
+def _retrained(name: str, entry: dict, seed: int, more: tuple[str, ...] = (), folder: Path = NETWORKS):
+    """``name``'s recipe re-trained with ``seed`` (the recipe the zoo was trained with, and ``more``
+    arguments), its weights cached in ``folder`` by entry, seed, recipe text and arguments, so that
+    another point rule does not train it again."""
     import hashlib
 
     import neuroview as nv
@@ -57,15 +58,15 @@ def _retrained(name: str, entry: dict, seed: int):
 
     from reproduce_zoo import recipe_arguments, train, zoo_recipe
 
-    recipe, extra = zoo_recipe(entry), recipe_arguments(entry)
+    recipe, extra = zoo_recipe(entry), [*recipe_arguments(entry), *more]
     sha = hashlib.sha256((ROOT / recipe).read_bytes() + " ".join(extra).encode()).hexdigest()[:12]
-    path = NETWORKS / f"{name}@{seed}@{sha}.safetensors"
+    path = folder / f"{name}@{seed}@{sha}.safetensors"
     if path.is_file():
         net = nv.create_model(entry["architecture"], **entry["arch_kwargs"])  # the entry's own shape (an RNN's max_len)
         net.load_state_dict(load_file(path))
         return net.eval()
     net = train(recipe, seed, extra=extra, threads=1)["model"].eval()
-    NETWORKS.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
     return net
 

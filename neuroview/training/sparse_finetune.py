@@ -40,16 +40,15 @@ from torch import nn
 
 from .._batch import call_model, unpack
 from ..core.cnn import NeuroViewCNN
-from ..core.readable import k_share
 from ..core.rnn import NeuroViewRNN
-from .sparsify import _batches, _check as _check_budget, _features, _group_ids, _is_rnn
+from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, check_budget
 
 __all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]
 
 FINETUNE_EPOCHS = 5  # the zoo's sparse entries: chosen on held-out data (module docstring)
 MODES = ("train", "eval")
 
-FINETUNE_LR = 1e-4  # a tenth of the recipes' peak rate: the final rate their schedules reach
+FINETUNE_LR = 1e-4  # the CNN recipes' final rate (a tenth of their 1e-3 peak); the study's rate for every entry
 
 
 def _train_batches(data):
@@ -83,14 +82,15 @@ def training_k90(net: nn.Module, train, q: float = 0.5) -> tuple[float, float | 
     with torch.no_grad():
         norm = net.norm  # its eval-time map, whatever mode the network is in
         z = ((f - norm.running_mean) * norm.scale()).float() if norm is not None else f.float()
-        w, b = net.classifier.weight.detach().float(), net.classifier.bias.detach().float()
-        c = w[(z @ w.T + b).argmax(1)] * (z - z.mean(0))
-        k = float(k_share(c, 0.9).float().quantile(q))
-        if not _is_rnn(net):
-            return k, None
-        steps = _group_ids(net, "step").to(c.device)
-        per_step = c.new_zeros(len(c), int(steps.max()) + 1).index_add_(1, steps, c)
-        return k, float(k_share(per_step, 0.9).float().quantile(q))
+        point, mean = (net.classifier.weight.detach().float(), net.classifier.bias.detach().float()), z.mean(0)
+        k = float(_k90(point, z, mean=mean).float().quantile(q))
+        steps = _group_ids(net, "step") if _is_rnn(net) else None
+        return k, None if steps is None else float(_k90(point, z, steps, mean=mean).float().quantile(q))
+
+
+def _own_rng(device: torch.device):
+    """The random state as it was once the block ends (a loader draws a seed as it starts)."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def _recentre(net: nn.Module, train) -> None:
@@ -131,7 +131,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     ``epochs_kept`` within the budget), the rate and the mean training loss of each epoch.
     """
     _check(sparse, epochs, lr, weight_decay, mode)
-    _check_budget(sparse, 1.0, None, 2, max_k90=max_k90, max_k90_steps=max_k90_steps, k90_quantile=k90_quantile)
+    check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
     budget = max_k90 is not None or max_k90_steps is not None
     net = copy.deepcopy(sparse)
     net.train(mode == "train")
@@ -145,7 +145,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     device = weight.device
     losses, kept, last = [], 0, copy.deepcopy(net.state_dict()) if budget else None
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with _own_rng(device):
         torch.manual_seed(seed)
         for epoch in range(epochs):
             total, n = 0.0, 0
@@ -167,7 +167,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
                 raise ValueError("train: expected at least one batch, got an empty loader")
             losses.append(total / n)
             if budget:
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                with _own_rng(device):
                     k, k_steps = training_k90(net, train, k90_quantile)  # a loader draws a seed: not the training's
                 if (max_k90 is not None and k > max_k90) or (max_k90_steps is not None and k_steps > max_k90_steps):
                     break
@@ -178,7 +178,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         net.load_state_dict(last)
     net.eval()
     if kept and net.norm is not None:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with _own_rng(device):
             _recentre(net, train)
     net.finetuned = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "mode": mode, "train_loss": losses,
                      "epochs_kept": kept}

@@ -161,17 +161,19 @@ def _losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor
     return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
 
 
-def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None) -> Tensor:
+def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None, mean: Tensor | None = None) -> Tensor:
     """``[N]`` k90 of each decision of ``point`` on the standardized training features ``x``: its
     predicted logit's contributions against the training mean code (0 once standardized), as
     ``explain(x, baseline="mean")`` gives them for the sparse network. With ``steps`` (the step of
-    each feature) it counts steps, each the sum of its features' contributions (``level="steps"``)."""
+    each feature) it counts steps, each the sum of its features' contributions (``level="steps"``).
+    ``mean``: the training mean of ``x`` where it is not 0 (a head whose standardization was fitted
+    on other codes, :func:`.sparse_finetune.training_k90`)."""
     w, b = point
     cols = (w != 0).any(0)
     if not bool(cols.any()):
         return torch.zeros(len(x), dtype=torch.long)
     pred = (x @ w.T + b).argmax(1)
-    c = w[pred][:, cols] * x[:, cols]
+    c = w[pred][:, cols] * (x[:, cols] if mean is None else x[:, cols] - mean[cols])
     if steps is not None:
         steps = steps.to(c.device)
         c = c.new_zeros(len(x), int(steps.max()) + 1).index_add_(1, steps[cols.to(steps.device)], c)
@@ -249,6 +251,15 @@ def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None, max_k
         raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
     if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
+    check_budget(net, max_k90, max_k90_steps, k90_quantile)
+    groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
+    if groups not in GROUPS:
+        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
+    return groups
+
+
+def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> None:
+    """A readability budget's arguments (:func:`sparsify`, :func:`.sparse_finetune.finetune_sparse`)."""
     for name, value, what in (("max_k90", max_k90, "contributions"), ("max_k90_steps", max_k90_steps, "steps")):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1):
             raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
@@ -256,10 +267,6 @@ def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None, max_k
         raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
     if max_k90_steps is not None and not _is_rnn(net):
         raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
-    groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
-    if groups not in GROUPS:
-        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
-    return groups
 
 
 @dataclass
