@@ -115,7 +115,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         sparse: a NeuroView network, usually from :func:`neuroview.sparsify`; never changed.
         train: the training split: a data module of :mod:`neuroview.data` (its shuffled training
             loader) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)``.
-        epochs: passes over ``train`` (0: an unchanged copy).
+        epochs: passes over ``train`` (0: an unchanged copy). In train mode a batch of a single
+            sample is skipped (BatchNorm takes no statistics from one; the data modules' training
+            loaders drop such a last batch) and counted in ``result.finetuned["skipped_batches"]``.
         lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
         seed: the shuffle and dropout of the fine-tuning; the caller's random state is left as it was.
         mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the
@@ -144,7 +146,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     keep = (weight.detach() != 0).to(weight.dtype)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     device = weight.device
-    losses, kept, last = [], 0, copy.deepcopy(net.state_dict()) if budget else None
+    losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0
     with _own_rng(device):
         torch.manual_seed(seed)
         for epoch in range(epochs):
@@ -154,6 +156,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
                 if y is None:
                     raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
                 x, y = x.to(device), torch.as_tensor(y).long().to(device)
+                if mode == "train" and len(y) < 2:
+                    skipped += 1  # BatchNorm takes no statistics from one sample: dropped, as the data modules' drop_last
+                    continue
                 loss = F.cross_entropy(call_model(net, x, lengths), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -164,7 +169,8 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
                     weight.mul_(keep)  # exactly zero where it was: the same units per class
                 total, n = total + float(loss.detach()) * len(y), n + len(y)
             if n == 0:
-                raise ValueError("train: expected at least one batch, got an empty loader")
+                what = "batches of one sample each (train mode needs 2 or more per batch)" if skipped else "an empty loader"
+                raise ValueError(f"train: expected at least one batch of 2 or more samples, got {what}")
             losses.append(total / n)
             if budget:
                 with _own_rng(device):
@@ -181,5 +187,5 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         with _own_rng(device):
             _recentre(net, train)
     net.finetuned = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "mode": mode, "train_loss": losses,
-                     "epochs_kept": kept}
+                     "epochs_kept": kept, "skipped_batches": skipped}
     return net

@@ -358,6 +358,13 @@ def test_finetune_sparse_in_eval_mode_keeps_batchnorm_statistics(one_thread):
     assert torch.equal(recipe.norm.running_var, sparse.norm.running_var)  # the head's scale: sparsify's
     with pytest.raises(ValueError, match="mode: expected one of"):
         nv.finetune_sparse(sparse, batches, epochs=1, mode="frozen")
+    # a last batch of one sample: BatchNorm cannot train on it, so train mode skips it and says so
+    ragged = [(x[:79], y[:79]), (x[79:], y[79:])]
+    tuned = nv.finetune_sparse(sparse, ragged, epochs=2, lr=1e-2)
+    assert tuned.finetuned["skipped_batches"] == 2
+    assert nv.finetune_sparse(sparse, ragged, epochs=1, mode="eval").finetuned["skipped_batches"] == 0
+    with pytest.raises(ValueError, match="train: expected at least one batch of 2 or more samples, got batches of one"):
+        nv.finetune_sparse(sparse, [(x[:1], y[:1])], epochs=1)
 
 
 def test_finetune_sparse_within_a_budget_returns_the_last_epoch_that_meets_it(one_thread):

@@ -66,12 +66,19 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
     cli = cli_main(["fit", "--config", recipe, "--model.model_kwargs", "{widths: [8, 16]}", "--trainer.max_epochs", "1",
                     "--trainer.limit_train_batches", "5", "--trainer.enable_progress_bar", "false",
                     "--trainer.callbacks+=neuroview.training.sparse_callback.Sparsify",
+                    "--trainer.callbacks.init_args.finetune", "1",
                     "--trainer.default_root_dir", str(tmp_path)], run=True)
     model = cli.model.model
     assert hasattr(model, "sparsity_path")
     assert nv.units_per_class(model).max() < model.num_units
     run = next(tmp_path.rglob("sparse_path.json"))
-    assert json.loads(run.read_text())["summary"].startswith("sparse head")
+    record = json.loads(run.read_text())
+    assert record["summary"].startswith("sparse head")
+    assert record["finetuned"]["epochs"] == 1 and model.finetuned["epochs_kept"] == 1
+    # the backbone the test scored is not the one fitted: it learned for the sparse head's units
+    fitted = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=False)["state_dict"]
+    conv = next(k for k in fitted if k.startswith("model.backbone.") and k.endswith("weight"))
+    assert not torch.equal(model.state_dict()[conv.removeprefix("model.")], fitted[conv])
     assert (run.parent / "sparse.safetensors").is_file()
 
 
