@@ -421,3 +421,17 @@ def test_recentring_the_head_moves_its_mean_not_its_decision(one_thread):
     _recentre(moved, [(x, y)])
     assert torch.allclose(moved.norm.running_mean, nv.mean_codes(moved, [(x, y)]), atol=1e-6)
     assert torch.allclose(moved(x), before, atol=1e-5)
+
+
+def test_finetune_sparse_in_bfloat16_keeps_its_support_and_sums_to_the_logit(one_thread):
+    x, y = _planted(120)
+    sparse = nv.sparsify(_trained_cnn(x, y, steps=40), [(x, y)], points=8, max_iter=100).to(torch.bfloat16)
+    xb = x.to(torch.bfloat16)
+    tuned = nv.finetune_sparse(sparse, [(xb, y)], epochs=3, lr=1e-2)
+    assert tuned.classifier.weight.dtype == torch.bfloat16
+    assert torch.equal(tuned.classifier.weight != 0, sparse.classifier.weight != 0)
+    assert not torch.equal(tuned.classifier.weight, sparse.classifier.weight)
+    exp = tuned.explain(xb, baseline="mean")
+    total = exp.bias[exp.predicted] + exp.for_class(exp.predicted).flatten(1).sum(1)
+    logits = tuned(xb)[torch.arange(len(x)), exp.predicted]
+    assert torch.allclose(total.float(), logits.float(), atol=1e-3)
