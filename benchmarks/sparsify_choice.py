@@ -40,17 +40,20 @@ DEVIANCES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 RNN_L1_RATIOS = (1.0, 0.97)
 
 
-def _held_out_network(name: str):
-    """``(dense network, data module)``: the network never saw the data module's validation split."""
+def _held_out_network(name: str, seed: int = 0):
+    """``(dense network, data module)``: the network (trained with ``seed``) never saw the data
+    module's validation split (the split's own seed is the data module's, whatever ``seed``)."""
     import neuroview as nv
     from neuroview.zoo.pretrained import get_entry, make_datamodule
+    from sparsify_zoo import _retrained
 
     _, entry = get_entry(name)
     spec = json.loads(json.dumps(entry["dataset"]["data_module"]))
     if spec["init_args"].get("val_fraction", 0) > 0:
-        net = nv.create_model(name, pretrained=True).eval()
+        net = nv.create_model(name, pretrained=True) if seed == entry.get("seed", 0) else _retrained(name, entry, seed)
+        net = net.eval()
     else:
-        net = _retrained_held_out(name, entry)
+        net = _retrained_held_out(name, entry, seed)
         spec["init_args"]["val_fraction"] = HELD_OUT
     dm = make_datamodule(spec)
     dm.setup("fit")
@@ -60,12 +63,12 @@ def _held_out_network(name: str):
 NETWORKS = ROOT / "benchmarks" / ".cache" / "held_out"  # the re-trained networks' weights (not in git)
 
 
-def _retrained_held_out(name: str, entry: dict):
-    """``name``'s zoo recipe re-trained (seed 0) with :data:`HELD_OUT` of its training split held
+def _retrained_held_out(name: str, entry: dict, seed: int = 0):
+    """``name``'s zoo recipe re-trained (``seed``) with :data:`HELD_OUT` of its training split held
     out, its weights cached (other studies read the same networks)."""
     from sparsify_zoo import _retrained
 
-    return _retrained(name, entry, 0, ("--data.init_args.val_fraction", str(HELD_OUT)), NETWORKS)
+    return _retrained(name, entry, seed, ("--data.init_args.val_fraction", str(HELD_OUT)), NETWORKS)
 
 
 def walk(name: str, l1_ratios) -> list[dict]:

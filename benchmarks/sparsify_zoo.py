@@ -103,10 +103,10 @@ def measure(name: str, seed: int, max_k90: float | None = None,
         sparse = nv.finetune_sparse(sparse, dm, epochs=finetune, mode=mode, max_k90=max_k90,
                                     max_k90_steps=max_k90_steps, k90_quantile=q)  # the budget still holds
     test = list(dm.test_dataloader())
-    from neuroview.training.sparsify import DEVIANCE
+    from neuroview.training.sparsify import DEVIANCE, RELAXED
 
     row = {"entry": name, "seed": seed, "sparsify_seconds": round(seconds, 1), "path": str(sparse.sparsity_path),
-           "deviance": DEVIANCE, "max_k90": max_k90, "max_k90_steps": max_k90_steps, "k90_quantile": q,
+           "deviance": DEVIANCE, "relaxed": RELAXED, "max_k90": max_k90, "max_k90_steps": max_k90_steps, "k90_quantile": q,
            "finetune": finetune, "finetune_seconds": round(time.perf_counter() - t0 - seconds, 1),
            "finetune_mode": mode if finetune else None,
            "finetune_epochs_kept": sparse.finetuned["epochs_kept"] if finetune else None}
@@ -196,15 +196,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from neuroview.training.sparsify import DEVIANCE
+    from neuroview.training.sparsify import DEVIANCE, RELAXED
 
     torch.set_num_threads(1)
     cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in args.entries or dense_entries():
         for seed in args.seeds:
             key = run_key(name, seed, *budget(name, args))
-            # a run made with another point rule (sparsify's deviance) is stale
-            if key in cache and cache[key].get("deviance") == DEVIANCE and not args.redo and not args.export:
+            # a run made with another point rule (sparsify's deviance, its refit's ridge: 1e-2 before "relaxed" was kept) is stale
+            fresh = key in cache and cache[key].get("deviance") == DEVIANCE and cache[key].get("relaxed", 1e-2) == RELAXED
+            if fresh and not args.redo and not args.export:
                 continue
             row, sparse, entry = measure(name, seed, *budget(name, args))
             cache[key] = row

@@ -106,6 +106,34 @@ def _recentre(net: nn.Module, train) -> None:
         norm.running_mean.copy_(new)
 
 
+def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[float, int]:
+    """One pass over ``train`` with the head's zero weights held at zero: ``(mean training loss,
+    batches skipped)``."""
+    weight, device = net.classifier.weight, net.classifier.weight.device
+    total, n, skipped = 0.0, 0, 0
+    for batch in _train_batches(train):
+        x, lengths, y = unpack(batch)
+        if y is None:
+            raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+        x, y = x.to(device), torch.as_tensor(y).long().to(device)
+        if mode == "train" and len(y) < 2:
+            skipped += 1  # BatchNorm takes no statistics from one sample: dropped, as the data modules' drop_last
+            continue
+        loss = F.cross_entropy(call_model(net, x, lengths), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if weight.grad is not None:
+            weight.grad.mul_(keep)
+        opt.step()
+        with torch.no_grad():
+            weight.mul_(keep)  # exactly zero where it was: the same units per class
+        total, n = total + float(loss.detach()) * len(y), n + len(y)
+    if n == 0:
+        what = "batches of one sample each (train mode needs 2 or more per batch)" if skipped else "an empty loader"
+        raise ValueError(f"train: expected at least one batch of 2 or more samples, got {what}")
+    return total / n, skipped
+
+
 def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
                     weight_decay: float = 0.0, seed: int = 0, mode: str = "train", max_k90: float | None = None,
                     max_k90_steps: float | None = None, k90_quantile: float = 0.5) -> nn.Module:
@@ -150,28 +178,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     with _own_rng(device):
         torch.manual_seed(seed)
         for epoch in range(epochs):
-            total, n = 0.0, 0
-            for batch in _train_batches(train):
-                x, lengths, y = unpack(batch)
-                if y is None:
-                    raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
-                x, y = x.to(device), torch.as_tensor(y).long().to(device)
-                if mode == "train" and len(y) < 2:
-                    skipped += 1  # BatchNorm takes no statistics from one sample: dropped, as the data modules' drop_last
-                    continue
-                loss = F.cross_entropy(call_model(net, x, lengths), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if weight.grad is not None:
-                    weight.grad.mul_(keep)
-                opt.step()
-                with torch.no_grad():
-                    weight.mul_(keep)  # exactly zero where it was: the same units per class
-                total, n = total + float(loss.detach()) * len(y), n + len(y)
-            if n == 0:
-                what = "batches of one sample each (train mode needs 2 or more per batch)" if skipped else "an empty loader"
-                raise ValueError(f"train: expected at least one batch of 2 or more samples, got {what}")
-            losses.append(total / n)
+            loss, skip = _epoch(net, train, opt, keep, mode)
+            losses.append(loss)
+            skipped += skip
             if budget:
                 with _own_rng(device):
                     k, k_steps = training_k90(net, train, k90_quantile)  # a loader draws a seed: not the training's

@@ -1,0 +1,178 @@
+"""Which point ``nv.sparsify`` keeps under a readability budget, chosen on held-out data.
+
+With ``max_k90`` (and ``max_k90_steps``) only the path's points whose training decisions meet the
+budget count. Among them ``sparsify`` kept the sparsest that passes its accuracy rule (within
+``tolerance`` of the reference and keeping ``deviance`` of the path's drop in validation loss).
+Cross-validated accuracy on the training split saturates (the backbone has seen those samples), so
+the sparsest point often passes that rule with 3 to 5 units while a denser one still inside the
+budget would generalize better. This study judges the candidate rules on samples no network of it
+has seen, and never reads a test split. It walks the same networks as ``sparsify_choice.py`` (each
+zoo recipe with a split held out), 5-fold cross-validation on the training part, the zoo's budget
+(CNNs: k90 <= 10 units; RNNs: <= 50 hidden states and <= 10 steps), and for each point records its
+held-out accuracy. Rules, each choosing among the points within the budget:
+
+- ``sparsest``: the rule ``sparsify`` used (fewest groups, then units, among those within 1 point
+  of the cross-validated reference and keeping 0.99 of the path's drop in loss; else the most accurate);
+- ``most accurate``: the highest cross-validated accuracy, ties to the lower cross-validated loss;
+- ``lowest loss``: the lowest cross-validated cross-entropy.
+
+Each with the relaxed refit's ridge ``relaxed`` in :data:`RELAXED`. A rule is judged by how many
+runs' (entry and training seed) held-out accuracy is within 1 point of the dense network's; ties go
+to fewer units. The same walks also judge ``relaxed`` without a budget (``no budget``: ``sparsify``'s
+rule with every point of the path), kept apart, since ``relaxed`` is one default for both.
+
+
+    nice -n 10 python benchmarks/sparsify_budget_choice.py --seeds 0 1 2   # walk every entry (cached one by one)
+    python benchmarks/sparsify_budget_choice.py --report       # judge the rules from the cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "sparsify_budget_choice.json"
+REPORT = RESULTS.with_suffix(".md")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+RELAXED = (1e-2, 1e-1, 1.0)
+RULES = ("sparsest", "most accurate", "lowest loss")
+FREE = "no budget"  # sparsify's rule without a budget, for the choice of ``relaxed`` there
+
+
+def budget(name: str) -> tuple[float, float | None]:
+    """The zoo's budget: ``(max_k90, max_k90_steps)``."""
+    return (50.0, 10.0) if name.startswith(("nv_gru", "nv_lstm")) else (10.0, None)
+
+
+def walk(name: str, relaxed: float, seed: int = 0) -> dict:
+    """Every point of the path (cross-validation on the training part) with its k90 and held-out accuracy."""
+    import torch
+
+    from neuroview.training.sparsify import _acc, _features, _is_rnn, _walk
+    from sparsify_choice import _held_out_network
+
+    net, dm = _held_out_network(name, seed)
+    train, held = list(dm._loader("train")), list(dm._loader("val"))
+    t0 = time.perf_counter()
+    run = _walk(net, train, None, groups="step" if _is_rnn(net) else "unit", l1_ratio=1.0, relaxed=relaxed,
+                points=25, ratio=1e-2, folds=5, max_iter=300, seed=0)
+    seconds = time.perf_counter() - t0
+    vf, vy = _features(net, held, "val")
+    with torch.no_grad():
+        w, b = net.effective_classifier()
+        dense = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
+        vz = run.sparse.norm(vf).float()
+    return {
+        "entry": name, "relaxed": relaxed, "seed": seed, "seconds": round(seconds, 1), "n_train": len(run.y), "n_held_out": len(vy),
+        "dense_held_out": dense, "cv_reference": run.reference, "cv_acc": run.val_acc.tolist(),
+        "cv_loss": run.val_loss.mean(1).tolist(), "units": run.units.tolist(), "groups": run.grp.tolist(),
+        "k90": run.k90.tolist(), "k90_steps": None if run.k90_steps is None else run.k90_steps.tolist(),
+        "held_out_acc": _acc(run.path, vz, vy).tolist(),
+    }
+
+
+def pick(r: dict, rule: str) -> int:
+    """The index of the point ``rule`` keeps within the entry's budget (the point of smallest use of
+    it when none meets it, as ``sparsify`` does)."""
+    import torch
+
+    from neuroview.training.sparsify import DEVIANCE
+    from neuroview.training.sparsity_path import choose_point
+
+    acc, loss, units, grp = (torch.tensor(r[k]) for k in ("cv_acc", "cv_loss", "units", "groups"))
+    m, ms = budget(r["entry"])
+    use = torch.tensor(r["k90"]) / m
+    if ms is not None:
+        use = torch.maximum(use, torch.tensor(r["k90_steps"]) / ms)
+    if rule == FREE:
+        return choose_point(acc, loss[:, None], units, r["cv_reference"], 1.0, DEVIANCE, groups=grp)
+    if rule == "sparsest":
+        return choose_point(acc, loss[:, None], units, r["cv_reference"], 1.0, DEVIANCE, groups=grp, k90=use,
+                            max_k90=1.0)
+    pool = (units > 0) & (use <= 1.0)
+    if not bool(pool.any()):
+        pool = (units > 0) & (use == use[units > 0].min())
+    idx = pool.nonzero()[:, 0].tolist()
+    if rule == "most accurate":
+        return min(idx, key=lambda i: (-float(acc[i]), float(loss[i])))
+    if rule == "lowest loss":
+        return min(idx, key=lambda i: float(loss[i]))
+    raise ValueError(f"rule: expected one of {RULES}, got {rule!r}")
+
+
+def report(rows: dict) -> str:
+    """One line per ``relaxed`` and rule: entries within 1 point on held-out data, the gaps, units per class."""
+    out = ["| relaxed | rule | runs within 1 point | mean gap, points | worst gap | median units/class | "
+           "median k90 (training) |", "|---|---|---|---|---|---|---|"]
+    best, free, per_entry = None, None, {}
+    for relaxed in RELAXED:
+        runs = sorted((r for r in rows.values() if r["relaxed"] == relaxed), key=lambda r: (r["entry"], r["seed"]))
+        if not runs:
+            continue
+        for rule in (*RULES, FREE):
+            picks = [(r, pick(r, rule)) for r in runs]
+            gaps = [r["held_out_acc"][i] - r["dense_held_out"] for r, i in picks]
+            units = [r["units"][i] for r, i in picks]
+            within = sum(g >= -1.0 for g in gaps)
+            key = (within, -statistics.median(units))
+            if rule == FREE:
+                free = (key, relaxed) if free is None or key > free[0] else free
+            elif best is None or key > best[0]:
+                best = (key, relaxed, rule)
+            for (r, i), g in zip(picks, gaps):
+                cell = per_entry.setdefault(r["entry"], {}).setdefault((relaxed, rule), [])
+                cell.append(f"{g:+.1f} ({r['units'][i]:.0f})")
+            out.append(f"| {relaxed:g} | {rule} | {within}/{len(runs)} | {statistics.mean(gaps):+.1f} | "
+                       f"{min(gaps):+.1f} | {statistics.median(units):.1f} | "
+                       f"{statistics.median(r['k90'][i] for r, i in picks):g} |")
+    if best is None:
+        return "no runs cached yet"
+    out += ["", f"Kept under the budget (most runs within 1 point, then fewest units): relaxed {best[1]:g}, {best[2]}; "
+            f"without a budget: relaxed {free[1]:g}.", "",
+            "Per entry and seed (in seed order): held-out accuracy minus the dense network's, points (units per class):", ""]
+    cols = [(a, rule) for a in RELAXED for rule in (*RULES, FREE)]
+    out.append("| entry | " + " | ".join(f"{rule}, {a:g}" for a, rule in cols) + " |")
+    out.append("|---|" + "---|" * len(cols))
+    for name, cells in sorted(per_entry.items()):
+        out.append(f"| {name} | " + " | ".join(", ".join(cells.get(c, [])) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--entries", nargs="*", help="zoo entries (default: every dense NeuroView entry)")
+    p.add_argument("--relaxed", nargs="*", type=float, default=list(RELAXED), help="the relaxed refit's ridges to walk")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0], help="the networks' training seeds (the held-out split is the same)")
+    p.add_argument("--report", action="store_true", help="only judge the rules from the cache")
+    args = p.parse_args()
+    import torch
+
+    from sparsify_zoo import dense_entries
+
+    torch.set_num_threads(1)
+    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if not args.report:
+        for name in args.entries or dense_entries():
+            for seed, relaxed in ((s, a) for s in args.seeds for a in args.relaxed):
+                key = f"{name}:{relaxed:g}:{seed}"
+                if key in rows:
+                    continue
+                rows[key] = r = walk(name, relaxed, seed)
+                i = pick(r, "sparsest")
+                print(f"{key}: dense {r['dense_held_out']:.1f}% held out; sparsest in budget {r['units'][i]:.1f} "
+                      f"units/class at {r['held_out_acc'][i]:.1f}% ({r['seconds']} s)", flush=True)
+                RESULTS.write_text(json.dumps(rows, indent=1))
+    text = report(rows)
+    REPORT.write_text("# sparsify's point under a readability budget, judged on held-out data\n\n"
+                      "`python benchmarks/sparsify_budget_choice.py`\n\n" + text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
