@@ -110,14 +110,17 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
     """One pass over ``train`` with the head's zero weights held at zero: ``(mean training loss,
     batches skipped)``."""
     weight, device = net.classifier.weight, net.classifier.weight.device
+    # BatchNorm takes no statistics from one sample in train mode: such a batch is dropped, as the data
+    # modules' drop_last does; a network without BatchNorm trains on it
+    single_fails = mode == "train" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     total, n, skipped = 0.0, 0, 0
     for batch in _train_batches(train):
         x, lengths, y = unpack(batch)
         if y is None:
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
         x, y = x.to(device), torch.as_tensor(y).long().to(device)
-        if mode == "train" and len(y) < 2:
-            skipped += 1  # BatchNorm takes no statistics from one sample: dropped, as the data modules' drop_last
+        if single_fails and len(y) < 2:
+            skipped += 1
             continue
         loss = F.cross_entropy(call_model(net, x, lengths), y)
         opt.zero_grad(set_to_none=True)
@@ -129,8 +132,10 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
             weight.mul_(keep)  # exactly zero where it was: the same units per class
         total, n = total + float(loss.detach()) * len(y), n + len(y)
     if n == 0:
-        what = "batches of one sample each (train mode needs 2 or more per batch)" if skipped else "an empty loader"
-        raise ValueError(f"train: expected at least one batch of 2 or more samples, got {what}")
+        if skipped:
+            raise ValueError("train: expected at least one batch of 2 or more samples (BatchNorm in train mode), "
+                             "got batches of one sample each")
+        raise ValueError("train: expected at least one batch, got an empty loader")
     return total / n, skipped
 
 
@@ -143,9 +148,10 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         sparse: a NeuroView network, usually from :func:`neuroview.sparsify`; never changed.
         train: the training split: a data module of :mod:`neuroview.data` (its shuffled training
             loader) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)``.
-        epochs: passes over ``train`` (0: an unchanged copy). In train mode a batch of a single
-            sample is skipped (BatchNorm takes no statistics from one; the data modules' training
-            loaders drop such a last batch) and counted in ``result.finetuned["skipped_batches"]``.
+        epochs: passes over ``train`` (0: an unchanged copy). In train mode a network with
+            BatchNorm skips a batch of a single sample (BatchNorm takes no statistics from one; the
+            data modules' training loaders drop such a last batch), counted in
+            ``result.finetuned["skipped_batches"]``.
         lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
         seed: the shuffle and dropout of the fine-tuning; the caller's random state is left as it was.
         mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the

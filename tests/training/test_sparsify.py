@@ -363,7 +363,7 @@ def test_finetune_sparse_in_eval_mode_keeps_batchnorm_statistics(one_thread):
     tuned = nv.finetune_sparse(sparse, ragged, epochs=2, lr=1e-2)
     assert tuned.finetuned["skipped_batches"] == 2
     assert nv.finetune_sparse(sparse, ragged, epochs=1, mode="eval").finetuned["skipped_batches"] == 0
-    with pytest.raises(ValueError, match="train: expected at least one batch of 2 or more samples, got batches of one"):
+    with pytest.raises(ValueError, match="train: expected at least one batch of 2 or more samples .BatchNorm in train mode., got batches of one"):
         nv.finetune_sparse(sparse, [(x[:1], y[:1])], epochs=1)
 
 
@@ -435,3 +435,6 @@ def test_finetune_sparse_in_bfloat16_keeps_its_support_and_sums_to_the_logit(one
     total = exp.bias[exp.predicted] + exp.for_class(exp.predicted).flatten(1).sum(1)
     logits = tuned(xb)[torch.arange(len(x)), exp.predicted]
     assert torch.allclose(total.float(), logits.float(), atol=1e-3)
+    # no BatchNorm here: a batch of one sample trains like any other
+    alone = nv.finetune_sparse(sparse, [(xb[:1], y[:1])], epochs=1, lr=1e-2)
+    assert alone.finetuned["skipped_batches"] == 0 and not torch.equal(alone.classifier.weight, sparse.classifier.weight)
