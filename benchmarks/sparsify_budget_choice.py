@@ -51,10 +51,8 @@ def budget(name: str) -> tuple[float, float | None]:
 
 def walk(name: str, relaxed: float, seed: int = 0) -> dict:
     """Every point of the path (cross-validation on the training part) with its k90 and held-out accuracy."""
-    import torch
-
-    from neuroview.training.sparsify import _acc, _features, _is_rnn, _walk
-    from sparsify_choice import _held_out_network
+    from neuroview.training.sparsify import _is_rnn, _walk
+    from sparsify_choice import _held_out_network, held_out_scores
 
     net, dm = _held_out_network(name, seed)
     train, held = list(dm._loader("train")), list(dm._loader("val"))
@@ -62,17 +60,13 @@ def walk(name: str, relaxed: float, seed: int = 0) -> dict:
     run = _walk(net, train, None, groups="step" if _is_rnn(net) else "unit", l1_ratio=1.0, relaxed=relaxed,
                 points=25, ratio=1e-2, folds=5, max_iter=300, seed=0)
     seconds = time.perf_counter() - t0
-    vf, vy = _features(net, held, "val")
-    with torch.no_grad():
-        w, b = net.effective_classifier()
-        dense = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
-        vz = run.sparse.norm(vf).float()
+    dense, held_acc, vy = held_out_scores(net, run, held)
     return {
         "entry": name, "relaxed": relaxed, "seed": seed, "seconds": round(seconds, 1), "n_train": len(run.y), "n_held_out": len(vy),
         "dense_held_out": dense, "cv_reference": run.reference, "cv_acc": run.val_acc.tolist(),
         "cv_loss": run.val_loss.mean(1).tolist(), "units": run.units.tolist(), "groups": run.grp.tolist(),
         "k90": run.k90.tolist(), "k90_steps": None if run.k90_steps is None else run.k90_steps.tolist(),
-        "held_out_acc": _acc(run.path, vz, vy).tolist(),
+        "held_out_acc": held_acc,
     }
 
 

@@ -71,11 +71,22 @@ def _retrained_held_out(name: str, entry: dict, seed: int = 0):
     return _retrained(name, entry, seed, ("--data.init_args.val_fraction", str(HELD_OUT)), NETWORKS)
 
 
-def walk(name: str, l1_ratios) -> list[dict]:
-    """Every point of the path walked with cross-validation on the training part, with its held-out accuracy."""
+def held_out_scores(net, run, held) -> tuple:
+    """``(the dense network's held-out accuracy, each path point's, the held-out labels)``, in %."""
     import torch
 
-    from neuroview.training.sparsify import _acc, _features, _is_rnn, _walk
+    from neuroview.training.sparsify import _acc, _features
+
+    vf, vy = _features(net, held, "val")
+    with torch.no_grad():
+        w, b = net.effective_classifier()
+        dense = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
+        return dense, _acc(run.path, run.sparse.norm(vf).float(), vy).tolist(), vy
+
+
+def walk(name: str, l1_ratios) -> list[dict]:
+    """Every point of the path walked with cross-validation on the training part, with its held-out accuracy."""
+    from neuroview.training.sparsify import _is_rnn, _walk
 
     net, dm = _held_out_network(name)
     train, held = list(dm._loader("train")), list(dm._loader("val"))
@@ -85,17 +96,13 @@ def walk(name: str, l1_ratios) -> list[dict]:
         run = _walk(net, train, None, groups="step" if _is_rnn(net) else "unit", l1_ratio=a, relaxed=1e-2,
                     points=25, ratio=1e-2, folds=5, max_iter=300, seed=0)
         seconds = time.perf_counter() - t0
-        vf, vy = _features(net, held, "val")
-        with torch.no_grad():
-            w, b = net.effective_classifier()
-            dense = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
-            vz = run.sparse.norm(vf).float()
+        dense, held_acc, vy = held_out_scores(net, run, held)
         loss = run.val_loss
         rows.append({
             "entry": name, "l1_ratio": a, "seconds": round(seconds, 1), "n_train": len(run.y), "n_held_out": len(vy),
             "dense_held_out": dense, "cv_reference": run.reference, "cv_acc": run.val_acc.tolist(),
             "cv_loss": loss.mean(1).tolist(), "cv_loss_se": (loss.std(1) / loss.shape[1] ** 0.5).tolist(),
-            "units": run.units.tolist(), "groups": run.grp.tolist(), "held_out_acc": _acc(run.path, vz, vy).tolist(),
+            "units": run.units.tolist(), "groups": run.grp.tolist(), "held_out_acc": held_acc,
         })
     return rows
 
