@@ -15,6 +15,13 @@ mean ± std over them, the ensemble's decision being the mean of its members' lo
 
     nice -n 10 python benchmarks/ucr_ensemble.py --sets ArrowHead PickupGestureWiimoteZ --members 15 --jobs 2
     python benchmarks/ucr_ensemble.py --table
+
+Whether a recipe should train ``members: 5`` is asked of validation data only: ``--val 0.2`` trains
+every member on the rest of each training split and keeps its logits on the fifth carved out (the
+data module's own split, the same for every seed; the test split is not read), in
+``ucr_ensemble_val.json``:
+
+    nice -n 10 python benchmarks/ucr_ensemble.py --val 0.2 --sets GunPoint ItalyPowerDemand BasicMotions JapaneseVowels ArrowHead --jobs 2
 """
 
 from __future__ import annotations
@@ -33,29 +40,33 @@ from reproduce_zoo import RESULTS, train  # noqa: E402
 from ucr_accuracy import DEV_SETS, MINIROCKET, README_SHAS, _sha, overrides  # noqa: E402
 
 OUT = RESULTS / "ucr_ensemble.json"
+OUT_VAL = RESULTS / "ucr_ensemble_val.json"
 RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_cnn.yaml")
 
 
-def member(recipe: str, dataset: str, seed: int) -> dict:
-    """Train one member (one thread) and return its test logits and labels."""
+def member(recipe: str, dataset: str, seed: int, val: float = 0.0) -> dict:
+    """Train one member (one thread) and return its test logits and labels; with ``val``, trained on
+    the rest of the training split, its logits and labels on that share carved out (no test read)."""
     import torch
 
     from neuroview.zoo import pretrained as zoo
     from neuroview.zoo.evaluate import predict
 
     torch.set_num_threads(1)
-    r = train(recipe, seed, extra=overrides(dataset), threads=1)
+    split = "val" if val else "test"
+    r = train(recipe, seed, extra=overrides(dataset, val), threads=1, split=split)
     dm = zoo.make_datamodule(r["data"])
-    dm.setup("test")
+    dm.setup("fit" if val else "test")
     logits, labels = [], []
     with torch.no_grad():
-        for batch in dm.test_dataloader():
+        for batch in (dm.val_dataloader() if val else dm.test_dataloader()):
             z, y = predict(r["model"], batch)
             logits.append(z)
             labels.append(y)
     z, y = torch.cat(logits), torch.cat(labels)
     return {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"],
-            "test_acc": (z.argmax(1) == y).float().mean().item(), "seconds": round(r["seconds"], 1),
+            f"{split}_acc": (z.argmax(1) == y).float().mean().item(), **r["fit"], "seconds": round(r["seconds"], 1),
+            **({"val_fraction": val} if val else {}),
             "logits": [[round(v, 5) for v in row] for row in z.tolist()], "labels": y.tolist()}
 
 
@@ -63,18 +74,23 @@ def _key(recipe: str, dataset: str, seed: int) -> str:
     return f"{Path(recipe).stem}@{dataset}@{seed}"
 
 
-def load() -> dict:
-    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+def load(path: Path = OUT) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def save(runs: dict) -> None:
+def save(runs: dict, path: Path = OUT) -> None:
     from neuroview._io import atomic_write
 
-    atomic_write(OUT, (json.dumps(dict(sorted(runs.items()))) + "\n").encode())
+    atomic_write(path, (json.dumps(dict(sorted(runs.items()))) + "\n").encode())
+
+
+def _acc(run: dict) -> float:
+    """A member's own accuracy on the split its logits are from (test, or validation with ``--val``)."""
+    return run["test_acc"] if "test_acc" in run else run["val_acc"]
 
 
 def ensemble_acc(members: list[dict]) -> float:
-    """Accuracy of the mean of the members' logits (they must share the test split's order)."""
+    """Accuracy of the mean of the members' logits (they must share one split, in one order)."""
     labels = members[0]["labels"]
     if any(m["labels"] != labels for m in members):
         raise ValueError("members: their test labels differ; they were scored on different splits")
@@ -98,9 +114,9 @@ def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, siz
             have = {i: runs[k] for i, k in ((i, _key(r, s, i)) for i in seeds) if k in runs and runs[k]["sha"] == sha}
             groups = [[have[i] for i in g] for g in (seeds[j:j + size] for j in range(0, len(seeds), size))
                       if len(g) == size and all(i in have for i in g)]
-            cells += [_stat([100 * m["test_acc"] for m in have.values()]),
+            cells += [_stat([100 * _acc(m) for m in have.values()]),
                       _stat([100 * ensemble_acc(g) for g in groups])]
-        ref = mr.get(s.lower())
+        ref = None if any("val_acc" in m for m in runs.values()) else mr.get(s.lower())  # MiniRocket: test split
         cells.append(f"{100 * ref['mean']:.1f} ± {100 * ref['std']:.1f}" if ref else "")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -132,24 +148,33 @@ def main() -> None:
     p.add_argument("--size", type=int, default=5, help="members an ensemble (consecutive seeds)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--table", action="store_true", help="print the table from the kept runs; train nothing")
+    p.add_argument("--val", type=float, default=0.0, help="choosing: carve this share of each training split, "
+                   f"score members and ensembles on it (the test split is not read; kept in {OUT_VAL.name})")
     args = p.parse_args()
+    if not 0.0 <= args.val < 1.0:
+        p.error(f"--val: expected a share in [0, 1), got {args.val}")
+    out = OUT_VAL if args.val else OUT
     for name in ("members", "size"):
         if getattr(args, name) < 1:
             p.error(f"--{name}: expected a number >= 1, got {getattr(args, name)}")
     seeds = list(range(args.members))
-    runs = load()
+    runs = load(out)
+    if args.val:
+        stale = sorted(k for k, r in runs.items() if r.get("val_fraction") != args.val)
+        if stale:
+            p.error(f"--val: {out.name} holds runs with another share ({stale[:3]} ...); move it aside first")
     if args.sets is None:
         args.sets = sets_of(runs) or ["ArrowHead"]
     if not args.table:
         todo = [(r, s, i) for s in args.sets for r in args.recipes for i in seeds
                 if runs.get(_key(r, s, i), {}).get("sha") != _sha(r)]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futs = {pool.submit(member, *t): t for t in todo}
+            futs = {pool.submit(member, *t, args.val): t for t in todo}
             for f in as_completed(futs):
                 rec = f.result()
                 runs[_key(rec["recipe"], rec["set"], rec["seed"])] = rec
-                save(runs)
-                print(f"{_key(rec['recipe'], rec['set'], rec['seed'])}: {100 * rec['test_acc']:.2f}% in {rec['seconds']:.0f} s",
+                save(runs, out)
+                print(f"{_key(rec['recipe'], rec['set'], rec['seed'])}: {100 * _acc(rec):.2f}% in {rec['seconds']:.0f} s",
                       flush=True)
     print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size))
 

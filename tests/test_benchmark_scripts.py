@@ -201,6 +201,19 @@ def test_ucr_ensemble_averages_logits_and_is_one_linear_neuroview_decision(bench
     torch.testing.assert_close(contributions.sum(-1) + b, mean_logits, rtol=0, atol=1e-5)
 
 
+def test_ucr_ensemble_validation_table_reads_val_runs_and_no_test_figure(benchmark_script):
+    ue = benchmark_script("ucr_ensemble")
+    recipe = "recipes/ucr_nv_cnn.yaml"
+    # two members scored on one validation split: each gets one series wrong, their mean none
+    logits = ([[2.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 3.0]])
+    runs = {ue._key(recipe, "GunPoint", i): {"recipe": recipe, "set": "GunPoint", "seed": i, "sha": ue._sha(recipe),
+                                              "val_acc": 0.5, "val_fraction": 0.2, "logits": z, "labels": [0, 1]}
+            for i, z in enumerate(logits)}
+    row = ue.table([recipe], ["GunPoint"], [0, 1], runs, size=2).splitlines()[-1]
+    # members 50.0 ± 0.0 (2), one ensemble of two at 100.0 (1); MiniRocket's test figure left out
+    assert row == "| GunPoint | 50.0 ± 0.0 (2) | 100.0 (1) |  |", row
+
+
 # ----------------------------------------------------------- benchmarks/synthetic_window.py
 @pytest.fixture(scope="module")
 def synthetic(benchmark_script):
