@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -313,3 +314,17 @@ def test_synthetic_benchmark_end_to_end_on_a_tiny_set(synthetic, monkeypatch, tm
     md = (tmp_path / "sw.md").read_text()
     assert "| NeuroView sparse, zero baseline | 100.0% | 100.0% |" in md
     assert json.loads((tmp_path / "sw.json").read_text())["meta"]["window_steps"] == [4, 16]
+
+
+def test_ucr_duplicates_groups_near_identical_series_across_classes(benchmark_script):
+    ud = benchmark_script("ucr_duplicates")
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 1, 30))
+    # 0 and 4 differ by 1e-3 a step (mean squared 1e-6), classes a and b; 1 and 5 likewise, both a
+    x = np.concatenate([base, base[:2] + 1e-3])
+    y = np.array(["a", "a", "b", "c", "b", "a"])
+    r = ud.report(x, y, 1e-4)
+    assert r["mixed_groups"] == [(2, ["a", "b"])] and r["series_in_mixed"] == 2
+    assert r["accuracy_bound"] == 5 / 6  # the mixed pair can give only one of its two labels
+    assert ud.report(x, y, 1e-9)["mixed_groups"] == [] and ud.report(x, y, 1e-9)["accuracy_bound"] == 1.0
+    assert sorted(map(sorted, ud.groups(x, 1e-4))) == [[0, 4], [1, 5], [2], [3]]
