@@ -328,3 +328,31 @@ def test_ucr_duplicates_groups_near_identical_series_across_classes(benchmark_sc
     assert r["accuracy_bound"] == 5 / 6  # the mixed pair can give only one of its two labels
     assert ud.report(x, y, 1e-9)["mixed_groups"] == [] and ud.report(x, y, 1e-9)["accuracy_bound"] == 1.0
     assert sorted(map(sorted, ud.groups(x, 1e-4))) == [[0, 4], [1, 5], [2], [3]]
+
+
+def test_bn_gap_recomputed_statistics_are_the_training_split_s_and_restore_a_wrong_model(benchmark_script):
+    bg = benchmark_script("bn_gap")
+    torch.manual_seed(0)
+    # two classes told apart by the sign of x - 5: right only if BatchNorm centres x on its true mean 5
+    # (pairs 5 - d, 5 + d: every batch below holds whole pairs, so its own mean is 5 too)
+    d = torch.rand(32, 1) + 0.1
+    x = 5 + torch.cat([-d, d])
+    y = torch.cat([torch.zeros(32), torch.ones(32)]).long()
+    bn = torch.nn.BatchNorm1d(1, affine=False, momentum=0.5)
+    lin = torch.nn.Linear(1, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[-1.0], [1.0]]))
+        lin.bias.zero_()
+    model = torch.nn.Sequential(bn, lin)
+    bn.running_mean.fill_(-3.0)  # statistics that do not match the data: every sample reads as class 1
+    loader = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    shuffled = [(x[p], y[p]) for p in (torch.cat([g, g + 32]) for g in torch.randperm(32).split(8))]
+    assert bg.accuracy(model, loader) == 0.5
+    assert bg.accuracy(model, shuffled, train_mode=True) == 1.0  # each batch's own statistics
+    assert bn.running_mean.item() == -3.0 and not model.training  # measuring left the model as it was
+    assert bg.recompute_statistics(model, shuffled) == 1
+    # the cumulative average of the four batches' statistics: their means, and unbiased variances
+    torch.testing.assert_close(bn.running_mean, torch.stack([b.mean() for b, _ in shuffled]).mean().reshape(1))
+    torch.testing.assert_close(bn.running_var, torch.stack([b.var() for b, _ in shuffled]).mean().reshape(1))
+    assert bn.momentum == 0.5 and not model.training
+    assert bg.accuracy(model, loader) == 1.0
