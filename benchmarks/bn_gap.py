@@ -11,6 +11,8 @@ on the test split three ways:
   weights (every BatchNorm's cumulative average over one pass, as precise BN does).
 
     nice -n 5 python benchmarks/bn_gap.py --recipe recipes/ucr_cnn.yaml --set OSULeaf --seed 1
+
+Each result is kept in ``benchmarks/results/bn_gap.json`` under ``<recipe>@<set>@<seed>``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from reproduce_zoo import train  # noqa: E402
+from reproduce_zoo import RESULTS, train  # noqa: E402
 from ucr_accuracy import overrides  # noqa: E402
 
 _BN = (nn.modules.batchnorm._BatchNorm,)
+OUT = RESULTS / "bn_gap.json"
 
 
 @torch.no_grad()
@@ -104,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     for split, loader in (("train", train_loader), ("test", dm.test_dataloader())):
         out[f"{split}_recomputed"] = accuracy(model, loader)
     print(json.dumps(out, indent=1))
+    from neuroview._io import atomic_write
+
+    kept = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    kept[f"{Path(args.recipe).stem}@{args.set}@{args.seed}"] = out
+    atomic_write(OUT, (json.dumps(dict(sorted(kept.items())), indent=1) + "\n").encode())
 
 
 if __name__ == "__main__":
