@@ -93,7 +93,7 @@ def ensemble_acc(members: list[dict]) -> float:
     """Accuracy of the mean of the members' logits (they must share one split, in one order)."""
     labels = members[0]["labels"]
     if any(m["labels"] != labels for m in members):
-        raise ValueError("members: their test labels differ; they were scored on different splits")
+        raise ValueError("members: their labels differ; they were scored on different splits")
     n, c = len(labels), len(members[0]["logits"][0])
     mean = [[sum(m["logits"][i][j] for m in members) / len(members) for j in range(c)] for i in range(n)]
     return sum(max(range(c), key=row.__getitem__) == t for row, t in zip(mean, labels)) / n
