@@ -37,13 +37,19 @@ OUT = RESULTS / "bn_gap.json"
 
 @torch.no_grad()
 def accuracy(model: nn.Module, loader, train_mode: bool = False) -> float:
-    """Share of ``loader``'s samples ``model`` classifies right, in eval mode, or with every module
-    in training mode (BatchNorm on each batch's statistics; its running statistics kept as they were)."""
+    """Share of ``loader``'s samples ``model`` classifies right, in eval mode
+    (:func:`neuroview.zoo.evaluate.evaluate`), or with every module in training mode (BatchNorm on
+    each batch's statistics; its running statistics kept as they were)."""
+    from neuroview.zoo.evaluate import evaluate
+
+    if not train_mode:
+        right, seen = evaluate(model, loader)
+        return right / seen
     from neuroview.zoo.evaluate import predict
 
     saved = {m: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
              for m in model.modules() if isinstance(m, _BN) and m.track_running_stats}
-    model.train(train_mode)
+    model.train()
     right = seen = 0
     try:
         for batch in loader:

@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     from aeon.datasets import load_classification
 
     x, y = load_classification(args.name, split="train")
-    x, y = np.asarray(x), np.asarray(y)
+    if not isinstance(x, np.ndarray) or x.ndim != 3:
+        p.error(f"name: expected a set of equal-length series (an array [N, C, T]), got {args.name}, whose "
+                f"series differ in length; series of different lengths have no step-by-step difference")
+    y = np.asarray(y)
     for t in args.thresholds:
         r = report(x, y, t)
         print(f"{args.name}, mean squared difference < {t:g}: {r['series_in_mixed']} of {len(y)} training series in "
