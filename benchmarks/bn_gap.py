@@ -8,7 +8,8 @@ on the test split three ways:
 - training mode, each batch normalized by its own statistics (what the training loss saw; the
   training split only, in shuffled batches as in training);
 - eval mode after the running statistics are recomputed over the training split with the final
-  weights (every BatchNorm's cumulative average over one pass, as precise BN does).
+  weights (every BatchNorm's cumulative average over one pass, as precise BN does:
+  ``neuroview.training.callbacks.recompute_batchnorm``, what the ``PreciseBatchNorm`` callback runs).
 
     nice -n 5 python benchmarks/bn_gap.py --recipe recipes/ucr_cnn.yaml --set OSULeaf --seed 1
 
@@ -65,27 +66,19 @@ def accuracy(model: nn.Module, loader, train_mode: bool = False) -> float:
     return right / seen
 
 
-@torch.no_grad()
 def recompute_statistics(model: nn.Module, loader) -> int:
-    """Replace every BatchNorm's running statistics by their average over one pass of ``loader``
-    with the current weights (momentum ``None``: PyTorch's cumulative average); returns how many
-    BatchNorm modules there were. The model is left in eval mode."""
+    """Replace the running statistics of every BatchNorm (and of a NeuroView head's ``CodeNorm``)
+    by their average over one pass of ``loader`` with the current weights, as the recipe option
+    ``PreciseBatchNorm`` does at the end of training; returns how many layers there were. The model
+    is left in eval mode."""
+    from neuroview.training.callbacks import recompute_batchnorm
     from neuroview.zoo.evaluate import predict
 
-    bns = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
     model.train()
     try:
-        for batch in loader:
-            predict(model, batch)
+        return len(recompute_batchnorm(model, loader, lambda batch: predict(model, batch)))
     finally:
-        for m, mom in zip(bns, momenta):
-            m.momentum = mom
         model.eval()
-    return len(bns)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,16 @@
-"""Lightning callbacks of the ``neuroview`` runs: ``Checkpoint`` and ``PredictionWriter``.
+"""Lightning callbacks of the ``neuroview`` runs: ``Checkpoint``, ``PredictionWriter`` and ``PreciseBatchNorm``.
 
 ``Checkpoint`` keeps ``last.ckpt`` at the latest epoch and never leaves half of one;
-``PredictionWriter`` writes ``predictions.csv``. May import Lightning, torch and
-``neuroview._io``; nothing else of neuroview.
+``PredictionWriter`` writes ``predictions.csv``; ``PreciseBatchNorm`` recomputes BatchNorm's running
+statistics for the final weights. May import Lightning, torch, ``neuroview._io``,
+``neuroview._batch`` and ``neuroview.core.head`` (the head's normalization); nothing else of neuroview.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -18,9 +20,11 @@ from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 
+from .._batch import unpack
 from .._io import atomic_write
+from ..core.head import CodeNorm
 
-__all__ = ["Checkpoint", "PredictionWriter"]
+__all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm"]
 
 
 class Checkpoint(ModelCheckpoint):
@@ -99,3 +103,91 @@ class PredictionWriter(BasePredictionWriter):
             w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
         atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         rank_zero_info(f"predictions written to {out / name}")
+
+
+def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Every normalization of ``model`` in training mode that keeps running statistics: BatchNorms
+    and the NeuroView head's :class:`~neuroview.core.head.CodeNorm`."""
+    return [m for m in model.modules() if m.training and (
+        isinstance(m, CodeNorm) or isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats)]
+
+
+def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[torch.nn.Module]:
+    """Recompute the running statistics of every normalization of ``model`` that is in training mode
+    (BatchNorms, and the NeuroView head's ``CodeNorm``) from ``batches``, one pass, no gradient:
+    each becomes the plain average of its batches' statistics (``momentum=None``), as
+    ``torch.optim.swa_utils.update_bn`` computes them, rather than the exponential average of the
+    last few batches of a training run whose weights were still moving.
+
+    ``forward(batch)`` runs the model on one batch (default: ``model(batch)``). A normalization in
+    eval mode (a frozen backbone's) keeps its statistics. Returns the layers recomputed; each keeps
+    its momentum. Raises ``ValueError`` when ``batches`` is empty, leaving every statistic as it was.
+    """
+    norms = _running_norms(model)
+    if not norms:
+        return []
+    saved = [(m.momentum, {k: getattr(m, k).clone() for k in _BUFFERS}) for m in norms]
+    for m in norms:
+        m.running_mean.zero_(), m.running_var.fill_(1), m.num_batches_tracked.zero_()
+        m.momentum = None  # a cumulative average over the pass
+    n = 0
+    with torch.no_grad():
+        for batch in batches:
+            (forward or model)(batch)
+            n += 1
+    for m, (momentum, buffers) in zip(norms, saved):
+        m.momentum = momentum
+        if n == 0:  # nothing seen: the statistics training left are better than none
+            for k, v in buffers.items():
+                getattr(m, k).copy_(v)
+    if n == 0:
+        raise ValueError("batches: expected at least one batch to recompute the running statistics from, got none")
+    return norms
+
+
+_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+class PreciseBatchNorm(pl.Callback):
+    """When training ends, every BatchNorm's running statistics recomputed over the training split
+    (precise BN; Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights.
+
+    During training, eval mode reads an exponential average of recent batches' statistics, taken
+    while the weights moved; no loss sees it, so a run whose training loss converged can still
+    classify its own training split badly in eval mode (``benchmarks/bn_gap.py``). This runs one
+    pass over the training loader (``max_batches`` at most; train mode, as training ran, no gradient),
+    averages the statistics over the ranks of a distributed run, and rewrites ``last.ckpt`` so the
+    file holds them too. A checkpoint kept earlier (the best by validation) is left as it was.
+
+        neuroview fit --config <recipe> --trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm
+    """
+
+    def __init__(self, max_batches: int | None = None):
+        if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
+            raise ValueError(f"max_batches: expected None or an int >= 1, got {max_batches!r}")
+        self.max_batches = max_batches
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loader = trainer.train_dataloader
+        if loader is None:
+            if trainer.datamodule is None:
+                raise ValueError("PreciseBatchNorm: found no training loader to recompute BatchNorm statistics from")
+            loader = trainer.datamodule.train_dataloader()
+        was_training = pl_module.training
+        pl_module.train()  # the module's own train(): a frozen backbone stays in eval mode
+
+        def forward(batch):
+            x, lengths, _ = unpack(trainer.strategy.batch_to_device(batch))
+            with trainer.precision_plugin.forward_context():
+                pl_module(x) if lengths is None else pl_module(x, lengths)
+
+        bns = recompute_batchnorm(pl_module, itertools.islice(loader, self.max_batches), forward)
+        pl_module.train(was_training)
+        for m in bns:  # each rank saw its own shard: their mean is the split's (equal shards)
+            m.running_mean.copy_(trainer.strategy.reduce(m.running_mean, reduce_op="mean"))
+            m.running_var.copy_(trainer.strategy.reduce(m.running_var, reduce_op="mean"))
+        rank_zero_info(f"PreciseBatchNorm: recomputed the running statistics of {len(bns)} normalization layers")
+        for cb in trainer.checkpoint_callbacks:
+            path = getattr(cb, "last_model_path", "")
+            if bns and path:  # last.ckpt was written before this: it must hold the statistics tested
+                cb._save_checkpoint(trainer, path) if isinstance(cb, Checkpoint) else trainer.save_checkpoint(path)
