@@ -19,9 +19,10 @@ mean ± std over them, the ensemble's decision being the mean of its members' lo
 Whether a recipe should train ``members: 5`` is asked of validation data only: ``--val 0.2`` trains
 every member on the rest of each training split and keeps its logits on the fifth carved out (the
 data module's own split, the same for every seed; the test split is not read), in
-``ucr_ensemble_val.json``:
+``ucr_ensemble_val.json``, and the verdict is :func:`verdict`'s, over the five UCR development sets:
 
     nice -n 10 python benchmarks/ucr_ensemble.py --val 0.2 --sets GunPoint ItalyPowerDemand BasicMotions JapaneseVowels ArrowHead --jobs 2
+    python benchmarks/ucr_ensemble.py --val 0.2 --table     # members, ensembles and the verdict per recipe
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock, as ucr_accuracy.py takes it
 from reproduce_zoo import RESULTS, train  # noqa: E402
-from ucr_accuracy import DEV_SETS, MINIROCKET, README_SHAS, _sha, overrides  # noqa: E402
+from ucr_accuracy import CNN_ONLY, DEV_SETS, MINIROCKET, README_SHAS, _sha, overrides  # noqa: E402
+from ucr_choices import MARGIN  # noqa: E402  the same margin as every other option
 
 OUT = RESULTS / "ucr_ensemble.json"
 OUT_VAL = RESULTS / "ucr_ensemble_val.json"
+#: the sets the choice is judged on: the five UCR development sets, as for the architecture in
+#: ucr_choices.py (five members on MNIST-1D's 4,000 series would take hours on the 2 cores)
+VAL_SETS = tuple(s for s in DEV_SETS if s not in CNN_ONLY)
 RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_cnn.yaml")
 
 
@@ -122,6 +128,28 @@ def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, siz
     return "\n".join(lines)
 
 
+def verdict(recipe: str, sets: list[str], runs: dict, size: int = 5) -> dict:
+    """Whether ``recipe`` should train ``members: size``, by ``ucr_choices.py``'s rule carried over
+    unchanged: the ensemble of seeds ``0 .. size-1`` must beat its members' mean accuracy, averaged
+    over ``sets``, by more than :data:`ucr_choices.MARGIN` points. Before every set has all its
+    members of the recipe as it is now, the verdict is "not run yet" (a member can score anywhere
+    from 0 to 100%). Returns the verdict, both means (%) and the sets complete."""
+    members, ensembles = [], []
+    for s in sets:
+        have = [runs.get(_key(recipe, s, i)) for i in range(size)]
+        if any(r is None or r["sha"] != _sha(recipe) for r in have):
+            continue
+        members.append(statistics.fmean(100 * _acc(r) for r in have))
+        ensembles.append(100 * ensemble_acc(have))
+    mem, ens = (statistics.fmean(v) if v else None for v in (members, ensembles))
+    if len(members) < len(sets):
+        word = "not run yet"
+    else:
+        word = f"members: {size}" if ens > mem + MARGIN else "one network"
+    return {"recipe": Path(recipe).stem, "verdict": word, "members": mem, "ensemble": ens,
+            "sets": f"{len(members)} / {len(sets)}"}
+
+
 def sets_of(runs: dict) -> list[str]:
     """The sets of ``runs``: development sets first, in their order, then the others by name."""
     found = {r["set"] for r in runs.values()}
@@ -172,11 +200,18 @@ def main() -> None:
             futs = {pool.submit(member, *t, args.val): t for t in todo}
             for f in as_completed(futs):
                 rec = f.result()
-                runs[_key(rec["recipe"], rec["set"], rec["seed"])] = rec
-                save(runs, out)
+                with _locked(RESULTS):  # another run of this script (other --recipes or --sets) may write too
+                    runs = {**load(out), _key(rec["recipe"], rec["set"], rec["seed"]): rec}
+                    save(runs, out)
                 print(f"{_key(rec['recipe'], rec['set'], rec['seed'])}: {100 * _acc(rec):.2f}% in {rec['seconds']:.0f} s",
                       flush=True)
     print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size))
+    if args.val:  # the choice: an ensemble only where validation says so, each recipe by the same rule
+        for r in args.recipes:
+            v = verdict(r, list(VAL_SETS), runs, args.size)
+            pct = {k: "–" if v[k] is None else f"{v[k]:.1f}" for k in ("members", "ensemble")}
+            print(f"{v['recipe']}: members {pct['members']}, ensembles of {args.size} {pct['ensemble']} "
+                  f"(mean over {v['sets']} sets) -> {v['verdict']}")
 
 
 if __name__ == "__main__":

@@ -356,3 +356,26 @@ def test_bn_gap_recomputed_statistics_are_the_training_split_s_and_restore_a_wro
     torch.testing.assert_close(bn.running_var, torch.stack([b.var() for b, _ in shuffled]).mean().reshape(1))
     assert bn.momentum == 0.5 and not model.training
     assert bg.accuracy(model, loader) == 1.0
+
+
+def test_ucr_ensemble_verdict_needs_every_set_and_the_margin(benchmark_script):
+    ue = benchmark_script("ucr_ensemble")
+    recipe = "recipes/ucr_nv_cnn.yaml"
+    right, wrong = [[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]
+
+    def runs_of(per_set):  # set -> the members' logits on the two series (labels 0, 1)
+        return {ue._key(recipe, s, i): {"sha": ue._sha(recipe), "val_acc": sum(
+                    max(range(2), key=row.__getitem__) == t for row, t in zip(z, [0, 1])) / 2, "logits": z, "labels": [0, 1]}
+                for s, zs in per_set.items() for i, z in enumerate(zs)}
+
+    # set A: members 100, 100, 0 (mean 66.7); the two confident right members outweigh the wrong one
+    sure = [[3.0, 0.0], [0.0, 3.0]]
+    runs = runs_of({"A": [sure, sure, wrong], "B": [right, right, right]})
+    v = ue.verdict(recipe, ["A", "B"], runs, size=3)
+    # ensemble: A 100 (sure outweighs wrong), B 100 -> 100 against members (66.7 + 100) / 2 = 83.3
+    assert v["verdict"] == "members: 3" and v["members"] == pytest.approx(250 / 3) and v["ensemble"] == 100.0
+    assert ue.verdict(recipe, ["A", "B", "C"], runs, size=3)["verdict"] == "not run yet"  # a set with no run
+    level = runs_of({"A": [right, right, right], "B": [right, right, right]})
+    assert ue.verdict(recipe, ["A", "B"], level, size=3)["verdict"] == "one network"  # 100 against 100
+    stale = {k: r | {"sha": "another version"} for k, r in runs.items()}
+    assert ue.verdict(recipe, ["A", "B"], stale, size=3)["sets"] == "0 / 2"
