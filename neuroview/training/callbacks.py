@@ -17,6 +17,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
+from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 
@@ -167,6 +168,13 @@ class PreciseBatchNorm(pl.Callback):
             raise ValueError(f"max_batches: expected None or an int >= 1, got {max_batches!r}")
         self.max_batches = max_batches
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the pass calls the LightningModule itself: parameters sharded by FSDP or DeepSpeed are not there
+        s = trainer.strategy
+        if not isinstance(s, (SingleDeviceStrategy, DDPStrategy)) or isinstance(s, DeepSpeedStrategy):
+            raise ValueError(f"PreciseBatchNorm: supports one device and DDP, got the strategy "
+                             f"{type(trainer.strategy).__name__}; drop the callback for it")
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loader = trainer.train_dataloader
         if loader is None:
@@ -186,7 +194,8 @@ class PreciseBatchNorm(pl.Callback):
         for m in bns:  # each rank saw its own shard: their mean is the split's (equal shards)
             m.running_mean.copy_(trainer.strategy.reduce(m.running_mean, reduce_op="mean"))
             m.running_var.copy_(trainer.strategy.reduce(m.running_var, reduce_op="mean"))
-        rank_zero_info(f"PreciseBatchNorm: recomputed the running statistics of {len(bns)} normalization layers")
+        rank_zero_info(f"PreciseBatchNorm: recomputed the running statistics of {len(bns)} normalization "
+                       f"layer{'' if len(bns) == 1 else 's'}")
         for cb in trainer.checkpoint_callbacks:
             path = getattr(cb, "last_model_path", "")
             if bns and path:  # last.ckpt was written before this: it must hold the statistics tested

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,13 +157,17 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
 
 def test_ddp_on_two_cpu_processes_gives_a_working_checkpoint(tmp_path):
     """The recipe under Lightning's DDP on two CPU processes (gloo), in the default run (~1 min):
-    tests/core/test_ddp.py checks that the ranks share statistics and folded weights."""
+    tests/core/test_ddp.py checks that the ranks share statistics and folded weights. With
+    PreciseBatchNorm, whose pass, averaging over ranks and rewrite of last.ckpt every rank must join."""
     root = tmp_path / "ddp"
     args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
-            "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
+            "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
+            "--trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm"]
     proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world_size: 2" in proc.stderr or "distributed_backend=gloo" in proc.stderr + proc.stdout
+    assert re.search(r"PreciseBatchNorm: recomputed the running statistics of [1-9]\d* normalization layer",
+                     proc.stderr + proc.stdout)  # the head's CodeNorm: averaged over the ranks, last.ckpt rewritten
     ckpt = root / "checkpoints" / "last.ckpt"
     net = load_model(ckpt)
     from neuroview.data import DigitsDataModule

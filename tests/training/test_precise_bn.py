@@ -101,6 +101,15 @@ def test_the_callback_recomputes_for_the_final_weights_and_last_ckpt_holds_them(
         assert torch.equal(saved[k], v), k  # the file tested with `--ckpt_path last` is the module's
 
 
+def test_a_sharded_strategy_is_refused_by_name():
+    from types import SimpleNamespace
+
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    with pytest.raises(ValueError, match="PreciseBatchNorm: supports one device and DDP, got the strategy FSDPStrategy"):
+        PreciseBatchNorm().on_fit_start(SimpleNamespace(strategy=FSDPStrategy()), None)
+
+
 def test_max_batches_must_be_a_positive_int():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="max_batches: expected None or an int >= 1"):
