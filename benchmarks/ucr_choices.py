@@ -215,7 +215,14 @@ def report(rows: list[dict], seeds: list[int]) -> str:
 def kept(runs: dict) -> list[dict]:
     """Every option's verdict from ``runs`` (the cache) and the kept verdicts, without writing them."""
     judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
-    return keep_verdicts(judge(CHOICES, [0], runs), judged)
+    return with_others(keep_verdicts(judge(CHOICES, [0], runs), judged), judged)
+
+
+def with_others(rows: list[dict], judged: dict) -> list[dict]:
+    """``rows`` and then every kept verdict of an option judged elsewhere (``ucr_ensemble.py``'s
+    ``members``, on runs of its own), so that the report and the README list every choice."""
+    mine = {c.name for c in CHOICES}
+    return rows + [v for _, v in sorted(judged.items()) if v["option"] not in mine]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT)
     with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together
         judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
-        text = report(keep_verdicts(judge(choices, args.seeds, load()), judged), args.seeds)
+        text = report(with_others(keep_verdicts(judge(choices, args.seeds, load()), judged), judged), args.seeds)
         VERDICTS.write_text(json.dumps(judged, indent=1, sort_keys=True) + "\n")
         REPORT.write_text(text)
     print(text)

@@ -150,6 +150,27 @@ def verdict(recipe: str, sets: list[str], runs: dict, size: int = 5) -> dict:
             "sets": f"{len(members)} / {len(sets)}"}
 
 
+def keep_verdict(recipe: str, runs: dict, size: int = 5) -> dict | None:
+    """Record :func:`verdict` for ``recipe`` among ``ucr_choices.py``'s kept verdicts (with the recipe
+    version it judged), once every set is in: its report and the README's table of choices then
+    list it, and it stays when the verdict changes the recipe (its members' runs then go stale)."""
+    import ucr_choices as ch
+
+    v = verdict(recipe, list(VAL_SETS), runs, size)
+    if v["verdict"] == "not run yet":
+        return None
+    n = len(VAL_SETS) * size
+    row = {"option": "members (CNN)", "recipe": v["recipe"], "sha": _sha(recipe)[:12],
+           "current": "one network", "alternative": f"{size}, logits averaged (LITETime)",
+           "current_acc": v["members"], "alternative_acc": v["ensemble"], "runs": f"{n} / {n}",
+           "verdict": "change" if v["verdict"] == f"members: {size}" else "keep"}
+    with _locked(RESULTS):
+        judged = json.loads(ch.VERDICTS.read_text()) if ch.VERDICTS.exists() else {}
+        ch.keep_verdicts([row], judged)
+        ch.VERDICTS.write_text(json.dumps(judged, indent=1, sort_keys=True) + "\n")
+    return row
+
+
 def sets_of(runs: dict) -> list[str]:
     """The sets of ``runs``: development sets first, in their order, then the others by name."""
     found = {r["set"] for r in runs.values()}
@@ -212,6 +233,7 @@ def main() -> None:
             pct = {k: "–" if v[k] is None else f"{v[k]:.1f}" for k in ("members", "ensemble")}
             print(f"{v['recipe']}: members {pct['members']}, ensembles of {args.size} {pct['ensemble']} "
                   f"(mean over {v['sets']} sets) -> {v['verdict']}")
+            keep_verdict(r, runs, args.size)
 
 
 if __name__ == "__main__":

@@ -379,3 +379,18 @@ def test_ucr_ensemble_verdict_needs_every_set_and_the_margin(benchmark_script):
     assert ue.verdict(recipe, ["A", "B"], level, size=3)["verdict"] == "one network"  # 100 against 100
     stale = {k: r | {"sha": "another version"} for k, r in runs.items()}
     assert ue.verdict(recipe, ["A", "B"], stale, size=3)["sets"] == "0 / 2"
+
+
+def test_ucr_ensemble_verdict_is_kept_among_the_choices_and_listed_by_them(benchmark_script, tmp_path, monkeypatch):
+    ue = benchmark_script("ucr_ensemble")
+    import ucr_choices as ch  # the module ucr_ensemble reads (benchmarks/ is on the path)
+
+    monkeypatch.setattr(ch, "VERDICTS", tmp_path / "verdicts.json")
+    recipe = "recipes/ucr_cnn.yaml"
+    one = {"sha": ue._sha(recipe), "val_acc": 1.0, "logits": [[1.0, 0.0]], "labels": [0]}
+    runs = {ue._key(recipe, s, i): one for s in ue.VAL_SETS for i in range(2)}
+    assert ue.keep_verdict(recipe, {k: v for k, v in runs.items() if "GunPoint" not in k}, size=2) is None  # a set missing
+    row = ue.keep_verdict(recipe, runs, size=2)
+    assert row["verdict"] == "keep" and row["runs"] == f"{2 * len(ue.VAL_SETS)} / {2 * len(ue.VAL_SETS)}"
+    rows = ch.kept({})
+    assert rows[-1] == row and sum(r["option"] == "members (CNN)" for r in rows) == 1
