@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -276,14 +276,16 @@ def render_ucr(src: Sources, unseen: bool = False) -> str:
 UNSEEN_SETS = ("OSULeaf", "PickupGestureWiimoteZ", "ACSF1")  # the sets no recipe option was chosen on
 
 
-def render_ucr_now(src: Sources) -> str:
+def render_ucr_now(src: Sources, single: bool = False) -> str:
     """The recipes as they are now (chosen on validation): every development and unseen set, and
-    each run that ended below 99% accuracy on its own training split."""
+    each run that ended below 99% accuracy on its own training split. ``single``: with NeuroView
+    LITE's recipe as one network (``ucr_accuracy.SINGLE_SHAS``), the version before its members."""
     ucr = _benchmark("ucr_accuracy")  # its own table, as the script prints it
     recipes, sets = list(ucr.RECIPES), [*ucr.DEV_SETS, *UNSEEN_SETS]
-    body = ucr.table(recipes, sets, src.ucr_runs, src.minirocket)
+    shas = ucr.SINGLE_SHAS if single else {}
+    body = ucr.table(recipes, sets, src.ucr_runs, src.minirocket, shas=shas)
     now = [r for r in src.ucr_runs.values() if r["recipe"] in recipes and r["set"] in sets and "test_acc" in r
-           and not r.get("extra") and r["sha"] == ucr._sha(r["recipe"])]
+           and not r.get("extra") and r["sha"] == (shas.get(r["recipe"]) or ucr._sha(r["recipe"]))]
     short = sorted((r for r in now if r.get("train_acc", 1.0) < 0.99), key=lambda r: (r["recipe"], r["set"], r["seed"]))
     fit = ", ".join(f"{Path(r['recipe']).stem} on {r['set']} seed {r['seed']} ({100 * r['train_acc']:.1f}%, "
                     f"{r.get('stopped', '?')})" for r in short)
@@ -428,7 +430,8 @@ RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo
           "aim": render_aim, "zoo_entries": render_zoo_entries, "quantizers": render_quantizers,
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble,
-          "ucr_choices": render_ucr_choices, "ucr_now": render_ucr_now}
+          "ucr_choices": render_ucr_choices, "ucr_now": render_ucr_now,
+          "ucr_single": lambda src: render_ucr_now(src, single=True)}
 
 
 def _benchmark(name: str):

@@ -80,6 +80,8 @@ def test_default_time_series_recipes_run_unchanged_on_any_set(recipe, dataset, t
     # weights, then read the series and not its padding): batches carry no lengths
     assert not dm.variable_length and dm.max_len == (26 if dataset == "JapaneseVowels" else 251)
     net = cli.model.model
+    # NeuroView LITE trains five members (chosen on validation, benchmarks/ucr_ensemble.py); LITE one
+    assert len(getattr(net, "members", [net])) == (5 if recipe == "ucr_nv_cnn" else 1)
     if "rnn" in recipe:  # a step reads a window: the longest series is at most max_steps steps
         assert net.window == -(-dm.max_len // hp.model_kwargs["max_steps"])
 
