@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "ucr_ensemble_val", "rnn_accuracy"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -297,6 +297,22 @@ def render_ucr_choices(src: Sources) -> str:
     return ch.table(ch.kept(src.ucr_runs))
 
 
+def render_ucr_ensemble_val(src: Sources) -> str:
+    """Members and ensembles on validation (the held-out fifth of each UCR development set's training
+    split), each recipe as it was judged, and the verdict of ``ucr_ensemble.verdict``."""
+    ens = _benchmark("ucr_ensemble")  # its own table and verdict, as the script prints them
+    runs = ens.load(ens.OUT_VAL)
+    ucr = _benchmark("ucr_accuracy")
+    shas = {r: ucr.SINGLE_SHAS.get(r) or ens._sha(r) for r in ens.RECIPES}  # the versions judged: one network each
+    lines = [ens.table(list(ens.RECIPES), list(ens.VAL_SETS), list(range(5)), runs, shas=shas), ""]
+    for r in ens.RECIPES:
+        v = ens.verdict(r, list(ens.VAL_SETS), runs, sha=shas[r])
+        pct = {k: "–" if v[k] is None else f"{v[k]:.1f}" for k in ("members", "ensemble")}
+        lines.append(f"- {v['recipe']}: members {pct['members']}, ensemble of 5 {pct['ensemble']} "
+                     f"(mean over {v['sets']} sets): {v['verdict']}")
+    return "\n".join(lines)
+
+
 def render_ucr_ensemble(src: Sources) -> str:
     ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
     runs = ens.load()
@@ -431,7 +447,7 @@ RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble,
           "ucr_choices": render_ucr_choices, "ucr_now": render_ucr_now,
-          "ucr_single": lambda src: render_ucr_now(src, single=True)}
+          "ucr_single": lambda src: render_ucr_now(src, single=True), "ucr_ensemble_val": render_ucr_ensemble_val}
 
 
 def _benchmark(name: str):

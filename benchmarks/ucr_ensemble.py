@@ -128,16 +128,17 @@ def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, siz
     return "\n".join(lines)
 
 
-def verdict(recipe: str, sets: list[str], runs: dict, size: int = 5) -> dict:
+def verdict(recipe: str, sets: list[str], runs: dict, size: int = 5, sha: str | None = None) -> dict:
     """Whether ``recipe`` should train ``members: size``, by ``ucr_choices.py``'s rule carried over
     unchanged: the ensemble of seeds ``0 .. size-1`` must beat its members' mean accuracy, averaged
     over ``sets``, by more than :data:`ucr_choices.MARGIN` points. Before every set has all its
     members of the recipe as it is now, the verdict is "not run yet" (a member can score anywhere
-    from 0 to 100%). Returns the verdict, both means (%) and the sets complete."""
+    from 0 to 100%). ``sha``: the recipe version whose runs count (default: the recipe as it is
+    now). Returns the verdict, both means (%) and the sets complete."""
     members, ensembles = [], []
     for s in sets:
         have = [runs.get(_key(recipe, s, i)) for i in range(size)]
-        if any(r is None or r["sha"] != _sha(recipe) for r in have):
+        if any(r is None or r["sha"] != (sha or _sha(recipe)) for r in have):
             continue
         members.append(statistics.fmean(100 * _acc(r) for r in have))
         ensembles.append(100 * ensemble_acc(have))
