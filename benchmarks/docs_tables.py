@@ -306,10 +306,7 @@ def render_ucr_ensemble_val(src: Sources) -> str:
     shas = {r: ucr.SINGLE_SHAS.get(r) or ens._sha(r) for r in ens.RECIPES}  # the versions judged: one network each
     lines = [ens.table(list(ens.RECIPES), list(ens.VAL_SETS), list(range(5)), runs, shas=shas), ""]
     for r in ens.RECIPES:
-        v = ens.verdict(r, list(ens.VAL_SETS), runs, sha=shas[r])
-        pct = {k: "–" if v[k] is None else f"{v[k]:.1f}" for k in ("members", "ensemble")}
-        lines.append(f"- {v['recipe']}: members {pct['members']}, ensemble of 5 {pct['ensemble']} "
-                     f"(mean over {v['sets']} sets): {v['verdict']}")
+        lines.append("- " + ens.verdict_line(ens.verdict(r, list(ens.VAL_SETS), runs, sha=shas[r])))
     return "\n".join(lines)
 
 

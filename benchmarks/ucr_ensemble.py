@@ -151,6 +151,13 @@ def verdict(recipe: str, sets: list[str], runs: dict, size: int = 5, sha: str | 
             "sets": f"{len(members)} / {len(sets)}"}
 
 
+def verdict_line(v: dict, size: int = 5) -> str:
+    """One line of :func:`verdict`'s result, as the script prints it and the README shows it."""
+    pct = {k: "–" if v[k] is None else f"{v[k]:.1f}" for k in ("members", "ensemble")}
+    return (f"{v['recipe']}: members {pct['members']}, ensemble of {size} {pct['ensemble']} "
+            f"(mean over {v['sets']} sets): {v['verdict']}")
+
+
 def keep_verdict(recipe: str, runs: dict, size: int = 5) -> dict | None:
     """Record :func:`verdict` for ``recipe`` among ``ucr_choices.py``'s kept verdicts (with the recipe
     version it judged), once every set is in: its report and the README's table of choices then
@@ -230,10 +237,7 @@ def main() -> None:
     print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size))
     if args.val:  # the choice: an ensemble only where validation says so, each recipe by the same rule
         for r in args.recipes:
-            v = verdict(r, list(VAL_SETS), runs, args.size)
-            pct = {k: "–" if v[k] is None else f"{v[k]:.1f}" for k in ("members", "ensemble")}
-            print(f"{v['recipe']}: members {pct['members']}, ensembles of {args.size} {pct['ensemble']} "
-                  f"(mean over {v['sets']} sets) -> {v['verdict']}")
+            print(verdict_line(verdict(r, list(VAL_SETS), runs, args.size), args.size))
             keep_verdict(r, runs, args.size)
 
 
