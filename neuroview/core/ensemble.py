@@ -18,6 +18,13 @@ Training keeps the members independent: :meth:`member_logits` gives each member'
 and the loss is the sum of the members' own losses (the Lightning module does so), so each member's
 gradient is exactly what it would be trained alone on the same batches.
 
+A **global head** replaces that average with one classifier over every member's units, as a
+NeuroView-CNN's own head reads its units: ``logits = W norm(codes) + b`` with ``codes`` all
+members' codes in member order. :func:`neuroview.sparsify` builds it (:meth:`Ensemble.build_head`)
+and fits it sparse, so that a class reads few units of the five members together; the members'
+own heads are then left unused, and :meth:`member_logits` refuses (the decision is no longer
+theirs). Exactness is the same: ``explain`` sums to the logit.
+
 >>> import torch, neuroview as nv
 >>> net = nv.create_model("nv_lite", num_classes=3, members=2).eval()
 >>> x = torch.randn(4, 1, 40)
@@ -38,9 +45,11 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ._utils import factory
 from .cnn import NeuroViewCNN
 from .explanation import CNNExplanation
-from .head import folded_logits
+from .head import CodeNorm, decide, fold, folded_logits, head_dtype
+from .readable import resolve_baseline
 
 __all__ = ["Ensemble"]
 
@@ -74,6 +83,8 @@ class Ensemble(nn.Module):
             raise ValueError(f"members: expected the same number of classes for every member, got {sorted(classes, key=str)}")
         self.members = nn.ModuleList(members)
         self.num_classes = classes.pop()
+        self.norm: CodeNorm | None = None  # the global head (build_head); None: the mean of the members' logits
+        self.classifier: nn.Linear | None = None
 
     @property
     def neuroview(self) -> bool:
@@ -90,10 +101,36 @@ class Ensemble(nn.Module):
     # ---------------------------------------------------------------- forward
     def member_logits(self, x: Tensor) -> Tensor:
         """``[k, B, C]``: each member's own logits (what each member is trained on)."""
+        if self.classifier is not None:
+            raise RuntimeError("member_logits: this ensemble decides with one global head over every member's units "
+                               "(nv.sparsify built it), not with its members' own logits; train it with "
+                               "nv.finetune_sparse, or train the ensemble before sparsifying it")
         return torch.stack([m(x) for m in self.members])
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.classifier is not None:
+            return decide(self.codes(x), self.classifier, self.norm)
         return self.member_logits(x).mean(0)
+
+    # ------------------------------------------------- NeuroView members: global head
+    def build_head(self, num_units: int) -> None:
+        """Build a global head over ``num_units`` codes (every member's units): a normalization and
+        one linear classifier that then decide in place of the mean of the members' logits.
+        :func:`neuroview.sparsify` builds and fits it; loading a state dict that has one builds it."""
+        self._nv("build_head")
+        if self.classifier is None:
+            kw = factory(self.members[0])
+            self.norm = CodeNorm(num_units, **kw).train(self.training)
+            self.classifier = nn.Linear(num_units, self.num_classes, **kw).train(self.training)
+        elif self.classifier.in_features != num_units:
+            raise ValueError(f"num_units: the global head reads {self.classifier.in_features} codes, got {num_units}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a sparsified ensemble's weights load into a fresh one: its global head is built from their shapes
+        key = prefix + "classifier.weight"
+        if self.classifier is None and key in state_dict:
+            self.build_head(state_dict[key].shape[1])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------ NeuroView members: lazy sites
     @property
@@ -128,8 +165,10 @@ class Ensemble(nn.Module):
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == codes @ W.T + b`` in eval mode: each member's folded
-        weights divided by the number of members, and the mean bias."""
+        weights divided by the number of members, and the mean bias; or the global head, folded."""
         self._nv("effective_classifier")
+        if self.classifier is not None:
+            return fold(self.classifier, self.norm)
         ws, bs = zip(*(m.effective_classifier() for m in self.members))
         return torch.cat(ws, dim=1) / len(self), torch.stack(bs).mean(0)
 
@@ -152,6 +191,8 @@ class Ensemble(nn.Module):
         ``for_class(c).sum(-1) + bias[c] == net.eval()(x)[:, c]``; units of every member.
         ``baseline`` as for a NeuroView-CNN; a tensor covers the units of every member, in order."""
         self._nv("explain")
+        if self.classifier is not None:
+            return self._explain_global(x, target, maps, baseline)
         bases = [baseline] * len(self)
         if isinstance(baseline, Tensor):
             if self.sites is None:
@@ -167,8 +208,22 @@ class Ensemble(nn.Module):
         bias = torch.stack([e.bias for e in exps]).mean(0)  # the logit of the baseline, when there is one
         base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
         logits = folded_logits(codes if base is None else codes - base, weight, bias)
+        return self._explanation(exps, logits, bias, codes, weight, base, target)
+
+    def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
+        """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""
+        exps = [m.explain(x, maps=maps) for m in self.members]
+        codes = torch.cat([e.codes for e in exps], dim=1)
+        w, b = self.effective_classifier()
+        dt = head_dtype(codes, w)
+        codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
+        logits = folded_logits(codes, w, b)
+        base, b = resolve_baseline(baseline, self.norm.running_mean, (w.shape[1],), w, b)
+        return self._explanation(exps, logits, b, codes, w, base, target)
+
+    def _explanation(self, exps, logits, bias, codes, weight, base, target) -> CNNExplanation:
         code_maps = None
-        if maps:
+        if exps[0].code_maps is not None:
             code_maps = {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}
         exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,
                              site_slices=self.site_slices, code_maps=code_maps, baseline=base)
@@ -180,6 +235,8 @@ class Ensemble(nn.Module):
         """``[C, U]`` the ensemble's unit-class weights (:meth:`NeuroViewCNN.unit_importance` of each
         member, divided by the number of members)."""
         self._nv("unit_importance")
+        if self.classifier is not None:
+            return NeuroViewCNN.unit_importance(self, standardized)
         return torch.cat([m.unit_importance(standardized) for m in self.members], dim=1) / len(self)
 
     site_importance = NeuroViewCNN.site_importance
@@ -187,4 +244,4 @@ class Ensemble(nn.Module):
     unit_gallery = NeuroViewCNN.unit_gallery
 
     def extra_repr(self) -> str:
-        return f"members={len(self)}"
+        return f"members={len(self)}" + (", global head" if self.classifier is not None else "")

@@ -40,6 +40,7 @@ from torch import nn
 
 from .._batch import call_model, unpack
 from ..core.cnn import NeuroViewCNN
+from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, check_budget
 
@@ -60,8 +61,12 @@ def _train_batches(data):
 
 
 def _check(net, epochs, lr, weight_decay, mode) -> None:
-    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
-        raise TypeError(f"sparse: expected a NeuroViewCNN or NeuroViewRNN (nv.sparsify(net, ...)), got {type(net).__name__}")
+    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)):
+        raise TypeError(f"sparse: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble with a global head "
+                        f"(nv.sparsify(net, ...)), got {type(net).__name__}")
+    if isinstance(net, Ensemble) and net.classifier is None:
+        raise ValueError("sparse: an Ensemble deciding with its members' mean, not a global head; nv.sparsify(ensemble, ...) "
+                         "builds and fits one")
     if getattr(net, "classifier", None) is None:
         raise ValueError("sparse: the network has no classifier yet (run one batch through it, or nv.sparsify it)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

@@ -19,6 +19,10 @@ and the most accurate of them is kept when none meets the rule. The reference:
   path's best point, scored the same way (the dense network has seen those samples, so its own
   accuracy on them says nothing). The chosen penalty is then refitted on the whole training split.
 
+An :class:`~neuroview.core.ensemble.Ensemble` of NeuroView-CNNs (a recipe's ``members: 5``) gets
+one global head over the units of all its members in place of the mean of their own heads
+(:meth:`~neuroview.core.ensemble.Ensemble.build_head`): a class then reads few units of any member.
+
 The test split is never read. The result is still one linear map (normalization folded in at
 eval), so ``explain`` still sums to the logit; ``sparse.sparsity_path`` keeps the path as data
 (:class:`SparsityPath`, with ``.plot()``). The network given is never changed.
@@ -51,6 +55,7 @@ from torch import Tensor, nn
 
 from .._batch import steps_first, unpack
 from ..core.cnn import NeuroViewCNN
+from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
@@ -247,9 +252,17 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
     return path, val_acc, torch.stack(losses), reference, how
 
 
+def _kind(net: nn.Module) -> str:
+    """What ``net`` is, for an error: ``Ensemble of LITE`` names the members too."""
+    if isinstance(net, Ensemble):
+        return f"an Ensemble of {type(net.members[0]).__name__}s"
+    return type(net).__name__
+
+
 def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> str:
-    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN)):
-        raise TypeError(f"net: expected a NeuroViewCNN or NeuroViewRNN (nv.wrap(model, ...)), got {type(net).__name__}")
+    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
+        raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
+                        f"NeuroView-CNNs, got {_kind(net)}")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
@@ -301,6 +314,8 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     if int(y.max()) >= net.num_classes or int(y.min()) < 0:
         raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
     sparse = copy.deepcopy(net).eval()
+    if isinstance(sparse, Ensemble) and sparse.classifier is None:
+        sparse.build_head(feats.shape[1])  # one head over every member's units, in place of their mean
     if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map
         sparse.norm = CodeNorm(feats.shape[1], device=feats.device)
     norm = sparse.norm
@@ -329,7 +344,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
     """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
 
     Args:
-        net: a trained NeuroViewCNN or NeuroViewRNN; never changed (the result is a deep copy).
+        net: a trained NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (then one global head
+            over all members' units replaces the mean of theirs); never changed (the result is a deep copy).
         train: the training split: a data module of :mod:`neuroview.data` (its training split,
             unshuffled, without augmentation) or an iterable of batches ``(x, y)`` /
             ``(x, lengths, y)`` as the data modules give them.

@@ -39,12 +39,24 @@ def _source(source: str, data: str | None):
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None,
-                 "dataset": {"name": data, "split": "test", "data_module": None}}
+                 "dataset": {"name": data, "split": "test", "data_module": _data_spec(data, dm)}}
         return module.model.eval(), dm, entry, Path(source).stem
     net = create_model(source, pretrained=True)
     entry = net.pretrained_cfg
     dm = datamodule_for(data) if data else make_datamodule(entry["dataset"]["data_module"])
     return net, dm, entry, source.split(".", 1)[1]
+
+
+def _data_spec(data: str, dm) -> dict:
+    """The data-module spec of ``--data`` as the sparse entry's manifest keeps it (``neuroview explain`` rebuilds
+    the data from it): a JSON spec as given; a name or an ``.npz`` path as the module it made."""
+    import json  # noqa: PLC0415
+
+    if data.lstrip().startswith("{"):
+        return json.loads(data)
+    name = type(dm).__name__
+    args = {"path": data} if name == "NpzDataModule" else {"name": data} if name == "UCRDataModule" else {}
+    return {"class_path": f"neuroview.data.{name}", "init_args": args}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,6 +158,9 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) ->
 
         # a zoo entry's dataset is {"name", "data_module": {class_path, init_args}}; a checkpoint's is the module spec
         module = trained_on.get("data_module", trained_on)
+        if not module:
+            raise ValueError(f"data: the model does not say what data it was trained on ({trained_on.get('name')!r}); "
+                             "pass --data (digits, mnist1d, a UCR set, a .npz path or a JSON data-module spec)")
         name = trained_on.get("name") or module.get("init_args", {}).get("name") or module["class_path"].rsplit(".", 1)[-1]
         return make_datamodule(module), str(name)
     guess = guess_data(model)

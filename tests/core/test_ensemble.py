@@ -42,6 +42,35 @@ def test_known_answer_by_hand():
     torch.testing.assert_close(ens.unit_importance(), exp.weight)
 
 
+def test_a_global_head_decides_in_place_of_the_mean_known_answer():
+    # codes 0.75 (member 0) and 0.75 (member 1); the head standardizes them with means 0.5 and 0.25 and
+    # variances 0.25 and 1.0 (floor off), then W = [[2, 0], [0, -1]], b = [1, 0]:
+    # logits [1 + 2 * 0.25 / 0.5, -(0.5 / 1)] = [2.0, -0.5]
+    ens = Ensemble([_member([1.0, -1.0], [0.0, 0.0]), _member([3.0, 1.0], [1.0, -1.0])]).eval()
+    ens.build_head(2)
+    with torch.no_grad():
+        ens.norm.floor, ens.norm.eps = 0.0, 0.0
+        ens.norm.running_mean.copy_(torch.tensor([0.5, 0.25]))
+        ens.norm.running_var.copy_(torch.tensor([0.25, 1.0]))
+        ens.classifier.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, -1.0]]))
+        ens.classifier.bias.copy_(torch.tensor([1.0, 0.0]))
+    x = torch.tensor([[[1.0, -1.0, 2.0, 3.0]]])
+    torch.testing.assert_close(ens(x), torch.tensor([[2.0, -0.5]]))
+    exp = ens.explain(x)
+    torch.testing.assert_close(exp.weight, torch.tensor([[4.0, 0.0], [0.0, -1.0]]))  # W / std
+    torch.testing.assert_close(exp.bias, torch.tensor([-1.0, 0.25]))  # b - (W / std) mean
+    torch.testing.assert_close(exp.for_class(0), torch.tensor([[3.0, 0.0]]))
+    mean = ens.explain(x, baseline="mean")  # against the training mean codes: the bias is their logit
+    torch.testing.assert_close(mean.bias, torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(mean.for_class(1), torch.tensor([[0.0, -0.5]]))
+    torch.testing.assert_close(ens.unit_importance(), exp.weight)
+    assert "global head" in repr(ens)
+    with pytest.raises(ValueError, match="num_units: the global head reads 2 codes, got 3"):
+        ens.build_head(3)
+    with pytest.raises(TypeError, match="build_head: needs NeuroView-CNN members"):
+        nv.create_model("lite", num_classes=2, members=2).build_head(4)
+
+
 @pytest.mark.parametrize("maps", [False, True])
 def test_zoo_ensemble_explanations_sum_to_its_logits(maps):
     torch.manual_seed(0)

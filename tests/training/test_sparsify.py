@@ -135,8 +135,10 @@ def test_sparsify_errors_name_the_argument():
     x, y = _planted(40)
     with pytest.raises(ValueError, match="tolerance"):
         nv.sparsify(net, [(x, y)], tolerance=-1)
-    with pytest.raises(TypeError, match="net: expected a NeuroViewCNN or NeuroViewRNN"):
+    with pytest.raises(TypeError, match="net: expected a NeuroViewCNN, a NeuroViewRNN .* got Linear"):
         nv.sparsify(nn.Linear(3, 2), [(x, y)])
+    with pytest.raises(TypeError, match="got an Ensemble of LITEs"):  # standard members: no codes to read
+        nv.sparsify(nv.create_model("lite", num_classes=2, members=2), [(x, y)])
     with pytest.raises(ValueError, match="at least 2 classes"):
         nv.sparsify(net, [(x, torch.zeros_like(y))])
     with pytest.raises(ValueError, match="too few to carve"):
@@ -329,7 +331,7 @@ def test_finetune_sparse_trains_an_rnn_and_rejects_bad_arguments(one_thread):
                       ({"epochs": 1, "weight_decay": float("nan")}, "weight_decay: expected")):
         with pytest.raises(ValueError, match=match):
             nv.finetune_sparse(sparse, [(x, y)], **kw)
-    with pytest.raises(TypeError, match="sparse: expected a NeuroViewCNN or NeuroViewRNN"):
+    with pytest.raises(TypeError, match="sparse: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble"):
         nv.finetune_sparse(nn.Linear(3, 2), [(x, y)], epochs=1)
     with pytest.raises(ValueError, match="with labels"):
         nv.finetune_sparse(sparse, [x], epochs=1)
@@ -438,3 +440,43 @@ def test_finetune_sparse_in_bfloat16_keeps_its_support_and_sums_to_the_logit(one
     # no BatchNorm here: a batch of one sample trains like any other
     alone = nv.finetune_sparse(sparse, [(xb[:1], y[:1])], epochs=1, lr=1e-2)
     assert alone.finetuned["skipped_batches"] == 0 and not torch.equal(alone.classifier.weight, sparse.classifier.weight)
+
+
+def test_sparsify_an_ensemble_gives_one_sparse_head_over_every_members_units(one_thread, tmp_path):
+    from neuroview.zoo import pretrained as zoo
+
+    torch.manual_seed(0)
+    kw = {"num_classes": 2, "in_channels": 1, "members": 3}
+    net = nv.create_model("nv_lite", **kw)
+    x, y = _planted(90)
+    net.train()(x[:16])
+    net.eval()
+    before = copy.deepcopy(net.state_dict())
+    batches = [(x[i:i + 30], y[i:i + 30]) for i in range(0, 90, 30)]
+    sparse = nv.sparsify(net, batches, tolerance=5.0)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()) and net.classifier is None
+    assert isinstance(sparse, nv.Ensemble) and sparse.classifier.in_features == 3 * 194
+    read = nv.units_per_class(sparse)
+    assert (read >= 1).all() and (read < 3 * 194 // 4).all()  # a few units of any member, not all of them
+    # one linear map over all members' codes, not the mean of the members' own heads
+    w, b = sparse.effective_classifier()
+    torch.testing.assert_close(sparse(x), sparse.codes(x) @ w.T + b, rtol=0, atol=1e-5)
+    assert not torch.allclose(sparse(x), torch.stack([m(x) for m in sparse.members]).mean(0))
+    for baseline in (None, "mean"):
+        exp = sparse.explain(x, baseline=baseline)
+        for c in range(2):
+            torch.testing.assert_close(exp.for_class(c).sum(-1) + exp.bias[c], sparse(x)[:, c], rtol=0, atol=1e-5)
+    assert (exp.weight != 0).sum(1).tolist() == read.tolist()
+    with pytest.raises(RuntimeError, match="member_logits: this ensemble decides with one global head"):
+        sparse.member_logits(x)
+    # its weights load into a fresh ensemble of the same members (the zoo builds the head from their shapes)
+    ds = {"name": "none", "data_module": {"class_path": "neuroview.data.UCRDataModule", "init_args": {}}}
+    zoo.save_pretrained(sparse, "nv_lite.planted_sparse", architecture="nv_lite", arch_kwargs=kw, dataset=ds,
+                        recipe=None, seed=0, metrics={"test_acc": 0.5}, root=tmp_path)
+    back = zoo.load_pretrained("nv_lite.planted_sparse", root=tmp_path)
+    torch.testing.assert_close(back(x), sparse(x))
+    # fine-tuning keeps the support of the global head
+    tuned = nv.finetune_sparse(sparse, batches, epochs=1)
+    assert torch.equal(tuned.classifier.weight != 0, sparse.classifier.weight != 0)
+    with pytest.raises(ValueError, match="sparse: an Ensemble deciding with its members' mean"):
+        nv.finetune_sparse(net, batches, epochs=1)

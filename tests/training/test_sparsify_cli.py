@@ -92,3 +92,25 @@ def test_sparsify_command_can_finetune_the_backbone_with_the_support_fixed(tmp_p
     changed = [k for k, v in tuned.state_dict().items() if k.startswith("backbone.") and not torch.equal(v, dense.state_dict()[k])]
     assert any(k.endswith(".weight") for k in changed)  # the backbone learned
     assert entry["metrics"]["units_per_class"] == pytest.approx(nv.units_per_class(tuned).float().mean().item())
+
+
+def test_the_ensemble_recipe_checkpoint_sparsifies_into_an_entry_that_knows_its_data(tmp_path, capsys):
+    # the default time-series recipe trains an ensemble: `neuroview sparsify <its last.ckpt>` gives one
+    # sparse head over every member's units, and the entry records the data `neuroview explain` reads
+    from neuroview.training.cli import cli_main
+    from neuroview.viz.report import resolve_data
+
+    recipe = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "recipes" / "ucr_nv_cnn.yaml")
+    cli_main(["fit", "--config", recipe, "--model.model_kwargs.members", "2", "--trainer.max_epochs", "2",
+              "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run")], run=True)
+    ckpt = next((tmp_path / "run").rglob("last.ckpt"))
+    out = tmp_path / "zoo"
+    assert sparsify_main([str(ckpt), "--data", "GunPoint", "--max-k90", "10", "--out", str(out)]) == 0
+    entry = read_manifest(out)["nv_lite.last_sparse"]
+    net = nv.create_model("nv_lite.last_sparse", pretrained=True, root=out)
+    assert isinstance(net, nv.Ensemble) and len(net) == 2 and net.classifier.in_features == 2 * 194
+    assert nv.units_per_class(net).float().mean().item() == pytest.approx(entry["metrics"]["units_per_class"])
+    dm, name = resolve_data(None, entry["dataset"], net)
+    assert type(dm).__name__ == "UCRDataModule" and dm.name == "GunPoint" and name == "GunPoint"
+    with pytest.raises(ValueError, match="data: the model does not say what data it was trained on"):
+        resolve_data(None, {"name": "mine", "data_module": None}, net)
