@@ -160,6 +160,22 @@ def test_concatenation_read_on_the_wrong_axis_is_wrong(sweep):
     assert r["status"] == "right" and r["sites_by_flow"] == {"right": 1, "wrong": 0, "unverified": 0}, r
 
 
+def test_a_comment_edit_keeps_a_recipes_version_and_a_setting_edit_does_not(tmp_path, monkeypatch, benchmark_script):
+    ua = benchmark_script("ucr_accuracy")
+    monkeypatch.setattr(ua, "ROOT", tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  lr: 1.0e-3  # chosen on validation\n")
+    old = ua._sha("r.yaml")
+    monkeypatch.setattr(ua, "SAME_SETTINGS", {"r.yaml": {"since": old, "settings": ua._settings("r.yaml")}})
+    recipe.write_text("# a new line of comment\nmodel:\n  lr: 0.001    # chosen on validation, 3 seeds\n")
+    assert ua._sha("r.yaml") == old  # the same settings: the runs stand
+    recipe.write_text("model:\n  lr: 1.0e-4  # chosen on validation\n")
+    assert ua._sha("r.yaml") not in (old, None)  # a setting changed: a new version
+    monkeypatch.setattr(ua, "SAME_SETTINGS", {})
+    recipe.write_text("model:\n  lr: 1.0e-3  # chosen on validation\n")
+    assert ua._sha("r.yaml") == old  # without an entry the version is the file's bytes
+
+
 def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys, benchmark_script):
     # GPU runs go to a file of their own (--results): the table must come from that file alone,
     # and only from runs of the recipe as it is now (its SHA-256)
