@@ -42,7 +42,8 @@ from .._batch import call_model, unpack
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
-from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, check_budget
+from .sparse_checks import check_budget
+from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90
 
 __all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]
 

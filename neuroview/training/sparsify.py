@@ -54,18 +54,17 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import steps_first, unpack
-from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
+from .sparse_checks import check_args
 from .sparsity_path import SparsityPath, choose_point, register_plotter  # noqa: F401 - re-exported
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
-GROUPS = ("unit", "step", "hidden")
 # chosen on data no network of the study had seen (benchmarks/sparsify_choice.py): 15 of 16 zoo
 # entries within 1 point of the dense network there, against 12 of 16 at 0.95
 DEVIANCE = 0.99
@@ -252,41 +251,6 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
     return path, val_acc, torch.stack(losses), reference, how
 
 
-def _kind(net: nn.Module) -> str:
-    """What ``net`` is, for an error: ``Ensemble of LITE`` names the members too."""
-    if isinstance(net, Ensemble):
-        return f"an Ensemble of {type(net.members[0]).__name__}s"
-    return type(net).__name__
-
-
-def _check(net, tolerance, groups, folds, deviance=DEVIANCE, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> str:
-    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
-        raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
-                        f"NeuroView-CNNs, got {_kind(net)}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
-        raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
-        raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
-    if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
-        raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
-    check_budget(net, max_k90, max_k90_steps, k90_quantile)
-    groups = groups if groups is not None else ("step" if _is_rnn(net) else "unit")
-    if groups not in GROUPS:
-        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
-    return groups
-
-
-def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> None:
-    """A readability budget's arguments (:func:`sparsify`, :func:`.sparse_finetune.finetune_sparse`)."""
-    for name, value, what in (("max_k90", max_k90, "contributions"), ("max_k90_steps", max_k90_steps, "steps")):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1):
-            raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
-    if isinstance(k90_quantile, bool) or not isinstance(k90_quantile, (int, float)) or not 0 < k90_quantile <= 1:
-        raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
-    if max_k90_steps is not None and not _is_rnn(net):
-        raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
-
-
 @dataclass
 class _Walk:
     sparse: nn.Module  # the copy whose head is filled in, its normalization set to the training codes'
@@ -392,7 +356,7 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             end of a path on separable codes never converges: its weights grow without bound) and
             the folds' shuffle.
     """
-    groups = _check(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile)
+    groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
                 folds=folds, max_iter=max_iter, seed=seed, q=float(k90_quantile))
     # one budget: each point's use of it (k90 over its limit, the larger of the two), within at <= 1

@@ -1,0 +1,53 @@
+"""The arguments of :func:`.sparsify.sparsify` and :func:`.sparse_finetune.finetune_sparse`, checked
+with errors that name the argument, what was expected and what was given.
+
+May import ``neuroview.core``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..core.cnn import NeuroViewCNN
+from ..core.ensemble import Ensemble
+from ..core.rnn import NeuroViewRNN
+
+__all__ = ["GROUPS", "check_args", "check_budget"]
+
+GROUPS = ("unit", "step", "hidden")
+
+
+def _kind(net: nn.Module) -> str:
+    """What ``net`` is, for an error: ``Ensemble of LITE`` names the members too."""
+    if isinstance(net, Ensemble):
+        return f"an Ensemble of {type(net.members[0]).__name__}s"
+    return type(net).__name__
+
+
+def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> str:
+    """:func:`.sparsify.sparsify`'s arguments; returns the groups (the default of ``net``'s kind when None)."""
+    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
+        raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
+                        f"NeuroView-CNNs, got {_kind(net)}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
+    if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
+        raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
+    check_budget(net, max_k90, max_k90_steps, k90_quantile)
+    groups = groups if groups is not None else ("step" if isinstance(net, NeuroViewRNN) else "unit")
+    if groups not in GROUPS:
+        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
+    return groups
+
+
+def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> None:
+    """A readability budget's arguments (:func:`.sparsify.sparsify`, :func:`.sparse_finetune.finetune_sparse`)."""
+    for name, value, what in (("max_k90", max_k90, "contributions"), ("max_k90_steps", max_k90_steps, "steps")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1):
+            raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
+    if isinstance(k90_quantile, bool) or not isinstance(k90_quantile, (int, float)) or not 0 < k90_quantile <= 1:
+        raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
+    if max_k90_steps is not None and not isinstance(net, NeuroViewRNN):
+        raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
