@@ -410,3 +410,31 @@ def test_ucr_ensemble_verdict_is_kept_among_the_choices_and_listed_by_them(bench
     assert row["verdict"] == "keep" and row["runs"] == f"{2 * len(ue.VAL_SETS)} / {2 * len(ue.VAL_SETS)}"
     rows = ch.kept({})
     assert rows[-1] == row and sum(r["option"] == "members (CNN)" for r in rows) == 1
+
+
+def test_sparse_ensemble_reads_one_head_over_the_members_and_tables_by_set(benchmark_script, monkeypatch, tmp_path):
+    import numpy as np
+
+    import neuroview as nv
+    from neuroview.data import NpzDataModule
+
+    se = benchmark_script("sparse_ensemble")
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 2
+    x = rng.standard_normal((120, 1, 30)).astype(np.float32)
+    x[:, 0, 5:12] += 2.0 * y[:, None]  # the class lives in samples 5..11
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    dm = NpzDataModule(str(tmp_path / "d.npz"), batch_size=16, val_fraction=0.0)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=3)
+    net.train()(torch.as_tensor(x[:16]))  # one batch of statistics; the sites found
+    monkeypatch.setattr(se, "_trained", lambda dataset, seed: (net.eval(), dm))
+    row = se.measure("Planted", 0)
+    assert 1 <= row["members_read"] <= 3 and row["units_per_class"] < row["dense_units"] == 3 * 194
+    assert row["set"] == "Planted" and row["sha"] == se._sha(se.RECIPE) and 0 <= row["sparse_acc"] <= 100
+    runs = {"a": row, "b": row | {"seed": 1, "sparse_acc": row["sparse_acc"] - 2.0}, "c": row | {"sha": "older"}}
+    line = next(r for r in se.table(runs).splitlines() if r.startswith("| Planted"))
+    assert line.split("|")[2].strip() == "2"  # the two runs of the recipe as it is; the older version left out
+    drop = row["dense_acc"] - row["sparse_acc"]  # and 2 points more on seed 1: their mean and std
+    assert line.split("|")[5].strip() == f"{drop + 1.0:.1f} ± 1.0"
