@@ -438,3 +438,15 @@ def test_sparse_ensemble_reads_one_head_over_the_members_and_tables_by_set(bench
     assert line.split("|")[2].strip() == "2"  # the two runs of the recipe as it is; the older version left out
     drop = row["dense_acc"] - row["sparse_acc"]  # and 2 points more on seed 1: their mean and std
     assert line.split("|")[5].strip() == f"{drop + 1.0:.1f} ± 1.0"
+
+
+def test_ensemble_cost_counts_convolutions_and_nothing_else(benchmark_script):
+    ec = benchmark_script("ensemble_cost")
+    cpu = torch.device("cpu")
+    x, w, m = torch.randn(2, 3, 40, requires_grad=True), torch.randn(4, 3, 5), torch.randn(40, 40)
+    assert ec.conv_share(lambda: (x @ m).sum().backward(), cpu, n=2) == 0.0  # no convolution at all
+    conv = ec.conv_share(lambda: torch.nn.functional.conv1d(x, w).sum().backward(), cpu, n=2)
+    assert 0.0 < conv <= 1.0
+    step, explain = ec._jobs(2, 4, 24, cpu)  # the two jobs run: the module's step of an ensemble, its explain
+    step()
+    explain()

@@ -1,0 +1,133 @@
+"""What the five-member NeuroView LITE (``recipes/ucr_nv_cnn.yaml``) costs against one network, and where.
+
+One training step as the Lightning module takes it (each member's own logits, the sum of their
+losses, AdamW) and one ``explain``, for one network and for ``--members`` (5) of them, at the
+recipe's batch sizes (a tenth of the training series: 4 to 5 on the small UCR sets, up to 64),
+series of 150 steps (GunPoint's length). Measured in one run, the two interleaved round by round
+(so machine noise hits both); medians. Then the share of one network's step spent in convolutions
+(``torch.profiler``, self CPU time of the aten convolution ops): where that share is large, the step
+is compute, and running the members in one batched pass (grouped convolutions) would save little.
+
+On the GPU (``accelerator`` here is whatever ``torch.cuda.is_available()`` says) the small step is
+launch-bound instead, which is where a batched pass pays; that pass is not built.
+
+    python benchmarks/ensemble_cost.py                      # one thread, the CPU
+    python benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 30
+
+Writes ``benchmarks/results/ensemble_cost.json`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import neuroview as nv
+
+OUT = Path(__file__).parent / "results" / "ensemble_cost.json"
+CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward",
+            "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution", "aten::thnn_conv2d")
+
+
+def _jobs(members: int, batch: int, length: int, device: torch.device):
+    """``(train step, explain)`` closures of a network of ``members`` on one fixed batch."""
+    torch.manual_seed(0)
+    net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members).to(device)
+    x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
+    net.train()(x)  # sites found, heads built
+    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+
+    def step():
+        net.train()
+        z = net.member_logits(x) if members > 1 else net(x)[None]
+        loss = sum(F.cross_entropy(zm, y) for zm in z)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def explain():
+        net.explain(x)
+
+    return step, explain
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: torch.device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def conv_share(step, device: torch.device, n: int = 10) -> float:
+    """The share of ``step``'s self CPU time in convolution ops (forward and backward)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            step()
+        _sync(device)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if e.key in CONV_OPS) / total
+
+
+def measure(batch: int, members: int, length: int, rounds: int, device: torch.device) -> dict:
+    one, many = _jobs(1, batch, length, device), _jobs(members, batch, length, device)
+    for fn in (*one, *many):  # warm-up
+        for _ in range(3):
+            fn()
+    times = {k: [] for k in ("step_1", "step_k", "explain_1", "explain_k")}
+    for _ in range(rounds):
+        times["step_1"].append(_timed(one[0], device))
+        times["step_k"].append(_timed(many[0], device))
+        times["explain_1"].append(_timed(one[1], device))
+        times["explain_k"].append(_timed(many[1], device))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"batch": batch, "members": members, "length": length, "rounds": rounds,
+            "step_ms_one": 1e3 * med["step_1"], "step_ratio": med["step_k"] / med["step_1"],
+            "explain_ms_one": 1e3 * med["explain_1"], "explain_ratio": med["explain_k"] / med["explain_1"],
+            "conv_share_one": conv_share(one[0], device)}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| batch | one network, train step (ms) | members / one, train step | one network, explain (ms) | "
+             "members / one, explain | convolutions' share of one step |", "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['batch']} | {r['step_ms_one']:.1f} | {r['step_ratio']:.2f} | {r['explain_ms_one']:.1f} | "
+                     f"{r['explain_ratio']:.2f} | {100 * r['conv_share_one']:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", type=int, nargs="+", default=[5, 16])
+    p.add_argument("--members", type=int, default=5)
+    p.add_argument("--length", type=int, default=150)
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU (the table runs use 1)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = [measure(b, args.members, args.length, args.rounds, device) for b in args.batches]
+    where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+    print(f"{where}, torch {torch.__version__}, {args.members} members, series of {args.length} steps\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
