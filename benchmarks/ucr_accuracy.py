@@ -94,15 +94,18 @@ def _is_rnn(recipe: str) -> bool:
     return "rnn" in Path(recipe).stem
 
 
-def overrides(dataset: str, val: float = 0.0) -> list[str]:
+def overrides(dataset: str, val: float = 0.0, fold: int | None = None) -> list[str]:
     """Command-line arguments that point a recipe at ``dataset`` (with ``val``: that share of the
     training split carved out for validation, stratified by the data module's seed).
 
     ``<Set>Rescaled`` (``GunPointRescaled``) is an aeon set with every series rescaled and shifted at
-    random (:func:`rescaled`), read from an ``.npz`` as a user's own raw recordings would be."""
+    random (:func:`rescaled`), read from an ``.npz`` as a user's own raw recordings would be. With
+    ``fold``, fold ``fold`` of the ``1 / val`` stratified folds is held out instead (cross-validation)."""
+    fold_args = ["--data.init_args.val_fold", str(fold)] if fold is not None else []
     if dataset == "mnist1d":
-        return ["--data", "neuroview.data.MNIST1DDataModule", "--data.batch_size", "auto", "--data.val_fraction", str(val)]
-    split = ["--data.init_args.val_fraction", str(val)] if val else []
+        return (["--data", "neuroview.data.MNIST1DDataModule", "--data.batch_size", "auto", "--data.val_fraction", str(val)]
+                + [a.replace("init_args.", "") for a in fold_args])
+    split = ["--data.init_args.val_fraction", str(val), *fold_args] if val else []
     if dataset.endswith(RESCALED):
         return ["--data", "neuroview.data.NpzDataModule", "--data.init_args.path", str(rescaled(dataset.removesuffix(RESCALED)))] + split
     return ["--data.init_args.name", dataset] + split
@@ -135,17 +138,23 @@ def rescaled(name: str, seed: int = 0) -> Path:
     return path
 
 
-def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str, ...] = (), val: float = 0.0) -> dict:
+def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str, ...] = (), val: float = 0.0,
+            cv: bool = False) -> dict:
     """One run in this (worker) process; returns its record (and exports seed 0 when asked).
 
     With ``val`` the model learns from the rest of the training split and is scored on the
-    validation split carved from it (``val_acc``); the test split is not read."""
+    validation split carved from it (``val_acc``); the test split is not read. With ``cv`` that split
+    is fold ``seed % k`` of a k-fold cross-validation (``k = 1 / val``): seeds 0 to k - 1 validate
+    every training series once, each with its own network."""
     import torch
 
     torch.set_num_threads(1)
-    r = train(recipe, seed, extra=overrides(dataset, val) + list(extra), threads=1, split="val" if val else "test")
+    fold = seed % round(1 / val) if cv else None
+    r = train(recipe, seed, extra=overrides(dataset, val, fold) + list(extra), threads=1, split="val" if val else "test")
     scores = ({"val_acc": r["metrics"]["val_acc"], "val_size": r["metrics"]["val_size"], "val_fraction": val} if val
               else {"test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"]})
+    if fold is not None:
+        scores["val_fold"] = fold
     rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"], "extra": list(extra),
            **scores, **r["fit"], "epochs": r["epochs"], "steps": r["steps"], "seconds": round(r["seconds"], 1),
            # where Lightning's accelerator="auto" trained it (the fit runs in a subprocess that sees the same devices)
@@ -164,8 +173,9 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
     return rec
 
 
-def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = (), val: float = 0.0) -> str:
-    return f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "") + (f"@val{val}" if val else "")
+def _key(recipe: str, dataset: str, seed: int, extra: tuple[str, ...] = (), val: float = 0.0, cv: bool = False) -> str:
+    return (f"{Path(recipe).stem}@{dataset}@{seed}" + (f"@{' '.join(extra)}" if extra else "") + (f"@val{val}" if val else "")
+            + ("cv" if cv else ""))
 
 
 def keep(runs: dict, key: str, rec: dict) -> dict:
@@ -240,7 +250,8 @@ def _fmt(accs: list[float]) -> str:
     return f"{statistics.fmean(accs):.1f} ± {statistics.pstdev(accs):.1f} ({len(accs)})"
 
 
-def listing(recipes: list[str], sets: list[str], runs: dict, extra: tuple[str, ...] = (), val: float = 0.0) -> str:
+def listing(recipes: list[str], sets: list[str], runs: dict, extra: tuple[str, ...] = (), val: float = 0.0,
+            cv: bool = False) -> str:
     """One line per cached run of the recipes as they are now (with these ``extra`` options and
     ``val`` fraction): the accuracy it was scored by (validation or test), then the end of
     training: accuracy on its own training split, last epoch's loss, epochs, and why it stopped."""
@@ -248,12 +259,13 @@ def listing(recipes: list[str], sets: list[str], runs: dict, extra: tuple[str, .
     for r in recipes:
         for s in sets:
             got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == _sha(r)
-                   and tuple(v.get("extra", ())) == extra and v.get("val_fraction", 0.0) == val]
+                   and tuple(v.get("extra", ())) == extra and v.get("val_fraction", 0.0) == val
+                   and ("val_fold" in v) == cv]
             for v in sorted(got, key=lambda v: v["seed"]):
                 score = f"val {100 * v['val_acc']:5.1f}" if val else f"test {100 * v['test_acc']:5.1f}"
                 fit = (f"train {100 * v['train_acc']:5.1f}, loss {v['train_loss']:.4f}, {v['epochs']} epochs "
                        f"({v['steps']} steps, {v['stopped']})" if "train_acc" in v else "end of training not recorded")
-                lines.append(f"{_key(r, s, v['seed'], extra, val):60s} {score} | {fit} | {v['seconds']:.0f} s")
+                lines.append(f"{_key(r, s, v['seed'], extra, val, cv):60s} {score} | {fit} | {v['seconds']:.0f} s")
     return "\n".join(lines)
 
 
@@ -272,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "(recorded apart: such runs never enter the table)")
     p.add_argument("--val", type=float, default=0.0, help="choosing options: carve this share of each training split "
                    "for validation and score on it (the test split is not read; such runs never enter the table)")
+    p.add_argument("--cv", action="store_true", help="with --val 1/k: seed s holds out fold s %% k of a k-fold "
+                   "cross-validation of the training split (seeds 0 to k - 1 validate every series once)")
     p.add_argument("--merge", type=Path, default=None, help="add the runs of another cache (a worktree's) to --results; train nothing")
     args = p.parse_args(argv)
     if args.merge is not None:
@@ -283,30 +297,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{new} runs from {args.merge} added to {args.results}")
         return 0
     extra = tuple(args.extra.split())
+    if args.cv and not args.val:
+        p.error("--cv: needs --val 1/k (0.2: 5 folds)")
     if (extra or args.val) and args.export:
         p.error("--export: the zoo holds the recipes as they are, trained on the whole training split; drop --extra and --val")
     runs = load(args.results)
     if not (args.table or args.list):
         todo = [(r, s, seed) for r in args.recipes for s in args.sets for seed in args.seeds
                 if not (_is_rnn(r) and s in CNN_ONLY)
-                and (args.rerun or runs.get(_key(r, s, seed, extra, args.val), {}).get("sha") != _sha(r)
+                and (args.rerun or runs.get(_key(r, s, seed, extra, args.val, args.cv), {}).get("sha") != _sha(r)
                      or (args.export and seed == 0))]
-        _run(todo, args.jobs, args.export, extra, args.val, args.results)
+        _run(todo, args.jobs, args.export, extra, args.val, args.results, args.cv)
     if args.list or extra or args.val:
-        print(listing(args.recipes, args.sets, load(args.results), extra, args.val))
+        print(listing(args.recipes, args.sets, load(args.results), extra, args.val, args.cv))
     else:
         print(table(args.recipes, args.sets, load(args.results)))
     return 0
 
 
-def _run(todo: list[tuple[str, str, int]], jobs: int, export: bool, extra: tuple[str, ...], val: float, results: Path) -> None:
+def _run(todo: list[tuple[str, str, int]], jobs: int, export: bool, extra: tuple[str, ...], val: float, results: Path,
+         cv: bool = False) -> None:
     """Run ``todo`` (recipe, set, seed), ``jobs`` at a time, caching each run in ``results`` as it ends."""
     from neuroview.zoo.pretrained import _locked  # the zoo's file lock: parallel scripts share this JSON
 
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, r, s, seed, export and seed == 0, extra, val): (r, s, seed) for r, s, seed in todo}
+        futures = {pool.submit(run_one, r, s, seed, export and seed == 0, extra, val, cv): (r, s, seed) for r, s, seed in todo}
         for fut in as_completed(futures):
-            key = _key(*futures[fut], extra, val)
+            key = _key(*futures[fut], extra, val, cv)
             try:
                 rec = fut.result()
             except Exception as e:  # one failed run is reported, the others go on

@@ -20,12 +20,19 @@ option. The rule, written here before the runs:
     nice -n 10 python benchmarks/ucr_choices.py --jobs 1               # run what is missing (cached)
     nice -n 10 python benchmarks/ucr_choices.py --only classifier_lr   # one option
     nice -n 10 python benchmarks/ucr_choices.py --recipes recipes/ucr_rnn.yaml recipes/ucr_nv_rnn.yaml
+    nice -n 10 python benchmarks/ucr_choices.py --only <option> --cv    # 5-fold cross-validation, seeds 0-4
     python benchmarks/ucr_choices.py --report                          # the judgement, from the cache
 
 Runs are the ``ucr_accuracy.py`` runs with ``--val 0.2`` (and ``--extra <alternative>``), cached in
 the same ``benchmarks/results/ucr_accuracy.json``; the report goes to
 ``benchmarks/results/ucr_choices.md``. A run counts only for the recipe version (SHA-256) it was
 made with, so changing a recipe after a choice makes its runs stale, as it should.
+
+Every seed holds out the same fifth (the data module's seed is 0): the seeds vary the network, not
+the validation series, and a small set's fifth is a handful of series (ArrowHead: 6 or 7). ``--cv``
+makes seed s hold out fold s of a 5-fold cross-validation instead (``val_fold``), so seeds 0-4
+validate every training series once; its runs are kept apart (``@val0.2cv``), and a verdict on
+more runs replaces one on fewer.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ REPORT = RESULTS / "ucr_choices.md"
 VERDICTS = RESULTS / "ucr_choices.json"  # each verdict, kept with the recipe version (SHA-256) it judged
 VAL = 0.2
 MARGIN = 1.0  # points of mean validation accuracy an alternative must win by
+#: ``--cv``: each seed s holds out fold s of a 5-fold cross-validation of the training split (seeds
+#: 0-4 validate every training series once) instead of the one fifth every seed shares; set by main
+CV = False
 NV_CNN, CNN, NV_RNN, RNN = (f"recipes/ucr_{n}.yaml" for n in ("nv_cnn", "cnn", "nv_rnn", "rnn"))
 
 
@@ -118,8 +128,9 @@ def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], 
 def _run_of(runs: dict, recipe: str, s: str, seed: int, extra: tuple[str, ...]) -> dict | None:
     """The cached validation run of the recipe as it is now: under its key, or under ``<key>@<sha>``
     where a run of another version took the key since (``ucr_accuracy.keep``)."""
-    key, sha = _key(recipe, s, seed, extra, VAL), _sha(recipe)
-    return next((r for r in (runs.get(key), runs.get(f"{key}@{sha}")) if r is not None and r.get("sha") == sha), None)
+    key, sha = _key(recipe, s, seed, extra, VAL, CV), _sha(recipe)
+    return next((r for r in (runs.get(key), runs.get(f"{key}@{sha}"))
+                 if r is not None and r.get("sha") == sha and ("val_fold" in r) == CV), None)
 
 
 def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
@@ -167,7 +178,7 @@ def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict) -> list[dic
                              "current": c.current, "alternative": label,
                              "current_acc": statistics.fmean(base) if base else None,
                              "alternative_acc": statistics.fmean(other) if other else None,
-                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict})
+                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": CV})
     return rows
 
 
@@ -202,7 +213,8 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---:|---:|---|---|"]
     for r in rows:
         lines.append(f"| {r['option']} | {r['recipe']} | {r['sha']} | {r['current']} | {r['alternative']} | "
-                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']} | {r['verdict']} |")
+                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']}{' (5-fold)' if r.get('cv') else ''} | "
+                     f"{r['verdict']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -234,20 +246,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", help="option names (default: all)")
     p.add_argument("--recipes", nargs="*", help="run only these recipes' runs (default: all)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0; with --cv the five folds, 0-4")
+    p.add_argument("--cv", action="store_true",
+                   help="seed s holds out fold s of a 5-fold cross-validation of the training split (every training "
+                        "series validated once over seeds 0-4) rather than the one fifth all seeds share")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--report", action="store_true", help="judge from the cache; run nothing")
     p.add_argument("--rejudge", action="store_true",
                    help="run what the options need on the recipes as they are now even where a verdict is kept "
                         "(more seeds: the verdict on more runs replaces the one on fewer)")
     args = p.parse_args(argv)
+    global CV
+    CV = args.cv
+    args.seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if CV else [0])
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
     judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
     if not args.report:
         need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged)
                 if not args.recipes or n[0] in args.recipes]
         for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
-            _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT)
+            _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT, CV)
     with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together
         judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
         text = report(with_others(keep_verdicts(judge(choices, args.seeds, load()), judged), judged), args.seeds)

@@ -126,3 +126,31 @@ def test_a_verdict_on_more_seeds_replaces_one_on_fewer_and_never_the_reverse(cho
     assert choices.keep_verdicts(choices.judge(one, [0, 1, 2], runs), judged)[0]["verdict"] == "keep"  # 76.7 against 63.3
     assert choices.keep_verdicts(choices.judge(one, [0], runs), judged)[0]["verdict"] == "keep"  # 2 runs do not undo 6
 
+
+
+def test_cross_validation_reads_only_its_own_folds(choices, monkeypatch, benchmark_script):
+    monkeypatch.setattr(choices, "_sha", lambda recipe: "now")
+    lr = ("--model.lr", "1")
+    one = (choices.Choice("x", "a", {"b": {choices.NV_CNN: lr}}, sets=("ArrowHead",)),)
+    seeds = [0, 1, 2, 3, 4]
+
+    def runs(cv, base, alt):
+        return {choices._key(choices.NV_CNN, "ArrowHead", s, e, choices.VAL, cv): {"val_acc": a, "sha": "now"}
+                | ({"val_fold": s} if cv else {}) for s in seeds for e, a in (((), base), (lr, alt))}
+
+    both = runs(False, 0.5, 0.9) | runs(True, 0.8, 0.8)  # one split says change, the folds say keep
+    assert choices.judge(one, seeds, both)[0]["verdict"] == "change"
+    monkeypatch.setattr(choices, "CV", True)
+    row = choices.judge(one, seeds, both)[0]
+    assert (row["verdict"], row["runs"], row["cv"]) == ("keep", "5 / 5", True)
+    assert "| 5 / 5 (5-fold) | keep |" in choices.table([row])
+    # a run without its fold recorded is not a fold, whatever its key: then the folds are asked for
+    no_fold = {k: {kk: v for kk, v in r.items() if kk != "val_fold"} for k, r in runs(True, 0.8, 0.8).items()}
+    assert choices.judge(one, seeds, no_fold)[0]["verdict"] == "not run yet"
+    need = choices.todo(one, seeds, {})
+    assert len(need) == 10 and all(choices._key(r, s, seed, e, choices.VAL, True).endswith("@val0.2cv")
+                                   for r, s, seed, e in need)
+    ua = benchmark_script("ucr_accuracy")  # the fold goes to the data module; seed s is fold s
+    assert ua.overrides("ArrowHead", 0.2, 3)[-2:] == ["--data.init_args.val_fold", "3"]
+    assert ua.overrides("mnist1d", 0.2, 1)[-2:] == ["--data.val_fold", "1"]
+    assert "val_fold" not in " ".join(ua.overrides("ArrowHead", 0.2))

@@ -1,9 +1,10 @@
 """The base of every data module: arrays in memory, split, standardized and batched.
 
 Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
-per-series z-normalization, padding of variable-length sequences, the loaders) and the split
-helpers the subclasses share (:class:`~neuroview.data.NpzDataModule`, for arrays of your own, is in
-``npz``). May import ``neuroview.data.batches`` and third-party libraries; nothing else from neuroview.
+per-series z-normalization, padding of variable-length sequences, the loaders); the split helpers
+the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
+own, is in ``npz``). May import ``neuroview.data.batches``, ``neuroview.data.splits`` and third-party
+libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -19,12 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, passthrough_collate
-
-
-def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
-    """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1) ([0, 1) with ``zero``)."""
-    if not (0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):
-        raise ValueError(f"{name}: expected a number in {'[0' if zero else '(0'}, 1), got {value!r}")
+from .splits import check_fraction, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 
 
 def auto_batch_size(n: int) -> int:
@@ -35,20 +31,6 @@ def auto_batch_size(n: int) -> int:
     (4, 27, 64)
     """
     return int(min(max(n // 10, 4), 64))
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(keep, held_out)``: about ``fraction`` of every class held out, at least one sample
-    of each class kept, the same for the same seed."""
-    # not sklearn's train_test_split(stratify=y): it picks other indices, and the zoo's accuracies were measured on these
-    rng = np.random.default_rng(seed)
-    keep, held = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n = min(int(round(fraction * len(idx))), len(idx) - 1)
-        held.append(idx[:n])
-        keep.append(idx[n:])
-    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
 def _encode_labels(y_train: np.ndarray) -> list[str]:
@@ -71,6 +53,11 @@ class ArrayDataModule(pl.LightningDataModule):
             model learns from the whole training split and there is no validation loop (test
             the final weights: ``--test_ckpt last``).
         seed: seed of every split carved here; the same seed gives the same split everywhere.
+        val_fold: k-fold cross-validation on the training split: with ``val_fraction`` ``1 / k``
+            (0.2: 5 folds) the training split is dealt into ``k`` stratified folds (by ``seed``) and
+            fold ``val_fold`` (0 to ``k - 1``) is held out; the ``k`` runs together validate every
+            training sample once (:func:`stratified_fold`). ``None``: one split, ``val_fraction`` of
+            each class held out at random (:func:`stratified_split`).
         normalize: ``True``: standardize each channel with the mean and std of the training
             split. ``"series"``: z-normalize every series (every sample) channel by channel with
             its own mean and std over its steps (positions), in every split, as the UCR archive's
@@ -107,12 +94,13 @@ class ArrayDataModule(pl.LightningDataModule):
     FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
 
     def __init__(self, *, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1, seed: int = 0,
-                 normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
-                 eval_batch_size: int | None = None, resample: bool = False):
+                 val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
+                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
         super().__init__()
         if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
             raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
         check_fraction("val_fraction", val_fraction, zero=True)
+        self.val_folds = folds_of(val_fraction, val_fold)
         if normalize not in (True, False, "series", "sample"):
             raise ValueError(f"normalize: expected true, false, 'series' or 'sample', got {normalize!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
@@ -121,6 +109,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self._eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
         self.seed = seed
+        self.val_fold = val_fold
         self.normalize = normalize
         self.num_workers = num_workers
         self.resample = bool(resample)
@@ -211,7 +200,8 @@ class ArrayDataModule(pl.LightningDataModule):
         elif self.val_fraction == 0:
             parts = {"train": (x_tr, y_tr)}
         else:
-            keep, held = stratified_split(y_tr.astype(str), self.val_fraction, self.seed)
+            keep, held = (stratified_split(y_tr.astype(str), self.val_fraction, self.seed) if self.val_fold is None
+                          else stratified_fold(y_tr.astype(str), self.val_folds, self.val_fold, self.seed))
             parts = {"train": (_take(x_tr, keep), y_tr[keep]), "val": (_take(x_tr, held), y_tr[held])}
         parts["test"] = (raw["test"][0], np.asarray(raw["test"][1]))
 
@@ -313,7 +303,8 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def __repr__(self) -> str:
         # the batch size as given ('auto' stays 'auto'): a repr must not load the data
-        return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed})"
+        fold = f", val_fold={self.val_fold}" if self.val_fold is not None else ""
+        return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed}{fold})"
 
 
 def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 1e-8, joint: bool = False) -> Tensor:

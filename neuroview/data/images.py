@@ -87,9 +87,11 @@ class MNISTDataModule(ArrayDataModule):
     FIXED_SHAPE = (10, 1, None)
 
     def __init__(self, root: str = "data", *, download: bool = False, batch_size: int | Literal["auto"] = 128,
-                 val_fraction: float = 1 / 12, seed: int = 0, normalize: bool | Literal["series", "sample"] = True,
+                 val_fraction: float = 1 / 12, seed: int = 0,
+                 val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None):
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                         val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         self.root = Path(root)
         self.download = download
@@ -182,9 +184,10 @@ class CIFAR10DataModule(ArrayDataModule):
     PAD = 4  # CIFAR's standard crop padding
 
     def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, on_device: bool = False,
-                 batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1, seed: int = 0,
+                 batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1, seed: int = 0, val_fold: int | None = None,
                  normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0, eval_batch_size: int | None = None):
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                         val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         if on_device and num_workers:
             raise ValueError(f"num_workers: on_device=True reads batches from GPU memory in the main process; "

@@ -24,9 +24,11 @@ class MNIST1DDataModule(ArrayDataModule):
     FIXED_SHAPE = (10, 1, 40)
 
     def __init__(self, *, cache: bool = True, batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1,
-                 seed: int = 0, normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
+                 seed: int = 0,
+                 val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
                  eval_batch_size: int | None = None):
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                         val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size)
         self.cache = cache
 

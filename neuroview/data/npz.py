@@ -28,9 +28,11 @@ class NpzDataModule(ArrayDataModule):
     """
 
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64,
-                 val_fraction: float = 0.1, seed: int = 0, normalize: bool | Literal["series", "sample"] = True,
+                 val_fraction: float = 0.1, seed: int = 0,
+                 val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                         val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         check_fraction("test_fraction", test_fraction)
         self.path = Path(path)

@@ -41,9 +41,11 @@ class UCRDataModule(ArrayDataModule):
     """
 
     def __init__(self, name: str = "GunPoint", *, batch_size: int | Literal["auto"] = "auto", val_fraction: float = 0.2,
-                 seed: int = 0, normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
+                 seed: int = 0,
+                 val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
                  eval_batch_size: int | None = None, download: bool = False, resample: bool = False):
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, normalize=normalize,
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                         val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         if name not in UCR_DATASETS:
             import difflib  # noqa: PLC0415

@@ -51,6 +51,44 @@ def test_validation_split_is_stratified_and_reproducible():
     assert counts.min() >= 12 and counts.max() <= 16
 
 
+def test_k_folds_hold_out_every_training_sample_once_stratified():
+    from neuroview.data.splits import stratified_fold
+
+    y = np.array(["a"] * 13 + ["b"] * 7 + ["c"])  # 21 samples; class c has one
+    held = [stratified_fold(y, 5, f, seed=3) for f in range(5)]
+    for keep, out in held:
+        assert np.intersect1d(keep, out).size == 0 and len(keep) + len(out) == 21
+        assert "c" in y[keep]  # a class of one sample is never held out whole
+    every = np.sort(np.concatenate([out for _, out in held]))
+    assert every.tolist() == list(range(20))  # each of a's and b's samples held out exactly once
+    for c, n in (("a", 13), ("b", 7)):
+        per_fold = [int((y[out] == c).sum()) for _, out in held]
+        assert sum(per_fold) == n and max(per_fold) - min(per_fold) <= 1  # stratified: n / 5 each, within one
+    assert np.array_equal(stratified_fold(y, 5, 2, seed=3)[1], held[2][1])  # the same seed, the same fold
+
+
+def test_val_fold_holds_out_that_fold_of_the_training_split(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, X=rng.normal(size=(100, 1, 8)).astype(np.float32), y=np.array(["cat", "dog"] * 50))
+    vals, trains = [], []
+    for f in range(5):
+        dm = NpzDataModule(str(path), val_fraction=0.2, val_fold=f, seed=1)
+        dm.setup("fit")
+        assert dm.split_sizes() == {"train": 64, "val": 16, "test": 20} and "val_fold=" in repr(dm)
+        vals.append(dm._splits["val"][0][:, 0, 0])
+        trains.append(dm._splits["train"][0][:, 0, 0])
+    # the five validation folds are disjoint and together the whole training split (the splits hold raw values)
+    raw = torch.cat([vals[0], trains[0]]).sort().values
+    assert torch.equal(torch.cat(vals).sort().values, raw)
+    with pytest.raises(ValueError, match=r"val_fold: expected an int in \[0, 5\) \(val_fraction 0.2: 5 folds\), got 5"):
+        NpzDataModule(str(path), val_fraction=0.2, val_fold=5)
+    with pytest.raises(ValueError, match="val_fraction: with val_fold, expected 1 / k"):
+        NpzDataModule(str(path), val_fraction=0.3, val_fold=0)
+    with pytest.raises(ValueError, match="val_fraction: with val_fold"):
+        UCRDataModule("GunPoint", val_fraction=0.0, val_fold=0)
+
+
 @pytest.mark.parametrize("kw, match", [({"batch_size": 0}, "batch_size"), ({"val_fraction": 1.0}, "val_fraction"),
                                        ({"test_fraction": 0}, "test_fraction")])
 def test_bad_arguments_name_the_argument(kw, match):

@@ -1,0 +1,61 @@
+"""How a training split is carved: a validation share held out at random, or one fold of k for
+cross-validation, both stratified by class and fixed by a seed.
+
+Imports only numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of"]
+
+
+def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
+    """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1) ([0, 1) with ``zero``)."""
+    if not (0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):
+        raise ValueError(f"{name}: expected a number in {'[0' if zero else '(0'}, 1), got {value!r}")
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)``: about ``fraction`` of every class held out, at least one sample
+    of each class kept, the same for the same seed."""
+    # not sklearn's train_test_split(stratify=y): it picks other indices, and the zoo's accuracies were measured on these
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = min(int(round(fraction * len(idx))), len(idx) - 1)
+        held.append(idx[:n])
+        keep.append(idx[n:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def stratified_fold(y: np.ndarray, k: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` of fold ``fold`` of ``k``: every class's samples, shuffled by
+    ``seed``, are dealt to the folds in turn (each class continuing where the last stopped), so the
+    ``k`` folds hold out every sample exactly once, each fold about ``1 / k`` of every class. A class
+    fold ``fold`` would take whole (a class of one sample) stays in ``keep``."""
+    rng = np.random.default_rng(seed)
+    keep, held, start = [], [], 0
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        mine = (start + np.arange(len(idx))) % k == fold
+        start += len(idx)
+        if mine.all():
+            mine[:] = False
+        held.append(idx[mine])
+        keep.append(idx[~mine])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def folds_of(val_fraction: float, val_fold: int | None) -> int | None:
+    """The number of folds ``k`` of ``val_fold`` (``val_fraction == 1 / k``), checked; None without a fold."""
+    if val_fold is None:
+        return None
+    k = round(1 / val_fraction) if val_fraction > 0 else 0
+    if k < 2 or abs(k * val_fraction - 1) > 1e-9:
+        raise ValueError(f"val_fraction: with val_fold, expected 1 / k for k folds (0.5, 0.25, 0.2, 0.1 ...), got {val_fraction!r}")
+    if isinstance(val_fold, bool) or not isinstance(val_fold, int) or not 0 <= val_fold < k:
+        raise ValueError(f"val_fold: expected an int in [0, {k}) (val_fraction {val_fraction:g}: {k} folds), got {val_fold!r}")
+    return k
