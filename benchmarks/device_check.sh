@@ -3,9 +3,11 @@
 # phase under its own time limit so that a slow one cannot take the others' figures with it.
 #
 #   1. time of the four default time-series recipes on GunPoint, one run at a time (GPU alone)
-#   2. in parallel: tuning runs of the time-series recipes (many at a time: accuracy, not time),
+#   2. in parallel: validation runs of the time-series recipes (many at a time: accuracy, not time;
+#      now the members screen on 5-fold cross-validation, QUEUE=old the first queue),
 #      the backbone sweep of timm's families, and the test suite on the GPU machine
-#   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU)
+#   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU), then
+#      benchmarks/ensemble_cost.py (five members against one network)
 #   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
 #      time, CUDA kernels per site); prepared without a GPU, never run yet (PHASES=4 runs it alone)
 #
@@ -53,8 +55,8 @@ if [[ " $PHASES " == *" 2 "* ]]; then
 say "phase 2: queue, sweep, tests"
 Q=/tmp/queue.txt; : >$Q; : >/tmp/queue.log
 dev5="GunPoint ItalyPowerDemand BasicMotions JapaneseVowels ArrowHead"
-add() {  # recipe "sets" "extra"
-  for seed in $QSEEDS; do for s in $2; do printf '%s\t%s\t%s\t%s\n' "$1" "$s" "$seed" "$3 $STEPS" >>$Q; done; done
+add() {  # recipe "sets" "extra" ["flags": --val 0.2 --cv for validation runs]
+  for seed in $QSEEDS; do for s in $2; do printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$s" "$seed" "$3 $STEPS" "${4:-}" >>$Q; done; done
 }
 if [ "${QUEUE:-}" = rnn2 ]; then  # after the first call: the standard counterparts of the layouts that helped
   add recipes/ucr_rnn.yaml "$dev5" "--model.model_kwargs.num_layers 2"
@@ -63,7 +65,7 @@ if [ "${QUEUE:-}" = rnn2 ]; then  # after the first call: the standard counterpa
   add recipes/ucr_nv_rnn.yaml "$dev5" "--model.model_kwargs.num_layers 2 --model.model_kwargs.bidirectional true"
   add recipes/ucr_rnn.yaml "$dev5" "--model.model_kwargs.num_layers 2 --model.model_kwargs.bidirectional true"
   add recipes/ucr_nv_cnn.yaml "$dev5 mnist1d" "--model.classifier_lr 2e-4"
-else
+elif [ "${QUEUE:-}" = old ]; then  # the first GPU queue (RNN layouts, budgets), kept to rerun it
 add recipes/ucr_nv_rnn.yaml "$dev5" "--model.arch nv_lstm"
 add recipes/ucr_rnn.yaml "$dev5" "--model.arch lstm"
 add recipes/ucr_nv_rnn.yaml "$dev5" "--model.model_kwargs.bidirectional true"
@@ -72,11 +74,15 @@ add recipes/ucr_nv_rnn.yaml "$dev5" "--model.classifier_weight_decay 0.1"
 add recipes/ucr_nv_cnn.yaml "$dev5 mnist1d" "--trainer.max_steps 3000"
 add recipes/ucr_nv_rnn.yaml "$dev5" "--trainer.max_steps 3000"
 add recipes/ucr_nv_cnn.yaml "$dev5 mnist1d" "--model.classifier_lr 3e-5"
+else  # issue 24 now: the members screen on 5-fold cross-validation (ucr_choices.py --cv), seeds 0-4 = folds
+  QSEEDS="0 1 2 3 4" add recipes/ucr_nv_cnn.yaml "ArrowHead JapaneseVowels $dev5" "" "--val 0.2 --cv"
+  QSEEDS="0 1 2 3 4" add recipes/ucr_nv_cnn.yaml "ArrowHead JapaneseVowels $dev5" "--model.model_kwargs.members 1" "--val 0.2 --cv"
 fi
+awk '!seen[$0]++' $Q >$Q.u && mv $Q.u $Q  # each run once, in order (ArrowHead and JapaneseVowels first above)
 say "queue: $(wc -l <$Q) runs"
-one() {  # one queued run, into the tuning file
-  IFS=$'\t' read -r rec set seed extra <<<"$1"
-  python3 benchmarks/ucr_accuracy.py --recipes "$rec" --sets "$set" --seeds "$seed" --extra "$extra" \
+one() {  # one queued run, into the tuning file (back here: ucr_accuracy.py --merge it into the cache)
+  IFS=$'\t' read -r rec set seed extra flags <<<"$1"
+  python3 benchmarks/ucr_accuracy.py --recipes "$rec" --sets "$set" --seeds "$seed" --extra "$extra" $flags \
     --results $R/ucr_tuning_gpu.json 2>&1 | grep -E "^(FAILED|[a-z_]+@)" >>/tmp/queue.log
 }
 export -f one; export R
@@ -105,6 +111,9 @@ else
   timeout $GC python3 benchmarks/gpu_cost.py --small --no-compile --repeats 2 --max-seconds 30 --out gpu_cost_smoke >"$OUT/gpu_cost.log" 2>&1
 fi
 say "phase 3 done: rc $?"
+timeout 90 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 30 --out $R/ensemble_cost_gpu.json \
+  >"$OUT/ensemble_cost.log" 2>&1  # five members against one: the loop's cost on the GPU (issue 24's 1.3x)
+say "ensemble_cost done: rc $?"
 fi
 if [[ " $PHASES " == *" 4 "* ]]; then
 # 4. the fused site kernel (issue 25, item 1), eager, nothing else on the GPU

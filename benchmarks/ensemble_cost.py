@@ -117,13 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--length", type=int, default=150)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU (the table runs use 1)")
+    p.add_argument("--out", type=Path, default=OUT, help="the JSON written, default %(default)s")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = [measure(b, args.members, args.length, args.rounds, device) for b in args.batches]
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
     print(f"{where}, torch {torch.__version__}, {args.members} members, series of {args.length} steps\n")
     print(table(rows))
     return 0
