@@ -320,7 +320,10 @@ def _run(todo: list[tuple[str, str, int]], jobs: int, export: bool, extra: tuple
     """Run ``todo`` (recipe, set, seed), ``jobs`` at a time, caching each run in ``results`` as it ends."""
     from neuroview.zoo.pretrained import _locked  # the zoo's file lock: parallel scripts share this JSON
 
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # a fresh worker per run: the fit runs in a subprocess that imports the code as it is then, and a
+    # worker kept from an earlier run would score it with the code as it was (a data module's new
+    # argument in the run's config then failed every run after an edit)
+    with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
         futures = {pool.submit(run_one, r, s, seed, export and seed == 0, extra, val, cv): (r, s, seed) for r, s, seed in todo}
         for fut in as_completed(futures):
             key = _key(*futures[fut], extra, val, cv)

@@ -225,7 +225,7 @@ def main() -> None:
     if not args.table:
         todo = [(r, s, i) for s in args.sets for r in args.recipes for i in seeds
                 if runs.get(_key(r, s, i), {}).get("sha") != _sha(r)]
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=args.jobs, max_tasks_per_child=1) as pool:  # as ucr_accuracy._run
             futs = {pool.submit(member, *t, args.val): t for t in todo}
             for f in as_completed(futs):
                 rec = f.result()
