@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "ucr_ensemble_val", "rnn_accuracy"],
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "ucr_ensemble_val", "rnn_accuracy", "sparse_ensemble"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
     "benchmarks/RNN.md": ["rnn_accuracy"],
@@ -310,6 +310,11 @@ def render_ucr_ensemble_val(src: Sources) -> str:
     return "\n".join(lines)
 
 
+def render_sparse_ensemble(src: Sources) -> str:
+    se = _benchmark("sparse_ensemble")  # its own table, as the script prints it
+    return se.table(se.load())
+
+
 def render_ucr_ensemble(src: Sources) -> str:
     ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
     runs = ens.load()
@@ -444,7 +449,8 @@ RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo
           "rnn_accuracy": render_rnn_accuracy, "recipes": render_recipes, "retrofit": render_retrofit,
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble,
           "ucr_choices": render_ucr_choices, "ucr_now": render_ucr_now,
-          "ucr_single": lambda src: render_ucr_now(src, single=True), "ucr_ensemble_val": render_ucr_ensemble_val}
+          "ucr_single": lambda src: render_ucr_now(src, single=True), "ucr_ensemble_val": render_ucr_ensemble_val,
+          "sparse_ensemble": render_sparse_ensemble}
 
 
 def _benchmark(name: str):
