@@ -70,7 +70,6 @@ def measure(dataset: str, seed: int) -> dict:
     sparse = nv.finetune_sparse(sparse, dm, epochs=FINETUNE, max_k90=MAX_K90)
     test = list(dm.test_dataloader())
     dense, light = nv.readability(net, test, baseline=None), nv.readability(sparse, test, baseline="mean")
-    sparse(test[0][0][:2])  # sites found, so that units name their members
     read = (sparse.classifier.weight != 0).any(0).nonzero()[:, 0].tolist()
     members = sorted({sparse.units[i][0].split(".")[1] for i in read})
     return {"set": dataset, "seed": seed, "sha": _sha(RECIPE), "dense_acc": dense["accuracy"],

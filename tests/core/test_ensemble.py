@@ -171,12 +171,16 @@ def test_the_report_reads_an_ensemble_as_one_network(tmp_path):
     assert len(rows) == 1 + 2 * 194 and any(r.startswith("members.1.") for r in rows[1:])
 
 
+@pytest.mark.parametrize("global_head", [False, True])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_exact_under_autocast(dtype):
+def test_exact_under_autocast(dtype, global_head):
     torch.manual_seed(0)
     net = nv.create_model("nv_lite", num_classes=3, members=2)
     x = torch.randn(6, 1, 40)
     net.train()(x)
+    if global_head:  # one head over both members' units, as nv.sparsify builds it
+        net.build_head(net.num_units)
+        net(x)  # a step of its batch statistics
     net.eval()
     with torch.autocast("cpu", dtype=dtype):
         exp = net.explain(x)
