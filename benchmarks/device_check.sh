@@ -7,7 +7,7 @@
 #      now the members screen on 5-fold cross-validation, QUEUE=old the first queue),
 #      the backbone sweep of timm's families, and the test suite on the GPU machine
 #   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU), then
-#      benchmarks/ensemble_cost.py (five members against one network)
+#      benchmarks/ensemble_cost.py (five members against one network; five standard LITEs apart and grouped in one pass)
 #   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
 #      time, CUDA kernels per site); prepared without a GPU, never run yet (PHASES=4 runs it alone)
 #
@@ -112,7 +112,7 @@ else
 fi
 say "phase 3 done: rc $?"
 timeout 90 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 30 --out $R/ensemble_cost_gpu.json \
-  >"$OUT/ensemble_cost.log" 2>&1  # five members against one: the loop's cost on the GPU (issue 24's 1.3x)
+  >"$OUT/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
 say "ensemble_cost done: rc $?"
 fi
 if [[ " $PHASES " == *" 4 "* ]]; then
