@@ -1,7 +1,7 @@
 """LightningDataModules: offline by default, everything in memory, one batch convention.
 
 Batches are ``(x, y)`` for fixed-size inputs and ``(x, lengths, y)`` for variable-length
-sequence sets (JapaneseVowels, PickupGestureWiimoteZ, your own padded arrays), where
+sequence sets (JapaneseVowels, PickupGestureWiimoteZ, your own padded arrays or rows), where
 
 - ``x`` is channels-first, as PyTorch's convolutions want it: images ``[B, C, H, W]``, sequences
   ``[B, C, T]`` (the Lightning module transposes sequences to ``[B, T, C]`` for RNNs);
@@ -24,6 +24,7 @@ them. Inputs are standardized per channel with statistics of the training split 
 (torch.Size([32, 1, 8, 8]), torch.Size([32]))
 
 Layout: ``arrays`` (the base class, splits, standardization), ``npz`` (:class:`NpzDataModule`),
+``delimited`` (:class:`CsvDataModule`: CSV/TSV, one series a row),
 ``batches`` (one gather per batch; whole-batch crop and flip), ``digits``, ``mnist1d``, ``ucr``,
 ``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
 and checkpoints name classes as ``neuroview.data.X``: every public name is re-exported here.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 from .arrays import ArrayDataModule
 from .npz import NpzDataModule
+from .delimited import CsvDataModule
 from .cache import cache_dir
 from .digits import DigitsDataModule
 from .images import CIFAR10DataModule, MNISTDataModule, load_cifar_batch, read_idx
@@ -48,6 +50,7 @@ __all__ = [
     "MNISTDataModule",
     "CIFAR10DataModule",
     "NpzDataModule",
+    "CsvDataModule",
     "UCR_DATASETS",
     "cache_dir",
     "read_idx",

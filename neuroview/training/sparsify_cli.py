@@ -31,11 +31,13 @@ def _source(source: str, data: str | None):
             raise FileNotFoundError(f"source: no such checkpoint {source!r}")
         if data is None:
             raise ValueError("--data: a checkpoint does not carry its data here; pass --data (digits, mnist1d, GunPoint, "
-                             "a .npz path or a JSON data-module spec)")
+                             "a .npz, .csv or .tsv path or a JSON data-module spec)")
         module = load_module(source)
         hp = module.hparams
-        dm = datamodule_for(data) if not data.endswith(".npz") else make_datamodule(
-            {"class_path": "neuroview.data.NpzDataModule", "init_args": {"path": data}})
+        files = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}  # a path: the module that reads it
+        kind = files.get(Path(data).suffix)
+        dm = datamodule_for(data) if kind is None else make_datamodule(
+            {"class_path": f"neuroview.data.{kind}", "init_args": {"path": data}})
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None,
@@ -49,13 +51,13 @@ def _source(source: str, data: str | None):
 
 def _data_spec(data: str, dm) -> dict:
     """The data-module spec of ``--data`` as the sparse entry's manifest keeps it (``neuroview explain`` rebuilds
-    the data from it): a JSON spec as given; a name or an ``.npz`` path as the module it made."""
+    the data from it): a JSON spec as given; a name or an ``.npz``, ``.csv`` or ``.tsv`` path as the module it made."""
     import json  # noqa: PLC0415
 
     if data.lstrip().startswith("{"):
         return json.loads(data)
     name = type(dm).__name__
-    args = {"path": data} if name == "NpzDataModule" else {"name": data} if name == "UCRDataModule" else {}
+    args = {"path": data} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
     return {"class_path": f"neuroview.data.{name}", "init_args": args}
 
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("source", help="a zoo entry (e.g. nv_lite.gunpoint; `neuroview zoo 'nv_*'` lists them) or a "
                                    "Lightning checkpoint of `neuroview fit` (.ckpt, with --data)")
-    p.add_argument("--data", default=None, help="digits, mnist1d, a UCR set, a .npz path or a JSON data-module spec "
+    p.add_argument("--data", default=None, help="digits, mnist1d, a UCR set, a .npz, .csv or .tsv path or a JSON data-module spec "
                                                 "(default: the zoo entry's own)")
     p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points the sparse head may lose on validation (default 1)")
     p.add_argument("--deviance", type=float, default=DEVIANCE,

@@ -36,7 +36,8 @@ __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
 
 # ---------------------------------------------------------------------- command line
 DATA_HELP = ("digits | mnist1d | a UCR/UEA set aeon ships (GunPoint, ItalyPowerDemand, BasicMotions, JapaneseVowels, "
-             "ArrowHead, OSULeaf, ACSF1, PickupGestureWiimoteZ, UnitTest) | PATH.npz | mnist:ROOT | cifar10:ROOT")
+             "ArrowHead, OSULeaf, ACSF1, PickupGestureWiimoteZ, UnitTest) | PATH.npz | PATH.csv or .tsv (one series a row, "
+             "the label first) | mnist:ROOT | cifar10:ROOT")
 
 
 def data_module(spec: str):
@@ -51,6 +52,8 @@ def data_module(spec: str):
         return D.UCRDataModule(spec)
     if spec.endswith(".npz"):
         return D.NpzDataModule(spec)
+    if spec.endswith((".csv", ".tsv")):
+        return D.CsvDataModule(spec)
     kind, _, root = spec.partition(":")
     if kind == "mnist" and root:
         return D.MNISTDataModule(root)

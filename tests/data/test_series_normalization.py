@@ -16,12 +16,14 @@ from neuroview.data import (
     DigitsDataModule,
     MNIST1DDataModule,
     MNISTDataModule,
+    CsvDataModule,
     NpzDataModule,
     UCRDataModule,
 )
 from neuroview.data.arrays import auto_batch_size, per_series_normalize
 
-MODULES = [DigitsDataModule, MNIST1DDataModule, MNISTDataModule, CIFAR10DataModule, NpzDataModule, UCRDataModule]
+MODULES = [DigitsDataModule, MNIST1DDataModule, MNISTDataModule, CIFAR10DataModule, NpzDataModule, CsvDataModule,
+           UCRDataModule]
 
 
 @pytest.mark.parametrize("cls", MODULES, ids=lambda c: c.__name__)
@@ -30,7 +32,7 @@ def test_every_data_module_takes_auto_batch_size_and_series_normalization(cls):
     params = inspect.signature(cls).parameters
     assert "'auto'" in str(params["batch_size"].annotation), params["batch_size"]
     assert "'series'" in str(params["normalize"].annotation), params["normalize"]
-    args = ("x.npz",) if cls is NpzDataModule else ()
+    args = {NpzDataModule: ("x.npz",), CsvDataModule: ("x.csv",)}.get(cls, ())
     dm = cls(*args, batch_size="auto", normalize="series")  # nothing is loaded yet
     assert dm._batch_size == "auto" and dm.normalize == "series"
     assert "'sample'" in str(params["normalize"].annotation)

@@ -75,3 +75,24 @@ def test_print_config_keeps_the_recipe_s_auto_batch_size_on_an_npz(tmp_path, cap
     data = yaml.safe_load(capsys.readouterr().out)["data"]
     assert data["class_path"] == "neuroview.data.NpzDataModule"
     assert data["init_args"]["batch_size"] == "auto" and data["init_args"]["resample"] is True
+
+
+def test_ucr_recipe_on_the_archive_s_tsv_files_of_your_own(tmp_path):
+    """The same recordings as UCR-format TSV files (the label first, channels one after another, a
+    shorter series padded with NaN), a training and a test file: the recipe's options hold."""
+    arrays = np.load(_my_recordings(tmp_path / "my.npz"))
+    for name, rows in (("TRAIN", slice(0, 100)), ("TEST", slice(100, 130))):
+        with open(tmp_path / f"mine_{name}.tsv", "w") as f:
+            for x, y, n in zip(arrays["X"][rows], arrays["y"][rows], arrays["lengths"][rows]):
+                values = [f"{v:.7g}" for v in x[:, :n].reshape(-1)] + ["NaN"] * (2 * (90 - n))
+                f.write("\t".join([str(y), *values]) + "\n")
+    cli = cli_main(["fit", "--config", str(ROOT / "recipes" / "ucr_nv_cnn.yaml"), "--data", "neuroview.data.CsvDataModule",
+                    "--data.init_args.path", str(tmp_path / "mine_TRAIN.tsv"), "--data.init_args.channels", "2",
+                    "--data.init_args.test_path", str(tmp_path / "mine_TEST.tsv"),
+                    "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.max_steps", "2",
+                    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    dm, hp = cli.datamodule, cli.model.hparams
+    assert dm._batch_size == "auto" and dm.batch_size == auto_batch_size(100) == 10 and dm.resample is True
+    assert dm.split_sizes()["test"] == 30 and dm.max_len == hp.max_len == int(arrays["lengths"][:100].max())
+    assert (hp.num_classes, hp.in_channels) == (3, 2) and dm.class_names == ["high", "low", "mid"]
+    assert cli.trainer.global_step == 2 and 0.0 <= cli.trainer.callback_metrics["test_acc"] <= 1.0

@@ -1,0 +1,145 @@
+"""Series of your own in delimited text (CSV, TSV: the UCR archive's own files) as a data module.
+
+Holds :class:`CsvDataModule` and :func:`read_series`. May import the rest of ``neuroview.data``
+and third-party libraries; nothing else from neuroview.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
+
+
+def _delimiter(first_line: str) -> str:
+    return "\t" if "\t" in first_line else ";" if ";" in first_line and "," not in first_line else ","
+
+
+def _label_index(label_column: int | str, names: list[str] | None, where: str) -> int:
+    if isinstance(label_column, str):  # a name: the file's first row is its header (read_series)
+        if label_column not in names:
+            raise ValueError(f"label_column: expected a column of {where}'s header, got {label_column!r} "
+                             f"(its columns: {names[:8]}{' ...' if len(names) > 8 else ''})")
+        return names.index(label_column)
+    return label_column
+
+
+def _values(fields: list[str], row: int, where: str, label_at: int) -> list[float]:
+    """The row's numbers (``fields`` without the label, which was column ``label_at``), with empty or
+    NaN fields at its end cut off (a shorter series); a gap inside the series or a field that is not
+    a number is an error naming its row and (1-based) column."""
+    def col0(j: int) -> int:
+        return j + 1 + (j >= label_at)
+
+    out = []
+    for j, f in enumerate(fields):
+        f = f.strip()
+        try:
+            v = float(f) if f else math.nan
+        except ValueError:
+            hint = "; if the first row names the columns, pass header=true" if row == 1 else ""
+            raise ValueError(f"path: row {row} of {where}, column {col0(j)}: expected a number, got {f!r}{hint}") from None
+        out.append(v)
+    n = len(out)
+    while n and math.isnan(out[n - 1]):
+        n -= 1
+    if any(math.isnan(v) or math.isinf(v) for v in out[:n]):
+        j = next(j for j, v in enumerate(out[:n]) if math.isnan(v) or math.isinf(v))
+        raise ValueError(f"path: row {row} of {where}, column {col0(j)}: a missing or infinite value inside the series "
+                         f"({fields[j].strip()!r}); only the end of a row may be empty (a shorter series)")
+    return out[:n]
+
+
+def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,
+                delimiter: str | None = None, header: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+    """``(series, labels)`` of a delimited file with one series a row: ``series`` a list of
+    ``[channels, T_i]`` float32 arrays, ``labels`` the label column's strings. See
+    :class:`CsvDataModule` for the format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: expected a CSV or TSV file of series, one a row, got {str(path)!r} (no such file)")
+    where = path.name
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        first = f.readline()
+        f.seek(0)
+        rows = list(csv.reader(f, delimiter=delimiter or _delimiter(first)))
+    header = header or isinstance(label_column, str)
+    names = [n.strip() for n in rows[0]] if header and rows else None
+    rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)][1 if header else 0:]
+    if not rows:
+        raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
+    at = _label_index(label_column, names, where)
+    series, labels = [], []
+    for row, fields in rows:
+        if not -len(fields) <= at < len(fields):
+            raise ValueError(f"path: row {row} of {where} has {len(fields)} fields, no label column {label_column!r}")
+        k = at % len(fields)
+        label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
+        v = _values(rest, row, where, k)
+        if not label or not v:
+            raise ValueError(f"path: row {row} of {where}: expected a label and at least one value, got {fields[:4]}")
+        if len(v) % channels:
+            raise ValueError(f"channels: expected each row's values to split into {channels} channels of equal length, "
+                             f"but row {row} of {where} has {len(v)} values")
+        series.append(np.asarray(v, np.float32).reshape(channels, -1))
+        labels.append(label)
+    return series, np.asarray(labels)
+
+
+class CsvDataModule(ArrayDataModule):
+    """Your own series in delimited text: one series a row, its label in one column.
+
+    The UCR archive's own ``*_TRAIN.tsv`` files read as they are (the label first, tab-separated).
+    ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
+    header's column name (then the first row is a header). ``header=True`` skips a first row of
+    column names. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma,
+    else comma. ``channels=C``: each row holds C channels one after another, T values each.
+    A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
+    sets): that series is shorter, padded (or, with ``resample=True``, stretched) as an ``.npz``'s
+    ``lengths`` are. A value that is not a number, or a gap inside a series, is an error naming its row
+    and column. ``test_path`` / ``val_path``: splits of your own in the same format; without a
+    test file ``test_fraction`` of ``path`` is held out, stratified, by ``seed + 1`` (as
+    :class:`~neuroview.data.NpzDataModule` does). ``batch_size="auto"`` as the ``ucr_*`` recipes set it:
+    ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.CsvDataModule
+    --data.init_args.path mine_TRAIN.tsv --data.init_args.test_path mine_TEST.tsv``.
+    """
+
+    def __init__(self, path: str, *, test_path: str | None = None, val_path: str | None = None,
+                 label_column: int | str = 0, channels: int = 1, delimiter: str | None = None, header: bool = False,
+                 test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
+                 seed: int = 0, val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
+                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, val_fold=val_fold,
+                         normalize=normalize, num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
+        check_fraction("test_fraction", test_fraction)
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels: expected an int >= 1, got {channels!r}")
+        if isinstance(label_column, bool) or not isinstance(label_column, (int, str)):
+            raise ValueError(f"label_column: expected a column index or a header's column name, got {label_column!r}")
+        if delimiter is not None and len(delimiter) != 1:
+            raise ValueError(f"delimiter: expected one character (or None: sniffed), got {delimiter!r}")
+        self.path, self.test_path, self.val_path = Path(path), test_path, val_path
+        self.test_fraction = test_fraction
+        self._read = dict(label_column=label_column, channels=channels, delimiter=delimiter, header=header)
+
+    def load(self) -> dict[str, tuple]:
+        def read(p):
+            x, y = read_series(p, **self._read)
+            same = len({s.shape for s in x}) == 1
+            return (np.stack(x) if same else x), y  # one length: an array; rows of several: padded later
+
+        out = {"train": read(self.path)}
+        if self.test_path is not None:
+            out["test"] = read(self.test_path)
+        else:
+            x, y = out["train"]
+            keep, test = stratified_split(y, self.test_fraction, self.seed + 1)
+            out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
+        if self.val_path is not None:
+            out["val"] = read(self.val_path)
+        return out
