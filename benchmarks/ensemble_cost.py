@@ -9,10 +9,10 @@ series of 150 steps (GunPoint's length). Measured in one run, the two interleave
 is compute, and running the members in one batched pass (grouped convolutions) would save little.
 
 On the GPU (``accelerator`` here is whatever ``torch.cuda.is_available()`` says) the small step is
-launch-bound instead, which is where a batched pass pays; that pass is not built into the package.
-What it would cost is measured on the standard backbone: one train step of ``--members`` standard
-LITEs run apart, and the same members as one :class:`grouped_lite.GroupedLITE` (every layer one
-grouped call over all members; checked equal to the members first), each against one standard LITE.
+launch-bound instead, which is where a batched pass pays: ``Ensemble(batched=True)`` (the
+``batched`` column: the members' train step in one grouped pass, :mod:`neuroview.core.batched`).
+The same on the standard backbone: one train step of ``--members`` standard LITEs run apart, and
+batched, each against one standard LITE.
 
     python benchmarks/ensemble_cost.py                      # one thread, the CPU
     python benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 30
@@ -32,18 +32,18 @@ import torch
 import torch.nn.functional as F
 
 import neuroview as nv
-from grouped_lite import GroupedLITE, check
-from neuroview.zoo.architectures.timeseries import LITE
 
 OUT = Path(__file__).parent / "results" / "ensemble_cost.json"
 CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward",
             "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution", "aten::thnn_conv2d")
 
 
-def _jobs(members: int, batch: int, length: int, device: torch.device):
-    """``(train step, explain)`` closures of a network of ``members`` on one fixed batch."""
+def _jobs(members: int, batch: int, length: int, device: torch.device, batched: bool = False):
+    """``(train step, explain)`` closures of a network of ``members`` on one fixed batch (``batched``:
+    the members in one batched pass, ``Ensemble(batched=True)``)."""
     torch.manual_seed(0)
-    net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members).to(device)
+    kw = {"batched": True} if batched else {}
+    net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members, **kw).to(device)
     x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
     net.train()(x)  # sites found, heads built
     opt = torch.optim.AdamW(net.parameters(), 1e-3)
@@ -63,26 +63,24 @@ def _jobs(members: int, batch: int, length: int, device: torch.device):
 
 
 def _std_steps(members: int, batch: int, length: int, device: torch.device):
-    """Train steps of one standard LITE, of ``members`` of them apart, and of them grouped in one pass."""
-    torch.manual_seed(0)
-    nets = [LITE(in_channels=1, num_classes=2).to(device) for _ in range(members + 1)]
+    """Train steps of one standard LITE, of ``members`` of them apart, and of them in one batched pass."""
     x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
-    check(nets[1:], x)
-    grouped = GroupedLITE(nets[1:]).to(device)
 
-    def stepper(params, logits):
-        opt = torch.optim.AdamW(params, 1e-3)
+    def stepper(k: int, batched: bool = False):
+        torch.manual_seed(0)
+        kw = {"members": k, "batched": batched} if k > 1 else {}
+        net = nv.create_model("lite", num_classes=2, in_channels=1, **kw).to(device).train()
+        opt = torch.optim.AdamW(net.parameters(), 1e-3)
 
         def step():
-            loss = sum(F.cross_entropy(z, y) for z in logits())
+            z = net.member_logits(x) if k > 1 else net(x)[None]
+            loss = sum(F.cross_entropy(zm, y) for zm in z)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         return step
 
-    return (stepper(nets[0].parameters(), lambda: [nets[0].train()(x)]),
-            stepper([p for n in nets[1:] for p in n.parameters()], lambda: [n.train()(x) for n in nets[1:]]),
-            stepper(grouped.parameters(), lambda: grouped.train()(x)))
+    return stepper(1), stepper(members), stepper(members, batched=True)
 
 
 def _sync(device: torch.device) -> None:
@@ -113,7 +111,8 @@ def conv_share(step, device: torch.device, n: int = 10) -> float:
 
 def measure(batch: int, members: int, length: int, rounds: int, device: torch.device) -> dict:
     one, many = _jobs(1, batch, length, device), _jobs(members, batch, length, device)
-    jobs = {"step_1": one[0], "step_k": many[0], "explain_1": one[1], "explain_k": many[1]}
+    jobs = {"step_1": one[0], "step_k": many[0], "explain_1": one[1], "explain_k": many[1],
+            "step_batched": _jobs(members, batch, length, device, batched=True)[0]}
     jobs.update(zip(("std_1", "std_k", "std_grouped"), _std_steps(members, batch, length, device)))
     for fn in jobs.values():  # warm-up
         for _ in range(3):
@@ -127,18 +126,21 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "step_ms_one": 1e3 * med["step_1"], "step_ratio": med["step_k"] / med["step_1"],
             "explain_ms_one": 1e3 * med["explain_1"], "explain_ratio": med["explain_k"] / med["explain_1"],
             "conv_share_one": conv_share(one[0], device), "std_step_ms_one": 1e3 * med["std_1"],
-            "std_apart_ratio": med["std_k"] / med["std_1"], "std_grouped_ratio": med["std_grouped"] / med["std_1"]}
+            "std_apart_ratio": med["std_k"] / med["std_1"], "std_grouped_ratio": med["std_grouped"] / med["std_1"],
+            "batched_ratio": med["step_batched"] / med["step_1"]}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| batch | one network, train step (ms) | members / one, train step | one network, explain (ms) | "
-             "members / one, explain | convolutions' share of one step | standard LITE: members apart / one, "
-             "train step | grouped in one pass / one |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| batch | one network, train step (ms) | members / one, train step | batched=True / one, train step | "
+             "one network, explain (ms) | members / one, explain | convolutions' share of one step | "
+             "standard LITE: members apart / one, train step | batched / one |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        grouped = (f"{r['std_apart_ratio']:.2f} | {r['std_grouped_ratio']:.2f}" if "std_grouped_ratio" in r
-                   else "– | –")  # rows written before the grouped pass was measured
-        lines.append(f"| {r['batch']} | {r['step_ms_one']:.1f} | {r['step_ratio']:.2f} | {r['explain_ms_one']:.1f} | "
-                     f"{r['explain_ratio']:.2f} | {100 * r['conv_share_one']:.0f}% | {grouped} |")
+        def ratio(key: str) -> str:  # rows written before a column was measured have none
+            return f"{r[key]:.2f}" if key in r else "–"
+        lines.append(f"| {r['batch']} | {r['step_ms_one']:.1f} | {r['step_ratio']:.2f} | {ratio('batched_ratio')} | "
+                     f"{r['explain_ms_one']:.1f} | {r['explain_ratio']:.2f} | {100 * r['conv_share_one']:.0f}% | "
+                     f"{ratio('std_apart_ratio')} | {ratio('std_grouped_ratio')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -452,22 +452,10 @@ def test_ensemble_cost_counts_convolutions_and_nothing_else(benchmark_script):
     explain()
 
 
-def test_grouped_lite_is_its_members_in_one_pass_in_their_order(benchmark_script):
-    gl = benchmark_script("grouped_lite")
-    from neuroview.zoo.architectures.timeseries import LITE
 
-    torch.manual_seed(0)
-    members, x = [LITE(in_channels=2, num_classes=3) for _ in range(3)], torch.randn(4, 2, 30)
-    gl.check(members, x)  # train and eval mode
-    grouped = gl.GroupedLITE(members).eval()
-    # member 1's logits, computed here by hand from its own layers (not the grouped code's layout)
-    m = members[1].eval()
-    z = torch.cat([c(x) for c in m.convs] + [torch.relu(m.fixed(x))], 1)
-    want = m.fc(m.separable(torch.relu(m.bn(z))).mean(-1))
-    assert torch.allclose(grouped(x)[1], want, atol=1e-5)
-    swapped = [members[0], members[2], members[1]]  # the grouped pass of another order: caught
-    bad = gl.GroupedLITE(swapped).eval()
-    assert not torch.allclose(bad(x)[1], want, atol=1e-3)
+def test_ensemble_cost_steps_run_apart_and_batched(benchmark_script):
     ec = benchmark_script("ensemble_cost")
-    for step in ec._std_steps(2, 4, 24, torch.device("cpu")):  # one LITE, two apart, two grouped: each runs
+    for step in ec._std_steps(2, 4, 24, torch.device("cpu")):  # one LITE, two apart, two batched: each runs
         step()
+    step, _ = ec._jobs(2, 4, 24, torch.device("cpu"), batched=True)
+    step()

@@ -18,6 +18,12 @@ Training keeps the members independent: :meth:`member_logits` gives each member'
 and the loss is the sum of the members' own losses (the Lightning module does so), so each member's
 gradient is exactly what it would be trained alone on the same batches.
 
+``batched=True`` computes the members in one batched pass where their backbone has a grouped form
+(LITE: :mod:`neuroview.core.batched`): the same logits and gradients, each layer one call over all
+members instead of one per member. It falls back to the members one by one wherever something
+watches their own modules (a forward hook of yours, :func:`neuroview.ablate_units`), and ``explain``
+always runs them so.
+
 A **global head** replaces that average with one classifier over every member's units, as a
 NeuroView-CNN's own head reads its units: ``logits = W norm(codes) + b`` with ``codes`` all
 members' codes in member order. :func:`neuroview.sparsify` builds it (:meth:`Ensemble.build_head`)
@@ -46,7 +52,9 @@ import torch
 from torch import Tensor, nn
 
 from ._utils import factory
+from .batched import BatchedPass, check_batchable
 from .cnn import NeuroViewCNN
+from .hooks import Hook
 from .explanation import CNNExplanation
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .readable import resolve_baseline
@@ -67,9 +75,11 @@ class Ensemble(nn.Module):
     Args:
         members: the networks, each mapping ``x [B, C, ...]`` to logits ``[B, num_classes]``;
             all NeuroView-CNNs (then the ensemble explains itself) or none.
+        batched: compute the members in one batched pass (their backbone needs a grouped form, as
+            LITE's; see the module docstring). The model, its state dict and its numbers are the same.
     """
 
-    def __init__(self, members: Sequence[nn.Module]):
+    def __init__(self, members: Sequence[nn.Module], batched: bool = False):
         super().__init__()
         members = list(members)
         if not members:
@@ -81,7 +91,13 @@ class Ensemble(nn.Module):
         classes = {_num_classes(m) for m in members}
         if len(classes) > 1:
             raise ValueError(f"members: expected the same number of classes for every member, got {sorted(classes, key=str)}")
+        if not isinstance(batched, bool):
+            raise ValueError(f"batched: expected true or false, got {batched!r}")
+        if batched:
+            check_batchable(members)
         self.members = nn.ModuleList(members)
+        self.batched = batched
+        self._pass: BatchedPass | None = None  # built on the first batched call; never in the state dict
         self.num_classes = classes.pop()
         self.norm: CodeNorm | None = None  # the global head (build_head); None: the mean of the members' logits
         self.classifier: nn.Linear | None = None
@@ -105,7 +121,28 @@ class Ensemble(nn.Module):
             raise RuntimeError("member_logits: this ensemble decides with one global head over every member's units "
                                "(nv.sparsify built it), not with its members' own logits; train it with "
                                "nv.finetune_sparse, or train the ensemble before sparsifying it")
-        return torch.stack([m(x) for m in self.members])
+        feats = self._batched(x)
+        if feats is None:
+            return torch.stack([m(x) for m in self.members])
+        return torch.stack([m.head(f) if self.neuroview else m.fc(f) for m, f in zip(self.members, feats)])
+
+    def _batched(self, x: Tensor) -> list[Tensor] | None:
+        """Each member's codes (pooled features, standard members) from one batched pass, or None where
+        the members must run one by one: not ``batched``, or a hook of someone else's on their modules."""
+        if not self.batched or self._watched():
+            return None
+        if self.neuroview and any(m.sites is None for m in self.members):
+            self.discover(x)
+        p = next(self.members[0].parameters())
+        if self._pass is None or self._pass.key != (p.device, p.dtype):
+            self._pass = BatchedPass(list(self.members), x)
+        return self._pass(list(self.members), x)
+
+    def _watched(self) -> bool:
+        if any(getattr(m, "_codes_hook", None) is not None for m in self.members):
+            return True
+        return any(not isinstance(h, Hook) for m in self.members for mod in m.modules()
+                   for h in (*mod._forward_hooks.values(), *mod._forward_pre_hooks.values()))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.classifier is not None:
@@ -161,7 +198,8 @@ class Ensemble(nn.Module):
     def codes(self, x: Tensor) -> Tensor:
         """``[B, U]``: the unit codes of all members, in member order."""
         self._nv("codes")
-        return torch.cat([m.codes(x) for m in self.members], dim=1)
+        feats = self._batched(x)
+        return torch.cat(feats if feats is not None else [m.codes(x) for m in self.members], dim=1)
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == codes @ W.T + b`` in eval mode: each member's folded
@@ -244,4 +282,4 @@ class Ensemble(nn.Module):
     unit_gallery = NeuroViewCNN.unit_gallery
 
     def extra_repr(self) -> str:
-        return f"members={len(self)}" + (", global head" if self.classifier is not None else "")
+        return f"members={len(self)}" + (", batched" if self.batched else "") + (", global head" if self.classifier is not None else "")

@@ -118,10 +118,12 @@ def test_bad_members_are_clear_errors():
         nv.create_model("nv_lite", members=2).units
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["apart", "batched"])
 @pytest.mark.parametrize("arch", ["nv_lite", "lite"])
-def test_each_member_gets_the_gradient_it_would_get_alone(arch):
+def test_each_member_gets_the_gradient_it_would_get_alone(arch, batched):
     torch.manual_seed(0)
-    module = NeuroViewModule(arch, num_classes=3, in_channels=1, model_kwargs={"members": 2}, classifier_lr=1e-4)
+    module = NeuroViewModule(arch, num_classes=3, in_channels=1, model_kwargs={"members": 2, "batched": batched},
+                             classifier_lr=1e-4)
     x, y = torch.randn(8, 1, 30), torch.arange(8) % 3
     module.build(x)
     assert module.ensemble and len(module.classifiers) == 2
@@ -131,6 +133,7 @@ def test_each_member_gets_the_gradient_it_would_get_alone(arch):
     module.train()
     module.log = lambda *a, **k: None  # outside a Trainer
     module.training_step((x, y), 0).backward()
+    assert (module.model._pass is not None) is batched  # the members ran in one pass where batched
     got = [p.grad.clone() for p in module.model.members[0].parameters() if p.grad is not None]
     module.zero_grad()
     F.cross_entropy(module.model.members[0](x), y).backward()  # member 0 alone, on the same batch

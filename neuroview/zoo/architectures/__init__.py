@@ -36,13 +36,14 @@ def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     default_classes = inspect.signature(std).parameters["num_classes"].default
 
     @functools.wraps(std)
-    def standard(*, members: int = 1, **kwargs) -> nn.Module:
-        return _members(members, lambda: std(**kwargs))
+    def standard(*, members: int = 1, batched: bool = False, **kwargs) -> nn.Module:
+        return _members(members, lambda: std(**kwargs), batched)
 
     @functools.wraps(std)
-    def nv(*, members: int = 1, **kwargs) -> nn.Module:
+    def nv(*, members: int = 1, batched: bool = False, **kwargs) -> nn.Module:
         nv_kw = {k: kwargs.pop(k) for k in _NV_KEYS if k in kwargs}
-        return _members(members, lambda: NeuroViewCNN(std(**kwargs), kwargs.get("num_classes", default_classes), **nv_kw))
+        return _members(members, lambda: NeuroViewCNN(std(**kwargs), kwargs.get("num_classes", default_classes), **nv_kw),
+                        batched)
 
     nv.__name__ = nv.__qualname__ = f"nv_{std.__name__}"
     register_model(standard)
@@ -50,13 +51,15 @@ def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return std
 
 
-def _members(members: int, build: Callable[[], nn.Module]) -> nn.Module:
+def _members(members: int, build: Callable[[], nn.Module], batched: bool = False) -> nn.Module:
     """One network, or (``members`` > 1) an :class:`~neuroview.core.ensemble.Ensemble` of that many,
     each initialized apart (``lite`` with ``members=5`` is LITETime, ``inception_time`` InceptionTime as
-    published)."""
+    published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble)."""
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
         raise ValueError(f"members: expected an int >= 1, got {members!r}")
-    return build() if members == 1 else Ensemble([build() for _ in range(members)])
+    if batched and members == 1:
+        raise ValueError("batched: batches the members of an ensemble; members is 1 (pass members > 1, or batched=False)")
+    return build() if members == 1 else Ensemble([build() for _ in range(members)], batched=batched)
 
 
 # --------------------------------------------------------------------- 2-D and 1-D CNNs

@@ -219,3 +219,56 @@ class LITE(_Pooled):
         maps = [self.fixed_relu(self.fixed(x))] if self.fixed is not None else []
         z = torch.cat([conv(x) for conv in self.convs] + maps, dim=1)
         return self.head(self.separable(self.relu(self.bn(z))))
+
+    def grouped(self, k: int) -> "GroupedLITE":
+        """``k`` LITEs of this one's shape as one network (an ensemble's batched pass)."""
+        return GroupedLITE(self, k)
+
+
+def _wider(conv: nn.Conv1d, k: int) -> nn.Conv1d:
+    """``conv`` for ``k`` members side by side: ``k`` times the channels, grouped so no member reads another's."""
+    return nn.Conv1d(conv.in_channels * k, conv.out_channels * k, conv.kernel_size, padding=conv.padding,
+                     dilation=conv.dilation, groups=conv.groups * k, bias=False)
+
+
+class GroupedLITE(nn.Module):
+    """``k`` LITEs of one shape computed as one network: each layer one call over every member.
+
+    Its parameters and buffers have a LITE's names (``fc`` aside) and each is the ``k`` members'
+    tensors concatenated along dim 0: convolutions grouped by member, BatchNorms over ``k`` times
+    the channels (per channel, so per member). Every layer lays its channels out member-major:
+    member ``m`` owns channels ``m * c ... (m + 1) * c - 1``, at each ReLU too, so NeuroView's sites
+    and units fall where each member's do. The input is read once by every member. Returns the
+    pooled features ``[B, k * filters]``, member-major. :class:`~neuroview.core.ensemble.Ensemble`
+    (``batched=True``) fills it with its members' own tensors at each call (``functional_call``);
+    its own tensors are placeholders.
+    """
+
+    def __init__(self, like: LITE, k: int):
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k: expected an int >= 1, got {k!r}")
+        self.k = k
+        if like.fixed is not None:
+            self.fixed = _wider(like.fixed, k)
+            del self.fixed.weight  # a buffer, as in LITE: never trained
+            self.fixed.register_buffer("weight", like.fixed.weight.repeat(k, 1, 1))
+            self.fixed_relu = nn.ReLU(inplace=True)
+        else:
+            self.fixed = self.fixed_relu = None
+        self.convs = nn.ModuleList(_wider(c, k) for c in like.convs)
+        self.bn = nn.BatchNorm1d(like.bn.num_features * k, eps=like.bn.eps, momentum=like.bn.momentum)
+        self.relu = nn.ReLU(inplace=True)
+        self.separable = nn.Sequential(*(
+            _wider(m, k) if isinstance(m, nn.Conv1d) else
+            nn.BatchNorm1d(m.num_features * k, eps=m.eps, momentum=m.momentum) if isinstance(m, nn.BatchNorm1d) else
+            nn.ReLU(inplace=True) for m in like.separable))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, k = x.shape[0], x.shape[-1], self.k
+        xs = x.repeat(1, k, 1)  # [B, k * C, T]: each member's copy of the input, member-major
+        maps = [self.fixed_relu(self.fixed(xs))] if self.fixed is not None else []
+        parts = [conv(xs) for conv in self.convs] + maps
+        z = torch.cat([p.view(b, k, -1, t) for p in parts], dim=2).flatten(1, 2)  # member-major, as each member concatenates
+        return self.pool(self.separable(self.relu(self.bn(z))))

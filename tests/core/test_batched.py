@@ -1,0 +1,109 @@
+"""An ensemble's members in one batched pass (``batched=True``): the members' own numbers, from one
+grouped network; checked against the members run one by one through their own modules."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import neuroview as nv
+from neuroview.attribution.ablation import ablate_units
+from neuroview.core.ensemble import Ensemble
+from neuroview.zoo.architectures.timeseries import LITE, GroupedLITE
+
+
+def _pair(arch: str = "nv_lite", members: int = 3, **kw):
+    """The same ensemble twice, its heads built: run apart, and batched."""
+    torch.manual_seed(0)
+    apart = nv.create_model(arch, num_classes=3, in_channels=2, members=members, **kw)
+    x = torch.randn(6, 2, 40)
+    apart.eval()(x)
+    batched = copy.deepcopy(apart)
+    batched.batched = True
+    return apart, batched, x
+
+
+def test_grouped_lite_lays_each_member_s_channels_side_by_side():
+    torch.manual_seed(0)
+    members, x = [LITE(in_channels=2, num_classes=3) for _ in range(3)], torch.randn(4, 2, 30)
+    grouped = GroupedLITE(members[0], 3).eval()
+    state = {n: torch.cat([m.state_dict()[n] for m in members]) if t.dim() else t
+             for n, t in grouped.state_dict().items()}
+    grouped.load_state_dict(state)
+    feats = grouped(x).chunk(3, dim=1)
+    for m, f in zip(members, feats):  # member m's pooled features, by its own layers
+        m.eval()
+        z = torch.cat([c(x) for c in m.convs] + [torch.relu(m.fixed(x))], 1)
+        torch.testing.assert_close(f, m.separable(torch.relu(m.bn(z))).mean(-1), rtol=0, atol=1e-5)
+    assert GroupedLITE(LITE(fixed=False), 2)(torch.randn(2, 1, 20)).shape == (2, 64)
+
+
+def test_training_steps_give_the_members_own_logits_statistics_and_weights():
+    apart, batched, x = _pair()
+    y = torch.arange(6) % 3
+    opts = [torch.optim.AdamW(n.parameters(), 1e-2) for n in (apart, batched)]
+    for _ in range(3):
+        for net, opt in zip((apart, batched), opts):
+            net.train()
+            loss = sum(F.cross_entropy(z, y) for z in net.member_logits(x))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert batched._pass is not None and apart._pass is None
+    for (name, a), b in zip(apart.state_dict().items(), batched.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)  # BatchNorm and CodeNorm statistics too
+    apart.eval(), batched.eval()
+    torch.testing.assert_close(batched(x), apart(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(batched.codes(x), apart.codes(x))
+    exp = batched.explain(x)
+    torch.testing.assert_close(exp.for_class(0).sum(-1) + exp.bias[0], batched(x)[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_standard_members_and_a_frozen_batchnorm():
+    apart, batched, x = _pair("lite")
+    for net in (apart, batched):
+        net.train()
+        for m in net.members:
+            m.bn.eval()  # a layer its user froze stays frozen in the batched pass
+    torch.testing.assert_close(batched.member_logits(x), apart.member_logits(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(batched.members[1].separable[2].running_mean, apart.members[1].separable[2].running_mean)
+    assert torch.equal(batched.members[1].bn.running_mean, apart.members[1].bn.running_mean)
+
+
+def test_a_hook_on_a_member_sends_it_back_to_running_alone():
+    apart, batched, x = _pair()
+    seen = []
+    handle = batched.members[1].backbone.relu.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    torch.testing.assert_close(batched.eval()(x), apart.eval()(x))
+    assert seen == [(6, 113, 40)] and batched._pass is None  # the member's own module ran: the hook saw it
+    handle.remove()
+    batched(x)
+    assert batched._pass is not None and len(seen) == 1
+    with ablate_units(batched.members[0], [0, 5]):  # the ablation's hooks too
+        ablated = batched(x)
+    with ablate_units(apart.members[0], [0, 5]):
+        torch.testing.assert_close(ablated, apart(x))
+
+
+def test_float64_rebuilds_the_pass():
+    apart, batched, x = _pair()
+    batched(x)
+    apart, batched, x = apart.double(), batched.double(), x.double()
+    torch.testing.assert_close(batched(x), apart(x))
+    assert batched._pass.key[1] == torch.float64
+
+
+def test_what_cannot_be_batched_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"batched: needs members whose backbone has a grouped form .* FCN has none"):
+        nv.create_model("nv_fcn1d", num_classes=2, members=2, batched=True)
+    with pytest.raises(ValueError, match="batched: the members differ in shape"):
+        Ensemble([nv.create_model("lite", num_classes=2, filters=f) for f in (8, 16)], batched=True)
+    with pytest.raises(ValueError, match="batched: the members' NeuroView settings"):
+        Ensemble([nv.create_model("nv_lite", num_classes=2, tau=t) for t in (1.0, 0.5)], batched=True)
+    with pytest.raises(ValueError, match="batched: batches the members of an ensemble; members is 1"):
+        nv.create_model("nv_lite", num_classes=2, batched=True)
+    with pytest.raises(ValueError, match="batched: expected true or false, got 'yes'"):
+        Ensemble([nv.create_model("lite", num_classes=2)] * 2, batched="yes")
