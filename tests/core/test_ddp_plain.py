@@ -126,3 +126,35 @@ def test_ddp_statistics_equal_one_process_to_1e_6(tmp_path):
     torch.testing.assert_close(r[0]["var"], norm.running_var, rtol=1e-6, atol=0)
     torch.testing.assert_close(torch.cat([r[0]["y"], r[1]["y"]]), y.detach(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(torch.cat([r[0]["grad"], r[1]["grad"]]), f.grad, rtol=1e-6, atol=1e-6)
+
+
+def _ensemble_worker(rank: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        apart = nv.create_model("nv_lite", num_classes=3, in_channels=1, members=2)
+        apart.eval()(torch.zeros(2, 1, 24))  # sites and heads, before DDP sees the parameters
+        batched = nv.create_model("nv_lite", num_classes=3, in_channels=1, members=2, batched=True)
+        batched.eval()(torch.zeros(2, 1, 24))  # its own sites found in one pass: the members' fc frozen
+        batched.load_state_dict(apart.state_dict())
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(16, 1, 24, generator=g), torch.arange(16) % 3
+        mine = slice(8 * rank, 8 * rank + 8)
+        for name, net in (("apart", apart), ("batched", batched)):
+            _steps(nn.parallel.DistributedDataParallel(net), x[mine], y[mine])
+        torch.save({"apart": apart.state_dict(), "batched": batched.state_dict(), "pass": batched._pass is not None},
+                   f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_trains_a_batched_ensemble_as_its_members_apart(tmp_path):
+    mp.spawn(_ensemble_worker, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"out.{r}", weights_only=True) for r in (0, 1))
+    assert r0["pass"] and r1["pass"]
+    for name, a in r0["apart"].items():
+        if "running" in name or "num_batches" in name:
+            continue  # a backbone BatchNorm's statistics are each rank's own (no SyncBatchNorm)
+        torch.testing.assert_close(r1["apart"][name], a, msg=name)  # DDP kept the ranks' weights together
+        torch.testing.assert_close(r0["batched"][name], a, rtol=1e-4, atol=1e-5, msg=name)  # and batched gives them too
+        torch.testing.assert_close(r1["batched"][name], a, rtol=1e-4, atol=1e-5, msg=name)
