@@ -81,11 +81,15 @@ class BatchedPass:
         self.prefix = "net.backbone." if self.nv else ""
 
     def _sync_modes(self, m0: nn.Module) -> None:
-        """Each layer of the grouped network in its member counterpart's mode (a frozen BatchNorm stays frozen)."""
+        """Each layer of the grouped network in its member counterpart's mode (a frozen BatchNorm stays
+        frozen), each BatchNorm with its momentum and eps (precise BN sets ``momentum=None`` for a pass)."""
         inner, src = (self.shell.net.backbone, m0.backbone) if self.nv else (self.shell, m0)
         mods = dict(src.named_modules())
         for name, mod in inner.named_modules():
-            mod.training = mods[name].training if name in mods else src.training
+            twin = mods.get(name)
+            mod.training = twin.training if twin is not None else src.training
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm) and twin is not None:
+                mod.momentum, mod.eps = twin.momentum, twin.eps
         if self.nv:
             self.shell.training = self.shell.net.training = m0.training
 

@@ -107,3 +107,16 @@ def test_what_cannot_be_batched_is_a_clear_error():
         nv.create_model("nv_lite", num_classes=2, batched=True)
     with pytest.raises(ValueError, match="batched: expected true or false, got 'yes'"):
         Ensemble([nv.create_model("lite", num_classes=2)] * 2, batched="yes")
+
+
+def test_precise_batchnorm_recomputes_the_members_statistics_through_the_batched_pass():
+    from neuroview.training.callbacks import recompute_batchnorm
+
+    apart, batched, x = _pair()
+    for net in (apart, batched):
+        net.train()(x)  # a training step first: the batched pass is built while momentum is 0.1
+        recompute_batchnorm(net, [x[:3], x[3:]])  # momentum None for the pass: a plain average of two batches
+    assert batched._pass is not None
+    for (name, a), b in zip(apart.state_dict().items(), batched.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert apart.members[0].backbone.bn.momentum == batched.members[0].backbone.bn.momentum == 0.1  # restored
