@@ -73,11 +73,27 @@ SINGLE_SHAS = {"recipes/ucr_nv_cnn.yaml": "9db57805c5b7bdfc"}
 SAME_SETTINGS = {"recipes/ucr_nv_cnn.yaml": {"since": "4b721e6c07e1a80f", "settings": "84f009fb8c0d0a46"}}
 
 
+#: Settings that change how a recipe is computed, not what it computes (the same numbers to float
+#: rounding, as one thread or two would give): left out of :func:`_settings`, so a recipe that takes
+#: one keeps its version (with :data:`SAME_SETTINGS`). ``batched``: the members in one grouped pass
+#: (``neuroview.core.batched``; ``tests/core/test_batched.py`` holds it to the members' own numbers).
+EXECUTION_ONLY = (("model", "model_kwargs", "batched"),)
+
+
 def _settings(recipe: str) -> str:
-    """SHA-256 prefix of what ``recipe`` sets (its parsed YAML, keys sorted): blind to comments and layout."""
+    """SHA-256 prefix of what ``recipe`` sets (its parsed YAML, keys sorted, :data:`EXECUTION_ONLY`
+    settings left out): blind to comments and layout."""
     import yaml  # noqa: PLC0415 - PyYAML comes with jsonargparse, which the recipes need
 
     data = yaml.safe_load((ROOT / recipe).read_text())
+    for *path, key in EXECUTION_ONLY:
+        nodes = [data]
+        for k in path:
+            nodes.append(nodes[-1].get(k) if isinstance(nodes[-1], dict) else None)
+        if isinstance(nodes[-1], dict) and key in nodes[-1]:
+            del nodes[-1][key]
+            if not nodes[-1]:  # a dict that held only it sets nothing
+                del nodes[-2][path[-1]]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

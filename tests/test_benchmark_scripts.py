@@ -171,6 +171,10 @@ def test_a_comment_edit_keeps_a_recipes_version_and_a_setting_edit_does_not(tmp_
     assert ua._sha("r.yaml") == old  # the same settings: the runs stand
     recipe.write_text("model:\n  lr: 1.0e-4  # chosen on validation\n")
     assert ua._sha("r.yaml") not in (old, None)  # a setting changed: a new version
+    recipe.write_text("model:\n  lr: 1.0e-3\n  model_kwargs: {batched: true}\n")
+    assert ua._sha("r.yaml") == old  # how it is computed, not what: the runs stand
+    recipe.write_text("model:\n  lr: 1.0e-3\n  model_kwargs: {batched: true, members: 5}\n")
+    assert ua._sha("r.yaml") != old  # five members are another recipe
     monkeypatch.setattr(ua, "SAME_SETTINGS", {})
     recipe.write_text("model:\n  lr: 1.0e-3  # chosen on validation\n")
     assert ua._sha("r.yaml") == old  # without an entry the version is the file's bytes

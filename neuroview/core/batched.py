@@ -80,29 +80,33 @@ class BatchedPass:
         self.buffers = [n for n, _ in inner.named_buffers()]
         self.prefix = "net.backbone." if self.nv else ""
 
-    def _sync_modes(self, m0: nn.Module) -> None:
+    def _sync_modes(self, m0: nn.Module) -> bool:
         """Each layer of the grouped network in its member counterpart's mode (a frozen BatchNorm stays
-        frozen), each BatchNorm with its momentum and eps (precise BN sets ``momentum=None`` for a pass)."""
+        frozen), each BatchNorm with its momentum and eps (precise BN sets ``momentum=None`` for a pass).
+        Whether a BatchNorm will update its statistics."""
         inner, src = (self.shell.net.backbone, m0.backbone) if self.nv else (self.shell, m0)
         mods = dict(src.named_modules())
+        updates = False
         for name, mod in inner.named_modules():
             twin = mods.get(name)
             mod.training = twin.training if twin is not None else src.training
             if isinstance(mod, nn.modules.batchnorm._BatchNorm) and twin is not None:
                 mod.momentum, mod.eps = twin.momentum, twin.eps
+                updates |= mod.training and mod.track_running_stats
         if self.nv:
             self.shell.training = self.shell.net.training = m0.training
+        return updates
 
     def __call__(self, members: list[nn.Module], x: Tensor) -> list[Tensor]:
         """Each member's features: its codes ``[B, U]`` (NeuroView members) or its pooled features."""
         bbs = [_backbone(m) for m in members]
-        self._sync_modes(members[0])
+        updates = self._sync_modes(members[0])
         tensors = {self.prefix + n: torch.cat([b.get_parameter(n) for b in bbs]) for n in self.params}
         stats = {n: (bbs[0].get_buffer(n).clone() if bbs[0].get_buffer(n).dim() == 0 else
                      torch.cat([b.get_buffer(n) for b in bbs])) for n in self.buffers}
         tensors.update({self.prefix + n: t for n, t in stats.items()})
         out = functional_call(self.shell, tensors, (x,))
-        if members[0].training:  # BatchNorm updated the concatenated statistics in place: back to each member
+        if updates:  # BatchNorm updated the concatenated statistics in place: back to each member
             with torch.no_grad():
                 for n, t in stats.items():
                     for i, b in enumerate(bbs):
@@ -111,7 +115,6 @@ class BatchedPass:
             return list(out.chunk(self.k, dim=1))
         sites = out.split([w * self.k for w in self.widths], dim=1)  # site-major; member-major inside each site
         return [torch.cat([s.chunk(self.k, dim=1)[i] for s in sites], dim=1) for i in range(self.k)]
-
 
 
 class _Codes(nn.Module):

@@ -103,8 +103,7 @@ def test_what_cannot_be_batched_is_a_clear_error():
         Ensemble([nv.create_model("lite", num_classes=2, filters=f) for f in (8, 16)], batched=True)
     with pytest.raises(ValueError, match="batched: the members' NeuroView settings"):
         Ensemble([nv.create_model("nv_lite", num_classes=2, tau=t) for t in (1.0, 0.5)], batched=True)
-    with pytest.raises(ValueError, match="batched: batches the members of an ensemble; members is 1"):
-        nv.create_model("nv_lite", num_classes=2, batched=True)
+    assert isinstance(nv.create_model("nv_lite", num_classes=2, batched=True), nv.NeuroViewCNN)  # one: nothing to batch
     with pytest.raises(ValueError, match="batched: expected true or false, got 'yes'"):
         Ensemble([nv.create_model("lite", num_classes=2)] * 2, batched="yes")
 

@@ -54,11 +54,10 @@ def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 def _members(members: int, build: Callable[[], nn.Module], batched: bool = False) -> nn.Module:
     """One network, or (``members`` > 1) an :class:`~neuroview.core.ensemble.Ensemble` of that many,
     each initialized apart (``lite`` with ``members=5`` is LITETime, ``inception_time`` InceptionTime as
-    published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble)."""
+    published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble), where
+    there are several (one network has nothing to batch: a recipe's ``members 1`` keeps its ``batched``)."""
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
         raise ValueError(f"members: expected an int >= 1, got {members!r}")
-    if batched and members == 1:
-        raise ValueError("batched: batches the members of an ensemble; members is 1 (pass members > 1, or batched=False)")
     return build() if members == 1 else Ensemble([build() for _ in range(members)], batched=batched)
 
 
