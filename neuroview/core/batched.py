@@ -31,21 +31,22 @@ def _backbone(member: nn.Module) -> nn.Module:
     return member.backbone if isinstance(member, NeuroViewCNN) else member
 
 
-def check_batchable(members: list[nn.Module]) -> None:
-    """Raise (naming ``batched``) unless the members' backbones have a grouped form and one shape."""
+def why_not_batchable(members: list[nn.Module]) -> str | None:
+    """Why the members cannot run in one grouped pass (no grouped form, shapes or NeuroView settings
+    that differ), or None where they can."""
     first = _backbone(members[0])
     if not callable(getattr(first, "grouped", None)):
-        raise ValueError(f"batched: needs members whose backbone has a grouped form (.grouped(k), as LITE's); "
-                         f"{type(first).__name__} has none: pass batched=False")
+        return f"{type(first).__name__} has no grouped form (.grouped(k), as LITE's)"
     if not isinstance(members[0], NeuroViewCNN) and not isinstance(getattr(members[0], "fc", None), nn.Linear):
-        raise ValueError(f"batched: standard members need their linear head as .fc; {type(members[0]).__name__} has none")
+        return f"{type(members[0]).__name__} has no linear head .fc to decide with"
     shapes = [{n: t.shape for n, t in _backbone(m).state_dict().items()} for m in members]
     if any(s != shapes[0] for s in shapes[1:]):
-        raise ValueError("batched: the members differ in shape (their tensors cannot be laid side by side); pass batched=False")
+        return "the members differ in shape (their tensors cannot be laid side by side)"
     if isinstance(members[0], NeuroViewCNN):
         keys = [(m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items()))) for m in members]
         if any(k != keys[0] for k in keys[1:]):
-            raise ValueError("batched: the members' NeuroView settings (quantizer, tau, grad_state ...) differ; pass batched=False")
+            return "the members' NeuroView settings (quantizer, tau, grad_state ...) differ"
+    return None
 
 
 class BatchedPass:
@@ -56,7 +57,6 @@ class BatchedPass:
     """
 
     def __init__(self, members: list[nn.Module], x: Tensor):
-        check_batchable(members)
         m0, self.k = members[0], len(members)
         p = next(_backbone(m0).parameters())
         shell = _backbone(m0).grouped(self.k).to(device=p.device, dtype=p.dtype)
@@ -71,8 +71,8 @@ class BatchedPass:
             want = [(s.name, s.channels * self.k, s.points, s.from_input, s.axis) for s in m0.sites]
             got = [(s.name, s.channels, s.points, s.from_input, s.axis) for s in shell.sites]
             if got != want:
-                raise ValueError(f"batched: the grouped network's sites {got} are not the members' {want} laid side by "
-                                 "side; pass batched=False")
+                raise RuntimeError(f"batched: the grouped network's sites {got} are not the members' {want} laid side by "
+                                   "side (a grouped form that does not mirror its network); pass batched=False")
             self.widths = [s.channels for s in m0.sites]
         self.shell = _Codes(shell) if self.nv else shell
         inner = shell.backbone if self.nv else shell

@@ -46,13 +46,14 @@ Imports only torch and :mod:`neuroview.core`.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._utils import factory
-from .batched import BatchedPass, check_batchable
+from .batched import BatchedPass, why_not_batchable
 from .cnn import NeuroViewCNN
 from .hooks import Hook
 from .explanation import CNNExplanation
@@ -75,8 +76,9 @@ class Ensemble(nn.Module):
     Args:
         members: the networks, each mapping ``x [B, C, ...]`` to logits ``[B, num_classes]``;
             all NeuroView-CNNs (then the ensemble explains itself) or none.
-        batched: compute the members in one batched pass (their backbone needs a grouped form, as
-            LITE's; see the module docstring). The model, its state dict and its numbers are the same.
+        batched: compute the members in one batched pass where their backbone has a grouped form (as
+            LITE's; see the module docstring; else a warning, and they run one by one). The model, its
+            state dict and its numbers are the same.
     """
 
     def __init__(self, members: Sequence[nn.Module], batched: bool = False):
@@ -93,8 +95,10 @@ class Ensemble(nn.Module):
             raise ValueError(f"members: expected the same number of classes for every member, got {sorted(classes, key=str)}")
         if not isinstance(batched, bool):
             raise ValueError(f"batched: expected true or false, got {batched!r}")
-        if batched:
-            check_batchable(members)
+        why = why_not_batchable(members) if batched else None
+        if why is not None:  # how, not what: the same numbers either way, so a recipe's batched fits any architecture
+            warnings.warn(f"batched: {why}; the members run one by one", stacklevel=2)
+            batched = False
         self.members = nn.ModuleList(members)
         self.batched = batched
         self._pass: BatchedPass | None = None  # built on the first batched call; never in the state dict
