@@ -281,18 +281,16 @@ class NeuroViewCNN(nn.Module):
                 baseline: Tensor | str | None = None) -> CNNExplanation:
         """Exact per-unit explanation of ``x``, computed in eval mode in one forward pass.
 
-        Keeps the codes ``[B, U]``, the effective weights ``[C, U]`` and the bias; the
-        contributions of the classes asked (``target``: an int, a ``[B]`` tensor, default each
-        sample's predicted class) are ``exp.for_class()`` ``[B, U]``, and the dense
-        ``exp.contributions`` ``[B, C, U]`` is built only when read. For any class c,
-        ``for_class(c).sum(-1) + bias[c] == logits[:, c] == net.eval()(x)[:, c]``. With
-        ``maps=True`` the per-position code maps are kept for :meth:`CNNExplanation.spatial_map`.
-        ``baseline``: the codes the contributions are taken against. ``None`` (zero codes: the
-        bias is the classifier's own), ``"mean"`` (the training split's mean code, from the
-        normalization's statistics: a running estimate, exact after :func:`neuroview.sparsify`;
-        the bias is then the logit of the average sample) or a ``[U]`` tensor
-        (:func:`neuroview.mean_codes` computes it exactly). Either way the contributions plus
-        ``exp.bias`` sum to the logit. Every submodule is left in the train/eval mode it was in.
+        Keeps the codes ``[B, U]``, the effective weights ``[C, U]`` and the bias; the contributions of the
+        classes asked (``target``: an int, a ``[B]`` tensor, default each sample's predicted class) are
+        ``exp.for_class()`` ``[B, U]``, and the dense ``exp.contributions`` ``[B, C, U]`` is built only when
+        read. For any class c, ``for_class(c).sum(-1) + bias[c] == logits[:, c] == net.eval()(x)[:, c]``.
+        With ``maps=True`` the per-position code maps are kept for :meth:`CNNExplanation.spatial_map`.
+        ``baseline``: the codes the contributions are taken against. ``None`` (zero codes: the bias is the
+        classifier's own), ``"mean"`` (the training split's mean code, from the normalization's statistics:
+        a running estimate, exact after :func:`neuroview.sparsify`; the bias is then the logit of the
+        average sample) or a ``[U]`` tensor (:func:`neuroview.mean_codes` computes it exactly). Either way
+        the contributions plus ``exp.bias`` sum to the logit. Every submodule keeps its train/eval mode.
         """
         restore = restore_modes(self)
         self.eval()
@@ -300,6 +298,11 @@ class NeuroViewCNN(nn.Module):
             codes, cmaps = self._codes(x, maps=maps)
         finally:
             restore()
+        return self.explain_codes(codes, cmaps if maps else None, target=target, baseline=baseline)
+
+    @torch.no_grad()
+    def explain_codes(self, codes: Tensor, cmaps: list[Tensor] | None = None, *, target=None, baseline=None) -> CNNExplanation:
+        """:meth:`explain` of codes (and code maps) computed already, in eval mode (an ensemble's batched pass)."""
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
@@ -311,7 +314,7 @@ class NeuroViewCNN(nn.Module):
         exp = CNNExplanation(
             logits=logits, bias=b, codes=codes, weight=w, baseline=base,
             units=self.units, site_slices=self.site_slices,
-            code_maps=dict(zip((s.name for s in self.sites), cmaps)) if maps else None,
+            code_maps=dict(zip((s.name for s in self.sites), cmaps)) if cmaps is not None else None,
         )
         exp.target = exp.targets(target)
         return exp
@@ -333,11 +336,10 @@ class NeuroViewCNN(nn.Module):
     def unit_importance(self, standardized: bool = False) -> Tensor:
         """``[C, U]`` global unit-class weights.
 
-        By default the effective weight ``W[c, u]`` of each unit's code, the one with
-        ``contributions = W * codes``. Codes of different layers vary on very different scales,
-        so to *rank* units use ``standardized=True``: the weight times the (floored) running
-        standard deviation of the unit's code, i.e. how much the logit moves when the code moves
-        by one typical amount (equal to the classifier's own weight when ``normalize=True``).
+        By default the effective weight ``W[c, u]`` of each unit's code, the one with ``contributions = W * codes``.
+        Codes of different layers vary on very different scales, so to *rank* units use ``standardized=True``:
+        the weight times the (floored) running standard deviation of the unit's code, i.e. how much the logit
+        moves when the code moves by one typical amount (the classifier's own weight when ``normalize=True``).
         """
         w = self.effective_classifier()[0].detach().clone()
         if standardized and self.norm is not None:
@@ -362,8 +364,7 @@ class NeuroViewCNN(nn.Module):
         return extension("unit_gallery")(self, loader, units, k, **kw)
 
     def unwrap(self) -> nn.Module:
-        """The backbone, exactly as it was given: this network's site hooks are removed from it
-        (a later forward pass of this network installs them again)."""
+        """The backbone, exactly as it was given: this network's site hooks removed (a later forward installs them)."""
         uninstall(self, self.backbone)
         self._installed, self.frozen = False, thaw(self, self.frozen)
         return self.backbone

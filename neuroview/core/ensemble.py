@@ -22,7 +22,7 @@ gradient is exactly what it would be trained alone on the same batches.
 (LITE: :mod:`neuroview.core.batched`): the same logits and gradients, each layer one call over all
 members instead of one per member. It falls back to the members one by one wherever something
 watches their own modules (a forward hook of yours, :func:`neuroview.ablate_units`), and ``explain``
-always runs them so.
+with code maps runs them so.
 
 A **global head** replaces that average with one classifier over every member's units, as a
 NeuroView-CNN's own head reads its units: ``logits = W norm(codes) + b`` with ``codes`` all
@@ -52,7 +52,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._utils import factory
+from ._utils import factory, restore_modes
 from .batched import BatchedPass, why_not_batchable
 from .cnn import NeuroViewCNN
 from .hooks import Hook
@@ -243,7 +243,7 @@ class Ensemble(nn.Module):
             if baseline.numel() != sum(sizes):
                 raise ValueError(f"baseline: expected a tensor of shape [{sum(sizes)}] (every member's units), got shape {list(baseline.shape)}")
             bases = list(baseline.reshape(-1).split(sizes))
-        exps = [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
+        exps = self._member_explanations(x, maps, bases)
         k = len(self)
         codes = torch.cat([e.codes for e in exps], dim=1)
         weight = torch.cat([e.weight for e in exps], dim=1) / k
@@ -252,9 +252,24 @@ class Ensemble(nn.Module):
         logits = folded_logits(codes if base is None else codes - base, weight, bias)
         return self._explanation(exps, logits, bias, codes, weight, base, target)
 
+    def _member_explanations(self, x: Tensor, maps: bool, bases: list) -> list[CNNExplanation]:
+        """Each member's own explanation of ``x``: its codes from the batched pass where the ensemble
+        has one (no code maps: those come from each member's own pass), in eval mode."""
+        feats = None
+        if self.batched and not maps:
+            restore = restore_modes(self)
+            self.eval()
+            try:
+                feats = self._batched(x)
+            finally:
+                restore()
+        if feats is None:
+            return [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
+        return [m.explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, feats, bases)]
+
     def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
         """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""
-        exps = [m.explain(x, maps=maps) for m in self.members]
+        exps = self._member_explanations(x, maps, [None] * len(self))
         codes = torch.cat([e.codes for e in exps], dim=1)
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)

@@ -108,3 +108,30 @@ def test_what_cannot_be_batched_runs_apart_with_a_warning_and_bad_values_are_err
     assert isinstance(nv.create_model("nv_lite", num_classes=2, batched=True), nv.NeuroViewCNN)  # one: nothing to batch
     with pytest.raises(ValueError, match="batched: expected true or false, got 'yes'"):
         Ensemble([nv.create_model("lite", num_classes=2)] * 2, batched="yes")
+
+
+@pytest.mark.parametrize("baseline", [None, "mean", "tensor"])
+def test_explain_reads_the_batched_codes_and_gives_the_members_explanation(baseline):
+    apart, batched, x = _pair()
+    if baseline == "tensor":
+        baseline = torch.rand(apart.num_units)
+    batched.train()  # explain runs in eval mode and leaves every mode as it was
+    want, got = apart.explain(x, baseline=baseline), batched.explain(x, baseline=baseline)
+    assert batched._pass is not None and batched.training and batched.members[2].backbone.bn.training
+    for name in ("codes", "weight", "bias", "logits"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), msg=name)
+    torch.testing.assert_close(got.for_class(1).sum(-1) + got.bias[1], batched.eval()(x)[:, 1], rtol=1e-5, atol=1e-5)
+    assert got.units == want.units
+    maps = batched.explain(x, maps=True)  # code maps come from each member's own pass
+    assert set(maps.code_maps) == {f"members.{i}.{s.name}" for i in range(3) for s in batched.members[0].sites}
+
+
+def test_a_global_head_reads_the_batched_codes_too():
+    apart, batched, x = _pair()
+    y = torch.arange(6) % 3
+    sparse_a, sparse_b = (nv.sparsify(n, [(torch.cat([x] * 4), torch.cat([y] * 4))], tolerance=50.0) for n in (apart, batched))
+    assert sparse_b.batched and sparse_b.classifier is not None
+    torch.testing.assert_close(sparse_b.eval()(x), sparse_a.eval()(x))
+    ea, eb = sparse_a.explain(x, baseline="mean"), sparse_b.explain(x, baseline="mean")
+    torch.testing.assert_close(eb.for_class(0), ea.for_class(0))
+    torch.testing.assert_close(eb.for_class(0).sum(-1) + eb.bias[0], sparse_b(x)[:, 0], rtol=1e-5, atol=1e-5)
