@@ -65,6 +65,7 @@ def measure(dataset: str, seed: int) -> dict:
     import neuroview as nv
 
     torch.manual_seed(seed)
+    sha = _sha(RECIPE)  # the version trained, taken before it trains (not when the run ends)
     net, dm = _trained(dataset, seed)
     sparse = nv.sparsify(net, dm, max_k90=MAX_K90)
     sparse = nv.finetune_sparse(sparse, dm, epochs=FINETUNE, max_k90=MAX_K90)
@@ -72,7 +73,7 @@ def measure(dataset: str, seed: int) -> dict:
     dense, light = nv.readability(net, test, baseline=None), nv.readability(sparse, test, baseline="mean")
     read = (sparse.classifier.weight != 0).any(0).nonzero()[:, 0].tolist()
     members = sorted({sparse.units[i][0].split(".")[1] for i in read})
-    return {"set": dataset, "seed": seed, "sha": _sha(RECIPE), "dense_acc": dense["accuracy"],
+    return {"set": dataset, "seed": seed, "sha": sha, "dense_acc": dense["accuracy"],
             "dense_units": dense["units_per_class"], "sparse_acc": light["accuracy"],
             "units_per_class": light["units_per_class"], "k90": light["k90"], "members_read": len(members),
             "path": str(sparse.sparsity_path), "epochs_kept": sparse.finetuned["epochs_kept"]}

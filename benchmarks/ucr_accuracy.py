@@ -166,12 +166,14 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
 
     torch.set_num_threads(1)
     fold = seed % round(1 / val) if cv else None
+    sha = _sha(recipe)  # the version trained: taken as the fit reads the recipe, not when the run ends (an edit
+    # during a run of half an hour gave its record the version of the file as it was then)
     r = train(recipe, seed, extra=overrides(dataset, val, fold) + list(extra), threads=1, split="val" if val else "test")
     scores = ({"val_acc": r["metrics"]["val_acc"], "val_size": r["metrics"]["val_size"], "val_fraction": val} if val
               else {"test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"]})
     if fold is not None:
         scores["val_fold"] = fold
-    rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"], "extra": list(extra),
+    rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": sha, "arch": r["arch"], "extra": list(extra),
            **scores, **r["fit"], "epochs": r["epochs"], "steps": r["steps"], "seconds": round(r["seconds"], 1),
            # where Lightning's accelerator="auto" trained it (the fit runs in a subprocess that sees the same devices)
            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",

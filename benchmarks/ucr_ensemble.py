@@ -60,6 +60,7 @@ def member(recipe: str, dataset: str, seed: int, val: float = 0.0) -> dict:
 
     torch.set_num_threads(1)
     split = "val" if val else "test"
+    sha = _sha(recipe)  # the version trained, taken as the fit reads the recipe (not when the run ends)
     r = train(recipe, seed, extra=overrides(dataset, val), threads=1, split=split)
     dm = zoo.make_datamodule(r["data"])
     dm.setup("fit" if val else "test")
@@ -70,7 +71,7 @@ def member(recipe: str, dataset: str, seed: int, val: float = 0.0) -> dict:
             logits.append(z)
             labels.append(y)
     z, y = torch.cat(logits), torch.cat(labels)
-    return {"recipe": recipe, "set": dataset, "seed": seed, "sha": _sha(recipe), "arch": r["arch"],
+    return {"recipe": recipe, "set": dataset, "seed": seed, "sha": sha, "arch": r["arch"],
             f"{split}_acc": (z.argmax(1) == y).float().mean().item(), **r["fit"], "seconds": round(r["seconds"], 1),
             **({"val_fraction": val} if val else {}),
             "logits": [[round(v, 5) for v in row] for row in z.tolist()], "labels": y.tolist()}

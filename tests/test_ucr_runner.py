@@ -74,3 +74,18 @@ def test_runs_made_in_a_worktree_merge_without_displacing_the_recipe_as_it_is(ua
     assert new == 3 and merged["k@cc"] == older and merged["j"] == now
     assert merged["k"] == now and merged["k@bb"] == then  # the recipe as it is here keeps its key
     assert ua.merge(merged, {"k": then, "k@cc": older, "j": now})[1] == 0  # merging again adds nothing
+
+
+def test_a_run_keeps_the_version_it_was_trained_from_when_the_recipe_changes_meanwhile(monkeypatch, benchmark_script):
+    ua = benchmark_script("ucr_accuracy")
+    file = {"version": "as-trained"}
+    monkeypatch.setattr(ua, "_sha", lambda recipe: file["version"])
+
+    def fake_train(recipe, seed, extra=None, threads=None, split="test"):
+        file["version"] = "edited-during-the-run"  # someone edits the recipe while it trains
+        return {"metrics": {"test_acc": 0.5, "test_size": 2}, "arch": "nv_lite", "fit": {"train_acc": 1.0},
+                "epochs": 1, "steps": 1, "seconds": 0.1, "arch_kwargs": {"members": 5, "batched": True}}
+
+    monkeypatch.setattr(ua, "train", fake_train)
+    rec = ua.run_one("recipes/ucr_nv_cnn.yaml", "GunPoint", 0, export=False)
+    assert rec["sha"] == "as-trained" and rec["batched"] is True
