@@ -463,3 +463,11 @@ def test_ensemble_cost_steps_run_apart_and_batched(benchmark_script):
         step()
     step, _ = ec._jobs(2, 4, 24, torch.device("cpu"), batched=True)
     step()
+
+
+def test_depthwise_cost_times_both_routes_and_leaves_the_fast_one_on(benchmark_script):
+    dc = benchmark_script("depthwise_cost")
+    from neuroview.zoo.architectures import timeseries
+
+    row = dc.measure("nv_lite", 2, 30, rounds=1)
+    assert row["native_ms"] > 0 and row["fast_ms"] > 0 and timeseries.FAST_DEPTHWISE_BACKWARD is True

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 def _conv_bn(c_in: int, c_out: int, k: int) -> list[nn.Module]:
@@ -142,6 +144,61 @@ class InceptionTime(_Pooled):
 
 
 # --------------------------------------------------------------------------------- LITE
+#: Whether :class:`DepthwiseConv1d` takes its input gradient as a forward convolution on the CPU
+#: (``benchmarks/depthwise_cost.py`` measures it against oneDNN's own backward by flipping this).
+FAST_DEPTHWISE_BACKWARD = True
+
+
+class _DepthwiseSame(torch.autograd.Function):
+    """A depthwise "same" convolution whose input gradient is the forward convolution of the output
+    gradient with the flipped kernel (the same numbers, to float rounding, as ``convolution_backward``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, pad: int, dilation: int) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.pad, ctx.dilation = pad, dilation
+        return F.conv1d(x, w, padding=pad, dilation=dilation, groups=w.shape[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, w = ctx.saved_tensors
+        c, gx, gw = w.shape[0], None, None
+        if ctx.needs_input_grad[0]:
+            gx = F.conv1d(g, w.flip(-1), padding=ctx.pad, dilation=ctx.dilation, groups=c)
+        if ctx.needs_input_grad[1]:
+            gw = torch.ops.aten.convolution_backward(g, x, w, None, [1], [ctx.pad], [ctx.dilation], False, [0], c,
+                                                     [False, True, False])[1]
+        return gx, gw, None, None
+
+
+class DepthwiseConv1d(nn.Conv1d):
+    """A depthwise convolution with "same" padding, no bias: an ``nn.Conv1d`` (its weights, state dict
+    and outputs), whose training backward is faster on the CPU.
+
+    oneDNN (torch 2.13, CPU) takes 1.5 to 2.5 times as long for a depthwise convolution's input
+    gradient as for the forward convolution that computes the same numbers (the output gradient
+    convolved with the flipped kernel), and LITE spends most of a step there. In float32 or float64
+    on the CPU, with gradients on and autocast off, this module takes that route
+    (:data:`FAST_DEPTHWISE_BACKWARD`; ``tests/zoo/test_depthwise.py`` holds its gradients to
+    ``nn.Conv1d``'s); anywhere else it is ``nn.Conv1d``. No double backward on that route.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int = 1):
+        if (dilation * (kernel_size - 1)) % 2:
+            raise ValueError(f"kernel_size: a symmetric 'same' depthwise convolution needs an odd span, dilation * "
+                             f"(kernel_size - 1) + 1; got kernel {kernel_size} at dilation {dilation}")
+        super().__init__(channels, channels, kernel_size, padding="same", dilation=dilation, groups=channels, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight
+        if (FAST_DEPTHWISE_BACKWARD and x.device.type == "cpu" and x.dtype == w.dtype and w.dtype in (torch.float32, torch.float64)
+                and torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()):
+            return _DepthwiseSame.apply(x, w, self.dilation[0] * (self.kernel_size[0] - 1) // 2, self.dilation[0])
+        return super().forward(x)
+
+
 def _fixed_filters(max_len: int = 64) -> list[Tensor]:
     """The hand-crafted filters of Ismail-Fawaz et al. (2022) as LITE's reference code builds them:
     increasing and decreasing detection filters (alternating -1/+1) of lengths 2, 4, ... ``max_len``,
@@ -210,7 +267,7 @@ class LITE(_Pooled):
         self.relu = nn.ReLU(inplace=True)
         layers = []
         for i, k in enumerate(sep_kernels):
-            layers += [nn.Conv1d(c, c, k, padding="same", dilation=2 ** (i + 1), groups=c, bias=False),  # depthwise
+            layers += [DepthwiseConv1d(c, k, dilation=2 ** (i + 1)),
                        *_conv_bn(c, filters, 1), nn.ReLU(inplace=True)]  # pointwise
             c = filters
         self.separable = nn.Sequential(*layers)
@@ -227,6 +284,8 @@ class LITE(_Pooled):
 
 def _wider(conv: nn.Conv1d, k: int) -> nn.Conv1d:
     """``conv`` for ``k`` members side by side: ``k`` times the channels, grouped so no member reads another's."""
+    if isinstance(conv, DepthwiseConv1d):
+        return DepthwiseConv1d(conv.in_channels * k, conv.kernel_size[0], conv.dilation[0])
     return nn.Conv1d(conv.in_channels * k, conv.out_channels * k, conv.kernel_size, padding=conv.padding,
                      dilation=conv.dilation, groups=conv.groups * k, bias=False)
 
