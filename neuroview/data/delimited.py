@@ -65,12 +65,13 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
         raise FileNotFoundError(f"path: expected a CSV or TSV file of series, one a row, got {str(path)!r} (no such file)")
     where = path.name
     with open(path, newline="", encoding="utf-8-sig") as f:
-        first = f.readline()
+        first = next((line for line in f if line.strip()), "")
         f.seek(0)
         rows = list(csv.reader(f, delimiter=delimiter or _delimiter(first)))
     header = header or isinstance(label_column, str)
-    names = [n.strip() for n in rows[0]] if header and rows else None
-    rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)][1 if header else 0:]
+    rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
+    names = [n.strip() for n in rows[0][1]] if header and rows else None
+    rows = rows[1:] if header else rows
     if not rows:
         raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
     at = _label_index(label_column, names, where)

@@ -45,7 +45,7 @@ def test_the_archive_s_tsv_files_give_what_aeon_s_loader_gives(name, channels, t
 
 def test_padded_rows_keep_their_lengths_and_a_header_names_the_label(tmp_path):
     path = tmp_path / "mine.csv"
-    path.write_text("t0,t1,t2,t3,kind\n1,2,3,4,up\n4,3,,,down\n5,6,7,NaN,up\n9,8,7,6,down\n")
+    path.write_text("\nt0,t1,t2,t3,kind\n1,2,3,4,up\n4,3,,,down\n5,6,7,NaN,up\n\n9,8,7,6,down\n")  # blank lines skipped
     x, y = read_series(path, label_column="kind")
     assert list(y) == ["up", "down", "up", "down"] and [s.shape for s in x] == [(1, 4), (1, 2), (1, 3), (1, 4)]
     assert x[2].tolist() == [[5.0, 6.0, 7.0]]
@@ -54,7 +54,7 @@ def test_padded_rows_keep_their_lengths_and_a_header_names_the_label(tmp_path):
     assert lengths.tolist() == [4, 2, 3, 4] and xt[1, 0].tolist() == [4.0, 3.0, 0.0, 0.0]
     assert dm.class_names == ["down", "up"] and yt.tolist() == [1, 0, 1, 0]
     # the label last by index, semicolons sniffed
-    (tmp_path / "b.csv").write_text("1;2;a\n3;4;b\n")
+    (tmp_path / "b.csv").write_text("\n1;2;a\n3;4;b\n")  # sniffed from the first line that is not blank
     x, y = read_series(tmp_path / "b.csv", label_column=-1)
     assert list(y) == ["a", "b"] and x[1].tolist() == [[3.0, 4.0]]
 
