@@ -78,6 +78,9 @@ class BatchedPass:
         inner = shell.backbone if self.nv else shell
         self.params = [n for n, _ in inner.named_parameters()]
         self.buffers = [n for n, _ in inner.named_buffers()]
+        # what a training pass writes: the BatchNorms' statistics (LITE's fixed filters, buffers too, never change)
+        self.stats = [f"{name}.{b}" if name else b for name, mod in inner.named_modules()
+                      if isinstance(mod, nn.modules.batchnorm._BatchNorm) for b, _ in mod.named_buffers(recurse=False)]
         self.prefix = "net.backbone." if self.nv else ""
 
     def _sync_modes(self, m0: nn.Module) -> bool:
@@ -102,13 +105,14 @@ class BatchedPass:
         bbs = [_backbone(m) for m in members]
         updates = self._sync_modes(members[0])
         tensors = {self.prefix + n: torch.cat([b.get_parameter(n) for b in bbs]) for n in self.params}
-        stats = {n: (bbs[0].get_buffer(n).clone() if bbs[0].get_buffer(n).dim() == 0 else
-                     torch.cat([b.get_buffer(n) for b in bbs])) for n in self.buffers}
-        tensors.update({self.prefix + n: t for n, t in stats.items()})
+        for n in self.buffers:  # a scalar (num_batches_tracked) is every member's: a copy of the first's
+            first = bbs[0].get_buffer(n)
+            tensors[self.prefix + n] = first.clone() if first.dim() == 0 else torch.cat([b.get_buffer(n) for b in bbs])
         out = functional_call(self.shell, tensors, (x,))
         if updates:  # BatchNorm updated the concatenated statistics in place: back to each member
             with torch.no_grad():
-                for n, t in stats.items():
+                for n in self.stats:
+                    t = tensors[self.prefix + n]
                     for i, b in enumerate(bbs):
                         b.get_buffer(n).copy_(t if t.dim() == 0 else t.chunk(self.k)[i])
         if not self.nv:

@@ -298,11 +298,11 @@ class NeuroViewCNN(nn.Module):
             codes, cmaps = self._codes(x, maps=maps)
         finally:
             restore()
-        return self.explain_codes(codes, cmaps if maps else None, target=target, baseline=baseline)
+        return self._explain_codes(codes, cmaps if maps else None, target=target, baseline=baseline)
 
     @torch.no_grad()
-    def explain_codes(self, codes: Tensor, cmaps: list[Tensor] | None = None, *, target=None, baseline=None) -> CNNExplanation:
-        """:meth:`explain` of codes (and code maps) computed already, in eval mode (an ensemble's batched pass)."""
+    def _explain_codes(self, codes: Tensor, cmaps: list[Tensor] | None = None, *, target=None, baseline=None) -> CNNExplanation:
+        """:meth:`explain` of codes (and maps) this network computed in eval mode: its ensemble's batched pass."""
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)

@@ -265,7 +265,7 @@ class Ensemble(nn.Module):
                 restore()
         if feats is None:
             return [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
-        return [m.explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, feats, bases)]
+        return [m._explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, feats, bases)]
 
     def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
         """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""

@@ -4,6 +4,8 @@ normalization combines the ranks' statistics as one process would on the whole b
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -12,6 +14,16 @@ from torch import nn
 
 import neuroview as nv
 from neuroview.core.head import CodeNorm
+
+
+@contextmanager
+def _two_ranks(rank: int, store: str):
+    """This process as rank ``rank`` of a two-process gloo group, for the ``with``."""
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def _backbone() -> nn.Sequential:
@@ -64,16 +76,13 @@ def _steps(net, x, y, n=3):
 
 
 def _ddp_worker(rank: int, store: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
+    with _two_ranks(rank, store):
         net = nv.wrap(_backbone(), 3, example_input=torch.zeros(2, 1, 7, 7))
         ddp = nn.parallel.DistributedDataParallel(net)  # no find_unused_parameters
         x, y = _data()
         _steps(ddp, x[8 * rank: 8 * rank + 8], y[8 * rank: 8 * rank + 8])
         w, b = net.eval().effective_classifier()
         torch.save({"w": w.detach(), "b": b.detach()}, f"{out}.{rank}")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_plain_ddp_trains_past_step_two(tmp_path):
@@ -99,8 +108,7 @@ def _features():
 
 
 def _norm_worker(rank: int, store: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
+    with _two_ranks(rank, store):
         f, c = _features()
         mine = slice(8 * rank, 8 * rank + 8)
         norm = CodeNorm(5, dtype=torch.float64).train()
@@ -108,8 +116,6 @@ def _norm_worker(rank: int, store: str, out: str) -> None:
         y = norm(fr)
         (y * c[mine]).sum().backward()  # the global loss is the sum of both ranks' losses
         torch.save({"y": y.detach(), "grad": fr.grad, "mean": norm.running_mean, "var": norm.running_var}, f"{out}.{rank}")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_ddp_statistics_equal_one_process_to_1e_6(tmp_path):
@@ -129,8 +135,7 @@ def test_ddp_statistics_equal_one_process_to_1e_6(tmp_path):
 
 
 def _ensemble_worker(rank: int, store: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
+    with _two_ranks(rank, store):
         torch.manual_seed(0)
         apart = nv.create_model("nv_lite", num_classes=3, in_channels=1, members=2)
         apart.eval()(torch.zeros(2, 1, 24))  # sites and heads, before DDP sees the parameters
@@ -144,8 +149,6 @@ def _ensemble_worker(rank: int, store: str, out: str) -> None:
             _steps(nn.parallel.DistributedDataParallel(net), x[mine], y[mine])
         torch.save({"apart": apart.state_dict(), "batched": batched.state_dict(), "pass": batched._pass is not None},
                    f"{out}.{rank}")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_ddp_trains_a_batched_ensemble_as_its_members_apart(tmp_path):

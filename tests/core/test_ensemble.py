@@ -174,11 +174,12 @@ def test_the_report_reads_an_ensemble_as_one_network(tmp_path):
     assert len(rows) == 1 + 2 * 194 and any(r.startswith("members.1.") for r in rows[1:])
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["apart", "batched"])
 @pytest.mark.parametrize("global_head", [False, True])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_exact_under_autocast(dtype, global_head):
+def test_exact_under_autocast(dtype, global_head, batched):
     torch.manual_seed(0)
-    net = nv.create_model("nv_lite", num_classes=3, members=2)
+    net = nv.create_model("nv_lite", num_classes=3, members=2, batched=batched)
     x = torch.randn(6, 1, 40)
     net.train()(x)
     if global_head:  # one head over both members' units, as nv.sparsify builds it
@@ -192,3 +193,4 @@ def test_exact_under_autocast(dtype, global_head):
     gap = exp.for_class().sum(-1) + exp.bias[exp.target] - exp.logits[torch.arange(6), exp.target]
     assert gap.abs().max() <= 1e-5 * exp.logits.abs().max()
     torch.testing.assert_close(out, exp.logits, rtol=0, atol=1e-5)
+    assert (net._pass is not None) is batched
