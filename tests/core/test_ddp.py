@@ -46,6 +46,7 @@ def _worker(rank: int, store: str, out: str) -> None:
         w, b = net.eval().effective_classifier()
         torch.save({"mean": net.norm.running_mean, "var": net.norm.running_var, "w": w.detach(), "b": b.detach()},
                    f"{out}.{rank}")
+        dist.barrier()  # both ranks done before either closes its connections (tests/core/test_ddp_plain.py)
     finally:
         dist.destroy_process_group()
 

@@ -22,6 +22,9 @@ def _two_ranks(rank: int, store: str):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         yield
+        # both ranks done before either closes its connections: a rank that tore down while the
+        # other still read from it aborted the other at exit (SIGABRT from gloo, seen once in a run)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
