@@ -42,7 +42,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "rnn_accuracy", "sparse_ensemble"],
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "rnn_accuracy", "sparse_ensemble",
+                  "depthwise_cost"],
     "benchmarks/UCR.md": ["ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "ucr_ensemble_val"],
     "recipes/README.md": ["recipes"],
     "checkpoints/README.md": ["zoo_entries", "seeds_by_arch", "aim", "retrofit"],
@@ -76,6 +77,7 @@ class Sources:
     ucr_runs: dict[str, dict]
     sparse: dict[str, dict]  # the sparse zoo entries (sparsify_zoo.py), by the dense entry they come from
     sparse_runs: dict[str, dict]  # sparsify_zoo.json: "<entry>:<seed>" -> dense and sparse figures
+    depthwise: list[dict]  # depthwise_cost.json's rows
 
     @classmethod
     def load(cls, root: Path) -> Sources:
@@ -91,7 +93,8 @@ class Sources:
         return cls(dense, read(results / "zoo_runs.json", {}),
                    read(results / "minirocket.json", {}), read(results / "quantizers.json", {}),
                    read(results / "rnn_accuracy.json", {"runs": []})["runs"], read(results / "retrofit.json", {}), recipes,
-                   read(results / "ucr_accuracy.json", {}), sparse, read(results / "sparsify_zoo.json", {}))
+                   read(results / "ucr_accuracy.json", {}), sparse, read(results / "sparsify_zoo.json", {}),
+                   read(results / "depthwise_cost.json", {"rows": []})["rows"])
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -293,6 +296,10 @@ def render_ucr_now(src: Sources, single: bool = False) -> str:
     return body + f"\n\nRuns that ended below 99% on their own training split: {fit or 'none'} (of {len(now)} runs)."
 
 
+def render_depthwise_cost(src: Sources) -> str:
+    return _benchmark("depthwise_cost").table(src.depthwise).rstrip("\n")  # its own table, as the script prints it
+
+
 def render_ucr_choices(src: Sources) -> str:
     ch = _benchmark("ucr_choices")  # its own table, as its report gives it
     return ch.table(ch.kept(src.ucr_runs))
@@ -451,7 +458,7 @@ RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble,
           "ucr_choices": render_ucr_choices, "ucr_now": render_ucr_now,
           "ucr_single": lambda src: render_ucr_now(src, single=True), "ucr_ensemble_val": render_ucr_ensemble_val,
-          "sparse_ensemble": render_sparse_ensemble}
+          "sparse_ensemble": render_sparse_ensemble, "depthwise_cost": render_depthwise_cost}
 
 
 def _benchmark(name: str):

@@ -177,7 +177,8 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
            **scores, **r["fit"], "epochs": r["epochs"], "steps": r["steps"], "seconds": round(r["seconds"], 1),
            # where Lightning's accelerator="auto" trained it (the fit runs in a subprocess that sees the same devices)
            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-           **({"batched": True} if r["arch_kwargs"].get("batched") else {})}  # members in one pass (EXECUTION_ONLY)
+           # members in one pass (EXECUTION_ONLY): true, or "auto" (batched on a GPU, apart on the CPU: see "device")
+           **({"batched": r["arch_kwargs"]["batched"]} if r["arch_kwargs"].get("batched") else {})}
     if export:
         from neuroview.zoo import pretrained as zoo
 

@@ -465,9 +465,14 @@ def test_ensemble_cost_steps_run_apart_and_batched(benchmark_script):
     step()
 
 
-def test_depthwise_cost_times_both_routes_and_leaves_the_fast_one_on(benchmark_script):
+def test_depthwise_cost_times_every_route_and_leaves_the_default_on(benchmark_script, monkeypatch):
     dc = benchmark_script("depthwise_cost")
     from neuroview.zoo.architectures import timeseries
 
-    row = dc.measure("nv_lite", 2, 30, rounds=1)
-    assert row["native_ms"] > 0 and row["fast_ms"] > 0 and timeseries.FAST_DEPTHWISE_BACKWARD is True
+    seen = []
+    real = timeseries._DepthwisePhases.apply
+    monkeypatch.setattr(timeseries._DepthwisePhases, "apply", lambda *a: seen.append(timeseries.CPU_DEPTHWISE) or real(*a))
+    row = dc.measure("nv_lite x5 batched", 2, 30, rounds=1)
+    assert all(row[f"{j}_{r}_ms"] > 0 for j in ("step", "forward") for r in dc.ROUTES)
+    assert set(seen) == {"phases"} and timeseries.CPU_DEPTHWISE == "phases"  # only its own route took the phases
+    assert "phases / native" in dc.table([row])

@@ -4,6 +4,7 @@ grouped network; checked against the members run one by one through their own mo
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -106,8 +107,22 @@ def test_what_cannot_be_batched_runs_apart_with_a_warning_and_bad_values_are_err
     with pytest.warns(UserWarning, match="batched: the members' NeuroView settings"):
         Ensemble([nv.create_model("nv_lite", num_classes=2, tau=t) for t in (1.0, 0.5)], batched=True)
     assert isinstance(nv.create_model("nv_lite", num_classes=2, batched=True), nv.NeuroViewCNN)  # one: nothing to batch
-    with pytest.raises(ValueError, match="batched: expected true or false, got 'yes'"):
+    with pytest.raises(ValueError, match="batched: expected true, false or 'auto', got 'yes'"):
         Ensemble([nv.create_model("lite", num_classes=2)] * 2, batched="yes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "auto" asks for the pass only where there is one: no warning
+        assert nv.create_model("nv_fcn1d", num_classes=2, members=2, batched="auto").batched is False
+
+
+def test_auto_runs_apart_on_the_cpu_and_batched_on_an_accelerator():
+    apart, auto, x = _pair()
+    auto.batched = "auto"
+    torch.testing.assert_close(auto.member_logits(x), apart.member_logits(x), rtol=0, atol=0)  # the members' own pass
+    assert auto._pass is None and "batched=auto" in repr(auto)
+    if torch.cuda.is_available():
+        batched = copy.deepcopy(auto).cuda()
+        torch.testing.assert_close(batched.member_logits(x.cuda()).cpu(), apart.member_logits(x), rtol=1e-4, atol=1e-4)
+        assert batched._pass is not None
 
 
 @pytest.mark.parametrize("baseline", [None, "mean", "tensor"])

@@ -144,13 +144,17 @@ def _fit_and_score(dm, steps: int, seed: int = 0) -> float:
 
 
 def test_accuracy_holds_on_rescaled_series(tmp_path):
-    # one training-level check, seconds: the same short training (60 steps) on the archive's GunPoint
-    # and on every series rescaled and shifted at random. Inputs agree to 2e-4 (above), but 60 steps
-    # amplify float differences by a few points either way (seeds 0 and 1: 99.3 / 98.0 and 87.3 / 81.3),
-    # hence the margin; each channel standardized over the split instead falls to chance (46.7, 58.7)
+    # one training-level check: the same short training (150 steps) on the archive's GunPoint and on
+    # every series rescaled and shifted at random, median of 3 seeds. Inputs agree to 2e-4 (above), but
+    # a short training turns any change of float rounding into points either way: at 60 steps one
+    # change of LITE's depthwise convolution (the same sums, another order) moved a seed from 99.3 to
+    # 79.3, and at 150 one seed of the archive's own series ends at 62.0 (the others 98.7 and 100.0;
+    # rescaled 99.3 on all three), hence the median; each channel standardized over the split instead
+    # falls to chance (58.7, 48.7, 64.7)
     torch.set_num_threads(1)
     path = _gunpoint_rescaled(tmp_path / "gunpoint_raw.npz", seed=1)
-    ref = _fit_and_score(UCRDataModule("GunPoint", val_fraction=0.0, normalize="series"), steps=60)
-    raw = _fit_and_score(NpzDataModule(str(path), val_fraction=0.0, normalize="series"), steps=60)
-    chan = _fit_and_score(NpzDataModule(str(path), val_fraction=0.0, normalize=True), steps=60)
-    assert ref > 0.9 and raw >= ref - 0.1 and chan < raw - 0.2, (ref, raw, chan)
+    modules = {"ref": lambda: UCRDataModule("GunPoint", val_fraction=0.0, normalize="series"),
+               "raw": lambda: NpzDataModule(str(path), val_fraction=0.0, normalize="series"),
+               "chan": lambda: NpzDataModule(str(path), val_fraction=0.0, normalize=True)}
+    acc = {k: sorted(_fit_and_score(make(), steps=150, seed=s) for s in range(3))[1] for k, make in modules.items()}
+    assert acc["ref"] > 0.9 and acc["raw"] >= acc["ref"] - 0.05 and acc["chan"] < acc["raw"] - 0.2, acc

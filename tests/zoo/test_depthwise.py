@@ -13,38 +13,54 @@ from neuroview.zoo.architectures import timeseries
 from neuroview.zoo.architectures.timeseries import DepthwiseConv1d
 
 
-@pytest.mark.parametrize("kernel, dilation", [(19, 2), (9, 4), (3, 1), (4, 2)])
-def test_gradients_are_nn_conv1d_s(kernel, dilation):
+def _plain(fast: DepthwiseConv1d) -> nn.Conv1d:
+    c, k, d = fast.in_channels, fast.kernel_size[0], fast.dilation[0]
+    plain = nn.Conv1d(c, c, k, padding="same", dilation=d, groups=c, bias=False)
+    plain.load_state_dict(fast.state_dict())
+    return plain
+
+
+@pytest.mark.parametrize("route", ["phases", "flipped"])
+@pytest.mark.parametrize("kernel, dilation", [(19, 2), (9, 4), (3, 1), (4, 2), (5, 3)])
+@pytest.mark.parametrize("batch, length", [(3, 40), (1, 37), (2, 2)])
+def test_outputs_and_gradients_are_nn_conv1d_s(monkeypatch, route, kernel, dilation, batch, length):
+    monkeypatch.setattr(timeseries, "CPU_DEPTHWISE", route)
     torch.manual_seed(0)
     fast = DepthwiseConv1d(6, kernel, dilation)
-    plain = nn.Conv1d(6, 6, kernel, padding="same", dilation=dilation, groups=6, bias=False)
-    plain.load_state_dict(fast.state_dict())
-    x = torch.randn(3, 6, 40)
+    plain = _plain(fast)
+    x = torch.randn(batch, 6, length)
     outs = []
     for conv in (fast, plain):
         xi = x.clone().requires_grad_(True)
         y = conv(xi)
-        (y * torch.linspace(-1, 1, 40)).sum().backward()
+        (y * torch.linspace(-1, 1, length)).sum().backward()
         outs.append((y.detach(), xi.grad, conv.weight.grad))
-    assert fast(x.requires_grad_(True)).grad_fn.name().startswith("_DepthwiseSame")  # the fast route was taken
+    # phases for float32 and an odd kernel; the flipped kernel's input gradient otherwise
+    want = "_DepthwisePhases" if route == "phases" and kernel % 2 else "_DepthwiseSame"
+    assert fast(x.requires_grad_(True)).grad_fn.name().startswith(want)  # the route was taken
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # evaluation takes the route's forward too
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
 
 
-def test_finite_differences_in_float64():
+@pytest.mark.parametrize("length", [12, 13])
+def test_finite_differences_in_float64(length):
     conv = DepthwiseConv1d(3, 5, 2).double()
-    x = torch.randn(2, 3, 12, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, length, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w: timeseries._DepthwiseSame.apply(x, w, 4, 2), (x, conv.weight))
+    assert torch.autograd.gradcheck(lambda x, w: timeseries._DepthwisePhases.apply(x, w, 2), (x, conv.weight))
+    # in float64 the module keeps nn.Conv1d's forward (phases run slower there) and the flipped backward
+    assert conv(x).grad_fn.name().startswith("_DepthwiseSame")
 
 
 def test_elsewhere_it_is_nn_conv1d(monkeypatch):
     conv, x = DepthwiseConv1d(4, 9, 2), torch.randn(2, 4, 30, requires_grad=True)
-    with torch.no_grad():
-        assert conv(x).grad_fn is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert conv(x).dtype == torch.bfloat16 and not conv(x).grad_fn.name().startswith("_DepthwiseSame")
-    monkeypatch.setattr(timeseries, "FAST_DEPTHWISE_BACKWARD", False)
-    assert not conv(x).grad_fn.name().startswith("_DepthwiseSame")
+        y = conv(x)
+        assert y.dtype == torch.bfloat16 and y.grad_fn.name().startswith("ConvolutionBackward")
+    monkeypatch.setattr(timeseries, "CPU_DEPTHWISE", "native")
+    assert conv(x).grad_fn.name().startswith("ConvolutionBackward")
 
 
 def test_lite_keeps_its_state_dict_and_an_even_reach_is_an_error():

@@ -36,11 +36,11 @@ def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     default_classes = inspect.signature(std).parameters["num_classes"].default
 
     @functools.wraps(std)
-    def standard(*, members: int = 1, batched: bool = False, **kwargs) -> nn.Module:
+    def standard(*, members: int = 1, batched: bool | str = False, **kwargs) -> nn.Module:
         return _members(members, lambda: std(**kwargs), batched)
 
     @functools.wraps(std)
-    def nv(*, members: int = 1, batched: bool = False, **kwargs) -> nn.Module:
+    def nv(*, members: int = 1, batched: bool | str = False, **kwargs) -> nn.Module:
         nv_kw = {k: kwargs.pop(k) for k in _NV_KEYS if k in kwargs}
         return _members(members, lambda: NeuroViewCNN(std(**kwargs), kwargs.get("num_classes", default_classes), **nv_kw),
                         batched)
@@ -51,10 +51,11 @@ def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return std
 
 
-def _members(members: int, build: Callable[[], nn.Module], batched: bool = False) -> nn.Module:
+def _members(members: int, build: Callable[[], nn.Module], batched: bool | str = False) -> nn.Module:
     """One network, or (``members`` > 1) an :class:`~neuroview.core.ensemble.Ensemble` of that many,
     each initialized apart (``lite`` with ``members=5`` is LITETime, ``inception_time`` InceptionTime as
-    published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble), where
+    published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble; ``"auto"``
+    on an accelerator only), where
     there are several (one network has nothing to batch: a recipe's ``members 1`` keeps its ``batched``)."""
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
         raise ValueError(f"members: expected an int >= 1, got {members!r}")

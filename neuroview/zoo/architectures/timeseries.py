@@ -144,9 +144,61 @@ class InceptionTime(_Pooled):
 
 
 # --------------------------------------------------------------------------------- LITE
-#: Whether :class:`DepthwiseConv1d` takes its input gradient as a forward convolution on the CPU
-#: (``benchmarks/depthwise_cost.py`` measures it against oneDNN's own backward by flipping this).
-FAST_DEPTHWISE_BACKWARD = True
+#: How :class:`DepthwiseConv1d` computes on the CPU, where oneDNN's depthwise convolution on
+#: ``[B, C, T]`` is slow (torch 2.13): ``"phases"`` (float32, odd kernels: a plain convolution over
+#: the dilation's phases in channels-last memory, see :func:`_phases`; otherwise ``"flipped"``),
+#: ``"flipped"`` (``nn.Conv1d``'s forward, the input gradient taken as a forward convolution with the
+#: flipped kernel) or ``"native"`` (``nn.Conv1d`` as it is). ``benchmarks/depthwise_cost.py`` times
+#: the three against each other.
+CPU_DEPTHWISE = "phases"
+
+
+def _phases(x: Tensor, d: int) -> Tensor:
+    """``[B, C, T]`` as ``[B, C, ceil(T / d), d]`` in channels-last memory, zero-padded at the end:
+    ``[b, c, q, r]`` is ``x[b, c, q * d + r]``. A "same" convolution dilated by ``d`` with an odd
+    kernel is then a plain "same" convolution along dim 2 of each phase ``r`` apart, which oneDNN runs
+    channels-last several times faster than the dilated one on ``[B, C, T]`` (the same sums)."""
+    b, c, t = x.shape
+    tp = -(-t // d) * d
+    buf = x.new_empty(b, tp, c)
+    buf[:, :t].copy_(x.transpose(1, 2))
+    buf[:, t:].zero_()
+    return buf.view(b, tp // d, d, c).permute(0, 3, 1, 2)
+
+
+def _unphase(y: Tensor, t: int) -> Tensor:
+    """:func:`_phases` undone: ``[B, C, T]``, contiguous."""
+    b, c, h, w = y.shape
+    return y.permute(0, 2, 3, 1).reshape(b, h * w, c)[:, :t].transpose(1, 2).contiguous()
+
+
+def _phase_conv(x4: Tensor, w: Tensor) -> Tensor:
+    c, _, k = w.shape
+    return F.conv2d(x4, w.reshape(c, 1, k, 1), padding=((k - 1) // 2, 0), groups=c)
+
+
+class _DepthwisePhases(torch.autograd.Function):
+    """A depthwise "same" convolution over the dilation's phases (:func:`_phases`): the forward, the
+    input gradient (the flipped kernel) and the weight gradient, each one channels-last convolution."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, dilation: int) -> Tensor:
+        x4 = _phases(x, dilation)
+        ctx.save_for_backward(x4, w)
+        ctx.t, ctx.dilation = x.shape[-1], dilation
+        return _unphase(_phase_conv(x4, w), ctx.t)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x4, w = ctx.saved_tensors
+        g4, (c, _, k) = _phases(g, ctx.dilation), w.shape
+        gx = _unphase(_phase_conv(g4, w.flip(-1)), ctx.t) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            gw = torch.ops.aten.convolution_backward(g4, x4, w.reshape(c, 1, k, 1), None, [1, 1], [(k - 1) // 2, 0], [1, 1],
+                                                     False, [0, 0], c, [False, True, False])[1].reshape(w.shape)
+        return gx, gw, None
 
 
 class _DepthwiseSame(torch.autograd.Function):
@@ -174,14 +226,17 @@ class _DepthwiseSame(torch.autograd.Function):
 
 class DepthwiseConv1d(nn.Conv1d):
     """A depthwise convolution with "same" padding, no bias: an ``nn.Conv1d`` (its weights, state dict
-    and outputs), whose training backward is faster on the CPU.
+    and outputs, to float rounding), faster on the CPU.
 
-    oneDNN (torch 2.13, CPU) takes 1.5 to 2.5 times as long for a depthwise convolution's input
-    gradient as for the forward convolution that computes the same numbers (the output gradient
-    convolved with the flipped kernel), and LITE spends most of a step there. In float32 or float64
-    on the CPU, with gradients on and autocast off, this module takes that route
-    (:data:`FAST_DEPTHWISE_BACKWARD`; ``tests/zoo/test_depthwise.py`` holds its gradients to
-    ``nn.Conv1d``'s); anywhere else it is ``nn.Conv1d``. No double backward on that route.
+    oneDNN (torch 2.13, CPU) runs a depthwise convolution on ``[B, C, T]`` several times slower than
+    the same sums channels-last without dilation, and takes 1.5 to 2.5 times as long for its input
+    gradient as for the forward convolution that computes the same numbers; LITE spends most of a
+    step there. On the CPU without autocast, :data:`CPU_DEPTHWISE` says the route: in float32 with
+    an odd kernel the convolution runs over the dilation's phases channels-last (forward, input and
+    weight gradient; ``"phases"``), in training otherwise (float64, an even kernel) the input gradient is
+    the flipped kernel's forward convolution (``"flipped"``); anywhere else it is ``nn.Conv1d``.
+    ``tests/zoo/test_depthwise.py`` holds outputs and gradients to ``nn.Conv1d``'s. No double backward
+    on those routes.
     """
 
     def __init__(self, channels: int, kernel_size: int, dilation: int = 1):
@@ -191,11 +246,15 @@ class DepthwiseConv1d(nn.Conv1d):
         super().__init__(channels, channels, kernel_size, padding="same", dilation=dilation, groups=channels, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight
-        if (FAST_DEPTHWISE_BACKWARD and x.device.type == "cpu" and x.dtype == w.dtype and w.dtype in (torch.float32, torch.float64)
-                and torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()):
-            return _DepthwiseSame.apply(x, w, self.dilation[0] * (self.kernel_size[0] - 1) // 2, self.dilation[0])
+        w, d, k = self.weight, self.dilation[0], self.kernel_size[0]
+        if (CPU_DEPTHWISE == "native" or x.device.type != "cpu" or x.dtype != w.dtype or x.dim() != 3
+                or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling()):
+            return super().forward(x)
+        grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+        if CPU_DEPTHWISE == "phases" and w.dtype == torch.float32 and k % 2:
+            return _DepthwisePhases.apply(x, w, d) if grad else _unphase(_phase_conv(_phases(x, d), w), x.shape[-1])
+        if grad and w.dtype in (torch.float32, torch.float64):
+            return _DepthwiseSame.apply(x, w, d * (k - 1) // 2, d)
         return super().forward(x)
 
 
