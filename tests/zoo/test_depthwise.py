@@ -61,6 +61,9 @@ def test_elsewhere_it_is_nn_conv1d(monkeypatch):
         assert y.dtype == torch.bfloat16 and y.grad_fn.name().startswith("ConvolutionBackward")
     monkeypatch.setattr(timeseries, "CPU_DEPTHWISE", "native")
     assert conv(x).grad_fn.name().startswith("ConvolutionBackward")
+    monkeypatch.setattr(timeseries, "CPU_DEPTHWISE", "fast")  # a route that does not exist is an error, not a guess
+    with pytest.raises(ValueError, match="CPU_DEPTHWISE: expected 'phases', 'flipped' or 'native', got 'fast'"):
+        conv(x)
 
 
 def test_lite_keeps_its_state_dict_and_an_even_reach_is_an_error():
