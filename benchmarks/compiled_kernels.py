@@ -12,12 +12,18 @@ as the kernel launches in the wrapper code of the compiled graphs (Inductor's C+
 kernels such as convolutions, aten fallbacks),
 
 of the standard network and of NeuroView's wrap of the same weights, and reports the difference
-per site. Kernel counts depend on the graph, not the widths, so the models are the look-alikes of
-``vision_models.py`` at a small width and input (compiling the full-size ones on CPU takes minutes
-each). Counts only: no time is measured here (``gpu_cost.py`` times the compiled step on a GPU).
+per site; and the bytes the compiled train step saves for backward (activations, counted as
+``saved_bytes.py`` counts them: AOTAutograd's compiled function saves through the same hooks), the
+state AOTAutograd's partitioner chose to keep rather than recompute. Kernel counts depend on the
+graph more than on the widths (ResNet-50's NeuroView step: 213 kernels at width 1/8 and 64x64, 214
+at full size and 224x224), so the models are the look-alikes of ``vision_models.py`` at a small
+width and input by default; ``--width 1 --size 224`` gives the bytes at the size ``saved_bytes.py``
+counts eager mode's. Counts only: no time is measured here (``gpu_cost.py`` times the compiled step
+on a GPU).
 
     python benchmarks/compiled_kernels.py                  # the four models, width 1/8, 64x64
     python benchmarks/compiled_kernels.py --models resnet50 --width 0.25
+    python benchmarks/compiled_kernels.py --width 1 --size 224 --classes 1000 --out benchmarks/results/compiled_kernels_224
 """
 
 from __future__ import annotations
@@ -32,12 +38,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import vision_models  # noqa: E402
+from saved_bytes import saved_bytes  # noqa: E402
 
 import neuroview as nv  # noqa: E402
 
@@ -73,17 +79,19 @@ def generated(fn) -> int:
 
 
 def counts(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, int]:
+    """Kernels of the compiled forward and train step, and the bytes the compiled step saves for
+    backward (``saved_bytes.py``'s count: the compiled graph saves through the same hooks)."""
+    saved = {}
+
     def forward():
         m = torch.compile(model.eval())
         with torch.no_grad():
             m(x)
 
     def step():
-        m = torch.compile(model.train())
-        F.cross_entropy(m(x), y).backward()
-        model.zero_grad(set_to_none=True)
+        saved.update(saved_bytes(torch.compile(model.train()), x, y))
 
-    return {"forward": generated(forward), "train_step": generated(step)}
+    return {"forward": generated(forward), "train_step": generated(step), "saved_bytes": saved["activations"]}
 
 
 def measure(name: str, width: float, size: int, classes: int) -> dict:
@@ -95,17 +103,20 @@ def measure(name: str, width: float, size: int, classes: int) -> dict:
     sites = len(net.sites)
     return {"model": NAMES[name], "sites": sites, "standard": a, "neuroview": b,
             "forward_extra_per_site": (b["forward"] - a["forward"]) / sites,
-            "train_step_extra_per_site": (b["train_step"] - a["train_step"]) / sites}
+            "train_step_extra_per_site": (b["train_step"] - a["train_step"]) / sites,
+            "saved_bytes_ratio": b["saved_bytes"] / a["saved_bytes"]}
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [f"Kernels launched by the graphs Inductor compiles on CPU (`{meta['command']}`, torch {meta['torch']}, width {meta['width']}, "
              f"{meta['size']}x{meta['size']}, batch 2): standard | NeuroView, and NeuroView's extra per site.", "",
-             "| model | sites | forward | extra per site | train step (fwd + bwd) | extra per site |", "|---|---|---|---|---|---|"]
+             "| model | sites | forward | extra per site | train step (fwd + bwd) | extra per site | "
+             "saved for backward, compiled step (activations) | NeuroView / standard |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s, n = r["standard"], r["neuroview"]
         lines.append(f"| {r['model']} | {r['sites']} | {s['forward']} \\| {n['forward']} | {r['forward_extra_per_site']:.2f} | "
-                     f"{s['train_step']} \\| {n['train_step']} | {r['train_step_extra_per_site']:.2f} |")
+                     f"{s['train_step']} \\| {n['train_step']} | {r['train_step_extra_per_site']:.2f} | "
+                     f"{s['saved_bytes'] / 2**20:.2f} \\| {n['saved_bytes'] / 2**20:.2f} MiB | {r['saved_bytes_ratio']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -115,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=float, default=0.125)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--out", default=str(OUT.with_suffix("")), help="path stem of the .json and .md files")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
@@ -123,8 +135,9 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     meta = {"command": "python benchmarks/compiled_kernels.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "torch": torch.__version__, "width": args.width, "size": args.size}
-    OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    OUT.with_suffix(".md").write_text(markdown(rows, meta))
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(rows, meta))
     print(markdown(rows, meta))
     return 0
 

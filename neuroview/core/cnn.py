@@ -56,7 +56,7 @@ class NeuroViewCNN(nn.Module):
         tau: temperature of the soft code and of the hard code's surrogate gradient.
         grad_state: what a site keeps for that gradient where its activation does not keep the
             pre-activation (ReLU, in-place ones): ``"uint4"`` (the default), ``"uint8"`` or ``"bf16"``
-            (:class:`neuroview.core.quantize._MeanCode`; README, "Lean training state").
+            (:class:`~neuroview.core.quantize._MeanCode`, README "Lean training state"; compiled, 4 bits become 8).
         normalize: standardize the code vector with running statistics (no affine, a variance
             floor, statistics shared across DDP ranks: :class:`neuroview.core.head.CodeNorm`).
             At eval it is folded into the classifier, so the decision stays exactly linear.

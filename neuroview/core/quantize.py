@@ -47,7 +47,8 @@ class _MeanCode(torch.autograd.Function):
       in forward (in float32 for half inputs) and rounded to ``q = round(d / step)`` with
       ``step = peak / 15`` (``/ 255``) for the slope's bound ``peak`` (:func:`_slope_peak`, 0.25
       for one breakpoint): half a byte (one byte) per element, and backward is one multiply,
-      ``q * step * grad / (N * tau)``, off the exact surrogate by at most ``step / 2`` in the slope;
+      ``q * step * grad / (N * tau)``, off the exact surrogate by at most ``step / 2`` in the slope
+      (a compiled graph takes 8 bits where eager mode takes 4: :func:`mean_code`);
     - ``"bf16"``: a bfloat16 copy of ``z`` (2 bytes per element; a copy, so an in-place
       activation after us cannot corrupt it), the sigmoid recomputed in backward.
 
@@ -225,5 +226,10 @@ def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, 
     zf, dim = as_units(z, axis, batch or z.shape[0])
     if torch.is_grad_enabled() and z.requires_grad:
         shared = kept is not None and _same_storage(zf, kept)
+        if grad_state == "uint4" and torch.compiler.is_compiling():
+            # packing pairs elements of the two halves of the tensor, a loop Inductor cannot fuse with the
+            # activation's: a compiled graph keeps 8-bit slopes, computed (or recomputed in backward, as
+            # AOTAutograd's partitioner decides) inside the kernels of the activation (compiled_kernels.py)
+            grad_state = "uint8"
         return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", shared, grad_state)
     return _code_and_slope(zf, dim, points, tau, quantizer == "hard")[0]
