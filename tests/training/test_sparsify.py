@@ -5,6 +5,7 @@ checked against the lasso's own optimality conditions rather than the solver's c
 from __future__ import annotations
 
 import copy
+import statistics
 
 import pytest
 import torch
@@ -213,8 +214,6 @@ def _trained_cnn(x, y, steps=150):
 
 
 def test_sparsify_within_a_k90_budget_reads_that_few_contributions(one_thread):
-    import statistics
-
     x, y = _planted(200)
     net = _trained_cnn(x[:150], y[:150])
     train, val = [(x[:150], y[:150])], [(x[150:], y[150:])]
@@ -236,8 +235,6 @@ def test_sparsify_within_a_k90_budget_reads_that_few_contributions(one_thread):
 
 
 def test_an_rnn_budget_in_steps_counts_each_steps_summed_evidence(one_thread):
-    import statistics
-
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(120, 1, 12, generator=g)
@@ -279,7 +276,11 @@ def test_a_budget_for_every_decision_holds_for_each_one_not_just_the_median(one_
     for name, sparse in (("median", median), ("every", every)):
         exp = sparse.explain(x[:150], baseline=nv.mean_codes(sparse, train))
         hand[name] = _k90_by_hand(exp.for_class(exp.predicted).flatten(1))
-    assert max(hand["median"]) > 6  # the median budget leaves some decisions above it here
+    # the median budget bounds the median decision, not each one: they spread above it here (how far
+    # depends on the trained network, so on the machine's rounding: over 6 on one CPU, 5 on another)
+    half = median.sparsity_path
+    assert float(half.k90[half.chosen]) == statistics.median(hand["median"]) <= 6
+    assert max(hand["median"]) > statistics.median(hand["median"])
     path = every.sparsity_path
     assert max(hand["every"]) <= 6 and float(path.k90[path.chosen]) == max(hand["every"])
     assert path.k90_quantile == 1.0 and "for 100% of the training decisions" in str(path)
