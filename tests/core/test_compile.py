@@ -50,7 +50,6 @@ def test_compiled_once_per_shape_and_equal_to_eager():
     torch.testing.assert_close(exp.logits, compiled(x), rtol=1e-5, atol=1e-5)
 
 
-
 def _exact_slope_grad(z: torch.Tensor, r: torch.Tensor, tau: float) -> torch.Tensor:
     """d/dz of sum(r * code) under the surrogate, by hand: r * sigmoid'(z / tau) / (tau * positions)."""
     s = torch.sigmoid(z.double() / tau)
