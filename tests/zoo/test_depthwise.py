@@ -64,6 +64,8 @@ def test_elsewhere_it_is_nn_conv1d(monkeypatch):
     monkeypatch.setattr(timeseries, "CPU_DEPTHWISE", "fast")  # a route that does not exist is an error, not a guess
     with pytest.raises(ValueError, match="CPU_DEPTHWISE: expected 'phases', 'flipped' or 'native', got 'fast'"):
         conv(x)
+    with pytest.raises(ValueError, match="CPU_DEPTHWISE"), torch.autocast("cpu", dtype=torch.bfloat16):
+        conv(x)  # also where nn.Conv1d's own route would run (autocast, another device)
 
 
 def test_lite_keeps_its_state_dict_and_an_even_reach_is_an_error():

@@ -247,11 +247,11 @@ class DepthwiseConv1d(nn.Conv1d):
 
     def forward(self, x: Tensor) -> Tensor:
         w, d, k = self.weight, self.dilation[0], self.kernel_size[0]
+        if CPU_DEPTHWISE not in ("phases", "flipped", "native"):  # on any device: a typo is an error wherever it runs
+            raise ValueError(f"CPU_DEPTHWISE: expected 'phases', 'flipped' or 'native', got {CPU_DEPTHWISE!r}")
         if (CPU_DEPTHWISE == "native" or x.device.type != "cpu" or x.dtype != w.dtype or x.dim() != 3
                 or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling()):
             return super().forward(x)
-        if CPU_DEPTHWISE not in ("phases", "flipped"):
-            raise ValueError(f"CPU_DEPTHWISE: expected 'phases', 'flipped' or 'native', got {CPU_DEPTHWISE!r}")
         grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
         if CPU_DEPTHWISE == "phases" and w.dtype == torch.float32 and k % 2:
             return _DepthwisePhases.apply(x, w, d) if grad else _unphase(_phase_conv(_phases(x, d), w), x.shape[-1])
