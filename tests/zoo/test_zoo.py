@@ -53,6 +53,10 @@ def _build(name: str) -> tuple[nn.Module, tuple]:
     if _is_rnn(name):
         kw = {"in_features": 3, "num_classes": 4} | ({"max_len": 12} if name.startswith("nv_") else {})
         return nv.create_model(name, **kw), (torch.randn(4, 12, 3), torch.tensor([12, 9, 5, 1]))
+    if name.removeprefix("nv_") == "minirocket":  # its dilations come from the length; its biases from data
+        net = nv.create_model(name, num_classes=4, max_len=32, num_features=168)
+        (net.backbone if isinstance(net, nv.NeuroViewCNN) else net).fit(torch.randn(8, 1, 32))
+        return net, (torch.randn(4, 1, 32),)
     net = nv.create_model(name, num_classes=4)
     base = net.backbone if isinstance(net, nv.NeuroViewCNN) else net
     first = next(m for m in base.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d)))
@@ -70,6 +74,8 @@ def _explainable(name: str, net: nn.Module) -> nn.Module:
         return net
     if _is_rnn(name):
         return nv.wrap(net.rnn, 4, max_len=12)
+    if name == "minirocket":  # a functional convolution makes its sites' inputs: no layer tells the axis
+        return nv.wrap(net, 4, unit_axis={"act": 1})
     return nv.wrap(net, 4)
 
 

@@ -19,6 +19,7 @@ from ...core.cnn import NeuroViewCNN
 from ...core.ensemble import Ensemble
 from ...core.rnn import NeuroViewRNN, RNNClassifier
 from .cnn import FCN, VGG, ResNet, SmallCNN
+from .minirocket import MiniRocket
 from .timeseries import LITE, InceptionTime, ResNet1D
 from .vit import ViT
 from ..registry import register_model
@@ -99,6 +100,22 @@ def inception_time(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> n
 def lite(*, num_classes: int = 2, in_channels: int = 1, **kwargs) -> nn.Module:
     # Ismail-Fawaz et al.'s LITE: fixed hand-crafted filters + 3 light layers (10k parameters)
     return LITE(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+@register_model
+def minirocket(*, num_classes: int = 2, in_channels: int = 1, max_len: int, **kwargs) -> nn.Module:
+    # Dempster et al.'s MiniRocket: 84 fixed kernels at dilations up to the length, ~10,000 PPV
+    # features (NeuroView codes already); fitted in closed form by neuroview.training.ridge.fit_minirocket
+    return MiniRocket(num_classes=num_classes, in_channels=in_channels, input_length=max_len, **kwargs)
+
+
+@register_model
+def nv_minirocket(*, num_classes: int = 2, in_channels: int = 1, max_len: int, **kwargs) -> nn.Module:
+    # its sites' inputs come from a functional convolution (no layer to read the unit axis from):
+    # the units (kernel, dilation, bias) lie on dim 1 of [B, F, T]
+    nv_kw = {k: kwargs.pop(k) for k in _NV_KEYS if k in kwargs}
+    return NeuroViewCNN(minirocket(num_classes=num_classes, in_channels=in_channels, max_len=max_len, **kwargs),
+                        num_classes, unit_axis={"act": 1}, **nv_kw)
 
 
 # ------------------------------------------------------------------------ transformers

@@ -1,0 +1,153 @@
+"""The global classifier fitted in closed form: a ridge, its penalty chosen by leave-one-out.
+
+:func:`fit_ridge_head` freezes a NeuroView network, computes the codes (CNN) or hidden states (RNN)
+of the training split once, standardizes them, and fits the global classifier as a ridge
+regression onto ``+-1`` class targets (scikit-learn's ``RidgeClassifierCV``): the penalty is the
+one of ``alphas`` with the lowest exact leave-one-out squared error over the training split (one
+eigendecomposition of the samples' Gram matrix serves every penalty), the intercept is not
+penalized. The result is one linear map over the features, so ``explain`` sums to its logits.
+
+:func:`fit_minirocket` fits a NeuroView-MiniRocket (``nv_minirocket``) as MiniRocket is published:
+the biases from the training series, then this ridge (``alphas``: 10 values from 1e-3 to 1e3);
+:func:`minirocket` builds one from the data first.
+
+>>> import torch, neuroview as nv
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.randn(40, 1, 60, generator=g); y = (x[:, 0, 20:30].mean(1) > 0).long()
+>>> net = nv.minirocket([(x, y)], num_features=840)
+>>> net.ridge.alpha in net.ridge.alphas, net.num_units
+(True, 840)
+
+May import ``neuroview.core``, the leaf modules and the zoo's architectures.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .._batch import unpack
+from ..core.cnn import NeuroViewCNN
+from .sparsify import _batches, _features
+
+__all__ = ["ALPHAS", "RidgeFit", "fit_ridge_head", "fit_minirocket", "minirocket", "ridge_loo"]
+
+#: MiniRocket's penalties: ``numpy.logspace(-3, 3, 10)``
+ALPHAS = tuple(float(a) for a in torch.logspace(-3, 3, 10, dtype=torch.float64))
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    """How the head was fitted: the penalties tried, each one's leave-one-out mean squared error,
+    the one kept, and the accuracy on the training split (%)."""
+
+    alphas: tuple[float, ...]
+    loo_mse: tuple[float, ...]
+    alpha: float
+    train_acc: float
+
+
+def ridge_loo(z: Tensor, y: Tensor, num_classes: int, alphas=ALPHAS) -> tuple[Tensor, Tensor, int, Tensor]:
+    """``(W [C, F], b [C], index of the penalty kept, leave-one-out MSE of each [A])``: the ridge
+    ``min ||Y - b - z W^T||^2 + alpha ||W||^2`` onto targets ``Y = +-1`` (one column per class) on
+    centred features ``z [N, F]``, in float64, ``alpha`` the first of ``alphas`` with the lowest exact
+    leave-one-out error ``mean(((Y - Y_hat) / (1 - h))^2)`` (``h``: the hat matrix' diagonal, the
+    unpenalized intercept's ``1 / N`` included)."""
+    z, n = z.double(), z.shape[0]
+    t = 2.0 * torch.nn.functional.one_hot(y, num_classes).double() - 1.0
+    ybar = t.mean(0)
+    lam, q = torch.linalg.eigh(z @ z.T)
+    lam = lam.clamp_min(0)
+    qty = q.T @ (t - ybar)
+    mse = []
+    for a in alphas:
+        s = lam / (lam + a)
+        h = (q.square() @ s + 1.0 / n).clamp_max(1 - 1e-12)
+        resid = (t - ybar) - q @ (s[:, None] * qty)
+        mse.append(float((resid / (1 - h)[:, None]).square().mean()))
+    best = min(range(len(alphas)), key=lambda i: (mse[i], i))
+    w = z.T @ (q @ (qty / (lam + alphas[best])[:, None]))
+    return w.T, ybar, best, torch.tensor(mse, dtype=torch.float64)
+
+
+def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
+    """A copy of ``net`` whose global classifier is the ridge of :func:`ridge_loo` on the training
+    split's standardized features; ``net`` is never changed. ``train``: a data module (its training
+    split) or batches ``(x, y)`` / ``(x, lengths, y)``. ``out.ridge`` is a :class:`RidgeFit`."""
+    alphas = tuple(float(a) for a in alphas)
+    if not alphas or any(not a > 0 for a in alphas):
+        raise ValueError(f"alphas: expected one or more penalties > 0, got {alphas!r}")
+    out = copy.deepcopy(net).eval()
+    f, y = _features(out, _batches(train, "train"), "train")
+    if len(torch.unique(y)) < 2:
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
+    if int(y.max()) >= out.num_classes or int(y.min()) < 0:
+        raise ValueError(f"train: labels must lie in [0, {out.num_classes}), got {sorted(torch.unique(y).tolist())}")
+    var, mean = torch.var_mean(f.double(), dim=0, unbiased=False)
+    std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))  # scikit-learn's StandardScaler
+    w, b, best, mse = ridge_loo((f.double() - mean) / std, y, out.num_classes, alphas)
+    with torch.no_grad():
+        # logits = (w / std) (f - mean) + b: the standardization goes into the weights, and the
+        # head's normalization keeps only the training mean (a unit variance, which any CodeNorm
+        # reads back as a scale of 1), so a checkpoint loads into a plain nv_minirocket unchanged
+        if out.norm is not None:
+            out.norm.running_mean.copy_(mean)
+            out.norm.running_var.fill_(1.0 - out.norm.eps)
+            out.norm.num_batches_tracked.fill_(1)
+            shift = torch.zeros_like(b)
+        else:
+            shift = (w / std) @ mean
+        out.classifier.weight.copy_((w / std).to(out.classifier.weight.dtype))
+        out.classifier.bias.copy_((b - shift).to(out.classifier.bias.dtype))
+    z = (f.double() - mean) / std
+    acc = 100.0 * float(((z @ w.T + b).argmax(1) == y).double().mean())
+    out.ridge = RidgeFit(alphas, tuple(mse.tolist()), alphas[best], acc)
+    return out
+
+
+def _series(train) -> Tensor:
+    """Every training series ``[N, C, T]`` of ``train``'s batches, in order."""
+    xs = []
+    for batch in _batches(train, "train"):
+        x, lengths, _ = unpack(batch)
+        if lengths is not None:
+            raise ValueError("train: MiniRocket reads series of one length; got batches with lengths "
+                             "(a variable-length set: stretch its series, UCRDataModule(resample=True))")
+        xs.append(torch.as_tensor(x))
+    if not xs:
+        raise ValueError("train: expected at least one batch, got an empty loader")
+    return torch.cat(xs)
+
+
+def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
+    """A copy of the NeuroView-MiniRocket ``net`` (``create_model("nv_minirocket", ...)``) with its
+    biases fitted on the training series and its classifier by :func:`fit_ridge_head`."""
+    from ..zoo.architectures.minirocket import MiniRocket
+
+    if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
+        raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"
+                         + (f" around {type(net.backbone).__name__}" if isinstance(net, NeuroViewCNN) else ""))
+    out = copy.deepcopy(net)
+    out.backbone.fit(_series(train))
+    return fit_ridge_head(out, train, alphas=alphas)
+
+
+def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_000, seed: int = 0,
+               alphas=ALPHAS) -> NeuroViewCNN:
+    """A NeuroView-MiniRocket fitted on ``train``: channels and length from its series, classes from
+    ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws."""
+    from ..zoo.api import create_model
+
+    x = _series(train)
+    if num_classes is None:
+        num_classes = getattr(train, "num_classes", None) or int(_features_labels(train).max()) + 1
+    net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
+                       num_features=num_features, seed=seed)
+    return fit_minirocket(net, train, alphas=alphas)
+
+
+def _features_labels(train) -> Tensor:
+    return torch.cat([torch.as_tensor(unpack(b)[2]).long() for b in _batches(train, "train")])

@@ -1,0 +1,189 @@
+"""MiniRocket (Dempster et al. 2021) as a network: its features are NeuroView codes already.
+
+MiniRocket convolves each series with 84 fixed kernels of length 9 (weights -1, and 2 at three
+taps) at a range of dilations, subtracts a handful of biases from each convolution, and keeps the
+proportion of positive values (PPV) of each result: the mean over positions of the on/off code
+``z > 0`` of ``z = conv(x) - bias``. That is the ``hard`` code of a ReLU site averaged over
+positions, so a NeuroView-CNN around :class:`MiniRocket` reads exactly MiniRocket's ~10,000
+features and decides with one linear map over them: MiniRocket's own classifier, whose every
+logit splits into per-feature contributions (feature = kernel, dilation, bias), fitted in closed
+form by :func:`neuroview.training.ridge.fit_minirocket` (the ridge with leave-one-out choice of
+its penalty that MiniRocket is published with).
+
+The parameters follow aeon's MiniRocket (``aeon.transformations.collection.convolution_based``,
+after the authors' code): the dilations and the number of biases per dilation from the series
+length, the biases as low-discrepancy quantiles of one random training series' convolution, a
+random subset of channels summed per kernel and dilation (multivariate series), and the PPV over
+the whole "same"-padded output for half of the kernel/dilation pairs, over its unpadded centre for
+the other half. Each dilation is two sites (``act:2j`` padded, ``act:2j+1`` centre), so every
+code is averaged over exactly MiniRocket's positions. :meth:`MiniRocket.load_aeon` takes a fitted
+aeon transformer's parameters, the tests' outside reference.
+
+May import torch and numpy only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: the three taps of weight 2 of each of the 84 kernels (the other six are -1)
+INDICES = np.array(list(itertools.combinations(range(9), 3)), dtype=np.int64)
+NUM_KERNELS = len(INDICES)
+
+
+def kernels() -> Tensor:
+    """``[84, 9]``: MiniRocket's kernels, -1 everywhere and 2 at the taps of :data:`INDICES`."""
+    w = -torch.ones(NUM_KERNELS, 9)
+    w[torch.arange(NUM_KERNELS)[:, None], torch.as_tensor(INDICES)] = 2.0
+    return w
+
+
+def fit_dilations(length: int, num_features: int, max_dilations_per_kernel: int = 32) -> tuple[list[int], list[int]]:
+    """``(dilations, biases per kernel at each)``: exponentially spaced up to ``(length - 1) / 8``.
+
+    >>> fit_dilations(150, 10_000)[0][:6], sum(fit_dilations(150, 10_000)[1])
+    ([1, 2, 3, 4, 5, 6], 119)
+    """
+    per_kernel = num_features // NUM_KERNELS
+    true_max = min(per_kernel, max_dilations_per_kernel)
+    multiplier = per_kernel / true_max
+    max_exponent = np.log2((length - 1) / (9 - 1))
+    dilations, counts = np.unique(np.logspace(0, max_exponent, true_max, base=2).astype(np.int32), return_counts=True)
+    counts = (counts * multiplier).astype(np.int32)
+    i = 0
+    for _ in range(per_kernel - int(counts.sum())):
+        counts[i] += 1
+        i = (i + 1) % len(counts)
+    return [int(d) for d in dilations], [int(c) for c in counts]
+
+
+def quantiles(n: int) -> Tensor:
+    """``[n]`` the low-discrepancy quantiles ``(i * golden ratio) mod 1``, ``i = 1..n``."""
+    phi = (math.sqrt(5) + 1) / 2
+    return torch.tensor([(i * phi) % 1 for i in range(1, n + 1)], dtype=torch.float32)
+
+
+class MiniRocket(nn.Module):
+    """MiniRocket's transform over ``[B, C, T]`` series of length ``input_length``, with a linear head.
+
+    Built with its kernels, dilations and channel subsets (drawn with ``seed``); :meth:`fit` sets
+    the biases from training series. Its own forward returns ``fc(PPV features)``; wrapped in a
+    NeuroView-CNN (``nv_minirocket``) the global classifier reads the same features as unit codes.
+
+    Args:
+        in_channels, input_length: the series' channels and length (the dilations depend on it).
+        num_classes: the classes of the standard head ``fc``.
+        num_features: about this many features (a multiple of 84: 10,000 gives 9,996).
+        max_dilations_per_kernel: at most this many dilations.
+        seed: the draws of channel subsets and, in :meth:`fit`, of the series each bias comes from.
+    """
+
+    def __init__(self, *, in_channels: int = 1, input_length: int, num_classes: int = 2, num_features: int = 10_000,
+                 max_dilations_per_kernel: int = 32, seed: int = 0):
+        super().__init__()
+        if not isinstance(input_length, int) or input_length < 9:
+            raise ValueError(f"input_length: MiniRocket needs series of at least 9 steps, got {input_length!r}")
+        if not isinstance(num_features, int) or num_features < NUM_KERNELS:
+            raise ValueError(f"num_features: expected an int >= {NUM_KERNELS}, got {num_features!r}")
+        self.in_channels, self.input_length, self.seed = int(in_channels), input_length, int(seed)
+        self.dilations, self.per_dilation = fit_dilations(input_length, num_features, max_dilations_per_kernel)
+        rng = np.random.RandomState(seed)
+        combos = NUM_KERNELS * len(self.dilations)
+        n_ch = (2 ** rng.uniform(0, np.log2(min(in_channels, 9) + 1), combos)).astype(np.int32)
+        mask = np.zeros((combos, in_channels), dtype=np.float32)
+        for i, k in enumerate(n_ch):
+            mask[i, rng.choice(in_channels, k, replace=False)] = 1.0
+        self._set_weight(torch.from_numpy(mask))
+        self.num_features = NUM_KERNELS * sum(self.per_dilation)
+        self.register_buffer("biases", torch.zeros(self.num_features))
+        self.register_buffer("fitted", torch.tensor(False))
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def _set_weight(self, mask: Tensor) -> None:
+        """``weight [D, 84, C, 9]``: kernel k at dilation d over the channels of its subset (``mask [D * 84, C]``)."""
+        w = mask.view(len(self.dilations), NUM_KERNELS, self.in_channels, 1) * kernels()[None, :, None, :]
+        if "weight" in self._buffers:
+            self.weight.copy_(w)
+        else:
+            self.register_buffer("weight", w)
+
+    def _convolve(self, x: Tensor, j: int) -> Tensor:
+        """``[B, 84, T]``: every kernel at dilation ``j``, "same" zero padding, its channels summed."""
+        d = self.dilations[j]
+        return F.conv1d(x, self.weight[j].to(x.dtype), dilation=d, padding=4 * d)
+
+    def _check(self, x: Tensor) -> None:
+        if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.input_length:
+            raise ValueError(f"x: MiniRocket expected series [B, {self.in_channels}, {self.input_length}] "
+                             f"(in_channels, input_length), got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x: MiniRocket expected finite series, got NaN or inf")
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> MiniRocket:
+        """Set the biases from training series ``x [N, C, T]``: for each kernel and dilation, the
+        :func:`quantiles` of the convolution of one series drawn at random (``seed``). Returns self."""
+        self._check(x)
+        rng = np.random.RandomState(self.seed)
+        q = quantiles(self.num_features).double()
+        start = 0
+        for j, n in enumerate(self.per_dilation):
+            picks = [int(rng.randint(len(x))) for _ in range(NUM_KERNELS)]
+            c = self._convolve(x[picks].float(), j)  # [84, 84, T]: series picks[k] through every kernel
+            c = c[torch.arange(NUM_KERNELS), torch.arange(NUM_KERNELS)].double()  # kernel k on its own series
+            qs = q[start:start + NUM_KERNELS * n].view(NUM_KERNELS, n)
+            self.biases[start:start + NUM_KERNELS * n] = torch.stack(
+                [torch.quantile(c[k], qs[k]) for k in range(NUM_KERNELS)]).flatten().float()
+            start += NUM_KERNELS * n
+        self.fitted.fill_(True)
+        return self
+
+    def load_aeon(self, parameters) -> MiniRocket:
+        """Take a fitted aeon ``MiniRocket``'s ``parameters`` (channel subsets, dilations, biases) as they are."""
+        n_ch, ch_idx, dilations, per, biases = parameters
+        if [int(d) for d in dilations] != self.dilations or [int(c) for c in per] != self.per_dilation:
+            raise ValueError(f"parameters: aeon's dilations {list(dilations)} x {list(per)} differ from this "
+                             f"network's {self.dilations} x {self.per_dilation} (input_length, num_features)")
+        mask = torch.zeros(len(n_ch), self.in_channels)
+        starts = np.concatenate([[0], np.cumsum(n_ch)])
+        for i in range(len(n_ch)):
+            mask[i, torch.as_tensor(ch_idx[starts[i]:starts[i + 1]]).long()] = 1.0
+        self._set_weight(mask)
+        self.biases.copy_(torch.as_tensor(np.asarray(biases)))
+        self.fitted.fill_(True)
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        if not bool(self.fitted):
+            raise RuntimeError("MiniRocket: the biases are not fitted; call .fit(training series) first "
+                               "(neuroview.training.ridge.fit_minirocket does, then fits the classifier)")
+        feats, start = [], 0
+        for j, n in enumerate(self.per_dilation):
+            c = self._convolve(x, j)
+            z = c.repeat_interleave(n, dim=1) - self.biases[start:start + NUM_KERNELS * n].to(c.dtype)[None, :, None]
+            k = torch.arange(NUM_KERNELS, device=x.device).repeat_interleave(n)
+            pad = 4 * self.dilations[j]
+            for half, sl in ((0, slice(None)), (1, slice(pad, self.input_length - pad))):
+                # the parity of aeon's _padding1: whole output (0) or its unpadded centre (1)
+                zz = z[:, (k + j) % 2 == half, sl]
+                feats.append((self.act(zz) > 0).to(zz.dtype).mean(-1))
+            start += NUM_KERNELS * n
+        return self.fc(torch.cat(feats, 1))
+
+    def feature_order(self) -> Tensor:
+        """``[F]``: for each unit, in the order the sites are called, its index in aeon's feature order."""
+        order, start = [], 0
+        for j, n in enumerate(self.per_dilation):
+            idx = torch.arange(start, start + NUM_KERNELS * n)
+            k = torch.arange(NUM_KERNELS).repeat_interleave(n)
+            order += [idx[(k + j) % 2 == 0], idx[(k + j) % 2 == 1]]
+            start += NUM_KERNELS * n
+        return torch.cat(order)
