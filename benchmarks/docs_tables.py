@@ -42,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: which tables each document holds, in the order they appear
 DOCS = {
-    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "rnn_accuracy", "sparse_ensemble",
+    "README.md": ["quantizers", "zoo", "sparse", "sparse_default", "seeds", "gaps", "ucr_choices", "ucr_now", "nv_minirocket", "rnn_accuracy", "sparse_ensemble",
                   "depthwise_cost"],
     "benchmarks/UCR.md": ["ucr_single", "ucr", "ucr_unseen", "ucr_ensemble", "ucr_ensemble_val"],
     "recipes/README.md": ["recipes"],
@@ -329,6 +329,11 @@ def render_ucr_ensemble(src: Sources) -> str:
     return ens.table(list(ens.RECIPES), ens.sets_of(runs), ens.seeds_of(runs), runs, shas=ens.README_SHAS)
 
 
+def render_nv_minirocket(src: Sources) -> str:
+    mr = _benchmark("ucr_nv_minirocket")  # its own table, as its report gives it
+    return mr.table(mr.load())
+
+
 def render_rnn_accuracy(src: Sources) -> str:
     rnn = _benchmark("rnn_accuracy")  # its own table: one formatting for its .md and the docs
     return rnn.table(src.rnn_runs, rnn.DATASETS, list(rnn.KINDS))
@@ -458,7 +463,8 @@ RENDER = {"sparse": render_sparse, "sparse_default": render_sparse_default, "zoo
           "ucr": render_ucr, "ucr_unseen": lambda src: render_ucr(src, unseen=True), "ucr_ensemble": render_ucr_ensemble,
           "ucr_choices": render_ucr_choices, "ucr_now": render_ucr_now,
           "ucr_single": lambda src: render_ucr_now(src, single=True), "ucr_ensemble_val": render_ucr_ensemble_val,
-          "sparse_ensemble": render_sparse_ensemble, "depthwise_cost": render_depthwise_cost}
+          "sparse_ensemble": render_sparse_ensemble, "depthwise_cost": render_depthwise_cost,
+          "nv_minirocket": render_nv_minirocket}
 
 
 def _benchmark(name: str):

@@ -31,24 +31,71 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "benchmarks" / "results" / "ucr_nv_minirocket.json"
-from minirocket_reference import SETS, load  # noqa: E402
+from minirocket_reference import SETS  # noqa: E402
+from minirocket_reference import load as load_set  # noqa: E402
+
+
+def _data(name: str):
+    """``(raw arrays, class names, training batches, test series tensor)``."""
+    xtr, ytr, xte, yte = load_set(name)
+    classes = np.unique(ytr)
+    to_int = {c: i for i, c in enumerate(classes)}
+    ytr_i = torch.tensor([to_int[c] for c in ytr])
+    xtr_t, xte_t = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
+    batches = [(xtr_t[i:i + 256], ytr_i[i:i + 256]) for i in range(0, len(xtr_t), 256)]
+    return (xtr, ytr, xte, yte), classes, batches, xte_t
+
+
+def _logits(net, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([net(x[i:i + 64]) for i in range(0, len(x), 64)])
+
+
+def sparse(name: str, seed: int) -> dict:
+    """``nv.sparsify`` of the seed's network under the zoo's CNN budget (k90 <= 10 on the training
+    split's median decision), chosen by 5-fold cross-validation on the training split: its test
+    accuracy, units per class and the test decisions' median k90 against the training mean code."""
+    import neuroview as nv
+
+    (_, _, _, yte), classes, batches, xte_t = _data(name)
+    net = nv.minirocket(batches, num_classes=len(classes), seed=seed)
+    t0 = time.perf_counter()
+    sp = nv.sparsify(net, batches, max_k90=10)
+    secs = time.perf_counter() - t0
+    pred = classes[_logits(sp, xte_t).argmax(1).numpy()]
+    k90 = torch.cat([sp.explain(xte_t[i:i + 64], baseline="mean").k90(per_sample=True) for i in range(0, len(xte_t), 64)])
+    return {"acc": float((pred == yte).mean()), "units_per_class": float(nv.units_per_class(sp).float().mean()),
+            "k90": float(k90.float().quantile(0.5)), "seconds": round(secs, 1)}
+
+
+def picture(name: str = "ArrowHead", seed: int = 0, out: Path = ROOT / "docs" / "img" / "nv_minirocket_arrowhead.png") -> Path:
+    """The waterfall of the first test series' decision by the sparse network (against the training
+    mean code), each bar with its kernel's top training series and the window it reads there."""
+    import neuroview as nv
+    from neuroview.attribution.gallery import waterfall_units
+    from neuroview.viz import plots
+
+    (_, ytr, _, yte), classes, batches, xte_t = _data(name)
+    sp = nv.sparsify(nv.minirocket(batches, num_classes=len(classes), seed=seed), batches, max_k90=10)
+    exp = sp.explain(xte_t[:1], baseline="mean")
+    gallery = nv.unit_gallery(sp, batches, waterfall_units(exp, [0]), k=4)
+    label = int(np.flatnonzero(classes == yte[0])[0])
+    names = [sp.backbone.name(u) for u in range(sp.num_units)]  # each bar named by its kernel, dilation and bias
+    fig = plots.waterfall(exp, 0, class_names=[str(c) for c in classes], label=label, gallery=gallery, unit_names=names)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
+    return out
 
 
 def run(name: str, seed: int) -> dict:
     import neuroview as nv
     from aeon.classification.convolution_based import MiniRocketClassifier
 
-    xtr, ytr, xte, yte = load(name)
-    classes = np.unique(ytr)
-    to_int = {c: i for i, c in enumerate(classes)}
-    ytr_i = torch.tensor([to_int[c] for c in ytr])
-    xtr_t, xte_t = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
-    batches = [(xtr_t[i:i + 256], ytr_i[i:i + 256]) for i in range(0, len(xtr_t), 256)]
+    (xtr, ytr, xte, yte), classes, batches, xte_t = _data(name)
     t0 = time.perf_counter()
     net = nv.minirocket(batches, num_classes=len(classes), seed=seed)
     fit_s = time.perf_counter() - t0
+    logits = _logits(net, xte_t)
     with torch.no_grad():
-        logits = torch.cat([net(xte_t[i:i + 64]) for i in range(0, len(xte_t), 64)])
         exp = net.explain(xte_t[:64])
         gap = float((exp.for_class().sum(-1) + exp.bias[exp.target]
                      - exp.logits.gather(1, exp.target[:, None])[:, 0]).abs().max())
@@ -72,21 +119,37 @@ def run(name: str, seed: int) -> dict:
             "fit_seconds": round(fit_s, 1), "aeon_seconds": round(aeon_s, 1), "test_size": int(len(yte))}
 
 
-def report(results: dict) -> str:
-    rows = ["| set | NeuroView-MiniRocket | aeon MiniRocket | agreement | seeds |", "|---|---|---|---|---|"]
+def table(results: dict) -> str:
+    """The Markdown table of the cached runs (``docs_tables.py`` puts it into the README)."""
+    rows = ["| set | NeuroView-MiniRocket | aeon MiniRocket | agreement | sparse (k90 <= 10) | units/class | k90 (test) | seeds |",
+            "|---|---|---|---|---|---|---|---|"]
+    pm = lambda xs: f"{100 * statistics.fmean(xs):.1f} ± {100 * statistics.pstdev(xs):.1f}"
     for name in SETS:
         rs = [r for k, r in sorted(results.items()) if r["set"] == name]
         if not rs:
             continue
-        f = lambda key: f"{100 * statistics.fmean(r[key] for r in rs):.1f} ± {100 * statistics.pstdev(r[key] for r in rs):.1f}"
-        rows.append(f"| {name} | {f('acc')} | {f('aeon_acc')} | "
-                    f"{100 * statistics.fmean(r['agreement'] for r in rs):.1f}% | {len(rs)} |")
+        sp = [r["sparse"] for r in rs if "sparse" in r]
+        sparse_cols = (f"{pm([x['acc'] for x in sp])} ({len(sp)}) | {statistics.fmean(x['units_per_class'] for x in sp):.1f} | "
+                       f"{statistics.median(x['k90'] for x in sp):g}") if sp else "n/a | | "
+        rows.append(f"| {name} | {pm([r['acc'] for r in rs])} | {pm([r['aeon_acc'] for r in rs])} | "
+                    f"{100 * statistics.fmean(r['agreement'] for r in rs):.1f}% | {sparse_cols} | {len(rs)} |")
+    return "\n".join(rows)
+
+
+def load() -> dict:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
+def report(results: dict) -> str:
     worst = max((r["feature_diff"] for r in results.values()), default=0.0)
     share = max((r["features_differing"] for r in results.values()), default=0.0)
     gap = max((r["explain_gap"] for r in results.values()), default=0.0)
-    return ("# NeuroView-MiniRocket against aeon's MiniRocket\n\n`python benchmarks/ucr_nv_minirocket.py`: test "
+    return ("# NeuroView-MiniRocket against aeon's MiniRocket\n\n`python benchmarks/ucr_nv_minirocket.py --sparse`: test "
             "accuracy %, mean ± std over seeds (the same seed for both); agreement: test series both classify "
-            "alike.\n\n" + "\n".join(rows) + f"\n\nThe features with aeon's parameters, on 64 test series a run: largest difference {worst:.2g} (a "
+            "alike; sparse: `nv.sparsify(net, train, max_k90=10)` (the rule chosen by 5-fold cross-validation on the "
+            "training split), its units per class (mean over seeds) and the median k90 of its test decisions "
+            "against the training mean code (median over seeds).\n\n" + table(results)
+            + f"\n\nThe features with aeon's parameters, on 64 test series a run: largest difference {worst:.2g} (a "
             f"proportion of positions), at most {100 * share:.3f}% of features differing (float32 sums in another order); "
             f"the largest gap between an explanation's sum and its logit: {gap:.2g}.\n")
 
@@ -96,19 +159,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", default=list(SETS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--report", action="store_true", help="write the table from the cache only")
+    p.add_argument("--picture", action="store_true", help="draw docs/img/nv_minirocket_arrowhead.png and stop")
+    p.add_argument("--sparse", action="store_true", help="also nv.sparsify each network under the zoo's budget (k90 <= 10)")
     args = p.parse_args(argv)
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if args.picture:
+        print(f"wrote {picture()}")
+        return 0
+    results = load()
     if not args.report:
         torch.set_num_threads(1)
         for name in args.sets:
             for seed in args.seeds:
                 key = f"{name}@{seed}"
-                if key in results:
-                    continue
-                results[key] = r = run(name, seed)
-                print(f"{key}: NeuroView-MiniRocket {100 * r['acc']:.1f}, aeon {100 * r['aeon_acc']:.1f}, agreement "
-                      f"{100 * r['agreement']:.1f}% (fit {r['fit_seconds']} s, aeon {r['aeon_seconds']} s)", flush=True)
-                OUT.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
+                if key not in results:
+                    results[key] = r = run(name, seed)
+                    print(f"{key}: NeuroView-MiniRocket {100 * r['acc']:.1f}, aeon {100 * r['aeon_acc']:.1f}, agreement "
+                          f"{100 * r['agreement']:.1f}% (fit {r['fit_seconds']} s, aeon {r['aeon_seconds']} s)", flush=True)
+                    OUT.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
+                if args.sparse and "sparse" not in results[key]:
+                    results[key]["sparse"] = sp = sparse(name, seed)
+                    print(f"{key}: sparse {100 * sp['acc']:.1f}, {sp['units_per_class']:.1f} units per class, "
+                          f"k90 {sp['k90']:g} ({sp['seconds']} s)", flush=True)
+                    OUT.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
     OUT.with_suffix(".md").write_text(report(results))
     print(report(results))
     return 0

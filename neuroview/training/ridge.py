@@ -125,7 +125,7 @@ def _series(train) -> Tensor:
 def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     """A copy of the NeuroView-MiniRocket ``net`` (``create_model("nv_minirocket", ...)``) with its
     biases fitted on the training series and its classifier by :func:`fit_ridge_head`."""
-    from ..zoo.architectures.minirocket import MiniRocket
+    from ..zoo.architectures.rocket import MiniRocket
 
     if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
         raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"

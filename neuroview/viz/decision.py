@@ -34,7 +34,8 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
 
 
 def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k: int = 8,
-              class_names: Sequence | None = None, label: int | None = None, gallery=None, thumbs: int = 4):
+              class_names: Sequence | None = None, label: int | None = None, gallery=None, thumbs: int = 4,
+              unit_names: Sequence[str] | None = None):
     """How one logit is built: the bias, then the ``k`` largest contributions (units of a CNN,
     time steps of an RNN), then the sum of all the others; the last bar is the logit itself.
 
@@ -42,6 +43,8 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     ``gallery`` (:func:`neuroview.unit_gallery` of the same network, e.g. over
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
     each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1".
+    ``unit_names``: one label per unit (step) in place of ``"site #channel"`` (e.g. what
+    ``MiniRocket.name`` says a NeuroView-MiniRocket unit computes).
     """
     exp = check_explanation(exp)
     sample = _check_sample(sample, exp.logits.shape[0])
@@ -50,6 +53,10 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     v, labels, what = _items(exp, sample, tgt)
+    if unit_names is not None:
+        if len(unit_names) != len(v):
+            raise ValueError(f"unit_names: expected one label per {what[:-1]} ({len(v)}), got {len(unit_names)}")
+        labels = [str(n) for n in unit_names]
     if gallery is not None:
         check_gallery(gallery, what)
     top = largest(v, k)

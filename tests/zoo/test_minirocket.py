@@ -18,7 +18,7 @@ import torch
 
 import neuroview as nv
 from neuroview.training.ridge import fit_minirocket, fit_ridge_head, ridge_loo
-from neuroview.zoo.architectures.minirocket import MiniRocket
+from neuroview.zoo.architectures.rocket import MiniRocket
 
 
 def _conv(x: np.ndarray, taps: tuple[int, int, int], d: int) -> np.ndarray:
@@ -178,3 +178,33 @@ def test_bad_input_gets_a_clear_error(fitted):
     other = aeon.MiniRocket(n_kernels=168, random_state=0).fit(torch.randn(5, 2, 60).numpy())
     with pytest.raises(ValueError, match="parameters: aeon's dilations .* differ from this network's"):
         copy.deepcopy(net.backbone).load_aeon(other.parameters)
+
+
+def test_describe_names_what_a_unit_computes(fitted):
+    net, _, _ = fitted
+    x = torch.randint(-4, 5, (2, 2, 40), generator=torch.Generator().manual_seed(6)).float()
+    codes = net.codes(x)
+    for u in (0, 41, 42, 100, 167):
+        d = net.backbone.describe(u)
+        c = sum(_conv(x[0, ch].double().numpy(), d["taps"], d["dilation"]) for ch in d["channels"])
+        part = c if d["whole"] else c[4 * d["dilation"]: 40 - 4 * d["dilation"]]
+        assert codes[0, u].item() == pytest.approx(np.mean(part > d["bias"]), abs=1e-7)
+    with pytest.raises(ValueError, match=r"unit: expected an index in \[0, 168\), got 168"):
+        net.backbone.describe(168)
+
+
+def test_a_waterfall_names_its_bars_by_kernel(fitted):
+    pytest.importorskip("matplotlib")
+    from neuroview.viz import plots
+
+    net, x, _ = fitted
+    exp = net.explain(x[:1])
+    names = [net.backbone.name(u) for u in range(net.num_units)]
+    d = net.backbone.describe(5)
+    assert names[5].startswith(f"k{''.join(map(str, d['taps']))} d{d['dilation']} >")
+    fig = plots.waterfall(exp, 0, k=3, unit_names=names)
+    shown = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    top = torch.topk(exp.for_class()[0].abs(), 3).indices.tolist()
+    assert all(names[u] in shown for u in top)
+    with pytest.raises(ValueError, match=r"unit_names: expected one label per unit \(168\), got 2"):
+        plots.waterfall(exp, 0, unit_names=["a", "b"])

@@ -19,7 +19,7 @@ from ...core.cnn import NeuroViewCNN
 from ...core.ensemble import Ensemble
 from ...core.rnn import NeuroViewRNN, RNNClassifier
 from .cnn import FCN, VGG, ResNet, SmallCNN
-from .minirocket import MiniRocket
+from .rocket import MiniRocket
 from .timeseries import LITE, InceptionTime, ResNet1D
 from .vit import ViT
 from ..registry import register_model
