@@ -23,6 +23,8 @@ commands:
   zoo        the trained zoo entries: dataset, parameter count, test accuracy (--verify checks hashes)
   sparsify   refit a NeuroView network's classifier to read few units per class (few steps for an RNN):
              neuroview sparsify nv_lite.gunpoint --out runs/sparse
+  minirocket fit MiniRocket as a NeuroView-CNN (its features are unit codes, its ridge the head), in seconds:
+             neuroview minirocket --data ArrowHead --max-k90 10 --out runs/minirocket
   retrofit   wrap a trained standard network, fit only the global classifier, report the accuracy cost:
              neuroview retrofit small_cnn.digits | neuroview retrofit W.safetensors --arch A --data D
 
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.sparsify_cli import main as sparsify  # noqa: PLC0415
 
         return sparsify(rest)
+    if cmd == "minirocket":
+        from .training.minirocket_cli import main as minirocket  # noqa: PLC0415
+
+        return minirocket(rest)
     if cmd == "explain":
         from .viz.report import main as explain  # noqa: PLC0415
 

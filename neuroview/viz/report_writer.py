@@ -289,12 +289,15 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
     if cnn and picks:
         pick_t = torch.tensor(picks)
         maps = model.explain(x[pick_t], maps=True)
+    # a backbone that names its units (MiniRocket: kernel, dilation, bias) labels the bars with them
+    namer = getattr(getattr(model, "backbone", None), "name", None) if cnn else None
+    unit_names = [namer(u) for u in range(model.num_units)] if callable(namer) else None
     for j, i in enumerate(picks):
         truth = f", true {names[int(y[i])]}" if y is not None else ""
         head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"
         label = int(y[i]) if y is not None else None
         w.figure(S_SAMPLES, f"waterfall_{i}.png",
-                 plots.waterfall(exp, i, k=bars[i], class_names=names, label=label, gallery=gallery),
+                 plots.waterfall(exp, i, k=bars[i], class_names=names, label=label, gallery=gallery, unit_names=unit_names),
                  f"{head}: its predicted logit, built from the bias and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))

@@ -1,0 +1,106 @@
+"""``neuroview minirocket``: a NeuroView-MiniRocket zoo entry fitted on a data set (:func:`.ridge.minirocket`),
+and with ``--max-k90`` its sparse variant, both ready for ``neuroview explain``.
+
+May import every layer below training; ``neuroview.data`` and the zoo inside the functions (Lightning
+data modules import slowly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+_PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
+
+
+def data_spec(data: str) -> dict:
+    """The data-module spec of ``--data``: a JSON spec as given; a UCR/UEA set, ``mnist1d`` or an
+    ``.npz``/``.csv``/``.tsv`` path read as MiniRocket reads series: the whole training split (no
+    validation carved: the penalty is chosen by leave-one-out), the series as they are (no
+    normalization), variable lengths stretched to the longest."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from .. import data as datasets  # noqa: PLC0415
+
+    if data.lstrip().startswith("{"):
+        return json.loads(data)
+    raw = {"val_fraction": 0.0, "normalize": False}
+    if Path(data).suffix in _PATHS:
+        if not Path(data).is_file():
+            raise FileNotFoundError(f"--data: no such file {data!r}")
+        return {"class_path": f"neuroview.data.{_PATHS[Path(data).suffix]}", "init_args": {"path": data, **raw, "resample": True}}
+    if data.lower() == "mnist1d":
+        return {"class_path": "neuroview.data.MNIST1DDataModule", "init_args": raw}
+    if data in datasets.UCR_DATASETS:
+        return {"class_path": "neuroview.data.UCRDataModule", "init_args": {"name": data, **raw, "resample": True}}
+    raise ValueError(f"--data: expected mnist1d, one of {datasets.UCR_DATASETS}, an .npz, .csv or .tsv path or a "
+                     f"JSON data-module spec, got {data!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(
+        prog="neuroview minirocket",
+        description="Fit MiniRocket (Dempster et al. 2021) as a NeuroView-CNN: its ~10,000 PPV features are the "
+                    "units' codes, its ridge (penalty by leave-one-out on the training split) the global classifier, "
+                    "so every logit splits exactly into per-kernel contributions. The test split is read once, to report.",
+        epilog="example: neuroview minirocket --data ArrowHead --max-k90 10 --out runs/minirocket && "
+               "neuroview explain --model nv_minirocket.arrowhead_sparse --zoo runs/minirocket --out report",
+    )
+    p.add_argument("--data", required=True, help="a UCR/UEA set aeon ships, mnist1d, an .npz, .csv or .tsv path, or a "
+                                                 "JSON data-module spec")
+    p.add_argument("--num-features", type=int, default=10_000, help="about this many features (default 10,000: 9,996)")
+    p.add_argument("--seed", type=int, default=0, help="the draws of channel subsets and of the series each bias comes from")
+    p.add_argument("--max-k90", type=float, default=None,
+                   help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
+    p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
+    args = p.parse_args(argv)
+    try:
+        from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
+
+        spec = data_spec(args.data)
+        dm = make_datamodule(spec)
+        dm.setup("fit")
+        from .ridge import minirocket  # noqa: PLC0415
+
+        net = minirocket(dm, num_features=args.num_features, seed=args.seed)
+        sparse = None
+        if args.max_k90 is not None:
+            from .sparsify import sparsify  # noqa: PLC0415
+
+            sparse = sparsify(net, dm, max_k90=args.max_k90)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        print(f"neuroview minirocket: {e}", file=sys.stderr)
+        return 2
+    tag = Path(args.data).stem.lower() if not args.data.lstrip().startswith("{") else "data"
+    out = Path(args.out)
+    for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)):
+        if model is not None:
+            _save(model, name, net, spec, args, out)
+    print(f"explain it with: neuroview explain --model nv_minirocket.{tag}{'_sparse' if sparse is not None else ''} "
+          f"--zoo {out} --out report")
+    return 0
+
+
+def _save(model, name: str, dense, spec: dict, args, out) -> None:
+    from ..attribution.readability import readability  # noqa: PLC0415
+    from ..zoo.evaluate import score_test_split  # noqa: PLC0415
+    from ..zoo.pretrained import make_datamodule, save_pretrained  # noqa: PLC0415
+
+    dm = make_datamodule(spec)
+    dm.setup("test")
+    r = readability(model, list(dm.test_dataloader()), baseline="mean")
+    bb = dense.backbone
+    kwargs = {"num_classes": dense.num_classes, "in_channels": bb.in_channels, "max_len": bb.input_length,
+              "num_features": args.num_features, "seed": args.seed}
+    save_pretrained(model, name, architecture="nv_minirocket", arch_kwargs=kwargs,
+                    dataset={"name": args.data, "split": "test", "data_module": spec}, recipe=None, seed=args.seed, root=out,
+                    metrics=score_test_split(model, dm) | {k: r[k] for k in ("k90", "top10_share", "units_per_class")},
+                    extra={"ridge": {"alpha": dense.ridge.alpha, "train_acc": dense.ridge.train_acc}}
+                    | ({"sparsify": {"max_k90": args.max_k90}} if model is not dense else {}))
+    print(f"{name}: test accuracy {r['accuracy']:.1f}%, {r['units_per_class']:.1f} units per class, "
+          f"k90 {r['k90']:g} against the mean code; wrote it to {out}")

@@ -1,0 +1,67 @@
+"""`neuroview minirocket` on a user's own .npz: a zoo entry and its sparse variant that load, decide
+as the fitted network did, and explain themselves with bars named by kernel."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+import neuroview as nv
+from neuroview.cli import main as cli
+from neuroview.zoo.pretrained import read_manifest
+
+
+def _recordings(path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 1, 48)).astype(np.float32)
+    y = (x[:, 0, 10:20].mean(1) > 0).astype(int)
+    x[y == 1, 0, 30:34] += 2.0  # a bump where class 1 lives
+    np.savez(path, X=(x * rng.uniform(0.5, 3, (60, 1, 1))).astype(np.float32), y=np.array(["off", "on"])[y])
+    return path
+
+
+def test_minirocket_command_writes_entries_that_load_and_explain(tmp_path, capsys):
+    data, out = _recordings(tmp_path / "my.npz"), tmp_path / "zoo"
+    assert cli(["minirocket", "--data", str(data), "--num-features", "168", "--max-k90", "10", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "neuroview explain --model nv_minirocket.my_sparse" in printed
+    manifest = read_manifest(out)
+    dense, sparse = manifest["nv_minirocket.my"], manifest["nv_minirocket.my_sparse"]
+    assert dense["arch_kwargs"] == {"num_classes": 2, "in_channels": 1, "max_len": 48, "num_features": 168, "seed": 0}
+    assert dense["dataset"]["data_module"]["init_args"] == {"path": str(data), "val_fraction": 0.0, "normalize": False,
+                                                            "resample": True}
+    assert sparse["metrics"]["units_per_class"] < dense["metrics"]["units_per_class"]
+    net = nv.create_model("nv_minirocket.my_sparse", pretrained=True, root=out)
+    x = torch.as_tensor(np.load(data)["X"][:8])
+    exp = net.explain(x, baseline="mean")
+    torch.testing.assert_close(exp.for_class().sum(-1) + exp.bias[exp.target], net(x).gather(1, exp.target[:, None])[:, 0],
+                               atol=1e-4, rtol=1e-5)
+    from neuroview.viz.report import main as explain  # matplotlib: the dev extra
+
+    assert explain(["--model", "nv_minirocket.my_sparse", "--zoo", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["max_abs_residual"] < 1e-4 and any(f["file"].startswith("waterfall_") for f in report["figures"])
+
+
+def test_minirocket_command_errors_write_nothing(tmp_path, capsys):
+    assert cli(["minirocket", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "zoo")]) == 2
+    assert "--data: no such file" in capsys.readouterr().err
+    assert cli(["minirocket", "--data", "NoSuchSet", "--out", str(tmp_path / "zoo")]) == 2
+    assert "--data: expected mnist1d, one of" in capsys.readouterr().err
+    assert cli(["minirocket", "--data", str(_recordings(tmp_path / "my.npz")), "--num-features", "10",
+                "--out", str(tmp_path / "zoo")]) == 2
+    assert "num_features: expected an int >= 84, got 10" in capsys.readouterr().err
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_a_variable_length_npz_is_stretched_and_a_spec_without_resample_is_refused(tmp_path, capsys):
+    path = tmp_path / "var.npz"
+    rng = np.random.default_rng(1)
+    np.savez(path, X=rng.normal(size=(30, 1, 40)).astype(np.float32), y=np.arange(30) % 2,
+             lengths=rng.integers(20, 41, 30))
+    assert cli(["minirocket", "--data", str(path), "--num-features", "84", "--out", str(tmp_path / "a")]) == 0
+    spec = json.dumps({"class_path": "neuroview.data.NpzDataModule", "init_args": {"path": str(path), "val_fraction": 0.0}})
+    assert cli(["minirocket", "--data", spec, "--num-features", "84", "--out", str(tmp_path / "b")]) == 2
+    assert "MiniRocket reads series of one length" in capsys.readouterr().err and not (tmp_path / "b").exists()
