@@ -35,9 +35,14 @@ from minirocket_reference import SETS  # noqa: E402
 from minirocket_reference import load as load_set  # noqa: E402
 
 
-def _data(name: str):
-    """``(raw arrays, class names, training batches, test series tensor)``."""
+def _data(name: str, normalize: str | None = None):
+    """``(arrays, class names, training batches, test series tensor)``; ``normalize="sample"``: each
+    series z-normalized by itself over its channels and steps (the recipes' and ``neuroview minirocket``'s)."""
     xtr, ytr, xte, yte = load_set(name)
+    if normalize == "sample":
+        from neuroview.data.arrays import per_series_normalize
+
+        xtr, xte = (per_series_normalize(torch.tensor(a), joint=True).double().numpy() for a in (xtr, xte))
     classes = np.unique(ytr)
     to_int = {c: i for i, c in enumerate(classes)}
     ytr_i = torch.tensor([to_int[c] for c in ytr])
@@ -86,11 +91,11 @@ def picture(name: str = "ArrowHead", seed: int = 0, out: Path = ROOT / "docs" / 
     return out
 
 
-def run(name: str, seed: int) -> dict:
+def run(name: str, seed: int, normalize: str | None = None) -> dict:
     import neuroview as nv
     from aeon.classification.convolution_based import MiniRocketClassifier
 
-    (xtr, ytr, xte, yte), classes, batches, xte_t = _data(name)
+    (xtr, ytr, xte, yte), classes, batches, xte_t = _data(name, normalize)
     t0 = time.perf_counter()
     net = nv.minirocket(batches, num_classes=len(classes), seed=seed)
     fit_s = time.perf_counter() - t0
@@ -113,7 +118,7 @@ def run(name: str, seed: int) -> dict:
         codes = twin.codes(xte_t[:64])[:, torch.argsort(twin.backbone.feature_order())]
     diff = np.abs(codes.numpy() - clf._transformer.transform(xte[:64].astype(np.float32)))
     feat_diff, feat_share = float(diff.max()), float((diff > 0).mean())
-    return {"set": name, "seed": seed, "acc": float((pred == yte).mean()), "aeon_acc": float((ref == yte).mean()),
+    return {"set": name, "seed": seed, "normalize": normalize, "acc": float((pred == yte).mean()), "aeon_acc": float((ref == yte).mean()),
             "agreement": float((pred == ref).mean()), "alpha": net.ridge.alpha, "train_acc": net.ridge.train_acc / 100,
             "units": net.num_units, "feature_diff": feat_diff, "features_differing": feat_share, "explain_gap": gap,
             "fit_seconds": round(fit_s, 1), "aeon_seconds": round(aeon_s, 1), "test_size": int(len(yte))}
@@ -121,19 +126,33 @@ def run(name: str, seed: int) -> dict:
 
 def table(results: dict) -> str:
     """The Markdown table of the cached runs (``docs_tables.py`` puts it into the README)."""
-    rows = ["| set | NeuroView-MiniRocket | aeon MiniRocket | agreement | sparse (k90 <= 10) | units/class | k90 (test) | seeds |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| set | NeuroView-MiniRocket | aeon MiniRocket | agreement | each series z-normalized: NeuroView / aeon | "
+            "sparse (k90 <= 10) | units/class | k90 (test) | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     pm = lambda xs: f"{100 * statistics.fmean(xs):.1f} ± {100 * statistics.pstdev(xs):.1f}"
     for name in SETS:
-        rs = [r for k, r in sorted(results.items()) if r["set"] == name]
+        rs = [r for k, r in sorted(results.items()) if r["set"] == name and not r.get("normalize")]
+        ns = [r for k, r in sorted(results.items()) if r["set"] == name and r.get("normalize") == "sample"]
         if not rs:
             continue
         sp = [r["sparse"] for r in rs if "sparse" in r]
         sparse_cols = (f"{pm([x['acc'] for x in sp])} ({len(sp)}) | {statistics.fmean(x['units_per_class'] for x in sp):.1f} | "
                        f"{statistics.median(x['k90'] for x in sp):g}") if sp else "n/a | | "
         rows.append(f"| {name} | {pm([r['acc'] for r in rs])} | {pm([r['aeon_acc'] for r in rs])} | "
-                    f"{100 * statistics.fmean(r['agreement'] for r in rs):.1f}% | {sparse_cols} | {len(rs)} |")
+                    f"{100 * statistics.fmean(r['agreement'] for r in rs):.1f}% | "
+                    f"{pm([r['acc'] for r in ns]) + ' / ' + pm([r['aeon_acc'] for r in ns]) + f' ({len(ns)})' if ns else 'n/a'} | "
+                    f"{sparse_cols} | {len(rs)} |")
     return "\n".join(rows)
+
+
+_MINE: set[str] = set()  # the runs this process made or completed
+
+
+def _save(results: dict, key: str) -> None:
+    """Write this process's runs into the cache as it is on disk now (another run may have written since)."""
+    _MINE.add(key)
+    merged = load()
+    merged.update({k: results[k] for k in _MINE})
+    OUT.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
 def load() -> dict:
@@ -159,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", default=list(SETS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--report", action="store_true", help="write the table from the cache only")
+    p.add_argument("--normalize", choices=["sample"], default=None,
+                   help="each series z-normalized by itself first (both classifiers): runs kept apart, @sample")
     p.add_argument("--picture", action="store_true", help="draw docs/img/nv_minirocket_arrowhead.png and stop")
     p.add_argument("--sparse", action="store_true", help="also nv.sparsify each network under the zoo's budget (k90 <= 10)")
     args = p.parse_args(argv)
@@ -170,17 +191,17 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
         for name in args.sets:
             for seed in args.seeds:
-                key = f"{name}@{seed}"
+                key = f"{name}@{seed}" + (f"@{args.normalize}" if args.normalize else "")
                 if key not in results:
-                    results[key] = r = run(name, seed)
+                    results[key] = r = run(name, seed, args.normalize)
                     print(f"{key}: NeuroView-MiniRocket {100 * r['acc']:.1f}, aeon {100 * r['aeon_acc']:.1f}, agreement "
                           f"{100 * r['agreement']:.1f}% (fit {r['fit_seconds']} s, aeon {r['aeon_seconds']} s)", flush=True)
-                    OUT.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
-                if args.sparse and "sparse" not in results[key]:
+                    _save(results, key)
+                if args.sparse and not args.normalize and "sparse" not in results[key]:
                     results[key]["sparse"] = sp = sparse(name, seed)
                     print(f"{key}: sparse {100 * sp['acc']:.1f}, {sp['units_per_class']:.1f} units per class, "
                           f"k90 {sp['k90']:g} ({sp['seconds']} s)", flush=True)
-                    OUT.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
+                    _save(results, key)
     OUT.with_suffix(".md").write_text(report(results))
     print(report(results))
     return 0

@@ -17,9 +17,10 @@ _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModu
 
 def data_spec(data: str) -> dict:
     """The data-module spec of ``--data``: a JSON spec as given; a UCR/UEA set, ``mnist1d`` or an
-    ``.npz``/``.csv``/``.tsv`` path read as MiniRocket reads series: the whole training split (no
-    validation carved: the penalty is chosen by leave-one-out), the series as they are (no
-    normalization), variable lengths stretched to the longest."""
+    ``.npz``/``.csv``/``.tsv`` path: the whole training split (no validation carved: the penalty is
+    chosen by leave-one-out), each series z-normalized by itself (``normalize="sample"``, as the
+    ``ucr_*`` recipes: MiniRocket's biases are quantiles of one series' values, so raw recordings of
+    different scales would each meet biases of another scale), variable lengths stretched to the longest."""
     import json  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -27,7 +28,7 @@ def data_spec(data: str) -> dict:
 
     if data.lstrip().startswith("{"):
         return json.loads(data)
-    raw = {"val_fraction": 0.0, "normalize": False}
+    raw = {"val_fraction": 0.0, "normalize": "sample"}
     if Path(data).suffix in _PATHS:
         if not Path(data).is_file():
             raise FileNotFoundError(f"--data: no such file {data!r}")

@@ -30,7 +30,7 @@ def test_minirocket_command_writes_entries_that_load_and_explain(tmp_path, capsy
     manifest = read_manifest(out)
     dense, sparse = manifest["nv_minirocket.my"], manifest["nv_minirocket.my_sparse"]
     assert dense["arch_kwargs"] == {"num_classes": 2, "in_channels": 1, "max_len": 48, "num_features": 168, "seed": 0}
-    assert dense["dataset"]["data_module"]["init_args"] == {"path": str(data), "val_fraction": 0.0, "normalize": False,
+    assert dense["dataset"]["data_module"]["init_args"] == {"path": str(data), "val_fraction": 0.0, "normalize": "sample",
                                                             "resample": True}
     assert sparse["metrics"]["units_per_class"] < dense["metrics"]["units_per_class"]
     net = nv.create_model("nv_minirocket.my_sparse", pretrained=True, root=out)
@@ -65,3 +65,25 @@ def test_a_variable_length_npz_is_stretched_and_a_spec_without_resample_is_refus
     spec = json.dumps({"class_path": "neuroview.data.NpzDataModule", "init_args": {"path": str(path), "val_fraction": 0.0}})
     assert cli(["minirocket", "--data", spec, "--num-features", "84", "--out", str(tmp_path / "b")]) == 2
     assert "MiniRocket reads series of one length" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_series_rescaled_one_by_one_give_the_same_accuracy(tmp_path):
+    """Every GunPoint series times a random factor plus a random offset: the command's per-series
+    normalization makes MiniRocket's features, so its accuracy, what they were (raw, they are not)."""
+    from aeon.datasets import load_classification
+
+    from neuroview.data import NpzDataModule
+
+    (xtr, ytr), (xte, yte) = (load_classification("GunPoint", split=s) for s in ("train", "test"))
+    rng = np.random.default_rng(0)
+    scale = lambda x: (x * rng.uniform(0.1, 10, (len(x), 1, 1)) + rng.uniform(-5, 5, (len(x), 1, 1))).astype(np.float32)
+    accs = {}
+    for tag, a, b in (("as is", xtr.astype(np.float32), xte.astype(np.float32)), ("rescaled", scale(xtr), scale(xte))):
+        np.savez(tmp_path / f"{tag}.npz", X=a, y=ytr, X_test=b, y_test=yte)
+        for norm in ("sample", False):
+            dm = NpzDataModule(str(tmp_path / f"{tag}.npz"), val_fraction=0.0, normalize=norm)
+            net = nv.minirocket(dm, num_features=840)
+            dm.setup("test")
+            accs[tag, norm] = torch.cat([(net(x).argmax(1) == y).float() for x, y in dm.test_dataloader()]).mean().item()
+    assert abs(accs["rescaled", "sample"] - accs["as is", "sample"]) <= 1 / 150 + 1e-9  # at most one series of 150
+    assert accs["rescaled", False] < accs["as is", False] - 0.05  # what the normalization is for

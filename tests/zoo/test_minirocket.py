@@ -208,3 +208,18 @@ def test_a_waterfall_names_its_bars_by_kernel(fitted):
     assert all(names[u] in shown for u in top)
     with pytest.raises(ValueError, match=r"unit_names: expected one label per unit \(168\), got 2"):
         plots.waterfall(exp, 0, unit_names=["a", "b"])
+
+
+def test_a_ridge_head_on_an_rnn_is_the_ridge_of_its_standardized_hidden_states():
+    torch.manual_seed(0)
+    rnn = nv.wrap(torch.nn.GRU(2, 4, batch_first=True), num_classes=3, max_len=6)
+    x, y = torch.randn(30, 6, 2), torch.arange(30) % 3
+    out = fit_ridge_head(rnn, [(x.transpose(1, 2), y)], alphas=(0.5, 5.0))  # batches channels-first, as data modules give them
+    f = rnn.eval().features(x).flatten(1).double()
+    z = (f - f.mean(0)) / f.std(0, unbiased=False)
+    t = 2.0 * torch.nn.functional.one_hot(y, 3).double() - 1
+    coef = torch.linalg.solve(z.T @ z + out.ridge.alpha * torch.eye(z.shape[1], dtype=torch.float64), z.T @ (t - t.mean(0)))
+    torch.testing.assert_close(out(x).double(), z @ coef + t.mean(0), atol=1e-4, rtol=1e-4)
+    exp = out.explain(x)
+    torch.testing.assert_close(exp.contributions.flatten(2).sum(-1) + exp.bias, exp.logits, atol=1e-4, rtol=1e-5)
+    assert not torch.equal(rnn.classifier.weight, out.classifier.weight)  # a copy; the network given keeps its head
