@@ -223,3 +223,14 @@ def test_a_ridge_head_on_an_rnn_is_the_ridge_of_its_standardized_hidden_states()
     exp = out.explain(x)
     torch.testing.assert_close(exp.contributions.flatten(2).sum(-1) + exp.bias, exp.logits, atol=1e-4, rtol=1e-5)
     assert not torch.equal(rnn.classifier.weight, out.classifier.weight)  # a copy; the network given keeps its head
+
+
+def test_a_ridge_head_decides_the_same_with_or_without_the_head_normalization():
+    torch.manual_seed(0)
+    x = torch.randn(40, 1, 30)
+    y = (x[:, 0, :10].mean(1) > 0).long()
+    nets = [nv.NeuroViewCNN(torch.nn.Sequential(torch.nn.Conv1d(1, 8, 5), torch.nn.ReLU()), 2, normalize=n) for n in (True, False)]
+    nets[1].backbone.load_state_dict(nets[0].backbone.state_dict())
+    with_norm, without = (fit_ridge_head(n, [(x, y)]) for n in nets)
+    assert without.norm is None and with_norm.norm is not None
+    torch.testing.assert_close(with_norm(x), without(x), atol=1e-5, rtol=1e-5)
