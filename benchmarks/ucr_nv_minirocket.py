@@ -36,19 +36,29 @@ from minirocket_reference import load as load_set  # noqa: E402
 
 
 def _data(name: str, normalize: str | None = None):
-    """``(arrays, class names, training batches, test series tensor)``; ``normalize="sample"``: each
-    series z-normalized by itself over its channels and steps (the recipes' and ``neuroview minirocket``'s)."""
-    xtr, ytr, xte, yte = load_set(name)
+    """``(arrays, class names, training batches, test series tensor)``: the raw series as
+    ``minirocket_reference.py`` reads them, or (``normalize="sample"``) as ``neuroview minirocket``
+    reads them: through the data module of its ``data_spec`` (each series z-normalized by itself,
+    variable lengths stretched to the longest training series)."""
     if normalize == "sample":
-        from neuroview.data.arrays import per_series_normalize
+        from neuroview.training.minirocket_cli import data_spec
+        from neuroview.zoo.pretrained import make_datamodule
 
-        xtr, xte = (per_series_normalize(torch.tensor(a), joint=True).double().numpy() for a in (xtr, xte))
-    classes = np.unique(ytr)
-    to_int = {c: i for i, c in enumerate(classes)}
-    ytr_i = torch.tensor([to_int[c] for c in ytr])
-    xtr_t, xte_t = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
+        dm = make_datamodule(data_spec(name))
+        dm.setup("fit"), dm.setup("test")
+        split = lambda loader: [torch.cat(t) for t in zip(*[(b[0], b[-1]) for b in loader])]
+        (xtr_t, ytr_i), (xte_t, yte_i) = split(dm._loader("train")), split(dm.test_dataloader())
+        classes = np.arange(int(max(ytr_i.max(), yte_i.max())) + 1)
+        arrays = (xtr_t.double().numpy(), ytr_i.numpy(), xte_t.double().numpy(), yte_i.numpy())
+    else:
+        xtr, ytr, xte, yte = load_set(name)
+        classes = np.unique(ytr)
+        to_int = {c: i for i, c in enumerate(classes)}
+        ytr_i = torch.tensor([to_int[c] for c in ytr])
+        xtr_t, xte_t = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
+        arrays = (xtr, ytr, xte, yte)
     batches = [(xtr_t[i:i + 256], ytr_i[i:i + 256]) for i in range(0, len(xtr_t), 256)]
-    return (xtr, ytr, xte, yte), classes, batches, xte_t
+    return arrays, classes, batches, xte_t
 
 
 def _logits(net, x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--report", action="store_true", help="write the table from the cache only")
     p.add_argument("--normalize", choices=["sample"], default=None,
-                   help="each series z-normalized by itself first (both classifiers): runs kept apart, @sample")
+                   help="the series as `neuroview minirocket` reads them (each z-normalized by itself, variable "
+                        "lengths stretched), for both classifiers: runs kept apart, @sample")
     p.add_argument("--picture", action="store_true", help="draw docs/img/nv_minirocket_arrowhead.png and stop")
     p.add_argument("--sparse", action="store_true", help="also nv.sparsify each network under the zoo's budget (k90 <= 10)")
     args = p.parse_args(argv)

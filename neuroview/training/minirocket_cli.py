@@ -15,12 +15,13 @@ __all__ = ["main"]
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
 
 
-def data_spec(data: str) -> dict:
+def data_spec(data: str, normalize: str | bool = "sample") -> dict:
     """The data-module spec of ``--data``: a JSON spec as given; a UCR/UEA set, ``mnist1d`` or an
     ``.npz``/``.csv``/``.tsv`` path: the whole training split (no validation carved: the penalty is
     chosen by leave-one-out), each series z-normalized by itself (``normalize="sample"``, as the
     ``ucr_*`` recipes: MiniRocket's biases are quantiles of one series' values, so raw recordings of
-    different scales would each meet biases of another scale), variable lengths stretched to the longest."""
+    different scales would each meet biases of another scale; ``False``: as they are), variable
+    lengths stretched to the longest."""
     import json  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -28,7 +29,7 @@ def data_spec(data: str) -> dict:
 
     if data.lstrip().startswith("{"):
         return json.loads(data)
-    raw = {"val_fraction": 0.0, "normalize": "sample"}
+    raw = {"val_fraction": 0.0, "normalize": normalize}
     if Path(data).suffix in _PATHS:
         if not Path(data).is_file():
             raise FileNotFoundError(f"--data: no such file {data!r}")
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "JSON data-module spec")
     p.add_argument("--num-features", type=int, default=10_000, help="about this many features (default 10,000: 9,996)")
     p.add_argument("--seed", type=int, default=0, help="the draws of channel subsets and of the series each bias comes from")
+    p.add_argument("--normalize", choices=["sample", "none"], default="sample",
+                   help="sample (default): each series z-normalized by itself, so its scale and offset do not matter; "
+                        "none: the series as they are (sets normalized already)")
     p.add_argument("--max-k90", type=float, default=None,
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
 
-        spec = data_spec(args.data)
+        spec = data_spec(args.data, "sample" if args.normalize == "sample" else False)
         dm = make_datamodule(spec)
         dm.setup("fit")
         from .ridge import minirocket  # noqa: PLC0415

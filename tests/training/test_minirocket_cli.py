@@ -33,6 +33,8 @@ def test_minirocket_command_writes_entries_that_load_and_explain(tmp_path, capsy
     assert dense["dataset"]["data_module"]["init_args"] == {"path": str(data), "val_fraction": 0.0, "normalize": "sample",
                                                             "resample": True}
     assert sparse["metrics"]["units_per_class"] < dense["metrics"]["units_per_class"]
+    assert cli(["minirocket", "--data", str(data), "--num-features", "84", "--normalize", "none", "--out", str(tmp_path / "raw")]) == 0
+    assert read_manifest(tmp_path / "raw")["nv_minirocket.my"]["dataset"]["data_module"]["init_args"]["normalize"] is False
     net = nv.create_model("nv_minirocket.my_sparse", pretrained=True, root=out)
     x = torch.as_tensor(np.load(data)["X"][:8])
     exp = net.explain(x, baseline="mean")
