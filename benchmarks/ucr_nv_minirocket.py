@@ -95,7 +95,7 @@ def picture(name: str = "ArrowHead", seed: int = 0, out: Path = ROOT / "docs" / 
     exp = sp.explain(xte_t[:1], baseline="mean")
     gallery = nv.unit_gallery(sp, batches, waterfall_units(exp, [0]), k=4)
     label = int(np.flatnonzero(classes == yte[0])[0])
-    names = [sp.backbone.name(u) for u in range(sp.num_units)]  # each bar named by its kernel, dilation and bias
+    names = sp.backbone.unit_names()  # each bar named by its kernel, dilation and bias
     fig = plots.waterfall(exp, 0, class_names=[str(c) for c in classes], label=label, gallery=gallery, unit_names=names)
     fig.savefig(out, dpi=90, bbox_inches="tight")
     return out

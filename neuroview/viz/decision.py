@@ -44,7 +44,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
     each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1".
     ``unit_names``: one label per unit (step) in place of ``"site #channel"`` (e.g. what
-    ``MiniRocket.name`` says a NeuroView-MiniRocket unit computes).
+    ``MiniRocket.unit_names()`` says a NeuroView-MiniRocket unit computes).
     """
     exp = check_explanation(exp)
     sample = _check_sample(sample, exp.logits.shape[0])

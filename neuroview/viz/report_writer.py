@@ -290,8 +290,8 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         pick_t = torch.tensor(picks)
         maps = model.explain(x[pick_t], maps=True)
     # a backbone that names its units (MiniRocket: kernel, dilation, bias) labels the bars with them
-    namer = getattr(getattr(model, "backbone", None), "name", None) if cnn else None
-    unit_names = [namer(u) for u in range(model.num_units)] if callable(namer) else None
+    namer = getattr(getattr(model, "backbone", None), "unit_names", None) if cnn else None
+    unit_names = namer() if callable(namer) else None
     for j, i in enumerate(picks):
         truth = f", true {names[int(y[i])]}" if y is not None else ""
         head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"

@@ -199,7 +199,7 @@ def test_a_waterfall_names_its_bars_by_kernel(fitted):
 
     net, x, _ = fitted
     exp = net.explain(x[:1])
-    names = [net.backbone.name(u) for u in range(net.num_units)]
+    names = net.backbone.unit_names()
     d = net.backbone.describe(5)
     assert names[5].startswith(f"k{''.join(map(str, d['taps']))} d{d['dilation']} >")
     fig = plots.waterfall(exp, 0, k=3, unit_names=names)

@@ -188,33 +188,41 @@ class MiniRocket(nn.Module):
             start += NUM_KERNELS * n
         return torch.cat(order)
 
-    def describe(self, unit: int) -> dict:
+    def _where(self, f: int) -> tuple[int, int]:
+        """``(dilation index, kernel)`` of feature ``f`` in aeon's order."""
+        start = 0
+        for j, n in enumerate(self.per_dilation):
+            if f < start + NUM_KERNELS * n:
+                return j, (f - start) // n
+            start += NUM_KERNELS * n
+        raise ValueError(f"feature {f} is past the last of {self.num_features}")
+
+    def describe(self, unit: int, *, _order: Tensor | None = None) -> dict:
         """What unit ``unit`` (its index in the codes, as ``net.units`` counts) computes: its kernel's
         taps of weight 2, dilation, channels, bias, and whether its PPV covers the whole padded output.
 
         >>> MiniRocket(input_length=30, num_features=168).describe(0)
         {'taps': (0, 1, 2), 'dilation': 1, 'channels': (0,), 'bias': 0.0, 'whole': True}
         """
-        if not 0 <= unit < self.num_features:
+        if not isinstance(unit, int) or not 0 <= unit < self.num_features:
             raise ValueError(f"unit: expected an index in [0, {self.num_features}), got {unit!r}")
-        f, start = int(self.feature_order()[unit]), 0
-        for j, n in enumerate(self.per_dilation):
-            if f < start + NUM_KERNELS * n:
-                k = (f - start) // n
-                chans = torch.nonzero(self.weight[j, k, :, 0]).flatten().tolist()
-                return {"taps": tuple(int(t) for t in INDICES[k]), "dilation": self.dilations[j],
-                        "channels": tuple(chans), "bias": float(self.biases[f]), "whole": (j + k) % 2 == 0}
-            start += NUM_KERNELS * n
-        raise AssertionError("unreachable: feature_order covers every feature")
+        f = int((self.feature_order() if _order is None else _order)[unit])
+        j, k = self._where(f)
+        chans = torch.nonzero(self.weight[j, k, :, 0]).flatten().tolist()
+        return {"taps": tuple(int(t) for t in INDICES[k]), "dilation": self.dilations[j],
+                "channels": tuple(chans), "bias": float(self.biases[f]), "whole": (j + k) % 2 == 0}
 
-    def name(self, unit: int) -> str:
-        """A short label of :meth:`describe`: the taps of weight 2, the dilation, the bias, and
-        ``"mid"`` where the PPV covers only the unpadded centre (channels where there are several).
+    def unit_names(self) -> list[str]:
+        """A short label of :meth:`describe` for every unit, in the codes' order: the taps of weight 2,
+        the dilation, the bias, ``"mid"`` where the PPV covers only the unpadded centre, and the
+        channels where there are several (what ``neuroview explain`` names a waterfall's bars by).
 
-        >>> MiniRocket(input_length=30, num_features=168).name(42)
+        >>> MiniRocket(input_length=30, num_features=168).unit_names()[42]
         'k013 d1 >0 mid'
         """
-        d = self.describe(unit)
-        chans = f" ch{','.join(map(str, d['channels']))}" if self.in_channels > 1 else ""
-        return f"k{''.join(map(str, d['taps']))} d{d['dilation']} >{d['bias']:.3g}{'' if d['whole'] else ' mid'}{chans}"
-
+        order, out = self.feature_order(), []
+        for u in range(self.num_features):
+            d = self.describe(u, _order=order)
+            chans = f" ch{','.join(map(str, d['channels']))}" if self.in_channels > 1 else ""
+            out.append(f"k{''.join(map(str, d['taps']))} d{d['dilation']} >{d['bias']:.3g}{'' if d['whole'] else ' mid'}{chans}")
+        return out
