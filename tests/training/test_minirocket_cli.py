@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 import neuroview as nv
@@ -72,9 +73,9 @@ def test_a_variable_length_npz_is_stretched_and_a_spec_without_resample_is_refus
 def test_series_rescaled_one_by_one_give_the_same_accuracy(tmp_path):
     """Every GunPoint series times a random factor plus a random offset: the command's per-series
     normalization makes MiniRocket's features, so its accuracy, what they were (raw, they are not)."""
-    from aeon.datasets import load_classification
-
     from neuroview.data import NpzDataModule
+
+    load_classification = pytest.importorskip("aeon.datasets").load_classification  # GunPoint ships inside aeon
 
     (xtr, ytr), (xte, yte) = (load_classification("GunPoint", split=s) for s in ("train", "test"))
     rng = np.random.default_rng(0)
