@@ -234,3 +234,11 @@ def test_a_ridge_head_decides_the_same_with_or_without_the_head_normalization():
     with_norm, without = (fit_ridge_head(n, [(x, y)]) for n in nets)
     assert without.norm is None and with_norm.norm is not None
     torch.testing.assert_close(with_norm(x), without(x), atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_keeps_minirockets_features_and_a_series_alone_its_batch_codes(fitted):
+    net, x, _ = fitted
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        codes = net.codes(x)
+    assert torch.equal(codes.float(), net.codes(x))  # the convolution stays in float32: no value crosses a bias
+    assert torch.equal(net.codes(x[3:4]), net.codes(x)[3:4])

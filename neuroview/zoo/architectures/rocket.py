@@ -101,10 +101,26 @@ class MiniRocket(nn.Module):
             mask[i, rng.choice(in_channels, k, replace=False)] = 1.0
         self._set_weight(torch.from_numpy(mask))
         self.num_features = NUM_KERNELS * sum(self.per_dilation)
+        self._plan = self._sites_plan()
         self.register_buffer("biases", torch.zeros(self.num_features))
         self.register_buffer("fitted", torch.tensor(False))
         self.act = nn.ReLU()
         self.fc = nn.Linear(self.num_features, num_classes)
+
+    def _sites_plan(self) -> list[tuple[int, slice, Tensor, Tensor]]:
+        """One entry per site, in call order: ``(dilation index, positions, kernel of each unit,
+        its feature index in aeon's order)``. Two sites a dilation j: the kernels k with
+        ``(j + k)`` even read the whole padded output, the others its unpadded centre (aeon's ``_padding1``)."""
+        plan, start = [], 0
+        for j, n in enumerate(self.per_dilation):
+            kernel = torch.arange(NUM_KERNELS).repeat_interleave(n)
+            feature = torch.arange(start, start + NUM_KERNELS * n)
+            pad = 4 * self.dilations[j]
+            for half, where in ((0, slice(None)), (1, slice(pad, self.input_length - pad))):
+                keep = (kernel + j) % 2 == half
+                plan.append((j, where, kernel[keep], feature[keep]))
+            start += NUM_KERNELS * n
+        return plan
 
     def _set_weight(self, mask: Tensor) -> None:
         """``weight [D, 84, C, 9]``: kernel k at dilation d over the channels of its subset (``mask [D * 84, C]``)."""
@@ -114,10 +130,13 @@ class MiniRocket(nn.Module):
         else:
             self.register_buffer("weight", w)
 
-    def _convolve(self, x: Tensor, j: int) -> Tensor:
-        """``[B, 84, T]``: every kernel at dilation ``j``, "same" zero padding, its channels summed."""
+    def _convolve(self, x: Tensor, j: int, weight: Tensor | None = None, groups: int = 1) -> Tensor:
+        """``[B, 84, T]``: every kernel at dilation ``j``, "same" zero padding, its channels summed; in
+        ``x``'s precision even under autocast (a bfloat16 convolution would move values past the biases)."""
         d = self.dilations[j]
-        return F.conv1d(x, self.weight[j].to(x.dtype), dilation=d, padding=4 * d)
+        w = self.weight[j] if weight is None else weight
+        with torch.autocast(x.device.type, enabled=False):
+            return F.conv1d(x, w.to(x.dtype), dilation=d, padding=4 * d, groups=groups)
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.input_length:
@@ -136,8 +155,9 @@ class MiniRocket(nn.Module):
         start = 0
         for j, n in enumerate(self.per_dilation):
             picks = [int(rng.randint(len(x))) for _ in range(NUM_KERNELS)]
-            c = self._convolve(x[picks].float(), j)  # [84, 84, T]: series picks[k] through every kernel
-            c = c[torch.arange(NUM_KERNELS), torch.arange(NUM_KERNELS)].double()  # kernel k on its own series
+            # kernel k on its own series picks[k] only: one group a kernel
+            flat = x[picks].float().reshape(1, NUM_KERNELS * self.in_channels, self.input_length)
+            c = self._convolve(flat, j, self.weight[j], groups=NUM_KERNELS)[0].double()
             qs = q[start:start + NUM_KERNELS * n].view(NUM_KERNELS, n)
             self.biases[start:start + NUM_KERNELS * n] = torch.stack(
                 [torch.quantile(c[k], qs[k]) for k in range(NUM_KERNELS)]).flatten().float()
@@ -165,28 +185,18 @@ class MiniRocket(nn.Module):
         if not bool(self.fitted):
             raise RuntimeError("MiniRocket: the biases are not fitted; call .fit(training series) first "
                                "(neuroview.training.ridge.fit_minirocket does, then fits the classifier)")
-        feats, start = [], 0
-        for j, n in enumerate(self.per_dilation):
-            c = self._convolve(x, j)
-            z = c.repeat_interleave(n, dim=1) - self.biases[start:start + NUM_KERNELS * n].to(c.dtype)[None, :, None]
-            k = torch.arange(NUM_KERNELS, device=x.device).repeat_interleave(n)
-            pad = 4 * self.dilations[j]
-            for half, sl in ((0, slice(None)), (1, slice(pad, self.input_length - pad))):
-                # the parity of aeon's _padding1: whole output (0) or its unpadded centre (1)
-                zz = z[:, (k + j) % 2 == half, sl]
-                feats.append((self.act(zz) > 0).to(zz.dtype).mean(-1))
-            start += NUM_KERNELS * n
+        feats, conv = [], {}
+        for j, where, kernel, feature in self._plan:
+            if j not in conv:
+                conv = {j: self._convolve(x, j)}  # each dilation's convolution once, for its two sites
+            c = conv[j]
+            z = c[:, kernel.to(x.device), where] - self.biases[feature.to(x.device)].to(c.dtype)[None, :, None]
+            feats.append((self.act(z) > 0).to(z.dtype).mean(-1))
         return self.fc(torch.cat(feats, 1))
 
     def feature_order(self) -> Tensor:
         """``[F]``: for each unit, in the order the sites are called, its index in aeon's feature order."""
-        order, start = [], 0
-        for j, n in enumerate(self.per_dilation):
-            idx = torch.arange(start, start + NUM_KERNELS * n)
-            k = torch.arange(NUM_KERNELS).repeat_interleave(n)
-            order += [idx[(k + j) % 2 == 0], idx[(k + j) % 2 == 1]]
-            start += NUM_KERNELS * n
-        return torch.cat(order)
+        return torch.cat([feature for _, _, _, feature in self._plan])
 
     def _where(self, f: int) -> tuple[int, int]:
         """``(dilation index, kernel)`` of feature ``f`` in aeon's order."""
