@@ -83,22 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tag = Path(args.data).stem.lower() if not args.data.lstrip().startswith("{") else "data"
     out = Path(args.out)
+    dm.setup("test")
+    test = list(dm.test_dataloader())  # read once, for both entries
     for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)):
         if model is not None:
-            _save(model, name, net, spec, args, out)
+            _save(model, name, net, spec, dm, test, args, out)
     print(f"explain it with: neuroview explain --model nv_minirocket.{tag}{'_sparse' if sparse is not None else ''} "
           f"--zoo {out} --out report")
     return 0
 
 
-def _save(model, name: str, dense, spec: dict, args, out) -> None:
+def _save(model, name: str, dense, spec: dict, dm, test: list, args, out) -> None:
     from ..attribution.readability import readability  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
-    from ..zoo.pretrained import make_datamodule, save_pretrained  # noqa: PLC0415
+    from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
 
-    dm = make_datamodule(spec)
-    dm.setup("test")
-    r = readability(model, list(dm.test_dataloader()), baseline="mean")
+    r = readability(model, test, baseline="mean")
     bb = dense.backbone
     kwargs = {"num_classes": dense.num_classes, "in_channels": bb.in_channels, "max_len": bb.input_length,
               "num_features": args.num_features, "seed": args.seed}

@@ -88,7 +88,8 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
         raise ValueError(f"train: labels must lie in [0, {out.num_classes}), got {sorted(torch.unique(y).tolist())}")
     var, mean = torch.var_mean(f.double(), dim=0, unbiased=False)
     std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))  # scikit-learn's StandardScaler
-    w, b, best, mse = ridge_loo((f.double() - mean) / std, y, out.num_classes, alphas)
+    z = (f.double() - mean) / std
+    w, b, best, mse = ridge_loo(z, y, out.num_classes, alphas)
     with torch.no_grad():
         # logits = (w / std) (f - mean) + b: the standardization goes into the weights, and the
         # head's normalization keeps only the training mean (a unit variance, which any CodeNorm
@@ -102,24 +103,24 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
             shift = (w / std) @ mean
         out.classifier.weight.copy_((w / std).to(out.classifier.weight.dtype))
         out.classifier.bias.copy_((b - shift).to(out.classifier.bias.dtype))
-    z = (f.double() - mean) / std
     acc = 100.0 * float(((z @ w.T + b).argmax(1) == y).double().mean())
     out.ridge = RidgeFit(alphas, tuple(mse.tolist()), alphas[best], acc)
     return out
 
 
-def _series(train) -> Tensor:
-    """Every training series ``[N, C, T]`` of ``train``'s batches, in order."""
-    xs = []
+def _series(train) -> tuple[Tensor, Tensor | None]:
+    """Every training series ``[N, C, T]`` of ``train``'s batches and their labels (None where a batch has none), in order."""
+    xs, ys = [], []
     for batch in _batches(train, "train"):
-        x, lengths, _ = unpack(batch)
+        x, lengths, y = unpack(batch)
         if lengths is not None:
             raise ValueError("train: MiniRocket reads series of one length; got batches with lengths "
                              "(a variable-length set: stretch its series, UCRDataModule(resample=True))")
         xs.append(torch.as_tensor(x))
+        ys.append(None if y is None else torch.as_tensor(y).long())
     if not xs:
         raise ValueError("train: expected at least one batch, got an empty loader")
-    return torch.cat(xs)
+    return torch.cat(xs), None if any(y is None for y in ys) else torch.cat(ys)
 
 
 def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
@@ -130,8 +131,12 @@ def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
         raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"
                          + (f" around {type(net.backbone).__name__}" if isinstance(net, NeuroViewCNN) else ""))
+    return _fit(net, train, _series(train)[0], alphas)
+
+
+def _fit(net: NeuroViewCNN, train, x: Tensor, alphas) -> NeuroViewCNN:
     out = copy.deepcopy(net)
-    out.backbone.fit(_series(train))
+    out.backbone.fit(x)
     return fit_ridge_head(out, train, alphas=alphas)
 
 
@@ -141,13 +146,11 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws."""
     from ..zoo.api import create_model
 
-    x = _series(train)
+    x, y = _series(train)
     if num_classes is None:
-        num_classes = getattr(train, "num_classes", None) or int(_features_labels(train).max()) + 1
+        num_classes = getattr(train, "num_classes", None) or (int(y.max()) + 1 if y is not None else None)
+    if num_classes is None:
+        raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
     net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
                        num_features=num_features, seed=seed)
-    return fit_minirocket(net, train, alphas=alphas)
-
-
-def _features_labels(train) -> Tensor:
-    return torch.cat([torch.as_tensor(unpack(b)[2]).long() for b in _batches(train, "train")])
+    return _fit(net, train, x, alphas)
