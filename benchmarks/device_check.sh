@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # One call on the GPU machine (the `device` tool): install what its image lacks, then measure, each
-# phase under its own time limit so that a slow one cannot take the others' figures with it.
+# phase under its own time limit so that a slow one cannot take the others' figures with it. The
+# default (PHASES="0 4 3 5", about 9 minutes) runs, in this order:
+#   0. the fused site kernel compiled on CUDA tensors against the torch code (tests/core/fused_cases.py,
+#      NEUROVIEW_FUSED_CASES=cuda) beside the whole test suite on the GPU machine (no timing yet)
+#   4, 3, then 5: gpu_cost.py's torch.compile phase (bf16, as many models as fit), alone
+# Every phase adds its files to $OUT/results.tar.gz as it ends (with the logs), so a call cut short
+# still brings back what it measured.
 #
 #   1. time of the four default time-series recipes on GunPoint, one run at a time (GPU alone)
 #   2. in parallel: validation runs of the time-series recipes (many at a time: accuracy, not time;
@@ -12,7 +18,7 @@
 #   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
 #      time, CUDA kernels per site); prepared without a GPU, never run yet (PHASES=4 runs it alone)
 #
-# It writes $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*) and one log per phase beside it.
+# It writes $OUT/log.txt and $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*, and each phase's log).
 #   run: bash benchmarks/device_check.sh        (carry .whl: the wheels the GPU image lacks, made here by
 #        pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl \
 #          aeon==1.6.0 Deprecated==1.3.1 jsonargparse==4.53.0 docstring_parser==0.18.0 typeshed_client==2.15.0 \
@@ -23,6 +29,7 @@
 set -u
 OUT=${OUT:-/tmp/device_out}; mkdir -p "$OUT"
 LOG=$OUT/log.txt
+L=/tmp/dlogs; rm -rf $L; mkdir -p $L  # each phase's log: they come back inside results.tar.gz (at most 8 files come back)
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 NEUROVIEW_CACHE=/tmp/nv_cache
 R=benchmarks/results
 T0=$(date +%s)
@@ -42,7 +49,26 @@ python3 -c "import torch, pytorch_lightning, jsonargparse, aeon, mnist1d; print(
 python3 -c "import timm, torchvision; print('timm', timm.__version__, 'torchvision', torchvision.__version__)" >>"$LOG" 2>&1
 say "installed"
 
-PHASES=${PHASES:-1 2 3 4}
+pack() {  # what exists so far, logs included, into the one file that comes back
+  cp /tmp/queue.log "$L/queue.log" 2>/dev/null
+  tar czf "$OUT/results.tar.gz.new" $(ls $R/*gpu* $R/*device* $R/*smoke* 2>/dev/null | sort -u) -C $L \
+    $(cd $L && ls *.log 2>/dev/null) 2>>"$LOG" && mv "$OUT/results.tar.gz.new" "$OUT/results.tar.gz"
+}
+PHASES=${PHASES:-0 4 3 5}
+if [[ " $PHASES " == *" 0 "* ]]; then
+# 0. the kernel's correctness on the device, and the test suite there (both CPU-bound, side by side)
+say "phase 0: fused kernel cases on CUDA, test suite"
+(NEUROVIEW_FUSED_CASES=cuda timeout 150 python3 -m pytest -q -p no:cacheprovider tests/core/fused_cases.py \
+   >"$L/fused_cases.log" 2>&1; echo "fused cases: rc $?") >>"$LOG" 2>&1 &
+FP=$!
+if [ -z "${SMOKE:-}" ]; then
+  (timeout 150 python3 -m pytest -q -n 10 -p no:cacheprovider >"$L/pytest.log" 2>&1; echo "pytest: rc $?") >>"$LOG" 2>&1
+fi
+wait $FP
+tail -3 "$L/fused_cases.log" >>"$LOG"; tail -3 "$L/pytest.log" >>"$LOG" 2>/dev/null
+pack; say "phase 0 done"
+fi
+
 if [[ " $PHASES " == *" 1 "* ]]; then
 # 1. the recipes' time, one run at a time
 say "phase 1: recipe time on GunPoint"
@@ -94,40 +120,55 @@ QP=$!
 if [ -z "${SMOKE:-}" ] && [ "${ONLY:-}" != tuning ]; then
   (timeout $PH2 python3 benchmarks/sweep_backbones.py --device cuda --libraries timm --max-seconds $((PH2 - 40)) \
      --model-timeout 60 --out sweep_backbones_device --note "device_check.sh: GPU machine, side by side with tuning runs" \
-     >"$OUT/sweep.log" 2>&1; echo "sweep: rc $?") >>"$LOG" 2>&1 &
+     >"$L/sweep.log" 2>&1; echo "sweep: rc $?") >>"$LOG" 2>&1 &
   SP=$!
-  (timeout $PH2 python3 -m pytest -q -n 3 -p no:cacheprovider >"$OUT/pytest.log" 2>&1; echo "pytest: rc $?") >>"$LOG" 2>&1 &
+  (timeout $PH2 python3 -m pytest -q -n 3 -p no:cacheprovider >"$L/pytest.log" 2>&1; echo "pytest: rc $?") >>"$LOG" 2>&1 &
   TP=$!
   wait $SP $TP
 fi
 wait $QP
-cp /tmp/queue.log "$OUT/queue.log" 2>/dev/null
+cp /tmp/queue.log "$L/queue.log" 2>/dev/null
 say "phase 2 done: $(wc -l </tmp/queue.log 2>/dev/null) runs"
 fi
 
-if [[ " $PHASES " == *" 3 "* ]]; then
-# 3. NeuroView's cost on ImageNet-size backbones, eager, nothing else on the GPU
-say "phase 3: gpu_cost"
-if [ -z "${SMOKE:-}" ]; then
-  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --repeats 7 --max-seconds $GC >"$OUT/gpu_cost.log" 2>&1
-else
-  timeout $GC python3 benchmarks/gpu_cost.py --small --no-compile --repeats 2 --max-seconds 30 --out gpu_cost_smoke >"$OUT/gpu_cost.log" 2>&1
-fi
-say "phase 3 done: rc $?"
-timeout 90 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 30 --out $R/ensemble_cost_gpu.json \
-  >"$OUT/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
-say "ensemble_cost done: rc $?"
-fi
 if [[ " $PHASES " == *" 4 "* ]]; then
 # 4. the fused site kernel (issue 25, item 1), eager, nothing else on the GPU
 say "phase 4: fused_cost"
 python3 -c "import triton; print('triton', triton.__version__)" >>"$LOG" 2>&1
 if [ -z "${SMOKE:-}" ]; then
-  timeout 150 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds 110 >"$OUT/fused_cost.log" 2>&1
+  timeout 130 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds 80 >"$L/fused_cost.log" 2>&1
 else
-  timeout 60 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$OUT/fused_cost.log" 2>&1
+  timeout 60 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$L/fused_cost.log" 2>&1
 fi
-say "phase 4 done: rc $?"
+say "phase 4 done: rc $?"; pack
 fi
-tar czf "$OUT/results.tar.gz" $(ls $R/*gpu* $R/*device* $R/*smoke* 2>/dev/null) 2>>"$LOG"
-say "end"
+if [[ " $PHASES " == *" 3 "* ]]; then
+# 3. NeuroView's cost on ImageNet-size backbones, eager, nothing else on the GPU
+say "phase 3: gpu_cost"
+if [ -z "${SMOKE:-}" ]; then
+  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --repeats 7 --max-seconds $GC >"$L/gpu_cost.log" 2>&1
+else
+  timeout $GC python3 benchmarks/gpu_cost.py --small --no-compile --repeats 2 --max-seconds 30 --out gpu_cost_smoke >"$L/gpu_cost.log" 2>&1
+fi
+say "phase 3 done: rc $?"; pack
+timeout 60 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 20 --out $R/ensemble_cost_gpu.json \
+  >"$L/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
+say "ensemble_cost done: rc $?"; pack
+fi
+
+if [[ " $PHASES " == *" 5 "* ]]; then
+# 5. torch.compile (bf16): graph breaks, compile time, compiled step / compiled standard step, as many
+#    models as the time left allows (gpu_cost.py skips, and says so, what would not fit)
+CS=${CS:-$(( ${END:-560} - ($(date +%s) - T0) - 15 ))}
+say "phase 5: gpu_cost compile, ${CS} s"
+if [ "$CS" -lt 70 ]; then
+  say "phase 5 skipped: too little time left"
+elif [ -z "${SMOKE:-}" ]; then
+  timeout $CS python3 benchmarks/gpu_cost.py --compile-only --merge --max-seconds $((CS - 10)) --compile-seconds 60 \
+    >"$L/gpu_compile.log" 2>&1
+else
+  timeout 120 python3 benchmarks/gpu_cost.py --small --compile-only --merge --out gpu_cost_smoke >"$L/gpu_compile.log" 2>&1
+fi
+say "phase 5 done: rc $?"; pack
+fi
+pack; say "end"

@@ -1,4 +1,6 @@
-"""Cases of the fused site kernel under Triton's CPU interpreter, run by tests/core/test_fused.py.
+"""Cases of the fused site kernel, run by tests/core/test_fused.py: under Triton's CPU interpreter,
+and on a GPU too where there is one (``NEUROVIEW_FUSED_CASES=cuda``: the compiled kernel on CUDA
+tensors, each compared with the torch code on the same tensor on the CPU).
 
 Not collected by a plain ``pytest`` (no ``test_`` prefix): ``TRITON_INTERPRET=1`` must be set before
 triton is first imported, since triton decorates its own library (``tl.sum``, ``tl.zeros``) when it
@@ -25,16 +27,26 @@ import neuroview as nv
 from neuroview.core import fused
 from neuroview.core.quantize import _mean_region_code, _packed_slope, _slope_peak, _unpack_slope
 
-pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
-                                reason="run by tests/core/test_fused.py in a process with TRITON_INTERPRET=1")
+ON_CUDA = os.environ.get("NEUROVIEW_FUSED_CASES") == "cuda"
+DEV = torch.device("cuda" if ON_CUDA else "cpu")
+pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" and not (ON_CUDA and torch.cuda.is_available()),
+                                reason="run by tests/core/test_fused.py in a process with TRITON_INTERPRET=1 "
+                                       "(or NEUROVIEW_FUSED_CASES=cuda on a GPU)")
 POINTS = [(0.0,), (0.0, 6.0), (-3.0, 3.0), (-3.0, 0.5, 3.0)]
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
 @pytest.fixture(scope="module")
 def interpreted():
-    """:func:`fused.site_code`, its kernel run by Triton's interpreter on CPU tensors."""
-    return fused.site_code
+    """:func:`fused.site_code` on CPU tensors: its kernel run by Triton's interpreter, or on the GPU
+    (the input copied there with its strides, the results back)."""
+    if not ON_CUDA:
+        return fused.site_code
+
+    def on_gpu(z, *args, **kwargs):
+        code, state = fused.site_code(z.to(DEV), *args, **kwargs)
+        return code.cpu(), None if state is None else state.cpu()
+    return on_gpu
 
 
 def _site(shape, dim: int, dtype, points, seed: int = 0) -> torch.Tensor:
@@ -93,13 +105,14 @@ def test_a_slope_at_a_rounding_midpoint(interpreted):
     _check_state(z, 2, (0.0, 6.0), 0.5, 8, interpreted(z, 2, (0.0, 6.0), 0.5, step, 8)[1], rare=False)
 
 
-def test_writes_a_slice_of_the_code_buffer_through_strides(interpreted):
+def test_writes_a_slice_of_the_code_buffer_through_strides():
     z = torch.randn(2, 6, 45, 47).contiguous(memory_format=torch.channels_last)  # units of unit stride
     zf = z.flatten(2)
     assert zf.stride(1) == 1
-    buf = torch.full((2, 20), -1.0)
-    code, state = interpreted(zf, 2, (0.0,), 1.0, 0.25 / 15, 4, out=buf[:, 7:13])
+    buf = torch.full((2, 20), -1.0, device=DEV)
+    code, state = fused.site_code(zf.to(DEV), 2, (0.0,), 1.0, 0.25 / 15, 4, out=buf[:, 7:13])
     assert code.data_ptr() == buf[:, 7:13].data_ptr()
+    buf, state = buf.cpu(), state.cpu()
     assert torch.equal(buf[:, 7:13], _mean_region_code(zf, 2, (0.0,), 1.0, True))
     assert (buf[:, :7] == -1).all() and (buf[:, 13:] == -1).all()
     _check_state(zf, 2, (0.0,), 1.0, 4, state)
@@ -119,25 +132,30 @@ def test_nan_rows_and_half_rounding_of_z_minus_t(interpreted):
 @pytest.mark.parametrize("state", ["uint4", "uint8", "bf16"])
 @pytest.mark.parametrize("act", [lambda: nn.ReLU(inplace=True), nn.ReLU6, nn.Hardswish])
 def test_network_through_the_dispatch(interpreted, monkeypatch, state, act):
-    """quantize's hook, forced onto CPU tensors: codes to the bit, and the same weight gradient."""
+    """quantize's hook through the kernel (forced onto CPU tensors under the interpreter): codes to
+    the bit, and the same weight gradient as the torch code on the same device."""
     def run():
         torch.manual_seed(0)
         backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), act(), nn.Conv2d(8, 6, 3), act(),
                                  nn.Flatten(), nn.Linear(6 * 4 * 4, 5))
         x = torch.randn(4, 3, 8, 8) * 3
-        net = nv.NeuroViewCNN(backbone, 5, example_input=x, grad_state=state).train()
+        net = nv.NeuroViewCNN(backbone, 5, example_input=x, grad_state=state).train().to(DEV)
+        x = x.to(DEV)
         codes = net.codes(x)
-        F.cross_entropy(net.head(codes), torch.tensor([0, 1, 2, 3])).backward()
+        F.cross_entropy(net.head(codes), torch.tensor([0, 1, 2, 3], device=DEV)).backward()
         with torch.no_grad():
             return codes, net.eval().codes(x), backbone[0].weight.grad
 
+    monkeypatch.setenv("NEUROVIEW_FUSED", "0")  # the torch code (on a GPU the dispatch would take the kernel)
     want = run()
+    monkeypatch.setenv("NEUROVIEW_FUSED", "1")
     calls = []
-    monkeypatch.setattr(fused, "enabled", lambda zf, points: calls.append(zf.shape) or True)
+    enabled = fused.enabled if ON_CUDA else (lambda zf, points: True)
+    monkeypatch.setattr(fused, "enabled", lambda zf, points: calls.append(zf.shape) or enabled(zf, points))
     got = run()
     assert calls and all(torch.equal(a, b) for a, b in zip(got[:2], want[:2]))
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-7)
 
 
 def test_the_once_per_device_check_passes(interpreted):
-    assert fused._works_on.__wrapped__(torch.device("cpu"))
+    assert fused._works_on.__wrapped__(DEV)

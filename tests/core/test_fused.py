@@ -1,7 +1,8 @@
 """The fused one-pass site kernel (issue 25, :mod:`neuroview.core.fused`) against the torch code.
 
-No GPU here: tests/core/fused_cases.py runs the Triton kernel under Triton's CPU interpreter, in a
-fresh process started with ``TRITON_INTERPRET=1`` (triton reads it when it is first imported, and
+tests/core/fused_cases.py runs the Triton kernel under Triton's CPU interpreter, in a fresh
+process started with ``TRITON_INTERPRET=1``, and, on a machine with a GPU, compiled on CUDA tensors
+(``NEUROVIEW_FUSED_CASES=cuda``) (triton reads it when it is first imported, and
 ``torch.compile`` in another test may import it first). Skipped without triton (CI does not install
 it: ``pip install triton`` to run it). The other tests check, without triton, that CPU tensors keep
 the torch path.
@@ -30,6 +31,16 @@ CASES = Path(__file__).with_name("fused_cases.py")
                     reason="triton is not installed (pip install triton): the fused kernel is checked under its CPU interpreter")
 def test_the_kernel_matches_the_torch_code_under_the_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
+                         env=env, capture_output=True, text=True, timeout=900, cwd=CASES.parents[2])
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None or not torch.cuda.is_available(),
+                    reason="needs a GPU and triton: the compiled kernel on CUDA tensors")
+def test_the_kernel_matches_the_torch_code_on_the_gpu():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"NEUROVIEW_FUSED_CASES": "cuda"}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
                          env=env, capture_output=True, text=True, timeout=900, cwd=CASES.parents[2])
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
