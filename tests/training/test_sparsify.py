@@ -14,6 +14,7 @@ from torch import nn
 
 import neuroview as nv
 from neuroview.data import DigitsDataModule
+from neuroview.training import glm
 from neuroview.training.glm import fit_path, lambda_grid, relax
 
 
@@ -39,7 +40,9 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def test_lasso_path_meets_the_optimality_conditions(one_thread):
+@pytest.mark.parametrize("svd_work", [glm._SVD_WORK, 0])  # the step's norm from an SVD, and by subspace iteration
+def test_lasso_path_meets_the_optimality_conditions(one_thread, monkeypatch, svd_work):
+    monkeypatch.setattr(glm, "_SVD_WORK", svd_work)
     # KKT of  mean CE + lam ||W||_1:  |grad| <= lam where w = 0, grad = -lam sign(w) where w != 0
     g = torch.Generator().manual_seed(1)
     x = torch.randn(150, 12, generator=g)
@@ -54,6 +57,22 @@ def test_lasso_path_meets_the_optimality_conditions(one_thread):
         assert (grad[zero].abs() <= lam * (1 + 1e-3) + 1e-5).all()
         assert torch.allclose(grad[~zero], -lam * w[~zero].sign(), atol=1e-4)
     assert (fit_path(x, y, 3, lambdas=lams[:1])[0][0] == 0).all()  # the first point: every weight zero
+
+
+@pytest.mark.parametrize("spectrum", ["spread", "close"])
+def test_the_norm_of_a_large_matrix_bounds_the_largest_singular_value(monkeypatch, spectrum):
+    """Subspace iteration (large matrices) against the singular values the matrix was built with:
+    never below the largest (the step stays within 1 / L), at most 1.02 times it."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.linalg.qr(torch.randn(300, 120, generator=g, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(200, 120, generator=g, dtype=torch.float64))[0]
+    s = torch.linspace(10, 0.1, 120, dtype=torch.float64) if spectrum == "spread" else 10 - 0.02 * torch.arange(120.0).double()
+    a = (u * s) @ v.T
+    monkeypatch.setattr(glm, "_SVD_WORK", 0)
+    est = glm._norm2(a)
+    assert 100.0 <= est <= 1.02 * 100.0
+    monkeypatch.setattr(glm, "_SVD_WORK", 1e9)
+    assert glm._norm2(a) == pytest.approx(100.0, rel=1e-9)  # small: the SVD
 
 
 def test_relax_keeps_the_support_and_lowers_the_loss():
