@@ -46,6 +46,7 @@ command line's functions.
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable
@@ -141,17 +142,29 @@ def _sparsity(ws: list[Tensor], gid: Tensor | None) -> tuple[Tensor, Tensor]:
     return units, torch.tensor(grp)
 
 
+#: Samples x features from which the cross-validation folds' paths advance side by side (below it the
+#: threads' hand-offs cost more than they give: the zoo's problems are at most 4,000 x 224).
+_POOL_SIZE = 2 ** 22
+
+
 @contextmanager
-def _one_thread(device: torch.device):
+def _one_thread(device: torch.device, fits: int = 1, size: int = 0):
     """On a CPU the solver runs on one thread: its products are small (samples x features in use),
     and the threads' synchronization cost more than they gave (5x slower with 2 threads on a busy
-    2-core machine)."""
+    2-core machine). Yields ``advance(paths)``, the next point of each path: on a large problem
+    (``size`` samples x features, at least :data:`_POOL_SIZE`) the paths advance side by side, one
+    Python thread each (up to the caller's thread count), every product still on one thread, so
+    the points are the same to the bit."""
     threads = torch.get_num_threads()
+    workers = min(fits, threads) if device.type == "cpu" and size >= _POOL_SIZE else 1
     if device.type == "cpu":
         torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
-        yield
+        yield (lambda paths: [next(f) for f in paths]) if pool is None else (lambda paths: list(pool.map(next, paths)))
     finally:
+        if pool is not None:
+            pool.shutdown()
         torch.set_num_threads(threads)
 
 
@@ -235,9 +248,9 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
             scored.append((z[h], y[h]))
         fits.append(_points(z, y, fit, relaxed))  # the path on all of the training split: the one kept
     path, accs, losses = [], [], []
-    with _one_thread(z.device):
+    with _one_thread(z.device, len(fits), z.numel()) as advance:
         for _ in fit["lambdas"]:
-            pts = [next(f) for f in fits]
+            pts = advance(fits)
             n = sum(len(t) for _, t in scored)
             accs.append(sum(float(_acc([pt], v, t)[0]) * len(t) for pt, (v, t) in zip(pts, scored)) / n)
             losses.append(torch.cat([_losses([pt], v, t)[0] for pt, (v, t) in zip(pts, scored)]))

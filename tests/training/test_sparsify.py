@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -110,6 +111,31 @@ def test_sparsify_returns_a_sparser_exact_network_and_leaves_the_given_one_alone
         assert exp.k90(per_sample=True).max() <= upc.max()
     # the baseline 'mean' is the exact training mean code
     assert torch.allclose(sparse.norm.running_mean, nv.mean_codes(net, [(x, y)]), atol=1e-6)
+
+
+def test_the_folds_paths_side_by_side_give_the_same_network(monkeypatch):
+    """A large problem walks the cross-validation folds' paths in threads: the same points to the bit."""
+    from neuroview.training import sparsify as module
+
+    net = _cnn().eval()
+    x, y = _planted()
+    batches = [(x[i:i + 40], y[i:i + 40]) for i in range(0, 120, 40)]
+    kw = dict(tolerance=2.0, points=8, folds=3, max_iter=200)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = nv.sparsify(net, batches, **kw)
+        pools = []
+        monkeypatch.setattr(module, "_POOL_SIZE", 0)
+        monkeypatch.setattr(module, "ThreadPoolExecutor", lambda n: pools.append(n) or ThreadPoolExecutor(n))
+        two = nv.sparsify(net, batches, **kw)
+        assert torch.get_num_threads() == 2  # the caller's count is back
+    finally:
+        torch.set_num_threads(threads)
+    assert pools == [2]
+    assert torch.equal(one.classifier.weight, two.classifier.weight) and torch.equal(one.classifier.bias, two.classifier.bias)
+    assert torch.equal(one.sparsity_path.val_acc, two.sparsity_path.val_acc)
+    assert torch.equal(one.sparsity_path.val_loss, two.sparsity_path.val_loss)
 
 
 def test_sparsify_rnn_groups_by_step():

@@ -189,9 +189,15 @@ class MiniRocket(nn.Module):
         for j, where, kernel, feature in self._plan:
             if j not in conv:
                 conv = {j: self._convolve(x, j)}  # each dilation's convolution once, for its two sites
-            c = conv[j]
-            z = c[:, kernel.to(x.device), where] - self.biases[feature.to(x.device)].to(c.dtype)[None, :, None]
-            feats.append((self.act(z) > 0).to(z.dtype).mean(-1))
+            c, n = conv[j], self.per_dilation[j]
+            # a site's units run kernel by kernel, n biases each: the kernels' rows are gathered once and
+            # the biases broadcast over them, so [B, units, T] is written in one pass (not gathered, then shifted)
+            bias = self.biases[feature.to(x.device)].to(c.dtype).view(-1, n)
+            z = (c[:, kernel[::n].to(x.device), where][:, :, None, :] - bias[None, :, :, None]).flatten(1, 2)
+            a = self.act(z)
+            # the PPV, the share of positions where z > 0: 1[a > 0] as ceil(min(a, 1)), in place on the
+            # activation's own output (a fresh tensor of 4 bytes an element costs more than the pass)
+            feats.append((a.clamp_(max=1).ceil_() if not a.requires_grad else (a > 0).to(a.dtype)).mean(-1))
         return self.fc(torch.cat(feats, 1))
 
     def feature_order(self) -> Tensor:

@@ -1,0 +1,101 @@
+"""What ``nv.sparsify`` costs on a large problem: NeuroView-MiniRocket's 9,996 codes of MNIST-1D's
+4,000 training series, where the zoo's problems are at most 4,000 x 224.
+
+Measured in one run, on the same features:
+
+  - the step's spectral norm of the solver (:func:`neuroview.training.glm._norm2`): an SVD
+    (``torch.linalg.matrix_norm(ord=2)``, what every size used before) against subspace iteration
+    (what sizes above ``glm._SVD_WORK`` use now), at 1,024 / 4,096 / all columns, and their values;
+  - the walk of the regularization path with 5-fold cross-validation (``nv.sparsify(net, train,
+    max_k90=10, points=P, ratio=R)``: the sparse part of the path by default) three ways: the SVD at
+    every size on one thread (as before), subspace iteration on one thread, and subspace iteration
+    with the folds' paths side by side on two threads; the three chosen heads compared (the first
+    two equal to the solver's tolerance, the last two to the bit).
+
+    nice -n 10 python benchmarks/sparsify_cost.py            # ~10 min on 2 cores; -> results/sparsify_cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+OUT = ROOT / "benchmarks" / "results" / "sparsify_cost.json"
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, round(time.perf_counter() - t0, 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import neuroview as nv
+    from minirocket_reference import load
+    from neuroview.training import glm
+    from neuroview.training import sparsify as module
+    from neuroview.training.sparsify import _batches, _features
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--points", type=int, default=12, help="points of the path (sparsify's default: 25)")
+    p.add_argument("--ratio", type=float, default=0.1, help="the last penalty over the first (sparsify's default: 1e-2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--columns", type=int, nargs="+", default=[1024, 4096, 0], help="norms of the first columns (0: all)")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    xtr, ytr, _, _ = load("mnist1d")
+    classes = np.unique(ytr)
+    x = torch.tensor(xtr, dtype=torch.float32)
+    y = torch.tensor(np.searchsorted(classes, ytr))
+    batches = [(x[i:i + 256], y[i:i + 256]) for i in range(0, len(x), 256)]
+    net, fit_s = _timed(lambda: nv.minirocket(batches, num_classes=len(classes), seed=args.seed))
+    feats, _ = _features(net, _batches(batches, "train"), "train")
+    z = ((feats - feats.mean(0)) / feats.std(0, unbiased=False).clamp_min(1e-12)).float()
+    a = torch.cat([z, torch.ones(len(z), 1)], 1)
+    norms = []
+    for cols in [c or a.shape[1] for c in args.columns]:
+        exact, svd_s = _timed(lambda: float(torch.linalg.matrix_norm(a[:, :cols], ord=2)) ** 2)
+        old = glm._SVD_WORK
+        glm._SVD_WORK = 0.0
+        est, it_s = _timed(lambda: glm._norm2(a[:, :cols]))
+        glm._SVD_WORK = old
+        norms.append({"columns": cols, "svd_seconds": svd_s, "subspace_seconds": it_s, "estimate_over_exact": est / exact})
+        print(norms[-1], flush=True)
+    kw = dict(max_k90=10, points=args.points, ratio=args.ratio)
+    runs = {}
+    for name, work, threads in (("svd, 1 thread", float("inf"), 1), ("subspace, 1 thread", glm._SVD_WORK, 1),
+                                ("subspace, folds side by side, 2 threads", glm._SVD_WORK, 2)):
+        old = glm._SVD_WORK
+        glm._SVD_WORK = work
+        torch.set_num_threads(threads)
+        sp, secs = _timed(lambda: nv.sparsify(net, batches, **kw))
+        torch.set_num_threads(1)
+        glm._SVD_WORK = old
+        runs[name] = {"seconds": secs, "head": (sp.classifier.weight.detach().clone(), sp.classifier.bias.detach().clone()),
+                      "units_per_class": float(nv.units_per_class(sp).float().mean()), "chosen": sp.sparsity_path.chosen}
+        print(name, secs, "s", flush=True)
+    (w1, b1), (w2, b2), (w3, b3) = (r.pop("head") for r in runs.values())
+    res = {"features": list(feats.shape), "minirocket_fit_seconds": fit_s, "norms": norms, "sparsify": runs,
+           "sparsify_args": kw, "folds": 5, "pool_size": module._POOL_SIZE, "svd_work": glm._SVD_WORK,
+           "svd_vs_subspace_heads_max_diff": float((w1 - w2).abs().max()), "same_support": bool(torch.equal(w1 != 0, w2 != 0)),
+           "threads_equal_to_the_bit": bool(torch.equal(w2, w3) and torch.equal(b2, b3)),
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+           "torch": torch.__version__, "command": "python benchmarks/sparsify_cost.py " + " ".join(argv or sys.argv[1:])}
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in res.items() if k != "norms"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
