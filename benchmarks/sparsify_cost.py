@@ -10,9 +10,17 @@ Measured in one run, on the same features:
     max_k90=10, points=P, ratio=R)``: the sparse part of the path by default) three ways: the SVD at
     every size on one thread (as before), subspace iteration on one thread, and subspace iteration
     with the folds' paths side by side on two threads; the three chosen heads compared (the first
-    two equal to the solver's tolerance, the last two to the bit).
+    two equal to the solver's tolerance, the last two to the bit). On that part of the path the
+    working set stays near 1,000 features, where an SVD takes under a second: what subspace
+    iteration saves shows on the dense end (``--points 25 --ratio 0.01``, sparsify's own path; with
+    the SVD that walk had not ended after 35 minutes).
+
+Also (``--features``, alone) the training features that ``sparsify`` and ``nv.minirocket`` read, in
+the data's batches of 256 and in the backbone's ``cpu_batch`` (its widest site at most 2^21 values
+a call), one thread, interleaved rounds, medians, and whether the two are equal to the bit.
 
     nice -n 10 python benchmarks/sparsify_cost.py            # ~10 min on 2 cores; -> results/sparsify_cost.json
+    python benchmarks/sparsify_cost.py --features            # ~3 min; -> results/sparsify_cost_features.json
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--columns", type=int, nargs="+", default=[1024, 4096, 0], help="norms of the first columns (0: all)")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--features", action="store_true", help="time the feature pass in batches of 256 and cpu_batch, and stop")
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     xtr, ytr, _, _ = load("mnist1d")
@@ -60,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     y = torch.tensor(np.searchsorted(classes, ytr))
     batches = [(x[i:i + 256], y[i:i + 256]) for i in range(0, len(x), 256)]
     net, fit_s = _timed(lambda: nv.minirocket(batches, num_classes=len(classes), seed=args.seed))
+    if args.features:
+        return _feature_pass(net, batches, args.rounds)
     feats, _ = _features(net, _batches(batches, "train"), "train")
     z = ((feats - feats.mean(0)) / feats.std(0, unbiased=False).clamp_min(1e-12)).float()
     a = torch.cat([z, torch.ones(len(z), 1)], 1)
@@ -94,6 +106,30 @@ def main(argv: list[str] | None = None) -> int:
            "torch": torch.__version__, "command": "python benchmarks/sparsify_cost.py " + " ".join(argv or sys.argv[1:])}
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "norms"}, indent=1))
+    return 0
+
+
+def _feature_pass(net, batches, rounds: int) -> int:
+    from neuroview.training.sparsify import _features
+    from neuroview.zoo.architectures.rocket import MiniRocket
+
+    cpu_batch = MiniRocket.cpu_batch
+    ways = {"batches of 256": property(lambda self: None), "cpu_batch": cpu_batch}
+    times, out = {k: [] for k in ways}, {}
+    try:
+        for _ in range(rounds):
+            for name, prop in ways.items():
+                MiniRocket.cpu_batch = prop
+                out[name], t = _timed(lambda: _features(net, batches, "train")[0])
+                times[name].append(t)
+    finally:
+        MiniRocket.cpu_batch = cpu_batch
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    res = {"series": sum(len(b[0]) for b in batches), "cpu_batch": net.backbone.cpu_batch, "seconds": times, "median": med,
+           "speedup": med["batches of 256"] / med["cpu_batch"], "equal_to_the_bit": bool(torch.equal(*out.values())),
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread", "torch": torch.__version__}
+    OUT.with_name("sparsify_cost_features.json").write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps(res, indent=1))
     return 0
 
 

@@ -91,7 +91,11 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
             x, lengths, y = unpack(batch)
             if y is None:
                 raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
-            f = net.features(steps_first(x), lengths).flatten(1) if _is_rnn(net) else net.codes(x)
+            if _is_rnn(net):
+                f = net.features(steps_first(x), lengths).flatten(1)
+            else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
+                step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if x.device.type == "cpu" else None
+                f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
             feats.append(f.float())
             ys.append(torch.as_tensor(y).long().to(f.device))
     finally:

@@ -244,3 +244,23 @@ def test_bf16_autocast_keeps_minirockets_features_and_a_series_alone_its_batch_c
         codes = net.codes(x)
     assert torch.equal(codes.float(), net.codes(x))  # the convolution stays in float32: no value crosses a bias
     assert torch.equal(net.codes(x[3:4]), net.codes(x)[3:4])
+
+
+def test_features_are_taken_in_the_backbones_cpu_batches(fitted, monkeypatch):
+    """On a CPU the training features come in batches small enough that MiniRocket's largest site
+    holds at most 2^21 values a call, with the same codes as one pass over the whole batch."""
+    from neuroview.training.sparsify import _features
+
+    net, x, y = fitted
+    widths = []
+    handle = net.backbone.act.register_forward_hook(lambda m, inp, out: widths.append(inp[0][0].numel()))
+    with torch.no_grad():
+        whole = net.codes(x)
+    handle.remove()
+    assert net.backbone.cpu_batch == 2 ** 21 // max(widths)  # the values of one series at its widest site
+    monkeypatch.setattr(MiniRocket, "cpu_batch", property(lambda self: 5))
+    sizes = []
+    codes = net.codes
+    monkeypatch.setattr(net, "codes", lambda xb: sizes.append(len(xb)) or codes(xb))
+    f, labels = _features(net, [(x, y)], "train")
+    assert sizes == [5, 5, 5, 5, 4] and torch.equal(f, whole.float()) and torch.equal(labels, y)

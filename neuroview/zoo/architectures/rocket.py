@@ -200,6 +200,16 @@ class MiniRocket(nn.Module):
             feats.append((a.clamp_(max=1).ceil_() if not a.requires_grad else (a > 0).to(a.dtype)).mean(-1))
         return self.fc(torch.cat(feats, 1))
 
+    @property
+    def cpu_batch(self) -> int:
+        """The most series a forward on a CPU should take at once: its largest site then holds at most
+        2^21 values (8 MB in float32). Fresh tensors of hundreds of MB cost more to map and fault in
+        than to compute (the 4,000 MNIST-1D training series, one thread: 14.1 s in batches of 256,
+        5.0 s in batches of 23, ``benchmarks/sparsify_cost.py --features``); the codes do not depend
+        on the batch (a test). ``sparsify`` and ``fit_ridge_head`` read features so."""
+        widest = max(len(feature) * len(range(self.input_length)[where]) for _, where, _, feature in self._plan)
+        return max(1, 2 ** 21 // widest)
+
     def feature_order(self) -> Tensor:
         """``[F]``: for each unit, in the order the sites are called, its index in aeon's feature order."""
         return torch.cat([feature for _, _, _, feature in self._plan])
