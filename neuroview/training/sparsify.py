@@ -94,7 +94,8 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
             if _is_rnn(net):
                 f = net.features(steps_first(x), lengths).flatten(1)
             else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
-                step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if x.device.type == "cpu" else None
+                on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
+                step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
                 f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
             feats.append(f.float())
             ys.append(torch.as_tensor(y).long().to(f.device))
