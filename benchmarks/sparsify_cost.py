@@ -21,6 +21,13 @@ a call), one thread, interleaved rounds, medians, and whether the two are equal 
 
     nice -n 10 python benchmarks/sparsify_cost.py            # ~10 min on 2 cores; -> results/sparsify_cost.json
     python benchmarks/sparsify_cost.py --features            # ~3 min; -> results/sparsify_cost_features.json
+
+And (``--zoo ENTRY ...``) zoo entries under their budget (``max_k90=10``; RNNs 50 hidden states and 10
+steps), the folds walked one after another on one thread against side by side on two, interleaved
+rounds, medians, and whether the heads are equal to the bit: where the threads pay and where their
+hand-offs cost more (what sets ``sparsify._POOL_ROWS``).
+
+    python benchmarks/sparsify_cost.py --zoo nv_lite.mnist1d nv_small_cnn.digits nv_lite.gunpoint nv_gru.gunpoint
 """
 
 from __future__ import annotations
@@ -62,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--features", action="store_true", help="time the feature pass in batches of 256 and cpu_batch, and stop")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--zoo", nargs="+", default=None, help="time zoo entries' sparsify, folds one by one or side by side, and stop")
     args = p.parse_args(argv)
+    if args.zoo:
+        return _zoo(args.zoo, args.rounds)
     torch.set_num_threads(1)
     xtr, ytr, _, _ = load("mnist1d")
     classes = np.unique(ytr)
@@ -99,13 +109,48 @@ def main(argv: list[str] | None = None) -> int:
         print(name, secs, "s", flush=True)
     (w1, b1), (w2, b2), (w3, b3) = (r.pop("head") for r in runs.values())
     res = {"features": list(feats.shape), "minirocket_fit_seconds": fit_s, "norms": norms, "sparsify": runs,
-           "sparsify_args": kw, "folds": 5, "pool_size": module._POOL_SIZE, "svd_work": glm._SVD_WORK,
+           "sparsify_args": kw, "folds": 5, "pool_rows": module._POOL_ROWS, "svd_work": glm._SVD_WORK,
            "svd_vs_subspace_heads_max_diff": float((w1 - w2).abs().max()), "same_support": bool(torch.equal(w1 != 0, w2 != 0)),
            "threads_equal_to_the_bit": bool(torch.equal(w2, w3) and torch.equal(b2, b3)),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
            "torch": torch.__version__, "command": "python benchmarks/sparsify_cost.py " + " ".join(argv or sys.argv[1:])}
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "norms"}, indent=1))
+    return 0
+
+
+def _zoo(entries: list[str], rounds: int) -> int:
+    import neuroview as nv
+    import sparsify_zoo
+    from neuroview.training import sparsify as module
+
+    rows = {}
+    for name in entries:
+        net, dm, _ = sparsify_zoo._network(name, 0)
+        rnn = isinstance(net, nv.NeuroViewRNN)
+        kw = dict(max_k90=50, max_k90_steps=10) if rnn else dict(max_k90=10)
+        times, heads, cache = {"one by one, 1 thread": [], "side by side, 2 threads": []}, {}, {}
+        old_features, old_rows = module._features, module._POOL_ROWS
+        # each split's features computed once (the first round, one thread): the same bits both ways
+        module._features = lambda n, b, what: cache[what] if what in cache else cache.setdefault(what, old_features(n, b, what))
+        try:
+            for _ in range(rounds):
+                for way, pool_rows, threads in (("one by one, 1 thread", float("inf"), 1), ("side by side, 2 threads", 0, 2)):
+                    module._POOL_ROWS = pool_rows
+                    torch.set_num_threads(threads)
+                    sp, t = _timed(lambda: nv.sparsify(net, dm, **kw))
+                    times[way].append(t)
+                    heads[way] = sp.classifier.weight.detach().clone()
+        finally:
+            module._features, module._POOL_ROWS = old_features, old_rows
+        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        rows[name] = {"training_samples": len(cache["train"][1]), "features": cache["train"][0].shape[1], "seconds": times, "median": med,
+                      "threads_speedup": med["one by one, 1 thread"] / med["side by side, 2 threads"],
+                      "equal_to_the_bit": bool(torch.equal(*heads.values())), "budget": kw}
+        print(name, json.dumps(rows[name]), flush=True)
+    res = {"entries": rows, "pool_rows": module._POOL_ROWS, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+           "torch": torch.__version__, "command": "python benchmarks/sparsify_cost.py --zoo " + " ".join(entries)}
+    OUT.with_name("sparsify_cost_zoo.json").write_text(json.dumps(res, indent=1) + "\n")
     return 0
 
 

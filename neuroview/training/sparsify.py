@@ -147,21 +147,22 @@ def _sparsity(ws: list[Tensor], gid: Tensor | None) -> tuple[Tensor, Tensor]:
     return units, torch.tensor(grp)
 
 
-#: Samples x features from which the cross-validation folds' paths advance side by side (below it the
-#: threads' hand-offs cost more than they give: the zoo's problems are at most 4,000 x 224).
-_POOL_SIZE = 2 ** 22
+#: Training samples from which the cross-validation folds' paths advance side by side: below it the
+#: products are too small for the threads' hand-offs (``benchmarks/sparsify_cost.py --zoo``, 2 cores,
+#: medians: nv_lite.mnist1d's 4,000 series 25.2 s -> 17.4 s, nv_small_cnn.digits' 1,295 1.56 s -> 1.53 s,
+#: nv_lite.gunpoint's 50 1.5 s -> 2.6 s, nv_gru.gunpoint's 2.5 s -> 4.4 s; the heads equal to the bit).
+_POOL_ROWS = 1024
 
 
 @contextmanager
-def _one_thread(device: torch.device, fits: int = 1, size: int = 0):
+def _one_thread(device: torch.device, fits: int = 1, rows: int = 0):
     """On a CPU the solver runs on one thread: its products are small (samples x features in use),
     and the threads' synchronization cost more than they gave (5x slower with 2 threads on a busy
-    2-core machine). Yields ``advance(paths)``, the next point of each path: on a large problem
-    (``size`` samples x features, at least :data:`_POOL_SIZE`) the paths advance side by side, one
-    Python thread each (up to the caller's thread count), every product still on one thread, so
-    the points are the same to the bit."""
+    2-core machine). Yields ``advance(paths)``, the next point of each path: with ``rows`` (training
+    samples) at least :data:`_POOL_ROWS` the paths advance side by side, one Python thread each (up to
+    the caller's thread count), every product still on one thread, so the points are the same to the bit."""
     threads = torch.get_num_threads()
-    workers = min(fits, threads) if device.type == "cpu" and size >= _POOL_SIZE else 1
+    workers = min(fits, threads) if device.type == "cpu" and rows >= _POOL_ROWS else 1
     if device.type == "cpu":
         torch.set_num_threads(1)
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
@@ -253,7 +254,7 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
             scored.append((z[h], y[h]))
         fits.append(_points(z, y, fit, relaxed))  # the path on all of the training split: the one kept
     path, accs, losses = [], [], []
-    with _one_thread(z.device, len(fits), z.numel()) as advance:
+    with _one_thread(z.device, len(fits), len(z)) as advance:
         for _ in fit["lambdas"]:
             pts = advance(fits)
             n = sum(len(t) for _, t in scored)

@@ -126,7 +126,7 @@ def test_the_folds_paths_side_by_side_give_the_same_network(monkeypatch):
     try:
         one = nv.sparsify(net, batches, **kw)
         pools = []
-        monkeypatch.setattr(module, "_POOL_SIZE", 0)
+        monkeypatch.setattr(module, "_POOL_ROWS", 0)
         monkeypatch.setattr(module, "ThreadPoolExecutor", lambda n: pools.append(n) or ThreadPoolExecutor(n))
         two = nv.sparsify(net, batches, **kw)
         assert torch.get_num_threads() == 2  # the caller's count is back
