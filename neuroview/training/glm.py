@@ -100,9 +100,10 @@ def lambda_grid(x: Tensor, y: Tensor, num_classes: int, *, groups: Tensor | None
 
 
 #: Above this many multiply-adds (``n * f * min(n, f)``) the step's spectral norm comes from subspace
-#: iteration instead of an SVD: the SVD of MiniRocket's 4,000 x 9,996 MNIST-1D codes took 58 s on one
-#: thread at every point of the path, subspace iteration 2.5 s. Every zoo entry stays below it (the largest,
-#: nv_vit_tiny.digits: 1,437 x 512 x 512 = 4e8), and keeps its exact SVD.
+#: iteration instead of an SVD: the SVD of MiniRocket's 4,000 x 9,996 MNIST-1D codes took 58 to 73 s
+#: on one thread at every point of the path, subspace iteration 2.5 s (``benchmarks/sparsify_cost.py``).
+#: Every zoo entry stays below it (the largest, nv_gru.japanesevowels: 270 x 6,657 x 270 = 4.9e8) and
+#: keeps its exact SVD.
 _SVD_WORK = 1e9
 
 
@@ -110,7 +111,8 @@ def _norm2(a: Tensor) -> float:
     """The largest singular value of ``a``, squared (the Lipschitz constant's matrix part): exact
     (an SVD) for small matrices; for large ones subspace iteration on ``a^T a`` (8 vectors,
     Rayleigh-Ritz, until the estimate moves less than 1e-6 of itself), times 1.01. The estimate
-    approaches the true value from below, so the margin keeps the step at most ``1 / L``."""
+    approaches the true value from below; once converged, the margin covers what is left, so the
+    step stays at most ``1 / L`` (tested on matrices of known spectra, nearly flat ones too)."""
     n, f = a.shape
     if n * f * min(n, f) <= _SVD_WORK:
         return float(torch.linalg.matrix_norm(a, ord=2)) ** 2
