@@ -55,21 +55,29 @@ def ridge_loo(z: Tensor, y: Tensor, num_classes: int, alphas=ALPHAS) -> tuple[Te
     ``min ||Y - b - z W^T||^2 + alpha ||W||^2`` onto targets ``Y = +-1`` (one column per class) on
     centred features ``z [N, F]``, in float64, ``alpha`` the first of ``alphas`` with the lowest exact
     leave-one-out error ``mean(((Y - Y_hat) / (1 - h))^2)`` (``h``: the hat matrix' diagonal, the
-    unpenalized intercept's ``1 / N`` included)."""
+    unpenalized intercept's ``1 / N`` included). One eigendecomposition serves every penalty: of the
+    ``N x N`` Gram matrix where there are fewer samples than features, else of the ``F x F`` one
+    (scikit-learn's ``RidgeClassifierCV`` chooses by shape too): 20,000 series of MiniRocket's 9,996
+    features need the second."""
     z, n = z.double(), z.shape[0]
     t = 2.0 * torch.nn.functional.one_hot(y, num_classes).double() - 1.0
     ybar = t.mean(0)
-    lam, q = torch.linalg.eigh(z @ z.T)
+    dual = n <= z.shape[1]
+    lam, q = torch.linalg.eigh(z @ z.T if dual else z.T @ z)
     lam = lam.clamp_min(0)
-    qty = q.T @ (t - ybar)
+    # dual: z z^T = q diag(lam) q^T, the fit's scores q diag(lam / (lam + a)) q^T; primal: z^T z = q diag(lam)
+    # q^T, u = z q, the scores u diag(1 / (lam + a)) u^T. Either way u_j (or q_j) and a shrink per eigenvalue.
+    u = q if dual else z @ q
+    uty = u.T @ (t - ybar)
     mse = []
     for a in alphas:
-        s = lam / (lam + a)
-        h = (q.square() @ s + 1.0 / n).clamp_max(1 - 1e-12)
-        resid = (t - ybar) - q @ (s[:, None] * qty)
+        s = lam / (lam + a) if dual else 1.0 / (lam + a)
+        h = (u.square() @ s + 1.0 / n).clamp_max(1 - 1e-12)
+        resid = (t - ybar) - u @ (s[:, None] * uty)
         mse.append(float((resid / (1 - h)[:, None]).square().mean()))
     best = min(range(len(alphas)), key=lambda i: (mse[i], i))
-    w = z.T @ (q @ (qty / (lam + alphas[best])[:, None]))
+    shrunk = uty / (lam + alphas[best])[:, None]
+    w = z.T @ (q @ shrunk) if dual else q @ shrunk
     return w.T, ybar, best, torch.tensor(mse, dtype=torch.float64)
 
 

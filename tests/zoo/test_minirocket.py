@@ -91,26 +91,27 @@ def test_every_logit_splits_exactly_into_its_features(fitted):
     torch.testing.assert_close(exp.logits, net(x))
 
 
-def test_the_penalty_is_the_one_of_least_leave_one_out_error_refitting_without_each_sample():
+@pytest.mark.parametrize("n, f", [(14, 6), (9, 20)])  # more samples than features (the F x F route), and fewer
+def test_the_penalty_is_the_one_of_least_leave_one_out_error_refitting_without_each_sample(n, f):
     g = torch.Generator().manual_seed(2)
-    z = torch.randn(14, 6, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 3, (14,), generator=g)
+    z = torch.randn(n, f, generator=g, dtype=torch.float64)
+    y = torch.arange(n) % 3
     z = z - z.mean(0)
     alphas = (0.01, 1.0, 30.0)
     w, b, best, mse = ridge_loo(z, y, 3, alphas)
     t = 2.0 * torch.nn.functional.one_hot(y, 3).double() - 1
     for i, a in enumerate(alphas):
         errs = []
-        for s in range(14):
-            keep = torch.arange(14) != s
+        for s in range(n):
+            keep = torch.arange(n) != s
             zk, tk = z[keep], t[keep]
-            zm, tm = zk.mean(0), tk.mean(0)  # the intercept, unpenalized: centre the other 13
-            coef = torch.linalg.solve((zk - zm).T @ (zk - zm) + a * torch.eye(6, dtype=torch.float64), (zk - zm).T @ (tk - tm))
+            zm, tm = zk.mean(0), tk.mean(0)  # the intercept, unpenalized: centre the other n - 1
+            coef = torch.linalg.solve((zk - zm).T @ (zk - zm) + a * torch.eye(f, dtype=torch.float64), (zk - zm).T @ (tk - tm))
             errs.append(t[s] - (tm + (z[s] - zm) @ coef))
         assert mse[i].item() == pytest.approx(torch.stack(errs).square().mean().item(), rel=1e-9)
     a = alphas[best]
     assert best == int(torch.argmin(mse))
-    coef = torch.linalg.solve(z.T @ z + a * torch.eye(6, dtype=torch.float64), z.T @ (t - t.mean(0)))
+    coef = torch.linalg.solve(z.T @ z + a * torch.eye(f, dtype=torch.float64), z.T @ (t - t.mean(0)))
     torch.testing.assert_close(w, coef.T)
     torch.testing.assert_close(b, t.mean(0))
 
