@@ -100,8 +100,8 @@ def lambda_grid(x: Tensor, y: Tensor, num_classes: int, *, groups: Tensor | None
 
 
 #: Above this many multiply-adds (``n * f * min(n, f)``) the step's spectral norm comes from subspace
-#: iteration instead of an SVD: the SVD of MiniRocket's 4,000 x 9,996 MNIST-1D codes took 58 to 73 s
-#: on one thread at every point of the path, subspace iteration 2.5 s (``benchmarks/sparsify_cost.py``).
+#: iteration instead of an SVD: the SVD of MiniRocket's 4,000 x 9,996 MNIST-1D codes took 73 s on one
+#: thread at every point of the path, subspace iteration 2.5 s (``benchmarks/sparsify_cost.py``).
 #: Every zoo entry stays below it (the largest, nv_gru.japanesevowels: 270 x 6,657 x 270 = 4.9e8) and
 #: keeps its exact SVD.
 _SVD_WORK = 1e9
