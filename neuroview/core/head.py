@@ -115,9 +115,10 @@ def head_dtype(f: Tensor, w: Tensor) -> torch.dtype:
     return torch.promote_types(torch.promote_types(f.dtype, w.dtype), torch.float32)
 
 
-def fold(classifier: nn.Linear, norm: CodeNorm | None) -> tuple[Tensor, Tensor]:
-    """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in."""
-    w, b = classifier.weight, classifier.bias
+def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in.
+    ``weight``: the classifier's weight where it is composed of parts (default its own)."""
+    w, b = classifier.weight if weight is None else weight, classifier.bias
     if norm is None:
         return w, b
     with torch.autocast(w.device.type, enabled=False):  # w @ mu in bf16 would move the bias
@@ -138,14 +139,17 @@ def folded_logits(f: Tensor, w: Tensor, b: Tensor) -> Tensor:
         return F.linear(f.to(dt), w.to(dt), b.to(dt))
 
 
-def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.Module | None = None) -> Tensor:
+def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.Module | None = None,
+           weight: Tensor | None = None) -> Tensor:
     """Logits of features ``f [B, F]``: batch statistics (and dropout) while training, the folded
-    linear map at eval (:func:`folded_logits`); in float32 at least, with autocast off."""
+    linear map at eval (:func:`folded_logits`); in float32 at least, with autocast off. ``weight``:
+    see :func:`fold`."""
     if not classifier.training:
-        return folded_logits(f, *fold(classifier, norm))
+        return folded_logits(f, *fold(classifier, norm, weight))
+    weight = classifier.weight if weight is None else weight
     with torch.autocast(f.device.type, enabled=False):
-        dt = head_dtype(f, classifier.weight)
+        dt = head_dtype(f, weight)
         f = norm(f.to(dt)) if norm is not None else f.to(dt)
         if dropout is not None:
             f = dropout(f)
-        return F.linear(f, classifier.weight.to(dt), classifier.bias.to(dt))
+        return F.linear(f, weight.to(dt), classifier.bias.to(dt))

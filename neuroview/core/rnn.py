@@ -78,6 +78,13 @@ class NeuroViewRNN(nn.Module):
             (its ``input_size`` is ``window * F``; the last window is zero-padded), so a series
             of ``max_len`` samples is ``steps = ceil(max_len / window)`` steps. Long series get
             short recurrences, and each importance step is a window of samples.
+        shared_steps: the classifier's weight is the sum of a part of its own for every step and
+            a part every step shares (``step_shared [C, L*D*H]``, applied to the mean of the
+            normalized states over the ``steps``; it starts at 0). The same function class, a
+            different prior: evidence that may sit at any step (an event at a varying time) is
+            learnt once rather than step by step. At eval the two parts are one weight
+            (:meth:`effective_classifier`), so ``explain``, ``time_importance`` and ``sparsify``
+            see one linear map over the hidden states, and every explanation still sums to its logit.
 
     User-module protocol: ``rnn(x)`` receives batch-first ``x [B, T, F]`` (also
     ``lengths=[B]`` when its ``forward`` has a ``lengths`` parameter) and returns the hidden
@@ -101,6 +108,7 @@ class NeuroViewRNN(nn.Module):
         input_size: int | None = None,
         batch_first: bool | None = None,
         window: int = 1,
+        shared_steps: bool = False,
     ):
         super().__init__()
         if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
@@ -119,6 +127,10 @@ class NeuroViewRNN(nn.Module):
         self.norm = CodeNorm(self.num_features, **factory(rnn)) if normalize else None
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.num_features, num_classes, **factory(rnn))
+        self.step_shared = None
+        if shared_steps:
+            self.step_shared = nn.Linear(self.num_features // self.steps, num_classes, bias=False, **factory(rnn))
+            nn.init.zeros_(self.step_shared.weight)
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:
@@ -147,14 +159,33 @@ class NeuroViewRNN(nn.Module):
         """``[B, L, D, steps, H]``: the hidden states the classifier reads, exactly 0 at padded steps."""
         return self._features(x, lengths)[0]
 
+    def _weight(self) -> Tensor | None:
+        """The classifier's weight with the shared part spread over the steps (``shared_steps``), else None."""
+        if self.step_shared is None:
+            return None
+        c, (l, d, t, h) = self.num_classes, self.feature_shape
+        shared = (self.step_shared.weight / t).reshape(c, l, d, 1, h).expand(c, l, d, t, h).reshape(c, -1)
+        return self.classifier.weight + shared
+
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == features.flatten(1) @ W.T + b`` in eval mode."""
-        return fold(self.classifier, self.norm)
+        return fold(self.classifier, self.norm, self._weight())
 
     def head(self, features: Tensor) -> Tensor:
         """Logits from features (``[B, L, D, T, H]`` or flat ``[B, U]``): batch statistics and
         dropout while training, the folded linear map at eval; float32, autocast off."""
-        return decide(features.flatten(1), self.classifier, self.norm, self.dropout)
+        return decide(features.flatten(1), self.classifier, self.norm, self.dropout, self._weight())
+
+    def merge_shared(self) -> "NeuroViewRNN":
+        """Fold the shared part of the weight (``shared_steps``) into the classifier's own and drop
+        it: the same function, in training and at eval, with one weight. Returns ``self``."""
+        w = self._weight()
+        if w is not None:
+            with torch.no_grad():
+                self.classifier.weight.copy_(w)
+            del self.step_shared  # out of the submodules (and the state dict), not a None entry there
+            self.step_shared = None
+        return self
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
         return self.head(self._features(x, lengths)[0])
@@ -235,6 +266,7 @@ class NeuroViewRNN(nn.Module):
 
     def extra_repr(self) -> str:
         win = f", window={self.window}" if self.window > 1 else ""
+        win += ", shared_steps=True" if self.step_shared is not None else ""
         return (f"num_classes={self.num_classes}, max_len={self.max_len}{win}, input_size={self.input_size}, "
                 f"layers={self.num_layers}, directions={self.num_directions}, hidden={self.hidden_size}, "
                 f"features={self.num_features}")

@@ -44,7 +44,7 @@ __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "loa
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
-_HEAD_NAMES = ("classifier", "norm", "fc", "head")
+_HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared")
 
 
 class NeuroViewModule(pl.LightningModule):
@@ -314,20 +314,24 @@ class NeuroViewModule(pl.LightningModule):
     # ------------------------------------------------------------- optimizers
     def parameter_groups(self) -> list[dict]:
         """Trainable parameters in three groups: weights, classifier weight (its own weight decay and,
-        with ``classifier_lr``, learning rate), and never-decayed ones."""
+        with ``classifier_lr``, learning rate), and never-decayed ones; a fourth with a NeuroView-RNN's
+        ``shared_steps``: the shared part, at the classifier's weight decay and the backbone's rate."""
         hp = self.hparams
         head_w = [c.weight for c in self.classifiers]
+        # the part of the classifier's weight every step shares (NeuroViewRNN's shared_steps): the
+        # classifier's weight decay, the backbone's rate (it reads L*D*H features, as a standard RNN's head)
+        shared = [s.weight for s in (getattr(net, "step_shared", None) for net in self.deciders) if isinstance(s, nn.Linear)]
         cls_wd = hp.weight_decay if hp.classifier_weight_decay is None else hp.classifier_weight_decay
         decay, no_decay = [], []
         for p in self.model.parameters():
-            if not p.requires_grad or any(p is w for w in head_w):
+            if not p.requires_grad or any(p is w for w in head_w + shared):
                 continue
             (decay if p.dim() >= 2 else no_decay).append(p)
         head = {"params": [w for w in head_w if w.requires_grad], "weight_decay": cls_wd}
         if hp.get("classifier_lr") is not None:
             head["lr"] = hp.classifier_lr
         groups = [{"params": decay, "weight_decay": hp.weight_decay}, head,
-                  {"params": no_decay, "weight_decay": 0.0}]
+                  {"params": no_decay, "weight_decay": 0.0}, {"params": [w for w in shared if w.requires_grad], "weight_decay": cls_wd}]
         return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):

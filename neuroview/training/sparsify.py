@@ -297,6 +297,8 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     if int(y.max()) >= net.num_classes or int(y.min()) < 0:
         raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
     sparse = copy.deepcopy(net).eval()
+    if _is_rnn(sparse):
+        sparse.merge_shared()  # one weight per hidden state (shared_steps), which the path replaces
     if isinstance(sparse, Ensemble) and sparse.classifier is None:
         sparse.build_head(feats.shape[1])  # one head over every member's units, in place of their mean
     if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map

@@ -170,10 +170,11 @@ def _register_rnns(kind: str) -> None:
 
     def nv(*, num_classes: int = 2, in_features: int = 1, max_len: int, hidden_size: int = 64, num_layers: int = 1,
            bidirectional: bool = False, normalize: bool = True, window: int | None = None, max_steps: int | None = None,
-           head_dropout: float = 0.0, **kwargs) -> nn.Module:
+           head_dropout: float = 0.0, shared_steps: bool = False, **kwargs) -> nn.Module:
         w = rnn_window(max_len, window, max_steps)
         rnn = _rnn(kind, in_features * w, hidden_size, num_layers, bidirectional, kwargs)
-        return NeuroViewRNN(rnn, num_classes, max_len=max_len, normalize=normalize, window=w, dropout=head_dropout)
+        return NeuroViewRNN(rnn, num_classes, max_len=max_len, normalize=normalize, window=w, dropout=head_dropout,
+                            shared_steps=shared_steps)
 
     for fn, name in ((std, kind), (nv, f"nv_{kind}")):
         fn.__name__ = fn.__qualname__ = name
