@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = f", {light['k90_steps']:g} steps" if "k90_steps" in light else ""
     print(f"test split: dense {dense['accuracy']:.1f}% ({dense['units_per_class']:.0f} units per class), sparse "
           f"{light['accuracy']:.1f}% ({light['units_per_class']:.1f} per class, k90 {light['k90']:g}{steps} against the mean code)")
+    # the sparse head standardizes its features, and holds the shared part of a shared_steps head in its own weight
     kwargs = dict(entry["arch_kwargs"]) | ({"normalize": True} if entry["arch_kwargs"].get("normalize") is False else {})
+    kwargs |= {"shared_steps": False} if kwargs.get("shared_steps") else {}
     name = f"{entry['architecture']}.{tag}_sparse"
     out = Path(args.out)
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],

@@ -114,3 +114,21 @@ def test_the_ensemble_recipe_checkpoint_sparsifies_into_an_entry_that_knows_its_
     assert type(dm).__name__ == "UCRDataModule" and dm.name == "GunPoint" and name == "GunPoint"
     with pytest.raises(ValueError, match="data: the model does not say what data it was trained on"):
         resolve_data(None, {"name": "mine", "data_module": None}, net)
+
+
+def test_a_shared_steps_checkpoint_sparsifies_into_an_entry_that_loads(tmp_path, capsys):
+    # the sparse head holds the shared part in its own weight: the entry is built without it, and loads
+    from neuroview.training.cli import cli_main
+
+    recipe = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "recipes" / "ucr_nv_rnn.yaml")
+    cli_main(["fit", "--config", recipe, "--model.model_kwargs.shared_steps", "true", "--model.model_kwargs.hidden_size", "4",
+              "--model.model_kwargs.max_steps", "10", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+              "--trainer.default_root_dir", str(tmp_path / "run")], run=True)
+    ckpt = next((tmp_path / "run").rglob("last.ckpt"))
+    out = tmp_path / "zoo"
+    assert sparsify_main([str(ckpt), "--data", "GunPoint", "--out", str(out)]) == 0
+    entry = read_manifest(out)["nv_gru.last_sparse"]
+    assert entry["arch_kwargs"]["shared_steps"] is False
+    net = nv.create_model("nv_gru.last_sparse", pretrained=True, root=out)
+    assert net.step_shared is None and nv.units_per_class(net).float().mean().item() == pytest.approx(
+        entry["metrics"]["units_per_class"])
