@@ -9,7 +9,8 @@ recipe's gap lies in its states or in the head that reads them.
 
     nice -n 10 python benchmarks/rnn_head_probe.py --set ACSF1 --recipes recipes/ucr_nv_rnn.yaml recipes/ucr_rnn.yaml
 
-Results: ``benchmarks/results/rnn_head_probe.json`` (key: recipe, set, seed).
+Results: ``benchmarks/results/rnn_head_probe.json`` (key: recipe, set, seed; each with the recipe
+version it trained, ``sha``).
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def probe(recipe: str, dataset: str, seed: int) -> dict:
 
     from neuroview.zoo import pretrained as zoo
     from reproduce_zoo import train
-    from ucr_accuracy import overrides
+    from ucr_accuracy import _sha, overrides
 
     torch.set_num_threads(1)
+    sha = _sha(recipe)  # the version trained (the recipe is read as the fit starts)
     r = train(recipe, seed, extra=overrides(dataset, 0.2), threads=1, split="val")
     dm = zoo.make_datamodule({"class_path": "neuroview.data.UCRDataModule", "init_args": dict(
         name=dataset, val_fraction=0.2, normalize="sample", resample=True, batch_size=16)})
@@ -87,7 +89,7 @@ def probe(recipe: str, dataset: str, seed: int) -> dict:
     (htr, ytr), (hva, yva) = states(net, dm._loader("train"), dm.max_len), states(net, dm._loader("val"), dm.max_len)
     heads = {f"{name} @ {p:g}": refit(read(htr), ytr, read(hva), yva, p, net.num_classes)
              for name, read in READS.items() for p in PENALTIES}
-    return {"recipe": recipe, "set": dataset, "seed": seed, "own head": 100.0 * r["metrics"]["val_acc"],
+    return {"recipe": recipe, "sha": sha, "set": dataset, "seed": seed, "own head": 100.0 * r["metrics"]["val_acc"],
             "validation series": len(yva), "refitted heads": heads}
 
 
