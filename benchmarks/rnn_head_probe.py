@@ -82,8 +82,7 @@ def probe(recipe: str, dataset: str, seed: int) -> dict:
     torch.set_num_threads(1)
     sha = _sha(recipe)  # the version trained (the recipe is read as the fit starts)
     r = train(recipe, seed, extra=overrides(dataset, 0.2), threads=1, split="val")
-    dm = zoo.make_datamodule({"class_path": "neuroview.data.UCRDataModule", "init_args": dict(
-        name=dataset, val_fraction=0.2, normalize="sample", resample=True, batch_size=16)})
+    dm = zoo.make_datamodule(r["data"])  # the data module the run trained on, its validation fifth included
     dm.setup("fit")
     net = r["model"].eval()
     (htr, ytr), (hva, yva) = states(net, dm._loader("train"), dm.max_len), states(net, dm._loader("val"), dm.max_len)
