@@ -75,7 +75,7 @@ def held_out_scores(net, run, held) -> tuple:
     """``(the dense network's held-out accuracy, each path point's, the held-out labels)``, in %."""
     import torch
 
-    from neuroview.training.sparsify import _acc, _features
+    from neuroview.training.sparsify import _features, point_accuracy as _acc
 
     vf, vy = _features(net, held, "val")
     with torch.no_grad():

@@ -48,6 +48,7 @@ from __future__ import annotations
 import copy
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -62,7 +63,8 @@ from ..attribution.readability import units_per_class  # noqa: F401 - re-exporte
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
 from .sparse_checks import check_args
-from .sparsity_path import SparsityPath, choose_point, register_plotter  # noqa: F401 - re-exported
+from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accuracy, point_losses,  # noqa: F401
+                            register_plotter, stratified_folds)
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
@@ -174,19 +176,12 @@ def _one_thread(device: torch.device, fits: int = 1, rows: int = 0):
         torch.set_num_threads(threads)
 
 
-def _points(z: Tensor, y: Tensor, fit: dict, l2: float | None):
-    """The path's points one by one, each refitted on its own support (:func:`.glm.relax`) unless ``l2`` is None."""
+def _points(z: Tensor, y: Tensor, fit: dict, l2: float | None, cap=None):
+    """The path's points one by one, each cut to the caps per class (``cap``, :func:`.sparsity_path.cap_weights`)
+    and refitted on its own support (:func:`.glm.relax`) unless ``l2`` is None."""
     for w, b in iter_path(z, y, **fit):
+        w = w if cap is None else cap(w)
         yield (w, b) if l2 is None else relax(z, y, w, b, l2=l2)
-
-
-def _acc(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
-    return torch.tensor([100.0 * float(((x @ w.T + b).argmax(1) == y).float().mean()) for w, b in points])
-
-
-def _losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
-    """``[P, N]`` each point's cross-entropy on each sample."""
-    return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
 
 
 def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None, mean: Tensor | None = None) -> Tensor:
@@ -208,21 +203,7 @@ def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None, m
     return k_share(c, 0.9).cpu()
 
 
-def _folds(y: Tensor, k: int, seed: int) -> list[Tensor]:
-    """``k`` stratified folds of the sample indices (every class spread over the folds), fixed by ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    out = [[] for _ in range(k)]
-    start = 0
-    for c in torch.unique(y).tolist():
-        idx = (y == c).nonzero()[:, 0].cpu()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        for j, i in enumerate(idx.tolist()):
-            out[(start + j) % k].append(i)
-        start += len(idx)
-    return [torch.tensor(sorted(f), dtype=torch.long) for f in out]
-
-
-def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
+def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None):
     """``(path on all of z, validation accuracy [P], validation losses [P, N], reference, how)``:
     scored on ``val_batches`` when there are some, else by cross-validation on ``z`` itself.
 
@@ -238,28 +219,28 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed):
             w, b = net.effective_classifier()
             reference = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
         how = f"{len(vy)} validation samples; reference: the dense network on them"
-        fits, scored = [_points(z, y, fit, relaxed)], [(vz, vy)]
+        fits, scored = [_points(z, y, fit, relaxed, cap)], [(vz, vy)]
     else:
         counts = torch.bincount(y)
         if len(y) < 2 * folds or int(counts[counts > 0].min()) < 2:
             raise ValueError(f"train: {len(y)} samples ({counts.tolist()} per class) are too few to carve {folds}-fold "
                              "validation from (at least 2 per class and 2 per fold); pass val= or fewer folds=")
-        reference, held = 100.0, _folds(y, folds, seed)
+        reference, held = 100.0, stratified_folds(y, folds, seed)
         how = f"{folds}-fold cross-validation on the {len(y)} training samples; reference: the path's best point"
         fits, scored = [], []
         for h in held:
             keep = torch.ones(len(y), dtype=torch.bool)
             keep[h] = False
-            fits.append(_points(z[keep], y[keep], fit, relaxed))
+            fits.append(_points(z[keep], y[keep], fit, relaxed, cap))
             scored.append((z[h], y[h]))
-        fits.append(_points(z, y, fit, relaxed))  # the path on all of the training split: the one kept
+        fits.append(_points(z, y, fit, relaxed, cap))  # the path on all of the training split: the one kept
     path, accs, losses = [], [], []
     with _one_thread(z.device, len(fits), len(z)) as advance:
         for _ in fit["lambdas"]:
             pts = advance(fits)
             n = sum(len(t) for _, t in scored)
-            accs.append(sum(float(_acc([pt], v, t)[0]) * len(t) for pt, (v, t) in zip(pts, scored)) / n)
-            losses.append(torch.cat([_losses([pt], v, t)[0] for pt, (v, t) in zip(pts, scored)]))
+            accs.append(sum(float(point_accuracy([pt], v, t)[0]) * len(t) for pt, (v, t) in zip(pts, scored)) / n)
+            losses.append(torch.cat([point_losses([pt], v, t)[0] for pt, (v, t) in zip(pts, scored)]))
             path.append(pts[-1])
             means = [float(v.mean()) for v in losses]
             if len(means) > 3 and min(means[-3:]) >= min(means[:-3]) and accs[-1] >= reference:
@@ -287,7 +268,8 @@ class _Walk:
     grp: Tensor
 
 
-def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed, q=0.5) -> _Walk:
+def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed, q=0.5,
+          caps=(None, None)) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
     a = float(l1_ratio) if l1_ratio is not None else 1.0
     feats, y = _features(net, _batches(train, "train"), "train")
@@ -314,10 +296,11 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     lambdas = lambda_grid(z, y, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
     fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
     val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
-    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed)
+    steps = _group_ids(net, "step") if _is_rnn(net) else None
+    cap = None if caps == (None, None) else partial(cap_weights, steps=steps, max_units=caps[0], max_steps=caps[1])
+    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap)
     units, grp = _sparsity([w for w, _ in path], gid)
     k90 = torch.stack([_k90(pt, z).float().quantile(q) for pt in path])
-    steps = _group_ids(net, "step") if _is_rnn(net) else None
     k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps).float().quantile(q) for pt in path])
     return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp)
 
@@ -325,7 +308,8 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
 def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
              l1_ratio: float | None = None, relaxed: float | None = RELAXED, points: int = 25, ratio: float = 1e-2,
              folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = DEVIANCE,
-             max_k90: float | None = None, max_k90_steps: float | None = None, k90_quantile: float = 0.5) -> nn.Module:
+             max_k90: float | None = None, max_k90_steps: float | None = None, k90_quantile: float = 0.5,
+             max_units_per_class: int | None = None, max_steps_per_class: int | None = None) -> nn.Module:
     """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
 
     Args:
@@ -358,6 +342,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         k90_quantile: the share of the training split's decisions a budget holds for: 0.5 the
             median decision (default), 0.9 nine in ten, 1.0 every one. A report draws single
             decisions; with the median some of them need more than the budget.
+        max_units_per_class, max_steps_per_class: caps on the features (an RNN's steps) a class reads: every
+            point, in every fold, is cut to them before its refit (:func:`.sparsity_path.cap_weights`).
         groups: ``"unit"`` (CNN default: each weight alone, L1), ``"step"`` (RNN default: all hidden
             states of one step, every layer and direction, so a decision reads few steps) or
             ``"hidden"`` (one hidden unit over every step).
@@ -377,9 +363,11 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             end of a path on separable codes never converges: its weights grow without bound) and
             the folds' shuffle.
     """
-    groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile)
+    groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile,
+                        max_units_per_class, max_steps_per_class)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
-                folds=folds, max_iter=max_iter, seed=seed, q=float(k90_quantile))
+                folds=folds, max_iter=max_iter, seed=seed, q=float(k90_quantile),
+                caps=(max_units_per_class, max_steps_per_class))
     # one budget: each point's use of it (k90 over its limit, the larger of the two), within at <= 1
     use = [k / m for k, m in ((run.k90, max_k90), (run.k90_steps, max_k90_steps)) if m is not None]
     chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp,
@@ -389,10 +377,11 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         sparse.classifier.weight.copy_(w.to(sparse.classifier.weight.dtype))
         sparse.classifier.bias.copy_(b.to(sparse.classifier.bias.dtype))
     sparse.sparsity_path = SparsityPath(
-        lambdas=run.lambdas, val_acc=run.val_acc, train_acc=_acc(run.path, run.z, run.y), units_per_class=run.units,
+        lambdas=run.lambdas, val_acc=run.val_acc, train_acc=point_accuracy(run.path, run.z, run.y), units_per_class=run.units,
         groups_per_class=run.grp, chosen=chosen, reference=run.reference, tolerance=float(tolerance),
         validation=run.how, groups=groups, num_features=run.z.shape[1], val_loss=run.val_loss.mean(1),
         k90=run.k90, max_k90=None if max_k90 is None else float(max_k90), k90_steps=run.k90_steps,
         max_k90_steps=None if max_k90_steps is None else float(max_k90_steps), k90_quantile=float(k90_quantile),
+        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class,
     )
     return sparse.eval()

@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                         "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10; default: none)")
     p.add_argument("--k90-quantile", type=float, default=0.5,
                    help="the share of the training decisions a budget holds for: 0.5 the median (default), 1 every one")
+    p.add_argument("--max-units-per-class", type=int, help="a cap on the units (hidden states) any class reads")
+    p.add_argument("--max-steps-per-class", type=int, help="an RNN's cap on the time steps any class reads")
     p.add_argument("--finetune", type=int, default=0,
                    help="epochs of nv.finetune_sparse afterwards: the backbone learns to serve the units the sparse "
                         "head reads, its support fixed, within the budget (default 0: the backbone stays as it was; the "
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         dm.setup("fit")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
-                          k90_quantile=args.k90_quantile)
+                          k90_quantile=args.k90_quantile, max_units_per_class=args.max_units_per_class,
+                          max_steps_per_class=args.max_steps_per_class)
         if args.finetune:
             sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                     extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
                                                                          "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
                                                                          "k90_quantile": args.k90_quantile,
+                                                                         "max_units_per_class": args.max_units_per_class,
+                                                                         "max_steps_per_class": args.max_steps_per_class,
                                                                          "finetune": args.finetune,
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})

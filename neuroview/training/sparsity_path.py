@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
-__all__ = ["SparsityPath", "choose_point", "register_plotter"]
+__all__ = ["SparsityPath", "choose_point", "cap_weights", "point_accuracy", "point_losses", "stratified_folds", "register_plotter"]
 
 _plotter = None
 
@@ -43,6 +44,8 @@ class SparsityPath:
     k90_steps: Tensor | None = None  # [P] the same counted in time steps (RNNs)
     max_k90_steps: float | None = None  # the budget in steps, if any
     k90_quantile: float = 0.5  # the share of the training decisions the budget holds for
+    max_units_per_class: int | None = None  # the cap on the features any class reads, if any
+    max_steps_per_class: int | None = None  # the cap on the time steps any class reads (RNNs), if any
     extra: dict = field(default_factory=dict)
 
     def to_records(self) -> list[dict]:
@@ -71,9 +74,51 @@ class SparsityPath:
         budget = "" if self.max_k90 is None else f", k90 {float(self.k90[i]):g} within {self.max_k90:g}{of}"
         if self.max_k90_steps is not None:
             budget += f", k90 {float(self.k90_steps[i]):g} steps within {self.max_k90_steps:g}{of}"
+        for cap, of_what in ((self.max_units_per_class, "units"), (self.max_steps_per_class, "steps")):
+            budget += "" if cap is None else f", at most {cap} {of_what} per class"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
                 f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
                 f"{self.tolerance:g} points)")
+
+
+def point_accuracy(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
+    """``[P]`` each point's accuracy (%) on the features ``x``."""
+    return torch.tensor([100.0 * float(((x @ w.T + b).argmax(1) == y).float().mean()) for w, b in points])
+
+
+def point_losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
+    """``[P, N]`` each point's cross-entropy on each sample."""
+    return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
+
+
+def stratified_folds(y: Tensor, k: int, seed: int) -> list[Tensor]:
+    """``k`` stratified folds of the sample indices (every class spread over the folds), fixed by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    out = [[] for _ in range(k)]
+    start = 0
+    for c in torch.unique(y).tolist():
+        idx = (y == c).nonzero()[:, 0].cpu()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        for j, i in enumerate(idx.tolist()):
+            out[(start + j) % k].append(i)
+        start += len(idx)
+    return [torch.tensor(sorted(f), dtype=torch.long) for f in out]
+
+
+def cap_weights(w: Tensor, steps: Tensor | None = None, max_units: int | None = None,
+                max_steps: int | None = None) -> Tensor:
+    """``w [C, F]`` with each class cut to at most ``max_steps`` time steps (``steps``: each feature's
+    step; the steps of largest summed |weight| stay) and then at most ``max_units`` features (the
+    largest |weight|): the others set to 0. The features are standardized, so |weight| compares."""
+    w = w.clone()
+    if max_steps is not None:
+        mass = w.new_zeros(len(w), int(steps.max()) + 1).index_add_(1, steps.to(w.device), w.abs())
+        top = mass.topk(min(max_steps, mass.shape[1]), dim=1).indices
+        w *= torch.zeros_like(mass).scatter_(1, top, 1.0)[:, steps.to(w.device)]
+    if max_units is not None:
+        top = w.abs().topk(min(max_units, w.shape[1]), dim=1).indices
+        w *= torch.zeros_like(w).scatter_(1, top, 1.0)
+    return w
 
 
 def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: float, tolerance: float,

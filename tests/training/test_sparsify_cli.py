@@ -132,3 +132,18 @@ def test_a_shared_steps_checkpoint_sparsifies_into_an_entry_that_loads(tmp_path,
     net = nv.create_model("nv_gru.last_sparse", pretrained=True, root=out)
     assert net.step_shared is None and nv.units_per_class(net).float().mean().item() == pytest.approx(
         entry["metrics"]["units_per_class"])
+
+
+def test_sparsify_command_caps_the_steps_each_class_reads(tmp_path, capsys):
+    out = tmp_path / "zoo"
+    assert sparsify_main(["nv_gru.gunpoint", "--max-steps-per-class", "3", "--out", str(out)]) == 0
+    assert "at most 3 steps per class" in capsys.readouterr().out
+    entry = read_manifest(out)["nv_gru.gunpoint_sparse"]
+    assert entry["sparsify"]["max_steps_per_class"] == 3 and entry["sparsify"]["max_units_per_class"] is None
+    net = nv.create_model("nv_gru.gunpoint_sparse", pretrained=True, root=out)
+    w = net.classifier.weight.reshape(net.num_classes, *net.feature_shape)  # [C, L, D, T, H]
+    steps = (w != 0).any(4).any(2).any(1).sum(1)  # the steps each class reads, counted from the weights
+    assert 1 <= int(steps.max()) <= 3
+    assert sparsify_main(["nv_lite.gunpoint", "--max-steps-per-class", "3", "--out", str(tmp_path / "cnn")]) == 2
+    assert "max_steps_per_class: a cap in time steps needs a NeuroViewRNN" in capsys.readouterr().err
+    assert not (tmp_path / "cnn").exists()
