@@ -401,6 +401,7 @@ def render_retrofit(src: Sources) -> str:
 def _readable(m: dict) -> tuple[str, str]:
     """``(units per class, k90)`` cells of a manifest entry's metrics (RNNs: hidden states, then steps)."""
     upc = f"{m['units_per_class']:,.1f}".removesuffix(".0") if "units_per_class" in m else DASH
+    upc += f" ({m['steps_per_class']:.1f}".removesuffix(".0") + " steps)" if "steps_per_class" in m else ""
     if "k90" not in m:
         return upc, DASH
     steps = f" ({m['k90_steps']:g} steps)" if "k90_steps" in m else ""
@@ -408,13 +409,14 @@ def _readable(m: dict) -> tuple[str, str]:
 
 
 def _sparse_runs(src: Sources, n: str, max_k90: float | None, max_k90_steps: float | None = None,
-                 q: float = 0.5, finetune: int = 0) -> list[dict]:
+                 q: float = 0.5, finetune: int = 0, caps: tuple = (None, None)) -> list[dict]:
     """sparsify_zoo.py's runs of entry ``n`` with the readability budget ``max_k90`` (and
-    ``max_k90_steps``, held for the share ``q`` of training decisions; None: the default rule), only
-    those made with the point rule (deviance) of its seed-0 run."""
+    ``max_k90_steps``, held for the share ``q`` of training decisions; None: the default rule) and the
+    caps ``(units, steps)`` per class, only those made with the point rule (deviance) of its seed-0 run."""
     runs = [r for k, r in src.sparse_runs.items()
             if k.split(":")[0] == n and r.get("max_k90") == max_k90 and r.get("max_k90_steps") == max_k90_steps
             and r.get("k90_quantile", 0.5) == q and r.get("finetune", 0) == finetune
+            and (r.get("max_units_per_class"), r.get("max_steps_per_class")) == tuple(caps)
             and (not finetune or r.get("finetune_epochs_kept") is not None)  # fine-tuned within the budget
             and r.get("finetune_mode") in (None, "train")]  # finetune_sparse's eval-mode runs are apart
     rule = next((r.get("deviance") for r in runs if r["seed"] == 0), None)
@@ -437,7 +439,8 @@ def render_sparse(src: Sources) -> str:
         made = src.sparse[n].get("training", {})
         rows.append([name_of(tag), f"`{n}`", pct(d["test_acc"]), *_readable(d), pct(sp["test_acc"]), *_readable(sp),
                      _drop(_sparse_runs(src, n, made.get("max_k90"), made.get("max_k90_steps"), made.get("k90_quantile", 0.5),
-                                         made.get("finetune", 0)))])
+                                         made.get("finetune", 0),
+                                         (made.get("max_units_per_class"), made.get("max_steps_per_class"))))])
     head = ["dataset", "NeuroView entry", "dense acc.", "units/class", "k90", "sparse acc.", "units/class", "k90",
             "drop, points (seeds)"]
     return table(head, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])

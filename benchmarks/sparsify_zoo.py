@@ -13,10 +13,11 @@ training mean code (``explain(x, baseline="mean")``, what the pictures show) and
     nice -n 10 python benchmarks/sparsify_zoo.py $BUDGET          # with the zoo's readability budget
     python benchmarks/sparsify_zoo.py --export $BUDGET            # write <entry>_sparse into the zoo
 
-with ``BUDGET="--max-k90 10 --rnn-max-k90 50 --max-k90-steps 10 --finetune 5"``. The zoo's sparse
-entries are made with a readability budget, issue 22's goal: the most accurate point on validation
-whose training decisions need at most 10 contributions for 90% of their evidence (a CNN: 10 units;
-an RNN: 10 time steps and 50 hidden states); then 5 epochs of ``nv.finetune_sparse`` (chosen on
+with ``BUDGET="--max-k90 10 --rnn-max-k90 50 --max-k90-steps 10 --max-steps-per-class 10 --finetune 5"``.
+The zoo's sparse entries are made with a readability budget, issue 22's goal: the most accurate point on
+validation whose training decisions need at most 10 contributions for 90% of their evidence (a CNN: 10
+units; an RNN: 10 time steps and 50 hidden states, each class capped at 10 steps, so that no decision on
+any data reads more); then 5 epochs of ``nv.finetune_sparse`` (chosen on
 held-out data, ``benchmarks/sparse_finetune_choice.py``). The runs with sparsify's default rule (no budget), and
 the RNNs' earlier runs within 10 hidden states, are kept beside them for comparison.
 
@@ -88,7 +89,7 @@ def _network(name: str, seed: int):
 
 def measure(name: str, seed: int, max_k90: float | None = None,
             max_k90_steps: float | None = None, q: float = 0.5, finetune: int = 0,
-            mode: str = "train") -> tuple[dict, object, object]:
+            mode: str = "train", upc: int | None = None, spc: int | None = None) -> tuple[dict, object, object]:
     """One entry and seed: the dense and sparse figures, and the sparse network (for export)."""
     import torch
 
@@ -97,7 +98,8 @@ def measure(name: str, seed: int, max_k90: float | None = None,
     torch.manual_seed(seed)
     net, dm, entry = _network(name, seed)
     t0 = time.perf_counter()
-    sparse = nv.sparsify(net, dm, max_k90=max_k90, max_k90_steps=max_k90_steps, k90_quantile=q)
+    sparse = nv.sparsify(net, dm, max_k90=max_k90, max_k90_steps=max_k90_steps, k90_quantile=q,
+                         max_units_per_class=upc, max_steps_per_class=spc)
     seconds = time.perf_counter() - t0
     if finetune:
         sparse = nv.finetune_sparse(sparse, dm, epochs=finetune, mode=mode, max_k90=max_k90,
@@ -109,7 +111,8 @@ def measure(name: str, seed: int, max_k90: float | None = None,
            "deviance": DEVIANCE, "relaxed": RELAXED, "max_k90": max_k90, "max_k90_steps": max_k90_steps, "k90_quantile": q,
            "finetune": finetune, "finetune_seconds": round(time.perf_counter() - t0 - seconds, 1),
            "finetune_mode": mode if finetune else None,
-           "finetune_epochs_kept": sparse.finetuned["epochs_kept"] if finetune else None}
+           "finetune_epochs_kept": sparse.finetuned["epochs_kept"] if finetune else None,
+           "max_units_per_class": upc, "max_steps_per_class": spc}
     for kind, model in (("dense", net), ("sparse", sparse)):
         mean = nv.readability(model, test, baseline=None if model.norm is None and kind == "dense" else "mean")
         if model.norm is None:  # a dense RNN read raw: its training mean comes from the data
@@ -138,11 +141,14 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
                                    + (f" --max-k90-steps {row['max_k90_steps']:g}" if row.get("max_k90_steps") else "")
                                    + (f" --k90-quantile {row['k90_quantile']:g}" if row.get("k90_quantile", 0.5) != 0.5 else "")
                                    + (f" --finetune {row['finetune']}" if row.get("finetune") else "")
-                                   + (" --finetune-mode eval" if row.get("finetune_mode") == "eval" else ""),
+                                   + (" --finetune-mode eval" if row.get("finetune_mode") == "eval" else "")
+                                   + (f" --max-units-per-class {row['max_units_per_class']}" if row.get("max_units_per_class") else "")
+                                   + (f" --max-steps-per-class {row['max_steps_per_class']}" if row.get("max_steps_per_class") else ""),
                         "path": row["path"], "seconds": row["sparsify_seconds"], "max_k90": row.get("max_k90"),
                         "max_k90_steps": row.get("max_k90_steps"),
                         "k90_quantile": row.get("k90_quantile", 0.5), "finetune": row.get("finetune", 0),
-                        "finetune_mode": row.get("finetune_mode")}})
+                        "finetune_mode": row.get("finetune_mode"), "max_units_per_class": row.get("max_units_per_class"),
+                        "max_steps_per_class": row.get("max_steps_per_class")}})
     root = checkpoints_dir()
     with _locked(root):
         entries = read_manifest()
@@ -157,27 +163,31 @@ def _readable(r: dict) -> dict:
 
 
 def run_key(name: str, seed: int, max_k90: float | None = None, max_k90_steps: float | None = None,
-            q: float = 0.5, finetune: int = 0, mode: str = "train") -> str:
+            q: float = 0.5, finetune: int = 0, mode: str = "train", upc: int | None = None, spc: int | None = None) -> str:
     """The cache key of one run: ``<entry>:<seed>``, and ``:k90<=<budget>`` (``:steps<=<budget>``)
     for a budgeted one, ``:q<share>`` where the budget holds for another share than the median,
     ``:ft<epochs>`` where the sparse network was fine-tuned (``nv.finetune_sparse``, within the budget;
-    ``:ft<epochs>eval`` in its eval mode; the first runs, without the budget, are kept as ``:ft<epochs>free``)."""
+    ``:ft<epochs>eval`` in its eval mode; the first runs, without the budget, are kept as ``:ft<epochs>free``),
+    and ``:upc<=<cap>`` / ``:spc<=<cap>`` for caps on the units (steps) any class reads."""
     return (f"{name}:{seed}" + (f":k90<={max_k90:g}" if max_k90 is not None else "")
             + (f":steps<={max_k90_steps:g}" if max_k90_steps is not None else "") + (f":q{q:g}" if q != 0.5 else "")
-            + (f":ft{finetune}" + ("eval" if mode == "eval" else "") if finetune else ""))
+            + (f":ft{finetune}" + ("eval" if mode == "eval" else "") if finetune else "")
+            + (f":upc<={upc}" if upc is not None else "") + (f":spc<={spc}" if spc is not None else ""))
 
 
 def is_rnn(name: str) -> bool:
     return name.split(".")[0] in ("nv_gru", "nv_lstm", "nv_rnn")
 
 
-def budget(name: str, args) -> tuple[float | None, float | None, float, int, str]:
-    """``(max_k90, max_k90_steps, k90_quantile, finetune, finetune mode)`` of ``name``: an RNN's own
-    where ``--rnn-max-k90`` / ``--max-k90-steps`` give them."""
-    rest = (args.k90_quantile, args.finetune, args.finetune_mode)
+def budget(name: str, args) -> tuple:
+    """``(max_k90, max_k90_steps, k90_quantile, finetune, finetune mode, max units per class, max steps
+    per class)`` of ``name``: an RNN's own where ``--rnn-max-k90`` / ``--max-k90-steps`` /
+    ``--max-steps-per-class`` give them."""
+    rest = (args.k90_quantile, args.finetune, args.finetune_mode, args.max_units_per_class)
     if not is_rnn(name):
-        return args.max_k90, None, *rest
-    return (args.rnn_max_k90 if args.rnn_max_k90 is not None else args.max_k90), args.max_k90_steps, *rest
+        return args.max_k90, None, *rest, None
+    k90 = args.rnn_max_k90 if args.rnn_max_k90 is not None else args.max_k90
+    return k90, args.max_k90_steps, *rest, args.max_steps_per_class
 
 
 def main(argv=None) -> int:
@@ -193,6 +203,8 @@ def main(argv=None) -> int:
     p.add_argument("--k90-quantile", type=float, default=0.5, help="the share of training decisions the budget holds for")
     p.add_argument("--finetune", type=int, default=0, help="epochs of nv.finetune_sparse after sparsify (default 0: none)")
     p.add_argument("--finetune-mode", default="train", choices=("train", "eval"), help="nv.finetune_sparse's mode")
+    p.add_argument("--max-units-per-class", type=int, default=None, help="a cap on the features any class reads")
+    p.add_argument("--max-steps-per-class", type=int, default=None, help="the RNN entries' cap on the steps any class reads")
     args = p.parse_args(argv)
     import torch
 
