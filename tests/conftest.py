@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 #: The home folder before any test changed it: tests check that nothing was written there.
 REAL_HOME = Path.home()
@@ -97,3 +98,13 @@ def benchmark_script():
 
     return load
 
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny products on a shared, busy machine, where a second
+    thread only adds its synchronization."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

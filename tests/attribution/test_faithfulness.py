@@ -256,15 +256,6 @@ def test_neuroview_unit_scores_are_the_contributions():
     assert torch.allclose(unit_scores(net, X, y, "neuroview_global"), net.unit_importance(standardized=True)[y])
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny ops on a shared, busy machine: a second OpenMP thread only waits for the first.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_unit_ablation_on_a_trained_toy_beats_random(one_thread):
     # Class = sign of feature 0; the NeuroView order should find the units that carry it.
     g = torch.Generator().manual_seed(0)

@@ -33,14 +33,6 @@ def _cnn(seed=0):
                            input_shape=(1, 24)).eval()
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small problem: two threads only add their synchronization
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("svd_work", [glm._SVD_WORK, 0])  # the step's norm from an SVD, and by subspace iteration
 def test_lasso_path_meets_the_optimality_conditions(one_thread, monkeypatch, svd_work):
     monkeypatch.setattr(glm, "_SVD_WORK", svd_work)

@@ -14,14 +14,6 @@ import neuroview as nv
 from neuroview.training.sparsity_path import cap_weights
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _fit(net, x, y, steps, lr=1e-2):
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr)
