@@ -67,13 +67,14 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
                     "--trainer.limit_train_batches", "5", "--trainer.enable_progress_bar", "false",
                     "--trainer.callbacks+=neuroview.training.sparse_callback.Sparsify",
                     "--trainer.callbacks.init_args.finetune", "1",
+                    "--trainer.callbacks.init_args.max_units_per_class", "4",
                     "--trainer.default_root_dir", str(tmp_path)], run=True)
     model = cli.model.model
     assert hasattr(model, "sparsity_path")
-    assert nv.units_per_class(model).max() < model.num_units
+    assert 1 <= int((model.classifier.weight != 0).sum(1).max()) <= 4  # the cap, through the recipe option
     run = next(tmp_path.rglob("sparse_path.json"))
     record = json.loads(run.read_text())
-    assert record["summary"].startswith("sparse head")
+    assert record["summary"].startswith("sparse head") and "at most 4 units per class" in record["summary"]
     assert record["finetuned"]["epochs"] == 1 and model.finetuned["epochs_kept"] == 1
     # the backbone the test scored is not the one fitted: it learned for the sparse head's units
     fitted = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=False)["state_dict"]
