@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         "contributions for 90%% of their evidence (the zoo's CNN entries use 10; default: none)")
     p.add_argument("--max-k90-steps", type=float, default=None,
                    help="an RNN's budget in time steps (each step's hidden states summed); with --max-k90 a point "
-                        "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10; default: none)")
+                        "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10 --max-steps-per-class 10)")
     p.add_argument("--k90-quantile", type=float, default=0.5,
                    help="the share of the training decisions a budget holds for: 0.5 the median (default), 1 every one")
     p.add_argument("--max-units-per-class", type=int, help="a cap on the units (hidden states) any class reads")
