@@ -1,5 +1,6 @@
-"""The regularization path :func:`neuroview.sparsify` walked, as data (:class:`SparsityPath`), and
-the rule that chooses its point (:func:`choose_point`).
+"""The regularization path :func:`neuroview.sparsify` walked, as data (:class:`SparsityPath`), the
+rule that chooses its point (:func:`choose_point`), and what each point is measured and cut by:
+its accuracy and losses, the cross-validation folds, the caps per class (:func:`cap_weights`).
 
 Imports only torch; :mod:`neuroview.viz.sparsity` registers the drawing of ``.plot()`` here on
 import (the training layer may not import viz).
