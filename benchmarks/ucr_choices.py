@@ -157,6 +157,8 @@ def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
             for recipe, extra in alt.items():
                 if _verdict(runs, recipe, c.sets, seeds, tuple(extra))[0] != "not run yet":
                     continue  # settled: no result of the missing runs could change it
+                if recipe_value(recipe, extra):
+                    continue  # a verdict made it the recipe's own value: it would be judged against itself
                 if _row_key(c.name, recipe, label) in (judged or {}):
                     continue  # judged on an earlier version of the recipe: the screen goes one option at a time
                 for s in _sets_of(recipe, c.sets):
@@ -165,6 +167,25 @@ def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
                             if _run_of(runs, recipe, s, seed, e) is None and (recipe, s, seed, e) not in need:
                                 need.append((recipe, s, seed, e))
     return need
+
+
+def recipe_value(recipe: str, extra: tuple[str, ...]) -> bool:
+    """Whether ``extra`` (``--a.b.c value`` pairs) only sets what ``recipe`` already has: an
+    alternative a change made the recipe's value (``ucr_rnn``'s head dropout 0.5, one layer)."""
+    import yaml
+
+    if not extra or len(extra) % 2 or any(not k.startswith("--") or "+=" in k for k in extra[::2]):
+        return False
+    cfg = yaml.safe_load((ROOT / recipe).read_text())
+    for key, value in zip(extra[::2], extra[1::2]):
+        node = cfg
+        for part in key[2:].split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        if node != yaml.safe_load(value):
+            return False
+    return True
 
 
 def _verdict(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...]):

@@ -154,3 +154,19 @@ def test_cross_validation_reads_only_its_own_folds(choices, monkeypatch, benchma
     assert ua.overrides("ArrowHead", 0.2, 3)[-2:] == ["--data.init_args.val_fold", "3"]
     assert ua.overrides("mnist1d", 0.2, 1)[-2:] == ["--data.val_fold", "1"]
     assert "val_fold" not in " ".join(ua.overrides("ArrowHead", 0.2))
+
+
+def test_an_alternative_that_a_change_made_the_recipes_value_is_not_run_against_itself(choices, tmp_path, monkeypatch):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  lr: 0.001\n  model_kwargs:\n    num_layers: 1\n    head_dropout: 0.5\n")
+    monkeypatch.setattr(choices, "ROOT", tmp_path)
+    assert choices.recipe_value("r.yaml", ("--model.model_kwargs.num_layers", "1"))
+    assert choices.recipe_value("r.yaml", ("--model.model_kwargs.head_dropout", "0.5", "--model.lr", "1.0e-3"))
+    assert not choices.recipe_value("r.yaml", ("--model.model_kwargs.num_layers", "2"))
+    assert not choices.recipe_value("r.yaml", ("--model.model_kwargs.max_steps", "25"))  # a key the file lacks
+    assert not choices.recipe_value("r.yaml", ("--trainer.callbacks+=x.Y",))
+    assert not choices.recipe_value("r.yaml", ())
+    monkeypatch.setattr(choices, "_sha", lambda r: "now")
+    one = (choices.Choice("n", "2", {"1": {"r.yaml": ("--model.model_kwargs.num_layers", "1")},
+                                     "3": {"r.yaml": ("--model.model_kwargs.num_layers", "3")}}, sets=("GunPoint",)),)
+    assert {e for *_, e in choices.todo(one, [0], {})} == {(), ("--model.model_kwargs.num_layers", "3")}
