@@ -92,6 +92,7 @@ def agreement(net, x, y, opt, device, prec) -> dict:
                 state = {k: v.clone() for k, v in net.state_dict().items()}
                 net.train()
                 opt.zero_grad(set_to_none=True)
+                torch.manual_seed(0)  # the same dropout and stochastic-depth draws on both paths (EfficientNet)
                 with autocast(device, prec):
                     loss = torch.nn.functional.cross_entropy(net(x).float(), y)
                 loss.backward()

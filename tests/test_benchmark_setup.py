@@ -203,3 +203,18 @@ def test_gpu_cost_pairs_run_in_the_same_mode_and_measure_hard_codes(bench, monke
     gpu_cost.measure("fp32", std, net, opts, torch.device("cpu"), x, y, args)
     assert modes["standard/forward"] == modes["neuroview/explain"] == {False}
     assert modes["standard/train_step"] == modes["neuroview/train_step"] == {True}
+
+
+def test_fused_cost_compares_both_paths_on_the_same_random_draws(benchmark_script):
+    """fused_cost's agreement: one train step per path from the same weights; a network with dropout
+    (EfficientNet's stochastic depth) must draw the same masks on both, else its gradient difference
+    reads as the kernel's. On CPU both paths are the torch code, so they agree to the bit."""
+    fused_cost = benchmark_script("fused_cost")
+    torch.manual_seed(1)
+    backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Dropout(0.5), nn.Conv2d(8, 4, 3), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    x, y = torch.randn(4, 3, 9, 9), torch.tensor([0, 1, 2, 0])
+    net = nv.wrap(backbone, 3, example_input=x)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    a = fused_cost.agreement(net, x, y, opt, torch.device("cpu"), "fp32")
+    assert a["codes_equal"] and a["grad_rel_diff"] == 0.0, a

@@ -1,7 +1,7 @@
 """The Triton kernel behind :mod:`neuroview.core.fused` (imported only when triton is there).
 
 Long-standing ``triton.language`` only (masked loads and stores, ``tl.sum``, ``tl.arange``,
-``tl.program_id``, ``tl.static_range``, constexpr blocks, ``tl.fdiv``): the GPU machines run
+``tl.program_id``, ``tl.static_range``, constexpr blocks, ``tl.math.div_rn``): the GPU machines run
 torch's own triton, which may be older or newer than the one the interpreter checked it with.
 
 Imports triton and nothing of neuroview.
@@ -89,7 +89,8 @@ def site_kernel(z, code, state, C, N, s_b, s_c, s_n, o_b, o_c, total, half,
                 x2 = _partner(z, j + half, ok2, C, N, s_b, s_c, s_n, UNITS_LAST)
                 q2 = tl.where(ok2, _slope_code(x2, t0, t1, t2, inv_tau, inv_step, NPTS).to(tl.int32), 0)
                 tl.store(state + j, (q.to(tl.int32) + 16 * q2).to(tl.uint8), mask=low)
-    # counts are exact integers; one IEEE division, as torch's div_ (Triton's plain `/` may be approximate)
-    mean = tl.fdiv(count.to(tl.float32), tl.zeros([BLOCK_C], dtype=tl.float32) + n_f, ieee_rounding=True)
+    # counts are exact integers; one correctly rounded division, as torch's div_. Not `/` nor
+    # tl.fdiv: both were approximate on an H200 with triton 3.6 (ieee_rounding ignored there)
+    mean = tl.math.div_rn(count.to(tl.float32), tl.zeros([BLOCK_C], dtype=tl.float32) + n_f)
     mean = tl.where(bad > 0, float("nan"), mean)
     tl.store(code + b * o_b + cs * o_c, mean, mask=c_ok)

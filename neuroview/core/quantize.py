@@ -176,7 +176,9 @@ def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: floa
             u = zf - t if t else zf
             c = torch.sigmoid(u * (1.0 / tau) if tau != 1.0 else u).sum(dim, dtype=acc)
         code = c if code is None else code.add_(c)
-    return code.div_(zf.shape[dim])
+    # not in place: an in-place op on _MeanCode.forward's output made torch 2.11's compiled backward
+    # return a zero gradient (tests/core/test_compile.py, on the GPU machine's torch 2.11); [B, C] is small
+    return code / zf.shape[dim]
 
 
 def as_units(z: Tensor, axis: int, batch: int) -> tuple[Tensor, int]:

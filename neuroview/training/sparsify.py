@@ -88,9 +88,12 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
     was = [m.training for m in net.modules()]
     net.eval()
     feats, ys = [], []
+    dev = next((p.device for p in net.parameters()), None)
+    to = lambda t: t.to(dev) if isinstance(t, Tensor) and dev is not None else t  # noqa: E731 (loaders give CPU batches)
     try:
         for batch in batches:
             x, lengths, y = unpack(batch)
+            x, lengths = to(x), to(lengths)
             if y is None:
                 raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
             if _is_rnn(net):

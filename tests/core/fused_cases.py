@@ -133,7 +133,8 @@ def test_nan_rows_and_half_rounding_of_z_minus_t(interpreted):
 @pytest.mark.parametrize("act", [lambda: nn.ReLU(inplace=True), nn.ReLU6, nn.Hardswish])
 def test_network_through_the_dispatch(interpreted, monkeypatch, state, act):
     """quantize's hook through the kernel (forced onto CPU tensors under the interpreter): codes to
-    the bit, and the same weight gradient as the torch code on the same device."""
+    the bit (within one float32 rounding of the torch code on CUDA, see below), and the same weight
+    gradient as the torch code on the same device."""
     def run():
         torch.manual_seed(0)
         backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), act(), nn.Conv2d(8, 6, 3), act(),
@@ -153,7 +154,11 @@ def test_network_through_the_dispatch(interpreted, monkeypatch, state, act):
     enabled = fused.enabled if ON_CUDA else (lambda zf, points: True)
     monkeypatch.setattr(fused, "enabled", lambda zf, points: calls.append(zf.shape) or enabled(zf, points))
     got = run()
-    assert calls and all(torch.equal(a, b) for a, b in zip(got[:2], want[:2]))
+    # on CUDA the torch code's division by the position count multiplies by its reciprocal (ATen's
+    # "may lose one bit of precision"); the kernel divides correctly rounded, as the CPU does
+    ulps = 1 if ON_CUDA else 0
+    assert calls and all(torch.testing.assert_close(a, b, rtol=ulps * 2.0 ** -23, atol=0) is None
+                         for a, b in zip(got[:2], want[:2]))
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-7)
 
 

