@@ -16,7 +16,7 @@
 #   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU), then
 #      benchmarks/ensemble_cost.py (five members against one network; five standard LITEs apart and grouped in one pass)
 #   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
-#      time, CUDA kernels per site); prepared without a GPU, never run yet (PHASES=4 runs it alone)
+#      time, CUDA kernels per site); on 2026-12-04 it reached ResNet-50 and EfficientNet-B0 (PHASES=4 runs it alone)
 #
 # It writes $OUT/log.txt and $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*, and each phase's log).
 #   run: bash benchmarks/device_check.sh        (carry .whl: the wheels the GPU image lacks, made here by
@@ -136,7 +136,7 @@ if [[ " $PHASES " == *" 4 "* ]]; then
 say "phase 4: fused_cost"
 python3 -c "import triton; print('triton', triton.__version__)" >>"$LOG" 2>&1
 if [ -z "${SMOKE:-}" ]; then
-  timeout 130 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds 80 >"$L/fused_cost.log" 2>&1
+  timeout 150 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds 110 >"$L/fused_cost.log" 2>&1
 else
   timeout 60 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$L/fused_cost.log" 2>&1
 fi
@@ -146,7 +146,9 @@ if [[ " $PHASES " == *" 3 "* ]]; then
 # 3. NeuroView's cost on ImageNet-size backbones, eager, nothing else on the GPU
 say "phase 3: gpu_cost"
 if [ -z "${SMOKE:-}" ]; then
-  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --repeats 7 --max-seconds $GC >"$L/gpu_cost.log" 2>&1
+  # the two models the 2026-12-04 call did not reach first
+  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --repeats 7 --max-seconds $GC \
+    --models vit_b_16 convnext_tiny resnet50 efficientnet_b0 >"$L/gpu_cost.log" 2>&1
 else
   timeout $GC python3 benchmarks/gpu_cost.py --small --no-compile --repeats 2 --max-seconds 30 --out gpu_cost_smoke >"$L/gpu_cost.log" 2>&1
 fi
@@ -165,6 +167,7 @@ if [ "$CS" -lt 70 ]; then
   say "phase 5 skipped: too little time left"
 elif [ -z "${SMOKE:-}" ]; then
   timeout $CS python3 benchmarks/gpu_cost.py --compile-only --merge --max-seconds $((CS - 10)) --compile-seconds 60 \
+    --compile-models efficientnet_b0 convnext_tiny vit_b_16 resnet50 \
     >"$L/gpu_compile.log" 2>&1
 else
   timeout 120 python3 benchmarks/gpu_cost.py --small --compile-only --merge --out gpu_cost_smoke >"$L/gpu_compile.log" 2>&1

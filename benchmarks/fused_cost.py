@@ -151,7 +151,8 @@ def measure(name: str, prec: str, args, device, x, y) -> dict:
 def markdown(res: dict) -> str:
     m = res["meta"]
     lines = [f"{m['device_name']}, batch {m['batch']}, {m['size']}x{m['size']}, {m['classes']} classes, `hard` codes, eager; "
-             f"medians of {m['repeats']} interleaved rounds; torch {m['torch']}, triton {m['triton']}. `{m['command']}`", ""]
+             f"medians of {m['repeats']} interleaved rounds; torch {m['torch']}, triton {m['triton']}; measured {m['date']}. "
+             f"`{m['command']}`", ""]
     if m["smoke"]:
         lines += ["**CPU smoke run: the fused kernel never runs on CPU, both paths are the torch code. Not GPU figures.**", ""]
     lines += ["| model | precision | codes equal | grad rel. diff | fused calls / sites | explain / forward: torch → fused | "

@@ -314,7 +314,8 @@ def markdown(res: dict) -> str:
         head += ["**CPU smoke run at toy size (batch {batch}, {size}x{size}, widths x{width:g}, {device}): it checks that the "
                  "script runs; these are not GPU figures.**".format(**m), ""]
     head += [f"{m['device_name']}, batch {m['batch']}, {m['size']}x{m['size']}, {m['classes']} classes, NeuroView "
-             f"`hard` codes; medians of {m['repeats']} interleaved rounds; torch {m['torch']}.", "",
+             f"`hard` codes; medians of {m['repeats']} interleaved rounds (compiled: {m.get('compile_repeats', 10)}); "
+             f"torch {m['torch']}; measured {m.get('date', '?')}.", "",
              "| model | precision | units | explain / forward | train step / standard | peak train memory / standard | "
              "compile: NV graphs / breaks | compile s (NV / std) | compiled step / compiled standard |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -413,7 +414,7 @@ def main(argv=None) -> None:
             "cudnn_benchmark": torch.backends.cudnn.benchmark if device.type == "cuda" else None,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_conv": torch.backends.cudnn.allow_tf32,
             "channels_last": args.channels_last, "check_finite": not args.no_check_finite, "quantizer": "hard",
-            "optimizer": "SGD(lr=1e-3, momentum=0.9)", "command": "python benchmarks/gpu_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+            "optimizer": "SGD(lr=1e-3, momentum=0.9)", "compile_repeats": args.compile_repeats, "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/gpu_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     if args.small:
         meta["note"] = ("CPU smoke run at toy size, to check the script: NOT GPU figures. Our own definitions at 1/8 width, "
                         "64x64 input, batch 4, 2 rounds, 1 thread (shared cores); compile of resnet50 only, with the aot_eager "
@@ -427,6 +428,8 @@ def main(argv=None) -> None:
         if any(a != b for a, b in same.values()):
             raise SystemExit(f"--merge: the earlier run differs in {[k for k, (a, b) in same.items() if a != b]}: {same}")
         res["models"] = old["models"]
+        if args.compile_only:  # the eager figures, and the rounds they are medians of, are the earlier run's
+            meta["repeats"] = old["meta"]["repeats"]
         meta["earlier_commands"] = old["meta"].get("earlier_commands", []) + [old["meta"]["command"]]
 
     def save():
@@ -450,7 +453,7 @@ def main(argv=None) -> None:
             print(f"{name}: {res['models'][name]['error']}", flush=True)
         free(device)
     if not args.no_compile:
-        for name in [m for m in args.models if m in (args.compile_models or args.models)]:
+        for name in [m for m in (args.compile_models or args.models) if m in args.models]:  # in the order asked
             compile_phase(name, args, device, x, y, budget, res, save)
     save()
     print(markdown(res))

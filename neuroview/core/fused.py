@@ -8,9 +8,11 @@
 For every (sample, unit) row of ``zf`` (``[B, C, N]``, ``dim=2``, or units last ``[B, N, C]``,
 ``dim=1``; any strides) the kernel writes the row's mean hard code ``sum_k 1[z > t_k]`` over its N
 positions, counted in integers and divided once in float32 with IEEE rounding: the same number to
-the bit as :func:`neuroview.core.quantize._mean_region_code` (a float32 sum of 0/1 codes is exact
-below 2^24 positions; half inputs compare ``z - t`` rounded to their own dtype, as torch does; a NaN
-in a row makes its code NaN, as torch's ``clamp`` does). It writes into ``out`` when given, e.g. a
+the bit as :func:`neuroview.core.quantize._mean_region_code` on the CPU (a float32 sum of 0/1 codes
+is exact below 2^24 positions; on CUDA that torch code is within one float32 rounding, as ATen
+divides a CUDA tensor by a scalar as a product with its reciprocal; half inputs compare ``z - t``
+rounded to their own dtype, as torch does; a NaN in a row makes its code NaN, as torch's ``clamp``
+does). It writes into ``out`` when given, e.g. a
 slice of a preallocated ``[B, U]`` code buffer at the site's unit offset, so no concatenation is
 needed. In training it can also write the surrogate gradient's slope state in the same pass, packed
 as :func:`neuroview.core.quantize._packed_slope` packs it (one code per byte, or two: element ``i``
@@ -24,8 +26,8 @@ triton importable, not while ``torch.compile`` traces (Inductor fuses the torch 
 not with ``NEUROVIEW_FUSED=0``, and only once the kernel has passed a small check on the device
 (else a warning). Everything else, CPU included, keeps the torch code. Triton ships
 with torch's CUDA wheels; it is imported only when a CUDA tensor asks, so this module imports and
-works without it. Verified here under Triton's CPU interpreter (``TRITON_INTERPRET=1``); its speed
-on a GPU is unmeasured (``benchmarks/fused_cost.py``).
+works without it. Verified under Triton's CPU interpreter (``TRITON_INTERPRET=1``) and compiled on
+an H200 (triton 3.6; ``benchmarks/fused_cost.py``: README, "On the GPU").
 
 Imports only torch (triton lazily).
 """
