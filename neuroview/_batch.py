@@ -10,20 +10,33 @@ from __future__ import annotations
 
 import inspect
 
+import torch
 from torch import Tensor, nn
 
 
-def unpack(batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none."""
+def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none.
+
+    ``device``: where to put the tensors among them (a loader gives CPU batches; a loop outside
+    Lightning that feeds a network on a GPU passes :func:`device_of` of it)."""
     if isinstance(batch, Tensor):
-        return batch, None, None
-    if len(batch) == 3:
-        return batch[0], batch[1], batch[2]
-    if len(batch) == 2:
-        return batch[0], None, batch[1]
-    if len(batch) == 1:
-        return batch[0], None, None
-    raise ValueError(f"batch: expected (x, y) or (x, lengths, y), got a {type(batch).__name__} of {len(batch)} items")
+        parts = batch, None, None
+    elif len(batch) == 3:
+        parts = batch[0], batch[1], batch[2]
+    elif len(batch) == 2:
+        parts = batch[0], None, batch[1]
+    elif len(batch) == 1:
+        parts = batch[0], None, None
+    else:
+        raise ValueError(f"batch: expected (x, y) or (x, lengths, y), got a {type(batch).__name__} of {len(batch)} items")
+    if device is None:
+        return parts
+    return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
+
+
+def device_of(model: nn.Module) -> torch.device | None:
+    """The device of ``model``'s first parameter (``None`` for a model without any)."""
+    return next((p.device for p in model.parameters()), None)
 
 
 def takes_lengths(model: nn.Module) -> bool:

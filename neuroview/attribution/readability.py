@@ -23,7 +23,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import steps_first, unpack
+from .._batch import device_of, steps_first, unpack
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -45,8 +45,9 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     """
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
+    device = device_of(net)
     for batch in batches:
-        x, lengths, y = unpack(batch)
+        x, lengths, y = unpack(batch, device)
         exp = net.explain(steps_first(x), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
         ks.append(exp.k90(per_sample=True))
         shares.append(exp.top_share(10, per_sample=True))

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .._batch import steps_first, unpack
+from .._batch import device_of, steps_first, unpack
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap
@@ -92,9 +92,9 @@ def _loader(data) -> Iterable:
 
 @torch.no_grad()
 def _features(net: nn.Module, loader: Iterable) -> tuple[Tensor, Tensor]:
-    feats, ys = [], []
+    feats, ys, device = [], [], device_of(net)
     for batch in loader:
-        x, lengths, y = unpack(batch)
+        x, lengths, y = unpack(batch, device)
         if isinstance(net, NeuroViewRNN):
             f = net.features(steps_first(x), lengths).flatten(1)
         else:

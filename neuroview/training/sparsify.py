@@ -55,7 +55,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import steps_first, unpack
+from .._batch import device_of, steps_first, unpack
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
@@ -88,12 +88,10 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
     was = [m.training for m in net.modules()]
     net.eval()
     feats, ys = [], []
-    dev = next((p.device for p in net.parameters()), None)
-    to = lambda t: t.to(dev) if isinstance(t, Tensor) and dev is not None else t  # noqa: E731 (loaders give CPU batches)
+    device = device_of(net)
     try:
         for batch in batches:
-            x, lengths, y = unpack(batch)
-            x, lengths = to(x), to(lengths)
+            x, lengths, y = unpack(batch, device)  # loaders give CPU batches
             if y is None:
                 raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
             if _is_rnn(net):

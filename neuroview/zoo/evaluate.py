@@ -13,7 +13,7 @@ import inspect
 import torch
 from torch import Tensor, nn
 
-from .._batch import call_model, unpack
+from .._batch import call_model, device_of, unpack
 
 __all__ = ["SLICE_SIZE", "make_datamodule", "predict", "evaluate", "score_test_split"]
 
@@ -39,7 +39,7 @@ def make_datamodule(spec: dict):
 
 def predict(model: nn.Module, batch) -> tuple[Tensor, Tensor]:
     """``(logits, y)`` of one data-module batch; RNNs get ``[B, T, F]`` and the lengths, like the Lightning module."""
-    x, lengths, y = unpack(batch)
+    x, lengths, y = unpack(batch, device_of(model))  # a loader's CPU batch, for a model anywhere
     return call_model(model, x, lengths), y
 
 
