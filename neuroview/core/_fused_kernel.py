@@ -94,3 +94,43 @@ def site_kernel(z, code, state, C, N, s_b, s_c, s_n, o_b, o_c, total, half,
     mean = tl.math.div_rn(count.to(tl.float32), tl.zeros([BLOCK_C], dtype=tl.float32) + n_f)
     mean = tl.where(bad > 0, float("nan"), mean)
     tl.store(code + b * o_b + cs * o_c, mean, mask=c_ok)
+
+
+@triton.jit
+def _bf16_bits(x):
+    """float32 ``x`` rounded to bfloat16 (to nearest, ties to even; NaN as 0x7FC0), as int16 bits:
+    ``c10::BFloat16``'s rounding, in integers, so that Triton's interpreter (which truncates a
+    bfloat16 cast) and a GPU give the same bits."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + (((bits >> 16) & 1) + 0x7FFF)) >> 16
+    bits = tl.where(x != x, 0x7FC0, bits)
+    return bits.to(tl.uint16).to(tl.int16, bitcast=True)
+
+
+@triton.jit
+def slope_grad_kernel(state, g, out, C, N, total, half, scale,
+                      STATE: tl.constexpr, UNITS_LAST: tl.constexpr, OUT_BF16: tl.constexpr, BLOCK: tl.constexpr):
+    """Backward of a site with a slope state, one read of it: element ``i`` of the site (its logical
+    order) gets ``float(q_i) * (float(grad[b, c]) * scale)``, the torch path's products in its order
+    (``quantize._MeanCode.backward``), cast to ``out``'s dtype (``OUT_BF16``: rounded as torch rounds
+    to bfloat16, ``out`` seen as int16); ``q_i`` unpacked as
+    ``quantize._unpack_slope`` reads it (byte ``i``, or the low half of byte ``i`` / the high half
+    of byte ``i - half``)."""
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = i < total
+    if STATE == 8:
+        q = tl.load(state + i, mask=ok, other=0)
+    else:
+        low = i < half
+        byte = tl.load(state + tl.where(low, i, i - half), mask=ok, other=0)
+        q = tl.where(low, byte & 15, byte >> 4)
+    if UNITS_LAST:
+        b, c = i // (N * C), i % C
+    else:
+        b, c = i // (C * N), (i // N) % C
+    gv = tl.load(g + b * C + c, mask=ok, other=0.0).to(tl.float32) * scale
+    val = q.to(tl.float32) * gv
+    if OUT_BF16:  # out is the bfloat16 gradient seen as int16
+        tl.store(out + i, _bf16_bits(val), mask=ok)
+    else:
+        tl.store(out + i, val.to(out.dtype.element_ty), mask=ok)

@@ -20,6 +20,8 @@ in the low half of byte ``i``, element ``m + i`` in its high half). Those bytes 
 path's except where the slope lies within float32 rounding of a rounding midpoint (the kernel's
 ``exp`` is not torch's): there a code may differ by one step, and both stay within half a step of
 the exact slope, plus float32 rounding (tests/core/test_fused.py states and checks this).
+:func:`slope_grad` is that state's backward in one kernel (the torch code unpacks, casts and scales
+in five), the same numbers to the bit; :func:`grad_enabled` dispatches it as :func:`enabled` does.
 
 :func:`enabled` is the dispatch: CUDA tensors of float32/bfloat16/float16 with 1 to 3 breakpoints,
 triton importable, not while ``torch.compile`` traces (Inductor fuses the torch code there), and
@@ -47,14 +49,15 @@ _MAX_POSITIONS = 2 ** 24 // 3  # up to 3 breakpoints' counts, exact in float32 a
 
 @functools.lru_cache(maxsize=1)
 def _kernel():
-    """The compiled (or, with ``TRITON_INTERPRET=1``, interpreted) kernel; ``None`` without triton."""
+    """The module of the compiled (or, with ``TRITON_INTERPRET=1``, interpreted) kernels
+    (``site_kernel``, ``slope_grad_kernel``); ``None`` without triton."""
     try:
         import triton  # noqa: F401
     except ImportError:
         return None
-    from ._fused_kernel import site_kernel
+    from . import _fused_kernel
 
-    return site_kernel
+    return _fused_kernel
 
 
 def enabled(zf: Tensor, points: tuple[float, ...]) -> bool:
@@ -64,11 +67,17 @@ def enabled(zf: Tensor, points: tuple[float, ...]) -> bool:
             and _works_on(zf.device))
 
 
+def grad_enabled(kept: Tensor, shape: torch.Size) -> bool:
+    """Whether :func:`slope_grad` takes over the backward of a site whose slope state is ``kept``."""
+    return (kept.is_cuda and not torch.compiler.is_compiling() and len(shape) == 3 and shape.numel() < 2 ** 31
+            and os.environ.get("NEUROVIEW_FUSED", "1") != "0" and _kernel() is not None and _works_on(kept.device))
+
+
 @functools.lru_cache(maxsize=None)
 def _works_on(device: torch.device) -> bool:
-    """Once per device: the kernel compiles there and a small site's codes and slope state agree
-    with a reference (codes exactly, slopes within half a step); else a warning, and the torch code
-    from then on (a triton too old or too new for this kernel must not break a forward pass)."""
+    """Once per device: the kernels compile there and a small site's codes, slope state and gradient
+    agree with a reference (codes and gradient exactly, slopes within half a step); else a warning,
+    and the torch code from then on (a triton too old or too new for this kernel must not break a forward pass)."""
     try:
         z = torch.randn(3, 5, 37, generator=torch.Generator().manual_seed(0)).mul_(4)
         z.view(-1)[::7] = 0.0
@@ -79,6 +88,9 @@ def _works_on(device: torch.device) -> bool:
         state = state.cpu()
         q = torch.cat((state & 15, state >> 4))[: z.numel()].double().view_as(z)
         ok = ok and bool(((q - (s(z) + s(z - 6)) / step).abs() <= 0.501).all())
+        grad = torch.randn(3, 5, generator=torch.Generator().manual_seed(1))
+        gz = slope_grad(state.to(device), grad.to(device), z.shape, 2, 4, 0.01, torch.float32).cpu()
+        ok = ok and torch.equal(gz, q.float().mul_((grad * 0.01).unsqueeze(2)))
         why = "a small site's codes or slopes differ from the reference"
     except Exception as e:  # noqa: BLE001 (a compile error of any kind)
         ok, why = False, f"{type(e).__name__}: {str(e)[:300]}"
@@ -131,8 +143,28 @@ def site_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float = 1.0,
     t = tuple(float(p) for p in points) + (0.0,) * (3 - len(points))
     bc, bn = _blocks(zf, dim)
     grid = (b, -(-c // bc))
-    kernel[grid](zf, out, state, c, n, s_b, s_c, s_n, out.stride(0), out.stride(1), total, half,
+    kernel.site_kernel[grid](zf, out, state, c, n, s_b, s_c, s_n, out.stride(0), out.stride(1), total, half,
                  t[0], t[1], t[2], 1.0 / tau, 1.0 / step if kind else 1.0, float(n),
                  NPTS=len(points), UNITS_LAST=dim == 1, STATE=kind, ROUND=zf.dtype != torch.float32,
                  BLOCK_C=bc, BLOCK_N=bn)
     return out, (state if kind else None)
+
+
+def slope_grad(kept: Tensor, grad: Tensor, shape: torch.Size, dim: int, bits: int, scale: float,
+               dtype: torch.dtype) -> Tensor:
+    """The backward of a site whose slope state is ``kept`` (:func:`site_code`'s or the torch
+    path's, ``bits`` 4 or 8), in one kernel: ``unpack(kept) * (grad * scale)`` broadcast over the
+    positions (``dim``) of ``shape``, as ``dtype``, contiguous in ``shape``: the torch path's
+    numbers to the bit (the same float32 products; ``scale`` is ``step / (N * tau)``)."""
+    kernel = _kernel()
+    if kernel is None:
+        raise RuntimeError("slope_grad: needs triton (pip install triton); use grad_enabled() to dispatch")
+    c, n = shape[3 - dim], shape[dim]
+    total = shape.numel()
+    out = torch.empty(shape, dtype=dtype, device=kept.device)
+    block = 1024
+    bf16 = dtype == torch.bfloat16
+    kernel.slope_grad_kernel[(-(-total // block),)](kept, grad.contiguous(), out.view(torch.int16) if bf16 else out, c, n,
+                                                    total, (total + 1) // 2, float(scale), STATE=bits, UNITS_LAST=dim == 1,
+                                                    OUT_BF16=bf16, BLOCK=block)
+    return out

@@ -150,16 +150,55 @@ def test_network_through_the_dispatch(interpreted, monkeypatch, state, act):
     monkeypatch.setenv("NEUROVIEW_FUSED", "0")  # the torch code (on a GPU the dispatch would take the kernel)
     want = run()
     monkeypatch.setenv("NEUROVIEW_FUSED", "1")
-    calls = []
+    calls, grad_calls = [], []
     enabled = fused.enabled if ON_CUDA else (lambda zf, points: True)
+    grad_enabled = fused.grad_enabled if ON_CUDA else (lambda kept, shape: True)
     monkeypatch.setattr(fused, "enabled", lambda zf, points: calls.append(zf.shape) or enabled(zf, points))
+    monkeypatch.setattr(fused, "grad_enabled", lambda kept, shape: grad_calls.append(shape) or grad_enabled(kept, shape))
     got = run()
+    # a slope state only where the activation overwrites its input (the in-place ReLU: ReLU6 and
+    # Hardswish keep theirs, which the site shares) and not as a bfloat16 copy, which recomputes the sigmoid
+    assert bool(grad_calls) == (state != "bf16" and act().inplace)
     # on CUDA the torch code's division by the position count multiplies by its reciprocal (ATen's
     # "may lose one bit of precision"); the kernel divides correctly rounded, as the CPU does
     ulps = 1 if ON_CUDA else 0
     assert calls and all(torch.testing.assert_close(a, b, rtol=ulps * 2.0 ** -23, atol=0) is None
                          for a, b in zip(got[:2], want[:2]))
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dim", [2, 1])
+@pytest.mark.parametrize("shape", [(1, 3, 1100), (2, 130, 5), (3, 1, 7)])  # the last: an odd count of elements
+def test_slope_grad_equals_the_torch_backward_to_the_bit(shape, dim, dtype, bits):
+    """The backward kernel against quantize's torch backward of a slope state: unpack, float32, times
+    ``grad * step / (N * tau)`` broadcast over the positions, cast to the input's dtype."""
+    points, tau = (0.0, 6.0), 0.5
+    z = _site(shape, dim, dtype, points)
+    step = _slope_peak(points, tau) / (2 ** bits - 1)
+    state = _packed_slope(z, points, tau, step, bits)
+    b, c, n = shape
+    grad = torch.randn(c, b, generator=torch.Generator().manual_seed(2)).t()  # not contiguous, as autograd may give
+    scale = step / (n * tau)
+    want = _unpack_slope(state, z.shape, bits).to(torch.float32).mul_((grad.to(torch.float32) * scale).unsqueeze(dim))
+    got = fused.slope_grad(state.to(DEV), grad.to(DEV), z.shape, dim, bits, scale, dtype).cpu()
+    assert got.dtype == dtype and got.shape == z.shape and got.is_contiguous()
+    assert torch.equal(got, want.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_slope_grad_carries_nan_and_inf_as_torch_does(dtype):
+    """A NaN or infinite gradient (and a zero slope times an infinite one) gives what the torch path
+    gives, bfloat16's integer rounding included (NaN, overflow to inf)."""
+    points, tau, bits = (0.0,), 1.0, 4
+    z = _site((2, 3, 9), 2, dtype, points)
+    step = _slope_peak(points, tau) / (2 ** bits - 1)
+    state = _packed_slope(z, points, tau, step, bits)
+    grad = torch.tensor([[float("nan"), float("inf"), -float("inf")], [3e38, -1.0, 0.0]])
+    want = _unpack_slope(state, z.shape, bits).to(torch.float32).mul_((grad * (step / 9)).unsqueeze(2)).to(dtype)
+    got = fused.slope_grad(state.to(DEV), grad.to(DEV), z.shape, 2, bits, step / 9, dtype).cpu()
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
 
 
 def test_the_once_per_device_check_passes(interpreted):
