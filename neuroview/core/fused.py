@@ -77,7 +77,8 @@ def grad_enabled(kept: Tensor, shape: torch.Size) -> bool:
 def _works_on(device: torch.device) -> bool:
     """Once per device: the kernels compile there and a small site's codes, slope state and gradient
     agree with a reference (codes and gradient exactly, slopes within half a step); else a warning,
-    and the torch code from then on (a triton too old or too new for this kernel must not break a forward pass)."""
+    and the torch code from then on (a triton too old or too new for these kernels must not break a
+    forward pass)."""
     try:
         z = torch.randn(3, 5, 37, generator=torch.Generator().manual_seed(0)).mul_(4)
         z.view(-1)[::7] = 0.0
@@ -91,7 +92,7 @@ def _works_on(device: torch.device) -> bool:
         grad = torch.randn(3, 5, generator=torch.Generator().manual_seed(1))
         gz = slope_grad(state.to(device), grad.to(device), z.shape, 2, 4, 0.01, torch.float32).cpu()
         ok = ok and torch.equal(gz, q.float().mul_((grad * 0.01).unsqueeze(2)))
-        why = "a small site's codes or slopes differ from the reference"
+        why = "a small site's codes, slopes or gradient differ from the reference"
     except Exception as e:  # noqa: BLE001 (a compile error of any kind)
         ok, why = False, f"{type(e).__name__}: {str(e)[:300]}"
     if not ok:
@@ -144,9 +145,9 @@ def site_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: float = 1.0,
     bc, bn = _blocks(zf, dim)
     grid = (b, -(-c // bc))
     kernel.site_kernel[grid](zf, out, state, c, n, s_b, s_c, s_n, out.stride(0), out.stride(1), total, half,
-                 t[0], t[1], t[2], 1.0 / tau, 1.0 / step if kind else 1.0, float(n),
-                 NPTS=len(points), UNITS_LAST=dim == 1, STATE=kind, ROUND=zf.dtype != torch.float32,
-                 BLOCK_C=bc, BLOCK_N=bn)
+                             t[0], t[1], t[2], 1.0 / tau, 1.0 / step if kind else 1.0, float(n),
+                             NPTS=len(points), UNITS_LAST=dim == 1, STATE=kind, ROUND=zf.dtype != torch.float32,
+                             BLOCK_C=bc, BLOCK_N=bn)
     return out, (state if kind else None)
 
 
