@@ -76,7 +76,9 @@ class _MeanCode(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (kept,) = ctx.saved_tensors
         if ctx.slope:
-            if fused.grad_enabled(kept, ctx.shape):  # CUDA: unpacking and scaling in one kernel, the same numbers
+            # CUDA: unpacking and scaling in one kernel, the same numbers; not under create_graph (grad mode
+            # on in backward), where the gradient must stay a function of `grad` for a second backward
+            if not torch.is_grad_enabled() and fused.grad_enabled(kept, ctx.shape):
                 gz = fused.slope_grad(kept, grad, ctx.shape, ctx.dim, ctx.bits, ctx.step / (ctx.n * ctx.tau), ctx.dtype)
                 return gz, None, None, None, None, None, None
             g = (grad.to(torch.float32) * (ctx.step / (ctx.n * ctx.tau))).unsqueeze(ctx.dim)

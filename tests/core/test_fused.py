@@ -88,3 +88,23 @@ def test_a_kernel_that_fails_on_its_device_turns_itself_off(monkeypatch):
     monkeypatch.setattr(fused, "site_code", broken)
     with pytest.warns(UserWarning, match="fused site kernel is off on cpu .RuntimeError: a compile error"):
         assert not fused._works_on.__wrapped__(torch.device("cpu"))
+
+
+def test_double_backward_keeps_the_torch_path(monkeypatch):
+    """A backward with ``create_graph=True`` (a gradient penalty, a Hessian-vector product) needs the
+    site's gradient as a function of the upstream one: a Triton kernel's output has no graph, so the
+    dispatch is not even asked then, and the second-order gradient is the torch code's."""
+    asked = []
+    monkeypatch.setattr(fused, "grad_enabled", lambda kept, shape: asked.append(shape) or False)
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    w = torch.randn(2, 3, requires_grad=True)
+    code = mean_code(z, (0.0,), "hard", 1.0)
+    (gz,) = torch.autograd.grad((code * w).sum(), z, create_graph=True)
+    assert not asked and gz.requires_grad
+    (gw,) = torch.autograd.grad(gz.sum(), w)  # d/dw of the site's gradient: its slopes summed over positions
+    slopes = quantize._unpack_slope(quantize._packed_slope(z.detach().flatten(2), (0.0,), 1.0, 0.25 / 15, 4),
+                                    torch.Size((2, 3, 16)), 4).float() * (0.25 / 15 / 16)
+    torch.testing.assert_close(gw, slopes.sum(2))
+    code = mean_code(z, (0.0,), "hard", 1.0)
+    code.sum().backward()  # a plain backward asks
+    assert asked == [torch.Size((2, 3, 16))]
