@@ -90,6 +90,33 @@ def test_a_kernel_that_fails_on_its_device_turns_itself_off(monkeypatch):
         assert not fused._works_on.__wrapped__(torch.device("cpu"))
 
 
+def _reference_kernels(monkeypatch, code_off: float = 0.0, grad_off: float = 0.0):
+    """site_code and slope_grad stood in for by the torch code (on CPU), shifted by the given offsets:
+    what a kernel whose numbers are off would give (the H200's first run: codes one rounding off)."""
+    def site_code(zf, dim, points, tau=1.0, step=None, bits=None, out=None):
+        code = quantize._mean_region_code(zf, dim, points, tau, True) + code_off
+        return code, None if step is None else quantize._packed_slope(zf, points, tau, step, bits)
+
+    def slope_grad(kept, grad, shape, dim, bits, scale, dtype):
+        g = (grad.float() * scale).unsqueeze(dim)
+        return (quantize._unpack_slope(kept, shape, bits).float() * g + grad_off).to(dtype)
+
+    monkeypatch.setattr(fused, "site_code", site_code)
+    monkeypatch.setattr(fused, "slope_grad", slope_grad)
+
+
+@pytest.mark.parametrize("code_off, grad_off, ok", [(0.0, 0.0, True), (2 ** -24, 0.0, False), (0.0, 1e-9, False)])
+def test_a_kernel_with_other_numbers_turns_itself_off(monkeypatch, code_off, grad_off, ok):
+    """The once-per-device check compares codes and gradient to the bit: one float32 rounding off in
+    either turns the kernels off with a warning (and the reference itself passes)."""
+    _reference_kernels(monkeypatch, code_off, grad_off)
+    if ok:
+        assert fused._works_on.__wrapped__(torch.device("cpu"))
+        return
+    with pytest.warns(UserWarning, match="codes, slopes or gradient differ from the reference"):
+        assert not fused._works_on.__wrapped__(torch.device("cpu"))
+
+
 def test_double_backward_keeps_the_torch_path(monkeypatch):
     """A backward with ``create_graph=True`` (a gradient penalty, a Hessian-vector product) needs the
     site's gradient as a function of the upstream one: a Triton kernel's output has no graph, so the
