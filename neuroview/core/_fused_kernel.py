@@ -108,28 +108,33 @@ def _bf16_bits(x):
 
 
 @triton.jit
-def slope_grad_kernel(state, g, out, C, N, total, half, scale,
-                      STATE: tl.constexpr, UNITS_LAST: tl.constexpr, OUT_BF16: tl.constexpr, BLOCK: tl.constexpr):
+def slope_grad_kernel(state, g, out, N, total, half, rows, width, scale, STATE: tl.constexpr,
+                      UNITS_LAST: tl.constexpr, OUT_BF16: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
     """Backward of a site with a slope state, one read of it: element ``i`` of the site (its logical
     order) gets ``float(q_i) * (float(grad[b, c]) * scale)``, the torch path's products in its order
     (``quantize._MeanCode.backward``), cast to ``out``'s dtype (``OUT_BF16``: rounded as torch rounds
-    to bfloat16, ``out`` seen as int16); ``q_i`` unpacked as
-    ``quantize._unpack_slope`` reads it (byte ``i``, or the low half of byte ``i`` / the high half
-    of byte ``i - half``)."""
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    ok = i < total
+    to bfloat16, ``out`` seen as int16); ``q_i`` unpacked as ``quantize._unpack_slope`` reads it
+    (byte ``i``, or the low half of byte ``i`` / the high half of byte ``i - half``).
+
+    The site as ``rows x width``: rows ``(b, c)`` of N positions (``[B, C, N]``) or ``(b, n)`` of C
+    units (``[B, N, C]``); a tile of ``ROWS x BLOCK``, int32 indices (the site is below 2^31
+    elements) and no division per element (64-bit integer division is slow on a GPU)."""
+    r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    r_ok = r < rows
+    ok = r_ok[:, None] & (col < width)[None, :]
+    i = r[:, None] * width + col[None, :]
     if STATE == 8:
         q = tl.load(state + i, mask=ok, other=0)
     else:
         low = i < half
         byte = tl.load(state + tl.where(low, i, i - half), mask=ok, other=0)
         q = tl.where(low, byte & 15, byte >> 4)
-    if UNITS_LAST:
-        b, c = i // (N * C), i % C
-    else:
-        b, c = i // (C * N), (i // N) % C
-    gv = tl.load(g + b * C + c, mask=ok, other=0.0).to(tl.float32) * scale
-    val = q.to(tl.float32) * gv
+    if UNITS_LAST:  # row (b, n): the units of sample b = r // N
+        gv = tl.load(g + (r // N * width)[:, None] + col[None, :], mask=ok, other=0.0)
+    else:  # row (b, c) is grad's element b * C + c = r
+        gv = tl.load(g + r, mask=r_ok, other=0.0)[:, None]
+    val = q.to(tl.float32) * (gv.to(tl.float32) * scale)
     if OUT_BF16:  # out is the bfloat16 gradient seen as int16
         tl.store(out + i, _bf16_bits(val), mask=ok)
     else:

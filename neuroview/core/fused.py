@@ -160,12 +160,13 @@ def slope_grad(kept: Tensor, grad: Tensor, shape: torch.Size, dim: int, bits: in
     kernel = _kernel()
     if kernel is None:
         raise RuntimeError("slope_grad: needs triton (pip install triton); use grad_enabled() to dispatch")
-    c, n = shape[3 - dim], shape[dim]
-    total = shape.numel()
+    total, rows, width = shape.numel(), shape[0] * shape[1], shape[2]  # rows (b, c) or (b, n), N or C wide
     out = torch.empty(shape, dtype=dtype, device=kept.device)
-    block = 1024
+    block = min(1 << max(0, (width - 1).bit_length()), 1024)
+    tile_rows = max(1024 // block, 1)
     bf16 = dtype == torch.bfloat16
-    kernel.slope_grad_kernel[(-(-total // block),)](kept, grad.contiguous(), out.view(torch.int16) if bf16 else out, c, n,
-                                                    total, (total + 1) // 2, float(scale), STATE=bits, UNITS_LAST=dim == 1,
-                                                    OUT_BF16=bf16, BLOCK=block)
+    grid = (-(-rows // tile_rows), -(-width // block))
+    kernel.slope_grad_kernel[grid](kept, grad.contiguous(), out.view(torch.int16) if bf16 else out, shape[1], total,
+                                   (total + 1) // 2, rows, width, float(scale), STATE=bits, UNITS_LAST=dim == 1,
+                                   OUT_BF16=bf16, ROWS=tile_rows, BLOCK=block)
     return out
