@@ -63,7 +63,7 @@ def site_kernel(z, code, state, C, N, s_b, s_c, s_n, o_b, o_c, total, half,
                 NPTS: tl.constexpr, UNITS_LAST: tl.constexpr, STATE: tl.constexpr, ROUND: tl.constexpr,
                 BLOCK_C: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program: sample ``program_id(0)``, units ``[BLOCK_C * program_id(1), ...)``, all positions."""
-    b = tl.program_id(0).to(tl.int64)
+    b = tl.program_id(0)  # int32 throughout: fused._fits keeps every offset and index below 2^31
     cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = cs < C
     count = tl.zeros([BLOCK_C], dtype=tl.int32)
