@@ -110,11 +110,14 @@ class BatchedPass:
             tensors[self.prefix + n] = first.clone() if first.dim() == 0 else torch.cat([b.get_buffer(n) for b in bbs])
         out = functional_call(self.shell, tensors, (x,))
         if updates:  # BatchNorm updated the concatenated statistics in place: back to each member
+            dst, src = [], []
+            for n in self.stats:
+                t = tensors[self.prefix + n]
+                for i, b in enumerate(bbs):
+                    dst.append(b.get_buffer(n))
+                    src.append(t if t.dim() == 0 else t.chunk(self.k)[i])
             with torch.no_grad():
-                for n in self.stats:
-                    t = tensors[self.prefix + n]
-                    for i, b in enumerate(bbs):
-                        b.get_buffer(n).copy_(t if t.dim() == 0 else t.chunk(self.k)[i])
+                torch._foreach_copy_(dst, src)  # one multi-tensor launch on a GPU, where the step is launch-bound
         if not self.nv:
             return list(out.chunk(self.k, dim=1))
         sites = out.split([w * self.k for w in self.widths], dim=1)  # site-major; member-major inside each site
