@@ -23,6 +23,7 @@ Writes ``benchmarks/results/ensemble_cost.json`` and prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import statistics
 import time
@@ -38,15 +39,15 @@ CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_sl
             "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution", "aten::thnn_conv2d")
 
 
-def _jobs(members: int, batch: int, length: int, device: torch.device, batched: bool = False):
+def _jobs(members: int, batch: int, length: int, device: torch.device, batched: bool = False, foreach=None):
     """``(train step, explain)`` closures of a network of ``members`` on one fixed batch (``batched``:
-    the members in one batched pass, ``Ensemble(batched=True)``)."""
+    the members in one batched pass, ``Ensemble(batched=True)``; ``foreach``: AdamW's)."""
     torch.manual_seed(0)
     kw = {"batched": True} if batched else {}
     net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members, **kw).to(device)
     x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
     net.train()(x)  # sites found, heads built
-    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, foreach=foreach)
 
     def step():
         net.train()
@@ -62,7 +63,7 @@ def _jobs(members: int, batch: int, length: int, device: torch.device, batched: 
     return step, explain
 
 
-def _std_steps(members: int, batch: int, length: int, device: torch.device):
+def _std_steps(members: int, batch: int, length: int, device: torch.device, foreach=None):
     """Train steps of one standard LITE, of ``members`` of them apart, and of them in one batched pass."""
     x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
 
@@ -70,7 +71,7 @@ def _std_steps(members: int, batch: int, length: int, device: torch.device):
         torch.manual_seed(0)
         kw = {"members": k, "batched": batched} if k > 1 else {}
         net = nv.create_model("lite", num_classes=2, in_channels=1, **kw).to(device).train()
-        opt = torch.optim.AdamW(net.parameters(), 1e-3)
+        opt = torch.optim.AdamW(net.parameters(), 1e-3, foreach=foreach)
 
         def step():
             z = net.member_logits(x) if k > 1 else net(x)[None]
@@ -131,6 +132,45 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "batched_ratio": med["step_batched"] / med["step_1"], "explain_batched_ratio": med["explain_batched"] / med["explain_1"]}
 
 
+#: ops that launch no kernel: allocations and metadata (views are told by their schema)
+_NO_KERNEL = ("empty", "empty_strided", "detach", "lift_fresh", "_to_copy_noop", "set_", "resize_", "_local_scalar_dense")
+
+
+def launches(step) -> collections.Counter:
+    """The aten ops one call of ``step`` runs that would launch a kernel on a GPU (views and allocations
+    left out; AdamW with ``foreach``, its CUDA default, so its update is a few multi-tensor ops here too):
+    a count of launches, not of time, so the CPU tells what a launch-bound GPU step pays for."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: collections.Counter = collections.Counter()
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if not func.is_view and name not in _NO_KERNEL:
+                seen[name] += 1
+            return func(*args, **(kwargs or {}))
+
+    step()  # warm: heads built, optimizer state allocated
+    with Count():
+        step()
+    return seen
+
+
+def launch_table(members: int, batch: int, length: int) -> dict:
+    """Launches of one train step: NeuroView LITE one / members apart / batched, standard likewise."""
+    cpu = torch.device("cpu")
+    steps = {"nv, one": _jobs(1, batch, length, cpu, foreach=True)[0],
+             "nv, apart": _jobs(members, batch, length, cpu, foreach=True)[0],
+             "nv, batched": _jobs(members, batch, length, cpu, batched=True, foreach=True)[0]}
+    steps.update(zip(("standard, one", "standard, apart", "standard, batched"),
+                     _std_steps(members, batch, length, cpu, foreach=True)))
+    counts = {k: launches(fn) for k, fn in steps.items()}
+    extra = counts["nv, batched"] - counts["nv, one"]
+    return {"members": members, "batch": batch, "totals": {k: sum(c.values()) for k, c in counts.items()},
+            "batched_over_one_by_op": dict(extra.most_common(12))}
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| batch | one network, train step (ms) | members / one, train step | batched=True / one, train step | "
              "one network, explain (ms) | members / one, explain | batched=True / one, explain | "
@@ -154,8 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU (the table runs use 1)")
     p.add_argument("--out", type=Path, default=OUT, help="the JSON written, default %(default)s")
+    p.add_argument("--launches", action="store_true",
+                   help="count the kernels one train step launches (on the CPU, no timing) and write them to --out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.launches:
+        res = {"torch": torch.__version__, "length": args.length,
+               "rows": [launch_table(args.members, b, args.length) for b in args.batches]}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=1) + "\n")
+        for r in res["rows"]:
+            print(f"batch {r['batch']}: {r['totals']}\n  batched over one, by op: {r['batched_over_one_by_op']}")
+        return 0
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = [measure(b, args.members, args.length, args.rounds, device) for b in args.batches]
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"

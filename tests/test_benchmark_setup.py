@@ -218,3 +218,16 @@ def test_fused_cost_compares_both_paths_on_the_same_random_draws(benchmark_scrip
     opt = torch.optim.SGD(net.parameters(), lr=1e-3)
     a = fused_cost.agreement(net, x, y, opt, torch.device("cpu"), "fp32")
     assert a["codes_equal"] and a["grad_rel_diff"] == 0.0, a
+
+
+def test_ensemble_cost_counts_kernels_not_views(benchmark_script):
+    """ensemble_cost --launches: an op that launches a kernel counts once a call; a view or an
+    allocation does not (they are free on a GPU, where the count stands in for launch cost)."""
+    ensemble_cost = benchmark_script("ensemble_cost")
+    x = torch.randn(4, 3)
+
+    def step():
+        y = x.view(12).unsqueeze(0).expand(2, 12)  # views only
+        return torch.empty(3), y.add(1).sum()
+
+    assert ensemble_cost.launches(step) == {"add": 1, "sum": 1}

@@ -73,7 +73,13 @@ class BatchedPass:
             if got != want:
                 raise RuntimeError(f"batched: the grouped network's sites {got} are not the members' {want} laid side by "
                                    "side (a grouped form that does not mirror its network); pass batched=False")
-            self.widths = [s.channels for s in m0.sites]
+            widths = [s.channels for s in m0.sites]
+            # the grouped codes are site-major, member-major inside each site: member i's columns, in
+            # its own order, so that one gather and a split give every member its codes
+            offs = [sum(widths[:j]) * self.k for j in range(len(widths))]
+            self.perm = torch.tensor([offs[j] + i * w + u for i in range(self.k) for j, w in enumerate(widths)
+                                      for u in range(w)], device=p.device)
+            self.units = sum(widths)
         self.shell = _Codes(shell) if self.nv else shell
         inner = shell.backbone if self.nv else shell
         self.params = [n for n, _ in inner.named_parameters()]
@@ -120,8 +126,9 @@ class BatchedPass:
                 torch._foreach_copy_(dst, src)  # one multi-tensor launch on a GPU, where the step is launch-bound
         if not self.nv:
             return list(out.chunk(self.k, dim=1))
-        sites = out.split([w * self.k for w in self.widths], dim=1)  # site-major; member-major inside each site
-        return [torch.cat([s.chunk(self.k, dim=1)[i] for s in sites], dim=1) for i in range(self.k)]
+        # one gather (one scatter in backward) where a split and a concatenation per site and member
+        # launched k times as many kernels, and zeros for every chunk a member does not read
+        return list(out.index_select(1, self.perm).split(self.units, dim=1))
 
 
 class _Codes(nn.Module):
