@@ -132,8 +132,10 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "batched_ratio": med["step_batched"] / med["step_1"], "explain_batched_ratio": med["explain_batched"] / med["explain_1"]}
 
 
-#: ops that launch no kernel: allocations and metadata (views are told by their schema)
-_NO_KERNEL = ("empty", "empty_strided", "detach", "lift_fresh", "_to_copy_noop", "set_", "resize_", "_local_scalar_dense")
+#: ops that launch no kernel: allocations, metadata, profiler markers (views are told by their schema;
+#: _unsafe_view is one that is not marked so)
+_NO_KERNEL = ("empty", "empty_strided", "new_empty", "detach", "lift_fresh", "set_", "resize_", "_unsafe_view",
+              "_local_scalar_dense", "promote_types", "_record_function_enter_new", "_record_function_exit")
 
 
 def launches(step) -> collections.Counter:
