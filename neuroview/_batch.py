@@ -18,7 +18,7 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none.
 
     ``device``: where to put the tensors among them (a loader gives CPU batches; a loop outside
-    Lightning that feeds a network on a GPU passes :func:`device_of` of it)."""
+    Lightning that feeds a network on a GPU passes the network's device)."""
     if isinstance(batch, Tensor):
         parts = batch, None, None
     elif len(batch) == 3:
@@ -32,11 +32,6 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     if device is None:
         return parts
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
-
-
-def device_of(model: nn.Module) -> torch.device | None:
-    """The device of ``model``'s first parameter (``None`` for a model without any)."""
-    return next((p.device for p in model.parameters()), None)
 
 
 def takes_lengths(model: nn.Module) -> bool:

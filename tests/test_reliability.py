@@ -265,11 +265,12 @@ def test_weights_of_another_architecture_via_init_weights(weights):
 def test_unpack_puts_a_loaders_batch_where_the_network_is():
     """Loops outside Lightning (sparsify, retrofit, readability, the zoo's evaluate) feed a network on
     a GPU the CPU batches of a loader: unpack moves every tensor of the batch to the device asked."""
-    from neuroview._batch import device_of, unpack
+    from neuroview._batch import unpack
+    from neuroview.core._utils import factory
 
     x, lengths, y = torch.randn(2, 3, 5), torch.tensor([5, 3]), torch.tensor([0, 1])
     meta = torch.device("meta")
     assert all(t.device == meta for t in unpack((x, lengths, y), meta))
     assert [t.device == meta if t is not None else None for t in unpack((x, y), meta)] == [True, None, True]
     assert unpack(x)[0] is x and unpack((x, y), None)[2] is y  # no device: as given
-    assert device_of(torch.nn.Linear(2, 2).to(meta)) == meta and device_of(torch.nn.ReLU()) is None
+    assert factory(torch.nn.Linear(2, 2).to(meta))["device"] == meta and "device" not in factory(torch.nn.ReLU())

@@ -23,7 +23,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import device_of, steps_first, unpack
+from .._batch import steps_first, unpack
+from ..core._utils import factory
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -45,7 +46,7 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     """
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
-    device = device_of(net)
+    device = factory(net).get("device")
     for batch in batches:
         x, lengths, y = unpack(batch, device)
         exp = net.explain(steps_first(x), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .._batch import device_of, steps_first, unpack
+from .._batch import steps_first, unpack
+from ..core._utils import factory
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap
@@ -92,7 +93,7 @@ def _loader(data) -> Iterable:
 
 @torch.no_grad()
 def _features(net: nn.Module, loader: Iterable) -> tuple[Tensor, Tensor]:
-    feats, ys, device = [], [], device_of(net)
+    feats, ys, device = [], [], factory(net).get("device")
     for batch in loader:
         x, lengths, y = unpack(batch, device)
         if isinstance(net, NeuroViewRNN):

@@ -55,7 +55,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import device_of, steps_first, unpack
+from .._batch import steps_first, unpack
+from ..core._utils import factory
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
@@ -88,7 +89,7 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
     was = [m.training for m in net.modules()]
     net.eval()
     feats, ys = [], []
-    device = device_of(net)
+    device = factory(net).get("device")
     try:
         for batch in batches:
             x, lengths, y = unpack(batch, device)  # loaders give CPU batches

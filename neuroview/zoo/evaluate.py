@@ -13,7 +13,8 @@ import inspect
 import torch
 from torch import Tensor, nn
 
-from .._batch import call_model, device_of, unpack
+from .._batch import call_model, unpack
+from ..core._utils import factory
 
 __all__ = ["SLICE_SIZE", "make_datamodule", "predict", "evaluate", "score_test_split"]
 
@@ -39,7 +40,7 @@ def make_datamodule(spec: dict):
 
 def predict(model: nn.Module, batch) -> tuple[Tensor, Tensor]:
     """``(logits, y)`` of one data-module batch; RNNs get ``[B, T, F]`` and the lengths, like the Lightning module."""
-    x, lengths, y = unpack(batch, device_of(model))  # a loader's CPU batch, for a model anywhere
+    x, lengths, y = unpack(batch, factory(model).get("device"))  # a loader's CPU batch, for a model anywhere
     return call_model(model, x, lengths), y
 
 
