@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import neuroview as nv
+from neuroview.core.ensemble import members_loss
 from neuroview.zoo.architectures import timeseries
 
 OUT = Path(__file__).parent / "results" / "depthwise_cost.json"
@@ -48,8 +49,7 @@ def _jobs(arch: str, batch: int, length: int):
 
     def step():
         net.train()
-        z = net.member_logits(x) if kwargs else net(x)[None]
-        loss = sum(F.cross_entropy(zm, y) for zm in z)
+        loss = members_loss(net.member_logits(x), y) if kwargs else F.cross_entropy(net(x), y)  # as the Lightning module
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -33,8 +33,10 @@ import torch
 import torch.nn.functional as F
 
 import neuroview as nv
+from neuroview.core.ensemble import members_loss
 
 OUT = Path(__file__).parent / "results" / "ensemble_cost.json"
+LAUNCHES_OUT = OUT.with_name("ensemble_launches.json")
 CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward",
             "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution", "aten::thnn_conv2d")
 
@@ -51,8 +53,8 @@ def _jobs(members: int, batch: int, length: int, device: torch.device, batched: 
 
     def step():
         net.train()
-        z = net.member_logits(x) if members > 1 else net(x)[None]
-        loss = sum(F.cross_entropy(zm, y) for zm in z)
+        # as the Lightning module: the members' losses in one (members_loss), one network's own
+        loss = members_loss(net.member_logits(x), y) if members > 1 else F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -74,8 +76,7 @@ def _std_steps(members: int, batch: int, length: int, device: torch.device, fore
         opt = torch.optim.AdamW(net.parameters(), 1e-3, foreach=foreach)
 
         def step():
-            z = net.member_logits(x) if k > 1 else net(x)[None]
-            loss = sum(F.cross_entropy(zm, y) for zm in z)
+            loss = members_loss(net.member_logits(x), y) if k > 1 else F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -134,7 +135,7 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
 
 #: ops that launch no kernel: allocations, metadata, profiler markers (views are told by their schema;
 #: _unsafe_view is one that is not marked so)
-_NO_KERNEL = ("empty", "empty_strided", "new_empty", "detach", "lift_fresh", "set_", "resize_", "_unsafe_view",
+_NO_KERNEL = ("empty", "empty_strided", "new_empty", "new_empty_strided", "detach", "lift_fresh", "set_", "resize_", "_unsafe_view",
               "_local_scalar_dense", "promote_types", "_record_function_enter_new", "_record_function_exit")
 
 
@@ -195,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--length", type=int, default=150)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU (the table runs use 1)")
-    p.add_argument("--out", type=Path, default=OUT, help="the JSON written, default %(default)s")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"the JSON written, default results/{OUT.name} (with --launches: results/{LAUNCHES_OUT.name})")
     p.add_argument("--launches", action="store_true",
                    help="count the kernels one train step launches (on the CPU, no timing) and write them to --out")
     args = p.parse_args(argv)
+    args.out = args.out or (LAUNCHES_OUT if args.launches else OUT)  # a count never overwrites the timings
     torch.set_num_threads(args.threads)
     if args.launches:
         res = {"torch": torch.__version__, "length": args.length,

@@ -10,8 +10,9 @@ differentiates back to each member), so the members stay the model: their parame
 the optimizer steps, the state dict saves and DDP reduces. BatchNorm's running statistics are
 written back into every member after a training pass. NeuroView members' codes come from the
 grouped network wrapped as one NeuroViewCNN (its sites found once, checked against the members');
-each member then decides with its own head on its own units. Logits, gradients and statistics
-equal the members' own to float rounding (``tests/core/test_batched.py``).
+each member then decides with its own head on its own units, the heads side by side too
+(:func:`grouped_heads`: one batched product). Logits, gradients and statistics equal the members'
+own to float rounding (``tests/core/test_batched.py``).
 
 Imports only torch and :mod:`neuroview.core`.
 """
@@ -23,8 +24,9 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .cnn import NeuroViewCNN
+from .head import CodeNorm, _batch_stats, head_dtype
 
-__all__ = ["BatchedPass"]
+__all__ = ["BatchedPass", "grouped_heads"]
 
 
 def _backbone(member: nn.Module) -> nn.Module:
@@ -106,14 +108,16 @@ class BatchedPass:
             self.shell.training = self.shell.net.training = m0.training
         return updates
 
-    def __call__(self, members: list[nn.Module], x: Tensor) -> list[Tensor]:
-        """Each member's features: its codes ``[B, U]`` (NeuroView members) or its pooled features."""
+    def __call__(self, members: list[nn.Module], x: Tensor) -> Tensor:
+        """``[B, k * U]``: every member's codes (NeuroView members; pooled features otherwise), member
+        after member, each in its own order: what ``torch.cat`` of the members' own would give."""
         bbs = [_backbone(m) for m in members]
         updates = self._sync_modes(members[0])
-        tensors = {self.prefix + n: torch.cat([b.get_parameter(n) for b in bbs]) for n in self.params}
-        for n in self.buffers:  # a scalar (num_batches_tracked) is every member's: a copy of the first's
-            first = bbs[0].get_buffer(n)
-            tensors[self.prefix + n] = first.clone() if first.dim() == 0 else torch.cat([b.get_buffer(n) for b in bbs])
+        tensors = _side_by_side(self.params, [b.get_parameter for b in bbs], self.prefix)
+        scalars = [n for n in self.buffers if bbs[0].get_buffer(n).dim() == 0]
+        tensors.update(_side_by_side([n for n in self.buffers if n not in scalars], [b.get_buffer for b in bbs], self.prefix))
+        for n in scalars:  # a scalar (num_batches_tracked) is every member's: the first's, copied to the others below
+            tensors[self.prefix + n] = bbs[0].get_buffer(n)
         out = functional_call(self.shell, tensors, (x,))
         if updates:  # BatchNorm updated the concatenated statistics in place: back to each member
             dst, src = [], []
@@ -124,11 +128,89 @@ class BatchedPass:
                     src.append(t if t.dim() == 0 else t.chunk(self.k)[i])
             with torch.no_grad():
                 torch._foreach_copy_(dst, src)  # one multi-tensor launch on a GPU, where the step is launch-bound
-        if not self.nv:
-            return list(out.chunk(self.k, dim=1))
-        # one gather (one scatter in backward) where a split and a concatenation per site and member
-        # launched k times as many kernels, and zeros for every chunk a member does not read
-        return list(out.index_select(1, self.perm).split(self.units, dim=1))
+        # NeuroView: one gather (one scatter in backward) puts each member's codes together, where a split
+        # and a concatenation per site and member launched k times as many kernels
+        return out.index_select(1, self.perm) if self.nv else out
+
+
+def _side_by_side(names: list[str], getters: list, prefix: str) -> dict[str, Tensor]:
+    """Each named tensor of every member concatenated along dim 0 (the grouped network's layout), all
+    of them from one ``torch.cat`` of the flattened tensors (one launch, and one in backward, where a
+    concatenation per tensor launched one each); a name whose members' dtypes differ gets its own."""
+    parts = {n: [get(n) for get in getters] for n in names}
+    out: dict[str, Tensor] = {}
+    by_dtype: dict[torch.dtype, list[str]] = {}
+    for n, ts in parts.items():
+        if all(t.dtype == ts[0].dtype for t in ts):
+            by_dtype.setdefault(ts[0].dtype, []).append(n)
+        else:
+            out[prefix + n] = torch.cat(ts)
+    for group in by_dtype.values():
+        flat = torch.cat([t.reshape(-1) for n in group for t in parts[n]])
+        sizes = [sum(t.numel() for t in parts[n]) for n in group]
+        for n, chunk in zip(group, flat.split(sizes)):
+            ts = parts[n]
+            out[prefix + n] = chunk.view(sum(t.shape[0] for t in ts), *ts[0].shape[1:])
+    return out
+
+
+def grouped_heads(members: list[nn.Module], feats: Tensor) -> Tensor | None:
+    """``[k, B, C]``: each member's own head on its part of ``feats [B, k * U]`` (member-major), every
+    member in one batched product, or None where the heads cannot be laid side by side (then each
+    member's own head decides). The numbers of each member's own head to float rounding: a
+    NeuroView member's :func:`~neuroview.core.head.decide` (batch statistics while training, written
+    into each member's ``CodeNorm`` by multi-tensor ops; the folded map at eval; float32 at least,
+    autocast off), a standard member's ``fc``. Where a step is launch-bound, the heads and their
+    update then cost what one member's do."""
+    nv = isinstance(members[0], NeuroViewCNN)
+    fcs = [m.classifier if nv else getattr(m, "fc", None) for m in members]
+    if not all(isinstance(fc, nn.Linear) and fc.bias is not None for fc in fcs):
+        return None
+    k, b = len(members), feats.shape[0]
+    if not nv:  # nn.Linear, autocast and all
+        w, bias = torch.stack([fc.weight for fc in fcs]), torch.stack([fc.bias for fc in fcs])
+        return torch.baddbmm(bias.unsqueeze(-1), w, feats.view(b, k, -1).permute(1, 2, 0)).transpose(1, 2)
+    norms = [m.norm for m in members]
+    modes = {fc.training for fc in fcs} | {n.training for n in norms if n is not None}
+    if len(modes) > 1 or (norms[0] is None) != all(n is None for n in norms):
+        return None
+    if norms[0] is not None and (len({(n.floor, n.eps, n.momentum) for n in norms}) > 1 or norms[0].momentum is None):
+        return None  # a momentum of None reads each member's own count of batches
+    w, bias = torch.stack([fc.weight for fc in fcs]), torch.stack([fc.bias for fc in fcs])  # [k, C, U], [k, C]
+    with torch.autocast(feats.device.type, enabled=False):
+        dt = head_dtype(feats, w)
+        f, w, bias = feats.to(dt), w.to(dt), bias.to(dt)
+        if norms[0] is None:
+            f = f.view(b, k, -1)
+        elif modes == {True}:
+            f = _normalize_in_training(norms, f, k)
+        else:  # each member's fold (head.fold), side by side
+            w = w * _scale(norms[0], torch.stack([n.running_var for n in norms]).to(dt)).unsqueeze(1)
+            bias = bias - (w @ torch.stack([n.running_mean for n in norms]).to(dt).unsqueeze(-1)).squeeze(-1)
+            f = f.view(b, k, -1)
+        # [k, C, B] = W f^T: the weights' gradient then comes out in their own layout (no copy per member)
+        return torch.baddbmm(bias.unsqueeze(-1), w, f.permute(1, 2, 0)).transpose(1, 2)
+
+
+def _scale(norm: CodeNorm, var: Tensor) -> Tensor:
+    """``[k, U]``: :meth:`CodeNorm.scale` of ``k`` members' variances at once (each member's own floor)."""
+    if norm.floor > 0:
+        var = var.clamp_min(norm.floor * var.mean(-1, keepdim=True))
+    return torch.rsqrt(var + norm.eps)
+
+
+def _normalize_in_training(norms: list[CodeNorm], f: Tensor, k: int) -> Tensor:
+    """``[B, k, U]``: :meth:`CodeNorm.forward` in training for ``k`` members' features side by side: the
+    same batch statistics (all-reduced under DDP), the running ones updated by multi-tensor ops."""
+    mean, var, n = _batch_stats(f)
+    mean, var = mean.view(k, -1), var.view(k, -1)
+    with torch.no_grad():
+        unbiased = var.detach() * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
+        rm, rv = [nm.running_mean for nm in norms], [nm.running_var for nm in norms]
+        torch._foreach_lerp_(rm, list(mean.detach().to(rm[0].dtype).unbind(0)), norms[0].momentum)
+        torch._foreach_lerp_(rv, list(unbiased.to(rv[0].dtype).unbind(0)), norms[0].momentum)
+        torch._foreach_add_([nm.num_batches_tracked for nm in norms], 1)
+    return (f.view(f.shape[0], k, -1) - mean) * _scale(norms[0], var)
 
 
 class _Codes(nn.Module):

@@ -53,17 +53,18 @@ import warnings
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._utils import factory, restore_modes
-from .batched import BatchedPass, why_not_batchable
+from .batched import BatchedPass, grouped_heads, why_not_batchable
 from .cnn import NeuroViewCNN
 from .hooks import Hook
 from .explanation import CNNExplanation
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .readable import resolve_baseline
 
-__all__ = ["Ensemble"]
+__all__ = ["Ensemble", "members_loss"]
 
 
 def _num_classes(net: nn.Module) -> int | None:
@@ -71,6 +72,20 @@ def _num_classes(net: nn.Module) -> int | None:
     n = getattr(net, "num_classes", None)
     heads = (getattr(net, h, None) for h in ("classifier", "fc", "head"))
     return n if n is not None else next((h.out_features for h in heads if isinstance(h, nn.Linear)), None)
+
+
+def members_loss(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """The sum of the members' own mean cross-entropies, ``sum_m CE(z[m], y)`` for ``z [k, B, C]``
+    (:meth:`Ensemble.member_logits`), as one cross-entropy over the ``k * B`` rows: each member's
+    gradient is the one it gets trained alone (a mean over the members would scale it by 1/k), in one
+    op where a loss per member launched ``k``.
+
+    >>> z, y = torch.randn(3, 4, 2), torch.tensor([0, 1, 1, 0])
+    >>> bool(torch.isclose(members_loss(z, y), sum(F.cross_entropy(zm, y) for zm in z)))
+    True
+    """
+    k = z.shape[0]
+    return F.cross_entropy(z.flatten(0, 1), y.repeat(k), label_smoothing=label_smoothing) * k
 
 
 class Ensemble(nn.Module):
@@ -133,11 +148,19 @@ class Ensemble(nn.Module):
         feats = self._batched(x)
         if feats is None:
             return torch.stack([m(x) for m in self.members])
-        return torch.stack([m.head(f) if self.neuroview else m.fc(f) for m, f in zip(self.members, feats)])
+        logits = grouped_heads(list(self.members), feats)  # every head in one product where they can be
+        if logits is not None:
+            return logits
+        return torch.stack([m.head(f) if self.neuroview else m.fc(f) for m, f in zip(self.members, self._split(feats))])
 
-    def _batched(self, x: Tensor) -> list[Tensor] | None:
-        """Each member's codes (pooled features, standard members) from one batched pass, or None where
-        the members must run one by one: not ``batched``, or a hook of someone else's on their modules."""
+    def _split(self, feats: Tensor) -> list[Tensor]:
+        """The batched pass's ``[B, k * U]`` as each member's part."""
+        return list(feats.chunk(len(self), dim=1))
+
+    def _batched(self, x: Tensor) -> Tensor | None:
+        """``[B, k * U]``: every member's codes (pooled features, standard members), member after member,
+        from one batched pass, or None where the members must run one by one: not ``batched``, or a
+        hook of someone else's on their modules."""
         if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or self._watched():
             return None
         if self.neuroview and any(m.sites is None for m in self.members):
@@ -208,7 +231,7 @@ class Ensemble(nn.Module):
         """``[B, U]``: the unit codes of all members, in member order."""
         self._nv("codes")
         feats = self._batched(x)
-        return torch.cat(feats if feats is not None else [m.codes(x) for m in self.members], dim=1)
+        return feats if feats is not None else torch.cat([m.codes(x) for m in self.members], dim=1)
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == codes @ W.T + b`` in eval mode: each member's folded
@@ -270,7 +293,7 @@ class Ensemble(nn.Module):
                 restore()
         if feats is None:
             return [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
-        return [m._explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, feats, bases)]
+        return [m._explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, self._split(feats), bases)]
 
     def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
         """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""

@@ -63,11 +63,6 @@ class CodeNorm(nn.Module):
     def forward(self, f: Tensor) -> Tensor:
         if not self.training:
             return (f - self.running_mean) * self.scale()
-        if f.shape[0] < 2 and not _distributed():
-            raise ValueError(
-                f"x: a training batch of {f.shape[0]} sample cannot be normalized (batch statistics need 2 or more); "
-                "use a batch size of at least 2 (drop_last=True drops a last batch of 1), or build with normalize=False"
-            )
         mean, var, n = _batch_stats(f)
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
@@ -97,8 +92,14 @@ def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int | Tensor]:
     Two passes in both cases, so that DDP gives what one process gives on the whole batch: the
     mean from the all-reduced sums and count, then the all-reduced squared deviations from it
     (one pass, ``E[x^2] - E[x]^2``, loses every digit of a small variance around a large mean).
+    A batch of one sample in one process has no variance: a clear error.
     """
     if not _distributed():
+        if f.shape[0] < 2:
+            raise ValueError(
+                f"x: a training batch of {f.shape[0]} sample cannot be normalized (batch statistics need 2 or more); "
+                "use a batch size of at least 2 (drop_last=True drops a last batch of 1), or build with normalize=False"
+            )
         var, mean = torch.var_mean(f, dim=0, unbiased=False)
         return mean, var, f.shape[0]
     from torch.distributed.nn.functional import all_reduce  # noqa: PLC0415 - differentiable, only under DDP

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from .._batch import call_model, takes_lengths, unpack
-from ..core.ensemble import Ensemble
+from ..core.ensemble import Ensemble, members_loss
 from .schedules import make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: the name tests import
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
@@ -255,10 +255,10 @@ class NeuroViewModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, lengths, y = unpack(batch)
         if self.ensemble:
-            # the sum of the members' own losses: each member's gradient is the one it would get alone
-            # (averaging would scale it by 1/k); the ensemble decides with the mean of their logits
+            # the sum of the members' own losses (members_loss): each member's gradient is the one it
+            # would get alone; the ensemble decides with the mean of their logits
             z = self.model.member_logits(x)
-            total = sum(self._loss(zm, y) for zm in z)
+            total = members_loss(z, y, self.hparams.label_smoothing)
             loss, logits = total.detach() / len(z), z.mean(0)
         else:
             logits = self(x, lengths)

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 import neuroview as nv
 from neuroview.attribution.ablation import ablate_units
-from neuroview.core.ensemble import Ensemble
+from neuroview.core.batched import grouped_heads
+from neuroview.core.ensemble import Ensemble, members_loss
 from neuroview.zoo.architectures.timeseries import LITE, GroupedLITE
 
 
@@ -152,3 +153,56 @@ def test_a_global_head_reads_the_batched_codes_too():
     ea, eb = sparse_a.explain(x, baseline="mean"), sparse_b.explain(x, baseline="mean")
     torch.testing.assert_close(eb.for_class(0), ea.for_class(0))
     torch.testing.assert_close(eb.for_class(0).sum(-1) + eb.bias[0], sparse_b(x)[:, 0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["nv_lite", "lite"])
+def test_the_members_heads_in_one_product_give_each_member_s_own_head(arch):
+    apart, batched, x = _pair(arch)
+    apart.train(), batched.train()
+    feats = batched._batched(x)
+    assert feats.shape == (6, sum(m.num_units for m in batched.members) if arch == "nv_lite" else 3 * 32)
+    heads = [m.norm for m in apart.members] if arch == "nv_lite" else []
+    got = grouped_heads(list(batched.members), feats)
+    # by each member's own modules, on its own part of the features (the members run apart)
+    want = torch.stack([m(x) for m in apart.members])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for a, b in zip(heads, (m.norm for m in batched.members)):  # the running statistics written into each member
+        torch.testing.assert_close(b.running_mean, a.running_mean)
+        torch.testing.assert_close(b.running_var, a.running_var)
+        assert int(b.num_batches_tracked) == int(a.num_batches_tracked) == 1  # this training pass
+    y = torch.arange(6) % 3
+    grads = []
+    for z, net in ((got, batched), (want, apart)):
+        members_loss(z, y).backward()
+        grads.append([(m.classifier if arch == "nv_lite" else m.fc).weight.grad for m in net.members])
+    for g, w in zip(*grads):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+        assert g.is_contiguous()
+    apart.eval(), batched.eval()  # the folded heads, side by side
+    torch.testing.assert_close(grouped_heads(list(batched.members), batched._batched(x)),
+                               torch.stack([m(x) for m in apart.members]), rtol=1e-5, atol=1e-5)
+
+
+def test_heads_that_cannot_be_laid_side_by_side_decide_one_by_one():
+    apart, batched, x = _pair()
+    batched.train(), apart.train()
+    feats = batched._batched(x)
+    batched.members[1].norm.eval()  # one member's normalization frozen: its own mode, its own head
+    assert grouped_heads(list(batched.members), feats) is None
+    batched.members[1].norm.train()
+    for m in batched.members:
+        m.norm.momentum = None  # a cumulative average reads each member's own count
+    assert grouped_heads(list(batched.members), feats) is None
+    for net in (apart, batched):
+        for m in net.members:
+            m.norm.momentum = None
+    torch.testing.assert_close(batched.member_logits(x), apart.member_logits(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="x: a training batch of 1 sample cannot be normalized"):
+        batched.member_logits(x[:1])
+
+
+def test_the_members_loss_is_the_sum_of_their_own():
+    z, y = torch.randn(4, 7, 3), torch.randint(0, 3, (7,))
+    for smoothing in (0.0, 0.2):
+        want = sum(F.cross_entropy(zm, y, label_smoothing=smoothing) for zm in z)
+        torch.testing.assert_close(members_loss(z, y, smoothing), want)
