@@ -54,9 +54,8 @@ REPORT = RESULTS / "ucr_choices.md"
 VERDICTS = RESULTS / "ucr_choices.json"  # each verdict, kept with the recipe version (SHA-256) it judged
 VAL = 0.2
 MARGIN = 1.0  # points of mean validation accuracy an alternative must win by
-#: ``--cv``: each seed s holds out fold s of a 5-fold cross-validation of the training split (seeds
-#: 0-4 validate every training series once) instead of the one fifth every seed shares; set by main
-CV = False
+# ``cv`` below (``--cv``): each seed s holds out fold s of a 5-fold cross-validation of the training
+# split (seeds 0-4 validate every training series once) instead of the one fifth every seed shares
 NV_CNN, CNN, NV_RNN, RNN = (f"recipes/ucr_{n}.yaml" for n in ("nv_cnn", "cnn", "nv_rnn", "rnn"))
 
 
@@ -132,34 +131,35 @@ def _sets_of(recipe: str, sets: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(s for s in sets if not ("rnn" in Path(recipe).stem and s in CNN_ONLY))
 
 
-def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...]) -> list[float]:
+def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...],
+              cv: bool = False) -> list[float]:
     """Validation accuracies (%) of ``recipe`` + ``extra`` on ``sets`` x ``seeds`` made with the recipe as it is now."""
     got = []
     for s in _sets_of(recipe, sets):
         for seed in seeds:
-            r = _run_of(runs, recipe, s, seed, extra)
+            r = _run_of(runs, recipe, s, seed, extra, cv)
             if r is not None:
                 got.append(100 * r["val_acc"])
     return got
 
 
-def _run_of(runs: dict, recipe: str, s: str, seed: int, extra: tuple[str, ...]) -> dict | None:
+def _run_of(runs: dict, recipe: str, s: str, seed: int, extra: tuple[str, ...], cv: bool = False) -> dict | None:
     """The cached validation run of the recipe as it is now: under its key, or under ``<key>@<sha>``
     where a run of another version took the key since (``ucr_accuracy.keep``)."""
-    key, sha = _key(recipe, s, seed, extra, VAL, CV), _sha(recipe)
+    key, sha = _key(recipe, s, seed, extra, VAL, cv), _sha(recipe)
     return next((r for r in (runs.get(key), runs.get(f"{key}@{sha}"))
-                 if r is not None and r.get("sha") == sha and ("val_fold" in r) == CV), None)
+                 if r is not None and r.get("sha") == sha and ("val_fold" in r) == cv), None)
 
 
 def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
-         judged: dict | None = None) -> list[tuple[str, str, int, tuple[str, ...]]]:
+         judged: dict | None = None, cv: bool = False) -> list[tuple[str, str, int, tuple[str, ...]]]:
     """Every (recipe, set, seed, extra) a judgement needs that the cache lacks: the recipe as it is,
     and each alternative not yet judged (in ``judged``, the kept verdicts, whatever the version)."""
     need = []
     for c in choices:
         for label, alt in c.alternatives.items():
             for recipe, extra in alt.items():
-                if _verdict(runs, recipe, c.sets, seeds, tuple(extra))[0] != "not run yet":
+                if _verdict(runs, recipe, c.sets, seeds, tuple(extra), cv)[0] != "not run yet":
                     continue  # settled: no result of the missing runs could change it
                 if recipe_value(recipe, extra):
                     continue  # a verdict made it the recipe's own value: it would be judged against itself
@@ -168,7 +168,7 @@ def todo(choices: tuple[Choice, ...], seeds: list[int], runs: dict,
                 for s in _sets_of(recipe, c.sets):
                     for seed in seeds:
                         for e in ((), tuple(extra)):
-                            if _run_of(runs, recipe, s, seed, e) is None and (recipe, s, seed, e) not in need:
+                            if _run_of(runs, recipe, s, seed, e, cv) is None and (recipe, s, seed, e) not in need:
                                 need.append((recipe, s, seed, e))
     return need
 
@@ -192,13 +192,13 @@ def recipe_value(recipe: str, extra: tuple[str, ...]) -> bool:
     return True
 
 
-def _verdict(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...]):
+def _verdict(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...], cv: bool = False):
     """("change" | "keep" | "not run yet", the recipe's accuracies, the alternative's) by the rule above.
 
     The means are over every run the option needs. Before all are in, a verdict is given only when
     it is settled: when even 0% for each missing run of one side and 100% for the other's could
     not turn it (so a slow set is not run for an option it cannot decide)."""
-    base, other = _runs_for(runs, recipe, sets, seeds, ()), _runs_for(runs, recipe, sets, seeds, extra)
+    base, other = _runs_for(runs, recipe, sets, seeds, (), cv), _runs_for(runs, recipe, sets, seeds, extra, cv)
     n = len(seeds) * len(_sets_of(recipe, sets))
     lo_b, hi_b = sum(base) / n, (sum(base) + 100 * (n - len(base))) / n
     lo_o, hi_o = sum(other) / n, (sum(other) + 100 * (n - len(other))) / n
@@ -206,18 +206,19 @@ def _verdict(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], e
     return verdict, base, other
 
 
-def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict) -> list[dict]:
-    """One row per option, recipe and alternative: both means, the runs behind them, and the verdict by the rule above."""
+def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict, cv: bool = False) -> list[dict]:
+    """One row per option, recipe and alternative: both means, the runs behind them, and the verdict by the
+    rule above; ``cv``: on the 5-fold cross-validation's runs, else on the shared fifth's."""
     rows = []
     for c in choices:
         for label, alt in c.alternatives.items():
             for recipe, extra in alt.items():
-                verdict, base, other = _verdict(runs, recipe, c.sets, seeds, tuple(extra))
+                verdict, base, other = _verdict(runs, recipe, c.sets, seeds, tuple(extra), cv)
                 rows.append({"option": c.name, "recipe": Path(recipe).stem, "sha": _sha(recipe)[:12],
                              "current": c.current, "alternative": label,
                              "current_acc": statistics.fmean(base) if base else None,
                              "alternative_acc": statistics.fmean(other) if other else None,
-                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": CV})
+                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": cv})
     return rows
 
 
@@ -272,13 +273,8 @@ def kept(runs: dict) -> list[dict]:
     """Every option's verdict from ``runs`` (the cache) and the kept verdicts, without writing them;
     an option without a verdict shows its 5-fold runs (``--report --cv``), the screen's way since
     the GRU recipes were re-judged."""
-    global CV
     judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
-    was, CV = CV, True
-    try:
-        return with_others(keep_verdicts(judge(CHOICES, [0, 1, 2, 3, 4], runs), judged), judged)
-    finally:
-        CV = was
+    return with_others(keep_verdicts(judge(CHOICES, [0, 1, 2, 3, 4], runs, cv=True), judged), judged)
 
 
 def with_others(rows: list[dict], judged: dict) -> list[dict]:
@@ -302,19 +298,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="run what the options need on the recipes as they are now even where a verdict is kept "
                         "(more seeds: the verdict on more runs replaces the one on fewer)")
     args = p.parse_args(argv)
-    global CV
-    CV = args.cv
-    args.seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if CV else [0])
+    args.seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if args.cv else [0])
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
     judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
     if not args.report:
-        need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged)
+        need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged, args.cv)
                 if not args.recipes or n[0] in args.recipes]
         for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
-            _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT, CV)
+            _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT, args.cv)
     with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together
         judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
-        text = report(with_others(keep_verdicts(judge(choices, args.seeds, load()), judged), judged), args.seeds)
+        text = report(with_others(keep_verdicts(judge(choices, args.seeds, load(), args.cv), judged), judged), args.seeds)
         VERDICTS.write_text(json.dumps(judged, indent=1, sort_keys=True) + "\n")
         REPORT.write_text(text)
     print(text)

@@ -140,14 +140,13 @@ def test_cross_validation_reads_only_its_own_folds(choices, monkeypatch, benchma
 
     both = runs(False, 0.5, 0.9) | runs(True, 0.8, 0.8)  # one split says change, the folds say keep
     assert choices.judge(one, seeds, both)[0]["verdict"] == "change"
-    monkeypatch.setattr(choices, "CV", True)
-    row = choices.judge(one, seeds, both)[0]
+    row = choices.judge(one, seeds, both, cv=True)[0]
     assert (row["verdict"], row["runs"], row["cv"]) == ("keep", "5 / 5", True)
     assert "| 5 / 5 (5-fold) | keep |" in choices.table([row])
     # a run without its fold recorded is not a fold, whatever its key: then the folds are asked for
     no_fold = {k: {kk: v for kk, v in r.items() if kk != "val_fold"} for k, r in runs(True, 0.8, 0.8).items()}
-    assert choices.judge(one, seeds, no_fold)[0]["verdict"] == "not run yet"
-    need = choices.todo(one, seeds, {})
+    assert choices.judge(one, seeds, no_fold, cv=True)[0]["verdict"] == "not run yet"
+    need = choices.todo(one, seeds, {}, cv=True)
     assert len(need) == 10 and all(choices._key(r, s, seed, e, choices.VAL, True).endswith("@val0.2cv")
                                    for r, s, seed, e in need)
     ua = benchmark_script("ucr_accuracy")  # the fold goes to the data module; seed s is fold s
