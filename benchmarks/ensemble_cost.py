@@ -161,7 +161,8 @@ def launches(step) -> collections.Counter:
 
 
 def launch_table(members: int, batch: int, length: int) -> dict:
-    """Launches of one train step: NeuroView LITE one / members apart / batched, standard likewise."""
+    """Launches of one train step: NeuroView LITE one / members apart / batched, standard likewise; and
+    of one NeuroView ``explain``."""
     cpu = torch.device("cpu")
     steps = {"nv, one": _jobs(1, batch, length, cpu, foreach=True)[0],
              "nv, apart": _jobs(members, batch, length, cpu, foreach=True)[0],
@@ -169,9 +170,12 @@ def launch_table(members: int, batch: int, length: int) -> dict:
     steps.update(zip(("standard, one", "standard, apart", "standard, batched"),
                      _std_steps(members, batch, length, cpu, foreach=True)))
     counts = {k: launches(fn) for k, fn in steps.items()}
+    explains = {k: launches(_jobs(m, batch, length, cpu, batched=b)[1])
+                for k, m, b in (("nv, one", 1, False), ("nv, apart", members, False), ("nv, batched", members, True))}
     extra = counts["nv, batched"] - counts["nv, one"]
     return {"members": members, "batch": batch, "totals": {k: sum(c.values()) for k, c in counts.items()},
-            "batched_over_one_by_op": dict(extra.most_common(12))}
+            "batched_over_one_by_op": dict(extra.most_common(12)),
+            "explain_totals": {k: sum(c.values()) for k, c in explains.items()}}
 
 
 def table(rows: list[dict]) -> str:
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(res, indent=1) + "\n")
         for r in res["rows"]:
-            print(f"batch {r['batch']}: {r['totals']}\n  batched over one, by op: {r['batched_over_one_by_op']}")
+            print(f"batch {r['batch']}: train step {r['totals']}\n  batched over one, by op: {r['batched_over_one_by_op']}"
+                  f"\n  explain {r['explain_totals']}")
         return 0
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = [measure(b, args.members, args.length, args.rounds, device) for b in args.batches]

@@ -26,7 +26,7 @@ from torch.func import functional_call
 from .cnn import NeuroViewCNN
 from .head import CodeNorm, _batch_stats, head_dtype
 
-__all__ = ["BatchedPass", "grouped_heads"]
+__all__ = ["BatchedPass", "grouped_fold", "grouped_heads"]
 
 
 def _backbone(member: nn.Module) -> nn.Module:
@@ -172,24 +172,42 @@ def grouped_heads(members: list[nn.Module], feats: Tensor) -> Tensor | None:
         return torch.baddbmm(bias.unsqueeze(-1), w, feats.view(b, k, -1).permute(1, 2, 0)).transpose(1, 2)
     norms = [m.norm for m in members]
     modes = {fc.training for fc in fcs} | {n.training for n in norms if n is not None}
-    if len(modes) > 1 or (norms[0] is None) != all(n is None for n in norms):
+    if len(modes) > 1 or not _alike(norms, training=modes == {True}):
         return None
-    if norms[0] is not None and (len({(n.floor, n.eps, n.momentum) for n in norms}) > 1 or norms[0].momentum is None):
-        return None  # a momentum of None reads each member's own count of batches
-    w, bias = torch.stack([fc.weight for fc in fcs]), torch.stack([fc.bias for fc in fcs])  # [k, C, U], [k, C]
+    if modes == {False}:  # each member's fold (head.fold), side by side
+        w, bias = grouped_fold(members)
+    else:
+        w, bias = torch.stack([fc.weight for fc in fcs]), torch.stack([fc.bias for fc in fcs])  # [k, C, U], [k, C]
     with torch.autocast(feats.device.type, enabled=False):
         dt = head_dtype(feats, w)
         f, w, bias = feats.to(dt), w.to(dt), bias.to(dt)
-        if norms[0] is None:
-            f = f.view(b, k, -1)
-        elif modes == {True}:
-            f = _normalize_in_training(norms, f, k)
-        else:  # each member's fold (head.fold), side by side
-            w = w * _scale(norms[0], torch.stack([n.running_var for n in norms]).to(dt)).unsqueeze(1)
-            bias = bias - (w @ torch.stack([n.running_mean for n in norms]).to(dt).unsqueeze(-1)).squeeze(-1)
-            f = f.view(b, k, -1)
+        f = _normalize_in_training(norms, f, k) if norms[0] is not None and modes == {True} else f.view(b, k, -1)
         # [k, C, B] = W f^T: the weights' gradient then comes out in their own layout (no copy per member)
         return torch.baddbmm(bias.unsqueeze(-1), w, f.permute(1, 2, 0)).transpose(1, 2)
+
+
+def _alike(norms: list[CodeNorm | None], training: bool = False) -> bool:
+    """Whether the members' normalizations can run side by side: none, or all with one floor and eps,
+    and in training one momentum (not None: a cumulative average reads each member's own count)."""
+    if all(n is None for n in norms):
+        return True
+    keys = {(n.floor, n.eps) + ((n.momentum,) if training else ()) for n in norms if n is not None}
+    return all(n is not None for n in norms) and len(keys) == 1 and not (training and norms[0].momentum is None)
+
+
+def grouped_fold(members: list[NeuroViewCNN]) -> tuple[Tensor, Tensor] | None:
+    """``(W [k, C, U], b [k, C])``: every member's :meth:`~NeuroViewCNN.effective_classifier` (its
+    eval-time decision, normalization folded in) side by side, or None where the members'
+    normalizations differ in kind (then each folds its own)."""
+    norms = [m.norm for m in members]
+    if not _alike(norms):
+        return None
+    w, b = torch.stack([m.classifier.weight for m in members]), torch.stack([m.classifier.bias for m in members])
+    if norms[0] is None:
+        return w, b
+    with torch.autocast(w.device.type, enabled=False):  # as head.fold
+        w = w * _scale(norms[0], torch.stack([n.running_var for n in norms])).to(w.dtype).unsqueeze(1)
+        return w, b - (w @ torch.stack([n.running_mean for n in norms]).to(w.dtype).unsqueeze(-1)).squeeze(-1)
 
 
 def _scale(norm: CodeNorm, var: Tensor) -> Tensor:

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._utils import factory, restore_modes
-from .batched import BatchedPass, grouped_heads, why_not_batchable
+from .batched import BatchedPass, grouped_fold, grouped_heads, why_not_batchable
 from .cnn import NeuroViewCNN
 from .hooks import Hook
 from .explanation import CNNExplanation
@@ -271,45 +271,67 @@ class Ensemble(nn.Module):
             if baseline.numel() != sum(sizes):
                 raise ValueError(f"baseline: expected a tensor of shape [{sum(sizes)}] (every member's units), got shape {list(baseline.shape)}")
             bases = list(baseline.reshape(-1).split(sizes))
-        exps = self._member_explanations(x, maps, bases)
         k = len(self)
-        codes = torch.cat([e.codes for e in exps], dim=1)
-        weight = torch.cat([e.weight for e in exps], dim=1) / k
-        bias = torch.stack([e.bias for e in exps]).mean(0)  # the logit of the baseline, when there is one
-        base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
+        feats = self._batched_eval(x, maps)
+        folded = grouped_fold(list(self.members)) if feats is not None else None
+        if folded is not None:  # every member's fold side by side: what the members' own explanations give
+            dt = head_dtype(feats, folded[0])
+            codes, w, b = feats.to(dt), folded[0].detach().to(dt), folded[1].detach().to(dt)
+            weight, bias = w.transpose(0, 1).reshape(w.shape[1], -1) / k, b.mean(0)
+            norms = [m.norm for m in self.members]
+            mean = None if norms[0] is None else torch.cat([n.running_mean for n in norms])
+            base, bias = resolve_baseline(baseline, mean, (weight.shape[1],), weight, bias)
+            code_maps = None
+        else:
+            exps = self._member_explanations(x, maps, bases, feats)
+            codes = torch.cat([e.codes for e in exps], dim=1)
+            weight = torch.cat([e.weight for e in exps], dim=1) / k
+            bias = torch.stack([e.bias for e in exps]).mean(0)  # the logit of the baseline, when there is one
+            base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
+            code_maps = self._code_maps(exps)
         logits = folded_logits(codes if base is None else codes - base, weight, bias)
-        return self._explanation(exps, logits, bias, codes, weight, base, target)
+        return self._explanation(code_maps, logits, bias, codes, weight, base, target)
 
-    def _member_explanations(self, x: Tensor, maps: bool, bases: list) -> list[CNNExplanation]:
-        """Each member's own explanation of ``x``: its codes from the batched pass where the ensemble
-        has one (no code maps: those come from each member's own pass), in eval mode."""
-        feats = None
-        if self.batched and not maps:
-            restore = restore_modes(self)
-            self.eval()
-            try:
-                feats = self._batched(x)
-            finally:
-                restore()
+    def _batched_eval(self, x: Tensor, maps: bool = False) -> Tensor | None:
+        """:meth:`_batched` in eval mode (every mode restored after), or None: no batched pass, or code
+        maps asked (those come from each member's own pass)."""
+        if not self.batched or maps:
+            return None
+        restore = restore_modes(self)
+        self.eval()
+        try:
+            return self._batched(x)
+        finally:
+            restore()
+
+    def _member_explanations(self, x: Tensor, maps: bool, bases: list, feats: Tensor | None = None) -> list[CNNExplanation]:
+        """Each member's own explanation of ``x``: of its part of ``feats`` (the batched pass's codes, in
+        eval mode) where given, else of its own pass."""
         if feats is None:
             return [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
         return [m._explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, self._split(feats), bases)]
 
     def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
         """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""
-        exps = self._member_explanations(x, maps, [None] * len(self))
-        codes = torch.cat([e.codes for e in exps], dim=1)
+        codes, code_maps = self._batched_eval(x, maps), None  # the batched pass's codes, or each member's own
+        if codes is None:
+            exps = self._member_explanations(x, maps, [None] * len(self))
+            codes, code_maps = torch.cat([e.codes for e in exps], dim=1), self._code_maps(exps)
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
         logits = folded_logits(codes, w, b)
         base, b = resolve_baseline(baseline, self.norm.running_mean, (w.shape[1],), w, b)
-        return self._explanation(exps, logits, b, codes, w, base, target)
+        return self._explanation(code_maps, logits, b, codes, w, base, target)
 
-    def _explanation(self, exps, logits, bias, codes, weight, base, target) -> CNNExplanation:
-        code_maps = None
-        if exps[0].code_maps is not None:
-            code_maps = {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}
+    @staticmethod
+    def _code_maps(exps: list[CNNExplanation]) -> dict | None:
+        """The members' code maps under their ensemble names, or None where they have none."""
+        if exps[0].code_maps is None:
+            return None
+        return {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}
+
+    def _explanation(self, code_maps, logits, bias, codes, weight, base, target) -> CNNExplanation:
         exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,
                              site_slices=self.site_slices, code_maps=code_maps, baseline=base)
         exp.target = exp.targets(target)
