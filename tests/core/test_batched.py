@@ -158,13 +158,13 @@ def test_a_global_head_reads_the_batched_codes_too():
     torch.testing.assert_close(eb.for_class(0).sum(-1) + eb.bias[0], sparse_b(x)[:, 0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["nv_lite", "lite"])
-def test_the_members_heads_in_one_product_give_each_member_s_own_head(arch):
-    apart, batched, x = _pair(arch)
+@pytest.mark.parametrize("arch, kw", [("nv_lite", {}), ("nv_lite", {"normalize": False}), ("lite", {})])
+def test_the_members_heads_in_one_product_give_each_member_s_own_head(arch, kw):
+    apart, batched, x = _pair(arch, **kw)
     apart.train(), batched.train()
     feats = batched._batched(x)
     assert feats.shape == (6, sum(m.num_units for m in batched.members) if arch == "nv_lite" else 3 * 32)
-    heads = [m.norm for m in apart.members] if arch == "nv_lite" else []
+    heads = [m.norm for m in apart.members] if arch == "nv_lite" and not kw else []
     got = grouped_heads(list(batched.members), feats)
     # by each member's own modules, on its own part of the features (the members run apart)
     want = torch.stack([m(x) for m in apart.members])
