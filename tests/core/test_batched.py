@@ -124,8 +124,15 @@ def test_auto_runs_apart_on_the_cpu_and_batched_on_an_accelerator():
         batched = copy.deepcopy(auto).cuda()
         with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # cuDNN's default TF32 is off by ~1e-3
             got = batched.member_logits(x.cuda()).cpu()
-        torch.testing.assert_close(got, apart.member_logits(x), rtol=1e-4, atol=1e-4)
-        assert batched._pass is not None
+            torch.testing.assert_close(got, apart.member_logits(x), rtol=1e-4, atol=1e-4)
+            assert batched._pass is not None
+            batched.train(), apart.train()  # training: the heads' statistics written by multi-tensor ops on the device
+            members_loss(batched.member_logits(x.cuda()), (torch.arange(6) % 3).cuda()).backward()
+            members_loss(apart.member_logits(x), torch.arange(6) % 3).backward()
+        for a, b in zip(apart.members, batched.members):
+            torch.testing.assert_close(b.norm.running_var.cpu(), a.norm.running_var, rtol=1e-4, atol=1e-5)
+            assert int(b.norm.num_batches_tracked) == int(a.norm.num_batches_tracked)
+            torch.testing.assert_close(b.classifier.weight.grad.cpu(), a.classifier.weight.grad, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("baseline", [None, "mean", "tensor"])
