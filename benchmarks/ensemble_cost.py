@@ -139,10 +139,17 @@ _NO_KERNEL = ("empty", "empty_strided", "new_empty", "new_empty_strided", "detac
               "_local_scalar_dense", "promote_types", "_record_function_enter_new", "_record_function_exit")
 
 
+#: how many tensors one CUDA multi-tensor (``_foreach_*``) launch takes, by the number of tensor lists it
+#: reads and writes (``depth_to_max_tensors`` in ATen's MultiTensorApply.cuh)
+_FOREACH_MAX_TENSORS = {1: 110, 2: 64, 3: 48, 4: 36, 5: 30}
+
+
 def launches(step) -> collections.Counter:
     """The aten ops one call of ``step`` runs that would launch a kernel on a GPU (views and allocations
-    left out; AdamW with ``foreach``, its CUDA default, so its update is a few multi-tensor ops here too):
-    a count of launches, not of time, so the CPU tells what a launch-bound GPU step pays for."""
+    left out; AdamW with ``foreach``, its CUDA default, so its update is a few multi-tensor ops here too;
+    a multi-tensor op counts the launches CUDA splits its lists into, so five members' 75 parameters
+    count more than one network's 15): a count of launches, not of time, so the CPU tells what a
+    launch-bound GPU step pays for."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     seen: collections.Counter = collections.Counter()
@@ -151,13 +158,23 @@ def launches(step) -> collections.Counter:
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             name = func.overloadpacket.__name__
             if not func.is_view and name not in _NO_KERNEL:
-                seen[name] += 1
+                seen[name] += _foreach_launches(name, args) if name.startswith("_foreach_") else 1
             return func(*args, **(kwargs or {}))
 
     step()  # warm: heads built, optimizer state allocated
     with Count():
         step()
     return seen
+
+
+def _foreach_launches(name: str, args) -> int:
+    """CUDA launches of the multi-tensor op ``name`` on ``args``: its lists, in chunks of what one launch
+    takes (an in-place op writes the first list it reads; an out-of-place one writes a list of its own)."""
+    lists = [a for a in args if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor)]
+    if not lists:
+        return 1
+    depth = len(lists) + (0 if name.endswith("_") else 1)
+    return -(-len(lists[0]) // _FOREACH_MAX_TENSORS[min(depth, 5)])
 
 
 def launch_table(members: int, batch: int, length: int) -> dict:

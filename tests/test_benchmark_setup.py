@@ -231,3 +231,9 @@ def test_ensemble_cost_counts_kernels_not_views(benchmark_script):
         return torch.empty(3), y.add(1).sum()
 
     assert ensemble_cost.launches(step) == {"add": 1, "sum": 1}
+    # a multi-tensor op: the launches CUDA splits its lists into (110 tensors a launch for one list, 64 for two)
+    ts, us = [torch.zeros(2) for _ in range(111)], [torch.ones(2) for _ in range(111)]
+    assert ensemble_cost.launches(lambda: torch._foreach_mul_(ts, 2.0)) == {"_foreach_mul_": 2}
+    assert ensemble_cost.launches(lambda: torch._foreach_add_(ts[:64], us[:64])) == {"_foreach_add_": 1}
+    assert ensemble_cost.launches(lambda: torch._foreach_add_(ts[:65], us[:65])) == {"_foreach_add_": 2}
+    assert ensemble_cost.launches(lambda: torch._foreach_sqrt(ts[:65])) == {"_foreach_sqrt": 2}  # reads one, writes one
