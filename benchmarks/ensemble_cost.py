@@ -140,7 +140,8 @@ _NO_KERNEL = ("empty", "empty_strided", "new_empty", "new_empty_strided", "detac
 
 
 #: how many tensors one CUDA multi-tensor (``_foreach_*``) launch takes, by the number of tensor lists it
-#: reads and writes (``depth_to_max_tensors`` in ATen's MultiTensorApply.cuh)
+#: reads and writes (``depth_to_max_tensors`` in ATen's MultiTensorApply.cuh, built for CUDA 12; for
+#: CUDA 13 it is 770, 448, 336, 252, 210: there every multi-tensor op of these steps is one launch)
 _FOREACH_MAX_TENSORS = {1: 110, 2: 64, 3: 48, 4: 36, 5: 30}
 
 
