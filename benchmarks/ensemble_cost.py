@@ -37,6 +37,7 @@ from neuroview.core.ensemble import members_loss
 
 OUT = Path(__file__).parent / "results" / "ensemble_cost.json"
 LAUNCHES_OUT = OUT.with_name("ensemble_launches.json")
+HOST_OUT = OUT.with_name("ensemble_host.json")
 CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward",
             "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution", "aten::thnn_conv2d")
 
@@ -48,11 +49,10 @@ def _jobs(members: int, batch: int, length: int, device: torch.device, batched: 
     kw = {"batched": True} if batched else {}
     net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members, **kw).to(device)
     x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
-    net.train()(x)  # sites found, heads built
+    net.train()(x)  # sites found, heads built; training mode from here on (explain restores it), as in Lightning's loop
     opt = torch.optim.AdamW(net.parameters(), 1e-3, foreach=foreach)
 
     def step():
-        net.train()
         # as the Lightning module: the members' losses in one (members_loss), one network's own
         loss = members_loss(net.member_logits(x), y) if members > 1 else F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
@@ -131,6 +131,29 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "conv_share_one": conv_share(one[0], device), "std_step_ms_one": 1e3 * med["std_1"],
             "std_apart_ratio": med["std_k"] / med["std_1"], "std_grouped_ratio": med["std_grouped"] / med["std_1"],
             "batched_ratio": med["step_batched"] / med["step_1"], "explain_batched_ratio": med["explain_batched"] / med["explain_1"]}
+
+
+def host_table(members: int, rounds: int) -> dict:
+    """What one train step and one ``explain`` cost the CPU where the GPU waits on it: on inputs so small
+    (2 series of 16 steps) that the arithmetic is nothing, a step's time is its Python and dispatch, what a
+    launch-bound GPU step pays beside its launches. One network, ``members`` apart and grouped
+    (NeuroView LITE; train steps of the standard LITE too); medians of interleaved rounds, one thread."""
+    cpu = torch.device("cpu")
+    jobs = {}
+    for key, m, b in (("one", 1, False), ("apart", members, False), ("grouped", members, True)):
+        jobs[f"nv {key}: step"], jobs[f"nv {key}: explain"] = _jobs(m, 2, 16, cpu, batched=b, foreach=True)
+    std = _std_steps(members, 2, 16, cpu, foreach=True)
+    jobs.update(zip(("standard one: step", "standard apart: step", "standard grouped: step"), std))
+    for fn in jobs.values():
+        for _ in range(3):
+            fn()
+    times = {k: [] for k in jobs}
+    for _ in range(rounds):
+        for k, fn in jobs.items():
+            times[k].append(_timed(fn, cpu))
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    ratio = {k: v / ms[k.replace("apart", "one").replace("grouped", "one")] for k, v in ms.items()}
+    return {"members": members, "rounds": rounds, "batch": 2, "length": 16, "ms": ms, "over_one": ratio}
 
 
 #: ops that launch no kernel: allocations, metadata, profiler markers (views are told by their schema;
@@ -219,12 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU (the table runs use 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help=f"the JSON written, default results/{OUT.name} (with --launches: results/{LAUNCHES_OUT.name})")
+                   help=f"the JSON written, default results/{OUT.name} (--launches: {LAUNCHES_OUT.name}, --host: {HOST_OUT.name})")
     p.add_argument("--launches", action="store_true",
                    help="count the kernels one train step launches (on the CPU, no timing) and write them to --out")
+    p.add_argument("--host", action="store_true",
+                   help="time a step and an explain on inputs too small to compute (the CPU's share of a "
+                        "launch-bound GPU step) and write them to --out")
     args = p.parse_args(argv)
-    args.out = args.out or (LAUNCHES_OUT if args.launches else OUT)  # a count never overwrites the timings
+    args.out = args.out or (LAUNCHES_OUT if args.launches else HOST_OUT if args.host else OUT)  # never over the timings
     torch.set_num_threads(args.threads)
+    if args.host:
+        res = host_table(args.members, args.rounds) | {"torch": torch.__version__, "threads": args.threads}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=1) + "\n")
+        for k, v in res["ms"].items():
+            print(f"{k}: {v:.2f} ms, {res['over_one'][k]:.2f}x one")
+        return 0
     if args.launches:
         res = {"torch": torch.__version__, "length": args.length,
                "rows": [launch_table(args.members, b, args.length) for b in args.batches]}

@@ -31,12 +31,14 @@ def describe(v) -> str:
 
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
-    (``module.train(was)`` would flip a frozen eval-mode backbone into training)."""
+    (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own
+    flag, set directly: ``m.train(mode)`` on every module would walk every subtree again (a
+    module's calls grew with its depth, and toggling modes was most of a small ensemble's explain)."""
     modes = [(m, m.training) for m in module.modules()]
 
     def restore() -> None:
         for m, mode in modes:
-            m.train(mode)
+            m.training = mode
     return restore
 
 

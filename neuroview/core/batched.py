@@ -91,41 +91,45 @@ class BatchedPass:
                       if isinstance(mod, nn.modules.batchnorm._BatchNorm) for b, _ in mod.named_buffers(recurse=False)]
         self.prefix = "net.backbone." if self.nv else ""
 
-    def _sync_modes(self, m0: nn.Module) -> bool:
+    def _sync_modes(self, m0: nn.Module, eval_mode: bool = False) -> bool:
         """Each layer of the grouped network in its member counterpart's mode (a frozen BatchNorm stays
-        frozen), each BatchNorm with its momentum and eps (precise BN sets ``momentum=None`` for a pass).
-        Whether a BatchNorm will update its statistics."""
+        frozen), or every layer in eval mode (``eval_mode``: what the members would be under
+        ``eval()``, without switching theirs), each BatchNorm with its momentum and eps (precise BN
+        sets ``momentum=None`` for a pass). Whether a BatchNorm will update its statistics."""
         inner, src = (self.shell.net.backbone, m0.backbone) if self.nv else (self.shell, m0)
         mods = dict(src.named_modules())
         updates = False
         for name, mod in inner.named_modules():
             twin = mods.get(name)
-            mod.training = twin.training if twin is not None else src.training
+            mod.training = False if eval_mode else twin.training if twin is not None else src.training
             if isinstance(mod, nn.modules.batchnorm._BatchNorm) and twin is not None:
                 mod.momentum, mod.eps = twin.momentum, twin.eps
                 updates |= mod.training and mod.track_running_stats
         if self.nv:
-            self.shell.training = self.shell.net.training = m0.training
+            self.shell.training = self.shell.net.training = m0.training and not eval_mode
         return updates
 
-    def __call__(self, members: list[nn.Module], x: Tensor) -> Tensor:
+    def __call__(self, members: list[nn.Module], x: Tensor, eval_mode: bool = False) -> Tensor:
         """``[B, k * U]``: every member's codes (NeuroView members; pooled features otherwise), member
-        after member, each in its own order: what ``torch.cat`` of the members' own would give."""
+        after member, each in its own order: what ``torch.cat`` of the members' own would give; with
+        ``eval_mode``, what they would give in eval mode (the members' own modes untouched)."""
         bbs = [_backbone(m) for m in members]
-        updates = self._sync_modes(members[0])
-        tensors = _side_by_side(self.params, [b.get_parameter for b in bbs], self.prefix)
-        scalars = [n for n in self.buffers if bbs[0].get_buffer(n).dim() == 0]
-        tensors.update(_side_by_side([n for n in self.buffers if n not in scalars], [b.get_buffer for b in bbs], self.prefix))
+        updates = self._sync_modes(members[0], eval_mode)
+        # each member's tensors by name, read once a call (one walk of its modules, not one per name)
+        params, bufs = [dict(b.named_parameters()) for b in bbs], [dict(b.named_buffers()) for b in bbs]
+        tensors = _side_by_side(self.params, params, self.prefix)
+        scalars = [n for n in self.buffers if bufs[0][n].dim() == 0]
+        tensors.update(_side_by_side([n for n in self.buffers if n not in scalars], bufs, self.prefix))
         for n in scalars:  # a scalar (num_batches_tracked) is every member's: the first's, copied to the others below
-            tensors[self.prefix + n] = bbs[0].get_buffer(n)
+            tensors[self.prefix + n] = bufs[0][n]
         out = functional_call(self.shell, tensors, (x,))
         if updates:  # BatchNorm updated the concatenated statistics in place: back to each member
             dst, src = [], []
             for n in self.stats:
                 t = tensors[self.prefix + n]
-                for i, b in enumerate(bbs):
-                    dst.append(b.get_buffer(n))
-                    src.append(t if t.dim() == 0 else t.chunk(self.k)[i])
+                parts = t.chunk(self.k) if t.dim() else [t] * self.k
+                dst += [b[n] for b in bufs]
+                src += parts
             with torch.no_grad():
                 torch._foreach_copy_(dst, src)  # one multi-tensor launch on a GPU, where the step is launch-bound
         # NeuroView: one gather (one scatter in backward) puts each member's codes together, where a split
@@ -133,11 +137,12 @@ class BatchedPass:
         return out.index_select(1, self.perm) if self.nv else out
 
 
-def _side_by_side(names: list[str], getters: list, prefix: str) -> dict[str, Tensor]:
-    """Each named tensor of every member concatenated along dim 0 (the grouped network's layout), all
-    of them from one ``torch.cat`` of the flattened tensors (one launch, and one in backward, where a
-    concatenation per tensor launched one each); a name whose members' dtypes differ gets its own."""
-    parts = {n: [get(n) for get in getters] for n in names}
+def _side_by_side(names: list[str], members: list[dict[str, Tensor]], prefix: str) -> dict[str, Tensor]:
+    """Each named tensor of every member (``members``: each one's tensors by name) concatenated along
+    dim 0 (the grouped network's layout), all of them from one ``torch.cat`` of the flattened tensors
+    (one launch, and one in backward, where a concatenation per tensor launched one each); a name
+    whose members' dtypes differ gets its own."""
+    parts = {n: [m[n] for m in members] for n in names}
     out: dict[str, Tensor] = {}
     by_dtype: dict[torch.dtype, list[str]] = {}
     for n, ts in parts.items():

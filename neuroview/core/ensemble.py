@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._utils import factory, restore_modes
+from ._utils import factory
 from .batched import BatchedPass, grouped_fold, grouped_heads, why_not_batchable
 from .cnn import NeuroViewCNN
 from .hooks import Hook
@@ -157,7 +157,7 @@ class Ensemble(nn.Module):
         """The batched pass's ``[B, k * U]`` as each member's part."""
         return list(feats.chunk(len(self), dim=1))
 
-    def _batched(self, x: Tensor) -> Tensor | None:
+    def _batched(self, x: Tensor, eval_mode: bool = False) -> Tensor | None:
         """``[B, k * U]``: every member's codes (pooled features, standard members), member after member,
         from one batched pass, or None where the members must run one by one: not ``batched``, or a
         hook of someone else's on their modules."""
@@ -168,7 +168,7 @@ class Ensemble(nn.Module):
         p = next(self.members[0].parameters())
         if self._pass is None or self._pass.key != (p.device, p.dtype):
             self._pass = BatchedPass(list(self.members), x)
-        return self._pass(list(self.members), x)
+        return self._pass(list(self.members), x, eval_mode)
 
     def _watched(self) -> bool:
         if any(getattr(m, "_codes_hook", None) is not None for m in self.members):
@@ -293,16 +293,10 @@ class Ensemble(nn.Module):
         return self._explanation(code_maps, logits, bias, codes, weight, base, target)
 
     def _batched_eval(self, x: Tensor, maps: bool = False) -> Tensor | None:
-        """:meth:`_batched` in eval mode (every mode restored after), or None: no batched pass, or code
-        maps asked (those come from each member's own pass)."""
-        if not self.batched or maps:
-            return None
-        restore = restore_modes(self)
-        self.eval()
-        try:
-            return self._batched(x)
-        finally:
-            restore()
+        """:meth:`_batched` as in eval mode (the grouped network's layers in eval mode; the members'
+        own modes untouched), or None: no batched pass, or code maps asked (those come from each
+        member's own pass)."""
+        return None if not self.batched or maps else self._batched(x, eval_mode=True)
 
     def _member_explanations(self, x: Tensor, maps: bool, bases: list, feats: Tensor | None = None) -> list[CNNExplanation]:
         """Each member's own explanation of ``x``: of its part of ``feats`` (the batched pass's codes, in

@@ -380,3 +380,25 @@ def test_code_gradients_match_the_soft_closed_form(points, tau):
     with torch.no_grad():
         torch.testing.assert_close(mean_code(z, points, "soft", tau), ref)
         torch.testing.assert_close(mean_code(z, points, "hard", tau), hard)
+
+
+def test_restore_modes_puts_back_each_module_s_own_mode_once():
+    from neuroview.core._utils import restore_modes
+
+    calls = []
+
+    class Counted(torch.nn.Sequential):
+        def train(self, mode=True):
+            calls.append(mode)
+            return super().train(mode)
+
+    net = torch.nn.Sequential(Counted(Counted(torch.nn.BatchNorm1d(3)), torch.nn.Dropout()), torch.nn.Linear(3, 3))
+    net.train()
+    net[0][0][0].eval()  # a BatchNorm its user froze
+    was = [m.training for m in net.modules()]
+    restore = restore_modes(net)
+    net.eval()
+    calls.clear()
+    restore()
+    assert [m.training for m in net.modules()] == was and not net[0][0][0].training
+    assert calls == []  # each flag set directly: no train() that walks its subtree again, module after module
