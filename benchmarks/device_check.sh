@@ -15,7 +15,8 @@
 #      the backbone sweep of timm's families, and the test suite on the GPU machine
 #   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU), then (ENSEMBLE=0 skips it)
 #      benchmarks/ensemble_cost.py (five members against one network; five standard LITEs apart and grouped in one
-#      pass: issue 24's 1.3x, not yet timed with the grouped heads)
+#      pass: issue 24's 1.3x, not yet timed with the grouped heads), and the same steps compiled with CUDA graphs
+#      (--compile reduce-overhead: the host's ~2x, counted on the CPU, gone if the graphs replay)
 #   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
 #      time, CUDA kernels per site); on 2026-12-04 it reached ResNet-50 and EfficientNet-B0 (PHASES=4 runs it alone)
 #
@@ -158,6 +159,10 @@ if [ "${ENSEMBLE:-1}" = 1 ]; then  # measured on 2026-12-04 before the grouped h
   timeout 60 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 20 --out $R/ensemble_cost_gpu.json \
     >"$L/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
   say "ensemble_cost done: rc $?"; pack
+  CM=reduce-overhead; [ -n "${SMOKE:-}" ] && CM=aot_eager  # CUDA graphs: the host work a launch-bound step waits on
+  timeout 100 python3 benchmarks/ensemble_cost.py --compile $CM --batches 16 --rounds 20 \
+    --out $R/ensemble_compiled_gpu.json >"$L/ensemble_compiled.log" 2>&1  # (ensemble_host.json: ~2x on the host)
+  say "ensemble_cost --compile done: rc $?"; pack
 fi
 fi
 

@@ -38,13 +38,16 @@ from neuroview.core.ensemble import members_loss
 OUT = Path(__file__).parent / "results" / "ensemble_cost.json"
 LAUNCHES_OUT = OUT.with_name("ensemble_launches.json")
 HOST_OUT = OUT.with_name("ensemble_host.json")
+COMPILED_OUT = OUT.with_name("ensemble_compiled.json")
 CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward",
             "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution", "aten::thnn_conv2d")
 
 
-def _jobs(members: int, batch: int, length: int, device: torch.device, batched: bool = False, foreach=None):
+def _jobs(members: int, batch: int, length: int, device: torch.device, batched: bool = False, foreach=None,
+          compile: str | None = None):
     """``(train step, explain)`` closures of a network of ``members`` on one fixed batch (``batched``:
-    the members in one batched pass, ``Ensemble(batched=True)``; ``foreach``: AdamW's)."""
+    the members in one batched pass, ``Ensemble(batched=True)``; ``foreach``: AdamW's; ``compile``: the
+    loss, forward and backward, under ``torch.compile`` with that mode, or the ``aot_eager`` backend)."""
     torch.manual_seed(0)
     kw = {"batched": True} if batched else {}
     net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members, **kw).to(device)
@@ -52,9 +55,15 @@ def _jobs(members: int, batch: int, length: int, device: torch.device, batched: 
     net.train()(x)  # sites found, heads built; training mode from here on (explain restores it), as in Lightning's loop
     opt = torch.optim.AdamW(net.parameters(), 1e-3, foreach=foreach)
 
+    def loss_of(x, y):  # as the Lightning module: the members' losses in one (members_loss), one network's own
+        return members_loss(net.member_logits(x), y) if members > 1 else F.cross_entropy(net(x), y)
+    if compile:
+        loss_of = torch.compile(loss_of, **({"backend": compile} if compile == "aot_eager" else {"mode": compile}))
+
     def step():
-        # as the Lightning module: the members' losses in one (members_loss), one network's own
-        loss = members_loss(net.member_logits(x), y) if members > 1 else F.cross_entropy(net(x), y)
+        if compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the graphs' last outputs may be overwritten
+        loss = loss_of(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -131,6 +140,27 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "conv_share_one": conv_share(one[0], device), "std_step_ms_one": 1e3 * med["std_1"],
             "std_apart_ratio": med["std_k"] / med["std_1"], "std_grouped_ratio": med["std_grouped"] / med["std_1"],
             "batched_ratio": med["step_batched"] / med["step_1"], "explain_batched_ratio": med["explain_batched"] / med["explain_1"]}
+
+
+def compiled_table(batch: int, members: int, length: int, rounds: int, device: torch.device, mode: str) -> dict:
+    """One train step with its forward and backward compiled (``mode``; ``reduce-overhead`` replays CUDA
+    graphs, so a launch-bound step stops waiting on its host): one network, ``members`` apart and grouped;
+    compile time kept apart (the first calls), then medians of interleaved rounds."""
+    jobs, compile_s = {}, {}
+    for key, m, b in (("one", 1, False), ("apart", members, False), ("grouped", members, True)):
+        step = _jobs(m, batch, length, device, batched=b, compile=mode)[0]
+        t = time.perf_counter()
+        for _ in range(3):  # compiles, then (reduce-overhead) records the graphs
+            step()
+        _sync(device)
+        jobs[key], compile_s[key] = step, time.perf_counter() - t
+    times = {k: [] for k in jobs}
+    for _ in range(rounds):
+        for k, fn in jobs.items():
+            times[k].append(_timed(fn, device))
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    return {"batch": batch, "members": members, "length": length, "rounds": rounds, "mode": mode,
+            "step_ms": ms, "over_one": {k: v / ms["one"] for k, v in ms.items()}, "compile_seconds": compile_s}
 
 
 def host_table(members: int, rounds: int) -> dict:
@@ -242,15 +272,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU (the table runs use 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help=f"the JSON written, default results/{OUT.name} (--launches: {LAUNCHES_OUT.name}, --host: {HOST_OUT.name})")
+                   help=f"the JSON written, default results/{OUT.name} (--launches: {LAUNCHES_OUT.name}, --host: "
+                        f"{HOST_OUT.name}, --compile: {COMPILED_OUT.name})")
     p.add_argument("--launches", action="store_true",
                    help="count the kernels one train step launches (on the CPU, no timing) and write them to --out")
+    p.add_argument("--compile", default=None, metavar="MODE",
+                   help="time train steps with forward and backward under torch.compile (a mode: reduce-overhead for "
+                        "CUDA graphs, default, ...; or aot_eager) and write them to --out")
     p.add_argument("--host", action="store_true",
                    help="time a step and an explain on inputs too small to compute (the CPU's share of a "
                         "launch-bound GPU step) and write them to --out")
     args = p.parse_args(argv)
-    args.out = args.out or (LAUNCHES_OUT if args.launches else HOST_OUT if args.host else OUT)  # never over the timings
+    args.out = args.out or (LAUNCHES_OUT if args.launches else HOST_OUT if args.host else
+                            COMPILED_OUT if args.compile else OUT)  # never over another mode's figures
     torch.set_num_threads(args.threads)
+    if args.compile:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        rows = [compiled_table(b, args.members, args.length, args.rounds, device, args.compile) for b in args.batches]
+        where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+        for r in rows:
+            print(f"batch {r['batch']}, {r['mode']}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r["over_one"].items())
+                  + f" (one network {r['step_ms']['one']:.2f} ms; compile {r['compile_seconds']})")
+        return 0
     if args.host:
         res = host_table(args.members, args.rounds) | {"torch": torch.__version__, "threads": args.threads}
         args.out.parent.mkdir(parents=True, exist_ok=True)

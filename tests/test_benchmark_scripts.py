@@ -463,6 +463,14 @@ def test_ensemble_cost_steps_run_apart_and_batched(benchmark_script):
         step()
     step, _ = ec._jobs(2, 4, 24, torch.device("cpu"), batched=True)
     step()
+    # the grouped step under torch.compile (what --compile reduce-overhead times on a GPU): one graph, no break
+    torch._dynamo.reset()
+    counts = torch._dynamo.utils.counters
+    counts.clear()
+    step, _ = ec._jobs(2, 4, 24, torch.device("cpu"), batched=True, compile="aot_eager")
+    step()
+    step()
+    assert counts["stats"]["unique_graphs"] == 1 and not counts["graph_break"]
 
 
 def test_depthwise_cost_times_every_route_and_leaves_the_default_on(benchmark_script, monkeypatch):
