@@ -74,6 +74,11 @@ def _num_classes(net: nn.Module) -> int | None:
     return n if n is not None else next((h.out_features for h in heads if isinstance(h, nn.Linear)), None)
 
 
+@torch.compiler.disable  # built eagerly, once: under torch.compile its construction is no part of a graph
+def _new_pass(members: list[nn.Module], x: Tensor) -> BatchedPass:
+    return BatchedPass(members, x)
+
+
 def members_loss(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """The sum of the members' own mean cross-entropies, ``sum_m CE(z[m], y)`` for ``z [k, B, C]``
     (:meth:`Ensemble.member_logits`), as one cross-entropy over the ``k * B`` rows: each member's
@@ -167,7 +172,7 @@ class Ensemble(nn.Module):
             self.discover(x)
         p = next(self.members[0].parameters())
         if self._pass is None or self._pass.key != (p.device, p.dtype):
-            self._pass = BatchedPass(list(self.members), x)
+            self._pass = _new_pass(list(self.members), x)
         return self._pass(list(self.members), x, eval_mode)
 
     def _watched(self) -> bool:

@@ -44,7 +44,15 @@ __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "loa
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "aot_eager")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared")
+_COMPILED: dict[str, Any] = {}  # compile mode -> torch.compile(_train_outputs)
+
+
+def _train_outputs(module: "NeuroViewModule", x: Tensor, lengths: Tensor | None) -> Tensor:
+    """What a training step computes from its batch: the members' own logits ``[k, B, C]`` of an
+    ensemble, else the logits (under ``torch.compile`` where the module's ``compile`` is set)."""
+    return module.model.member_logits(x) if module.ensemble else module(x, lengths)
 
 
 class NeuroViewModule(pl.LightningModule):
@@ -83,6 +91,9 @@ class NeuroViewModule(pl.LightningModule):
         init_weights: weights to start from, loaded at the start of ``fit``: a Lightning
             checkpoint, a ``.pt`` state dict or a ``.safetensors`` file, of the same
             architecture or of its backbone (a trained ``small_cnn`` into ``nv_small_cnn``).
+        compile: each training step's forward (and backward) under ``torch.compile`` in this mode
+            (``"reduce-overhead"``: CUDA graphs, for a small step that waits on its host), or the
+            ``"aot_eager"`` backend; None: eager. How, not what (a site keeps 8-bit slopes compiled).
     """
 
     def __init__(
@@ -109,6 +120,7 @@ class NeuroViewModule(pl.LightningModule):
         group_l1_classifier: float = 0.0,
         freeze_backbone: bool = False,
         init_weights: str | None = None,
+        compile: str | None = None,
     ):
         super().__init__()
         if optimizer not in OPTIMIZERS:
@@ -123,6 +135,8 @@ class NeuroViewModule(pl.LightningModule):
             raise ValueError(f"plateau_factor: expected a number in (0, 1), got {plateau_factor!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}")
+        if compile is not None and compile not in COMPILE_MODES:
+            raise ValueError(f"compile: expected None or one of {COMPILE_MODES}, got {compile!r}")
         for name, v in (("weight_decay", weight_decay), ("l1_classifier", l1_classifier),
                         ("group_l1_classifier", group_l1_classifier), ("warmup_epochs", warmup_epochs),
                         ("plateau_patience", plateau_patience), ("min_lr_factor", min_lr_factor)):
@@ -252,16 +266,26 @@ class NeuroViewModule(pl.LightningModule):
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
 
+    def _train_forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        mode = self.hparams.get("compile")
+        if mode is None:
+            return _train_outputs(self, x, lengths)
+        if mode not in _COMPILED:  # one compiled function a mode; it guards on (and recompiles for) each module
+            _COMPILED[mode] = torch.compile(_train_outputs, **({"backend": mode} if mode == "aot_eager" else {"mode": mode}))
+        if mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the graphs may overwrite the last one's outputs
+        return _COMPILED[mode](self, x, lengths)
+
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, lengths, y = unpack(batch)
+        out = self._train_forward(x, lengths)
         if self.ensemble:
             # the sum of the members' own losses (members_loss): each member's gradient is the one it
             # would get alone; the ensemble decides with the mean of their logits
-            z = self.model.member_logits(x)
-            total = members_loss(z, y, self.hparams.label_smoothing)
-            loss, logits = total.detach() / len(z), z.mean(0)
+            total = members_loss(out, y, self.hparams.label_smoothing)
+            loss, logits = total.detach() / len(out), out.mean(0)
         else:
-            logits = self(x, lengths)
+            logits = out
             total = loss = self._loss(logits, y)
         total = total + self.penalty()
         self.train_acc(logits, y)

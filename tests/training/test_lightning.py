@@ -44,7 +44,7 @@ def test_build_model_routes_the_data_shape():
 @pytest.mark.parametrize("kw, match", [({"optimizer": "lbfgs"}, "optimizer"), ({"scheduler": "exp"}, "scheduler"),
                                        ({"lr": 0}, "lr"), ({"l1_classifier": -1}, "l1_classifier"),
                                        ({"label_smoothing": 1.0}, "label_smoothing"),
-                                       ({"classifier_lr": 0.0}, "classifier_lr")])
+                                       ({"classifier_lr": 0.0}, "classifier_lr"), ({"compile": "fast"}, "compile")])
 def test_bad_options_name_the_argument(kw, match):
     with pytest.raises(ValueError, match=match):
         NeuroViewModule("small_cnn", 10, 1, TINY_CNN, **kw)
@@ -66,6 +66,29 @@ def test_unreached_backbone_head_is_frozen():
     loss = m.training_step((torch.randn(8, 1, 8, 8), torch.arange(8)), 0)
     loss.backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)  # DDP needs no find_unused_parameters
+
+
+def test_compile_runs_the_training_step_compiled_with_the_same_loss(tmp_path):
+    import copy
+    import pickle
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    batch = (torch.randn(6, 1, 30), torch.arange(6) % 2)
+    eager = NeuroViewModule("nv_lite", 2, 1, model_kwargs={"members": 2, "batched": True})
+    eager.build(batch[0])
+    compiled = copy.deepcopy(eager)
+    compiled.hparams.compile = "aot_eager"
+    counts = torch._dynamo.utils.counters
+    torch.testing.assert_close(compiled.training_step(batch, 0), eager.training_step(batch, 0))  # the same forward
+    counts.clear()  # the first step built the grouped pass (eagerly); from the second on, one graph
+    torch.testing.assert_close(compiled.training_step(batch, 0), eager.training_step(batch, 0))
+    assert counts["stats"]["unique_graphs"] == 1 and not counts["graph_break"]
+    pickle.loads(pickle.dumps(compiled))  # nothing compiled is kept on the module: it still pickles
+    compiled.hparams.compile = None
+    counts.clear()
+    compiled.training_step(batch, 0)
+    assert not counts["stats"]["unique_graphs"]  # eager again: nothing compiled
 
 
 # ----------------------------------------------------------------- NeuroView options
