@@ -156,12 +156,13 @@ else
 fi
 say "phase 3 done: rc $?"; pack
 if [ "${ENSEMBLE:-1}" = 1 ]; then  # measured on 2026-12-04 before the grouped heads (UCR.md); ENSEMBLE=0 skips it
-  timeout 60 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 20 --out $R/ensemble_cost_gpu.json \
+  EG=gpu; [ -n "${SMOKE:-}" ] && EG=smoke  # a smoke run on the CPU never writes over the GPU's figures
+  timeout 60 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 20 --out $R/ensemble_cost_$EG.json \
     >"$L/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
   say "ensemble_cost done: rc $?"; pack
   CM=reduce-overhead; [ -n "${SMOKE:-}" ] && CM=aot_eager  # CUDA graphs: the host work a launch-bound step waits on
   timeout 100 python3 benchmarks/ensemble_cost.py --compile $CM --batches 16 --rounds 20 \
-    --out $R/ensemble_compiled_gpu.json >"$L/ensemble_compiled.log" 2>&1  # (ensemble_host.json: ~2x on the host)
+    --out $R/ensemble_compiled_$EG.json >"$L/ensemble_compiled.log" 2>&1  # (ensemble_host.json: ~2x on the host)
   say "ensemble_cost --compile done: rc $?"; pack
 fi
 fi
