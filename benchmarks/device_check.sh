@@ -161,7 +161,7 @@ if [ "${ENSEMBLE:-1}" = 1 ]; then  # measured on 2026-12-04 before the grouped h
     >"$L/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
   say "ensemble_cost done: rc $?"; pack
   CM=reduce-overhead; [ -n "${SMOKE:-}" ] && CM=aot_eager  # CUDA graphs: the host work a launch-bound step waits on
-  timeout 100 python3 benchmarks/ensemble_cost.py --compile $CM --batches 16 --rounds 20 \
+  timeout 100 python3 benchmarks/ensemble_cost.py --compile $CM --fused-adamw --batches 16 --rounds 20 \
     --out $R/ensemble_compiled_$EG.json >"$L/ensemble_compiled.log" 2>&1  # (ensemble_host.json: ~2x on the host)
   say "ensemble_cost --compile done: rc $?"; pack
 fi

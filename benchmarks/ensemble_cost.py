@@ -44,16 +44,17 @@ CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_sl
 
 
 def _jobs(members: int, batch: int, length: int, device: torch.device, batched: bool = False, foreach=None,
-          compile: str | None = None):
+          compile: str | None = None, fused: bool = False):
     """``(train step, explain)`` closures of a network of ``members`` on one fixed batch (``batched``:
-    the members in one batched pass, ``Ensemble(batched=True)``; ``foreach``: AdamW's; ``compile``: the
-    loss, forward and backward, under ``torch.compile`` with that mode, or the ``aot_eager`` backend)."""
+    the members in one batched pass, ``Ensemble(batched=True)``; ``foreach``: AdamW's; ``fused``: AdamW's
+    fused update instead; ``compile``: the loss, forward and backward, under ``torch.compile`` with that
+    mode, or the ``aot_eager`` backend)."""
     torch.manual_seed(0)
     kw = {"batched": True} if batched else {}
     net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=members, **kw).to(device)
     x, y = torch.randn(batch, 1, length, device=device), torch.arange(batch, device=device) % 2
     net.train()(x)  # sites found, heads built; training mode from here on (explain restores it), as in Lightning's loop
-    opt = torch.optim.AdamW(net.parameters(), 1e-3, foreach=foreach)
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, **({"fused": True} if fused else {"foreach": foreach}))
 
     def loss_of(x, y):  # as the Lightning module: the members' losses in one (members_loss), one network's own
         return members_loss(net.member_logits(x), y) if members > 1 else F.cross_entropy(net(x), y)
@@ -142,13 +143,16 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "batched_ratio": med["step_batched"] / med["step_1"], "explain_batched_ratio": med["explain_batched"] / med["explain_1"]}
 
 
-def compiled_table(batch: int, members: int, length: int, rounds: int, device: torch.device, mode: str) -> dict:
+def compiled_table(batch: int, members: int, length: int, rounds: int, device: torch.device, mode: str,
+                   fused: bool = False) -> dict:
     """One train step with its forward and backward compiled (``mode``; ``reduce-overhead`` replays CUDA
-    graphs, so a launch-bound step stops waiting on its host): one network, ``members`` apart and grouped;
-    compile time kept apart (the first calls), then medians of interleaved rounds."""
+    graphs, so a launch-bound step stops waiting on its host; the optimizer stays outside them, ``fused``:
+    AdamW's fused update, whose host work is a third of the multi-tensor one's): one network,
+    ``members`` apart and grouped; compile time kept apart (the first calls), then medians of
+    interleaved rounds."""
     jobs, compile_s = {}, {}
     for key, m, b in (("one", 1, False), ("apart", members, False), ("grouped", members, True)):
-        step = _jobs(m, batch, length, device, batched=b, compile=mode)[0]
+        step = _jobs(m, batch, length, device, batched=b, compile=mode, fused=fused)[0]
         t = time.perf_counter()
         for _ in range(3):  # compiles, then (reduce-overhead) records the graphs
             step()
@@ -160,6 +164,7 @@ def compiled_table(batch: int, members: int, length: int, rounds: int, device: t
             times[k].append(_timed(fn, device))
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     return {"batch": batch, "members": members, "length": length, "rounds": rounds, "mode": mode,
+            "optimizer": "AdamW(fused)" if fused else "AdamW(foreach on CUDA)",
             "step_ms": ms, "over_one": {k: v / ms["one"] for k, v in ms.items()}, "compile_seconds": compile_s}
 
 
@@ -183,7 +188,28 @@ def host_table(members: int, rounds: int) -> dict:
             times[k].append(_timed(fn, cpu))
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     ratio = {k: v / ms[k.replace("apart", "one").replace("grouped", "one")] for k, v in ms.items()}
-    return {"members": members, "rounds": rounds, "batch": 2, "length": 16, "ms": ms, "over_one": ratio}
+    return {"members": members, "rounds": rounds, "batch": 2, "length": 16, "ms": ms, "over_one": ratio,
+            "adamw_step_ms": _adamw_host(members, rounds)}
+
+
+def _adamw_host(members: int, rounds: int) -> dict:
+    """AdamW's step alone over one network's parameters and ``members``' (gradients set), its
+    multi-tensor update against its fused one: the host work the optimizer adds to every step,
+    outside any CUDA graph of the forward and backward."""
+    out = {}
+    for key, m in (("one", 1), ("members", members)):
+        net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=m)
+        net(torch.randn(2, 1, 16))
+        params = [p for p in net.parameters() if p.requires_grad]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        for kind in ("foreach", "fused"):
+            opt = torch.optim.AdamW(params, 1e-3, **{kind: True})
+            for _ in range(3):
+                opt.step()
+            out[f"{key} ({len(params)} tensors), {kind}"] = 1e3 * statistics.median(
+                _timed(opt.step, torch.device("cpu")) for _ in range(max(rounds, 50)))
+    return out
 
 
 #: ops that launch no kernel: allocations, metadata, profiler markers (views are told by their schema;
@@ -279,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", default=None, metavar="MODE",
                    help="time train steps with forward and backward under torch.compile (a mode: reduce-overhead for "
                         "CUDA graphs, default, ...; or aot_eager) and write them to --out")
+    p.add_argument("--fused-adamw", action="store_true", help="with --compile: AdamW's fused update")
     p.add_argument("--host", action="store_true",
                    help="time a step and an explain on inputs too small to compute (the CPU's share of a "
                         "launch-bound GPU step) and write them to --out")
@@ -288,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.compile:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        rows = [compiled_table(b, args.members, args.length, args.rounds, device, args.compile) for b in args.batches]
+        rows = [compiled_table(b, args.members, args.length, args.rounds, device, args.compile, args.fused_adamw)
+                for b in args.batches]
         where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
@@ -302,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(res, indent=1) + "\n")
         for k, v in res["ms"].items():
             print(f"{k}: {v:.2f} ms, {res['over_one'][k]:.2f}x one")
+        for k, v in res["adamw_step_ms"].items():
+            print(f"AdamW step, {k}: {v:.3f} ms")
         return 0
     if args.launches:
         res = {"torch": torch.__version__, "length": args.length,
