@@ -32,13 +32,18 @@ def describe(v) -> str:
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own
-    flag, set directly: ``m.train(mode)`` on every module would walk every subtree again (a
-    module's calls grew with its depth, and toggling modes was most of a small ensemble's explain)."""
-    modes = [(m, m.training) for m in module.modules()]
+    flag is set directly: ``m.train(mode)`` on every module walked every subtree again (a module's
+    calls grew with its depth, and toggling modes was most of a small ensemble's explain). A module
+    whose class overrides ``train`` still gets its call (whatever else it sets), parents before
+    children, so every flag ends as it was."""
+    modes = [(m, m.training, type(m).train is not nn.Module.train) for m in module.modules()]
 
     def restore() -> None:
-        for m, mode in modes:
-            m.training = mode
+        for m, mode, own in modes:
+            if own:
+                m.train(mode)
+            else:
+                m.training = mode
     return restore
 
 

@@ -382,23 +382,24 @@ def test_code_gradients_match_the_soft_closed_form(points, tau):
         torch.testing.assert_close(mean_code(z, points, "hard", tau), hard)
 
 
-def test_restore_modes_puts_back_each_module_s_own_mode_once():
+def test_restore_modes_puts_back_each_module_s_own_mode_once(monkeypatch):
     from neuroview.core._utils import restore_modes
 
-    calls = []
-
-    class Counted(torch.nn.Sequential):
+    class Keeps(torch.nn.Sequential):  # a module whose train() sets more than the modes
         def train(self, mode=True):
-            calls.append(mode)
+            self.scale = 2.0 if mode else 1.0
             return super().train(mode)
 
-    net = torch.nn.Sequential(Counted(Counted(torch.nn.BatchNorm1d(3)), torch.nn.Dropout()), torch.nn.Linear(3, 3))
-    net.train()
-    net[0][0][0].eval()  # a BatchNorm its user froze
+    net = torch.nn.Sequential(torch.nn.Sequential(Keeps(torch.nn.Linear(3, 3)), torch.nn.BatchNorm1d(3)),
+                              torch.nn.Dropout(), torch.nn.Linear(3, 3)).train()
+    net[0][1].eval()  # a BatchNorm its user froze
     was = [m.training for m in net.modules()]
     restore = restore_modes(net)
     net.eval()
-    calls.clear()
+    assert net[0][0].scale == 1.0
+    calls, real = [], torch.nn.Module.train
+    monkeypatch.setattr(torch.nn.Module, "train", lambda self, mode=True: calls.append(type(self).__name__) or real(self, mode))
     restore()
-    assert [m.training for m in net.modules()] == was and not net[0][0][0].training
-    assert calls == []  # each flag set directly: no train() that walks its subtree again, module after module
+    assert [m.training for m in net.modules()] == was and not net[0][1].training
+    assert net[0][0].scale == 2.0  # the module that overrides train() got its call
+    assert calls == ["Keeps", "Linear"]  # its subtree alone: every other flag set once, no subtree walked again
