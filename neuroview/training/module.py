@@ -35,6 +35,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .._batch import call_model, takes_lengths, unpack
 from ..core.ensemble import Ensemble, members_loss
+from .compiled import COMPILE_MODES, check_finite, train_forward
 from .schedules import make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: the name tests import
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
@@ -44,15 +45,7 @@ __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "loa
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "aot_eager")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared")
-_COMPILED: dict[str, Any] = {}  # compile mode -> torch.compile(_train_outputs)
-
-
-def _train_outputs(module: "NeuroViewModule", x: Tensor, lengths: Tensor | None) -> Tensor:
-    """What a training step computes from its batch: the members' own logits ``[k, B, C]`` of an
-    ensemble, else the logits (under ``torch.compile`` where the module's ``compile`` is set)."""
-    return module.model.member_logits(x) if module.ensemble else module(x, lengths)
 
 
 class NeuroViewModule(pl.LightningModule):
@@ -266,19 +259,14 @@ class NeuroViewModule(pl.LightningModule):
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
 
-    def _train_forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        mode = self.hparams.get("compile")
-        if mode is None:
-            return _train_outputs(self, x, lengths)
-        if mode not in _COMPILED:  # one compiled function a mode; it guards on (and recompiles for) each module
-            _COMPILED[mode] = torch.compile(_train_outputs, **({"backend": mode} if mode == "aot_eager" else {"mode": mode}))
-        if mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()  # a new step: the graphs may overwrite the last one's outputs
-        return _COMPILED[mode](self, x, lengths)
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if self.hparams.get("compile") is not None:  # a compiled network skips its own NaN check (neuroview.training.compiled)
+            check_finite(batch)
+        return batch
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, lengths, y = unpack(batch)
-        out = self._train_forward(x, lengths)
+        out = train_forward(self, x, lengths, self.hparams.get("compile"))
         if self.ensemble:
             # the sum of the members' own losses (members_loss): each member's gradient is the one it
             # would get alone; the ensemble decides with the mean of their logits

@@ -85,7 +85,15 @@ def test_compile_runs_the_training_step_compiled_with_the_same_loss(tmp_path):
     torch.testing.assert_close(compiled.training_step(batch, 0), eager.training_step(batch, 0))
     assert counts["stats"]["unique_graphs"] == 1 and not counts["graph_break"]
     pickle.loads(pickle.dumps(compiled))  # nothing compiled is kept on the module: it still pickles
+    # a compiled network skips its own NaN check: the batch is checked before it moves to the device
+    nan = (batch[0].clone().index_fill_(2, torch.tensor([3]), float("nan")), batch[1])
+    with pytest.raises(ValueError, match=r"x: contains NaN or Inf \(6 of 180 values\)"):
+        compiled.on_before_batch_transfer(nan, 0)
+    assert compiled.on_before_batch_transfer(batch, 0) is batch
     compiled.hparams.compile = None
+    assert eager.on_before_batch_transfer(nan, 0) is nan  # eager: the network's own check (below) says it
+    with pytest.raises(ValueError, match="x: contains NaN or Inf"):
+        eager.training_step(nan, 0)
     counts.clear()
     compiled.training_step(batch, 0)
     assert not counts["stats"]["unique_graphs"]  # eager again: nothing compiled

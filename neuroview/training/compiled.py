@@ -1,0 +1,53 @@
+"""A training step's forward (and backward) under ``torch.compile``: ``NeuroViewModule(compile=...)``.
+
+``"reduce-overhead"`` replays CUDA graphs, so a small step (a time-series network, five members in
+one grouped pass) stops waiting on its host; ``"aot_eager"`` runs the same graphs without code
+generation (what the CPU tests use). The optimizer step stays outside. How a step computes, not
+what: the module, its state dict and checkpoints are the same (a site keeps 8-bit slopes for its
+surrogate gradient when compiled, where eager mode keeps 4-bit ones).
+
+A compiled network skips its own data-dependent input check (a host sync and a graph break), so
+the batch is checked here instead, on the CPU before it moves to the device: no sync, and a NaN
+is still an error naming ``x``.
+
+Imports torch and :mod:`neuroview` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._batch import unpack
+
+#: the modes ``compile`` takes: torch.compile's, and the ``aot_eager`` backend
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "aot_eager")
+_COMPILED: dict[str, Any] = {}  # mode -> torch.compile(train_outputs): one a mode, guarding on each module
+
+
+def train_outputs(module: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
+    """What a training step computes from its batch: the members' own logits ``[k, B, C]`` of an
+    ensemble, else the logits."""
+    return module.model.member_logits(x) if module.ensemble else module(x, lengths)
+
+
+def train_forward(module: nn.Module, x: Tensor, lengths: Tensor | None, mode: str | None) -> Tensor:
+    """:func:`train_outputs`, eager (``mode`` None) or compiled in ``mode``."""
+    if mode is None:
+        return train_outputs(module, x, lengths)
+    if mode not in _COMPILED:
+        _COMPILED[mode] = torch.compile(train_outputs, **({"backend": mode} if mode == "aot_eager" else {"mode": mode}))
+    if mode == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()  # a new step: the graphs may overwrite the last one's outputs
+    return _COMPILED[mode](module, x, lengths)
+
+
+def check_finite(batch) -> None:
+    """A clear error where the batch's ``x`` holds NaN or Inf (checked where the batch is, before it
+    moves: on the CPU for a loader's batches)."""
+    x = unpack(batch)[0]
+    if isinstance(x, Tensor) and x.is_floating_point() and not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
