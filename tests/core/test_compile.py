@@ -28,6 +28,15 @@ def test_one_graph_no_break_per_site():
             assert (ex.graph_count, ex.graph_break_count) == (1, 0), (quantizer, mode, ex.break_reasons)
 
 
+def test_a_neuroview_rnn_is_one_graph_too():
+    torch.manual_seed(0)
+    net, x = nv.NeuroViewRNN(nn.GRU(3, 8, num_layers=2, batch_first=True), 4, max_len=12), torch.randn(4, 12, 3)
+    for mode in (True, False):  # its input check (data-dependent: a break) is skipped while Dynamo traces
+        ex = torch._dynamo.explain(net.train(mode))(x)
+        assert (ex.graph_count, ex.graph_break_count) == (1, 0), (mode, ex.break_reasons)
+    torch.testing.assert_close(torch.compile(net.eval(), backend="eager")(x), net(x))
+
+
 def test_compiled_once_per_shape_and_equal_to_eager():
     torch._dynamo.reset()
     graphs = []
