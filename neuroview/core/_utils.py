@@ -29,6 +29,14 @@ def describe(v) -> str:
     return f"tensor of shape {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
 
 
+def require_finite(x: Tensor) -> None:
+    """A clear error where the float input ``x`` holds NaN or Inf (a data-dependent check: one host
+    sync where ``x`` is on a device)."""
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
+
+
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own

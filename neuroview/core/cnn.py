@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._utils import describe, extension, factory, restore_modes
+from ._utils import describe, extension, factory, require_finite, restore_modes
 from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites
 from .explanation import CNNExplanation
@@ -238,9 +238,8 @@ class NeuroViewCNN(nn.Module):
         if p is not None and x.is_floating_point() and x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
         # a data-dependent check: a host sync, and a graph break under torch.compile, where it is skipped
-        if self.check_finite and not torch.compiler.is_compiling() and x.is_floating_point() and not torch.isfinite(x).all():
-            bad = (~torch.isfinite(x)).sum().item()
-            raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
+        if self.check_finite and not torch.compiler.is_compiling():
+            require_finite(x)
 
     def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:
         self._check_input(x)

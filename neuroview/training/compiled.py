@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import unpack
+from ..core._utils import require_finite
 
 #: the modes ``compile`` takes: torch.compile's, and the ``aot_eager`` backend
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "aot_eager")
@@ -48,6 +49,5 @@ def check_finite(batch) -> None:
     """A clear error where the batch's ``x`` holds NaN or Inf (checked where the batch is, before it
     moves: on the CPU for a loader's batches)."""
     x = unpack(batch)[0]
-    if isinstance(x, Tensor) and x.is_floating_point() and not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
+    if isinstance(x, Tensor):
+        require_finite(x)
