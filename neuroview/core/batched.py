@@ -41,9 +41,9 @@ def why_not_batchable(members: list[nn.Module]) -> str | None:
         return f"{type(first).__name__} has no grouped form (.grouped(k), as LITE's)"
     if not isinstance(members[0], NeuroViewCNN) and not isinstance(getattr(members[0], "fc", None), nn.Linear):
         return f"{type(members[0]).__name__} has no linear head .fc to decide with"
-    shapes = [{n: t.shape for n, t in _backbone(m).state_dict().items()} for m in members]
+    shapes = [{n: (t.shape, t.dtype) for n, t in _backbone(m).state_dict().items()} for m in members]
     if any(s != shapes[0] for s in shapes[1:]):
-        return "the members differ in shape (their tensors cannot be laid side by side)"
+        return "the members differ in shape or dtype (their tensors cannot be laid side by side)"
     if isinstance(members[0], NeuroViewCNN):
         keys = [(m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items()))) for m in members]
         if any(k != keys[0] for k in keys[1:]):
@@ -140,16 +140,16 @@ class BatchedPass:
 def _side_by_side(names: list[str], members: list[dict[str, Tensor]], prefix: str) -> dict[str, Tensor]:
     """Each named tensor of every member (``members``: each one's tensors by name) concatenated along
     dim 0 (the grouped network's layout), all of them from one ``torch.cat`` of the flattened tensors
-    (one launch, and one in backward, where a concatenation per tensor launched one each); a name
-    whose members' dtypes differ gets its own."""
+    (one launch, and one in backward, where a concatenation per tensor launched one each), one a dtype.
+    Members converted apart since the ensemble was built (their dtypes differ): an error, not a promotion."""
     parts = {n: [m[n] for m in members] for n in names}
     out: dict[str, Tensor] = {}
     by_dtype: dict[torch.dtype, list[str]] = {}
     for n, ts in parts.items():
-        if all(t.dtype == ts[0].dtype for t in ts):
-            by_dtype.setdefault(ts[0].dtype, []).append(n)
-        else:
-            out[prefix + n] = torch.cat(ts)
+        if any(t.dtype != ts[0].dtype for t in ts):
+            raise RuntimeError(f"batched: the members' {n} differ in dtype ({sorted({str(t.dtype) for t in ts})}); "
+                               "convert every member alike (ensemble.to(dtype)), or pass batched=False")
+        by_dtype.setdefault(ts[0].dtype, []).append(n)
     for group in by_dtype.values():
         flat = torch.cat([t.reshape(-1) for n in group for t in parts[n]])
         sizes = [sum(t.numel() for t in parts[n]) for n in group]

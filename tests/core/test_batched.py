@@ -105,6 +105,12 @@ def test_what_cannot_be_batched_runs_apart_with_a_warning_and_bad_values_are_err
     assert ens.batched is False
     with pytest.warns(UserWarning, match="batched: the members differ in shape"):
         Ensemble([nv.create_model("lite", num_classes=2, filters=f) for f in (8, 16)], batched=True)
+    with pytest.warns(UserWarning, match="batched: the members differ in shape or dtype"):
+        Ensemble([nv.create_model("lite", num_classes=2), nv.create_model("lite", num_classes=2).double()], batched=True)
+    ens = Ensemble([nv.create_model("lite", num_classes=2) for _ in range(2)], batched=True)
+    ens.members[1].double()  # one member converted alone, after the ensemble was built: no silent promotion
+    with pytest.raises(RuntimeError, match=r"batched: the members' .* differ in dtype .*convert every member alike"):
+        ens(torch.randn(3, 1, 20))
     with pytest.warns(UserWarning, match="batched: the members' NeuroView settings"):
         Ensemble([nv.create_model("nv_lite", num_classes=2, tau=t) for t in (1.0, 0.5)], batched=True)
     assert isinstance(nv.create_model("nv_lite", num_classes=2, batched=True), nv.NeuroViewCNN)  # one: nothing to batch
