@@ -127,14 +127,7 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
     jobs = {"step_1": one[0], "step_k": many[0], "explain_1": one[1], "explain_k": many[1],
             "step_batched": batched[0], "explain_batched": batched[1]}
     jobs.update(zip(("std_1", "std_k", "std_grouped"), _std_steps(members, batch, length, device)))
-    for fn in jobs.values():  # warm-up
-        for _ in range(3):
-            fn()
-    times = {k: [] for k in jobs}
-    for _ in range(rounds):  # interleaved: machine noise hits every job of a round alike
-        for k, fn in jobs.items():
-            times[k].append(_timed(fn, device))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = _interleaved(jobs, rounds, device)
     return {"batch": batch, "members": members, "length": length, "rounds": rounds,
             "step_ms_one": 1e3 * med["step_1"], "step_ratio": med["step_k"] / med["step_1"],
             "explain_ms_one": 1e3 * med["explain_1"], "explain_ratio": med["explain_k"] / med["explain_1"],
@@ -143,11 +136,24 @@ def measure(batch: int, members: int, length: int, rounds: int, device: torch.de
             "batched_ratio": med["step_batched"] / med["step_1"], "explain_batched_ratio": med["explain_batched"] / med["explain_1"]}
 
 
+def _interleaved(jobs: dict, rounds: int, device: torch.device, warm: int = 3) -> dict[str, float]:
+    """Median seconds of each job over ``rounds`` interleaved rounds (machine noise hits every job of a
+    round alike), after ``warm`` calls of each."""
+    for fn in jobs.values():
+        for _ in range(warm):
+            fn()
+    times = {k: [] for k in jobs}
+    for _ in range(rounds):
+        for k, fn in jobs.items():
+            times[k].append(_timed(fn, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def compiled_table(batch: int, members: int, length: int, rounds: int, device: torch.device, mode: str,
                    fused: bool = False) -> dict:
     """One train step with its forward and backward compiled (``mode``; ``reduce-overhead`` replays CUDA
     graphs, so a launch-bound step stops waiting on its host; the optimizer stays outside them, ``fused``:
-    AdamW's fused update, whose host work is a third of the multi-tensor one's): one network,
+    AdamW's fused update, whose host work is a quarter of the multi-tensor one's: ``--host``): one network,
     ``members`` apart and grouped; compile time kept apart (the first calls), then medians of
     interleaved rounds."""
     jobs, compile_s = {}, {}
@@ -158,11 +164,7 @@ def compiled_table(batch: int, members: int, length: int, rounds: int, device: t
             step()
         _sync(device)
         jobs[key], compile_s[key] = step, time.perf_counter() - t
-    times = {k: [] for k in jobs}
-    for _ in range(rounds):
-        for k, fn in jobs.items():
-            times[k].append(_timed(fn, device))
-    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    ms = {k: 1e3 * v for k, v in _interleaved(jobs, rounds, device, warm=0).items()}
     return {"batch": batch, "members": members, "length": length, "rounds": rounds, "mode": mode,
             "optimizer": "AdamW(fused)" if fused else "AdamW(foreach on CUDA)",
             "step_ms": ms, "over_one": {k: v / ms["one"] for k, v in ms.items()}, "compile_seconds": compile_s}
@@ -179,14 +181,7 @@ def host_table(members: int, rounds: int) -> dict:
         jobs[f"nv {key}: step"], jobs[f"nv {key}: explain"] = _jobs(m, 2, 16, cpu, batched=b, foreach=True)
     std = _std_steps(members, 2, 16, cpu, foreach=True)
     jobs.update(zip(("standard one: step", "standard apart: step", "standard grouped: step"), std))
-    for fn in jobs.values():
-        for _ in range(3):
-            fn()
-    times = {k: [] for k in jobs}
-    for _ in range(rounds):
-        for k, fn in jobs.items():
-            times[k].append(_timed(fn, cpu))
-    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    ms = {k: 1e3 * v for k, v in _interleaved(jobs, rounds, cpu).items()}
     ratio = {k: v / ms[k.replace("apart", "one").replace("grouped", "one")] for k, v in ms.items()}
     return {"members": members, "rounds": rounds, "batch": 2, "length": 16, "ms": ms, "over_one": ratio,
             "adamw_step_ms": _adamw_host(members, rounds)}
