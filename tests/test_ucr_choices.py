@@ -165,6 +165,12 @@ def test_an_alternative_that_a_change_made_the_recipes_value_is_not_run_against_
     assert not choices.recipe_value("r.yaml", ("--model.model_kwargs.max_steps", "25"))  # a key the file lacks
     assert not choices.recipe_value("r.yaml", ("--trainer.callbacks+=x.Y",))
     assert not choices.recipe_value("r.yaml", ())
+    # an unset classifier_lr learns at lr (NeuroViewModule's default): setting it to lr is the recipe's value
+    assert choices.recipe_value("r.yaml", ("--model.classifier_lr", "1.0e-3"))
+    assert not choices.recipe_value("r.yaml", ("--model.classifier_lr", "1.0e-4"))
+    recipe.write_text("model:\n  model_kwargs:\n    num_layers: 1\n")  # neither set: not the recipe's value
+    assert not choices.recipe_value("r.yaml", ("--model.classifier_lr", "1.0e-3"))
+    recipe.write_text("model:\n  lr: 0.001\n  model_kwargs:\n    num_layers: 1\n    head_dropout: 0.5\n")
     monkeypatch.setattr(choices, "_sha", lambda r: "now")
     one = (choices.Choice("n", "2", {"1": {"r.yaml": ("--model.model_kwargs.num_layers", "1")},
                                      "3": {"r.yaml": ("--model.model_kwargs.num_layers", "3")}}, sets=("GunPoint",)),)
