@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["fit_path", "iter_path", "lambda_grid", "penalty_max", "relax"]
+__all__ = ["fit_path", "iter_path", "lambda_grid", "penalty_max", "relax", "targets"]
 
 
 def _group_index(groups: Tensor | None, n_features: int, device) -> tuple[Tensor, Tensor] | None:
@@ -65,11 +65,23 @@ def _prox(w: Tensor, t: Tensor, a: float, grp) -> Tensor:
     return w * shrink[:, inv]
 
 
+def targets(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``[N, C]`` the probabilities the fit aims at: one-hot rows of the classes ``y [N]``, or ``y``
+    itself where it is already ``[N, C]`` probabilities (soft targets: a dense network's decisions)."""
+    if y.is_floating_point():
+        if y.dim() != 2 or y.shape[1] != num_classes:
+            raise ValueError(f"y: expected classes [N] or probabilities [N, {num_classes}], got shape {tuple(y.shape)}")
+        if not bool(torch.isfinite(y).all()) or bool((y < 0).any()) or not torch.allclose(y.sum(1), y.new_ones(len(y)), atol=1e-4):
+            raise ValueError("y: soft targets must be finite, non-negative rows summing to 1")
+        return y.to(dtype)
+    return F.one_hot(y, num_classes).to(dtype)
+
+
 def _start(x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """The all-zero weights' optimal bias (the log class priors) and the gradient there, ``[C, F]``."""
-    prior = torch.bincount(y, minlength=num_classes).to(x.dtype) / len(y)
-    b = prior.clamp_min(1e-12).log()
-    p = torch.softmax(b, 0).expand(len(y), -1) - F.one_hot(y, num_classes).to(x.dtype)
+    onehot = targets(y, num_classes, x.dtype)
+    b = onehot.mean(0).clamp_min(1e-12).log()
+    p = torch.softmax(b, 0).expand(len(y), -1) - onehot
     return b, p.T @ x / len(y)
 
 
@@ -183,7 +195,8 @@ def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups
               l1_ratio: float = 1.0, max_iter: int = 2000, tol: float = 1e-3):
     """Yield ``(W [C, F], b [C])`` at each penalty of ``lambdas`` (largest first), warm-started.
 
-    ``x [N, F]`` are the (standardized) features and ``y [N]`` the classes. A point stops after
+    ``x [N, F]`` are the (standardized) features and ``y [N]`` the classes (or ``[N, C]`` soft
+    targets: the cross-entropy against them, :func:`targets`). A point stops after
     ``max_iter`` steps or when its gradient mapping (the step's move over the step size: the
     penalized objective's gradient, zero at the optimum) is at most ``tol`` in every weight.
 
@@ -199,7 +212,7 @@ def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups
     n, f = x.shape
     a = float(l1_ratio)
     grp = _group_index(groups, f, x.device)
-    onehot = F.one_hot(y, num_classes).to(x.dtype)
+    onehot = targets(y, num_classes, x.dtype)
     b, _ = _start(x, y, num_classes)
     w = x.new_zeros(num_classes, f)
     prev = None
@@ -238,7 +251,7 @@ def relax(x: Tensor, y: Tensor, w: Tensor, b: Tensor, *, l2: float = 1e-2, max_i
     cols = mask.any(0).nonzero()[:, 0]
     if not len(cols):
         return w.clone(), b.clone()
-    onehot = F.one_hot(y, w.shape[0]).to(x.dtype)
+    onehot = targets(y, w.shape[0], x.dtype)
     ws, b = _fista(x[:, cols], onehot, w[:, cols], b, 0.0, 1.0, None, max_iter, tol, ridge=l2, mask=mask[:, cols])
     out = torch.zeros_like(w)
     out[:, cols] = ws

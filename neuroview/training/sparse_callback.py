@@ -34,7 +34,7 @@ class Sparsify(pl.Callback):
 
     Args:
         tolerance, groups, seed, deviance, max_k90, max_k90_steps, k90_quantile, max_units_per_class,
-            max_steps_per_class: as in :func:`neuroview.sparsify`.
+            max_steps_per_class, distill: as in :func:`neuroview.sparsify`.
         finetune: epochs of :func:`neuroview.finetune_sparse` after the refit (0, the default: none;
             the zoo's sparse entries use 5), within the same budget; the test then scores the
             fine-tuned network.
@@ -42,13 +42,14 @@ class Sparsify(pl.Callback):
 
     def __init__(self, tolerance: float = 1.0, groups: str | None = None, seed: int = 0, deviance: float = DEVIANCE,
                  max_k90: float | None = None, max_k90_steps: float | None = None, k90_quantile: float = 0.5,
-                 finetune: int = 0, max_units_per_class: int | None = None, max_steps_per_class: int | None = None):
+                 finetune: int = 0, max_units_per_class: int | None = None, max_steps_per_class: int | None = None,
+                 distill: float | None = None):
         if isinstance(finetune, bool) or not isinstance(finetune, int) or finetune < 0:
             raise ValueError(f"finetune: expected an int >= 0 (epochs), got {finetune!r}")
         self.finetune = finetune
         self.tolerance, self.groups, self.seed, self.deviance = tolerance, groups, seed, deviance
         self.max_k90, self.max_k90_steps, self.k90_quantile = max_k90, max_k90_steps, k90_quantile
-        self.caps = {"max_units_per_class": max_units_per_class, "max_steps_per_class": max_steps_per_class}
+        self.options = {"max_units_per_class": max_units_per_class, "max_steps_per_class": max_steps_per_class, "distill": distill}
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.datamodule is None:
@@ -56,7 +57,7 @@ class Sparsify(pl.Callback):
         # every rank refits the same deterministic path, so all keep the same network
         sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups,
                           seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
-                          max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile, **self.caps)
+                          max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile, **self.options)
         if self.finetune:
             # the test loop runs under inference mode; every rank trains the same seeded copy
             with torch.inference_mode(False), torch.enable_grad():

@@ -25,7 +25,7 @@ def _kind(net: nn.Module) -> str:
 
 
 def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_steps=None, k90_quantile=0.5,
-               max_units_per_class=None, max_steps_per_class=None) -> str:
+               max_units_per_class=None, max_steps_per_class=None, distill=None) -> str:
     """:func:`.sparsify.sparsify`'s arguments; returns the groups (the default of ``net``'s kind when None)."""
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
@@ -37,6 +37,8 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
     if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
     check_budget(net, max_k90, max_k90_steps, k90_quantile)
+    if distill is not None and (isinstance(distill, bool) or not isinstance(distill, (int, float)) or not 0 < distill < float("inf")):
+        raise ValueError(f"distill: expected None or a temperature > 0, got {distill!r}")
     for name, value in (("max_units_per_class", max_units_per_class), ("max_steps_per_class", max_steps_per_class)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")

@@ -205,14 +205,16 @@ def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None, m
     return k_share(c, 0.9).cpu()
 
 
-def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None):
+def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None, t=None):
     """``(path on all of z, validation accuracy [P], validation losses [P, N], reference, how)``:
-    scored on ``val_batches`` when there are some, else by cross-validation on ``z`` itself.
+    scored on ``val_batches`` when there are some, else by cross-validation on ``z`` itself. Points
+    are fitted to ``t`` (``[N, C]`` soft targets) where given, else to ``y``; scored against ``y``.
 
     The path is walked point by point (every fold in step) and stops at the first point that
     reaches the most a later one could add: the dense network's own validation accuracy, or 100%
     in cross-validation. Later points are denser, so the sparsest point within tolerance is among
     those walked."""
+    t = y if t is None else t
     if val_batches is not None:
         vf, vy = _features(net, val_batches, "val")
         with torch.no_grad():
@@ -221,7 +223,7 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None)
             w, b = net.effective_classifier()
             reference = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
         how = f"{len(vy)} validation samples; reference: the dense network on them"
-        fits, scored = [_points(z, y, fit, relaxed, cap)], [(vz, vy)]
+        fits, scored = [_points(z, t, fit, relaxed, cap)], [(vz, vy)]
     else:
         counts = torch.bincount(y)
         if len(y) < 2 * folds or int(counts[counts > 0].min()) < 2:
@@ -233,9 +235,9 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None)
         for h in held:
             keep = torch.ones(len(y), dtype=torch.bool)
             keep[h] = False
-            fits.append(_points(z[keep], y[keep], fit, relaxed, cap))
+            fits.append(_points(z[keep], t[keep], fit, relaxed, cap))
             scored.append((z[h], y[h]))
-        fits.append(_points(z, y, fit, relaxed, cap))  # the path on all of the training split: the one kept
+        fits.append(_points(z, t, fit, relaxed, cap))  # the path on all of the training split: the one kept
     path, accs, losses = [], [], []
     with _one_thread(z.device, len(fits), len(z)) as advance:
         for _ in fit["lambdas"]:
@@ -271,7 +273,7 @@ class _Walk:
 
 
 def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed, q=0.5,
-          caps=(None, None)) -> _Walk:
+          caps=(None, None), distill=None) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
     a = float(l1_ratio) if l1_ratio is not None else 1.0
     feats, y = _features(net, _batches(train, "train"), "train")
@@ -294,13 +296,18 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
         norm.num_batches_tracked.fill_(1)
         norm.eval()
         z = norm(feats).float()
+    t = None
+    if distill is not None:  # the dense network's own probabilities (its folded decision) in place of the labels
+        with torch.no_grad():
+            w, b = net.effective_classifier()
+            t = torch.softmax((feats @ w.T.to(feats.dtype) + b.to(feats.dtype)).float() / distill, 1)
     gid = _group_ids(net, groups)
-    lambdas = lambda_grid(z, y, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
+    lambdas = lambda_grid(z, y if t is None else t, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
     fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
     val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
     steps = _group_ids(net, "step") if _is_rnn(net) else None
     cap = None if caps == (None, None) else partial(cap_weights, steps=steps, max_units=caps[0], max_steps=caps[1])
-    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap)
+    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap, t)
     units, grp = _sparsity([w for w, _ in path], gid)
     k90 = torch.stack([_k90(pt, z).float().quantile(q) for pt in path])
     k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps).float().quantile(q) for pt in path])
@@ -311,7 +318,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
              l1_ratio: float | None = None, relaxed: float | None = RELAXED, points: int = 25, ratio: float = 1e-2,
              folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = DEVIANCE,
              max_k90: float | None = None, max_k90_steps: float | None = None, k90_quantile: float = 0.5,
-             max_units_per_class: int | None = None, max_steps_per_class: int | None = None) -> nn.Module:
+             max_units_per_class: int | None = None, max_steps_per_class: int | None = None,
+             distill: float | None = None) -> nn.Module:
     """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
 
     Args:
@@ -361,15 +369,18 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             against 38 without one, where the rule above then keeps denser points (a median 39
             units per class against 19).
         points, ratio: the path's length, and its last penalty over its first (the densest point).
+        distill: a temperature: the path fits the dense network's own class probabilities on the
+            training split at it (``softmax(logits / distill)``: the dense decision, distilled)
+            in place of the labels; points are still scored against the labels. None: the labels.
         folds, max_iter, seed: the cross-validation folds, the solver's steps per point (the dense
             end of a path on separable codes never converges: its weights grow without bound) and
             the folds' shuffle.
     """
     groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile,
-                        max_units_per_class, max_steps_per_class)
+                        max_units_per_class, max_steps_per_class, distill)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
                 folds=folds, max_iter=max_iter, seed=seed, q=float(k90_quantile),
-                caps=(max_units_per_class, max_steps_per_class))
+                caps=(max_units_per_class, max_steps_per_class), distill=distill)
     # one budget: each point's use of it (k90 over its limit, the larger of the two), within at <= 1
     use = [k / m for k, m in ((run.k90, max_k90), (run.k90_steps, max_k90_steps)) if m is not None]
     chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp,
@@ -384,6 +395,6 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         validation=run.how, groups=groups, num_features=run.z.shape[1], val_loss=run.val_loss.mean(1),
         k90=run.k90, max_k90=None if max_k90 is None else float(max_k90), k90_steps=run.k90_steps,
         max_k90_steps=None if max_k90_steps is None else float(max_k90_steps), k90_quantile=float(k90_quantile),
-        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class,
+        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class, distill=distill,
     )
     return sparse.eval()

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the share of the training decisions a budget holds for: 0.5 the median (default), 1 every one")
     p.add_argument("--max-units-per-class", type=int, help="a cap on the units (hidden states) any class reads")
     p.add_argument("--max-steps-per-class", type=int, help="an RNN's cap on the time steps any class reads")
+    p.add_argument("--distill", type=float, default=None,
+                   help="fit the path to the dense network's own probabilities at this temperature, not the labels")
     p.add_argument("--finetune", type=int, default=0,
                    help="epochs of nv.finetune_sparse afterwards: the backbone learns to serve the units the sparse "
                         "head reads, its support fixed, within the budget (default 0: the backbone stays as it was; the "
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
                           k90_quantile=args.k90_quantile, max_units_per_class=args.max_units_per_class,
-                          max_steps_per_class=args.max_steps_per_class)
+                          max_steps_per_class=args.max_steps_per_class, distill=args.distill)
         if args.finetune:
             sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                          "k90_quantile": args.k90_quantile,
                                                                          "max_units_per_class": args.max_units_per_class,
                                                                          "max_steps_per_class": args.max_steps_per_class,
-                                                                         "finetune": args.finetune,
+                                                                         "finetune": args.finetune, "distill": args.distill,
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")

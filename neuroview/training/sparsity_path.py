@@ -47,6 +47,7 @@ class SparsityPath:
     k90_quantile: float = 0.5  # the share of the training decisions the budget holds for
     max_units_per_class: int | None = None  # the cap on the features any class reads, if any
     max_steps_per_class: int | None = None  # the cap on the time steps any class reads (RNNs), if any
+    distill: float | None = None  # the temperature of the dense network's probabilities fitted, None: the labels
     extra: dict = field(default_factory=dict)
 
     def to_records(self) -> list[dict]:
@@ -77,6 +78,7 @@ class SparsityPath:
             budget += f", k90 {float(self.k90_steps[i]):g} steps within {self.max_k90_steps:g}{of}"
         for cap, of_what in ((self.max_units_per_class, "units"), (self.max_steps_per_class, "steps")):
             budget += "" if cap is None else f", at most {cap} {of_what} per class"
+        budget += "" if self.distill is None else f", fitted to the dense network's probabilities at T = {self.distill:g}"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
                 f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
                 f"{self.tolerance:g} points)")

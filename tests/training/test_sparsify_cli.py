@@ -45,7 +45,19 @@ def test_sparsify_command_errors(tmp_path, capsys):
     assert "tolerance" in capsys.readouterr().err
     assert sparsify_main(["nv_lite.gunpoint", "--max-k90", "0", "--out", str(tmp_path)]) == 2
     assert "max_k90" in capsys.readouterr().err
+    assert sparsify_main(["nv_lite.gunpoint", "--distill", "0", "--out", str(tmp_path)]) == 2
+    assert "distill: expected None or a temperature > 0, got 0.0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written on an error
+
+
+def test_sparsify_command_distills_and_records_it(tmp_path, capsys):
+    out = tmp_path / "zoo"
+    assert sparsify_main(["nv_lite.gunpoint", "--max-k90", "10", "--distill", "2", "--out", str(out)]) == 0
+    assert "fitted to the dense network's probabilities at T = 2" in capsys.readouterr().out
+    entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
+    assert entry["sparsify"]["distill"] == 2.0
+    net = nv.create_model("nv_lite.gunpoint_sparse", pretrained=True, root=out)
+    assert nv.units_per_class(net).max() < 194
 
 
 def test_zoo_table_shows_readability():
