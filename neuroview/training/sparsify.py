@@ -369,9 +369,9 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             against 38 without one, where the rule above then keeps denser points (a median 39
             units per class against 19).
         points, ratio: the path's length, and its last penalty over its first (the densest point).
-        distill: a temperature: the path fits the dense network's own class probabilities on the
-            training split at it (``softmax(logits / distill)``: the dense decision, distilled)
-            in place of the labels; points are still scored against the labels. None: the labels.
+        distill: a temperature: the path fits the dense network's class probabilities on the training
+            split (``softmax(logits / distill)``) in place of the labels, still scored against them. None
+            (default): the labels; held out, T = 1, 4, 16 kept 32, 30, 27 of 36 runs within 1 point, labels 32.
         folds, max_iter, seed: the cross-validation folds, the solver's steps per point (the dense
             end of a path on separable codes never converges: its weights grow without bound) and
             the folds' shuffle.
