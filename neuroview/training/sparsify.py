@@ -346,9 +346,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             them the rule above, else the most accurate on validation: the budget wins over
             ``tolerance``, and the path's validation accuracy (``sparse.sparsity_path``) says
             what it cost. The zoo's CNN entries use 10.
-        max_k90_steps: an RNN's budget in time steps (k90 with each step's hidden states summed,
-            ``explain(...).k90(level="steps")``); with ``max_k90`` too, a point must meet both.
-            The zoo's RNN entries use 10 steps and 50 hidden states (issue 22's goal).
+        max_k90_steps: an RNN's budget in time steps (k90 of each step's summed hidden states, ``explain(...)
+            .k90(level="steps")``); with ``max_k90`` a point meets both (the zoo's RNNs: 10 steps, 50 states).
         k90_quantile: the share of the training split's decisions a budget holds for: 0.5 the
             median decision (default), 0.9 nine in ten, 1.0 every one. A report draws single
             decisions; with the median some of them need more than the budget.
@@ -361,20 +360,17 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             group enter at once. Default 1.0 (plain L1; groups then only count what is read),
             chosen on the same held-out data: at 0.97 five of the six RNNs read 1.4x to 4x as many
             hidden states (ArrowHead's GRU fewer), and nv_gru.basicmotions lost 12.5 points.
-        relaxed: each point's weights are refitted on its own support with this small ridge
-            penalty (the relaxed lasso: the path chooses the units, the refit undoes its
-            shrinkage); ``None`` keeps the path's own weights. 0.1 was chosen on held-out data
-            (``benchmarks/sparsify_budget_choice.py``, 16 entries x 3 training seeds) over 1e-2
-            and 1: the same 41 of 48 runs within 1 point under the zoo's budget as 1e-2, and 43
-            against 38 without one, where the rule above then keeps denser points (a median 39
-            units per class against 19).
+        relaxed: each point's weights are refitted on its own support with this small ridge (the
+            relaxed lasso: the path chooses the units, the refit undoes its shrinkage); ``None`` keeps
+            the path's weights. 0.1 was chosen on held-out data (``benchmarks/sparsify_budget_choice.py``,
+            16 entries x 3 seeds) over 1e-2 and 1: 41 of 48 runs within 1 point under the zoo's budget
+            as 1e-2, 43 against 38 without one (then reading a median 39 units per class against 19).
         points, ratio: the path's length, and its last penalty over its first (the densest point).
         distill: a temperature: the path fits the dense network's class probabilities on the training
             split (``softmax(logits / distill)``) in place of the labels, still scored against them. None
             (default): the labels; held out, T = 1, 4, 16 kept 32, 30, 27 of 36 runs within 1 point, labels 32.
-        folds, max_iter, seed: the cross-validation folds, the solver's steps per point (the dense
-            end of a path on separable codes never converges: its weights grow without bound) and
-            the folds' shuffle.
+        folds, max_iter, seed: the cross-validation folds, the solver's steps per point (the dense end
+            of a path on separable codes never converges: its weights grow without bound), the folds' shuffle.
     """
     groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile,
                         max_units_per_class, max_steps_per_class, distill)

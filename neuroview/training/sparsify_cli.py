@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the share of the training decisions a budget holds for: 0.5 the median (default), 1 every one")
     p.add_argument("--max-units-per-class", type=int, help="a cap on the units (hidden states) any class reads")
     p.add_argument("--max-steps-per-class", type=int, help="an RNN's cap on the time steps any class reads")
-    p.add_argument("--distill", type=float, default=None,
-                   help="fit the path to the dense network's own probabilities at this temperature, not the labels")
+    p.add_argument("--distill", type=float, help="fit the path to the dense network's probabilities at this temperature")
     p.add_argument("--finetune", type=int, default=0,
                    help="epochs of nv.finetune_sparse afterwards: the backbone learns to serve the units the sparse "
                         "head reads, its support fixed, within the budget (default 0: the backbone stays as it was; the "
@@ -135,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            if k in light},
                     extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
                                                                          "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
-                                                                         "k90_quantile": args.k90_quantile,
-                                                                         "max_units_per_class": args.max_units_per_class,
+                                                                         "k90_quantile": args.k90_quantile, "max_units_per_class": args.max_units_per_class,
                                                                          "max_steps_per_class": args.max_steps_per_class,
                                                                          "finetune": args.finetune, "distill": args.distill,
                                                                          "groups": path.groups,
