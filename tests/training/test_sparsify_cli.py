@@ -80,6 +80,7 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
                     "--trainer.callbacks+=neuroview.training.sparse_callback.Sparsify",
                     "--trainer.callbacks.init_args.finetune", "1",
                     "--trainer.callbacks.init_args.max_units_per_class", "4",
+                    "--trainer.callbacks.init_args.distill", "1.0",
                     "--trainer.default_root_dir", str(tmp_path)], run=True)
     model = cli.model.model
     assert hasattr(model, "sparsity_path")
@@ -87,6 +88,7 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
     run = next(tmp_path.rglob("sparse_path.json"))
     record = json.loads(run.read_text())
     assert record["summary"].startswith("sparse head") and "at most 4 units per class" in record["summary"]
+    assert "fitted to the dense network's probabilities at T = 1" in record["summary"]  # the recipe option
     assert record["finetuned"]["epochs"] == 1 and model.finetuned["epochs_kept"] == 1
     # the backbone the test scored is not the one fitted: it learned for the sparse head's units
     fitted = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=False)["state_dict"]
