@@ -98,3 +98,28 @@ def test_distill_rejects_a_temperature_that_is_not_positive(bad):
     net, x, y, _ = _hand_built()
     with pytest.raises(ValueError, match="distill: expected None or a temperature > 0"):
         nv.sparsify(net, [(x, y)], distill=bad)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn", "ensemble"])
+def test_the_targets_are_the_dense_networks_own_probabilities(kind, monkeypatch, one_thread):
+    """What the path fits is softmax(net(x) / T) of the network itself, run here, for every kind sparsify takes."""
+    from neuroview.training import sparsify as module
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 2, 16)
+    y = torch.arange(40) % 3
+    if kind == "rnn":
+        net = nv.wrap(nn.GRU(2, 8, batch_first=True), num_classes=3, max_len=16).eval()
+        xin = x.transpose(1, 2)  # [N, T, C] for the network; sparsify takes a data module's [N, C, T]
+    else:
+        make = lambda: nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(2, 6, 3), nn.ReLU()), 3, input_shape=(2, 16))  # noqa: E731
+        net = (nv.Ensemble([make(), make()]) if kind == "ensemble" else make()).eval()
+        xin = x
+    net(xin)  # find the sites
+    seen = []
+    real = module.lambda_grid
+    monkeypatch.setattr(module, "lambda_grid", lambda z, t, *a, **k: seen.append(t) or real(z, t, *a, **k))
+    nv.sparsify(net, [(x, y)], distill=2.0, points=4, folds=2)
+    with torch.no_grad():
+        expected = torch.softmax(net(xin) / 2.0, 1)
+    assert torch.allclose(seen[0], expected, atol=1e-5)
