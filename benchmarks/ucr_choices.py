@@ -191,17 +191,17 @@ def recipe_value(recipe: str, extra: tuple[str, ...]) -> bool:
 
     if not extra or len(extra) % 2 or any(not k.startswith("--") or "+=" in k for k in extra[::2]):
         return False
-    cfg = yaml.safe_load((ROOT / recipe).read_text())
+    cfg, missing = yaml.safe_load((ROOT / recipe).read_text()), object()
 
     def lookup(path: str):
         node = cfg
         for part in path.split("."):
             if not isinstance(node, dict) or part not in node:
-                return lookup(UNSET_READS[path]) if path in UNSET_READS else KeyError
+                return lookup(UNSET_READS[path]) if path in UNSET_READS else missing
             node = node[part]
         return node
 
-    return all((node := lookup(key[2:])) is not KeyError and node == yaml.safe_load(value)
+    return all((node := lookup(key[2:])) is not missing and node == yaml.safe_load(value)
                for key, value in zip(extra[::2], extra[1::2]))
 
 

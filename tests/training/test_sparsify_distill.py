@@ -123,3 +123,10 @@ def test_the_targets_are_the_dense_networks_own_probabilities(kind, monkeypatch,
     with torch.no_grad():
         expected = torch.softmax(net(xin) / 2.0, 1)
     assert torch.allclose(seen[0], expected, atol=1e-5)
+
+
+def test_soft_targets_in_low_precision_sum_to_one_within_their_rounding():
+    p = torch.softmax(torch.randn(50, 7, generator=torch.Generator().manual_seed(0)), 1).bfloat16()
+    assert targets(p, 7).dtype == torch.float32  # bfloat16 rows sum to 1 only within bfloat16's rounding
+    with pytest.raises(ValueError, match="y: soft targets"):
+        targets((p.float() * 1.05).bfloat16(), 7)  # 5% off is not rounding
