@@ -199,4 +199,26 @@ class PreciseBatchNorm(pl.Callback):
         for cb in trainer.checkpoint_callbacks:
             path = getattr(cb, "last_model_path", "")
             if bns and path:  # last.ckpt was written before this: it must hold the statistics tested
-                cb._save_checkpoint(trainer, path) if isinstance(cb, Checkpoint) else trainer.save_checkpoint(path)
+                _rewrite_statistics(trainer, pl_module, bns, path)
+
+
+def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norms: list, path: str) -> None:
+    """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, and
+    everything else as the file held it. Saving the trainer again would record its state after the
+    end of training: the epoch after the last one, which ``--ckpt_path last`` and any reader that
+    checks a file's epoch would misread."""
+    names = {id(m): n for n, m in pl_module.named_modules()}
+    io_ = trainer.strategy.checkpoint_io
+    if trainer.is_global_zero:
+        ckpt = io_.load_checkpoint(path)
+        for m in norms:
+            for b in _BUFFERS:
+                key = f"{names[id(m)]}.{b}"
+                if key not in ckpt["state_dict"]:
+                    raise RuntimeError(f"PreciseBatchNorm: {path} has no {key!r} to write the recomputed statistics to")
+                ckpt["state_dict"][key] = getattr(m, b).detach().to(ckpt["state_dict"][key].device).clone()
+        local = "://" not in str(path)
+        io_.save_checkpoint(ckpt, f"{path}.tmp" if local else path)
+        if local:  # never half a file: a temporary file next to it, then one atomic move (Checkpoint's way)
+            os.replace(f"{path}.tmp", path)
+    trainer.strategy.barrier("PreciseBatchNorm._rewrite_statistics")

@@ -101,6 +101,31 @@ def test_the_callback_recomputes_for_the_final_weights_and_last_ckpt_holds_them(
         assert torch.equal(saved[k], v), k  # the file tested with `--ckpt_path last` is the module's
 
 
+def test_last_ckpt_keeps_the_epoch_and_step_it_was_saved_at(tmp_path):
+    """The rewrite changes the statistics and nothing else: a run with the callback leaves a last.ckpt
+    whose epoch, step and loop state are those of the same run without it (a rewrite by saving the
+    whole trainer again recorded the epoch after the last one, once training had ended)."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 3, generator=g) * 2 + 1, torch.randint(0, 2, (32,), generator=g)
+    files = {}
+    for name, extra in (("plain", []), ("precise", [PreciseBatchNorm()])):
+        torch.manual_seed(0)
+        m, ckpt = _Module(), Checkpoint(dirpath=tmp_path / name, save_last=True, save_top_k=0)
+        pl.Trainer(default_root_dir=tmp_path / name, accelerator="cpu", devices=1, logger=False, max_epochs=3,
+                   enable_progress_bar=False, enable_model_summary=False, callbacks=[*extra, ckpt]).fit(
+            m, DataLoader(TensorDataset(x, y), batch_size=8, shuffle=False))
+        files[name] = torch.load(tmp_path / name / "last.ckpt", weights_only=False)
+        files[name + "_module"] = m.state_dict()
+    plain, precise = files["plain"], files["precise"]
+    assert (precise["epoch"], precise["global_step"]) == (plain["epoch"], plain["global_step"]) == (2, 12)
+    assert precise["loops"] == plain["loops"]
+    for k, v in precise["state_dict"].items():
+        assert torch.equal(v, files["precise_module"][k]), k  # the statistics tested are the file's
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(v, plain["state_dict"][k]), k  # the weights are the run's, untouched
+    assert not torch.equal(precise["state_dict"]["net.1.running_mean"], plain["state_dict"]["net.1.running_mean"])
+
+
 def test_a_sharded_strategy_is_refused_by_name():
     from types import SimpleNamespace
 
