@@ -237,7 +237,8 @@ def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict, cv: bool = 
                              "current": c.current, "alternative": label,
                              "current_acc": statistics.fmean(base) if base else None,
                              "alternative_acc": statistics.fmean(other) if other else None,
-                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": cv})
+                             "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": cv,
+                             "needed": len(seeds) * len(_sets_of(recipe, c.sets))})
     return rows
 
 
@@ -272,9 +273,15 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---:|---:|---|---|"]
     for r in rows:
         lines.append(f"| {r['option']} | {r['recipe']} | {r['sha']} | {r['current']} | {r['alternative']} | "
-                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']}{' (5-fold)' if r.get('cv') else ''} | "
+                     f"{pct(r['current_acc'])} | {pct(r['alternative_acc'])} | {r['runs']}{_of(r)}{' (5-fold)' if r.get('cv') else ''} | "
                      f"{r['verdict']} |")
     return "\n".join(lines) + "\n"
+
+
+def _of(row: dict) -> str:
+    """`` of N`` after an unsettled row's runs: how many a side needs (the 5-fold row of an option over
+    every development set can hold the five UCR sets' runs and still lack MNIST-1D's)."""
+    return f" of {row['needed']}" if row["verdict"] == "not run yet" and "needed" in row else ""
 
 
 def report(rows: list[dict], seeds: list[int]) -> str:

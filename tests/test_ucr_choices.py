@@ -145,7 +145,9 @@ def test_cross_validation_reads_only_its_own_folds(choices, monkeypatch, benchma
     assert "| 5 / 5 (5-fold) | keep |" in choices.table([row])
     # a run without its fold recorded is not a fold, whatever its key: then the folds are asked for
     no_fold = {k: {kk: v for kk, v in r.items() if kk != "val_fold"} for k, r in runs(True, 0.8, 0.8).items()}
-    assert choices.judge(one, seeds, no_fold, cv=True)[0]["verdict"] == "not run yet"
+    unsettled = choices.judge(one, seeds, no_fold, cv=True)[0]
+    assert unsettled["verdict"] == "not run yet"
+    assert "| 0 / 0 of 5 (5-fold) | not run yet |" in choices.table([unsettled])  # what a side still needs
     need = choices.todo(one, seeds, {}, cv=True)
     assert len(need) == 10 and all(choices._key(r, s, seed, e, choices.VAL, True).endswith("@val0.2cv")
                                    for r, s, seed, e in need)
