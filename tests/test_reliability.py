@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import neuroview as nv
+from neuroview.attribution.importance import class_means
 from neuroview.zoo import pretrained as zoo
 from neuroview.data import NpzDataModule
 from neuroview.training.cli import cli_main
@@ -63,6 +64,12 @@ def test_cnn_input_dtype_other_than_the_model():
     fresh = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), 5)
     with pytest.raises(ValueError, match=r"x: the backbone's forward pass on this batch failed .*long"):
         fresh(torch.ones(2, 3, 8, 8, dtype=torch.int64))
+    # and once the sites are found (the first batch was floats): the same error, not PyTorch's bare one
+    fresh(torch.ones(2, 3, 8, 8))
+    for f in (fresh, fresh.explain):
+        with pytest.raises(ValueError, match=r"x: the backbone's forward pass on this batch failed \(RuntimeError: .*\); "
+                                             r"x is torch.int64, which reaches the backbone as it is: convert x \(x.float\(\)\)"):
+            f(torch.ones(2, 3, 8, 8, dtype=torch.int64))
 
 
 # ------------------------------------------------------------------ zoo names
@@ -192,6 +199,40 @@ def test_explanation_target_out_of_range_or_wrong_shape():
         exp.for_class(torch.tensor([0, 5]))
     with pytest.raises(ValueError, match=r"target: expected an int or a tensor of shape \[2\], got shape \(3,\)"):
         exp.for_class(torch.tensor([0, 1, 2]))
+
+
+def _fraction_loader(y):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    return DataLoader(TensorDataset(torch.randn(len(y), 1, 24, generator=g), y), batch_size=4)
+
+
+def test_labels_that_are_not_whole_numbers_are_refused_where_they_were_truncated():
+    """Every entry point that reads labels: a float label 0.7 was cast to class 0 and the run went on
+    (``sparsify`` then said the split had one class); whole numbers stored as floats still pass."""
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 2).eval()
+    net.discover(torch.randn(2, 1, 24))
+    frac = torch.tensor([0.2, 0.7, 1.0, 0.0] * 5)
+    whole = frac.round()
+    msg = "expected integer class labels, got dtype torch.float32 with values that are not whole numbers"
+    with pytest.raises(ValueError, match=f"train: {msg} \\(e.g. 0.2"):
+        nv.sparsify(net, _fraction_loader(frac))
+    with pytest.raises(ValueError, match=f"train: {msg}"):
+        nv.minirocket(_fraction_loader(frac))
+    with pytest.raises(ValueError, match=f"loader: {msg}"):
+        net.unit_gallery(_fraction_loader(frac), units=[0], k=2)
+    exp = net.explain(torch.randn(4, 1, 24))
+    with pytest.raises(ValueError, match=f"target: {msg}"):
+        exp.for_class(torch.tensor([0.0, 0.5, 1.0, 1.0]))
+    with pytest.raises(ValueError, match=f"y: {msg}"):
+        class_means(torch.randn(4, 3), torch.tensor([0.0, float("nan"), 1.0, 1.0]), 2)
+    # whole numbers stored as floats are the same labels as integers
+    assert torch.equal(class_means(torch.arange(8.0).view(4, 2), whole[:4], 2),
+                       class_means(torch.arange(8.0).view(4, 2), whole[:4].long(), 2))
+    assert torch.equal(exp.for_class(torch.tensor([0.0, 1.0, 1.0, 0.0])), exp.for_class(torch.tensor([0, 1, 1, 0])))
+    g = net.unit_gallery(_fraction_loader(whole), units=[0], k=2)
+    assert g.y.dtype == torch.long
 
 
 # ------------------------------------------------------------------ determinism

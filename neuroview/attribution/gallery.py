@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._batch import steps_first, unpack
-from ..core._utils import register_extension, restore_modes
+from ..core._utils import as_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
@@ -229,7 +229,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
                 break
             rows = {"x": x.detach().cpu()}
             if y is not None:
-                rows["y"] = torch.as_tensor(y).long().cpu()
+                rows["y"] = as_labels(y, "loader").cpu()
             if rnn:
                 exp = net.explain(_model_input(net, x.to(device)), None if lengths is None else lengths.to(device))
                 value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()

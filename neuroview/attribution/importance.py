@@ -20,6 +20,7 @@ import inspect
 import torch
 from torch import Tensor
 
+from ..core._utils import as_labels
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 from ..core.rnn_backbone import fold_windows
 
@@ -81,7 +82,7 @@ def _per_class_mean(values: Tensor, y: Tensor | None, num_classes: int) -> Tenso
     (over all samples without labels). A class with no sample gives zeros."""
     if y is None:
         return values.mean(0)
-    y = torch.as_tensor(y).to(values.device).long().reshape(-1)
+    y = as_labels(y).to(values.device).reshape(-1)
     if y.shape[0] != values.shape[0]:
         raise ValueError(f"y: expected {values.shape[0]} labels (one per sample of the explanation), got {y.shape[0]}")
     out = values.new_zeros(values.shape[1:])
@@ -163,7 +164,7 @@ def _layer_names(n: int) -> list[str]:
 def class_means(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
     """``[C, *x.shape[1:]]``: the mean input of each class (zeros for a class with no sample),
     e.g. the series drawn under a class's per-step importance."""
-    y = torch.as_tensor(y).long().reshape(-1)
+    y = as_labels(y).reshape(-1)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")
     out = x.new_zeros((num_classes, *x.shape[1:]))

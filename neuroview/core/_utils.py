@@ -37,6 +37,21 @@ def require_finite(x: Tensor) -> None:
         raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
 
 
+def as_labels(y, what: str = "y") -> Tensor:
+    """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
+    float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone
+    would truncate 0.7 to class 0 and go on with wrong labels."""
+    y = torch.as_tensor(y)
+    if y.is_complex():
+        raise ValueError(f"{what}: expected integer class labels, got dtype {y.dtype}")
+    if y.is_floating_point():
+        bad = ~torch.isfinite(y) | (y != y.round())
+        if bool(bad.any()):
+            raise ValueError(f"{what}: expected integer class labels, got dtype {y.dtype} with values that are not "
+                             f"whole numbers (e.g. {y[bad].flatten()[0].item()!r})")
+    return y.long()
+
+
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own

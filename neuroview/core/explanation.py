@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import saving
+from ._utils import as_labels
 from .readable import k_share
 
 
@@ -150,7 +151,7 @@ class Explanation(_Fields):
         if isinstance(target, int):
             _check_class(target, self.num_classes)
             return torch.full((b,), target, dtype=torch.long, device=self.logits.device)
-        target = torch.as_tensor(target, device=self.logits.device).long()
+        target = as_labels(target, "target").to(self.logits.device)
         if target.shape != (b,):
             raise ValueError(f"target: expected an int or a tensor of shape [{b}], got shape {tuple(target.shape)}")
         if len(target) and (target.min() < 0 or target.max() >= self.num_classes):

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import unpack
+from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from .sparsify import _batches, _features
 
@@ -125,7 +126,7 @@ def _series(train) -> tuple[Tensor, Tensor | None]:
             raise ValueError("train: MiniRocket reads series of one length; got batches with lengths "
                              "(a variable-length set: stretch its series, UCRDataModule(resample=True))")
         xs.append(torch.as_tensor(x))
-        ys.append(None if y is None else torch.as_tensor(y).long())
+        ys.append(None if y is None else as_labels(y, "train"))
     if not xs:
         raise ValueError("train: expected at least one batch, got an empty loader")
     return torch.cat(xs), None if any(y is None for y in ys) else torch.cat(ys)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._batch import call_model, unpack
+from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
@@ -124,7 +125,7 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
         x, lengths, y = unpack(batch)
         if y is None:
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
-        x, y = x.to(device), torch.as_tensor(y).long().to(device)
+        x, y = x.to(device), as_labels(y, "train").to(device)
         if single_fails and len(y) < 2:
             skipped += 1
             continue

@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import steps_first, unpack
-from ..core._utils import factory
+from ..core._utils import as_labels, factory
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
@@ -102,7 +102,7 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
                 step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
                 f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
             feats.append(f.float())
-            ys.append(torch.as_tensor(y).long().to(f.device))
+            ys.append(as_labels(y, what).to(f.device))
     finally:
         for m, t in zip(net.modules(), was):
             m.training = t

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attribution.importance import is_cnn, is_rnn
+from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from .report_writer import check_requirements, write_report
 
@@ -97,7 +98,7 @@ def load_batch(dm, split: str, limit: int, seed: int = 0) -> tuple[Tensor, Tenso
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
     items = [ds[int(i)] for i in idx]
     x = torch.stack([it[0] for it in items])
-    y = torch.stack([torch.as_tensor(it[-1]) for it in items]).long()
+    y = as_labels(torch.stack([torch.as_tensor(it[-1]) for it in items]), "data")
     lengths = torch.stack([torch.as_tensor(it[1]) for it in items]).long() if len(items[0]) == 3 else None
     return x, lengths, y
 

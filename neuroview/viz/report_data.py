@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..attribution.importance import is_rnn
+from ..core._utils import as_labels
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 
 __all__ = ["explain_batches", "pick_examples", "Page"]
@@ -70,7 +71,7 @@ def check_labels(y: Tensor | None, n: int) -> Tensor | None:
     """``y`` as ``n`` long class labels on the CPU (None stays None)."""
     if y is None:
         return None
-    y = torch.as_tensor(y).long().reshape(-1).cpu()
+    y = as_labels(y).reshape(-1).cpu()
     if y.shape[0] != n:
         raise ValueError(f"y: expected {n} labels (one per sample of x), got {y.shape[0]}")
     return y
