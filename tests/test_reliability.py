@@ -78,6 +78,16 @@ def test_unknown_zoo_name_suggests_close_matches():
         nv.create_model("nv_smal_cnn")
 
 
+def test_a_data_shape_that_is_no_positive_int_is_refused_by_name():
+    # a LITE of 0 channels was built (with a warning of PyTorch's init), -1 failed in torch.empty, 2.5 in Conv2d
+    for name, key, bad in (("nv_lite", "in_channels", 0), ("small_cnn", "in_channels", -1),
+                           ("nv_small_cnn", "in_channels", 2.5), ("nv_gru", "in_features", 0), ("nv_gru", "max_len", 0),
+                           ("lite", "in_channels", True)):
+        kw = {"max_len": 10} if name == "nv_gru" else {}
+        with pytest.raises(ValueError, match=f"{key}: expected an int >= 1, got {bad!r}"):
+            nv.create_model(name, num_classes=2, **{**kw, key: bad})
+
+
 def test_unknown_builder_argument_names_it():
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'nonexistent'"):
         nv.create_model("small_cnn", nonexistent=1)

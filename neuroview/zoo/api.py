@@ -45,6 +45,10 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
         raise
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
+    for key in ("in_channels", "in_features", "max_len"):  # the data's shape: a builder's own error names neither
+        v = kwargs.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{key}: expected an int >= 1, got {v!r}")
     if pretrained:
         return load_pretrained(name, **kwargs)
     return build(**kwargs)
