@@ -6,6 +6,7 @@ Each test here is a row of docs/ERRORS.md; rows already covered elsewhere point 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,26 @@ def test_npz_samples_disagree(tmp_path):
     path = tmp_path / "n.npz"
     np.savez(path, X=np.zeros((4, 1, 5)), y=np.zeros(3))
     with pytest.raises(ValueError, match=r"path: X has 4 samples but y has 3"):
+        NpzDataModule(str(path)).setup()
+
+
+@pytest.mark.parametrize("lengths, what", [(np.full(3, 4), "shape (3,)"), (np.array([4, 0, 4, 4]), "values 0 to 4"),
+                                           (np.array([4, -1, 4, 4]), "values -1 to 4"), (np.array([4, 6, 4, 4]), "values 4 to 6"),
+                                           (np.array([4, 2.5, 4, 4]), "values 2.5 to 4")])
+def test_npz_lengths_that_do_not_fit_the_series(tmp_path, lengths, what):
+    # a length of -1 cut the series' last step off, 2.5 became 2, 6 was read as 5, 0 gave an empty series,
+    # and too few lengths an IndexError
+    path = tmp_path / "n.npz"
+    np.savez(path, X=np.zeros((4, 1, 5)), y=np.array([0, 1, 0, 1]), lengths=lengths)
+    with pytest.raises(ValueError, match=rf"path: lengths must hold one whole number in \[1, 5\] \(the steps of X\) per "
+                                         rf"series, shape \[4\]; got .*{re.escape(what)}"):
+        NpzDataModule(str(path)).setup()
+
+
+def test_npz_labels_of_more_than_one_dim(tmp_path):
+    path = tmp_path / "n.npz"
+    np.savez(path, X=np.zeros((4, 1, 5)), y=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"path: y must hold one label per sample, shape \[4\], got shape \(4, 2\)"):
         NpzDataModule(str(path)).setup()
 
 

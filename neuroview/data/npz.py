@@ -55,10 +55,12 @@ class NpzDataModule(ArrayDataModule):
             x, y = arrays["X" + suffix], arrays["y" + suffix]
             if len(x) != len(y):
                 raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
+            if y.ndim != 1:
+                raise ValueError(f"path: y{suffix} must hold one label per sample, shape [{len(x)}], got shape {y.shape}")
             if x.ndim == 2:
                 x = x[:, None]
             if "lengths" + suffix in arrays:
-                x = [s[:, :n] for s, n in zip(x, arrays["lengths" + suffix].astype(int))]
+                x = [s[:, :n] for s, n in zip(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix))]
             return x, y
 
         out = {"train": split("")}
@@ -71,3 +73,14 @@ class NpzDataModule(ArrayDataModule):
         if "X_val" in arrays:
             out["val"] = split("_val")
         return out
+
+
+def _lengths(n: np.ndarray, count: int, steps: int, suffix: str) -> np.ndarray:
+    """``lengths{suffix}`` as ints, one in [1, steps] per series: a length that does not fit its
+    series is an error (``s[:, :n]`` would cut -1 from the end, read 2.5 as 2 and 6 as the 5 there are)."""
+    numeric = np.issubdtype(n.dtype, np.number) and n.size > 0
+    if not (numeric and n.shape == (count,)) or bool(np.any(n != np.round(n))) or n.min() < 1 or n.max() > steps:
+        got = f"shape {n.shape}" + (f", values {n.min():g} to {n.max():g}" if numeric else "")
+        raise ValueError(f"path: lengths{suffix} must hold one whole number in [1, {steps}] (the steps of X{suffix}) "
+                         f"per series, shape [{count}]; got {got}")
+    return n.astype(int)
