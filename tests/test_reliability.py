@@ -145,8 +145,8 @@ def test_npz_samples_disagree(tmp_path):
                                            (np.array([4, -1, 4, 4]), "values -1 to 4"), (np.array([4, 6, 4, 4]), "values 4 to 6"),
                                            (np.array([4, 2.5, 4, 4]), "values 2.5 to 4")])
 def test_npz_lengths_that_do_not_fit_the_series(tmp_path, lengths, what):
-    # a length of -1 cut the series' last step off, 2.5 became 2, 6 was read as 5, 0 gave an empty series,
-    # and too few lengths an IndexError
+    # a length of -1 cut the series' last step off, 2.5 became 2, 6 was read as 5, 0 gave an empty series
+    # (padded with zeros; stretched, an error about X), and too few lengths an IndexError
     path = tmp_path / "n.npz"
     np.savez(path, X=np.zeros((4, 1, 5)), y=np.array([0, 1, 0, 1]), lengths=lengths)
     with pytest.raises(ValueError, match=rf"path: lengths must hold one whole number in \[1, 5\] \(the steps of X\) per "

@@ -278,7 +278,7 @@ def test_resample_stretches_every_series_to_max_len_by_linear_interpolation(tmp_
     assert len(next(iter(dm.train_dataloader()))) == 2  # (x, y): nothing to mask
     # a series of no steps has nothing to stretch: a clear error, not a NaN series
     np.savez(tmp_path / "empty.npz", X=np.ones((3, 1, 4), np.float32), y=np.array([0, 1, 1]), lengths=np.array([2, 0, 4]))
-    with pytest.raises(ValueError, match=r"X: expected every sequence of shape \[1, T\] with T >= 1, got \(1, 0\) at index \d"):
+    with pytest.raises(ValueError, match=r"path: lengths must hold one whole number in \[1, 4\] .* values 0 to 4"):
         NpzDataModule(str(tmp_path / "empty.npz"), val_fraction=0, test_fraction=0.34, resample=True).setup("fit")
 
 
