@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .api import list_models
 from .pretrained import MissingZooError, checkpoints_dir, list_pretrained, read_manifest, verify_entry
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.architectures:
         print("\n".join(list_models(args.pattern)))
         return 0
+    if args.root is not None and not Path(args.root).is_dir():  # a typo must not read as an empty zoo
+        print(f"neuroview zoo: root: expected a checkpoint folder, got {args.root!r} (no such folder)", file=sys.stderr)
+        return 1
     try:
         entries = read_manifest(args.root)
     except (MissingZooError, ValueError) as e:  # an install without its checkpoints, or a folder that is no zoo
@@ -52,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = list_pretrained(args.pattern, args.root)
     if not names:
-        print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}")
-        return 0
+        print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}",
+              file=sys.stderr if args.verify else sys.stdout)
+        return 1 if args.verify else 0  # --verify that verified nothing must not pass
     print(format_table({n: entries[n] for n in names}))
     return _verify(names, args.root) if args.verify else 0
 

@@ -315,6 +315,21 @@ def test_zoo_cli_lists_entries(tmp_path, capsys):
     assert "nv_gru" in capsys.readouterr().out
 
 
+def test_zoo_verify_that_verifies_nothing_fails(tmp_path, capsys):
+    """A --verify over no entry (a typo in --root, a pattern that matches nothing) exited 0 like one that
+    verified everything; a listing of an empty folder still succeeds."""
+    from neuroview.cli import main
+
+    assert main(["zoo", "--root", str(tmp_path / "typo"), "--verify"]) == 1
+    assert "root: expected a checkpoint folder, got" in capsys.readouterr().err
+    assert main(["zoo", "--root", str(tmp_path / "typo")]) == 1
+    assert main(["zoo", "--root", str(tmp_path)]) == 0  # an existing folder with no manifest yet: no entries
+    assert main(["zoo", "--root", str(tmp_path), "--verify"]) == 1
+    assert "no trained entries in" in capsys.readouterr().err
+    _tiny_zoo(tmp_path)
+    assert main(["zoo", "--root", str(tmp_path), "--verify", "nothing*"]) == 1
+
+
 # ---------------------------------------------------------------------------- retrofit
 def _digits(n_train: int = 600):
     from neuroview.training.demo import load_digits_tensors
