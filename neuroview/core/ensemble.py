@@ -110,6 +110,11 @@ class Ensemble(nn.Module):
         members = list(members)
         if not members:
             raise ValueError("members: expected at least one network, got none")
+        first = {}
+        for i, m in enumerate(members):  # [net] * 5 is one network five times: it would train and decide as one
+            if first.setdefault(id(m), i) != i:
+                raise ValueError(f"members: member {i} is member {first[id(m)]}, the same module (as [net] * k gives); "
+                                 "pass distinct networks, e.g. [copy.deepcopy(net) for _ in range(k)]")
         kinds = {isinstance(m, NeuroViewCNN) for m in members}
         if len(kinds) > 1:
             raise TypeError("members: expected all NeuroView-CNNs or none, got a mix (their average would "

@@ -115,7 +115,7 @@ def test_what_cannot_be_batched_runs_apart_with_a_warning_and_bad_values_are_err
         Ensemble([nv.create_model("nv_lite", num_classes=2, tau=t) for t in (1.0, 0.5)], batched=True)
     assert isinstance(nv.create_model("nv_lite", num_classes=2, batched=True), nv.NeuroViewCNN)  # one: nothing to batch
     with pytest.raises(ValueError, match="batched: expected true, false or 'auto', got 'yes'"):
-        Ensemble([nv.create_model("lite", num_classes=2)] * 2, batched="yes")
+        Ensemble([nv.create_model("lite", num_classes=2) for _ in range(2)], batched="yes")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "auto" asks for the pass only where there is one: no warning
         assert nv.create_model("nv_fcn1d", num_classes=2, members=2, batched="auto").batched is False

@@ -116,6 +116,11 @@ def test_bad_members_are_clear_errors():
         Ensemble([nv.create_model("lite", num_classes=2), nv.create_model("lite", num_classes=3)])
     with pytest.raises(RuntimeError, match="sites: not found yet"):
         nv.create_model("nv_lite", members=2).units
+    net = nv.create_model("lite")  # [net] * 3 is one network three times: its "members" would train as one
+    with pytest.raises(ValueError, match=r"members: member 1 is member 0, the same module \(as \[net\] \* k gives\)"):
+        Ensemble([net] * 3)
+    with pytest.raises(ValueError, match=r"members: member 2 is member 0"):
+        Ensemble([net, nv.create_model("lite"), net])
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["apart", "batched"])
