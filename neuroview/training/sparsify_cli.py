@@ -62,9 +62,7 @@ def _data_spec(data: str, dm) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pathlib import Path  # noqa: PLC0415
-
-    from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
+    from ..zoo.pretrained import read_manifest  # noqa: PLC0415
 
     p = argparse.ArgumentParser(
         prog="neuroview sparsify",
@@ -99,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
+    p.add_argument("--overwrite", action="store_true", help="replace an entry of the same name already in --out")
     args = p.parse_args(argv)
     try:
         net, dm, entry, tag = _source(args.source, args.data)
+        name = f"{entry['architecture']}.{tag}_sparse"
+        if not args.overwrite and name in read_manifest(args.out):  # checked before the work, not after it
+            raise ValueError(f"out: {args.out} already holds {name} (an earlier run's); pick another --out or pass "
+                             "--overwrite to replace it")
         dm.setup("fit")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
@@ -113,8 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
+    _write(args, net, sparse, dm, entry, name)
+    return 0
+
+
+def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
+    """Report the dense and sparse networks on the test split and write ``name`` into ``--out``."""
+    from pathlib import Path  # noqa: PLC0415
+
     from ..attribution.readability import readability  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
+    from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
 
     path = sparse.sparsity_path
     print(path)
@@ -126,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     # the sparse head standardizes its features, and holds the shared part of a shared_steps head in its own weight
     kwargs = dict(entry["arch_kwargs"]) | ({"normalize": True} if entry["arch_kwargs"].get("normalize") is False else {})
     kwargs |= {"shared_steps": False} if kwargs.get("shared_steps") else {}
-    name = f"{entry['architecture']}.{tag}_sparse"
     out = Path(args.out)
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
@@ -140,4 +151,3 @@ def main(argv: list[str] | None = None) -> int:
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")
-    return 0

@@ -36,6 +36,15 @@ def test_sparsify_command_writes_a_sparse_zoo_entry(tmp_path, capsys):
     points = entry["sparsify"]["path"]
     assert sum(p["chosen"] for p in points) == 1
     assert "k90" in format_table({"nv_lite.gunpoint_sparse": entry})
+    # a second run into the same folder: refused before any work, the first run's entry kept as it was
+    # (it was replaced without a word); --overwrite replaces it
+    before = (out / "nv_lite.gunpoint_sparse.safetensors").read_bytes(), (out / "manifest.json").read_bytes()
+    assert sparsify_main(["nv_lite.gunpoint", "--tolerance", "3", "--out", str(out)]) == 2
+    assert ("out: " + str(out) + " already holds nv_lite.gunpoint_sparse (an earlier run's); pick another --out or pass "
+            "--overwrite") in capsys.readouterr().err
+    assert ((out / "nv_lite.gunpoint_sparse.safetensors").read_bytes(), (out / "manifest.json").read_bytes()) == before
+    assert sparsify_main(["nv_lite.gunpoint", "--tolerance", "3", "--out", str(out), "--overwrite"]) == 0
+    assert read_manifest(out)["nv_lite.gunpoint_sparse"]["sparsify"]["tolerance"] == 3.0
 
 
 def test_sparsify_command_errors(tmp_path, capsys):
