@@ -63,9 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-k90", type=float, default=None,
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
+    p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
     args = p.parse_args(argv)
+    tag = Path(args.data).stem.lower() if not args.data.lstrip().startswith("{") else "data"
     try:
-        from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
+        from ..zoo.pretrained import make_datamodule, refuse_existing  # noqa: PLC0415
+
+        refuse_existing(args.out, [f"nv_minirocket.{tag}"] + [f"nv_minirocket.{tag}_sparse"] * (args.max_k90 is not None),
+                        args.overwrite)
 
         spec = data_spec(args.data, "sample" if args.normalize == "sample" else False)
         dm = make_datamodule(spec)
@@ -81,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
         print(f"neuroview minirocket: {e}", file=sys.stderr)
         return 2
-    tag = Path(args.data).stem.lower() if not args.data.lstrip().startswith("{") else "data"
     out = Path(args.out)
     dm.setup("test")
     test = list(dm.test_dataloader())  # read once, for both entries

@@ -36,10 +36,11 @@ from typing import Iterable
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 from torch import Tensor, nn
 
 from .._batch import steps_first, unpack
+from .._io import atomic_write
 from ..core._utils import factory
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
@@ -258,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out where that file exists")
     args = p.parse_args(argv)
+    if args.out and Path(args.out).exists() and not args.overwrite:  # before the fit: it could be the source itself
+        print(f"neuroview retrofit: out: {args.out} exists; pick another path or pass --overwrite to replace it", file=sys.stderr)
+        return 2
     model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
     if args.data is not None:
         dm = datamodule_for(args.data)
@@ -273,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                    lr=args.lr, seed=args.seed, **kw)
     print(f"retrofit of {args.source}: {res}")
     if args.out:
-        save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, args.out,
-                  metadata={"neuroview.retrofit_of": str(args.source)})
+        atomic_write(Path(args.out), save_bytes({k: v.contiguous() for k, v in res.model.state_dict().items()},
+                                                metadata={"neuroview.retrofit_of": str(args.source)}))
         print(f"weights of the NeuroView network written to {args.out}")
     return 0
 

@@ -62,7 +62,7 @@ def _data_spec(data: str, dm) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..zoo.pretrained import read_manifest  # noqa: PLC0415
+    from ..zoo.pretrained import refuse_existing  # noqa: PLC0415
 
     p = argparse.ArgumentParser(
         prog="neuroview sparsify",
@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net, dm, entry, tag = _source(args.source, args.data)
         name = f"{entry['architecture']}.{tag}_sparse"
-        if not args.overwrite and name in read_manifest(args.out):  # checked before the work, not after it
-            raise ValueError(f"out: {args.out} already holds {name} (an earlier run's); pick another --out or pass "
-                             "--overwrite to replace it")
+        refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
         dm.setup("fit")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,

@@ -204,6 +204,16 @@ def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
 
 
 # -------------------------------------------------------------------------- saving
+def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) -> None:
+    """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and
+    ``overwrite`` is off: a command that writes zoo entries never replaces an earlier run's unasked
+    (:func:`save_pretrained` itself replaces, as the zoo's export scripts need)."""
+    held = [] if overwrite else [n for n in names if n in read_manifest(root)]
+    if held:
+        raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass "
+                         "--overwrite to replace it")
+
+
 def save_pretrained(
     model: nn.Module,
     name: str,

@@ -59,6 +59,20 @@ def test_minirocket_command_errors_write_nothing(tmp_path, capsys):
     assert not (tmp_path / "zoo").exists()
 
 
+def test_entries_already_in_out_are_kept_unless_overwrite(tmp_path, capsys):
+    """A second run into the same --out replaced the first one's entries without a word."""
+    data, out = _recordings(tmp_path / "my.npz"), tmp_path / "zoo"
+    assert cli(["minirocket", "--data", str(data), "--num-features", "84", "--out", str(out)]) == 0
+    before = (out / "manifest.json").read_bytes(), (out / "nv_minirocket.my.safetensors").read_bytes()
+    assert cli(["minirocket", "--data", str(data), "--num-features", "168", "--out", str(out)]) == 2
+    assert f"out: {out} already holds nv_minirocket.my (an earlier run's)" in capsys.readouterr().err
+    assert ((out / "manifest.json").read_bytes(), (out / "nv_minirocket.my.safetensors").read_bytes()) == before
+    # the sparse entry it would add is new, but the dense one is not: still refused as a whole
+    assert cli(["minirocket", "--data", str(data), "--max-k90", "10", "--out", str(out)]) == 2
+    assert cli(["minirocket", "--data", str(data), "--num-features", "168", "--out", str(out), "--overwrite"]) == 0
+    assert read_manifest(out)["nv_minirocket.my"]["arch_kwargs"]["num_features"] == 168
+
+
 def test_a_variable_length_npz_is_stretched_and_a_spec_without_resample_is_refused(tmp_path, capsys):
     path = tmp_path / "var.npz"
     rng = np.random.default_rng(1)

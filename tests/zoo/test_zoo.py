@@ -389,3 +389,22 @@ def test_retrofit_cli_on_a_zoo_entry(capsys):
     assert main(["retrofit", "small_cnn.digits", "--epochs", "30"]) == 0
     out = capsys.readouterr().out
     assert "retrofit of small_cnn.digits: standard" in out and "cost of the explanation" in out
+
+
+def test_retrofit_cli_never_writes_over_a_file_unasked(tmp_path, capsys):
+    """--out that exists (the user's own weights, even the source itself) was overwritten by save_file."""
+    from safetensors.torch import load_file, save_file
+
+    from neuroview.cli import main
+
+    src = tmp_path / "mine.safetensors"
+    save_file({k: v.contiguous() for k, v in nv.create_model("small_cnn", widths=[8, 16]).state_dict().items()}, str(src))
+    before = src.read_bytes()
+    args = ["retrofit", str(src), "--arch", "small_cnn", "--arch-kwargs", '{"widths": [8, 16]}', "--data", "digits",
+            "--epochs", "1", "--out", str(src)]
+    assert main(args) == 2
+    assert f"out: {src} exists; pick another path or pass --overwrite" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    new = tmp_path / "nv.safetensors"
+    assert main(args[:-1] + [str(new)]) == 0
+    assert "classifier.weight" in load_file(str(new))  # the NeuroView network's weights, written whole
