@@ -142,6 +142,11 @@ def _sets_of(recipe: str, sets: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(s for s in sets if not ("rnn" in Path(recipe).stem and s in CNN_ONLY))
 
 
+def _needed(recipe: str, sets: tuple[str, ...], seeds: list[int]) -> int:
+    """The runs one side of a verdict needs: every set ``recipe`` runs on, every seed."""
+    return len(seeds) * len(_sets_of(recipe, sets))
+
+
 def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...],
               cv: bool = False) -> list[float]:
     """Validation accuracies (%) of ``recipe`` + ``extra`` on ``sets`` x ``seeds`` made with the recipe as it is now."""
@@ -218,7 +223,7 @@ def _verdict(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], e
     it is settled: when even 0% for each missing run of one side and 100% for the other's could
     not turn it (so a slow set is not run for an option it cannot decide)."""
     base, other = _runs_for(runs, recipe, sets, seeds, (), cv), _runs_for(runs, recipe, sets, seeds, extra, cv)
-    n = len(seeds) * len(_sets_of(recipe, sets))
+    n = _needed(recipe, sets, seeds)
     lo_b, hi_b = sum(base) / n, (sum(base) + 100 * (n - len(base))) / n
     lo_o, hi_o = sum(other) / n, (sum(other) + 100 * (n - len(other))) / n
     verdict = "change" if lo_o > hi_b + MARGIN else "keep" if hi_o <= lo_b + MARGIN else "not run yet"
@@ -238,7 +243,7 @@ def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict, cv: bool = 
                              "current_acc": statistics.fmean(base) if base else None,
                              "alternative_acc": statistics.fmean(other) if other else None,
                              "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": cv,
-                             "needed": len(seeds) * len(_sets_of(recipe, c.sets))})
+                             "needed": _needed(recipe, c.sets, seeds)})
     return rows
 
 

@@ -16,7 +16,7 @@ import threading
 import weakref
 from typing import Iterable
 
-from torch import nn
+from torch import Tensor, nn
 
 
 class StopForward(BaseException):
@@ -46,7 +46,7 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
         if not rec.stopped:  # another network's pass, running inside this one
             raise
     except RuntimeError as e:  # integer inputs reach the backbone as they are (token ids, uint8 images)
-        if getattr(x, "is_floating_point", None) is None or x.is_floating_point() or x.is_complex():
+        if not isinstance(x, Tensor) or x.is_floating_point() or x.is_complex():
             raise
         raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e}); x is "
                          f"{x.dtype}, which reaches the backbone as it is: convert x (x.float()) if it reads floats") from e
