@@ -206,6 +206,9 @@ class ArrayDataModule(pl.LightningDataModule):
         parts["test"] = (raw["test"][0], np.asarray(raw["test"][1]))
 
         classes = _encode_labels(parts["train"][1])
+        if len(classes) < 2:  # a classifier of one class: caught here, by name, not when the model is built
+            raise ValueError(f"{type(self).__name__}: y: expected labels of at least 2 classes in the training split, "
+                             f"got only {classes} ({len(parts['train'][1])} series); check the labels (y, label_column)")
         index = {c: i for i, c in enumerate(classes)}
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
         # only the series the model is fit on: steps past them would meet untrained classifier weights

@@ -298,6 +298,17 @@ def test_npz_errors_name_the_problem(tmp_path):
     np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
     with pytest.raises(ValueError, match="'X' and 'y'"):
         NpzDataModule(str(tmp_path / "bad.npz")).setup()
+    # a training split of one class: a classifier of one class, refused by name at setup (it failed only
+    # when the model was built, as "num_classes: expected an int >= 2, got 1"); the test split alone may hold one
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "one.npz", X=rng.normal(size=(20, 1, 8)).astype(np.float32), y=np.full(20, "a"))
+    with pytest.raises(ValueError, match=r"y: expected labels of at least 2 classes in the training split, got only \['a'\]"):
+        NpzDataModule(str(tmp_path / "one.npz")).setup()
+    np.savez(tmp_path / "ok.npz", X=rng.normal(size=(20, 1, 8)).astype(np.float32), y=np.arange(20) % 2,
+             X_test=rng.normal(size=(3, 1, 8)).astype(np.float32), y_test=np.zeros(3, int))
+    dm = NpzDataModule(str(tmp_path / "ok.npz"))
+    dm.setup()
+    assert dm.num_classes == 2
 
 
 def test_auto_batch_size_and_no_validation_split():
