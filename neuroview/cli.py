@@ -7,7 +7,9 @@ layer: may import every other, each inside the branch that needs it so `neurovie
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 USAGE = """usage: neuroview <command> [options]
 
@@ -67,10 +69,26 @@ def main(argv: list[str] | None = None) -> int:
     if cmd in LIGHTNING_COMMANDS:
         from .training.cli import cli_main  # noqa: PLC0415
 
-        cli_main([cmd, *rest])
+        try:
+            cli_main([cmd, *rest])
+        except (ValueError, FileNotFoundError) as e:
+            if not _raised_here(e) or os.environ.get("NEUROVIEW_TRACEBACK"):
+                raise
+            # an input neuroview refused by name (data, labels, a checkpoint): the message says it all, as the
+            # other commands print theirs; an error raised inside torch or Lightning keeps its traceback
+            print(f"neuroview {cmd}: {e}\n(NEUROVIEW_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+            return 2
         return 0
     print(f"neuroview: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def _raised_here(e: BaseException) -> bool:
+    """Whether ``e`` was raised by a ``raise`` of neuroview's own code (its innermost frame is in the package)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
 
 
 if __name__ == "__main__":

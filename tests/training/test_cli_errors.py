@@ -53,3 +53,30 @@ def test_an_unknown_checkpoint_name_suggests_checkpoints_and_neuroview_zoo():
     # an architecture name without a dot still gets architectures
     with pytest.raises(ValueError, match=r"unknown model 'nv_smal_cnn'; did you mean \['nv_small_cnn'"):
         nv.create_model("nv_smal_cnn")
+
+
+def test_neuroview_fit_prints_a_refused_input_without_a_traceback(tmp_path, capsys, monkeypatch):
+    """`neuroview fit` on data neuroview refuses: one line naming the argument, exit 2 (it printed Lightning's
+    and jsonargparse's traceback first); an error raised elsewhere keeps its traceback."""
+    import numpy as np
+
+    from neuroview import cli
+
+    np.savez(tmp_path / "one.npz", X=np.random.default_rng(0).normal(size=(20, 1, 8)).astype(np.float32), y=np.zeros(20, int))
+    argv = ["fit", "--config", "ucr_nv_cnn", "--data", "neuroview.data.NpzDataModule", "--data.init_args.path",
+            str(tmp_path / "one.npz"), "--trainer.default_root_dir", str(tmp_path / "runs")]
+    monkeypatch.delenv("NEUROVIEW_TRACEBACK", raising=False)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuroview fit: NpzDataModule: y: expected labels of at least 2 classes") and "Traceback" not in err
+    monkeypatch.setenv("NEUROVIEW_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        cli.main(argv)
+
+    def elsewhere(_argv):
+        raise ValueError("raised outside neuroview")
+
+    monkeypatch.delenv("NEUROVIEW_TRACEBACK")
+    monkeypatch.setattr("neuroview.training.cli.cli_main", elsewhere)
+    with pytest.raises(ValueError, match="raised outside neuroview"):
+        cli.main(argv)
