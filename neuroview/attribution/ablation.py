@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 
 __all__ = [
@@ -139,9 +140,9 @@ def check_xy(x: Tensor, y: Tensor) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
     y = torch.as_tensor(y, device=x.device)
-    if y.dtype.is_floating_point or y.shape != (x.shape[0],):
+    if y.shape != (x.shape[0],) or y.dtype == torch.bool:
         raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape {tuple(y.shape)}")
-    return y.long()
+    return as_labels(y, "y")  # whole numbers stored as floats read as their classes, as everywhere else
 
 
 def check_sequences(x: Tensor) -> None:

@@ -237,6 +237,12 @@ def test_order_must_be_a_permutation():
         unit_deletion_curve(net, X, y, torch.arange(4))
     with pytest.raises(ValueError, match=r"y: expected integer class labels of shape \[3\]"):
         unit_deletion_curve(net, X, torch.zeros(2, dtype=torch.long), torch.arange(5))
+    # labels stored as floats: whole numbers read as their classes (as sparsify and the maps read them), a
+    # fraction is refused by name (every float was refused here, where the other entry points accepted 1.0)
+    whole = unit_deletion_curve(net, X, torch.tensor([1.0, 0.0, 1.0]), torch.arange(5))
+    assert torch.equal(whole.true_logit, unit_deletion_curve(net, X, torch.tensor([1, 0, 1]), torch.arange(5)).true_logit)
+    with pytest.raises(ValueError, match=r"y: expected integer class labels, got dtype torch.float32 with values that are not whole"):
+        unit_deletion_curve(net, X, torch.tensor([1.0, 0.5, 1.0]), torch.arange(5))
 
 
 def test_order_from_scores_descending_ties_random_but_reproducible():
