@@ -39,9 +39,23 @@ def takes_lengths(model: nn.Module) -> bool:
     return "lengths" in inspect.signature(model.forward).parameters
 
 
-def steps_first(x: Tensor) -> Tensor:
-    """``[B, C, T]`` (what the data modules give) as ``[B, T, C]`` (what an RNN reads)."""
-    return x.transpose(1, 2)
+def steps_first(x: Tensor, model: nn.Module | None = None) -> Tensor:
+    """``[B, C, T]`` (what the data modules give) as ``model`` reads a sequence: ``[B, T, C]``, or
+    ``[T, B, C]`` where ``model.batch_first`` is False (PyTorch's default for ``nn.GRU`` and its kin,
+    which a NeuroViewRNN keeps): handed ``[B, T, C]``, such a network reads samples as steps."""
+    xs = x.transpose(1, 2)
+    return xs.transpose(0, 1) if model is not None and getattr(model, "batch_first", True) is False else xs
+
+
+def series_input(x: Tensor, model: nn.Module, what: str = "loader") -> Tensor:
+    """A loader's channels-first series ``[B, C, T]``, checked against ``model.input_size``, in the
+    RNN's own layout (:func:`steps_first`); ``what`` names the argument the batches came from."""
+    c = getattr(model, "input_size", None)
+    if not isinstance(x, Tensor) or x.dim() != 3 or (c is not None and x.shape[1] != c):
+        got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{what}: expected channels-first series [B, {c if c is not None else 'C'}, T] as the data "
+                         f"modules give them, got {got}")
+    return steps_first(x, model)
 
 
 def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, sequence: bool | None = None) -> Tensor:
@@ -51,5 +65,5 @@ def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, se
     batches may pass it once found).
     """
     if takes_lengths(model) if sequence is None else sequence:
-        return model(steps_first(x), lengths=lengths)
+        return model(steps_first(x, model), lengths=lengths)
     return model(x)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._batch import steps_first, unpack
+from .._batch import series_input, unpack
 from ..core._utils import as_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -178,11 +178,7 @@ def _batches(loader):
 
 def _model_input(net, x: Tensor) -> Tensor:
     """A channels-first batch ``[B, C, T]`` in the RNN's own layout."""
-    if x.dim() != 3 or x.shape[1] != net.input_size:
-        raise ValueError(f"loader: expected channels-first series [B, {net.input_size}, T] as the data modules "
-                         f"give them, got shape {tuple(x.shape)}")
-    xs = steps_first(x)
-    return xs if net.batch_first else xs.transpose(0, 1)
+    return series_input(x, net, "loader")
 
 
 # ----------------------------------------------------------------------------- scan

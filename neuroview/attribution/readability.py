@@ -23,8 +23,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import steps_first, unpack
-from ..core._utils import factory
+from .._batch import series_input, unpack
+from ..core._utils import as_labels, factory
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -49,13 +49,17 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     device = factory(net).get("device")
     for batch in batches:
         x, lengths, y = unpack(batch, device)
-        exp = net.explain(steps_first(x), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
+        exp = net.explain(series_input(x, net, "batches"), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
         ks.append(exp.k90(per_sample=True))
         shares.append(exp.top_share(10, per_sample=True))
         if rnn:
             steps.append(exp.k90(per_sample=True, level="steps"))
         if y is not None:
-            correct += int((exp.predicted == torch.as_tensor(y, device=exp.predicted.device)).sum())
+            y = as_labels(y, "batches").to(exp.predicted.device)
+            if y.shape != exp.predicted.shape:  # one-hot rows broadcast against the predictions: a wrong accuracy
+                raise ValueError(f"batches: expected one class index per sample, shape {tuple(exp.predicted.shape)}, "
+                                 f"got labels of shape {tuple(y.shape)}")
+            correct += int((exp.predicted == y).sum())
             total += len(y)
     if not ks:
         raise ValueError("batches: expected at least one batch, got none")

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from safetensors.torch import save as save_bytes
 from torch import Tensor, nn
 
-from .._batch import steps_first, unpack
+from .._batch import series_input, unpack
 from .._io import atomic_write
 from ..core._utils import factory
 from ..core.cnn import NeuroViewCNN
@@ -98,7 +98,7 @@ def _features(net: nn.Module, loader: Iterable) -> tuple[Tensor, Tensor]:
     for batch in loader:
         x, lengths, y = unpack(batch, device)
         if isinstance(net, NeuroViewRNN):
-            f = net.features(steps_first(x), lengths).flatten(1)
+            f = net.features(series_input(x, net, "train"), lengths).flatten(1)
         else:
             f = net.codes(x)
         feats.append(f.float())

@@ -55,7 +55,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import steps_first, unpack
+from .._batch import series_input, unpack
 from ..core._utils import as_labels, factory
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
@@ -96,7 +96,7 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
             if y is None:
                 raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
             if _is_rnn(net):
-                f = net.features(steps_first(x), lengths).flatten(1)
+                f = net.features(series_input(x, net, what), lengths).flatten(1)
             else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
                 on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
                 step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
