@@ -37,6 +37,7 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
 from ..core.quantize import units_first
+from ..core.recorder import sample_first
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
@@ -342,7 +343,7 @@ def _preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
             net.codes(x)
     finally:
         handle.remove()
-    return units_first(got[0], site.axis, len(x))
+    return units_first(sample_first(got[0], site, len(x)), site.axis, len(x))  # [T, B, C] and [T * B, C] sites too
 
 
 # ----------------------------------------------------------------- what a waterfall shows

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ._utils import describe, extension, factory, require_finite, restore_modes
 from .activations import is_activation, looks_like_activation
-from .discovery import DISCOVERING, find_sites
+from .discovery import DISCOVERING, find_sites, probe_input
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
@@ -64,7 +64,7 @@ class NeuroViewCNN(nn.Module):
             (and without ``input_shape``) the sites and the classifier are found on the first
             batch the network sees, as PyTorch's lazy modules do: run one batch before building
             the optimizer (the Lightning module does so in ``setup``).
-        input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a zero input.
+        input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a random (seeded) input.
         unit_axis: per site (or module) name, where its units lie in the pre-activation: ``1``
             (channels first) or ``-1`` (channels last, tokens). Found automatically otherwise.
         stop_early: stop the backbone's forward pass after the last site, so the backbone's
@@ -115,8 +115,8 @@ class NeuroViewCNN(nn.Module):
         self._normalize = bool(normalize)
         self.norm: CodeNorm | None = None
         self.classifier: nn.Linear | None = None
-        if example_input is None and input_shape is not None:
-            example_input = torch.zeros(2, *(int(s) for s in input_shape), **factory(backbone))
+        if example_input is None and input_shape is not None:  # random, not zeros: identical samples cannot tell
+            example_input = probe_input(tuple(int(s) for s in input_shape), **factory(backbone))  # a site's order
         if example_input is not None:
             self.discover(example_input)
 

@@ -187,10 +187,29 @@ def _run(p: _Pass, x: Tensor) -> _Pass:
         raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})") from e
 
 
+def probe_input(shape: tuple[int, ...], *, device=None, dtype=None) -> Tensor:
+    """Three random samples of ``shape`` (seeded; the global random state is left alone) to find the
+    sites on where no real batch is given (``input_shape=``). Random, not zeros: identical samples
+    cannot tell a site whose positions are folded ahead of its samples from one folded after them."""
+    x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0))
+    return x.to(device=device, dtype=dtype if dtype is not None and dtype.is_floating_point else None)
+
+
+def _distinct(x: Tensor) -> Tensor:
+    """A float batch of one sample, with two random batch-mates of its scale: a site's order is told
+    by sample 0's values at 2 and 3 samples, which copies of one sample leave the same either way."""
+    if len(x) > 1 or not x.is_floating_point():
+        return x  # an integer batch of one (token ids) keeps the order a reshape of [B, ...] gives
+    scale = float(x.float().std()) if x.numel() > 1 else 1.0
+    scale = scale if scale > 0 and scale != float("inf") else 1.0
+    return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:2] * scale + x.mean()])
+
+
 def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x: Tensor):
     """``(sites, not_sites, stop)`` of ``backbone`` on the real batch ``x``: the :class:`Site` list,
     ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
     at (None when nothing runs after the last site)."""
+    x = _distinct(x)
     run, n = _run, len(x)
     small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
     large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
@@ -220,8 +239,9 @@ def _positions_first(small: _Call, large: _Call, sd: int) -> bool:
     """Whether the ``k`` positions folded into the sample dim come ahead of the samples (rows
     ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,
     windows cut from ``[B, ...]``): told by which order gives sample 0 the same values at 2 and
-    3 samples (its batch-mates differ). Identical samples (a first batch of one) cannot tell: the
-    order a reshape of ``[B, ...]`` gives is taken. Unfolded (``k == 1``), the same comparison
+    3 samples (its batch-mates differ). Identical samples cannot tell: a float batch of one gets
+    random batch-mates (:func:`_distinct`); identical integer samples take the order a reshape of
+    ``[B, ...]`` gives. Unfolded (``k == 1``), the same comparison
     catches a layer that mixes samples (a batch mean): a clear error rather than codes that
     depend on the batch."""
     k = small.shape[sd] // 2

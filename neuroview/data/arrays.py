@@ -205,6 +205,10 @@ class ArrayDataModule(pl.LightningDataModule):
             parts = {"train": (_take(x_tr, keep), y_tr[keep]), "val": (_take(x_tr, held), y_tr[held])}
         parts["test"] = (raw["test"][0], np.asarray(raw["test"][1]))
 
+        for name, (_, y) in parts.items():
+            if y.dtype.kind == "f" and not np.isfinite(y).all():  # str(nan) would be a class of its own
+                raise ValueError(f"{type(self).__name__}: y: expected a class label for every series, got NaN or inf "
+                                 f"in the {name} split (at series {int(np.flatnonzero(~np.isfinite(y))[0])}); drop those series")
         classes = _encode_labels(parts["train"][1])
         if len(classes) < 2:  # a classifier of one class: caught here, by name, not when the model is built
             raise ValueError(f"{type(self).__name__}: y: expected labels of at least 2 classes in the training split, "
@@ -231,6 +235,11 @@ class ArrayDataModule(pl.LightningDataModule):
                     xt = xt.float()
                 if xt.dtype == torch.float64:
                     xt = xt.float()
+            if xt.is_floating_point() and not bool(torch.isfinite(xt).all()):  # one NaN spreads through normalization
+                bad = (~torch.isfinite(xt)).flatten(1).any(1).nonzero().flatten()
+                raise ValueError(f"{type(self).__name__}: X: expected finite values, got NaN or inf in {len(bad)} series of "
+                                 f"the {name} split (the first: series {int(bad[0])}); fill or drop them (missing values "
+                                 "inside a series are not read)")
             if xt.dim() < 3:
                 raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
             if self.normalize in ("series", "sample"):

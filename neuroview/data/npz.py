@@ -61,6 +61,7 @@ class NpzDataModule(ArrayDataModule):
                 x = x[:, None]
             if "lengths" + suffix in arrays:
                 x = [s[:, :n] for s, n in zip(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix))]
+            _finite(x, y, suffix)
             return x, y
 
         out = {"train": split("")}
@@ -73,6 +74,21 @@ class NpzDataModule(ArrayDataModule):
         if "X_val" in arrays:
             out["val"] = split("_val")
         return out
+
+
+def _finite(x, y: np.ndarray, suffix: str) -> None:
+    """A NaN in a series (within its length) spreads over its whole channel through normalization, and a
+    NaN label reads as a class "nan": both refused by name, with the series' index in the file."""
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"path: y{suffix} holds NaN or inf at series {int(np.flatnonzero(~np.isfinite(y))[0])}; "
+                         "every series needs a class label (drop those series)")
+    if isinstance(x, list):  # cut to their lengths
+        bad = [i for i, s in enumerate(x) if s.dtype.kind == "f" and not np.isfinite(s).all()]
+    else:
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1)).tolist() if x.dtype.kind == "f" else []
+    if bad:
+        raise ValueError(f"path: X{suffix} holds NaN or inf in {len(bad)} series (the first: series {bad[0]}); fill or drop "
+                         "them (only the padding past a series' length may hold NaN)")
 
 
 def _lengths(n: np.ndarray, count: int, steps: int, suffix: str) -> np.ndarray:

@@ -240,3 +240,32 @@ def test_waterfall_units_are_the_bars_of_each_waterfall():
         v = exp.contributions[s, exp.predicted[s]]
         want += [u for u in v.abs().topk(2).indices.tolist() if u not in want]
     assert got == want
+
+
+class _SequenceFirst(nn.Module):
+    """A conv, then ``[T, B, C]`` (nn.Transformer's layout) through an MLP; ``folded``: as ``[T * B, C]`` rows."""
+
+    def __init__(self, folded: bool):
+        super().__init__()
+        self.folded, self.stem, self.fc1, self.act = folded, nn.Conv1d(2, 6, 3, padding=1), nn.Linear(6, 5), nn.ReLU()
+
+    def forward(self, x):
+        t = self.stem(x).permute(2, 0, 1)
+        return self.act(self.fc1(t.reshape(-1, 6) if self.folded else t))
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_positions_and_windows_of_sequence_first_sites_are_the_sample_s_own(folded):
+    """The gallery's strongest position and input window of a site whose samples are not on dim 0 (it read
+    another sample's rows: positions off, windows of 0 or 12 steps where a 3-tap conv reads 3)."""
+    torch.manual_seed(1)
+    bb, x = _SequenceFirst(folded), torch.randn(8, 2, 12)
+    net = nv.wrap(bb, num_classes=2, example_input=x).eval()
+    g = nv.unit_gallery(net, [(x, torch.arange(8) % 2)], units=[0, 3], k=3)
+    with torch.no_grad():
+        z = bb.fc1(bb.stem(x).permute(2, 0, 1))  # [T, B, 5], computed here without the gallery's code
+    for r, u in enumerate([0, 3]):
+        want = torch.stack([z[:, i, u].argmax() for i in g.index[r].tolist()])
+        assert torch.equal(g.position[r], want)
+        lo, hi = (want - 1).clamp(min=0), (want + 2).clamp(max=12)  # the 3 steps the conv reads, cut at the ends
+        assert torch.equal(g.window[r, :, 0], torch.stack([lo, hi], 1))

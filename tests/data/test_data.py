@@ -309,6 +309,36 @@ def test_npz_errors_name_the_problem(tmp_path):
     dm = NpzDataModule(str(tmp_path / "ok.npz"))
     dm.setup()
     assert dm.num_classes == 2
+    # one NaN spread over its whole channel through the normalization; a NaN label was a class "nan"
+    x = rng.normal(size=(20, 1, 8)).astype(np.float32)
+    x[3, 0, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", X=x, y=np.arange(20) % 2)
+    with pytest.raises(ValueError, match=r"path: X holds NaN or inf in 1 series \(the first: series 3\)"):
+        NpzDataModule(str(tmp_path / "nan.npz")).setup()
+    x[3, 0, 2], y = 0.0, (np.arange(20) % 2).astype(float)
+    y[5] = np.nan
+    np.savez(tmp_path / "nany.npz", X=x, y=y)
+    with pytest.raises(ValueError, match=r"path: y holds NaN or inf at series 5"):
+        NpzDataModule(str(tmp_path / "nany.npz")).setup()
+    x[3, 0, 6:] = np.nan  # padding past a series' length is not read
+    np.savez(tmp_path / "pad.npz", X=x, y=np.arange(20) % 2, lengths=np.array([8, 8, 8, 6] + [8] * 16))
+    dm = NpzDataModule(str(tmp_path / "pad.npz"))
+    dm.setup()
+    assert all(bool(torch.isfinite(b[0]).all()) for b in dm.train_dataloader())
+
+
+def test_a_data_module_of_your_own_refuses_non_finite_series_by_split():
+    from neuroview.data.arrays import ArrayDataModule
+
+    x = np.random.default_rng(0).normal(size=(10, 1, 6)).astype(np.float32)
+    x[7, 0, 1] = np.inf
+
+    class Mine(ArrayDataModule):
+        def load(self):
+            return {"train": (x[:8], np.arange(8) % 2), "test": (x[8:], np.arange(2))}
+
+    with pytest.raises(ValueError, match=r"Mine: X: expected finite values, got NaN or inf in 1 series of the train split"):
+        Mine(val_fraction=0).setup()
 
 
 def test_auto_batch_size_and_no_validation_split():
