@@ -21,6 +21,10 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     Lightning that feeds a network on a GPU passes the network's device)."""
     if isinstance(batch, Tensor):
         parts = batch, None, None
+    elif isinstance(batch, dict) or not isinstance(batch, (tuple, list)):  # batch[0] of a dict was a bare KeyError
+        got = f"a dict with keys {list(batch)[:5]}" if isinstance(batch, dict) else f"a {type(batch).__name__}"
+        raise ValueError(f"batch: expected a tensor, (x, y) or (x, lengths, y) as the data modules give them, got {got}; "
+                         "map such batches to tuples first, e.g. ((b['x'], b['y']) for b in loader)")
     elif len(batch) == 3:
         parts = batch[0], batch[1], batch[2]
     elif len(batch) == 2:
@@ -32,6 +36,15 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     if device is None:
         return parts
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
+
+
+def as_batches(data):
+    """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)``
+    as a tuple) becomes a list of it, where iterating it would take its tensors for batches; anything else
+    (a loader, a list of batches) as it is."""
+    if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
+        return [data]
+    return data
 
 
 def takes_lengths(model: nn.Module) -> bool:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._batch import series_input, unpack
+from .._batch import as_batches, series_input, unpack
 from ..core._utils import as_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -168,7 +168,7 @@ def _is_pair(u) -> bool:
 
 def _batches(loader):
     """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`)."""
-    if isinstance(loader, Tensor) or (isinstance(loader, tuple) and loader and isinstance(loader[0], Tensor)):
+    if as_batches(loader) is not loader:
         return [loader]  # one batch
     if hasattr(loader, "setup") and hasattr(loader, "train_dataloader"):
         loader.setup("fit")

@@ -23,8 +23,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import series_input, unpack
-from ..core._utils import as_labels, factory
+from .._batch import as_batches, series_input, unpack
+from ..core._utils import as_labels, factory, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -33,6 +33,7 @@ __all__ = ["readability", "units_per_class"]
 @torch.no_grad()
 def units_per_class(net: nn.Module) -> Tensor:
     """``[C]`` how many features (units, hidden states) each class's logit reads: its nonzero effective weights."""
+    require_neuroview(net)
     return (net.effective_classifier()[0] != 0).sum(1)
 
 
@@ -44,10 +45,11 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     ``baseline``: the reference the contributions are taken against (``net.explain``'s): the
     readability of a decision depends on it, so it is part of the answer.
     """
+    require_neuroview(net)
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
     device = factory(net).get("device")
-    for batch in batches:
+    for batch in as_batches(batches):
         x, lengths, y = unpack(batch, device)
         exp = net.explain(series_input(x, net, "batches"), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
         ks.append(exp.k90(per_sample=True))

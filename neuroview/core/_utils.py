@@ -37,6 +37,14 @@ def require_finite(x: Tensor) -> None:
         raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
 
 
+def require_neuroview(net, what: str = "net") -> None:
+    """A clear error where a function of NeuroView networks is handed another model (it failed with
+    an AttributeError on ``explain`` or ``effective_classifier``)."""
+    if not (callable(getattr(net, "effective_classifier", None)) and callable(getattr(net, "explain", None))):
+        raise TypeError(f"{what}: expected a NeuroView network (nv.wrap(model, num_classes=...), a zoo 'nv_*' model), "
+                        f"got {type(net).__name__}")
+
+
 def as_labels(y, what: str = "y") -> Tensor:
     """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
     float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone

@@ -264,6 +264,8 @@ class NeuroViewCNN(nn.Module):
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == codes @ W.T + b`` in eval mode (normalization folded in)."""
+        if self.classifier is None:  # built with the sites, on the first batch: say so
+            self._sites()
         return fold(self.classifier, self.norm)
 
     def head(self, codes: Tensor) -> Tensor:
@@ -395,5 +397,3 @@ def _check_args(backbone, num_classes, quantizer, tau, grad_state) -> None:
             raise ValueError(f"{what}: expected one of {allowed}, got {value!r}")
     if not tau > 0:
         raise ValueError(f"tau: expected a positive number, got {tau!r}")
-
-

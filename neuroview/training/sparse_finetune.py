@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._batch import call_model, unpack
+from .._batch import as_batches, call_model, unpack
 from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -59,7 +59,7 @@ def _train_batches(data):
     if hasattr(data, "train_dataloader") and hasattr(data, "setup"):
         data.setup("fit")
         return data.train_dataloader()
-    return data
+    return as_batches(data)
 
 
 def _check(net, epochs, lr, weight_decay, mode) -> None:

@@ -55,8 +55,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import series_input, unpack
-from ..core._utils import as_labels, factory
+from .._batch import as_batches, series_input, unpack
+from ..core._utils import as_labels, factory, require_neuroview
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
@@ -112,18 +112,20 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
 
 
 def _batches(data, split: str):
-    """A data module's split, unshuffled and without augmentation; any other iterable as it is."""
+    """A data module's split, unshuffled and without augmentation; one batch ``(x, y)`` as a list of it; any
+    other iterable as it is."""
     if hasattr(data, "_loader") and hasattr(data, "setup"):
         data.setup("fit")
         if split == "val" and "val" not in data._prepared_splits():
             return None
         return data._loader(split)
-    return data
+    return as_batches(data)
 
 
 def mean_codes(net: nn.Module, train) -> Tensor:
     """The training split's mean code ``[U]`` (CNN) or mean hidden states ``[L, D, T, H]`` (RNN):
     the honest baseline of ``net.explain(x, baseline=...)``. ``train`` as in :func:`sparsify`."""
+    require_neuroview(net)
     f, _ = _features(net, _batches(train, "train"), "train")
     m = f.mean(0)
     return m.reshape(net.feature_shape) if _is_rnn(net) else m

@@ -1,0 +1,44 @@
+"""What the loader-taking functions accept: one batch given alone is one batch everywhere (the gallery
+took it; sparsify, minirocket and readability iterated its tensors as batches), and what they
+refuse is refused by name (dict batches, a model that is not NeuroView, a head not built yet)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+
+
+def _net():
+    torch.manual_seed(0)
+    x = torch.randn(40, 1, 20)
+    y = (x.mean((1, 2)) > 0).long()
+    net = nv.wrap(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU()), num_classes=2)
+    net(x)
+    return net.eval(), x, y
+
+
+def test_one_batch_given_alone_is_the_list_of_it():
+    net, x, y = _net()
+    assert nv.readability(net, (x, y)) == nv.readability(net, [(x, y)])
+    assert torch.equal(nv.mean_codes(net, (x, y)), nv.mean_codes(net, [(x, y)]))
+    a, b = nv.sparsify(net, (x, y)), nv.sparsify(net, [(x, y)])
+    assert torch.equal(a.effective_classifier()[0], b.effective_classifier()[0])
+    m, n = nv.minirocket((x, y), num_features=336), nv.minirocket([(x, y)], num_features=336)
+    assert torch.equal(m.effective_classifier()[0], n.effective_classifier()[0])
+
+
+def test_what_cannot_be_read_is_refused_by_name():
+    net, x, y = _net()
+    with pytest.raises(ValueError, match=r"batch: expected a tensor, \(x, y\) or \(x, lengths, y\) .*got a dict with keys \['x', 'y'\]"):
+        nv.sparsify(net, [{"x": x, "y": y}])
+    with pytest.raises(TypeError, match=r"net: expected a NeuroView network .*got Sequential"):
+        nv.readability(net.backbone, [(x, y)])
+    with pytest.raises(TypeError, match="net: expected a NeuroView network"):
+        nv.mean_codes(net.backbone, [(x, y)])
+    fresh = nv.wrap(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), num_classes=2)
+    for f in (nv.units_per_class, lambda n: n.unit_importance(), lambda n: n.top_units()):
+        with pytest.raises(RuntimeError, match="sites: not found yet"):  # was an AttributeError on None.weight
+            f(fresh)
