@@ -25,7 +25,7 @@ from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites, probe_input
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import CodeNorm, decide, fold, folded_logits, head_dtype
+from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
 from .hooks import install, run_to_last_site, uninstall
 from .quantize import GRAD_STATES, QUANTIZERS
 from .reach import freeze_unreached, module_names, thaw
@@ -377,11 +377,11 @@ class NeuroViewCNN(nn.Module):
         return f"num_classes={self.num_classes}, quantizer={self.quantizer!r}, tau={self.tau}, {found}, input_shape={self.input_shape}"
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # A network whose sites are not found yet learns its unit count from the checkpoint, so
-        # that a lazily wrapped model's weights load into a fresh wrap; the first batch checks it.
-        key = prefix + "classifier.weight"
+        # a lazy wrap learns its unit count (the first batch checks it) and a normalization it was built without
+        key = prefix + "classifier.weight"  # (nv.sparsify adds one) from the checkpoint: its weights load into a fresh wrap
         if self.classifier is None and key in state_dict:
             self.build_head(state_dict[key].shape[1])
+        self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

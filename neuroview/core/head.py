@@ -116,6 +116,18 @@ def head_dtype(f: Tensor, w: Tensor) -> torch.dtype:
     return torch.promote_types(torch.promote_types(f.dtype, w.dtype), torch.float32)
 
 
+def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module | None) -> CodeNorm | None:
+    """``norm``, or a new :class:`CodeNorm` (in ``head``'s device, dtype and mode) where ``state_dict``
+    holds one and the network has none: a network built with ``normalize=False`` and then sparsified
+    (``nv.sparsify`` fits its path on standardized codes and keeps that standardization) loads into
+    the constructor it came from, as the function it was saved as."""
+    key = prefix + "norm.running_mean"
+    if norm is not None or head is None or key not in state_dict:
+        return norm
+    w = head.weight
+    return CodeNorm(state_dict[key].shape[0], device=w.device, dtype=w.dtype).train(head.training)
+
+
 def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in.
     ``weight``: the classifier's weight where it is composed of parts (default its own)."""

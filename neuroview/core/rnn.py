@@ -37,7 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from .explanation import RNNExplanation
 from .readable import resolve_baseline
-from .head import CodeNorm, decide, fold, folded_logits, head_dtype
+from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
 from ._utils import extension, factory, param_dtype, restore_modes
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 
@@ -154,6 +154,10 @@ class NeuroViewRNN(nn.Module):
         if t < self.steps:
             h = F.pad(h, (0, 0, 0, self.steps - t))
         return h, lengths
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)  # a sparsified normalize=False network
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def features(self, x, lengths: Tensor | None = None) -> Tensor:
         """``[B, L, D, steps, H]``: the hidden states the classifier reads, exactly 0 at padded steps."""

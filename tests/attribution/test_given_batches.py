@@ -42,3 +42,26 @@ def test_what_cannot_be_read_is_refused_by_name():
     for f in (nv.units_per_class, lambda n: n.unit_importance(), lambda n: n.top_units()):
         with pytest.raises(RuntimeError, match="sites: not found yet"):  # was an AttributeError on None.weight
             f(fresh)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_a_sparsified_normalize_false_network_loads_into_the_constructor_it_came_from(kind):
+    """sparsify keeps the standardization its path was fitted on: the state dict gained ``norm.*`` keys,
+    which a fresh ``normalize=False`` wrap refused (strict) or dropped (strict=False: other logits)."""
+    net, x, y = _net()
+    torch.manual_seed(1)
+    if kind == "cnn":
+        make = lambda: nv.wrap(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU()), 2, normalize=False)  # noqa: E731
+        inp = x
+    else:
+        make = lambda: nv.wrap(nn.GRU(1, 4, batch_first=True), 2, max_len=20, normalize=False)  # noqa: E731
+        inp = x.transpose(1, 2)
+    torch.manual_seed(2)
+    dense = make()
+    dense(inp)
+    sparse = nv.sparsify(dense.eval(), (x, y))
+    assert dense.norm is None and sparse.norm is not None
+    torch.manual_seed(3)
+    fresh = make()
+    fresh.load_state_dict(sparse.state_dict())  # strict
+    torch.testing.assert_close(fresh.eval()(inp), sparse(inp), rtol=0, atol=0)
