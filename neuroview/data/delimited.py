@@ -17,7 +17,11 @@ from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 
 
 def _delimiter(first_line: str) -> str:
-    return "\t" if "\t" in first_line else ";" if ";" in first_line and "," not in first_line else ","
+    if "\t" in first_line:
+        return "\t"
+    if "," not in first_line and ";" not in first_line and len(first_line.split()) > 1:
+        return " "  # the archive's older .txt files: values in runs of spaces, often a leading one
+    return ";" if ";" in first_line and "," not in first_line else ","
 
 
 def _label_index(label_column: int | str, names: list[str] | None, where: str) -> int:
@@ -67,7 +71,8 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     with open(path, newline="", encoding="utf-8-sig") as f:
         first = next((line for line in f if line.strip()), "")
         f.seek(0)
-        rows = list(csv.reader(f, delimiter=delimiter or _delimiter(first)))
+        d = delimiter or _delimiter(first)
+        rows = [line.split() for line in f] if d == " " else list(csv.reader(f, delimiter=d))  # " ": any run of blanks
     header = header or isinstance(label_column, str)
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
     names = [n.strip() for n in rows[0][1]] if header and rows else None
@@ -99,7 +104,8 @@ class CsvDataModule(ArrayDataModule):
     ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
     header's column name (then the first row is a header). ``header=True`` skips a first row of
     column names. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma,
-    else comma. ``channels=C``: each row holds C channels one after another, T values each.
+    else comma; with none of them, blanks (``" "``: any run of spaces, as in the archive's older
+    ``*_TRAIN.txt`` files; a shorter series then ends in ``NaN`` fields). ``channels=C``: each row holds C channels one after another, T values each.
     A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
     sets): that series is shorter, padded (or, with ``resample=True``, stretched) as an ``.npz``'s
     ``lengths`` are. A value that is not a number, or a gap inside a series, is an error naming its row

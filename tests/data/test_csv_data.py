@@ -43,6 +43,21 @@ def test_the_archive_s_tsv_files_give_what_aeon_s_loader_gives(name, channels, t
         torch.testing.assert_close(xa, xb, rtol=0, atol=1e-5)
 
 
+def test_the_archive_s_older_txt_files_read_as_its_tsv_files(tmp_path):
+    """Values in runs of spaces with a leading one ("  1.0000000e+00  -6.4e-01 ..."): sniffed, or delimiter=" "
+    (the csv reader took each extra space for an empty field: a gap inside the series, an error)."""
+    x, y = _aeon("GunPoint", "train")
+    _write_ucr_tsv(tmp_path / "gp.tsv", x, y)
+    with open(tmp_path / "gp.txt", "w") as f:
+        for label, s in zip(y, x):
+            f.write("  " + "  ".join([f"{float(label):.7e}", *(f"{v:.9g}" for v in np.asarray(s, np.float64).ravel())]) + "\n")
+    ref, _ = read_series(tmp_path / "gp.tsv")
+    for kw in ({}, {"delimiter": " "}):
+        got, labels = read_series(tmp_path / "gp.txt", **kw)
+        assert [float(v) for v in labels] == [float(v) for v in y] and len(got) == len(ref)
+        assert all(np.array_equal(a, b) for a, b in zip(got, ref))
+
+
 def test_padded_rows_keep_their_lengths_and_a_header_names_the_label(tmp_path):
     path = tmp_path / "mine.csv"
     path.write_text("\nt0,t1,t2,t3,kind\n1,2,3,4,up\n4,3,,,down\n5,6,7,NaN,up\n\n9,8,7,6,down\n")  # blank lines skipped
