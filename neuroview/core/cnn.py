@@ -25,7 +25,7 @@ from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites, probe_input
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
+from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
 from .hooks import install, run_to_last_site, uninstall
 from .quantize import GRAD_STATES, QUANTIZERS
 from .reach import freeze_unreached, module_names, thaw
@@ -60,6 +60,8 @@ class NeuroViewCNN(nn.Module):
         normalize: standardize the code vector with running statistics (no affine, a variance
             floor, statistics shared across DDP ranks: :class:`neuroview.core.head.CodeNorm`).
             At eval it is folded into the classifier, so the decision stays exactly linear.
+        norm_floor: that normalization's variance floor, relative to the mean variance (``CodeNorm``'s
+            ``floor``); 0 rebuilds a checkpoint trained before the floor existed as it was trained.
         example_input: a real batch ``[B, C, *spatial]`` to find the sites on now. Without it
             (and without ``input_shape``) the sites and the classifier are found on the first
             batch the network sees, as PyTorch's lazy modules do: run one batch before building
@@ -81,6 +83,7 @@ class NeuroViewCNN(nn.Module):
         tau: float = 1.0,
         grad_state: str = "uint4",
         normalize: bool = True,
+        norm_floor: float = FLOOR,
         example_input: Tensor | None = None,
         input_shape: Sequence[int] | None = None,
         unit_axis: Mapping[str, int] | None = None,
@@ -95,14 +98,13 @@ class NeuroViewCNN(nn.Module):
         self.stop_early = stop_early
         self.check_finite = True
         self.unit_axis = dict(unit_axis or {})
-        # Optional (codes [B, U], code maps) -> (codes, code maps), applied after every capture;
-        # neuroview.attribution.faithfulness.ablate_units sets it, for the duration of a `with`, so that a
-        # removed unit's own code is 0 whatever the quantizer and the site kind.
+        # Optional (codes [B, U], code maps) -> (codes, code maps) after every capture: ablate_units sets it
+        # within a `with`, so that a removed unit's own code is 0 whatever the quantizer and the site kind.
         self._codes_hook = None
         #: (module name, call number) -> why that call is not a site (found on the first batch)
         self.not_sites: dict[tuple[str, int], str] = {}
-        # hooked module -> (its name, code from its input, recorded before it runs): what this
-        # network's recorders read from the shared hooks (neuroview.core.hooks); the module to stop at
+        # hooked module -> (its name, code from its input, recorded before it runs): what this network's
+        # recorders read from the shared hooks (neuroview.core.hooks); the module to stop at
         self._plan: dict = {}
         self._stop: str | None = None
         self._stop_at: tuple = ()
@@ -112,9 +114,8 @@ class NeuroViewCNN(nn.Module):
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
         # The head is built once the number of units is known: on discovery, or from a state dict
-        self._normalize = bool(normalize)
-        self.norm: CodeNorm | None = None
-        self.classifier: nn.Linear | None = None
+        self._normalize, self._floor = bool(normalize), float(norm_floor)
+        self.norm, self.classifier = None, None  # CodeNorm | None, nn.Linear | None
         if example_input is None and input_shape is not None:  # random, not zeros: identical samples cannot tell
             example_input = probe_input(tuple(int(s) for s in input_shape), **factory(backbone))  # a site's order
         if example_input is not None:
@@ -196,7 +197,7 @@ class NeuroViewCNN(nn.Module):
         :meth:`discover`, or from a checkpoint's shapes before its weights are loaded)."""
         if self.classifier is None:
             kw = factory(self.backbone)
-            self.norm = CodeNorm(num_units, **kw) if self._normalize else None
+            self.norm = CodeNorm(num_units, floor=self._floor, **kw) if self._normalize else None
             self.classifier = nn.Linear(num_units, self.num_classes, **kw)
             # built on a first batch after net.eval(): new modules start in training mode, and a head
             # left there would batch-normalize (and move its statistics) inside an eval forward

@@ -24,7 +24,7 @@ from .timeseries import LITE, InceptionTime, ResNet1D
 from .vit import ViT
 from ..registry import register_model
 
-_NV_KEYS = ("quantizer", "tau", "grad_state", "normalize", "layers", "stop_early")
+_NV_KEYS = ("quantizer", "tau", "grad_state", "normalize", "norm_floor", "layers", "stop_early")
 
 
 def _with_neuroview(std: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
