@@ -243,6 +243,19 @@ def _load_standard(source: str, arch: str | None, arch_kwargs: dict):
     return model, None
 
 
+def _built(std: nn.Module, net: nn.Module, args) -> dict[str, str]:
+    """What ``--out`` records: its source, and how to rebuild it (``neuroview explain --model nv_<arch>
+    --weights`` reads it) where that is one zoo builder's call: a CNN, its quantizer included."""
+    meta = {"neuroview.retrofit_of": str(args.source)}
+    cfg = getattr(std, "pretrained_cfg", None) or {}
+    arch = cfg.get("architecture") or args.arch
+    kwargs = dict(cfg.get("arch_kwargs") or json.loads(args.arch_kwargs))
+    if arch and not isinstance(std, (RNNClassifier, nn.RNNBase)) and getattr(net, "quantizer", None) is not None:
+        meta["neuroview.architecture"] = f"nv_{arch}"
+        meta["neuroview.arch_kwargs"] = json.dumps({**kwargs, "quantizer": net.quantizer}, sort_keys=True)
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="neuroview retrofit",
@@ -261,8 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="replace --out where that file exists")
     args = p.parse_args(argv)
-    if args.out and Path(args.out).exists() and not args.overwrite:  # before the fit: it could be the source itself
-        print(f"neuroview retrofit: out: {args.out} exists; pick another path or pass --overwrite to replace it", file=sys.stderr)
+    out = Path(args.out) if args.out else None  # checked before the fit: it could be the source itself
+    why = (None if out is None else "expected a .safetensors path (the weights are written as safetensors)"
+           if out.suffix != ".safetensors" else "is a folder" if out.is_dir() else
+           "exists; pick another path or pass --overwrite to replace it" if out.exists() and not args.overwrite else
+           None if out.parent.is_dir() else f"its folder {out.parent} does not exist")
+    if why:
+        print(f"neuroview retrofit: out: {args.out} {why}", file=sys.stderr)
         return 2
     model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
     if args.data is not None:
@@ -278,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                    lr=args.lr, seed=args.seed, **kw)
     print(f"retrofit of {args.source}: {res}")
     if args.out:
-        atomic_write(Path(args.out), save_bytes({k: v.contiguous() for k, v in res.model.state_dict().items()},
-                                                metadata={"neuroview.retrofit_of": str(args.source)}))
+        atomic_write(out, save_bytes({k: v.contiguous() for k, v in res.model.state_dict().items()},
+                                     metadata=_built(model, res.model, args)))
         print(f"weights of the NeuroView network written to {args.out}")
     return 0
 

@@ -108,6 +108,11 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     it was trained on (``{"class_path": ..., "init_args": ...}``) when its checkpoint says."""
     from ..zoo import create_model  # noqa: PLC0415
 
+    if args.weights and Path(args.weights).suffix == ".ckpt":  # a checkpoint rebuilds its own model, as --ckpt
+        _built_as(args.weights, args.model, {})
+        if args.model_args:
+            raise ValueError("--model-args: a Lightning checkpoint (.ckpt) rebuilds its own model from its hyper-parameters")
+        args.ckpt = args.weights
     if args.ckpt:
         from ..training.module import load_module  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
@@ -123,7 +128,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     if args.weights:
         from ..training.module import load_weights  # noqa: PLC0415
 
-        model = create_model(args.model, **kwargs)
+        model = create_model(args.model, **_built_as(args.weights, args.model, kwargs))
         _check_explainable(model, args.model)
         load_weights(model, args.weights)
         return model.eval(), {"model": args.model, "weights": str(args.weights)}, None
@@ -133,6 +138,23 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     if cfg.get("metrics", {}).get("test_acc") is not None:
         about["zoo test accuracy"] = f"{100 * cfg['metrics']['test_acc']:.2f}%"
     return model.eval(), about, cfg.get("dataset")
+
+
+def _built_as(path: str, arch: str, kwargs: dict) -> dict:
+    """The builder arguments of ``--weights``: what the file says it was built with (a zoo-format
+    ``.safetensors``' ``neuroview.arch_kwargs``, a ``neuroview retrofit --out`` file's, a ``.ckpt``'s
+    hyper-parameters) under ``--model-args``, which must agree. Built with the defaults, a file trained
+    with ``quantizer: soft`` loaded into a ``hard`` network and explained another function."""
+    from ..zoo.weights import build_facts  # noqa: PLC0415
+
+    saved_arch, saved = build_facts(path)
+    if saved_arch is not None and saved_arch != arch:
+        raise ValueError(f"--model: {Path(path).name} holds a {saved_arch!r}, not a {arch!r}; pass --model {saved_arch}")
+    clash = {k: (v, saved[k]) for k, v in kwargs.items() if k in saved and json.loads(json.dumps(v)) != saved[k]}
+    if clash:
+        detail = ", ".join(f"{k}={v!r} (the weights: {w!r})" for k, (v, w) in clash.items())
+        raise ValueError(f"--model-args: {Path(path).name} was built with other arguments: {detail}")
+    return {**saved, **kwargs}
 
 
 def _check_explainable(model: nn.Module, name: str) -> None:

@@ -108,6 +108,26 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
         raise ArchitectureError(f"{what}: the weights do not fit a {type(model).__name__}: " + "; ".join(parts))
 
 
+def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
+    """``(architecture or None, builder arguments)`` a weight file records: a ``.safetensors``' metadata
+    (``neuroview.architecture``, ``neuroview.arch_kwargs``: the zoo's files and ``neuroview retrofit
+    --out``'s), or a Lightning ``.ckpt``'s hyper-parameters (``arch``, ``model_kwargs``); ``(None, {})``
+    where it records nothing (a ``.pt`` state dict)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".ckpt":
+            hp = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
+            return hp.get("arch"), dict(hp.get("model_kwargs") or {})
+        if path.suffix == ".safetensors":
+            with open(path, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                meta = json.loads(f.read(n)).get("__metadata__", {}) or {}
+            return meta.get("neuroview.architecture"), json.loads(meta.get("neuroview.arch_kwargs", "{}"))
+    except (OSError, ValueError, EOFError, RuntimeError, UnicodeDecodeError):
+        pass  # an unreadable file is named by the load that follows
+    return None, {}
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | None = None, what: str = "path",
                  pickles: bool = False, backbone: bool = False) -> nn.Module:
     """Load a weight file into ``model`` after checking its hash (when given) and its fit; return what took it.

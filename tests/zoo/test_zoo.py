@@ -406,5 +406,22 @@ def test_retrofit_cli_never_writes_over_a_file_unasked(tmp_path, capsys):
     assert f"out: {src} exists; pick another path or pass --overwrite" in capsys.readouterr().err
     assert src.read_bytes() == before
     new = tmp_path / "nv.safetensors"
-    assert main(args[:-1] + [str(new)]) == 0
+    assert main(args[:-1] + [str(new), "--quantizer", "soft"]) == 0
     assert "classifier.weight" in load_file(str(new))  # the NeuroView network's weights, written whole
+    # it says how to rebuild it, so that `explain --model nv_small_cnn --weights` explains this network (it
+    # built the default quantizer, and explained another function than the one retrofitted)
+    from argparse import Namespace
+
+    from neuroview.viz.report import resolve_model
+
+    model, _, _ = resolve_model(Namespace(model="nv_small_cnn", weights=str(new), model_args=None, ckpt=None, zoo=None))
+    assert model.quantizer == "soft"  # widths [8, 16] too: the weights loaded strictly into it
+    with pytest.raises(ValueError, match=r"--model-args: nv.safetensors was built with other arguments: quantizer='hard' \(the weights: 'soft'\)"):
+        resolve_model(Namespace(model="nv_small_cnn", weights=str(new), model_args='{"quantizer": "hard"}', ckpt=None, zoo=None))
+    with pytest.raises(ValueError, match=r"--model: nv.safetensors holds a 'nv_small_cnn', not a 'nv_lite'"):
+        resolve_model(Namespace(model="nv_lite", weights=str(new), model_args=None, ckpt=None, zoo=None))
+    # --out that is not a .safetensors file, or a folder: refused before the fit (a .pt name held safetensors bytes,
+    # which torch.load then refused, suggesting weights_only=False; a folder failed after the fit)
+    for bad in (tmp_path / "nv.pt", tmp_path):
+        assert main(args[:-1] + [str(bad)]) == 2
+        assert "expected a .safetensors path" in capsys.readouterr().err
