@@ -22,7 +22,6 @@ def _source(source: str, data: str | None):
     from ..zoo import create_model  # noqa: PLC0415
     from ..zoo.build import arch_kwargs  # noqa: PLC0415
     from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - Lightning data modules import slowly
-    from .retrofit import datamodule_for  # noqa: PLC0415
 
     if source.endswith(".ckpt"):
         from .module import load_module  # noqa: PLC0415
@@ -34,10 +33,7 @@ def _source(source: str, data: str | None):
                              "a .npz, .csv or .tsv path or a JSON data-module spec)")
         module = load_module(source)
         hp = module.hparams
-        files = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}  # a path: the module that reads it
-        kind = files.get(Path(data).suffix)
-        dm = datamodule_for(data) if kind is None else make_datamodule(
-            {"class_path": f"neuroview.data.{kind}", "init_args": {"path": data}})
+        dm = _data_module(data)
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None,
@@ -45,8 +41,38 @@ def _source(source: str, data: str | None):
         return module.model.eval(), dm, entry, Path(source).stem
     net = create_model(source, pretrained=True)
     entry = net.pretrained_cfg
-    dm = datamodule_for(data) if data else make_datamodule(entry["dataset"]["data_module"])
-    return net, dm, entry, source.split(".", 1)[1]
+    if not data:
+        return net, make_datamodule(entry["dataset"]["data_module"]), entry, source.split(".", 1)[1]
+    dm = _data_module(data)  # the entry records the data it was sparsified and scored on, not its source's
+    return net, dm, {**entry, "dataset": {"name": data, "split": "test", "data_module": _data_spec(data, dm)}}, \
+        source.split(".", 1)[1]
+
+
+def _data_module(data: str):
+    """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (``datamodule_for``)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
+    from .retrofit import datamodule_for  # noqa: PLC0415
+
+    kind = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}.get(Path(data).suffix)
+    return datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
+                                                                       "init_args": {"path": data}})
+
+
+def _fits(net, dm, data: str) -> None:
+    """One forward pass on two training samples: data of another shape named as ``--data``, before the work."""
+    import torch  # noqa: PLC0415
+
+    from .._batch import call_model, unpack  # noqa: PLC0415
+
+    x, lengths, _ = unpack(next(iter(dm._loader("train"))))
+    try:
+        with torch.no_grad():
+            call_model(net, x[:2], None if lengths is None else lengths[:2])
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"--data: {data} gives samples of shape {tuple(x.shape[1:])}, which the network does not "
+                         f"read ({e}); pass the data it was trained on") from e
 
 
 def _data_spec(data: str, dm) -> dict:
@@ -104,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{entry['architecture']}.{tag}_sparse"
         refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
         dm.setup("fit")
+        _fits(net, dm, args.data or entry["dataset"]["name"])
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
                           k90_quantile=args.k90_quantile, max_units_per_class=args.max_units_per_class,

@@ -157,6 +157,19 @@ def _built_as(path: str, arch: str, kwargs: dict) -> dict:
     return {**saved, **kwargs}
 
 
+def _fits(model: nn.Module, x: Tensor, lengths: Tensor | None, spec: str) -> None:
+    """One forward pass on two samples, so that data of another shape is named as ``--data`` (it was the
+    model's ``x: the backbone's forward pass ... failed``, with a count of classes that matched)."""
+    rnn = is_rnn(model)
+    xb = _model_layout(model, x)[:2] if rnn else x[:2]  # batch-first, then back to the model's layout
+    try:
+        with torch.no_grad():
+            model(_model_layout(model, xb), None if lengths is None else lengths[:2]) if rnn else model(xb)
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"--data: {spec} gives samples of shape {tuple(xb.shape[1:])}, which the model does not "
+                         f"read ({e}); pass the data it was trained on") from e
+
+
 def _check_explainable(model: nn.Module, name: str) -> None:
     if not hasattr(model, "explain"):
         raise ValueError(f"--model/--ckpt: {name} is a standard network with no exact explanation; "
@@ -235,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         x, lengths, y = load_batch(dm, args.split, args.samples, args.seed)
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]
             x = _model_layout(model, x.transpose(1, 2))
+        _fits(model, x, lengths, spec)
         about |= {"data": spec, "split": args.split}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,

@@ -208,6 +208,8 @@ def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) 
     """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and
     ``overwrite`` is off: a command that writes zoo entries never replaces an earlier run's unasked
     (:func:`save_pretrained` itself replaces, as the zoo's export scripts need)."""
+    if Path(root).exists() and not Path(root).is_dir():  # found before the work, not by the mkdir after it
+        raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which is a file")
     held = [] if overwrite else [n for n in names if n in read_manifest(root)]
     if held:
         raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass "

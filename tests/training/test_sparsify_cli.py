@@ -56,7 +56,25 @@ def test_sparsify_command_errors(tmp_path, capsys):
     assert "max_k90" in capsys.readouterr().err
     assert sparsify_main(["nv_lite.gunpoint", "--distill", "0", "--out", str(tmp_path)]) == 2
     assert "distill: expected None or a temperature > 0, got 0.0" in capsys.readouterr().err
+    # data the network cannot read is named as --data before the work (it was the model's own "x: ... failed")
+    assert sparsify_main(["nv_small_cnn.digits", "--data", "mnist1d", "--out", str(tmp_path)]) == 2
+    assert "--data: mnist1d gives samples of shape (1, 40), which the network does not read" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written on an error
+    # --out that is a file: refused before the work (a bare FileExistsError after it)
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert sparsify_main(["nv_lite.gunpoint", "--out", str(afile)]) == 2
+    assert "out: expected a folder to write zoo entries into" in capsys.readouterr().err and afile.read_text() == "mine"
+
+
+def test_an_entry_sparsified_on_other_data_records_that_data(tmp_path, capsys):
+    """Its manifest named the source's dataset (GunPoint) beside an accuracy measured on ItalyPowerDemand."""
+    out = tmp_path / "sp"
+    assert sparsify_main(["nv_lite.gunpoint", "--data", "ItalyPowerDemand", "--out", str(out)]) == 0
+    entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
+    assert entry["dataset"]["name"] == "ItalyPowerDemand"
+    assert entry["dataset"]["data_module"] == {"class_path": "neuroview.data.UCRDataModule", "init_args": {"name": "ItalyPowerDemand"}}
+    assert entry["metrics"]["test_size"] == 1029  # ItalyPowerDemand's test split, where its accuracy was measured
 
 
 def test_sparsify_command_distills_and_records_it(tmp_path, capsys):

@@ -321,6 +321,9 @@ def test_cli_explain_errors_name_the_option(saved_cnn, tmp_path, capsys):
     assert cli(["explain", "--model", "small_cnn", "--weights", str(weights), "--out", str(tmp_path / "p")]) == 2
     assert cli(["explain", "--ckpt", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "q")]) == 2
     assert "--ckpt" in capsys.readouterr().err
+    # 10 classes as the model, another shape: named as --data (it was the model's "x: ... failed")
+    assert cli(["explain", "--model", "nv_small_cnn.mnist1d", "--data", "digits", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    assert "--data: digits gives samples of shape (1, 8, 8), which the model does not read" in capsys.readouterr().err
 
 
 def test_cli_explain_lightning_checkpoint_of_a_sequence_model(tmp_path, capsys):
