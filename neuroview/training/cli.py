@@ -8,6 +8,7 @@ import Lightning, jsonargparse, ``neuroview.data`` and the rest of ``neuroview.t
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import warnings
@@ -60,6 +61,33 @@ class NeuroViewCLI(LightningCLI):
                             help="fit only: evaluate on the test split when training ends")
         parser.add_argument("--test_ckpt", type=Literal["best", "last"], default="best",
                             help="fit only: test the best checkpoint (by the monitored metric) or the last epoch's weights")
+
+    def _parse_ckpt_path(self) -> None:
+        self._check_resume()
+        super()._parse_ckpt_path()
+
+    def _check_resume(self) -> None:
+        """``fit --ckpt_path`` resumes the run it names as that run was: Lightning rebuilds the model from
+        the checkpoint's hyper-parameters (a path) or restores its optimizer into the model the command
+        line builds (``last``), so a model option that differs was dropped or loaded weights into
+        another network, without a word. A difference is an error naming both values."""
+        sub = self.config.get("subcommand")
+        cfg = self.config[sub] if sub == "fit" else None
+        ckpt = cfg.get("ckpt_path") if cfg is not None else None
+        if ckpt == "last":
+            ckpt = os.path.join(cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints"),
+                                "last.ckpt")
+        if not ckpt or not Path(ckpt).is_file():
+            return
+        hp = torch.load(ckpt, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+        asked = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
+        plain = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731 - tuples and lists alike
+        diff = {k: (asked[k], v) for k, v in hp.items() if k in asked and plain(asked[k]) != plain(v)}
+        if diff:
+            detail = "; ".join(f"model.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
+            raise ValueError(f"ckpt_path: {ckpt} resumes a run trained with other model options ({detail}); a resume "
+                             f"continues that run as it was: drop those options, or start a new run from its weights "
+                             f"with --model.init_weights {ckpt}")
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]

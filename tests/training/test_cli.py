@@ -157,6 +157,23 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert torch.load(last, weights_only=True)["epoch"] == 3
 
 
+def test_a_resume_with_other_model_options_is_refused_by_name(tmp_path):
+    """`fit --ckpt_path` with a model option the run was not trained with: Lightning rebuilt the model from the
+    checkpoint's hyper-parameters and dropped the option (a path), or loaded the weights into the network the
+    command line built (`last`), without a word."""
+    root = tmp_path / "run"
+    args = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1",
+            "--test_after_fit", "false", *QUICK]
+    cli_main(args)
+    last = root / "checkpoints" / "last.ckpt"
+    for ckpt in (str(last), "last"):
+        with pytest.raises(ValueError, match=r"ckpt_path: .*last.ckpt resumes a run trained with other model options "
+                                             r"\(model.lr 0.0001 asked, 0.003 in the checkpoint\).*--model.init_weights"):
+            cli_main([*args, "--trainer.max_epochs", "2", "--ckpt_path", ckpt, "--model.lr", "1e-4"])
+    cli = cli_main([*args, "--trainer.max_epochs", "2", "--ckpt_path", str(last)])  # the same options: it resumes
+    assert cli.trainer.current_epoch == 2
+
+
 def test_ddp_on_two_cpu_processes_gives_a_working_checkpoint(tmp_path):
     """The recipe under Lightning's DDP on two CPU processes (gloo), in the default run (~1 min):
     tests/core/test_ddp.py checks that the ranks share statistics and folded weights. With
