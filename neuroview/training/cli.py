@@ -23,6 +23,7 @@ from pytorch_lightning.cli import LightningCLI
 
 from ..data import ArrayDataModule
 from ..zoo.files import find_recipe
+from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .module import NeuroViewModule
 
@@ -79,7 +80,7 @@ class NeuroViewCLI(LightningCLI):
                                 "last.ckpt")
         if not ckpt or not Path(ckpt).is_file():
             return
-        hp = torch.load(ckpt, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+        hp = read_checkpoint(ckpt, "ckpt_path").get("hyper_parameters") or {}  # an unreadable file named, too
         asked = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
         plain = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731 - tuples and lists alike
         diff = {k: (asked[k], v) for k, v in hp.items() if k in asked and plain(asked[k]) != plain(v)}

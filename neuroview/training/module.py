@@ -374,15 +374,17 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return zoo_weights.load_weights(model, path, what="init_weights", pickles=True, backbone=True)
 
 
-def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> NeuroViewModule:
+def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: str = "ckpt_path") -> NeuroViewModule:
     """The :class:`NeuroViewModule` of a Lightning checkpoint (with its ``hparams``), in eval mode.
 
     ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a
-    file that needs arbitrary unpickling is refused rather than allowed to run code.
+    file that needs arbitrary unpickling is refused rather than allowed to run code; an unreadable
+    file is an error naming ``what`` (:func:`neuroview.zoo.weights.read_checkpoint`).
     """
+    zoo_weights.read_checkpoint(ckpt_path, what)
     return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).eval()
 
 
-def load_model(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
+def load_model(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: str = "ckpt_path") -> nn.Module:
     """The plain ``nn.Module`` of a Lightning checkpoint of :class:`NeuroViewModule`, in eval mode."""
-    return load_module(ckpt_path, map_location).model.eval()
+    return load_module(ckpt_path, map_location, what).model.eval()

@@ -226,16 +226,21 @@ def datamodule_for(name: str):
                      f"{{'class_path': 'neuroview.data.X', 'init_args': {{...}}}}, got {name!r}")
 
 
+def _is_entry(source: str) -> bool:
+    """Whether ``source`` names a zoo entry rather than a weight file."""
+    return not Path(source).exists() and not source.endswith((".safetensors", ".pt", ".pth", ".ckpt"))
+
+
 def _load_standard(source: str, arch: str | None, arch_kwargs: dict):
     """``(model, data-module spec or None)`` from a zoo entry name or a weight file."""
     path = Path(source)
-    if not path.exists() and not source.endswith((".safetensors", ".pt", ".pth", ".ckpt")):
+    if _is_entry(source):
         model = create_model(source, pretrained=True)
         return model, model.pretrained_cfg["dataset"]["data_module"]
     if path.suffix == ".ckpt":
         from .module import load_model  # noqa: PLC0415 - only Lightning checkpoints need Lightning
 
-        return load_model(path), None
+        return load_model(path, what="source"), None
     if arch is None:
         raise ValueError(f"arch: a weight file ({path.name}) does not say its architecture; pass --arch (see `neuroview zoo --architectures`)")
     model = create_model(arch, **arch_kwargs)
@@ -282,18 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"neuroview retrofit: out: {args.out} {why}", file=sys.stderr)
         return 2
-    model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
-    if args.data is not None:
-        dm = datamodule_for(args.data)
-    elif spec is not None:
-        dm = make_datamodule(spec)
-    else:
+    if args.data is None and not _is_entry(args.source):
         p.error("--data is needed for a weight file (digits, mnist1d, GunPoint, ...)")
-    dm.setup("fit")
-    kw = {} if args.quantizer is None else {"quantizer": args.quantizer}
-    is_rnn = isinstance(model, (RNNClassifier, nn.RNNBase))
-    res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if is_rnn else None, epochs=args.epochs,
-                   lr=args.lr, seed=args.seed, **kw)
+    try:
+        model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
+        dm = datamodule_for(args.data) if args.data is not None else make_datamodule(spec)
+        dm.setup("fit")
+        kw = {} if args.quantizer is None else {"quantizer": args.quantizer}
+        is_rnn = isinstance(model, (RNNClassifier, nn.RNNBase))
+        res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if is_rnn else None, epochs=args.epochs,
+                       lr=args.lr, seed=args.seed, **kw)
+    except (ValueError, TypeError, FileNotFoundError) as e:  # an input refused by name: its message, as the other commands
+        print(f"neuroview retrofit: {e}", file=sys.stderr)
+        return 2
     print(f"retrofit of {args.source}: {res}")
     if args.out:
         atomic_write(out, save_bytes({k: v.contiguous() for k, v in res.model.state_dict().items()},

@@ -31,7 +31,7 @@ def _source(source: str, data: str | None):
         if data is None:
             raise ValueError("--data: a checkpoint does not carry its data here; pass --data (digits, mnist1d, GunPoint, "
                              "a .npz, .csv or .tsv path or a JSON data-module spec)")
-        module = load_module(source)
+        module = load_module(source, what="source")
         hp = module.hparams
         dm = _data_module(data)
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],

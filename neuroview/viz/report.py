@@ -119,7 +119,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         path = Path(args.ckpt)
         if not path.is_file():
             raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
-        module = load_module(path)
+        module = load_module(path, what="--ckpt")
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
         return module.model.eval(), about, _checkpoint_data(path)
     kwargs = json.loads(args.model_args) if args.model_args else {}

@@ -85,6 +85,24 @@ def _unpickle(data: bytes, path: Path, what: str) -> dict[str, Tensor]:
     return obj
 
 
+def read_checkpoint(path: str | os.PathLike, what: str = "ckpt_path") -> dict:
+    """A Lightning checkpoint's contents, read with ``weights_only=True``; a missing, empty, truncated or
+    foreign file is an error naming ``what`` and the file (it was a bare ``EOFError`` or ``OSError``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # EOFError (empty), RuntimeError (truncated zip), UnpicklingError (code, foreign objects)
+        first = (str(e).splitlines() or [""])[0]
+        first = "" if first.startswith("Weights only load failed") else f": {first}"  # not torch's advice to unpickle
+        raise ValueError(f"{what}: {str(path)!r} is not a readable checkpoint: empty, truncated, or not one that "
+                         f"holds only tensors and plain values ({type(e).__name__}{first})") from e
+    if not isinstance(obj, dict) or "state_dict" not in obj:
+        raise ValueError(f"{what}: {str(path)!r} is not a Lightning checkpoint (no state_dict in it)")
+    return obj
+
+
 def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str) -> None:
     """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes."""
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}

@@ -80,3 +80,27 @@ def test_neuroview_fit_prints_a_refused_input_without_a_traceback(tmp_path, caps
     monkeypatch.setattr("neuroview.training.cli.cli_main", elsewhere)
     with pytest.raises(ValueError, match="raised outside neuroview"):
         cli.main(argv)
+
+
+def test_an_empty_or_truncated_checkpoint_is_named_by_every_command(tmp_path, capsys):
+    """A bare EOFError or OSError, before: every command that reads a .ckpt names its option and the file."""
+    import torch
+
+    from neuroview import cli
+
+    whole = tmp_path / "whole.ckpt"
+    torch.save({"state_dict": {"model.w": torch.zeros(1000)}, "hyper_parameters": {"arch": "nv_small_cnn"}}, whole)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "trunc.ckpt").write_bytes(whole.read_bytes()[:2000])
+    for bad in ("empty.ckpt", "trunc.ckpt"):
+        path = str(tmp_path / bad)
+        runs = {"--ckpt": ["explain", "--ckpt", path, "--out", str(tmp_path / "r")],
+                "source": ["sparsify", path, "--data", "digits", "--out", str(tmp_path / "s")],
+                "source ": ["retrofit", path, "--data", "digits"],
+                "ckpt_path": ["fit", "--config", "digits_nv_small_cnn", "--ckpt_path", path,
+                              "--trainer.default_root_dir", str(tmp_path / "f")]}
+        for what, argv in runs.items():
+            assert cli.main(argv) == 2
+            err = capsys.readouterr().err
+            assert f"{what.strip()}: '{path}' is not a readable checkpoint: empty, truncated" in err, err[-500:]
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
