@@ -72,15 +72,30 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cli_main([cmd, *rest])
         except (ValueError, FileNotFoundError) as e:
-            if not _raised_here(e) or os.environ.get("NEUROVIEW_TRACEBACK"):
+            said = _refusal(e)
+            if said is None or os.environ.get("NEUROVIEW_TRACEBACK"):
                 raise
             # an input neuroview refused by name (data, labels, a checkpoint): the message says it all, as the
             # other commands print theirs; an error raised inside torch or Lightning keeps its traceback
-            print(f"neuroview {cmd}: {e}\n(NEUROVIEW_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+            print(f"neuroview {cmd}: {said}\n(NEUROVIEW_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
             return 2
         return 0
     print(f"neuroview: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def _refusal(e: BaseException) -> str | None:
+    """The message of an input neuroview refused, or None: its own ``raise``, or the refusals jsonargparse
+    lists when it instantiates a class of a recipe (``--data.init_args.batch_size 0``) under a message of
+    its own ("Does not validate against any of the Union subtypes ... Errors: - ...")."""
+    if _raised_here(e):
+        return str(e)
+    text = str(e)
+    if not text.startswith("Does not validate against any of the Union subtypes") or "Errors:" not in text:
+        return None
+    items = [line.strip()[2:] for line in text.split("Errors:", 1)[1].splitlines()
+             if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line]
+    return "; ".join(items) or None
 
 
 def _raised_here(e: BaseException) -> bool:

@@ -72,6 +72,13 @@ def test_neuroview_fit_prints_a_refused_input_without_a_traceback(tmp_path, caps
     monkeypatch.setenv("NEUROVIEW_TRACEBACK", "1")
     with pytest.raises(ValueError, match="at least 2 classes"):
         cli.main(argv)
+    monkeypatch.delenv("NEUROVIEW_TRACEBACK")
+    # a data-module argument jsonargparse instantiates: its refusal came 77 lines into a traceback, exit 1
+    assert cli.main(["fit", "--config", "digits_nv_small_cnn", "--data.init_args.batch_size", "0",
+                     "--trainer.default_root_dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuroview fit: batch_size: expected a positive int or 'auto', got 0") and "Traceback" not in err
+    monkeypatch.setenv("NEUROVIEW_TRACEBACK", "1")
 
     def elsewhere(_argv):
         raise ValueError("raised outside neuroview")
