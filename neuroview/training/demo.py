@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=3, help="units to show per class")
     args = p.parse_args(argv)
+    for name in ("epochs", "top"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name}: expected an int >= 1, got {getattr(args, name)}")
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)

@@ -111,3 +111,13 @@ def test_an_empty_or_truncated_checkpoint_is_named_by_every_command(tmp_path, ca
             err = capsys.readouterr().err
             assert f"{what.strip()}: '{path}' is not a readable checkpoint: empty, truncated" in err, err[-500:]
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+def test_neuroview_demo_refuses_zero_epochs_by_name(capsys):
+    """`neuroview demo --epochs 0` ended in a TypeError from len(None) after loading the data."""
+    from neuroview.training.demo import main as demo
+
+    for flag in ("--epochs", "--top"):
+        with pytest.raises(SystemExit) as e:
+            demo([flag, "0"])
+        assert e.value.code == 2 and f"{flag}: expected an int >= 1, got 0" in capsys.readouterr().err
