@@ -127,16 +127,21 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
 
 
 def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
-    """``(architecture or None, builder arguments)`` a weight file records: a ``.safetensors``' metadata
-    (``neuroview.architecture``, ``neuroview.arch_kwargs``: the zoo's files and ``neuroview retrofit
-    --out``'s), or a Lightning ``.ckpt``'s hyper-parameters (``arch``, ``model_kwargs``); ``(None, {})``
-    where it records nothing (a ``.pt`` state dict)."""
+    """``(architecture or None, builder arguments)`` a weight file records: a zoo folder's file, its manifest
+    entry beside it (which may say more than the file: ``norm_floor``); a ``.safetensors``' metadata
+    (``neuroview.architecture``, ``neuroview.arch_kwargs``: ``neuroview retrofit --out``'s); a Lightning
+    ``.ckpt``'s hyper-parameters (``arch``, ``model_kwargs``); ``(None, {})`` where it records nothing."""
     path = Path(path)
     try:
         if path.suffix == ".ckpt":
             hp = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
             return hp.get("arch"), dict(hp.get("model_kwargs") or {})
         if path.suffix == ".safetensors":
+            manifest = path.parent / "manifest.json"  # a zoo folder's file: its entry says how it loads (norm_floor ...)
+            entries = json.loads(manifest.read_text()).get("entries", {}) if manifest.is_file() else {}
+            entry = next((e for e in entries.values() if e.get("file") == path.name), None)
+            if entry is not None:
+                return entry.get("architecture"), dict(entry.get("arch_kwargs") or {})
             with open(path, "rb") as f:
                 n = int.from_bytes(f.read(8), "little")
                 meta = json.loads(f.read(n)).get("__metadata__", {}) or {}

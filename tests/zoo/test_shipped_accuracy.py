@@ -43,3 +43,12 @@ def test_entries_trained_before_the_floor_load_without_it():
     for name in ("nv_small_cnn.digits", "nv_small_cnn.mnist1d"):
         assert nv.create_model(name, pretrained=True).norm.floor == 0.0
     assert nv.create_model("nv_small_cnn.digits_sparse", pretrained=True).norm.floor == 0.1  # sparsified after it
+    # and its file given to `neuroview explain --weights` is built as its manifest entry says, not as its metadata
+    from argparse import Namespace
+
+    from neuroview.viz.report import resolve_model
+    from neuroview.zoo.pretrained import checkpoints_dir
+
+    path = str(checkpoints_dir() / ENTRIES["nv_small_cnn.digits"]["file"])
+    model, _, _ = resolve_model(Namespace(model="nv_small_cnn", weights=path, model_args=None, ckpt=None, zoo=None))
+    assert model.quantizer == "soft" and model.norm.floor == 0.0
