@@ -265,6 +265,13 @@ def test_labels_that_are_not_whole_numbers_are_refused_where_they_were_truncated
     assert torch.equal(exp.for_class(torch.tensor([0.0, 1.0, 1.0, 0.0])), exp.for_class(torch.tensor([0, 1, 1, 0])))
     g = net.unit_gallery(_fraction_loader(whole), units=[0], k=2)
     assert g.y.dtype == torch.long
+    # a label that is no class was left out of every class's mean, unsaid
+    from neuroview.attribution.importance import layer_shares
+
+    with pytest.raises(ValueError, match=r"y: expected class indices in \[0, 2\), got 7"):
+        class_means(torch.randn(4, 3), torch.tensor([0, 1, 7, 1]), 2)
+    with pytest.raises(ValueError, match=r"y: expected class indices in \[0, 2\), got -1"):
+        layer_shares(exp, y=torch.tensor([0, 1, -1, 1]))
 
 
 # ------------------------------------------------------------------ determinism

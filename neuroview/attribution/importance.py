@@ -77,12 +77,20 @@ def unit_weights(source, *, standardized: bool = True) -> tuple[Tensor, list[tup
     raise TypeError(f"source: expected a NeuroViewCNN or a CNNExplanation, got {_describe(source)}")
 
 
+def _in_range(y: Tensor, num_classes: int) -> Tensor:
+    """``y``, or an error where a label is no class: such samples were left out of every class's mean unsaid."""
+    bad = (y < 0) | (y >= num_classes)
+    if bool(bad.any()):
+        raise ValueError(f"y: expected class indices in [0, {num_classes}), got {int(y[bad][0])}")
+    return y
+
+
 def _per_class_mean(values: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
     """``values [B, C, ...]`` -> ``[C, ...]``: row c is the mean over the samples whose label is c
     (over all samples without labels). A class with no sample gives zeros."""
     if y is None:
         return values.mean(0)
-    y = as_labels(y).to(values.device).reshape(-1)
+    y = _in_range(as_labels(y).to(values.device).reshape(-1), num_classes)
     if y.shape[0] != values.shape[0]:
         raise ValueError(f"y: expected {values.shape[0]} labels (one per sample of the explanation), got {y.shape[0]}")
     out = values.new_zeros(values.shape[1:])
@@ -164,7 +172,7 @@ def _layer_names(n: int) -> list[str]:
 def class_means(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
     """``[C, *x.shape[1:]]``: the mean input of each class (zeros for a class with no sample),
     e.g. the series drawn under a class's per-step importance."""
-    y = as_labels(y).reshape(-1)
+    y = _in_range(as_labels(y).reshape(-1), num_classes)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")
     out = x.new_zeros((num_classes, *x.shape[1:]))

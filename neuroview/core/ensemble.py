@@ -173,12 +173,20 @@ class Ensemble(nn.Module):
         hook of someone else's on their modules."""
         if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or self._watched():
             return None
+        if not eval_mode and not self._same_modes():  # the grouped network has one mode a layer: member 0's
+            return None
         if self.neuroview and any(m.sites is None for m in self.members):
             self.discover(x)
         p = next(self.members[0].parameters())
         if self._pass is None or self._pass.key != (p.device, p.dtype):
             self._pass = _new_pass(list(self.members), x)
         return self._pass(list(self.members), x, eval_mode)
+
+    def _same_modes(self) -> bool:
+        """Whether every member has each of its modules in the same train/eval mode as the others (one
+        member frozen, or one BatchNorm of one, ran in member 0's mode in the batched pass: other logits)."""
+        modes = [[mod.training for mod in m.modules()] for m in self.members]
+        return all(s == modes[0] for s in modes[1:])
 
     def _watched(self) -> bool:
         if any(getattr(m, "_codes_hook", None) is not None for m in self.members):

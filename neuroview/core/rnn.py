@@ -156,7 +156,11 @@ class NeuroViewRNN(nn.Module):
         return h, lengths
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)  # a sparsified normalize=False network
+        # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
+        # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
+        self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
+        if self.step_shared is not None and prefix + "step_shared.weight" not in state_dict and prefix + "classifier.weight" in state_dict:
+            self.merge_shared()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def features(self, x, lengths: Tensor | None = None) -> Tensor:
@@ -201,8 +205,8 @@ class NeuroViewRNN(nn.Module):
         """Exact per-step explanation of ``x``, computed in eval mode in one forward pass.
 
         ``contributions[b, c, l, d, t, h] = W[c, (l, d, t, h)] * features[b, l, d, t, h]``
-        (``[B, C, L, D, max_len, H]``) and ``contributions.flatten(2).sum(-1) + bias == logits
-        == net.eval()(x, lengths)``; ``time_importance [B, C, max_len]`` sums each step's
+        (``[B, C, L, D, steps, H]``) and ``contributions.flatten(2).sum(-1) + bias == logits
+        == net.eval()(x, lengths)``; ``time_importance [B, C, steps]`` sums each step's
         contributions over layers, directions and features; padded steps are exactly 0.
         ``layer_time()`` / ``direction_time()`` give the ``[B, C, L, T]`` / ``[B, C, L, D, T]`` views.
         ``target`` (an int or a ``[B]`` tensor; default the predicted class) sets the class
@@ -244,7 +248,8 @@ class NeuroViewRNN(nn.Module):
 
     @torch.no_grad()
     def time_importance(self, reduce: str = "norm", *, per_layer: bool = False) -> Tensor:
-        """Global per-class step weights, ``[C, max_len]`` (``[C, L, max_len]`` with ``per_layer``).
+        """Global per-class step weights, ``[C, steps]`` (``[C, L, steps]`` with ``per_layer``; ``steps`` is
+        ``max_len`` over ``window``).
 
         Aggregates the effective classifier weights ``W [C, L, D, T, H]`` (normalization folded
         in, so they act on raw hidden states) over the hidden features, both directions and,

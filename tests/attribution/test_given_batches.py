@@ -65,3 +65,16 @@ def test_a_sparsified_normalize_false_network_loads_into_the_constructor_it_came
     fresh = make()
     fresh.load_state_dict(sparse.state_dict())  # strict
     torch.testing.assert_close(fresh.eval()(inp), sparse(inp), rtol=0, atol=0)
+
+
+def test_a_sparsified_shared_steps_rnn_loads_into_the_constructor_it_came_from():
+    """sparsify merges the shared part into the weight (no step_shared.weight in the state dict): a fresh
+    shared_steps network refused it with PyTorch's bare "Missing key(s)" (the CLI worked around it)."""
+    torch.manual_seed(0)
+    x = torch.randn(20, 1, 30)
+    y = (x.mean((1, 2)) > 0).long()
+    make = lambda: nv.create_model("nv_gru", num_classes=2, in_features=1, max_len=30, shared_steps=True)  # noqa: E731
+    sparse = nv.sparsify(make().eval(), (x, y))
+    fresh = make()
+    fresh.load_state_dict(sparse.state_dict())  # strict
+    torch.testing.assert_close(fresh.eval()(x.transpose(1, 2)), sparse(x.transpose(1, 2)), rtol=0, atol=0)

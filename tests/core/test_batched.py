@@ -75,6 +75,32 @@ def test_standard_members_and_a_frozen_batchnorm():
     assert torch.equal(batched.members[1].bn.running_mean, apart.members[1].bn.running_mean)
 
 
+@pytest.mark.parametrize("case", ["member 0 frozen", "member 1 training alone", "one member's BatchNorm frozen"])
+def test_members_in_different_modes_run_alone_with_their_own_numbers(case):
+    """The grouped network has one mode a layer, taken from member 0: a member in another mode ran in
+    member 0's (logits 1.06 off, its BatchNorm statistics not updated) where the batched pass was promised
+    to give the members' own numbers. Such members now run one by one."""
+    apart, batched, x = _pair()
+    for net in (apart, batched):
+        if case == "member 0 frozen":
+            net.train()
+            net.members[0].eval()
+        elif case == "member 1 training alone":
+            net.eval()
+            net.members[1].train()
+        else:
+            net.train()
+            net.members[1].backbone.bn.eval()
+    torch.testing.assert_close(batched.member_logits(x), apart.member_logits(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(batched(x), apart(x), rtol=1e-5, atol=1e-6)
+    for a, b in zip(apart.members, batched.members):
+        torch.testing.assert_close(b.backbone.bn.running_mean, a.backbone.bn.running_mean)
+    for net in (apart, batched):
+        net.train()  # the same mode everywhere: the batched pass again
+    batched(x)
+    assert batched._pass is not None
+
+
 def test_a_hook_on_a_member_sends_it_back_to_running_alone():
     apart, batched, x = _pair()
     seen = []
