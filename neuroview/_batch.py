@@ -71,6 +71,17 @@ def series_input(x: Tensor, model: nn.Module, what: str = "loader") -> Tensor:
     return steps_first(x, model)
 
 
+def check_reads(model: nn.Module, x: Tensor, lengths: Tensor | None, what: str) -> None:
+    """One forward pass of ``model`` on two samples of a channels-first batch, so that data of another
+    shape is named as ``what`` (a command's ``--data``) before any work, not as the model's ``x``."""
+    try:
+        with torch.no_grad():
+            call_model(model, x[:2], None if lengths is None else lengths[:2])
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"{what} gives samples of shape {tuple(x.shape[1:])}, which the model does not read ({e}); "
+                         "pass the data it was trained on") from e
+
+
 def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, sequence: bool | None = None) -> Tensor:
     """``model``'s logits of a channels-first ``x``; a sequence model gets ``[B, T, C]`` and the lengths.
 

@@ -177,11 +177,6 @@ def _batches(loader):
     return loader
 
 
-def _model_input(net, x: Tensor) -> Tensor:
-    """A channels-first batch ``[B, C, T]`` in the RNN's own layout."""
-    return series_input(x, net, "loader")
-
-
 # ----------------------------------------------------------------------------- scan
 class _Top:
     """A running top ``k`` per unit over a stream of batches: the score, the sample index and the
@@ -228,7 +223,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
             if y is not None:
                 rows["y"] = as_labels(y, "loader").cpu()
             if rnn:
-                exp = net.explain(_model_input(net, x.to(device)), None if lengths is None else lengths.to(device))
+                exp = net.explain(series_input(x.to(device), net, "loader"), None if lengths is None else lengths.to(device))
                 value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()
                 score = value.abs()
                 rows["x"] = F.pad(rows["x"], (0, net.max_len - x.shape[-1]))

@@ -8,7 +8,6 @@ import Lightning, jsonargparse, ``neuroview.data`` and the rest of ``neuroview.t
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 import warnings
@@ -23,6 +22,7 @@ from pytorch_lightning.cli import LightningCLI
 
 from ..data import ArrayDataModule
 from ..zoo.files import find_recipe
+from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .module import NeuroViewModule
@@ -82,8 +82,7 @@ class NeuroViewCLI(LightningCLI):
             return
         hp = read_checkpoint(ckpt, "ckpt_path").get("hyper_parameters") or {}  # an unreadable file named, too
         asked = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
-        plain = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731 - tuples and lists alike
-        diff = {k: (asked[k], v) for k, v in hp.items() if k in asked and plain(asked[k]) != plain(v)}
+        diff = {k: (asked[k], v) for k, v in hp.items() if k in asked and _plain(asked[k]) != _plain(v)}
         if diff:
             detail = "; ".join(f"model.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
             raise ValueError(f"ckpt_path: {ckpt} resumes a run trained with other model options ({detail}); a resume "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._batch import check_reads, unpack
 from .sparsify import DEVIANCE, sparsify
 from .sparse_finetune import finetune_sparse
 
@@ -58,21 +59,6 @@ def _data_module(data: str):
     kind = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}.get(Path(data).suffix)
     return datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
                                                                        "init_args": {"path": data}})
-
-
-def _fits(net, dm, data: str) -> None:
-    """One forward pass on two training samples: data of another shape named as ``--data``, before the work."""
-    import torch  # noqa: PLC0415
-
-    from .._batch import call_model, unpack  # noqa: PLC0415
-
-    x, lengths, _ = unpack(next(iter(dm._loader("train"))))
-    try:
-        with torch.no_grad():
-            call_model(net, x[:2], None if lengths is None else lengths[:2])
-    except (ValueError, RuntimeError) as e:
-        raise ValueError(f"--data: {data} gives samples of shape {tuple(x.shape[1:])}, which the network does not "
-                         f"read ({e}); pass the data it was trained on") from e
 
 
 def _data_spec(data: str, dm) -> dict:
@@ -130,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{entry['architecture']}.{tag}_sparse"
         refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
         dm.setup("fit")
-        _fits(net, dm, args.data or entry["dataset"]["name"])
+        x, lengths, _ = unpack(next(iter(dm._loader("train"))))
+        check_reads(net, x, lengths, f"--data: {args.data or entry['dataset']['name']}")
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
                           k90_quantile=args.k90_quantile, max_units_per_class=args.max_units_per_class,

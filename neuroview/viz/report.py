@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .._batch import check_reads
 from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
@@ -145,29 +146,17 @@ def _built_as(path: str, arch: str, kwargs: dict) -> dict:
     ``.safetensors``' ``neuroview.arch_kwargs``, a ``neuroview retrofit --out`` file's, a ``.ckpt``'s
     hyper-parameters) under ``--model-args``, which must agree. Built with the defaults, a file trained
     with ``quantizer: soft`` loaded into a ``hard`` network and explained another function."""
+    from ..zoo.pretrained import _plain  # noqa: PLC0415
     from ..zoo.weights import build_facts  # noqa: PLC0415
 
     saved_arch, saved = build_facts(path)
     if saved_arch is not None and saved_arch != arch:
         raise ValueError(f"--model: {Path(path).name} holds a {saved_arch!r}, not a {arch!r}; pass --model {saved_arch}")
-    clash = {k: (v, saved[k]) for k, v in kwargs.items() if k in saved and json.loads(json.dumps(v)) != saved[k]}
+    clash = {k: (v, saved[k]) for k, v in kwargs.items() if k in saved and _plain(v) != _plain(saved[k])}
     if clash:
         detail = ", ".join(f"{k}={v!r} (the weights: {w!r})" for k, (v, w) in clash.items())
         raise ValueError(f"--model-args: {Path(path).name} was built with other arguments: {detail}")
     return {**saved, **kwargs}
-
-
-def _fits(model: nn.Module, x: Tensor, lengths: Tensor | None, spec: str) -> None:
-    """One forward pass on two samples, so that data of another shape is named as ``--data`` (it was the
-    model's ``x: the backbone's forward pass ... failed``, with a count of classes that matched)."""
-    rnn = is_rnn(model)
-    xb = _model_layout(model, x)[:2] if rnn else x[:2]  # batch-first, then back to the model's layout
-    try:
-        with torch.no_grad():
-            model(_model_layout(model, xb), None if lengths is None else lengths[:2]) if rnn else model(xb)
-    except (ValueError, RuntimeError) as e:
-        raise ValueError(f"--data: {spec} gives samples of shape {tuple(xb.shape[1:])}, which the model does not "
-                         f"read ({e}); pass the data it was trained on") from e
 
 
 def _check_explainable(model: nn.Module, name: str) -> None:
@@ -246,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         if dm.num_classes != model.num_classes:
             raise ValueError(f"--data: {spec} has {dm.num_classes} classes, the model {model.num_classes}; pass the data it was trained on")
         x, lengths, y = load_batch(dm, args.split, args.samples, args.seed)
+        check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]
             x = _model_layout(model, x.transpose(1, 2))
-        _fits(model, x, lengths, spec)
         about |= {"data": spec, "split": args.split}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,

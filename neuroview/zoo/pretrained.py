@@ -195,7 +195,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
 
 def _plain(v: Any) -> Any:
     # JSON turns tuples into lists: compare arguments the way the manifest stores them
-    return json.loads(json.dumps(v)) if isinstance(v, (tuple, list, dict)) else v
+    return json.loads(json.dumps(v, default=str)) if isinstance(v, (tuple, list, dict)) else v
 
 
 def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:

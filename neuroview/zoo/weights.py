@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
@@ -134,7 +135,7 @@ def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
     path = Path(path)
     try:
         if path.suffix == ".ckpt":
-            hp = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
+            hp = read_checkpoint(path).get("hyper_parameters") or {}
             return hp.get("arch"), dict(hp.get("model_kwargs") or {})
         if path.suffix == ".safetensors":
             manifest = path.parent / "manifest.json"  # a zoo folder's file: its entry says how it loads (norm_floor ...)
@@ -142,11 +143,10 @@ def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
             entry = next((e for e in entries.values() if e.get("file") == path.name), None)
             if entry is not None:
                 return entry.get("architecture"), dict(entry.get("arch_kwargs") or {})
-            with open(path, "rb") as f:
-                n = int.from_bytes(f.read(8), "little")
-                meta = json.loads(f.read(n)).get("__metadata__", {}) or {}
+            with safe_open(str(path), "pt") as f:  # the header only: the tensors are read once, by the load after
+                meta = f.metadata() or {}
             return meta.get("neuroview.architecture"), json.loads(meta.get("neuroview.arch_kwargs", "{}"))
-    except (OSError, ValueError, EOFError, RuntimeError, UnicodeDecodeError):
+    except (OSError, ValueError, RuntimeError, SafetensorError):
         pass  # an unreadable file is named by the load that follows
     return None, {}
 

@@ -58,7 +58,7 @@ def test_sparsify_command_errors(tmp_path, capsys):
     assert "distill: expected None or a temperature > 0, got 0.0" in capsys.readouterr().err
     # data the network cannot read is named as --data before the work (it was the model's own "x: ... failed")
     assert sparsify_main(["nv_small_cnn.digits", "--data", "mnist1d", "--out", str(tmp_path)]) == 2
-    assert "--data: mnist1d gives samples of shape (1, 40), which the network does not read" in capsys.readouterr().err
+    assert "--data: mnist1d gives samples of shape (1, 40), which the model does not read" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written on an error
     # --out that is a file: refused before the work (a bare FileExistsError after it)
     afile = tmp_path / "afile"
