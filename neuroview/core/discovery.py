@@ -211,6 +211,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     at (None when nothing runs after the last site)."""
     x = _distinct(x)
     run, n = _run, len(x)
+    alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
     large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
@@ -230,23 +231,28 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got shape {c.shape}")
         axis = unit_axis(c.name, shape, c.producer, c.consumer, overrides.get(c.name, overrides.get(c.module)))
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
-        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd)))
+        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike)))
         last = k
     return sites, not_sites, _stop(small, modules[small.calls[last].module], last) if last is not None else None
 
 
-def _positions_first(small: _Call, large: _Call, sd: int) -> bool:
+def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -> bool:
     """Whether the ``k`` positions folded into the sample dim come ahead of the samples (rows
     ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,
     windows cut from ``[B, ...]``): told by which order gives sample 0 the same values at 2 and
     3 samples (its batch-mates differ). Identical samples cannot tell: a float batch of one gets
-    random batch-mates (:func:`_distinct`); identical integer samples take the order a reshape of
-    ``[B, ...]`` gives. Unfolded (``k == 1``), the same comparison
+    random batch-mates (:func:`_distinct`); copies of one integer sample (``alike``) at a folded site
+    are an error asking for a batch of different samples. Unfolded (``k == 1``), the same comparison
     catches a layer that mixes samples (a batch mean): a clear error rather than codes that
     depend on the batch."""
     k = small.shape[sd] // 2
     a, b = small.profile[sd], large.profile[sd]
     same = lambda u, v: torch.allclose(u, v, rtol=1e-2, atol=1e-6 * float(a.abs().max()))  # noqa: E731
+    if k > 1 and alike:
+        raise ValueError(f"x: site {small.name!r} folds {k} positions into dim {sd} of its input {small.shape}, and the "
+                         "samples it was found on are copies of one, which cannot tell whether positions come ahead "
+                         "of the samples or after them; find the sites on a batch of different samples "
+                         "(example_input=x, or a first batch of at least 2)")
     if same(a.view(2, k)[0], b.view(3, k)[0]):
         return False
     if k > 1 and same(a.view(k, 2)[:, 0], b.view(k, 3)[:, 0]):

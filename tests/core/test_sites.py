@@ -93,6 +93,30 @@ def test_positions_folded_ahead_are_told_without_a_batch_of_distinct_samples(how
     assert torch.equal(torch.random.get_rng_state(), state)  # and the global random state left alone
 
 
+class TokensFolded(nn.Module):
+    """Token ids ``[B, T]``, embedded, then sequence-first rows ``[T * B, C]`` through an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc, self.act = nn.Embedding(20, 6), nn.Linear(6, 5), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.fc(self.emb(x).permute(1, 0, 2).reshape(-1, 6)))
+
+
+def test_a_folded_site_found_on_copies_of_one_integer_sample_is_an_error_not_a_guess():
+    """Integer inputs get no random batch-mates: one token sequence cannot tell the order, and it was taken
+    samples-first (codes mixed batch-mates); a batch of different sequences finds it."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 20, (4, 7))
+    with pytest.raises(ValueError, match=r"x: site 'act' folds 7 positions .* copies of one.*a first batch of at least 2"):
+        nv.wrap(TokensFolded(), 2)(x[:1])
+    net = nv.wrap(TokensFolded(), 2).eval()
+    net(x)
+    assert net.sites[0].positions_first
+    torch.testing.assert_close(net(x)[1:2], net(x[1:2]))  # later batches of one are read with the order found
+
+
 def test_a_first_batch_of_one_keeps_tables_out_and_later_batches_work():
     torch.manual_seed(0)
     net = nv.wrap(PositionBiasMLP(), 2)
