@@ -79,16 +79,17 @@ def test_every_alternative_builds_the_network_it_names(choices):
                     names = [type(cb).__name__ for cb in cli.trainer.callbacks]
                     assert name in names and "EarlyStopping" in names
                     continue
-                flag, value = extra
-                if flag == "--model.arch":
-                    assert cli.model.hparams.arch == value
-                elif flag.startswith("--model.model_kwargs."):
-                    got = cli.model.hparams.model_kwargs[flag.rsplit(".", 1)[1]]
-                    assert got is (value == "true") if value in ("true", "false") else got == float(value)
-                elif flag.startswith("--model."):
-                    assert float(cli.model.hparams[flag.removeprefix("--model.")]) == float(value)
-                else:
-                    assert str(getattr(cli.datamodule, flag.rsplit(".", 1)[1])).lower() == value
+                assert len(extra) % 2 == 0, extra
+                for flag, value in zip(extra[::2], extra[1::2]):  # every pair an alternative sets
+                    if flag == "--model.arch":
+                        assert cli.model.hparams.arch == value
+                    elif flag.startswith("--model.model_kwargs."):
+                        got = cli.model.hparams.model_kwargs[flag.rsplit(".", 1)[1]]
+                        assert got is (value == "true") if value in ("true", "false") else got == float(value)
+                    elif flag.startswith("--model."):
+                        assert float(cli.model.hparams[flag.removeprefix("--model.")]) == float(value)
+                    else:
+                        assert str(getattr(cli.datamodule, flag.rsplit(".", 1)[1])).lower() == value
 
 
 def test_a_verdict_is_kept_with_the_version_it_judged_and_not_asked_again(choices, monkeypatch):
