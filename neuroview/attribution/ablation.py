@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
+from ..core.recorder import sample_first
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_deletion_curve", "delete_steps", "step_deletion_curve",
@@ -177,7 +179,7 @@ class _Ablation:
     """The hooks of one :func:`ablate_units`: zero the removed units' outputs and codes."""
 
     def __init__(self, net: NeuroViewCNN, keep: Tensor):
-        self.keep = keep
+        self.keep, self.sites, self.batch = keep, net.sites, None
         self.slices = list(net.site_slices.values())
         self.by_module: dict[str, list[int]] = {}  # module name -> the sites (calls) it makes, in order
         for k, s in enumerate(net.sites):
@@ -194,6 +196,24 @@ class _Ablation:
 
     def reset(self, module, args) -> None:
         self.calls.clear()
+        self.batch = len(args[0]) if args and isinstance(args[0], Tensor) else None
+
+    def zero_site(self, k: int, t: Tensor) -> Tensor:
+        """Site ``k``'s output ``t`` in the model's own layout, its removed units 0: the keep mask is laid
+        along the site's units and samples where they were found (tokens ``[B, N, C]``, sequence-first
+        ``[T, B, C]``, positions folded into the samples), not along dim 1 and dim 0 whatever the layout."""
+        site = self.sites[k]
+        m = self.keep[..., self.slices[k]]
+        if m.dim() == 2 and m.shape[0] != self.batch:
+            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {self.batch} samples")
+        first = sample_first(t, site, self.batch)  # [B * k, ...], units on site.axis
+        rows = m.repeat_interleave(len(first) // len(m), 0) if m.dim() == 2 else m[None]  # [B * k or 1, C]
+        shape = [1] * first.dim()
+        shape[0], shape[site.axis % first.dim()] = rows.shape
+        kept = torch.where(rows.reshape(shape), first, first.new_zeros(()))
+        if site.positions_first:
+            kept = rearrange(kept, "(b k) ... -> (k b) ...", b=self.batch)
+        return kept.movedim(0, site.sample_dim) if site.sample_dim else kept
 
     def zero_output(self, output, name: str):
         j = self.calls.get(name, 0)
@@ -204,7 +224,7 @@ class _Ablation:
         if bool(self.keep[..., self.slices[k]].all()):
             return None
         # where, not a product: an activation may give inf, and inf * 0 is NaN
-        return torch.where(self.view(k, output), output, output.new_zeros(()))
+        return self.zero_site(k, output)
 
     def zero_codes(self, codes: Tensor, maps: list[Tensor]):
         keep = self.keep

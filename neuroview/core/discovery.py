@@ -1,8 +1,8 @@
 """Finding the sites on real data: which calls are sites, where their samples and units lie, and
 where the forward pass may stop.
 
-:func:`find_sites` runs the backbone twice, on 2 and on 3 samples of the first batch (samples
-repeated when it has fewer), with temporary hooks that are removed before it returns:
+:func:`find_sites` runs the backbone twice, on 2 and on 3 samples of the first batch (a float batch of
+fewer gets random batch-mates of its scale), with temporary hooks that are removed before it returns:
 
 - every call of a target module is logged with the shape of its pre-activation, the layer that
   produced that tensor and the layer that reads the activation's output;
@@ -50,7 +50,7 @@ class _Call:
     shape: tuple[int, ...] | None
     producer: Width | None
     consumer: Width | None = None
-    profile: list | None = None  # per dim of the input, the sum of |z| over the other dims (float64)
+    profile: list | None = None  # per dim of the input, a weighted sum of z over the other dims (float64, _weights)
 
 
 def _tensors(args, kwargs):
@@ -140,8 +140,8 @@ class _Pass:
             width = self.open[-1]  # timm's BatchNormAct2d runs its activation inside the norm's own forward
         profile = None
         if shape is not None:
-            a = z.detach().double().abs()
-            profile = [a.movedim(d, 0).reshape(a.shape[d], -1).sum(1) for d in range(a.dim())]
+            a = z.detach().double()
+            profile = [(a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1).sum(1) for d in range(a.dim())]
         self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, None, profile))
         return len(self.calls) - 1
 
@@ -180,6 +180,15 @@ class _Pass:
         return self
 
 
+def _weights(shape: tuple[int, ...], d: int, device) -> Tensor:
+    """Fixed random signs and sizes in [-1, 1) over every dim of ``shape`` but ``d`` (size 1 there), the same at
+    2 and 3 samples when ``d`` holds them: a row's weighted sum of z moves with any shift or rescaling of its
+    units (batch statistics), which the plain sum of |z| of a standardized row hardly shows."""
+    g = torch.Generator().manual_seed(0)
+    size = (*shape[:d], 1, *shape[d + 1:])
+    return (torch.rand(size, generator=g, dtype=torch.float64) * 2 - 1).to(device)
+
+
 def _run(p: _Pass, x: Tensor) -> _Pass:
     try:
         return p.run(x)
@@ -196,13 +205,14 @@ def probe_input(shape: tuple[int, ...], *, device=None, dtype=None) -> Tensor:
 
 
 def _distinct(x: Tensor) -> Tensor:
-    """A float batch of one sample, with two random batch-mates of its scale: a site's order is told
-    by sample 0's values at 2 and 3 samples, which copies of one sample leave the same either way."""
-    if len(x) > 1 or not x.is_floating_point():
-        return x  # an integer batch of one (token ids) keeps the order a reshape of [B, ...] gives
+    """A float batch of fewer than 3 samples, with random batch-mates of its scale up to 3: a site's order is
+    told by its samples' values at 2 and 3 samples, which copies of one sample leave the same either way, and
+    a third sample that repeats the first hardly moves the batch statistics of a layer that mixes samples."""
+    if len(x) > 2 or not x.is_floating_point():
+        return x  # an integer batch (token ids) keeps the order a reshape of [B, ...] gives
     scale = float(x.float().std()) if x.numel() > 1 else 1.0
     scale = scale if scale > 0 and scale != float("inf") else 1.0
-    return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:2] * scale + x.mean()])
+    return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:3 - len(x)] * scale + x.mean()])
 
 
 def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x: Tensor):
@@ -231,7 +241,8 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got shape {c.shape}")
         axis = unit_axis(c.name, shape, c.producer, c.consumer, overrides.get(c.name, overrides.get(c.module)))
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
-        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike)))
+        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike),
+                          folds=c.shape[sd] // 2))
         last = k
     return sites, not_sites, _stop(small, modules[small.calls[last].module], last) if last is not None else None
 
@@ -240,7 +251,8 @@ def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -
     """Whether the ``k`` positions folded into the sample dim come ahead of the samples (rows
     ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,
     windows cut from ``[B, ...]``): told by which order gives sample 0 the same values at 2 and
-    3 samples (its batch-mates differ). Identical samples cannot tell: a float batch of one gets
+    3 samples (its batch-mates differ), and sample 1's (with two positions folded, sample 0's rows
+    are the passes' first two rows in either order). Identical samples cannot tell: a float batch of one gets
     random batch-mates (:func:`_distinct`); copies of one integer sample (``alike``) at a folded site
     are an error asking for a batch of different samples. Unfolded (``k == 1``), the same comparison
     catches a layer that mixes samples (a batch mean): a clear error rather than codes that
@@ -253,9 +265,10 @@ def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -
                          "samples it was found on are copies of one, which cannot tell whether positions come ahead "
                          "of the samples or after them; find the sites on a batch of different samples "
                          "(example_input=x, or a first batch of at least 2)")
-    if same(a.view(2, k)[0], b.view(3, k)[0]):
+    # both samples the two passes share: with k == 2 sample 0's rows alone are rows 0 and 1 in either order
+    if same(a.view(2, k), b.view(3, k)[:2]):
         return False
-    if k > 1 and same(a.view(k, 2)[:, 0], b.view(k, 3)[:, 0]):
+    if k > 1 and same(a.view(k, 2), b.view(k, 3)[:, :2]):
         return True
     folds = f"folds {k} positions into dim {sd} in no order that keeps samples apart" if k > 1 else "mixes samples"
     raise ValueError(

@@ -56,6 +56,12 @@ class Recorder:
         if ok:  # its samples, then its units, where they were found
             zs = z.movedim(site.sample_dim, 0)
             ok = zs.shape[0] % self.batch == 0 and zs.shape[site.axis] == site.channels
+        if ok and site.folds == 1 and zs.shape[0] != self.batch:
+            raise ValueError(
+                f"x: site {name!r} folds {zs.shape[0] // self.batch} positions into dim {site.sample_dim} of its input "
+                f"{tuple(z.shape)} for {self.batch} samples, and was found with none folded there, which cannot tell "
+                "whether they come ahead of the samples or after them; find the sites on an input of this size "
+                "(example_input=x)")
         if not ok:
             raise RuntimeError(
                 f"backbone: its forward pass took another path than when its sites were found: call {k} was "

@@ -29,3 +29,4 @@ class Site:
     axis: int = 1  # where the units lie in the sample-first pre-activation: 1 (channels first) or -1 (last dim)
     sample_dim: int = 0  # the pre-activation's dim that holds the samples (1 for sequence-first [T, B, C])
     positions_first: bool = False  # positions folded ahead of the samples on it: row t * B + b of [T * B, C]
+    folds: int = 1  # positions folded into the sample dim when it was found: with 1 their order was never told

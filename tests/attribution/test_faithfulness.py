@@ -3,6 +3,8 @@ models), curves have the right length and endpoints, step deletion and the order
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -437,3 +439,44 @@ def test_plot_returns_a_figure_with_one_line_per_order():
     assert "AUC" in ax.get_legend().get_texts()[0].get_text()
     with pytest.raises(ValueError, match="metric"):
         res.plot("loss")
+
+
+class _TokenMLP(nn.Module):
+    """A token MLP: ``layout`` "tokens" [B, N, C], "seq_first" [T, B, C], or "folded" [T * B, C] (rows t * B + b)."""
+
+    def __init__(self, layout: str):
+        super().__init__()
+        self.layout, self.fc1, self.act, self.fc2, self.act2 = layout, nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU()
+
+    def forward(self, x):  # [B, 3, N]
+        b, n = len(x), x.shape[-1]
+        t = {"tokens": x.transpose(1, 2), "seq_first": x.permute(2, 0, 1),
+             "folded": x.permute(2, 0, 1).reshape(n * b, 3)}[self.layout]
+        h = self.act2(self.fc2(self.act(self.fc1(t))))
+        return h.reshape(n, b, 4).mean(0) if self.layout == "folded" else h.mean(1 if self.layout == "tokens" else 0)
+
+
+@pytest.mark.parametrize("layout", ["tokens", "seq_first", "folded"])
+@pytest.mark.parametrize("n", [5, 6])  # 5: as many tokens (and samples) as units
+def test_ablation_removes_the_unit_not_a_token_or_a_sample(layout, n):
+    """The keep mask was laid along dim 1 and dim 0 whatever the site's layout: at a token site it zeroed
+    token 0 (N == C) or failed bare, at a sequence-first one sample 0 (B == C). Removing unit 0 of a ReLU
+    is the network whose unit 0 never fires: its producing row zeroed (weight and bias), checked on that
+    network's codes by hand."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, n) + 0.5
+    model = _TokenMLP(layout)
+    net = nv.wrap(model, 3, example_input=x).eval()
+    dead = copy.deepcopy(model)
+    with torch.no_grad():
+        dead.fc1.weight[0], dead.fc1.bias[0] = 0, 0
+        t = {"tokens": x.transpose(1, 2), "seq_first": x.permute(2, 0, 1), "folded": x.permute(2, 0, 1)}[layout]
+        z1 = dead.fc1(t)
+        z2 = dead.fc2(torch.relu(z1))
+        dims = (1,) if layout == "tokens" else (0,)
+        want = torch.cat([(z1 > 0).float().mean(dims), (z2 > 0).float().mean(dims)], 1)
+    with ablate_units(net, [("act", 0)]), torch.no_grad():
+        got = net.codes(x)
+    torch.testing.assert_close(got, want)
+    with ablate_units(net, torch.tensor([[True] + [False] * 8] * 5)), torch.no_grad():  # per sample, the same
+        torch.testing.assert_close(net.codes(x), want)

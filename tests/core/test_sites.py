@@ -93,6 +93,58 @@ def test_positions_folded_ahead_are_told_without_a_batch_of_distinct_samples(how
     assert torch.equal(torch.random.get_rng_state(), state)  # and the global random state left alone
 
 
+class TwoViews(nn.Module):
+    """Test-time augmentation: each series and its mirror image through one conv, ``cat([x, x.flip(-1)])``:
+    two positions (views) folded ahead of the samples, rows ``v * B + b``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv1d(2, 6, 3), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x):  # [B, 2, T]
+        h = self.act(self.conv(torch.cat([x, x.flip(-1)])))  # [2B, 6, T - 2]
+        return self.fc(h.mean(-1).view(2, len(x), 6).mean(0))
+
+
+def test_two_views_folded_ahead_of_the_samples_are_not_taken_for_samples_first():
+    """With 2 positions folded, sample 0's first rows at 2 and 3 samples are the same rows in either order
+    (view 0 of samples 0 and 1), so the site was taken samples-first: codes read a batch-mate's view."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 12)
+    net = nv.wrap(TwoViews(), 3, example_input=x).eval()
+    assert [(s.channels, s.sample_dim, s.positions_first) for s in net.sites] == [(6, 0, True)]
+    own = torch.cat([(torch.relu(net.backbone.conv(torch.cat([x[i:i + 1], x[i:i + 1].flip(-1)]))) > 0)
+                     .float().mean((0, 2))[None] for i in range(6)])  # each sample's two views, by hand
+    torch.testing.assert_close(net.codes(x), own)
+
+
+class Windows(nn.Module):
+    """Windows of 4 steps cut from each series and folded ahead of the samples (rows ``w * B + b``): a series of
+    4 steps folds nothing, one of 8 or 12 folds 2 or 3 windows."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv1d(2, 5, 3, padding=1), nn.ReLU(), nn.Linear(5, 3)
+
+    def forward(self, x):  # [B, 2, L], L a multiple of 4
+        w = x.unfold(-1, 4, 4).permute(2, 0, 1, 3).reshape(-1, 2, 4)  # [(L / 4) * B, 2, 4]
+        return self.fc(self.act(self.conv(w)).mean(-1).view(-1, len(x), 5).mean(0))
+
+
+def test_a_site_found_with_nothing_folded_refuses_an_input_that_folds_positions():
+    """Found on series of 4 steps (one window: no order to tell), its order was taken samples-first and
+    applied to longer series, whose windows it then read across samples."""
+    torch.manual_seed(0)
+    net = nv.wrap(Windows(), 3, example_input=torch.randn(4, 2, 4)).eval()
+    net.codes(torch.randn(4, 2, 4))  # the size it was found at reads as before
+    with pytest.raises(ValueError, match=r"x: site 'act' folds 2 positions .* found with none .*example_input"):
+        net.codes(torch.randn(4, 2, 8))
+    told = nv.wrap(Windows(), 3, example_input=torch.randn(4, 2, 8)).eval()  # found where windows are folded
+    x = torch.randn(5, 2, 12)
+    assert told.sites[0].positions_first
+    torch.testing.assert_close(told.codes(x)[3:4], told.codes(x[3:4]))  # and read at another length, samples apart
+
+
 class TokensFolded(nn.Module):
     """Token ids ``[B, T]``, embedded, then sequence-first rows ``[T * B, C]`` through an MLP."""
 
@@ -349,3 +401,46 @@ def test_a_layer_that_mixes_samples_is_a_clear_error():
 
     with pytest.raises(ValueError, match=r"site 'act': the values of a sample change with its batch-mates.*layers="):
         nv.wrap(BatchCentred(), 2, example_input=torch.randn(4, 4))
+
+
+@pytest.mark.parametrize("first", [1, 2, 5])
+def test_batch_statistics_are_caught_on_any_first_batch(first):
+    """A BatchNorm that always normalizes by the batch (track_running_stats=False) standardizes each sample
+    by its batch-mates; the check compared each sample's plain sum of |z|, which standardizing keeps
+    nearly the same, and a third sample that repeated the first: 11 of 20 first batches of 2 passed."""
+    def bn_net():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+    for seed in range(10):
+        torch.manual_seed(seed)
+        with pytest.raises(ValueError, match=r"site '2': the values of a sample change with its batch-mates"):
+            nv.wrap(bn_net(), 3, example_input=torch.randn(first, 3, 8, 8))
+    # running statistics, in eval mode: no false alarm, and a sample reads the same whatever its batch-mates
+    torch.manual_seed(1)
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).eval()
+    x = torch.randn(first, 3, 8, 8)
+    net = nv.wrap(plain, 3, example_input=x).eval()
+    torch.testing.assert_close(net.codes(x)[:1], net.codes(x[:1]))
+
+
+def test_a_model_that_reorders_its_samples_is_caught():
+    """Samples sorted by energy before the activation (length bucketing does so), their order restored after:
+    only sample 0 was compared, and a third sample that repeated it, so the site passed and each sample's codes
+    were another's (0.5 off)."""
+    class SortsBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act, self.fc = nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x):
+            idx = x.square().sum((1, 2)).argsort()
+            return self.fc(self.act(self.conv(x[idx]))[idx.argsort()].mean(-1))
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 12) * torch.tensor([3.0, 1.0, 2.0, 0.5])[:, None, None]
+    for first in (x[:1], x[:2], x):
+        with pytest.raises(ValueError, match=r"site 'act': the values of a sample change with its batch-mates"):
+            nv.wrap(SortsBatch(), 3, example_input=first)
