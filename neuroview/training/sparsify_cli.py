@@ -49,6 +49,26 @@ def _source(source: str, data: str | None):
         source.split(".", 1)[1]
 
 
+def _entry_name(args, entry: dict, tag: str) -> str:
+    """``--name``, checked before the work; else ``<architecture>.<tag>_sparse``, where a zoo entry sparsified on
+    other data than its own also names that data (``nv_lite.gunpoint_italypowerdemand_sparse``), so that the
+    name does not promise the source's data set."""
+    import re  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    arch = entry["architecture"]
+    if args.name is not None:
+        if not re.fullmatch(rf"{re.escape(arch)}\.[A-Za-z0-9_.-]+", args.name):
+            raise ValueError(f"--name: expected '{arch}.<tag>' (the source's architecture, a dot, letters, digits, "
+                             f"'_', '-' or '.'), got {args.name!r}")
+        return args.name
+    if args.data is None or args.source.endswith(".ckpt"):  # the entry's own data; a checkpoint is named by its file
+        return f"{arch}.{tag}_sparse"
+    spec = entry["dataset"]["data_module"].get("init_args", {})
+    data = spec.get("name") or (Path(spec["path"]).stem if spec.get("path") else None) or args.data
+    return f"{arch}.{tag}_{re.sub(r'[^a-z0-9]+', '_', str(data).lower()).strip('_')}_sparse"
+
+
 def _data_module(data: str):
     """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (``datamodule_for``)."""
     from pathlib import Path  # noqa: PLC0415
@@ -108,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                         "zoo's sparse entries use 5, chosen on held-out data)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
-    p.add_argument("--out", default="runs/sparse", help="a zoo folder to write <source>_sparse into (default runs/sparse)")
+    p.add_argument("--out", default="runs/sparse", help="a zoo folder to write the sparse entry into (default runs/sparse)")
+    p.add_argument("--name", default=None,
+                   help="the sparse entry's name, <architecture>.<tag> (default <source>_sparse; with --data other than "
+                        "a zoo entry's own, <source>_<data>_sparse)")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of the same name already in --out")
     args = p.parse_args(argv)
     try:
         net, dm, entry, tag = _source(args.source, args.data)
-        name = f"{entry['architecture']}.{tag}_sparse"
+        name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
         dm.setup("fit")
         x, lengths, _ = unpack(next(iter(dm._loader("train"))))

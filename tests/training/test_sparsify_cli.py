@@ -71,10 +71,22 @@ def test_an_entry_sparsified_on_other_data_records_that_data(tmp_path, capsys):
     """Its manifest named the source's dataset (GunPoint) beside an accuracy measured on ItalyPowerDemand."""
     out = tmp_path / "sp"
     assert sparsify_main(["nv_lite.gunpoint", "--data", "ItalyPowerDemand", "--out", str(out)]) == 0
-    entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
+    # and names it: nv_lite.gunpoint_sparse would promise GunPoint
+    assert list(read_manifest(out)) == ["nv_lite.gunpoint_italypowerdemand_sparse"]
+    entry = read_manifest(out)["nv_lite.gunpoint_italypowerdemand_sparse"]
     assert entry["dataset"]["name"] == "ItalyPowerDemand"
     assert entry["dataset"]["data_module"] == {"class_path": "neuroview.data.UCRDataModule", "init_args": {"name": "ItalyPowerDemand"}}
     assert entry["metrics"]["test_size"] == 1029  # ItalyPowerDemand's test split, where its accuracy was measured
+    assert "explain --model nv_lite.gunpoint_italypowerdemand_sparse" in capsys.readouterr().out
+
+
+def test_sparsify_name_is_checked_before_the_work(tmp_path, capsys):
+    out = tmp_path / "sp"
+    for bad in ("nv_gru.gunpoint_sparse", "mine", "nv_lite.a b"):  # another architecture, no dot, a space
+        assert sparsify_main(["nv_lite.gunpoint", "--name", bad, "--out", str(out)]) == 2
+        assert f"--name: expected 'nv_lite.<tag>'" in capsys.readouterr().err and not out.exists()
+    assert sparsify_main(["nv_lite.gunpoint", "--name", "nv_lite.gp_few", "--max-k90", "10", "--out", str(out)]) == 0
+    assert list(read_manifest(out)) == ["nv_lite.gp_few"]
 
 
 def test_sparsify_command_distills_and_records_it(tmp_path, capsys):
