@@ -69,8 +69,7 @@ class NeuroViewCNN(nn.Module):
         input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a random (seeded) input.
         unit_axis: per site (or module) name, where its units lie in the pre-activation: ``1``
             (channels first) or ``-1`` (channels last, tokens). Found automatically otherwise.
-        stop_early: stop the backbone's forward pass after the last site, so the backbone's
-            own head is never computed.
+        stop_early: stop the backbone's forward pass after the last site (its own head never computed).
     """
 
     def __init__(
@@ -143,15 +142,14 @@ class NeuroViewCNN(nn.Module):
         out = []
         for name in layers:
             if name not in named:
-                close = difflib.get_close_matches(str(name), [n for n in named if n], n=3)
-                hint = f"; did you mean {close}?" if close else ""
+                hint = f"; did you mean {close}?" if (close := difflib.get_close_matches(str(name), [n for n in named if n], n=3)) else ""
                 raise ValueError(f"layers: no module named {name!r} in backbone{hint}")
             out.append((name, named[name], is_activation(named[name])))
         return out, []
 
     def _install(self) -> None:
-        """One hook per site module (and one on the module to stop at) on the backbone, shared
-        with any other network wrapping it; they go when this network is deleted or unwrapped."""
+        """One hook per site module (and on the module to stop at), shared with any other network wrapping the
+        backbone; they go when this network is deleted or unwrapped."""
         called = {s.module for s in self.sites} | {m for m, _ in self.not_sites}
         self._plan = {m: (n, fi, fi and self.quantizer != "none") for n, m, fi in self._targets if n in called}
         named = dict(self.backbone.named_modules())
@@ -166,12 +164,14 @@ class NeuroViewCNN(nn.Module):
 
     @torch.no_grad()
     def discover(self, x: Tensor) -> list[Site]:
-        """Find the sites (and each one's unit axis and unit count) on the real batch ``x``, in
-        eval mode, and build the classifier over their units. Called by the first forward pass
-        when the network was built without ``example_input``."""
+        """Find the sites (each one's unit axis and unit count) on the real batch ``x``, in eval mode, and build the
+        classifier over their units; the first forward pass calls it when built without ``example_input``."""
         if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got {describe(x)}")
-        x = x[:3]  # two and three real samples tell the sites; the rest of the batch would only cost memory
+        with torch.inference_mode(False):  # a first batch under inference_mode: a head and a reach pass autograd can use
+            return self._discover(x[:3].clone() if x.is_inference() else x[:3])  # 2 and 3 samples tell the sites
+
+    def _discover(self, x: Tensor) -> list[Site]:  # noqa: D102
         restore = restore_modes(self)
         try:
             self.eval()

@@ -16,6 +16,8 @@ Imports only torch.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor, nn
 
@@ -39,32 +41,71 @@ def graph_leaves(out: Tensor) -> set[int]:
     return leaves
 
 
+#: ``id`` of a parameter neuroview froze -> (the parameter, weakly; the live networks that froze it). It is thawed
+#: when the last of them is unwrapped or garbage-collected, so a wrapper thrown away does not leave the user's
+#: model with a head that no longer trains, and a second wrapper of the same backbone keeps what it needs frozen.
+_HOLDERS: dict[int, tuple[weakref.ref, weakref.WeakSet]] = {}
+
+
+def _holders(p: Tensor) -> weakref.WeakSet | None:
+    entry = _HOLDERS.get(id(p))
+    return entry[1] if entry is not None and entry[0]() is p else None
+
+
 def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     """Set ``requires_grad=False`` on the backbone parameters the codes of ``x`` do not depend on;
-    return their names in the backbone (parameters already frozen are left alone and not listed).
+    return their names in the backbone (parameters the user froze are left alone and not listed; those another
+    network froze are listed too, and stay frozen until neither needs them).
 
     One eval-mode pass with gradients on (no BatchNorm statistics move, no backward runs).
     """
-    trainable = [(n, p) for n, p in net.backbone.named_parameters() if p.requires_grad]
+    trainable = [(n, p) for n, p in net.backbone.named_parameters() if p.requires_grad or _holders(p) is not None]
     if not trainable:
         return ()
+    held = [p for _, p in trainable if not p.requires_grad]
     restore = restore_modes(net)
     try:
         net.eval()
+        for p in held:  # frozen by another network: the graph must still show whether this one reaches them
+            p.requires_grad_(True)
         with torch.enable_grad():
             reached = graph_leaves(net.codes(x))
     finally:
         restore()
+        for p in held:
+            p.requires_grad_(False)
     names = tuple(n for n, p in trainable if id(p) not in reached)
-    for n in names:
-        net.backbone.get_parameter(n).requires_grad_(False)
+    params = [net.backbone.get_parameter(n) for n in names]
+    for p in params:
+        p.requires_grad_(False)
+        holders = _holders(p)
+        if holders is None:
+            _HOLDERS[id(p)] = (weakref.ref(p), holders := weakref.WeakSet())
+        holders.add(net)
+    weakref.finalize(net, _release, [weakref.ref(p) for p in params]).atexit = False
     return names
 
 
+def _release(refs: list[weakref.ref]) -> None:
+    """Thaw the parameters no live network holds frozen any more (a WeakSet yields only live members)."""
+    for ref in refs:
+        p = ref()
+        holders = _holders(p) if p is not None else None
+        if holders is not None and not any(True for _ in holders):
+            del _HOLDERS[id(p)]
+            p.requires_grad_(True)
+
+
 def thaw(net: nn.Module, names: tuple[str, ...]) -> tuple[()]:
-    """Undo :func:`freeze_unreached` for ``names``; returns ``()``, what is left frozen."""
-    for n in names:
-        net.backbone.get_parameter(n).requires_grad_(True)
+    """Undo :func:`freeze_unreached` for ``names`` (those no other live network holds frozen); returns ``()``."""
+    params = [net.backbone.get_parameter(n) for n in names]
+    for p in params:
+        holders = _holders(p)
+        if holders is not None:
+            holders.discard(net)
+        else:  # not held (frozen before the registry): as before, given back
+            p.requires_grad_(True)
+    _release([weakref.ref(p) for p in params])
     return ()
 
 

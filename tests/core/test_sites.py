@@ -272,6 +272,40 @@ def test_unwrap_removes_only_its_own_share():
     assert _all_hooks(backbone) == 0
 
 
+def _with_head():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+
+def test_a_wrapper_thrown_away_gives_the_models_own_head_back():
+    """The wrapper freezes the model's own head (the pass stops before it); deleted, it took its hooks away and
+    left the head frozen: a later plain training step of the user's model left its head as it was, unsaid."""
+    model, x = _with_head(), torch.randn(2, 3, 8, 8)
+    net = nv.wrap(model, 3, example_input=x)
+    assert net.frozen == ("4.weight", "4.bias") and not model[4].weight.requires_grad
+    del net
+    gc.collect()
+    assert all(p.requires_grad for p in model.parameters()) and _all_hooks(model) == 0
+
+
+def test_a_second_wrapper_keeps_frozen_what_it_needs_until_both_let_go():
+    """A second wrapper found the head already frozen (frozen == ()), and the first one's unwrap() thawed it
+    under the second (plain DDP then waits for gradients that never come)."""
+    model, x = _with_head(), torch.randn(2, 3, 8, 8)
+    a, b = nv.wrap(model, 3, example_input=x), nv.wrap(model, 3, example_input=x)
+    assert a.frozen == b.frozen == ("4.weight", "4.bias") and b.unreached == ["backbone.4"]
+    a.unwrap()
+    assert not model[4].weight.requires_grad  # b still needs it frozen
+    del b
+    gc.collect()
+    assert model[4].weight.requires_grad and model[4].bias.requires_grad
+    model[0].weight.requires_grad_(False)  # what the user froze stays theirs: not listed, not thawed
+    c = nv.wrap(model, 3, example_input=x)
+    assert c.frozen == ("4.weight", "4.bias")
+    c.unwrap()
+    assert not model[0].weight.requires_grad and model[4].weight.requires_grad
+
+
 def test_deepcopy_of_the_backbone_copies_no_wrapper():
     backbone = _resnet_like()
     net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 8, 8))
@@ -444,3 +478,32 @@ def test_a_model_that_reorders_its_samples_is_caught():
     for first in (x[:1], x[:2], x):
         with pytest.raises(ValueError, match=r"site 'act': the values of a sample change with its batch-mates"):
             nv.wrap(SortsBatch(), 3, example_input=first)
+
+
+@pytest.mark.parametrize("how", ["under inference_mode", "an inference tensor"])
+def test_a_first_batch_under_inference_mode_finds_what_any_first_batch_finds(how):
+    """Under inference_mode the reach pass saw no graph and froze the whole backbone (a training step then moved
+    nothing of it, unsaid), and the head was built of inference tensors (a bare RuntimeError at the first step);
+    an inference tensor made there and explained outside failed bare, and a second call skipped the freeze."""
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(5, 2))
+
+    x = torch.randn(4, 3, 10, 10)
+    reference = nv.wrap(model(), 3, example_input=x)
+    net = nv.wrap(model(), 3)
+    if how == "under inference_mode":
+        with torch.inference_mode():
+            net.explain(x)
+    else:
+        with torch.inference_mode():
+            xi = x.clone()
+        net.explain(xi)
+    assert net.frozen == reference.frozen == ("6.weight", "6.bias")
+    assert not net.classifier.weight.is_inference()
+    conv = net.backbone[0].weight.detach().clone()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    nn.functional.cross_entropy(net.train()(x), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    assert not torch.equal(conv, net.backbone[0].weight)
