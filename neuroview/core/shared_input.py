@@ -33,13 +33,13 @@ def keeps_input(module: nn.Module, z: Tensor) -> bool | None:
     """Whether ``module(z)`` leaves ``z`` unchanged and autograd saves ``z``'s own storage for its
     backward; ``None`` when not known yet and not probed now (inside ``torch.compile``'s trace,
     where the caller keeps its own copy)."""
-    known = _PROBED.get(module, {})
-    if module.training in known:
-        return known[module.training]
+    known, key = _PROBED.get(module, {}), (module.training, getattr(module, "inplace", None))  # inplace: switchable
+    if key in known:
+        return known[key]
     if torch.compiler.is_compiling() or not z.is_floating_point():
         return None
     answer = _probe(module, z)
-    _PROBED.setdefault(module, {})[module.training] = answer
+    _PROBED.setdefault(module, {})[key] = answer
     return answer
 
 

@@ -32,6 +32,22 @@ def test_probe_tells_which_activations_keep_their_own_input(act, kept):
     assert keeps_input(act, _z()) is kept  # cached per module and mode
 
 
+def test_an_activation_switched_to_inplace_is_probed_again():
+    """The answer was cached per module and mode only: a SiLU switched to inplace=True after a training step
+    (a memory-saving switch) still shared its input with the site, and the next backward failed bare."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Conv2d(4, 5, 3), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    net = nv.wrap(model, 3, example_input=x).train()
+    nn.functional.cross_entropy(net(x), y).backward()
+    assert keeps_input(model[1], _z())
+    for m in (model[1], model[3]):
+        m.inplace = True
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()  # was: "modified by an inplace operation"
+    assert not keeps_input(model[1], _z()) and net.backbone[0].weight.grad is not None
+
+
 def _net(act, seed=0):
     torch.manual_seed(seed)
     backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), act(), nn.Conv2d(8, 6, 3), act(),
