@@ -53,3 +53,25 @@ def test_entries_trained_before_the_floor_load_without_it():
     path = str(checkpoints_dir() / ENTRIES["nv_small_cnn.digits"]["file"])
     model, _, _ = resolve_model(Namespace(model="nv_small_cnn", weights=path, model_args=None, ckpt=None, zoo=None))
     assert model.quantizer == "soft" and model.norm.floor == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_a_shipped_file_copied_out_of_the_zoo_says_how_it_is_built(name, tmp_path):
+    """`neuroview explain --weights FILE` outside a zoo folder builds what the file's own metadata says: the two
+    nv_small_cnn files' metadata predated norm_floor, so a copy of either was built floored (digits 99.7%)."""
+    import json
+    import shutil
+
+    from safetensors import safe_open
+
+    from neuroview.zoo.pretrained import checkpoints_dir
+    from neuroview.zoo.weights import build_facts
+
+    entry = ENTRIES[name]
+    copy = tmp_path / entry["file"]  # no manifest beside it
+    shutil.copy(checkpoints_dir() / entry["file"], copy)
+    with safe_open(str(copy), "pt") as f:
+        meta = f.metadata()
+    assert meta["neuroview.architecture"] == entry["architecture"]
+    assert json.loads(meta["neuroview.arch_kwargs"]) == entry["arch_kwargs"]
+    assert build_facts(copy) == (entry["architecture"], entry["arch_kwargs"])
