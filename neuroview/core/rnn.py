@@ -145,7 +145,7 @@ class NeuroViewRNN(nn.Module):
         )
         x, lengths = fold_windows(x, lengths, self.window)
         b, t, _ = x.shape
-        h = self._backbone.states(self.rnn, x, lengths, self.training)
+        h = self._backbone.states(self.rnn, x, lengths, self.rnn.training)
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long, device=x.device)
         else:
@@ -330,7 +330,7 @@ class RNNClassifier(nn.Module):
             state = self.rnn(inp)[1]
             h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
             return h_n[-self.num_directions:].transpose(0, 1).reshape(b, -1)
-        h = self._backbone.states(self.rnn, x, lengths, self.training)[:, -1]  # [B, D, T, H]
+        h = self._backbone.states(self.rnn, x, lengths, self.rnn.training)[:, -1]  # [B, D, T, H]
         last = (lengths - 1) if lengths is not None else torch.full((b,), t - 1, device=x.device)
         out = [h[torch.arange(b, device=x.device), 0, last]]
         if self.num_directions == 2:

@@ -99,22 +99,31 @@ class Backbone:
             return kind(**kw)
 
     def discover(self, rnn: nn.Module) -> None:
-        """Dry run of a user module on zeros: learn (L, D, H) from its output."""
-        x = torch.zeros(2, 3, self.input_size, **factory(rnn))
+        """Dry run of a user module on a seeded random batch-first input: learn (L, D, H) from its output, and
+        check that a sample's states do not depend on its batch-mates (a module that runs its recurrence over
+        time-first input returns the same shape, its samples read as steps)."""
+        x = torch.randn(3, 4, self.input_size, generator=torch.Generator().manual_seed(0)).to(**factory(rnn))
         restore = restore_modes(rnn)
         try:
             rnn.eval()
             with torch.no_grad():
                 try:
-                    out = rnn(x, lengths=torch.full((2,), 3, device=x.device)) if self.accepts_lengths else rnn(x)
+                    run = lambda v: rnn(v, lengths=torch.full((len(v),), 4, device=v.device)) if self.accepts_lengths else rnn(v)  # noqa: E731
+                    out, alone = run(x), [run(x[i:i + 1]) for i in range(len(x))]  # each sample alone
                 except Exception as e:
                     raise ValueError(
-                        f"rnn: the dry run on a zero input of shape {tuple(x.shape)} [B, T, F] failed "
+                        f"rnn: the dry run on a random input of shape {tuple(x.shape)} [B, T, F] failed "
                         f"({type(e).__name__}: {e}); check input_size and the protocol in NeuroViewRNN's docstring"
                     ) from e
         finally:
             restore()
-        h = _user_states(out, 2, 3)
+        h = _user_states(out, 3, 4)
+        if not torch.allclose(h.float(), torch.cat([_user_states(a, 1, 4) for a in alone]).float(), rtol=1e-3, atol=1e-5):
+            raise ValueError(
+                f"rnn: the states of a sample change with its batch-mates (dry run on a random input {tuple(x.shape)} "
+                f"[B, T, F]): {type(rnn).__name__} is handed batch-first series and must run over dim 1; a module "
+                "that runs over time-first input [T, B, F] reads samples as steps (make it batch-first, or transpose "
+                "x inside its forward)")
         _, _, self.num_layers, self.num_directions, self.hidden_size = h.shape
 
     def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:

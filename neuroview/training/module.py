@@ -45,7 +45,7 @@ __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "loa
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
-_HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared")
+_HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
 class NeuroViewModule(pl.LightningModule):

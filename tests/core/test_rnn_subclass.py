@@ -94,3 +94,30 @@ def test_subclass_without_its_own_forward_runs_layer_by_layer():
     x = torch.randn(5, 6, 3)
     with torch.no_grad():
         torch.testing.assert_close(net.features(x)[:, -1, 0], rnn(x)[0])
+
+
+class TimeFirst(nn.Module):
+    """A user module around nn.GRU in PyTorch's default layout, time-first: handed batch-first series, it runs its
+    recurrence over the samples, and its output has the shape every check expected."""
+
+    def __init__(self):
+        super().__init__()
+        self.input_size, self.gru = 3, nn.GRU(3, 5)
+
+    def forward(self, x):
+        return self.gru(x)[0]
+
+
+def test_a_user_module_that_runs_over_time_first_input_is_an_error_not_mixed_samples():
+    """Logits of a sample moved by 0.15 with its batch-mates and explain still summed to them."""
+    for build in (lambda m: nv.NeuroViewRNN(m, 2, max_len=6), lambda m: nv.RNNClassifier(m, 2)):
+        with pytest.raises(ValueError, match=r"rnn: the states of a sample change with its batch-mates .*TimeFirst"):
+            build(TimeFirst())
+
+    class BatchFirst(TimeFirst):
+        def forward(self, x):
+            return self.gru(x.transpose(0, 1))[0].transpose(0, 1)
+
+    net = nv.NeuroViewRNN(BatchFirst(), 2, max_len=6).eval()
+    x = torch.randn(4, 6, 3)
+    torch.testing.assert_close(net(x), torch.cat([net(x[i:i + 1]) for i in range(4)]))

@@ -155,6 +155,21 @@ def test_freeze_backbone_trains_only_the_global_classifier(tmp_path):
     assert m.train().model.backbone.training is False and m.model.norm.training is True
 
 
+def test_a_frozen_gru_backbone_reads_as_in_eval_and_its_head_dropout_stays_on():
+    """A frozen two-layer GRU with dropout between its layers still dropped states in training steps (the
+    wrapper's mode decided, not the GRU's: the head's statistics were learned on other features than the
+    ones explained), and the head's own dropout was switched off with the backbone (not a head name)."""
+    m = NeuroViewModule("nv_gru", 3, 2, 7, {"hidden_size": 6, "num_layers": 2, "dropout": 0.5, "head_dropout": 0.5},
+                        freeze_backbone=True).build(torch.randn(2, 2, 7))
+    m.train()
+    assert m.model.rnn.training is False and m.model.dropout.training is True and m.model.classifier.training is True
+    x = torch.randn(4, 7, 2)  # batch-first [B, T, C], as the network reads it
+    with torch.no_grad():
+        train_states = m.model.features(x)
+        m.model.eval()
+        torch.testing.assert_close(train_states, m.model.features(x))
+
+
 def test_retrofit_loads_a_trained_standard_network_into_the_backbone(tmp_path):
     std = NeuroViewModule("small_cnn", 10, 1, TINY_CNN)
     trainer = tiny_trainer(tmp_path)
