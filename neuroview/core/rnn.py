@@ -155,13 +155,20 @@ class NeuroViewRNN(nn.Module):
             h = F.pad(h, (0, 0, 0, self.steps - t))
         return h, lengths
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
         self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
         if self.step_shared is not None and prefix + "step_shared.weight" not in state_dict and prefix + "classifier.weight" in state_dict:
             self.merge_shared()
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        w, per_step = state_dict.get(prefix + "classifier.weight"), self.num_features // self.steps
+        own = {k: v.shape for k, v in self.rnn.state_dict().items()}  # the same RNN: only the steps can differ
+        same_rnn = all(state_dict.get(f"{prefix}rnn.{k}", torch.empty(0)).shape == v for k, v in own.items())
+        if same_rnn and isinstance(w, Tensor) and w.dim() == 2 and w.shape[1] != self.num_features and w.shape[1] % per_step == 0:
+            error_msgs.append(f"classifier.weight: the checkpoint reads {w.shape[1] // per_step} steps of {per_step} "
+                            f"hidden states, this network {self.steps} (max_len={self.max_len}, window={self.window}): "
+                            "build it with the max_len (and window) the checkpoint was trained with")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def features(self, x, lengths: Tensor | None = None) -> Tensor:
         """``[B, L, D, steps, H]``: the hidden states the classifier reads, exactly 0 at padded steps."""

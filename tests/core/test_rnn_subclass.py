@@ -121,3 +121,17 @@ def test_a_user_module_that_runs_over_time_first_input_is_an_error_not_mixed_sam
     net = nv.NeuroViewRNN(BatchFirst(), 2, max_len=6).eval()
     x = torch.randn(4, 6, 3)
     torch.testing.assert_close(net(x), torch.cat([net(x[i:i + 1]) for i in range(4)]))
+
+
+def test_a_checkpoint_of_another_max_len_names_it():
+    """PyTorch's size mismatch named norm.running_mean and classifier.weight's shapes, not max_len."""
+    sd = nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 3, max_len=6).state_dict()
+    with pytest.raises(RuntimeError, match=r"checkpoint reads 6 steps of 4 hidden states, this network 8 \(max_len=8"):
+        nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 3, max_len=8).load_state_dict(sd)
+    nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 3, max_len=6).load_state_dict(sd)  # the same max_len loads
+
+
+def test_wrap_of_a_recurrent_module_of_ones_own_points_to_neuroviewrnn():
+    """nv.wrap made it a NeuroViewCNN: max_len was a bare "unexpected keyword argument"."""
+    with pytest.raises(TypeError, match=r"max_len: a NeuroViewRNN argument.*got a TimeFirst.*nv.NeuroViewRNN\(model"):
+        nv.wrap(TimeFirst(), 2, max_len=6)
