@@ -216,12 +216,17 @@ def prepare(
         raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got shape {tuple(x.shape)} as [B, T, F]")
     if not x.is_floating_point():
         raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
-    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+    autocast = torch.is_autocast_enabled(x.device.type)  # it casts lower precisions; float64 it cannot
+    if dtype is not None and x.dtype != dtype and (not autocast or x.dtype == torch.float64):
         raise TypeError(f"x: expected dtype {dtype} (the model's parameters), got {x.dtype}; convert x (x.to({dtype})) or the model")
     if lengths is not None:
         if not isinstance(lengths, Tensor):
-            lengths = torch.as_tensor(lengths)
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.shape != (b,):
+            try:
+                lengths = torch.as_tensor(lengths)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise TypeError(f"lengths: expected an integer tensor, list or array of shape [{b}], got "
+                                f"{type(lengths).__name__} {lengths!r:.40}") from e
+        if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool or lengths.shape != (b,):
             raise ValueError(f"lengths: expected an integer tensor of shape [{b}], got dtype {lengths.dtype} and shape {tuple(lengths.shape)}")
         lengths = lengths.to(device=x.device, dtype=torch.long)
         lo, hi = int(lengths.min()), int(lengths.max())

@@ -135,3 +135,18 @@ def test_wrap_of_a_recurrent_module_of_ones_own_points_to_neuroviewrnn():
     """nv.wrap made it a NeuroViewCNN: max_len was a bare "unexpected keyword argument"."""
     with pytest.raises(TypeError, match=r"max_len: a NeuroViewRNN argument.*got a TimeFirst.*nv.NeuroViewRNN\(model"):
         nv.wrap(TimeFirst(), 2, max_len=6)
+
+
+def test_lengths_and_dtypes_the_rnn_cannot_read_are_named():
+    """A string of lengths gave torch's bare "new(): invalid data type 'str'"; complex lengths were cast with a
+    warning; float64 series under autocast failed in the GRU's matmul, naming neither x nor the wrapper."""
+    net = nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 2, max_len=5).eval()
+    x = torch.randn(3, 5, 3)
+    with pytest.raises(TypeError, match=r"lengths: expected an integer tensor, list or array of shape \[3\], got str"):
+        net(x, lengths="5,2,4")
+    with pytest.raises(ValueError, match=r"lengths: expected an integer tensor of shape \[3\], got dtype torch.complex64"):
+        net(x, lengths=torch.tensor([5, 2, 4], dtype=torch.complex64))
+    with torch.autocast("cpu", torch.bfloat16):
+        with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 .*got torch.float64"):
+            net(x.double())
+        assert net(x.half()).shape == (3, 2)  # lower precisions autocast casts, as it does for the GRU itself
