@@ -194,7 +194,13 @@ class Ensemble(nn.Module):
         return any(not isinstance(h, Hook) for m in self.members for mod in m.modules()
                    for h in (*mod._forward_hooks.values(), *mod._forward_pre_hooks.values()))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The mean of the members' logits (or the global head's decision); ``lengths`` is handed to each member
+        (recurrent members of variable-length series; one by one, as they were given)."""
+        if lengths is not None:
+            if self.neuroview:
+                raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
+            return torch.stack([m(x, lengths=lengths) for m in self.members]).mean(0)
         if self.classifier is not None:
             return decide(self.codes(x), self.classifier, self.norm)
         return self.member_logits(x).mean(0)

@@ -199,3 +199,15 @@ def test_exact_under_autocast(dtype, global_head, batched):
     assert gap.abs().max() <= 1e-5 * exp.logits.abs().max()
     torch.testing.assert_close(out, exp.logits, rtol=0, atol=1e-5)
     assert (net._pass is not None) is batched
+
+
+def test_an_ensemble_of_rnns_hands_each_member_the_lengths():
+    """forward took no lengths: a bare "unexpected keyword argument 'lengths'" for variable-length series."""
+    torch.manual_seed(0)
+    members = [nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 2, max_len=6).eval() for _ in range(2)]
+    ens = Ensemble(members).eval()
+    x, lengths = torch.randn(3, 6, 3), torch.tensor([6, 2, 4])
+    torch.testing.assert_close(ens(x, lengths=lengths), (members[0](x, lengths=lengths) + members[1](x, lengths=lengths)) / 2)
+    cnn = Ensemble([nv.wrap(nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU()), 2, input_shape=(3, 6)) for _ in range(2)])
+    with pytest.raises(TypeError, match="lengths: the members are NeuroView-CNNs"):
+        cnn(torch.randn(3, 3, 6), lengths=lengths)
