@@ -48,7 +48,11 @@ def as_batches(data):
 
 
 def takes_lengths(model: nn.Module) -> bool:
-    """Whether ``model.forward`` takes ``lengths``: the sign of a model that reads ``[B, T, C]``."""
+    """Whether ``model.forward`` takes ``lengths``: the sign of a model that reads ``[B, T, C]``; an ensemble
+    (``members``) is one where its members are (its forward takes lengths for them)."""
+    members = getattr(model, "members", None)
+    if isinstance(members, nn.ModuleList) and len(members):
+        return all(takes_lengths(m) for m in members)
     return "lengths" in inspect.signature(model.forward).parameters
 
 
@@ -57,6 +61,8 @@ def steps_first(x: Tensor, model: nn.Module | None = None) -> Tensor:
     ``[T, B, C]`` where ``model.batch_first`` is False (PyTorch's default for ``nn.GRU`` and its kin,
     which a NeuroViewRNN keeps): handed ``[B, T, C]``, such a network reads samples as steps."""
     xs = x.transpose(1, 2)
+    members = getattr(model, "members", None)  # an ensemble reads as its members do
+    model = members[0] if isinstance(members, nn.ModuleList) and len(members) else model
     return xs.transpose(0, 1) if model is not None and getattr(model, "batch_first", True) is False else xs
 
 

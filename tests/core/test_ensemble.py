@@ -211,3 +211,9 @@ def test_an_ensemble_of_rnns_hands_each_member_the_lengths():
     cnn = Ensemble([nv.wrap(nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU()), 2, input_shape=(3, 6)) for _ in range(2)])
     with pytest.raises(TypeError, match="lengths: the members are NeuroView-CNNs"):
         cnn(torch.randn(3, 3, 6), lengths=lengths)
+    # a data batch [B, C, T] reaches each kind as its members read it: [B, T, C] with lengths, or as it is
+    from neuroview._batch import call_model, takes_lengths
+
+    assert takes_lengths(ens) and not takes_lengths(cnn)
+    torch.testing.assert_close(call_model(ens, x.transpose(1, 2), lengths), ens(x, lengths=lengths))
+    assert call_model(cnn, torch.randn(3, 3, 6)).shape == (3, 2)
