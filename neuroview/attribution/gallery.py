@@ -80,7 +80,7 @@ class UnitGallery:
             return None
 
 
-def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = None) -> UnitGallery:
+def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = None, baseline=None) -> UnitGallery:
     """What each of ``units`` responds to in ``loader``'s samples: its top ``k`` and where.
 
     Args:
@@ -91,6 +91,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         units: CNN: indices into the code vector or ``(site, channel)`` pairs of ``net.units``;
             RNN: time steps, ``0 <= t < net.steps``.
         k: samples per unit. ``max_samples``: read at most this many samples.
+        baseline: an RNN's step contributions are taken against it (``explain``'s ``baseline``): pass the one of
+            the waterfall the gallery is drawn beside (``"mean"``, as the report's), so that both rank and
+            show the same numbers. A CNN's ranking by code does not depend on it.
 
     Ranking. CNN: by the unit's code averaged over positions (what the classifier reads),
     highest first, ties to the lower sample index. Where: the unit's *strongest position* in a
@@ -123,9 +126,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     restore = restore_modes(net)
     net.eval()
     try:
-        top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples)
+        top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples, baseline)
         if rnn:
-            return _rnn_gallery(net, cols, top)
+            return _rnn_gallery(net, cols, top, baseline is not None and not (isinstance(baseline, str) and baseline == "zero"))
         return _cnn_gallery(net, cols, top)
     finally:
         restore()
@@ -208,7 +211,7 @@ class _Top:
             self.rows[name] = pool[flat]
 
 
-def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None) -> _Top:
+def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None, baseline=None) -> _Top:
     top, device = _Top(k), next(net.parameters()).device
     sums = counts = None
     with torch.no_grad():
@@ -223,7 +226,8 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
             if y is not None:
                 rows["y"] = as_labels(y, "loader").cpu()
             if rnn:
-                exp = net.explain(series_input(x.to(device), net, "loader"), None if lengths is None else lengths.to(device))
+                exp = net.explain(series_input(x.to(device), net, "loader"), None if lengths is None else lengths.to(device),
+                                  baseline=baseline)
                 value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()
                 score = value.abs()
                 rows["x"] = F.pad(rows["x"], (0, net.max_len - x.shape[-1]))
@@ -249,14 +253,14 @@ def _class_sums(x: Tensor, lengths: Tensor | None, y: Tensor, c: int, sums, coun
 
 
 # --------------------------------------------------------------------------- where
-def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top) -> UnitGallery:
+def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top, based: bool = False) -> UnitGallery:
     n, k = top.index.shape
     starts = torch.tensor(steps) * net.window
     win = torch.stack([starts, (starts + net.window).clamp_max(net.max_len)], -1)  # [n, 2]
     return UnitGallery(
         kind="steps", units=steps, names=[f"step {t}" for t in steps], index=top.index, value=top.value,
         x=top.rows["x"], y=top.rows.get("y"), window=win[:, None, None, :].expand(n, k, 1, 2).clone(),
-        ranked_by="|contribution to the predicted class|",  # value: signed
+        ranked_by="|contribution to the predicted class|" + (" against the baseline" if based else ""),  # value: signed
         lengths=top.rows.get("lengths"), class_means=top.class_means,
     )
 

@@ -49,6 +49,9 @@ def as_labels(y, what: str = "y") -> Tensor:
     """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
     float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone
     would truncate 0.7 to class 0 and go on with wrong labels."""
+    if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(v, str) for v in y)):
+        raise TypeError(f"{what}: expected class indices, got the string {y!r}; a class's name is not its index "
+                        "(class_names.index(name) gives it)")
     y = torch.as_tensor(y)
     if y.is_complex():
         raise ValueError(f"{what}: expected integer class labels, got dtype {y.dtype}")

@@ -355,11 +355,11 @@ class NeuroViewCNN(nn.Module):
         return torch.stack([w[:, s].sum(-1) for s in self.site_slices.values()], -1)
 
     def top_units(self, k: int = 5, standardized: bool = True) -> list[list[tuple[str, int, float]]]:
-        """Per class, the ``k`` units with the largest weight: ``(site, channel, weight)``."""
+        """Per class, the ``k`` units of largest weight, ``(site, channel, weight)``; weights of 0 (unread) left out."""
         w = self.unit_importance(standardized)
         vals, idx = w.topk(min(k, w.shape[1]), dim=1)
         units = self.units
-        return [[(*units[i], v) for i, v in zip(ir, vr)] for ir, vr in zip(idx.tolist(), vals.tolist())]
+        return [[(*units[i], v) for i, v in zip(ir, vr) if v != 0] for ir, vr in zip(idx.tolist(), vals.tolist())]
 
     def unit_gallery(self, loader, units, k: int = 6, **kw):
         """What each of ``units`` responds to in ``loader``'s samples: ``nv.unit_gallery(self, loader, units, k)``."""

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from torch import Tensor
 
+from ..core._utils import as_labels
 from ..core.explanation import Explanation
 
 CMAP = "RdBu_r"  # diverging: red adds to the logit, blue takes from it, white is 0
@@ -71,10 +72,25 @@ def _scale(*values: Tensor):
     return _sym_norm(*values), CMAP
 
 
+def _index(value, num_classes: int, what: str) -> int:
+    """One class index from an int, a whole-number float or a one-element tensor; a name (a string, even "1"),
+    a fraction or a bool is an error naming ``what``, where ``int()`` read "1" as index 1 and 1.7 as 1."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what}: expected a class index, got the bool {value}")
+    t = as_labels(value, what).reshape(-1)
+    if len(t) != 1:
+        raise ValueError(f"{what}: expected one class index, got {len(t)} values")
+    if not 0 <= int(t[0]) < num_classes:
+        raise ValueError(f"{what}: expected a class index in [0, {num_classes}), got {int(t[0])}")
+    return int(t[0])
+
+
 def _classes(classes, num_classes: int) -> list[int]:
     if classes is None:
         return list(range(num_classes))
-    out = [int(c) for c in classes]
+    if isinstance(classes, (str, int)) or (isinstance(classes, Tensor) and classes.dim() == 0):
+        classes = [classes]
+    out = [_index(c, num_classes, "classes") for c in classes]
     bad = [c for c in out if not 0 <= c < num_classes]
     if bad or not out:
         raise ValueError(f"classes: expected a non-empty list of class indices in [0, {num_classes}), got {list(classes)}")
@@ -93,14 +109,11 @@ def _grid(fig, n: int, max_cols: int, **kw):
 def _target(exp: Explanation, sample: int, target) -> int:
     if target is None:
         return int(exp.predicted[sample])
-    target = int(target)
-    if not 0 <= target < exp.num_classes:
-        raise ValueError(f"target: expected a class index in [0, {exp.num_classes}), got {target}")
-    return target
+    return _index(target, exp.num_classes, "target")
 
 
 def _label_text(label, names: list[str]) -> str:
-    return names[int(label)] if label is not None else "?"
+    return names[_index(label, len(names), "label")] if label is not None else "?"
 
 
 def _percent():

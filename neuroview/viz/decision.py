@@ -28,8 +28,9 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
     v = decision_items(exp, sample, target)
     if isinstance(exp, CNNExplanation):
         return v, [f"{s} #{ch}" for s, ch in exp.units], "units"
-    if isinstance(exp, RNNExplanation):
-        return v, [f"step {t}" for t in range(len(v))], "steps"
+    if isinstance(exp, RNNExplanation):  # a step past the series' end adds its -W baseline: say it is padding
+        n = int(exp.lengths[sample]) if exp.lengths is not None else len(v)
+        return v, [f"step {t}" + (" (padding)" if t >= n else "") for t in range(len(v))], "steps"
     return v, [f"feature {i}" for i in range(len(v))], "features"
 
 

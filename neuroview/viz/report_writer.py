@@ -267,7 +267,7 @@ def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tup
     units = []
     for i, k in bars.items():  # the picked samples, in order, and their waterfalls' bars
         units += [u for u in waterfall_units(exp, [i], k) if u not in units]
-    g = unit_gallery(model, faces[0], units, k=4, max_samples=faces[1])
+    g = unit_gallery(model, faces[0], units, k=4, max_samples=faces[1], baseline=exp.baseline)  # the waterfalls' baseline
     rows = [{"unit": g.names[r], "rank": j, "sample": int(g.index[r, j]), "value": float(g.value[r, j]),
              "class": names[int(g.y[r, j])] if g.y is not None else "",
              "window": " x ".join(f"{a}:{b}" for a, b in g.window[r, j].tolist())}
@@ -288,7 +288,7 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
     maps = None
     if cnn and picks:
         pick_t = torch.tensor(picks)
-        maps = model.explain(x[pick_t], maps=True)
+        maps = model.explain(x[pick_t], maps=True, baseline=exp.baseline)  # the waterfalls' baseline, not zero codes
     # a backbone that names its units (MiniRocket: kernel, dilation, bias) labels the bars with them
     namer = getattr(getattr(model, "backbone", None), "unit_names", None) if cnn else None
     unit_names = namer() if callable(namer) else None

@@ -27,11 +27,22 @@ def _series(series, num_classes: int, t: int):
     s = torch.as_tensor(series).detach().cpu().float()
     if s.dim() == 1:
         s = s[:, None]
+    if s.dim() in (2, 3):
+        _steps_of(s.shape[-2], t)
     if s.dim() == 2:
         return lambda c: s.numpy()
     if s.dim() == 3 and s.shape[0] == num_classes:
         return lambda c: s[c].numpy()
     raise ValueError(f"series: expected [T], [T, F] (shared) or [{num_classes}, T, F] (one per class), got shape {tuple(s.shape)}")
+
+
+def _steps_of(n: int, steps: int) -> None:
+    """A series drawn on the steps' axis has at most one value per step: a network whose step reads a window of
+    samples (``max_steps``, ``window``) has fewer steps than the input has samples, and its raw series would be
+    drawn a third (a window of 3) of its length under the wrong steps."""
+    if n > steps:
+        raise ValueError(f"series: {n} values for {steps} steps; a step of this network reads a window of samples: "
+                         "pass one value per step (neuroview.attribution.importance.per_step(x, window), as the report does)")
 
 
 def _under(ax, s, color: str = "0.55"):
@@ -148,18 +159,25 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
     for cls, role, color in shown:
         tag = f"{role}{' = true' if role == 'predicted' and label == pred else ''}: {names[cls]} (logit {float(exp.logits[sample, cls]):.3g})"
         axes[0].plot(steps, ti[cls, :t].numpy(), marker="o", ms=2.5, lw=1, color=color, label=tag)
-        running = float(exp.bias[cls]) + torch.cumsum(ti[cls, :t].double(), 0)
-        axes[1].plot(steps, running.numpy(), lw=1.2, color=color)
+        # steps past the series' end add their constant -W baseline (against a baseline): it starts the line, with the
+        # bias, so that the line ends at the logit as the waterfall's bars do
+        pad = float(ti[cls, t:].double().sum())
+        running = float(exp.bias[cls]) + pad + torch.cumsum(ti[cls, :t].double(), 0)
+        axes[1].plot(steps, running.numpy(), lw=1.2, color=color,
+                     label=f"starts at the bias {float(exp.bias[cls]):+.3g} and the padded steps' {pad:+.3g}" if pad else None)
         axes[1].axhline(float(exp.logits[sample, cls]), color=color, lw=0.6, ls="--")
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_ylabel("contribution")
     axes[0].legend(fontsize=7, loc="best")
     axes[1].set_ylabel("running logit")
+    if axes[1].get_legend_handles_labels()[1]:
+        axes[1].legend(fontsize=7, loc="best")
     if series is not None:
         s = torch.as_tensor(series).detach().cpu().float()
         s = s[:, None] if s.dim() == 1 else s
         if s.dim() != 2:
             raise ValueError(f"series: expected the sample's input, [T] or [T, F], got shape {tuple(s.shape)}")
+        _steps_of(s.shape[0], ti.shape[1])
         axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1)
         axes[2].set_ylabel("input")
     axes[-1].set_xlabel("time step")

@@ -120,15 +120,19 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     used: dict[str, tuple] = {}
     for (ax, tax), cls in zip(panels, sel):
         vals, idx = w[cls].topk(k)
+        idx = idx[vals != 0]  # a unit the class does not read (a sparse head's zero weight) is not one of its top units
+        vals = w[cls][idx]
         if tax is not None:
             thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m)
         labels = [f"{units[i][0]} #{units[i][1]}" for i in idx.tolist()]
         cols = [colors[units[i][0]] for i in idx.tolist()]
         for i in idx.tolist():
             used[units[i][0]] = colors[units[i][0]]
-        ax.barh(range(k), vals.numpy(), color=cols)
-        ax.set_yticks(range(k), labels, fontsize=7)
+        ax.barh(range(len(idx)), vals.numpy(), color=cols)
+        ax.set_yticks(range(len(idx)), labels, fontsize=7)
         ax.invert_yaxis()  # strongest on top
+        if len(idx) < k:  # fewer bars than k: the same rows as the other panels, the gap says so
+            ax.set_ylim(k - 0.5, -0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(names[cls], fontsize=9)
         ax.set_xlabel("standardized weight" if standardized and not isinstance(source, CNNExplanation) else "weight", fontsize=8)
@@ -165,6 +169,7 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int) -> 
     for s in sites:
         eligible[exp.site_slices[s]] = True
     v = exp.for_class(tgt)[sample].detach().cpu()  # one row, never the dense [B, C, U]
+    eligible &= v != 0  # a unit that adds nothing (a sparse head's zero weight) is none of the top units
     k = min(k, int(eligible.sum()))
     top = torch.where(eligible, v, torch.tensor(-torch.inf)).topk(k).indices.tolist()
     cache: dict[str, Tensor] = {}

@@ -27,7 +27,7 @@ def _check(out, files, kind: str, net, train, picks_exp):
     assert waterfalls and all("top training samples" in f["caption"] for f in waterfalls)
     # the gallery covers exactly the units of the waterfalls, and is nv.unit_gallery's on the training data
     units = waterfall_units(picks_exp, meta["examples"], k=8)
-    g = nv.unit_gallery(net, train, units, k=4)
+    g = nv.unit_gallery(net, train, units, k=4, baseline=picks_exp.baseline)  # ranked against the waterfalls' baseline
     rows = export.read_csv(out / "unit_gallery.csv")
     assert [r["unit"] for r in rows] == [n for n in g.names for _ in range(g.k)]
     assert [r["sample"] for r in rows] == g.index.flatten().tolist()
