@@ -214,16 +214,20 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     w.table("predictions.csv", prediction_rows(exp, pred, y, names, cols),
             "one row per sample: true class, predicted class, and every logit")
     shares, layers = layer_shares(exp, y=y)
-    w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist())],
-            "share of each class's |contributions| carried by each layer (rows sum to 1), averaged over the samples of the class")
+    # a class with no sample among the explained ones has no mean: left out, not a row of zeros
+    absent = set() if y is None else {cols[c] for c in range(len(cols)) if not bool((y == c).any())}
+    left = f"; classes with no sample here are left out ({', '.join(sorted(absent))})" if absent else ""
+    w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent],
+            "share of each class's |contributions| carried by each layer (rows sum to 1), averaged over the samples of the class" + left)
     if is_cnn(model):
         w.table("unit_importance.csv", unit_records(model, names),
                 "one row per unit (site, channel): its standardized weight for each class, the numbers of the heatmap")
     if is_rnn(model):
-        w.table("time_importance.csv", time_records(exp, names, y=y),
-                "one row per time step: the mean signed contribution to each class over the samples of that class")
-        w.table("layer_time.csv", layer_time_records(exp, names, y=y),
-                "one row per (layer, step): the mean signed contribution to each class over the samples of that class")
+        drop = lambda rows: [{k: v for k, v in r.items() if k not in absent} for r in rows]  # noqa: E731
+        w.table("time_importance.csv", drop(time_records(exp, names, y=y)),
+                "one row per time step: the mean signed contribution to each class over the samples of that class" + left)
+        w.table("layer_time.csv", drop(layer_time_records(exp, names, y=y)),
+                "one row per (layer, step): the mean signed contribution to each class over the samples of that class" + left)
         w.table("time_weights.csv", time_records(model, names),
                 "one row per time step: the global weight of each class (Euclidean norm over the step's hidden features)")
     exp.save(w.out / "explanation.safetensors")
@@ -245,7 +249,9 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
                  "The five units with the largest weight for each class, coloured by their site (layer).")
     if is_rnn(model):
         series = class_means(xb.cpu(), y, int(model.num_classes)) if y is not None else xb.cpu().mean(0)
-        w.figure(S_GLOBAL, "time_importance.png", plots.time_importance(exp, y=y, series=series, class_names=names),
+        shown = None if y is None else [c for c in range(int(model.num_classes)) if bool((y == c).any())] or None
+        w.figure(S_GLOBAL, "time_importance.png", plots.time_importance(exp, y=y, series=series, class_names=names,
+                                                                         classes=shown),  # classes with samples here
                  "For each class, how much each time step adds to (red) or takes from (blue) that class's logit, "
                  "averaged over the samples of the class; grey: the class's mean input series.")
         w.figure(S_GLOBAL, "layer_time.png", plots.layer_time(exp, y=y, class_names=names),

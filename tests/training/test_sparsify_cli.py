@@ -84,7 +84,7 @@ def test_sparsify_name_is_checked_before_the_work(tmp_path, capsys):
     out = tmp_path / "sp"
     for bad in ("nv_gru.gunpoint_sparse", "mine", "nv_lite.a b"):  # another architecture, no dot, a space
         assert sparsify_main(["nv_lite.gunpoint", "--name", bad, "--out", str(out)]) == 2
-        assert f"--name: expected 'nv_lite.<tag>'" in capsys.readouterr().err and not out.exists()
+        assert "--name: expected 'nv_lite.<tag>'" in capsys.readouterr().err and not out.exists()
     assert sparsify_main(["nv_lite.gunpoint", "--name", "nv_lite.gp_few", "--max-k90", "10", "--out", str(out)]) == 0
     assert list(read_manifest(out)) == ["nv_lite.gp_few"]
 

@@ -134,3 +134,19 @@ def test_an_rnn_gallery_ranks_by_the_contributions_against_its_baseline(rnn):
         assert got.index[r].tolist() == want.tolist()
         torch.testing.assert_close(got.value[r], value[want, step])
     assert got.ranked_by.endswith("against the baseline")
+
+
+def test_a_class_with_no_sample_here_is_left_out_of_the_reports_per_class_tables(tmp_path):
+    """Its mean over no samples was written as a row (a column) of zeros, under "rows sum to 1"."""
+    from neuroview.attribution import export
+
+    torch.manual_seed(1)
+    net = nv.NeuroViewRNN(nn.GRU(2, 3, batch_first=True), num_classes=3, max_len=8)
+    x, y = torch.randn(6, 8, 2), torch.tensor([0, 1, 0, 1, 0, 1])  # class 2 has no sample
+    with_running_stats(net, x)
+    write_report(net, x, y, tmp_path / "r", class_names=["a", "b", "c"], examples=1, progress=False, dpi=30)
+    shares = export.read_csv(tmp_path / "r" / "layer_shares.csv")
+    assert [r["class"] for r in shares] == ["a", "b"] and all(abs(sum(v for k, v in r.items() if k != "class") - 1) < 1e-6
+                                                              for r in shares)
+    steps = export.read_csv(tmp_path / "r" / "time_importance.csv")
+    assert set(steps[0]) == {"step", "a", "b"}
