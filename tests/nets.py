@@ -14,3 +14,24 @@ def with_running_stats(net: nn.Module, x: torch.Tensor, **kw) -> nn.Module:
     with torch.no_grad():
         net(x, **kw)
     return net.eval()
+
+
+def small_report_cnn():
+    """``(net, x, y)``: a two-site NeuroView-CNN on 6x6 images with running statistics, 10 samples of 2 classes."""
+    import neuroview as nv  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU())
+    net = nv.NeuroViewCNN(backbone, 2, input_shape=(1, 6, 6))
+    x = torch.rand(10, 1, 6, 6)
+    return with_running_stats(net, x), x, torch.arange(10) % 2
+
+
+def small_report_rnn():
+    """``(net, x, y)``: a NeuroView-GRU of 8 steps with running statistics, 7 batch-first series of 2 classes."""
+    import neuroview as nv  # noqa: PLC0415
+
+    torch.manual_seed(1)
+    net = nv.NeuroViewRNN(nn.GRU(2, 3, batch_first=True), num_classes=2, max_len=8)
+    x = torch.randn(7, 8, 2)
+    return with_running_stats(net, x), x, torch.tensor([0, 1, 0, 1, 0, 1, 0])

@@ -18,24 +18,17 @@ from torch import nn  # noqa: E402
 import neuroview as nv  # noqa: E402
 from neuroview.viz import plots  # noqa: E402
 from neuroview.viz.report import write_report  # noqa: E402
-from nets import with_running_stats  # noqa: E402
+from nets import small_report_cnn, small_report_rnn, with_running_stats  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cnn():
-    torch.manual_seed(0)
-    backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU())
-    net = nv.NeuroViewCNN(backbone, 2, input_shape=(1, 6, 6))
-    x = torch.rand(10, 1, 6, 6)
-    return with_running_stats(net, x), x, torch.arange(10) % 2
+    return small_report_cnn()
 
 
 @pytest.fixture(scope="module")
 def rnn():
-    torch.manual_seed(1)
-    net = nv.NeuroViewRNN(nn.GRU(2, 3, batch_first=True), num_classes=2, max_len=8)
-    x = torch.randn(7, 8, 2)
-    return with_running_stats(net, x), x, torch.tensor([0, 1, 0, 1, 0, 1, 0])
+    return small_report_rnn()
 
 
 def test_a_class_name_is_not_read_as_its_index(cnn, rnn):
