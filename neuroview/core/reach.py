@@ -79,8 +79,8 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     for p in params:
         p.requires_grad_(False)
         holders = _holders(p)
-        if holders is None:
-            _HOLDERS[id(p)] = (weakref.ref(p), holders := weakref.WeakSet())
+        if holders is None:  # the entry goes with the parameter (before its id can be reused)
+            _HOLDERS[id(p)] = (weakref.ref(p, lambda _, key=id(p): _HOLDERS.pop(key, None)), holders := weakref.WeakSet())
         holders.add(net)
     weakref.finalize(net, _release, [weakref.ref(p) for p in params]).atexit = False
     return names
