@@ -239,6 +239,11 @@ def save_pretrained(
     arch_kwargs = _plain(dict(arch_kwargs))
     rebuilt = _build(architecture, arch_kwargs)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
+            and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
+        raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "
+                         "keeps the standardization its path was fitted on); save it with normalize=True, as "
+                         "neuroview sparsify does")
     check_fits(rebuilt, state, "model")
     meta = {"neuroview.name": name, "neuroview.architecture": architecture,
             "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"}

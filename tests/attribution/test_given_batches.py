@@ -45,7 +45,7 @@ def test_what_cannot_be_read_is_refused_by_name():
 
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
-def test_a_sparsified_normalize_false_network_loads_into_the_constructor_it_came_from(kind):
+def test_a_sparsified_normalize_false_network_loads_into_the_constructor_it_came_from(kind, tmp_path):
     """sparsify keeps the standardization its path was fitted on: the state dict gained ``norm.*`` keys,
     which a fresh ``normalize=False`` wrap refused (strict) or dropped (strict=False: other logits)."""
     net, x, y = _net()
@@ -65,6 +65,14 @@ def test_a_sparsified_normalize_false_network_loads_into_the_constructor_it_came
     fresh = make()
     fresh.load_state_dict(sparse.state_dict())  # strict
     torch.testing.assert_close(fresh.eval()(inp), sparse(inp), rtol=0, atol=0)
+    if kind == "rnn":  # saved as a zoo entry, the arguments must say it standardizes (a bare "3 unexpected tensors")
+        from neuroview.zoo.pretrained import save_pretrained
+
+        kw = dict(num_classes=2, in_features=1, max_len=20, hidden_size=4, num_layers=1, normalize=False)
+        with pytest.raises(ValueError, match=r"arch_kwargs: normalize=False, but the network standardizes.*normalize=True"):
+            save_pretrained(sparse, "nv_gru.probe", architecture="nv_gru", arch_kwargs=kw, dataset={}, recipe=None,
+                            seed=None, metrics={}, root=tmp_path)
+        assert not any(tmp_path.iterdir())
 
 
 def test_a_sparsified_shared_steps_rnn_loads_into_the_constructor_it_came_from():
