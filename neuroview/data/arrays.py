@@ -215,6 +215,9 @@ class ArrayDataModule(pl.LightningDataModule):
                              f"got only {classes} ({len(parts['train'][1])} series); check the labels (y, label_column)")
         index = {c: i for i, c in enumerate(classes)}
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
+        if not variable and len({np.shape(x)[2:] for x, _ in parts.values()}) > 1 and all(np.ndim(x) == 3 for x, _ in parts.values()):
+            # series of one length per split, another in each: stretched (resample) or cut like any variable-length set
+            parts, variable = {n: (list(x), y) for n, (x, y) in parts.items()}, True
         # only the series the model is fit on: steps past them would meet untrained classifier weights
         max_len = max(a.shape[-1] for a in parts["train"][0]) if variable else None
         splits, truncated = {}, {}
@@ -242,6 +245,9 @@ class ArrayDataModule(pl.LightningDataModule):
                                  "inside a series are not read)")
             if xt.dim() < 3:
                 raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
+            if name != "train" and xt.shape[1] != splits["train"][0].shape[1]:
+                raise ValueError(f"{type(self).__name__}: X: the {name} split has {xt.shape[1]} channels (shape "
+                                 f"{tuple(xt.shape)}), the training split {splits['train'][0].shape[1]}")
             if self.normalize in ("series", "sample"):
                 xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample")
             splits[name] = (xt, yt, lengths)

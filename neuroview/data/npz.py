@@ -61,6 +61,9 @@ class NpzDataModule(ArrayDataModule):
                 x = x[:, None]
             if "lengths" + suffix in arrays:
                 x = [s[:, :n] for s, n in zip(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix))]
+            elif suffix and "lengths" in arrays:  # the file is padded: this split's padding would be read as data
+                raise ValueError(f"path: {self.path.name} has lengths for X (padded series) but none for X{suffix}; add "
+                                 f"lengths{suffix} (each series' own length; the full width for a series that is not padded)")
             _finite(x, y, suffix)
             return x, y
 
