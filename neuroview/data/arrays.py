@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, passthrough_collate
 from .splits import check_fraction, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
+from .splits import encode_labels as _encode_labels, written_apart as _written_apart
 
 
 def auto_batch_size(n: int) -> int:
@@ -31,14 +32,6 @@ def auto_batch_size(n: int) -> int:
     (4, 27, 64)
     """
     return int(min(max(n // 10, 4), 64))
-
-
-def _encode_labels(y_train: np.ndarray) -> list[str]:
-    labels = [str(v) for v in np.unique(y_train)]
-    try:  # UCR labels are strings such as "1", "2", "10": order them as numbers
-        return sorted(labels, key=float)
-    except ValueError:
-        return sorted(labels)
 
 
 # -------------------------------------------------------------------------- base class
@@ -224,7 +217,8 @@ class ArrayDataModule(pl.LightningDataModule):
         for name, (x, y) in parts.items():
             unknown = sorted({str(v) for v in y} - set(classes))
             if unknown:
-                raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split lacks")
+                raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split "
+                                 f"lacks{_written_apart(unknown, classes)}")
             yt = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
             if variable and self.resample:
                 xt, lengths = _resample(x, max_len), None

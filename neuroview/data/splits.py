@@ -1,5 +1,5 @@
 """How a training split is carved: a validation share held out at random, or one fold of k for
-cross-validation, both stratified by class and fixed by a seed.
+cross-validation, both stratified by class and fixed by a seed; and how its labels become class indices.
 
 Imports only numpy.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of"]
+__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart"]
 
 
 def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
@@ -59,3 +59,25 @@ def folds_of(val_fraction: float, val_fold: int | None) -> int | None:
     if isinstance(val_fold, bool) or not isinstance(val_fold, int) or not 0 <= val_fold < k:
         raise ValueError(f"val_fold: expected an int in [0, {k}) (val_fraction {val_fraction:g}: {k} folds), got {val_fold!r}")
     return k
+
+
+def encode_labels(y_train: np.ndarray) -> list[str]:
+    """The training split's classes as strings, in the order of their indices: as numbers where they all are."""
+    labels = [str(v) for v in np.unique(y_train)]
+    try:  # UCR labels are strings such as "1", "2", "10": order them as numbers
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def written_apart(unknown: list[str], classes: list[str]) -> str:
+    """A hint where labels differ only in how a number is written ("1.0" in one split, "1" in another)."""
+    def number(v: str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    known = {number(c): c for c in classes if number(c) is not None}
+    same = [(u, known[number(u)]) for u in unknown if number(u) in known]
+    return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
+            "and int labels; store the labels one way)") if same else ""

@@ -66,3 +66,13 @@ def test_padded_training_series_and_a_test_split_without_lengths_is_an_error(tmp
     dm = NpzDataModule(ok, val_fraction=0.0)
     dm.setup("fit")
     assert next(iter(dm.test_dataloader()))[0].shape == (6, 1, 20)
+
+
+def test_labels_written_apart_say_so(tmp_path):
+    """Float labels in training (1.0) and int labels in test (1): refused as unknown, with no word on why."""
+    rng = np.random.default_rng(4)
+    path = _npz(tmp_path / "l.npz", X=rng.normal(size=(20, 1, 10)), y=(np.arange(20) % 2 + 1).astype(float),
+                X_test=rng.normal(size=(4, 1, 10)), y_test=np.arange(4) % 2 + 1)
+    with pytest.raises(ValueError, match=r"test split has labels \['1', '2'\] that the training split lacks \(the "
+                                         r"training split writes '1' as '1.0': the same number written apart"):
+        NpzDataModule(path, val_fraction=0.0).setup("fit")
