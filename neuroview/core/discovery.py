@@ -50,7 +50,8 @@ class _Call:
     shape: tuple[int, ...] | None
     producer: Width | None
     consumer: Width | None = None
-    profile: list | None = None  # per dim of the input, a weighted sum of z over the other dims (float64, _weights)
+    profile: list | None = None  # per dim of the input, [rows, 2]: a weighted sum of z over the other dims and the
+    # norm of its terms (float64, _weights)
 
 
 def _tensors(args, kwargs):
@@ -140,8 +141,10 @@ class _Pass:
             width = self.open[-1]  # timm's BatchNormAct2d runs its activation inside the norm's own forward
         profile = None
         if shape is not None:
-            a = z.detach().double()
-            profile = [(a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1).sum(1) for d in range(a.dim())]
+            a, profile = z.detach().double(), []
+            for d in range(a.dim()):  # per row of dim d: the weighted sum, and the norm of its terms (its noise scale)
+                terms = (a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1)
+                profile.append(torch.stack([terms.sum(1), terms.square().sum(1).sqrt()], 1))
         self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, None, profile))
         return len(self.calls) - 1
 
@@ -259,16 +262,18 @@ def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -
     depend on the batch."""
     k = small.shape[sd] // 2
     a, b = small.profile[sd], large.profile[sd]
-    same = lambda u, v: torch.allclose(u, v, rtol=1e-2, atol=1e-6 * float(a.abs().max()))  # noqa: E731
+    # a signed sum's rounding scales with the norm of its terms, not with the sum (which may lie near 0): rows match
+    # within 1% of that norm, which a batch statistic's shift or scale of a few % of the units' spread exceeds
+    same = lambda u, v: bool(((u[..., 0] - v[..., 0]).abs() <= 1e-2 * torch.maximum(u[..., 1], v[..., 1]) + 1e-300).all())  # noqa: E731
     if k > 1 and alike:
         raise ValueError(f"x: site {small.name!r} folds {k} positions into dim {sd} of its input {small.shape}, and the "
                          "samples it was found on are copies of one, which cannot tell whether positions come ahead "
                          "of the samples or after them; find the sites on a batch of different samples "
                          "(example_input=x, or a first batch of at least 2)")
     # both samples the two passes share: with k == 2 sample 0's rows alone are rows 0 and 1 in either order
-    if same(a.view(2, k), b.view(3, k)[:2]):
+    if same(a.view(2, k, 2), b.view(3, k, 2)[:2]):
         return False
-    if k > 1 and same(a.view(k, 2), b.view(k, 3)[:, :2]):
+    if k > 1 and same(a.view(k, 2, 2), b.view(k, 3, 2)[:, :2]):
         return True
     folds = f"folds {k} positions into dim {sd} in no order that keeps samples apart" if k > 1 else "mixes samples"
     raise ValueError(

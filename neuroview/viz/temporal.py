@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
-from ._style import _classes, _figure, _mpl, _names, _scale
+from ._style import _classes, _figure, _index, _mpl, _names, _scale
 
 __all__ = ["time_importance", "layer_time", "sample_time"]
 
@@ -147,9 +147,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
     pred = int(exp.predicted[sample])
     shown = [(pred, "predicted", "C0")]
     if label is not None:
-        label = int(label)
-        if not 0 <= label < exp.num_classes:
-            raise ValueError(f"label: expected a class index in [0, {exp.num_classes}), got {label}")
+        label = _index(label, exp.num_classes, "label")
         if label != pred:
             shown.append((label, "true", "C1"))
     rows = 3 if series is not None else 2

@@ -47,6 +47,8 @@ def test_a_class_name_is_not_read_as_its_index(cnn, rnn):
     with pytest.raises(ValueError, match=r"label: expected a class index in \[0, 2\), got -1"):
         plots.waterfall(exp, 0, label=-1)  # was "true 2", names[-1]
     rexp = rnn[0].explain(rnn[1])
+    with pytest.raises(TypeError, match=r"label: expected class indices, got the string '1'"):
+        plots.sample_time(rexp, 0, label="1")
     with pytest.raises(TypeError, match=r"classes: expected class indices, got the string"):
         plots.time_importance(rexp, classes=["1"], class_names=names)
     assert plots.waterfall(exp, 0, target=1.0, class_names=names) is not None  # a whole-number float is its class
