@@ -21,7 +21,11 @@ class NpzDataModule(ArrayDataModule):
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
     axis (``resample=True`` stretches them to the longest instead). Without a test split,
     ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of the rest, stratified, by
-    ``seed``. ``X`` of shape ``[N, T]`` is read as one channel. ``batch_size="auto"`` takes a
+    ``seed``. ``X`` of shape ``[N, T]`` is read as one channel. ``layout="channels_last"`` reads
+    ``X`` as ``[N, *spatial, C]`` (Keras' ``[N, T, C]``, images ``[N, H, W, C]``); the default
+    ``"auto"`` reads ``[N, C, *spatial]`` (aeon's and torch's order) and refuses an ``X`` with more
+    channels than the length of its last axis, the telltale of the other order, until ``layout``
+    says which it is. ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.NpzDataModule
     --data.init_args.path my.npz`` keeps the recipe's ``auto``, ``resample`` and ``normalize``.
@@ -30,13 +34,18 @@ class NpzDataModule(ArrayDataModule):
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64,
                  val_fraction: float = 0.1, seed: int = 0,
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
-                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
+                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False,
+                 layout: Literal["auto", "channels_first", "channels_last"] = "auto"):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         check_fraction("test_fraction", test_fraction)
         self.path = Path(path)
         self.test_fraction = test_fraction
+        if layout not in ("auto", "channels_first", "channels_last"):
+            raise ValueError(f"layout: expected 'auto', 'channels_first' (X [N, C, *spatial]) or 'channels_last' "
+                             f"(X [N, *spatial, C]), got {layout!r}")
+        self.layout = layout
 
     def load(self) -> dict[str, tuple]:
         if not self.path.is_file():
@@ -57,8 +66,7 @@ class NpzDataModule(ArrayDataModule):
                 raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
             if y.ndim != 1:
                 raise ValueError(f"path: y{suffix} must hold one label per sample, shape [{len(x)}], got shape {y.shape}")
-            if x.ndim == 2:
-                x = x[:, None]
+            x = _channels_first_of(x, self.layout, suffix, self.path.name)
             if "lengths" + suffix in arrays:
                 x = [s[:, :n] for s, n in zip(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix))]
             elif suffix and "lengths" in arrays:  # the file is padded: this split's padding would be read as data
@@ -77,6 +85,26 @@ class NpzDataModule(ArrayDataModule):
         if "X_val" in arrays:
             out["val"] = split("_val")
         return out
+
+
+def _channels_first_of(x: np.ndarray, layout: str, suffix: str, name: str) -> np.ndarray:
+    """``X{suffix}`` as ``[N, C, *spatial]``: a 2-D ``X`` is one channel; ``channels_last`` moves the
+    last axis to the channels'. Under ``auto``, more channels than the last axis is long (``[N, 500, 3]``:
+    500 channels of 3 steps, or 3 channels of 500 steps?) is refused: read the wrong way, every
+    step would be a channel and the network would train on it without a word."""
+    if x.ndim == 2:
+        return x[:, None]
+    if x.ndim < 2:
+        raise ValueError(f"path: X{suffix} must be [N, C, *spatial] or [N, T], got shape {x.shape}")
+    if layout == "channels_last":
+        return np.moveaxis(x, -1, 1)
+    if layout == "auto" and x.shape[1] > x.shape[-1]:
+        shape = list(x.shape)
+        raise ValueError(f"path: X{suffix} of {name} has shape {shape}: read as [N, C, *spatial] it holds {shape[1]} "
+                         f"channels of {shape[-1]} along its last axis, more channels than steps, as an [N, *spatial, C] "
+                         f"array would; pass layout='channels_last' (--data.init_args.layout channels_last) if its channels "
+                         f"are last, or layout='channels_first' if they are {shape[1]}")
+    return x
 
 
 def _finite(x, y: np.ndarray, suffix: str) -> None:

@@ -226,6 +226,33 @@ def test_npz_own_test_split_and_lengths(tmp_path):
     assert lengths.tolist() == [10] * 6
 
 
+def test_npz_channels_last_is_asked_for_not_guessed(tmp_path):
+    """Keras' [N, T, C] saved as is: read as [N, C, T] it was 40 channels of 3 steps, and the network
+    trained on it without a word. Now refused under layout='auto'; layout='channels_last' reads it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 40, 3)).astype(np.float32)  # 30 series of 40 steps, 3 channels last
+    lengths = np.arange(30) % 20 + 21
+    np.savez(tmp_path / "keras.npz", X=x, y=np.arange(30) % 2, lengths=lengths)
+    with pytest.raises(ValueError, match=r"path: X of keras.npz has shape \[30, 40, 3\].*40 channels of 3.*layout='channels_last'"):
+        NpzDataModule(str(tmp_path / "keras.npz")).setup()
+    dm = NpzDataModule(str(tmp_path / "keras.npz"), layout="channels_last", normalize=False, val_fraction=0, test_fraction=0.2)
+    dm.setup()
+    assert (dm.in_channels, dm.max_len) == (3, int(lengths.max()))
+    xb, _, lb = dm._splits["test"]
+    keep, test = __import__("neuroview.data.arrays", fromlist=["x"]).stratified_split((np.arange(30) % 2).astype(str), 0.2, 1)
+    first = test[0]
+    n = int(lengths[first])  # the first test series, its own steps in channels-first order
+    assert int(lb[0]) == n and torch.equal(xb[0, :, :n], torch.from_numpy(x[first, :n].T))
+    # many channels of few steps, said to be so, is read as it is
+    np.savez(tmp_path / "eeg.npz", X=rng.normal(size=(30, 16, 8)).astype(np.float32), y=np.arange(30) % 2)
+    with pytest.raises(ValueError, match="layout='channels_first'"):
+        NpzDataModule(str(tmp_path / "eeg.npz")).setup()
+    dm = NpzDataModule(str(tmp_path / "eeg.npz"), layout="channels_first")
+    assert (dm.in_channels, dm.max_len) == (16, 8)
+    with pytest.raises(ValueError, match=r"layout: expected 'auto'.*got 'NTC'"):
+        NpzDataModule(str(tmp_path / "eeg.npz"), layout="NTC")
+
+
 def _ragged_npz(path, train_len, val_len=None, test_len=None, t=12):
     """An .npz of variable-length series (every real step nonzero) with these lengths per split."""
     rng = np.random.default_rng(0)
