@@ -146,6 +146,11 @@ CHOICES = (
     # screen existed; the CNN recipes keep the published LITE's 1e-3); Adam's default, with the NeuroView-GRU's
     # classifier at a tenth of it as its recipe has (its classifier_lr verdict); both GRUs, every RNN
     # development set, 5-fold cross-validation (set before any run)
+    Choice("weight_decay (GRUs)", "1e-4 on the recurrent and input weights (both GRUs; the module's default)", {
+        "1e-2": {r: ("--model.weight_decay", "1.0e-2") for r in (NV_RNN, RNN)},
+    }),  # added as the GRU recipes' last option never judged (the module's default, kept unexamined): against
+    # AdamW's own default, the CNN recipes' value (at lr 3e-3, 1e-4 shrinks a weight by 3e-7 a step, about none);
+    # the classifiers keep their 1e-2; both GRUs, every RNN development set, 5-fold cross-validation (set before any run)
 )
 
 
