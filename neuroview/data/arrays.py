@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, passthrough_collate
 from .splits import check_fraction, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
-from .splits import encode_labels as _encode_labels, written_apart as _written_apart
+from .splits import encode_labels as _encode_labels, text_labels, written_apart as _written_apart
 
 
 def auto_batch_size(n: int) -> int:
@@ -197,6 +197,7 @@ class ArrayDataModule(pl.LightningDataModule):
                           else stratified_fold(y_tr.astype(str), self.val_folds, self.val_fold, self.seed))
             parts = {"train": (_take(x_tr, keep), y_tr[keep]), "val": (_take(x_tr, held), y_tr[held])}
         parts["test"] = (raw["test"][0], np.asarray(raw["test"][1]))
+        parts = {n: (x, text_labels(y)) for n, (x, y) in parts.items()}  # bytes labels (b"cat") named as text
 
         for name, (_, y) in parts.items():
             if y.dtype.kind == "f" and not np.isfinite(y).all():  # str(nan) would be a class of its own

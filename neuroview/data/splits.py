@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart"]
+__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels"]
 
 
 def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
@@ -68,6 +68,12 @@ def encode_labels(y_train: np.ndarray) -> list[str]:
         return sorted(labels, key=float)
     except ValueError:
         return sorted(labels)
+
+
+def text_labels(y: np.ndarray) -> np.ndarray:
+    """Labels stored as bytes (numpy's ``S`` dtype, as ``np.savez`` keeps ``np.array([b"cat"])``) as text:
+    ``str(b"cat")`` is ``"b'cat'"``, the name a class would otherwise carry into reports."""
+    return np.char.decode(y, "utf-8") if y.dtype.kind == "S" else y
 
 
 def written_apart(unknown: list[str], classes: list[str]) -> str:

@@ -214,6 +214,16 @@ def test_npz_string_labels_and_seeded_splits(tmp_path):
     assert torch.equal(again._splits["test"][0], dm._splits["test"][0])
 
 
+def test_npz_bytes_labels_are_named_as_text(tmp_path):
+    """np.savez keeps np.array([b"cat"]) as bytes: the classes were named "b'cat'" in every report."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "b.npz", X=rng.normal(size=(20, 1, 8)).astype(np.float32), y=np.array([b"cat", b"dog"] * 10),
+             X_test=rng.normal(size=(4, 1, 8)).astype(np.float32), y_test=np.array([b"dog", b"cat"] * 2))
+    dm = NpzDataModule(str(tmp_path / "b.npz"), val_fraction=0)
+    dm.setup()
+    assert dm.class_names == ["cat", "dog"] and dm._splits["test"][1].tolist() == [1, 0, 1, 0]
+
+
 def test_npz_own_test_split_and_lengths(tmp_path):
     path = tmp_path / "seq.npz"
     x = np.ones((20, 2, 10), np.float32)
