@@ -185,6 +185,7 @@ class _Ablation:
         for k, s in enumerate(net.sites):
             self.by_module.setdefault(s.module, []).append(k)
         self.calls: dict[str, int] = {}
+        self.not_sites = set(net.not_sites)  # (module, call) pairs of calls that are no site (no sample axis)
 
     def view(self, k: int, t: Tensor) -> Tensor:
         """Site ``k``'s keep mask, shaped to broadcast over its output ``t`` ``[B, channels, ...]``."""
@@ -216,8 +217,11 @@ class _Ablation:
         return kept.movedim(0, site.sample_dim) if site.sample_dim else kept
 
     def zero_output(self, output, name: str):
-        j = self.calls.get(name, 0)
-        self.calls[name] = j + 1
+        call = self.calls.get(name, 0)
+        self.calls[name] = call + 1
+        if (name, call) in self.not_sites:  # a parameter table's call, say: the module's sites are its other calls
+            return None
+        j = call - sum(1 for n, c in self.not_sites if n == name and c < call)  # the module's j-th site
         if j >= len(self.by_module[name]) or not isinstance(output, Tensor):
             return None  # a call that is no site: NeuroViewCNN's own check reports a changed path
         k = self.by_module[name][j]

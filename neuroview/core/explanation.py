@@ -257,7 +257,8 @@ class CNNExplanation(Explanation):
             return torch.stack([src[..., s].sum(-1) for s in self.site_slices.values()], -1)
         if self._contributions is not None:
             return torch.stack([self._contributions[..., s].sum(-1) for s in self.site_slices.values()], -1)
-        return torch.stack([self.codes[:, s] @ self.weight[:, s].T for s in self.site_slices.values()], -1)
+        d = self._delta()  # against the baseline, as for_class: the sites then sum to the logit with bias
+        return torch.stack([d[:, s] @ self.weight[:, s].T for s in self.site_slices.values()], -1)
 
     def site_magnitudes(self) -> Tensor:
         """``[B, C, S]``: the sum of ``|contributions|`` of each site, one product per site

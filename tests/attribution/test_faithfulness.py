@@ -480,3 +480,35 @@ def test_ablation_removes_the_unit_not_a_token_or_a_sample(layout, n):
     torch.testing.assert_close(got, want)
     with ablate_units(net, torch.tensor([[True] + [False] * 8] * 5)), torch.no_grad():  # per sample, the same
         torch.testing.assert_close(net.codes(x), want)
+
+
+class _TableThenSite(nn.Module):
+    """One GELU called first on a parameter table (no sample axis: no site, as Swin-V2's position bias),
+    then on the convolution's output (its one site, "act:1")."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.table = nn.Conv2d(1, 4, 3), nn.GELU(), nn.Parameter(torch.randn(5, 4))
+        self.conv2, self.act2 = nn.Conv2d(4, 3, 1), nn.ReLU()
+
+    def forward(self, x):
+        bias = self.act(self.table).mean(0)
+        return self.act2(self.conv2(self.act(self.conv(x) + bias[None, :, None, None])))
+
+
+def test_ablation_skips_a_module_s_calls_that_are_no_site():
+    """The hooks counted every call of the module as its sites: the table's call had channel 0 zeroed,
+    the site's none (its own codes were zeroed, so explanations looked consistent). Checked against the
+    network's next site computed by hand with the site's channel 0 zeroed."""
+    torch.manual_seed(0)
+    model, x = _TableThenSite(), torch.randn(4, 1, 6, 6)
+    net = nv.wrap(model, 2, example_input=x).eval()
+    assert [s.name for s in net.sites] == ["act:1", "act2"] and ("act", 0) in net.not_sites
+    with torch.no_grad():
+        h = model.act(model.conv(x) + model.act(model.table).mean(0)[None, :, None, None])
+        h[:, 0] = 0
+        want = (model.conv2(h) > 0).float().mean((2, 3))
+    with ablate_units(net, [("act:1", 0)]), torch.no_grad():
+        codes = net.codes(x)
+    torch.testing.assert_close(codes[:, net.site_slices["act2"]], want)
+    assert bool((codes[:, 0] == 0).all())

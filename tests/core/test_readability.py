@@ -76,6 +76,11 @@ def test_mean_baseline_is_exact_and_its_bias_is_the_average_codes_logit():
         assert torch.allclose(exp.for_class(c), (net.codes(x) - mean) * w[c], atol=1e-6)
         assert torch.allclose(exp.for_class(c).sum(-1) + exp.bias[c], net(x)[:, c], atol=1e-5)
     assert exp.residual().abs().max() < 1e-5
+    # per site, every class at once (one product per site, never the dense tensor): against the baseline
+    # too (it summed the raw codes, missing the logit by the baseline's share until the dense tensor was read)
+    by_site = exp.by_site()
+    assert torch.allclose(by_site.sum(-1) + exp.bias, net(x), atol=1e-5)
+    assert torch.allclose(by_site, torch.stack([exp.by_site(c) for c in range(3)], 1), atol=1e-6)
     # spatial maps still sum to each unit's contribution
     t = exp.target
     assert torch.allclose(torch.cat([exp.spatial_map(s).flatten(2).sum(-1) for s in exp.site_slices], 1),
