@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from ..core.cnn import NeuroViewCNN
+from ..core.quantize import as_units
+from ..core.recorder import sample_first
 from .ablation import rnn_forward, split_lengths, step_baseline
 
 __all__ = ["has_captum", "sites_called_once", "captum_unit_scores", "integrated_gradients_scores", "permutation_scores"]
@@ -37,7 +39,7 @@ def sites_called_once(net: NeuroViewCNN) -> str | None:
 
 def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_steps: int, batch_size: int) -> Tensor:
     """``[B, U]``: LayerGradientXActivation (``layer_grad_x_act``) or LayerConductance of each unit
-    for the class ``y``, summed over the site's positions."""
+    for the class ``y``, summed over the site's positions (in the site's own layout)."""
     from captum.attr import LayerConductance, LayerGradientXActivation  # noqa: PLC0415 - optional dependency
 
     modules = dict(net.backbone.named_modules())
@@ -55,7 +57,10 @@ def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_s
                     xb, target=yb, n_steps=n_steps, attribute_to_layer_input=to_input[k],
                     internal_batch_size=max(2 * len(yb), 512))  # Captum needs >= 2 x the batch here
             a = a[0] if isinstance(a, (tuple, list)) else a
-            per_site[k].append((a.flatten(2).sum(-1) if a.dim() > 2 else a).detach())
+            # summed over the site's own positions, along its own unit and sample axes (tokens [B, N, C],
+            # channels last, sequence-first): dim 1 is a token axis there, and N == C would pass unnoticed
+            units, dim = as_units(sample_first(a, s, len(yb)), s.axis, len(yb))
+            per_site[k].append(units.sum(dim).detach())
     return torch.cat([torch.cat(parts) for parts in per_site], 1)
 
 

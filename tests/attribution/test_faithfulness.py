@@ -512,3 +512,29 @@ def test_ablation_skips_a_module_s_calls_that_are_no_site():
         codes = net.codes(x)
     torch.testing.assert_close(codes[:, net.site_slices["act2"]], want)
     assert bool((codes[:, 0] == 0).all())
+
+
+@pytest.mark.parametrize("layout", ["tokens", "seq_first", "folded"])
+def test_captum_unit_scores_sum_over_the_site_s_own_positions(layout):
+    """Captum's layer attribution was summed over dims 2+ whatever the layout: at a token site [B, N, C]
+    with N == C it gave one score per token, unnoticed (a channels-last map failed as a bad `order`).
+    Gradient x activation of each unit, by hand (autograd on the site's output), summed over its positions."""
+    pytest.importorskip("captum")
+    torch.manual_seed(0)
+    x, y = torch.randn(5, 3, 5) + 0.5, torch.tensor([0, 1, 2, 0, 1])  # 5 samples, 5 tokens, 5 units
+    model = _TokenMLP(layout)
+    net = nv.wrap(model, 3, quantizer="none", example_input=x).eval()
+    kept = []
+
+    def keep(module, args, out):
+        out.retain_grad()
+        kept.append(out)
+
+    handle = model.act.register_forward_hook(keep)
+    net(x).gather(1, y[:, None]).sum().backward()
+    handle.remove()
+    h = kept[0]
+    gxa = {"tokens": lambda t: t.sum(1), "seq_first": lambda t: t.sum(0),
+           "folded": lambda t: t.reshape(5, 5, 5).sum(0)}[layout](h.grad * h).detach()
+    got = unit_scores(net, x, y, "layer_grad_x_act")[:, net.site_slices["act"]]
+    torch.testing.assert_close(got, gxa, rtol=1e-5, atol=1e-6)
