@@ -354,3 +354,26 @@ def test_unpack_puts_a_loaders_batch_where_the_network_is():
     assert [t.device == meta if t is not None else None for t in unpack((x, y), meta)] == [True, None, True]
     assert unpack(x)[0] is x and unpack((x, y), None)[2] is y  # no device: as given
     assert factory(torch.nn.Linear(2, 2).to(meta))["device"] == meta and "device" not in factory(torch.nn.ReLU())
+
+
+def test_attribution_takes_what_numpy_and_json_give_and_names_a_ragged_table(tmp_path):
+    """Units as numpy ints or JSON pairs (ablate_units refused 1 as out of [0, 7)), one method as a string
+    (it was split into letters, "got ['n', 'e', ...]"), CSV rows of other keys (a bare KeyError)."""
+    from neuroview.attribution.ablation import ablate_units
+    from neuroview.attribution.export import write_csv
+    from neuroview.attribution.faithfulness import unit_ablation
+
+    torch.manual_seed(0)
+    net = nv.wrap(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 3, 3), nn.ReLU()), 3, input_shape=(1, 12)).eval()
+    x, y = torch.randn(6, 1, 12), torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.no_grad():
+        with ablate_units(net, [1, ("3", 2)]):
+            want = net.codes(x)
+        with ablate_units(net, np.array([1])), ablate_units(net, [["3", 2]]):
+            torch.testing.assert_close(net.codes(x), want)
+    assert bool((want[:, [1, 6]] == 0).all()) and bool((want[:, [0, 2, 3]] != 0).any())
+    res = unit_ablation(net, x, y, methods="neuroview", seeds=[0], steps=2)
+    assert "neuroview" in res.curves and len(res.curves) == 1
+    with pytest.raises(ValueError, match=r"records: row 1 lacks the columns \['a'\]"):
+        write_csv(tmp_path / "t.csv", [{"a": 1}, {"b": 2}])
+    assert not (tmp_path / "t.csv").exists()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -163,7 +164,11 @@ def _unit_mask(net: NeuroViewCNN, units) -> Tensor:
         return units
     index = {unit: i for i, unit in enumerate(net.units)}
     mask = torch.zeros(u, dtype=torch.bool)
-    for item in (units.tolist() if isinstance(units, Tensor) else units):
+    for item in (units.tolist() if isinstance(units, (Tensor, np.ndarray)) else units):
+        if isinstance(item, list) and len(item) == 2:  # a pair read back from JSON
+            item = tuple(item)
+        if isinstance(item, np.integer):
+            item = int(item)
         if isinstance(item, tuple):
             if item not in index:
                 raise ValueError(f"units: no unit {item!r}; expected (site name, channel) from net.units, e.g. {net.units[0]}")

@@ -128,7 +128,11 @@ def write_csv(path, records: Iterable[dict], columns: Sequence[str] | None = Non
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    for r in records:
+    for i, r in enumerate(records):
+        missing = [k for k in columns if k not in r]
+        if missing:
+            raise ValueError(f"records: row {i} lacks the columns {missing} (the header: {list(columns)}); give every "
+                             "row the same keys, or pass columns=")
         writer.writerow([_cell(r[k]) for k in columns])
     atomic_write(Path(path), buf.getvalue().encode())
     return Path(path)

@@ -74,7 +74,7 @@ def __getattr__(name: str):
 
 def _check_methods(methods, allowed: tuple[str, ...]) -> list[str]:
     """``methods`` as a list (all of ``allowed`` when None), refusing unknown names."""
-    methods = list(allowed if methods is None else methods)
+    methods = [methods] if isinstance(methods, str) else list(allowed if methods is None else methods)  # "neuroview": one name
     bad = [m for m in methods if m not in allowed]
     if bad:
         raise ValueError(f"methods: expected names from {allowed}, got {bad}")

@@ -280,7 +280,8 @@ class CNNExplanation(Explanation):
     def spatial_map(self, site: str, target: Tensor | int | None = None) -> Tensor:
         """Per-unit, per-position contributions of ``site`` to ``target``'s logit.
 
-        Shape ``[B, C_s, *positions]``: the unit's code map times its weight divided by the
+        Shape ``[B, C_s, *positions]`` (``[B, C_s, N]``, positions flattened, at a channels-last map
+        or a token site, as ``code_maps``): the unit's code map times its weight divided by the
         number of positions, so ``map.flatten(2).sum(-1)`` equals the unit's contribution.
         Needs ``explain(x, maps=True)``.
         """
