@@ -115,6 +115,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         raise ValueError(f"k: expected a positive int, got {k!r}")
     if max_samples is not None and (not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1):
         raise ValueError(f"max_samples: expected a positive int or None, got {max_samples!r}")
+    if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):
+        raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor (explain's baseline), got {baseline!r}")
     rnn = isinstance(net, NeuroViewRNN)
     batches = iter(_batches(loader))
     first = next(batches, None)

@@ -61,6 +61,9 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
             if y.shape != exp.predicted.shape:  # one-hot rows broadcast against the predictions: a wrong accuracy
                 raise ValueError(f"batches: expected one class index per sample, shape {tuple(exp.predicted.shape)}, "
                                  f"got labels of shape {tuple(y.shape)}")
+            c = exp.logits.shape[1]
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= c):  # y - 1 or another set's labels: a wrong accuracy
+                raise ValueError(f"batches: labels must lie in [0, {c}) (the network's classes), got {sorted(torch.unique(y).tolist())}")
             correct += int((exp.predicted == y).sum())
             total += len(y)
     if not ks:

@@ -6,13 +6,17 @@ May import ``neuroview.core``.
 
 from __future__ import annotations
 
-from torch import nn
+import numbers
 
+import torch
+from torch import Tensor, nn
+
+from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["GROUPS", "check_args", "check_budget"]
+__all__ = ["GROUPS", "batch_labels", "check_args", "check_budget", "check_codes", "check_path"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -60,3 +64,45 @@ def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> Non
         raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
     if max_k90_steps is not None and not isinstance(net, NeuroViewRNN):
         raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
+
+
+def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
+    """The regularization path's settings (:func:`.sparsify.sparsify`): each refused by name, where a bad one
+    reached torch or math bare (``points=1``: ``max(): Expected reduction dim``; ``ratio=0``: ``math domain
+    error``) or fitted a useless head without a word (``relaxed=-1``: a negative ridge, one unit per class)."""
+    def number(v) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v
+
+    if l1_ratio is not None and not (number(l1_ratio) and 0 <= l1_ratio <= 1):
+        raise ValueError(f"l1_ratio: expected None or the L1 share of the penalty, in [0, 1], got {l1_ratio!r}")
+    if relaxed is not None and not (number(relaxed) and 0 <= relaxed < float("inf")):
+        raise ValueError(f"relaxed: expected None or a ridge >= 0 for each point's refit, got {relaxed!r}")
+    if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
+        raise ValueError(f"points: expected an int >= 2 (the path's penalties, from no unit to the densest), got {points!r}")
+    if not (number(ratio) and 0 < ratio < 1):
+        raise ValueError(f"ratio: expected the path's last penalty over its first, in (0, 1), got {ratio!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise ValueError(f"max_iter: expected an int >= 1 (the solver's steps per point), got {max_iter!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed: expected an int (the folds' shuffle), got {seed!r}")
+
+
+def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
+    """One batch's labels as class indices, one per sample in ``[0, num_classes)``; else an error naming
+    ``what`` (one-hot rows, a short ``y`` or a label the head has no class for reached torch bare)."""
+    y = as_labels(y, what)
+    if y.shape != (n,):
+        raise ValueError(f"{what}: expected one class index per sample, shape [{n}], got labels of shape {tuple(y.shape)}"
+                         + (" (one-hot rows: pass y.argmax(1))" if y.dim() == 2 and y.shape[0] == n else ""))
+    if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"{what}: labels must lie in [0, {num_classes}) (the network's classes), got "
+                         f"{sorted(torch.unique(y).tolist())}")
+    return y
+
+
+def check_codes(feats: Tensor) -> None:
+    """The training split's features ``[N, F]``: a network whose codes never change (untrained, or every unit
+    dead) leaves no head anything to tell the classes apart by (the path's first penalty is 0: ``math domain error``)."""
+    if not bool((feats.var(0) > 0).any()):
+        raise ValueError(f"train: the network's {feats.shape[1]} codes are the same for all {len(feats)} training samples "
+                         "(no unit ever changes over them): no head can tell the classes apart; is the network trained?")

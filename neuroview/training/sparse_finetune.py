@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
-from .sparse_checks import check_budget
+from .sparse_checks import batch_labels, check_budget
 from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90
 
 __all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]
@@ -55,11 +56,17 @@ FINETUNE_LR = 1e-4  # the CNN recipes' final rate (a tenth of their 1e-3 peak); 
 
 
 def _train_batches(data):
-    """A data module's training loader (shuffled, as its recipe trains); any other iterable as it is."""
+    """A data module's training loader (shuffled, as its recipe trains); any other iterable as it is,
+    unless it reads once (a generator: every epoch, the budget's check and the re-centring read it again)."""
     if hasattr(data, "train_dataloader") and hasattr(data, "setup"):
         data.setup("fit")
         return data.train_dataloader()
-    return as_batches(data)
+    data = as_batches(data)
+    if isinstance(data, Iterator):  # the second epoch would find it empty, and say the loader was empty
+        raise TypeError(f"train: expected batches that can be read again (a DataLoader, a list of batches or a data "
+                        f"module: every epoch reads them, then the re-centring), got a one-shot {type(data).__name__}; "
+                        "pass list(...) of it")
+    return data
 
 
 def _check(net, epochs, lr, weight_decay, mode) -> None:
@@ -129,7 +136,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
         if single_fails and len(y) < 2:
             skipped += 1
             continue
-        loss = F.cross_entropy(call_model(net, x, lengths), y)
+        logits = call_model(net, x, lengths)
+        loss = F.cross_entropy(logits, batch_labels(y, len(logits), logits.shape[1], "train"))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if weight.grad is not None:

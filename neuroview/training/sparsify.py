@@ -63,7 +63,7 @@ from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
-from .sparse_checks import check_args
+from .sparse_checks import batch_labels, check_args, check_codes, check_path
 from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accuracy, point_losses,  # noqa: F401
                             register_plotter, stratified_folds)
 
@@ -102,7 +102,7 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
                 step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
                 f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
             feats.append(f.float())
-            ys.append(as_labels(y, what).to(f.device))
+            ys.append(batch_labels(y, len(f), net.num_classes, what).to(f.device))
     finally:
         for m, t in zip(net.modules(), was):
             m.training = t
@@ -284,6 +284,7 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
     if int(y.max()) >= net.num_classes or int(y.min()) < 0:
         raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
+    check_codes(feats)
     sparse = copy.deepcopy(net).eval()
     if _is_rnn(sparse):
         sparse.merge_shared()  # one weight per hidden state (shared_steps), which the path replaces
@@ -376,6 +377,7 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
     """
     groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile,
                         max_units_per_class, max_steps_per_class, distill)
+    check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
                 folds=folds, max_iter=max_iter, seed=seed, q=float(k90_quantile),
                 caps=(max_units_per_class, max_steps_per_class), distill=distill)

@@ -81,7 +81,7 @@ class SparsityPath:
         budget += "" if self.distill is None else f", fitted to the dense network's probabilities at T = {self.distill:g}"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
                 f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
-                f"{self.tolerance:g} points)")
+                f"{self.tolerance:g} point{'' if self.tolerance == 1 else 's'})")
 
 
 def point_accuracy(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:

@@ -187,6 +187,48 @@ def test_sparsify_errors_name_the_argument():
         nv.sparsify(net, [])
 
 
+@pytest.mark.parametrize("kw, match", [
+    ({"points": 1}, r"points: expected an int >= 2"),        # max(): Expected reduction dim ...
+    ({"ratio": 0}, r"ratio: expected .* in \(0, 1\), got 0"),  # math domain error
+    ({"ratio": 2}, r"ratio: expected"),
+    ({"max_iter": 0}, r"max_iter: expected an int >= 1"),
+    ({"l1_ratio": "a"}, r"l1_ratio: expected None or the L1 share"),
+    ({"seed": "a"}, r"seed: expected an int"),
+    ({"relaxed": -1.0}, r"relaxed: expected None or a ridge >= 0"),  # fitted one unit per class at chance, unsaid
+])
+def test_sparsify_path_settings_name_the_argument(kw, match):
+    x, y = _planted(40)
+    with pytest.raises(ValueError, match=match):
+        nv.sparsify(_cnn(), [(x, y)], **kw)
+
+
+def test_sparsify_finetune_and_readability_name_labels_the_network_cannot_read():
+    """Labels out of the head's classes, short or one-hot reached torch bare ('Target 7 is out of bounds', 'mat1
+    and mat2 shapes cannot be multiplied'); readability took y - 1 and gave an accuracy of 6.7%."""
+    net = _cnn()
+    x, y = _planted(40)
+    with pytest.raises(ValueError, match=r"val: labels must lie in \[0, 2\) \(the network's classes\), got \[7\]"):
+        nv.sparsify(net, [(x, y)], val=[(x[:6], torch.full((6,), 7))])
+    with pytest.raises(ValueError, match=r"train: expected one class index per sample, shape \[40\], got labels of shape \(30,\)"):
+        nv.sparsify(net, [(x, y[:30])])
+    with pytest.raises(ValueError, match=r"shape \(40, 2\) \(one-hot rows: pass y.argmax\(1\)\)"):
+        nv.sparsify(net, [(x, F.one_hot(y, 2))])
+    sparse = nv.sparsify(net, [(x, y)], points=6, max_iter=50)
+    with pytest.raises(ValueError, match=r"train: labels must lie in \[0, 2\)"):
+        nv.finetune_sparse(sparse, [(x, y + 5)], epochs=1)
+    with pytest.raises(TypeError, match=r"train: expected batches that can be read again .* one-shot generator"):
+        nv.finetune_sparse(sparse, (b for b in [(x, y)]), epochs=1)
+    with pytest.raises(ValueError, match=r"batches: labels must lie in \[0, 2\)"):
+        nv.readability(sparse, [(x, y - 1)])
+    with pytest.raises(ValueError, match=r"baseline: expected None, 'zero', 'mean' or a tensor"):
+        nv.unit_gallery(sparse, [(x, y)], [0], baseline="median")
+    dead = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 2, input_shape=(1, 20)).eval()
+    with torch.no_grad():
+        dead.backbone[0].weight.zero_(), dead.backbone[0].bias.fill_(-1.0)  # every unit off for every sample
+    with pytest.raises(ValueError, match=r"train: the network's 4 codes are the same for all 40 training samples"):
+        nv.sparsify(dead, [(x, y)])
+
+
 def test_choose_point_keeps_the_sparsest_point_within_tolerance_and_the_deviance_share():
     from neuroview.training.sparsify import choose_point
 
