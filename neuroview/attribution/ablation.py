@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.recorder import sample_first
+from .gallery import check_units
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_deletion_curve", "delete_steps", "step_deletion_curve",
@@ -157,26 +157,16 @@ def check_sequences(x: Tensor) -> None:
 
 # -------------------------------------------------------------------------- unit ablation
 def _unit_mask(net: NeuroViewCNN, units) -> Tensor:
+    """``units`` (a bool mask; code-vector indices, numpy or tensor ints; ``(site, channel)`` pairs, lists
+    from JSON too: read as :func:`~neuroview.attribution.gallery.unit_gallery` reads them) as a mask ``[U]``."""
     u = net.num_units
     if isinstance(units, Tensor) and units.dtype == torch.bool:
         if units.dim() not in (1, 2) or units.shape[-1] != u:
             raise ValueError(f"units: expected a bool mask [{u}] or [B, {u}], got shape {tuple(units.shape)}")
         return units
-    index = {unit: i for i, unit in enumerate(net.units)}
     mask = torch.zeros(u, dtype=torch.bool)
-    for item in (units.tolist() if isinstance(units, (Tensor, np.ndarray)) else units):
-        if isinstance(item, list) and len(item) == 2:  # a pair read back from JSON
-            item = tuple(item)
-        if isinstance(item, np.integer):
-            item = int(item)
-        if isinstance(item, tuple):
-            if item not in index:
-                raise ValueError(f"units: no unit {item!r}; expected (site name, channel) from net.units, e.g. {net.units[0]}")
-            mask[index[item]] = True
-        elif isinstance(item, int) and 0 <= item < u:
-            mask[item] = True
-        else:
-            raise ValueError(f"units: expected code-vector indices in [0, {u}), (site, channel) pairs or a bool mask, got {item!r}")
+    if not (isinstance(units, (list, tuple)) and not units):  # none removed: the network as it is
+        mask[check_units(net, units)] = True
     return mask
 
 

@@ -124,7 +124,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         raise ValueError("loader: gave no samples")
     if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
         net.discover(unpack(first)[0].to(next(net.parameters()).device))
-    cols = _check_units(net, units)
+    cols = check_units(net, units)
     restore = restore_modes(net)
     net.eval()
     try:
@@ -137,7 +137,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
 
 
 # ------------------------------------------------------------------------ arguments
-def _check_units(net, units) -> list[int]:
+def check_units(net, units) -> list[int]:
     """``units`` as a list of distinct code-vector indices (CNN) or steps (RNN), in the order given."""
     if hasattr(units, "ndim") and hasattr(units, "tolist"):  # a tensor or numpy array of indices
         units = units.tolist()

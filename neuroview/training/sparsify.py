@@ -277,6 +277,7 @@ class _Walk:
 def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed, q=0.5,
           caps=(None, None), distill=None) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
+    check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
     a = float(l1_ratio) if l1_ratio is not None else 1.0
     feats, y = _features(net, _batches(train, "train"), "train")
     classes = torch.unique(y)
@@ -377,7 +378,6 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
     """
     groups = check_args(net, tolerance, groups, folds, deviance, max_k90, max_k90_steps, k90_quantile,
                         max_units_per_class, max_steps_per_class, distill)
-    check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
     run = _walk(net, train, val, groups=groups, l1_ratio=l1_ratio, relaxed=relaxed, points=points, ratio=ratio,
                 folds=folds, max_iter=max_iter, seed=seed, q=float(k90_quantile),
                 caps=(max_units_per_class, max_steps_per_class), distill=distill)

@@ -191,7 +191,7 @@ def test_hooks_are_released_after_an_error():
 
 @pytest.mark.parametrize("units, match", [
     ([("1", 7)], r"no unit \('1', 7\)"),
-    ([9], r"indices in \[0, 5\)"),
+    ([9], r"units: expected indices into the code vector \(net.units\) in \[0, 5\), got 9"),
     (torch.ones(4, dtype=torch.bool), r"bool mask \[5\]"),
 ])
 def test_bad_units_are_refused(units, match):
