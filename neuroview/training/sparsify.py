@@ -56,7 +56,6 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import as_batches, series_input, unpack
-from ..core._utils import as_labels, factory, require_neuroview
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
