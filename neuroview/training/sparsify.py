@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import as_batches, series_input, unpack
+from ..core._utils import factory, require_neuroview
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
