@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     x_tr, y_tr, x_te, y_te = load_digits_tensors(args.seed)
     kw = {} if args.quantizer is None else {"quantizer": args.quantizer}
-    net = create_model("nv_small_cnn", num_classes=10, in_channels=1, **kw)
+    try:
+        net = create_model("nv_small_cnn", num_classes=10, in_channels=1, **kw)
+    except ValueError as e:  # an unknown quantizer: one line, as argparse's own errors
+        p.error(f"--quantizer: {e}")
+    net.discover(x_tr[:2])  # its sites are found on a first batch: the line below counts them
     print(f"NeuroView-CNN on digits: {len(net.sites)} sites, {net.num_units} units, quantizer={net.quantizer!r}")
     train(net, x_tr, y_tr, epochs=args.epochs, seed=args.seed)
     acc = accuracy(net, x_te, y_te)

@@ -114,7 +114,8 @@ def test_an_empty_or_truncated_checkpoint_is_named_by_every_command(tmp_path, ca
 
 
 def test_neuroview_demo_refuses_zero_epochs_by_name(capsys):
-    """`neuroview demo --epochs 0` ended in a TypeError from len(None) after loading the data."""
+    """`neuroview demo --epochs 0` trained nothing and printed figures of an untrained network (the TypeError
+    from len(None) it was once taken to end in came from every run: test_demo_command.py)."""
     from neuroview.training.demo import main as demo
 
     for flag in ("--epochs", "--top"):
