@@ -26,7 +26,8 @@ them. Inputs are standardized per channel with statistics of the training split 
 Layout: ``arrays`` (the base class, splits, standardization), ``npz`` (:class:`NpzDataModule`),
 ``delimited`` (:class:`CsvDataModule`: CSV/TSV, one series a row),
 ``batches`` (one gather per batch; whole-batch crop and flip), ``digits``, ``mnist1d``, ``ucr``,
-``images`` (MNIST and CIFAR-10 files), ``cache``. Recipes
+``images`` (MNIST and CIFAR-10 files), ``cache``, ``read_as`` (a model's reading options carried to
+other data). Recipes
 and checkpoints name classes as ``neuroview.data.X``: every public name is re-exported here.
 May import ``neuroview._io`` and third-party libraries; nothing else from neuroview.
 """
@@ -40,6 +41,7 @@ from .cache import cache_dir
 from .digits import DigitsDataModule
 from .images import CIFAR10DataModule, MNISTDataModule, load_cifar_batch, read_idx
 from .mnist1d import MNIST1DDataModule
+from .read_as import read_as_trained
 from .ucr import UCR_DATASETS, UCRDataModule
 
 __all__ = [
@@ -55,4 +57,5 @@ __all__ = [
     "cache_dir",
     "read_idx",
     "load_cifar_batch",
+    "read_as_trained",
 ]

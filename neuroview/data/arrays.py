@@ -98,6 +98,14 @@ class ArrayDataModule(pl.LightningDataModule):
             raise ValueError(f"normalize: expected true, false, 'series' or 'sample', got {normalize!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
+        if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int)
+                                            or eval_batch_size < 1):  # 0 read as unset, -2 failed in torch's DataLoader
+            raise ValueError(f"eval_batch_size: expected None (4 x batch_size) or a positive int, got {eval_batch_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # numpy's bare error when a split is carved
+            raise ValueError(f"seed: expected an int >= 0 (the splits' shuffle), got {seed!r}")
+        # every subclass's arguments in the checkpoint (datamodule_hyper_parameters): explain, sparsify and a resume
+        # read what the model was trained on from it
+        self.save_hyperparameters()
         self._batch_size = batch_size
         self._eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction

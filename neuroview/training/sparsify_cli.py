@@ -29,22 +29,28 @@ def _source(source: str, data: str | None):
 
         if not Path(source).is_file():
             raise FileNotFoundError(f"source: no such checkpoint {source!r}")
-        if data is None:
-            raise ValueError("--data: a checkpoint does not carry its data here; pass --data (digits, mnist1d, GunPoint, "
-                             "a .npz, .csv or .tsv path or a JSON data-module spec)")
+        trained_on = _checkpoint_data(source)  # what `neuroview fit` trained it on, as its data module saved it
+        if data is None and trained_on is None:
+            raise ValueError("--data: this checkpoint does not say what data it was trained on (written before data "
+                             "modules saved their arguments); pass --data (digits, mnist1d, GunPoint, a .npz, .csv or "
+                             ".tsv path or a JSON data-module spec)")
         module = load_module(source, what="source")
         hp = module.hparams
-        dm = _data_module(data)
+        if data is None:
+            dm, name = make_datamodule(trained_on), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
+            dataset = {"name": str(name), "split": "test", "data_module": trained_on}
+        else:
+            dm = _data_module(data, trained_on)
+            dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm)}
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
-        entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None,
-                 "dataset": {"name": data, "split": "test", "data_module": _data_spec(data, dm)}}
+        entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None, "dataset": dataset}
         return module.model.eval(), dm, entry, Path(source).stem
     net = create_model(source, pretrained=True)
     entry = net.pretrained_cfg
     if not data:
         return net, make_datamodule(entry["dataset"]["data_module"]), entry, source.split(".", 1)[1]
-    dm = _data_module(data)  # the entry records the data it was sparsified and scored on, not its source's
+    dm = _data_module(data, entry["dataset"])  # the entry records the data it was sparsified and scored on, not its source's
     return net, dm, {**entry, "dataset": {"name": data, "split": "test", "data_module": _data_spec(data, dm)}}, \
         source.split(".", 1)[1]
 
@@ -69,16 +75,27 @@ def _entry_name(args, entry: dict, tag: str) -> str:
     return f"{arch}.{tag}_{re.sub(r'[^a-z0-9]+', '_', str(data).lower()).strip('_')}_sparse"
 
 
-def _data_module(data: str):
-    """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (``datamodule_for``)."""
+def _data_module(data: str, trained_on: dict | None = None):
+    """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (``datamodule_for``); a name or
+    path is read as the source's own training data was (``trained_on``: its ``normalize`` and ``resample``)."""
     from pathlib import Path  # noqa: PLC0415
 
+    from ..data.read_as import read_as_trained  # noqa: PLC0415
     from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
     from .retrofit import datamodule_for  # noqa: PLC0415
 
     kind = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}.get(Path(data).suffix)
-    return datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
-                                                                       "init_args": {"path": data}})
+    dm = datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
+                                                                     "init_args": {"path": data}})
+    if not data.lstrip().startswith("{"):  # a JSON spec says how itself
+        read_as_trained(dm, trained_on)
+    return dm
+
+
+def _checkpoint_data(path: str) -> dict | None:
+    from ..data.read_as import checkpoint_data  # noqa: PLC0415
+
+    return checkpoint_data(path)
 
 
 def _data_spec(data: str, dm) -> dict:
@@ -90,7 +107,8 @@ def _data_spec(data: str, dm) -> dict:
         return json.loads(data)
     name = type(dm).__name__
     args = {"path": data} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
-    return {"class_path": f"neuroview.data.{name}", "init_args": args}
+    read_as = {k: getattr(dm, k) for k in ("normalize", "resample") if hasattr(dm, k)}  # as it was read (read_as_trained)
+    return {"class_path": f"neuroview.data.{name}", "init_args": {**args, **read_as}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                "neuroview explain --model nv_lite.gunpoint_sparse --zoo runs/sparse --out report",
     )
     p.add_argument("source", help="a zoo entry (e.g. nv_lite.gunpoint; `neuroview zoo 'nv_*'` lists them) or a "
-                                   "Lightning checkpoint of `neuroview fit` (.ckpt, with --data)")
+                                   "Lightning checkpoint of `neuroview fit` (.ckpt)")
     p.add_argument("--data", default=None, help="digits, mnist1d, a UCR set, a .npz, .csv or .tsv path or a JSON data-module spec "
-                                                "(default: the zoo entry's own)")
+                                                "(default: the zoo entry's or the checkpoint's own; other data is read as it was: its normalize and resample)")
     p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points the sparse head may lose on validation (default 1)")
     p.add_argument("--deviance", type=float, default=DEVIANCE,
                    help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")

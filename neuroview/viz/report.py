@@ -115,6 +115,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
             raise ValueError("--model-args: a Lightning checkpoint (.ckpt) rebuilds its own model from its hyper-parameters")
         args.ckpt = args.weights
     if args.ckpt:
+        from ..data.read_as import checkpoint_data  # noqa: PLC0415
         from ..training.module import load_module  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
         path = Path(args.ckpt)
@@ -122,7 +123,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
             raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
         module = load_module(path, what="--ckpt")
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
-        return module.model.eval(), about, _checkpoint_data(path)
+        return module.model.eval(), about, checkpoint_data(path)
     kwargs = json.loads(args.model_args) if args.model_args else {}
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r}")
@@ -165,22 +166,15 @@ def _check_explainable(model: nn.Module, name: str) -> None:
                          "use its NeuroView variant (nv_*)")
 
 
-def _checkpoint_data(path: Path) -> dict | None:
-    """The data module a Lightning checkpoint was trained on, when the module saved its arguments."""
-    try:
-        hp = torch.load(path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
-    except Exception:  # noqa: BLE001 - a hint only; the model loaded already
-        return None
-    if "_class_path" not in hp:
-        return None
-    return {"class_path": hp["_class_path"], "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
-
-
 def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) -> tuple[object, str]:
-    """``(data module, its name)``: ``--data`` when given, else what the checkpoint was trained
-    on, else the offline set the model's input fits."""
-    if spec:
-        return data_module(spec), spec
+    """``(data module, its name)``: ``--data`` when given (read as ``trained_on`` was: its ``normalize``
+    and ``resample``), else what the checkpoint was trained on, else the offline set the model's input fits."""
+    if spec:  # read as the model's own training data was (normalize, resample), not by the module's defaults
+        from ..data.read_as import read_as_trained  # noqa: PLC0415
+
+        dm = data_module(spec)
+        read_as_trained(dm, trained_on)
+        return dm, spec
     if trained_on:
         from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
 
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="with --model: weights to load (.safetensors, .pt state dict, or a .ckpt)")
     p.add_argument("--zoo", help="with --model: a zoo folder of your own (e.g. what `neuroview sparsify --out` wrote)")
     p.add_argument("--model-args", help='with --model: builder arguments as JSON, e.g. \'{"widths": [8, 16]}\'')
-    p.add_argument("--data", help=f"{DATA_HELP}. Default: what the checkpoint says, else the offline set the model's input fits")
+    p.add_argument("--data", help=f"{DATA_HELP}. Default: what the checkpoint or zoo entry says, else the offline set the model's input fits. Other data is read as the model's own was (its normalize and resample)")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
     p.add_argument("--samples", type=int, default=256, help="how many samples to explain (default 256)")
     p.add_argument("--examples", type=int, default=4, help="samples with per-sample figures (default 4)")
@@ -238,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]
             x = _model_layout(model, x.transpose(1, 2))
-        about |= {"data": spec, "split": args.split}
+        about |= {"data": spec, "split": args.split, "read_as": {k: getattr(dm, k) for k in ("normalize", "resample") if hasattr(dm, k)}}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
                              batch_size=args.batch_size, about=about, dpi=args.dpi,

@@ -11,6 +11,7 @@ viz modules named above; matplotlib only through :mod:`.plots`, when drawing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -129,10 +130,26 @@ def write_report(
     model.eval()
     # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
     base, basis = _baseline(model, baseline, gallery_data)
+    stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
     with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
-        return _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
-                          title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
-                          faces=(gallery_data, gallery_samples), baseline=base)
+        files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
+                           title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
+                           faces=(gallery_data, gallery_samples), baseline=base)
+    for name in sorted(stale - set(files)):  # another model's time tables or waterfalls beside this one's, else
+        (out / name).unlink(missing_ok=True)
+    return files
+
+
+def _report_files(out: Path) -> set[str]:
+    """The files an earlier report in ``out`` lists in its ``report.json`` (its figures and tables; never a
+    file of the user's, which no report lists); empty where there is none or it cannot be read."""
+    try:
+        meta = json.loads((out / "report.json").read_text())
+        listed = [d.get("file") for d in meta.get("figures", []) + meta.get("tables", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+    # plain names inside the folder only: a report.json edited to name "../x" deletes nothing outside it
+    return {f for f in listed if isinstance(f, str) and f and Path(f).name == f and not f.startswith(".")}
 
 
 def _baseline(model: nn.Module, baseline, train) -> tuple:

@@ -90,7 +90,10 @@ def test_val_fold_holds_out_that_fold_of_the_training_split(tmp_path):
 
 
 @pytest.mark.parametrize("kw, match", [({"batch_size": 0}, "batch_size"), ({"val_fraction": 1.0}, "val_fraction"),
-                                       ({"test_fraction": 0}, "test_fraction")])
+                                       ({"test_fraction": 0}, "test_fraction"),
+                                       ({"eval_batch_size": 0}, r"eval_batch_size: expected None \(4 x batch_size\) or a positive int, got 0"),
+                                       ({"eval_batch_size": -2}, "eval_batch_size"),
+                                       ({"seed": -1}, r"seed: expected an int >= 0 \(the splits' shuffle\), got -1")])
 def test_bad_arguments_name_the_argument(kw, match):
     with pytest.raises(ValueError, match=match):
         DigitsDataModule(**kw)

@@ -134,3 +134,24 @@ def test_explain_a_checkpoint_of_the_main_job_without_naming_its_data(tmp_path, 
               "--dpi", "30", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     assert json.loads((out / "report.json").read_text())["data"] == "digits"
+
+
+def test_overwrite_removes_the_earlier_report_s_files_and_keeps_the_user_s(cnn, rnn, tmp_path):
+    """--overwrite kept the earlier report's files that the new one does not write: a CNN report sat beside an
+    RNN's time_importance.csv and layer_time.png, and beside waterfalls of other samples named like its own."""
+    out = tmp_path / "r"
+    net_r, x_r, y_r = rnn
+    first = write_report(net_r, x_r, y_r, out, examples=2, progress=False, dpi=30)
+    (out / "notes.txt").write_text("mine")
+    assert "time_importance.csv" in first
+    net_c, x_c, y_c = cnn
+    second = write_report(net_c, x_c, y_c, out, overwrite=True, examples=1, progress=False, dpi=30)
+    assert sorted(os.listdir(out)) == sorted(second + ["notes.txt"]) and (out / "notes.txt").read_text() == "mine"
+    assert "time_importance.csv" not in os.listdir(out)
+    # a report.json that names files outside the folder (or none) deletes nothing there
+    meta = json.loads((out / "report.json").read_text())
+    meta["tables"].append({"file": "../outside.txt"})
+    (out / "report.json").write_text(json.dumps(meta))
+    (tmp_path / "outside.txt").write_text("kept")
+    write_report(net_c, x_c, y_c, out, overwrite=True, examples=1, progress=False, dpi=30)
+    assert (tmp_path / "outside.txt").read_text() == "kept"

@@ -1,0 +1,49 @@
+"""How a model's series are read, carried from the data it was trained on to other data it is asked to read.
+
+A network trained on series normalized one by one (a ``ucr_*`` recipe's ``normalize: sample``) or
+stretched to one length (``resample: true``) reads other data right only when that data is read the
+same way; a data module built from a bare name or path (``neuroview explain --data my.npz``) would
+take its own defaults and feed the network numbers it never saw, with nothing said. Holds
+:func:`read_as_trained` and :func:`checkpoint_data`. Imports nothing from neuroview.
+"""
+
+from __future__ import annotations
+
+__all__ = ["READ_AS", "checkpoint_data", "read_as_trained"]
+
+def checkpoint_data(path) -> dict | None:
+    """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
+    saved its arguments (every :class:`~neuroview.data.ArrayDataModule` does); ``None`` otherwise."""
+    import torch  # noqa: PLC0415
+
+    try:
+        hp = torch.load(path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
+    except Exception:  # noqa: BLE001 - a hint only; the model is loaded (and its errors named) elsewhere
+        return None
+    if "_class_path" not in hp:
+        return None
+    return {"class_path": hp["_class_path"], "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
+
+
+#: The options of a data module that say how the network sees a series (not which series, nor in what batches).
+READ_AS = ("normalize", "resample")
+
+
+def read_as_trained(dm, trained_on: dict | None) -> dict:
+    """Set on ``dm`` (a data module not yet set up, built with its defaults) the reading options of the data
+    module the model was trained on, ``trained_on``: a data-module spec ``{"class_path", "init_args"}`` (what a
+    Lightning checkpoint records) or a zoo entry's ``dataset`` (``{"name", "data_module": spec}``). Returns the
+    options changed, ``{name: value}`` (empty when nothing says how the model read its data)."""
+    spec = (trained_on or {}).get("data_module", trained_on) or {}
+    args = spec.get("init_args", {}) if isinstance(spec, dict) else {}
+    changed = {}
+    for key in READ_AS:
+        if key in args and hasattr(dm, key) and getattr(dm, key) != args[key]:
+            value = bool(args[key]) if key == "resample" else args[key]
+            if key == "normalize" and value not in (True, False, "series", "sample"):
+                raise ValueError(f"trained_on: normalize: expected true, false, 'series' or 'sample', got {value!r}")
+            setattr(dm, key, value)
+            if hasattr(dm, "hparams"):
+                dm.hparams[key] = value
+            changed[key] = value
+    return changed
