@@ -75,7 +75,9 @@ def test_an_entry_sparsified_on_other_data_records_that_data(tmp_path, capsys):
     assert list(read_manifest(out)) == ["nv_lite.gunpoint_italypowerdemand_sparse"]
     entry = read_manifest(out)["nv_lite.gunpoint_italypowerdemand_sparse"]
     assert entry["dataset"]["name"] == "ItalyPowerDemand"
-    assert entry["dataset"]["data_module"] == {"class_path": "neuroview.data.UCRDataModule", "init_args": {"name": "ItalyPowerDemand"}}
+    # read as the source's own data was (its normalize and resample), and so recorded for explain to rebuild
+    assert entry["dataset"]["data_module"] == {"class_path": "neuroview.data.UCRDataModule",
+                                               "init_args": {"name": "ItalyPowerDemand", "normalize": True, "resample": True}}
     assert entry["metrics"]["test_size"] == 1029  # ItalyPowerDemand's test split, where its accuracy was measured
     assert "explain --model nv_lite.gunpoint_italypowerdemand_sparse" in capsys.readouterr().out
 
