@@ -16,7 +16,7 @@ from .sparse_finetune import finetune_sparse
 __all__ = ["main"]
 
 
-def _source(source: str, data: str | None):
+def _source(source: str, data: str | None, zoo: str | None = None):
     """``(network, data module, what a zoo entry of it says)`` of a zoo entry name or a Lightning checkpoint."""
     from pathlib import Path  # noqa: PLC0415
 
@@ -46,7 +46,7 @@ def _source(source: str, data: str | None):
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None, "dataset": dataset}
         return module.model.eval(), dm, entry, Path(source).stem
-    net = create_model(source, pretrained=True)
+    net = create_model(source, pretrained=True, **({"root": zoo} if zoo else {}))
     entry = net.pretrained_cfg
     if not data:
         return net, make_datamodule(entry["dataset"]["data_module"]), entry, source.split(".", 1)[1]
@@ -151,9 +151,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="the sparse entry's name, <architecture>.<tag> (default <source>_sparse; with --data other than "
                         "a zoo entry's own, <source>_<data>_sparse)")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of the same name already in --out")
+    p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
+                                                "zoo; e.g. what an earlier `neuroview sparsify --out` or `retrofit --out` wrote)")
     args = p.parse_args(argv)
+    if args.finetune < 0:  # refused before the work (it was refused as `epochs` once the path had been walked)
+        p.error(f"--finetune: expected epochs >= 0, got {args.finetune}")
     try:
-        net, dm, entry, tag = _source(args.source, args.data)
+        if args.zoo and args.source.endswith(".ckpt"):
+            raise ValueError("--zoo: the folder a zoo entry is read from; a checkpoint (.ckpt) is read as it is")
+        net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
         dm.setup("fit")

@@ -124,7 +124,10 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         module = load_module(path, what="--ckpt")
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
         return module.model.eval(), about, checkpoint_data(path)
-    kwargs = json.loads(args.model_args) if args.model_args else {}
+    try:
+        kwargs = json.loads(args.model_args) if args.model_args else {}
+    except json.JSONDecodeError as e:  # the parser's message alone named no option
+        raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r} ({e})") from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r}")
     if args.weights:

@@ -52,10 +52,10 @@ model_layout = batch_first
 def check_out(out_dir: Path, overwrite: bool) -> None:
     """Refuse an output folder that is a file, or not empty without ``overwrite``."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"out_dir: expected a folder, got the file {str(out_dir)!r}")
+        raise NotADirectoryError(f"out_dir (--out): expected a folder, got the file {str(out_dir)!r}")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(
-            f"out_dir: {str(out_dir)!r} is not empty; pick a new folder or pass overwrite=True (--overwrite) to write over it"
+            f"out_dir (--out): {str(out_dir)!r} is not empty; pick a new folder or pass overwrite=True (--overwrite) to write over it"
         )
 
 

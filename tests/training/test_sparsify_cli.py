@@ -45,9 +45,18 @@ def test_sparsify_command_writes_a_sparse_zoo_entry(tmp_path, capsys):
     assert ((out / "nv_lite.gunpoint_sparse.safetensors").read_bytes(), (out / "manifest.json").read_bytes()) == before
     assert sparsify_main(["nv_lite.gunpoint", "--tolerance", "3", "--out", str(out), "--overwrite"]) == 0
     assert read_manifest(out)["nv_lite.gunpoint_sparse"]["sparsify"]["tolerance"] == 3.0
+    # an entry of a zoo folder of one's own is a source too (--zoo, as explain's); it needed $NEUROVIEW_CHECKPOINTS
+    again = tmp_path / "again"
+    assert sparsify_main(["nv_lite.gunpoint_sparse", "--zoo", str(out), "--max-k90", "10", "--out", str(again)]) == 0
+    assert read_manifest(again)["nv_lite.gunpoint_sparse_sparse"]["sparsified_from"] == "nv_lite.gunpoint_sparse"
 
 
 def test_sparsify_command_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:  # before the work (it was refused as `epochs` once the path was walked)
+        sparsify_main(["nv_lite.gunpoint", "--finetune", "-1", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "--finetune: expected epochs >= 0, got -1" in capsys.readouterr().err
+    assert sparsify_main(["run.ckpt", "--zoo", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "--zoo: the folder a zoo entry is read from" in capsys.readouterr().err
     assert sparsify_main(["missing.ckpt", "--out", str(tmp_path)]) == 2
     assert "source: no such checkpoint" in capsys.readouterr().err
     assert sparsify_main(["nv_lite.gunpoint", "--tolerance", "-1", "--out", str(tmp_path)]) == 2

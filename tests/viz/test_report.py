@@ -324,6 +324,13 @@ def test_cli_explain_errors_name_the_option(saved_cnn, tmp_path, capsys):
     # 10 classes as the model, another shape: named as --data (it was the model's "x: ... failed")
     assert cli(["explain", "--model", "nv_small_cnn.mnist1d", "--data", "digits", "--no-progress", "--out", str(tmp_path / "r")]) == 2
     assert "--data: digits gives samples of shape (1, 8, 8), which the model does not read" in capsys.readouterr().err
+    # JSON that does not parse, an --out that is a file: named as the options (the parser's message alone; out_dir)
+    assert cli(["explain", "--model", "nv_small_cnn", "--model-args", "{bad json", "--weights", str(weights),
+                "--out", str(tmp_path / "s")]) == 2
+    assert "--model-args: expected a JSON object of builder arguments, got '{bad json'" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("mine")
+    assert cli(base[:-1] + [str(tmp_path / "afile")]) == 2
+    assert "out_dir (--out): expected a folder, got the file" in capsys.readouterr().err
 
 
 def test_cli_explain_lightning_checkpoint_of_a_sequence_model(tmp_path, capsys):
