@@ -68,8 +68,9 @@ def _verify(names: list[str], root: str | None) -> int:
     for n in names:
         try:
             verify_entry(n, root)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, TypeError, FileNotFoundError) as e:  # TypeError: a builder refusing the entry's arguments
             bad += 1
             print(f"FAILED {n}: {e}", file=sys.stderr)
-    print(f"verified {len(names) - bad}/{len(names)} entries (sha256, architecture, tensor shapes, parameter count)")
+    print(f"verified {len(names) - bad}/{len(names)} entries (sha256, architecture and its arguments, tensor shapes, "
+          "parameter count)")
     return 1 if bad else 0

@@ -9,7 +9,8 @@ entry how to rebuild the network (``architecture`` and ``arch_kwargs``), what it
 
 ``create_model("nv_gru.japanesevowels", pretrained=True)`` (or :func:`load_pretrained`) checks,
 in this order and before any tensor reaches the model: the file exists, its sha256 matches the
-manifest, the file names the same architecture as the manifest, the built network has exactly
+manifest, the file names the same architecture and builder arguments (its ``neuroview.arch_kwargs``)
+as the manifest, the built network has exactly
 the file's tensor names and shapes and the manifest's parameter count. Any failure is an error
 that names the entry and changes nothing on disk. Zoo weights are safetensors: they never unpickle.
 
@@ -45,7 +46,8 @@ from .._io import atomic_write
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
-from .weights import ArchitectureError, ChecksumError, check_fits, load_weights, read_weights
+from .weights import (ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits, load_weights, read_weights,
+                      saved_arch_kwargs)
 
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
@@ -69,8 +71,12 @@ def read_manifest(root: str | os.PathLike | None = None) -> dict[str, dict]:
         if root is None and not os.environ.get(ENV):
             raise MissingZooError(missing_zoo_message())
         return {}
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as e:  # JSON cut short or malformed (JSONDecodeError), bytes that are no UTF-8 (UnicodeDecodeError)
+        raise ValueError(f"root: expected a neuroview manifest (JSON) in {path}, got a file that is not readable JSON "
+                         f"({type(e).__name__}: {e}); restore it or re-export its entries") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
         raise ValueError(f"root: {path} is not a neuroview manifest (expected {{'format': {FORMAT}, 'entries': {{...}}}})")
     return data["entries"]
@@ -168,11 +174,10 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     its architecture); the entry itself is attached as ``model.pretrained_cfg``.
     """
     full, entry = get_entry(name, root)
-    arch = entry["architecture"]
+    arch, arch_kwargs = _entry_facts(full, entry, root)
     wanted = name.split(".", 1)[0]
     if wanted != arch:
         raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
-    arch_kwargs = dict(entry["arch_kwargs"])
     clash = {k: (v, arch_kwargs.get(k, "<default>")) for k, v in kwargs.items() if _plain(arch_kwargs.get(k, object())) != _plain(v)}
     if clash:
         detail = ", ".join(f"{k}={v!r} (checkpoint: {c!r})" for k, (v, c) in clash.items())
@@ -183,6 +188,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     tensors, meta = read_weights(checkpoints_dir(root) / entry["file"], full, sha256=entry.get("sha256"), hint=restore)
     if meta.get("neuroview.architecture") not in (None, arch):
         raise ArchitectureError(f"{full}: the file holds a {meta['neuroview.architecture']!r}, the manifest says {arch!r}")
+    _check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs)
     model = _build(arch, arch_kwargs)
     check_fits(model, tensors, full)
     n = count_params(model)
@@ -191,6 +197,38 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     model.load_state_dict(tensors, strict=True)
     model.pretrained_cfg = {"name": full, **entry}
     return model.eval()
+
+
+def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple[str, dict]:
+    """``(architecture, arch_kwargs)`` of a manifest entry; an entry without them (or ``file``) is an error
+    naming the manifest and the entry, not a bare KeyError."""
+    where = checkpoints_dir(root) / MANIFEST
+    if not isinstance(entry, dict):
+        raise ValueError(f"root: expected the entry {full!r} of {where} to be a JSON object, got {type(entry).__name__}")
+    missing = [k for k in ("architecture", "arch_kwargs", "file") if k not in entry]
+    if missing:
+        raise ValueError(f"root: the entry {full!r} of {where} has no {', '.join(map(repr, missing))} (expected "
+                         "'architecture', 'arch_kwargs' and 'file'); restore the manifest or re-export the entry")
+    if not isinstance(entry["arch_kwargs"], dict) or not isinstance(entry["architecture"], str):
+        raise ValueError(f"root: the entry {full!r} of {where}: expected a string 'architecture' and an object 'arch_kwargs', "
+                         f"got {entry['architecture']!r} and {entry['arch_kwargs']!r}")
+    return entry["architecture"], dict(entry["arch_kwargs"])
+
+
+def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, arch_kwargs: dict) -> None:
+    """The file's own record of how it was built (``neuroview.arch_kwargs``) must be the manifest's: an
+    edited manifest would otherwise load the weights, without error, into a network they were never trained as."""
+    saved = saved_arch_kwargs(meta, file, full)
+    if saved is None:  # a file that records nothing (not written by save_pretrained): the manifest alone says
+        return
+    clash = arch_clash(saved, arch_kwargs, arch_defaults(arch))
+    if clash:
+        given = {k: ("" if k in saved else " (not given: the default)", "" if k in arch_kwargs else " (not given: the default)")
+                 for k in clash}
+        detail = ", ".join(f"{k}: file {a!r}{given[k][0]}, manifest {b!r}{given[k][1]}" for k, (a, b) in clash.items())
+        raise ArchitectureError(f"{full}: {file} was trained with other arguments than the manifest's arch_kwargs say "
+                                f"({detail}); it is not loaded "
+                                "into a network it was not trained as: restore the manifest or re-export the entry")
 
 
 def _plain(v: Any) -> Any:

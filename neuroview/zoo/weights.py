@@ -5,28 +5,45 @@ file is parsed from those same bytes (never unpickled) and, only where the calle
 torch state dict or Lightning checkpoint is read with ``weights_only=True``. :func:`check_fits`
 compares tensor names and shapes before anything is copied; :func:`load_weights` does both, into
 the network or, for a retrofit, into the network it wraps. Errors start with the name the caller
-gives the file (``what``: ``path``, ``init_weights``, a zoo entry ...).
+gives the file (``what``: ``path``, ``init_weights``, a zoo entry ...). A file's metadata
+(``neuroview.arch_kwargs``) says how its network was built: :func:`load_weights` refuses it where the
+model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, and :func:`arch_clash`
+compares it with a manifest entry: weights that fit by shape may still compute another function.
 
-May import: torch, safetensors and the standard library; nothing of neuroview.
+May import: torch, safetensors and the standard library; of neuroview, only ``.build`` (deferred: the
+registered builders' defaults).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
-__all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights"]
+__all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights", "arch_clash",
+           "saved_arch_kwargs"]
 
 #: Where NeuroView networks keep the network they wrap: ``.backbone`` (CNN), ``.rnn`` (RNN).
 _WRAPPED = ("backbone", "rnn")
+
+#: Builder arguments a built network keeps (under these attributes) that change what it computes
+#: while its tensors keep their shapes: a weight file's must be the network's (NeuroViewCNN's).
+_EXPOSED = {"quantizer": "quantizer", "tau": "tau", "grad_state": "grad_state", "normalize": "_normalize",
+            "norm_floor": "_floor"}
+
+#: Builder arguments that change how fast a network runs, not what it computes.
+_NOT_COMPUTED = frozenset({"batched", "stop_early"})
+
+_UNKNOWN = "<the architecture's default, unknown>"
 
 
 class ChecksumError(ValueError):
@@ -173,9 +190,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     ...
     neuroview.zoo.weights.ArchitectureError: path: the weights do not fit a SmallCNN: 6 shape mismatches ...
     """
-    tensors, _ = read_weights(path, what, sha256=sha256, pickles=pickles)
+    tensors, meta = read_weights(path, what, sha256=sha256, pickles=pickles)
     if not backbone:
         check_fits(model, tensors, what)
+        _check_built_as(model, meta, path, what)
         model.load_state_dict(tensors, strict=True)
         return model
     errors = []
@@ -185,6 +203,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
         except ArchitectureError as e:
             errors.append(str(e))
             continue
+        _check_built_as(part, meta, path, what)  # it fits by shape: it must compute what it was trained as
         part.load_state_dict(state, strict=True)
         return part
     raise ArchitectureError(f"{what}: {str(path)!r} matches neither the model nor its backbone ({'; '.join(errors)})")
@@ -200,3 +219,105 @@ def _parts(model: nn.Module, tensors: dict[str, Tensor]) -> list[tuple[str, nn.M
             own = {k[len(attr) + 1:]: v for k, v in tensors.items() if k.startswith(attr + ".")}
             out.append((attr, part, own or tensors))
     return out
+
+
+# ------------------------------------------------------------------ how a file was built
+def _plain(v: Any) -> Any:
+    # JSON turns tuples into lists (and keeps 0 == 0.0): compare arguments the way files and manifests store them
+    return json.loads(json.dumps(v, default=str)) if isinstance(v, (tuple, list, dict)) else v
+
+
+def saved_arch_kwargs(meta: dict[str, str], path: str | os.PathLike, what: str) -> dict | None:
+    """The builder arguments a safetensors file's metadata records (``neuroview.arch_kwargs``); None where it records none."""
+    raw = meta.get("neuroview.arch_kwargs")
+    if raw is None:
+        return None
+    try:
+        kwargs = json.loads(raw)
+    except ValueError as e:
+        kwargs = e
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{what}: expected a JSON object of builder arguments in the metadata neuroview.arch_kwargs "
+                         f"of {str(path)!r}, got {raw[:80]!r}")
+    return kwargs
+
+
+def arch_defaults(arch: str | None) -> dict[str, Any]:
+    """The defaults of a registered architecture's arguments: its builder's, then those of the builders it
+    wraps and of the network classes it builds (``quantizer``, ``norm_floor`` of NeuroViewCNN ...); ``{}``
+    for an architecture that is not registered. What a builder sets in its body is not seen."""
+    from .build import builder  # noqa: PLC0415 - the registered builders, only where a file is compared
+
+    try:
+        todo: list = [builder(arch)] if arch else []
+    except ValueError:
+        return {}
+    out: dict[str, Any] = {}
+    seen: list = []
+    while todo:
+        f = todo.pop(0)
+        if f in seen:
+            continue
+        seen.append(f)
+        try:
+            sig = inspect.signature(f.__init__ if isinstance(f, type) else f, follow_wrapped=False)
+        except (TypeError, ValueError):
+            continue
+        for p in sig.parameters.values():
+            if p.default is not p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                out.setdefault(p.name, p.default)
+        if not isinstance(f, type):
+            cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if _filled(c)]
+            names = [getattr(f, "__globals__", {}).get(n) for n in _names(getattr(f, "__code__", None))]
+            todo += [getattr(f, "__wrapped__", None)] + [c for c in cells if inspect.isfunction(c)]
+            todo += [c for c in names if inspect.isfunction(c) and c.__module__.startswith("neuroview.zoo.architectures")]
+            todo += [c for c in cells + names if isinstance(c, type) and issubclass(c, nn.Module)]
+            todo = [t for t in todo if t is not None]
+    return out
+
+
+def _names(code: Any) -> list[str]:
+    # the global names a function's code reads, its lambdas' and inner functions' included
+    if code is None:
+        return []
+    return list(code.co_names) + [n for c in code.co_consts if inspect.iscode(c) for n in _names(c)]
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> dict[str, tuple[Any, Any]]:
+    """``{argument: (saved value, other value)}`` where two sets of builder arguments build different networks:
+    a key absent on one side stands for ``defaults``' value (``_UNKNOWN`` where there is none);
+    ``keys``: only these; arguments of speed only (``batched``, ``stop_early``) are not compared."""
+    keys = sorted((set(saved) | set(other)) if keys is None else set(keys))
+    out = {}
+    for k in keys:
+        if k in _NOT_COMPUTED:
+            continue
+        a, b = (_plain(d[k]) if k in d else _plain(defaults.get(k, _UNKNOWN)) for d in (saved, other))
+        if a != b:
+            out[k] = (a, b)
+    return out
+
+
+def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str) -> None:
+    """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
+    (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as."""
+    saved = saved_arch_kwargs(meta, path, what)
+    if saved is None:
+        return
+    own = {k: getattr(model, a) for k, a in _EXPOSED.items() if isinstance(getattr(model, a, None), (str, int, float, bool))}
+    clash = arch_clash(saved, own, arch_defaults(meta.get("neuroview.architecture")), keys=own)
+    clash = {k: v for k, v in clash.items() if v[0] != _UNKNOWN}  # the file says nothing and no default is known
+    if clash:
+        detail = ", ".join(f"{k}: file {a!r}{'' if k in saved else ' (not given: the default)'}, model {b!r}"
+                           for k, (a, b) in clash.items())
+        wanted = ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
+        raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built with other arguments ({detail}); "
+                                f"build the model with {wanted} to load it (a zoo entry: create_model(name, pretrained=True))")
