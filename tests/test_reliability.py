@@ -377,3 +377,19 @@ def test_attribution_takes_what_numpy_and_json_give_and_names_a_ragged_table(tmp
     with pytest.raises(ValueError, match=r"records: row 1 lacks the columns \['a'\]"):
         write_csv(tmp_path / "t.csv", [{"a": 1}, {"b": 2}])
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_a_class_given_as_numpy_a_0_dim_tensor_or_1_0_is_that_class_and_true_is_none():
+    """for_class(True) read as class 1; np.int64(1), tensor(1) and 1.0 were refused as 'expected an int or a tensor
+    of shape [5], got shape ()'."""
+    torch.manual_seed(0)
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3, input_shape=(1, 8)).eval()
+    exp = net.explain(torch.randn(5, 1, 8))
+    for t in (np.int64(2), torch.tensor(2), 2.0):
+        assert torch.equal(exp.for_class(t), exp.for_class(2)) and torch.equal(exp.targets(t), torch.full((5,), 2))
+    with pytest.raises(TypeError, match="target: expected a class index or a tensor of them, got True"):
+        exp.for_class(True)
+    with pytest.raises(ValueError, match=r"target: expected integer class labels.*not whole numbers \(e.g. 1.5\)"):
+        exp.for_class(1.5)
+    with pytest.raises(ValueError, match=r"target: expected a class index in \[0, 3\), got 7"):
+        exp.for_class(torch.tensor(7))

@@ -148,6 +148,14 @@ class Explanation(_Fields):
         b = self.logits.shape[0]
         if target is None:
             return self.target if self.target is not None else self.predicted
+        if isinstance(target, bool):  # True is no class (it read as class 1)
+            raise TypeError(f"target: expected a class index or a tensor of them, got {target!r}")
+        if not isinstance(target, int) and hasattr(target, "__index__") and not isinstance(target, Tensor):
+            target = int(target)  # a numpy integer: one class, as an int
+        if isinstance(target, Tensor) and target.dim() == 0:
+            target = as_labels(target, "target").item()  # a 0-dim tensor: one class too
+        if isinstance(target, float) and target.is_integer():
+            target = int(target)  # 1.0: whole, as as_labels takes labels read from a CSV
         if isinstance(target, int):
             _check_class(target, self.num_classes)
             return torch.full((b,), target, dtype=torch.long, device=self.logits.device)
