@@ -1,4 +1,6 @@
-"""Lightning callbacks of the ``neuroview`` runs: ``Checkpoint``, ``PredictionWriter`` and ``PreciseBatchNorm``.
+"""Lightning callbacks of the ``neuroview`` runs: ``Checkpoint``, ``PredictionWriter`` and ``PreciseBatchNorm``;
+``ResumeState``, the hooks by which a module's checkpoint keeps the random states (``rng_states``) and the
+budget of its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule.
 
 ``Checkpoint`` keeps ``last.ckpt`` at the latest epoch and never leaves half of one;
 ``PredictionWriter`` writes ``predictions.csv``; ``PreciseBatchNorm`` recomputes BatchNorm's running
@@ -12,7 +14,10 @@ import csv
 import io
 import itertools
 import os
+import random
 from pathlib import Path
+
+import numpy as np
 
 import pytorch_lightning as pl
 import torch
@@ -25,7 +30,7 @@ from .._batch import unpack
 from .._io import atomic_write
 from ..core.head import CodeNorm
 
-__all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm"]
+__all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states", "set_rng_states"]
 
 
 class Checkpoint(ModelCheckpoint):
@@ -222,3 +227,63 @@ def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norm
         if local:  # never half a file: a temporary file next to it, then one atomic move (Checkpoint's way)
             os.replace(f"{path}.tmp", path)
     trainer.strategy.barrier("PreciseBatchNorm._rewrite_statistics")
+
+
+def rng_states() -> dict:
+    """The random states a run draws from (torch's CPU and, once initialized, CUDA generators, numpy's and
+    Python's global ones), in values a ``weights_only`` load reads back: the training loader shuffles with
+    torch's, and ``seed_everything`` resets them all when a run resumes."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    out = {"torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                     int(has_gauss), float(gauss)), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: dict) -> None:
+    """Set the states :func:`rng_states` gave (CUDA's when this machine has as many devices)."""
+    torch.set_rng_state(states["torch"].cpu())
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
+
+
+class ResumeState:
+    """Hooks of a LightningModule (a mixin ahead of it; a module's own ``on_train_epoch_start`` calls super):
+    each checkpoint keeps :func:`rng_states` and the run's ``max_epochs``/``max_steps``; ``fit(ckpt_path=...)``
+    keeps the checkpoint's schedulers and budget in ``self._resumed`` (``configure_optimizers`` compares them
+    with the new run's) and sets its random states back at ``on_train_start``, after the sanity check, so the
+    resumed epochs draw the batch order (and everything else) the uninterrupted run would."""
+
+    _resumed: dict | None = None
+    _redraw_epoch: int | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["neuroview_rng"] = rng_states()
+        if self._trainer is not None:
+            checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:  # not test, not load_from_checkpoint
+            self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng")}
+
+    def on_train_start(self) -> None:
+        rng, self._resumed = (self._resumed or {}).get("neuroview_rng"), None
+        if rng is not None:
+            set_rng_states(rng)
+            self._redraw_epoch = self.trainer.current_epoch
+
+    def on_train_epoch_start(self) -> None:
+        if self._redraw_epoch is not None and self._redraw_epoch == self.trainer.current_epoch:
+            # The uninterrupted run makes each epoch's loader iterator (drawing its order) after this hook; a resumed
+            # run's first epoch takes the one Lightning's FitLoop.setup_data made before the states were set back, so
+            # make it again here. `_data_fetcher` is private: no public hook makes the iterator of a resumed epoch.
+            fetcher = getattr(self.trainer.fit_loop, "_data_fetcher", None)
+            if fetcher is not None:
+                iter(fetcher)
+        self._redraw_epoch = None

@@ -63,31 +63,46 @@ class NeuroViewCLI(LightningCLI):
         parser.add_argument("--test_ckpt", type=Literal["best", "last"], default="best",
                             help="fit only: test the best checkpoint (by the monitored metric) or the last epoch's weights")
 
+    def parse_arguments(self, parser, args) -> None:
+        # the command line as given: which model options the user named (_check_resume, for test/validate/predict)
+        self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, (dict, Namespace)) else None
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
         self._check_resume()
         super()._parse_ckpt_path()
 
     def _check_resume(self) -> None:
-        """``fit --ckpt_path`` resumes the run it names as that run was: Lightning rebuilds the model from
-        the checkpoint's hyper-parameters (a path) or restores its optimizer into the model the command
-        line builds (``last``), so a model option that differs was dropped or loaded weights into
-        another network, without a word. A difference is an error naming both values."""
+        """``--ckpt_path`` names a file that is there (``last``: the runs' ``last.ckpt``), and the options the command
+        gives match the checkpoint's. ``fit`` resumes the run it names as that run was: Lightning rebuilds the model
+        from the checkpoint's hyper-parameters (a path) or restores its optimizer into the model the command line
+        builds (``last``), so a model option that differs was dropped or loaded weights into another network, and a
+        data option that differs (``datamodule_hyper_parameters``, where the checkpoint keeps them) changed the
+        splits and batches mid-run, without a word. ``test``/``validate``/``predict`` rebuild the checkpoint's model:
+        a model option named on the command line that differs would be dropped. A difference is an error naming
+        both values."""
         sub = self.config.get("subcommand")
-        cfg = self.config[sub] if sub == "fit" else None
-        ckpt = cfg.get("ckpt_path") if cfg is not None else None
-        if ckpt == "last":
-            ckpt = os.path.join(cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints"),
-                                "last.ckpt")
-        if not ckpt or not Path(ckpt).is_file():
+        cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
+        ckpt = _checkpoint_file(cfg, sub) if cfg is not None else None
+        if ckpt is None:
             return
-        hp = read_checkpoint(ckpt, "ckpt_path").get("hyper_parameters") or {}  # an unreadable file named, too
+        saved = read_checkpoint(ckpt, "ckpt_path")  # an unreadable file named, too
+        hp = saved.get("hyper_parameters") or {}
         asked = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
-        diff = {k: (asked[k], v) for k, v in hp.items() if k in asked and _plain(asked[k]) != _plain(v)}
+        named = None if sub == "fit" else _named_model_options(getattr(self, "_argv", None))
+        diff = {k: (asked[k], v) for k, v in hp.items()
+                if k in asked and (named is None or k in named) and _plain(asked[k]) != _plain(v)}
         if diff:
             detail = "; ".join(f"model.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
-            raise ValueError(f"ckpt_path: {ckpt} resumes a run trained with other model options ({detail}); a resume "
-                             f"continues that run as it was: drop those options, or start a new run from its weights "
-                             f"with --model.init_weights {ckpt}")
+            if sub == "fit":
+                raise ValueError(f"ckpt_path: {ckpt} resumes a run trained with other model options ({detail}); a "
+                                 f"resume continues that run as it was: drop those options, or start a new run from "
+                                 f"its weights with --model.init_weights {ckpt}")
+            raise ValueError(f"ckpt_path: {ckpt} holds a model trained with other model options ({detail}); `neuroview "
+                             f"{sub}` runs the checkpoint's model as it was trained, without them: drop those options, "
+                             f"or train a model with them (neuroview fit)")
+        if sub == "fit":
+            _check_resumed_data(ckpt, cfg.data, saved.get("datamodule_hyper_parameters"))
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]
@@ -121,6 +136,65 @@ class NeuroViewCLI(LightningCLI):
         if trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
             trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         return trainer
+
+
+def _checkpoint_file(cfg, sub: str) -> str | None:
+    """The file ``--ckpt_path`` names (``last``: the newest ``last*.ckpt`` of the checkpoint folder), or None for
+    none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
+    traceback for a path, and for ``last`` only warned and started afresh or ran untrained weights)."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt or str(ckpt) in ("best", "hpc") or "://" in str(ckpt) or str(ckpt).startswith("registry"):
+        return None
+    if ckpt == "last":
+        folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")
+        found = sorted(Path(folder).glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            then = "run without --ckpt_path to start a new run" if sub == "fit" else "name a checkpoint file"
+            raise FileNotFoundError(f"ckpt_path: 'last' {'resumes' if sub == 'fit' else 'reads'} the last checkpoint "
+                                    f"in {folder}, and there is none (no last.ckpt); {then}")
+        return str(found[-1])
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"ckpt_path: expected a checkpoint file, got {str(ckpt)!r} (no such file)")
+    return str(ckpt)
+
+
+def _named_model_options(argv: list[str] | None) -> set[str] | None:
+    """The model options a command line names (``--model.lr 0.1``, ``--model.model_kwargs.quantizer hard``:
+    ``lr``, ``model_kwargs``); None (all of them) for ``--model`` as a whole or a command given as a dict."""
+    if argv is None:
+        return None
+    named = set()
+    for a in argv:
+        if a == "--model" or a.startswith("--model="):
+            return None
+        if a.startswith("--model."):
+            named.add(a[len("--model."):].split("=", 1)[0].split(".", 1)[0])
+    return named
+
+
+# data options that change neither the splits nor the training batches
+_DATA_HARMLESS = ("num_workers", "eval_batch_size", "download", "root")
+
+
+def _check_resumed_data(ckpt: str, data, saved: dict | None) -> None:
+    """Refuse resuming with data options other than the checkpoint's ``datamodule_hyper_parameters`` (a data module
+    that saves its init args): another seed, val_fraction or batch size changes the splits and batches mid-run, so
+    a new validation split overlaps the samples trained on. Nothing to compare in older checkpoints."""
+    if not saved:
+        return
+    asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
+    args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
+    diff = {}
+    if saved.get("_class_path") and asked.get("class_path") and saved["_class_path"] != asked["class_path"]:
+        diff["data"] = (asked["class_path"], saved["_class_path"])
+    for k, v in saved.items():
+        if not k.startswith("_") and k not in _DATA_HARMLESS and k in args and _plain(args[k]) != _plain(v):
+            diff[f"data.init_args.{k}"] = (args[k], v)
+    if diff:
+        detail = "; ".join(f"--{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
+        raise ValueError(f"ckpt_path: {ckpt} resumes a run trained on other data options ({detail}); its splits and "
+                         f"batches would change mid-run (a new validation split overlapping the samples trained on): "
+                         f"drop those options, or start a new run from its weights with --model.init_weights {ckpt}")
 
 
 def _tensorboard_available() -> bool:

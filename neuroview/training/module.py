@@ -35,6 +35,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .._batch import call_model, takes_lengths, unpack
 from ..core.ensemble import Ensemble, members_loss
+from .callbacks import ResumeState
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .schedules import make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: the name tests import
 from .unreached import freeze_unreached
@@ -48,7 +49,7 @@ SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
-class NeuroViewModule(pl.LightningModule):
+class NeuroViewModule(ResumeState, pl.LightningModule):
     """Train a zoo architecture (``arch``) with cross-entropy, AdamW/Adam/SGD and a scheduler.
 
     Args:
@@ -130,10 +131,11 @@ class NeuroViewModule(pl.LightningModule):
             raise ValueError(f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}")
         if compile is not None and compile not in COMPILE_MODES:
             raise ValueError(f"compile: expected None or one of {COMPILE_MODES}, got {compile!r}")
-        for name, v in (("weight_decay", weight_decay), ("l1_classifier", l1_classifier),
-                        ("group_l1_classifier", group_l1_classifier), ("warmup_epochs", warmup_epochs),
+        for name, v in (("weight_decay", weight_decay), ("classifier_weight_decay", classifier_weight_decay),
+                        ("l1_classifier", l1_classifier), ("group_l1_classifier", group_l1_classifier),
+                        ("warmup_epochs", warmup_epochs), ("momentum", momentum),
                         ("plateau_patience", plateau_patience), ("min_lr_factor", min_lr_factor)):
-            if v < 0:
+            if v is not None and not v >= 0:  # `not >=`: NaN is refused too
                 raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
         self.save_hyperparameters()
         self.model = build_model(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len,
@@ -232,6 +234,7 @@ class NeuroViewModule(pl.LightningModule):
         return self
 
     def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()  # ResumeState: a resumed run's first batch order
         if self.hparams.freeze_backbone:
             self.train()  # in case anything switched the whole module to train mode since
 
@@ -355,7 +358,7 @@ class NeuroViewModule(pl.LightningModule):
             opt = torch.optim.Adam(groups, lr=hp.lr)
         else:
             opt = torch.optim.AdamW(groups, lr=hp.lr)
-        sched = make_scheduler(opt, hp, self.trainer)
+        sched = make_scheduler(opt, hp, self.trainer, resumed=self._resumed)
         return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
 
 

@@ -6,9 +6,11 @@ besides the optimizer). May import torch; nothing of neuroview.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["warmup_cosine", "make_scheduler"]
+__all__ = ["warmup_cosine", "make_scheduler", "steps_per_epoch", "schedule_steps"]
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -24,23 +26,31 @@ def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.
     return lr.SequentialLR(opt, [ramp, cosine], milestones=[warmup])
 
 
-def make_scheduler(opt: torch.optim.Optimizer, hp, trainer) -> dict | None:
+def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None = None) -> dict | None:
     """The ``lr_scheduler`` entry of ``configure_optimizers`` for the module's hyper-parameters ``hp``
     (``None`` for ``scheduler="none"``).
 
     - ``"plateau"``: each group's rate times ``plateau_factor`` once ``val_acc`` has not risen for
-      ``plateau_patience`` epochs;
+      ``plateau_patience`` epochs (a run without a validation split is refused: nothing to read);
     - ``"train_plateau"``: the same on the epoch's mean training loss (``train_loss_epoch``), the
       rule of the published LITE and InceptionTime (factor 0.5, patience 50 epochs, down to a
       tenth of the peak): a budget read from the data, as long as the loss keeps falling. Pair it
       with a stop on the same plateau (Lightning's ``EarlyStopping`` on ``train_loss_epoch``, as
       the ``ucr_*`` recipes do) and a maximum of epochs;
-    - ``"cosine"`` (per step, after ``warmup_epochs``) and ``"onecycle"`` over the run's steps.
+    - ``"cosine"`` (per step, after ``warmup_epochs``, an epoch being the optimizer steps of one
+      pass over the training loader) and ``"onecycle"`` over the run's steps.
+
+    ``resumed``: the checkpoint a run resumes (its ``lr_schedulers``, and the ``max_epochs`` and
+    ``max_steps`` it was started with under ``neuroview_budget``); a cosine or onecycle
+    schedule over another number of steps (another ``max_epochs``/``max_steps``) is refused, since
+    Lightning restores the checkpoint's schedule as it was.
     """
     if hp.scheduler == "none":
         return None
     if hp.scheduler in ("plateau", "train_plateau"):
         train = hp.scheduler == "train_plateau"
+        if not train:
+            _check_validation(trainer)
         floor = [hp.get("min_lr_factor", 0.0) * g["lr"] for g in opt.param_groups]
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min" if train else "max", factor=hp.get("plateau_factor", 0.5),
@@ -49,16 +59,80 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer) -> dict | None:
     total = max(int(trainer.estimated_stepping_batches), 1)
     if hp.scheduler == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
-        return {"scheduler": sched, "interval": "step"}
-    # steps per epoch: from max_epochs, or (a run bounded by max_steps) from the loader itself
-    epochs = trainer.max_epochs or -1
-    if hp.warmup_epochs == 0:
-        per_epoch = 0.0
-    elif epochs > 0:
-        per_epoch = total / epochs
-    else:  # bounded by max_steps: batches per epoch from the training loader
+    else:
+        per_epoch = 0.0 if hp.warmup_epochs == 0 else steps_per_epoch(trainer)
+        sched = warmup_cosine(opt, min(int(hp.warmup_epochs * per_epoch), total - 1), total)
+    if resumed and resumed.get("lr_schedulers"):
+        _check_resumed_total(hp.scheduler, resumed, total, trainer)
+    return {"scheduler": sched, "interval": "step"}
+
+
+def steps_per_epoch(trainer) -> int:
+    """Optimizer steps in one epoch: the training batches of an epoch (``num_training_batches``, after
+    ``limit_train_batches``) over ``accumulate_grad_batches``, a partial accumulation at the end of an
+    epoch being a step. Not the run's steps over ``max_epochs``: a run that ``max_steps`` ends early
+    would count a fraction of an epoch as one."""
+    if trainer.train_dataloader is not None:  # set up by estimated_stepping_batches (max_epochs given)
+        batches = trainer.num_training_batches
+    else:  # max_epochs -1: not set up yet, and setting it up here would draw its order before the sanity check
         dm = getattr(trainer, "datamodule", None)
         loader = dm.train_dataloader() if dm is not None else trainer.fit_loop._data_source.dataloader()
-        per_epoch = len(loader) / trainer.accumulate_grad_batches
-    sched = warmup_cosine(opt, min(int(hp.warmup_epochs * per_epoch), total - 1), total)
-    return {"scheduler": sched, "interval": "step"}
+        try:
+            batches, limit = len(loader), trainer.limit_train_batches
+        except TypeError:
+            batches, limit = math.inf, 1.0
+        batches = min(batches, limit) if isinstance(limit, int) else batches if not math.isfinite(batches) \
+            else int(batches * limit)  # Lightning's reading of limit_train_batches
+    if not math.isfinite(batches):
+        raise ValueError("warmup_epochs: counts epochs of the training loader, which has no length (an iterable "
+                         "dataset); use warmup_epochs 0, or a loader with a length")
+    return math.ceil(batches / trainer.accumulate_grad_batches)
+
+
+def _check_validation(trainer) -> None:
+    """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch
+    (Lightning's MisconfigurationException came after one, naming neither option)."""
+    why = None
+    if trainer.limit_val_batches == 0:
+        why = "limit_val_batches=0 runs no validation"
+    else:
+        dm = getattr(trainer, "datamodule", None)
+        try:
+            loader = dm.val_dataloader() if dm is not None else None
+        except Exception:  # noqa: BLE001 - a data module without val_dataloader: Lightning says so itself
+            loader = None
+        if isinstance(loader, (list, tuple)) and len(loader) == 0:
+            frac = getattr(dm, "val_fraction", None)
+            why = f"the data module has no validation split (val_fraction={frac})" if frac is not None else \
+                "the data module has no validation split"
+    if why:
+        raise ValueError(f"scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use scheduler "
+                         f"'train_plateau' (the same rule on the training loss), or a val_fraction > 0")
+
+
+def schedule_steps(state: dict) -> int | None:
+    """The optimizer steps a cosine (:func:`warmup_cosine`) or onecycle schedule runs over, read from its
+    ``state_dict`` (a checkpoint's), or None for another kind."""
+    if "total_steps" in state:  # OneCycleLR
+        return int(state["total_steps"])
+    if "T_max" in state:  # CosineAnnealingLR
+        return int(state["T_max"])
+    if state.get("_schedulers") and state.get("_milestones"):  # SequentialLR: warm-up, then the cosine
+        rest = schedule_steps(state["_schedulers"][-1])
+        return None if rest is None else int(state["_milestones"][-1]) + rest
+    return None
+
+
+def _check_resumed_total(kind: str, resumed: dict, total: int, trainer) -> None:
+    was = schedule_steps(resumed["lr_schedulers"][0])
+    if was is None or was == total:
+        return
+    budget = resumed.get("neuroview_budget") or {}
+    before = (f" (it was started with max_epochs {budget['max_epochs']}, max_steps {budget['max_steps']})"
+              if budget else "")
+    raise ValueError(
+        f"--trainer.max_epochs/--trainer.max_steps: the checkpoint's {kind} schedule runs over {was} optimizer steps"
+        f"{before}, and this run's budget (max_epochs {trainer.max_epochs}, max_steps {trainer.max_steps}) gives "
+        f"{total}; a resume restores the schedule as it was, which would not fit the new budget (a cosine "
+        f"reaching 0 and climbing back, onecycle stepping past its end): resume with the run's own budget, or start "
+        f"a new run from its weights with --model.init_weights {trainer.ckpt_path}")
