@@ -44,10 +44,16 @@ def why_not_batchable(members: list[nn.Module]) -> str | None:
     shapes = [{n: (t.shape, t.dtype) for n, t in _backbone(m).state_dict().items()} for m in members]
     if any(s != shapes[0] for s in shapes[1:]):
         return "the members differ in shape or dtype (their tensors cannot be laid side by side)"
+    # settings that are no tensors (BatchNorm's eps and momentum, a dropout's p ...): the grouped pass runs the first's
+    settings = [[(n, type(mod).__name__, mod.extra_repr()) for n, mod in _backbone(m).named_modules()] for m in members]
+    if any(s != settings[0] for s in settings[1:]):
+        diff = next((a, b) for s in settings[1:] for a, b in zip(settings[0], s) if a != b)
+        return f"the members' modules differ in settings that are no tensors ({diff[0][0]!r}: {diff[0][2]} / {diff[1][2]})"
     if isinstance(members[0], NeuroViewCNN):
-        keys = [(m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items()))) for m in members]
+        keys = [(m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items())),
+                 tuple(n for n, _, _ in m._targets)) for m in members]
         if any(k != keys[0] for k in keys[1:]):
-            return "the members' NeuroView settings (quantizer, tau, grad_state ...) differ"
+            return "the members' NeuroView settings (quantizer, tau, grad_state, layers ...) differ"
     return None
 
 
@@ -65,8 +71,10 @@ class BatchedPass:
         self.key = (p.device, p.dtype)
         self.nv = isinstance(m0, NeuroViewCNN)
         if self.nv:
+            # the members' own sites (layers=...): the grouped network keeps their module names
             shell = NeuroViewCNN(shell, m0.num_classes, quantizer=m0.quantizer, tau=m0.tau, grad_state=m0.grad_state,
-                                 unit_axis=m0.unit_axis, stop_early=m0.stop_early).to(device=p.device, dtype=p.dtype)
+                                 unit_axis=m0.unit_axis, stop_early=m0.stop_early,
+                                 layers=[n for n, _, _ in m0._targets]).to(device=p.device, dtype=p.dtype)
             shell.check_finite = m0.check_finite
             with torch.no_grad():
                 shell.eval().discover(x)
