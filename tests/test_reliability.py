@@ -393,3 +393,34 @@ def test_a_class_given_as_numpy_a_0_dim_tensor_or_1_0_is_that_class_and_true_is_
         exp.for_class(1.5)
     with pytest.raises(ValueError, match=r"target: expected a class index in \[0, 3\), got 7"):
         exp.for_class(torch.tensor(7))
+
+
+def test_minirocket_ridge_and_members_name_what_they_cannot_take():
+    """Bare errors before: an IndexError for [N, T] series, 'num_classes: ... got 1' for labels -1/0 (an argument
+    never passed), numpy's seed error, 'unexpected keyword argument members' from deep in an RNN, an
+    AttributeError from fit_ridge_head on an ensemble after its features were computed, one member's unit
+    count quoted for an ensemble's bad baseline, the JSON parser's message for a --data spec."""
+    from neuroview.core.ensemble import Ensemble
+    from neuroview.training.retrofit import datamodule_for
+    from neuroview.training.ridge import fit_ridge_head, minirocket
+
+    x, y = torch.randn(20, 1, 40), torch.arange(20) % 2
+    with pytest.raises(ValueError, match=r"train: expected series \[B, C, T\] .* got a batch of shape \(20, 40\) \(one channel"):
+        minirocket([(x[:, 0], y)], num_features=84)
+    with pytest.raises(ValueError, match=r"train: labels must be class indices >= 0, got \[-1, 0\]"):
+        minirocket([(x, y - 1)], num_features=84)
+    with pytest.raises(ValueError, match=r"seed: expected an int in \[0, 2\*\*32\)"):
+        minirocket([(x, y)], num_features=84, seed=-1)
+    for arch in ("nv_gru", "nv_minirocket"):
+        with pytest.raises(ValueError, match=rf"members: {arch} builds one network .* got members=2"):
+            nv.create_model(arch, num_classes=2, max_len=40, members=2)
+    assert isinstance(nv.create_model("nv_gru", num_classes=2, max_len=40, members=1), nv.NeuroViewRNN)
+    ens = nv.create_model("nv_small_cnn", num_classes=2, widths=(4,), members=2)
+    ens(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="net: an Ensemble deciding with its members' mean has no global head to fit"):
+        fit_ridge_head(ens, [(torch.randn(8, 1, 8, 8), torch.arange(8) % 2)])
+    assert isinstance(ens, Ensemble)
+    with pytest.raises(ValueError, match="baseline: expected None, 'zero', 'mean' or a tensor of every member's units, got 'avg'"):
+        ens.explain(torch.randn(2, 1, 8, 8), baseline="avg")
+    with pytest.raises(ValueError, match=r"--data: expected a JSON data-module spec, got '\{bad'"):
+        datamodule_for("{bad")

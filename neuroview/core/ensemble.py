@@ -149,12 +149,16 @@ class Ensemble(nn.Module):
         return len(self.members)
 
     # ---------------------------------------------------------------- forward
-    def member_logits(self, x: Tensor) -> Tensor:
-        """``[k, B, C]``: each member's own logits (what each member is trained on)."""
+    def member_logits(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``[k, B, C]``: each member's own logits (what each member is trained on); ``lengths`` as in ``forward``."""
         if self.classifier is not None:
             raise RuntimeError("member_logits: this ensemble decides with one global head over every member's units "
                                "(nv.sparsify built it), not with its members' own logits; train it with "
                                "nv.finetune_sparse, or train the ensemble before sparsifying it")
+        if lengths is not None:
+            if self.neuroview:
+                raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
+            return torch.stack([m(x, lengths=lengths) for m in self.members])
         feats = self._batched(x)
         if feats is None:
             return torch.stack([m(x) for m in self.members])
@@ -198,9 +202,7 @@ class Ensemble(nn.Module):
         """The mean of the members' logits (or the global head's decision); ``lengths`` is handed to each member
         (recurrent members of variable-length series; one by one, as they were given)."""
         if lengths is not None:
-            if self.neuroview:
-                raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
-            return torch.stack([m(x, lengths=lengths) for m in self.members]).mean(0)
+            return self.member_logits(x, lengths).mean(0)
         if self.classifier is not None:
             return decide(self.codes(x), self.classifier, self.norm)
         return self.member_logits(x).mean(0)
@@ -287,6 +289,8 @@ class Ensemble(nn.Module):
         self._nv("explain")
         if self.classifier is not None:
             return self._explain_global(x, target, maps, baseline)
+        if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):
+            raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor of every member's units, got {baseline!r}")
         bases = [baseline] * len(self)
         if isinstance(baseline, Tensor):
             if self.sites is None:

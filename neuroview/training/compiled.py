@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._batch import unpack
+from .._batch import steps_first, unpack
 from ..core._utils import require_finite
 
 #: the modes ``compile`` takes: torch.compile's, and the ``aot_eager`` backend
@@ -31,7 +31,11 @@ _COMPILED: dict[str, Any] = {}  # mode -> torch.compile(train_outputs): one a mo
 def train_outputs(module: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
     """What a training step computes from its batch: the members' own logits ``[k, B, C]`` of an
     ensemble, else the logits."""
-    return module.model.member_logits(x) if module.ensemble else module(x, lengths)
+    if not module.ensemble:
+        return module(x, lengths)
+    if module.sequence_input:  # recurrent members read [B, T, C] and the lengths, as forward gives them
+        return module.model.member_logits(steps_first(x, module.model), lengths=lengths)
+    return module.model.member_logits(x)
 
 
 def train_forward(module: nn.Module, x: Tensor, lengths: Tensor | None, mode: str | None) -> Tensor:

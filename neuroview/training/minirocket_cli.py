@@ -28,7 +28,10 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
     from .. import data as datasets  # noqa: PLC0415
 
     if data.lstrip().startswith("{"):
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as e:  # the parser's message alone named no option
+            raise ValueError(f"--data: expected a JSON data-module spec, got {data!r} ({e})") from None
     raw = {"val_fraction": 0.0, "normalize": normalize}
     if Path(data).suffix in _PATHS:
         if not Path(data).is_file():

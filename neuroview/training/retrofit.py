@@ -222,7 +222,10 @@ def datamodule_for(name: str):
     from .. import data  # noqa: PLC0415 - Lightning data modules import slowly; `import neuroview` must not wait
 
     if name.lstrip().startswith("{"):
-        return make_datamodule(json.loads(name))
+        try:
+            return make_datamodule(json.loads(name))
+        except json.JSONDecodeError as e:  # the parser's message alone named no option
+            raise ValueError(f"--data: expected a JSON data-module spec, got {name!r} ({e})") from None
     if name.lower() in _DATA:
         return getattr(data, _DATA[name.lower()])()
     if name in data.UCR_DATASETS:

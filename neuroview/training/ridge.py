@@ -89,6 +89,9 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     alphas = tuple(float(a) for a in alphas)
     if not alphas or any(not a > 0 for a in alphas):
         raise ValueError(f"alphas: expected one or more penalties > 0, got {alphas!r}")
+    if getattr(net, "members", None) is not None and getattr(net, "classifier", None) is None:  # an Ensemble
+        raise ValueError("net: an Ensemble deciding with its members' mean has no global head to fit; fit each member "
+                         "(Ensemble([fit_ridge_head(m, train) for m in ens.members])), or nv.sparsify(ens, ...) for one head")
     out = copy.deepcopy(net).eval()
     f, y = _features(out, _batches(train, "train"), "train")
     if len(torch.unique(y)) < 2:
@@ -125,11 +128,18 @@ def _series(train) -> tuple[Tensor, Tensor | None]:
         if lengths is not None:
             raise ValueError("train: MiniRocket reads series of one length; got batches with lengths "
                              "(a variable-length set: stretch its series, UCRDataModule(resample=True))")
-        xs.append(torch.as_tensor(x))
+        x = torch.as_tensor(x)
+        if x.dim() != 3:  # a bare IndexError at x.shape[2]
+            raise ValueError(f"train: expected series [B, C, T] (channels first, as the data modules give them), got "
+                             f"a batch of shape {tuple(x.shape)}" + (" (one channel: x[:, None])" if x.dim() == 2 else ""))
+        xs.append(x)
         ys.append(None if y is None else as_labels(y, "train"))
     if not xs:
         raise ValueError("train: expected at least one batch, got an empty loader")
-    return torch.cat(xs), None if any(y is None for y in ys) else torch.cat(ys)
+    y = None if any(y is None for y in ys) else torch.cat(ys)
+    if y is not None and len(y) and int(y.min()) < 0:  # read as num_classes = max + 1, refused as that number
+        raise ValueError(f"train: labels must be class indices >= 0, got {sorted(torch.unique(y).tolist())}")
+    return torch.cat(xs), y
 
 
 def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
@@ -155,6 +165,8 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws."""
     from ..zoo.api import create_model
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
     x, y = _series(train)
     if num_classes is None:
         num_classes = getattr(train, "num_classes", None) or (int(y.max()) + 1 if y is not None else None)

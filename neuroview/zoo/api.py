@@ -10,7 +10,7 @@ import fnmatch
 
 from torch import nn
 
-from .build import builder
+from .build import builder, one_network
 from .pretrained import list_pretrained, load_pretrained, unknown_entry
 from .registry import _MODELS
 
@@ -49,6 +49,7 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
         v = kwargs.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{key}: expected an int >= 1, got {v!r}")
+    kwargs = one_network(name, build, kwargs)
     if pretrained:
         return load_pretrained(name, **kwargs)
     return build(**kwargs)

@@ -16,7 +16,7 @@ from torch import nn
 
 from .registry import _MODELS
 
-__all__ = ["builder", "arch_kwargs", "build_model"]
+__all__ = ["builder", "arch_kwargs", "build_model", "one_network"]
 
 
 def builder(name: str, what: str = "name") -> Callable[..., nn.Module]:
@@ -27,6 +27,18 @@ def builder(name: str, what: str = "name") -> Callable[..., nn.Module]:
         hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
         raise ValueError(f"{what}: unknown model {name!r}{hint}")
     return _MODELS[arch]
+
+
+def one_network(name: str, build: Callable[..., nn.Module], kwargs: dict) -> dict:
+    """``kwargs`` for ``build``, refusing ``members`` (an ensemble) where the architecture builds one network
+    only (the RNNs, MiniRocket: a bare ``unexpected keyword argument 'members'`` from deep inside);
+    ``members=1`` asks for one network and is dropped."""
+    if "members" in kwargs and "members" not in inspect.signature(build, follow_wrapped=False).parameters:
+        if kwargs["members"] != 1:
+            raise ValueError(f"members: {name.split('.', 1)[0]} builds one network (ensembles of members: the CNN "
+                             f"architectures, e.g. nv_lite), got members={kwargs['members']!r}")
+        kwargs = {k: v for k, v in kwargs.items() if k != "members"}
+    return kwargs
 
 
 def arch_kwargs(arch: str, *, num_classes: int, in_channels: int, max_len: int | None = None,
@@ -57,4 +69,4 @@ def build_model(arch: str, *, num_classes: int, in_channels: int, max_len: int |
     30
     """
     kw = arch_kwargs(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len, model_kwargs=model_kwargs)
-    return builder(arch)(**kw)
+    return builder(arch)(**one_network(arch, builder(arch), kw))
