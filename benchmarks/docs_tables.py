@@ -257,7 +257,8 @@ def render_zoo_entries(src: Sources) -> str:
             seen.add(tag)
             total += e["size_bytes"]
     out = table(["entry", "dataset", "parameters", "test accuracy", "size"], rows, ["---", "---", "---:", "---:", "---:"])
-    return out + f"\n\n{total / 1e6:.1f} MB in all."
+    every = sum(e["size_bytes"] for e in src.manifest.values())  # the sparse variants too, as `neuroview zoo` lists them
+    return out + f"\n\n{total / 1e6:.1f} MB for these {len(rows)} entries; {every / 1e6:.1f} MB with their sparse variants."
 
 
 def render_quantizers(src: Sources) -> str:

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             from .sparsify import sparsify  # noqa: PLC0415
 
             sparse = sparsify(net, dm, max_k90=args.max_k90)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as e:  # ImportError: a missing extra (aeon)
         print(f"neuroview minirocket: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)

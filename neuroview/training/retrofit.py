@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         is_rnn = isinstance(model, (RNNClassifier, nn.RNNBase))
         res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if is_rnn else None, epochs=args.epochs,
                        lr=args.lr, seed=args.seed, **kw)
-    except (ValueError, TypeError, FileNotFoundError) as e:  # an input refused by name: its message, as the other commands
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon); an input refused by name: its message, as the other commands
         print(f"neuroview retrofit: {e}", file=sys.stderr)
         return 2
     print(f"retrofit of {args.source}: {res}")

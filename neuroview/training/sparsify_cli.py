@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.finetune:
             sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon)
         print(f"neuroview sparsify: {e}", file=sys.stderr)
         return 2
     _write(args, net, sparse, dm, entry, name)

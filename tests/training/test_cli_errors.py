@@ -122,3 +122,17 @@ def test_neuroview_demo_refuses_zero_epochs_by_name(capsys):
         with pytest.raises(SystemExit) as e:
             demo([flag, "0"])
         assert e.value.code == 2 and f"{flag}: expected an int >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_missing_extra_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """`neuroview minirocket --data ArrowHead` after `pip install -e .` alone (no aeon) ended in a traceback, exit 1."""
+    import sys
+
+    from neuroview.training.minirocket_cli import main as minirocket_main
+
+    monkeypatch.setitem(sys.modules, "aeon", None)  # as if not installed: importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "empty_cache"))
+    assert minirocket_main(["--data", "ArrowHead", "--out", str(tmp_path / "z")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuroview minirocket: ") and "pip install 'neuroview[data]'" in err and "Traceback" not in err
