@@ -16,6 +16,7 @@ Imports only torch.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import torch
@@ -47,6 +48,11 @@ def graph_leaves(out: Tensor) -> set[int]:
 _HOLDERS: dict[int, tuple[weakref.ref, weakref.WeakSet]] = {}
 
 
+#: each live network -> ``id`` of the backbone parameters its codes reach: a parameter one of them reaches is never
+#: frozen by another wrapper of the same model (its training would leave those layers as they were, unsaid)
+_REACHED: "weakref.WeakKeyDictionary[nn.Module, set[int]]" = weakref.WeakKeyDictionary()
+
+
 def _holders(p: Tensor) -> weakref.WeakSet | None:
     entry = _HOLDERS.get(id(p))
     return entry[1] if entry is not None and entry[0]() is p else None
@@ -55,7 +61,8 @@ def _holders(p: Tensor) -> weakref.WeakSet | None:
 def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     """Set ``requires_grad=False`` on the backbone parameters the codes of ``x`` do not depend on;
     return their names in the backbone (parameters the user froze are left alone and not listed; those another
-    network froze are listed too, and stay frozen until neither needs them).
+    network froze are listed too, and stay frozen until neither needs them). A parameter another live network's
+    codes reach is never frozen, and one another network froze that these codes reach trains again, with a warning.
 
     One eval-mode pass with gradients on (no BatchNorm statistics move, no backward runs).
     """
@@ -74,7 +81,17 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
         restore()
         for p in held:
             p.requires_grad_(False)
-    names = tuple(n for n, p in trainable if id(p) not in reached)
+    _REACHED[net] = {id(p) for _, p in trainable if id(p) in reached}
+    others = set().union(*(r for o, r in list(_REACHED.items()) if o is not net))
+    needed = [p for p in held if id(p) in reached]  # frozen by another wrapper, and this one's decision reaches them
+    for p in needed:  # given back: this network trains them (the other's decision does not read them)
+        _HOLDERS.pop(id(p), None)
+        p.requires_grad_(True)
+    if needed:
+        warnings.warn(f"wrap: {[n for n, p in trainable if any(p is q for q in needed)]} were frozen by another NeuroView "
+                      "network over the same model, whose decision does not reach them; this one's does, so they train "
+                      "again (the other's plain DDP would wait for their gradients)", stacklevel=4)
+    names = tuple(n for n, p in trainable if id(p) not in reached and id(p) not in others)
     params = [net.backbone.get_parameter(n) for n in names]
     for p in params:
         p.requires_grad_(False)

@@ -306,6 +306,38 @@ def test_a_second_wrapper_keeps_frozen_what_it_needs_until_both_let_go():
     assert not model[0].weight.requires_grad and model[4].weight.requires_grad
 
 
+class _TwoStages(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.a1 = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()
+        self.c2, self.a2 = nn.Conv2d(4, 6, 3, padding=1), nn.ReLU()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.a2(self.c2(self.a1(self.c1(x)))).mean((2, 3)))
+
+
+@pytest.mark.parametrize("first", ["all sites", "first site only"])
+def test_a_wrapper_never_freezes_what_another_wrapper_of_the_model_reads(first):
+    """A wrapper reading only the first site froze the second convolution, which the other wrapper's decision
+    reads: training that one then left the convolution as it was (its unreached list said nothing of it)."""
+    model, x = _TwoStages(), torch.randn(4, 1, 8, 8)
+    wrap_all = lambda: nv.wrap(model, 3, example_input=x)  # noqa: E731
+    wrap_a1 = lambda: nv.wrap(model, 3, layers=["a1"], example_input=x)  # noqa: E731
+    if first == "all sites":
+        every, one = wrap_all(), wrap_a1()
+    else:
+        one = wrap_a1()
+        with pytest.warns(UserWarning, match=r"\['c2.weight', 'c2.bias'\] were frozen by another NeuroView network"):
+            every = wrap_all()
+    assert model.c2.weight.requires_grad and model.c2.bias.requires_grad and not model.fc.weight.requires_grad
+    before = model.c2.weight.detach().clone()
+    torch.nn.functional.cross_entropy(every(x), torch.arange(4) % 3).backward()
+    torch.optim.SGD([p for p in every.parameters() if p.requires_grad], lr=0.5).step()
+    assert not torch.equal(model.c2.weight, before)
+    assert one.sites[0].name == "a1"
+
+
 def test_deepcopy_of_the_backbone_copies_no_wrapper():
     backbone = _resnet_like()
     net = nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 8, 8))
