@@ -140,7 +140,7 @@ class NeuroViewCNN(nn.Module):
         if isinstance(layers, str) or not len(layers):
             raise ValueError(f"layers: expected a non-empty list of module names, got {layers!r}")
         out = []
-        for name in layers:
+        for name in dict.fromkeys(layers):  # a name given twice is one site (it hooked the module twice)
             if name not in named:
                 hint = f"; did you mean {close}?" if (close := difflib.get_close_matches(str(name), [n for n in named if n], n=3)) else ""
                 raise ValueError(f"layers: no module named {name!r} in backbone{hint}")
@@ -169,7 +169,7 @@ class NeuroViewCNN(nn.Module):
         if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got {describe(x)}")
         with torch.inference_mode(False):  # a first batch under inference_mode: a head and a reach pass autograd can use
-            return self._discover(x[:3].clone() if x.is_inference() else x[:3])  # 2 and 3 samples tell the sites
+            return self._discover(x[:3].clone())  # 2 and 3 samples tell the sites; a copy, which no pass may change
 
     def _discover(self, x: Tensor) -> list[Site]:  # noqa: D102
         restore = restore_modes(self)

@@ -558,3 +558,34 @@ def test_rounding_that_depends_on_the_batch_size_is_no_false_alarm():
     for seed in range(20):
         torch.manual_seed(seed)
         nv.wrap(Rounded(), 3, example_input=torch.randn(4, 3, 6, 6))
+
+
+class _InplacePre(nn.Module):
+    """Preprocessing in place (x.sub_), as some pipelines do, before a conv and a ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.act, self.fc = nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.act(self.c(x.sub_(0.5))).mean((2, 3)))
+
+
+def test_the_first_batch_is_not_run_twice_through_a_backbone_that_changes_its_input():
+    """The reach pass ran on a view of the caller's batch, x[:3]: its first 3 samples were shifted twice, and the
+    first batch's logits for them were off by up to 0.1."""
+    torch.manual_seed(0)
+    model, x0 = _InplacePre().eval(), torch.randn(6, 1, 8, 8)
+    ref = nv.wrap(copy.deepcopy(model), 2, example_input=x0.clone()).eval()
+    lazy = nv.wrap(model, 2)
+    lazy.load_state_dict(ref.state_dict())
+    x = x0.clone()
+    out = lazy.eval()(x)
+    torch.testing.assert_close(x, x0 - 0.5)  # shifted once, every sample
+    torch.testing.assert_close(out, ref(x0.clone()))
+
+
+def test_a_layer_named_twice_is_one_site():
+    """layers=['a1', 'a1'] hooked the module twice and failed as 'its forward pass called 1 sites, expected 2'."""
+    net = nv.wrap(_TwoStages(), 3, layers=["a1", "a1"], example_input=torch.randn(2, 1, 8, 8))
+    assert [s.name for s in net.sites] == ["a1"] and net.num_units == 4
