@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import as_batches, series_input, unpack
-from ..core._utils import as_labels, factory, require_neuroview
+from ..core._utils import batch_labels, factory, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -57,13 +57,7 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
         if rnn:
             steps.append(exp.k90(per_sample=True, level="steps"))
         if y is not None:
-            y = as_labels(y, "batches").to(exp.predicted.device)
-            if y.shape != exp.predicted.shape:  # one-hot rows broadcast against the predictions: a wrong accuracy
-                raise ValueError(f"batches: expected one class index per sample, shape {tuple(exp.predicted.shape)}, "
-                                 f"got labels of shape {tuple(y.shape)}")
-            c = exp.logits.shape[1]
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= c):  # y - 1 or another set's labels: a wrong accuracy
-                raise ValueError(f"batches: labels must lie in [0, {c}) (the network's classes), got {sorted(torch.unique(y).tolist())}")
+            y = batch_labels(y, len(exp.predicted), exp.logits.shape[1], "batches").to(exp.predicted.device)
             correct += int((exp.predicted == y).sum())
             total += len(y)
     if not ks:

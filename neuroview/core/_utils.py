@@ -63,6 +63,19 @@ def as_labels(y, what: str = "y") -> Tensor:
     return y.long()
 
 
+def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
+    """One batch's labels as class indices, one per sample in ``[0, num_classes)``; else an error naming
+    ``what`` (one-hot rows, a short ``y`` or a label the head has no class for reached torch bare)."""
+    y = as_labels(y, what)
+    if y.shape != (n,):
+        raise ValueError(f"{what}: expected one class index per sample, shape [{n}], got labels of shape {tuple(y.shape)}"
+                         + (" (one-hot rows: pass y.argmax(1))" if y.dim() == 2 and y.shape[0] == n else ""))
+    if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"{what}: labels must lie in [0, {num_classes}) (the network's classes), got "
+                         f"{sorted(torch.unique(y).tolist())}")
+    return y
+
+
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own

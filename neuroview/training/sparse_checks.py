@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import numbers
 
-import torch
 from torch import Tensor, nn
 
-from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["GROUPS", "batch_labels", "check_args", "check_budget", "check_codes", "check_path"]
+__all__ = ["GROUPS", "check_args", "check_budget", "check_codes", "check_path"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -86,18 +84,6 @@ def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed: expected an int (the folds' shuffle), got {seed!r}")
 
-
-def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
-    """One batch's labels as class indices, one per sample in ``[0, num_classes)``; else an error naming
-    ``what`` (one-hot rows, a short ``y`` or a label the head has no class for reached torch bare)."""
-    y = as_labels(y, what)
-    if y.shape != (n,):
-        raise ValueError(f"{what}: expected one class index per sample, shape [{n}], got labels of shape {tuple(y.shape)}"
-                         + (" (one-hot rows: pass y.argmax(1))" if y.dim() == 2 and y.shape[0] == n else ""))
-    if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"{what}: labels must lie in [0, {num_classes}) (the network's classes), got "
-                         f"{sorted(torch.unique(y).tolist())}")
-    return y
 
 
 def check_codes(feats: Tensor) -> None:

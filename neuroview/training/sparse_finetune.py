@@ -40,11 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._batch import as_batches, call_model, unpack
-from ..core._utils import as_labels
+from ..core._utils import as_labels, batch_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
-from .sparse_checks import batch_labels, check_budget
+from .sparse_checks import check_budget
 from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90
 
 __all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]

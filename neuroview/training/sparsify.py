@@ -56,14 +56,14 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import as_batches, series_input, unpack
-from ..core._utils import factory, require_neuroview
+from ..core._utils import batch_labels, factory, require_neuroview
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
-from .sparse_checks import batch_labels, check_args, check_codes, check_path
+from .sparse_checks import check_args, check_codes, check_path
 from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accuracy, point_losses,  # noqa: F401
                             register_plotter, stratified_folds)
 
@@ -283,8 +283,6 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     classes = torch.unique(y)
     if len(classes) < 2:
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
-    if int(y.max()) >= net.num_classes or int(y.min()) < 0:
-        raise ValueError(f"train: labels must lie in [0, {net.num_classes}), got {sorted(classes.tolist())}")
     check_codes(feats)
     sparse = copy.deepcopy(net).eval()
     if _is_rnn(sparse):

@@ -30,7 +30,7 @@ def test_accuracy_is_the_share_of_predictions_equal_to_the_labels():
 def test_labels_that_are_not_class_indices_are_refused():
     net, x = _net()
     y = torch.arange(6) % 3
-    with pytest.raises(ValueError, match=r"batches: expected one class index per sample, shape \(6,\), got labels of shape \(6, 3\)"):
+    with pytest.raises(ValueError, match=r"batches: expected one class index per sample, shape \[6\], got labels of shape \(6, 3\) \(one-hot rows: pass y.argmax\(1\)\)"):
         nv.readability(net, [(x, nn.functional.one_hot(y, 3))])
     with pytest.raises(ValueError, match="batches: expected integer class labels"):
         nv.readability(net, [(x, y + 0.3)])
