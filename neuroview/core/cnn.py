@@ -14,6 +14,7 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import difflib
+import itertools
 import warnings
 from typing import Mapping, Sequence
 
@@ -185,11 +186,18 @@ class NeuroViewCNN(nn.Module):
         if unknown:
             raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in found]}")
         self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])
-        if self._installed:
+        built = self.classifier is None
+        try:  # interrupted (an error, Ctrl-C), nothing is found: the next batch finds it all again, the reach too
+            if self._installed:
+                uninstall(self, self.backbone)
+            self._install()  # now, not inside the first (possibly compiled) forward pass
+            self.build_head(sum(s.channels for s in found))
+            self.frozen = freeze_unreached(self, x)  # else plain DDP waits for their gradients (neuroview.core.reach)
+        except BaseException:
             uninstall(self, self.backbone)
-        self._install()  # now, not inside the first (possibly compiled) forward pass
-        self.build_head(sum(s.channels for s in found))
-        self.frozen = freeze_unreached(self, x)  # else plain DDP waits for their gradients (neuroview.core.reach)
+            self.sites, self._installed = None, False
+            self.norm, self.classifier = (None, None) if built else (self.norm, self.classifier)  # a checkpoint's stays
+            raise
         return self.sites
 
     def build_head(self, num_units: int) -> None:
@@ -205,10 +213,8 @@ class NeuroViewCNN(nn.Module):
                 if m is not None:
                     m.train(self.training)
         elif self.classifier.in_features != num_units:
-            raise ValueError(
-                f"backbone: its sites have {num_units} units but the classifier reads {self.classifier.in_features}: "
-                "the weights were made for another backbone, or the backbone took another path"
-            )
+            raise ValueError(f"backbone: its sites have {num_units} units but the classifier reads {self.classifier.in_features}: "
+                             "the weights were made for another backbone, or the backbone took another path")
 
     def _sites(self) -> list[Site]:
         if self.sites is None:
@@ -328,11 +334,8 @@ class NeuroViewCNN(nn.Module):
 
     @property
     def site_slices(self) -> dict[str, slice]:
-        out, start = {}, 0
-        for s in self._sites():
-            out[s.name] = slice(start, start + s.channels)
-            start += s.channels
-        return out
+        ends = list(itertools.accumulate((s.channels for s in self._sites()), initial=0))
+        return {s.name: slice(a, b) for s, a, b in zip(self.sites, ends, ends[1:])}
 
     @torch.no_grad()
     def unit_importance(self, standardized: bool = False) -> Tensor:
@@ -344,9 +347,7 @@ class NeuroViewCNN(nn.Module):
         moves when the code moves by one typical amount (the classifier's own weight when ``normalize=True``).
         """
         w = self.effective_classifier()[0].detach().clone()
-        if standardized and self.norm is not None:
-            w = w / self.norm.scale()
-        return w
+        return w / self.norm.scale() if standardized and self.norm is not None else w
 
     @torch.no_grad()
     def site_importance(self, standardized: bool = True) -> Tensor:
@@ -356,9 +357,8 @@ class NeuroViewCNN(nn.Module):
 
     def top_units(self, k: int = 5, standardized: bool = True) -> list[list[tuple[str, int, float]]]:
         """Per class, the ``k`` units of largest weight, ``(site, channel, weight)``; weights of 0 (unread) left out."""
-        w = self.unit_importance(standardized)
+        w, units = self.unit_importance(standardized), self.units
         vals, idx = w.topk(min(k, w.shape[1]), dim=1)
-        units = self.units
         return [[(*units[i], v) for i, v in zip(ir, vr) if v != 0] for ir, vr in zip(idx.tolist(), vals.tolist())]
 
     def unit_gallery(self, loader, units, k: int = 6, **kw):

@@ -4,10 +4,11 @@ A :class:`Hook` holds nothing but its kind (pre or post): it hands each call to 
 the passes running in the calling thread (:func:`run_to_last_site`), and each recorder looks the module
 up in its own plan. So the backbone never keeps a wrapper alive, two wrappers of one backbone
 share one set of hooks, two threads running one network record apart, and a deepcopy of the
-backbone copies no wrapper (its hooks come along empty). A hook knows its users weakly; the last
+backbone copies no wrapper (its hooks come along empty, and the parameters the wrappers froze come
+back trainable, as ``unwrap()`` gives them). A hook knows its users weakly; the last
 one to go (deleted, or ``unwrap()``) removes it.
 
-Imports only torch.
+Imports only torch (and :mod:`.reach` when a backbone is deep-copied).
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ class Hook:
             rec.on(module, args, output, self.pre)
         return None
 
-    # a copy of the backbone (deepcopy, pickle) gets the hook without its users: it copies no network
+    # a copy of the backbone (deepcopy, pickle) gets the hook without its users: it copies no network; a deepcopy
+    # made without them also gets back, trainable, the parameters they froze (neuroview.core.reach)
     def __deepcopy__(self, memo) -> Hook:
+        from .reach import thaw_in_copy
+
+        thaw_in_copy(self.users, memo)
         return Hook(self.pre)
 
     def __reduce__(self):

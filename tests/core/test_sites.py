@@ -306,6 +306,47 @@ def test_a_second_wrapper_keeps_frozen_what_it_needs_until_both_let_go():
     assert not model[0].weight.requires_grad and model[4].weight.requires_grad
 
 
+def test_a_copy_of_the_wrapped_model_trains_its_head():
+    """A deepcopy of the user's model taken while a wrapper lives (an EMA, a standard baseline) kept the head the
+    wrapper had frozen, for good (no wrapper of the copy could give it back): training the copy left its head as
+    it was, unsaid. A copy of the network itself keeps it frozen, and its own unwrap() gives it back."""
+    model, x = _with_head(), torch.randn(2, 3, 8, 8)
+    model[0].weight.requires_grad_(False)  # the user's own choice, copied as it is
+    net = nv.wrap(model, 3, example_input=x)
+    twin = copy.deepcopy(model)
+    assert twin[4].weight.requires_grad and twin[4].bias.requires_grad and not twin[0].weight.requires_grad
+    assert not model[4].weight.requires_grad  # the wrapper's own model keeps it frozen
+    before = twin[4].weight.detach().clone()
+    torch.nn.functional.cross_entropy(twin(x), torch.tensor([0, 1])).backward()
+    torch.optim.SGD([p for p in twin.parameters() if p.requires_grad], lr=0.5).step()
+    assert not torch.equal(twin[4].weight, before)
+    part = copy.deepcopy(model[:2])  # a part without the head
+    assert [p.requires_grad for p in part.parameters()] == [False, True]
+    net_twin = copy.deepcopy(net)
+    assert net_twin.frozen == ("4.weight", "4.bias") and not net_twin.backbone[4].weight.requires_grad
+    assert net_twin.unwrap()[4].weight.requires_grad and not model[4].weight.requires_grad
+
+
+def test_a_first_batch_interrupted_in_its_reach_pass_is_found_again(monkeypatch):
+    """Ctrl-C during the first batch's reach pass left the sites found and the head unfrozen: no later batch
+    looked again, so plain DDP waited for the model's own head's gradients."""
+    import neuroview.core.cnn as cnn
+
+    model, x = _with_head(), torch.randn(2, 3, 8, 8)
+    net, real = nv.wrap(model, 3), cnn.freeze_unreached
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cnn, "freeze_unreached", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        net(x)
+    assert net.sites is None and _all_hooks(model) == 0 and net.classifier is None
+    monkeypatch.setattr(cnn, "freeze_unreached", real)
+    net(x)
+    assert net.frozen == ("4.weight", "4.bias") and not model[4].weight.requires_grad
+
+
 class _TwoStages(nn.Module):
     def __init__(self):
         super().__init__()
