@@ -162,6 +162,8 @@ class NeuroViewCNN(nn.Module):
         super().__setstate__(state)
         if self.__dict__.get("_installed"):  # a copy (deepcopy, pickle) records through its own backbone's hooks
             self._install()
+        for name in self.__dict__.get("frozen", ()):  # a pickle's hooks gave back what its wrappers froze: not its own
+            self.backbone.get_parameter(name).requires_grad_(False)
 
     @torch.no_grad()
     def discover(self, x: Tensor) -> list[Site]:
@@ -222,9 +224,7 @@ class NeuroViewCNN(nn.Module):
                                "or build with example_input=x")
         return self.sites
 
-    @property
-    def num_units(self) -> int:
-        return sum(s.channels for s in self._sites())
+    num_units = property(lambda self: sum(s.channels for s in self._sites()), doc="Units the classifier reads.")
 
     # --------------------------------------------------------------- forward
     def _check_input(self, x: Tensor) -> None:

@@ -5,10 +5,10 @@ the passes running in the calling thread (:func:`run_to_last_site`), and each re
 up in its own plan. So the backbone never keeps a wrapper alive, two wrappers of one backbone
 share one set of hooks, two threads running one network record apart, and a deepcopy of the
 backbone copies no wrapper (its hooks come along empty, and the parameters the wrappers froze come
-back trainable, as ``unwrap()`` gives them). A hook knows its users weakly; the last
+back trainable, as ``unwrap()`` gives them; so does a pickle, ``torch.save(model)``). A hook knows its users weakly; the last
 one to go (deleted, or ``unwrap()``) removes it.
 
-Imports only torch (and :mod:`.reach` when a backbone is deep-copied).
+Imports only torch (and :mod:`.reach` when a backbone is copied).
 """
 
 from __future__ import annotations
@@ -80,8 +80,18 @@ class Hook:
         thaw_in_copy(self.users, memo)
         return Hook(self.pre)
 
-    def __reduce__(self):
-        return Hook, (self.pre,)
+    def __reduce__(self):  # pickle (torch.save): the parameters come along, one object each in the pickle
+        from .reach import held
+
+        return _unpickled, (self.pre, held(self.users))
+
+
+def _unpickled(pre: bool, frozen: list) -> Hook:
+    """A pickled :class:`Hook`: the parameters its networks froze come back trainable (a network pickled with
+    them freezes its own again as it is restored)."""
+    for p in frozen:
+        p.requires_grad_(True)
+    return Hook(pre)
 
 
 def _hooks_of(module: nn.Module, pre: bool) -> dict:

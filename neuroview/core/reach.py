@@ -104,18 +104,19 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     return names
 
 
+def held(users) -> list[Tensor]:
+    """The parameters ``users`` (live networks) froze."""
+    params = (net.backbone.get_parameter(n) for net in list(users) for n in getattr(net, "frozen", ()))
+    return list({id(p): p for p in params if _holders(p) is not None}.values())
+
+
 def thaw_in_copy(users, memo: dict) -> None:
     """In a ``copy.deepcopy`` (``memo``) of a model that ``users`` wrap, made without them: each parameter they froze
     is copied with ``requires_grad=True``, as ``unwrap()`` would give it back (no wrapper of the copy ever could).
     Those a network copied along with it holds stay frozen: that copy's own ``unwrap()`` thaws them."""
-    for net in list(users):
-        if id(net) in memo:
-            continue
-        for name in getattr(net, "frozen", ()):
-            p = net.backbone.get_parameter(name)
-            holders = _holders(p)
-            if holders is not None and not any(id(h) in memo for h in holders):
-                copy.deepcopy(p, memo).requires_grad_(True)  # memo: the copy's own module then takes this one
+    for p in held(users):
+        if not any(id(h) in memo for h in _holders(p)):
+            copy.deepcopy(p, memo).requires_grad_(True)  # memo: the copy's own module then takes this one
 
 
 def _release(refs: list[weakref.ref]) -> None:

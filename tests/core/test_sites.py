@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import io
 import threading
 import time
 import weakref
@@ -325,6 +326,16 @@ def test_a_copy_of_the_wrapped_model_trains_its_head():
     net_twin = copy.deepcopy(net)
     assert net_twin.frozen == ("4.weight", "4.bias") and not net_twin.backbone[4].weight.requires_grad
     assert net_twin.unwrap()[4].weight.requires_grad and not model[4].weight.requires_grad
+    buf = io.BytesIO()  # torch.save(model): the same, through pickle
+    torch.save(model, buf)
+    saved = torch.load(io.BytesIO(buf.getvalue()), weights_only=False)
+    assert saved[4].weight.requires_grad and not saved[0].weight.requires_grad and not model[4].weight.requires_grad
+    torch.testing.assert_close(saved(x), model(x))
+    buf = io.BytesIO()
+    torch.save(net, buf)
+    net_saved = torch.load(io.BytesIO(buf.getvalue()), weights_only=False)
+    assert not net_saved.backbone[4].weight.requires_grad and net_saved.backbone[4].bias.requires_grad is False
+    torch.testing.assert_close(net_saved.eval()(x), net.eval()(x))
 
 
 def test_a_first_batch_interrupted_in_its_reach_pass_is_found_again(monkeypatch):
