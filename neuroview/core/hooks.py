@@ -72,6 +72,12 @@ class Hook:
             rec.on(module, args, output, self.pre)
         return None
 
+    @property
+    def __name__(self) -> str:  # what TorchScript reads of a hook first: its own error would say only that
+        raise AttributeError("torch.jit.script: this model carries the hooks of a NeuroView network (or of one copied while "
+                             "a network wrapped it), which TorchScript cannot compile; script the model as given, net.unwrap(), "
+                             "once the network is done with it")
+
     # a copy of the backbone (deepcopy, pickle) gets the hook without its users: it copies no network; a deepcopy
     # made without them also gets back, trainable, the parameters they froze (neuroview.core.reach)
     def __deepcopy__(self, memo) -> Hook:

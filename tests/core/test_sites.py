@@ -358,6 +358,15 @@ def test_a_first_batch_interrupted_in_its_reach_pass_is_found_again(monkeypatch)
     assert net.frozen == ("4.weight", "4.bias") and not model[4].weight.requires_grad
 
 
+def test_torchscript_of_a_wrapped_model_names_the_hooks():
+    """torch.jit.script of a model a wrapper lives on failed with "'Hook' object has no attribute '__name__'"."""
+    model, x = _with_head(), torch.randn(2, 3, 8, 8)
+    net = nv.wrap(model, 3, example_input=x)
+    with pytest.raises(AttributeError, match=r"hooks of a NeuroView network.*net\.unwrap\(\)"):
+        torch.jit.script(model)
+    torch.testing.assert_close(torch.jit.script(net.unwrap())(x), model(x))
+
+
 class _TwoStages(nn.Module):
     def __init__(self):
         super().__init__()
