@@ -261,9 +261,7 @@ class NeuroViewCNN(nn.Module):
         if len(rec.codes) != len(self.sites):
             raise RuntimeError(f"backbone: its forward pass called {len(rec.codes)} sites, expected {len(self.sites)}")
         codes, maps = torch.cat(rec.codes, dim=1), rec.code_maps
-        if self._codes_hook is not None:
-            codes, maps = self._codes_hook(codes, maps)
-        return codes, maps
+        return self._codes_hook(codes, maps) if self._codes_hook is not None else (codes, maps)
 
     def codes(self, x: Tensor) -> Tensor:
         """``[B, U]``: the code vector ``c(x)`` the global classifier reads (float32)."""
@@ -366,7 +364,8 @@ class NeuroViewCNN(nn.Module):
         return extension("unit_gallery")(self, loader, units, k, **kw)
 
     def unwrap(self) -> nn.Module:
-        """The backbone, exactly as it was given: this network's site hooks removed (a later forward installs them)."""
+        """The backbone as it was given: hooks removed (a later forward installs them), :attr:`frozen` trainable again
+        (also where you froze the model meanwhile: ``requires_grad_(False)`` on a frozen parameter changes nothing to see)."""
         uninstall(self, self.backbone)
         self._installed, self.frozen = False, thaw(self, self.frozen)
         return self.backbone
