@@ -51,8 +51,10 @@ def resolve_baseline(baseline, mean: Tensor | None, shape: tuple[int, ...], weig
         baseline = mean
     elif not isinstance(baseline, Tensor):
         raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor of shape {list(shape)}, got {baseline!r}")
-    if tuple(baseline.shape) != tuple(shape) and baseline.numel() != weight.shape[1]:
-        raise ValueError(f"baseline: expected a tensor of shape {list(shape)} (one value per feature), got shape {list(baseline.shape)}")
+    # the features' own shape (or with a batch dim of 1), or flat: another shape of as many values is another layout
+    if tuple(baseline.shape) not in (tuple(shape), (1, *shape), (weight.shape[1],)):
+        flat = f" or flat [{weight.shape[1]}]" if len(shape) > 1 else ""
+        raise ValueError(f"baseline: expected a tensor of shape {list(shape)}{flat} (one value per feature), got shape {list(baseline.shape)}")
     base = baseline.detach().to(device=weight.device, dtype=weight.dtype).reshape(shape)
     if not torch.isfinite(base).all():
         raise ValueError("baseline: contains NaN or Inf")

@@ -43,8 +43,7 @@ class Backbone:
             self.num_layers = rnn.num_layers
             self.num_directions = 2 if rnn.bidirectional else 1
             self.hidden_size = rnn.proj_size or rnn.hidden_size  # an LSTM with proj_size outputs that width
-            self.dropout = float(rnn.dropout)
-            self.accepts_lengths = True
+            self.accepts_lengths = self.honours_lengths = True
             self.templates = tuple(self._template(rnn, layer) for layer in range(rnn.num_layers))
             kind = type(self.templates[0])
             #: the subclass that overrides nn.GRU's (LSTM's, RNN's) forward, if any: then that forward runs
@@ -72,7 +71,8 @@ class Backbone:
             )
         self.input_size = size
         self.accepts_lengths = "lengths" in inspect.signature(rnn.forward).parameters
-        self.templates, self.names, self.dropout = (), [], 0.0
+        self.honours_lengths = True  # until the dry run (discover) says otherwise
+        self.templates, self.names = (), []
 
     @staticmethod
     def _template(rnn: nn.RNNBase, layer: int) -> nn.RNNBase:
@@ -125,11 +125,17 @@ class Backbone:
                 "that runs over time-first input [T, B, F] reads samples as steps (make it batch-first, or transpose "
                 "x inside its forward)")
         _, _, self.num_layers, self.num_directions, self.hidden_size = h.shape
+        self.honours_lengths = _honours_lengths(rnn, x, self.accepts_lengths)
 
     def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
         """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
         b, t, _ = x.shape
         if not self.builtin:
+            if lengths is not None and not self.honours_lengths:
+                raise ValueError(f"lengths: {type(rnn).__name__} " + ("ignores its lengths" if self.accepts_lengths else "takes no lengths")
+                                 + ", and its states at a valid step change with the padding after it (a backward direction reads "
+                                 "it): a series' logits would depend on its batch-mates' lengths; honour lengths in its forward "
+                                 "(pack_padded_sequence), or give series of one length")
             out = rnn(x, lengths=lengths if lengths is not None else x.new_full((b,), t, dtype=torch.long)) if self.accepts_lengths else rnn(x)
             return _user_states(out, b, t).permute(0, 2, 3, 1, 4)
         # A causal (one-direction) RNN's step t never sees later steps, so padding needs no
@@ -138,16 +144,16 @@ class Backbone:
         inp: Tensor | PackedSequence = (
             pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
         )
-        if self.own_forward or rnn._forward_hooks or rnn._forward_pre_hooks:
+        if self.own_forward or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks:
             if self.num_layers > 1:
-                raise TypeError(_own_forward_error(f"{type(rnn).__name__} has forward hooks", self.num_layers))
+                raise TypeError(_own_forward_error(f"{type(rnn).__name__} has forward or backward hooks", self.num_layers))
             return self._own_states(rnn, inp, b, t)
-        outs = []
+        outs, p = [], float(rnn.dropout)  # read at each call, as nn.RNN does: it may be set after wrapping
         for layer, template in enumerate(self.templates):
-            if layer and self.dropout and training:  # what nn.RNN does between layers
+            if layer and p and training:  # what nn.RNN does between layers
                 inp = (
-                    PackedSequence(F.dropout(inp.data, self.dropout, True), inp.batch_sizes, inp.sorted_indices, inp.unsorted_indices)
-                    if packed else F.dropout(inp, self.dropout, True)
+                    PackedSequence(F.dropout(inp.data, p, True), inp.batch_sizes, inp.sorted_indices, inp.unsorted_indices)
+                    if packed else F.dropout(inp, p, True)
                 )
             params = {new: getattr(rnn, old) for new, old in self.names[layer]}
             inp = functional_call(template, params, (inp,))[0]
@@ -173,6 +179,25 @@ class Backbone:
         return out[:, None].unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
 
 
+def _honours_lengths(rnn: nn.Module, x: Tensor, accepts: bool) -> bool:
+    """Whether ``rnn``'s states at each valid step of a padded batch are those of the series run alone at its own
+    length (a causal module passes even without ``lengths``; a backward direction must be told where it ends)."""
+    n = [2, 4, 3]
+    x = torch.where((torch.arange(4, device=x.device) < torch.tensor(n, device=x.device)[:, None])[..., None], x, 0)
+    run = lambda v, k: rnn(v, lengths=torch.tensor(k, device=v.device)) if accepts else rnn(v)  # noqa: E731
+    restore = restore_modes(rnn)
+    try:
+        rnn.eval()
+        with torch.no_grad():
+            out = _user_states(run(x, n), 3, 4).float()
+            alone = [_user_states(run(x[i:i + 1, :k], [k]), 1, k).float() for i, k in enumerate(n)]
+    except Exception:  # noqa: BLE001 - a module that cannot run shorter series: said where lengths are given
+        return False
+    finally:
+        restore()
+    return all(torch.allclose(out[i, :k], a[0], rtol=1e-3, atol=1e-5) for i, (k, a) in enumerate(zip(n, alone)))
+
+
 def _own_forward_error(what: str, layers: int) -> str:
     return (f"rnn: {what}, which NeuroViewRNN would not run: it runs a {layers}-layer RNN one layer at a time with "
             "its weights, to read every layer's states. Use a plain nn.GRU/nn.LSTM/nn.RNN (do the extra computation "
@@ -181,8 +206,11 @@ def _own_forward_error(what: str, layers: int) -> str:
 
 
 def _user_states(out, b: int, t: int) -> Tensor:
-    if isinstance(out, tuple) and out and isinstance(out[0], Tensor):
+    if isinstance(out, tuple) and out and isinstance(out[0], (Tensor, PackedSequence)):
         out = out[0]  # nn.RNN-like (output, state) pairs
+    if isinstance(out, PackedSequence):
+        raise ValueError("rnn: its forward returned a PackedSequence; expected per-step hidden states [B, T, H] or "
+                         f"[B, T, L, D, H]: pad it back, pad_packed_sequence(out, batch_first=True, total_length={t})[0]")
     if not isinstance(out, Tensor) or out.dim() not in (3, 5) or tuple(out.shape[:2]) != (b, t):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise ValueError(
@@ -210,6 +238,7 @@ def prepare(
     else:
         raise TypeError(f"x: expected a torch.Tensor {layout} or a PackedSequence, got {type(x).__name__}")
     b, t, f = x.shape
+    cut = f"x[:, :{max_len}]" if batch_first else f"x[:{max_len}]"  # the steps' axis, in the caller's layout
     if b == 0 or t == 0:
         raise ValueError(f"x: expected a non-empty batch of non-empty sequences, got shape {tuple(x.shape)} as [B, T, F]")
     if f != input_size:
@@ -227,7 +256,9 @@ def prepare(
                 raise TypeError(f"lengths: expected an integer tensor, list or array of shape [{b}], got "
                                 f"{type(lengths).__name__} {lengths!r:.40}") from e
         if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool or lengths.shape != (b,):
-            raise ValueError(f"lengths: expected an integer tensor of shape [{b}], got dtype {lengths.dtype} and shape {tuple(lengths.shape)}")
+            flip = ("" if lengths.shape != (t,) or t == b else f"; lengths matches x's dim {0 if batch_first else 1}: x is read as "
+                    f"{layout} (the rnn's batch_first={batch_first}); if x is {'[T, B, F]' if batch_first else '[B, T, F]'}, pass x.transpose(0, 1)")
+            raise ValueError(f"lengths: expected an integer tensor of shape [{b}], got dtype {lengths.dtype} and shape {tuple(lengths.shape)}{flip}")
         lengths = lengths.to(device=x.device, dtype=torch.long)
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 1 or hi > t:
@@ -235,7 +266,7 @@ def prepare(
         if max_len is not None and hi > max_len:
             raise ValueError(
                 f"x: a sequence has {hi} steps, more than max_len={max_len}; truncate it explicitly "
-                f"(x[:, :{max_len}] and lengths.clamp(max={max_len})) or build the network with a larger max_len"
+                f"({cut} and lengths.clamp(max={max_len})) or build the network with a larger max_len"
             )
         if t > hi:  # only padding lies past the longest sequence
             x, t = x[:, :hi], hi
@@ -244,7 +275,7 @@ def prepare(
     if max_len is not None and t > max_len:
         raise ValueError(
             f"x: sequences have {t} steps, more than max_len={max_len}; truncate them explicitly "
-            f"(x[:, :{max_len}]) or build the network with a larger max_len"
+            f"({cut}) or build the network with a larger max_len"
         )
     if lengths is not None:
         # Padding may hold anything (NaN included): the RNN must not see it, and NaN * 0 is NaN.
@@ -296,7 +327,7 @@ def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: in
         raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
     if hasattr(rnn, "_backbone") and hasattr(rnn, "rnn"):  # a NeuroViewRNN or RNNClassifier
         raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
-    if not 0.0 <= dropout < 1.0:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")

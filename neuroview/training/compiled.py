@@ -52,6 +52,8 @@ def train_forward(module: nn.Module, x: Tensor, lengths: Tensor | None, mode: st
 def check_finite(batch) -> None:
     """A clear error where the batch's ``x`` holds NaN or Inf (checked where the batch is, before it
     moves: on the CPU for a loader's batches)."""
-    x = unpack(batch)[0]
+    x, lengths, _ = unpack(batch)
+    if isinstance(x, Tensor) and isinstance(lengths, Tensor) and x.dim() == 3:  # [B, C, T]: padding may hold anything
+        x = x.masked_fill(torch.arange(x.shape[-1]) >= lengths.to(x.device)[:, None, None], 0)
     if isinstance(x, Tensor):
         require_finite(x)

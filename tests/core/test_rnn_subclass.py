@@ -83,7 +83,7 @@ def test_multilayer_hook_is_a_clear_error():
     net = nv.NeuroViewRNN(rnn, 2, max_len=6)
     net(torch.randn(2, 6, 3))
     rnn.register_forward_pre_hook(lambda m, args: None)
-    with pytest.raises(TypeError, match=r"forward hooks.*one layer at a time"):
+    with pytest.raises(TypeError, match=r"forward or backward hooks.*one layer at a time"):
         net(torch.randn(2, 6, 3))
 
 
