@@ -56,9 +56,9 @@ class CodeNorm(nn.Module):
     def _floored(self, var: Tensor) -> Tensor:
         return var.clamp_min(self.floor * var.mean()) if self.floor > 0 else var
 
-    def scale(self) -> Tensor:
-        """``[F]`` the eval-time ``1 / sqrt(var + eps)`` with the floor applied."""
-        return torch.rsqrt(self._floored(self.running_var) + self.eps)
+    def scale(self, dtype: torch.dtype | None = None) -> Tensor:
+        """``[F]`` the eval-time ``1 / sqrt(var + eps)`` with the floor applied (computed in ``dtype``, default the statistics')."""
+        return torch.rsqrt(self._floored(self.running_var.to(dtype or self.running_var.dtype)) + self.eps)
 
     def forward(self, f: Tensor) -> Tensor:
         if not self.training:
@@ -134,9 +134,10 @@ def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = N
     w, b = classifier.weight if weight is None else weight, classifier.bias
     if norm is None:
         return w, b
-    with torch.autocast(w.device.type, enabled=False):  # w @ mu in bf16 would move the bias
-        w = w * norm.scale().to(w.dtype)
-        return w, b - w @ norm.running_mean.to(w.dtype)
+    dt = torch.promote_types(w.dtype, torch.float32)  # folded in float32 at least: w @ mu in bf16 would move the bias
+    with torch.autocast(w.device.type, enabled=False):
+        w = w.to(dt) * norm.scale(dt)
+        return w, b.to(dt) - w @ norm.running_mean.to(dt)
 
 
 def folded_logits(f: Tensor, w: Tensor, b: Tensor) -> Tensor:

@@ -46,8 +46,8 @@ from .._io import atomic_write
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
-from .weights import (ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits, load_weights, read_weights,
-                      saved_arch_kwargs)
+from .weights import (_EXPOSED, ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits, load_weights,
+                      read_weights, saved_arch_kwargs)
 
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
@@ -283,6 +283,7 @@ def save_pretrained(
                          "keeps the standardization its path was fitted on); save it with normalize=True, as "
                          "neuroview sparsify does")
     check_fits(rebuilt, state, "model")
+    _check_same_settings(model, rebuilt, arch_kwargs)
     meta = {"neuroview.name": name, "neuroview.architecture": architecture,
             "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"}
     data = save_bytes(state, metadata=meta)
@@ -308,3 +309,17 @@ def save_pretrained(
         text = json.dumps({"format": FORMAT, "entries": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
         atomic_write(root / MANIFEST, (text + "\n").encode())
     return entry
+
+
+def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict) -> None:
+    """An ArchitectureError where ``arch_kwargs`` rebuild a network whose NeuroView settings (quantizer, tau, ...)
+    differ from ``model``'s: its tensors fit, and the entry would load as another function, without a word (its
+    file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``)."""
+    mine, theirs = dict(model.named_modules()), dict(rebuilt.named_modules())
+    clash = [f"{name or 'model'}.{key}: model {getattr(m, attr)!r}, arch_kwargs build {getattr(theirs[name], attr)!r}"
+             for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()
+             if key != "normalize" and hasattr(m, attr) and hasattr(theirs[name], attr)
+             and _plain(getattr(m, attr)) != _plain(getattr(theirs[name], attr))]
+    if clash:
+        raise ArchitectureError(f"arch_kwargs: {arch_kwargs} rebuild a network with other settings than the model's "
+                                f"({'; '.join(clash[:4])}); pass the arguments the model was built with")

@@ -21,6 +21,7 @@ import inspect
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +125,24 @@ def read_checkpoint(path: str | os.PathLike, what: str = "ckpt_path") -> dict:
 def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str) -> None:
     """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes."""
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
-    # a NeuroView-CNN whose sites are found on its first batch (the model, or each member of an ensemble)
+    # a NeuroView-CNN whose sites are found on its first batch (the model, or each member of an ensemble): its head
+    # is built as wide as the file's to compare, and taken down again where the file does not fit (a head another
+    # network's file built stayed, and the first batch then blamed the weights)
+    built = []
     for prefix, m in model.named_modules():
         key = f"{prefix}.classifier.weight" if prefix else "classifier.weight"
         if getattr(m, "classifier", True) is None and hasattr(m, "build_head") and len(got.get(key, ())) == 2:
             m.build_head(got[key][1])
+            built.append(m)
+    try:
+        _compare(model, got, what)
+    except ArchitectureError:
+        for m in built:
+            m.norm, m.classifier = None, None
+        raise
+
+
+def _compare(model: nn.Module, got: dict[str, tuple], what: str) -> None:
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))
@@ -205,6 +219,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
             continue
         _check_built_as(part, meta, path, what)  # it fits by shape: it must compute what it was trained as
         part.load_state_dict(state, strict=True)
+        left = sorted(k for k in tensors if part is not model and not k.startswith(f"{name}."))
+        if left and len(state) < len(tensors):  # a whole NeuroView network's file: its trained head is not loaded
+            warnings.warn(f"{what}: {str(path)!r} holds a whole network that does not fit this model ({errors[0]}); only "
+                          f"its {name} was loaded, and its head ({left[:4]}{' ...' if len(left) > 4 else ''}) was left out: "
+                          "the model's own head is as it was built. To load the whole network, build the model as it was",
+                          stacklevel=3)
         return part
     raise ArchitectureError(f"{what}: {str(path)!r} matches neither the model nor its backbone ({'; '.join(errors)})")
 
