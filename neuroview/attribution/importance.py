@@ -16,6 +16,7 @@ Imports: torch and :mod:`neuroview.core` only.
 from __future__ import annotations
 
 import inspect
+import operator
 
 import torch
 from torch import Tensor
@@ -169,16 +170,41 @@ def _layer_names(n: int) -> list[str]:
     return [f"layer {i}" for i in range(n)]
 
 
-def class_means(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
+def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | None = None) -> Tensor:
     """``[C, *x.shape[1:]]``: the mean input of each class (zeros for a class with no sample),
-    e.g. the series drawn under a class's per-step importance."""
+    e.g. the series drawn under a class's per-step importance.
+
+    ``lengths [B]``: the valid positions of each row along dim 1 (the steps of a ``[B, T, F]`` batch);
+    the padding past them (zeros or NaN) is left out of the means, which average over the samples of
+    the class that reach each position (as the gallery's class means do); NaN where none does.
+    """
     y = _in_range(as_labels(y).reshape(-1), num_classes)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")
+    if lengths is not None:
+        return _valid_means(x, y, num_classes, lengths)
     out = x.new_zeros((num_classes, *x.shape[1:]))
     for c in range(num_classes):
         if (y == c).any():
             out[c] = x[y == c].mean(0)
+    return out
+
+
+def _valid_means(x: Tensor, y: Tensor, num_classes: int, lengths: Tensor) -> Tensor:
+    """:func:`class_means` over each row's first ``lengths`` positions along dim 1."""
+    n = as_labels(lengths, "lengths").reshape(-1).cpu()
+    if x.dim() < 2 or n.shape[0] != x.shape[0] or bool((n < 0).any()):
+        raise ValueError(f"lengths: expected {x.shape[0]} non-negative lengths (one per row of x), "
+                         f"got {n.shape[0]} values{', some negative' if bool((n < 0).any()) else ''}")
+    valid = torch.arange(x.shape[1]) < n[:, None]  # [B, T]
+    mask = valid.reshape(*valid.shape, *[1] * (x.dim() - 2)).to(x.device)
+    kept = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))  # not x * mask: NaN padding times 0 is NaN
+    out = x.new_zeros((num_classes, *x.shape[1:]))
+    for c in range(num_classes):
+        rows = y.to(x.device) == c
+        if rows.any():
+            count = mask[rows].sum(0).to(x.dtype)
+            out[c] = torch.where(count > 0, kept[rows].sum(0) / count.clamp_min(1), torch.full_like(count, float("nan")))
     return out
 
 
@@ -191,9 +217,15 @@ def per_step(xb: Tensor, window: int) -> Tensor:
 
 
 def _check_sample(sample: int, b: int) -> int:
-    if not isinstance(sample, int) or not -b <= sample < b:
-        raise IndexError(f"sample: expected an index into a batch of {b}, got {sample!r}")
-    return sample
+    """``sample`` as a Python int index into a batch of ``b``: a numpy or 0-dim integer tensor int (what
+    ``np.where``, ``argmax`` give) is one; a bool, a float or a string is not."""
+    try:
+        i = None if isinstance(sample, bool) else operator.index(sample)
+    except TypeError:
+        i = None
+    if i is None or not -b <= i < b:
+        raise IndexError(f"sample: expected an int index into a batch of {b}, got {sample!r}")
+    return i
 
 
 def check_explanation(exp) -> Explanation:

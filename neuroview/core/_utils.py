@@ -5,6 +5,8 @@ Imports only torch.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import Tensor, nn
 
@@ -27,6 +29,21 @@ def param_dtype(module: nn.Module) -> torch.dtype | None:
 def describe(v) -> str:
     """``tensor of shape (...)`` or the type name, for error messages."""
     return f"tensor of shape {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
+
+
+def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
+    """``value`` as a positive int (a Python, numpy or 0-dim integer tensor int; ``None`` too with ``none``); else
+    a ValueError naming ``what``. A bool is refused (``k=True`` read as 1), and so are 0 and negatives (an empty
+    result, or torch's bare "selected index k out of range")."""
+    if value is None and none:
+        return None
+    try:
+        n = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < 1:
+        raise ValueError(f"{what}: expected a positive int{' or None' if none else ''}, got {value!r}")
+    return n
 
 
 def require_finite(x: Tensor) -> None:

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._utils import describe, extension, factory, require_finite, restore_modes
+from ._utils import describe, extension, factory, positive_int, require_finite, restore_modes
 from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites, probe_input
 from .explanation import CNNExplanation
@@ -356,7 +356,7 @@ class NeuroViewCNN(nn.Module):
     def top_units(self, k: int = 5, standardized: bool = True) -> list[list[tuple[str, int, float]]]:
         """Per class, the ``k`` units of largest weight, ``(site, channel, weight)``; weights of 0 (unread) left out."""
         w, units = self.unit_importance(standardized), self.units
-        vals, idx = w.topk(min(k, w.shape[1]), dim=1)
+        vals, idx = w.topk(min(positive_int(k, "k"), w.shape[1]), dim=1)  # 0: empty lists; -1: torch's bare error
         return [[(*units[i], v) for i, v in zip(ir, vr) if v != 0] for ir, vr in zip(idx.tolist(), vals.tolist())]
 
     def unit_gallery(self, loader, units, k: int = 6, **kw):

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels
+from ._utils import as_labels, positive_int
 from .readable import k_share
 
 
@@ -129,8 +129,7 @@ class Explanation(_Fields):
                   level: str = "features") -> Tensor | float:
         """Share of the sum of ``|contributions|`` carried by the ``k`` largest, median over the batch
         (``[B]`` with ``per_sample``); 1.0 for a decision with no contribution at all."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k: expected a positive int, got {k!r}")
+        k = positive_int(k, "k")
         a = self._items(target, level).abs().double()
         total = a.sum(-1)
         top = a.topk(min(k, a.shape[-1]), dim=-1).values.sum(-1)
@@ -281,6 +280,7 @@ class CNNExplanation(Explanation):
 
         Returns the values ``[B, k]`` and, per sample, the ``(site, channel)`` of each unit.
         """
+        k = positive_int(k, "k")  # 0 gave empty rows, -1 torch's bare "selected index k out of range"
         contrib = self.for_class(target)
         vals, idx = contrib.topk(min(k, contrib.shape[-1]), dim=-1)
         return vals, [[self.units[i] for i in row] for row in idx.tolist()]

@@ -44,7 +44,15 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
     # labels such as "1" and "2" (UCR sets, digits) would read as tick values on an axis
-    return [f"class {n}" if _is_number(n) else n for n in names]
+    shown = [f"class {n}" if _is_number(n) else n for n in names]
+    _distinct(shown, names)
+    return shown
+
+
+def _distinct(shown: list[str], names: list[str]) -> None:
+    """Two classes drawn under one name read as one (the tables refuse them too: ``class_labels``)."""
+    if len(set(shown)) != len(shown):
+        raise ValueError(f"class_names: expected distinct names, got {names}")
 
 
 def _is_number(s: str) -> bool:

@@ -16,7 +16,8 @@ from torch import Tensor
 from ..attribution.gallery import decision_items, largest
 from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
-from ._style import NEG, POS, _figure, _label_text, _names, _percent, _target
+from ..core._utils import positive_int
+from ._style import NEG, POS, _classes, _figure, _label_text, _names, _percent, _target
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["waterfall", "class_layer_summary"]
@@ -36,7 +37,7 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
 
 def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k: int = 8,
               class_names: Sequence | None = None, label: int | None = None, gallery=None, thumbs: int = 4,
-              unit_names: Sequence[str] | None = None):
+              unit_names: Sequence[str] | None = None, sample_id: int | str | None = None):
     """How one logit is built: the bias, then the ``k`` largest contributions (units of a CNN,
     time steps of an RNN), then the sum of all the others; the last bar is the logit itself.
 
@@ -45,12 +46,12 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
     each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1".
     ``unit_names``: one label per unit (step) in place of ``"site #channel"`` (e.g. what
-    ``MiniRocket.unit_names()`` says a NeuroView-MiniRocket unit computes).
+    ``MiniRocket.unit_names()`` says a NeuroView-MiniRocket unit computes). ``sample_id`` names the
+    sample in the title (default ``sample``), e.g. its index in the split it was drawn from.
     """
     exp = check_explanation(exp)
     sample = _check_sample(sample, exp.logits.shape[0])
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k: expected a positive int, got {k!r}")
+    k = positive_int(k, "k")  # k=True was read as 1
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     v, labels, what = _items(exp, sample, tgt)
@@ -99,12 +100,16 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
     pred = int(exp.predicted[sample])
     truth = f", true {_label_text(label, names)}" if label is not None else ""
-    ax.set_title(f"sample {sample}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})", fontsize=9)
+    who = sample if sample_id is None else sample_id
+    ax.set_title(f"sample {who}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})", fontsize=9)
     return fig
 
-def class_layer_summary(source, *, y: Tensor | None = None, class_names: Sequence | None = None):
+
+def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[int] | None = None,
+                        class_names: Sequence | None = None):
     """How much of each class's decision each layer carries: a classes x layers table of shares
     (each row sums to 100%); see :func:`neuroview.attribution.importance.layer_shares`.
+    ``classes``: the rows drawn (default all; the report leaves out a class with no sample, which has no share).
 
     >>> import torch
     >>> fig = class_layer_summary(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
@@ -112,8 +117,10 @@ def class_layer_summary(source, *, y: Tensor | None = None, class_names: Sequenc
     'layer'
     """
     shares, layers = layer_shares(source, y=y)
+    all_names = _names(shares.shape[0], class_names)
+    sel = _classes(classes, shares.shape[0])
+    shares, names = shares[sel], [all_names[i] for i in sel]
     c, n = shares.shape
-    names = _names(c, class_names)
     fig = _figure(4.5 + 0.5 * n, 1.6 + 0.3 * c)
     ax = fig.subplots()
     vmax = float(shares.max()) if shares.numel() and shares.max() > 0 else 1.0

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from ..attribution.gallery import UnitGallery
-from ._style import _figure, _mpl
+from ..core._utils import positive_int
+from ._style import _distinct, _figure, _mpl
 
 __all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
 
@@ -151,10 +152,8 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
     6
     """
     g = check_gallery(gallery)
-    k = g.k if k is None else k
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k: expected a positive int, got {k!r}")
-    k = min(k, g.k)
+    k = min(positive_int(g.k if k is None else k, "k"), g.k)
+    class_names = _gallery_names(g, class_names)
     means = g.kind == "steps" and g.class_means is not None
     cols = k + int(means)
     fig = _figure(0.6 + 1.5 * cols, 0.6 + 1.3 * len(g))
@@ -170,6 +169,23 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
     fig.suptitle(f"Top {k} training samples of each {g.kind[:-1]}, by {g.ranked_by}\norange: {where}"
                  + ("" if g.kind == "steps" else "; red: its code over the input"), fontsize=9)
     return fig
+
+
+def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | None:
+    """``class_names`` as strings, one per class the gallery draws: every row of its class means (RNN), else at
+    least one per label of its samples; distinct. Too few gave a bare IndexError while drawing."""
+    if class_names is None:
+        return None
+    names = [str(n) for n in class_names]
+    if g.class_means is not None and g.kind == "steps" and len(names) != len(g.class_means):
+        raise ValueError(f"class_names: expected {len(g.class_means)} names (one per class of the gallery's "
+                         f"class means), got {len(names)}")
+    need = int(g.y.max()) + 1 if g.y is not None and g.y.numel() else 0
+    if len(names) < need:
+        raise ValueError(f"class_names: expected a name for every class of the gallery's samples (at least {need}: "
+                         f"its labels go up to {need - 1}), got {len(names)}")
+    _distinct(names, names)
+    return names
 
 
 def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:

@@ -87,9 +87,11 @@ def _input_shape(model: nn.Module) -> tuple[int, ...]:
     return () if conv is None else (conv.in_channels,) + (0,) * (conv.weight.dim() - 2)
 
 
-def load_batch(dm, split: str, limit: int, seed: int = 0) -> tuple[Tensor, Tensor | None, Tensor]:
+def load_batch(dm, split: str, limit: int, seed: int = 0, *, indices: bool = False) -> tuple:
     """``(x, lengths, y)`` of up to ``limit`` samples of a split, channels-first as the data
-    modules give them; a random subset (by ``seed``) when the split is larger."""
+    modules give them; a random subset (by ``seed``) when the split is larger, in the split's order.
+    ``indices=True``: ``(x, lengths, y, index)``, ``index [B]`` each sample's index in the split
+    (what the report's ``sample_indices`` and ``predictions.csv``'s ``split_index`` record)."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"--split: expected train, val or test, got {split!r}")
     dm.setup("test")
@@ -101,7 +103,7 @@ def load_batch(dm, split: str, limit: int, seed: int = 0) -> tuple[Tensor, Tenso
     x = torch.stack([it[0] for it in items])
     y = as_labels(torch.stack([torch.as_tensor(it[-1]) for it in items]), "data")
     lengths = torch.stack([torch.as_tensor(it[1]) for it in items]).long() if len(items[0]) == 3 else None
-    return x, lengths, y
+    return (x, lengths, y, idx) if indices else (x, lengths, y)
 
 
 def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
     p.add_argument("--samples", type=int, default=256, help="how many samples to explain (default 256)")
     p.add_argument("--examples", type=int, default=4, help="samples with per-sample figures (default 4)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="samples explained at a time (default 64)")
     p.add_argument("--seed", type=int, default=0, help="which samples, when the split has more than --samples")
     p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--gallery-samples", type=int, default=None,
@@ -219,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.samples < 1:
-        p.error(f"--samples: expected a positive number, got {args.samples}")
+    for option, value, least in (("--samples", args.samples, 1), ("--batch-size", args.batch_size, 1),
+                                 ("--examples", args.examples, 0), ("--gallery-samples", args.gallery_samples, 1),
+                                 ("--dpi", args.dpi, 1)):
+        if value is not None and value < least:  # --batch-size 0 ended in a ZeroDivisionError, --examples -1 read as 0
+            p.error(f"{option}: expected {'a positive number' if least else 'a number >= 0'}, got {value}")
     if (args.weights or args.model_args) and not args.model:
         p.error("--weights/--model-args: only with --model (a --ckpt rebuilds its own model)")
     try:
@@ -231,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         dm, spec = resolve_data(args.data, trained_on, model)
         if dm.num_classes != model.num_classes:
             raise ValueError(f"--data: {spec} has {dm.num_classes} classes, the model {model.num_classes}; pass the data it was trained on")
-        x, lengths, y = load_batch(dm, args.split, args.samples, args.seed)
+        x, lengths, y, index = load_batch(dm, args.split, args.samples, args.seed, indices=True)
         check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]
             x = _model_layout(model, x.transpose(1, 2))
@@ -239,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
                              batch_size=args.batch_size, about=about, dpi=args.dpi,
-                             gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples)
+                             gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples,
+                             sample_indices=index)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, ImportError) as e:
         print(f"neuroview explain: {e}", file=sys.stderr)
         return 2

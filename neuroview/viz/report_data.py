@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..attribution.importance import is_rnn
-from ..core._utils import as_labels
+from ..core._utils import as_labels, positive_int
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 
 __all__ = ["explain_batches", "pick_examples", "Page"]
@@ -65,6 +65,22 @@ def check_inputs(model: nn.Module, x: Tensor) -> None:
         raise TypeError(f"model: expected a NeuroView network with .explain (NeuroViewCNN, NeuroViewRNN), got {type(model).__name__}")
     if not isinstance(x, Tensor) or x.dim() < 2:
         raise TypeError(f"x: expected a batch tensor in the model's input layout, got {type(x).__name__ if not isinstance(x, Tensor) else tuple(x.shape)}")
+
+
+def check_options(n: int, batch_size, examples, gallery_samples, sample_indices) -> list[int] | None:
+    """Refuse ``write_report``'s counts where they are no counts (``batch_size=0`` ended in a bare ZeroDivisionError,
+    ``examples=-1`` was read as 0, ``gallery_samples=0`` was named ``max_samples``); ``sample_indices`` as ``n`` ints."""
+    positive_int(batch_size, "batch_size (--batch-size)")
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+        raise ValueError(f"examples (--examples): expected an int >= 0, got {examples!r}")
+    positive_int(gallery_samples, "gallery_samples (--gallery-samples)", none=True)
+    if sample_indices is None:
+        return None
+    ids = as_labels(sample_indices, "sample_indices").reshape(-1).tolist()
+    if len(ids) != n or any(i < 0 for i in ids):
+        raise ValueError(f"sample_indices: expected {n} indices >= 0 (one per sample of x, its index in the data it was "
+                         f"drawn from), got {len(ids)} values" + (", some negative" if any(i < 0 for i in ids) else ""))
+    return ids
 
 
 def check_labels(y: Tensor | None, n: int) -> Tensor | None:
@@ -179,19 +195,24 @@ def summary_lines(n: int, explain_s: float, residual: float, pred: Tensor, y: Te
     return lines
 
 
-def prediction_rows(exp: Explanation, pred: Tensor, y: Tensor | None, names: list[str], cols: list[str]) -> list[dict]:
-    """One row per sample: its true and predicted class, and every logit (columns ``logit <class>``)."""
+def prediction_rows(exp: Explanation, pred: Tensor, y: Tensor | None, names: list[str], cols: list[str],
+                    ids: list[int] | None = None) -> list[dict]:
+    """One row per sample: its position in the batch (``sample``, as the figures number it), its index in
+    the data it was drawn from (``split_index``: ``ids``, default the position), its true and predicted
+    class, and every logit (columns ``logit <class>``)."""
     rows = []
     logits = exp.logits.detach().cpu().tolist()
     for i in range(len(logits)):
-        row = {"sample": i, "true": names[int(y[i])] if y is not None else "", "predicted": names[int(pred[i])]}
+        row = {"sample": i, "split_index": i if ids is None else int(ids[i]),
+               "true": names[int(y[i])] if y is not None else "", "predicted": names[int(pred[i])]}
         rows.append(row | {f"logit {c}": v for c, v in zip(cols, logits[i])})
     return rows
 
 
 def report_meta(page: Page, about: dict, kind: str, names: list[str], pred: Tensor, y: Tensor | None,
-                residual: float, picks: list[int]) -> dict:
-    """What ``report.json`` holds: the model and data (``about``), accuracy, and every file with its caption."""
+                residual: float, picks: list[int], ids: list[int] | None = None) -> dict:
+    """What ``report.json`` holds: the model and data (``about``), accuracy, the samples' indices in the data
+    they were drawn from (``ids``, default their positions), and every file with its caption."""
     return {
         "neuroview": __version__,
         "kind": kind,
@@ -201,6 +222,7 @@ def report_meta(page: Page, about: dict, kind: str, names: list[str], pred: Tens
         "accuracy": float((pred == y).float().mean()) if y is not None else None,
         "max_abs_residual": residual,
         "examples": picks,
+        "sample_indices": list(range(len(pred))) if ids is None else ids,  # each sample's index in the data it came from
         "figures": [{"file": f, "section": s, "caption": c} for s, f, c in page.figures],
         "tables": [{"file": f, "description": d} for f, d in page.data],
     }

@@ -31,8 +31,8 @@ from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
 from .report_data import (
-    Page, batch_first, check_inputs, check_labels, check_out, explain_batches, pick_examples, prediction_rows, progress_bar,
-    readability_lines, report_meta, summary_lines,
+    Page, batch_first, check_inputs, check_labels, check_options, check_out, explain_batches, pick_examples,
+    prediction_rows, progress_bar, readability_lines, report_meta, summary_lines,
 )
 from .report_page import render_page
 
@@ -89,6 +89,7 @@ def write_report(
     gallery_data=None,
     gallery_samples: int | None = None,
     baseline="auto",
+    sample_indices=None,
 ) -> list[str]:
     """Explain ``model`` on ``x`` (labels ``y``) and write figures, tables and ``index.html`` to ``out_dir``.
 
@@ -98,7 +99,8 @@ def write_report(
         y: true classes ``[B]`` or ``None``; with labels the per-class views average over the
             samples of each class, and the report gives the accuracy.
         class_names: one name per class (default ``0, 1, ...``).
-        examples: how many samples get per-sample figures (all of them when there are fewer).
+        examples: how many samples get per-sample figures (all of them when there are fewer; 0: none).
+        batch_size: samples explained at a time (a positive int).
         overwrite: write into a non-empty ``out_dir``; refused otherwise.
         about: extra facts for the page and ``report.json`` (model name, data, split).
         gallery_data: the training data (batches as the data modules give them, or a data
@@ -108,6 +110,10 @@ def write_report(
         baseline: the codes contributions are taken against (``explain``'s ``baseline``). ``"auto"``:
             the training split's mean code, computed exactly from ``gallery_data`` when given, else
             the normalization's running estimate of it, else zero codes. The page says which.
+        sample_indices: each sample's index in the data ``x`` was drawn from (``neuroview explain``: in
+            its ``--split``), written to ``report.json`` (``sample_indices``) and ``predictions.csv``
+            (``split_index``) and named in the per-sample titles ("Sample 4 (test #22)"); default:
+            the positions in ``x``, which the figures and the ``sample`` column number samples by.
 
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
@@ -123,6 +129,7 @@ def write_report(
     out = Path(out_dir)
     check_out(out, overwrite)
     n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
+    ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
     y = check_labels(y, n)
     num_classes = int(model.num_classes)
     names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
@@ -134,7 +141,7 @@ def write_report(
     with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
         files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
                            title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
-                           faces=(gallery_data, gallery_samples), baseline=base)
+                           faces=(gallery_data, gallery_samples), baseline=base, ids=ids)
     for name in sorted(stale - set(files)):  # another model's time tables or waterfalls beside this one's, else
         (out / name).unlink(missing_ok=True)
     return files
@@ -166,10 +173,11 @@ def _baseline(model: nn.Module, baseline, train) -> tuple:
 
 def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths: Tensor | None, names: list[str],
                cols: list[str], examples: int, batch_size: int, bar, t0: float, *, title: str | None, about: dict,
-               dpi: int, faces: tuple = (None, None), baseline=None) -> list[str]:
-    """Explain, then write every file into ``out`` (the staging folder), advancing ``bar`` once per step."""
+               dpi: int, faces: tuple = (None, None), baseline=None, ids: list[int] | None = None) -> list[str]:
+    """Explain, then write every file into ``out`` (the staging folder), advancing ``bar`` once per step.
+    ``ids``: each sample's index in the data it was drawn from (None: its position in ``x``)."""
     rnn, cnn = is_rnn(model), is_cnn(model)
-    xb = per_step(batch_first(model, x), getattr(model, "window", 1)) if rnn else x
+    xb = per_step(_zero_padding(batch_first(model, x), lengths), getattr(model, "window", 1)) if rnn else x
     exp = explain_batches(model, x, lengths=lengths, batch_size=batch_size, bar=bar, baseline=baseline)
     for f in fields(exp):  # tables and pictures are made on the CPU, wherever the model runs
         if isinstance(getattr(exp, f.name), Tensor):
@@ -187,9 +195,11 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     bars = waterfall_bars(exp, picks)
     gallery = _gallery(w, model, exp, bars, faces, names) if with_faces else None
     # tables first: they are the numbers the figures draw
-    _write_tables(w, model, exp, pred, y, names, cols)
+    _write_tables(w, model, exp, pred, y, names, cols, ids)
     _draw_global(w, model, exp, xb, y, names)
-    _draw_samples(w, model, exp, x, xb, y, pred, bars, names, gallery)
+    split = about.get("split") or "data"  # "Sample 4 (test #22)": the position here, and the index in the split
+    _draw_samples(w, model, exp, x, xb, y, pred, bars, names, gallery,
+                  where=None if ids is None else {i: f"{split} #{ids[i]}" for i in bars})
     if gallery is not None:
         what = "step: the input window it reads" if gallery.kind == "steps" else "unit: the window it reads"
         w.figure(S_FACES, "unit_gallery.png", plots.unit_gallery_plot(gallery, class_names=names),
@@ -199,10 +209,11 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
                     " at its strongest position; red: its code over the input."))
     about.setdefault("model", type(model).__name__)
     kind = "cnn" if cnn else "rnn" if rnn else type(exp).__name__
-    meta = report_meta(page, about, kind, names, pred, y, residual, picks) | {"explain_seconds": explain_s}
+    meta = report_meta(page, about, kind, names, pred, y, residual, picks, ids) | {"explain_seconds": explain_s}
     write_json(out / "report.json", meta)
     w.files.append("report.json")
-    page.data.append(("report.json", "what this report is: model, data, accuracy, and every file with its caption"))
+    page.data.append(("report.json", "what this report is: model, data, accuracy, each sample's index in the data it was "
+                      "drawn from (sample_indices), and every file with its caption"))
     bar.set_description_str("writing index.html")
     (out / "index.html").write_text(render_page(page, about))
     w.files.append("index.html")
@@ -226,10 +237,11 @@ def _figure_count(model: nn.Module, xb: Tensor, picks: list[int]) -> int:
 
 
 def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | None, names: list[str],
-                  cols: list[str]) -> None:
+                  cols: list[str], ids: list[int] | None = None) -> None:
     """The CSV tables and the explanation itself (safetensors and its JSON sidecar)."""
-    w.table("predictions.csv", prediction_rows(exp, pred, y, names, cols),
-            "one row per sample: true class, predicted class, and every logit")
+    w.table("predictions.csv", prediction_rows(exp, pred, y, names, cols, ids),
+            "one row per sample: its number in the figures (sample), its index in the data it was drawn from "
+            "(split_index), true class, predicted class, and every logit")
     shares, layers = layer_shares(exp, y=y)
     # a class with no sample among the explained ones has no mean: left out, not a row of zeros
     absent = set() if y is None else {cols[c] for c in range(len(cols)) if not bool((y == c).any())}
@@ -257,6 +269,9 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
 
 def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None, names: list[str]) -> None:
     """The figures of what the model looks for, over all the samples."""
+    c = int(model.num_classes)
+    # a class with no sample among the explained ones has no mean: left out, as the tables leave it (not zeros)
+    shown = None if y is None else [k for k in range(c) if bool((y == k).any())] or None
     if is_cnn(model):
         w.figure(S_GLOBAL, "unit_heatmap.png", plots.unit_heatmap(model, class_names=names),
                  "Weight of every unit for every class, one panel per site (layer), units grouped by the class they "
@@ -265,17 +280,29 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
         w.figure(S_GLOBAL, "top_units.png", plots.top_units(model, k=5, class_names=names),
                  "The five units with the largest weight for each class, coloured by their site (layer).")
     if is_rnn(model):
-        series = class_means(xb.cpu(), y, int(model.num_classes)) if y is not None else xb.cpu().mean(0)
-        shown = None if y is None else [c for c in range(int(model.num_classes)) if bool((y == c).any())] or None
+        # the mean over the valid steps only: padding (zeros or NaN) past a series' end is no input
+        steps = exp.lengths.cpu() if exp.lengths is not None else None
+        labels = y if y is not None else torch.zeros(xb.shape[0], dtype=torch.long)  # no labels: one class, all
+        means = class_means(xb.cpu(), labels, c if y is not None else 1, lengths=steps)
+        series = means if y is not None else means[0]
         w.figure(S_GLOBAL, "time_importance.png", plots.time_importance(exp, y=y, series=series, class_names=names,
-                                                                         classes=shown),  # classes with samples here
+                                                                         classes=shown),
                  "For each class, how much each time step adds to (red) or takes from (blue) that class's logit, "
                  "averaged over the samples of the class; grey: the class's mean input series.")
-        w.figure(S_GLOBAL, "layer_time.png", plots.layer_time(exp, y=y, class_names=names),
+        w.figure(S_GLOBAL, "layer_time.png", plots.layer_time(exp, y=y, class_names=names, classes=shown),
                  "The same contributions split by layer: rows are layers, columns time steps.")
-    w.figure(S_GLOBAL, "class_layer_summary.png", plots.class_layer_summary(exp, y=y, class_names=names),
+    w.figure(S_GLOBAL, "class_layer_summary.png", plots.class_layer_summary(exp, y=y, class_names=names, classes=shown),
              "How much of each class's decision each layer carries: the share of the absolute contributions to the "
              "class's logit that comes from each layer, on the samples of that class.")
+
+
+def _zero_padding(xb: Tensor, lengths: Tensor | None) -> Tensor:
+    """``xb [B, T, F]`` with the samples past each series' ``lengths`` set to 0 (NaN padding, which ``explain``
+    accepts, made a step whose window holds some of it NaN in the series drawn under the steps)."""
+    if lengths is None:
+        return xb
+    valid = torch.arange(xb.shape[1], device=xb.device) < torch.as_tensor(lengths, device=xb.device).reshape(-1, 1)
+    return torch.where(valid[..., None], xb, torch.zeros((), dtype=xb.dtype, device=xb.device))
 
 
 def _maps_like_input(exp, x: Tensor) -> bool:
@@ -303,9 +330,10 @@ def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tup
 
 
 def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: Tensor | None, pred: Tensor,
-                  bars: dict[int, int], names: list[str], gallery=None) -> None:
+                  bars: dict[int, int], names: list[str], gallery=None, where: dict[int, str] | None = None) -> None:
     """The figures of single decisions: one waterfall per picked sample (``bars``: the picked
-    samples and their waterfalls' bars), and its maps or time course."""
+    samples and their waterfalls' bars), and its maps or time course. ``where``: each picked sample's
+    index in the data it was drawn from, as the titles name it (``"test #22"``)."""
     cnn, rnn = is_cnn(model), is_rnn(model)
     picks = list(bars)
     maps = None
@@ -317,20 +345,23 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
     unit_names = namer() if callable(namer) else None
     for j, i in enumerate(picks):
         truth = f", true {names[int(y[i])]}" if y is not None else ""
-        head = f"Sample {i} (predicted {names[int(pred[i])]}{truth})"
+        at = where.get(i) if where is not None else None
+        tag = i if at is None else f"{i} ({at})"  # "Sample 4 (test #22)"
+        head = f"Sample {i} ({'' if at is None else at + '; '}predicted {names[int(pred[i])]}{truth})"
         label = int(y[i]) if y is not None else None
         w.figure(S_SAMPLES, f"waterfall_{i}.png",
-                 plots.waterfall(exp, i, k=bars[i], class_names=names, label=label, gallery=gallery, unit_names=unit_names),
+                 plots.waterfall(exp, i, k=bars[i], class_names=names, label=label, gallery=gallery, unit_names=unit_names,
+                                 sample_id=tag),
                  f"{head}: its predicted logit, built from the bias and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))
         if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):
             w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
-                     plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=i),
+                     plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=tag),
                      f"{head}: where its top units add to the logit, over the input. Each map sums to the unit's contribution.")
         if rnn:
             length = int(exp.lengths[i]) if exp.lengths is not None else xb.shape[1]
             w.figure(S_SAMPLES, f"sample_time_{i}.png",
-                     plots.sample_time(exp, i, label=label, series=xb[i, :length].cpu(), class_names=names),
+                     plots.sample_time(exp, i, label=label, series=xb[i, :length].cpu(), class_names=names, sample_id=tag),
                      f"{head}: per-step contributions to the predicted and the true class, the running logit "
                      "(bias plus the contributions so far), and the input.")

@@ -19,9 +19,9 @@ from ._style import _classes, _figure, _index, _mpl, _names, _scale
 __all__ = ["time_importance", "layer_time", "sample_time"]
 
 
-def _series(series, num_classes: int, t: int):
+def _series(series, num_classes: int, t: int, least: int = 0):
     """``series`` as a function class -> ``[T', F]`` array (or None): one shared series
-    (``[T]`` or ``[T, F]``) or one per class (``[C, T, F]``)."""
+    (``[T]`` or ``[T, F]``) or one per class (``[C, T, F]``); ``least``: the steps it must cover."""
     if series is None:
         return lambda c: None
     s = torch.as_tensor(series).detach().cpu().float()
@@ -29,6 +29,7 @@ def _series(series, num_classes: int, t: int):
         s = s[:, None]
     if s.dim() in (2, 3):
         _steps_of(s.shape[-2], t)
+        _steps_first(s, t, least, "[T, F]" if s.dim() == 2 else f"[{num_classes}, T, F]")
     if s.dim() == 2:
         return lambda c: s.numpy()
     if s.dim() == 3 and s.shape[0] == num_classes:
@@ -45,6 +46,18 @@ def _steps_of(n: int, steps: int) -> None:
                          "pass one value per step (neuroview.attribution.importance.per_step(x, window), as the report does)")
 
 
+def _steps_first(s: Tensor, steps: int, least: int, layout: str) -> None:
+    """A series handed channels-first (``[C, T]``, as the data modules give one) was read as one step of ``T``
+    features and drawn as ``T`` invisible one-point lines: refused where its step axis (``-2``) is shorter than
+    the steps explained (``least``), or is not the steps' count while its last axis is."""
+    n, f = s.shape[-2], s.shape[-1]
+    if n < least or (n != steps and f == steps):
+        covers = f"at least the {least} steps explained" if least else f"{steps} steps"
+        raise ValueError(f"series: expected {layout} with the steps first ({covers}), got shape {tuple(s.shape)}"
+                         + ("; a channels-first [C, T] series: transpose it (series.T, or x.transpose(1, 2) for a batch)"
+                            if f >= max(least, 2) else ""))
+
+
 def _under(ax, s, color: str = "0.55"):
     """Draw a series on a twin axis behind ``ax``'s bars."""
     tw = ax.twinx()
@@ -53,6 +66,14 @@ def _under(ax, s, color: str = "0.55"):
     ax.set_zorder(tw.get_zorder() + 1)
     ax.patch.set_visible(False)
     return tw
+
+
+def _explained_steps(source, sample) -> int:
+    """The steps an explanation's series reach (of ``sample``, else the longest): what a series drawn under them covers."""
+    lengths = getattr(source, "lengths", None) if isinstance(source, RNNExplanation) else None
+    if lengths is None or not len(lengths):
+        return 0
+    return int(lengths[sample]) if sample is not None else int(lengths.max())
 
 
 def _what(source, sample, y, reduce: str) -> str:
@@ -83,7 +104,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     c, t = w.shape
     names = _names(c, class_names)
     sel = _classes(classes, c)
-    under = _series(series, c, t)
+    under = _series(series, c, t, _explained_steps(source, sample))
     norm, cmap_name = _scale(w[sel])
     matplotlib = _mpl()[0]
     cmap = matplotlib.colormaps[cmap_name]
@@ -131,11 +152,12 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
 
 
 def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = None, series=None,
-                class_names: Sequence | None = None):
+                class_names: Sequence | None = None, sample_id: int | str | None = None):
     """One sample's per-step contributions to its predicted class and its true class (``label``),
     the running logit (bias plus contributions so far, ending at the logit), and the series.
 
-    ``series`` is the sample's input, ``[T]`` or ``[T, F]``.
+    ``series`` is the sample's input, ``[T]`` or ``[T, F]``, steps first, covering its valid steps.
+    ``sample_id`` names the sample in the title (default ``sample``).
     """
     if not isinstance(exp, RNNExplanation):
         raise TypeError(f"exp: expected an RNNExplanation, got {type(exp).__name__}")
@@ -176,9 +198,11 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         if s.dim() != 2:
             raise ValueError(f"series: expected the sample's input, [T] or [T, F], got shape {tuple(s.shape)}")
         _steps_of(s.shape[0], ti.shape[1])
+        _steps_first(s, ti.shape[1], t, "the sample's input [T, F]")
         axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1)
         axes[2].set_ylabel("input")
     axes[-1].set_xlabel("time step")
     truth = f", true {names[label]}" if label is not None else ""
-    fig.suptitle(f"Sample {sample}: how the decision builds up over time (predicted {names[pred]}{truth})", fontsize=10)
+    who = sample if sample_id is None else sample_id
+    fig.suptitle(f"Sample {who}: how the decision builds up over time (predicted {names[pred]}{truth})", fontsize=10)
     return fig

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..attribution.importance import _check_sample, unit_weights
+from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
 from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _sym_norm, _target
 from .gallery import check_gallery, thumbnails
@@ -48,6 +49,9 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     >>> [ax.get_title() for ax in unit_heatmap(net).axes[:1]]
     ['site 1: 4 units']
     """
+    max_units = positive_int(max_units, "max_units", none=True)  # -1 gave torch's bare error, 0 empty panels
+    if isinstance(sites, str):  # one site's name, not its characters ("11" drew site "1" twice)
+        sites = [sites]
     w, _, slices = unit_weights(source, standardized=standardized)
     sel = list(slices) if sites is None else list(sites)
     unknown = [s for s in sel if s not in slices]
@@ -100,8 +104,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     >>> len(top_units(net, k=2).axes)
     3
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k: expected a positive int, got {k!r}")
+    k = positive_int(k, "k")  # k=True was read as 1
     w, units, slices = unit_weights(source, standardized=standardized)
     c = w.shape[0]
     names = _names(c, class_names)
@@ -232,7 +235,7 @@ def _signal_panels(xs: Tensor, maps: list[Tensor], norm):
 
 
 def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int | None = None, k: int = 4,
-                 class_names: Sequence | None = None, label: int | None = None, sample_id: int | None = None):
+                 class_names: Sequence | None = None, label: int | None = None, sample_id: int | str | None = None):
     """Where the top ``k`` units of one sample add to a logit, over the input (images or 1-D signals).
 
     Each panel is a unit's contribution per *input* position: its code map times its weight
@@ -241,6 +244,7 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     scale. Needs ``net.explain(x, maps=True)``; ``x`` is the batch that was explained.
     ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
     """
+    k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
     if not isinstance(exp, CNNExplanation):
         raise TypeError(f"exp: expected a CNNExplanation, got {type(exp).__name__}")
     if exp.code_maps is None:
