@@ -28,6 +28,7 @@ from .explanation import CNNExplanation
 from .readable import resolve_baseline
 from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
 from .hooks import install, run_to_last_site, uninstall
+from .lazy_head import watch
 from .quantize import GRAD_STATES, QUANTIZERS
 from .reach import freeze_unreached, module_names, thaw
 from .recorder import Recorder
@@ -211,9 +212,9 @@ class NeuroViewCNN(nn.Module):
             self.classifier = nn.Linear(num_units, self.num_classes, **kw)
             # built on a first batch after net.eval(): new modules start in training mode, and a head
             # left there would batch-normalize (and move its statistics) inside an eval forward
-            for m in (self.norm, self.classifier):
-                if m is not None:
-                    m.train(self.training)
+            for m in [m for m in (self.norm, self.classifier) if m is not None]:
+                m.train(self.training)
+            watch(self)  # an optimizer made before this does not hold the head: said at its first step
         elif self.classifier.in_features != num_units:
             raise ValueError(f"backbone: its sites have {num_units} units but the classifier reads {self.classifier.in_features}: "
                              "the weights were made for another backbone, or the backbone took another path")

@@ -9,6 +9,7 @@ import gc
 import io
 import threading
 import time
+import warnings
 import weakref
 
 import pytest
@@ -650,3 +651,20 @@ def test_a_layer_named_twice_is_one_site():
     """layers=['a1', 'a1'] hooked the module twice and failed as 'its forward pass called 1 sites, expected 2'."""
     net = nv.wrap(_TwoStages(), 3, layers=["a1", "a1"], example_input=torch.randn(2, 1, 8, 8))
     assert [s.name for s in net.sites] == ["a1"] and net.num_units == 4
+
+
+def test_an_optimizer_made_before_the_first_batch_is_told_it_misses_the_head():
+    """An optimizer made before a lazy wrap's first batch holds the backbone only: 20 steps left the classifier as
+    it was built, unsaid (PyTorch's own lazy modules keep their parameter objects, so theirs train)."""
+    model, x, y = _with_head(), torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    net = nv.wrap(model, 3)
+    early = torch.optim.SGD(net.parameters(), lr=0.1)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    with pytest.warns(UserWarning, match=r"optimizer: it holds the backbone of a NeuroViewCNN but not its classifier.*"
+                                         r"Make the optimizer after one batch"):
+        early.step()
+    late = torch.optim.SGD(net.parameters(), lr=0.1)  # made after the first batch: it holds the head, no word
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        late.step()
+        early.step()  # told once
