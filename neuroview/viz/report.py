@@ -133,11 +133,13 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r}")
     if args.weights:
-        from ..training.module import load_weights  # noqa: PLC0415
+        from ..zoo.weights import load_weights  # noqa: PLC0415
 
         model = create_model(args.model, **_built_as(args.weights, args.model, kwargs))
         _check_explainable(model, args.model)
-        load_weights(model, args.weights)
+        # the whole network: a backbone alone (a standard network's file, or one whose head does not fit) would
+        # leave the head at its random init, and the report would explain it
+        load_weights(model, args.weights, what="--weights", pickles=True)
         return model.eval(), {"model": args.model, "weights": str(args.weights)}, None
     model = create_model(args.model, pretrained=True, **kwargs, **({"root": args.zoo} if args.zoo else {}))
     cfg = getattr(model, "pretrained_cfg", {}) or {}

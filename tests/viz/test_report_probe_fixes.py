@@ -359,3 +359,21 @@ def test_plots_refuse_duplicate_class_names_and_the_gallery_too_few():
     gr = nv.unit_gallery(rnn, [(torch.randn(9, 1, 6), torch.arange(9) % 3)], units=[0], k=2)
     with pytest.raises(ValueError, match=r"class_names: expected 3 names \(one per class of the gallery's class means\), got 4"):
         plots.unit_gallery_plot(gr, class_names=["a", "b", "c", "d"])
+
+
+def test_explain_weights_of_a_backbone_alone_is_refused(tmp_path, capsys):
+    """`explain --model nv_small_cnn --weights FILE` loaded the backbone alone of a file that did not fit the whole
+    network (a standard network's weights, or a head of another width), kept the random head, and explained it:
+    its predictions agreed with the trained network on 0 of 32 samples."""
+    from safetensors.torch import save_file
+
+    from neuroview.cli import main as cli
+
+    torch.manual_seed(0)
+    std = nv.create_model("small_cnn", num_classes=10, in_channels=1, widths=(4, 8))
+    path = tmp_path / "std.safetensors"
+    save_file({k: v.contiguous() for k, v in std.state_dict().items()}, str(path))
+    args = ["explain", "--model", "nv_small_cnn", "--model-args", '{"widths": [4, 8]}', "--weights", str(path),
+            "--data", "digits", "--samples", "8", "--no-progress", "--out", str(tmp_path / "out")]
+    assert cli(args) == 2
+    assert "--weights" in capsys.readouterr().err and not (tmp_path / "out").exists()
