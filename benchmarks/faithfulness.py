@@ -49,6 +49,18 @@ from neuroview.zoo import create_model
 
 OUT = Path(__file__).parent / "results"
 
+
+def positive(text: str) -> int:
+    """An argparse type: a positive int (``--seeds 0`` ran the whole ablation, then died with a KeyError)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return n
+
+
 # Stand-ins for the issue's datasets, used when the zoo has no NeuroView checkpoint for them:
 # name: (data module, kind, zoo architecture, architecture kwargs, epochs) - the zoo recipes' choices.
 CASES = {
@@ -204,11 +216,14 @@ def run_case(case: str, args, zoo_entry: dict | None = None, sparse: bool = Fals
             "neuroview_beats_every_random_seed": aucs["neuroview"] < min(rand),
             "neuroview_global_beats_random": aucs["neuroview_global"] < aucs["random"],
             "skipped": res.skipped,
+            "notes": res.notes,
             "curves": {n: {"count": c.count.tolist(), "accuracy": [round(v, 4) for v in c.accuracy.tolist()],
                            "true_logit": [round(v, 4) for v in c.true_logit.tolist()]} for n, c in res.curves.items()},
         }
         for msg in res.skipped.items():
             print(f"  skipped {msg[0]}: {msg[1]}")
+        for msg in res.notes.items():
+            print(f"  note on {msg[0]}: {msg[1]}")
         print(f"  {name}: accuracy {first.accuracy[0]:.3f}; AUC " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()), flush=True)
         try:
             fig = res.plot(title=f"{arch} on {dataset}{', sparse head' if sparse else ''}: {name}")
@@ -230,6 +245,7 @@ def table(cases: dict, metric: str = "accuracy") -> str:
     (``"true_logit"``, without the per-seed check, which the json holds for accuracy only)."""
     cols = ["neuroview", "neuroview_global", "random", "layer_grad_x_act", "layer_conductance", "integrated_gradients", "permutation"]
     last = metric == "accuracy"
+    marks: dict[str, str] = {}  # note -> its mark: a cell whose curve carries a note (DeletionCurves.notes) is marked
     lines = ["| model | test | accuracy | " + " | ".join(LABELS[c] for c in cols) + (" | NeuroView < every random seed |" if last else " |"),
              "|---" * (len(cols) + 3 + last) + "|"]
     for case, r in cases.items():
@@ -241,7 +257,9 @@ def table(cases: dict, metric: str = "accuracy") -> str:
                     cells.append(f"{a['random']:.3f} ± {a['random_std']:.3f}")
                 elif c in a:
                     v = f"{a[c]:.3f}"
-                    cells.append(f"**{v}**" if a[c] == min(a[k] for k in a if k != "random_std") else v)
+                    v = f"**{v}**" if a[c] == min(a[k] for k in a if k != "random_std") else v
+                    note = t.get("notes", {}).get(c)  # runs before notes existed have none
+                    cells.append(v + (marks.setdefault(note, "†" * (len(marks) + 1)) if note else ""))
                 else:
                     cells.append("–")
             src = "zoo" if r["from_zoo"] else "stand-in"
@@ -252,6 +270,9 @@ def table(cases: dict, metric: str = "accuracy") -> str:
             check = f" {'yes' if t['neuroview_beats_every_random_seed'] else 'NO'} |" if last else ""
             lines.append(f"| {r['architecture']} on {r['dataset']} ({src}){head} | {test} | {t['test_accuracy']:.1%} | "
                          + " | ".join(cells) + " |" + check)
+    if marks:
+        lines.append("")
+        lines += [f"{mark} {note}." for note, mark in marks.items()]
     return "\n".join(lines)
 
 
@@ -273,9 +294,9 @@ def main(argv=None) -> dict:
     p.add_argument("--stand-ins", nargs="*", default=None, choices=list(CASES),
                    help="stand-in cases to train here (default: those whose dataset and kind the zoo lacks)")
     p.add_argument("--max-test", type=int, default=1000, help="test samples per case (a fixed random subset beyond it)")
-    p.add_argument("--seeds", type=int, default=5, help="random orders")
-    p.add_argument("--steps", type=int, default=30, help="points on each curve after 0")
-    p.add_argument("--n-steps", type=int, default=50, help="LayerConductance / IntegratedGradients steps")
+    p.add_argument("--seeds", type=positive, default=5, help="random orders (at least 1: the tables compare with them)")
+    p.add_argument("--steps", type=positive, default=30, help="points on each curve after 0")
+    p.add_argument("--n-steps", type=positive, default=50, help="LayerConductance / IntegratedGradients steps")
     p.add_argument("--seed", type=int, default=0, help="training seed of the stand-ins")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--entries", nargs="+", default=None, help="only these zoo entries (and no stand-ins unless --stand-ins names some)")

@@ -267,10 +267,21 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def positive(text: str) -> int:
+    """An argparse type: a positive int (``--seeds 0`` trained nothing, then failed on an empty table)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return n
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["gru", "fcn"], choices=["gru", "fcn"])
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=positive, default=3, help="seeds of data and training (at least 1)")
     p.add_argument("--train", type=int, default=1000)
     p.add_argument("--val", type=int, default=300, help="series for nv.sparsify's choice (never trained on)")
     p.add_argument("--test", type=int, default=500)
@@ -280,7 +291,7 @@ def main(argv=None) -> dict:
     p.add_argument("--classes", type=int, default=4)
     p.add_argument("--gru-epochs", type=int, default=30)
     p.add_argument("--fcn-epochs", type=int, default=20)
-    p.add_argument("--n-steps", type=int, default=50, help="Integrated Gradients steps")
+    p.add_argument("--n-steps", type=positive, default=50, help="Integrated Gradients steps")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="smoke run: 1 seed, small sets, few epochs")
     p.add_argument("--out", default=str(OUT / "synthetic_window"), help="results path without extension")

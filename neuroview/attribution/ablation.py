@@ -6,7 +6,7 @@ input of a sequence model (:func:`delete_steps`, :func:`step_deletion_curve`). W
 come from is :mod:`neuroview.attribution.faithfulness`; drawing the curves is
 :mod:`neuroview.viz.faithfulness`, which registers itself here (this layer never imports viz).
 
-Imports: torch and :mod:`neuroview.core` only.
+Imports: torch, :mod:`neuroview.core` and the argument checks of :mod:`~neuroview.attribution.checks`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..core._utils import as_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.recorder import sample_first
-from .gallery import check_units
+from .checks import (
+    check_baseline, check_counts, check_k, check_labels, check_lengths, check_sequences, check_xy, eval_mode, num_classes_of,
+    unit_mask,
+)
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_deletion_curve", "delete_steps", "step_deletion_curve",
@@ -79,6 +81,7 @@ class DeletionCurves:
     kind: str  # "units" or "steps"
     curves: dict[str, DeletionCurve]
     skipped: dict[str, str] = field(default_factory=dict)  # method -> why it was not run
+    notes: dict[str, str] = field(default_factory=dict)  # method -> what to know when reading its curve
 
     def aucs(self, metric: str = "accuracy") -> dict[str, float]:
         """AUC per method; the random seeds are averaged into ``random`` (their spread in ``random_std``)."""
@@ -138,38 +141,7 @@ def _check_order(order: Tensor, b: int, n: int, what: str) -> Tensor:
     return order.expand(b, n)
 
 
-def check_xy(x: Tensor, y: Tensor) -> Tensor:
-    """``y`` as long class labels on ``x``'s device, one per sample of ``x``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    y = torch.as_tensor(y, device=x.device)
-    if y.shape != (x.shape[0],) or y.dtype == torch.bool:
-        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape {tuple(y.shape)}")
-    return as_labels(y, "y")  # whole numbers stored as floats read as their classes, as everywhere else
-
-
-def check_sequences(x: Tensor) -> None:
-    """Refuse anything but a batch-first ``[B, T, F]`` tensor."""
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x: expected a batch-first tensor [B, T, F], got {got}")
-
-
 # -------------------------------------------------------------------------- unit ablation
-def _unit_mask(net: NeuroViewCNN, units) -> Tensor:
-    """``units`` (a bool mask; code-vector indices, numpy or tensor ints; ``(site, channel)`` pairs, lists
-    from JSON too: read as :func:`~neuroview.attribution.gallery.unit_gallery` reads them) as a mask ``[U]``."""
-    u = net.num_units
-    if isinstance(units, Tensor) and units.dtype == torch.bool:
-        if units.dim() not in (1, 2) or units.shape[-1] != u:
-            raise ValueError(f"units: expected a bool mask [{u}] or [B, {u}], got shape {tuple(units.shape)}")
-        return units
-    mask = torch.zeros(u, dtype=torch.bool)
-    if not (isinstance(units, (list, tuple)) and not units):  # none removed: the network as it is
-        mask[check_units(net, units)] = True
-    return mask
-
-
 class _Ablation:
     """The hooks of one :func:`ablate_units`: zero the removed units' outputs and codes."""
 
@@ -240,7 +212,7 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
-    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.ReLU()), 2).eval()
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.ReLU()), 2, input_shape=(2,)).eval()
     >>> with ablate_units(net, [("1", 0), ("3", 1)]):
     ...     codes = net.codes(torch.randn(4, 2))
     >>> codes[:, [0, 4]].abs().sum().item()
@@ -261,7 +233,7 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
-    mask = _unit_mask(net, units)
+    mask = unit_mask(net, units)
     p = next(net.parameters(), None)
     if p is not None:
         mask = mask.to(p.device)
@@ -295,26 +267,31 @@ def unit_deletion_curve(net: NeuroViewCNN, x: Tensor, y: Tensor, order: Tensor, 
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
-    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(4, 6), nn.ReLU()), 3).eval()
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Linear(4, 6), nn.ReLU()), 3, input_shape=(4,)).eval()
     >>> c = unit_deletion_curve(net, torch.randn(8, 4), torch.zeros(8, dtype=torch.long), torch.arange(6), steps=3)
     >>> c.count.tolist(), c.fraction.tolist()
     ([0, 2, 4, 6], [0.0, 0.3333333432674408, 0.6666666865348816, 1.0])
+
+    Runs in eval mode; every submodule is left in the mode it was in.
     """
-    y = check_xy(x, y)
+    if not isinstance(net, NeuroViewCNN):
+        raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
+    y = check_xy(x, y, net.num_classes)
+    check_counts(batch_size=batch_size)
     u = net.num_units
     order = _check_order(order, len(y), u, "units").to(x.device)
     counts = _counts(u, steps)
-    net.eval()
     acc, logit = [], []
-    for k in counts.tolist():
-        hits, total_logit = 0.0, 0.0
-        for xb, yb, ob in zip(x.split(batch_size), y.split(batch_size), order.split(batch_size)):
-            with ablate_units(net, _first_k(ob, k)):
-                out = net(xb)
-            hits += (out.argmax(1) == yb).sum().item()
-            total_logit += out.gather(1, yb[:, None]).sum().item()
-        acc.append(hits / len(y))
-        logit.append(total_logit / len(y))
+    with eval_mode(net):
+        for k in counts.tolist():
+            hits, total_logit = 0.0, 0.0
+            for xb, yb, ob in zip(x.split(batch_size), y.split(batch_size), order.split(batch_size)):
+                with ablate_units(net, _first_k(ob, k)):
+                    out = net(xb)
+                hits += (out.argmax(1) == yb).sum().item()
+                total_logit += out.gather(1, yb[:, None]).sum().item()
+            acc.append(hits / len(y))
+            logit.append(total_logit / len(y))
     return DeletionCurve(method, counts, counts.float() / u, torch.tensor(acc), torch.tensor(logit))
 
 
@@ -324,6 +301,20 @@ def rnn_forward(net: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
     if getattr(net, "batch_first", True) is False:
         x = x.transpose(0, 1)
     return net(x) if lengths is None else net(x, lengths)
+
+
+@torch.no_grad()
+def step_labels(net: nn.Module, x: Tensor, y: Tensor, lengths) -> tuple[Tensor, Tensor | None]:
+    """``(y, lengths)`` of a batch-first ``x [B, T, F]``, checked: labels in ``[0, num_classes)`` of a network
+    that names its classes, else of its logits' width (one sample's forward pass, in eval mode)."""
+    y = check_xy(x, y, num_classes_of(net))
+    check_sequences(x)
+    lengths = check_lengths(x, lengths)
+    if num_classes_of(net) is None and len(y):
+        with eval_mode(net):
+            width = rnn_forward(net, x[:1], None if lengths is None else lengths[:1]).shape[-1]
+        check_labels(y, width, "the width of the network's logits")
+    return y, lengths
 
 
 def valid_steps(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -342,14 +333,16 @@ def split_lengths(lengths, b: int, batch_size: int) -> list:
 
 
 def step_baseline(x: Tensor, baseline, lengths: Tensor | None) -> Tensor:
-    """What a deleted step of ``x [B, T, F]`` becomes: zeros, each series' mean, or a given tensor."""
+    """What a deleted step of ``x [B, T, F]`` becomes: zeros, each series' mean over its valid steps
+    (whatever its padding holds, NaN included), or a given tensor broadcastable to ``x``."""
     if isinstance(baseline, Tensor):
-        return baseline.to(x).expand_as(x)
-    if baseline == "zero":
+        return check_baseline(x, baseline).to(x).expand_as(x)
+    if isinstance(baseline, str) and baseline == "zero":
         return torch.zeros_like(x)
-    if baseline == "mean":
+    if isinstance(baseline, str) and baseline == "mean":
         valid = valid_steps(x, lengths)[..., None]
-        mean = (x * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True)
+        # where, not a product: padding may hold NaN (NeuroViewRNN ignores it), and NaN * 0 is NaN
+        mean = torch.where(valid, x, x.new_zeros(())).sum(1, keepdim=True) / valid.sum(1, keepdim=True)
         return mean.expand_as(x)
     raise ValueError(f"baseline: expected 'zero', 'mean' or a tensor broadcastable to x, got {baseline!r}")
 
@@ -363,8 +356,9 @@ def delete_steps(x: Tensor, order: Tensor, k: int, baseline="zero", lengths: Ten
     [1.5, 1.0, 1.5, 3.0]
     """
     check_sequences(x)
+    k = check_k(k, x.shape[1])
     order = _check_order(order, x.shape[0], x.shape[1], "time steps").to(x.device)
-    return torch.where(_first_k(order, k)[..., None], step_baseline(x, baseline, lengths), x)
+    return torch.where(_first_k(order, k)[..., None], step_baseline(x, baseline, check_lengths(x, lengths)), x)
 
 
 @torch.no_grad()
@@ -380,18 +374,20 @@ def step_deletion_curve(net: nn.Module, x: Tensor, y: Tensor, order: Tensor, *, 
     >>> c = step_deletion_curve(net, torch.randn(6, 10, 2), torch.zeros(6, dtype=torch.long), torch.arange(10), steps=5)
     >>> c.count.tolist()
     [0, 2, 4, 6, 8, 10]
+
+    Runs in eval mode; every submodule is left in the mode it was in.
     """
-    y = check_xy(x, y)
-    check_sequences(x)
+    y, lengths = step_labels(net, x, y, lengths)
+    check_counts(batch_size=batch_size)
     t = x.shape[1]
     order = _check_order(order, len(y), t, "time steps").to(x.device)
     counts = _counts(t, steps)
     base = step_baseline(x, baseline, lengths)
-    net.eval()
     acc, logit = [], []
-    for k in counts.tolist():
-        xk = torch.where(_first_k(order, k)[..., None], base, x)
-        out = torch.cat([rnn_forward(net, xb, lb) for xb, lb in zip(xk.split(batch_size), split_lengths(lengths, len(xk), batch_size))])
-        acc.append((out.argmax(1) == y).float().mean().item())
-        logit.append(out.gather(1, y[:, None]).mean().item())
+    with eval_mode(net):
+        for k in counts.tolist():
+            xk = torch.where(_first_k(order, k)[..., None], base, x)
+            out = torch.cat([rnn_forward(net, xb, lb) for xb, lb in zip(xk.split(batch_size), split_lengths(lengths, len(xk), batch_size))])
+            acc.append((out.argmax(1) == y).float().mean().item())
+            logit.append(out.gather(1, y[:, None]).mean().item())
     return DeletionCurve(method, counts, counts.float() / t, torch.tensor(acc), torch.tensor(logit))

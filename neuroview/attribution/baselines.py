@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..core.cnn import NeuroViewCNN
 from ..core.quantize import as_units
 from ..core.recorder import sample_first
-from .ablation import rnn_forward, split_lengths, step_baseline
+from .ablation import rnn_forward, split_lengths, step_baseline, valid_steps
 
 __all__ = ["has_captum", "sites_called_once", "captum_unit_scores", "integrated_gradients_scores", "permutation_scores"]
 
@@ -66,14 +66,15 @@ def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_s
 
 def integrated_gradients_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, baseline, n_steps: int,
                                 batch_size: int) -> Tensor:
-    """``[B, T]``: Captum's IntegratedGradients of batch-first ``x`` from ``baseline``, summed over features."""
+    """``[B, T]``: Captum's IntegratedGradients of batch-first ``x`` from ``baseline``, summed over features.
+    The baseline is formed once for all of ``x`` (a ``[B, T, F]`` tensor holds one series per sample of ``x``)
+    and split into the same chunks."""
     from captum.attr import IntegratedGradients  # noqa: PLC0415 - optional dependency
 
     ig = IntegratedGradients(lambda inp, ln=None: rnn_forward(net, inp, ln))
-    parts = []
-    for xb, yb, lb in zip(x.split(batch_size), y.split(batch_size), split_lengths(lengths, len(x), batch_size)):
-        base = step_baseline(xb, baseline, lb).contiguous()
-        a = ig.attribute(xb, baselines=base, target=yb, n_steps=n_steps, internal_batch_size=max(len(yb), 256),
+    parts, bases = [], step_baseline(x, baseline, lengths).split(batch_size)
+    for xb, base, yb, lb in zip(x.split(batch_size), bases, y.split(batch_size), split_lengths(lengths, len(x), batch_size)):
+        a = ig.attribute(xb, baselines=base.contiguous(), target=yb, n_steps=n_steps, internal_batch_size=max(len(yb), 256),
                          additional_forward_args=None if lb is None else (lb,))
         parts.append(a.sum(-1).detach())
     return torch.cat(parts)
@@ -82,7 +83,9 @@ def integrated_gradients_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, b
 @torch.no_grad()
 def permutation_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, seed: int, repeats: int, batch_size: int) -> Tensor:
     """``[B, T]``: the drop of the true-class logit when step t is swapped with the same step of
-    other samples (a random permutation of the batch), averaged over ``repeats``."""
+    other samples (a random permutation of the batch), averaged over ``repeats``. At step t only the
+    samples whose step t is valid (within ``lengths``) are permuted among themselves: a padded step
+    swapped in would be a deletion (to the padding's zeros, or NaN), not a permutation."""
     def true_logit(inp):
         ls = split_lengths(lengths, len(inp), batch_size)
         return torch.cat([rnn_forward(net, xb, lb).gather(1, yb[:, None])[:, 0]
@@ -90,11 +93,13 @@ def permutation_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, seed: int,
 
     g = torch.Generator().manual_seed(seed)
     base = true_logit(x)
+    valid = valid_steps(x, lengths)
     out = torch.zeros(x.shape[:2], device=x.device)
     for _ in range(repeats):
         for step in range(x.shape[1]):
-            perm = torch.randperm(len(x), generator=g).to(x.device)
+            rows = valid[:, step].nonzero().flatten()  # every sample without lengths: the whole batch
+            perm = rows[torch.randperm(len(rows), generator=g).to(x.device)]
             xp = x.clone()
-            xp[:, step] = x[perm, step]
+            xp[rows, step] = x[perm, step]
             out[:, step] += base - true_logit(xp)
     return out / repeats

@@ -36,6 +36,7 @@ public names are re-exported here. Imports: torch, :mod:`neuroview.core` and its
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -45,12 +46,13 @@ from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN
 from . import ablation
 from .ablation import (
-    DeletionCurve, DeletionCurves, ablate_units, check_sequences, check_xy, delete_steps, order_from_scores,
-    split_lengths, step_deletion_curve, unit_deletion_curve, valid_steps,
+    DeletionCurve, DeletionCurves, ablate_units, delete_steps, order_from_scores, split_lengths, step_deletion_curve,
+    step_labels, unit_deletion_curve, valid_steps,
 )
 from .baselines import (
     captum_unit_scores, has_captum, integrated_gradients_scores, permutation_scores, sites_called_once,
 )
+from .checks import check_counts, check_xy, eval_mode
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_scores", "unit_deletion_curve", "unit_ablation",
@@ -62,6 +64,12 @@ UNIT_METHODS = ("neuroview", "neuroview_global", "random", "layer_grad_x_act", "
 STEP_METHODS = ("neuroview", "neuroview_global", "random", "integrated_gradients", "permutation")
 _CAPTUM = {"layer_grad_x_act", "layer_conductance", "integrated_gradients"}
 _NO_CAPTUM = "captum is not installed (pip install 'neuroview[bench]')"
+#: the note ``neuroview_global`` gets on a network without normalization (``DeletionCurves.notes``)
+UNSTANDARDIZED = ("the network has no normalization (normalize=False), so no running std of its codes: the "
+                  "global order ranks the raw effective weights, not standardized ones")
+#: the note a Captum unit order gets on a network with ``hard`` codes (``DeletionCurves.notes``)
+HARD_SURROGATE = ("the network's codes are 'hard': Captum differentiates the straight-through surrogate of the "
+                  "code (a sigmoid), so it attributes the soft network, not this one")
 
 
 def __getattr__(name: str):
@@ -90,13 +98,23 @@ def _need_captum(method: str) -> None:
 # -------------------------------------------------------------------------- unit ablation
 def unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, *, seed: int = 0, n_steps: int = 50,
                 batch_size: int = 256) -> Tensor:
-    """``[B, U]`` importance of each unit for each sample's true class ``y`` by ``method``.
+    """``[B, U]`` importance of each unit of a NeuroView-CNN for each sample's true class ``y`` by ``method``.
 
     ``neuroview``: the exact contributions ``W[y, u] * c_u(x)``; ``neuroview_global``: the
-    standardized weights ``unit_importance(standardized=True)[y]``; ``random``: uniform noise;
+    standardized weights ``unit_importance(standardized=True)[y]``, the weight times the running
+    std of the unit's code kept by the network's normalization. A network built with
+    ``normalize=False`` keeps no such statistics: there these are the raw effective weights, and
+    units whose codes vary on different scales (different sites) are ranked as if they varied
+    alike; a UserWarning says so, and :func:`unit_ablation` notes it in ``.notes`` (:data:`UNSTANDARDIZED`);
+    ``random``: uniform noise;
     ``layer_grad_x_act`` / ``layer_conductance`` (captum): the attribution of each site's
     unit (its pre-activation when the code is read from there, else its output) to ``y``,
-    summed over positions (LayerConductance with ``n_steps`` and a zero baseline).
+    summed over positions (LayerConductance with ``n_steps`` and a zero baseline). On ``hard``
+    codes (the default quantizer) Captum differentiates the straight-through surrogate of the
+    on/off code (a sigmoid), not the step function the network computes: its scores are those
+    of the ``soft`` network (LayerConductance's completeness holds for that network, not for
+    this one). :func:`unit_ablation` notes it in ``.notes``. Runs in eval mode; every submodule
+    is left in the mode it was in.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -104,22 +122,28 @@ def unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, *, seed: i
     >>> unit_scores(net, torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]), "neuroview").shape
     torch.Size([5, 6])
     """
-    y = check_xy(x, y)
+    if not isinstance(net, NeuroViewCNN):
+        hint = " (a NeuroViewRNN's importance is per step: step_scores)" if isinstance(net, NeuroViewRNN) else ""
+        raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}{hint}")
+    y = check_xy(x, y, net.num_classes)
+    check_counts(n_steps=n_steps, batch_size=batch_size)
     if method not in UNIT_METHODS:
         raise ValueError(f"method: expected one of {UNIT_METHODS}, got {method!r}")
-    net.eval()
-    if method == "neuroview":
-        return torch.cat([net.explain(xb).for_class(yb)
-                          for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-    if method == "neuroview_global":
-        return net.unit_importance(standardized=True).to(x.device)[y]
-    if method == "random":
-        return torch.rand(len(y), net.num_units, generator=torch.Generator().manual_seed(seed)).to(x.device)
-    _need_captum(method)
-    why = sites_called_once(net)
-    if why:
-        raise ValueError(f"method={method!r}: {why}; compare on a network whose activation modules are each called once")
-    return captum_unit_scores(net, x, y, method, n_steps, batch_size)
+    with eval_mode(net):
+        if method == "neuroview":
+            return torch.cat([net.explain(xb).for_class(yb)
+                              for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+        if method == "neuroview_global":
+            if net.norm is None:
+                warnings.warn(f"method='neuroview_global': {UNSTANDARDIZED}", stacklevel=2)
+            return net.unit_importance(standardized=True).to(x.device)[y]
+        if method == "random":
+            return torch.rand(len(y), net.num_units, generator=torch.Generator().manual_seed(seed)).to(x.device)
+        _need_captum(method)
+        why = sites_called_once(net)
+        if why:
+            raise ValueError(f"method={method!r}: {why}; compare on a network whose activation modules are each called once")
+        return captum_unit_scores(net, x, y, method, n_steps, batch_size)
 
 
 def unit_ablation(net: NeuroViewCNN, x: Tensor, y: Tensor, *, methods: Sequence[str] | None = None,
@@ -128,25 +152,35 @@ def unit_ablation(net: NeuroViewCNN, x: Tensor, y: Tensor, *, methods: Sequence[
     """Unit-ablation curves of several orders (default: every method that can run here).
 
     Captum methods are skipped, with the reason in ``.skipped``, when captum is not installed
-    or a site module is called more than once; an explicitly requested one raises instead.
+    or a site module is called more than once; an explicitly requested one raises instead. On a
+    network with ``hard`` codes the Captum curves that run carry :data:`HARD_SURROGATE` in
+    ``.notes`` (they rank the units of the soft network; see :func:`unit_scores`), and on one
+    without normalization the global order carries :data:`UNSTANDARDIZED`.
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
+    check_xy(x, y, net.num_classes)
+    check_counts(n_steps=n_steps, batch_size=batch_size)
     explicit = methods is not None
     methods = _check_methods(methods, UNIT_METHODS)
-    curves, skipped = {}, {}
-    for m in methods:
-        if m in _CAPTUM and not explicit:
-            why = _NO_CAPTUM if not has_captum() else sites_called_once(net)
-            if why:
-                skipped[m] = why
-                continue
-        for seed in (seeds if m == "random" else [0]):
-            scores = unit_scores(net, x, y, m, seed=seed, n_steps=n_steps, batch_size=batch_size)
-            name = f"random:{seed}" if m == "random" else m
-            curves[name] = unit_deletion_curve(net, x, y, order_from_scores(scores, seed), steps=steps,
-                                               batch_size=batch_size, method=name)
-    return DeletionCurves("units", curves, skipped)
+    curves, skipped, notes = {}, {}, {}
+    with eval_mode(net):
+        for m in methods:
+            if m in _CAPTUM and not explicit:
+                why = _NO_CAPTUM if not has_captum() else sites_called_once(net)
+                if why:
+                    skipped[m] = why
+                    continue
+            if m in _CAPTUM and net.quantizer == "hard":
+                notes[m] = HARD_SURROGATE
+            if m == "neuroview_global" and net.norm is None:
+                notes[m] = UNSTANDARDIZED
+            for seed in (seeds if m == "random" else [0]):
+                scores = unit_scores(net, x, y, m, seed=seed, n_steps=n_steps, batch_size=batch_size)
+                name = f"random:{seed}" if m == "random" else m
+                curves[name] = unit_deletion_curve(net, x, y, order_from_scores(scores, seed), steps=steps,
+                                                   batch_size=batch_size, method=name)
+    return DeletionCurves("units", curves, skipped, notes)
 
 
 # ------------------------------------------------------------------------ time steps
@@ -160,7 +194,9 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
     ``permutation``: the drop of the true-class logit when step t is swapped with the same
     step of other samples (a random permutation of the batch; ``repeats`` averaged). Steps past
     a sequence's length get ``-inf`` so they come last. The NeuroView methods need a
-    NeuroViewRNN; the others take any network called as ``net(x[, lengths])``.
+    NeuroViewRNN; the others take any network called as ``net(x[, lengths])`` (the labels are
+    checked against ``net.num_classes``, or the width of its logits). Runs in eval mode; every
+    submodule is left in the mode it was in.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -168,41 +204,47 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
     >>> step_scores(net, torch.randn(5, 10, 2), torch.tensor([0, 1, 2, 0, 1]), "permutation").shape
     torch.Size([5, 10])
     """
-    y = check_xy(x, y)
     if method not in STEP_METHODS:
         raise ValueError(f"method: expected one of {STEP_METHODS}, got {method!r}")
-    check_sequences(x)
-    b, t, _ = x.shape
-    net.eval()
+    check_counts(n_steps=n_steps, repeats=repeats, batch_size=batch_size)
     if method.startswith("neuroview") and not isinstance(net, NeuroViewRNN):
         raise TypeError(f"method={method!r}: needs a NeuroViewRNN, got {type(net).__name__}")
-    if method == "neuroview":
-        with torch.no_grad():
-            s = samples_of_steps(torch.cat([
-                net.explain(xb if net.batch_first else xb.transpose(0, 1), lb).time_importance[torch.arange(len(yb)), yb]
-                for xb, yb, lb in zip(x.split(batch_size), y.split(batch_size), split_lengths(lengths, b, batch_size))]),
-                net.window, t)
-    elif method == "neuroview_global":
-        s = samples_of_steps(net.time_importance().to(x.device)[y], net.window, t)
-    elif method == "random":
-        s = torch.rand(b, t, generator=torch.Generator().manual_seed(seed)).to(x.device)
-    elif method == "permutation":
-        s = permutation_scores(net, x, y, lengths, seed, repeats, batch_size)
-    else:
-        _need_captum(method)
-        s = integrated_gradients_scores(net, x, y, lengths, baseline, n_steps, batch_size)
+    y, lengths = step_labels(net, x, y, lengths)
+    b, t, _ = x.shape
+    with eval_mode(net):
+        if method == "neuroview":
+            with torch.no_grad():
+                s = samples_of_steps(torch.cat([
+                    net.explain(xb if net.batch_first else xb.transpose(0, 1), lb).time_importance[torch.arange(len(yb)), yb]
+                    for xb, yb, lb in zip(x.split(batch_size), y.split(batch_size), split_lengths(lengths, b, batch_size))]),
+                    net.window, t, lengths)
+        elif method == "neuroview_global":
+            s = samples_of_steps(net.time_importance().to(x.device)[y], net.window, t, lengths)
+        elif method == "random":
+            s = torch.rand(b, t, generator=torch.Generator().manual_seed(seed)).to(x.device)
+        elif method == "permutation":
+            s = permutation_scores(net, x, y, lengths, seed, repeats, batch_size)
+        else:
+            _need_captum(method)
+            s = integrated_gradients_scores(net, x, y, lengths, baseline, n_steps, batch_size)
     return torch.where(valid_steps(x, lengths), s, s.new_full((), float("-inf")))
 
 
-def samples_of_steps(scores: Tensor, window: int, t: int) -> Tensor:
+def samples_of_steps(scores: Tensor, window: int, t: int, lengths: Tensor | None = None) -> Tensor:
     """Per-step scores ``[B, steps]`` of a network that reads ``window`` samples per step, as
-    per-sample scores ``[B, t]``: each sample gets its step's score over ``window`` (so the
-    samples of a step sum to it), and the ``t`` samples of the input are kept.
+    per-sample scores ``[B, t]``: each sample gets its step's score over the number of real samples
+    in that step (``window``, fewer in a step that runs past the ``t`` samples of the input or past
+    the series' length in ``lengths``), so the real samples of a step sum to it.
 
     >>> samples_of_steps(torch.tensor([[3.0, 6.0]]), 3, 5).tolist()
-    [[1.0, 1.0, 1.0, 2.0, 2.0]]
+    [[1.0, 1.0, 1.0, 3.0, 3.0]]
     """
-    return (scores.repeat_interleave(window, -1) / window)[..., :t] if window > 1 else scores[..., :t]
+    if window == 1:
+        return scores[..., :t]
+    starts = torch.arange(scores.shape[-1], device=scores.device) * window  # each step's first sample
+    ends = torch.full((1,), t, device=scores.device) if lengths is None else lengths.to(scores.device).clamp(max=t)
+    real = (ends[:, None] - starts).clamp(1, window)  # [1 or B, steps]; a step past the end: any count (it is cut)
+    return (scores / real.to(scores.dtype)).repeat_interleave(window, -1)[..., :t]
 
 
 def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor | None = None,
@@ -213,21 +255,24 @@ def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor 
     Default methods: every one that can run (the NeuroView ones need a NeuroViewRNN,
     ``integrated_gradients`` needs captum); what was skipped, and why, is in ``.skipped``.
     """
+    y, lengths = step_labels(net, x, y, lengths)
+    check_counts(n_steps=n_steps, repeats=repeats, batch_size=batch_size)
     explicit = methods is not None
     methods = _check_methods(methods, STEP_METHODS)
     curves, skipped = {}, {}
-    for m in methods:
-        if not explicit:
-            if m in _CAPTUM and not has_captum():
-                skipped[m] = _NO_CAPTUM
-                continue
-            if m.startswith("neuroview") and not isinstance(net, NeuroViewRNN):
-                skipped[m] = f"needs a NeuroViewRNN, got {type(net).__name__}"
-                continue
-        for seed in (seeds if m == "random" else [0]):
-            scores = step_scores(net, x, y, m, lengths=lengths, seed=seed, baseline=baseline, n_steps=n_steps,
-                                 repeats=repeats, batch_size=batch_size)
-            name = f"random:{seed}" if m == "random" else m
-            curves[name] = step_deletion_curve(net, x, y, order_from_scores(scores, seed), lengths=lengths,
-                                               baseline=baseline, steps=steps, batch_size=batch_size, method=name)
+    with eval_mode(net):
+        for m in methods:
+            if not explicit:
+                if m in _CAPTUM and not has_captum():
+                    skipped[m] = _NO_CAPTUM
+                    continue
+                if m.startswith("neuroview") and not isinstance(net, NeuroViewRNN):
+                    skipped[m] = f"needs a NeuroViewRNN, got {type(net).__name__}"
+                    continue
+            for seed in (seeds if m == "random" else [0]):
+                scores = step_scores(net, x, y, m, lengths=lengths, seed=seed, baseline=baseline, n_steps=n_steps,
+                                     repeats=repeats, batch_size=batch_size)
+                name = f"random:{seed}" if m == "random" else m
+                curves[name] = step_deletion_curve(net, x, y, order_from_scores(scores, seed), lengths=lengths,
+                                                   baseline=baseline, steps=steps, batch_size=batch_size, method=name)
     return DeletionCurves("steps", curves, skipped)

@@ -374,15 +374,15 @@ def test_step_scores_neuroview_global_and_padding():
 
 
 def test_step_scores_of_a_windowed_rnn_are_per_input_sample():
-    # window=3: 10 samples are 4 steps; each sample gets its step's contribution / 3, and the
-    # deletion curve (which replaces input samples) runs on it
+    # window=3: 10 samples are 4 steps; each sample gets its step's contribution over the step's real
+    # samples (3; 1 in the last step, sample 9), and the deletion curve (which replaces input samples) runs on it
     net = nv.NeuroViewRNN(nn.GRU(2 * 3, 4, batch_first=True), 3, max_len=10, window=3).eval()
     x, y = torch.randn(5, 10, 2), torch.tensor([0, 1, 2, 0, 1])
     s = step_scores(net, x, y, "neuroview")
     per_step = net.explain(x).time_importance[torch.arange(5), y]  # [5, 4]
     assert s.shape == (5, 10)
     torch.testing.assert_close(s[:, 3:6], per_step[:, 1:2].expand(5, 3) / 3)
-    torch.testing.assert_close(s[:, 9] * 3, per_step[:, 3])
+    torch.testing.assert_close(s[:, 9], per_step[:, 3])  # the last step's one real sample carries all of it
     assert step_scores(net, x, y, "neuroview_global").shape == (5, 10)
     res = time_step_deletion(net, x, y, methods=["neuroview", "random"], seeds=[0], steps=2)
     assert len(res.curves["neuroview"].count) == 3

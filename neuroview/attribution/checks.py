@@ -1,0 +1,157 @@
+"""Argument checks of the faithfulness tools (:mod:`~neuroview.attribution.ablation`,
+:mod:`~neuroview.attribution.faithfulness`, :mod:`~neuroview.attribution.baselines`): each refuses a bad
+argument by name, with what it expected and what it got, before any work is done; and
+:func:`eval_mode`, which runs them in eval mode and puts every submodule's mode back afterwards.
+
+Imports: torch and :mod:`neuroview.core`.
+"""
+
+from __future__ import annotations
+
+import operator
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..core._utils import as_labels, positive_int, restore_modes
+from .gallery import check_units
+
+__all__ = [
+    "check_xy", "check_labels", "num_classes_of", "check_sequences", "check_lengths", "check_baseline", "check_k",
+    "check_counts",
+    "eval_mode", "unit_mask",
+]
+
+
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
+    """``net`` in eval mode inside the ``with``; afterwards every submodule is back in the mode it was in
+    (a check run mid-training leaves dropout on and the normalization statistics updating)."""
+    restore = restore_modes(net)
+    net.eval()
+    try:
+        yield net
+    finally:
+        restore()
+
+
+def check_xy(x: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
+    """``y`` as long class labels on ``x``'s device, one per sample of ``x``, each in ``[0, num_classes)``
+    when it is given (a label of -1 picked the last class's row silently, one past the end a bare torch error)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    y = torch.as_tensor(y, device=x.device)
+    if y.shape != (x.shape[0],) or y.dtype == torch.bool:
+        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape {tuple(y.shape)}")
+    y = as_labels(y, "y")  # whole numbers stored as floats read as their classes, as everywhere else
+    return y if num_classes is None else check_labels(y, num_classes)
+
+
+def check_labels(y: Tensor, num_classes: int, what: str = "the network's classes") -> Tensor:
+    """``y``, where every label lies in ``[0, num_classes)``; else a ValueError listing the labels outside."""
+    bad = (y < 0) | (y >= num_classes)
+    if bool(bad.any()):
+        raise ValueError(f"y: labels must lie in [0, {num_classes}) ({what}), got {sorted(torch.unique(y[bad]).tolist())}")
+    return y
+
+
+def num_classes_of(net: nn.Module) -> int | None:
+    """The classes ``net`` says it has (NeuroView networks, ``RNNClassifier``), or None (a plain module:
+    its logits' width is read after a forward pass instead)."""
+    n = getattr(net, "num_classes", None)
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def check_sequences(x: Tensor) -> None:
+    """Refuse anything but a batch-first ``[B, T, F]`` tensor."""
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x: expected a batch-first tensor [B, T, F], got {got}")
+
+
+def check_lengths(x: Tensor, lengths) -> Tensor | None:
+    """``lengths`` as a long tensor ``[B]`` on ``x``'s device, each in ``[1, T]`` (None stays None)."""
+    if lengths is None:
+        return None
+    b, t = x.shape[:2]
+    try:
+        lengths = torch.as_tensor(lengths, device=x.device)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"lengths: expected an integer tensor of shape [{b}] (one length per series of x), got "
+                        f"{type(lengths).__name__}") from e
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool or lengths.shape != (b,):
+        raise ValueError(f"lengths: expected an integer tensor of shape [{b}] (one length per series of x), "
+                         f"got dtype {lengths.dtype} and shape {tuple(lengths.shape)}")
+    if b and (int(lengths.min()) < 1 or int(lengths.max()) > t):
+        raise ValueError(f"lengths: expected values in [1, {t}] (T of x), got min {int(lengths.min())} and max {int(lengths.max())}")
+    return lengths.long()
+
+
+def check_baseline(x: Tensor, baseline: Tensor) -> Tensor:
+    """A baseline tensor that broadcasts to ``x [B, T, F]`` (one of 3 features for 2 failed in torch's expand)."""
+    try:
+        fits = torch.broadcast_shapes(baseline.shape, x.shape) == x.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"baseline: expected 'zero', 'mean' or a tensor broadcastable to x's shape {tuple(x.shape)} "
+                         f"[B, T, F], got a tensor of shape {tuple(baseline.shape)}")
+    return baseline
+
+
+def check_k(k, t: int) -> int:
+    """``k`` (steps to replace) as an int in ``[0, t]``: -2 replaced nothing, 1.5 replaced 2 steps."""
+    try:
+        n = None if isinstance(k, bool) else operator.index(k)
+    except TypeError:
+        n = None
+    if n is None or not 0 <= n <= t:
+        raise ValueError(f"k: expected an int in [0, {t}] (how many of the T={t} steps to replace), got {k!r}")
+    return n
+
+
+def check_counts(**counts) -> None:
+    """Each of ``counts`` (``batch_size``, ``n_steps``, ``repeats``) a positive int: 0 gave torch's bare
+    split error, all-zero Captum scores or NaN scores that sort first."""
+    for name, value in counts.items():
+        positive_int(value, name)
+
+
+def unit_mask(net, units) -> Tensor:
+    """``units`` as a bool mask ``[U]`` (or ``[B, U]``) of ``net``'s code vector: a bool mask (tensor, numpy
+    array or list of bools), or distinct units (code-vector indices, numpy or tensor ints, ``(site, channel)``
+    pairs, lists from JSON too: read as :func:`~neuroview.attribution.gallery.unit_gallery` reads them)."""
+    u = net.num_units
+    if not isinstance(units, Tensor) and getattr(getattr(units, "dtype", None), "kind", None) == "b":
+        units = torch.as_tensor(units)  # a numpy bool mask
+    elif isinstance(units, list) and units and all(isinstance(v, bool) for v in units):
+        units = torch.tensor(units)
+    if isinstance(units, Tensor) and units.dtype == torch.bool:
+        if units.dim() not in (1, 2) or units.shape[-1] != u:
+            raise ValueError(f"units: expected a bool mask [{u}] or [B, {u}], got shape {tuple(units.shape)}")
+        return units
+    if isinstance(units, Tensor) and units.dtype == torch.uint8:  # torch's old mask dtype, or indices?
+        raise ValueError(f"units: a uint8 tensor is ambiguous (torch's old mask dtype, or indices), got {units.tolist()!r:.80}; "
+                         "pass units.bool() for a mask or units.long() for indices")
+    mask = torch.zeros(u, dtype=torch.bool)
+    if isinstance(units, (list, tuple)) and not units:  # none removed: the network as it is
+        return mask
+    cols = check_units(net, units)
+    _refuse_duplicates(net, units, cols)
+    mask[cols] = True
+    return mask
+
+
+def _refuse_duplicates(net, units, cols: list[int]) -> None:
+    """A unit named twice (check_units keeps it once): most likely a 0/1 mask read as indices."""
+    items = units.tolist() if hasattr(units, "ndim") and hasattr(units, "tolist") else units
+    if not isinstance(items, (list, tuple)) or (len(items) == 2 and isinstance(items[0], str)) or len(items) == len(cols):
+        return
+    lookup = {pair: i for i, pair in enumerate(net.units)}
+    idx = [lookup[(v[0], v[1])] if isinstance(v, (list, tuple)) else operator.index(v) for v in items]
+    twice = sorted({i for i in idx if idx.count(i) > 1})
+    hint = ("; a 0/1 mask is read as indices: pass a bool mask (e.g. torch.tensor(units).bool())"
+            if set(idx) <= {0, 1} else "; each unit once (an index and its (site, channel) pair name the same unit)")
+    raise ValueError(f"units: expected distinct units, got {twice} more than once{hint}")
