@@ -343,8 +343,8 @@ class NeuroViewCNN(nn.Module):
         By default the effective weight ``W[c, u]`` of each unit's code, the one with ``contributions = W * codes``.
         Codes of different layers vary on very different scales, so to *rank* units use ``standardized=True``:
         the weight times the (floored) running standard deviation of the unit's code, i.e. how much the logit
-        moves when the code moves by one typical amount (the classifier's own weight when ``normalize=True``).
-        """
+        moves when the code moves by one typical amount (the classifier's own weight when ``normalize=True``;
+        with ``normalize=False`` there are no running statistics: the raw weight, to scale by the codes' std yourself)."""
         w = self.effective_classifier()[0].detach().clone()
         return w / self.norm.scale() if standardized and self.norm is not None else w
 
