@@ -3,9 +3,10 @@
 budget of its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule.
 
 ``Checkpoint`` keeps ``last.ckpt`` at the latest epoch and never leaves half of one;
-``PredictionWriter`` writes ``predictions.csv``; ``PreciseBatchNorm`` recomputes BatchNorm's running
-statistics for the final weights. May import Lightning, torch, ``neuroview._io``,
-``neuroview._batch`` and ``neuroview.core.head`` (the head's normalization); nothing else of neuroview.
+``PredictionWriter`` writes ``predictions.csv`` (``write_confusion``: ``confusion_matrix.csv``);
+``PreciseBatchNorm`` recomputes BatchNorm's running statistics for the final weights. May import
+Lightning, torch, ``neuroview._io``, ``neuroview._batch`` and ``neuroview.core.head`` (the head's
+normalization); nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
 from pytorch_lightning.trainer.states import TrainerFn
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._batch import unpack
 from .._io import atomic_write
 from ..core.head import CodeNorm
 
-__all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states", "set_rng_states"]
+__all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states",
+           "set_rng_states", "write_confusion"]
 
 
 class Checkpoint(ModelCheckpoint):
@@ -111,6 +113,25 @@ class PredictionWriter(BasePredictionWriter):
         rank_zero_info(f"predictions written to {out / name}")
 
 
+def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:
+    """``confusion_matrix.csv`` in the run's log folder (rows: true class, columns: predicted), named by the
+    data module's ``class_names`` where it has as many; every rank must call it (``log_dir`` is a broadcast)."""
+    log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
+    if not (trainer.is_global_zero and log_dir):
+        return
+    path = Path(log_dir) / "confusion_matrix.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dm = getattr(trainer, "datamodule", None)
+    names = getattr(dm, "class_names", None) if dm is not None else None
+    names = list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true\\predicted", *names])
+        for name, row in zip(names, confusion.tolist()):
+            w.writerow([name, *row])
+    rank_zero_info(f"confusion matrix (rows: true class) written to {path}")
+
+
 def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:
     """Every normalization of ``model`` in training mode that keeps running statistics: BatchNorms
     and the NeuroView head's :class:`~neuroview.core.head.CodeNorm`."""
@@ -163,7 +184,10 @@ class PreciseBatchNorm(pl.Callback):
     classify its own training split badly in eval mode (``benchmarks/bn_gap.py``). This runs one
     pass over the training loader (``max_batches`` at most; train mode, as training ran, no gradient),
     averages the statistics over the ranks of a distributed run, and rewrites ``last.ckpt`` so the
-    file holds them too. A checkpoint kept earlier (the best by validation) is left as it was.
+    file holds them too, and the best checkpoint (what fit's test scores with ``--test_ckpt best``, the
+    default) when it holds the same weights (saved at the last step). A best checkpoint of earlier weights
+    is left as it was, with a warning: its test scores the statistics training left (``--test_ckpt last``
+    scores the recomputed ones).
 
         neuroview fit --config <recipe> --trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm
     """
@@ -201,21 +225,36 @@ class PreciseBatchNorm(pl.Callback):
             m.running_var.copy_(trainer.strategy.reduce(m.running_var, reduce_op="mean"))
         rank_zero_info(f"PreciseBatchNorm: recomputed the running statistics of {len(bns)} normalization "
                        f"layer{'' if len(bns) == 1 else 's'}")
-        for cb in trainer.checkpoint_callbacks:
-            path = getattr(cb, "last_model_path", "")
-            if bns and path:  # last.ckpt was written before this: it must hold the statistics tested
-                _rewrite_statistics(trainer, pl_module, bns, path)
+        for cb in trainer.checkpoint_callbacks if bns else []:
+            last = getattr(cb, "last_model_path", "")
+            if last:  # last.ckpt was written before this: it must hold the statistics tested
+                _rewrite_statistics(trainer, pl_module, bns, last)
+            best = getattr(cb, "best_model_path", "")
+            # the best checkpoint is fit's test (--test_ckpt best): rewritten when it holds the final weights
+            if best and os.path.realpath(best) != os.path.realpath(last or "") and \
+                    not _rewrite_statistics(trainer, pl_module, bns, best, step=trainer.global_step):
+                rank_zero_warn(f"PreciseBatchNorm: the best checkpoint {best} holds the weights of an earlier step "
+                               f"than the last ({trainer.global_step}), whose statistics were not recomputed: a test "
+                               f"of it (fit's --test_ckpt best, the default) scores the statistics training left; "
+                               f"--test_ckpt last (last.ckpt) scores the recomputed ones")
 
 
-def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norms: list, path: str) -> None:
+def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norms: list, path: str,
+                        step: int | None = None) -> bool:
     """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, and
-    everything else as the file held it. Saving the trainer again would record its state after the
-    end of training: the epoch after the last one, which ``--ckpt_path last`` and any reader that
-    checks a file's epoch would misread."""
+    everything else as the file held it; with ``step``, only when the file was saved at that global step
+    (it holds the weights the statistics were recomputed for). Returns whether it was rewritten. Saving the
+    trainer again would record its state after the end of training: the epoch after the last one, which
+    ``--ckpt_path last`` and any reader that checks a file's epoch would misread."""
     names = {id(m): n for n, m in pl_module.named_modules()}
     io_ = trainer.strategy.checkpoint_io
+    done = True
     if trainer.is_global_zero:
         ckpt = io_.load_checkpoint(path)
+        done = step is None or ckpt.get("global_step") == step
+    if not trainer.strategy.broadcast(done):
+        return False
+    if trainer.is_global_zero:
         for m in norms:
             for b in _BUFFERS:
                 key = f"{names[id(m)]}.{b}"
@@ -227,6 +266,7 @@ def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norm
         if local:  # never half a file: a temporary file next to it, then one atomic move (Checkpoint's way)
             os.replace(f"{path}.tmp", path)
     trainer.strategy.barrier("PreciseBatchNorm._rewrite_statistics")
+    return True
 
 
 def rng_states() -> dict:

@@ -67,6 +67,9 @@ class NeuroViewCLI(LightningCLI):
         # the command line as given: which model options the user named (_check_resume, for test/validate/predict)
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, (dict, Namespace)) else None
         super().parse_arguments(parser, args)
+        sub = self.config.get("subcommand")
+        cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else self.config
+        _drop_unused_schedule_options(cfg.get("model"), _named_model_options(self._argv))
 
     def _parse_ckpt_path(self) -> None:
         self._check_resume()
@@ -79,8 +82,9 @@ class NeuroViewCLI(LightningCLI):
         builds (``last``), so a model option that differs was dropped or loaded weights into another network, and a
         data option that differs (``datamodule_hyper_parameters``, where the checkpoint keeps them) changed the
         splits and batches mid-run, without a word. ``test``/``validate``/``predict`` rebuild the checkpoint's model:
-        a model option named on the command line that differs would be dropped. A difference is an error naming
-        both values."""
+        a model option named on the command line that differs would be dropped, and a data option that cuts or reads
+        the splits other than the checkpoint's, on the data it was trained on, would score a split that may hold
+        training series (:func:`_check_evaluated_data`). A difference is an error naming both values."""
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
         ckpt = _checkpoint_file(cfg, sub) if cfg is not None else None
@@ -103,6 +107,15 @@ class NeuroViewCLI(LightningCLI):
                              f"or train a model with them (neuroview fit)")
         if sub == "fit":
             _check_resumed_data(ckpt, cfg.data, saved.get("datamodule_hyper_parameters"))
+        else:
+            _check_evaluated_data(ckpt, cfg.data, saved.get("datamodule_hyper_parameters"), sub)
+
+    def after_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else None
+        if cfg is not None and cfg.get("ckpt_path") and isinstance(self.model, NeuroViewModule):
+            # the checkpoint's weights replace the network's: its init_weights (the file it was trained from, in
+            # its hyper-parameters) need not be read, nor be there any more
+            self.model._init_loaded = True
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]
@@ -195,6 +208,80 @@ def _check_resumed_data(ckpt: str, data, saved: dict | None) -> None:
         raise ValueError(f"ckpt_path: {ckpt} resumes a run trained on other data options ({detail}); its splits and "
                          f"batches would change mid-run (a new validation split overlapping the samples trained on): "
                          f"drop those options, or start a new run from its weights with --model.init_weights {ckpt}")
+
+
+# the data options that cut the splits or read the series (of every ArrayDataModule that has them)
+_SPLIT_OPTIONS = ("seed", "val_fraction", "val_fold", "test_fraction", "normalize", "resample", "layout",
+                  "label_column", "channels", "delimiter", "header")
+# the options that name the data read: the same class with these equal reads the data the checkpoint was trained on
+_DATA_NAMES = ("path", "name", "test_path", "val_path")
+
+
+def _check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str) -> None:
+    """Refuse ``test``/``validate``/``predict`` of a checkpoint on the data it was trained on (the same data module
+    class, and the same ``path``/``name`` where it has one) with split options other than its
+    ``datamodule_hyper_parameters``: another seed or fraction carves other splits, whose test or validation
+    split may hold training series, scored as if unseen (28 of 45 "test" series were). Other data (another
+    class or file) may be scored, and options that change no split (batch sizes, workers) may differ. Refused,
+    not filled in from the checkpoint: the command's options are what it reads, and the error says which."""
+    asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
+    args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
+    if not saved or not _same_class(asked.get("class_path"), saved.get("_class_path")):
+        return
+    if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
+        return
+    diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
+    if diff:
+        detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
+        split = {"validate": "validation", "predict": "test (predicted)"}.get(sub, "test")
+        give = " ".join(f"--data.init_args.{k} {_as_typed(v)}" for k, (_, v) in sorted(diff.items()))
+        raise ValueError(f"ckpt_path: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
+                         f"{sub}` would cut the splits otherwise, and its {split} split may hold training series, "
+                         f"scored as if unseen: give the checkpoint's options ({give}), or other data")
+
+
+def _as_typed(value) -> str:
+    """``value`` as a command line gives it: ``null``, ``true``/``false``, else as printed."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _same_class(asked: str | None, saved: str | None) -> bool:
+    """Whether two ``class_path`` name one class (``neuroview.data.NpzDataModule``, ``neuroview.data.npz.NpzDataModule``)."""
+    if not asked or not saved:
+        return False
+    if asked == saved:
+        return True
+    try:
+        found = [getattr(importlib.import_module(p.rpartition(".")[0]), p.rpartition(".")[2]) for p in (asked, saved)]
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return found[0] is found[1]
+
+
+def _same_name(asked, saved) -> bool:
+    if asked is None or saved is None:
+        return asked is saved
+    return str(asked) == str(saved) or os.path.realpath(str(asked)) == os.path.realpath(str(saved))
+
+
+# the schedule options only some schedulers read: (option, the schedulers that read it, what it is)
+_SCHEDULE_ONLY = (("warmup_epochs", ("cosine",), "only 'cosine' warms up"),
+                  ("min_lr_factor", ("plateau", "train_plateau"), "the floor of the plateau schedules"))
+
+
+def _drop_unused_schedule_options(model, named: set[str] | None) -> None:
+    """A config's ``warmup_epochs``/``min_lr_factor`` (a recipe's: 1 epoch of warm-up before a cosine, a tenth of
+    the peak under train_plateau) that the scheduler named on the command line does not read is set to 0, with a
+    warning: ``--model.scheduler none`` on such a recipe runs. One the command line names too, or that the same
+    config sets beside its scheduler, stays, and ``fit`` refuses it (:func:`.schedules.check_options`)."""
+    if named is None or "scheduler" not in named or model is None:
+        return
+    for key, readers, what in _SCHEDULE_ONLY:
+        value = model.get(key)
+        if key not in named and value and model.get("scheduler") not in readers:
+            warnings.warn(f"{key}: the config's {value} is not used by --model.scheduler {model.scheduler} ({what}): "
+                          f"set to 0", UserWarning, stacklevel=2)
+            model[key] = 0.0
 
 
 def _tensorboard_available() -> bool:

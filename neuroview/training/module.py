@@ -20,22 +20,19 @@ torch.Size([4, 10])
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from .._batch import call_model, takes_lengths, unpack
 from ..core.ensemble import Ensemble, members_loss
-from .callbacks import ResumeState
+from .callbacks import ResumeState, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .schedules import make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: the name tests import
 from .unreached import freeze_unreached
@@ -73,8 +70,10 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
             ``"onecycle"``, ``"plateau"`` (halve when ``val_acc`` stalls), ``"train_plateau"``
             (halve when the training loss stalls; see :func:`~neuroview.training.schedules.make_scheduler`)
             or ``"none"``.
-        plateau_patience, plateau_factor, min_lr_factor: the plateau schedules' epochs without
-            improvement before a cut, the factor of a cut, and each rate's floor (times its peak).
+        plateau_patience, plateau_factor, min_lr_factor: the plateau schedules' epochs (validations,
+            for ``"plateau"``) without improvement before a cut, the factor of a cut, and each rate's floor
+            (times its peak). ``warmup_epochs`` other than 0 with another scheduler than ``"cosine"``,
+            and ``min_lr_factor`` with one that is no plateau schedule, are refused when ``fit`` starts.
         label_smoothing: cross-entropy label smoothing.
         l1_classifier: L1 penalty on the global classifier's weight: sparse unit/step importance.
         group_l1_classifier: group-lasso penalty on its columns (one group per unit or feature):
@@ -82,7 +81,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         freeze_backbone: train only the head (global classifier and its normalization); the
             backbone stays in eval mode, so its BatchNorm statistics do not move either. With
             ``init_weights`` this is the retrofit of an already trained network.
-        init_weights: weights to start from, loaded at the start of ``fit``: a Lightning
+        init_weights: weights to start from, loaded at the start of ``fit`` (and of ``test``,
+            ``validate``, ``predict``), never over weights restored from a checkpoint: a Lightning
             checkpoint, a ``.pt`` state dict or a ``.safetensors`` file, of the same
             architecture or of its backbone (a trained ``small_cnn`` into ``nv_small_cnn``).
         compile: each training step's forward (and backward) under ``torch.compile`` in this mode
@@ -243,10 +243,15 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         # finds the sites and builds the global classifier over their units
         if not self._ready:
             self._materialize(self._first_batch(stage))
-        if stage == "fit" and self.hparams.init_weights and not self._init_loaded:
-            # here rather than in __init__: load_from_checkpoint must not need the file any more
+        if self.hparams.init_weights and not self._init_loaded:
+            # here rather than in __init__: load_from_checkpoint must not need the file any more. Every stage: test,
+            # validate and predict scored untrained weights. A checkpoint restored later overwrites these weights
             load_weights(self.model, self.hparams.init_weights)
             self._init_loaded = True
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._init_loaded = True  # trained weights (load_from_checkpoint, a restore): init_weights never goes over them
 
     # ------------------------------------------------------------------- steps
     def penalty(self) -> Tensor:
@@ -306,17 +311,7 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_confusion = self.test_confmat.compute().cpu()  # rows: true class, columns: predicted
         self.test_confmat.reset()
-        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
-        if self.trainer.is_global_zero and log_dir:
-            path = Path(log_dir) / "confusion_matrix.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            names = _class_names(self.trainer, self.hparams.num_classes)
-            with open(path, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["true\\predicted", *names])
-                for name, row in zip(names, self.test_confusion.tolist()):
-                    w.writerow([name, *row])
-            rank_zero_info(f"confusion matrix (rows: true class) written to {path}")
+        write_confusion(self.trainer, self.test_confusion, self.hparams.num_classes)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         x, lengths, y = unpack(batch)
@@ -360,12 +355,6 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
             opt = torch.optim.AdamW(groups, lr=hp.lr)
         sched = make_scheduler(opt, hp, self.trainer, resumed=self._resumed)
         return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
-
-
-def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
-    dm = getattr(trainer, "datamodule", None)
-    names = getattr(dm, "class_names", None) if dm is not None else None
-    return list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
 
 
 # ----------------------------------------------------------------- loading

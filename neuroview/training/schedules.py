@@ -7,10 +7,11 @@ besides the optimizer). May import torch; nothing of neuroview.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-__all__ = ["warmup_cosine", "make_scheduler", "steps_per_epoch", "schedule_steps"]
+__all__ = ["warmup_cosine", "make_scheduler", "check_options", "steps_per_epoch", "schedule_steps"]
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -31,7 +32,8 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
     (``None`` for ``scheduler="none"``).
 
     - ``"plateau"``: each group's rate times ``plateau_factor`` once ``val_acc`` has not risen for
-      ``plateau_patience`` epochs (a run without a validation split is refused: nothing to read);
+      ``plateau_patience`` epochs (a run without a validation split is refused: nothing to read); with
+      ``check_val_every_n_epoch`` n, read after each validation (patience then counts validations);
     - ``"train_plateau"``: the same on the epoch's mean training loss (``train_loss_epoch``), the
       rule of the published LITE and InceptionTime (factor 0.5, patience 50 epochs, down to a
       tenth of the peak): a budget read from the data, as long as the loss keeps falling. Pair it
@@ -43,8 +45,10 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
     ``resumed``: the checkpoint a run resumes (its ``lr_schedulers``, and the ``max_epochs`` and
     ``max_steps`` it was started with under ``neuroview_budget``); a cosine or onecycle
     schedule over another number of steps (another ``max_epochs``/``max_steps``) is refused, since
-    Lightning restores the checkpoint's schedule as it was.
+    Lightning restores the checkpoint's schedule as it was. Options the schedule would ignore are refused first
+    (:func:`check_options`).
     """
+    check_options(hp, trainer)
     if hp.scheduler == "none":
         return None
     if hp.scheduler in ("plateau", "train_plateau"):
@@ -55,16 +59,53 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min" if train else "max", factor=hp.get("plateau_factor", 0.5),
             patience=hp.get("plateau_patience", 5), min_lr=floor)
-        return {"scheduler": sched, "monitor": "train_loss_epoch" if train else "val_acc", "interval": "epoch"}
+        # val_acc exists after the epochs that validate (check_val_every_n_epoch): step after those only, so
+        # plateau_patience counts validations; Lightning raised after the first epoch without one
+        every = 1 if train or trainer is None else int(getattr(trainer, "check_val_every_n_epoch", None) or 1)
+        return {"scheduler": sched, "monitor": "train_loss_epoch" if train else "val_acc", "interval": "epoch",
+                "frequency": every}
     total = max(int(trainer.estimated_stepping_batches), 1)
     if hp.scheduler == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
     else:
         per_epoch = 0.0 if hp.warmup_epochs == 0 else steps_per_epoch(trainer)
-        sched = warmup_cosine(opt, min(int(hp.warmup_epochs * per_epoch), total - 1), total)
+        warm = int(hp.warmup_epochs * per_epoch)
+        if warm and warm >= total - 1:
+            warnings.warn(f"warmup_epochs: {hp.warmup_epochs} epochs of warm-up ({warm} optimizer steps) last the whole "
+                          f"run ({total} steps): the rate climbs until the last step and never decays; expected fewer "
+                          f"than {total - 1} steps of warm-up: use fewer warmup_epochs or a longer run", UserWarning,
+                          stacklevel=2)
+        sched = warmup_cosine(opt, min(warm, total - 1), total)
     if resumed and resumed.get("lr_schedulers"):
         _check_resumed_total(hp.scheduler, resumed, total, trainer)
     return {"scheduler": sched, "interval": "step"}
+
+
+def check_options(hp, trainer) -> None:
+    """Refuse, when ``fit`` builds its optimizer (before the first step), a run that trains nothing
+    (``max_epochs``, ``max_steps`` or ``limit_train_batches`` 0: it ended at once, and its test scored the
+    untrained network) and options the chosen schedule ignores: ``warmup_epochs`` (only ``"cosine"`` warms up)
+    and ``min_lr_factor`` (the floor of the plateau schedules). Warn of ``momentum`` with Adam or AdamW, which
+    have none. The command line drops a recipe's value of these when the scheduler it names does not use it."""
+    if trainer is not None:
+        for name, v, expected in (("max_epochs", trainer.max_epochs, "an int >= 1 (or -1: no limit)"),
+                                  ("max_steps", trainer.max_steps, "an int >= 1 (or -1: no limit)"),
+                                  ("limit_train_batches", trainer.limit_train_batches, "> 0 (batches, or a fraction)")):
+            if v == 0:
+                raise ValueError(f"--trainer.{name}: expected {expected} for fit, got {v!r}: the run would train "
+                                 f"nothing and its test would score the untrained network")
+    sched = hp.scheduler
+    if hp.get("warmup_epochs", 0.0) and sched != "cosine":
+        raise ValueError(f"warmup_epochs: only scheduler 'cosine' warms up; expected 0 with scheduler {sched!r}, got "
+                         f"{hp.warmup_epochs}: drop warmup_epochs, or use scheduler "
+                         f"'cosine'")
+    if hp.get("min_lr_factor", 0.0) and sched not in ("plateau", "train_plateau"):
+        raise ValueError(f"min_lr_factor: the floor of the plateau schedules ('plateau', 'train_plateau'); expected 0 "
+                         f"with scheduler {sched!r}, got {hp.min_lr_factor}: drop "
+                         f"min_lr_factor, or use a plateau schedule")
+    if hp.get("optimizer") in ("adam", "adamw") and hp.get("momentum", 0.9) != 0.9:
+        warnings.warn(f"momentum: {hp.momentum} is ignored with optimizer {hp.optimizer!r}, which has no momentum option "
+                      f"(its betas stay (0.9, 0.999)); it is SGD's (optimizer 'sgd')", UserWarning, stacklevel=2)
 
 
 def steps_per_epoch(trainer) -> int:

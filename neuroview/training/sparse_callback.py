@@ -7,7 +7,10 @@ about to be evaluated (after fitting, on the checkpoint the run tests: ``--test_
 :func:`neuroview.sparsify` on the data module's training split (validation from that split, as
 ``sparsify`` does; the test split is not read to choose), the module's network is replaced by the
 sparse one, which is what the test then scores, and the run's folder gets ``sparse.safetensors``
-(its weights) and ``sparse_path.json`` (the regularization path).
+(its weights) and ``sparse_path.json`` (the regularization path). ``neuroview predict`` (the test
+split, too) writes the sparse network's predictions the same way: refitted when prediction starts,
+unless the network is sparse already (a test ran before, in the same run). ``neuroview validate``
+scores the dense network, and says so: the refit is no part of training.
 
 May import Lightning, torch, ``neuroview._io`` and :mod:`.sparsify`.
 """
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from safetensors.torch import save as save_bytes
 
 from .._io import atomic_write
@@ -52,6 +56,19 @@ class Sparsify(pl.Callback):
         self.options = {"max_units_per_class": max_units_per_class, "max_steps_per_class": max_steps_per_class, "distill": distill}
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._refit(trainer, pl_module)
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._refit(trainer, pl_module)  # predict wrote the dense network's predictions, without a word
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING and not _is_sparse(pl_module):
+            rank_zero_warn("Sparsify: applies to test and predict, not validate: `validate` scores the dense network "
+                           "(the sparse head is fitted with validation from the training split)")
+
+    def _refit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if _is_sparse(pl_module):
+            return  # refitted already (a test before a predict in one run): the same network again
         if trainer.datamodule is None:
             raise ValueError("Sparsify: needs a data module (the training split to refit on)")
         # every rank refits the same deterministic path, so all keep the same network
@@ -75,3 +92,8 @@ class Sparsify(pl.Callback):
             atomic_write(out / "sparse.safetensors", save_bytes(state))
             record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None)}
             atomic_write(out / "sparse_path.json", (json.dumps(record, indent=1) + "\n").encode())
+
+
+def _is_sparse(pl_module: pl.LightningModule) -> bool:
+    """Whether the module's network is one :func:`.sparsify` returned (it keeps its ``sparsity_path``)."""
+    return getattr(getattr(pl_module, "model", None), "sparsity_path", None) is not None
