@@ -49,6 +49,8 @@ from neuroview.core.rnn import NeuroViewRNN
 from neuroview.training.demo import train
 from neuroview.zoo import create_model
 
+from faithfulness import positive  # noqa: E402 - the same argparse type (--seeds 0 trained nothing, then failed)
+
 OUT = Path(__file__).parent / "results"
 SHAPES = ("bump up", "bump down", "sine cycle", "minus sine cycle")
 
@@ -265,17 +267,6 @@ def table(results: dict) -> str:
             lines.append(f"| {name} | {_ms([r['share'][name] for r in runs])}% | {_ms([r['share_reach'][name] for r in runs])}% |")
         lines.append("")
     return "\n".join(lines)
-
-
-def positive(text: str) -> int:
-    """An argparse type: a positive int (``--seeds 0`` trained nothing, then failed on an empty table)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
-    return n
 
 
 def main(argv=None) -> dict:
