@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -35,3 +36,18 @@ def small_report_rnn():
     net = nv.NeuroViewRNN(nn.GRU(2, 3, batch_first=True), num_classes=2, max_len=8)
     x = torch.randn(7, 8, 2)
     return with_running_stats(net, x), x, torch.tensor([0, 1, 0, 1, 0, 1, 0])
+
+
+@pytest.fixture(scope="module")
+def saved_cnn(tmp_path_factory):
+    """A small NeuroView-CNN with running statistics, and its weights as a safetensors file (the report tests')."""
+    import neuroview as nv  # noqa: PLC0415
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    net = nv.create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=(4, 8))
+    with_running_stats(net, torch.randn(16, 1, 8, 8))
+    path = tmp_path_factory.mktemp("w") / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return net, path
+

@@ -20,7 +20,7 @@ from neuroview.attribution import export  # noqa: E402
 from neuroview.cli import main as cli  # noqa: E402
 from neuroview.attribution.importance import layer_shares  # noqa: E402
 from neuroview.viz.report import pick_examples, write_report  # noqa: E402
-from nets import with_running_stats  # noqa: E402
+from nets import saved_cnn, with_running_stats  # noqa: E402, F401 - saved_cnn: a fixture
 
 NAMES = ["cat", "dog", "owl"]
 
@@ -278,18 +278,6 @@ def test_pick_examples_prefers_distinct_classes_and_one_mistake():
 
 
 # ---------------------------------------------------------------- the command
-@pytest.fixture(scope="module")
-def saved_cnn(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    net = nv.create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=(4, 8))
-    with_running_stats(net, torch.randn(16, 1, 8, 8))
-    path = tmp_path_factory.mktemp("w") / "w.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
-    return net, path
-
-
 def test_cli_explain_writes_every_file_it_lists(saved_cnn, tmp_path, capsys):
     net, weights = saved_cnn
     out = tmp_path / "out"

@@ -22,7 +22,7 @@ from neuroview.attribution.export import read_csv  # noqa: E402
 from neuroview.attribution.importance import _check_sample, class_means  # noqa: E402
 from neuroview.viz import plots, report_writer  # noqa: E402
 from neuroview.viz.report import load_batch, main, write_report  # noqa: E402
-from nets import with_running_stats  # noqa: E402
+from nets import saved_cnn, with_running_stats  # noqa: E402, F401 - saved_cnn: a fixture
 
 GREY = "0.55"  # the colour of the series under time_importance's bars
 
@@ -157,18 +157,6 @@ def test_a_step_reading_a_window_is_not_made_nan_by_nan_padding(tmp_path, monkey
 
 
 # ------------------------------------------------------------ 3. which samples of the split were explained
-@pytest.fixture(scope="module")
-def saved_cnn(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    net = nv.create_model("nv_small_cnn", num_classes=10, in_channels=1, widths=(4, 8))
-    with_running_stats(net, torch.randn(16, 1, 8, 8))
-    path = tmp_path_factory.mktemp("w") / "w.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
-    return net, path
-
-
 def test_the_cli_report_names_each_sample_s_index_in_the_split(saved_cnn, tmp_path, monkeypatch):
     seen = _record_figures(monkeypatch)
     net, weights = saved_cnn
