@@ -69,6 +69,8 @@ def test_random_cnn_is_exact_and_round_trips(spec):
     torch.manual_seed(spec["seed"])
     net = _cnn(spec)
     x = torch.randn(5, spec["in_ch"], *([7] * spec["dims"]))
+    if net.sites is None:  # a lazy wrap: its classifier is built now, so that the optimizer holds it
+        net.discover(x)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     net.train()
     for _ in range(2):  # so the folded normalization and the classifier are not at their initial values
