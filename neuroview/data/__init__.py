@@ -23,7 +23,8 @@ them. Inputs are standardized per channel with statistics of the training split 
 >>> x.shape, y.shape
 (torch.Size([32, 1, 8, 8]), torch.Size([32]))
 
-Layout: ``arrays`` (the base class, splits, standardization), ``npz`` (:class:`NpzDataModule`),
+Layout: ``arrays`` (the base class, splits), ``labels`` (labels to class indices), ``stats``
+(standardization), ``npz`` (:class:`NpzDataModule`),
 ``delimited`` (:class:`CsvDataModule`: CSV/TSV, one series a row),
 ``batches`` (one gather per batch; whole-batch crop and flip), ``digits``, ``mnist1d``, ``ucr``,
 ``images`` (MNIST and CIFAR-10 files), ``cache``, ``read_as`` (a model's reading options carried to

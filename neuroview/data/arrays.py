@@ -3,8 +3,8 @@
 Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
 per-series z-normalization, padding of variable-length sequences, the loaders); the split helpers
 the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
-own, is in ``npz``). May import ``neuroview.data.batches``, ``neuroview.data.splits`` and third-party
-libraries; nothing else from neuroview.
+own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``. May import
+``neuroview.data.batches``, ``labels``, ``splits``, ``stats`` and third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, passthrough_collate
-from .splits import check_fraction, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
-from .splits import encode_labels as _encode_labels, text_labels, written_apart as _written_apart
+from .labels import class_list, label_indices
+from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
+from .splits import text_labels
+from .stats import channel_stats, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
 
 
 def auto_batch_size(n: int) -> int:
@@ -52,8 +54,9 @@ class ArrayDataModule(pl.LightningDataModule):
             training sample once (:func:`stratified_fold`). ``None``: one split, ``val_fraction`` of
             each class held out at random (:func:`stratified_split`).
         normalize: ``True``: standardize each channel with the mean and std of the training
-            split. ``"series"``: z-normalize every series (every sample) channel by channel with
-            its own mean and std over its steps (positions), in every split, as the UCR archive's
+            split (std 1 for a channel constant there: it is only shifted). ``"series"``:
+            z-normalize every series (every sample) channel by channel with its own mean and std
+            over its steps (positions), in every split, as the UCR archive's
             sets come; the model then reads the same inputs whatever the scale and offset of each
             recording (a series ``a * x + b``, ``a > 0``, gives exactly what ``x`` gives). A
             constant series becomes zeros. ``"sample"``: the same with one mean and std per
@@ -85,6 +88,11 @@ class ArrayDataModule(pl.LightningDataModule):
     #: they are known without loading anything, so the command line can link them into the model
     #: before a download or a generation.
     FIXED_SHAPE: ClassVar[tuple[int, int, int | None] | None] = None
+    #: A fixed label space, for a set whose classes are known whatever its files hold: the label of each
+    #: class index, as text (MNIST's: ``"0"`` to ``"9"``; label ``LABELS[i]`` is class ``i``), used instead
+    #: of encoding the training split's labels, so that a class missing from the files moves no index; a
+    #: label outside it is an error naming it. ``None``: the classes are the training split's labels.
+    LABELS: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, *, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1, seed: int = 0,
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
@@ -187,13 +195,17 @@ class ArrayDataModule(pl.LightningDataModule):
         self._prepare()
         return self._splits
 
-    def _prepare(self) -> None:
-        if self._splits is not None:
-            return
-        raw = self.load()
+    def _parts(self) -> dict[str, tuple]:
+        """:meth:`load`'s splits, the validation split carved out of the training split where it has none."""
+        raw, owner = self.load(), type(self).__name__
         for key in ("train", "test"):
             if key not in raw:
-                raise ValueError(f"{type(self).__name__}.load: expected a {key!r} split, got {sorted(raw)}")
+                raise ValueError(f"{owner}.load: expected a {key!r} split, got {sorted(raw)}")
+        for key, (x, y) in raw.items():  # a sample without its label shifts every later label onto another sample
+            y = np.asarray(y)
+            if y.ndim != 1 or len(x) != len(y):
+                raise ValueError(f"{owner}.load: expected X and y of the {key} split to hold one label per sample, got "
+                                 f"{len(x)} samples in X and y of shape {y.shape}")
         x_tr, y_tr = raw["train"]
         y_tr = np.asarray(y_tr)
         if "val" in raw:
@@ -203,19 +215,21 @@ class ArrayDataModule(pl.LightningDataModule):
         else:
             keep, held = (stratified_split(y_tr.astype(str), self.val_fraction, self.seed) if self.val_fold is None
                           else stratified_fold(y_tr.astype(str), self.val_folds, self.val_fold, self.seed))
+            if not len(held):  # no validation loop would run, and checkpoints chosen by it would never be saved
+                fix = "pass val_fraction=0 (no validation split: the final weights are tested) or a validation split"
+                raise ValueError(empty_held_out(y_tr.astype(str), "val_fraction", self.val_fraction, "validation", fix)
+                                 if self.val_fold is None else
+                                 f"val_fold: expected fold {self.val_fold} of {self.val_folds} to hold out series, got none "
+                                 f"({len(y_tr)} training series); {fix}")
             parts = {"train": (_take(x_tr, keep), y_tr[keep]), "val": (_take(x_tr, held), y_tr[held])}
         parts["test"] = (raw["test"][0], np.asarray(raw["test"][1]))
-        parts = {n: (x, text_labels(y)) for n, (x, y) in parts.items()}  # bytes labels (b"cat") named as text
+        return {n: (x, text_labels(y)) for n, (x, y) in parts.items()}  # bytes labels (b"cat") named as text
 
-        for name, (_, y) in parts.items():
-            if y.dtype.kind == "f" and not np.isfinite(y).all():  # str(nan) would be a class of its own
-                raise ValueError(f"{type(self).__name__}: y: expected a class label for every series, got NaN or inf "
-                                 f"in the {name} split (at series {int(np.flatnonzero(~np.isfinite(y))[0])}); drop those series")
-        classes = _encode_labels(parts["train"][1])
-        if len(classes) < 2:  # a classifier of one class: caught here, by name, not when the model is built
-            raise ValueError(f"{type(self).__name__}: y: expected labels of at least 2 classes in the training split, "
-                             f"got only {classes} ({len(parts['train'][1])} series); check the labels (y, label_column)")
-        index = {c: i for i, c in enumerate(classes)}
+    def _prepare(self) -> None:
+        if self._splits is not None:
+            return
+        parts, owner = self._parts(), type(self).__name__
+        classes = class_list({n: y for n, (_, y) in parts.items()}, owner, self.LABELS)
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
         if not variable and len({np.shape(x)[2:] for x, _ in parts.values()}) > 1 and all(np.ndim(x) == 3 for x, _ in parts.values()):
             # series of one length per split, another in each: stretched (resample) or cut like any variable-length set
@@ -224,11 +238,7 @@ class ArrayDataModule(pl.LightningDataModule):
         max_len = max(a.shape[-1] for a in parts["train"][0]) if variable else None
         splits, truncated = {}, {}
         for name, (x, y) in parts.items():
-            unknown = sorted({str(v) for v in y} - set(classes))
-            if unknown:
-                raise ValueError(f"{type(self).__name__}: the {name} split has labels {unknown[:5]} that the training split "
-                                 f"lacks{_written_apart(unknown, classes)}")
-            yt = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
+            yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
             if variable and self.resample:
                 xt, lengths = _resample(x, max_len), None
             elif variable:
@@ -243,43 +253,27 @@ class ArrayDataModule(pl.LightningDataModule):
                     xt = xt.float()
             if xt.is_floating_point() and not bool(torch.isfinite(xt).all()):  # one NaN spreads through normalization
                 bad = (~torch.isfinite(xt)).flatten(1).any(1).nonzero().flatten()
-                raise ValueError(f"{type(self).__name__}: X: expected finite values, got NaN or inf in {len(bad)} series of "
+                raise ValueError(f"{owner}: X: expected finite values, got NaN or inf in {len(bad)} series of "
                                  f"the {name} split (the first: series {int(bad[0])}); fill or drop them (missing values "
                                  "inside a series are not read)")
             if xt.dim() < 3:
-                raise ValueError(f"{type(self).__name__}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
+                raise ValueError(f"{owner}: expected inputs of shape [N, C, *spatial], got {tuple(xt.shape)} for {name}")
             if name != "train" and xt.shape[1] != splits["train"][0].shape[1]:
-                raise ValueError(f"{type(self).__name__}: X: the {name} split has {xt.shape[1]} channels (shape "
+                raise ValueError(f"{owner}: X: the {name} split has {xt.shape[1]} channels (shape "
                                  f"{tuple(xt.shape)}), the training split {splits['train'][0].shape[1]}")
             if self.normalize in ("series", "sample"):
                 xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample")
             splits[name] = (xt, yt, lengths)
         if truncated:
-            _warn_truncated(type(self).__name__, truncated, max_len)
+            _warn_truncated(owner, truncated, max_len)
         self._classes, self._splits = classes, splits
         self._mean, self._std = self._channel_stats()
 
     def _channel_stats(self) -> tuple[Tensor, Tensor]:
         x, _, lengths = self._splits["train"]
-        c = x.shape[1]
         if self.normalize is not True:  # off, or each series normalized by itself already
-            return torch.zeros(c), torch.ones(c)
-        if lengths is None:
-            lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long)
-        # chunked float64 sums: 50,000 CIFAR images in float64 at once would take 1.2 GB
-        total, sq, n = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0.0
-        for start in range(0, x.shape[0], 2048):
-            xc = x[start:start + 2048].double()
-            mask = (torch.arange(x.shape[-1])[None, :] < lengths[start:start + 2048, None]).double()
-            mask = mask.view(mask.shape[0], 1, *[1] * (x.dim() - 3), x.shape[-1]).expand_as(xc)
-            dims = [0] + list(range(2, x.dim()))
-            total += (xc * mask).sum(dims)
-            sq += (xc * xc * mask).sum(dims)
-            n += mask[:, 0].sum().item()
-        mean = total / n
-        var = (sq / n - mean * mean).clamp_min(0.0)
-        std = var.sqrt().clamp_min(1e-8)
-        return mean.float(), std.float()
+            return torch.zeros(x.shape[1]), torch.ones(x.shape[1])
+        return channel_stats(x, lengths)  # std 1 for a channel constant over the training split
 
     def _dataset(self, split: str, train: bool = False) -> ArrayDataset:
         x, y, lengths = self._prepared_splits()[split]
@@ -326,33 +320,6 @@ class ArrayDataModule(pl.LightningDataModule):
         # the batch size as given ('auto' stays 'auto'): a repr must not load the data
         fold = f", val_fold={self.val_fold}" if self.val_fold is not None else ""
         return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed}{fold})"
-
-
-def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 1e-8, joint: bool = False) -> Tensor:
-    """``x [N, C, *steps]`` with every sample's every channel z-normalized by its own mean and std
-    over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32;
-    ``joint``: one mean and std per sample, over all its channels and steps together.
-
-    >>> x = torch.tensor([[[1.0, 2.0, 3.0]], [[10.0, 30.0, 50.0]]])
-    >>> per_series_normalize(x)[:, 0]  # the second series is the first one, times 20, minus 10
-    tensor([[-1.2247,  0.0000,  1.2247],
-            [-1.2247,  0.0000,  1.2247]])
-    """
-    if x.shape[0] > 2048:  # in chunks: 50,000 CIFAR images in float64 at once would take 1.2 GB
-        return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps, joint)
-                          for i in range(0, x.shape[0], 2048)])
-    xd = x.double()
-    dims = tuple(range(1 if joint else 2, x.dim()))
-    if lengths is None:
-        mask = torch.ones_like(xd)
-    else:
-        mask = (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).double()
-        mask = mask.view(mask.shape[0], 1, *[1] * (x.dim() - 3), x.shape[-1]).expand_as(xd)
-    n = mask.sum(dims, keepdim=True).clamp_min(1.0)
-    mean = (xd * mask).sum(dims, keepdim=True) / n
-    var = (((xd - mean) * mask) ** 2).sum(dims, keepdim=True) / n
-    # float64 and a floor on the std: a constant series (std 0) becomes zeros, not NaN
-    return ((xd - mean) / var.sqrt().clamp_min(eps) * mask).float()
 
 
 def _take(x, idx: np.ndarray):

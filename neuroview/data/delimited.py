@@ -7,6 +7,7 @@ and third-party libraries; nothing else from neuroview.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
+from .splits import empty_held_out, number
 
 
 def _delimiter(first_line: str) -> str:
@@ -33,7 +35,24 @@ def _label_index(label_column: int | str, names: list[str] | None, where: str) -
     return label_column
 
 
-def _values(fields: list[str], row: int, where: str, label_at: int) -> list[float]:
+def _hint(field: str, row: int, delimiter: str) -> str:
+    """Why ``field`` may not read as a number: a decimal comma, fields split by another delimiter, or
+    (on the first row, where the field looks like no number) a header."""
+    def decimal(f: str) -> bool:
+        return f.count(",") <= 1 and number(f.replace(",", ".")) is not None
+
+    if "," in field and decimal(field):
+        return ("; a decimal comma? expected a point (1.5, not 1,5): write the file with points (pandas: "
+                "read_csv(path, sep=';', decimal=',') then to_csv(path2, index=False))")
+    for d in (";", "\t", ","):
+        parts = field.split(d)
+        if d != delimiter and len(parts) > 1 and all(decimal(f.strip()) for f in parts):
+            return (f"; its fields look separated by {d!r}, not by {delimiter!r} (sniffed from the first line unless "
+                    f"given): pass delimiter={d!r} (and write decimals with points)")
+    return "; if the first row names the columns, pass header=true" if row == 1 else ""
+
+
+def _values(fields: list[str], row: int, where: str, label_at: int, delimiter: str = ",") -> list[float]:
     """The row's numbers (``fields`` without the label, which was column ``label_at``), with empty or
     NaN fields at its end cut off (a shorter series); a gap inside the series or a field that is not
     a number is an error naming its row and (1-based) column."""
@@ -46,8 +65,8 @@ def _values(fields: list[str], row: int, where: str, label_at: int) -> list[floa
         try:
             v = float(f) if f else math.nan
         except ValueError:
-            hint = "; if the first row names the columns, pass header=true" if row == 1 else ""
-            raise ValueError(f"path: row {row} of {where}, column {col0(j)}: expected a number, got {f!r}{hint}") from None
+            raise ValueError(f"path: row {row} of {where}, column {col0(j)}: expected a number, got "
+                             f"{f!r}{_hint(f, row, delimiter)}") from None
         out.append(v)
     n = len(out)
     while n and math.isnan(out[n - 1]):
@@ -59,6 +78,23 @@ def _values(fields: list[str], row: int, where: str, label_at: int) -> list[floa
     return out[:n]
 
 
+def _text(path: Path) -> str:
+    """The file's text, UTF-8 (a byte-order mark dropped); other bytes are an error naming the file and the line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ValueError(f"path: expected UTF-8 text, got byte 0x{raw[e.start]:02x} on line {line} of {path.name}, which "
+                         "is not UTF-8 (a file saved as Latin-1 or Windows-1252, as Excel's plain 'CSV' is); save it as "
+                         "'CSV UTF-8', or convert it (iconv -f latin1 -t utf-8)") from None
+
+
+def _column_numbers(fields: list[str]) -> bool:
+    """Whether a row is exactly 0, 1, ..., n - 1 (n >= 3): the header pandas gives an array's columns."""
+    return len(fields) >= 3 and [f.strip() for f in fields] == [str(i) for i in range(len(fields))]
+
+
 def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,
                 delimiter: str | None = None, header: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """``(series, labels)`` of a delimited file with one series a row: ``series`` a list of
@@ -68,7 +104,7 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     if not path.is_file():
         raise FileNotFoundError(f"path: expected a CSV or TSV file of series, one a row, got {str(path)!r} (no such file)")
     where = path.name
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(_text(path), newline="") as f:
         first = next((line for line in f if line.strip()), "")
         f.seek(0)
         d = delimiter or _delimiter(first)
@@ -76,6 +112,10 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     header = header or isinstance(label_column, str)
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
     names = [n.strip() for n in rows[0][1]] if header and rows else None
+    if rows and not header and _column_numbers(rows[0][1]):  # pandas' to_csv of an array, index=False
+        raise ValueError(f"header: row {rows[0][0]} of {where} reads 0, 1, ..., {len(rows[0][1]) - 1}: the column numbers "
+                         "pandas writes as a header (to_csv without header=False), not a series; pass header=true "
+                         "(--data.init_args.header true) to skip it")
     rows = rows[1:] if header else rows
     if not rows:
         raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
@@ -86,9 +126,12 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
             raise ValueError(f"path: row {row} of {where} has {len(fields)} fields, no label column {label_column!r}")
         k = at % len(fields)
         label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
-        v = _values(rest, row, where, k)
+        v = _values(rest, row, where, k, d)
         if not label or not v:
             raise ValueError(f"path: row {row} of {where}: expected a label and at least one value, got {fields[:4]}")
+        if (n := number(label)) is not None and not math.isfinite(n):  # str "NaN" would be a class of its own
+            raise ValueError(f"path: row {row} of {where}, column {k + 1}: expected a class label, got {label!r} (a missing "
+                             "label); drop the row or give its class")
         if len(v) % channels:
             raise ValueError(f"channels: expected each row's values to split into {channels} channels of equal length, "
                              f"but row {row} of {where} has {len(v)} values")
@@ -103,7 +146,8 @@ class CsvDataModule(ArrayDataModule):
     The UCR archive's own ``*_TRAIN.tsv`` files read as they are (the label first, tab-separated).
     ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
     header's column name (then the first row is a header). ``header=True`` skips a first row of
-    column names. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma,
+    column names (a first row of column numbers 0, 1, 2, ..., the header pandas writes for an array, is
+    refused without it). ``delimiter``: tab if the first line has one, else ``;`` where there is no comma,
     else comma; with none of them, blanks (``" "``: any run of spaces, as in the archive's older
     ``*_TRAIN.txt`` files; a shorter series then ends in ``NaN`` fields). ``channels=C``: each row holds C channels one after another, T values each.
     A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
@@ -146,6 +190,9 @@ class CsvDataModule(ArrayDataModule):
         else:
             x, y = out["train"]
             keep, test = stratified_split(y, self.test_fraction, self.seed + 1)
+            if not len(test):  # nothing would be tested, without a word
+                raise ValueError(empty_held_out(y, "test_fraction", self.test_fraction, "test",
+                                                "pass a test file of your own (test_path)"))
             out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
         if self.val_path is not None:
             out["val"] = read(self.val_path)

@@ -21,6 +21,7 @@ class DigitsDataModule(ArrayDataModule):
     """
 
     FIXED_SHAPE = (10, 1, None)
+    LABELS = tuple(str(i) for i in range(10))
 
     def __init__(self, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
                  seed: int = 0,

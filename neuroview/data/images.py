@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import urllib.request
 import warnings
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -57,15 +58,25 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     array([7, 0, 9], dtype=uint8)
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # not gzipped at all, or cut short
+            raise ValueError(f"path: expected a gzip-compressed IDX file (its name ends in .gz), got {path}, which does not "
+                             f"unpack ({type(e).__name__}: {e}); download it again, or drop the .gz from its name if it is "
+                             "an IDX file as it is") from None
+    else:
+        data = path.read_bytes()
     if len(data) < 4:
         raise ValueError(f"path: {path} is not an IDX file (only {len(data)} bytes)")
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if zero != 0 or dtype_code not in dtypes:
         raise ValueError(f"path: {path} is not an IDX file (header {data[:4].hex()})")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"path: expected an IDX header of {4 + 4 * ndim} bytes ({ndim} dimensions, 4 bytes each, after 4), "
+                         f"got {path} of {len(data)} bytes: the file is cut short; download it again")
     shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
@@ -85,6 +96,7 @@ class MNISTDataModule(ArrayDataModule):
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
     MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
     FIXED_SHAPE = (10, 1, None)
+    LABELS = tuple(str(i) for i in range(10))  # labels 1 to 26 (EMNIST letters) are refused, by name
 
     def __init__(self, root: str = "data", *, download: bool = False, batch_size: int | Literal["auto"] = 128,
                  val_fraction: float = 1 / 12, seed: int = 0,
@@ -147,7 +159,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def load_cifar_batch(path: str | os.PathLike) -> dict:
-    """One ``cifar-10-batches-py`` batch as ``{"data": uint8 [N, 3, 32, 32], "labels": int64 [N]}``, unpickled safely."""
+    """One ``cifar-10-batches-py`` batch as ``{"data": uint8 [N, 3, 32, 32], "labels": int64 [N]}``, unpickled safely.
+
+    ``data`` must be ``[N, 3072]`` (an image's red, green, then blue planes a row) with values 0 to 255 and one
+    label per row: anything else is an error naming the file (reshaped, or cast to uint8, it would scramble
+    the images, wrap their values, or pair every later image with another's label)."""
     with open(path, "rb") as f:
         d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
     if not isinstance(d, dict):
@@ -155,8 +171,22 @@ def load_cifar_batch(path: str | os.PathLike) -> dict:
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
         raise ValueError(f"path: {path} is not a CIFAR-10 batch (keys {sorted(d)}, expected 'data' and 'labels')")
-    data = np.asarray(d["data"], dtype=np.uint8)
-    return {"data": data.reshape(len(data), 3, 32, 32), "labels": np.asarray(d["labels"], dtype=np.int64)}
+    data, labels = np.asarray(d["data"]), np.asarray(d["labels"])
+    if data.ndim != 2 or data.shape[1] != 3072:  # reshaped to [N, 3, 32, 32], an [N, 32, 32, 3] array is scrambled
+        raise ValueError(f"path: expected CIFAR-10's 'data' of shape [N, 3072] in {path} (each row an image's 1024 red, "
+                         f"then green, then blue values), got shape {data.shape}; an array [N, 32, 32, 3] is stored as "
+                         "x.transpose(0, 3, 1, 2).reshape(len(x), 3072)")
+    if labels.ndim != 1 or len(labels) != len(data):  # one short: every later image gets another's label
+        raise ValueError(f"path: expected one label per image in {path}, got {len(data)} images and labels of shape "
+                         f"{labels.shape}")
+    if data.dtype != np.uint8 and data.size and not (np.issubdtype(data.dtype, np.number) and data.min() >= 0
+                                                     and data.max() <= 255 and (data == np.round(data)).all()):
+        raise ValueError(f"path: expected pixel values 0 to 255 in {path} (whole numbers, as uint8), got {data.dtype} "
+                         f"values{f' from {data.min()} to {data.max()}' if np.issubdtype(data.dtype, np.number) else ''}")
+    if labels.size and not (np.issubdtype(labels.dtype, np.number) and (labels == np.round(labels)).all()):
+        raise ValueError(f"path: expected whole-number labels in {path}, got {labels.dtype} labels")
+    data = data.astype(np.uint8)
+    return {"data": data.reshape(len(data), 3, 32, 32), "labels": labels.astype(np.int64)}
 
 
 class CIFAR10DataModule(ArrayDataModule):
@@ -181,6 +211,7 @@ class CIFAR10DataModule(ArrayDataModule):
     URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     FIXED_SHAPE = (10, 3, None)
+    LABELS = tuple(str(i) for i in range(10))  # label i is CLASSES[i], whichever classes the files hold
     PAD = 4  # CIFAR's standard crop padding
 
     def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, on_device: bool = False,

@@ -22,6 +22,7 @@ class MNIST1DDataModule(ArrayDataModule):
     """
 
     FIXED_SHAPE = (10, 1, 40)
+    LABELS = tuple(str(i) for i in range(10))
 
     def __init__(self, *, cache: bool = True, batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1,
                  seed: int = 0,
@@ -39,8 +40,7 @@ class MNIST1DDataModule(ArrayDataModule):
     def _generate(self) -> dict[str, np.ndarray]:
         path = cache_dir() / "mnist1d_default_v1.npz"
         if self.cache and path.is_file():
-            with np.load(path) as f:
-                return {k: f[k] for k in f.files}
+            return _cached(path)
         try:
             from mnist1d.data import get_dataset_args, make_dataset  # noqa: PLC0415
         except ImportError as e:
@@ -56,3 +56,18 @@ class MNIST1DDataModule(ArrayDataModule):
         return {"train": (d["x"].astype(np.float32)[:, None], d["y"]),
                 "test": (d["x_test"].astype(np.float32)[:, None], d["y_test"])}
 
+
+def _cached(path) -> dict[str, np.ndarray]:
+    """The cached set at ``path``; a damaged file (cut short, or not the set) is an error naming it and the fix."""
+    keys = ("x", "y", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # noqa: BLE001 - BadZipFile, a truncated member, a pickled array: all one damage
+        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    else:
+        if all(k in arrays for k in keys):
+            return arrays
+        why = f"arrays {sorted(arrays)}, expected {list(keys)}"
+    raise ValueError(f"cache: expected the cached MNIST-1D set in {path}, got a damaged file ({why}); delete it (it is "
+                     "generated again, ~3 s) or pass cache=False")

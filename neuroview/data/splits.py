@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels"]
+__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels",
+           "number", "same_number", "empty_held_out"]
 
 
 def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
@@ -76,14 +77,47 @@ def text_labels(y: np.ndarray) -> np.ndarray:
     return np.char.decode(y, "utf-8") if y.dtype.kind == "S" else y
 
 
+def number(v: str) -> float | None:
+    """``v`` read as a number (``"1.0"``: 1.0), or ``None`` where it is not one."""
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
 def written_apart(unknown: list[str], classes: list[str]) -> str:
     """A hint where labels differ only in how a number is written ("1.0" in one split, "1" in another)."""
-    def number(v: str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
     known = {number(c): c for c in classes if number(c) is not None}
     same = [(u, known[number(u)]) for u in unknown if number(u) in known]
     return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
             "and int labels; store the labels one way)") if same else ""
+
+
+def same_number(labels: list[str]) -> tuple[str, str] | None:
+    """The first two of ``labels`` (distinct strings) that are one number written two ways ("1" and "1.0"), or ``None``.
+
+    >>> same_number(["1", "2", "1.0"]), same_number(["1", "10", "a"])
+    (('1', '1.0'), None)
+    """
+    seen: dict[float, str] = {}
+    for label in labels:
+        v = number(label)
+        if v is None or v != v:  # not a number, or NaN (never equal to itself)
+            continue
+        if v in seen:
+            return seen[v], label
+        seen[v] = label
+    return None
+
+
+def empty_held_out(y: np.ndarray, name: str, fraction: float, split: str, fix: str) -> str:
+    """The error where ``fraction`` (the argument ``name``) of each class of ``y`` held out no series at all:
+    the series per class, the smallest ``fraction`` that would hold one out, and ``fix`` (what else to do)."""
+    labels, counts = np.unique(y, return_counts=True)
+    per_class = ", ".join(f"{label}: {n}" for label, n in zip(labels[:8], counts[:8])) + (", ..." if len(labels) > 8 else "")
+    most = int(counts.max())
+    # round(fraction * n) >= 1 takes fraction * n > 0.5 (0.5 rounds to 0), and a class keeps at least one series
+    need = (f"a {name} above {0.5 / most:.3g} holds out one series of the largest class" if most > 1
+            else "every class has one series, so none can be held out")
+    return (f"{name}: expected a non-empty {split} split, got none: {fraction:g} of each class rounds to 0 series "
+            f"(series per class: {per_class}); {need}, or {fix}")

@@ -1,0 +1,81 @@
+"""How every split's labels become class indices, and which labels are refused before they do.
+
+Holds :func:`class_list` (the classes in the order of their indices: the training split's labels
+encoded, or the fixed label space of a set whose classes are known, as MNIST's and CIFAR-10's are)
+and :func:`label_indices` (one split's labels as indices into them). A label that cannot be a
+class is refused by name: NaN or inf, one number written two ways in the training split ("1" and
+"1.0": two classes), a label outside a fixed label space (a target >= ``num_classes`` in the
+loss, or a class index named after another class), a label the training split lacks. Imports
+``neuroview.data.splits``, numpy and torch; nothing else from neuroview.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .splits import encode_labels, number, same_number, written_apart
+
+__all__ = ["class_list", "label_indices"]
+
+
+def _first_not_finite(y: np.ndarray) -> int | None:
+    """The index of the first label that is NaN or inf (a float, or text such as "NaN" that reads as one), or None."""
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(y))
+        return int(bad[0]) if len(bad) else None
+    if y.dtype.kind not in "UO":
+        return None
+    text = y.astype(str)
+    odd = [v for v in np.unique(text) if (n := number(v)) is not None and not math.isfinite(n)]
+    return int(np.flatnonzero(np.isin(text, odd))[0]) if odd else None
+
+
+def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[str] | None = None) -> list[str]:
+    """The classes, in the order of their indices, of the splits' ``labels`` (``{split: y}``, with a ``"train"``):
+    ``label_space`` where the set has a fixed one, else the training split's labels (:func:`encode_labels`)."""
+    for name, y in labels.items():
+        at = _first_not_finite(y)
+        if at is not None:  # str(nan) would be a class of its own
+            raise ValueError(f"{owner}: y: expected a class label for every series, got NaN or inf in the "
+                             f"{name} split (at series {at}: {str(y[at])!r}); drop those series")
+    present = encode_labels(labels["train"])
+    if len(present) < 2:  # a classifier of one class: caught here, by name, not when the model is built
+        raise ValueError(f"{owner}: y: expected labels of at least 2 classes in the training split, "
+                         f"got only {present} ({len(labels['train'])} series); check the labels (y, label_column)")
+    if label_space is not None:
+        return [str(c) for c in label_space]
+    twice = same_number(present)
+    if twice:
+        raise ValueError(f"{owner}: y: expected every class written one way, got {twice[0]!r} and {twice[1]!r} in the "
+                         "training split: the same number written apart (e.g. float and int labels, or files exported "
+                         "apart), which would be two classes; store the labels one way")
+    return present
+
+
+def label_indices(y: np.ndarray, classes: list[str], split: str, owner: str, fixed: bool = False) -> Tensor:
+    """``y`` (the ``split`` split's labels) as int64 indices into ``classes``; a label not among them is an
+    error naming it (``fixed``: ``classes`` is the set's fixed label space, not the training split's labels)."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in y} - set(index), key=lambda v: (number(v) is None, number(v) or 0.0, v))
+    if unknown and fixed:
+        shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
+        raise ValueError(f"{owner}: y: expected the labels {_space(classes)} (the set's {len(classes)} classes), got "
+                         f"{shown} in the {split} split ({len(unknown)} label{'s' * (len(unknown) > 1)} outside them: "
+                         "no class index is theirs); read a set of other classes in this "
+                         "format as arrays of your own (NpzDataModule), whose classes are its labels")
+    if unknown:
+        raise ValueError(f"{owner}: the {split} split has labels {unknown[:5]} that the training split "
+                         f"lacks{written_apart(unknown, classes)}")
+    return torch.tensor([index[str(v)] for v in y], dtype=torch.long)
+
+
+def _space(classes: list[str]) -> str:
+    """``0 to 9`` for consecutive whole numbers, else the list."""
+    if all(c.isdigit() for c in classes) and [int(c) for c in classes] == list(range(int(classes[0]), int(classes[0]) + len(classes))):
+        return f"{classes[0]} to {classes[-1]}"
+    return str(classes)
