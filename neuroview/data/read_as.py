@@ -4,12 +4,14 @@ A network trained on series normalized one by one (a ``ucr_*`` recipe's ``normal
 stretched to one length (``resample: true``) reads other data right only when that data is read the
 same way; a data module built from a bare name or path (``neuroview explain --data my.npz``) would
 take its own defaults and feed the network numbers it never saw, with nothing said. Holds
-:func:`read_as_trained` and :func:`checkpoint_data`. Imports nothing from neuroview.
+:func:`read_as_trained` and :func:`checkpoint_data`; and, since a data module numbers its classes from the labels it
+reads, :func:`check_classes`: other data must name the classes the model's outputs index, in the same order.
+Imports nothing from neuroview.
 """
 
 from __future__ import annotations
 
-__all__ = ["READ_AS", "checkpoint_data", "read_as_trained"]
+__all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained"]
 
 def checkpoint_data(path) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
@@ -47,3 +49,30 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
                 dm.hparams[key] = value
             changed[key] = value
     return changed
+
+
+def checkpoint_classes(path) -> list[str] | None:
+    """The class names a Lightning checkpoint of ``neuroview fit`` records (its data module's ``class_names``, in
+    the order of the model's outputs); ``None`` where it records none."""
+    import torch  # noqa: PLC0415
+
+    try:
+        names = torch.load(path, map_location="cpu", weights_only=True).get("neuroview_classes")
+    except Exception:  # noqa: BLE001 - a hint only, as checkpoint_data
+        return None
+    return [str(n) for n in names] if isinstance(names, (list, tuple)) else None
+
+
+def check_classes(dm, trained: list[str] | None, what: str) -> None:
+    """A clear error where ``dm`` (set up) numbers other classes than ``trained``, the names of the model's outputs
+    in order: its class ``i`` would be scored and named as the model's class ``i`` (a set missing a class of the
+    training data, labels of another meaning, another order)."""
+    if trained is None:
+        return
+    names = [str(c) for c in dm.class_names]
+    if names != list(trained):
+        raise ValueError(f"{what}: its classes, in order, are {names[:8]}{' ...' if len(names) > 8 else ''}; the model's "
+                         f"outputs are {list(trained)[:8]}{' ...' if len(trained) > 8 else ''}: a data module numbers the "
+                         "classes it reads, so its class i would be scored and named as the model's class i. Pass data "
+                         "of the classes the model was trained on (every one of them in its training split)")
+

@@ -307,6 +307,12 @@ class ResumeState:
         checkpoint["neuroview_rng"] = rng_states()
         if self._trainer is not None:
             checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps}
+            try:  # the names of the classes its outputs index: other data is read against them (read_as.checkpoint_data)
+                names = self.trainer.datamodule.class_names
+            except (AttributeError, RuntimeError, ValueError):
+                names = None
+            if names is not None:
+                checkpoint["neuroview_classes"] = [str(n) for n in names]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:  # not test, not load_from_checkpoint

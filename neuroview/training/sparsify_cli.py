@@ -40,7 +40,10 @@ def _source(source: str, data: str | None, zoo: str | None = None):
             dm, name = make_datamodule(trained_on), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
             dataset = {"name": str(name), "split": "test", "data_module": trained_on}
         else:
+            from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
+
             dm = _data_module(data, trained_on)
+            check_classes(dm, checkpoint_classes(source), f"--data: {data}")
             dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm)}
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))

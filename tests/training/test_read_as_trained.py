@@ -70,3 +70,31 @@ def test_read_as_trained_takes_a_zoo_entry_s_dataset_and_leaves_unknown_options(
     assert read_as_trained(dm, None) == {} and read_as_trained(dm, {"class_path": "x"}) == {}
     with pytest.raises(ValueError, match="normalize: expected true, false, 'series' or 'sample', got 'zscore'"):
         read_as_trained(UCRDataModule("GunPoint"), {"init_args": {"normalize": "zscore"}})
+
+
+def test_a_fit_checkpoint_records_its_classes_and_other_data_must_name_them_alike(tmp_path, capsys):
+    """A data module numbers the classes it reads: `explain`/`sparsify --data other.npz` of labels 'b', 'c' (or a
+    training split missing 'a') scored and named the model's outputs as other classes, unsaid."""
+    from neuroview.cli import main as cli
+    from neuroview.data.read_as import checkpoint_classes
+
+    def labelled(path: Path, names: list[str], seed: int) -> Path:
+        x, y = np.load(_raw(path, seed=seed))["X"], np.load(path)["y"]
+        np.savez(path, X=x, y=np.array(names)[y])
+        return path
+
+    path = labelled(tmp_path / "mine.npz", ["a", "b"], 0)
+    cli_main(["fit", "--config", str(ROOT / "recipes" / "ucr_nv_cnn.yaml"), "--data", "neuroview.data.NpzDataModule",
+              "--data.init_args.path", str(path), "--model.model_kwargs.members", "1",
+              "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.max_steps", "2", "--test_after_fit", "false",
+              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert checkpoint_classes(ckpt) == ["a", "b"]
+    other = labelled(tmp_path / "other.npz", ["b", "c"], 1)  # two classes, as the model: only the names tell
+    with pytest.raises(ValueError, match=r"--data: .*other.npz: its classes, in order, are \['b', 'c'\]; the model's outputs are \['a', 'b'\]"):
+        _source(str(ckpt), str(other))
+    args = ["explain", "--ckpt", str(ckpt), "--samples", "8", "--no-progress", "--no-gallery", "--examples", "1"]
+    assert cli(args + ["--data", str(other), "--out", str(tmp_path / "o1")]) == 2
+    assert "the model's outputs are ['a', 'b']" in capsys.readouterr().err and not (tmp_path / "o1").exists()
+    same = labelled(tmp_path / "same.npz", ["a", "b"], 2)
+    assert cli(args + ["--data", str(same), "--out", str(tmp_path / "o2")]) == 0
