@@ -172,7 +172,11 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
 
     run = train(recipe, seed, threads=threads)
     name = f"{run['arch']}.{run['tag']}"
-    dataset = {"name": run["tag"], "data_module": run["data"], "split": "test"}
+    from neuroview.zoo.pretrained import make_datamodule
+
+    # the names of the classes its outputs index: explain and sparsify refuse other data that numbers other ones
+    dataset = {"name": run["tag"], "data_module": run["data"], "split": "test",
+               "class_names": make_datamodule(run["data"]).class_names}
     m = run["metrics"]
     entry = zoo.save_pretrained(
         run["model"], name, architecture=run["arch"], arch_kwargs=run["arch_kwargs"], dataset=dataset,

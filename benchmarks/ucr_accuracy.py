@@ -185,7 +185,8 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
         tag = dataset.lower()
         zoo.save_pretrained(
             r["model"], f"{r['arch']}.{tag}", architecture=r["arch"], arch_kwargs=r["arch_kwargs"],
-            dataset={"name": tag, "data_module": r["data"], "split": "test"}, recipe=recipe, seed=seed,
+            dataset={"name": tag, "data_module": r["data"], "split": "test", "class_names": zoo.make_datamodule(r["data"]).class_names},
+            recipe=recipe, seed=seed,
             metrics=r["metrics"],
             extra={"training": {"max_steps": r["steps"], "checkpoint": "last step", "seconds": rec["seconds"],
                                 "command": f"neuroview fit --config {recipe} {' '.join(overrides(dataset))} --seed_everything {seed}"}},

@@ -38,13 +38,13 @@ def _source(source: str, data: str | None, zoo: str | None = None):
         hp = module.hparams
         if data is None:
             dm, name = make_datamodule(trained_on), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
-            dataset = {"name": str(name), "split": "test", "data_module": trained_on}
+            dataset = {"name": str(name), "split": "test", "data_module": trained_on, "class_names": list(dm.class_names)}
         else:
             from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
 
             dm = _data_module(data, trained_on)
             check_classes(dm, checkpoint_classes(source), f"--data: {data}")
-            dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm)}
+            dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm), "class_names": list(dm.class_names)}
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None, "dataset": dataset}
@@ -53,9 +53,12 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     entry = net.pretrained_cfg
     if not data:
         return net, make_datamodule(entry["dataset"]["data_module"]), entry, source.split(".", 1)[1]
+    from ..data.read_as import check_classes  # noqa: PLC0415
+
     dm = _data_module(data, entry["dataset"])  # the entry records the data it was sparsified and scored on, not its source's
-    return net, dm, {**entry, "dataset": {"name": data, "split": "test", "data_module": _data_spec(data, dm)}}, \
-        source.split(".", 1)[1]
+    check_classes(dm, entry["dataset"].get("class_names"), f"--data: {data}")
+    dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm), "class_names": list(dm.class_names)}
+    return net, dm, {**entry, "dataset": dataset}, source.split(".", 1)[1]
 
 
 def _entry_name(args, entry: dict, tag: str) -> str:

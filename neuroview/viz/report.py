@@ -238,10 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         dm, spec = resolve_data(args.data, trained_on, model)
         if dm.num_classes != model.num_classes:
             raise ValueError(f"--data: {spec} has {dm.num_classes} classes, the model {model.num_classes}; pass the data it was trained on")
-        if args.ckpt:  # the names its outputs index, as `neuroview fit` recorded them
-            from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
+        from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
 
-            check_classes(dm, checkpoint_classes(args.ckpt), f"--data: {spec}")
+        # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's
+        check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names"), f"--data: {spec}")
         x, lengths, y, index = load_batch(dm, args.split, args.samples, args.seed, indices=True)
         check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]

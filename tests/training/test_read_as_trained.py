@@ -98,3 +98,21 @@ def test_a_fit_checkpoint_records_its_classes_and_other_data_must_name_them_alik
     assert "the model's outputs are ['a', 'b']" in capsys.readouterr().err and not (tmp_path / "o1").exists()
     same = labelled(tmp_path / "same.npz", ["a", "b"], 2)
     assert cli(args + ["--data", str(same), "--out", str(tmp_path / "o2")]) == 0
+
+
+def test_a_zoo_entry_names_its_classes_and_other_data_must_name_them_alike(tmp_path, capsys):
+    """The manifest records each entry's class names; other data of other classes is refused by explain and
+    sparsify alike, and a sparse entry made on other data records that data's names."""
+    from neuroview.cli import main as cli
+
+    x = np.load(_raw(tmp_path / "raw.npz"))["X"]
+    y = np.arange(len(x)) % 2
+    np.savez(tmp_path / "ab.npz", X=x, y=np.array(["a", "b"])[y])
+    np.savez(tmp_path / "gp.npz", X=x, y=np.array([1, 2])[y])  # GunPoint's own labels
+    with pytest.raises(ValueError, match=r"its classes, in order, are \['a', 'b'\]; the model's outputs are \['1', '2'\]"):
+        _source("nv_lite.gunpoint", str(tmp_path / "ab.npz"))
+    _, dm, entry, _ = _source("nv_lite.gunpoint", str(tmp_path / "gp.npz"))
+    assert entry["dataset"]["class_names"] == ["1", "2"] == dm.class_names
+    args = ["explain", "--model", "nv_lite.gunpoint", "--samples", "8", "--no-progress", "--no-gallery", "--examples", "1"]
+    assert cli(args + ["--data", str(tmp_path / "ab.npz"), "--out", str(tmp_path / "o")]) == 2
+    assert "the model's outputs are ['1', '2']" in capsys.readouterr().err
