@@ -11,7 +11,8 @@ The penalty is the sparse group lasso, per class:
 
     lam * ( a * ||W||_1  +  (1 - a) * sum_{c, g} sqrt(|g|) * ||W[c, g]||_2 )
 
-``groups`` gives each feature's group (``None``: every feature alone, plain L1). For a
+``groups`` gives each feature's group (``None``: every feature alone, where both parts are ``|w|``:
+plain L1 ``lam * ||W||_1`` whatever ``a``). For a
 NeuroView-RNN a group is a time step, so a decision reads few steps (and, through the L1 part,
 few hidden states in each). The bias is not penalized.
 
@@ -211,8 +212,9 @@ def iter_path(x: Tensor, y: Tensor, num_classes: int, *, lambdas: Tensor, groups
     if not 0 <= l1_ratio <= 1:
         raise ValueError(f"l1_ratio: expected a number in [0, 1], got {l1_ratio!r}")
     n, f = x.shape
-    a = float(l1_ratio)
     grp = _group_index(groups, f, x.device)
+    # no groups: every feature its own group, where both parts of the penalty are |w| (sqrt(1) = 1): plain L1, in full
+    a = float(l1_ratio) if grp is not None else 1.0
     onehot = targets(y, num_classes, x.dtype)
     b, _ = _start(x, y, num_classes)
     w = x.new_zeros(num_classes, f)

@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "JSON data-module spec")
     p.add_argument("--num-features", type=int, default=10_000, help="about this many features (default 10,000: 9,996)")
     p.add_argument("--seed", type=int, default=0, help="the draws of channel subsets and of the series each bias comes from")
-    p.add_argument("--normalize", choices=["sample", "none"], default="sample",
+    p.add_argument("--normalize", choices=["sample", "none"], default=None,
                    help="sample (default): each series z-normalized by itself, so its scale and offset do not matter; "
-                        "none: the series as they are (sets normalized already)")
+                        "none: the series as they are (sets normalized already); a JSON --data spec sets its own")
     p.add_argument("--max-k90", type=float, default=None,
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         refuse_existing(args.out, [f"nv_minirocket.{tag}"] + [f"nv_minirocket.{tag}_sparse"] * (args.max_k90 is not None),
                         args.overwrite)
 
-        spec = data_spec(args.data, "sample" if args.normalize == "sample" else False)
+        if args.normalize is not None and args.data.lstrip().startswith("{"):  # it was ignored, silently
+            raise ValueError(f"--normalize: a JSON --data spec sets its own normalization (its init_args' normalize), "
+                             f"got --normalize {args.normalize}; put it in the spec instead")
+        spec = data_spec(args.data, False if args.normalize == "none" else "sample")
         dm = make_datamodule(spec)
         dm.setup("fit")
         from .ridge import minirocket  # noqa: PLC0415

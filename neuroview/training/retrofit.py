@@ -4,13 +4,16 @@ The trained network's backbone is wrapped (:func:`neuroview.core.wrap`), frozen 
 BatchNorm statistics: it stays in eval mode), and only the global linear classifier over all
 unit codes (CNN) or all hidden steps (RNN) is fitted. Because the backbone no longer changes,
 its codes are computed once per training sample and the classifier is fitted on them: a
-logistic regression, seconds on a CPU. The report gives the standard network's test accuracy,
-the NeuroView one's, and the difference: the accuracy the exact explanation costs.
+logistic regression (mean cross-entropy plus ``weight_decay / 2 * ||W||^2``, the bias free) on the
+standardized codes, solved to convergence by full-batch L-BFGS in float64, seconds on a CPU: the
+result is that objective's optimum, whatever the number of samples or their order. The report
+gives the standard network's test accuracy, the NeuroView one's (both from one pass over the test
+batches), and the difference: the accuracy the exact explanation costs.
 
 >>> import torch, neuroview as nv
 >>> std = nv.create_model("small_cnn", widths=(8, 16)).eval()      # pretend it is trained
 >>> x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
->>> res = nv.retrofit(std, [(x, y)], [(x, y)], epochs=5)
+>>> res = nv.retrofit(std, [(x, y)], [(x, y)])
 >>> type(res.model).__name__, res.model.num_units
 ('NeuroViewCNN', 24)
 
@@ -19,7 +22,7 @@ Command line: ``neuroview retrofit small_cnn.digits`` (a zoo entry, with its own
 the same is ``neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights <weights>
 --model.freeze_backbone true``, which trains the head by gradient steps through the backbone.
 
-May import ``neuroview.core``, ``neuroview.zoo`` and the leaf modules; ``neuroview.data`` and
+May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify`` and the leaf modules; ``neuroview.data`` and
 Lightning only inside the command line's functions (``import neuroview`` imports this module).
 """
 
@@ -30,26 +33,30 @@ import copy
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save as save_bytes
 from torch import Tensor, nn
 
-from .._batch import series_input, unpack
+from .._batch import as_batches, call_model, series_input, unpack
 from .._io import atomic_write
-from ..core._utils import factory
+from ..core._utils import batch_labels, factory, positive_int
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap
 from ..zoo import create_model
-from ..zoo.evaluate import evaluate, make_datamodule
+from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
+from .sparsify import _features
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
+
+#: the head's fit stops once no entry of the objective's gradient exceeds this (every zoo entry: 18 to 261 iterations)
+TOL = 1e-6
 
 
 @dataclass
@@ -57,7 +64,7 @@ class RetrofitResult:
     """What :func:`retrofit` gives back."""
 
     model: nn.Module  # the NeuroView network (frozen backbone, fitted classifier), in eval mode
-    standard_acc: float | None  # the trained network's test accuracy (None without test data)
+    standard_acc: float | None  # the trained network's test accuracy (None without test data, or for a bare nn.RNN/LSTM/GRU)
     neuroview_acc: float | None  # the NeuroView network's test accuracy
     train_acc: float  # the NeuroView network's accuracy on the codes it was fitted on
     test_size: int
@@ -70,8 +77,11 @@ class RetrofitResult:
         return 100.0 * (self.standard_acc - self.neuroview_acc)
 
     def __str__(self) -> str:
-        if self.cost is None:
+        if self.neuroview_acc is None:
             return f"NeuroView train accuracy {100 * self.train_acc:.2f}% (no test data given)"
+        if self.standard_acc is None:
+            return (f"NeuroView {100 * self.neuroview_acc:.2f}% on {self.test_size} test samples (the standard network, "
+                    "a bare recurrent layer, has no classifier of its own to compare)")
         return (f"standard {100 * self.standard_acc:.2f}%  NeuroView {100 * self.neuroview_acc:.2f}%  "
                 f"cost of the explanation {self.cost:+.2f} points (on {self.test_size} test samples)")
 
@@ -87,30 +97,65 @@ def _num_classes(model: nn.Module) -> int:
     raise ValueError(f"num_classes: could not read it from the {type(model).__name__} (no num_classes, fc, classifier or head); pass num_classes=")
 
 
-def _loader(data) -> Iterable:
-    """A data module's whole training split, in order and without augmentation (its train_dataloader shuffles
-    and drops the last partial batch: the head and its statistics missed 15 of digits' 1,295 samples);
-    anything else is iterated as batches."""
+def _batches(data, split: str):
+    """A data module's whole ``split``, in order and without augmentation (its train_dataloader shuffles and drops
+    the last partial batch: the head and its statistics missed 15 of digits' 1,295 samples); one batch ``(x, y)``
+    given alone as a list of it; anything else as it is (read once: a generator or ``zip`` is fine)."""
     if hasattr(data, "_loader") and hasattr(data, "setup"):
         data.setup("fit")
-        return data._loader("train")
-    return data.train_dataloader() if hasattr(data, "train_dataloader") else data
+        return data._loader(split)
+    loader = getattr(data, f"{split}_dataloader", None)
+    return loader() if callable(loader) else as_batches(data)
+
+
+def _train_codes(net: nn.Module, train) -> tuple[Tensor, Tensor]:
+    """The training split's codes (CNN) or hidden states (RNN) ``[N, F]`` and labels, checked: at least 2 classes."""
+    feats, y = _features(net, _batches(train, "train"), "train")
+    if len(torch.unique(y)) < 2:
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
+    return feats, y
 
 
 @torch.no_grad()
-def _features(net: nn.Module, loader: Iterable) -> tuple[Tensor, Tensor]:
-    feats, ys, device = [], [], factory(net).get("device")
-    for batch in loader:
+def _test_accuracies(standard: nn.Module, net: nn.Module, batches) -> tuple[float | None, float | None, int]:
+    """``(standard accuracy, NeuroView accuracy, samples)`` from one pass over the test ``batches`` (a generator,
+    read once, gives both networks the same samples); the standard's is None where it is a bare nn.RNN/LSTM/GRU
+    (its output is hidden states, not logits); ``(None, None, 0)`` without test data."""
+    if batches is None:
+        return None, None, 0
+    own_head = not isinstance(standard, nn.RNNBase)
+    device, right_std, right_nv, total = factory(net).get("device"), 0, 0, 0
+    for batch in batches:
         x, lengths, y = unpack(batch, device)
         if isinstance(net, NeuroViewRNN):
-            f = net.features(series_input(x, net, "train"), lengths).flatten(1)
-        else:
-            f = net.codes(x)
-        feats.append(f.float())
-        ys.append(y)
-    if not feats:
-        raise ValueError("train: expected at least one batch, got an empty loader")
-    return torch.cat(feats), torch.cat(ys)
+            series_input(x, net, "test")  # a named error for series of another shape
+        if y is None:
+            raise ValueError("test: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+        y = batch_labels(y, len(x), net.num_classes, "test")
+        right_nv += int((call_model(net, x, lengths).argmax(-1) == y).sum())
+        if own_head:
+            right_std += int((call_model(standard, x, lengths).argmax(-1) == y).sum())
+        total += len(y)
+    if total == 0:
+        raise ValueError("test: expected at least one batch, got an empty loader")
+    return (right_std / total if own_head else None), right_nv / total, total
+
+
+def _check_args(model, epochs, weight_decay, seed, lr, batch_size) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a trained nn.Module, got {type(model).__name__}")
+    if isinstance(model, (NeuroViewCNN, NeuroViewRNN)):
+        raise TypeError(f"model: already a {type(model).__name__}; retrofit takes the standard network")
+    positive_int(epochs, "epochs")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay: expected a finite number >= 0 (the L2 penalty weight_decay / 2 * ||W||^2), "
+                         f"got {weight_decay!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
+    unused = [k for k, v in (("lr", lr), ("batch_size", batch_size)) if v is not None]
+    if unused:
+        warnings.warn(f"{', '.join(unused)}: no longer used (ignored): the classifier is fitted to convergence by "
+                      "full-batch L-BFGS, which takes no step size or batch size; drop the argument", FutureWarning, stacklevel=3)
 
 
 def retrofit(
@@ -120,48 +165,50 @@ def retrofit(
     *,
     num_classes: int | None = None,
     max_len: int | None = None,
-    epochs: int = 100,
-    lr: float = 1e-2,
+    epochs: int = 1000,
     weight_decay: float = 1e-4,
-    batch_size: int = 256,
     seed: int = 0,
     copy_model: bool = True,
+    lr: float | None = None,
+    batch_size: int | None = None,
     **wrap_kwargs,
 ) -> RetrofitResult:
     """Wrap a trained ``model``, freeze its backbone, fit only the global classifier, report the cost.
 
     Args:
         model: a trained standard network: any CNN (its activation modules become the sites),
-            an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, or an :class:`~neuroview.RNNClassifier`.
+            an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (no classifier of its own: no standard accuracy),
+            or an :class:`~neuroview.RNNClassifier`.
         train, test: data modules of :mod:`neuroview.data`, or iterables of batches as they
             give them: ``(x, y)`` or ``(x, lengths, y)``, ``x`` channels-first (RNNs get
-            ``x.transpose(1, 2)``). Training inputs are encoded once, so augmentation is not
-            used. ``test`` may be ``None`` (no report).
+            ``x.transpose(1, 2)``); one batch ``(x, y)`` may be given alone. Each is read once
+            (a generator or ``iter(loader)`` is fine); the test batches feed both networks in
+            one pass. Training inputs are encoded once, so augmentation is not used. ``test``
+            may be ``None`` (no report). Labels: class indices in ``[0, num_classes)`` (whole
+            numbers stored as floats too), at least 2 classes in ``train``.
         num_classes: default: read from the model (``num_classes`` or its ``fc``/``classifier``).
         max_len: RNNs only: the longest sequence the classifier reads.
-        epochs, lr, weight_decay, batch_size, seed: AdamW on the standardized codes, cosine
-            schedule, deterministic for a given seed.
+        epochs: the most L-BFGS iterations (each a full pass over the codes); the fit stops as
+            soon as no gradient entry exceeds ``1e-6`` (a warning where ``epochs`` ran out first).
+        weight_decay: the L2 penalty ``weight_decay / 2 * ||W||^2`` on the classifier's weights.
+        seed: the global RNG's seed while the batches are read (a loader that shuffles or
+            augments draws from it), in a fork: the caller's RNG is left as it was.
         copy_model: work on a deep copy, so the caller's network is never frozen or changed.
+        lr, batch_size: no longer used (the AdamW fit's; a warning where given).
         wrap_kwargs: passed to :func:`neuroview.core.wrap` (``quantizer``, ``tau``, ``layers`` ...).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a trained nn.Module, got {type(model).__name__}")
-    if isinstance(model, (NeuroViewCNN, NeuroViewRNN)):
-        raise TypeError(f"model: already a {type(model).__name__}; retrofit takes the standard network")
-    if epochs < 1 or not lr > 0:
-        raise ValueError(f"epochs, lr: expected epochs >= 1 and lr > 0, got {epochs!r} and {lr!r}")
+    _check_args(model, epochs, weight_decay, seed, lr, batch_size)
     standard = copy.deepcopy(model) if copy_model else model
     standard.eval()
-    net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
-    test_loader = test.test_dataloader() if hasattr(test, "test_dataloader") else test
-    standard_acc, test_size = _accuracy(standard, test_loader)
-    torch.manual_seed(seed)  # an iterable of batches that shuffles (a loader of your own) draws from the global RNG
-    feats, y = _features(net, _loader(train))
-    _fit_head(net, feats, y, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
-    with torch.no_grad():
-        train_acc = (net.head(feats).argmax(-1) == y).float().mean().item()
-    neuroview_acc, _ = _accuracy(net, test_loader)
-    return RetrofitResult(net, standard_acc, neuroview_acc, train_acc, test_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
+        feats, y = _train_codes(net, train)
+        _fit_head(net, feats, y, epochs=epochs, weight_decay=weight_decay)
+        with torch.no_grad():
+            train_acc = (net.head(feats).argmax(-1) == y).float().mean().item()
+        std_acc, nv_acc, test_size = _test_accuracies(standard, net, None if test is None else _batches(test, "test"))
+    return RetrofitResult(net, std_acc, nv_acc, train_acc, test_size)
 
 
 def _wrap_frozen(standard: nn.Module, num_classes: int | None, max_len: int | None, wrap_kwargs: dict) -> nn.Module:
@@ -174,43 +221,51 @@ def _wrap_frozen(standard: nn.Module, num_classes: int | None, max_len: int | No
         wrap_kwargs = wrap_kwargs | {"max_len": max_len}
         if getattr(standard, "window", 1) > 1:  # the RNN reads windows of samples: so does its NeuroView variant
             wrap_kwargs = {"window": standard.window} | wrap_kwargs
+    elif max_len is not None:
+        raise ValueError(f"max_len: applies to RNNs only (the steps their classifier reads); the "
+                         f"{type(standard).__name__} is not one, got max_len={max_len!r}")
     net = wrap(backbone, n_cls, **wrap_kwargs)
     body = net.rnn if isinstance(net, NeuroViewRNN) else net.backbone
     body.requires_grad_(False)
     return net.eval()
 
 
-def _accuracy(model: nn.Module, loader: Iterable | None) -> tuple[float | None, int]:
-    """``(accuracy, samples)`` on ``loader``; ``(None, 0)`` without one."""
-    if loader is None:
-        return None, 0
-    correct, total = evaluate(model, loader)
-    return correct / max(total, 1), total
-
-
-def _fit_head(net: nn.Module, feats: Tensor, y: Tensor, *, epochs: int, lr: float, weight_decay: float,
-              batch_size: int, seed: int) -> None:
-    """Fit ``net``'s global classifier on the frozen backbone's codes ``feats``: AdamW, cosine schedule."""
+def _fit_head(net: nn.Module, feats: Tensor, y: Tensor, *, epochs: int, weight_decay: float) -> None:
+    """Fit ``net``'s global classifier on the frozen backbone's codes ``feats``: the multinomial logistic
+    regression ``mean CE(z W^T + b, y) + weight_decay / 2 * ||W||^2`` on the standardized codes ``z``, from
+    zero weights, by full-batch L-BFGS (strong Wolfe line search) in float64 until no gradient entry exceeds
+    :data:`TOL` or ``epochs`` iterations."""
     if net.norm is not None:
         # the normalization's statistics are those of the training codes, exactly (not a running estimate)
         net.norm.running_mean.copy_(feats.mean(0))
         net.norm.running_var.copy_(feats.var(0, unbiased=False))
         net.norm.num_batches_tracked.fill_(1)
-    with torch.no_grad():
-        z = net.norm(feats) if net.norm is not None else feats  # eval mode: the fixed standardization
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net.classifier.reset_parameters()
-    head = [net.classifier] + ([net.norm] if net.norm is not None else [])
-    opt = torch.optim.AdamW([p for m in head for p in m.parameters()], lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * math.ceil(len(y) / batch_size))
-    for _ in range(epochs):
-        for idx in torch.randperm(len(y), generator=g).split(batch_size):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net.classifier(z[idx]), y[idx]).backward()
-            opt.step()
-            sched.step()
     net.eval()
+    with torch.no_grad():
+        z = (net.norm(feats) if net.norm is not None else feats).double()  # eval mode: the fixed standardization
+        if getattr(net, "step_shared", None) is not None:
+            net.step_shared.weight.zero_()  # an RNN's shared part of the weight: the classifier alone holds the fit
+    w = z.new_zeros(net.num_classes, z.shape[1], requires_grad=True)
+    b = z.new_zeros(net.num_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=epochs, max_eval=2 * epochs + 10, tolerance_grad=TOL,
+                            tolerance_change=0.0, history_size=20, line_search_fn="strong_wolfe")
+
+    def objective() -> Tensor:
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(z @ w.T + b, y) + 0.5 * weight_decay * w.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(objective)
+        objective()
+    largest = max(float(w.grad.abs().max()), float(b.grad.abs().max()))
+    if largest > TOL:
+        warnings.warn(f"retrofit: the classifier's fit stopped after epochs={epochs} L-BFGS iterations with a gradient "
+                      f"entry of {largest:.1e} (converged: <= {TOL:g}); pass a larger epochs", RuntimeWarning, stacklevel=3)
+    with torch.no_grad():
+        net.classifier.weight.copy_(w.to(net.classifier.weight.dtype))
+        net.classifier.bias.copy_(b.to(net.classifier.bias.dtype))
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -279,10 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", help="architecture of a .safetensors/.pt file (see `neuroview zoo --architectures`)")
     p.add_argument("--arch-kwargs", default="{}", help="JSON arguments of the architecture, e.g. '{\"widths\": [32, 64]}'")
     p.add_argument("--data", help="digits, mnist1d, a UCR set (GunPoint ...) or a JSON data-module spec; default: the zoo entry's")
-    p.add_argument("--max-len", type=int, default=None, help="RNNs: steps the classifier reads (default: the data's)")
+    p.add_argument("--max-len", type=int, default=None, help="RNNs only: steps the classifier reads (default: the data's)")
     p.add_argument("--quantizer", default=None, help="CNNs: hard, soft or none (default: the library's)")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--epochs", type=int, default=1000, help="the most L-BFGS iterations of the classifier's fit (default 1000; "
+                                                            "it stops once converged)")
+    p.add_argument("--lr", type=float, default=None, help=argparse.SUPPRESS)  # the AdamW fit's: no longer used
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="replace --out where that file exists")
@@ -297,14 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.data is None and not _is_entry(args.source):
         p.error("--data is needed for a weight file (digits, mnist1d, GunPoint, ...)")
+    if args.lr is not None:
+        print("neuroview retrofit: --lr is no longer used: the classifier is fitted to convergence by L-BFGS", file=sys.stderr)
     try:
-        model, spec = _load_standard(args.source, args.arch, json.loads(args.arch_kwargs))
-        dm = datamodule_for(args.data) if args.data is not None else make_datamodule(spec)
-        dm.setup("fit")
+        model, dm = _prepare(args)
         kw = {} if args.quantizer is None else {"quantizer": args.quantizer}
         is_rnn = isinstance(model, (RNNClassifier, nn.RNNBase))
         res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if is_rnn else None, epochs=args.epochs,
-                       lr=args.lr, seed=args.seed, **kw)
+                       seed=args.seed, **kw)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon); an input refused by name: its message, as the other commands
         print(f"neuroview retrofit: {e}", file=sys.stderr)
         return 2
@@ -314,6 +370,28 @@ def main(argv: list[str] | None = None) -> int:
                                      metadata=_built(model, res.model, args)))
         print(f"weights of the NeuroView network written to {args.out}")
     return 0
+
+
+def _prepare(args) -> tuple[nn.Module, object]:
+    """``(standard network, data module)`` of the command's arguments, each checked before any work: the JSON
+    of ``--arch-kwargs``, ``--max-len`` on an RNN only, no more classes in the data than the network has."""
+    try:
+        arch_kwargs = json.loads(args.arch_kwargs)
+    except json.JSONDecodeError as e:  # the parser's message alone named no option
+        raise ValueError(f"--arch-kwargs: expected a JSON object, got {args.arch_kwargs!r} ({e})") from None
+    if not isinstance(arch_kwargs, dict):
+        raise ValueError(f"--arch-kwargs: expected a JSON object of the architecture's arguments, got {args.arch_kwargs!r}")
+    model, spec = _load_standard(args.source, args.arch, arch_kwargs)
+    if args.max_len is not None and not isinstance(model, (RNNClassifier, nn.RNNBase)):
+        raise ValueError(f"--max-len: applies to RNNs only (the steps their classifier reads); {args.source} is a "
+                         f"{type(model).__name__}, got --max-len {args.max_len}")
+    dm = datamodule_for(args.data) if args.data is not None else make_datamodule(spec)
+    dm.setup("fit")
+    have, need = _num_classes(model), getattr(dm, "num_classes", None)
+    if isinstance(need, int) and need > have:
+        raise ValueError(f"--data: its labels name {need} classes, the network's classifier {have}; pass the data "
+                         "it was trained on (or weights of a network of as many classes)")
+    return model, dm
 
 
 if __name__ == "__main__":

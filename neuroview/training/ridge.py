@@ -24,13 +24,15 @@ May import ``neuroview.core``, the leaf modules and the zoo's architectures.
 from __future__ import annotations
 
 import copy
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .._batch import unpack
-from ..core._utils import as_labels
+from ..core._utils import as_labels, require_neuroview
 from ..core.cnn import NeuroViewCNN
 from .sparsify import _batches, _features
 
@@ -86,14 +88,20 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     """A copy of ``net`` whose global classifier is the ridge of :func:`ridge_loo` on the training
     split's standardized features; ``net`` is never changed. ``train``: a data module (its training
     split) or batches ``(x, y)`` / ``(x, lengths, y)``. ``out.ridge`` is a :class:`RidgeFit`."""
-    alphas = tuple(float(a) for a in alphas)
-    if not alphas or any(not a > 0 for a in alphas):
-        raise ValueError(f"alphas: expected one or more penalties > 0, got {alphas!r}")
+    given = (alphas,) if isinstance(alphas, (int, float)) and not isinstance(alphas, bool) else alphas
+    try:  # a lone number was a bare "'float' object is not iterable"
+        alphas = tuple(float(a) for a in given)
+    except (TypeError, ValueError):
+        alphas = None
+    if not alphas or any(not 0 < a < math.inf for a in alphas):
+        raise ValueError(f"alphas: expected one or more penalties > 0, finite (a number or a sequence of them), got {given!r}")
     if getattr(net, "members", None) is not None and getattr(net, "classifier", None) is None:  # an Ensemble
         raise ValueError("net: an Ensemble deciding with its members' mean has no global head to fit; fit each member "
                          "(Ensemble([fit_ridge_head(m, train) for m in ens.members])), or nv.sparsify(ens, ...) for one head")
+    require_neuroview(net)  # another model: a bare AttributeError on its codes
     out = copy.deepcopy(net).eval()
-    f, y = _features(out, _batches(train, "train"), "train")
+    with torch.random.fork_rng(devices=[]):  # a head built at the first batch draws its (replaced) initial weights
+        f, y = _features(out, _batches(train, "train"), "train")
     if len(torch.unique(y)) < 2:
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
     var, mean = torch.var_mean(f.double(), dim=0, unbiased=False)
@@ -118,8 +126,25 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     return out
 
 
-def _series(train) -> tuple[Tensor, Tensor | None]:
-    """Every training series ``[N, C, T]`` of ``train``'s batches and their labels (None where a batch has none), in order."""
+def _series(train, seed: int) -> tuple[Tensor, Tensor | None]:
+    """Every training series ``[N, C, T]`` of ``train``'s batches (integer series as float32) and their labels (None
+    where a batch has none), in order, read once with the global RNG seeded by ``seed`` in a fork: a loader that
+    shuffles from it (a ``DataLoader(shuffle=True)``) gives the same order for a seed (each bias comes from a series
+    drawn by its index, as in aeon's MiniRocket), and the caller's RNG is left as it was."""
+    with _seeded(seed):
+        x, y = _read_series(train)
+    return (x if x.is_floating_point() else x.float()), y
+
+
+@contextmanager
+def _seeded(seed: int):
+    """The global RNG seeded with ``seed`` inside, as it was after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
+
+
+def _read_series(train) -> tuple[Tensor, Tensor | None]:
     xs, ys = [], []
     for batch in _batches(train, "train"):
         x, lengths, y = unpack(batch)
@@ -130,6 +155,11 @@ def _series(train) -> tuple[Tensor, Tensor | None]:
         if x.dim() != 3:  # a bare IndexError at x.shape[2]
             raise ValueError(f"train: expected series [B, C, T] (channels first, as the data modules give them), got "
                              f"a batch of shape {tuple(x.shape)}" + (" (one channel: x[:, None])" if x.dim() == 2 else ""))
+        if xs and x.shape[1:] != xs[0].shape[1:]:  # a bare torch.cat error
+            raise ValueError(f"train: expected series of one shape [C, T] in every batch (MiniRocket reads one length), got "
+                             f"{list(xs[0].shape[1:])} in the first batch and {list(x.shape[1:])} in batch {len(xs) + 1}"
+                             + (" (a variable-length set: stretch its series, UCRDataModule(resample=True))"
+                                if x.shape[1] == xs[0].shape[1] else ""))
         xs.append(x)
         ys.append(None if y is None else as_labels(y, "train"))
     if not xs:
@@ -148,13 +178,14 @@ def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
         raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"
                          + (f" around {type(net.backbone).__name__}" if isinstance(net, NeuroViewCNN) else ""))
-    return _fit(net, train, _series(train)[0], alphas)
+    return _fit(net, *_series(train, net.backbone.seed), alphas)
 
 
-def _fit(net: NeuroViewCNN, train, x: Tensor, alphas) -> NeuroViewCNN:
+def _fit(net: NeuroViewCNN, x: Tensor, y: Tensor | None, alphas) -> NeuroViewCNN:
+    """The biases from the series ``x``, then the ridge on the same ``(x, y)``: the training split is read once."""
     out = copy.deepcopy(net)
     out.backbone.fit(x)
-    return fit_ridge_head(out, train, alphas=alphas)
+    return fit_ridge_head(out, [(x, y)], alphas=alphas)
 
 
 def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_000, seed: int = 0,
@@ -165,11 +196,12 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
-    x, y = _series(train)
+    x, y = _series(train, seed)
     if num_classes is None:
         num_classes = getattr(train, "num_classes", None) or (int(y.max()) + 1 if y is not None else None)
     if num_classes is None:
         raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
-    net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
-                       num_features=num_features, seed=seed)
-    return _fit(net, train, x, alphas)
+    with _seeded(seed):  # the standard head's initial weights (unused): one state dict for a seed
+        net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
+                           num_features=num_features, seed=seed)
+    return _fit(net, x, y, alphas)

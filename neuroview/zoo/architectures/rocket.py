@@ -181,6 +181,7 @@ class MiniRocket(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
+        x = x if not isinstance(x, Tensor) or x.is_floating_point() else x.float()  # integer series: a bare mean() error
         self._check(x)
         if not bool(self.fitted):
             raise RuntimeError("MiniRocket: the biases are not fitted; call .fit(training series) first "
