@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._batch import as_batches, series_input, unpack
-from ..core._utils import as_labels, register_extension, restore_modes
+from ..core._utils import batch_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
@@ -219,6 +219,8 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
     with torch.no_grad():
         for batch in batches:
             x, lengths, y = unpack(batch)
+            if y is not None:  # one class index of the network's per sample, as readability reads them
+                y = batch_labels(y, len(x), net.num_classes, "loader")
             if max_samples is not None:
                 x, y = x[: max_samples - top.seen], None if y is None else y[: max_samples - top.seen]
                 lengths = None if lengths is None else lengths[: len(x)]
@@ -226,7 +228,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
                 break
             rows = {"x": x.detach().cpu()}
             if y is not None:
-                rows["y"] = as_labels(y, "loader").cpu()
+                rows["y"] = y.cpu()
             if rnn:
                 exp = net.explain(series_input(x.to(device), net, "loader"), None if lengths is None else lengths.to(device),
                                   baseline=baseline)

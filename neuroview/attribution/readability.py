@@ -46,6 +46,9 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     readability of a decision depends on it, so it is part of the answer.
     """
     require_neuroview(net)
+    if hasattr(batches, "setup") and hasattr(batches, "test_dataloader"):  # a data module: which split is not ours to pick
+        raise ValueError(f"batches: expected an iterable of batches (x, y) or (x, lengths, y), got a data module "
+                         f"({type(batches).__name__}); pass one of its loaders, e.g. dm.test_dataloader()")
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
     device = factory(net).get("device")

@@ -7,6 +7,7 @@ May import ``neuroview.core``.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 from torch import Tensor, nn
 
@@ -14,7 +15,7 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["GROUPS", "check_args", "check_budget", "check_codes", "check_path"]
+__all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_path", "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -32,6 +33,7 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
                         f"NeuroView-CNNs, got {_kind(net)}")
+    check_built(net)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
@@ -51,6 +53,18 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
     if groups not in GROUPS:
         raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
     return groups
+
+
+def check_built(net) -> None:
+    """A network wrapped lazily (``nv.wrap(model, num_classes)`` without ``input_shape``, no batch seen) has no
+    classifier yet: sparsify would build a random one on the caller's network and take it for the dense reference."""
+    members = list(net.members) if isinstance(net, Ensemble) else [net]
+    lazy = [i for i, m in enumerate(members) if getattr(m, "classifier", None) is None]
+    if lazy:
+        whose = f"members {lazy} of an Ensemble have" if isinstance(net, Ensemble) else f"a {type(net).__name__} has"
+        raise ValueError(f"net: expected a trained NeuroView network, got one whose classifier was never built ({whose} "
+                         "no head: wrapped without input_shape or example_input, and no batch seen); train it first, or "
+                         "build it with example_input= (or input_shape=) and train it, then sparsify")
 
 
 def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> None:
@@ -92,3 +106,14 @@ def check_codes(feats: Tensor) -> None:
     if not bool((feats.var(0) > 0).any()):
         raise ValueError(f"train: the network's {feats.shape[1]} codes are the same for all {len(feats)} training samples "
                          "(no unit ever changes over them): no head can tell the classes apart; is the network trained?")
+
+
+def warn_unmet(path) -> None:
+    """Warn where the point :func:`.sparsity_path.choose_point` kept is over its readability budget (no point of
+    the path met it: the smallest k90 was kept); ``path.budget_met`` records it."""
+    if path.budget_met is False:
+        over = "; ".join(f"{name}: expected k90 within {m:g}{what}, the point kept has {k:g}"
+                         for name, k, m, what in path._budgets() if k > m)
+        warnings.warn(f"{over}. No point of the path (every class reading a unit) meets the budget: kept the one of "
+                      "smallest k90 (the most accurate of those), over the budget (sparse.sparsity_path.budget_met is "
+                      "False); raise the budget, or train the network to need fewer units", UserWarning, stacklevel=3)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._batch import as_batches, call_model, unpack
+from .._batch import as_batches, call_model, series_input, unpack
 from ..core._utils import as_labels, batch_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -136,7 +136,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
         if single_fails and len(y) < 2:
             skipped += 1
             continue
-        logits = call_model(net, x, lengths)
+        # an RNN's series channels-first [B, C, T] as the data modules give them, checked and named as `train`
+        logits = net(series_input(x, net, "train"), lengths=lengths) if _is_rnn(net) else call_model(net, x, lengths)
         loss = F.cross_entropy(logits, batch_labels(y, len(logits), logits.shape[1], "train"))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -10,7 +10,9 @@ accuracy of validation carved from the training split saturates: the backbone ha
 samples, and on small sets the first two or three units already score 100% there). 99% and
 plain L1 for RNNs were chosen on held-out data (``benchmarks/sparsify_choice.py``). With
 ``max_k90`` (a readability budget) only points whose decisions need that few contributions count,
-and the most accurate of them is kept when none meets the rule. The reference:
+and the most accurate of them is kept when none meets the rule; where no point meets the budget, the
+one of smallest k90, with a warning (``sparse.sparsity_path.budget_met`` False). A point counts only
+where every class reads at least one unit. The reference:
 
 - with ``val`` data (held out from the dense network's training): the dense network's own
   accuracy on it; the path is fitted on all of ``train`` and scored on ``val``;
@@ -63,9 +65,9 @@ from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
-from .sparse_checks import check_args, check_codes, check_path
+from .sparse_checks import check_args, check_codes, check_path, warn_unmet
 from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accuracy, point_losses,  # noqa: F401
-                            register_plotter, stratified_folds)
+                            point_sparsity, register_plotter, stratified_folds, walked_path)
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
@@ -142,15 +144,6 @@ def _group_ids(net: nn.Module, groups: str) -> Tensor | None:
     if groups == "step":
         return (idx // n_h) % n_t  # the step t of feature (l, d, t, h)
     return (idx // (n_t * n_h)) * n_h + idx % n_h  # the hidden unit (l, d, h)
-
-
-def _sparsity(ws: list[Tensor], gid: Tensor | None) -> tuple[Tensor, Tensor]:
-    units = torch.tensor([float((w != 0).sum(1).float().mean()) for w in ws])
-    if gid is None:
-        return units, units.clone()
-    n_g = int(gid.max()) + 1
-    grp = [float((w.new_zeros(w.shape[0], n_g).index_add_(1, gid, (w != 0).to(w.dtype)) > 0).sum(1).float().mean()) for w in ws]
-    return units, torch.tensor(grp)
 
 
 #: Training samples from which the cross-validation folds' paths advance side by side: below it the
@@ -272,6 +265,7 @@ class _Walk:
     how: str
     units: Tensor
     grp: Tensor
+    fewest: Tensor  # [P] the fewest features any one class reads
 
 
 def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed, q=0.5,
@@ -310,10 +304,10 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     steps = _group_ids(net, "step") if _is_rnn(net) else None
     cap = None if caps == (None, None) else partial(cap_weights, steps=steps, max_units=caps[0], max_steps=caps[1])
     path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap, t)
-    units, grp = _sparsity([w for w, _ in path], gid)
+    units, grp, fewest = point_sparsity([w for w, _ in path], gid)
     k90 = torch.stack([_k90(pt, z).float().quantile(q) for pt in path])
     k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps).float().quantile(q) for pt in path])
-    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp)
+    return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp, fewest)
 
 
 def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
@@ -322,11 +316,13 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
              max_k90: float | None = None, max_k90_steps: float | None = None, k90_quantile: float = 0.5,
              max_units_per_class: int | None = None, max_steps_per_class: int | None = None,
              distill: float | None = None) -> nn.Module:
-    """A copy of ``net`` whose global classifier reads few units (few steps for an RNN).
+    """A copy of ``net`` whose global classifier reads few units (few steps for an RNN), at least one per class
+    (a class that reads none has a constant logit; where no point reads one per class, one that reads any, warned).
 
     Args:
         net: a trained NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (then one global head
-            over all members' units replaces the mean of theirs); never changed (the result is a deep copy).
+            over all members' units replaces the mean of theirs), its classifier built (one wrapped lazily is
+            refused until trained); never changed (the result is a deep copy).
         train: the training split: a data module of :mod:`neuroview.data` (its training split,
             unshuffled, without augmentation) or an iterable of batches ``(x, y)`` /
             ``(x, lengths, y)`` as the data modules give them.
@@ -347,7 +343,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             test split's: nv_lite.gunpoint 10 against 10, nv_lite.mnist1d 10 against 10). Among
             them the rule above, else the most accurate on validation: the budget wins over
             ``tolerance``, and the path's validation accuracy (``sparse.sparsity_path``) says
-            what it cost. The zoo's CNN entries use 10.
+            what it cost. Where no point meets it, the point of smallest k90 (the most accurate of those), with
+            a warning; ``sparse.sparsity_path.budget_met`` is then False. The zoo's CNN entries use 10.
         max_k90_steps: an RNN's budget in time steps (k90 of each step's summed hidden states, ``explain(...)
             .k90(level="steps")``); with ``max_k90`` a point meets both (the zoo's RNNs: 10 steps, 50 states).
         k90_quantile: the share of the training split's decisions a budget holds for: 0.5 the
@@ -382,17 +379,13 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
     # one budget: each point's use of it (k90 over its limit, the larger of the two), within at <= 1
     use = [k / m for k, m in ((run.k90, max_k90), (run.k90_steps, max_k90_steps)) if m is not None]
     chosen = choose_point(run.val_acc, run.val_loss, run.units, run.reference, tolerance, deviance, groups=run.grp,
-                          k90=torch.stack(use).amax(0) if use else None, max_k90=1.0 if use else None)
-    sparse, (w, b) = run.sparse, run.path[chosen]
+                          k90=torch.stack(use).amax(0) if use else None, max_k90=1.0 if use else None, fewest=run.fewest)
+    sparse, (w, b), head = run.sparse, run.path[chosen], run.sparse.classifier
     with torch.no_grad():
-        sparse.classifier.weight.copy_(w.to(sparse.classifier.weight.dtype))
-        sparse.classifier.bias.copy_(b.to(sparse.classifier.bias.dtype))
-    sparse.sparsity_path = SparsityPath(
-        lambdas=run.lambdas, val_acc=run.val_acc, train_acc=point_accuracy(run.path, run.z, run.y), units_per_class=run.units,
-        groups_per_class=run.grp, chosen=chosen, reference=run.reference, tolerance=float(tolerance),
-        validation=run.how, groups=groups, num_features=run.z.shape[1], val_loss=run.val_loss.mean(1),
-        k90=run.k90, max_k90=None if max_k90 is None else float(max_k90), k90_steps=run.k90_steps,
+        head.weight.copy_(w.to(head.weight.dtype)), head.bias.copy_(b.to(head.bias.dtype))
+    sparse.sparsity_path = walked_path(
+        run, chosen, tolerance=float(tolerance), groups=groups, max_k90=None if max_k90 is None else float(max_k90),
         max_k90_steps=None if max_k90_steps is None else float(max_k90_steps), k90_quantile=float(k90_quantile),
-        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class, distill=distill,
-    )
+        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class, distill=distill)
+    warn_unmet(sparse.sparsity_path)
     return sparse.eval()

@@ -8,12 +8,14 @@ import (the training layer may not import viz).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-__all__ = ["SparsityPath", "choose_point", "cap_weights", "point_accuracy", "point_losses", "stratified_folds", "register_plotter"]
+__all__ = ["SparsityPath", "choose_point", "cap_weights", "point_accuracy", "point_losses", "point_sparsity",
+           "stratified_folds", "register_plotter", "walked_path"]
 
 _plotter = None
 
@@ -48,7 +50,21 @@ class SparsityPath:
     max_units_per_class: int | None = None  # the cap on the features any class reads, if any
     max_steps_per_class: int | None = None  # the cap on the time steps any class reads (RNNs), if any
     distill: float | None = None  # the temperature of the dense network's probabilities fitted, None: the labels
+    min_units_per_class: Tensor | None = None  # [P] the fewest features any one class reads (0: a class reads none)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def budget_met(self) -> bool | None:
+        """Whether the chosen point's k90 (and k90 in steps) is within its budget; None without a budget.
+        False where no point of the path met it (:func:`neuroview.sparsify` then keeps the smallest k90, and warns)."""
+        budgets = self._budgets()
+        return None if not budgets else all(k <= m for _, k, m, _ in budgets)
+
+    def _budgets(self) -> list[tuple[str, float, float, str]]:
+        """``(name, k90 of the chosen point, budget, what it counts)`` of each budget set."""
+        return [(name, float(k[self.chosen]), m, what) for name, k, m, what in
+                (("max_k90", self.k90, self.max_k90, ""), ("max_k90_steps", self.k90_steps, self.max_k90_steps, " steps"))
+                if m is not None]
 
     def to_records(self) -> list[dict]:
         """One dict per point: ``lambda, val_acc, train_acc, units_per_class, groups_per_class, chosen``
@@ -73,15 +89,23 @@ class SparsityPath:
         i = self.chosen
         what = "units" if self.groups == "unit" else f"features ({self.groups_per_class[i]:.1f} {self.groups}s)"
         of = "" if self.k90_quantile == 0.5 else f" (for {100 * self.k90_quantile:g}% of the training decisions)"
-        budget = "" if self.max_k90 is None else f", k90 {float(self.k90[i]):g} within {self.max_k90:g}{of}"
-        if self.max_k90_steps is not None:
-            budget += f", k90 {float(self.k90_steps[i]):g} steps within {self.max_k90_steps:g}{of}"
+        budget = "".join(f", k90 {k:g}{what} {'within' if k <= m else 'over the budget of'} {m:g}{of}"
+                         for _, k, m, what in self._budgets())
         for cap, of_what in ((self.max_units_per_class, "units"), (self.max_steps_per_class, "steps")):
             budget += "" if cap is None else f", at most {cap} {of_what} per class"
         budget += "" if self.distill is None else f", fitted to the dense network's probabilities at T = {self.distill:g}"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
                 f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
                 f"{self.tolerance:g} point{'' if self.tolerance == 1 else 's'})")
+
+
+def walked_path(run, chosen: int, **settings) -> SparsityPath:
+    """The :class:`SparsityPath` of a walk of :func:`neuroview.sparsify` (its ``_Walk``: the points and what
+    they were measured), the point ``chosen``, and the ``settings`` it was chosen under (tolerance, budgets, caps)."""
+    return SparsityPath(
+        lambdas=run.lambdas, val_acc=run.val_acc, train_acc=point_accuracy(run.path, run.z, run.y), units_per_class=run.units,
+        groups_per_class=run.grp, chosen=chosen, reference=run.reference, validation=run.how, num_features=run.z.shape[1],
+        val_loss=run.val_loss.mean(1), k90=run.k90, k90_steps=run.k90_steps, min_units_per_class=run.fewest, **settings)
 
 
 def point_accuracy(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
@@ -92,6 +116,18 @@ def point_accuracy(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) ->
 def point_losses(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
     """``[P, N]`` each point's cross-entropy on each sample."""
     return torch.stack([torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="none") for w, b in points]).float()
+
+
+def point_sparsity(ws: list[Tensor], gid: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``[P]`` each point's mean features per class, mean groups per class (``gid``: each feature's
+    group; None: the features themselves), and the fewest features any one class reads."""
+    units = torch.tensor([float((w != 0).sum(1).float().mean()) for w in ws])
+    fewest = torch.tensor([float((w != 0).sum(1).min()) for w in ws])
+    if gid is None:
+        return units, units.clone(), fewest
+    n_g = int(gid.max()) + 1
+    grp = [float((w.new_zeros(w.shape[0], n_g).index_add_(1, gid, (w != 0).to(w.dtype)) > 0).sum(1).float().mean()) for w in ws]
+    return units, torch.tensor(grp), fewest
 
 
 def stratified_folds(y: Tensor, k: int, seed: int) -> list[Tensor]:
@@ -126,32 +162,46 @@ def cap_weights(w: Tensor, steps: Tensor | None = None, max_units: int | None = 
 
 def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: float, tolerance: float,
                  deviance: float, groups: Tensor | None = None, k90: Tensor | None = None,
-                 max_k90: float | None = None) -> int:
+                 max_k90: float | None = None, fewest: Tensor | None = None) -> int:
     """The index of the path point :func:`sparsify` keeps: the sparsest (fewest groups, then fewest
     units) whose validation accuracy is within ``tolerance`` of ``reference`` and that keeps
     ``deviance`` of the largest drop in mean validation cross-entropy (``val_loss [P, N]``) the
     path achieves, from its first point (no unit) to its best. A point whose head reads no unit is
     a constant, never kept; when no point qualifies, the most accurate one.
 
+    ``fewest [P]`` (the fewest features any one class reads, :func:`point_sparsity`): only points where
+    every class reads at least one count. A class that reads none has a constant logit: its decisions
+    are made by the other classes' logits, and count k90 0, which would meet any budget. Where no
+    point has every class read one, the points that read any unit count, with a warning.
+
     With ``max_k90`` only points whose median k90 (``k90 [P]``) is within it count: the
     rule above among them, else the most accurate of them (ties: the lower validation loss). The
-    budget wins over ``tolerance``; when no point meets it, the point of smallest k90 is kept."""
+    budget wins over ``tolerance``; when no point meets it, the point of smallest k90 is kept (the
+    most accurate of those): :func:`sparsify` warns, and its path's ``budget_met`` is False."""
     groups = units if groups is None else groups
     mean_loss = val_loss.mean(1)
     kept = (mean_loss[0] - mean_loss) >= deviance * (mean_loss[0] - mean_loss.min())
+    reads = units > 0
+    if fewest is not None:
+        if bool((fewest > 0).any()):
+            reads = fewest > 0
+        else:
+            warnings.warn("sparsify: no point of the path has every class read a unit; kept among the points that "
+                          "read any (a class that reads none is decided by the other classes' logits alone, and "
+                          "its decisions count k90 0)", UserWarning, stacklevel=3)
     if max_k90 is not None:
         if k90 is None:
             raise ValueError("k90: choose_point needs each point's validation k90 to keep within max_k90")
-        pool = (units > 0) & (k90 <= max_k90)
+        pool = reads & (k90 <= max_k90)
         if not bool(pool.any()):
-            pool = (units > 0) & (k90 == k90[units > 0].min())
+            pool = reads & (k90 == k90[reads].min())
         ok = ((val_acc >= reference - tolerance) & pool & kept).nonzero()[:, 0]
         if not len(ok):
             best = (pool & (val_acc == val_acc[pool].max())).nonzero()[:, 0].tolist()
             return min(best, key=lambda i: float(mean_loss[i]))
     else:
-        ok = ((val_acc >= reference - tolerance) & (units > 0) & kept).nonzero()[:, 0]
+        ok = ((val_acc >= reference - tolerance) & reads & kept).nonzero()[:, 0]
     if not len(ok):
-        ok = ((val_acc == val_acc[units > 0].max()) & (units > 0)).nonzero()[:, 0]
+        ok = ((val_acc == val_acc[reads].max()) & reads).nonzero()[:, 0]
     key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
     return int(ok[min(range(len(key)), key=key.__getitem__)])
