@@ -86,7 +86,8 @@ def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
     y = as_labels(y, what)
     if y.shape != (n,):
         raise ValueError(f"{what}: expected one class index per sample, shape [{n}], got labels of shape {tuple(y.shape)}"
-                         + (" (one-hot rows: pass y.argmax(1))" if y.dim() == 2 and y.shape[0] == n else ""))
+                         + (" (a column: pass y.squeeze(1))" if y.shape == (n, 1) else
+                            " (one-hot rows: pass y.argmax(1))" if y.dim() == 2 and y.shape[0] == n else ""))
     if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(f"{what}: labels must lie in [0, {num_classes}) (the network's classes), got "
                          f"{sorted(torch.unique(y).tolist())}")

@@ -211,7 +211,7 @@ def test_unit_gallery_checks_labels_as_readability_does(kind):
     net = cnn if kind == "cnn" else rnn
     with pytest.raises(ValueError, match=r"loader: labels must lie in \[0, 2\) \(the network's classes\), got \[5, 6\]"):
         nv.unit_gallery(net, [(x, y + 5)], [0], k=3)
-    with pytest.raises(ValueError, match=r"loader: expected one class index per sample, shape \[40\], got labels of shape \(40, 1\)"):
+    with pytest.raises(ValueError, match=r"loader: expected one class index per sample, shape \[40\], got labels of shape \(40, 1\) \(a column: pass y\.squeeze\(1\)\)"):
         nv.unit_gallery(net, [(x, y[:, None])], [0], k=3)
     with pytest.raises(ValueError, match=r"loader: expected one class index per sample, shape \[40\], got labels of shape \(30,\)"):
         nv.unit_gallery(net, [(x, y[:30])], [0], k=3)
