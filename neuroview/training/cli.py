@@ -87,6 +87,10 @@ class NeuroViewCLI(LightningCLI):
         training series (:func:`_check_evaluated_data`). A difference is an error naming both values."""
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
+        if sub != "fit" and cfg is not None and not cfg.get("ckpt_path") and not _model_option(cfg, "init_weights"):
+            raise ValueError(f"ckpt_path: `neuroview {sub}` scores a trained model: pass --ckpt_path FILE (last: the run's "
+                             "last.ckpt, best: its best-*.ckpt) or --model.init_weights FILE; without either it would "
+                             "score the untrained network")
         ckpt = _checkpoint_file(cfg, sub) if cfg is not None else None
         if ckpt is None:
             return
@@ -156,15 +160,18 @@ def _checkpoint_file(cfg, sub: str) -> str | None:
     none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
     traceback for a path, and for ``last`` only warned and started afresh or ran untrained weights)."""
     ckpt = cfg.get("ckpt_path")
-    if not ckpt or str(ckpt) in ("best", "hpc") or "://" in str(ckpt) or str(ckpt).startswith("registry"):
+    if not ckpt or str(ckpt) == "hpc" or (ckpt == "best" and sub == "fit") or "://" in str(ckpt) or str(ckpt).startswith("registry"):
         return None
-    if ckpt == "last":
+    if ckpt in ("last", "best"):  # best, outside the fit that made it: the folder's best-*.ckpt (Lightning's traceback)
         folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")
-        found = sorted(Path(folder).glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+        found = sorted(Path(folder).glob(f"{ckpt}*.ckpt"), key=lambda p: p.stat().st_mtime)
         if not found:
             then = "run without --ckpt_path to start a new run" if sub == "fit" else "name a checkpoint file"
-            raise FileNotFoundError(f"ckpt_path: 'last' {'resumes' if sub == 'fit' else 'reads'} the last checkpoint "
-                                    f"in {folder}, and there is none (no last.ckpt); {then}")
+            kind = "last.ckpt" if ckpt == "last" else "best-*.ckpt"
+            raise FileNotFoundError(f"ckpt_path: '{ckpt}' {'resumes' if sub == 'fit' else 'reads'} the {ckpt} checkpoint "
+                                    f"in {folder}, and there is none (no {kind}); {then}")
+        if ckpt == "best":  # Lightning reads 'best' only in the process that fitted
+            cfg.ckpt_path = str(found[-1])
         return str(found[-1])
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"ckpt_path: expected a checkpoint file, got {str(ckpt)!r} (no such file)")
@@ -353,3 +360,11 @@ def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
         args=argv,
         run=run,
     )
+
+
+def _model_option(cfg, name: str):
+    """The value the config gives the model's option ``name`` (None where it gives none)."""
+    model = cfg.get("model")
+    model = model.as_dict() if hasattr(model, "as_dict") else dict(model or {})
+    return model.get("init_args", model).get(name)
+

@@ -191,9 +191,10 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         name = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}.get(stage, "val")
         batch = next(iter(getattr(dm, f"{name}_dataloader")()), None)
         if batch is None:
-            raise RuntimeError(f"NeuroViewModule: the data module has no {name} batch to find the network's sites on "
-                               f"(val_fraction=0 leaves no validation split); run another stage first or call "
-                               f"module.build(x) on a real batch")
+            raise ValueError(f"NeuroViewModule: the data module has no {name} batch to find the network's sites on "
+                             f"(val_fraction=0 leaves no validation split): `neuroview validate` has nothing to "
+                             f"score (score the test split: neuroview test); in Python, run another stage first or call "
+                             f"module.build(x) on a real batch")
         return unpack(batch)[0]
 
     @property

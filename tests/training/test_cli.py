@@ -86,11 +86,36 @@ def test_default_time_series_recipes_run_unchanged_on_any_set(recipe, dataset, t
         assert net.window == -(-dm.max_len // hp.model_kwargs["max_steps"])
 
 
-def test_validate_without_a_validation_split_is_a_clear_error(tmp_path):
-    # val_fraction=0 leaves no validation batch for a lazy NeuroView-CNN to find its sites on
-    with pytest.raises(RuntimeError, match="no val batch to find the network's sites on .*val_fraction=0"):
-        cli_main(["validate", "--config", str(ROOT / "recipes" / "ucr_nv_cnn.yaml"), "--trainer.default_root_dir",
-                  str(tmp_path), "--trainer.enable_progress_bar", "false"])
+def test_validate_without_a_validation_split_is_a_clear_error():
+    # val_fraction=0 leaves no validation batch for a lazy NeuroView-CNN to find its sites on: a ValueError (the
+    # command prints it in one line, exit 2), where a RuntimeError's traceback advised Python calls
+    from types import SimpleNamespace
+
+    from neuroview.training.module import NeuroViewModule
+
+    module = NeuroViewModule("nv_small_cnn", 10, 1, {"widths": [8, 16]})
+    module._trainer = SimpleNamespace(datamodule=SimpleNamespace(val_dataloader=lambda: []))
+    with pytest.raises(ValueError, match="no val batch to find the network's sites on .*val_fraction=0.*neuroview test"):
+        module._first_batch("validate")
+
+
+@pytest.mark.parametrize("sub", ["validate", "test", "predict"])
+def test_evaluating_without_a_checkpoint_or_weights_is_refused(tmp_path, sub):
+    """`neuroview test --config R` with neither --ckpt_path nor --model.init_weights scored the untrained network
+    (test_acc 0.100 on digits) and exited 0."""
+    from neuroview import cli
+
+    assert cli.main([sub, "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path)]) == 2
+    assert not (tmp_path / "predictions.csv").exists()
+
+
+def test_ckpt_path_best_reads_the_runs_best_checkpoint(tmp_path, capsys):
+    """`neuroview test --ckpt_path best` (outside the fit that made it) was Lightning's ValueError traceback, exit 1,
+    beside a folder holding best-*.ckpt; now that file is read, and a folder with none is named."""
+    from neuroview import cli
+
+    assert cli.main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "best"]) == 2
+    assert "'best' reads the best checkpoint" in capsys.readouterr().err
 
 
 def test_print_config_shows_overrides(capsys, tmp_path):
@@ -115,6 +140,8 @@ def test_fit_saves_config_checkpoints_and_tests_then_test_and_predict(tmp_path):
     best = str(next((root / "checkpoints").glob("best-*.ckpt")))
     test = cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--ckpt_path", best, *QUICK[2:]])
     assert 0.0 <= float(test.trainer.callback_metrics["test_acc"]) <= 1.0
+    by_name = cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--ckpt_path", "best", *QUICK[2:]])
+    assert by_name.trainer.callback_metrics["test_acc"] == test.trainer.callback_metrics["test_acc"]  # the same file
     cli_main(["predict", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--ckpt_path", best, *QUICK[2:]])
     rows = metrics(next(root.glob("logs/version_*/predictions.csv")))
     assert len(rows) == 359 and {"target", "pred", "prob_9"} <= set(rows[0])
