@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -165,6 +166,8 @@ class CsvDataModule(ArrayDataModule):
                  test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
                  seed: int = 0, val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
+        # absolute, as the saved hyper-parameters hold them: a later command run from another folder reads the same files
+        path, test_path, val_path = (None if q is None else os.path.abspath(os.fspath(q)) for q in (path, test_path, val_path))
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, val_fold=val_fold,
                          normalize=normalize, num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         check_fraction("test_fraction", test_fraction)

@@ -6,6 +6,7 @@ libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,7 @@ class NpzDataModule(ArrayDataModule):
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False,
                  layout: Literal["auto", "channels_first", "channels_last"] = "auto"):
+        path = os.path.abspath(os.fspath(path))  # as the saved hyper-parameters hold it: the same file from any folder
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)

@@ -23,6 +23,7 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
     different scales would each meet biases of another scale; ``False``: as they are), variable
     lengths stretched to the longest."""
     import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from .. import data as datasets  # noqa: PLC0415
@@ -36,13 +37,26 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
     if Path(data).suffix in _PATHS:
         if not Path(data).is_file():
             raise FileNotFoundError(f"--data: no such file {data!r}")
-        return {"class_path": f"neuroview.data.{_PATHS[Path(data).suffix]}", "init_args": {"path": data, **raw, "resample": True}}
+        # absolute: a later command (explain) run from another folder reads the same file
+        return {"class_path": f"neuroview.data.{_PATHS[Path(data).suffix]}",
+                "init_args": {"path": os.path.abspath(data), **raw, "resample": True}}
     if data.lower() == "mnist1d":
         return {"class_path": "neuroview.data.MNIST1DDataModule", "init_args": raw}
     if data in datasets.UCR_DATASETS:
         return {"class_path": "neuroview.data.UCRDataModule", "init_args": {"name": data, **raw, "resample": True}}
     raise ValueError(f"--data: expected mnist1d, one of {datasets.UCR_DATASETS}, an .npz, .csv or .tsv path or a "
                      f"JSON data-module spec, got {data!r}")
+
+
+def entry_tag(data: str) -> str:
+    """The entries' tag of ``--data``: its file stem or name, lower case, each run of characters other than letters,
+    digits, ``_``, ``.`` or ``-`` made one ``_`` (``"tiny data.npz"``: ``tiny_data``); ``data`` for a JSON spec."""
+    import re  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    if data.lstrip().startswith("{"):
+        return "data"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).stem.lower()).strip("_") or "data"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
     args = p.parse_args(argv)
-    tag = Path(args.data).stem.lower() if not args.data.lstrip().startswith("{") else "data"
+    tag = entry_tag(args.data)
     try:
         from ..zoo.pretrained import make_datamodule, refuse_existing  # noqa: PLC0415
 
@@ -98,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)):
         if model is not None:
             _save(model, name, net, spec, dm, test, args, out)
+    import shlex  # noqa: PLC0415
+
     print(f"explain it with: neuroview explain --model nv_minirocket.{tag}{'_sparse' if sparse is not None else ''} "
-          f"--zoo {out} --out report")
+          f"--zoo {shlex.quote(str(out))} --out report")
     return 0
 
 

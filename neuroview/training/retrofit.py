@@ -51,6 +51,7 @@ from ..core.wrap import wrap
 from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
+from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
 from .sparsify import _features
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
@@ -269,46 +270,33 @@ def _fit_head(net: nn.Module, feats: Tensor, y: Tensor, *, epochs: int, weight_d
 
 
 # ---------------------------------------------------------------------------- CLI
-_DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
-
-
-def datamodule_for(name: str):
-    """``digits``, ``mnist1d``, a UCR/UEA set aeon ships (``GunPoint`` ...), or a JSON data-module spec."""
-    from .. import data  # noqa: PLC0415 - Lightning data modules import slowly; `import neuroview` must not wait
-
-    if name.lstrip().startswith("{"):
-        try:
-            return make_datamodule(json.loads(name))
-        except json.JSONDecodeError as e:  # the parser's message alone named no option
-            raise ValueError(f"--data: expected a JSON data-module spec, got {name!r} ({e})") from None
-    if name.lower() in _DATA:
-        return getattr(data, _DATA[name.lower()])()
-    if name in data.UCR_DATASETS:
-        return data.UCRDataModule(name)
-    raise ValueError(f"data: expected 'digits', 'mnist1d', one of {data.UCR_DATASETS} or a JSON "
-                     f"{{'class_path': 'neuroview.data.X', 'init_args': {{...}}}}, got {name!r}")
-
-
 def _is_entry(source: str) -> bool:
     """Whether ``source`` names a zoo entry rather than a weight file."""
     return not Path(source).exists() and not source.endswith((".safetensors", ".pt", ".pth", ".ckpt"))
 
 
-def _load_standard(source: str, arch: str | None, arch_kwargs: dict):
-    """``(model, data-module spec or None)`` from a zoo entry name or a weight file."""
+def _load_standard(source: str, arch: str | None, arch_kwargs: dict | None):
+    """``(model, what it was trained on or None)`` from a zoo entry name or a weight file: a zoo entry's ``dataset``,
+    or for a Lightning checkpoint ``{"data_module": its saved spec, "class_names": its classes}``."""
     path = Path(source)
+    if not _is_entry(source) and path.suffix != ".ckpt":
+        if arch is None:
+            raise ValueError(f"arch: a weight file ({path.name}) does not say its architecture; pass --arch (see `neuroview zoo --architectures`)")
+        model = create_model(arch, **(arch_kwargs or {}))
+        load_weights(model, path, what="source", pickles=True)  # a .pt state dict is read with weights_only=True
+        return model, None
+    given = [o for o, v in (("--arch", arch), ("--arch-kwargs", arch_kwargs)) if v is not None]
+    if given:  # they were ignored, silently
+        what = "a zoo entry" if _is_entry(source) else "a Lightning checkpoint, which records its own"
+        raise ValueError(f"{given[0]}: applies to a .safetensors/.pt weight file only; {source} is {what}, got "
+                         f"{given[0]} {arch if given[0] == '--arch' else json.dumps(arch_kwargs)}")
     if _is_entry(source):
         model = create_model(source, pretrained=True)
-        return model, model.pretrained_cfg["dataset"]["data_module"]
-    if path.suffix == ".ckpt":
-        from .module import load_model  # noqa: PLC0415 - only Lightning checkpoints need Lightning
+        return model, model.pretrained_cfg["dataset"]
+    from ..data.read_as import checkpoint_classes, checkpoint_data  # noqa: PLC0415
+    from .module import load_model  # noqa: PLC0415 - only Lightning checkpoints need Lightning
 
-        return load_model(path, what="source"), None
-    if arch is None:
-        raise ValueError(f"arch: a weight file ({path.name}) does not say its architecture; pass --arch (see `neuroview zoo --architectures`)")
-    model = create_model(arch, **arch_kwargs)
-    load_weights(model, path, what="source", pickles=True)  # a .pt state dict is read with weights_only=True
-    return model, None
+    return load_model(path, what="source"), {"data_module": checkpoint_data(path), "class_names": checkpoint_classes(path)}
 
 
 def _built(std: nn.Module, net: nn.Module, args) -> dict[str, str]:
@@ -317,7 +305,7 @@ def _built(std: nn.Module, net: nn.Module, args) -> dict[str, str]:
     meta = {"neuroview.retrofit_of": str(args.source)}
     cfg = getattr(std, "pretrained_cfg", None) or {}
     arch = cfg.get("architecture") or args.arch
-    kwargs = dict(cfg.get("arch_kwargs") or json.loads(args.arch_kwargs))
+    kwargs = dict(cfg.get("arch_kwargs") or json.loads(args.arch_kwargs or "{}"))
     if arch and not isinstance(std, (RNNClassifier, nn.RNNBase)) and getattr(net, "quantizer", None) is not None:
         meta["neuroview.architecture"] = f"nv_{arch}"
         meta["neuroview.arch_kwargs"] = json.dumps({**kwargs, "quantizer": net.quantizer}, sort_keys=True)
@@ -332,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("source", help="a zoo entry (e.g. small_cnn.digits) or a weight file (.safetensors, .pt state dict, Lightning .ckpt)")
     p.add_argument("--arch", help="architecture of a .safetensors/.pt file (see `neuroview zoo --architectures`)")
-    p.add_argument("--arch-kwargs", default="{}", help="JSON arguments of the architecture, e.g. '{\"widths\": [32, 64]}'")
-    p.add_argument("--data", help="digits, mnist1d, a UCR set (GunPoint ...) or a JSON data-module spec; default: the zoo entry's")
+    p.add_argument("--arch-kwargs", default=None, help="JSON arguments of the architecture, e.g. '{\"widths\": [32, 64]}'")
+    p.add_argument("--data", help="digits, mnist1d, a UCR set (GunPoint ...), a .npz, .csv or .tsv path or a JSON data-module spec; default: the "
+                                         "zoo entry's (a name or path is read as the network was trained: its normalize and resample)")
     p.add_argument("--max-len", type=int, default=None, help="RNNs only: steps the classifier reads (default: the data's)")
     p.add_argument("--quantizer", default=None, help="CNNs: hard, soft or none (default: the library's)")
     p.add_argument("--epochs", type=int, default=1000, help="the most L-BFGS iterations of the classifier's fit (default 1000; "
@@ -376,23 +365,27 @@ def _prepare(args) -> tuple[nn.Module, object]:
     """``(standard network, data module)`` of the command's arguments, each checked before any work: the JSON
     of ``--arch-kwargs``, ``--max-len`` on an RNN only, no more classes in the data than the network has."""
     try:
-        arch_kwargs = json.loads(args.arch_kwargs)
+        arch_kwargs = None if args.arch_kwargs is None else json.loads(args.arch_kwargs)
     except json.JSONDecodeError as e:  # the parser's message alone named no option
         raise ValueError(f"--arch-kwargs: expected a JSON object, got {args.arch_kwargs!r} ({e})") from None
-    if not isinstance(arch_kwargs, dict):
+    if arch_kwargs is not None and not isinstance(arch_kwargs, dict):
         raise ValueError(f"--arch-kwargs: expected a JSON object of the architecture's arguments, got {args.arch_kwargs!r}")
-    model, spec = _load_standard(args.source, args.arch, arch_kwargs)
+    model, trained = _load_standard(args.source, args.arch, arch_kwargs)
     if args.max_len is not None and not isinstance(model, (RNNClassifier, nn.RNNBase)):
         raise ValueError(f"--max-len: applies to RNNs only (the steps their classifier reads); {args.source} is a "
                          f"{type(model).__name__}, got --max-len {args.max_len}")
-    dm = datamodule_for(args.data) if args.data is not None else make_datamodule(spec)
+    # a name or path is read as the network was trained (its normalize, resample), as explain and sparsify read it
+    dm = data_module(args.data, trained) if args.data is not None else make_datamodule(trained["data_module"])
     dm.setup("fit")
+    if args.data is not None:
+        from ..data.read_as import check_classes  # noqa: PLC0415
+
+        check_classes(dm, (trained or {}).get("class_names"), f"--data: {args.data}")
     have, need = _num_classes(model), getattr(dm, "num_classes", None)
     if isinstance(need, int) and need > have:
         raise ValueError(f"--data: its labels name {need} classes, the network's classifier {have}; pass the data "
                          "it was trained on (or weights of a network of as many classes)")
     return model, dm
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -74,6 +74,7 @@ def _entry_name(args, entry: dict, tag: str) -> str:
             raise ValueError(f"--name: expected '{arch}.<tag>' (the source's architecture, a dot, letters, digits, "
                              f"'_', '-' or '.'), got {args.name!r}")
         return args.name
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)  # a checkpoint's file name may hold spaces or other characters
     if args.data is None or args.source.endswith(".ckpt"):  # the entry's own data; a checkpoint is named by its file
         return f"{arch}.{tag}_sparse"
     spec = entry["dataset"]["data_module"].get("init_args", {})
@@ -82,20 +83,10 @@ def _entry_name(args, entry: dict, tag: str) -> str:
 
 
 def _data_module(data: str, trained_on: dict | None = None):
-    """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (``datamodule_for``); a name or
-    path is read as the source's own training data was (``trained_on``: its ``normalize`` and ``resample``)."""
-    from pathlib import Path  # noqa: PLC0415
+    """``--data``'s data module, read as the source's own training data was (:func:`.data_arg.data_module`)."""
+    from .data_arg import data_module  # noqa: PLC0415
 
-    from ..data.read_as import read_as_trained  # noqa: PLC0415
-    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
-    from .retrofit import datamodule_for  # noqa: PLC0415
-
-    kind = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}.get(Path(data).suffix)
-    dm = datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
-                                                                     "init_args": {"path": data}})
-    if not data.lstrip().startswith("{"):  # a JSON spec says how itself
-        read_as_trained(dm, trained_on)
-    return dm
+    return data_module(data, trained_on)
 
 
 def _checkpoint_data(path: str) -> dict | None:
@@ -111,8 +102,10 @@ def _data_spec(data: str, dm) -> dict:
 
     if data.lstrip().startswith("{"):
         return json.loads(data)
-    name = type(dm).__name__
-    args = {"path": data} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
+    import os  # noqa: PLC0415
+
+    name = type(dm).__name__  # a path as an absolute one: a later command run from another folder reads the same file
+    args = {"path": os.path.abspath(data)} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
     read_as = {k: getattr(dm, k) for k in ("normalize", "resample") if hasattr(dm, k)}  # as it was read (read_as_trained)
     return {"class_path": f"neuroview.data.{name}", "init_args": {**args, **read_as}}
 
@@ -215,4 +208,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
                                                                          "finetune": args.finetune, "distill": args.distill,
                                                                          "groups": path.groups,
                                                                          "path": path.to_records()}})
-    print(f"wrote {name} to {out}; explain it with: neuroview explain --model {name} --zoo {out} --out report")
+    import shlex  # noqa: PLC0415
+
+    print(f"wrote {name} to {out}; explain it with: neuroview explain --model {shlex.quote(name)} --zoo "
+          f"{shlex.quote(str(out))} --out report")

@@ -95,6 +95,10 @@ def load_batch(dm, split: str, limit: int, seed: int = 0, *, indices: bool = Fal
     if split not in ("train", "val", "test"):
         raise ValueError(f"--split: expected train, val or test, got {split!r}")
     dm.setup("test")
+    splits = dm._prepared_splits() if hasattr(dm, "_prepared_splits") else None
+    if splits is not None and split not in splits:  # was a bare KeyError: 'val'
+        raise ValueError(f"--split: {split}: the data has no {'validation' if split == 'val' else split} split "
+                         f"(val_fraction {getattr(dm, 'val_fraction', 0):g}); use {' or '.join(k for k in ('train', 'val', 'test') if k in splits)}")
     ds = dm._dataset(split)
     idx = torch.arange(len(ds))
     if len(ds) > limit:
@@ -230,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{option}: expected {'a positive number' if least else 'a number >= 0'}, got {value}")
     if (args.weights or args.model_args) and not args.model:
         p.error("--weights/--model-args: only with --model (a --ckpt rebuilds its own model)")
+    if args.zoo and (args.ckpt or args.weights):  # it was ignored, silently
+        p.error(f"--zoo: only with --model alone (a zoo entry's folder); a {'--ckpt' if args.ckpt else '--weights'} "
+                f"file is read as it is, got --zoo {args.zoo}")
+    if args.no_gallery and args.gallery_samples is not None:
+        p.error(f"--gallery-samples: the galleries' training samples; --no-gallery writes none, got --gallery-samples "
+                f"{args.gallery_samples}")
     try:
         check_requirements()  # before the model loads: a missing extra is named at once
         _check_out(Path(args.out), args.overwrite)

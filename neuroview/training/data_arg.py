@@ -1,0 +1,49 @@
+"""The ``--data`` option of the training commands (``retrofit``, ``sparsify``): a data module from a name, a path
+or a JSON spec, read as the model was trained (:func:`neuroview.data.read_as.read_as_trained`).
+
+May import every layer below training; ``neuroview.data`` inside the functions (Lightning data modules import
+slowly, and ``import neuroview`` imports this module through ``.retrofit``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..zoo.evaluate import make_datamodule
+
+__all__ = ["datamodule_for", "data_module"]
+
+_DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
+_PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
+
+
+def datamodule_for(name: str):
+    """``digits``, ``mnist1d``, a UCR/UEA set aeon ships (``GunPoint`` ...), or a JSON data-module spec."""
+    from .. import data  # noqa: PLC0415 - Lightning data modules import slowly; `import neuroview` must not wait
+
+    if name.lstrip().startswith("{"):
+        try:
+            return make_datamodule(json.loads(name))
+        except json.JSONDecodeError as e:  # the parser's message alone named no option
+            raise ValueError(f"--data: expected a JSON data-module spec, got {name!r} ({e})") from None
+    if name.lower() in _DATA:
+        return getattr(data, _DATA[name.lower()])()
+    if name in data.UCR_DATASETS:
+        return data.UCRDataModule(name)
+    raise ValueError(f"data: expected 'digits', 'mnist1d', one of {data.UCR_DATASETS}, an .npz, .csv or .tsv path or "
+                     f"a JSON {{'class_path': 'neuroview.data.X', 'init_args': {{...}}}}, got {name!r}")
+
+
+def data_module(data: str, trained_on: dict | None = None):
+    """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (:func:`datamodule_for`); a
+    name or path is read as the model's own training data was (``trained_on``: a data-module spec or a zoo entry's
+    ``dataset``; its ``normalize`` and ``resample``). A JSON spec says how itself."""
+    from ..data.read_as import read_as_trained  # noqa: PLC0415
+
+    kind = _PATHS.get(Path(data).suffix)
+    dm = datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
+                                                                     "init_args": {"path": data}})
+    if not data.lstrip().startswith("{"):
+        read_as_trained(dm, trained_on)
+    return dm
