@@ -87,7 +87,7 @@ class NeuroViewCLI(LightningCLI):
         training series (:func:`_check_evaluated_data`). A difference is an error naming both values."""
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
-        if sub != "fit" and cfg is not None and not cfg.get("ckpt_path") and not _model_option(cfg, "init_weights"):
+        if sub != "fit" and cfg is not None and not cfg.get("ckpt_path") and not cfg.model.get("init_weights"):
             raise ValueError(f"ckpt_path: `neuroview {sub}` scores a trained model: pass --ckpt_path FILE (last: the run's "
                              "last.ckpt, best: its best-*.ckpt) or --model.init_weights FILE; without either it would "
                              "score the untrained network")
@@ -360,11 +360,3 @@ def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
         args=argv,
         run=run,
     )
-
-
-def _model_option(cfg, name: str):
-    """The value the config gives the model's option ``name`` (None where it gives none)."""
-    model = cfg.get("model")
-    model = model.as_dict() if hasattr(model, "as_dict") else dict(model or {})
-    return model.get("init_args", model).get(name)
-
