@@ -4,6 +4,8 @@ both ranks' samples. Runs in the default test run (a few seconds)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -35,7 +37,8 @@ def _steps(net, x, y, n=3):
 
 
 def _worker(rank: int, store: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=120))  # a rank left waiting fails, not hangs the run
     try:
         net = _net()
         ddp = nn.parallel.DistributedDataParallel(net)

@@ -5,6 +5,7 @@ normalization combines the ranks' statistics as one process would on the whole b
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -19,7 +20,8 @@ from neuroview.core.head import CodeNorm
 @contextmanager
 def _two_ranks(rank: int, store: str):
     """This process as rank ``rank`` of a two-process gloo group, for the ``with``."""
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=120))  # a rank left waiting fails, not hangs the run
     try:
         yield
         # both ranks done before either closes its connections: a rank that tore down while the
