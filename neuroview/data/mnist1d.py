@@ -6,6 +6,8 @@ libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -40,13 +42,22 @@ class MNIST1DDataModule(ArrayDataModule):
     def _generate(self) -> dict[str, np.ndarray]:
         path = cache_dir() / "mnist1d_default_v1.npz"
         if self.cache and path.is_file():
-            return _cached(path)
+            arrays = _cached(path)
+            if (why := _other_set(arrays)) is not None:
+                raise ValueError(f"cache: expected the MNIST-1D set of mnist1d's defaults in {path}, got another set "
+                                 f"({why}: an older generator or other arguments wrote it); delete it (it is generated "
+                                 "again, ~3 s) or pass cache=False")
+            return arrays
         try:
             from mnist1d.data import get_dataset_args, make_dataset  # noqa: PLC0415
         except ImportError as e:
             raise ImportError("MNIST1DDataModule: needs the mnist1d package (pip install 'neuroview[data]')") from e
         d = make_dataset(get_dataset_args())
         arrays = {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
+        if (why := _other_set(arrays)) is not None:
+            warnings.warn(f"MNIST1DDataModule: the installed mnist1d package generated another set than the one this "
+                          f"project's figures were measured on ({why}); accuracies will not match the README's",
+                          stacklevel=3)
         if self.cache:
             save_npz(path, **arrays)
         return arrays
@@ -71,3 +82,26 @@ def _cached(path) -> dict[str, np.ndarray]:
         why = f"arrays {sorted(arrays)}, expected {list(keys)}"
     raise ValueError(f"cache: expected the cached MNIST-1D set in {path}, got a damaged file ({why}); delete it (it is "
                      "generated again, ~3 s) or pass cache=False")
+
+
+#: the set ``make_dataset(get_dataset_args())`` of mnist1d 0.0.2.post1 generates, which every MNIST-1D figure here
+#: was measured on: each split's shape, the sha256 of its labels (int64, train then test) and the sum of
+#: |x| of each split (floats: compared within 1e-9, so another numpy's last bits do not count)
+SHAPES = {"x": (4000, 40), "y": (4000,), "x_test": (1000, 40), "y_test": (1000,)}
+LABELS_SHA256 = "6feec4a017698c7fe237c8854cbd2e338c6dd5c16240f6fa79daefaaa129e169"
+ABS_SUMS = {"x": 118338.29510719894, "x_test": 29977.877540866408}
+
+
+def _other_set(arrays: dict[str, np.ndarray]) -> str | None:
+    """How ``arrays`` differ from the pinned set (:data:`SHAPES`, :data:`LABELS_SHA256`, :data:`ABS_SUMS`), or None."""
+    shapes = {k: tuple(np.shape(arrays[k])) for k in SHAPES}
+    if shapes != SHAPES:
+        return f"shapes {shapes}, expected {SHAPES}"
+    labels = b"".join(np.ascontiguousarray(arrays[k]).astype("<i8").tobytes() for k in ("y", "y_test"))
+    if hashlib.sha256(labels).hexdigest() != LABELS_SHA256:
+        return "other labels"
+    for k, want in ABS_SUMS.items():
+        got = float(np.abs(np.asarray(arrays[k], dtype=np.float64)).sum())
+        if abs(got - want) > 1e-9 * want:
+            return f"other series in {k!r} (sum of |x| {got:.6f}, expected {want:.6f})"
+    return None

@@ -272,3 +272,39 @@ def test_a_damaged_mnist1d_cache_names_the_file_and_fix(content, tmp_path, monke
     with pytest.raises(ValueError, match=r"cache: expected the cached MNIST-1D set in .*mnist1d_default_v1.npz, got a "
                                          r"damaged file .*delete it .* or pass cache=False"):
         MNIST1DDataModule().setup()
+
+
+@pytest.mark.parametrize("change", ["labels", "series", "shape"])
+def test_a_readable_mnist1d_cache_of_another_set_is_refused(change, tmp_path, monkeypatch):
+    """A cache another generator wrote (an older mnist1d, other arguments) is readable and has the right
+    keys: it used to be read as the set every MNIST-1D figure was measured on."""
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path))
+    MNIST1DDataModule().prepare_data()
+    path = tmp_path / "mnist1d_default_v1.npz"
+    with np.load(path) as f:
+        d = {k: f[k].copy() for k in f.files}
+    if change == "labels":
+        d["y"][:2] = d["y"][:2][::-1] if d["y"][0] != d["y"][1] else (d["y"][:2] + 1) % 10
+    elif change == "series":
+        d["x_test"][3, 7] += 0.5
+    else:
+        d["x"] = d["x"][:, :39]
+    np.savez(path, **d)
+    with pytest.raises(ValueError, match=r"cache: expected the MNIST-1D set of mnist1d's defaults in "
+                                         r".*mnist1d_default_v1.npz, got another set .*delete it .* or pass cache=False"):
+        MNIST1DDataModule().setup()
+
+
+def test_mnist1d_generating_another_set_warns(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path))
+    import mnist1d.data
+
+    make = mnist1d.data.make_dataset
+
+    def shifted(*a, **k):
+        d = make(*a, **k)
+        return {**d, "x": d["x"] + 1e-3}
+
+    monkeypatch.setattr(mnist1d.data, "make_dataset", shifted)
+    with pytest.warns(UserWarning, match="generated another set than the one this project's figures were measured on"):
+        MNIST1DDataModule(cache=False).setup()
