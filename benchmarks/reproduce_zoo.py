@@ -51,16 +51,15 @@ def _tag(data_cfg: dict) -> str:
     return TAGS.get(cls, cls.removesuffix("DataModule").lower())
 
 
-# The recipes the zoo's checkpoints were trained with. The ucr_* recipes changed after this commit
-# (issue 24: a budget from the training loss, each series normalized by itself) and the zoo's
-# time-series entries were not re-trained, so an entry is re-trained with its recipe as of here.
-ZOO_RECIPES_COMMIT = "4570113"
-
-
 def zoo_recipe(entry: dict) -> str:
-    """``entry``'s recipe as it was at :data:`ZOO_RECIPES_COMMIT`: the working tree's file when it
-    has not changed since, else a temporary copy of the old one (read with git)."""
-    old = subprocess.run(["git", "show", f"{ZOO_RECIPES_COMMIT}:{entry['recipe']}"], cwd=ROOT, check=True,
+    """``entry``'s recipe as it was trained: the working tree's file, or where the recipe has changed since
+    the entry was trained (its ``training.recipe_commit``: the ``ucr_*`` recipes after issue 24's budget from
+    the training loss and per-series normalization, which the zoo's time-series entries were not re-trained
+    with), a temporary copy of the file at that commit (read with git)."""
+    commit = entry.get("training", {}).get("recipe_commit")
+    if commit is None:
+        return entry["recipe"]
+    old = subprocess.run(["git", "show", f"{commit}:{entry['recipe']}"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     if (ROOT / entry["recipe"]).read_text() == old:
         return entry["recipe"]
