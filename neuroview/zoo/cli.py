@@ -16,7 +16,8 @@ __all__ = ["main", "format_table"]
 
 
 def format_table(entries: dict[str, dict]) -> str:
-    """One row per entry. ``units/class``: the features each class's logit reads (nonzero weights);
+    """One row per entry. ``recipe``: ``path@commit`` for an entry trained with the file as it was at that
+    commit. ``units/class``: the features each class's logit reads (nonzero weights);
     ``k90``: the median over the test split of how many contributions make up 90% of a decision's
     evidence (against the training mean code; RNNs: hidden states, and time steps in brackets)."""
     rows = [("name", "dataset", "params", "test acc", "units/class", "k90", "recipe")]
@@ -26,12 +27,18 @@ def format_table(entries: dict[str, dict]) -> str:
         rows.append((name, e.get("dataset", {}).get("name", "?"), f"{e.get('num_params', 0):,}",
                      "-" if acc is None else f"{100 * acc:.1f}%", "-" if upc is None else f"{upc:,.1f}",
                      "-" if k90 is None else f"{k90:g}" + ("" if steps is None else f" ({steps:g} steps)"),
-                     e.get("recipe") or "-"))
+                     _recipe(e)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = (2, 3, 4, 5)
     lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _recipe(entry: dict) -> str:
+    """The recipe an entry was trained with, ``path@commit`` where the file has changed since (``git show`` reads it)."""
+    commit = (entry.get("training") or {}).get("recipe_commit")
+    return (entry.get("recipe") or "-") + (f"@{commit}" if commit and entry.get("recipe") else "")
 
 
 def main(argv: list[str] | None = None) -> int:
