@@ -88,13 +88,13 @@ def _in_range(y: Tensor, num_classes: int) -> Tensor:
 
 def _per_class_mean(values: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
     """``values [B, C, ...]`` -> ``[C, ...]``: row c is the mean over the samples whose label is c
-    (over all samples without labels). A class with no sample gives zeros."""
+    (over all samples without labels). A class with no sample has no mean: NaN (zeros read as a measured 0)."""
     if y is None:
         return values.mean(0)
     y = _in_range(as_labels(y).to(values.device).reshape(-1), num_classes)
     if y.shape[0] != values.shape[0]:
         raise ValueError(f"y: expected {values.shape[0]} labels (one per sample of the explanation), got {y.shape[0]}")
-    out = values.new_zeros(values.shape[1:])
+    out = values.new_full(values.shape[1:], float("nan"))
     for c in range(num_classes):
         mask = y == c
         if mask.any():
@@ -108,18 +108,23 @@ def time_weights(source, *, y: Tensor | None = None, sample: int | None = None, 
     - a NeuroView-RNN network: its global weights, aggregated over layers, directions and
       hidden features by ``reduce`` (see ``NeuroViewRNN.time_importance``; ``"norm"`` is unsigned);
     - an :class:`RNNExplanation`: signed contributions, of one ``sample``, or averaged over the
-      samples of each class when labels ``y`` are given (row c: samples labelled c), or over
-      the whole batch;
+      samples of each class when labels ``y`` are given (row c: samples labelled c; NaN for a
+      class with no sample in ``y``), or over the whole batch;
     - a ``[C, T]`` tensor: returned as is.
+
+    ``y`` and ``sample`` apply to an explanation only, one at a time; ``reduce`` to a network only.
     """
     if isinstance(source, RNNExplanation):
+        _explanation_args(y, sample, reduce)
         ti = source.time_importance if source.time_importance is not None else source.contributions.sum(dim=(2, 3, 5))
         if sample is not None:
             return ti[_check_sample(sample, ti.shape[0])].detach().cpu()
         return _per_class_mean(ti.detach().cpu(), y, source.num_classes)
     if is_rnn(source):
+        _weights_args(source, y, sample)
         return source.time_importance(reduce).detach().cpu()
     if isinstance(source, Tensor) and source.dim() == 2:
+        _weights_args(source, y, sample, reduce)
         return source.detach().cpu()
     raise TypeError(f"source: expected a NeuroViewRNN, an RNNExplanation or a [C, T] tensor, got {_describe(source)}")
 
@@ -127,13 +132,16 @@ def time_weights(source, *, y: Tensor | None = None, sample: int | None = None, 
 def layer_time_weights(source, *, y: Tensor | None = None, sample: int | None = None, reduce: str = "norm") -> Tensor:
     """``[C, L, T]`` per-layer, per-step importance; sources as in :func:`time_weights`."""
     if isinstance(source, RNNExplanation):
+        _explanation_args(y, sample, reduce)
         lt = source.layer_time().detach().cpu()
         if sample is not None:
             return lt[_check_sample(sample, lt.shape[0])]
         return _per_class_mean(lt, y, source.num_classes)
     if is_rnn(source):
+        _weights_args(source, y, sample)
         return source.time_importance(reduce, per_layer=True).detach().cpu()
     if isinstance(source, Tensor) and source.dim() == 3:
+        _weights_args(source, y, sample, reduce)
         return source.detach().cpu()
     raise TypeError(f"source: expected a NeuroViewRNN, an RNNExplanation or a [C, L, T] tensor, got {_describe(source)}")
 
@@ -144,7 +152,7 @@ def layer_shares(source, *, y: Tensor | None = None) -> tuple[Tensor, list[str]]
     Row c sums to 1. From a network: the share of class c's absolute (CNN: standardized)
     weights that sits in each layer (CNN: each site). From an explanation: the share of the
     absolute contributions to class c's logit, averaged over the samples labelled c when ``y``
-    is given, else over the batch.
+    is given (a row of NaN for a class with no sample in ``y``), else over the batch.
     """
     if isinstance(source, CNNExplanation):
         mags = source.site_magnitudes()  # [B, C, S], one product per site: never the dense [B, C, U]
@@ -162,8 +170,35 @@ def layer_shares(source, *, y: Tensor | None = None) -> tuple[Tensor, list[str]]
         raw, names = source.detach().cpu().abs(), _layer_names(source.shape[1])
     else:
         raise TypeError(f"source: expected a NeuroView network, an explanation or a [C, L] tensor, got {_describe(source)}")
-    total = raw.sum(-1, keepdim=True)
-    return torch.where(total > 0, raw / total.clamp_min(torch.finfo(raw.dtype).tiny), torch.zeros_like(raw)), names
+    if not isinstance(source, Explanation):
+        _weights_args(source, y, None)
+    total = raw.sum(-1, keepdim=True)  # NaN for a class with no sample: it stays NaN, no row of zeros
+    keep = (total > 0) | total.isnan()
+    return torch.where(keep, raw / total.clamp_min(torch.finfo(raw.dtype).tiny), torch.zeros_like(raw)), names
+
+
+def _explanation_args(y, sample, reduce: str) -> None:
+    """An explanation gives one ``sample``'s contributions or the means over ``y``'s classes, and
+    ``reduce`` aggregates a network's weights: where one of them could not be used it was dropped unsaid."""
+    if sample is not None and y is not None:
+        raise ValueError(f"y: expected None with sample={sample!r} (that sample's own contributions, not a class "
+                         "mean): pass y or sample, got both")
+    if reduce != "norm":
+        raise ValueError(f"reduce: expected 'norm' (the default) for an explanation, whose signed contributions are "
+                         f"averaged as they are (reduce aggregates a network's weights), got {reduce!r}")
+
+
+def _weights_args(source, y, sample, reduce: str = "norm") -> None:
+    """Global weights (a network's, or a tensor of them) have no samples: ``y`` and ``sample`` pick among an
+    explanation's, and a tensor is drawn as given, with no ``reduce``; each was dropped unsaid."""
+    for name, value in (("y", y), ("sample", sample)):
+        if value is not None:
+            got = repr(value) if name == "sample" else "labels"
+            raise ValueError(f"{name}: expected None for a {_describe(source)} (global importance, no samples; {name} "
+                             f"applies to an explanation, net.explain(x)), got {got}")
+    if reduce != "norm":
+        raise ValueError(f"reduce: expected 'norm' (the default) for a {_describe(source)}, which is used as given "
+                         f"(reduce aggregates a network's weights), got {reduce!r}")
 
 
 def _layer_names(n: int) -> list[str]:

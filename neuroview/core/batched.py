@@ -71,10 +71,12 @@ class BatchedPass:
         self.key = (p.device, p.dtype)
         self.nv = isinstance(m0, NeuroViewCNN)
         if self.nv:
-            # the members' own sites (layers=...): the grouped network keeps their module names
+            # the members' own sites (layers=...): the grouped network keeps their module names; only those
+            # the members' forward calls (a named module that never runs is refused)
+            called = {s.module for s in m0.sites} | {m for m, _ in m0.not_sites}
             shell = NeuroViewCNN(shell, m0.num_classes, quantizer=m0.quantizer, tau=m0.tau, grad_state=m0.grad_state,
                                  unit_axis=m0.unit_axis, stop_early=m0.stop_early,
-                                 layers=[n for n, _, _ in m0._targets]).to(device=p.device, dtype=p.dtype)
+                                 layers=[n for n, _, _ in m0._targets if n in called]).to(device=p.device, dtype=p.dtype)
             shell.check_finite = m0.check_finite
             with torch.no_grad():
                 shell.eval().discover(x)
@@ -218,9 +220,10 @@ def grouped_fold(members: list[NeuroViewCNN]) -> tuple[Tensor, Tensor] | None:
     w, b = torch.stack([m.classifier.weight for m in members]), torch.stack([m.classifier.bias for m in members])
     if norms[0] is None:
         return w, b
-    with torch.autocast(w.device.type, enabled=False):  # as head.fold
-        w = w * _scale(norms[0], torch.stack([n.running_var for n in norms])).to(w.dtype).unsqueeze(1)
-        return w, b - (w @ torch.stack([n.running_mean for n in norms]).to(w.dtype).unsqueeze(-1)).squeeze(-1)
+    dt = torch.promote_types(w.dtype, torch.float32)  # as head.fold: w @ mu in bf16 would move the bias
+    with torch.autocast(w.device.type, enabled=False):
+        w = w.to(dt) * _scale(norms[0], torch.stack([n.running_var for n in norms]).to(dt)).unsqueeze(1)
+        return w, b.to(dt) - (w @ torch.stack([n.running_mean for n in norms]).to(dt).unsqueeze(-1)).squeeze(-1)
 
 
 def _scale(norm: CodeNorm, var: Tensor) -> Tensor:

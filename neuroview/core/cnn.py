@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ._utils import describe, extension, factory, positive_int, require_finite, restore_modes
 from .activations import is_activation, looks_like_activation
-from .discovery import DISCOVERING, find_sites, probe_input
+from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
 from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
@@ -112,6 +112,7 @@ class NeuroViewCNN(nn.Module):
         self._installed = False  # hooks on the backbone from discovery until the network goes or unwrap()
         self.frozen: tuple[str, ...] = ()  # backbone parameters the decision never reaches: frozen until unwrap()
         self._targets, self.left_out = self._find_targets(layers)
+        self._named = layers is not None  # named modules must all run; of all activations, those that run are sites
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
         # The head is built once the number of units is known: on discovery, or from a state dict
@@ -182,8 +183,7 @@ class NeuroViewCNN(nn.Module):
             found, not_sites, stop = find_sites(self.backbone, self._targets, self.quantizer, self.unit_axis, x)
         finally:
             restore()
-        if not found:
-            raise ValueError(f"layers: none of the modules {[n for n, _, _ in self._targets]} was called in the forward pass")
+        require_called(self._targets, found, not_sites, getattr(self, "_named", False))
         names = {s.name for s in found} | {s.module for s in found}
         unknown = sorted(set(self.unit_axis) - names)
         if unknown:
@@ -236,7 +236,7 @@ class NeuroViewCNN(nn.Module):
             if x.dim() != want:
                 dims = "[B, " + ", ".join(["C"] + [f"D{i}" for i in range(1, want - 1)]) + "]"
                 raise ValueError(f"x: expected a tensor of rank {want} {dims} like (B, {', '.join(map(str, self.input_shape))}), got shape {tuple(x.shape)}")
-            if x.shape[1] != self.input_shape[0]:
+            if x.shape[1] != self.input_shape[0] and (x.is_floating_point() or x.dim() > 2):  # [B, L] ids: any length
                 raise ValueError(f"x: expected {self.input_shape[0]} channels at dim 1, got shape {tuple(x.shape)}")
         if x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got shape {tuple(x.shape)}")

@@ -82,7 +82,8 @@ class _Pass:
         self.backbone, self.targets, self.quantizer = backbone, targets, quantizer
         self.calls: list[_Call] = []
         self.events: list[tuple[str, object]] = []  # ("start", module) and ("site", call index), in order
-        self.open: list[Width | None] = []  # widths of the layers whose forward is running
+        # per layer whose forward is running: (the layer, its input, the site calls that took its width)
+        self.open: list[tuple[nn.Module, object, list[int]]] = []
         self.tags: dict[int, tuple[weakref.ref, Width | None, int | None]] = {}
         self.counts: dict[str, int] = {}
         self.pending: dict[str, list[int]] = {}
@@ -121,14 +122,16 @@ class _Pass:
     def _start(self, module, args):
         self.events.append(("start", module))
         if isinstance(module, _LAYERS):
-            self.open.append(produces(module))
+            self.open.append((module, args[0] if args else None, []))
             call = self.tag(args[0])[1] if args else None
             if call is not None and self.calls[call].consumer is None:
                 self.calls[call].consumer = consumes(module)
 
     def _end(self, module, args, output):
         if isinstance(module, _LAYERS):
-            self.open.pop()
+            for k in self.open.pop()[2]:  # its width only where the layer returns that activation's output
+                if self.tag(output)[1] != k:
+                    self.calls[k].producer = None
             if produces(module) is not None:
                 self.mark(output, produces(module))
 
@@ -136,16 +139,21 @@ class _Pass:
         calls = self.counts.get(name, 0)
         self.counts[name] = calls + 1
         shape = tuple(z.shape) if isinstance(z, Tensor) else None
-        width = self.tag(z)[0]
-        if width is None and self.open and shape is not None and fits(shape, self.open[-1]) is not None:
-            width = self.open[-1]  # timm's BatchNormAct2d runs its activation inside the norm's own forward
+        width, reader = self.tag(z)[0], None
+        if width is None and self.open and shape is not None:
+            layer, given, inside = self.open[-1]
+            if z is given:  # a pre-activation layer (ResNet-v2's): its activation reads the layer's own input
+                reader = consumes(layer)
+            elif fits(shape, produces(layer)) is not None:  # timm's BatchNormAct2d runs its activation inside the
+                width = produces(layer)  # norm's own forward: kept if the norm returns its output (`_end`)
+                inside.append(len(self.calls))
         profile = None
         if shape is not None:
             a, profile = z.detach().double(), []
             for d in range(a.dim()):  # per row of dim d: the weighted sum, and the norm of its terms (its noise scale)
                 terms = (a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1)
                 profile.append(torch.stack([terms.sum(1), terms.square().sum(1).sqrt()], 1))
-        self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, None, profile))
+        self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, reader, profile))
         return len(self.calls) - 1
 
     def _pre(self, name, from_input, module, args):
@@ -248,6 +256,17 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
                           folds=c.shape[sd] // 2))
         last = k
     return sites, not_sites, _stop(small, modules[small.calls[last].module], last) if last is not None else None
+
+
+def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:
+    """Refuse a batch on which no target module ran, or (``named``: ``layers=[...]``) one a named module missed."""
+    called = {s.module for s in sites} | {m for m, _ in not_sites}
+    if not sites:
+        raise ValueError(f"layers: none of the modules {[n for n, _, _ in targets]} was called in the forward pass")
+    missed = [n for n, _, _ in targets if n not in called]
+    if named and missed:
+        raise ValueError(f"layers: {missed} were not called in the forward pass on this batch; the sites found are "
+                         f"{[s.name for s in sites]}")
 
 
 def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -> bool:

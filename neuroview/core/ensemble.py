@@ -296,7 +296,8 @@ class Ensemble(nn.Module):
             if self.sites is None:
                 self.discover(x)
             sizes = [m.num_units for m in self.members]
-            if baseline.numel() != sum(sizes):
+            # [U] or [1, U] (as resolve_baseline): another shape of as many values is another layout
+            if tuple(baseline.shape) not in ((sum(sizes),), (1, sum(sizes))):
                 raise ValueError(f"baseline: expected a tensor of shape [{sum(sizes)}] (every member's units), got shape {list(baseline.shape)}")
             bases = list(baseline.reshape(-1).split(sizes))
         k = len(self)

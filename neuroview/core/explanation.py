@@ -143,14 +143,14 @@ class Explanation(_Fields):
         return self.for_class(target).flatten(1)
 
     def targets(self, target: Tensor | int | None = None) -> Tensor:
-        """``[B]`` class per sample from an int, a ``[B]`` tensor, or ``None`` (the asked or predicted class)."""
+        """``[B]`` class per sample from an int, a ``[B]`` tensor or array, or ``None`` (the asked or predicted class)."""
         b = self.logits.shape[0]
         if target is None:
             return self.target if self.target is not None else self.predicted
         if isinstance(target, bool):  # True is no class (it read as class 1)
             raise TypeError(f"target: expected a class index or a tensor of them, got {target!r}")
-        if not isinstance(target, int) and hasattr(target, "__index__") and not isinstance(target, Tensor):
-            target = int(target)  # a numpy integer: one class, as an int
+        if not isinstance(target, (int, float, Tensor)) and (hasattr(target, "__array__") or hasattr(target, "__index__")):
+            target = as_labels(target, "target") if hasattr(target, "__array__") else int(target)  # numpy: int() cut [1.7] to 1
         if isinstance(target, Tensor) and target.dim() == 0:
             target = as_labels(target, "target").item()  # a 0-dim tensor: one class too
         if isinstance(target, float) and target.is_integer():

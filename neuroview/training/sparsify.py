@@ -87,7 +87,7 @@ def _is_rnn(net: nn.Module) -> bool:
 
 @torch.no_grad()
 def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Tensor]:
-    """``(features [N, F] float32, y [N])`` of every batch, in eval mode (the network's modes kept)."""
+    """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept)."""
     was = [m.training for m in net.modules()]
     net.eval()
     feats, ys = [], []
@@ -103,7 +103,7 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
                 on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
                 step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
                 f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
-            feats.append(f.float())
+            feats.append(f.to(torch.promote_types(f.dtype, torch.float32)))  # float64 codes keep their mean
             ys.append(batch_labels(y, len(f), net.num_classes, what).to(f.device))
     finally:
         for m, t in zip(net.modules(), was):
@@ -216,7 +216,7 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None,
             vz = norm(vf).float()
             # the folded, eval-mode decision, without switching the caller's network to eval
             w, b = net.effective_classifier()
-            reference = 100.0 * float(((vf @ w.T.float() + b.float()).argmax(1) == vy).float().mean())
+            reference = 100.0 * float(((vf @ w.T.to(vf.dtype) + b.to(vf.dtype)).argmax(1) == vy).float().mean())
         how = f"{len(vy)} validation samples; reference: the dense network on them"
         fits, scored = [_points(z, t, fit, relaxed, cap)], [(vz, vy)]
     else:
@@ -284,7 +284,7 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     if isinstance(sparse, Ensemble) and sparse.classifier is None:
         sparse.build_head(feats.shape[1])  # one head over every member's units, in place of their mean
     if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map
-        sparse.norm = CodeNorm(feats.shape[1], device=feats.device)
+        sparse.norm = CodeNorm(feats.shape[1], device=feats.device, dtype=feats.dtype)
     norm = sparse.norm
     with torch.no_grad():
         norm.running_mean.copy_(feats.mean(0))

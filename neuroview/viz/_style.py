@@ -63,17 +63,23 @@ def _is_number(s: str) -> bool:
     return True
 
 
+def _measured(values) -> list[Tensor]:
+    """The values that are numbers: NaN marks a mean over no sample (a class absent from ``y``), on no scale."""
+    return [v[~v.isnan()] for v in values]
+
+
 def _sym_norm(*values: Tensor):
     colors = _mpl()[1]
-    m = max((float(v.abs().max()) if v.numel() else 0.0) for v in values)
+    m = max((float(v.abs().max()) if v.numel() else 0.0 for v in _measured(values)), default=0.0)  # no map: none
     m = m if m > 0 else 1.0
     return colors.Normalize(vmin=-m, vmax=m)
 
 
 def _scale(*values: Tensor):
     """``(norm, cmap)``: diverging and centred at 0 for signed values, sequential from 0 for
-    values that cannot be negative (a norm of weights), so white always means 0."""
+    values that cannot be negative (a norm of weights), so white always means 0. NaN is left out."""
     colors = _mpl()[1]
+    values = _measured(values)
     if all(bool((v >= 0).all()) for v in values):
         m = max((float(v.max()) if v.numel() else 0.0) for v in values)
         return colors.Normalize(vmin=0.0, vmax=m if m > 0 else 1.0), "Reds"
@@ -115,8 +121,9 @@ def _grid(fig, n: int, max_cols: int, **kw):
 
 
 def _target(exp: Explanation, sample: int, target) -> int:
+    """``target``, else the class the explanation was asked for (``explain(x, target=...)``; by default the predicted one)."""
     if target is None:
-        return int(exp.predicted[sample])
+        return int(exp.targets()[sample])
     return _index(target, exp.num_classes, "target")
 
 

@@ -76,6 +76,13 @@ def _explained_steps(source, sample) -> int:
     return int(lengths[sample]) if sample is not None else int(lengths.max())
 
 
+def _mark_absent(ax, row: Tensor) -> None:
+    """A class with no sample in ``y`` has no mean (a row of NaN): its panel says so, where zeros drew a flat, measured 0."""
+    if row.numel() and bool(row.isnan().all()):
+        ax.text(0.5, 0.5, "no sample of this class in y: no mean", transform=ax.transAxes, ha="center", va="center",
+                fontsize=8, color="0.3")
+
+
 def _what(source, sample, y, reduce: str) -> str:
     if isinstance(source, RNNExplanation):
         if sample is not None:
@@ -92,7 +99,8 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
 
     ``source``: a NeuroViewRNN (global weights, aggregated by ``reduce``), an RNNExplanation
     (signed contributions: one ``sample``, the mean over each class's samples given labels
-    ``y``, or the batch mean), or a ``[C, T]`` tensor. ``series``: ``[T]``/``[T, F]`` drawn under
+    ``y``, or the batch mean; a class with no sample in ``y`` is marked, with no bars), or a
+    ``[C, T]`` tensor. ``series``: ``[T]``/``[T, F]`` drawn under
     every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.attribution.importance.class_means`).
 
     >>> import torch
@@ -116,6 +124,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
         if s is not None:
             _under(ax, s)
         ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
+        _mark_absent(ax, w[cls])
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel(names[cls])
         ax.set_xlim(-0.5, t - 0.5)
@@ -145,6 +154,7 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
         im = ax.imshow(w[cls].numpy(), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
         ax.set_yticks(range(n_layers), [f"layer {i}" for i in range(n_layers)], fontsize=7)
         ax.set_title(names[cls], fontsize=8)
+        _mark_absent(ax, w[cls])
     axes[-1].set_xlabel("time step")
     fig.colorbar(im, ax=list(axes), label="importance", shrink=0.8)
     fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}", fontsize=10)

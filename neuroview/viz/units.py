@@ -163,7 +163,7 @@ def _background(x: Tensor):
 
 def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int) -> tuple[list[int], list[Tensor]]:
     """The ``k`` units adding most to logit ``tgt`` of one sample, among sites whose maps have the
-    input's dimensions, and each one's contribution per input position."""
+    input's dimensions, and each one's contribution per input position (none where no unit adds)."""
     rank = x.dim() - 2
     sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
     if not sites:
@@ -242,6 +242,9 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     divided by the number of input positions, stretched to the input's extent, so it sums over
     the input to the unit's contribution and maps of sites of different resolution share one
     scale. Needs ``net.explain(x, maps=True)``; ``x`` is the batch that was explained.
+    ``target`` defaults to the class the explanation was asked for (``explain(x, target=...)``, by
+    default the predicted one). Where no unit adds to that logit (a sparse head's zero weights), the
+    input alone is drawn and the title says so.
     ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
     """
     k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
@@ -266,7 +269,12 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     for ax, u in zip(axes[1:], top):
         site, ch = exp.units[u]
         ax.set_title(f"{site} #{ch}: {float(v[u]):+.3g}", fontsize=8)
+    who = sample if sample_id is None else sample_id
+    if not top:  # no scale to show: an empty colour bar would read as maps of zeros
+        fig.suptitle(f"Sample {who}: no unit with a map over the input adds to the logit of {names[tgt]} "
+                     "(each one's contribution is 0)", fontsize=10)
+        return fig
     matplotlib = _mpl()[0]
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=CMAP), ax=axes, label="contribution per input position", shrink=0.8)
-    fig.suptitle(f"Sample {sample if sample_id is None else sample_id}: where its top {len(top)} units add to the logit of {names[tgt]}", fontsize=10)
+    fig.suptitle(f"Sample {who}: where its top {len(top)} units add to the logit of {names[tgt]}", fontsize=10)
     return fig
