@@ -41,7 +41,8 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     """How one logit is built: the bias, then the ``k`` largest contributions (units of a CNN,
     time steps of an RNN), then the sum of all the others; the last bar is the logit itself.
 
-    ``target`` defaults to the class the explanation was made for (the predicted class where ``explain`` was given no target); ``label`` (the true class) goes in the title.
+    ``target`` defaults to the class the explanation was made for (the predicted class where
+    ``explain`` was given no target); ``label`` (the true class) goes in the title.
     ``gallery`` (:func:`neuroview.unit_gallery` of the same network, e.g. over
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
     each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1".
