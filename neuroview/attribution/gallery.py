@@ -17,7 +17,7 @@ weighed most in the decision, and each class's mean series to draw the window on
 >>> int((g.window[..., 1] - g.window[..., 0]).max())   # a 3-tap convolution reads 3 samples
 3
 
-Imports: torch, :mod:`neuroview._batch` and :mod:`neuroview.core`.
+Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core` and :mod:`.gallery_windows`.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
 
 from .._batch import as_batches, series_input, unpack
 from ..core._utils import batch_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
-from ..core.quantize import units_first
-from ..core.recorder import sample_first
 from ..core.rnn import NeuroViewRNN
+from .gallery_windows import windows
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
 
@@ -54,7 +54,7 @@ class UnitGallery:
     kind: str  # "units" (NeuroView-CNN) or "steps" (NeuroView-RNN)
     units: list[int]
     names: list[str]
-    index: Tensor  # [n, k] the samples' positions in the loader's order
+    index: Tensor  # [n, k] the samples' positions in the loader's order (RNN: -1 at an empty place, see unit_gallery)
     value: Tensor  # [n, k] what they were ranked by (``ranked_by``)
     x: Tensor  # [n, k, C, *spatial]: the samples, channels-first as the data modules give them
     y: Tensor | None  # [n, k] their labels (None when the loader has none)
@@ -62,8 +62,9 @@ class UnitGallery:
     ranked_by: str
     heat: Tensor | None = None  # CNN [n, k, *spatial]: the code map stretched over the input; NaN without a map
     position: Tensor | None = None  # CNN [n, k]: flat index of the strongest position in the site's map
-    lengths: Tensor | None = None  # RNN [n, k]: valid samples of each series (None: all)
+    lengths: Tensor | None = None  # RNN [n, k]: valid samples of each series (0 at a place no series was left for)
     class_means: Tensor | None = None  # RNN [num_classes, C, T]: each class's mean series (labels needed)
+    reads: Tensor | None = None  # RNN [n, 2]: start and stop of the samples each step reads (cut at max_len)
 
     @property
     def k(self) -> int:
@@ -87,7 +88,11 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         net: a NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (its sites found).
         loader: batches as the data modules give them (``(x, y)``, ``(x, lengths, y)`` or ``x``,
             channels-first: an RNN's series are ``[B, C, T]``), one such batch, or a data
-            module, whose training split is read in order, unshuffled and unaugmented.
+            module, whose training split is read in order, unshuffled and unaugmented (its
+            ``_loader("train")``, else its ``train_dataloader()``). A DataLoader that shuffles or
+            drops its last batch is read over its dataset in order and whole (same batch size and
+            collate), so ``index`` names a sample of it; one with a sampler of its own is an error.
+            CNN inputs must be floating-point (the window is measured by a gradient on them).
         units: CNN: indices into the code vector or ``(site, channel)`` pairs of ``net.units``;
             RNN: time steps, ``0 <= t < net.steps``.
         k: samples per unit. ``max_samples``: read at most this many samples.
@@ -102,12 +107,17 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     gradient is non-zero: the receptive field the sample actually uses (paths through units that
     are off are cut), measured rather than derived from kernel sizes, so strides, dilations,
     padding, pooling and attention are all honest. A window of the whole input means the unit
-    sees all of it, or (gradient 0 everywhere) that nothing local moves it. ``heat`` is the
-    unit's code map stretched (nearest) over the input, for sites whose maps have the input's rank.
-    RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window``; its samples are
-    those where its contribution to the *predicted* class's logit is largest in absolute value
-    (``value`` keeps the sign): a step's hidden state is a vector, and its contribution is the
-    one number the decision reads from it.
+    sees all of it, or (gradient 0 everywhere) that nothing local moves it; a window that wraps
+    around the input's end (``padding_mode="circular"``) is an error. ``heat`` is the unit's code
+    map stretched (nearest) over the input, for sites whose maps have the input's rank.
+    RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
+    ``max_len``; ``window``: cut at each series' length too); its samples are those where its
+    contribution to the *predicted* class's logit is largest in absolute value (``value`` keeps
+    the sign): a step's hidden state is a vector, and its contribution is the one number the
+    decision reads from it. Only series that reach the step (``lengths > t * window``) are
+    ranked: a step of padding is no reading of the series (against a non-zero baseline it even
+    "contributes" ``-W @ baseline``). Where fewer than ``k`` series reach it, its last places are
+    empty: index -1, value NaN, x 0, y -1, lengths 0 and window ``(start, start)``.
     """
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs, got {type(net).__name__}")
@@ -122,6 +132,11 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     first = next(batches, None)
     if first is None:
         raise ValueError("loader: gave no samples")
+    x0 = unpack(first)[0]
+    if not rnn and isinstance(x0, Tensor) and not (x0.is_floating_point() or x0.is_complex()):
+        raise ValueError(f"loader: expected floating-point inputs (a unit's window is where its gradient on the input is "
+                         f"non-zero), got dtype {x0.dtype}; pass x.float() where the network reads that (uint8 images "
+                         "scaled inside it do): token ids have no such window")
     if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
         net.discover(unpack(first)[0].to(next(net.parameters()).device))
     cols = check_units(net, units)
@@ -153,10 +168,11 @@ def check_units(net, units) -> list[int]:
     out = []
     for u in units:
         if _is_pair(u) and lookup:
-            if (u[0], u[1]) not in lookup:
+            ch = _channel(u[1])
+            if (u[0], ch) not in lookup:
                 sites = {s: c for s, c in ((s.name, s.channels) for s in net.sites)}
                 raise ValueError(f"units: no unit {tuple(u)!r}; the sites and their channel counts are {sites}")
-            u = lookup[(u[0], u[1])]
+            u = lookup[(u[0], ch)]
         if not isinstance(u, bool) and hasattr(u, "__index__"):
             u = operator.index(u)  # numpy and tensor integers too
         if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
@@ -164,6 +180,15 @@ def check_units(net, units) -> list[int]:
         if u not in out:
             out.append(u)
     return out
+
+
+def _channel(c):
+    """A pair's channel as an int where it is one: a tensor hashes by identity, so ``("3", tensor(1))``
+    missed ``("3", 1)`` in a dict."""
+    try:
+        return c if isinstance(c, bool) else operator.index(c)
+    except TypeError:
+        return c
 
 
 def _is_pair(u) -> bool:
@@ -178,8 +203,29 @@ def _batches(loader):
     if hasattr(loader, "setup") and hasattr(loader, "train_dataloader"):
         loader.setup("fit")
         # the training split in order and without augmentation, so an index names a sample
-        return loader._loader("train") if hasattr(loader, "_loader") else loader.train_dataloader()
-    return loader
+        loader = loader._loader("train") if hasattr(loader, "_loader") else loader.train_dataloader()
+    return _in_order(loader)
+
+
+def _in_order(loader):
+    """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a
+    training loader) rebuilt over its dataset, same batch size and collate; an index then names a
+    sample of the dataset. A sampler or batch sampler of its own cannot be undone: an error."""
+    if not isinstance(loader, DataLoader):
+        return loader
+    iterable = isinstance(loader.dataset, IterableDataset)
+    ordered = iterable or isinstance(loader.sampler, SequentialSampler)
+    if ordered and not loader.drop_last and (iterable or loader.batch_sampler is None
+                                             or type(loader.batch_sampler) is BatchSampler):
+        return loader
+    if loader.batch_size is None or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler))):
+        what = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
+        raise ValueError(f"loader: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
+                         f"(rebuilt here in order), got one with a {what}; pass DataLoader(dataset, batch_size, "
+                         "shuffle=False) of the training split, so that an index names a sample")
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
+                      collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn)
 
 
 # ----------------------------------------------------------------------------- scan
@@ -233,10 +279,11 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
                 exp = net.explain(series_input(x.to(device), net, "loader"), None if lengths is None else lengths.to(device),
                                   baseline=baseline)
                 value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()
-                score = value.abs()
                 rows["x"] = F.pad(rows["x"], (0, net.max_len - x.shape[-1]))
-                if lengths is not None:
-                    rows["lengths"] = torch.as_tensor(lengths).long().cpu()
+                n = torch.full((len(x),), x.shape[-1]) if lengths is None else torch.as_tensor(lengths).long().cpu()
+                rows["lengths"] = n
+                # a step past a series' end is padding: ranked below every series that reaches it
+                score = torch.where(n[:, None] > torch.tensor(cols) * net.window, value.abs(), torch.tensor(-1.0))
                 if y is not None:
                     sums, counts = _class_sums(rows["x"], rows.get("lengths"), rows["y"], net.num_classes, sums, counts)
             else:
@@ -259,13 +306,18 @@ def _class_sums(x: Tensor, lengths: Tensor | None, y: Tensor, c: int, sums, coun
 # --------------------------------------------------------------------------- where
 def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top, based: bool = False) -> UnitGallery:
     n, k = top.index.shape
-    starts = torch.tensor(steps) * net.window
-    win = torch.stack([starts, (starts + net.window).clamp_max(net.max_len)], -1)  # [n, 2]
+    starts = torch.tensor(steps)[:, None] * net.window
+    reads = torch.cat([starts, (starts + net.window).clamp_max(net.max_len)], 1)  # [n, 2]
+    empty = top.score < 0  # places no series that reaches the step was left for
+    lengths = top.rows["lengths"].masked_fill(empty, 0)
+    stop = torch.minimum(reads[:, 1:], lengths).clamp_min(starts)  # each series' window ends with it
+    y = top.rows.get("y")
     return UnitGallery(
-        kind="steps", units=steps, names=[f"step {t}" for t in steps], index=top.index, value=top.value,
-        x=top.rows["x"], y=top.rows.get("y"), window=win[:, None, None, :].expand(n, k, 1, 2).clone(),
+        kind="steps", units=steps, names=[f"step {t}" for t in steps], index=top.index.masked_fill(empty, -1),
+        value=top.value.masked_fill(empty, float("nan")), x=top.rows["x"].masked_fill(empty[:, :, None, None], 0),
+        y=None if y is None else y.masked_fill(empty, -1), window=torch.stack([starts.expand(n, k), stop], -1)[:, :, None],
         ranked_by="|contribution to the predicted class|" + (" against the baseline" if based else ""),  # value: signed
-        lengths=top.rows.get("lengths"), class_means=top.class_means,
+        lengths=lengths, class_means=top.class_means, reads=reads,
     )
 
 
@@ -292,61 +344,17 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
     )
 
 
-def _where(net: NeuroViewCNN, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+def _where(net: NeuroViewCNN | Ensemble, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(window [B, D, 2], strongest position [B], heat [B, *spatial] or None)`` of unit ``chs[b]`` of
-    ``site`` on sample ``x[b]`` (samples never depend on each other's batch, so one pass serves all)."""
-    device = next(net.parameters()).device
-    x = x.to(device).requires_grad_(True)
-    rows = torch.arange(len(x), device=device)
-    z = _preactivation(net, site, x)[rows, chs.to(device)].reshape(len(x), -1)  # [B, positions]
-    pos = z.argmax(1)  # the first of equal maxima
-    spatial = x.shape[2:]
-    if z.requires_grad:
-        g = torch.autograd.grad(z.gather(1, pos[:, None]).sum(), x)[0].detach()
-        support = g.abs().sum(1) > 0  # [B, *spatial]
-    else:
-        support = torch.zeros(len(x), *spatial, dtype=torch.bool, device=device)
-    windows = torch.zeros(len(x), len(spatial), 2, dtype=torch.long)
-    for d, size in enumerate(spatial):
-        other = [e + 1 for e in range(len(spatial)) if e != d]
-        on = (support.any(dim=other) if other else support).cpu()  # [B, size]
-        for i in range(len(x)):
-            idx = on[i].nonzero().flatten()
-            windows[i, d] = torch.stack([idx.min(), idx.max() + 1]) if len(idx) else torch.tensor([0, size])
+    ``site`` on sample ``x[b]``: the window and position measured (:func:`.gallery_windows.windows`), the
+    unit's code map stretched over the input where it has the input's rank."""
+    box, pos = windows(net, site, chs, x)
+    spatial, device = x.shape[2:], next(net.parameters()).device
     with torch.no_grad():
-        cmap = net.explain(x.detach(), maps=True).code_maps[site.name][rows, chs.to(device)].float()  # [B, *positions]
-    heat = None
-    if cmap.dim() - 1 == len(spatial):
-        heat = F.interpolate(cmap[:, None], size=tuple(spatial), mode="nearest")[:, 0].cpu()
-    return windows, pos.cpu(), heat
-
-
-def _preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
-    """The pre-activation of ``site`` on ``x``, units first ``[B, C_s, *positions]``, with its graph.
-
-    Taken by a hook of its own on the site's module, at the site's call number (``name:1`` is
-    the second call), and cloned before an in-place activation can overwrite it.
-    """
-    # a NeuroView-CNN names modules inside its backbone; an ensemble's sites name them from itself
-    module = dict((net if isinstance(net, Ensemble) else net.backbone).named_modules())[site.module]
-    call = int(site.name.rpartition(":")[2]) if ":" in site.name else 0
-    seen, got = [0], []
-
-    def grab(z):
-        if seen[0] == call:
-            got.append(z.clone())
-        seen[0] += 1
-
-    if site.from_input:
-        handle = module.register_forward_pre_hook(lambda m, args: grab(args[0]))
-    else:
-        handle = module.register_forward_hook(lambda m, args, out: grab(out))
-    try:
-        with torch.enable_grad():
-            net.codes(x)
-    finally:
-        handle.remove()
-    return units_first(sample_first(got[0], site, len(x)), site.axis, len(x))  # [T, B, C] and [T * B, C] sites too
+        cmap = net.explain(x.to(device), maps=True).code_maps[site.name][torch.arange(len(x), device=device), chs.to(device)]
+    if not spatial or cmap.dim() - 1 != len(spatial):  # an MLP's [B, F] input has no positions to stretch a map over
+        return box, pos, None
+    return box, pos, F.interpolate(cmap.float()[:, None], size=tuple(spatial), mode="nearest")[:, 0].cpu()
 
 
 # ----------------------------------------------------------------- what a waterfall shows

@@ -36,6 +36,18 @@ def check_gallery(gallery, kind: str | None = None) -> UnitGallery:
     return gallery
 
 
+def _drawable(g: UnitGallery) -> None:
+    """A clear error for samples of a rank no thumbnail draws: only series and images are drawn."""
+    if g.x.dim() not in (4, 5):
+        raise ValueError(f"gallery: expected samples with 1 (series [C, T]) or 2 (images [C, H, W]) spatial dims to draw, "
+                         f"got {g.x.dim() - 3} (samples of shape {tuple(g.x.shape[2:])})")
+
+
+def _empty(g: UnitGallery, row: int, j: int) -> bool:
+    """Whether place ``j`` of ``row`` holds no sample (an RNN step that fewer than ``k`` series reach)."""
+    return int(g.index[row, j]) < 0
+
+
 def _image(x: Tensor):
     """An input ``[C, H, W]`` as an image: RGB for 3 channels, else the channel mean in grey."""
     x = x.float()
@@ -127,7 +139,7 @@ def draw_means(ax, g: UnitGallery, row: int, class_names: Sequence | None = None
     means = g.class_means.float().mean(1)  # [classes, T]: channels averaged
     t_all = means.shape[-1]
     scaled = lambda u, v: at(u / t_all, v)  # noqa: E731
-    _span(ax, scaled, *g.window[row, 0, 0].tolist())
+    _span(ax, scaled, *(g.reads[row] if g.reads is not None else g.window[row, 0, 0]).tolist())
     names = list(class_names) if class_names is not None else [str(c) for c in range(len(means))]
     cycle = _mpl()[0].rcParams["axes.prop_cycle"].by_key()["color"]
     _series(ax, scaled, means, t_all, [cycle[c % len(cycle)] for c in range(len(means))], [str(n) for n in names])
@@ -142,7 +154,8 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
     where in them the unit responds (the window it reads outlined or shaded in orange, its code
     map in red). An RNN step's row starts with the class means, the step's window shaded. Each
     thumbnail's title: the sample's index, its class (``class_names``) and its code (RNN: the
-    step's contribution).
+    step's contribution). A place without a sample (a step fewer than ``k`` series reach) is left
+    blank. Only series and images are drawn: samples of another rank are an error.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -152,6 +165,7 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
     6
     """
     g = check_gallery(gallery)
+    _drawable(g)
     k = min(positive_int(g.k if k is None else k, "k"), g.k)
     class_names = _gallery_names(g, class_names)
     means = g.kind == "steps" and g.class_means is not None
@@ -162,6 +176,9 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
         if means:
             draw_means(axes[row, 0], g, row, class_names, legend=row == 0)
         for j in range(k):
+            if _empty(g, row, j):  # no series reaches the step: nothing to show
+                axes[row, j + int(means)].axis("off")
+                continue
             draw_thumb(axes[row, j + int(means)], g, row, j)
             _title(axes[row, j + int(means)], g, row, j, class_names)
         axes[row, 0].set_ylabel(g.names[row], fontsize=8)
@@ -190,11 +207,13 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
 
 def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:
     """Up to ``m`` thumbnails of each unit in ``rows`` (``{y of its bar: unit}``), painted into
-    ``host``, an axes sharing the bars' (downward) y axis; units the gallery lacks get none. An RNN
+    ``host``, an axes sharing the bars' (downward) y axis; units the gallery lacks get none, and so do
+    its empty places (a step that fewer than ``k`` series reach). An RNN
     step's first thumbnail is the class means. Returns how many thumbnails were drawn."""
     host.set_xlim(0, m)
     host.set_autoscaley_on(False)  # an image sets its axes' limits to its extent; the bars set these
     host.axis("off")
+    _drawable(g)
     drawn = 0
     for y, unit in rows.items():
         row = g.row(unit)
@@ -205,6 +224,8 @@ def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:
             box = (j + 0.05, j + 0.95, y - 0.42, y + 0.42)
             if means and j == 0:
                 draw_means(host, g, row, box=box)
+            elif _empty(g, row, j - int(means)):
+                continue
             else:
                 draw_thumb(host, g, row, j - int(means), box)
             drawn += 1

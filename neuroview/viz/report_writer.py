@@ -321,7 +321,7 @@ def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tup
     rows = [{"unit": g.names[r], "rank": j, "sample": int(g.index[r, j]), "value": float(g.value[r, j]),
              "class": names[int(g.y[r, j])] if g.y is not None else "",
              "window": " x ".join(f"{a}:{b}" for a, b in g.window[r, j].tolist())}
-            for r in range(len(g)) for j in range(g.k)]
+            for r in range(len(g)) for j in range(g.k) if int(g.index[r, j]) >= 0]  # an RNN step fewer reach: empty places
     w.table("unit_gallery.csv", rows, "the gallery: for every unit (step) of the waterfalls, its top training samples "
             f"(index in the training split), the value they were ranked by ({g.ranked_by}), their class and the "
             "window the unit reads (start:stop per input dimension)")

@@ -102,8 +102,12 @@ def test_rnn_step_window_ranking_and_class_means():
     batches = [(x[i:i + 7], lengths[i:i + 7], y[i:i + 7]) for i in range(0, 25, 7)]
     g = net.unit_gallery(batches, [4, 1], k=5)
     assert g.kind == "steps" and g.names == ["step 4", "step 1"]
-    # step 4 of window 3 reads samples 12, 13 (the last window is cut at max_len); step 1 reads 3..5
-    assert g.window[0, :, 0].tolist() == [[12, 14]] * 5 and g.window[1, :, 0].tolist() == [[3, 6]] * 5
+    # step 4 of window 3 reads samples 12, 13 (the last window is cut at max_len); step 1 reads 3..5; each
+    # series' window stops at its own end, and only series that reach the step are ranked
+    assert g.reads.tolist() == [[12, 14], [3, 6]]
+    reach = lengths[g.index[0]].tolist()
+    assert all(n > 12 for n in reach) and g.window[0, :, 0].tolist() == [[12, min(14, n)] for n in reach]
+    assert g.window[1, :, 0].tolist() == [[3, min(6, n)] for n in lengths[g.index[1]].tolist()]
     exp = net.explain(x.transpose(1, 2), lengths)
     share = exp.time_importance[torch.arange(25), exp.predicted]  # [B, steps]
     for row, t in enumerate([4, 1]):
