@@ -257,8 +257,10 @@ def render_zoo_entries(src: Sources) -> str:
             seen.add(tag)
             total += e["size_bytes"]
     out = table(["entry", "dataset", "parameters", "test accuracy", "size"], rows, ["---", "---", "---:", "---:", "---:"])
-    every = sum(e["size_bytes"] for e in src.manifest.values())  # the sparse variants too, as `neuroview zoo` lists them
-    return out + f"\n\n{total / 1e6:.1f} MB for these {len(rows)} entries; {every / 1e6:.1f} MB with their sparse variants."
+    # the sparse variants too, as `neuroview zoo` lists them (Sources keeps them apart from the manifest's dense entries)
+    every = sum(e["size_bytes"] for e in src.manifest.values()) + sum(e["size_bytes"] for e in src.sparse.values())
+    return out + (f"\n\n{total / 1e6:.1f} MB for these {len(rows)} entries; {every / 1e6:.1f} MB with their "
+                  f"{len(src.sparse)} sparse variants.")
 
 
 def render_quantizers(src: Sources) -> str:

@@ -104,3 +104,21 @@ def test_a_missing_marker_is_a_clear_error(tmp_path):
     readme.write_text(readme.read_text().replace("<!-- /table:recipes -->", ""))
     with pytest.raises(ValueError, match=r"recipes/README.md: expected one '<!-- table:recipes -->'"):
         docs_tables.check(root)
+
+
+def test_the_zoo_size_line_counts_every_file_of_the_manifest():
+    """Checked against the manifest itself, not the table code: the "with their sparse variants" total once
+    summed the dense entries twice (12.6 MB for both, where the 48 files are 19.8 MB)."""
+    import json
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = json.loads((root / "checkpoints" / "manifest.json").read_text())
+    entries = manifest.get("entries", manifest)
+    line = re.search(r"([\d.]+) MB for these (\d+) entries; ([\d.]+) MB with their (\d+) sparse variants",
+                     (root / "checkpoints" / "README.md").read_text())
+    assert line, "the size line of checkpoints/README.md"
+    sparse = [e for n, e in entries.items() if n.endswith("_sparse")]
+    assert int(line[4]) == len(sparse) and int(line[2]) == len(entries) - len(sparse)
+    assert float(line[3]) == round(sum(e["size_bytes"] for e in entries.values()) / 1e6, 1)
+    assert float(line[1]) == round(sum(e["size_bytes"] for n, e in entries.items() if not n.endswith("_sparse")) / 1e6, 1)
