@@ -136,6 +136,7 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
     save_pretrained(sparse, f"{name}_sparse", architecture=entry["architecture"], arch_kwargs=kwargs,
                     dataset=entry["dataset"], recipe=entry["recipe"], seed=entry.get("seed"), metrics=metrics,
                     extra={"sparsified_from": name, "training": {
+                        **({"recipe_commit": entry["training"]["recipe_commit"]} if entry["training"].get("recipe_commit") else {}),
                         "command": f"python benchmarks/sparsify_zoo.py --entries {name} --export"
                                    + (f" --max-k90 {row['max_k90']:g}" if row.get("max_k90") else "")
                                    + (f" --max-k90-steps {row['max_k90_steps']:g}" if row.get("max_k90_steps") else "")

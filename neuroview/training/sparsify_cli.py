@@ -201,7 +201,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "k90_steps", "top10_share", "units_per_class")
                                                            if k in light},
-                    extra={"sparsified_from": args.source, "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
+                    extra={"sparsified_from": args.source, **_recipe_commit(entry), "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
                                                                          "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
                                                                          "k90_quantile": args.k90_quantile, "max_units_per_class": args.max_units_per_class,
                                                                          "max_steps_per_class": args.max_steps_per_class,
@@ -212,3 +212,9 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
 
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {shlex.quote(name)} --zoo "
           f"{shlex.quote(str(out))} --out report")
+
+
+def _recipe_commit(entry: dict) -> dict:
+    """``{"training": {"recipe_commit": ...}}`` where the source was trained with its recipe as of another commit."""
+    commit = (entry.get("training") or {}).get("recipe_commit")
+    return {"training": {"recipe_commit": commit}} if commit else {}

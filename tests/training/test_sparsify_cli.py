@@ -23,6 +23,8 @@ def test_sparsify_command_writes_a_sparse_zoo_entry(tmp_path, capsys):
     assert "nv_lite.gunpoint_sparse" in printed and "neuroview explain --model nv_lite.gunpoint_sparse" in printed
     entry = read_manifest(out)["nv_lite.gunpoint_sparse"]
     assert entry["sparsified_from"] == "nv_lite.gunpoint"
+    # trained with its recipe as of another commit: the sparse entry says so too (`neuroview zoo` shows it)
+    assert entry["training"]["recipe_commit"] == read_manifest()["nv_lite.gunpoint"]["training"]["recipe_commit"]
     net = nv.create_model("nv_lite.gunpoint_sparse", pretrained=True, root=out)
     upc = nv.units_per_class(net)
     assert upc.float().mean().item() == pytest.approx(entry["metrics"]["units_per_class"])

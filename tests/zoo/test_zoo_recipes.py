@@ -89,3 +89,10 @@ def test_the_check_sees_a_recipe_that_changed_under_its_entry():
     cfg = yaml.safe_load((ROOT / entry["recipe"]).read_text())
     cfg["data"].setdefault("init_args", {})["normalize"] = "sample"
     assert any("data.normalize" in d for d in _differences(entry, yaml.safe_dump(cfg)))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in ENTRIES.items() if e.get("sparsified_from")))
+def test_a_sparse_entry_carries_its_sources_recipe_commit(name):
+    entry, source = ENTRIES[name], ENTRIES[ENTRIES[name]["sparsified_from"]]
+    assert entry.get("recipe") == source.get("recipe")
+    assert entry.get("training", {}).get("recipe_commit") == source.get("training", {}).get("recipe_commit"), name
