@@ -70,7 +70,8 @@ def zoo_recipe(entry: dict) -> str:
 
 def recipe_arguments(entry: dict) -> list[str]:
     """The command-line arguments a manifest entry was trained with beyond its recipe and seed
-    (the data set of a ``ucr_*`` recipe, for one), read from its training command."""
+    (the data set of a ``ucr_*`` recipe, for one), read from its training command; and the surrogate
+    gradient's state (``training.grad_state``) of an entry trained before today's default."""
     import shlex
 
     words, out, i = shlex.split(entry["training"]["command"])[2:], [], 0  # after "neuroview fit"
@@ -80,6 +81,8 @@ def recipe_arguments(entry: dict) -> list[str]:
             continue
         out.append(words[i])
         i += 1
+    if entry["training"].get("grad_state"):  # trained before the 4-bit default (eceb1a3): the state it had
+        out += ["--model.model_kwargs.grad_state", entry["training"]["grad_state"]]
     return out
 
 

@@ -96,3 +96,22 @@ def test_a_sparse_entry_carries_its_sources_recipe_commit(name):
     entry, source = ENTRIES[name], ENTRIES[ENTRIES[name]["sparsified_from"]]
     assert entry.get("recipe") == source.get("recipe")
     assert entry.get("training", {}).get("recipe_commit") == source.get("training", {}).get("recipe_commit"), name
+
+
+def test_the_gradient_state_an_entry_was_trained_with_is_passed_when_it_is_retrained():
+    """Entries trained before the 4-bit default record their state; the retraining script passes it on."""
+    import importlib.util
+    import sys
+
+    stated = {n: e["training"]["grad_state"] for n, e in ENTRIES.items() if e.get("training", {}).get("grad_state")}
+    assert "nv_small_cnn.digits" in stated and set(stated.values()) <= {"bf16", "uint8", "uint4"}
+    spec = importlib.util.spec_from_file_location("reproduce_zoo_check", ROOT / "benchmarks" / "reproduce_zoo.py")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    for name, state in stated.items():
+        words = module.recipe_arguments(ENTRIES[name])
+        assert words[words.index("--model.model_kwargs.grad_state") + 1] == state, name
