@@ -7,6 +7,8 @@ May import: ``.registry``, ``.build``, ``.pretrained`` (and through them ``neuro
 from __future__ import annotations
 
 import fnmatch
+import inspect
+from typing import Callable
 
 from torch import nn
 
@@ -37,19 +39,36 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     >>> type(net).__name__, net.num_classes
     ('NeuroViewCNN', 10)
     """
-    try:
-        build = builder(name)  # an unknown name fails here, with suggestions, before any file is read
+    try:  # an unknown name fails here, with suggestions, before any file is read; so does a tag without its weights
+        build = builder(name, trained=pretrained)
     except ValueError:
-        if "." in name:  # `arch.tag` names a trained checkpoint: suggest checkpoints, not architectures
+        if "." in name and name.split(".", 1)[0] not in _MODELS:  # a typo in `arch.tag`: suggest checkpoints
             raise unknown_entry(name, kwargs.get("root")) from None
         raise
     if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
         kwargs["num_classes"] = num_classes
     for key in ("in_channels", "in_features", "max_len"):  # the data's shape: a builder's own error names neither
         v = kwargs.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{key}: expected an int >= 1, got {v!r}")
-    kwargs = one_network(name, build, kwargs)
+    kwargs = one_network(name, build, _features(build, kwargs))
     if pretrained:
         return load_pretrained(name, **kwargs)
     return build(**kwargs)
+
+
+def _features(build: Callable[..., nn.Module], kwargs: dict) -> dict:
+    """``in_channels`` passed as ``in_features`` to a builder that takes the latter (the RNNs), as
+    :func:`~neuroview.zoo.build.arch_kwargs` routes it for training; both, unequal, are an error."""
+    params = inspect.signature(build).parameters
+    if "in_channels" not in kwargs or "in_channels" in params or "in_features" not in params:
+        return kwargs
+    kwargs = dict(kwargs)
+    v = kwargs.pop("in_channels")
+    if "in_features" in kwargs and kwargs["in_features"] != v:
+        raise ValueError(f"in_channels: an RNN's in_features (input features per step) under the CNNs' name; expected "
+                         f"it alone or equal to in_features={kwargs['in_features']!r}, got {v!r}")
+    kwargs["in_features"] = v
+    return kwargs

@@ -19,13 +19,17 @@ from .registry import _MODELS
 __all__ = ["builder", "arch_kwargs", "build_model", "one_network"]
 
 
-def builder(name: str, what: str = "name") -> Callable[..., nn.Module]:
-    """The registered builder of ``name`` (an ``arch.tag`` zoo name gives its ``arch``'s builder)."""
-    arch = name.split(".", 1)[0]
+def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable[..., nn.Module]:
+    """The registered builder of ``name``; an ``arch.tag`` zoo name gives its ``arch``'s builder only where
+    ``trained`` (its weights are being loaded): built without them, the tag's data shape would be dropped."""
+    arch, dot, _ = name.partition(".")
     if arch not in _MODELS:
         close = difflib.get_close_matches(arch, list(_MODELS), n=3)
         hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
         raise ValueError(f"{what}: unknown model {name!r}{hint}")
+    if dot and not trained:  # a random network of the architecture's default shape, not the entry it names
+        how = "pass pretrained=True, or the architecture" if what == "name" else "expected an architecture, e.g."
+        raise ValueError(f"{what}: {name!r} names a trained entry: {how} {arch!r}")
     return _MODELS[arch]
 
 
@@ -51,7 +55,7 @@ def arch_kwargs(arch: str, *, num_classes: int, in_channels: int, max_len: int |
     >>> arch_kwargs("nv_gru", num_classes=3, in_channels=2, max_len=30, model_kwargs={"hidden_size": 8})
     {'num_classes': 3, 'in_features': 2, 'max_len': 30, 'hidden_size': 8}
     """
-    params = inspect.signature(builder(arch)).parameters
+    params = inspect.signature(builder(arch, "arch")).parameters
     kw: dict[str, Any] = {"num_classes": num_classes}
     kw["in_features" if "in_features" in params else "in_channels"] = in_channels
     if "max_len" in params:
@@ -69,4 +73,5 @@ def build_model(arch: str, *, num_classes: int, in_channels: int, max_len: int |
     30
     """
     kw = arch_kwargs(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len, model_kwargs=model_kwargs)
-    return builder(arch)(**one_network(arch, builder(arch), kw))
+    build = builder(arch, "arch")
+    return build(**one_network(arch, build, kw))

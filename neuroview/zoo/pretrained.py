@@ -46,8 +46,8 @@ from .._io import atomic_write
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
-from .weights import (_EXPOSED, ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits, load_weights,
-                      read_weights, saved_arch_kwargs)
+from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits,
+                      load_weights, read_weights, saved_arch_kwargs)
 
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
@@ -70,6 +70,8 @@ def read_manifest(root: str | os.PathLike | None = None) -> dict[str, dict]:
     if not path.is_file():
         if root is None and not os.environ.get(ENV):
             raise MissingZooError(missing_zoo_message())
+        if root is None and not path.parent.is_dir():  # a typo in the variable must not read as an empty zoo
+            raise ValueError(f"{ENV}: expected a checkpoint folder, got {os.environ[ENV]!r} (no such folder)")
         return {}
     try:
         with open(path, encoding="utf-8") as f:
@@ -178,9 +180,9 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     wanted = name.split(".", 1)[0]
     if wanted != arch:
         raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
-    clash = {k: (v, arch_kwargs.get(k, "<default>")) for k, v in kwargs.items() if _plain(arch_kwargs.get(k, object())) != _plain(v)}
+    clash = _given_clash(kwargs, arch_kwargs, arch_defaults(arch))
     if clash:
-        detail = ", ".join(f"{k}={v!r} (checkpoint: {c!r})" for k, (v, c) in clash.items())
+        detail = ", ".join(f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
         raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
                          f"create_model({arch!r}, ...) without pretrained=True to change them")
     restore = (f"; restore it from the repository (git checkout -- {entry['file']}) "
@@ -212,6 +214,9 @@ def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple
     if not isinstance(entry["arch_kwargs"], dict) or not isinstance(entry["architecture"], str):
         raise ValueError(f"root: the entry {full!r} of {where}: expected a string 'architecture' and an object 'arch_kwargs', "
                          f"got {entry['architecture']!r} and {entry['arch_kwargs']!r}")
+    if not isinstance(entry["file"], str) or not entry["file"]:
+        raise ValueError(f"root: the entry {full!r} of {where}: expected a non-empty string 'file' (its weight file, in "
+                         f"{where.parent}), got {entry['file']!r}; restore the manifest or re-export the entry")
     return entry["architecture"], dict(entry["arch_kwargs"])
 
 
@@ -229,6 +234,22 @@ def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, ar
         raise ArchitectureError(f"{full}: {file} was trained with other arguments than the manifest's arch_kwargs say "
                                 f"({detail}); it is not loaded "
                                 "into a network it was not trained as: restore the manifest or re-export the entry")
+
+
+_NO_DEFAULT = object()  # an argument the architecture has no default for: any value given clashes
+
+
+def _given_clash(kwargs: dict, arch_kwargs: dict, defaults: dict) -> dict[str, tuple[Any, str]]:
+    """``{argument: (given, the checkpoint's as shown)}`` where ``kwargs`` differ from what the entry was built with:
+    its ``arch_kwargs``, else the architecture's default (``quantizer='hard'``, ``members=1`` agree with an entry
+    built without them). Unlike :func:`arch_clash`, arguments of speed (``batched``) count: they are not applied."""
+    out = {}
+    for k, v in kwargs.items():
+        built = arch_kwargs[k] if k in arch_kwargs else defaults.get(k, _NO_DEFAULT)
+        if _plain(built) != _plain(v):
+            shown = repr(built) if k in arch_kwargs else "<default>" if built is _NO_DEFAULT else f"{built!r}, the default"
+            out[k] = (v, shown)
+    return out
 
 
 def _plain(v: Any) -> Any:
@@ -314,12 +335,29 @@ def save_pretrained(
 def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict) -> None:
     """An ArchitectureError where ``arch_kwargs`` rebuild a network whose NeuroView settings (quantizer, tau, ...)
     differ from ``model``'s: its tensors fit, and the entry would load as another function, without a word (its
-    file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``)."""
+    file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``); so are
+    the layers' widths, but not their other settings (:func:`_settings`), which are compared too."""
     mine, theirs = dict(model.named_modules()), dict(rebuilt.named_modules())
     clash = [f"{name or 'model'}.{key}: model {getattr(m, attr)!r}, arch_kwargs build {getattr(theirs[name], attr)!r}"
              for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()
              if key != "normalize" and hasattr(m, attr) and hasattr(theirs[name], attr)
              and _plain(getattr(m, attr)) != _plain(getattr(theirs[name], attr))]
+    # then every layer's own settings, which no tensor shape tells (an attention's num_heads, an RNN's nonlinearity)
+    clash = clash or [f"{name or 'model'}.{attr}: model {v!r}, arch_kwargs build {other[attr]!r}"
+                      for name, m in mine.items() if name in theirs for other in (_settings(theirs[name]),)
+                      for attr, v in _settings(m).items() if attr in other and v != other[attr]]
     if clash:
         raise ArchitectureError(f"arch_kwargs: {arch_kwargs} rebuild a network with other settings than the model's "
                                 f"({'; '.join(clash[:4])}); pass the arguments the model was built with")
+
+
+#: Plain attributes of a module that are no setting of the function it computes: its mode, a switch of checks,
+#: arguments of speed only.
+_STATE = frozenset({"training", "check_finite"}) | _NOT_COMPUTED
+
+
+def _settings(module: nn.Module) -> dict[str, Any]:
+    """The public int/float/str/bool attributes of ``module`` itself (``eps``, ``num_heads``, ``nonlinearity``,
+    ``negative_slope``, a Dropout's ``p`` ...), less :data:`_STATE`."""
+    return {k: v for k, v in vars(module).items()
+            if isinstance(v, (int, float, str, bool)) and not k.startswith("_") and k not in _STATE}

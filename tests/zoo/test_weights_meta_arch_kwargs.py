@@ -93,7 +93,7 @@ def test_load_weights_refuses_weights_trained_as_another_configuration():
     x = torch.rand(4, 1, 8, 8)
     path = ZOO / ENTRIES[DIGITS]["file"]
     for load in (zoo.load_weights, zw.load_weights, init_weights):
-        net = nv.create_model(DIGITS)  # the architecture's defaults: quantizer 'hard', norm_floor 0.1
+        net = nv.create_model("nv_small_cnn")  # the architecture's defaults: quantizer 'hard', norm_floor 0.1
         net(x[:2])
         before = {k: v.clone() for k, v in net.state_dict().items()}
         with pytest.raises(zoo.ArchitectureError, match=r"was trained as a network built with other arguments \(norm_floor: "

@@ -143,7 +143,9 @@ def rnn_window(max_len: int | None, window: int | None, max_steps: int | None) -
     >>> rnn_window(150, None, 50), rnn_window(24, None, 50), rnn_window(1460, None, 50), rnn_window(150, 2, None)
     (3, 1, 30, 2)
     """
-    if window is not None:
+    if window is not None:  # else nn.RNN's own error names its input_size, an argument never passed
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window: expected an int >= 1 (samples per step), got {window!r}")
         return window
     if max_steps is None:
         return 1
