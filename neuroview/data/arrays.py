@@ -209,6 +209,10 @@ class ArrayDataModule(pl.LightningDataModule):
         x_tr, y_tr = raw["train"]
         y_tr = np.asarray(y_tr)
         if "val" in raw:
+            if self.val_fold is not None:  # the folds would never be dealt: k runs of the one split, without a word
+                raise ValueError(f"val_fold: expected None for a dataset with a validation split of its own ({owner}.load "
+                                 f"gave one: X_val/y_val in an .npz, val_path of a CSV), got {self.val_fold}; drop that "
+                                 "split or val_fold")
             parts = {"train": (x_tr, y_tr), "val": (raw["val"][0], np.asarray(raw["val"][1]))}
         elif self.val_fraction == 0:
             parts = {"train": (x_tr, y_tr)}
@@ -261,6 +265,10 @@ class ArrayDataModule(pl.LightningDataModule):
             if name != "train" and xt.shape[1] != splits["train"][0].shape[1]:
                 raise ValueError(f"{owner}: X: the {name} split has {xt.shape[1]} channels (shape "
                                  f"{tuple(xt.shape)}), the training split {splits['train'][0].shape[1]}")
+            if name != "train" and xt.shape[2:] != splits["train"][0].shape[2:]:  # images: nothing to stretch or cut
+                raise ValueError(f"{owner}: X: expected the {name} split's samples of the training split's shape "
+                                 f"{tuple(splits['train'][0].shape[1:])}, got {tuple(xt.shape[1:])} (shape {tuple(xt.shape)}); "
+                                 "resize them to the training split's")
             if self.normalize in ("series", "sample"):
                 xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample")
             splits[name] = (xt, yt, lengths)

@@ -21,7 +21,8 @@ class NpzDataModule(ArrayDataModule):
 
     Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
-    axis (``resample=True`` stretches them to the longest instead). Without a test split,
+    axis (``resample=True`` stretches them to the longest instead); ``y_test`` or ``lengths_test`` without
+    ``X_test`` is refused, as is ``val_fold`` with an ``X_val``. Without a test split,
     ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of the rest, stratified, by
     ``seed``. ``X`` of shape ``[N, T]`` is read as one channel. ``layout="channels_last"`` reads
     ``X`` as ``[N, *spatial, C]`` (Keras' ``[N, T, C]``, images ``[N, H, W, C]``); the default
@@ -63,7 +64,16 @@ class NpzDataModule(ArrayDataModule):
         if "X" not in arrays or "y" not in arrays:
             raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
 
+        for s in ("_test", "_val"):  # a split of one's own missing its X would be carved from X, its labels unread
+            stray = [k for k in ("y" + s, "lengths" + s) if k in arrays and "X" + s not in arrays]
+            if stray:
+                raise ValueError(f"path: expected X{s} in {self.path.name} along with {' and '.join(stray)}, found "
+                                 f"{sorted(arrays)}; add X{s} or drop {' and '.join(stray)}")
+
         def split(suffix: str):
+            if "y" + suffix not in arrays:
+                raise ValueError(f"path: expected y{suffix} (the labels of X{suffix}) in {self.path.name}, found "
+                                 f"{sorted(arrays)}")
             x, y = arrays["X" + suffix], arrays["y" + suffix]
             if len(x) != len(y):
                 raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
