@@ -96,7 +96,8 @@ def penalty_max(x: Tensor, y: Tensor, num_classes: int, *, groups: Tensor | None
         return top / max(l1_ratio, 1e-12) if grp is not None else top
     # a group stays zero while ||soft(grad_g, lam a)|| <= lam (1 - a) sqrt|g|: bisect lam per group
     inv, root = grp
-    lo, hi = torch.zeros(len(root), dtype=grad.dtype), torch.full((len(root),), top / max(l1_ratio, 1e-12) + 1e-12, dtype=grad.dtype)
+    lo = torch.zeros(len(root), dtype=grad.dtype, device=grad.device)  # on the features' device, as inv is
+    hi = torch.full((len(root),), top / max(l1_ratio, 1e-12) + 1e-12, dtype=grad.dtype, device=grad.device)
     for _ in range(60):
         mid = (lo + hi) / 2
         soft = (grad.abs() - mid[inv] * l1_ratio).clamp_min(0)

@@ -193,8 +193,10 @@ def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: fl
         if k90 is None:
             raise ValueError("k90: choose_point needs each point's validation k90 to keep within max_k90")
         pool = reads & (k90 <= max_k90)
-        if not bool(pool.any()):
+        if not bool(pool.any()):  # no point meets it: of the smallest k90, the most accurate (ties: the lower loss)
             pool = reads & (k90 == k90[reads].min())
+            best = (pool & (val_acc == val_acc[pool].max())).nonzero()[:, 0].tolist()
+            return min(best, key=lambda i: float(mean_loss[i]))
         ok = ((val_acc >= reference - tolerance) & pool & kept).nonzero()[:, 0]
         if not len(ok):
             best = (pool & (val_acc == val_acc[pool].max())).nonzero()[:, 0].tolist()
