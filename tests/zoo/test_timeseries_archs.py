@@ -117,3 +117,7 @@ def test_rnn_window_from_max_steps():
     assert (std.window, std.rnn.input_size) == (3, 6)
     with pytest.raises(ValueError, match="max_steps: needs max_len"):
         nv.create_model("gru", num_classes=3, in_features=2, max_steps=50)
+    # both: the window wins, and says so where it makes more steps than max_steps (it was dropped without a word)
+    with pytest.warns(UserWarning, match=r"window: 2 samples a step reads 100 samples in 50 steps, more than max_steps=10"):
+        net = nv.create_model("nv_gru", num_classes=3, in_features=2, max_len=100, max_steps=10, window=2, hidden_size=4)
+    assert net.steps == 50

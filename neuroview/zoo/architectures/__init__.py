@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from typing import Callable
 
 from torch import nn
@@ -139,6 +140,7 @@ def _rnn(kind: str, in_features: int, hidden_size: int, num_layers: int, bidirec
 def rnn_window(max_len: int | None, window: int | None, max_steps: int | None) -> int:
     """Samples per RNN step: ``window`` if given, else the fewest that fit ``max_len`` samples into
     ``max_steps`` steps (1 without ``max_steps``): the recurrence's length is derived from the data.
+    A ``window`` that makes more steps than ``max_steps`` wins, with a warning.
 
     >>> rnn_window(150, None, 50), rnn_window(24, None, 50), rnn_window(1460, None, 50), rnn_window(150, 2, None)
     (3, 1, 30, 2)
@@ -146,6 +148,12 @@ def rnn_window(max_len: int | None, window: int | None, max_steps: int | None) -
     if window is not None:  # else nn.RNN's own error names its input_size, an argument never passed
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window: expected an int >= 1 (samples per step), got {window!r}")
+        if max_steps is not None and max_len is not None and isinstance(max_steps, int) and max_steps >= 1 \
+                and -(-max_len // window) > max_steps:
+            # a command line's window over a recipe's max_steps is allowed, but not without a word
+            warnings.warn(f"window: {window} samples a step reads {max_len} samples in {-(-max_len // window)} steps, more "
+                          f"than max_steps={max_steps}; window wins (drop one of the two to silence this)", UserWarning,
+                          stacklevel=2)
         return window
     if max_steps is None:
         return 1
