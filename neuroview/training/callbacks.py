@@ -177,7 +177,9 @@ _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 class PreciseBatchNorm(pl.Callback):
     """When training ends, every BatchNorm's running statistics recomputed over the training split
-    (precise BN; Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights.
+    (precise BN; Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights: the mean
+    of the statistics of the training loader's batches, as training saw them (a loader that drops its
+    last partial batch, as the data modules' training loaders do, leaves those samples out).
 
     During training, eval mode reads an exponential average of recent batches' statistics, taken
     while the weights moved; no loss sees it, so a run whose training loss converged can still

@@ -71,7 +71,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
             (halve when the training loss stalls; see :func:`~neuroview.training.schedules.make_scheduler`)
             or ``"none"``.
         plateau_patience, plateau_factor, min_lr_factor: the plateau schedules' epochs (validations,
-            for ``"plateau"``) without improvement before a cut, the factor of a cut, and each rate's floor
+            for ``"plateau"``) without improvement that are tolerated (the next one cuts), the factor of a
+            cut, and each rate's floor
             (times its peak). ``warmup_epochs`` other than 0 with another scheduler than ``"cosine"``,
             and ``min_lr_factor`` with one that is no plateau schedule, are refused when ``fit`` starts.
         label_smoothing: cross-entropy label smoothing.

@@ -31,8 +31,10 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
     """The ``lr_scheduler`` entry of ``configure_optimizers`` for the module's hyper-parameters ``hp``
     (``None`` for ``scheduler="none"``).
 
-    - ``"plateau"``: each group's rate times ``plateau_factor`` once ``val_acc`` has not risen for
-      ``plateau_patience`` epochs (a run without a validation split is refused: nothing to read); with
+    - ``"plateau"``: each group's rate times ``plateau_factor`` once ``val_acc`` has not risen for more
+      than ``plateau_patience`` epochs in a row (torch's ``ReduceLROnPlateau``: the cut comes at the
+      ``plateau_patience + 1``-th, and a new best must beat the last by 0.01%, relative; Keras'
+      rule cuts at the ``plateau_patience``-th) (a run without a validation split is refused: nothing to read); with
       ``check_val_every_n_epoch`` n, read after each validation (patience then counts validations);
     - ``"train_plateau"``: the same on the epoch's mean training loss (``train_loss_epoch``), the
       rule of the published LITE and InceptionTime (factor 0.5, patience 50 epochs, down to a
