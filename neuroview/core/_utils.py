@@ -48,7 +48,13 @@ def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
 
 def require_finite(x: Tensor) -> None:
     """A clear error where the float input ``x`` holds NaN or Inf (a data-dependent check: one host
-    sync where ``x`` is on a device)."""
+    sync where ``x`` is on a device). Under ``torch.compile`` an assert traced into the graph takes its
+    place (no graph break; a ``RuntimeError`` with the same message, raised asynchronously on CUDA): a
+    network a user compiles keeps the check (it returned finite logits for an Inf input)."""
+    if torch.compiler.is_compiling():
+        if x.is_floating_point():
+            torch._assert_async(torch.isfinite(x).all(), "x: contains NaN or Inf; clean the input first")
+        return
     if x.is_floating_point() and not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")

@@ -245,8 +245,8 @@ class NeuroViewCNN(nn.Module):
         # integer inputs (uint8 images, token ids) go to the backbone as they are: it converts or embeds them
         if p is not None and x.is_floating_point() and x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
-        # a data-dependent check: a host sync, and a graph break under torch.compile, where it is skipped
-        if self.check_finite and not torch.compiler.is_compiling():
+        # a data-dependent check: a host sync; under torch.compile an assert in the graph (require_finite)
+        if self.check_finite:
             require_finite(x)
 
     def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:

@@ -281,8 +281,9 @@ def prepare(
         # Padding may hold anything (NaN included): the RNN must not see it, and NaN * 0 is NaN.
         valid = torch.arange(t, device=x.device) < lengths[:, None]
         x = torch.where(valid[..., None], x, x.new_zeros(()))
-    # a data-dependent check: a host sync, and a graph break under torch.compile, where it is skipped (as
-    # NeuroViewCNN's; NeuroViewModule(compile=...) checks each batch on the CPU instead)
+    # a data-dependent check: a host sync, skipped under torch.compile (an assert traced there breaks the
+    # RNN's graph in two, where NeuroViewCNN's does not); NeuroViewModule(compile=...) checks each batch on
+    # the CPU instead, and a NeuroViewRNN a user compiles does not check (docs/ERRORS.md)
     if check_finite and not torch.compiler.is_compiling() and not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).sum().item()
         raise ValueError(f"x: contains NaN or Inf in {bad} values of its valid steps; clean the input first")

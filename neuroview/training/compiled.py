@@ -49,11 +49,17 @@ def train_forward(module: nn.Module, x: Tensor, lengths: Tensor | None, mode: st
     return _COMPILED[mode](module, x, lengths)
 
 
-def check_finite(batch) -> None:
+def check_finite(batch, module: nn.Module | None = None) -> None:
     """A clear error where the batch's ``x`` holds NaN or Inf (checked where the batch is, before it
-    moves: on the CPU for a loader's batches)."""
+    moves: on the CPU for a loader's batches). ``module`` (the LightningModule): none where its network's
+    ``check_finite`` is off, and the padding past ``lengths`` is left out only for a network that reads
+    ``lengths`` (a CNN reads every step)."""
+    model = getattr(module, "model", None)
+    if model is not None and not all(getattr(m, "check_finite", True) for m in [model, *getattr(model, "members", [])]):
+        return
     x, lengths, _ = unpack(batch)
-    if isinstance(x, Tensor) and isinstance(lengths, Tensor) and x.dim() == 3:  # [B, C, T]: padding may hold anything
+    reads_lengths = module is None or bool(getattr(module, "sequence_input", True))
+    if reads_lengths and isinstance(x, Tensor) and isinstance(lengths, Tensor) and x.dim() == 3:  # padding may hold anything
         x = x.masked_fill(torch.arange(x.shape[-1]) >= lengths.to(x.device)[:, None, None], 0)
     if isinstance(x, Tensor):
         require_finite(x)

@@ -271,7 +271,7 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         if self.hparams.get("compile") is not None:  # a compiled network skips its own NaN check (neuroview.training.compiled)
-            check_finite(batch)
+            check_finite(batch, self)
         return batch
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
