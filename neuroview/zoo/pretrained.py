@@ -15,7 +15,8 @@ the file's tensor names and shapes and the manifest's parameter count. Any failu
 that names the entry and changes nothing on disk. Zoo weights are safetensors: they never unpickle.
 
 May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the zoo is), ``.build``,
-``.weights`` (the one loader of weight files) and ``.evaluate`` (whose names, like ``load_weights``, stay importable from here).
+``.weights`` (the one loader of weight files), ``.evaluate`` (whose names, like ``load_weights``, stay importable from here)
+and ``.manifest_io`` (the manifest's lock, and its rewrite that loses neither an entry's weights nor a key).
 
 >>> import neuroview as nv
 >>> names = nv.list_models(pretrained=True)
@@ -26,7 +27,6 @@ May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the 
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
 import hashlib
@@ -34,9 +34,8 @@ import importlib
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors.torch import save as save_bytes
@@ -46,6 +45,8 @@ from .._io import atomic_write
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
+from .manifest_io import FORMAT, foreign_file, kept_aside, read_document
+from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits,
                       load_weights, read_weights, saved_arch_kwargs)
 
@@ -54,8 +55,6 @@ __all__ = [
     "save_pretrained", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file",
     "unknown_entry", "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
 ]
-
-FORMAT = 1
 
 
 # ------------------------------------------------------------------------- manifest
@@ -73,15 +72,7 @@ def read_manifest(root: str | os.PathLike | None = None) -> dict[str, dict]:
         if root is None and not path.parent.is_dir():  # a typo in the variable must not read as an empty zoo
             raise ValueError(f"{ENV}: expected a checkpoint folder, got {os.environ[ENV]!r} (no such folder)")
         return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except ValueError as e:  # JSON cut short or malformed (JSONDecodeError), bytes that are no UTF-8 (UnicodeDecodeError)
-        raise ValueError(f"root: expected a neuroview manifest (JSON) in {path}, got a file that is not readable JSON "
-                         f"({type(e).__name__}: {e}); restore it or re-export its entries") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
-        raise ValueError(f"root: {path} is not a neuroview manifest (expected {{'format': {FORMAT}, 'entries': {{...}}}})")
-    return data["entries"]
+    return read_document(path)["entries"]
 
 
 def list_pretrained(pattern: str | None = None, root: str | os.PathLike | None = None) -> list[str]:
@@ -117,22 +108,6 @@ def unknown_entry(name: str, root: str | os.PathLike | None = None, entries: dic
     hint = f"did you mean {close}? " if close else ""
     return ValueError(f"name: no trained entry {name!r} in {checkpoints_dir(root) / MANIFEST}; {hint}`neuroview zoo` "
                       f"lists the {len(entries)} trained checkpoints (nv.list_models(pretrained=True))")
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    # Several training runs may export at once: the manifest's read-modify-write is serialized.
-    root.mkdir(parents=True, exist_ok=True)
-    # the lock lives outside the folder, which holds only committed data
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"neuroview-{key}.lock", "a") as lock:
-        try:
-            import fcntl  # noqa: PLC0415 - POSIX only; elsewhere exports must not overlap
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:
-            pass
-        yield
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -269,10 +244,19 @@ def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) 
     (:func:`save_pretrained` itself replaces, as the zoo's export scripts need)."""
     if Path(root).exists() and not Path(root).is_dir():  # found before the work, not by the mkdir after it
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which is a file")
-    held = [] if overwrite else [n for n in names if n in read_manifest(root)]
+    blocker = next((p for p in Path(root).parents if p.exists()), None)  # the nearest folder above that exists
+    if blocker is not None and not blocker.is_dir():
+        raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which cannot be made: "
+                         f"{str(blocker)!r} is a file")
+    entries = read_manifest(root)  # a broken manifest is found now, also under overwrite, not after the work
+    held = [] if overwrite else [n for n in names if n in entries]
     if held:
         raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass "
                          "--overwrite to replace it")
+    for n in names:  # a file of that name which is another entry's, or no entry's, is not replaced either
+        clash = foreign_file(checkpoints_dir(root), n, f"{n}.safetensors", entries, "out")
+        if clash:
+            raise ValueError(clash)
 
 
 def save_pretrained(
@@ -291,7 +275,9 @@ def save_pretrained(
     """Write ``model``'s weights as ``<name>.safetensors`` and its manifest entry; return the entry.
 
     The architecture must rebuild a network with exactly these tensors: an entry that cannot
-    rebuild itself is refused before anything is written. Both files are replaced atomically.
+    rebuild itself is refused before anything is written, and so is a file of that name which is not
+    this entry's own (another entry's, or one no entry lists). Both files are replaced atomically, and the
+    old weights are put back where the manifest cannot be written.
     """
     if "." not in name or name.split(".", 1)[0] != architecture:
         raise ValueError(f"name: expected '{architecture}.<tag>' (architecture, dot, dataset tag), got {name!r}")
@@ -324,11 +310,15 @@ def save_pretrained(
         **(extra or {}),
     }
     with _locked(root):
-        entries = read_manifest(root)
-        atomic_write(root / entry["file"], data)
-        entries[name] = entry
-        text = json.dumps({"format": FORMAT, "entries": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
-        atomic_write(root / MANIFEST, (text + "\n").encode())
+        doc = read_document(root / MANIFEST) if (root / MANIFEST).is_file() else {"format": FORMAT, "entries": {}}
+        clash = foreign_file(root, name, entry["file"], doc["entries"])
+        if clash:
+            raise ValueError(clash)
+        with kept_aside(root / entry["file"]):  # the old weights stay until the manifest names the new ones
+            atomic_write(root / entry["file"], data)
+            doc["entries"] = dict(sorted({**doc["entries"], name: entry}.items()))  # the manifest's other keys kept
+            text = json.dumps(doc, indent=2, sort_keys=True)
+            atomic_write(root / MANIFEST, (text + "\n").encode())
     return entry
 
 

@@ -1,0 +1,97 @@
+"""Reading and rewriting a zoo folder's ``manifest.json`` and its weight files without losing either.
+
+One export at a time per folder (:func:`locked`: a lock file inside the folder, which every writer
+of that folder sees), the whole manifest kept (:func:`read_document`: keys added by hand stay), an
+entry's file never taken from another entry (:func:`foreign_file`), and the file an export replaces
+kept until the manifest that names its successor is written (:func:`kept_aside`).
+
+May import ``.files`` (where the manifest's name is set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .files import MANIFEST
+
+FORMAT = 1
+LOCK = ".manifest.lock"  # beside the manifest: exports into one folder from jobs with different $TMPDIR still see it
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Serialize the manifest's read-modify-write among the processes that export into ``root``
+    (only writers take it: reading the zoo creates nothing)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a") as lock:
+        try:
+            import fcntl  # noqa: PLC0415 - POSIX only; elsewhere exports must not overlap
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        yield
+
+
+def read_document(path: Path) -> dict:
+    """The whole manifest at ``path`` (``format``, ``entries`` and any key added by hand); a file that is
+    no neuroview manifest is a ValueError that says so."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as e:  # JSON cut short or malformed (JSONDecodeError), bytes that are no UTF-8 (UnicodeDecodeError)
+        raise ValueError(f"root: expected a neuroview manifest (JSON) in {path}, got a file that is not readable JSON "
+                         f"({type(e).__name__}: {e}); restore it or re-export its entries") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+        raise ValueError(f"root: {path} is not a neuroview manifest (expected {{'format': {FORMAT}, 'entries': {{...}}}})")
+    return data
+
+
+def foreign_file(root: Path, name: str, file: str, entries: dict, arg: str = "name") -> str | None:
+    """The error message where writing entry ``name`` to ``root / file`` would replace a file that is not
+    ``name``'s own: another entry's weights (a manifest edited by hand), or a file no entry lists; else None.
+    ``arg`` is the argument the message starts with (the caller's: ``name``, ``out``)."""
+    path = Path(root) / file
+    if not path.exists():
+        return None
+    holders = sorted(n for n, e in entries.items()
+                     if isinstance(e, dict) and isinstance(e.get("file"), str) and os.path.normpath(e["file"]) == file)
+    others = [n for n in holders if n != name]
+    if others:
+        return (f"{arg}: expected {path} to be free or the weight file of {name!r}, got the weight file of the entry "
+                f"{others[0]!r} of {root / MANIFEST}; replacing it would break that entry: pick another name, "
+                f"or rename that entry's file (and its 'file' in the manifest)")
+    if not holders:
+        return (f"{arg}: expected {path} to be free or the weight file of {name!r}, got a file that no entry of "
+                f"{root / MANIFEST} lists (no entry: an orphan); move it away or delete it if it is not needed, "
+                "or pick another name")
+    return None
+
+
+@contextlib.contextmanager
+def kept_aside(path: Path) -> Iterator[None]:
+    """Move the file at ``path`` (if any) to a temporary name in its folder for the block, which writes the
+    new one and the manifest that names it. The old file is deleted once the block succeeds; when it raises
+    (Ctrl-C included), the old file is put back (the new one removed where there was none) and the error goes on."""
+    path = Path(path)
+    aside = None
+    if path.exists():
+        fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+        os.close(fd)
+        os.replace(path, aside)
+    try:
+        yield
+    except BaseException:
+        if aside is not None:
+            os.replace(aside, path)
+        elif path.exists():
+            path.unlink()
+        raise
+    if aside is not None:
+        os.unlink(aside)
