@@ -1,6 +1,7 @@
 """Writing files so that a crash never leaves half of one where a good one was.
 
 The one place that writes through a temporary and a rename: :func:`atomic_write` for a file,
+:func:`atomic_write_all` for files that belong together,
 :func:`staged_dir` for a folder of them (a report). Everything else writes through these.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -33,28 +35,59 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_all(files: dict[Path, bytes]) -> None:
+    """Write files that belong together (a tensor file and its sidecar) as one: the earlier ones are kept
+    aside beside them until every new one is in place, then removed. On any error, Ctrl-C too, the earlier
+    files are put back (and a new one that had no earlier namesake removed): the old set or the new, never a mix."""
+    files = {Path(p): data for p, data in files.items()}
+    aside: dict[Path, str] = {}
+    written: list[Path] = []
+    try:
+        for path in files:
+            if os.path.lexists(path):
+                fd, aside[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+                os.close(fd)
+                os.replace(path, aside[path])
+        for path, data in files.items():
+            written.append(path)
+            atomic_write(path, data)
+    except BaseException:
+        for path in written:
+            if path not in aside:
+                path.unlink(missing_ok=True)
+        for path, old in aside.items():  # moved aside, or (stopped before the rename) still in place
+            if written or not os.path.lexists(path):
+                os.replace(old, path)
+            else:
+                os.unlink(old)
+        raise
+    for old in aside.values():
+        os.unlink(old)
+
+
 @contextlib.contextmanager
 def staged_dir(path: Path) -> Iterator[Path]:
     """A temporary folder beside ``path`` to write a set of files into.
 
-    When the block ends, the folder becomes ``path`` (a new or empty one), or its files replace
-    their namesakes in ``path`` (an existing folder, whose other files stay). When the block
-    raises, the temporary folder is removed, with any parent folder made for it: ``path`` is
-    left as it was, never with part of what the block wrote.
+    When the block ends, the folder becomes ``path``: a new or empty one, or an existing one whose files
+    the block wrote replace their namesakes and whose other files stay (they are carried into the new
+    folder, the old one set aside by a rename, the new one renamed into its place, the old one removed).
+    When the block raises, or the swap is interrupted, the temporary folder is removed, with any parent
+    folder made for it: ``path`` is left as it was, never with part of what the block wrote. A ``path``
+    that is a symlink to a folder is written through (its target is replaced); one that cannot be a
+    folder (a file in the way) is refused with a ValueError before the block runs.
     """
-    path = Path(path)
+    path = _folder(Path(path))
     made = [p for p in reversed(path.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        if path.is_dir() and any(path.iterdir()):
-            for p in sorted(tmp.iterdir()):
-                os.replace(p, path / p.name)
+        # mkdtemp's private 0700 would hide the folder from its readers; an existing folder keeps its mode
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o777 & ~_umask())
+        if path.is_dir():
+            _swap(tmp, path)
         else:
-            if path.is_dir():
-                path.rmdir()
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would hide the folder from its readers
             os.replace(tmp, path)
     except BaseException:
         for p in reversed(made):
@@ -62,6 +95,43 @@ def staged_dir(path: Path) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _folder(path: Path) -> Path:
+    """``path`` with its symlinks resolved; a ValueError where something not a folder stands in its way."""
+    real = Path(os.path.realpath(path))
+    for p in (path, *path.parents, real, *real.parents):  # as given first: the message names what the user wrote
+        if os.path.lexists(p) and not p.is_dir():
+            raise ValueError(f"folder {str(path)!r}: expected a folder or a new path to make one at, "
+                             f"got {str(p)!r} in the way, which is not a folder")
+    return real
+
+
+def _swap(new: Path, path: Path) -> None:
+    """Put the folder ``new`` in place of the folder ``path`` by renames, first carrying into it the entries
+    of ``path`` it lacks; on any error everything is moved back, ``path`` as it was."""
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+    carried: list[str] = []
+    try:
+        for name in sorted(os.listdir(path)):
+            if not os.path.lexists(new / name):
+                carried.append(name)
+                os.replace(path / name, new / name)
+        old.rmdir()  # a folder is renamed onto a free name only (Windows)
+        os.replace(path, old)
+        os.replace(new, path)
+    except BaseException:
+        if not os.path.lexists(new):  # renamed into place already: back to where it was staged
+            os.replace(path, new)
+        if not os.path.lexists(path):  # set aside already
+            os.replace(old, path)
+        for name in carried:
+            if os.path.lexists(new / name) and not os.path.lexists(path / name):
+                os.replace(new / name, path / name)
+        with contextlib.suppress(OSError):
+            old.rmdir()  # only while empty: never what a failed move back left in it
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -1,6 +1,6 @@
 """Explanations on disk: the tensors as safetensors, everything else in a JSON sidecar.
 
-No pickle, so loading never runs code; both files are written atomically and the sidecar
+No pickle, so loading never runs code; both files are written atomically, as one, and the sidecar
 records the SHA-256 of the tensor file, so a pair that does not belong together is refused.
 This module knows nothing of the explanation classes: they hand it tensors and metadata.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .._io import atomic_write
+from .._io import atomic_write_all
 
 FORMAT = "neuroview.explanation"
 #: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load)
@@ -42,8 +42,8 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     data = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
     meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
             "sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write(tensors_path, data)
-    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    # as one: an interrupted save over an earlier explanation leaves that one whole, not its sidecar beside new tensors
+    atomic_write_all({tensors_path: data, meta_path: (json.dumps(meta, indent=2) + "\n").encode()})
     return tensors_path, meta_path
 
 

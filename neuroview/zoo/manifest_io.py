@@ -2,8 +2,8 @@
 
 One export at a time per folder (:func:`locked`: a lock file inside the folder, which every writer
 of that folder sees), the whole manifest kept (:func:`read_document`: keys added by hand stay), an
-entry's file never taken from another entry (:func:`foreign_file`), and the file an export replaces
-kept until the manifest that names its successor is written (:func:`kept_aside`).
+entry's file never taken from another entry (:func:`foreign_file`); the weights and the manifest
+are written as one by ``neuroview._io.atomic_write_all`` (the old pair kept until both are in place).
 
 May import ``.files`` (where the manifest's name is set).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -72,26 +71,3 @@ def foreign_file(root: Path, name: str, file: str, entries: dict, arg: str = "na
                 f"{root / MANIFEST} lists (no entry: an orphan); move it away or delete it if it is not needed, "
                 "or pick another name")
     return None
-
-
-@contextlib.contextmanager
-def kept_aside(path: Path) -> Iterator[None]:
-    """Move the file at ``path`` (if any) to a temporary name in its folder for the block, which writes the
-    new one and the manifest that names it. The old file is deleted once the block succeeds; when it raises
-    (Ctrl-C included), the old file is put back (the new one removed where there was none) and the error goes on."""
-    path = Path(path)
-    aside = None
-    if path.exists():
-        fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
-        os.close(fd)
-        os.replace(path, aside)
-    try:
-        yield
-    except BaseException:
-        if aside is not None:
-            os.replace(aside, path)
-        elif path.exists():
-            path.unlink()
-        raise
-    if aside is not None:
-        os.unlink(aside)

@@ -41,11 +41,11 @@ import torch
 from safetensors.torch import save as save_bytes
 from torch import nn
 
-from .._io import atomic_write
+from .._io import atomic_write, atomic_write_all  # noqa: F401 - benchmarks/sparsify_zoo.py takes atomic_write from here
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
-from .manifest_io import FORMAT, foreign_file, kept_aside, read_document
+from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits,
                       load_weights, read_weights, saved_arch_kwargs)
@@ -314,11 +314,10 @@ def save_pretrained(
         clash = foreign_file(root, name, entry["file"], doc["entries"])
         if clash:
             raise ValueError(clash)
-        with kept_aside(root / entry["file"]):  # the old weights stay until the manifest names the new ones
-            atomic_write(root / entry["file"], data)
-            doc["entries"] = dict(sorted({**doc["entries"], name: entry}.items()))  # the manifest's other keys kept
-            text = json.dumps(doc, indent=2, sort_keys=True)
-            atomic_write(root / MANIFEST, (text + "\n").encode())
+        doc["entries"] = dict(sorted({**doc["entries"], name: entry}.items()))  # the manifest's other keys kept
+        text = json.dumps(doc, indent=2, sort_keys=True)
+        # the weights and the manifest that names them, as one: the old pair stays until both are in place
+        atomic_write_all({root / entry["file"]: data, root / MANIFEST: (text + "\n").encode()})
     return entry
 
 
