@@ -125,8 +125,9 @@ def measure(name: str, seed: int, max_k90: float | None = None,
 
 def export(name: str, sparse, entry: dict, row: dict) -> None:
     """Write ``<name>_sparse`` (weights and manifest entry), and the dense entry's readability."""
-    from neuroview.zoo.pretrained import _locked, atomic_write, checkpoints_dir, read_manifest, save_pretrained, score_test_split
-    from neuroview.zoo.pretrained import make_datamodule, FORMAT, MANIFEST
+    from neuroview.zoo.manifest_io import read_document
+    from neuroview.zoo.pretrained import _locked, atomic_write, checkpoints_dir, save_pretrained, score_test_split
+    from neuroview.zoo.pretrained import make_datamodule, MANIFEST
 
     kwargs = dict(entry["arch_kwargs"])
     if kwargs.get("normalize") is False:  # sparsify standardizes the features; the fold keeps it one linear map
@@ -152,10 +153,10 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
                         "max_steps_per_class": row.get("max_steps_per_class")}})
     root = checkpoints_dir()
     with _locked(root):
-        entries = read_manifest()
-        entries[name]["metrics"] = entries[name]["metrics"] | _readable(row["dense"])
-        text = json.dumps({"format": FORMAT, "entries": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
-        atomic_write(root / MANIFEST, (text + "\n").encode())
+        doc = read_document(root / MANIFEST)  # the whole manifest: keys added by hand stay
+        doc["entries"][name]["metrics"] = doc["entries"][name]["metrics"] | _readable(row["dense"])
+        doc["entries"] = dict(sorted(doc["entries"].items()))
+        atomic_write(root / MANIFEST, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _readable(r: dict) -> dict:
