@@ -148,7 +148,8 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     c, n = evaluate(model, dm._loader("train"))  # the training split in order, without augmentation
     fit = {"train_acc": c / n, "train_size": n, "train_loss": end["train_loss"], "stopped": "plateau" if stopped else "max"}
     return {"model": model, "arch": hp.arch, "arch_kwargs": arch_kwargs, "data": data_spec, "tag": _tag(data_spec),
-            "metrics": metrics, "epochs": ckpt["epoch"] + 1, "steps": ckpt["global_step"], "seconds": seconds, "fit": fit}
+            "metrics": metrics, "epochs": ckpt["epoch"] + 1, "steps": ckpt["global_step"], "seconds": seconds, "fit": fit,
+            "threads": threads}
 
 
 def _end_of_training(run_dir: str) -> dict:
@@ -191,6 +192,15 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
     _record(recipe, seed, run)
 
 
+def provenance() -> dict:
+    """The code a run was made with: the commit of the working tree (``+dirty`` where tracked files
+    differ from it) and the day. A cached run is of its commit's code, not of the code now."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return {"commit": (head or "unknown") + ("+dirty" if dirty else ""), "date": time.strftime("%Y-%m-%d")}
+
+
 def _record(recipe: str, seed: int, run: dict) -> None:
     from neuroview.zoo.pretrained import _locked
 
@@ -201,10 +211,14 @@ def _record(recipe: str, seed: int, run: dict) -> None:
 def _record_unlocked(recipe: str, seed: int, run: dict) -> None:
     from neuroview._io import atomic_write  # the one temp-and-rename writer
 
+    import torch
+
     runs = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
     runs[f"{recipe}@{seed}"] = {"recipe": recipe, "seed": seed, "arch": run["arch"], "tag": run["tag"],
                                 "test_acc": run["metrics"]["test_acc"], "test_size": run["metrics"]["test_size"],
-                                "seconds": round(run["seconds"], 1)}
+                                "seconds": round(run["seconds"], 1), **provenance(), "torch": torch.__version__,
+                                "omp_threads": run.get("threads"),
+                                "train_acc": run["fit"]["train_acc"]}
     atomic_write(RUNS, (json.dumps(dict(sorted(runs.items())), indent=2) + "\n").encode())
 
 
