@@ -6,9 +6,9 @@ generation (what the CPU tests use). The optimizer step stays outside. How a ste
 what: the module, its state dict and checkpoints are the same (a site keeps 8-bit slopes for its
 surrogate gradient when compiled, where eager mode keeps 4-bit ones).
 
-A compiled network skips its own data-dependent input check (a host sync and a graph break), so
-the batch is checked here instead, on the CPU before it moves to the device: no sync, and a NaN
-is still an error naming ``x``.
+A compiled network checks its input with an assert traced into its graph, where a host sync would
+break it; on CUDA that assert is asynchronous and ends the process. So the batch is checked here first,
+on the CPU before it moves to the device: no sync, and a NaN is a ``ValueError`` naming ``x``.
 
 Imports torch and :mod:`neuroview` only.
 """
