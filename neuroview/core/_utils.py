@@ -75,6 +75,11 @@ def as_labels(y, what: str = "y") -> Tensor:
     if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(v, str) for v in y)):
         raise TypeError(f"{what}: expected class indices, got the string {y!r}; a class's name is not its index "
                         "(class_names.index(name) gives it)")
+    if getattr(getattr(y, "dtype", None), "kind", None) in ("U", "S", "O"):  # numpy's str, bytes, object: torch's bare TypeError
+        text = [v for v in y.ravel().tolist() if isinstance(v, (str, bytes))][:1]
+        raise TypeError(f"{what}: expected class indices, got " + (
+            f"the string {text[0]!r} in an array of dtype {y.dtype}; a class's name is not its index "
+            "(class_names.index(name) gives it)" if text else f"an array of dtype {y.dtype}; convert it (y.astype(int))"))
     y = torch.as_tensor(y)
     if y.is_complex():
         raise ValueError(f"{what}: expected integer class labels, got dtype {y.dtype}")

@@ -238,7 +238,10 @@ def prepare(
     else:
         raise TypeError(f"x: expected a torch.Tensor {layout} or a PackedSequence, got {type(x).__name__}")
     b, t, f = x.shape
-    cut = f"x[:, :{max_len}]" if batch_first else f"x[:{max_len}]"  # the steps' axis, in the caller's layout
+    # the steps' axis in the network's layout, and in the channels-first [B, C, T] batches that nv.retrofit & co.
+    # read from a data module and transpose: x[:, :N] of those cut channels
+    cut = (f"x[:, :{max_len}]" if batch_first else f"x[:{max_len}]") + \
+        f" for {layout}; x[..., :{max_len}] for a data module's [B, C, T] batches"
     if b == 0 or t == 0:
         raise ValueError(f"x: expected a non-empty batch of non-empty sequences, got shape {tuple(x.shape)} as [B, T, F]")
     if f != input_size:
@@ -265,8 +268,9 @@ def prepare(
             raise ValueError(f"lengths: expected values in [1, {t}] (T of x), got min {lo} and max {hi}")
         if max_len is not None and hi > max_len:
             raise ValueError(
-                f"x: a sequence has {hi} steps, more than max_len={max_len}; truncate it explicitly "
-                f"({cut} and lengths.clamp(max={max_len})) or build the network with a larger max_len"
+                f"x: a sequence has {hi} steps, more than max_len={max_len}; truncate the steps axis "
+                f"({cut}; and lengths.clamp(max={max_len})) or pass a larger max_len= where the network is built "
+                "(nv.retrofit(..., max_len=) too)"
             )
         if t > hi:  # only padding lies past the longest sequence
             x, t = x[:, :hi], hi
@@ -274,8 +278,8 @@ def prepare(
             lengths = None
     if max_len is not None and t > max_len:
         raise ValueError(
-            f"x: sequences have {t} steps, more than max_len={max_len}; truncate them explicitly "
-            f"({cut}) or build the network with a larger max_len"
+            f"x: sequences have {t} steps, more than max_len={max_len}; truncate the steps axis "
+            f"({cut}) or pass a larger max_len= where the network is built (nv.retrofit(..., max_len=) too)"
         )
     if lengths is not None:
         # Padding may hold anything (NaN included): the RNN must not see it, and NaN * 0 is NaN.

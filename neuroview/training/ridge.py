@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import unpack
-from ..core._utils import as_labels, require_neuroview
+from ..core._utils import as_labels, factory, require_neuroview
 from ..core.cnn import NeuroViewCNN
 from .sparsify import _batches, _features
 
@@ -119,6 +119,8 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
             shift = torch.zeros_like(b)
         else:
             shift = (w / std) @ mean
+        if getattr(out, "step_shared", None) is not None:
+            out.step_shared.weight.zero_()  # an RNN's shared part, added to the weight: the classifier alone holds the ridge
         out.classifier.weight.copy_((w / std).to(out.classifier.weight.dtype))
         out.classifier.bias.copy_((b - shift).to(out.classifier.bias.dtype))
     acc = 100.0 * float(((z @ w.T + b).argmax(1) == y).double().mean())
@@ -126,14 +128,15 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     return out
 
 
-def _series(train, seed: int) -> tuple[Tensor, Tensor | None]:
-    """Every training series ``[N, C, T]`` of ``train``'s batches (integer series as float32) and their labels (None
+def _series(train, seed: int, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
+    """Every training series ``[N, C, T]`` of ``train``'s batches (in ``dtype``, the network's: MiniRocket's is float32,
+    where float64 series, numpy's default, failed only after the biases were fitted) and their labels (None
     where a batch has none), in order, read once with the global RNG seeded by ``seed`` in a fork: a loader that
     shuffles from it (a ``DataLoader(shuffle=True)``) gives the same order for a seed (each bias comes from a series
     drawn by its index, as in aeon's MiniRocket), and the caller's RNG is left as it was."""
     with _seeded(seed):
         x, y = _read_series(train)
-    return (x if x.is_floating_point() else x.float()), y
+    return x.to(dtype), y
 
 
 @contextmanager
@@ -178,7 +181,7 @@ def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
         raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"
                          + (f" around {type(net.backbone).__name__}" if isinstance(net, NeuroViewCNN) else ""))
-    return _fit(net, *_series(train, net.backbone.seed), alphas)
+    return _fit(net, *_series(train, net.backbone.seed, factory(net.backbone).get("dtype", torch.float32)), alphas)
 
 
 def _fit(net: NeuroViewCNN, x: Tensor, y: Tensor | None, alphas) -> NeuroViewCNN:
@@ -197,6 +200,8 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
     x, y = _series(train, seed)
+    if y is not None and len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
     if num_classes is None:
         num_classes = getattr(train, "num_classes", None) or (int(y.max()) + 1 if y is not None else None)
     if num_classes is None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 
 import numpy as np
 import torch
@@ -231,9 +232,14 @@ class MiniRocket(nn.Module):
         >>> MiniRocket(input_length=30, num_features=168).describe(0)
         {'taps': (0, 1, 2), 'dilation': 1, 'channels': (0,), 'bias': 0.0, 'whole': True}
         """
-        if not isinstance(unit, int) or not 0 <= unit < self.num_features:
+        u = unit if not isinstance(unit, Tensor) else unit.item() if unit.dim() == 0 and not unit.is_floating_point() else None
+        try:  # an int, numpy's or a 0-dim integer tensor (what explain()'s argmax gives); never a bool
+            u = None if u is None or isinstance(u, bool) else operator.index(u)
+        except TypeError:
+            u = None
+        if u is None or not 0 <= u < self.num_features:
             raise ValueError(f"unit: expected an index in [0, {self.num_features}), got {unit!r}")
-        f = int((self.feature_order() if _order is None else _order)[unit])
+        f = int((self.feature_order() if _order is None else _order)[u])
         j, k = self._where(f)
         chans = torch.nonzero(self.weight[j, k, :, 0]).flatten().tolist()
         return {"taps": tuple(int(t) for t in INDICES[k]), "dilation": self.dilations[j],
