@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .._batch import takes_lengths
 from ..core.cnn import NeuroViewCNN
 from ..core.recorder import sample_first
 from .checks import (
@@ -138,7 +139,7 @@ def _check_order(order: Tensor, b: int, n: int, what: str) -> Tensor:
         raise ValueError(f"order: expected an integer tensor [{n}] or [{b}, {n}] ranking the {what}, got {got}")
     if not bool((order.sort(-1).values == torch.arange(n, device=order.device)).all()):
         raise ValueError(f"order: expected each row to be a permutation of 0..{n - 1} (the {what})")
-    return order.expand(b, n)
+    return order.expand(b, n).long()  # an int32/int16/uint8 order failed inside scatter_
 
 
 # -------------------------------------------------------------------------- unit ablation
@@ -310,6 +311,9 @@ def step_labels(net: nn.Module, x: Tensor, y: Tensor, lengths) -> tuple[Tensor, 
     y = check_xy(x, y, num_classes_of(net))
     check_sequences(x)
     lengths = check_lengths(x, lengths)
+    if lengths is not None and not takes_lengths(net):  # rnn_forward's net(x, lengths) was a bare TypeError
+        raise ValueError(f"lengths: expected None for a {type(net).__name__}, whose forward takes no lengths (it reads "
+                         "every step of x as given), got a tensor of lengths")
     if num_classes_of(net) is None and len(y):
         with eval_mode(net):
             width = rnn_forward(net, x[:1], None if lengths is None else lengths[:1]).shape[-1]

@@ -28,8 +28,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import numbers
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -112,16 +115,44 @@ def to_frame(records: list[dict]):
 
 
 # ----------------------------------------------------------------------- writing
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return repr(v)  # shortest string that reads back as the same float
+def _cell(v, i: int, k) -> str:
+    """Row ``i``'s cell ``k`` as text: a number (Python, numpy, a 0-dim tensor) as a plain int or float,
+    the float as Python's shortest round-trip ``repr`` (``str`` gave ``np.float64(0.5)``, ``tensor(0.1235)``)."""
+    if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # a numpy scalar, a 0-dim tensor or array
+        v = v.item()
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(v))  # shortest string that reads back as the same float
+    if isinstance(v, Iterable) or hasattr(v, "shape"):  # str(v) of a list or tensor reads back as text, not numbers
+        got = type(v).__name__ + (f" of shape {tuple(v.shape)}" if hasattr(v, "shape") else
+                                  f" of {len(v)} items" if hasattr(v, "__len__") else "")
+        raise ValueError(f"records: expected one number or string per cell, got a {got} in row {i}, column {k!r}")
     return str(v)
 
 
-def write_csv(path, records: Iterable[dict], columns: Sequence[str] | None = None) -> Path:
-    """Write ``records`` as CSV (header = ``columns`` or the first row's keys), atomically."""
+def _rows(records) -> list[Mapping]:
+    """``records`` as a list of rows, each checked to be a mapping (a dict gave a bare TypeError, lists an IndexError)."""
+    if isinstance(records, Mapping):
+        raise TypeError(f"records: expected rows (an iterable of dicts, one a row), got a {type(records).__name__}; "
+                        "pass [records] for one row")
     records = list(records)
-    if columns is None:
+    for i, r in enumerate(records):
+        if not isinstance(r, Mapping):
+            raise TypeError(f"records: expected each row to be a dict (column -> value), got a {type(r).__name__} in row {i}")
+    return records
+
+
+def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = None) -> Path:
+    """Write ``records`` as UTF-8 CSV (header = ``columns`` or the first row's keys), atomically.
+
+    Without ``columns`` every row must have the first row's keys, no fewer and no more (a later row's
+    extra key was dropped without a word); with them, other keys are left out."""
+    records = _rows(records)
+    given = columns is not None
+    if not given:
         if not records:
             raise ValueError("records: expected at least one row (or pass columns=) to know the header")
         columns = list(records[0])
@@ -133,8 +164,12 @@ def write_csv(path, records: Iterable[dict], columns: Sequence[str] | None = Non
         if missing:
             raise ValueError(f"records: row {i} lacks the columns {missing} (the header: {list(columns)}); give every "
                              "row the same keys, or pass columns=")
-        writer.writerow([_cell(r[k]) for k in columns])
-    atomic_write(Path(path), buf.getvalue().encode())
+        extra = [] if given else [k for k in r if k not in columns]
+        if extra:
+            raise ValueError(f"records: expected the keys of row 0 {list(columns)} in every row, got the extra keys "
+                             f"{extra} in row {i}; give every row the same keys, or pass columns=")
+        writer.writerow([_cell(r[k], i, k) for k in columns])
+    atomic_write(Path(path), buf.getvalue().encode("utf-8"))
     return Path(path)
 
 
@@ -144,7 +179,9 @@ TEXT_COLUMNS = ("site", "class", "true", "predicted")
 
 def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
     """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, except
-    in ``text_columns``."""
+    in ``text_columns``. A class column named like one of them (a class "true") reads back as text:
+    pass ``text_columns`` without it (a binary set's "false" / "true" classes are plausible names, so
+    the tables do not refuse them)."""
     def parse(s: str):
         for kind in (int, float):
             try:
@@ -153,13 +190,26 @@ def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
                 pass
         return s
 
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:  # write_csv writes UTF-8, whatever the locale
         return [{k: v if k in text_columns else parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _finite(obj):
+    """``obj`` with every non-finite float (NaN, inf) as None, through dicts, lists and tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+    """Write ``obj`` as indented UTF-8 JSON, atomically. Non-finite floats (the NaN of a class with no
+    sample in :func:`time_records`) are written as ``null``: ``NaN`` is no JSON, and strict parsers refuse it."""
+    text = json.dumps(_finite(obj), indent=2, allow_nan=False)
+    atomic_write(Path(path), (text + "\n").encode("utf-8"))
     return Path(path)
 
 

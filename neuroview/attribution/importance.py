@@ -7,7 +7,7 @@ Imports: torch and :mod:`neuroview.core` only.
 
 >>> import torch, neuroview as nv
 >>> from torch import nn
->>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 6, 3), nn.ReLU()), 3).eval()
+>>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 6, 3), nn.ReLU()), 3, input_shape=(1, 16)).eval()
 >>> w, units, slices = unit_weights(net)
 >>> w.shape, units[4], layer_shares(net)[0].shape
 (torch.Size([3, 10]), ('3', 0), torch.Size([3, 2]))
@@ -207,12 +207,13 @@ def _layer_names(n: int) -> list[str]:
 
 def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | None = None) -> Tensor:
     """``[C, *x.shape[1:]]``: the mean input of each class (zeros for a class with no sample),
-    e.g. the series drawn under a class's per-step importance.
+    e.g. the series drawn under a class's per-step importance. ``x``: a tensor or a numpy array.
 
     ``lengths [B]``: the valid positions of each row along dim 1 (the steps of a ``[B, T, F]`` batch);
     the padding past them (zeros or NaN) is left out of the means, which average over the samples of
     the class that reach each position (as the gallery's class means do); NaN where none does.
     """
+    x = torch.as_tensor(x)  # a numpy batch was an AttributeError on x.new_zeros
     y = _in_range(as_labels(y).reshape(-1), num_classes)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")
@@ -231,6 +232,10 @@ def _valid_means(x: Tensor, y: Tensor, num_classes: int, lengths: Tensor) -> Ten
     if x.dim() < 2 or n.shape[0] != x.shape[0] or bool((n < 0).any()):
         raise ValueError(f"lengths: expected {x.shape[0]} non-negative lengths (one per row of x), "
                          f"got {n.shape[0]} values{', some negative' if bool((n < 0).any()) else ''}")
+    if len(n) and int(n.max()) > x.shape[1]:  # a channels-first [B, C, T] batch averaged its padding, silently
+        raise ValueError(f"lengths: expected at most {x.shape[1]} (lengths run along dim 1 of x, the steps of a "
+                         f"[B, T, ...] batch), got {int(n.max())}; transpose a channels-first [B, C, T] batch first, "
+                         "x.transpose(1, 2)")
     valid = torch.arange(x.shape[1]) < n[:, None]  # [B, T]
     mask = valid.reshape(*valid.shape, *[1] * (x.dim() - 2)).to(x.device)
     kept = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))  # not x * mask: NaN padding times 0 is NaN
