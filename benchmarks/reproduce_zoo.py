@@ -194,10 +194,10 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
 
 def provenance() -> dict:
     """The code a run was made with: the commit of the working tree (``+dirty`` where tracked files
-    differ from it) and the day. A cached run is of its commit's code, not of the code now."""
+    other than the results differ from it) and the day. A cached run is of its commit's code, not of the code now."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()  # the runs' own results file aside
     return {"commit": (head or "unknown") + ("+dirty" if dirty else ""), "date": time.strftime("%Y-%m-%d")}
 
 
