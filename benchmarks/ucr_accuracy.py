@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from reproduce_zoo import RESULTS, train  # noqa: E402
+from reproduce_zoo import RESULTS, provenance, train  # noqa: E402
 
 OUT = RESULTS / "ucr_accuracy.json"  # --results points elsewhere
 MINIROCKET = RESULTS / "minirocket.json"
@@ -168,6 +168,7 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
     fold = seed % round(1 / val) if cv else None
     sha = _sha(recipe)  # the version trained: taken as the fit reads the recipe, not when the run ends (an edit
     # during a run of half an hour gave its record the version of the file as it was then)
+    code = provenance()  # the package's commit, taken at the start for the same reason
     r = train(recipe, seed, extra=overrides(dataset, val, fold) + list(extra), threads=1, split="val" if val else "test")
     scores = ({"val_acc": r["metrics"]["val_acc"], "val_size": r["metrics"]["val_size"], "val_fraction": val} if val
               else {"test_acc": r["metrics"]["test_acc"], "test_size": r["metrics"]["test_size"]})
@@ -176,7 +177,7 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
     rec = {"recipe": recipe, "set": dataset, "seed": seed, "sha": sha, "arch": r["arch"], "extra": list(extra),
            **scores, **r["fit"], "epochs": r["epochs"], "steps": r["steps"], "seconds": round(r["seconds"], 1),
            # where Lightning's accelerator="auto" trained it (the fit runs in a subprocess that sees the same devices)
-           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", **code, "torch": torch.__version__,
            # members in one pass (EXECUTION_ONLY): true, or "auto" (batched on a GPU, apart on the CPU: see "device")
            **({"batched": r["arch_kwargs"]["batched"]} if r["arch_kwargs"].get("batched") else {})}
     if export:
