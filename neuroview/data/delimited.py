@@ -96,6 +96,43 @@ def _column_numbers(fields: list[str]) -> bool:
     return len(fields) >= 3 and [f.strip() for f in fields] == [str(i) for i in range(len(fields))]
 
 
+def _ramp(fields: list[str]) -> bool:
+    """Whether fields count up in even steps from 0 or from one step (n >= 3): 0, 1, ..., n - 1, or 1, ..., n, or
+    times 0.0, 0.1, 0.2: the column names of a header, not a series."""
+    v = [number(f.strip()) for f in fields]
+    if len(v) < 3 or None in v or not v[1] > v[0]:
+        return False
+    step = v[1] - v[0]
+    return (math.isclose(v[0], 0, abs_tol=1e-9) or math.isclose(v[0], step)) and all(
+        math.isclose(b - a, step, rel_tol=1e-6) for a, b in zip(v, v[1:]))
+
+
+def _header_of(fields: list[str], label_column: int) -> str | None:
+    """What makes a first row a header that was not declared (None: nothing): column numbers 0, 1, ..., n - 1
+    (pandas' to_csv of an array), or a label field that is no number (``label``; empty: pandas' index) before
+    fields that count up (:func:`_ramp`). A first series of a class named in words (``cat,0.1,0.5,...``) is data."""
+    if _column_numbers(fields):
+        return f"0, 1, ..., {len(fields) - 1}: the column numbers pandas writes as a header (to_csv without header=False)"
+    if not -len(fields) <= label_column < len(fields):
+        return None
+    k = label_column % len(fields)
+    if number(fields[k].strip()) is not None or not _ramp(fields[:k] + fields[k + 1:]):
+        return None
+    shown = ", ".join(f.strip() for f in fields[:4]) + (", ..." if len(fields) > 4 else "")
+    return (f"{shown}: a name in the label's column {k + 1} ({fields[k].strip()!r}) and column names counting up, "
+            "the header pandas writes (to_csv without header=False)")
+
+
+def _check_header(names: list[str], where: str) -> None:
+    """An unnamed column before named ones (pandas' index, ``df.to_csv(path)``) is refused: read, the row number
+    would be a step (or the label) of every series."""
+    j = next((j for j, n in enumerate(names) if not n and any(names[j + 1:])), None)
+    if j is not None:
+        why = ("pandas' index column (write with df.to_csv(path, index=False))" if j == 0 else
+               "expected a name for each column; name it or drop the column")
+        raise ValueError(f"path: column {j + 1} of {where}'s header is unnamed: {why}")
+
+
 def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,
                 delimiter: str | None = None, header: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """``(series, labels)`` of a delimited file with one series a row: ``series`` a list of
@@ -113,10 +150,12 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     header = header or isinstance(label_column, str)
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
     names = [n.strip() for n in rows[0][1]] if header and rows else None
-    if rows and not header and _column_numbers(rows[0][1]):  # pandas' to_csv of an array, index=False
-        raise ValueError(f"header: row {rows[0][0]} of {where} reads 0, 1, ..., {len(rows[0][1]) - 1}: the column numbers "
-                         "pandas writes as a header (to_csv without header=False), not a series; pass header=true "
+    if rows and not header and (what := _header_of(rows[0][1], label_column)):  # pandas' to_csv, header not declared
+        _check_header([n.strip() for n in rows[0][1]], where)
+        raise ValueError(f"header: row {rows[0][0]} of {where} reads {what}, not a series; pass header=true "
                          "(--data.init_args.header true) to skip it")
+    if names is not None:
+        _check_header(names, where)
     rows = rows[1:] if header else rows
     if not rows:
         raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
@@ -148,8 +187,10 @@ class CsvDataModule(ArrayDataModule):
     ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
     header's column name (then the first row is a header). ``header=True`` skips a first row of
     column names (a first row of column numbers 0, 1, 2, ..., the header pandas writes for an array, is
-    refused without it). ``delimiter``: tab if the first line has one, else ``;`` where there is no comma,
-    else comma; with none of them, blanks (``" "``: any run of spaces, as in the archive's older
+    refused without it, as is one of a word in the label's column and numbers counting up beside it:
+    ``label,0,1,2``); a header with an unnamed first column, pandas' index (``df.to_csv(path)``), is
+    refused. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
+    with none of them, blanks (``" "``: any run of spaces, as in the archive's older
     ``*_TRAIN.txt`` files; a shorter series then ends in ``NaN`` fields). ``channels=C``: each row holds C channels one after another, T values each.
     A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
     sets): that series is shorter, padded (or, with ``resample=True``, stretched) as an ``.npz``'s
@@ -160,6 +201,10 @@ class CsvDataModule(ArrayDataModule):
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.CsvDataModule
     --data.init_args.path mine_TRAIN.tsv --data.init_args.test_path mine_TEST.tsv``.
     """
+
+    #: How the files are written (not which series, nor how they are normalized): other files of this format read
+    #: as the model's training file was (:func:`~neuroview.data.read_as.read_as_trained`).
+    FILE_FORMAT = ("label_column", "channels", "delimiter", "header")
 
     def __init__(self, path: str, *, test_path: str | None = None, val_path: str | None = None,
                  label_column: int | str = 0, channels: int = 1, delimiter: str | None = None, header: bool = False,
@@ -179,11 +224,11 @@ class CsvDataModule(ArrayDataModule):
             raise ValueError(f"delimiter: expected one character (or None: sniffed), got {delimiter!r}")
         self.path, self.test_path, self.val_path = Path(path), test_path, val_path
         self.test_fraction = test_fraction
-        self._read = dict(label_column=label_column, channels=channels, delimiter=delimiter, header=header)
+        self.label_column, self.channels, self.delimiter, self.header = label_column, channels, delimiter, header
 
     def load(self) -> dict[str, tuple]:
         def read(p):
-            x, y = read_series(p, **self._read)
+            x, y = read_series(p, **{k: getattr(self, k) for k in self.FILE_FORMAT})
             same = len({s.shape for s in x}) == 1
             return (np.stack(x) if same else x), y  # one length: an array; rows of several: padded later
 

@@ -27,12 +27,15 @@ class NpzDataModule(ArrayDataModule):
     ``seed``. ``X`` of shape ``[N, T]`` is read as one channel. ``layout="channels_last"`` reads
     ``X`` as ``[N, *spatial, C]`` (Keras' ``[N, T, C]``, images ``[N, H, W, C]``); the default
     ``"auto"`` reads ``[N, C, *spatial]`` (aeon's and torch's order) and refuses an ``X`` with more
-    channels than the length of its last axis, the telltale of the other order, until ``layout``
-    says which it is. ``batch_size="auto"`` takes a
+    channels than the length of its last axis (or as many: ``[N, 6, 6]``), the telltale of the other
+    order, until ``layout`` says which it is. ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.NpzDataModule
     --data.init_args.path my.npz`` keeps the recipe's ``auto``, ``resample`` and ``normalize``.
     """
+
+    #: How the file is written (see :attr:`CsvDataModule.FILE_FORMAT`).
+    FILE_FORMAT = ("layout",)
 
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64,
                  val_fraction: float = 0.1, seed: int = 0,
@@ -107,17 +110,19 @@ def _channels_first_of(x: np.ndarray, layout: str, suffix: str, name: str) -> np
     """``X{suffix}`` as ``[N, C, *spatial]``: a 2-D ``X`` is one channel; ``channels_last`` moves the
     last axis to the channels'. Under ``auto``, more channels than the last axis is long (``[N, 500, 3]``:
     500 channels of 3 steps, or 3 channels of 500 steps?) is refused: read the wrong way, every
-    step would be a channel and the network would train on it without a word."""
+    step would be a channel and the network would train on it without a word; so is a tie (``[N, 6, 6]``), which
+    tells neither way."""
     if x.ndim == 2:
         return x[:, None]
     if x.ndim < 2:
         raise ValueError(f"path: X{suffix} must be [N, C, *spatial] or [N, T], got shape {x.shape}")
     if layout == "channels_last":
         return np.moveaxis(x, -1, 1)
-    if layout == "auto" and x.shape[1] > x.shape[-1]:
+    if layout == "auto" and (x.shape[1] > x.shape[-1] or x.shape[1] == x.shape[-1] > 1):  # a tie tells neither way
         shape = list(x.shape)
+        more = "more channels than steps" if shape[1] > shape[-1] else "as many channels as steps"
         raise ValueError(f"path: X{suffix} of {name} has shape {shape}: read as [N, C, *spatial] it holds {shape[1]} "
-                         f"channels of {shape[-1]} along its last axis, more channels than steps, as an [N, *spatial, C] "
+                         f"channels of {shape[-1]} along its last axis, {more}, as an [N, *spatial, C] "
                          f"array would; pass layout='channels_last' (--data.init_args.layout channels_last) if its channels "
                          f"are last, or layout='channels_first' if they are {shape[1]}")
     return x

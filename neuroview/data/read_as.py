@@ -28,13 +28,18 @@ def checkpoint_data(path) -> dict | None:
 
 
 #: The options of a data module that say how the network sees a series (not which series, nor in what batches).
+#: Carried to any data module; a file of the training file's own class (CsvDataModule, NpzDataModule) also takes its
+#: ``FILE_FORMAT`` (channels, label column, header, delimiter; an .npz's layout) and a ``val_fraction`` of 0.
 READ_AS = ("normalize", "resample")
 
 
 def read_as_trained(dm, trained_on: dict | None) -> dict:
     """Set on ``dm`` (a data module not yet set up, built with its defaults) the reading options of the data
     module the model was trained on, ``trained_on``: a data-module spec ``{"class_path", "init_args"}`` (what a
-    Lightning checkpoint records) or a zoo entry's ``dataset`` (``{"name", "data_module": spec}``). Returns the
+    Lightning checkpoint records) or a zoo entry's ``dataset`` (``{"name", "data_module": spec}``): its ``READ_AS``;
+    where ``dm`` is of the same class and that class says how its files are written (``FILE_FORMAT``: a CSV of
+    3 channels, its label last, is read so, not as one channel), those options too, and ``val_fraction=0`` where
+    the model was trained without a validation split (a small file then need not carve one). Returns the
     options changed, ``{name: value}`` (empty when nothing says how the model read its data)."""
     spec = (trained_on or {}).get("data_module", trained_on) or {}
     args = spec.get("init_args", {}) if isinstance(spec, dict) else {}
@@ -44,11 +49,31 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
             value = bool(args[key]) if key == "resample" else args[key]
             if key == "normalize" and value not in (True, False, "series", "sample"):
                 raise ValueError(f"trained_on: normalize: expected true, false, 'series' or 'sample', got {value!r}")
-            setattr(dm, key, value)
-            if hasattr(dm, "hparams"):
-                dm.hparams[key] = value
             changed[key] = value
+    changed.update(_file_format(dm, spec, args))
+    for key, value in changed.items():
+        setattr(dm, key, value)
+        if hasattr(dm, "hparams"):
+            dm.hparams[key] = value
     return changed
+
+
+def _file_format(dm, spec: dict, args: dict) -> dict:
+    """The ``FILE_FORMAT`` options (and ``val_fraction=0``) of ``args`` that differ on ``dm``, where ``spec`` names
+    ``dm``'s own class; checked as the class checks them (a hand-edited spec's ``channels: 0``)."""
+    keys = getattr(type(dm), "FILE_FORMAT", ())
+    cls = spec.get("class_path") if isinstance(spec, dict) else None
+    if not keys or not isinstance(cls, str) or cls.rsplit(".", 1)[-1] != type(dm).__name__:
+        return {}  # another class: its options mean other things (an .npz has no label column)
+    out = {k: args[k] for k in keys if k in args and getattr(dm, k) != args[k]}
+    if args.get("val_fraction") == 0 and dm.val_fraction != 0 and getattr(dm, "val_fold", None) is None:
+        out["val_fraction"] = 0.0
+    if out:
+        try:
+            type(dm)(str(dm.path), **out)
+        except ValueError as e:
+            raise ValueError(f"trained_on: {e}") from None
+    return out
 
 
 def checkpoint_classes(path) -> list[str] | None:
