@@ -11,7 +11,7 @@ Imports nothing from neuroview.
 
 from __future__ import annotations
 
-__all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained"]
+__all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_options"]
 
 def checkpoint_data(path) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
@@ -56,6 +56,12 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
         if hasattr(dm, "hparams"):
             dm.hparams[key] = value
     return changed
+
+
+def read_options(dm) -> dict:
+    """How ``dm`` reads its series, ``{name: value}``: its ``READ_AS`` options and its class's ``FILE_FORMAT``
+    (what a spec of the data needs besides the file, so that a later command reads it the same way)."""
+    return {k: getattr(dm, k) for k in (*READ_AS, *getattr(type(dm), "FILE_FORMAT", ())) if hasattr(dm, k)}
 
 
 def _file_format(dm, spec: dict, args: dict) -> dict:

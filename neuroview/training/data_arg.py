@@ -38,7 +38,8 @@ def datamodule_for(name: str):
 def data_module(data: str, trained_on: dict | None = None):
     """``--data``'s data module: a ``.npz``, ``.csv`` or ``.tsv`` path, or a name or spec (:func:`datamodule_for`); a
     name or path is read as the model's own training data was (``trained_on``: a data-module spec or a zoo entry's
-    ``dataset``; its ``normalize`` and ``resample``). A JSON spec says how itself."""
+    ``dataset``; its ``normalize`` and ``resample``, and a file of its own module in its format:
+    :func:`~neuroview.data.read_as.read_as_trained`). A JSON spec says how itself."""
     from ..data.read_as import read_as_trained  # noqa: PLC0415
 
     kind = _PATHS.get(Path(data).suffix)

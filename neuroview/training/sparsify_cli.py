@@ -106,7 +106,9 @@ def _data_spec(data: str, dm) -> dict:
 
     name = type(dm).__name__  # a path as an absolute one: a later command run from another folder reads the same file
     args = {"path": os.path.abspath(data)} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
-    read_as = {k: getattr(dm, k) for k in ("normalize", "resample") if hasattr(dm, k)}  # as it was read (read_as_trained)
+    from ..data.read_as import read_options  # noqa: PLC0415
+
+    read_as = read_options(dm)  # as it was read (read_as_trained): normalize, resample, a CSV's channels, ...
     return {"class_path": f"neuroview.data.{name}", "init_args": {**args, **read_as}}
 
 
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source", help="a zoo entry (e.g. nv_lite.gunpoint; `neuroview zoo 'nv_*'` lists them) or a "
                                    "Lightning checkpoint of `neuroview fit` (.ckpt)")
     p.add_argument("--data", default=None, help="digits, mnist1d, a UCR set, a .npz, .csv or .tsv path or a JSON data-module spec "
-                                                "(default: the zoo entry's or the checkpoint's own; other data is read as it was: its normalize and resample)")
+                                                "(default: the zoo entry's or the checkpoint's own; other data is read as it was: its normalize and resample, and a file of its own module in its format)")
     p.add_argument("--tolerance", type=float, default=1.0, help="accuracy points the sparse head may lose on validation (default 1)")
     p.add_argument("--deviance", type=float, default=DEVIANCE,
                    help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from .._batch import check_reads
 from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
+from ..data.read_as import read_options
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from .report_writer import check_requirements, write_report
 
@@ -179,8 +180,8 @@ def _check_explainable(model: nn.Module, name: str) -> None:
 
 def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) -> tuple[object, str]:
     """``(data module, its name)``: ``--data`` when given (read as ``trained_on`` was: its ``normalize``
-    and ``resample``), else what the checkpoint was trained on, else the offline set the model's input fits."""
-    if spec:  # read as the model's own training data was (normalize, resample), not by the module's defaults
+    and ``resample``, and a file of its own module in its format), else what the checkpoint was trained on, else the offline set the model's input fits."""
+    if spec:  # read as the model's own training data was (normalize, resample, a file's format), not by the defaults
         from ..data.read_as import read_as_trained  # noqa: PLC0415
 
         dm = data_module(spec)
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="with --model: weights to load (.safetensors, .pt state dict, or a .ckpt)")
     p.add_argument("--zoo", help="with --model: a zoo folder of your own (e.g. what `neuroview sparsify --out` wrote)")
     p.add_argument("--model-args", help='with --model: builder arguments as JSON, e.g. \'{"widths": [8, 16]}\'')
-    p.add_argument("--data", help=f"{DATA_HELP}. Default: what the checkpoint or zoo entry says, else the offline set the model's input fits. Other data is read as the model's own was (its normalize and resample)")
+    p.add_argument("--data", help=f"{DATA_HELP}. Default: what the checkpoint or zoo entry says, else the offline set the model's input fits. Other data is read as the model's own was (its normalize and resample; a CSV or .npz like its own in that file's format)")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
     p.add_argument("--samples", type=int, default=256, help="how many samples to explain (default 256)")
     p.add_argument("--examples", type=int, default=4, help="samples with per-sample figures (default 4)")
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]
             x = _model_layout(model, x.transpose(1, 2))
-        about |= {"data": spec, "split": args.split, "read_as": {k: getattr(dm, k) for k in ("normalize", "resample") if hasattr(dm, k)}}
+        about |= {"data": spec, "split": args.split, "read_as": read_options(dm)}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
                              batch_size=args.batch_size, about=about, dpi=args.dpi,

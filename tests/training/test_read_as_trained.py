@@ -57,7 +57,8 @@ def test_a_fit_checkpoint_records_its_data_and_other_data_is_read_as_it_was(tmp_
     assert isinstance(dm, NpzDataModule) and dm.path == path and dm.normalize == "sample"
     net, dm, entry, _ = _source(str(ckpt), str(other))
     assert (dm.normalize, dm.resample) == ("sample", True)
-    assert entry["dataset"]["data_module"]["init_args"] == {"path": str(other), "normalize": "sample", "resample": True}
+    assert entry["dataset"]["data_module"]["init_args"] == {"path": str(other), "normalize": "sample", "resample": True,
+                                                            "layout": "auto"}  # and the file's format
 
 
 def test_read_as_trained_takes_a_zoo_entry_s_dataset_and_leaves_unknown_options():
