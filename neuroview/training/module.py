@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from .._batch import call_model, takes_lengths, unpack
+from .._batch import call_model, class_indices, takes_lengths, unpack
+from ..core._utils import as_labels
 from ..core.ensemble import Ensemble, members_loss
 from .callbacks import ResumeState, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
@@ -59,8 +60,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
             ``hidden_size``, ``dims``...).
         optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"`` (Nesterov, ``momentum``).
         lr: peak learning rate.
-        weight_decay: decoupled weight decay of weight matrices and kernels (biases and
-            normalization parameters are never decayed).
+        weight_decay: weight decay of weight matrices and kernels (biases and normalization parameters
+            are never decayed): decoupled with ``"adamw"``, L2 (added to the gradient) with ``"adam"`` and ``"sgd"``.
         classifier_weight_decay: weight decay of the global classifier (the head of a standard
             model); default ``weight_decay``.
         classifier_lr: peak learning rate of the global classifier's weight; default ``lr``. With
@@ -76,12 +77,14 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
             (times its peak). ``warmup_epochs`` other than 0 with another scheduler than ``"cosine"``,
             and ``min_lr_factor`` with one that is no plateau schedule, are refused when ``fit`` starts.
         label_smoothing: cross-entropy label smoothing.
-        l1_classifier: L1 penalty on the global classifier's weight: sparse unit/step importance.
+        l1_classifier: L1 penalty on the global classifier's weight: sparse unit/step importance. The weight
+            the decision uses: with a NeuroView-RNN's ``shared_steps``, its own plus the shared part (``_weight()``).
         group_l1_classifier: group-lasso penalty on its columns (one group per unit or feature):
             switches whole units off.
-        freeze_backbone: train only the head (global classifier and its normalization); the
-            backbone stays in eval mode, so its BatchNorm statistics do not move either. With
-            ``init_weights`` this is the retrofit of an already trained network.
+        freeze_backbone: train only the head (global classifier and its normalization); the backbone
+            (and the parameters a network holds itself: a ViT's ``cls_token``) is frozen and stays in eval
+            mode, so its BatchNorm statistics do not move either. With ``init_weights`` this is the
+            retrofit of an already trained network.
         init_weights: weights to start from, loaded at the start of ``fit`` (and of ``test``,
             ``validate``, ``predict``), never over weights restored from a checkpoint: a Lightning
             checkpoint, a ``.pt`` state dict or a ``.safetensors`` file, of the same
@@ -171,6 +174,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         if self.hparams.freeze_backbone:
             for name, child in self._backbone_children():
                 child.requires_grad_(False)
+            for w in [w for net in self.deciders for w in net.parameters(recurse=False)]:  # a ViT's cls_token, pos_embed
+                w.requires_grad_(False)  # held by the network itself, in none of its children
             self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
         self._ready = True
@@ -187,7 +192,7 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None:
             raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this trainer has no "
-                               "datamodule to take it from; call module.model.discover(x) on a real batch before fit")
+                               "datamodule to take it from; call module.build(x) on a real batch before fit")
         # the loader of the stage being run: a predict-only or test-only data module may have no other
         name = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}.get(stage, "val")
         batch = next(iter(getattr(dm, f"{name}_dataloader")()), None)
@@ -243,8 +248,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
     def setup(self, stage: str) -> None:
         # before configure_optimizers, as Lightning documents for lazy modules: one real batch
         # finds the sites and builds the global classifier over their units
-        if not self._ready:
-            self._materialize(self._first_batch(stage))
+        if not self._ready:  # sites a user found (model.discover(x)) need no batch
+            self._materialize(None if getattr(self.model, "sites", None) is not None else self._first_batch(stage))
         if self.hparams.init_weights and not self._init_loaded:
             # here rather than in __init__: load_from_checkpoint must not need the file any more. Every stage: test,
             # validate and predict scored untrained weights. A checkpoint restored later overwrites these weights
@@ -257,9 +262,11 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
 
     # ------------------------------------------------------------------- steps
     def penalty(self) -> Tensor:
-        """The classifier penalties added to the loss (0 when both are off); of an ensemble, every member's."""
+        """The classifier penalties added to the loss (0 when both are off); of an ensemble, every member's. Each
+        penalizes the weight the decision uses: a NeuroView-RNN's ``shared_steps`` adds its shared part (``_weight()``)."""
         out = self.classifier.weight.new_zeros(())
-        for w in (c.weight for c in self.classifiers):
+        for w in (c.weight if getattr(net, "step_shared", None) is None else net._weight()
+                  for net, c in zip(self.deciders, self.classifiers)):
             if self.hparams.l1_classifier:
                 out = out + self.hparams.l1_classifier * w.abs().sum()
             if self.hparams.group_l1_classifier:
@@ -272,6 +279,11 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         if self.hparams.get("compile") is not None:  # a compiled network skips its own NaN check (neuroview.training.compiled)
             check_finite(batch, self)
+        y = None if self._trainer is not None and self._trainer.predicting else unpack(batch)[2]
+        if isinstance(y, Tensor) and y.device.type == "cpu":  # checked where no device syncs; a GPU loader's: unchecked
+            # one-hot rows trained as soft targets and scored wrong; int32, float, -1 labels failed in torch
+            z = as_labels(class_indices(y, self.hparams.num_classes), "y")
+            batch = batch if z is y else (*batch[:-1], z)  # int64 labels: the batch as it came
         return batch
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
