@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from .._batch import check_reads
 from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
-from ..data.read_as import read_options
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from .report_writer import check_requirements, write_report
 
@@ -257,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]
             x = _model_layout(model, x.transpose(1, 2))
+        from ..data.read_as import read_options  # noqa: PLC0415 - neuroview.data (Lightning) only where data is read
+
         about |= {"data": spec, "split": args.split, "read_as": read_options(dm)}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,

@@ -80,14 +80,14 @@ def test_max_len_and_lengths_errors_speak_the_callers_layout():
     """A time-first GRU's max_len error advised x[:, :6], which cut the batch; lengths matching x's other dim blamed
     only lengths."""
     net = nv.NeuroViewRNN(nn.GRU(3, 4), 2, max_len=6)  # batch_first=False: x is [T, B, F]
-    with pytest.raises(ValueError, match=r"truncate them explicitly \(x\[:6\]\)"):
+    with pytest.raises(ValueError, match=r"truncate the steps axis \(x\[:6\] for \[T, B, F\]"):
         net(torch.randn(9, 8, 3))
-    with pytest.raises(ValueError, match=r"\(x\[:6\] and lengths\.clamp\(max=6\)\)"):
+    with pytest.raises(ValueError, match=r"\(x\[:6\] for \[T, B, F\].*; and lengths\.clamp\(max=6\)\)"):
         net(torch.randn(9, 8, 3), lengths=torch.full((8,), 9))
     with pytest.raises(ValueError, match=r"shape \(2,\); lengths matches x's dim 1: x is read as \[T, B, F\].*x\.transpose\(0, 1\)"):
         net(torch.randn(2, 5, 3), lengths=torch.tensor([5, 3]))  # [B, T, F] handed to a time-first network
     first = nv.NeuroViewRNN(nn.GRU(3, 4, batch_first=True), 2, max_len=6)
-    with pytest.raises(ValueError, match=r"truncate them explicitly \(x\[:, :6\]\)"):
+    with pytest.raises(ValueError, match=r"truncate the steps axis \(x\[:, :6\] for \[B, T, F\]"):
         first(torch.randn(8, 9, 3))
 
 

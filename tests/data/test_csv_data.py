@@ -110,6 +110,7 @@ def test_the_command_lines_read_a_csv_or_tsv_path(tmp_path):
         dm = data_module(str(tmp_path / name))  # neuroview explain --data PATH
         assert isinstance(dm, CsvDataModule) and dm.path == tmp_path / name
         spec = _data_spec(str(tmp_path / name), dm)  # what a sparse entry's manifest keeps to rebuild it
-        # with how it was read (normalize, resample), so that explain rebuilds the data as sparsify read it
+        # with how it was read (normalize, resample, the file's format), so that explain rebuilds the data as sparsify read it
         assert spec == {"class_path": "neuroview.data.CsvDataModule",
-                        "init_args": {"path": str(tmp_path / name), "normalize": True, "resample": False}}
+                        "init_args": {"path": str(tmp_path / name), "normalize": True, "resample": False,
+                                      "label_column": 0, "channels": 1, "delimiter": None, "header": False}}
