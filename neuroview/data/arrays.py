@@ -9,6 +9,7 @@ own, is in ``npz``); how labels become classes is in ``labels``, the statistics 
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import ClassVar, Literal, Sequence
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -287,21 +289,35 @@ class ArrayDataModule(pl.LightningDataModule):
         x, y, lengths = self._prepared_splits()[split]
         return ArrayDataset(x, y, lengths, self._mean, self._std, self.augmentation() if train else None)
 
-    def _loader(self, split: str, train: bool = False) -> DataLoader:
+    def _loader(self, split: str, train: bool = False, shard: bool = False) -> DataLoader:
+        """The loader of ``split``: the whole split, or, with ``shard`` under a trainer of several processes (DDP),
+        this process's share of it, every sample in one share only (Lightning's own DistributedSampler pads the
+        shares to one length with repeated samples: one counted twice in val_acc, test_acc and the confusion matrix)."""
         ds = self._dataset(split, train)
         # the trainer's device, when one is attached: pinned CPU batches reach a GPU asynchronously
         device = getattr(getattr(self.trainer, "strategy", None), "root_device", None)
+        ranks = getattr(self.trainer, "distributed_sampler_kwargs", None) or {}  # {num_replicas, rank} under DDP
+        world = ranks.get("num_replicas", 1)
+        sampler = None
+        if shard and world > 1:
+            if len(ds) < world:  # a process without a batch would leave the others waiting for it
+                raise ValueError(f"{type(self).__name__}: trainer.devices: expected at most {len(ds)} processes "
+                                 f"(devices x num_nodes) for the {len(ds)} samples of the {split} split (each process "
+                                 f"evaluates one at least), got {world}")
+            sampler = UnrepeatedDistributedSampler(ds, shuffle=False, **ranks)  # Lightning keeps a DistributedSampler
         return DataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
+            sampler=sampler,
             # ArrayDataset.__getitems__ gathers each batch whole; its collate passes it through
             collate_fn=passthrough_collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=getattr(device, "type", "cpu") == "cuda" and ds.x.device.type == "cpu",
-            # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample.
-            drop_last=train and len(ds) > self.batch_size,
+            # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample. Judged on a process's
+            # share under DDP: a share no larger than a batch is the whole epoch, and dropping it trained nothing.
+            drop_last=train and math.ceil(len(ds) / world) > self.batch_size,
         )
 
     # ---------------------------------------------------------------- Lightning hooks
@@ -313,13 +329,13 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         # no validation split (val_fraction=0): an empty list makes Lightning skip the validation loop
-        return self._loader("val") if "val" in self._prepared_splits() else []
+        return self._loader("val", shard=True) if "val" in self._prepared_splits() else []
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader("test", shard=True)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader("test", shard=True)
 
     def split_sizes(self) -> dict[str, int]:
         return {k: len(v[1]) for k, v in self._prepared_splits().items()}

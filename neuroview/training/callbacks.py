@@ -110,7 +110,11 @@ class PredictionWriter(BasePredictionWriter):
         for row in zip(index, target, preds, probs):
             w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
         atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
-        rank_zero_info(f"predictions written to {out / name}")
+        if trainer.world_size == 1:
+            rank_zero_info(f"predictions written to {out / name}")
+        else:  # every rank writes its own share; rank 0 speaks for all of them
+            rank_zero_info(f"predictions written to {out / 'predictions_rank*.csv'} (one file a rank, "
+                           f"{trainer.world_size} ranks)")
 
 
 def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:

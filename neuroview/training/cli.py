@@ -19,6 +19,7 @@ import torch
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.utilities import rank_zero_warn
 
 from ..data import ArrayDataModule
 from ..zoo.files import find_recipe
@@ -124,6 +125,13 @@ class NeuroViewCLI(LightningCLI):
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]
         if not cfg.get("test_after_fit") or self.trainer.interrupted:
+            return
+        if self.trainer.global_step == 0:  # the test would score the untrained network, as if it were the run's
+            n = self.trainer.num_training_batches
+            rank_zero_warn(f"test_after_fit: skipped, fit ran no training step (training batches an epoch: "
+                           f"{n if n != float('inf') else 'none loaded'}, limit_train_batches="
+                           f"{self.trainer.limit_train_batches}, max_steps={self.trainer.max_steps}): the network "
+                           "is untrained, and its test would be written as the run's")
             return
         cb = self.trainer.checkpoint_callback
         best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""

@@ -1,0 +1,169 @@
+"""Evaluation and training batches under DDP (several processes): every validation and test sample counted once
+(Lightning's DistributedSampler pads the ranks' shares with repeated samples), a batch larger than a rank's share
+kept rather than dropped, no test of an untrained network after a fit that ran no step, and the log line of
+``predict`` naming every rank's file. One run on two CPU processes (gloo, ~15 s); the rest without processes."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import BatchSampler, DistributedSampler
+
+from neuroview.data.arrays import ArrayDataModule
+from neuroview.training.callbacks import PredictionWriter
+from neuroview.training.cli import NeuroViewCLI
+from neuroview.training.module import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
+QUICK = ["--model.model_kwargs", "{widths: [8, 16]}", "--trainer.enable_progress_bar", "false",
+         "--trainer.enable_model_summary", "false", "--trainer.num_sanity_val_steps", "0"]
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+class Ramp(ArrayDataModule):
+    """Sample ``i`` of each split is the constant ``i`` (no normalization): a batch names its samples."""
+
+    def __init__(self, n_train: int = 10, n_eval: int = 7, **kw):
+        super().__init__(normalize=False, **kw)
+        self.n_train, self.n_eval = n_train, n_eval
+
+    def load(self):
+        def split(n):
+            return np.arange(n, dtype=np.float32)[:, None, None].repeat(4, 2), np.arange(n) % 2
+        return {"train": split(self.n_train), "val": split(self.n_eval), "test": split(self.n_eval)}
+
+
+def _ranks(rank: int, world: int = 2) -> SimpleNamespace:
+    """What the data module reads of a DDP trainer (Trainer.distributed_sampler_kwargs)."""
+    return SimpleNamespace(distributed_sampler_kwargs={"num_replicas": world, "rank": rank}, strategy=None)
+
+
+def _seen(loader) -> list[int]:
+    return [int(v) for x, _ in loader for v in x[:, 0, 0]]
+
+
+@pytest.mark.parametrize("hook", ["val_dataloader", "test_dataloader", "predict_dataloader"])
+def test_two_ranks_evaluate_every_sample_once(hook):
+    """Before: a sequential loader, which Lightning replaced by a DistributedSampler that pads the last rank with
+    sample 0 (359 test samples counted as 360); here each rank read the whole split."""
+    dm = Ramp(eval_batch_size=2)
+    dm.setup("fit")
+    seen = []
+    for rank in (0, 1):
+        dm.trainer = _ranks(rank)
+        seen += _seen(getattr(dm, hook)())
+    assert sorted(seen) == list(range(7))  # 4 + 3, none twice
+    dm.trainer = None
+    assert _seen(getattr(dm, hook)()) == list(range(7))  # one process: the whole split, in order
+
+
+def test_a_split_smaller_than_the_ranks_is_refused_by_name():
+    dm = Ramp(n_eval=1)
+    dm.setup("fit")
+    dm.trainer = _ranks(0)
+    with pytest.raises(ValueError, match=r"Ramp: trainer.devices: expected at most 1 processes .* for the 1 samples "
+                                         r"of the test split .*got 2"):
+        dm.test_dataloader()
+
+
+def test_a_ranks_share_no_larger_than_a_batch_is_trained():
+    """10 training samples on 2 ranks: 5 each. Before: drop_last judged on the 10, so a batch of 6 dropped each
+    rank's only batch and fit trained 0 steps. A last batch of 1 (5 = 4 + 1) is still dropped."""
+    # batch_size -> each rank's batches
+    for batch_size, sizes in [(6, [5]), (12, [5]), (5, [5]), (4, [4]), (3, [3]), (2, [2, 2])]:
+        dm = Ramp(batch_size=batch_size)
+        dm.setup("fit")
+        dm.trainer = _ranks(0)
+        loader = dm.train_dataloader()
+        # what Lightning makes of it under DDP: its DistributedSampler (padded shares), batched with the loader's
+        # drop_last
+        shares = [BatchSampler(DistributedSampler(loader.dataset, 2, r, shuffle=False), batch_size, loader.drop_last)
+                  for r in (0, 1)]
+        assert [[len(b) for b in s] for s in shares] == [sizes, sizes], batch_size
+
+
+def test_fit_that_ran_no_step_skips_the_test_after_it():
+    """Before: the untrained network was tested and its confusion matrix written as the run's (a DDP fit whose
+    ranks had no training batch exited 0 after 0 steps). `fit` refuses max_epochs, max_steps and
+    limit_train_batches 0 up front, so the trainer here is a stub that ran no step."""
+    tested = []
+
+    def cli(step):
+        trainer = SimpleNamespace(interrupted=False, global_step=step, num_training_batches=0, limit_train_batches=1.0,
+                                  max_steps=-1, checkpoint_callback=SimpleNamespace(best_model_path="best.ckpt"),
+                                  test=lambda *a, **kw: tested.append(kw["ckpt_path"]))
+        return SimpleNamespace(config={"fit": {"test_after_fit": True, "test_ckpt": "best"}}, subcommand="fit",
+                               trainer=trainer, model=None, datamodule=None)
+
+    with pytest.warns(UserWarning, match=r"test_after_fit: skipped, fit ran no training step \(training batches an "
+                                         r"epoch: 0, .*the network is untrained"):
+        NeuroViewCLI.after_fit(cli(0))
+    assert tested == []
+    NeuroViewCLI.after_fit(cli(3))  # a run that trained is tested, from its best checkpoint
+    assert tested == ["best.ckpt"]
+
+
+def test_prediction_log_names_every_ranks_file(tmp_path, caplog):
+    """Before: 'predictions written to .../predictions_rank0.csv', rank 1's file unnamed."""
+    trainer = SimpleNamespace(world_size=2, global_rank=0, log_dir=str(tmp_path))
+    batch = {"preds": torch.tensor([1, 0]), "probs": torch.tensor([[0.2, 0.8], [0.6, 0.4]])}
+    with caplog.at_level(logging.INFO):
+        PredictionWriter().write_on_epoch_end(trainer, None, [batch], [[[0, 2]]])
+    assert f"predictions written to {tmp_path / 'predictions_rank*.csv'} (one file a rank, 2 ranks)" in caplog.text
+    assert (tmp_path / "predictions_rank0.csv").is_file()
+
+
+def _one_process(ckpt: Path, loader) -> tuple[np.ndarray, int]:
+    """The confusion matrix of ``ckpt`` over a loader, counted here in one process."""
+    net = load_model(ckpt)
+    cm = np.zeros((10, 10), int)
+    with torch.no_grad():
+        for x, y in loader:
+            np.add.at(cm, (y.numpy(), net(x).argmax(-1).numpy()), 1)
+    return cm, int(np.trace(cm))
+
+
+def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
+    """`neuroview fit` on two CPU processes: val_acc, test_acc and confusion_matrix.csv as one process counts them
+    with the same weights. Before: sample 0 counted twice (143 -> 144 validation, 359 -> 360 test samples)."""
+    from neuroview.data import DigitsDataModule
+
+    root = tmp_path / "ddp"
+    args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy",
+            "ddp", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.default_root_dir",
+            str(root), *QUICK]
+    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "distributed_backend=gloo" in proc.stderr + proc.stdout
+    (best,) = (root / "checkpoints").glob("best-*.ckpt")  # one epoch: the weights validated and tested
+    logs = root / "logs" / "version_0"
+    dm = DigitsDataModule()
+    dm.setup("fit")
+    val_cm, val_correct = _one_process(best, dm.val_dataloader())
+    test_cm, test_correct = _one_process(best, dm.test_dataloader())
+    assert (val_cm.sum(), test_cm.sum()) == (143, 359)
+    with open(logs / "confusion_matrix.csv") as f:
+        written = np.array([[int(v) for v in row[1:]] for row in list(csv.reader(f))[1:]])
+    np.testing.assert_array_equal(written, test_cm)
+    with open(logs / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    val_acc = [float(r["val_acc"]) for r in rows if r.get("val_acc")]
+    test_acc = [float(r["test_acc"]) for r in rows if r.get("test_acc")]
+    assert val_acc == pytest.approx([val_correct / 143], abs=1e-6)
+    assert test_acc == pytest.approx([test_correct / 359], abs=1e-6)
