@@ -28,6 +28,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from .._batch import call_model, class_indices, takes_lengths, unpack
@@ -156,6 +157,7 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # over every process's samples (shares differ by one)
         self.test_confusion: Tensor | None = None
 
     # ------------------------------------------------------------------ model
@@ -308,7 +310,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         logits = self(x, lengths)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
-        self.log("val_loss", self._loss(logits, y), prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.val_loss.update(self._loss(logits, y), weight=len(y))
+        self.log("val_loss", self.val_loss, prog_bar=True, batch_size=len(y))
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=len(y))
         self.log("val_f1", self.val_f1, batch_size=len(y))
 
@@ -318,7 +321,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         self.test_acc(logits, y)
         self.test_f1(logits, y)
         self.test_confmat.update(logits, y)
-        self.log("test_loss", self._loss(logits, y), batch_size=len(y), sync_dist=True)
+        self.test_loss.update(self._loss(logits, y), weight=len(y))
+        self.log("test_loss", self.test_loss, batch_size=len(y))
         self.log("test_acc", self.test_acc, batch_size=len(y))
         self.log("test_f1", self.test_f1, batch_size=len(y))
 

@@ -129,14 +129,16 @@ def test_prediction_log_names_every_ranks_file(tmp_path, caplog):
     assert (tmp_path / "predictions_rank0.csv").is_file()
 
 
-def _one_process(ckpt: Path, loader) -> tuple[np.ndarray, int]:
-    """The confusion matrix of ``ckpt`` over a loader, counted here in one process."""
+def _one_process(ckpt: Path, loader) -> tuple[np.ndarray, int, float]:
+    """The confusion matrix of ``ckpt`` over a loader, counted here in one process, and its mean cross-entropy."""
     net = load_model(ckpt)
-    cm = np.zeros((10, 10), int)
+    cm, loss = np.zeros((10, 10), int), 0.0
     with torch.no_grad():
         for x, y in loader:
-            np.add.at(cm, (y.numpy(), net(x).argmax(-1).numpy()), 1)
-    return cm, int(np.trace(cm))
+            logits = net(x)
+            np.add.at(cm, (y.numpy(), logits.argmax(-1).numpy()), 1)
+            loss += float(torch.nn.functional.cross_entropy(logits.double(), y, reduction="sum"))
+    return cm, int(np.trace(cm)), loss / cm.sum()
 
 
 def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
@@ -155,8 +157,8 @@ def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
     logs = root / "logs" / "version_0"
     dm = DigitsDataModule()
     dm.setup("fit")
-    val_cm, val_correct = _one_process(best, dm.val_dataloader())
-    test_cm, test_correct = _one_process(best, dm.test_dataloader())
+    val_cm, val_correct, val_loss = _one_process(best, dm.val_dataloader())
+    test_cm, test_correct, test_loss = _one_process(best, dm.test_dataloader())
     assert (val_cm.sum(), test_cm.sum()) == (143, 359)
     with open(logs / "confusion_matrix.csv") as f:
         written = np.array([[int(v) for v in row[1:]] for row in list(csv.reader(f))[1:]])
@@ -167,3 +169,6 @@ def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
     test_acc = [float(r["test_acc"]) for r in rows if r.get("test_acc")]
     assert val_acc == pytest.approx([val_correct / 143], abs=1e-6)
     assert test_acc == pytest.approx([test_correct / 359], abs=1e-6)
+    # the losses, a mean over every sample of both processes (180 and 179 of them), not a mean of their two means
+    assert [float(r["val_loss"]) for r in rows if r.get("val_loss")] == pytest.approx([val_loss], rel=1e-5)
+    assert [float(r["test_loss"]) for r in rows if r.get("test_loss")] == pytest.approx([test_loss], rel=1e-5)
