@@ -157,7 +157,7 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # over every process's samples (shares differ by one)
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()  # all ranks' samples
         self.test_confusion: Tensor | None = None
 
     # ------------------------------------------------------------------ model
@@ -300,8 +300,8 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
             logits = out
             total = loss = self._loss(logits, y)
         total = total + self.penalty()
-        self.train_acc(logits, y)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.train_acc(logits, y), self.train_loss(loss.detach(), len(y))
+        self.log("train_loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return total
 

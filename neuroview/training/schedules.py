@@ -36,7 +36,8 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
       ``plateau_patience + 1``-th, and a new best must beat the last by 0.01%, relative; Keras'
       rule cuts at the ``plateau_patience``-th) (a run without a validation split is refused: nothing to read); with
       ``check_val_every_n_epoch`` n, read after each validation (patience then counts validations);
-    - ``"train_plateau"``: the same on the epoch's mean training loss (``train_loss_epoch``), the
+    - ``"train_plateau"``: the same on the epoch's mean training loss (``train_loss_epoch``: over every
+      process's samples under DDP, so that every rank cuts its rates at the same epoch), the
       rule of the published LITE and InceptionTime (factor 0.5, patience 50 epochs, down to a
       tenth of the peak): a budget read from the data, as long as the loss keeps falling. Pair it
       with a stop on the same plateau (Lightning's ``EarlyStopping`` on ``train_loss_epoch``, as

@@ -1,11 +1,13 @@
 """Evaluation and training batches under DDP (several processes): every validation and test sample counted once
 (Lightning's DistributedSampler pads the ranks' shares with repeated samples), a batch larger than a rank's share
 kept rather than dropped, no test of an untrained network after a fit that ran no step, and the log line of
-``predict`` naming every rank's file. One run on two CPU processes (gloo, ~15 s); the rest without processes."""
+``predict`` naming every rank's file, and one training loss (and so one learning rate) on every rank. Two runs on two
+CPU processes (gloo, ~15 s each); the rest without processes."""
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import subprocess
 import sys
@@ -172,3 +174,45 @@ def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
     # the losses, a mean over every sample of both processes (180 and 179 of them), not a mean of their two means
     assert [float(r["val_loss"]) for r in rows if r.get("val_loss")] == pytest.approx([val_loss], rel=1e-5)
     assert [float(r["test_loss"]) for r in rows if r.get("test_loss")] == pytest.approx([test_loss], rel=1e-5)
+
+
+_RANKS_SCRIPT = '''
+import json, sys, torch
+import pytorch_lightning as pl
+from neuroview.training.module import NeuroViewModule
+from neuroview.data import DigitsDataModule
+
+out = sys.argv[1]
+
+class Record(pl.Callback):
+    def on_train_epoch_end(self, trainer, m):
+        with open(f"{out}/rank{trainer.global_rank}.jsonl", "a") as f:
+            f.write(json.dumps({"lr": trainer.optimizers[0].param_groups[0]["lr"],
+                                "loss": float(trainer.callback_metrics["train_loss_epoch"])}) + "\\n")
+
+    def on_fit_end(self, trainer, m):
+        torch.save(torch.cat([p.detach().flatten() for p in m.parameters()]), f"{out}/w{trainer.global_rank}.pt")
+
+torch.set_num_threads(1)
+pl.seed_everything(0)
+m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [8, 16]}, lr=3e-2,
+                    scheduler="train_plateau", plateau_patience=0)
+pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=3, logger=False, enable_checkpointing=False,
+           enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
+           num_sanity_val_steps=0).fit(m, DigitsDataModule(batch_size=64))
+'''
+
+
+def test_two_ranks_read_one_training_loss_and_keep_one_rate(tmp_path):
+    """train_loss_epoch, which the plateau schedules (and their stop) read, is the mean over both ranks' samples:
+    each rank read its own share's, so one rank halved its rates where the other did not (0.015 against 0.03 at
+    the 6th epoch of this run) and the two trained apart (weights 0.11 apart)."""
+    script = tmp_path / "ranks.py"
+    script.write_text(_RANKS_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=240,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = ([json.loads(line) for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1))
+    assert len(r0) == len(r1) == 3
+    assert r0 == r1  # the same loss and the same rate on both ranks, every epoch
+    assert torch.equal(torch.load(tmp_path / "w0.pt"), torch.load(tmp_path / "w1.pt"))
