@@ -31,11 +31,8 @@ QUICK = ["--model.model_kwargs", "{widths: [8, 16]}", "--trainer.enable_progress
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _threads(one_thread):  # conftest's: these tensors are tiny
     yield
-    torch.set_num_threads(saved)
 
 
 class Ramp(ArrayDataModule):
