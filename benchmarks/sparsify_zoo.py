@@ -135,28 +135,36 @@ def readable(model, dm, test: list) -> dict:
 def dense_readability(names: list[str]) -> None:
     """Each dense entry's readability (its zoo weights, on its test split, :func:`readable`) into its manifest
     ``metrics``, without sparsifying anything: ``--dense-readability``."""
-    import neuroview as nv  # noqa: F401 - the zoo's models registered
-    from neuroview.zoo.manifest_io import read_document
-    from neuroview.zoo.pretrained import _locked, atomic_write, checkpoints_dir, get_entry, MANIFEST
+    from neuroview.zoo.pretrained import get_entry
 
     for name in names:
         net, dm, _ = _network(name, get_entry(name)[1].get("seed", 0))
-        r = readable(net, dm, list(dm.test_dataloader()))
-        root = checkpoints_dir()
-        with _locked(root):
-            doc = read_document(root / MANIFEST)  # the whole manifest: keys added by hand stay
-            old = {k: doc["entries"][name]["metrics"].get(k) for k in ("k90", "top10_share")}
-            doc["entries"][name]["metrics"] = doc["entries"][name]["metrics"] | _readable(r)
-            atomic_write(root / MANIFEST, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
-        print(f"{name}: k90 {old['k90']} -> {_readable(r)['k90']}, top-10 share {old['top10_share']} -> "
-              f"{_readable(r)['top10_share']}", flush=True)
+        new = _readable(readable(net, dm, list(dm.test_dataloader())))
+        old = _merge_metrics(name, new)
+        print(f"{name}: k90 {old.get('k90')} -> {new['k90']}, top-10 share {old.get('top10_share')} -> "
+              f"{new['top10_share']}", flush=True)
+
+
+def _merge_metrics(name: str, metrics: dict) -> dict:
+    """Merge ``metrics`` into the manifest entry ``name``'s own, under the zoo's lock, keeping the rest of the
+    manifest (keys added by hand too); returns the entry's metrics as they were."""
+    from neuroview._io import atomic_write
+    from neuroview.zoo.manifest_io import locked, read_document
+    from neuroview.zoo.pretrained import MANIFEST, checkpoints_dir
+
+    root = checkpoints_dir()
+    with locked(root):
+        doc = read_document(root / MANIFEST)
+        before = doc["entries"][name]["metrics"]
+        doc["entries"][name]["metrics"] = before | metrics
+        doc["entries"] = dict(sorted(doc["entries"].items()))
+        atomic_write(root / MANIFEST, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    return before
 
 
 def export(name: str, sparse, entry: dict, row: dict) -> None:
     """Write ``<name>_sparse`` (weights and manifest entry), and the dense entry's readability."""
-    from neuroview.zoo.manifest_io import read_document
-    from neuroview.zoo.pretrained import _locked, atomic_write, checkpoints_dir, save_pretrained, score_test_split
-    from neuroview.zoo.pretrained import make_datamodule, MANIFEST
+    from neuroview.zoo.pretrained import make_datamodule, save_pretrained, score_test_split
 
     kwargs = dict(entry["arch_kwargs"])
     if kwargs.get("normalize") is False:  # sparsify standardizes the features; the fold keeps it one linear map
@@ -180,12 +188,7 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
                         "k90_quantile": row.get("k90_quantile", 0.5), "finetune": row.get("finetune", 0),
                         "finetune_mode": row.get("finetune_mode"), "max_units_per_class": row.get("max_units_per_class"),
                         "max_steps_per_class": row.get("max_steps_per_class")}})
-    root = checkpoints_dir()
-    with _locked(root):
-        doc = read_document(root / MANIFEST)  # the whole manifest: keys added by hand stay
-        doc["entries"][name]["metrics"] = doc["entries"][name]["metrics"] | _readable(row["dense"])
-        doc["entries"] = dict(sorted(doc["entries"].items()))
-        atomic_write(root / MANIFEST, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    _merge_metrics(name, _readable(row["dense"]))
 
 
 def _readable(r: dict) -> dict:

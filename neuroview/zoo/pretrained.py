@@ -41,7 +41,7 @@ import torch
 from safetensors.torch import save as save_bytes
 from torch import nn
 
-from .._io import atomic_write, atomic_write_all  # noqa: F401 - benchmarks/sparsify_zoo.py takes atomic_write from here
+from .._io import atomic_write_all
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
