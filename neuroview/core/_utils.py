@@ -46,18 +46,19 @@ def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
     return n
 
 
-def require_finite(x: Tensor) -> None:
+def require_finite(x: Tensor, where: str = "") -> None:
     """A clear error where the float input ``x`` holds NaN or Inf (a data-dependent check: one host
     sync where ``x`` is on a device). Under ``torch.compile`` an assert traced into the graph takes its
     place (no graph break; a ``RuntimeError`` with the same message, raised asynchronously on CUDA): a
-    network a user compiles keeps the check (it returned finite logits for an Inf input)."""
+    network a user compiles keeps the check (it returned finite logits for an Inf input). ``where``: what
+    of ``x`` was checked, for the message (an RNN's padding zeroed first: " in its valid steps")."""
     if torch.compiler.is_compiling():
         if x.is_floating_point():
-            torch._assert_async(torch.isfinite(x).all(), "x: contains NaN or Inf; clean the input first")
+            torch._assert_async(torch.isfinite(x).all(), f"x: contains NaN or Inf{where}; clean the input first")
         return
     if x.is_floating_point() and not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"x: contains NaN or Inf ({bad} of {x.numel()} values); clean the input first")
+        raise ValueError(f"x: contains NaN or Inf{where} ({bad} of {x.numel()} values); clean the input first")
 
 
 def require_neuroview(net, what: str = "net") -> None:

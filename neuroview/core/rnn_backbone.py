@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ._utils import factory, restore_modes
+from ._utils import factory, require_finite, restore_modes
 
 class Backbone:
     """What the wrappers need to know about an RNN: sizes, layout, and how to run it.
@@ -285,14 +285,11 @@ def prepare(
         # Padding may hold anything (NaN included): the RNN must not see it, and NaN * 0 is NaN.
         valid = torch.arange(t, device=x.device) < lengths[:, None]
         x = torch.where(valid[..., None], x, x.new_zeros(()))
-    # a data-dependent check: a host sync in eager mode; under torch.compile an assert traced into the graph
-    # (a saturated GRU returned finite logits for an Inf input). It breaks no graph: Dynamo runs nn.GRU / LSTM /
-    # RNN outside its graphs by default, and with torch._dynamo.config.allow_rnn the assert sits in the one graph.
-    if check_finite and torch.compiler.is_compiling():
-        torch._assert_async(torch.isfinite(x).all(), "x: contains NaN or Inf in its valid steps; clean the input first")
-    elif check_finite and not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).sum().item()
-        raise ValueError(f"x: contains NaN or Inf in {bad} values of its valid steps; clean the input first")
+    # a host sync in eager mode; under torch.compile an assert traced into the graph (a saturated GRU returned
+    # finite logits for an Inf input). It breaks no graph: Dynamo runs nn.GRU / LSTM / RNN outside its graphs by
+    # default, and with torch._dynamo.config.allow_rnn the assert sits in the one graph.
+    if check_finite:
+        require_finite(x, " in its valid steps")
     return x, lengths
 
 

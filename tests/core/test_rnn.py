@@ -325,7 +325,7 @@ def test_errors_input(gru_net):
         gru_net(x, lengths=torch.tensor([3.0, 2.0]))
     bad = x.clone()
     bad[1, 2, 0] = float("nan")
-    with pytest.raises(ValueError, match=r"x: contains NaN or Inf in 1 values"):
+    with pytest.raises(ValueError, match=r"x: contains NaN or Inf in its valid steps \(1 of 36 values\)"):
         gru_net(bad)
     with pytest.raises(ValueError, match=r"x: contains NaN"):
         gru_net.explain(bad, lengths=torch.tensor([6, 3]))
