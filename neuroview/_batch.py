@@ -38,20 +38,6 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
 
 
-def class_indices(y: Tensor, num_classes: int, what: str = "y") -> Tensor:
-    """``y`` as it is where it holds one class index per sample, ``[B]`` in ``[0, num_classes)``
-    (any real dtype: whole numbers are checked where they are converted); else an error naming ``what``."""
-    expected = f"[B] class indices in [0, {num_classes})"
-    if y.dim() != 1:
-        hint = "" if y.dim() != 2 else " (a column: pass y.squeeze(1))" if y.shape[1] == 1 else " (one-hot rows: pass y.argmax(1))"
-        raise ValueError(f"{what}: expected {expected}, got shape {tuple(y.shape)}{hint}")
-    lo, hi = (y.min().item(), y.max().item()) if len(y) else (0, 0)
-    if lo < 0 or hi >= num_classes:  # NaN passes here: the conversion to indices names it
-        hint = " (labels counted from 1? pass y - 1)" if lo >= 1 and hi == num_classes else ""
-        raise ValueError(f"{what}: expected {expected}, got min {lo}, max {hi}{hint}")
-    return y
-
-
 def as_batches(data):
     """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)``
     as a tuple) becomes a list of it, where iterating it would take its tensors for batches; anything else

@@ -101,8 +101,9 @@ def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
                          + (" (a column: pass y.squeeze(1))" if y.shape == (n, 1) else
                             " (one-hot rows: pass y.argmax(1))" if y.dim() == 2 and y.shape[0] == n else ""))
     if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        one = int(y.min()) >= 1 and int(y.max()) == num_classes
         raise ValueError(f"{what}: labels must lie in [0, {num_classes}) (the network's classes), got "
-                         f"{sorted(torch.unique(y).tolist())}")
+                         f"{sorted(torch.unique(y).tolist())}" + (" (labels counted from 1? pass y - 1)" if one else ""))
     return y
 
 

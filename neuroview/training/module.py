@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from .._batch import call_model, class_indices, takes_lengths, unpack
-from ..core._utils import as_labels
+from .._batch import call_model, takes_lengths, unpack
+from ..core._utils import batch_labels
 from ..core.ensemble import Ensemble, members_loss
 from .callbacks import ResumeState, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
@@ -284,7 +284,7 @@ class NeuroViewModule(ResumeState, pl.LightningModule):
         y = None if self._trainer is not None and self._trainer.predicting else unpack(batch)[2]
         if isinstance(y, Tensor) and y.device.type == "cpu":  # checked where no device syncs; a GPU loader's: unchecked
             # one-hot rows trained as soft targets and scored wrong; int32, float, -1 labels failed in torch
-            z = as_labels(class_indices(y, self.hparams.num_classes), "y")
+            z = batch_labels(y, len(y), self.hparams.num_classes, "y")
             batch = batch if z is y else (*batch[:-1], z)  # int64 labels: the batch as it came
         return batch
 

@@ -37,10 +37,10 @@ def loader(x, y):
 
 # ---------------------------------------------------------------------------- labels
 @pytest.mark.parametrize("make, match", [
-    (lambda y: F.one_hot(y, 3).float(), r"y: expected \[B\] class indices in \[0, 3\), got shape \(8, 3\).*argmax"),
-    (lambda y: y[:, None], r"y: expected \[B\] class indices in \[0, 3\), got shape \(8, 1\).*squeeze"),
-    (lambda y: y + 1, r"y: expected \[B\] class indices in \[0, 3\), got min 1, max 3.*y - 1"),
-    (lambda y: torch.where(y == 0, -1, y), r"y: expected \[B\] class indices in \[0, 3\), got min -1"),
+    (lambda y: F.one_hot(y, 3).float(), r"y: expected one class index per sample, shape \[8\], got labels of shape \(8, 3\).*argmax"),
+    (lambda y: y[:, None], r"y: expected one class index per sample, shape \[8\], got labels of shape \(8, 1\).*squeeze"),
+    (lambda y: y + 1, r"y: labels must lie in \[0, 3\) \(the network's classes\), got \[1, 2, 3\].*y - 1"),
+    (lambda y: torch.where(y == 0, -1, y), r"y: labels must lie in \[0, 3\) \(the network's classes\), got \[-1, "),
     (lambda y: y.float() + 0.3, r"y: expected integer class labels"),
 ])
 def test_labels_that_are_no_class_indices_are_refused_by_name(tmp_path, make, match):
