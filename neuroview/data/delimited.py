@@ -134,7 +134,7 @@ def _check_header(names: list[str], where: str) -> None:
 
 
 def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,
-                delimiter: str | None = None, header: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+                delimiter: str | None = None, header: bool | Literal["auto"] = "auto") -> tuple[list[np.ndarray], np.ndarray]:
     """``(series, labels)`` of a delimited file with one series a row: ``series`` a list of
     ``[channels, T_i]`` float32 arrays, ``labels`` the label column's strings. See
     :class:`CsvDataModule` for the format."""
@@ -147,13 +147,17 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
         f.seek(0)
         d = delimiter or _delimiter(first)
         rows = [line.split() for line in f] if d == " " else list(csv.reader(f, delimiter=d))  # " ": any run of blanks
-    header = header or isinstance(label_column, str)
+    detect = header == "auto"
+    if header is False and isinstance(label_column, str):
+        raise ValueError(f"header: label_column={label_column!r} names a column of the header, but header=false says "
+                         f"{where} has none; pass header=true (or \"auto\"), or the label's column index")
+    header = header is True or isinstance(label_column, str)
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
     names = [n.strip() for n in rows[0][1]] if header and rows else None
-    if rows and not header and (what := _header_of(rows[0][1], label_column)):  # pandas' to_csv, header not declared
+    if rows and detect and not header and (what := _header_of(rows[0][1], label_column)):  # pandas' to_csv, undeclared
         _check_header([n.strip() for n in rows[0][1]], where)
         raise ValueError(f"header: row {rows[0][0]} of {where} reads {what}, not a series; pass header=true "
-                         "(--data.init_args.header true) to skip it")
+                         "(--data.init_args.header true) to skip it, or header=false if it is a series")
     if names is not None:
         _check_header(names, where)
     rows = rows[1:] if header else rows
@@ -186,10 +190,11 @@ class CsvDataModule(ArrayDataModule):
     The UCR archive's own ``*_TRAIN.tsv`` files read as they are (the label first, tab-separated).
     ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
     header's column name (then the first row is a header). ``header=True`` skips a first row of
-    column names (a first row of column numbers 0, 1, 2, ..., the header pandas writes for an array, is
-    refused without it, as is one of a word in the label's column and numbers counting up beside it:
-    ``label,0,1,2``); a header with an unnamed first column, pandas' index (``df.to_csv(path)``), is
-    refused. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
+    column names; ``"auto"`` (the default) reads the first row as a series unless it looks like the header
+    pandas writes, which is refused, naming both options: column numbers 0, 1, 2, ... (an array's), or a word
+    in the label's column and numbers counting up beside it (``label,0,1,2``); ``header=False`` reads every
+    row as a series, a first series that counts up evenly too. A header with an unnamed first column,
+    pandas' index (``df.to_csv(path)``), is refused. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
     with none of them, blanks (``" "``: any run of spaces, as in the archive's older
     ``*_TRAIN.txt`` files; a shorter series then ends in ``NaN`` fields). ``channels=C``: each row holds C channels one after another, T values each.
     A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
@@ -207,8 +212,8 @@ class CsvDataModule(ArrayDataModule):
     FILE_FORMAT = ("label_column", "channels", "delimiter", "header")
 
     def __init__(self, path: str, *, test_path: str | None = None, val_path: str | None = None,
-                 label_column: int | str = 0, channels: int = 1, delimiter: str | None = None, header: bool = False,
-                 test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
+                 label_column: int | str = 0, channels: int = 1, delimiter: str | None = None,
+                 header: bool | Literal["auto"] = "auto", test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
                  seed: int = 0, val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
         # absolute, as the saved hyper-parameters hold them: a later command run from another folder reads the same files
@@ -220,6 +225,9 @@ class CsvDataModule(ArrayDataModule):
             raise ValueError(f"channels: expected an int >= 1, got {channels!r}")
         if isinstance(label_column, bool) or not isinstance(label_column, (int, str)):
             raise ValueError(f"label_column: expected a column index or a header's column name, got {label_column!r}")
+        if header not in (True, False, "auto"):
+            raise ValueError(f"header: expected true, false or \"auto\" (the first row read as a series unless it looks "
+                             f"like pandas' header), got {header!r}")
         if delimiter is not None and len(delimiter) != 1:
             raise ValueError(f"delimiter: expected one character (or None: sniffed), got {delimiter!r}")
         self.path, self.test_path, self.val_path = Path(path), test_path, val_path
