@@ -121,16 +121,18 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
     all_names = _names(shares.shape[0], class_names)
     sel = _classes(classes, shares.shape[0])
     shares, names = shares[sel], [all_names[i] for i in sel]
+    absent = shares.isnan().all(1)  # a class with no sample in y: no share to draw, said so rather than "nan"
+    names = [f"{nm} (no sample)" if a else nm for nm, a in zip(names, absent.tolist())]
     c, n = shares.shape
     fig = _figure(4.5 + 0.5 * n, 1.6 + 0.3 * c)
     ax = fig.subplots()
-    vmax = float(shares.max()) if shares.numel() and shares.max() > 0 else 1.0
+    vmax = float(shares.nan_to_num(0.0).max()) if shares.numel() and shares.nan_to_num(0.0).max() > 0 else 1.0
     im = ax.imshow(shares.numpy(), cmap="Blues", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
     if c * n <= 400:
         for i in range(c):
             for j in range(n):
                 val = float(shares[i, j])
-                ax.text(j, i, f"{100 * val:.0f}", ha="center", va="center", fontsize=6,
+                ax.text(j, i, "–" if val != val else f"{100 * val:.0f}", ha="center", va="center", fontsize=6,
                         color="white" if val > 0.6 * vmax else "black")
     ax.set_xticks(range(n), layers, rotation=60 if n > 4 else 0, ha="right" if n > 4 else "center", fontsize=7)
     ax.set_yticks(range(c), names, fontsize=7)
