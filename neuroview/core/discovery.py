@@ -111,6 +111,11 @@ class _Pass:
                 return
             count = out.shape[axes[0]] if dim % out.dim() == axes[0] % out.dim() else widths[0][0]
             self.mark(out, (count, axes[0]))
+        elif op == "view_as":  # x.view_as(x): how a module's full backward hook hands on its input and output
+            if args and isinstance(args[0], Tensor) and args[0].shape == out.shape:
+                w, c = self.tag(args[0])
+                if w is not None or c is not None:
+                    self.mark(out, w, c)
         elif op in _KEEP:
             for t in _tensors(args, kwargs):
                 w, c = self.tag(t)
