@@ -141,7 +141,7 @@ def _one_process(ckpt: Path, loader) -> tuple[np.ndarray, int, float]:
 
 
 def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
-    """`neuroview fit` on two CPU processes: val_acc, test_acc and confusion_matrix.csv as one process counts them
+    """`neuroview fit` on two CPU processes: val_acc, test_acc, F1 and confusion_matrix.csv as one process counts them
     with the same weights. Before: sample 0 counted twice (143 -> 144 validation, 359 -> 360 test samples)."""
     from neuroview.data import DigitsDataModule
 
@@ -168,6 +168,10 @@ def test_ddp_metrics_and_confusion_count_each_sample_once(tmp_path):
     test_acc = [float(r["test_acc"]) for r in rows if r.get("test_acc")]
     assert val_acc == pytest.approx([val_correct / 143], abs=1e-6)
     assert test_acc == pytest.approx([test_correct / 359], abs=1e-6)
+    for split, cm in (("val", val_cm), ("test", test_cm)):  # macro F1 from the one-process confusion matrix
+        tp = np.diag(cm).astype(float)
+        f1 = np.mean(2 * tp / np.maximum(2 * tp + (cm.sum(0) - tp) + (cm.sum(1) - tp), 1))
+        assert [float(r[f"{split}_f1"]) for r in rows if r.get(f"{split}_f1")] == pytest.approx([f1], abs=1e-6)
     # the losses, a mean over every sample of both processes (180 and 179 of them), not a mean of their two means
     assert [float(r["val_loss"]) for r in rows if r.get("val_loss")] == pytest.approx([val_loss], rel=1e-5)
     assert [float(r["test_loss"]) for r in rows if r.get("test_loss")] == pytest.approx([test_loss], rel=1e-5)
