@@ -575,6 +575,23 @@ def run_job(job: dict, device: torch.device, max_params: float) -> dict:
     return out
 
 
+def _norms_called(model: nn.Module, size, device) -> list[str]:
+    """The names of the BatchNorm modules an eval forward of ``model`` calls, in module order."""
+    called, handles = set(), []
+    for n, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            handles.append(m.register_forward_hook(lambda mod, i, o, n=n: called.add(n)))
+    was = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.randn(2, *size, device=device))
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return [n for n, m in model.named_modules() if n in called]
+
+
 def _try_override(model: nn.Module, size, device, out: dict, tries: int = 8) -> None:
     """A clear error names an override (``layers=`` or ``unit_axis=``): check the model again with it,
     filled in from this script's own trace (benchmarks/unit_flow.py), so the table says whether that
@@ -586,8 +603,9 @@ def _try_override(model: nn.Module, size, device, out: dict, tries: int = 8) -> 
     for _ in range(tries):
         msg = (out if not kw else out["with_override"]).get("message", "")
         if "found no activation module" in msg and "layers" not in kw:
-            # the norms' outputs are the pre-activations of a network that calls F.relu after each
-            kw["layers"] = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            # the norms' outputs are the pre-activations of a network that calls F.relu after each: those an eval
+            # forward calls (the sites are found in eval mode; GoogLeNet's auxiliary heads run only while training)
+            kw["layers"] = _norms_called(model, size, device)
         elif "unit_axis=" in msg and (hit := re.search(r"site '([^']+)'", msg)) is not None:
             name = hit.group(1)
             if name in kw.get("unit_axis", {}):  # named again: the override did not take

@@ -270,8 +270,9 @@ def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> 
         raise ValueError(f"layers: none of the modules {[n for n, _, _ in targets]} was called in the forward pass")
     missed = [n for n, _, _ in targets if n not in called]
     if named and missed:
-        raise ValueError(f"layers: {missed} were not called in the forward pass on this batch; the sites found are "
-                         f"{[s.name for s in sites]}")
+        raise ValueError(f"layers: {missed} were not called in the forward pass on this batch, which finds the sites "
+                         f"in eval mode (a module that runs only while training, as an auxiliary head's, cannot be a "
+                         f"site: leave it out); the sites found are {[s.name for s in sites]}")
 
 
 def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -> bool:

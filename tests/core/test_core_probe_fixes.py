@@ -110,11 +110,38 @@ class Unused(nn.Module):
 def test_a_named_layer_that_never_runs_is_refused():
     """Was dropped without a word: sites ['bn', 'c2'], left_out == []."""
     bb = Unused().eval()
-    with pytest.raises(ValueError, match=r"layers: \['unused'\] were not called in the forward pass on this batch; "
-                                         r"the sites found are \['bn', 'c2'\]"):
+    with pytest.raises(ValueError, match=r"layers: \['unused'\] were not called in the forward pass on this batch, "
+                                         r"which finds the sites in eval mode .*; the sites found are \['bn', 'c2'\]"):
         nv.NeuroViewCNN(bb, 3, layers=["bn", "unused", "c2"], example_input=torch.randn(4, 3, 8, 8))
     net = nv.NeuroViewCNN(bb, 3, layers=["bn", "c2"], example_input=torch.randn(4, 3, 8, 8))  # all named run: fine
     assert [s.name for s in net.sites] == ["bn", "c2"]
+
+
+class AuxHead(nn.Module):
+    """GoogLeNet's shape: an auxiliary head (conv, BatchNorm, F.relu) that runs only while training."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+        self.aux_c, self.aux_bn = nn.Conv2d(4, 2, 1), nn.BatchNorm2d(2)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.c(x)))
+        if self.training:
+            torch.relu(self.aux_bn(self.aux_c(h)))  # its loss would be added by the training loop
+        return self.fc(h.mean((2, 3)))
+
+
+def test_a_named_layer_that_runs_only_while_training_is_refused_with_the_reason():
+    """The sites are found in eval mode, where an auxiliary head does not run: naming its norm says so (the
+    network is then wrapped without it), even when the network given is in training mode."""
+    with pytest.raises(ValueError, match=r"layers: \['aux_bn'\] were not called .*in eval mode \(a module that runs "
+                                         r"only while training, as an auxiliary head's, cannot be a site"):
+        nv.NeuroViewCNN(AuxHead().train(), 3, layers=["bn", "aux_bn"], example_input=torch.randn(4, 3, 8, 8))
+    net = nv.NeuroViewCNN(AuxHead().train(), 3, layers=["bn"], example_input=torch.randn(4, 3, 8, 8))
+    assert [s.name for s in net.sites] == ["bn"] and net.training
+    net(torch.randn(4, 3, 8, 8)).sum().backward()  # training runs the head too, and reads only the site found
 
 
 def test_default_discovery_still_skips_activations_that_never_run():
