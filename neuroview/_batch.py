@@ -12,6 +12,7 @@ import inspect
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
 
 
 def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -44,6 +45,54 @@ def as_batches(data):
     (a loader, a list of batches) as it is."""
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
+    return data
+
+
+def in_order(loader, *, strict: str | None = None):
+    """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a training loader)
+    rebuilt over its dataset, same batch size and collate, so that what is fitted on it (the folds of a
+    cross-validation, an index into the split) depends on the samples, not on how the loader deals them. A sampler
+    or batch sampler of its own cannot be undone: read as it is, or, with ``strict`` (the reason an order is
+    needed), an error. Anything that is not a DataLoader as it is."""
+    if not isinstance(loader, DataLoader):
+        return loader
+    iterable = isinstance(loader.dataset, IterableDataset)
+    ordered = iterable or isinstance(loader.sampler, SequentialSampler)
+    if ordered and not loader.drop_last and (iterable or loader.batch_sampler is None
+                                             or type(loader.batch_sampler) is BatchSampler):
+        return loader
+    if loader.batch_size is None or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler))):
+        if strict is None:
+            return loader
+        what = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
+        raise ValueError(f"loader: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
+                         f"(rebuilt here in order), got one with a {what}; pass DataLoader(dataset, batch_size, "
+                         f"shuffle=False) of the training split, {strict}")
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
+                      collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn)
+
+
+def split_batches(data, split: str, what: str):
+    """The batches of ``data``'s whole ``split``, in order and without augmentation: a neuroview data module's
+    through ``_loader`` (None for a validation split it does not carve); another LightningDataModule's
+    ``{split}_dataloader()`` and a DataLoader read :func:`in_order` (a training loader shuffles and drops its last
+    partial batch: a head fitted on it missed samples, and a cross-validation's folds moved with the shuffle); one
+    batch given alone as a list of it; any other iterable of batches as it is. ``what`` names the argument."""
+    if hasattr(data, "_loader") and hasattr(data, "setup"):
+        data.setup("fit")
+        if split == "val" and "val" not in data._prepared_splits():
+            return None
+        return data._loader(split)
+    loader = getattr(data, f"{split}_dataloader", None)
+    if callable(loader) and not isinstance(data, DataLoader):
+        if callable(getattr(data, "setup", None)):
+            data.setup("fit")  # as Lightning calls it before the loaders
+        data = loader()
+    data = in_order(as_batches(data))
+    if not hasattr(data, "__iter__"):
+        raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
+                         f"(x, lengths, y), got a {type(data).__name__}")
     return data
 
 

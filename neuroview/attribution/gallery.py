@@ -30,9 +30,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
 
-from .._batch import as_batches, series_input, unpack
+from .._batch import as_batches, in_order, series_input, unpack
 from ..core._utils import batch_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -204,28 +203,7 @@ def _batches(loader):
         loader.setup("fit")
         # the training split in order and without augmentation, so an index names a sample
         loader = loader._loader("train") if hasattr(loader, "_loader") else loader.train_dataloader()
-    return _in_order(loader)
-
-
-def _in_order(loader):
-    """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a
-    training loader) rebuilt over its dataset, same batch size and collate; an index then names a
-    sample of the dataset. A sampler or batch sampler of its own cannot be undone: an error."""
-    if not isinstance(loader, DataLoader):
-        return loader
-    iterable = isinstance(loader.dataset, IterableDataset)
-    ordered = iterable or isinstance(loader.sampler, SequentialSampler)
-    if ordered and not loader.drop_last and (iterable or loader.batch_sampler is None
-                                             or type(loader.batch_sampler) is BatchSampler):
-        return loader
-    if loader.batch_size is None or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler))):
-        what = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
-        raise ValueError(f"loader: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
-                         f"(rebuilt here in order), got one with a {what}; pass DataLoader(dataset, batch_size, "
-                         "shuffle=False) of the training split, so that an index names a sample")
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
-                      collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
-                      worker_init_fn=loader.worker_init_fn)
+    return in_order(loader, strict="so that an index names a sample")
 
 
 # ----------------------------------------------------------------------------- scan

@@ -57,7 +57,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import as_batches, series_input, unpack
+from .._batch import series_input, split_batches, unpack
 from ..core._utils import batch_labels, factory, require_neuroview
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
@@ -114,14 +114,10 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
 
 
 def _batches(data, split: str):
-    """A data module's split, unshuffled and without augmentation; one batch ``(x, y)`` as a list of it; any
-    other iterable as it is."""
-    if hasattr(data, "_loader") and hasattr(data, "setup"):
-        data.setup("fit")
-        if split == "val" and "val" not in data._prepared_splits():
-            return None
-        return data._loader(split)
-    return as_batches(data)
+    """A data module's split, unshuffled and without augmentation; a DataLoader in order (a shuffled one rebuilt:
+    the cross-validation's folds follow the order the samples arrive in); one batch ``(x, y)`` as a list of it;
+    any other iterable as it is (:func:`neuroview._batch.split_batches`)."""
+    return split_batches(data, split, split)
 
 
 def mean_codes(net: nn.Module, train) -> Tensor:
