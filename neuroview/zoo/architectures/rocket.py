@@ -30,8 +30,9 @@ import operator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .fixed import exact_conv1d
 
 #: the three taps of weight 2 of each of the 84 kernels (the other six are -1)
 INDICES = np.array(list(itertools.combinations(range(9), 3)), dtype=np.int64)
@@ -132,12 +133,13 @@ class MiniRocket(nn.Module):
             self.register_buffer("weight", w)
 
     def _convolve(self, x: Tensor, j: int, weight: Tensor | None = None, groups: int = 1) -> Tensor:
-        """``[B, 84, T]``: every kernel at dilation ``j``, "same" zero padding, its channels summed; in
-        ``x``'s precision even under autocast (a bfloat16 convolution would move values past the biases)."""
+        """``[B, 84, T]``: every kernel at dilation ``j``, "same" zero padding, its channels summed; exact
+        (:func:`~neuroview.zoo.architectures.fixed.exact_conv1d`), in ``x``'s precision even under autocast (a
+        bfloat16 convolution would move values past the biases). A training series meets the biases drawn from its
+        own convolution at 0 exactly, where float32's batch-dependent rounding flipped its codes."""
         d = self.dilations[j]
         w = self.weight[j] if weight is None else weight
-        with torch.autocast(x.device.type, enabled=False):
-            return F.conv1d(x, w.to(x.dtype), dilation=d, padding=4 * d, groups=groups)
+        return exact_conv1d(x, w, dtype=x.dtype, dilation=d, padding=4 * d, groups=groups)
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.input_length:

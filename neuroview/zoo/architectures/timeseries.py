@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .fixed import FixedConv1d, _fixed_filters  # noqa: F401 - LITE's fixed filters, computed exactly
+
 
 def _conv_bn(c_in: int, c_out: int, k: int) -> list[nn.Module]:
     # no conv bias: the BatchNorm after it has one
@@ -260,41 +262,6 @@ class DepthwiseConv1d(nn.Conv1d):
         return super().forward(x)
 
 
-def _fixed_filters(max_len: int = 64) -> list[Tensor]:
-    """The hand-crafted filters of Ismail-Fawaz et al. (2022) as LITE's reference code builds them:
-    increasing and decreasing detection filters (alternating -1/+1) of lengths 2, 4, ... ``max_len``,
-    and peak filters (three parabola-shaped lobes, -1, +2, -1) of lengths 1.5 x 4, 8, ... ``max_len``."""
-    lengths = [2 ** i for i in range(1, max_len.bit_length()) if 2 ** i <= max_len]
-    alternating = [torch.tensor([(-1.0) ** (i + 1) for i in range(k)]) for k in lengths]
-    out = alternating + [-f for f in alternating]
-    for k in lengths[1:]:
-        q = k // 4
-        left = torch.linspace(0, 1, q + 1)[1:] ** 2
-        lobe = torch.cat([left, left.flip(0)])
-        out.append(torch.cat([-lobe, 2 * lobe, -lobe]))
-    return out
-
-
-class FixedConv1d(nn.Conv1d):
-    """A Conv1d whose weight is a buffer: saved in the state dict, moved with the module, never
-    trained (``requires_grad_(True)`` on the network cannot reach it).
-
-    Each filter is zero-padded into one kernel so that it sits where its own "same" convolution
-    would put it; the same filter is applied to every input channel and summed over them, as the
-    reference's ``Conv1D(filters=1)`` with an all-channel kernel does.
-    """
-
-    def __init__(self, in_channels: int, filters: Sequence[Tensor]):
-        k = max(len(f) for f in filters) | 1  # odd: PyTorch pads an even "same" kernel through a copy of the input
-        super().__init__(in_channels, len(filters), k, padding="same", bias=False)
-        weight = torch.zeros(len(filters), in_channels, k)
-        for i, f in enumerate(filters):
-            at = (k - 1) // 2 - (len(f) - 1) // 2  # PyTorch's (and keras') "same" pads (len - 1) // 2 on the left
-            weight[i, :, at:at + len(f)] = f
-        del self.weight
-        self.register_buffer("weight", weight)
-
-
 class LITE(_Pooled):
     """LITE (Ismail-Fawaz et al. 2023): InceptionTime's accuracy at about 2% of its parameters.
 
@@ -370,9 +337,7 @@ class GroupedLITE(nn.Module):
             raise ValueError(f"k: expected an int >= 1, got {k!r}")
         self.k = k
         if like.fixed is not None:
-            self.fixed = _wider(like.fixed, k)
-            del self.fixed.weight  # a buffer, as in LITE: never trained
-            self.fixed.register_buffer("weight", like.fixed.weight.repeat(k, 1, 1))
+            self.fixed = FixedConv1d.grouped(like.fixed, k)  # a buffer, as in LITE: never trained
             self.fixed_relu = nn.ReLU(inplace=True)
         else:
             self.fixed = self.fixed_relu = None
