@@ -21,7 +21,7 @@ gradient is exactly what it would be trained alone on the same batches.
 ``batched=True`` computes the members in one batched pass where their backbone has a grouped form
 (LITE: :mod:`neuroview.core.batched`): the same logits and gradients, each layer one call over all
 members instead of one per member. It falls back to the members one by one wherever something
-watches their own modules (a forward hook of yours, :func:`neuroview.ablate_units`), and ``explain``
+watches their own modules (a forward hook of yours, :func:`neuroview.attribution.ablation.ablate_units`), and ``explain``
 with code maps runs them so. ``batched="auto"`` batches on an accelerator, where a small step is
 launch-bound, and runs the members apart on the CPU, where a step is compute and the grouped pass
 paid nothing or cost (``benchmarks/ensemble_cost.py``: five LITEs' step 0.83x apart at 5 series of

@@ -16,8 +16,8 @@ from .arrays import ArrayDataModule, check_fraction, stratified_split
 class DigitsDataModule(ArrayDataModule):
     """scikit-learn's 8x8 digits (1,797 images, 10 classes), shipped with scikit-learn.
 
-    The set has no test split: ``test_fraction`` of it is held out (stratified, by ``seed``), then
-    ``val_fraction`` of the rest.
+    The set has no test split: ``test_fraction`` of it is held out (stratified, with a fixed seed of its
+    own: the same test split for every ``seed``), then ``val_fraction`` of the rest by ``seed``.
     """
 
     FIXED_SHAPE = (10, 1, None)

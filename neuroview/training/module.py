@@ -6,14 +6,14 @@ with :func:`neuroview.zoo.build.build_model`, so a checkpoint rebuilds its own m
 hyper-parameters (:func:`load_model`); weights to start from are read by the zoo's one loader.
 
 Batches follow :mod:`neuroview.data`: ``(x, y)``, or ``(x, lengths, y)`` for variable-length
-sequences, with ``x`` channels-first; :mod:`neuroview._batch` unpacks them and hands models
-whose ``forward`` takes ``lengths`` (the RNN family, which reads ``[B, T, F]``) ``[B, T, F]``.
+sequences, with ``x`` channels-first; :mod:`neuroview._batch` unpacks them (an RNN reads ``[B, T, F]``).
 May import Lightning, torchmetrics, ``neuroview.core``, ``neuroview.zoo`` and the leaf modules.
 
 >>> import torch
 >>> m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [8, 16]})
 >>> m(torch.randn(4, 1, 8, 8)).shape
 torch.Size([4, 10])
+>>> _ = m.build(torch.randn(4, 1, 8, 8))  # setup does this with the first batch: the head, then the optimizer
 >>> m.classifier is m.model.classifier, m.unreached   # the backbone's own head never decides: frozen
 (True, ['backbone.fc'])
 """

@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deviance", type=float, default=DEVIANCE,
                    help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")
     p.add_argument("--max-k90", type=float, default=None,
-                   help="a readability budget: keep only points whose validation decisions need at most this many "
-                        "contributions for 90%% of their evidence (the zoo's CNN entries use 10; default: none)")
+                   help="a readability budget: keep only points whose decisions on the training split (the predicted logit, "
+                        "against the training mean code) need at most this many contributions for 90%% of their evidence (the zoo's CNN entries use 10; default: none)")
     p.add_argument("--max-k90-steps", type=float, default=None,
                    help="an RNN's budget in time steps (each step's hidden states summed); with --max-k90 a point "
                         "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10 --max-steps-per-class 10)")
@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write the sparse entry into (default runs/sparse)")
     p.add_argument("--name", default=None,
-                   help="the sparse entry's name, <architecture>.<tag> (default <source>_sparse; with --data other than "
-                        "a zoo entry's own, <source>_<data>_sparse)")
+                   help="the sparse entry's name, <architecture>.<tag> (default: a zoo entry's name plus _sparse, or "
+                        "<architecture>.<checkpoint file stem>_sparse for a .ckpt; with --data other than a zoo entry's own, "
+                        "<source>_<data>_sparse)")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of the same name already in --out")
     p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
                                                 "zoo; e.g. what an earlier `neuroview sparsify --out` or `retrofit --out` wrote)")

@@ -45,7 +45,7 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
-    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3).eval()
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3, input_shape=(1, 16)).eval()
     >>> [ax.get_title() for ax in unit_heatmap(net).axes[:1]]
     ['site 1: 4 units']
     """
@@ -100,7 +100,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
-    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3).eval()
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), 3, input_shape=(1, 16)).eval()
     >>> len(top_units(net, k=2).axes)
     3
     """
