@@ -2,7 +2,8 @@
 
 The one place that writes through a temporary and a rename: :func:`atomic_write` for a file,
 :func:`atomic_write_all` for files that belong together,
-:func:`staged_dir` for a folder of them (a report). Everything else writes through these.
+:func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for a file a new one will take the
+place of. Everything else writes through these.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def keep_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<stem>-v<N><suffix>`` beside it (the first N >= 1 free, Lightning's own versioning),
+    so that a file written next at ``path`` replaces nothing; returns the new path."""
+    path = Path(path)
+    n = 1
+    while (kept := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists():
+        n += 1
+    os.rename(path, kept)
+    return kept
 
 
 def atomic_write_all(files: dict[Path, bytes]) -> None:

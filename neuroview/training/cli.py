@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -19,8 +20,9 @@ import torch
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from .._io import keep_aside
 from ..data import ArrayDataModule
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
@@ -52,7 +54,7 @@ class NeuroViewCLI(LightningCLI):
             "checkpoint.save_last": True,
             "checkpoint.filename": "best-epoch{epoch:03d}-val_acc{val_acc:.4f}",
             "checkpoint.auto_insert_metric_name": False,
-            # a new run of the same recipe replaces last.ckpt instead of writing last-v1.ckpt beside it
+            # a run writes last.ckpt, never last-v1.ckpt beside an earlier run's: before_fit keeps that one aside
             "checkpoint.enable_version_counter": False,
         })
         for key in ("num_classes", "in_channels", "max_len"):
@@ -121,6 +123,22 @@ class NeuroViewCLI(LightningCLI):
             # the checkpoint's weights replace the network's: its init_weights (the file it was trained from, in
             # its hyper-parameters) need not be read, nor be there any more
             self.model._init_loaded = True
+
+    def before_fit(self) -> None:
+        """A new run (no ``--ckpt_path``) into a folder that holds an earlier run's checkpoints keeps each as
+        ``<name>-v<N>.ckpt``: the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best`` read the
+        newest), and nothing an earlier run saved is lost (the folder is one per recipe: a run on other data
+        replaced the earlier model)."""
+        cfg = self.config[self.subcommand]
+        cb = self.trainer.checkpoint_callback
+        if cfg.get("ckpt_path") or cb is None or not cb.dirpath or int(os.environ.get("LOCAL_RANK", 0)) \
+                or int(os.environ.get("NODE_RANK", 0)):  # the other processes of a launch start after this one
+            return
+        for old in sorted(Path(cb.dirpath).glob(f"*{cb.FILE_EXTENSION}")):
+            if old.is_file() and not re.search(r"-v\d+$", old.stem):  # names this run may write again
+                kept = keep_aside(old)
+                rank_zero_info(f"neuroview fit: the earlier run's {old} kept as {kept.name} (this run writes its own; "
+                               f"--trainer.default_root_dir gives a run a folder of its own)")
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]

@@ -1,0 +1,43 @@
+"""A new ``neuroview fit`` of a recipe into the folder of an earlier run (the folder is one per recipe) kept
+nothing of it: ``last.ckpt`` was written over (a run on other data replaced the earlier model without a word:
+the ``ucr_*`` recipes save no best checkpoint, so not even Lightning's "not empty" warning came) and a best
+checkpoint of the same name too. Each earlier file is now kept as ``<name>-v<N>.ckpt``; a resume writes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from neuroview.training.cli import cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
+QUICK = ["--model.model_kwargs", "{widths: [8, 16]}", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+         "--trainer.limit_test_batches", "1", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+         "--trainer.enable_model_summary", "false", "--trainer.num_sanity_val_steps", "0"]
+
+
+def _weights(path: Path) -> torch.Tensor:
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return torch.cat([v.flatten().float() for k, v in sorted(state.items()) if v.is_floating_point()])
+
+
+def test_a_new_run_keeps_the_earlier_runs_checkpoints(tmp_path, one_thread):
+    folder = tmp_path / "checkpoints"
+    runs = []
+    for seed in (0, 1, 2):
+        cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), "--seed_everything", str(seed),
+                  *QUICK])
+        runs.append(_weights(folder / "last.ckpt"))
+    names = sorted(p.name for p in folder.glob("*.ckpt"))
+    assert [n for n in names if n.startswith("last")] == ["last-v1.ckpt", "last-v2.ckpt", "last.ckpt"]
+    assert len([n for n in names if n.startswith("best")]) == 3  # one a run, whatever their names
+    for kept, run in zip(("last-v1.ckpt", "last-v2.ckpt", "last.ckpt"), runs):
+        assert torch.equal(_weights(folder / kept), run)  # each run's own weights, none written over
+    assert not torch.equal(runs[0], runs[1])
+    # a resume continues the newest run in its own file (here a finished one: no step left): nothing is set aside
+    cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last",
+              "--test_after_fit", "false", *QUICK])
+    assert sorted(p.name for p in folder.glob("last*.ckpt")) == ["last-v1.ckpt", "last-v2.ckpt", "last.ckpt"]
+    assert torch.equal(_weights(folder / "last-v2.ckpt"), runs[1])
