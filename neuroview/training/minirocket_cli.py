@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             _save(model, name, net, spec, dm, test, args, out)
     import shlex  # noqa: PLC0415
 
-    print(f"explain it with: neuroview explain --model nv_minirocket.{tag}{'_sparse' if sparse is not None else ''} "
-          f"--zoo {shlex.quote(str(out))} --out report")
+    entry = f"nv_minirocket.{tag}{'_sparse' if sparse is not None else ''}"
+    print(f"explain it with: neuroview explain --model {entry} --zoo {shlex.quote(str(out))} "
+          f"--out {shlex.quote('report/' + entry)}")
     return 0
 
 

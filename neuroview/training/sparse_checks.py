@@ -116,4 +116,6 @@ def warn_unmet(path) -> None:
                          for name, k, m, what in path._budgets() if k > m)
         warnings.warn(f"{over}. No point of the path (every class reading a unit) meets the budget: kept the one of "
                       "smallest k90 (the most accurate of those), over the budget (sparse.sparsity_path.budget_met is "
-                      "False); raise the budget, or train the network to need fewer units", UserWarning, stacklevel=3)
+                      "False); cap every point at N units a class with max_units_per_class=N (an RNN: max_steps_per_class=N; "
+                      "--max-units-per-class / --max-steps-per-class), raise the budget, or train the network to need "
+                      "fewer units", UserWarning, stacklevel=3)

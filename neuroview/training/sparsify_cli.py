@@ -214,7 +214,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
     import shlex  # noqa: PLC0415
 
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {shlex.quote(name)} --zoo "
-          f"{shlex.quote(str(out))} --out report")
+          f"{shlex.quote(str(out))} --out {shlex.quote('report/' + name)}")
 
 
 def _recipe_commit(entry: dict) -> dict:
