@@ -358,10 +358,12 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):
             w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
                      plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=tag),
-                     f"{head}: where its top units add to the logit, over the input. Each map sums to the unit's contribution.")
+                     f"{head}: where its top units add to the logit, over the input as the network reads it (after the data "
+                     "module's normalization, not in your file's units). Each map sums to the unit's contribution.")
         if rnn:
             length = int(exp.lengths[i]) if exp.lengths is not None else xb.shape[1]
             w.figure(S_SAMPLES, f"sample_time_{i}.png",
                      plots.sample_time(exp, i, label=label, series=xb[i, :length].cpu(), class_names=names, sample_id=tag),
                      f"{head}: per-step contributions to the predicted and the true class, the running logit "
-                     "(bias plus the contributions so far), and the input.")
+                     "(bias plus the contributions so far), and the input as the network reads it (after the data module's "
+                     "normalization).")
