@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deviance", type=float, default=DEVIANCE,
                    help=f"the share of the path's drop in validation loss a point must keep (default {DEVIANCE:g})")
     p.add_argument("--max-k90", type=float, default=None,
-                   help="a readability budget: keep only points whose decisions on the training split (the predicted logit, "
-                        "against the training mean code) need at most this many contributions for 90%% of their evidence (the zoo's CNN entries use 10; default: none)")
+                   help="a readability budget: keep only points whose decisions on the training split (the predicted "
+                        "logit, against the training mean code) need at most this many contributions for 90%% of their "
+                        "evidence (the zoo's CNN entries use 10; default: none)")
     p.add_argument("--max-k90-steps", type=float, default=None,
                    help="an RNN's budget in time steps (each step's hidden states summed); with --max-k90 a point "
                         "must meet both (the zoo's RNN entries: --max-k90 50 --max-k90-steps 10 --max-steps-per-class 10)")
