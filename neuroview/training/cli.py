@@ -131,8 +131,10 @@ class NeuroViewCLI(LightningCLI):
         replaced the earlier model)."""
         cfg = self.config[self.subcommand]
         cb = self.trainer.checkpoint_callback
-        if cfg.get("ckpt_path") or cb is None or not cb.dirpath or int(os.environ.get("LOCAL_RANK", 0)) \
-                or int(os.environ.get("NODE_RANK", 0)):  # the other processes of a launch start after this one
+        # one process does it: the first of a launch (Lightning starts the others after it; torchrun and SLURM
+        # start every process at once, and name each)
+        if cfg.get("ckpt_path") or cb is None or not cb.dirpath or any(
+                int(os.environ.get(k, 0) or 0) for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
             return
         for old in sorted(Path(cb.dirpath).glob(f"*{cb.FILE_EXTENSION}")):
             if old.is_file() and not re.search(r"-v\d+$", old.stem):  # names this run may write again
