@@ -131,7 +131,7 @@ def test_minirocket_names_and_quotes_a_file_name_with_a_space(tmp_path, capsys):
     data, out = _npz(tmp_path / "Tiny Data.npz", n=24), tmp_path / "my zoo"
     assert minirocket_cli.main(["--data", str(data), "--num-features", "84", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.strip().splitlines()[-1]
-    assert printed.endswith(f"--model nv_minirocket.tiny_data --zoo {shlex.quote(str(out))} --out report")
+    assert printed.endswith(f"--model nv_minirocket.tiny_data --zoo {shlex.quote(str(out))} --out report/nv_minirocket.tiny_data")
     assert shlex.split(printed)[-3] == str(out)  # a shell reads the folder as one argument
     entry = json.loads((out / "manifest.json").read_text())["entries"]["nv_minirocket.tiny_data"]
     assert entry["dataset"]["data_module"]["init_args"]["path"] == str(data)
