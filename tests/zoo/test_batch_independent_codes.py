@@ -42,8 +42,8 @@ def test_lite_fixed_filters_and_logits_are_the_same_alone_and_batched(ipd):
         net = nv.create_model("nv_lite.italypowerdemand", pretrained=True).eval()
         whole = net(x)
         # every code the same, so the logits differ only by the learned layers' float32 rounding (it was 0.083)
-        torch.testing.assert_close(_alone(net, x), whole, rtol=0, atol=1e-5)
-        torch.testing.assert_close(torch.cat([net(x[i:i + 7]) for i in range(0, 64, 7)]), whole, rtol=0, atol=1e-5)
+        torch.testing.assert_close(_alone(net, x), whole, rtol=0, atol=1e-4)
+        torch.testing.assert_close(torch.cat([net(x[i:i + 7]) for i in range(0, 64, 7)]), whole, rtol=0, atol=1e-4)
         site = net.site_slices["fixed_relu"]  # the fixed filters' site
         assert torch.equal(_alone(net.codes, x)[:, site], net.codes(x)[:, site])
 
