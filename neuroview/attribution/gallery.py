@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._batch import as_batches, in_order, series_input, unpack
+from .._batch import in_order, series_input, split_batches, unpack
 from ..core._utils import batch_labels, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -196,14 +196,9 @@ def _is_pair(u) -> bool:
 
 
 def _batches(loader):
-    """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`)."""
-    if as_batches(loader) is not loader:
-        return [loader]  # one batch
-    if hasattr(loader, "setup") and hasattr(loader, "train_dataloader"):
-        loader.setup("fit")
-        # the training split in order and without augmentation, so an index names a sample
-        loader = loader._loader("train") if hasattr(loader, "_loader") else loader.train_dataloader()
-    return in_order(loader, strict="so that an index names a sample")
+    """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`): the training split in order and
+    without augmentation, so that an index names a sample."""
+    return in_order(split_batches(loader, "train", "loader"), strict="so that an index names a sample")
 
 
 # ----------------------------------------------------------------------------- scan

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from safetensors.torch import save as save_bytes
 from torch import Tensor, nn
 
-from .._batch import call_model, series_input, split_batches, unpack
+from .._batch import call_model, series_input, unpack
 from .._io import atomic_write
 from ..core._utils import batch_labels, factory, positive_int
 from ..core.cnn import NeuroViewCNN
@@ -52,7 +52,7 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
-from .sparsify import _features
+from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
 
@@ -96,14 +96,6 @@ def _num_classes(model: nn.Module) -> int:
         if isinstance(m, nn.Linear):
             return m.out_features
     raise ValueError(f"num_classes: could not read it from the {type(model).__name__} (no num_classes, fc, classifier or head); pass num_classes=")
-
-
-def _batches(data, split: str):
-    """A data module's whole ``split``, in order and without augmentation (its train_dataloader shuffles and drops
-    the last partial batch: the head and its statistics missed 15 of digits' 1,295 samples, and a user's own
-    LightningDataModule's up to 8 of 40); one batch ``(x, y)`` given alone as a list of it; anything else as it is
-    (read once: a generator or ``zip`` is fine). :func:`neuroview._batch.split_batches`."""
-    return split_batches(data, split, split)
 
 
 def _train_codes(net: nn.Module, train) -> tuple[Tensor, Tensor]:
