@@ -55,7 +55,8 @@ def resolve_baseline(baseline, mean: Tensor | None, shape: tuple[int, ...], weig
     if tuple(baseline.shape) not in (tuple(shape), (1, *shape), (weight.shape[1],)):
         flat = f" or flat [{weight.shape[1]}]" if len(shape) > 1 else ""
         raise ValueError(f"baseline: expected a tensor of shape {list(shape)}{flat} (one value per feature), got shape {list(baseline.shape)}")
-    base = baseline.detach().to(device=weight.device, dtype=weight.dtype).reshape(shape)
+    # a copy: the network's live running mean (or the caller's tensor) may change after explain returns
+    base = baseline.detach().to(device=weight.device, dtype=weight.dtype).reshape(shape).clone()
     if not torch.isfinite(base).all():
         raise ValueError("baseline: contains NaN or Inf")
     with torch.autocast(weight.device.type, enabled=False):
