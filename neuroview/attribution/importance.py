@@ -150,9 +150,10 @@ def layer_shares(source, *, y: Tensor | None = None) -> tuple[Tensor, list[str]]
     """``([C, L] shares, layer names)``: how much of each class's decision each layer carries.
 
     Row c sums to 1. From a network: the share of class c's absolute (CNN: standardized)
-    weights that sits in each layer (CNN: each site). From an explanation: the share of the
-    absolute contributions to class c's logit, averaged over the samples labelled c when ``y``
-    is given (a row of NaN for a class with no sample in ``y``), else over the batch.
+    weights that sits in each layer (CNN: each site). From an explanation: each layer's share of
+    the mean absolute contributions to class c's logit, the mean taken over the samples labelled c
+    when ``y`` is given (a row of NaN for a class with no sample in ``y``), else over the batch:
+    the share of the class's mean, not the mean of each sample's shares.
     """
     if isinstance(source, CNNExplanation):
         mags = source.site_magnitudes()  # [B, C, S], one product per site: never the dense [B, C, U]

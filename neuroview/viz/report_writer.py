@@ -247,7 +247,7 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     absent = set() if y is None else {cols[c] for c in range(len(cols)) if not bool((y == c).any())}
     left = f"; classes with no sample here are left out ({', '.join(sorted(absent))})" if absent else ""
     w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent],
-            "share of each class's |contributions| carried by each layer (rows sum to 1), averaged over the samples of the class" + left)
+            "each layer's share of the class's |contributions|, summed over the samples of the class (rows sum to 1)" + left)
     if is_cnn(model):
         w.table("unit_importance.csv", unit_records(model, names),
                 "one row per unit (site, channel): its standardized weight for each class, the numbers of the heatmap")
