@@ -9,6 +9,7 @@ evaluation loop, the Lightning module and retrofit can all share it.
 from __future__ import annotations
 
 import inspect
+import weakref
 
 import torch
 from torch import Tensor, nn
@@ -84,16 +85,34 @@ def split_batches(data, split: str, what: str):
         if split == "val" and "val" not in data._prepared_splits():
             return None
         return data._loader(split)
-    loader = getattr(data, f"{split}_dataloader", None)
-    if callable(loader) and not isinstance(data, DataLoader):
-        if callable(getattr(data, "setup", None)):
-            data.setup("fit")  # as Lightning calls it before the loaders
-        data = loader()
+    if callable(getattr(data, f"{split}_dataloader", None)) and not isinstance(data, DataLoader):
+        data = module_loader(data, split)
     data = in_order(as_batches(data))
     if not hasattr(data, "__iter__"):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a {type(data).__name__}")
     return data
+
+
+_SET_UP: weakref.WeakSet = weakref.WeakSet()  # user data modules this package called setup("fit") on
+
+
+def module_loader(data, split: str):
+    """A LightningDataModule's ``{split}_dataloader()``, its ``setup("fit")`` called at most once: a module
+    whose loader already reads (set up by its user, or by Lightning's fit) is read as it is, another set
+    up once and remembered. A setup that splits at random (``random_split``, as Lightning's docs show)
+    called at every read dealt each read other samples: ``sparsify(net, dm, val=dm)`` scored its
+    validation on samples it had fitted on, and the caller's module held another split afterwards."""
+    make = getattr(data, f"{split}_dataloader")
+    if data not in _SET_UP:
+        try:
+            return make()
+        except Exception:  # noqa: BLE001  (not set up yet: a missing dataset attribute, Lightning's not-implemented)
+            pass
+        if callable(getattr(data, "setup", None)):
+            data.setup("fit")  # as Lightning calls it before the loaders
+        _SET_UP.add(data)
+    return make()
 
 
 def takes_lengths(model: nn.Module) -> bool:

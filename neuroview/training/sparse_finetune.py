@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._batch import as_batches, call_model, series_input, unpack
+from .._batch import as_batches, call_model, module_loader, series_input, unpack
 from ..core._utils import as_labels, batch_labels
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -59,8 +59,7 @@ def _train_batches(data):
     """A data module's training loader (shuffled, as its recipe trains); any other iterable as it is,
     unless it reads once (a generator: every epoch, the budget's check and the re-centring read it again)."""
     if hasattr(data, "train_dataloader") and hasattr(data, "setup"):
-        data.setup("fit")
-        return data.train_dataloader()
+        return module_loader(data, "train")  # set up once: a random split in setup would change at every epoch
     data = as_batches(data)
     if isinstance(data, Iterator):  # the second epoch would find it empty, and say the loader was empty
         raise TypeError(f"train: expected batches that can be read again (a DataLoader, a list of batches or a data "

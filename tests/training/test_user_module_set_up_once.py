@@ -1,0 +1,71 @@
+"""A user's LightningDataModule is set up at most once by the fitting tools, and one already set up is read as it is.
+
+``setup("fit")`` was called again at every read: a module that splits its data in ``setup`` with ``random_split``
+(as Lightning's docs show) dealt each read another split, so ``nv.sparsify(net, dm, val=dm)`` scored its validation
+on 31 of 40 samples it had fitted on, ``finetune_sparse(epochs=3)`` trained on 4 splits, and the caller's module held
+another split afterwards (4 of its 40 validation samples the same).
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+import neuroview as nv
+
+
+class RandomSplit(pl.LightningDataModule):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.splits = x, y, []
+
+    def setup(self, stage=None):
+        self.train_ds, self.val_ds = random_split(TensorDataset(self.x, self.y), [len(self.y) - 20, 20])
+        self.splits.append(frozenset(self.val_ds.indices))
+
+    def train_dataloader(self):
+        return DataLoader(self.train_ds, batch_size=16, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_ds, batch_size=16)
+
+
+def _data_and_net():
+    torch.manual_seed(0)
+    x = torch.randn(100, 1, 20)
+    y = (x[:, 0, 5:10].mean(1) > 0).long()
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 8, 3), nn.ReLU()), 2, input_shape=(1, 20))
+    net.train()
+    with torch.no_grad():
+        net(x)
+    return x, y, net.eval()
+
+
+def _indices(loader):
+    return {int(i) for i in loader.dataset.indices}
+
+
+def test_a_module_already_set_up_is_read_as_it_is(one_thread):
+    x, y, net = _data_and_net()
+    dm = RandomSplit(x, y)
+    dm.setup("fit")
+    val = set(dm.val_ds.indices)
+    sparse = nv.sparsify(net, dm, val=dm, tolerance=5.0)
+    nv.finetune_sparse(sparse, dm, epochs=2)
+    nv.mean_codes(net, dm)
+    assert len(dm.splits) == 1  # the user's own call only
+    assert set(dm.val_ds.indices) == val
+
+
+def test_a_module_not_set_up_is_set_up_once_for_every_read(one_thread):
+    x, y, net = _data_and_net()
+    dm = RandomSplit(x, y)
+    sparse = nv.sparsify(net, dm, val=dm, tolerance=5.0)
+    assert len(dm.splits) == 1
+    # the validation it scored and the training split it fitted are the one split's two disjoint parts
+    assert not _indices(dm.train_dataloader()) & _indices(dm.val_dataloader())
+    nv.finetune_sparse(sparse, dm, epochs=3)
+    nv.mean_codes(net, dm)
+    assert len(dm.splits) == 1
