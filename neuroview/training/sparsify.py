@@ -58,7 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import series_input, split_batches, unpack
-from ..core._utils import batch_labels, factory, require_neuroview
+from ..core._utils import batch_labels, factory, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.readable import k_share
@@ -88,7 +88,7 @@ def _is_rnn(net: nn.Module) -> bool:
 @torch.no_grad()
 def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Tensor]:
     """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept)."""
-    was = [m.training for m in net.modules()]
+    restore = restore_modes(net)  # a module's own train() override gets its call back
     net.eval()
     feats, ys = [], []
     device = factory(net).get("device")
@@ -106,8 +106,7 @@ def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Ten
             feats.append(f.to(torch.promote_types(f.dtype, torch.float32)))  # float64 codes keep their mean
             ys.append(batch_labels(y, len(f), net.num_classes, what).to(f.device))
     finally:
-        for m, t in zip(net.modules(), was):
-            m.training = t
+        restore()
     if not feats:
         raise ValueError(f"{what}: expected at least one batch, got an empty loader")
     return torch.cat(feats), torch.cat(ys)

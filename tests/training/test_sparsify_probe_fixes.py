@@ -219,3 +219,27 @@ def test_unit_gallery_checks_labels_as_readability_does(kind):
     assert g.y.dtype == torch.long and g.y[0].tolist() == y[g.index[0]].tolist()
     if kind == "rnn":
         assert torch.allclose(g.class_means, torch.stack([x[y == c].mean(0) for c in range(2)]))
+
+
+def test_mean_codes_and_sparsify_give_a_module_s_own_train_override_its_call_back():
+    class Switch(nn.Module):  # a module whose train() keeps a state of its own
+        def __init__(self):
+            super().__init__()
+            self.on = True
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.on = mode
+            return self
+
+        def forward(self, x):
+            return x
+
+    torch.manual_seed(0)
+    backbone = nn.Sequential(Switch(), nn.Conv1d(1, 4, 3), nn.ReLU())
+    net = nv.NeuroViewCNN(backbone, 2, input_shape=(1, 12)).train()
+    x, y = torch.randn(40, 1, 12), torch.arange(40) % 2
+    nv.mean_codes(net, [(x, y)])
+    assert backbone[0].training and backbone[0].on  # it was left training with its switch off
+    nv.sparsify(net, [(x, y)], tolerance=5.0, points=4)
+    assert backbone[0].training and backbone[0].on
