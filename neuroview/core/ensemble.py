@@ -215,8 +215,11 @@ class Ensemble(nn.Module):
         self._nv("build_head")
         if self.classifier is None:
             kw = factory(self.members[0])
-            self.norm = CodeNorm(num_units, **kw).train(self.training)
-            self.classifier = nn.Linear(num_units, self.num_classes, **kw).train(self.training)
+            device = torch.device(kw.get("device") or "cpu")
+            # its initial weights are replaced (by the fit, or the weights loaded): the caller's RNG is not drawn from
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                self.norm = CodeNorm(num_units, **kw).train(self.training)
+                self.classifier = nn.Linear(num_units, self.num_classes, **kw).train(self.training)
         elif self.classifier.in_features != num_units:
             raise ValueError(f"num_units: the global head reads {self.classifier.in_features} codes, got {num_units}")
 

@@ -24,6 +24,7 @@ from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.gallery import unit_gallery, waterfall_units
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step
+from ..core._utils import restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import RNNExplanation
@@ -94,7 +95,7 @@ def write_report(
     """Explain ``model`` on ``x`` (labels ``y``) and write figures, tables and ``index.html`` to ``out_dir``.
 
     Args:
-        model: a NeuroViewCNN or NeuroViewRNN (anything with ``explain``); put in eval mode.
+        model: a NeuroViewCNN or NeuroViewRNN (anything with ``explain``); explained in eval mode, its modes put back after.
         x: inputs in the model's own layout; ``lengths`` for padded RNN sequences.
         y: true classes ``[B]`` or ``None``; with labels the per-class views average over the
             samples of each class, and the report gives the accuracy.
@@ -134,14 +135,18 @@ def write_report(
     num_classes = int(model.num_classes)
     names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
+    restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
     model.eval()
-    # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
-    base, basis = _baseline(model, baseline, gallery_data)
-    stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
-    with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
-        files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
-                           title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
-                           faces=(gallery_data, gallery_samples), baseline=base, ids=ids)
+    try:
+        # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
+        base, basis = _baseline(model, baseline, gallery_data)
+        stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
+        with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
+            files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
+                               title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
+                               faces=(gallery_data, gallery_samples), baseline=base, ids=ids)
+    finally:
+        restore()
     for name in sorted(stale - set(files)):  # another model's time tables or waterfalls beside this one's, else
         (out / name).unlink(missing_ok=True)
     return files

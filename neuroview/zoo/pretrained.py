@@ -282,7 +282,8 @@ def save_pretrained(
     if "." not in name or name.split(".", 1)[0] != architecture:
         raise ValueError(f"name: expected '{architecture}.<tag>' (architecture, dot, dataset tag), got {name!r}")
     arch_kwargs = _plain(dict(arch_kwargs))
-    rebuilt = _build(architecture, arch_kwargs)
+    with torch.random.fork_rng(devices=[]):  # a check of the architecture: its initial weights draw nothing of the caller's
+        rebuilt = _build(architecture, arch_kwargs)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
             and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
