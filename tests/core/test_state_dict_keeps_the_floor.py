@@ -1,0 +1,51 @@
+"""A head's variance floor travels with its state dict: it decides the function as the running statistics do.
+
+The floor was a constructor argument only, so ``torch.save(net.state_dict())`` of a network trained without one
+(the zoo's ``nv_small_cnn`` entries, ``norm_floor=0``) loaded "<All keys matched successfully>" into a network
+built with the default 0.1 and decided otherwise: logits up to 0.84 apart on digits' test split, one prediction
+changed, and ``neuroview explain --weights w.pt`` explained that other function.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import neuroview as nv
+from neuroview.core.head import CodeNorm
+
+
+def _net(floor):
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv1d(1, 6, 3), nn.ReLU(), nn.Conv1d(6, 6, 3), nn.ReLU())
+    return nv.NeuroViewCNN(backbone, 3, input_shape=(1, 16), norm_floor=floor)
+
+
+def test_a_state_dict_loads_as_the_function_it_was_saved_as():
+    x = torch.randn(64, 1, 16)
+    trained = _net(0.0).train()
+    with torch.no_grad():
+        trained(x)
+        trained.norm.running_var[:3] = 1e-4  # features of tiny variance, which a floor of 0.1 lifts
+    trained.eval()
+    state = trained.state_dict()
+    assert float(state["norm.floor"]) == 0.0
+    fresh = _net(0.1)
+    fresh(x[:2])  # its head built, with the default floor
+    fresh.load_state_dict(state)  # strict: every key matches
+    fresh.eval()
+    assert fresh.norm.floor == 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), trained(x), rtol=0, atol=0)
+        ref = _net(0.1)
+        ref(x[:2])
+        ref.load_state_dict({k: v for k, v in state.items() if k != "norm.floor"})
+        # the same tensors under the default floor decide otherwise: what a state dict without it loaded as
+        assert (ref.eval()(x) - trained(x)).abs().max() > 1e-3
+
+
+def test_a_state_dict_saved_before_the_floor_was_kept_loads_with_the_model_s_own():
+    norm = CodeNorm(4, floor=0.25)
+    old = {k: v for k, v in CodeNorm(4, floor=0.0).state_dict().items() if k != "floor"}
+    assert norm.load_state_dict(old) is not None  # strict, and no missing key
+    assert norm.floor == 0.25
