@@ -182,3 +182,12 @@ def test_float_and_image_inputs_keep_their_channel_check():
     mlp = nv.NeuroViewCNN(nn.Sequential(nn.Linear(5, 4), nn.ReLU()), 2, input_shape=(5,))
     with pytest.raises(ValueError, match=r"x: expected 5 channels at dim 1, got shape \(2, 6\)"):
         mlp(torch.randn(2, 6))
+
+
+def test_a_float64_input_under_autocast_is_refused_by_name_as_the_rnn_refuses_it():
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()), 3, input_shape=(1, 8, 8)).eval()
+    net(torch.randn(2, 1, 8, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts lower precisions, never float64
+        with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 .*got torch.float64; convert x"):
+            net(torch.randn(2, 1, 8, 8, dtype=torch.float64))
+        assert net(torch.randn(2, 1, 8, 8, dtype=torch.float16)).shape == (2, 3)  # cast by the ops
