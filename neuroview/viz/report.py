@@ -31,6 +31,7 @@ from .._batch import check_reads
 from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
+from ..training.sparsify import mean_codes
 from .report_writer import check_requirements, write_report
 
 __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
@@ -259,11 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         from ..data.read_as import read_options  # noqa: PLC0415 - neuroview.data (Lightning) only where data is read
 
         about |= {"data": spec, "split": args.split, "read_as": read_options(dm)}
+        base = "auto"  # the training split's exact mean code, from the galleries' data
+        if args.no_gallery:  # no galleries, the same baseline (the running estimate was up to 0.16 off the bias)
+            base, about = mean_codes(model, dm), about | {"baseline": "the training split's mean code"}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
                              batch_size=args.batch_size, about=about, dpi=args.dpi,
                              gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples,
-                             sample_indices=index)
+                             sample_indices=index, baseline=base)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, ImportError) as e:
         print(f"neuroview explain: {e}", file=sys.stderr)
         return 2

@@ -103,7 +103,8 @@ def write_report(
         examples: how many samples get per-sample figures (all of them when there are fewer; 0: none).
         batch_size: samples explained at a time (a positive int).
         overwrite: write into a non-empty ``out_dir``; refused otherwise.
-        about: extra facts for the page and ``report.json`` (model name, data, split).
+        about: extra facts for the page and ``report.json`` (model name, data, split; ``baseline``: the words
+            for a baseline tensor given, in place of "the baseline given").
         gallery_data: the training data (batches as the data modules give them, or a data
             module): every unit (step) of the waterfalls gets its gallery from it
             (:func:`neuroview.unit_gallery`), beside its bar and in ``unit_gallery.png``;
@@ -143,7 +144,7 @@ def write_report(
         stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
         with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
             files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
-                               title=title, about=dict(about or {}) | {"baseline": basis}, dpi=dpi,
+                               title=title, about={"baseline": basis} | dict(about or {}), dpi=dpi,
                                faces=(gallery_data, gallery_samples), baseline=base, ids=ids)
     finally:
         restore()
