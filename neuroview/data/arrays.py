@@ -126,6 +126,9 @@ class ArrayDataModule(pl.LightningDataModule):
         self.resample = bool(resample)
         self._splits: dict[str, tuple[Tensor, Tensor, Tensor | None]] | None = None
         self._classes: list[str] | None = None
+        # how the model's own training data was read, where this module reads other data for it
+        # (read_as_trained): {"mean", "std"} of its channels, {"max_len"} of its variable-length series
+        self._read_like: dict = {}
 
     # ---------------------------------------------------------------- to implement
     def load(self) -> dict[str, tuple]:
@@ -209,7 +212,7 @@ class ArrayDataModule(pl.LightningDataModule):
                 raise ValueError(f"{owner}.load: expected X and y of the {key} split to hold one label per sample, got "
                                  f"{len(x)} samples in X and y of shape {y.shape}")
         x_tr, y_tr = raw["train"]
-        y_tr = np.asarray(y_tr)
+        y_tr = text_labels(np.asarray(y_tr))  # UTF-8 bytes labels ("café") decoded before they are carved (astype: ascii)
         if "val" in raw:
             if self.val_fold is not None:  # the folds would never be dealt: k runs of the one split, without a word
                 raise ValueError(f"val_fold: expected None for a dataset with a validation split of its own ({owner}.load "
@@ -240,8 +243,11 @@ class ArrayDataModule(pl.LightningDataModule):
         if not variable and len({np.shape(x)[2:] for x, _ in parts.values()}) > 1 and all(np.ndim(x) == 3 for x, _ in parts.values()):
             # series of one length per split, another in each: stretched (resample) or cut like any variable-length set
             parts, variable = {n: (list(x), y) for n, (x, y) in parts.items()}, True
+        like = self._read_like.get("max_len")  # the length the model's training series were padded or stretched to
+        if like is not None and not variable and np.shape(parts["train"][0])[-1] != like:
+            parts, variable = {n: (list(x), y) for n, (x, y) in parts.items()}, True
         # only the series the model is fit on: steps past them would meet untrained classifier weights
-        max_len = max(a.shape[-1] for a in parts["train"][0]) if variable else None
+        max_len = (like or max(a.shape[-1] for a in parts["train"][0])) if variable else None
         splits, truncated = {}, {}
         for name, (x, y) in parts.items():
             yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
@@ -276,13 +282,19 @@ class ArrayDataModule(pl.LightningDataModule):
             splits[name] = (xt, yt, lengths)
         if truncated:
             _warn_truncated(owner, truncated, max_len)
-        self._classes, self._splits = classes, splits
+        self._classes, self._splits, self._variable = classes, splits, variable
         self._mean, self._std = self._channel_stats()
 
     def _channel_stats(self) -> tuple[Tensor, Tensor]:
         x, _, lengths = self._splits["train"]
         if self.normalize is not True:  # off, or each series normalized by itself already
             return torch.zeros(x.shape[1]), torch.ones(x.shape[1])
+        if "mean" in self._read_like:  # the statistics of the training split the model learned from, not this data's
+            mean, std = self._read_like["mean"], self._read_like["std"]
+            if mean.shape[0] != x.shape[1]:
+                raise ValueError(f"{type(self).__name__}: X: {x.shape[1]} channels, the model's training data "
+                                 f"{mean.shape[0]}; pass data of the channels the model was trained on")
+            return mean, std
         return channel_stats(x, lengths)  # std 1 for a channel constant over the training split
 
     def _dataset(self, split: str, train: bool = False) -> ArrayDataset:

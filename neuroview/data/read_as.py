@@ -51,11 +51,71 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
                 raise ValueError(f"trained_on: normalize: expected true, false, 'series' or 'sample', got {value!r}")
             changed[key] = value
     changed.update(_file_format(dm, spec, args))
+    if _same_data(dm, spec, args):  # the model's own file or set: carved as it was (another seed put training series in test)
+        changed.update({k: args[k] for k in SAME_DATA if k in args and hasattr(dm, k) and getattr(dm, k) != args[k]})
     for key, value in changed.items():
         setattr(dm, key, value)
         if hasattr(dm, "hparams"):
             dm.hparams[key] = value
+    if ("val_fold" in changed or "val_fraction" in changed) and hasattr(dm, "val_folds"):
+        from .splits import folds_of  # noqa: PLC0415
+
+        dm.val_folds = folds_of(dm.val_fraction, getattr(dm, "val_fold", None))
+    _read_like(dm, spec)
     return changed
+
+
+#: The options that say which series of a file or set make each split: carried where ``dm`` reads the model's own data.
+SAME_DATA = ("seed", "test_fraction", "val_fraction", "val_fold")
+
+
+def _same_data(dm, spec: dict, args: dict) -> bool:
+    """Whether ``dm`` reads the data the model was trained on: the same class, and the same file or set name."""
+    cls = spec.get("class_path") if isinstance(spec, dict) else None
+    if not isinstance(cls, str) or cls.rsplit(".", 1)[-1] != type(dm).__name__:
+        return False
+    if "path" in args and getattr(dm, "path", None) is not None:
+        from pathlib import Path  # noqa: PLC0415
+
+        try:
+            return Path(args["path"]).resolve() == Path(dm.path).resolve()
+        except (OSError, TypeError):
+            return False
+    return "name" in args and getattr(dm, "name", None) == args["name"]
+
+
+def _read_like(dm, spec: dict) -> None:
+    """Give ``dm`` the channel statistics (``normalize: true``) and the length of variable-length series (padded or
+    stretched) of the data the model was trained on, which it reads in their place: standardized by its own
+    statistics, another file reached the network shifted (a mean of 2.7 for the model's 1.5), and stretched to its own
+    longest series, read at another time scale. The training data is read again from ``spec``; where it cannot be
+    and the model standardized by it, a clear error."""
+    if not hasattr(dm, "_read_like") or not isinstance(spec, dict) or "class_path" not in spec:
+        return
+    import sys  # noqa: PLC0415
+
+    from .arrays import ArrayDataModule  # noqa: PLC0415 - this package's own classes only: a spec is data, not code
+
+    module, _, name = spec["class_path"].rpartition(".")
+    cls = getattr(sys.modules[__package__], name, None)
+    if module != "neuroview.data" or not (isinstance(cls, type) and issubclass(cls, ArrayDataModule)):
+        return
+    try:
+        trained = cls(**spec.get("init_args", {}))
+        trained.setup("fit")
+        train_x, _, lengths = trained._prepared_splits()["train"]
+    except Exception as e:  # noqa: BLE001 - a file moved, a set that cannot be read here: said where it matters
+        if dm.normalize is True:
+            raise ValueError(f"data: the model standardized its series by its training split's channel statistics "
+                             f"(normalize: true), and that data cannot be read again to take them ({e}); restore it, "
+                             "or pass the data as a JSON spec that says how to read it") from None
+        return
+    like = {}
+    if dm.normalize is True and trained.normalize is True:
+        like |= {"mean": trained._mean, "std": trained._std}
+    if train_x.dim() == 3 and trained._variable:  # padded or stretched to its longest training series
+        like["max_len"] = int(train_x.shape[-1])
+    dm._read_like = like
 
 
 def read_options(dm) -> dict:
