@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
-from .splits import empty_held_out
+from .splits import empty_held_out, text_labels
 
 
 class NpzDataModule(ArrayDataModule):
@@ -96,9 +96,9 @@ class NpzDataModule(ArrayDataModule):
             out["test"] = split("_test")
         else:
             x, y = out["train"]
-            keep, test = stratified_split(np.asarray(y).astype(str), self.test_fraction, self.seed + 1)
+            keep, test = stratified_split(text_labels(np.asarray(y)).astype(str), self.test_fraction, self.seed + 1)
             if not len(test):  # nothing would be tested, without a word
-                raise ValueError(empty_held_out(np.asarray(y).astype(str), "test_fraction", self.test_fraction, "test",
+                raise ValueError(empty_held_out(text_labels(np.asarray(y)).astype(str), "test_fraction", self.test_fraction, "test",
                                                 f"add a test split of your own to {self.path.name} (X_test, y_test)"))
             out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
         if "X_val" in arrays:

@@ -308,3 +308,13 @@ def test_mnist1d_generating_another_set_warns(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist1d.data, "make_dataset", shifted)
     with pytest.warns(UserWarning, match="generated another set than the one this project's figures were measured on"):
         MNIST1DDataModule(cache=False).setup()
+
+
+def test_utf8_bytes_labels_are_decoded_before_a_split_is_carved(tmp_path):
+    x = np.random.default_rng(0).normal(size=(20, 1, 30)).astype(np.float32)
+    y = np.array(["café".encode(), b"dog"] * 10)  # numpy's S dtype: .astype(str) decodes ASCII only
+    np.savez(tmp_path / "carved.npz", X=x, y=y)
+    for kw in ({"val_fraction": 0.2}, {"val_fraction": 0}):  # a validation carve; a test carve
+        dm = NpzDataModule(str(tmp_path / "carved.npz"), **kw)
+        dm.setup("fit")
+        assert dm.class_names == ["café", "dog"]
