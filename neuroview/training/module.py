@@ -36,7 +36,7 @@ from ..core._utils import batch_labels
 from ..core.ensemble import Ensemble, members_loss
 from .callbacks import ResumeState, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
-from .schedules import make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: the name tests import
+from .schedules import PlateauAtEpochEnd, make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: tests import it
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
 from ..zoo.build import build_model
@@ -48,7 +48,7 @@ SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
-class NeuroViewModule(ResumeState, pl.LightningModule):
+class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
     """Train a zoo architecture (``arch``) with cross-entropy, AdamW/Adam/SGD and a scheduler.
 
     Args:
