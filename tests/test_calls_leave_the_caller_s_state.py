@@ -51,3 +51,16 @@ def test_save_pretrained_draws_nothing_from_the_global_rng(tmp_path):
     zoo.save_pretrained(net, "nv_gru.toy", architecture="nv_gru", arch_kwargs=kw, dataset={"name": "none"},
                         recipe=None, seed=0, metrics={}, root=tmp_path)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_batched_ensemble_s_first_pass_draws_nothing_from_the_global_rng():
+    """It built its grouped layers with fresh initial weights from the caller's RNG, which a training loader shuffles
+    with: trained batched and apart, the same recipe saw other batch orders from the second epoch on."""
+    torch.manual_seed(0)
+    net = nv.create_model("nv_lite", num_classes=2, in_channels=1, members=3, batched=True).train()
+    x = torch.randn(5, 1, 60)
+    net.discover(x)  # the members' lazy heads, built on a first batch batched or not
+    state = torch.get_rng_state()
+    net(x)  # builds the grouped pass
+    assert net._pass is not None
+    assert torch.equal(torch.get_rng_state(), state)

@@ -76,7 +76,10 @@ def _num_classes(net: nn.Module) -> int | None:
 
 @torch.compiler.disable  # built eagerly, once: under torch.compile its construction is no part of a graph
 def _new_pass(members: list[nn.Module], x: Tensor) -> BatchedPass:
-    return BatchedPass(members, x)
+    # its layers' initial weights are the members' own, copied in: drawn from the caller's RNG, they moved a training
+    # loader's shuffle (batched and apart trained on other batch orders; a resumed batched run left the uninterrupted one)
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        return BatchedPass(members, x)
 
 
 def members_loss(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
