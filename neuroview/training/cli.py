@@ -155,6 +155,9 @@ class NeuroViewCLI(LightningCLI):
             return
         cb = self.trainer.checkpoint_callback
         best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
+        if cfg.get("test_ckpt") == "best" and not best:  # Lightning's own warning named a missing key, not this
+            rank_zero_warn("test_ckpt: 'best', but the run kept no best checkpoint (no validation split to rank by, or "
+                           "save_top_k 0): the last weights are tested; pass --test_ckpt last to say so")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_instantiate_classes(self) -> None:

@@ -61,8 +61,8 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
             ``hidden_size``, ``dims``...).
         optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"`` (Nesterov, ``momentum``).
         lr: peak learning rate.
-        weight_decay: weight decay of weight matrices and kernels (biases and normalization parameters
-            are never decayed): decoupled with ``"adamw"``, L2 (added to the gradient) with ``"adam"`` and ``"sgd"``.
+        weight_decay: of every tensor of 2 or more dims (weights, kernels, a ViT's position embedding and class token;
+            never biases and norms): decoupled with ``"adamw"``, L2 (added to the gradient) with ``"adam"``, ``"sgd"``.
         classifier_weight_decay: weight decay of the global classifier (the head of a standard
             model); default ``weight_decay``.
         classifier_lr: peak learning rate of the global classifier's weight; default ``lr``. With

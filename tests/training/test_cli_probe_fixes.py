@@ -135,3 +135,18 @@ def test_minirocket_names_and_quotes_a_file_name_with_a_space(tmp_path, capsys):
     assert shlex.split(printed)[-3] == str(out)  # a shell reads the folder as one argument
     entry = json.loads((out / "manifest.json").read_text())["entries"]["nv_minirocket.tiny_data"]
     assert entry["dataset"]["data_module"]["init_args"]["path"] == str(data)
+
+
+def test_fit_says_when_test_ckpt_best_tests_the_last_weights(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from neuroview.training.cli import cli_main
+
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "digits_nv_small_cnn.yaml")
+    with pytest.warns(UserWarning, match=r"test_ckpt: 'best', but the run kept no best checkpoint .* the last weights "
+                                         r"are tested; pass --test_ckpt last"):
+        cli_main(["fit", "--config", recipe, "--trainer.default_root_dir", str(tmp_path / "run"), "--test_ckpt", "best",
+                  "--data.init_args.val_fraction", "0", "--model.model_kwargs", "{widths: [8, 16]}",
+                  "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.accelerator", "cpu",
+                  "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
