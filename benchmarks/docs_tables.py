@@ -264,10 +264,10 @@ def render_zoo_entries(src: Sources) -> str:
 
 
 def render_quantizers(src: Sources) -> str:
-    # as quantizers.py writes it: mean ± sample std over seeds
+    # as quantizers.py writes it: mean ± population std over seeds, as every table of the docs
     acc = src.quantizers.get("accuracy", {})
     variants = list(next(iter(acc.values()), {}))
-    rows = [[ds] + [f"{100 * statistics.mean(a):.1f} ± {100 * (statistics.stdev(a) if len(a) > 1 else 0):.1f}" for a in r.values()]
+    rows = [[ds] + [f"{100 * statistics.mean(a):.1f} ± {100 * statistics.pstdev(a):.1f}" for a in r.values()]
             for ds, r in acc.items()]
     return table(["dataset"] + [("standard CNN" if v == "standard" else v) for v in variants], rows)
 

@@ -82,7 +82,7 @@ def main() -> None:
     (OUT / "quantizers.json").write_text(json.dumps({"meta": meta, "accuracy": results}, indent=2))
     lines = ["| dataset | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
     for ds, r in results.items():
-        cells = [f"{100 * statistics.mean(a):.1f} ± {100 * (statistics.stdev(a) if len(a) > 1 else 0):.1f}" for a in r.values()]
+        cells = [f"{100 * statistics.mean(a):.1f} ± {100 * statistics.pstdev(a):.1f}" for a in r.values()]  # population std
         lines.append(f"| {ds} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     (OUT / "quantizers.md").write_text(table + "\n")
