@@ -40,7 +40,7 @@ class CodeNorm(nn.Module):
 
     >>> norm = CodeNorm(3)
     >>> list(norm.state_dict())
-    ['running_mean', 'running_var', 'num_batches_tracked', 'floor']
+    ['running_mean', 'running_var', 'num_batches_tracked']
     >>> norm(torch.randn(8, 3)).shape
     torch.Size([8, 3])
     """
@@ -76,16 +76,18 @@ class CodeNorm(nn.Module):
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         # the floor decides the function as the statistics do (the zoo's digits networks were trained without one):
-        # a state dict that carries it loads as the function it was saved as, whatever the model was built with
-        destination[prefix + "floor"] = torch.tensor(self.floor, dtype=torch.float64)
+        # kept in the state dict's metadata, as BatchNorm keeps its version, so a state dict (torch.save, a Lightning
+        # checkpoint) loads as the function it was saved as, whatever floor the model was built with; no key added
+        meta = getattr(destination, "_metadata", None)
+        if meta is not None and prefix[:-1] in meta:
+            meta[prefix[:-1]]["floor"] = self.floor
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         # BatchNorm1d checkpoints of its version 1 have no num_batches_tracked (BatchNorm fills it in too)
         state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        floor = state_dict.get(prefix + "floor")  # absent from files saved before it was kept: the model's own stays
-        rest = {k: v for k, v in state_dict.items() if k != prefix + "floor"}
-        super()._load_from_state_dict(rest, prefix, *args, **kwargs)
-        if floor is not None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+        floor = (local_metadata or {}).get("floor")  # absent: saved before it was kept, or a plain dict of tensors
+        if isinstance(floor, (int, float)) and not isinstance(floor, bool):
             self.floor = float(floor)
 
     def extra_repr(self) -> str:

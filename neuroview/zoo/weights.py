@@ -144,9 +144,7 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
 
 def _compare(model: nn.Module, got: dict[str, tuple], what: str) -> None:
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    # a head's variance floor, kept in state dicts since 2026-12-05: files saved before carry none (the build's stays)
-    optional = {k for k in want if k.endswith(".floor") and k[:-len("floor")] + "running_var" in want}
-    missing = sorted(set(want) - set(got) - optional)
+    missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))
     shapes = [f"{k}: file {got[k]}, model {want[k]}" for k in sorted(set(want) & set(got)) if want[k] != got[k]]
     if missing or unexpected or shapes:

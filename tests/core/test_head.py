@@ -33,8 +33,7 @@ def test_convert_sync_batchnorm_leaves_the_head_alone():
 
 def test_codenorm_keeps_batchnorm_state_dict_keys_and_loads_bn1d_checkpoints():
     norm = CodeNorm(5)
-    # BatchNorm1d's keys, and the floor (test_state_dict_keeps_the_floor.py), which BatchNorm's checkpoints lack
-    assert list(norm.state_dict()) == ["running_mean", "running_var", "num_batches_tracked", "floor"]
+    assert list(norm.state_dict()) == ["running_mean", "running_var", "num_batches_tracked"]
     assert list(norm.parameters()) == []
     bn = nn.BatchNorm1d(5, affine=False)  # what CodeNorm was: its checkpoints carry these keys
     bn.train()

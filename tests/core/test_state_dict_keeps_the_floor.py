@@ -1,4 +1,5 @@
-"""A head's variance floor travels with its state dict: it decides the function as the running statistics do.
+"""A head's variance floor travels with its state dict (in its metadata, as BatchNorm's version does): it decides the
+function as the running statistics do.
 
 The floor was a constructor argument only, so ``torch.save(net.state_dict())`` of a network trained without one
 (the zoo's ``nv_small_cnn`` entries, ``norm_floor=0``) loaded "<All keys matched successfully>" into a network
@@ -7,6 +8,8 @@ changed, and ``neuroview explain --weights w.pt`` explained that other function.
 """
 
 from __future__ import annotations
+
+import io
 
 import torch
 from torch import nn
@@ -29,23 +32,30 @@ def test_a_state_dict_loads_as_the_function_it_was_saved_as():
         trained.norm.running_var[:3] = 1e-4  # features of tiny variance, which a floor of 0.1 lifts
     trained.eval()
     state = trained.state_dict()
-    assert float(state["norm.floor"]) == 0.0
+    assert "norm.floor" not in state and state._metadata["norm"]["floor"] == 0.0  # no key added: metadata
+    buf = io.BytesIO()
+    torch.save(state, buf)  # as a user saves it, and as a Lightning checkpoint holds it
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
     fresh = _net(0.1)
     fresh(x[:2])  # its head built, with the default floor
-    fresh.load_state_dict(state)  # strict: every key matches
+    fresh.load_state_dict(saved)  # strict: every key matches
     fresh.eval()
     assert fresh.norm.floor == 0.0
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), trained(x), rtol=0, atol=0)
         ref = _net(0.1)
         ref(x[:2])
-        ref.load_state_dict({k: v for k, v in state.items() if k != "norm.floor"})
-        # the same tensors under the default floor decide otherwise: what a state dict without it loaded as
+        ref.load_state_dict(dict(saved))  # a plain dict of the same tensors: nothing says the floor
+        assert ref.norm.floor == 0.1
+        # the same tensors under the default floor decide otherwise: what every state dict loaded as before
         assert (ref.eval()(x) - trained(x)).abs().max() > 1e-3
+        # the state dict is still tensors only: torch.func reads it as parameters and buffers
+        torch.testing.assert_close(torch.func.functional_call(trained, dict(state), (x,)), trained(x))
 
 
 def test_a_state_dict_saved_before_the_floor_was_kept_loads_with_the_model_s_own():
     norm = CodeNorm(4, floor=0.25)
-    old = {k: v for k, v in CodeNorm(4, floor=0.0).state_dict().items() if k != "floor"}
-    assert norm.load_state_dict(old) is not None  # strict, and no missing key
+    old = dict(CodeNorm(4, floor=0.0).state_dict())  # no metadata, as files saved before
+    assert norm.load_state_dict(old) is not None  # strict
     assert norm.floor == 0.25
