@@ -94,7 +94,7 @@ def split_batches(data, split: str, what: str):
     return data
 
 
-_SET_UP: weakref.WeakSet = weakref.WeakSet()  # user data modules this package called setup("fit") on
+_SET_UP: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> a user data module set up here
 
 
 def module_loader(data, split: str):
@@ -102,16 +102,22 @@ def module_loader(data, split: str):
     whose loader already reads (set up by its user, or by Lightning's fit) is read as it is, another set
     up once and remembered. A setup that splits at random (``random_split``, as Lightning's docs show)
     called at every read dealt each read other samples: ``sparsify(net, dm, val=dm)`` scored its
-    validation on samples it had fitted on, and the caller's module held another split afterwards."""
+    validation on samples it had fitted on, and the caller's module held another split afterwards. Not set
+    up: its loader raises (a dataset attribute missing) or reads no dataset (``DataLoader(None)``)."""
     make = getattr(data, f"{split}_dataloader")
-    if data not in _SET_UP:
+    if _SET_UP.get(id(data)) is not data:  # by id: a dataclass module (its own __eq__) is unhashable
         try:
-            return make()
+            loader = make()
         except Exception:  # noqa: BLE001  (not set up yet: a missing dataset attribute, Lightning's not-implemented)
-            pass
+            loader = None
+        if loader is not None and getattr(loader, "dataset", True) is not None:
+            return loader
         if callable(getattr(data, "setup", None)):
             data.setup("fit")  # as Lightning calls it before the loaders
-        _SET_UP.add(data)
+        try:
+            _SET_UP[id(data)] = data
+        except TypeError:  # no weak reference to it: set up at each read, as before
+            pass
     return make()
 
 

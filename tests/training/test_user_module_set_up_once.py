@@ -69,3 +69,39 @@ def test_a_module_not_set_up_is_set_up_once_for_every_read(one_thread):
     nv.finetune_sparse(sparse, dm, epochs=3)
     nv.mean_codes(net, dm)
     assert len(dm.splits) == 1
+
+
+class NoneUntilSetUp(RandomSplit):
+    """Its datasets are None until setup: a loader over None is built without an error, and reads nothing."""
+
+    def __init__(self, x, y):
+        super().__init__(x, y)
+        self.train_ds = self.val_ds = None
+
+
+def test_a_module_whose_datasets_are_none_until_set_up_is_set_up(one_thread):
+    x, y, net = _data_and_net()
+    dm = NoneUntilSetUp(x, y)
+    nv.sparsify(net, dm, val=dm, tolerance=5.0)
+    assert len(dm.splits) == 1
+
+
+def test_a_dataclass_module_with_its_own_eq_is_read(one_thread):
+    import dataclasses
+
+    @dataclasses.dataclass(eq=True)
+    class Plain(pl.LightningDataModule):
+        x: torch.Tensor
+        y: torch.Tensor
+
+        def __post_init__(self):
+            super().__init__()
+
+        def setup(self, stage=None):
+            self.ds = TensorDataset(self.x, self.y)
+
+        def train_dataloader(self):
+            return DataLoader(self.ds, batch_size=16)
+
+    x, y, net = _data_and_net()
+    torch.testing.assert_close(nv.mean_codes(net, Plain(x, y)), nv.mean_codes(net, [(x, y)]), rtol=0, atol=1e-6)
