@@ -78,10 +78,14 @@ class NoneUntilSetUp(RandomSplit):
         super().__init__(x, y)
         self.train_ds = self.val_ds = None
 
+    def train_dataloader(self):
+        return DataLoader(self.train_ds, batch_size=16)  # no shuffle: DataLoader(None) builds without an error
+
 
 def test_a_module_whose_datasets_are_none_until_set_up_is_set_up(one_thread):
     x, y, net = _data_and_net()
     dm = NoneUntilSetUp(x, y)
+    nv.mean_codes(net, dm)
     nv.sparsify(net, dm, val=dm, tolerance=5.0)
     assert len(dm.splits) == 1
 
