@@ -11,6 +11,8 @@ Imports nothing from neuroview.
 
 from __future__ import annotations
 
+import warnings
+
 __all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_options"]
 
 def checkpoint_data(path) -> dict | None:
@@ -66,22 +68,26 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
 
 
 #: The options that say which series of a file or set make each split: carried where ``dm`` reads the model's own data.
-SAME_DATA = ("seed", "test_fraction", "val_fraction", "val_fold")
+SAME_DATA = ("seed", "test_fraction", "val_fraction", "val_fold", "test_path", "val_path")
 
 
 def _same_data(dm, spec: dict, args: dict) -> bool:
-    """Whether ``dm`` reads the data the model was trained on: the same class, and the same file or set name."""
+    """Whether ``dm`` reads the data the model was trained on: the same class, and the same file, set name or root
+    where the class reads one (a class that reads neither, such as the digits, is its data)."""
     cls = spec.get("class_path") if isinstance(spec, dict) else None
     if not isinstance(cls, str) or cls.rsplit(".", 1)[-1] != type(dm).__name__:
         return False
-    if "path" in args and getattr(dm, "path", None) is not None:
-        from pathlib import Path  # noqa: PLC0415
+    for key in ("path", "root"):
+        if key in args and getattr(dm, key, None) is not None:
+            from pathlib import Path  # noqa: PLC0415
 
-        try:
-            return Path(args["path"]).resolve() == Path(dm.path).resolve()
-        except (OSError, TypeError):
-            return False
-    return "name" in args and getattr(dm, "name", None) == args["name"]
+            try:
+                return Path(args[key]).resolve() == Path(getattr(dm, key)).resolve()
+            except (OSError, TypeError):
+                return False
+    if "name" in args:
+        return getattr(dm, "name", None) == args["name"]
+    return not any(getattr(dm, k, None) is not None for k in ("path", "root", "name"))
 
 
 def _read_like(dm, spec: dict) -> None:
@@ -89,7 +95,7 @@ def _read_like(dm, spec: dict) -> None:
     stretched) of the data the model was trained on, which it reads in their place: standardized by its own
     statistics, another file reached the network shifted (a mean of 2.7 for the model's 1.5), and stretched to its own
     longest series, read at another time scale. The training data is read again from ``spec``; where it cannot be
-    and the model standardized by it, a clear error."""
+    a warning says so."""
     if not hasattr(dm, "_read_like") or not isinstance(spec, dict) or "class_path" not in spec:
         return
     import sys  # noqa: PLC0415
@@ -104,16 +110,16 @@ def _read_like(dm, spec: dict) -> None:
         trained = cls(**spec.get("init_args", {}))
         trained.setup("fit")
         train_x, _, lengths = trained._prepared_splits()["train"]
-    except Exception as e:  # noqa: BLE001 - a file moved, a set that cannot be read here: said where it matters
-        if dm.normalize is True:
-            raise ValueError(f"data: the model standardized its series by its training split's channel statistics "
-                             f"(normalize: true), and that data cannot be read again to take them ({e}); restore it, "
-                             "or pass the data as a JSON spec that says how to read it") from None
+    except Exception as e:  # noqa: BLE001 - a file moved, a set that cannot be read here: said, not raised
+        warnings.warn(f"data: the model's training data cannot be read again ({type(e).__name__}: {e}), so this data is "
+                      "read by its own statistics and length" + (", not the training split's channel statistics the model "
+                      "standardized by (normalize: true)" if dm.normalize is True else "") + "; restore that data to read "
+                      "this as the model saw its own", UserWarning, stacklevel=3)
         return
     like = {}
     if dm.normalize is True and trained.normalize is True:
         like |= {"mean": trained._mean, "std": trained._std}
-    if train_x.dim() == 3 and trained._variable:  # padded or stretched to its longest training series
+    if train_x.dim() == 3 and (trained._variable or trained.resample):  # padded or stretched to its training length
         like["max_len"] = int(train_x.shape[-1])
     dm._read_like = like
 

@@ -82,9 +82,45 @@ def test_the_model_s_own_file_is_carved_as_it_was(tmp_path):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
-def test_training_data_that_cannot_be_read_again_is_named(tmp_path):
+def test_training_data_that_cannot_be_read_again_is_said(tmp_path):
     other = _write(tmp_path / "other.npz", np.random.default_rng(3).normal(size=(20, 1, 10)), np.arange(20) % 2)
     dm = NpzDataModule(str(other))
-    with pytest.raises(ValueError, match=r"data: the model standardized its series by its training split's channel "
-                                         r"statistics \(normalize: true\), and that data cannot be read again"):
+    with pytest.warns(UserWarning, match=r"data: the model's training data cannot be read again .* read by its own "
+                                         r"statistics and length, not the training split's channel statistics"):
         read_as_trained(dm, _spec(tmp_path / "gone.npz"))
+    dm.setup("fit")  # read as before: by its own statistics
+
+
+def test_a_fixed_length_model_trained_with_resample_reads_other_data_at_its_length(tmp_path):
+    rng = np.random.default_rng(4)
+    mine = _write(tmp_path / "mine.npz", rng.normal(size=(30, 2, 26)), np.arange(30) % 2)
+    other = _write(tmp_path / "other.npz", rng.normal(size=(20, 2, 18)), np.arange(20) % 2)
+    dm = NpzDataModule(str(other), val_fraction=0)
+    read_as_trained(dm, _spec(mine, resample=True, normalize="sample", val_fraction=0))
+    dm.setup("fit")
+    assert dm.max_len == 26
+    raw = np.load(other)["X"]
+    grid = np.linspace(0, 17, 26)  # each series stretched to 26 steps, end to end, then z-normalized as a whole
+    stretched = np.stack([[np.interp(grid, np.arange(18), ch) for ch in series] for series in raw])
+    want = (stretched - stretched.mean(axis=(1, 2), keepdims=True)) / stretched.std(axis=(1, 2), keepdims=True)
+    got = torch.cat([b[0] for b in dm._loader("train")]).numpy()
+    assert got.shape[1:] == (2, 26)
+    for row in got:
+        assert np.abs(want - row[None]).reshape(len(want), -1).max(1).min() < 1e-4
+
+
+def test_the_digits_and_a_csv_with_its_own_test_file_are_carved_as_trained(tmp_path):
+    from neuroview.data import CsvDataModule, DigitsDataModule
+
+    dm = DigitsDataModule()
+    changed = read_as_trained(dm, {"class_path": "neuroview.data.DigitsDataModule",
+                                   "init_args": {"test_fraction": 0.1, "seed": 5}})
+    assert changed["test_fraction"] == 0.1 and changed["seed"] == 5  # the same set: the same splits
+    rng = np.random.default_rng(5)
+    for name, n in (("train.tsv", 30), ("test.tsv", 12)):
+        rows = [f"{i % 2}\t" + "\t".join(f"{v:.4f}" for v in rng.normal(size=10)) for i in range(n)]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    csv = CsvDataModule(str(tmp_path / "train.tsv"))
+    changed = read_as_trained(csv, {"class_path": "neuroview.data.CsvDataModule",
+                                    "init_args": {"path": str(tmp_path / "train.tsv"), "test_path": str(tmp_path / "test.tsv")}})
+    assert changed["test_path"] == str(tmp_path / "test.tsv")  # its test split is the file's, not carved from training
