@@ -42,13 +42,15 @@ class Checkpoint(ModelCheckpoint):
     Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only when a top-k checkpoint is
     saved at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resumed
     run would go back to it. This also saves the latest state at the end of every training epoch
-    (public hook ``on_train_epoch_end``, which Lightning calls after the epoch's validation),
-    unless Lightning has just written ``last.ckpt`` at that step itself.
+    (public hook ``on_train_epoch_end``, which Lightning calls after the epoch's validation and the
+    module's own epoch-end hook), unless Lightning has just written ``last.ckpt`` there itself.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._written_at: dict[str, int] = {}  # file -> global step of its last write (through _save_checkpoint)
+        # file -> (global step, written at the epoch's end) of its last write (through _save_checkpoint)
+        self._written_at: dict[str, tuple[int, bool]] = {}
+        self._at_epoch_end = False
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # The one private member overridden, and why no public one does: every file ModelCheckpoint
@@ -73,18 +75,25 @@ class Checkpoint(ModelCheckpoint):
         if trainer.is_global_zero:
             os.replace(tmp, filepath)
         trainer.strategy.barrier("Checkpoint._save_checkpoint")
-        self._written_at[filepath] = trainer.global_step
+        self._written_at[filepath] = (trainer.global_step, self._at_epoch_end)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if (not self.save_last or trainer.sanity_checking or trainer.fast_dev_run
-                or trainer.state.fn != TrainerFn.FITTING):
-            return
-        metrics = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
-        path = self.format_checkpoint_name(metrics, self.CHECKPOINT_NAME_LAST)
-        if self._written_at.get(path) != trainer.global_step:  # not written with a top-k checkpoint at this step
-            self.last_model_path = path  # before the write: the checkpoint holds this callback's state
-            self._save_checkpoint(trainer, path)
+        self._at_epoch_end = True
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+            if (not self.save_last or trainer.sanity_checking or trainer.fast_dev_run
+                    or trainer.state.fn != TrainerFn.FITTING):
+                return
+            metrics = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
+            path = self.format_checkpoint_name(metrics, self.CHECKPOINT_NAME_LAST)
+            # written with a top-k checkpoint at this epoch's end: it is the latest state. Written at this step's
+            # validation (check_val_every_n_epoch > 1 saves there): again, since the epoch's end hooks came after it (a
+            # plateau schedule's step, EarlyStopping's count), which a resume from it would miss
+            if self._written_at.get(path) != (trainer.global_step, True):
+                self.last_model_path = path  # before the write: the checkpoint holds this callback's state
+                self._save_checkpoint(trainer, path)
+        finally:
+            self._at_epoch_end = False
 
 
 class PredictionWriter(BasePredictionWriter):

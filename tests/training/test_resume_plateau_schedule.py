@@ -34,7 +34,8 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
 
 
-def test_a_resumed_train_plateau_run_keeps_the_uninterrupted_schedule(tmp_path, monkeypatch):
+@pytest.mark.parametrize("every", ["1", "2"])  # 2: Lightning writes last.ckpt at validation, before the epoch's end
+def test_a_resumed_train_plateau_run_keeps_the_uninterrupted_schedule(tmp_path, monkeypatch, every):
     (tmp_path / "nvcut.py").write_text(CUTTER)
     monkeypatch.syspath_prepend(str(tmp_path))
 
@@ -43,13 +44,14 @@ def test_a_resumed_train_plateau_run_keeps_the_uninterrupted_schedule(tmp_path, 
                          "--trainer.max_epochs", "5", "--model.model_kwargs", "{widths: [8, 16]}",
                          "--model.scheduler", "train_plateau", "--model.warmup_epochs", "0", "--model.plateau_patience", "0",
                          "--model.lr", "0.05", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
+                         "--trainer.check_val_every_n_epoch", every,
                          "--trainer.accelerator", "cpu", "--trainer.deterministic", "true",
                          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                          "--test_after_fit", "false", "--trainer.callbacks+=nvcut.CutAt", *extra])
 
     run("whole")
-    with pytest.raises(Exception, match="3") as e:
-        run("cut", "--trainer.callbacks.cut_at", "3")  # epochs 0 to 2 done, cut as epoch 3 starts
+    with pytest.raises(Exception, match="2") as e:
+        run("cut", "--trainer.callbacks.cut_at", "2")  # epochs 0 and 1 done (1 validated), cut as epoch 2 starts
     assert type(e.value).__name__ == "Cut"
     run("cut", "--ckpt_path", "last")
     a, b = (torch.load(tmp_path / n / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
