@@ -241,9 +241,9 @@ class NeuroViewCNN(nn.Module):
         if x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got shape {tuple(x.shape)}")
         p = next(self.backbone.parameters(), None)
-        # under autocast the ops cast lower precisions for themselves, not float64; otherwise PyTorch's own error names
+        # under autocast the ops cast lower precisions for themselves, never to or from float64; else PyTorch's own error names
         # neither x nor the fix. Integer inputs (uint8 images, token ids) go to the backbone as they are: it converts them
-        if p is not None and x.is_floating_point() and x.dtype != p.dtype and (x.dtype == torch.float64 or not torch.is_autocast_enabled(x.device.type)):
+        if p is not None and x.is_floating_point() and x.dtype != p.dtype and (torch.float64 in (x.dtype, p.dtype) or not torch.is_autocast_enabled(x.device.type)):
             raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
         # a data-dependent check: a host sync; under torch.compile an assert in the graph (require_finite)
         if self.check_finite:

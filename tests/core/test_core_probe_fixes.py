@@ -191,3 +191,11 @@ def test_a_float64_input_under_autocast_is_refused_by_name_as_the_rnn_refuses_it
         with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 .*got torch.float64; convert x"):
             net(torch.randn(2, 1, 8, 8, dtype=torch.float64))
         assert net(torch.randn(2, 1, 8, 8, dtype=torch.float16)).shape == (2, 3)  # cast by the ops
+
+
+def test_a_float64_network_under_autocast_refuses_a_float32_input_by_name():
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()), 3, input_shape=(1, 8, 8)).double().eval()
+    net(torch.randn(2, 1, 8, 8, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(TypeError, match=r"x: expected dtype torch.float64 .*got torch.float32; convert x"):
+            net(torch.randn(2, 1, 8, 8))
