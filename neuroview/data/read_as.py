@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_options"]
+__all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_like", "read_options"]
 
 def checkpoint_data(path) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
@@ -63,7 +63,7 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
         from .splits import folds_of  # noqa: PLC0415
 
         dm.val_folds = folds_of(dm.val_fraction, getattr(dm, "val_fold", None))
-    _read_like(dm, spec)
+    read_like(dm, spec)
     return changed
 
 
@@ -90,12 +90,14 @@ def _same_data(dm, spec: dict, args: dict) -> bool:
     return not any(getattr(dm, k, None) is not None for k in ("path", "root", "name"))
 
 
-def _read_like(dm, spec: dict) -> None:
+def read_like(dm, spec: dict) -> None:
     """Give ``dm`` the channel statistics (``normalize: true``) and the length of variable-length series (padded or
     stretched) of the data the model was trained on, which it reads in their place: standardized by its own
     statistics, another file reached the network shifted (a mean of 2.7 for the model's 1.5), and stretched to its own
-    longest series, read at another time scale. The training data is read again from ``spec``; where it cannot be
-    a warning says so."""
+    longest series, read at another time scale. The training data is read again from ``spec`` (the spec it names as
+    ``read_like``, where it has one); where it cannot be, a warning says so."""
+    while isinstance(spec, dict) and isinstance(spec.get("read_like"), dict):
+        spec = spec["read_like"]  # data itself read like the model's (a sparse entry made on other data): the model's
     if not hasattr(dm, "_read_like") or not isinstance(spec, dict) or "class_path" not in spec:
         return
     import sys  # noqa: PLC0415

@@ -44,7 +44,8 @@ def _source(source: str, data: str | None, zoo: str | None = None):
 
             dm = _data_module(data, trained_on)
             check_classes(dm, checkpoint_classes(source), f"--data: {data}")
-            dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm), "class_names": list(dm.class_names)}
+            dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm, trained_on),
+                       "class_names": list(dm.class_names)}
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None, "dataset": dataset}
@@ -57,7 +58,8 @@ def _source(source: str, data: str | None, zoo: str | None = None):
 
     dm = _data_module(data, entry["dataset"])  # the entry records the data it was sparsified and scored on, not its source's
     check_classes(dm, entry["dataset"].get("class_names"), f"--data: {data}")
-    dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm), "class_names": list(dm.class_names)}
+    dataset = {"name": data, "split": "test", "data_module": _data_spec(data, dm, entry["dataset"].get("data_module")),
+               "class_names": list(dm.class_names)}
     return net, dm, {**entry, "dataset": dataset}, source.split(".", 1)[1]
 
 
@@ -95,9 +97,11 @@ def _checkpoint_data(path: str) -> dict | None:
     return checkpoint_data(path)
 
 
-def _data_spec(data: str, dm) -> dict:
+def _data_spec(data: str, dm, trained: dict | None = None) -> dict:
     """The data-module spec of ``--data`` as the sparse entry's manifest keeps it (``neuroview explain`` rebuilds
-    the data from it): a JSON spec as given; a name or an ``.npz``, ``.csv`` or ``.tsv`` path as the module it made."""
+    the data from it): a JSON spec as given; a name or an ``.npz``, ``.csv`` or ``.tsv`` path as the module it made,
+    with its splits' options and, as ``read_like``, ``trained``: the spec of the data the source was trained on, whose
+    channel statistics and series length it was read by (rebuilt from the file alone, it was read by its own)."""
     import json  # noqa: PLC0415
 
     if data.lstrip().startswith("{"):
@@ -106,10 +110,13 @@ def _data_spec(data: str, dm) -> dict:
 
     name = type(dm).__name__  # a path as an absolute one: a later command run from another folder reads the same file
     args = {"path": os.path.abspath(data)} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
-    from ..data.read_as import read_options  # noqa: PLC0415
+    from ..data.read_as import SAME_DATA, read_options  # noqa: PLC0415
 
     read_as = read_options(dm)  # as it was read (read_as_trained): normalize, resample, a CSV's channels, ...
-    return {"class_path": f"neuroview.data.{name}", "init_args": {**args, **read_as}}
+    splits = {k: str(v) if isinstance(v, os.PathLike) else v  # seed, fractions, a test file: the same splits
+              for k, v in ((k, getattr(dm, k)) for k in SAME_DATA if hasattr(dm, k))}
+    spec = {"class_path": f"neuroview.data.{name}", "init_args": {**args, **splits, **read_as}}
+    return spec | ({"read_like": trained} if isinstance(trained, dict) and "class_path" in trained else {})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,9 @@ SLICE_SIZE = 128
 
 
 def make_datamodule(spec: dict):
-    """The data module of a manifest entry: ``{"class_path": "neuroview.data.X", "init_args": {...}}``.
+    """The data module of a manifest entry: ``{"class_path": "neuroview.data.X", "init_args": {...}}``, and
+    ``"read_like"``: the spec of the data the model was trained on, where it is other data read as that was
+    (:func:`neuroview.data.read_as.read_like`: its channel statistics and series length).
 
     Only data modules of :mod:`neuroview.data` are built: a manifest is data, and must not make
     the loader import arbitrary code.
@@ -35,7 +37,12 @@ def make_datamodule(spec: dict):
     cls = getattr(data_mod, cls_name, None)
     if module != "neuroview.data" or not (inspect.isclass(cls) and issubclass(cls, data_mod.ArrayDataModule)):
         raise ValueError(f"dataset: expected a data module of neuroview.data (e.g. 'neuroview.data.DigitsDataModule'), got {path!r}")
-    return cls(**spec.get("init_args", {}))
+    dm = cls(**spec.get("init_args", {}))
+    if isinstance(spec.get("read_like"), dict):  # other data a model was fitted or scored on, read as its own data was
+        from ..data.read_as import read_like  # noqa: PLC0415
+
+        read_like(dm, spec["read_like"])
+    return dm
 
 
 def predict(model: nn.Module, batch) -> tuple[Tensor, Tensor]:

@@ -113,4 +113,6 @@ def test_the_command_lines_read_a_csv_or_tsv_path(tmp_path):
         # with how it was read (normalize, resample, the file's format), so that explain rebuilds the data as sparsify read it
         assert spec == {"class_path": "neuroview.data.CsvDataModule",
                         "init_args": {"path": str(tmp_path / name), "normalize": True, "resample": False,
-                                      "label_column": 0, "channels": 1, "delimiter": None, "header": "auto"}}
+                                      "label_column": 0, "channels": 1, "delimiter": None, "header": "auto",
+                                      "seed": 0, "test_fraction": 0.2, "val_fraction": 0.1, "val_fold": None,
+                                      "test_path": None, "val_path": None}}

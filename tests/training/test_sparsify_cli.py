@@ -87,8 +87,12 @@ def test_an_entry_sparsified_on_other_data_records_that_data(tmp_path, capsys):
     entry = read_manifest(out)["nv_lite.gunpoint_italypowerdemand_sparse"]
     assert entry["dataset"]["name"] == "ItalyPowerDemand"
     # read as the source's own data was (its normalize and resample), and so recorded for explain to rebuild
-    assert entry["dataset"]["data_module"] == {"class_path": "neuroview.data.UCRDataModule",
-                                               "init_args": {"name": "ItalyPowerDemand", "normalize": True, "resample": True}}
+    spec = entry["dataset"]["data_module"]
+    assert spec["class_path"] == "neuroview.data.UCRDataModule"
+    assert {k: spec["init_args"][k] for k in ("name", "normalize", "resample")} == {
+        "name": "ItalyPowerDemand", "normalize": True, "resample": True}
+    # its splits, and the data the source was trained on, whose statistics and length it was read by
+    assert spec["init_args"]["seed"] == 0 and spec["read_like"]["init_args"]["name"] == "GunPoint"
     assert entry["metrics"]["test_size"] == 1029  # ItalyPowerDemand's test split, where its accuracy was measured
     assert "explain --model nv_lite.gunpoint_italypowerdemand_sparse" in capsys.readouterr().out
 
