@@ -47,7 +47,7 @@ from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
-from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_fits,
+from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, ChecksumError, arch_clash, arch_defaults, check_fits,
                       load_weights, read_weights, saved_arch_kwargs)
 
 __all__ = [
@@ -328,10 +328,10 @@ def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict
     file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``); so are
     the layers' widths, but not their other settings (:func:`_settings`), which are compared too."""
     mine, theirs = dict(model.named_modules()), dict(rebuilt.named_modules())
-    clash = [f"{name or 'model'}.{key}: model {getattr(m, attr)!r}, arch_kwargs build {getattr(theirs[name], attr)!r}"
+    clash = [f"{name or 'model'}.{key}: model {exposed(m, attr)!r}, arch_kwargs build {exposed(theirs[name], attr)!r}"
              for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()
              if key != "normalize" and hasattr(m, attr) and hasattr(theirs[name], attr)
-             and _plain(getattr(m, attr)) != _plain(getattr(theirs[name], attr))]
+             and _plain(exposed(m, attr)) != _plain(exposed(theirs[name], attr))]
     # then every layer's own settings, which no tensor shape tells (an attention's num_heads, an RNN's nonlinearity)
     clash = clash or [f"{name or 'model'}.{attr}: model {v!r}, arch_kwargs build {other[attr]!r}"
                       for name, m in mine.items() if name in theirs for other in (_settings(theirs[name]),)

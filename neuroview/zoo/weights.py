@@ -41,6 +41,15 @@ _WRAPPED = ("backbone", "rnn")
 _EXPOSED = {"quantizer": "quantizer", "tau": "tau", "grad_state": "grad_state", "normalize": "_normalize",
             "norm_floor": "_floor"}
 
+def exposed(model: nn.Module, attr: str):
+    """What ``model`` keeps under ``attr`` (:data:`_EXPOSED`); its head's own floor for ``norm_floor`` where it has
+    a head (a state dict loads the floor it was saved with, whatever the network was built with)."""
+    norm = getattr(model, "norm", None)
+    if attr == "_floor" and isinstance(getattr(norm, "floor", None), float):
+        return norm.floor
+    return getattr(model, attr, None)
+
+
 #: Builder arguments that change how fast a network runs, not what it computes.
 _NOT_COMPUTED = frozenset({"batched", "stop_early"})
 
@@ -332,7 +341,7 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     saved = saved_arch_kwargs(meta, path, what)
     if saved is None:
         return
-    own = {k: getattr(model, a) for k, a in _EXPOSED.items() if isinstance(getattr(model, a, None), (str, int, float, bool))}
+    own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}
     clash = arch_clash(saved, own, arch_defaults(meta.get("neuroview.architecture")), keys=own)
     clash = {k: v for k, v in clash.items() if v[0] != _UNKNOWN}  # the file says nothing and no default is known
     if clash:

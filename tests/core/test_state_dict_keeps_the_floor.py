@@ -59,3 +59,25 @@ def test_a_state_dict_saved_before_the_floor_was_kept_loads_with_the_model_s_own
     old = dict(CodeNorm(4, floor=0.0).state_dict())  # no metadata, as files saved before
     assert norm.load_state_dict(old) is not None  # strict
     assert norm.floor == 0.25
+
+
+def test_a_network_that_loaded_another_floor_is_saved_and_compared_with_it(tmp_path):
+    import pytest
+
+    from neuroview.zoo import pretrained as zoo
+
+    kw = {"num_classes": 3, "in_channels": 1, "widths": [4, 8]}
+    torch.manual_seed(0)
+    trained = nv.create_model("nv_small_cnn", norm_floor=0.0, **kw)
+    x = torch.randn(8, 1, 8, 8)
+    trained.train()(x)
+    net = nv.create_model("nv_small_cnn", **kw)  # built with the default floor
+    net(x[:2])
+    net.load_state_dict(trained.state_dict())  # now the floor-0 function
+    with pytest.raises(ValueError, match=r"floor: model 0\.0, arch_kwargs build 0\.1"):
+        zoo.save_pretrained(net, "nv_small_cnn.toy", architecture="nv_small_cnn", arch_kwargs=kw,
+                            dataset={"name": "none"}, recipe=None, seed=0, metrics={}, root=tmp_path)
+    zoo.save_pretrained(net, "nv_small_cnn.toy", architecture="nv_small_cnn", arch_kwargs=kw | {"norm_floor": 0.0},
+                        dataset={"name": "none"}, recipe=None, seed=0, metrics={}, root=tmp_path)
+    back = nv.create_model("nv_small_cnn.toy", pretrained=True, root=tmp_path)
+    torch.testing.assert_close(back.eval()(x), net.eval()(x), rtol=0, atol=0)
