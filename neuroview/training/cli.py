@@ -28,6 +28,7 @@ from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
+from .data_arg import absolute_paths
 from .module import NeuroViewModule
 
 __all__ = ["NeuroViewCLI", "cli_main"]
@@ -166,6 +167,7 @@ class NeuroViewCLI(LightningCLI):
             # tiny networks on small in-memory sets lose more to thread synchronization than they
             # gain, and badly so on shared CPUs: recipes may pin the count
             torch.set_num_threads(cfg.torch_threads)
+        absolute_paths(cfg.get("data"))
         root = cfg.trainer.default_root_dir
         if cfg.trainer.logger in (None, True):
             loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",

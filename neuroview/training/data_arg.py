@@ -8,11 +8,12 @@ slowly, and ``import neuroview`` imports this module through ``.retrofit``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
-__all__ = ["datamodule_for", "data_module"]
+__all__ = ["absolute_paths", "datamodule_for", "data_module"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
@@ -48,3 +49,14 @@ def data_module(data: str, trained_on: dict | None = None):
     if not data.lstrip().startswith("{"):
         read_as_trained(dm, trained_on)
     return dm
+
+
+def absolute_paths(data) -> None:
+    """The data module's files as absolute paths in the config: Lightning saves the config's arguments as given into
+    the checkpoint (``datamodule_hyper_parameters``), so a relative ``path`` was read from another folder as another
+    file, or none (``explain --ckpt`` from elsewhere, and other data read as it, without its training statistics)."""
+    args = getattr(data, "init_args", None)
+    for key in ("path", "test_path", "val_path", "root"):
+        value = args.get(key) if args is not None else None
+        if isinstance(value, str) and value and "://" not in value and not value.startswith("~"):
+            args[key] = os.path.abspath(value)

@@ -119,3 +119,21 @@ def test_a_zoo_entry_names_its_classes_and_other_data_must_name_them_alike(tmp_p
     args = ["explain", "--model", "nv_lite.gunpoint", "--samples", "8", "--no-progress", "--no-gallery", "--examples", "1"]
     assert cli(args + ["--data", str(tmp_path / "ab.npz"), "--out", str(tmp_path / "o")]) == 2
     assert "the model's outputs are ['1', '2']" in capsys.readouterr().err
+
+
+def test_a_fit_checkpoint_records_its_data_files_as_absolute_paths(tmp_path, monkeypatch):
+    """Lightning saved the config's arguments as given: a relative path was read from another folder as another file."""
+    import numpy as np
+    import torch
+
+    from neuroview.training.cli import cli_main
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", X=rng.normal(size=(40, 1, 30)).astype(np.float32), y=np.arange(40) % 2)
+    monkeypatch.chdir(tmp_path)
+    cli_main(["fit", "--config", str(ROOT / "recipes" / "ucr_nv_cnn.yaml"), "--data", "neuroview.data.NpzDataModule",
+              "--data.init_args.path", "mine.npz", "--trainer.default_root_dir", "run", "--trainer.max_epochs", "1",
+              "--model.model_kwargs.members", "1", "--trainer.accelerator", "cpu", "--test_after_fit", "false",
+              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["datamodule_hyper_parameters"]["path"] == str(tmp_path / "mine.npz")
