@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -201,6 +202,27 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) ->
     return data_module(guess), guess
 
 
+def _report_baseline(model: nn.Module, dm, other: bool, trained_on: dict | None, no_gallery: bool) -> tuple:
+    """``(baseline, its words or None)`` of ``neuroview explain``: the mean code of the model's own training split.
+    Other data (``--data``) is explained against it where that data can be read again (against the other data's own
+    training split a decision read as the other file's average sample: the bias 0.2 off); ``--no-gallery`` computes
+    it here (``write_report`` took the normalization's running estimate, up to 0.16 off the bias); else ``"auto"``:
+    from the galleries' data."""
+    if other and trained_on:
+        from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
+
+        try:
+            own = make_datamodule(trained_on.get("data_module", trained_on))
+            return mean_codes(model, own), "the mean code of the model's own training split"
+        except Exception as e:  # noqa: BLE001 - a file moved: said on the page and here
+            warnings.warn(f"baseline: the model's training data cannot be read again ({type(e).__name__}: {e}); "
+                          "contributions are taken against the mean code of --data's training split", UserWarning)
+            return mean_codes(model, dm), "the mean code of --data's training split (the model's own cannot be read)"
+    if no_gallery:
+        return mean_codes(model, dm), "the training split's mean code"
+    return "auto", None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="neuroview explain",
@@ -260,9 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         from ..data.read_as import read_options  # noqa: PLC0415 - neuroview.data (Lightning) only where data is read
 
         about |= {"data": spec, "split": args.split, "read_as": read_options(dm)}
-        base = "auto"  # the training split's exact mean code, from the galleries' data
-        if args.no_gallery:  # no galleries, the same baseline (the running estimate was up to 0.16 off the bias)
-            base, about = mean_codes(model, dm), about | {"baseline": "the training split's mean code"}
+        base, words = _report_baseline(model, dm, bool(args.data), trained_on, args.no_gallery)
+        about |= {"baseline": words} if words else {}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
                              examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
                              batch_size=args.batch_size, about=about, dpi=args.dpi,

@@ -388,3 +388,30 @@ def test_no_gallery_keeps_the_exact_training_mean_baseline(saved_cnn, tmp_path):
     for exp in exps.values():
         torch.testing.assert_close(exp.bias, b + w @ codes.mean(0), rtol=0, atol=1e-4)
     torch.testing.assert_close(exps["plain"].for_class(0), exps["faces"].for_class(0), rtol=0, atol=1e-6)
+
+
+def test_other_data_is_explained_against_the_model_s_own_training_mean(tmp_path):
+    """With ``--data`` another file, the baseline was the mean code of that file's training split: its average
+    sample, where the page said "the training split's mean code" (the bias 0.2 off on a probe's own file)."""
+    pytest.importorskip("aeon.datasets")
+    from neuroview.data import UCRDataModule
+
+    entry = nv.create_model("nv_lite.gunpoint", pretrained=True).pretrained_cfg
+    own = UCRDataModule(**entry["dataset"]["data_module"]["init_args"])  # the data the entry records it was trained on
+    own.setup("fit")
+    x_train = torch.cat([b[0] for b in own._loader("train")])
+    test = list(own._dataset("test"))[:30]
+    raw = torch.stack([s[0] for s in test]).numpy()
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", X=(raw * 3.0 + 2.0 + rng.normal(0, 0.1, raw.shape)).astype(np.float32),
+             y=np.array([str(own.class_names[int(s[-1])]) for s in test]))
+    assert main(["--model", "nv_lite.gunpoint", "--data", str(tmp_path / "mine.npz"), "--samples", "6", "--examples", "0",
+                 "--no-progress", "--no-gallery", "--dpi", "30", "--out", str(tmp_path / "r")]) == 0
+    exp = nv.Explanation.load(tmp_path / "r" / "explanation.safetensors")
+    net = nv.create_model("nv_lite.gunpoint", pretrained=True).eval()
+    with torch.no_grad():  # the model's own training split's mean code, by hand
+        mean = net.codes(x_train).mean(0)
+    w, b = net.effective_classifier()
+    torch.testing.assert_close(exp.bias, b + w @ mean, rtol=0, atol=1e-4)
+    meta = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert meta["baseline"] == "the mean code of the model's own training split"
