@@ -288,13 +288,32 @@ def _load_standard(source: str, arch: str | None, arch_kwargs: dict | None):
     return load_model(path, what="source"), {"data_module": checkpoint_data(path), "class_names": checkpoint_classes(path)}
 
 
-def _built(std: nn.Module, net: nn.Module, args) -> dict[str, str]:
-    """What ``--out`` records: its source, and how to rebuild it (``neuroview explain --model nv_<arch>
-    --weights`` reads it) where that is one zoo builder's call: a CNN, its quantizer included."""
+def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
+    """What ``--out`` records: its source, how to rebuild it (``neuroview explain --model nv_<arch> --weights`` reads
+    it) where that is one zoo builder's call (a CNN, its quantizer included; a Lightning checkpoint's from its
+    hyper-parameters), and the data its head was fitted on as it was read (``neuroview.data``: explain reads other
+    data as it, and that data where none is given; a file that recorded neither was read by the defaults)."""
     meta = {"neuroview.retrofit_of": str(args.source)}
     cfg = getattr(std, "pretrained_cfg", None) or {}
     arch = cfg.get("architecture") or args.arch
     kwargs = dict(cfg.get("arch_kwargs") or json.loads(args.arch_kwargs or "{}"))
+    trained = cfg.get("dataset", {}).get("data_module") if cfg else None
+    if str(args.source).endswith(".ckpt"):
+        from ..data.read_as import checkpoint_data  # noqa: PLC0415
+        from ..zoo.build import arch_kwargs  # noqa: PLC0415
+        from ..zoo.weights import read_checkpoint  # noqa: PLC0415
+
+        hp = read_checkpoint(args.source, "source").get("hyper_parameters") or {}
+        arch, trained = hp.get("arch"), checkpoint_data(args.source)
+        if arch is not None:
+            kwargs = arch_kwargs(arch, num_classes=hp["num_classes"], in_channels=hp["in_channels"],
+                                 max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
+    if dm is not None:
+        from .sparsify_cli import _data_spec  # noqa: PLC0415
+
+        spec = _data_spec(args.data, dm, trained) if args.data is not None else trained
+        if spec:
+            meta["neuroview.data"] = json.dumps(spec, sort_keys=True)
     if arch and not isinstance(std, (RNNClassifier, nn.RNNBase)) and getattr(net, "quantizer", None) is not None:
         meta["neuroview.architecture"] = f"nv_{arch}"
         meta["neuroview.arch_kwargs"] = json.dumps({**kwargs, "quantizer": net.quantizer}, sort_keys=True)
@@ -345,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"retrofit of {args.source}: {res}")
     if args.out:
         atomic_write(out, save_bytes({k: v.contiguous() for k, v in res.model.state_dict().items()},
-                                     metadata=_built(model, res.model, args)))
+                                     metadata=_built(model, res.model, args, dm)))
         print(f"weights of the NeuroView network written to {args.out}")
     return 0
 

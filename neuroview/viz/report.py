@@ -146,13 +146,32 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         # the whole network: a backbone alone (a standard network's file, or one whose head does not fit) would
         # leave the head at its random init, and the report would explain it
         load_weights(model, args.weights, what="--weights", pickles=True)
-        return model.eval(), {"model": args.model, "weights": str(args.weights)}, None
+        return model.eval(), {"model": args.model, "weights": str(args.weights)}, _recorded_data(args.weights)
     model = create_model(args.model, pretrained=True, **kwargs, **({"root": args.zoo} if args.zoo else {}))
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     about = {"model": cfg.get("name", args.model), "weights": "zoo checkpoint"}
     if cfg.get("metrics", {}).get("test_acc") is not None:
         about["zoo test accuracy"] = f"{100 * cfg['metrics']['test_acc']:.2f}%"
     return model.eval(), about, cfg.get("dataset")
+
+
+def _recorded_data(path: str) -> dict | None:
+    """The data a weight file says its head was fitted on, as it was read: a ``neuroview retrofit --out`` file's
+    ``neuroview.data``, a Lightning checkpoint's data module; ``None`` where it says none (read by the defaults)."""
+    if str(path).endswith(".ckpt"):
+        from ..data.read_as import checkpoint_data  # noqa: PLC0415
+
+        return checkpoint_data(path)
+    if not str(path).endswith(".safetensors"):
+        return None
+    from safetensors import safe_open  # noqa: PLC0415
+
+    try:
+        with safe_open(str(path), "pt") as f:  # the header only
+            spec = json.loads((f.metadata() or {}).get("neuroview.data", "null"))
+    except Exception:  # noqa: BLE001 - an unreadable file is named by the load that follows
+        return None
+    return spec if isinstance(spec, dict) and "class_path" in spec else None
 
 
 def _built_as(path: str, arch: str, kwargs: dict) -> dict:
