@@ -12,7 +12,7 @@ split, too) writes the sparse network's predictions the same way: refitted when 
 unless the network is sparse already (a test ran before, in the same run). ``neuroview validate``
 scores the dense network, and says so: the refit is no part of training.
 
-May import Lightning, torch, ``neuroview._io`` and :mod:`.sparsify`.
+May import Lightning, torch, ``neuroview._io``, :mod:`.sparsify` and ``neuroview.zoo.build``.
 """
 
 from __future__ import annotations
@@ -89,9 +89,26 @@ class Sparsify(pl.Callback):
             out = Path(trainer.log_dir or trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
             state = {k: v.detach().cpu().contiguous() for k, v in sparse.state_dict().items()}
-            atomic_write(out / "sparse.safetensors", save_bytes(state))
+            atomic_write(out / "sparse.safetensors", save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
             record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None)}
             atomic_write(out / "sparse_path.json", (json.dumps(record, indent=1) + "\n").encode())
+
+
+def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
+    """How ``sparse.safetensors`` is rebuilt and what data it read, as ``neuroview retrofit --out`` records them:
+    ``neuroview explain --model ARCH --weights sparse.safetensors`` then needs no ``--model-args`` and reads the
+    data as the run did (a file that recorded nothing was read by the data module's defaults)."""
+    from ..zoo.build import arch_kwargs  # noqa: PLC0415
+
+    hp = pl_module.hparams
+    kw = arch_kwargs(hp.arch, num_classes=hp.num_classes, in_channels=hp.in_channels, max_len=hp.get("max_len"),
+                     model_kwargs=hp.get("model_kwargs"))
+    meta = {"neuroview.architecture": hp.arch, "neuroview.arch_kwargs": json.dumps(kw, sort_keys=True, default=str)}
+    if type(dm).__module__.startswith("neuroview.data") and getattr(dm, "hparams", None) is not None:
+        args = {k: v for k, v in dict(dm.hparams).items() if not k.startswith("_")}
+        meta["neuroview.data"] = json.dumps({"class_path": f"neuroview.data.{type(dm).__name__}", "init_args": args},
+                                            sort_keys=True, default=str)
+    return meta
 
 
 def _is_sparse(pl_module: pl.LightningModule) -> bool:

@@ -151,6 +151,12 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
     conv = next(k for k in fitted if k.startswith("model.backbone.") and k.endswith("weight"))
     assert not torch.equal(model.state_dict()[conv.removeprefix("model.")], fitted[conv])
     assert (run.parent / "sparse.safetensors").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(run.parent / "sparse.safetensors"), "pt") as f:  # how to rebuild it, and the data it read
+        meta = f.metadata()
+    assert meta["neuroview.architecture"] == "nv_small_cnn" and json.loads(meta["neuroview.arch_kwargs"])["widths"] == [8, 16]
+    assert json.loads(meta["neuroview.data"])["class_path"] == "neuroview.data.DigitsDataModule"
 
 
 def test_sparsify_command_can_finetune_the_backbone_with_the_support_fixed(tmp_path):
