@@ -297,7 +297,7 @@ def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
     cfg = getattr(std, "pretrained_cfg", None) or {}
     arch = cfg.get("architecture") or args.arch
     kwargs = dict(cfg.get("arch_kwargs") or json.loads(args.arch_kwargs or "{}"))
-    trained = cfg.get("dataset", {}).get("data_module") if cfg else None
+    trained = (cfg.get("dataset") or {}).get("data_module")
     if str(args.source).endswith(".ckpt"):
         from ..data.read_as import checkpoint_data  # noqa: PLC0415
         from ..zoo.build import arch_kwargs  # noqa: PLC0415

@@ -100,10 +100,11 @@ def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
     data as the run did (a file that recorded nothing was read by the data module's defaults)."""
     from ..zoo.build import arch_kwargs  # noqa: PLC0415
 
-    hp = pl_module.hparams
-    kw = arch_kwargs(hp.arch, num_classes=hp.num_classes, in_channels=hp.in_channels, max_len=hp.get("max_len"),
-                     model_kwargs=hp.get("model_kwargs"))
-    meta = {"neuroview.architecture": hp.arch, "neuroview.arch_kwargs": json.dumps(kw, sort_keys=True, default=str)}
+    hp, meta = pl_module.hparams, {}
+    if all(k in hp for k in ("arch", "num_classes", "in_channels")):  # a NeuroViewModule's (another module: no record)
+        kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
+                         max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
+        meta = {"neuroview.architecture": hp["arch"], "neuroview.arch_kwargs": json.dumps(kw, sort_keys=True, default=str)}
     if type(dm).__module__.startswith("neuroview.data") and getattr(dm, "hparams", None) is not None:
         args = {k: v for k, v in dict(dm.hparams).items() if not k.startswith("_")}
         meta["neuroview.data"] = json.dumps({"class_path": f"neuroview.data.{type(dm).__name__}", "init_args": args},
