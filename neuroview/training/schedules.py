@@ -1,7 +1,8 @@
 """Learning-rate schedules of :class:`~neuroview.training.module.NeuroViewModule`, built from its options.
 
 Holds :func:`warmup_cosine` and :func:`make_scheduler` (what ``configure_optimizers`` returns
-besides the optimizer), and :class:`PlateauAtEpochEnd`, which steps the plateau schedules before an epoch's checkpoint. May import torch; nothing of neuroview.
+besides the optimizer), and :class:`PlateauAtEpochEnd`, which steps the plateau schedules before an
+epoch's checkpoint. May import torch; nothing of neuroview.
 """
 
 from __future__ import annotations
