@@ -288,12 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])
         dm, spec = resolve_data(args.data, trained_on, model)
-        if dm.num_classes != model.num_classes:
-            raise ValueError(f"--data: {spec} has {dm.num_classes} classes, the model {model.num_classes}; pass the data it was trained on")
         from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
 
-        # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's
+        # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's (both lists named)
         check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names"), f"--data: {spec}")
+        if dm.num_classes != model.num_classes:
+            raise ValueError(f"--data: {spec} has {dm.num_classes} classes ({', '.join(map(str, dm.class_names[:8]))}), the "
+                             f"model {model.num_classes}; pass the data it was trained on")
         x, lengths, y, index = load_batch(dm, args.split, args.samples, args.seed, indices=True)
         check_reads(model, x, lengths, f"--data: {spec}")
         if is_rnn(model):  # data modules give [B, C, T]; the RNN reads [B, T, F]

@@ -305,7 +305,7 @@ def test_cli_explain_errors_name_the_option(saved_cnn, tmp_path, capsys):
     assert cli(base + ["--data", "nosuchset"]) == 2
     assert "--data" in capsys.readouterr().err
     assert cli(base + ["--data", "GunPoint"]) == 2  # 2 classes, the model has 10
-    assert "--data" in capsys.readouterr().err
+    assert "--data: GunPoint has 2 classes (1, 2), the model 10" in capsys.readouterr().err  # which classes: named
     assert cli(["explain", "--model", "small_cnn", "--weights", str(weights), "--out", str(tmp_path / "p")]) == 2
     assert cli(["explain", "--ckpt", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "q")]) == 2
     assert "--ckpt" in capsys.readouterr().err
