@@ -289,10 +289,9 @@ def _load_standard(source: str, arch: str | None, arch_kwargs: dict | None):
 
 
 def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
-    """What ``--out`` records: its source, how to rebuild it (``neuroview explain --model nv_<arch> --weights`` reads
-    it) where that is one zoo builder's call (a CNN, its quantizer included; a Lightning checkpoint's from its
-    hyper-parameters), and the data its head was fitted on as it was read (``neuroview.data``: explain reads other
-    data as it, and that data where none is given; a file that recorded neither was read by the defaults)."""
+    """What ``--out`` records: its source, how to rebuild it (``explain --model nv_<arch> --weights`` reads it) where
+    that is one zoo builder's call (a CNN, its quantizer included; a checkpoint's from its hyper-parameters), and the
+    data its head was fitted on as read (``neuroview.data``: explain reads other data as it, and it where none is given)."""
     meta = {"neuroview.retrofit_of": str(args.source)}
     cfg = getattr(std, "pretrained_cfg", None) or {}
     arch = cfg.get("architecture") or args.arch
@@ -348,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"neuroview retrofit: out: {args.out} {why}", file=sys.stderr)
         return 2
-    if args.data is None and not _is_entry(args.source):
-        p.error("--data is needed for a weight file (digits, mnist1d, GunPoint, ...)")
+    if args.data is None and not _is_entry(args.source) and not str(args.source).endswith(".ckpt"):
+        p.error("--data is needed for a weight file (digits, mnist1d, GunPoint, ...); a .ckpt records its own")
     if args.lr is not None:
         print("neuroview retrofit: --lr is no longer used: the classifier is fitted to convergence by L-BFGS", file=sys.stderr)
     try:
@@ -383,6 +382,8 @@ def _prepare(args) -> tuple[nn.Module, object]:
         raise ValueError(f"--max-len: applies to RNNs only (the steps their classifier reads); {args.source} is a "
                          f"{type(model).__name__}, got --max-len {args.max_len}")
     # a name or path is read as the network was trained (its normalize, resample), as explain and sparsify read it
+    if args.data is None and not (trained or {}).get("data_module"):
+        raise ValueError(f"--data: {args.source} records no data module it was trained on; pass --data")
     dm = data_module(args.data, trained) if args.data is not None else make_datamodule(trained["data_module"])
     dm.setup("fit")
     if args.data is not None:

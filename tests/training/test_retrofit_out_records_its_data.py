@@ -41,3 +41,16 @@ def test_a_checkpoint_s_retrofit_is_explained_as_it_was_fitted(tmp_path, monkeyp
                          "--out", str(tmp_path / "r")]) == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["read_as"]["normalize"] == "sample" and report["read_as"]["resample"] is True
+
+
+def test_a_checkpoint_is_retrofitted_on_the_data_it_records(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "mine.npz", X=rng.normal(size=(40, 1, 30)).astype(np.float32), y=np.arange(40) % 2)
+    cli_main(["fit", "--config", str(ROOT / "recipes" / "ucr_cnn.yaml"), "--data", "neuroview.data.NpzDataModule",
+              "--data.init_args.path", str(tmp_path / "mine.npz"), "--trainer.default_root_dir", str(tmp_path / "run"),
+              "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--test_after_fit", "false",
+              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    capsys.readouterr()
+    assert rf.main([str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--epochs", "5"]) == 0  # no --data needed
+    assert "retrofit of" in capsys.readouterr().out
