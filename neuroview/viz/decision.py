@@ -35,6 +35,18 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
     return v, [f"feature {i}" for i in range(len(v))], "features"
 
 
+def _others(v, mask, labels: list[str], what: str) -> str:
+    """The label of the bar of the remaining contributions: how many add anything, how many add nothing (a sparse
+    head's zero weights: "216 other units" held 3 that counted), and how many of them are padding (past the end)."""
+    rest = mask.nonzero().flatten().tolist()
+    zero = sum(1 for i in rest if float(v[i]) == 0.0)
+    pad = sum(1 for i in rest if labels[i].endswith("(padding)") and float(v[i]) != 0.0)
+    if zero == len(rest):
+        return f"{zero} other {what}, adding nothing"
+    notes = ([f"{pad} of them padding"] if pad else []) + ([f"{zero} more adding nothing"] if zero else [])
+    return f"{len(rest) - zero} other {what}" + (f" ({', '.join(notes)})" if notes else "")
+
+
 def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k: int = 8,
               class_names: Sequence | None = None, label: int | None = None, gallery=None, thumbs: int = 4,
               unit_names: Sequence[str] | None = None, sample_id: int | str | None = None):
@@ -69,7 +81,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     if len(v) > len(top):
         mask = torch.ones(len(v), dtype=torch.bool)
         mask[top] = False
-        entries.append((f"{len(v) - len(top)} other {what}", float(v[mask].sum())))
+        entries.append((_others(v, mask, labels, what), float(v[mask].sum())))
     logit = float(exp.logits[sample, tgt])
     if gallery is None:
         fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))

@@ -140,7 +140,9 @@ def write_report(
     model.eval()
     try:
         # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
+        tb = time.perf_counter()
         base, basis = _baseline(model, baseline, gallery_data)
+        t0 += time.perf_counter() - tb  # a pass over the training split for the mean code: no part of explaining
         stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
         with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
             files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
@@ -260,7 +262,8 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     if is_rnn(model):
         drop = lambda rows: [{k: v for k, v in r.items() if k not in absent} for r in rows]  # noqa: E731
         w.table("time_importance.csv", drop(time_records(exp, names, y=y)),
-                "one row per time step: the mean signed contribution to each class over the samples of that class" + left)
+                "one row per time step: the mean signed contribution to each class over the samples of that class "
+                "(padding past a series' end included, as it adds against the baseline)" + left)
         w.table("layer_time.csv", drop(layer_time_records(exp, names, y=y)),
                 "one row per (layer, step): the mean signed contribution to each class over the samples of that class" + left)
         w.table("time_weights.csv", time_records(model, names),
@@ -294,7 +297,8 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
         w.figure(S_GLOBAL, "time_importance.png", plots.time_importance(exp, y=y, series=series, class_names=names,
                                                                          classes=shown),
                  "For each class, how much each time step adds to (red) or takes from (blue) that class's logit, "
-                 "averaged over the samples of the class; grey: the class's mean input series.")
+                 "averaged over the samples of the class (a step past a series' end counts too, with what its padding "
+                 "adds against the baseline); grey: the class's mean input series, over the samples that reach each step.")
         w.figure(S_GLOBAL, "layer_time.png", plots.layer_time(exp, y=y, class_names=names, classes=shown),
                  "The same contributions split by layer: rows are layers, columns time steps.")
     w.figure(S_GLOBAL, "class_layer_summary.png", plots.class_layer_summary(exp, y=y, class_names=names, classes=shown),
@@ -358,7 +362,8 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
         w.figure(S_SAMPLES, f"waterfall_{i}.png",
                  plots.waterfall(exp, i, k=bars[i], class_names=names, label=label, gallery=gallery, unit_names=unit_names,
                                  sample_id=tag),
-                 f"{head}: its predicted logit, built from the bias and the largest contributions "
+                 f"{head}: its predicted logit, built from its first bar (the baseline's logit; against zero codes, the "
+                 f"bias) and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))
         if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):

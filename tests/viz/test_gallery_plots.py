@@ -121,4 +121,4 @@ def test_a_sparse_head_gets_bars_and_faces_only_for_the_units_it_reads():
     fig = waterfall(exp, 0, k=8, gallery=g, thumbs=2)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[1:3] == sorted(["1 #1", "1 #4"], key=lambda s: -abs(float(exp.for_class()[0, int(s[-1])])))
-    assert labels[3:] == ["4 other units", "logit"] and _thumbs(fig) == 2 * 2
+    assert labels[3:] == ["4 other units, adding nothing", "logit"] and _thumbs(fig) == 2 * 2  # zero weights

@@ -176,6 +176,18 @@ def test_waterfall_over_time_steps_of_an_rnn():
     assert widths[-1] == pytest.approx(float(exp.logits[0, 0]))
 
 
+def test_the_other_bar_says_what_is_padding_and_what_adds_nothing():
+    exp = _hand_rnn_explanation()
+    # sample 1 (2 steps long) to class 0: steps [-1, 1.5, -0.5], its step 2 past the end
+    fig = plots.waterfall(exp, sample=1, target=0, k=1)
+    assert _ticks(fig.axes[0].get_yticklabels())[2] == "2 other steps (1 of them padding)"
+    # sample 0 to class 1: steps [1, 0, 0]; a sparse head's zero weights were counted as "2 other steps"
+    fig = plots.waterfall(exp, sample=0, target=1, k=1)
+    assert _ticks(fig.axes[0].get_yticklabels())[2] == "2 other steps, adding nothing"
+    fig = plots.waterfall(exp, sample=0, target=0, k=1)  # steps [1, -1.5, 0.5]: both others add something
+    assert _ticks(fig.axes[0].get_yticklabels())[2] == "2 other steps"
+
+
 @pytest.mark.parametrize("fixture", ["cnn2d", "cnn1d"])
 def test_spatial_maps_one_panel_per_top_unit_summing_to_its_contribution(fixture, request):
     net, x = request.getfixturevalue(fixture)
