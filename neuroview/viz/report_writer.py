@@ -140,8 +140,7 @@ def write_report(
     model.eval()
     try:
         # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
-        tb = time.perf_counter()
-        base, basis = _baseline(model, baseline, gallery_data)
+        tb, (base, basis) = time.perf_counter(), _baseline(model, baseline, gallery_data)
         t0 += time.perf_counter() - tb  # a pass over the training split for the mean code: no part of explaining
         stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
         with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
