@@ -4,9 +4,10 @@ A network trained on series normalized one by one (a ``ucr_*`` recipe's ``normal
 stretched to one length (``resample: true``) reads other data right only when that data is read the
 same way; a data module built from a bare name or path (``neuroview explain --data my.npz``) would
 take its own defaults and feed the network numbers it never saw, with nothing said. Holds
-:func:`read_as_trained` and :func:`checkpoint_data`; and, since a data module numbers its classes from the labels it
-reads, :func:`check_classes`: other data must name the classes the model's outputs index, in the same order.
-Imports nothing from neuroview.
+:func:`read_as_trained` (and :func:`read_like`: the training data's channel statistics and series length) and
+:func:`checkpoint_data`; and, since a data module numbers its classes from the labels it reads,
+:func:`check_classes`: other data must name the classes the model's outputs index, in the same order.
+Imports nothing from neuroview outside this package, and this package's modules only inside functions.
 """
 
 from __future__ import annotations
