@@ -107,6 +107,13 @@ def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
     return y
 
 
+def own_rng(device: torch.device | str | None = None):
+    """A block whose draws leave the caller's random state as it was (the CPU's, and ``device``'s where it is CUDA):
+    initial weights that are replaced anyway, a loader's seed."""
+    device = torch.device(device or "cpu")
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own

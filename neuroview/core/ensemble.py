@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._utils import factory
+from ._utils import factory, own_rng
 from .batched import BatchedPass, grouped_fold, grouped_heads, why_not_batchable
 from .cnn import NeuroViewCNN
 from .hooks import Hook
@@ -78,7 +78,7 @@ def _num_classes(net: nn.Module) -> int | None:
 def _new_pass(members: list[nn.Module], x: Tensor) -> BatchedPass:
     # its layers' initial weights are the members' own, copied in: drawn from the caller's RNG, they moved a training
     # loader's shuffle (batched and apart trained on other batch orders; a resumed batched run left the uninterrupted one)
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+    with own_rng(x.device):
         return BatchedPass(members, x)
 
 
@@ -218,9 +218,8 @@ class Ensemble(nn.Module):
         self._nv("build_head")
         if self.classifier is None:
             kw = factory(self.members[0])
-            device = torch.device(kw.get("device") or "cpu")
             # its initial weights are replaced (by the fit, or the weights loaded): the caller's RNG is not drawn from
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            with own_rng(kw.get("device")):
                 self.norm = CodeNorm(num_units, **kw).train(self.training)
                 self.classifier = nn.Linear(num_units, self.num_classes, **kw).train(self.training)
         elif self.classifier.in_features != num_units:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._batch import as_batches, call_model, module_loader, series_input, unpack
-from ..core._utils import as_labels, batch_labels
+from ..core._utils import as_labels, batch_labels, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
@@ -99,11 +99,6 @@ def training_k90(net: nn.Module, train, q: float = 0.5) -> tuple[float, float | 
         k = float(_k90(point, z, mean=mean).float().quantile(q))
         steps = _group_ids(net, "step") if _is_rnn(net) else None
         return k, None if steps is None else float(_k90(point, z, steps, mean=mean).float().quantile(q))
-
-
-def _own_rng(device: torch.device):
-    """The random state as it was once the block ends (a loader draws a seed as it starts)."""
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def _recentre(net: nn.Module, train) -> None:
@@ -196,14 +191,14 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     device = weight.device
     losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0
-    with _own_rng(device):
+    with own_rng(device):
         torch.manual_seed(seed)
         for epoch in range(epochs):
             loss, skip = _epoch(net, train, opt, keep, mode)
             losses.append(loss)
             skipped += skip
             if budget:
-                with _own_rng(device):
+                with own_rng(device):
                     k, k_steps = training_k90(net, train, k90_quantile)  # a loader draws a seed: not the training's
                 if (max_k90 is not None and k > max_k90) or (max_k90_steps is not None and k_steps > max_k90_steps):
                     break
@@ -214,7 +209,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         net.load_state_dict(last)
     net.eval()
     if kept and net.norm is not None:
-        with _own_rng(device):
+        with own_rng(device):
             _recentre(net, train)
     net.finetuned = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "mode": mode, "train_loss": losses,
                      "epochs_kept": kept, "skipped_batches": skipped}
