@@ -134,7 +134,7 @@ def readability_lines(model: nn.Module, exp: Explanation, basis: str) -> list[st
     n = exp.codes[0].numel()
     upc = float((model.effective_classifier()[0] != 0).sum(1).float().mean())
     line = (f"Readability: 90% of a decision's evidence (|contributions| to the predicted logit) comes from "
-            f"{exp.k90():g} {what} (median k90, of {n:,}); the 10 largest carry {100 * exp.top_share(10):.0f}%")
+            f"{exp.k90():g} {what} (median k90, of {n:,}); the 10 largest carry {100 * exp.top_share(10):.0f}% (median)")
     if rnn:
         line += f"; counted in time steps, k90 is {exp.k90(level='steps'):g} of {exp.weight.shape[3]}"
     return [line + ".", f"Each class reads {upc:,.1f} {what} on average (nonzero weights of the global classifier). "

@@ -212,6 +212,9 @@ def test_write_report_cnn_lists_every_file_and_the_csv_equals_the_tensors(cnn, t
     assert torch.equal(exp.baseline, net.norm.running_mean)
     page = (out / "index.html").read_text()
     assert "Readability: 90% of a decision" in page and "running estimate" in page
+    a = exp.contributions[torch.arange(len(y)), exp.logits.argmax(1)].flatten(1).abs().double()
+    top = 100 * float((a.sort(1, descending=True).values[:, :10].sum(1) / a.sum(1)).median())  # 9 samples: the middle one
+    assert f"the 10 largest carry {top:.0f}% (median)" in page  # a median over the samples, as k90, and says so
     preds = export.read_csv(out / "predictions.csv")
     assert torch.equal(_f32([[r[f"logit {c}"] for c in NAMES] for r in preds]), exp.logits)
     assert [r["true"] for r in preds] == [NAMES[int(c)] for c in y]
