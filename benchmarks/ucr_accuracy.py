@@ -70,7 +70,9 @@ SINGLE_SHAS = {"recipes/ucr_nv_cnn.yaml": "9db57805c5b7bdfc"}
 #: ``since`` stand for the file as long as its settings (the YAML it parses to, :func:`_settings`)
 #: are still ``settings``; any change of a setting makes a new version, as it should. So a comment
 #: can be corrected without making hours of runs stale.
-SAME_SETTINGS = {"recipes/ucr_nv_cnn.yaml": {"since": "4b721e6c07e1a80f", "settings": "84f009fb8c0d0a46"}}
+SAME_SETTINGS = {"recipes/ucr_nv_cnn.yaml": {"since": "4b721e6c07e1a80f", "settings": "84f009fb8c0d0a46"},
+                 "recipes/ucr_nv_rnn.yaml": {"since": "8a0799637a3906e5", "settings": "e1492511b38026f8"},
+                 "recipes/ucr_rnn.yaml": {"since": "38d906775ac694df", "settings": "420d95cf507ebf1c"}}
 
 
 #: Settings that change how a recipe is computed, not what it computes (the same numbers to float

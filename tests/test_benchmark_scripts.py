@@ -180,6 +180,16 @@ def test_a_comment_edit_keeps_a_recipes_version_and_a_setting_edit_does_not(tmp_
     assert ua._sha("r.yaml") == old  # without an entry the version is the file's bytes
 
 
+def test_every_same_settings_entry_stands_for_its_recipe_as_it_is(benchmark_script):
+    # an entry whose recipe's settings have moved on stands for nothing: the runs of its version are stale
+    # and the entry must go, or the next comment edit of that recipe would not know which runs it keeps
+    ua = benchmark_script("ucr_accuracy")
+    assert ua.SAME_SETTINGS
+    for recipe, entry in ua.SAME_SETTINGS.items():
+        assert ua._settings(recipe) == entry["settings"], recipe
+        assert ua._sha(recipe) == entry["since"], recipe
+
+
 def test_ucr_accuracy_table_reads_the_results_file_it_is_given(tmp_path, capsys, benchmark_script):
     # GPU runs go to a file of their own (--results): the table must come from that file alone,
     # and only from runs of the recipe as it is now (its SHA-256)
