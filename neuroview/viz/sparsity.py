@@ -20,7 +20,8 @@ __all__ = ["path_plot"]
 
 def path_plot(path, *, title: str | None = None):
     """Validation (and training) accuracy along the path against the features each class reads;
-    the point kept is marked, and the band is the tolerance below the reference."""
+    the point kept is marked, and the band is the tolerance below the reference. Under a readability
+    budget (``max_k90``, ``max_k90_steps``) the points it ruled out are drawn hollow."""
     fig = _figure(5.5, 3.6)
     ax = fig.subplots()
     x = path.units_per_class.numpy()
@@ -29,6 +30,10 @@ def path_plot(path, *, title: str | None = None):
     ax.axhspan(path.reference - path.tolerance, path.reference, color="#4daf4a", alpha=0.15,
                label=f"within {path.tolerance:g} points of the reference")
     ax.axhline(path.reference, color="#4daf4a", lw=0.8)
+    over = _over_budget(path)
+    if over is not None and over.any():  # the points the budget ruled out, whatever their accuracy
+        ax.plot(x[over], path.val_acc.numpy()[over], "o", ms=5, mfc="white", mec="0.35", mew=1, ls="none",
+                label="outside the readability budget (" + ", ".join(_budget_names(path)) + ")")
     i = path.chosen
     ax.plot([x[i]], [float(path.val_acc[i])], "*", ms=12, color="#e41a1c",
             label=f"kept: {x[i]:.1f} per class, {float(path.val_acc[i]):.1f}%")
@@ -39,6 +44,19 @@ def path_plot(path, *, title: str | None = None):
     ax.set_title(title or "Sparse global classifier: the regularization path", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def _budget_names(path) -> list[str]:
+    return [f"k90{what} > {m:g}" for what, m in (("", path.max_k90), (" in steps", path.max_k90_steps)) if m is not None]
+
+
+def _over_budget(path):
+    """``[P]`` bool (numpy): the points whose k90 (or k90 in steps) is over its budget; None without a budget."""
+    over = None
+    for k, m in ((path.k90, path.max_k90), (path.k90_steps, path.max_k90_steps)):
+        if m is not None and k is not None:
+            over = (k > m) if over is None else over | (k > m)
+    return None if over is None else over.numpy()
 
 
 sparsify.register_plotter(path_plot)
