@@ -24,10 +24,13 @@ __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
 
 def _sorted_units(w: Tensor, max_units: int | None) -> Tensor:
     """Column order for a ``[C, U]`` block: the ``max_units`` strongest units, grouped by the
-    class they vote for most, strongest first, so the heatmap reads as a staircase."""
+    class they vote for most, strongest first, so the heatmap reads as a staircase. Cut to the
+    strongest, a block keeps no unit that no class reads (a sparse head's zeros, ties picked at
+    random), but at least one column."""
     idx = torch.arange(w.shape[1])
     if max_units is not None and w.shape[1] > max_units:
-        idx = w.abs().amax(0).topk(max_units).indices
+        strength = w.abs().amax(0)
+        idx = strength.topk(min(max_units, max(1, int((strength > 0).sum())))).indices
     sub = w[:, idx]
     best, top = sub.max(0)
     order = sorted(range(len(idx)), key=lambda j: (int(top[j]), -float(best[j])))
@@ -70,7 +73,9 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
         block = w[:, slices[site]][:, order]
         im = ax.imshow(block.numpy(), cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
         n = slices[site].stop - slices[site].start
-        shown = f", the {len(order)} strongest" if len(order) < n else ""
+        read = int((w[:, slices[site]] != 0).any(0).sum())
+        shown = "" if len(order) == n else f", none read by any class" if not read else (
+            f", the {len(order)} strongest" if read > len(order) else f", the {read} read by a class")
         ax.set_title(f"site {site}: {n} units{shown}", fontsize=9)
         ax.set_yticks(range(c), names, fontsize=7)
         ax.set_ylabel("class")

@@ -1,5 +1,7 @@
 """neuroview.viz.plots: every function returns a Figure with the expected axes, labels and numbers."""
 
+import copy
+
 import matplotlib
 
 matplotlib.use("Agg")  # before anything imports pyplot
@@ -112,6 +114,25 @@ def test_unit_heatmap_caps_units_and_selects_sites(cnn2d):
         plots.unit_heatmap(net, sites=["nope"])
     with pytest.raises(ValueError, match="class_names"):
         plots.unit_heatmap(net, class_names=["a"])
+
+
+def test_unit_heatmap_cut_to_the_strongest_draws_no_unit_that_no_class_reads(cnn2d):
+    # a sparse head: a site of 4 units with 2 read (by one class each); cut to 3 columns it drew the 2 and
+    # a zero column picked among ties; a site read by no class draws one column and says so
+    net, _ = cnn2d
+    net = copy.deepcopy(net)
+    a, b = list(net.site_slices)[:2]
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        sa = net.site_slices[a]
+        for cls, u in enumerate((0, 2)):
+            net.classifier.weight[cls, sa.start + u] = 1.0 + cls
+    assert sa.stop - sa.start == 4 and net.site_slices[b].stop - net.site_slices[b].start == 6
+    fig = plots.unit_heatmap(net, sites=[a, b], max_units=3)
+    ax_a, ax_b = [x for x in fig.axes if x.images]
+    assert sorted(int(t) for t in _ticks(ax_a.get_xticklabels())) == [0, 2]
+    assert "the 2 read by a class" in ax_a.get_title()
+    assert ax_b.images[0].get_array().shape[1] == 1 and "none read by any class" in ax_b.get_title()
 
 
 def test_unit_heatmap_from_explanation_uses_its_weight(cnn2d):
