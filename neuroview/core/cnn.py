@@ -180,7 +180,7 @@ class NeuroViewCNN(nn.Module):
         restore = restore_modes(self)
         try:
             self.eval()
-            found, not_sites, stop = find_sites(self.backbone, self._targets, self.quantizer, self.unit_axis, x)
+            found, not_sites, stop = find_sites(self.backbone, self._targets, self.quantizer, self.unit_axis, x, named=getattr(self, "_named", False))
         finally:
             restore()
         require_called(self._targets, found, not_sites, getattr(self, "_named", False))

@@ -17,6 +17,7 @@ Imports only torch and the core modules below it.
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from .activations import breakpoints
+from .activations import breakpoints, looks_like_activation
 from .axes import Width, fits, produces, consumes, sample_dim, unit_axis
 from .sites import Site
 
@@ -38,6 +39,9 @@ _KEEP = frozenset(
 #: held while a network finds its sites or installs its hooks, so two threads' first batches do it once
 DISCOVERING = threading.RLock()
 _CAT = frozenset({"cat", "concat", "concatenate"})
+#: activation functions (``F.relu``, ``torch.tanh``, ``x.relu_()``, ...) whose calls are no site: named when wrapping
+_FUNCTIONAL = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
+                         "softplus", "hardswish", "hardtanh", "hardsigmoid", "tanh", "sigmoid", "threshold"})
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding)
 
 
@@ -71,6 +75,7 @@ class _Lineage(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if isinstance(out, Tensor):
+            self.pass_.functional(getattr(func, "__name__", ""), args, kwargs)
             self.pass_.follow(getattr(func, "__name__", ""), args, kwargs, out)
         return out
 
@@ -87,6 +92,10 @@ class _Pass:
         self.tags: dict[int, tuple[weakref.ref, Width | None, int | None]] = {}
         self.counts: dict[str, int] = {}
         self.pending: dict[str, list[int]] = {}
+        self.stack: list[nn.Module] = []  # the modules whose forward is running, outermost first
+        self.shields: set[int] = set()  # ids of the modules inside which an activation function is no finding
+        self.names: dict[nn.Module, str] = {}
+        self.act_calls: list[tuple[str, str, int]] = []  # (op, the module whose forward called it, events so far)
 
     # --------------------------------------------------------- tensor lineage
     def tag(self, t) -> tuple[Width | None, int | None]:
@@ -123,9 +132,22 @@ class _Pass:
                     self.mark(out, w, c)
                     return
 
+    def functional(self, op: str, args, kwargs) -> None:
+        """Log a call of an activation function (``F.relu``, ``x.clamp(min=0)``) outside every activation module:
+        its units are no site, which the wrapper says (:func:`find_sites`)."""
+        base = op.strip("_")
+        if base in ("clamp", "clamp_min"):
+            low = kwargs.get("min", args[1] if len(args) > 1 else None)
+            base = "clamp(min=0)" if isinstance(low, (int, float)) and not isinstance(low, bool) and low == 0 else ""
+        elif base not in _FUNCTIONAL:
+            return
+        if base and not any(id(m) in self.shields for m in self.stack):
+            self.act_calls.append((base, self.names.get(self.stack[-1], "") if self.stack else "", len(self.events)))
+
     # ---------------------------------------------------------------- hooks
     def _start(self, module, args):
         self.events.append(("start", module))
+        self.stack.append(module)
         if isinstance(module, _LAYERS):
             self.open.append((module, args[0] if args else None, []))
             call = self.tag(args[0])[1] if args else None
@@ -133,6 +155,10 @@ class _Pass:
                 self.calls[call].consumer = consumes(module)
 
     def _end(self, module, args, output):
+        for i in range(len(self.stack) - 1, -1, -1):  # its innermost call (a caller may have caught one failing)
+            if self.stack[i] is module:
+                del self.stack[i]
+                break
         if isinstance(module, _LAYERS):
             for k in self.open.pop()[2]:  # its width only where the layer returns that activation's output
                 if self.tag(output)[1] != k:
@@ -180,6 +206,8 @@ class _Pass:
 
     def run(self, x: Tensor) -> _Pass:
         handles = []
+        self.names = {m: n for n, m in self.backbone.named_modules()}
+        self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
         try:
             for m in self.backbone.modules():
                 handles += [m.register_forward_pre_hook(self._start), m.register_forward_hook(self._end)]
@@ -231,10 +259,11 @@ def _distinct(x: Tensor) -> Tensor:
     return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:3 - len(x)] * scale + x.mean()])
 
 
-def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x: Tensor):
+def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x: Tensor, *, named: bool = False):
     """``(sites, not_sites, stop)`` of ``backbone`` on the real batch ``x``: the :class:`Site` list,
     ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
-    at (None when nothing runs after the last site)."""
+    at (None when nothing runs after the last site). Activation functions called outside every
+    activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
     x = _distinct(x)
     run, n = _run, len(x)
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
@@ -260,7 +289,26 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
         sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike),
                           folds=c.shape[sd] // 2))
         last = k
-    return sites, not_sites, _stop(small, modules[small.calls[last].module], last) if last is not None else None
+    stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
+    if small.act_calls and last is not None and not named:
+        warnings.warn(_functional_message(small, small.events.index(("site", last)), stop), stacklevel=2)
+    return sites, not_sites, stop
+
+
+def _functional_message(p: _Pass, last: int, stop: str | None) -> str:
+    """What the warning of :func:`find_sites` says: which activation functions ran where, and what the decision
+    loses by it (their units; past the last site, every layer the backbone runs from there on)."""
+    counts: dict[tuple[str, str], int] = {}
+    for op, where, _ in p.act_calls:
+        counts[(op, where)] = counts.get((op, where), 0) + 1
+    calls = ", ".join(f"{op if '(' in op else op + '()'} in " + (f"the forward of {where!r}" if where else "the backbone's own "
+                      "forward") + (f" ({n} calls)" if n > 1 else "") for (op, where), n in counts.items())
+    after = sum(at > last for _, _, at in p.act_calls)
+    cut = (f"; {after} of those calls come after the last site, where the decision stops (at {stop!r}): the layers "
+           "from there on take no part in the decision and are frozen") if after else ""
+    return (f"wrap: the backbone calls activation functions outside any activation module: {calls}. NeuroView "
+            f"quantizes module calls only, so the classifier reads none of their units{cut}. Replace them by modules "
+            "(nn.ReLU(), nn.GELU(), ...), or pass layers=[...] naming the sites to read, which silences this")
 
 
 def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:
