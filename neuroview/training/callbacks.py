@@ -30,6 +30,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from .._batch import unpack
 from .._io import atomic_write
 from ..core.head import CodeNorm
+from ..data.read_as import check_classes
 
 __all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states",
            "set_rng_states", "write_confusion"]
@@ -330,7 +331,13 @@ class ResumeState:
                 checkpoint["neuroview_classes"] = [str(n) for n in names]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:  # not test, not load_from_checkpoint
+        if self._trainer is None:  # load_from_checkpoint
+            return
+        names = getattr(self.trainer.datamodule, "class_names", None) if self.trainer.datamodule is not None else None
+        if checkpoint.get("neuroview_classes") is not None and names is not None:  # the data module is set up by now:
+            # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
+            check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
+        if self.trainer.state.fn == TrainerFn.FITTING:  # not test
             self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng")}
 
     def on_train_start(self) -> None:

@@ -130,7 +130,7 @@ def _save(model, name: str, dense, spec: dict, dm, test: list, args, out) -> Non
     kwargs = {"num_classes": dense.num_classes, "in_channels": bb.in_channels, "max_len": bb.input_length,
               "num_features": args.num_features, "seed": args.seed}
     save_pretrained(model, name, architecture="nv_minirocket", arch_kwargs=kwargs,
-                    dataset={"name": args.data, "split": "test", "data_module": spec}, recipe=None, seed=args.seed, root=out,
+                    dataset={"name": args.data, "split": "test", "data_module": spec, "class_names": [str(c) for c in dm.class_names]}, recipe=None, seed=args.seed, root=out,
                     metrics=score_test_split(model, dm) | {k: r[k] for k in ("k90", "top10_share", "units_per_class")},
                     extra={"ridge": {"alpha": dense.ridge.alpha, "train_acc": dense.ridge.train_acc}}
                     | ({"sparsify": {"max_k90": args.max_k90}} if model is not dense else {}))

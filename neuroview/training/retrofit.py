@@ -311,8 +311,8 @@ def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
         from .sparsify_cli import _data_spec  # noqa: PLC0415
 
         spec = _data_spec(args.data, dm, trained) if args.data is not None else trained
-        if spec:
-            meta["neuroview.data"] = json.dumps(spec, sort_keys=True)
+        meta |= {"neuroview.data": json.dumps(spec, sort_keys=True)} if spec else {}
+        meta["neuroview.classes"] = json.dumps([str(c) for c in dm.class_names])  # what its outputs index
     if arch and not isinstance(std, (RNNClassifier, nn.RNNBase)) and getattr(net, "quantizer", None) is not None:
         meta["neuroview.architecture"] = f"nv_{arch}"
         meta["neuroview.arch_kwargs"] = json.dumps({**kwargs, "quantizer": net.quantizer}, sort_keys=True)

@@ -109,6 +109,8 @@ def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
         args = {k: v for k, v in dict(dm.hparams).items() if not k.startswith("_")}
         meta["neuroview.data"] = json.dumps({"class_path": f"neuroview.data.{type(dm).__name__}", "init_args": args},
                                             sort_keys=True, default=str)
+    if getattr(dm, "class_names", None) is not None:  # what its outputs index: explain --weights checks other data's
+        meta["neuroview.classes"] = json.dumps([str(c) for c in dm.class_names])
     return meta
 
 

@@ -155,10 +155,11 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     return model.eval(), about, cfg.get("dataset")
 
 
-def _recorded_data(path: str) -> dict | None:
+def _recorded_data(path: str, key: str = "neuroview.data") -> dict | list | None:
     """The data a weight file says its head was fitted on, as it was read: a ``neuroview retrofit --out`` file's
-    ``neuroview.data``, a Lightning checkpoint's data module; ``None`` where it says none (read by the defaults)."""
-    if str(path).endswith(".ckpt"):
+    ``neuroview.data``, a Lightning checkpoint's data module; ``None`` where it says none (read by the defaults).
+    ``key="neuroview.classes"``: the names of the classes its outputs index, where the file records them."""
+    if str(path).endswith(".ckpt") and key == "neuroview.data":
         from ..data.read_as import checkpoint_data  # noqa: PLC0415
 
         return checkpoint_data(path)
@@ -168,9 +169,11 @@ def _recorded_data(path: str) -> dict | None:
 
     try:
         with safe_open(str(path), "pt") as f:  # the header only
-            spec = json.loads((f.metadata() or {}).get("neuroview.data", "null"))
+            spec = json.loads((f.metadata() or {}).get(key, "null"))
     except Exception:  # noqa: BLE001 - an unreadable file is named by the load that follows
         return None
+    if key == "neuroview.classes":
+        return [str(c) for c in spec] if isinstance(spec, list) else None
     return spec if isinstance(spec, dict) and "class_path" in spec else None
 
 
@@ -291,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
 
         # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's (both lists named)
-        check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names"), f"--data: {spec}")
+        check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names")
+                      or (_recorded_data(args.weights, "neuroview.classes") if args.weights else None), f"--data: {spec}")
         if dm.num_classes != model.num_classes:
             raise ValueError(f"--data: {spec} has {dm.num_classes} classes ({', '.join(map(str, dm.class_names[:8]))}), the "
                              f"model {model.num_classes}; pass the data it was trained on")

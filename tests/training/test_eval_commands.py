@@ -158,3 +158,20 @@ def test_sparsify_gives_predict_the_sparse_network_and_says_validate_is_dense(tm
                                          r"dense network"):
         cli = cli_main(["validate", "--config", cfg, SPARSIFY, "--ckpt_path", last])
     assert getattr(cli.model.model, "sparsity_path", None) is None
+
+
+@pytest.mark.parametrize("sub", ["test", "validate", "predict"])
+def test_data_whose_classes_are_not_the_checkpoint_s_is_refused_by_name(tmp_path, sub):
+    """Trained on labels 0, 1, 2 and scored on the same series with class 0 renamed 7: the data module numbers 1, 2, 7
+    as 0, 1, 2, so every class-1 series read as class 0 (test_acc 0.33 for a model that had them all right). Data of
+    the model's own classes, in another file, still runs."""
+    cfg = _config(tmp_path)
+    last = _fit(cfg)
+    with np.load(tmp_path / "d.npz") as f:
+        x, y = f["X"], f["y"]
+    np.savez(tmp_path / "renamed.npz", X=x, y=np.where(y == 0, 7, y))
+    with pytest.raises(ValueError, match=r"data: its classes, in order, are \['1', '2', '7'\]; the model's outputs are "
+                                         r"\['0', '1', '2'\]"):
+        cli_main([sub, "--config", cfg, "--ckpt_path", last, "--data.init_args.path", str(tmp_path / "renamed.npz")])
+    np.savez(tmp_path / "same.npz", X=x, y=y)
+    cli_main([sub, "--config", cfg, "--ckpt_path", last, "--data.init_args.path", str(tmp_path / "same.npz")])

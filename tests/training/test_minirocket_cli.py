@@ -104,3 +104,19 @@ def test_series_rescaled_one_by_one_give_the_same_accuracy(tmp_path):
             accs[tag, norm] = torch.cat([(net(x).argmax(1) == y).float() for x, y in dm.test_dataloader()]).mean().item()
     assert abs(accs["rescaled", "sample"] - accs["as is", "sample"]) <= 1 / 150 + 1e-9  # at most one series of 150
     assert accs["rescaled", False] < accs["as is", False] - 0.05  # what the normalization is for
+
+
+def test_a_minirocket_entry_records_its_classes_and_explain_refuses_data_of_others(tmp_path, capsys):
+    """The entries recorded no class names, so `explain --data` read a file with class "off" renamed "idle" as the
+    model's classes by position ("idle" scored as "off"'s index, "on" as another): accuracy 33% of a model at 100%."""
+    data, out = _recordings(tmp_path / "my.npz"), tmp_path / "zoo"
+    assert cli(["minirocket", "--data", str(data), "--num-features", "84", "--out", str(out)]) == 0
+    assert read_manifest(out)["nv_minirocket.my"]["dataset"]["class_names"] == ["off", "on"]
+    with np.load(data) as f:
+        x, y = f["X"], f["y"]
+    np.savez(tmp_path / "renamed.npz", X=x, y=np.where(y == "off", "zzz", y))  # the order: on, zzz
+    capsys.readouterr()
+    assert cli(["explain", "--model", "nv_minirocket.my", "--zoo", str(out), "--data", str(tmp_path / "renamed.npz"),
+                "--no-gallery", "--no-progress", "--out", str(tmp_path / "r")]) != 0
+    assert "its classes, in order, are ['on', 'zzz']; the model's outputs are ['off', 'on']" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

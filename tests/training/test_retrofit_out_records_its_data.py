@@ -19,7 +19,7 @@ from neuroview.viz.report import main as explain_main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_checkpoint_s_retrofit_is_explained_as_it_was_fitted(tmp_path, monkeypatch):
+def test_a_checkpoint_s_retrofit_is_explained_as_it_was_fitted(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 1, 30)) * rng.uniform(0.5, 20, (40, 1, 1)) + rng.uniform(-50, 50, (40, 1, 1))
@@ -41,6 +41,13 @@ def test_a_checkpoint_s_retrofit_is_explained_as_it_was_fitted(tmp_path, monkeyp
                          "--out", str(tmp_path / "r")]) == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["read_as"]["normalize"] == "sample" and report["read_as"]["resample"] is True
+    # the classes its outputs index travel too: a file with class 0 renamed 5 numbers 1, 5 as 0, 1, and was explained
+    assert json.loads(meta["neuroview.classes"]) == ["0", "1"]
+    np.savez(tmp_path / "renamed.npz", X=x.astype(np.float32), y=np.where(np.arange(40) % 2 == 0, 5, 1))
+    capsys.readouterr()
+    assert explain_main(["--model", "nv_lite", "--weights", str(out), "--data", str(tmp_path / "renamed.npz"),
+                         "--no-progress", "--no-gallery", "--out", str(tmp_path / "r2")]) != 0
+    assert "its classes, in order, are ['1', '5']; the model's outputs are ['0', '1']" in capsys.readouterr().err
 
 
 def test_a_checkpoint_is_retrofitted_on_the_data_it_records(tmp_path, monkeypatch, capsys):

@@ -157,6 +157,7 @@ def test_sparsify_callback_ends_a_run_with_a_sparse_head(tmp_path):
         meta = f.metadata()
     assert meta["neuroview.architecture"] == "nv_small_cnn" and json.loads(meta["neuroview.arch_kwargs"])["widths"] == [8, 16]
     assert json.loads(meta["neuroview.data"])["class_path"] == "neuroview.data.DigitsDataModule"
+    assert json.loads(meta["neuroview.classes"]) == [str(d) for d in range(10)]  # what explain --weights checks data by
 
 
 def test_sparsify_command_can_finetune_the_backbone_with_the_support_fixed(tmp_path):
