@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
+from .labels import _first_not_finite
 from .splits import empty_held_out, text_labels
 
 
@@ -124,15 +125,18 @@ def _channels_first_of(x: np.ndarray, layout: str, suffix: str, name: str) -> np
         raise ValueError(f"path: X{suffix} of {name} has shape {shape}: read as [N, C, *spatial] it holds {shape[1]} "
                          f"channels of {shape[-1]} along its last axis, {more}, as an [N, *spatial, C] "
                          f"array would; pass layout='channels_last' (--data.init_args.layout channels_last) if its channels "
-                         f"are last, or layout='channels_first' if they are {shape[1]}")
+                         f"are last, or layout='channels_first' if they are {shape[1]}"
+                         + (f"; images of one channel ([N, H, W]) need their channel axis: store X{suffix}[:, None]"
+                            if x.ndim == 3 else ""))
     return x
 
 
 def _finite(x, y: np.ndarray, suffix: str) -> None:
     """A NaN in a series (within its length) spreads over its whole channel through normalization, and a
     NaN label reads as a class "nan": both refused by name, with the series' index in the file."""
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError(f"path: y{suffix} holds NaN or inf at series {int(np.flatnonzero(~np.isfinite(y))[0])}; "
+    at = _first_not_finite(text_labels(np.asarray(y)))  # a float, or text that reads as one ("nan"): its row in the
+    if at is not None:  # file, before a test split is carved (the split's own row numbers named another series)
+        raise ValueError(f"path: y{suffix} holds NaN or inf at series {at} ({str(y[at])!r}); "
                          "every series needs a class label (drop those series)")
     if isinstance(x, list):  # cut to their lengths
         bad = [i for i, s in enumerate(x) if s.dtype.kind == "f" and not np.isfinite(s).all()]

@@ -6,6 +6,8 @@ Imports only numpy.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 
 __all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels",
@@ -65,8 +67,8 @@ def folds_of(val_fraction: float, val_fold: int | None) -> int | None:
 def encode_labels(y_train: np.ndarray) -> list[str]:
     """The training split's classes as strings, in the order of their indices: as numbers where they all are."""
     labels = [str(v) for v in np.unique(y_train)]
-    try:  # UCR labels are strings such as "1", "2", "10": order them as numbers
-        return sorted(labels, key=float)
+    try:  # UCR labels are strings such as "1", "2", "10": order them as numbers (exactly: ids beyond 2**53)
+        return sorted(labels, key=lambda v: (float(v), exact(v)))
     except ValueError:
         return sorted(labels)
 
@@ -85,10 +87,20 @@ def number(v: str) -> float | None:
         return None
 
 
+def exact(v: str) -> Decimal | None:
+    """``v`` read as an exact number (``"1.0"`` and ``"1"`` are one; ``"100000000000000003"`` and
+    ``"100000000000000007"``, one float, are two), or ``None`` where it is not one. Labels are compared by it."""
+    try:
+        d = Decimal(v.strip())
+    except (ArithmeticError, ValueError):  # decimal's InvalidOperation is an ArithmeticError
+        return None
+    return None if d.is_nan() else d
+
+
 def written_apart(unknown: list[str], classes: list[str]) -> str:
     """A hint where labels differ only in how a number is written ("1.0" in one split, "1" in another)."""
-    known = {number(c): c for c in classes if number(c) is not None}
-    same = [(u, known[number(u)]) for u in unknown if number(u) in known]
+    known = {exact(c): c for c in classes if exact(c) is not None}
+    same = [(u, known[exact(u)]) for u in unknown if exact(u) in known]
     return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
             "and int labels; store the labels one way)") if same else ""
 
@@ -99,10 +111,10 @@ def same_number(labels: list[str]) -> tuple[str, str] | None:
     >>> same_number(["1", "2", "1.0"]), same_number(["1", "10", "a"])
     (('1', '1.0'), None)
     """
-    seen: dict[float, str] = {}
+    seen: dict[Decimal, str] = {}
     for label in labels:
-        v = number(label)
-        if v is None or v != v:  # not a number, or NaN (never equal to itself)
+        v = exact(label)
+        if v is None:  # not a number, or NaN (never equal to itself)
             continue
         if v in seen:
             return seen[v], label

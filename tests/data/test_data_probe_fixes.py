@@ -79,9 +79,25 @@ def test_a_nan_label_is_refused_naming_its_row(tmp_path):
     # labels as text elsewhere (pandas' astype(str) of a NaN): refused by the base class, by split and series
     np.savez(tmp_path / "b.npz", X=rng.normal(size=(12, 1, 5)), y=np.array(["a", "b", "nan"] * 4),
              X_test=rng.normal(size=(2, 1, 5)), y_test=np.array(["a", "b"]))
-    with pytest.raises(ValueError, match=r"y: expected a class label for every series, got NaN or inf in the train split "
-                                         r"\(at series 2: 'nan'\)"):
+    with pytest.raises(ValueError, match=r"path: y holds NaN or inf at series 2 \('nan'\); every series needs a class label"):
         NpzDataModule(str(tmp_path / "b.npz"), val_fraction=0.0).setup()
+
+
+def test_a_text_nan_label_is_named_by_its_row_in_the_file(tmp_path):
+    """Without X_test the test split is carved first, and the error named the series' row in the training split
+    left (53 for the file's 77)."""
+    rng = np.random.default_rng(3)
+    y = np.array(["a", "b"] * 50, dtype="<U3")
+    y[77] = "nan"
+    np.savez(tmp_path / "c.npz", X=rng.normal(size=(100, 1, 5)), y=y)
+    with pytest.raises(ValueError, match=r"path: y holds NaN or inf at series 77 \('nan'\)"):
+        NpzDataModule(str(tmp_path / "c.npz"), val_fraction=0.0).setup()
+
+
+def test_grayscale_images_without_a_channel_axis_are_told_how_to_store_them(tmp_path):
+    np.savez(tmp_path / "g.npz", X=np.zeros((12, 8, 8), np.float32), y=np.arange(12) % 2)
+    with pytest.raises(ValueError, match=r"images of one channel \(\[N, H, W\]\) need their channel axis: store X\[:, None\]"):
+        NpzDataModule(str(tmp_path / "g.npz"), val_fraction=0.0).setup()
 
 
 # -------------------------------------------------------- F2 / F7: fixed label spaces

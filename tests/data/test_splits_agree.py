@@ -76,3 +76,14 @@ def test_labels_written_apart_say_so(tmp_path):
     with pytest.raises(ValueError, match=r"test split has labels \['1', '2'\] that the training split lacks \(the "
                                          r"training split writes '1' as '1.0': the same number written apart"):
         NpzDataModule(path, val_fraction=0.0).setup("fit")
+
+
+def test_integer_labels_one_float_apart_are_two_classes():
+    """Ids beyond 2**53 (10**17 + 3 and 10**17 + 7) are one float: they were refused as "the same number written
+    apart". Compared exactly, they are two classes, in numeric order; "1" and "1.0" are still one number."""
+    from neuroview.data.splits import encode_labels, same_number
+
+    big = np.array([10**17 + 7, 10**17 + 3, 2**53 + 1, 2**53] * 3, dtype=np.int64)
+    assert encode_labels(big) == [str(2**53), str(2**53 + 1), str(10**17 + 3), str(10**17 + 7)]
+    assert same_number([str(v) for v in np.unique(big)]) is None
+    assert same_number(["1", "1.0"]) == ("1", "1.0") and same_number(["1e2", "100"]) == ("1e2", "100")
