@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from torch import nn
 
-#: ``(feature count, natural unit axis)``: a layer's output width, or the width it reads
-Width = tuple[int, int]
+#: ``(feature count, natural unit axis)``: a layer's output width, or the width it reads; the axis is None where
+#: the layer does not say (a LayerNorm subclass with a forward of its own, which may permute)
+Width = tuple[int, int | None]
 
 
 def produces(m: nn.Module) -> Width | None:
@@ -45,12 +46,15 @@ def _norm(m: nn.Module) -> Width | None:
         return m.num_channels, 1
     # LayerNorm([C, T]) normalizes several dims together: it does not say which one holds units
     if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
-        return m.normalized_shape[0], -1
+        # torchvision's and timm's LayerNorm2d permute [B, C, H, W] to normalize C last and back: a subclass with a
+        # forward of its own says its width, not its axis (on C x C maps both fit, and -1 read the columns)
+        return m.normalized_shape[0], -1 if type(m).forward is nn.LayerNorm.forward else None
     return None
 
 
 def fits(shape: tuple[int, ...], width: Width | None) -> int | None:
-    """The axis (1 or -1) of ``shape`` that ``width`` says holds the units, if any fits."""
+    """The axis (1 or -1) of ``shape`` that ``width`` says holds the units, if one fits (both fitting: the
+    layer's natural axis, None where it has none)."""
     if width is None or len(shape) < 2:
         return None
     count, natural = width
@@ -76,8 +80,9 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
         axis = fits(shape, width)
         if axis is not None:
             return axis
-    why = [f"the layer that produced it has {producer[0]} features" if producer else "no layer produced it as it is",
-           f"the layer that reads the output takes {consumer[0]}" if consumer else "no layer reads the output as it is"]
+    both = lambda w: " (as many as dims 1 and -1 hold, and it does not say which)" if shape[1] == shape[-1] == w[0] else ""  # noqa: E731
+    why = [f"the layer that produced it has {producer[0]} features{both(producer)}" if producer else "no layer produced it as it is",
+           f"the layer that reads the output takes {consumer[0]}{both(consumer)}" if consumer else "no layer reads the output as it is"]
     raise ValueError(
         f"unit_axis: cannot tell where the units of site {name!r} lie: its input has shape {tuple(shape)}, "
         f"{why[0]} and {why[1]}; pass unit_axis={{{name!r}: 1 or -1}}"
