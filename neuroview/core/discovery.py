@@ -16,6 +16,7 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 import weakref
@@ -96,6 +97,7 @@ class _Pass:
         self.shields: set[int] = set()  # ids of the modules inside which an activation function is no finding
         self.names: dict[nn.Module, str] = {}
         self.act_calls: list[tuple[str, str, int]] = []  # (op, the module whose forward called it, events so far)
+        self.checkpointed: list[str] = []  # the modules that ran inside torch.utils.checkpoint
 
     # --------------------------------------------------------- tensor lineage
     def tag(self, t) -> tuple[Width | None, int | None]:
@@ -148,6 +150,8 @@ class _Pass:
     def _start(self, module, args):
         self.events.append(("start", module))
         self.stack.append(module)
+        if _in_checkpoint() and not any(m is c for m in self.stack[:-1] for c in self.checkpointed):  # the outermost
+            self.checkpointed.append(module)
         if isinstance(module, _LAYERS):
             self.open.append((module, args[0] if args else None, []))
             call = self.tag(args[0])[1] if args else None
@@ -224,6 +228,17 @@ class _Pass:
         return self
 
 
+def _in_checkpoint() -> bool:
+    """Whether the caller runs inside ``torch.utils.checkpoint`` (either mode): read off the call stack, once per
+    site call of discovery."""
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py"):
+            return True
+        f = f.f_back
+    return False
+
+
 def _weights(shape: tuple[int, ...], d: int, device) -> Tensor:
     """Fixed random signs and sizes in [-1, 1) over every dim of ``shape`` but ``d`` (size 1 there), the same at
     2 and 3 samples when ``d`` holds them: a row's weighted sum of z moves with any shift or rescaling of its
@@ -269,6 +284,13 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
     large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
+    if small.checkpointed:
+        names = [small.names.get(m, type(m).__name__) for m in small.checkpointed]
+        raise ValueError(f"backbone: {names[:6]}{' ...' if len(names) > 6 else ''} run inside torch.utils.checkpoint "
+                         "(gradient checkpointing), which NeuroView cannot train through: with use_reentrant=True the "
+                         "codes of their sites carry no gradient and their weights look unreached (frozen), with "
+                         "use_reentrant=False their recomputation fails in backward; turn checkpointing off in the "
+                         "backbone (timm: model.set_grad_checkpointing(False))")
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
                          f"and {[c.name for c in large.calls]}")
