@@ -98,6 +98,7 @@ class _Pass:
         self.names: dict[nn.Module, str] = {}
         self.act_calls: list[tuple[str, str, int]] = []  # (op, the module whose forward called it, events so far)
         self.checkpointed: list[str] = []  # the modules that ran inside torch.utils.checkpoint
+        self.input_width: Width | None = None  # the tag of the network's input: its dim 1 by contract, not by a layer
 
     # --------------------------------------------------------- tensor lineage
     def tag(self, t) -> tuple[Width | None, int | None]:
@@ -127,12 +128,11 @@ class _Pass:
                 w, c = self.tag(args[0])
                 if w is not None or c is not None:
                     self.mark(out, w, c)
-        elif op in _KEEP:
-            for t in _tensors(args, kwargs):
-                w, c = self.tag(t)
-                if (w is not None or c is not None) and t.shape == out.shape:
-                    self.mark(out, w, c)
-                    return
+        elif op in _KEEP:  # a layer's width before the input's assumed one: x + fc(x) and fc(x) + x lay out alike
+            tags = [self.tag(t) for t in _tensors(args, kwargs) if t.shape == out.shape]
+            tags = [wc for wc in tags if wc != (None, None)]
+            if tags:
+                self.mark(out, *next((wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width), tags[0]))
 
     def functional(self, op: str, args, kwargs) -> None:
         """Log a call of an activation function (``F.relu``, ``x.clamp(min=0)``) outside every activation module:
@@ -219,7 +219,8 @@ class _Pass:
                 handles += [module.register_forward_pre_hook(partial(self._pre, name, from_input)),
                             module.register_forward_hook(partial(self._post, name, from_input))]
             if x.dim() > 2:  # the network's input is [B, C_in, *spatial]: the wrapper's documented contract
-                self.mark(x, (x.shape[1], 1))
+                self.input_width = (x.shape[1], 1)
+                self.mark(x, self.input_width)
             with _Lineage(self):
                 self.backbone(x)
         finally:
