@@ -108,8 +108,10 @@ class Backbone:
             rnn.eval()
             with torch.no_grad():
                 try:
-                    run = lambda v: rnn(v, lengths=torch.full((len(v),), 4, device=v.device)) if self.accepts_lengths else rnn(v)  # noqa: E731
+                    run = lambda v: rnn(v, lengths=torch.full((len(v),), v.shape[1], device=v.device)) if self.accepts_lengths else rnn(v)  # noqa: E731
                     out, alone = run(x), [run(x[i:i + 1]) for i in range(len(x))]  # each sample alone
+                    # and at 5 steps: states laid out [B, H, T] with H = 4 passed at 4 steps, transposed
+                    longer = run(torch.cat([x, x[:, :1]], 1))
                 except Exception as e:
                     raise ValueError(
                         f"rnn: the dry run on a random input of shape {tuple(x.shape)} [B, T, F] failed "
@@ -118,6 +120,7 @@ class Backbone:
         finally:
             restore()
         h = _user_states(out, 3, 4)
+        _user_states(longer, 3, 5)
         if not torch.allclose(h.float(), torch.cat([_user_states(a, 1, 4) for a in alone]).float(), rtol=1e-3, atol=1e-5):
             raise ValueError(
                 f"rnn: the states of a sample change with its batch-mates (dry run on a random input {tuple(x.shape)} "

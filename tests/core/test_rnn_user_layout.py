@@ -1,0 +1,39 @@
+"""A user RNN module whose states come back [B, H, T] is refused whatever its hidden size: the dry run read 4
+steps, so a module of hidden size 4 passed it, and on 4-step series its steps and hidden units were read swapped
+(features 1.2 off the states)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+
+
+class ChannelsFirst(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.g, self.input_size = nn.GRU(2, hidden, batch_first=True), 2
+
+    def forward(self, x):
+        return self.g(x)[0].transpose(1, 2)  # [B, H, T]
+
+
+class Right(ChannelsFirst):
+    def forward(self, x):
+        return self.g(x)[0]
+
+
+@pytest.mark.parametrize("hidden", [4, 5, 6])
+def test_states_laid_out_hidden_first_are_refused(hidden):
+    with pytest.raises(ValueError, match=r"rnn: expected its forward to return per-step hidden states \[B, T, H\]"):
+        nv.NeuroViewRNN(ChannelsFirst(hidden), num_classes=3, max_len=4)
+
+
+def test_states_laid_out_steps_first_read_as_the_module_gives_them():
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(Right(4), num_classes=3, max_len=4).eval()
+    x = torch.randn(3, 4, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(net.features(x)[:, 0, 0], net.rnn.g(x)[0])
