@@ -253,6 +253,11 @@ def _run(p: _Pass, x: Tensor) -> _Pass:
     try:
         return p.run(x)
     except Exception as e:
+        compiled = [n or "the backbone" for n, m in p.backbone.named_modules() if type(m).__name__ == "OptimizedModule"]
+        if compiled:  # Dynamo's own assertion named neither the compile nor the fix
+            raise ValueError(f"backbone: {compiled[:3]} {'is' if len(compiled) == 1 else 'are'} torch.compile'd, and its "
+                             "forward pass with the hooks that find the sites failed: wrap the plain model and compile "
+                             f"the NeuroView network, torch.compile(nv.wrap(model, ...)) ({type(e).__name__}: {e})") from e
         raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})") from e
 
 
@@ -299,7 +304,9 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     sites, not_sites, last = [], {}, None
     for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
         if c.shape is None or c3.shape is None or not c.shape:
-            raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got {c.shape or 'no tensor'}")
+            how = (" as its first positional argument (a call by keyword, act(input=z), hides it from the hooks that "
+                   "read it: call act(z))") if c.shape is None and c.from_input else ""
+            raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...]{how}, got {c.shape or 'no tensor'}")
         sd = sample_dim(c.name, c.shape, c3.shape, 2, 3)
         if sd is None:  # Swin-V2's position-bias MLP runs once per pass, on a table: no per-sample code
             not_sites[(c.module, c.calls)] = f"its input {c.shape} has no sample axis"
