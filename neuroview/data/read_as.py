@@ -72,20 +72,35 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
 SAME_DATA = ("seed", "test_fraction", "val_fraction", "val_fold", "test_path", "val_path")
 
 
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file, or two files of the same bytes: a copy of the training file is
+    the training data (carved by other options, its "test" split held training series, scored as unseen)."""
+    import filecmp  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    try:
+        if os.path.realpath(str(a)) == os.path.realpath(str(b)):
+            return True
+        return os.path.isfile(str(a)) and os.path.isfile(str(b)) and filecmp.cmp(str(a), str(b), shallow=False)
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def _same_data(dm, spec: dict, args: dict) -> bool:
     """Whether ``dm`` reads the data the model was trained on: the same class, and the same file, set name or root
     where the class reads one (a class that reads neither, such as the digits, is its data)."""
     cls = spec.get("class_path") if isinstance(spec, dict) else None
     if not isinstance(cls, str) or cls.rsplit(".", 1)[-1] != type(dm).__name__:
         return False
-    for key in ("path", "root"):
-        if key in args and getattr(dm, key, None) is not None:
-            from pathlib import Path  # noqa: PLC0415
+    if "path" in args and getattr(dm, "path", None) is not None:
+        return same_file(args["path"], dm.path)
+    if "root" in args and getattr(dm, "root", None) is not None:
+        from pathlib import Path  # noqa: PLC0415
 
-            try:
-                return Path(args[key]).resolve() == Path(getattr(dm, key)).resolve()
-            except (OSError, TypeError):
-                return False
+        try:
+            return Path(args["root"]).resolve() == Path(dm.root).resolve()
+        except (OSError, TypeError):
+            return False
     if "name" in args:
         return getattr(dm, "name", None) == args["name"]
     return not any(getattr(dm, k, None) is not None for k in ("path", "root", "name"))

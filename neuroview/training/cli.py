@@ -24,6 +24,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import keep_aside
 from ..data import ArrayDataModule
+from ..data.read_as import same_file
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from ..zoo.weights import read_checkpoint
@@ -299,9 +300,10 @@ def _same_class(asked: str | None, saved: str | None) -> bool:
 
 
 def _same_name(asked, saved) -> bool:
+    """Whether two ``path``/``name`` values name the same data: one name, one file, or a copy of its bytes."""
     if asked is None or saved is None:
         return asked is saved
-    return str(asked) == str(saved) or os.path.realpath(str(asked)) == os.path.realpath(str(saved))
+    return str(asked) == str(saved) or same_file(asked, saved)
 
 
 # the schedule options only some schedulers read: (option, the schedulers that read it, what it is)

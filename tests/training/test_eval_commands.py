@@ -95,8 +95,14 @@ def test_a_checkpoint_on_its_own_data_with_other_split_options_is_refused(tmp_pa
                     "--data.init_args.eval_batch_size", "7"])  # its own splits; batch sizes cut no split
     acc, _, _ = _scores(load_model(last), cli.datamodule.test_dataloader())
     assert cli.trainer.callback_metrics["test_acc"].item() == pytest.approx(acc)
-    other = str(shutil.copy(tmp_path / "d.npz", tmp_path / "other.npz"))  # other data may be scored with any options
-    cli = cli_main(["test", "--config", cfg, "--ckpt_path", last, "--data.init_args.path", other])
+    # a copy of the file is the same data: refused as the file itself (a probe's copy scored 12 of its 18 "test"
+    # series from the training split, as unseen)
+    copy = str(shutil.copy(tmp_path / "d.npz", tmp_path / "copy.npz"))
+    with pytest.raises(ValueError, match=r"was trained on this data with other split options \(--data.init_args.seed 0"):
+        cli_main(["test", "--config", cfg, "--ckpt_path", last, "--data.init_args.path", copy])
+    with np.load(tmp_path / "d.npz") as f:  # other data may be scored with any options
+        np.savez(tmp_path / "other.npz", X=f["X"] + 0.01, y=f["y"])
+    cli = cli_main(["test", "--config", cfg, "--ckpt_path", last, "--data.init_args.path", str(tmp_path / "other.npz")])
     assert "test_acc" in cli.trainer.callback_metrics
 
 
