@@ -25,7 +25,7 @@ from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .splits import text_labels
-from .stats import channel_stats, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
+from .stats import centered_for_float32, channel_stats, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
 
 
 def auto_batch_size(n: int) -> int:
@@ -251,6 +251,7 @@ class ArrayDataModule(pl.LightningDataModule):
         splits, truncated = {}, {}
         for name, (x, y) in parts.items():
             yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
+            x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)")
             if variable and self.resample:
                 xt, lengths = _resample(x, max_len), None
             elif variable:

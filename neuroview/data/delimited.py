@@ -179,7 +179,7 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
         if len(v) % channels:
             raise ValueError(f"channels: expected each row's values to split into {channels} channels of equal length, "
                              f"but row {row} of {where} has {len(v)} values")
-        series.append(np.asarray(v, np.float32).reshape(channels, -1))
+        series.append(np.asarray(v, np.float64).reshape(channels, -1))  # float32 after centering (stats.centered_for_float32)
         labels.append(label)
     return series, np.asarray(labels)
 

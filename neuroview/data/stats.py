@@ -5,15 +5,17 @@ split) and :func:`per_series_normalize` (``normalize="series"`` / ``"sample"``).
 of 1 where there is no spread to divide by, as scikit-learn's ``StandardScaler`` does: a channel
 constant over the training split (a flag, a fixed sensor reading) or a constant series is then only
 shifted, so a value that differs from the constant by 1 stays 1 rather than becoming 1e8 (a floor of
-1e-8 on the std did that). Imports torch only; nothing from neuroview.
+1e-8 on the std did that). :func:`centered_for_float32` keeps float64 series whose float32 cast would
+lose their spread. Imports numpy and torch only; nothing from neuroview.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["channel_stats", "per_series_normalize", "EPS"]
+__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "EPS"]
 
 #: a std below this is no spread: taken as 1
 EPS = 1e-8
@@ -79,3 +81,35 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
     std = var.sqrt()
     # float64, and std 1 where there is no spread: a constant series becomes zeros, not NaN
     return ((xd - mean) / torch.where(std < eps, torch.ones_like(std), std) * mask).float()
+
+
+def centered_for_float32(x, normalize, where: str):
+    """Float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every network reads,
+    would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
+    value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series' mean
+    anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where the
+    cast errs by more than 1e-4 of its spread; the others are left as they were, bit for bit. Otherwise, where the cast
+    errs by more than 1% of a series' spread, an error names the series and the fix."""
+    listed = isinstance(x, (list, tuple))
+    if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
+        return x
+    out = list(x) if listed else None
+    for i, a in enumerate(x):
+        axes = tuple(range(0 if normalize == "sample" else 1, a.ndim))
+        if not np.isfinite(a).all() or a.size == 0:
+            continue  # refused by name after the cast
+        mean, spread = a.mean(axis=axes, keepdims=True), a.std(axis=axes, keepdims=True)
+        err = np.abs(a).max(axis=axes, keepdims=True) * 2.0 ** -24  # float32's rounding, at most
+        spread = np.where(spread > EPS, spread, np.inf)  # no spread to lose (a constant is read as one)
+        if normalize in ("series", "sample"):
+            if (err > 1e-4 * spread).any():
+                if out is None:
+                    out = x.copy()
+                out[i] = a - mean
+        elif (err > 1e-2 * spread).any():
+            k = int(np.argmax((err / spread).reshape(-1)))
+            raise ValueError(f"{where}: series {i} holds values around {float(mean.reshape(-1)[k % mean.size]):.6g} that "
+                             f"vary by {float(spread.reshape(-1)[k % spread.size]):.3g}: read as float32, as every network "
+                             "reads it, it loses more than 1% of that spread; subtract the offset from your data, or pass "
+                             "normalize='series' (each series centered in float64 before it is read)")
+    return x if out is None else out

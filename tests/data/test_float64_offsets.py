@@ -1,0 +1,60 @@
+"""Float64 series whose float32 cast would lose their spread (values around 1e9 that vary by 0.7: timestamps,
+absolute pressures) were cast first and normalized after: flat zeros, without a word (offset 1e7: z-scores 0.69 off).
+Under per-series normalization they are centered in float64 first; where the data is read as it is or by channel
+statistics, an error names the series and the fix. Other series are read bit for bit as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neuroview.data import CsvDataModule, NpzDataModule
+from neuroview.data.stats import per_series_normalize
+
+
+def _series(offset: float) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(0, 6, 50)
+    return np.stack([np.sin(t + i) * (1 + i % 3) for i in range(12)])[:, None] + offset, np.arange(12) % 2
+
+
+def _z(x: np.ndarray, joint: bool) -> np.ndarray:  # numpy's float64 z-score, by hand
+    axes = (1, 2) if joint else (2,)
+    return (x - x.mean(axis=axes, keepdims=True)) / x.std(axis=axes, keepdims=True)
+
+
+@pytest.mark.parametrize("normalize", ["series", "sample"])
+@pytest.mark.parametrize("offset", [1e5, 1e7, 1e9])
+def test_per_series_normalization_of_large_offsets_is_the_float64_z_score(tmp_path, offset, normalize):
+    x, y = _series(offset)
+    np.savez(tmp_path / "d.npz", X=x, y=y, X_test=x, y_test=y)
+    dm = NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize=normalize)
+    dm.setup()
+    got = dm._dataset("test").x.numpy()
+    assert np.abs(got - _z(x, normalize == "sample")).max() < 1e-6
+
+
+def test_a_csv_of_large_offsets_too(tmp_path):
+    x, y = _series(1e9)
+    (tmp_path / "d_TRAIN.tsv").write_text("".join("\t".join([str(c)] + [repr(float(v)) for v in s[0]]) + "\n" for c, s in zip(y, x)))
+    dm = CsvDataModule(str(tmp_path / "d_TRAIN.tsv"), val_fraction=0.0, test_fraction=0.25, normalize="series")
+    dm.setup()
+    got = dm._dataset("train").x.numpy()
+    assert np.abs(got).max() > 1 and np.abs(got.std(-1) - 1).max() < 1e-5  # z-scores, not flat zeros
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_read_as_it_is_or_by_channel_the_loss_is_an_error_naming_the_fix(tmp_path, normalize):
+    x, y = _series(1e9)
+    np.savez(tmp_path / "d.npz", X=x, y=y, X_test=x, y_test=y)
+    with pytest.raises(ValueError, match=r"X \(train split\): series 0 holds values around 1e\+09 that vary by .*loses "
+                                         r"more than 1% of that spread; subtract the offset .*normalize='series'"):
+        NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize=normalize).setup()
+
+
+def test_series_the_cast_keeps_are_read_bit_for_bit_as_before(tmp_path):
+    x, y = _series(100.0)  # an offset of 100 spreads: float32 keeps it
+    np.savez(tmp_path / "d.npz", X=x, y=y, X_test=x, y_test=y)
+    dm = NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize="series")
+    dm.setup()
+    assert torch.equal(dm._dataset("test").x, per_series_normalize(torch.as_tensor(x).float()))
