@@ -85,8 +85,9 @@ class Sparsify(pl.Callback):
         pl_module.model = sparse
         path = sparse.sparsity_path
         rank_zero_info(f"Sparsify: {path}")
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask (rank 0 alone waited there for ever)
         if trainer.is_global_zero:
-            out = Path(trainer.log_dir or trainer.default_root_dir)
+            out = Path(log_dir or trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
             state = {k: v.detach().cpu().contiguous() for k, v in sparse.state_dict().items()}
             atomic_write(out / "sparse.safetensors", save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))

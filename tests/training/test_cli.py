@@ -206,13 +206,17 @@ def test_a_resume_with_other_model_options_is_refused_by_name(tmp_path):
 def test_ddp_on_two_cpu_processes_gives_a_working_checkpoint(tmp_path):
     """The recipe under Lightning's DDP on two CPU processes (gloo), in the default run (~1 min):
     tests/core/test_ddp.py checks that the ranks share statistics and folded weights. With
-    PreciseBatchNorm, whose pass, averaging over ranks and rewrite of last.ckpt every rank must join."""
+    PreciseBatchNorm, whose pass, averaging over ranks and rewrite of last.ckpt every rank must join, and Sparsify, whose
+    refit every rank runs at the test after fit."""
     root = tmp_path / "ddp"
     args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
             "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
-            "--trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm"]
-    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=900)
+            "--trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm",
+            "--trainer.callbacks+=neuroview.training.sparse_callback.Sparsify"]
+    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the Sparsify callback at the test after fit: rank 0 alone asked trainer.log_dir (a broadcast) and waited for ever
+    assert "Sparsify: sparse head" in proc.stderr + proc.stdout and next(root.rglob("sparse.safetensors"), None)
     assert "world_size: 2" in proc.stderr or "distributed_backend=gloo" in proc.stderr + proc.stdout
     assert re.search(r"PreciseBatchNorm: recomputed the running statistics of [1-9]\d* normalization layer",
                      proc.stderr + proc.stdout)  # the head's CodeNorm: averaged over the ranks, last.ckpt rewritten
