@@ -114,6 +114,18 @@ def own_rng(device: torch.device | str | None = None):
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
+def rng_as_built(state: torch.Tensor | None) -> None:
+    """Set the CPU generator back to ``state`` (taken when a module was built) where it was reseeded since: its state
+    is then that of ``torch.manual_seed(torch.initial_seed())``, as Lightning's DDP setup leaves every process, so a
+    head built lazily afterwards drew other initial weights than one process of the same seed (0.13 apart). Anywhere
+    else (no reseed, or draws since) the generator is left as it is."""
+    if state is None:
+        return
+    now = torch.get_rng_state()
+    if not torch.equal(now, state) and torch.equal(now, torch.Generator().manual_seed(torch.initial_seed()).get_state()):
+        torch.set_rng_state(state)
+
+
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own
