@@ -329,6 +329,9 @@ class ResumeState:
                 names = None
             if names is not None:
                 checkpoint["neuroview_classes"] = [str(n) for n in names]
+            if self.trainer.state.fn == TrainerFn.FITTING:  # a save within an epoch cannot be resumed exactly
+                batches = self.trainer.fit_loop.epoch_loop.batch_progress
+                checkpoint["neuroview_mid_epoch"] = None if batches.is_last_batch else batches.current.completed
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self._trainer is None:  # load_from_checkpoint
@@ -339,6 +342,12 @@ class ResumeState:
             check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
         if self.trainer.state.fn == TrainerFn.FITTING:  # not test
             self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng")}
+            if checkpoint.get("neuroview_mid_epoch") is not None:
+                rank_zero_warn(f"ckpt_path: saved within epoch {checkpoint.get('epoch')}, after {checkpoint['neuroview_mid_epoch']} of "
+                               "its batches (a validation or a save mid-epoch: val_check_interval, every_n_train_steps, "
+                               "max_steps): the loaders cannot replay the rest of that epoch, so from here on the resumed "
+                               "run reads other batches than the uninterrupted one would (the same data, another order); "
+                               "a checkpoint saved at an epoch's end (last.ckpt is rewritten at each) resumes it exactly")
 
     def on_train_start(self) -> None:
         rng, self._resumed = (self._resumed or {}).get("neuroview_rng"), None

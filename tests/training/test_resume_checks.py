@@ -4,6 +4,7 @@ checkpoint's model would drop are refused by name."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,19 @@ def test_a_checkpoint_that_is_not_there_is_one_line_exit_2(tmp_path, capsys):
     assert "run without --ckpt_path to start a new run" in err and not (tmp_path / "run" / "checkpoints").exists()
     assert cli.main(["test", *root[:-2], "--ckpt_path", "last"]) == 2
     assert capsys.readouterr().err.startswith("neuroview test: ckpt_path: 'last' reads the last checkpoint in ")
+
+
+def test_a_resume_from_a_save_within_an_epoch_says_it_cannot_continue_the_run_exactly(tmp_path):
+    """A last.ckpt saved mid-epoch (max_steps, a validation or save within the epoch) resumed with other batches than
+    the uninterrupted run (0 of 35 resumed batches the same in a probe), with only Lightning's warning naming nothing
+    to do. A save at an epoch's end resumes exactly and says nothing."""
+    args = one_epoch(tmp_path / "run", "--model.scheduler", "none")  # 3 batches: saved at the epoch's end
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        cli_main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
+    assert not [w for w in got if "saved within epoch" in str(w.message)]
+    args = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path / "mid"), *QUICK, "--model.scheduler", "none"]
+    cli_main([*args, "--trainer.max_steps", "2"])  # stopped after 2 of the epoch's 3 batches
+    with pytest.warns(UserWarning, match=r"ckpt_path: saved within epoch 0, after 2 of its batches .*reads other batches "
+                                         r"than the uninterrupted one would"):
+        cli_main([*args, "--trainer.max_steps", "6", "--ckpt_path", "last"])
