@@ -212,8 +212,10 @@ def test_channel_stats_and_per_series_normalize_take_std_1_without_spread():
     dm = Mine(val_fraction=0.0)
     dm.setup()
     assert dm._mean.tolist() == pytest.approx([5.0, 2.5]) and dm._std.tolist() == pytest.approx([np.std([1, 3, 9, 5, 7]), 1.0])
-    tiny = torch.tensor([[[0.0, 1e-9, 0.0, 1e-9]]], dtype=torch.float64)  # std 5e-10: no spread to divide by
-    assert per_series_normalize(tiny).abs().max().item() < 1e-8  # was (x - mean) / 1e-8: +-0.05
+    noise = torch.tensor([[[1.0, 1.0 + 1e-12, 1.0, 1.0 + 1e-12]]], dtype=torch.float64)  # rounding noise: no spread
+    assert per_series_normalize(noise).abs().max().item() < 1e-8  # was (x - mean) / 1e-8: +-0.05
+    tiny = torch.tensor([[[0.0, 1e-9, 0.0, 1e-9]]], dtype=torch.float64)  # a signal in small units: scaled as any other
+    assert torch.equal(per_series_normalize(tiny), torch.tensor([[[-1.0, 1.0, -1.0, 1.0]]]))
 
 
 # ----------------------------------------------------------------- F6: empty held-out splits

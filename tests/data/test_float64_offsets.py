@@ -58,3 +58,33 @@ def test_series_the_cast_keeps_are_read_bit_for_bit_as_before(tmp_path):
     dm = NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize="series")
     dm.setup()
     assert torch.equal(dm._dataset("test").x, per_series_normalize(torch.as_tensor(x).float()))
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-21])
+@pytest.mark.parametrize("normalize", ["series", "sample", True])
+def test_series_in_small_units_are_scaled_as_any_other(tmp_path, scale, normalize):
+    """A std below 1e-8 was taken as no spread: series of 1e-9 volts or 1e-21 strains were only shifted, read as
+    zeros (z-scores 1.42 off), across a 1.4x change of gain. A constant series still reads as zeros."""
+    x, y = _series(0.0)
+    x = x * scale
+    x[0] = 5 * scale  # a constant series
+    np.savez(tmp_path / "d.npz", X=x, y=y, X_test=x, y_test=y)
+    dm = NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize=normalize)
+    dm.setup()
+    got = torch.cat([b[0] for b in dm.test_dataloader()]).numpy()  # as the network reads it (channel stats applied)
+    if normalize is True:  # the training split's channel statistics, by hand
+        want = (x - x.mean()) / x.std()
+    else:
+        want = _z(x[1:], normalize == "sample")
+        got, want = (got[1:], want) if not np.abs(got[0]).max() else (None, None)
+    assert got is not None and np.abs(got - want).max() < 1e-5
+
+
+def test_channel_statistics_of_large_offsets_are_taken_about_the_mean():
+    from neuroview.data.stats import channel_stats
+
+    rng = np.random.default_rng(0)
+    x = (1.6e7 + 2.0 * rng.normal(size=(40, 2, 30))).astype(np.float32)
+    mean, std = channel_stats(torch.as_tensor(x))
+    want = x.astype(np.float64).std(axis=(0, 2))  # numpy's two-pass std of the same float32 values
+    assert np.abs(std.numpy() / want - 1).max() < 1e-6  # E[x^2] - E[x]^2 was 0.5% off
