@@ -96,7 +96,8 @@ def centered_for_float32(x, normalize, where: str):
     value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series' mean
     anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where the
     cast errs by more than 1e-4 of its spread; the others are left as they were, bit for bit. Otherwise, where the cast
-    errs by more than 1% of a series' spread, an error names the series and the fix."""
+    errs by more than 1% of a series' spread, an error names the series and the fix; so does a value beyond float32's
+    range (the cast's inf was reported as a NaN or inf in the file)."""
     listed = isinstance(x, (list, tuple))
     if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
         return x
@@ -119,4 +120,8 @@ def centered_for_float32(x, normalize, where: str):
                              f"vary by {float(spread.reshape(-1)[k % spread.size]):.3g}: read as float32, as every network "
                              "reads it, it loses more than 1% of that spread; subtract the offset from your data, or pass "
                              "normalize='series' (each series centered in float64 before it is read)")
+        peak = float(np.abs(out[i] if out is not None else a).max())
+        if peak > float(np.finfo(np.float32).max):  # cast, it read as inf: "NaN or inf" named values the file lacks
+            raise ValueError(f"{where}: series {i} holds values up to {peak:.3g}, beyond float32's range (3.4e38), in "
+                             "which every network reads it; rescale your data")
     return x if out is None else out

@@ -88,3 +88,11 @@ def test_channel_statistics_of_large_offsets_are_taken_about_the_mean():
     mean, std = channel_stats(torch.as_tensor(x))
     want = x.astype(np.float64).std(axis=(0, 2))  # numpy's two-pass std of the same float32 values
     assert np.abs(std.numpy() / want - 1).max() < 1e-6  # E[x^2] - E[x]^2 was 0.5% off
+
+
+def test_values_beyond_float32_s_range_are_named_as_such(tmp_path):
+    """Finite float64 values of 1e39 overflowed the cast and were reported as "NaN or inf" in a file that holds none."""
+    x, y = _series(0.0)
+    np.savez(tmp_path / "d.npz", X=x * 1e39, y=y, X_test=x, y_test=y)
+    with pytest.raises(ValueError, match=r"series 0 holds values up to .*e\+39, beyond float32's range \(3.4e38\)"):
+        NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize="series").setup()
