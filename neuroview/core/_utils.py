@@ -114,15 +114,17 @@ def own_rng(device: torch.device | str | None = None):
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
-def rng_as_built(state: torch.Tensor | None) -> None:
-    """Set the CPU generator back to ``state`` (taken when a module was built) where it was reseeded since: its state
-    is then that of ``torch.manual_seed(torch.initial_seed())``, as Lightning's DDP setup leaves every process, so a
-    head built lazily afterwards drew other initial weights than one process of the same seed (0.13 apart). Anywhere
-    else (no reseed, or draws since) the generator is left as it is."""
-    if state is None:
+def rng_as_built(built: tuple[torch.Tensor, int] | None) -> None:
+    """Undo Lightning's reseed of a process: ``built`` is ``(CPU generator state, torch.initial_seed())`` taken when a
+    module was built, and the caller passes it only under a strategy whose setup reseeds every process (DDP, FSDP:
+    ``reset_seed``). Where the generator is now freshly seeded with that same seed, it is set back to ``state``, so a
+    head built lazily draws what one process of the seed draws (it started 0.13 apart). A seed of the user's since
+    (another seed) or any draw since leaves the generator as it is."""
+    if built is None:
         return
+    state, seed = built
     now = torch.get_rng_state()
-    if not torch.equal(now, state) and torch.equal(now, torch.Generator().manual_seed(torch.initial_seed()).get_state()):
+    if torch.initial_seed() == seed and not torch.equal(now, state) and torch.equal(now, torch.Generator().manual_seed(seed).get_state()):
         torch.set_rng_state(state)
 
 

@@ -146,7 +146,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
         self.model = build_model(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len,
                                  model_kwargs=model_kwargs)
         self.sequence_input = takes_lengths(self.model)
-        self.unreached, self._ready, self._rng_at_build = [], False, torch.get_rng_state()  # see setup
+        self.unreached, self._ready, self._rng_at_build = [], False, (torch.get_rng_state(), torch.initial_seed())
         if getattr(self.model, "sites", True) is not None:  # a NeuroView-CNN finds its sites on the first batch
             self._materialize(None)
         self._init_loaded = False
@@ -250,7 +250,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
         # before configure_optimizers, as Lightning documents for lazy modules: one real batch
         # finds the sites and builds the global classifier over their units
         if not self._ready:  # sites a user found (model.discover(x)) need no batch
-            rng_as_built(getattr(self, "_rng_at_build", None))  # a DDP process reseeded since: one process's head
+            rng_as_built(getattr(self, "_rng_at_build", None) if isinstance(getattr(self._trainer, "strategy", None), pl.strategies.ParallelStrategy) else None)  # DDP reseeded
             self._materialize(None if getattr(self.model, "sites", None) is not None else self._first_batch(stage))
         if self.hparams.init_weights and not self._init_loaded:
             # here rather than in __init__: load_from_checkpoint must not need the file any more. Every stage: test,
