@@ -98,6 +98,7 @@ class _Pass:
         self.names: dict[nn.Module, str] = {}
         self.act_calls: list[tuple[str, str, int]] = []  # (op, the module whose forward called it, events so far)
         self.checkpointed: list[str] = []  # the modules that ran inside torch.utils.checkpoint
+        self.outside = 0  # the checkpoint frames around the whole pass (a user's checkpoint of the whole network)
         self.input_width: Width | None = None  # the tag of the network's input: its dim 1 by contract, not by a layer
 
     # --------------------------------------------------------- tensor lineage
@@ -150,8 +151,8 @@ class _Pass:
     def _start(self, module, args):
         self.events.append(("start", module))
         self.stack.append(module)
-        if _in_checkpoint() and not any(m is c for m in self.stack[:-1] for c in self.checkpointed):  # the outermost
-            self.checkpointed.append(module)
+        if _checkpoints() > self.outside and not any(m is c for m in self.stack[:-1] for c in self.checkpointed):
+            self.checkpointed.append(module)  # the outermost, checkpointed inside the backbone (not the whole network)
         if isinstance(module, _LAYERS):
             self.open.append((module, args[0] if args else None, []))
             call = self.tag(args[0])[1] if args else None
@@ -211,6 +212,7 @@ class _Pass:
     def run(self, x: Tensor) -> _Pass:
         handles = []
         self.names = {m: n for n, m in self.backbone.named_modules()}
+        self.outside = _checkpoints()
         self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
         try:
             for m in self.backbone.modules():
@@ -229,15 +231,22 @@ class _Pass:
         return self
 
 
-def _in_checkpoint() -> bool:
-    """Whether the caller runs inside ``torch.utils.checkpoint`` (either mode): read off the call stack, once per
-    site call of discovery."""
-    f = sys._getframe(1)
+def _checkpoints() -> int:
+    """How many frames of ``torch.utils.checkpoint`` (either mode) the caller runs inside: read off the call stack,
+    once per module call of discovery."""
+    f, n = sys._getframe(1), 0
     while f is not None:
-        if f.f_code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py"):
-            return True
+        n += f.f_code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py")
         f = f.f_back
-    return False
+    return n
+
+
+def _checkpointing_flags(backbone: nn.Module) -> list[str]:
+    """Modules whose gradient checkpointing is switched on by the ecosystem's flags (Hugging Face's
+    ``gradient_checkpointing``, timm's ``grad_checkpointing``): they checkpoint only while training, which
+    discovery (in eval mode) does not see."""
+    return [n or "the backbone" for n, m in backbone.named_modules()
+            if getattr(m, "gradient_checkpointing", False) is True or getattr(m, "grad_checkpointing", False) is True]
 
 
 def _weights(shape: tuple[int, ...], d: int, device) -> Tensor:
@@ -285,18 +294,22 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
     at (None when nothing runs after the last site). Activation functions called outside every
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
+    if _checkpoints():  # its extra passes saved tensors the checkpoint's recomputation does not: CheckpointError later
+        raise ValueError("x: the sites are found on the first batch, and this one runs inside torch.utils.checkpoint; "
+                         "find them outside it first: build with example_input=x, or call the network once outside")
     x = _distinct(x)
     run, n = _run, len(x)
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
     large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
-    if small.checkpointed:
-        names = [small.names.get(m, type(m).__name__) for m in small.checkpointed]
+    if small.checkpointed or _checkpointing_flags(backbone):
+        names = [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed] or _checkpointing_flags(backbone)
         raise ValueError(f"backbone: {names[:6]}{' ...' if len(names) > 6 else ''} run inside torch.utils.checkpoint "
-                         "(gradient checkpointing), which NeuroView cannot train through: with use_reentrant=True the "
-                         "codes of their sites carry no gradient and their weights look unreached (frozen), with "
-                         "use_reentrant=False their recomputation fails in backward; turn checkpointing off in the "
-                         "backbone (timm: model.set_grad_checkpointing(False))")
+                         "(gradient checkpointing; or have it switched on for training), which NeuroView cannot train "
+                         "through: with use_reentrant=True the codes of their sites carry no gradient and their weights "
+                         "look unreached (frozen), with use_reentrant=False their recomputation fails in backward; turn "
+                         "checkpointing off in the backbone (timm: model.set_grad_checkpointing(False); Hugging Face: "
+                         "model.gradient_checkpointing_disable())")
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
                          f"and {[c.name for c in large.calls]}")

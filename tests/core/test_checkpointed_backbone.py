@@ -35,3 +35,35 @@ def test_without_checkpointing_every_block_trains():
     net = nv.wrap(Net(None), 3, example_input=torch.randn(2, 3, 6, 6)).train()
     nn.functional.cross_entropy(net(torch.randn(4, 3, 6, 6)), torch.tensor([0, 1, 2, 0])).backward()
     assert net.unreached == [] and all(p.grad is not None for p in net.backbone.parameters())
+
+
+class TrainOnly(nn.Module):
+    """Hugging Face's pattern: checkpointing switched on by a flag, and only while training."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner, self.gradient_checkpointing = Net(None), True
+
+    def forward(self, x):
+        x = self.inner.a1(self.inner.c1(x))
+        return checkpoint(self.inner.blk, x, use_reentrant=True) if self.gradient_checkpointing and self.training else self.inner.blk(x)
+
+
+def test_checkpointing_switched_on_for_training_only_is_refused_by_its_flag():
+    # discovery runs in eval mode, where such a block is not checkpointed: it was wrapped, and the block never trained
+    with pytest.raises(ValueError, match=r"backbone: \['the backbone'\] run inside torch.utils.checkpoint .*switched on "
+                                         r"for training.*gradient_checkpointing_disable"):
+        nv.wrap(TrainOnly(), 3, example_input=torch.randn(2, 3, 6, 6))
+
+
+def test_a_checkpoint_of_the_whole_network_is_not_one_inside_the_backbone():
+    # the user checkpoints the NeuroView network itself, and its sites are found on that first call: nothing inside
+    # the backbone is checkpointed apart from it (the first version named the root, '')
+    x, y = torch.randn(4, 3, 6, 6), torch.tensor([0, 1, 2, 0])
+    net = nv.wrap(Net(None), 3, example_input=x).train()
+    nn.functional.cross_entropy(checkpoint(net, x, use_reentrant=False), y).backward()
+    assert net.unreached == [] and all(p.grad is not None for p in net.backbone.parameters())
+    # found lazily on a first batch inside the checkpoint, their extra passes failed its recomputation (CheckpointError)
+    with pytest.raises(ValueError, match=r"x: the sites are found on the first batch, and this one runs inside "
+                                         r"torch.utils.checkpoint; .*example_input=x"):
+        checkpoint(nv.wrap(Net(None), 3), x, use_reentrant=False)
