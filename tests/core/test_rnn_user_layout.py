@@ -37,3 +37,27 @@ def test_states_laid_out_steps_first_read_as_the_module_gives_them():
     x = torch.randn(3, 4, 2)
     with torch.no_grad():
         torch.testing.assert_close(net.features(x)[:, 0, 0], net.rnn.g(x)[0])
+
+
+class Positioned(Right):
+    """A GRU with a learned position table of 4 steps: it takes 4 steps at most."""
+
+    def __init__(self):
+        super().__init__(4)
+        self.pos = nn.Parameter(torch.zeros(4, 2))
+
+    def forward(self, x):
+        return self.g(x + self.pos[: x.shape[1]])[0]
+
+
+def test_a_module_that_cannot_take_5_steps_is_checked_at_3():
+    # the 5-step check refused it with the 4-step input's shape named (the review)
+    net = nv.NeuroViewRNN(Positioned(), num_classes=3, max_len=4)
+    assert net.feature_shape[-1] == 4
+
+    class PositionedFirst(Positioned):
+        def forward(self, x):
+            return super().forward(x).transpose(1, 2)
+
+    with pytest.raises(ValueError, match=r"= \(3, 3, \.\.\.\), got \(3, 4, 3\)"):
+        nv.NeuroViewRNN(PositionedFirst(), num_classes=3, max_len=4)
