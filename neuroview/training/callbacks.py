@@ -331,7 +331,8 @@ class ResumeState:
                 checkpoint["neuroview_classes"] = [str(n) for n in names]
             if self.trainer.state.fn == TrainerFn.FITTING:  # a save within an epoch cannot be resumed exactly
                 batches = self.trainer.fit_loop.epoch_loop.batch_progress
-                checkpoint["neuroview_mid_epoch"] = None if batches.is_last_batch else batches.current.completed
+                # processed, not completed: a save in on_train_batch_end (every_n_train_steps) comes before the count
+                checkpoint["neuroview_mid_epoch"] = None if batches.is_last_batch else batches.current.processed
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self._trainer is None:  # load_from_checkpoint

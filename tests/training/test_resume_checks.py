@@ -127,3 +127,11 @@ def test_a_resume_from_a_save_within_an_epoch_says_it_cannot_continue_the_run_ex
     with pytest.warns(UserWarning, match=r"ckpt_path: saved within epoch 0, after 2 of its batches .*reads other batches "
                                          r"than the uninterrupted one would"):
         cli_main([*args, "--trainer.max_steps", "6", "--ckpt_path", "last"])
+    # a save every 2 steps (at a batch's end, before Lightning counts the batch completed): 2 batches, not 1
+    steps = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path / "steps"), *QUICK, "--model.scheduler",
+             "none", "--checkpoint.every_n_train_steps", "2", "--checkpoint.save_top_k", "-1",
+             "--checkpoint.monitor", "null", "--checkpoint.filename", "at-{step}"]
+    cli_main([*steps, "--trainer.max_epochs", "1"])
+    step2 = next((tmp_path / "steps").rglob("at-2.ckpt"))
+    with pytest.warns(UserWarning, match=r"saved within epoch 0, after 2 of its batches"):
+        cli_main([*steps, "--trainer.max_epochs", "2", "--ckpt_path", str(step2)])
