@@ -96,7 +96,8 @@ class _Pass:
         self.stack: list[nn.Module] = []  # the modules whose forward is running, outermost first
         self.shields: set[int] = set()  # ids of the modules inside which an activation function is no finding
         self.names: dict[nn.Module, str] = {}
-        self.act_calls: list[tuple[str, str, int]] = []  # (op, the module whose forward called it, events so far)
+        self.act_calls: list[tuple[str, str, int, tuple]] = []  # (op, the module whose forward called it, events so
+        # far, its input's shape: a call on a table computed once a pass, with no sample axis, has no units to read)
         self.checkpointed: list[str] = []  # the modules that ran inside torch.utils.checkpoint
         self.outside = 0  # the checkpoint frames around the whole pass (a user's checkpoint of the whole network)
         self.input_width: Width | None = None  # the tag of the network's input: its dim 1 by contract, not by a layer
@@ -145,7 +146,8 @@ class _Pass:
         elif base not in _FUNCTIONAL:
             return
         if base and not any(id(m) in self.shields for m in self.stack):
-            self.act_calls.append((base, self.names.get(self.stack[-1], "") if self.stack else "", len(self.events)))
+            shape = next((tuple(t.shape) for t in _tensors(args, kwargs)), ())
+            self.act_calls.append((base, self.names.get(self.stack[-1], "") if self.stack else "", len(self.events), shape))
 
     # ---------------------------------------------------------------- hooks
     def _start(self, module, args):
@@ -333,20 +335,23 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
                           folds=c.shape[sd] // 2))
         last = k
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
-    if small.act_calls and last is not None and not named:
-        warnings.warn(_functional_message(small, small.events.index(("site", last)), stop), stacklevel=2)
+    # the calls whose input follows the batch (Swin-V2's 16 * sigmoid(table) runs once a pass: no sample, no unit)
+    calls = small.act_calls if len(small.act_calls) != len(large.act_calls) else [
+        c for c, c3 in zip(small.act_calls, large.act_calls) if c[3] != c3[3]]
+    if calls and last is not None and not named:
+        warnings.warn(_functional_message(calls, small.events.index(("site", last)), stop), stacklevel=2)
     return sites, not_sites, stop
 
 
-def _functional_message(p: _Pass, last: int, stop: str | None) -> str:
+def _functional_message(act_calls: list, last: int, stop: str | None) -> str:
     """What the warning of :func:`find_sites` says: which activation functions ran where, and what the decision
     loses by it (their units; past the last site, every layer the backbone runs from there on)."""
     counts: dict[tuple[str, str], int] = {}
-    for op, where, _ in p.act_calls:
+    for op, where, *_ in act_calls:
         counts[(op, where)] = counts.get((op, where), 0) + 1
     calls = ", ".join(f"{op if '(' in op else op + '()'} in " + (f"the forward of {where!r}" if where else "the backbone's own "
                       "forward") + (f" ({n} calls)" if n > 1 else "") for (op, where), n in counts.items())
-    after = sum(at > last for _, _, at in p.act_calls)
+    after = sum(at > last for _, _, at, _ in act_calls)
     cut = (f"; {after} of those calls come after the last site, where the decision stops (at {stop!r}): the layers "
            "from there on take no part in the decision and are frozen") if after else ""
     return (f"wrap: the backbone calls activation functions outside any activation module: {calls}. NeuroView "

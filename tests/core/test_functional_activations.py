@@ -91,3 +91,19 @@ def test_an_unregistered_activation_class_is_reported_once_not_twice():
     with pytest.warns(UserWarning, match="left out") as got:
         nv.wrap(backbone, 2, example_input=torch.randn(2, 3, 6, 6))
     assert not [w for w in got if "activation functions" in str(w.message)]
+
+
+def test_a_call_on_a_table_without_samples_is_not_named():
+    # Swin-V2's position bias: 16 * sigmoid(table), once a pass, on a table with no sample axis: no unit to read, and
+    # as a module it would be no site either (the first version warned, the review)
+    class Bias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()
+            self.table = nn.Parameter(torch.randn(5, 4))
+
+        def forward(self, x):
+            bias = 16 * torch.sigmoid(self.table).mean(0)  # [4], the same for any batch
+            return self.act(self.conv(x) + bias[None, :, None, None]).mean((2, 3))
+
+    assert _wrap(Bias())[1] == []
