@@ -95,32 +95,37 @@ def centered_for_float32(x, normalize, where: str):
     would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
     value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series' mean
     anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where the
-    cast errs by more than 1e-4 of its spread; the others are left as they were, bit for bit. Otherwise, where the cast
-    errs by more than 1% of a series' spread, an error names the series and the fix; so does a value beyond float32's
-    range (the cast's inf was reported as a NaN or inf in the file)."""
+    cast errs by more than 1e-4 of its spread; the others are left as they were, bit for bit. Read as it is or by
+    channel statistics, a channel whose cast errs by more than 1% of its spread over the split is an error naming
+    it and the fix (one nearly flat series among others is not: the channel's spread is what the network sees); so
+    is a value beyond float32's range (the cast's inf was reported as a NaN or inf in the file)."""
     listed = isinstance(x, (list, tuple))
     if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
         return x
-    out = list(x) if listed else None
-    for i, a in enumerate(x):
-        axes = tuple(range(0 if normalize == "sample" else 1, a.ndim))
-        if not np.isfinite(a).all() or a.size == 0:
-            continue  # refused by name after the cast
-        mean, spread = a.mean(axis=axes, keepdims=True), a.std(axis=axes, keepdims=True)
-        err = np.abs(a).max(axis=axes, keepdims=True) * 2.0 ** -24  # float32's rounding, at most
-        spread = np.where(spread > EPS, spread, np.inf)  # no spread to lose (a constant is read as one)
-        if normalize in ("series", "sample"):
-            if (err > 1e-4 * spread).any():
-                if out is None:
-                    out = x.copy()
+    out = None
+    if normalize in ("series", "sample"):
+        for i, a in enumerate(x):
+            if a.size == 0 or not np.isfinite(a).all():
+                continue  # refused by name after the cast
+            axes = tuple(range(0 if normalize == "sample" else 1, a.ndim))
+            mean, spread = a.mean(axis=axes, keepdims=True), a.std(axis=axes, keepdims=True)
+            err = np.abs(a).max(axis=axes, keepdims=True) * 2.0 ** -24  # float32's rounding, at most
+            if (err > 1e-4 * np.where(spread > EPS, spread, np.inf)).any():  # a constant is read as one
+                out = (list(x) if listed else x.copy()) if out is None else out
                 out[i] = a - mean
-        elif (err > 1e-2 * spread).any():
-            k = int(np.argmax((err / spread).reshape(-1)))
-            raise ValueError(f"{where}: series {i} holds values around {float(mean.reshape(-1)[k % mean.size]):.6g} that "
-                             f"vary by {float(spread.reshape(-1)[k % spread.size]):.3g}: read as float32, as every network "
-                             "reads it, it loses more than 1% of that spread; subtract the offset from your data, or pass "
-                             "normalize='series' (each series centered in float64 before it is read)")
-        peak = float(np.abs(out[i] if out is not None else a).max())
+    else:
+        flat = [a.reshape(a.shape[0], -1) for a in x] if listed else [np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)]
+        flat = np.concatenate(flat, axis=1) if flat else flat
+        good = np.isfinite(flat).all(1) if len(flat) else flat
+        for c in np.flatnonzero(good) if len(flat) else ():
+            spread, peak = float(flat[c].std()), float(np.abs(flat[c]).max())
+            if spread > EPS and peak * 2.0 ** -24 > 1e-2 * spread:
+                raise ValueError(f"{where}: channel {c} holds values around {float(flat[c].mean()):.6g} that vary by "
+                                 f"{spread:.3g}: read as float32, as every network reads it, it loses more than 1% of "
+                                 "that spread; subtract the offset from your data, or pass normalize='series' (each "
+                                 "series centered in float64 before it is read)")
+    for i, a in enumerate(out if out is not None else x):
+        peak = float(np.abs(a[np.isfinite(a)]).max()) if a.size and np.isfinite(a).any() else 0.0
         if peak > float(np.finfo(np.float32).max):  # cast, it read as inf: "NaN or inf" named values the file lacks
             raise ValueError(f"{where}: series {i} holds values up to {peak:.3g}, beyond float32's range (3.4e38), in "
                              "which every network reads it; rescale your data")

@@ -66,6 +66,6 @@ class UCRDataModule(ArrayDataModule):
         out = {}
         for split in ("train", "test"):
             x, y = load_classification(self.name, split=split)
-            out[split] = (x if isinstance(x, list) else np.asarray(x, dtype=np.float32), y)
+            out[split] = (x if isinstance(x, list) else np.asarray(x), y)  # float32 after centering (stats.centered_for_float32)
         return out
 

@@ -47,7 +47,7 @@ def test_a_csv_of_large_offsets_too(tmp_path):
 def test_read_as_it_is_or_by_channel_the_loss_is_an_error_naming_the_fix(tmp_path, normalize):
     x, y = _series(1e9)
     np.savez(tmp_path / "d.npz", X=x, y=y, X_test=x, y_test=y)
-    with pytest.raises(ValueError, match=r"X \(train split\): series 0 holds values around 1e\+09 that vary by .*loses "
+    with pytest.raises(ValueError, match=r"X \(train split\): channel 0 holds values around 1e\+09 that vary by .*loses "
                                          r"more than 1% of that spread; subtract the offset .*normalize='series'"):
         NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize=normalize).setup()
 
@@ -96,3 +96,28 @@ def test_values_beyond_float32_s_range_are_named_as_such(tmp_path):
     np.savez(tmp_path / "d.npz", X=x * 1e39, y=y, X_test=x, y_test=y)
     with pytest.raises(ValueError, match=r"series 0 holds values up to .*e\+39, beyond float32's range \(3.4e38\)"):
         NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize="series").setup()
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_one_nearly_flat_series_among_others_is_read(tmp_path, normalize):
+    """Measured per series, one series of 1.0 +- 1e-7 refused a float64 file that loads as float32 (the review): the
+    network reads the channel's spread, not the series' own."""
+    x, y = _series(0.0)
+    x[3] = 1.0 + 1e-7 * np.sin(np.arange(50))
+    np.savez(tmp_path / "d.npz", X=x, y=y, X_test=x, y_test=y)
+    dm = NpzDataModule(str(tmp_path / "d.npz"), val_fraction=0.0, normalize=normalize)
+    dm.setup()
+    assert np.allclose(dm._dataset("test").x.numpy(), x.astype(np.float32))
+
+
+def test_an_aeon_set_of_large_offsets_is_centered_too(monkeypatch):
+    """UCRDataModule cast aeon's float64 arrays to float32 on loading, before the centering saw them (the review)."""
+    import aeon.datasets
+
+    x, y = _series(1e9)
+    monkeypatch.setattr(aeon.datasets, "load_classification", lambda name, split: (x, y.astype(str)))
+    from neuroview.data import UCRDataModule
+
+    dm = UCRDataModule("GunPoint", normalize="series", val_fraction=0.0)
+    dm.setup()
+    assert np.abs(dm._dataset("test").x.numpy() - _z(x, False)).max() < 1e-6
