@@ -62,21 +62,26 @@ def channel_stats(x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Ten
     return mean.float(), std.float()
 
 
-def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = EPS, joint: bool = False) -> Tensor:
+def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = EPS, joint: bool = False, *,
+                         scale: Tensor | None = None) -> Tensor:
     """``x [N, C, *steps]`` with every sample's every channel z-normalized by its own mean and std
     over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32;
     ``joint``: one mean and std per sample, over all its channels and steps together. A std below
-    ``eps`` that is also below 1e-6 of the series' largest magnitude is taken as 1 (a constant series
-    becomes zeros; one of 1e-21 strains is z-normalized as any other).
+    ``eps`` that is also below 1e-6 of ``scale`` (by default the largest magnitude of the channel over all of
+    ``x``; ``joint``: of all of ``x``) is taken as 1: a constant series, or the rounding residue of a zero
+    among series of ordinary size, becomes zeros, and a set of 1e-21 strains is z-normalized as any other.
 
     >>> x = torch.tensor([[[1.0, 2.0, 3.0]], [[10.0, 30.0, 50.0]]])
     >>> per_series_normalize(x)[:, 0]  # the second series is the first one, times 20, minus 10
     tensor([[-1.2247,  0.0000,  1.2247],
             [-1.2247,  0.0000,  1.2247]])
     """
+    if scale is None:  # the magnitude of the data the series belong to, not each one's own (a residue's is its noise)
+        a = x.abs() if lengths is None else x.abs() * _valid(x, lengths)
+        scale = a.amax(dim=tuple(d for d in range(x.dim()) if joint or d != 1), keepdim=True).double()
     if x.shape[0] > 2048:  # in chunks: 50,000 CIFAR images in float64 at once would take 1.2 GB
-        return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps, joint)
-                          for i in range(0, x.shape[0], 2048)])
+        return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps, joint,
+                                               scale=scale) for i in range(0, x.shape[0], 2048)])
     xd = x.double()
     dims = tuple(range(1 if joint else 2, x.dim()))
     mask = torch.ones_like(xd) if lengths is None else _valid(xd, lengths).double()
@@ -84,9 +89,7 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
     mean = (xd * mask).sum(dims, keepdim=True) / n
     var = (((xd - mean) * mask) ** 2).sum(dims, keepdim=True) / n
     std = var.sqrt()
-    # float64, and std 1 where there is no spread: a constant series becomes zeros, not NaN. No spread: a std below eps
-    # that is also below 1e-6 of the series' largest magnitude (rounding noise; a series in small units is scaled)
-    scale = (xd.abs() * mask).amax(dims, keepdim=True)
+    # float64, and std 1 where there is no spread: a constant series becomes zeros, not NaN
     return ((xd - mean) / torch.where((std < eps) & (std <= 1e-6 * scale), torch.ones_like(std), std) * mask).float()
 
 
