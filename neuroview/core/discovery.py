@@ -16,9 +16,7 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
-import sys
 import threading
-import warnings
 import weakref
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +28,7 @@ from torch.overrides import TorchFunctionMode
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, fits, produces, consumes, sample_dim, unit_axis
 from .sites import Site
+from .unseen import activation_call, checkpoints, refuse_checkpointing, warn_functional
 
 #: ops whose output has the layout of an input of the same shape (elementwise, copies, dropout)
 _KEEP = frozenset(
@@ -40,9 +39,6 @@ _KEEP = frozenset(
 #: held while a network finds its sites or installs its hooks, so two threads' first batches do it once
 DISCOVERING = threading.RLock()
 _CAT = frozenset({"cat", "concat", "concatenate"})
-#: activation functions (``F.relu``, ``torch.tanh``, ``x.relu_()``, ...) whose calls are no site: named when wrapping
-_FUNCTIONAL = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
-                         "softplus", "hardswish", "hardtanh", "hardsigmoid", "tanh", "sigmoid", "threshold"})
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding)
 
 
@@ -139,12 +135,7 @@ class _Pass:
     def functional(self, op: str, args, kwargs) -> None:
         """Log a call of an activation function (``F.relu``, ``x.clamp(min=0)``) outside every activation module:
         its units are no site, which the wrapper says (:func:`find_sites`)."""
-        base = op.strip("_")
-        if base in ("clamp", "clamp_min"):
-            low = kwargs.get("min", args[1] if len(args) > 1 else None)
-            base = "clamp(min=0)" if isinstance(low, (int, float)) and not isinstance(low, bool) and low == 0 else ""
-        elif base not in _FUNCTIONAL:
-            return
+        base = activation_call(op, args, kwargs)
         if base and not any(id(m) in self.shields for m in self.stack):
             shape = next((tuple(t.shape) for t in _tensors(args, kwargs)), ())
             self.act_calls.append((base, self.names.get(self.stack[-1], "") if self.stack else "", len(self.events), shape))
@@ -153,7 +144,7 @@ class _Pass:
     def _start(self, module, args):
         self.events.append(("start", module))
         self.stack.append(module)
-        if _checkpoints() > self.outside and not any(m is c for m in self.stack[:-1] for c in self.checkpointed):
+        if checkpoints() > self.outside and not any(m is c for m in self.stack[:-1] for c in self.checkpointed):
             self.checkpointed.append(module)  # the outermost, checkpointed inside the backbone (not the whole network)
         if isinstance(module, _LAYERS):
             self.open.append((module, args[0] if args else None, []))
@@ -214,7 +205,7 @@ class _Pass:
     def run(self, x: Tensor) -> _Pass:
         handles = []
         self.names = {m: n for n, m in self.backbone.named_modules()}
-        self.outside = _checkpoints()
+        self.outside = checkpoints()
         self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
         try:
             for m in self.backbone.modules():
@@ -231,24 +222,6 @@ class _Pass:
             for h in handles:
                 h.remove()
         return self
-
-
-def _checkpoints() -> int:
-    """How many frames of ``torch.utils.checkpoint`` (either mode) the caller runs inside: read off the call stack,
-    once per module call of discovery."""
-    f, n = sys._getframe(1), 0
-    while f is not None:
-        n += f.f_code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py")
-        f = f.f_back
-    return n
-
-
-def _checkpointing_flags(backbone: nn.Module) -> list[str]:
-    """Modules whose gradient checkpointing is switched on by the ecosystem's flags (Hugging Face's
-    ``gradient_checkpointing``, timm's ``grad_checkpointing``): they checkpoint only while training, which
-    discovery (in eval mode) does not see."""
-    return [n or "the backbone" for n, m in backbone.named_modules()
-            if getattr(m, "gradient_checkpointing", False) is True or getattr(m, "grad_checkpointing", False) is True]
 
 
 def _weights(shape: tuple[int, ...], d: int, device) -> Tensor:
@@ -296,22 +269,13 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
     at (None when nothing runs after the last site). Activation functions called outside every
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
-    if _checkpoints():  # its extra passes saved tensors the checkpoint's recomputation does not: CheckpointError later
-        raise ValueError("x: the sites are found on the first batch, and this one runs inside torch.utils.checkpoint; "
-                         "find them outside it first: build with example_input=x, or call the network once outside")
+    refuse_checkpointing(backbone)
     x = _distinct(x)
     run, n = _run, len(x)
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
     large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
-    if small.checkpointed or _checkpointing_flags(backbone):
-        names = [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed] or _checkpointing_flags(backbone)
-        raise ValueError(f"backbone: {names[:6]}{' ...' if len(names) > 6 else ''} run inside torch.utils.checkpoint "
-                         "(gradient checkpointing; or have it switched on for training), which NeuroView cannot train "
-                         "through: with use_reentrant=True the codes of their sites carry no gradient and their weights "
-                         "look unreached (frozen), with use_reentrant=False their recomputation fails in backward; turn "
-                         "checkpointing off in the backbone (timm: model.set_grad_checkpointing(False); Hugging Face: "
-                         "model.gradient_checkpointing_disable())")
+    refuse_checkpointing(backbone, [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed])
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
                          f"and {[c.name for c in large.calls]}")
@@ -335,28 +299,9 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
                           folds=c.shape[sd] // 2))
         last = k
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
-    # the calls whose input follows the batch (Swin-V2's 16 * sigmoid(table) runs once a pass: no sample, no unit)
-    calls = small.act_calls if len(small.act_calls) != len(large.act_calls) else [
-        c for c, c3 in zip(small.act_calls, large.act_calls) if c[3] != c3[3]]
-    if calls and last is not None and not named:
-        warnings.warn(_functional_message(calls, small.events.index(("site", last)), stop), stacklevel=2)
+    if last is not None and not named:
+        warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
     return sites, not_sites, stop
-
-
-def _functional_message(act_calls: list, last: int, stop: str | None) -> str:
-    """What the warning of :func:`find_sites` says: which activation functions ran where, and what the decision
-    loses by it (their units; past the last site, every layer the backbone runs from there on)."""
-    counts: dict[tuple[str, str], int] = {}
-    for op, where, *_ in act_calls:
-        counts[(op, where)] = counts.get((op, where), 0) + 1
-    calls = ", ".join(f"{op if '(' in op else op + '()'} in " + (f"the forward of {where!r}" if where else "the backbone's own "
-                      "forward") + (f" ({n} calls)" if n > 1 else "") for (op, where), n in counts.items())
-    after = sum(at > last for _, _, at, _ in act_calls)
-    cut = (f"; {after} of those calls come after the last site, where the decision stops (at {stop!r}): the layers "
-           "from there on take no part in the decision and are frozen") if after else ""
-    return (f"wrap: the backbone calls activation functions outside any activation module: {calls}. NeuroView "
-            f"quantizes module calls only, so the classifier reads none of their units{cut}. Replace them by modules "
-            "(nn.ReLU(), nn.GELU(), ...), or pass layers=[...] naming the sites to read, which silences this")
 
 
 def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:
