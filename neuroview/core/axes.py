@@ -14,6 +14,7 @@ Imports only torch.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 #: ``(feature count, natural unit axis)``: a layer's output width, or the width it reads; the axis is None where
@@ -28,6 +29,31 @@ def produces(m: nn.Module) -> Width | None:
     if isinstance(m, nn.Linear) and not isinstance(m, nn.modules.lazy.LazyModuleMixin):
         return m.out_features, -1
     return _norm(m) or ((m.embedding_dim, -1) if isinstance(m, nn.Embedding) else None)
+
+
+def produced(m: nn.Module, out) -> Width | None:
+    """:func:`produces`, with the axis a LayerNorm subclass of its own forward does not say read off its output
+    ``out``: the axis (1 or -1) along which ``(out - bias) / weight`` has mean 0 and variance about 1 at every
+    position. CLIP's fp16-casting LayerNorm normalizes the last axis, torchvision's LayerNorm2d dim 1; where both
+    dims fit and the output tells neither (or both), the axis stays unknown."""
+    width = produces(m)
+    if width is None or width[1] is not None or not isinstance(out, torch.Tensor) or out.dim() < 3:
+        return width
+    c, found = width[0], []
+    w = m.weight.detach().double() if m.weight is not None else torch.ones(c, dtype=torch.float64, device=out.device)
+    b = m.bias.detach().double() if getattr(m, "bias", None) is not None else torch.zeros_like(w)
+    if bool((w == 0).any()):
+        return width
+    for axis in (1, -1):
+        if out.shape[axis] != c:
+            continue
+        view = [1] * out.dim()
+        view[axis] = c
+        u = (out.detach().double() - b.view(view)) / w.view(view)
+        mean, var = u.mean(axis), u.var(axis, unbiased=False)
+        if bool((mean.abs() < 1e-3).all()) and bool(((var - 1).abs() < 0.05).all()):
+            found.append(axis)
+    return (c, found[0]) if len(found) == 1 else width
 
 
 def consumes(m: nn.Module) -> Width | None:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from .activations import breakpoints, looks_like_activation
-from .axes import Width, fits, produces, consumes, sample_dim, unit_axis
+from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
 from .sites import Site
 from .unseen import activation_call, checkpoints, refuse_checkpointing, warn_functional
 
@@ -161,8 +161,9 @@ class _Pass:
             for k in self.open.pop()[2]:  # its width only where the layer returns that activation's output
                 if self.tag(output)[1] != k:
                     self.calls[k].producer = None
-            if produces(module) is not None:
-                self.mark(output, produces(module))
+            width = produced(module, output)
+            if width is not None:
+                self.mark(output, width)
 
     def _record(self, name: str, z, from_input: bool) -> int:
         calls = self.counts.get(name, 0)
@@ -173,8 +174,8 @@ class _Pass:
             layer, given, inside = self.open[-1]
             if z is given:  # a pre-activation layer (ResNet-v2's): its activation reads the layer's own input
                 reader = consumes(layer)
-            elif fits(shape, produces(layer)) is not None:  # timm's BatchNormAct2d runs its activation inside the
-                width = produces(layer)  # norm's own forward: kept if the norm returns its output (`_end`)
+            elif fits(shape, produced(layer, z)) is not None:  # timm's BatchNormAct2d runs its activation inside the
+                width = produced(layer, z)  # norm's own forward: kept if the norm returns its output (`_end`)
                 inside.append(len(self.calls))
         profile = None
         if shape is not None:

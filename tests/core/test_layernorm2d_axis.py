@@ -1,7 +1,8 @@
 """A LayerNorm subclass with a forward of its own (torchvision's and timm's LayerNorm2d: [B, C, H, W] permuted to
 normalize C last, and back) says its width, not its axis. On C x C maps (32 channels of 32 x 32, CIFAR's size) both
 dims fit, and the wrapper took LayerNorm's natural -1: each code averaged one column over the channels (codes 0.16
-off per channel, logits 0.09). Now the tie is an error naming unit_axis; where only one dim fits, it is found."""
+off per channel, logits 0.09). Now the axis is read off the norm's output, and where it cannot be, the tie is an error
+naming unit_axis; where only one dim fits, it is found."""
 
 from __future__ import annotations
 
@@ -35,8 +36,21 @@ def _net(norm, size):
 
 
 @pytest.mark.parametrize("norm", [LayerNorm2d, LayerNormAct2d])
-def test_a_tie_is_refused_and_the_override_gives_the_channels(norm):
+def test_a_tie_is_read_off_the_norm_s_output(norm):
+    # along the axis a LayerNorm normalized, (out - bias) / weight has mean 0 and variance 1 at every position
     m, x = _net(norm(8), 8)
+    net = nv.wrap(m, 4, normalize=False, example_input=x).eval()
+    with torch.no_grad():
+        z = LayerNorm2d.forward(m[1], m[0](x))
+    assert net.sites[0].axis == 1
+    torch.testing.assert_close(net.codes(x), (z > 0).float().mean((2, 3)))  # per channel, by hand
+
+
+@pytest.mark.parametrize("norm", [LayerNorm2d, LayerNormAct2d])
+def test_a_tie_the_output_cannot_tell_is_refused_and_the_override_gives_the_channels(norm):
+    m, x = _net(norm(8), 8)
+    with torch.no_grad():
+        m[1].weight[3] = 0.0  # a unit scaled to nothing: (out - bias) / weight tells no axis
     site = "2" if norm is LayerNorm2d else "1.act"
     why = r"has 8 features \(as many as dims 1 and -1 hold" if norm is LayerNorm2d else "no layer produced it as it is"
     with pytest.raises(ValueError, match=rf"unit_axis: cannot tell where the units of site '{site}' lie.*{why}.*"
@@ -45,7 +59,24 @@ def test_a_tie_is_refused_and_the_override_gives_the_channels(norm):
     net = nv.wrap(m, 4, normalize=False, example_input=x, unit_axis={site: 1}).eval()
     with torch.no_grad():
         z = LayerNorm2d.forward(m[1], m[0](x))
-    torch.testing.assert_close(net.codes(x), (z > 0).float().mean((2, 3)))  # per channel, by hand
+    torch.testing.assert_close(net.codes(x), (z > 0).float().mean((2, 3)))
+
+
+class CastingLayerNorm(nn.LayerNorm):  # CLIP's: a forward of its own that only casts, normalizing the last axis
+    def forward(self, x):
+        return super().forward(x.float()).type(x.dtype)
+
+
+def test_a_layernorm_subclass_that_normalizes_the_last_axis_keeps_it_on_a_tie():
+    # refused by the first version of the LayerNorm2d fix (the review): its forward is its own, its axis the last
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 8), CastingLayerNorm(8), nn.GELU()).eval()
+    x = torch.randn(4, 8, 8)
+    net = nv.wrap(m, 3, normalize=False, example_input=x).eval()
+    with torch.no_grad():
+        z = m[1](m[0](x))
+    assert net.sites[0].axis == -1
+    torch.testing.assert_close(net.codes(x), (z > 0).float().mean(1))
 
 
 def test_where_one_dim_fits_the_channels_are_found():
