@@ -25,7 +25,7 @@ from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .splits import text_labels
-from .stats import centered_for_float32, channel_stats, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
+from .stats import centered_for_float32, channel_stats, magnitude, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
 
 
 def auto_batch_size(n: int) -> int:
@@ -248,7 +248,8 @@ class ArrayDataModule(pl.LightningDataModule):
             parts, variable = {n: (list(x), y) for n, (x, y) in parts.items()}, True
         # only the series the model is fit on: steps past them would meet untrained classifier weights
         max_len = (like or max(a.shape[-1] for a in parts["train"][0])) if variable else None
-        splits, truncated = {}, {}
+        per = self.normalize in ("series", "sample")
+        splits, truncated, scale = {}, {}, magnitude(parts["train"][0], self.normalize == "sample") if per else None
         for name, (x, y) in parts.items():
             yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
             x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)")
@@ -278,8 +279,8 @@ class ArrayDataModule(pl.LightningDataModule):
                 raise ValueError(f"{owner}: X: expected the {name} split's samples of the training split's shape "
                                  f"{tuple(splits['train'][0].shape[1:])}, got {tuple(xt.shape[1:])} (shape {tuple(xt.shape)}); "
                                  "resize them to the training split's")
-            if self.normalize in ("series", "sample"):
-                xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample")
+            if self.normalize in ("series", "sample"):  # "no spread" judged by the training split's magnitude, in each split
+                xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample", scale=scale)
             splits[name] = (xt, yt, lengths)
         if truncated:
             _warn_truncated(owner, truncated, max_len)

@@ -93,6 +93,25 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
     return ((xd - mean) / torch.where((std < eps) & (std <= 1e-6 * scale), torch.ones_like(std), std) * mask).float()
 
 
+def magnitude(x, joint: bool = False) -> Tensor | None:
+    """The largest ``|value|`` of each channel (``joint``: of all) over the series ``x`` (``[N, C, *steps]`` or a list
+    of ``[C, T_i]``), shaped to broadcast over them: the scale :func:`per_series_normalize` judges "no spread" by, taken
+    from the training split so that a series reads alike in every split. None where it cannot be taken."""
+    def peak(a: np.ndarray, axes) -> np.ndarray:  # max and min in the array's own dtype: no float64 copy of a big set
+        return np.maximum(np.abs(a.max(axis=axes).astype(np.float64)), np.abs(a.min(axis=axes).astype(np.float64)))
+
+    try:
+        if isinstance(x, (list, tuple)):
+            m, dims = np.max(np.stack([peak(np.asarray(a), tuple(range(1, np.ndim(a)))) for a in x]), 0), 3
+        else:
+            a = np.asarray(x)
+            m, dims = peak(a, tuple(d for d in range(a.ndim) if d != 1)), a.ndim
+    except (ValueError, TypeError, IndexError):  # several channel counts, none: refused later (AxisError is both)
+        return None
+    m = torch.as_tensor(m.max() if joint else m, dtype=torch.float64)
+    return m.reshape(*((1, 1) if joint else (1, -1)), *[1] * (dims - 2))
+
+
 def centered_for_float32(x, normalize, where: str):
     """Float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every network reads,
     would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
@@ -117,6 +136,8 @@ def centered_for_float32(x, normalize, where: str):
                 out = (list(x) if listed else x.copy()) if out is None else out
                 out[i] = a - mean
     else:
+        if listed and (any(a.ndim != 2 for a in x) or len({a.shape[0] for a in x}) != 1):
+            return x  # not every series [C, T_i] of one C: refused by name when it is padded
         flat = [a.reshape(a.shape[0], -1) for a in x] if listed else [np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)]
         flat = np.concatenate(flat, axis=1) if flat else flat
         good = np.isfinite(flat).all(1) if len(flat) else flat

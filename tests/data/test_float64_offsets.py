@@ -134,3 +134,38 @@ def test_the_rounding_residue_of_a_zero_among_ordinary_series_reads_as_zeros():
     assert 0 < np.abs(x[0]).max() < 1e-12
     got = per_series_normalize(torch.as_tensor(x))
     assert got[0].abs().max() < 1e-12 and abs(float(got[1].std()) - 1) < 0.05  # only shifted: its residue stays one
+
+
+def test_series_of_no_channel_axis_still_meet_the_named_refusal():
+    # the float64 check concatenated them first and numpy's bare error came out (the second review)
+    from neuroview.data.arrays import ArrayDataModule
+
+    rng = np.random.default_rng(0)
+
+    class Mine(ArrayDataModule):
+        def load(self):
+            xs = [rng.normal(size=int(n)) for n in rng.integers(20, 40, 12)]  # [T_i] each, no channel axis
+            return {"train": (xs, np.arange(12) % 2), "test": (xs[:4], np.arange(4) % 2)}
+
+    with pytest.raises(ValueError, match=r"X: expected every sequence of shape \[\d+, T\], got \(\d+,\) at index 0"):
+        Mine(normalize=True, val_fraction=0.0).setup()
+
+
+def test_a_series_reads_alike_in_every_split():
+    """Judged by the magnitude of the split it is in, a residue read as zeros in training and as unit noise in a test
+    split of its own (the second review): the training split's magnitude judges every split."""
+    import tempfile
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    t = np.arange(50.0)
+    ramp = 3.7 * t + 2.0
+    residue = ramp - np.polyval(np.polyfit(t, ramp, 1), t)
+    x, y = rng.normal(size=(20, 1, 50)), np.arange(20) % 2
+    x[0, 0] = residue
+    test = np.stack([residue, residue + 0.0])[:, None]
+    path = Path(tempfile.mkdtemp()) / "d.npz"
+    np.savez(path, X=x, y=y, X_test=test, y_test=np.array([0, 0]))
+    dm = NpzDataModule(str(path), val_fraction=0.0, normalize="series")
+    dm.setup()
+    assert dm._dataset("train").x[0].abs().max() < 1e-12 and dm._dataset("test").x.abs().max() < 1e-12
