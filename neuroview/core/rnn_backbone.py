@@ -182,15 +182,16 @@ class Backbone:
 
 def _other_length(rnn: nn.Module, x: Tensor, run) -> None:
     """States laid out ``[B, H, T]`` with ``H = 4`` pass the dry run at 4 steps and are read transposed on 4-step
-    series: the module is run at 5 steps (3 where it cannot take 5, a position table of 4) and its states must
-    follow. A module that runs at neither is not checked (it runs at one length only)."""
+    series: the module is run at the first of 5, 3, 6, 2 and 8 steps it takes (3 where it cannot take 5, a position
+    table of 4; 6 for one that takes even lengths only) and its states must follow. A module that takes none of them
+    is not checked (it runs at 4 steps only)."""
     restore = restore_modes(rnn)
     try:
         rnn.eval()
-        for t in (5, 3):
+        for t in (5, 3, 6, 2, 8):
             try:
                 with torch.no_grad():
-                    other = run(torch.cat([x, x[:, :1]], 1) if t == 5 else x[:, :3])
+                    other = run(x.repeat(1, 2, 1)[:, :t])
             except Exception:  # noqa: BLE001 - this length is not one it takes: the other, or none
                 continue
             _user_states(other, 3, t)

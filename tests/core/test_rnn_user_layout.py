@@ -61,3 +61,18 @@ def test_a_module_that_cannot_take_5_steps_is_checked_at_3():
 
     with pytest.raises(ValueError, match=r"= \(3, 3, \.\.\.\), got \(3, 4, 3\)"):
         nv.NeuroViewRNN(PositionedFirst(), num_classes=3, max_len=4)
+
+
+class EvenOnly(ChannelsFirst):
+    """Steps read in pairs (a stride-2 front end): it takes even lengths only, and lays its states out [B, H, T]."""
+
+    def forward(self, x):
+        if x.shape[1] % 2:
+            raise ValueError("even lengths only")
+        return super().forward(x)
+
+
+def test_a_module_that_takes_even_lengths_only_is_checked_at_6():
+    # 5 and 3 failed and the check was skipped: with hidden size 4 it was read transposed (the second review)
+    with pytest.raises(ValueError, match=r"= \(3, 6, \.\.\.\), got \(3, 4, 6\)"):
+        nv.NeuroViewRNN(EvenOnly(4), num_classes=3, max_len=8)
