@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 import warnings
+import weakref
 
 from torch import nn
 
-__all__ = ["activation_call", "checkpoints", "refuse_checkpointing", "warn_functional"]
+__all__ = ["activation_call", "checkpoints", "checkpointing", "checkpointing_message", "refuse_checkpointing", "warn_functional"]
 
 #: activation functions (``F.relu``, ``torch.tanh``, ``x.relu_()``, ...) whose calls are no site: named when wrapping
 _FUNCTIONAL = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
@@ -58,24 +59,43 @@ def checkpoints() -> int:
     return n
 
 
+#: backbone -> the modules discovery saw run inside torch.utils.checkpoint (weakly: it goes with the backbone)
+_SEEN: "weakref.WeakKeyDictionary[nn.Module, list[str]]" = weakref.WeakKeyDictionary()
+
+
+def checkpointing(backbone: nn.Module) -> list[str]:
+    """The modules of ``backbone`` with gradient checkpointing: seen running inside ``torch.utils.checkpoint`` as the
+    sites were found, or switched on by the ecosystem's flags (Hugging Face's ``gradient_checkpointing``, timm's
+    ``grad_checkpointing``), which checkpoint only while training and so are not seen in eval mode."""
+    flags = [n or "the backbone" for n, m in backbone.named_modules()
+             if getattr(m, "gradient_checkpointing", False) is True or getattr(m, "grad_checkpointing", False) is True]
+    return list(dict.fromkeys(_SEEN.get(backbone, []) + flags))
+
+
 def refuse_checkpointing(backbone: nn.Module, checkpointed: list[str] | None = None) -> None:
-    """Refuse a backbone with gradient checkpointing: ``checkpointed`` names the modules discovery saw run inside
-    ``torch.utils.checkpoint``; modules whose ecosystem flag switches it on (Hugging Face's ``gradient_checkpointing``,
-    timm's ``grad_checkpointing``) checkpoint only while training, which discovery (in eval mode) does not see.
-    Without ``checkpointed``: refuse finding the sites inside a checkpoint of the whole network, whose extra passes
-    would save tensors its recomputation does not (torch's CheckpointError in backward)."""
+    """Without ``checkpointed``: refuse finding the sites inside a checkpoint of the whole network, whose extra passes
+    would save tensors its recomputation does not (torch's CheckpointError in backward). With it (the modules
+    discovery saw run inside ``torch.utils.checkpoint``): note them and warn of them and of the flags' modules
+    (:func:`checkpointing`). NeuroView cannot train a backbone through them, which ``NeuroViewModule`` refuses when
+    the backbone trains; a frozen one (``retrofit``, ``freeze_backbone``) only reads its codes, as it may."""
     if checkpointed is None:
         if checkpoints():
             raise ValueError("x: the sites are found on the first batch, and this one runs inside "
                              "torch.utils.checkpoint; find them outside it first: build with example_input=x, or call "
                              "the network once outside")
         return
-    names = checkpointed or [n or "the backbone" for n, m in backbone.named_modules()
-                             if getattr(m, "gradient_checkpointing", False) is True or getattr(m, "grad_checkpointing", False) is True]
+    if checkpointed:
+        _SEEN[backbone] = checkpointed
+    names = checkpointing(backbone)
     if names:
-        raise ValueError(f"backbone: {names[:6]}{' ...' if len(names) > 6 else ''} run inside torch.utils.checkpoint "
-                         "(gradient checkpointing; or have it switched on for training), which NeuroView cannot train "
-                         "through: with use_reentrant=True the codes of their sites carry no gradient and their weights "
-                         "look unreached (frozen), with use_reentrant=False their recomputation fails in backward; turn "
-                         "checkpointing off in the backbone (timm: model.set_grad_checkpointing(False); Hugging Face: "
-                         "model.gradient_checkpointing_disable())")
+        warnings.warn(checkpointing_message(names), stacklevel=3)
+
+
+def checkpointing_message(names: list[str]) -> str:
+    """Why a backbone with gradient checkpointing in ``names`` cannot be trained through NeuroView, and the fix."""
+    return (f"backbone: {names[:6]}{' ...' if len(names) > 6 else ''} run inside torch.utils.checkpoint (gradient "
+            "checkpointing; or have it switched on for training), which NeuroView cannot train the backbone through: "
+            "with use_reentrant=True the codes of their sites carry no gradient and their weights look unreached "
+            "(frozen), with use_reentrant=False their recomputation fails in backward. A frozen backbone (retrofit, "
+            "freeze_backbone) is read as it is; to train it, turn checkpointing off (timm: "
+            "model.set_grad_checkpointing(False); Hugging Face: model.gradient_checkpointing_disable())")

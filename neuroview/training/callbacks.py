@@ -29,7 +29,9 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._batch import unpack
 from .._io import atomic_write
+from ..core.cnn import NeuroViewCNN
 from ..core.head import CodeNorm
+from ..core.unseen import checkpointing, checkpointing_message
 from ..data.read_as import check_classes
 
 __all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states",
@@ -351,6 +353,9 @@ class ResumeState:
                                "a checkpoint saved at an epoch's end (last.ckpt is rewritten at each) resumes it exactly")
 
     def on_train_start(self) -> None:
+        for net in (m for m in self.modules() if isinstance(m, NeuroViewCNN)):  # what the wrapper only warned of
+            if checkpointing(net.backbone) and any(p.requires_grad for p in net.backbone.parameters()):
+                raise ValueError(checkpointing_message(checkpointing(net.backbone)))
         rng, self._resumed = (self._resumed or {}).get("neuroview_rng"), None
         if rng is not None:
             set_rng_states(rng)

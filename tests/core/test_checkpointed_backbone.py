@@ -26,9 +26,15 @@ class Net(nn.Module):
 
 
 @pytest.mark.parametrize("reentrant", [True, False])
-def test_a_checkpointed_block_is_refused_by_name(reentrant):
-    with pytest.raises(ValueError, match=r"backbone: \['blk'\] run inside torch.utils.checkpoint .*turn checkpointing off"):
-        nv.wrap(Net(reentrant), 3, example_input=torch.randn(2, 3, 6, 6))
+def test_a_checkpointed_block_is_named_and_its_codes_read_as_without(reentrant):
+    x = torch.randn(3, 3, 6, 6)
+    with pytest.warns(UserWarning, match=r"backbone: \['blk'\] run inside torch.utils.checkpoint .*A frozen backbone "
+                                         r"\(retrofit, freeze_backbone\) is read as it is"):
+        net = nv.wrap(Net(reentrant), 3, example_input=x).eval()
+    torch.manual_seed(0)
+    plain = nv.wrap(Net(None), 3, example_input=x).eval()
+    plain.backbone.load_state_dict(net.backbone.state_dict())
+    torch.testing.assert_close(net.codes(x), plain.codes(x))  # read-only use (retrofit) is unaffected
 
 
 def test_without_checkpointing_every_block_trains():
@@ -49,11 +55,32 @@ class TrainOnly(nn.Module):
         return checkpoint(self.inner.blk, x, use_reentrant=True) if self.gradient_checkpointing and self.training else self.inner.blk(x)
 
 
-def test_checkpointing_switched_on_for_training_only_is_refused_by_its_flag():
+def test_checkpointing_switched_on_for_training_only_is_named_by_its_flag():
     # discovery runs in eval mode, where such a block is not checkpointed: it was wrapped, and the block never trained
-    with pytest.raises(ValueError, match=r"backbone: \['the backbone'\] run inside torch.utils.checkpoint .*switched on "
+    with pytest.warns(UserWarning, match=r"backbone: \['the backbone'\] run inside torch.utils.checkpoint .*switched on "
                                          r"for training.*gradient_checkpointing_disable"):
         nv.wrap(TrainOnly(), 3, example_input=torch.randn(2, 3, 6, 6))
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_training_a_checkpointed_backbone_is_refused_and_a_frozen_one_trains(frozen, tmp_path):
+    import pytorch_lightning as pl
+
+    from neuroview.data import DigitsDataModule
+    from neuroview.training.module import NeuroViewModule
+
+    module = NeuroViewModule(arch="nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [4]},
+                             freeze_backbone=frozen)
+    module.model.backbone.grad_checkpointing = True  # timm's flag, on
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    dm = DigitsDataModule(batch_size=16)
+    if frozen:  # the head alone trains: the codes are read as they are
+        trainer.fit(module, dm)
+        assert trainer.global_step == 1
+    else:
+        with pytest.raises(ValueError, match=r"run inside torch.utils.checkpoint .*to train it, turn checkpointing off"):
+            trainer.fit(module, dm)
 
 
 def test_a_checkpoint_of_the_whole_network_is_not_one_inside_the_backbone():
