@@ -339,7 +339,10 @@ class ResumeState:
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self._trainer is None:  # load_from_checkpoint
             return
-        names = getattr(self.trainer.datamodule, "class_names", None) if self.trainer.datamodule is not None else None
+        try:  # as on_save_checkpoint reads them: a data module of the user's may have none, or not be set up
+            names = self.trainer.datamodule.class_names
+        except (AttributeError, RuntimeError, ValueError):
+            names = None
         if checkpoint.get("neuroview_classes") is not None and names is not None:  # the data module is set up by now:
             # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
             check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
