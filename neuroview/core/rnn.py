@@ -63,8 +63,9 @@ class NeuroViewRNN(nn.Module):
             and run layer by layer with its own weights, so every layer computes exactly what it
             computes inside the original module. Or a user module following the protocol below.
         num_classes: number of classes, at least 2.
-        max_len: the number of steps the classifier reads. Shorter sequences are padded (their
-            padded steps contribute exactly 0); a longer one is an error.
+        max_len: the number of input steps (samples of ``x``) the classifier reads; with ``window``,
+            ``ceil(max_len / window)`` RNN steps. Shorter sequences are padded (their padded steps
+            contribute exactly 0); a longer one is an error.
         normalize: BatchNorm (without affine) over the features, folded into the classifier at
             eval so the decision stays exactly linear (see the module docstring).
         dropout: dropout on the (normalized) features in front of the classifier, in training
@@ -94,7 +95,8 @@ class NeuroViewRNN(nn.Module):
     honour ``lengths`` itself for its valid steps to be independent of the padding.
 
     ``forward(x, lengths=None)``: ``x`` is ``[B, T, F]`` (batch first) or ``[T, B, F]``, or a
-    ``PackedSequence``; ``lengths [B]`` gives each sequence's number of valid steps.
+    ``PackedSequence``; ``lengths [B]`` gives each sequence's number of valid input steps (samples of ``x``, before a
+    ``window`` folds them into RNN steps: a series of 7 samples read 3 at a time is 3 steps, its last one partial).
     """
 
     def __init__(

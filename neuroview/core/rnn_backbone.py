@@ -299,7 +299,8 @@ def prepare(
             lengths = None
     if max_len is not None and t > max_len:
         raise ValueError(
-            f"x: sequences have {t} steps, more than max_len={max_len}; truncate the steps axis "
+            f"x: sequences have {t} steps, more than max_len={max_len} (both input samples, before a window folds "
+            f"them into RNN steps); truncate the steps axis "
             f"({cut}) or pass a larger max_len= where the network is built (nv.retrofit(..., max_len=) too)"
         )
     if lengths is not None:
