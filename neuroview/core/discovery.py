@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
 from .sites import Site
-from .unseen import activation_call, checkpoints, refuse_checkpointing, warn_functional
+from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
 #: ops whose output has the layout of an input of the same shape (elementwise, copies, dropout)
 _KEEP = frozenset(
@@ -94,7 +94,7 @@ class _Pass:
         self.names: dict[nn.Module, str] = {}
         self.act_calls: list[tuple[str, str, int, tuple]] = []  # (op, the module whose forward called it, events so
         # far, its input's shape: a call on a table computed once a pass, with no sample axis, has no units to read)
-        self.checkpointed: list[str] = []  # the modules that ran inside torch.utils.checkpoint
+        self.checkpointed: list[nn.Module] = []  # the outermost modules that ran inside torch.utils.checkpoint
         self.outside = 0  # the checkpoint frames around the whole pass (a user's checkpoint of the whole network)
         self.input_width: Width | None = None  # the tag of the network's input: its dim 1 by contract, not by a layer
 
@@ -174,8 +174,8 @@ class _Pass:
             layer, given, inside = self.open[-1]
             if z is given:  # a pre-activation layer (ResNet-v2's): its activation reads the layer's own input
                 reader = consumes(layer)
-            elif fits(shape, produced(layer, z)) is not None:  # timm's BatchNormAct2d runs its activation inside the
-                width = produced(layer, z)  # norm's own forward: kept if the norm returns its output (`_end`)
+            elif fits(shape, inner := produced(layer, z)) is not None:  # timm's BatchNormAct2d runs its activation
+                width = inner  # inside the norm's own forward: kept if the norm returns its output (`_end`)
                 inside.append(len(self.calls))
         profile = None
         if shape is not None:
@@ -270,13 +270,13 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
     at (None when nothing runs after the last site). Activation functions called outside every
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
-    refuse_checkpointing(backbone)
+    refuse_inside_checkpoint()
     x = _distinct(x)
     run, n = _run, len(x)
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
     large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
-    refuse_checkpointing(backbone, [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed])
+    note_checkpointing(backbone, [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed])
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
                          f"and {[c.name for c in large.calls]}")

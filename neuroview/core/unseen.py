@@ -12,7 +12,8 @@ import weakref
 
 from torch import nn
 
-__all__ = ["activation_call", "checkpoints", "checkpointing", "checkpointing_message", "refuse_checkpointing", "warn_functional"]
+__all__ = ["activation_call", "checkpoints", "checkpointing", "checkpointing_message", "note_checkpointing",
+           "refuse_inside_checkpoint", "warn_functional"]
 
 #: activation functions (``F.relu``, ``torch.tanh``, ``x.relu_()``, ...) whose calls are no site: named when wrapping
 _FUNCTIONAL = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
@@ -72,20 +73,23 @@ def checkpointing(backbone: nn.Module) -> list[str]:
     return list(dict.fromkeys(_SEEN.get(backbone, []) + flags))
 
 
-def refuse_checkpointing(backbone: nn.Module, checkpointed: list[str] | None = None) -> None:
-    """Without ``checkpointed``: refuse finding the sites inside a checkpoint of the whole network, whose extra passes
-    would save tensors its recomputation does not (torch's CheckpointError in backward). With it (the modules
-    discovery saw run inside ``torch.utils.checkpoint``): note them and warn of them and of the flags' modules
-    (:func:`checkpointing`). NeuroView cannot train a backbone through them, which ``NeuroViewModule`` refuses when
-    the backbone trains; a frozen one (``retrofit``, ``freeze_backbone``) only reads its codes, as it may."""
-    if checkpointed is None:
-        if checkpoints():
-            raise ValueError("x: the sites are found on the first batch, and this one runs inside "
-                             "torch.utils.checkpoint; find them outside it first: build with example_input=x, or call "
-                             "the network once outside")
-        return
+def refuse_inside_checkpoint() -> None:
+    """Refuse finding the sites inside a checkpoint of the whole network: their extra passes would save tensors its
+    recomputation does not (torch's CheckpointError in backward)."""
+    if checkpoints():
+        raise ValueError("x: the sites are found on the first batch, and this one runs inside torch.utils.checkpoint; "
+                         "find them outside it first: build with example_input=x, or call the network once outside")
+
+
+def note_checkpointing(backbone: nn.Module, checkpointed: list[str]) -> None:
+    """Note the modules discovery saw run inside ``torch.utils.checkpoint`` (``checkpointed``) and warn of them and of
+    the flags' modules (:func:`checkpointing`). NeuroView cannot train a backbone through them, which
+    ``NeuroViewModule`` refuses when the backbone trains; a frozen one (``retrofit``, ``freeze_backbone``) only reads
+    its codes, as it may."""
     if checkpointed:
         _SEEN[backbone] = checkpointed
+    else:  # found again without: what an earlier discovery saw is no longer so
+        _SEEN.pop(backbone, None)
     names = checkpointing(backbone)
     if names:
         warnings.warn(checkpointing_message(names), stacklevel=3)

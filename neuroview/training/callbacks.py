@@ -357,8 +357,9 @@ class ResumeState:
 
     def on_train_start(self) -> None:
         for net in (m for m in self.modules() if isinstance(m, NeuroViewCNN)):  # what the wrapper only warned of
-            if checkpointing(net.backbone) and any(p.requires_grad for p in net.backbone.parameters()):
-                raise ValueError(checkpointing_message(checkpointing(net.backbone)))
+            names = checkpointing(net.backbone)
+            if names and any(p.requires_grad for p in net.backbone.parameters()):
+                raise ValueError(checkpointing_message(names))
         rng, self._resumed = (self._resumed or {}).get("neuroview_rng"), None
         if rng is not None:
             set_rng_states(rng)

@@ -94,3 +94,15 @@ def test_a_checkpoint_of_the_whole_network_is_not_one_inside_the_backbone():
     with pytest.raises(ValueError, match=r"x: the sites are found on the first batch, and this one runs inside "
                                          r"torch.utils.checkpoint; .*example_input=x"):
         checkpoint(nv.wrap(Net(None), 3), x, use_reentrant=False)
+
+
+def test_checkpointing_turned_off_and_found_again_is_forgotten():
+    from neuroview.core.unseen import checkpointing
+
+    backbone = Net(True)
+    with pytest.warns(UserWarning, match="run inside torch.utils.checkpoint"):
+        nv.wrap(backbone, 3, example_input=torch.randn(2, 3, 6, 6))
+    assert checkpointing(backbone) == ["blk"]
+    backbone.reentrant = None  # the user turned it off: a network wrapped now may train the backbone
+    nv.wrap(backbone, 3, example_input=torch.randn(2, 3, 6, 6))
+    assert checkpointing(backbone) == []
