@@ -279,7 +279,7 @@ class ArrayDataModule(pl.LightningDataModule):
                 raise ValueError(f"{owner}: X: expected the {name} split's samples of the training split's shape "
                                  f"{tuple(splits['train'][0].shape[1:])}, got {tuple(xt.shape[1:])} (shape {tuple(xt.shape)}); "
                                  "resize them to the training split's")
-            if self.normalize in ("series", "sample"):  # "no spread" judged by the training split's magnitude, in each split
+            if per:  # each series by itself, "no spread" judged by the training split's magnitude in every split
                 xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample", scale=scale)
             splits[name] = (xt, yt, lengths)
         if truncated:
