@@ -8,6 +8,7 @@ evaluation loop, the Lightning module and retrofit can all share it.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import weakref
 
@@ -40,10 +41,30 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
 
 
-def as_batches(data):
+def check_lengths(lengths, x: Tensor, what: str) -> None:
+    """A network that reads no lengths (a CNN) given ``(x, lengths, y)``: the middle item must still be lengths,
+    integers in ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels."""
+    if lengths is None:
+        return
+    n = x.shape[-1] if isinstance(x, Tensor) and x.dim() > 1 else None
+    ok = (isinstance(lengths, Tensor) and lengths.dim() == 1 and len(lengths) == len(x) and n is not None
+          and not lengths.is_floating_point() and lengths.dtype != torch.bool
+          and bool(((lengths >= 1) & (lengths <= n)).all()))
+    if not ok:
+        got = f"shape {tuple(lengths.shape)}, {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
+        if isinstance(lengths, Tensor) and lengths.numel() and not lengths.is_floating_point() and lengths.dtype != torch.bool:
+            got += f", values {int(lengths.min())} to {int(lengths.max())}"
+        raise ValueError(f"{what}: a batch of 3 items is read as (x, lengths, y), and its middle item is not lengths (one "
+                         f"integer per sample in [1, {n}], the steps of x): got {got}; pass batches (x, y)")
+
+
+def as_batches(data, what: str = "batches"):
     """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)``
     as a tuple) becomes a list of it, where iterating it would take its tensors for batches; anything else
-    (a loader, a list of batches) as it is."""
+    (a loader, a list of batches) as it is; a dict an error naming ``what`` (its keys were read as batches)."""
+    if isinstance(data, dict):
+        raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
+                         f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
     return data
@@ -54,13 +75,15 @@ def in_order(loader, *, strict: str | None = None):
     rebuilt over its dataset, same batch size and collate, so that what is fitted on it (the folds of a
     cross-validation, an index into the split) depends on the samples, not on how the loader deals them. A sampler
     or batch sampler of its own cannot be undone: read as it is, or, with ``strict`` (the reason an order is
-    needed), an error. Anything that is not a DataLoader as it is."""
+    needed), an error. A neuroview dataset that augments its samples is read without augmentation. Anything that is
+    not a DataLoader as it is."""
     if not isinstance(loader, DataLoader):
         return loader
     iterable = isinstance(loader.dataset, IterableDataset)
     ordered = iterable or isinstance(loader.sampler, SequentialSampler)
-    if ordered and not loader.drop_last and (iterable or loader.batch_sampler is None
-                                             or type(loader.batch_sampler) is BatchSampler):
+    augments = getattr(loader.dataset, "augment", None) is not None and hasattr(loader.dataset, "x")  # an ArrayDataset's
+    if ordered and not loader.drop_last and not augments and (iterable or loader.batch_sampler is None
+                                                              or type(loader.batch_sampler) is BatchSampler):
         return loader
     if loader.batch_size is None or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler))):
         if strict is None:
@@ -68,8 +91,12 @@ def in_order(loader, *, strict: str | None = None):
         what = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
         raise ValueError(f"loader: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
                          f"(rebuilt here in order), got one with a {what}; pass DataLoader(dataset, batch_size, "
-                         f"shuffle=False) of the training split, {strict}")
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
+                         f"shuffle=False) over the same samples, {strict}")
+    dataset = loader.dataset
+    if augments:  # a data module's training loader (dm.train_dataloader()): its samples as they are, not redrawn
+        dataset = copy.copy(dataset)
+        dataset.augment = None
+    return DataLoader(dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
                       collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
                       worker_init_fn=loader.worker_init_fn)
 
@@ -87,7 +114,8 @@ def split_batches(data, split: str, what: str):
         return data._loader(split)
     if callable(getattr(data, f"{split}_dataloader", None)) and not isinstance(data, DataLoader):
         data = module_loader(data, split)
-    data = in_order(as_batches(data))
+    # a sampler of its own (weighted, a subset) draws samples twice or leaves some out: folds would share samples
+    data = in_order(as_batches(data, what), strict=f"so that {what} is read whole, each sample once")
     if not hasattr(data, "__iter__"):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a {type(data).__name__}")

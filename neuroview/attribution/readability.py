@@ -23,8 +23,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import as_batches, series_input, unpack
-from ..core._utils import batch_labels, factory, require_neuroview
+from .._batch import as_batches, check_lengths, series_input, unpack
+from ..core._utils import batch_labels, factory, require_built, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -46,14 +46,17 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     readability of a decision depends on it, so it is part of the answer.
     """
     require_neuroview(net)
+    require_built(net)  # else its first batch builds a random head on the caller's network, and this reads it
     if hasattr(batches, "setup") and hasattr(batches, "test_dataloader"):  # a data module: which split is not ours to pick
         raise ValueError(f"batches: expected an iterable of batches (x, y) or (x, lengths, y), got a data module "
                          f"({type(batches).__name__}); pass one of its loaders, e.g. dm.test_dataloader()")
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
     device = factory(net).get("device")
-    for batch in as_batches(batches):
+    for batch in as_batches(batches, "batches"):
         x, lengths, y = unpack(batch, device)
+        if not rnn:
+            check_lengths(lengths, x, "batches")  # (x, y, other) read as (x, lengths, y) scored against `other`
         exp = net.explain(series_input(x, net, "batches"), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
         ks.append(exp.k90(per_sample=True))
         shares.append(exp.top_share(10, per_sample=True))

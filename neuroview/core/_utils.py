@@ -69,6 +69,18 @@ def require_neuroview(net, what: str = "net") -> None:
                         f"got {type(net).__name__}")
 
 
+def require_built(net, what: str = "net") -> None:
+    """A network wrapped lazily (``nv.wrap(model, num_classes)`` without ``input_shape``, no batch seen) has no
+    classifier yet: a function reading its decisions would build a random one on the caller's network and read it."""
+    ensemble = isinstance(getattr(net, "members", None), nn.ModuleList)
+    lazy = [i for i, m in enumerate(net.members if ensemble else [net]) if getattr(m, "classifier", None) is None]
+    if lazy:
+        whose = f"members {lazy} of an Ensemble have" if ensemble else f"a {type(net).__name__} has"
+        raise ValueError(f"{what}: expected a trained NeuroView network, got one whose classifier was never built ({whose} "
+                         "no head: wrapped without input_shape or example_input, and no batch seen); train it first, or "
+                         "build it with example_input= (or input_shape=) and train it")
+
+
 def as_labels(y, what: str = "y") -> Tensor:
     """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
     float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone

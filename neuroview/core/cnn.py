@@ -294,9 +294,9 @@ class NeuroViewCNN(nn.Module):
         read. For any class c, ``for_class(c).sum(-1) + bias[c] == logits[:, c] == net.eval()(x)[:, c]``.
         With ``maps=True`` the per-position code maps are kept for :meth:`CNNExplanation.spatial_map`.
         ``baseline``: the codes the contributions are taken against. ``None`` (zero codes: the bias is the
-        classifier's own), ``"mean"`` (the training split's mean code, from the normalization's statistics:
-        a running estimate, exact after :func:`neuroview.sparsify`; the bias is then the logit of the
-        average sample) or a ``[U]`` tensor (:func:`neuroview.mean_codes` computes it exactly). Either way
+        classifier's own), ``"mean"`` (the training split's mean code, from the normalization's statistics: a running
+        estimate, exact after :func:`neuroview.sparsify` but for a bfloat16 head's rounding; the bias is then the logit
+        of the average sample) or a ``[U]`` tensor (:func:`neuroview.mean_codes` computes it exactly). Either way
         the contributions plus ``exp.bias`` sum to the logit. Every submodule keeps its train/eval mode.
         """
         restore = restore_modes(self)

@@ -328,8 +328,8 @@ class CNNExplanation(Explanation):
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
         kw = super()._from_state(t, meta)
-        kw["units"] = [(s, ch) for s, ch in meta["units"]]
-        kw["site_slices"] = {k: slice(a, b) for k, (a, b) in meta["site_slices"].items()}
+        width = next(t.shape[-1] for t in (kw["codes"], kw["weight"], kw["contributions"]) if t is not None)
+        kw["units"], kw["site_slices"] = saving.unit_layout(meta, width)  # checked against the tensors
         if "code_maps" in meta:
             kw["code_maps"] = {name: t[f"code_maps.{i}"] for i, name in enumerate(meta["code_maps"])}
         return kw

@@ -146,3 +146,15 @@ def uninstall(owner: nn.Module, backbone: nn.Module) -> None:
             if hook is not None:
                 hook.users.discard(owner)
                 _release([(weakref.ref(module), hook)])
+
+
+def keep_unwrapped(net: nn.Module):
+    """The NeuroView-CNNs in ``net`` that their user unwrapped (``unwrap()``: sites found, no hooks): the
+    returned function takes the hooks off them again, after a pass that promised to leave ``net`` as it was."""
+    unwrapped = [m for m in net.modules() if getattr(m, "_installed", True) is False and getattr(m, "sites", None)]
+
+    def again() -> None:
+        for m in unwrapped:
+            uninstall(m, m.backbone)
+            m._installed = False
+    return again

@@ -68,3 +68,22 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
         raise ValueError(f"path: {tensors_path} does not match its sidecar {meta_path.name} (SHA-256 differs); save the explanation again")
     return meta["type"], {k: v.to(device) for k, v in st_load(data).items()}, meta
+
+
+def unit_layout(meta: dict, width: int) -> tuple[list[tuple[str, int]], dict[str, slice]]:
+    """A CNN explanation's ``(units, site_slices)`` from its sidecar, checked against the ``width`` of its
+    codes: the SHA-256 covers the tensors only, and a sidecar edited or taken from another explanation
+    gave tables with fewer rows than there are units (or wrong names) without a word."""
+    try:
+        units = [(str(s), int(ch)) for s, ch in meta["units"]]
+        slices = {str(k): slice(int(a), int(b)) for k, (a, b) in meta["site_slices"].items()}
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"path: its sidecar's units or site_slices are not as save() writes them ({e!r}); save the "
+                         "explanation again") from e
+    ends = sorted((s.start, s.stop) for s in slices.values())
+    tiled = [a for a, _ in ends] == [0] + [b for _, b in ends][:-1] and (ends[-1][1] if ends else 0) == width
+    if len(units) != width or not tiled:
+        raise ValueError(f"path: its sidecar lists {len(units)} units over sites covering {ends[-1][1] if ends else 0} "
+                         f"columns, its tensors hold codes of {width} units; the two files do not belong together "
+                         "(edited, or from another explanation): save the explanation again")
+    return units, slices

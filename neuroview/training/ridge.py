@@ -109,19 +109,21 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     z = (f.double() - mean) / std
     w, b, best, mse = ridge_loo(z, y, out.num_classes, alphas)
     with torch.no_grad():
-        # logits = (w / std) (f - mean) + b: the standardization goes into the weights, and the
-        # head's normalization keeps only the training mean (a unit variance, which any CodeNorm
-        # reads back as a scale of 1), so a checkpoint loads into a plain nv_minirocket unchanged
+        # logits = (w / std) (f - mean) + b. The head's normalization keeps the training statistics, so that
+        # unit_importance(standardized=True) is the weight on each code's own scale (it read 1 where they were
+        # folded into the weights); the classifier's weight is (w / std) over the normalization's eval scale
+        # (its variance floored, plus eps), which gives back w / std applied to the codes
+        weight = w / std
         if out.norm is not None:
             out.norm.running_mean.copy_(mean)
-            out.norm.running_var.fill_(1.0 - out.norm.eps)
+            out.norm.running_var.copy_(var)
             out.norm.num_batches_tracked.fill_(1)
-            shift = torch.zeros_like(b)
+            weight, shift = weight / out.norm.scale(torch.float64), torch.zeros_like(b)
         else:
             shift = (w / std) @ mean
         if getattr(out, "step_shared", None) is not None:
             out.step_shared.weight.zero_()  # an RNN's shared part, added to the weight: the classifier alone holds the ridge
-        out.classifier.weight.copy_((w / std).to(out.classifier.weight.dtype))
+        out.classifier.weight.copy_(weight.to(out.classifier.weight.dtype))
         out.classifier.bias.copy_((b - shift).to(out.classifier.bias.dtype))
     acc = 100.0 * float(((z @ w.T + b).argmax(1) == y).double().mean())
     out.ridge = RidgeFit(alphas, tuple(mse.tolist()), alphas[best], acc)

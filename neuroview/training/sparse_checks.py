@@ -9,13 +9,16 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import torch
 from torch import Tensor, nn
 
+from ..core._utils import require_built
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_path", "warn_unmet"]
+__all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_labels", "check_path", "check_val",
+           "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -34,17 +37,17 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
                         f"NeuroView-CNNs, got {_kind(net)}")
     check_built(net)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:
         raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+    if not isinstance(folds, numbers.Integral) or isinstance(folds, bool) or folds < 2:
         raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
-    if isinstance(deviance, bool) or not isinstance(deviance, (int, float)) or not 0 <= deviance <= 1:
+    if isinstance(deviance, bool) or not isinstance(deviance, numbers.Real) or not 0 <= deviance <= 1:
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
     check_budget(net, max_k90, max_k90_steps, k90_quantile)
-    if distill is not None and (isinstance(distill, bool) or not isinstance(distill, (int, float)) or not 0 < distill < float("inf")):
+    if distill is not None and (isinstance(distill, bool) or not isinstance(distill, numbers.Real) or not 0 < distill < float("inf")):
         raise ValueError(f"distill: expected None or a temperature > 0, got {distill!r}")
     for name, value in (("max_units_per_class", max_units_per_class), ("max_steps_per_class", max_steps_per_class)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")
     if max_steps_per_class is not None and not isinstance(net, NeuroViewRNN):
         raise ValueError(f"max_steps_per_class: a cap in time steps needs a NeuroViewRNN, got {type(net).__name__} "
@@ -55,24 +58,15 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
     return groups
 
 
-def check_built(net) -> None:
-    """A network wrapped lazily (``nv.wrap(model, num_classes)`` without ``input_shape``, no batch seen) has no
-    classifier yet: sparsify would build a random one on the caller's network and take it for the dense reference."""
-    members = list(net.members) if isinstance(net, Ensemble) else [net]
-    lazy = [i for i, m in enumerate(members) if getattr(m, "classifier", None) is None]
-    if lazy:
-        whose = f"members {lazy} of an Ensemble have" if isinstance(net, Ensemble) else f"a {type(net).__name__} has"
-        raise ValueError(f"net: expected a trained NeuroView network, got one whose classifier was never built ({whose} "
-                         "no head: wrapped without input_shape or example_input, and no batch seen); train it first, or "
-                         "build it with example_input= (or input_shape=) and train it, then sparsify")
+check_built = require_built  # re-exported: sparsify's and finetune's name for it
 
 
 def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> None:
     """A readability budget's arguments (:func:`.sparsify.sparsify`, :func:`.sparse_finetune.finetune_sparse`)."""
     for name, value, what in (("max_k90", max_k90, "contributions"), ("max_k90_steps", max_k90_steps, "steps")):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 1):
             raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
-    if isinstance(k90_quantile, bool) or not isinstance(k90_quantile, (int, float)) or not 0 < k90_quantile <= 1:
+    if isinstance(k90_quantile, bool) or not isinstance(k90_quantile, numbers.Real) or not 0 < k90_quantile <= 1:
         raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
     if max_k90_steps is not None and not isinstance(net, NeuroViewRNN):
         raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
@@ -98,6 +92,26 @@ def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed: expected an int (the folds' shuffle), got {seed!r}")
 
+
+
+def check_labels(y: Tensor, num_classes: int) -> None:
+    """The training split's labels: at least 2 classes, and every class of the network (a head fitted
+    without a class learns never to predict it)."""
+    classes = torch.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
+    if len(classes) < num_classes:
+        absent = sorted(set(range(num_classes)) - set(classes.tolist()))
+        raise ValueError(f"train: expected samples of each of the network's {num_classes} classes, got none of "
+                         f"class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them never "
+                         "predicts them: pass the whole training split")
+
+
+def check_val(val, batches) -> None:
+    """``val`` given, and no validation batches from it: a data module that carves none (cross-validation unasked)."""
+    if val is not None and batches is None:
+        raise ValueError(f"val: expected validation batches, got a {type(val).__name__} that carves no validation split "
+                         "(val_fraction 0); pass val=None for cross-validation on train, or a validation loader")
 
 
 def check_codes(feats: Tensor) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Iterator
 
 import torch
@@ -60,7 +61,7 @@ def _train_batches(data):
     unless it reads once (a generator: every epoch, the budget's check and the re-centring read it again)."""
     if hasattr(data, "train_dataloader") and hasattr(data, "setup"):
         return module_loader(data, "train")  # set up once: a random split in setup would change at every epoch
-    data = as_batches(data)
+    data = as_batches(data, "train")
     if isinstance(data, Iterator):  # the second epoch would find it empty, and say the loader was empty
         raise TypeError(f"train: expected batches that can be read again (a DataLoader, a list of batches or a data "
                         f"module: every epoch reads them, then the re-centring), got a one-shot {type(data).__name__}; "
@@ -77,12 +78,12 @@ def _check(net, epochs, lr, weight_decay, mode) -> None:
                          "builds and fits one")
     if getattr(net, "classifier", None) is None:
         raise ValueError("sparse: the network has no classifier yet (run one batch through it, or nv.sparsify it)")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     for name, value, low in (("lr", lr, "> 0"), ("weight_decay", weight_decay, ">= 0")):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or not (value > 0 if name == "lr" else value >= 0):
             raise ValueError(f"{name}: expected a finite number {low}, got {value!r}")
 
@@ -178,6 +179,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     """
     _check(sparse, epochs, lr, weight_decay, mode)
     check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
+    epochs, lr, weight_decay = int(epochs), float(lr), float(weight_decay)  # numpy's scalars as the record keeps them
     budget = max_k90 is not None or max_k90_steps is not None
     net = copy.deepcopy(sparse)
     net.train(mode == "train")
@@ -188,10 +190,14 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         net.norm.eval()  # the standardization sparsify fitted stays as it is
     weight = net.classifier.weight
     keep = (weight.detach() != 0).to(weight.dtype)
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params and epochs:  # AdamW's bare "optimizer got an empty parameter list"
+        raise ValueError("sparse: expected a network with parameters to train, got one whose parameters all have "
+                         "requires_grad=False (frozen); unfreeze what fine-tuning may change (requires_grad_(True))")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if params else None
     device = weight.device
     losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0
-    with own_rng(device):
+    with own_rng(device), torch.enable_grad():  # it trains, also where the caller is in a no_grad block
         torch.manual_seed(seed)
         for epoch in range(epochs):
             loss, skip = _epoch(net, train, opt, keep, mode)

@@ -18,7 +18,7 @@ where every class reads at least one unit. The reference:
   accuracy on it; the path is fitted on all of ``train`` and scored on ``val``;
 - without it, validation is carved from the training split by ``folds``-fold cross-validation:
   every fold fits the path on the other folds and scores the held-out one; the reference is the
-  path's best point, scored the same way (the dense network has seen those samples, so its own
+  path's best point where every class reads a unit, scored the same way (the dense network has seen those samples, so its own
   accuracy on them says nothing). The chosen penalty is then refitted on the whole training split.
 
 An :class:`~neuroview.core.ensemble.Ensemble` of NeuroView-CNNs (a recipe's ``members: 5``) gets
@@ -57,15 +57,16 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import series_input, split_batches, unpack
+from .._batch import check_lengths, series_input, split_batches, unpack
 from ..core._utils import batch_labels, factory, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
+from ..core.hooks import keep_unwrapped
 from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
-from .sparse_checks import check_args, check_codes, check_path, warn_unmet
+from .sparse_checks import check_args, check_built, check_codes, check_labels, check_path, check_val, warn_unmet
 from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accuracy, point_losses,  # noqa: F401
                             point_sparsity, register_plotter, stratified_folds, walked_path)
 
@@ -86,44 +87,47 @@ def _is_rnn(net: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def _features(net: nn.Module, batches: Iterable, what: str) -> tuple[Tensor, Tensor]:
-    """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept)."""
-    restore = restore_modes(net)  # a module's own train() override gets its call back
+def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept);
+    ``labels=False``: batches may come without labels, and y is None."""
+    restore, unwrap = restore_modes(net), keep_unwrapped(net)  # modes (a train() override gets its call); no hooks
     net.eval()
     feats, ys = [], []
     device = factory(net).get("device")
     try:
         for batch in batches:
             x, lengths, y = unpack(batch, device)  # loaders give CPU batches
-            if y is None:
+            if y is None and labels:
                 raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
             if _is_rnn(net):
                 f = net.features(series_input(x, net, what), lengths).flatten(1)
             else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
+                check_lengths(lengths, x, what)
                 on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
                 step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
                 f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
             feats.append(f.to(torch.promote_types(f.dtype, torch.float32)))  # float64 codes keep their mean
-            ys.append(batch_labels(y, len(f), net.num_classes, what).to(f.device))
+            if labels:
+                ys.append(batch_labels(y, len(f), net.num_classes, what).to(f.device))
     finally:
-        restore()
+        restore(), unwrap()
     if not feats:
         raise ValueError(f"{what}: expected at least one batch, got an empty loader")
-    return torch.cat(feats), torch.cat(ys)
+    return torch.cat(feats), torch.cat(ys) if labels else None
 
 
 def _batches(data, split: str):
-    """A data module's split, unshuffled and without augmentation; a DataLoader in order (a shuffled one rebuilt:
-    the cross-validation's folds follow the order the samples arrive in); one batch ``(x, y)`` as a list of it;
-    any other iterable as it is (:func:`neuroview._batch.split_batches`)."""
+    """``data``'s whole ``split`` in order, unaugmented (:func:`neuroview._batch.split_batches`)."""
     return split_batches(data, split, split)
 
 
 def mean_codes(net: nn.Module, train) -> Tensor:
     """The training split's mean code ``[U]`` (CNN) or mean hidden states ``[L, D, T, H]`` (RNN):
-    the honest baseline of ``net.explain(x, baseline=...)``. ``train`` as in :func:`sparsify`."""
+    the honest baseline of ``net.explain(x, baseline=...)``. ``train`` as in :func:`sparsify` (labels
+    not needed: batches of bare inputs too)."""
     require_neuroview(net)
-    f, _ = _features(net, _batches(train, "train"), "train")
+    check_built(net)  # else its first batch builds a random head on the caller's network
+    f, _ = _features(net, _batches(train, "train"), "train", labels=False)
     m = f.mean(0)
     return m.reshape(net.feature_shape) if _is_rnn(net) else m
 
@@ -195,9 +199,9 @@ def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None, m
     return k_share(c, 0.9).cpu()
 
 
-def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None, t=None):
+def _validate(net, norm, z, y, val_feats, fit, relaxed, folds, seed, cap=None, t=None):
     """``(path on all of z, validation accuracy [P], validation losses [P, N], reference, how)``:
-    scored on ``val_batches`` when there are some, else by cross-validation on ``z`` itself. Points
+    scored on ``val_feats`` (``(features, labels)`` of the validation batches) when there are some, else by cross-validation on ``z`` itself. Points
     are fitted to ``t`` (``[N, C]`` soft targets) where given, else to ``y``; scored against ``y``.
 
     The path is walked point by point (every fold in step) and stops at the first point that
@@ -205,8 +209,8 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None,
     in cross-validation. Later points are denser, so the sparsest point within tolerance is among
     those walked."""
     t = y if t is None else t
-    if val_batches is not None:
-        vf, vy = _features(net, val_batches, "val")
+    if val_feats is not None:
+        vf, vy = val_feats
         with torch.no_grad():
             vz = norm(vf).float()
             # the folded, eval-mode decision, without switching the caller's network to eval
@@ -239,10 +243,7 @@ def _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap=None,
             means = [float(v.mean()) for v in losses]
             if len(means) > 3 and min(means[-3:]) >= min(means[:-3]) and accs[-1] >= reference:
                 break  # three points without a better validation loss, and the reference reached
-    val_acc = torch.tensor(accs)
-    if val_batches is None:
-        reference = float(val_acc.max())
-    return path, val_acc, torch.stack(losses), reference, how
+    return path, torch.tensor(accs), torch.stack(losses), reference if val_feats is not None else None, how
 
 
 @dataclass
@@ -267,19 +268,29 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
           caps=(None, None), distill=None) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
     check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
-    a = float(l1_ratio) if l1_ratio is not None else 1.0
     feats, y = _features(net, _batches(train, "train"), "train")
-    classes = torch.unique(y)
-    if len(classes) < 2:
-        raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
+    check_labels(y, net.num_classes)
     check_codes(feats)
+    val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
+    check_val(val, val_batches)
+    val_feats = None if val_batches is None else _features(net, val_batches, "val")
     sparse = copy.deepcopy(net).eval()
+    sparse.__dict__.pop("finetuned", None)  # a fine-tuned network sparsified again: its head is refitted here
     if _is_rnn(sparse):
         sparse.merge_shared()  # one weight per hidden state (shared_steps), which the path replaces
     if isinstance(sparse, Ensemble) and sparse.classifier is None:
         sparse.build_head(feats.shape[1])  # one head over every member's units, in place of their mean
     if sparse.norm is None:  # the path is fitted on standardized features; the fold keeps it one linear map
         sparse.norm = CodeNorm(feats.shape[1], device=feats.device, dtype=feats.dtype)
+    with torch.autocast(feats.device.type, enabled=False):  # the solver in float32 under a caller's autocast too
+        return _path(net, sparse, feats, y, val_feats, groups=groups, l1_ratio=l1_ratio, points=points, ratio=ratio,
+                     fit_args=(relaxed, folds, seed), max_iter=max_iter, q=q, caps=caps, distill=distill)
+
+
+def _path(net, sparse, feats, y, val_feats, *, groups, l1_ratio, points, ratio, fit_args, max_iter, q, caps,
+          distill) -> _Walk:
+    """:func:`_walk`'s path on the training features, the sparse copy's normalization set to theirs."""
+    a = float(l1_ratio) if l1_ratio is not None else 1.0
     norm = sparse.norm
     with torch.no_grad():
         norm.running_mean.copy_(feats.mean(0))
@@ -295,11 +306,13 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     gid = _group_ids(net, groups)
     lambdas = lambda_grid(z, y if t is None else t, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
     fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
-    val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
     steps = _group_ids(net, "step") if _is_rnn(net) else None
     cap = None if caps == (None, None) else partial(cap_weights, steps=steps, max_units=caps[0], max_steps=caps[1])
-    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_batches, fit, relaxed, folds, seed, cap, t)
+    relaxed, folds, seed = fit_args
+    path, val_acc, val_loss, reference, how = _validate(net, norm, z, y, val_feats, fit, relaxed, folds, seed, cap, t)
     units, grp, fewest = point_sparsity([w for w, _ in path], gid)
+    if reference is None:  # cross-validation: the path's best point, of those where every class reads a unit if any
+        reference = float(val_acc[fewest > 0].max() if bool((fewest > 0).any()) else val_acc.max())
     k90 = torch.stack([_k90(pt, z).float().quantile(q) for pt in path])
     k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps).float().quantile(q) for pt in path])
     return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp, fewest)

@@ -205,5 +205,9 @@ def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: fl
         ok = ((val_acc >= reference - tolerance) & reads & kept).nonzero()[:, 0]
     if not len(ok):
         ok = ((val_acc == val_acc[reads].max()) & reads).nonzero()[:, 0]
+        if float(val_acc[ok[0]]) < reference - tolerance:  # kept below the tolerance, which said it would not be
+            warnings.warn(f"sparsify: no point of the path it may keep is within tolerance={tolerance:g} points of the "
+                          f"reference ({reference:.1f}%); kept the most accurate, {float(val_acc[ok[0]]):.1f}% on "
+                          "validation (sparse.sparsity_path has every point)", UserWarning, stacklevel=3)
     key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
     return int(ok[min(range(len(key)), key=key.__getitem__)])

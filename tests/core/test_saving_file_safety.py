@@ -1,7 +1,9 @@
 """Interrupted writes leave the earlier files whole: an explanation's pair, a report folder; and an output
-folder that is a symlink is written through, one with a file in its way refused by name."""
+folder that is a symlink is written through, one with a file in its way refused by name; a sidecar that does
+not fit its tensors refused."""
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +13,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 import neuroview as nv  # noqa: E402
 import neuroview.core.saving as saving  # noqa: E402
@@ -150,3 +153,27 @@ def test_a_file_in_the_way_of_the_folder_is_refused_by_name(tmp_path):
             ran.append(True)
     assert not ran and (tmp_path / "afile").read_text() == "precious"
     assert sorted(os.listdir(tmp_path)) == ["afile"]
+
+
+@pytest.mark.parametrize("edit", ["drop_units", "shift_slices", "not_pairs"])
+def test_a_sidecar_that_does_not_fit_its_tensors_is_refused(tmp_path, edit):
+    """The SHA-256 covers the tensors only: a sidecar edited (or from another explanation) loaded without a word,
+    and its tables dropped units (42 rows of 60) or named them wrongly."""
+    torch.manual_seed(0)
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 6, 3), nn.ReLU()), 3,
+                          input_shape=(1, 16)).eval()
+    exp = net.explain(torch.randn(2, 1, 16))
+    exp.save(tmp_path / "e.safetensors")
+    back = nv.Explanation.load(tmp_path / "e.safetensors")
+    assert back.units == exp.units and len(back.to_records()) == 2 * 3 * 10  # as saved: loads as it was
+    side = tmp_path / "e.json"
+    meta = json.loads(side.read_text())
+    if edit == "drop_units":
+        meta["units"] = meta["units"][:-3]
+    elif edit == "shift_slices":
+        meta["site_slices"] = {k: [a + 1, b + 1] for k, (a, b) in meta["site_slices"].items()}
+    else:
+        meta["units"] = [u[0] for u in meta["units"]]
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"path: its sidecar"):
+        nv.Explanation.load(tmp_path / "e.safetensors")
