@@ -220,3 +220,15 @@ def test_a_ridge_head_keeps_each_codes_scale_for_standardized_importance(trained
     varies = std > 1e-3 * std.mean()  # away from the normalization's variance floor
     torch.testing.assert_close(fit.unit_importance(standardized=True)[:, varies], (raw * std)[:, varies],
                                rtol=1e-3, atol=1e-6)
+
+
+def test_the_report_reads_unlabelled_gallery_data(tmp_path):
+    """Its baseline, the mean code of gallery_data, needed labels that the gallery itself does not."""
+    pytest.importorskip("matplotlib").use("Agg")
+    from neuroview.viz.report import write_report
+
+    torch.manual_seed(0)
+    cnn = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 3, 3), nn.ReLU()), 2, input_shape=(1, 10)).eval()
+    x = torch.randn(12, 1, 10)
+    write_report(cnn, x[:4], None, tmp_path / "r", progress=False, examples=2, gallery_data=[x])
+    assert (tmp_path / "r" / "index.html").is_file()
