@@ -8,7 +8,7 @@ runs all ``k`` members at once. :class:`BatchedPass` fills that grouped network 
 own tensors at each call (``torch.func.functional_call`` over their concatenation, which autograd
 differentiates back to each member), so the members stay the model: their parameters are what
 the optimizer steps, the state dict saves and DDP reduces. BatchNorm's running statistics are
-written back into every member after a training pass. NeuroView members' codes come from the
+written back into every member after a training pass, each member's count counted on its own. NeuroView members' codes come from the
 grouped network wrapped as one NeuroViewCNN (its sites found once, checked against the members');
 each member then decides with its own head on its own units, the heads side by side too
 (:func:`grouped_heads`: one batched product). Logits, gradients and statistics equal the members'
@@ -19,14 +19,20 @@ Imports only torch and :mod:`neuroview.core`.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn.modules import module as _module
+from torch.nn.utils import parametrize
 
+from ._utils import own_rng
 from .cnn import NeuroViewCNN
 from .head import CodeNorm, _batch_stats, head_dtype
+from .hooks import _ACTIVE, Hook
 
-__all__ = ["BatchedPass", "grouped_fold", "grouped_heads"]
+__all__ = ["BatchedPass", "current_pass", "grouped_fold", "grouped_heads", "watched"]
 
 
 def _backbone(member: nn.Module) -> nn.Module:
@@ -34,8 +40,8 @@ def _backbone(member: nn.Module) -> nn.Module:
 
 
 def why_not_batchable(members: list[nn.Module]) -> str | None:
-    """Why the members cannot run in one grouped pass (no grouped form, shapes or NeuroView settings
-    that differ), or None where they can."""
+    """Why the members cannot run in one grouped pass (no grouped form, shapes, settings that differ, parametrized
+    tensors), or None where they can."""
     first = _backbone(members[0])
     if not callable(getattr(first, "grouped", None)):
         return f"{type(first).__name__} has no grouped form (.grouped(k), as LITE's)"
@@ -44,31 +50,100 @@ def why_not_batchable(members: list[nn.Module]) -> str | None:
     shapes = [{n: (t.shape, t.dtype) for n, t in _backbone(m).state_dict().items()} for m in members]
     if any(s != shapes[0] for s in shapes[1:]):
         return "the members differ in shape or dtype (their tensors cannot be laid side by side)"
-    # settings that are no tensors (BatchNorm's eps and momentum, a dropout's p ...): the grouped pass runs the first's
-    settings = [[(n, type(mod).__name__, mod.extra_repr()) for n, mod in _backbone(m).named_modules()] for m in members]
-    if any(s != settings[0] for s in settings[1:]):
-        diff = next((a, b) for s in settings[1:] for a, b in zip(settings[0], s) if a != b)
-        return f"the members' modules differ in settings that are no tensors ({diff[0][0]!r}: {diff[0][2]} / {diff[1][2]})"
-    if isinstance(members[0], NeuroViewCNN):
-        keys = [(m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items())),
-                 tuple(n for n, _, _ in m._targets)) for m in members]
-        if any(k != keys[0] for k in keys[1:]):
-            return "the members' NeuroView settings (quantizer, tau, grad_state, layers ...) differ"
+    return _why_not_now(members, [_settings(m) for m in members])
+
+
+_PLAIN = (int, float, str, bool, tuple, type(None))
+
+
+def _settings(m: nn.Module) -> tuple:
+    """What the grouped pass runs a member with that is no tensor: its modules' kinds and plain settings
+    (BatchNorm's eps and momentum, a dropout's p ...; read from ``vars``, which torch.compile traces where it
+    breaks its graph on ``extra_repr``) and a NeuroView member's own (quantizer, tau, grad_state, layers ...)."""
+    mods = tuple((n, type(mod), tuple((a, v) for a, v in vars(mod).items() if a[0] != "_" and a != "training"
+                                      and isinstance(v, _PLAIN))) for n, mod in _backbone(m).named_modules())
+    if not isinstance(m, NeuroViewCNN):
+        return mods, ()
+    return mods, (m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items())),
+                  tuple(n for n, _, _ in m._targets))
+
+
+def _why_not_now(members: list[nn.Module], settings: list[tuple]) -> str | None:
+    """:func:`why_not_batchable` of what can change after the ensemble is built: each member's ``settings``."""
+    # the grouped network's weights are plain tensors: a parametrization's (weight_norm ...) has no place there
+    para = next(((i, n) for i, m in enumerate(members) for n, mod in _backbone(m).named_modules()
+                 if parametrize.is_parametrized(mod)), None)
+    if para is not None:
+        return (f"member {para[0]}'s module {para[1]!r} has parametrized tensors (torch.nn.utils.parametrize, "
+                "as weight_norm gives), which the grouped network does not have")
+    # settings that are no tensors: the grouped pass runs the first's
+    if any(s[0] != settings[0][0] for s in settings[1:]):
+        i, name = next((i, a[0]) for i, s in enumerate(settings) for a, b in zip(settings[0][0], s[0]) if a != b)
+        a, b = (getattr(dict(_backbone(members[j]).named_modules()).get(name), "extra_repr", lambda: "absent")()
+                for j in (0, i))
+        return f"the members' modules differ in settings that are no tensors ({name!r}: {a} / {b})"
+    if any(s[1] != settings[0][1] for s in settings[1:]):
+        return "the members' NeuroView settings (quantizer, tau, grad_state, layers ...) differ"
     return None
+
+
+def watched(members: list[nn.Module]) -> bool:
+    """Whether something outside the ensemble watches the members' own modules, which the grouped pass would not
+    call: a NeuroView pass recording around this call (an outer wrap's hooks on them: ``nv.wrap(ensemble)``), an
+    ablation, torch's global module hooks, or a hook of anyone's but the members' own NeuroView ones."""
+    if getattr(_ACTIVE, "recs", ()) or any(getattr(m, "_codes_hook", None) is not None for m in members):
+        return True  # (a member's own Hooks record only its own pass, and only while one is recording)
+    if (_module._global_forward_hooks or _module._global_forward_pre_hooks or _module._global_backward_hooks
+            or _module._global_backward_pre_hooks):
+        return True
+    return any(not isinstance(h, Hook) for m in members for mod in m.modules()
+               for h in (*mod._forward_hooks.values(), *mod._forward_pre_hooks.values(),
+                         *mod._backward_hooks.values(), *mod._backward_pre_hooks.values()))
+
+
+def current_pass(cached: BatchedPass | None, members: list[nn.Module], x: Tensor, warn: bool) -> BatchedPass | None:
+    """The grouped pass of the members as they are now: ``cached`` where they still have the device, dtype and
+    settings it was built with, else a new one; None where their settings now differ from each other (then they
+    run one by one; under ``batched=True`` with the warning the ensemble gives at construction)."""
+    settings = [_settings(m) for m in members]
+    p, nv = next(_backbone(members[0]).parameters()), isinstance(members[0], NeuroViewCNN)
+    key = (p.device, p.dtype, settings[0], any(getattr(m, "check_finite", False) for m in members))
+    if (cached is not None and cached.key == key and all(s == settings[0] for s in settings[1:])
+            and not (nv and any(m.sites is None for m in members))):
+        return cached
+    why = _why_not_now(members, settings)
+    if why is not None:
+        if warn:
+            warnings.warn(f"batched: {why}; the members run one by one", stacklevel=4)
+        return None
+    if nv:
+        members[0]._check_input(x)  # as a member's own pass does first: x of another dtype fails the discovery below
+        for m in members:
+            if m.sites is None:
+                m.discover(x)
+    return _new_pass(members, x, key)
+
+
+@torch.compiler.disable  # built eagerly, once: under torch.compile its construction is no part of a graph
+def _new_pass(members: list[nn.Module], x: Tensor, key: tuple) -> BatchedPass:
+    # its layers' initial weights are the members' own, copied in: drawn from the caller's RNG, they moved a training
+    # loader's shuffle (batched and apart trained on other batch orders; a resumed batched run left the uninterrupted one)
+    with own_rng(x.device):
+        return BatchedPass(members, x, key)
 
 
 class BatchedPass:
     """The grouped network of ``k`` members, filled with their tensors at each call (see the module docstring).
 
     Not an ``nn.Module`` of the ensemble: it holds no state of its own that counts (placeholders),
-    is rebuilt where the members' device or dtype changes, and never enters a state dict.
+    is rebuilt where the members' device, dtype or settings change (``key``: :func:`current_pass`), and
+    never enters a state dict.
     """
 
-    def __init__(self, members: list[nn.Module], x: Tensor):
-        m0, self.k = members[0], len(members)
+    def __init__(self, members: list[nn.Module], x: Tensor, key: tuple):
+        m0, self.k, self.key = members[0], len(members), key
         p = next(_backbone(m0).parameters())
         shell = _backbone(m0).grouped(self.k).to(device=p.device, dtype=p.dtype)
-        self.key = (p.device, p.dtype)
         self.nv = isinstance(m0, NeuroViewCNN)
         if self.nv:
             # the members' own sites (layers=...): the grouped network keeps their module names; only those
@@ -77,7 +152,7 @@ class BatchedPass:
             shell = NeuroViewCNN(shell, m0.num_classes, quantizer=m0.quantizer, tau=m0.tau, grad_state=m0.grad_state,
                                  unit_axis=m0.unit_axis, stop_early=m0.stop_early,
                                  layers=[n for n, _, _ in m0._targets if n in called]).to(device=p.device, dtype=p.dtype)
-            shell.check_finite = m0.check_finite
+            shell.check_finite = key[3]  # a NaN any member would refuse
             with torch.no_grad():
                 shell.eval().discover(x)
             want = [(s.name, s.channels * self.k, s.points, s.from_input, s.axis) for s in m0.sites]
@@ -96,52 +171,57 @@ class BatchedPass:
         inner = shell.backbone if self.nv else shell
         self.params = [n for n, _ in inner.named_parameters()]
         self.buffers = [n for n, _ in inner.named_buffers()]
-        # what a training pass writes: the BatchNorms' statistics (LITE's fixed filters, buffers too, never change)
-        self.stats = [f"{name}.{b}" if name else b for name, mod in inner.named_modules()
-                      if isinstance(mod, nn.modules.batchnorm._BatchNorm) for b, _ in mod.named_buffers(recurse=False)]
         self.prefix = "net.backbone." if self.nv else ""
 
-    def _sync_modes(self, m0: nn.Module, eval_mode: bool = False) -> bool:
+    def _sync_modes(self, m0: nn.Module, eval_mode: bool = False) -> list[tuple[str, bool]]:
         """Each layer of the grouped network in its member counterpart's mode (a frozen BatchNorm stays
         frozen), or every layer in eval mode (``eval_mode``: what the members would be under
         ``eval()``, without switching theirs), each BatchNorm with its momentum and eps (precise BN
-        sets ``momentum=None`` for a pass). Whether a BatchNorm will update its statistics."""
+        sets ``momentum=None`` for a pass). The BatchNorms that will update their statistics (what a training
+        pass writes; LITE's fixed filters, buffers too, never change): each one's name, and whether its
+        average is cumulative (``momentum=None``)."""
         inner, src = (self.shell.net.backbone, m0.backbone) if self.nv else (self.shell, m0)
         mods = dict(src.named_modules())
-        updates = False
+        updates = []
         for name, mod in inner.named_modules():
             twin = mods.get(name)
             mod.training = False if eval_mode else twin.training if twin is not None else src.training
             if isinstance(mod, nn.modules.batchnorm._BatchNorm) and twin is not None:
                 mod.momentum, mod.eps = twin.momentum, twin.eps
-                updates |= mod.training and mod.track_running_stats
+                if mod.training and mod.track_running_stats:
+                    updates.append((f"{name}." if name else "", mod.momentum is None))
         if self.nv:
             self.shell.training = self.shell.net.training = m0.training and not eval_mode
         return updates
 
-    def __call__(self, members: list[nn.Module], x: Tensor, eval_mode: bool = False) -> Tensor:
+    def __call__(self, members: list[nn.Module], x: Tensor, eval_mode: bool = False) -> Tensor | None:
         """``[B, k * U]``: every member's codes (NeuroView members; pooled features otherwise), member
         after member, each in its own order: what ``torch.cat`` of the members' own would give; with
-        ``eval_mode``, what they would give in eval mode (the members' own modes untouched)."""
+        ``eval_mode``, what they would give in eval mode (the members' own modes untouched). None where
+        the members must run one by one (BatchNorm counts that differ under ``momentum=None``)."""
         bbs = [_backbone(m) for m in members]
         updates = self._sync_modes(members[0], eval_mode)
         # each member's tensors by name, read once a call (one walk of its modules, not one per name)
         params, bufs = [dict(b.named_parameters()) for b in bbs], [dict(b.named_buffers()) for b in bbs]
+        counts = [f"{n}num_batches_tracked" for n, _ in updates]
+        # momentum=None: a BatchNorm weighs the batch by 1 / (count + 1), and the grouped one has one count, member
+        # 0's; members with other counts run one by one, exact (a rescaled update of each would round differently)
+        if any(cum and not torch.equal(b[c], bufs[0][c]) for (_, cum), c in zip(updates, counts) for b in bufs[1:]):
+            return None
         tensors = _side_by_side(self.params, params, self.prefix)
         scalars = [n for n in self.buffers if bufs[0][n].dim() == 0]
         tensors.update(_side_by_side([n for n in self.buffers if n not in scalars], bufs, self.prefix))
-        for n in scalars:  # a scalar (num_batches_tracked) is every member's: the first's, copied to the others below
+        for n in scalars:  # a scalar (num_batches_tracked) has one place: member 0's, counted on in place by the pass
             tensors[self.prefix + n] = bufs[0][n]
         out = functional_call(self.shell, tensors, (x,))
         if updates:  # BatchNorm updated the concatenated statistics in place: back to each member
-            dst, src = [], []
-            for n in self.stats:
-                t = tensors[self.prefix + n]
-                parts = t.chunk(self.k) if t.dim() else [t] * self.k
-                dst += [b[n] for b in bufs]
-                src += parts
+            stats = [f"{n}{b}" for n, _ in updates for b in ("running_mean", "running_var")]
+            dst = [b[n] for n in stats for b in bufs]
+            src = [part for n in stats for part in tensors[self.prefix + n].chunk(self.k)]
             with torch.no_grad():
                 torch._foreach_copy_(dst, src)  # one multi-tensor launch on a GPU, where the step is launch-bound
+                if self.k > 1:  # every other member's own count, one on (member 0's counted in the pass)
+                    torch._foreach_add_([b[c] for c in counts for b in bufs[1:]], 1)
         # NeuroView: one gather (one scatter in backward) puts each member's codes together, where a split
         # and a concatenation per site and member launched k times as many kernels
         return out.index_select(1, self.perm) if self.nv else out

@@ -21,11 +21,13 @@ gradient is exactly what it would be trained alone on the same batches.
 ``batched=True`` computes the members in one batched pass where their backbone has a grouped form
 (LITE: :mod:`neuroview.core.batched`): the same logits and gradients, each layer one call over all
 members instead of one per member. It falls back to the members one by one wherever something
-watches their own modules (a forward hook of yours, :func:`neuroview.attribution.ablation.ablate_units`), and ``explain``
-with code maps runs them so. ``batched="auto"`` batches on an accelerator, where a small step is
-launch-bound, and runs the members apart on the CPU, where a step is compute and the grouped pass
-paid nothing or cost (``benchmarks/ensemble_cost.py``: five LITEs' step 0.83x apart at 5 series of
-150 steps, 1.00x at 16, 1.26x at ACSF1's 10 of 1,460).
+watches their own modules (a forward hook of yours, a global module hook, an outer ``nv.wrap`` of the
+ensemble, :func:`neuroview.attribution.ablation.ablate_units`), where their settings come to differ
+(with the warning of construction), and ``explain`` with code maps runs them so; a setting changed on
+every member alike (``tau``) rebuilds the pass. ``batched="auto"`` batches on an accelerator, where a
+small step is launch-bound, and runs the members apart on the CPU, where a step is compute and the
+grouped pass paid nothing or cost (``benchmarks/ensemble_cost.py``: five LITEs' step 0.83x apart at 5
+series of 150 steps, 1.00x at 16, 1.26x at ACSF1's 10 of 1,460).
 
 A **global head** replaces that average with one classifier over every member's units, as a
 NeuroView-CNN's own head reads its units: ``logits = W norm(codes) + b`` with ``codes`` all
@@ -57,9 +59,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._utils import factory, own_rng
-from .batched import BatchedPass, grouped_fold, grouped_heads, why_not_batchable
+from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, watched, why_not_batchable
 from .cnn import NeuroViewCNN
-from .hooks import Hook
 from .explanation import CNNExplanation
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .readable import resolve_baseline
@@ -72,14 +73,6 @@ def _num_classes(net: nn.Module) -> int | None:
     n = getattr(net, "num_classes", None)
     heads = (getattr(net, h, None) for h in ("classifier", "fc", "head"))
     return n if n is not None else next((h.out_features for h in heads if isinstance(h, nn.Linear)), None)
-
-
-@torch.compiler.disable  # built eagerly, once: under torch.compile its construction is no part of a graph
-def _new_pass(members: list[nn.Module], x: Tensor) -> BatchedPass:
-    # its layers' initial weights are the members' own, copied in: drawn from the caller's RNG, they moved a training
-    # loader's shuffle (batched and apart trained on other batch orders; a resumed batched run left the uninterrupted one)
-    with own_rng(x.device):
-        return BatchedPass(members, x)
 
 
 def members_loss(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -110,7 +103,14 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module], batched: bool | str = False):
         super().__init__()
-        members = list(members)
+        # one network is no list of them: an nn.Sequential would iterate into its layers as members
+        one = not hasattr(members, "__iter__") or isinstance(members, nn.Module) and not isinstance(members, nn.ModuleList)
+        given = [] if one else list(members)
+        odd = sorted({type(m).__name__ for m in given if not isinstance(m, nn.Module)})
+        if one or odd:
+            got = f"one {type(members).__name__}" if one else f"a {type(members).__name__} holding {', '.join(odd)}"
+            raise TypeError(f"members: expected a list of networks (nn.Module), got {got}; pass [net, ...]")
+        members = given
         if not members:
             raise ValueError("members: expected at least one network, got none")
         first = {}
@@ -176,30 +176,20 @@ class Ensemble(nn.Module):
 
     def _batched(self, x: Tensor, eval_mode: bool = False) -> Tensor | None:
         """``[B, k * U]``: every member's codes (pooled features, standard members), member after member,
-        from one batched pass, or None where the members must run one by one: not ``batched``, or a
-        hook of someone else's on their modules."""
-        if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or self._watched():
+        from one batched pass, or None where the members must run one by one: not ``batched``, something
+        else watching their modules, or settings that now differ (:func:`~neuroview.core.batched.current_pass`)."""
+        if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or watched(list(self.members)):
             return None
         if not eval_mode and not self._same_modes():  # the grouped network has one mode a layer: member 0's
             return None
-        if self.neuroview and any(m.sites is None for m in self.members):
-            self.discover(x)
-        p = next(self.members[0].parameters())
-        if self._pass is None or self._pass.key != (p.device, p.dtype):
-            self._pass = _new_pass(list(self.members), x)
-        return self._pass(list(self.members), x, eval_mode)
+        self._pass = current_pass(self._pass, list(self.members), x, warn=self.batched is True)
+        return None if self._pass is None else self._pass(list(self.members), x, eval_mode)
 
     def _same_modes(self) -> bool:
         """Whether every member has each of its modules in the same train/eval mode as the others (one
         member frozen, or one BatchNorm of one, ran in member 0's mode in the batched pass: other logits)."""
         modes = [[mod.training for mod in m.modules()] for m in self.members]
         return all(s == modes[0] for s in modes[1:])
-
-    def _watched(self) -> bool:
-        if any(getattr(m, "_codes_hook", None) is not None for m in self.members):
-            return True
-        return any(not isinstance(h, Hook) for m in self.members for mod in m.modules()
-                   for h in (*mod._forward_hooks.values(), *mod._forward_pre_hooks.values()))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The mean of the members' logits (or the global head's decision); ``lengths`` is handed to each member
