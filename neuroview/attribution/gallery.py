@@ -94,7 +94,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
             CNN inputs must be floating-point (the window is measured by a gradient on them).
         units: CNN: indices into the code vector or ``(site, channel)`` pairs of ``net.units``;
             RNN: time steps, ``0 <= t < net.steps``.
-        k: samples per unit. ``max_samples``: read at most this many samples.
+        k: samples per unit; where fewer samples are read, as many as there are: ``g.k == min(k, samples
+            read)``, for a CNN and an RNN alike. ``max_samples``: read at most this many samples (empty
+            batches are skipped).
         baseline: an RNN's step contributions are taken against it (``explain``'s ``baseline``): pass the one of
             the waterfall the gallery is drawn beside (``"mean"``, as the report's), so that both rank and
             show the same numbers. A CNN's ranking by code does not depend on it.
@@ -107,7 +109,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     are off are cut), measured rather than derived from kernel sizes, so strides, dilations,
     padding, pooling and attention are all honest. A window of the whole input means the unit
     sees all of it, or (gradient 0 everywhere) that nothing local moves it; a window that wraps
-    around the input's end (``padding_mode="circular"``) is an error. ``heat`` is the unit's code
+    around the input's end (its gradient passes through a circular convolution's padding) is an error;
+    a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the windows
+    are the same (measured with grad on, on a copy). ``heat`` is the unit's code
     map stretched (nearest) over the input, for sites whose maps have the input's rank.
     RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
     ``max_len``; ``window``: cut at each series' length too); its samples are those where its
@@ -115,8 +119,12 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     the sign): a step's hidden state is a vector, and its contribution is the one number the
     decision reads from it. Only series that reach the step (``lengths > t * window``) are
     ranked: a step of padding is no reading of the series (against a non-zero baseline it even
-    "contributes" ``-W @ baseline``). Where fewer than ``k`` series reach it, its last places are
-    empty: index -1, value NaN, x 0, y -1, lengths 0 and window ``(start, start)``.
+    "contributes" ``-W @ baseline``). Where fewer than ``g.k`` series reach it, its last places are
+    empty: index -1, value NaN, x 0, y -1, lengths 0 and window ``(start, start)``. ``class_means``:
+    over the samples of each class that reach each position (padding, NaN too, never read); NaN where
+    none does, 0 for a class without samples, as :func:`~neuroview.attribution.importance.class_means`.
+    All samples of a CNN's loader must have one shape (the gallery keeps them in one tensor); an RNN's
+    series are padded to ``max_len``.
     """
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs, got {type(net).__name__}")
@@ -129,6 +137,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     rnn = isinstance(net, NeuroViewRNN)
     batches = iter(_batches(loader))
     first = next(batches, None)
+    while first is not None and not len(unpack(first)[0]):  # empty batches first: the samples come later
+        first = next(batches, None)
     if first is None:
         raise ValueError("loader: gave no samples")
     x0 = unpack(first)[0]
@@ -157,8 +167,9 @@ def check_units(net, units) -> list[int]:
         units = units.tolist()
     if _is_pair(units) or (not isinstance(units, (bool, str, Sequence)) and hasattr(units, "__index__")):
         units = [units]  # one unit
-    if units is None or isinstance(units, str) or not len(units):
-        raise ValueError(f"units: expected a non-empty list of unit indices, got {units!r}")
+    if isinstance(units, (str, bytes)) or not hasattr(units, "__len__") or not len(units):  # 1.0, True: no len()
+        raise ValueError(f"units: expected a non-empty list of unit indices (or one index, or one (site, channel) "
+                         f"pair), got {units!r}")
     if isinstance(net, NeuroViewRNN):
         n, what, lookup = net.steps, "steps of this NeuroView-RNN", {}
     else:
@@ -234,17 +245,25 @@ class _Top:
 
 def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None, baseline=None) -> _Top:
     top, device = _Top(k), next(net.parameters()).device
-    sums = counts = None
+    sums = counts = shape = None
     with torch.no_grad():
         for batch in batches:
+            if max_samples is not None and top.seen >= max_samples:
+                break
             x, lengths, y = unpack(batch)
+            if not len(x):  # an empty batch is no end of the data
+                continue
+            lengths = None if lengths is None else torch.as_tensor(lengths)  # a list too, as explain takes it
             if y is not None:  # one class index of the network's per sample, as readability reads them
                 y = batch_labels(y, len(x), net.num_classes, "loader")
             if max_samples is not None:
                 x, y = x[: max_samples - top.seen], None if y is None else y[: max_samples - top.seen]
                 lengths = None if lengths is None else lengths[: len(x)]
-            if not len(x):
-                break
+            if not rnn and shape is not None and tuple(x.shape[1:]) != shape:  # one tensor holds the samples kept
+                raise ValueError(f"loader: expected samples of one shape, got {shape} in the first batch and "
+                                 f"{tuple(x.shape[1:])} from sample {top.seen} on; a gallery keeps its samples in one "
+                                 "tensor: pad or crop them to one size (a collate_fn), or make one gallery per size")
+            shape = tuple(x.shape[1:])
             rows = {"x": x.detach().cpu()}
             if y is not None:
                 rows["y"] = y.cpu()
@@ -253,26 +272,29 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
                                   baseline=baseline)
                 value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()
                 rows["x"] = F.pad(rows["x"], (0, net.max_len - x.shape[-1]))
-                n = torch.full((len(x),), x.shape[-1]) if lengths is None else torch.as_tensor(lengths).long().cpu()
+                n = torch.full((len(x),), x.shape[-1]) if lengths is None else lengths.long().cpu()
                 rows["lengths"] = n
                 # a step past a series' end is padding: ranked below every series that reaches it
                 score = torch.where(n[:, None] > torch.tensor(cols) * net.window, value.abs(), torch.tensor(-1.0))
                 if y is not None:
-                    sums, counts = _class_sums(rows["x"], rows.get("lengths"), rows["y"], net.num_classes, sums, counts)
+                    sums, counts = _class_sums(rows["x"], rows["lengths"], rows["y"], net.num_classes, sums, counts)
             else:
                 value = score = net.codes(x.to(device))[:, cols].float().cpu()
             top.add(score, value, rows)
     if top.index is None:
         raise ValueError("loader: gave no samples")
-    top.class_means = None if sums is None else sums / counts.clamp_min(1)[:, None]
+    if sums is not None:  # as importance.class_means: NaN where no series of the class reaches, 0 for a class without one
+        unreached = (counts == 0) & (counts > 0).any(1, keepdim=True)
+        top.class_means = (sums / counts.clamp_min(1)[:, None]).masked_fill(unreached[:, None], float("nan"))
     return top
 
 
-def _class_sums(x: Tensor, lengths: Tensor | None, y: Tensor, c: int, sums, counts):
-    """Running per-class sums of the valid samples of each series, and their counts per position."""
-    valid = torch.ones(x.shape[0], x.shape[-1]) if lengths is None else (torch.arange(x.shape[-1]) < lengths[:, None]).float()
-    s = torch.zeros(c, *x.shape[1:]).index_add_(0, y, x.float() * valid[:, None])
-    n = torch.zeros(c, x.shape[-1]).index_add_(0, y, valid)
+def _class_sums(x: Tensor, lengths: Tensor, y: Tensor, c: int, sums, counts):
+    """Running per-class sums of the valid samples of each series, and their counts per position; the
+    padding is never read (NaN padding times 0 is NaN)."""
+    valid = torch.arange(x.shape[-1]) < lengths[:, None]  # [B, T]
+    s = torch.zeros(c, *x.shape[1:]).index_add_(0, y, torch.where(valid[:, None], x.float(), 0.0))
+    n = torch.zeros(c, x.shape[-1]).index_add_(0, y, valid.float())
     return (s, n) if sums is None else (sums + s, counts + n)
 
 

@@ -4,15 +4,21 @@
 The window is measured, not derived from kernel sizes: the input positions on which the unit's
 pre-activation at its strongest position has a non-zero gradient (:func:`preactivation` takes that
 pre-activation with its graph), boxed per spatial dimension. A box cannot hold a window that wraps
-around the input's end (``padding_mode="circular"``): that is an error, not the whole input.
+around the input's end: where the gradient passes through the padding of a circular convolution
+(``padding_mode="circular"``) that is an error, not the whole input. Gaps (a dilated layer's taps) are
+no wrap.
 
 Imports: torch and :mod:`neuroview.core`.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -24,42 +30,91 @@ __all__ = ["windows", "preactivation"]
 
 def windows(net: NeuroViewCNN, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """``(window [B, D, 2], strongest position [B])`` of unit ``chs[b]`` of ``site`` on sample ``x[b]``
-    (samples never depend on each other's batch, so one pass serves all)."""
+    (samples never depend on each other's batch, so one pass serves all). The same under the caller's
+    ``no_grad`` or ``inference_mode``: the gradient is taken in a mode of its own, on a copy of ``x``."""
     device = next(net.parameters()).device
-    x = x.to(device).requires_grad_(True)
-    rows = torch.arange(len(x), device=device)
-    z = preactivation(net, site, x)[rows, chs.to(device)].reshape(len(x), -1)  # [B, positions]
-    pos = z.argmax(1)  # the first of equal maxima
     spatial = x.shape[2:]
-    if z.requires_grad:
-        g = torch.autograd.grad(z.gather(1, pos[:, None]).sum(), x)[0].detach()
-        support = g.abs().sum(1) > 0  # [B, *spatial]
-    else:
+    # all of it with grad on: under the caller's no_grad the indexing below had no graph, and every window
+    # was the whole input; an inference tensor cannot require grad, so x is copied out of inference mode
+    with torch.inference_mode(False), torch.enable_grad():
+        x, chs = x.to(device).clone().requires_grad_(True), chs.to(device).clone()
+        rows = torch.arange(len(x), device=device)
+        pads = _CircularPads(net)
+        with pads if pads.handles else contextlib.nullcontext():  # no mode at all where nothing pads circularly
+            z = preactivation(net, site, x)[rows, chs].reshape(len(x), -1)  # [B, positions]
+        pos = z.argmax(1)  # the first of equal maxima
         support = torch.zeros(len(x), *spatial, dtype=torch.bool, device=device)
-    circular = next((n for n, m in net.named_modules() if getattr(m, "padding_mode", None) == "circular"), None)
+        wrapped: dict[tuple[int, int], str] = {}
+        if z.requires_grad:
+            g = torch.autograd.grad(z.gather(1, pos[:, None]).sum(), [x] + [p for _, p, _ in pads.got], allow_unused=True)
+            support = g[0].detach().abs().sum(1) > 0  # [B, *spatial]
+            wrapped = pads.wrapped(g[1:], len(x), len(spatial))
     box = torch.zeros(len(x), len(spatial), 2, dtype=torch.long)
     for d, size in enumerate(spatial):
         other = [e + 1 for e in range(len(spatial)) if e != d]
         on = (support.any(dim=other) if other else support).cpu()  # [B, size]
         for i in range(len(x)):
             idx = on[i].nonzero().flatten()
-            if circular is not None and _wraps(idx, size):
+            if (i, d) in wrapped and len(idx) < size:  # reading all of the dimension, the box (0, size) is right
                 raise ValueError(
                     f"net: unit '{site.name} #{int(chs[i])}' at its strongest position reads input positions "
-                    f"{idx.tolist()} of input dimension {d}, around the input's end (padding_mode='circular' of "
-                    f"module {circular!r}); a (start, stop) window cannot hold that, and the gallery would show the "
-                    "whole input")
+                    f"{idx.tolist()} of input dimension {d}, around the input's end ({wrapped[i, d]}); a (start, "
+                    "stop) window cannot hold that, and the gallery would show the whole input")
             box[i, d] = torch.stack([idx.min(), idx.max() + 1]) if len(idx) else torch.tensor([0, size])
     return box, pos.cpu()
 
 
-def _wraps(idx: Tensor, size: int) -> bool:
-    """Whether positions ``idx`` (sorted) of a dimension of ``size`` sit tighter on a circle than on
-    a line: the largest run of positions they skip lies inside their box, not across the end."""
-    if len(idx) < 2:
-        return False
-    inside = int((idx[1:] - idx[:-1]).max()) - 1
-    return inside > size - 1 - int(idx[-1]) + int(idx[0])
+class _CircularPads(TorchFunctionMode):
+    """The pads of a forward pass by its modules of ``padding_mode="circular"`` (``got``: which module, the padded
+    tensor, the pad): a gradient on their pad cells is a reading across the input's end."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.got: list[tuple[str, Tensor, tuple]] = []
+        self.at: list[str] = []
+        self.handles = []
+        for name, m in net.named_modules():
+            if getattr(m, "padding_mode", None) == "circular":
+                self.handles += [m.register_forward_pre_hook(lambda m, a, n=name: self._enter(n)),
+                                 m.register_forward_hook(lambda m, a, o: self._leave())]
+
+    def _enter(self, name: str) -> None:
+        self.at.append(name)
+
+    def _leave(self) -> None:  # a hook that returns something replaces the module's output
+        self.at.pop()
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        circular = func is F.pad and kwargs.get("mode", args[2] if len(args) > 2 else None) == "circular"
+        if circular and self.at and isinstance(out, Tensor) and out.requires_grad:
+            what = f"padding_mode='circular' of module {self.at[-1]!r}"
+            self.got.append((what, out, tuple(kwargs.get("pad", args[1] if len(args) > 1 else ()))))
+        return out
+
+    def wrapped(self, grads, b: int, dims: int) -> dict[tuple[int, int], str]:
+        """``{(sample, input dim): what wrapped it}`` where a gradient reached a pad cell (the first that did)."""
+        out: dict[tuple[int, int], str] = {}
+        for (what, p, pad), g in zip(self.got, grads):
+            if g is None:  # the pad is no part of the unit's path (a layer after its site)
+                continue
+            g = g.detach().abs()
+            for j in range(len(pad) // 2):  # pad runs from the last dim: (left, right) of each
+                dim, lo, hi = p.dim() - 1 - j, pad[2 * j], pad[2 * j + 1]
+                cells = torch.cat([g.narrow(dim, 0, lo), g.narrow(dim, p.shape[dim] - hi, hi)], dim)
+                hit = cells.flatten(1).sum(1) > 0 if g.shape[0] == b else (cells.sum() > 0).expand(b)
+                # a pad of the input's rank wraps the same input dim; of another rank, any of them
+                to = [dims - 1 - j] if p.dim() - 2 == dims and j < dims else range(dims)
+                for i in hit.nonzero().flatten().tolist():
+                    for d in to:
+                        out.setdefault((i, d), what)
+        return out
 
 
 def preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
@@ -85,6 +140,7 @@ def preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
     try:
         with torch.enable_grad():
             net.codes(x)
+            # reshaped with grad on too: under the caller's no_grad the view had no graph
+            return units_first(sample_first(got[0], site, len(x)), site.axis, len(x))  # [T, B, C] and [T * B, C] sites too
     finally:
         handle.remove()
-    return units_first(sample_first(got[0], site, len(x)), site.axis, len(x))  # [T, B, C] and [T * B, C] sites too

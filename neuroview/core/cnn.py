@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import warnings
 from typing import Mapping, Sequence
 
@@ -338,9 +339,7 @@ class NeuroViewCNN(nn.Module):
 
     @torch.no_grad()
     def unit_importance(self, standardized: bool = False) -> Tensor:
-        """``[C, U]`` global unit-class weights.
-
-        By default the effective weight ``W[c, u]`` of each unit's code, the one with ``contributions = W * codes``.
+        """``[C, U]`` global unit-class weights. By default the effective weight ``W[c, u]`` of each unit's code, the one with ``contributions = W * codes``.
         Codes of different layers vary on very different scales, so to *rank* units use ``standardized=True``:
         the weight times the (floored) running standard deviation of the unit's code, i.e. how much the logit
         moves when the code moves by one typical amount (the classifier's own weight when ``normalize=True``;
@@ -355,10 +354,10 @@ class NeuroViewCNN(nn.Module):
         return torch.stack([w[:, s].sum(-1) for s in self.site_slices.values()], -1)
 
     def top_units(self, k: int = 5, standardized: bool = True) -> list[list[tuple[str, int, float]]]:
-        """Per class, the ``k`` units of largest weight, ``(site, channel, weight)``; weights of 0 (unread) left out."""
-        w, units = self.unit_importance(standardized), self.units
-        vals, idx = w.topk(min(positive_int(k, "k"), w.shape[1]), dim=1)  # 0: empty lists; -1: torch's bare error
-        return [[(*units[i], v) for i, v in zip(ir, vr) if v != 0] for ir, vr in zip(idx.tolist(), vals.tolist())]
+        """Per class, the ``k`` units of largest weight among those it reads, ``(site, channel, weight)`` (0: unread)."""
+        w, units = self.unit_importance(standardized), self.units  # zeros ranked last: they came above negative weights
+        vals, idx = torch.where(w != 0, w, -torch.inf).topk(min(positive_int(k, "k"), w.shape[1]), dim=1)
+        return [[(*units[i], v) for i, v in zip(ir, vr) if v > -math.inf] for ir, vr in zip(idx.tolist(), vals.tolist())]
 
     def unit_gallery(self, loader, units, k: int = 6, **kw):
         """What each of ``units`` responds to in ``loader``'s samples: ``nv.unit_gallery(self, loader, units, k)``."""

@@ -57,7 +57,8 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     ``explain`` was given no target); ``label`` (the true class) goes in the title.
     ``gallery`` (:func:`neuroview.unit_gallery` of the same network, e.g. over
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
-    each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1".
+    each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1";
+    ``thumbs`` is a positive int (for none, leave ``gallery`` out).
     ``unit_names``: one label per unit (step) in place of ``"site #channel"`` (e.g. what
     ``MiniRocket.unit_names()`` says a NeuroView-MiniRocket unit computes). ``sample_id`` names the
     sample in the title (default ``sample``), e.g. its index in the split it was drawn from.
@@ -65,6 +66,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     exp = check_explanation(exp)
     sample = _check_sample(sample, exp.logits.shape[0])
     k = positive_int(k, "k")  # k=True was read as 1
+    thumbs = positive_int(thumbs, "thumbs")  # 0, -2 and True drew one thumbnail each, 2.5 a bare TypeError
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     v, labels, what = _items(exp, sample, tgt)
@@ -87,7 +89,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
         fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))
         ax = fig.subplots()
     else:
-        m = max(1, min(thumbs, gallery.k + int(gallery.class_means is not None)))
+        m = min(thumbs, gallery.k + int(gallery.class_means is not None))
         fig = _figure(7.5 + 0.9 * m, 1.3 + 0.7 * (len(entries) + 1))
         ax, tax = fig.subplots(1, 2, sharey=True, width_ratios=[7.5, 0.9 * m])
         thumbnails(tax, gallery, {i + 1: u for i, u in enumerate(top)}, m)

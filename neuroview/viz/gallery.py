@@ -107,9 +107,11 @@ def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:
 
 
 def _series(ax, at, ys: Tensor, length: int, colors=None, labels=None) -> None:
-    """Curves ``ys [n, T]`` (their first ``length`` samples) scaled into a box, the highest value on top."""
+    """Curves ``ys [n, T]`` (their first ``length`` samples) scaled into a box, the highest value on top; NaN
+    (a class mean where no series of the class reaches) left as a gap, out of the scale."""
     ys = ys[:, :length].float()
-    lo, hi = float(ys.min()), float(ys.max())
+    seen = ys[ys.isfinite()]
+    lo, hi = (float(seen.min()), float(seen.max())) if seen.numel() else (0.0, 1.0)
     t = torch.arange(length) + 0.5
     for i, y in enumerate(ys):
         xs, vs = at(t, 0.92 - 0.84 * (y - lo) / (hi - lo if hi > lo else 1.0))

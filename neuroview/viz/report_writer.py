@@ -321,7 +321,8 @@ def _maps_like_input(exp, x: Tensor) -> bool:
 
 
 def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tuple, names: list[str]):
-    """The gallery of every unit (step) the waterfalls show, from the training data; and its table."""
+    """The gallery of every unit (step) the waterfalls show, from the training data, and its table; None (the table
+    written) where its samples are neither series nor images, which no thumbnail draws."""
     w.bar.set_description_str("gallery of the waterfalls' units")
     units = []
     for i, k in bars.items():  # the picked samples, in order, and their waterfalls' bars
@@ -335,6 +336,11 @@ def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tup
             f"(index in the training split), the value they were ranked by ({g.ranked_by}), their class and the "
             "window the unit reads (start:stop per input dimension)")
     w.bar.update(1)
+    if g.x.dim() not in (4, 5):  # only series and images are drawn (an MLP's [F] samples are neither): the table stays
+        w.page.summary.append(f"The gallery's thumbnails are left out: its samples, of shape {tuple(g.x.shape[2:])}, are "
+                              "neither series [C, T] nor images [C, H, W]; unit_gallery.csv lists each unit's top samples.")
+        w.bar.total -= 1  # no unit_gallery.png
+        return None
     return g
 
 

@@ -100,8 +100,11 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
               standardized: bool = True, gallery=None, thumbs: int = 3):
     """Per class, the ``k`` units with the largest weight, labelled and coloured by their site.
 
-    ``gallery`` (:func:`neuroview.unit_gallery` of the same network) puts up to ``thumbs`` of each
-    unit's top training samples beside its bar; units it lacks get none.
+    Only the units the class reads are ranked: a sparse head's zero weights are none of its top units,
+    and a class that reads ``n <= k`` units shows all ``n``, its negative weights too.
+    ``gallery`` (:func:`neuroview.unit_gallery` of the same network) puts up to ``thumbs`` (a positive
+    int; for none, leave ``gallery`` out) of each unit's top training samples beside its bar; units it
+    lacks get none.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -110,6 +113,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     3
     """
     k = positive_int(k, "k")  # k=True was read as 1
+    thumbs = positive_int(thumbs, "thumbs")  # 0, -2 and True drew one thumbnail each
     w, units, slices = unit_weights(source, standardized=standardized)
     c = w.shape[0]
     names = _names(c, class_names)
@@ -121,14 +125,15 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
         fig = _figure(3.3 * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.5 + 0.3 * k))
         panels = [(ax, None) for ax in _grid(fig, len(sel), 5)]
     else:
-        m = max(1, min(thumbs, check_gallery(gallery, "units").k))
+        m = min(thumbs, check_gallery(gallery, "units").k)
         ncols = min(2, len(sel))
         fig = _figure((3.3 + 0.8 * m) * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.6 + 0.7 * k))
         panels = _paired(fig, len(sel), ncols, m)
     used: dict[str, tuple] = {}
     for (ax, tax), cls in zip(panels, sel):
-        vals, idx = w[cls].topk(k)
-        idx = idx[vals != 0]  # a unit the class does not read (a sparse head's zero weight) is not one of its top units
+        # ranked among the units the class reads: topk over all of them put zero weights above negative ones
+        read = w[cls] != 0
+        idx = torch.where(read, w[cls], -torch.inf).topk(min(k, int(read.sum()))).indices
         vals = w[cls][idx]
         if tax is not None:
             thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m)

@@ -63,13 +63,15 @@ def test_a_sparse_heads_zero_weights_are_not_top_units(cnn):
         w[1, 3] = 0.7
         sparse.classifier.weight.copy_(w)
     tops = sparse.top_units(k=5, standardized=False)
-    # the largest weights, zeros left out (before: unit 1, then four units of weight 0 ranked above the -0.2)
-    assert [[(s, c) for s, c, _ in t] for t in tops] == [[sparse.units[1]], [sparse.units[3]]]
+    # every unit a class reads, largest weight first, zeros left out (before: unit 1, then four units of weight 0
+    # ranked above the -0.2, which were then dropped: the -0.2 unit class 0 reads was never shown)
+    assert [[(s, c) for s, c, _ in t] for t in tops] == [[sparse.units[1], sparse.units[6]], [sparse.units[3]]]
     fig = plots.top_units(sparse, k=5, standardized=False)
     bars = [[p.get_width() for p in ax.patches] for ax in fig.axes[:2]]
-    assert bars == [pytest.approx([0.5]), pytest.approx([0.7])]
+    assert bars == [pytest.approx([0.5, -0.2]), pytest.approx([0.7])]
     labels = [[t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes[:2]]
-    assert labels == [[f"{s} #{c}" for s, c in [sparse.units[1]]], [f"{s} #{c}" for s, c in [sparse.units[3]]]]
+    want = [[sparse.units[1], sparse.units[6]], [sparse.units[3]]]
+    assert sorted(labels[0]) == sorted(f"{s} #{c}" for s, c in want[0]) and labels[1] == [f"{s} #{c}" for s, c in want[1]]
 
 
 def test_the_reports_maps_and_gallery_take_the_waterfalls_baseline(cnn, rnn, tmp_path, monkeypatch):
