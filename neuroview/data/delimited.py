@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
+from .labels import one_class_a_series
 from .splits import empty_held_out, number
 
 
@@ -79,16 +80,34 @@ def _values(fields: list[str], row: int, where: str, label_at: int, delimiter: s
     return out[:n]
 
 
+#: Byte-order marks of text that is not UTF-8 (Excel's "Unicode Text" export is UTF-16 LE): the longer first.
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
 def _text(path: Path) -> str:
-    """The file's text, UTF-8 (a byte-order mark dropped); other bytes are an error naming the file and the line."""
+    """The file's text: UTF-8 (a byte-order mark dropped), or UTF-16 / UTF-32 where a byte-order mark says so; other
+    bytes are an error naming the file and the line."""
     raw = path.read_bytes()
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec)  # the codec reads the mark's byte order, and drops it
+            except UnicodeDecodeError as e:
+                raise ValueError(f"path: expected {codec.upper()} text (the byte-order mark {bom.hex(' ')} of {path.name} "
+                                 f"says so), got bytes that do not decode as it at byte {e.start}; convert it "
+                                 f"(iconv -f {codec} -t utf-8)") from None
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise ValueError(f"path: expected UTF-8 text, got byte 0x{raw[e.start]:02x} on line {line} of {path.name}, which "
                          "is not UTF-8 (a file saved as Latin-1 or Windows-1252, as Excel's plain 'CSV' is); save it as "
                          "'CSV UTF-8', or convert it (iconv -f latin1 -t utf-8)") from None
+    if "\x00" in text:  # valid UTF-8, but no text file holds NUL: UTF-16 whose byte-order mark was lost, or binary
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise ValueError(f"path: expected UTF-8 text, got NUL bytes on line {line} of {path.name}: UTF-16 without its "
+                         "byte-order mark (convert it: iconv -f utf-16le -t utf-8), or not a text file")
+    return text
 
 
 def _column_numbers(fields: list[str]) -> bool:
@@ -96,31 +115,63 @@ def _column_numbers(fields: list[str]) -> bool:
     return len(fields) >= 3 and [f.strip() for f in fields] == [str(i) for i in range(len(fields))]
 
 
-def _ramp(fields: list[str]) -> bool:
-    """Whether fields count up in even steps from 0 or from one step (n >= 3): 0, 1, ..., n - 1, or 1, ..., n, or
-    times 0.0, 0.1, 0.2: the column names of a header, not a series."""
+def _ramp(fields: list[str], any_start: bool = False) -> bool:
+    """Whether fields count up in even steps (n >= 3) from 0 or from one step: 0, 1, ..., n - 1, or 1, ..., n, or times
+    0.0, 0.1, 0.2: the column names of a header, not a series; ``any_start``: from any number (wavelengths 400, 402,
+    404 ...; times 12.5, 13.0, 13.5 ...)."""
     v = [number(f.strip()) for f in fields]
-    if len(v) < 3 or None in v or not v[1] > v[0]:
+    if len(v) < 3 or None in v or not all(map(math.isfinite, v)) or not v[1] > v[0]:
         return False
-    step = v[1] - v[0]
-    return (math.isclose(v[0], 0, abs_tol=1e-9) or math.isclose(v[0], step)) and all(
-        math.isclose(b - a, step, rel_tol=1e-6) for a, b in zip(v, v[1:]))
+    step, tol = v[1] - v[0], 4 * np.finfo(float).eps * max(map(abs, v))  # the rounding of numbers as large as these
+    return (any_start or math.isclose(v[0], 0, abs_tol=1e-9) or math.isclose(v[0], step)) and all(
+        math.isclose(b - a, step, rel_tol=1e-6, abs_tol=tol) for a, b in zip(v, v[1:]))
 
 
-def _header_of(fields: list[str], label_column: int) -> str | None:
+def _header_of(fields: list[str], label_column: int, others: set[str]) -> str | None:
     """What makes a first row a header that was not declared (None: nothing): column numbers 0, 1, ..., n - 1
-    (pandas' to_csv of an array), or a label field that is no number (``label``; empty: pandas' index) before
-    fields that count up (:func:`_ramp`). A first series of a class named in words (``cat,0.1,0.5,...``) is data."""
+    (pandas' to_csv of an array), or a label field that is no number (``label``; empty: pandas' index) before fields
+    that count up evenly (:func:`_ramp`): from 0 or from one step, or, where that label names no other row's class
+    (``others``: the label column of the rows below), from any number (wavelengths, times). A first series of a class
+    named in words (``cat,0.1,0.5,...``) is data, and so is one counting up from elsewhere (``cat,5,6,7``) of a class
+    other rows share; one of a class of its own whose values do not count up evenly is data too (a class of one series)."""
     if _column_numbers(fields):
         return f"0, 1, ..., {len(fields) - 1}: the column numbers pandas writes as a header (to_csv without header=False)"
     if not -len(fields) <= label_column < len(fields):
         return None
     k = label_column % len(fields)
-    if number(fields[k].strip()) is not None or not _ramp(fields[:k] + fields[k + 1:]):
+    label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
+    if number(label) is not None or not (_ramp(rest) or (label not in others and _ramp(rest, any_start=True))):
         return None
     shown = ", ".join(f.strip() for f in fields[:4]) + (", ..." if len(fields) > 4 else "")
-    return (f"{shown}: a name in the label's column {k + 1} ({fields[k].strip()!r}) and column names counting up, "
-            "the header pandas writes (to_csv without header=False)")
+    return (f"{shown}: a name in the label's column {k + 1} ({label!r}{', the class of no other row' * (label not in others)}) "
+            "and column names counting up evenly, the header pandas writes (to_csv without header=False)")
+
+
+def _labels_at(rows: list[tuple[int, list[str]]], at: int) -> set[str]:
+    """The label fields (column ``at``) of ``rows`` ``(line, fields)`` that have one."""
+    return {fields[at].strip() for _, fields in rows if -len(fields) <= at < len(fields)}
+
+
+def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: str) -> str | None:
+    """Why a row declared a header (``header=True``) reads as a series (None: it does not): its label field a class of
+    other rows (``others``), or a number where every other row's label is one, and only numbers beside it that do not
+    count up as column names do (:func:`_ramp`, :func:`_column_numbers`): a file without a header, its first series
+    about to be dropped."""
+    if not -len(fields) <= at < len(fields) or _column_numbers(fields):
+        return None
+    k = at % len(fields)
+    label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
+    if not label or _ramp(rest, any_start=True):
+        return None
+    try:
+        v = _values(rest, 1, "", k, delimiter)
+    except ValueError:  # a name among the fields: a header
+        return None
+    numeric = number(label) is not None and others and all(number(o) is not None for o in others)
+    if not v or not (label in others or numeric):
+        return None
+    why = "a class of other rows" if label in others else "a number as every label is"
+    return f"the label {label!r}, {why}, and {len(v)} numbers"
 
 
 def _check_header(names: list[str], where: str) -> None:
@@ -154,16 +205,22 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     header = header is True or isinstance(label_column, str)
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
     names = [n.strip() for n in rows[0][1]] if header and rows else None
-    if rows and detect and not header and (what := _header_of(rows[0][1], label_column)):  # pandas' to_csv, undeclared
+    if rows and detect and not header and (what := _header_of(rows[0][1], label_column, _labels_at(rows[1:], label_column))):
         _check_header([n.strip() for n in rows[0][1]], where)
         raise ValueError(f"header: row {rows[0][0]} of {where} reads {what}, not a series; pass header=true "
                          "(--data.init_args.header true) to skip it, or header=false if it is a series")
     if names is not None:
         _check_header(names, where)
-    rows = rows[1:] if header else rows
-    if not rows:
+    body = rows[1:] if header else rows
+    if not body:
         raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
     at = _label_index(label_column, names, where)
+    if header and (what := _reads_as_series(rows[0][1], at, _labels_at(body, at), d)):  # a file without a header
+        why = f"label_column={label_column!r} (a header's column name)" if detect else "header=true"
+        raise ValueError(f"header: row {rows[0][0]} of {where} reads as a series, not a header ({what}), yet {why} skips "
+                         f"it as a header; give {where} a header row (header=true reads every file of the data module "
+                         "with one), or pass header=false if no file has one")
+    rows = body
     series, labels = [], []
     for row, fields in rows:
         if not -len(fields) <= at < len(fields):
@@ -190,17 +247,26 @@ class CsvDataModule(ArrayDataModule):
     The UCR archive's own ``*_TRAIN.tsv`` files read as they are (the label first, tab-separated).
     ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
     header's column name (then the first row is a header). ``header=True`` skips a first row of
-    column names; ``"auto"`` (the default) reads the first row as a series unless it looks like the header
-    pandas writes, which is refused, naming both options: column numbers 0, 1, 2, ... (an array's), or a word
-    in the label's column and numbers counting up beside it (``label,0,1,2``); ``header=False`` reads every
-    row as a series, a first series that counts up evenly too. A header with an unnamed first column,
-    pandas' index (``df.to_csv(path)``), is refused. ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
+    column names in every file (``path``, ``test_path``, ``val_path``), and refuses a file whose first row reads as a
+    series (a label other rows carry, or a number where every label is one, and numbers beside it that do not count
+    up evenly): a file without a header, whose first series would be dropped. ``"auto"`` (the default) reads the
+    first row as a series unless it looks like the header pandas writes, which is refused, naming both options:
+    column numbers 0, 1, 2, ... (an array's), or a word in the label's column and numbers counting up evenly beside
+    it, from 0 or one step (``label,0,1,2``), or from any number (wavelengths ``label,400,402,...``, times, indices)
+    where that word labels no other row. A first row counting up from elsewhere of a class other rows carry is a
+    series, and so is a first row of a class of its own whose numbers do not count up evenly; ``header=False`` reads
+    every row as a series, a first series that counts up evenly too. A header with an unnamed first column,
+    pandas' index (``df.to_csv(path)``), is refused. Text is UTF-8, or UTF-16 / UTF-32 with a byte-order mark
+    (Excel's "Unicode Text"). ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
     with none of them, blanks (``" "``: any run of spaces, as in the archive's older
     ``*_TRAIN.txt`` files; a shorter series then ends in ``NaN`` fields). ``channels=C``: each row holds C channels one after another, T values each.
     A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
     sets): that series is shorter, padded (or, with ``resample=True``, stretched) as an ``.npz``'s
     ``lengths`` are. A value that is not a number, or a gap inside a series, is an error naming its row
-    and column. ``test_path`` / ``val_path``: splits of your own in the same format; without a
+    and column. A label column of nearly one class a series (10 series or more, more classes than half of them:
+    measurements, row numbers) is refused, asking whether ``label_column`` is right, unless a test file of 4 series
+    or more repeats training classes (fewer classes than half its series, none other). ``test_path`` / ``val_path``:
+    splits of your own in the same format (paths may start with ``~``); without a
     test file ``test_fraction`` of ``path`` is held out, stratified, by ``seed + 1`` (as
     :class:`~neuroview.data.NpzDataModule` does). ``batch_size="auto"`` as the ``ucr_*`` recipes set it:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.CsvDataModule
@@ -217,7 +283,9 @@ class CsvDataModule(ArrayDataModule):
                  seed: int = 0, val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
         # absolute, as the saved hyper-parameters hold them: a later command run from another folder reads the same files
-        path, test_path, val_path = (None if q is None else os.path.abspath(os.fspath(q)) for q in (path, test_path, val_path))
+        # ("~/x" too, as a YAML config or --opt=~/x leaves it: made <cwd>/~/x, a file that is not there)
+        path, test_path, val_path = (None if q is None else os.path.abspath(os.path.expanduser(os.fspath(q)))
+                                     for q in (path, test_path, val_path))
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, val_fold=val_fold,
                          normalize=normalize, num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         check_fraction("test_fraction", test_fraction)
@@ -243,7 +311,11 @@ class CsvDataModule(ArrayDataModule):
         out = {"train": read(self.path)}
         if self.test_path is not None:
             out["test"] = read(self.test_path)
-        else:
+        if what := one_class_a_series(out["train"][1], out["test"][1] if "test" in out else None):
+            raise ValueError(f"label_column: expected a column of class labels (several series a class), got {what} in "
+                             f"{self.path.name}: a column of measurements or row numbers? check label_column (now "
+                             f"{self.label_column!r}; 0 is the first column, -1 the last)")
+        if self.test_path is None:
             x, y = out["train"]
             keep, test = stratified_split(y, self.test_fraction, self.seed + 1)
             if not len(test):  # nothing would be tested, without a word

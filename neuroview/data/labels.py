@@ -5,7 +5,8 @@ encoded, or the fixed label space of a set whose classes are known, as MNIST's a
 and :func:`label_indices` (one split's labels as indices into them). A label that cannot be a
 class is refused by name: NaN or inf, one number written two ways in the training split ("1" and
 "1.0": two classes), a label outside a fixed label space (a target >= ``num_classes`` in the
-loss, or a class index named after another class), a label the training split lacks. Imports
+loss, or a class index named after another class), a label the training split lacks; and
+:func:`one_class_a_series` says where a file's labels are no classes (one a series). Imports
 ``neuroview.data.splits``, numpy and torch; nothing else from neuroview.
 """
 
@@ -20,7 +21,7 @@ from torch import Tensor
 
 from .splits import encode_labels, number, same_number, written_apart
 
-__all__ = ["class_list", "label_indices"]
+__all__ = ["class_list", "label_indices", "one_class_a_series"]
 
 
 def _first_not_finite(y: np.ndarray) -> int | None:
@@ -33,6 +34,24 @@ def _first_not_finite(y: np.ndarray) -> int | None:
     text = y.astype(str)
     odd = [v for v in np.unique(text) if (n := number(v)) is not None and not math.isfinite(n)]
     return int(np.flatnonzero(np.isin(text, odd))[0]) if odd else None
+
+
+def one_class_a_series(train: np.ndarray, test: np.ndarray | None = None) -> str | None:
+    """``"40 classes for 40 series (e.g. '0.126', ...)"`` where the training labels ``train`` give nearly one class a
+    series (at least 10 series, more classes than half of them): a column of measurements or of row numbers read as
+    the labels, which no split can stratify. None where they do not, or where a ``test`` split of 4 series or more
+    repeats training classes (none other, fewer classes than half its series): a set of one or two series a class
+    (UCR's Fungi: 18 classes, 18 training series) tested on many."""
+    y = np.asarray(train).astype(str)
+    classes = np.unique(y)
+    if len(y) < 10 or 2 * len(classes) <= len(y):
+        return None
+    if test is not None:
+        seen = np.unique(np.asarray(test).astype(str))
+        if len(test) >= 4 and 2 * len(seen) <= len(test) and np.isin(seen, classes).all():
+            return None
+    shown = ", ".join(repr(v) for v in y[:3].tolist())
+    return f"{len(classes)} classes for {len(y)} series (e.g. {shown}, ...)"
 
 
 def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[str] | None = None) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
-from .labels import _first_not_finite
+from .labels import _first_not_finite, one_class_a_series
 from .splits import empty_held_out, text_labels
 
 
@@ -29,7 +29,10 @@ class NpzDataModule(ArrayDataModule):
     ``X`` as ``[N, *spatial, C]`` (Keras' ``[N, T, C]``, images ``[N, H, W, C]``); the default
     ``"auto"`` reads ``[N, C, *spatial]`` (aeon's and torch's order) and refuses an ``X`` with more
     channels than the length of its last axis (or as many: ``[N, 6, 6]``), the telltale of the other
-    order, until ``layout`` says which it is. ``batch_size="auto"`` takes a
+    order, until ``layout`` says which it is. An empty, 0-d or text ``X``/``y`` (or split) is refused by name, as is
+    a ``y`` of nearly one class a series (10 series or more, more classes than half of them: measurements, row numbers)
+    unless an ``X_test`` of 4 series or more repeats its classes (see :class:`~neuroview.data.CsvDataModule`).
+    ``path`` may start with ``~``. ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.NpzDataModule
     --data.init_args.path my.npz`` keeps the recipe's ``auto``, ``resample`` and ``normalize``.
@@ -43,7 +46,8 @@ class NpzDataModule(ArrayDataModule):
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False,
                  layout: Literal["auto", "channels_first", "channels_last"] = "auto"):
-        path = os.path.abspath(os.fspath(path))  # as the saved hyper-parameters hold it: the same file from any folder
+        # absolute, as the saved hyper-parameters hold it: the same file from any folder ("~/x" expanded, not <cwd>/~/x)
+        path = os.path.abspath(os.path.expanduser(os.fspath(path)))
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
@@ -79,10 +83,7 @@ class NpzDataModule(ArrayDataModule):
                 raise ValueError(f"path: expected y{suffix} (the labels of X{suffix}) in {self.path.name}, found "
                                  f"{sorted(arrays)}")
             x, y = arrays["X" + suffix], arrays["y" + suffix]
-            if len(x) != len(y):
-                raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
-            if y.ndim != 1:
-                raise ValueError(f"path: y{suffix} must hold one label per sample, shape [{len(x)}], got shape {y.shape}")
+            _check_arrays(x, y, suffix, self.path.name)
             x = _channels_first_of(x, self.layout, suffix, self.path.name)
             if "lengths" + suffix in arrays:
                 x = [s[:, :n] for s, n in zip(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix))]
@@ -95,7 +96,11 @@ class NpzDataModule(ArrayDataModule):
         out = {"train": split("")}
         if "X_test" in arrays:
             out["test"] = split("_test")
-        else:
+        test_y = text_labels(out["test"][1]) if "test" in out else None
+        if what := one_class_a_series(text_labels(out["train"][1]), test_y):
+            raise ValueError(f"path: y of {self.path.name}: expected class labels (several series a class), got {what}: "
+                             "measurements or row numbers rather than classes? store each series' class in y")
+        if "test" not in out:
             x, y = out["train"]
             keep, test = stratified_split(text_labels(np.asarray(y)).astype(str), self.test_fraction, self.seed + 1)
             if not len(test):  # nothing would be tested, without a word
@@ -105,6 +110,26 @@ class NpzDataModule(ArrayDataModule):
         if "X_val" in arrays:
             out["val"] = split("_val")
         return out
+
+
+def _check_arrays(x: np.ndarray, y: np.ndarray, suffix: str, name: str) -> None:
+    """``X{suffix}`` and ``y{suffix}`` of the file ``name`` checked before any is read: numbers ``[N, ...]`` and one
+    label a series, at least one series (empty, a 0-d or text array failed deep in numpy or torch, naming neither)."""
+    if x.ndim < 2:
+        raise ValueError(f"path: X{suffix} of {name} must be [N, C, *spatial] or [N, T], got shape {x.shape}")
+    if x.dtype.kind not in "biuf":  # text ("0.5" stored as a string), complex, dates
+        what = "text" if x.dtype.kind in "US" else "values that are no real numbers"
+        raise ValueError(f"path: X{suffix} of {name}: expected numbers (a float or int array), got {what} (dtype "
+                         f"{x.dtype}); store X{suffix} as numbers (X{suffix}.astype(np.float32))")
+    if y.ndim != 1:
+        raise ValueError(f"path: y{suffix} must hold one label per sample, shape [{len(x)}], got shape {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"path: X{suffix} has {len(x)} samples but y{suffix} has {len(y)}")
+    if not len(x):
+        fix = "; drop X_test and y_test to hold out test_fraction of X instead" if suffix == "_test" else (
+            "; drop X_val and y_val to hold out val_fraction of X instead" if suffix == "_val" else "")
+        raise ValueError(f"path: X{suffix} and y{suffix} of {name}: expected at least one series, got none (X{suffix} of "
+                         f"shape {x.shape}, y{suffix} of shape {y.shape}){fix}")
 
 
 def _channels_first_of(x: np.ndarray, layout: str, suffix: str, name: str) -> np.ndarray:
