@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["READ_AS", "check_classes", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_like", "read_options"]
+__all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_like", "read_options"]
 
 def checkpoint_data(path) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
@@ -168,14 +168,33 @@ def _file_format(dm, spec: dict, args: dict) -> dict:
 
 def checkpoint_classes(path) -> list[str] | None:
     """The class names a Lightning checkpoint of ``neuroview fit`` records (its data module's ``class_names``, in
-    the order of the model's outputs); ``None`` where it records none."""
+    the order of the model's outputs), or a ``.safetensors`` file (``neuroview retrofit --out``, a sparse entry:
+    ``neuroview.classes``); ``None`` where it records none."""
+    import json  # noqa: PLC0415
+
     import torch  # noqa: PLC0415
 
     try:
-        names = torch.load(path, map_location="cpu", weights_only=True).get("neuroview_classes")
+        if str(path).endswith(".safetensors"):
+            from safetensors import safe_open  # noqa: PLC0415
+
+            with safe_open(str(path), "pt") as f:
+                names = json.loads((f.metadata() or {}).get("neuroview.classes", "null"))
+        else:
+            names = torch.load(path, map_location="cpu", weights_only=True).get("neuroview_classes")
     except Exception:  # noqa: BLE001 - a hint only, as checkpoint_data
         return None
     return [str(n) for n in names] if isinstance(names, (list, tuple)) else None
+
+
+def check_classes_of(dm, path, what: str) -> None:
+    """:func:`check_classes` of ``dm`` against the classes the weight file ``path`` records, where ``dm`` (set up)
+    names its classes (a data module of the user's may not)."""
+    try:
+        dm.class_names
+    except (AttributeError, RuntimeError, ValueError):
+        return
+    check_classes(dm, checkpoint_classes(path), what)
 
 
 def check_classes(dm, trained: list[str] | None, what: str) -> None:

@@ -24,12 +24,12 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import keep_aside
 from ..data import ArrayDataModule
-from ..data.read_as import same_file
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
-from .data_arg import absolute_paths
+from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
+from .data_arg import absolute_paths, read_evaluated_like
 from .module import NeuroViewModule
 
 __all__ = ["NeuroViewCLI", "cli_main"]
@@ -125,6 +125,13 @@ class NeuroViewCLI(LightningCLI):
             # the checkpoint's weights replace the network's: its init_weights (the file it was trained from, in
             # its hyper-parameters) need not be read, nor be there any more
             self.model._init_loaded = True
+        if cfg is not None and self.subcommand != "fit" and self.datamodule is not None:  # other data, read as trained
+            ckpt = _checkpoint_file(cfg, self.subcommand)
+            read_evaluated_like(ckpt or cfg.model.get("init_weights"), self.datamodule)
+            if ckpt and isinstance(self.model, NeuroViewModule):
+                _check_shape(ckpt, self.model.hparams, self.subcommand)
+
+
 
     def before_fit(self) -> None:
         """A new run (no ``--ckpt_path``) into a folder that holds an earlier run's checkpoints keeps each as
@@ -189,6 +196,17 @@ class NeuroViewCLI(LightningCLI):
         return trainer
 
 
+def _check_shape(ckpt: str, built: dict, sub: str) -> None:
+    """The model the command built from the data (its channels and length, linked from the data module) against the
+    checkpoint's: other data of other channels or length failed in a bare size mismatch of its state dict."""
+    hp = read_checkpoint(ckpt, "ckpt_path").get("hyper_parameters") or {}
+    for key, what in (("in_channels", "channels"), ("max_len", "steps")):
+        if hp.get(key) is not None and built.get(key) is not None and built[key] != hp[key]:
+            raise ValueError(f"data: series of {built[key]} {what}, where {ckpt} holds a model of {hp[key]} {what}: "
+                             f"`neuroview {sub}` builds the model from the data; pass data of {hp[key]} {what}, or read "
+                             f"it as the model was trained with `neuroview explain --ckpt {ckpt} --data FILE`")
+
+
 def _checkpoint_file(cfg, sub: str) -> str | None:
     """The file ``--ckpt_path`` names (``last``: the newest ``last*.ckpt`` of the checkpoint folder), or None for
     none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
@@ -224,86 +242,6 @@ def _named_model_options(argv: list[str] | None) -> set[str] | None:
         if a.startswith("--model."):
             named.add(a[len("--model."):].split("=", 1)[0].split(".", 1)[0])
     return named
-
-
-# data options that change neither the splits nor the training batches
-_DATA_HARMLESS = ("num_workers", "eval_batch_size", "download", "root")
-
-
-def _check_resumed_data(ckpt: str, data, saved: dict | None) -> None:
-    """Refuse resuming with data options other than the checkpoint's ``datamodule_hyper_parameters`` (a data module
-    that saves its init args): another seed, val_fraction or batch size changes the splits and batches mid-run, so
-    a new validation split overlaps the samples trained on. Nothing to compare in older checkpoints."""
-    if not saved:
-        return
-    asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
-    args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
-    diff = {}
-    if saved.get("_class_path") and asked.get("class_path") and saved["_class_path"] != asked["class_path"]:
-        diff["data"] = (asked["class_path"], saved["_class_path"])
-    for k, v in saved.items():
-        if not k.startswith("_") and k not in _DATA_HARMLESS and k in args and _plain(args[k]) != _plain(v):
-            diff[f"data.init_args.{k}"] = (args[k], v)
-    if diff:
-        detail = "; ".join(f"--{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
-        raise ValueError(f"ckpt_path: {ckpt} resumes a run trained on other data options ({detail}); its splits and "
-                         f"batches would change mid-run (a new validation split overlapping the samples trained on): "
-                         f"drop those options, or start a new run from its weights with --model.init_weights {ckpt}")
-
-
-# the data options that cut the splits or read the series (of every ArrayDataModule that has them)
-_SPLIT_OPTIONS = ("seed", "val_fraction", "val_fold", "test_fraction", "normalize", "resample", "layout",
-                  "label_column", "channels", "delimiter", "header")
-# the options that name the data read: the same class with these equal reads the data the checkpoint was trained on
-_DATA_NAMES = ("path", "name", "test_path", "val_path")
-
-
-def _check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str) -> None:
-    """Refuse ``test``/``validate``/``predict`` of a checkpoint on the data it was trained on (the same data module
-    class, and the same ``path``/``name`` where it has one) with split options other than its
-    ``datamodule_hyper_parameters``: another seed or fraction carves other splits, whose test or validation
-    split may hold training series, scored as if unseen (28 of 45 "test" series were). Other data (another
-    class or file) may be scored, and options that change no split (batch sizes, workers) may differ. Refused,
-    not filled in from the checkpoint: the command's options are what it reads, and the error says which."""
-    asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
-    args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
-    if not saved or not _same_class(asked.get("class_path"), saved.get("_class_path")):
-        return
-    if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
-        return
-    diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
-    if diff:
-        detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
-        split = {"validate": "validation", "predict": "test (predicted)"}.get(sub, "test")
-        give = " ".join(f"--data.init_args.{k} {_as_typed(v)}" for k, (_, v) in sorted(diff.items()))
-        raise ValueError(f"ckpt_path: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
-                         f"{sub}` would cut the splits otherwise, and its {split} split may hold training series, "
-                         f"scored as if unseen: give the checkpoint's options ({give}), or other data")
-
-
-def _as_typed(value) -> str:
-    """``value`` as a command line gives it: ``null``, ``true``/``false``, else as printed."""
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _same_class(asked: str | None, saved: str | None) -> bool:
-    """Whether two ``class_path`` name one class (``neuroview.data.NpzDataModule``, ``neuroview.data.npz.NpzDataModule``)."""
-    if not asked or not saved:
-        return False
-    if asked == saved:
-        return True
-    try:
-        found = [getattr(importlib.import_module(p.rpartition(".")[0]), p.rpartition(".")[2]) for p in (asked, saved)]
-    except (ImportError, AttributeError, ValueError):
-        return False
-    return found[0] is found[1]
-
-
-def _same_name(asked, saved) -> bool:
-    """Whether two ``path``/``name`` values name the same data: one name, one file, or a copy of its bytes."""
-    if asked is None or saved is None:
-        return asked is saved
-    return str(asked) == str(saved) or same_file(asked, saved)
 
 
 # the schedule options only some schedulers read: (option, the schedulers that read it, what it is)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
-__all__ = ["absolute_paths", "datamodule_for", "data_module"]
+__all__ = ["absolute_paths", "datamodule_for", "data_module", "read_evaluated_like"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
@@ -60,3 +60,18 @@ def absolute_paths(data) -> None:
         value = args.get(key) if args is not None else None
         if isinstance(value, str) and value and "://" not in value and not value.startswith("~"):
             args[key] = os.path.abspath(value)
+
+
+def read_evaluated_like(ckpt, dm) -> None:
+    """``neuroview test``/``validate``/``predict`` of the checkpoint ``ckpt`` on other data than it was trained on
+    (another file, set or class): ``dm`` reads its series with the training split's channel statistics and length
+    (:func:`~neuroview.data.read_as.read_like`), as ``explain --data`` does; by its own training part's, a file
+    whose series were scaled x10 reached the network shifted (test accuracy 0.50 where the same test series read
+    as trained gave 0.95), and one of other channels failed in a bare state-dict error. The model's own data (the
+    same class and file) is read as it is: its statistics are the training split's already."""
+    from ..data.read_as import _same_data, checkpoint_data, read_like  # noqa: PLC0415
+
+    spec = checkpoint_data(ckpt) if ckpt else None
+    if spec is not None and hasattr(dm, "_read_like") and not _same_data(dm, spec, spec["init_args"]):
+        read_like(dm, spec)
+        dm._splits = None  # prepared already (the command line's links read num_classes): again, read like the model's

@@ -34,6 +34,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from .._batch import call_model, takes_lengths, unpack
 from ..core._utils import batch_labels, rng_as_built
 from ..core.ensemble import Ensemble, members_loss
+from ..data.read_as import check_classes_of
 from .callbacks import ResumeState, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .schedules import PlateauAtEpochEnd, make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: tests import it
@@ -256,7 +257,9 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
             # here rather than in __init__: load_from_checkpoint must not need the file any more. Every stage: test,
             # validate and predict scored untrained weights. A checkpoint restored later overwrites these weights
             load_weights(self.model, self.hparams.init_weights)
-            self._init_loaded = True
+            self._init_loaded = True  # scored (not fine-tuned): its outputs must be the data's classes, as ckpt_path's are
+            if stage != "fit" and getattr(self._trainer, "datamodule", None) is not None:
+                check_classes_of(self._trainer.datamodule, self.hparams.init_weights, "data")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
@@ -377,20 +380,16 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
 
 # ----------------------------------------------------------------- loading
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load ``path`` as ``init_weights`` does: :func:`neuroview.zoo.weights.load_weights` of a Lightning
-    checkpoint, ``.pt`` state dict or ``.safetensors`` file, into ``model`` or, when it is the
-    trained standard network, into its backbone; return the module that took the weights.
-    """
+    """Load ``path`` as ``init_weights`` does: :func:`neuroview.zoo.weights.load_weights` of a Lightning checkpoint,
+    ``.pt`` state dict or ``.safetensors`` file, into ``model`` or, the trained standard network, into its backbone."""
     return zoo_weights.load_weights(model, path, what="init_weights", pickles=True, backbone=True)
 
 
 def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: str = "ckpt_path") -> NeuroViewModule:
     """The :class:`NeuroViewModule` of a Lightning checkpoint (with its ``hparams``), in eval mode.
 
-    ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a
-    file that needs arbitrary unpickling is refused rather than allowed to run code; an unreadable
-    file is an error naming ``what`` (:func:`neuroview.zoo.weights.read_checkpoint`).
-    """
+    ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a file that needs
+    arbitrary unpickling is refused rather than allowed to run code; an unreadable file is an error naming ``what``."""
     zoo_weights.read_checkpoint(ckpt_path, what)
     return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).eval()
 
