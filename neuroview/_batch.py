@@ -14,7 +14,8 @@ import weakref
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
+from torch.utils.data import (BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler, Subset,
+                              SubsetRandomSampler, WeightedRandomSampler)
 
 
 def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -70,13 +71,15 @@ def as_batches(data, what: str = "batches"):
     return data
 
 
-def in_order(loader, *, strict: str | None = None):
+def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets: bool = True):
     """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a training loader)
     rebuilt over its dataset, same batch size and collate, so that what is fitted on it (the folds of a
     cross-validation, an index into the split) depends on the samples, not on how the loader deals them. A sampler
     or batch sampler of its own cannot be undone: read as it is, or, with ``strict`` (the reason an order is
-    needed), an error. A neuroview dataset that augments its samples is read without augmentation. Anything that is
-    not a DataLoader as it is."""
+    needed), an error naming ``what``; but a ``SubsetRandomSampler`` and a ``WeightedRandomSampler`` (a balancing
+    loader) say which samples they draw from: those, each once, in order (``subsets=False``: not, where an index must
+    name a sample of the dataset, not of the subset). A neuroview dataset that augments its
+    samples is read without augmentation. Anything that is not a DataLoader as it is."""
     if not isinstance(loader, DataLoader):
         return loader
     iterable = isinstance(loader.dataset, IterableDataset)
@@ -85,28 +88,42 @@ def in_order(loader, *, strict: str | None = None):
     if ordered and not loader.drop_last and not augments and (iterable or loader.batch_sampler is None
                                                               or type(loader.batch_sampler) is BatchSampler):
         return loader
-    if loader.batch_size is None or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler))):
+    dataset, drawn = loader.dataset, _drawn(loader) if subsets else None
+    if drawn is None and (loader.batch_size is None
+                          or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler)))):
         if strict is None:
             return loader
-        what = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
-        raise ValueError(f"loader: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
-                         f"(rebuilt here in order), got one with a {what}; pass DataLoader(dataset, batch_size, "
+        kind = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
+        raise ValueError(f"{what}: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
+                         f"(rebuilt here in order), got one with a {kind}; pass DataLoader(dataset, batch_size, "
                          f"shuffle=False) over the same samples, {strict}")
-    dataset = loader.dataset
     if augments:  # a data module's training loader (dm.train_dataloader()): its samples as they are, not redrawn
         dataset = copy.copy(dataset)
         dataset.augment = None
+    if drawn is not None:
+        dataset = Subset(dataset, drawn)
     return DataLoader(dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
                       collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
                       worker_init_fn=loader.worker_init_fn)
 
 
-def split_batches(data, split: str, what: str):
+def _drawn(loader: DataLoader) -> list[int] | None:
+    """The samples a loader's subset or weighted sampler draws from, sorted (each once); None for another sampler."""
+    s = loader.sampler if loader.batch_size is not None and not isinstance(loader.dataset, IterableDataset) else None
+    if isinstance(s, SubsetRandomSampler):
+        return sorted({int(i) for i in s.indices})
+    if isinstance(s, WeightedRandomSampler):  # draws among the samples of weight > 0 (with replacement, or not)
+        return torch.nonzero(torch.as_tensor(s.weights) > 0).flatten().tolist()
+    return None
+
+
+def split_batches(data, split: str, what: str, strict: str | None = None, subsets: bool = True):
     """The batches of ``data``'s whole ``split``, in order and without augmentation: a neuroview data module's
     through ``_loader`` (None for a validation split it does not carve); another LightningDataModule's
     ``{split}_dataloader()`` and a DataLoader read :func:`in_order` (a training loader shuffles and drops its last
     partial batch: a head fitted on it missed samples, and a cross-validation's folds moved with the shuffle); one
-    batch given alone as a list of it; any other iterable of batches as it is. ``what`` names the argument."""
+    batch given alone as a list of it; any other iterable of batches as it is. ``what`` names the argument; ``strict``
+    (why each sample must be read once): a loader whose sampler cannot be read so is an error, not read as it is."""
     if hasattr(data, "_loader") and hasattr(data, "setup"):
         data.setup("fit")
         if split == "val" and "val" not in data._prepared_splits():
@@ -114,8 +131,7 @@ def split_batches(data, split: str, what: str):
         return data._loader(split)
     if callable(getattr(data, f"{split}_dataloader", None)) and not isinstance(data, DataLoader):
         data = module_loader(data, split)
-    # a sampler of its own (weighted, a subset) draws samples twice or leaves some out: folds would share samples
-    data = in_order(as_batches(data, what), strict=f"so that {what} is read whole, each sample once")
+    data = in_order(as_batches(data, what), strict=strict, what=what, subsets=subsets)
     if not hasattr(data, "__iter__"):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a {type(data).__name__}")

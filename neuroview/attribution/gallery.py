@@ -209,7 +209,8 @@ def _is_pair(u) -> bool:
 def _batches(loader):
     """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`): the training split in order and
     without augmentation, so that an index names a sample."""
-    return in_order(split_batches(loader, "train", "loader"), strict="so that an index names a sample")
+    return in_order(split_batches(loader, "train", "loader", subsets=False), strict="so that an index names a sample",
+                    subsets=False)
 
 
 # ----------------------------------------------------------------------------- scan

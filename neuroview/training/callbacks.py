@@ -100,7 +100,9 @@ class Checkpoint(ModelCheckpoint):
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes ``predictions.csv`` (index, target, prediction, class probabilities) next to the logs."""
+    """Writes ``predictions.csv`` next to the logs: ``split_index`` (the sample's place in the predicted split: the rows
+    of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), target and
+    prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
 
     def __init__(self, output_dir: str | None = None):
         super().__init__(write_interval="epoch")
@@ -116,11 +118,18 @@ class PredictionWriter(BasePredictionWriter):
         probs = torch.cat([p["probs"] for p in predictions]).tolist()
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
+        try:  # a data module of the user's may name none
+            names = [str(n) for n in trainer.datamodule.class_names]
+        except (AttributeError, RuntimeError, ValueError):
+            names = None
+        names = names if names is not None and len(names) == len(probs[0]) else None
         f = io.StringIO(newline="")
         w = csv.writer(f)
-        w.writerow(["index", "target", "pred", *[f"prob_{c}" for c in range(len(probs[0]))]])
-        for row in zip(index, target, preds, probs):
-            w.writerow([*row[:3], *[f"{p:.6g}" for p in row[3]]])
+        w.writerow(["split_index", "target", "pred", *(["target_name", "pred_name"] if names else []),
+                    *[f"prob_{c}" for c in range(len(probs[0]))]])
+        for i, t, p, pr in zip(index, target, preds, probs):
+            named = [names[t] if t != "" else "", names[p]] if names else []
+            w.writerow([i, t, p, *named, *[f"{v:.6g}" for v in pr]])
         atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         if trainer.world_size == 1:
             rank_zero_info(f"predictions written to {out / name}")

@@ -26,6 +26,7 @@ from .._io import keep_aside
 from ..data import ArrayDataModule
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
+from .._batch import takes_lengths
 from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
@@ -129,7 +130,7 @@ class NeuroViewCLI(LightningCLI):
             ckpt = _checkpoint_file(cfg, self.subcommand)
             read_evaluated_like(ckpt or cfg.model.get("init_weights"), self.datamodule)
             if ckpt and isinstance(self.model, NeuroViewModule):
-                _check_shape(ckpt, self.model.hparams, self.subcommand)
+                self.model = _as_trained(ckpt, self.model, self.datamodule, self.subcommand)
 
 
 
@@ -196,15 +197,25 @@ class NeuroViewCLI(LightningCLI):
         return trainer
 
 
-def _check_shape(ckpt: str, built: dict, sub: str) -> None:
-    """The model the command built from the data (its channels and length, linked from the data module) against the
-    checkpoint's: other data of other channels or length failed in a bare size mismatch of its state dict."""
+def _as_trained(ckpt: str, model: NeuroViewModule, dm, sub: str) -> NeuroViewModule:
+    """The model the command built from the data (its channels and, for an RNN, its steps: linked from the data module
+    before the data was read as trained) checked against the checkpoint's: other data of other channels failed in a
+    bare size mismatch of its state dict. An RNN whose data now reads at the checkpoint's length (padded or stretched
+    to it) is built again at that length; a CNN reads any length."""
     hp = read_checkpoint(ckpt, "ckpt_path").get("hyper_parameters") or {}
-    for key, what in (("in_channels", "channels"), ("max_len", "steps")):
-        if hp.get(key) is not None and built.get(key) is not None and built[key] != hp[key]:
-            raise ValueError(f"data: series of {built[key]} {what}, where {ckpt} holds a model of {hp[key]} {what}: "
-                             f"`neuroview {sub}` builds the model from the data; pass data of {hp[key]} {what}, or read "
+    keys = [("in_channels", "channels", hp.get("in_channels"), model.hparams.get("in_channels"))]
+    if takes_lengths(model.model) and hp.get("max_len") is not None:
+        if model.hparams.get("max_len") != hp["max_len"] and getattr(dm, "max_len", None) == hp["max_len"]:
+            args = {k: v for k, v in model.hparams.items() if not k.startswith("_")}  # LightningCLI's _instantiator
+            model = type(model)(**{**args, "max_len": hp["max_len"]})
+            model._init_loaded = True  # the checkpoint's weights go over it, as over the one built first
+        keys.append(("max_len", "steps", hp["max_len"], model.hparams.get("max_len")))
+    for key, what, trained, built in keys:
+        if trained is not None and built is not None and built != trained:
+            raise ValueError(f"data: series of {built} {what}, where {ckpt} holds a model of {trained} {what}: "
+                             f"`neuroview {sub}` builds the model from the data; pass data of {trained} {what}, or read "
                              f"it as the model was trained with `neuroview explain --ckpt {ckpt} --data FILE`")
+    return model
 
 
 def _checkpoint_file(cfg, sub: str) -> str | None:

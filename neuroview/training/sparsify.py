@@ -116,9 +116,9 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
     return torch.cat(feats), torch.cat(ys) if labels else None
 
 
-def _batches(data, split: str):
+def _batches(data, split: str, strict: str | None = None):
     """``data``'s whole ``split`` in order, unaugmented (:func:`neuroview._batch.split_batches`)."""
-    return split_batches(data, split, split)
+    return split_batches(data, split, split, strict)
 
 
 def mean_codes(net: nn.Module, train) -> Tensor:
@@ -268,10 +268,11 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
           caps=(None, None), distill=None) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
     check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
-    feats, y = _features(net, _batches(train, "train"), "train")
+    once = "so that each sample is read once (a sampler drawing one twice put it in two cross-validation folds)"
+    feats, y = _features(net, _batches(train, "train", once), "train")
     check_labels(y, net.num_classes)
     check_codes(feats)
-    val_batches = _batches(val, "val") if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
+    val_batches = _batches(val, "val", once) if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
     check_val(val, val_batches)
     val_feats = None if val_batches is None else _features(net, val_batches, "val")
     sparse = copy.deepcopy(net).eval()

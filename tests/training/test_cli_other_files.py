@@ -6,6 +6,7 @@ relative path goes on. Expected values come from the files and the checkpoint, n
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,46 @@ def test_a_resume_given_the_same_relative_path_goes_on(tmp_path, monkeypatch):
     cli = cli_main(["fit", "--config", cfg, "--test_after_fit", "false", "--trainer.max_epochs", "3",
                     "--ckpt_path", "last"])  # before: "resumes a run trained on other data options ('f.npz' asked ...)"
     assert cli.trainer.current_epoch == 3
+
+
+def test_predictions_name_their_split_rows_and_classes(trained, tmp_path):
+    cfg, ckpt = trained
+    cli_main(["predict", "--config", cfg, "--ckpt_path", ckpt])
+    with open(next((tmp_path / "run").rglob("predictions.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    xt, yt = _series(20, 2)  # train.npz's X_test, standardized by the training split as the model read it
+    x, _ = _series(40, 1)
+    with torch.no_grad():
+        pred = load_model(ckpt)(torch.from_numpy((xt - x.mean()) / x.std())).argmax(1).tolist()
+    assert [int(r["split_index"]) for r in rows] == list(range(20))  # the rows of X_test, in order
+    assert [int(r["target"]) for r in rows] == yt.tolist() and [int(r["pred"]) for r in rows] == pred
+    assert [r["pred_name"] for r in rows] == [str(p) for p in pred] and rows[0]["target_name"] == str(yt[0])
+
+
+def test_a_cnn_reads_another_length_and_an_rnn_reads_it_at_its_training_length(trained, tmp_path):
+    """`_check_shape` refused a CNN of global pooling 30-step series after 20 (it read them before); an RNN trained on
+    variable-length series read other data padded to its training length, but was built at the data's own."""
+    cfg, ckpt = trained
+    x, y = _series(40, 1, steps=30)
+    np.savez(tmp_path / "long.npz", X=x, y=y)
+    assert 0 <= _test_acc(cfg, "--data.init_args.path", str(tmp_path / "long.npz"), "--ckpt_path", ckpt) <= 1
+
+    def ragged(n: int, seed: int, longest: int) -> Path:
+        x, y = _series(n, seed, steps=longest)
+        lengths = np.random.default_rng(seed).integers(longest // 2, longest + 1, n)
+        lengths[0] = longest  # one of the longest length
+        for i, t in enumerate(lengths):
+            x[i, :, t:] = 0.0  # padding past its end
+        np.savez(tmp_path / f"r{longest}.npz", X=x, y=y, lengths=lengths)
+        return tmp_path / f"r{longest}.npz"
+
+    rnn = _config(tmp_path, ragged(40, 3, 20))
+    text = yaml.safe_load(Path(rnn).read_text())
+    text["model"] = {"arch": "nv_gru", "model_kwargs": {"hidden_size": 4}, "lr": 0.05, "scheduler": "none"}
+    text["trainer"]["default_root_dir"] = str(tmp_path / "rnn")
+    Path(rnn).write_text(yaml.safe_dump(text))
+    cli_main(["fit", "--config", rnn, "--test_after_fit", "false"])
+    last = str(tmp_path / "rnn" / "checkpoints" / "last.ckpt")
+    short = ["--data.init_args.path", str(ragged(40, 4, 14)), "--ckpt_path", last]
+    cli = cli_main(["test", "--config", rnn, *short])
+    assert cli.model.hparams.max_len == 20 and 0 <= float(cli.trainer.callback_metrics["test_acc"]) <= 1
