@@ -83,17 +83,21 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     if not isinstance(loader, DataLoader):
         return loader
     iterable = isinstance(loader.dataset, IterableDataset)
-    ordered = iterable or isinstance(loader.sampler, SequentialSampler)
+    # the sampler and batch size inside a plain BatchSampler, given as batch_sampler= too (loader.sampler is then a
+    # SequentialSampler that reads nothing, and a weighted one inside put a sample in two folds)
+    bs = loader.batch_sampler
+    plain = type(bs) is BatchSampler
+    sampler, size, drop = (bs.sampler, bs.batch_size, bs.drop_last) if plain else (loader.sampler, loader.batch_size, loader.drop_last)
+    ordered = iterable or isinstance(sampler, SequentialSampler)
     augments = getattr(loader.dataset, "augment", None) is not None and hasattr(loader.dataset, "x")  # an ArrayDataset's
-    if ordered and not loader.drop_last and not augments and (iterable or loader.batch_sampler is None
-                                                              or type(loader.batch_sampler) is BatchSampler):
+    if ordered and not drop and not augments and (iterable or bs is None or plain):
         return loader
-    dataset, drawn = loader.dataset, _drawn(loader) if subsets else None
-    if drawn is None and (loader.batch_size is None
-                          or not (iterable or isinstance(loader.sampler, (SequentialSampler, RandomSampler)))):
+    dataset = loader.dataset
+    drawn = _drawn(sampler, len(dataset)) if subsets and not iterable else None
+    if drawn is None and (size is None or not (iterable or isinstance(sampler, (SequentialSampler, RandomSampler)))):
         if strict is None:
             return loader
-        kind = type(loader.batch_sampler if loader.batch_size is None else loader.sampler).__name__
+        kind = type(bs if size is None else sampler).__name__
         raise ValueError(f"{what}: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
                          f"(rebuilt here in order), got one with a {kind}; pass DataLoader(dataset, batch_size, "
                          f"shuffle=False) over the same samples, {strict}")
@@ -102,18 +106,17 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
         dataset.augment = None
     if drawn is not None:
         dataset = Subset(dataset, drawn)
-    return DataLoader(dataset, batch_size=loader.batch_size, shuffle=False, drop_last=False,
+    return DataLoader(dataset, batch_size=size, shuffle=False, drop_last=False,
                       collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
                       worker_init_fn=loader.worker_init_fn)
 
 
-def _drawn(loader: DataLoader) -> list[int] | None:
-    """The samples a loader's subset or weighted sampler draws from, sorted (each once); None for another sampler."""
-    s = loader.sampler if loader.batch_size is not None and not isinstance(loader.dataset, IterableDataset) else None
+def _drawn(s, n: int) -> list[int] | None:
+    """The samples of ``n`` a subset or weighted sampler ``s`` draws from, sorted (each once); None for another."""
     if isinstance(s, SubsetRandomSampler):
-        return sorted({int(i) for i in s.indices})
+        return sorted({int(i) for i in s.indices if 0 <= int(i) < n})
     if isinstance(s, WeightedRandomSampler):  # draws among the samples of weight > 0 (with replacement, or not)
-        return torch.nonzero(torch.as_tensor(s.weights) > 0).flatten().tolist()
+        return [i for i in torch.nonzero(torch.as_tensor(s.weights) > 0).flatten().tolist() if i < n]
     return None
 
 

@@ -127,24 +127,32 @@ def _ramp(fields: list[str], any_start: bool = False) -> bool:
         math.isclose(b - a, step, rel_tol=1e-6, abs_tol=tol) for a, b in zip(v, v[1:]))
 
 
+def _rising(fields: list[str]) -> bool:
+    """Whether fields are n >= 3 finite numbers, each above the one before: wavelengths of a spectrometer (their steps
+    uneven: rounding, dispersion), times, indices."""
+    v = [number(f.strip()) for f in fields]
+    return len(v) >= 3 and None not in v and all(map(math.isfinite, v)) and all(b > a for a, b in zip(v, v[1:]))
+
+
 def _header_of(fields: list[str], label_column: int, others: set[str]) -> str | None:
     """What makes a first row a header that was not declared (None: nothing): column numbers 0, 1, ..., n - 1
     (pandas' to_csv of an array), or a label field that is no number (``label``; empty: pandas' index) before fields
-    that count up evenly (:func:`_ramp`): from 0 or from one step, or, where that label names no other row's class
-    (``others``: the label column of the rows below), from any number (wavelengths, times). A first series of a class
-    named in words (``cat,0.1,0.5,...``) is data, and so is one counting up from elsewhere (``cat,5,6,7``) of a class
-    other rows share; one of a class of its own whose values do not count up evenly is data too (a class of one series)."""
+    that count up evenly (:func:`_ramp`) from 0 or from one step, or, where that label names no other row's class
+    (``others``: the label column of the rows below), that only rise (:func:`_rising`: wavelengths, evenly spaced or
+    not; times). A first series of a class named in words (``cat,0.1,0.5,...``) is data, and so is one counting up from
+    elsewhere (``cat,5,6,7``) of a class other rows share; one of a class of its own whose values do not only rise is data
+    too (a class of one series; one whose values only rise is refused, naming header=false)."""
     if _column_numbers(fields):
         return f"0, 1, ..., {len(fields) - 1}: the column numbers pandas writes as a header (to_csv without header=False)"
     if not -len(fields) <= label_column < len(fields):
         return None
     k = label_column % len(fields)
     label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
-    if number(label) is not None or not (_ramp(rest) or (label not in others and _ramp(rest, any_start=True))):
+    if number(label) is not None or not (_ramp(rest) or (label not in others and _rising(rest))):
         return None
     shown = ", ".join(f.strip() for f in fields[:4]) + (", ..." if len(fields) > 4 else "")
     return (f"{shown}: a name in the label's column {k + 1} ({label!r}{', the class of no other row' * (label not in others)}) "
-            "and column names counting up evenly, the header pandas writes (to_csv without header=False)")
+            "and column names counting up, the header pandas writes (to_csv without header=False)")
 
 
 def _labels_at(rows: list[tuple[int, list[str]]], at: int) -> set[str]:
@@ -252,10 +260,10 @@ class CsvDataModule(ArrayDataModule):
     up evenly): a file without a header, whose first series would be dropped. ``"auto"`` (the default) reads the
     first row as a series unless it looks like the header pandas writes, which is refused, naming both options:
     column numbers 0, 1, 2, ... (an array's), or a word in the label's column and numbers counting up evenly beside
-    it, from 0 or one step (``label,0,1,2``), or from any number (wavelengths ``label,400,402,...``, times, indices)
-    where that word labels no other row. A first row counting up from elsewhere of a class other rows carry is a
-    series, and so is a first row of a class of its own whose numbers do not count up evenly; ``header=False`` reads
-    every row as a series, a first series that counts up evenly too. A header with an unnamed first column,
+    it from 0 or one step (``label,0,1,2``), or, where that word labels no other row, numbers that only rise
+    (wavelengths ``label,400,402,...`` evenly spaced or not, times, indices). A first row counting up from elsewhere of
+    a class other rows carry is a series, and so is a first row of a class of its own whose numbers do not only rise;
+    ``header=False`` reads every row as a series, a first series that rises too. A header with an unnamed first column,
     pandas' index (``df.to_csv(path)``), is refused. Text is UTF-8, or UTF-16 / UTF-32 with a byte-order mark
     (Excel's "Unicode Text"). ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
     with none of them, blanks (``" "``: any run of spaces, as in the archive's older

@@ -118,17 +118,13 @@ class PredictionWriter(BasePredictionWriter):
         probs = torch.cat([p["probs"] for p in predictions]).tolist()
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        try:  # a data module of the user's may name none
-            names = [str(n) for n in trainer.datamodule.class_names]
-        except (AttributeError, RuntimeError, ValueError):
-            names = None
-        names = names if names is not None and len(names) == len(probs[0]) else None
+        names = _class_names(trainer.datamodule, len(probs[0]))
         f = io.StringIO(newline="")
         w = csv.writer(f)
         w.writerow(["split_index", "target", "pred", *(["target_name", "pred_name"] if names else []),
                     *[f"prob_{c}" for c in range(len(probs[0]))]])
-        for i, t, p, pr in zip(index, target, preds, probs):
-            named = [names[t] if t != "" else "", names[p]] if names else []
+        for i, t, p, pr in zip(index, target, preds, probs):  # a target of no class (-1 ignored, none) named by none
+            named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
             w.writerow([i, t, p, *named, *[f"{v:.6g}" for v in pr]])
         atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         if trainer.world_size == 1:
@@ -136,6 +132,17 @@ class PredictionWriter(BasePredictionWriter):
         else:  # every rank writes its own share; rank 0 speaks for all of them
             rank_zero_info(f"predictions written to {out / 'predictions_rank*.csv'} (one file a rank, "
                            f"{trainer.world_size} ranks)")
+
+
+def _class_names(dm, n: int) -> list[str] | None:
+    """``dm``'s ``class_names`` where it names ``n`` classes; None where it names none (a data module of the user's:
+    no such attribute, None, or one that fails to read)."""
+    try:
+        names = dm.class_names
+    except Exception:  # noqa: BLE001 - a name is a courtesy: the predictions are written without one
+        return None
+    listed = names is not None and not isinstance(names, (str, bytes)) and hasattr(names, "__len__")
+    return [str(c) for c in names] if listed and len(names) == n else None
 
 
 def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:

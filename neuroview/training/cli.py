@@ -128,9 +128,10 @@ class NeuroViewCLI(LightningCLI):
             self.model._init_loaded = True
         if cfg is not None and self.subcommand != "fit" and self.datamodule is not None:  # other data, read as trained
             ckpt = _checkpoint_file(cfg, self.subcommand)
-            read_evaluated_like(ckpt or cfg.model.get("init_weights"), self.datamodule)
-            if ckpt and isinstance(self.model, NeuroViewModule):
-                self.model = _as_trained(ckpt, self.model, self.datamodule, self.subcommand)
+            source = ckpt or cfg.model.get("init_weights")
+            read_evaluated_like(source, self.datamodule)
+            if source and isinstance(self.model, NeuroViewModule):
+                self.model = _as_trained(source, ckpt is not None, self.model, self.datamodule, self.subcommand)
 
 
 
@@ -197,18 +198,26 @@ class NeuroViewCLI(LightningCLI):
         return trainer
 
 
-def _as_trained(ckpt: str, model: NeuroViewModule, dm, sub: str) -> NeuroViewModule:
+def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) -> NeuroViewModule:
     """The model the command built from the data (its channels and, for an RNN, its steps: linked from the data module
     before the data was read as trained) checked against the checkpoint's: other data of other channels failed in a
     bare size mismatch of its state dict. An RNN whose data now reads at the checkpoint's length (padded or stretched
-    to it) is built again at that length; a CNN reads any length."""
-    hp = read_checkpoint(ckpt, "ckpt_path").get("hyper_parameters") or {}
+    to it) is built again at that length; a CNN reads any length. ``ckpt``: the ``--ckpt_path`` (``given``) or the
+    ``--model.init_weights`` (a file without hyper-parameters, a ``.safetensors``, is not compared)."""
+    try:
+        hp = read_checkpoint(ckpt, "ckpt_path" if given else "init_weights").get("hyper_parameters") or {}
+    except Exception:  # noqa: BLE001 - init_weights of another kind: loaded, and named if it does not fit, by setup
+        if given:
+            raise
+        hp = {}
     keys = [("in_channels", "channels", hp.get("in_channels"), model.hparams.get("in_channels"))]
     if takes_lengths(model.model) and hp.get("max_len") is not None:
         if model.hparams.get("max_len") != hp["max_len"] and getattr(dm, "max_len", None) == hp["max_len"]:
             args = {k: v for k, v in model.hparams.items() if not k.startswith("_")}  # LightningCLI's _instantiator
-            model = type(model)(**{**args, "max_len": hp["max_len"]})
-            model._init_loaded = True  # the checkpoint's weights go over it, as over the one built first
+            with torch.random.fork_rng(devices=[]):  # its initial weights (replaced) drawn from no one's RNG
+                built = type(model)(**{**args, "max_len": hp["max_len"]})
+            built.hparams.update({k: v for k, v in model.hparams.items() if k.startswith("_")})
+            built._init_loaded, model = model._init_loaded, built  # a checkpoint's weights go over it, as over the first
         keys.append(("max_len", "steps", hp["max_len"], model.hparams.get("max_len")))
     for key, what, trained, built in keys:
         if trained is not None and built is not None and built != trained:

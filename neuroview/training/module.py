@@ -256,7 +256,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
         if self.hparams.init_weights and not self._init_loaded:
             # here rather than in __init__: load_from_checkpoint must not need the file any more. Every stage: test,
             # validate and predict scored untrained weights. A checkpoint restored later overwrites these weights
-            load_weights(self.model, self.hparams.init_weights)
+            load_weights(self.model, self.hparams.init_weights, whole=stage != "fit")  # scored: a random head is no model
             self._init_loaded = True  # scored (not fine-tuned): its outputs must be the data's classes, as ckpt_path's are
             if stage != "fit" and getattr(self._trainer, "datamodule", None) is not None:
                 check_classes_of(self._trainer.datamodule, self.hparams.init_weights, "data")
@@ -379,10 +379,10 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
 
 
 # ----------------------------------------------------------------- loading
-def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+def load_weights(model: nn.Module, path: str | os.PathLike, whole: bool = False) -> nn.Module:
     """Load ``path`` as ``init_weights`` does: :func:`neuroview.zoo.weights.load_weights` of a Lightning checkpoint,
-    ``.pt`` state dict or ``.safetensors`` file, into ``model`` or, the trained standard network, into its backbone."""
-    return zoo_weights.load_weights(model, path, what="init_weights", pickles=True, backbone=True)
+    ``.pt`` or ``.safetensors`` file, into ``model`` or its backbone (a standard network's); ``whole``: ``model`` only."""
+    return zoo_weights.load_weights(model, path, what="init_weights", pickles=True, backbone=not whole)
 
 
 def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: str = "ckpt_path") -> NeuroViewModule:

@@ -163,3 +163,26 @@ def test_a_cnn_reads_another_length_and_an_rnn_reads_it_at_its_training_length(t
     short = ["--data.init_args.path", str(ragged(40, 4, 14)), "--ckpt_path", last]
     cli = cli_main(["test", "--config", rnn, *short])
     assert cli.model.hparams.max_len == 20 and 0 <= float(cli.trainer.callback_metrics["test_acc"]) <= 1
+
+
+def test_init_weights_of_an_rnn_on_other_lengths_scores_the_whole_trained_model(tmp_path):
+    """The second review: --model.init_weights read other data at the training length but built the model at the
+    data's own, and the weights then went into the GRU alone: a random head scored (0.375 where --ckpt_path gave 0.625)."""
+    def ragged(longest: int, seed: int) -> Path:
+        x, y = _series(40, seed, steps=longest)
+        lengths = np.random.default_rng(seed).integers(longest // 2, longest + 1, 40)
+        lengths[0] = longest
+        for i, t in enumerate(lengths):
+            x[i, :, t:] = 0.0
+        np.savez(tmp_path / f"r{longest}.npz", X=x, y=y, lengths=lengths)
+        return tmp_path / f"r{longest}.npz"
+
+    cfg = _config(tmp_path, ragged(20, 3))
+    text = yaml.safe_load(Path(cfg).read_text())
+    text["model"] = {"arch": "nv_gru", "model_kwargs": {"hidden_size": 4}, "lr": 0.05, "scheduler": "none"}
+    Path(cfg).write_text(yaml.safe_dump(text))
+    cli_main(["fit", "--config", cfg, "--test_after_fit", "false"])
+    last = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    other = ["--data.init_args.path", str(ragged(14, 4))]
+    by_ckpt = _test_acc(cfg, *other, "--ckpt_path", last)
+    assert _test_acc(cfg, *other, "--model.init_weights", last) == pytest.approx(by_ckpt)

@@ -257,3 +257,47 @@ def test_the_report_reads_unlabelled_gallery_data(tmp_path):
     x = torch.randn(12, 1, 10)
     write_report(cnn, x[:4], None, tmp_path / "r", progress=False, examples=2, gallery_data=[x])
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_a_sampler_inside_a_batch_sampler_is_read_as_the_samples_it_draws_from(trained):
+    """The second review: DataLoader(batch_sampler=BatchSampler(WeightedRandomSampler(...))) passed as in order
+    (loader.sampler is then a SequentialSampler that reads nothing), one sample in two folds."""
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from neuroview._batch import in_order
+
+    net, x, y = trained
+    ds = TensorDataset(x, y)
+    w = torch.ones(60)
+    w[:6] = 0
+    for inner, keep in ((WeightedRandomSampler(w, 60), torch.arange(6, 60)), (RandomSampler(ds), torch.arange(60))):
+        for drop in (False, True):
+            loader = DataLoader(ds, batch_sampler=BatchSampler(inner, 16, drop))
+            read = torch.cat([b[0] for b in in_order(loader, strict="once")])
+            assert torch.equal(read, x[keep])
+
+
+def test_the_predictions_and_init_weights_need_no_class_names(tmp_path):
+    """The second review: a user's data module whose class_names is None failed the prediction writer (all
+    predictions lost) and the init_weights check with a bare TypeError."""
+    import pytorch_lightning as pl
+
+    from neuroview.training.callbacks import PredictionWriter
+    from neuroview.training.module import NeuroViewModule
+
+    x, y = torch.randn(12, 1, 6), torch.arange(12) % 2
+
+    class DM(pl.LightningDataModule):
+        class_names = None
+
+        def predict_dataloader(self):
+            return DataLoader(TensorDataset(x, y), batch_size=4)
+
+        test_dataloader = predict_dataloader
+
+    m = NeuroViewModule("nv_small_cnn", num_classes=2, in_channels=1, model_kwargs={"widths": [4], "dims": 1})
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[PredictionWriter(str(tmp_path))])
+    trainer.predict(m, datamodule=DM())
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("split_index,target,pred,prob_0") and len(rows) == 13
