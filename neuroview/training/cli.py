@@ -133,8 +133,6 @@ class NeuroViewCLI(LightningCLI):
             if source and isinstance(self.model, NeuroViewModule):
                 self.model = _as_trained(source, ckpt is not None, self.model, self.datamodule, self.subcommand)
 
-
-
     def before_fit(self) -> None:
         """A new run (no ``--ckpt_path``) into a folder that holds an earlier run's checkpoints keeps each as
         ``<name>-v<N>.ckpt``: the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best`` read the
@@ -219,9 +217,9 @@ def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) ->
             built.hparams.update({k: v for k, v in model.hparams.items() if k.startswith("_")})
             built._init_loaded, model = model._init_loaded, built  # a checkpoint's weights go over it, as over the first
         keys.append(("max_len", "steps", hp["max_len"], model.hparams.get("max_len")))
-    for key, what, trained, built in keys:
-        if trained is not None and built is not None and built != trained:
-            raise ValueError(f"data: series of {built} {what}, where {ckpt} holds a model of {trained} {what}: "
+    for key, what, trained, made in keys:
+        if trained is not None and made is not None and made != trained:
+            raise ValueError(f"data: series of {made} {what}, where {ckpt} holds a model of {trained} {what}: "
                              f"`neuroview {sub}` builds the model from the data; pass data of {trained} {what}, or read "
                              f"it as the model was trained with `neuroview explain --ckpt {ckpt} --data FILE`")
     return model
