@@ -118,7 +118,7 @@ class PredictionWriter(BasePredictionWriter):
         probs = torch.cat([p["probs"] for p in predictions]).tolist()
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        names = _class_names(trainer.datamodule, len(probs[0]))
+        names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]))
         f = io.StringIO(newline="")
         w = csv.writer(f)
         w.writerow(["split_index", "target", "pred", *(["target_name", "pred_name"] if names else []),
