@@ -119,19 +119,25 @@ def _ramp(fields: list[str], any_start: bool = False) -> bool:
     """Whether fields count up in even steps (n >= 3) from 0 or from one step: 0, 1, ..., n - 1, or 1, ..., n, or times
     0.0, 0.1, 0.2: the column names of a header, not a series; ``any_start``: from any number (wavelengths 400, 402,
     404 ...; times 12.5, 13.0, 13.5 ...)."""
-    v = [number(f.strip()) for f in fields]
-    if len(v) < 3 or None in v or not all(map(math.isfinite, v)) or not v[1] > v[0]:
+    v = _numbers(fields)
+    if v is None or not v[1] > v[0]:
         return False
     step, tol = v[1] - v[0], 4 * np.finfo(float).eps * max(map(abs, v))  # the rounding of numbers as large as these
     return (any_start or math.isclose(v[0], 0, abs_tol=1e-9) or math.isclose(v[0], step)) and all(
         math.isclose(b - a, step, rel_tol=1e-6, abs_tol=tol) for a, b in zip(v, v[1:]))
 
 
+def _numbers(fields: list[str]) -> list[float] | None:
+    """The fields as n >= 3 finite numbers, or None: what column names counting up are made of."""
+    v = [number(f.strip()) for f in fields]
+    return v if len(v) >= 3 and None not in v and all(map(math.isfinite, v)) else None
+
+
 def _rising(fields: list[str]) -> bool:
     """Whether fields are n >= 3 finite numbers, each above the one before: wavelengths of a spectrometer (their steps
     uneven: rounding, dispersion), times, indices."""
-    v = [number(f.strip()) for f in fields]
-    return len(v) >= 3 and None not in v and all(map(math.isfinite, v)) and all(b > a for a, b in zip(v, v[1:]))
+    v = _numbers(fields)
+    return v is not None and all(b > a for a, b in zip(v, v[1:]))
 
 
 def _header_of(fields: list[str], label_column: int, others: set[str]) -> str | None:
@@ -271,7 +277,7 @@ class CsvDataModule(ArrayDataModule):
     A row may end early (empty or NaN fields at its end, as the archive pads its variable-length
     sets): that series is shorter, padded (or, with ``resample=True``, stretched) as an ``.npz``'s
     ``lengths`` are. A value that is not a number, or a gap inside a series, is an error naming its row
-    and column. A label column of nearly one class a series (10 series or more, more classes than half of them:
+    and column. A label column of nearly one class a series (10 series or more, classes for 90% of them:
     measurements, row numbers) is refused, asking whether ``label_column`` is right, unless a test file of 4 series
     or more repeats training classes (fewer classes than half its series, none other). ``test_path`` / ``val_path``:
     splits of your own in the same format (paths may start with ``~``); without a

@@ -30,7 +30,7 @@ class NpzDataModule(ArrayDataModule):
     ``"auto"`` reads ``[N, C, *spatial]`` (aeon's and torch's order) and refuses an ``X`` with more
     channels than the length of its last axis (or as many: ``[N, 6, 6]``), the telltale of the other
     order, until ``layout`` says which it is. An empty, 0-d or text ``X``/``y`` (or split) is refused by name, as is
-    a ``y`` of nearly one class a series (10 series or more, more classes than half of them: measurements, row numbers)
+    a ``y`` of nearly one class a series (10 series or more, classes for 90% of them: measurements, row numbers)
     unless an ``X_test`` of 4 series or more repeats its classes (see :class:`~neuroview.data.CsvDataModule`).
     ``path`` may start with ``~``. ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:

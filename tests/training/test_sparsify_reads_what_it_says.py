@@ -21,18 +21,23 @@ from neuroview.data.arrays import ArrayDataModule
 from neuroview.training.sparsity_path import choose_point
 
 
+def _fit(net, x, y, steps: int):
+    """``net`` trained ``steps`` full-batch Adam steps on ``(x, y)``, in eval mode."""
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return net.eval()
+
+
 def _trained(classes: int = 3, seed: int = 0, steps: int = 20):
     torch.manual_seed(seed)
     x = torch.randn(60, 1, 24)
     y = torch.arange(60) % classes
     x[:, 0, 5:10] += y[:, None].float() * 1.5
     net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 8, 3), nn.ReLU()), classes, input_shape=(1, 24))
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-    return net.eval(), x, y
+    return _fit(net, x, y, steps), x, y
 
 
 class _Arrays(ArrayDataModule):
@@ -129,12 +134,7 @@ def test_the_cross_validation_reference_is_a_point_every_class_reads_from():
     torch.manual_seed(4)
     net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 8, 3), nn.ReLU(), nn.Conv1d(8, 8, 3), nn.ReLU()), 3,
                           input_shape=(1, 24))
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for _ in range(15):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-    p = nv.sparsify(net.eval(), [(x, y)]).sparsity_path
+    p = nv.sparsify(_fit(net, x, y, 15), [(x, y)]).sparsity_path
     eligible = p.min_units_per_class > 0  # every class reads a unit there
     assert float(p.val_acc.max()) > float(p.val_acc[eligible].max())  # the case: the best point is not eligible
     assert bool(eligible[p.chosen]) and p.reference == pytest.approx(float(p.val_acc[eligible].max()))
