@@ -92,7 +92,7 @@ def test_the_packaged_zoo_is_found_first_and_a_missing_zoo_is_an_error(zoo_place
         nv.list_models(pretrained=True)
     from neuroview.zoo.cli import main as zoo_cli
 
-    assert zoo_cli([]) == 1
+    assert zoo_cli([]) == 2
     assert "the zoo's checkpoints are missing" in capsys.readouterr().err
 
     for folder in (source / "checkpoints", packaged / "checkpoints"):

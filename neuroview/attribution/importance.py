@@ -19,7 +19,7 @@ import inspect
 import operator
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..core._utils import as_labels
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
@@ -55,6 +55,22 @@ def _has(source, name: str) -> bool:
 
 def _describe(source) -> str:
     return f"tensor of shape {tuple(source.shape)}" if isinstance(source, Tensor) else type(source).__name__
+
+
+def standardizes(net) -> bool:
+    """Whether ``net.unit_importance(standardized=True)`` is standardized: a normalization keeps each code's spread
+    (every member's, for an ensemble without one global head). Without one it is the raw effective weight, and
+    units of different sites do not compare on it."""
+    if getattr(net, "classifier", None) is None and isinstance(getattr(net, "members", None), nn.ModuleList):
+        return all(getattr(m, "norm", None) is not None for m in net.members)
+    return getattr(net, "norm", None) is not None
+
+
+def weight_label(source, standardized: bool) -> str:
+    """The axis label of :func:`unit_weights`'s numbers."""
+    if isinstance(source, CNNExplanation) or not standardized:
+        return "weight"
+    return "standardized weight" if standardizes(source) else "weight (raw: no normalization)"
 
 
 def unit_weights(source, *, standardized: bool = True) -> tuple[Tensor, list[tuple[str, int]], dict[str, slice]]:

@@ -56,7 +56,14 @@ def require_finite(x: Tensor, where: str = "") -> None:
         if x.is_floating_point():
             torch._assert_async(torch.isfinite(x).all(), f"x: contains NaN or Inf{where}; clean the input first")
         return
-    if x.is_floating_point() and not torch.isfinite(x).all():
+    try:
+        finite = not x.is_floating_point() or bool(torch.isfinite(x).all())
+    except RuntimeError as e:  # torch.func.vmap: no data-dependent branch (and no batched assert) inside it
+        if "data-dependent control flow" not in str(e):
+            raise
+        raise ValueError("x: the network checks its input for NaN and Inf, which cannot be done inside "
+                         "torch.func.vmap; set net.check_finite = False (and check the inputs before)") from None
+    if not finite:
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"x: contains NaN or Inf{where} ({bad} of {x.numel()} values); clean the input first")
 
@@ -156,6 +163,59 @@ def restore_modes(module: nn.Module) -> "callable":
             else:
                 m.training = mode
     return restore
+
+
+def _hook_names(hooks) -> str:
+    return ", ".join(getattr(h, "__qualname__", type(h).__name__) for h in hooks)
+
+
+def _foreign(hooks) -> list:
+    """The hooks that are not Lightning's model summary's (it watches every module's shapes, and removes them)."""
+    return [h for h in hooks if not getattr(h, "__module__", "").endswith(".model_summary")]
+
+
+def explaining(net: nn.Module) -> "callable":
+    """:func:`restore_modes` of ``net``, then ``net.eval()``: what ``explain`` runs in, after
+    :func:`refuse_own_hooks`."""
+    refuse_own_hooks(net)
+    restore = restore_modes(net)
+    net.eval()
+    return restore
+
+
+def refuse_own_hooks(net: nn.Module, what: str = "explain") -> None:
+    """Refuse a forward (pre-)hook on the network itself: ``explain`` computes the decision without calling the
+    network, so the hook would not run and the explanation would not be of the logits ``net(x)`` returns
+    (neuroview's own site hooks, which an outer wrap puts on a network it reads as a layer, are left alone)."""
+    own = [h for h in _foreign((*net._forward_pre_hooks.values(), *net._forward_hooks.values()))
+           if type(h).__module__ != "neuroview.core.hooks"]  # (its Hook, by name: hooks imports this module's users)
+    if own:
+        raise ValueError(f"{what}: the {type(net).__name__} carries forward hooks of its own ({_hook_names(own)}), "
+                         f"which {what} does not run (it computes the decision without calling the network): its logits "
+                         "would not be those net(x) returns. Remove them (handle.remove()) first, or register an input "
+                         "transform on net.backbone, whose hooks it runs")
+
+
+def plain_head(*modules: nn.Module | None) -> None:
+    """Refuse hooks on the head's modules (the classifier, the normalization): the decision reads their tensors with
+    ``F.linear`` and never calls them at eval, so a hook there (old-style ``spectral_norm`` / ``weight_norm``, a
+    user's forward hook) would run in some passes and not in others."""
+    for m in modules:
+        if m is None:
+            continue
+        if not isinstance(getattr(m, "weight", None), (Tensor, type(None))):
+            raise TypeError(f"classifier: the network's head is a {type(m).__module__}.{type(m).__name__} whose weight is "
+                            "no tensor (a quantized Linear: torch.ao.quantization); the decision reads its tensors, "
+                            "so quantize the backbone only (quantize_dynamic(net.backbone, ...))")
+        if m._forward_pre_hooks or m._forward_hooks or m._backward_hooks or m._backward_pre_hooks:
+            hooks = _foreign((*m._forward_pre_hooks.values(), *m._forward_hooks.values(), *m._backward_hooks.values(),
+                              *m._backward_pre_hooks.values()))
+            if not hooks:
+                continue
+            raise ValueError(f"classifier: the network's head ({type(m).__name__}) carries hooks ({_hook_names(hooks)}); "
+                             "the decision reads its tensors without calling it, so they would not run. Remove them; "
+                             "to reparametrize the head's weight use torch.nn.utils.parametrize (e.g. "
+                             "torch.nn.utils.parametrizations.spectral_norm / weight_norm, not the old hook-based ones)")
 
 
 # Methods of the core networks whose code lives in a higher layer (the gallery reads data and

@@ -22,23 +22,24 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._utils import describe, extension, factory, positive_int, require_finite, restore_modes
+from ._utils import describe, explaining, extension, factory, positive_int, require_finite, restore_modes
 from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
+from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
 from .hooks import install, run_to_last_site, uninstall
+from .guards import Guarded
 from .lazy_head import watch
 from .quantize import GRAD_STATES, QUANTIZERS
-from .reach import freeze_unreached, module_names, thaw
+from .reach import freeze_unreached, hold, module_names, thaw
 from .recorder import Recorder
 from .sites import Site
 
 __all__ = ["NeuroViewCNN", "Site"]
 
 
-class NeuroViewCNN(nn.Module):
+class NeuroViewCNN(Guarded):
     """Wrap a CNN (or MLP, or vision transformer) so that one linear classifier over all unit codes decides.
 
     Args:
@@ -155,7 +156,8 @@ class NeuroViewCNN(nn.Module):
         """One hook per site module (and on the module to stop at), shared with any other network wrapping the
         backbone; they go when this network is deleted or unwrapped."""
         called = {s.module for s in self.sites} | {m for m, _ in self.not_sites}
-        self._plan = {m: (n, fi, fi and self.quantizer != "none") for n, m, fi in self._targets if n in called}
+        self._none = self.quantizer == "none"  # "none" reads an activation's output, the others its input
+        self._plan = {m: (n, fi, fi and not self._none) for n, m, fi in self._targets if n in called}
         named = dict(self.backbone.named_modules())
         self._stop_at = (named[self._stop],) if self._stop in named else ()
         install(self, [(m, pre) for m, (_, _, pre) in self._plan.items()] + [(m, True) for m in self._stop_at])
@@ -165,8 +167,7 @@ class NeuroViewCNN(nn.Module):
         super().__setstate__(state)
         if self.__dict__.get("_installed"):  # a copy (deepcopy, pickle) records through its own backbone's hooks
             self._install()
-        for name in self.__dict__.get("frozen", ()):  # a pickle's hooks gave back what its wrappers froze: not its own
-            self.backbone.get_parameter(name).requires_grad_(False)
+        hold(self, self.__dict__.get("frozen", ()))  # a pickle's hooks gave back what its wrappers froze: not its own
 
     @torch.no_grad()
     def discover(self, x: Tensor) -> list[Site]:
@@ -252,13 +253,14 @@ class NeuroViewCNN(nn.Module):
 
     def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:
         self._check_input(x)
-        if self.sites is None or not self._installed:
+        if self.sites is None or not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):
             with DISCOVERING:  # two threads' first batches find the sites once
                 if self.sites is None:
                     self.discover(x)
-                if not self._installed:  # unwrapped, then run again
+                if not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):  # unwrapped, or
+                    uninstall(self, self.backbone)  # the quantizer set since to or from "none" reads the other side
                     self._install()
-        rec = Recorder(self, maps, len(x))
+        rec = Recorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)
         run_to_last_site(self.backbone, x, rec)
         if len(rec.codes) != len(self.sites):
             raise RuntimeError(f"backbone: its forward pass called {len(rec.codes)} sites, expected {len(self.sites)}")
@@ -300,8 +302,7 @@ class NeuroViewCNN(nn.Module):
         of the average sample) or a ``[U]`` tensor (:func:`neuroview.mean_codes` computes it exactly). Either way
         the contributions plus ``exp.bias`` sum to the logit. Every submodule keeps its train/eval mode.
         """
-        restore = restore_modes(self)
-        self.eval()
+        restore = explaining(self)
         try:
             codes, cmaps = self._codes(x, maps=maps)
         finally:
@@ -379,9 +380,9 @@ class NeuroViewCNN(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a lazy wrap learns its unit count (the first batch checks it) and a normalization it was built without
         key = prefix + "classifier.weight"  # (nv.sparsify adds one) from the checkpoint: its weights load into a fresh wrap
-        if self.classifier is None and key in state_dict:
-            self.build_head(state_dict[key].shape[1])
-        self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
+        if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
+            self.build_head(state_dict[key].shape[1]) if self.classifier is None and key in state_dict else None
+            self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -58,11 +58,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._utils import factory, own_rng
+from ._utils import factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, watched, why_not_batchable
 from .cnn import NeuroViewCNN
 from .explanation import CNNExplanation
-from .head import CodeNorm, decide, fold, folded_logits, head_dtype
+from .guards import Guarded
+from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
 from .readable import resolve_baseline
 
 __all__ = ["Ensemble", "members_loss"]
@@ -89,7 +90,7 @@ def members_loss(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
     return F.cross_entropy(z.flatten(0, 1), y.repeat(k), label_smoothing=label_smoothing) * k
 
 
-class Ensemble(nn.Module):
+class Ensemble(Guarded):
     """``k`` networks of one architecture whose logits are averaged (see the module docstring).
 
     Args:
@@ -218,7 +219,7 @@ class Ensemble(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a sparsified ensemble's weights load into a fresh one: its global head is built from their shapes
         key = prefix + "classifier.weight"
-        if self.classifier is None and key in state_dict:
+        if self.classifier is None and key in state_dict and load_fits(self, state_dict, prefix):
             self.build_head(state_dict[key].shape[1])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -282,6 +283,7 @@ class Ensemble(nn.Module):
         ``for_class(c).sum(-1) + bias[c] == net.eval()(x)[:, c]``; units of every member.
         ``baseline`` as for a NeuroView-CNN; a tensor covers the units of every member, in order."""
         self._nv("explain")
+        refuse_own_hooks(self)
         if self.classifier is not None:
             return self._explain_global(x, target, maps, baseline)
         if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):

@@ -25,6 +25,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._utils import plain_head
+
 #: default variance floor, relative to the mean variance of all features
 FLOOR = 0.1
 
@@ -128,6 +130,18 @@ def head_dtype(f: Tensor, w: Tensor) -> torch.dtype:
     return torch.promote_types(torch.promote_types(f.dtype, w.dtype), torch.float32)
 
 
+def load_fits(module: nn.Module, state_dict, prefix: str) -> bool:
+    """Whether the tensors of ``state_dict`` under ``prefix`` have the shapes of ``module``'s own (those it has; a lazy
+    module's uninitialized ones pass, as in torch's own check): a load torch refuses for a size mismatch must not
+    build, adopt or merge anything first (a refused load left a head of the wrong width, or a normalization)."""
+    for k, v in module.state_dict(keep_vars=True).items():
+        t = state_dict.get(prefix + k)
+        if (isinstance(t, Tensor) and not isinstance(v, nn.parameter.UninitializedTensorMixin) and t.shape != v.shape
+                and not (v.dim() == 0 and t.dim() == 1)):  # torch reads a [1] into a 0-dim one
+            return False
+    return True
+
+
 def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module | None) -> CodeNorm | None:
     """``norm``, or a new :class:`CodeNorm` (in ``head``'s device, dtype and mode) where ``state_dict``
     holds one and the network has none: a network built with ``normalize=False`` and then sparsified
@@ -143,6 +157,7 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
 def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in.
     ``weight``: the classifier's weight where it is composed of parts (default its own)."""
+    plain_head(classifier, norm)
     w, b = classifier.weight if weight is None else weight, classifier.bias
     if norm is None:
         return w, b
@@ -172,6 +187,7 @@ def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.
     see :func:`fold`."""
     if not classifier.training:
         return folded_logits(f, *fold(classifier, norm, weight))
+    plain_head(classifier, norm)
     weight = classifier.weight if weight is None else weight
     with torch.autocast(f.device.type, enabled=False):
         dt = head_dtype(f, weight)

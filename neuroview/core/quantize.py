@@ -241,6 +241,8 @@ def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, 
     if z.dim() == 1:
         raise ValueError(f"site output: expected at least [B, C], got shape {tuple(z.shape)}")
     zf, dim = as_units(z, axis, batch or z.shape[0])
+    if torch.compiler.is_compiling() and not isinstance(tau, float):  # a tau changed between compiled calls is
+        tau = float(tau)  # a symbolic float there, which the Function's traced backward cannot take: a recompile
     if torch.is_grad_enabled() and z.requires_grad:
         shared = kept is not None and _same_storage(zf, kept)
         if grad_state == "uint4" and torch.compiler.is_compiling():
@@ -248,5 +250,9 @@ def mean_code(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, 
             # activation's: a compiled graph keeps 8-bit slopes, computed (or recomputed in backward, as
             # AOTAutograd's partitioner decides) inside the kernels of the activation (compiled_kernels.py)
             grad_state = "uint8"
+        if not torch.compiler.is_compiling() and torch._C._functorch.is_functorch_wrapped_tensor(z):  # (traced: none)
+            raise TypeError(f"quantizer: the {quantizer!r} code's surrogate gradient (an autograd Function) cannot run "
+                            "under torch.func's grad / jacrev / jvp; take the gradient with torch.autograd.grad (or "
+                            "captum), or build the network with quantizer='none'")
         return _MeanCode.apply(zf, dim, points, tau, quantizer == "hard", shared, grad_state)
     return _code_and_slope(zf, dim, points, tau, quantizer == "hard")[0]

@@ -93,6 +93,14 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
                       "network over the same model, whose decision does not reach them; this one's does, so they train "
                       "again (the other's plain DDP would wait for their gradients)", stacklevel=4)
     names = tuple(n for n, p in trainable if id(p) not in reached and id(p) not in others)
+    hold(net, names)
+    return names
+
+
+def hold(net: nn.Module, names: tuple[str, ...]) -> None:
+    """Freeze ``names`` of ``net``'s backbone with ``net`` as their holder: its garbage collection (or its
+    ``unwrap()``) thaws them where no other live network holds them. A copy of a network (deepcopy, pickle) holds
+    its own copies so: they are thawed when it goes, as the original's are."""
     params = [net.backbone.get_parameter(n) for n in names]
     for p in params:
         p.requires_grad_(False)
@@ -101,7 +109,6 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
             _HOLDERS[id(p)] = (weakref.ref(p, lambda _, key=id(p): _HOLDERS.pop(key, None)), holders := weakref.WeakSet())
         holders.add(net)
     weakref.finalize(net, _release, [weakref.ref(p) for p in params]).atexit = False
-    return names
 
 
 def held(users) -> list[Tensor]:

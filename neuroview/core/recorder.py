@@ -29,7 +29,8 @@ class Recorder:
     def __init__(self, net, maps: bool, batch: int):
         self.net, self.maps, self.batch = net, maps, batch
         self.plan: dict = net._plan
-        self.stop_at = net._stop_at[0] if net.stop_early and net._stop_at else None
+        # not while torch.export traces (non-strict): the StopForward raised in a hook skips its module-stack pop
+        self.stop_at = net._stop_at[0] if net.stop_early and net._stop_at and not torch.compiler.is_exporting() else None
         self.codes: list[Tensor] = []
         self.code_maps: list[Tensor] = []
         self.calls: dict[str, int] = {}

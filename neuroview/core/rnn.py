@@ -36,17 +36,18 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .explanation import RNNExplanation
+from .guards import Guarded
 from .readable import resolve_baseline
-from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype
-from ._utils import extension, factory, param_dtype, restore_modes
-from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
+from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
+from ._utils import explaining, extension, factory, param_dtype
+from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
 _REDUCTIONS = ("norm", "abs", "sum")
 
 
-class NeuroViewRNN(nn.Module):
+class NeuroViewRNN(Guarded):
     """Wrap an RNN so that one linear classifier over the hidden states of all steps decides.
 
     >>> import torch, neuroview as nv
@@ -160,16 +161,22 @@ class NeuroViewRNN(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
-        self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
-        if self.step_shared is not None and prefix + "step_shared.weight" not in state_dict and prefix + "classifier.weight" in state_dict:
-            self.merge_shared()
+        if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
+            self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
+            if self.step_shared is not None and prefix + "step_shared.weight" not in state_dict and prefix + "classifier.weight" in state_dict:
+                self.merge_shared()
         w, per_step = state_dict.get(prefix + "classifier.weight"), self.num_features // self.steps
         own = {k: v.shape for k, v in self.rnn.state_dict().items()}  # the same RNN: only the steps can differ
-        same_rnn = all(state_dict.get(f"{prefix}rnn.{k}", torch.empty(0)).shape == v for k, v in own.items())
-        if same_rnn and isinstance(w, Tensor) and w.dim() == 2 and w.shape[1] != self.num_features and w.shape[1] % per_step == 0:
+        theirs = {k[len(prefix) + 4:]: v for k, v in state_dict.items() if k.startswith(prefix + "rnn.")}
+        same_rnn = theirs.keys() == own.keys() and all(theirs[k].shape == v for k, v in own.items())
+        if not same_rnn and isinstance(w, Tensor) and w.dim() == 2 and w.shape[1] != self.num_features:
+            error_msgs.append(rnn_mismatch(own, theirs, type(self.rnn).__name__))
+        elif same_rnn and isinstance(w, Tensor) and w.dim() == 2 and w.shape[1] != self.num_features and w.shape[1] % per_step == 0:
             error_msgs.append(f"classifier.weight: the checkpoint reads {w.shape[1] // per_step} steps of {per_step} "
                             f"hidden states, this network {self.steps} (max_len={self.max_len}, window={self.window}): "
-                            "build it with the max_len (and window) the checkpoint was trained with")
+                            "build it with the max_len (and window) the checkpoint was trained with"
+                              + (" (one step: a standard RNN classifier's checkpoint, which reads its last state?)"
+                                 if w.shape[1] == per_step else ""))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def features(self, x, lengths: Tensor | None = None) -> Tensor:
@@ -225,8 +232,7 @@ class NeuroViewRNN(nn.Module):
         a padded step contributes ``-W baseline`` (it differs from the average), not 0.
         Every submodule is left in the mode it was in.
         """
-        restore = restore_modes(self)
-        self.eval()
+        restore = explaining(self)
         try:
             h, lengths = self._features(x, lengths)
         finally:

@@ -149,6 +149,13 @@ class Backbone:
             if self.num_layers > 1:
                 raise TypeError(_own_forward_error(f"{type(rnn).__name__} has forward or backward hooks", self.num_layers))
             return self._own_states(rnn, inp, b, t)
+        if not isinstance(getattr(rnn, self.names[0][0][1], None), Tensor):  # torch.ao's quantized RNNs pack theirs
+            raise TypeError(f"rnn: a {type(rnn).__module__}.{type(rnn).__name__} keeps no weight tensors "
+                            f"({self.names[0][0][1]}) for the layer-by-layer pass that reads every layer's states: a "
+                            "quantized RNN (torch.ao.quantization) cannot be read; quantize other modules only")
+        if torch.jit.is_tracing():
+            raise TypeError("torch.jit.trace: a NeuroViewRNN runs its layers through torch.func.functional_call, which "
+                            "TorchScript cannot record; use torch.export.export (without lengths) or torch.compile")
         outs, p = [], float(rnn.dropout)  # read at each call, as nn.RNN does: it may be set after wrapping
         for layer, template in enumerate(self.templates):
             if layer and p and training:  # what nn.RNN does between layers
@@ -361,3 +368,16 @@ def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: in
     if not bb.builtin:
         bb.discover(rnn)
     return bb
+
+
+def rnn_mismatch(own: dict, theirs: dict, kind: str) -> str:
+    """Why a checkpoint does not load where its RNN is not this network's (``own``: name -> shape; ``theirs``: the
+    checkpoint's ``rnn.*`` tensors): none at all (a standard classifier's), or other layers, directions or sizes."""
+    if not theirs:
+        return ("rnn: the checkpoint holds no rnn.* weights: it is no NeuroView-RNN's (a standard classifier's, or "
+                "another architecture's)")
+    extra, missing = sorted(theirs.keys() - own.keys()), sorted(own.keys() - theirs.keys())
+    shapes = sorted(k for k in own.keys() & theirs.keys() if tuple(theirs[k].shape) != tuple(own[k]))
+    return (f"rnn: the checkpoint's {kind} is not this network's (only in the checkpoint: {extra[:4]}; only here: "
+            f"{missing[:4]}; of other shapes: {shapes[:4]}): build the network with the checkpoint's num_layers, "
+            "bidirectional and hidden_size")

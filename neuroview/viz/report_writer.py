@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.gallery import unit_gallery, waterfall_units
-from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step
+from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step, standardizes
 from ..core._utils import restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -253,18 +253,22 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     # a class with no sample among the explained ones has no mean: left out, not a row of zeros
     absent = set() if y is None else {cols[c] for c in range(len(cols)) if not bool((y == c).any())}
     left = f"; classes with no sample here are left out ({', '.join(sorted(absent))})" if absent else ""
+    layers = [f"{n} (site)" if n == "class" else n for n in layers]  # a site named so: not over the class column
+    over = "the samples of the class" if y is not None else "all the explained samples (no labels given)"
     w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent],
-            "each layer's share of the class's |contributions|, summed over the samples of the class (rows sum to 1)" + left)
+            f"each layer's share of the class's |contributions|, summed over {over} (rows sum to 1)" + left)
     if is_cnn(model):
-        w.table("unit_importance.csv", unit_records(model, names),
-                "one row per unit (site, channel): its standardized weight for each class, the numbers of the heatmap")
+        what = ("its standardized weight for each class" if standardizes(model) else "its raw effective weight for "
+                "each class (the network has no normalization, so units of different sites do not compare)")
+        w.table("unit_importance.csv", unit_records(model, names), f"one row per unit (site, channel): {what}, the "
+                "numbers of the heatmap")
     if is_rnn(model):
         drop = lambda rows: [{k: v for k, v in r.items() if k not in absent} for r in rows]  # noqa: E731
         w.table("time_importance.csv", drop(time_records(exp, names, y=y)),
-                "one row per time step: the mean signed contribution to each class over the samples of that class "
+                f"one row per time step: the mean signed contribution to each class over {over.replace('the class', 'that class')} "
                 "(padding past a series' end included, as it adds against the baseline)" + left)
         w.table("layer_time.csv", drop(layer_time_records(exp, names, y=y)),
-                "one row per (layer, step): the mean signed contribution to each class over the samples of that class" + left)
+                f"one row per (layer, step): the mean signed contribution to each class over {over.replace('the class', 'that class')}" + left)
         w.table("time_weights.csv", time_records(model, names),
                 "one row per time step: the global weight of each class (Euclidean norm over the step's hidden features)")
     exp.save(w.out / "explanation.safetensors")
@@ -284,7 +288,9 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
         w.figure(S_GLOBAL, "unit_heatmap.png", plots.unit_heatmap(model, class_names=names),
                  "Weight of every unit for every class, one panel per site (layer), units grouped by the class they "
                  "weigh most. Red units add to a class's logit when active, blue units take from it. Weights are "
-                 "standardized (times the spread of the unit's code), so units of different layers compare.")
+                 + ("standardized (times the spread of the unit's code), so units of different layers compare."
+                    if standardizes(model) else "the raw effective ones: the network has no normalization, so units of "
+                    "different layers do not compare."))
         w.figure(S_GLOBAL, "top_units.png", plots.top_units(model, k=5, class_names=names),
                  "The five units with the largest weight for each class, coloured by their site (layer).")
     if is_rnn(model):
@@ -296,7 +302,7 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
         w.figure(S_GLOBAL, "time_importance.png", plots.time_importance(exp, y=y, series=series, class_names=names,
                                                                          classes=shown),
                  "For each class, how much each time step adds to (red) or takes from (blue) that class's logit, "
-                 "averaged over the samples of the class (a step past a series' end counts too, with what its padding "
+                 f"averaged over {'the samples of the class' if y is not None else 'all the explained samples (no labels given)'} (a step past a series' end counts too, with what its padding "
                  "adds against the baseline); grey: the class's mean input series, over the samples that reach each step.")
         w.figure(S_GLOBAL, "layer_time.png", plots.layer_time(exp, y=y, class_names=names, classes=shown),
                  "The same contributions split by layer: rows are layers, columns time steps.")

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..attribution.importance import _check_sample, unit_weights
+from ..attribution.importance import _check_sample, unit_weights, weight_label
 from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
 from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _sym_norm, _target
@@ -74,7 +74,7 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
         im = ax.imshow(block.numpy(), cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
         n = slices[site].stop - slices[site].start
         read = int((w[:, slices[site]] != 0).any(0).sum())
-        shown = "" if len(order) == n else f", none read by any class" if not read else (
+        shown = "" if len(order) == n else ", none read by any class" if not read else (
             f", the {len(order)} strongest" if read > len(order) else f", the {read} read by a class")
         ax.set_title(f"site {site}: {n} units{shown}", fontsize=9)
         ax.set_yticks(range(c), names, fontsize=7)
@@ -84,8 +84,7 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
         else:
             ax.set_xticks([])
     axes[-1].set_xlabel("unit (channel), grouped by the class it weighs most")
-    label = "standardized weight" if standardized and not isinstance(source, CNNExplanation) else "weight"
-    fig.colorbar(im, ax=list(axes), label=label, shrink=min(1.0, 4.0 / len(sel) + 0.2))
+    fig.colorbar(im, ax=list(axes), label=weight_label(source, standardized), shrink=min(1.0, 4.0 / len(sel) + 0.2))
     fig.suptitle("Unit-class weights of the global classifier, per site")
     return fig
 
@@ -148,7 +147,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
             ax.set_ylim(k - 0.5, -0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(names[cls], fontsize=9)
-        ax.set_xlabel("standardized weight" if standardized and not isinstance(source, CNNExplanation) else "weight", fontsize=8)
+        ax.set_xlabel(weight_label(source, standardized), fontsize=8)
     matplotlib = _mpl()[0]
     handles = [matplotlib.patches.Patch(color=col, label=s) for s, col in used.items()]
     fig.legend(handles=handles, title="site (layer)", loc="outside lower center", ncols=min(6, len(handles)), fontsize=7)

@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.root is not None and not Path(args.root).is_dir():  # a typo must not read as an empty zoo
         print(f"neuroview zoo: root: expected a checkpoint folder, got {args.root!r} (no such folder)", file=sys.stderr)
-        return 1
+        return 2  # a refused input, as every command's (a failed verification: 1)
     try:
         entries = read_manifest(args.root)
     except (MissingZooError, ValueError) as e:  # an install without its checkpoints, or a folder that is no zoo
         print(f"neuroview zoo: {e}", file=sys.stderr)
-        return 1
+        return 2
     names = list_pretrained(args.pattern, args.root)
     if not names:
         print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}",

@@ -30,7 +30,7 @@ def test_a_manifest_cut_short_names_the_file(tmp_path, capsys):
         zoo.read_manifest(tmp_path)
     with pytest.raises(ValueError, match=r"manifest.json, got a file that is not readable JSON"):
         nv.create_model("small_cnn.tiny", pretrained=True, root=tmp_path)
-    assert main(["zoo", "--verify", "--root", str(tmp_path)]) == 1
+    assert main(["zoo", "--verify", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"neuroview zoo: root: expected a neuroview manifest (JSON) in {path}") and "\n" not in err
 

@@ -320,9 +320,9 @@ def test_zoo_verify_that_verifies_nothing_fails(tmp_path, capsys):
     verified everything; a listing of an empty folder still succeeds."""
     from neuroview.cli import main
 
-    assert main(["zoo", "--root", str(tmp_path / "typo"), "--verify"]) == 1
+    assert main(["zoo", "--root", str(tmp_path / "typo"), "--verify"]) == 2  # a refused input
     assert "root: expected a checkpoint folder, got" in capsys.readouterr().err
-    assert main(["zoo", "--root", str(tmp_path / "typo")]) == 1
+    assert main(["zoo", "--root", str(tmp_path / "typo")]) == 2
     assert main(["zoo", "--root", str(tmp_path)]) == 0  # an existing folder with no manifest yet: no entries
     assert main(["zoo", "--root", str(tmp_path), "--verify"]) == 1
     assert "no trained entries in" in capsys.readouterr().err

@@ -155,7 +155,7 @@ def test_a_checkpoints_variable_naming_no_folder_is_an_error(tmp_path, monkeypat
     with pytest.raises(ValueError) as e:
         nv.list_models(pretrained=True)
     assert str(e.value) == want
-    assert main(["zoo"]) == 1
+    assert main(["zoo"]) == 2
     assert capsys.readouterr().err.strip() == f"neuroview zoo: {want}"
     typo.mkdir()  # a folder with no manifest yet is an empty zoo, which save_pretrained may fill
     assert nv.list_models(pretrained=True) == []

@@ -1,0 +1,55 @@
+"""What torch's generic module tools cannot do to a NeuroView network, said by name rather than done wrong.
+
+- ``torch.jit.script``: the codes are read by hooks and an autograd Function; scripting failed deep in TorchScript
+  (a lambda property, an Optional cast). ``torch.export`` (strict) and ``torch.compile`` take the network.
+- ``net.requires_grad_(...)``, ``net.apply(fn)`` before a lazy network's first batch: the head that batch builds is
+  none of the modules they reach (PyTorch's lazy modules refuse both); so said, with the fix.
+- ``copy.copy`` of a lazy network: the copy shares the original's submodules but not its unbuilt head, so its first
+  batch wrote a new head into the original; refused (``copy.deepcopy`` copies it whole).
+
+Imports only torch.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from torch import nn
+
+
+class Guarded(nn.Module):
+    """The mix-in of the NeuroView networks."""
+
+    def _unbuilt(self) -> bool:
+        members = getattr(self, "members", None)
+        if isinstance(members, nn.ModuleList):  # an ensemble: a lazy member's head (its own None head is no lazy one)
+            return any(isinstance(m, Guarded) and m._unbuilt() for m in members)
+        return "classifier" in self.__dict__ and self.__dict__["classifier"] is None  # a None head, not yet a module
+
+    def __prepare_scriptable__(self):
+        raise TypeError(f"torch.jit.script: a {type(self).__name__} cannot be scripted (its decision is read through "
+                        "hooks, autograd Functions and torch.func, which TorchScript does not compile); use "
+                        "torch.export.export(net, (x,), strict=True) or torch.compile(net)")
+
+    def _say_unbuilt(self, what: str) -> None:
+        if self._unbuilt():
+            warnings.warn(f"{what}: the network's head is built on its first batch, after this call, which does not "
+                          "reach it; call net(x) once (or build it with example_input=x) first", stacklevel=3)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        self._say_unbuilt(f"requires_grad_({requires_grad})")
+        return super().requires_grad_(requires_grad)
+
+    def apply(self, fn):
+        self._say_unbuilt("apply(fn)")
+        return super().apply(fn)
+
+    def __copy__(self):
+        if self._unbuilt():
+            raise TypeError("copy.copy: the network's head is built on its first batch, and a shallow copy shares "
+                            "every module but that one (its first batch would replace the original's head); use "
+                            "copy.deepcopy, or copy it after one batch")
+        factory, args, state = self.__reduce_ex__(4)[:3]
+        new = factory(*args)
+        new.__setstate__(state)
+        return new
