@@ -68,6 +68,9 @@ def as_batches(data, what: str = "batches"):
                          f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
+    if not hasattr(data, "__iter__") and not hasattr(data, "train_dataloader"):  # a Dataset: read sample by sample
+        raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
+                         f"(x, lengths, y), got a {type(data).__name__} (a Dataset: DataLoader(dataset, batch_size=...))")
     return data
 
 

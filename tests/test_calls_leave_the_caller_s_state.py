@@ -53,6 +53,18 @@ def test_save_pretrained_draws_nothing_from_the_global_rng(tmp_path):
     assert torch.equal(torch.get_rng_state(), state)
 
 
+def test_loading_a_trained_entry_draws_nothing_from_the_global_rng(tmp_path):
+    # its network was built with random initial weights, which the checkpoint replaces: a seeded script's later
+    # shuffles depended on which zoo model it had loaded (a probe of 2026-12-06)
+    kw = {"num_classes": 3, "in_features": 2, "max_len": 6, "hidden_size": 3}
+    zoo.save_pretrained(nv.create_model("nv_gru", **kw), "nv_gru.toy", architecture="nv_gru", arch_kwargs=kw,
+                        dataset={"name": "none"}, recipe=None, seed=0, metrics={}, root=tmp_path)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    nv.create_model("nv_gru.toy", pretrained=True, root=tmp_path)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_a_batched_ensemble_s_first_pass_draws_nothing_from_the_global_rng():
     """It built its grouped layers with fresh initial weights from the caller's RNG, which a training loader shuffles
     with: trained batched and apart, the same recipe saw other batch orders from the second epoch on."""

@@ -170,8 +170,13 @@ def _hook_names(hooks) -> str:
 
 
 def _foreign(hooks) -> list:
-    """The hooks that are not Lightning's model summary's (it watches every module's shapes, and removes them)."""
-    return [h for h in hooks if not getattr(h, "__module__", "").endswith(".model_summary")]
+    """The hooks that are neither neuroview's own (its site hooks, those finding the sites of an outer wrap that reads
+    a NeuroView network as a layer) nor observers that only read shapes: Lightning's model summary, torch's
+    ModuleTracker (FlopCounterMode's)."""
+    def module(h) -> str:
+        return getattr(getattr(h, "func", h), "__module__", None) or type(h).__module__
+    return [h for h in hooks if not module(h).startswith(("neuroview.", "torch.utils.module_tracker"))
+            and not module(h).endswith(".model_summary")]
 
 
 def explaining(net: nn.Module) -> "callable":
@@ -187,8 +192,9 @@ def refuse_own_hooks(net: nn.Module, what: str = "explain") -> None:
     """Refuse a forward (pre-)hook on the network itself: ``explain`` computes the decision without calling the
     network, so the hook would not run and the explanation would not be of the logits ``net(x)`` returns
     (neuroview's own site hooks, which an outer wrap puts on a network it reads as a layer, are left alone)."""
-    own = [h for h in _foreign((*net._forward_pre_hooks.values(), *net._forward_hooks.values()))
-           if type(h).__module__ != "neuroview.core.hooks"]  # (its Hook, by name: hooks imports this module's users)
+    # (torch's global module hooks are left alone: they run for every module the pass calls, and are most often
+    # observers, a profiler's or a test's; one that changed the network's own output would go unseen here)
+    own = _foreign((*net._forward_pre_hooks.values(), *net._forward_hooks.values()))
     if own:
         raise ValueError(f"{what}: the {type(net).__name__} carries forward hooks of its own ({_hook_names(own)}), "
                          f"which {what} does not run (it computes the decision without calling the network): its logits "

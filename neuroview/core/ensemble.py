@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._utils import factory, own_rng, refuse_own_hooks
+from ._utils import factory, own_rng, refuse_own_hooks, restore_modes
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, watched, why_not_batchable
 from .cnn import NeuroViewCNN
 from .explanation import CNNExplanation
@@ -334,9 +334,16 @@ class Ensemble(Guarded):
     def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
         """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""
         codes, code_maps = self._batched_eval(x, maps), None  # the batched pass's codes, or each member's own
-        if codes is None:
-            exps = self._member_explanations(x, maps, [None] * len(self))
-            codes, code_maps = torch.cat([e.codes for e in exps], dim=1), self._code_maps(exps)
+        if codes is None:  # each member's own pass for its codes: its own head (and hooks on it) take no part, as in forward
+            restore = restore_modes(self)
+            self.eval()
+            try:
+                pairs = [m._codes(x, maps=maps) for m in self.members]
+            finally:
+                restore()
+            codes = torch.cat([c for c, _ in pairs], dim=1)
+            code_maps = ({f"members.{i}.{s.name}": v for i, (m, (_, cm)) in enumerate(zip(self.members, pairs))
+                          for s, v in zip(m.sites, cm)} if maps else None)
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)

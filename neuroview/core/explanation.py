@@ -1,14 +1,12 @@
 """The result of ``net.explain(x)``: tensors whose sums reproduce the logits exactly.
 
-Both NeuroView families decide with one linear map, ``logits = W f(x) + b``, so every logit
-splits into per-feature contributions ``W[c, i] * f_i(x)``. An explanation keeps what the
-decision needs, the features ``codes [B, ...]``, the effective weights ``weight [C, ...]`` and
-the bias, and forms contributions for the classes asked (:meth:`Explanation.for_class`,
-``[B, ...]``); the dense ``[B, C, ...]`` tensor is built only when ``contributions`` is read
-(a ResNet-50 at 1,000 classes and batch 128 would need 11.6 GB for it).
-:class:`CNNExplanation` adds the unit bookkeeping and spatial maps of NeuroView-CNN,
-:class:`RNNExplanation` the time axis of NeuroView-RNN. Saving and loading (safetensors plus a
-JSON sidecar, no pickle) live in :mod:`neuroview.core.saving`.
+Both NeuroView families decide with one linear map, ``logits = W f(x) + b``, so every logit splits into per-feature
+contributions ``W[c, i] * f_i(x)``. An explanation keeps what the decision needs, the features ``codes [B, ...]``,
+the effective weights ``weight [C, ...]`` and the bias, and forms contributions for the classes asked
+(:meth:`Explanation.for_class`, ``[B, ...]``); the dense ``[B, C, ...]`` tensor is built only when ``contributions``
+is read (a ResNet-50 at 1,000 classes and batch 128 would need 11.6 GB for it). :class:`CNNExplanation` adds the
+unit bookkeeping and spatial maps of NeuroView-CNN, :class:`RNNExplanation` the time axis of NeuroView-RNN. Saving
+and loading (safetensors plus a JSON sidecar, no pickle) live in :mod:`neuroview.core.saving`.
 
 Imports only torch and :mod:`neuroview.core.saving`.
 """
@@ -16,7 +14,7 @@ Imports only torch and :mod:`neuroview.core.saving`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -26,7 +24,7 @@ from ._utils import as_labels, positive_int
 from .readable import k_share
 
 
-@dataclass
+@dataclass(eq=False)  # compared field by field, tensors of many values gave torch's bare error
 class _Fields:
     logits: Tensor  # [B, C]
     bias: Tensor  # [C]
@@ -63,10 +61,9 @@ class Explanation(_Fields):
 
     @property
     def contributions(self) -> Tensor:
-        """``[B, C, ...]``, dense: formed (and kept) on first read. Prefer :meth:`for_class`."""
-        if self._contributions is None:
-            self._contributions = self._delta()[:, None] * self.weight[None]
-        return self._contributions
+        """``[B, C, ...]``, dense: formed from the codes and weight at each read, a new tensor (editing it changes
+        no later answer); the one passed in where there are none. Prefer :meth:`for_class`."""
+        return self._contributions if self._contributions is not None else self._delta()[:, None] * self.weight[None]
 
     def _delta(self) -> Tensor:
         """The codes relative to the baseline (the codes themselves against zero)."""
@@ -146,7 +143,7 @@ class Explanation(_Fields):
         """``[B]`` class per sample from an int, a ``[B]`` tensor or array, or ``None`` (the asked or predicted class)."""
         b = self.logits.shape[0]
         if target is None:
-            return self.target if self.target is not None else self.predicted
+            return self.target.clone() if self.target is not None else self.predicted  # never the stored one
         if isinstance(target, bool):  # True is no class (it read as class 1)
             raise TypeError(f"target: expected a class index or a tensor of them, got {target!r}")
         if not isinstance(target, (int, float, Tensor)) and (hasattr(target, "__array__") or hasattr(target, "__index__")):
@@ -158,7 +155,7 @@ class Explanation(_Fields):
         if isinstance(target, int):
             _check_class(target, self.num_classes)
             return torch.full((b,), target, dtype=torch.long, device=self.logits.device)
-        target = as_labels(target, "target").to(self.logits.device)
+        target = as_labels(target, "target").to(self.logits.device, copy=True)  # not the caller's tensor or array
         if target.shape != (b,):
             raise ValueError(f"target: expected an int or a tensor of shape [{b}], got shape {tuple(target.shape)}")
         if len(target) and (target.min() < 0 or target.max() >= self.num_classes):
@@ -220,6 +217,8 @@ def class_labels(num_classes: int, class_names: Sequence | None = None) -> list[
     """Column names of the per-class columns: the class names, or ``class_0, class_1, ...``."""
     if class_names is None:
         return [f"class_{c}" for c in range(num_classes)]
+    if isinstance(class_names, (str, bytes, Mapping)):  # a string's letters, a dict's keys were read as the names
+        raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} {class_names!r:.60}")
     names = [str(n) for n in class_names]
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
@@ -240,7 +239,7 @@ def records_frame(records: list[dict]):
     return pd.DataFrame.from_records(records)
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class CNNExplanation(Explanation):
     """Per-unit explanation of a NeuroView-CNN.
 
@@ -331,11 +330,11 @@ class CNNExplanation(Explanation):
         width = next(t.shape[-1] for t in (kw["codes"], kw["weight"], kw["contributions"]) if t is not None)
         kw["units"], kw["site_slices"] = saving.unit_layout(meta, width)  # checked against the tensors
         if "code_maps" in meta:
-            kw["code_maps"] = {name: t[f"code_maps.{i}"] for i, name in enumerate(meta["code_maps"])}
+            kw["code_maps"] = saving.code_maps(meta, t, kw["site_slices"])
         return kw
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class RNNExplanation(Explanation):
     """Per-time-step explanation of a NeuroView-RNN.
 

@@ -39,7 +39,7 @@ from .explanation import RNNExplanation
 from .guards import Guarded
 from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
-from ._utils import explaining, extension, factory, param_dtype
+from ._utils import explaining, extension, factory, param_dtype, plain_head
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
@@ -187,6 +187,7 @@ class NeuroViewRNN(Guarded):
         """The classifier's weight with the shared part spread over the steps (``shared_steps``), else None."""
         if self.step_shared is None:
             return None
+        plain_head(self.step_shared)  # read as a tensor too: hooks on it would not run
         c, (l, d, t, h) = self.num_classes, self.feature_shape
         shared = (self.step_shared.weight / t).reshape(c, l, d, 1, h).expand(c, l, d, t, h).reshape(c, -1)
         return self.classifier.weight + shared
@@ -256,7 +257,7 @@ class NeuroViewRNN(Guarded):
                 baseline=base,
                 # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
                 time_importance=torch.einsum("bkth,ckth->bct", delta.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
-                lengths=lengths,
+                lengths=lengths if lengths is None else lengths.clone(),  # not the caller's tensor
             )
         exp.target = exp.targets(target)
         return exp

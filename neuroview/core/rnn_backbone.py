@@ -378,6 +378,11 @@ def rnn_mismatch(own: dict, theirs: dict, kind: str) -> str:
                 "another architecture's)")
     extra, missing = sorted(theirs.keys() - own.keys()), sorted(own.keys() - theirs.keys())
     shapes = sorted(k for k in own.keys() & theirs.keys() if tuple(theirs[k].shape) != tuple(own[k]))
+    if not extra and not missing and all(k.startswith("weight_ih_l0") for k in shapes):  # its first layer's input only
+        k = shapes[0]
+        return (f"rnn: the checkpoint's {kind} reads inputs of {theirs[k].shape[1]} features per step, this network's "
+                f"{own[k][1]}: build it with the checkpoint's input channels and window (a window of w samples reads "
+                "w times the channels)")
     return (f"rnn: the checkpoint's {kind} is not this network's (only in the checkpoint: {extra[:4]}; only here: "
             f"{missing[:4]}; of other shapes: {shapes[:4]}): build the network with the checkpoint's num_layers, "
             "bidirectional and hidden_size")

@@ -38,6 +38,10 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     from safetensors.torch import save as st_save  # noqa: PLC0415 - only when saving
 
     tensors_path, meta_path = paths(path)
+    for p in (tensors_path, meta_path):  # an earlier explanation is replaced; a file of the user's is not
+        if p.exists() and not _ours(meta_path):
+            raise FileExistsError(f"path: {p} exists and is no neuroview explanation's (no sidecar {meta_path.name} of "
+                                  "one beside it): save the explanation elsewhere, or remove the file first")
     # safetensors refuses views and shared storage: give it plain, contiguous CPU copies
     data = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
     meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
@@ -47,10 +51,36 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     return tensors_path, meta_path
 
 
+def _ours(meta_path: Path) -> bool:
+    """Whether ``meta_path`` is an explanation's sidecar (what :func:`save` may replace)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def _device(device) -> torch.device:
+    """``device`` read as one, or a named error (a dtype given there recast every tensor)."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device: expected a str or torch.device, got {type(device).__name__} {device!r}")
+    try:
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as e:  # "gpu"; CUDA on a machine without it
+        raise ValueError(f"device: {device!r} is no device this torch can use ({type(e).__name__}: {e})") from None
+    return dev
+
+
+#: the rank of the codes of each kind: a sidecar's type edited or taken from another explanation failed later, bare
+_RANKS = {"CNNExplanation": 2, "RNNExplanation": 5}
+
+
 def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple[str, dict[str, Tensor], dict]:
     """``(kind, tensors, meta)`` of what :func:`save` wrote; ``kinds`` are the kinds accepted."""
     from safetensors.torch import load as st_load  # noqa: PLC0415 - only when loading
 
+    device = _device(device)
     tensors_path, meta_path = paths(path)
     for p in (tensors_path, meta_path):
         if not p.is_file():
@@ -67,7 +97,12 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
     data = tensors_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
         raise ValueError(f"path: {tensors_path} does not match its sidecar {meta_path.name} (SHA-256 differs); save the explanation again")
-    return meta["type"], {k: v.to(device) for k, v in st_load(data).items()}, meta
+    tensors = {k: v.to(device=device) for k, v in st_load(data).items()}
+    rank = _RANKS.get(meta["type"])
+    if rank is not None and "codes" in tensors and tensors["codes"].dim() != rank:
+        raise ValueError(f"path: its sidecar says {meta['type']}, whose codes have {rank} dims; its tensors hold codes of "
+                         f"shape {tuple(tensors['codes'].shape)}: the two files do not belong together, save it again")
+    return meta["type"], tensors, meta
 
 
 def unit_layout(meta: dict, width: int) -> tuple[list[tuple[str, int]], dict[str, slice]]:
@@ -82,8 +117,27 @@ def unit_layout(meta: dict, width: int) -> tuple[list[tuple[str, int]], dict[str
                          "explanation again") from e
     ends = sorted((s.start, s.stop) for s in slices.values())
     tiled = [a for a, _ in ends] == [0] + [b for _, b in ends][:-1] and (ends[-1][1] if ends else 0) == width
+    wrong = next((u for k, sl in slices.items() for u in range(sl.start, min(sl.stop, len(units)))
+                  if tiled and units[u] != (k, u - sl.start)), None)  # each unit its site's, in channel order
+    if wrong is not None:
+        site = next(k for k, sl in slices.items() if sl.start <= wrong < sl.stop)
+        raise ValueError(f"path: its sidecar names unit {wrong} {units[wrong]}, where its site_slices put channel "
+                         f"{wrong - slices[site].start} of {site!r}: edited, or from another explanation: save it again")
     if len(units) != width or not tiled:
         raise ValueError(f"path: its sidecar lists {len(units)} units over sites covering {ends[-1][1] if ends else 0} "
                          f"columns, its tensors hold codes of {width} units; the two files do not belong together "
                          "(edited, or from another explanation): save the explanation again")
     return units, slices
+
+
+def code_maps(meta: dict, tensors: dict[str, Tensor], slices: dict[str, slice]) -> dict[str, Tensor]:
+    """A CNN explanation's code maps from its sidecar's names, each checked against its site (a name edited or
+    swapped failed later as a bare KeyError or a size mismatch)."""
+    names = meta["code_maps"]
+    maps = {str(n): tensors.get(f"code_maps.{i}") for i, n in enumerate(names)}
+    bad = [n for n, m in maps.items() if n not in slices or m is None or m.dim() < 2
+           or m.shape[1] != slices[n].stop - slices[n].start]
+    if bad:
+        raise ValueError(f"path: its sidecar's code maps {bad} name no site of its units, or hold another number of "
+                         "units than the site: the two files do not belong together, save the explanation again")
+    return maps

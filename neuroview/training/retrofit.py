@@ -1,14 +1,13 @@
 """Retrofit: make an already trained standard network explainable, and say what it costs.
 
-The trained network's backbone is wrapped (:func:`neuroview.core.wrap`), frozen (weights *and*
-BatchNorm statistics: it stays in eval mode), and only the global linear classifier over all
-unit codes (CNN) or all hidden steps (RNN) is fitted. Because the backbone no longer changes,
-its codes are computed once per training sample and the classifier is fitted on them: a
-logistic regression (mean cross-entropy plus ``weight_decay / 2 * ||W||^2``, the bias free) on the
-standardized codes, solved to convergence by full-batch L-BFGS in float64, seconds on a CPU: the
-result is that objective's optimum, whatever the number of samples or their order. The report
-gives the standard network's test accuracy, the NeuroView one's (both from one pass over the test
-batches), and the difference: the accuracy the exact explanation costs.
+The trained network's backbone is wrapped (:func:`neuroview.core.wrap`), frozen (weights *and* BatchNorm statistics:
+it stays in eval mode), and only the global linear classifier over all unit codes (CNN) or all hidden steps (RNN) is
+fitted. Because the backbone no longer changes, its codes are computed once per training sample and the classifier is
+fitted on them: a logistic regression (mean cross-entropy plus ``weight_decay / 2 * ||W||^2``, the bias free) on the
+standardized codes, solved to convergence by full-batch L-BFGS in float64, seconds on a CPU: the result is that
+objective's optimum, whatever the number of samples or their order. The report gives the standard network's test
+accuracy, the NeuroView one's (both from one pass over the test batches), and the difference: the accuracy the exact
+explanation costs.
 
 >>> import torch, neuroview as nv
 >>> std = nv.create_model("small_cnn", widths=(8, 16)).eval()      # pretend it is trained
@@ -124,7 +123,11 @@ def _test_accuracies(standard: nn.Module, net: nn.Module, batches) -> tuple[floa
         y = batch_labels(y, len(x), net.num_classes, "test")
         right_nv += int((call_model(net, x, lengths).argmax(-1) == y).sum())
         if own_head:
-            right_std += int((call_model(standard, x, lengths).argmax(-1) == y).sum())
+            out = call_model(standard, x, lengths)
+            if out.shape[-1] != net.num_classes:  # a hidden layer named fc, or num_classes= given wrong: the cost compares two tasks
+                raise ValueError(f"num_classes: the model's output has {out.shape[-1]} classes, the NeuroView network "
+                                 f"{net.num_classes} (num_classes=, else its num_classes, fc or classifier); pass num_classes={out.shape[-1]}")
+            right_std += int((out.argmax(-1) == y).sum())
         total += len(y)
     if total == 0:
         raise ValueError("test: expected at least one batch, got an empty loader")
@@ -320,11 +323,8 @@ def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="neuroview retrofit",
-        description="Wrap a trained standard network, freeze its backbone, fit only the global classifier, "
-                    "and report how much test accuracy the explanation costs.",
-    )
+    p = argparse.ArgumentParser(prog="neuroview retrofit", description="Wrap a trained standard network, freeze its "
+                                "backbone, fit only the global classifier, and report how much test accuracy the explanation costs.")
     p.add_argument("source", help="a zoo entry (e.g. small_cnn.digits) or a weight file (.safetensors, .pt state dict, Lightning .ckpt)")
     p.add_argument("--arch", help="architecture of a .safetensors/.pt file (see `neuroview zoo --architectures`)")
     p.add_argument("--arch-kwargs", default=None, help="JSON arguments of the architecture, e.g. '{\"widths\": [32, 64]}'")
@@ -332,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "zoo entry's (a name or path is read as the network was trained: its normalize and resample)")
     p.add_argument("--max-len", type=int, default=None, help="RNNs only: steps the classifier reads (default: the data's)")
     p.add_argument("--quantizer", default=None, help="CNNs: hard, soft or none (default: the library's)")
-    p.add_argument("--epochs", type=int, default=1000, help="the most L-BFGS iterations of the classifier's fit (default 1000; "
-                                                            "it stops once converged)")
+    p.add_argument("--epochs", type=int, default=1000, help="the most L-BFGS iterations of the classifier's fit (default 1000; it stops once converged)")
     p.add_argument("--lr", type=float, default=None, help=argparse.SUPPRESS)  # the AdamW fit's: no longer used
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")

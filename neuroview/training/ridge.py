@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -84,17 +85,24 @@ def ridge_loo(z: Tensor, y: Tensor, num_classes: int, alphas=ALPHAS) -> tuple[Te
     return w.T, ybar, best, torch.tensor(mse, dtype=torch.float64)
 
 
+def _alphas(alphas) -> tuple[float, ...]:
+    """``alphas`` as penalties: a lone number (a numpy or 0-d torch scalar too) or a sequence of them, each > 0."""
+    lone = isinstance(alphas, numbers.Real) or (isinstance(alphas, Tensor) and alphas.dim() == 0)
+    given = (alphas,) if lone and not isinstance(alphas, bool) else alphas
+    try:  # a lone number was a bare "'float' object is not iterable"
+        out = tuple(float(a) for a in given)
+    except (TypeError, ValueError):
+        out = None
+    if not out or any(not 0 < a < math.inf for a in out):
+        raise ValueError(f"alphas: expected one or more penalties > 0, finite (a number or a sequence of them), got {given!r}")
+    return out
+
+
 def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     """A copy of ``net`` whose global classifier is the ridge of :func:`ridge_loo` on the training
     split's standardized features; ``net`` is never changed. ``train``: a data module (its training
     split) or batches ``(x, y)`` / ``(x, lengths, y)``. ``out.ridge`` is a :class:`RidgeFit`."""
-    given = (alphas,) if isinstance(alphas, (int, float)) and not isinstance(alphas, bool) else alphas
-    try:  # a lone number was a bare "'float' object is not iterable"
-        alphas = tuple(float(a) for a in given)
-    except (TypeError, ValueError):
-        alphas = None
-    if not alphas or any(not 0 < a < math.inf for a in alphas):
-        raise ValueError(f"alphas: expected one or more penalties > 0, finite (a number or a sequence of them), got {given!r}")
+    alphas = _alphas(alphas)
     if getattr(net, "members", None) is not None and getattr(net, "classifier", None) is None:  # an Ensemble
         raise ValueError("net: an Ensemble deciding with its members' mean has no global head to fit; fit each member "
                          "(Ensemble([fit_ridge_head(m, train) for m in ens.members])), or nv.sparsify(ens, ...) for one head")
@@ -126,6 +134,8 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
         out.classifier.weight.copy_(weight.to(out.classifier.weight.dtype))
         out.classifier.bias.copy_((b - shift).to(out.classifier.bias.dtype))
     acc = 100.0 * float(((z @ w.T + b).argmax(1) == y).double().mean())
+    for stale in ("finetuned", "sparsity_path"):  # records of a head this fit replaced (sparsify's, its fine-tuning)
+        out.__dict__.pop(stale, None)
     out.ridge = RidgeFit(alphas, tuple(mse.tolist()), alphas[best], acc)
     return out
 
@@ -201,6 +211,7 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
+    _alphas(alphas)  # before the data is read and the biases fitted
     x, y = _series(train, seed)
     if y is not None and len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -127,6 +128,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
         x, lengths, y = unpack(batch)
         if y is None:
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+        if not isinstance(x, torch.Tensor):  # (numpy series: a bare AttributeError on .to)
+            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         x, y = x.to(device), as_labels(y, "train").to(device)
         if single_fails and len(y) < 2:
             skipped += 1
@@ -194,6 +197,11 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     if not params and epochs:  # AdamW's bare "optimizer got an empty parameter list"
         raise ValueError("sparse: expected a network with parameters to train, got one whose parameters all have "
                          "requires_grad=False (frozen); unfreeze what fine-tuning may change (requires_grad_(True))")
+    body = [p for n, p in net.named_parameters() if not n.startswith(("classifier.", "norm.", "step_shared."))]
+    if epochs and params and not any(p.requires_grad for p in body):
+        warnings.warn("sparse: its backbone is frozen (requires_grad=False throughout, as nv.retrofit leaves it): only "
+                      "the head's nonzero weights train; unfreeze it (sparse.backbone.requires_grad_(True), an RNN's "
+                      "sparse.rnn) to fine-tune it for the units it reads", stacklevel=2)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if params else None
     device = weight.device
     losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0

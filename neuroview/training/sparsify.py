@@ -75,10 +75,9 @@ __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 # chosen on data no network of the study had seen (benchmarks/sparsify_choice.py): 15 of 16 zoo
 # entries within 1 point of the dense network there, against 12 of 16 at 0.95
 DEVIANCE = 0.99
-# the relaxed refit's ridge, chosen on held-out data over 3 training seeds (benchmarks/
-# sparsify_budget_choice.py, 48 runs): without a budget 43 of 48 runs within 1 point of the dense
-# network against 38 at 1e-2 (reading about 39 units per class where 1e-2 read 19); under the zoo's
-# budget 41 of 48 either way (37 at 1)
+# the relaxed refit's ridge, chosen on held-out data over 3 training seeds (benchmarks/sparsify_budget_choice.py, 48
+# runs): without a budget 43 of 48 runs within 1 point of the dense network against 38 at 1e-2 (reading about 39
+# units per class where 1e-2 read 19); under the zoo's budget 41 of 48 either way (37 at 1)
 RELAXED = 0.1
 
 # ------------------------------------------------------------------- features
@@ -276,7 +275,8 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     check_val(val, val_batches)
     val_feats = None if val_batches is None else _features(net, val_batches, "val")
     sparse = copy.deepcopy(net).eval()
-    sparse.__dict__.pop("finetuned", None)  # a fine-tuned network sparsified again: its head is refitted here
+    for stale in ("finetuned", "ridge"):  # a fine-tuned or ridge-fitted network's records: its head is refitted here
+        sparse.__dict__.pop(stale, None)
     if _is_rnn(sparse):
         sparse.merge_shared()  # one weight per hidden state (shared_steps), which the path replaces
     if isinstance(sparse, Ensemble) and sparse.classifier is None:

@@ -166,7 +166,8 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     if meta.get("neuroview.architecture") not in (None, arch):
         raise ArchitectureError(f"{full}: the file holds a {meta['neuroview.architecture']!r}, the manifest says {arch!r}")
     _check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs)
-    model = _build(arch, arch_kwargs)
+    with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: they draw nothing of the caller's
+        model = _build(arch, arch_kwargs)
     check_fits(model, tensors, full)
     n = count_params(model)
     if entry.get("num_params") is not None and n != entry["num_params"]:

@@ -147,3 +147,39 @@ def test_a_garbage_collected_copy_gives_its_backbones_frozen_head_back():
     gc.collect()
     assert kept[4].weight.requires_grad and kept[4].bias.requires_grad
     assert not model[4].weight.requires_grad  # the original, alive, still holds its own
+
+
+def test_a_neuroview_network_read_as_a_layer_of_an_outer_wrap_still_wraps():
+    # (the review) the head's hook check refused the outer wrap's own site-finding hooks on the inner head
+    x = torch.randn(6, 1, 8, 8)
+    inner = with_running_stats(_cnn(input_shape=(1, 8, 8)), x)
+    outer = nv.wrap(nn.Sequential(inner, nn.ReLU(), nn.Linear(3, 2)), 2, example_input=x).eval()
+    assert outer.num_units == 12 and torch.allclose(outer.explain(x).logits, outer(x), atol=1e-5)
+    ens = nv.Ensemble([_cnn(input_shape=(1, 8, 8)) for _ in range(2)]).eval()
+    whole = nv.wrap(ens, 3, example_input=x).eval()
+    assert torch.allclose(whole.explain(x).logits, whole(x), atol=1e-5)
+
+
+def test_hooks_the_decision_does_not_read_are_left_alone_and_those_it_skips_refused():
+    x, y = torch.randn(12, 1, 8, 8), torch.arange(12) % 3
+    ens = nv.Ensemble([with_running_stats(_cnn(input_shape=(1, 8, 8)), x) for _ in range(2)]).eval()
+    sparse = nv.sparsify(ens, [(x, y)], val=[(x, y)], tolerance=100.0, points=4)  # one global head
+    sparse.members[0].register_forward_hook(lambda m, a, out: out * 0)  # a member's own logits: not read
+    sparse.members[0].classifier.register_forward_hook(lambda m, a, out: out)
+    exp = sparse.explain(x)
+    assert torch.allclose(exp.for_class().sum(-1) + exp.bias[exp.target], sparse(x).gather(1, exp.target[:, None])[:, 0],
+                          atol=1e-5)
+    torch.manual_seed(0)
+    rnn = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), num_classes=3, max_len=5, shared_steps=True)
+    rnn.step_shared.register_forward_hook(lambda m, a, out: out)  # part of the head, read as a tensor
+    with pytest.raises(ValueError, match=r"classifier: the network's head \(Linear\) carries hooks"):
+        rnn(torch.randn(2, 5, 2))
+
+
+def test_a_checkpoint_of_another_window_names_the_input_size():
+    torch.manual_seed(0)
+    two = nv.NeuroViewRNN(nn.GRU(6, 8, batch_first=True), num_classes=2, max_len=12, window=2).state_dict()
+    one = nv.NeuroViewRNN(nn.GRU(3, 8, batch_first=True), num_classes=2, max_len=12)  # windows of 2 samples of 3
+    with pytest.raises(RuntimeError, match=r"rnn: the checkpoint's GRU reads inputs of 6 features per step, this "
+                                           r"network's 3: build it with the checkpoint's input channels and window"):
+        one.load_state_dict(two)
