@@ -14,7 +14,7 @@ import weakref
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import (BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler, Subset,
+from torch.utils.data import (BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler, Subset,
                               SubsetRandomSampler, WeightedRandomSampler)
 
 
@@ -68,7 +68,7 @@ def as_batches(data, what: str = "batches"):
                          f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
-    if not hasattr(data, "__iter__") and not hasattr(data, "train_dataloader"):  # a Dataset: read sample by sample
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset):  # read sample by sample as batches
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a {type(data).__name__} (a Dataset: DataLoader(dataset, batch_size=...))")
     return data

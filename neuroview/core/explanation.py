@@ -196,7 +196,8 @@ class Explanation(_Fields):
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
-        return {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions", "baseline")}
+        kw = {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions", "baseline")}
+        return kw | ({"contributions": None} if kw["codes"] is not None and kw["weight"] is not None else {})  # v1
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu") -> "Explanation":

@@ -197,8 +197,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     if not params and epochs:  # AdamW's bare "optimizer got an empty parameter list"
         raise ValueError("sparse: expected a network with parameters to train, got one whose parameters all have "
                          "requires_grad=False (frozen); unfreeze what fine-tuning may change (requires_grad_(True))")
-    body = [p for n, p in net.named_parameters() if not n.startswith(("classifier.", "norm.", "step_shared."))]
-    if epochs and params and not any(p.requires_grad for p in body):
+    body = [p for m in (getattr(net, "members", None) or [net]) for n, p in
+            (m.rnn.named_parameters() if _is_rnn(m) else m.backbone.named_parameters()) if n not in getattr(m, "frozen", ())]
+    if epochs and params and body and not any(p.requires_grad for p in body):  # (none, as MiniRocket's: nothing to say)
         warnings.warn("sparse: its backbone is frozen (requires_grad=False throughout, as nv.retrofit leaves it): only "
                       "the head's nonzero weights train; unfreeze it (sparse.backbone.requires_grad_(True), an RNN's "
                       "sparse.rnn) to fine-tune it for the units it reads", stacklevel=2)

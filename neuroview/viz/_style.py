@@ -40,6 +40,7 @@ def _figure(w: float, h: float):
 def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     if class_names is None:
         return [f"class {c}" for c in range(num_classes)]
+    refuse_one_string(class_names)
     names = [str(n) for n in class_names]
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
@@ -47,6 +48,13 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     shown = [f"class {n}" if _is_number(n) else n for n in names]
     _distinct(shown, names)
     return shown
+
+
+def refuse_one_string(class_names) -> None:
+    """A string's letters (or a dict's keys) were read as the names, a title read "logit of a" for a class "cat"."""
+    if isinstance(class_names, (str, bytes, dict)):
+        raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
+                        f"{class_names!r:.60}")
 
 
 def _distinct(shown: list[str], names: list[str]) -> None:
@@ -102,8 +110,8 @@ def _index(value, num_classes: int, what: str) -> int:
 def _classes(classes, num_classes: int) -> list[int]:
     if classes is None:
         return list(range(num_classes))
-    if isinstance(classes, (str, int)) or (isinstance(classes, Tensor) and classes.dim() == 0):
-        classes = [classes]
+    if isinstance(classes, (str, int)) or (hasattr(classes, "ndim") and classes.ndim == 0) or hasattr(classes, "__index__"):
+        classes = [classes]  # one class: an int, a numpy integer, a 0-dim tensor or array
     out = [_index(c, num_classes, "classes") for c in classes]
     bad = [c for c in out if not 0 <= c < num_classes]
     if bad or not out:

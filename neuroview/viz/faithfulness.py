@@ -41,7 +41,7 @@ def plot_deletion_curves(curves: DeletionCurves, metric: str = "accuracy", *, ax
         fig = Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
     else:
-        fig = ax.figure
+        fig = ax.figure.figure  # the root Figure, also for axes in a subfigure (a SubFigure has no savefig)
     aucs = curves.aucs(metric)
     rand = [c for n, c in curves.curves.items() if n.startswith("random:")]
     for name, c in curves.curves.items():
@@ -58,7 +58,7 @@ def plot_deletion_curves(curves: DeletionCurves, metric: str = "accuracy", *, ax
     what = "units removed" if curves.kind == "units" else "time steps replaced"
     ax.set_xlabel(f"fraction of {what}, most important first")
     ax.set_ylabel("accuracy" if metric == "accuracy" else "mean true-class logit")
-    ax.set_title(title or ("Unit ablation" if curves.kind == "units" else "Time-step deletion"))
+    ax.set_title(("Unit ablation" if curves.kind == "units" else "Time-step deletion") if title is None else title)
     ax.legend(fontsize=7)
     return fig
 

@@ -31,6 +31,7 @@ from ..core.explanation import RNNExplanation
 from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
+from ._style import refuse_one_string
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_options, check_out, explain_batches, pick_examples,
     prediction_rows, progress_bar, readability_lines, report_meta, summary_lines,
@@ -134,6 +135,7 @@ def write_report(
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
     y = check_labels(y, n)
     num_classes = int(model.num_classes)
+    refuse_one_string(class_names) if class_names is not None else None  # before str() of each: "abc" gave a, b, c
     names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does

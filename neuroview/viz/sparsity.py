@@ -41,7 +41,7 @@ def path_plot(path, *, title: str | None = None):
     what = "units" if path.groups == "unit" else "features"
     ax.set_xlabel(f"{what} per class (mean over classes)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title or "Sparse global classifier: the regularization path", fontsize=10)
+    ax.set_title("Sparse global classifier: the regularization path" if title is None else title, fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     return fig
 

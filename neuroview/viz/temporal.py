@@ -193,8 +193,9 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         # bias, so that the line ends at the logit as the waterfall's bars do
         pad = float(ti[cls, t:].double().sum())
         running = float(exp.bias[cls]) + pad + torch.cumsum(ti[cls, :t].double(), 0)
+        start = "bias" if exp.baseline is None else "baseline's logit"  # against a baseline, exp.bias is its logit
         axes[1].plot(steps, running.numpy(), lw=1.2, color=color,
-                     label=f"starts at the bias {float(exp.bias[cls]):+.3g} and the padded steps' {pad:+.3g}" if pad else None)
+                     label=f"starts at the {start} {float(exp.bias[cls]):+.3g} and the padded steps' {pad:+.3g}" if pad else None)
         axes[1].axhline(float(exp.logits[sample, cls]), color=color, lw=0.6, ls="--")
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_ylabel("contribution")

@@ -113,3 +113,17 @@ def test_load_reads_a_device_and_refuses_a_sidecar_that_does_not_fit(cnn, tmp_pa
     meta_path.write_text(json.dumps(meta))
     back = nv.Explanation.load(tmp_path / "e")
     assert back.units == exp.units and torch.equal(back.spatial_map("3"), exp.spatial_map("3"))
+
+
+def test_a_file_that_stored_the_dense_contributions_loads_as_a_snapshot_too(cnn, tmp_path):
+    # version-1 files kept the dense contributions beside the codes and weight: loaded, they were handed out as stored
+    from neuroview.core import saving  # noqa: PLC0415
+
+    net, x = cnn
+    exp = net.explain(x)
+    tensors, meta = exp._state()
+    saving.save(tmp_path / "v1", "CNNExplanation", tensors | {"contributions": exp.contributions}, meta)
+    back = nv.Explanation.load(tmp_path / "v1")
+    before = back.for_class(0).clone()
+    back.contributions[:, 0] *= 0
+    assert torch.equal(back.for_class(0), before) and float(back.residual().abs().max()) < 1e-5

@@ -80,3 +80,35 @@ def test_the_fitting_tools_name_what_they_cannot_read():
         assert nv.fit_ridge_head(_net(), [(x, y)], alphas=scalar).ridge.alphas == (float(scalar),)
     with pytest.raises(ValueError, match=r"alphas: expected one or more penalties > 0"):
         nv.minirocket(iter(()), alphas=-1.0)  # refused before the (here empty) data is read
+
+
+def test_the_frozen_backbone_warning_reads_the_backbones_the_decision_runs_through():
+    import warnings  # noqa: PLC0415
+
+    x, y = _data()
+    rocket = nv.sparsify(nv.minirocket([(x, y)], num_features=168), [(x, y)])  # fixed kernels: nothing to unfreeze
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nv.finetune_sparse(rocket, [(x, y)], epochs=1)
+    members = [_net() for _ in range(2)]
+    for m in members:
+        m.backbone.requires_grad_(False)
+    ens = nv.sparsify(nv.Ensemble(members), [(x, y)])  # the members' own heads take no part in the global decision
+    with pytest.warns(UserWarning, match=r"sparse: its backbone is frozen"):
+        nv.finetune_sparse(ens, [(x, y)], epochs=1)
+
+
+def test_batches_read_by_index_are_still_batches():
+    class Batches:  # a sequence of batches with __getitem__ and __len__ only
+        def __init__(self, items):
+            self.items = items
+
+        def __getitem__(self, i):
+            return self.items[i]
+
+        def __len__(self):
+            return len(self.items)
+
+    x, y = _data()
+    net = _net()
+    assert nv.readability(net, Batches([(x, y)])) == nv.readability(net, [(x, y)])
