@@ -10,7 +10,7 @@ Imports: torch and :mod:`neuroview.core`; matplotlib only inside functions.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from torch import Tensor
 
@@ -50,11 +50,13 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     return shown
 
 
-def refuse_one_string(class_names) -> None:
-    """A string's letters (or a dict's keys) were read as the names, a title read "logit of a" for a class "cat"."""
-    if isinstance(class_names, (str, bytes, dict)):
+def refuse_one_string(class_names):
+    """``class_names``, or an error where they are one string (its letters were read as the names, a title read
+    "logit of a" for a class "cat"), a mapping (its keys) or a 0-dim array."""
+    if isinstance(class_names, (str, bytes, Mapping)) or getattr(class_names, "ndim", None) == 0:
         raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
                         f"{class_names!r:.60}")
+    return class_names
 
 
 def _distinct(shown: list[str], names: list[str]) -> None:
@@ -97,7 +99,7 @@ def _scale(*values: Tensor):
 def _index(value, num_classes: int, what: str) -> int:
     """One class index from an int, a whole-number float or a one-element tensor; a name (a string, even "1"),
     a fraction or a bool is an error naming ``what``, where ``int()`` read "1" as index 1 and 1.7 as 1."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):  # numpy's and torch's bools too
         raise TypeError(f"{what}: expected a class index, got the bool {value}")
     t = as_labels(value, what).reshape(-1)
     if len(t) != 1:
@@ -110,7 +112,7 @@ def _index(value, num_classes: int, what: str) -> int:
 def _classes(classes, num_classes: int) -> list[int]:
     if classes is None:
         return list(range(num_classes))
-    if isinstance(classes, (str, int)) or (hasattr(classes, "ndim") and classes.ndim == 0) or hasattr(classes, "__index__"):
+    if isinstance(classes, (str, int)) or getattr(classes, "ndim", None) == 0:
         classes = [classes]  # one class: an int, a numpy integer, a 0-dim tensor or array
     out = [_index(c, num_classes, "classes") for c in classes]
     bad = [c for c in out if not 0 <= c < num_classes]

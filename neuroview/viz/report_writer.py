@@ -135,8 +135,7 @@ def write_report(
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
     y = check_labels(y, n)
     num_classes = int(model.num_classes)
-    refuse_one_string(class_names) if class_names is not None else None  # before str() of each: "abc" gave a, b, c
-    names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(num_classes)]
+    names = [str(c) for c in refuse_one_string(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
     model.eval()

@@ -70,3 +70,19 @@ def test_a_report_refuses_class_names_given_as_one_string(tmp_path):
     with pytest.raises(TypeError, match=r"class_names: expected a sequence of names, one per class, got str 'ab'"):
         write_report(net, x, y, tmp_path / "r", class_names="ab", examples=1, progress=False, dpi=30)
     assert not (tmp_path / "r").exists()
+
+
+def test_classes_as_an_array_of_several_and_bools_of_any_kind():
+    # (the review) an array of several classes was read as one, and numpy's or torch's bools as classes 0 and 1
+    from types import MappingProxyType  # noqa: PLC0415
+
+    net, x, y = small_report_cnn()
+    for several in (torch.tensor([0, 1]), np.array([0, 1]), [0, 1]):
+        fig = plots.top_units(net, k=2, classes=several)
+        assert len([a for a in fig.axes if a.get_title()]) == 2
+        plt.close(fig)
+    for flag in (np.True_, torch.tensor(True), True):
+        with pytest.raises(TypeError, match=r"classes: expected a class index, got the bool True"):
+            plots.top_units(net, k=2, classes=flag)
+    with pytest.raises(TypeError, match=r"class_names: expected a sequence of names, one per class, got mappingproxy"):
+        plots.unit_heatmap(net, class_names=MappingProxyType({0: "a", 1: "b"}))
