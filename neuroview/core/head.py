@@ -134,7 +134,7 @@ def load_fits(module: nn.Module, state_dict, prefix: str) -> bool:
     """Whether the tensors of ``state_dict`` under ``prefix`` have the shapes of ``module``'s own (those it has; a lazy
     module's uninitialized ones pass, as in torch's own check): a load torch refuses for a size mismatch must not
     build, adopt or merge anything first (a refused load left a head of the wrong width, or a normalization)."""
-    for k, v in module.state_dict(keep_vars=True).items():
+    for k, v in (*module.named_parameters(), *module.named_buffers()):  # (no state-dict hooks run: FSDP's gather)
         t = state_dict.get(prefix + k)
         if (isinstance(t, Tensor) and not isinstance(v, nn.parameter.UninitializedTensorMixin) and t.shape != v.shape
                 and not (v.dim() == 0 and t.dim() == 1)):  # torch reads a [1] into a 0-dim one
