@@ -6,6 +6,7 @@ Imports only torch.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -163,6 +164,16 @@ def restore_modes(module: nn.Module) -> "callable":
             else:
                 m.training = mode
     return restore
+
+
+def name_sequence(class_names):
+    """``class_names``, or an error where they are one string (its letters were read as the names: a title read
+    "logit of a" for a class "cat"), a mapping (its keys, in its order) or a 0-dim array: the tables', the
+    plots' and the report's one rule."""
+    if isinstance(class_names, (str, bytes, Mapping)) or getattr(class_names, "ndim", None) == 0:
+        raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
+                        f"{class_names!r:.60}")
+    return class_names
 
 
 def _hook_names(hooks) -> str:

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._utils import factory, own_rng, refuse_own_hooks, restore_modes
+from ._utils import explaining, factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, watched, why_not_batchable
 from .cnn import NeuroViewCNN
 from .explanation import CNNExplanation
@@ -314,7 +314,7 @@ class Ensemble(Guarded):
             weight = torch.cat([e.weight for e in exps], dim=1) / k
             bias = torch.stack([e.bias for e in exps]).mean(0)  # the logit of the baseline, when there is one
             base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
-            code_maps = self._code_maps(exps)
+            code_maps = self._code_maps([e.code_maps for e in exps])
         logits = folded_logits(codes if base is None else codes - base, weight, bias)
         return self._explanation(code_maps, logits, bias, codes, weight, base, target)
 
@@ -335,15 +335,14 @@ class Ensemble(Guarded):
         """:meth:`explain` of a global head: the members' codes (and maps), the head's folded weights."""
         codes, code_maps = self._batched_eval(x, maps), None  # the batched pass's codes, or each member's own
         if codes is None:  # each member's own pass for its codes: its own head (and hooks on it) take no part, as in forward
-            restore = restore_modes(self)
-            self.eval()
+            restore = explaining(self)
             try:
                 pairs = [m._codes(x, maps=maps) for m in self.members]
             finally:
                 restore()
             codes = torch.cat([c for c, _ in pairs], dim=1)
-            code_maps = ({f"members.{i}.{s.name}": v for i, (m, (_, cm)) in enumerate(zip(self.members, pairs))
-                          for s, v in zip(m.sites, cm)} if maps else None)
+            code_maps = self._code_maps([dict(zip((s.name for s in m.sites), cm)) if maps else None
+                                         for m, (_, cm) in zip(self.members, pairs)])
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
@@ -352,11 +351,11 @@ class Ensemble(Guarded):
         return self._explanation(code_maps, logits, b, codes, w, base, target)
 
     @staticmethod
-    def _code_maps(exps: list[CNNExplanation]) -> dict | None:
-        """The members' code maps under their ensemble names, or None where they have none."""
-        if exps[0].code_maps is None:
+    def _code_maps(maps: list[dict | None]) -> dict | None:
+        """The members' code maps (each one's, by site) under their ensemble names, or None where they have none."""
+        if maps[0] is None:
             return None
-        return {f"members.{i}.{name}": v for i, e in enumerate(exps) for name, v in e.code_maps.items()}
+        return {f"members.{i}.{name}": v for i, m in enumerate(maps) for name, v in m.items()}
 
     def _explanation(self, code_maps, logits, bias, codes, weight, base, target) -> CNNExplanation:
         exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,

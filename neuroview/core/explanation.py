@@ -14,13 +14,13 @@ Imports only torch and :mod:`neuroview.core.saving`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, positive_int
+from ._utils import as_labels, name_sequence, positive_int
 from .readable import k_share
 
 
@@ -218,9 +218,7 @@ def class_labels(num_classes: int, class_names: Sequence | None = None) -> list[
     """Column names of the per-class columns: the class names, or ``class_0, class_1, ...``."""
     if class_names is None:
         return [f"class_{c}" for c in range(num_classes)]
-    if isinstance(class_names, (str, bytes, Mapping)):  # a string's letters, a dict's keys were read as the names
-        raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} {class_names!r:.60}")
-    names = [str(n) for n in class_names]
+    names = [str(n) for n in name_sequence(class_names)]
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
     if len(set(names)) != len(names):

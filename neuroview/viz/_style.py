@@ -10,11 +10,11 @@ Imports: torch and :mod:`neuroview.core`; matplotlib only inside functions.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from torch import Tensor
 
-from ..core._utils import as_labels
+from ..core._utils import as_labels, name_sequence
 from ..core.explanation import Explanation
 
 CMAP = "RdBu_r"  # diverging: red adds to the logit, blue takes from it, white is 0
@@ -40,7 +40,7 @@ def _figure(w: float, h: float):
 def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     if class_names is None:
         return [f"class {c}" for c in range(num_classes)]
-    refuse_one_string(class_names)
+    name_sequence(class_names)
     names = [str(n) for n in class_names]
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
@@ -48,15 +48,6 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     shown = [f"class {n}" if _is_number(n) else n for n in names]
     _distinct(shown, names)
     return shown
-
-
-def refuse_one_string(class_names):
-    """``class_names``, or an error where they are one string (its letters were read as the names, a title read
-    "logit of a" for a class "cat"), a mapping (its keys) or a 0-dim array."""
-    if isinstance(class_names, (str, bytes, Mapping)) or getattr(class_names, "ndim", None) == 0:
-        raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
-                        f"{class_names!r:.60}")
-    return class_names
 
 
 def _distinct(shown: list[str], names: list[str]) -> None:

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ..attribution.gallery import UnitGallery
-from ..core._utils import positive_int
-from ._style import _distinct, _figure, _mpl, refuse_one_string
+from ..core._utils import name_sequence, positive_int
+from ._style import _distinct, _figure, _mpl
 
 __all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
 
@@ -195,7 +195,7 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
     least one per label of its samples; distinct. Too few gave a bare IndexError while drawing."""
     if class_names is None:
         return None
-    refuse_one_string(class_names)
+    name_sequence(class_names)
     names = [str(n) for n in class_names]
     if g.class_means is not None and g.kind == "steps" and len(names) != len(g.class_means):
         raise ValueError(f"class_names: expected {len(g.class_means)} names (one per class of the gallery's "

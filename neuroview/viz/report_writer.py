@@ -24,14 +24,13 @@ from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.gallery import unit_gallery, waterfall_units
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step, standardizes
-from ..core._utils import restore_modes
+from ..core._utils import name_sequence, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import RNNExplanation
 from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
-from ._style import refuse_one_string
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_options, check_out, explain_batches, pick_examples,
     prediction_rows, progress_bar, readability_lines, report_meta, summary_lines,
@@ -135,7 +134,7 @@ def write_report(
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
     y = check_labels(y, n)
     num_classes = int(model.num_classes)
-    names = [str(c) for c in refuse_one_string(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
+    names = [str(c) for c in name_sequence(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
     model.eval()
