@@ -3,29 +3,29 @@
 Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
 per-series z-normalization, padding of variable-length sequences, the loaders); the split helpers
 the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
-own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``. May import
-``neuroview.data.batches``, ``labels``, ``splits``, ``stats`` and third-party libraries; nothing else from neuroview.
+own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``, series of several
+lengths made one batch in ``lengths``. May import ``neuroview.data.batches``, ``labels``, ``lengths``, ``splits``,
+``stats`` and third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
+from .lengths import pad, resample_option, stretch, warn_truncated
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .splits import text_labels
-from .stats import centered_for_float32, channel_stats, magnitude, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
+from .stats import centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
 
 
 def auto_batch_size(n: int) -> int:
@@ -104,8 +104,7 @@ class ArrayDataModule(pl.LightningDataModule):
             raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
         check_fraction("val_fraction", val_fraction, zero=True)
         self.val_folds = folds_of(val_fraction, val_fold)
-        if normalize not in (True, False, "series", "sample"):
-            raise ValueError(f"normalize: expected true, false, 'series' or 'sample', got {normalize!r}")
+        normalize, resample = normalize_option(normalize), resample_option(resample)  # 1, np.True_ standardized nothing
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int)
@@ -123,7 +122,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self.val_fold = val_fold
         self.normalize = normalize
         self.num_workers = num_workers
-        self.resample = bool(resample)
+        self.resample = resample
         self._splits: dict[str, tuple[Tensor, Tensor, Tensor | None]] | None = None
         self._classes: list[str] | None = None
         # how the model's own training data was read, where this module reads other data for it
@@ -254,9 +253,9 @@ class ArrayDataModule(pl.LightningDataModule):
             yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
             x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)")
             if variable and self.resample:
-                xt, lengths = _resample(x, max_len), None
+                xt, lengths = stretch(x, max_len, f"{owner}: X ({name} split)"), None
             elif variable:
-                xt, lengths, full = _pad(x, max_len)
+                xt, lengths, full = pad(x, max_len, f"{owner}: X ({name} split)")
                 if (full > max_len).any():
                     truncated[name] = full[full > max_len]
             else:
@@ -283,7 +282,7 @@ class ArrayDataModule(pl.LightningDataModule):
                 xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample", scale=scale)
             splits[name] = (xt, yt, lengths)
         if truncated:
-            _warn_truncated(owner, truncated, max_len)
+            warn_truncated(owner, truncated, max_len)
         self._classes, self._splits, self._variable = classes, splits, variable
         self._mean, self._std = self._channel_stats()
 
@@ -362,39 +361,3 @@ class ArrayDataModule(pl.LightningDataModule):
 
 def _take(x, idx: np.ndarray):
     return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]
-
-
-def _pad(arrays: Sequence[np.ndarray], max_len: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``(x [N, C, max_len], lengths, full_lengths)``: zero-padded, and cut at ``max_len`` steps
-    (``lengths`` clamped to it; ``full_lengths`` are the lengths before the cut)."""
-    c = arrays[0].shape[0]
-    out = torch.zeros(len(arrays), c, max_len)
-    lengths = torch.empty(len(arrays), dtype=torch.long)
-    full = torch.empty(len(arrays), dtype=torch.long)
-    for i, a in enumerate(arrays):
-        if a.ndim != 2 or a.shape[0] != c:
-            raise ValueError(f"X: expected every sequence of shape [{c}, T], got {a.shape} at index {i}")
-        n = min(a.shape[1], max_len)
-        out[i, :, :n] = torch.as_tensor(np.asarray(a[:, :n], dtype=np.float32))
-        lengths[i], full[i] = n, a.shape[1]
-    return out, lengths, full
-
-
-def _resample(arrays: Sequence[np.ndarray], max_len: int) -> Tensor:
-    """``x [N, C, max_len]``: every ``[C, T_i]`` series linearly interpolated to ``max_len`` steps,
-    its first and last samples kept (a series of one step becomes constant)."""
-    c = arrays[0].shape[0]
-    out = torch.empty(len(arrays), c, max_len)
-    for i, a in enumerate(arrays):
-        if a.ndim != 2 or a.shape[0] != c or a.shape[1] < 1:
-            raise ValueError(f"X: expected every sequence of shape [{c}, T] with T >= 1, got {a.shape} at index {i}")
-        t = torch.as_tensor(np.asarray(a, dtype=np.float32))[None]
-        out[i] = F.interpolate(t, size=max_len, mode="linear", align_corners=True)[0] if a.shape[1] > 1 else t[0, :, :1]
-    return out
-
-
-def _warn_truncated(owner: str, truncated: dict[str, Tensor], max_len: int) -> None:
-    """One warning for all splits: how many series of which split were cut, and from what length."""
-    parts = [f"{len(v)} {split} series of up to {int(v.max())} steps" for split, v in truncated.items()]
-    warnings.warn(f"{owner}: {' and '.join(parts)} truncated to {max_len} steps, the longest training series "
-                  "(max_len: the classifier has no trained weights for later steps)", UserWarning, stacklevel=4)

@@ -36,6 +36,19 @@ def _first_not_finite(y: np.ndarray) -> int | None:
     return int(np.flatnonzero(np.isin(text, odd))[0]) if odd else None
 
 
+def _first_blank(y: np.ndarray) -> int | None:
+    """The index of the first label that is no label: empty or blank text, ``None``, pandas' ``NA`` (a missing cell
+    of a spreadsheet: ``""`` was a class of its own, ``None`` failed in numpy's sort), or None."""
+    if y.dtype.kind == "U":
+        bad = np.flatnonzero(np.char.strip(y) == "")
+    elif y.dtype.kind == "O":
+        bad = [i for i, v in enumerate(y.tolist()) if v is None or type(v).__name__ == "NAType"
+               or (isinstance(v, (str, bytes)) and not v.strip())]
+    else:
+        return None
+    return int(bad[0]) if len(bad) else None
+
+
 def one_class_a_series(train: np.ndarray, test: np.ndarray | None = None) -> str | None:
     """``"40 classes for 40 series (e.g. '0.126', ...)"`` where the training labels ``train`` give nearly one class a
     series (at least 10 series, classes for 90% of them or more): a column of measurements or of row numbers read as
@@ -58,6 +71,10 @@ def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[
     """The classes, in the order of their indices, of the splits' ``labels`` (``{split: y}``, with a ``"train"``):
     ``label_space`` where the set has a fixed one, else the training split's labels (:func:`encode_labels`)."""
     for name, y in labels.items():
+        at = _first_blank(y)
+        if at is not None:
+            raise ValueError(f"{owner}: y: expected a class label for every series, got an empty label "
+                             f"({y[at].tolist() if isinstance(y[at], np.generic) else y[at]!r}) in the {name} split at series {at}; drop those series or label them")
         at = _first_not_finite(y)
         if at is not None:  # str(nan) would be a class of its own
             raise ValueError(f"{owner}: y: expected a class label for every series, got NaN or inf in the "

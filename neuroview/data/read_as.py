@@ -44,14 +44,16 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
     3 channels, its label last, is read so, not as one channel), those options too, and ``val_fraction=0`` where
     the model was trained without a validation split (a small file then need not carve one). Returns the
     options changed, ``{name: value}`` (empty when nothing says how the model read its data)."""
+    from .lengths import resample_option  # noqa: PLC0415
+    from .stats import normalize_option  # noqa: PLC0415
+
     spec = (trained_on or {}).get("data_module", trained_on) or {}
     args = spec.get("init_args", {}) if isinstance(spec, dict) else {}
     changed = {}
     for key in READ_AS:
         if key in args and hasattr(dm, key) and getattr(dm, key) != args[key]:
-            value = bool(args[key]) if key == "resample" else args[key]
-            if key == "normalize" and value not in (True, False, "series", "sample"):
-                raise ValueError(f"trained_on: normalize: expected true, false, 'series' or 'sample', got {value!r}")
+            value = (resample_option(args[key], "trained_on: resample") if key == "resample" else
+                     normalize_option(args[key], "trained_on") if key == "normalize" else args[key])
             changed[key] = value
     changed.update(_file_format(dm, spec, args))
     if _same_data(dm, spec, args):  # the model's own file or set: carved as it was (another seed put training series in test)

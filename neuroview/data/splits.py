@@ -16,7 +16,8 @@ __all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", 
 
 def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
     """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1) ([0, 1) with ``zero``)."""
-    if not (0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):  # "0.1" and None: a bare TypeError naming no argument
         raise ValueError(f"{name}: expected a number in {'[0' if zero else '(0'}, 1), got {value!r}")
 
 
@@ -74,9 +75,18 @@ def encode_labels(y_train: np.ndarray) -> list[str]:
 
 
 def text_labels(y: np.ndarray) -> np.ndarray:
-    """Labels stored as bytes (numpy's ``S`` dtype, as ``np.savez`` keeps ``np.array([b"cat"])``) as text:
-    ``str(b"cat")`` is ``"b'cat'"``, the name a class would otherwise carry into reports."""
-    return np.char.decode(y, "utf-8") if y.dtype.kind == "S" else y
+    """Labels as their classes read them: bytes (numpy's ``S`` dtype, as ``np.savez`` keeps ``np.array([b"cat"])``) as
+    text (``str(b"cat")`` is ``"b'cat'"``, the name a class would otherwise carry into reports); text without the
+    whitespace around it, as a CSV's labels are read (``"cat "`` was a class beside ``"cat"`` in an .npz, one class in
+    a CSV); float ``-0.0`` as ``0.0`` (one class to numpy, two names to ``str``)."""
+    y = np.char.decode(y, "utf-8") if y.dtype.kind == "S" else y
+    if y.dtype.kind == "U":
+        return np.char.strip(y)
+    if y.dtype.kind == "f":
+        return y + 0.0
+    if y.dtype.kind == "O" and any(isinstance(v, str) for v in y.tolist()):
+        return np.array([v.strip() if isinstance(v, str) else v for v in y.tolist()], dtype=object)
+    return y
 
 
 def number(v: str) -> float | None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "EPS"]
+__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "normalize_option", "EPS"]
 
 #: a std below this is no spread: taken as 1
 EPS = 1e-8
@@ -112,6 +112,32 @@ def magnitude(x, joint: bool = False) -> Tensor | None:
     return m.reshape(*((1, 1) if joint else (1, -1)), *[1] * (dims - 2))
 
 
+def normalize_option(value, name: str = "normalize"):
+    """``value`` as ``normalize`` reads it (``True``, ``False``, ``"series"``, ``"sample"``), or an error naming ``name``:
+    ``1`` and ``np.True_`` equal True, passed a check by ``in``, and standardized nothing (the module tests ``is True``)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value in ("series", "sample"):
+        return value
+    raise ValueError(f"normalize: expected true, false, 'series' or 'sample', got {value!r}" if name == "normalize" else
+                     f"{name}: normalize: expected true, false, 'series' or 'sample', got {value!r}")
+
+
+def _readable(a):
+    """``a`` in a dtype whose float32 cast :func:`centered_for_float32` can judge: integers of 32 bits or more and
+    float64 tensors as float64 arrays (timestamps of 1.7e9 s kept 2 distinct values of 100, unchecked), long doubles
+    as float64, other byte orders as the machine's (torch reads no big-endian array); the rest as it is."""
+    if isinstance(a, torch.Tensor):
+        wide = a.dtype == torch.float64 or (not a.is_floating_point() and not a.is_complex() and a.dtype.itemsize > 2)
+        return a.detach().cpu().numpy().astype(np.float64) if wide else a
+    dtype = getattr(a, "dtype", None)
+    if not isinstance(a, np.ndarray) or dtype.kind not in "iuf":
+        return a
+    if (dtype.kind in "iu" and dtype.itemsize > 2) or (dtype.kind == "f" and dtype.itemsize > 8):
+        return a.astype(np.float64)
+    return a.astype(dtype.newbyteorder("=")) if not dtype.isnative else a
+
+
 def centered_for_float32(x, normalize, where: str):
     """Float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every network reads,
     would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
@@ -122,6 +148,7 @@ def centered_for_float32(x, normalize, where: str):
     it and the fix (one nearly flat series among others is not: the channel's spread is what the network sees); so
     is a value beyond float32's range (the cast's inf was reported as a NaN or inf in the file)."""
     listed = isinstance(x, (list, tuple))
+    x = [_readable(a) for a in x] if listed else _readable(x)
     if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
         return x
     out = None

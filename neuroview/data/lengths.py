@@ -1,0 +1,70 @@
+"""Series of several lengths made one batch: zero-padded with their ``lengths``, or stretched to one length; and the
+reading options that say which (``resample``).
+
+Holds :func:`pad` (cut at the training split's longest series, the cut reported by :func:`warn_truncated`),
+:func:`stretch` (linear interpolation) and :func:`resample_option`. Imports numpy and torch only; nothing from
+neuroview.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["pad", "stretch", "warn_truncated", "resample_option"]
+
+
+def resample_option(value, name: str = "resample") -> bool:
+    """``value`` as a bool, or an error naming ``name``: ``bool("false")`` is True, and a string read so stretched
+    series the user asked to pad."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    return bool(value)
+
+
+def _series(arrays: Sequence[np.ndarray], where: str, empty: bool = False) -> int:
+    """The channels of every ``[C, T]`` series, or an error naming ``where`` and the first series that is not one
+    (of ``T >= 1`` steps: a series of none was padded into a sample of zeros and trained on as labelled data)."""
+    c = arrays[0].shape[0]
+    for i, a in enumerate(arrays):
+        if a.ndim != 2 or a.shape[0] != c or (a.shape[1] < 1 and not empty):
+            raise ValueError(f"{where}: expected every sequence of shape [{c}, T] with T >= 1, got {tuple(a.shape)} at "
+                             f"index {i}")
+    return c
+
+
+def pad(arrays: Sequence[np.ndarray], max_len: int, where: str = "X") -> tuple[Tensor, Tensor, Tensor]:
+    """``(x [N, C, max_len], lengths, full_lengths)``: zero-padded, and cut at ``max_len`` steps
+    (``lengths`` clamped to it; ``full_lengths`` are the lengths before the cut)."""
+    c = _series(arrays, where)
+    out = torch.zeros(len(arrays), c, max_len)
+    lengths = torch.empty(len(arrays), dtype=torch.long)
+    full = torch.empty(len(arrays), dtype=torch.long)
+    for i, a in enumerate(arrays):
+        n = min(a.shape[1], max_len)
+        out[i, :, :n] = torch.as_tensor(np.asarray(a[:, :n], dtype=np.float32))
+        lengths[i], full[i] = n, a.shape[1]
+    return out, lengths, full
+
+
+def stretch(arrays: Sequence[np.ndarray], max_len: int, where: str = "X") -> Tensor:
+    """``x [N, C, max_len]``: every ``[C, T_i]`` series linearly interpolated to ``max_len`` steps,
+    its first and last samples kept (a series of one step becomes constant)."""
+    c = _series(arrays, where)
+    out = torch.empty(len(arrays), c, max_len)
+    for i, a in enumerate(arrays):
+        t = torch.as_tensor(np.asarray(a, dtype=np.float32))[None]
+        out[i] = F.interpolate(t, size=max_len, mode="linear", align_corners=True)[0] if a.shape[1] > 1 else t[0, :, :1]
+    return out
+
+
+def warn_truncated(owner: str, truncated: dict[str, Tensor], max_len: int) -> None:
+    """One warning for all splits: how many series of which split were cut, and from what length."""
+    parts = [f"{len(v)} {split} series of up to {int(v.max())} steps" for split, v in truncated.items()]
+    warnings.warn(f"{owner}: {' and '.join(parts)} truncated to {max_len} steps, the longest training series "
+                  "(max_len: the classifier has no trained weights for later steps)", UserWarning, stacklevel=4)
