@@ -38,9 +38,7 @@ class Backbone:
                 )
             if input_size is not None and input_size != rnn.input_size:
                 raise ValueError(f"input_size: expected the rnn's input_size={rnn.input_size} (or None), got {input_size}")
-            self.batch_first = rnn.batch_first
-            self.input_size = rnn.input_size
-            self.num_layers = rnn.num_layers
+            self.batch_first, self.input_size, self.num_layers = rnn.batch_first, rnn.input_size, rnn.num_layers
             self.num_directions = 2 if rnn.bidirectional else 1
             self.hidden_size = rnn.proj_size or rnn.hidden_size  # an LSTM with proj_size outputs that width
             self.accepts_lengths = self.honours_lengths = True
@@ -78,14 +76,8 @@ class Backbone:
     def _template(rnn: nn.RNNBase, layer: int) -> nn.RNNBase:
         d = 2 if rnn.bidirectional else 1
         width = rnn.proj_size or rnn.hidden_size
-        kw = dict(
-            input_size=rnn.input_size if layer == 0 else d * width,
-            hidden_size=rnn.hidden_size,
-            num_layers=1,
-            bias=rnn.bias,
-            batch_first=True,
-            bidirectional=rnn.bidirectional,
-        )
+        kw = dict(input_size=rnn.input_size if layer == 0 else d * width, hidden_size=rnn.hidden_size, num_layers=1,
+                  bias=rnn.bias, batch_first=True, bidirectional=rnn.bidirectional)
         kind = next((k for k in (nn.LSTM, nn.GRU, nn.RNN) if isinstance(rnn, k)), None)
         if kind is None:
             raise TypeError(f"rnn: expected nn.RNN, nn.LSTM or nn.GRU (or a subclass), got {type(rnn).__name__}")
@@ -132,11 +124,8 @@ class Backbone:
         """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
         b, t, _ = x.shape
         if not self.builtin:
-            if lengths is not None and not self.honours_lengths:
-                raise ValueError(f"lengths: {type(rnn).__name__} " + ("ignores its lengths" if self.accepts_lengths else "takes no lengths")
-                                 + ", and its states at a valid step change with the padding after it (a backward direction reads "
-                                 "it): a series' logits would depend on its batch-mates' lengths; honour lengths in its forward "
-                                 "(pack_padded_sequence), or give series of one length")
+            if lengths is not None and self.honours_lengths is not True:
+                raise ValueError(_lengths_error(type(rnn).__name__, self.accepts_lengths, self.honours_lengths))
             out = rnn(x, lengths=lengths if lengths is not None else x.new_full((b,), t, dtype=torch.long)) if self.accepts_lengths else rnn(x)
             return _user_states(out, b, t).permute(0, 2, 3, 1, 4)
         # A causal (one-direction) RNN's step t never sees later steps, so padding needs no
@@ -171,6 +160,17 @@ class Backbone:
 
     def _own_states(self, rnn: nn.RNNBase, inp: Tensor | PackedSequence, b: int, t: int) -> Tensor:
         """``[B, 1, D, T, H]`` from a one-layer RNN's own call (its subclass forward and its hooks run)."""
+        try:
+            return self._own_call(rnn, inp, b, t)
+        except Exception as e:  # on a PackedSequence NeuroViewRNN built: a forward or hook for tensors failed, unsaid why
+            if not isinstance(inp, PackedSequence):
+                raise
+            raise TypeError(f"rnn: {type(rnn).__name__}'s own forward or a hook on it failed on a PackedSequence "
+                            f"({type(e).__name__}: {e}), which NeuroViewRNN hands a bidirectional RNN where a batch's "
+                            "series have several lengths (its backward direction must start at each series' own last "
+                            "step); make the forward and hooks accept a PackedSequence, or give series of one length") from e
+
+    def _own_call(self, rnn: nn.RNNBase, inp: Tensor | PackedSequence, b: int, t: int) -> Tensor:
         if isinstance(inp, Tensor) and not rnn.batch_first:
             inp = inp.transpose(0, 1)
         out = rnn(inp)
@@ -207,23 +207,37 @@ def _other_length(rnn: nn.Module, x: Tensor, run) -> None:
         restore()
 
 
-def _honours_lengths(rnn: nn.Module, x: Tensor, accepts: bool) -> bool:
+def _honours_lengths(rnn: nn.Module, x: Tensor, accepts: bool) -> bool | str:
     """Whether ``rnn``'s states at each valid step of a padded batch are those of the series run alone at its own
-    length (a causal module passes even without ``lengths``; a backward direction must be told where it ends)."""
-    n = [2, 4, 3]
-    x = torch.where((torch.arange(4, device=x.device) < torch.tensor(n, device=x.device)[:, None])[..., None], x, 0)
-    run = lambda v, k: rnn(v, lengths=torch.tensor(k, device=v.device)) if accepts else rnn(v)  # noqa: E731
-    restore = restore_modes(rnn)
-    try:
-        rnn.eval()
-        with torch.no_grad():
-            out = _user_states(run(x, n), 3, 4).float()
-            alone = [_user_states(run(x[i:i + 1, :k], [k]), 1, k).float() for i, k in enumerate(n)]
-    except Exception:  # noqa: BLE001 - a module that cannot run shorter series: said where lengths are given
-        return False
-    finally:
-        restore()
-    return all(torch.allclose(out[i, :k], a[0], rtol=1e-3, atol=1e-5) for i, (k, a) in enumerate(zip(n, alone)))
+    length (a causal module passes even without ``lengths``; a backward direction must be told where it ends); or,
+    where it fails on such a batch, that failure (``"TypeError: ..."``), said where lengths are given."""
+    failed, run = None, lambda v, k: rnn(v, lengths=torch.tensor(k, device=v.device)) if accepts else rnn(v)  # noqa: E731
+    for n in ([2, 4, 3], [4, 3, 2]):  # then sorted: pack_padded_sequence's default enforce_sorted=True needs them so
+        xs = torch.where((torch.arange(4, device=x.device) < torch.tensor(n, device=x.device)[:, None])[..., None], x, 0)
+        restore = restore_modes(rnn)
+        try:
+            rnn.eval()
+            with torch.no_grad():
+                out = _user_states(run(xs, n), 3, 4).float()
+                alone = [_user_states(run(xs[i:i + 1, :k], [k]), 1, k).float() for i, k in enumerate(n)]
+        except Exception as e:  # noqa: BLE001 - kept: the error where lengths are given says it
+            failed = failed or f"{type(e).__name__}: {e}"
+            continue
+        finally:
+            restore()
+        return all(torch.allclose(out[i, :k], a[0], rtol=1e-3, atol=1e-5) for i, (k, a) in enumerate(zip(n, alone)))
+    return failed
+
+
+def _lengths_error(name: str, accepts: bool, why: bool | str) -> str:
+    """Why a user module is not given lengths: its states read the padding (``why`` False), or ``why`` it failed."""
+    if isinstance(why, str):
+        hint = "; a forward that packs them needs pack_padded_sequence(..., enforce_sorted=False)" if "sorted" in why else ""
+        return (f"lengths: {name} failed on padded series of lengths [2, 4, 3] and [4, 3, 2] in the dry run that checks "
+                f"it honours lengths ({why}){hint}; make its forward run such a batch, or give series of one length")
+    return (f"lengths: {name} {'ignores its lengths' if accepts else 'takes no lengths'}, and its states at a valid step "
+            "change with the padding after it (a backward direction reads it): a series' logits would depend on its "
+            "batch-mates' lengths; honour lengths in its forward (pack_padded_sequence), or give series of one length")
 
 
 def _own_forward_error(what: str, layers: int) -> str:
@@ -241,9 +255,8 @@ def _user_states(out, b: int, t: int) -> Tensor:
                          f"[B, T, L, D, H]: pad it back, pad_packed_sequence(out, batch_first=True, total_length={t})[0]")
     if not isinstance(out, Tensor) or out.dim() not in (3, 5) or tuple(out.shape[:2]) != (b, t):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(
-            f"rnn: expected its forward to return per-step hidden states [B, T, H] or [B, T, L, D, H] = ({b}, {t}, ...), got {shape}"
-        )
+        raise ValueError(f"rnn: expected its forward to return per-step hidden states [B, T, H] or [B, T, L, D, H] = "
+                         f"({b}, {t}, ...), got {shape}")
     return out if out.dim() == 5 else out[:, :, None, None, :]
 
 
@@ -320,7 +333,6 @@ def prepare(
     if check_finite:
         require_finite(x, " in its valid steps")
     return x, lengths
-
 
 
 def check_window(window: int, input_size: int) -> int:

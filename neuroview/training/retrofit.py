@@ -46,7 +46,7 @@ from .._io import atomic_write
 from ..core._utils import batch_labels, factory, positive_int
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
-from ..core.wrap import wrap
+from ..core.wrap import wrap, wrap_rnn
 from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
@@ -191,9 +191,10 @@ def retrofit(
         wrap_kwargs: passed to :func:`neuroview.core.wrap` (``quantizer``, ``tau``, ``layers`` ...).
     """
     _check_args(model, epochs, weight_decay, seed, lr, batch_size)
-    standard = copy.deepcopy(model) if copy_model else model
-    standard.eval()
-    with torch.random.fork_rng(devices=[]):
+    # torch.inference_mode() off (enable_grad cannot undo it): the fit's backward failed, and the copies were untrainable
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
+        standard = copy.deepcopy(model) if copy_model else model
+        standard.eval()
         torch.random.default_generator.manual_seed(seed)
         net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
         feats, y = _train_codes(net, train)
@@ -212,14 +213,12 @@ def _wrap_frozen(standard: nn.Module, num_classes: int | None, max_len: int | No
         if max_len is None:
             raise ValueError("max_len: an RNN's NeuroView classifier reads a fixed number of steps; pass max_len=")
         wrap_kwargs = wrap_kwargs | {"max_len": max_len}
-        if getattr(standard, "window", 1) > 1:  # the RNN reads windows of samples: so does its NeuroView variant
-            wrap_kwargs = {"window": standard.window} | wrap_kwargs
     elif max_len is not None:
         raise ValueError(f"max_len: applies to RNNs only (the steps their classifier reads); the "
                          f"{type(standard).__name__} is not one, got max_len={max_len!r}")
-    net = wrap(backbone, n_cls, **wrap_kwargs)
-    body = net.rnn if isinstance(net, NeuroViewRNN) else net.backbone
-    body.requires_grad_(False)
+    net = (wrap(backbone, n_cls, **wrap_kwargs) if backbone is standard  # an RNNClassifier's rnn (a user module
+           else wrap_rnn(backbone, n_cls, like=standard, **wrap_kwargs))  # too, which wrap refuses): its window ...
+    (net.rnn if isinstance(net, NeuroViewRNN) else net.backbone).requires_grad_(False)
     return net.eval()
 
 

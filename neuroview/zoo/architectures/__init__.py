@@ -132,8 +132,23 @@ def vit_tiny(*, num_classes: int = 10, in_channels: int = 1, **kwargs) -> nn.Mod
 _RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
+#: what nn.RNN / nn.LSTM / nn.GRU take besides what the builders set themselves (input_size, batch_first ...)
+_RNN_PASSED = {"rnn": ("bias", "dropout", "nonlinearity"), "lstm": ("bias", "dropout", "proj_size"), "gru": ("bias", "dropout")}
+
+
 def _rnn(kind: str, in_features: int, hidden_size: int, num_layers: int, bidirectional: bool, kw: dict) -> nn.RNNBase:
     # batch_first: the Lightning module and the data modules hand RNNs [B, T, F]
+    kw = {k: v for k, v in kw.items() if not (k == "batch_first" and v is True)}  # what it is anyway
+    for k, v in kw.items():  # else Python's "multiple values for keyword argument", naming neither the zoo nor the fix
+        if k == "input_size":
+            raise TypeError(f"input_size: the zoo's {kind} builders call it in_features (input features per sample; "
+                            f"the nn.{_RNN[kind].__name__} reads window x in_features a step); pass in_features={v!r}")
+        if k == "batch_first":
+            raise TypeError(f"batch_first: the zoo's {kind} builders make batch-first RNNs (x [B, T, F], as the "
+                            f"data modules and the Lightning module hand them); drop it, got batch_first={v!r}")
+        if k not in _RNN_PASSED[kind] + ("device", "dtype"):
+            raise TypeError(f"{k}: not an argument of the zoo's {kind} builders, nor one of nn.{_RNN[kind].__name__}'s "
+                            f"they pass on ({', '.join(_RNN_PASSED[kind])}, device, dtype); got {k}={v!r}")
     return _RNN[kind](in_features, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True, **kw)
 
 
