@@ -221,3 +221,17 @@ def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, se
     if takes_lengths(model) if sequence is None else sequence:
         return model(steps_first(x, model), lengths=lengths)
     return model(x)
+
+
+def outside_inference_mode(fn):
+    """``fn`` run with torch's inference mode off, for the tools that make or train a network (``sparsify``,
+    ``fit_ridge_head``, ``finetune_sparse``): called under ``torch.inference_mode()`` (a Lightning test loop, a
+    user's ``with``), their copies and heads were inference tensors, which no later forward outside it can save
+    for backward (a bare RuntimeError at the next training step or load), and training failed at once."""
+    import functools  # noqa: PLC0415
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with torch.inference_mode(False):
+            return fn(*args, **kwargs)
+    return run

@@ -276,7 +276,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
                 n = torch.full((len(x),), x.shape[-1]) if lengths is None else lengths.long().cpu()
                 rows["lengths"] = n
                 # a step past a series' end is padding: ranked below every series that reaches it
-                score = torch.where(n[:, None] > torch.tensor(cols) * net.window, value.abs(), torch.tensor(-1.0))
+                score = torch.where(n[:, None] > torch.tensor(cols) * net.window, value.abs(), value.new_tensor(-1.0))
                 if y is not None:
                     sums, counts = _class_sums(rows["x"], rows["lengths"], rows["y"], net.num_classes, sums, counts)
             else:
@@ -294,8 +294,9 @@ def _class_sums(x: Tensor, lengths: Tensor, y: Tensor, c: int, sums, counts):
     """Running per-class sums of the valid samples of each series, and their counts per position; the
     padding is never read (NaN padding times 0 is NaN)."""
     valid = torch.arange(x.shape[-1]) < lengths[:, None]  # [B, T]
-    s = torch.zeros(c, *x.shape[1:]).index_add_(0, y, torch.where(valid[:, None], x.float(), 0.0))
-    n = torch.zeros(c, x.shape[-1]).index_add_(0, y, valid.float())
+    # float32 whatever torch's default dtype is (a float64 default failed index_add_ bare)
+    s = torch.zeros(c, *x.shape[1:], dtype=torch.float32).index_add_(0, y, torch.where(valid[:, None], x.float(), 0.0))
+    n = torch.zeros(c, x.shape[-1], dtype=torch.float32).index_add_(0, y, valid.float())
     return (s, n) if sums is None else (sums + s, counts + n)
 
 
@@ -322,7 +323,7 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
     n, k, spatial = xs.shape[0], xs.shape[1], xs.shape[3:]
     window = torch.zeros(n, k, len(spatial), 2, dtype=torch.long)
     position = torch.zeros(n, k, dtype=torch.long)
-    heat = torch.full((n, k, *spatial), float("nan"))
+    heat = torch.full((n, k, *spatial), float("nan"), dtype=xs.dtype if xs.is_floating_point() else torch.float32)
     by_site: dict[str, list[int]] = {}
     for row, u in enumerate(cols):
         by_site.setdefault(net.units[u][0], []).append(row)
@@ -332,7 +333,7 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
         w, p, h = _where(net, sites[name], chs, xs[rows].flatten(0, 1))
         window[rows], position[rows] = w.unflatten(0, (len(rows), k)), p.unflatten(0, (len(rows), k))
         if h is not None:
-            heat[rows] = h.unflatten(0, (len(rows), k))
+            heat[rows] = h.unflatten(0, (len(rows), k)).to(heat.dtype)
     return UnitGallery(
         kind="units", units=cols, names=[f"{net.units[u][0]} #{net.units[u][1]}" for u in cols], index=top.index,
         value=top.value, x=xs, y=top.rows.get("y"), window=window,

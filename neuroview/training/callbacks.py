@@ -3,7 +3,7 @@
 budget of its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule.
 
 ``Checkpoint`` keeps ``last.ckpt`` at the latest epoch and never leaves half of one;
-``PredictionWriter`` writes ``predictions.csv`` (``write_confusion``: ``confusion_matrix.csv``);
+``PredictionWriter`` writes ``predictions.csv`` (``write_confusion``: ``confusion_matrix.csv``; both in ``outputs``);
 ``PreciseBatchNorm`` recomputes BatchNorm's running statistics for the final weights. May import
 Lightning, torch, ``neuroview._io``, ``neuroview._batch`` and ``neuroview.core.head`` (the head's
 normalization); nothing else of neuroview.
@@ -11,24 +11,21 @@ normalization); nothing else of neuroview.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._batch import unpack
-from .._io import atomic_write
+from .outputs import PredictionWriter, write_confusion  # noqa: F401 - re-exported: recipes and the module name them here
 from ..core.cnn import NeuroViewCNN
 from ..core.head import CodeNorm
 from ..core.unseen import checkpointing, checkpointing_message
@@ -80,11 +77,16 @@ class Checkpoint(ModelCheckpoint):
         trainer.strategy.barrier("Checkpoint._save_checkpoint")
         self._written_at[filepath] = (trainer.global_step, self._at_epoch_end)
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.fast_dev_run:  # a smoke test saves nothing: Lightning's own end hook wrote a one-step last.ckpt
+            super().on_train_end(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._at_epoch_end = True
         try:
             super().on_train_epoch_end(trainer, pl_module)
-            if (not self.save_last or trainer.sanity_checking or trainer.fast_dev_run
+            # save_last="link": last.ckpt is Lightning's link to the newest top-k file, which a write here replaced
+            if (not self.save_last or self.save_last == "link" or trainer.sanity_checking or trainer.fast_dev_run
                     or trainer.state.fn != TrainerFn.FITTING):
                 return
             metrics = {**trainer.callback_metrics, "epoch": trainer.current_epoch, "step": trainer.global_step}
@@ -97,71 +99,6 @@ class Checkpoint(ModelCheckpoint):
                 self._save_checkpoint(trainer, path)
         finally:
             self._at_epoch_end = False
-
-
-class PredictionWriter(BasePredictionWriter):
-    """Writes ``predictions.csv`` next to the logs: ``split_index`` (the sample's place in the predicted split: the rows
-    of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), target and
-    prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
-
-    def __init__(self, output_dir: str | None = None):
-        super().__init__(write_interval="epoch")
-        self.output_dir = output_dir
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        if not predictions or not isinstance(predictions[0], dict):
-            return
-        out = Path(self.output_dir or trainer.log_dir or ".")
-        out.mkdir(parents=True, exist_ok=True)
-        name = "predictions.csv" if trainer.world_size == 1 else f"predictions_rank{trainer.global_rank}.csv"
-        preds = torch.cat([p["preds"] for p in predictions]).tolist()
-        probs = torch.cat([p["probs"] for p in predictions]).tolist()
-        target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
-        index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]))
-        f = io.StringIO(newline="")
-        w = csv.writer(f)
-        w.writerow(["split_index", "target", "pred", *(["target_name", "pred_name"] if names else []),
-                    *[f"prob_{c}" for c in range(len(probs[0]))]])
-        for i, t, p, pr in zip(index, target, preds, probs):  # a target of no class (-1 ignored, none) named by none
-            named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
-            w.writerow([i, t, p, *named, *[f"{v:.6g}" for v in pr]])
-        atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
-        if trainer.world_size == 1:
-            rank_zero_info(f"predictions written to {out / name}")
-        else:  # every rank writes its own share; rank 0 speaks for all of them
-            rank_zero_info(f"predictions written to {out / 'predictions_rank*.csv'} (one file a rank, "
-                           f"{trainer.world_size} ranks)")
-
-
-def _class_names(dm, n: int) -> list[str] | None:
-    """``dm``'s ``class_names`` where it names ``n`` classes; None where it names none (a data module of the user's:
-    no such attribute, None, or one that fails to read)."""
-    try:
-        names = dm.class_names
-    except Exception:  # noqa: BLE001 - a name is a courtesy: the predictions are written without one
-        return None
-    listed = names is not None and not isinstance(names, (str, bytes)) and hasattr(names, "__len__")
-    return [str(c) for c in names] if listed and len(names) == n else None
-
-
-def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:
-    """``confusion_matrix.csv`` in the run's log folder (rows: true class, columns: predicted), named by the
-    data module's ``class_names`` where it has as many; every rank must call it (``log_dir`` is a broadcast)."""
-    log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
-    if not (trainer.is_global_zero and log_dir):
-        return
-    path = Path(log_dir) / "confusion_matrix.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dm = getattr(trainer, "datamodule", None)
-    names = getattr(dm, "class_names", None) if dm is not None else None
-    names = list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["true\\predicted", *names])
-        for name, row in zip(names, confusion.tolist()):
-            w.writerow([name, *row])
-    rank_zero_info(f"confusion matrix (rows: true class) written to {path}")
 
 
 def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:

@@ -36,6 +36,9 @@ from .module import NeuroViewModule
 __all__ = ["NeuroViewCLI", "cli_main"]
 
 
+DEFAULT_NAME = "best-epoch{epoch:03d}-step{step:06d}-val_acc{val_acc:.4f}"
+
+
 class NeuroViewCLI(LightningCLI):
     """LightningCLI with the data's shape linked into the model and per-run folders.
 
@@ -55,7 +58,8 @@ class NeuroViewCLI(LightningCLI):
             "checkpoint.monitor": "val_acc",
             "checkpoint.mode": "max",
             "checkpoint.save_last": True,
-            "checkpoint.filename": "best-epoch{epoch:03d}-val_acc{val_acc:.4f}",
+            # the step too: several saves of one epoch (val_check_interval, save_top_k -1) overwrote each other
+            "checkpoint.filename": DEFAULT_NAME,
             "checkpoint.auto_insert_metric_name": False,
             # a run writes last.ckpt, never last-v1.ckpt beside an earlier run's: before_fit keeps that one aside
             "checkpoint.enable_version_counter": False,
@@ -140,6 +144,8 @@ class NeuroViewCLI(LightningCLI):
         replaced the earlier model)."""
         cfg = self.config[self.subcommand]
         cb = self.trainer.checkpoint_callback
+        if self.trainer.fast_dev_run:  # a smoke test saves nothing, and moved the real run's checkpoints aside
+            return
         # one process does it: the first of a launch (Lightning starts the others after it; torchrun and SLURM
         # start every process at once, and name each)
         if cfg.get("ckpt_path") or cb is None or not cb.dirpath or any(
@@ -171,7 +177,11 @@ class NeuroViewCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
-        if cfg.get("torch_threads"):
+        threads = cfg.get("torch_threads")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"torch_threads: expected an int >= 1 (or null: torch's choice), got {threads!r}")  # 0 was dropped
+        _check_checkpoint(cfg.get("checkpoint"))
+        if threads:
             # tiny networks on small in-memory sets lose more to thread synchronization than they
             # gain, and badly so on shared CPUs: recipes may pin the count
             torch.set_num_threads(cfg.torch_threads)
@@ -185,6 +195,11 @@ class NeuroViewCLI(LightningCLI):
                                          init_args=Namespace(save_dir=root, name="tensorboard")))
             cfg.trainer.logger = loggers
 
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
+        if config.get("enable_checkpointing") is False:  # the command's own checkpoint was refused by the Trainer, raw
+            callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
+        return super()._instantiate_trainer(config, callbacks)
+
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         for cb in trainer.checkpoint_callbacks:
@@ -194,6 +209,20 @@ class NeuroViewCLI(LightningCLI):
         if trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
             trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         return trainer
+
+
+def _check_checkpoint(ckpt) -> None:
+    """The checkpoint's ``mode`` against its ``monitor`` (a loss kept at its highest, the default ``max`` left as it was
+    when the monitor moved from ``val_acc``, tested the worst epoch), and its file name after the monitor."""
+    if ckpt is None or not ckpt.get("monitor"):
+        return
+    monitor, mode = str(ckpt.monitor), ckpt.get("mode")
+    low = "loss" in monitor.lower()
+    if (low and mode == "max") or (not low and mode == "min" and any(k in monitor.lower() for k in ("acc", "f1"))):
+        raise ValueError(f"checkpoint.mode: {mode!r} keeps the checkpoint of the {'highest' if mode == 'max' else 'lowest'} "
+                         f"{monitor} (checkpoint.monitor); pass --checkpoint.mode {'min' if low else 'max'}")
+    if ckpt.get("filename") == DEFAULT_NAME and monitor != "val_acc":  # named after the metric it ranks by
+        ckpt.filename = "best-epoch{epoch:03d}-step{step:06d}-" + monitor + "{" + monitor + ":.4f}"
 
 
 def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) -> NeuroViewModule:

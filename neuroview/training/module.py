@@ -21,7 +21,6 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -35,8 +34,10 @@ from .._batch import call_model, takes_lengths, unpack
 from ..core._utils import batch_labels, rng_as_built
 from ..core.ensemble import Ensemble, members_loss
 from ..data.read_as import check_classes_of
-from .callbacks import ResumeState, write_confusion
+from .callbacks import ResumeState
+from .outputs import write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
+from .loop_guards import LoopGuards
 from .schedules import PlateauAtEpochEnd, make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: tests import it
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
@@ -49,7 +50,7 @@ SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
-class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
+class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
     """Train a zoo architecture (``arch``) with cross-entropy, AdamW/Adam/SGD and a scheduler.
 
     Args:
@@ -178,8 +179,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
                 child.requires_grad_(False)
             for w in [w for net in self.deciders for w in net.parameters(recurse=False)]:  # a ViT's cls_token, pos_embed
                 w.requires_grad_(False)  # held by the network itself, in none of its children
-            self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+            self.train(self.training)  # Lightning keeps each submodule's mode: set the backbone's once here (LoopGuards)
         self._ready = True
 
     def build(self, x: Tensor) -> "NeuroViewModule":
@@ -308,7 +308,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return total
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:  # one loader: LoopGuards
         x, lengths, y = unpack(batch)
         logits = self(x, lengths)
         self.val_acc(logits, y)
@@ -318,7 +318,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=len(y))
         self.log("val_f1", self.val_f1, batch_size=len(y))
 
-    def test_step(self, batch, batch_idx: int) -> None:
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:  # one loader: LoopGuards
         x, lengths, y = unpack(batch)
         logits = self(x, lengths)
         self.test_acc(logits, y)
@@ -336,6 +336,7 @@ class NeuroViewModule(ResumeState, PlateauAtEpochEnd, pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         x, lengths, y = unpack(batch)
+        self._predict_labels(x, lengths, y)
         probs = self(x, lengths).softmax(-1)
         out = {"preds": probs.argmax(-1), "probs": probs}
         if y is not None:

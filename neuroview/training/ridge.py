@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .._batch import unpack
+from .._batch import outside_inference_mode, unpack
 from ..core._utils import as_labels, factory, require_neuroview
 from ..core.cnn import NeuroViewCNN
 from .sparsify import _batches, _features
@@ -98,6 +98,7 @@ def _alphas(alphas) -> tuple[float, ...]:
     return out
 
 
+@outside_inference_mode
 def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     """A copy of ``net`` whose global classifier is the ridge of :func:`ridge_loo` on the training
     split's standardized features; ``net`` is never changed. ``train``: a data module (its training
@@ -185,6 +186,7 @@ def _read_series(train) -> tuple[Tensor, Tensor | None]:
     return torch.cat(xs), y
 
 
+@outside_inference_mode
 def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     """A copy of the NeuroView-MiniRocket ``net`` (``create_model("nv_minirocket", ...)``) with its
     biases fitted on the training series and its classifier by :func:`fit_ridge_head`."""
@@ -203,6 +205,7 @@ def _fit(net: NeuroViewCNN, x: Tensor, y: Tensor | None, alphas) -> NeuroViewCNN
     return fit_ridge_head(out, [(x, y)], alphas=alphas)
 
 
+@outside_inference_mode
 def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_000, seed: int = 0,
                alphas=ALPHAS) -> NeuroViewCNN:
     """A NeuroView-MiniRocket fitted on ``train``: channels and length from its series, classes from

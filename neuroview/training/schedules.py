@@ -68,7 +68,13 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
         every = 1 if train or trainer is None else int(getattr(trainer, "check_val_every_n_epoch", None) or 1)
         return {"scheduler": sched, "monitor": "train_loss_epoch" if train else "val_acc", "interval": "epoch",
                 "frequency": every}
-    total = max(int(trainer.estimated_stepping_batches), 1)
+    steps = trainer.estimated_stepping_batches
+    if not math.isfinite(steps):  # max_epochs -1 with max_time only: int(inf) was a bare OverflowError
+        raise ValueError(f"scheduler: {hp.scheduler!r} runs over the run's steps, and this run has no bound on them "
+                         f"(max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, max_time alone ends it at no "
+                         "known step); give --trainer.max_epochs or --trainer.max_steps, or use scheduler "
+                         "'train_plateau' or 'none'")
+    total = max(int(steps), 1)
     if hp.scheduler == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
     else:
@@ -140,6 +146,9 @@ def _check_validation(trainer) -> None:
     why = None
     if trainer.limit_val_batches == 0:
         why = "limit_val_batches=0 runs no validation"
+    elif getattr(trainer, "check_val_every_n_epoch", 1) is None:  # validation by steps: epochs end without val_acc
+        why = (f"check_val_every_n_epoch=None validates every val_check_interval={trainer.val_check_interval} "
+               "training batches, so epochs end without a val_acc to read")
     else:
         dm = getattr(trainer, "datamodule", None)
         try:

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._batch import as_batches, call_model, module_loader, series_input, unpack
+from .._batch import as_batches, call_model, module_loader, outside_inference_mode, series_input, unpack
 from ..core._utils import as_labels, batch_labels, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -153,6 +153,7 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
     return total / n, skipped
 
 
+@outside_inference_mode
 def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
                     weight_decay: float = 0.0, seed: int = 0, mode: str = "train", max_k90: float | None = None,
                     max_k90_steps: float | None = None, k90_quantile: float = 0.5) -> nn.Module:

@@ -57,7 +57,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import check_lengths, series_input, split_batches, unpack
+from .._batch import check_lengths, outside_inference_mode, series_input, split_batches, unpack
 from ..core._utils import batch_labels, factory, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
@@ -72,12 +72,11 @@ from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accur
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
-# chosen on data no network of the study had seen (benchmarks/sparsify_choice.py): 15 of 16 zoo
-# entries within 1 point of the dense network there, against 12 of 16 at 0.95
+# chosen on data no network of the study had seen (benchmarks/sparsify_choice.py): 15 of 16 zoo entries within 1 point
+# of the dense network there, against 12 of 16 at 0.95
 DEVIANCE = 0.99
-# the relaxed refit's ridge, chosen on held-out data over 3 training seeds (benchmarks/sparsify_budget_choice.py, 48
-# runs): without a budget 43 of 48 runs within 1 point of the dense network against 38 at 1e-2 (reading about 39
-# units per class where 1e-2 read 19); under the zoo's budget 41 of 48 either way (37 at 1)
+# the relaxed refit's ridge, chosen on held-out data, 3 training seeds (benchmarks/sparsify_budget_choice.py): no budget,
+# 43 of 48 runs within 1 point of the dense network (38 at 1e-2, ~39 units/class against 19); the zoo's budget, 41 (37 at 1)
 RELAXED = 0.1
 
 # ------------------------------------------------------------------- features
@@ -319,6 +318,7 @@ def _path(net, sparse, feats, y, val_feats, *, groups, l1_ratio, points, ratio, 
     return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp, fewest)
 
 
+@outside_inference_mode
 def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups: str | None = None,
              l1_ratio: float | None = None, relaxed: float | None = RELAXED, points: int = 25, ratio: float = 1e-2,
              folds: int = 5, max_iter: int = 300, seed: int = 0, deviance: float = DEVIANCE,

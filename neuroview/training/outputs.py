@@ -1,0 +1,93 @@
+"""What a run writes besides its checkpoints: ``predictions.csv`` (:class:`PredictionWriter`, one file a predict
+loader) and ``confusion_matrix.csv`` (:func:`write_confusion`), UTF-8 whatever the locale and whole or not at all.
+May import Lightning, torch and ``neuroview._io``; nothing else of neuroview.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.utilities import rank_zero_info
+
+from .._io import atomic_write
+
+__all__ = ["PredictionWriter", "write_confusion"]
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes ``predictions.csv`` next to the logs: ``split_index`` (the sample's place in the predicted split: the rows
+    of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), target and
+    prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
+
+    def __init__(self, output_dir: str | None = None):
+        super().__init__(write_interval="epoch")
+        self.output_dir = output_dir
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        if predictions and isinstance(predictions[0], list):  # several loaders: one file each (none was written)
+            for i, (p, b) in enumerate(zip(predictions, batch_indices)):
+                self._write(trainer, p, [b], f"_dl{i}")
+        else:
+            self._write(trainer, predictions, batch_indices, "")
+
+    def _write(self, trainer, predictions, batch_indices, loader: str) -> None:
+        if not predictions or not isinstance(predictions[0], dict):
+            return
+        out = Path(self.output_dir or trainer.log_dir or ".")
+        out.mkdir(parents=True, exist_ok=True)
+        name = f"predictions{loader}.csv" if trainer.world_size == 1 else f"predictions{loader}_rank{trainer.global_rank}.csv"
+        preds = torch.cat([p["preds"] for p in predictions]).tolist()
+        probs = torch.cat([p["probs"] for p in predictions]).tolist()
+        target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
+        index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
+        names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]))
+        f = io.StringIO(newline="")
+        w = csv.writer(f)
+        w.writerow(["split_index", "target", "pred", *(["target_name", "pred_name"] if names else []),
+                    *[f"prob_{c}" for c in range(len(probs[0]))]])
+        for i, t, p, pr in zip(index, target, preds, probs):  # a target of no class (-1 ignored, none) named by none
+            named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
+            w.writerow([i, t, p, *named, *[f"{v:.6g}" for v in pr]])
+        atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
+        if trainer.world_size == 1:
+            rank_zero_info(f"predictions written to {out / name}")
+        else:  # every rank writes its own share; rank 0 speaks for all of them
+            rank_zero_info(f"predictions written to {out / f'predictions{loader}_rank*.csv'} (one file a rank, "
+                           f"{trainer.world_size} ranks)")
+
+
+def _class_names(dm, n: int) -> list[str] | None:
+    """``dm``'s ``class_names`` where it names ``n`` classes; None where it names none (a data module of the user's:
+    no such attribute, None, or one that fails to read)."""
+    try:
+        names = dm.class_names
+    except Exception:  # noqa: BLE001 - a name is a courtesy: the predictions are written without one
+        return None
+    listed = names is not None and not isinstance(names, (str, bytes)) and hasattr(names, "__len__")
+    return [str(c) for c in names] if listed and len(names) == n else None
+
+
+def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:
+    """``confusion_matrix.csv`` in the run's log folder (rows: true class, columns: predicted), named by the
+    data module's ``class_names`` where it has as many; every rank must call it (``log_dir`` is a broadcast)."""
+    log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
+    if not (trainer.is_global_zero and log_dir) or getattr(trainer, "loggers", None) == []:
+        return  # no logger (logger=False): log_dir is the working folder, whose confusion_matrix.csv was replaced
+    path = Path(log_dir) / "confusion_matrix.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dm = getattr(trainer, "datamodule", None)
+    names = getattr(dm, "class_names", None) if dm is not None else None
+    names = list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["true\\predicted", *names])
+    for name, row in zip(names, confusion.tolist()):
+        w.writerow([name, *row])
+    # UTF-8 whatever the locale (a class name outside it failed), and whole or not at all, as predictions.csv
+    atomic_write(path, f.getvalue().encode("utf-8"))
+    rank_zero_info(f"confusion matrix (rows: true class) written to {path}")
