@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -79,28 +78,33 @@ def atomic_write_all(files: dict[Path, bytes]) -> None:
 
 @contextlib.contextmanager
 def staged_dir(path: Path) -> Iterator[Path]:
-    """A temporary folder beside ``path`` to write a set of files into.
+    """A temporary folder to write a set of files into.
 
-    When the block ends, the folder becomes ``path``: a new or empty one, or an existing one whose files
-    the block wrote replace their namesakes and whose other files stay (they are carried into the new
-    folder, the old one set aside by a rename, the new one renamed into its place, the old one removed).
-    When the block raises, or the swap is interrupted, the temporary folder is removed, with any parent
-    folder made for it: ``path`` is left as it was, never with part of what the block wrote. A ``path``
-    that is a symlink to a folder is written through (its target is replaced); one that cannot be a
-    folder (a file in the way) is refused with a ValueError before the block runs.
+    When the block ends, its files become ``path``'s. A new ``path`` is the staging folder (made beside it)
+    renamed into place. An existing folder, empty or not, keeps its identity (inode, owner, group, mode: a mount
+    point or a shared folder cannot be swapped by a rename): the block writes into a hidden folder inside it, and
+    its files are moved in one by one, each replacing its namesake; the folder's other files stay.
+    When the block raises, or the moves are interrupted, everything moved is put back and the temporary folders
+    are removed, with any parent folder made for them: ``path`` is left as it was, never with part of what the
+    block wrote. A ``path`` that is a symlink to a folder is written through (into its target); one that cannot
+    be a folder (a file in the way) is refused with a ValueError before the block runs.
     """
     path = _folder(Path(path))
+    if path.is_dir():
+        tmp = Path(tempfile.mkdtemp(dir=path, prefix=".neuroview-stage.", suffix=".tmp"))
+        try:
+            yield tmp
+            _move_in(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     made = [p for p in reversed(path.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        # mkdtemp's private 0700 would hide the folder from its readers; an existing folder keeps its mode
-        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.is_dir() else 0o777 & ~_umask())
-        if path.is_dir():
-            _swap(tmp, path)
-        else:
-            os.replace(tmp, path)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would hide the folder from its readers
+        os.replace(tmp, path)
     except BaseException:
         for p in reversed(made):
             shutil.rmtree(p, ignore_errors=True)
@@ -119,27 +123,24 @@ def _folder(path: Path) -> Path:
     return real
 
 
-def _swap(new: Path, path: Path) -> None:
-    """Put the folder ``new`` in place of the folder ``path`` by renames, first carrying into it the entries
-    of ``path`` it lacks; on any error everything is moved back, ``path`` as it was."""
-    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
-    carried: list[str] = []
+def _move_in(new: Path, path: Path) -> None:
+    """Move every entry of the folder ``new`` into the folder ``path`` by renames on one file system, each
+    namesake set aside first (in a hidden folder inside ``path``); on any error everything is moved back,
+    ``path`` as it was."""
+    old = Path(tempfile.mkdtemp(dir=path, prefix=".neuroview-old.", suffix=".tmp"))
+    moved: list[str] = []
     try:
-        for name in sorted(os.listdir(path)):
-            if not os.path.lexists(new / name):
-                carried.append(name)
-                os.replace(path / name, new / name)
-        old.rmdir()  # a folder is renamed onto a free name only (Windows)
-        os.replace(path, old)
-        os.replace(new, path)
+        for name in sorted(os.listdir(new)):
+            if os.path.lexists(path / name):
+                os.replace(path / name, old / name)
+            moved.append(name)
+            os.replace(new / name, path / name)
     except BaseException:
-        if not os.path.lexists(new):  # renamed into place already: back to where it was staged
-            os.replace(path, new)
-        if not os.path.lexists(path):  # set aside already
-            os.replace(old, path)
-        for name in carried:
-            if os.path.lexists(new / name) and not os.path.lexists(path / name):
-                os.replace(new / name, path / name)
+        for name in reversed(moved):
+            if not os.path.lexists(new / name) and os.path.lexists(path / name):  # moved in already: back out
+                os.replace(path / name, new / name)
+            if os.path.lexists(old / name):  # set aside: back in place
+                os.replace(old / name, path / name)
         with contextlib.suppress(OSError):
             old.rmdir()  # only while empty: never what a failed move back left in it
         raise

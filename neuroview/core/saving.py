@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -25,6 +26,12 @@ VERSION = 2
 
 def paths(path) -> tuple[Path, Path]:
     """``(tensor file, sidecar)`` of ``path``: ``.safetensors`` is added when there is no suffix."""
+    given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    # a folder would get its files beside it ("out/" -> out.safetensors), an empty path a bare pathlib error
+    if isinstance(given, str) and (given.strip() == "" or given.endswith(("/", os.sep)) or Path(given).is_dir()):
+        raise ValueError(f"path: expected a file name (ending in .safetensors, or no suffix), got {given!r}, "
+                         f"{'an empty path' if not given.strip() else 'a folder'}; name a file, e.g. "
+                         f"{str(Path(given or '.') / 'explanation.safetensors')!r}")
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix(".safetensors")

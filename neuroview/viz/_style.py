@@ -47,7 +47,13 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     # labels such as "1" and "2" (UCR sets, digits) would read as tick values on an axis
     shown = [f"class {n}" if _is_number(n) else n for n in names]
     _distinct(shown, names)
-    return shown
+    return [_plain(n) for n in shown]
+
+
+def _plain(text: str) -> str:
+    """``text`` drawn as it is: a ``$`` escaped, which matplotlib read as mathtext ("US$5-US$10" drawn mangled,
+    "$\\foo$" a ParseFatalException that ended the report). Only text of the user's: neuroview's own has no ``$``."""
+    return str(text).replace("$", r"\$")
 
 
 def _distinct(shown: list[str], names: list[str]) -> None:

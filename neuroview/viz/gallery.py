@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..attribution.gallery import UnitGallery
 from ..core._utils import name_sequence, positive_int
-from ._style import _distinct, _figure, _mpl
+from ._style import _distinct, _figure, _mpl, _plain
 
 __all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
 
@@ -205,7 +205,7 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
         raise ValueError(f"class_names: expected a name for every class of the gallery's samples (at least {need}: "
                          f"its labels go up to {need - 1}), got {len(names)}")
     _distinct(names, names)
-    return names
+    return [_plain(n) for n in names]  # a "$" in a name is no mathtext
 
 
 def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:

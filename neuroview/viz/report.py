@@ -150,6 +150,8 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     model = create_model(args.model, pretrained=True, **kwargs, **({"root": args.zoo} if args.zoo else {}))
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     about = {"model": cfg.get("name", args.model), "weights": "zoo checkpoint"}
+    if args.zoo:  # a folder of the user's: the same entry name there is another network than the installed one's
+        about["zoo"] = str(Path(args.zoo).resolve())
     if cfg.get("metrics", {}).get("test_acc") is not None:
         about["zoo test accuracy"] = f"{100 * cfg['metrics']['test_acc']:.2f}%"
     return model.eval(), about, cfg.get("dataset")
@@ -222,6 +224,13 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) ->
         return make_datamodule(module), str(name)
     guess = guess_data(model)
     return data_module(guess), guess
+
+
+def _data_file(dm) -> dict:
+    """``{"data file": path}`` of a data module that reads a file of the user's (.npz, CSV): its name alone
+    ("NpzDataModule", a recorded name) said nothing of which file."""
+    path = getattr(dm, "path", None) if type(dm).__name__ in ("NpzDataModule", "CsvDataModule") else None
+    return {"data file": str(Path(path).resolve())} if path else {}
 
 
 def _report_baseline(model: nn.Module, dm, other: bool, trained_on: dict | None, no_gallery: bool) -> tuple:
@@ -305,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             x = _model_layout(model, x.transpose(1, 2))
         from ..data.read_as import read_options  # noqa: PLC0415 - neuroview.data (Lightning) only where data is read
 
-        about |= {"data": spec, "split": args.split, "read_as": read_options(dm)}
+        about |= {"data": spec, "split": args.split, "read_as": read_options(dm)} | _data_file(dm)
         base, words = _report_baseline(model, dm, bool(args.data), trained_on, args.no_gallery)
         about |= {"baseline": words} if words else {}
         files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                              batch_size=args.batch_size, about=about, dpi=args.dpi,
                              gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples,
                              sample_indices=index, baseline=base)
-    except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...
         print(f"neuroview explain: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {args.out}; open {Path(args.out) / 'index.html'}")

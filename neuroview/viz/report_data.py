@@ -10,6 +10,8 @@ Imports: torch, tqdm, :mod:`neuroview.core`, :mod:`neuroview.attribution`.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,13 +85,17 @@ def check_options(n: int, batch_size, examples, gallery_samples, sample_indices)
     return ids
 
 
-def check_labels(y: Tensor | None, n: int) -> Tensor | None:
-    """``y`` as ``n`` long class labels on the CPU (None stays None)."""
+def check_labels(y: Tensor | None, n: int, num_classes: int | None = None) -> Tensor | None:
+    """``y`` as ``n`` long class labels on the CPU (None stays None), each in ``[0, num_classes)`` when given."""
     if y is None:
         return None
     y = as_labels(y).reshape(-1).cpu()
     if y.shape[0] != n:
         raise ValueError(f"y: expected {n} labels (one per sample of x), got {y.shape[0]}")
+    bad = (y < 0) | (y >= num_classes) if num_classes is not None else torch.zeros(0, dtype=torch.bool)
+    if bool(bad.any()):  # before the work: a label past the last class ended in a bare IndexError after it
+        raise ValueError(f"y: expected class indices in [0, {num_classes}) (the model's classes), "
+                         f"got {sorted(torch.unique(y[bad]).tolist())}")
     return y
 
 
@@ -226,3 +232,34 @@ def report_meta(page: Page, about: dict, kind: str, names: list[str], pred: Tens
         "figures": [{"file": f, "section": s, "caption": c} for s, f, c in page.figures],
         "tables": [{"file": f, "description": d} for f, d in page.data],
     }
+
+
+#: every name :func:`~neuroview.viz.report_writer.write_report` writes: all an earlier report's files may be
+_REPORT_NAMES = re.compile(
+    r"(unit_heatmap|top_units|time_importance|layer_time|class_layer_summary|unit_gallery"
+    r"|(waterfall|spatial_maps|sample_time)_\d+)\.png"
+    r"|(predictions|layer_shares|unit_importance|time_importance|layer_time|time_weights|unit_gallery)\.csv"
+    r"|explanation\.(safetensors|json)|report\.json|index\.html")
+
+
+def report_files(out: Path) -> set[str]:
+    """The files an earlier neuroview report in ``out`` lists in its ``report.json`` (its figures and tables);
+    empty where there is none, it cannot be read, or it is not a neuroview report's (another tool's report.json
+    listed the user's own files, which went). Only names a report writes: never a file of the user's."""
+    try:
+        meta = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        ours = isinstance(meta.get("neuroview"), str) and isinstance(meta.get("kind"), str) and "sample_indices" in meta
+        listed = [d.get("file") for d in meta.get("figures", []) + meta.get("tables", [])] if ours else []
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+    return {f for f in listed if isinstance(f, str) and _REPORT_NAMES.fullmatch(f)}
+
+
+#: the fixed columns of the report's wide tables (unit_importance: site, channel; time tables: layer, step)
+_TABLE_COLUMNS = ("site", "channel", "step", "layer")
+
+
+def table_names(names: list[str]) -> list[str]:
+    """The class columns of the wide tables: a class named like a fixed column ("step") as ``"step (class)"``,
+    as a site named "class" is renamed in layer_shares.csv (the tables refused it, after the explanation)."""
+    return [f"{n} (class)" if n in _TABLE_COLUMNS else n for n in names]

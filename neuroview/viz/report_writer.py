@@ -33,7 +33,7 @@ from ..training.sparsify import mean_codes
 from . import plots
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_options, check_out, explain_batches, pick_examples,
-    prediction_rows, progress_bar, readability_lines, report_meta, summary_lines,
+    prediction_rows, progress_bar, readability_lines, report_files, report_meta, summary_lines, table_names,
 )
 from .report_page import render_page
 
@@ -60,7 +60,7 @@ class _Writer:
 
     def figure(self, section: str, name: str, fig, caption: str) -> None:
         self.bar.set_description_str(f"drawing {name}")
-        fig.savefig(self.out / name, dpi=self.dpi)
+        fig.savefig(self.out / name, dpi=self.dpi, bbox_inches="tight")  # a title wider than a small figure: not cut off
         fig.clear()  # figures hold their arrays; free them now rather than at garbage collection
         self.files.append(name)
         self.page.figures.append((section, name, caption))
@@ -120,8 +120,8 @@ def write_report(
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
     What the report needs (matplotlib, jinja2) is checked before anything is written, and the
-    files are written to a temporary folder beside ``out_dir`` that takes its place only when
-    all are done: an error leaves ``out_dir`` as it was.
+    files are written to a temporary folder (inside an existing ``out_dir``, which keeps its identity) and
+    moved into place only when all are done: an error leaves ``out_dir`` as it was.
     """
     check_requirements()
     t0 = time.perf_counter()  # the work timed: finding the sites, the explanation, and its copy off the device
@@ -132,8 +132,8 @@ def write_report(
     check_out(out, overwrite)
     n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
-    y = check_labels(y, n)
     num_classes = int(model.num_classes)
+    y = check_labels(y, n, num_classes)
     names = [str(c) for c in name_sequence(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
@@ -142,7 +142,7 @@ def write_report(
         # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
         tb, (base, basis) = time.perf_counter(), _baseline(model, baseline, gallery_data)
         t0 += time.perf_counter() - tb  # a pass over the training split for the mean code: no part of explaining
-        stale = _report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
+        stale = report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
         with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
             files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
                                title=title, about={"baseline": basis} | dict(about or {}), dpi=dpi,
@@ -152,18 +152,6 @@ def write_report(
     for name in sorted(stale - set(files)):  # another model's time tables or waterfalls beside this one's, else
         (out / name).unlink(missing_ok=True)
     return files
-
-
-def _report_files(out: Path) -> set[str]:
-    """The files an earlier report in ``out`` lists in its ``report.json`` (its figures and tables; never a
-    file of the user's, which no report lists); empty where there is none or it cannot be read."""
-    try:
-        meta = json.loads((out / "report.json").read_text())
-        listed = [d.get("file") for d in meta.get("figures", []) + meta.get("tables", [])]
-    except (OSError, ValueError, AttributeError, TypeError):
-        return set()
-    # plain names inside the folder only: a report.json edited to name "../x" deletes nothing outside it
-    return {f for f in listed if isinstance(f, str) and f and Path(f).name == f and not f.startswith(".")}
 
 
 def _baseline(model: nn.Module, baseline, train) -> tuple:
@@ -255,21 +243,22 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     left = f"; classes with no sample here are left out ({', '.join(sorted(absent))})" if absent else ""
     layers = [f"{n} (site)" if n == "class" else n for n in layers]  # a site named so: not over the class column
     over = "the samples of the class" if y is not None else "all the explained samples (no labels given)"
+    tn, gone = table_names(names), set(table_names(sorted(absent)))  # a class "step": "step (class)", not refused
     w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent],
             f"each layer's share of the class's |contributions|, summed over {over} (rows sum to 1)" + left)
     if is_cnn(model):
         what = ("its standardized weight for each class" if standardizes(model) else "its raw effective weight for "
                 "each class (the network has no normalization, so units of different sites do not compare)")
-        w.table("unit_importance.csv", unit_records(model, names), f"one row per unit (site, channel): {what}, the "
+        w.table("unit_importance.csv", unit_records(model, tn), f"one row per unit (site, channel): {what}, the "
                 "numbers of the heatmap")
     if is_rnn(model):
-        drop = lambda rows: [{k: v for k, v in r.items() if k not in absent} for r in rows]  # noqa: E731
-        w.table("time_importance.csv", drop(time_records(exp, names, y=y)),
+        drop = lambda rows: [{k: v for k, v in r.items() if k not in gone} for r in rows]  # noqa: E731
+        w.table("time_importance.csv", drop(time_records(exp, tn, y=y)),
                 f"one row per time step: the mean signed contribution to each class over {over.replace('the class', 'that class')} "
                 "(padding past a series' end included, as it adds against the baseline)" + left)
-        w.table("layer_time.csv", drop(layer_time_records(exp, names, y=y)),
+        w.table("layer_time.csv", drop(layer_time_records(exp, tn, y=y)),
                 f"one row per (layer, step): the mean signed contribution to each class over {over.replace('the class', 'that class')}" + left)
-        w.table("time_weights.csv", time_records(model, names),
+        w.table("time_weights.csv", time_records(model, tn),
                 "one row per time step: the global weight of each class (Euclidean norm over the step's hidden features)")
     exp.save(w.out / "explanation.safetensors")
     w.files += ["explanation.safetensors", "explanation.json"]
