@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .._batch import takes_lengths
 from ..core.cnn import NeuroViewCNN
+from ..core.hooks import CodesHooks
 from ..core.recorder import sample_first
 from .checks import (
     check_baseline, check_counts, check_k, check_labels, check_lengths, check_sequences, check_xy, eval_mode, num_classes_of,
@@ -240,20 +241,21 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
         mask = mask.to(p.device)
     hooks = _Ablation(net, ~mask)
     modules = dict(net.backbone.named_modules())
+    # the passes of the thread that entered only: another thread's explain of the network is no ablation's
+    here = CodesHooks.enter(net, hooks.zero_codes)
+    mine = lambda: getattr(here, "on", False)  # noqa: E731
     # prepend=True: our output hook runs before NeuroViewCNN's own (registered during forward),
     # so a code read from a site's output sees the zeroed output.
-    handles = [net.backbone.register_forward_pre_hook(hooks.reset, prepend=True)]
+    handles = []
     try:
+        handles.append(net.backbone.register_forward_pre_hook(lambda m, a: hooks.reset(m, a) if mine() else None,
+                                                              prepend=True))
         for name in hooks.by_module:
             handles.append(modules[name].register_forward_hook(
-                lambda mod, a, out, name=name: hooks.zero_output(out, name), prepend=True))
-        previous = net._codes_hook
-        net._codes_hook = hooks.zero_codes if previous is None else (lambda c, m: hooks.zero_codes(*previous(c, m)))
-        try:
-            yield mask
-        finally:
-            net._codes_hook = previous
+                lambda mod, a, out, name=name: hooks.zero_output(out, name) if mine() else None, prepend=True))
+        yield mask
     finally:
+        CodesHooks.leave(net, here)
         for h in handles:
             h.remove()
 

@@ -30,8 +30,8 @@ def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
     """``net`` in eval mode inside the ``with``; afterwards every submodule is back in the mode it was in
     (a check run mid-training leaves dropout on and the normalization statistics updating)."""
     restore = restore_modes(net)
-    net.eval()
     try:
+        net.eval()  # inside: a hold never let go would keep the modes from coming back
         yield net
     finally:
         restore()

@@ -150,8 +150,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         net.discover(unpack(first)[0].to(next(net.parameters()).device))
     cols = check_units(net, units)
     restore = restore_modes(net)
-    net.eval()
     try:
+        net.eval()  # inside: a hold never let go would keep the modes from coming back
         top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples, baseline)
         if rnn:
             return _rnn_gallery(net, cols, top, baseline is not None and not (isinstance(baseline, str) and baseline == "zero"))

@@ -6,6 +6,7 @@ Imports only torch.
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import Mapping
 
 import torch
@@ -148,20 +149,57 @@ def rng_as_built(built: tuple[torch.Tensor, int] | None) -> None:
         torch.set_rng_state(state)
 
 
+# Every module some call holds in its modes (restore_modes): id -> [holders, its mode when first held, the module].
+# Two threads explaining one network share its modes: the first to hold a module saves its mode, the last to let go
+# puts it back (the first to finish put back a training mode while the other's pass ran, and the other then saved
+# and gave back eval mode for good).
+_HELD: dict[int, list] = {}
+_HELD_LOCK = threading.RLock()  # re-entrant: a train() override may explain
+
+
 def restore_modes(module: nn.Module) -> "callable":
     """Remember every submodule's train/eval mode; the returned function puts each one back
     (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own
     flag is set directly: ``m.train(mode)`` on every module walked every subtree again (a module's
     calls grew with its depth, and toggling modes was most of a small ensemble's explain). A module
     whose class overrides ``train`` still gets its call (whatever else it sets), parents before
-    children, so every flag ends as it was."""
-    modes = [(m, m.training, type(m).train is not nn.Module.train) for m in module.modules()]
+    children, so every flag ends as it was.
+
+    Re-entrant and thread-safe: every caller sets eval mode inside, and a module held by several calls (two
+    threads explaining one network, an ensemble's explain and its members') is put back only by the last one to
+    let go, to the mode it had when first held. Calling the returned function again does nothing."""
+    mods = list(module.modules())
+    with _HELD_LOCK:
+        held = _HELD.get
+        for m in mods:
+            entry = held(id(m))
+            if entry is None:
+                _HELD[id(m)] = [1, m.training, m]
+            else:
+                entry[0] += 1
+    done = []
 
     def restore() -> None:
-        for m, mode, own in modes:
-            if own:
-                m.train(mode)
-            else:
+        with _HELD_LOCK:
+            if done:
+                return
+            done.append(True)
+            freed = []
+            for m in mods:
+                entry = _HELD[id(m)]
+                entry[0] -= 1
+                if not entry[0]:
+                    freed.append(_HELD.pop(id(m)))
+            base = nn.Module.train
+            own = [type(m).train is not base for _, _, m in freed]
+            # a train() override sets its children too: those still held by another call keep their flags
+            kept = [(m, m.training) for m in mods if id(m) in _HELD] if any(own) else ()
+            for (_, mode, m), call in zip(freed, own):
+                if call:
+                    m.train(mode)
+                else:
+                    m.training = mode
+            for m, mode in kept:
                 m.training = mode
     return restore
 
@@ -195,7 +233,11 @@ def explaining(net: nn.Module) -> "callable":
     :func:`refuse_own_hooks`."""
     refuse_own_hooks(net)
     restore = restore_modes(net)
-    net.eval()
+    try:
+        net.eval()
+    except BaseException:  # (a train() override that fails) the hold is let go: no later call could give the modes back
+        restore()
+        raise
     return restore
 
 

@@ -19,7 +19,9 @@ Imports only torch and :mod:`neuroview.core`.
 
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +31,11 @@ from torch.nn.utils import parametrize
 
 from ._utils import own_rng
 from .cnn import NeuroViewCNN
+from .discovery import DISCOVERING
 from .head import CodeNorm, _batch_stats, head_dtype
 from .hooks import _ACTIVE, Hook
 
-__all__ = ["BatchedPass", "current_pass", "grouped_fold", "grouped_heads", "watched"]
+__all__ = ["BatchedPass", "current_pass", "grouped_fold", "grouped_heads", "pass_lock", "watched"]
 
 
 def _backbone(member: nn.Module) -> nn.Module:
@@ -118,10 +121,25 @@ def current_pass(cached: BatchedPass | None, members: list[nn.Module], x: Tensor
         return None
     if nv:
         members[0]._check_input(x)  # as a member's own pass does first: x of another dtype fails the discovery below
-        for m in members:
-            if m.sites is None:
-                m.discover(x)
+        with DISCOVERING:  # as a member's own first batch: another thread's pass may find its sites meanwhile
+            for m in members:
+                if m.sites is None:
+                    m.discover(x)
     return _new_pass(members, x, key)
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def pass_lock(owner: nn.Module):
+    """The lock of ``owner``'s grouped pass, held while it is built and while it runs: its one grouped network's
+    modes and tensors are set for each call (two threads' calls read each other's). None under torch.compile, which
+    traces the pass (a lock is no part of a graph). Kept apart from ``owner``: a lock has no copy (deepcopy, pickle)."""
+    if torch.compiler.is_compiling():
+        return None
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(owner, threading.RLock())
 
 
 @torch.compiler.disable  # built eagerly, once: under torch.compile its construction is no part of a graph

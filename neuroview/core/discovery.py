@@ -16,7 +16,9 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
+import operator
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass
 from functools import partial
@@ -114,7 +116,11 @@ class _Pass:
             return  # an in-place op: its output is its input
         if op in _CAT:
             tensors = args[0] if args else kwargs.get("tensors", ())
-            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            # torch.cat(ts, axis=1) (numpy's keyword, torch.concatenate's) too; a dim by name is not followed
+            try:
+                dim = operator.index(args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis", 0)))
+            except TypeError:
+                return
             widths = [self.tag(t)[0] for t in tensors]
             axes = [fits(tuple(t.shape), w) for t, w in zip(tensors, widths)]
             if not tensors or None in axes or len({a % out.dim() for a in axes}) != 1:
@@ -208,12 +214,13 @@ class _Pass:
         self.names = {m: n for n, m in self.backbone.named_modules()}
         self.outside = checkpoints()
         self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
+        here = partial(_here, threading.get_ident())  # another thread running the backbone meanwhile is no finding
         try:
             for m in self.backbone.modules():
-                handles += [m.register_forward_pre_hook(self._start), m.register_forward_hook(self._end)]
+                handles += [m.register_forward_pre_hook(here(self._start)), m.register_forward_hook(here(self._end))]
             for name, module, from_input in self.targets:
-                handles += [module.register_forward_pre_hook(partial(self._pre, name, from_input)),
-                            module.register_forward_hook(partial(self._post, name, from_input))]
+                handles += [module.register_forward_pre_hook(here(partial(self._pre, name, from_input))),
+                            module.register_forward_hook(here(partial(self._post, name, from_input)))]
             if x.dim() > 2:  # the network's input is [B, C_in, *spatial]: the wrapper's documented contract
                 self.input_width = (x.shape[1], 1)
                 self.mark(x, self.input_width)
@@ -223,6 +230,13 @@ class _Pass:
             for h in handles:
                 h.remove()
         return self
+
+
+def _here(thread: int, hook):
+    """``hook``, acting only in the thread ``thread`` (the discovering one)."""
+    def only_here(*args):
+        return hook(*args) if threading.get_ident() == thread else None
+    return only_here
 
 
 def _weights(shape: tuple[int, ...], d: int, device) -> Tensor:
@@ -281,7 +295,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
                          f"and {[c.name for c in large.calls]}")
     modules = {name: m for name, m, _ in targets}
-    sites, not_sites, last = [], {}, None
+    sites, not_sites, last, scalar = [], {}, None, []
     for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
         if c.shape is None or c3.shape is None or not c.shape:
             how = (" as its first positional argument (a call by keyword, act(input=z), hides it from the hooks that "
@@ -292,13 +306,23 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             not_sites[(c.module, c.calls)] = f"its input {c.shape} has no sample axis"
             continue
         shape = (c.shape[sd], *c.shape[:sd], *c.shape[sd + 1:])
-        if len(shape) < 2:
-            raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...], got shape {c.shape}")
+        if len(shape) < 2:  # one value per sample (a gate, a temperature): no units to read
+            if named:
+                raise ValueError(f"layers: site {c.module!r} is applied to one value per sample (shape {c.shape} on "
+                                 f"the 2 samples the sites are found on), expected [B, C, ...]: it has no units to "
+                                 "read; leave it out of layers=[...]")
+            not_sites[(c.module, c.calls)] = f"its input {c.shape} holds one value per sample"
+            scalar.append(c.name)
+            continue
         axis = unit_axis(c.name, shape, c.producer, c.consumer, overrides.get(c.name, overrides.get(c.module)))
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
         sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike),
                           folds=c.shape[sd] // 2))
         last = k
+    if scalar:
+        warnings.warn(f"wrap: the activations {scalar} are applied to one value per sample (no units), so they are no "
+                      "sites and the classifier reads none of their values; pass layers=[...] naming the sites to "
+                      "read, which silences this", stacklevel=3)
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
     if last is not None and not named:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)

@@ -50,6 +50,7 @@ Imports only torch and :mod:`neuroview.core`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from typing import Sequence
@@ -59,7 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._utils import explaining, factory, own_rng, refuse_own_hooks
-from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, watched, why_not_batchable
+from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, pass_lock, watched, why_not_batchable
 from .cnn import NeuroViewCNN
 from .explanation import CNNExplanation
 from .guards import Guarded
@@ -183,8 +184,10 @@ class Ensemble(Guarded):
             return None
         if not eval_mode and not self._same_modes():  # the grouped network has one mode a layer: member 0's
             return None
-        self._pass = current_pass(self._pass, list(self.members), x, warn=self.batched is True)
-        return None if self._pass is None else self._pass(list(self.members), x, eval_mode)
+        lock = pass_lock(self)  # one grouped network, set for each call: one thread's call at a time
+        with lock if lock is not None else contextlib.nullcontext():
+            self._pass = p = current_pass(self._pass, list(self.members), x, warn=self.batched is True)
+            return None if p is None else p(list(self.members), x, eval_mode)
 
     def _same_modes(self) -> bool:
         """Whether every member has each of its modules in the same train/eval mode as the others (one

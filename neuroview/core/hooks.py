@@ -6,7 +6,9 @@ up in its own plan. So the backbone never keeps a wrapper alive, two wrappers of
 share one set of hooks, two threads running one network record apart, and a deepcopy of the
 backbone copies no wrapper (its hooks come along empty, and the parameters the wrappers froze come
 back trainable, as ``unwrap()`` gives them; so does a pickle, ``torch.save(model)``). A hook knows its users weakly; the last
-one to go (deleted, or ``unwrap()``) removes it.
+one to go (deleted, or ``unwrap()``) removes it. A pass over a backbone that an outer pass in the thread is running
+(a hook of the user's calling the network again) records apart; a network's codes hook (an ablation's,
+:class:`CodesHooks`) acts in the thread that set it.
 
 Imports only torch (and :mod:`.reach` when a backbone is copied).
 """
@@ -36,11 +38,14 @@ _ACTIVE = threading.local()
 
 
 def run_to_last_site(backbone: nn.Module, x, rec) -> None:
-    """``backbone(x)`` while ``rec`` records the calls of every :class:`Hook` in this thread, ended
-    early by ``rec``'s own :class:`StopForward`. (No context manager: torch.compile would break
-    its graph on one around a raise.)"""
+    """``backbone(x)`` while ``rec`` records the calls of every :class:`Hook` in this thread (with the outer
+    passes' recorders, unless one of those runs ``backbone`` itself), ended early by ``rec``'s own
+    :class:`StopForward`. (No context manager: torch.compile would break its graph on one around a raise.)"""
     outer = getattr(_ACTIVE, "recs", ())
-    _ACTIVE.recs = (*outer, rec)
+    # a pass over a backbone that an outer pass is running (a hook of the user's on it calls a network of it
+    # again): its calls are its own, and the outer recorders read them as their next sites (a changed path)
+    reentered = any(r.net.backbone is backbone for r in outer)
+    _ACTIVE.recs = (rec,) if reentered else (*outer, rec)
     try:
         backbone(x)
     except StopForward:
@@ -98,6 +103,49 @@ def _unpickled(pre: bool, frozen: list) -> Hook:
     for p in frozen:
         p.requires_grad_(True)
     return Hook(pre)
+
+
+class CodesHooks:
+    """A network's ``_codes_hook`` (``(codes, maps) -> (codes, maps)`` after each pass's capture) made of hooks that
+    threads :meth:`enter`: each acts on the passes of the thread that entered it only (one thread's ablation is not
+    another's explain), after the hook found there. Threads leave in any order; the last one puts that hook back."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, previous):
+        self.previous, self.entered = previous, ()
+
+    def __deepcopy__(self, memo) -> CodesHooks:
+        return self  # shared by a copy, as the ablation's functions on the backbone are (a thread-local has no copy)
+
+    def __call__(self, codes, maps):
+        if self.previous is not None:
+            codes, maps = self.previous(codes, maps)
+        for here, fn in self.entered:
+            if getattr(here, "on", False):
+                codes, maps = fn(codes, maps)
+        return codes, maps
+
+    @classmethod
+    def enter(cls, net: nn.Module, fn) -> threading.local:
+        """Add ``fn`` for this thread's passes of ``net``; returns what :meth:`leave` takes (its ``on``: set in this
+        thread only, which the caller's own hooks may read)."""
+        here = threading.local()
+        here.on = True
+        with cls._lock:
+            if not isinstance(net._codes_hook, cls):
+                net._codes_hook = cls(net._codes_hook)
+            net._codes_hook.entered += ((here, fn),)
+        return here
+
+    @classmethod
+    def leave(cls, net: nn.Module, here: threading.local) -> None:
+        with cls._lock:
+            hook = net._codes_hook
+            if isinstance(hook, cls):
+                hook.entered = tuple(e for e in hook.entered if e[0] is not here)
+                if not hook.entered:
+                    net._codes_hook = hook.previous
 
 
 def _hooks_of(module: nn.Module, pre: bool) -> dict:

@@ -88,11 +88,10 @@ def _is_rnn(net: nn.Module) -> bool:
 def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True) -> tuple[Tensor, Tensor | None]:
     """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept);
     ``labels=False``: batches may come without labels, and y is None."""
-    restore, unwrap = restore_modes(net), keep_unwrapped(net)  # modes (a train() override gets its call); no hooks
-    net.eval()
-    feats, ys = [], []
-    device = factory(net).get("device")
-    try:
+    restore, unwrap, feats, ys = restore_modes(net), lambda: None, [], []  # modes (a train() override gets its call)
+    try:  # everything after the hold inside: a hold never let go would keep the network's modes from coming back
+        unwrap, device = keep_unwrapped(net), factory(net).get("device")  # no hooks
+        net.eval()
         for batch in batches:
             x, lengths, y = unpack(batch, device)  # loaders give CPU batches
             if y is None and labels:

@@ -137,8 +137,8 @@ def write_report(
     names = [str(c) for c in name_sequence(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
     cols = class_labels(num_classes, names)  # validates the names
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
-    model.eval()
     try:
+        model.eval()  # inside: a hold never let go would keep the modes from coming back
         # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
         tb, (base, basis) = time.perf_counter(), _baseline(model, baseline, gallery_data)
         t0 += time.perf_counter() - tb  # a pass over the training split for the mean code: no part of explaining
