@@ -13,28 +13,27 @@ torch.Size([4, 10])
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
-import warnings
 from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._utils import describe, explaining, extension, factory, positive_int, require_finite, restore_modes
-from .activations import is_activation, looks_like_activation
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
 from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
-from .hooks import install, run_to_last_site, uninstall
+from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
 from .quantize import GRAD_STATES, QUANTIZERS
 from .reach import freeze_unreached, hold, module_names, thaw
-from .recorder import Recorder
+from .paths import PathRecorder, note_running, run, watch_hooks
 from .sites import Site
+from .state import snapshot
+from .targets import find_targets, refuse_torchscript
 
 __all__ = ["NeuroViewCNN", "Site"]
 
@@ -44,7 +43,8 @@ class NeuroViewCNN(Guarded):
 
     Args:
         backbone: any ``nn.Module``, used as is (its forward and weight values untouched); one hook
-            per site module and one where the pass stops (:mod:`neuroview.core.hooks`) stay on it
+            per site module and one where the pass stops (:mod:`neuroview.core.hooks`; and on the modules the
+            first batch did not run that later ones may, :mod:`neuroview.core.paths`) stay on it
             while this network lives, and ``unwrap()`` removes them.
         num_classes: number of classes, at least 2.
         layers: names of the modules whose calls are the sites. Default: every activation
@@ -113,7 +113,7 @@ class NeuroViewCNN(Guarded):
         self._stop_at: tuple = ()
         self._installed = False  # hooks on the backbone from discovery until the network goes or unwrap()
         self.frozen: tuple[str, ...] = ()  # backbone parameters the decision never reaches: frozen until unwrap()
-        self._targets, self.left_out = self._find_targets(layers)
+        self._targets, self.left_out = find_targets(backbone, layers)
         self._named = layers is not None  # named modules must all run; of all activations, those that run are sites
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
@@ -126,32 +126,6 @@ class NeuroViewCNN(Guarded):
             self.discover(example_input)
 
     # ----------------------------------------------------------------- sites
-    def _find_targets(self, layers: Sequence[str] | None) -> tuple[list[tuple[str, nn.Module, bool]], list[tuple[str, str]]]:
-        named = dict(self.backbone.named_modules())
-        if layers is None:
-            found = [(n, m, True) for n, m in named.items() if is_activation(m)]
-            left = [(n, type(m).__name__) for n, m in named.items() if looks_like_activation(m)]
-            if not found:
-                raise ValueError(
-                    "backbone: found no activation module (see neuroview.core.activations; left out: "
-                    f"{left or 'none'}). If it calls functional activations such as F.relu, replace them by "
-                    "modules (nn.ReLU()); register your own class with nv.register_activation(MyAct, "
-                    "breakpoints=(0.0,)); or pass layers=[...] naming the modules whose outputs to quantize."
-                )
-            if left:
-                warnings.warn(f"wrap: activation-like modules left out (not registered): {left}; "
-                              "nv.register_activation(cls) makes a class a site", stacklevel=3)
-            return found, left
-        if isinstance(layers, str) or not len(layers):
-            raise ValueError(f"layers: expected a non-empty list of module names, got {layers!r}")
-        out = []
-        for name in dict.fromkeys(layers):  # a name given twice is one site (it hooked the module twice)
-            if name not in named:
-                hint = f"; did you mean {close}?" if (close := difflib.get_close_matches(str(name), [n for n in named if n], n=3)) else ""
-                raise ValueError(f"layers: no module named {name!r} in backbone{hint}")
-            out.append((name, named[name], is_activation(named[name])))
-        return out, []
-
     def _install(self) -> None:
         """One hook per site module (and on the module to stop at), shared with any other network wrapping the
         backbone; they go when this network is deleted or unwrapped."""
@@ -160,7 +134,8 @@ class NeuroViewCNN(Guarded):
         self._plan = {m: (n, fi, fi and not self._none) for n, m, fi in self._targets if n in called}
         named = dict(self.backbone.named_modules())
         self._stop_at = (named[self._stop],) if self._stop in named else ()
-        install(self, [(m, pre) for m, (_, _, pre) in self._plan.items()] + [(m, True) for m in self._stop_at])
+        wanted = [(m, pre) for m, (_, _, pre) in self._plan.items()] + [(m, True) for m in self._stop_at]
+        install(self, wanted + watch_hooks(self))  # and on what the first batch did not run (neuroview.core.paths)
         self._installed = True
 
     def __setstate__(self, state) -> None:
@@ -176,7 +151,13 @@ class NeuroViewCNN(Guarded):
         if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"x: expected a non-empty batch [B, C, ...], got {describe(x)}")
         with torch.inference_mode(False):  # a first batch under inference_mode: a head and a reach pass autograd can use
-            return self._discover(x[:3].clone())  # 2 and 3 samples tell the sites; a copy, which no pass may change
+            keep = snapshot(self.backbone)  # what its passes change of the backbone goes back (neuroview.core.state)
+            self._ran: set[str] = set()  # what they run: later passes watch what they did not (neuroview.core.paths)
+            done = note_running(self.backbone, self._ran)
+            try:
+                return self._discover(x[:3].clone())  # 2 and 3 samples tell the sites; a copy, which no pass may change
+            finally:
+                done(), keep()
 
     def _discover(self, x: Tensor) -> list[Site]:  # noqa: D102
         restore = restore_modes(self)
@@ -197,7 +178,9 @@ class NeuroViewCNN(Guarded):
                 uninstall(self, self.backbone)
             self._install()  # now, not inside the first (possibly compiled) forward pass
             self.build_head(sum(s.channels for s in found))
+            self._watch = {}  # the reach pass decides what is frozen: nothing to watch in it
             self.frozen = freeze_unreached(self, x)  # else plain DDP waits for their gradients (neuroview.core.reach)
+            install(self, watch_hooks(self))  # what later batches run that these passes did not (neuroview.core.paths)
         except BaseException:
             uninstall(self, self.backbone)
             self.sites, self._installed = None, False
@@ -260,8 +243,8 @@ class NeuroViewCNN(Guarded):
                 if not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):  # unwrapped, or
                     uninstall(self, self.backbone)  # the quantizer set since to or from "none" reads the other side
                     self._install()
-        rec = Recorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)
-        run_to_last_site(self.backbone, x, rec)
+        rec = PathRecorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)
+        run(self, x, rec)
         if len(rec.codes) != len(self.sites):
             raise RuntimeError(f"backbone: its forward pass called {len(rec.codes)} sites, expected {len(self.sites)}")
         codes, maps = torch.cat(rec.codes, dim=1), rec.code_maps
@@ -391,6 +374,7 @@ def _check_args(backbone, num_classes, quantizer, tau, grad_state) -> None:
         raise TypeError(f"backbone: expected an nn.Module, got {type(backbone).__name__}")
     if isinstance(backbone, NeuroViewCNN):
         raise TypeError("backbone: already a NeuroViewCNN; wrap its .backbone instead")
+    refuse_torchscript(backbone)
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
     for what, value, allowed in (("quantizer", quantizer, QUANTIZERS), ("grad_state", grad_state, GRAD_STATES)):

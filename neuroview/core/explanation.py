@@ -287,15 +287,16 @@ class CNNExplanation(Explanation):
         """Per-unit, per-position contributions of ``site`` to ``target``'s logit.
 
         Shape ``[B, C_s, *positions]`` (``[B, C_s, N]``, positions flattened, at a channels-last map
-        or a token site, as ``code_maps``): the unit's code map times its weight divided by the
-        number of positions, so ``map.flatten(2).sum(-1)`` equals the unit's contribution.
-        Needs ``explain(x, maps=True)``.
+        or a token site, as ``code_maps``; ``[B, C_s, 1]`` at a site without positions, an MLP layer's): the unit's
+        code map times its weight divided by the number of positions, so ``map.flatten(2).sum(-1)`` equals the
+        unit's contribution. Needs ``explain(x, maps=True)``.
         """
         if self.code_maps is None or self.weight is None:
             raise ValueError("spatial_map: this explanation has no code maps; call net.explain(x, maps=True)")
         if site not in self.code_maps:
             raise KeyError(f"site: expected one of {list(self.code_maps)}, got {site!r}")
         cmap = self.code_maps[site]
+        cmap = cmap.unsqueeze(-1) if cmap.dim() == 2 else cmap  # one position: the recipe above holds there too
         sl = self.site_slices[site]
         w = self.weight[self.targets(target)][:, sl]  # [B, C_s]
         n_pos = cmap[0, 0].numel()

@@ -28,9 +28,14 @@ from ._utils import restore_modes
 
 def graph_leaves(out: Tensor) -> set[int]:
     """``id`` of every leaf tensor (parameter) the autograd graph of ``out`` accumulates into."""
+    return graph([out])[0]
+
+
+def graph(outs) -> tuple[set[int], set]:
+    """``(ids of the leaves, nodes)`` of the autograd graph of the tensors ``outs``."""
     leaves: set[int] = set()
     seen: set = set()
-    stack = [out.grad_fn]
+    stack = [o.grad_fn for o in outs]
     while stack:
         fn = stack.pop()
         if fn is None or fn in seen:
@@ -40,7 +45,7 @@ def graph_leaves(out: Tensor) -> set[int]:
         if var is not None:
             leaves.add(id(var))
         stack.extend(nxt for nxt, _ in fn.next_functions)
-    return leaves
+    return leaves, seen
 
 
 #: ``id`` of a parameter neuroview froze -> (the parameter, weakly; the live networks that froze it). It is thawed
@@ -133,7 +138,8 @@ def _release(refs: list[weakref.ref]) -> None:
         holders = _holders(p) if p is not None else None
         if holders is not None and not any(True for _ in holders):
             del _HOLDERS[id(p)]
-            p.requires_grad_(True)
+            if not p.is_inference():  # a copy made under inference_mode: torch refuses it (and it cannot train)
+                p.requires_grad_(True)
 
 
 def thaw(net: nn.Module, names: tuple[str, ...]) -> tuple[()]:
@@ -147,6 +153,17 @@ def thaw(net: nn.Module, names: tuple[str, ...]) -> tuple[()]:
             p.requires_grad_(True)
     _release([weakref.ref(p) for p in params])
     return ()
+
+
+def reached_later(net: nn.Module, names: tuple[str, ...]) -> None:
+    """Take ``names`` (of :attr:`frozen`) off ``net``'s frozen parameters: a later pass's decision reached them. They
+    stay trainable (no wrapper of the model freezes them again)."""
+    params = [net.backbone.get_parameter(n) for n in names]
+    for p in params:  # as freeze_unreached gives back what another wrapper froze and this one's decision reaches
+        _HOLDERS.pop(id(p), None)
+        p.requires_grad_(True)
+    _REACHED.setdefault(net, set()).update(id(p) for p in params)
+    net.frozen = tuple(n for n in net.frozen if n not in names)
 
 
 def module_names(names: tuple[str, ...]) -> list[str]:

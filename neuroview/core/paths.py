@@ -1,0 +1,142 @@
+"""What a later pass runs that the passes finding a NeuroView-CNN's sites did not: said, or taken in.
+
+The sites and what the decision reaches (:mod:`neuroview.core.reach`) are found on the first batch's first samples,
+in eval mode. A data-dependent path (a mixture of experts routed by content, a block run for hard inputs only) or a
+branch run only while training runs modules there that those passes never saw run, or never saw reach the codes:
+
+- an activation module that is no site: the decision would leave its units out, unsaid. A pass that runs one
+  before its stop point is refused by name: in eval mode, or after the last site, at once; while training before
+  the last site (where an auxiliary head's activations run outside the decision) where its output reaches the codes.
+- a module whose parameters were frozen as unreached: they would never train. The first pass with gradients that
+  runs it before the stop point lets them ask for gradients and reads the codes' autograd graph: reached, they
+  train from then on (with a warning); not reached (an auxiliary head), they stay frozen and the module is not
+  looked at again.
+
+The watched modules get the network's own forward hooks (:mod:`neuroview.core.hooks`); one set lookup per hooked
+call, a graph walk only on a pass that runs one of them.
+
+Imports only torch and the core modules below it.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import torch
+from torch import Tensor, nn
+
+from .hooks import run_to_last_site
+from .reach import graph, reached_later
+from .recorder import Recorder
+
+#: each network -> the watched modules found not to reach its codes (looked at once)
+_CLEARED: "weakref.WeakKeyDictionary[nn.Module, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def note_running(backbone: nn.Module, ran: set[str]):
+    """Add to ``ran`` the name of each module of ``backbone`` holding parameters as it runs, until the returned
+    function is called (around the passes that find the sites)."""
+    handles = [m.register_forward_pre_hook(lambda *_, n=n: ran.add(n)) for n, m in backbone.named_modules()
+               if n and next(m.parameters(recurse=False), None) is not None]
+    return lambda: [h.remove() for h in handles]
+
+
+def watch_hooks(net: nn.Module) -> list[tuple[nn.Module, bool]]:
+    """Note on ``net`` the modules to watch (its target modules that never ran, those holding its :attr:`frozen`
+    parameters that never ran: not its own head, run after the last site) and return the ``(module, pre)`` hooks
+    they need."""
+    called = {s.module for s in net.sites} | {m for m, _ in net.not_sites}
+    watched = {m: (n, ()) for n, m, _ in net._targets if n not in called}
+    owned: dict[str, list[str]] = {}
+    ran = net.__dict__.get("_ran")  # (None: a network pickled before it was kept)
+    for p in net.frozen if ran is not None else ():
+        owner = p.rpartition(".")[0]
+        if owner and owner not in ran:  # (the backbone's own parameters: its pre-hook would run before everything)
+            owned.setdefault(owner, []).append(p)
+    for owner, params in owned.items():
+        m = net.backbone.get_submodule(owner)
+        watched.setdefault(m, (owner, tuple(params)))
+    net._watch = watched
+    _CLEARED[net] = set()
+    return [(m, True) for m in watched] + [(m, False) for m, (_, params) in watched.items() if not params]
+
+
+def unseen(name: str) -> str:
+    return (f"x: the activation {name!r} runs on this batch but did not when the sites were found (on the first "
+            "batch's first samples, in eval mode), so it is no site and the decision would leave its units out; find "
+            "the sites on a batch that takes this path (example_input=x), or pass layers=[...] naming the sites to "
+            "read")
+
+
+class PathRecorder(Recorder):
+    """A :class:`Recorder` that also looks at the watched modules running before the pass's stop point."""
+
+    def __init__(self, net, maps: bool, batch: int):
+        super().__init__(net, maps, batch)
+        quiet = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        self.watch = None if quiet else net.__dict__.get("_watch")
+        self.passed = False
+        self.lifted: dict[str, tuple[tuple[str, ...], list[Tensor]]] = {}  # module -> (names, params made to ask)
+        self.outputs: dict[str, list] = {}  # activation -> the grad_fn of each of its outputs
+
+    def on(self, module: nn.Module, args, output, pre: bool) -> None:
+        if self.watch and not self.passed:
+            if pre and module in self.net._stop_at and len(self.codes) == len(self.net.sites):
+                self.passed = True
+            elif module in self.watch and self.watch[module][0] not in _CLEARED.get(self.net, ()):
+                self._ran(module, output, pre, *self.watch[module])
+        super().on(module, args, output, pre)
+
+    def _ran(self, module: nn.Module, output, pre: bool, name: str, params: tuple[str, ...]) -> None:
+        if not params:  # an activation that is no site
+            # the sites were found in eval mode: this path is another; and after the last site (where they saw
+            # none run) it is one in training too. Before it, while training, an auxiliary head's may run: judged below
+            if pre and (not module.training or len(self.codes) == len(self.net.sites)):
+                raise ValueError(unseen(name))
+            if pre and torch.is_grad_enabled():
+                self.outputs.setdefault(name, [])
+            elif not pre and name in self.outputs and isinstance(output, Tensor) and output.grad_fn is not None:
+                self.outputs[name].append(output.grad_fn)
+        elif pre and torch.is_grad_enabled() and name not in self.lifted:
+            ps = [p for p in map(self.net.backbone.get_parameter, params)
+                  if not p.requires_grad and not p.is_inference()]
+            for p in ps:  # for this pass's graph to show whether the codes reach them
+                p.requires_grad_(True)
+            self.lifted[name] = (params, ps)
+
+    def drop(self) -> None:
+        """Freeze again what this pass made ask for gradients."""
+        for _, ps in self.lifted.values():
+            for p in ps:
+                p.requires_grad_(False)
+        self.lifted = {}
+
+
+def run(net: nn.Module, x: Tensor, rec: PathRecorder) -> None:
+    """``run_to_last_site`` with ``rec``, then judge what it saw of the watched modules."""
+    try:
+        run_to_last_site(net.backbone, x, rec)
+        if (rec.lifted or rec.outputs) and len(rec.codes) == len(net.sites):  # (else the caller says the path changed)
+            _settle(net, rec)
+    finally:
+        rec.drop()
+
+
+def _settle(net: nn.Module, rec: PathRecorder) -> None:
+    leaves, nodes = graph([c for c in rec.codes if c.grad_fn is not None])
+    cleared = _CLEARED.setdefault(net, set())
+    for name, fns in rec.outputs.items():
+        if any(f in nodes for f in fns):
+            raise ValueError(unseen(name))
+        cleared.update([name] if fns else [])  # (an output without gradients cannot tell)
+    reached = {name: names for name, (names, ps) in rec.lifted.items() if any(id(p) in leaves for p in ps)}
+    cleared.update(name for name in rec.lifted if name not in reached)
+    if reached:
+        rec.lifted = {k: v for k, v in rec.lifted.items() if k not in reached}
+        reached_later(net, tuple(n for names in reached.values() for n in names))
+        warnings.warn(f"wrap: {list(reached)} run on this batch but did not reach the decision when the sites were "
+                      "found (on the first batch's first samples, in eval mode), and were frozen as unreached; here "
+                      "they reach it, so they train from now on (net.unreached no longer lists them). An optimizer or "
+                      "DDP made with only the parameters that required grad does not hold them: make it again",
+                      stacklevel=5)
