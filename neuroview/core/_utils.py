@@ -201,6 +201,12 @@ def restore_modes(module: nn.Module) -> "callable":
                     m.training = mode
             for m, mode in kept:
                 m.training = mode
+            root = next((e for e in freed if e[2] is module), None)
+            if root is not None:  # modules made during the hold (a lazy head built by explain) take the root's mode
+                ids = {id(m) for m in mods}
+                for m in module.modules():
+                    if id(m) not in ids and id(m) not in _HELD:
+                        m.training = root[1]
     return restore
 
 

@@ -62,11 +62,12 @@ def watch_hooks(net: nn.Module) -> list[tuple[nn.Module, bool]]:
     return [(m, True) for m in watched] + [(m, False) for m, (_, params) in watched.items() if not params]
 
 
-def unseen(name: str) -> str:
+def unseen(name: str, training: bool = False) -> str:
+    how = ("a training-only path, which sites found in eval mode never take: pass layers=[...] naming the sites to "
+           "read, this activation among them" if training else "find the sites on a batch that takes this path "
+           "(example_input=x), or pass layers=[...] naming the sites to read")
     return (f"x: the activation {name!r} runs on this batch but did not when the sites were found (on the first "
-            "batch's first samples, in eval mode), so it is no site and the decision would leave its units out; find "
-            "the sites on a batch that takes this path (example_input=x), or pass layers=[...] naming the sites to "
-            "read")
+            f"batch's first samples, in eval mode), so it is no site and the decision would leave its units out; {how}")
 
 
 class PathRecorder(Recorder):
@@ -90,10 +91,12 @@ class PathRecorder(Recorder):
 
     def _ran(self, module: nn.Module, output, pre: bool, name: str, params: tuple[str, ...]) -> None:
         if not params:  # an activation that is no site
-            # the sites were found in eval mode: this path is another; and after the last site (where they saw
-            # none run) it is one in training too. Before it, while training, an auxiliary head's may run: judged below
-            if pre and (not module.training or len(self.codes) == len(self.net.sites)):
+            # the sites were found in eval mode: this path is another. While training, an auxiliary head's may run:
+            # after the last site it feeds no code; before it, judged by the codes' graph (below)
+            if pre and not module.training:
                 raise ValueError(unseen(name))
+            if len(self.codes) == len(self.net.sites):  # every code read: a training-only head's activation, after
+                return  # the decision (a projector, deep supervision); in eval mode it is refused above
             if pre and torch.is_grad_enabled():
                 self.outputs.setdefault(name, [])
             elif not pre and name in self.outputs and isinstance(output, Tensor) and output.grad_fn is not None:
@@ -128,7 +131,7 @@ def _settle(net: nn.Module, rec: PathRecorder) -> None:
     cleared = _CLEARED.setdefault(net, set())
     for name, fns in rec.outputs.items():
         if any(f in nodes for f in fns):
-            raise ValueError(unseen(name))
+            raise ValueError(unseen(name, training=True))
         cleared.update([name] if fns else [])  # (an output without gradients cannot tell)
     reached = {name: names for name, (names, ps) in rec.lifted.items() if any(id(p) in leaves for p in ps)}
     cleared.update(name for name in rec.lifted if name not in reached)

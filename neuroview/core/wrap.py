@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 
 from torch import nn
@@ -40,7 +41,9 @@ def wrap(model: nn.Module, num_classes: int, **kwargs) -> nn.Module:
         return NeuroViewCNN(model, num_classes, **kwargs)
     except (ValueError, TypeError) as e:
         held = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)), None)
-        if held is None or type(e) not in (ValueError, TypeError):
+        # only where the CNN route found no units to read (not an argument's own error: tau=-1, a typo)
+        if held is None or type(e) not in (ValueError, TypeError) or not any(
+                k in str(e) for k in ("no activation module", "unit_axis")):
             raise
         # a GRU + head is wrapped as a CNN, whose errors (activation modules, unit axes) never named the RNN route
         name, rnn = held
@@ -55,10 +58,13 @@ def wrap_rnn(rnn: nn.Module, num_classes: int, *, like: RNNClassifier | None = N
     """``NeuroViewRNN(rnn, num_classes, **kwargs)``, a NeuroViewCNN argument (``quantizer`` ...) refused by name;
     ``like``: the RNNClassifier ``rnn`` comes from, whose window (a user module's input size and layout too) it takes."""
     for k, v in kwargs.items():
+        if k in _CNN_ARGS and k not in _RNN_ARGS:
+            raise TypeError(f"{k}: a NeuroViewCNN argument, which a NeuroViewRNN (of the {type(rnn).__name__}) does not "
+                            f"take: it reads the hidden states as they are; it takes {', '.join(_RNN_ARGS)}, got {k}={v!r}")
         if k not in _RNN_ARGS:
-            what = "a NeuroViewCNN argument, which" if k in _CNN_ARGS else "not an argument that"
-            raise TypeError(f"{k}: {what} a NeuroViewRNN (of the {type(rnn).__name__}) does not take: it reads the "
-                            f"hidden states as they are; it takes {', '.join(_RNN_ARGS)}, got {k}={v!r}")
+            near = difflib.get_close_matches(k, _RNN_ARGS, n=1)
+            raise TypeError(f"{k}: not an argument of NeuroViewRNN{f' (did you mean {near[0]}?)' if near else ''}; it "
+                            f"takes {', '.join(_RNN_ARGS)}, got {k}={v!r}")
     if like is not None:  # the RNN reads windows of samples: so does its NeuroView variant
         own = {} if isinstance(rnn, nn.RNNBase) else {"input_size": like._backbone.input_size,
                                                       "batch_first": like.batch_first}

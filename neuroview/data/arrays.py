@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
-from .lengths import pad, resample_option, stretch, warn_truncated
+from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .splits import text_labels
 from .stats import centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
@@ -210,6 +210,8 @@ class ArrayDataModule(pl.LightningDataModule):
             if y.ndim != 1 or len(x) != len(y):
                 raise ValueError(f"{owner}.load: expected X and y of the {key} split to hold one label per sample, got "
                                  f"{len(x)} samples in X and y of shape {y.shape}")
+            if isinstance(x, (list, tuple)) and len(x):  # before the carving: an index of the split as given
+                check_series(x, f"{owner}: X ({key} split)")
         x_tr, y_tr = raw["train"]
         y_tr = text_labels(np.asarray(y_tr))  # UTF-8 bytes labels ("café") decoded before they are carved (astype: ascii)
         if "val" in raw:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .splits import encode_labels, number, same_number, written_apart
+from .splits import encode_labels, number, same_number, same_text, written_apart
 
 __all__ = ["class_list", "label_indices", "one_class_a_series"]
 
@@ -90,6 +90,11 @@ def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[
         raise ValueError(f"{owner}: y: expected every class written one way, got {twice[0]!r} and {twice[1]!r} in the "
                          "training split: the same number written apart (e.g. float and int labels, or files exported "
                          "apart), which would be two classes; store the labels one way")
+    twice = same_text(present)
+    if twice:
+        raise ValueError(f"{owner}: y: expected every class written one way, got {twice[0]!r} and {twice[1]!r} in the "
+                         "training split: the same label with other whitespace around it, which would be two classes "
+                         "(a CSV's reader strips it); store the labels one way")
     return present
 
 

@@ -16,24 +16,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad", "stretch", "warn_truncated", "resample_option"]
+__all__ = ["pad", "stretch", "warn_truncated", "resample_option", "check_series"]
 
 
 def resample_option(value, name: str = "resample") -> bool:
-    """``value`` as a bool, or an error naming ``name``: ``bool("false")`` is True, and a string read so stretched
-    series the user asked to pad."""
-    if not isinstance(value, (bool, np.bool_)):
+    """``value`` as a bool (``0`` and ``1`` too), or an error naming ``name``: ``bool("false")`` is True, and a string
+    read so stretched series the user asked to pad."""
+    if not isinstance(value, (bool, np.bool_)) and not (type(value) is int and value in (0, 1)):
         raise ValueError(f"{name}: expected true or false, got {value!r}")
     return bool(value)
 
 
-def _series(arrays: Sequence[np.ndarray], where: str, empty: bool = False) -> int:
+def check_series(arrays: Sequence[np.ndarray], where: str) -> int:
     """The channels of every ``[C, T]`` series, or an error naming ``where`` and the first series that is not one
     (of ``T >= 1`` steps: a series of none was padded into a sample of zeros and trained on as labelled data)."""
-    c = arrays[0].shape[0]
+    c = np.shape(arrays[0])[0] if np.ndim(arrays[0]) else None
     for i, a in enumerate(arrays):
-        if a.ndim != 2 or a.shape[0] != c or (a.shape[1] < 1 and not empty):
-            raise ValueError(f"{where}: expected every sequence of shape [{c}, T] with T >= 1, got {tuple(a.shape)} at "
+        shape = np.shape(a)
+        if len(shape) != 2 or shape[0] != c or shape[1] < 1:
+            raise ValueError(f"{where}: expected every sequence of shape [{c}, T] with T >= 1, got {tuple(shape)} at "
                              f"index {i}")
     return c
 
@@ -41,7 +42,7 @@ def _series(arrays: Sequence[np.ndarray], where: str, empty: bool = False) -> in
 def pad(arrays: Sequence[np.ndarray], max_len: int, where: str = "X") -> tuple[Tensor, Tensor, Tensor]:
     """``(x [N, C, max_len], lengths, full_lengths)``: zero-padded, and cut at ``max_len`` steps
     (``lengths`` clamped to it; ``full_lengths`` are the lengths before the cut)."""
-    c = _series(arrays, where)
+    c = check_series(arrays, where)
     out = torch.zeros(len(arrays), c, max_len)
     lengths = torch.empty(len(arrays), dtype=torch.long)
     full = torch.empty(len(arrays), dtype=torch.long)
@@ -55,7 +56,7 @@ def pad(arrays: Sequence[np.ndarray], max_len: int, where: str = "X") -> tuple[T
 def stretch(arrays: Sequence[np.ndarray], max_len: int, where: str = "X") -> Tensor:
     """``x [N, C, max_len]``: every ``[C, T_i]`` series linearly interpolated to ``max_len`` steps,
     its first and last samples kept (a series of one step becomes constant)."""
-    c = _series(arrays, where)
+    c = check_series(arrays, where)
     out = torch.empty(len(arrays), c, max_len)
     for i, a in enumerate(arrays):
         t = torch.as_tensor(np.asarray(a, dtype=np.float32))[None]

@@ -6,18 +6,20 @@ Imports only numpy.
 
 from __future__ import annotations
 
+import numbers
 from decimal import Decimal
 
 import numpy as np
 
 __all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels",
-           "number", "same_number", "empty_held_out"]
+           "number", "same_number", "same_text", "empty_held_out"]
 
 
 def check_fraction(name: str, value: float, *, zero: bool = False) -> None:
     """Raise a ValueError naming the argument ``name`` unless ``value`` is in (0, 1) ([0, 1) with ``zero``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-            0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):  # "0.1" and None: a bare TypeError naming no argument
+    # a number (Fraction, Decimal, a 0-dim array too), not text or None (a bare TypeError naming no argument) nor a bool
+    real = isinstance(value, (numbers.Real, Decimal)) or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+    if isinstance(value, (bool, np.bool_)) or not real or not (0.0 <= value < 1.0 if zero else 0.0 < value < 1.0):
         raise ValueError(f"{name}: expected a number in {'[0' if zero else '(0'}, 1), got {value!r}")
 
 
@@ -75,18 +77,30 @@ def encode_labels(y_train: np.ndarray) -> list[str]:
 
 
 def text_labels(y: np.ndarray) -> np.ndarray:
-    """Labels as their classes read them: bytes (numpy's ``S`` dtype, as ``np.savez`` keeps ``np.array([b"cat"])``) as
-    text (``str(b"cat")`` is ``"b'cat'"``, the name a class would otherwise carry into reports); text without the
-    whitespace around it, as a CSV's labels are read (``"cat "`` was a class beside ``"cat"`` in an .npz, one class in
-    a CSV); float ``-0.0`` as ``0.0`` (one class to numpy, two names to ``str``)."""
-    y = np.char.decode(y, "utf-8") if y.dtype.kind == "S" else y
-    if y.dtype.kind == "U":
-        return np.char.strip(y)
+    """Labels as their classes read them: bytes (numpy's ``S`` dtype, as ``np.savez`` keeps ``np.array([b"cat"])``, or
+    in an object array) as text (``str(b"cat")`` is ``"b'cat'"``, the name a class would otherwise carry into
+    reports); float ``-0.0`` as ``0.0`` (one class to numpy, two names to ``str``). Text is kept as written (a class
+    numbering a model was trained on stays); labels equal but for the whitespace around them are refused
+    (:func:`same_text`)."""
+    if y.dtype.kind == "S":
+        return np.char.decode(y, "utf-8")
     if y.dtype.kind == "f":
         return y + 0.0
-    if y.dtype.kind == "O" and any(isinstance(v, str) for v in y.tolist()):
-        return np.array([v.strip() if isinstance(v, str) else v for v in y.tolist()], dtype=object)
+    if y.dtype.kind == "O":
+        return np.array([v.decode("utf-8") if isinstance(v, bytes) else v + 0.0 if isinstance(v, float) else v
+                         for v in y.tolist()], dtype=object)
     return y
+
+
+def same_text(labels: list[str]) -> tuple[str, str] | None:
+    """The first two of ``labels`` (distinct strings) that differ only in the whitespace around them (``"cat"`` and
+    ``"cat "``: two classes in an .npz, one in a CSV, whose reader strips them), or ``None``."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        if label.strip() in seen:
+            return seen[label.strip()], label
+        seen[label.strip()] = label
+    return None
 
 
 def number(v: str) -> float | None:
@@ -111,8 +125,13 @@ def written_apart(unknown: list[str], classes: list[str]) -> str:
     """A hint where labels differ only in how a number is written ("1.0" in one split, "1" in another)."""
     known = {exact(c): c for c in classes if exact(c) is not None}
     same = [(u, known[exact(u)]) for u in unknown if exact(u) in known]
+    if not same:  # text written with other whitespace around it ("cat " for "cat")
+        known = {c.strip(): c for c in classes}
+        same = [(u, known[u.strip()]) for u in unknown if u.strip() in known]
+        return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same label with other whitespace "
+                "around it; store the labels one way)") if same else ""
     return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
-            "and int labels; store the labels one way)") if same else ""
+            "and int labels; store the labels one way)")
 
 
 def same_number(labels: list[str]) -> tuple[str, str] | None:

@@ -114,8 +114,9 @@ def magnitude(x, joint: bool = False) -> Tensor | None:
 
 def normalize_option(value, name: str = "normalize"):
     """``value`` as ``normalize`` reads it (``True``, ``False``, ``"series"``, ``"sample"``), or an error naming ``name``:
-    ``1`` and ``np.True_`` equal True, passed a check by ``in``, and standardized nothing (the module tests ``is True``)."""
-    if isinstance(value, (bool, np.bool_)):
+    ``1`` and ``np.True_`` equal True, passed a check by ``in``, and standardized nothing (the module tests ``is True``):
+    now read as True (``0`` as False)."""
+    if isinstance(value, (bool, np.bool_)) or (type(value) is int and value in (0, 1)):
         return bool(value)
     if isinstance(value, str) and value in ("series", "sample"):
         return value

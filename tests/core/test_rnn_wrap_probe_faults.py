@@ -67,20 +67,22 @@ def test_retrofit_of_an_rnn_classifier_over_a_user_module_builds_its_neuroview_r
     assert res.model(x.transpose(1, 2)).shape == (20, 2) and res.standard_acc is not None
 
 
-def test_a_module_packing_with_enforce_sorted_runs_on_sorted_batches_and_a_failing_one_is_reported():
-    """The dry run used unsorted lengths and swallowed torch's 'must be sorted' error: a sorted batch was refused
-    as 'ignores its lengths ... (a backward direction reads it)'."""
+def test_a_module_packing_with_enforce_sorted_is_told_to_pass_false_and_a_failing_one_is_reported():
+    """The dry run swallowed torch's 'must be sorted' error: the module was refused as 'ignores its lengths ... (a
+    backward direction reads it)'. Accepting it on sorted batches (a first fix) left a shuffled loader's batches to
+    torch's raw error (the review): it is refused, naming enforce_sorted=False."""
     torch.manual_seed(0)
-    net = nv.NeuroViewRNN(Packed(), 2, max_len=6).eval()
     x, lengths = torch.randn(3, 6, 3), torch.tensor([6, 4, 2])
-    batched = net(x, lengths=lengths)
-    alone = torch.cat([net(x[i:i + 1, :k]) for i, k in enumerate(lengths.tolist())])
-    torch.testing.assert_close(batched, alone)
+    net = nv.NeuroViewRNN(Packed(), 2, max_len=6).eval()
+    with pytest.raises(ValueError, match=r"lengths: Packed failed on padded series .*sorted.*needs "
+                                         r"pack_padded_sequence\(\.\.\., enforce_sorted=False\)") as e:
+        net(x, lengths=lengths)
+    assert "backward direction" not in str(e.value)
     failing = nv.NeuroViewRNN(FullOnly(), 2, max_len=6).eval()
     with pytest.raises(ValueError, match=r"lengths: FullOnly failed on padded series .*\(RuntimeError: no padded "
                                          r"batches here\).*give series of one length") as e:
         failing(x, lengths=lengths)
-    assert "backward direction" not in str(e.value)
+    assert "backward direction" not in str(e.value) and "enforce_sorted" not in str(e.value)
 
 
 def test_a_hook_or_own_forward_that_fails_on_the_packed_sequence_it_is_handed_is_told_why():
@@ -166,3 +168,32 @@ def test_retrofit_under_inference_mode_fits_an_ordinary_network():
         assert not any(t.is_inference() for t in [*b.model.parameters(), *b.model.buffers()])
         b.model.train().requires_grad_(True)
         nn.functional.cross_entropy(b.model(xx), y).backward()  # trainable afterwards
+
+
+class LastOnly(nn.GRU):
+    """Its own forward returns the last state h_n, not every step's: a protocol error, padded or not."""
+
+    def forward(self, x, hx=None):
+        return super().forward(x, hx)[1]
+
+
+class CRNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act = nn.Conv1d(2, 4, 3, padding=1), nn.ReLU()
+        self.gru, self.fc = nn.GRU(4, 5, batch_first=True), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc(self.gru(self.act(self.conv(x)).transpose(1, 2))[0][:, -1])
+
+
+def test_the_review_s_messages_say_what_went_wrong():
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(LastOnly(3, 4, batch_first=True, bidirectional=True), 2, max_len=6).eval()
+    for lengths in (None, torch.tensor([6, 2, 4])):  # not blamed on the PackedSequence it was handed
+        with pytest.raises(ValueError, match=r"rnn: its own forward \(or a hook on it\) returned \(2, 3, 4\)"):
+            net(torch.randn(3, 6, 3), lengths=lengths)
+    with pytest.raises(TypeError, match=r"maxlen: not an argument of NeuroViewRNN \(did you mean max_len\?\)"):
+        nv.wrap(nn.GRU(2, 4), 3, maxlen=5)
+    with pytest.raises(ValueError, match=r"tau: expected a positive number, got -1.0$"):  # no RNN hint for an argument
+        nv.wrap(CRNN(), 3, tau=-1.0)

@@ -5,6 +5,9 @@ another byte order read as the machine's, and a series of no steps is refused ra
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -65,16 +68,18 @@ def test_normalize_reads_only_booleans_and_its_two_words(tmp_path):
     small, y = _series()
     x = small.astype(np.float32) + 100.0
     path = _npz(tmp_path, X=x, y=y, X_test=x[:6], y_test=y[:6])
-    seen = _train_x(NpzDataModule(path, normalize=np.True_, val_fraction=0))
-    assert abs(float(seen.mean())) < 1e-4  # standardized: it read the raw values (mean 99.8) before
-    for bad in (1, "true", torch.tensor(True), None):
+    for true in (np.True_, 1):
+        seen = _train_x(NpzDataModule(path, normalize=true, val_fraction=0))
+        assert abs(float(seen.mean())) < 1e-4  # standardized: it read the raw values (mean 99.8) before
+    for bad in (2, "true", torch.tensor(True), None):
         with pytest.raises(ValueError, match="normalize: expected true, false, 'series' or 'sample'"):
             NpzDataModule(path, normalize=bad)
     with pytest.raises(ValueError, match="trained_on: normalize: expected"):
-        read_as_trained(NpzDataModule(path, normalize="sample"), {"init_args": {"normalize": 1}})
-    dm = NpzDataModule(path, normalize="sample")
-    read_as_trained(dm, {"init_args": {"normalize": np.True_}})
-    assert dm.normalize is True
+        read_as_trained(NpzDataModule(path, normalize="sample"), {"init_args": {"normalize": 2}})
+    for true in (np.True_, 1):
+        dm = NpzDataModule(path, normalize="sample")
+        read_as_trained(dm, {"init_args": {"normalize": true}})
+        assert dm.normalize is True
 
 
 def test_resample_and_fractions_given_as_text_are_refused_by_name(tmp_path):
@@ -86,21 +91,34 @@ def test_resample_and_fractions_given_as_text_are_refused_by_name(tmp_path):
         NpzDataModule(path, val_fraction="0.1")
     with pytest.raises(ValueError, match=r"test_fraction: expected a number in \(0, 1\), got None"):
         NpzDataModule(path, test_fraction=None)
-    assert NpzDataModule(path, resample=np.False_).resample is False
+    assert NpzDataModule(path, resample=np.False_).resample is False and NpzDataModule(path, resample=1).resample is True
+    for number in (Fraction(1, 10), Decimal("0.1"), np.array(0.1)):  # numbers all (the review: refused at first)
+        assert NpzDataModule(path, val_fraction=number).split_sizes()["val"] == 2
 
 
-def test_labels_read_as_a_csv_reads_them(tmp_path):
+def test_labels_one_way_or_refused(tmp_path):
     small, _ = _series()
     x = small.astype(np.float32)
-    y = np.array(["cat", "cat ", "dog", " dog"] * 6)  # a space around a label is no class of its own
-    dm = NpzDataModule(_npz(tmp_path, X=x, y=y, X_test=x[:4], y_test=np.array(["cat", "dog", "cat", "dog "])))
+    y = np.array(["cat", "cat ", "dog", "dog"] * 6)  # two classes in an .npz, one in a CSV (its reader strips them)
+    with pytest.raises(ValueError, match="got 'cat' and 'cat ' in the training split: the same label with other whitespace"):
+        NpzDataModule(_npz(tmp_path, X=x, y=y, X_test=x[:4], y_test=y[:4])).class_names
+    y = np.array(["  dog", "cat"] * 12)  # padded labels keep their numbering (a model trained on them reads them so)
+    dm = NpzDataModule(_npz(tmp_path, "p", X=x, y=y, X_test=x[:4], y_test=np.array(["cat", "dog", "cat", "cat"])))
+    with pytest.raises(ValueError, match="writes 'dog' as '  dog': the same label with other whitespace around it"):
+        dm.setup("fit")
+    for yf in (np.array([0.0, 1.0] * 12), np.array([0.0, 1.0] * 12, dtype=object)):
+        yf[4] = -0.0  # one class: 0.0 == -0.0 (str() kept them apart and refused the training split's own label)
+        dm = Arrays({"train": (x, yf), "test": (x[:6], np.abs(yf[:6].astype(float)))}, val_fraction=0)
+        assert dm.class_names == ["0.0", "1.0"]
+        dm.setup("fit")
+        assert dm._splits["train"][1][4].item() == 0
+
+
+def test_bytes_in_an_object_array_are_read_as_text():
+    small, _ = _series()
+    y = np.array([b"cat", "dog"] * 12, dtype=object)  # a mixed column: bytes and text
+    dm = Arrays({"train": (small.astype(np.float32), y), "test": (small[:4].astype(np.float32), y[:4])}, val_fraction=0)
     assert dm.class_names == ["cat", "dog"]
-    yf = np.array([0.0, 1.0] * 12)
-    yf[4] = -0.0  # one class: 0.0 == -0.0 (str() kept them apart and refused the training split's own label)
-    dm = NpzDataModule(_npz(tmp_path, "f", X=x, y=yf, X_test=x[:6], y_test=np.abs(yf[:6])), val_fraction=0)
-    assert dm.class_names == ["0.0", "1.0"]
-    dm.setup("fit")
-    assert dm._splits["train"][1][4].item() == 0
 
 
 @pytest.mark.parametrize("blank", ["", "  ", None])
@@ -128,8 +146,8 @@ def test_a_series_of_no_steps_is_refused_by_split_and_index():
     xs = [rng.normal(size=(2, 5 + i % 3)) for i in range(12)]
     xs[4] = np.zeros((2, 0))  # padded, it was a sample of zeros, of length 0, trained on with its label
     y = np.array([0, 1] * 6)
-    for resample in (False, True):
-        dm = Arrays({"train": (xs, y), "test": (xs[:4], y[:4])}, val_fraction=0, resample=resample)
+    for resample, val in ((False, 0), (True, 0), (False, 0.25)):  # the index of X as given, before any carving
+        dm = Arrays({"train": (xs, y), "test": (xs[:4], y[:4])}, val_fraction=val, resample=resample)
         with pytest.raises(ValueError, match=r"Arrays: X \(train split\): expected every sequence of shape \[2, T\] with "
                                              r"T >= 1, got \(2, 0\) at index 4"):
             dm.setup("fit")
