@@ -299,3 +299,17 @@ def extension(name: str) -> "callable":
     if name not in _EXTENSIONS:
         raise ImportError(f"{name} lives in neuroview.attribution; `import neuroview` registers it")
     return _EXTENSIONS[name]
+
+
+def rnn_pointer(model: nn.Module, num_classes, e: Exception) -> Exception | None:
+    """``e`` with the RNN route named, where the CNN route found no units to read in a model holding an ``nn.RNNBase``
+    (a GRU + head, wrapped as a CNN: its errors never named the RNN); None for any other error (tau=-1, a typo)."""
+    held = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)), None)
+    if held is None or type(e) not in (ValueError, TypeError) or not any(
+            k in str(e) for k in ("no activation module", "unit_axis")):
+        return None
+    name, rnn = held
+    kind = f"nn.{type(rnn).__name__}" if type(rnn) in (nn.RNN, nn.LSTM, nn.GRU) else type(rnn).__name__
+    ref = f"model.{name}" if all(p.isidentifier() for p in name.split(".")) else f"model.get_submodule({name!r})"
+    return type(e)(f"{str(e).rstrip('.')}. The model holds an {kind} at '{name}', which NeuroViewCNN does not read: to "
+                   f"read its states, wrap it (nv.wrap({ref}, {num_classes}, max_len=...)) or use nv.NeuroViewRNN")

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._utils import describe, explaining, extension, factory, positive_int, require_finite, restore_modes
+from ._utils import describe, explaining, extension, factory, positive_int, require_finite, restore_modes, rnn_pointer
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
@@ -156,6 +156,11 @@ class NeuroViewCNN(Guarded):
             done = note_running(self.backbone, self._ran)
             try:
                 return self._discover(x[:3].clone())  # 2 and 3 samples tell the sites; a copy, which no pass may change
+            except (ValueError, TypeError) as e:  # a GRU + head found no units here: the error names the RNN route
+                pointed = rnn_pointer(self.backbone, self.num_classes, e)
+                if pointed is None:
+                    raise
+                raise pointed from e
             finally:
                 done(), keep()
 

@@ -7,6 +7,7 @@ import inspect
 
 from torch import nn
 
+from ._utils import rnn_pointer
 from .cnn import NeuroViewCNN
 from .rnn import NeuroViewRNN, RNNClassifier
 
@@ -40,18 +41,10 @@ def wrap(model: nn.Module, num_classes: int, **kwargs) -> nn.Module:
     try:
         return NeuroViewCNN(model, num_classes, **kwargs)
     except (ValueError, TypeError) as e:
-        held = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)), None)
-        # only where the CNN route found no units to read (not an argument's own error: tau=-1, a typo)
-        if held is None or type(e) not in (ValueError, TypeError) or not any(
-                k in str(e) for k in ("no activation module", "unit_axis")):
+        pointed = rnn_pointer(model, num_classes, e)
+        if pointed is None:
             raise
-        # a GRU + head is wrapped as a CNN, whose errors (activation modules, unit axes) never named the RNN route
-        name, rnn = held
-        kind = f"nn.{type(rnn).__name__}" if type(rnn) in (nn.RNN, nn.LSTM, nn.GRU) else type(rnn).__name__
-        ref = f"model.{name}" if all(p.isidentifier() for p in name.split(".")) else f"model.get_submodule({name!r})"
-        raise type(e)(f"{str(e).rstrip('.')}. The model holds an {kind} at '{name}', which NeuroViewCNN does not "
-                      f"read: to read its states, wrap it (nv.wrap({ref}, {num_classes}, max_len=...)) or use "
-                      "nv.NeuroViewRNN") from e
+        raise pointed from e
 
 
 def wrap_rnn(rnn: nn.Module, num_classes: int, *, like: RNNClassifier | None = None, **kwargs) -> NeuroViewRNN:

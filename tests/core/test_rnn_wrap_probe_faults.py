@@ -128,6 +128,9 @@ def test_wrap_of_a_model_holding_an_rnn_points_at_the_rnn_route():
         nv.wrap(GRUClassifier(), 2)
     with pytest.raises(ValueError, match=r"unit_axis: .*The model holds an nn.GRU at 'gru'"):
         nv.wrap(GRUClassifier(act=True), 2, example_input=torch.randn(4, 7, 3))
+    lazy = nv.wrap(GRUClassifier(act=True), 2)  # the sites found on the first batch: the same pointer (left at first)
+    with pytest.raises(ValueError, match=r"unit_axis: .*The model holds an nn.GRU at 'gru'"):
+        lazy(torch.randn(4, 7, 3))
     net = nv.wrap(nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU()), 2)  # no RNN inside: as before
     assert type(net).__name__ == "NeuroViewCNN"
 
