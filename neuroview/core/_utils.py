@@ -313,3 +313,10 @@ def rnn_pointer(model: nn.Module, num_classes, e: Exception) -> Exception | None
     ref = f"model.{name}" if all(p.isidentifier() for p in name.split(".")) else f"model.get_submodule({name!r})"
     return type(e)(f"{str(e).rstrip('.')}. The model holds an {kind} at '{name}', which NeuroViewCNN does not read: to "
                    f"read its states, wrap it (nv.wrap({ref}, {num_classes}, max_len=...)) or use nv.NeuroViewRNN")
+
+
+def exact_values(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU for records (``to_records``): float64 kept, which a Python float holds exactly (a float32 cast
+    moved a float64 explanation's sum off its logit by 1e-8), half and bfloat16 as float32."""
+    t = t.detach().cpu()
+    return t if t.dtype == torch.float64 else t.float()

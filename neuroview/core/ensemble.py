@@ -201,8 +201,16 @@ class Ensemble(Guarded):
         if lengths is not None:
             return self.member_logits(x, lengths).mean(0)
         if self.classifier is not None:
-            return decide(self.codes(x), self.classifier, self.norm)
+            return decide(self._head_width(self.codes(x)), self.classifier, self.norm)
         return self.member_logits(x).mean(0)
+
+    def _head_width(self, codes: Tensor) -> Tensor:
+        """``codes``, or an error where the global head reads another width (weights loaded for other members with
+        strict=False: a bare matmul error)."""
+        if codes.shape[1] != self.classifier.in_features:
+            raise ValueError(f"members: their sites have {codes.shape[1]} units but the global head reads "
+                             f"{self.classifier.in_features}: its weights were made for other members")
+        return codes
 
     # ------------------------------------------------- NeuroView members: global head
     def build_head(self, num_units: int) -> None:
@@ -348,7 +356,7 @@ class Ensemble(Guarded):
                                          for m, (_, cm) in zip(self.members, pairs)])
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
-        codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
+        codes, w, b = self._head_width(codes).to(dt), w.detach().to(dt), b.detach().to(dt)
         logits = folded_logits(codes, w, b)
         base, b = resolve_baseline(baseline, self.norm.running_mean, (w.shape[1],), w, b)
         return self._explanation(code_maps, logits, b, codes, w, base, target)

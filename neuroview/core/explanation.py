@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, name_sequence, positive_int
+from ._utils import as_labels, exact_values, name_sequence, positive_int
 from .readable import k_share
 
 
@@ -166,7 +166,7 @@ class Explanation(_Fields):
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """Long ("tidy") table of the contributions, one dict per number (all classes):
         ``sample, class, feature, contribution`` here; units or steps in the subclasses."""
-        flat = self.contributions.detach().cpu().float().flatten(2).tolist()
+        flat = exact_values(self.contributions).flatten(2).tolist()
         names = self._names(class_names)
         return [
             {"sample": i, "class": names[k], "feature": f, "contribution": v}
@@ -308,7 +308,7 @@ class CNNExplanation(Explanation):
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit)."""
         names = self._names(class_names)
-        contrib, codes = self.contributions.detach().cpu().float().tolist(), self.codes.detach().cpu().float().tolist()
+        contrib, codes = exact_values(self.contributions).tolist(), exact_values(self.codes).tolist()
         return [
             {"sample": i, "class": names[k], "site": s, "channel": ch, "code": codes[i][u], "contribution": contrib[i][k][u]}
             for i in range(len(codes)) for k in range(self.num_classes) for u, (s, ch) in enumerate(self.units)
@@ -379,7 +379,7 @@ class RNNExplanation(Explanation):
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """``sample, class, layer, direction, step, contribution`` (summed over hidden features)."""
         names = self._names(class_names)
-        dt = self.direction_time().detach().cpu().float()  # [B, C, L, D, T]
+        dt = exact_values(self.direction_time())  # [B, C, L, D, T]
         b, c, n_layers, n_dirs, t = dt.shape
         vals = dt.tolist()
         return [

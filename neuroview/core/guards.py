@@ -6,6 +6,7 @@
   none of the modules they reach (PyTorch's lazy modules refuse both); so said, with the fix.
 - ``copy.copy`` of a lazy network: the copy shares the original's submodules but not its unbuilt head, so its first
   batch wrote a new head into the original; refused (``copy.deepcopy`` copies it whole).
+- ``load_state_dict`` that torch refuses for a key: the head built, adopted or merged for it is put back.
 
 Imports only torch.
 """
@@ -17,8 +18,33 @@ import warnings
 from torch import nn
 
 
+#: what a NeuroView network builds, adopts or merges for a state dict before torch loads it (its head)
+_HEAD = ("classifier", "norm", "step_shared")
+_NONE = object()
+
+
 class Guarded(nn.Module):
     """The mix-in of the NeuroView networks."""
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """torch's load; where torch refuses it (a missing or unexpected key), every NeuroView network in this one
+        keeps the head it had: a head built for the checkpoint's width, a normalization adopted, a shared step merged
+        were left, and no later load (the network's own checkpoint) fitted it again. (Tensors torch copied before it
+        refused stay copied, as for any module.)"""
+        kept = [(m, {k: m._modules[k] if k in m._modules else m.__dict__.get(k, _NONE) for k in _HEAD})
+                for m in self.modules() if isinstance(m, Guarded)]
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except BaseException:
+            for m, heads in kept:
+                for k, v in heads.items():
+                    m._modules.pop(k, None)
+                    m.__dict__.pop(k, None)
+                    if isinstance(v, nn.Module):
+                        m._modules[k] = v
+                    elif v is not _NONE:
+                        m.__dict__[k] = v
+            raise
 
     def _unbuilt(self) -> bool:
         members = getattr(self, "members", None)

@@ -83,6 +83,9 @@ def _check(net, epochs, lr, weight_decay, mode) -> None:
         raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if epochs and any(p.dtype == torch.float16 for p in net.parameters()):  # AdamW's eps (1e-8) is 0 in float16
+        raise TypeError("sparse: a float16 network, which AdamW cannot train (its eps 1e-8 rounds to 0 in float16: "
+                        "the weights became NaN); fine-tune a float32 copy (sparse.float()) and cast the result back")
     for name, value, low in (("lr", lr, "> 0"), ("weight_decay", weight_decay, ">= 0")):
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or not (value > 0 if name == "lr" else value >= 0):
@@ -211,6 +214,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         torch.manual_seed(seed)
         for epoch in range(epochs):
             loss, skip = _epoch(net, train, opt, keep, mode)
+            if not math.isfinite(loss):  # never a network of NaN weights returned as fine-tuned
+                raise ValueError(f"sparse: fine-tuning's training loss is {loss} at epoch {epoch} (lr={lr}); the network "
+                                 "diverged: pass a smaller lr, or epochs=0")
             losses.append(loss)
             skipped += skip
             if budget:
