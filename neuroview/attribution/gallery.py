@@ -372,10 +372,12 @@ def largest(v: Tensor, k: int) -> list[int]:
 
 def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = None) -> list[int]:
     """Every unit (step) the waterfalls of ``samples`` draw a bar for, in first-seen order:
-    what a gallery needs to give each bar its face. ``target``: default each sample's prediction."""
+    what a gallery needs to give each bar its face. ``target``: default the class each sample was explained for
+    (``exp.targets()``: the asked class, else the prediction), as the waterfall draws it."""
     out: list[int] = []
+    classes = exp.targets() if target is None else None
     for s in samples:
-        t = int(exp.predicted[s]) if target is None else int(target)
+        t = int(classes[s]) if target is None else int(target)
         out += [u for u in largest(decision_items(exp, int(s), t), k) if u not in out]
     return out
 

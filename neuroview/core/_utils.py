@@ -33,6 +33,12 @@ def describe(v) -> str:
     return f"tensor of shape {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
 
 
+def is_bool(value) -> bool:
+    """Whether ``value`` is a bool or holds bools: Python's, numpy's or torch's, a scalar or an array."""
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, bool) or dtype == torch.bool or getattr(dtype, "kind", None) == "b"
+
+
 def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
     """``value`` as a positive int (a Python, numpy or 0-dim integer tensor int; ``None`` too with ``none``); else
     a ValueError naming ``what``. A bool is refused (``k=True`` read as 1), and so are 0 and negatives (an empty
@@ -40,7 +46,7 @@ def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
     if value is None and none:
         return None
     try:
-        n = None if isinstance(value, bool) else operator.index(value)
+        n = None if is_bool(value) else operator.index(value)  # numpy's and torch's too (k=torch.tensor(True) read as 1)
     except TypeError:
         n = None
     if n is None or n < 1:

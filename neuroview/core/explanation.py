@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, exact_values, name_sequence, positive_int
+from ._utils import as_labels, exact_values, is_bool, name_sequence, positive_int
 from .readable import k_share
 
 
@@ -144,8 +144,9 @@ class Explanation(_Fields):
         b = self.logits.shape[0]
         if target is None:
             return self.target.clone() if self.target is not None else self.predicted  # never the stored one
-        if isinstance(target, bool):  # True is no class (it read as class 1)
-            raise TypeError(f"target: expected a class index or a tensor of them, got {target!r}")
+        if is_bool(target):  # True is no class (it read as class 1); nor a mask (y == 2: classes 1 and 0)
+            raise TypeError(f"target: expected a class index or a tensor of them, got {target!r:.60} (booleans: a "
+                            "mask's samples are exp.for_class(c)[mask])")
         if not isinstance(target, (int, float, Tensor)) and (hasattr(target, "__array__") or hasattr(target, "__index__")):
             target = as_labels(target, "target") if hasattr(target, "__array__") else int(target)  # numpy: int() cut [1.7] to 1
         if isinstance(target, Tensor) and target.dim() == 0:
