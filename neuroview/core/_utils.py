@@ -34,7 +34,9 @@ def describe(v) -> str:
 
 
 def is_bool(value) -> bool:
-    """Whether ``value`` is a bool or holds bools: Python's, numpy's or torch's, a scalar or an array."""
+    """Whether ``value`` is a bool or holds bools: Python's, numpy's or torch's, a scalar, an array or a list."""
+    if isinstance(value, (list, tuple)) and value:  # a mask as a list: [c == 2 for c in y]
+        return all(is_bool(v) for v in value)
     dtype = getattr(value, "dtype", None)
     return isinstance(value, bool) or dtype == torch.bool or getattr(dtype, "kind", None) == "b"
 

@@ -31,18 +31,19 @@ class Guarded(nn.Module):
         keeps the head it had: a head built for the checkpoint's width, a normalization adopted, a shared step merged
         were left, and no later load (the network's own checkpoint) fitted it again. (Tensors torch copied before it
         refused stay copied, as for any module.)"""
-        kept = [(m, {k: m._modules[k] if k in m._modules else m.__dict__.get(k, _NONE) for k in _HEAD})
+        kept = [(m, {k: (True, m._modules[k]) if k in m._modules else (False, m.__dict__.get(k, _NONE)) for k in _HEAD})
                 for m in self.modules() if isinstance(m, Guarded)]
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except BaseException:
             for m, heads in kept:
-                for k, v in heads.items():
-                    m._modules.pop(k, None)
+                for k, (registered, v) in heads.items():
                     m.__dict__.pop(k, None)
-                    if isinstance(v, nn.Module):
-                        m._modules[k] = v
-                    elif v is not _NONE:
+                    if registered:
+                        m._modules[k] = v  # in its place: the submodules' (and the state dict's) order kept
+                        continue
+                    m._modules.pop(k, None)
+                    if v is not _NONE:
                         m.__dict__[k] = v
             raise
 

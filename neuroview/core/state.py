@@ -33,7 +33,10 @@ def snapshot(module: nn.Module) -> Callable[[], None]:
     kept = [(m, n, t, t._version, t.detach().clone() if copy_params or b else None) for m, n, t, b in owned]
     # a module's plain attributes too (ActNorm's "initialised" flag): its tensors put back without them, it never
     # initialised again and kept its defaults for good
-    attrs = {id(m): dict(_plain_attrs(m)) for m in {id(m): m for m, *_ in owned}.values()}
+    # (not a lazy module's: the first pass infers them, num_features of a LazyBatchNorm, and they stay as inferred)
+    lazy = {id(m) for m in module.modules() if any(isinstance(t, UninitializedTensorMixin)
+                                                   for t in (*m._parameters.values(), *m._buffers.values()))}
+    attrs = {id(m): dict(_plain_attrs(m)) for m in {id(m): m for m, *_ in owned}.values() if id(m) not in lazy}
 
     def restore() -> None:
         changed = [(m, n, t, old) for m, n, t, v, old in kept if t._version != v]
@@ -41,7 +44,8 @@ def snapshot(module: nn.Module) -> Callable[[], None]:
             for m, _, t, old in changed:
                 if old is not None and old.shape == t.shape:
                     t.copy_(old)
-                    _put_back(m, attrs[id(m)])
+                    if id(m) in attrs:
+                        _put_back(m, attrs[id(m)])
         lost = [n for _, n, t, old in changed if old is None or old.shape != t.shape]
         if lost:
             warnings.warn(f"wrap: the passes that find the sites (on the first batch's first samples) changed "

@@ -30,10 +30,13 @@ def resample_option(value, name: str = "resample") -> bool:
 def check_series(arrays: Sequence[np.ndarray], where: str) -> int:
     """The channels of every ``[C, T]`` series, or an error naming ``where`` and the first series that is not one
     (of ``T >= 1`` steps: a series of none was padded into a sample of zeros and trained on as labelled data)."""
-    c = np.shape(arrays[0])[0] if np.ndim(arrays[0]) else None
+    c = np.shape(arrays[0])[0] if np.ndim(arrays[0]) == 2 else None
     for i, a in enumerate(arrays):
         shape = np.shape(a)
-        if len(shape) != 2 or shape[0] != c or shape[1] < 1:
+        if len(shape) != 2:  # a univariate series as [T] (its length was read as a channel count)
+            raise ValueError(f"{where}: expected every sequence of shape [C, T] (channels, steps), got {tuple(shape)} at "
+                             f"index {i}; give a univariate series one channel ([1, T]: x[None])")
+        if shape[0] != c or shape[1] < 1:
             raise ValueError(f"{where}: expected every sequence of shape [{c}, T] with T >= 1, got {tuple(shape)} at "
                              f"index {i}")
     return c

@@ -82,14 +82,25 @@ def text_labels(y: np.ndarray) -> np.ndarray:
     reports); float ``-0.0`` as ``0.0`` (one class to numpy, two names to ``str``). Text is kept as written (a class
     numbering a model was trained on stays); labels equal but for the whitespace around them are refused
     (:func:`same_text`)."""
-    if y.dtype.kind == "S":
-        return np.char.decode(y, "utf-8")
-    if y.dtype.kind == "f":
-        return y + 0.0
-    if y.dtype.kind == "O":
-        return np.array([v.decode("utf-8") if isinstance(v, bytes) else v + 0.0 if isinstance(v, float) else v
-                         for v in y.tolist()], dtype=object)
-    return y
+    try:
+        if y.dtype.kind == "S":
+            return np.char.decode(y, "utf-8")
+        if y.dtype.kind == "O":
+            return np.array([v.decode("utf-8") if isinstance(v, bytes) else v + 0.0 if isinstance(v, float) else v
+                             for v in y.tolist()], dtype=object)
+    except UnicodeDecodeError as e:  # a bare codec error named no argument
+        bad = next(v for v in y.tolist() if isinstance(v, bytes) and not _utf8(v))
+        raise ValueError(f"y: expected labels as UTF-8 text, got the bytes {bad!r} ({e.reason}); decode them as they were "
+                         "written (e.g. [v.decode('latin-1') for v in y]) and store the text") from None
+    return y + 0.0 if y.dtype.kind == "f" else y
+
+
+def _utf8(v: bytes) -> bool:
+    try:
+        v.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def same_text(labels: list[str]) -> tuple[str, str] | None:

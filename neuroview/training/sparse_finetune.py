@@ -83,8 +83,8 @@ def _check(net, epochs, lr, weight_decay, mode) -> None:
         raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    if epochs and any(p.dtype == torch.float16 for p in net.parameters()):  # AdamW's eps (1e-8) is 0 in float16
-        raise TypeError("sparse: a float16 network, which AdamW cannot train (its eps 1e-8 rounds to 0 in float16: "
+    if epochs and any(p.dtype == torch.float16 for p in net.parameters() if p.requires_grad):  # AdamW's eps is 0 there
+        raise TypeError("sparse: float16 weights to train, which AdamW cannot train (its eps 1e-8 rounds to 0 in float16: "
                         "the weights became NaN); fine-tune a float32 copy (sparse.float()) and cast the result back")
     for name, value, low in (("lr", lr, "> 0"), ("weight_decay", weight_decay, ">= 0")):
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

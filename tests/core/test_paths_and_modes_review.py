@@ -80,3 +80,10 @@ def test_a_head_built_by_an_explain_in_train_mode_trains_with_the_network():
     before = net.norm.running_mean.clone()
     F.cross_entropy(net(x), y).backward()
     assert not torch.equal(before, net.norm.running_mean)
+
+
+def test_a_lazy_layer_keeps_what_its_first_pass_inferred():
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv2d(2, 4, 3), nn.LazyBatchNorm2d(), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU())
+    nv.wrap(bb, 3)(torch.randn(6, 2, 8, 8))
+    assert bb[1].num_features == 4  # set back to 0 with the plain attributes (the third review)

@@ -38,5 +38,9 @@ def test_a_float16_network_is_refused_by_the_fine_tuning():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sparse = nv.sparsify(net, loader, points=4, folds=2).half()
-    with pytest.raises(TypeError, match="sparse: a float16 network, which AdamW cannot train"):  # NaN weights before
+    with pytest.raises(TypeError, match="sparse: float16 weights to train, which AdamW cannot train"):  # NaN weights before
         nv.finetune_sparse(sparse, [(a.half(), b) for a, b in loader], epochs=1)
+    frozen = sparse.float()  # a float16 backbone left frozen, the head float32: only the head trains (the review)
+    frozen.backbone.half().requires_grad_(False)
+    tuned = nv.finetune_sparse(frozen, [(a.half(), b) for a, b in loader], epochs=1)
+    assert all(torch.isfinite(p).all() for p in tuned.parameters())

@@ -45,17 +45,19 @@ def test_a_refused_load_adopts_no_normalization_and_merges_no_shared_step():
         warnings.simplefilter("ignore")
         sparse = nv.sparsify(dense, batches, points=6, folds=2, max_iter=50)
     bad = dict(sparse.state_dict()) | {"stray": torch.zeros(1)}
+    order = list(dense.state_dict())
     with pytest.raises(RuntimeError, match="Unexpected key"):
         dense.load_state_dict(bad)
-    assert dense.norm is None
+    assert dense.norm is None and list(dense.state_dict()) == order  # the review: its head put back in its place
     dense.load_state_dict(own)  # its own checkpoint loads again ("Missing key(s): norm.running_mean" before)
     torch.manual_seed(3)
     rnn = nv.NeuroViewRNN(nn.GRU(2, 5, batch_first=True), 3, max_len=10, shared_steps=True).eval()
     own = {k: v.clone() for k, v in rnn.state_dict().items()}
     bad = {k: v for k, v in own.items() if k != "step_shared.weight"} | {"stray": torch.zeros(1)}
+    order = [n for n, _ in rnn.named_children()]
     with pytest.raises(RuntimeError, match="Unexpected key"):
         rnn.load_state_dict(bad)
-    assert rnn.step_shared is not None
+    assert rnn.step_shared is not None and [n for n, _ in rnn.named_children()] == order
     rnn.load_state_dict(own)
 
 

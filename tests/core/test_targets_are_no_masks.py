@@ -20,7 +20,7 @@ def _explained(target=None):
 
 
 @pytest.mark.parametrize("mask", [np.True_, torch.tensor(True), torch.tensor([True, False, True, False]),
-                                  np.array([True, False, True, False])])
+                                  np.array([True, False, True, False]), [True, False, True, False]])
 def test_booleans_are_no_class(mask):
     net, x, exp = _explained()
     for call in (lambda: exp.targets(mask), lambda: exp.for_class(mask), lambda: net.explain(x, target=mask)):

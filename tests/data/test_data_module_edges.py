@@ -151,3 +151,10 @@ def test_a_series_of_no_steps_is_refused_by_split_and_index():
         with pytest.raises(ValueError, match=r"Arrays: X \(train split\): expected every sequence of shape \[2, T\] with "
                                              r"T >= 1, got \(2, 0\) at index 4"):
             dm.setup("fit")
+
+
+def test_labels_in_another_encoding_are_named():
+    small, _ = _series()
+    y = np.array([b"caf\xe9", b"dog"] * 12)  # Latin-1 bytes: a bare UnicodeDecodeError before (the third review)
+    with pytest.raises(ValueError, match=r"y: expected labels as UTF-8 text, got the bytes b'caf\\xe9'"):
+        Arrays({"train": (small.astype(np.float32), y), "test": (small[:4].astype(np.float32), y[:4])}).setup("fit")

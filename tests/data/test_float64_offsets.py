@@ -147,7 +147,7 @@ def test_series_of_no_channel_axis_still_meet_the_named_refusal():
             xs = [rng.normal(size=int(n)) for n in rng.integers(20, 40, 12)]  # [T_i] each, no channel axis
             return {"train": (xs, np.arange(12) % 2), "test": (xs[:4], np.arange(4) % 2)}
 
-    with pytest.raises(ValueError, match=r"Mine: X \(train split\): expected every sequence of shape \[\d+, T\] with T >= 1, got \(\d+,\) at index 0"):
+    with pytest.raises(ValueError, match=r"Mine: X \(train split\): expected every sequence of shape \[C, T\] \(channels, steps\), got \(\d+,\) at index 0; give a univariate series one channel"):
         Mine(normalize=True, val_fraction=0.0).setup()
 
 
