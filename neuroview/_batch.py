@@ -235,3 +235,12 @@ def outside_inference_mode(fn):
         with torch.inference_mode(False):
             return fn(*args, **kwargs)
     return run
+
+
+def filled(batches):
+    """``batches`` without those of 0 samples: an empty batch is no end of the data (as :func:`unit_gallery` reads it),
+    and a loop that explained it failed naming ``x``; an iterable of nothing but empty batches still ends empty."""
+    for batch in batches:
+        x = batch if isinstance(batch, Tensor) else batch[0] if isinstance(batch, (tuple, list)) and len(batch) else None
+        if not (isinstance(x, Tensor) and x.dim() and not len(x)):
+            yield batch

@@ -23,7 +23,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import as_batches, check_lengths, series_input, unpack
+from .._batch import as_batches, check_lengths, filled, series_input, unpack
 from ..core._utils import batch_labels, factory, require_built, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
@@ -53,7 +53,7 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
     device = factory(net).get("device")
-    for batch in as_batches(batches, "batches"):
+    for batch in filled(as_batches(batches, "batches")):
         x, lengths, y = unpack(batch, device)
         if not rnn:
             check_lengths(lengths, x, "batches")  # (x, y, other) read as (x, lengths, y) scored against `other`

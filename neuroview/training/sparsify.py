@@ -57,7 +57,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import check_lengths, outside_inference_mode, series_input, split_batches, unpack
+from .._batch import check_lengths, filled, outside_inference_mode, series_input, split_batches, unpack
 from ..core._utils import batch_labels, factory, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
@@ -92,7 +92,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
     try:  # everything after the hold inside: a hold never let go would keep the network's modes from coming back
         unwrap, device = keep_unwrapped(net), factory(net).get("device")  # no hooks
         net.eval()
-        for batch in batches:
+        for batch in filled(batches):
             x, lengths, y = unpack(batch, device)  # loaders give CPU batches
             if y is None and labels:
                 raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
