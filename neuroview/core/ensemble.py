@@ -235,6 +235,11 @@ class Ensemble(Guarded):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------ NeuroView members: lazy sites
+    def __getattr__(self, name: str):
+        if name == "sites":  # the property's own AttributeError, which nn.Module's lookup replaced by a bare one
+            raise AttributeError("sites: the members are not NeuroView-CNNs (an ensemble of standard networks or RNNs)")
+        return super().__getattr__(name)
+
     @property
     def sites(self):
         """The sites of every member, renamed ``members.<m>.<site>``; None until every member has

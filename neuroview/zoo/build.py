@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .registry import _MODELS
+from .registry import _MODELS, check_members
 
 __all__ = ["builder", "arch_kwargs", "build_model", "one_network"]
 
@@ -38,6 +38,7 @@ def one_network(name: str, build: Callable[..., nn.Module], kwargs: dict) -> dic
     only (the RNNs, MiniRocket: a bare ``unexpected keyword argument 'members'`` from deep inside);
     ``members=1`` asks for one network and is dropped."""
     if "members" in kwargs and "members" not in inspect.signature(build, follow_wrapped=False).parameters:
+        check_members(kwargs["members"])
         if kwargs["members"] != 1:
             raise ValueError(f"members: {name.split('.', 1)[0]} builds one network (ensembles of members: the CNN "
                              f"architectures, e.g. nv_lite), got members={kwargs['members']!r}")

@@ -19,3 +19,13 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         raise ValueError(f"register_model: a model named {name!r} is already registered")
     _MODELS[name] = fn
     return fn
+
+
+def check_members(members, batched=False) -> None:
+    """``members`` an int >= 1 and ``batched`` true, false or ``"auto"``, checked alike for every architecture and
+    every member count: ``True`` and ``1.0`` equal 1 (an RNN took them without a word), and a ``batched`` typo
+    went unread until a recipe asked for two members."""
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"members: expected an int >= 1, got {members!r}")
+    if not isinstance(batched, bool) and batched != "auto":
+        raise ValueError(f"batched: expected true, false or 'auto', got {batched!r}")

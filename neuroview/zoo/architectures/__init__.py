@@ -23,7 +23,7 @@ from .cnn import FCN, VGG, ResNet, SmallCNN
 from .rocket import MiniRocket
 from .timeseries import LITE, InceptionTime, ResNet1D
 from .vit import ViT
-from ..registry import register_model
+from ..registry import check_members, register_model
 
 _NV_KEYS = ("quantizer", "tau", "grad_state", "normalize", "norm_floor", "layers", "stop_early")
 
@@ -59,8 +59,7 @@ def _members(members: int, build: Callable[[], nn.Module], batched: bool | str =
     published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble; ``"auto"``
     on an accelerator only), where
     there are several (one network has nothing to batch: a recipe's ``members 1`` keeps its ``batched``)."""
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise ValueError(f"members: expected an int >= 1, got {members!r}")
+    check_members(members, batched)
     return build() if members == 1 else Ensemble([build() for _ in range(members)], batched=batched)
 
 
