@@ -56,6 +56,17 @@ def _plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _label_list(labels, arg: str, what: str) -> list[str]:
+    """User labels of another kind than classes (``unit_names``) under :func:`name_sequence`'s rule: one string is
+    refused, where its characters were read as the labels ("kernel_1x9" labelled 10 units a letter each)."""
+    try:
+        name_sequence(labels)
+    except TypeError:
+        raise TypeError(f"{arg}: expected a sequence of labels, one per {what}, got {type(labels).__name__} "
+                        f"{labels!r:.60}") from None
+    return [str(n) for n in labels]
+
+
 def _distinct(shown: list[str], names: list[str]) -> None:
     """Two classes drawn under one name read as one (the tables refuse them too: ``class_labels``)."""
     if len(set(shown)) != len(shown):

@@ -17,30 +17,31 @@ from ..attribution.gallery import decision_items, largest
 from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 from ..core._utils import positive_int
-from ._style import NEG, POS, _classes, _figure, _label_text, _names, _percent, _target
+from ._style import NEG, POS, _classes, _figure, _label_list, _label_text, _names, _percent, _plain, _target
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["waterfall", "class_layer_summary"]
 
 
-def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str], str]:
-    """Per-item contributions of one sample to one class, their labels, and the item's name (one
-    row of contributions, never the dense ``[B, C, ...]`` tensor)."""
+def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str], str, set[int]]:
+    """Per-item contributions of one sample to one class, their labels, the item's name (one row of contributions,
+    never the dense ``[B, C, ...]`` tensor), and the items that are padding (an RNN's steps past the series' end)."""
     v = decision_items(exp, sample, target)
     if isinstance(exp, CNNExplanation):
-        return v, [f"{s} #{ch}" for s, ch in exp.units], "units"
+        return v, [f"{s} #{ch}" for s, ch in exp.units], "units", set()
     if isinstance(exp, RNNExplanation):  # a step past the series' end adds its -W baseline: say it is padding
         n = int(exp.lengths[sample]) if exp.lengths is not None else len(v)
-        return v, [f"step {t}" + (" (padding)" if t >= n else "") for t in range(len(v))], "steps"
-    return v, [f"feature {i}" for i in range(len(v))], "features"
+        return v, [f"step {t}" for t in range(len(v))], "steps", set(range(n, len(v)))
+    return v, [f"feature {i}" for i in range(len(v))], "features", set()
 
 
-def _others(v, mask, labels: list[str], what: str) -> str:
+def _others(v, mask, padded: set[int], what: str) -> str:
     """The label of the bar of the remaining contributions: how many add anything, how many add nothing (a sparse
-    head's zero weights: "216 other units" held 3 that counted), and how many of them are padding (past the end)."""
+    head's zero weights: "216 other units" held 3 that counted), and how many of them are padding (past the end).
+    Padding is counted by index: a user's label (``unit_names``) need not say it."""
     rest = mask.nonzero().flatten().tolist()
     zero = sum(1 for i in rest if float(v[i]) == 0.0)
-    pad = sum(1 for i in rest if labels[i].endswith("(padding)") and float(v[i]) != 0.0)
+    pad = sum(1 for i in rest if i in padded and float(v[i]) != 0.0)
     if zero == len(rest):
         return f"{zero} other {what}, adding nothing"
     notes = ([f"{pad} of them padding"] if pad else []) + ([f"{zero} more adding nothing"] if zero else [])
@@ -69,11 +70,14 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     thumbs = positive_int(thumbs, "thumbs")  # 0, -2 and True drew one thumbnail each, 2.5 a bare TypeError
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
-    v, labels, what = _items(exp, sample, tgt)
+    v, labels, what, padded = _items(exp, sample, tgt)
     if unit_names is not None:
-        if len(unit_names) != len(v):
-            raise ValueError(f"unit_names: expected one label per {what[:-1]} ({len(v)}), got {len(unit_names)}")
-        labels = [str(n) for n in unit_names]
+        given = _label_list(unit_names, "unit_names", what[:-1])  # one string was read a character per unit
+        if len(given) != len(v):
+            raise ValueError(f"unit_names: expected one label per {what[:-1]} ({len(v)}), got {len(given)}")
+        labels = [_plain(n) for n in given]  # a "$" would be read as mathtext
+    # the mark goes on the user's labels too: a padded step's bar is its -W baseline constant, not evidence
+    labels = [lab + (" (padding)" if i in padded else "") for i, lab in enumerate(labels)]
     if gallery is not None:
         check_gallery(gallery, what)
     top = largest(v, k)
@@ -83,7 +87,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     if len(v) > len(top):
         mask = torch.ones(len(v), dtype=torch.bool)
         mask[top] = False
-        entries.append((_others(v, mask, labels, what), float(v[mask].sum())))
+        entries.append((_others(v, mask, padded, what), float(v[mask].sum())))
     logit = float(exp.logits[sample, tgt])
     if gallery is None:
         fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))
@@ -115,7 +119,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
     pred = int(exp.predicted[sample])
     truth = f", true {_label_text(label, names)}" if label is not None else ""
-    who = sample if sample_id is None else sample_id
+    who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     ax.set_title(f"sample {who}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})", fontsize=9)
     return fig
 

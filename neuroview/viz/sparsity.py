@@ -22,6 +22,8 @@ def path_plot(path, *, title: str | None = None):
     """Validation (and training) accuracy along the path against the features each class reads;
     the point kept is marked, and the band is the tolerance below the reference. Under a readability
     budget (``max_k90``, ``max_k90_steps``) the points it ruled out are drawn hollow."""
+    if not isinstance(path, sparsify.SparsityPath):  # else a bare AttributeError on its first field
+        raise TypeError(f"path: expected a SparsityPath (sparse.sparsity_path), got {type(path).__name__}")
     fig = _figure(5.5, 3.6)
     ax = fig.subplots()
     x = path.units_per_class.numpy()

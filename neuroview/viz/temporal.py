@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
-from ._style import _classes, _figure, _index, _mpl, _names, _scale
+from ._style import _classes, _figure, _index, _mpl, _names, _plain, _scale
 
 __all__ = ["time_importance", "layer_time", "sample_time"]
 
@@ -76,6 +76,23 @@ def _explained_steps(source, sample) -> int:
     return int(lengths[sample]) if sample is not None else int(lengths.max())
 
 
+def _padding_from(source, sample, t: int) -> int | None:
+    """The first padded step of one explained ``sample`` (its length) where its series ends before the ``t`` steps
+    drawn; else None (class means leave padding out by their own rule, a network or a tensor has none)."""
+    n = _explained_steps(source, sample) if sample is not None else 0
+    return n if 0 < n < t else None
+
+
+def _mark_padding(ax, n: int, t: int) -> None:
+    """Hatch the steps past the series' end: against a baseline each adds its constant -W baseline, which drawn
+    plain read as evidence (the waterfall labels them "(padding)", sample_time leaves them out)."""
+    ax.axvspan(n - 0.5, t - 0.5, facecolor="none", edgecolor="0.45", hatch="//", lw=0, zorder=3)
+
+
+def _padding_note(n: int | None) -> str:
+    return "" if n is None else f"\n(hatched: steps past the series' end, from step {n}: padding)"
+
+
 def _mark_absent(ax, row: Tensor) -> None:
     """A class with no sample in ``y`` has no mean (a row of NaN): its panel says so, where zeros drew a flat, measured 0."""
     if row.numel() and bool(row.isnan().all()):
@@ -113,6 +130,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     names = _names(c, class_names)
     sel = _classes(classes, c)
     under = _series(series, c, t, _explained_steps(source, sample))
+    pad = _padding_from(source, sample, t)
     norm, cmap_name = _scale(w[sel])
     matplotlib = _mpl()[0]
     cmap = matplotlib.colormaps[cmap_name]
@@ -123,14 +141,19 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
         s = under(cls)
         if s is not None:
             _under(ax, s)
-        ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
+        bars = ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
+        if pad is not None:
+            for b in list(bars)[pad:]:
+                b.set_hatch("//")
+            _mark_padding(ax, pad, t)
         _mark_absent(ax, w[cls])
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel(names[cls])
         ax.set_xlim(-0.5, t - 0.5)
     axes[-1].set_xlabel("time step")
     shown = "" if series is None else " (grey: the input series)"
-    fig.suptitle(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}", fontsize=10)
+    fig.suptitle(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}{_padding_note(pad)}",
+                 fontsize=10)
     return fig
 
 
@@ -146,6 +169,7 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
     c, n_layers, t = w.shape
     names = _names(c, class_names)
     sel = _classes(classes, c)
+    pad = _padding_from(source, sample, t)
     norm, cmap = _scale(w[sel])
     fig = _figure(9.0, 0.9 + len(sel) * (0.45 + 0.3 * n_layers))
     axes = fig.subplots(len(sel), 1, sharex=True, squeeze=False)[:, 0]
@@ -154,10 +178,13 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
         im = ax.imshow(w[cls].numpy(), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
         ax.set_yticks(range(n_layers), [f"layer {i}" for i in range(n_layers)], fontsize=7)
         ax.set_title(names[cls], fontsize=8)
+        if pad is not None:
+            _mark_padding(ax, pad, t)
         _mark_absent(ax, w[cls])
     axes[-1].set_xlabel("time step")
     fig.colorbar(im, ax=list(axes), label="importance", shrink=0.8)
-    fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}", fontsize=10)
+    fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}{_padding_note(pad)}",
+                 fontsize=10)
     return fig
 
 
@@ -214,6 +241,6 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         axes[2].set_ylabel("input")
     axes[-1].set_xlabel("time step")
     truth = f", true {names[label]}" if label is not None else ""
-    who = sample if sample_id is None else sample_id
+    who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     fig.suptitle(f"Sample {who}: how the decision builds up over time (predicted {names[pred]}{truth})", fontsize=10)
     return fig

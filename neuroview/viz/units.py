@@ -16,7 +16,7 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, unit_weights, weight_label
 from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
-from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _sym_norm, _target
+from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _plain, _sym_norm, _target
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
@@ -278,7 +278,7 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     for ax, u in zip(axes[1:], top):
         site, ch = exp.units[u]
         ax.set_title(f"{site} #{ch}: {float(v[u]):+.3g}", fontsize=8)
-    who = sample if sample_id is None else sample_id
+    who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     if not top:  # no scale to show: an empty colour bar would read as maps of zeros
         fig.suptitle(f"Sample {who}: no unit with a map over the input adds to the logit of {names[tgt]} "
                      "(each one's contribution is 0)", fontsize=10)
