@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+import sys
 import weakref
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -142,6 +145,77 @@ def split_batches(data, split: str, what: str, strict: str | None = None, subset
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a {type(data).__name__}")
     return data
+
+
+def own_val_split(data):
+    """The validation batches of a user's own LightningDataModule given as the training data (``sparsify(net, dm)``),
+    or None where it has none: Lightning's default ``val_dataloader`` (it raises: not implemented), one that returns
+    None, or an empty loader. Anything that is not a data module: None."""
+    make = getattr(type(data), "val_dataloader", None)
+    if isinstance(data, DataLoader) or not callable(make) or not callable(getattr(data, "train_dataloader", None)):
+        return None
+    if getattr(make, "__qualname__", "").startswith("DataHooks."):  # Lightning's own, which raises when called
+        return None
+    loader = module_loader(data, "val")
+    if isinstance(loader, (list, tuple)) and loader and all(isinstance(v, DataLoader) for v in loader):
+        if len(loader) > 1:  # its loaders were read as batches
+            raise ValueError(f"train: expected a data module whose val_dataloader() gives one loader, got {len(loader)} "
+                             f"loaders from {type(data).__name__}; pass val= the one to validate on")
+        loader = loader[0]
+    if loader is None or getattr(loader, "dataset", True) is None:
+        return None
+    try:
+        if len(loader) == 0:  # an empty split is none (a loader of no batches, an empty list)
+            return None
+    except TypeError:  # an iterable without a length: read as it is
+        pass
+    return split_batches(loader, "val", "val")
+
+
+def _generators(data) -> list:
+    """The distinct ``torch.Generator`` objects a DataLoader ``data`` draws from (its own, its sampler's)."""
+    if not isinstance(data, DataLoader):
+        return []
+    found = [data.generator, getattr(data.sampler, "generator", None),
+             getattr(getattr(data.batch_sampler, "sampler", None), "generator", None)]
+    out = []
+    for g in found:
+        if isinstance(g, torch.Generator) and all(g is not h for h in out):
+            out.append(g)
+    return out
+
+
+@contextmanager
+def kept_generators(data, seed: int | None = None):
+    """A block after which the generators of a DataLoader ``data`` (``DataLoader(..., generator=g)``) are as they
+    were: a loader draws its shuffle and its workers' base seed from ``g``, the caller's. With ``seed`` they are
+    seeded with it inside, so that the shuffle is the same for a seed."""
+    gens = _generators(data)
+    states = [g.get_state() for g in gens]
+    try:
+        for g in gens if seed is not None else ():
+            g.manual_seed(seed)
+        yield
+    finally:
+        for g, state in zip(gens, states):
+            g.set_state(state)
+
+
+_SKIP_DIRS = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (__file__, torch.__file__))  # neuroview, torch
+_SKIP_FILES = (os.path.abspath(inspect.getfile(contextmanager)),)  # contextlib
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` of a ``warnings.warn`` call that points at the first frame outside neuroview (the user's
+    line), past the package's own frames and the torch and contextlib wrappers between them (``outside_inference_mode``,
+    ``torch.no_grad``): a fixed stacklevel pointed at one of those."""
+    frame, level = sys._getframe(1), 1  # the function about to warn
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not (name.startswith(_SKIP_DIRS) or name in _SKIP_FILES):
+            return level
+        frame, level = frame.f_back, level + 1
+    return level - 1
 
 
 _SET_UP: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> a user data module set up here

@@ -23,8 +23,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import as_batches, check_lengths, filled, series_input, unpack
-from ..core._utils import batch_labels, factory, require_built, require_neuroview
+from .._batch import as_batches, check_lengths, filled, kept_generators, series_input, unpack
+from ..core._utils import batch_labels, factory, own_rng, require_built, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -53,19 +53,22 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     rnn = isinstance(net, NeuroViewRNN)
     ks, shares, steps, correct, total = [], [], [], 0, 0
     device = factory(net).get("device")
-    for batch in filled(as_batches(batches, "batches")):
-        x, lengths, y = unpack(batch, device)
-        if not rnn:
-            check_lengths(lengths, x, "batches")  # (x, y, other) read as (x, lengths, y) scored against `other`
-        exp = net.explain(series_input(x, net, "batches"), lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline)
-        ks.append(exp.k90(per_sample=True))
-        shares.append(exp.top_share(10, per_sample=True))
-        if rnn:
-            steps.append(exp.k90(per_sample=True, level="steps"))
-        if y is not None:
-            y = batch_labels(y, len(exp.predicted), exp.logits.shape[1], "batches").to(exp.predicted.device)
-            correct += int((exp.predicted == y).sum())
-            total += len(y)
+    batches = as_batches(batches, "batches")
+    with own_rng(device), kept_generators(batches):  # a loader draws its seed from the caller's generator
+        for batch in filled(batches):
+            x, lengths, y = unpack(batch, device)
+            if not rnn:
+                check_lengths(lengths, x, "batches")  # (x, y, other) read as (x, lengths, y) scored against `other`
+            exp = (net.explain(series_input(x, net, "batches"), lengths=lengths, baseline=baseline) if rnn
+                   else net.explain(x, baseline=baseline))
+            ks.append(exp.k90(per_sample=True))
+            shares.append(exp.top_share(10, per_sample=True))
+            if rnn:
+                steps.append(exp.k90(per_sample=True, level="steps"))
+            if y is not None:
+                y = batch_labels(y, len(exp.predicted), exp.logits.shape[1], "batches").to(exp.predicted.device)
+                correct += int((exp.predicted == y).sum())
+                total += len(y)
     if not ks:
         raise ValueError("batches: expected at least one batch, got none")
     k = torch.cat(ks).float()

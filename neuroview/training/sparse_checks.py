@@ -12,13 +12,14 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from .._batch import caller_stacklevel
 from ..core._utils import require_built
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_labels", "check_path", "check_val",
-           "warn_unmet"]
+           "check_val_labels", "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -114,6 +115,24 @@ def check_val(val, batches) -> None:
                          "(val_fraction 0); pass val=None for cross-validation on train, or a validation loader")
 
 
+def check_val_labels(y: Tensor, num_classes: int, module: bool) -> None:
+    """The validation labels: every class of the network, else a head that drops a class scores as well as one that
+    reads it. Batches given as ``val``: refused; a data module's own split (``module``): warned, as its stratified
+    split holds out none of a class too small for ``val_fraction`` (a documented use: ``sparsify(net, dm)``)."""
+    absent = sorted(set(range(num_classes)) - set(torch.unique(y).tolist()))
+    if not absent:
+        return
+    which = f"class{'es' if len(absent) > 1 else ''} {absent[:10]}"
+    if not module:
+        raise ValueError(f"val: expected samples of each of the network's {num_classes} classes, got none of {which} "
+                         f"in its {len(y)} samples; a head scored without them may read none of their units: pass a "
+                         "validation split of every class, or val=None for cross-validation on train")
+    warnings.warn(f"val: the data module's validation split ({len(y)} samples) holds none of {which} of the network's "
+                  f"{num_classes}: the sparse head is chosen without scoring them; pass val= batches of every class, "
+                  "or val=None with a data module of no validation split (val_fraction=0) for cross-validation",
+                  UserWarning, stacklevel=caller_stacklevel())
+
+
 def check_codes(feats: Tensor) -> None:
     """The training split's features ``[N, F]``: a network whose codes never change (untrained, or every unit
     dead) leaves no head anything to tell the classes apart by (the path's first penalty is 0: ``math domain error``)."""
@@ -124,7 +143,22 @@ def check_codes(feats: Tensor) -> None:
 
 def warn_unmet(path) -> None:
     """Warn where the point :func:`.sparsity_path.choose_point` kept is over its readability budget (no point of
-    the path met it: the smallest k90 was kept); ``path.budget_met`` records it."""
+    the path met it: the smallest k90 was kept; ``path.budget_met`` records it), or, within its tolerance, misses
+    the deviance rule (``path.deviance_met``; below the tolerance ``choose_point`` has warned already)."""
+    i = path.chosen
+    within = path.val_acc[i] >= path.reference - path.tolerance
+    if path.deviance_met is False and path.budget_met is not False and within:
+        loss = path.val_loss
+        need = float(loss[0] - path.deviance * (loss[0] - loss.min()))
+        reads = path.min_units_per_class > 0 if path.min_units_per_class is not None else path.units_per_class > 0
+        wider = bool(((loss <= need) & reads).any())  # a point meets it, below the tolerance: a larger one lets it count
+        warnings.warn(f"sparsify: the point kept misses the deviance rule: no point within tolerance={path.tolerance:g} "
+                      f"points of the reference ({path.reference:.1f}%){' and the budget' if path.budget_met else ''} "
+                      f"keeps deviance={path.deviance:g} of the path's drop in validation loss; kept the most accurate, "
+                      f"{float(path.val_acc[i]):.1f}% on validation, loss {float(loss[i]):.4f} where the rule needs "
+                      f"{need:.4f} (sparse.sparsity_path.deviance_met is False)"
+                      + ("; a larger tolerance lets denser points that meet it count" if wider else ""),
+                      UserWarning, stacklevel=caller_stacklevel())
     if path.budget_met is False:
         over = "; ".join(f"{name}: expected k90 within {m:g}{what}, the point kept has {k:g}"
                          for name, k, m, what in path._budgets() if k > m)
@@ -132,4 +166,4 @@ def warn_unmet(path) -> None:
                       "smallest k90 (the most accurate of those), over the budget (sparse.sparsity_path.budget_met is "
                       "False); cap every point at N units a class with max_units_per_class=N (an RNN: max_steps_per_class=N; "
                       "--max-units-per-class / --max-steps-per-class), raise the budget, or train the network to need "
-                      "fewer units", UserWarning, stacklevel=3)
+                      "fewer units", UserWarning, stacklevel=caller_stacklevel())

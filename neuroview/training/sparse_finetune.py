@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._batch import as_batches, call_model, module_loader, outside_inference_mode, series_input, unpack
+from .._batch import (as_batches, call_model, caller_stacklevel, kept_generators, module_loader, outside_inference_mode,
+                      series_input, unpack)
 from ..core._utils import as_labels, batch_labels, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -206,11 +207,12 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     if epochs and params and body and not any(p.requires_grad for p in body):  # (none, as MiniRocket's: nothing to say)
         warnings.warn("sparse: its backbone is frozen (requires_grad=False throughout, as nv.retrofit leaves it): only "
                       "the head's nonzero weights train; unfreeze it (sparse.backbone.requires_grad_(True), an RNN's "
-                      "sparse.rnn) to fine-tune it for the units it reads", stacklevel=2)
+                      "sparse.rnn) to fine-tune it for the units it reads", stacklevel=caller_stacklevel())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if params else None
     device = weight.device
     losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0
-    with own_rng(device), torch.enable_grad():  # it trains, also where the caller is in a no_grad block
+    # it trains under a caller's no_grad too; a loader's own generator g shuffles by the seed, and g is left as it was
+    with own_rng(device), kept_generators(train, seed), torch.enable_grad():
         torch.manual_seed(seed)
         for epoch in range(epochs):
             loss, skip = _epoch(net, train, opt, keep, mode)

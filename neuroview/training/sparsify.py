@@ -51,14 +51,14 @@ import copy
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 from torch import Tensor, nn
 
-from .._batch import check_lengths, filled, outside_inference_mode, series_input, split_batches, unpack
-from ..core._utils import batch_labels, factory, require_neuroview, restore_modes
+from .._batch import (check_lengths, filled, kept_generators, outside_inference_mode, own_val_split, series_input,
+                      split_batches, unpack)
+from ..core._utils import batch_labels, factory, own_rng, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.hooks import keep_unwrapped
@@ -66,9 +66,10 @@ from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax
-from .sparse_checks import check_args, check_built, check_codes, check_labels, check_path, check_val, warn_unmet
-from .sparsity_path import (SparsityPath, cap_weights, choose_point, point_accuracy, point_losses,  # noqa: F401
-                            point_sparsity, register_plotter, stratified_folds, walked_path)
+from .sparse_checks import (check_args, check_built, check_codes, check_labels, check_path, check_val, check_val_labels,
+                            warn_unmet)
+from .sparsity_path import (SparsityPath, Walk as _Walk, cap_weights, choose_point, group_ids, point_accuracy,  # noqa: F401
+                            point_losses, point_sparsity, register_plotter, stratified_folds, walked_path)
 
 __all__ = ["sparsify", "SparsityPath", "mean_codes", "units_per_class"]
 
@@ -92,25 +93,33 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
     try:  # everything after the hold inside: a hold never let go would keep the network's modes from coming back
         unwrap, device = keep_unwrapped(net), factory(net).get("device")  # no hooks
         net.eval()
-        for batch in filled(batches):
-            x, lengths, y = unpack(batch, device)  # loaders give CPU batches
-            if y is None and labels:
-                raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
-            if _is_rnn(net):
-                f = net.features(series_input(x, net, what), lengths).flatten(1)
-            else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
-                check_lengths(lengths, x, what)
-                on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
-                step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
-                f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
-            feats.append(f.to(torch.promote_types(f.dtype, torch.float32)))  # float64 codes keep their mean
-            if labels:
-                ys.append(batch_labels(y, len(f), net.num_classes, what).to(f.device))
+        with own_rng(device), kept_generators(batches):  # a loader draws its seed from the caller's generator
+            for batch in filled(batches):
+                f, y = _batch_features(net, batch, device, what, labels)
+                feats.append(f)
+                if labels:
+                    ys.append(y)
     finally:
         restore(), unwrap()
     if not feats:
         raise ValueError(f"{what}: expected at least one batch, got an empty loader")
     return torch.cat(feats), torch.cat(ys) if labels else None
+
+
+def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor, Tensor | None]:
+    """:func:`_features` of one batch."""
+    x, lengths, y = unpack(batch, device)  # loaders give CPU batches
+    if y is None and labels:
+        raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+    if _is_rnn(net):
+        f = net.features(series_input(x, net, what), lengths).flatten(1)
+    else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
+        check_lengths(lengths, x, what)
+        on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
+        step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
+        f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
+    f = f.to(torch.promote_types(f.dtype, torch.float32))  # float64 codes keep their mean
+    return f, batch_labels(y, len(f), net.num_classes, what).to(f.device) if labels else None
 
 
 def _batches(data, split: str, strict: str | None = None):
@@ -131,15 +140,7 @@ def mean_codes(net: nn.Module, train) -> Tensor:
 
 # ------------------------------------------------------------------- the path
 def _group_ids(net: nn.Module, groups: str) -> Tensor | None:
-    if groups == "unit":
-        return None
-    if not _is_rnn(net):
-        raise ValueError(f"groups: a NeuroView-CNN's groups are its units ('unit'), got {groups!r}")
-    n_l, n_d, n_t, n_h = net.feature_shape
-    idx = torch.arange(n_l * n_d * n_t * n_h)  # flat feature index, (l, d, t, h) in C order
-    if groups == "step":
-        return (idx // n_h) % n_t  # the step t of feature (l, d, t, h)
-    return (idx // (n_t * n_h)) * n_h + idx % n_h  # the hidden unit (l, d, h)
+    return group_ids(net, groups, _is_rnn(net))  # (:func:`.sparsity_path.group_ids`)
 
 
 #: Training samples from which the cross-validation folds' paths advance side by side: below it the
@@ -243,24 +244,6 @@ def _validate(net, norm, z, y, val_feats, fit, relaxed, folds, seed, cap=None, t
     return path, torch.tensor(accs), torch.stack(losses), reference if val_feats is not None else None, how
 
 
-@dataclass
-class _Walk:
-    sparse: nn.Module  # the copy whose head is filled in, its normalization set to the training codes'
-    z: Tensor  # [N, F] the standardized training features
-    y: Tensor
-    path: list  # [(w, b)] the points walked, sparsest first
-    lambdas: Tensor
-    val_acc: Tensor
-    val_loss: Tensor  # [P, N_val] per-sample validation cross-entropy
-    k90: Tensor  # [P] k90 of each point's decisions on the training split (the k90_quantile, default the median)
-    k90_steps: Tensor | None  # [P] the same counted in time steps (RNNs)
-    reference: float
-    how: str
-    units: Tensor
-    grp: Tensor
-    fewest: Tensor  # [P] the fewest features any one class reads
-
-
 def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, max_iter, seed, q=0.5,
           caps=(None, None), distill=None) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
@@ -269,9 +252,14 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     feats, y = _features(net, _batches(train, "train", once), "train")
     check_labels(y, net.num_classes)
     check_codes(feats)
-    val_batches = _batches(val, "val", once) if val is not None else _batches(train, "val") if hasattr(train, "_loader") else None
+    # without val: a data module's own validation split where it has one (a neuroview one's, a user's val_dataloader)
+    val_batches = (_batches(val, "val", once) if val is not None else
+                   _batches(train, "val") if hasattr(train, "_loader") else own_val_split(train))
     check_val(val, val_batches)
     val_feats = None if val_batches is None else _features(net, val_batches, "val")
+    if val_feats is not None:  # a data module's split may hold none of a small class: warned; batches given: refused
+        module = val is None or callable(getattr(val, "val_dataloader", None))
+        check_val_labels(val_feats[1], net.num_classes, module=module)
     sparse = copy.deepcopy(net).eval()
     for stale in ("finetuned", "ridge"):  # a fine-tuned or ridge-fitted network's records: its head is refitted here
         sparse.__dict__.pop(stale, None)
@@ -334,8 +322,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         train: the training split: a data module of :mod:`neuroview.data` (its training split,
             unshuffled, without augmentation) or an iterable of batches ``(x, y)`` /
             ``(x, lengths, y)`` as the data modules give them.
-        val: validation batches held out from ``net``'s training (a data module gives its
-            validation split when it has one); ``None``: cross-validation on ``train``.
+        val: validation batches held out from ``net``'s training, of all its classes (a data module gives its
+            validation split where it has one, a user's its ``val_dataloader()``); ``None``: cross-validation.
         tolerance: accuracy points the sparse head may lose against the reference on validation.
         deviance: the share of the path's largest drop in validation cross-entropy (from no unit
             to its best point) a point must keep. Validation carved from the training split
@@ -394,6 +382,7 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
     sparse.sparsity_path = walked_path(
         run, chosen, tolerance=float(tolerance), groups=groups, max_k90=None if max_k90 is None else float(max_k90),
         max_k90_steps=None if max_k90_steps is None else float(max_k90_steps), k90_quantile=float(k90_quantile),
-        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class, distill=distill)
+        max_units_per_class=max_units_per_class, max_steps_per_class=max_steps_per_class, distill=distill,
+        deviance=float(deviance), folds=int(folds) if run.cross_validated else None, seed=int(seed))
     warn_unmet(sparse.sparsity_path)
     return sparse.eval()

@@ -218,6 +218,9 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
                                                                          "max_steps_per_class": args.max_steps_per_class,
                                                                          "finetune": args.finetune, "distill": args.distill,
                                                                          "groups": path.groups,
+                                                                         # folds None: a validation split
+                                                                         "seed": args.seed, "folds": path.folds,
+                                                                         "deviance_met": path.deviance_met,
                                                                          "path": path.to_records()}})
     import shlex  # noqa: PLC0415
 

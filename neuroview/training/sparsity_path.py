@@ -2,8 +2,8 @@
 rule that chooses its point (:func:`choose_point`), and what each point is measured and cut by:
 its accuracy and losses, the cross-validation folds, the caps per class (:func:`cap_weights`).
 
-Imports only torch; :mod:`neuroview.viz.sparsity` registers the drawing of ``.plot()`` here on
-import (the training layer may not import viz).
+Imports only torch and the leaf :mod:`neuroview._batch`; :mod:`neuroview.viz.sparsity` registers the drawing
+of ``.plot()`` here on import (the training layer may not import viz).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["SparsityPath", "choose_point", "cap_weights", "point_accuracy", "point_losses", "point_sparsity",
-           "stratified_folds", "register_plotter", "walked_path"]
+from .._batch import caller_stacklevel
+
+__all__ = ["SparsityPath", "choose_point", "cap_weights", "group_ids", "point_accuracy", "point_losses", "point_sparsity",
+           "stratified_folds", "register_plotter", "walked_path", "Walk"]
 
 _plotter = None
 
@@ -52,6 +54,20 @@ class SparsityPath:
     distill: float | None = None  # the temperature of the dense network's probabilities fitted, None: the labels
     min_units_per_class: Tensor | None = None  # [P] the fewest features any one class reads (0: a class reads none)
     extra: dict = field(default_factory=dict)
+    # how the point was chosen (None in a path made before they were recorded: a class default, so an older pickle loads)
+    deviance: float | None = None  # the share of the path's drop in validation loss a point must keep
+    folds: int | None = None  # the cross-validation folds; None where validation data was given
+    seed: int | None = None  # the folds' shuffle
+
+    @property
+    def deviance_met(self) -> bool | None:
+        """Whether the chosen point keeps ``deviance`` of the path's largest drop in mean validation loss (the rule
+        :func:`choose_point` holds points to); None where either was not recorded. False where no point within
+        ``tolerance`` (and the budget) met it: the most accurate was kept, and :func:`neuroview.sparsify` warned."""
+        if self.deviance is None or self.val_loss is None:
+            return None
+        loss = self.val_loss
+        return bool((loss[0] - loss[self.chosen]) >= self.deviance * (loss[0] - loss.min()))
 
     @property
     def budget_met(self) -> bool | None:
@@ -68,12 +84,12 @@ class SparsityPath:
 
     def to_records(self) -> list[dict]:
         """One dict per point: ``lambda, val_acc, train_acc, units_per_class, groups_per_class, chosen``
-        (and ``k90``, ``k90_steps`` where they were measured)."""
+        (and ``val_loss``, ``k90``, ``k90_steps`` where they were measured: the deviance rule reads ``val_loss``)."""
         out = [{"lambda": float(lam), "val_acc": float(v), "train_acc": float(t), "units_per_class": float(u),
                 "groups_per_class": float(g), "chosen": i == self.chosen}
                for i, (lam, v, t, u, g) in enumerate(zip(self.lambdas, self.val_acc, self.train_acc,
                                                          self.units_per_class, self.groups_per_class))]
-        for name in ("k90", "k90_steps"):
+        for name in ("val_loss", "k90", "k90_steps"):
             if getattr(self, name) is not None:
                 for rec, k in zip(out, getattr(self, name).tolist()):
                     rec[name] = k
@@ -94,18 +110,60 @@ class SparsityPath:
         for cap, of_what in ((self.max_units_per_class, "units"), (self.max_steps_per_class, "steps")):
             budget += "" if cap is None else f", at most {cap} {of_what} per class"
         budget += "" if self.distill is None else f", fitted to the dense network's probabilities at T = {self.distill:g}"
+        seed = "" if self.folds is None or self.seed is None else f", folds shuffled by seed {self.seed}"
+        met = self.deviance_met
+        rule = "" if met is None else f"; deviance rule ({self.deviance:g} of the loss drop) {'met' if met else 'NOT met'}"
         return (f"sparse head: {self.units_per_class[i]:.1f} {what} per class of {self.num_features}; validation "
-                f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}; tolerance "
-                f"{self.tolerance:g} point{'' if self.tolerance == 1 else 's'})")
+                f"{self.val_acc[i]:.1f}%{budget} against {self.reference:.1f}% ({self.validation}{seed}; tolerance "
+                f"{self.tolerance:g} point{'' if self.tolerance == 1 else 's'}{rule})")
+
+
+@dataclass
+class Walk:
+    """A walk of :func:`neuroview.sparsify`'s path: its points and what they were measured (:func:`walked_path`)."""
+
+    sparse: "torch.nn.Module"  # the copy whose head is filled in, its normalization set to the training codes'
+    z: Tensor  # [N, F] the standardized training features
+    y: Tensor
+    path: list  # [(w, b)] the points walked, sparsest first
+    lambdas: Tensor
+    val_acc: Tensor
+    val_loss: Tensor  # [P, N_val] per-sample validation cross-entropy
+    k90: Tensor  # [P] k90 of each point's decisions on the training split (the k90_quantile, default the median)
+    k90_steps: Tensor | None  # [P] the same counted in time steps (RNNs)
+    reference: float
+    how: str
+    units: Tensor
+    grp: Tensor
+    fewest: Tensor  # [P] the fewest features any one class reads
+
+    @property
+    def cross_validated(self) -> bool:
+        """Whether the validation was carved from the training split by folds (no validation data)."""
+        return "cross-validation" in self.how
 
 
 def walked_path(run, chosen: int, **settings) -> SparsityPath:
-    """The :class:`SparsityPath` of a walk of :func:`neuroview.sparsify` (its ``_Walk``: the points and what
+    """The :class:`SparsityPath` of a walk of :func:`neuroview.sparsify` (its :class:`Walk`: the points and what
     they were measured), the point ``chosen``, and the ``settings`` it was chosen under (tolerance, budgets, caps)."""
     return SparsityPath(
         lambdas=run.lambdas, val_acc=run.val_acc, train_acc=point_accuracy(run.path, run.z, run.y), units_per_class=run.units,
         groups_per_class=run.grp, chosen=chosen, reference=run.reference, validation=run.how, num_features=run.z.shape[1],
         val_loss=run.val_loss.mean(1), k90=run.k90, k90_steps=run.k90_steps, min_units_per_class=run.fewest, **settings)
+
+
+def group_ids(net, groups: str, rnn: bool) -> Tensor | None:
+    """Each feature's group (``[F]``) of a NeuroView-RNN ``net`` (``rnn``) for ``groups`` ``"step"`` or ``"hidden"``;
+    None for ``"unit"`` (each feature alone)."""
+    if groups == "unit":
+        return None
+    if not rnn:
+        raise ValueError(f"groups: a NeuroView-CNN's groups are its units ('unit'), got {groups!r}")
+    n_l, n_d, n_t, n_h = net.feature_shape
+    idx = torch.arange(n_l * n_d * n_t * n_h)  # flat feature index, (l, d, t, h) in C order
+    if groups == "step":
+        return (idx // n_h) % n_t  # the step t of feature (l, d, t, h)
+    return (idx // (n_t * n_h)) * n_h + idx % n_h  # the hidden unit (l, d, h)
 
 
 def point_accuracy(points: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor) -> Tensor:
@@ -188,7 +246,7 @@ def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: fl
         else:
             warnings.warn("sparsify: no point of the path has every class read a unit; kept among the points that "
                           "read any (a class that reads none is decided by the other classes' logits alone, and "
-                          "its decisions count k90 0)", UserWarning, stacklevel=3)
+                          "its decisions count k90 0)", UserWarning, stacklevel=caller_stacklevel())
     if max_k90 is not None:
         if k90 is None:
             raise ValueError("k90: choose_point needs each point's validation k90 to keep within max_k90")
@@ -208,6 +266,6 @@ def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: fl
         if float(val_acc[ok[0]]) < reference - tolerance:  # kept below the tolerance, which said it would not be
             warnings.warn(f"sparsify: no point of the path it may keep is within tolerance={tolerance:g} points of the "
                           f"reference ({reference:.1f}%); kept the most accurate, {float(val_acc[ok[0]]):.1f}% on "
-                          "validation (sparse.sparsity_path has every point)", UserWarning, stacklevel=3)
+                          "validation (sparse.sparsity_path has every point)", UserWarning, stacklevel=caller_stacklevel())
     key = [(float(groups[i]), float(units[i]), -float(val_acc[i])) for i in ok.tolist()]
     return int(ok[min(range(len(key)), key=key.__getitem__)])
