@@ -282,8 +282,24 @@ def check_reads(model: nn.Module, x: Tensor, lengths: Tensor | None, what: str) 
         with torch.no_grad():
             call_model(model, x[:2], None if lengths is None else lengths[:2])
     except (ValueError, RuntimeError) as e:
+        c = _input_channels(model)
+        if c is not None and x.dim() >= 2 and x.shape[1] != c:  # torch's "weight of size [17, 2, 97]" named neither count
+            raise ValueError(f"{what} gives series of {x.shape[1]} channels, where the model reads {c}; pass data of "
+                             f"{c} channels") from e
         raise ValueError(f"{what} gives samples of shape {tuple(x.shape[1:])}, which the model does not read ({e}); "
                          "pass the data it was trained on") from e
+
+
+def _input_channels(model: nn.Module) -> int | None:
+    """The channels ``model`` reads: an RNN's ``input_size``, else its first convolution's ``in_channels`` (asked only
+    once a forward pass failed, to name the counts); None where it has neither."""
+    members = getattr(model, "members", None)  # an ensemble reads as its members do
+    model = members[0] if isinstance(members, nn.ModuleList) and len(members) else model
+    c = getattr(model, "input_size", None)
+    if isinstance(c, int):
+        return c
+    conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return conv.in_channels if conv is not None else None
 
 
 def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, sequence: bool | None = None) -> Tensor:
@@ -318,3 +334,15 @@ def filled(batches):
         x = batch if isinstance(batch, Tensor) else batch[0] if isinstance(batch, (tuple, list)) and len(batch) else None
         if not (isinstance(x, Tensor) and x.dim() and not len(x)):
             yield batch
+
+
+def refuse_lengths(net, lengths, what: str = "train") -> None:
+    """A clear error where ``net`` (a NeuroView network, an Ensemble of them, or None: a MiniRocket still to be built)
+    whose backbone reads series of one length (``one_length``: MiniRocket) is given a batch with ``lengths``: its codes
+    counted the padding as data. Any other network: nothing."""
+    if lengths is None:
+        return
+    nets = getattr(net, "members", None) or [net]
+    if any(m is None or getattr(getattr(m, "backbone", m), "one_length", False) for m in nets):
+        raise ValueError(f"{what}: MiniRocket reads series of one length; got batches with lengths "
+                         "(a variable-length set: stretch its series, UCRDataModule(resample=True))")

@@ -37,6 +37,7 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
 from ..core.rnn import NeuroViewRNN
+from ..core.sites import input_span
 from .gallery_windows import windows
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
@@ -59,7 +60,7 @@ class UnitGallery:
     y: Tensor | None  # [n, k] their labels (None when the loader has none)
     window: Tensor  # [n, k, D, 2] start and stop (exclusive) of the window in each spatial dim
     ranked_by: str
-    heat: Tensor | None = None  # CNN [n, k, *spatial]: the code map stretched over the input; NaN without a map
+    heat: Tensor | None = None  # CNN [n, k, *spatial]: the code map over the input (its span); NaN off it, or no map
     position: Tensor | None = None  # CNN [n, k]: flat index of the strongest position in the site's map
     lengths: Tensor | None = None  # RNN [n, k]: valid samples of each series (0 at a place no series was left for)
     class_means: Tensor | None = None  # RNN [num_classes, C, T]: each class's mean series (labels needed)
@@ -112,7 +113,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     around the input's end (its gradient passes through a circular convolution's padding) is an error;
     a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the windows
     are the same (measured with grad on, on a copy). ``heat`` is the unit's code
-    map stretched (nearest) over the input, for sites whose maps have the input's rank.
+    map stretched (nearest) over the input, for sites whose maps have the input's rank; over the steps it covers
+    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere.
     RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
     ``max_len``; ``window``: cut at each series' length too); its samples are those where its
     contribution to the *predicted* class's logit is largest in absolute value (``value`` keeps
@@ -351,7 +353,13 @@ def _where(net: NeuroViewCNN | Ensemble, site, chs: Tensor, x: Tensor) -> tuple[
         cmap = net.explain(x.to(device), maps=True).code_maps[site.name][torch.arange(len(x), device=device), chs.to(device)]
     if not spatial or cmap.dim() - 1 != len(spatial):  # an MLP's [B, F] input has no positions to stretch a map over
         return box, pos, None
-    return box, pos, F.interpolate(cmap.float()[:, None], size=tuple(spatial), mode="nearest")[:, 0].cpu()
+    # a map of part of the input (MiniRocket's centre sites) lies on that part, NaN elsewhere: stretched over the
+    # whole input, it marked steps the unit never reads
+    span = input_span(net, site.name, spatial[-1]) if len(spatial) == 1 else None
+    at, size = (slice(span[0], sum(span)), (span[1],)) if span else (slice(None), tuple(spatial))
+    heat = torch.full((len(x), *spatial), float("nan"))
+    heat[..., at] = F.interpolate(cmap.float()[:, None], size=size, mode="nearest")[:, 0].cpu()
+    return box, pos, heat
 
 
 # ----------------------------------------------------------------- what a waterfall shows

@@ -7,9 +7,11 @@ last dim of a channels-last map ``[B, H, W, C]`` (ConvNeXt's MLP) or of tokens `
 (ViT, Swin, Mixer); its samples lie on dim 0 (positions may be folded in: windows
 ``[B * k, N, C]``) or elsewhere (sequence-first ``[T, B, C]``).
 
-The site record lives here; how the axes are told is :mod:`neuroview.core.axes`, how the sites
-are found :mod:`neuroview.core.discovery`, the recorder of one pass
-:mod:`neuroview.core.recorder`, and the hooks on the backbone :mod:`neuroview.core.hooks`.
+The site record lives here, and :func:`input_span`: the input steps a site's code map lies over
+where its backbone says it covers only part of the input (MiniRocket's centre sites). How the
+axes are told is :mod:`neuroview.core.axes`, how the sites are found :mod:`neuroview.core.discovery`,
+the recorder of one pass :mod:`neuroview.core.recorder`, and the hooks on the backbone
+:mod:`neuroview.core.hooks`.
 """
 
 from __future__ import annotations
@@ -30,3 +32,17 @@ class Site:
     sample_dim: int = 0  # the pre-activation's dim that holds the samples (1 for sequence-first [T, B, C])
     positions_first: bool = False  # positions folded ahead of the samples on it: row t * B + b of [T * B, C]
     folds: int = 1  # positions folded into the sample dim when it was found: with 1 their order was never told
+
+
+def input_span(net, site: str, steps: int) -> tuple[int, int] | None:
+    """``(first step, steps)`` of the input of ``steps`` steps that the code map of ``site`` of ``net`` lies on, where
+    its backbone says so (``backbone.input_spans()``: a MiniRocket's centre sites read steps ``4d`` to ``T - 4d``);
+    None: the map covers the whole input (stretched over it where it has fewer positions). An Ensemble's sites
+    (``members.<m>.<site>``) ask their member's backbone."""
+    members = getattr(net, "members", None)
+    if members is not None and site.startswith("members."):
+        m, _, site = site[len("members."):].partition(".")
+        net = members[int(m)] if m.isdigit() and int(m) < len(members) else None
+    spans = getattr(getattr(net, "backbone", None), "input_spans", None)
+    span = spans().get(site) if callable(spans) else None
+    return span if span is not None and span[0] >= 0 and span[1] >= 1 and span[0] + span[1] <= steps else None

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .._batch import outside_inference_mode, unpack
+from .._batch import kept_generators, outside_inference_mode, refuse_lengths, unpack
 from ..core._utils import as_labels, factory, require_neuroview
 from ..core.cnn import NeuroViewCNN
 from .sparsify import _batches, _features
@@ -109,8 +109,10 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
                          "(Ensemble([fit_ridge_head(m, train) for m in ens.members])), or nv.sparsify(ens, ...) for one head")
     require_neuroview(net)  # another model: a bare AttributeError on its codes
     out = copy.deepcopy(net).eval()
-    with torch.random.fork_rng(devices=[]):  # a head built at the first batch draws its (replaced) initial weights
-        f, y = _features(out, _batches(train, "train"), "train")
+    batches = _batches(train, "train")
+    # a loader's own generators kept here: _features sees the checked batches, no longer the loader
+    with torch.random.fork_rng(devices=[]), kept_generators(batches):  # a head built at the first batch draws its
+        f, y = _features(out, _one_length(out, batches), "train")  # (replaced) initial weights
     if len(torch.unique(y)) < 2:
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
     var, mean = torch.var_mean(f.double(), dim=0, unbiased=False)
@@ -141,6 +143,14 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     return out
 
 
+def _one_length(net: nn.Module, batches):
+    """``batches`` as they come, a batch with lengths refused where ``net`` is a MiniRocket: its codes read the
+    padding as data (what :func:`fit_minirocket` refuses too)."""
+    for batch in batches:
+        refuse_lengths(net, unpack(batch)[1] if isinstance(batch, (tuple, list)) else None)
+        yield batch
+
+
 def _series(train, seed: int, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
     """Every training series ``[N, C, T]`` of ``train``'s batches (in ``dtype``, the network's: MiniRocket's is float32,
     where float64 series, numpy's default, failed only after the biases were fitted) and their labels (None
@@ -164,9 +174,7 @@ def _read_series(train) -> tuple[Tensor, Tensor | None]:
     xs, ys = [], []
     for batch in _batches(train, "train"):
         x, lengths, y = unpack(batch)
-        if lengths is not None:
-            raise ValueError("train: MiniRocket reads series of one length; got batches with lengths "
-                             "(a variable-length set: stretch its series, UCRDataModule(resample=True))")
+        refuse_lengths(None, lengths)  # None: the MiniRocket fitted (or built) from these series
         x = torch.as_tensor(x)
         if x.dim() != 3:  # a bare IndexError at x.shape[2]
             raise ValueError(f"train: expected series [B, C, T] (channels first, as the data modules give them), got "
@@ -215,7 +223,9 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
     _alphas(alphas)  # before the data is read and the biases fitted
-    x, y = _series(train, seed)
+    # read in the dtype create_model builds the network in (the default dtype): float32 series met a float64
+    # network under torch.set_default_dtype(torch.float64), an error telling the user to convert x
+    x, y = _series(train, seed, torch.get_default_dtype())
     if y is not None and len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
     if num_classes is None:

@@ -56,8 +56,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import (check_lengths, filled, kept_generators, outside_inference_mode, own_val_split, series_input,
-                      split_batches, unpack)
+from .._batch import (check_lengths, filled, kept_generators, outside_inference_mode, own_val_split, refuse_lengths,
+                      series_input, split_batches, unpack)
 from ..core._utils import batch_labels, factory, own_rng, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
@@ -109,6 +109,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
 def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor, Tensor | None]:
     """:func:`_features` of one batch."""
     x, lengths, y = unpack(batch, device)  # loaders give CPU batches
+    refuse_lengths(net, lengths, what)  # MiniRocket reads one length: its codes counted the padding as data
     if y is None and labels:
         raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
     if _is_rnn(net):

@@ -80,7 +80,9 @@ def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:
     at = _box(ax, box or (0.0, 1.0, 0.0, 1.0), frame=box is not None)
     x = g.x[row, j]
     heat = g.heat[row, j] if g.heat is not None else None
-    heat = heat / heat.max() if heat is not None and not heat.isnan().any() and heat.max() > 0 else None
+    # NaN off the steps a map lies on (MiniRocket's centre sites), drawn as nothing there; all NaN: no map
+    peak = float(heat.nan_to_num(0.0).max()) if heat is not None else 0.0
+    heat = heat / peak if peak > 0 else None
     (x0, top), (x1, bot) = at(0.0, 0.0), at(1.0, 1.0)
     if g.x.dim() == 5:  # images [n, k, C, H, W]
         h, w = x.shape[1:]

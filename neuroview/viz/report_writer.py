@@ -368,7 +368,7 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))
         if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):
             w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
-                     plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=tag),
+                     plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=tag, net=model),
                      f"{head}: where its top units add to the logit, over the input as the network reads it (after the data "
                      "module's normalization, not in your file's units). Each map sums to the unit's contribution.")
         if rnn:

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, unit_weights, weight_label
 from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
+from ..core.sites import input_span
 from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _plain, _sym_norm, _target
 from .gallery import check_gallery, thumbnails
 
@@ -170,9 +171,11 @@ def _background(x: Tensor):
     return x.mean(0).numpy(), "gray"
 
 
-def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int) -> tuple[list[int], list[Tensor]]:
+def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
+              net=None) -> tuple[list[int], list[Tensor], list[tuple[int, int] | None]]:
     """The ``k`` units adding most to logit ``tgt`` of one sample, among sites whose maps have the
-    input's dimensions, and each one's contribution per input position (none where no unit adds)."""
+    input's dimensions, each one's contribution per input position (none where no unit adds), and the
+    input steps each map lies on (None: the whole input; see :func:`~neuroview.core.sites.input_span`)."""
     rank = x.dim() - 2
     sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
     if not sites:
@@ -185,17 +188,20 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int) -> 
     k = min(k, int(eligible.sum()))
     top = torch.where(eligible, v, torch.tensor(-torch.inf)).topk(k).indices.tolist()
     cache: dict[str, Tensor] = {}
-    maps = []
+    maps, spans = [], []
     xs_numel = x[sample, 0].numel()
     for u in top:
         site, ch = exp.units[u]
         if site not in cache:
             cache[site] = exp.spatial_map(site, tgt)[sample].detach().cpu()
+        # a map of part of a series (MiniRocket's centre sites) is drawn on that part, not stretched over all of it
+        span = input_span(net, site, x.shape[-1]) if net is not None and rank == 1 else None
         # spatial_map spreads the contribution over the site's positions; spread it over the
         # input's instead, the area each panel is drawn on
         m = cache[site][ch]
-        maps.append(m * (m.numel() / xs_numel))
-    return top, maps
+        maps.append(m * (m.numel() / (span[1] if span else xs_numel)))
+        spans.append(span)
+    return top, maps, spans
 
 
 def _image_panels(xs: Tensor, maps: list[Tensor], norm):
@@ -223,8 +229,9 @@ def _image_panels(xs: Tensor, maps: list[Tensor], norm):
     return fig, axes
 
 
-def _signal_panels(xs: Tensor, maps: list[Tensor], norm):
-    """The signal ``xs [C, T]`` drawn in every panel, each map behind it in one more panel each."""
+def _signal_panels(xs: Tensor, maps: list[Tensor], norm, spans=None):
+    """The signal ``xs [C, T]`` drawn in every panel, each map behind it in one more panel each, over the
+    steps ``spans`` gives it (``(first, steps)``; None: the whole series)."""
     k = len(maps)
     fig = _figure(8.0, 1.6 * (k + 1) + 0.6)
     axes = list(fig.subplots(k + 1, 1, sharex=True, squeeze=False)[:, 0])
@@ -237,14 +244,17 @@ def _signal_panels(xs: Tensor, maps: list[Tensor], norm):
         ax.set_xlim(0, t)
         ax.set_ylim(lo, hi)
     axes[-1].set_xlabel("time step")
-    for ax, m in zip(axes[1:], maps):
-        ax.imshow(m[None].numpy(), cmap=CMAP, norm=norm, alpha=0.6, extent=(0, t, lo, hi), aspect="auto",
+    for ax, m, span in zip(axes[1:], maps, spans or [None] * k):
+        a, b = (span[0], span[0] + span[1]) if span else (0, t)
+        ax.imshow(m[None].numpy(), cmap=CMAP, norm=norm, alpha=0.6, extent=(a, b, lo, hi), aspect="auto",
                   interpolation="nearest")
+        ax.set_xlim(0, t)  # an image sets its axes' limits to its extent: the panels share the series' steps
     return fig, axes
 
 
 def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int | None = None, k: int = 4,
-                 class_names: Sequence | None = None, label: int | None = None, sample_id: int | str | None = None):
+                 class_names: Sequence | None = None, label: int | None = None, sample_id: int | str | None = None,
+                 net=None):
     """Where the top ``k`` units of one sample add to a logit, over the input (images or 1-D signals).
 
     Each panel is a unit's contribution per *input* position: its code map times its weight
@@ -255,6 +265,9 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     default the predicted one). Where no unit adds to that logit (a sparse head's zero weights), the
     input alone is drawn and the title says so.
     ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
+    ``net``: the network explained, where its sites' maps may cover part of a series: a NeuroView-MiniRocket's
+    centre sites read steps ``4d`` to ``T - 4d`` only, and their maps are drawn there (without ``net``, stretched
+    over the whole series, the codes sat at the wrong steps). Other networks' maps are drawn as without it.
     """
     k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
     if not isinstance(exp, CNNExplanation):
@@ -267,12 +280,12 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     sample = _check_sample(sample, x.shape[0])
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
-    top, maps = _top_maps(exp, x, sample, tgt, k)
+    top, maps, spans = _top_maps(exp, x, sample, tgt, k, net)
     norm = _sym_norm(*maps)
     pred = int(exp.predicted[sample])
     head = f"input (predicted {names[pred]}" + (f", true {_label_text(label, names)})" if label is not None else ")")
     xs = x[sample].detach().cpu().float()
-    fig, axes = (_image_panels if x.dim() == 4 else _signal_panels)(xs, maps, norm)
+    fig, axes = _image_panels(xs, maps, norm) if x.dim() == 4 else _signal_panels(xs, maps, norm, spans)
     axes[0].set_title(head, fontsize=8)
     v = exp.for_class(tgt)[sample].detach().cpu()  # one row, never the dense [B, C, U]
     for ax, u in zip(axes[1:], top):

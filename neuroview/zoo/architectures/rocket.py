@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import warnings
 
 import numpy as np
 import torch
@@ -71,6 +72,14 @@ def quantiles(n: int) -> Tensor:
     return torch.tensor([(i * phi) % 1 for i in range(1, n + 1)], dtype=torch.float32)
 
 
+def _as_int(v) -> int | None:
+    """``v`` as an int where it is an integer (numpy's too), else None; never a bool."""
+    try:
+        return None if isinstance(v, bool) else operator.index(v)
+    except TypeError:
+        return None
+
+
 class MiniRocket(nn.Module):
     """MiniRocket's transform over ``[B, C, T]`` series of length ``input_length``, with a linear head.
 
@@ -86,6 +95,8 @@ class MiniRocket(nn.Module):
         seed: the draws of channel subsets and, in :meth:`fit`, of the series each bias comes from.
     """
 
+    one_length = True  # reads series of one length: a batch's lengths are refused (_batch.refuse_lengths)
+
     def __init__(self, *, in_channels: int = 1, input_length: int, num_classes: int = 2, num_features: int = 10_000,
                  max_dilations_per_kernel: int = 32, seed: int = 0):
         super().__init__()
@@ -93,6 +104,13 @@ class MiniRocket(nn.Module):
             raise ValueError(f"input_length: MiniRocket needs series of at least 9 steps, got {input_length!r}")
         if not isinstance(num_features, int) or num_features < NUM_KERNELS:
             raise ValueError(f"num_features: expected an int >= {NUM_KERNELS}, got {num_features!r}")
+        # 0 divided by zero, -1 and 2.5 failed in numpy's draws with messages naming neither argument
+        if _as_int(max_dilations_per_kernel) is None or max_dilations_per_kernel < 1:
+            raise ValueError(f"max_dilations_per_kernel: expected an int >= 1, got {max_dilations_per_kernel!r}")
+        if _as_int(seed) is None or not 0 <= seed < 2 ** 32:
+            raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of channel subsets and biases), "
+                             f"got {seed!r}")
+        max_dilations_per_kernel = _as_int(max_dilations_per_kernel)
         self.in_channels, self.input_length, self.seed = int(in_channels), input_length, int(seed)
         self.dilations, self.per_dilation = fit_dilations(input_length, num_features, max_dilations_per_kernel)
         rng = np.random.RandomState(seed)
@@ -123,6 +141,18 @@ class MiniRocket(nn.Module):
                 plan.append((j, where, kernel[keep], feature[keep]))
             start += NUM_KERNELS * n
         return plan
+
+    def input_spans(self) -> dict[str, tuple[int, int]]:
+        """``{site name: (first step, steps)}`` for the sites whose code map covers only part of the series: a
+        centre site's map is position ``t`` of the unpadded centre, input step ``4d + t`` (``T - 8d`` steps), where
+        a map stretched over the whole series put its codes at the wrong steps. The names are those of the sites a
+        NeuroView-CNN finds (``act``, ``act:1``, ...: module ``act``, called once a site, in the order of the plan).
+
+        >>> MiniRocket(input_length=30, num_features=168).input_spans()
+        {'act:1': (4, 22), 'act:3': (12, 6)}
+        """
+        return {"act" if i == 0 else f"act:{i}": (where.start, where.stop - where.start)
+                for i, (_, where, _, _) in enumerate(self._plan) if where.start is not None}
 
     def _set_weight(self, mask: Tensor) -> None:
         """``weight [D, 84, C, 9]``: kernel k at dilation d over the channels of its subset (``mask [D * 84, C]``)."""
@@ -169,11 +199,26 @@ class MiniRocket(nn.Module):
         return self
 
     def load_aeon(self, parameters) -> MiniRocket:
-        """Take a fitted aeon ``MiniRocket``'s ``parameters`` (channel subsets, dilations, biases) as they are."""
-        n_ch, ch_idx, dilations, per, biases = parameters
+        """Take a fitted aeon ``MiniRocket``'s ``parameters`` (channel subsets, dilations, biases) as they are,
+        or the fitted transformer itself, whose channel count is then checked against ``in_channels``."""
+        fitted_on = getattr(parameters, "metadata_", {}).get("n_channels")  # a transformer knows its channel count
+        if fitted_on is not None and int(fitted_on) != self.in_channels:
+            raise ValueError(f"parameters: aeon's MiniRocket was fitted on series of {fitted_on} channels, this "
+                             f"network reads {self.in_channels} (in_channels)")
+        n_ch, ch_idx, dilations, per, biases = getattr(parameters, "parameters", parameters)
         if [int(d) for d in dilations] != self.dilations or [int(c) for c in per] != self.per_dilation:
             raise ValueError(f"parameters: aeon's dilations {list(dilations)} x {list(per)} differ from this "
                              f"network's {self.dilations} x {self.per_dilation} (input_length, num_features)")
+        ch_idx = np.asarray(ch_idx)
+        if ch_idx.size and (int(ch_idx.max()) >= self.in_channels or int(ch_idx.min()) < 0):  # a bare IndexError
+            raise ValueError(f"parameters: aeon's channel subsets read channels up to {int(ch_idx.max())}, this "
+                             f"network has {self.in_channels} (in_channels): fitted on series of more channels")
+        unread = sorted(set(range(self.in_channels)) - set(ch_idx.tolist()))
+        if unread and fitted_on is None:  # fitted on fewer channels, most likely: those past them would never be read
+            warnings.warn(f"parameters: aeon's channel subsets read none of channels {unread} of this network's "
+                          f"{self.in_channels} (in_channels): fitted on series of fewer channels? Pass the fitted "
+                          "transformer (load_aeon(t), not t.parameters) to have its channel count checked",
+                          stacklevel=2)
         mask = torch.zeros(len(n_ch), self.in_channels)
         starts = np.concatenate([[0], np.cumsum(n_ch)])
         for i in range(len(n_ch)):
@@ -261,3 +306,4 @@ class MiniRocket(nn.Module):
             chans = f" ch{','.join(map(str, d['channels']))}" if self.in_channels > 1 else ""
             out.append(f"k{''.join(map(str, d['taps']))} d{d['dilation']} >{d['bias']:.3g}{'' if d['whole'] else ' mid'}{chans}")
         return out
+
