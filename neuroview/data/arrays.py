@@ -17,6 +17,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -24,7 +25,7 @@ from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
-from .splits import text_labels
+from .splits import text_labels, whole_file
 from .stats import centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
 
 
@@ -128,6 +129,9 @@ class ArrayDataModule(pl.LightningDataModule):
         # how the model's own training data was read, where this module reads other data for it
         # (read_as_trained): {"mean", "std"} of its channels, {"max_len"} of its variable-length series
         self._read_like: dict = {}
+        # a file other than the model's training data, scored whole (splits.whole_files); the file's row of each test
+        # series where a subclass carved them from it or read it whole (predictions.csv's file_index)
+        self._whole_file, self._test_rows = whole_file(), None
 
     # ---------------------------------------------------------------- to implement
     def load(self) -> dict[str, tuple]:
@@ -351,6 +355,23 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shard=True)
+
+    @property
+    def test_rows(self) -> np.ndarray | None:
+        """The row of the file (its series in order) each test series is, where the test split was carved from it
+        (``test_fraction``) or is all of it; ``None`` where it is a split of its own (its rows, in order)."""
+        self._prepare()
+        return self._test_rows
+
+    def _whole_test(self, x, y, where: str) -> tuple[tuple, tuple]:
+        """``(train, test)``: every series of a file without a test split of its own, both (``whole_files``); said
+        once."""
+        if not getattr(self, "_said_whole", False):
+            rank_zero_info(f"{type(self).__name__}: every series of {where} ({len(y)}) is scored, not a test_fraction "
+                           "carve of it: it is not the data the model was trained on")
+            self._said_whole = True
+        self._test_rows = np.arange(len(y))
+        return (x, y), (x, y)
 
     def split_sizes(self) -> dict[str, int]:
         return {k: len(v[1]) for k, v in self._prepared_splits().items()}

@@ -329,13 +329,16 @@ class CsvDataModule(ArrayDataModule):
             raise ValueError(f"label_column: expected a column of class labels (several series a class), got {what} in "
                              f"{self.path.name}: a column of measurements or row numbers? check label_column (now "
                              f"{self.label_column!r}; 0 is the first column, -1 the last)")
-        if self.test_path is None:
+        if self.test_path is None and self._whole_file:  # a file of new series, not the model's: scored whole
+            out["train"], out["test"] = self._whole_test(*out["train"], self.path.name)
+        elif self.test_path is None:
             x, y = out["train"]
             keep, test = stratified_split(y, self.test_fraction, self.seed + 1)
             if not len(test):  # nothing would be tested, without a word
                 raise ValueError(empty_held_out(y, "test_fraction", self.test_fraction, "test",
                                                 "pass a test file of your own (test_path)"))
             out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
+            self._test_rows = test  # the file's series (rows, blank lines and a header aside) the test split is
         if self.val_path is not None:
             out["val"] = read(self.val_path)
         return out

@@ -100,13 +100,16 @@ class NpzDataModule(ArrayDataModule):
         if what := one_class_a_series(text_labels(out["train"][1]), test_y):
             raise ValueError(f"path: y of {self.path.name}: expected class labels (several series a class), got {what}: "
                              "measurements or row numbers rather than classes? store each series' class in y")
-        if "test" not in out:
+        if "test" not in out and self._whole_file:  # a file of new series, not the model's: scored whole
+            out["train"], out["test"] = self._whole_test(*out["train"], self.path.name)
+        elif "test" not in out:
             x, y = out["train"]
             keep, test = stratified_split(text_labels(np.asarray(y)).astype(str), self.test_fraction, self.seed + 1)
             if not len(test):  # nothing would be tested, without a word
                 raise ValueError(empty_held_out(text_labels(np.asarray(y)).astype(str), "test_fraction", self.test_fraction, "test",
                                                 f"add a test split of your own to {self.path.name} (X_test, y_test)"))
             out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
+            self._test_rows = test  # the rows of X the test series are (predictions.csv's file_index)
         if "X_val" in arrays:
             out["val"] = split("_val")
         return out

@@ -6,13 +6,35 @@ Imports only numpy.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 from decimal import Decimal
 
 import numpy as np
 
 __all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels",
-           "number", "same_number", "same_text", "empty_held_out"]
+           "number", "same_number", "same_text", "empty_held_out", "whole_files", "whole_file"]
+
+# a file given to `neuroview test`/`predict` that is not the model's training data: every series of it is evaluated
+_WHOLE_FILE = contextvars.ContextVar("neuroview_whole_file", default=False)
+
+
+@contextlib.contextmanager
+def whole_files(on: bool = True):
+    """Data modules made inside (``NpzDataModule``, ``CsvDataModule``) carve no ``test_fraction`` from a file without a
+    test split of its own: every series of it is the test split (and the training split, which only names the classes,
+    channels and length). For a model scored on a file of new series, which a carve would have read a fifth of."""
+    token = _WHOLE_FILE.set(bool(on))
+    try:
+        yield
+    finally:
+        _WHOLE_FILE.reset(token)
+
+
+def whole_file() -> bool:
+    """Whether a data module made now reads a file without a test split whole (:func:`whole_files`)."""
+    return _WHOLE_FILE.get()
 
 
 def check_fraction(name: str, value: float, *, zero: bool = False) -> None:

@@ -24,6 +24,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import keep_aside
 from ..data import ArrayDataModule
+from ..data.splits import whole_files
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from .._batch import takes_lengths
@@ -31,6 +32,7 @@ from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .data_arg import absolute_paths, read_evaluated_like
+from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 
 __all__ = ["NeuroViewCLI", "cli_main"]
@@ -186,6 +188,9 @@ class NeuroViewCLI(LightningCLI):
             # gain, and badly so on shared CPUs: recipes may pin the count
             torch.set_num_threads(cfg.torch_threads)
         absolute_paths(cfg.get("data"))
+        if self.subcommand in ("validate", "test", "predict"):  # another file: read as the checkpoint's data was
+            source = _checkpoint_file(cfg, self.subcommand) or cfg.model.get("init_weights")
+            self._whole = evaluated_data(cfg, self.subcommand, source, getattr(self, "_argv", None))
         root = cfg.trainer.default_root_dir
         if cfg.trainer.logger in (None, True):
             loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
@@ -194,6 +199,10 @@ class NeuroViewCLI(LightningCLI):
                 loggers.append(Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger",
                                          init_args=Namespace(save_dir=root, name="tensorboard")))
             cfg.trainer.logger = loggers
+
+    def instantiate_classes(self) -> None:
+        with whole_files(getattr(self, "_whole", False)):  # test/predict of a file of new series: no carve (splits)
+            super().instantiate_classes()
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         if config.get("enable_checkpointing") is False:  # the command's own checkpoint was refused by the Trainer, raw
@@ -248,10 +257,12 @@ def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) ->
         keys.append(("max_len", "steps", hp["max_len"], model.hparams.get("max_len")))
     for key, what, trained, made in keys:
         if trained is not None and made is not None and made != trained:
+            # the data is read as the checkpoint's was already (evaluated_data): `explain --data` read it no otherwise
             raise ValueError(f"data: series of {made} {what}, where {ckpt} holds a model of {trained} {what}: "
-                             f"`neuroview {sub}` builds the model from the data; pass data of {trained} {what}, or read "
-                             f"it as the model was trained with `neuroview explain --ckpt {ckpt} --data FILE`")
+                             f"`neuroview {sub}` builds the model from the data; pass data of {trained} {what}"
+                             + format_hint(ckpt, dm, key))
     return model
+
 
 
 def _checkpoint_file(cfg, sub: str) -> str | None:

@@ -68,7 +68,9 @@ def read_evaluated_like(ckpt, dm) -> None:
     (:func:`~neuroview.data.read_as.read_like`), as ``explain --data`` does; by its own training part's, a file
     whose series were scaled x10 reached the network shifted (test accuracy 0.50 where the same test series read
     as trained gave 0.95), and one of other channels failed in a bare state-dict error. The model's own data (the
-    same class and file) is read as it is: its statistics are the training split's already."""
+    same class and file) is read as it is: its statistics are the training split's already. The checkpoint's
+    ``READ_AS`` options (normalize, resample) and file format were set on the command's data before it was made
+    (:func:`.evaluated_data.evaluated_data`), where the command line did not name them."""
     from ..data.read_as import _same_data, checkpoint_data, read_like  # noqa: PLC0415
 
     spec = checkpoint_data(ckpt) if ckpt else None

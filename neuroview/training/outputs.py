@@ -21,8 +21,9 @@ __all__ = ["PredictionWriter", "write_confusion"]
 
 class PredictionWriter(BasePredictionWriter):
     """Writes ``predictions.csv`` next to the logs: ``split_index`` (the sample's place in the predicted split: the rows
-    of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), target and
-    prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
+    of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), ``file_index``
+    where the data module names the file's row of each (``test_rows``: a carved split, or a file scored whole), target
+    and prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
 
     def __init__(self, output_dir: str | None = None):
         super().__init__(write_interval="epoch")
@@ -46,19 +47,33 @@ class PredictionWriter(BasePredictionWriter):
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
         names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]))
+        rows = _file_rows(getattr(trainer, "datamodule", None), index)
         f = io.StringIO(newline="")
         w = csv.writer(f)
-        w.writerow(["split_index", "target", "pred", *(["target_name", "pred_name"] if names else []),
-                    *[f"prob_{c}" for c in range(len(probs[0]))]])
-        for i, t, p, pr in zip(index, target, preds, probs):  # a target of no class (-1 ignored, none) named by none
+        w.writerow(["split_index", *(["file_index"] if rows else []), "target", "pred",
+                    *(["target_name", "pred_name"] if names else []), *[f"prob_{c}" for c in range(len(probs[0]))]])
+        for k, (i, t, p, pr) in enumerate(zip(index, target, preds, probs)):  # a target of no class: named by none
             named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
-            w.writerow([i, t, p, *named, *[f"{v:.6g}" for v in pr]])
+            w.writerow([i, *([rows[k]] if rows else []), t, p, *named, *[f"{v:.6g}" for v in pr]])
         atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         if trainer.world_size == 1:
             rank_zero_info(f"predictions written to {out / name}")
         else:  # every rank writes its own share; rank 0 speaks for all of them
             rank_zero_info(f"predictions written to {out / f'predictions{loader}_rank*.csv'} (one file a rank, "
                            f"{trainer.world_size} ranks)")
+
+
+def _file_rows(dm, index: list[int]) -> list[int] | None:
+    """The file's row of each predicted series (``dm.test_rows``: a ``test_fraction`` carve of the file, or all of it),
+    so that a carved split's ``split_index`` 0, 1, 2 is not read as the file's first rows; None where ``dm`` gives
+    none."""
+    try:
+        rows = getattr(dm, "test_rows", None)
+    except Exception:  # noqa: BLE001 - a courtesy, as the class names: written without it
+        return None
+    if rows is None or not hasattr(rows, "__len__") or not all(0 <= i < len(rows) for i in index):
+        return None
+    return [int(rows[i]) for i in index]
 
 
 def _class_names(dm, n: int) -> list[str] | None:

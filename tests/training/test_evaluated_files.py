@@ -1,0 +1,169 @@
+"""`neuroview test|predict` of a checkpoint on another file than it was trained on (a probe): the file is read with the
+checkpoint's normalize/resample where the command line names none (the defaults changed 13 of 30 predictions, without a
+word), and refused by name where it names others; every series of a file without a test split of its own is scored
+(a hidden test_fraction carve scored 3 of 12), the checkpoint's own carved file names each series' row of the file
+(file_index); no validation split is carved or checked for test/predict; a file of other channels is named without
+pointing to `explain`, which fails on it too. Expected values come from the files and the checkpoint."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from neuroview.data.splits import stratified_split
+from neuroview.training.cli import cli_main
+from neuroview.training.module import load_model
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+
+
+def _series(n: int, seed: int, channels: int = 1, steps: int = 20):
+    """Two classes; each series scaled and shifted by its own amount (what normalize: sample takes away)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, channels, steps)).astype(np.float32)
+    x[y == 1, :, 5:12] += 3.0
+    return (x * rng.uniform(0.5, 20, (n, 1, 1)) + rng.uniform(-50, 50, (n, 1, 1))).astype(np.float32), y
+
+
+def _config(tmp_path: Path, name: str, **data) -> str:
+    """A config whose data names only ``data`` (and the batch size): what a user gives without the recipe."""
+    cfg = {"seed_everything": 0, "torch_threads": 1,
+           "model": {"arch": "small_cnn", "model_kwargs": {"widths": [4], "dims": 1}, "lr": 0.05, "scheduler": "none"},
+           "data": {"class_path": "neuroview.data.NpzDataModule", "init_args": {"batch_size": 8, **data}},
+           "trainer": {"max_epochs": 3, "accelerator": "cpu", "enable_progress_bar": False,
+                       "enable_model_summary": False, "default_root_dir": str(tmp_path / name)}}
+    out = tmp_path / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return str(out)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A run on `train.npz` (no X_test: its test split carved), its series normalized one by one."""
+    x, y = _series(40, 1)
+    np.savez(tmp_path / "train.npz", X=x, y=y)
+    cfg = _config(tmp_path, "fit", path=str(tmp_path / "train.npz"), normalize="sample", val_fraction=0.0)
+    cli_main(["fit", "--config", cfg, "--test_after_fit", "false"])
+    return str(tmp_path / "fit" / "checkpoints" / "last.ckpt")
+
+
+def _predict(tmp_path: Path, ckpt: str, path: Path, *args: str) -> list[dict]:
+    cfg = _config(tmp_path, "pred", path=str(path))
+    cli_main(["predict", "--config", cfg, "--ckpt_path", ckpt, *args])
+    found = sorted((tmp_path / "pred").rglob("predictions.csv"), key=lambda p: p.stat().st_mtime)
+    with open(found[-1], encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _by_hand(ckpt: str, x: np.ndarray) -> list[int]:
+    """The checkpoint's predictions of ``x``, each series z-normalized over its channels and steps (normalize:
+    sample)."""
+    z = (x - x.mean(axis=(1, 2), keepdims=True)) / x.std(axis=(1, 2), keepdims=True)
+    with torch.no_grad():
+        return load_model(ckpt)(torch.from_numpy(z.astype(np.float32))).argmax(1).tolist()
+
+
+def test_another_file_is_read_with_the_checkpoint_s_normalize_and_a_named_other_is_refused(trained, tmp_path):
+    x, y = _series(30, 7)
+    np.savez(tmp_path / "new.npz", X=x, y=y, X_test=x, y_test=y)
+    rows = _predict(tmp_path, trained, tmp_path / "new.npz")  # before: read with normalize: true (its own statistics)
+    assert [int(r["pred"]) for r in rows] == _by_hand(trained, x)
+    with pytest.raises(ValueError, match=r"ckpt_path: .*last.ckpt was trained on data read otherwise "
+                                         r"\(--data.init_args.normalize True asked, 'sample' in the checkpoint\).*"
+                                         r"--data.init_args.normalize sample"):
+        _predict(tmp_path, trained, tmp_path / "new.npz", "--data.init_args.normalize", "true")
+
+
+def test_a_new_file_without_x_test_is_predicted_whole(trained, tmp_path, caplog):
+    x, y = _series(12, 5)
+    np.savez(tmp_path / "new.npz", X=x, y=y)
+    with caplog.at_level("INFO"):
+        # val_fraction named: the carve, not the validation split (test below), is what this holds to
+        rows = _predict(tmp_path, trained, tmp_path / "new.npz", "--data.init_args.val_fraction", "0")  # before: 3 rows
+    assert len(rows) == 12 and [int(r["split_index"]) for r in rows] == list(range(12))
+    assert [int(r["file_index"]) for r in rows] == list(range(12))
+    assert [int(r["target"]) for r in rows] == y.tolist() and [int(r["pred"]) for r in rows] == _by_hand(trained, x)
+    assert "every series of new.npz (12) is scored, not a test_fraction carve" in caplog.text
+
+
+def test_the_checkpoint_s_own_file_is_carved_as_in_fit_and_names_each_row_of_the_file(trained, tmp_path):
+    x, y = _series(40, 1)
+    _, test = stratified_split(y.astype(str), 0.2, 0 + 1)  # fit's carve: test_fraction 0.2 by seed + 1
+    cfg = _config(tmp_path, "pred", path=str(tmp_path / "train.npz"), normalize="sample", val_fraction=0.0)
+    cli_main(["predict", "--config", cfg, "--ckpt_path", trained])
+    with open(next((tmp_path / "pred").rglob("predictions.csv")), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["split_index"]) for r in rows] == list(range(len(test)))
+    assert [int(r["file_index"]) for r in rows] == test.tolist()  # before: no such column
+    assert [int(r["target"]) for r in rows] == y[test].tolist()
+    assert [int(r["pred"]) for r in rows] == _by_hand(trained, x[test])
+
+
+def test_test_and_predict_carve_no_validation_split_of_a_small_file(trained, tmp_path):
+    x, y = _series(6, 3)  # 3 series a class: 0.1 of each rounds to no validation series
+    np.savez(tmp_path / "small.npz", X=x, y=y, X_test=x, y_test=y)
+    rows = _predict(tmp_path, trained, tmp_path / "small.npz")  # before: "val_fraction: expected a non-empty ..."
+    assert [int(r["pred"]) for r in rows] == _by_hand(trained, x)
+    cfg = _config(tmp_path, "test", path=str(tmp_path / "small.npz"))
+    acc = float(cli_main(["test", "--config", cfg, "--ckpt_path", trained]).trainer.callback_metrics["test_acc"])
+    assert acc == pytest.approx(float(np.mean(np.array(_by_hand(trained, x)) == y)))
+
+
+def test_a_file_of_other_channels_names_both_counts_and_no_explain(trained, tmp_path):
+    x, y = _series(30, 4, channels=3)
+    np.savez(tmp_path / "three.npz", X=x, y=y, X_test=x[:9], y_test=y[:9])
+    with pytest.raises(ValueError, match=r"data: series of 3 channels, where .*last.ckpt holds a model of 1 "
+                                         r"channels: `neuroview predict` builds the model from the data; pass data "
+                                         r"of 1 channels$"):
+        _predict(tmp_path, trained, tmp_path / "three.npz")  # before: "... or read it ... `neuroview explain --ckpt`"
+
+
+def _csv(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    """Two channels a row, one after the other, the label last."""
+    path.write_text("".join(",".join(f"{v:.5f}" for v in s.reshape(-1)) + f",{c}\n" for s, c in zip(x, y)))
+    return path
+
+
+def test_another_csv_is_read_in_the_checkpoint_s_format_and_a_named_other_channels_is_named(tmp_path):
+    x, y = _series(40, 1, channels=2)
+    cfg = _config(tmp_path, "fit", path=str(_csv(tmp_path / "train.csv", x, y)), normalize="sample", val_fraction=0.0,
+                  channels=2, label_column=-1)
+    cfg_text = yaml.safe_load(Path(cfg).read_text())
+    cfg_text["data"]["class_path"] = "neuroview.data.CsvDataModule"
+    Path(cfg).write_text(yaml.safe_dump(cfg_text))
+    cli_main(["fit", "--config", cfg, "--test_after_fit", "false"])
+    ckpt = str(tmp_path / "fit" / "checkpoints" / "last.ckpt")
+    xn, yn = _series(10, 2, channels=2)
+    new = ["--data", "neuroview.data.CsvDataModule", "--data.init_args.path", str(_csv(tmp_path / "new.csv", xn, yn)),
+           "--ckpt_path", ckpt, "--trainer.default_root_dir", str(tmp_path / "pred")]
+    cli_main(["predict", *new])  # before: read label first, 1 channel ("label_column: expected a column of class ...")
+    with open(next((tmp_path / "pred").rglob("predictions.csv")), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["file_index"]) for r in rows] == list(range(10)) and [r["target"] for r in rows] == [str(c) for c in yn]
+    assert [int(r["pred"]) for r in rows] == _by_hand(ckpt, xn)
+    with pytest.raises(ValueError, match=r"pass data of 2 channels \(the checkpoint's CSV held 2 channels a row, this "
+                                         r"one is read as 1: drop --data.init_args.channels, or give 2\)"):
+        cli_main(["predict", *new, "--data.init_args.channels", "1"])
+
+
+def test_check_reads_names_both_channel_counts():
+    """`neuroview explain --data` of a file of other channels: torch's "weight of size [17, 2, 97]" named neither count."""
+    import torch
+    from torch import nn
+
+    from neuroview._batch import check_reads
+
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="--data gives series of 3 channels, where the model reads 2"):
+        check_reads(model, torch.randn(4, 3, 20), None, "--data")
+    with pytest.raises(ValueError, match=r"--data gives samples of shape \(2, 2\)"):  # the channels right: as before
+        check_reads(model, torch.randn(4, 2, 2), None, "--data")
