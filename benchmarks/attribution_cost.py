@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -156,8 +157,9 @@ def main(argv=None) -> dict:
     steps = step_cost(args, captum)
     result = {"meta": {"threads": args.threads, "rounds": args.rounds, "torch": torch.__version__,
                        "captum": importlib.import_module("captum").__version__ if captum else None,
-                       "command": f"python benchmarks/attribution_cost.py --threads {args.threads} --rounds {args.rounds}"
-                                  + (f" --quantizer {args.quantizer}" if args.quantizer != "hard" else "")},
+                       # the options as typed (--batch, --n-steps, ...): the command reproduces the figures
+                       "command": ("python benchmarks/attribution_cost.py "
+                                   + " ".join(sys.argv[1:] if argv is None else argv)).rstrip()},
               "units": units | {"ratios": ratios(units["median_seconds"], units["reference"])},
               "steps": steps | {"ratios": ratios(steps["median_seconds"], steps["reference"])}}
     if not captum:

@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # One call on the GPU machine (the `device` tool): install what its image lacks, then measure, each
 # phase under its own time limit so that a slow one cannot take the others' figures with it. The
-# default (PHASES="0 4 3 5", about 9 minutes) runs, in this order:
-#   0. the fused site kernel compiled on CUDA tensors against the torch code (tests/core/fused_cases.py,
-#      NEUROVIEW_FUSED_CASES=cuda) beside the whole test suite on the GPU machine (no timing yet)
-#   4, 3, then 5: gpu_cost.py's torch.compile phase (bf16, as many models as fit), alone
-# Every phase adds its files to $OUT/results.tar.gz as it ends (with the logs), so a call cut short
-# still brings back what it measured.
+# tool allows one call of at most 600 s (about 560 in practice) and 15 minutes a session, so the
+# default call must finish in END (560) s: the plan is printed at the start, and a phase whose limit
+# would end past END is skipped (DRY=1 prints the plan and runs nothing). The default
+# (PHASES="3 5 4": setup ~40 + 130 + 200 + 150 = 520 s) runs, in this order, what issue 25 lacks most:
+#   3. gpu_cost.py eager, ViT-B/16 and ConvNeXt-T (the models the 2026-12-04 call did not reach)
+#   5. gpu_cost.py's torch.compile phase (bf16): ONE model measured completely (a compile phase of
+#      ResNet-50 took 148 s), in a slot of 200 s
+#   4. fused_cost.py, in gpu_cost's setting, into a dated file
+# Every gpu_cost run merges into results/gpu_cost.json (figures measured before stay). Every phase
+# adds its files to $OUT/results.tar.gz as it ends (with the logs), so a call cut short still brings
+# back what it measured.
 #
+#   0. the fused site kernel compiled on CUDA tensors against the torch code (tests/core/fused_cases.py,
+#      NEUROVIEW_FUSED_CASES=cuda) beside the whole test suite on the GPU machine (no timing; PHASES=0)
 #   1. time of the four default time-series recipes on GunPoint, one run at a time (GPU alone)
 #   2. in parallel: validation runs of the time-series recipes (many at a time: accuracy, not time;
 #      now the five-member test runs the CPU has not reached and the members screen on 5-fold
 #      cross-validation, QUEUE=old the first queue),
 #      the backbone sweep of timm's families, and the test suite on the GPU machine
-#   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU), then (ENSEMBLE=0 skips it)
-#      benchmarks/ensemble_cost.py (five members against one network; five standard LITEs apart and grouped in one
-#      pass: issue 24's 1.3x, not yet timed with the grouped heads), and the same steps compiled with CUDA graphs
+#   3. benchmarks/gpu_cost.py eager (ratios taken in one run, nothing else on the GPU), then (ENSEMBLE=1 adds
+#      it, 160 s more: not in the default call's budget) benchmarks/ensemble_cost.py (five members against one
+#      network; five standard LITEs apart and grouped in one pass: issue 24's 1.3x, not yet timed with the grouped heads), and the same steps compiled with CUDA graphs
 #      (--compile reduce-overhead: the host's ~2x, counted on the CPU, gone if the graphs replay)
 #   4. benchmarks/fused_cost.py: the fused one-pass site kernel against the torch code (agreement, eager
 #      time, CUDA kernels per site); on 2026-12-04 it reached ResNet-50 and EfficientNet-B0 (PHASES=4 runs it alone)
+#   5. benchmarks/gpu_cost.py --compile-only --merge: graph breaks, compile time, compiled step ratio (bf16)
 #
 # It writes $OUT/log.txt and $OUT/results.tar.gz (benchmarks/results/*gpu*, *_device*, and each phase's log).
 #   run: bash benchmarks/device_check.sh        (carry .whl: the wheels the GPU image lacks, made here by
@@ -26,6 +34,7 @@
 #          aeon==1.6.0 Deprecated==1.3.1 jsonargparse==4.53.0 docstring_parser==0.18.0 typeshed_client==2.15.0 \
 #          mnist1d==0.0.2.post1 captum==0.9.0)
 #   SMOKE=1 bash benchmarks/device_check.sh     (here, on CPU: a few steps of each phase)
+#   DRY=1 bash benchmarks/device_check.sh       (prints the phases and their limits, runs nothing)
 #   PHASES=2 ONLY=tuning QUEUE=rnn2 bash benchmarks/device_check.sh   (the second call: the RNN
 #                                               layouts' standard counterparts, tuning runs alone)
 set -u
@@ -37,15 +46,43 @@ R=benchmarks/results
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
 
+END=${END:-560}; SETUP=40  # the call's budget, and what installs and import checks take (not limited)
+if [ -z "${SMOKE:-}" ]; then
+  GC=110; CS=${CS:-200}; P4=150; PH2=${PH2:-230}
+else
+  GC=60; CS=${CS:-120}; P4=60; PH2=${PH2:-100}
+fi
+ENS=0; [ "${ENSEMBLE:-0}" = 1 ] && ENS=160  # ensemble_cost's two runs (60 + 100 s) inside phase 3
+PHASES=${PHASES:-3 5 4}
+limit() {  # each phase's time limit in s, as the commands below are given them
+  case $1 in
+    0) echo 150;; 1) echo 130;; 2) echo "$PH2";; 3) echo $((GC + 20 + ENS));; 4) echo "$P4";; 5) echo "$CS";; *) echo 0;;
+  esac
+}
+plan=$SETUP; PLAN="setup ${SETUP} s"
+for ph in 0 1 2 3 5 4; do  # the order the phases run in, whatever the order PHASES names them in
+  [[ " $PHASES " == *" $ph "* ]] || continue
+  plan=$((plan + $(limit "$ph"))); PLAN="$PLAN, phase $ph $(limit "$ph") s"
+done
+OVER=""; [ "$plan" -gt "$END" ] && OVER=": OVER, the last phases will be skipped"
+echo "plan: $PLAN = ${plan} s of END ${END} s$OVER" | tee -a "$LOG"
+[ -n "${DRY:-}" ] && exit 0
+fits() {  # phase $1 starts only if its limit ends before END (a phase cut by the tool's limit saves nothing)
+  local left=$(( END - ($(date +%s) - T0) ))
+  if [ "$(limit "$1")" -gt "$left" ]; then
+    say "phase $1 skipped: its limit $(limit "$1") s > ${left} s left"; return 1
+  fi
+}
+
 if [ -z "${SMOKE:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
   export PYTHONPATH=/tmp/site:$PWD
   [ "${ONLY:-}" = tuning ] || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1  # the `neuroview` command
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$LOG" 2>&1
-  JOBS=${JOBS:-11}; PH2=${PH2:-230}; GC=110; STEPS=""; QSEEDS="0 1 2"
+  JOBS=${JOBS:-11}; STEPS=""; QSEEDS="0 1 2"
 else
   export PYTHONPATH=$PWD
-  JOBS=2; PH2=${PH2:-100}; GC=60; STEPS="--trainer.max_steps 5"; QSEEDS="0"
+  JOBS=2; STEPS="--trainer.max_steps 5"; QSEEDS="0"
 fi
 python3 -c "import torch, pytorch_lightning, jsonargparse, aeon, mnist1d; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" >>"$LOG" 2>&1
 python3 -c "import timm, torchvision; print('timm', timm.__version__, 'torchvision', torchvision.__version__)" >>"$LOG" 2>&1
@@ -56,8 +93,7 @@ pack() {  # what exists so far, logs included, into the one file that comes back
   tar czf "$OUT/results.tar.gz.new" $(ls $R/*gpu* $R/*device* $R/*smoke* 2>/dev/null | sort -u) -C $L \
     $(cd $L && ls *.log 2>/dev/null) 2>>"$LOG" && mv "$OUT/results.tar.gz.new" "$OUT/results.tar.gz"
 }
-PHASES=${PHASES:-0 4 3 5}
-if [[ " $PHASES " == *" 0 "* ]]; then
+if [[ " $PHASES " == *" 0 "* ]] && fits 0; then
 # 0. the kernel's correctness on the device, and the test suite there (both CPU-bound, side by side)
 say "phase 0: fused kernel cases on CUDA, test suite"
 (NEUROVIEW_FUSED_CASES=cuda timeout 150 python3 -m pytest -q -p no:cacheprovider tests/core/fused_cases.py \
@@ -71,7 +107,7 @@ tail -3 "$L/fused_cases.log" >>"$LOG"; tail -3 "$L/pytest.log" >>"$LOG" 2>/dev/n
 pack; say "phase 0 done"
 fi
 
-if [[ " $PHASES " == *" 1 "* ]]; then
+if [[ " $PHASES " == *" 1 "* ]] && fits 1; then
 # 1. the recipes' time, one run at a time
 say "phase 1: recipe time on GunPoint"
 timeout 130 python3 benchmarks/ucr_accuracy.py --sets GunPoint --seeds 0 --results $R/ucr_accuracy_gpu.json \
@@ -79,7 +115,7 @@ timeout 130 python3 benchmarks/ucr_accuracy.py --sets GunPoint --seeds 0 --resul
 say "phase 1 done"
 fi
 
-if [[ " $PHASES " == *" 2 "* ]]; then
+if [[ " $PHASES " == *" 2 "* ]] && fits 2; then
 # 2. tuning runs (a queue, most wanted first), timm's sweep and the tests, side by side
 say "phase 2: queue, sweep, tests"
 Q=/tmp/queue.txt; : >$Q; : >/tmp/queue.log
@@ -133,29 +169,19 @@ cp /tmp/queue.log "$L/queue.log" 2>/dev/null
 say "phase 2 done: $(wc -l </tmp/queue.log 2>/dev/null) runs"
 fi
 
-if [[ " $PHASES " == *" 4 "* ]]; then
-# 4. the fused site kernel (issue 25, item 1), eager, nothing else on the GPU
-say "phase 4: fused_cost"
-python3 -c "import triton; print('triton', triton.__version__)" >>"$LOG" 2>&1
-if [ -z "${SMOKE:-}" ]; then
-  timeout 150 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds 110 >"$L/fused_cost.log" 2>&1
-else
-  timeout 60 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$L/fused_cost.log" 2>&1
-fi
-say "phase 4 done: rc $?"; pack
-fi
-if [[ " $PHASES " == *" 3 "* ]]; then
+if [[ " $PHASES " == *" 3 "* ]] && fits 3; then
 # 3. NeuroView's cost on ImageNet-size backbones, eager, nothing else on the GPU
 say "phase 3: gpu_cost"
 if [ -z "${SMOKE:-}" ]; then
-  # the two models the 2026-12-04 call did not reach first
-  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --repeats 7 --max-seconds $GC \
-    --models vit_b_16 convnext_tiny resnet50 efficientnet_b0 >"$L/gpu_cost.log" 2>&1
+  # the two models the 2026-12-04 call did not reach, merged into its results (their rows stay)
+  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --merge --repeats 7 --max-seconds $GC \
+    --models vit_b_16 convnext_tiny >"$L/gpu_cost.log" 2>&1
 else
-  timeout $GC python3 benchmarks/gpu_cost.py --small --no-compile --repeats 2 --max-seconds 30 --out gpu_cost_smoke >"$L/gpu_cost.log" 2>&1
+  timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --small --no-compile --merge --repeats 2 --max-seconds 30 \
+    --out gpu_cost_smoke >"$L/gpu_cost.log" 2>&1
 fi
 say "phase 3 done: rc $?"; pack
-if [ "${ENSEMBLE:-1}" = 1 ]; then  # measured on 2026-12-04 before the grouped heads (UCR.md); ENSEMBLE=0 skips it
+if [ "$ENS" -gt 0 ]; then  # measured on 2026-12-04 before the grouped heads (UCR.md); ENSEMBLE=1 adds it
   EG=gpu; [ -n "${SMOKE:-}" ] && EG=smoke  # a smoke run on the CPU never writes over the GPU's figures
   timeout 60 python3 benchmarks/ensemble_cost.py --batches 5 16 64 --rounds 20 --out $R/ensemble_cost_$EG.json \
     >"$L/ensemble_cost.log" 2>&1  # five members against one, apart and grouped in one pass: issue 24's 1.3x on the GPU
@@ -167,20 +193,32 @@ if [ "${ENSEMBLE:-1}" = 1 ]; then  # measured on 2026-12-04 before the grouped h
 fi
 fi
 
-if [[ " $PHASES " == *" 5 "* ]]; then
-# 5. torch.compile (bf16): graph breaks, compile time, compiled step / compiled standard step, as many
-#    models as the time left allows (gpu_cost.py skips, and says so, what would not fit)
-CS=${CS:-$(( ${END:-560} - ($(date +%s) - T0) - 15 ))}
+if [[ " $PHASES " == *" 5 "* ]] && fits 5; then
+# 5. torch.compile (bf16): graph breaks, compile time, compiled step / compiled standard step of ONE model
+#    measured completely (a compile phase of ResNet-50 took 148 s: --compile-seconds 150 lets gpu_cost.py
+#    start a model only with that much left, and skip, saying so, the next one); the models in the order
+#    of the most needed and likely quickest to compile first (ViT-B/16: 24 sites; ResNet-50's is measured)
 say "phase 5: gpu_cost compile, ${CS} s"
-if [ "$CS" -lt 70 ]; then
-  say "phase 5 skipped: too little time left"
-elif [ -z "${SMOKE:-}" ]; then
-  timeout $CS python3 benchmarks/gpu_cost.py --compile-only --merge --max-seconds $((CS - 10)) --compile-seconds 60 \
-    --compile-models efficientnet_b0 convnext_tiny vit_b_16 resnet50 \
-    >"$L/gpu_compile.log" 2>&1
+if [ -z "${SMOKE:-}" ]; then
+  timeout $CS python3 benchmarks/gpu_cost.py --compile-only --merge --max-seconds $((CS - 10)) --compile-seconds 150 \
+    --compile-models vit_b_16 convnext_tiny efficientnet_b0 >"$L/gpu_compile.log" 2>&1
 else
-  timeout 120 python3 benchmarks/gpu_cost.py --small --compile-only --merge --out gpu_cost_smoke >"$L/gpu_compile.log" 2>&1
+  timeout $CS python3 benchmarks/gpu_cost.py --small --compile-only --merge --out gpu_cost_smoke \
+    >"$L/gpu_compile.log" 2>&1
 fi
 say "phase 5 done: rc $?"; pack
+fi
+if [[ " $PHASES " == *" 4 "* ]] && fits 4; then
+# 4. the fused site kernel (issue 25, item 1), eager, nothing else on the GPU
+say "phase 4: fused_cost"
+python3 -c "import triton; print('triton', triton.__version__)" >>"$LOG" 2>&1
+if [ -z "${SMOKE:-}" ]; then
+  # gpu_cost's setting (finite check on, cudnn.benchmark), into a dated file: the earlier runs' files stay
+  timeout $P4 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds $((P4 - 40)) \
+    --out fused_cost_gpu_$(date +%Y%m%d) >"$L/fused_cost.log" 2>&1
+else
+  timeout $P4 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$L/fused_cost.log" 2>&1
+fi
+say "phase 4 done: rc $?"; pack
 fi
 pack; say "end"

@@ -18,6 +18,10 @@ switched by ``NEUROVIEW_FUSED`` (``0``: the torch code, ``1``: the Triton kernel
     one train step per path, minus the standard network's, per site (goal: at most one extra in
     eager mode), and the extra kernels by name.
 
+Setting: gpu_cost.py's options and defaults (NeuroView's finite check on, cuDNN's autotuner on,
+TF32 matmuls off, recorded in the meta), so that a "torch" row here is measured as gpu_cost's
+rows are. Runs before 2026-12-06 forced the finite check off and left the autotuner off.
+
     python benchmarks/fused_cost.py                      # GPU, ~1-2 min on an H200; -> results/fused_cost_gpu.{json,md}
     python benchmarks/fused_cost.py --models resnet50 --precisions bf16 --repeats 3
     python benchmarks/fused_cost.py --small              # CPU smoke run at toy size: the kernel never runs on CPU
@@ -151,7 +155,8 @@ def measure(name: str, prec: str, args, device, x, y) -> dict:
 def markdown(res: dict) -> str:
     m = res["meta"]
     lines = [f"{m['device_name']}, batch {m['batch']}, {m['size']}x{m['size']}, {m['classes']} classes, `hard` codes, eager; "
-             f"medians of {m['repeats']} interleaved rounds; torch {m['torch']}, triton {m['triton']}; measured {m['date']}. "
+             f"medians of {m['repeats']} interleaved rounds; torch {m['torch']}, triton {m['triton']}; measured {m['date']}; "
+             f"{setting_text(m)}. "
              f"`{m['command']}`", ""]
     if m["smoke"]:
         lines += ["**CPU smoke run: the fused kernel never runs on CPU, both paths are the torch code. Not GPU figures.**", ""]
@@ -172,6 +177,15 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def setting_text(m: dict) -> str:
+    """The setting in words; results written before these keys were recorded ran without the finite check
+    and with cuDNN's autotuner at torch's default (off)."""
+    if "check_finite" not in m:
+        return "setting not recorded (an older run: finite check off, cudnn.benchmark at torch's default, off)"
+    return (f"finite check {'on' if m['check_finite'] else 'off'}, cudnn.benchmark {m['cudnn_benchmark']}, "
+            f"TF32 matmul {m['tf32_matmul']}, channels_last {m['channels_last']}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(gpu_cost.MODELS), choices=gpu_cost.MODELS)
@@ -185,25 +199,32 @@ def main(argv=None) -> None:
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--max-seconds", type=float, default=0, help="skip models that would start after this many seconds (0: no limit)")
     p.add_argument("--small", action="store_true", help="CPU smoke run: batch 2, 64x64, widths / 8, 2 rounds, 1 thread")
+    # gpu_cost's options and defaults (finite check on, cuDNN autotuner on, TF32 matmuls off), so that a
+    # torch-path row here and a gpu_cost row are measured in the same setting
+    gpu_cost.add_setting_args(p)
+    p.add_argument("--out", default=None, help="results file stem (default fused_cost_gpu, or fused_cost_cpu_small "
+                                               "with --small); device_check.sh writes a dated one, keeping earlier runs")
     args = p.parse_args(argv)
-    args.channels_last, args.no_check_finite = False, True
     if args.small:
         args.batch, args.size, args.width, args.source, args.repeats, args.warmup = 2, 64, 0.125, "own", 2, 1
         torch.set_num_threads(1)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.small else "cpu")
+    settings = gpu_cost.apply_settings(args, device)
     try:
         import triton
         tv = triton.__version__
     except ImportError:
         tv = None
-    stem = "fused_cost_cpu_small" if args.small else "fused_cost_gpu"
+    stem = args.out or ("fused_cost_cpu_small" if args.small else "fused_cost_gpu")
     res = {"meta": {"smoke": args.small, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
                     "batch": args.batch, "size": args.size, "classes": args.classes, "repeats": args.repeats,
-                    "torch": torch.__version__, "triton": tv, "date": time.strftime("%Y-%m-%d"),
+                    "torch": torch.__version__, "triton": tv, "date": time.strftime("%Y-%m-%d"), **settings,
                     "command": "python benchmarks/fused_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)},
            "models": {}}
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    if args.channels_last:  # as gpu_cost lays it out
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, args.classes, (args.batch,), device=device)
     t0 = time.perf_counter()
     for name in args.models:

@@ -151,6 +151,27 @@ class Budget:
         return float("inf") if self.seconds is None else self.seconds - self.elapsed()
 
 
+def add_setting_args(p: argparse.ArgumentParser) -> None:
+    """The options that set how NeuroView and the backends run; benchmarks/fused_cost.py takes the same,
+    with the same defaults, so that rows of the two scripts are measured in the same setting."""
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (PyTorch's default: convolutions only)")
+    p.add_argument("--no-cudnn-benchmark", action="store_true")
+    p.add_argument("--no-check-finite", action="store_true", help="skip the input NaN check (a host sync per forward)")
+
+
+def apply_settings(args, device: torch.device) -> dict:
+    """Sets cuDNN's autotuner and TF32 as ``args`` says (CUDA only) and returns the record of the
+    setting for the results' meta (the same keys in gpu_cost and fused_cost)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    return {"cudnn_benchmark": torch.backends.cudnn.benchmark if device.type == "cuda" else None,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_conv": torch.backends.cudnn.allow_tf32,
+            "channels_last": args.channels_last, "check_finite": not args.no_check_finite, "quantizer": "hard",
+            "optimizer": "SGD(lr=1e-3, momentum=0.9)"}
+
+
 # --------------------------------------------------------------------------- phases
 def build_pair(name: str, args, device: torch.device, x: torch.Tensor):
     """The standard network and its NeuroView variant (same initial weights), on ``device``."""
@@ -195,6 +216,8 @@ def measure(prec: str, std, net, opts, device, x, y, args) -> dict:
 def eager_phase(name: str, args, device, x, y, budget: Budget, res: dict, save) -> None:
     std, net, source = build_pair(name, args, device, x)
     entry = res["models"].setdefault(name, {})
+    for k in ("skipped", "error"):  # an earlier run's (--merge): measured now
+        entry.pop(k, None)
     entry.update({"source": source, "params_standard": vision_models.num_params(std),
                   "params_neuroview": sum(p.numel() for p in net.parameters()),
                   "head_params": net.classifier.weight.numel() + net.classifier.bias.numel(),
@@ -205,7 +228,8 @@ def eager_phase(name: str, args, device, x, y, budget: Budget, res: dict, save) 
     entry.setdefault("precisions", {})
     for prec in args.precisions:
         if budget.left() < args.phase_seconds:
-            entry["precisions"][prec] = {"skipped": f"time budget (--max-seconds {args.max_seconds}) spent"}
+            if "ratios" not in entry["precisions"].get(prec, {}):  # keeps an earlier run's figures (--merge)
+                entry["precisions"][prec] = {"skipped": f"time budget (--max-seconds {args.max_seconds}) spent"}
             continue
         t0 = time.perf_counter()
         try:
@@ -282,6 +306,8 @@ def compile_phase(name: str, args, device, x, y, budget: Budget, res: dict, save
         # a phase starts only if the budget leaves room for it: --compile-seconds, or the last phase's duration
         need = max(args.compile_seconds, 1.1 * budget.last_compile)
         if budget.left() < need:
+            if "compiled_train_step_ratio" in entry.get(prec, {}):  # an earlier run's figures (--merge) stay
+                continue
             entry[prec] = {"skipped": f"time budget (--max-seconds {args.max_seconds}): {budget.left():.0f} s left, "
                                       f"a compile phase needs ~{need:.0f} s; run again with --compile-only --merge"}
             save()
@@ -376,10 +402,7 @@ def main(argv=None) -> None:
     p.add_argument("--phase-seconds", type=float, default=20.0, help="time an eager phase needs to be started")
     p.add_argument("--compile-seconds", type=float, default=90.0,
                    help="time left that a compile phase needs to be started (or the last one's duration, if longer)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (PyTorch's default: convolutions only)")
-    p.add_argument("--no-cudnn-benchmark", action="store_true")
-    p.add_argument("--no-check-finite", action="store_true", help="skip the input NaN check (a host sync per forward)")
+    add_setting_args(p)
     p.add_argument("--small", action="store_true",
                    help="CPU smoke run: batch 4, 64x64, widths / 8, 2 rounds, 1 warm-up, compile with aot_eager")
     p.add_argument("--out", default=None, help="results file stem (default gpu_cost, or gpu_cost_cpu_small with --small)")
@@ -396,9 +419,7 @@ def main(argv=None) -> None:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    settings = apply_settings(args, device)
     stem = args.out or ("gpu_cost_cpu_small" if args.small else "gpu_cost")
     budget = Budget(args.max_seconds or None)
 
@@ -411,10 +432,7 @@ def main(argv=None) -> None:
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
             "batch": args.batch, "size": args.size, "classes": args.classes, "width": args.width, "repeats": args.repeats,
             "warmup": args.warmup, "torch": torch.__version__, "torchvision": tv, "cuda": torch.version.cuda,
-            "cudnn_benchmark": torch.backends.cudnn.benchmark if device.type == "cuda" else None,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_conv": torch.backends.cudnn.allow_tf32,
-            "channels_last": args.channels_last, "check_finite": not args.no_check_finite, "quantizer": "hard",
-            "optimizer": "SGD(lr=1e-3, momentum=0.9)", "compile_repeats": args.compile_repeats, "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/gpu_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+            **settings, "compile_repeats": args.compile_repeats, "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/gpu_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     if args.small:
         meta["note"] = ("CPU smoke run at toy size, to check the script: NOT GPU figures. Our own definitions at 1/8 width, "
                         "64x64 input, batch 4, 2 rounds, 1 thread (shared cores); compile of resnet50 only, with the aot_eager "
@@ -424,7 +442,9 @@ def main(argv=None) -> None:
     OUT.mkdir(exist_ok=True)
     if args.merge and (OUT / f"{stem}.json").is_file():
         old = json.loads((OUT / f"{stem}.json").read_text())
-        same = {k: (old["meta"].get(k), meta[k]) for k in ("device", "batch", "size", "classes", "width")}
+        # rows of one table share their setting too (finite check, cuDNN autotuner, TF32, layout)
+        same = {k: (old["meta"].get(k), meta[k]) for k in ("device", "batch", "size", "classes", "width", "check_finite",
+                                                            "cudnn_benchmark", "tf32_matmul", "channels_last")}
         if any(a != b for a, b in same.values()):
             raise SystemExit(f"--merge: the earlier run differs in {[k for k, (a, b) in same.items() if a != b]}: {same}")
         res["models"] = old["models"]
@@ -444,7 +464,9 @@ def main(argv=None) -> None:
     y = torch.randint(0, args.classes, (args.batch,), device=device)
     for name in [] if args.compile_only else args.models:
         if budget.left() < args.phase_seconds:
-            res["models"][name] = {"skipped": f"time budget (--max-seconds {args.max_seconds}) spent"}
+            entry = res["models"].setdefault(name, {})
+            if "precisions" not in entry:  # a skip never replaces an earlier run's figures (--merge)
+                entry["skipped"] = f"time budget (--max-seconds {args.max_seconds}) spent"
             continue
         try:
             eager_phase(name, args, device, x, y, budget, res, save)

@@ -17,6 +17,11 @@ eval; train steps: train), so the two networks of a pair always run in the same 
     the batch through the same NeuroView network), the copies batched ``--perm-batch`` sequences
     to a forward, so its cost is what the work costs, not T + 1 calls of a small batch.
 
+Subnormal floats are flushed to zero (``torch.set_flush_denormal``, where the CPU supports it;
+recorded in the results' meta): the standard tanh RNN's gradient fades over 150 steps into
+subnormals, which x86 multiplies ~10x slower, and that made its train step look slower than
+NeuroView's (0.57 with them, 2.2-2.5 without). ``--keep-denormals`` measures as before.
+
 Writes benchmarks/results/rnn_cost.json and .md.
 
     nice -n 10 python benchmarks/rnn_cost.py            # ~3 min on 2 cores
@@ -29,6 +34,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -136,7 +142,7 @@ def measure(name: str, batch: int, steps: int, hidden: int, repeats: int, permut
             **{k: med[a] / med[b] for k, (a, b) in RATIOS.items()}}
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--batch", type=int, default=64)
@@ -147,8 +153,12 @@ def main() -> None:
     p.add_argument("--perm-batch", type=int, default=256, help="sequences per forward of permutation importance")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(OUT / "rnn_cost"), help="path stem of the .json and .md files")
-    args = p.parse_args()
+    p.add_argument("--keep-denormals", action="store_true",
+                   help="do not flush subnormal floats to zero (they slow the fading tanh RNN's backward ~10x on x86)")
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # False where the CPU has no flush-to-zero: then the figures may carry the subnormal slowdown
+    flush_denormal = False if args.keep_denormals else torch.set_flush_denormal(True)
     rows = []
     for name in args.configs:
         r = measure(name, args.batch, args.steps, args.hidden, args.repeats, args.permutation_every, args.perm_batch)
@@ -170,14 +180,15 @@ def main() -> None:
     lines.append("")
     lines.append(f"Batch {args.batch}, T = {args.steps}, 1 input feature, hidden {args.hidden}, {args.threads} threads, "
                  f"eval + no_grad (train steps: train mode, SGD), medians of {args.repeats} interleaved rounds "
-                 f"(permutation: every {args.permutation_every}th round, {args.perm_batch} sequences a forward) "
-                 f"(torch {torch.__version__}).")
+                 f"(permutation: every {args.permutation_every}th round, {args.perm_batch} sequences a forward), "
+                 f"subnormals {'flushed to zero' if flush_denormal else 'kept'} (torch {torch.__version__}).")
     md = "\n".join(lines)
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    command = (f"python benchmarks/rnn_cost.py --threads {args.threads} --repeats {args.repeats}"
-               + ("" if args.configs == list(CONFIGS) else " --configs " + " ".join(args.configs)))
-    meta = {"command": command, "load_average_end": [round(v, 1) for v in os.getloadavg()]}
+    # the options this run was given, as typed (a figure is reproduced by the command that made it)
+    command = "python benchmarks/rnn_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    meta = {"command": command.rstrip(), "flush_denormal": flush_denormal,
+            "load_average_end": [round(v, 1) for v in os.getloadavg()]}
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "args": vars(args), "torch": torch.__version__, "rows": rows}, indent=1))
     stem.with_suffix(".md").write_text(md + "\n")
     print(md)

@@ -50,12 +50,25 @@ def run(name: str, args: list[str]) -> dict:
             "result": json.loads(out.read_text()) if out.is_file() else None}
 
 
+def _written(out: Path) -> str:
+    """When ``out`` was written: its last commit's date where git has one (a checkout or clone stamps every file with
+    its own time, which then read as the run's), else the file's time."""
+    try:
+        iso = subprocess.run(["git", "log", "-1", "--format=%ct", "--", out.name], cwd=out.parent, capture_output=True,
+                             text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        iso = ""
+    uncommitted = subprocess.run(["git", "diff", "--quiet", "--", out.name], cwd=out.parent).returncode if iso else 1
+    stamp = float(iso) if iso and uncommitted == 0 else out.stat().st_mtime
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stamp))
+
+
 def collect(name: str) -> dict:
     """A benchmark not run now: its last results/<name>.json, marked as such (with the file's date)."""
     out = RESULTS / f"{name}.json"
     if not out.is_file():
         return {"status": "not run", "why": f"not in --only, and no {out.relative_to(HERE.parent)} from an earlier run"}
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(out.stat().st_mtime))
+    when = _written(out)
     result = json.loads(out.read_text())
     command = (result.get("meta") or {}).get("command") or f"python benchmarks/{name}.py"  # as recorded, when it is
     return {"status": "collected", "why": f"not run now (--only); collected from an earlier run written {when}",

@@ -1,0 +1,168 @@
+"""The method of the cost benchmarks, where a figure could flatter NeuroView or not be reproducible
+(no timing: tiny runs, the files they write and the plan of benchmarks/device_check.sh).
+
+- the CPU cost scripts that time training flush subnormal floats to zero (a fading gradient in
+  subnormals made the standard tanh RNN's train step ~10x slower) and record it;
+- each cost result records the command it was made by, with every option it was given;
+- fused_cost.py measures in gpu_cost.py's setting (finite check, cuDNN autotuner, TF32), so rows of
+  the two scripts can share a table;
+- device_check.sh's default call fits the device tool's one call, reaches the compile phase with a
+  slot it can finish in, and no gpu_cost run drops the figures of an earlier one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "device_check.sh"
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)  # the scripts set it for their process: not for the other tests
+
+
+def _subnormal_product_flushed() -> bool:
+    return (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0  # 1e-40 is subnormal in float32
+
+
+def test_rnn_cost_flushes_subnormals_and_records_its_whole_command(benchmark_script, tmp_path, monkeypatch,
+                                                                   one_thread):
+    rnn_cost = benchmark_script("rnn_cost")
+    argv = ["--configs", "rnn", "--batch", "4", "--steps", "6", "--hidden", "4", "--repeats", "1",
+            "--permutation-every", "1", "--perm-batch", "8", "--threads", "1", "--out", str(tmp_path / "r")]
+    supported = torch.set_flush_denormal(False)  # what the platform supports (x86 with SSE3: True)
+    monkeypatch.setattr(sys, "argv", ["rnn_cost.py", *argv])  # as run from the command line
+    rnn_cost.main()
+    meta = json.loads((tmp_path / "r.json").read_text())["meta"]
+    assert meta["command"] == "python benchmarks/rnn_cost.py " + " ".join(argv)
+    assert meta["flush_denormal"] is supported
+    assert _subnormal_product_flushed() is supported
+    assert ("subnormals flushed to zero" in (tmp_path / "r.md").read_text()) is supported
+    torch.set_flush_denormal(False)
+    rnn_cost.main(argv + ["--keep-denormals"])
+    assert json.loads((tmp_path / "r.json").read_text())["meta"]["flush_denormal"] is False
+    assert not _subnormal_product_flushed()
+
+
+def test_cnn_cost_flushes_subnormals_and_records_its_whole_command(benchmark_script, tmp_path, monkeypatch, one_thread):
+    cnn_cost = benchmark_script("cnn_cost")
+    monkeypatch.setattr(cnn_cost, "OUT", tmp_path)  # never over the committed results
+    argv = ["--quantizers", "none", "--batch", "2", "--repeats", "1", "--threads", "1"]
+    supported = torch.set_flush_denormal(False)
+    monkeypatch.setattr(sys, "argv", ["cnn_cost.py", *argv])
+    cnn_cost.main()
+    d = json.loads((tmp_path / "cnn_cost.json").read_text())
+    assert d["meta"]["command"] == "python benchmarks/cnn_cost.py " + " ".join(argv)
+    assert d["meta"]["flush_denormal"] is supported and d["meta"]["quantizers"] == ["none"]
+    assert list(d["ratios"]) == ["none"]
+
+
+def test_attribution_cost_records_its_whole_command(benchmark_script, tmp_path, monkeypatch, one_thread):
+    attribution_cost = benchmark_script("attribution_cost")
+    monkeypatch.setattr(attribution_cost, "OUT", tmp_path)
+    # the measurement itself is not what is tested: stand-ins keep the run short
+    med = {"standard forward": 1.0, "NeuroView explain (hard codes)": 2.0, "NeuroView-RNN explain": 2.0}
+    monkeypatch.setattr(attribution_cost, "measure", lambda jobs, rounds, reps: {k: med.get(k, 3.0) for k in jobs})
+    argv = ["--batch", "2", "--rounds", "1", "--n-steps", "2", "--internal-batch", "4", "--threads", "1"]
+    result = attribution_cost.main(argv)
+    assert result["meta"]["command"] == "python benchmarks/attribution_cost.py " + " ".join(argv)
+
+
+def test_fused_cost_measures_in_gpu_costs_setting(benchmark_script, tmp_path, monkeypatch, one_thread):
+    gpu_cost = benchmark_script("gpu_cost")
+    fused_cost = benchmark_script("fused_cost")
+    monkeypatch.setattr(fused_cost, "OUT", tmp_path)
+    seen = []
+
+    def measure(name, prec, args, device, x, y):  # what the benchmark would build its pair with
+        _, net, _ = fused_cost.build_pair(name, args, device, x)
+        seen.append(net.check_finite)
+        return {"error": "not measured (test)"}
+
+    monkeypatch.setattr(fused_cost, "measure", measure)
+    fused_cost.main(["--small", "--models", "resnet50", "--precisions", "fp32", "--out", "f"])
+    meta = json.loads((tmp_path / "f.json").read_text())["meta"]
+    assert seen == [True]  # gpu_cost's default: NeuroView checks its input for NaN (a host sync on CUDA)
+    expected = gpu_cost.apply_settings(gpu_cost_args(gpu_cost), torch.device("cpu"))
+    assert {k: meta.get(k) for k in expected} == expected
+    assert "finite check on" in (tmp_path / "f.md").read_text()
+    seen.clear()
+    fused_cost.main(["--small", "--models", "resnet50", "--precisions", "fp32", "--out", "f", "--no-check-finite"])
+    assert seen == [False] and json.loads((tmp_path / "f.json").read_text())["meta"]["check_finite"] is False
+
+
+def gpu_cost_args(gpu_cost):
+    """gpu_cost's own defaults of the setting options."""
+    import argparse  # noqa: PLC0415
+
+    p = argparse.ArgumentParser()
+    gpu_cost.add_setting_args(p)
+    return p.parse_args([])
+
+
+def test_gpu_cost_merge_keeps_earlier_figures_when_its_budget_skips(benchmark_script, tmp_path, monkeypatch, one_thread):
+    """A --merge run cut short by --max-seconds says what it skipped without dropping what an earlier run
+    measured (device_check.sh merges every run into one file)."""
+    gpu_cost = benchmark_script("gpu_cost")
+    monkeypatch.setattr(gpu_cost, "OUT", tmp_path)
+    argv = ["--device", "cpu", "--batch", "1", "--size", "32", "--classes", "4", "--models", "resnet50", "vit_b_16",
+            "--max-seconds", "1e-9", "--phase-seconds", "1", "--compile-seconds", "1", "--out", "g"]
+    gpu_cost.main(argv)  # everything skipped: the file exists, with the run's meta
+    path = tmp_path / "g.json"
+    d = json.loads(path.read_text())
+    assert "skipped" in d["models"]["vit_b_16"]
+    measured = {"precisions": {"fp32": {"ratios": {"train_step_ratio": 1.5}}},
+                "compile": {"bf16": {"compiled_train_step_ratio": 1.4}}}
+    d["models"]["resnet50"] = json.loads(json.dumps(measured))
+    d["models"]["vit_b_16"]["compile"] = {"bf16": {"compiled_train_step_ratio": 1.2}}
+    path.write_text(json.dumps(d))
+    gpu_cost.main(argv + ["--merge"])
+    after = json.loads(path.read_text())["models"]
+    assert after["resnet50"] == measured
+    assert after["vit_b_16"]["compile"] == {"bf16": {"compiled_train_step_ratio": 1.2}}
+
+
+def _dry_plan(tmp_path, **env) -> str:
+    text = SCRIPT.read_text()
+    assert "DRY" in text, "device_check.sh has no DRY mode (it would run the measurements)"
+    out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "DRY": "1", "OUT": str(tmp_path / "out"), **env})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_device_check_default_call_fits_one_device_call_and_reaches_compile(tmp_path):
+    plan = _dry_plan(tmp_path)
+    limits = {int(p): int(s) for p, s in re.findall(r"phase (\d) (\d+) s", plan)}
+    total, end = map(int, re.search(r"= (\d+) s of END (\d+) s", plan).groups())
+    assert total <= end <= 560 and "OVER" not in plan
+    assert total == int(re.search(r"setup (\d+) s", plan).group(1)) + sum(limits.values())
+    # the compile phase is in the default call, with a slot longer than a measured compile phase (148 s)
+    assert limits.get(5, 0) >= 160
+    # a plan over the budget says so
+    assert "OVER" in _dry_plan(tmp_path, PHASES="0 3 4 5", ENSEMBLE="1")
+
+
+def test_device_check_every_gpu_cost_run_merges():
+    text = SCRIPT.read_text().replace("\\\n", " ")  # one line per command
+    runs = [line for line in text.splitlines() if "benchmarks/gpu_cost.py" in line and not line.lstrip().startswith("#")]
+    assert runs and all("--merge" in line for line in runs), runs
+    # compile figures: a slot a compile phase can finish in, not the 60 s that cut it before
+    compile_runs = [line for line in runs if "--compile-only" in line and "--small" not in line]
+    assert compile_runs and all(int(re.search(r"--compile-seconds (\d+)", line).group(1)) >= 140 for line in compile_runs)
