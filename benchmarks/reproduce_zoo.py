@@ -89,9 +89,10 @@ def recipe_arguments(entry: dict) -> list[str]:
 def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int | None = None, split: str = "test") -> dict:
     """Run one recipe with one seed; return the plain model, its arguments, data spec, the metrics of
     ``split`` (``"test"``, or ``"val"``: the validation split carved from the training split, and
-    then the test split is never read) and the end of training: the epochs and steps it ran, whether
-    it stopped on a plateau before its maximum, its last epoch's training loss and the final
-    weights' accuracy on the training split it was fit on (eval mode)."""
+    then the test split is never read) and the end of training: the epochs it completed and the steps it
+    ran, why it stopped (``fit["stopped"]``: "max", "plateau", "time" or "other", read from its last
+    checkpoint: :func:`stop_reason`), its last epoch's training loss and the final weights' accuracy on
+    the training split it was fit on (eval mode); ``budget``: its max_epochs and max_steps."""
     import torch
 
     from neuroview.zoo import pretrained as zoo
@@ -121,11 +122,10 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
         end = _end_of_training(tmp)
         if ckpt["epoch"] != end["last_epoch"]:
             raise RuntimeError(f"{recipe} seed {seed}: last.ckpt holds epoch {ckpt['epoch']}, expected the last, {end['last_epoch']}")
-        max_steps, max_epochs = cfg["trainer"].get("max_steps") or -1, cfg["trainer"].get("max_epochs") or -1
-        stopped = not ((max_steps > 0 and ckpt["global_step"] >= max_steps) or (max_epochs > 0 and ckpt["epoch"] >= max_epochs - 1))
-        if stopped and not _stops_early(cfg):
+        stopped, epochs = stop_reason(ckpt, cfg)
+        if stopped == "other" and not _stops_early(cfg):
             raise RuntimeError(f"{recipe} seed {seed}: stopped at step {ckpt['global_step']}, epoch {ckpt['epoch']}, "
-                               f"before its maximum ({max_steps} steps, {max_epochs} epochs), with nothing to stop it")
+                               f"before its maximum ({_budget(cfg)}), with nothing to stop it")
         module = NeuroViewModule.load_from_checkpoint(last, map_location="cpu")
     hp = module.hparams
     model = module.model.eval()
@@ -146,10 +146,41 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
         metrics = {"val_acc": c / n, "val_size": n}
     dm.setup("fit")
     c, n = evaluate(model, dm._loader("train"))  # the training split in order, without augmentation
-    fit = {"train_acc": c / n, "train_size": n, "train_loss": end["train_loss"], "stopped": "plateau" if stopped else "max"}
+    fit = {"train_acc": c / n, "train_size": n, "train_loss": end["train_loss"], "stopped": stopped}
     return {"model": model, "arch": hp.arch, "arch_kwargs": arch_kwargs, "data": data_spec, "tag": _tag(data_spec),
-            "metrics": metrics, "epochs": ckpt["epoch"] + 1, "steps": ckpt["global_step"], "seconds": seconds, "fit": fit,
-            "threads": threads}
+            "metrics": metrics, "epochs": epochs, "steps": ckpt["global_step"], "seconds": seconds, "fit": fit,
+            "threads": threads, "budget": _budget(cfg)}
+
+
+def _budget(cfg: dict) -> dict:
+    """The run's ``max_epochs`` and ``max_steps`` (-1: none), as its config gave them."""
+    return {k: cfg["trainer"].get(k) or -1 for k in ("max_epochs", "max_steps")}
+
+
+def stop_reason(ckpt: dict, cfg: dict) -> tuple[str, int]:
+    """Why a run ended and the epochs it completed, read from its ``last.ckpt`` (``ckpt``) and its config: ``"max"``
+    (its max_epochs or max_steps), ``"plateau"`` (its EarlyStopping fired: the loss stopped improving), ``"time"``
+    (``--trainer.max_time``), else ``"other"`` (another rule of EarlyStopping, another callback). Not "plateau" for
+    any stop before the maximum: a run that max_time cut was recorded so, and its cut epoch counted as one."""
+    from neuroview.training.resume_checks import early_stops, stopped
+
+    done = ckpt["epoch"] + (ckpt.get("neuroview_mid_epoch") is None)  # saved mid-epoch (max_time, max_steps): not done
+    budget = _budget(cfg)
+    if (budget["max_steps"] > 0 and ckpt["global_step"] >= budget["max_steps"]) or (
+            budget["max_epochs"] > 0 and ckpt["epoch"] >= budget["max_epochs"] - 1):
+        return "max", done
+    fired = [s for s in early_stops(ckpt.get("callbacks")).values() if stopped(s)]
+    if fired:  # stopping_reason 3: patience exhausted (no reason saved before Lightning 2.6: the patience it had)
+        return ("plateau" if fired[0].get("stopping_reason") in (None, 3) else "other"), done
+    return ("time" if cfg["trainer"].get("max_time") else "other"), done
+
+
+def training_record(run: dict, command: str) -> dict:
+    """A zoo entry's ``training``: the run's budget (``max_epochs``, and ``max_steps`` where it has one), the epochs
+    and steps it ran, why it stopped (:func:`stop_reason`), the weights kept (the last epoch's) and its command."""
+    budget = {k: v for k, v in run["budget"].items() if k == "max_epochs" or v > 0}
+    return {**budget, "epochs": run["epochs"], "steps": run["steps"], "stopped": run["fit"]["stopped"],
+            "checkpoint": "last epoch", "seconds": round(run["seconds"], 1), "command": command}
 
 
 def _end_of_training(run_dir: str) -> dict:
@@ -184,8 +215,7 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
     entry = zoo.save_pretrained(
         run["model"], name, architecture=run["arch"], arch_kwargs=run["arch_kwargs"], dataset=dataset,
         recipe=recipe, seed=seed, metrics=m,
-        extra={"training": {"max_epochs": run["epochs"], "checkpoint": "last epoch", "seconds": round(run["seconds"], 1),
-                            "command": f"neuroview fit --config {recipe} --seed_everything {seed}"}},
+        extra={"training": training_record(run, f"neuroview fit --config {recipe} --seed_everything {seed}")},
     )
     print(f"{name}: test {100 * m['test_acc']:.2f}% ({m['test_size']}), slice {100 * m['slice_acc']:.2f}% "
           f"({m['slice_size']}), {entry['num_params']:,} params, {entry['size_bytes'] / 1e6:.2f} MB, {run['seconds']:.0f} s")

@@ -26,9 +26,11 @@ scored on the same splits with the same seeds.
 ``benchmarks/results/ucr_accuracy.json`` by recipe, set and seed with the recipe's SHA-256: a
 changed recipe is run again, and the run of the older version is kept beside it (``<key>@<sha>``).
 Each run keeps its end of training: the final weights' accuracy on the training split they were
-fit on, the last epoch's mean training loss, the epochs and steps, and whether it stopped on a
-plateau of the training loss or at its maximum. ``--export`` also saves each recipe's seed-0
-model of every development set into the zoo (``checkpoints/``, manifest entry ``<arch>.<set>``).
+fit on, the last epoch's mean training loss, the epochs (completed) and steps, and why it stopped: on a
+plateau of the training loss (its EarlyStopping), at its maximum, on ``--trainer.max_time`` ("time") or
+otherwise ("other"; runs recorded before this was read from the checkpoint say "plateau" for any early
+stop). ``--export`` also saves each recipe's seed-0 model of every development set into the zoo
+(``checkpoints/``, manifest entry ``<arch>.<set>``).
 Times are wall-clock seconds of one run with one thread (runs go ``--jobs`` at a time on the
 2-core machine); they include the start of Python and Lightning (about 5 s).
 """
@@ -46,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from reproduce_zoo import RESULTS, provenance, train  # noqa: E402
+from reproduce_zoo import RESULTS, provenance, train, training_record  # noqa: E402
 
 OUT = RESULTS / "ucr_accuracy.json"  # --results points elsewhere
 MINIROCKET = RESULTS / "minirocket.json"
@@ -191,8 +193,9 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
             dataset={"name": tag, "data_module": r["data"], "split": "test", "class_names": zoo.make_datamodule(r["data"]).class_names},
             recipe=recipe, seed=seed,
             metrics=r["metrics"],
-            extra={"training": {"max_steps": r["steps"], "checkpoint": "last step", "seconds": rec["seconds"],
-                                "command": f"neuroview fit --config {recipe} {' '.join(overrides(dataset))} --seed_everything {seed}"}},
+            # the recipe's budget, what ran and why it stopped: not the steps run as if they were its max_steps
+            extra={"training": training_record(
+                r, f"neuroview fit --config {recipe} {' '.join(overrides(dataset))} --seed_everything {seed}")},
         )
     return rec
 

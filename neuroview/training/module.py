@@ -38,7 +38,7 @@ from .callbacks import ResumeState
 from .outputs import write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .loop_guards import LoopGuards
-from .schedules import PlateauAtEpochEnd, make_scheduler, warmup_cosine  # noqa: F401 - warmup_cosine: tests import it
+from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, warmup_cosine  # noqa: F401 - tests import it
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
 from ..zoo.build import build_model
@@ -132,8 +132,7 @@ class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningMo
             raise ValueError(f"lr: expected a positive number, got {lr!r}")
         if classifier_lr is not None and not classifier_lr > 0:
             raise ValueError(f"classifier_lr: expected a positive number or None, got {classifier_lr!r}")
-        if not 0.0 < plateau_factor < 1.0:
-            raise ValueError(f"plateau_factor: expected a number in (0, 1), got {plateau_factor!r}")
+        check_plateau_args(plateau_factor, min_lr_factor)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}")
         if compile is not None and compile not in COMPILE_MODES:
@@ -141,7 +140,7 @@ class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningMo
         for name, v in (("weight_decay", weight_decay), ("classifier_weight_decay", classifier_weight_decay),
                         ("l1_classifier", l1_classifier), ("group_l1_classifier", group_l1_classifier),
                         ("warmup_epochs", warmup_epochs), ("momentum", momentum),
-                        ("plateau_patience", plateau_patience), ("min_lr_factor", min_lr_factor)):
+                        ("plateau_patience", plateau_patience)):
             if v is not None and not v >= 0:  # `not >=`: NaN is refused too
                 raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
         self.save_hyperparameters()

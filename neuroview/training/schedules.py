@@ -8,11 +8,13 @@ epoch's checkpoint. May import torch; nothing of neuroview.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import torch
 
-__all__ = ["warmup_cosine", "make_scheduler", "check_options", "steps_per_epoch", "schedule_steps", "PlateauAtEpochEnd"]
+__all__ = ["warmup_cosine", "make_scheduler", "check_options", "check_plateau_args", "steps_per_epoch",
+           "schedule_steps", "PlateauAtEpochEnd"]
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -116,6 +118,17 @@ def check_options(hp, trainer) -> None:
     if hp.get("optimizer") in ("adam", "adamw") and hp.get("momentum", 0.9) != 0.9:
         warnings.warn(f"momentum: {hp.momentum} is ignored with optimizer {hp.optimizer!r}, which has no momentum option "
                       f"(its betas stay (0.9, 0.999)); it is SGD's (optimizer 'sgd')", UserWarning, stacklevel=2)
+
+
+def check_plateau_args(plateau_factor: float, min_lr_factor: float) -> None:
+    """The plateau schedules' ``plateau_factor`` in (0, 1) and ``min_lr_factor`` in [0, 1], when the module is built: a
+    floor above a rate's peak (``ReduceLROnPlateau`` keeps ``max(lr * factor, floor)``) never let it be cut, and
+    train_plateau ran as a constant rate without a word."""
+    if not 0.0 < plateau_factor < 1.0:
+        raise ValueError(f"plateau_factor: expected a number in (0, 1), got {plateau_factor!r}")
+    if isinstance(min_lr_factor, bool) or not (isinstance(min_lr_factor, numbers.Real) and 0.0 <= min_lr_factor <= 1.0):
+        raise ValueError(f"min_lr_factor: expected a number in [0, 1] (each rate's floor as a fraction of its peak), "
+                         f"got {min_lr_factor!r}")
 
 
 def steps_per_epoch(trainer) -> int:

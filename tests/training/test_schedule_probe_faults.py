@@ -1,0 +1,133 @@
+"""The probe's faults of the plateau runs: resuming a run that EarlyStopping already ended rewrote its final weights; a
+resume's new EarlyStopping patience was replaced by the checkpoint's without a word; a min_lr_factor above 1 made
+train_plateau a constant rate; the benchmarks recorded a run cut by max_time as stopped on its plateau, and a zoo
+entry's training as ``max_steps`` of the steps run."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from neuroview.training.cli import cli_main
+from neuroview.training.module import NeuroViewModule
+
+DIGITS = str(Path(__file__).resolve().parents[2] / "recipes" / "digits_nv_small_cnn.yaml")
+QUICK = ["--model.model_kwargs", "{widths: [8, 16]}", "--trainer.limit_train_batches", "3",
+         "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+         "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu",
+         "--test_after_fit", "false", "--trainer.logger", "false", "--model.scheduler", "train_plateau",
+         "--model.warmup_epochs", "0"]  # the ucr_* recipes' schedule, which reads no budget: a resume may extend it
+ES_KEY = "EarlyStopping{'monitor': 'train_loss_epoch', 'mode': 'min'}"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NEUROVIEW_TRACEBACK", raising=False)
+
+
+def stop_config(path: Path, patience: int, min_delta: float = 0.0, mode: str = "min") -> str:
+    path.write_text("trainer:\n  callbacks:\n    - class_path: pytorch_lightning.callbacks.EarlyStopping\n"
+                    f"      init_args: {{monitor: train_loss_epoch, mode: {mode}, patience: {patience}, "
+                    f"min_delta: {min_delta}, check_on_train_epoch_end: true}}\n")
+    return str(path)
+
+
+def fit(root: Path, stop: str, *extra: str):
+    args = ["fit", "--config", DIGITS, "--config", stop, "--trainer.default_root_dir", str(root), *QUICK]
+    return cli_main([*args, *extra])
+
+
+def test_resuming_a_run_that_early_stopping_ended_is_refused_and_its_last_ckpt_kept(tmp_path):
+    """Lightning saves no should_stop: the 'resume' trained one more epoch and rewrote last.ckpt (the finished run's
+    final weights, which its test and the benchmarks score) before the restored EarlyStopping stopped it again."""
+    stop = stop_config(tmp_path / "stop.yaml", patience=1, min_delta=100.0)  # no epoch improves by 100: ends at epoch 1
+    cli = fit(tmp_path / "run", stop, "--trainer.max_epochs", "5")
+    assert cli.trainer.current_epoch == 2 and cli.trainer.global_step == 6  # ended at epoch 1 of 5
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    before = hashlib.sha256(last.read_bytes()).hexdigest()
+    assert torch.load(last, weights_only=False)["callbacks"][ES_KEY]["stopped_epoch"] == 1
+    with pytest.raises(ValueError, match=r"ckpt_path: .*last.ckpt is a run that already ended on its plateau at "
+                                         r"epoch 1 \(EarlyStopping\{'monitor': 'train_loss_epoch', 'mode': 'min'\}: "
+                                         r"Monitored metric train_loss_epoch did not improve .*\): nothing to resume; "
+                                         r"test it with neuroview test --ckpt_path .*last.ckpt"):
+        fit(tmp_path / "run", stop, "--trainer.max_epochs", "5", "--ckpt_path", "last")
+    assert hashlib.sha256(last.read_bytes()).hexdigest() == before
+
+
+def test_a_resume_with_another_early_stopping_rule_is_refused_by_name(tmp_path):
+    """Lightning's EarlyStopping.load_state_dict restores the checkpoint's patience over the command's (whose
+    config.yaml records the new one); another monitor or mode restores nothing (a fresh count mid-run)."""
+    root = tmp_path / "run"
+    stop = stop_config(tmp_path / "stop.yaml", patience=6)
+    fit(root, stop, "--trainer.max_epochs", "1")
+    longer = stop_config(tmp_path / "longer.yaml", patience=1000)
+    with pytest.raises(ValueError, match=r"ckpt_path: .*last.ckpt resumes a run whose EarlyStopping \(monitor "
+                                         r"'train_loss_epoch', mode 'min'\) had patience 6, and this command gives "
+                                         r"patience 1000; Lightning would restore the checkpoint's 6 over it"):
+        fit(root, longer, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    other = stop_config(tmp_path / "other.yaml", patience=6, mode="max")
+    with pytest.raises(ValueError, match=r"EarlyStopping watched monitor 'train_loss_epoch', mode 'min', and this "
+                                         r"command's watches monitor 'train_loss_epoch', mode 'max'"):
+        fit(root, other, "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    cli = fit(root, stop, "--trainer.max_epochs", "2", "--ckpt_path", "last")  # the run's own rule resumes
+    assert cli.trainer.global_step == 6
+
+
+@pytest.mark.parametrize("bad", [2.0, 1.5, -0.1, math.nan])
+def test_a_min_lr_factor_outside_0_1_is_refused_by_name(bad):
+    """A floor above each peak rate (ReduceLROnPlateau keeps max(lr * factor, floor)) never let train_plateau cut."""
+    with pytest.raises(ValueError, match=r"min_lr_factor: expected a number in \[0, 1\] \(each rate's floor as a "
+                                         rf"fraction of its peak\), got {bad}"):
+        NeuroViewModule("nv_small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4]},
+                        scheduler="train_plateau", min_lr_factor=bad)
+    m = NeuroViewModule("nv_small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4]},
+                        scheduler="train_plateau", min_lr_factor=1.0)  # a floor at the peak: a constant rate, as asked
+    assert m.hparams.min_lr_factor == 1.0
+    import numpy as np
+    NeuroViewModule("nv_small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4]},
+                    scheduler="train_plateau", min_lr_factor=np.float32(0.1))  # numpy's numbers are numbers
+
+
+def _es(stopped_epoch: int, reason: int) -> dict:
+    return {ES_KEY: {"wait_count": 3, "stopped_epoch": stopped_epoch, "best_score": torch.tensor(0.6), "patience": 6,
+                     "stopping_reason": reason, "stopping_reason_message": None}}
+
+
+def test_the_benchmarks_read_why_a_run_stopped_from_its_checkpoint(benchmark_script):
+    """A run that --trainer.max_time cut (EarlyStopping never fired: stopped_epoch 0) was recorded as stopped on its
+    plateau, and its cut epoch (last.ckpt saved after 8 of its 10 batches) counted as one more."""
+    rz = benchmark_script("reproduce_zoo")
+    stop = {"class_path": "pytorch_lightning.callbacks.EarlyStopping", "init_args": {"monitor": "train_loss_epoch"}}
+    cfg = {"trainer": {"max_epochs": 1500, "max_steps": -1, "max_time": "00:00:00:03", "callbacks": [stop]}}
+    cut = {"epoch": 18, "global_step": 188, "neuroview_mid_epoch": 8, "callbacks": _es(0, 0)}
+    assert rz.stop_reason(cut, cfg) == ("time", 18)
+    plateau = {"epoch": 20, "global_step": 210, "neuroview_mid_epoch": None, "callbacks": _es(20, 3)}
+    assert rz.stop_reason(plateau, cfg) == ("plateau", 21)
+    assert rz.stop_reason({**plateau, "callbacks": _es(20, 2)}, cfg) == ("other", 21)  # divergence: no plateau
+    assert rz.stop_reason({**plateau, "epoch": 1499, "global_step": 14990}, cfg) == ("max", 1500)
+    no_time = {"trainer": {**cfg["trainer"], "max_time": None}}
+    assert rz.stop_reason(cut, no_time)[0] == "other"
+
+
+def test_an_exported_zoo_entry_records_the_recipe_s_budget_and_why_it_stopped(monkeypatch, benchmark_script):
+    """run_one(export=True) recorded {"max_steps": <steps run>, "checkpoint": "last step"} for a plateau-stopped run
+    whose recipe's budget is max_epochs 1500."""
+    ua = benchmark_script("ucr_accuracy")
+    from neuroview.zoo import pretrained as zoo
+
+    run = {"metrics": {"test_acc": 0.5, "test_size": 2}, "arch": "rnn", "model": None, "data": {}, "arch_kwargs": {},
+           "fit": {"train_acc": 1.0, "train_loss": 0.6, "stopped": "plateau"}, "epochs": 21, "steps": 210,
+           "seconds": 3.0, "budget": {"max_epochs": 1500, "max_steps": -1}}
+    monkeypatch.setattr(ua, "train", lambda *a, **k: run)
+    seen = {}
+    monkeypatch.setattr(zoo, "make_datamodule", lambda spec: type("DM", (), {"class_names": ["a", "b"]})())
+    monkeypatch.setattr(zoo, "save_pretrained", lambda model, name, **kw: seen.update(kw["extra"]["training"]))
+    ua.run_one("recipes/ucr_rnn.yaml", "GunPoint", 0, export=True)
+    assert seen["max_epochs"] == 1500 and "max_steps" not in seen  # the recipe's budget, not the steps run
+    assert (seen["epochs"], seen["steps"], seen["stopped"], seen["checkpoint"]) == (21, 210, "plateau", "last epoch")
+    assert seen["command"].startswith("neuroview fit --config recipes/ucr_rnn.yaml --data.init_args.name GunPoint")
