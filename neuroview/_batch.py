@@ -156,7 +156,12 @@ def own_val_split(data):
         return None
     if getattr(make, "__qualname__", "").startswith("DataHooks."):  # Lightning's own, which raises when called
         return None
-    loader = module_loader(data, "val")
+    try:
+        loader = module_loader(data, "val")
+    except Exception:  # noqa: BLE001 - set up without a split (its val_dataloader reads a dataset never made): none
+        return None
+    if isinstance(loader, dict):  # several named loaders: which one validates is not ours to pick
+        loader = list(loader.values())
     if isinstance(loader, (list, tuple)) and loader and all(isinstance(v, DataLoader) for v in loader):
         if len(loader) > 1:  # its loaders were read as batches
             raise ValueError(f"train: expected a data module whose val_dataloader() gives one loader, got {len(loader)} "
@@ -336,12 +341,18 @@ def filled(batches):
             yield batch
 
 
-def refuse_lengths(net, lengths, what: str = "train") -> None:
+def refuse_lengths(net, lengths, what: str = "train", x: Tensor | None = None) -> None:
     """A clear error where ``net`` (a NeuroView network, an Ensemble of them, or None: a MiniRocket still to be built)
-    whose backbone reads series of one length (``one_length``: MiniRocket) is given a batch with ``lengths``: its codes
-    counted the padding as data. Any other network: nothing."""
+    whose backbone reads series of one length (``one_length``: MiniRocket) is given a batch with ``lengths`` shorter
+    than its series: its codes counted the padding as data. Any other network: nothing. With the batch's ``x`` the
+    middle item is checked as lengths first (:func:`check_lengths`: ``(x, y, other)`` is named so, not as padding),
+    and lengths that are every series' whole length pass."""
     if lengths is None:
         return
+    if x is not None:
+        check_lengths(lengths, x, what)
+        if isinstance(x, Tensor) and x.dim() > 1 and bool((torch.as_tensor(lengths) >= x.shape[-1]).all()):  # no padding
+            return
     nets = getattr(net, "members", None) or [net]
     if any(m is None or getattr(getattr(m, "backbone", m), "one_length", False) for m in nets):
         raise ValueError(f"{what}: MiniRocket reads series of one length; got batches with lengths "

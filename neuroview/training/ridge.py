@@ -147,7 +147,8 @@ def _one_length(net: nn.Module, batches):
     """``batches`` as they come, a batch with lengths refused where ``net`` is a MiniRocket: its codes read the
     padding as data (what :func:`fit_minirocket` refuses too)."""
     for batch in batches:
-        refuse_lengths(net, unpack(batch)[1] if isinstance(batch, (tuple, list)) else None)
+        x, lengths, _ = unpack(batch)
+        refuse_lengths(net, lengths, "train", x)
         yield batch
 
 

@@ -59,7 +59,7 @@ def _members(members: int, build: Callable[[], nn.Module], batched: bool | str =
     published); ``batched``: the members computed in one batched pass (LITE's, see the Ensemble; ``"auto"``
     on an accelerator only), where
     there are several (one network has nothing to batch: a recipe's ``members 1`` keeps its ``batched``)."""
-    check_members(members, batched)
+    members, batched = check_members(members, batched)
     return build() if members == 1 else Ensemble([build() for _ in range(members)], batched=batched)
 
 

@@ -1,0 +1,70 @@
+"""The review of this session's probe fixes: what the fixes refused or changed that had worked before."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import neuroview as nv
+
+T = 20
+
+
+def _series():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 1, T, generator=g)
+    return x, (x[:, 0, 5:10].mean(1) > 0).long()
+
+
+def test_a_data_module_set_up_without_a_val_split_is_cross_validated():
+    """Its val_dataloader() reads a dataset its setup never made: no split (it was an AttributeError)."""
+    x, y = _series()
+    net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 6, 3), nn.ReLU()), 2, input_shape=(1, T)).eval()
+    net(x[:2])
+
+    class DM(pl.LightningDataModule):
+        def setup(self, stage=None):
+            self.train_ds = TensorDataset(x, y)
+
+        def train_dataloader(self):
+            return DataLoader(self.train_ds, batch_size=8)
+
+        def val_dataloader(self):
+            return DataLoader(self.val_ds, batch_size=8)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = nv.sparsify(net, DM(), points=5)
+    assert "cross-validation" in s.sparsity_path.validation
+
+
+@pytest.fixture(scope="module")
+def rocket():
+    x, y = _series()
+    return nv.minirocket([(x, y)], num_features=168), x, y
+
+
+def test_minirocket_names_a_middle_item_that_is_not_lengths(rocket):
+    net, x, y = rocket
+    with pytest.raises(ValueError, match="middle item is not lengths"):
+        nv.mean_codes(net, [(x, y, torch.rand(len(x)))])
+
+
+def test_minirocket_takes_lengths_that_are_every_series_whole_length(rocket):
+    net, x, y = rocket
+    whole = torch.full((len(x),), T)
+    torch.testing.assert_close(nv.mean_codes(net, [(x, whole, y)]), nv.mean_codes(net, [(x, y)]))
+    with pytest.raises(ValueError, match="MiniRocket reads series of one length"):
+        nv.mean_codes(net, [(x, whole - 1, y)])  # padding: refused
+
+
+def test_numpy_members_and_batched_pass_as_the_values_they_are():
+    assert isinstance(nv.create_model("nv_gru", max_len=20, members=np.int64(1)), nv.NeuroViewRNN)
+    ens = nv.create_model("nv_lite", members=np.int64(2), batched=np.False_)
+    assert len(ens.members) == 2
