@@ -363,6 +363,15 @@ class ArrayDataModule(pl.LightningDataModule):
         self._prepare()
         return self._test_rows
 
+    def rows_of(self, dataset) -> np.ndarray | None:
+        """:attr:`test_rows` where ``dataset`` is this module's test (predict) split, read from its prepared series
+        and of its length; None for any other (``predictions.csv`` of another loader predicted by a trainer still
+        holding this module named rows of this module's file)."""
+        test = (self._splits or {}).get("test")
+        if test is None or getattr(dataset, "y", None) is not test[1] or len(dataset) != len(test[1]):
+            return None
+        return self._test_rows
+
     def _whole_test(self, x, y, where: str) -> tuple[tuple, tuple]:
         """``(train, test)``: every series of a file without a test split of its own, both (``whole_files``); said
         once."""

@@ -47,20 +47,21 @@ _SPLIT_OPTIONS = ("seed", "val_fraction", "val_fold", "test_fraction", "normaliz
 _DATA_NAMES = ("path", "name", "test_path", "val_path")
 
 
-def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str) -> None:
+def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: str = "ckpt_path") -> None:
     """Refuse ``test``/``validate``/``predict`` of a checkpoint on the data it was trained on (the same data module
     class, and the same ``path``/``name`` where it has one) with split options other than its
     ``datamodule_hyper_parameters``: another seed or fraction carves other splits, whose test or validation
     split may hold training series, scored as if unseen (28 of 45 "test" series were). Other data (another
     class or file) may be scored, and options that change no split (batch sizes, workers) may differ. Refused,
-    not filled in from the checkpoint: the command's options are what it reads, and the error says which."""
+    not filled in from the checkpoint: the command's options are what it reads, and the error says which. ``what``
+    names the option that gave ``ckpt`` (``model.init_weights`` is held alike)."""
     asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
     args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
     if not saved or not _same_class(asked.get("class_path"), saved.get("_class_path")):
         return
     gone = [k for k in ({"validate": "val_path"}.get(sub, "test_path"),) if saved.get(k) and k in args and args[k] is None]
     if gone and all(_same_name(args[k], saved[k]) for k in ("path", "name") if k in saved and k in args):
-        raise ValueError(f"ckpt_path: {ckpt} was trained on this data with --data.init_args.{gone[0]} {saved[gone[0]]}; "
+        raise ValueError(f"{what}: {ckpt} was trained on this data with --data.init_args.{gone[0]} {saved[gone[0]]}; "
                          f"without it `neuroview {sub}` carves that split from the training file, whose series the "
                          f"model was trained on, scored as if unseen: give --data.init_args.{gone[0]} {saved[gone[0]]}")
     if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
@@ -70,7 +71,7 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str) -> None:
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
         split = {"validate": "validation", "predict": "test (predicted)"}.get(sub, "test")
         give = " ".join(f"--data.init_args.{k} {_as_typed(v)}" for k, (_, v) in sorted(diff.items()))
-        raise ValueError(f"ckpt_path: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
+        raise ValueError(f"{what}: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
                          f"{sub}` would cut the splits otherwise, and its {split} split may hold training series, "
                          f"scored as if unseen: give the checkpoint's options ({give}), or other data")
 

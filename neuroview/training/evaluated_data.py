@@ -1,7 +1,8 @@
 """``neuroview test``/``validate``/``predict`` of a checkpoint on another file than it was trained on: the file is
 read as the checkpoint's data was (its ``READ_AS`` options, and, for a file of the same data module, its format),
-not by the data module's defaults, and ``test``/``predict`` score every series of it (no ``test_fraction`` carve,
-no validation split). The checkpoint's own data is held to its options by :func:`.ckpt_data.check_evaluated_data`.
+not by the data module's defaults, and ``test``/``predict`` score every series of it (no ``test_fraction`` carve
+unless one is named, no validation split). The checkpoint's own data is held to its options by
+:func:`.ckpt_data.check_evaluated_data` (here for a ``--model.init_weights`` checkpoint).
 
 May import every layer below training; ``neuroview.data`` inside the functions.
 """
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 
 import yaml
 from pytorch_lightning.utilities import rank_zero_info
 
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
-from .ckpt_data import _DATA_NAMES, _as_typed, _same_class, _same_name
+from .ckpt_data import _DATA_NAMES, _as_typed, _same_class, _same_name, check_evaluated_data
 
 __all__ = ["evaluated_data", "format_hint", "named_data_options"]
 
@@ -26,8 +28,8 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     for the same data module class) that the command line (``argv``, its ``--config`` files) did not name; one it
     named otherwise is refused by name (read with ``normalize: true`` where the model learned ``sample``, 13 of 30
     predictions changed, without a word). ``test``/``predict`` carve no validation split, which they never read
-    (a small file was refused for one). Returns whether the file is scored whole (``test``/``predict`` of other data:
-    :func:`neuroview.data.splits.whole_files`)."""
+    (a small file was refused for one). Returns whether the file is scored whole (``test``/``predict`` of other data
+    with no ``test_fraction`` named: :func:`neuroview.data.splits.whole_files`)."""
     from ..data.read_as import READ_AS, checkpoint_data  # noqa: PLC0415
 
     data = cfg.get("data")
@@ -36,10 +38,13 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     args, saved = dict(asked.get("init_args") or {}), (spec or {}).get("init_args", {})
     if spec is None or not asked.get("class_path") or not hasattr(data, "init_args"):
         return False
+    if not cfg.get("ckpt_path"):  # --model.init_weights: held to its data as --ckpt_path is (cli's _check_resume);
+        # unchecked, the training file without its test_path was scored whole, its 40 training series as "test"
+        check_evaluated_data(source, data, {"_class_path": spec["class_path"], **saved}, sub, "model.init_weights")
     same_class = _same_class(asked["class_path"], spec["class_path"])
     if same_class and not any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
         return False  # the model's own data: its options are checked, not filled (check_evaluated_data)
-    named = named_data_options(argv, asked["class_path"], args)
+    named = named_data_options(argv, asked["class_path"], args, sub)
     keys = (*READ_AS, *(_class_attr(asked["class_path"], "FILE_FORMAT") if same_class else ()))
     other = {k: (args[k], saved[k]) for k in keys if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
     refused = {k: v for k, v in other.items() if k in READ_AS and (named is None or k in named)}
@@ -63,28 +68,73 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
         for k, v in (("val_fraction", 0.0), ("val_fold", None)):
             if k in args and args[k] != v:
                 data.init_args[k] = v
-    return sub in ("test", "predict")
+    return sub in ("test", "predict") and not _carve_named(sub, named, asked["class_path"], args)
 
 
-def named_data_options(argv: list[str] | None, class_path: str, args: dict) -> set[str] | None:
-    """The data options a command line names: ``--data.init_args.X`` (``--data.X``), a ``--data`` given as a dict, the
-    ``data`` of its ``--config`` files, and any whose value is not the class's default; None (all of them) for a
-    command given as a dict."""
+def _carve_named(sub: str, named: set[str] | None, class_path: str, args: dict) -> bool:
+    """Whether the command names a ``test_fraction`` (for a command given as a dict: one other than the class's
+    default): then a file without a test split of its own is carved as asked, not scored whole (a named 0.5 was
+    dropped without a word, 30 series scored for 15), and the log says so."""
+    if "test_fraction" not in args or args.get("test_path") is not None:  # a test file of its own: no carve
+        return False
+    if named is None:
+        default = _defaults(class_path).get("test_fraction")
+        if _plain(args["test_fraction"]) == _plain(default):
+            return False
+    elif "test_fraction" not in named:
+        return False
+    rank_zero_info(f"neuroview {sub}: --data.init_args.test_fraction {args['test_fraction']} named, so a file "
+                   f"without a test split of its own is carved by it and that test split scored, not every series of "
+                   f"it: drop test_fraction to score the whole file")
+    return True
+
+
+def named_data_options(argv: list[str] | None, class_path: str, args: dict, sub: str | None = None) -> set[str] | None:
+    """The data options a command line names: ``--data.init_args.X`` (``--data.X``), the keys of a ``--data`` given
+    as a dict or a YAML file and of a ``--data.init_args`` dict, the ``data`` of its ``--config`` files (at their top
+    or under the ``sub`` command's key, a ``data`` string followed to its file), and any whose value is not the
+    class's default; None (all of them) for a command given as a dict. One missed was replaced by the checkpoint's
+    value without a word (``normalize: true`` in a ``--data`` file read as ``sample``)."""
     if argv is None:
         return None
     named = set()
     for i, a in enumerate(argv):
-        value = argv[i + 1] if i + 1 < len(argv) and "=" not in a else a.partition("=")[2]
-        for pre in ("--data.init_args.", "--data."):
-            if a.startswith(pre):
-                named.add(a[len(pre):].split("=", 1)[0].split(".", 1)[0])
-                break
-        if a.split("=", 1)[0] in ("--config", "-c"):
-            named |= _data_keys(_yaml(value, file=True).get("data"))
-        elif a.split("=", 1)[0] == "--data" and value.lstrip().startswith("{"):
-            named |= _data_keys(_yaml(value))
+        key, eq, inline = a.partition("=")
+        value = inline if eq else argv[i + 1] if i + 1 < len(argv) else ""
+        if key in ("--config", "-c"):
+            named |= _config_keys(value, sub)
+        elif key == "--data":  # a class name, a dict, or a YAML file of one (jsonargparse reads each)
+            named |= _data_keys(_spec(value))
+        elif key == "--data.init_args":  # the init args themselves, as a dict
+            spec = _spec(value)
+            named |= _data_keys({"init_args": spec}) if spec else set()
+        elif key.startswith("--data."):
+            rest = key[len("--data."):]
+            named.add((rest[len("init_args."):] if rest.startswith("init_args.") else rest).split(".", 1)[0])
     defaults = _defaults(class_path)
     return named | {k for k, v in args.items() if k in defaults and _plain(v) != _plain(defaults[k])}
+
+
+def _spec(value: str, base: str | None = None) -> dict:
+    """A ``data`` value as jsonargparse reads it: a YAML file it names (relative to ``base``, a config's folder, or
+    the working folder), or inline YAML/JSON; ``{}`` for a class name."""
+    for folder in (base, None):
+        path = os.path.join(folder, value) if folder else value
+        if isinstance(value, str) and value and os.path.isfile(path):
+            return _yaml(path, file=True)
+    return _yaml(value) if isinstance(value, str) else {}
+
+
+def _config_keys(path: str, sub: str | None) -> set[str]:
+    """The data options a ``--config`` file names: its ``data`` entry, at its top or under a sub-command's key (a
+    config given before the sub-command), followed to its file where it is a path."""
+    cfg, base = _yaml(path, file=True), os.path.dirname(os.path.abspath(path))
+    named = set()
+    for entry in (cfg, *(cfg[s] for s in ((sub,) if sub else ("fit", "validate", "test", "predict"))
+                         if isinstance(cfg.get(s), dict))):
+        data = entry.get("data")
+        named |= _data_keys(_spec(data, base) if isinstance(data, str) else data)
+    return named
 
 
 def _yaml(text: str, file: bool = False) -> dict:

@@ -22,7 +22,8 @@ __all__ = ["PredictionWriter", "write_confusion"]
 class PredictionWriter(BasePredictionWriter):
     """Writes ``predictions.csv`` next to the logs: ``split_index`` (the sample's place in the predicted split: the rows
     of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), ``file_index``
-    where the data module names the file's row of each (``test_rows``: a carved split, or a file scored whole), target
+    where the loader predicted is the data module's test split and it names the file's row of each (``test_rows``: a
+    carved split, or a file scored whole), target
     and prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
 
     def __init__(self, output_dir: str | None = None):
@@ -47,7 +48,7 @@ class PredictionWriter(BasePredictionWriter):
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
         names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]))
-        rows = _file_rows(getattr(trainer, "datamodule", None), index)
+        rows = _file_rows(getattr(trainer, "datamodule", None), _predicted(trainer, loader), index)
         f = io.StringIO(newline="")
         w = csv.writer(f)
         w.writerow(["split_index", *(["file_index"] if rows else []), "target", "pred",
@@ -63,12 +64,27 @@ class PredictionWriter(BasePredictionWriter):
                            f"{trainer.world_size} ranks)")
 
 
-def _file_rows(dm, index: list[int]) -> list[int] | None:
-    """The file's row of each predicted series (``dm.test_rows``: a ``test_fraction`` carve of the file, or all of it),
-    so that a carved split's ``split_index`` 0, 1, 2 is not read as the file's first rows; None where ``dm`` gives
-    none."""
+def _predicted(trainer, loader: str):
+    """The dataset of the predict loader ``loader`` (``""``: the only one, ``"_dl<i>"``: the i-th); None if unknown."""
     try:
-        rows = getattr(dm, "test_rows", None)
+        loaders = trainer.predict_dataloaders
+    except Exception:  # noqa: BLE001 - a courtesy, as the class names: written without file rows
+        return None
+    if isinstance(loaders, dict):
+        loaders = list(loaders.values())
+    if isinstance(loaders, (list, tuple)):
+        i = int(loader[3:]) if loader.startswith("_dl") else 0
+        loaders = loaders[i] if i < len(loaders) and (loader or len(loaders) == 1) else None
+    return getattr(loaders, "dataset", None)
+
+
+def _file_rows(dm, dataset, index: list[int]) -> list[int] | None:
+    """The file's row of each predicted series (``dm.rows_of``: a ``test_fraction`` carve of the file, or all of it),
+    so that a carved split's ``split_index`` 0, 1, 2 is not read as the file's first rows; None where ``dm`` gives
+    none, and where ``dataset`` (the one predicted) is not ``dm``'s test split: a trainer keeps the data module of
+    its last ``fit``, and a loader of 6 other series was written with rows 2, 15, 19 of that module's file."""
+    try:
+        rows = dm.rows_of(dataset) if dataset is not None and hasattr(dm, "rows_of") else None
     except Exception:  # noqa: BLE001 - a courtesy, as the class names: written without it
         return None
     if rows is None or not hasattr(rows, "__len__") or not all(0 <= i < len(rows) for i in index):

@@ -167,3 +167,98 @@ def test_check_reads_names_both_channel_counts():
         check_reads(model, torch.randn(4, 3, 20), None, "--data")
     with pytest.raises(ValueError, match=r"--data gives samples of shape \(2, 2\)"):  # the channels right: as before
         check_reads(model, torch.randn(4, 2, 2), None, "--data")
+
+
+# ---- the second review: holes of the probe's fix
+
+
+def test_named_data_options_sees_a_data_file_an_init_args_dict_a_followed_config_and_a_subcommand_key(tmp_path):
+    """Options named by these forms were missed, and the checkpoint's value replaced the user's without a word where
+    the named value is the class default (normalize: true)."""
+    from neuroview.training.evaluated_data import named_data_options
+
+    npz = "neuroview.data.NpzDataModule"
+    args = {"path": "x.npz", "normalize": True}  # normalize: the class's default, so named only by the command line
+    spec = {"class_path": npz, "init_args": {"path": "x.npz", "normalize": True}}
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "inner.yaml").write_text(yaml.safe_dump({"data": "data.yaml"}))  # relative to the config's folder
+    (tmp_path / "top.yaml").write_text(yaml.safe_dump({"predict": {"data": {"class_path": npz,
+                                                                            "init_args": {"normalize": True}}}}))
+    data = str(tmp_path / "data.yaml")
+    for argv in (["--data", data], [f"--data={data}"], ["--data.init_args", '{"normalize": true}'],
+                 ["--config", str(tmp_path / "inner.yaml")], ["--config", str(tmp_path / "top.yaml"), "predict"],
+                 ["--data.init_args.normalize=true"]):
+        assert "normalize" in named_data_options(argv, npz, args), argv  # before: missed by all but the last
+    assert "normalize" not in named_data_options(["--data", npz, "--data.init_args.path", "x.npz"], npz, args)
+    # a config's section of another sub-command names nothing for this one: the checkpoint's value is taken
+    top = ["--config", str(tmp_path / "top.yaml"), "test"]
+    assert "normalize" not in named_data_options(top, npz, args, sub="test")
+
+
+def test_a_data_file_naming_normalize_true_is_refused_not_read_with_the_checkpoint_s(trained, tmp_path):
+    x, y = _series(30, 7)
+    np.savez(tmp_path / "new.npz", X=x, y=y)
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"class_path": "neuroview.data.NpzDataModule", "init_args": {
+        "path": str(tmp_path / "new.npz"), "normalize": True, "batch_size": 8}}))
+    with pytest.raises(ValueError, match=r"\(--data.init_args.normalize True asked, 'sample' in the checkpoint\)"):
+        cli_main(["predict", "--data", str(tmp_path / "data.yaml"), "--ckpt_path", trained,  # before: read as 'sample'
+                  "--trainer.default_root_dir", str(tmp_path / "pred")])
+
+
+def test_a_named_test_fraction_keeps_the_carve_of_a_new_file(trained, tmp_path, caplog):
+    x, y = _series(30, 7)
+    np.savez(tmp_path / "new.npz", X=x, y=y)
+    _, test = stratified_split(y.astype(str), 0.5, 0 + 1)  # the carve: test_fraction 0.5 by seed + 1
+    with caplog.at_level("INFO"):
+        rows = _predict(tmp_path, trained, tmp_path / "new.npz", "--data.init_args.test_fraction", "0.5")
+    assert [int(r["file_index"]) for r in rows] == test.tolist()  # before: all 30 rows, the 0.5 dropped
+    assert [int(r["pred"]) for r in rows] == _by_hand(trained, x[test])
+    assert "test_fraction 0.5 named, so a file without a test split of its own is carved" in caplog.text
+
+
+def test_init_weights_on_the_training_csv_without_its_test_path_is_refused_as_ckpt_path_is(tmp_path):
+    def csv_file(name: str, n: int, seed: int) -> str:
+        x, y = _series(n, seed)
+        (tmp_path / name).write_text("".join(f"{c}," + ",".join(f"{v:.4f}" for v in s[0]) + "\n" for s, c in zip(x, y)))
+        return str(tmp_path / name)
+
+    cfg = _config(tmp_path, "fit", path=csv_file("TRAIN.csv", 40, 1), test_path=csv_file("TEST.csv", 20, 2),
+                  val_fraction=0.0)
+    text = yaml.safe_load(Path(cfg).read_text())
+    text["data"]["class_path"] = "neuroview.data.CsvDataModule"
+    Path(cfg).write_text(yaml.safe_dump(text))
+    cli_main(["fit", "--config", cfg, "--test_after_fit", "false"])
+    ckpt = str(tmp_path / "fit" / "checkpoints" / "last.ckpt")
+    with pytest.raises(ValueError, match=r"model.init_weights: .*last.ckpt was trained on this data with "
+                                         r"--data.init_args.test_path .*TEST.csv; without it `neuroview test` carves"):
+        # before: all 40 training series scored whole as the test split, without a word
+        cli_main(["test", "--config", cfg, "--data.init_args.test_path", "null", "--model.init_weights", ckpt])
+
+
+def test_predictions_of_another_loader_name_no_rows_of_the_trainer_s_data_module(tmp_path):
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from neuroview.data import NpzDataModule
+    from neuroview.training.callbacks import PredictionWriter
+    from neuroview.training.module import NeuroViewModule
+
+    x, y = _series(40, 1)
+    np.savez(tmp_path / "f.npz", X=x, y=y)
+    dm = NpzDataModule(str(tmp_path / "f.npz"), batch_size=8, val_fraction=0.0)
+    m = NeuroViewModule("nv_small_cnn", num_classes=2, in_channels=1, model_kwargs={"widths": [4], "dims": 1})
+    tr = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, enable_checkpointing=False, callbacks=[PredictionWriter(str(tmp_path))])
+    tr.fit(m, datamodule=dm)
+
+    def written(**how) -> list[dict]:
+        tr.predict(m, **how)
+        with open(tmp_path / "predictions.csv", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    new = TensorDataset(torch.from_numpy(_series(6, 9)[0]), torch.zeros(6, dtype=torch.long))
+    rows = written(dataloaders=DataLoader(new, batch_size=3))
+    assert len(rows) == 6 and "file_index" not in rows[0]  # before: rows 2, 15, 19, ... of f.npz's carve
+    assert "file_index" not in written(dataloaders=dm.train_dataloader())[0]
+    rows = written(datamodule=dm)  # its own test split: named by the file's rows
+    assert [int(r["file_index"]) for r in rows] == dm.test_rows.tolist()
