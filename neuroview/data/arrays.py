@@ -26,7 +26,8 @@ from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .splits import text_labels, whole_file
-from .stats import centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize  # noqa: F401 - per_series_normalize re-exported
+from .stats import (centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize,  # noqa: F401
+                    warn_stored_apart)  # per_series_normalize re-exported
 
 
 def auto_batch_size(n: int) -> int:
@@ -243,6 +244,7 @@ class ArrayDataModule(pl.LightningDataModule):
         if self._splits is not None:
             return
         parts, owner = self._parts(), type(self).__name__
+        warn_stored_apart(parts, owner)  # uint8 0..255 beside floats 0..1: one split at another scale
         classes = class_list({n: y for n, (_, y) in parts.items()}, owner, self.LABELS)
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
         if not variable and len({np.shape(x)[2:] for x, _ in parts.values()}) > 1 and all(np.ndim(x) == 3 for x, _ in parts.values()):

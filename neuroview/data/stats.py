@@ -11,6 +11,8 @@ lose their spread. Imports numpy and torch only; nothing from neuroview.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -182,3 +184,21 @@ def centered_for_float32(x, normalize, where: str):
             raise ValueError(f"{where}: series {i} holds values up to {peak:.3g}, beyond float32's range (3.4e38), in "
                              "which every network reads it; rescale your data")
     return x if out is None else out
+
+
+def warn_stored_apart(parts: dict, owner: str) -> None:
+    """Warn where a split is stored as integers and another as floats of a far smaller range (uint8 images 0..255
+    beside a test split of floats 0..1): standardized by the training split's statistics, every test image came out
+    all but black (mean -1.7, std 0.004), without a word. Splits of one kind, or of like ranges, pass."""
+    arrays = {n: x for n, (x, _) in parts.items() if isinstance(x, np.ndarray) and x.size and x.dtype.kind in "uif"}
+    kinds = {n: "integers" if x.dtype.kind in "ui" else "floats" for n, x in arrays.items()}
+    if "train" not in arrays or len(set(kinds.values())) < 2:
+        return
+    top = {n: float(np.nanmax(np.abs(x.astype(np.float64)))) for n, x in arrays.items()}
+    for name in arrays:
+        ratio = max(top[name], top["train"]) / max(min(top[name], top["train"]), 1e-12)
+        if kinds[name] != kinds["train"] and ratio > 20:
+            warnings.warn(f"{owner}: X: the {name} split is stored as {arrays[name].dtype} (up to {top[name]:.3g}), the "
+                          f"training split as {arrays['train'].dtype} (up to {top['train']:.3g}): standardized by the "
+                          "training split's statistics, one of them reaches the network at another scale; store both "
+                          "alike (e.g. uint8 0..255, or floats 0..1)", UserWarning, stacklevel=3)
