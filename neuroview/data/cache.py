@@ -16,10 +16,16 @@ from .._io import atomic_write
 
 
 def cache_dir() -> Path:
-    """Where generated data is cached: ``$NEUROVIEW_CACHE``, else ``$XDG_CACHE_HOME/neuroview``, else ``~/.cache/neuroview``."""
+    """Where generated data is cached: ``$NEUROVIEW_CACHE``, else ``$XDG_CACHE_HOME/neuroview``, else ``~/.cache/neuroview``.
+
+    Always absolute: ``~`` in ``$NEUROVIEW_CACHE`` is expanded (quoted in a job file or a ``.env`` the shell never
+    did, and a folder named ``~`` grew in every working directory), a relative one is taken from the current
+    directory, and a relative ``$XDG_CACHE_HOME`` is ignored, as the XDG spec says.
+    """
     if os.environ.get("NEUROVIEW_CACHE"):
-        return Path(os.environ["NEUROVIEW_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neuroview"
+        return Path(os.environ["NEUROVIEW_CACHE"]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "neuroview"
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:

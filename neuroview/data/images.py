@@ -35,6 +35,14 @@ def _download(url: str, dest: Path) -> None:
     Not :func:`neuroview._io.atomic_write`: that takes the whole content in memory, and CIFAR's
     archive is 170 MB; here it goes to disk a megabyte at a time.
     """
+    try:
+        _fetch(url, dest)
+    except OSError as e:  # urllib's URLError says neither what nor where: no network, a proxy, a full disk
+        raise OSError(f"download: could not fetch {url} into {str(dest.parent)!r} ({type(e).__name__}: {e}); check the "
+                      f"network, or fetch it yourself and place it in that folder as {dest.name}") from e
+
+
+def _fetch(url: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
     try:
@@ -122,17 +130,21 @@ class MNISTDataModule(ArrayDataModule):
                 _download(self.MIRROR + stem + ".gz", self.root / (stem + ".gz"))
 
     def load(self) -> dict[str, tuple]:
+        found = {stem: self._find(stem) for pair in self.FILES.values() for stem in pair}
+        if missing := [stem for stem, p in found.items() if p is None]:
+            have = [p.name for p in found.values() if p is not None]
+            raise FileNotFoundError(
+                f"root: expected MNIST's four IDX files (each maybe .gz) in {str(self.root)!r} or its MNIST/raw, "
+                f"missing {missing}, found {have or 'none'}; "
+                + ("pass download=True (--data.download true) to fetch them" if not self.download else
+                   "download=True fetches them in prepare_data(), which a Trainer calls before setup: call it first")
+                + ", or place them there"
+            )
         out = {}
         for split, (images, labels) in self.FILES.items():
-            paths = [self._find(images), self._find(labels)]
-            if None in paths:
-                raise FileNotFoundError(
-                    f"root: expected MNIST's {images}[.gz] and {labels}[.gz] in {str(self.root)!r} or its MNIST/raw, "
-                    "found neither; pass download=True (--data.download true) to fetch them"
-                )
-            x, y = read_idx(paths[0]), read_idx(paths[1])
+            x, y = read_idx(found[images]), read_idx(found[labels])
             if x.ndim != 3 or len(x) != len(y):
-                raise ValueError(f"root: {paths[0].name} has shape {x.shape} for {len(y)} labels; expected [N, H, W]")
+                raise ValueError(f"root: {found[images].name} has shape {x.shape} for {len(y)} labels; expected [N, H, W]")
             out[split] = (x[:, None], y)
         return out
 
@@ -234,22 +246,41 @@ class CIFAR10DataModule(ArrayDataModule):
     def folder(self) -> Path:
         return self.root / "cifar-10-batches-py"
 
+    BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "cifar-10-python.tar.gz"
+
+    def _missing(self) -> list[str]:
+        return [n for n in self.BATCHES if not (self.folder / n).is_file()]
+
     def prepare_data(self) -> None:
-        if not (self.folder / "test_batch").is_file() and self.download:
-            archive = self.root / "cifar-10-python.tar.gz"
-            if not archive.is_file():
-                _download(self.URL, archive)
-            with tarfile.open(archive) as tar:
-                tar.extractall(self.root, filter="data")
+        # all six batches: a folder missing one (an unpacking cut short) is unpacked again
+        if self._missing() and self.download:
+            if not self.archive.is_file():
+                _download(self.URL, self.archive)
+            try:
+                with tarfile.open(self.archive) as tar:
+                    tar.extractall(self.root, filter="data")
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # cut short, or not the archive
+                why = " ".join(str(e).split())[:240]  # tarfile's ReadError spans lines, one per method tried
+                raise ValueError(f"root: expected CIFAR-10's archive ({self.URL}) in {self.archive}, got a file that "
+                                 f"does not unpack ({type(e).__name__}: {why}): cut short or damaged; delete it to "
+                                 "download it again") from None
 
     def load(self) -> dict[str, tuple]:
-        names = [f"data_batch_{i}" for i in range(1, 6)]
-        missing = [n for n in names + ["test_batch"] if not (self.folder / n).is_file()]
-        if missing:
+        if missing := self._missing():
+            if not self.download:
+                fix = "pass download=True (--data.download true) to fetch them"
+            elif self.archive.is_file():
+                fix = (f"download=True unpacks {self.archive} in prepare_data(), which a Trainer calls before setup; "
+                       "if it ran, that archive does not hold them: delete it to download it again")
+            else:
+                fix = "download=True fetches them in prepare_data(), which a Trainer calls before setup: call it first"
             raise FileNotFoundError(
-                f"root: expected CIFAR-10's python batches in {str(self.folder)!r}, missing {missing}; "
-                "pass download=True (--data.download true) to fetch them"
-            )
+                f"root: expected CIFAR-10's python batches in {str(self.folder)!r}, missing {missing}; {fix}")
+        names = list(self.BATCHES[:5])
         train = [load_cifar_batch(self.folder / n) for n in names]
         test = load_cifar_batch(self.folder / "test_batch")
         x = np.concatenate([b["data"] for b in train])
