@@ -116,7 +116,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     # False where the CPU has no flush-to-zero: recorded, so a reader knows subnormals may have slowed a side
-    flush_denormal = False if args.keep_denormals else torch.set_flush_denormal(True)
+    # set both ways: an earlier main() in this process may have left flushing on; recorded as in force
+    torch.set_flush_denormal(not args.keep_denormals)
+    flush_denormal = (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0  # 1e-40: subnormal in float32
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch,))

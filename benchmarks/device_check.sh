@@ -9,7 +9,8 @@
 #   5. gpu_cost.py's torch.compile phase (bf16): ONE model measured completely (a compile phase of
 #      ResNet-50 took 148 s), in a slot of 200 s
 #   4. fused_cost.py, in gpu_cost's setting, into a dated file
-# Every gpu_cost run merges into results/gpu_cost.json (figures measured before stay). Every phase
+# Every gpu_cost run merges into results/gpu_cost.json (figures measured before stay; gpu_cost.py refuses
+# a merge from another GPU or torch: results/gpu_cost.json is an H200's, so run it with kind nvidia-h200). Every phase
 # adds its files to $OUT/results.tar.gz as it ends (with the logs), so a call cut short still brings
 # back what it measured.
 #
@@ -38,9 +39,9 @@
 #   PHASES=2 ONLY=tuning QUEUE=rnn2 bash benchmarks/device_check.sh   (the second call: the RNN
 #                                               layouts' standard counterparts, tuning runs alone)
 set -u
-OUT=${OUT:-/tmp/device_out}; mkdir -p "$OUT"
+OUT=${OUT:-/tmp/device_out}
 LOG=$OUT/log.txt
-L=/tmp/dlogs; rm -rf $L; mkdir -p $L  # each phase's log: they come back inside results.tar.gz (at most 8 files come back)
+L=${L:-/tmp/dlogs}  # each phase's log: they come back inside results.tar.gz (at most 8 files come back)
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 NEUROVIEW_CACHE=/tmp/nv_cache
 R=benchmarks/results
 T0=$(date +%s)
@@ -65,8 +66,12 @@ for ph in 0 1 2 3 5 4; do  # the order the phases run in, whatever the order PHA
   plan=$((plan + $(limit "$ph"))); PLAN="$PLAN, phase $ph $(limit "$ph") s"
 done
 OVER=""; [ "$plan" -gt "$END" ] && OVER=": OVER, the last phases will be skipped"
-echo "plan: $PLAN = ${plan} s of END ${END} s$OVER" | tee -a "$LOG"
+echo "plan: $PLAN = ${plan} s of END ${END} s$OVER"
+# nothing is created or removed before this: a DRY run (the test suite, run by phases 0 and 2 on the GPU
+# machine) must not wipe the running phase's logs
 [ -n "${DRY:-}" ] && exit 0
+mkdir -p "$OUT"; rm -rf "$L"; mkdir -p "$L"
+echo "plan: $PLAN = ${plan} s of END ${END} s$OVER" >>"$LOG"
 fits() {  # phase $1 starts only if its limit ends before END (a phase cut by the tool's limit saves nothing)
   local left=$(( END - ($(date +%s) - T0) ))
   if [ "$(limit "$1")" -gt "$left" ]; then
@@ -79,6 +84,14 @@ if [ -z "${SMOKE:-}" ]; then
   export PYTHONPATH=/tmp/site:$PWD
   [ "${ONLY:-}" = tuning ] || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1  # the `neuroview` command
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$LOG" 2>&1
+  # results/gpu_cost.json is an H200's (gpu_cost.py refuses to merge another GPU's rows into it): another GPU's
+  # figures go to a file of its own, gpu_cost_<gpu>.json, merged run after run (an H100: gpu_cost_nvidia_h100_80gb_hbm3)
+  GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  case "$GPU" in
+    *H200*|"") GOUT=gpu_cost;;
+    *) GOUT="gpu_cost_$(echo "$GPU" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '_' | sed 's/_*$//')";;
+  esac
+  say "results of gpu_cost.py: $R/$GOUT.json ($GPU)"
   JOBS=${JOBS:-11}; STEPS=""; QSEEDS="0 1 2"
 else
   export PYTHONPATH=$PWD
@@ -175,7 +188,7 @@ say "phase 3: gpu_cost"
 if [ -z "${SMOKE:-}" ]; then
   # the two models the 2026-12-04 call did not reach, merged into its results (their rows stay)
   timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --no-compile --merge --repeats 7 --max-seconds $GC \
-    --models vit_b_16 convnext_tiny >"$L/gpu_cost.log" 2>&1
+    --models vit_b_16 convnext_tiny --out "$GOUT" >"$L/gpu_cost.log" 2>&1
 else
   timeout $((GC + 20)) python3 benchmarks/gpu_cost.py --small --no-compile --merge --repeats 2 --max-seconds 30 \
     --out gpu_cost_smoke >"$L/gpu_cost.log" 2>&1
@@ -201,7 +214,7 @@ if [[ " $PHASES " == *" 5 "* ]] && fits 5; then
 say "phase 5: gpu_cost compile, ${CS} s"
 if [ -z "${SMOKE:-}" ]; then
   timeout $CS python3 benchmarks/gpu_cost.py --compile-only --merge --max-seconds $((CS - 10)) --compile-seconds 150 \
-    --compile-models vit_b_16 convnext_tiny efficientnet_b0 >"$L/gpu_compile.log" 2>&1
+    --compile-models vit_b_16 convnext_tiny efficientnet_b0 --out "$GOUT" >"$L/gpu_compile.log" 2>&1
 else
   timeout $CS python3 benchmarks/gpu_cost.py --small --compile-only --merge --out gpu_cost_smoke \
     >"$L/gpu_compile.log" 2>&1
@@ -217,7 +230,8 @@ if [ -z "${SMOKE:-}" ]; then
   timeout $P4 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds $((P4 - 40)) \
     --out fused_cost_gpu_$(date +%Y%m%d) >"$L/fused_cost.log" 2>&1
 else
-  timeout $P4 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 >"$L/fused_cost.log" 2>&1
+  timeout $P4 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 --out fused_cost_smoke \
+    >"$L/fused_cost.log" 2>&1  # a name pack takes (its default, fused_cost_cpu_small, came back in no file)
 fi
 say "phase 4 done: rc $?"; pack
 fi

@@ -335,13 +335,14 @@ def _f(v, fmt="{:.2f}"):
 
 def markdown(res: dict) -> str:
     m = res["meta"]
+    dates = ", ".join(sorted({str(d) for d in m.get("earlier_dates", []) + [m.get("date", "?")]}))  # merged runs'
     head = []
     if m["smoke"]:
         head += ["**CPU smoke run at toy size (batch {batch}, {size}x{size}, widths x{width:g}, {device}): it checks that the "
                  "script runs; these are not GPU figures.**".format(**m), ""]
     head += [f"{m['device_name']}, batch {m['batch']}, {m['size']}x{m['size']}, {m['classes']} classes, NeuroView "
              f"`hard` codes; medians of {m['repeats']} interleaved rounds (compiled: {m.get('compile_repeats', 10)}); "
-             f"torch {m['torch']}; measured {m.get('date', '?')}.", "",
+             f"torch {m['torch']}; measured {dates}.", "",
              "| model | precision | units | explain / forward | train step / standard | peak train memory / standard | "
              "compile: NV graphs / breaks | compile s (NV / std) | compiled step / compiled standard |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -443,13 +444,21 @@ def main(argv=None) -> None:
     if args.merge and (OUT / f"{stem}.json").is_file():
         old = json.loads((OUT / f"{stem}.json").read_text())
         # rows of one table share their setting too (finite check, cuDNN autotuner, TF32, layout)
-        same = {k: (old["meta"].get(k), meta[k]) for k in ("device", "batch", "size", "classes", "width", "check_finite",
-                                                            "cudnn_benchmark", "tf32_matmul", "channels_last")}
+        # and their machine: the meta names one GPU and torch for every row (an H100's rows under an H200's name)
+        keys = ["device", "device_name", "torch", "batch", "size", "classes", "width", "check_finite",
+                "cudnn_benchmark", "tf32_matmul", "channels_last"]
+        keys += [] if args.compile_only else ["repeats"]  # rows of one table are medians of as many rounds
+        keys += [] if args.no_compile else ["compile_repeats"]
+        same = {k: (old["meta"].get(k), meta[k]) for k in keys}
         if any(a != b for a, b in same.values()):
-            raise SystemExit(f"--merge: the earlier run differs in {[k for k, (a, b) in same.items() if a != b]}: {same}")
+            raise SystemExit(f"--merge: the earlier run differs in {[k for k, (a, b) in same.items() if a != b]} "
+                             f"(earlier, now): {same}; write another file (--out) instead")
         res["models"] = old["models"]
         if args.compile_only:  # the eager figures, and the rounds they are medians of, are the earlier run's
             meta["repeats"] = old["meta"]["repeats"]
+        if args.no_compile:  # the compile figures, likewise
+            meta["compile_repeats"] = old["meta"].get("compile_repeats", meta["compile_repeats"])
+        meta["earlier_dates"] = old["meta"].get("earlier_dates", []) + [old["meta"].get("date")]
         meta["earlier_commands"] = old["meta"].get("earlier_commands", []) + [old["meta"]["command"]]
 
     def save():

@@ -149,7 +149,7 @@ def train(recipe: str, seed: int, extra: list[str] | None = None, threads: int |
     fit = {"train_acc": c / n, "train_size": n, "train_loss": end["train_loss"], "stopped": stopped}
     return {"model": model, "arch": hp.arch, "arch_kwargs": arch_kwargs, "data": data_spec, "tag": _tag(data_spec),
             "metrics": metrics, "epochs": epochs, "steps": ckpt["global_step"], "seconds": seconds, "fit": fit,
-            "threads": threads, "budget": _budget(cfg)}
+            "threads": threads, "budget": _budget(cfg), "mid_epoch": ckpt.get("neuroview_mid_epoch") is not None}
 
 
 def _budget(cfg: dict) -> dict:
@@ -164,10 +164,12 @@ def stop_reason(ckpt: dict, cfg: dict) -> tuple[str, int]:
     any stop before the maximum: a run that max_time cut was recorded so, and its cut epoch counted as one."""
     from neuroview.training.resume_checks import early_stops, stopped
 
-    done = ckpt["epoch"] + (ckpt.get("neuroview_mid_epoch") is None)  # saved mid-epoch (max_time, max_steps): not done
+    mid_epoch = ckpt.get("neuroview_mid_epoch") is not None
+    done = ckpt["epoch"] + (not mid_epoch)  # saved mid-epoch (max_time, max_steps): not done
     budget = _budget(cfg)
+    # by epochs only at the last epoch's end: a max_time cut within it is no max
     if (budget["max_steps"] > 0 and ckpt["global_step"] >= budget["max_steps"]) or (
-            budget["max_epochs"] > 0 and ckpt["epoch"] >= budget["max_epochs"] - 1):
+            budget["max_epochs"] > 0 and ckpt["epoch"] >= budget["max_epochs"] - 1 and not mid_epoch):
         return "max", done
     fired = [s for s in early_stops(ckpt.get("callbacks")).values() if stopped(s)]
     if fired:  # stopping_reason 3: patience exhausted (no reason saved before Lightning 2.6: the patience it had)
@@ -177,10 +179,12 @@ def stop_reason(ckpt: dict, cfg: dict) -> tuple[str, int]:
 
 def training_record(run: dict, command: str) -> dict:
     """A zoo entry's ``training``: the run's budget (``max_epochs``, and ``max_steps`` where it has one), the epochs
-    and steps it ran, why it stopped (:func:`stop_reason`), the weights kept (the last epoch's) and its command."""
-    budget = {k: v for k, v in run["budget"].items() if k == "max_epochs" or v > 0}
+    and steps it ran, why it stopped (:func:`stop_reason`), the weights kept (the last epoch's, or the last step's
+    where the run ended within an epoch: max_steps, max_time) and its command."""
+    budget = {k: v for k, v in run["budget"].items() if v > 0}  # -1: none (max_epochs of a max_steps-only recipe)
     return {**budget, "epochs": run["epochs"], "steps": run["steps"], "stopped": run["fit"]["stopped"],
-            "checkpoint": "last epoch", "seconds": round(run["seconds"], 1), "command": command}
+            "checkpoint": "last step" if run.get("mid_epoch") else "last epoch", "seconds": round(run["seconds"], 1),
+            "command": command}
 
 
 def _end_of_training(run_dir: str) -> dict:

@@ -158,7 +158,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     # False where the CPU has no flush-to-zero: then the figures may carry the subnormal slowdown
-    flush_denormal = False if args.keep_denormals else torch.set_flush_denormal(True)
+    # set both ways: an earlier main() in this process may have left flushing on; recorded as in force
+    torch.set_flush_denormal(not args.keep_denormals)
+    flush_denormal = (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0  # 1e-40: subnormal in float32
     rows = []
     for name in args.configs:
         r = measure(name, args.batch, args.steps, args.hidden, args.repeats, args.permutation_every, args.perm_batch)

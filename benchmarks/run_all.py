@@ -56,10 +56,13 @@ def _written(out: Path) -> str:
     try:
         iso = subprocess.run(["git", "log", "-1", "--format=%ct", "--", out.name], cwd=out.parent, capture_output=True,
                              text=True, timeout=20).stdout.strip()
+        # `git diff --quiet` compares with the index: a staged (git add-ed) new result read as committed
+        status = subprocess.run(["git", "status", "--porcelain", "--", out.name], cwd=out.parent,
+                                capture_output=True, text=True, timeout=20)
+        committed = bool(iso) and status.returncode == 0 and not status.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        iso = ""
-    uncommitted = subprocess.run(["git", "diff", "--quiet", "--", out.name], cwd=out.parent).returncode if iso else 1
-    stamp = float(iso) if iso and uncommitted == 0 else out.stat().st_mtime
+        committed = False
+    stamp = float(iso) if committed else out.stat().st_mtime
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stamp))
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shlex
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -194,8 +195,9 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
             recipe=recipe, seed=seed,
             metrics=r["metrics"],
             # the recipe's budget, what ran and why it stopped: not the steps run as if they were its max_steps
-            extra={"training": training_record(
-                r, f"neuroview fit --config {recipe} {' '.join(overrides(dataset))} --seed_everything {seed}")},
+            extra={"training": training_record(  # the command as run: the val/fold overrides and extra too
+                r, f"neuroview fit --config {recipe} {shlex.join(overrides(dataset, val, fold) + list(extra))} "
+                   f"--seed_everything {seed}")},
         )
     return rec
 

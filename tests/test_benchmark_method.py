@@ -142,7 +142,8 @@ def _dry_plan(tmp_path, **env) -> str:
     text = SCRIPT.read_text()
     assert "DRY" in text, "device_check.sh has no DRY mode (it would run the measurements)"
     out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "DRY": "1", "OUT": str(tmp_path / "out"), **env})
+                         env={**os.environ, "DRY": "1", "OUT": str(tmp_path / "out"), "L": str(tmp_path / "dlogs"),
+                              **env})
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -166,3 +167,103 @@ def test_device_check_every_gpu_cost_run_merges():
     # compile figures: a slot a compile phase can finish in, not the 60 s that cut it before
     compile_runs = [line for line in runs if "--compile-only" in line and "--small" not in line]
     assert compile_runs and all(int(re.search(r"--compile-seconds (\d+)", line).group(1)) >= 140 for line in compile_runs)
+
+
+def test_device_check_dry_run_creates_and_removes_nothing(tmp_path):
+    # phases 0 and 2 run the test suite on the GPU machine: a DRY plan wiped the running phase's pytest.log
+    logs = tmp_path / "dlogs"
+    logs.mkdir()
+    (logs / "pytest.log").write_text("running")
+    _dry_plan(tmp_path)
+    assert (logs / "pytest.log").read_text() == "running"
+    assert not (tmp_path / "out").exists()
+
+
+def test_gpu_cost_merge_refuses_another_gpu_torch_or_repeats(benchmark_script, tmp_path, monkeypatch, one_thread):
+    """The meta names one GPU, torch and number of rounds for every row: a merge from another would relabel
+    the earlier rows (an H200's file merged on an H100)."""
+    gpu_cost = benchmark_script("gpu_cost")
+    monkeypatch.setattr(gpu_cost, "OUT", tmp_path)
+    argv = ["--device", "cpu", "--batch", "1", "--size", "32", "--classes", "4", "--models", "resnet50",
+            "--max-seconds", "1e-9", "--phase-seconds", "1", "--compile-seconds", "1", "--out", "g"]
+    gpu_cost.main(argv)
+    path = tmp_path / "g.json"
+    d = json.loads(path.read_text())
+    mine = dict(d["meta"])
+    d["meta"].update({"device_name": "NVIDIA H200", "torch": "2.11.0+cu130", "date": "2026-12-04"})
+    path.write_text(json.dumps(d))
+    with pytest.raises(SystemExit, match=r"device_name.*torch.*NVIDIA H200"):
+        gpu_cost.main(argv + ["--merge"])
+    d["meta"].update({"device_name": mine["device_name"], "torch": mine["torch"], "repeats": mine["repeats"] + 1})
+    path.write_text(json.dumps(d))
+    with pytest.raises(SystemExit, match="repeats"):
+        gpu_cost.main(argv + ["--merge"])
+    d["meta"]["repeats"] = mine["repeats"]
+    path.write_text(json.dumps(d))
+    gpu_cost.main(argv + ["--merge"])  # the same machine and method: merged, both dates shown
+    assert "2026-12-04, " in (tmp_path / "g.md").read_text()
+
+
+def test_keep_denormals_after_a_flushing_run_in_the_same_process(benchmark_script, tmp_path, monkeypatch,
+                                                                 one_thread):
+    """--keep-denormals after a main() that flushed: flushing was left on while the meta said "kept"."""
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero")
+    rnn_cost, cnn_cost = benchmark_script("rnn_cost"), benchmark_script("cnn_cost")
+    monkeypatch.setattr(cnn_cost, "OUT", tmp_path)
+    rargv = ["--configs", "rnn", "--batch", "4", "--steps", "6", "--hidden", "4", "--repeats", "1",
+             "--permutation-every", "1", "--perm-batch", "8", "--threads", "1", "--out", str(tmp_path / "r")]
+    cargv = ["--quantizers", "none", "--batch", "2", "--repeats", "1", "--threads", "1"]
+    rnn_cost.main(rargv)
+    assert _subnormal_product_flushed()
+    rnn_cost.main(rargv + ["--keep-denormals"])  # nothing reset in between
+    assert not _subnormal_product_flushed()
+    assert json.loads((tmp_path / "r.json").read_text())["meta"]["flush_denormal"] is False
+    cnn_cost.main(cargv)
+    assert json.loads((tmp_path / "cnn_cost.json").read_text())["meta"]["flush_denormal"] is True
+    cnn_cost.main(cargv + ["--keep-denormals"])
+    assert not _subnormal_product_flushed()
+    assert json.loads((tmp_path / "cnn_cost.json").read_text())["meta"]["flush_denormal"] is False
+
+
+def test_run_all_dates_a_staged_result_by_its_file_not_its_old_commit(benchmark_script, tmp_path, monkeypatch):
+    """A re-measured result staged with git add is not committed as is: `git diff --quiet` (worktree against
+    the index) read it as committed and dated it by the old commit."""
+    run_all = benchmark_script("run_all")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_AUTHOR_DATE": "2020-01-02T03:04:05Z",
+           "GIT_COMMITTER_DATE": "2020-01-02T03:04:05Z"}
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, env=env, check=True, capture_output=True)  # noqa: E731
+    out = tmp_path / "x.json"
+    out.write_text("{}")
+    git("init", "-q")
+    git("add", "x.json")
+    git("commit", "-q", "-m", "old")
+    assert run_all._written(out).startswith("2020-01-02")  # committed as is: its commit's date
+    out.write_text('{"new": 1}')
+    os.utime(out, (1700000000, 1700000000))  # 2023-11-14
+    git("add", "x.json")
+    assert run_all._written(out).startswith("2023-11-14")
+
+    def broken(*a, **k):
+        raise OSError("no git")
+    monkeypatch.setattr(run_all.subprocess, "run", broken)  # no git: the file's time, no traceback
+    assert run_all._written(out).startswith("2023-11-14")
+
+
+def test_device_check_packs_every_result_file_it_writes():
+    """SMOKE=1 PHASES=4's fused_cost wrote fused_cost_cpu_small, a name the pack's patterns do not take."""
+    import fnmatch
+
+    text = SCRIPT.read_text().replace("\\\n", " ")
+    patterns = re.findall(r"\$R/(\*\w+\*)", re.search(r"^pack\(\).*?^}", text, re.M | re.S).group(0))
+    assert patterns
+    runs = [line for line in text.splitlines() if re.search(r"benchmarks/(gpu|fused)_cost\.py", line)
+            and not line.lstrip().startswith("#")]
+    assert len(runs) >= 4
+    for line in runs:
+        out = re.search(r"--out (\S+)", line)
+        stem = out.group(1) if out else "gpu_cost"  # gpu_cost's default (fused_cost's: fused_cost_cpu_small, _gpu)
+        assert out or "gpu_cost.py" in line, f"no --out: {line}"
+        stem = stem.replace("$(date +%Y%m%d)", "20261206").replace('"$GOUT"', "gpu_cost_nvidia_h100_80gb_hbm3")
+        assert any(fnmatch.fnmatch(stem, p) for p in patterns), line

@@ -34,7 +34,7 @@ from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resu
 from .data_arg import absolute_paths, read_evaluated_like
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
-from .resume_checks import check_not_finished, check_resumed_stops
+from .resume_checks import check_resume, resume_state
 
 __all__ = ["NeuroViewCLI", "cli_main"]
 
@@ -108,9 +108,8 @@ class NeuroViewCLI(LightningCLI):
         if ckpt is None:
             return
         saved = read_checkpoint(ckpt, "ckpt_path")  # an unreadable file named, too
-        if sub == "fit":  # a finished run first; its stop rule once the trainer's callbacks are built
-            check_not_finished(ckpt, saved)
-            self._resumed_stops = (ckpt, saved.get("callbacks"))
+        if sub == "fit":  # a finished run and its stop rule once the trainer (callbacks, min_epochs) is built
+            self._resumed_stops = (ckpt, resume_state(saved))
         hp = saved.get("hyper_parameters") or {}
         asked = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
         named = None if sub == "fit" else _named_model_options(getattr(self, "_argv", None))
@@ -133,7 +132,7 @@ class NeuroViewCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else None
         if getattr(self, "_resumed_stops", None) and self.subcommand == "fit":
-            check_resumed_stops(*self._resumed_stops, self.trainer.callbacks)
+            check_resume(*self._resumed_stops, self.trainer)
         if cfg is not None and cfg.get("ckpt_path") and isinstance(self.model, NeuroViewModule):
             # the checkpoint's weights replace the network's: its init_weights (the file it was trained from, in
             # its hyper-parameters) need not be read, nor be there any more

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 
 from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.utilities import rank_zero_warn
 
-__all__ = ["check_not_finished", "check_resumed_stops", "early_stops", "stopped"]
+__all__ = ["check_not_finished", "check_resume", "check_resumed_stops", "early_stops", "resume_state", "stopped"]
 
 # EarlyStoppingReason.PATIENCE_EXHAUSTED: the monitored value stopped improving (its plateau)
 _PLATEAU = 3
@@ -30,15 +31,35 @@ def stopped(state: dict) -> bool:
     return bool(state.get("stopping_reason") or state.get("stopped_epoch"))
 
 
-def check_not_finished(ckpt: str, saved: dict) -> None:
-    """Refuse resuming a run that an ``EarlyStopping`` of its own ended: Lightning does not save ``should_stop``, so
-    the "resume" trained another epoch and rewrote ``last.ckpt``, the finished run's final weights (what its test and
-    the benchmarks score), before the restored callback stopped it again."""
+def _ended_here(saved: dict, state: dict, trainer) -> bool:
+    """Whether this ``EarlyStopping`` state ended the run at the checkpoint's save: it signalled at the saved epoch
+    (``stopped_epoch`` is set again at each signal), the save came at that epoch's end (not within it: a max_time
+    cut, a save every n steps) and ``min_epochs``/``min_steps`` let Lightning stop by then (they keep a run going
+    past a signal, and EarlyStopping saves the signal all the same)."""
+    epoch, steps = saved.get("epoch"), saved.get("global_step") or 0
+    if not stopped(state) or saved.get("neuroview_mid_epoch") is not None or state.get("stopped_epoch") != epoch:
+        return False
+    min_epochs, min_steps = getattr(trainer, "min_epochs", None), getattr(trainer.fit_loop, "min_steps", None)
+    return (not min_epochs or epoch + 1 >= min_epochs) and (not min_steps or steps >= min_steps)
+
+
+def check_not_finished(ckpt: str, saved: dict, trainer) -> None:
+    """Refuse resuming a run that an ``EarlyStopping`` of its own ended (``trainer``: the resumed one): Lightning does
+    not save ``should_stop``, so the "resume" trained another epoch and rewrote ``last.ckpt``, the finished run's
+    final weights (what its test and the benchmarks score), before the restored callback stopped it again. Without
+    that ``EarlyStopping`` (no callback of its state key) nothing stops it again: it resumes, with a warning.
+    ``saved``: the checkpoint (its ``epoch``, ``global_step``, ``neuroview_mid_epoch`` and ``callbacks``)."""
+    own = {c.state_key for c in trainer.callbacks if isinstance(c, EarlyStopping)}
     for key, state in early_stops(saved.get("callbacks")).items():
-        if not stopped(state):
+        if not _ended_here(saved, state, trainer):
             continue
         how = "on its plateau " if state.get("stopping_reason") in (None, _PLATEAU) else ""
         why = state.get("stopping_reason_message") or f"patience {state.get('patience')}"
+        if key not in own:
+            rank_zero_warn(f"ckpt_path: {ckpt} is a run that ended {how}at epoch {state.get('stopped_epoch')} "
+                           f"({key}: {why}); this command has no such EarlyStopping, so the resumed run continues "
+                           f"past that stop (and rewrites its last.ckpt)")
+            continue
         raise ValueError(f"ckpt_path: {ckpt} is a run that already ended {how}at epoch {state.get('stopped_epoch')} "
                          f"({key}: {why}): nothing to resume; test it with neuroview test --ckpt_path {ckpt}, or start "
                          f"a new run from its weights with --model.init_weights {ckpt}")
@@ -56,8 +77,9 @@ def _key_options(key: str) -> str:
 def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list) -> None:
     """Refuse resuming with an ``EarlyStopping`` other than the checkpoint's: Lightning restores the checkpoint's
     ``patience`` over the one given (the run's ``config.yaml`` recorded 1000 while 6 ruled), and a callback of another
-    ``monitor`` or ``mode`` restores nothing (a fresh count: another stop rule mid-run). ``min_delta`` is not in
-    the saved state: it cannot be compared. ``callbacks``: the resumed trainer's."""
+    ``monitor`` or ``mode`` restores nothing (a fresh count: another stop rule mid-run). ``min_delta``,
+    ``stopping_threshold``, ``divergence_threshold``, ``check_finite`` and ``check_on_train_epoch_end`` are not in
+    the saved state: they cannot be compared. ``callbacks``: the resumed trainer's."""
     saved = early_stops(saved_callbacks)
     stops = [c for c in callbacks if isinstance(c, EarlyStopping)]
     unmatched = [k for k in saved if k not in {c.state_key for c in stops}]
@@ -74,3 +96,15 @@ def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list
                              f"{_key_options(unmatched[0])}, and this command's watches {_key_options(cb.state_key)}; "
                              f"its count would start afresh under another stop rule mid-run: resume with the run's "
                              f"monitor and mode, or start a new run from its weights with --model.init_weights {ckpt}")
+
+
+def resume_state(saved: dict) -> dict:
+    """What :func:`check_resume` reads of a checkpoint (not its weights, kept for the whole run otherwise)."""
+    return {k: saved.get(k) for k in ("epoch", "global_step", "neuroview_mid_epoch", "callbacks")}
+
+
+def check_resume(ckpt: str, saved: dict, trainer) -> None:
+    """Both checks of a resume, once the resumed ``trainer`` is built (its callbacks, ``min_epochs``/``min_steps``):
+    the run is not finished, and its stop rule is the checkpoint's. ``saved``: :func:`resume_state`."""
+    check_not_finished(ckpt, saved, trainer)
+    check_resumed_stops(ckpt, saved.get("callbacks"), trainer.callbacks)

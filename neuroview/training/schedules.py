@@ -124,7 +124,8 @@ def check_plateau_args(plateau_factor: float, min_lr_factor: float) -> None:
     """The plateau schedules' ``plateau_factor`` in (0, 1) and ``min_lr_factor`` in [0, 1], when the module is built: a
     floor above a rate's peak (``ReduceLROnPlateau`` keeps ``max(lr * factor, floor)``) never let it be cut, and
     train_plateau ran as a constant rate without a word."""
-    if not 0.0 < plateau_factor < 1.0:
+    # a string or None (a config's "0.5", null) named as min_lr_factor is, not a bare TypeError of the comparison
+    if isinstance(plateau_factor, bool) or not (isinstance(plateau_factor, numbers.Real) and 0.0 < plateau_factor < 1.0):
         raise ValueError(f"plateau_factor: expected a number in (0, 1), got {plateau_factor!r}")
     if isinstance(min_lr_factor, bool) or not (isinstance(min_lr_factor, numbers.Real) and 0.0 <= min_lr_factor <= 1.0):
         raise ValueError(f"min_lr_factor: expected a number in [0, 1] (each rate's floor as a fraction of its peak), "

@@ -131,3 +131,97 @@ def test_an_exported_zoo_entry_records_the_recipe_s_budget_and_why_it_stopped(mo
     assert seen["max_epochs"] == 1500 and "max_steps" not in seen  # the recipe's budget, not the steps run
     assert (seen["epochs"], seen["steps"], seen["stopped"], seen["checkpoint"]) == (21, 210, "plateau", "last epoch")
     assert seen["command"].startswith("neuroview fit --config recipes/ucr_rnn.yaml --data.init_args.name GunPoint")
+
+
+def test_a_run_min_epochs_kept_going_is_resumed_not_refused_as_finished(tmp_path):
+    """EarlyStopping saves its signal (stopped_epoch, stopping_reason) though min_epochs kept Lightning from
+    stopping: a run ended by max_epochs under min_epochs was refused as "already ended on its plateau"."""
+    stop = stop_config(tmp_path / "stop.yaml", patience=1, min_delta=100.0)  # signals from epoch 1 on
+    root = tmp_path / "run"
+    cli = fit(root, stop, "--trainer.max_epochs", "3", "--trainer.min_epochs", "10")
+    assert cli.trainer.global_step == 9  # all 3 epochs: min_epochs kept it going
+    saved = torch.load(root / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["callbacks"][ES_KEY]["stopped_epoch"] == saved["epoch"] == 2  # the signal, saved all the same
+    cli = fit(root, stop, "--trainer.max_epochs", "4", "--trainer.min_epochs", "10", "--ckpt_path", "last")
+    assert cli.trainer.global_step == 12  # resumed: one more epoch
+
+
+def test_a_finished_run_resumed_without_its_early_stopping_continues_with_a_warning(tmp_path):
+    """With its EarlyStopping removed nothing stops the resumed run again (check_resumed_stops allows removing it):
+    it was refused as finished all the same."""
+    stop = stop_config(tmp_path / "stop.yaml", patience=1, min_delta=100.0)
+    root = tmp_path / "run"
+    fit(root, stop, "--trainer.max_epochs", "5")  # ends at epoch 1
+    args = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), *QUICK]
+    with pytest.warns(UserWarning, match=r"ended on its plateau at epoch 1 .*no such EarlyStopping, so the resumed "
+                                         r"run continues past that stop"):
+        cli = cli_main([*args, "--trainer.max_epochs", "3", "--ckpt_path", "last"])
+    assert cli.trainer.global_step == 9
+
+
+def test_a_run_is_finished_only_where_its_early_stopping_ended_it_at_that_save(benchmark_script):
+    """The rule itself: the signal at the saved epoch, saved at that epoch's end, min_epochs/min_steps reached."""
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from neuroview.training.resume_checks import check_not_finished
+
+    def trainer(min_epochs=None, min_steps=None, stops=True):
+        cbs = [EarlyStopping(monitor="train_loss_epoch", mode="min", patience=6)] if stops else []
+        return SimpleNamespace(callbacks=cbs, min_epochs=min_epochs, fit_loop=SimpleNamespace(min_steps=min_steps))
+
+    ended = {"epoch": 20, "global_step": 210, "neuroview_mid_epoch": None, "callbacks": _es(20, 3)}
+    with pytest.raises(ValueError, match="already ended on its plateau at epoch 20"):
+        check_not_finished("x.ckpt", ended, trainer())
+    check_not_finished("x.ckpt", {**ended, "neuroview_mid_epoch": 4}, trainer())  # a save within epoch 20
+    check_not_finished("x.ckpt", {**ended, "epoch": 22, "global_step": 230}, trainer())  # an earlier signal
+    check_not_finished("x.ckpt", ended, trainer(min_epochs=22))  # min_epochs kept it going
+    check_not_finished("x.ckpt", ended, trainer(min_steps=211))
+    with pytest.raises(ValueError):
+        check_not_finished("x.ckpt", ended, trainer(min_epochs=21, min_steps=210))  # both reached
+    with pytest.warns(UserWarning, match="continues past that stop"):
+        check_not_finished("x.ckpt", ended, trainer(stops=False))
+
+
+def test_a_max_time_cut_within_the_last_epoch_is_no_max(benchmark_script):
+    """Saved within epoch 1499 of 1500 (a max_time cut): recorded as ended by its max_epochs."""
+    rz = benchmark_script("reproduce_zoo")
+    cfg = {"trainer": {"max_epochs": 1500, "max_steps": -1, "max_time": "00:00:00:03", "callbacks": []}}
+    cut = {"epoch": 1499, "global_step": 14988, "neuroview_mid_epoch": 8, "callbacks": _es(0, 0)}
+    assert rz.stop_reason(cut, cfg) == ("time", 1499)
+    assert rz.stop_reason({**cut, "neuroview_mid_epoch": None, "global_step": 15000}, cfg) == ("max", 1500)
+
+
+def test_a_zoo_entry_records_the_checkpoint_kept_the_budget_given_and_the_command_run(monkeypatch,
+                                                                                     benchmark_script):
+    """A max_steps stop keeps the last step's weights (mid-epoch), not the last epoch's; a max_steps-only recipe
+    has no max_epochs -1; the recorded command left out the val/fold overrides and extra options."""
+    rz, ua = benchmark_script("reproduce_zoo"), benchmark_script("ucr_accuracy")
+    run = {"fit": {"stopped": "max"}, "epochs": 3, "steps": 100, "seconds": 2.0, "mid_epoch": True,
+           "budget": {"max_epochs": -1, "max_steps": 100}}
+    rec = rz.training_record(run, "cmd")
+    assert rec["checkpoint"] == "last step" and "max_epochs" not in rec and rec["max_steps"] == 100
+    assert rz.training_record({**run, "mid_epoch": False}, "cmd")["checkpoint"] == "last epoch"
+    from neuroview.zoo import pretrained as zoo
+
+    full = {**run, "metrics": {"val_acc": 0.5, "val_size": 2}, "arch": "rnn", "model": None, "data": {},
+            "arch_kwargs": {}, "fit": {"train_acc": 1.0, "train_loss": 0.6, "stopped": "max"}}
+    monkeypatch.setattr(ua, "train", lambda *a, **k: full)
+    seen = {}
+    monkeypatch.setattr(zoo, "make_datamodule", lambda spec: type("DM", (), {"class_names": ["a", "b"]})())
+    monkeypatch.setattr(zoo, "save_pretrained", lambda model, name, **kw: seen.update(kw["extra"]["training"]))
+    ua.run_one("recipes/ucr_rnn.yaml", "GunPoint", 1, export=True, extra=("--model.lr", "0.01"), val=0.2, cv=True)
+    assert seen["command"] == ("neuroview fit --config recipes/ucr_rnn.yaml --data.init_args.name GunPoint "
+                               "--data.init_args.val_fraction 0.2 --data.init_args.val_fold 1 --model.lr 0.01 "
+                               "--seed_everything 1")
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, True])
+def test_a_plateau_factor_of_another_type_is_refused_by_name(bad):
+    """A string or None gave a bare TypeError of the comparison ('<' not supported ...)."""
+    from neuroview.training.schedules import check_plateau_args
+
+    with pytest.raises(ValueError, match=rf"plateau_factor: expected a number in \(0, 1\), got {bad!r}"):
+        check_plateau_args(bad, 0.1)
+    check_plateau_args(0.5, 0.1)
