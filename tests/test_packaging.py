@@ -6,9 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as tomli (the dev extra installs it there)
+    import tomli as tomllib
 
 import pytest
 
