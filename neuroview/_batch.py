@@ -15,6 +15,7 @@ import sys
 import weakref
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import (BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler, Subset,
@@ -347,13 +348,14 @@ def refuse_lengths(net, lengths, what: str = "train", x: Tensor | None = None) -
     than its series: its codes counted the padding as data. Any other network: nothing. With the batch's ``x`` the
     middle item is checked as lengths first (:func:`check_lengths`: ``(x, y, other)`` is named so, not as padding),
     and lengths that are every series' whole length pass."""
-    if lengths is None:
+    nets = getattr(net, "members", None) or [net]
+    if lengths is None or not any(m is None or getattr(getattr(m, "backbone", m), "one_length", False) for m in nets):
         return
     if x is not None:
+        if not isinstance(lengths, Tensor) and isinstance(lengths, (list, tuple, np.ndarray)):
+            lengths = torch.as_tensor(np.asarray(lengths))  # a list or numpy's, as the other readers take them
         check_lengths(lengths, x, what)
-        if isinstance(x, Tensor) and x.dim() > 1 and bool((torch.as_tensor(lengths) >= x.shape[-1]).all()):  # no padding
+        if isinstance(x, Tensor) and x.dim() > 1 and bool((lengths >= x.shape[-1]).all()):  # no padding to read
             return
-    nets = getattr(net, "members", None) or [net]
-    if any(m is None or getattr(getattr(m, "backbone", m), "one_length", False) for m in nets):
-        raise ValueError(f"{what}: MiniRocket reads series of one length; got batches with lengths "
-                         "(a variable-length set: stretch its series, UCRDataModule(resample=True))")
+    raise ValueError(f"{what}: MiniRocket reads series of one length; got batches with lengths "
+                     "(a variable-length set: stretch its series, UCRDataModule(resample=True))")

@@ -55,6 +55,7 @@ import dataclasses
 import warnings
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -127,6 +128,7 @@ class Ensemble(Guarded):
         classes = {_num_classes(m) for m in members}
         if len(classes) > 1:
             raise ValueError(f"members: expected the same number of classes for every member, got {sorted(classes, key=str)}")
+        batched = bool(batched) if isinstance(batched, np.bool_) else batched  # numpy's, as create_model takes it
         if not isinstance(batched, bool) and batched != "auto":
             raise ValueError(f"batched: expected true, false or 'auto', got {batched!r}")
         why = why_not_batchable(members) if batched else None

@@ -244,7 +244,7 @@ class ArrayDataModule(pl.LightningDataModule):
         if self._splits is not None:
             return
         parts, owner = self._parts(), type(self).__name__
-        warn_stored_apart(parts, owner)  # uint8 0..255 beside floats 0..1: one split at another scale
+        warn_stored_apart(parts, owner, self.normalize)  # uint8 0..255 beside floats 0..1: one split at another scale
         classes = class_list({n: y for n, (_, y) in parts.items()}, owner, self.LABELS)
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
         if not variable and len({np.shape(x)[2:] for x, _ in parts.values()}) > 1 and all(np.ndim(x) == 3 for x, _ in parts.values()):

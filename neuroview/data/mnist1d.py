@@ -49,6 +49,8 @@ class MNIST1DDataModule(ArrayDataModule):
                                  f"({why}: an older generator or other arguments wrote it); delete it (it is generated "
                                  "again, ~3 s) or pass cache=False")
             return arrays
+        if getattr(self, "_uncached", None) is not None:  # generated once already and not cached: not again (~3 s)
+            return self._uncached
         arrays = _make()
         if (why := _other_set(arrays)) is not None:
             # not cached: under the default set's name the next run would refuse it, and deleting it would not help
@@ -56,8 +58,9 @@ class MNIST1DDataModule(ArrayDataModule):
                           f"project's figures were measured on ({why}); accuracies will not match the README's"
                           f"{' (the set is not cached: it is generated again each run)' if self.cache else ''}",
                           stacklevel=3)
-        elif self.cache:
-            _save(path, arrays)
+        elif self.cache and _save(path, arrays):
+            return arrays
+        self._uncached = arrays if self.cache else None  # the cache failed or refused it: kept for this module's reads
         return arrays
 
     def load(self) -> dict[str, tuple]:
@@ -83,14 +86,16 @@ def _make() -> dict[str, np.ndarray]:
     return {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
-def _save(path, arrays: dict[str, np.ndarray]) -> None:
-    """Cache ``arrays`` at ``path``; where that cannot be written, warn and go on without a cache."""
+def _save(path, arrays: dict[str, np.ndarray]) -> bool:
+    """Cache ``arrays`` at ``path``; where that cannot be written, warn and go on without a cache (False)."""
     try:
         save_npz(path, **arrays)
+        return True
     except OSError as e:  # a read-only home, NEUROVIEW_CACHE naming a file: the set itself is fine
         warnings.warn(f"MNIST1DDataModule: could not cache the set in {path} ({type(e).__name__}: {e}); it is used "
-                      "uncached and generated again at each use (~3 s): point NEUROVIEW_CACHE at a writable folder, or "
+                      "uncached and generated again by each new data module (~3 s): point NEUROVIEW_CACHE at a writable folder, or "
                       "pass cache=False", stacklevel=4)
+        return False
 
 
 def _cached(path) -> dict[str, np.ndarray]:

@@ -186,19 +186,23 @@ def centered_for_float32(x, normalize, where: str):
     return x if out is None else out
 
 
-def warn_stored_apart(parts: dict, owner: str) -> None:
-    """Warn where a split is stored as integers and another as floats of a far smaller range (uint8 images 0..255
-    beside a test split of floats 0..1): standardized by the training split's statistics, every test image came out
-    all but black (mean -1.7, std 0.004), without a word. Splits of one kind, or of like ranges, pass."""
-    arrays = {n: x for n, (x, _) in parts.items() if isinstance(x, np.ndarray) and x.size and x.dtype.kind in "uif"}
-    kinds = {n: "integers" if x.dtype.kind in "ui" else "floats" for n, x in arrays.items()}
-    if "train" not in arrays or len(set(kinds.values())) < 2:
+def warn_stored_apart(parts: dict, owner: str, normalize=True) -> None:
+    """Warn where a split is stored as integers of a range far above another's floats (uint8 images 0..255 beside a
+    test split of floats 0..1): standardized by the training split's statistics, every test image came out all but
+    black (mean -1.7, std 0.004), without a word; unnormalized, the network reads them at another scale. Each series
+    normalized by itself (``series``, ``sample``) is indifferent to it; splits of one kind, of like ranges, or floats
+    far above integers (a float training split beside a test split of -1, 0, 1) pass."""
+    if normalize in ("series", "sample"):
         return
-    top = {n: float(np.nanmax(np.abs(x.astype(np.float64)))) for n, x in arrays.items()}
-    for name in arrays:
-        ratio = max(top[name], top["train"]) / max(min(top[name], top["train"]), 1e-12)
-        if kinds[name] != kinds["train"] and ratio > 20:
-            warnings.warn(f"{owner}: X: the {name} split is stored as {arrays[name].dtype} (up to {top[name]:.3g}), the "
-                          f"training split as {arrays['train'].dtype} (up to {top['train']:.3g}): standardized by the "
-                          "training split's statistics, one of them reaches the network at another scale; store both "
-                          "alike (e.g. uint8 0..255, or floats 0..1)", UserWarning, stacklevel=3)
+    arrays = {n: x for n, (x, _) in parts.items() if isinstance(x, np.ndarray) and x.size and x.dtype.kind in "uif"}
+    top = {n: max(abs(float(np.nanmin(x))), abs(float(np.nanmax(x)))) for n, x in arrays.items()}  # no float64 copy
+    ints = [n for n, x in arrays.items() if x.dtype.kind in "ui"]
+    floats = [n for n, x in arrays.items() if x.dtype.kind == "f"]
+    for i in ints:
+        for f in floats:
+            if "train" in (i, f) and top[i] > 20 * max(top[f], 1e-12):
+                how = "standardized by the training split's statistics" if normalize else "read as stored"
+                warnings.warn(f"{owner}: X: the {i} split is stored as {arrays[i].dtype} (up to {top[i]:.3g}), the {f} "
+                              f"split as {arrays[f].dtype} (up to {top[f]:.3g}): {how}, one of them reaches the network "
+                              "at another scale; store both alike (e.g. uint8 0..255, or floats 0..1)", UserWarning,
+                              stacklevel=3)

@@ -175,11 +175,11 @@ def _read_series(train) -> tuple[Tensor, Tensor | None]:
     xs, ys = [], []
     for batch in _batches(train, "train"):
         x, lengths, y = unpack(batch)
-        refuse_lengths(None, lengths)  # None: the MiniRocket fitted (or built) from these series
         x = torch.as_tensor(x)
         if x.dim() != 3:  # a bare IndexError at x.shape[2]
             raise ValueError(f"train: expected series [B, C, T] (channels first, as the data modules give them), got "
                              f"a batch of shape {tuple(x.shape)}" + (" (one channel: x[:, None])" if x.dim() == 2 else ""))
+        refuse_lengths(None, lengths, "train", x)  # None: the MiniRocket fitted (or built) from these; whole lengths pass
         if xs and x.shape[1:] != xs[0].shape[1:]:  # a bare torch.cat error
             raise ValueError(f"train: expected series of one shape [C, T] in every batch (MiniRocket reads one length), got "
                              f"{list(xs[0].shape[1:])} in the first batch and {list(x.shape[1:])} in batch {len(xs) + 1}"

@@ -56,7 +56,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import (filled, kept_generators, outside_inference_mode, own_val_split, refuse_lengths,
+from .._batch import (check_lengths, filled, kept_generators, outside_inference_mode, own_val_split, refuse_lengths,
                       series_input, split_batches, unpack)
 from ..core._utils import batch_labels, factory, own_rng, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
@@ -114,7 +114,8 @@ def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor
     if _is_rnn(net):
         f = net.features(series_input(x, net, what), lengths).flatten(1)
     else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
-        refuse_lengths(net, lengths, what, x)  # lengths checked; MiniRocket's codes counted the padding as data
+        check_lengths(lengths, x, what)
+        refuse_lengths(net, lengths, what, x)  # MiniRocket's codes counted the padding as data
         on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
         step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
         f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)

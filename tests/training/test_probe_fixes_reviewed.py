@@ -68,3 +68,29 @@ def test_numpy_members_and_batched_pass_as_the_values_they_are():
     assert isinstance(nv.create_model("nv_gru", max_len=20, members=np.int64(1)), nv.NeuroViewRNN)
     ens = nv.create_model("nv_lite", members=np.int64(2), batched=np.False_)
     assert len(ens.members) == 2
+
+
+def test_fit_ridge_head_takes_numpy_and_list_lengths_on_an_rnn():
+    """The MiniRocket check read every network's lengths and refused numpy's and lists, which an RNN took before."""
+    from neuroview.training.ridge import fit_ridge_head
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 12, generator=g)
+    y = torch.arange(16) % 2
+    net = nv.create_model("nv_gru", in_features=1, num_classes=2, max_len=12, hidden_size=4)
+    lengths = np.full(16, 12)
+    lengths[::2] = 9
+    for given in (lengths, lengths.tolist()):
+        fit_ridge_head(net, [(x, given, y)])
+
+
+def test_minirocket_takes_whole_lengths_as_numpy_in_every_fit(rocket):
+    net, x, y = rocket
+    whole = np.full(len(x), T)
+    nv.minirocket([(x, whole, y)], num_features=168)  # nv.fit_minirocket's reader, as fit_ridge_head's
+    nv.fit_ridge_head(net, [(x, torch.as_tensor(whole), y)])
+
+
+def test_an_ensemble_takes_numpy_s_bool_for_batched():
+    ens = nv.Ensemble([nv.create_model("nv_lite"), nv.create_model("nv_lite")], batched=np.False_)
+    assert len(ens.members) == 2
