@@ -38,6 +38,7 @@ from .callbacks import ResumeState
 from .outputs import write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .loop_guards import LoopGuards
+from .module_args import check_numbers
 from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, warmup_cosine  # noqa: F401 - tests import it
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
@@ -128,21 +129,13 @@ class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningMo
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler: expected one of {SCHEDULERS}, got {scheduler!r}")
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive number, got {lr!r}")
-        if classifier_lr is not None and not classifier_lr > 0:
-            raise ValueError(f"classifier_lr: expected a positive number or None, got {classifier_lr!r}")
+        check_numbers(lr=lr, classifier_lr=classifier_lr, weight_decay=weight_decay, momentum=momentum,
+                      classifier_weight_decay=classifier_weight_decay, warmup_epochs=warmup_epochs,
+                      plateau_patience=plateau_patience, label_smoothing=label_smoothing, l1_classifier=l1_classifier,
+                      group_l1_classifier=group_l1_classifier)  # finite, in range, by name (inf trained to NaN)
         check_plateau_args(plateau_factor, min_lr_factor)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}")
         if compile is not None and compile not in COMPILE_MODES:
             raise ValueError(f"compile: expected None or one of {COMPILE_MODES}, got {compile!r}")
-        for name, v in (("weight_decay", weight_decay), ("classifier_weight_decay", classifier_weight_decay),
-                        ("l1_classifier", l1_classifier), ("group_l1_classifier", group_l1_classifier),
-                        ("warmup_epochs", warmup_epochs), ("momentum", momentum),
-                        ("plateau_patience", plateau_patience)):
-            if v is not None and not v >= 0:  # `not >=`: NaN is refused too
-                raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
         self.save_hyperparameters()
         self.model = build_model(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len,
                                  model_kwargs=model_kwargs)

@@ -78,10 +78,13 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
                          "'train_plateau' or 'none'")
     total = max(int(steps), 1)
     if hp.scheduler == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
+        # the rate only: torch's default also cycled momentum (SGD's, Adam's beta1) 0.95 -> 0.85, over the one asked for
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
+                                                    cycle_momentum=False)
     else:
         per_epoch = 0.0 if hp.warmup_epochs == 0 else steps_per_epoch(trainer)
-        warm = int(hp.warmup_epochs * per_epoch)
+        warm = math.ceil(hp.warmup_epochs * per_epoch - 1e-9)  # any warm-up asked is a step at least (0.19 epochs of
+        # 5 steps was truncated to none); the 1e-9: 2.0000000001 steps of float error stay 2
         if warm and warm >= total - 1:
             warnings.warn(f"warmup_epochs: {hp.warmup_epochs} epochs of warm-up ({warm} optimizer steps) last the whole "
                           f"run ({total} steps): the rate climbs until the last step and never decays; expected fewer "

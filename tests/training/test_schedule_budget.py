@@ -65,10 +65,10 @@ def test_plateau_without_a_validation_split_is_refused_before_training(tmp_path)
 
 
 @pytest.mark.parametrize("kw, says", [
-    ({"classifier_weight_decay": -1.0}, "classifier_weight_decay: expected a number >= 0, got -1.0"),
-    ({"warmup_epochs": math.nan}, "warmup_epochs: expected a number >= 0, got nan"),
-    ({"momentum": -1.0, "optimizer": "sgd"}, "momentum: expected a number >= 0, got -1.0"),
-    ({"weight_decay": math.nan}, "weight_decay: expected a number >= 0, got nan"),
+    ({"classifier_weight_decay": -1.0}, r"classifier_weight_decay: expected a finite number in \[0, inf\) or None, got -1.0"),
+    ({"warmup_epochs": math.nan}, r"warmup_epochs: expected a finite number in \[0, inf\), got nan"),
+    ({"momentum": -1.0, "optimizer": "sgd"}, r"momentum: expected a finite number in \[0, 1\), got -1.0"),
+    ({"weight_decay": math.nan}, r"weight_decay: expected a finite number in \[0, inf\), got nan"),
 ])
 def test_schedule_and_optimizer_options_out_of_range_are_refused_by_name(kw, says):
     """classifier_weight_decay=-1 was accepted (weight_decay=-1 was not), NaN passed `v < 0`, and a negative SGD
