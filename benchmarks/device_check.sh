@@ -10,7 +10,8 @@
 #      ResNet-50 took 148 s), in a slot of 200 s
 #   4. fused_cost.py, in gpu_cost's setting, into a dated file
 # Every gpu_cost run merges into results/gpu_cost.json (figures measured before stay; gpu_cost.py refuses
-# a merge from another GPU or torch: results/gpu_cost.json is an H200's, so run it with kind nvidia-h200). Every phase
+# a merge from another GPU or torch: results/gpu_cost.json is an H200's; another GPU or torch writes a file of its
+# own, gpu_cost_<gpu>[_<torch>].json, see gpu_out). Logs go to DC_LOGS (a folder under /tmp, emptied). Every phase
 # adds its files to $OUT/results.tar.gz as it ends (with the logs), so a call cut short still brings
 # back what it measured.
 #
@@ -41,7 +42,14 @@
 set -u
 OUT=${OUT:-/tmp/device_out}
 LOG=$OUT/log.txt
-L=${L:-/tmp/dlogs}  # each phase's log: they come back inside results.tar.gz (at most 8 files come back)
+# each phase's log: they come back inside results.tar.gz (at most 8 files come back). A name of its own, and under
+# /tmp only: the folder is emptied (rm -rf), and a generic L inherited from the caller's shell was deleted
+L=${DC_LOGS:-/tmp/dlogs}
+case "$L" in
+  */..|*/../*) echo "DC_LOGS: expected a folder under /tmp (it is emptied), got '$L' (a '..' in it)" >&2; exit 2;;
+  /tmp/?*) ;;
+  *) echo "DC_LOGS: expected a folder under /tmp (it is emptied), got '$L'" >&2; exit 2;;
+esac
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 NEUROVIEW_CACHE=/tmp/nv_cache
 R=benchmarks/results
 T0=$(date +%s)
@@ -72,6 +80,20 @@ echo "plan: $PLAN = ${plan} s of END ${END} s$OVER"
 [ -n "${DRY:-}" ] && exit 0
 mkdir -p "$OUT"; rm -rf "$L"; mkdir -p "$L"
 echo "plan: $PLAN = ${plan} s of END ${END} s$OVER" >>"$LOG"
+gpu_out() {  # gpu_cost.py's --out for GPU $1 and torch $2: a file whose meta is theirs (a merge into another's is
+  # refused, and the phase measured nothing): the GPU's own file, and one per torch where the file holds another's
+  local out=gpu_cost had
+  case "$1" in
+    *H200*|"") ;;
+    *) out="gpu_cost_$(echo "$1" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '_' | sed 's/_*$//')";;
+  esac
+  had=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["meta"].get("torch") or "")' \
+    "$R/$out.json" 2>/dev/null)
+  if [ -n "$2" ] && [ -n "$had" ] && [ "$2" != "$had" ]; then
+    out="${out}_$(echo "$2" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '_' | sed 's/_*$//')"
+  fi
+  echo "$out"
+}
 fits() {  # phase $1 starts only if its limit ends before END (a phase cut by the tool's limit saves nothing)
   local left=$(( END - ($(date +%s) - T0) ))
   if [ "$(limit "$1")" -gt "$left" ]; then
@@ -85,12 +107,10 @@ if [ -z "${SMOKE:-}" ]; then
   [ "${ONLY:-}" = tuning ] || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1  # the `neuroview` command
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$LOG" 2>&1
   # results/gpu_cost.json is an H200's (gpu_cost.py refuses to merge another GPU's rows into it): another GPU's
-  # figures go to a file of its own, gpu_cost_<gpu>.json, merged run after run (an H100: gpu_cost_nvidia_h100_80gb_hbm3)
+  # figures go to a file of its own, gpu_cost_<gpu>.json, merged run after run (an H100: gpu_cost_nvidia_h100_80gb_hbm3),
+  # and another torch than the file's to gpu_cost[_<gpu>]_<torch>.json (gpu_out)
   GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-  case "$GPU" in
-    *H200*|"") GOUT=gpu_cost;;
-    *) GOUT="gpu_cost_$(echo "$GPU" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '_' | sed 's/_*$//')";;
-  esac
+  GOUT=$(gpu_out "$GPU" "$(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)")
   say "results of gpu_cost.py: $R/$GOUT.json ($GPU)"
   JOBS=${JOBS:-11}; STEPS=""; QSEEDS="0 1 2"
 else

@@ -159,8 +159,8 @@ def own_val_split(data):
         return None
     try:
         loader = module_loader(data, "val")
-    except Exception:  # noqa: BLE001 - set up without a split (its val_dataloader reads a dataset never made): none
-        return None
+    except AttributeError:  # set up without a split (its val_dataloader reads a dataset never made): none
+        return None  # anything else (a val.csv unreadable) is the user's loader failing: named, not cross-validated
     if isinstance(loader, dict):  # several named loaders: which one validates is not ours to pick
         loader = list(loader.values())
     if isinstance(loader, (list, tuple)) and loader and all(isinstance(v, DataLoader) for v in loader):

@@ -267,3 +267,44 @@ def test_device_check_packs_every_result_file_it_writes():
         assert out or "gpu_cost.py" in line, f"no --out: {line}"
         stem = stem.replace("$(date +%Y%m%d)", "20261206").replace('"$GOUT"', "gpu_cost_nvidia_h100_80gb_hbm3")
         assert any(fnmatch.fnmatch(stem, p) for p in patterns), line
+
+
+def test_device_check_empties_its_own_logs_folder_under_tmp_only(tmp_path):
+    """`L=${L:-/tmp/dlogs}` then `rm -rf "$L"`: an L inherited from the caller's shell was deleted. The folder is
+    DC_LOGS, refused outside /tmp."""
+    if not str(tmp_path).startswith("/tmp/"):
+        pytest.skip("DC_LOGS must be under /tmp, and this run's tmp_path is not")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "SMOKE": "1", "PHASES": " "}  # no phase: setup and pack
+    env.pop("DC_LOGS", None)
+    for bad in ("/home/someone", "/tmp", "/tmp/../etc"):
+        out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                             env={**env, "DRY": "1", "DC_LOGS": bad})
+        assert out.returncode == 2, out.stderr
+        assert f"DC_LOGS: expected a folder under /tmp (it is emptied), got '{bad}'" in out.stderr
+    out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**env, "L": str(victim), "DC_LOGS": str(tmp_path / "dlogs")})
+    assert out.returncode == 0, out.stderr
+    assert (victim / "keep.txt").read_text() == "mine"  # before: deleted with its folder
+    assert (tmp_path / "dlogs").is_dir()
+
+
+def test_device_check_writes_gpu_cost_of_another_torch_to_a_file_of_its_own(tmp_path):
+    """results/gpu_cost.json is an H200's under torch 2.11.0+cu130: an H200 call with another torch merged into it,
+    gpu_cost.py refused, and phases 3 and 5 measured nothing."""
+    body = re.search(r"^gpu_out\(\) \{.*?^\}", SCRIPT.read_text(), re.M | re.S).group(0)
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "gpu_cost.json").write_text(json.dumps({"meta": {"torch": "2.11.0+cu130"}, "rows": []}))
+
+    def gout(gpu: str, torch_version: str) -> str:
+        out = subprocess.run(["bash", "-c", f'{body}\ngpu_out "$1" "$2"', "_", gpu, torch_version],
+                             capture_output=True, text=True, timeout=30, env={**os.environ, "R": str(results)})
+        return out.stdout.strip()
+
+    assert gout("NVIDIA H200", "2.11.0+cu130") == "gpu_cost"
+    assert gout("NVIDIA H200", "2.12.0+cu130") == "gpu_cost_2_12_0_cu130"  # before: gpu_cost (refused)
+    assert gout("NVIDIA H100 80GB HBM3", "2.12.0+cu130") == "gpu_cost_nvidia_h100_80gb_hbm3"  # no such file yet
+    assert gout("NVIDIA H200", "") == "gpu_cost"  # torch unknown: gpu_cost.py names a mismatch itself

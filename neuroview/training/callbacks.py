@@ -288,6 +288,12 @@ class ResumeState:
                 batches = self.trainer.fit_loop.epoch_loop.batch_progress
                 # processed, not completed: a save in on_train_batch_end (every_n_train_steps) comes before the count
                 checkpoint["neuroview_mid_epoch"] = None if batches.is_last_batch else batches.current.processed
+                # whether this save ends the run (an EarlyStopping signal the min_epochs/min_steps let through): a
+                # mid-epoch stop saves last.ckpt within its epoch, and a resume read it as unfinished (resume_checks)
+                loop = self.trainer.fit_loop
+                checkpoint["neuroview_stopping"] = {"should_stop": bool(self.trainer.should_stop),
+                                                    "can_stop": getattr(loop, "_can_stop_early", None),
+                                                    "min_epochs": loop.min_epochs, "min_steps": loop.min_steps}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self._trainer is None:  # load_from_checkpoint

@@ -71,9 +71,14 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
         split = {"validate": "validation", "predict": "test (predicted)"}.get(sub, "test")
         give = " ".join(f"--data.init_args.{k} {_as_typed(v)}" for k, (_, v) in sorted(diff.items()))
+        # the test split is carved before the validation split, so it holds the same series; but they are read by the
+        # training part's statistics (normalize: true, the padded length, the "no spread" scale), which it changes
+        why = (f"its {split} split is the same series, read otherwise (by the statistics and series length of another "
+               f"training part)" if sub != "validate" and set(diff) <= {"val_fraction", "val_fold"} else
+               f"its {split} split may hold training series, scored as if unseen")
         raise ValueError(f"{what}: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
-                         f"{sub}` would cut the splits otherwise, and its {split} split may hold training series, "
-                         f"scored as if unseen: give the checkpoint's options ({give}), or other data")
+                         f"{sub}` would cut the splits otherwise, and {why}: give the checkpoint's options ({give}), or "
+                         f"other data")
 
 
 def _as_typed(value) -> str:

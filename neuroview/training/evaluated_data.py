@@ -68,33 +68,37 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
         for k, v in (("val_fraction", 0.0), ("val_fold", None)):
             if k in args and args[k] != v:
                 data.init_args[k] = v
-    return sub in ("test", "predict") and not _carve_named(sub, named, asked["class_path"], args)
+    return sub in ("test", "predict") and not _carve_named(sub, argv, asked["class_path"], args)
 
 
-def _carve_named(sub: str, named: set[str] | None, class_path: str, args: dict) -> bool:
-    """Whether the command names a ``test_fraction`` (for a command given as a dict: one other than the class's
-    default): then a file without a test split of its own is carved as asked, not scored whole (a named 0.5 was
-    dropped without a word, 30 series scored for 15), and the log says so."""
+def _carve_named(sub: str, argv: list[str] | None, class_path: str, args: dict) -> bool:
+    """Whether the command names a ``test_fraction``: on the command line or in ``--data``, or (in a ``--config``
+    file, or a command given as a dict) one other than the class's default; then a file without a test split of its
+    own is carved as asked, not scored whole (a named 0.5 was dropped without a word, 30 series scored for 15), and
+    the log says which. A config's default value is no ask: a run's own saved config.yaml lists every init arg, and
+    predicting with it carved 6 of 30 new rows."""
     if "test_fraction" not in args or args.get("test_path") is not None:  # a test file of its own: no carve
         return False
-    if named is None:
-        default = _defaults(class_path).get("test_fraction")
-        if _plain(args["test_fraction"]) == _plain(default):
-            return False
-    elif "test_fraction" not in named:
+    default = _defaults(class_path).get("test_fraction")
+    if argv is not None and "test_fraction" in named_data_options(argv, class_path, {}, sub, configs=False):
+        why = "on the command line"
+    elif _plain(args["test_fraction"]) != _plain(default):
+        why = f"other than the class default {default}"
+    else:
         return False
     rank_zero_info(f"neuroview {sub}: --data.init_args.test_fraction {args['test_fraction']} named, so a file "
                    f"without a test split of its own is carved by it and that test split scored, not every series of "
-                   f"it: drop test_fraction to score the whole file")
+                   f"it ({why}): drop test_fraction to score the whole file")
     return True
 
 
-def named_data_options(argv: list[str] | None, class_path: str, args: dict, sub: str | None = None) -> set[str] | None:
+def named_data_options(argv: list[str] | None, class_path: str, args: dict, sub: str | None = None,
+                       configs: bool = True) -> set[str] | None:
     """The data options a command line names: ``--data.init_args.X`` (``--data.X``), the keys of a ``--data`` given
     as a dict or a YAML file and of a ``--data.init_args`` dict, the ``data`` of its ``--config`` files (at their top
-    or under the ``sub`` command's key, a ``data`` string followed to its file), and any whose value is not the
-    class's default; None (all of them) for a command given as a dict. One missed was replaced by the checkpoint's
-    value without a word (``normalize: true`` in a ``--data`` file read as ``sample``)."""
+    or under the ``sub`` command's key, a ``data`` string followed to its file; not with ``configs`` False), and any
+    whose value is not the class's default; None (all of them) for a command given as a dict. One missed was replaced
+    by the checkpoint's value without a word (``normalize: true`` in a ``--data`` file read as ``sample``)."""
     if argv is None:
         return None
     named = set()
@@ -102,7 +106,7 @@ def named_data_options(argv: list[str] | None, class_path: str, args: dict, sub:
         key, eq, inline = a.partition("=")
         value = inline if eq else argv[i + 1] if i + 1 < len(argv) else ""
         if key in ("--config", "-c"):
-            named |= _config_keys(value, sub)
+            named |= _config_keys(value, sub) if configs else set()
         elif key == "--data":  # a class name, a dict, or a YAML file of one (jsonargparse reads each)
             named |= _data_keys(_spec(value))
         elif key == "--data.init_args":  # the init args themselves, as a dict

@@ -33,14 +33,30 @@ def stopped(state: dict) -> bool:
 
 def _ended_here(saved: dict, state: dict, trainer) -> bool:
     """Whether this ``EarlyStopping`` state ended the run at the checkpoint's save: it signalled at the saved epoch
-    (``stopped_epoch`` is set again at each signal), the save came at that epoch's end (not within it: a max_time
-    cut, a save every n steps) and ``min_epochs``/``min_steps`` let Lightning stop by then (they keep a run going
-    past a signal, and EarlyStopping saves the signal all the same)."""
+    (``stopped_epoch`` is set again at each signal) and ``min_epochs``/``min_steps`` let Lightning stop by then (they
+    keep a run going past a signal, and EarlyStopping saves the signal all the same). The run's own
+    ``min_epochs``/``min_steps`` where the checkpoint records them (``neuroview_stopping``; another ``min_epochs``
+    on the resume made a finished run resumable), else the resumed ``trainer``'s. A save within the epoch (a
+    validation at ``val_check_interval`` 0.5, a max_time cut, a save every n steps) ended it only where it records
+    that the trainer was stopping and could (``should_stop``, ``_can_stop_early``); older checkpoints, without
+    that record, are not taken as ended there."""
     epoch, steps = saved.get("epoch"), saved.get("global_step") or 0
-    if not stopped(state) or saved.get("neuroview_mid_epoch") is not None or state.get("stopped_epoch") != epoch:
+    if not stopped(state) or state.get("stopped_epoch") != epoch:
         return False
-    min_epochs, min_steps = getattr(trainer, "min_epochs", None), getattr(trainer.fit_loop, "min_steps", None)
-    return (not min_epochs or epoch + 1 >= min_epochs) and (not min_steps or steps >= min_steps)
+    record = saved.get("neuroview_stopping")
+    record = record if isinstance(record, dict) else None
+    mid = saved.get("neuroview_mid_epoch") is not None
+    if mid and record is None:
+        return False
+    if mid and record.get("can_stop") is not None:  # Lightning's own test at the save (its epoch loop stops by it)
+        return bool(record.get("should_stop") and record["can_stop"])
+    if record is not None:
+        min_epochs, min_steps = record.get("min_epochs"), record.get("min_steps")
+    else:
+        min_epochs, min_steps = getattr(trainer, "min_epochs", None), getattr(trainer.fit_loop, "min_steps", None)
+    epochs = epoch if mid else epoch + 1  # epochs done by then: the saved one only at its end
+    ok = (not min_epochs or epochs >= min_epochs) and (not min_steps or steps >= min_steps)
+    return ok and (not mid or bool(record.get("should_stop")))
 
 
 def check_not_finished(ckpt: str, saved: dict, trainer) -> None:
@@ -48,7 +64,8 @@ def check_not_finished(ckpt: str, saved: dict, trainer) -> None:
     not save ``should_stop``, so the "resume" trained another epoch and rewrote ``last.ckpt``, the finished run's
     final weights (what its test and the benchmarks score), before the restored callback stopped it again. Without
     that ``EarlyStopping`` (no callback of its state key) nothing stops it again: it resumes, with a warning.
-    ``saved``: the checkpoint (its ``epoch``, ``global_step``, ``neuroview_mid_epoch`` and ``callbacks``)."""
+    ``saved``: the checkpoint (its ``epoch``, ``global_step``, ``neuroview_mid_epoch``, ``neuroview_stopping`` and
+    ``callbacks``)."""
     own = {c.state_key for c in trainer.callbacks if isinstance(c, EarlyStopping)}
     for key, state in early_stops(saved.get("callbacks")).items():
         if not _ended_here(saved, state, trainer):
@@ -100,7 +117,7 @@ def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list
 
 def resume_state(saved: dict) -> dict:
     """What :func:`check_resume` reads of a checkpoint (not its weights, kept for the whole run otherwise)."""
-    return {k: saved.get(k) for k in ("epoch", "global_step", "neuroview_mid_epoch", "callbacks")}
+    return {k: saved.get(k) for k in ("epoch", "global_step", "neuroview_mid_epoch", "neuroview_stopping", "callbacks")}
 
 
 def check_resume(ckpt: str, saved: dict, trainer) -> None:

@@ -262,3 +262,51 @@ def test_predictions_of_another_loader_name_no_rows_of_the_trainer_s_data_module
     assert "file_index" not in written(dataloaders=dm.train_dataloader())[0]
     rows = written(datamodule=dm)  # its own test split: named by the file's rows
     assert [int(r["file_index"]) for r in rows] == dm.test_rows.tolist()
+
+
+def test_predict_with_the_run_s_saved_config_scores_a_new_file_whole(trained, tmp_path, caplog):
+    """A run's config.yaml lists every init arg, the class default test_fraction 0.2 too: read as named, a new file of
+    30 series was carved to 6; a default named on the command line still carves, and the log says which."""
+    saved = next((tmp_path / "fit").rglob("config.yaml"))
+    assert yaml.safe_load(saved.read_text())["data"]["init_args"]["test_fraction"] == 0.2
+    x, y = _series(30, 7)
+    np.savez(tmp_path / "new.npz", X=x, y=y)
+    base = ["predict", "--config", str(saved), "--ckpt_path", trained,
+            "--data.init_args.path", str(tmp_path / "new.npz")]
+
+    def rows(root: str, *extra: str) -> list[dict]:
+        cli_main([*base, "--trainer.default_root_dir", str(tmp_path / root), *extra])
+        # the newest: the saved config's logger writes into the run's folder, whatever default_root_dir says
+        with open(max(tmp_path.rglob("predictions.csv"), key=lambda p: p.stat().st_mtime), encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    whole = rows("p1")
+    assert [int(r["file_index"]) for r in whole] == list(range(30))  # before: 6 rows
+    assert [int(r["pred"]) for r in whole] == _by_hand(trained, x)
+    with caplog.at_level("INFO"):
+        assert len(rows("p2", "--data.init_args.test_fraction", "0.2")) == 6
+    assert "test_fraction 0.2 named, so a file without a test split" in caplog.text
+    assert "not every series of it (on the command line): drop test_fraction" in caplog.text
+
+
+def test_fine_tuning_from_the_run_s_own_last_ckpt_in_its_folder_reads_it_by_its_kept_name(trained, tmp_path):
+    """A new run into the folder keeps the earlier last.ckpt aside as last-v1.ckpt before the weights load: its
+    --model.init_weights last.ckpt was "missing"; it is read from the name it was kept as."""
+    cfg = _config(tmp_path, "fit", path=str(tmp_path / "train.npz"), normalize="sample", val_fraction=0.0)
+    cli = cli_main(["fit", "--config", cfg, "--test_after_fit", "false", "--trainer.max_epochs", "1",
+                    "--model.init_weights", trained])  # before: "init_weights: weight file ... last.ckpt is missing"
+    kept = tmp_path / "fit" / "checkpoints" / "last-v1.ckpt"
+    assert cli.model.hparams.init_weights == str(kept) and kept.is_file()
+
+
+def test_another_val_fraction_on_test_names_what_it_changes_not_training_series_in_the_test_split(trained, tmp_path):
+    """The test split is carved before the validation split (by seed + 1, of the whole file): another val_fraction
+    leaves its series as they were, but the training part's statistics (normalize: true, the padded length) read them
+    otherwise, so `test` is still refused; the error said the test split "may hold training series"."""
+    cfg = _config(tmp_path, "t", path=str(tmp_path / "train.npz"), normalize="sample", val_fraction=0.25)
+    with pytest.raises(ValueError, match=r"\(--data.init_args.val_fraction 0.25 asked, 0.0 in the checkpoint\); "
+                                         r"`neuroview test` would cut the splits otherwise, and its test split is the "
+                                         r"same series, read otherwise \(by the statistics and series length of another "
+                                         r"training part\): give the checkpoint's options "
+                                         r"\(--data.init_args.val_fraction 0.0\)"):
+        cli_main(["test", "--config", cfg, "--ckpt_path", trained])

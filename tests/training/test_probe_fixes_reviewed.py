@@ -94,3 +94,30 @@ def test_minirocket_takes_whole_lengths_as_numpy_in_every_fit(rocket):
 def test_an_ensemble_takes_numpy_s_bool_for_batched():
     ens = nv.Ensemble([nv.create_model("nv_lite"), nv.create_model("nv_lite")], batched=np.False_)
     assert len(ens.members) == 2
+
+
+def test_own_val_split_names_a_user_loader_s_own_failure_and_skips_a_dataset_never_made():
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from neuroview._batch import own_val_split
+
+    x, y = torch.randn(16, 1, 8), torch.arange(16) % 2
+
+    class Failing(pl.LightningDataModule):
+        def setup(self, stage=None):
+            self.tr = TensorDataset(x, y)
+
+        def train_dataloader(self):
+            return DataLoader(self.tr, batch_size=8)
+
+        def val_dataloader(self):
+            raise RuntimeError("val.csv: permission denied")  # a real failure of the user's own loader
+
+    class NoVal(Failing):
+        def val_dataloader(self):
+            return DataLoader(self.va, batch_size=8)  # self.va never made by setup: no validation split
+
+    with pytest.raises(RuntimeError, match="val.csv: permission denied"):  # before: None (cross-validated instead)
+        own_val_split(Failing())
+    assert own_val_split(NoVal()) is None

@@ -174,7 +174,14 @@ def test_a_run_is_finished_only_where_its_early_stopping_ended_it_at_that_save(b
     ended = {"epoch": 20, "global_step": 210, "neuroview_mid_epoch": None, "callbacks": _es(20, 3)}
     with pytest.raises(ValueError, match="already ended on its plateau at epoch 20"):
         check_not_finished("x.ckpt", ended, trainer())
-    check_not_finished("x.ckpt", {**ended, "neuroview_mid_epoch": 4}, trainer())  # a save within epoch 20
+    # a save within epoch 20: of an older checkpoint (no record of the stop) not taken as the end
+    check_not_finished("x.ckpt", {**ended, "neuroview_mid_epoch": 4}, trainer())
+    rec = {"should_stop": True, "can_stop": True, "min_epochs": None, "min_steps": None}
+    with pytest.raises(ValueError, match="already ended"):  # the trainer stopping there (val_check_interval 0.5)
+        check_not_finished("x.ckpt", {**ended, "neuroview_mid_epoch": 4, "neuroview_stopping": rec}, trainer())
+    for other in ({"should_stop": False}, {"can_stop": False}):  # a max_time cut, a stop min_epochs held off
+        check_not_finished("x.ckpt", {**ended, "neuroview_mid_epoch": 4, "neuroview_stopping": {**rec, **other}},
+                           trainer())
     check_not_finished("x.ckpt", {**ended, "epoch": 22, "global_step": 230}, trainer())  # an earlier signal
     check_not_finished("x.ckpt", ended, trainer(min_epochs=22))  # min_epochs kept it going
     check_not_finished("x.ckpt", ended, trainer(min_steps=211))
@@ -225,3 +232,29 @@ def test_a_plateau_factor_of_another_type_is_refused_by_name(bad):
     with pytest.raises(ValueError, match=rf"plateau_factor: expected a number in \(0, 1\), got {bad!r}"):
         check_plateau_args(bad, 0.1)
     check_plateau_args(0.5, 0.1)
+
+
+def test_a_run_early_stopping_ended_at_a_mid_epoch_validation_is_refused_as_finished(tmp_path):
+    """val_check_interval 0.5: EarlyStopping ends the run within its epoch, and last.ckpt is that mid-epoch save; it
+    was exempt from the check (any save within an epoch taken as a cut), so the "resume" rewrote last.ckpt."""
+    stop = tmp_path / "stop.yaml"
+    stop.write_text("trainer:\n  callbacks:\n    - class_path: pytorch_lightning.callbacks.EarlyStopping\n"
+                    "      init_args: {monitor: val_loss, mode: min, patience: 1, min_delta: 100.0}\n")
+    root, mid = tmp_path / "run", ["--trainer.max_epochs", "5", "--trainer.val_check_interval", "0.5"]
+    fit(root, str(stop), *mid)
+    last = root / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=False)
+    assert saved["neuroview_mid_epoch"] is not None and saved["epoch"] == 0  # ended within its first epoch
+    before = hashlib.sha256(last.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match=r"ckpt_path: .*last.ckpt is a run that already ended .*nothing to resume"):
+        fit(root, str(stop), *mid, "--ckpt_path", "last")  # before: resumed, last.ckpt rewritten
+    assert hashlib.sha256(last.read_bytes()).hexdigest() == before
+
+
+def test_a_finished_run_is_held_to_its_own_min_epochs_not_the_resume_s(tmp_path):
+    """--trainer.min_epochs 10 on the resume made a run that ended at epoch 1 resumable (the resumed trainer's
+    min_epochs read as the run's): its own, recorded in the checkpoint, rule."""
+    stop = stop_config(tmp_path / "stop.yaml", patience=1, min_delta=100.0)  # ends at epoch 1 of 5
+    fit(tmp_path / "run", stop, "--trainer.max_epochs", "5")
+    with pytest.raises(ValueError, match=r"already ended on its plateau at epoch 1"):  # before: resumed
+        fit(tmp_path / "run", stop, "--trainer.max_epochs", "5", "--trainer.min_epochs", "10", "--ckpt_path", "last")
