@@ -45,11 +45,13 @@ LOG=$OUT/log.txt
 # each phase's log: they come back inside results.tar.gz (at most 8 files come back). A name of its own, and under
 # /tmp only: the folder is emptied (rm -rf), and a generic L inherited from the caller's shell was deleted
 L=${DC_LOGS:-/tmp/dlogs}
-case "$L" in
-  */..|*/../*) echo "DC_LOGS: expected a folder under /tmp (it is emptied), got '$L' (a '..' in it)" >&2; exit 2;;
-  /tmp/?*) ;;
+L_REAL=$(realpath -m -- "$L" 2>/dev/null || echo "$L")  # /tmp//, /tmp/. and a/.. read as what they name
+case "$L_REAL" in
+  /tmp/[!/.]*) ;;
   *) echo "DC_LOGS: expected a folder under /tmp (it is emptied), got '$L'" >&2; exit 2;;
 esac
+if [ -L "$L" ]; then echo "DC_LOGS: expected a folder under /tmp (it is emptied), got '$L', a link" >&2; exit 2; fi
+L=$L_REAL
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 NEUROVIEW_CACHE=/tmp/nv_cache
 R=benchmarks/results
 T0=$(date +%s)

@@ -51,6 +51,11 @@ def check_lengths(lengths, x: Tensor, what: str) -> None:
     integers in ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels."""
     if lengths is None:
         return
+    if isinstance(lengths, (list, tuple, np.ndarray)):  # a list or numpy's, as the RNN readers take them
+        try:
+            lengths = torch.as_tensor(np.asarray(lengths))
+        except (TypeError, ValueError, RuntimeError):  # not numbers: named below as no lengths
+            pass
     n = x.shape[-1] if isinstance(x, Tensor) and x.dim() > 1 else None
     ok = (isinstance(lengths, Tensor) and lengths.dim() == 1 and len(lengths) == len(x) and n is not None
           and not lengths.is_floating_point() and lengths.dtype != torch.bool
@@ -159,8 +164,13 @@ def own_val_split(data):
         return None
     try:
         loader = module_loader(data, "val")
-    except AttributeError:  # set up without a split (its val_dataloader reads a dataset never made): none
-        return None  # anything else (a val.csv unreadable) is the user's loader failing: named, not cross-validated
+    except (AttributeError, NotImplementedError):  # set up without a split (a dataset never made, "not implemented")
+        return None
+    except Exception as e:  # noqa: BLE001 - the user's loader failing (a val.csv unreadable): named, not cross-validated
+        if type(e).__name__ == "MisconfigurationException":  # Lightning's own "no val_dataloader"
+            return None
+        raise ValueError(f"train: {type(data).__name__}.val_dataloader() failed ({type(e).__name__}: {e}); fix it, or "
+                         "pass val= the batches to validate on") from e
     if isinstance(loader, dict):  # several named loaders: which one validates is not ours to pick
         loader = list(loader.values())
     if isinstance(loader, (list, tuple)) and loader and all(isinstance(v, DataLoader) for v in loader):

@@ -279,7 +279,7 @@ def test_device_check_empties_its_own_logs_folder_under_tmp_only(tmp_path):
     (victim / "keep.txt").write_text("mine")
     env = {**os.environ, "OUT": str(tmp_path / "out"), "SMOKE": "1", "PHASES": " "}  # no phase: setup and pack
     env.pop("DC_LOGS", None)
-    for bad in ("/home/someone", "/tmp", "/tmp/../etc"):
+    for bad in ("/home/someone", "/tmp", "/tmp/../etc", "/tmp//", "/tmp/.", "/tmp/./"):  # /tmp// emptied /tmp itself
         out = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=30,
                              env={**env, "DRY": "1", "DC_LOGS": bad})
         assert out.returncode == 2, out.stderr

@@ -164,7 +164,7 @@ class NeuroViewCLI(LightningCLI):
                 rank_zero_info(f"neuroview fit: the earlier run's {old} kept as {kept.name} (this run writes its own; "
                                f"--trainer.default_root_dir gives a run a folder of its own)")
                 if os.path.realpath(str(getattr(self.model, "hparams", {}).get("init_weights"))) == os.path.realpath(old):
-                    self.model.hparams["init_weights"] = str(kept)  # read at setup, after this move: by its new name
+                    self.model.hparams["init_weights"] = cfg.model.init_weights = str(kept)  # read at setup: renamed
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]

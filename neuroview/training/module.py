@@ -129,7 +129,7 @@ class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningMo
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler: expected one of {SCHEDULERS}, got {scheduler!r}")
-        check_numbers(lr=lr, classifier_lr=classifier_lr, weight_decay=weight_decay, momentum=momentum,
+        check_numbers(lr=lr, classifier_lr=classifier_lr, weight_decay=weight_decay, momentum=momentum, optimizer=optimizer,
                       classifier_weight_decay=classifier_weight_decay, warmup_epochs=warmup_epochs,
                       plateau_patience=plateau_patience, label_smoothing=label_smoothing, l1_classifier=l1_classifier,
                       group_l1_classifier=group_l1_classifier)  # finite, in range, by name (inf trained to NaN)

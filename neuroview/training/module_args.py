@@ -7,6 +7,7 @@ Imports nothing of neuroview.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 
@@ -18,6 +19,10 @@ def _number(name: str, v, lo: float, hi: float = math.inf, *, lo_open: bool = Fa
     """``v`` a finite real number (numpy's too, never a bool) in the interval given, or None where ``none``."""
     if v is None and none:
         return
+    if getattr(v, "ndim", None) == 0 and hasattr(v, "item"):  # a 0-d tensor or numpy array: the number it holds
+        v = v.item()
+    if isinstance(v, decimal.Decimal):
+        v = float(v)
     ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
     ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
@@ -26,12 +31,13 @@ def _number(name: str, v, lo: float, hi: float = math.inf, *, lo_open: bool = Fa
 
 
 def check_numbers(*, lr, classifier_lr, weight_decay, classifier_weight_decay, momentum, warmup_epochs,
-                  plateau_patience, label_smoothing, l1_classifier, group_l1_classifier) -> None:
+                  plateau_patience, label_smoothing, l1_classifier, group_l1_classifier, optimizer="sgd") -> None:
     """Each numeric option of the module in its range (``classifier_lr`` and ``classifier_weight_decay`` may be None:
-    the backbone's)."""
+    the backbone's); ``momentum`` only where the ``optimizer`` reads it (SGD)."""
     _number("lr", lr, 0, lo_open=True)
     _number("classifier_lr", classifier_lr, 0, lo_open=True, none=True)
-    _number("momentum", momentum, 0, 1, hi_open=True)
+    if optimizer == "sgd":
+        _number("momentum", momentum, 0, 1, hi_open=True)
     _number("label_smoothing", label_smoothing, 0, 1, hi_open=True)
     _number("classifier_weight_decay", classifier_weight_decay, 0, none=True)
     for name, v in (("weight_decay", weight_decay), ("l1_classifier", l1_classifier),

@@ -297,6 +297,8 @@ def test_fine_tuning_from_the_run_s_own_last_ckpt_in_its_folder_reads_it_by_its_
                     "--model.init_weights", trained])  # before: "init_weights: weight file ... last.ckpt is missing"
     kept = tmp_path / "fit" / "checkpoints" / "last-v1.ckpt"
     assert cli.model.hparams.init_weights == str(kept) and kept.is_file()
+    saved = max((tmp_path / "fit").rglob("config.yaml"), key=lambda f: f.stat().st_mtime)  # this run's own record
+    assert f"init_weights: {kept}" in saved.read_text()  # names the file it read (the review: the moved path)
 
 
 def test_another_val_fraction_on_test_names_what_it_changes_not_training_series_in_the_test_split(trained, tmp_path):

@@ -34,11 +34,15 @@ def test_a_numeric_option_that_is_no_finite_number_is_refused_by_name(name, bad)
                                       ("label_smoothing", 1.0), ("lr", 0.0), ("plateau_patience", -1)])
 def test_out_of_range_options_are_refused_by_name(name, bad):
     with pytest.raises(ValueError, match=rf"^{name}: expected a finite number in "):
-        _module(**{name: bad})
+        _module(optimizer="sgd", **{name: bad})
 
 
 def test_numbers_of_every_kind_pass():
+    from decimal import Decimal
+
     _module(lr=np.float32(1e-3), momentum=0, classifier_lr=None, classifier_weight_decay=None, warmup_epochs=np.int64(1))
+    _module(lr=torch.tensor(1e-3), l1_classifier=np.array(0.0), weight_decay=Decimal("0.0001"))  # 0-d, as before
+    _module(momentum=None)  # AdamW reads no momentum: it is not checked there
 
 
 def _trainer(steps):

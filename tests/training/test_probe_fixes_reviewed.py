@@ -118,6 +118,20 @@ def test_own_val_split_names_a_user_loader_s_own_failure_and_skips_a_dataset_nev
         def val_dataloader(self):
             return DataLoader(self.va, batch_size=8)  # self.va never made by setup: no validation split
 
-    with pytest.raises(RuntimeError, match="val.csv: permission denied"):  # before: None (cross-validated instead)
+    with pytest.raises(ValueError, match=r"train: Failing.val_dataloader\(\) failed \(RuntimeError: val.csv: permission "
+                                         "denied\)"):  # before: None (cross-validated instead, without a word)
         own_val_split(Failing())
     assert own_val_split(NoVal()) is None
+
+    class NotImplemented_(Failing):
+        def val_dataloader(self):
+            raise NotImplementedError  # a common way to say "no validation split"
+
+    assert own_val_split(NotImplemented_()) is None
+
+
+def test_minirocket_takes_whole_numpy_lengths_in_fit_ridge_head_and_sparsify(rocket):
+    net, x, y = rocket
+    whole = np.full(len(x), T)
+    nv.fit_ridge_head(net, [(x, whole, y)])
+    nv.mean_codes(net, [(x, whole.tolist(), y)])

@@ -170,7 +170,7 @@ def test_bad_input_gets_a_clear_error(fitted):
     with pytest.raises(ValueError, match="train: expected samples of at least 2 classes, got only class"):
         nv.minirocket([(x, torch.zeros_like(y))], num_classes=2, num_features=84)
     with pytest.raises(ValueError, match="train: MiniRocket reads series of one length.*resample=True"):
-        nv.minirocket([(x, torch.full((24,), 40), y)], num_features=84)
+        nv.minirocket([(x, torch.full((24,), 36), y)], num_features=84)
     with pytest.raises(ValueError, match=r"train: expected batches \(x, y\) or \(x, lengths, y\) with labels, got bare inputs"):
         nv.minirocket([x], num_features=84)
     with pytest.raises(ValueError, match="alphas: expected one or more penalties > 0"):
