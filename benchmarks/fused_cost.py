@@ -1,7 +1,8 @@
 """The fused one-pass site kernel on the GPU (issue 25, item 1): eager time and CUDA kernels per site,
-with and without it. PREPARED, NOT RUN YET: written without a GPU; the kernel itself was checked
-only under Triton's CPU interpreter (tests/core/test_fused.py). No figure of it exists until a GPU
-session runs this (``bash benchmarks/device_check.sh`` phase 4, or the command below).
+with and without it. Run on an H200 on 2026-12-04 (ResNet-50 and EfficientNet-B0 in its time: README, "On the
+GPU"; results/fused_cost_gpu*.md); ConvNeXt-T and ViT-B/16 on the kernel are unmeasured. Those runs had NeuroView's
+finite check and cuDNN's autotuner off; it now takes gpu_cost.py's setting (``bash benchmarks/device_check.sh``
+phase 4, or the command below). The kernel itself is checked under Triton's CPU interpreter (tests/core/test_fused.py).
 
 ResNet-50, EfficientNet-B0, ConvNeXt-T and ViT-B/16 (built as benchmarks/gpu_cost.py builds them),
 1,000 classes, ``hard`` codes, eager, fp32 and bf16 autocast; one NeuroView network, its code path
