@@ -46,11 +46,12 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
 
 
-def check_lengths(lengths, x: Tensor, what: str) -> None:
+def check_lengths(lengths, x: Tensor, what: str):
     """A network that reads no lengths (a CNN) given ``(x, lengths, y)``: the middle item must still be lengths,
-    integers in ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels."""
+    integers in ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels.
+    Returns the lengths as a tensor (a list or numpy's converted), or None."""
     if lengths is None:
-        return
+        return None
     if isinstance(lengths, (list, tuple, np.ndarray)):  # a list or numpy's, as the RNN readers take them
         try:
             lengths = torch.as_tensor(np.asarray(lengths))
@@ -66,6 +67,7 @@ def check_lengths(lengths, x: Tensor, what: str) -> None:
             got += f", values {int(lengths.min())} to {int(lengths.max())}"
         raise ValueError(f"{what}: a batch of 3 items is read as (x, lengths, y), and its middle item is not lengths (one "
                          f"integer per sample in [1, {n}], the steps of x): got {got}; pass batches (x, y)")
+    return lengths
 
 
 def as_batches(data, what: str = "batches"):
@@ -362,9 +364,7 @@ def refuse_lengths(net, lengths, what: str = "train", x: Tensor | None = None) -
     if lengths is None or not any(m is None or getattr(getattr(m, "backbone", m), "one_length", False) for m in nets):
         return
     if x is not None:
-        if not isinstance(lengths, Tensor) and isinstance(lengths, (list, tuple, np.ndarray)):
-            lengths = torch.as_tensor(np.asarray(lengths))  # a list or numpy's, as the other readers take them
-        check_lengths(lengths, x, what)
+        lengths = check_lengths(lengths, x, what)  # a list or numpy's as a tensor
         if isinstance(x, Tensor) and x.dim() > 1 and bool((lengths >= x.shape[-1]).all()):  # no padding to read
             return
     raise ValueError(f"{what}: MiniRocket reads series of one length; got batches with lengths "
