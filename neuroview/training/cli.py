@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -20,9 +19,8 @@ import torch
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_warn
 
-from .._io import keep_aside
 from ..data import ArrayDataModule
 from ..data.splits import whole_files
 from ..zoo.files import find_recipe
@@ -32,6 +30,7 @@ from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .data_arg import absolute_paths, read_evaluated_like
+from .earlier_runs import keep_earlier_checkpoints
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
@@ -153,18 +152,9 @@ class NeuroViewCLI(LightningCLI):
         cb = self.trainer.checkpoint_callback
         if self.trainer.fast_dev_run:  # a smoke test saves nothing, and moved the real run's checkpoints aside
             return
-        # one process does it: the first of a launch (Lightning starts the others after it; torchrun and SLURM
-        # start every process at once, and name each)
-        if cfg.get("ckpt_path") or cb is None or not cb.dirpath or any(
-                int(os.environ.get(k, 0) or 0) for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
+        if cfg.get("ckpt_path") or cb is None or not cb.dirpath:
             return
-        for old in sorted(Path(cb.dirpath).glob(f"*{cb.FILE_EXTENSION}")):
-            if old.is_file() and not re.search(r"-v\d+$", old.stem):  # names this run may write again
-                kept = keep_aside(old)
-                rank_zero_info(f"neuroview fit: the earlier run's {old} kept as {kept.name} (this run writes its own; "
-                               f"--trainer.default_root_dir gives a run a folder of its own)")
-                if os.path.realpath(str(getattr(self.model, "hparams", {}).get("init_weights"))) == os.path.realpath(old):
-                    self.model.hparams["init_weights"] = cfg.model.init_weights = str(kept)  # read at setup: renamed
+        keep_earlier_checkpoints(cb, self.model, cfg)
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]

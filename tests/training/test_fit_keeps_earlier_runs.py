@@ -5,6 +5,9 @@ checkpoint of the same name too. Each earlier file is now kept as ``<name>-v<N>.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -41,3 +44,20 @@ def test_a_new_run_keeps_the_earlier_runs_checkpoints(tmp_path, one_thread):
               "--test_after_fit", "false", *QUICK])
     assert sorted(p.name for p in folder.glob("last*.ckpt")) == ["last-v1.ckpt", "last-v2.ckpt", "last.ckpt"]
     assert torch.equal(_weights(folder / "last-v2.ckpt"), runs[1])
+
+
+def test_a_ddp_fine_tune_from_the_run_s_own_last_ckpt_reads_it_by_its_kept_name_on_every_rank(tmp_path, one_thread):
+    """Rank 0 keeps the earlier last.ckpt as last-v1.ckpt before the weights load; the process Lightning starts after
+    it, rank 1, looked for --model.init_weights last.ckpt and failed ("missing"). It takes the kept name from rank 0."""
+    cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), *QUICK])
+    first = _weights(tmp_path / "checkpoints" / "last.ckpt")
+    args = ["fit", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path), *QUICK,
+            "--model.init_weights", str(tmp_path / "checkpoints" / "last.ckpt"), "--test_after_fit", "false",
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("NEUROVIEW_KEPT_INIT_WEIGHTS", None)
+    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.equal(_weights(tmp_path / "checkpoints" / "last-v1.ckpt"), first)  # the earlier run, kept
+    assert not torch.equal(_weights(tmp_path / "checkpoints" / "last.ckpt"), first)  # the fine-tuned one, its own
