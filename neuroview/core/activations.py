@@ -12,12 +12,17 @@ Imports only torch.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 
 from torch import nn
 
 #: class -> region breakpoints of its code (the number of breakpoints below z is the code).
 _REGISTRY: dict[type, tuple[float, ...]] = {}
+#: Registered classes whose instances carry their own breakpoints (``min_val``, ``max_val``), used where
+#: such a class is the nearest registered one in a module's MRO (not for a user's registered subclass).
+_FROM_INSTANCE: set[type] = set()
 
 
 def register_activation(cls: type, breakpoints: tuple[float, ...] = (0.0,)) -> type:
@@ -35,11 +40,29 @@ def register_activation(cls: type, breakpoints: tuple[float, ...] = (0.0,)) -> t
     """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"cls: expected an nn.Module subclass, got {cls!r}")
-    points = tuple(float(p) for p in breakpoints)
-    if not points or list(points) != sorted(set(points)):
-        raise ValueError(f"breakpoints: expected a non-empty, increasing tuple of numbers, got {breakpoints!r}")
-    _REGISTRY[cls] = points
+    _REGISTRY[cls] = _checked_points(breakpoints)
+    _FROM_INSTANCE.discard(cls)  # the user's own breakpoints for nn.Hardtanh win over its instances' bounds
     return cls
+
+
+def _checked_points(breakpoints) -> tuple[float, ...]:
+    """``breakpoints`` as a tuple of floats, or an error naming what was given: a NaN breakpoint made
+    every code NaN, an infinite one a constant code, and a string was read digit by digit."""
+    what = f"breakpoints: expected a non-empty, increasing tuple of finite numbers, got {breakpoints!r}"
+    if isinstance(breakpoints, numbers.Real) or getattr(breakpoints, "ndim", None) == 0:
+        breakpoints = (breakpoints,)  # a lone number (or 0-d array / tensor): one breakpoint
+    if isinstance(breakpoints, (str, bytes)) or not hasattr(breakpoints, "__iter__"):
+        raise TypeError(what)
+    items = list(breakpoints)
+    if any(isinstance(p, (str, bytes, bool)) for p in items):  # float("0.5") and float(True) would pass
+        raise TypeError(what)
+    try:
+        points = tuple(float(p) for p in items)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a many-element tensor, on some torch versions
+        raise TypeError(what) from None
+    if not points or not all(map(math.isfinite, points)) or list(points) != sorted(set(points)):
+        raise ValueError(what)
+    return points
 
 
 for _cls in (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish,
@@ -49,6 +72,7 @@ register_activation(nn.Hardswish, (-3.0, 3.0))
 register_activation(nn.Hardsigmoid, (-3.0, 3.0))
 # nn.Hardtanh (and nn.ReLU6, its subclass) read their breakpoints off the instance, see breakpoints()
 register_activation(nn.Hardtanh, (-1.0, 1.0))
+_FROM_INSTANCE.add(nn.Hardtanh)
 
 #: The ecosystem's activation classes, by (top-level package, class name): no import needed.
 ECOSYSTEM: dict[tuple[str, str], tuple[float, ...]] = {
@@ -65,14 +89,19 @@ ECOSYSTEM: dict[tuple[str, str], tuple[float, ...]] = {
 _ACT_NAME = re.compile(r"relu|gelu|swish|silu|sigmoid|tanh|mish|elu$|softplus|glu|act(ivation)?$|hard", re.I)
 
 
-def _lookup(module: nn.Module) -> tuple[float, ...] | None:
+def _nearest(module: nn.Module) -> tuple[type | None, tuple[float, ...] | None]:
+    """The nearest class in ``module``'s MRO that a table knows, and its breakpoints (``None, None``: none)."""
     for kind in type(module).__mro__:
         if kind in _REGISTRY:
-            return _REGISTRY[kind]
+            return kind, _REGISTRY[kind]
         key = (kind.__module__.split(".", 1)[0], kind.__name__)
         if key in ECOSYSTEM:
-            return ECOSYSTEM[key]
-    return None
+            return kind, ECOSYSTEM[key]
+    return None, None
+
+
+def _lookup(module: nn.Module) -> tuple[float, ...] | None:
+    return _nearest(module)[1]
 
 
 def is_activation(module: nn.Module) -> bool:
@@ -82,9 +111,11 @@ def is_activation(module: nn.Module) -> bool:
 
 def breakpoints(module: nn.Module) -> tuple[float, ...]:
     """Region breakpoints of an activation module (``(0.0,)`` for any other module)."""
-    if isinstance(module, nn.Hardtanh):  # ReLU6 is a Hardtanh too, with its own bounds
+    kind, points = _nearest(module)
+    # ReLU6 is a Hardtanh too, with its own bounds; a user's registered Hardtanh subclass keeps its breakpoints
+    if kind in _FROM_INSTANCE:
         return (float(module.min_val), float(module.max_val))
-    return _lookup(module) or (0.0,)
+    return points or (0.0,)
 
 
 def looks_like_activation(module: nn.Module) -> bool:

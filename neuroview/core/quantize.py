@@ -103,12 +103,29 @@ class _MeanCode(torch.autograd.Function):
         for t in ctx.points:
             # with one breakpoint at 0 (ReLU-like) zf itself is used up in place; else a copy
             u = zf if (t == 0 and len(ctx.points) == 1) else zf - t
-            s = torch.sigmoid_(u.mul_(1.0 / ctx.tau) if ctx.tau != 1.0 else u)
+            s = torch.sigmoid_(_over_tau(u, ctx.tau, inplace=True))
             # aten's fused sigmoid backward: g * s * (1 - s) in one pass
             d = torch.ops.aten.sigmoid_backward(g, s)
             gz = d if gz is None else gz.add_(d)
         # zf is a view of the pre-activation: autograd routes gz back through the view to it
         return gz, None, None, None, None, None, None
+
+
+#: The largest float32: a ``1 / tau`` beyond it is ``inf`` in a float32 product (see :func:`_over_tau`).
+_F32_MAX = torch.finfo(torch.float32).max
+
+
+def _over_tau(u: Tensor, tau: float, inplace: bool = False) -> Tensor:
+    """``u / tau`` as every code here takes it: ``u * (1 / tau)``, the product the fused CUDA kernel
+    takes too (the same numbers to the bit). Where ``1 / tau`` overflows float32 (tau below 3e-39) it
+    scales in two steps of at most float32's largest value, so ``u = 0`` gives 0, not ``0 * inf = NaN``."""
+    if tau == 1.0:
+        return u
+    inv = 1.0 / tau
+    if inv <= _F32_MAX:
+        return u.mul_(inv) if inplace else u * inv
+    s = min(math.sqrt(inv), _F32_MAX)
+    return (u.mul_(s) if inplace else u * s).mul_(s)
 
 
 def _slope_peak(points: tuple[float, ...], tau: float) -> float:
@@ -132,7 +149,7 @@ def _packed_slope(zf: Tensor, points: tuple[float, ...], tau: float, step: float
     acc = None
     for t in points:
         u = u0 - t if t else u0
-        s = torch.sigmoid(u * (1.0 / tau) if tau != 1.0 else u)
+        s = torch.sigmoid(_over_tau(u, tau))
         # s * (1 - s) / step in one pass, written over s
         d = torch.ops.aten.sigmoid_backward.grad_input(inv, s, grad_input=s)
         acc = d if acc is None else acc.add_(d)
@@ -188,8 +205,7 @@ def _mean_region_code(zf: Tensor, dim: int, points: tuple[float, ...], tau: floa
             # summing the boolean (z > t), which converts dtype on the way
             c = (zf - t if t else zf).clamp(0, 1).ceil_().sum(dim, dtype=acc)
         else:
-            u = zf - t if t else zf
-            c = torch.sigmoid(u * (1.0 / tau) if tau != 1.0 else u).sum(dim, dtype=acc)
+            c = torch.sigmoid(_over_tau(zf - t if t else zf, tau)).sum(dim, dtype=acc)
         code = c if code is None else code.add_(c)
     # not in place: an in-place op on _MeanCode.forward's output made torch 2.11's compiled backward
     # return a zero gradient (tests/core/test_compile.py, on the GPU machine's torch 2.11); [B, C] is small
@@ -210,10 +226,19 @@ def as_units(z: Tensor, axis: int, batch: int) -> tuple[Tensor, int]:
 
 def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
     """Per-position code of ``z`` (no averaging), units on dim 1: ``[B, C, *positions]``
-    (a site with units last gives ``[B, C, N]`` over its flattened positions or tokens)."""
+    (a site with units last gives ``[B, C, N]`` over its flattened positions or tokens).
+
+    The hard code keeps ``z``'s dtype (counts of breakpoints, exact in any); the soft one is float32
+    (float64 for float64 input), each sigmoid computed as :func:`_mean_region_code` computes it and
+    summed in float32 as it sums them, so the map averages to the site's code: summed in bfloat16, two
+    breakpoints' sigmoids were off by 8e-4 and the spatial maps missed the logit by 3e-4 of it."""
     out = None
+    acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     for t in points:
-        c = (z > t).to(z.dtype) if quantizer == "hard" else torch.sigmoid((z - t) / tau)
+        if quantizer == "hard":
+            c = (z > t).to(z.dtype)
+        else:
+            c = torch.sigmoid(_over_tau(z - t if t else z, tau)).to(acc)
         out = c if out is None else out.add_(c)
     return units_first(out, axis, batch)
 
