@@ -128,8 +128,7 @@ def _first_k(order: Tensor, k: int) -> Tensor:
 
 
 def _counts(total: int, steps: int) -> Tensor:
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected a positive int (points on the curve after 0), got {steps!r}")
+    (steps,) = check_counts(steps=steps)  # points on the curve after 0 (True was read as 1, a numpy 3 refused)
     # Spacing >= 1 before rounding keeps the counts distinct, from 0 to total.
     return torch.linspace(0, total, min(steps, total) + 1).round().long()
 
@@ -280,7 +279,7 @@ def unit_deletion_curve(net: NeuroViewCNN, x: Tensor, y: Tensor, order: Tensor, 
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
     y = check_xy(x, y, net.num_classes)
-    check_counts(batch_size=batch_size)
+    (batch_size,) = check_counts(batch_size=batch_size)
     u = net.num_units
     order = _check_order(order, len(y), u, "units").to(x.device)
     counts = _counts(u, steps)
@@ -384,7 +383,7 @@ def step_deletion_curve(net: nn.Module, x: Tensor, y: Tensor, order: Tensor, *, 
     Runs in eval mode; every submodule is left in the mode it was in.
     """
     y, lengths = step_labels(net, x, y, lengths)
-    check_counts(batch_size=batch_size)
+    (batch_size,) = check_counts(batch_size=batch_size)
     t = x.shape[1]
     order = _check_order(order, len(y), t, "time steps").to(x.device)
     counts = _counts(t, steps)

@@ -9,18 +9,19 @@ Imports: torch and :mod:`neuroview.core`.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-from ..core._utils import as_labels, positive_int, restore_modes
+from ..core._utils import as_labels, is_bool, positive_int, restore_modes
 from .gallery import check_units
 
 __all__ = [
     "check_xy", "check_labels", "num_classes_of", "check_sequences", "check_lengths", "check_baseline", "check_k",
-    "check_counts",
+    "check_counts", "check_seeds",
     "eval_mode", "unit_mask",
 ]
 
@@ -42,6 +43,7 @@ def check_xy(x: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
     when it is given (a label of -1 picked the last class's row silently, one past the end a bare torch error)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    as_labels(y, "y")  # class names refused by name (torch's bare "too many dimensions 'str'"), fractions too
     y = torch.as_tensor(y, device=x.device)
     if y.shape != (x.shape[0],) or y.dtype == torch.bool:
         raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape {tuple(y.shape)}")
@@ -112,11 +114,36 @@ def check_k(k, t: int) -> int:
     return n
 
 
-def check_counts(**counts) -> None:
-    """Each of ``counts`` (``batch_size``, ``n_steps``, ``repeats``) a positive int: 0 gave torch's bare
-    split error, all-zero Captum scores or NaN scores that sort first."""
-    for name, value in counts.items():
-        positive_int(value, name)
+def check_counts(**counts) -> tuple[int, ...]:
+    """Each of ``counts`` (``batch_size``, ``n_steps``, ``repeats``, ``steps``) as a positive Python int, in the order
+    given: 0 gave torch's bare split error, all-zero Captum scores or NaN scores that sort first; a numpy int passed
+    the check and then failed in torch's split, so callers use what this returns."""
+    return tuple(positive_int(value, name) for name, value in counts.items())
+
+
+def check_seeds(seeds, methods) -> list[int]:
+    """``seeds`` (one random order each) as distinct Python ints, at least one when ``methods`` holds "random" (none
+    gave no curve and nothing in ``.skipped``): a seed twice collapsed into one curve unsaid, a numpy int, a float,
+    a bool or a string reached torch's bare errors."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable) or getattr(seeds, "ndim", 1) == 0:
+        raise TypeError(f"seeds: expected a sequence of int seeds, got {type(seeds).__name__} {seeds!r:.60}"
+                        + ("; pass [seed] for one" if hasattr(seeds, "__index__") else ""))
+    out = []
+    for v in seeds:
+        try:
+            n = None if is_bool(v) else operator.index(v)
+        except TypeError:
+            n = None
+        if n is None:
+            raise TypeError(f"seeds: expected int seeds, got {v!r:.60} ({type(v).__name__}) in {seeds!r:.60}")
+        out.append(n)
+    twice = sorted({n for n in out if out.count(n) > 1})
+    if twice:
+        raise ValueError(f"seeds: expected distinct seeds (each one random order), got {twice} more than once")
+    if not out and "random" in methods:
+        raise ValueError("seeds: expected at least one seed for method 'random' (one curve per seed), got none; "
+                         "pass seeds=[0] or leave 'random' out of methods")
+    return out
 
 
 def unit_mask(net, units) -> Tensor:

@@ -30,6 +30,7 @@ import io
 import json
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +40,7 @@ from torch import Tensor
 
 from .._io import atomic_write
 from ..core import saving
+from ..core._utils import exact_values
 from ..core.explanation import Explanation, class_labels, records_frame
 from .importance import layer_time_weights, time_weights, unit_weights
 
@@ -65,7 +67,7 @@ def _wide(fixed: list[dict], values: Tensor, class_names: Sequence | None) -> li
     clash = set(cols) & set(fixed[0] if fixed else ())
     if clash:
         raise ValueError(f"class_names: {sorted(clash)} clash with the table's own columns {list(fixed[0])}")
-    vals = values.detach().cpu().float().T.tolist()
+    vals = exact_values(values).T.tolist()  # float64 kept, as to_records keeps it (a float32 cast moved sums by 1e-8)
     return [f | dict(zip(cols, v)) for f, v in zip(fixed, vals)]
 
 
@@ -115,6 +117,19 @@ def to_frame(records: list[dict]):
 
 
 # ----------------------------------------------------------------------- writing
+def _file(path, example: str) -> Path:
+    """``path`` as a file's, or a ValueError naming it: a folder or an empty path gave the atomic write's raw OSError
+    naming its temporary file. (The rule of ``core.saving.paths``, whose check is bound to the .safetensors suffix.)"""
+    given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if not isinstance(given, str):
+        raise TypeError(f"path: expected a str or os.PathLike file name, got {type(path).__name__} {path!r:.60}")
+    if given.strip() == "" or given.endswith(("/", os.sep)) or Path(given).is_dir():
+        what = "an empty path" if not given.strip() else "a folder"
+        raise ValueError(f"path: expected a file name, got {given!r}, {what}; name a file, e.g. "
+                         f"{str(Path(given.strip() or '.') / example)!r}")
+    return Path(given)
+
+
 def _cell(v, i: int, k) -> str:
     """Row ``i``'s cell ``k`` as text: a number (Python, numpy, a 0-dim tensor) as a plain int or float,
     the float as Python's shortest round-trip ``repr`` (``str`` gave ``np.float64(0.5)``, ``tensor(0.1235)``)."""
@@ -150,9 +165,15 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
 
     Without ``columns`` every row must have the first row's keys, no fewer and no more (a later row's
     extra key was dropped without a word); with them, other keys are left out."""
+    target = _file(path, "table.csv")
     records = _rows(records)
     given = columns is not None
-    if not given:
+    if isinstance(columns, (str, bytes)):  # its letters were read as the column names
+        raise TypeError(f"columns: expected a sequence of column names, got the string {columns!r:.60}; pass "
+                        f"[{columns!r:.60}] for one column")
+    if given:
+        columns = list(columns)  # an iterator would be spent by the header
+    else:
         if not records:
             raise ValueError("records: expected at least one row (or pass columns=) to know the header")
         columns = list(records[0])
@@ -169,8 +190,8 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
             raise ValueError(f"records: expected the keys of row 0 {list(columns)} in every row, got the extra keys "
                              f"{extra} in row {i}; give every row the same keys, or pass columns=")
         writer.writerow([_cell(r[k], i, k) for k in columns])
-    atomic_write(Path(path), buf.getvalue().encode("utf-8"))
-    return Path(path)
+    atomic_write(target, buf.getvalue().encode("utf-8"))
+    return target
 
 
 #: Columns that hold names, kept as text even when a name looks like a number (a site "3").
@@ -208,9 +229,10 @@ def _finite(obj):
 def write_json(path, obj) -> Path:
     """Write ``obj`` as indented UTF-8 JSON, atomically. Non-finite floats (the NaN of a class with no
     sample in :func:`time_records`) are written as ``null``: ``NaN`` is no JSON, and strict parsers refuse it."""
+    target = _file(path, "data.json")
     text = json.dumps(_finite(obj), indent=2, allow_nan=False)
-    atomic_write(Path(path), (text + "\n").encode("utf-8"))
-    return Path(path)
+    atomic_write(target, (text + "\n").encode("utf-8"))
+    return target
 
 
 # ------------------------------------------------------------ save / load explanations

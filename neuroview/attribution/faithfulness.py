@@ -52,7 +52,7 @@ from .ablation import (
 from .baselines import (
     captum_unit_scores, has_captum, integrated_gradients_scores, permutation_scores, sites_called_once,
 )
-from .checks import check_counts, check_xy, eval_mode
+from .checks import check_counts, check_seeds, check_xy, eval_mode
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_scores", "unit_deletion_curve", "unit_ablation",
@@ -126,7 +126,7 @@ def unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, *, seed: i
         hint = " (a NeuroViewRNN's importance is per step: step_scores)" if isinstance(net, NeuroViewRNN) else ""
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}{hint}")
     y = check_xy(x, y, net.num_classes)
-    check_counts(n_steps=n_steps, batch_size=batch_size)
+    n_steps, batch_size = check_counts(n_steps=n_steps, batch_size=batch_size)
     if method not in UNIT_METHODS:
         raise ValueError(f"method: expected one of {UNIT_METHODS}, got {method!r}")
     with eval_mode(net):
@@ -160,9 +160,10 @@ def unit_ablation(net: NeuroViewCNN, x: Tensor, y: Tensor, *, methods: Sequence[
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
     check_xy(x, y, net.num_classes)
-    check_counts(n_steps=n_steps, batch_size=batch_size)
+    steps, n_steps, batch_size = check_counts(steps=steps, n_steps=n_steps, batch_size=batch_size)
     explicit = methods is not None
     methods = _check_methods(methods, UNIT_METHODS)
+    seeds = check_seeds(seeds, methods)
     curves, skipped, notes = {}, {}, {}
     with eval_mode(net):
         for m in methods:
@@ -206,7 +207,7 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
     """
     if method not in STEP_METHODS:
         raise ValueError(f"method: expected one of {STEP_METHODS}, got {method!r}")
-    check_counts(n_steps=n_steps, repeats=repeats, batch_size=batch_size)
+    n_steps, repeats, batch_size = check_counts(n_steps=n_steps, repeats=repeats, batch_size=batch_size)
     if method.startswith("neuroview") and not isinstance(net, NeuroViewRNN):
         raise TypeError(f"method={method!r}: needs a NeuroViewRNN, got {type(net).__name__}")
     y, lengths = step_labels(net, x, y, lengths)
@@ -256,9 +257,11 @@ def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor 
     ``integrated_gradients`` needs captum); what was skipped, and why, is in ``.skipped``.
     """
     y, lengths = step_labels(net, x, y, lengths)
-    check_counts(n_steps=n_steps, repeats=repeats, batch_size=batch_size)
+    steps, n_steps, repeats, batch_size = check_counts(steps=steps, n_steps=n_steps, repeats=repeats,
+                                                       batch_size=batch_size)
     explicit = methods is not None
     methods = _check_methods(methods, STEP_METHODS)
+    seeds = check_seeds(seeds, methods)
     curves, skipped = {}, {}
     with eval_mode(net):
         for m in methods:

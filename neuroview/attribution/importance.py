@@ -21,7 +21,7 @@ import operator
 import torch
 from torch import Tensor, nn
 
-from ..core._utils import as_labels
+from ..core._utils import as_labels, refuse_bools
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 from ..core.rnn_backbone import fold_windows
 
@@ -102,12 +102,18 @@ def _in_range(y: Tensor, num_classes: int) -> Tensor:
     return y
 
 
+def _labels(y) -> Tensor:
+    """``y`` as class indices; a bool mask refused (``y == 2``, "the class-2 samples", read as classes 1 and 0)."""
+    refuse_bools(y, "y", "a mask picks samples, not classes: pass each sample's class, e.g. y=labels")
+    return as_labels(y, "y")
+
+
 def _per_class_mean(values: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
     """``values [B, C, ...]`` -> ``[C, ...]``: row c is the mean over the samples whose label is c
     (over all samples without labels). A class with no sample has no mean: NaN (zeros read as a measured 0)."""
     if y is None:
         return values.mean(0)
-    y = _in_range(as_labels(y).to(values.device).reshape(-1), num_classes)
+    y = _in_range(_labels(y).to(values.device).reshape(-1), num_classes)
     if y.shape[0] != values.shape[0]:
         raise ValueError(f"y: expected {values.shape[0]} labels (one per sample of the explanation), got {y.shape[0]}")
     out = values.new_full(values.shape[1:], float("nan"))
@@ -231,7 +237,7 @@ def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | Non
     the class that reach each position (as the gallery's class means do); NaN where none does.
     """
     x = torch.as_tensor(x)  # a numpy batch was an AttributeError on x.new_zeros
-    y = _in_range(as_labels(y).reshape(-1), num_classes)
+    y = _in_range(_labels(y).reshape(-1), num_classes)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")
     if lengths is not None:

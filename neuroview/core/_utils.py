@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, MappingView, Set as AbstractSet
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +39,13 @@ def is_bool(value) -> bool:
         return all(is_bool(v) for v in value)
     dtype = getattr(value, "dtype", None)
     return isinstance(value, bool) or dtype == torch.bool or getattr(dtype, "kind", None) == "b"
+
+
+def refuse_bools(value, what: str, hint: str) -> None:
+    """A TypeError naming ``what`` where ``value`` is a bool or a mask of them, given for class indices: True read as
+    class 1, and a mask (``y == 2``: "the class-2 samples") as classes 1 and 0. ``hint``: what to pass instead."""
+    if is_bool(value):
+        raise TypeError(f"{what}: expected a class index or a tensor of them, got {value!r:.60} (booleans: {hint})")
 
 
 def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
@@ -220,11 +227,15 @@ def restore_modes(module: nn.Module) -> "callable":
 
 def name_sequence(class_names):
     """``class_names``, or an error where they are one string (its letters were read as the names: a title read
-    "logit of a" for a class "cat"), a mapping (its keys, in its order) or a 0-dim array: the tables', the
-    plots' and the report's one rule."""
+    "logit of a" for a class "cat"), a mapping (its keys, in its order), a set or a dict view (no class order) or a
+    0-dim array: the tables', the plots' and the report's one rule."""
     if isinstance(class_names, (str, bytes, Mapping)) or getattr(class_names, "ndim", None) == 0:
         raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
                         f"{class_names!r:.60}")
+    if isinstance(class_names, (AbstractSet, MappingView)):  # no order of its own: a set's changes with PYTHONHASHSEED
+        raise TypeError(f"class_names: expected an ordered sequence of names, one per class, got a "
+                        f"{type(class_names).__name__} {class_names!r:.60}, whose order is not the classes'; pass a "
+                        "list in class order (class_names[c] names class c)")
     return class_names
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, exact_values, is_bool, name_sequence, positive_int
+from ._utils import as_labels, exact_values, name_sequence, positive_int, refuse_bools
 from .readable import k_share
 
 
@@ -144,9 +144,7 @@ class Explanation(_Fields):
         b = self.logits.shape[0]
         if target is None:
             return self.target.clone() if self.target is not None else self.predicted  # never the stored one
-        if is_bool(target):  # True is no class (it read as class 1); nor a mask (y == 2: classes 1 and 0)
-            raise TypeError(f"target: expected a class index or a tensor of them, got {target!r:.60} (booleans: a "
-                            "mask's samples are exp.for_class(c)[mask])")
+        refuse_bools(target, "target", "a mask's samples are exp.for_class(c)[mask]")
         if not isinstance(target, (int, float, Tensor)) and (hasattr(target, "__array__") or hasattr(target, "__index__")):
             target = as_labels(target, "target") if hasattr(target, "__array__") else int(target)  # numpy: int() cut [1.7] to 1
         if isinstance(target, Tensor) and target.dim() == 0:
@@ -308,8 +306,9 @@ class CNNExplanation(Explanation):
 
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit)."""
-        names = self._names(class_names)
-        contrib, codes = exact_values(self.contributions).tolist(), exact_values(self.codes).tolist()
+        names, contrib = self._names(class_names), exact_values(self.contributions).tolist()
+        # made from contributions alone (no codes): the code column holds None
+        codes = exact_values(self.codes).tolist() if self.codes is not None else [[None] * len(self.units)] * len(contrib)
         return [
             {"sample": i, "class": names[k], "site": s, "channel": ch, "code": codes[i][u], "contribution": contrib[i][k][u]}
             for i in range(len(codes)) for k in range(self.num_classes) for u, (s, ch) in enumerate(self.units)
