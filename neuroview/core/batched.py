@@ -1,18 +1,17 @@
 """An ensemble's members in one batched pass: every layer one call over all members.
 
-Five members run one after another cost five passes of small kernels; on a GPU a small step is
-launch-bound, so most of that is waiting. A backbone that has a grouped form
-(``backbone.grouped(k)``: the members' layers side by side, each convolution grouped by member,
-channels member-major; LITE has one, :class:`~neuroview.zoo.architectures.timeseries.GroupedLITE`)
-runs all ``k`` members at once. :class:`BatchedPass` fills that grouped network with the members'
-own tensors at each call (``torch.func.functional_call`` over their concatenation, which autograd
-differentiates back to each member), so the members stay the model: their parameters are what
-the optimizer steps, the state dict saves and DDP reduces. BatchNorm's running statistics are
-written back into every member after a training pass, each member's count counted on its own. NeuroView members' codes come from the
-grouped network wrapped as one NeuroViewCNN (its sites found once, checked against the members');
-each member then decides with its own head on its own units, the heads side by side too
-(:func:`grouped_heads`: one batched product). Logits, gradients and statistics equal the members'
-own to float rounding (``tests/core/test_batched.py``).
+Five members run one after another cost five passes of small kernels; on a GPU a small step is launch-bound, so
+most of that is waiting. A backbone that has a grouped form (``backbone.grouped(k)``: the members' layers side by
+side, each convolution grouped by member, channels member-major; LITE has one,
+:class:`~neuroview.zoo.architectures.timeseries.GroupedLITE`) runs all ``k`` members at once, where it mirrors them
+(:func:`why_not_batchable`: the class's own forward, modules, settings and tensors). :class:`BatchedPass` fills that
+grouped network with the members' own tensors at each call (``torch.func.functional_call`` over their concatenation,
+which autograd differentiates back to each member), so the members stay the model: their parameters are what the
+optimizer steps, the state dict saves and DDP reduces. BatchNorm's running statistics are written back into every
+member after a training pass, each member's count counted on its own. NeuroView members' codes come from the grouped
+network wrapped as one NeuroViewCNN (its sites found once, checked against the members'); each member then decides
+with its own head on its own units, the heads side by side too (:func:`grouped_heads`: one batched product). Logits,
+gradients and statistics equal the members' own to float rounding (``tests/core/test_batched.py``).
 
 Imports only torch and :mod:`neuroview.core`.
 """
@@ -42,29 +41,40 @@ def _backbone(member: nn.Module) -> nn.Module:
     return member.backbone if isinstance(member, NeuroViewCNN) else member
 
 
-def why_not_batchable(members: list[nn.Module]) -> str | None:
+@torch.compiler.disable  # eager, once a structure (a grouped form built): no part of a graph
+def why_not_batchable(members: list[nn.Module], settings: list[tuple] | None = None, dtypes: bool = True) -> str | None:
     """Why the members cannot run in one grouped pass (no grouped form, shapes, settings that differ, parametrized
-    tensors), or None where they can."""
+    tensors, a grouped form of another network: :func:`_mirrors`), or None; ``settings``: each's :func:`_settings`;
+    ``dtypes=False``: dtypes left to the pass, whose error names a member converted alone after construction."""
     first = _backbone(members[0])
     if not callable(getattr(first, "grouped", None)):
         return f"{type(first).__name__} has no grouped form (.grouped(k), as LITE's)"
     if not isinstance(members[0], NeuroViewCNN) and not isinstance(getattr(members[0], "fc", None), nn.Linear):
         return f"{type(members[0]).__name__} has no linear head .fc to decide with"
-    shapes = [{n: (t.shape, t.dtype) for n, t in _backbone(m).state_dict().items()} for m in members]
+    shapes = [{n: (t.shape, dtypes and t.dtype) for n, t in _backbone(m).state_dict().items()} for m in members]
     if any(s != shapes[0] for s in shapes[1:]):
         return "the members differ in shape or dtype (their tensors cannot be laid side by side)"
-    return _why_not_now(members, [_settings(m) for m in members])
+    why = _why_not_now(members, settings or [_settings(m) for m in members])
+    own = next(((i, n) for i, m in enumerate(members) for n in ("forward", "head") if n in vars(_backbone(m))), None)
+    if why is None and own is not None:  # set on the instance: no class of it says what it computes
+        return f"member {own[0]}'s {own[1]} is its own (set on the instance), which its grouped form does not compute"
+    return why or _mirrors(first)  # the members are alike: member 0 answers for all
 
 
 _PLAIN = (int, float, str, bool, tuple, type(None))
 
 
+def _plain(mod: nn.Module, skip: tuple[str, ...] = ("training",)) -> tuple:
+    """A module's plain settings (BatchNorm's eps, affine, a convolution's padding_mode ...), read from ``vars``,
+    which torch.compile traces where it breaks its graph on ``extra_repr``."""
+    return tuple((a, v) for a, v in vars(mod).items() if a[0] != "_" and a not in skip and isinstance(v, _PLAIN))
+
+
 def _settings(m: nn.Module) -> tuple:
-    """What the grouped pass runs a member with that is no tensor: its modules' kinds and plain settings
-    (BatchNorm's eps and momentum, a dropout's p ...; read from ``vars``, which torch.compile traces where it
-    breaks its graph on ``extra_repr``) and a NeuroView member's own (quantizer, tau, grad_state, layers ...)."""
-    mods = tuple((n, type(mod), tuple((a, v) for a, v in vars(mod).items() if a[0] != "_" and a != "training"
-                                      and isinstance(v, _PLAIN))) for n, mod in _backbone(m).named_modules())
+    """What the grouped pass runs a member with that is no tensor: its modules' kinds, plain settings (:func:`_plain`)
+    and which tensors each holds (a conv's bias or none), and a NeuroView member's own (quantizer, tau, layers ...)."""
+    mods = tuple((n, type(mod), _plain(mod), tuple(t for t, v in (*mod._parameters.items(), *mod._buffers.items())
+                                                   if v is not None)) for n, mod in _backbone(m).named_modules())
     if not isinstance(m, NeuroViewCNN):
         return mods, ()
     return mods, (m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items())),
@@ -90,6 +100,38 @@ def _why_not_now(members: list[nn.Module], settings: list[tuple]) -> str | None:
     return None
 
 
+def _mirrors(bb: nn.Module) -> str | None:
+    """Why ``bb.grouped(k)`` is not ``k`` of ``bb`` side by side, or None. It is built from the class defining
+    ``grouped`` and its layers' kinds: a subclass's own forward or head, another activation, a conv's bias ... computed
+    another network. ``bb.grouped(1)`` must have ``bb``'s modules, settings and tensors (its head ``fc`` aside)."""
+    cls, desc = type(bb), lambda m: "absent" if m is None else f"{type(m).__name__}({m.extra_repr()})"
+    defined_by = lambda c, name: next((b for b in c.__mro__ if name in vars(b)), None)  # noqa: E731
+    owner = defined_by(cls, "grouped")
+    names = {n for c in owner.__mro__ if issubclass(c, nn.Module) and c is not nn.Module for n, v in vars(c).items()
+             if callable(v) and n not in ("__init__", "grouped")} | {"__call__"}
+    over = sorted(n for n in names if defined_by(cls, n) is not defined_by(owner, n))
+    if over:
+        return (f"{cls.__name__} has its own {', '.join(over)}, but its grouped form (from {owner.__name__}.grouped) "
+                f"computes {owner.__name__}'s")
+    try:
+        with own_rng():  # its initial weights are never used: the caller's RNG is not drawn from
+            shell = bb.grouped(1)
+    except Exception as err:  # noqa: BLE001 - any refusal of the grouped form: the members run as they are
+        return f"their grouped form could not be built ({type(err).__name__}: {err})"
+    mods, got = dict(bb.named_modules()), dict(shell.named_modules())
+    for name, g in got.items():
+        m, skip = mods.get(name), ("training", "inplace")  # ReLU's inplace changes no number
+        if name and (type(m) is not type(g) or _plain(m, skip) != _plain(g, skip)):
+            return f"the members' module {name!r} is {desc(m)} where their grouped form computes {desc(g)}"
+    extra = [n for n in mods if n not in got and n.split(".")[0] != "fc"]
+    if extra:
+        return f"the members' module {extra[0]!r} ({desc(mods[extra[0]])}) has no counterpart in their grouped form"
+    held, want = (sorted({n for n, _ in (*net.named_parameters(), *net.named_buffers()) if n.split(".")[0] != "fc"})
+                  for net in (bb, shell))
+    odd = sorted(set(held) ^ set(want))
+    return f"the members' tensors and their grouped form's differ ({', '.join(odd)}: in one only)" if odd else None
+
+
 def watched(members: list[nn.Module]) -> bool:
     """Whether something outside the ensemble watches the members' own modules, which the grouped pass would not
     call: a NeuroView pass recording around this call (an outer wrap's hooks on them: ``nv.wrap(ensemble)``), an
@@ -106,7 +148,7 @@ def watched(members: list[nn.Module]) -> bool:
 
 def current_pass(cached: BatchedPass | None, members: list[nn.Module], x: Tensor, warn: bool) -> BatchedPass | None:
     """The grouped pass of the members as they are now: ``cached`` where they still have the device, dtype and
-    settings it was built with, else a new one; None where their settings now differ from each other (then they
+    settings it was built with, else a new one; None where :func:`why_not_batchable` now refuses them (then they
     run one by one; under ``batched=True`` with the warning the ensemble gives at construction)."""
     settings = [_settings(m) for m in members]
     p, nv = next(_backbone(members[0]).parameters()), isinstance(members[0], NeuroViewCNN)
@@ -114,7 +156,7 @@ def current_pass(cached: BatchedPass | None, members: list[nn.Module], x: Tensor
     if (cached is not None and cached.key == key and all(s == settings[0] for s in settings[1:])
             and not (nv and any(m.sites is None for m in members))):
         return cached
-    why = _why_not_now(members, settings)
+    why = why_not_batchable(members, settings, dtypes=False)  # batched=True may have been set after construction
     if why is not None:
         if warn:
             warnings.warn(f"batched: {why}; the members run one by one", stacklevel=4)
@@ -153,9 +195,8 @@ def _new_pass(members: list[nn.Module], x: Tensor, key: tuple) -> BatchedPass:
 class BatchedPass:
     """The grouped network of ``k`` members, filled with their tensors at each call (see the module docstring).
 
-    Not an ``nn.Module`` of the ensemble: it holds no state of its own that counts (placeholders),
-    is rebuilt where the members' device, dtype or settings change (``key``: :func:`current_pass`), and
-    never enters a state dict.
+    Not an ``nn.Module`` of the ensemble: it holds no state of its own that counts (placeholders), is rebuilt where
+    the members' device, dtype or settings change (``key``: :func:`current_pass`), and never enters a state dict.
     """
 
     def __init__(self, members: list[nn.Module], x: Tensor, key: tuple):
@@ -280,9 +321,10 @@ def grouped_heads(members: list[nn.Module], feats: Tensor) -> Tensor | None:
     if not all(isinstance(fc, nn.Linear) and fc.bias is not None for fc in fcs):
         return None
     k, b = len(members), feats.shape[0]
+    u = feats.shape[1] // k  # sizes, not -1: an empty batch has no size to infer
     if not nv:  # nn.Linear, autocast and all
         w, bias = torch.stack([fc.weight for fc in fcs]), torch.stack([fc.bias for fc in fcs])
-        return torch.baddbmm(bias.unsqueeze(-1), w, feats.view(b, k, -1).permute(1, 2, 0)).transpose(1, 2)
+        return torch.baddbmm(bias.unsqueeze(-1), w, feats.view(b, k, u).permute(1, 2, 0)).transpose(1, 2)
     norms = [m.norm for m in members]
     modes = {fc.training for fc in fcs} | {n.training for n in norms if n is not None}
     if len(modes) > 1 or not _alike(norms, training=modes == {True}):
@@ -294,7 +336,7 @@ def grouped_heads(members: list[nn.Module], feats: Tensor) -> Tensor | None:
     with torch.autocast(feats.device.type, enabled=False):
         dt = head_dtype(feats, w)
         f, w, bias = feats.to(dt), w.to(dt), bias.to(dt)
-        f = _normalize_in_training(norms, f, k) if norms[0] is not None and modes == {True} else f.view(b, k, -1)
+        f = _normalize_in_training(norms, f, k) if norms[0] is not None and modes == {True} else f.view(b, k, u)
         # [k, C, B] = W f^T: the weights' gradient then comes out in their own layout (no copy per member)
         return torch.baddbmm(bias.unsqueeze(-1), w, f.permute(1, 2, 0)).transpose(1, 2)
 
@@ -342,7 +384,7 @@ def _normalize_in_training(norms: list[CodeNorm], f: Tensor, k: int) -> Tensor:
         torch._foreach_lerp_(rm, list(mean.detach().to(rm[0].dtype).unbind(0)), norms[0].momentum)
         torch._foreach_lerp_(rv, list(unbiased.to(rv[0].dtype).unbind(0)), norms[0].momentum)
         torch._foreach_add_([nm.num_batches_tracked for nm in norms], 1)
-    return (f.view(f.shape[0], k, -1) - mean) * _scale(norms[0], var)
+    return (f.view(f.shape[0], k, f.shape[1] // k) - mean) * _scale(norms[0], var)
 
 
 class _Codes(nn.Module):

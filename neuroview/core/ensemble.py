@@ -383,12 +383,12 @@ class Ensemble(Guarded):
 
     @torch.no_grad()
     def unit_importance(self, standardized: bool = False) -> Tensor:
-        """``[C, U]`` the ensemble's unit-class weights (:meth:`NeuroViewCNN.unit_importance` of each
-        member, divided by the number of members)."""
+        """``[C, U]``: each member's :meth:`NeuroViewCNN.unit_importance` / their number (raw unless all normalize)."""
         self._nv("unit_importance")
         if self.classifier is not None:
             return NeuroViewCNN.unit_importance(self, standardized)
-        return torch.cat([m.unit_importance(standardized) for m in self.members], dim=1) / len(self)
+        std = standardized and all(m.norm is not None for m in self.members)  # importance.standardizes' answer
+        return torch.cat([m.unit_importance(std) for m in self.members], dim=1) / len(self)
 
     site_importance = NeuroViewCNN.site_importance
     top_units = NeuroViewCNN.top_units

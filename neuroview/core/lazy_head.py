@@ -4,8 +4,9 @@ train the backbone and leave the head as it was built, unsaid.
 
 So a network that builds its head registers with :func:`watch`, and one global optimizer step pre-hook
 (``register_optimizer_step_pre_hook``, registered once) looks at each optimizer once, at its
-first step: one that holds a live network's backbone parameters and no network's head gets a warning naming the
-fix (one that trains a head was made after a head was built: two wrappers of one model share its backbone). Nothing else: the check costs one set lookup a step after that.
+first step: one that holds a live network's backbone parameters and no head on that backbone gets a warning naming
+the fix, whatever other networks' heads it holds (one that trains a head on the backbone was made after a head was
+built: two wrappers of one model share its backbone). Nothing else: the check costs one set lookup a step after that.
 
 Imports only torch.
 """
@@ -37,11 +38,13 @@ def _check(opt: torch.optim.Optimizer, args, kwargs) -> None:
         return
     _SEEN.add(opt)
     held = {id(p) for group in opt.param_groups for p in group["params"]}
-    nets = [(net, [p for m in (net.classifier, net.norm) if m is not None for p in m.parameters()]) for net in list(_NETS)]
-    if any(id(p) in held for _, head in nets for p in head):  # it trains a head: made after one was built
-        return
-    for net, head in nets:
-        if head and any(id(p) in held for p in net.backbone.parameters()):
+    nets = [(net, [p for m in (net.classifier, net.norm) if m is not None for p in m.parameters()],
+             {id(p) for p in net.backbone.parameters()}) for net in list(_NETS)]
+    # a backbone whose head, or another wrapper's of it (two wrappers of one model share its backbone), the optimizer
+    # trains: made after a head on it was built. Decided per backbone: another network's head says nothing of this one
+    trained = [bb for _, head, bb in nets if any(id(p) in held for p in head)]
+    for net, head, bb in nets:
+        if head and bb & held and not any(bb & other for other in trained):
             warnings.warn(f"optimizer: it holds the backbone of a {type(net).__name__} but not its classifier, which the "
                           "network built on its first batch, after the optimizer was made: its steps leave the head as it "
                           "was built. Make the optimizer after one batch (net(x) or net.discover(x)), or build the network "

@@ -355,5 +355,6 @@ class GroupedLITE(nn.Module):
         xs = x.repeat(1, k, 1)  # [B, k * C, T]: each member's copy of the input, member-major
         maps = [self.fixed_relu(self.fixed(xs))] if self.fixed is not None else []
         parts = [conv(xs) for conv in self.convs] + maps
-        z = torch.cat([p.view(b, k, -1, t) for p in parts], dim=2).flatten(1, 2)  # member-major, as each member concatenates
+        # member-major, as each member concatenates; sizes, not -1: an empty batch has none to infer
+        z = torch.cat([p.view(b, k, p.shape[1] // k, t) for p in parts], dim=2).flatten(1, 2)
         return self.pool(self.separable(self.relu(self.bn(z))))
