@@ -25,14 +25,17 @@ VERSION = 2
 
 
 def paths(path) -> tuple[Path, Path]:
-    """``(tensor file, sidecar)`` of ``path``: ``.safetensors`` is added when there is no suffix."""
-    given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    """``(tensor file, sidecar)`` of ``path``, ``~`` expanded: ``.safetensors`` is added when there is no suffix."""
+    given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(given, str):  # None, bytes: pathlib's bare TypeError named no argument
+        raise TypeError(f"path: expected a str or os.PathLike file name, got {type(path).__name__} {path!r}")
+    given = os.path.expanduser(given)  # "~/x" made a folder named "~" in the working directory
     # a folder would get its files beside it ("out/" -> out.safetensors), an empty path a bare pathlib error
     if isinstance(given, str) and (given.strip() == "" or given.endswith(("/", os.sep)) or Path(given).is_dir()):
         raise ValueError(f"path: expected a file name (ending in .safetensors, or no suffix), got {given!r}, "
                          f"{'an empty path' if not given.strip() else 'a folder'}; name a file, e.g. "
                          f"{str(Path(given or '.') / 'explanation.safetensors')!r}")
-    path = Path(path)
+    path = Path(given)
     if path.suffix == "":
         path = path.with_suffix(".safetensors")
     elif path.suffix != ".safetensors":
@@ -46,9 +49,11 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
 
     tensors_path, meta_path = paths(path)
     for p in (tensors_path, meta_path):  # an earlier explanation is replaced; a file of the user's is not
-        if p.exists() and not _ours(meta_path):
-            raise FileExistsError(f"path: {p} exists and is no neuroview explanation's (no sidecar {meta_path.name} of "
-                                  "one beside it): save the explanation elsewhere, or remove the file first")
+        if p.exists() and not _ours(meta_path, tensors_path):
+            why = (f"no sidecar {meta_path.name} of one beside it" if not _ours(meta_path, None) else
+                   f"its SHA-256 is not the one its sidecar {meta_path.name} records: another file saved over it since")
+            raise FileExistsError(f"path: {p} exists and is no neuroview explanation's ({why}): save the explanation "
+                                  "elsewhere, or remove the file first")
     # safetensors refuses views and shared storage: give it plain, contiguous CPU copies
     data = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
     meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
@@ -58,13 +63,18 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     return tensors_path, meta_path
 
 
-def _ours(meta_path: Path) -> bool:
-    """Whether ``meta_path`` is an explanation's sidecar (what :func:`save` may replace)."""
+def _ours(meta_path: Path, tensors_path: Path | None) -> bool:
+    """Whether ``meta_path`` is an explanation's sidecar and ``tensors_path`` (where given and present) the tensors it
+    describes, by their SHA-256 (what :func:`save` may replace): a sidecar alone let a file of the user's, saved
+    over its tensors' name since, be overwritten."""
     try:
         meta = json.loads(meta_path.read_text())
+        if not (isinstance(meta, dict) and meta.get("format") == FORMAT):
+            return False
+        return tensors_path is None or not tensors_path.exists() or \
+            hashlib.sha256(tensors_path.read_bytes()).hexdigest() == meta.get("sha256")
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def _device(device) -> torch.device:

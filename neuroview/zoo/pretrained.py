@@ -165,7 +165,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     tensors, meta = read_weights(checkpoints_dir(root) / entry["file"], full, sha256=entry.get("sha256"), hint=restore)
     if meta.get("neuroview.architecture") not in (None, arch):
         raise ArchitectureError(f"{full}: the file holds a {meta['neuroview.architecture']!r}, the manifest says {arch!r}")
-    _check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs)
+    _check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs, read_manifest(root))
     with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: they draw nothing of the caller's
         model = _build(arch, arch_kwargs)
     check_fits(model, tensors, full)
@@ -196,9 +196,16 @@ def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple
     return entry["architecture"], dict(entry["arch_kwargs"])
 
 
-def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, arch_kwargs: dict) -> None:
+def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, arch_kwargs: dict,
+                       entries: dict | None = None) -> None:
     """The file's own record of how it was built (``neuroview.arch_kwargs``) must be the manifest's: an
-    edited manifest would otherwise load the weights, without error, into a network they were never trained as."""
+    edited manifest would otherwise load the weights, without error, into a network they were never trained as.
+    Nor may the file be another entry's of ``entries`` by the name it records (``neuroview.name``): an entry naming
+    another's file loaded it (an entry renamed by hand, whose old name is gone, still loads its file)."""
+    saved_as = meta.get("neuroview.name")
+    if saved_as not in (None, full) and saved_as in (entries or {}):
+        raise ArchitectureError(f"{full}: {file} holds the weights of the entry {saved_as!r}, not of {full!r}; it is "
+                                "not loaded as another entry: restore the manifest or re-export the entry")
     saved = saved_arch_kwargs(meta, file, full)
     if saved is None:  # a file that records nothing (not written by save_pretrained): the manifest alone says
         return

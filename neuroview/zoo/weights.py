@@ -22,6 +22,7 @@ import io
 import json
 import os
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,30 @@ _WRAPPED = ("backbone", "rnn")
 
 #: Builder arguments a built network keeps (under these attributes) that change what it computes
 #: while its tensors keep their shapes: a weight file's must be the network's (NeuroViewCNN's).
+#: ``max_len``: a MiniRocket's series length (its dilations; the backbone's of a NeuroView-MiniRocket).
 _EXPOSED = {"quantizer": "quantizer", "tau": "tau", "grad_state": "grad_state", "normalize": "_normalize",
-            "norm_floor": "_floor"}
+            "norm_floor": "_floor", "max_len": "input_length"}
+
 
 def exposed(model: nn.Module, attr: str):
     """What ``model`` keeps under ``attr`` (:data:`_EXPOSED`); its head's own floor for ``norm_floor`` where it has
-    a head (a state dict loads the floor it was saved with, whatever the network was built with)."""
+    a head (a state dict loads the floor it was saved with, whatever the network was built with); the wrapped
+    MiniRocket's ``input_length`` for a NeuroView-CNN around one."""
     norm = getattr(model, "norm", None)
     if attr == "_floor" and isinstance(getattr(norm, "floor", None), float):
         return norm.floor
+    if attr == "input_length" and not hasattr(model, attr):
+        return getattr(getattr(model, "backbone", None), attr, None)
     return getattr(model, attr, None)
+
+
+def as_path(path: Any, what: str) -> Path:
+    """``path`` as a Path, ``~`` expanded; what is no file name (None, bytes) is a TypeError naming ``what``
+    (pathlib's own named no argument)."""
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(name, str):
+        raise TypeError(f"{what}: expected a str or os.PathLike file name, got {type(path).__name__} {path!r}")
+    return Path(name).expanduser()
 
 
 #: Builder arguments that change how fast a network runs, not what it computes.
@@ -73,7 +88,7 @@ def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | N
     read with ``weights_only=True``; otherwise every file must be safetensors. ``hint`` is added
     to the error of a missing file.
     """
-    path = Path(path)
+    path = as_path(path, what)
     if not path.is_file():
         raise FileNotFoundError(f"{what}: weight file {str(path)!r} is missing{hint}")
     data = path.read_bytes()
@@ -84,7 +99,7 @@ def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | N
             "corrupted or was replaced, so it is not loaded"
         )
     if pickles and path.suffix != ".safetensors":
-        return _unpickle(data, path, what), {}
+        return _unpickle(data, path, what)
     # where pickles are refused, safetensors is the only weight file there is
     return _parse_safetensors(data, path, what, "a safetensors file" if pickles else "a safetensors weight file")
 
@@ -99,24 +114,46 @@ def _parse_safetensors(data: bytes, path: Path, what: str, kind: str) -> tuple[d
         raise ValueError(f"{what}: expected {kind}, got {str(path)!r}, which is truncated or not one ({type(e).__name__}: {e})") from e
 
 
-def _unpickle(data: bytes, path: Path, what: str) -> dict[str, Tensor]:
+def _unpickle(data: bytes, path: Path, what: str) -> tuple[dict[str, Tensor], dict[str, str]]:
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # pickle.UnpicklingError for code or foreign objects, RuntimeError/EOFError for truncation
         first = (str(e).splitlines() or [""])[0]
         raise ValueError(f"{what}: expected a checkpoint or state dict of tensors, got {str(path)!r}, which is truncated, "
                          f"not one, or holds objects weights_only=True refuses ({type(e).__name__}: {first})") from e
+    meta = {}
     if isinstance(obj, dict) and "state_dict" in obj:  # a Lightning checkpoint: NeuroViewModule keeps its network in .model
-        obj = {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
+        meta = _hparams_meta(obj.get("hyper_parameters"))
+        obj = sub_state(obj["state_dict"], "model") if isinstance(obj["state_dict"], dict) else obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise ValueError(f"{what}: expected a state dict of tensors in {str(path)!r}, got {type(obj).__name__}")
-    return obj
+    return obj, meta
+
+
+def _hparams_meta(hp: Any) -> dict[str, str]:
+    """A Lightning checkpoint's hyper-parameters (``arch``, ``model_kwargs``) as the metadata a safetensors file
+    records (``neuroview.architecture``, ``neuroview.arch_kwargs``): its weights are refused by the same check."""
+    kwargs = (hp.get("model_kwargs") or {}) if isinstance(hp, dict) else None
+    if not isinstance(kwargs, dict) or not isinstance(hp.get("arch"), str):
+        return {}
+    return {"neuroview.architecture": hp["arch"], "neuroview.arch_kwargs": json.dumps(dict(kwargs), default=str)}
+
+
+def sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The tensors of ``state`` under ``prefix`` (``model``), the prefix removed, with their ``_metadata`` re-keyed
+    alike: it carries what the tensors do not (the head's floor), and a new dict without it lost it."""
+    out = OrderedDict((k[len(prefix) + 1:], v) for k, v in state.items() if k.startswith(prefix + "."))
+    meta = getattr(state, "_metadata", None)
+    if isinstance(meta, dict):
+        out._metadata = OrderedDict((k[len(prefix) + 1:] if k != prefix else "", v) for k, v in meta.items()
+                                    if k == prefix or k.startswith(prefix + "."))
+    return out
 
 
 def read_checkpoint(path: str | os.PathLike, what: str = "ckpt_path") -> dict:
     """A Lightning checkpoint's contents, read with ``weights_only=True``; a missing, empty, truncated or
     foreign file is an error naming ``what`` and the file (it was a bare ``EOFError`` or ``OSError``)."""
-    path = Path(path)
+    path = as_path(path, what)
     if not path.is_file():
         raise FileNotFoundError(f"{what}: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
     try:
@@ -172,7 +209,7 @@ def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
     entry beside it (which may say more than the file: ``norm_floor``); a ``.safetensors``' metadata
     (``neuroview.architecture``, ``neuroview.arch_kwargs``: ``neuroview retrofit --out``'s); a Lightning
     ``.ckpt``'s hyper-parameters (``arch``, ``model_kwargs``); ``(None, {})`` where it records nothing."""
-    path = Path(path)
+    path = Path(path).expanduser()
     try:
         if path.suffix == ".ckpt":
             hp = read_checkpoint(path).get("hyper_parameters") or {}
@@ -216,7 +253,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     tensors, meta = read_weights(path, what, sha256=sha256, pickles=pickles)
     if not backbone:
         check_fits(model, tensors, what)
-        _check_built_as(model, meta, path, what)
+        _check_built_as(model, meta, path, what, tensors)
         model.load_state_dict(tensors, strict=True)
         return model
     errors = []
@@ -226,7 +263,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
         except ArchitectureError as e:
             errors.append(str(e))
             continue
-        _check_built_as(part, meta, path, what)  # it fits by shape: it must compute what it was trained as
+        _check_built_as(part, meta, path, what, state)  # it fits by shape: it must compute what it was trained as
         part.load_state_dict(state, strict=True)
         left = sorted(k for k in tensors if part is not model and not k.startswith(f"{name}."))
         if left and len(state) < len(tensors):  # a whole NeuroView network's file: its trained head is not loaded
@@ -245,7 +282,7 @@ def _parts(model: nn.Module, tensors: dict[str, Tensor]) -> list[tuple[str, nn.M
     for attr in _WRAPPED:
         part = getattr(model, attr, None)
         if isinstance(part, nn.Module):
-            own = {k[len(attr) + 1:]: v for k, v in tensors.items() if k.startswith(attr + ".")}
+            own = sub_state(tensors, attr)  # its metadata too (a head's floor)
             out.append((attr, part, own or tensors))
     return out
 
@@ -335,13 +372,18 @@ def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> di
     return out
 
 
-def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str) -> None:
+def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str,
+                    state: dict | None = None) -> None:
     """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
-    (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as."""
+    (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as.
+    A floor ``state``'s metadata carries is the model's once loaded (a Lightning checkpoint's head: see ``exposed``)."""
     saved = saved_arch_kwargs(meta, path, what)
     if saved is None:
         return
     own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}
+    floor = (getattr(state, "_metadata", None) or {}).get("norm", {}).get("floor")
+    if "norm_floor" in own and isinstance(floor, (int, float)) and not isinstance(floor, bool):
+        own["norm_floor"] = float(floor)
     clash = arch_clash(saved, own, arch_defaults(meta.get("neuroview.architecture")), keys=own)
     clash = {k: v for k, v in clash.items() if v[0] != _UNKNOWN}  # the file says nothing and no default is known
     if clash:

@@ -171,6 +171,24 @@ class MiniRocket(nn.Module):
         w = self.weight[j] if weight is None else weight
         return exact_conv1d(x, w, dtype=x.dtype, dilation=d, padding=4 * d, groups=groups)
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # the series length sets the dilations, which no tensor's shape tells (30 and 40 steps: (1, 3), (1, 4)):
+        # kept in the state dict's metadata, as the head keeps its floor, so another length is refused on load
+        meta = getattr(destination, "_metadata", None)
+        if meta is not None and prefix[:-1] in meta:
+            meta[prefix[:-1]].update(input_length=self.input_length, dilations=list(self.dilations))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        length = (local_metadata or {}).get("input_length")  # absent: saved before it was kept, or a plain dict
+        if isinstance(length, int) and not isinstance(length, bool) and length != self.input_length:
+            error_msgs.append(f"{prefix}input_length: the state dict is of a MiniRocket of series of {length} steps "
+                              f"(max_len; dilations {local_metadata.get('dilations')}), this one reads "
+                              f"{self.input_length} (dilations {self.dilations}): build it with max_len={length}")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def _check(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.input_length:
             raise ValueError(f"x: MiniRocket expected series [B, {self.in_channels}, {self.input_length}] "
