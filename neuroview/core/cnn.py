@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ._utils import describe, explaining, extension, factory, positive_int, require_finite, restore_modes, rnn_pointer
+from ._utils import describe, explaining, extension, factory, own_rng, positive_int, restore_modes, rnn_pointer
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
@@ -28,12 +29,12 @@ from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
-from .quantize import GRAD_STATES, QUANTIZERS
+from . import settings
 from .reach import freeze_unreached, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks
 from .sites import Site
 from .state import snapshot
-from .targets import find_targets, refuse_torchscript
+from .targets import find_targets
 
 __all__ = ["NeuroViewCNN", "Site"]
 
@@ -57,7 +58,8 @@ class NeuroViewCNN(Guarded):
             was chosen by ``benchmarks/quantizers.py``: ``hard`` is within 1 point of the
             standard CNN on digits and mnist1d while being the faithful on/off code; ``none``
             is the most accurate (README, "Which quantizer is the default").
-        tau: temperature of the soft code and of the hard code's surrogate gradient.
+        tau: temperature of the soft code and of the hard code's surrogate gradient (positive, finite, at least
+            :data:`~neuroview.core.settings.TAU_MIN`; these settings are checked wherever they are set).
         grad_state: what a site keeps for that gradient where its activation does not keep the
             pre-activation (ReLU, in-place ones): ``"uint4"`` (the default), ``"uint8"`` or ``"bf16"``
             (:class:`~neuroview.core.quantize._MeanCode`, README "Lean training state"; compiled, 4 bits become 8).
@@ -93,11 +95,10 @@ class NeuroViewCNN(Guarded):
         stop_early: bool = True,
     ):
         super().__init__()
-        _check_args(backbone, num_classes, quantizer, tau, grad_state)
+        settings.check_args(NeuroViewCNN, backbone, num_classes, quantizer, tau, grad_state)
         self.backbone = backbone
         self.num_classes = num_classes
-        self.quantizer = quantizer
-        self.tau, self.grad_state = float(tau), grad_state
+        self.quantizer, self.tau, self.grad_state = quantizer, tau, grad_state  # checked wherever set: settings
         self.stop_early = stop_early
         self.check_finite = True
         self.unit_axis = dict(unit_axis or {})
@@ -125,6 +126,12 @@ class NeuroViewCNN(Guarded):
         if example_input is not None:
             self.discover(example_input)
 
+    # checked as the constructor checks them wherever they are set (net.tau annealed each step, a member's setting):
+    # a typo or a negative temperature set as an attribute was taken as it came
+    quantizer = settings.checked("quantizer", settings.check_quantizer)
+    tau = settings.checked("tau", settings.check_tau)
+    grad_state = settings.checked("grad_state", settings.check_grad_state)
+
     # ----------------------------------------------------------------- sites
     def _install(self) -> None:
         """One hook per site module (and on the module to stop at), shared with any other network wrapping the
@@ -139,6 +146,8 @@ class NeuroViewCNN(Guarded):
         self._installed = True
 
     def __setstate__(self, state) -> None:
+        for k in ("quantizer", "tau", "grad_state"):  # pickled before they were checked properties
+            state.setdefault("_" + k, state.pop(k)) if k in state else None
         super().__setstate__(state)
         if self.__dict__.get("_installed"):  # a copy (deepcopy, pickle) records through its own backbone's hooks
             self._install()
@@ -176,13 +185,17 @@ class NeuroViewCNN(Guarded):
         unknown = sorted(set(self.unit_axis) - names)
         if unknown:
             raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in found]}")
+        loaded = self.__dict__.get("_loaded_sites")  # (head, sites): those its state dict was trained on
+        why = settings.sites_clash(loaded[1], found) if loaded and loaded[0] is self.classifier is not None else None
+        if why:
+            raise ValueError(why)
         self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])
         built = self.classifier is None
         try:  # interrupted (an error, Ctrl-C), nothing is found: the next batch finds it all again, the reach too
             if self._installed:
                 uninstall(self, self.backbone)
             self._install()  # now, not inside the first (possibly compiled) forward pass
-            self.build_head(sum(s.channels for s in found))
+            self._build_head(sum(s.channels for s in found))
             self._watch = {}  # the reach pass decides what is frozen: nothing to watch in it
             self.frozen = freeze_unreached(self, x)  # else plain DDP waits for their gradients (neuroview.core.reach)
             install(self, watch_hooks(self))  # what later batches run that these passes did not (neuroview.core.paths)
@@ -195,7 +208,13 @@ class NeuroViewCNN(Guarded):
 
     def build_head(self, num_units: int) -> None:
         """Build the normalization and the global classifier over ``num_units`` codes (done by
-        :meth:`discover`, or from a checkpoint's shapes before its weights are loaded)."""
+        :meth:`discover`, or from a checkpoint's shapes before its weights are loaded). The weights replace its initial
+        ones: the caller's random state is not drawn from (a pretrained model or a load left a seeded script off)."""
+        with own_rng(factory(self.backbone).get("device")):
+            self._build_head(num_units)
+
+    def _build_head(self, num_units: int) -> None:
+        # discovery's: a head that trains from its initial weights draws them from the caller's (seeded) generator
         if self.classifier is None:
             kw = factory(self.backbone)
             self.norm = CodeNorm(num_units, floor=self._floor, **kw) if self._normalize else None
@@ -218,26 +237,7 @@ class NeuroViewCNN(Guarded):
     num_units = property(lambda self: sum(s.channels for s in self._sites()), doc="Units the classifier reads.")
 
     # --------------------------------------------------------------- forward
-    def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-        if self.input_shape is not None:
-            want = len(self.input_shape) + 1
-            if x.dim() != want:
-                dims = "[B, " + ", ".join(["C"] + [f"D{i}" for i in range(1, want - 1)]) + "]"
-                raise ValueError(f"x: expected a tensor of rank {want} {dims} like (B, {', '.join(map(str, self.input_shape))}), got shape {tuple(x.shape)}")
-            if x.shape[1] != self.input_shape[0] and (x.is_floating_point() or x.dim() > 2):  # [B, L] ids: any length
-                raise ValueError(f"x: expected {self.input_shape[0]} channels at dim 1, got shape {tuple(x.shape)}")
-        if x.dim() < 2 or x.shape[0] == 0:
-            raise ValueError(f"x: expected a non-empty batch [B, C, ...], got shape {tuple(x.shape)}")
-        p = next(self.backbone.parameters(), None)
-        # under autocast the ops cast lower precisions for themselves, never to or from float64; else PyTorch's own error names
-        # neither x nor the fix. Integer inputs (uint8 images, token ids) go to the backbone as they are: it converts them
-        if p is not None and x.is_floating_point() and x.dtype != p.dtype and (torch.float64 in (x.dtype, p.dtype) or not torch.is_autocast_enabled(x.device.type)):
-            raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x (x.to({p.dtype})) or the model")
-        # a data-dependent check: a host sync; under torch.compile an assert in the graph (require_finite)
-        if self.check_finite:
-            require_finite(x)
+    _check_input = settings.check_input  # x's type, rank, channels, dtype and values
 
     def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:
         self._check_input(x)
@@ -365,25 +365,35 @@ class NeuroViewCNN(Guarded):
         found = f"sites={len(self.sites)}, units={self.num_units}" if self.sites is not None else "sites=<found on the first batch>"
         return f"num_classes={self.num_classes}, quantizer={self.quantizer!r}, tau={self.tau}, {found}, input_shape={self.input_shape}"
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        meta = getattr(destination, "_metadata", None)  # settings and sites, as CodeNorm keeps its floor: no key added
+        if meta is not None and prefix[:-1] in meta:
+            meta[prefix[:-1]].update(settings.record(self))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # refused before torch copies any tensor (below, inside a larger module, after: as for a size it refuses)
+        why = settings.clashes((getattr(state_dict, "_metadata", None) or {}).get(""), self)
+        if why:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(why))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs):
+        why = settings.clashes(local_metadata, self)  # a file made for another function: settings, sites
+        if why:
+            return error_msgs.extend(why)  # (nothing built for it)
+        tau = settings.saved_tau(local_metadata, self)
+        if tau is not None:
+            warnings.warn(f"tau: the state dict's soft network had tau={tau}, the model {self.tau}: the load takes "
+                          f"{tau} (the soft code is a function of it); set net.tau after loading to train on with "
+                          "another", stacklevel=4)
+            self.tau = tau
         # a lazy wrap learns its unit count (the first batch checks it) and a normalization it was built without
         key = prefix + "classifier.weight"  # (nv.sparsify adds one) from the checkpoint: its weights load into a fresh wrap
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
             self.build_head(state_dict[key].shape[1]) if self.classifier is None and key in state_dict else None
             self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.sites is None:  # a lazy wrap: its first batch's sites are checked against the file's (_discover)
+            self.__dict__["_loaded_sites"] = (self.classifier, settings.saved_sites(local_metadata))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs)
 
-
-def _check_args(backbone, num_classes, quantizer, tau, grad_state) -> None:
-    if not isinstance(backbone, nn.Module):
-        raise TypeError(f"backbone: expected an nn.Module, got {type(backbone).__name__}")
-    if isinstance(backbone, NeuroViewCNN):
-        raise TypeError("backbone: already a NeuroViewCNN; wrap its .backbone instead")
-    refuse_torchscript(backbone)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
-    for what, value, allowed in (("quantizer", quantizer, QUANTIZERS), ("grad_state", grad_state, GRAD_STATES)):
-        if value not in allowed:
-            raise ValueError(f"{what}: expected one of {allowed}, got {value!r}")
-    if not tau > 0:
-        raise ValueError(f"tau: expected a positive number, got {tau!r}")

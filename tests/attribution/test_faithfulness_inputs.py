@@ -5,6 +5,7 @@ windows, and the benchmark scripts' --seeds. Each test checks against values com
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -159,8 +160,9 @@ def test_the_tools_put_every_submodule_back_in_its_mode():
 # ------------------------------------------------------------------ 4. Captum on hard codes
 def test_captum_on_hard_codes_scores_the_soft_network_and_is_noted():
     pytest.importorskip("captum")
-    hard, soft = _cnn("hard"), _cnn("soft")
-    soft.load_state_dict(hard.state_dict())
+    hard = _cnn("hard")
+    soft = copy.deepcopy(hard)  # the same weights read with soft codes (a state dict records its quantizer now)
+    soft.quantizer = "soft"
     with torch.no_grad():
         assert not torch.allclose(hard(X), soft(X))  # two different functions
     # ... but Captum sees one: the hard code's gradient is the soft code's (its straight-through surrogate)

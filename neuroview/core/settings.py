@@ -1,0 +1,178 @@
+"""A NeuroView-CNN's settings that are no tensors: checked wherever they are set, and kept with its state dict.
+
+``quantizer``, ``tau`` and ``grad_state`` are checked by the constructor and by every later assignment (``net.tau``
+annealed each step, a member's setting changed by an ensemble): set as attributes they were taken as they came
+(``"Hard"`` gave soft codes, ``tau=-1`` flipped the surrogate gradient's sign, ``tau=0`` a bare ZeroDivisionError).
+
+A state dict keeps them in its metadata, with the sites the head reads, as :class:`~neuroview.core.head.CodeNorm`
+keeps its floor (no key added, so the state dict is still tensors only): :func:`clashes` names a file made for another
+function (a ``soft`` network's weights loaded as ``hard``, a head trained on layer ``1`` read from layer ``3``).
+A state dict without the record (saved before it was kept, a plain dict of tensors) loads as before.
+
+Also the other checks of a NeuroView-CNN's arguments (:func:`check_args`) and of its input (:func:`check_input`).
+
+Imports torch, and of neuroview.core only ``_utils``, ``quantize`` and ``targets``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+from ._utils import require_finite
+from .quantize import GRAD_STATES, QUANTIZERS
+from .targets import refuse_torchscript
+
+#: The smallest temperature taken. ``1 / tau`` scales every pre-activation and the surrogate gradient (``grad / tau``):
+#: where it overflows float32 (tau below 3e-39) a pre-activation of exactly 0 gives ``0 * inf``, a NaN code, and well
+#: before that the gradient overflows to inf and then NaN. At 1e-6 both stay finite for pre-activations and gradients
+#: up to 3e32, and the soft code is already the hard one but within 2e-5 of a breakpoint: use quantizer="hard".
+TAU_MIN = 1e-6
+
+
+def check_args(cls, backbone, num_classes, quantizer, tau, grad_state) -> None:
+    """The constructor's arguments of ``cls`` (NeuroViewCNN), checked before anything is built."""
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"backbone: expected an nn.Module, got {type(backbone).__name__}")
+    if isinstance(backbone, cls):
+        raise TypeError("backbone: already a NeuroViewCNN; wrap its .backbone instead")
+    refuse_torchscript(backbone)
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
+    check_quantizer(quantizer), check_grad_state(grad_state), check_tau(tau)
+
+
+def check_quantizer(value) -> str:
+    if not isinstance(value, str) or value not in QUANTIZERS:
+        raise ValueError(f"quantizer: expected one of {QUANTIZERS}, got {value!r}")
+    return str(value)
+
+
+def check_grad_state(value) -> str:
+    if not isinstance(value, str) or value not in GRAD_STATES:
+        raise ValueError(f"grad_state: expected one of {GRAD_STATES}, got {value!r}")
+    return str(value)
+
+
+def check_tau(tau) -> float:
+    """``tau`` as a float: a positive finite number of at least :data:`TAU_MIN` (a 0-d tensor or numpy scalar too)."""
+    value = tau
+    if isinstance(tau, Tensor) or type(tau).__module__ == "numpy":  # a 0-d tensor, a numpy scalar or 0-d array
+        value = tau.item() if getattr(tau, "ndim", None) == 0 else None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        got = f"a tensor of shape {tuple(tau.shape)}" if isinstance(tau, Tensor) else repr(tau)
+        raise ValueError(f"tau: expected a positive finite number, got {got}")
+    value = float(value)
+    if not value > 0:  # NaN too
+        raise ValueError(f"tau: expected a positive number, got {tau!r}")
+    if not math.isfinite(value) or value < TAU_MIN:
+        raise ValueError(f"tau: expected a positive finite number of at least {TAU_MIN} (1/tau scales the codes "
+                         f"and their gradient: inf or beyond float32 give constant or NaN codes), got {tau!r}")
+    return value
+
+
+def checked(name: str, check) -> property:
+    """A property kept as ``_<name>`` that runs ``check`` on every assignment (cheap: annealing sets tau each step)."""
+    key = "_" + name
+
+    def get(self):
+        return getattr(self, key)
+
+    def put(self, value):
+        self.__dict__[key] = check(value)
+
+    return property(get, put, doc=f"``{name}``, checked as the constructor checks it wherever it is set.")
+
+
+def record(net) -> dict:
+    """What a state dict of ``net`` keeps in its metadata: its settings, and its sites with their unit counts."""
+    out = {"quantizer": net.quantizer, "tau": net.tau, "grad_state": net.grad_state}
+    if net.sites is not None:
+        out["sites"] = [[s.name, s.channels] for s in net.sites]
+    return out
+
+
+def saved_sites(meta) -> list | None:
+    """The ``[[site, units], ...]`` a state dict's metadata records, or None (not recorded, or not readable)."""
+    sites = meta.get("sites") if isinstance(meta, dict) else None
+    if not isinstance(sites, (list, tuple)) or not all(
+            isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], int)
+            for s in sites):
+        return None
+    return [[s[0], s[1]] for s in sites]
+
+
+def sites_clash(saved: list | None, sites) -> str | None:
+    """Why a head whose state dict read the sites ``saved`` cannot read ``sites``; None where they agree or are
+    unknown."""
+    if saved is None or sites is None:
+        return None
+    own = [[s.name, s.channels] for s in sites]
+    if own == saved:
+        return None
+    return (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
+            f"{_show(own)}: its weights would be read as other units; wrap the backbone with the layers it was "
+            f"trained on (layers={sorted({n.split(':')[0] for n, _ in saved})})")
+
+
+def clashes(meta, net) -> list[str]:
+    """Why the state dict whose metadata is ``meta`` computes another function in ``net`` (its error messages).
+
+    ``quantizer`` decides the codes, and the sites which units the head reads; ``tau`` is taken from the file where
+    it decides the function (:func:`saved_tau`), and ``grad_state`` (how the backward pass stores the gradient:
+    memory against precision) is recorded, never refused."""
+    meta = meta if isinstance(meta, dict) else {}
+    out = []
+    q = meta.get("quantizer")
+    if q in QUANTIZERS and q != net.quantizer:
+        out.append(f"quantizer: the state dict was saved from a network with quantizer={q!r}, the model has "
+                   f"quantizer={net.quantizer!r}: its weights compute another function there; build the model "
+                   f"with quantizer={q!r} to load it")
+    why = sites_clash(saved_sites(meta), net.sites)
+    return out + ([why] if why else [])
+
+
+def saved_tau(meta, net) -> float | None:
+    """The ``tau`` a ``soft`` network's state dict was saved with, where it differs from ``net``'s (also ``soft``):
+    the soft code is a function of it, so the load takes it as it takes the head's floor (a run whose tau was
+    annealed resumes with the tau it had reached); None elsewhere (a ``hard`` code is the same at any tau, which
+    shapes only its training gradient: the model keeps its own)."""
+    meta = meta if isinstance(meta, dict) else {}
+    tau = meta.get("tau")
+    if meta.get("quantizer") == net.quantizer == "soft" and isinstance(tau, (int, float)) and not isinstance(tau, bool):
+        return float(tau) if float(tau) != net.tau else None
+    return None
+
+
+def _show(sites: list) -> str:
+    return "[" + ", ".join(f"({n!r}, {c})" for n, c in sites) + "]"
+
+
+def check_input(net, x: Tensor) -> None:
+    """What a NeuroView-CNN's pass takes: a non-empty batch of the rank, channels and dtype it was built on."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if net.input_shape is not None:
+        want = len(net.input_shape) + 1
+        if x.dim() != want:
+            dims = "[B, " + ", ".join(["C"] + [f"D{i}" for i in range(1, want - 1)]) + "]"
+            like = ", ".join(map(str, net.input_shape))
+            raise ValueError(f"x: expected a tensor of rank {want} {dims} like (B, {like}), got shape {tuple(x.shape)}")
+        if x.shape[1] != net.input_shape[0] and (x.is_floating_point() or x.dim() > 2):  # [B, L] ids: any length
+            raise ValueError(f"x: expected {net.input_shape[0]} channels at dim 1, got shape {tuple(x.shape)}")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"x: expected a non-empty batch [B, C, ...], got shape {tuple(x.shape)}")
+    p = next(net.backbone.parameters(), None)
+    # under autocast the ops cast lower precisions for themselves, never to or from float64; else PyTorch's own error
+    # names neither x nor the fix. Integer inputs (uint8 images, token ids) go to the backbone as they are, which
+    # converts them
+    if p is not None and x.is_floating_point() and x.dtype != p.dtype and (
+            torch.float64 in (x.dtype, p.dtype) or not torch.is_autocast_enabled(x.device.type)):
+        raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x "
+                        f"(x.to({p.dtype})) or the model")
+    # a data-dependent check: a host sync; under torch.compile an assert in the graph (require_finite)
+    if net.check_finite:
+        require_finite(x)
