@@ -5,7 +5,7 @@ per-series z-normalization, padding of variable-length sequences, the loaders); 
 the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
 own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``, series of several
 lengths made one batch in ``lengths``. May import ``neuroview.data.batches``, ``labels``, ``lengths``, ``splits``,
-``stats`` and third-party libraries; nothing else from neuroview.
+``shares``, ``stats`` and third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
+from .shares import training_shares
 from .splits import text_labels, whole_file
 from .stats import (centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize,  # noqa: F401
                     warn_stored_apart)  # per_series_normalize re-exported
@@ -337,8 +338,9 @@ class ArrayDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=getattr(device, "type", "cpu") == "cuda" and ds.x.device.type == "cpu",
             # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample. Judged on a process's
-            # share under DDP: a share no larger than a batch is the whole epoch, and dropping it trained nothing.
-            drop_last=train and math.ceil(len(ds) / world) > self.batch_size,
+            # share where fit's DDP shards it (a share no larger than a batch is the whole epoch, and dropping it trained
+            # nothing); on the whole split where it is read whole (finetune_sparse under test): as one process reads it
+            drop_last=train and math.ceil(len(ds) / training_shares(self.trainer, world)) > self.batch_size,
         )
 
     # ---------------------------------------------------------------- Lightning hooks

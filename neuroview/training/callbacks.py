@@ -277,7 +277,9 @@ class ResumeState:
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["neuroview_rng"] = rng_states()
         if self._trainer is not None:
-            checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps}
+            # world_size: each process reads its share of the training split, so the processes set the steps of an epoch
+            checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps,
+                                              "world_size": self.trainer.world_size}
             try:  # the names of the classes its outputs index: other data is read against them (read_as.checkpoint_data)
                 names = self.trainer.datamodule.class_names
             except (AttributeError, RuntimeError, ValueError):

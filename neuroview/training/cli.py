@@ -34,6 +34,7 @@ from .earlier_runs import keep_earlier_checkpoints
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
+from .spawned import fit_steps
 
 __all__ = ["NeuroViewCLI", "cli_main"]
 
@@ -160,7 +161,8 @@ class NeuroViewCLI(LightningCLI):
         cfg = self.config[self.subcommand]
         if not cfg.get("test_after_fit") or self.trainer.interrupted:
             return
-        if self.trainer.global_step == 0:  # the test would score the untrained network, as if it were the run's
+        # a spawned fit (ddp_spawn) stepped in its workers: the main process's trainer counted 0 of their steps
+        if fit_steps(self.trainer) == 0:  # the test would score the untrained network, as if it were the run's
             n = self.trainer.num_training_batches
             rank_zero_warn(f"test_after_fit: skipped, fit ran no training step (training batches an epoch: "
                            f"{n if n != float('inf') else 'none loaded'}, limit_train_batches="

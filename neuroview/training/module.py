@@ -40,6 +40,7 @@ from .compiled import COMPILE_MODES, check_finite, train_forward
 from .loop_guards import LoopGuards
 from .module_args import check_numbers
 from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, warmup_cosine  # noqa: F401 - tests import it
+from .spawned import FreshMetrics, not_built
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
 from ..zoo.build import build_model
@@ -51,7 +52,7 @@ SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
-class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
+class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
     """Train a zoo architecture (``arch``) with cross-entropy, AdamW/Adam/SGD and a scheduler.
 
     Args:
@@ -211,6 +212,8 @@ class NeuroViewModule(LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningMo
     @property
     def classifiers(self) -> list[nn.Linear]:
         """The global linear classifier (``fc`` of a standard CNN) of each network in :attr:`deciders`."""
+        if not self._ready:  # named: a bare AttributeError (no head_names) said the module had no classifier at all
+            raise not_built(self)
         return [next(getattr(net, n) for n in self.head_names if isinstance(getattr(net, n), nn.Linear))
                 for net in self.deciders]
 

@@ -49,8 +49,8 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
       pass over the training loader) and ``"onecycle"`` over the run's steps.
 
     ``resumed``: the checkpoint a run resumes (its ``lr_schedulers``, and the ``max_epochs`` and
-    ``max_steps`` it was started with under ``neuroview_budget``); a cosine or onecycle
-    schedule over another number of steps (another ``max_epochs``/``max_steps``) is refused, since
+    ``max_steps`` it was started with, and its processes, ``world_size``, under ``neuroview_budget``); a cosine or onecycle
+    schedule over another number of steps (another ``max_epochs``/``max_steps``/processes) is refused, since
     Lightning restores the checkpoint's schedule as it was. Options the schedule would ignore are refused first
     (:func:`check_options`).
     """
@@ -201,6 +201,15 @@ def _check_resumed_total(kind: str, resumed: dict, total: int, trainer) -> None:
     budget = resumed.get("neuroview_budget") or {}
     before = (f" (it was started with max_epochs {budget['max_epochs']}, max_steps {budget['max_steps']})"
               if budget else "")
+    saved, now = budget.get("world_size"), getattr(trainer, "world_size", None)  # older checkpoints: no record
+    if saved is not None and now is not None and saved != now:  # the user's budget may be the run's own: name the cause
+        raise ValueError(
+            f"--trainer.devices/--trainer.num_nodes: the checkpoint was saved by a run of {saved} process"
+            f"{'es' if saved != 1 else ''} (devices x num_nodes), and this run has {now}; each reads its share of the "
+            f"training split, so the checkpoint's {kind} schedule over {was} optimizer steps{before} would take {total} "
+            f"here (max_epochs {trainer.max_epochs}, max_steps {trainer.max_steps}); a resume restores the schedule as "
+            f"it was: resume on {saved} process{'es' if saved != 1 else ''}, or start a new run from its weights with "
+            f"--model.init_weights {trainer.ckpt_path}")
     raise ValueError(
         f"--trainer.max_epochs/--trainer.max_steps: the checkpoint's {kind} schedule runs over {was} optimizer steps"
         f"{before}, and this run's budget (max_epochs {trainer.max_epochs}, max_steps {trainer.max_steps}) gives "
