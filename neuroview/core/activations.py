@@ -40,8 +40,10 @@ def register_activation(cls: type, breakpoints: tuple[float, ...] = (0.0,)) -> t
     """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"cls: expected an nn.Module subclass, got {cls!r}")
+    if cls in _FROM_INSTANCE:  # registered again, every nn.ReLU6 and Hardtanh(-2, 2) in the process took its points
+        raise ValueError(f"cls: {cls.__name__}'s breakpoints are each instance's min_val and max_val (nn.ReLU6: 0 "
+                         f"and 6); register a subclass of it for breakpoints of your own, got {cls!r}")
     _REGISTRY[cls] = _checked_points(breakpoints)
-    _FROM_INSTANCE.discard(cls)  # the user's own breakpoints for nn.Hardtanh win over its instances' bounds
     return cls
 
 
@@ -71,7 +73,7 @@ for _cls in (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU
 register_activation(nn.Hardswish, (-3.0, 3.0))
 register_activation(nn.Hardsigmoid, (-3.0, 3.0))
 # nn.Hardtanh (and nn.ReLU6, its subclass) read their breakpoints off the instance, see breakpoints()
-register_activation(nn.Hardtanh, (-1.0, 1.0))
+_REGISTRY[nn.Hardtanh] = (-1.0, 1.0)
 _FROM_INSTANCE.add(nn.Hardtanh)
 
 #: The ecosystem's activation classes, by (top-level package, class name): no import needed.

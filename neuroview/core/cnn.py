@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from typing import Mapping, Sequence
 
 import torch
@@ -371,22 +370,21 @@ class NeuroViewCNN(Guarded):
         if meta is not None and prefix[:-1] in meta:
             meta[prefix[:-1]].update(settings.record(self))
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+    def _before_load(self, state_dict) -> None:
         # refused before torch copies any tensor (below, inside a larger module, after: as for a size it refuses)
         why = settings.clashes((getattr(state_dict, "_metadata", None) or {}).get(""), self)
         if why:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(why))
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs):
         why = settings.clashes(local_metadata, self)  # a file made for another function: settings, sites
         if why:
             return error_msgs.extend(why)  # (nothing built for it)
         tau = settings.saved_tau(local_metadata, self)
-        if tau is not None:
-            warnings.warn(f"tau: the state dict's soft network had tau={tau}, the model {self.tau}: the load takes "
-                          f"{tau} (the soft code is a function of it); set net.tau after loading to train on with "
-                          "another", stacklevel=4)
+        if tau is not None:  # said by the load that called this one (guards), once it succeeds; put back if it fails
+            self.__dict__["_load_notes"] = [f"tau: the state dict's soft network had tau={tau}, the model {self.tau}: "
+                                            f"the load takes {tau} (the soft code is a function of it); set net.tau "
+                                            "after loading to train on with another"]
             self.tau = tau
         # a lazy wrap learns its unit count (the first batch checks it) and a normalization it was built without
         key = prefix + "classifier.weight"  # (nv.sparsify adds one) from the checkpoint: its weights load into a fresh wrap

@@ -6,7 +6,8 @@
   none of the modules they reach (PyTorch's lazy modules refuse both); so said, with the fix.
 - ``copy.copy`` of a lazy network: the copy shares the original's submodules but not its unbuilt head, so its first
   batch wrote a new head into the original; refused (``copy.deepcopy`` copies it whole).
-- ``load_state_dict`` that torch refuses for a key: the head built, adopted or merged for it is put back.
+- ``load_state_dict`` that torch refuses for a key: the head built, adopted or merged for it is put back, and a
+  soft code's ``tau`` taken from the file too.
 
 Imports only torch.
 """
@@ -31,11 +32,16 @@ class Guarded(nn.Module):
         keeps the head it had: a head built for the checkpoint's width, a normalization adopted, a shared step merged
         were left, and no later load (the network's own checkpoint) fitted it again. (Tensors torch copied before it
         refused stay copied, as for any module.)"""
+        self._before_load(state_dict)
         kept = [(m, {k: (True, m._modules[k]) if k in m._modules else (False, m.__dict__.get(k, _NONE)) for k in _HEAD})
                 for m in self.modules() if isinstance(m, Guarded)]
+        taus = [(m, m.__dict__["_tau"]) for m, _ in kept if "_tau" in m.__dict__]  # a soft code's, taken from the file
         try:
-            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+            out = super().load_state_dict(state_dict, strict=strict, assign=assign)
         except BaseException:
+            for m, tau in taus:
+                m.__dict__["_tau"] = tau
+                m.__dict__.pop("_load_notes", None)
             for m, heads in kept:
                 for k, (registered, v) in heads.items():
                     m.__dict__.pop(k, None)
@@ -46,6 +52,13 @@ class Guarded(nn.Module):
                     if v is not _NONE:
                         m.__dict__[k] = v
             raise
+        for m, _ in kept:  # what the load took from the file, said at the caller's line (a load inside another
+            for note in m.__dict__.pop("_load_notes", ()):  # module's, a Lightning resume's, takes it as it takes a floor)
+                warnings.warn(note, stacklevel=2)
+        return out
+
+    def _before_load(self, state_dict) -> None:
+        """Refuse ``state_dict`` before anything is built or copied for it (a network whose settings it contradicts)."""
 
     def _unbuilt(self) -> bool:
         members = getattr(self, "members", None)

@@ -16,6 +16,7 @@ Imports torch, and of neuroview.core only ``_utils``, ``quantize`` and ``targets
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 
@@ -62,7 +63,7 @@ def check_tau(tau) -> float:
     value = tau
     if isinstance(tau, Tensor) or type(tau).__module__ == "numpy":  # a 0-d tensor, a numpy scalar or 0-d array
         value = tau.item() if getattr(tau, "ndim", None) == 0 else None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):  # Decimal: as module_args
         got = f"a tensor of shape {tuple(tau.shape)}" if isinstance(tau, Tensor) else repr(tau)
         raise ValueError(f"tau: expected a positive finite number, got {got}")
     value = float(value)
@@ -92,6 +93,10 @@ def record(net) -> dict:
     out = {"quantizer": net.quantizer, "tau": net.tau, "grad_state": net.grad_state}
     if net.sites is not None:
         out["sites"] = [[s.name, s.channels] for s in net.sites]
+    else:  # a lazy network saved before its first batch: the sites of the file its head was loaded from
+        loaded = net.__dict__.get("_loaded_sites")
+        if loaded and loaded[0] is net.classifier is not None and loaded[1] is not None:
+            out["sites"] = loaded[1]
     return out
 
 
@@ -130,7 +135,8 @@ def clashes(meta, net) -> list[str]:
     if q in QUANTIZERS and q != net.quantizer:
         out.append(f"quantizer: the state dict was saved from a network with quantizer={q!r}, the model has "
                    f"quantizer={net.quantizer!r}: its weights compute another function there; build the model "
-                   f"with quantizer={q!r} to load it")
+                   f"with quantizer={q!r} to load it (to read the same weights with other codes on purpose, set "
+                   f"net.quantizer = {net.quantizer!r} after that load)")
     why = sites_clash(saved_sites(meta), net.sites)
     return out + ([why] if why else [])
 

@@ -70,6 +70,16 @@ def test_a_registered_hardtanh_subclass_keeps_its_breakpoints():
     assert float(codes.max()) <= 1.0  # on/off bits, not the 0..2 region count
 
 
+def test_registering_hardtanh_itself_is_refused_and_relu6_keeps_its_bounds():
+    """nn.Hardtanh's breakpoints are each instance's bounds: registering the class again (the review: with the
+    library's own (-1, 1)) made every ReLU6 in the process code at (-1, 1)."""
+    with pytest.raises(ValueError, match=r"cls: Hardtanh's breakpoints are each instance's min_val and max_val .*"
+                                         r"register a subclass"):
+        nv.register_activation(nn.Hardtanh, (-1.0, 1.0))
+    assert activations.breakpoints(nn.ReLU6()) == (0.0, 6.0)
+    assert activations.breakpoints(nn.Hardtanh(-2.0, 2.0)) == (-2.0, 2.0)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_soft_code_map_of_a_half_input_averages_to_the_code(dtype):
     torch.manual_seed(0)

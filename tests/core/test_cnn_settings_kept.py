@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -202,3 +203,35 @@ def test_a_network_pickled_before_its_settings_were_checked_unpickles():
     assert (old.quantizer, old.tau, old.grad_state) == ("soft", 0.5, "uint4")
     with torch.no_grad():
         torch.testing.assert_close(old(X), net(X), rtol=0, atol=0)
+
+
+def test_a_refused_load_keeps_the_model_s_tau_and_the_warning_points_at_the_caller():
+    """The review: a soft state dict with a stray key was refused by torch, yet left its tau in the model (a refused
+    load changes nothing, docs/ERRORS.md), and the warning was attributed to neuroview/core/guards.py."""
+    saved = _saved(_net(quantizer="soft", tau=0.5))
+    other = _net(quantizer="soft")
+    with warnings.catch_warnings(record=True) as record, pytest.raises(RuntimeError, match="stray"):
+        warnings.simplefilter("always")
+        other.load_state_dict({**saved, "stray.weight": torch.zeros(1)})
+    assert other.tau == 1.0 and not [w for w in record if "tau" in str(w.message)]  # nothing taken, nothing said
+    with pytest.warns(UserWarning, match="the load takes 0.5") as record:
+        other.load_state_dict(saved)
+    assert other.tau == 0.5 and record[0].filename == __file__
+
+
+def test_a_decimal_temperature_is_read_as_a_number():
+    """As the module's other numbers (module_args): Decimal("0.5") was refused by the new check."""
+    import decimal
+
+    assert _net(quantizer="soft", tau=decimal.Decimal("0.5")).tau == 0.5
+
+
+def test_a_lazy_network_saved_before_its_first_batch_keeps_the_sites_of_the_file_it_loaded():
+    """The review: create_model(..., pretrained=True) networks are lazy; one saved again before a batch dropped the
+    sites record, and its state dict loaded into a wrap reading other layers without a word."""
+    lazy = _layer(["1"], lazy=True)
+    lazy.load_state_dict(_saved(_layer(["1"]).eval()))
+    again = _saved(lazy)
+    assert again._metadata[""]["sites"] == [["1", 4]]
+    with pytest.raises(RuntimeError, match=r"sites: the state dict's head was trained on the sites \[\('1', 4\)\]"):
+        _layer(["3"]).load_state_dict(again)
