@@ -136,6 +136,7 @@ def _hparams_meta(hp: Any) -> dict[str, str]:
     kwargs = (hp.get("model_kwargs") or {}) if isinstance(hp, dict) else None
     if not isinstance(kwargs, dict) or not isinstance(hp.get("arch"), str):
         return {}
+    kwargs = {**kwargs, **({"max_len": hp["max_len"]} if hp.get("max_len") is not None else {})}  # kept beside them
     return {"neuroview.architecture": hp["arch"], "neuroview.arch_kwargs": json.dumps(dict(kwargs), default=str)}
 
 
@@ -384,6 +385,11 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     floor = (getattr(state, "_metadata", None) or {}).get("norm", {}).get("floor")
     if "norm_floor" in own and isinstance(floor, (int, float)) and not isinstance(floor, bool):
         own["norm_floor"] = float(floor)
+    rec = (getattr(state, "_metadata", None) or {}).get("", {})  # the network's own record (neuroview.core.settings)
+    tau = rec.get("tau") if isinstance(rec, dict) and "tau" in own else None
+    if isinstance(tau, (int, float)) and not isinstance(tau, bool):  # the tau it was saved at (an annealed run's)
+        saved = {**saved, "tau": float(tau)}
+        own["tau"] = float(tau) if rec.get("quantizer") == own.get("quantizer") == "soft" else own["tau"]  # the load's
     clash = arch_clash(saved, own, arch_defaults(meta.get("neuroview.architecture")), keys=own)
     clash = {k: v for k, v in clash.items() if v[0] != _UNKNOWN}  # the file says nothing and no default is known
     if clash:

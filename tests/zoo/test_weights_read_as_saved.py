@@ -128,3 +128,28 @@ def test_a_path_that_is_no_path_is_named(bad):
         zw.read_weights(bad, "init_weights")
     with pytest.raises(TypeError, match=rf"^ckpt_path: expected a str or os.PathLike file name, got {shown}"):
         zw.read_checkpoint(bad)
+
+
+def test_an_annealed_soft_run_s_checkpoint_loads_into_a_model_built_with_the_tau_it_reached(tmp_path):
+    """The review: the run's model_kwargs hold the tau it began with (1.0), its state dict the tau it reached (0.5);
+    a model built with 0.5 was refused ("build the model with tau=1.0"), and one built with 1.0 loaded and took 0.5."""
+    torch.manual_seed(0)
+    net = _cnn(quantizer="soft")
+    net.tau = 0.5  # annealed
+    _checkpoint(tmp_path / "last.ckpt", net, {"widths": [4, 8], "quantizer": "soft"})
+    x = torch.randn(4, 1, 8, 8)
+    m = zw.load_weights(_cnn(quantizer="soft", tau=0.5), tmp_path / "last.ckpt", pickles=True)
+    assert m.tau == 0.5
+    torch.testing.assert_close(m(x), net(x))
+
+
+def test_a_minirocket_checkpoint_of_another_series_length_is_named_as_its_safetensors_is(tmp_path):
+    """The review: NeuroViewModule keeps max_len beside model_kwargs in the hyper-parameters, so a .ckpt met torch's
+    bare "Error(s) in loading state_dict" (no init_weights, no file) where its .safetensors met the named check."""
+    net = nv.create_model("nv_minirocket", num_classes=2, max_len=30, num_features=168)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}, "pytorch-lightning_version": "2.6.6",
+                "hyper_parameters": {"arch": "nv_minirocket", "num_classes": 2, "in_channels": 1, "max_len": 30,
+                                     "model_kwargs": {"num_features": 168}}}, tmp_path / "r.ckpt")
+    with pytest.raises(zw.ArchitectureError, match=r"init_weights: .*r\.ckpt.*max_len: file 30, model 40"):
+        zw.load_weights(nv.create_model("nv_minirocket", num_classes=2, max_len=40, num_features=168),
+                        tmp_path / "r.ckpt", what="init_weights", pickles=True)
