@@ -282,9 +282,12 @@ def _checkpoint_file(cfg, sub: str) -> str | None:
         if ckpt == "best":  # Lightning reads 'best' only in the process that fitted
             cfg.ckpt_path = str(found[-1])
         return str(found[-1])
-    if not Path(ckpt).is_file():
+    path = Path(str(ckpt)).expanduser()  # quoted or in a config, no shell expanded it; Lightning does not
+    if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: expected a checkpoint file, got {str(ckpt)!r} (no such file)")
-    return str(ckpt)
+    if str(path) != str(ckpt):
+        cfg.ckpt_path = str(path)
+    return str(path)
 
 
 def _named_model_options(argv: list[str] | None) -> set[str] | None:

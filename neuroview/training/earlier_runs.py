@@ -5,6 +5,7 @@ of a launch. May import Lightning and ``neuroview._io``; nothing else of neurovi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -27,7 +28,7 @@ def keep_earlier_checkpoints(cb, model, cfg) -> None:
     after it, with its environment; torchrun and SLURM start every process at once, and name each); the others
     only take the new name of the init weights (before, rank 1 looked for ``last.ckpt`` and found it missing)."""
     if any(int(os.environ.get(k, 0) or 0) for k in _RANKS):
-        old, _, kept = os.environ.get(_KEPT, "").partition(os.pathsep)
+        old, kept = json.loads(os.environ.get(_KEPT) or '["", ""]')  # JSON: a folder's name may hold any separator
         if old and _same(getattr(model, "hparams", {}).get("init_weights"), old):
             _point_at(model, cfg, kept)
         return
@@ -39,7 +40,7 @@ def keep_earlier_checkpoints(cb, model, cfg) -> None:
                            f"--trainer.default_root_dir gives a run a folder of its own)")
             if _same(getattr(model, "hparams", {}).get("init_weights"), old):
                 _point_at(model, cfg, str(kept))  # read at setup: renamed
-                os.environ[_KEPT] = f"{os.path.realpath(old)}{os.pathsep}{kept}"
+                os.environ[_KEPT] = json.dumps([os.path.realpath(old), str(kept)])
 
 
 def _same(path, other) -> bool:

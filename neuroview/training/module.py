@@ -245,6 +245,7 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
     def setup(self, stage: str) -> None:
         # before configure_optimizers, as Lightning documents for lazy modules: one real batch
         # finds the sites and builds the global classifier over their units
+        super().setup(stage)  # FreshMetrics: a spawned worker's metrics in its own storage
         if not self._ready:  # sites a user found (model.discover(x)) need no batch
             rng_as_built(getattr(self, "_rng_at_build", None) if isinstance(getattr(self._trainer, "strategy", None), pl.strategies.ParallelStrategy) else None)  # DDP reseeded
             self._materialize(None if getattr(self.model, "sites", None) is not None else self._first_batch(stage))

@@ -7,6 +7,7 @@ process's trainer never counted. May import Lightning and torch; nothing of neur
 from __future__ import annotations
 
 import torch
+import torchmetrics
 from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 
 __all__ = ["FreshMetrics", "not_built", "fit_steps", "spawned"]
@@ -26,6 +27,13 @@ class FreshMetrics:
             metric = getattr(self, name, None)
             if metric is not None:
                 metric.reset()  # new tensors, not the shared ones
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if spawned(getattr(self, "_trainer", None)):  # every metric, a subclass's own too, in this worker's storage
+            for metric in self.modules():
+                if isinstance(metric, torchmetrics.Metric):
+                    metric.reset()
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()

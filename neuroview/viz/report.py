@@ -126,7 +126,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         from ..data.read_as import checkpoint_data  # noqa: PLC0415
         from ..training.module import load_module  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
-        path = Path(args.ckpt)
+        path = Path(args.ckpt).expanduser()  # quoted or in a script: no shell expanded it
         if not path.is_file():
             raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
         module = load_module(path, what="--ckpt")

@@ -61,3 +61,31 @@ def test_a_ddp_fine_tune_from_the_run_s_own_last_ckpt_reads_it_by_its_kept_name_
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert torch.equal(_weights(tmp_path / "checkpoints" / "last-v1.ckpt"), first)  # the earlier run, kept
     assert not torch.equal(_weights(tmp_path / "checkpoints" / "last.ckpt"), first)  # the fine-tuned one, its own
+
+
+def test_the_kept_name_reaches_the_other_ranks_whatever_the_folder_s_name(tmp_path, monkeypatch):
+    """The review: the names went to the other processes as "old:kept", split at the first ':' of a timestamped
+    folder (run-2026-12-06T11:00), and rank 1 looked for the renamed last.ckpt again."""
+    from types import SimpleNamespace
+
+    from neuroview.training.earlier_runs import keep_earlier_checkpoints
+
+    folder = tmp_path / "run-2026-12-06T11:00" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "last.ckpt").write_bytes(b"weights")
+    cb = SimpleNamespace(dirpath=str(folder), FILE_EXTENSION=".ckpt")
+
+    def _run():
+        model = SimpleNamespace(hparams={"init_weights": str(folder / "last.ckpt")})
+        cfg = SimpleNamespace(model=SimpleNamespace(init_weights=str(folder / "last.ckpt")))
+        keep_earlier_checkpoints(cb, model, cfg)
+        return model.hparams["init_weights"], cfg.model.init_weights
+
+    for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.delenv("NEUROVIEW_KEPT_INIT_WEIGHTS", raising=False)
+    kept = str(folder / "last-v1.ckpt")
+    assert _run() == (kept, kept)  # rank 0 renames
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert _run() == (kept, kept)  # rank 1 takes the name, renaming nothing
+    assert sorted(p.name for p in folder.iterdir()) == ["last-v1.ckpt"]

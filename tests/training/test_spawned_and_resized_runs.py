@@ -186,3 +186,29 @@ def test_ddp_spawn_fit_tests_its_run_and_counts_each_sample_once(tmp_path):
     (written,) = (root / "logs").glob("version_*/confusion_matrix.csv")
     with open(written) as f:
         assert sum(int(v) for row in list(csv.reader(f))[1:] for v in row[1:]) == 359
+
+
+def test_under_a_spawn_strategy_every_metric_starts_in_the_worker_s_own_storage():
+    """The review: only the module's nine named metrics were reset, so a subclass's own metric (a SumMetric counting
+    validation samples) still counted 286 of a 143-sample split under ddp_spawn. Every Metric is reset at setup."""
+    import torchmetrics
+
+    from neuroview.training.spawned import FreshMetrics
+
+    class Counting(FreshMetrics, pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.seen = torchmetrics.SumMetric()
+
+    m = Counting()
+    m.seen.update(torch.tensor(143.0))  # what the other worker's share left in the storage they shared
+    m._trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)
+    m.setup("validate")
+    assert float(m.seen.sum_value) == 0.0
+    one = Counting()
+    one.seen.update(torch.tensor(5.0))
+    one._trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                              enable_progress_bar=False)
+    one.setup("validate")
+    assert float(one.seen.sum_value) == 5.0  # one process: nothing is shared, nothing reset
