@@ -43,11 +43,12 @@ def check_xy(x: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
     when it is given (a label of -1 picked the last class's row silently, one past the end a bare torch error)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    as_labels(y, "y")  # class names refused by name (torch's bare "too many dimensions 'str'"), fractions too
-    y = torch.as_tensor(y, device=x.device)
-    if y.shape != (x.shape[0],) or y.dtype == torch.bool:
-        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape {tuple(y.shape)}")
-    y = as_labels(y, "y")  # whole numbers stored as floats read as their classes, as everywhere else
+    mask = is_bool(y)
+    # class names refused by name (torch's bare "too many dimensions 'str'"), fractions too; whole floats read as classes
+    y = as_labels(y, "y").to(x.device)
+    if y.shape != (x.shape[0],) or mask:
+        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype "
+                         f"{torch.bool if mask else y.dtype} and shape {tuple(y.shape)}")
     return y if num_classes is None else check_labels(y, num_classes)
 
 

@@ -227,12 +227,13 @@ def restore_modes(module: nn.Module) -> "callable":
 
 def name_sequence(class_names):
     """``class_names``, or an error where they are one string (its letters were read as the names: a title read
-    "logit of a" for a class "cat"), a mapping (its keys, in its order), a set or a dict view (no class order) or a
+    "logit of a" for a class "cat"), a mapping (its keys, in its order), a set (no class order) or a
     0-dim array: the tables', the plots' and the report's one rule."""
     if isinstance(class_names, (str, bytes, Mapping)) or getattr(class_names, "ndim", None) == 0:
         raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
                         f"{class_names!r:.60}")
-    if isinstance(class_names, (AbstractSet, MappingView)):  # no order of its own: a set's changes with PYTHONHASHSEED
+    # no order of its own: a set's changes with PYTHONHASHSEED (a dict's views keep the dict's order: read as given)
+    if isinstance(class_names, AbstractSet) and not isinstance(class_names, MappingView):
         raise TypeError(f"class_names: expected an ordered sequence of names, one per class, got a "
                         f"{type(class_names).__name__} {class_names!r:.60}, whose order is not the classes'; pass a "
                         "list in class order (class_names[c] names class c)")

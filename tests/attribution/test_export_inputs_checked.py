@@ -71,8 +71,7 @@ def test_bool_mask_refused_by_the_time_importance_plot():
 
 
 # ------------------------------------------------------------------ 2. class names as a set
-@pytest.mark.parametrize("names", [{"ant", "bee", "cat"}, frozenset({"ant", "bee", "cat"}),
-                                   {"ant": 0, "bee": 1, "cat": 2}.keys(), {0: "ant", 1: "bee", 2: "cat"}.values()])
+@pytest.mark.parametrize("names", [{"ant", "bee", "cat"}, frozenset({"ant", "bee", "cat"})])
 def test_class_names_without_an_order_refused(names):
     net = _cnn()
     with pytest.raises(TypeError, match=r"class_names: expected an ordered sequence .* pass a list in class order"):
@@ -82,6 +81,8 @@ def test_class_names_without_an_order_refused(names):
     row = export.unit_records(net, ["ant", "bee", "cat"])[0]  # a list: its order names the classes
     assert row["ant"] == net.unit_importance(True)[0, 0].item()
     assert export.unit_records(net, np.array(["ant", "bee", "cat"]))[0]["cat"] == net.unit_importance(True)[2, 0].item()
+    # a dict's view keeps the dict's order (the review: it was refused as if it had none)
+    assert list(export.unit_records(net, {0: "ant", 1: "bee", 2: "cat"}.values())[0])[-3:] == ["ant", "bee", "cat"]
 
 
 # ------------------------------------------------------------------ 3. float64 kept in the wide tables

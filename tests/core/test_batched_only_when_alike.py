@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import neuroview as nv
+from neuroview.core.cnn import NeuroViewCNN
 from neuroview.core.ensemble import Ensemble
 from neuroview.zoo.architectures.timeseries import LITE
 
@@ -204,3 +205,49 @@ def test_unit_importance_of_members_not_all_normalized_is_raw_for_every_member()
     torch.testing.assert_close(mixed.unit_importance(True), raw, rtol=0, atol=0)
     # all normalized: standardized, as before
     assert not torch.allclose(normed.unit_importance(True), normed.unit_importance(False))
+
+
+class TempLinear(nn.Linear):  # a temperature on the standard member's head
+    def forward(self, x):
+        return super().forward(x) / 4.0
+
+
+def test_a_standard_member_s_head_of_its_own_decides_as_it_does_alone():
+    """The review: grouped_heads took any nn.Linear and ran the plain product: a temperature subclass's logits were
+    0.136 off the members' own, without a word. Such a head decides by its own forward (the backbones still batched)."""
+    torch.manual_seed(0)
+    members = []
+    for _ in range(3):
+        m = LITE(in_channels=1, num_classes=3, filters=8).eval()
+        fc = TempLinear(m.fc.in_features, m.fc.out_features)
+        fc.load_state_dict(m.fc.state_dict())
+        m.fc = fc
+        members.append(m)
+    ens = Ensemble(copy.deepcopy(members), batched=True).eval()
+    x = torch.randn(4, 1, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), _own_mean(members, x), rtol=0, atol=1e-6)
+
+
+class OwnForward(NeuroViewCNN):
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+def test_a_neuroview_member_class_with_its_own_forward_runs_apart_and_one_with_a_lite_head_of_its_own_batches():
+    """The review: a NeuroViewCNN subclass's own forward was run as NeuroViewCNN's (logits 0.357 off); and NeuroView
+    members over TempLITE were sent apart for a head no NeuroView decision reads."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 40)
+    own = [OwnForward(LITE(in_channels=1, num_classes=3, filters=8), 3, example_input=x).eval() for _ in range(3)]
+    with pytest.warns(UserWarning, match=r"batched: OwnForward has its own forward, which the grouped pass does not"):
+        ens = Ensemble(copy.deepcopy(own), batched=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), _own_mean(own, x), rtol=0, atol=1e-6)
+    temp = [nv.wrap(TempLITE(in_channels=1, num_classes=3, filters=8), 3, example_input=x).eval() for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        ens = Ensemble(copy.deepcopy(temp), batched=True).eval()
+    assert ens.batched is True
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), _own_mean(temp, x), rtol=0, atol=1e-6)
