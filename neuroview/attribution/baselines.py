@@ -10,6 +10,7 @@ inside the functions that call it (an optional extra, ``pip install 'neuroview[b
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 
 import torch
@@ -52,16 +53,66 @@ def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_s
             layer = modules[s.module]
             if method == "layer_grad_x_act":
                 a = LayerGradientXActivation(net, layer).attribute(xb, target=yb, attribute_to_layer_input=to_input[k])
-            else:
+            elif not _folded(s):
                 a = LayerConductance(net, layer).attribute(
                     xb, target=yb, n_steps=n_steps, attribute_to_layer_input=to_input[k],
                     internal_batch_size=max(2 * len(yb), 512))  # Captum needs >= 2 x the batch here
+            else:  # Captum splits the layer's dim 0 as (steps x samples): attributed on a sample-first view
+                proxy, dim = nn.Identity(), [1]
+                with _sample_first_view(net, s, layer, proxy, to_input[k], dim):
+                    a = LayerConductance(net, proxy).attribute(xb, target=yb, n_steps=n_steps,
+                                                               internal_batch_size=max(2 * len(yb), 512))
+                per_site[k].append(a.sum(dim[0]).detach())  # over the positions of [B, C, N] or [B, N, C]
+                continue
             a = a[0] if isinstance(a, (tuple, list)) else a
             # summed over the site's own positions, along its own unit and sample axes (tokens [B, N, C],
             # channels last, sequence-first): dim 1 is a token axis there, and N == C would pass unnoticed
             units, dim = as_units(sample_first(a, s, len(yb)), s.axis, len(yb))
             per_site[k].append(units.sum(dim).detach())
     return torch.cat([torch.cat(parts) for parts in per_site], 1)
+
+
+def _folded(site) -> bool:
+    """Whether ``site``'s tensor does not hold the samples alone on dim 0: sequence-first ``[N, B, C]``, positions
+    folded in (``[B * k, N, C]``). Captum's LayerConductance reshaped its dim 0 as (steps x samples) there: a bare
+    shape error, or silently wrong numbers where N happened to equal steps + 1."""
+    return site.sample_dim != 0 or site.positions_first or site.folds > 1
+
+
+@contextlib.contextmanager
+def _sample_first_view(net: NeuroViewCNN, site, layer: nn.Module, proxy: nn.Module, to_input: bool, dim: list):
+    """While inside, ``site``'s tensor (its module's input where ``to_input``, else its output) flows through
+    ``proxy`` as its sample-first view ``[B, C, N]`` / ``[B, N, C]`` (:func:`as_units`; its positions' dim set in
+    ``dim[0]``) and back to its own layout: the same numbers, with the samples on dim 0 of what ``proxy`` is called
+    on. Ahead of the network's own hooks, so its code is read downstream of ``proxy`` too."""
+    batch = [0]
+
+    def through(t: Tensor) -> Tensor:
+        b = batch[0]
+
+        def flat(u: Tensor) -> Tensor:  # a permutation of u's elements
+            v, dim[0] = as_units(sample_first(u, site, b), site.axis, b)
+            return v
+
+        order = flat(torch.arange(t.numel(), device=t.device).view(t.shape)).reshape(-1)
+        back = torch.empty_like(order)
+        back[order] = torch.arange(order.numel(), device=t.device)
+        return proxy(flat(t)).reshape(-1)[back].view(t.shape)
+
+    def pre(module, args):
+        return (through(args[0]), *args[1:]) if args and isinstance(args[0], Tensor) else None
+
+    def post(module, args, out):
+        return through(out) if isinstance(out, Tensor) else None
+
+    hooks = [net.register_forward_pre_hook(lambda m, args: batch.__setitem__(0, len(args[0]))),
+             layer.register_forward_pre_hook(pre, prepend=True) if to_input
+             else layer.register_forward_hook(post, prepend=True)]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def integrated_gradients_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, baseline, n_steps: int,

@@ -112,9 +112,10 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     sees all of it, or (gradient 0 everywhere) that nothing local moves it; a window that wraps
     around the input's end (its gradient passes through a circular convolution's padding) is an error;
     a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the windows
-    are the same (measured with grad on, on a copy). ``heat`` is the unit's code
-    map stretched (nearest) over the input, for sites whose maps have the input's rank; over the steps it covers
-    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere.
+    are the same (measured with grad on, on a copy). ``heat`` is the unit's code map stretched (nearest) over
+    the input, for sites whose maps have the input's rank and units on dim 1 (a token site's map, units last, lies
+    over its tokens, a class token too: NaN, its ``window`` says where); over the steps it covers where the
+    backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere.
     RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
     ``max_len``; ``window``: cut at each series' length too); its samples are those where its
     contribution to the *predicted* class's logit is largest in absolute value (``value`` keeps
@@ -346,12 +347,14 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
 def _where(net: NeuroViewCNN | Ensemble, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(window [B, D, 2], strongest position [B], heat [B, *spatial] or None)`` of unit ``chs[b]`` of
     ``site`` on sample ``x[b]``: the window and position measured (:func:`.gallery_windows.windows`), the
-    unit's code map stretched over the input where it has the input's rank."""
+    unit's code map stretched over the input where it has the input's rank and units on dim 1."""
     box, pos = windows(net, site, chs, x)
     spatial, device = x.shape[2:], next(net.parameters()).device
     with torch.no_grad():
         cmap = net.explain(x.to(device), maps=True).code_maps[site.name][torch.arange(len(x), device=device), chs.to(device)]
-    if not spatial or cmap.dim() - 1 != len(spatial):  # an MLP's [B, F] input has no positions to stretch a map over
+    # an MLP's [B, F] input has no positions to stretch a map over; a site with units last (a transformer's tokens
+    # [B, N, C], class token included) has its positions flattened: stretched over a series, each token sat elsewhere
+    if not spatial or cmap.dim() - 1 != len(spatial) or site.axis == -1:
         return box, pos, None
     # a map of part of the input (MiniRocket's centre sites) lies on that part, NaN elsewhere: stretched over the
     # whole input, it marked steps the unit never reads

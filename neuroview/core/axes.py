@@ -97,9 +97,12 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
     layer that reads the activation's output decides; else ``unit_axis=`` must.
     """
     if override is not None:
-        if override not in (1, -1, len(shape) - 1):
-            raise ValueError(f"unit_axis: expected 1 or -1 for site {name!r}, got {override}")
-        return 1 if override == 1 else -1
+        # an int only: True and 1.0 equal 1 and were taken as axis 1; "-1" printed unquoted looked valid
+        axis = None if isinstance(override, bool) or not hasattr(override, "__index__") else override.__index__()
+        if axis not in (1, -1, len(shape) - 1):
+            raise ValueError(f"unit_axis: expected a mapping of site name to 1 or -1, got {override!r} for site "
+                             f"{name!r}")
+        return 1 if axis == 1 else -1
     if len(shape) == 2:
         return 1
     for width in (producer, consumer):

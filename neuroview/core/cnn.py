@@ -94,13 +94,13 @@ class NeuroViewCNN(Guarded):
         stop_early: bool = True,
     ):
         super().__init__()
-        settings.check_args(NeuroViewCNN, backbone, num_classes, quantizer, tau, grad_state)
+        num_classes = settings.check_args(NeuroViewCNN, backbone, num_classes, quantizer, tau, grad_state)
         self.backbone = backbone
         self.num_classes = num_classes
         self.quantizer, self.tau, self.grad_state = quantizer, tau, grad_state  # checked wherever set: settings
         self.stop_early = stop_early
         self.check_finite = True
-        self.unit_axis = dict(unit_axis or {})
+        self.unit_axis = settings.unit_axes(unit_axis)
         # Optional (codes [B, U], code maps) -> (codes, code maps) after every capture: ablate_units sets it
         # within a `with`, so that a removed unit's own code is 0 whatever the quantizer and the site kind.
         self._codes_hook = None
@@ -118,7 +118,7 @@ class NeuroViewCNN(Guarded):
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
         # The head is built once the number of units is known: on discovery, or from a state dict
-        self._normalize, self._floor = bool(normalize), float(norm_floor)
+        self._normalize, self._floor = settings.flag("normalize", normalize), float(norm_floor)
         self.norm, self.classifier = None, None  # CodeNorm | None, nn.Linear | None
         if example_input is None and input_shape is not None:  # random, not zeros: identical samples cannot tell
             example_input = probe_input(tuple(int(s) for s in input_shape), **factory(backbone))  # a site's order

@@ -19,7 +19,10 @@ from __future__ import annotations
 import decimal
 import math
 import numbers
+import operator
+from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -34,16 +37,39 @@ from .targets import refuse_torchscript
 TAU_MIN = 1e-6
 
 
-def check_args(cls, backbone, num_classes, quantizer, tau, grad_state) -> None:
-    """The constructor's arguments of ``cls`` (NeuroViewCNN), checked before anything is built."""
+def check_args(cls, backbone, num_classes, quantizer, tau, grad_state) -> int:
+    """The constructor's arguments of ``cls`` (NeuroViewCNN), checked before anything is built; ``num_classes`` as an int."""
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone: expected an nn.Module, got {type(backbone).__name__}")
     if isinstance(backbone, cls):
         raise TypeError("backbone: already a NeuroViewCNN; wrap its .backbone instead")
     refuse_torchscript(backbone)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+    try:  # numpy's ints too (y.max() + 1): read as the int they are
+        n = operator.index(num_classes) if not isinstance(num_classes, bool) else 0
+    except TypeError:
+        n = 0
+    if n < 2:
         raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
     check_quantizer(quantizer), check_grad_state(grad_state), check_tau(tau)
+    return n
+
+
+def flag(name: str, value) -> bool:
+    """``value`` as a bool (Python's or numpy's); else an error naming ``name``: the text "false" was read as True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}: expected true or false, got {value!r}")
+
+
+def unit_axes(unit_axis) -> dict:
+    """``unit_axis`` as a dict of site name to axis (each axis is checked where it is read: neuroview.core.axes);
+    -1, a name or a list met bare errors of ``dict()``."""
+    if unit_axis is None:
+        return {}
+    if not isinstance(unit_axis, Mapping) or not all(isinstance(k, str) for k in unit_axis):
+        raise TypeError(f"unit_axis: expected a mapping of site name to 1 or -1 (e.g. {{'blocks.0.act': -1}}), "
+                        f"got {unit_axis!r}")
+    return dict(unit_axis)
 
 
 def check_quantizer(value) -> str:

@@ -36,6 +36,7 @@ from .report_data import (
     prediction_rows, progress_bar, readability_lines, report_files, report_meta, summary_lines, table_names,
 )
 from .report_page import render_page
+from .units import token_sites
 
 __all__ = ["write_report"]
 
@@ -309,10 +310,12 @@ def _zero_padding(xb: Tensor, lengths: Tensor | None) -> Tensor:
     return torch.where(valid[..., None], xb, torch.zeros((), dtype=xb.dtype, device=xb.device))
 
 
-def _maps_like_input(exp, x: Tensor) -> bool:
+def _maps_like_input(exp, x: Tensor, model=None) -> bool:
     """Whether some site's code maps ``[B, C, *positions]`` lie on a grid of the input's rank. A
-    transformer's token sites (``[B, C, N]``, class token included) have none: no spatial maps."""
-    return any(m.dim() == x.dim() for m in exp.code_maps.values())
+    transformer's token sites (``[B, C, N]``, class token included) have none: no spatial maps. Told by
+    ``model``'s unit axes as well as by rank: over a series, tokens have the input's rank (see ``token_sites``)."""
+    tokens = token_sites(model)
+    return any(m.dim() == x.dim() and s not in tokens for s, m in exp.code_maps.items())
 
 
 def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tuple, names: list[str]):
@@ -366,7 +369,7 @@ def _draw_samples(w: _Writer, model: nn.Module, exp, x: Tensor, xb: Tensor, y: T
                  f"bias) and the largest contributions "
                  f"({'units' if cnn else 'time steps'}); the last bar is the logit itself."
                  + (" Beside each bar, its top training samples, the window it reads in orange." if gallery is not None else ""))
-        if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb):
+        if cnn and maps is not None and xb.dim() in (3, 4) and _maps_like_input(maps, xb, model):
             w.figure(S_SAMPLES, f"spatial_maps_{i}.png",
                      plots.spatial_maps(maps, x[pick_t], j, class_names=names, label=label, sample_id=tag, net=model),
                      f"{head}: where its top units add to the logit, over the input as the network reads it (after the data "

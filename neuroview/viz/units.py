@@ -171,15 +171,25 @@ def _background(x: Tensor):
     return x.mean(0).numpy(), "gray"
 
 
+def token_sites(net) -> set[str]:
+    """The sites of ``net`` (None: none known) whose units lie on the last dim: a transformer's tokens ``[B, N, C]``,
+    a class token among them, or other channels-last positions, their maps ``[B, C, N]`` flattened. Stretched over a
+    series like a convolution's map (same rank), every token was drawn at the wrong steps."""
+    return {s.name for s in getattr(net, "sites", None) or () if s.axis == -1}
+
+
 def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
               net=None) -> tuple[list[int], list[Tensor], list[tuple[int, int] | None]]:
     """The ``k`` units adding most to logit ``tgt`` of one sample, among sites whose maps have the
     input's dimensions, each one's contribution per input position (none where no unit adds), and the
     input steps each map lies on (None: the whole input; see :func:`~neuroview.core.sites.input_span`)."""
     rank = x.dim() - 2
-    sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
+    tokens = token_sites(net)
+    sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank and s not in tokens]
     if not sites:
-        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}")
+        left = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
+        why = f": the maps of {left} lie over tokens (units on the last dim), no grid of the input" if left else ""
+        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}{why}")
     eligible = torch.zeros(len(exp.units), dtype=torch.bool)
     for s in sites:
         eligible[exp.site_slices[s]] = True
@@ -267,7 +277,10 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
     ``net``: the network explained, where its sites' maps may cover part of a series: a NeuroView-MiniRocket's
     centre sites read steps ``4d`` to ``T - 4d`` only, and their maps are drawn there (without ``net``, stretched
-    over the whole series, the codes sat at the wrong steps). Other networks' maps are drawn as without it.
+    over the whole series, the codes sat at the wrong steps). With ``net``, the sites whose units lie on the last
+    dim (a transformer's tokens ``[B, N, C]``, class token included: positions that are no grid of the input) are
+    left out, as their maps of another rank always are on images; without it, a series' token maps cannot be told
+    from a convolution's and are stretched over it. Other networks' maps are drawn as without it.
     """
     k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
     if not isinstance(exp, CNNExplanation):

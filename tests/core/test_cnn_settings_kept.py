@@ -235,3 +235,21 @@ def test_a_lazy_network_saved_before_its_first_batch_keeps_the_sites_of_the_file
     assert again._metadata[""]["sites"] == [["1", 4]]
     with pytest.raises(RuntimeError, match=r"sites: the state dict's head was trained on the sites \[\('1', 4\)\]"):
         _layer(["3"]).load_state_dict(again)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"unit_axis": -1}, r"unit_axis: expected a mapping of site name to 1 or -1 .*, got -1"),
+    ({"unit_axis": "1"}, r"unit_axis: expected a mapping .*, got '1'"),
+    ({"unit_axis": [-1]}, r"unit_axis: expected a mapping .*, got \[-1\]"),
+    ({"normalize": "false"}, r"normalize: expected true or false, got 'false'"),
+])
+def test_arguments_of_the_wrong_kind_are_named(kw, message):
+    """unit_axis=-1 met dict()'s bare "'int' object is not iterable"; normalize="false" built a CodeNorm (bool of a
+    non-empty string)."""
+    with pytest.raises((TypeError, ValueError), match=message):
+        nv.wrap(_backbone(), 3, example_input=X, **kw)
+
+
+def test_numpy_numbers_of_classes_and_flags_are_read_as_what_they_are():
+    net = nv.wrap(_backbone(), np.int64(3), example_input=X, normalize=np.False_)
+    assert type(net.num_classes) is int and net.num_classes == 3 and net.norm is None

@@ -15,13 +15,45 @@ the class token included. May import torch only.
 
 from __future__ import annotations
 
+import math
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    """``img_size`` as (height, width): one positive int or two (8.0 met a bare "'float' object is not subscriptable")."""
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    try:
+        if len(pair) != 2:
+            raise ValueError
+        return _positive_int("img_size", pair[0]), _positive_int("img_size", pair[1])
+    except ValueError:
+        raise ValueError(f"img_size: expected a positive int or two (height, width), got {v!r}") from None
+
+
+def _positive_int(name: str, v) -> int:
+    """``v`` as an int >= 1 (numpy's too), else an error naming ``name``: floats and bools refused."""
+    try:
+        i = operator.index(v) if not isinstance(v, bool) else 0
+    except TypeError:
+        i = 0
+    if i < 1:
+        raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    return i
+
+
+def _check_widths(dim: int, mlp_ratio, dropout) -> None:
+    """The MLP's hidden width ``int(dim * mlp_ratio)`` at least 1 (0 failed at the first batch, a negative one in
+    torch's tensor factory), dropout a probability below 1."""
+    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or not (
+            math.isfinite(mlp_ratio) and int(dim * mlp_ratio) >= 1):
+        raise ValueError(f"mlp_ratio: expected a number with int(dim * mlp_ratio) >= 1 (the MLP's hidden width; "
+                         f"dim {dim}), got {mlp_ratio!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
 
 
 class MLP(nn.Module):
@@ -77,10 +109,14 @@ class ViT(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         size = _pair(img_size)
-        if patch_size < 1 or any(s % patch_size for s in size):
+        # heads=0 met a bare modulo by zero, depth=0 built no block (no site)
+        patch_size, dim, depth, heads = (_positive_int(n, v) for n, v in (("patch_size", patch_size), ("dim", dim),
+                                                                         ("depth", depth), ("heads", heads)))
+        if any(s % patch_size for s in size):
             raise ValueError(f"patch_size: expected a positive divisor of img_size {size}, got {patch_size!r}")
         if dim % heads:
             raise ValueError(f"heads: expected a divisor of dim {dim}, got {heads!r}")
+        _check_widths(dim, mlp_ratio, dropout)
         self.patch_size = patch_size
         self.grid = (size[0] // patch_size, size[1] // patch_size)
         self.patch_embed = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
