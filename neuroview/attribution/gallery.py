@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._batch import in_order, series_input, split_batches, unpack
-from ..core._utils import batch_labels, register_extension, restore_modes
+from .._batch import in_order, kept_generators, series_input, split_batches, unpack
+from ..core._utils import batch_labels, own_rng, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
@@ -138,29 +138,29 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):
         raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor (explain's baseline), got {baseline!r}")
     rnn = isinstance(net, NeuroViewRNN)
-    batches = iter(_batches(loader))
-    first = next(batches, None)
-    while first is not None and not len(unpack(first)[0]):  # empty batches first: the samples come later
+    with own_rng(next(net.parameters()).device), kept_generators(loader):  # a loader's base seed: no RNG of the caller's
+        batches = iter(_batches(loader))
         first = next(batches, None)
-    if first is None:
-        raise ValueError("loader: gave no samples")
-    x0 = unpack(first)[0]
-    if not rnn and isinstance(x0, Tensor) and not (x0.is_floating_point() or x0.is_complex()):
-        raise ValueError(f"loader: expected floating-point inputs (a unit's window is where its gradient on the input is "
-                         f"non-zero), got dtype {x0.dtype}; pass x.float() where the network reads that (uint8 images "
-                         "scaled inside it do): token ids have no such window")
-    if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
-        net.discover(unpack(first)[0].to(next(net.parameters()).device))
-    cols = check_units(net, units)
-    restore = restore_modes(net)
-    try:
-        net.eval()  # inside: a hold never let go would keep the modes from coming back
-        top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples, baseline)
-        if rnn:
-            return _rnn_gallery(net, cols, top, baseline is not None and not (isinstance(baseline, str) and baseline == "zero"))
-        return _cnn_gallery(net, cols, top)
-    finally:
-        restore()
+        while first is not None and not len(unpack(first)[0]):  # empty batches first: the samples come later
+            first = next(batches, None)
+        if first is None:
+            raise ValueError("loader: gave no samples")
+        x0 = unpack(first)[0]
+        if not rnn and isinstance(x0, Tensor) and not (x0.is_floating_point() or x0.is_complex()):
+            raise ValueError(f"loader: expected floating-point inputs (a unit's window is where its gradient on the input is "
+                             f"non-zero), got dtype {x0.dtype}; pass x.float() where the network reads that (uint8 images "
+                             "scaled inside it do): token ids have no such window")
+        if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
+            net.discover(unpack(first)[0].to(next(net.parameters()).device))
+        cols, restore = check_units(net, units), restore_modes(net)
+        try:
+            net.eval()  # inside: a hold never let go would keep the modes from coming back
+            top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples, baseline)
+            if rnn:
+                return _rnn_gallery(net, cols, top, baseline is not None and not (isinstance(baseline, str) and baseline == "zero"))
+            return _cnn_gallery(net, cols, top)
+        finally:
+            restore()
 
 
 # ------------------------------------------------------------------------ arguments

@@ -81,7 +81,8 @@ def test_sparsify_mean_codes_and_readability_leave_the_callers_rng_given_a_datal
     want = torch.rand(1)
     for call in (lambda: _quiet(nv.sparsify, net, DataLoader(TensorDataset(x, y), batch_size=16)),
                  lambda: nv.mean_codes(net, DataLoader(TensorDataset(x, y), batch_size=16)),
-                 lambda: nv.readability(sp, DataLoader(TensorDataset(x, y), batch_size=16))):
+                 lambda: nv.readability(sp, DataLoader(TensorDataset(x, y), batch_size=16)),
+                 lambda: nv.unit_gallery(net, DataLoader(TensorDataset(x, y), batch_size=16), [0, 1], k=2)):
         torch.manual_seed(1)
         call()
         assert torch.equal(torch.rand(1), want)  # each DataLoader iterator drew its base seed from it
@@ -89,6 +90,8 @@ def test_sparsify_mean_codes_and_readability_leave_the_callers_rng_given_a_datal
     before = g.get_state()
     nv.mean_codes(net, DataLoader(TensorDataset(x, y), batch_size=16, generator=g))
     assert torch.equal(g.get_state(), before)
+    nv.unit_gallery(net, DataLoader(TensorDataset(x, y), batch_size=16, generator=g), [0, 1], k=2)
+    assert torch.equal(g.get_state(), before)  # the gallery's loader drew from it (the determinism probe)
 
 
 class _WithVal(pl.LightningDataModule):
