@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .._batch import kept_generators, outside_inference_mode, refuse_lengths, unpack
 from ..core._utils import as_labels, factory, require_neuroview
 from ..core.cnn import NeuroViewCNN
-from .sparsify import _batches, _features
+from .sparsify import _batches, _features, derived_cfg
 
 __all__ = ["ALPHAS", "RidgeFit", "fit_ridge_head", "fit_minirocket", "minirocket", "ridge_loo"]
 
@@ -109,6 +109,7 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
                          "(Ensemble([fit_ridge_head(m, train) for m in ens.members])), or nv.sparsify(ens, ...) for one head")
     require_neuroview(net)  # another model: a bare AttributeError on its codes
     out = copy.deepcopy(net).eval()
+    derived_cfg(out, "refitted_from")  # its head is another than the entry's, which its metrics describe
     batches = _batches(train, "train")
     # a loader's own generators kept here: _features sees the checked batches, no longer the loader
     with torch.random.fork_rng(devices=[]), kept_generators(batches):  # a head built at the first batch draws its

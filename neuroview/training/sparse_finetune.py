@@ -48,7 +48,7 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 from .sparse_checks import check_budget
-from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90
+from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, derived_cfg
 
 __all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]
 
@@ -189,7 +189,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
     epochs, lr, weight_decay = int(epochs), float(lr), float(weight_decay)  # numpy's scalars as the record keeps them
     budget = max_k90 is not None or max_k90_steps is not None
-    net = copy.deepcopy(sparse)
+    net = derived_cfg(copy.deepcopy(sparse), "finetuned_from")  # a zoo entry's record is of its weights, not these
     net.train(mode == "train")
     for m in net.modules():
         if isinstance(m, nn.RNNBase) and not m.dropout:

@@ -86,6 +86,15 @@ def _is_rnn(net: nn.Module) -> bool:
 
 
 @torch.no_grad()
+def derived_cfg(model: nn.Module, key: str) -> nn.Module:
+    """A copy's ``pretrained_cfg``: ``{key: <the zoo entry's name>}``, not that entry's file, sha256 and metrics (another
+    network's: a sparse copy read 37 units a class under the dense entry's 194). A copy of a copy keeps its own."""
+    cfg = model.__dict__.get("pretrained_cfg")
+    if isinstance(cfg, dict) and "name" in cfg:
+        model.pretrained_cfg = {key: cfg["name"]}
+    return model
+
+
 def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True) -> tuple[Tensor, Tensor | None]:
     """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept);
     ``labels=False``: batches may come without labels, and y is None."""
@@ -264,6 +273,7 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     sparse = copy.deepcopy(net).eval()
     for stale in ("finetuned", "ridge"):  # a fine-tuned or ridge-fitted network's records: its head is refitted here
         sparse.__dict__.pop(stale, None)
+    derived_cfg(sparse, "sparsified_from")
     if _is_rnn(sparse):
         sparse.merge_shared()  # one weight per hidden state (shared_steps), which the path replaces
     if isinstance(sparse, Ensemble) and sparse.classifier is None:

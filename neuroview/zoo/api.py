@@ -1,7 +1,8 @@
 """The zoo's public surface: ``list_models`` and ``create_model``, over the architectures of
 :mod:`.registry` and the trained checkpoints of :mod:`.pretrained`.
 
-May import: ``.registry``, ``.build``, ``.pretrained`` (and through them ``neuroview.core``).
+May import: ``.registry``, ``.architectures`` (its ``check_flag``), ``.build``, ``.pretrained`` (and through
+them ``neuroview.core``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Callable
 
 from torch import nn
 
-from .build import builder, one_network
-from .pretrained import list_pretrained, load_pretrained, unknown_entry
+from .architectures import check_flag
+from .build import builder, check_count, one_network
+from .pretrained import check_arguments, list_pretrained, load_pretrained, unknown_entry
 from .registry import _MODELS
 
 
@@ -26,7 +28,9 @@ def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list
     >>> "nv_small_cnn" in list_models("nv_*")
     True
     """
-    if pretrained:
+    if pattern is not None and not isinstance(pattern, str):  # else a bare TypeError of fnmatch
+        raise ValueError(f"pattern: expected a glob string such as 'nv_*' (or None for all), got {pattern!r}")
+    if check_flag(pretrained, "pretrained"):
         return list_pretrained(pattern)
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
@@ -39,23 +43,23 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     >>> type(net).__name__, net.num_classes
     ('NeuroViewCNN', 10)
     """
+    pretrained = check_flag(pretrained, "pretrained")  # pretrained="False" loaded the weights
     try:  # an unknown name fails here, with suggestions, before any file is read; so does a tag without its weights
         build = builder(name, trained=pretrained)
     except ValueError:
-        if "." in name and name.split(".", 1)[0] not in _MODELS:  # a typo in `arch.tag`: suggest checkpoints
-            raise unknown_entry(name, kwargs.get("root")) from None
+        if isinstance(name, str) and "." in name and name.split(".", 1)[0] not in _MODELS:  # a typo in `arch.tag`
+            raise unknown_entry(name, kwargs.get("root")) from None  # suggests checkpoints
         raise
-    if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
-        kwargs["num_classes"] = num_classes
+    if num_classes is not None:  # numpy's integers (y.max() + 1) passed on as plain ints
+        kwargs["num_classes"] = check_count(num_classes, "num_classes", 2)
     for key in ("in_channels", "in_features", "max_len"):  # the data's shape: a builder's own error names neither
-        v = kwargs.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{key}: expected an int >= 1, got {v!r}")
+        if kwargs.get(key) is not None:
+            kwargs[key] = check_count(kwargs[key], key, 1)
     kwargs = one_network(name, build, _features(build, kwargs))
     if pretrained:
         return load_pretrained(name, **kwargs)
+    if not hasattr(build, "passed_on"):  # the RNN builders name an argument they do not take themselves
+        check_arguments(name, kwargs)
     return build(**kwargs)
 
 

@@ -10,18 +10,35 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import operator
 from typing import Any, Callable
 
+import numpy as np
 from torch import nn
 
 from .registry import _MODELS, check_members
 
-__all__ = ["builder", "arch_kwargs", "build_model", "one_network"]
+__all__ = ["builder", "arch_kwargs", "build_model", "one_network", "check_count"]
+
+
+def check_count(value: Any, name: str, least: int) -> int:
+    """``value`` as a plain int >= ``least`` (numpy's integers too: ``y.max() + 1``, ``X.shape[1]``), or an error
+    naming ``name``; a bool is no count."""
+    try:
+        ok = not isinstance(value, (bool, np.bool_)) and operator.index(value) >= least
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected an int >= {least}, got {value!r}")
+    return operator.index(value)
 
 
 def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable[..., nn.Module]:
     """The registered builder of ``name``; an ``arch.tag`` zoo name gives its ``arch``'s builder only where
     ``trained`` (its weights are being loaded): built without them, the tag's data shape would be dropped."""
+    if not isinstance(name, str):  # else a bare AttributeError of str.partition
+        raise ValueError(f"{what}: expected a model name (a string such as 'nv_lite' or 'nv_lite.gunpoint'), "
+                         f"got {name!r}")
     arch, dot, _ = name.partition(".")
     if arch not in _MODELS:
         close = difflib.get_close_matches(arch, list(_MODELS), n=3)

@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", default=None, help="checkpoint folder (default: $NEUROVIEW_CHECKPOINTS, else the installed zoo)")
     args = p.parse_args(argv)
     if args.architectures:
-        print("\n".join(list_models(args.pattern)))
-        return 0
+        return _architectures(args)
     if args.root is not None and not Path(args.root).is_dir():  # a typo must not read as an empty zoo
         print(f"neuroview zoo: root: expected a checkpoint folder, got {args.root!r} (no such folder)", file=sys.stderr)
         return 2  # a refused input, as every command's (a failed verification: 1)
@@ -68,6 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if args.verify else 0  # --verify that verified nothing must not pass
     print(format_table({n: entries[n] for n in names}))
     return _verify(names, args.root) if args.verify else 0
+
+
+def _architectures(args) -> int:
+    """``--architectures``: the registered names. --verify checks trained entries, which it lists none of (dropped,
+    a --verify that checked nothing passed); a --root that is no folder is refused as everywhere (a valid one is
+    unread: the architectures are the installed library's)."""
+    if args.verify:
+        print("neuroview zoo: --verify: checks the trained entries, not the registered architectures that "
+              "--architectures lists; drop one of --verify and --architectures", file=sys.stderr)
+        return 2  # a refused input, as every command's
+    if args.root is not None and not Path(args.root).is_dir():  # a typo must not pass unseen
+        print(f"neuroview zoo: root: expected a checkpoint folder, got {args.root!r} (no such folder)", file=sys.stderr)
+        return 2
+    names = list_models(args.pattern)
+    print("\n".join(names) if names else f"no architectures matching {args.pattern!r}")
+    return 0  # as a listing of no trained entries: only a --verify that verified nothing fails
 
 
 def _verify(names: list[str], root: str | None) -> int:

@@ -31,6 +31,7 @@ import difflib
 import fnmatch
 import hashlib
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -53,7 +54,7 @@ from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, Check
 __all__ = [
     "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
     "save_pretrained", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file",
-    "unknown_entry", "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
+    "unknown_entry", "check_arguments", "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
 ]
 
 
@@ -85,8 +86,17 @@ def list_pretrained(pattern: str | None = None, root: str | os.PathLike | None =
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
+def check_root(root: str | os.PathLike | None) -> None:
+    """A ``root`` given to read entries from must be a folder: a typo (or the manifest's own path) read as an
+    empty zoo said the entry was missing from it. (A folder to write into may not exist yet: not checked there.)"""
+    if root is not None and not Path(root).is_dir():
+        why = "a file, not a folder" if Path(root).exists() else "no such folder"
+        raise ValueError(f"root: expected a checkpoint folder, got {str(root)!r} ({why})")
+
+
 def get_entry(name: str, root: str | os.PathLike | None = None) -> tuple[str, dict]:
     """``(full name, manifest entry)``; a bare architecture name resolves when it has one entry."""
+    check_root(root)
     entries = read_manifest(root)
     if name in entries:
         return name, entries[name]
@@ -100,6 +110,7 @@ def get_entry(name: str, root: str | os.PathLike | None = None) -> tuple[str, di
 
 def unknown_entry(name: str, root: str | os.PathLike | None = None, entries: dict[str, dict] | None = None) -> ValueError:
     """The error for a checkpoint name (``arch.tag``) the zoo lacks: its close names, and where to see them all."""
+    check_root(root)
     try:
         entries = read_manifest(root) if entries is None else entries
     except MissingZooError as e:
@@ -155,6 +166,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
     wanted = name.split(".", 1)[0]
     if wanted != arch:
         raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
+    check_arguments(arch, kwargs, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
     clash = _given_clash(kwargs, arch_kwargs, arch_defaults(arch))
     if clash:
         detail = ", ".join(f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
@@ -217,6 +229,24 @@ def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, ar
         raise ArchitectureError(f"{full}: {file} was trained with other arguments than the manifest's arch_kwargs say "
                                 f"({detail}); it is not loaded "
                                 "into a network it was not trained as: restore the manifest or re-export the entry")
+
+
+def check_arguments(name: str, kwargs: dict, arch_kwargs: dict | None = None) -> None:
+    """A ``TypeError`` naming the first of ``kwargs`` that the architecture of ``name`` does not take (nor its entry's
+    ``arch_kwargs``), with the close names it does: ``widht``, timm's ``in_chans`` or ``drop_rate``."""
+    arch = name.split(".", 1)[0]
+    try:
+        build = builder(arch, trained=True)
+    except ValueError:  # an entry of an architecture not registered: loading it says so (an ArchitectureError)
+        return
+    known = set(arch_defaults(arch)) | set(arch_kwargs or ()) | set(getattr(build, "passed_on", ()))
+    known |= {n for n, p in inspect.signature(build).parameters.items()  # those without a default (max_len)
+              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    for k, v in kwargs.items():
+        if k not in known:
+            close = difflib.get_close_matches(k, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"its arguments: {', '.join(sorted(known))}"
+            raise TypeError(f"{k}: unexpected keyword argument {k!r} of {arch} ({hint}); got {k}={v!r}")
 
 
 _NO_DEFAULT = object()  # an argument the architecture has no default for: any value given clashes

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import inspect
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 from torch import nn
 
 from ...core.cnn import NeuroViewCNN
@@ -24,6 +25,15 @@ from .rocket import MiniRocket
 from .timeseries import LITE, InceptionTime, ResNet1D
 from .vit import ViT
 from ..registry import check_members, register_model
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a plain bool (numpy's too), or an error naming ``name``: ``bool("False")`` is True, and a flag
+    given as text (a YAML, command-line or environment value) did the opposite of what was asked."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    return bool(value)
+
 
 _NV_KEYS = ("quantizer", "tau", "grad_state", "normalize", "norm_floor", "layers", "stop_early")
 
@@ -148,6 +158,7 @@ def _rnn(kind: str, in_features: int, hidden_size: int, num_layers: int, bidirec
         if k not in _RNN_PASSED[kind] + ("device", "dtype"):
             raise TypeError(f"{k}: not an argument of the zoo's {kind} builders, nor one of nn.{_RNN[kind].__name__}'s "
                             f"they pass on ({', '.join(_RNN_PASSED[kind])}, device, dtype); got {k}={v!r}")
+    bidirectional = check_flag(bidirectional, "bidirectional")  # "False" built a bidirectional RNN
     return _RNN[kind](in_features, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True, **kw)
 
 
@@ -196,12 +207,14 @@ def _register_rnns(kind: str) -> None:
            bidirectional: bool = False, normalize: bool = True, window: int | None = None, max_steps: int | None = None,
            head_dropout: float = 0.0, shared_steps: bool = False, **kwargs) -> nn.Module:
         w = rnn_window(max_len, window, max_steps)
+        normalize, shared_steps = check_flag(normalize, "normalize"), check_flag(shared_steps, "shared_steps")
         rnn = _rnn(kind, in_features * w, hidden_size, num_layers, bidirectional, kwargs)
         return NeuroViewRNN(rnn, num_classes, max_len=max_len, normalize=normalize, window=w, dropout=head_dropout,
                             shared_steps=shared_steps)
 
     for fn, name in ((std, kind), (nv, f"nv_{kind}")):
         fn.__name__ = fn.__qualname__ = name
+        fn.passed_on = _RNN_PASSED[kind] + ("device", "dtype")  # the nn.RNN's arguments, taken through **kwargs
         register_model(fn)
 
 
@@ -209,4 +222,4 @@ for _kind in _RNN:
     _register_rnns(_kind)
 
 
-__all__ = ["SmallCNN", "VGG", "ResNet", "FCN", "ResNet1D", "InceptionTime", "LITE", "ViT"]
+__all__ = ["check_flag", "SmallCNN", "VGG", "ResNet", "FCN", "ResNet1D", "InceptionTime", "LITE", "ViT"]

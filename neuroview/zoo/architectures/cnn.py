@@ -7,6 +7,7 @@ May import torch only.
 
 from __future__ import annotations
 
+import operator
 from typing import Sequence
 
 from torch import Tensor, nn
@@ -20,6 +21,29 @@ _GAP = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3
 def _check_dims(dims: int) -> None:
     if dims not in _CONV:
         raise ValueError(f"dims: expected 1, 2 or 3 spatial dims, got {dims!r}")
+
+
+def _count(v, name: str) -> int:
+    """``v`` as a plain int >= 1 (numpy's too), or an error naming ``name``: a float, a string or 0 failed deep in
+    torch (or at the first forward), naming neither the argument nor what it takes."""
+    try:
+        ok = not isinstance(v, bool) and operator.index(v) >= 1
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    return operator.index(v)
+
+
+def _counts(vs, name: str, items: str = "ints >= 1") -> list[int]:
+    """``vs`` a non-empty sequence of ints >= 1 (layer widths, kernel sizes) as plain ints, or an error naming
+    ``name``."""
+    if isinstance(vs, (str, bytes, dict)) or not hasattr(vs, "__iter__") or not hasattr(vs, "__len__") or not len(vs):
+        raise ValueError(f"{name}: expected a non-empty sequence of {items} (e.g. [32, 64]), got {vs!r}")
+    try:
+        return [_count(v, name) for v in vs]
+    except ValueError:
+        raise ValueError(f"{name}: expected a non-empty sequence of {items} (e.g. [32, 64]), got {vs!r}") from None
 
 
 def conv_bn_relu(c_in: int, c_out: int, k: int, dims: int = 2) -> nn.Sequential:
@@ -54,6 +78,7 @@ class SmallCNN(_PooledCNN):
     def __init__(self, *, in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (32, 64, 128),
                  kernel_size: int = 3, dims: int = 2, pool_every: int = 1):
         _check_dims(dims)
+        widths, kernel_size = _counts(widths, "widths"), _count(kernel_size, "kernel_size")
         layers, c = [], in_channels
         for i, w in enumerate(widths):
             layers.append(conv_bn_relu(c, w, kernel_size, dims))
@@ -74,6 +99,8 @@ class VGG(_PooledCNN):
     def __init__(self, *, in_channels: int = 3, num_classes: int = 10,
                  cfg: Sequence[int | str] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M"), dims: int = 2):
         _check_dims(dims)
+        _counts([v for v in cfg if not isinstance(v, str) or v != "M"] if isinstance(cfg, (list, tuple)) else cfg,
+                "cfg", "widths (ints >= 1) and 'M' (a max-pool)")
         layers, c = [], in_channels
         for v in cfg:
             if v == "M":
@@ -118,6 +145,7 @@ class ResNet(nn.Module):
                  widths: Sequence[int] = (64, 128, 256, 512), dims: int = 2, stem_kernel: int = 3, kernel_size: int = 3):
         super().__init__()
         _check_dims(dims)
+        widths, depths = _counts(widths, "widths"), _counts(depths, "depths")
         if len(depths) != len(widths):
             raise ValueError(f"depths, widths: expected the same length, got {len(depths)} and {len(widths)}")
         self.conv1 = _CONV[dims](in_channels, widths[0], stem_kernel, padding=stem_kernel // 2, bias=False)
@@ -147,6 +175,7 @@ class FCN(_PooledCNN):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, widths: Sequence[int] = (128, 256, 128),
                  kernels: Sequence[int] = (8, 5, 3)):
+        widths, kernels = _counts(widths, "widths"), _counts(kernels, "kernels")
         if len(widths) != len(kernels):
             raise ValueError(f"widths, kernels: expected the same length, got {len(widths)} and {len(kernels)}")
         layers, c = [], in_channels

@@ -1,0 +1,149 @@
+"""The zoo's entry points, as the issue-14 API probe found them.
+
+A sparsified (or ridge-refitted, fine-tuned) copy of a zoo entry kept the dense entry's record (file, sha256,
+metrics); flags given as text ("False") counted as True; numpy integers were refused as counts; a missing
+``root`` read as an empty zoo, and a name or pattern of the wrong type failed bare; builder arguments of the wrong
+type failed deep in torch; ``neuroview zoo --architectures`` dropped --verify and --root; with ``pretrained=True``
+a misspelt argument was reported as a clash with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import neuroview as nv
+from neuroview.training.ridge import fit_ridge_head
+from neuroview.zoo import pretrained as zoo
+from neuroview.zoo.cli import main as zoo_main
+
+_DENSE_CFG = {"name": "nv_small_cnn.toy", "file": "nv_small_cnn.toy.safetensors", "sha256": "0" * 64,
+              "metrics": {"units_per_class": 12.0, "k90": 9.0, "test_acc": 1.0}}
+
+
+def _toy():
+    torch.manual_seed(0)
+    x = torch.randn(60, 1, 8, 8)
+    y = torch.arange(60) % 3
+    x[:, 0, 0, 0] += 3 * y  # separable: a path with a point to choose
+    net = nv.create_model("nv_small_cnn", num_classes=3, in_channels=1, widths=(4,))
+    net(x[:2])
+    net.eval().pretrained_cfg = dict(_DENSE_CFG)
+    return net, [(x[:30], y[:30]), (x[30:], y[30:])]
+
+
+def test_sparsified_and_refitted_copies_drop_the_dense_entrys_record():
+    net, batches = _toy()
+    sparse = nv.sparsify(net, batches, tolerance=50.0)
+    assert sparse.pretrained_cfg == {"sparsified_from": "nv_small_cnn.toy"}
+    assert net.pretrained_cfg == _DENSE_CFG  # the source unchanged
+    assert fit_ridge_head(net, batches).pretrained_cfg == {"refitted_from": "nv_small_cnn.toy"}
+    sparse.pretrained_cfg = dict(_DENSE_CFG)  # a sparse zoo entry, as loaded: its record is of its own weights
+    tuned = nv.finetune_sparse(sparse, batches, epochs=1)
+    assert tuned.pretrained_cfg == {"finetuned_from": "nv_small_cnn.toy"}
+
+
+@pytest.mark.parametrize("call", [
+    lambda: nv.create_model("nv_lite.gunpoint", pretrained="False"),
+    lambda: nv.list_models(pretrained="False"),
+    lambda: nv.create_model("gru", hidden_size=4, bidirectional="False"),
+    lambda: nv.create_model("nv_gru", hidden_size=4, max_len=10, bidirectional="no"),
+    lambda: nv.create_model("nv_gru", hidden_size=4, max_len=10, normalize="False"),
+    lambda: nv.create_model("nv_lstm", hidden_size=4, max_len=10, shared_steps="no"),
+])
+def test_flags_given_as_text_are_refused_by_name(call):
+    with pytest.raises(ValueError, match=r"(pretrained|bidirectional|normalize|shared_steps): expected true or false, "
+                                         r"got '(False|no)'"):
+        call()
+
+
+def test_numpy_bools_are_flags():
+    assert nv.list_models(pretrained=np.False_) == nv.list_models()
+    assert nv.create_model("gru", hidden_size=4, bidirectional=np.False_).rnn.bidirectional is False
+    assert nv.create_model("gru", hidden_size=4, bidirectional=np.True_).rnn.bidirectional is True
+
+
+def test_numpy_integers_are_counts_passed_on_as_ints():
+    y = np.array([0, 1, 2, 1])
+    net = nv.create_model("lite", num_classes=y.max() + 1, in_channels=np.int64(2))
+    assert net(torch.randn(2, 2, 40)).shape == (2, 3)
+    rnn = nv.create_model("nv_gru", num_classes=np.int64(3), in_channels=np.int32(2), max_len=np.int64(10), hidden_size=4)
+    assert type(rnn.num_classes) is int and rnn.max_len == 10
+    assert nv.RNNClassifier(torch.nn.GRU(2, 4, batch_first=True), num_classes=np.int64(3)).classifier.out_features == 3
+    for bad in (True, np.True_, 2.0):
+        with pytest.raises(ValueError, match=r"num_classes: expected an int >= 2"):
+            nv.create_model("lite", num_classes=bad)
+        with pytest.raises(ValueError, match=r"num_classes: expected an int >= 2"):
+            nv.RNNClassifier(torch.nn.GRU(2, 4, batch_first=True), num_classes=bad)
+
+
+def test_a_root_that_is_no_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"root: expected a checkpoint folder, got '.*nope' \(no such folder\)"):
+        nv.create_model("nv_lite.gunpoint", pretrained=True, root=tmp_path / "nope")
+    (tmp_path / "manifest.json").write_text('{"format": 1, "entries": {}}')
+    with pytest.raises(ValueError, match=r"root: expected a checkpoint folder, got '.*manifest.json' \(a file"):
+        nv.create_model("fcn1d.gunpoint", pretrained=True, root=tmp_path / "manifest.json")
+    with pytest.raises(ValueError, match=r"root: expected a checkpoint folder"):  # a typo of the arch.tag too
+        nv.create_model("fcn1dd.gunpoint", pretrained=True, root=tmp_path / "nope")
+
+
+@pytest.mark.parametrize("call, arg", [
+    (lambda: nv.create_model(None), "name"), (lambda: nv.create_model(3), "name"),
+    (lambda: nv.list_models(["nv_*"]), "pattern"), (lambda: nv.list_models(3, pretrained=True), "pattern"),
+])
+def test_names_and_patterns_of_the_wrong_type_are_named(call, arg):
+    with pytest.raises(ValueError, match=rf"^{arg}: expected"):
+        call()
+
+
+@pytest.mark.parametrize("kw, arg", [
+    ({"widths": "32"}, "widths"), ({"widths": 32}, "widths"), ({"widths": [8.0]}, "widths"), ({"widths": [0]}, "widths"),
+    ({"widths": []}, "widths"), ({"kernel_size": "3"}, "kernel_size"), ({"kernel_size": 0}, "kernel_size"),
+])
+def test_small_cnn_arguments_of_the_wrong_type_are_named(kw, arg):
+    with pytest.raises(ValueError, match=rf"^{arg}: expected .*int"):
+        nv.create_model("small_cnn", **kw)
+
+
+def test_vgg_and_fcn_widths_are_checked_and_numpy_ints_taken():
+    with pytest.raises(ValueError, match=r"^cfg: expected"):
+        nv.create_model("vgg_cnn", cfg=(8, "M", 2.5))
+    with pytest.raises(ValueError, match=r"^widths: expected"):
+        nv.create_model("fcn1d", widths=(4, "8"), kernels=(3, 3))
+    with pytest.raises(ValueError, match=r"^kernels: expected"):
+        nv.create_model("fcn1d", widths=(4, 8), kernels=(3, 0))
+    net = nv.create_model("small_cnn", widths=np.array([4, 8]), kernel_size=np.int64(3))
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_zoo_architectures_refuses_verify_and_root_and_says_when_nothing_matches(capsys, tmp_path):
+    assert zoo_main(["--verify", "--architectures", "nv_l*"]) == 2
+    err = capsys.readouterr().err
+    assert "--verify" in err and "--architectures" in err
+    assert zoo_main(["--architectures", "--root", str(tmp_path / "typo"), "nv_l*"]) == 2
+    assert "root: expected a checkpoint folder, got" in capsys.readouterr().err
+    assert zoo_main(["--architectures", "zzz"]) == 0
+    assert capsys.readouterr().out.strip() == "no architectures matching 'zzz'"
+    assert zoo_main(["--architectures", "nv_l*"]) == 0
+    assert capsys.readouterr().out.split() == ["nv_lite", "nv_lstm"]
+
+
+def test_an_unknown_argument_with_pretrained_is_unknown_not_a_clash(tmp_path):
+    zoo.save_pretrained(nv.create_model("small_cnn", num_classes=3, in_channels=1, widths=(4,)), "small_cnn.a",
+                        architecture="small_cnn", arch_kwargs={"num_classes": 3, "in_channels": 1, "widths": [4]},
+                        dataset={}, recipe=None, seed=0, metrics={}, root=tmp_path)
+    for kw, hint in (({"widht": 3}, "did you mean 'widths'"), ({"in_chans": 1}, "did you mean 'in_channels'"),
+                     ({"drop_rate": 0.0}, "its arguments: ")):
+        k = next(iter(kw))
+        for call in (lambda: nv.create_model("small_cnn.a", pretrained=True, root=tmp_path, **kw),
+                     lambda: nv.create_model("small_cnn", **kw)):  # the same words without pretrained
+            with pytest.raises(TypeError, match=rf"^{k}: unexpected keyword argument '{k}' of small_cnn \({hint}"):
+                call()
+    with pytest.raises(ValueError, match=r"trained with fixed arguments; got widths=\(8,\)"):  # a real clash still is
+        nv.create_model("small_cnn.a", pretrained=True, root=tmp_path, widths=(8,))
+    assert nv.create_model("small_cnn.a", pretrained=True, root=tmp_path, widths=(4,)).fc.out_features == 3
+    # the RNNs' own arguments passed on to nn.GRU are known: a clash, not unknown
+    with pytest.raises(TypeError, match=r"^dropoutt: unexpected keyword argument 'dropoutt' of nv_gru \(did you mean 'dropout'"):
+        zoo.check_arguments("nv_gru", {"dropoutt": 0.1})
+    zoo.check_arguments("nv_gru", {"dropout": 0.1, "bias": False, "max_len": 5})
