@@ -3,12 +3,14 @@
 The one place that writes through a temporary and a rename: :func:`atomic_write` for a file,
 :func:`atomic_write_all` for files that belong together,
 :func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for a file a new one will take the
-place of. Everything else writes through these.
+place of. Everything else writes through these; :func:`safetensors_bytes` lays a tensor file out the same way
+every time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -151,3 +153,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
+    """``safetensors.torch.save(tensors, metadata)`` with its header's keys sorted: safetensors writes a dict's keys in
+    an order of its own making, so the same network saved twice gave two files (two sha256s in a manifest). The
+    tensors' bytes and offsets are safetensors' own; the header is padded to 8 bytes as safetensors pads it."""
+    from safetensors.torch import save  # noqa: PLC0415 - only when saving
+
+    data = save(tensors, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = {**({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}), **dict(sorted(header.items()))}
+    text = json.dumps(ordered, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]

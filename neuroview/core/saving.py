@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .._io import atomic_write_all
+from .._io import atomic_write_all, safetensors_bytes
 
 FORMAT = "neuroview.explanation"
 #: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load)
@@ -45,7 +45,6 @@ def paths(path) -> tuple[Path, Path]:
 
 def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path, Path]:
     """Write ``tensors`` and ``meta`` (plus format, version, kind and checksum) atomically."""
-    from safetensors.torch import save as st_save  # noqa: PLC0415 - only when saving
 
     tensors_path, meta_path = paths(path)
     for p in (tensors_path, meta_path):  # an earlier explanation is replaced; a file of the user's is not
@@ -55,7 +54,7 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
             raise FileExistsError(f"path: {p} exists and is no neuroview explanation's ({why}): save the explanation "
                                   "elsewhere, or remove the file first")
     # safetensors refuses views and shared storage: give it plain, contiguous CPU copies
-    data = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
+    data = safetensors_bytes({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
     meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
             "sha256": hashlib.sha256(data).hexdigest()}
     # as one: an interrupted save over an earlier explanation leaves that one whole, not its sidecar beside new tensors

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save as save_bytes
 from torch import Tensor, nn
 
 from .._batch import call_model, series_input, unpack
 from .._io import atomic_write
+from .._io import safetensors_bytes as save_bytes
 from ..core._utils import batch_labels, factory, positive_int
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier

@@ -24,9 +24,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
-from safetensors.torch import save as save_bytes
 
 from .._io import atomic_write
+from .._io import safetensors_bytes as save_bytes
 from .sparse_finetune import finetune_sparse
 from .sparsify import DEVIANCE, sparsify
 

@@ -296,13 +296,12 @@ def _path(net, sparse, feats, y, val_feats, *, groups, l1_ratio, points, ratio, 
         norm.num_batches_tracked.fill_(1)
         norm.eval()
         z = norm(feats).float()
-    t = None
-    if distill is not None:  # the dense network's own probabilities (its folded decision) in place of the labels
-        with torch.no_grad():
+    t, gid = None, _group_ids(net, groups)
+    with _one_thread(z.device), torch.no_grad():  # the grid's products too: the same to the bit on any thread count
+        if distill is not None:  # the dense network's own probabilities (its folded decision) in place of the labels
             w, b = net.effective_classifier()
             t = torch.softmax((feats @ w.T.to(feats.dtype) + b.to(feats.dtype)).float() / distill, 1)
-    gid = _group_ids(net, groups)
-    lambdas = lambda_grid(z, y if t is None else t, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
+        lambdas = lambda_grid(z, y if t is None else t, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
     fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
     steps = _group_ids(net, "step") if _is_rnn(net) else None
     cap = None if caps == (None, None) else partial(cap_weights, steps=steps, max_units=caps[0], max_steps=caps[1])

@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as save_bytes
 from torch import nn
 
 from .._io import atomic_write_all
+from .._io import safetensors_bytes as save_bytes  # its header's keys in one order: one file a network
 from .build import builder
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message

@@ -147,3 +147,26 @@ def test_an_unknown_argument_with_pretrained_is_unknown_not_a_clash(tmp_path):
     with pytest.raises(TypeError, match=r"^dropoutt: unexpected keyword argument 'dropoutt' of nv_gru \(did you mean 'dropout'"):
         zoo.check_arguments("nv_gru", {"dropoutt": 0.1})
     zoo.check_arguments("nv_gru", {"dropout": 0.1, "bias": False, "max_len": 5})
+
+
+def test_the_same_network_saved_twice_is_the_same_file(tmp_path):
+    """The determinism probe: safetensors wrote its header's metadata keys in an order of its own, so six saves of one
+    network gave six files (six sha256s in the manifest). Sorted now; the file still loads to the same network."""
+    import hashlib
+
+    from neuroview.zoo.pretrained import save_pretrained
+
+    net = nv.create_model("nv_small_cnn", num_classes=3, in_channels=1, widths=[4, 8])
+    x = torch.randn(2, 1, 8, 8)
+    net(x)
+    kw = dict(architecture="nv_small_cnn", arch_kwargs={"widths": [4, 8], "num_classes": 3, "in_channels": 1},
+              dataset={"name": "digits"}, recipe=None, seed=0, metrics={})
+    shas = set()
+    for i in range(4):
+        entry = save_pretrained(net.eval(), "nv_small_cnn.same", root=tmp_path / str(i), **kw)
+        data = (tmp_path / str(i) / "nv_small_cnn.same.safetensors").read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        shas.add(entry["sha256"])
+    assert len(shas) == 1
+    back = nv.create_model("nv_small_cnn.same", pretrained=True, root=tmp_path / "0")
+    torch.testing.assert_close(back(x), net(x), rtol=0, atol=0)
