@@ -4,8 +4,9 @@ Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel st
 per-series z-normalization, padding of variable-length sequences, the loaders); the split helpers
 the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
 own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``, series of several
-lengths made one batch in ``lengths``. May import ``neuroview.data.batches``, ``labels``, ``lengths``, ``splits``,
-``shares``, ``stats`` and third-party libraries; nothing else from neuroview.
+lengths made one batch in ``lengths``, the batch sizes' checks and the arguments' record in ``options``. May import
+``neuroview.data.batches``, ``labels``, ``lengths``, ``options``, ``splits``, ``shares``, ``stats`` and third-party
+libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -24,21 +25,12 @@ from torch.utils.data import DataLoader
 from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
+from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .shares import training_shares
 from .splits import text_labels, whole_file
 from .stats import (centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize,  # noqa: F401
                     warn_stored_apart)  # per_series_normalize re-exported
-
-
-def auto_batch_size(n: int) -> int:
-    """The batch size ``batch_size="auto"`` picks for ``n`` training samples: a tenth of them,
-    within [4, 64] (Ismail Fawaz et al.'s rule for UCR sets, capped where sets are large).
-
-    >>> auto_batch_size(40), auto_batch_size(270), auto_batch_size(3600)
-    (4, 27, 64)
-    """
-    return int(min(max(n // 10, 4), 64))
 
 
 # -------------------------------------------------------------------------- base class
@@ -103,21 +95,20 @@ class ArrayDataModule(pl.LightningDataModule):
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
         super().__init__()
-        if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
-            raise ValueError(f"batch_size: expected a positive int or 'auto', got {batch_size!r}")
+        check_batch_size(batch_size)
         check_fraction("val_fraction", val_fraction, zero=True)
         self.val_folds = folds_of(val_fraction, val_fold)
         normalize, resample = normalize_option(normalize), resample_option(resample)  # 1, np.True_ standardized nothing
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
-        if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int)
-                                            or eval_batch_size < 1):  # 0 read as unset, -2 failed in torch's DataLoader
-            raise ValueError(f"eval_batch_size: expected None (4 x batch_size) or a positive int, got {eval_batch_size!r}")
+        check_eval_batch_size(eval_batch_size)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # numpy's bare error when a split is carved
             raise ValueError(f"seed: expected an int >= 0 (the splits' shuffle), got {seed!r}")
         # every subclass's arguments in the checkpoint (datamodule_hyper_parameters): explain, sparsify and a resume
-        # read what the model was trained on from it
+        # read what the model was trained on from it; as plain numbers (a checkpoint holding np.True_ or a Fraction does
+        # not load with weights_only=True) and only the arguments the class takes (Cls(**dm.hparams) rebuilds it)
         self.save_hyperparameters()
+        record_hparams(self, normalize=normalize, resample=resample)
         self._batch_size = batch_size
         self._eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
@@ -157,6 +148,7 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:  # Lightning's batch-size tuner sets it
+        check_batch_size(value)  # 0, True or 2.5 failed later in torch's DataLoader, naming no argument
         self._batch_size = value
 
     @property
@@ -165,6 +157,7 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @eval_batch_size.setter
     def eval_batch_size(self, value: int | None) -> None:
+        check_eval_batch_size(value)  # 0 was read as unset
         self._eval_batch_size = value
 
     @property
@@ -188,10 +181,12 @@ class ArrayDataModule(pl.LightningDataModule):
 
         For variable-length sets, the longest series of the training split the model is fit on:
         the validation split does not count, even where it was carved out of the training data,
-        as the model never learns from it. Longer validation and test series are truncated to it.
+        as the model never learns from it. Longer validation and test series are truncated to it. Where this data is
+        read as a model's training data (``read_like``), the length its series are padded or stretched to.
         """
-        if self.FIXED_SHAPE:
-            return self.FIXED_SHAPE[2]
+        if self.FIXED_SHAPE:  # series of a fixed length read at a model's length (read_like) are served at that length
+            steps = self.FIXED_SHAPE[2]
+            return self._read_like.get("max_len", steps) if steps is not None else None
         x = self._prepared_splits()["train"][0]
         return int(x.shape[-1]) if x.dim() == 3 else None
 

@@ -55,6 +55,14 @@ def _fetch(url: str, dest: Path) -> None:
         raise
 
 
+def _folder(root) -> str:
+    """``root`` absolute, as the saved hyper-parameters hold it: the same folder from any working folder, ``~/x``
+    expanded (taken literally, files there were called missing, and download=True wrote into ./~/x)."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root: expected a folder path, got {root!r}")
+    return os.path.abspath(os.path.expanduser(os.fspath(root)))
+
+
 # ------------------------------------------------------------------------------ MNIST
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST format), gzipped or not.
@@ -97,7 +105,9 @@ class MNISTDataModule(ArrayDataModule):
 
     Looks in ``root`` and in ``root/MNIST/raw`` (torchvision's layout, so an existing download
     is reused). ``download=True`` fetches the four files into ``root`` when they are missing;
-    nothing is ever fetched otherwise.
+    nothing is ever fetched otherwise. ``root`` may start with ``~``. ``resample``: as in
+    :class:`~neuroview.data.ArrayDataModule` (images are never stretched); taken so that a checkpoint's record of the
+    module's arguments rebuilds it.
     """
 
     FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -109,10 +119,11 @@ class MNISTDataModule(ArrayDataModule):
     def __init__(self, root: str = "data", *, download: bool = False, batch_size: int | Literal["auto"] = 128,
                  val_fraction: float = 1 / 12, seed: int = 0,
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
-                 num_workers: int = 0, eval_batch_size: int | None = None):
+                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
+        root = _folder(root)
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
-                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+                         num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         self.root = Path(root)
         self.download = download
 
@@ -205,7 +216,7 @@ class CIFAR10DataModule(ArrayDataModule):
     """CIFAR-10 from ``root/cifar-10-batches-py`` (the python pickle batches), unpickled safely.
 
     ``download=True`` fetches and unpacks the official archive into ``root`` when it is missing;
-    nothing is ever fetched otherwise.
+    nothing is ever fetched otherwise. ``root`` may start with ``~``; ``resample`` as in :class:`MNISTDataModule`.
 
     Built to keep a GPU busy: each batch is one gather from the uint8 arrays in memory (no
     per-sample reads, no collate, so ``num_workers=0`` is the right default), and training
@@ -228,10 +239,12 @@ class CIFAR10DataModule(ArrayDataModule):
 
     def __init__(self, root: str = "data", *, download: bool = False, augment: bool = True, on_device: bool = False,
                  batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1, seed: int = 0, val_fold: int | None = None,
-                 normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0, eval_batch_size: int | None = None):
+                 normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
+                 eval_batch_size: int | None = None, resample: bool = False):
+        root = _folder(root)
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
-                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+                         num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         if on_device and num_workers:
             raise ValueError(f"num_workers: on_device=True reads batches from GPU memory in the main process; "
                              f"expected num_workers=0, got {num_workers}")

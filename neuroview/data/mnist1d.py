@@ -22,6 +22,9 @@ class MNIST1DDataModule(ArrayDataModule):
 
     Generated locally by the ``mnist1d`` package (never fetched) with its default arguments, and
     cached as ``mnist1d_default_v1.npz`` under :func:`cache_dir` (``cache=False`` regenerates, ~3 s).
+    ``resample``: read as a model trained on series of another length (``read_as_trained``, ``neuroview test
+    --ckpt_path``), stretch them to its length (``True``, as a model trained with ``resample: true`` read its own)
+    rather than zero-pad or cut them; the series here are all 40 steps, so by themselves they are never stretched.
     """
 
     FIXED_SHAPE = (10, 1, 40)
@@ -30,10 +33,10 @@ class MNIST1DDataModule(ArrayDataModule):
     def __init__(self, *, cache: bool = True, batch_size: int | Literal["auto"] = 128, val_fraction: float = 0.1,
                  seed: int = 0,
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True, num_workers: int = 0,
-                 eval_batch_size: int | None = None):
+                 eval_batch_size: int | None = None, resample: bool = False):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
-                         num_workers=num_workers, eval_batch_size=eval_batch_size)
+                         num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         self.cache = cache
 
     def prepare_data(self) -> None:

@@ -49,6 +49,7 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     other = {k: (args[k], saved[k]) for k in keys if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
     refused = {k: v for k, v in other.items() if k in READ_AS and (named is None or k in named)}
     what = "ckpt_path" if cfg.get("ckpt_path") else "model.init_weights"
+    _refuse_uncarried(asked["class_path"], args, saved, source, sub, what)
     if refused:  # a file written otherwise may name its own format; the network reads its series one way only
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint"
                            for k, (a, v) in sorted(refused.items()))
@@ -69,6 +70,32 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
             if k in args and args[k] != v:
                 data.init_args[k] = v
     return sub in ("test", "predict") and not _carve_named(sub, argv, asked["class_path"], args)
+
+
+#: How a data module reads series where it has no such option: not stretched (:class:`~neuroview.data.ArrayDataModule`'s
+#: default). ``normalize`` is left out: a user's module without the option may standardize as it likes.
+_READ_BY_DEFAULT = {"resample": False}
+
+
+def _refuse_uncarried(class_path: str, args: dict, saved: dict, source: str, sub: str, what: str) -> None:
+    """A clear error where the checkpoint stretched its series (``resample: true``) and the asked data module takes no
+    ``resample`` to carry it: the option was dropped without a word, and the series zero-padded where the model had
+    them stretched."""
+    cls = _resolve(class_path)
+    try:
+        params = inspect.signature(cls.__init__).parameters.values() if cls is not None else None
+    except (TypeError, ValueError):
+        params = None
+    if params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return  # unknown, or it takes any option: it gets what it is given
+    takes = {p.name for p in params} | set(args)
+    lost = {k: saved[k] for k, v in _READ_BY_DEFAULT.items() if k in saved and k not in takes and _plain(saved[k]) != v}
+    if lost:
+        opts = ", ".join(f"{k} {_as_typed(v)}" for k, v in sorted(lost.items()))
+        raise ValueError(f"{what}: {source} was trained on data read with {opts}, and {class_path.rsplit('.', 1)[-1]} "
+                         f"takes no {' or '.join(sorted(lost))} argument to read this data so: `neuroview {sub}` would "
+                         f"feed the network series read as it never saw; pass a data module that takes "
+                         f"{' and '.join(sorted(lost))} (neuroview.data.NpzDataModule, CsvDataModule)")
 
 
 def _carve_named(sub: str, argv: list[str] | None, class_path: str, args: dict) -> bool:
