@@ -106,11 +106,11 @@ class ArrayDataModule(pl.LightningDataModule):
             raise ValueError(f"seed: expected an int >= 0 (the splits' shuffle), got {seed!r}")
         # every subclass's arguments in the checkpoint (datamodule_hyper_parameters): explain, sparsify and a resume
         # read what the model was trained on from it; as plain numbers (a checkpoint holding np.True_ or a Fraction does
-        # not load with weights_only=True) and only the arguments the class takes (Cls(**dm.hparams) rebuilds it)
+        # not load with weights_only=True)
         self.save_hyperparameters()
-        record_hparams(self, normalize=normalize, resample=resample)
-        self._batch_size = batch_size
-        self._eval_batch_size = eval_batch_size
+        record_hparams(self)
+        self._batch_size = batch_size if batch_size == "auto" else int(batch_size)  # numpy's ints: plain
+        self._eval_batch_size = None if eval_batch_size is None else int(eval_batch_size)
         self.val_fraction = val_fraction
         self.seed = seed
         self.val_fold = val_fold
@@ -149,7 +149,7 @@ class ArrayDataModule(pl.LightningDataModule):
     @batch_size.setter
     def batch_size(self, value: int) -> None:  # Lightning's batch-size tuner sets it
         check_batch_size(value)  # 0, True or 2.5 failed later in torch's DataLoader, naming no argument
-        self._batch_size = value
+        self._batch_size = value if value == "auto" else int(value)
 
     @property
     def eval_batch_size(self) -> int:
@@ -158,7 +158,7 @@ class ArrayDataModule(pl.LightningDataModule):
     @eval_batch_size.setter
     def eval_batch_size(self, value: int | None) -> None:
         check_eval_batch_size(value)  # 0 was read as unset
-        self._eval_batch_size = value
+        self._eval_batch_size = None if value is None else int(value)
 
     @property
     def num_classes(self) -> int:

@@ -9,7 +9,6 @@ class takes. Imports third-party libraries only; nothing from neuroview.
 from __future__ import annotations
 
 import copy
-import inspect
 import numbers
 import os
 from decimal import Decimal
@@ -29,14 +28,14 @@ def auto_batch_size(n: int) -> int:
 
 def check_batch_size(value) -> None:
     """A ValueError naming ``batch_size`` unless ``value`` is a positive int or ``"auto"``."""
-    if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+    if value != "auto" and (not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 1):
         raise ValueError(f"batch_size: expected a positive int or 'auto', got {value!r}")
 
 
 def check_eval_batch_size(value) -> None:
     """A ValueError naming ``eval_batch_size`` unless ``value`` is None or a positive int."""
     # 0 was read as unset (4 x batch_size), -2 failed in torch's DataLoader
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1):
         raise ValueError(f"eval_batch_size: expected None (4 x batch_size) or a positive int, got {value!r}")
 
 
@@ -61,21 +60,10 @@ def plain(value):
     return value
 
 
-def record_hparams(dm, **read: object) -> None:
-    """Hold ``dm.hparams`` to the arguments ``type(dm).__init__`` takes (Lightning collects its base classes' too: a
-    ``resample`` the class does not take made ``Cls(**dm.hparams)`` a bare TypeError) and the ``_`` keys LightningCLI
-    adds, each as plain Python (:func:`plain`); ``read``: arguments as the module reads them (``normalize=1`` is
-    ``True``), written over the ones given."""
-    try:
-        params = inspect.signature(type(dm).__init__).parameters.values()
-    except (TypeError, ValueError):
-        params = ()
-    takes_any = not params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-    names = {p.name for p in params}
+def record_hparams(dm) -> None:
+    """``dm.hparams`` as plain Python (:func:`plain`), each as it was given: every one is kept (a user's subclass
+    that fixes ``resample`` in its ``super().__init__`` call is read so, and a checkpoint's reading options reach the
+    other files a model scores), and a subclass's own value of a base argument's name stays its own."""
     for key in list(dm.hparams):
-        if not (takes_any or key in names or key.startswith("_")):
-            del dm.hparams[key]
-        else:
-            dm.hparams[key] = plain(read[key] if key in read else dm.hparams[key])
-    # the record loggers write (hparams.yaml) too: a Fraction there is a python/object tag yaml.safe_load refuses
+        dm.hparams[key] = plain(dm.hparams[key])
     dm._hparams_initial = copy.deepcopy(dm._hparams)

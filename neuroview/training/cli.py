@@ -140,7 +140,7 @@ class NeuroViewCLI(LightningCLI):
         if cfg is not None and self.subcommand != "fit" and self.datamodule is not None:  # other data, read as trained
             ckpt = _checkpoint_file(cfg, self.subcommand)
             source = ckpt or cfg.model.get("init_weights")
-            read_evaluated_like(source, self.datamodule)
+            read_evaluated_like(source, self.datamodule, "ckpt_path" if ckpt else "model.init_weights", self.subcommand)
             if source and isinstance(self.model, NeuroViewModule):
                 self.model = _as_trained(source, ckpt is not None, self.model, self.datamodule, self.subcommand)
 

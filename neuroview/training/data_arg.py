@@ -62,7 +62,7 @@ def absolute_paths(data) -> None:
             args[key] = os.path.abspath(value)
 
 
-def read_evaluated_like(ckpt, dm) -> None:
+def read_evaluated_like(ckpt, dm, what: str = "ckpt_path", sub: str = "test") -> None:
     """``neuroview test``/``validate``/``predict`` of the checkpoint ``ckpt`` on other data than it was trained on
     (another file, set or class): ``dm`` reads its series with the training split's channel statistics and length
     (:func:`~neuroview.data.read_as.read_like`), as ``explain --data`` does; by its own training part's, a file
@@ -74,6 +74,10 @@ def read_evaluated_like(ckpt, dm) -> None:
     from ..data.read_as import _same_data, checkpoint_data, read_like  # noqa: PLC0415
 
     spec = checkpoint_data(ckpt) if ckpt else None
+    if spec is not None:
+        from .evaluated_data import refuse_uncarried  # noqa: PLC0415
+
+        refuse_uncarried(dm, spec, ckpt, sub, what)
     if spec is not None and hasattr(dm, "_read_like") and not _same_data(dm, spec, spec["init_args"]):
         read_like(dm, spec)
         dm._splits = None  # prepared already (the command line's links read num_classes): again, read like the model's

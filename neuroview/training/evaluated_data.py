@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from .ckpt_data import _DATA_NAMES, _as_typed, _same_class, _same_name, check_evaluated_data
 
-__all__ = ["evaluated_data", "format_hint", "named_data_options"]
+__all__ = ["evaluated_data", "format_hint", "named_data_options", "refuse_uncarried"]
 
 
 def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) -> bool:
@@ -49,7 +49,6 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     other = {k: (args[k], saved[k]) for k in keys if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
     refused = {k: v for k, v in other.items() if k in READ_AS and (named is None or k in named)}
     what = "ckpt_path" if cfg.get("ckpt_path") else "model.init_weights"
-    _refuse_uncarried(asked["class_path"], args, saved, source, sub, what)
     if refused:  # a file written otherwise may name its own format; the network reads its series one way only
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint"
                            for k, (a, v) in sorted(refused.items()))
@@ -72,30 +71,17 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     return sub in ("test", "predict") and not _carve_named(sub, argv, asked["class_path"], args)
 
 
-#: How a data module reads series where it has no such option: not stretched (:class:`~neuroview.data.ArrayDataModule`'s
-#: default). ``normalize`` is left out: a user's module without the option may standardize as it likes.
-_READ_BY_DEFAULT = {"resample": False}
-
-
-def _refuse_uncarried(class_path: str, args: dict, saved: dict, source: str, sub: str, what: str) -> None:
-    """A clear error where the checkpoint stretched its series (``resample: true``) and the asked data module takes no
-    ``resample`` to carry it: the option was dropped without a word, and the series zero-padded where the model had
-    them stretched."""
-    cls = _resolve(class_path)
-    try:
-        params = inspect.signature(cls.__init__).parameters.values() if cls is not None else None
-    except (TypeError, ValueError):
-        params = None
-    if params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return  # unknown, or it takes any option: it gets what it is given
-    takes = {p.name for p in params} | set(args)
-    lost = {k: saved[k] for k, v in _READ_BY_DEFAULT.items() if k in saved and k not in takes and _plain(saved[k]) != v}
-    if lost:
-        opts = ", ".join(f"{k} {_as_typed(v)}" for k, v in sorted(lost.items()))
-        raise ValueError(f"{what}: {source} was trained on data read with {opts}, and {class_path.rsplit('.', 1)[-1]} "
-                         f"takes no {' or '.join(sorted(lost))} argument to read this data so: `neuroview {sub}` would "
-                         f"feed the network series read as it never saw; pass a data module that takes "
-                         f"{' and '.join(sorted(lost))} (neuroview.data.NpzDataModule, CsvDataModule)")
+def refuse_uncarried(dm, spec: dict | None, source: str, sub: str, what: str) -> None:
+    """A clear error where the checkpoint stretched its series (``resample: true``, its ``spec``) and the data module
+    made for the command does not (``dm.resample`` false: a class that takes no ``resample`` to carry it, which the
+    command could not set): the option was dropped without a word, and the series zero-padded where the model had them
+    stretched. Judged on the module as made: a user's subclass that stretches by itself is read as it reads."""
+    saved = (spec or {}).get("init_args") or {}
+    if _plain(saved.get("resample")) is True and getattr(dm, "resample", None) is False:
+        raise ValueError(f"{what}: {source} was trained on data read with resample true, and {type(dm).__name__} "
+                         f"reads it unstretched (it takes no resample argument to read this data so): `neuroview "
+                         f"{sub}` would feed the network series read as it never saw; pass a data module that takes "
+                         f"resample (neuroview.data.NpzDataModule, CsvDataModule)")
 
 
 def _carve_named(sub: str, argv: list[str] | None, class_path: str, args: dict) -> bool:
