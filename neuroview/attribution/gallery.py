@@ -352,9 +352,9 @@ def _where(net: NeuroViewCNN | Ensemble, site, chs: Tensor, x: Tensor) -> tuple[
     spatial, device = x.shape[2:], next(net.parameters()).device
     with torch.no_grad():
         cmap = net.explain(x.to(device), maps=True).code_maps[site.name][torch.arange(len(x), device=device), chs.to(device)]
-    # an MLP's [B, F] input has no positions to stretch a map over; a site with units last (a transformer's tokens
-    # [B, N, C], class token included) has its positions flattened: stretched over a series, each token sat elsewhere
-    if not spatial or cmap.dim() - 1 != len(spatial) or site.axis == -1:
+    # an MLP's [B, F] input has no positions to stretch a map over; units last over no even grid of the series (a
+    # transformer's tokens [B, N, C], class token included): stretched over it, each token sat elsewhere
+    if not spatial or cmap.dim() - 1 != len(spatial) or (site.axis == -1 and spatial[-1] % cmap.shape[-1]):
         return box, pos, None
     # a map of part of the input (MiniRocket's centre sites) lies on that part, NaN elsewhere: stretched over the
     # whole input, it marked steps the unit never reads

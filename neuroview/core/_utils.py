@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Mapping, MappingView, Set as AbstractSet
+from collections.abc import ItemsView, KeysView, Mapping, Set as AbstractSet, ValuesView
 
 import torch
 from torch import Tensor, nn
@@ -233,7 +233,7 @@ def name_sequence(class_names):
         raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
                         f"{class_names!r:.60}")
     # no order of its own: a set's changes with PYTHONHASHSEED (a dict's views keep the dict's order: read as given)
-    if isinstance(class_names, AbstractSet) and not isinstance(class_names, MappingView):
+    if isinstance(class_names, (AbstractSet, ItemsView)) and not isinstance(class_names, (KeysView, ValuesView)):
         raise TypeError(f"class_names: expected an ordered sequence of names, one per class, got a "
                         f"{type(class_names).__name__} {class_names!r:.60}, whose order is not the classes'; pass a "
                         "list in class order (class_names[c] names class c)")

@@ -36,8 +36,7 @@ def why_not_batchable(members: list[nn.Module], settings: list[tuple] | None = N
     if any(s != shapes[0] for s in shapes[1:]):
         return "the members differ in shape or dtype (their tensors cannot be laid side by side)"
     why = _why_not_now(members, settings or [_settings(m) for m in members])
-    own = next(((i, n) for i, m in enumerate(members) for n in ("forward", "head") if n in vars(_backbone(m))
-                or (isinstance(m, NeuroViewCNN) and n in vars(m))), None)
+    own = next(((i, n) for i, m in enumerate(members) for n in _own(m)), None)
     if why is None and own is not None:  # set on the instance: no class of it says what it computes
         return f"member {own[0]}'s {own[1]} is its own (set on the instance), which its grouped form does not compute"
     nv = isinstance(members[0], NeuroViewCNN)
@@ -56,15 +55,23 @@ def _plain(mod: nn.Module, skip: tuple[str, ...] = ("training",)) -> tuple:
     return tuple((a, v) for a, v in vars(mod).items() if a[0] != "_" and a not in skip and isinstance(v, _PLAIN))
 
 
+def _own(m: nn.Module) -> tuple[str, ...]:
+    """The methods set on member ``m``'s instance that its grouped pass would not call: its backbone's ``forward`` (and
+    ``head``, for a standard member: a NeuroView member decides by its own head, never the backbone's), its own."""
+    nv = isinstance(m, NeuroViewCNN)
+    return tuple(n for n in ("forward", "head") if (n in vars(_backbone(m)) and not (nv and n == "head"))
+                 or (nv and n in vars(m)))
+
+
 def _settings(m: nn.Module) -> tuple:
     """What the grouped pass runs a member with that is no tensor: its modules' kinds, plain settings (:func:`_plain`)
     and which tensors each holds (a conv's bias or none), and a NeuroView member's own (quantizer, tau, layers ...)."""
     mods = tuple((n, type(mod), _plain(mod), tuple(t for t, v in (*mod._parameters.items(), *mod._buffers.items())
                                                    if v is not None)) for n, mod in _backbone(m).named_modules())
-    if not isinstance(m, NeuroViewCNN):
-        return mods, ()
+    if not isinstance(m, NeuroViewCNN):  # last: what is set on the instance (after a pass was built: checked again)
+        return mods, (), _own(m)
     return mods, (m.quantizer, m.tau, m.grad_state, m.stop_early, tuple(sorted(m.unit_axis.items())),
-                  tuple(n for n, _, _ in m._targets))
+                  tuple(n for n, _, _ in m._targets)), _own(m)
 
 
 def _why_not_now(members: list[nn.Module], settings: list[tuple]) -> str | None:

@@ -30,6 +30,8 @@ the folded bias reproduces at eval, so training and evaluation compute the same 
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,6 +42,7 @@ from .guards import Guarded
 from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
 from ._utils import explaining, extension, factory, param_dtype, plain_head
+from . import settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
@@ -118,7 +121,7 @@ class NeuroViewRNN(Guarded):
             raise ValueError(f"max_len: expected a positive int (the longest sequence the classifier reads), got {max_len!r}")
         self.rnn = rnn
         self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
-        self.num_classes = num_classes
+        self.num_classes = operator.index(num_classes)  # checked by backbone_of: numpy's int as an int
         self.max_len = max_len
         self.window = check_window(window, bb.input_size)
         self.steps = -(-max_len // window)
@@ -127,7 +130,7 @@ class NeuroViewRNN(Guarded):
         self.num_layers, self.num_directions, self.hidden_size = bb.num_layers, bb.num_directions, bb.hidden_size
         self.num_features = self.num_layers * self.num_directions * self.steps * self.hidden_size
         self.check_finite = True
-        self.norm = CodeNorm(self.num_features, **factory(rnn)) if normalize else None
+        self.norm = CodeNorm(self.num_features, **factory(rnn)) if settings.flag("normalize", normalize) else None
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.num_features, num_classes, **factory(rnn))
         self.step_shared = None
@@ -322,7 +325,7 @@ class RNNClassifier(nn.Module):
         super().__init__()
         self.rnn = rnn
         self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
-        self.num_classes = num_classes
+        self.num_classes = operator.index(num_classes)  # checked by backbone_of: numpy's int as an int
         self.window = check_window(window, bb.input_size)
         self.input_size, self.batch_first = bb.input_size // window, bb.batch_first
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size

@@ -370,8 +370,11 @@ def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: in
         raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-    # numpy's integers (y.max() + 1) count too; a bool (numpy's has no __index__) does not
-    if isinstance(num_classes, bool) or not hasattr(type(num_classes), "__index__") or operator.index(num_classes) < 2:
+    try:  # numpy's integers (y.max() + 1) count too; a bool (numpy's has no __index__) does not, nor a float tensor
+        n = 0 if isinstance(num_classes, bool) else operator.index(num_classes)
+    except TypeError:
+        n = 0
+    if n < 2:
         raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
     bb = Backbone(rnn, input_size, batch_first)
     if not bb.builtin:

@@ -55,8 +55,9 @@ def check_args(cls, backbone, num_classes, quantizer, tau, grad_state) -> int:
 
 
 def flag(name: str, value) -> bool:
-    """``value`` as a bool (Python's or numpy's); else an error naming ``name``: the text "false" was read as True."""
-    if isinstance(value, (bool, np.bool_)):
+    """``value`` as a bool (Python's or numpy's, or 0 and 1, as the data modules read them); else an error naming
+    ``name``: the text "false" was read as True."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
         return bool(value)
     raise ValueError(f"{name}: expected true or false, got {value!r}")
 

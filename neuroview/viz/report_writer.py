@@ -314,7 +314,7 @@ def _maps_like_input(exp, x: Tensor, model=None) -> bool:
     """Whether some site's code maps ``[B, C, *positions]`` lie on a grid of the input's rank. A
     transformer's token sites (``[B, C, N]``, class token included) have none: no spatial maps. Told by
     ``model``'s unit axes as well as by rank: over a series, tokens have the input's rank (see ``token_sites``)."""
-    tokens = token_sites(model)
+    tokens = token_sites(model, exp, x)
     return any(m.dim() == x.dim() and s not in tokens for s, m in exp.code_maps.items())
 
 

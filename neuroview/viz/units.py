@@ -171,11 +171,15 @@ def _background(x: Tensor):
     return x.mean(0).numpy(), "gray"
 
 
-def token_sites(net) -> set[str]:
-    """The sites of ``net`` (None: none known) whose units lie on the last dim: a transformer's tokens ``[B, N, C]``,
-    a class token among them, or other channels-last positions, their maps ``[B, C, N]`` flattened. Stretched over a
-    series like a convolution's map (same rank), every token was drawn at the wrong steps."""
-    return {s.name for s in getattr(net, "sites", None) or () if s.axis == -1}
+def token_sites(net, exp=None, x: Tensor | None = None) -> set[str]:
+    """The sites of ``net`` (None: none known) whose units lie on the last dim over positions that are no even grid of
+    the input ``x``: a transformer's tokens ``[B, N, C]``, a class token among them, their maps ``[B, C, N]``
+    flattened; stretched over a series like a convolution's map (same rank), every token was drawn at the wrong
+    steps. A channels-last convolution over a series (a ConvNeXt block: N dividing its length, in ``exp``'s maps) is
+    drawn as any convolution's."""
+    maps = getattr(exp, "code_maps", None) or {}
+    even = {s for s, m in maps.items() if x is not None and x.dim() == 3 == m.dim() and x.shape[-1] % m.shape[-1] == 0}
+    return {s.name for s in getattr(net, "sites", None) or () if s.axis == -1 and s.name not in even}
 
 
 def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
@@ -184,7 +188,7 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
     input's dimensions, each one's contribution per input position (none where no unit adds), and the
     input steps each map lies on (None: the whole input; see :func:`~neuroview.core.sites.input_span`)."""
     rank = x.dim() - 2
-    tokens = token_sites(net)
+    tokens = token_sites(net, exp, x)
     sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank and s not in tokens]
     if not sites:
         left = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]

@@ -71,7 +71,8 @@ def test_bool_mask_refused_by_the_time_importance_plot():
 
 
 # ------------------------------------------------------------------ 2. class names as a set
-@pytest.mark.parametrize("names", [{"ant", "bee", "cat"}, frozenset({"ant", "bee", "cat"})])
+@pytest.mark.parametrize("names", [{"ant", "bee", "cat"}, frozenset({"ant", "bee", "cat"}),
+                                   {0: "ant", 1: "bee", 2: "cat"}.items()])  # pairs: no names (the review)
 def test_class_names_without_an_order_refused(names):
     net = _cnn()
     with pytest.raises(TypeError, match=r"class_names: expected an ordered sequence .* pass a list in class order"):

@@ -251,3 +251,34 @@ def test_a_neuroview_member_class_with_its_own_forward_runs_apart_and_one_with_a
     assert ens.batched is True
     with torch.no_grad():
         torch.testing.assert_close(ens(x), _own_mean(temp, x), rtol=0, atol=1e-6)
+
+
+def test_a_head_set_on_a_member_after_the_first_batch_is_not_skipped_by_the_cached_pass():
+    """The review: the grouped pass built on the first batch was reused after each member got a head of its own (a
+    temperature), and member_logits were 0.568 off the members' own, without a word."""
+    torch.manual_seed(0)
+    ens = nv.create_model("nv_lite", members=2, batched=True, num_classes=3, in_channels=1).eval()
+    x = torch.randn(4, 1, 60)
+    with torch.no_grad():
+        ens(x)  # the grouped pass, built and cached
+        for m in ens.members:
+            m.head = (lambda mm: (lambda codes: type(mm).head(mm, codes) / 10))(m)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = ens.member_logits(x)
+        torch.testing.assert_close(got, torch.stack([m(x) for m in ens.members]), rtol=0, atol=1e-6)
+
+
+def test_a_backbone_head_set_on_neuroview_members_instances_leaves_them_batched():
+    """No NeuroView decision reads its backbone's head: one set on the instance sent the members apart for nothing."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 40)
+    members = [nv.wrap(LITE(in_channels=1, num_classes=3, filters=8), 3, example_input=x).eval() for _ in range(2)]
+    for m in members:
+        m.backbone.head = lambda h: h * 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ens = Ensemble(members, batched=True).eval()
+    assert ens.batched is True
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), _own_mean(members, x), rtol=0, atol=1e-6)

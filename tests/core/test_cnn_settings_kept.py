@@ -253,3 +253,16 @@ def test_arguments_of_the_wrong_kind_are_named(kw, message):
 def test_numpy_numbers_of_classes_and_flags_are_read_as_what_they_are():
     net = nv.wrap(_backbone(), np.int64(3), example_input=X, normalize=np.False_)
     assert type(net.num_classes) is int and net.num_classes == 3 and net.norm is None
+
+
+def test_normalize_reads_as_the_data_modules_read_it_in_both_wrappers():
+    """The review: 1 and 0 were refused by the CNN (the data modules read them as true and false), and the RNN still
+    read normalize="false" as True (a CodeNorm built)."""
+    assert nv.wrap(_backbone(), 3, example_input=X, normalize=0).norm is None
+    assert nv.wrap(_backbone(), 3, example_input=X, normalize=1).norm is not None
+    with pytest.raises(ValueError, match=r"normalize: expected true or false, got 'false'"):
+        nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=5, normalize="false")
+    rnn = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), np.int64(3), max_len=5)
+    assert type(rnn.num_classes) is int
+    with pytest.raises(ValueError, match=r"num_classes: expected an int >= 2, got tensor\(3\.\)"):
+        nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), torch.tensor(3.0), max_len=5)

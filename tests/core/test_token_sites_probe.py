@@ -234,3 +234,42 @@ def test_vit_sizes_read_as_ints_and_img_size_named():
     for bad in (8.0, (8, 8, 8), "8"):
         with pytest.raises(ValueError, match=r"img_size: expected a positive int or two \(height, width\)"):
             nv.create_model("vit_tiny", num_classes=3, in_channels=1, img_size=bad)
+
+
+class _ConvNeXt1D(nn.Module):
+    """A channels-last convolution block over a series: its GELU site's units are last, its positions the steps."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem, self.dw = nn.Conv1d(1, c, 5, padding=2), nn.Conv1d(c, c, 7, padding=3, groups=c)
+        self.norm, self.pw1, self.act, self.pw2 = nn.LayerNorm(c), nn.Linear(c, 16), nn.GELU(), nn.Linear(16, c)
+
+    def forward(self, x):
+        h = self.dw(self.stem(x)).transpose(1, 2)  # [B, T, C]
+        return self.pw2(self.act(self.pw1(self.norm(h)))).transpose(1, 2)
+
+
+def test_a_channels_last_convolution_over_a_series_keeps_its_heat_and_spatial_maps():
+    """The review: every units-last site was taken for tokens, so a ConvNeXt-style 1-D block lost its gallery heat
+    (all NaN) and its spatial maps ("lie over tokens"), though its map [B, C, T] is the series' own grid."""
+    from neuroview.viz import plots
+
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 40), torch.arange(16) % 2
+    net = nv.wrap(_ConvNeXt1D(), 2, example_input=x[:4])
+    assert [s.axis for s in net.sites] == [-1]
+    g = nv.unit_gallery(net, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8),
+                        units=[("act", 3)], k=2)
+    cmap = net.explain(x, maps=True).code_maps["act"][:, 3]
+    assert not torch.isnan(g.heat).any()
+    torch.testing.assert_close(g.heat[0, 0], cmap[int(g.index[0, 0])])  # the same grid: the map is the heat
+    plots.spatial_maps(net.explain(x[:2], maps=True), x[:2], 0, net=net)  # drawn, not refused as tokens
+
+
+def test_vit_takes_numpy_floats_and_an_array_of_sizes():
+    """The review: np.float32(2.0) as mlp_ratio or dropout and np.array([8, 8]) as img_size built before the checks."""
+    import numpy as np
+
+    net = nv.create_model("vit_tiny", num_classes=3, in_channels=1, img_size=np.array([8, 8]),
+                          mlp_ratio=np.float32(2.0), dropout=np.float32(0.1))
+    assert net.grid == (4, 4) or net.grid[0] * net.patch_size == 8

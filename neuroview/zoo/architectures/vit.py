@@ -16,6 +16,7 @@ the class token included. May import torch only.
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     """``img_size`` as (height, width): one positive int or two (8.0 met a bare "'float' object is not subscriptable")."""
-    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    pair = tuple(v) if isinstance(v, (tuple, list)) or getattr(v, "ndim", None) == 1 else (v, v)  # an array's too
     try:
         if len(pair) != 2:
             raise ValueError
@@ -45,14 +46,18 @@ def _positive_int(name: str, v) -> int:
     return i
 
 
+def _real(v) -> bool:
+    """A real number, numpy's too (np.float32(2.0) was refused), not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
 def _check_widths(dim: int, mlp_ratio, dropout) -> None:
     """The MLP's hidden width ``int(dim * mlp_ratio)`` at least 1 (0 failed at the first batch, a negative one in
     torch's tensor factory), dropout a probability below 1."""
-    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or not (
-            math.isfinite(mlp_ratio) and int(dim * mlp_ratio) >= 1):
+    if not _real(mlp_ratio) or not (math.isfinite(mlp_ratio) and int(dim * mlp_ratio) >= 1):
         raise ValueError(f"mlp_ratio: expected a number with int(dim * mlp_ratio) >= 1 (the MLP's hidden width; "
                          f"dim {dim}), got {mlp_ratio!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+    if not _real(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
 
 
