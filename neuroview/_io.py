@@ -168,4 +168,4 @@ def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     ordered = {**({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}), **dict(sorted(header.items()))}
     text = json.dumps(ordered, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + data[8 + n:]
+    return b"".join((len(text).to_bytes(8, "little"), text, memoryview(data)[8 + n:]))  # no copy of the tensors' part

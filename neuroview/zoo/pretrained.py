@@ -82,6 +82,7 @@ def list_pretrained(pattern: str | None = None, root: str | os.PathLike | None =
     >>> all("." in n for n in list_pretrained())
     True
     """
+    check_root(root)  # a typo's empty list read as a zoo without entries
     names = sorted(read_manifest(root))
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
@@ -239,9 +240,16 @@ def check_arguments(name: str, kwargs: dict, arch_kwargs: dict | None = None) ->
         build = builder(arch, trained=True)
     except ValueError:  # an entry of an architecture not registered: loading it says so (an ArchitectureError)
         return
+    if not getattr(build, "__module__", "").startswith("neuroview.zoo.architectures"):
+        return  # a user's builder (nv.register_model) may pass anything on through **kwargs: it says what it takes
     known = set(arch_defaults(arch)) | set(arch_kwargs or ()) | set(getattr(build, "passed_on", ()))
     known |= {n for n, p in inspect.signature(build).parameters.items()  # those without a default (max_len)
               if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if arch.startswith("nv_"):  # the wrapper's arguments its builders never pass on (unit_axis, input_shape ...)
+        from .architectures import _NV_KEYS  # noqa: PLC0415
+        from ..core.cnn import NeuroViewCNN  # noqa: PLC0415
+
+        known -= set(inspect.signature(NeuroViewCNN.__init__).parameters) - {*_NV_KEYS, "num_classes"}
     for k, v in kwargs.items():
         if k not in known:
             close = difflib.get_close_matches(k, sorted(known), n=1)

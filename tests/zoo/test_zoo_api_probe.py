@@ -170,3 +170,24 @@ def test_the_same_network_saved_twice_is_the_same_file(tmp_path):
     assert len(shas) == 1
     back = nv.create_model("nv_small_cnn.same", pretrained=True, root=tmp_path / "0")
     torch.testing.assert_close(back(x), net(x), rtol=0, atol=0)
+
+
+def test_a_user_s_builder_takes_what_it_passes_on_and_the_wrappers_arguments_it_drops_are_named():
+    """The review: a builder registered with nv.register_model that passes **kw on was refused an argument it takes
+    ("unexpected keyword argument 'hidden'"); and unit_axis given to nv_small_cnn (never passed on) met the bare
+    TypeError of SmallCNN.__init__ the check was made to replace."""
+    from neuroview.zoo import registry
+
+    def probe_mlp_builder(*, num_classes=10, in_channels=4, **kw):
+        return torch.nn.Sequential(torch.nn.Linear(in_channels, kw.get("hidden", 4)), torch.nn.ReLU(),
+                                   torch.nn.Linear(kw.get("hidden", 4), num_classes))
+
+    nv.register_model(probe_mlp_builder)
+    try:
+        assert nv.create_model("probe_mlp_builder", num_classes=3, hidden=8)[0].out_features == 8
+    finally:
+        registry._MODELS.pop("probe_mlp_builder", None)
+    with pytest.raises(TypeError, match=r"unit_axis: unexpected keyword argument 'unit_axis' of nv_small_cnn"):
+        nv.create_model("nv_small_cnn", num_classes=3, unit_axis={"features.0.2": 1})
+    with pytest.raises(ValueError, match=r"root: expected a checkpoint folder, got .* \(no such folder\)"):
+        nv.zoo.pretrained.list_pretrained(None, "/no/such/zoo")
