@@ -113,9 +113,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     around the input's end (its gradient passes through a circular convolution's padding) is an error;
     a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the windows
     are the same (measured with grad on, on a copy). ``heat`` is the unit's code map stretched (nearest) over
-    the input, for sites whose maps have the input's rank and units on dim 1 (a token site's map, units last, lies
-    over its tokens, a class token too: NaN, its ``window`` says where); over the steps it covers where the
-    backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere.
+    the input, for sites whose maps have the input's rank (units last: over an even grid of the series; tokens with
+    a class token NaN, its ``window`` says where, unless their count divides the length); over the steps it covers
+    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere.
     RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
     ``max_len``; ``window``: cut at each series' length too); its samples are those where its
     contribution to the *predicted* class's logit is largest in absolute value (``value`` keeps
@@ -347,7 +347,7 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
 def _where(net: NeuroViewCNN | Ensemble, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(window [B, D, 2], strongest position [B], heat [B, *spatial] or None)`` of unit ``chs[b]`` of
     ``site`` on sample ``x[b]``: the window and position measured (:func:`.gallery_windows.windows`), the
-    unit's code map stretched over the input where it has the input's rank and units on dim 1."""
+    unit's code map stretched over the input where it has the input's rank (units last: on an even grid)."""
     box, pos = windows(net, site, chs, x)
     spatial, device = x.shape[2:], next(net.parameters()).device
     with torch.no_grad():

@@ -32,6 +32,10 @@ def why_not_batchable(members: list[nn.Module], settings: list[tuple] | None = N
         return f"{type(first).__name__} has no grouped form (.grouped(k), as LITE's)"
     if not isinstance(members[0], NeuroViewCNN) and not isinstance(getattr(members[0], "fc", None), nn.Linear):
         return f"{type(members[0]).__name__} has no linear head .fc to decide with"
+    kinds = list(dict.fromkeys(type(m).__name__ + (f"({type(m.backbone).__name__})" if isinstance(m, NeuroViewCNN)
+                                                   else "") for m in members))
+    if len(kinds) > 1:  # member 0 answers for all below: they must be of one class (a subclass elsewhere ran as it)
+        return f"the members are of different classes ({' / '.join(kinds)})"
     shapes = [{n: (t.shape, dtypes and t.dtype) for n, t in _backbone(m).state_dict().items()} for m in members]
     if any(s != shapes[0] for s in shapes[1:]):
         return "the members differ in shape or dtype (their tensors cannot be laid side by side)"
@@ -40,9 +44,10 @@ def why_not_batchable(members: list[nn.Module], settings: list[tuple] | None = N
     if why is None and own is not None:  # set on the instance: no class of it says what it computes
         return f"member {own[0]}'s {own[1]} is its own (set on the instance), which its grouped form does not compute"
     nv = isinstance(members[0], NeuroViewCNN)
-    over = _over(type(members[0]), NeuroViewCNN, ("forward", "head", "decide", "__call__")) if nv else []
-    if why is None and over:  # the grouped pass computes NeuroViewCNN's decision, not a subclass's
-        return f"{type(members[0]).__name__} has its own {', '.join(over)}, which the grouped pass does not compute"
+    over = next(((type(m), o) for m in members if nv
+                 for o in [_over(type(m), NeuroViewCNN, ("forward", "head", "decide", "__call__"))] if o), None)
+    if why is None and over:  # the grouped pass computes NeuroViewCNN's decision, not a subclass's (any member's)
+        return f"{over[0].__name__} has its own {', '.join(over[1])}, which the grouped pass does not compute"
     return why or _mirrors(first, nv)  # the members are alike: member 0 answers for all
 
 

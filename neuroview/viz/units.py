@@ -282,7 +282,8 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     ``net``: the network explained, where its sites' maps may cover part of a series: a NeuroView-MiniRocket's
     centre sites read steps ``4d`` to ``T - 4d`` only, and their maps are drawn there (without ``net``, stretched
     over the whole series, the codes sat at the wrong steps). With ``net``, the sites whose units lie on the last
-    dim (a transformer's tokens ``[B, N, C]``, class token included: positions that are no grid of the input) are
+    dim over positions that are no even grid of the series (a transformer's tokens ``[B, N, C]`` with a class token;
+    one whose count divides the length is not told apart from a channels-last convolution, which is drawn) are
     left out, as their maps of another rank always are on images; without it, a series' token maps cannot be told
     from a convolution's and are stretched over it. Other networks' maps are drawn as without it.
     """

@@ -282,3 +282,17 @@ def test_a_backbone_head_set_on_neuroview_members_instances_leaves_them_batched(
     assert ens.batched is True
     with torch.no_grad():
         torch.testing.assert_close(ens(x), _own_mean(members, x), rtol=0, atol=1e-6)
+
+
+def test_a_member_of_another_class_anywhere_in_the_ensemble_runs_it_apart():
+    """The doc review: only member 0's class was checked; an OwnForward member at position 1 batched as a plain
+    NeuroViewCNN, the ensemble 0.082 off its members' own mean, without a word."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 40)
+    members = [nv.wrap(LITE(in_channels=1, num_classes=3, filters=8), 3, example_input=x).eval(),
+               OwnForward(LITE(in_channels=1, num_classes=3, filters=8), 3, example_input=x).eval()]
+    with pytest.warns(UserWarning, match=r"batched: the members are of different classes \(NeuroViewCNN\(LITE\) / "
+                                         r"OwnForward\(LITE\)\)"):
+        ens = Ensemble(copy.deepcopy(members), batched=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), _own_mean(members, x), rtol=0, atol=1e-6)

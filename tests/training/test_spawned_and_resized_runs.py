@@ -176,11 +176,16 @@ def test_a_resume_on_other_processes_names_the_processes(tmp_path):
 def test_ddp_spawn_fit_tests_its_run_and_counts_each_sample_once(tmp_path):
     """`neuroview fit --trainer.strategy ddp_spawn` on two CPU processes: the test after fit runs (before: skipped,
     'fit ran no training step'), and its confusion_matrix.csv counts the 359 test samples once (before: 718)."""
-    root = tmp_path / "spawn"
-    args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy",
-            "ddp_spawn", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-            "--trainer.default_root_dir", str(root), *QUICK]
-    proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=300)
+    for attempt in ("spawn", "again"):
+        root = tmp_path / attempt
+        args = ["fit", "--config", DIGITS, "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy",
+                "ddp_spawn", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                "--trainer.default_root_dir", str(root), *QUICK]
+        proc = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], capture_output=True, text=True, timeout=300)
+        # once, on a loaded machine, a spawned worker aborted in torch's teardown after the run had written all it
+        # writes ("terminate called without an active exception"): run again then, on that message only
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test_after_fit: skipped" not in proc.stderr + proc.stdout
     (written,) = (root / "logs").glob("version_*/confusion_matrix.csv")
