@@ -11,7 +11,7 @@ A state dict without the record (saved before it was kept, a plain dict of tenso
 
 Also the other checks of a NeuroView-CNN's arguments (:func:`check_args`) and of its input (:func:`check_input`).
 
-Imports torch, and of neuroview.core only ``_utils``, ``quantize`` and ``targets``.
+Imports torch and numpy, and of neuroview.core only ``_utils``, ``quantize`` and ``targets``.
 """
 
 from __future__ import annotations

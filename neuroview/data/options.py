@@ -2,8 +2,8 @@
 
 Holds :func:`auto_batch_size`, :func:`check_batch_size` and :func:`check_eval_batch_size` (the constructor's checks,
 which the setters run too: Lightning's batch-size tuner sets ``batch_size``) and :func:`record_hparams`: the module's
-``hparams`` (a Lightning checkpoint's ``datamodule_hyper_parameters``) as plain Python values, of the arguments its
-class takes. Imports third-party libraries only; nothing from neuroview.
+``hparams`` (a Lightning checkpoint's ``datamodule_hyper_parameters``) as plain Python values, each as it was
+given. Imports third-party libraries only; nothing from neuroview.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, wa
 from .spawned import FreshMetrics, not_built
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
-from ..zoo.build import build_model
+from ..zoo.build import build_model, builder
+from ..zoo.pretrained import check_arguments
 
 __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "load_model", "OPTIMIZERS", "SCHEDULERS"]
 
@@ -138,6 +139,8 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
         if compile is not None and compile not in COMPILE_MODES:
             raise ValueError(f"compile: expected None or one of {COMPILE_MODES}, got {compile!r}")
         self.save_hyperparameters()
+        if isinstance(model_kwargs, dict) and not hasattr(builder(arch, "arch"), "passed_on"):  # as create_model: a
+            check_arguments(arch, dict(model_kwargs))  # typo named with its close name, not the builder's bare TypeError
         self.model = build_model(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len,
                                  model_kwargs=model_kwargs)
         self.sequence_input = takes_lengths(self.model)

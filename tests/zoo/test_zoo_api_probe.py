@@ -191,3 +191,14 @@ def test_a_user_s_builder_takes_what_it_passes_on_and_the_wrappers_arguments_it_
         nv.create_model("nv_small_cnn", num_classes=3, unit_axis={"features.0.2": 1})
     with pytest.raises(ValueError, match=r"root: expected a checkpoint folder, got .* \(no such folder\)"):
         nv.zoo.pretrained.list_pretrained(None, "/no/such/zoo")
+
+
+def test_training_names_an_unknown_model_argument_as_create_model_does():
+    """The doc review: `neuroview fit --model.model_kwargs.widht 3` met SmallCNN.__init__()'s bare TypeError where
+    create_model named the close argument."""
+    from neuroview.training.module import NeuroViewModule
+
+    with pytest.raises(TypeError, match=r"widht: unexpected keyword argument 'widht' of small_cnn \(did you mean "
+                                        r"'widths'\?\)"):
+        NeuroViewModule("small_cnn", num_classes=3, in_channels=1, model_kwargs={"widht": 3})
+    NeuroViewModule("nv_gru", num_classes=3, in_channels=2, max_len=10, model_kwargs={"hidden_size": 8})  # passed on
