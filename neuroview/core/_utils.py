@@ -48,18 +48,19 @@ def refuse_bools(value, what: str, hint: str) -> None:
         raise TypeError(f"{what}: expected a class index or a tensor of them, got {value!r:.60} (booleans: {hint})")
 
 
-def positive_int(value, what: str = "k", *, none: bool = False) -> int | None:
-    """``value`` as a positive int (a Python, numpy or 0-dim integer tensor int; ``None`` too with ``none``); else
-    a ValueError naming ``what``. A bool is refused (``k=True`` read as 1), and so are 0 and negatives (an empty
-    result, or torch's bare "selected index k out of range")."""
+def positive_int(value, what: str = "k", *, none: bool = False, least: int = 1) -> int | None:
+    """``value`` as a positive int (a Python, numpy or 0-dim integer tensor int; ``None`` too with ``none``) of at
+    least ``least``; else a ValueError naming ``what``. A bool is refused (``k=True`` read as 1), and so are 0 and
+    negatives (an empty result, or torch's bare "selected index k out of range")."""
     if value is None and none:
         return None
     try:
         n = None if is_bool(value) else operator.index(value)  # numpy's and torch's too (k=torch.tensor(True) read as 1)
     except TypeError:
         n = None
-    if n is None or n < 1:
-        raise ValueError(f"{what}: expected a positive int{' or None' if none else ''}, got {value!r}")
+    if n is None or n < least:
+        want = "a positive int" if least == 1 else f"an int >= {least}"
+        raise ValueError(f"{what}: expected {want}{' or None' if none else ''}, got {value!r}")
     return n
 
 

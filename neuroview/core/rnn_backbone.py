@@ -11,7 +11,6 @@ Imports only torch.
 from __future__ import annotations
 
 import inspect
-import operator
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +18,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ._utils import factory, require_finite, restore_modes
+from ._utils import factory, positive_int, require_finite, restore_modes
 
 class Backbone:
     """What the wrappers need to know about an RNN: sizes, layout, and how to run it.
@@ -370,12 +369,7 @@ def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: in
         raise TypeError(f"rnn: already a {type(rnn).__name__}; wrap its .rnn instead")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-    try:  # numpy's integers (y.max() + 1) count too; a bool (numpy's has no __index__) does not, nor a float tensor
-        n = 0 if isinstance(num_classes, bool) else operator.index(num_classes)
-    except TypeError:
-        n = 0
-    if n < 2:
-        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
+    positive_int(num_classes, "num_classes", least=2)  # numpy's integers (y.max() + 1) too; no bool, no float tensor
     bb = Backbone(rnn, input_size, batch_first)
     if not bb.builtin:
         bb.discover(rnn)

@@ -19,14 +19,13 @@ from __future__ import annotations
 import decimal
 import math
 import numbers
-import operator
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._utils import require_finite
+from ._utils import positive_int, require_finite
 from .quantize import GRAD_STATES, QUANTIZERS
 from .targets import refuse_torchscript
 
@@ -44,12 +43,7 @@ def check_args(cls, backbone, num_classes, quantizer, tau, grad_state) -> int:
     if isinstance(backbone, cls):
         raise TypeError("backbone: already a NeuroViewCNN; wrap its .backbone instead")
     refuse_torchscript(backbone)
-    try:  # numpy's ints too (y.max() + 1): read as the int they are
-        n = operator.index(num_classes) if not isinstance(num_classes, bool) else 0
-    except TypeError:
-        n = 0
-    if n < 2:
-        raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
+    n = positive_int(num_classes, "num_classes", least=2)  # numpy's ints too (y.max() + 1): read as the int they are
     check_quantizer(quantizer), check_grad_state(grad_state), check_tau(tau)
     return n
 

@@ -202,11 +202,11 @@ def test_unit_axis_ints_still_taken():
 
 
 @pytest.mark.parametrize("kw, what", [
-    (dict(heads=0), r"heads: expected a positive int, got 0"),
-    (dict(depth=0), r"depth: expected a positive int, got 0"),
-    (dict(depth=-1), r"depth: expected a positive int, got -1"),
-    (dict(dim=0), r"dim: expected a positive int, got 0"),
-    (dict(heads=2.0), r"heads: expected a positive int, got 2\.0"),
+    (dict(heads=0), r"heads: expected an int >= 1, got 0"),
+    (dict(depth=0), r"depth: expected an int >= 1, got 0"),
+    (dict(depth=-1), r"depth: expected an int >= 1, got -1"),
+    (dict(dim=0), r"dim: expected an int >= 1, got 0"),
+    (dict(heads=2.0), r"heads: expected an int >= 1, got 2\.0"),
     (dict(mlp_ratio=0.01), r"mlp_ratio: expected a number with int\(dim \* mlp_ratio\) >= 1 .*got 0\.01"),
     (dict(mlp_ratio=-1), r"mlp_ratio: .*got -1"),
     (dict(mlp_ratio=float("nan")), r"mlp_ratio: .*got nan"),

@@ -10,18 +10,19 @@ The image size is not fixed at build time: the position embeddings are learned o
 
 Its NeuroView sites are the MLPs' GELU calls, one per block, on tokens ``[B, N, hidden]``: the
 units are the hidden features (the last dim) and their codes are averaged over the tokens,
-the class token included. May import torch only.
+the class token included. May import torch and its sibling ``.cnn`` only.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import operator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .cnn import _count  # an int >= 1, numpy's too, no bool: the CNNs' own check
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -30,20 +31,9 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     try:
         if len(pair) != 2:
             raise ValueError
-        return _positive_int("img_size", pair[0]), _positive_int("img_size", pair[1])
+        return _count(pair[0], "img_size"), _count(pair[1], "img_size")
     except ValueError:
         raise ValueError(f"img_size: expected a positive int or two (height, width), got {v!r}") from None
-
-
-def _positive_int(name: str, v) -> int:
-    """``v`` as an int >= 1 (numpy's too), else an error naming ``name``: floats and bools refused."""
-    try:
-        i = operator.index(v) if not isinstance(v, bool) else 0
-    except TypeError:
-        i = 0
-    if i < 1:
-        raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return i
 
 
 def _real(v) -> bool:
@@ -115,8 +105,8 @@ class ViT(nn.Module):
         super().__init__()
         size = _pair(img_size)
         # heads=0 met a bare modulo by zero, depth=0 built no block (no site)
-        patch_size, dim, depth, heads = (_positive_int(n, v) for n, v in (("patch_size", patch_size), ("dim", dim),
-                                                                         ("depth", depth), ("heads", heads)))
+        patch_size, dim, depth, heads = (_count(v, n) for n, v in (("patch_size", patch_size), ("dim", dim),
+                                                                  ("depth", depth), ("heads", heads)))
         if any(s % patch_size for s in size):
             raise ValueError(f"patch_size: expected a positive divisor of img_size {size}, got {patch_size!r}")
         if dim % heads:
