@@ -117,6 +117,34 @@ def test_vgg_and_fcn_widths_are_checked_and_numpy_ints_taken():
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
+@pytest.mark.parametrize("arch, kw, arg", [
+    ("resnet18_cifar", {"kernel_size": 4}, "kernel_size"), ("resnet18_cifar", {"kernel_size": 0}, "kernel_size"),
+    ("resnet18_cifar", {"stem_kernel": 2.5}, "stem_kernel"), ("resnet1d", {"kernels": (8, 5, 0)}, "kernels"),
+    ("resnet1d", {"kernels": (8, "5", 3)}, "kernels"), ("resnet1d", {"widths": (64, 0, 128)}, "widths"),
+    ("lite", {"kernels": (39, 0, 9)}, "kernels"), ("lite", {"filters": 0}, "filters"),
+    ("lite", {"sep_kernels": (19, 2.0)}, "sep_kernels"), ("lite", {"kernels": (), "fixed": False}, "kernels"),
+    ("inception_time", {"kernels": (39, 0)}, "kernels"), ("inception_time", {"filters": 2.5}, "filters"),
+    ("inception_time", {"depth": 0}, "depth"), ("inception_time", {"bottleneck": -1}, "bottleneck"),
+])
+def test_time_series_and_resnet_kernels_and_widths_are_named(arch, kw, arg):
+    # each failed in torch before: a shape mismatch at the residual sum (an even kernel), oneDNN's "could not create
+    # a primitive descriptor" (a kernel of 0) or "empty(): argument 'size'" (a float), none naming the argument
+    for name in (arch, "nv_" + arch):
+        with pytest.raises(ValueError, match=rf"^{arg}: expected "):
+            nv.create_model(name, **kw)
+
+
+def test_the_kernels_the_checks_let_through_still_build():
+    x = torch.randn(2, 1, 64)
+    assert nv.create_model("resnet1d", kernels=(8, 5), widths=np.array([4, 8])).eval()(x).shape == (2, 2)
+    assert nv.create_model("lite", kernels=(), filters=4).eval()(x).shape == (2, 2)  # the fixed filters alone
+    assert nv.create_model("inception_time", bottleneck=0, depth=1, filters=4).eval()(x).shape == (2, 2)
+    assert nv.create_model("resnet18_cifar", stem_kernel=4, widths=(4, 4, 4, 4)).eval()(
+        torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"^depths: resnet18_cifar is ResNet-18"):  # "multiple values" before
+        nv.create_model("nv_resnet18_cifar", depths=(1, 1))
+
+
 def test_zoo_architectures_refuses_verify_and_root_and_says_when_nothing_matches(capsys, tmp_path):
     assert zoo_main(["--verify", "--architectures", "nv_l*"]) == 2
     err = capsys.readouterr().err

@@ -86,6 +86,9 @@ def vgg_cnn(*, num_classes: int = 10, in_channels: int = 3, **kwargs) -> nn.Modu
 
 @_with_neuroview
 def resnet18_cifar(*, num_classes: int = 10, in_channels: int = 3, **kwargs) -> nn.Module:
+    if "depths" in kwargs:  # ResNet's argument, so create_model lets it through: a bare "multiple values" before
+        raise ValueError(f"depths: resnet18_cifar is ResNet-18, depths (2, 2, 2, 2) (others: build "
+                         f"neuroview.zoo.architectures.ResNet(depths=...) and nv.wrap it), got {kwargs['depths']!r}")
     return ResNet(num_classes=num_classes, in_channels=in_channels, depths=(2, 2, 2, 2), **kwargs)
 
 

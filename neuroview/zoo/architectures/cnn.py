@@ -146,6 +146,9 @@ class ResNet(nn.Module):
         super().__init__()
         _check_dims(dims)
         widths, depths = _counts(widths, "widths"), _counts(depths, "depths")
+        stem_kernel, kernel_size = _count(stem_kernel, "stem_kernel"), _count(kernel_size, "kernel_size")
+        if not kernel_size % 2:  # k // 2 padding lengthens an even kernel's output by one: the residual sum fails
+            raise ValueError(f"kernel_size: expected an odd int (a block adds its input to its output), got {kernel_size}")
         if len(depths) != len(widths):
             raise ValueError(f"depths, widths: expected the same length, got {len(depths)} and {len(widths)}")
         self.conv1 = _CONV[dims](in_channels, widths[0], stem_kernel, padding=stem_kernel // 2, bias=False)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .cnn import _count, _counts
 from .fixed import FixedConv1d, _fixed_filters  # noqa: F401 - LITE's fixed filters, computed exactly
 
 
@@ -69,6 +70,7 @@ class ResNet1D(_Pooled):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, widths: Sequence[int] = (64, 128, 128),
                  kernels: Sequence[int] = (8, 5, 3)):
+        widths, kernels = _counts(widths, "widths"), _counts(kernels, "kernels")
         super().__init__(widths[-1], num_classes)
         blocks, c = [], in_channels
         for w in widths:
@@ -120,8 +122,8 @@ class InceptionTime(_Pooled):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, depth: int = 6, filters: int = 32,
                  kernels: Sequence[int] = (39, 19, 9), bottleneck: int = 32, residual: bool = True):
-        if depth < 1:
-            raise ValueError(f"depth: expected at least 1 inception module, got {depth}")
+        depth, filters, kernels = _count(depth, "depth"), _count(filters, "filters"), _counts(kernels, "kernels")
+        bottleneck = 0 if bottleneck == 0 and not isinstance(bottleneck, bool) else _count(bottleneck, "bottleneck")
         c_out = filters * (len(kernels) + 1)
         super().__init__(c_out, num_classes)
         modules, shortcuts, c, c_res = [], [], in_channels, in_channels
@@ -286,6 +288,8 @@ class LITE(_Pooled):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, filters: int = 32,
                  kernels: Sequence[int] = (39, 19, 9), sep_kernels: Sequence[int] = (19, 9), fixed: bool = True):
+        filters, sep_kernels = _count(filters, "filters"), _counts(sep_kernels, "sep_kernels")
+        kernels = _counts(kernels, "kernels") if len(kernels) or not fixed else []  # the fixed filters alone: allowed
         super().__init__(filters, num_classes)
         self.fixed = FixedConv1d(in_channels, _fixed_filters()) if fixed else None
         self.fixed_relu = nn.ReLU(inplace=True) if fixed else None
