@@ -99,3 +99,23 @@ def test_max_len_hint_truncates_the_steps_of_channels_first_batches():
     net = nv.NeuroViewRNN(nn.GRU(2, 4), 2, max_len=6)  # steps first: [T, B, F]
     with pytest.raises(ValueError, match=r"\(x\[:6\] for \[T, B, F\]; x\[\.\.\., :6\] for a data module's"):
         net(torch.randn(12, 3, 2))
+
+
+def test_closed_form_fits_and_mean_codes_keep_no_graph():
+    # the training codes were computed with autograd on: every batch's graph through a trained backbone was kept
+    # until the ridge was done (1.5 GB for 3,000 digits), and ridge.py's float() of a tensor needing grad warned
+    import warnings
+
+    import neuroview.training.sparsify as S
+
+    torch.manual_seed(0)
+    net = nv.create_model("nv_small_cnn", num_classes=3, in_channels=1, widths=(4, 8))
+    x, y = torch.randn(24, 1, 8, 8), torch.arange(24) % 3
+    with torch.no_grad():
+        net(x[:2])
+    feats, _ = S._features(net, [(x, y)], "train")
+    assert not feats.requires_grad and feats.grad_fn is None
+    assert not nv.mean_codes(net, [(x, y)]).requires_grad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Converting a tensor with requires_grad=True to a scalar" before
+        nv.fit_ridge_head(net, [(x, y)])
