@@ -224,7 +224,9 @@ def choose_point(val_acc: Tensor, val_loss: Tensor, units: Tensor, reference: fl
     """The index of the path point :func:`sparsify` keeps: the sparsest (fewest groups, then fewest
     units) whose validation accuracy is within ``tolerance`` of ``reference`` and that keeps
     ``deviance`` of the largest drop in mean validation cross-entropy (``val_loss [P, N]``) the
-    path achieves, from its first point (no unit) to its best. A point whose head reads no unit is
+    path achieves, from its first point to its best (the first: the whole training split's largest penalty,
+    no unit read; under cross-validation a fold's head there may read a few, and is scored so, as
+    ``cv.glmnet`` scores the whole data's penalties: the drop counts from their loss). A point whose head reads no unit is
     a constant, never kept; when no point qualifies, the most accurate one.
 
     ``fewest [P]`` (the fewest features any one class reads, :func:`point_sparsity`): only points where
