@@ -68,19 +68,24 @@ def ridge_loo(z: Tensor, y: Tensor, num_classes: int, alphas=ALPHAS) -> tuple[Te
     ybar = t.mean(0)
     dual = n <= z.shape[1]
     lam, q = torch.linalg.eigh(z @ z.T if dual else z.T @ z)
-    lam = lam.clamp_min(0)
+    # eigenvalues within rounding of 0 are 0: centring leaves the Gram matrix a null direction (the intercept's,
+    # ~1e-12 after rounding), whose shrink lam / (lam + a) ~1e-9 at a = 1e-3 is of the order of 1 - h itself
+    # (the leave-one-out errors were off by ~1/a^2 and the penalty kept could differ from the exact LOO's)
+    kept = lam > lam.shape[0] * torch.finfo(lam.dtype).eps * lam.max().clamp_min(0)
+    lam = torch.where(kept, lam, torch.zeros_like(lam))
     # dual: z z^T = q diag(lam) q^T, the fit's scores q diag(lam / (lam + a)) q^T; primal: z^T z = q diag(lam)
-    # q^T, u = z q, the scores u diag(1 / (lam + a)) u^T. Either way u_j (or q_j) and a shrink per eigenvalue.
+    # q^T, u = z q, the scores u diag(1 / (lam + a)) u^T. Either way u_j (or q_j) and a shrink per eigenvalue,
+    # 0 on the directions dropped above.
     u = q if dual else z @ q
     uty = u.T @ (t - ybar)
     mse = []
     for a in alphas:
-        s = lam / (lam + a) if dual else 1.0 / (lam + a)
+        s = torch.where(kept, lam / (lam + a) if dual else 1.0 / (lam + a), torch.zeros_like(lam))
         h = (u.square() @ s + 1.0 / n).clamp_max(1 - 1e-12)
         resid = (t - ybar) - u @ (s[:, None] * uty)
         mse.append(float((resid / (1 - h)[:, None]).square().mean()))
     best = min(range(len(alphas)), key=lambda i: (mse[i], i))
-    shrunk = uty / (lam + alphas[best])[:, None]
+    shrunk = torch.where(kept[:, None], uty / (lam + alphas[best])[:, None], torch.zeros_like(uty))
     w = z.T @ (q @ shrunk) if dual else q @ shrunk
     return w.T, ybar, best, torch.tensor(mse, dtype=torch.float64)
 

@@ -80,6 +80,13 @@ def _as_int(v) -> int | None:
         return None
 
 
+
+def _aeon_source(parameters):
+    """What :meth:`MiniRocket.load_aeon` reads: ``parameters``, or the transformer a fitted aeon
+    ``MiniRocketClassifier`` (or ``MiniRocketRegressor``) holds, which has no parameters of its own."""
+    inner = getattr(parameters, "_transformer", None)
+    return inner if inner is not None and not hasattr(parameters, "parameters") else parameters
+
 class MiniRocket(nn.Module):
     """MiniRocket's transform over ``[B, C, T]`` series of length ``input_length``, with a linear head.
 
@@ -218,19 +225,14 @@ class MiniRocket(nn.Module):
 
     def load_aeon(self, parameters) -> MiniRocket:
         """Take a fitted aeon ``MiniRocket``'s ``parameters`` (channel subsets, dilations, biases) as they are,
-        or the fitted transformer itself, whose channel count is then checked against ``in_channels``."""
-        fitted_on = getattr(parameters, "metadata_", {}).get("n_channels")  # a transformer knows its channel count
+        or the fitted transformer itself (or a fitted aeon ``MiniRocketClassifier``, whose transformer it reads),
+        whose channel count is then checked against ``in_channels``."""
+        source = _aeon_source(parameters)
+        fitted_on = getattr(source, "metadata_", {}).get("n_channels")  # a transformer knows its channel count
         if fitted_on is not None and int(fitted_on) != self.in_channels:
             raise ValueError(f"parameters: aeon's MiniRocket was fitted on series of {fitted_on} channels, this "
                              f"network reads {self.in_channels} (in_channels)")
-        n_ch, ch_idx, dilations, per, biases = getattr(parameters, "parameters", parameters)
-        if [int(d) for d in dilations] != self.dilations or [int(c) for c in per] != self.per_dilation:
-            raise ValueError(f"parameters: aeon's dilations {list(dilations)} x {list(per)} differ from this "
-                             f"network's {self.dilations} x {self.per_dilation} (input_length, num_features)")
-        ch_idx = np.asarray(ch_idx)
-        if ch_idx.size and (int(ch_idx.max()) >= self.in_channels or int(ch_idx.min()) < 0):  # a bare IndexError
-            raise ValueError(f"parameters: aeon's channel subsets read channels up to {int(ch_idx.max())}, this "
-                             f"network has {self.in_channels} (in_channels): fitted on series of more channels")
+        n_ch, ch_idx, biases = self._aeon_arrays(source)
         unread = sorted(set(range(self.in_channels)) - set(ch_idx.tolist()))
         if unread and fitted_on is None:  # fitted on fewer channels, most likely: those past them would never be read
             warnings.warn(f"parameters: aeon's channel subsets read none of channels {unread} of this network's "
@@ -245,6 +247,45 @@ class MiniRocket(nn.Module):
         self.biases.copy_(torch.as_tensor(np.asarray(biases)))
         self.fitted.fill_(True)
         return self
+
+    def _aeon_arrays(self, source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(channels of each kernel and dilation, channel indices, biases)`` of aeon's ``parameters`` 5-tuple
+        (``source.parameters`` where it has them), checked against this network's dilations and features: a
+        transformer not fitted was a bare "cannot unpack" TypeError, arrays of other lengths a torch shape error."""
+        arrays = getattr(source, "parameters", source)
+        if not isinstance(arrays, (tuple, list)) or len(arrays) != 5:
+            if isinstance(arrays, (tuple, list)):
+                what = f"a {len(arrays)}-{type(arrays).__name__}"
+            elif getattr(source, "is_fitted", None) is False:  # aeon's estimators say so
+                what = f"an unfitted {type(source).__name__} (fit it first)"
+            else:
+                what = "None" if arrays is None else f"a {type(arrays).__name__}"
+            raise ValueError("parameters: expected a fitted aeon MiniRocket or MiniRocketClassifier, or the "
+                             "transformer's .parameters, the 5-tuple (channels per combination, channel indices, "
+                             f"dilations, features per dilation, biases), got {what}")
+        try:
+            n_ch, ch_idx, dilations, per, biases = (np.asarray(a) for a in arrays)
+            ok = all(a.ndim == 1 and np.issubdtype(a.dtype, np.integer) for a in (n_ch, ch_idx, dilations, per))
+            ok = ok and biases.ndim == 1 and np.issubdtype(biases.dtype, np.number)
+        except (TypeError, ValueError):  # ragged: numpy refuses the array
+            ok = False
+        if not ok:
+            raise ValueError("parameters: expected aeon's 5-tuple of 1-d arrays (integers, the biases numbers), got "
+                             f"{[type(a).__name__ for a in arrays]}")
+        if [int(d) for d in dilations] != self.dilations or [int(c) for c in per] != self.per_dilation:
+            raise ValueError(f"parameters: aeon's dilations {list(dilations)} x {list(per)} differ from this "
+                             f"network's {self.dilations} x {self.per_dilation} (input_length, num_features)")
+        combos = len(self.dilations) * NUM_KERNELS
+        if len(n_ch) != combos or (combos and int(n_ch.min()) < 1) or int(n_ch.sum()) != len(ch_idx):
+            raise ValueError(f"parameters: expected channel counts of len(dilations) * 84 = {combos} kernels and "
+                             f"dilations, each >= 1, summing to the {len(ch_idx)} channel indices; got {len(n_ch)} "
+                             f"counts summing to {int(n_ch.sum())}")
+        if len(biases) != self.num_features:
+            raise ValueError(f"parameters: expected {self.num_features} biases (num_features), got {len(biases)}")
+        if ch_idx.size and (int(ch_idx.max()) >= self.in_channels or int(ch_idx.min()) < 0):  # a bare IndexError
+            raise ValueError(f"parameters: aeon's channel subsets read channels up to {int(ch_idx.max())}, this "
+                             f"network has {self.in_channels} (in_channels): fitted on series of more channels")
+        return n_ch, ch_idx, biases
 
     def forward(self, x: Tensor) -> Tensor:
         x = x if not isinstance(x, Tensor) or x.is_floating_point() else x.float()  # integer series: a bare mean() error
