@@ -17,27 +17,26 @@ weighed most in the decision, and each class's mean series to draw the window on
 >>> int((g.window[..., 1] - g.window[..., 0]).max())   # a 3-tap convolution reads 3 samples
 3
 
-Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core` and :mod:`.gallery_windows`.
+Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_rows` and :mod:`.gallery_windows`.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._batch import in_order, kept_generators, series_input, split_batches, unpack
+from .._batch import check_lengths, in_order, kept_generators, series_input, split_batches, unpack
 from ..core._utils import batch_labels, own_rng, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
 from ..core.rnn import NeuroViewRNN
 from ..core.sites import input_span
+from .gallery_rows import check_units, row_of
 from .gallery_windows import windows
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
@@ -73,12 +72,10 @@ class UnitGallery:
     def __len__(self) -> int:
         return len(self.units)
 
-    def row(self, unit: int) -> int | None:
-        """The row of ``unit`` (code-vector index or step), or None when the gallery lacks it."""
-        try:
-            return self.units.index(int(unit))
-        except ValueError:
-            return None
+    def row(self, unit) -> int | None:
+        """The row of ``unit``, given as ``units=`` takes it (code-vector index or step, a CNN's ``(site, channel)``
+        pair) or by its name in ``names``; None when the gallery lacks it. Anything else is an error."""
+        return row_of(self, unit)
 
 
 def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = None, baseline=None) -> UnitGallery:
@@ -164,51 +161,6 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
 
 
 # ------------------------------------------------------------------------ arguments
-def check_units(net, units) -> list[int]:
-    """``units`` as a list of distinct code-vector indices (CNN) or steps (RNN), in the order given."""
-    if hasattr(units, "ndim") and hasattr(units, "tolist"):  # a tensor or numpy array of indices
-        units = units.tolist()
-    if _is_pair(units) or (not isinstance(units, (bool, str, Sequence)) and hasattr(units, "__index__")):
-        units = [units]  # one unit
-    if isinstance(units, (str, bytes)) or not hasattr(units, "__len__") or not len(units):  # 1.0, True: no len()
-        raise ValueError(f"units: expected a non-empty list of unit indices (or one index, or one (site, channel) "
-                         f"pair), got {units!r}")
-    if isinstance(net, NeuroViewRNN):
-        n, what, lookup = net.steps, "steps of this NeuroView-RNN", {}
-    else:
-        n, what = net.num_units, "indices into the code vector (net.units)"
-        lookup = {(s, ch): i for i, (s, ch) in enumerate(net.units)}
-    out = []
-    for u in units:
-        if _is_pair(u) and lookup:
-            ch = _channel(u[1])
-            if (u[0], ch) not in lookup:
-                sites = {s: c for s, c in ((s.name, s.channels) for s in net.sites)}
-                raise ValueError(f"units: no unit {tuple(u)!r}; the sites and their channel counts are {sites}")
-            u = lookup[(u[0], ch)]
-        if not isinstance(u, bool) and hasattr(u, "__index__"):
-            u = operator.index(u)  # numpy and tensor integers too
-        if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
-            raise ValueError(f"units: expected {what} in [0, {n}), got {u!r}")
-        if u not in out:
-            out.append(u)
-    return out
-
-
-def _channel(c):
-    """A pair's channel as an int where it is one: a tensor hashes by identity, so ``("3", tensor(1))``
-    missed ``("3", 1)`` in a dict."""
-    try:
-        return c if isinstance(c, bool) else operator.index(c)
-    except TypeError:
-        return c
-
-
-def _is_pair(u) -> bool:
-    """A ``(site, channel)`` pair, as ``net.units`` lists them (a tuple of ints is a list of units)."""
-    return isinstance(u, (tuple, list)) and len(u) == 2 and isinstance(u[0], str)
-
-
 def _batches(loader):
     """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`): the training split in order and
     without augmentation, so that an index names a sample."""
@@ -249,7 +201,7 @@ class _Top:
 
 def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None, baseline=None) -> _Top:
     top, device = _Top(k), next(net.parameters()).device
-    sums = counts = shape = None
+    sums = counts = shape = labelled = None
     with torch.no_grad():
         for batch in batches:
             if max_samples is not None and top.seen >= max_samples:
@@ -257,7 +209,14 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
             x, lengths, y = unpack(batch)
             if not len(x):  # an empty batch is no end of the data
                 continue
+            if not rnn:  # (x, y, other) is read as (x, lengths, y), `other` taken for y: named as readability names it
+                check_lengths(lengths, x, "loader")
             lengths = None if lengths is None else torch.as_tensor(lengths)  # a list too, as explain takes it
+            if labelled is not None and labelled != (y is not None):  # g.y kept stale labels, or a bare KeyError('y')
+                was, now = ("with", "without") if labelled else ("without", "with")
+                raise ValueError(f"loader: expected every batch to carry labels or none, got batches {was} labels, "
+                                 f"then one {now} them at sample {top.seen}")
+            labelled = y is not None
             if y is not None:  # one class index of the network's per sample, as readability reads them
                 y = batch_labels(y, len(x), net.num_classes, "loader")
             if max_samples is not None:

@@ -5,7 +5,7 @@ figures (:func:`pick_examples`), the page's outline (:class:`Page`), the rows of
 table, the summary lines and the ``report.json`` facts; plus the checks the writer and the
 command line share. Nothing here draws, renders HTML or writes a file.
 
-Imports: torch, tqdm, :mod:`neuroview.core`, :mod:`neuroview.attribution`.
+Imports: torch, tqdm, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`neuroview.attribution`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .._batch import caller_stacklevel, check_lengths
 from .._version import __version__
 from ..attribution.importance import is_rnn
 from ..core._utils import as_labels, positive_int
@@ -61,12 +63,34 @@ def check_out(out_dir: Path, overwrite: bool) -> None:
         )
 
 
-def check_inputs(model: nn.Module, x: Tensor) -> None:
-    """Refuse a model with no ``explain`` and an ``x`` that is no batch tensor."""
+def check_inputs(model: nn.Module, x: Tensor, lengths=None) -> None:
+    """Refuse a model with no ``explain`` and an ``x`` that is no batch tensor; ``lengths``: :func:`unread_lengths`."""
     if not hasattr(model, "explain"):
         raise TypeError(f"model: expected a NeuroView network with .explain (NeuroViewCNN, NeuroViewRNN), got {type(model).__name__}")
     if not isinstance(x, Tensor) or x.dim() < 2:
         raise TypeError(f"x: expected a batch tensor in the model's input layout, got {type(x).__name__ if not isinstance(x, Tensor) else tuple(x.shape)}")
+    unread_lengths(model, x, lengths)
+
+
+def unread_lengths(model: nn.Module, x: Tensor, lengths) -> None:
+    """``lengths`` given for a network that reads none (a CNN reads the padded series whole): checked as readability
+    checks a batch's (one integer per sample in ``[1, T]``), then one warning that the report does not use them;
+    they were ignored without a word, even 2 lengths for 6 samples."""
+    if lengths is None or is_rnn(model):
+        return
+    try:
+        check_lengths(lengths, x, "lengths")
+    except ValueError:
+        try:
+            t = torch.as_tensor(lengths)
+            got = f"shape {tuple(t.shape)}, {t.dtype}"
+            got += f", values {t.min().item()} to {t.max().item()}" if t.numel() else ""
+        except (TypeError, ValueError, RuntimeError):
+            got = type(lengths).__name__
+        raise ValueError(f"lengths: expected one integer per sample of x ({len(x)}) in [1, {x.shape[-1]}] (the "
+                         f"steps of x), got {got}") from None
+    warnings.warn(f"lengths: a {type(model).__name__} reads each series whole, padding included; the report does not "
+                  "use lengths (a NeuroView-RNN's)", UserWarning, stacklevel=caller_stacklevel())
 
 
 def check_options(n: int, batch_size, examples, gallery_samples, sample_indices) -> list[int] | None:

@@ -97,7 +97,7 @@ def write_report(
 
     Args:
         model: a NeuroViewCNN or NeuroViewRNN (anything with ``explain``); explained in eval mode, its modes put back after.
-        x: inputs in the model's own layout; ``lengths`` for padded RNN sequences.
+        x: inputs in the model's own layout; ``lengths`` for padded RNN sequences (a CNN's: checked, warned unused).
         y: true classes ``[B]`` or ``None``; with labels the per-class views average over the
             samples of each class, and the report gives the accuracy.
         class_names: one name per class (default ``0, 1, ...``).
@@ -128,7 +128,7 @@ def write_report(
     t0 = time.perf_counter()  # the work timed: finding the sites, the explanation, and its copy off the device
     if getattr(model, "sites", True) is None:  # a NeuroView-CNN loaded from weights finds its sites on real data
         model.discover(x)
-    check_inputs(model, x)
+    check_inputs(model, x, lengths)  # a CNN's lengths: checked, and a warning that it reads none
     out = Path(out_dir)
     check_out(out, overwrite)
     n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
