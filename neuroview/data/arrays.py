@@ -5,8 +5,8 @@ per-series z-normalization, padding of variable-length sequences, the loaders); 
 the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
 own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``, series of several
 lengths made one batch in ``lengths``, the batch sizes' checks and the arguments' record in ``options``. May import
-``neuroview.data.batches``, ``labels``, ``lengths``, ``options``, ``splits``, ``shares``, ``stats`` and third-party
-libraries; nothing else from neuroview.
+``neuroview.data.batches``, ``labels``, ``lengths``, ``options``, ``own_splits``, ``splits``, ``shares``, ``stats`` and
+third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .batches import ArrayDataset, passthrough_collate
 from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
+from .own_splits import warn_fraction_unused
 from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .shares import training_shares
 from .splits import text_labels, whole_file
@@ -221,6 +222,7 @@ class ArrayDataModule(pl.LightningDataModule):
                                  f"gave one: X_val/y_val in an .npz, val_path of a CSV), got {self.val_fold}; drop that "
                                  "split or val_fold")
             parts = {"train": (x_tr, y_tr), "val": (raw["val"][0], np.asarray(raw["val"][1]))}
+            warn_fraction_unused(self, "val_fraction", "validation", getattr(self, "OWN_VAL", f"{owner}.load's 'val'"))
         elif self.val_fraction == 0:
             parts = {"train": (x_tr, y_tr)}
         else:

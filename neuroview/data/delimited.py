@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 from .labels import one_class_a_series
+from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, number
 
 
@@ -37,9 +39,9 @@ def _label_index(label_column: int | str, names: list[str] | None, where: str) -
     return label_column
 
 
-def _hint(field: str, row: int, delimiter: str) -> str:
-    """Why ``field`` may not read as a number: a decimal comma, fields split by another delimiter, or
-    (on the first row, where the field looks like no number) a header."""
+def _hint(field: str, row: int, delimiter: str, label: str = "") -> str:
+    """Why ``field`` may not read as a number: a decimal comma, fields split by another delimiter, the label's column
+    (``label``: :func:`_text_below`), or (on the first row, where the field looks like no number) a header."""
     def decimal(f: str) -> bool:
         return f.count(",") <= 1 and number(f.replace(",", ".")) is not None
 
@@ -51,13 +53,26 @@ def _hint(field: str, row: int, delimiter: str) -> str:
         if d != delimiter and len(parts) > 1 and all(decimal(f.strip()) for f in parts):
             return (f"; its fields look separated by {d!r}, not by {delimiter!r} (sniffed from the first line unless "
                     f"given): pass delimiter={d!r} (and write decimals with points)")
-    return "; if the first row names the columns, pass header=true" if row == 1 else ""
+    return label or ("; if the first row names the columns, pass header=true" if row == 1 else "")
 
 
-def _values(fields: list[str], row: int, where: str, label_at: int, delimiter: str = ",") -> list[float]:
+def _text_below(col: int, width: int, below: list[list[str]]) -> str:
+    """Where column ``col`` (0-based, of rows ``width`` fields wide) holds text on the rows ``below`` too, every one
+    that has it: a hint naming it as the label's column (the labels last, read from the first column)."""
+    seen = [r[col].strip() for r in below if len(r) == width]
+    if not seen or any(not f or number(f) is not None for f in seen):
+        return ""
+    at = "-1 (the last column)" if col == width - 1 else str(col)
+    shown = ", ".join(map(repr, dict.fromkeys(seen[:3])))
+    return (f"; column {col + 1} holds text on the rows below too ({shown}): the labels? pass label_column={at}")
+
+
+def _values(fields: list[str], row: int, where: str, label_at: int, delimiter: str = ",",
+            below: list[list[str]] = ()) -> list[float]:
     """The row's numbers (``fields`` without the label, which was column ``label_at``), with empty or
     NaN fields at its end cut off (a shorter series); a gap inside the series or a field that is not
-    a number is an error naming its row and (1-based) column."""
+    a number is an error naming its row and (1-based) column (and, where that column holds text on the rows ``below``
+    too, the label's column it may be)."""
     def col0(j: int) -> int:
         return j + 1 + (j >= label_at)
 
@@ -67,8 +82,9 @@ def _values(fields: list[str], row: int, where: str, label_at: int, delimiter: s
         try:
             v = float(f) if f else math.nan
         except ValueError:
+            label = _text_below(col0(j) - 1, len(fields) + 1, below)
             raise ValueError(f"path: row {row} of {where}, column {col0(j)}: expected a number, got "
-                             f"{f!r}{_hint(f, row, delimiter)}") from None
+                             f"{f!r}{_hint(f, row, delimiter, label)}") from None
         out.append(v)
     n = len(out)
     while n and math.isnan(out[n - 1]):
@@ -198,6 +214,23 @@ def _check_header(names: list[str], where: str) -> None:
         raise ValueError(f"path: column {j + 1} of {where}'s header is unnamed: {why}")
 
 
+def _check_index(names: list[str], rows: list[tuple[int, list[str]]], at: int, where: str) -> None:
+    """A named first column (not the label's) counting the rows, 0, 1, ..., N - 1 or 1, ..., N down the file, under a
+    name that is no step's (``id``, ``index``: pandas' named index, ``df.to_csv(path)``) is refused: read, the row
+    number would be step 0 of every series. A step named as one (``0``, ``t0``) is read: a first step of every series
+    that is exactly its row number is all but unheard of."""
+    first = names[0] if names else ""
+    if len(rows) < 3 or at % len(names) == 0 or number(first) is not None or re.fullmatch(r"[A-Za-z]{0,8}_?\d+", first):
+        return
+    values = [number(fields[0].strip()) if fields else None for _, fields in rows]
+    start = values[0]
+    if start not in (0, 1) or values != [start + i for i in range(len(rows))]:
+        return
+    raise ValueError(f"path: column 1 of {where}, {first!r}, counts the rows ({start:g}, {start + 1:g}, ..., "
+                     f"{start + len(rows) - 1:g}): pandas' index written as a column (a named index, df.to_csv(path)), "
+                     "which would be step 0 of every series; write with df.to_csv(path, index=False), or drop the column")
+
+
 def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,
                 delimiter: str | None = None, header: bool | Literal["auto"] = "auto") -> tuple[list[np.ndarray], np.ndarray]:
     """``(series, labels)`` of a delimited file with one series a row: ``series`` a list of
@@ -235,13 +268,15 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
                          f"it as a header; give {where} a header row (header=true reads every file of the data module "
                          "with one), or pass header=false if no file has one")
     rows = body
+    if names is not None:
+        _check_index(names, rows, at, where)
     series, labels = [], []
-    for row, fields in rows:
+    for i, (row, fields) in enumerate(rows):
         if not -len(fields) <= at < len(fields):
             raise ValueError(f"path: row {row} of {where} has {len(fields)} fields, no label column {label_column!r}")
         k = at % len(fields)
         label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
-        v = _values(rest, row, where, k, d)
+        v = _values(rest, row, where, k, d, [f for _, f in rows[i + 1:i + 6]])
         if not label or not v:
             raise ValueError(f"path: row {row} of {where}: expected a label and at least one value, got {fields[:4]}")
         if (n := number(label)) is not None and not math.isfinite(n):  # str "NaN" would be a class of its own
@@ -270,7 +305,8 @@ class CsvDataModule(ArrayDataModule):
     (wavelengths ``label,400,402,...`` evenly spaced or not, times, indices). A first row counting up from elsewhere of
     a class other rows carry is a series, and so is a first row of a class of its own whose numbers do not only rise;
     ``header=False`` reads every row as a series, a first series that rises too. A header with an unnamed first column,
-    pandas' index (``df.to_csv(path)``), is refused. Text is UTF-8, or UTF-16 / UTF-32 with a byte-order mark
+    pandas' index (``df.to_csv(path)``), is refused, and so is a named one (``id``) counting the rows 0, 1, ... (or 1,
+    2, ...) beside the label's column. Text is UTF-8, or UTF-16 / UTF-32 with a byte-order mark
     (Excel's "Unicode Text"). ``delimiter``: tab if the first line has one, else ``;`` where there is no comma, else comma;
     with none of them, blanks (``" "``: any run of spaces, as in the archive's older
     ``*_TRAIN.txt`` files; a shorter series then ends in ``NaN`` fields). ``channels=C``: each row holds C channels one after another, T values each.
@@ -280,7 +316,8 @@ class CsvDataModule(ArrayDataModule):
     and column. A label column of nearly one class a series (10 series or more, classes for 90% of them:
     measurements, row numbers) is refused, asking whether ``label_column`` is right, unless a test file of 4 series
     or more repeats training classes (fewer classes than half its series, none other). ``test_path`` / ``val_path``:
-    splits of your own in the same format (paths may start with ``~``); without a
+    splits of your own in the same format (paths may start with ``~``; the training file's series again are warned
+    about, as is a ``test_fraction``/``val_fraction`` they leave unused); without a
     test file ``test_fraction`` of ``path`` is held out, stratified, by ``seed + 1`` (as
     :class:`~neuroview.data.NpzDataModule` does). ``batch_size="auto"`` as the ``ucr_*`` recipes set it:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.CsvDataModule
@@ -290,6 +327,8 @@ class CsvDataModule(ArrayDataModule):
     #: How the files are written (not which series, nor how they are normalized): other files of this format read
     #: as the model's training file was (:func:`~neuroview.data.read_as.read_as_trained`).
     FILE_FORMAT = ("label_column", "channels", "delimiter", "header")
+    #: What gives the validation split of one's own (named where ``val_fraction`` is then unused).
+    OWN_VAL = "val_path"
 
     def __init__(self, path: str, *, test_path: str | None = None, val_path: str | None = None,
                  label_column: int | str = 0, channels: int = 1, delimiter: str | None = None,
@@ -323,8 +362,10 @@ class CsvDataModule(ArrayDataModule):
             return (np.stack(x) if same else x), y  # one length: an array; rows of several: padded later
 
         out = {"train": read(self.path)}
+        train_x = out["train"][0]  # before a test split is carved from it
         if self.test_path is not None:
             out["test"] = read(self.test_path)
+            warn_fraction_unused(self, "test_fraction", "test", "test_path")
         if what := one_class_a_series(out["train"][1], out["test"][1] if "test" in out else None):
             raise ValueError(f"label_column: expected a column of class labels (several series a class), got {what} in "
                              f"{self.path.name}: a column of measurements or row numbers? check label_column (now "
@@ -341,4 +382,7 @@ class CsvDataModule(ArrayDataModule):
             self._test_rows = test  # the file's series (rows, blank lines and a header aside) the test split is
         if self.val_path is not None:
             out["val"] = read(self.val_path)
+        for key, name in (("test", "test_path"), ("val", "val_path")):  # the training file again (a copy too), by content
+            if getattr(self, name) is not None and not self._whole_file:
+                warn_training_again(train_x, out[key][0], name, self.path.name)
         return out

@@ -7,6 +7,7 @@ libraries; nothing else from neuroview.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +15,11 @@ import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 from .labels import _first_not_finite, one_class_a_series
+from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, text_labels
+
+#: The keys :class:`NpzDataModule` reads; one that looks like them is refused (``X_Test``, ``length``), others warned about.
+KEYS = ("X", "y", "X_test", "y_test", "X_val", "y_val", "lengths", "lengths_test", "lengths_val")
 
 
 class NpzDataModule(ArrayDataModule):
@@ -23,7 +28,9 @@ class NpzDataModule(ArrayDataModule):
     Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
     axis (``resample=True`` stretches them to the longest instead); ``y_test`` or ``lengths_test`` without
-    ``X_test`` is refused, as is ``val_fold`` with an ``X_val``. Without a test split,
+    ``X_test`` is refused, as is ``val_fold`` with an ``X_val``, and a key that looks like one of these (``X_Test``,
+    ``length``), named with the key it may stand for (other keys are warned about, unread). An ``X_test`` (``X_val``) equal to ``X`` is warned about, as is a ``test_fraction``
+    (``val_fraction``) the file's own split leaves unused. Without a test split,
     ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of the rest, stratified, by
     ``seed``. ``X`` of shape ``[N, T]`` is read as one channel. ``layout="channels_last"`` reads
     ``X`` as ``[N, *spatial, C]`` (Keras' ``[N, T, C]``, images ``[N, H, W, C]``); the default
@@ -40,6 +47,8 @@ class NpzDataModule(ArrayDataModule):
 
     #: How the file is written (see :attr:`CsvDataModule.FILE_FORMAT`).
     FILE_FORMAT = ("layout",)
+    #: What gives the validation split of one's own (named where ``val_fraction`` is then unused).
+    OWN_VAL = "X_val"
 
     def __init__(self, path: str, *, test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64,
                  val_fraction: float = 0.1, seed: int = 0,
@@ -71,6 +80,7 @@ class NpzDataModule(ArrayDataModule):
                              f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
         if "X" not in arrays or "y" not in arrays:
             raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
+        _check_keys(arrays, self.path.name)
 
         for s in ("_test", "_val"):  # a split of one's own missing its X would be carved from X, its labels unread
             stray = [k for k in ("y" + s, "lengths" + s) if k in arrays and "X" + s not in arrays]
@@ -96,6 +106,7 @@ class NpzDataModule(ArrayDataModule):
         out = {"train": split("")}
         if "X_test" in arrays:
             out["test"] = split("_test")
+            warn_fraction_unused(self, "test_fraction", "test", "X_test")
         test_y = text_labels(out["test"][1]) if "test" in out else None
         if what := one_class_a_series(text_labels(out["train"][1]), test_y):
             raise ValueError(f"path: y of {self.path.name}: expected class labels (several series a class), got {what}: "
@@ -112,7 +123,28 @@ class NpzDataModule(ArrayDataModule):
             self._test_rows = test  # the rows of X the test series are (predictions.csv's file_index)
         if "X_val" in arrays:
             out["val"] = split("_val")
+        for s in ("_test", "_val"):  # X given again as its own test split: test_acc would be training accuracy
+            if "X" + s in arrays and not self._whole_file:
+                warn_training_again(arrays["X"], arrays["X" + s], f"path: X{s}", f"{self.path.name} (X)")
         return out
+
+
+def _check_keys(arrays: dict, name: str) -> None:
+    """A key that looks like one the module reads (``X_Test``, ``Xtest``, ``length``) refused by name, with that key:
+    such a file left a fifth of ``X`` carved as the test split, or read the zero padding as steps, without a word.
+    Other keys (``classes``, ``meta``: a user's own record) are warned about as unread."""
+    import difflib  # noqa: PLC0415
+
+    unknown = sorted(k for k in arrays if k not in KEYS)
+    lower = {k.lower(): k for k in KEYS}
+    near = {k: difflib.get_close_matches(k.lower(), lower, n=1, cutoff=0.6) for k in unknown}
+    typos = [f"{k!r} (did you mean {lower[m[0]]!r}?)" for k, m in near.items() if m]
+    if typos:
+        raise ValueError(f"path: {name} holds keys NpzDataModule does not read: {', '.join(typos)}; it reads "
+                         f"{', '.join(KEYS)} (found {sorted(arrays)}); rename each key to the one it stands for")
+    if unknown:
+        warnings.warn(f"path: {name} holds arrays NpzDataModule does not read: {', '.join(map(repr, unknown))} (it "
+                      f"reads {', '.join(KEYS)})", UserWarning, stacklevel=2)
 
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, suffix: str, name: str) -> None:
