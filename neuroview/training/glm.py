@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["fit_path", "iter_path", "lambda_grid", "penalty_max", "relax", "targets"]
+__all__ = ["fit_path", "iter_path", "lambda_grid", "penalty_max", "relax", "soft_targets", "targets"]
 
 
 def _group_index(groups: Tensor | None, n_features: int, device) -> tuple[Tensor, Tensor] | None:
@@ -77,6 +77,21 @@ def targets(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> 
             raise ValueError("y: soft targets must be finite, non-negative rows summing to 1")
         return y.to(dtype)
     return F.one_hot(y, num_classes).to(dtype)
+
+
+def soft_targets(logits: Tensor, distill: float) -> Tensor:
+    """``[N, C]`` float32 ``softmax(logits / distill)`` (:func:`neuroview.sparsify`'s ``distill``): as float32 gives it
+    where that is finite; else from a float64 ``log_softmax`` of each row less its largest logit (``logits / 1e-40``
+    overflowed float32: NaN rows, then refused as ``y``). Still not finite (the logits are not): an error naming distill."""
+    t = torch.softmax(logits.float() / distill, 1)
+    if bool(torch.isfinite(t).all()):
+        return t
+    z = logits.double()
+    t = torch.log_softmax((z - z.amax(1, keepdim=True)) / distill, 1).exp().float()
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"distill: the dense network's probabilities at temperature {distill!r} are not finite (its "
+                         "logits on the training split are not); pass distill=None to fit the labels")
+    return t
 
 
 def _start(x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:

@@ -7,9 +7,12 @@ about to be evaluated (after fitting, on the checkpoint the run tests: ``--test_
 :func:`neuroview.sparsify` on the data module's training split (validation from that split, as
 ``sparsify`` does; the test split is not read to choose), the module's network is replaced by the
 sparse one, which is what the test then scores, and the run's folder gets ``sparse.safetensors``
-(its weights) and ``sparse_path.json`` (the regularization path). ``neuroview predict`` (the test
+(its weights) and ``sparse_path.json`` (the regularization path); where another run's files are there already (runs
+without a logger share ``default_root_dir``), the next free names, ``sparse-v1.safetensors`` and ``sparse_path-v1.json``,
+as Lightning's ``ModelCheckpoint`` does, and says so. ``neuroview predict`` (the test
 split, too) writes the sparse network's predictions the same way: refitted when prediction starts,
-unless the network is sparse already (a test ran before, in the same run). ``neuroview validate``
+unless the network is sparse already (a test ran before, in the same run, and its head is still the one fitted: a
+checkpoint a later ``test(ckpt_path=...)`` loaded brings back a dense head, which is refitted). ``neuroview validate``
 scores the dense network, and says so: the refit is no part of training.
 
 May import Lightning, torch, ``neuroview._io``, :mod:`.sparsify` and ``neuroview.zoo.build``.
@@ -27,6 +30,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
+from .sparse_checks import check_for_net, check_net, check_options, check_seed
 from .sparse_finetune import finetune_sparse
 from .sparsify import DEVIANCE, sparsify
 
@@ -42,6 +46,8 @@ class Sparsify(pl.Callback):
         finetune: epochs of :func:`neuroview.finetune_sparse` after the refit (0, the default: none;
             the zoo's sparse entries use 5), within the same budget; the test then scores the
             fine-tuned network.
+
+    Options are checked when it is made, those only an RNN takes when the fit starts, in sparsify's words.
     """
 
     def __init__(self, tolerance: float = 1.0, groups: str | None = None, seed: int = 0, deviance: float = DEVIANCE,
@@ -50,10 +56,22 @@ class Sparsify(pl.Callback):
                  distill: float | None = None):
         if isinstance(finetune, bool) or not isinstance(finetune, int) or finetune < 0:
             raise ValueError(f"finetune: expected an int >= 0 (epochs), got {finetune!r}")
+        # refused when it is made, in sparsify's words, not at the test after the whole fit
+        check_options(tolerance, groups, deviance, max_k90, max_k90_steps, k90_quantile, max_units_per_class,
+                      max_steps_per_class, distill)
+        check_seed(seed)
         self.finetune = finetune
         self.tolerance, self.groups, self.seed, self.deviance = tolerance, groups, seed, deviance
         self.max_k90, self.max_k90_steps, self.k90_quantile = max_k90, max_k90_steps, k90_quantile
         self.options = {"max_units_per_class": max_units_per_class, "max_steps_per_class": max_steps_per_class, "distill": distill}
+        self._fitted = None  # (network, its head's weight) as this callback fitted them
+        self._files: dict[Path, tuple[Path, Path]] = {}  # the files this run wrote, per folder: its own to replace
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a network sparsify refuses, the options of an RNN only on a CNN: refused before the fit, not after it
+        net = getattr(pl_module, "model", None)
+        check_net(net)
+        check_for_net(net, self.groups, self.max_k90_steps, self.options["max_steps_per_class"])
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._refit(trainer, pl_module)
@@ -62,12 +80,21 @@ class Sparsify(pl.Callback):
         self._refit(trainer, pl_module)  # predict wrote the dense network's predictions, without a word
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == TrainerFn.VALIDATING and not _is_sparse(pl_module):
+        if trainer.state.fn == TrainerFn.VALIDATING and not self._sparse(pl_module):
             rank_zero_warn("Sparsify: applies to test and predict, not validate: `validate` scores the dense network "
                            "(the sparse head is fitted with validation from the training split)")
 
+    def _sparse(self, pl_module: pl.LightningModule) -> bool:
+        """Whether the module's network is sparse now: the one this callback fitted, its head unchanged (a
+        ``test(ckpt_path=...)`` loads a dense checkpoint into it, under its stale ``sparsity_path``), else
+        one :func:`_is_sparse` judges so."""
+        net = getattr(pl_module, "model", None)
+        if self._fitted is not None and self._fitted[0] is net:
+            return torch.equal(net.classifier.weight.detach().cpu(), self._fitted[1])
+        return _is_sparse(pl_module)
+
     def _refit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if _is_sparse(pl_module):
+        if self._sparse(pl_module):
             return  # refitted already (a test before a predict in one run): the same network again
         if trainer.datamodule is None:
             raise ValueError("Sparsify: needs a data module (the training split to refit on)")
@@ -83,16 +110,36 @@ class Sparsify(pl.Callback):
                                          k90_quantile=self.k90_quantile)
             rank_zero_info(f"Sparsify: fine-tuned {sparse.finetuned['epochs_kept']} of {self.finetune} epochs")
         pl_module.model = sparse
+        self._fitted = (sparse, sparse.classifier.weight.detach().cpu().clone())
         path = sparse.sparsity_path
         rank_zero_info(f"Sparsify: {path}")
         log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask (rank 0 alone waited there for ever)
         if trainer.is_global_zero:
             out = Path(log_dir or trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
+            weights, record_file = self._names(out)
             state = {k: v.detach().cpu().contiguous() for k, v in sparse.state_dict().items()}
-            atomic_write(out / "sparse.safetensors", save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
+            atomic_write(weights, save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
             record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None)}
-            atomic_write(out / "sparse_path.json", (json.dumps(record, indent=1) + "\n").encode())
+            atomic_write(record_file, (json.dumps(record, indent=1) + "\n").encode())
+
+    def _names(self, out: Path) -> tuple[Path, Path]:
+        """Where this run writes in ``out``: its own files again, else ``sparse.safetensors`` / ``sparse_path.json``,
+        or, where another run's are there, the next free ``-vN`` names (as ``ModelCheckpoint``), said in a log line."""
+        key = out.resolve()
+        if key not in self._files:
+            v = 0
+            while True:
+                tag = f"-v{v}" if v else ""
+                names = (out / f"sparse{tag}.safetensors", out / f"sparse_path{tag}.json")
+                if not any(p.exists() for p in names):
+                    break
+                v += 1
+            if v:
+                rank_zero_info(f"Sparsify: {out} holds another run's sparse.safetensors / sparse_path.json (kept): "
+                               f"writing {names[0].name} and {names[1].name}")
+            self._files[key] = names
+        return self._files[key]
 
 
 def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
@@ -116,5 +163,12 @@ def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
 
 
 def _is_sparse(pl_module: pl.LightningModule) -> bool:
-    """Whether the module's network is one :func:`.sparsify` returned (it keeps its ``sparsity_path``)."""
-    return getattr(getattr(pl_module, "model", None), "sparsity_path", None) is not None
+    """Whether the module's network is one :func:`.sparsify` returned (it keeps its ``sparsity_path``) and its head
+    still reads what that path's point reads (a dense checkpoint loaded into it since reads every unit)."""
+    net = getattr(pl_module, "model", None)
+    path = getattr(net, "sparsity_path", None)
+    head = getattr(net, "classifier", None)
+    if path is None or head is None:
+        return path is not None
+    reads = float((head.weight.detach() != 0).sum(1).double().mean())
+    return abs(reads - float(path.units_per_class[path.chosen])) < 1e-3

@@ -18,8 +18,9 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_labels", "check_path", "check_val",
-           "check_val_labels", "warn_unmet"]
+__all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_for_net", "check_labels", "check_net",
+           "check_options", "check_path", "check_seed", "check_val", "check_val_labels", "warn_labels",
+           "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -34,29 +35,57 @@ def _kind(net: nn.Module) -> str:
 def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_steps=None, k90_quantile=0.5,
                max_units_per_class=None, max_steps_per_class=None, distill=None) -> str:
     """:func:`.sparsify.sparsify`'s arguments; returns the groups (the default of ``net``'s kind when None)."""
+    check_net(net)
+    check_built(net)
+    if not isinstance(folds, numbers.Integral) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
+    check_options(tolerance, groups, deviance, max_k90, max_k90_steps, k90_quantile, max_units_per_class,
+                  max_steps_per_class, distill)
+    check_for_net(net, groups, max_k90_steps, max_steps_per_class)
+    return groups if groups is not None else ("step" if isinstance(net, NeuroViewRNN) else "unit")
+
+
+def check_net(net) -> None:
+    """A network :func:`.sparsify.sparsify` refits the head of (its kind only: built or not)."""
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
                         f"NeuroView-CNNs, got {_kind(net)}")
-    check_built(net)
+
+
+def check_options(tolerance, groups, deviance, max_k90=None, max_k90_steps=None, k90_quantile=0.5,
+                  max_units_per_class=None, max_steps_per_class=None, distill=None) -> None:
+    """:func:`.sparsify.sparsify`'s arguments that need no network: the ``Sparsify`` callback checks them when it is
+    made, not after the whole fit (:func:`check_for_net` the rest, once the network is known)."""
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:
         raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
-    if not isinstance(folds, numbers.Integral) or isinstance(folds, bool) or folds < 2:
-        raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
     if isinstance(deviance, bool) or not isinstance(deviance, numbers.Real) or not 0 <= deviance <= 1:
         raise ValueError(f"deviance: expected a share in [0, 1] of the path's drop in validation loss, got {deviance!r}")
-    check_budget(net, max_k90, max_k90_steps, k90_quantile)
+    check_budget(None, max_k90, max_k90_steps, k90_quantile)
     if distill is not None and (isinstance(distill, bool) or not isinstance(distill, numbers.Real) or not 0 < distill < float("inf")):
         raise ValueError(f"distill: expected None or a temperature > 0, got {distill!r}")
     for name, value in (("max_units_per_class", max_units_per_class), ("max_steps_per_class", max_steps_per_class)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")
-    if max_steps_per_class is not None and not isinstance(net, NeuroViewRNN):
+    if groups is not None and groups not in GROUPS:
+        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
+
+
+def check_for_net(net, groups=None, max_k90_steps=None, max_steps_per_class=None) -> None:
+    """The options that only an RNN takes, for ``net`` (built or not): refused before a fit, not after it."""
+    rnn = isinstance(net, NeuroViewRNN)
+    if max_k90_steps is not None and not rnn:
+        raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
+    if max_steps_per_class is not None and not rnn:
         raise ValueError(f"max_steps_per_class: a cap in time steps needs a NeuroViewRNN, got {type(net).__name__} "
                          "(use max_units_per_class)")
-    groups = groups if groups is not None else ("step" if isinstance(net, NeuroViewRNN) else "unit")
-    if groups not in GROUPS:
-        raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
-    return groups
+    if groups is not None and groups != "unit" and not rnn:  # as .sparsity_path.group_ids says, once the codes were read
+        raise ValueError(f"groups: a NeuroView-CNN's groups are its units ('unit'), got {groups!r}")
+
+
+def check_seed(seed, what: str = "the folds' shuffle") -> None:
+    """A seed: an int (a float was truncated without a word, a string failed in a bare ``int()``)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed: expected an int ({what}), got {seed!r}")
 
 
 check_built = require_built  # re-exported: sparsify's and finetune's name for it
@@ -69,8 +98,8 @@ def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> Non
             raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
     if isinstance(k90_quantile, bool) or not isinstance(k90_quantile, numbers.Real) or not 0 < k90_quantile <= 1:
         raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
-    if max_k90_steps is not None and not isinstance(net, NeuroViewRNN):
-        raise ValueError(f"max_k90_steps: a budget in time steps needs a NeuroViewRNN, got {type(net).__name__} (use max_k90)")
+    if net is not None:  # None: the values alone (:func:`check_options`)
+        check_for_net(net, max_k90_steps=max_k90_steps)
 
 
 def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
@@ -90,9 +119,7 @@ def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
         raise ValueError(f"ratio: expected the path's last penalty over its first, in (0, 1), got {ratio!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter: expected an int >= 1 (the solver's steps per point), got {max_iter!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed: expected an int (the folds' shuffle), got {seed!r}")
-
+    check_seed(seed)
 
 
 def check_labels(y: Tensor, num_classes: int) -> None:
@@ -106,6 +133,17 @@ def check_labels(y: Tensor, num_classes: int) -> None:
         raise ValueError(f"train: expected samples of each of the network's {num_classes} classes, got none of "
                          f"class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them never "
                          "predicts them: pass the whole training split")
+
+
+def warn_labels(y: Tensor, num_classes: int) -> None:
+    """:func:`check_labels`'s finding as a warning (:func:`.sparse_finetune.finetune_sparse`, which trained on such
+    labels without a word): fine-tuning moves every decision toward the classes it sees. A warning, not an error:
+    a few samples of one class are a use of its own (a batch of one sample trains as any other)."""
+    try:
+        check_labels(y, num_classes)
+    except ValueError as e:
+        warnings.warn(f"{e} (nv.sparsify refuses such labels: fine-tuning on them moves every decision toward the "
+                      "classes seen)", UserWarning, stacklevel=caller_stacklevel())
 
 
 def check_val(val, batches) -> None:

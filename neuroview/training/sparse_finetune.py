@@ -47,7 +47,7 @@ from ..core._utils import as_labels, batch_labels, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
-from .sparse_checks import check_budget
+from .sparse_checks import check_budget, check_seed, warn_labels
 from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, derived_cfg
 
 __all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]
@@ -120,9 +120,9 @@ def _recentre(net: nn.Module, train) -> None:
         norm.running_mean.copy_(new)
 
 
-def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[float, int]:
+def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list | None = None) -> tuple[float, int]:
     """One pass over ``train`` with the head's zero weights held at zero: ``(mean training loss,
-    batches skipped)``."""
+    batches skipped)``; ``seen`` (a list) gets each batch's labels."""
     weight, device = net.classifier.weight, net.classifier.weight.device
     # BatchNorm takes no statistics from one sample in train mode: such a batch is dropped, as the data
     # modules' drop_last does; a network without BatchNorm trains on it
@@ -135,6 +135,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
         if not isinstance(x, torch.Tensor):  # (numpy series: a bare AttributeError on .to)
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         x, y = x.to(device), as_labels(y, "train").to(device)
+        if seen is not None:
+            seen.append(y.detach().cpu())
         if single_fails and len(y) < 2:
             skipped += 1
             continue
@@ -157,39 +159,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str) -> tuple[f
     return total / n, skipped
 
 
-@outside_inference_mode
-def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
-                    weight_decay: float = 0.0, seed: int = 0, mode: str = "train", max_k90: float | None = None,
-                    max_k90_steps: float | None = None, k90_quantile: float = 0.5) -> nn.Module:
-    """A copy of ``sparse`` trained further with its head's support fixed (see the module docstring).
-
-    Args:
-        sparse: a NeuroView network, usually from :func:`neuroview.sparsify`; never changed.
-        train: the training split: a data module of :mod:`neuroview.data` (its shuffled training
-            loader) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)``.
-        epochs: passes over ``train`` (0: an unchanged copy). In train mode a network with
-            BatchNorm skips a batch of a single sample (BatchNorm takes no statistics from one; the
-            data modules' training loaders drop such a last batch), counted in
-            ``result.finetuned["skipped_batches"]``.
-        lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
-        seed: the shuffle and dropout of the fine-tuning; the caller's random state is left as it was.
-        mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the
-            function explained: running statistics kept, no dropout).
-        max_k90, max_k90_steps, k90_quantile: the readability budget of :func:`neuroview.sparsify`:
-            the support is fixed, but the weights move and k90 with them. With a budget the network
-            of the last epoch whose training decisions still meet it is returned (the one given
-            when the first epoch already breaks it).
-
-    The head's standardization is then moved to the fine-tuned codes' training mean (the bias takes
-    the difference: the same decision), so ``baseline="mean"`` still reads against the training
-    split's mean code. The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
-    ``epochs_kept`` within the budget), the rate and the mean training loss of each epoch.
-    """
-    _check(sparse, epochs, lr, weight_decay, mode)
-    check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
-    epochs, lr, weight_decay = int(epochs), float(lr), float(weight_decay)  # numpy's scalars as the record keeps them
-    budget = max_k90 is not None or max_k90_steps is not None
-    net = derived_cfg(copy.deepcopy(sparse), "finetuned_from")  # a zoo entry's record is of its weights, not these
+def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list]:
+    """Set the copy ``net`` to train in ``mode``: ``(the head's support as 0/1 weights, the parameters to train)``."""
     net.train(mode == "train")
     for m in net.modules():
         if isinstance(m, nn.RNNBase) and not m.dropout:
@@ -208,6 +179,46 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         warnings.warn("sparse: its backbone is frozen (requires_grad=False throughout, as nv.retrofit leaves it): only "
                       "the head's nonzero weights train; unfreeze it (sparse.backbone.requires_grad_(True), an RNN's "
                       "sparse.rnn) to fine-tune it for the units it reads", stacklevel=caller_stacklevel())
+    return keep, params
+
+
+@outside_inference_mode
+def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
+                    weight_decay: float = 0.0, seed: int = 0, mode: str = "train", max_k90: float | None = None,
+                    max_k90_steps: float | None = None, k90_quantile: float = 0.5) -> nn.Module:
+    """A copy of ``sparse`` trained further with its head's support fixed (see the module docstring).
+
+    Args:
+        sparse: a NeuroView network, usually from :func:`neuroview.sparsify`; never changed.
+        train: the training split: a data module of :mod:`neuroview.data` (its shuffled training
+            loader) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)``, of every class of the
+            network (one class only, or none of a class, is warned of after the first pass: ``sparsify`` refuses it).
+        epochs: passes over ``train`` (0: an unchanged copy). In train mode a network with
+            BatchNorm skips a batch of a single sample (BatchNorm takes no statistics from one; the
+            data modules' training loaders drop such a last batch), counted in
+            ``result.finetuned["skipped_batches"]``.
+        lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
+        seed: an int, the shuffle and dropout of the fine-tuning; the caller's random state is left as it was.
+        mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the
+            function explained: running statistics kept, no dropout).
+        max_k90, max_k90_steps, k90_quantile: the readability budget of :func:`neuroview.sparsify`:
+            the support is fixed, but the weights move and k90 with them. With a budget the network
+            of the last epoch whose training decisions still meet it is returned (the one given
+            when the first epoch already breaks it).
+
+    The head's standardization is then moved to the fine-tuned codes' training mean (the bias takes
+    the difference: the same decision), so ``baseline="mean"`` still reads against the training
+    split's mean code. The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
+    ``epochs_kept`` within the budget), the rate and the mean training loss of each epoch.
+    """
+    _check(sparse, epochs, lr, weight_decay, mode)
+    check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
+    check_seed(seed, "the fine-tuning's shuffle and dropout")  # 1.5 was truncated to 1, "a" failed in a bare int()
+    epochs, lr, weight_decay = int(epochs), float(lr), float(weight_decay)  # numpy's scalars as the record keeps them
+    budget = max_k90 is not None or max_k90_steps is not None
+    net = derived_cfg(copy.deepcopy(sparse), "finetuned_from")  # a zoo entry's record is of its weights, not these
+    keep, params = _prepare(net, mode, epochs)
+    weight = net.classifier.weight
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if params else None
     device = weight.device
     losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0
@@ -215,7 +226,10 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     with own_rng(device), kept_generators(train, seed), torch.enable_grad():
         torch.manual_seed(seed)
         for epoch in range(epochs):
-            loss, skip = _epoch(net, train, opt, keep, mode)
+            seen = [] if epoch == 0 else None
+            loss, skip = _epoch(net, train, opt, keep, mode, seen)
+            if seen:  # one class only, or none of a class: every decision moves toward the classes it sees
+                warn_labels(torch.cat(seen), net.num_classes)
             if not math.isfinite(loss):  # never a network of NaN weights returned as fine-tuned
                 raise ValueError(f"sparse: fine-tuning's training loss is {loss} at epoch {epoch} (lr={lr}); the network "
                                  "diverged: pass a smaller lr, or epochs=0")

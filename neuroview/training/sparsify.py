@@ -65,7 +65,7 @@ from ..core.hooks import keep_unwrapped
 from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.rnn import NeuroViewRNN
-from .glm import iter_path, lambda_grid, relax
+from .glm import iter_path, lambda_grid, relax, soft_targets
 from .sparse_checks import (check_args, check_built, check_codes, check_labels, check_path, check_val, check_val_labels,
                             warn_unmet)
 from .sparsity_path import (SparsityPath, Walk as _Walk, cap_weights, choose_point, group_ids, point_accuracy,  # noqa: F401
@@ -301,7 +301,7 @@ def _path(net, sparse, feats, y, val_feats, *, groups, l1_ratio, points, ratio, 
     with _one_thread(z.device), torch.no_grad():  # the grid's products too: the same to the bit on any thread count
         if distill is not None:  # the dense network's own probabilities (its folded decision) in place of the labels
             w, b = net.effective_classifier()
-            t = torch.softmax((feats @ w.T.to(feats.dtype) + b.to(feats.dtype)).float() / distill, 1)
+            t = soft_targets(feats @ w.T.to(feats.dtype) + b.to(feats.dtype), distill)  # stable at a tiny T
         lambdas = lambda_grid(z, y if t is None else t, net.num_classes, groups=gid, l1_ratio=a, points=points, ratio=ratio)
     fit = dict(num_classes=net.num_classes, lambdas=lambdas, groups=gid, l1_ratio=a, max_iter=max_iter)
     steps = _group_ids(net, "step") if _is_rnn(net) else None

@@ -199,6 +199,11 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
 
     path = sparse.sparsity_path
     print(path)
+    kept = sparse.finetuned["epochs_kept"] if args.finetune else None
+    if args.finetune:  # a budget may keep fewer epochs than asked, or none: then the entry is the head before fine-tuning
+        print(f"fine-tuned {kept} of {args.finetune} epochs" + ("" if kept == args.finetune else
+              " (the readability budget was broken after them)" if kept else
+              " (the readability budget was broken after the first: the entry is the sparse head before fine-tuning)"))
     test = list(dm.test_dataloader())
     dense, light = readability(net, test, baseline=None), readability(sparse, test, baseline="mean")
     steps = f", {light['k90_steps']:g} steps" if "k90_steps" in light else ""
@@ -216,7 +221,8 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
                                                                          "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
                                                                          "k90_quantile": args.k90_quantile, "max_units_per_class": args.max_units_per_class,
                                                                          "max_steps_per_class": args.max_steps_per_class,
-                                                                         "finetune": args.finetune, "distill": args.distill,
+                                                                         "finetune": args.finetune, "finetune_epochs_kept": kept,
+                                                                         "distill": args.distill,
                                                                          "groups": path.groups,
                                                                          # folds None: a validation split
                                                                          "seed": args.seed, "folds": path.folds,
