@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._batch import call_model, series_input, unpack
+from .._batch import call_model, check_lengths, series_input, unpack
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
 from ..core._utils import batch_labels, factory, positive_int
@@ -118,6 +118,8 @@ def _test_accuracies(standard: nn.Module, net: nn.Module, batches) -> tuple[floa
         x, lengths, y = unpack(batch, device)
         if isinstance(net, NeuroViewRNN):
             series_input(x, net, "test")  # a named error for series of another shape
+        else:  # (x, y, other) is read as (x, lengths, y): scored against `other`, without a word
+            check_lengths(lengths, x, "test")
         if y is None:
             raise ValueError("test: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
         y = batch_labels(y, len(x), net.num_classes, "test")

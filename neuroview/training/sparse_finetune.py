@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._batch import (as_batches, call_model, caller_stacklevel, kept_generators, module_loader, outside_inference_mode,
-                      series_input, unpack)
+from .._batch import (as_batches, call_model, caller_stacklevel, check_lengths, kept_generators, module_loader,
+                      outside_inference_mode, series_input, unpack)
 from ..core._utils import as_labels, batch_labels, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
@@ -134,6 +134,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
         if not isinstance(x, torch.Tensor):  # (numpy series: a bare AttributeError on .to)
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        if not _is_rnn(net):  # (x, y, other) is read as (x, lengths, y): trained on `other` as the labels
+            check_lengths(lengths, x, "train")
         x, y = x.to(device), as_labels(y, "train").to(device)
         if seen is not None:
             seen.append(y.detach().cpu())

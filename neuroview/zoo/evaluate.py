@@ -13,7 +13,7 @@ import inspect
 import torch
 from torch import Tensor, nn
 
-from .._batch import call_model, unpack
+from .._batch import call_model, check_lengths, takes_lengths, unpack
 from ..core._utils import factory
 
 __all__ = ["SLICE_SIZE", "make_datamodule", "predict", "evaluate", "score_test_split"]
@@ -48,6 +48,8 @@ def make_datamodule(spec: dict):
 def predict(model: nn.Module, batch) -> tuple[Tensor, Tensor]:
     """``(logits, y)`` of one data-module batch; RNNs get ``[B, T, F]`` and the lengths, like the Lightning module."""
     x, lengths, y = unpack(batch, factory(model).get("device"))  # a loader's CPU batch, for a model anywhere
+    if not takes_lengths(model):  # (x, y, other) is read as (x, lengths, y): scored against `other`, without a word
+        check_lengths(lengths, x, "batch")
     return call_model(model, x, lengths), y
 
 

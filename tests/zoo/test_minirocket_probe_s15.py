@@ -88,8 +88,9 @@ def test_load_aeon_checks_the_arrays_lengths():
         ((n_ch, ch_idx, dil, per, biases[:-3]), r"expected 168 biases \(num_features\), got 165"),
         ((n_ch, ch_idx, dil, per, np.concatenate([biases, biases])), r"expected 168 biases \(num_features\), got 336"),
         ((n_ch, ch_idx, dil[:1], per, biases), r"aeon's dilations .* differ from this network's"),
-        ((n_ch.astype(float), ch_idx, dil, per, biases), r"expected aeon's 5-tuple of 1-d arrays"),
-        ((n_ch[:, None], ch_idx, dil, per, biases), r"expected aeon's 5-tuple of 1-d arrays"),
+        ((n_ch.astype(float), ch_idx, dil, per, biases), r"expected aeon's 5-tuple of 1-d arrays .*got channels: "
+                                                         r"float64 \(168,\), indices: int32"),
+        ((n_ch[:, None], ch_idx, dil, per, biases), r"expected aeon's 5-tuple of 1-d arrays .*channels: int32 \(168, 1\)"),
     ]
     for given, match in cases:
         with pytest.raises(ValueError, match=r"parameters: " + match):
@@ -97,6 +98,8 @@ def test_load_aeon_checks_the_arrays_lengths():
     assert torch.equal(net.weight, before[0]) and torch.equal(net.biases, before[1])  # nothing half-loaded
     net.load_aeon((n_ch, ch_idx, dil, per, biases))
     assert bool(net.fitted)
+    again = _net().load_aeon(np.array([n_ch, ch_idx, dil, per, biases], dtype=object))  # np.save/np.load gives this
+    assert torch.equal(again.weight, net.weight) and torch.equal(again.biases, net.biases)
 
 
 def test_load_aeon_names_an_unfitted_transformer_and_reads_a_fitted_classifier():

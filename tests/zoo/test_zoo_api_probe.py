@@ -125,6 +125,8 @@ def test_vgg_and_fcn_widths_are_checked_and_numpy_ints_taken():
     ("lite", {"sep_kernels": (19, 2.0)}, "sep_kernels"), ("lite", {"kernels": (), "fixed": False}, "kernels"),
     ("inception_time", {"kernels": (39, 0)}, "kernels"), ("inception_time", {"filters": 2.5}, "filters"),
     ("inception_time", {"depth": 0}, "depth"), ("inception_time", {"bottleneck": -1}, "bottleneck"),
+    ("inception_time", {"bottleneck": 0.0}, "bottleneck"), ("lite", {"kernels": 9}, "kernels"),
+    ("lite", {"kernels": None}, "kernels"),
 ])
 def test_time_series_and_resnet_kernels_and_widths_are_named(arch, kw, arg):
     # each failed in torch before: a shape mismatch at the residual sum (an even kernel), oneDNN's "could not create
@@ -138,7 +140,9 @@ def test_the_kernels_the_checks_let_through_still_build():
     x = torch.randn(2, 1, 64)
     assert nv.create_model("resnet1d", kernels=(8, 5), widths=np.array([4, 8])).eval()(x).shape == (2, 2)
     assert nv.create_model("lite", kernels=(), filters=4).eval()(x).shape == (2, 2)  # the fixed filters alone
-    assert nv.create_model("inception_time", bottleneck=0, depth=1, filters=4).eval()(x).shape == (2, 2)
+    for none in (0, np.int64(0), False, None):  # no bottleneck, as bool(bottleneck) read them
+        net = nv.create_model("inception_time", bottleneck=none, depth=1, filters=4, in_channels=2)
+        assert isinstance(net.inception[0].bottleneck, torch.nn.Identity)
     assert nv.create_model("resnet18_cifar", stem_kernel=4, widths=(4, 4, 4, 4)).eval()(
         torch.randn(2, 3, 8, 8)).shape == (2, 10)
     with pytest.raises(ValueError, match=r"^depths: resnet18_cifar is ResNet-18"):  # "multiple values" before

@@ -80,12 +80,17 @@ def _as_int(v) -> int | None:
         return None
 
 
-
 def _aeon_source(parameters):
     """What :meth:`MiniRocket.load_aeon` reads: ``parameters``, or the transformer a fitted aeon
     ``MiniRocketClassifier`` (or ``MiniRocketRegressor``) holds, which has no parameters of its own."""
     inner = getattr(parameters, "_transformer", None)
     return inner if inner is not None and not hasattr(parameters, "parameters") else parameters
+
+
+def _shape_of(a) -> str:
+    a = np.asarray(a, dtype=object) if isinstance(a, (list, tuple)) else a
+    return f"{a.dtype} {tuple(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+
 
 class MiniRocket(nn.Module):
     """MiniRocket's transform over ``[B, C, T]`` series of length ``input_length``, with a linear head.
@@ -253,6 +258,8 @@ class MiniRocket(nn.Module):
         (``source.parameters`` where it has them), checked against this network's dilations and features: a
         transformer not fitted was a bare "cannot unpack" TypeError, arrays of other lengths a torch shape error."""
         arrays = getattr(source, "parameters", source)
+        if isinstance(arrays, np.ndarray) and arrays.dtype == object and arrays.ndim == 1:  # np.save/np.load of it
+            arrays = list(arrays)
         if not isinstance(arrays, (tuple, list)) or len(arrays) != 5:
             if isinstance(arrays, (tuple, list)):
                 what = f"a {len(arrays)}-{type(arrays).__name__}"
@@ -270,8 +277,9 @@ class MiniRocket(nn.Module):
         except (TypeError, ValueError):  # ragged: numpy refuses the array
             ok = False
         if not ok:
+            shown = [f"{n}: {_shape_of(a)}" for n, a in zip(("channels", "indices", "dilations", "features", "biases"), arrays)]
             raise ValueError("parameters: expected aeon's 5-tuple of 1-d arrays (integers, the biases numbers), got "
-                             f"{[type(a).__name__ for a in arrays]}")
+                             f"{', '.join(shown)}")
         if [int(d) for d in dilations] != self.dilations or [int(c) for c in per] != self.per_dilation:
             raise ValueError(f"parameters: aeon's dilations {list(dilations)} x {list(per)} differ from this "
                              f"network's {self.dilations} x {self.per_dilation} (input_length, num_features)")

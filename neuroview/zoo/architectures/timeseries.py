@@ -9,6 +9,7 @@ May import torch only.
 
 from __future__ import annotations
 
+import operator
 from typing import Sequence
 
 import torch
@@ -104,6 +105,19 @@ class InceptionModule(nn.Module):
         return self.relu(self.bn(z))
 
 
+def _bottleneck(b) -> int:
+    # 0, False or None: no bottleneck (as bool(bottleneck) read them); else an int >= 1 (a float was taken as one)
+    if b is None or b is False:
+        return 0
+    try:
+        n = None if isinstance(b, bool) else operator.index(b)  # numpy's ints too
+    except TypeError:
+        n = None
+    if n is None or n < 0:
+        raise ValueError(f"bottleneck: expected an int >= 1, or 0 (or None) for none, got {b!r}")
+    return n
+
+
 class InceptionTime(_Pooled):
     """One InceptionTime network (Ismail Fawaz et al. 2020; the paper ensembles five of these).
 
@@ -123,7 +137,7 @@ class InceptionTime(_Pooled):
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, depth: int = 6, filters: int = 32,
                  kernels: Sequence[int] = (39, 19, 9), bottleneck: int = 32, residual: bool = True):
         depth, filters, kernels = _count(depth, "depth"), _count(filters, "filters"), _counts(kernels, "kernels")
-        bottleneck = 0 if bottleneck == 0 and not isinstance(bottleneck, bool) else _count(bottleneck, "bottleneck")
+        bottleneck = _bottleneck(bottleneck)
         c_out = filters * (len(kernels) + 1)
         super().__init__(c_out, num_classes)
         modules, shortcuts, c, c_res = [], [], in_channels, in_channels
@@ -289,7 +303,8 @@ class LITE(_Pooled):
     def __init__(self, *, in_channels: int = 1, num_classes: int = 2, filters: int = 32,
                  kernels: Sequence[int] = (39, 19, 9), sep_kernels: Sequence[int] = (19, 9), fixed: bool = True):
         filters, sep_kernels = _count(filters, "filters"), _counts(sep_kernels, "sep_kernels")
-        kernels = _counts(kernels, "kernels") if len(kernels) or not fixed else []  # the fixed filters alone: allowed
+        alone = fixed and isinstance(kernels, (list, tuple)) and not kernels  # the fixed filters alone: allowed
+        kernels = [] if alone else _counts(kernels, "kernels")
         super().__init__(filters, num_classes)
         self.fixed = FixedConv1d(in_channels, _fixed_filters()) if fixed else None
         self.fixed_relu = nn.ReLU(inplace=True) if fixed else None
