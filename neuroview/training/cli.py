@@ -29,6 +29,7 @@ from .._batch import takes_lengths
 from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
+from .cli_order import reset_note, warn_reset
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import keep_earlier_checkpoints
 from .evaluated_data import evaluated_data, format_hint
@@ -79,6 +80,7 @@ class NeuroViewCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         # the command line as given: which model options the user named (_check_resume, for test/validate/predict)
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, (dict, Namespace)) else None
+        warn_reset(self._argv)  # --data.init_args.path X --config RUN/config.yaml: X replaced by the run's file
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else self.config
@@ -101,9 +103,10 @@ class NeuroViewCLI(LightningCLI):
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
         if sub != "fit" and cfg is not None and not cfg.get("ckpt_path") and not cfg.model.get("init_weights"):
+            order = reset_note(getattr(self, "_argv", None), ("ckpt_path", "model.init_weights"))  # given, then reset
             raise ValueError(f"ckpt_path: `neuroview {sub}` scores a trained model: pass --ckpt_path FILE (last: the run's "
                              "last.ckpt, best: its best-*.ckpt) or --model.init_weights FILE; without either it would "
-                             "score the untrained network")
+                             "score the untrained network" + order)
         ckpt = _checkpoint_file(cfg, sub) if cfg is not None else None
         if ckpt is None:
             return

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
-__all__ = ["absolute_paths", "datamodule_for", "data_module", "read_evaluated_like"]
+__all__ = ["absolute_paths", "datamodule_for", "data_module", "explained_data", "format_options_hint",
+           "read_evaluated_like"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
@@ -49,6 +51,62 @@ def data_module(data: str, trained_on: dict | None = None):
     if not data.lstrip().startswith("{"):
         read_as_trained(dm, trained_on)
     return dm
+
+
+def explained_data(make, data: str, trained_on: dict | None, split: str = "test"):
+    """``neuroview explain --data``'s data module, read as ``neuroview test``/``predict`` read a file (``make``: the
+    module of a name, path or JSON spec, built with its defaults): a file that is not the model's training data
+    (``trained_on``) is read whole (:func:`~neuroview.data.splits.whole_files`), with no validation split unless
+    ``split`` is ``val`` (explain reads none otherwise; a 9-series file was refused for one it could not carve);
+    the training file is carved as ``fit`` carved it, and data of a model that names none by the module's defaults. A JSON spec's own options stand, except a reading option
+    (``READ_AS``; for the training file, its carve) other than the model's, which is refused by name."""
+    from ..data.read_as import READ_AS, SAME_DATA, _same_data, read_as_trained  # noqa: PLC0415
+    from ..data.splits import folds_of, whole_files  # noqa: PLC0415
+
+    spec = (trained_on or {}).get("data_module", trained_on) if isinstance(trained_on, dict) else None
+    dm = make(data)
+    given = json.loads(data) if data.lstrip().startswith("{") else None  # make() refused a malformed one by name
+    named = set(given.get("init_args") or {}) if isinstance(given, dict) else set()
+    known = isinstance(spec, dict) and "class_path" in spec
+    own = known and _same_data(dm, spec, spec.get("init_args") or {})
+    if known and not own and not named & {"test_fraction", "test_path"}:  # a file of new series: every one explained
+        with whole_files():
+            dm = make(data)
+    before = {k: getattr(dm, k) for k in named if hasattr(dm, k)}
+    changed = read_as_trained(dm, trained_on)
+    kept = {k: before[k] for k in changed if k in before}  # the spec's own: its file's format, its validation split
+    clash = {k: v for k, v in kept.items() if k in READ_AS or (own and k in SAME_DATA)}
+    if clash:  # the network reads its series one way only, and its training file carved otherwise tests training series
+        detail = "; ".join(f"{k} {v!r} given, {changed[k]!r} in the model's training data"
+                           for k, v in sorted(clash.items()))
+        raise ValueError(f"--data: {detail}: `neuroview explain` reads data as the model's own was (other numbers, or "
+                         "training series explained as unseen, otherwise); drop those options from the spec")
+    if known and not own and split != "val" and not named & {"val_fraction", "val_fold"}:
+        # explain reads no validation split: none carved (where the data may be the model's own, its training split
+        # stays as fit carved it: its statistics normalize the series)
+        kept |= {"val_fraction": 0.0, "val_fold": None}
+    for k, v in kept.items():
+        if hasattr(dm, k):
+            setattr(dm, k, v)
+            if hasattr(dm, "hparams") and k in dm.hparams:  # what report.json and a later spec of it read
+                dm.hparams[k] = v
+    if hasattr(dm, "val_folds"):
+        dm.val_folds = folds_of(dm.val_fraction, getattr(dm, "val_fold", None))
+    return dm
+
+
+def format_options_hint(data: str | None, message: str) -> str:
+    """Where an error about ``explain --data FILE`` asks for an option of the file's data module (``pass header=true``),
+    how to give it: ``explain`` takes no ``--data.init_args.*``, but a JSON data-module spec; ``""`` otherwise."""
+    kind = _PATHS.get(Path(data).suffix) if data and not data.lstrip().startswith("{") else None
+    asked = re.search(r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)=([^\s,;)]+)", message)
+    width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
+    if kind is None or (asked or width) is None:
+        return ""
+    key, value = asked.groups() if asked else ("channels", width.group(1))  # a CSV's channels a row: its own option
+    value = value if re.fullmatch(r"true|false|null|-?[0-9.]+", value) else json.dumps(value.strip("'\""))
+    spec = f'{{"class_path": "neuroview.data.{kind}", "init_args": {{"path": {json.dumps(data)}, "{key}": {value}}}}}'
+    return f" (`neuroview explain` takes a file's options in a JSON data-module spec: --data '{spec}')"
 
 
 def absolute_paths(data) -> None:

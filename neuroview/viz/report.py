@@ -39,15 +39,21 @@ __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
 
 
 # ---------------------------------------------------------------------- command line
+EXAMPLE_SPEC = '{"class_path": "neuroview.data.CsvDataModule", "init_args": {"path": "new.csv", "header": true}}'
 DATA_HELP = ("digits | mnist1d | a UCR/UEA set aeon ships (GunPoint, ItalyPowerDemand, BasicMotions, JapaneseVowels, "
              "ArrowHead, OSULeaf, ACSF1, PickupGestureWiimoteZ, UnitTest) | PATH.npz | PATH.csv or .tsv (one series a row, "
-             "the label first) | mnist:ROOT | cifar10:ROOT")
+             "the label first) | mnist:ROOT | cifar10:ROOT | a JSON data-module spec, for a file's options: '"
+             + EXAMPLE_SPEC + "'")
 
 
 def data_module(spec: str):
     """A :mod:`neuroview.data` module from a short name (see ``DATA_HELP``); offline sets need no ROOT."""
     from .. import data as D  # noqa: PLC0415 - Lightning is slow to import
 
+    if spec.lstrip().startswith("{"):  # a file's format (header, channels, ...): argparse has no --data.init_args.*
+        from ..training.data_arg import datamodule_for  # noqa: PLC0415 - neuroview.data classes only, as fit's
+
+        return datamodule_for(spec)
     if spec == "digits":
         return D.DigitsDataModule()
     if spec == "mnist1d":
@@ -203,15 +209,16 @@ def _check_explainable(model: nn.Module, name: str) -> None:
                          "use its NeuroView variant (nv_*)")
 
 
-def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module) -> tuple[object, str]:
+def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module,
+                 split: str = "test") -> tuple[object, str]:
     """``(data module, its name)``: ``--data`` when given (read as ``trained_on`` was: its ``normalize``
-    and ``resample``, and a file of its own module in its format), else what the checkpoint was trained on, else the offline set the model's input fits."""
+    and ``resample``, and a file of its own module in its format; a file that is not the model's training data read
+    whole, as ``neuroview test``/``predict`` read it, with no validation split unless ``split`` is ``val``), else what
+    the checkpoint was trained on (carved as ``fit`` carved it), else the offline set the model's input fits."""
     if spec:  # read as the model's own training data was (normalize, resample, a file's format), not by the defaults
-        from ..data.read_as import read_as_trained  # noqa: PLC0415
+        from ..training.data_arg import explained_data  # noqa: PLC0415
 
-        dm = data_module(spec)
-        read_as_trained(dm, trained_on)
-        return dm, spec
+        return explained_data(data_module, spec, trained_on, split), spec
     if trained_on:
         from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
 
@@ -254,6 +261,50 @@ def _report_baseline(model: nn.Module, dm, other: bool, trained_on: dict | None,
     return "auto", None
 
 
+def _file_rows(dm, split: str, index) -> list[int] | None:
+    """The file's row of each explained sample (``dm.test_rows``: a file scored whole, or the test split a
+    ``test_fraction`` carved from it), as ``neuroview predict`` writes them; None for another split or data that
+    names none (a test split of its own: its rows in order, ``split_index``)."""
+    rows = getattr(dm, "test_rows", None) if split == "test" else None
+    return None if rows is None else [int(rows[int(i)]) for i in index]
+
+
+def _add_file_rows(out: Path, rows: list[int] | None) -> None:
+    """``file_index`` (``rows``) beside ``split_index`` in ``predictions.csv`` and beside ``sample_indices`` in
+    ``report.json``: a carve's split_index 0, 1, 2 read as the file's first rows, which they are not."""
+    if rows is None:
+        return
+    import csv  # noqa: PLC0415
+
+    from ..attribution.export import write_csv, write_json  # noqa: PLC0415
+
+    with open(out / "predictions.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    write_csv(out / "predictions.csv", [_after(r, "split_index", "file_index", rows[i]) for i, r in enumerate(table)])
+    meta = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    write_json(out / "report.json", _after(meta, "sample_indices", "file_index", rows))
+
+
+def _after(d: dict, after: str, key: str, value) -> dict:
+    """``d`` with ``key: value`` placed right after ``after`` (predict's column order: split_index, file_index)."""
+    out = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == after:
+            out[key] = value
+    return out
+
+
+def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``p``'s arguments; ``--data.init_args.header true``, as fit takes it, is told how explain takes a file's options."""
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        given = next((u.split("=", 1)[0] for u in unknown if u.startswith("--data.")), None)
+        p.error(f"{given}: `neuroview explain` takes no --data.* options; give a file's options in a JSON data-module "
+                f"spec, e.g. --data '{EXAMPLE_SPEC}'" if given else f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="neuroview explain",
@@ -280,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder to write; must be empty or new unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    args = _parse(p, argv)
     for option, value, least in (("--samples", args.samples, 1), ("--batch-size", args.batch_size, 1),
                                  ("--examples", args.examples, 0), ("--gallery-samples", args.gallery_samples, 1),
                                  ("--dpi", args.dpi, 1)):
@@ -299,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_out(Path(args.out), args.overwrite)
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])
-        dm, spec = resolve_data(args.data, trained_on, model)
+        dm, spec = resolve_data(args.data, trained_on, model, args.split)
         from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
 
         # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's (both lists named)
@@ -317,13 +368,17 @@ def main(argv: list[str] | None = None) -> int:
         about |= {"data": spec, "split": args.split, "read_as": read_options(dm)} | _data_file(dm)
         base, words = _report_baseline(model, dm, bool(args.data), trained_on, args.no_gallery)
         about |= {"baseline": words} if words else {}
-        files = write_report(model, x, y, args.out, lengths=lengths, class_names=dm.class_names,
-                             examples=args.examples, overwrite=args.overwrite, progress=not args.no_progress,
-                             batch_size=args.batch_size, about=about, dpi=args.dpi,
+        # a CNN reads padded series whole (check_reads refused those it cannot): its lengths are no input to explain
+        files = write_report(model, x, y, args.out, lengths=lengths if is_rnn(model) else None,
+                             class_names=dm.class_names, examples=args.examples, overwrite=args.overwrite,
+                             progress=not args.no_progress, batch_size=args.batch_size, about=about, dpi=args.dpi,
                              gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples,
                              sample_indices=index, baseline=base)
+        _add_file_rows(Path(args.out), _file_rows(dm, args.split, index))
     except (ValueError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...
-        print(f"neuroview explain: {e}", file=sys.stderr)
+        from ..training.data_arg import format_options_hint  # noqa: PLC0415
+
+        print(f"neuroview explain: {e}{format_options_hint(args.data, str(e))}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {args.out}; open {Path(args.out) / 'index.html'}")
     return 0
