@@ -11,6 +11,7 @@ import io
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -60,7 +61,8 @@ def _text_below(col: int, width: int, below: list[list[str]]) -> str:
     """Where column ``col`` (0-based, of rows ``width`` fields wide) holds text on the rows ``below`` too, every one
     that has it: a hint naming it as the label's column (the labels last, read from the first column)."""
     seen = [r[col].strip() for r in below if len(r) == width]
-    if not seen or any(not f or number(f) is not None for f in seen):
+    missing = {"na", "n/a", "nan", "null", "none", "?", "-"}  # a gap's spellings: a column of gaps holds no labels
+    if len(set(seen)) < 2 or any(not f or number(f) is not None or f.lower() in missing for f in seen):
         return ""
     at = "-1 (the last column)" if col == width - 1 else str(col)
     shown = ", ".join(map(repr, dict.fromkeys(seen[:3])))
@@ -214,21 +216,31 @@ def _check_header(names: list[str], where: str) -> None:
         raise ValueError(f"path: column {j + 1} of {where}'s header is unnamed: {why}")
 
 
+#: The names pandas' ``df.to_csv(path)`` writes a named index under, as users name it (its unnamed one is refused apart).
+_INDEX_NAMES = frozenset({"id", "ids", "index", "idx", "row", "rowid", "sample", "sampleid"})
+
+
 def _check_index(names: list[str], rows: list[tuple[int, list[str]]], at: int, where: str) -> None:
-    """A named first column (not the label's) counting the rows, 0, 1, ..., N - 1 or 1, ..., N down the file, under a
-    name that is no step's (``id``, ``index``: pandas' named index, ``df.to_csv(path)``) is refused: read, the row
-    number would be step 0 of every series. A step named as one (``0``, ``t0``) is read: a first step of every series
-    that is exactly its row number is all but unheard of."""
-    first = names[0] if names else ""
-    if len(rows) < 3 or at % len(names) == 0 or number(first) is not None or re.fullmatch(r"[A-Za-z]{0,8}_?\d+", first):
+    """pandas' named index written as the first column (``df.index.name = "id"; df.to_csv(path)``), read, would be step
+    0 of every series. Refused where the column (not the label's) is named as an index (``id``, ``index``, ...) and holds
+    distinct integers, in any order (a split's rows, ``df.iloc[24:]``); warned about where a column of another name
+    (no step's, as ``0`` or ``t0`` are) counts the rows 0, 1, ... or 1, 2, ... down a file of 10 rows or more."""
+    first = names[0].strip() if names else ""
+    if len(rows) < 2 or at % len(names) == 0 or number(first) is not None:
         return
     values = [number(fields[0].strip()) if fields else None for _, fields in rows]
+    whole = all(v is not None and float(v).is_integer() for v in values)
+    fix = "write with df.to_csv(path, index=False), or drop the column"
+    if whole and re.sub("[^a-z]", "", first.lower()) in _INDEX_NAMES and len(set(values)) == len(values):
+        raise ValueError(f"path: column 1 of {where}, {first!r}, holds a distinct integer a row ({values[0]:g}, "
+                         f"{values[1]:g}, ...): pandas' index written as a column (a named index, df.to_csv(path)), "
+                         f"which would be step 0 of every series; {fix}")
     start = values[0]
-    if start not in (0, 1) or values != [start + i for i in range(len(rows))]:
-        return
-    raise ValueError(f"path: column 1 of {where}, {first!r}, counts the rows ({start:g}, {start + 1:g}, ..., "
-                     f"{start + len(rows) - 1:g}): pandas' index written as a column (a named index, df.to_csv(path)), "
-                     "which would be step 0 of every series; write with df.to_csv(path, index=False), or drop the column")
+    if (len(rows) >= 10 and whole and start in (0, 1) and values == [start + k for k in range(len(rows))]
+            and not re.fullmatch(r"[A-Za-z]{0,8}_?\d+", first)):
+        warnings.warn(f"path: column 1 of {where}, {first!r}, counts the rows ({start:g}, {start + 1:g}, ..., "
+                      f"{start + len(rows) - 1:g}): read as step 0 of every series; if it is pandas' index, {fix}",
+                      UserWarning, stacklevel=5)
 
 
 def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,

@@ -7,6 +7,7 @@ libraries; nothing else from neuroview.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -130,15 +131,16 @@ class NpzDataModule(ArrayDataModule):
 
 
 def _check_keys(arrays: dict, name: str) -> None:
-    """A key that looks like one the module reads (``X_Test``, ``Xtest``, ``length``) refused by name, with that key:
-    such a file left a fifth of ``X`` carved as the test split, or read the zero padding as steps, without a word.
-    Other keys (``classes``, ``meta``: a user's own record) are warned about as unread."""
-    import difflib  # noqa: PLC0415
+    """A key that is a key the module reads but for case, underscores or a plural's ``s`` (``X_Test``, ``Xtest``,
+    ``length``) refused by name, with that key: such a file left a fifth of ``X`` carved as the test split, or read
+    the zero padding as steps, without a word. Other keys (``classes``, ``y_names``, ``X_std``: a user's own record)
+    are warned about as unread."""
+    def plain(k: str) -> str:
+        return re.sub("[^a-z]", "", k.lower()).replace("lengths", "length")
 
+    known = {plain(k): k for k in KEYS}
     unknown = sorted(k for k in arrays if k not in KEYS)
-    lower = {k.lower(): k for k in KEYS}
-    near = {k: difflib.get_close_matches(k.lower(), lower, n=1, cutoff=0.6) for k in unknown}
-    typos = [f"{k!r} (did you mean {lower[m[0]]!r}?)" for k, m in near.items() if m]
+    typos = [f"{k!r} (did you mean {known[plain(k)]!r}?)" for k in unknown if plain(k) in known]
     if typos:
         raise ValueError(f"path: {name} holds keys NpzDataModule does not read: {', '.join(typos)}; it reads "
                          f"{', '.join(KEYS)} (found {sorted(arrays)}); rename each key to the one it stands for")

@@ -83,9 +83,22 @@ def same_file(a, b) -> bool:
     try:
         if os.path.realpath(str(a)) == os.path.realpath(str(b)):
             return True
-        return os.path.isfile(str(a)) and os.path.isfile(str(b)) and filecmp.cmp(str(a), str(b), shallow=False)
+        if not (os.path.isfile(str(a)) and os.path.isfile(str(b))):
+            return False
+        return filecmp.cmp(str(a), str(b), shallow=False) or _same_npz_series(str(a), str(b))
     except (OSError, TypeError, ValueError):
         return False
+
+
+def _same_npz_series(a: str, b: str) -> bool:
+    """Whether two ``.npz`` files hold the same training series and labels (``X``, ``y``), value for value: the
+    training file saved again (``np.savez_compressed``, other keys beside) is the training data, as its copy is."""
+    if not (a.endswith(".npz") and b.endswith(".npz")):
+        return False
+    import numpy as np  # noqa: PLC0415
+
+    with np.load(a, allow_pickle=False) as fa, np.load(b, allow_pickle=False) as fb:
+        return all(k in fa and k in fb and fa[k].shape == fb[k].shape and np.array_equal(fa[k], fb[k]) for k in ("X", "y"))
 
 
 def _same_data(dm, spec: dict, args: dict) -> bool:

@@ -29,9 +29,15 @@ def _options(argv: list[str]) -> list[tuple[int, str, str | None]]:
     return out
 
 
+#: Options that are one dict (not a group of options): a config naming them replaces the whole dict, given keys too.
+_DICTS = ("model_kwargs",)
+
+
 def _sets(path: str, key: str) -> bool:
     """Whether the YAML config ``path`` names the dotted ``key`` (``data.init_args.path``; ``data.path`` too, as
-    jsonargparse reads it into ``init_args``), at its top or under a sub-command's key."""
+    jsonargparse reads it into ``init_args``), at its top or under a sub-command's key; or replaces it whole: a part
+    of it set to a value that is no mapping (``data: neuroview.data.NpzDataModule``, its ``init_args`` made anew), or a
+    dict option of :data:`_DICTS` set at all (``model_kwargs: {batched: auto}`` drops a ``members`` given before)."""
     try:
         with open(path, encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
@@ -40,12 +46,15 @@ def _sets(path: str, key: str) -> bool:
     if not isinstance(cfg, dict):
         return False
     for node in (cfg, *(v for k, v in cfg.items() if k in ("fit", "validate", "test", "predict"))):
-        for part in key.split("."):
+        parts = key.split(".")
+        for n, part in enumerate(parts):
             if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
                 node = node["init_args"]
             if not isinstance(node, dict) or part not in node:
                 break
             node = node[part]
+            if n < len(parts) - 1 and (not isinstance(node, dict) or part in _DICTS):
+                return True  # replaced whole: a class path (new init_args), or a dict option
         else:
             return True
     return False

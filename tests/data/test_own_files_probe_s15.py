@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from neuroview.data import CsvDataModule, NpzDataModule
+from neuroview.data.delimited import read_series
 
 torch.set_num_threads(1)
 
@@ -65,8 +66,10 @@ def test_an_npz_of_known_keys_only_still_reads(tmp_path):
 
 def test_an_npz_key_unlike_any_it_reads_is_warned_about_and_the_file_read(tmp_path):
     x, y = _xy()
-    np.savez(tmp_path / "meta.npz", X=x, y=y, classes=np.array(["cat", "dog", "eel"]), meta=np.arange(3))
-    with pytest.warns(UserWarning, match=r"path: meta.npz holds arrays NpzDataModule does not read: 'classes', 'meta'"):
+    np.savez(tmp_path / "meta.npz", X=x, y=y, classes=np.array(["cat", "dog", "eel"]), meta=np.arange(3),
+             y_names=np.array(["cat", "dog", "eel"]), X_std=np.ones(3), lengths_train=np.full(30, 20))  # near names too
+    with pytest.warns(UserWarning, match=r"path: meta.npz holds arrays NpzDataModule does not read: 'X_std', 'classes', "
+                                         r"'lengths_train', 'meta', 'y_names'"):
         dm = NpzDataModule(str(tmp_path / "meta.npz"), val_fraction=0.0)
         dm.setup()
     assert dm.split_sizes() == {"train": 24, "test": 6}  # a user's own record beside X and y is no error
@@ -77,23 +80,32 @@ def test_a_named_index_column_counting_the_rows_is_refused(tmp_path):
     x, y = _xy()
     head = ["id", "label", *(f"t{i}" for i in range(20))]
     path = _csv(tmp_path / "named.csv", x, np.array(["cat", "dog", "eel"])[y], head=head, index=0)
-    with pytest.raises(ValueError, match=r"path: column 1 of named.csv, 'id', counts the rows \(0, 1, \.\.\., 29\): "
-                                         r"pandas' index .*df.to_csv\(path, index=False\)"):
+    with pytest.raises(ValueError, match=r"path: column 1 of named.csv, 'id', holds a distinct integer a row \(0, 1, "
+                                         r"\.\.\.\): pandas' index .*df.to_csv\(path, index=False\)"):
         CsvDataModule(str(path), label_column="label", val_fraction=0.0).setup()  # before: read, ids as step 0
     one = _csv(tmp_path / "one.csv", x, y, head=["index", "label", *map(str, range(20))], index=1)  # 1, ..., N too
-    with pytest.raises(ValueError, match=r"column 1 of one.csv, 'index', counts the rows \(1, 2, \.\.\., 30\)"):
+    with pytest.raises(ValueError, match=r"column 1 of one.csv, 'index', holds a distinct integer a row \(1, 2"):
         CsvDataModule(str(one), label_column=1, header=True, val_fraction=0.0).setup()
+    order = np.random.default_rng(0).permutation(30)  # a split's rows (train_test_split): an index in any order
+    rows = [[str(k), str(c), *map(str, r)] for k, r, c in zip(order + 7, x[:, 0], y)]
+    (tmp_path / "split.csv").write_text(",".join(head) + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"column 1 of split.csv, 'id', holds a distinct integer a row"):
+        CsvDataModule(str(tmp_path / "split.csv"), label_column="label", val_fraction=0.0).setup()
 
 
-def test_a_first_step_named_as_a_step_or_not_counting_the_rows_is_read(tmp_path):
+def test_a_first_step_named_as_a_step_or_not_an_index_is_read(tmp_path):
     x, y = _xy()
     x[:, 0, 0] = np.arange(30)  # a first step that is the row number, under a step's name: read as it is
     path = _csv(tmp_path / "steps.csv", x[:, :, 1:], y, head=["t0", "label", *(f"t{i}" for i in range(1, 20))], index=0)
-    dm, _ = _setup(CsvDataModule(str(path), label_column="label", val_fraction=0.0, normalize=False, test_fraction=0.2))
-    assert dm.in_channels == 1 and dm.max_len == 20
-    shuffled = _csv(tmp_path / "ids.csv", x[:, :, 1:], y, head=["id", "label", *(f"t{i}" for i in range(1, 20))], index=5)
-    dm, _ = _setup(CsvDataModule(str(shuffled), label_column="label", val_fraction=0.0))  # 5, 6, ...: not 0 or 1
-    assert dm.max_len == 20
+    dm, said = _setup(CsvDataModule(str(path), label_column="label", val_fraction=0.0, normalize=False, test_fraction=0.2))
+    assert dm.in_channels == 1 and dm.max_len == 20 and not [s for s in said if "counts the rows" in s]
+    count = _csv(tmp_path / "count.csv", x[:, :, 1:], y, head=["count", "label", *(f"t{i}" for i in range(1, 20))],
+                 index=0)  # another name counting 30 rows: read, and said
+    dm, said = _setup(CsvDataModule(str(count), label_column="label", val_fraction=0.0))
+    assert dm.max_len == 20 and [s for s in said if s.startswith("path: column 1 of count.csv, 'count', counts the rows")]
+    small = _csv(tmp_path / "hours.csv", x[:3, :, 1:], y[:3], head=["hour 0", "label", *(f"t{i}" for i in range(1, 20))],
+                 index=0)  # three rows whose counts start 0, 1, 2: no evidence of an index, nothing said
+    assert read_series(small, label_column="label")[0][0].shape == (1, 20)
 
 
 # ----------------------------------------------------------------- 3: the training file again as a held-out split
@@ -152,6 +164,11 @@ def test_a_label_in_the_last_column_names_label_column_not_a_header(tmp_path):
         CsvDataModule(str(path), val_fraction=0.0, header=True).setup()
     dm, _ = _setup(CsvDataModule(str(path), val_fraction=0.0, label_column=-1))
     assert dm.class_names == ["cat", "dog", "eel"]
+    gaps = tmp_path / "na.csv"  # a column of gaps written NA holds no labels: no such hint (a review)
+    gaps.write_text("a,1.0,2.0,NA,3.0\nb,1.5,2.5,NA,3.5\na,1.1,2.1,NA,3.1\nb,1.2,2.2,NA,3.3\n")
+    with pytest.raises(ValueError, match=r"column 4: expected a number, got 'NA'") as e:
+        read_series(gaps)
+    assert "label_column" not in str(e.value)
 
 
 def test_a_header_row_still_names_header_true(tmp_path):

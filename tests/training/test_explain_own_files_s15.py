@@ -77,6 +77,10 @@ def test_explain_of_the_training_file_keeps_fit_s_carve_and_names_its_rows(run):
     assert [int(r["file_index"]) for r in rows] == test.tolist()  # split_index 0, 1, ... are not the file's rows
     assert [r["true"] for r in rows] == list(NAMES[y][test])
     assert json.loads((tmp / "own_out" / "report.json").read_text())["file_index"] == test.tolist()
+    resaved = tmp / "resaved.npz"  # the training file saved again (other bytes, the same series): carved as fit did
+    np.savez_compressed(resaved, **dict(np.load(tmp / "train.npz")))
+    assert _explain(ckpt, tmp / "resaved_out", "--data", str(resaved)) == 0
+    assert [int(r["file_index"]) for r in _rows(tmp / "resaved_out")] == test.tolist()  # all 30 explained as new before
 
 
 def _csv(path: Path, n: int, seed: int, header: bool) -> np.ndarray:
@@ -143,3 +147,14 @@ def test_explain_of_a_cnn_on_padded_series_does_not_warn_of_lengths_it_does_not_
     recwarn.clear()
     assert _explain(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), tmp_path / "out") == 0
     assert not [w for w in recwarn if "does not use lengths" in str(w.message)]
+
+
+def test_a_config_that_replaces_an_option_whole_counts_as_setting_it_again(tmp_path):
+    # a dict option set at all, or a class path with no init_args, replaces what was given before it (a review)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  model_kwargs:\n    batched: auto\ndata: neuroview.data.NpzDataModule\ntrainer:\n  max_steps: 5\n")
+    argv = ["fit", "--model.model_kwargs.members", "1", "--data.init_args.path", "a.npz", "--trainer.max_epochs", "3",
+            "--config", str(cfg)]
+    assert reset_by_config(argv, "model.model_kwargs.members") == str(cfg)
+    assert reset_by_config(argv, "data.init_args.path") == str(cfg)
+    assert reset_by_config(argv, "trainer.max_epochs") is None  # a group of options: merged, max_epochs kept
