@@ -186,6 +186,7 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
                         "path": row["path"], "seconds": row["sparsify_seconds"], "max_k90": row.get("max_k90"),
                         "max_k90_steps": row.get("max_k90_steps"),
                         "k90_quantile": row.get("k90_quantile", 0.5), "finetune": row.get("finetune", 0),
+                        "finetune_epochs_kept": row.get("finetune_epochs_kept"),  # the budget may keep fewer
                         "finetune_mode": row.get("finetune_mode"), "max_units_per_class": row.get("max_units_per_class"),
                         "max_steps_per_class": row.get("max_steps_per_class")}})
     _merge_metrics(name, _readable(row["dense"]))

@@ -93,9 +93,12 @@ def _refusal(e: BaseException) -> str | None:
     text = str(e)
     if not text.startswith("Does not validate against any of the Union subtypes") or "Errors:" not in text:
         return None
-    items = [line.strip()[2:] for line in text.split("Errors:", 1)[1].splitlines()
-             if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line]
-    return "; ".join(items) or None
+    lines = [line for line in text.split("Errors:", 1)[1].splitlines() if line.strip().startswith("- ")]
+    top = min((len(line) - len(line.lstrip()) for line in lines), default=0)  # its items, not their sub-lists
+    items = [line.strip()[2:] for line in lines if len(line) - len(line.lstrip()) == top
+             and "Expected a <class 'NoneType'>" not in line]
+    own = [i for i in items if not i.startswith("Not a valid subclass of")]  # a callback's own refusal, then this
+    return "; ".join(own or items) or None
 
 
 def _raised_here(e: BaseException) -> bool:

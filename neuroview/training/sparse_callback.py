@@ -21,10 +21,12 @@ May import Lightning, torch, ``neuroview._io``, :mod:`.sparsify` and ``neuroview
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
@@ -65,7 +67,15 @@ class Sparsify(pl.Callback):
         self.max_k90, self.max_k90_steps, self.k90_quantile = max_k90, max_k90_steps, k90_quantile
         self.options = {"max_units_per_class": max_units_per_class, "max_steps_per_class": max_steps_per_class, "distill": distill}
         self._fitted = None  # (network, its head's weight) as this callback fitted them
+        self._dense = None  # (the dense network it was fitted from, that network's state then)
         self._files: dict[Path, tuple[Path, Path]] = {}  # the files this run wrote, per folder: its own to replace
+        self._token, self._trainer_id = uuid.uuid4().hex, None  # this run's mark in its sparse_path.json (a spawn's too)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # a test or predict may load a checkpoint (a dense head, shaped as the network before sparsify: an Ensemble's
+        # or a shared-steps RNN's keys differ from the sparse copy's): the dense network goes back before it loads
+        if stage in ("test", "predict") and self._fitted is not None and getattr(pl_module, "model", None) is self._fitted[0]:
+            pl_module.model = self._dense[0]
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # a network sparsify refuses, the options of an RNN only on a CNN: refused before the fit, not after it
@@ -89,6 +99,8 @@ class Sparsify(pl.Callback):
         ``test(ckpt_path=...)`` loads a dense checkpoint into it, under its stale ``sparsity_path``), else
         one :func:`_is_sparse` judges so."""
         net = getattr(pl_module, "model", None)
+        if self._dense is not None and net is self._dense[0] and _same_state(net, self._dense[1]):
+            pl_module.model = net = self._fitted[0]  # put back at setup, and no checkpoint loaded since: the same fit
         if self._fitted is not None and self._fitted[0] is net:
             return torch.equal(net.classifier.weight.detach().cpu(), self._fitted[1])
         return _is_sparse(pl_module)
@@ -109,7 +121,8 @@ class Sparsify(pl.Callback):
                                          max_k90=self.max_k90, max_k90_steps=self.max_k90_steps,
                                          k90_quantile=self.k90_quantile)
             rank_zero_info(f"Sparsify: fine-tuned {sparse.finetuned['epochs_kept']} of {self.finetune} epochs")
-        pl_module.model = sparse
+        dense, pl_module.model = pl_module.model, sparse
+        self._dense = (dense, {k: v.detach().cpu().clone() for k, v in dense.state_dict().items()})
         self._fitted = (sparse, sparse.classifier.weight.detach().cpu().clone())
         path = sparse.sparsity_path
         rank_zero_info(f"Sparsify: {path}")
@@ -117,22 +130,27 @@ class Sparsify(pl.Callback):
         if trainer.is_global_zero:
             out = Path(log_dir or trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
-            weights, record_file = self._names(out)
+            weights, record_file = self._names(out, trainer)
             state = {k: v.detach().cpu().contiguous() for k, v in sparse.state_dict().items()}
             atomic_write(weights, save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
-            record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None)}
+            record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None),
+                      "run": self._token}
             atomic_write(record_file, (json.dumps(record, indent=1) + "\n").encode())
 
-    def _names(self, out: Path) -> tuple[Path, Path]:
-        """Where this run writes in ``out``: its own files again, else ``sparse.safetensors`` / ``sparse_path.json``,
-        or, where another run's are there, the next free ``-vN`` names (as ``ModelCheckpoint``), said in a log line."""
+    def _names(self, out: Path, trainer: pl.Trainer) -> tuple[Path, Path]:
+        """Where this run writes in ``out``: its own files again (its mark in the record: a spawned test's, then
+        predict's), else ``sparse.safetensors`` / ``sparse_path.json``, or, where another run's are there, the next free
+        ``-vN`` names (as ``ModelCheckpoint``), said in a log line. Another trainer given this callback is another run."""
+        if self._trainer_id not in (None, id(trainer)):
+            self._token, self._files = uuid.uuid4().hex, {}
+        self._trainer_id = id(trainer)
         key = out.resolve()
         if key not in self._files:
             v = 0
             while True:
                 tag = f"-v{v}" if v else ""
                 names = (out / f"sparse{tag}.safetensors", out / f"sparse_path{tag}.json")
-                if not any(p.exists() for p in names):
+                if not any(p.exists() for p in names) or _run_of(names[1]) == self._token:
                     break
                 v += 1
             if v:
@@ -140,6 +158,20 @@ class Sparsify(pl.Callback):
                                f"writing {names[0].name} and {names[1].name}")
             self._files[key] = names
         return self._files[key]
+
+
+def _run_of(record: Path) -> str | None:
+    """The run mark of a ``sparse_path.json`` (None: none, or no such file)."""
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _same_state(net: nn.Module, state: dict) -> bool:
+    """Whether ``net``'s tensors are ``state``'s (no checkpoint loaded into it since)."""
+    now = net.state_dict()
+    return now.keys() == state.keys() and all(torch.equal(now[k].detach().cpu(), v) for k, v in state.items())
 
 
 def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:

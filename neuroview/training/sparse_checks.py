@@ -135,15 +135,15 @@ def check_labels(y: Tensor, num_classes: int) -> None:
                          "predicts them: pass the whole training split")
 
 
-def warn_labels(y: Tensor, num_classes: int) -> None:
-    """:func:`check_labels`'s finding as a warning (:func:`.sparse_finetune.finetune_sparse`, which trained on such
-    labels without a word): fine-tuning moves every decision toward the classes it sees. A warning, not an error:
-    a few samples of one class are a use of its own (a batch of one sample trains as any other)."""
-    try:
-        check_labels(y, num_classes)
-    except ValueError as e:
-        warnings.warn(f"{e} (nv.sparsify refuses such labels: fine-tuning on them moves every decision toward the "
-                      "classes seen)", UserWarning, stacklevel=caller_stacklevel())
+def warn_labels(seen: Tensor, num_classes: int, epochs: int) -> None:
+    """Classes the fine-tuning's batches (:func:`.sparse_finetune.finetune_sparse`, ``seen`` their labels) never held
+    in its ``epochs``, warned of: fine-tuning moves every decision toward the classes it sees (it trained on one class
+    without a word). A warning, not :func:`check_labels`'s error: a few samples of one class are a use of its own."""
+    absent = sorted(set(range(num_classes)) - set(torch.unique(seen).tolist()))
+    if absent:
+        warnings.warn(f"train: the fine-tuning's batches held no sample of class {absent} in {epochs} epoch(s) (nv.sparsify "
+                      "refuses a training split without one): every decision moved toward the classes seen",
+                      UserWarning, stacklevel=caller_stacklevel())
 
 
 def check_val(val, batches) -> None:

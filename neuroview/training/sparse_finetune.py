@@ -136,9 +136,10 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         if not _is_rnn(net):  # (x, y, other) is read as (x, lengths, y): trained on `other` as the labels
             check_lengths(lengths, x, "train")
-        x, y = x.to(device), as_labels(y, "train").to(device)
-        if seen is not None:
-            seen.append(y.detach().cpu())
+        y = as_labels(y, "train")
+        if seen is not None:  # its classes, before the copy to the device (a CPU loader's: no sync)
+            seen.append(torch.unique(y.detach()).cpu())
+        x, y = x.to(device), y.to(device)
         if single_fails and len(y) < 2:
             skipped += 1
             continue
@@ -194,7 +195,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         sparse: a NeuroView network, usually from :func:`neuroview.sparsify`; never changed.
         train: the training split: a data module of :mod:`neuroview.data` (its shuffled training
             loader) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)``, of every class of the
-            network (one class only, or none of a class, is warned of after the first pass: ``sparsify`` refuses it).
+            network (one class only, or none of a class in any of its epochs, is warned of: ``sparsify`` refuses it).
         epochs: passes over ``train`` (0: an unchanged copy). In train mode a network with
             BatchNorm skips a batch of a single sample (BatchNorm takes no statistics from one; the
             data modules' training loaders drop such a last batch), counted in
@@ -227,11 +228,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     # it trains under a caller's no_grad too; a loader's own generator g shuffles by the seed, and g is left as it was
     with own_rng(device), kept_generators(train, seed), torch.enable_grad():
         torch.manual_seed(seed)
+        seen: list = []  # the classes of its batches, over every epoch (a shuffled drop_last pass may miss a small one)
         for epoch in range(epochs):
-            seen = [] if epoch == 0 else None
             loss, skip = _epoch(net, train, opt, keep, mode, seen)
-            if seen:  # one class only, or none of a class: every decision moves toward the classes it sees
-                warn_labels(torch.cat(seen), net.num_classes)
             if not math.isfinite(loss):  # never a network of NaN weights returned as fine-tuned
                 raise ValueError(f"sparse: fine-tuning's training loss is {loss} at epoch {epoch} (lr={lr}); the network "
                                  "diverged: pass a smaller lr, or epochs=0")
@@ -245,6 +244,8 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
                 kept, last = epoch + 1, copy.deepcopy(net.state_dict())
             else:
                 kept = epoch + 1
+    if seen:  # one class only, or none of a class: every decision moved toward the classes it saw
+        warn_labels(torch.cat(seen), net.num_classes, len(losses))
     if budget and kept < len(losses):
         net.load_state_dict(last)
     net.eval()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 
+import warnings
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -18,6 +20,7 @@ import neuroview as nv
 from neuroview.data import DigitsDataModule
 from neuroview.training.module import NeuroViewModule
 from neuroview.training.sparse_callback import Sparsify
+from neuroview.training.sparsify import sparsify
 from neuroview.training.sparsify_cli import main as sparsify_main
 from neuroview.zoo.pretrained import read_manifest
 
@@ -84,6 +87,40 @@ def test_another_run_s_sparse_files_are_kept_and_the_new_ones_named(tmp_path, ca
     assert "writing sparse-v1.safetensors and sparse_path-v1.json" in caplog.text
 
 
+def test_an_ensemble_s_checkpoint_loads_after_its_test_and_the_same_weights_are_not_refitted(tmp_path, monkeypatch):
+    # the sparse copy's keys are not the dense checkpoint's (an Ensemble's global head): test(ckpt_path=...) failed in
+    # Lightning's load (a review); the dense network goes back before a checkpoint loads, and its own weights again
+    # keep the fit already made
+    import neuroview.training.sparse_callback as sc
+
+    calls = []
+    monkeypatch.setattr(sc, "sparsify", lambda *a, **k: (calls.append(1), sparsify(*a, **k))[1])
+    pl.seed_everything(0)
+    dm = DigitsDataModule(batch_size=32)
+    m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [4, 8], "members": 2})
+    ck = ModelCheckpoint(dirpath=str(tmp_path / "ck"), save_last=True)
+    tr = _trainer(tmp_path, [ck, Sparsify(max_units_per_class=3)], checkpointing=True, max_epochs=1,
+                  limit_train_batches=2, limit_val_batches=1, limit_predict_batches=1)
+    tr.fit(m, datamodule=dm)
+    tr.test(m, datamodule=dm, verbose=False)
+    tr.test(m, datamodule=dm, ckpt_path="last", verbose=False)  # the weights the fit ended with: the same sparse head
+    tr.predict(m, datamodule=dm)
+    assert len(calls) == 1 and m.model.sparsity_path is not None
+    assert int((m.model.classifier.weight != 0).sum(1).max()) <= 3
+
+
+def test_one_callback_given_to_two_trainers_keeps_the_first_run_s_files(tmp_path):
+    cb = Sparsify()
+    dm, m = _fitted()
+    _trainer(tmp_path, [cb]).test(m, datamodule=dm, verbose=False)
+    before = (tmp_path / "sparse_path.json").read_bytes()
+    assert json.loads(before)["run"]  # the run's mark: its own files are replaced, another run's kept
+    dm, m = _fitted()
+    m.model.classifier.weight.data.mul_(0.5)
+    _trainer(tmp_path, [cb]).test(m, datamodule=dm, verbose=False)  # a k-fold loop's second trainer: another run
+    assert (tmp_path / "sparse_path.json").read_bytes() == before and (tmp_path / "sparse_path-v1.json").is_file()
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(tolerance=-1), r"tolerance: expected accuracy points >= 0, got -1"),
     (dict(groups="steps"), r"groups: expected one of \('unit', 'step', 'hidden'\), got 'steps'"),
@@ -122,8 +159,8 @@ def test_sparsify_command_records_and_prints_the_fine_tuning_epochs_kept(tmp_pat
 
 
 @pytest.mark.parametrize("keep, match", [
-    (lambda y: y == 0, r"train: expected samples of at least 2 classes, got only class \[0\]"),
-    (lambda y: y != 2, r"train: expected samples of each of the network's 3 classes, got none of class \[2\]"),
+    (lambda y: y == 0, r"train: the fine-tuning's batches held no sample of class \[1, 2\] in 2 epoch\(s\)"),
+    (lambda y: y != 2, r"train: the fine-tuning's batches held no sample of class \[2\] in 2 epoch\(s\)"),
 ])
 def test_finetune_sparse_warns_of_labels_sparsify_refuses(keep, match):
     net, x, y = _small(classes=3)
@@ -131,8 +168,11 @@ def test_finetune_sparse_warns_of_labels_sparsify_refuses(keep, match):
     k = keep(y)
     # trained on them without a word (one class only: the other classes' training accuracy fell 89% -> 64%); a
     # warning, not an error: a batch of one sample is a use of its own (test_sparsify.py's bfloat16 test)
-    with pytest.warns(UserWarning, match=match + r".* \(nv.sparsify refuses such labels"):
+    with pytest.warns(UserWarning, match=match + r" \(nv.sparsify refuses a training split without one\)"):
         nv.finetune_sparse(sparse, [(x[k], y[k])], epochs=2)
+    with warnings.catch_warnings():  # every class in its batches: nothing said
+        warnings.simplefilter("error")
+        nv.finetune_sparse(sparse, [(x[k], y[k]), (x[~k], y[~k])], epochs=2)
     with pytest.raises(ValueError, match=r"train: labels must lie in \[0, 3\)"):  # out of range: refused (it was already)
         nv.finetune_sparse(sparse, [(x, y + 1)], epochs=1)
 
@@ -161,3 +201,14 @@ def test_a_tiny_distill_temperature_fits_the_dense_network_s_decisions():
     assert torch.equal(t, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))
     with pytest.raises(ValueError, match=r"distill: the dense network's probabilities at temperature 1.0 are not finite"):
         soft_targets(torch.tensor([[float("nan"), 0.0]]), 1.0)
+
+
+def test_the_command_line_shows_the_callback_s_refusal_alone():
+    # jsonargparse lists a refused callback's own message, then "Not a valid subclass of Callback" and its sub-list
+    from neuroview.cli import _refusal
+
+    text = ("Does not validate against any of the Union subtypes\nSubtypes: [...]\nErrors:\n"
+            "  - tolerance: expected accuracy points >= 0, got -1.0\n"
+            "  - Not a valid subclass of Callback. Got value: ...\n    Subclass types expected one of:\n"
+            "      - a class path (str)\n      - a dict with class_path entry\nGiven value type: <class 'dict'>")
+    assert _refusal(ValueError(text)) == "tolerance: expected accuracy points >= 0, got -1.0"
