@@ -20,6 +20,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loops.loop import _Loop
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
@@ -264,6 +265,26 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
 
 
+def _resume_at_next_epoch(trainer: pl.Trainer) -> None:
+    """A run by steps (``max_steps`` not -1) resumed from a checkpoint of an epoch's end goes on at the next epoch, as
+    Lightning resumes a run by epochs. Lightning keeps such a run's loops restarting: it re-entered the saved epoch with
+    no batch left and ran its end hooks again (EarlyStopping then found no ``train_loss_epoch`` and raised, and the
+    epoch's scheduler and plateau steps were skipped). Called in ``on_train_start``: after Lightning's ``FitLoop.reset``,
+    before the first epoch starts. A save within the epoch (its batches not all run: a ``max_steps`` stop mid-epoch
+    saves at the epoch's end hooks too) is left to Lightning, which resumes within that epoch."""
+    loop = trainer.fit_loop
+    epochs = loop.epoch_progress.current
+    if (trainer.max_steps == -1 or not loop.restarting or not loop.epoch_loop.batch_progress.is_last_batch
+            or not epochs.ready == epochs.started == epochs.processed):  # Lightning's own test of a finished epoch
+        return
+    # FitLoop's setter keeps a run by steps restarting; its parent's sets the loop and its children (private: no
+    # public way), then Lightning's own reading of a finished epoch: the stage of a run by epochs, its epoch completed
+    _Loop.restarting.fset(loop, False)
+    loop.update_restart_stage()
+    if loop.resumed_on_epoch_end:
+        loop.epoch_progress.increment_completed()
+
+
 class ResumeState:
     """Hooks of a LightningModule (a mixin ahead of it; a module's own ``on_train_epoch_start`` calls super):
     each checkpoint keeps :func:`rng_states` and the run's ``max_epochs``/``max_steps``; ``fit(ckpt_path=...)``
@@ -317,6 +338,7 @@ class ResumeState:
                                "a checkpoint saved at an epoch's end (last.ckpt is rewritten at each) resumes it exactly")
 
     def on_train_start(self) -> None:
+        _resume_at_next_epoch(self.trainer)  # first: the epoch to redraw below is the one it resumes at
         for net in (m for m in self.modules() if isinstance(m, NeuroViewCNN)):  # what the wrapper only warned of
             names = checkpointing(net.backbone)
             if names and any(p.requires_grad for p in net.backbone.parameters()):

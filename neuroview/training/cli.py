@@ -35,6 +35,7 @@ from .earlier_runs import keep_earlier_checkpoints
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
+from .schedules import drop_unused_options
 from .spawned import fit_steps
 
 __all__ = ["NeuroViewCLI", "cli_main"]
@@ -84,7 +85,7 @@ class NeuroViewCLI(LightningCLI):
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else self.config
-        _drop_unused_schedule_options(cfg.get("model"), _named_model_options(self._argv))
+        drop_unused_options(cfg.get("model"), _named_model_options(self._argv))
 
     def _parse_ckpt_path(self) -> None:
         self._check_resume()
@@ -305,26 +306,6 @@ def _named_model_options(argv: list[str] | None) -> set[str] | None:
         if a.startswith("--model."):
             named.add(a[len("--model."):].split("=", 1)[0].split(".", 1)[0])
     return named
-
-
-# the schedule options only some schedulers read: (option, the schedulers that read it, what it is)
-_SCHEDULE_ONLY = (("warmup_epochs", ("cosine",), "only 'cosine' warms up"),
-                  ("min_lr_factor", ("plateau", "train_plateau"), "the floor of the plateau schedules"))
-
-
-def _drop_unused_schedule_options(model, named: set[str] | None) -> None:
-    """A config's ``warmup_epochs``/``min_lr_factor`` (a recipe's: 1 epoch of warm-up before a cosine, a tenth of
-    the peak under train_plateau) that the scheduler named on the command line does not read is set to 0, with a
-    warning: ``--model.scheduler none`` on such a recipe runs. One the command line names too, or that the same
-    config sets beside its scheduler, stays, and ``fit`` refuses it (:func:`.schedules.check_options`)."""
-    if named is None or "scheduler" not in named or model is None:
-        return
-    for key, readers, what in _SCHEDULE_ONLY:
-        value = model.get(key)
-        if key not in named and value and model.get("scheduler") not in readers:
-            warnings.warn(f"{key}: the config's {value} is not used by --model.scheduler {model.scheduler} ({what}): "
-                          f"set to 0", UserWarning, stacklevel=2)
-            model[key] = 0.0
 
 
 def _tensorboard_available() -> bool:

@@ -81,7 +81,7 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
             for ``"plateau"``) without improvement that are tolerated (the next one cuts), the factor of a
             cut, and each rate's floor
             (times its peak). ``warmup_epochs`` other than 0 with another scheduler than ``"cosine"``,
-            and ``min_lr_factor`` with one that is no plateau schedule, are refused when ``fit`` starts.
+            and these three off their defaults with one that is no plateau schedule, are refused when ``fit`` starts.
         label_smoothing: cross-entropy label smoothing.
         l1_classifier: L1 penalty on the global classifier's weight: sparse unit/step importance. The weight
             the decision uses: with a NeuroView-RNN's ``shared_steps``, its own plus the shared part (``_weight()``).

@@ -33,7 +33,7 @@ def _number(name: str, v, lo: float, hi: float = math.inf, *, lo_open: bool = Fa
 def check_numbers(*, lr, classifier_lr, weight_decay, classifier_weight_decay, momentum, warmup_epochs,
                   plateau_patience, label_smoothing, l1_classifier, group_l1_classifier, optimizer="sgd") -> None:
     """Each numeric option of the module in its range (``classifier_lr`` and ``classifier_weight_decay`` may be None:
-    the backbone's); ``momentum`` only where the ``optimizer`` reads it (SGD)."""
+    the backbone's); ``momentum`` only where the ``optimizer`` reads it (SGD); ``plateau_patience`` an int."""
     _number("lr", lr, 0, lo_open=True)
     _number("classifier_lr", classifier_lr, 0, lo_open=True, none=True)
     if optimizer == "sgd":
@@ -44,3 +44,8 @@ def check_numbers(*, lr, classifier_lr, weight_decay, classifier_weight_decay, m
                     ("group_l1_classifier", group_l1_classifier), ("warmup_epochs", warmup_epochs),
                     ("plateau_patience", plateau_patience)):
         _number(name, v, 0)
+    # and a count of epochs (validations with 'plateau'): 2.5 was taken and ran as 2
+    patience = plateau_patience.item() if getattr(plateau_patience, "ndim", None) == 0 else plateau_patience
+    if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
+        raise ValueError(f"plateau_patience: expected an int >= 0 (epochs without improvement; validations with "
+                         f"scheduler 'plateau'), got {plateau_patience!r}")

@@ -13,8 +13,16 @@ import warnings
 
 import torch
 
-__all__ = ["warmup_cosine", "make_scheduler", "check_options", "check_plateau_args", "steps_per_epoch",
-           "schedule_steps", "PlateauAtEpochEnd"]
+__all__ = ["warmup_cosine", "make_scheduler", "check_options", "check_plateau_args", "drop_unused_options",
+           "steps_per_epoch", "schedule_steps", "PlateauAtEpochEnd", "SCHEDULE_ONLY"]
+
+_PLATEAUS = ("plateau", "train_plateau")
+# the options only some schedulers read: option -> (the schedulers that read it, the module's default, what it is); an
+# option at its default is not used (NeuroViewModule's defaults: a test compares them)
+SCHEDULE_ONLY = {"warmup_epochs": (("cosine",), 0.0, "only 'cosine' warms up"),
+                 "min_lr_factor": (_PLATEAUS, 0.0, "the floor of the plateau schedules"),
+                 "plateau_patience": (_PLATEAUS, 5, "the patience of the plateau schedules"),
+                 "plateau_factor": (_PLATEAUS, 0.5, "the cut of the plateau schedules")}
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
@@ -100,7 +108,8 @@ def check_options(hp, trainer) -> None:
     """Refuse, when ``fit`` builds its optimizer (before the first step), a run that trains nothing
     (``max_epochs``, ``max_steps`` or ``limit_train_batches`` 0: it ended at once, and its test scored the
     untrained network) and options the chosen schedule ignores: ``warmup_epochs`` (only ``"cosine"`` warms up)
-    and ``min_lr_factor`` (the floor of the plateau schedules). Warn of ``momentum`` with Adam or AdamW, which
+    and ``min_lr_factor``, ``plateau_patience`` and ``plateau_factor`` (the plateau schedules'; the last two compared
+    with their defaults). Warn of ``momentum`` with Adam or AdamW, which
     have none. The command line drops a recipe's value of these when the scheduler it names does not use it."""
     if trainer is not None:
         for name, v, expected in (("max_epochs", trainer.max_epochs, "an int >= 1 (or -1: no limit)"),
@@ -114,13 +123,34 @@ def check_options(hp, trainer) -> None:
         raise ValueError(f"warmup_epochs: only scheduler 'cosine' warms up; expected 0 with scheduler {sched!r}, got "
                          f"{hp.warmup_epochs}: drop warmup_epochs, or use scheduler "
                          f"'cosine'")
-    if hp.get("min_lr_factor", 0.0) and sched not in ("plateau", "train_plateau"):
+    if hp.get("min_lr_factor", 0.0) and sched not in _PLATEAUS:
         raise ValueError(f"min_lr_factor: the floor of the plateau schedules ('plateau', 'train_plateau'); expected 0 "
                          f"with scheduler {sched!r}, got {hp.min_lr_factor}: drop "
                          f"min_lr_factor, or use a plateau schedule")
+    for key in ("plateau_patience", "plateau_factor"):  # silently unused, and config.yaml recorded them as applied
+        _, default, what = SCHEDULE_ONLY[key]
+        if sched not in _PLATEAUS and hp.get(key, default) != default:
+            raise ValueError(f"{key}: {what} ('plateau', 'train_plateau'); expected its default {default} with "
+                             f"scheduler {sched!r}, got {hp[key]}: drop {key}, or use a plateau schedule")
     if hp.get("optimizer") in ("adam", "adamw") and hp.get("momentum", 0.9) != 0.9:
         warnings.warn(f"momentum: {hp.momentum} is ignored with optimizer {hp.optimizer!r}, which has no momentum option "
                       f"(its betas stay (0.9, 0.999)); it is SGD's (optimizer 'sgd')", UserWarning, stacklevel=2)
+
+
+def drop_unused_options(model, named: set[str] | None) -> None:
+    """A config's schedule option (:data:`SCHEDULE_ONLY`: a recipe's 1 epoch of warm-up before a cosine, its
+    ``min_lr_factor`` 0.1 and ``plateau_patience`` 50 under train_plateau) that the scheduler named on the command line
+    does not read is set to its default, with a warning: ``--model.scheduler none`` on such a recipe runs. One the
+    command line names too (``named``: the model options it names; None: all), or that the same config sets beside
+    its scheduler, stays, and ``fit`` refuses it (:func:`check_options`)."""
+    if named is None or "scheduler" not in named or model is None:
+        return
+    for key, (readers, default, what) in SCHEDULE_ONLY.items():
+        value = model.get(key)
+        if key not in named and value is not None and value != default and model.get("scheduler") not in readers:
+            warnings.warn(f"{key}: the config's {value} is not used by --model.scheduler {model.scheduler} ({what}): "
+                          f"set to {default:g}", UserWarning, stacklevel=2)
+            model[key] = default
 
 
 def check_plateau_args(plateau_factor: float, min_lr_factor: float) -> None:
