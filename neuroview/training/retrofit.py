@@ -1,13 +1,14 @@
 """Retrofit: make an already trained standard network explainable, and say what it costs.
 
-The trained network's backbone is wrapped (:func:`neuroview.core.wrap`), frozen (weights *and* BatchNorm statistics:
-it stays in eval mode), and only the global linear classifier over all unit codes (CNN) or all hidden steps (RNN) is
-fitted. Because the backbone no longer changes, its codes are computed once per training sample and the classifier is
-fitted on them: a logistic regression (mean cross-entropy plus ``weight_decay / 2 * ||W||^2``, the bias free) on the
-standardized codes, solved to convergence by full-batch L-BFGS in float64, seconds on a CPU: the result is that
-objective's optimum, whatever the number of samples or their order. The report gives the standard network's test
-accuracy, the NeuroView one's (both from one pass over the test batches), and the difference: the accuracy the exact
-explanation costs.
+The trained network's backbone is wrapped (:func:`neuroview.core.wrap`), frozen (``requires_grad=False``; the network
+comes back in eval mode: BatchNorm reads its running statistics, no dropout; ``net.train()`` turns those back on, as
+for any module, and :func:`neuroview.finetune_sparse` keeps such a backbone in eval mode), and only the global linear
+classifier over all unit codes (CNN) or all hidden steps (RNN) is fitted. Because the backbone no longer changes, its
+codes are computed once per training sample and the classifier is fitted on them: a logistic regression (mean
+cross-entropy plus ``weight_decay / 2 * ||W||^2``, the bias free) on the standardized codes, solved to convergence by
+full-batch L-BFGS in float64, seconds on a CPU: the result is that objective's optimum, whatever the number of samples
+or their order. The report gives the standard network's test accuracy, the NeuroView one's (both from one pass over
+the test batches), and the difference: the accuracy the exact explanation costs.
 
 >>> import torch, neuroview as nv
 >>> std = nv.create_model("small_cnn", widths=(8, 16)).eval()      # pretend it is trained
@@ -21,14 +22,15 @@ Command line: ``neuroview retrofit small_cnn.digits`` (a zoo entry, with its own
 the same is ``neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights <weights>
 --model.freeze_backbone true``, which trains the head by gradient steps through the backbone.
 
-May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify`` and the leaf modules; ``neuroview.data`` and
-Lightning only inside the command line's functions (``import neuroview`` imports this module).
+May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify``, ``.retrofit_checks`` and the leaf modules;
+``neuroview.data`` and Lightning only inside the command line's functions (``import neuroview`` imports this module).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import math
 import sys
@@ -40,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._batch import call_model, check_lengths, series_input, unpack
+from .._batch import call_model, check_lengths, filled, kept_generators, series_input, unpack
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
-from ..core._utils import batch_labels, factory, positive_int
+from ..core._utils import batch_labels, factory, own_rng, positive_int
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap, wrap_rnn
@@ -51,6 +53,8 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
+from .retrofit_checks import check_output, check_weights, checked_logits, without_callers_hooks
+from .retrofit_checks import num_classes_of as _num_classes
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
@@ -63,7 +67,7 @@ TOL = 1e-6
 class RetrofitResult:
     """What :func:`retrofit` gives back."""
 
-    model: nn.Module  # the NeuroView network (frozen backbone, fitted classifier), in eval mode
+    model: nn.Module  # the NeuroView network (frozen backbone, fitted classifier), in eval mode (module docstring)
     standard_acc: float | None  # the trained network's test accuracy (None without test data, or for a bare nn.RNN/LSTM/GRU)
     neuroview_acc: float | None  # the NeuroView network's test accuracy
     train_acc: float  # the NeuroView network's accuracy on the codes it was fitted on
@@ -86,22 +90,16 @@ class RetrofitResult:
                 f"cost of the explanation {self.cost:+.2f} points (on {self.test_size} test samples)")
 
 
-def _num_classes(model: nn.Module) -> int:
-    n = getattr(model, "num_classes", None)
-    if isinstance(n, int):
-        return n
-    for attr in ("fc", "classifier", "head"):
-        m = getattr(model, attr, None)
-        if isinstance(m, nn.Linear):
-            return m.out_features
-    raise ValueError(f"num_classes: could not read it from the {type(model).__name__} (no num_classes, fc, classifier or head); pass num_classes=")
-
-
-def _train_codes(net: nn.Module, train) -> tuple[Tensor, Tensor]:
-    """The training split's codes (CNN) or hidden states (RNN) ``[N, F]`` and labels, checked: at least 2 classes."""
-    feats, y = _features(net, _batches(train, "train"), "train")
+def _train_codes(net: nn.Module, standard: nn.Module, train) -> tuple[Tensor, Tensor]:
+    """The training split's codes (CNN) or hidden states (RNN) ``[N, F]`` and labels, checked: at least 2 classes;
+    and the standard network's output on the first batch, before the head is fitted (``check_output``)."""
+    batches = _batches(train, "train")
+    with kept_generators(batches), own_rng():  # as _features keeps them (the chain below hides the loader from it)
+        first = next(rest := iter(filled(batches)), None)  # a generator is read once: its first batch, handed on
+        feats, y = _features(net, itertools.chain([] if first is None else [first], rest), "train")
     if len(torch.unique(y)) < 2:
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
+    check_output(standard, net, first)  # after the codes: an input of another shape is named by their checks
     return feats, y
 
 
@@ -124,12 +122,9 @@ def _test_accuracies(standard: nn.Module, net: nn.Module, batches) -> tuple[floa
             raise ValueError("test: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
         y = batch_labels(y, len(x), net.num_classes, "test")
         right_nv += int((call_model(net, x, lengths).argmax(-1) == y).sum())
-        if own_head:
-            out = call_model(standard, x, lengths)
-            if out.shape[-1] != net.num_classes:  # a hidden layer named fc, or num_classes= given wrong: the cost compares two tasks
-                raise ValueError(f"num_classes: the model's output has {out.shape[-1]} classes, the NeuroView network "
-                                 f"{net.num_classes} (num_classes=, else its num_classes, fc or classifier); pass num_classes={out.shape[-1]}")
-            right_std += int((out.argmax(-1) == y).sum())
+        if own_head:  # read as its NeuroView variant reads x: a CNN whose forward takes lengths got [B, T, C]
+            out = call_model(standard, x, lengths, sequence=isinstance(net, NeuroViewRNN))
+            right_std += int((checked_logits(out, net.num_classes).argmax(-1) == y).sum())
         total += len(y)
     if total == 0:
         raise ValueError("test: expected at least one batch, got an empty loader")
@@ -141,6 +136,7 @@ def _check_args(model, epochs, weight_decay, seed, lr, batch_size) -> None:
         raise TypeError(f"model: expected a trained nn.Module, got {type(model).__name__}")
     if isinstance(model, (NeuroViewCNN, NeuroViewRNN)):
         raise TypeError(f"model: already a {type(model).__name__}; retrofit takes the standard network")
+    check_weights(model)
     positive_int(epochs, "epochs")
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
         raise ValueError(f"weight_decay: expected a finite number >= 0 (the L2 penalty weight_decay / 2 * ||W||^2), "
@@ -173,7 +169,8 @@ def retrofit(
     Args:
         model: a trained standard network: any CNN (its activation modules become the sites),
             an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (no classifier of its own: no standard accuracy),
-            or an :class:`~neuroview.RNNClassifier`.
+            or an :class:`~neuroview.RNNClassifier`; its forward returns logits ``[B, num_classes]``
+            (checked on the first training batch) and reads ``x`` as its NeuroView variant does.
         train, test: data modules of :mod:`neuroview.data`, or iterables of batches as they
             give them: ``(x, y)`` or ``(x, lengths, y)``, ``x`` channels-first (RNNs get
             ``x.transpose(1, 2)``); one batch ``(x, y)`` may be given alone. Each is read once
@@ -181,25 +178,28 @@ def retrofit(
             one pass. Training inputs are encoded once, so augmentation is not used. ``test``
             may be ``None`` (no report). Labels: class indices in ``[0, num_classes)`` (whole
             numbers stored as floats too), at least 2 classes in ``train``.
-        num_classes: default: read from the model (``num_classes`` or its ``fc``/``classifier``).
+        num_classes: default: read from the model (``num_classes``, else its ``fc``/``classifier``/``head``:
+            an nn.Linear or the last one of an nn.Sequential; a model that is an nn.Sequential: its last).
         max_len: RNNs only: the longest sequence the classifier reads.
         epochs: the most L-BFGS iterations (each a full pass over the codes); the fit stops as
             soon as no gradient entry exceeds ``1e-6`` (a warning where ``epochs`` ran out first).
         weight_decay: the L2 penalty ``weight_decay / 2 * ||W||^2`` on the classifier's weights.
         seed: the global RNG's seed while the batches are read (a loader that shuffles or
             augments draws from it), in a fork: the caller's RNG is left as it was.
-        copy_model: work on a deep copy, so the caller's network is never frozen or changed.
+        copy_model: work on a deep copy, so the caller's network is never frozen or changed; the
+            copy runs none of the hooks the caller registered on its modules (torch's and neuroview's own,
+            as weight_norm's or pruning's, stay): for a network whose function needs a hook of its own, pass ``False``.
         lr, batch_size: no longer used (the AdamW fit's; a warning where given).
         wrap_kwargs: passed to :func:`neuroview.core.wrap` (``quantizer``, ``tau``, ``layers`` ...).
     """
     _check_args(model, epochs, weight_decay, seed, lr, batch_size)
     # torch.inference_mode() off (enable_grad cannot undo it): the fit's backward failed, and the copies were untrainable
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
-        standard = copy.deepcopy(model) if copy_model else model
+        standard = without_callers_hooks(copy.deepcopy(model)) if copy_model else model
         standard.eval()
         torch.random.default_generator.manual_seed(seed)
         net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
-        feats, y = _train_codes(net, train)
+        feats, y = _train_codes(net, standard, train)
         _fit_head(net, feats, y, epochs=epochs, weight_decay=weight_decay)
         with torch.no_grad():
             train_acc = (net.head(feats).argmax(-1) == y).float().mean().item()

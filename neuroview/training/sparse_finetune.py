@@ -162,9 +162,21 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
     return total / n, skipped
 
 
+def _body(m: nn.Module) -> nn.Module:
+    return m.rnn if _is_rnn(m) else m.backbone
+
+
 def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list]:
     """Set the copy ``net`` to train in ``mode``: ``(the head's support as 0/1 weights, the parameters to train)``."""
     net.train(mode == "train")
+    body = []
+    for m in getattr(net, "members", None) or [net]:
+        own = [p for n, p in _body(m).named_parameters() if n not in getattr(m, "frozen", ())]
+        if own and not any(p.requires_grad for p in own):
+            # a frozen backbone (nv.retrofit's) is a fixed function: its BatchNorm statistics and dropout are part of it
+            # (train mode moved the running statistics, and with them the codes the head reads)
+            _body(m).eval()
+        body += own
     for m in net.modules():
         if isinstance(m, nn.RNNBase) and not m.dropout:
             m.train()  # the same computation (no dropout inside), and cuDNN's backward needs it
@@ -176,8 +188,6 @@ def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list
     if not params and epochs:  # AdamW's bare "optimizer got an empty parameter list"
         raise ValueError("sparse: expected a network with parameters to train, got one whose parameters all have "
                          "requires_grad=False (frozen); unfreeze what fine-tuning may change (requires_grad_(True))")
-    body = [p for m in (getattr(net, "members", None) or [net]) for n, p in
-            (m.rnn.named_parameters() if _is_rnn(m) else m.backbone.named_parameters()) if n not in getattr(m, "frozen", ())]
     if epochs and params and body and not any(p.requires_grad for p in body):  # (none, as MiniRocket's: nothing to say)
         warnings.warn("sparse: its backbone is frozen (requires_grad=False throughout, as nv.retrofit leaves it): only "
                       "the head's nonzero weights train; unfreeze it (sparse.backbone.requires_grad_(True), an RNN's "
@@ -203,7 +213,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
         seed: an int, the shuffle and dropout of the fine-tuning; the caller's random state is left as it was.
         mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the
-            function explained: running statistics kept, no dropout).
+            function explained: running statistics kept, no dropout). A backbone whose parameters are
+            all frozen (none requires grad, as :func:`neuroview.retrofit` leaves it) stays in eval mode
+            in either: its BatchNorm statistics and dropout are part of the frozen function.
         max_k90, max_k90_steps, k90_quantile: the readability budget of :func:`neuroview.sparsify`:
             the support is fixed, but the weights move and k90 with them. With a budget the network
             of the last epoch whose training decisions still meet it is returned (the one given

@@ -1,0 +1,84 @@
+"""What :func:`.retrofit.retrofit` reads of the standard network it is given, checked with errors that name the
+argument, what was expected and what was given: its weights (none on the meta device), its number of classes, its
+output (logits ``[B, num_classes]``); and its copy without the hooks the caller registered.
+
+May import ``neuroview.core`` and the leaf modules.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._batch import call_model, unpack
+from ..core._utils import factory
+from ..core.rnn import NeuroViewRNN
+
+__all__ = ["check_weights", "num_classes_of", "check_output", "checked_logits", "without_callers_hooks"]
+
+#: a module's hook tables (the forward ones' kwargs and always-called marks are keyed alike, as ``name + suffix``)
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+          "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+def check_weights(model: nn.Module) -> None:
+    """Refuse a network with a parameter or buffer on the meta device (built under ``torch.device("meta")``, its
+    weights never loaded): torch's bare "Tensor.item() cannot be called on meta tensors" named nothing."""
+    meta = next((n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta), None)
+    if meta is not None:
+        raise ValueError(f"model: expected a network with weights, got one whose {meta} is on the meta device (no "
+                         "values); load its weights first (model.to_empty(device='cpu'), then load_state_dict)")
+
+
+def num_classes_of(model: nn.Module) -> int:
+    """``model.num_classes``, else the ``out_features`` of its ``fc``, ``classifier`` or ``head``: an nn.Linear, or the
+    last nn.Linear of an nn.Sequential (torchvision's VGG, MobileNet); a model that is an nn.Sequential: its last."""
+    n = getattr(model, "num_classes", None)
+    if isinstance(n, int):
+        return n
+    heads = [(a, getattr(model, a)) for a in ("fc", "classifier", "head") if isinstance(getattr(model, a, None), nn.Module)]
+    for _, m in heads + ([("", model)] if isinstance(model, nn.Sequential) else []):
+        linear = [s for s in (m.modules() if isinstance(m, nn.Sequential) else [m]) if isinstance(s, nn.Linear)]
+        if linear:
+            return linear[-1].out_features
+    found = "".join(f"; its {a} is a {type(m).__name__}" for a, m in heads)
+    raise ValueError(f"num_classes: could not read it from the {type(model).__name__} (no num_classes, and no nn.Linear "
+                     f"as its fc, classifier or head or last in one of them{found}); pass num_classes=")
+
+
+@torch.no_grad()
+def check_output(standard: nn.Module, net: nn.Module, batch) -> None:
+    """One forward of the ``standard`` network on ``batch`` (the first training batch, as the test pass reads it), before
+    its NeuroView variant ``net``'s head is fitted: its output must be :func:`checked_logits` (a bare nn.RNN/LSTM/GRU
+    gives hidden states: nothing to compare). ``x`` is read as ``net`` reads it (a sequence only for a NeuroViewRNN)."""
+    if isinstance(standard, nn.RNNBase) or batch is None:
+        return
+    x, lengths, _ = unpack(batch, factory(net).get("device"))
+    checked_logits(call_model(standard, x, lengths, sequence=isinstance(net, NeuroViewRNN)), net.num_classes)
+
+
+def checked_logits(out, num_classes: int) -> Tensor:
+    """The standard network's output ``out``, checked: logits ``[B, num_classes]``, the NeuroView network's task."""
+    if not isinstance(out, Tensor) or out.dim() != 2:  # a tuple or dict failed on .shape after the fit; [B, C, 1, 1]
+        got = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {type(out).__name__}"
+        raise ValueError(f"model: expected a forward that returns logits [B, num_classes] (the cost compares them with "
+                         f"the NeuroView network's), got {got}; wrap it in a module whose forward returns them alone")
+    if out.shape[-1] != num_classes:  # a hidden layer named fc, or num_classes= given wrong: the cost compares two tasks
+        raise ValueError(f"num_classes: the model's output has {out.shape[-1]} classes, the NeuroView network "
+                         f"{num_classes} (num_classes=, else its num_classes, fc or classifier); pass "
+                         f"num_classes={out.shape[-1]}")
+    return out
+
+
+def without_callers_hooks(model: nn.Module) -> nn.Module:
+    """The copy ``model`` without the hooks its caller registered on its modules (a recorder's ran on retrofit's
+    probe batches and on every later forward of the result); torch's own (weight_norm, spectral_norm, pruning: part
+    of the computation) stay, and neuroview's (the site hooks of a NeuroView network inside the model)."""
+    for m in model.modules():
+        for table in _HOOKS:
+            for key, hook in list((getattr(m, table, None) or {}).items()):
+                f = getattr(hook, "hook", None) or getattr(hook, "func", None) or hook  # a _WrappedHook's, a partial's
+                if str(getattr(f, "__module__", None) or "").split(".")[0] not in ("torch", "neuroview"):
+                    for name in (table, f"{table}_with_kwargs", f"{table}_always_called"):
+                        getattr(m, name, {}).pop(key, None)
+    return model
