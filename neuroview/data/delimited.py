@@ -62,7 +62,7 @@ def _text_below(col: int, width: int, below: list[list[str]]) -> str:
     that has it: a hint naming it as the label's column (the labels last, read from the first column)."""
     seen = [r[col].strip() for r in below if len(r) == width]
     missing = {"na", "n/a", "nan", "null", "none", "?", "-"}  # a gap's spellings: a column of gaps holds no labels
-    if len(set(seen)) < 2 or any(not f or number(f) is not None or f.lower() in missing for f in seen):
+    if not seen or any(not f or number(f) is not None or f.lower() in missing for f in seen):  # one class: sorted
         return ""
     at = "-1 (the last column)" if col == width - 1 else str(col)
     shown = ", ".join(map(repr, dict.fromkeys(seen[:3])))

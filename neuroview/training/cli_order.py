@@ -55,8 +55,8 @@ def _sets(path: str, key: str) -> bool:
             node = node[part]
             if n < len(parts) - 1 and (not isinstance(node, dict) or part in _DICTS):
                 return True  # replaced whole: a class path (new init_args), or a dict option
-        else:
-            return True
+        else:  # named: replaced where it is a value, a class (class_path: init_args anew) or a dict option
+            return not isinstance(node, dict) or "class_path" in node or parts[-1] in _DICTS
     return False
 
 

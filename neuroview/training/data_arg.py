@@ -7,6 +7,7 @@ slowly, and ``import neuroview`` imports this module through ``.retrofit``).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -99,12 +100,20 @@ def format_options_hint(data: str | None, message: str) -> str:
     """Where an error about ``explain --data FILE`` asks for an option of the file's data module (``pass header=true``),
     how to give it: ``explain`` takes no ``--data.init_args.*``, but a JSON data-module spec; ``""`` otherwise."""
     kind = _PATHS.get(Path(data).suffix) if data and not data.lstrip().startswith("{") else None
-    asked = re.search(r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)=([^\s,;)]+)", message)
+    # a quoted value as Python wrote it (delimiter=';', '\\t', ','), else a bare one (header=true, channels=2)
+    asked = re.search(r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)="
+                      r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;)]+)", message)
     width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
     if kind is None or (asked or width) is None:
         return ""
     key, value = asked.groups() if asked else ("channels", width.group(1))  # a CSV's channels a row: its own option
-    value = value if re.fullmatch(r"true|false|null|-?[0-9.]+", value) else json.dumps(value.strip("'\""))
+    if value[:1] in "'\"":
+        try:
+            value = json.dumps(ast.literal_eval(value))  # '\t' is a tab, not a backslash and a t
+        except (ValueError, SyntaxError):
+            value = json.dumps(value[1:-1])
+    elif not re.fullmatch(r"true|false|null|-?[0-9.]+", value):
+        value = json.dumps(value)
     spec = f'{{"class_path": "neuroview.data.{kind}", "init_args": {{"path": {json.dumps(data)}, "{key}": {value}}}}}'
     return f" (`neuroview explain` takes a file's options in a JSON data-module spec: --data '{spec}')"
 

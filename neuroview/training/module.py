@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from .._batch import call_model, takes_lengths, unpack
+from .._batch import call_model, check_lengths, takes_lengths, unpack
 from ..core._utils import batch_labels, rng_as_built
 from ..core.ensemble import Ensemble, members_loss
 from ..data.read_as import check_classes_of
@@ -75,11 +75,9 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
             thousands of unit codes or hidden states may want a smaller rate than the backbone.
         scheduler: ``"cosine"`` (per step, after ``warmup_epochs`` of linear warm-up),
             ``"onecycle"``, ``"plateau"`` (halve when ``val_acc`` stalls), ``"train_plateau"``
-            (halve when the training loss stalls; see :func:`~neuroview.training.schedules.make_scheduler`)
-            or ``"none"``.
-        plateau_patience, plateau_factor, min_lr_factor: the plateau schedules' epochs (validations,
-            for ``"plateau"``) without improvement that are tolerated (the next one cuts), the factor of a
-            cut, and each rate's floor
+            (halve when the training loss stalls; see :func:`~neuroview.training.schedules.make_scheduler`) or ``"none"``.
+        plateau_patience, plateau_factor, min_lr_factor: the plateau schedules' epochs (validations, for ``"plateau"``)
+            without improvement that are tolerated (the next one cuts), the factor of a cut, and each rate's floor
             (times its peak). ``warmup_epochs`` other than 0 with another scheduler than ``"cosine"``,
             and these three off their defaults with one that is no plateau schedule, are refused when ``fit`` starts.
         label_smoothing: cross-entropy label smoothing.
@@ -283,7 +281,10 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         if self.hparams.get("compile") is not None:  # a compiled network skips its own NaN check (neuroview.training.compiled)
             check_finite(batch, self)
-        y = None if self._trainer is not None and self._trainer.predicting else unpack(batch)[2]
+        x, lengths, y = unpack(batch)
+        if not self.sequence_input and isinstance(lengths, Tensor) and lengths.device.type == "cpu":
+            check_lengths(lengths, x, "batch")  # (x, y, other) is read as (x, lengths, y): trained against `other`
+        y = None if self._trainer is not None and self._trainer.predicting else y
         if isinstance(y, Tensor) and y.device.type == "cpu":  # checked where no device syncs; a GPU loader's: unchecked
             # one-hot rows trained as soft targets and scored wrong; int32, float, -1 labels failed in torch
             z = batch_labels(y, len(y), self.hparams.num_classes, "y")

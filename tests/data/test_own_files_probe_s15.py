@@ -164,6 +164,10 @@ def test_a_label_in_the_last_column_names_label_column_not_a_header(tmp_path):
         CsvDataModule(str(path), val_fraction=0.0, header=True).setup()
     dm, _ = _setup(CsvDataModule(str(path), val_fraction=0.0, label_column=-1))
     assert dm.class_names == ["cat", "dog", "eel"]
+    order = np.argsort(y, kind="stable")  # sorted by class, as many exports are: one label on the rows below
+    ranked = _csv(tmp_path / "sorted.csv", x[order], np.array(["cat", "dog", "eel"])[y[order]], last=True)
+    with pytest.raises(ValueError, match=r"row 1 of sorted.csv, column 21: .*pass label_column=-1 \(the last column\)$"):
+        CsvDataModule(str(ranked), val_fraction=0.0).setup()
     gaps = tmp_path / "na.csv"  # a column of gaps written NA holds no labels: no such hint (a review)
     gaps.write_text("a,1.0,2.0,NA,3.0\nb,1.5,2.5,NA,3.5\na,1.1,2.1,NA,3.1\nb,1.2,2.2,NA,3.3\n")
     with pytest.raises(ValueError, match=r"column 4: expected a number, got 'NA'") as e:

@@ -158,3 +158,19 @@ def test_a_config_that_replaces_an_option_whole_counts_as_setting_it_again(tmp_p
     assert reset_by_config(argv, "model.model_kwargs.members") == str(cfg)
     assert reset_by_config(argv, "data.init_args.path") == str(cfg)
     assert reset_by_config(argv, "trainer.max_epochs") is None  # a group of options: merged, max_epochs kept
+    sub = tmp_path / "sub.yaml"  # only a sub-key of --data: the class and its path given before stand (a review)
+    sub.write_text("data:\n  init_args:\n    batch_size: 8\n")
+    argv = ["fit", "--data", "neuroview.data.NpzDataModule", "--data.init_args.path", "a.npz", "--config", str(sub)]
+    assert reset_by_config(argv, "data") is None and reset_by_config(argv, "data.init_args.path") is None
+    sub.write_text("data:\n  class_path: neuroview.data.CsvDataModule\n  init_args:\n    batch_size: 8\n")
+    assert reset_by_config(argv, "data") == str(sub)  # another class: replaced
+
+
+@pytest.mark.parametrize("asked, given", [(";", ";"), ("\t", "\t"), (",", ","), (" ", " ")])
+def test_the_json_hint_gives_the_delimiter_the_reader_asks_for(asked, given):
+    # the hint cut a quoted delimiter at itself (';' gave ""), and '\t' gave a backslash and a t (a review)
+    from neuroview.training.data_arg import format_options_hint
+
+    hint = format_options_hint("new.csv", f"path: row 1 of new.csv, column 2: ...; pass delimiter={asked!r} (and ...)")
+    spec = json.loads(hint.split("--data '", 1)[1].rsplit("')", 1)[0])
+    assert spec["init_args"] == {"path": "new.csv", "delimiter": given}
