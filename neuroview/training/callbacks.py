@@ -275,7 +275,8 @@ def _resume_at_next_epoch(trainer: pl.Trainer) -> None:
     loop = trainer.fit_loop
     epochs = loop.epoch_progress.current
     if (trainer.max_steps == -1 or not loop.restarting or not loop.epoch_loop.batch_progress.is_last_batch
-            or not epochs.ready == epochs.started == epochs.processed):  # Lightning's own test of a finished epoch
+            or not epochs.ready == epochs.started == epochs.processed  # Lightning's own test of a finished epoch
+            or not hasattr(loop, "update_restart_stage")):  # a Lightning before its restart stages: left to it, as before
         return
     # FitLoop's setter keeps a run by steps restarting; its parent's sets the loop and its children (private: no
     # public way), then Lightning's own reading of a finished epoch: the stage of a run by epochs, its epoch completed

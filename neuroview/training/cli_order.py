@@ -56,7 +56,8 @@ def _sets(path: str, key: str) -> bool:
             if n < len(parts) - 1 and (not isinstance(node, dict) or part in _DICTS):
                 return True  # replaced whole: a class path (new init_args), or a dict option
         else:  # named: replaced where it is a value, a class (class_path: init_args anew) or a dict option
-            return not isinstance(node, dict) or "class_path" in node or parts[-1] in _DICTS
+            if not isinstance(node, dict) or "class_path" in node or parts[-1] in _DICTS:
+                return True  # else only its sub-keys: the next section (fit:, test: ...) may still replace it
     return False
 
 

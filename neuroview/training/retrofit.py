@@ -53,7 +53,7 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
-from .retrofit_checks import check_output, check_weights, checked_logits, without_callers_hooks
+from .retrofit_checks import check_output, check_weights, checked_logits, standard_logits
 from .retrofit_checks import num_classes_of as _num_classes
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
@@ -123,7 +123,7 @@ def _test_accuracies(standard: nn.Module, net: nn.Module, batches) -> tuple[floa
         y = batch_labels(y, len(x), net.num_classes, "test")
         right_nv += int((call_model(net, x, lengths).argmax(-1) == y).sum())
         if own_head:  # read as its NeuroView variant reads x: a CNN whose forward takes lengths got [B, T, C]
-            out = call_model(standard, x, lengths, sequence=isinstance(net, NeuroViewRNN))
+            out = standard_logits(standard, net, x, lengths)
             right_std += int((checked_logits(out, net.num_classes).argmax(-1) == y).sum())
         total += len(y)
     if total == 0:
@@ -186,16 +186,15 @@ def retrofit(
         weight_decay: the L2 penalty ``weight_decay / 2 * ||W||^2`` on the classifier's weights.
         seed: the global RNG's seed while the batches are read (a loader that shuffles or
             augments draws from it), in a fork: the caller's RNG is left as it was.
-        copy_model: work on a deep copy, so the caller's network is never frozen or changed; the
-            copy runs none of the hooks the caller registered on its modules (torch's and neuroview's own,
-            as weight_norm's or pruning's, stay): for a network whose function needs a hook of its own, pass ``False``.
+        copy_model: work on a deep copy, so the caller's network is never frozen or changed; the copy keeps its
+            hooks (one may be part of what it computes), which then run on retrofit's batches and on the result's.
         lr, batch_size: no longer used (the AdamW fit's; a warning where given).
         wrap_kwargs: passed to :func:`neuroview.core.wrap` (``quantizer``, ``tau``, ``layers`` ...).
     """
     _check_args(model, epochs, weight_decay, seed, lr, batch_size)
     # torch.inference_mode() off (enable_grad cannot undo it): the fit's backward failed, and the copies were untrainable
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
-        standard = without_callers_hooks(copy.deepcopy(model)) if copy_model else model
+        standard = copy.deepcopy(model) if copy_model else model
         standard.eval()
         torch.random.default_generator.manual_seed(seed)
         net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)

@@ -1,6 +1,6 @@
 """What :func:`.retrofit.retrofit` reads of the standard network it is given, checked with errors that name the
 argument, what was expected and what was given: its weights (none on the meta device), its number of classes, its
-output (logits ``[B, num_classes]``); and its copy without the hooks the caller registered.
+output (logits ``[B, num_classes]``, :func:`standard_logits`: read as its NeuroView variant reads the batch).
 
 May import ``neuroview.core`` and the leaf modules.
 """
@@ -10,15 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._batch import call_model, unpack
+from .._batch import call_model, takes_lengths, unpack
 from ..core._utils import factory
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["check_weights", "num_classes_of", "check_output", "checked_logits", "without_callers_hooks"]
-
-#: a module's hook tables (the forward ones' kwargs and always-called marks are keyed alike, as ``name + suffix``)
-_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
-          "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+__all__ = ["check_weights", "num_classes_of", "check_output", "checked_logits", "standard_logits"]
 
 
 def check_weights(model: nn.Module) -> None:
@@ -47,6 +43,15 @@ def num_classes_of(model: nn.Module) -> int:
 
 
 @torch.no_grad()
+def standard_logits(standard: nn.Module, net: nn.Module, x: Tensor, lengths) -> Tensor:
+    """The standard network's logits of a batch as its NeuroView variant ``net`` reads it: steps-first for a
+    NeuroView-RNN; channels-first for a NeuroView-CNN, with the lengths where its forward takes them (a masked
+    pooling: scored without them, a padded set's accuracy was another network's)."""
+    if isinstance(net, NeuroViewRNN):
+        return call_model(standard, x, lengths, sequence=True)
+    return standard(x, lengths=lengths) if lengths is not None and takes_lengths(standard) else standard(x)
+
+
 def check_output(standard: nn.Module, net: nn.Module, batch) -> None:
     """One forward of the ``standard`` network on ``batch`` (the first training batch, as the test pass reads it), before
     its NeuroView variant ``net``'s head is fitted: its output must be :func:`checked_logits` (a bare nn.RNN/LSTM/GRU
@@ -54,7 +59,7 @@ def check_output(standard: nn.Module, net: nn.Module, batch) -> None:
     if isinstance(standard, nn.RNNBase) or batch is None:
         return
     x, lengths, _ = unpack(batch, factory(net).get("device"))
-    checked_logits(call_model(standard, x, lengths, sequence=isinstance(net, NeuroViewRNN)), net.num_classes)
+    checked_logits(standard_logits(standard, net, x, lengths), net.num_classes)
 
 
 def checked_logits(out, num_classes: int) -> Tensor:
@@ -68,17 +73,3 @@ def checked_logits(out, num_classes: int) -> Tensor:
                          f"{num_classes} (num_classes=, else its num_classes, fc or classifier); pass "
                          f"num_classes={out.shape[-1]}")
     return out
-
-
-def without_callers_hooks(model: nn.Module) -> nn.Module:
-    """The copy ``model`` without the hooks its caller registered on its modules (a recorder's ran on retrofit's
-    probe batches and on every later forward of the result); torch's own (weight_norm, spectral_norm, pruning: part
-    of the computation) stay, and neuroview's (the site hooks of a NeuroView network inside the model)."""
-    for m in model.modules():
-        for table in _HOOKS:
-            for key, hook in list((getattr(m, table, None) or {}).items()):
-                f = getattr(hook, "hook", None) or getattr(hook, "func", None) or hook  # a _WrappedHook's, a partial's
-                if str(getattr(f, "__module__", None) or "").split(".")[0] not in ("torch", "neuroview"):
-                    for name in (table, f"{table}_with_kwargs", f"{table}_always_called"):
-                        getattr(m, name, {}).pop(key, None)
-    return model
