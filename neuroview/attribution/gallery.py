@@ -343,12 +343,15 @@ def largest(v: Tensor, k: int) -> list[int]:
 def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = None) -> list[int]:
     """Every unit (step) the waterfalls of ``samples`` draw a bar for, in first-seen order:
     what a gallery needs to give each bar its face. ``target``: default the class each sample was explained for
-    (``exp.targets()``: the asked class, else the prediction), as the waterfall draws it."""
+    (``exp.targets()``: the asked class, else the prediction), as the waterfall draws it. An RNN sample's steps past
+    its series' end (padding: the -W baseline constant, drawn without thumbnails) are left out."""
     out: list[int] = []
     classes = exp.targets() if target is None else None
+    lengths = getattr(exp, "lengths", None) if isinstance(exp, RNNExplanation) else None
     for s in samples:
         t = int(classes[s]) if target is None else int(target)
-        out += [u for u in largest(decision_items(exp, int(s), t), k) if u not in out]
+        end = int(lengths[int(s)]) if lengths is not None else None
+        out += [u for u in largest(decision_items(exp, int(s), t), k) if u not in out and (end is None or u < end)]
     return out
 
 

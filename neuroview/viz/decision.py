@@ -59,7 +59,8 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     ``gallery`` (:func:`neuroview.unit_gallery` of the same network, e.g. over
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
     each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1";
-    ``thumbs`` is a positive int (for none, leave ``gallery`` out).
+    ``thumbs`` is a positive int (for none, leave ``gallery`` out). A gallery row named otherwise than its bar (another
+    network's gallery) is an error; padding bars (steps past the series' end) get no thumbnails.
     ``unit_names``: one label per unit (step) in place of ``"site #channel"`` (e.g. what
     ``MiniRocket.unit_names()`` says a NeuroView-MiniRocket unit computes). ``sample_id`` names the
     sample in the title (default ``sample``), e.g. its index in the split it was drawn from.
@@ -71,6 +72,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     v, labels, what, padded = _items(exp, sample, tgt)
+    own = list(labels)  # the names a gallery gives its rows, whatever unit_names says
     if unit_names is not None:
         given = _label_list(unit_names, "unit_names", what[:-1])  # one string was read a character per unit
         if len(given) != len(v):
@@ -96,7 +98,9 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
         m = min(thumbs, gallery.k + int(gallery.class_means is not None))
         fig = _figure(7.5 + 0.9 * m, 1.3 + 0.7 * (len(entries) + 1))
         ax, tax = fig.subplots(1, 2, sharey=True, width_ratios=[7.5, 0.9 * m])
-        thumbnails(tax, gallery, {i + 1: u for i, u in enumerate(top)}, m)
+        # a padded step's bar is the -W baseline constant: other series' responses there are no face of it
+        shown = [(i + 1, u) for i, u in enumerate(top) if u not in padded]
+        thumbnails(tax, gallery, dict(shown), m, {y: own[u] for y, u in shown})
         tax.set_title(f"{'input window each step reads' if what == 'steps' else 'top training samples'} (gallery)", fontsize=8)
     cum = 0.0
     for i, (_, val) in enumerate(entries):
@@ -140,7 +144,11 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
     sel = _classes(classes, shares.shape[0])
     shares, names = shares[sel], [all_names[i] for i in sel]
     absent = shares.isnan().all(1)  # a class with no sample in y: no share to draw, said so rather than "nan"
-    names = [f"{nm} (no sample)" if a else nm for nm, a in zip(names, absent.tolist())]
+    # a class whose weights (contributions) are all 0 has no share either: a row of '0' under "each row sums to 100%"
+    silent = (shares == 0).all(1) & (shares.shape[1] > 0)
+    shares = shares.masked_fill(silent[:, None], float("nan"))
+    names = [f"{nm} (no sample)" if a else f"{nm} (reads no unit)" if z else nm
+             for nm, a, z in zip(names, absent.tolist(), silent.tolist())]
     c, n = shares.shape
     fig = _figure(4.5 + 0.5 * n, 1.6 + 0.3 * c)
     ax = fig.subplots()

@@ -138,13 +138,19 @@ def _title(ax, g: UnitGallery, row: int, j: int, class_names: Sequence | None = 
 
 def draw_means(ax, g: UnitGallery, row: int, class_names: Sequence | None = None, box=None, *,
                legend: bool = False) -> None:
-    """The class means of an RNN gallery with step ``row``'s window shaded, into ``box`` or filling ``ax``."""
+    """The class means of an RNN gallery with step ``row``'s window shaded, into ``box`` or filling ``ax``; a class
+    with no sample in the gallery's data (a mean of exact 0 everywhere) is not drawn, "(no sample)" in the legend."""
     at = _box(ax, box or (0.0, 1.0, 0.0, 1.0), frame=box is not None)
     means = g.class_means.float().mean(1)  # [classes, T]: channels averaged
+    # a class with no sample in the data has a mean of exact 0 everywhere (one with samples is NaN where none reaches):
+    # drawn as a measured flat line at 0 it stretched the scale; left out, and the legend says why
+    absent = (g.class_means == 0).flatten(1).all(1)
+    means[absent] = float("nan")
     t_all = means.shape[-1]
     scaled = lambda u, v: at(u / t_all, v)  # noqa: E731
     _span(ax, scaled, *(g.reads[row] if g.reads is not None else g.window[row, 0, 0]).tolist())
     names = list(class_names) if class_names is not None else [str(c) for c in range(len(means))]
+    names = [f"{n} (no sample)" if a else n for n, a in zip(names, absent.tolist())]
     cycle = _mpl()[0].rcParams["axes.prop_cycle"].by_key()["color"]
     _series(ax, scaled, means, t_all, [cycle[c % len(cycle)] for c in range(len(means))], [str(n) for n in names])
     if box is None:
@@ -210,18 +216,20 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
     return [_plain(n) for n in names]  # a "$" in a name is no mathtext
 
 
-def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:
+def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4, names: dict[float, str] | None = None) -> int:
     """Up to ``m`` thumbnails of each unit in ``rows`` (``{y of its bar: unit}``), painted into
     ``host``, an axes sharing the bars' (downward) y axis; units the gallery lacks get none, and so do
     its empty places (a step that fewer than ``k`` series reach). An RNN
-    step's first thumbnail is the class means. Returns how many thumbnails were drawn."""
+    step's first thumbnail is the class means. Returns how many thumbnails were drawn.
+    ``names`` (``{y of its bar: the bar's own unit name}``, ``"site #channel"`` or ``"step t"``): the gallery's row
+    of each bar must carry that name, else a ValueError before anything is drawn."""
+    _drawable(g)
+    found = {y: _row(g, unit, None if names is None else names.get(y)) for y, unit in rows.items()}
     host.set_xlim(0, m)
     host.set_autoscaley_on(False)  # an image sets its axes' limits to its extent; the bars set these
     host.axis("off")
-    _drawable(g)
     drawn = 0
-    for y, unit in rows.items():
-        row = g.row(unit)
+    for y, row in found.items():
         if row is None:
             continue
         means = g.kind == "steps" and g.class_means is not None
@@ -235,3 +243,12 @@ def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4) -> int:
                 draw_thumb(host, g, row, j - int(means), box)
             drawn += 1
     return drawn
+
+
+def _row(g: UnitGallery, unit: int, name: str | None) -> int | None:
+    """The gallery's row of the bar of ``unit`` named ``name``. By index alone, another network's gallery (an
+    ensemble member's, a network of other sites) put its unit '3 #0' beside the bar '1 #3' without a word."""
+    row = g.row(unit)
+    if row is not None and name is not None and g.names[row] != name:
+        raise ValueError(f"gallery: row '{g.names[row]}' for bar '{name}'; make it from the same network")
+    return row

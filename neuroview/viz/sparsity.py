@@ -21,7 +21,9 @@ __all__ = ["path_plot"]
 def path_plot(path, *, title: str | None = None):
     """Validation (and training) accuracy along the path against the features each class reads;
     the point kept is marked, and the band is the tolerance below the reference. Under a readability
-    budget (``max_k90``, ``max_k90_steps``) the points it ruled out are drawn hollow."""
+    budget (``max_k90``, ``max_k90_steps``) the points it ruled out are drawn hollow; the points where a class reads
+    no unit (``min_units_per_class == 0``, never kept) are crossed; the kept point's label says when it is over the
+    budget (``budget_met`` False)."""
     if not isinstance(path, sparsify.SparsityPath):  # else a bare AttributeError on its first field
         raise TypeError(f"path: expected a SparsityPath (sparse.sparsity_path), got {type(path).__name__}")
     fig = _figure(5.5, 3.6)
@@ -36,9 +38,15 @@ def path_plot(path, *, title: str | None = None):
     if over is not None and over.any():  # the points the budget ruled out, whatever their accuracy
         ax.plot(x[over], path.val_acc.numpy()[over], "o", ms=5, mfc="white", mec="0.35", mew=1, ls="none",
                 label="outside the readability budget (" + ", ".join(_budget_names(path)) + ")")
+    none = path.min_units_per_class
+    none = (none == 0).numpy() if none is not None else None
+    if none is not None and none.any():  # choose_point passes these over: drawn as in-budget points they read as kept
+        ax.plot(x[none], path.val_acc.numpy()[none], "x", ms=6, mew=1.2, color="0.2", ls="none",
+                label="a class reads no unit" if path.groups == "unit" else "a class reads no feature")
     i = path.chosen
+    over_note = " (over the budget)" if path.budget_met is False else ""  # no point met it: the smallest k90 was kept
     ax.plot([x[i]], [float(path.val_acc[i])], "*", ms=12, color="#e41a1c",
-            label=f"kept: {x[i]:.1f} per class, {float(path.val_acc[i]):.1f}%")
+            label=f"kept: {x[i]:.1f} per class, {float(path.val_acc[i]):.1f}%{over_note}")
     ax.set_xscale("symlog", linthresh=1.0)
     what = "units" if path.groups == "unit" else "features"
     ax.set_xlabel(f"{what} per class (mean over classes)")

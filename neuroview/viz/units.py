@@ -104,7 +104,8 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     and a class that reads ``n <= k`` units shows all ``n``, its negative weights too.
     ``gallery`` (:func:`neuroview.unit_gallery` of the same network) puts up to ``thumbs`` (a positive
     int; for none, leave ``gallery`` out) of each unit's top training samples beside its bar; units it
-    lacks get none.
+    lacks get none; a row named otherwise than its bar (another network's gallery) is an error. A class that reads no
+    unit says so in its panel.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -135,9 +136,9 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
         read = w[cls] != 0
         idx = torch.where(read, w[cls], -torch.inf).topk(min(k, int(read.sum()))).indices
         vals = w[cls][idx]
-        if tax is not None:
-            thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m)
         labels = [f"{units[i][0]} #{units[i][1]}" for i in idx.tolist()]
+        if tax is not None:
+            thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m, dict(enumerate(labels)))
         cols = [colors[units[i][0]] for i in idx.tolist()]
         for i in idx.tolist():
             used[units[i][0]] = colors[units[i][0]]
@@ -147,6 +148,9 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
         if len(idx) < k:  # fewer bars than k: the same rows as the other panels, the gap says so
             ax.set_ylim(k - 0.5, -0.5)
         ax.axvline(0, color="k", lw=0.5)
+        if not len(idx):  # a sparse head's class of all-zero weights: a blank panel read as a drawing fault
+            ax.text(0.5, 0.5, "reads no unit (every weight 0)", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8, color="0.3")
         ax.set_title(names[cls], fontsize=9)
         ax.set_xlabel(weight_label(source, standardized), fontsize=8)
     matplotlib = _mpl()[0]
