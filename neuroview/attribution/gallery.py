@@ -64,6 +64,7 @@ class UnitGallery:
     lengths: Tensor | None = None  # RNN [n, k]: valid samples of each series (0 at a place no series was left for)
     class_means: Tensor | None = None  # RNN [num_classes, C, T]: each class's mean series (labels needed)
     reads: Tensor | None = None  # RNN [n, 2]: start and stop of the samples each step reads (cut at max_len)
+    class_counts: Tensor | None = None  # RNN [num_classes]: the series of each class the means are of (0: no mean)
 
     @property
     def k(self) -> int:
@@ -180,6 +181,7 @@ class _Top:
         self.index: Tensor | None = None
         self.rows: dict[str, Tensor] = {}
         self.class_means: Tensor | None = None
+        self.class_counts: Tensor | None = None
 
     def add(self, score: Tensor, value: Tensor, rows: dict[str, Tensor]) -> None:
         """``score`` and ``value`` ``[B, n]`` per sample and unit; ``rows`` ``[B, ...]`` per sample."""
@@ -249,6 +251,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
     if sums is not None:  # as importance.class_means: NaN where no series of the class reaches, 0 for a class without one
         unreached = (counts == 0) & (counts > 0).any(1, keepdim=True)
         top.class_means = (sums / counts.clamp_min(1)[:, None]).masked_fill(unreached[:, None], float("nan"))
+        top.class_counts = counts[:, 0]  # every series reaches its first step
     return top
 
 
@@ -276,7 +279,7 @@ def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top, based: bool = F
         value=top.value.masked_fill(empty, float("nan")), x=top.rows["x"].masked_fill(empty[:, :, None, None], 0),
         y=None if y is None else y.masked_fill(empty, -1), window=torch.stack([starts.expand(n, k), stop], -1)[:, :, None],
         ranked_by="|contribution to the predicted class|" + (" against the baseline" if based else ""),  # value: signed
-        lengths=lengths, class_means=top.class_means, reads=reads,
+        lengths=lengths, class_means=top.class_means, reads=reads, class_counts=top.class_counts,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._batch import call_model, takes_lengths, unpack
+from .._batch import call_model, check_lengths, takes_lengths, unpack
 from ..core._utils import factory
 from ..core.rnn import NeuroViewRNN
 
@@ -49,7 +49,9 @@ def standard_logits(standard: nn.Module, net: nn.Module, x: Tensor, lengths) -> 
     pooling: scored without them, a padded set's accuracy was another network's)."""
     if isinstance(net, NeuroViewRNN):
         return call_model(standard, x, lengths, sequence=True)
-    return standard(x, lengths=lengths) if lengths is not None and takes_lengths(standard) else standard(x)
+    if lengths is None or not takes_lengths(standard):
+        return standard(x)
+    return standard(x, lengths=check_lengths(lengths, x, "batch").to(x.device))  # a list's too, as a tensor
 
 
 def check_output(standard: nn.Module, net: nn.Module, batch) -> None:

@@ -144,10 +144,11 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
     sel = _classes(classes, shares.shape[0])
     shares, names = shares[sel], [all_names[i] for i in sel]
     absent = shares.isnan().all(1)  # a class with no sample in y: no share to draw, said so rather than "nan"
-    # a class whose weights (contributions) are all 0 has no share either: a row of '0' under "each row sums to 100%"
+    # a class whose weights (or contributions, on these samples) are all 0 has no share either: a row of '0' under
+    # "each row sums to 100%"; "adds nothing" is true of both (a unit it reads may be off on every sample)
     silent = (shares == 0).all(1) & (shares.shape[1] > 0)
     shares = shares.masked_fill(silent[:, None], float("nan"))
-    names = [f"{nm} (no sample)" if a else f"{nm} (reads no unit)" if z else nm
+    names = [f"{nm} (no sample)" if a else f"{nm} (adds nothing)" if z else nm
              for nm, a, z in zip(names, absent.tolist(), silent.tolist())]
     c, n = shares.shape
     fig = _figure(4.5 + 0.5 * n, 1.6 + 0.3 * c)

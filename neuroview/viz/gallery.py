@@ -139,12 +139,13 @@ def _title(ax, g: UnitGallery, row: int, j: int, class_names: Sequence | None = 
 def draw_means(ax, g: UnitGallery, row: int, class_names: Sequence | None = None, box=None, *,
                legend: bool = False) -> None:
     """The class means of an RNN gallery with step ``row``'s window shaded, into ``box`` or filling ``ax``; a class
-    with no sample in the gallery's data (a mean of exact 0 everywhere) is not drawn, "(no sample)" in the legend."""
+    with no sample in the gallery's data (``g.class_counts`` 0) is not drawn, "(no sample)" in the legend."""
     at = _box(ax, box or (0.0, 1.0, 0.0, 1.0), frame=box is not None)
     means = g.class_means.float().mean(1)  # [classes, T]: channels averaged
-    # a class with no sample in the data has a mean of exact 0 everywhere (one with samples is NaN where none reaches):
-    # drawn as a measured flat line at 0 it stretched the scale; left out, and the legend says why
-    absent = (g.class_means == 0).flatten(1).all(1)
+    # a class with no sample has a mean of 0 (as importance.class_means): drawn as a measured flat line at 0 it
+    # stretched the scale; left out, and the legend says why (a class of all-zero series is drawn: it has samples)
+    counts = g.class_counts if g.class_counts is not None else torch.ones(len(means))
+    absent = counts.to(means.device) == 0
     means[absent] = float("nan")
     t_all = means.shape[-1]
     scaled = lambda u, v: at(u / t_all, v)  # noqa: E731
@@ -247,7 +248,8 @@ def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4, names: 
 
 def _row(g: UnitGallery, unit: int, name: str | None) -> int | None:
     """The gallery's row of the bar of ``unit`` named ``name``. By index alone, another network's gallery (an
-    ensemble member's, a network of other sites) put its unit '3 #0' beside the bar '1 #3' without a word."""
+    ensemble member's, a network of other sites) put its unit '3 #0' beside the bar '1 #3' without a word. By name
+    only: another network of the same unit names (a second seed of one architecture) is not told apart."""
     row = g.row(unit)
     if row is not None and name is not None and g.names[row] != name:
         raise ValueError(f"gallery: row '{g.names[row]}' for bar '{name}'; make it from the same network")

@@ -125,6 +125,8 @@ def test_a_cnn_whose_forward_takes_lengths_gets_them_with_channels_first_input()
         y = m(x, lengths=lengths).argmax(-1)  # its own decisions with lengths: 100%
     res = nv.retrofit(m, [(x, lengths, y)], [(x, lengths, y)])
     assert res.standard_acc == 1.0
+    listed = [(x, lengths.tolist(), y)]  # lengths as a list, as the readers take them: the model's forward gets a tensor
+    assert nv.retrofit(m, listed, listed).standard_acc == 1.0
 
 
 class _Base(nn.Module):

@@ -123,6 +123,10 @@ def test_a_class_without_a_sample_is_not_drawn_as_a_mean_of_zeros():
     seen = torch.cat([lines["a"], lines["b"]])
     assert abs(float(seen.max()) - 0.92) < 1e-6 and abs(float(seen.min()) - 0.08) < 1e-6
     assert "c (no sample)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    x[y == 1] = 0.0  # a class of all-zero series (an idle class) has samples: drawn, not "(no sample)" (a review)
+    g = nv.unit_gallery(net, [(x, y)], units=[0, 5], k=2)
+    ax = plots.unit_gallery_plot(g, class_names=["a", "b", "c"]).axes[0]
+    assert {ln.get_label() for ln in ax.lines} == {"a", "b", "c (no sample)"} and g.class_counts.tolist() == [10, 10, 0]
 
 
 def _path(**kw) -> SparsityPath:
@@ -162,6 +166,6 @@ def test_a_class_that_reads_no_unit_is_said_so_in_top_units_and_class_layer_summ
         n2.classifier.weight[2].zero_()
     ax = plots.class_layer_summary(n2).axes[0]
     rows = [t.get_text() for t in ax.get_yticklabels()]
-    assert rows[2] == "class 2 (reads no unit)" and rows[0] == "class 0"
+    assert rows[2] == "class 2 (adds nothing)" and rows[0] == "class 0"
     cells = [t.get_text() for t in ax.texts]
     assert cells[4:6] == ["–", "–"] and "–" not in cells[:4] + cells[6:]
