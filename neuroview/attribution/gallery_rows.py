@@ -8,6 +8,7 @@ Imports: torch (through :mod:`neuroview.core`) and :mod:`neuroview.core.rnn`.
 from __future__ import annotations
 
 import operator
+import re
 from typing import Sequence
 
 from ..core.rnn import NeuroViewRNN
@@ -53,8 +54,11 @@ def row_of(g, unit) -> int | None:
     """The row of ``unit`` in gallery ``g``, given as ``units=`` gives it (an index or step, a ``(site, channel)``
     pair of a CNN's) or by one of ``g.names``; None where the gallery lacks it. Anything else is an error: ``int()``
     truncated 1.7 to unit 1's row and took True for unit 1."""
-    if isinstance(unit, str):
-        return g.names.index(unit) if unit in g.names else None
+    if isinstance(unit, str):  # a name of the gallery's form it lacks: None; "0" (an index as text) named
+        if unit in g.names or re.fullmatch(r".+ #\d+" if g.kind == "units" else r"step \d+", unit):
+            return g.names.index(unit) if unit in g.names else None
+        raise ValueError(f"unit: expected one of the gallery's names {g.names} (or a name of that form), or an "
+                         f"integer {'index' if g.kind == 'units' else 'step'}, got the text {unit!r}")
     if _is_pair(unit) and g.kind == "units" and _integer(unit[1]) is not None:
         name = f"{unit[0]} #{_integer(unit[1])}"  # the gallery's own name of the pair
         return g.names.index(name) if name in g.names else None

@@ -80,8 +80,11 @@ class Sparsify(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # a network sparsify refuses, the options of an RNN only on a CNN: refused before the fit, not after it
         net = getattr(pl_module, "model", None)
-        check_net(net)
-        check_for_net(net, self.groups, self.max_k90_steps, self.options["max_steps_per_class"])
+        try:
+            check_net(net)
+            check_for_net(net, self.groups, self.max_k90_steps, self.options["max_steps_per_class"])
+        except (TypeError, ValueError) as e:  # named as the callback's: the fit never ran sparsify itself
+            raise type(e)(f"Sparsify: {e}") from None
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._refit(trainer, pl_module)

@@ -69,7 +69,10 @@ def test_row_takes_what_units_takes_and_the_gallerys_names():
     g = nv.unit_gallery(net, [(x, y)], units=[1, ("1", 2)], k=2)
     assert g.names == ["1 #1", "1 #2"]
     assert [g.row(u) for u in (1, 2, torch.tensor(2), ("1", 2), ["1", 1], "1 #2", "1 #1")] == [0, 1, 1, 1, 0, 1, 0]
-    assert [g.row(u) for u in (0, 3, ("1", 0), "1 #0", "step 1")] == [None] * 5  # valid, not in the gallery
+    assert [g.row(u) for u in (0, 3, ("1", 0), "1 #0")] == [None] * 4  # valid, not in the gallery
+    for text in ("0", "step 1"):  # an index as text was None without a word (a review); a step is no CNN unit
+        with pytest.raises(ValueError, match=rf"unit: expected one of the gallery's names .*got the text '{text}'"):
+            g.row(text)
     for bad in (1.7, 1.0, True, ("1", 2.0), ("1", True), None, [1, 2]):  # 1.7 and True were row 0, a pair a TypeError
         with pytest.raises(ValueError, match=r"unit: expected an integer index, a \(site, channel\) pair .*'1 #2'\]"):
             g.row(bad)

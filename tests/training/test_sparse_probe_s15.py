@@ -212,3 +212,12 @@ def test_the_command_line_shows_the_callback_s_refusal_alone():
             "  - Not a valid subclass of Callback. Got value: ...\n    Subclass types expected one of:\n"
             "      - a class path (str)\n      - a dict with class_path entry\nGiven value type: <class 'dict'>")
     assert _refusal(ValueError(text)) == "tolerance: expected accuracy points >= 0, got -1.0"
+
+
+def test_the_callback_names_itself_refusing_a_standard_network_before_the_fit(tmp_path):
+    pl.seed_everything(0)
+    m = NeuroViewModule("small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [4, 8]})
+    tr = _trainer(tmp_path, [Sparsify()], max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    with pytest.raises(TypeError, match=r"^Sparsify: net: expected a NeuroViewCNN"):  # sparsify's words alone before
+        tr.fit(m, datamodule=DigitsDataModule(batch_size=32))
+    assert tr.global_step == 0
