@@ -121,11 +121,13 @@ def preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
     """The pre-activation of ``site`` on ``x``, units first ``[B, C_s, *positions]``, with its graph.
 
     Taken by a hook of its own on the site's module, at the site's call number (``name:1`` is
-    the second call), and cloned before an in-place activation can overwrite it.
+    the second call; ``name::1`` where ``name:1`` is another module's name), and cloned before an
+    in-place activation can overwrite it.
     """
     # a NeuroView-CNN names modules inside its backbone; an ensemble's sites name them from itself
     module = dict((net if isinstance(net, Ensemble) else net.backbone).named_modules())[site.module]
-    call = int(site.name.rpartition(":")[2]) if ":" in site.name else 0
+    suffix = site.name[len(site.module):] if site.name.startswith(site.module) else ""  # a module's own name may hold ':'
+    call = int(suffix.lstrip(":")) if suffix.lstrip(":").isdigit() else 0
     seen, got = [0], []
 
     def grab(z):

@@ -6,8 +6,10 @@
   as a reshape of ``[B, k, ...]`` lays them), dim 1 for sequence-first ``[T, B, C]``; a call
   with no such dim (Swin-V2's position-bias MLP on a coordinate table) is not a site.
 - **Unit axis** (1 or -1 of the sample-first view): where the width of the layer that produced
-  the pre-activation fits; else where the width of the layer that reads the activation's output
-  fits; else a clear error naming ``unit_axis=`` (:func:`unit_axis`).
+  the pre-activation fits (followed through pooling, crops, resizing and padding that keep that axis:
+  :mod:`neuroview.core.lineage`); else where the width of the layer that reads the activation's output
+  fits, unless the tensor was a layer's map with its units on dim 1 before an op not followed (the reader
+  takes another axis: a guess); else a clear error naming ``unit_axis=`` (:func:`unit_axis`).
 
 Imports only torch.
 """

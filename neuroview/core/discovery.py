@@ -7,7 +7,11 @@ fewer gets random batch-mates of its scale), with temporary hooks that are remov
 - every call of a target module is logged with the shape of its pre-activation, the layer that
   produced that tensor and the layer that reads the activation's output;
 - a tensor's producing layer is followed through the ops that keep its layout (a residual add, a
-  gate, dropout, in-place ops) and through concatenations, by a ``TorchFunctionMode``;
+  gate, dropout, in-place ops, pooling, crops) and through concatenations, by a ``TorchFunctionMode``
+  (:mod:`neuroview.core.lineage`);
+- a call of a target module inside another activation target's call (a registered ``SquaredReLU``'s
+  ``nn.ReLU``, also registered outside it: :func:`neuroview.core.targets.find_targets` leaves out those
+  registered inside only) is an error in the default sites, a warning in named ones (read twice);
 - the two batch sizes give each call's sample axis (:func:`neuroview.core.axes.sample_dim`);
 - the first module to start after the last site is where later passes stop.
 
@@ -16,10 +20,8 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
-import operator
 import threading
 import warnings
-import weakref
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,18 +31,12 @@ from torch.overrides import TorchFunctionMode
 
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
+from .lineage import Tags, tensors
 from .sites import Site
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
-#: ops whose output has the layout of an input of the same shape (elementwise, copies, dropout)
-_KEEP = frozenset(
-    f"{pre}{op}{post}" for op in ("add", "sub", "mul", "div", "truediv") for pre, post in (("", ""), ("", "_"), ("__", "__"),
-                                                                                              ("__i", "__"), ("__r", "__"))
-) | frozenset({"clone", "contiguous", "to", "float", "half", "bfloat16", "double", "type_as", "neg", "__neg__", "addcmul",
-               "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "where"})
 #: held while a network finds its sites or installs its hooks, so two threads' first batches do it once
 DISCOVERING = threading.RLock()
-_CAT = frozenset({"cat", "concat", "concatenate"})
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding)
 
 
@@ -55,14 +51,8 @@ class _Call:
     consumer: Width | None = None
     profile: list | None = None  # per dim of the input, [rows, 2]: a weighted sum of z over the other dims and the
     # norm of its terms (float64, _weights)
-
-
-def _tensors(args, kwargs):
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, Tensor):
-            yield a
-        elif isinstance(a, (list, tuple)):
-            yield from (t for t in a if isinstance(t, Tensor))
+    hint: tuple | None = None  # (width, op): its input was a layer's map, units on dim 1, before an op not followed
+    inside: str | None = None  # the activation target whose call this call runs inside (its pre-activation's reader)
 
 
 class _Lineage(TorchFunctionMode):
@@ -79,16 +69,16 @@ class _Lineage(TorchFunctionMode):
         return out
 
 
-class _Pass:
+class _Pass(Tags):
     """One discovery pass: its calls of target modules and the order modules started in."""
 
     def __init__(self, backbone: nn.Module, targets, quantizer: str):
+        super().__init__()
         self.backbone, self.targets, self.quantizer = backbone, targets, quantizer
         self.calls: list[_Call] = []
         self.events: list[tuple[str, object]] = []  # ("start", module) and ("site", call index), in order
         # per layer whose forward is running: (the layer, its input, the site calls that took its width)
         self.open: list[tuple[nn.Module, object, list[int]]] = []
-        self.tags: dict[int, tuple[weakref.ref, Width | None, int | None]] = {}
         self.counts: dict[str, int] = {}
         self.pending: dict[str, list[int]] = {}
         self.stack: list[nn.Module] = []  # the modules whose forward is running, outermost first
@@ -98,52 +88,13 @@ class _Pass:
         # far, its input's shape: a call on a table computed once a pass, with no sample axis, has no units to read)
         self.checkpointed: list[nn.Module] = []  # the outermost modules that ran inside torch.utils.checkpoint
         self.outside = 0  # the checkpoint frames around the whole pass (a user's checkpoint of the whole network)
-        self.input_width: Width | None = None  # the tag of the network's input: its dim 1 by contract, not by a layer
-
-    # --------------------------------------------------------- tensor lineage
-    def tag(self, t) -> tuple[Width | None, int | None]:
-        """(width of the layer that produced ``t``, index of the site call whose output ``t`` is)."""
-        entry = self.tags.get(id(t)) if isinstance(t, Tensor) else None
-        return (entry[1], entry[2]) if entry is not None and entry[0]() is t else (None, None)
-
-    def mark(self, t, width: Width | None = None, call: int | None = None) -> None:
-        if isinstance(t, Tensor):
-            w, c = self.tag(t)
-            self.tags[id(t)] = (weakref.ref(t), width or w, c if call is None else call)
-
-    def follow(self, op: str, args, kwargs, out: Tensor) -> None:
-        if self.tag(out) != (None, None):
-            return  # an in-place op: its output is its input
-        if op in _CAT:
-            tensors = args[0] if args else kwargs.get("tensors", ())
-            # torch.cat(ts, axis=1) (numpy's keyword, torch.concatenate's) too; a dim by name is not followed
-            try:
-                dim = operator.index(args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis", 0)))
-            except TypeError:
-                return
-            widths = [self.tag(t)[0] for t in tensors]
-            axes = [fits(tuple(t.shape), w) for t, w in zip(tensors, widths)]
-            if not tensors or None in axes or len({a % out.dim() for a in axes}) != 1:
-                return
-            count = out.shape[axes[0]] if dim % out.dim() == axes[0] % out.dim() else widths[0][0]
-            self.mark(out, (count, axes[0]))
-        elif op == "view_as":  # x.view_as(x): how a module's full backward hook hands on its input and output
-            if args and isinstance(args[0], Tensor) and args[0].shape == out.shape:
-                w, c = self.tag(args[0])
-                if w is not None or c is not None:
-                    self.mark(out, w, c)
-        elif op in _KEEP:  # a layer's width before the input's assumed one: x + fc(x) and fc(x) + x lay out alike
-            tags = [self.tag(t) for t in _tensors(args, kwargs) if t.shape == out.shape]
-            tags = [wc for wc in tags if wc != (None, None)]
-            if tags:
-                self.mark(out, *next((wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width), tags[0]))
 
     def functional(self, op: str, args, kwargs) -> None:
         """Log a call of an activation function (``F.relu``, ``x.clamp(min=0)``) outside every activation module:
         its units are no site, which the wrapper says (:func:`find_sites`)."""
         base = activation_call(op, args, kwargs)
         if base and not any(id(m) in self.shields for m in self.stack):
-            shape = next((tuple(t.shape) for t in _tensors(args, kwargs)), ())
+            shape = next((tuple(t.shape) for t in tensors(args, kwargs)), ())
             self.act_calls.append((base, self.names.get(self.stack[-1], "") if self.stack else "", len(self.events), shape))
 
     # ---------------------------------------------------------------- hooks
@@ -171,11 +122,12 @@ class _Pass:
             if width is not None:
                 self.mark(output, width)
 
-    def _record(self, name: str, z, from_input: bool) -> int:
+    def _record(self, name: str, module: nn.Module, z, from_input: bool) -> int:
         calls = self.counts.get(name, 0)
         self.counts[name] = calls + 1
         shape = tuple(z.shape) if isinstance(z, Tensor) else None
-        width, reader = self.tag(z)[0], None
+        width, reader, hint = self.tag(z)[0], None, self.hint(z)
+        outer = next((self.names.get(m, "") for m in self.stack if m is not module and id(m) in self.activations), None)
         if width is None and self.open and shape is not None:
             layer, given, inside = self.open[-1]
             if z is given:  # a pre-activation layer (ResNet-v2's): its activation reads the layer's own input
@@ -189,12 +141,21 @@ class _Pass:
             for d in range(a.dim()):  # per row of dim d: the weighted sum, and the norm of its terms (its noise scale)
                 terms = (a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1)
                 profile.append(torch.stack([terms.sum(1), terms.square().sum(1).sqrt()], 1))
-        self.calls.append(_Call(name if calls == 0 else f"{name}:{calls}", name, calls, from_input, shape, width, reader, profile))
+        self.calls.append(_Call(self._name(name, calls), name, calls, from_input, shape, width, reader, profile, hint, outer))
         return len(self.calls) - 1
+
+    def _name(self, name: str, calls: int) -> str:
+        """The site name of call ``calls`` of module ``name``: ``name``, then ``name:k``; ``name::k`` (or more colons)
+        where ``name:k`` names another module (a ModuleDict's key "relu:1") or site: site names are unique."""
+        site, colons = name, 1
+        while calls and (site == name or site in self.taken):
+            site, colons = f"{name}{':' * colons}{calls}", colons + 1
+        self.taken.add(site)
+        return site
 
     def _pre(self, name, from_input, module, args):
         if from_input:
-            k = self._record(name, args[0] if args else None, True)
+            k = self._record(name, module, args[0] if args else None, True)
             self.pending.setdefault(name, []).append(k)
             if self.quantizer != "none":  # later passes record it here, before an in-place activation runs
                 self.events.append(("site", k))
@@ -204,7 +165,7 @@ class _Pass:
             k = self.pending[name].pop()
             width = self.calls[k].producer  # an activation keeps its input's layout
         else:
-            k, width = self._record(name, output, False), None
+            k, width = self._record(name, module, output, False), None
         self.mark(output, width, k)
         if not from_input or self.quantizer == "none":
             self.events.append(("site", k))
@@ -212,6 +173,8 @@ class _Pass:
     def run(self, x: Tensor) -> _Pass:
         handles = []
         self.names = {m: n for n, m in self.backbone.named_modules()}
+        self.taken = set(self.names.values())  # the site names given, and the module names they must not take
+        self.activations = {id(m) for _, m, from_input in self.targets if from_input}
         self.outside = checkpoints()
         self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
         here = partial(_here, threading.get_ident())  # another thread running the backbone meanwhile is no finding
@@ -269,11 +232,16 @@ def probe_input(shape: tuple[int, ...], *, device=None, dtype=None) -> Tensor:
 
 
 def _distinct(x: Tensor) -> Tensor:
-    """A float batch of fewer than 3 samples, with random batch-mates of its scale up to 3: a site's order is
-    told by its samples' values at 2 and 3 samples, which copies of one sample leave the same either way, and
-    a third sample that repeats the first hardly moves the batch statistics of a layer that mixes samples."""
-    if len(x) > 2 or not x.is_floating_point():
+    """A float batch of fewer than 3 samples, with random batch-mates of its scale up to 3 (one whose first 3
+    are copies of one sample, ``example_input=torch.zeros(8, ...)``: its first, with 2): a site's order is told by
+    its samples' values at 2 and 3 samples, which copies of one sample leave the same either way, and a third
+    sample that repeats the first hardly moves the batch statistics of a layer that mixes samples."""
+    if not x.is_floating_point():
         return x  # an integer batch (token ids) keeps the order a reshape of [B, ...] gives
+    if len(x) > 2:
+        if not bool((x[:3] == x[:1]).all()):
+            return x
+        x = x[:1]
     scale = float(x.float().std()) if x.numel() > 1 else 1.0
     scale = scale if scale > 0 and scale != float("inf") else 1.0
     return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:3 - len(x)] * scale + x.mean()])
@@ -297,6 +265,11 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     modules = {name: m for name, m, _ in targets}
     sites, not_sites, last, scalar = [], {}, None, []
     for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
+        if c.inside is not None and not named:  # an activation's own nn.ReLU, registered outside it too (targets)
+            raise ValueError(f"backbone: the activation {c.module!r} runs inside the activation {c.inside!r} (its call "
+                             f"{c.calls}) and is registered outside it too: one module at two places, whose call inside "
+                             f"{c.inside!r} reads its pre-activation again; give {c.inside!r} a module of its own, or "
+                             "pass layers=[...] naming the sites")
         if c.shape is None or c3.shape is None or not c.shape:
             how = (" as its first positional argument (a call by keyword, act(input=z), hides it from the hooks that "
                    "read it: call act(z))") if c.shape is None and c.from_input else ""
@@ -314,11 +287,12 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             not_sites[(c.module, c.calls)] = f"its input {c.shape} holds one value per sample"
             scalar.append(c.name)
             continue
-        axis = unit_axis(c.name, shape, c.producer, c.consumer, overrides.get(c.name, overrides.get(c.module)))
+        axis = _axis(c, shape, sd, overrides.get(c.name, overrides.get(c.module)))
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
         sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike),
                           folds=c.shape[sd] // 2))
         last = k
+    _say_names(small.calls, named)
     if scalar:
         warnings.warn(f"wrap: the activations {scalar} are applied to one value per sample (no units), so they are no "
                       "sites and the classifier reads none of their values; pass layers=[...] naming the sites to "
@@ -327,6 +301,34 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     if last is not None and not named:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
     return sites, not_sites, stop
+
+
+def _axis(c: _Call, shape: tuple[int, ...], sd: int, override) -> int:
+    """:func:`unit_axis` of call ``c`` (its sample-first input of ``shape``), or a clear error where the layer that
+    reads its output takes the last dim of a layer's map whose units were on dim 1 before an op not followed."""
+    axis = unit_axis(c.name, shape, c.producer, c.consumer, override)
+    if override is None and c.producer is None and c.hint is not None and sd == 0 and axis != 1:
+        (count, _), op = c.hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
+        raise ValueError(f"unit_axis: cannot tell where the units of site {c.name!r} lie: its input has shape "
+                         f"{tuple(shape)}, the layer that produced it has {count} features on dim 1 before an op that "
+                         f"may move them ({op}), and the layer that reads the output takes {c.consumer[0]} on dim -1; "
+                         f"pass unit_axis={{{c.name!r}: 1 or -1}}")
+    return axis
+
+
+def _say_names(calls: list[_Call], named: bool) -> None:
+    """Warn of a site named ``name::k`` (``name:k`` names another module), and of sites named in ``layers=[...]``
+    that run inside another named activation (their units are read twice)."""
+    renamed = [f"call {c.calls} of {c.module!r} is site {c.name!r} ({f'{c.module}:{c.calls}'!r} names another module "
+               "or site)" for c in calls if c.calls and c.name != f"{c.module}:{c.calls}"]
+    if renamed:
+        warnings.warn(f"wrap: site names are unique: {'; '.join(renamed)}", stacklevel=4)
+    inner = {c.module: c.inside for c in calls if c.inside is not None} if named else {}
+    if inner:
+        outer = sorted(set(inner.values()))
+        warnings.warn(f"layers: {sorted(inner)} run inside the activation{'s' if len(outer) > 1 else ''} "
+                      f"{outer if len(outer) > 1 else repr(outer[0])}, whose call reads the same pre-activation: their "
+                      "units are read twice; leave them out of layers=[...] unless that is meant", stacklevel=4)
 
 
 def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:
@@ -360,7 +362,7 @@ def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -
         raise ValueError(f"x: site {small.name!r} folds {k} positions into dim {sd} of its input {small.shape}, and the "
                          "samples it was found on are copies of one, which cannot tell whether positions come ahead "
                          "of the samples or after them; find the sites on a batch of different samples "
-                         "(example_input=x, or a first batch of at least 2)")
+                         "(example_input=x, or a first batch of at least 2 different samples)")
     # both samples the two passes share: with k == 2 sample 0's rows alone are rows 0 and 1 in either order
     if same(a.view(2, k, 2), b.view(3, k, 2)[:2]):
         return False

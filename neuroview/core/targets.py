@@ -39,7 +39,7 @@ def find_targets(backbone: nn.Module, layers: Sequence[str] | None):
     activation-like modules left out (not registered)."""
     named = dict(backbone.named_modules())
     if layers is None:
-        found = [(n, m, True) for n, m in named.items() if is_activation(m)]
+        found = _outermost([(n, m, True) for n, m in named.items() if is_activation(m)], backbone)
         left = [(n, type(m).__name__) for n, m in named.items() if looks_like_activation(m)]
         if not found:
             raise ValueError(
@@ -60,6 +60,21 @@ def find_targets(backbone: nn.Module, layers: Sequence[str] | None):
             raise ValueError(f"layers: no module named {name!r} in backbone{_hint(backbone, named, name)}")
         out.append((name, named[name], is_activation(named[name])))
     return out, []
+
+
+def _outermost(found: list, backbone: nn.Module) -> list:
+    """``found`` less the activations registered only inside another one (a registered ``SquaredReLU``'s own
+    ``nn.ReLU``, a swish's ``nn.Sigmoid`` gate): the outer call reads the same pre-activation, and its class is the
+    activation the user registered. One also registered elsewhere stays, its calls inside the outer one no sites
+    (:mod:`neuroview.core.discovery`)."""
+    outer = [n for n, m, _ in found if any(True for _ in m.children())]
+    inside = lambda name: any(name.startswith(f"{o}.") for o in outer if o)  # noqa: E731
+    if not outer:
+        return found
+    names: dict[int, list[str]] = {}
+    for n, m in backbone.named_modules(remove_duplicate=False):
+        names.setdefault(id(m), []).append(n)
+    return [(n, m, a) for n, m, a in found if not all(inside(k) for k in names[id(m)])]
 
 
 def _hint(backbone: nn.Module, named: dict, name) -> str:

@@ -1,0 +1,127 @@
+"""Which layer produced a tensor, followed through the ops that keep its layout: what a site's unit axis is read
+from while the sites are found (:mod:`neuroview.core.discovery`).
+
+A tensor's tag is the width of the layer that produced it (:data:`neuroview.core.axes.Width`) and the index of the
+site call whose output it is. Ops hand it on where their output has the layout of an input: elementwise ops,
+copies, dropout, in-place ops, concatenations; and pooling, resizing, padding and cropping, where the axis the
+layer's units lie on keeps its size (a conv's channels, behind a ``max_pool2d`` or a TCN's crop ``x[:, :, :-2]``).
+Any other op that keeps a conv map's rank and its dim 1 leaves a hint (:meth:`Tags.hint`): the units were on dim 1
+before an op not followed, so a layer reading the activation's output over another axis is no answer.
+
+Imports only torch and the core modules below it.
+"""
+
+from __future__ import annotations
+
+import operator
+import weakref
+
+from torch import Tensor
+
+from .axes import Width, fits
+
+#: ops whose output has the layout of an input of the same shape (elementwise, copies, dropout)
+KEEP = frozenset(
+    f"{pre}{op}{post}" for op in ("add", "sub", "mul", "div", "truediv") for pre, post in (("", ""), ("", "_"), ("__", "__"),
+                                                                                              ("__i", "__"), ("__r", "__"))
+) | frozenset({"clone", "contiguous", "to", "float", "half", "bfloat16", "double", "type_as", "neg", "__neg__", "addcmul",
+               "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "where"})
+CAT = frozenset({"cat", "concat", "concatenate"})
+#: ops over the positions of a map ``[B, C, *positions]``: they keep its dim 1 (the units of a conv) where its size
+#: is kept (a 3-d map pooled as an unbatched 2-d one changes it)
+POSITIONS = frozenset(f"{op}{d}d" for op in ("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool",
+                                             "fractional_max_pool") for d in (1, 2, 3)) | {"interpolate", "upsample", "pad"}
+#: crops by indexing: any axis whose size they keep (x[:, 1:] of tokens keeps their channels on dim -1)
+CROP = frozenset({"__getitem__", "narrow"})
+#: ops that move dims around: dim 1 after one says nothing of dim 1 before it
+LAYOUT = frozenset({"transpose", "transpose_", "permute", "swapaxes", "swapdims", "movedim", "moveaxis", "view", "reshape",
+                    "flatten", "unflatten", "mT", "T", "rearrange", "as_strided", "view_as", "reshape_as"})
+
+
+def tensors(args, kwargs):
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from (t for t in a if isinstance(t, Tensor))
+
+
+class Tags:
+    """The tags of one discovery pass: ``tag``/``mark`` a tensor, ``follow`` an op, ``hint`` a conv map behind an
+    op not followed. (The network's input is tagged with its dim 1, ``input_width``: by contract, not by a layer.)"""
+
+    def __init__(self):
+        self.tags: dict[int, tuple[weakref.ref, Width | None, int | None]] = {}
+        self.hints: dict[int, tuple[weakref.ref, Width, str]] = {}
+        self.input_width: Width | None = None
+
+    def tag(self, t) -> tuple[Width | None, int | None]:
+        """(width of the layer that produced ``t``, index of the site call whose output ``t`` is)."""
+        entry = self.tags.get(id(t)) if isinstance(t, Tensor) else None
+        return (entry[1], entry[2]) if entry is not None and entry[0]() is t else (None, None)
+
+    def hint(self, t) -> tuple[Width, str] | None:
+        """``(width, op)``: ``t`` was a layer's map with its units on dim 1 before the op ``op`` not followed, which
+        kept its rank and dim 1 (None: no such map, or ``t`` is tagged)."""
+        entry = self.hints.get(id(t)) if isinstance(t, Tensor) else None
+        return entry[1:] if entry is not None and entry[0]() is t else None
+
+    def mark(self, t, width: Width | None = None, call: int | None = None) -> None:
+        if isinstance(t, Tensor):
+            w, c = self.tag(t)
+            self.tags[id(t)] = (weakref.ref(t), width or w, c if call is None else call)
+
+    def follow(self, op: str, args, kwargs, out: Tensor) -> None:
+        if self.tag(out) != (None, None):
+            return  # an in-place op: its output is its input
+        if op in CAT:
+            self._cat(args, kwargs, out)
+        elif op == "view_as":  # x.view_as(x): how a module's full backward hook hands on its input and output
+            if args and isinstance(args[0], Tensor) and args[0].shape == out.shape:
+                w, c = self.tag(args[0])
+                if w is not None or c is not None:
+                    self.mark(out, w, c)
+        elif op in KEEP:  # a layer's width before the input's assumed one: x + fc(x) and fc(x) + x lay out alike
+            tags = [self.tag(t) for t in tensors(args, kwargs) if t.shape == out.shape]
+            tags = [wc for wc in tags if wc != (None, None)]
+            if tags:
+                self.mark(out, *next((wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width), tags[0]))
+        elif op in POSITIONS or op in CROP:
+            self._kept(op, args[0] if args else None, out)
+        if self.tag(out) == (None, None) and op not in LAYOUT:
+            self._hint(op, next(tensors(args, kwargs), None), out)
+
+    def _cat(self, args, kwargs, out: Tensor) -> None:
+        tensors_ = args[0] if args else kwargs.get("tensors", ())
+        # torch.cat(ts, axis=1) (numpy's keyword, torch.concatenate's) too; a dim by name is not followed
+        try:
+            dim = operator.index(args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis", 0)))
+        except TypeError:
+            return
+        widths = [self.tag(t)[0] for t in tensors_]
+        axes = [fits(tuple(t.shape), w) for t, w in zip(tensors_, widths)]
+        if not tensors_ or None in axes or len({a % out.dim() for a in axes}) != 1:
+            return
+        count = out.shape[axes[0]] if dim % out.dim() == axes[0] % out.dim() else widths[0][0]
+        self.mark(out, (count, axes[0]))
+
+    def _kept(self, op: str, t, out: Tensor) -> None:
+        """Hand ``t``'s tag on to ``out`` where the axis its layer's units lie on keeps its size (for an op over
+        positions: dim 1 of a map of rank 3 or more)."""
+        width, call = self.tag(t)
+        if width is None or width is self.input_width or t.dim() != out.dim():
+            return
+        axis = fits(tuple(t.shape), width)
+        if axis is None or (op in POSITIONS and (t.dim() < 3 or axis % t.dim() != 1)):
+            return
+        if out.shape[axis] == t.shape[axis]:
+            self.mark(out, width, call)
+
+    def _hint(self, op: str, t, out: Tensor) -> None:
+        width, seen = self.tag(t)[0], self.hint(t)  # first: a lazy layer's uninitialized weight has no dim() to read
+        if width is None and seen is None or t.dim() != out.dim() or out.dim() < 3 or t.shape[1] != out.shape[1]:
+            return
+        if width is not None and width is not self.input_width and fits(tuple(t.shape), width) == 1:
+            self.hints[id(out)] = (weakref.ref(out), width, op)
+        elif seen is not None:
+            self.hints[id(out)] = (weakref.ref(out), *seen)
