@@ -31,6 +31,7 @@ from .lazy_head import watch
 from . import settings
 from .reach import freeze_unreached, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks
+from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
 from .sites import Site
 from .state import snapshot
 from .targets import find_targets
@@ -239,6 +240,7 @@ class NeuroViewCNN(Guarded):
     _check_input = settings.check_input  # x's type, rank, channels, dtype and values
 
     def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:
+        refuse_tracing(self)  # torch.jit.trace, and torch.export before the sites are found: said by name
         self._check_input(x)
         if self.sites is None or not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):
             with DISCOVERING:  # two threads' first batches find the sites once
@@ -249,9 +251,9 @@ class NeuroViewCNN(Guarded):
                     self._install()
         rec = PathRecorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)
         run(self, x, rec)
-        if len(rec.codes) != len(self.sites):
-            raise RuntimeError(f"backbone: its forward pass called {len(rec.codes)} sites, expected {len(self.sites)}")
+        require_all_sites(self, rec.codes)  # a site this batch skipped: named
         codes, maps = torch.cat(rec.codes, dim=1), rec.code_maps
+        require_finite_codes(self, x, codes)  # a finite x that overflowed (float16 under autocast): not read as class 0
         return self._codes_hook(codes, maps) if self._codes_hook is not None else (codes, maps)
 
     def codes(self, x: Tensor) -> Tensor:

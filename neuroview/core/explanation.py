@@ -21,7 +21,7 @@ from torch import Tensor
 
 from . import saving
 from ._utils import as_labels, exact_values, name_sequence, positive_int, refuse_bools
-from .readable import k_share
+from .readable import k_share, require_finite_rows
 
 
 @dataclass(eq=False)  # compared field by field, tensors of many values gave torch's bare error
@@ -117,19 +117,20 @@ class Explanation(_Fields):
         """Readability of the explained logits: how many contributions, largest ``|value|`` first,
         make up 90% of the sum of ``|contributions|`` to ``target``'s logit (default: the classes
         explain() was asked for). The median over the batch, or ``[B]`` with ``per_sample``.
-        A decision with no contribution at all counts 0. ``level="steps"`` (RNNs) counts time
+        A decision with no contribution at all counts 0, NaN or Inf ones are refused. ``level="steps"`` (RNNs) counts time
         steps, each the sum of its hidden states' contributions. See :func:`k_share`."""
-        k = k_share(self._items(target, level), 0.9)
+        k = k_share(self._items(target, level), 0.9, "contributions")
         return k if per_sample else float(k.float().quantile(0.5))
 
     def top_share(self, k: int = 10, target: Tensor | int | None = None, *, per_sample: bool = False,
                   level: str = "features") -> Tensor | float:
         """Share of the sum of ``|contributions|`` carried by the ``k`` largest, median over the batch
-        (``[B]`` with ``per_sample``); 1.0 for a decision with no contribution at all."""
-        k = positive_int(k, "k")
-        a = self._items(target, level).abs().double()
+        (``[B]`` with ``per_sample``); 1.0 for a decision with no contribution at all; NaN or Inf ones are refused."""
+        a = self._items(target, level)
+        require_finite_rows(a, "contributions")  # a NaN decision is no perfectly concentrated one (it read 1.0)
+        a = a.abs().double()
         total = a.sum(-1)
-        top = a.topk(min(k, a.shape[-1]), dim=-1).values.sum(-1)
+        top = a.topk(min(positive_int(k, "k"), a.shape[-1]), dim=-1).values.sum(-1)
         share = torch.where(total > 0, top / total.clamp_min(1e-300), torch.ones_like(total))
         return share if per_sample else float(share.quantile(0.5))
 

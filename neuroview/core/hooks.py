@@ -32,6 +32,11 @@ class StopForward(BaseException):
     """
 
 
+class PathChanged(RuntimeError):
+    """A pass that ran another path than the one its sites were found on (a site skipped, run on some samples only,
+    or another module in its place): raised by the recorders inside the backbone's pass, and let through as it is."""
+
+
 # The recorders of the passes running in this thread, innermost last. A thread-local (not a
 # ContextVar) because torch.compile traces reads of it without a graph break.
 _ACTIVE = threading.local()
@@ -51,13 +56,25 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
     except StopForward:
         if not rec.stopped:  # another network's pass, running inside this one
             raise
-    except RuntimeError as e:  # integer inputs reach the backbone as they are (token ids, uint8 images)
-        if not isinstance(x, Tensor) or x.is_floating_point() or x.is_complex():
+    except RuntimeError as e:  # torch's own error on this batch (too short for the network, another size): named, as
+        # the first batch's is (neuroview.core.discovery); torch's other kinds (out of memory, a device's) as they are
+        floating = isinstance(x, Tensor) and (x.is_floating_point() or x.is_complex())
+        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or (floating and type(e) is not RuntimeError):
             raise
-        raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e}); x is "
-                         f"{x.dtype}, which reaches the backbone as it is: convert x (x.float()) if it reads floats") from e
+        raise ValueError(failed(x, e, getattr(rec.net, "input_shape", None))) from e
     finally:
         _ACTIVE.recs = outer
+
+
+def failed(x: Tensor, e: BaseException, found: tuple | None) -> str:
+    """The message of a backbone's pass that failed on ``x``, with what may explain it: an integer ``x`` (token ids,
+    uint8 images reach the backbone as they are), samples of another size than those the sites were found on."""
+    why = f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})"
+    if not (x.is_floating_point() or x.is_complex()):
+        why += f"; x is {x.dtype}, which reaches the backbone as it is: convert x (x.float()) if it reads floats"
+    if found is not None and tuple(x.shape[1:]) != tuple(found):
+        why += f"; its samples are of shape {tuple(x.shape[1:])}, the sites were found on {tuple(found)}"
+    return why
 
 
 class Hook:

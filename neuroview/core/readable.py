@@ -15,18 +15,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["k_share", "resolve_baseline"]
+__all__ = ["k_share", "require_finite_rows", "resolve_baseline"]
 
 
-def k_share(values: Tensor, share: float = 0.9) -> Tensor:
+def k_share(values: Tensor, share: float = 0.9, what: str = "values") -> Tensor:
     """``[B]`` the fewest of each row's ``[B, N]`` values, largest ``|value|`` first, whose ``|values|``
-    sum to at least ``share`` of the row's total (0 for a row of zeros).
+    sum to at least ``share`` of the row's total (0 for a row of zeros). A row holding NaN or Inf has no such
+    count: refused (:func:`require_finite_rows`), not counted 0 as a row of zeros is.
 
     >>> k_share(torch.tensor([[5.0, -4.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
     tensor([2, 3, 0])
     """
     if not 0 < share <= 1:
         raise ValueError(f"share: expected a number in (0, 1], got {share!r}")
+    require_finite_rows(values, what)
     a = values.detach().abs().double().sort(dim=-1, descending=True).values
     cum = a.cumsum(-1)
     total = cum[..., -1:] if a.shape[-1] else a.new_zeros(*a.shape[:-1], 1)
@@ -35,6 +37,17 @@ def k_share(values: Tensor, share: float = 0.9) -> Tensor:
     k = (~reached).sum(-1) + 1
     return torch.where(total[..., 0] > 0, k, torch.zeros_like(k))
 
+
+def require_finite_rows(values: Tensor, what: str = "values") -> None:
+    """A clear error where rows of ``[B, N]`` ``values`` hold NaN or Inf: a non-finite decision (a float16 overflow
+    under autocast) has no readability, and counting it 0 (k90) or 1.0 (top share) scored it the most readable."""
+    bad = ~torch.isfinite(values.detach()).flatten(1).all(1) if values.dim() > 1 else ~torch.isfinite(values).all()[None]
+    if bool(bad.any()):
+        rows = bad.nonzero().flatten().tolist()
+        kind = "samples" if what == "contributions" else "rows"
+        raise ValueError(f"{what}: {kind} {rows[:10]}{f' (of {len(rows)})' if len(rows) > 10 else ''} hold NaN or Inf, "
+                         "which no share of the total can be read from (a non-finite decision: its logit is NaN or "
+                         "Inf); readability is measured on finite decisions only")
 
 
 def resolve_baseline(baseline, mean: Tensor | None, shape: tuple[int, ...], weight: Tensor, bias: Tensor) -> tuple[Tensor | None, Tensor]:

@@ -17,7 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
-from .hooks import StopForward
+from .hooks import PathChanged, StopForward
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
 from .sites import Site
@@ -56,6 +56,12 @@ class Recorder:
         ok = site is not None and site.module == name and site.sample_dim < z.dim()
         if ok:  # its samples, then its units, where they were found
             zs = z.movedim(site.sample_dim, 0)
+            if zs.shape[0] < self.batch:  # a branch the backbone runs on the samples a gate selects
+                raise PathChanged(
+                    f"backbone: site {name!r} received {zs.shape[0]} of the {self.batch} samples of this batch (its "
+                    f"input {tuple(z.shape)}; per-sample conditional computation: a branch run on the samples a gate "
+                    "selects), so its codes cannot be read per sample; leave it out with layers=[...] naming the sites "
+                    "every sample runs")
             ok = zs.shape[0] % self.batch == 0 and zs.shape[site.axis] == site.channels
         if ok and site.folds == 1 and zs.shape[0] != self.batch:
             raise ValueError(
@@ -64,10 +70,14 @@ class Recorder:
                 "whether they come ahead of the samples or after them; find the sites on an input of this size "
                 "(example_input=x)")
         if not ok:
-            raise RuntimeError(
+            later = [s.module for s in sites[k:]]
+            skipped = [s.name for s in sites[k:k + later.index(name)]] if name in later[1:] else []
+            raise PathChanged(
                 f"backbone: its forward pass took another path than when its sites were found: call {k} was "
                 f"{name!r} with input shape {tuple(z.shape)} for {self.batch} samples, expected {site or 'no more sites'}"
-            )
+                + (f"; the sites {skipped} did not run before it (an input-dependent branch, or a layer skipped while "
+                   "training as LayerDrop does): leave them out with layers=[...] naming the sites every pass runs"
+                   if skipped else ""))
         return site
 
     def record(self, name: str, z, from_input: bool, output, activation: nn.Module | None = None) -> None:
