@@ -46,9 +46,11 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
 
 
-def check_lengths(lengths, x: Tensor, what: str):
-    """A network that reads no lengths (a CNN) given ``(x, lengths, y)``: the middle item must still be lengths,
-    integers in ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels.
+def check_lengths(lengths, x: Tensor, what: str, last=None):
+    """The middle item of a batch ``(x, lengths, y)`` (``x`` channels-first, ``[B, C, T]``), for a network that reads
+    lengths (an RNN: its own check named ``lengths``, an argument the user never passed) or not (a CNN): integers in
+    ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels; ``last``
+    (the batch's last item): where it would pass as lengths, the message asks whether the batches are (x, y, lengths).
     Returns the lengths as a tensor (a list or numpy's converted), or None."""
     if lengths is None:
         return None
@@ -58,27 +60,38 @@ def check_lengths(lengths, x: Tensor, what: str):
         except (TypeError, ValueError, RuntimeError):  # not numbers: named below as no lengths
             pass
     n = x.shape[-1] if isinstance(x, Tensor) and x.dim() > 1 else None
-    ok = (isinstance(lengths, Tensor) and lengths.dim() == 1 and len(lengths) == len(x) and n is not None
-          and not lengths.is_floating_point() and lengths.dtype != torch.bool
-          and bool(((lengths >= 1) & (lengths <= n)).all()))
-    if not ok:
+    if not _steps(lengths, x, n):
         got = f"shape {tuple(lengths.shape)}, {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
         if isinstance(lengths, Tensor) and lengths.numel() and not lengths.is_floating_point() and lengths.dtype != torch.bool:
             got += f", values {int(lengths.min())} to {int(lengths.max())}"
+        swapped = isinstance(last, Tensor) and last is not lengths and _steps(last, x, n)
+        hint = "; if they are (x, y, lengths), pass (x, lengths, y) as the data modules give them" if swapped else ""
         raise ValueError(f"{what}: a batch of 3 items is read as (x, lengths, y), and its middle item is not lengths (one "
-                         f"integer per sample in [1, {n}], the steps of x): got {got}; pass batches (x, y)")
+                         f"integer per sample in [1, {n}], the steps of x): got {got}; pass batches (x, y){hint}")
     return lengths
+
+
+def _steps(lengths, x, n: int | None) -> bool:
+    """Whether ``lengths`` holds one integer per sample of ``x`` in ``[1, n]``."""
+    return (isinstance(lengths, Tensor) and lengths.dim() == 1 and len(lengths) == len(x) and n is not None
+            and not lengths.is_floating_point() and lengths.dtype != torch.bool
+            and bool(((lengths >= 1) & (lengths <= n)).all()))
 
 
 def as_batches(data, what: str = "batches"):
     """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)``
-    as a tuple) becomes a list of it, where iterating it would take its tensors for batches; anything else
+    as a tuple, or as the list a DataLoader gives: ``x`` of rank 2 or more, then 1-D items of one row per sample; a
+    list of batches holds batches, not such rows) becomes a list of it, where iterating it would take its tensors for
+    batches (its labels read as inputs of shape ``(B,)``); anything else
     (a loader, a list of batches) as it is; a dict an error naming ``what`` (its keys were read as batches)."""
     if isinstance(data, dict):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
+    if (isinstance(data, list) and 1 < len(data) < 4 and isinstance(data[0], Tensor) and data[0].dim() > 1
+            and all(isinstance(t, Tensor) and t.dim() == 1 and len(t) == len(data[0]) for t in data[1:])):
+        return [tuple(data)]
     if isinstance(data, Dataset) and not isinstance(data, IterableDataset):  # read sample by sample as batches
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a {type(data).__name__} (a Dataset: DataLoader(dataset, batch_size=...))")
@@ -93,10 +106,13 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     needed), an error naming ``what``; but a ``SubsetRandomSampler`` and a ``WeightedRandomSampler`` (a balancing
     loader) say which samples they draw from: those, each once, in order (``subsets=False``: not, where an index must
     name a sample of the dataset, not of the subset). A neuroview dataset that augments its
-    samples is read without augmentation. Anything that is not a DataLoader as it is."""
+    samples is read without augmentation. An IterableDataset read by several workers is read by this process alone:
+    each worker iterates all of it unless it shards itself (``get_worker_info()``, which a loader cannot see), and every
+    sample was read once per worker. Anything that is not a DataLoader as it is."""
     if not isinstance(loader, DataLoader):
         return loader
     iterable = isinstance(loader.dataset, IterableDataset)
+    dealt = iterable and loader.num_workers > 1  # read once per worker (sparsify's folds held each sample twice)
     # the sampler and batch size inside a plain BatchSampler, given as batch_sampler= too (loader.sampler is then a
     # SequentialSampler that reads nothing, and a weighted one inside put a sample in two folds)
     bs = loader.batch_sampler
@@ -104,11 +120,11 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     sampler, size, drop = (bs.sampler, bs.batch_size, bs.drop_last) if plain else (loader.sampler, loader.batch_size, loader.drop_last)
     ordered = iterable or isinstance(sampler, SequentialSampler)
     augments = getattr(loader.dataset, "augment", None) is not None and hasattr(loader.dataset, "x")  # an ArrayDataset's
-    if ordered and not drop and not augments and (iterable or bs is None or plain):
+    if ordered and not drop and not augments and not dealt and (iterable or bs is None or plain):
         return loader
     dataset = loader.dataset
     drawn = _drawn(sampler, len(dataset)) if subsets and not iterable else None
-    if drawn is None and (size is None or not (iterable or isinstance(sampler, (SequentialSampler, RandomSampler)))):
+    if drawn is None and not iterable and (size is None or not isinstance(sampler, (SequentialSampler, RandomSampler))):
         if strict is None:
             return loader
         kind = type(bs if size is None else sampler).__name__
@@ -121,8 +137,8 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     if drawn is not None:
         dataset = Subset(dataset, drawn)
     return DataLoader(dataset, batch_size=size, shuffle=False, drop_last=False,
-                      collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
-                      worker_init_fn=loader.worker_init_fn)
+                      collate_fn=loader.collate_fn, num_workers=0 if dealt else loader.num_workers,
+                      pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn)
 
 
 def _drawn(s, n: int) -> list[int] | None:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._batch import check_lengths, in_order, kept_generators, series_input, split_batches, unpack
-from ..core._utils import batch_labels, own_rng, register_extension, restore_modes
+from ..core._utils import batch_labels, named_samples, own_rng, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
@@ -205,14 +205,17 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
     top, device = _Top(k), next(net.parameters()).device
     sums = counts = shape = labelled = None
     with torch.no_grad():
-        for batch in batches:
+        for j, batch in enumerate(batches):
             if max_samples is not None and top.seen >= max_samples:
                 break
             x, lengths, y = unpack(batch)
             if not len(x):  # an empty batch is no end of the data
                 continue
-            if not rnn:  # (x, y, other) is read as (x, lengths, y), `other` taken for y: named as readability names it
-                check_lengths(lengths, x, "loader")
+            if rnn:  # the layout first: a steps-last batch is named as such, not by its lengths
+                series_input(x, net, "loader")
+            # (x, y, other) is read as (x, lengths, y), `other` taken for y: named as readability names it (an RNN's
+            # own check named `lengths`, an argument the user never passed)
+            check_lengths(lengths, x, "loader", y)
             lengths = None if lengths is None else torch.as_tensor(lengths)  # a list too, as explain takes it
             if labelled is not None and labelled != (y is not None):  # g.y kept stale labels, or a bare KeyError('y')
                 was, now = ("with", "without") if labelled else ("without", "with")
@@ -233,8 +236,9 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
             if y is not None:
                 rows["y"] = y.cpu()
             if rnn:
-                exp = net.explain(series_input(x.to(device), net, "loader"), None if lengths is None else lengths.to(device),
-                                  baseline=baseline)
+                with named_samples("loader", j, top.seen):  # a NaN named as a sample of the data, not in `x`
+                    exp = net.explain(series_input(x.to(device), net, "loader"),
+                                      None if lengths is None else lengths.to(device), baseline=baseline)
                 value = exp.time_importance[torch.arange(len(x)), exp.predicted][:, cols].cpu()
                 rows["x"] = F.pad(rows["x"], (0, net.max_len - x.shape[-1]))
                 n = torch.full((len(x),), x.shape[-1]) if lengths is None else lengths.long().cpu()
@@ -244,7 +248,8 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
                 if y is not None:
                     sums, counts = _class_sums(rows["x"], rows["lengths"], rows["y"], net.num_classes, sums, counts)
             else:
-                value = score = net.codes(x.to(device))[:, cols].float().cpu()
+                with named_samples("loader", j, top.seen):
+                    value = score = net.codes(x.to(device))[:, cols].float().cpu()
             top.add(score, value, rows)
     if top.index is None:
         raise ValueError("loader: gave no samples")

@@ -23,8 +23,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import as_batches, check_lengths, filled, kept_generators, series_input, unpack
-from ..core._utils import batch_labels, factory, own_rng, require_built, require_neuroview
+from .._batch import as_batches, check_lengths, filled, in_order, kept_generators, series_input, unpack
+from ..core._utils import batch_labels, factory, named_samples, own_rng, require_built, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["readability", "units_per_class"]
@@ -44,6 +44,9 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
 
     ``baseline``: the reference the contributions are taken against (``net.explain``'s): the
     readability of a decision depends on it, so it is part of the answer.
+
+    A DataLoader is read whole, in order and unaugmented (:func:`neuroview._batch.in_order`: a training loader's
+    shuffle, dropped last batch and augmentation left out); the batches carry labels all or none.
     """
     require_neuroview(net)
     require_built(net)  # else its first batch builds a random head on the caller's network, and this reads it
@@ -51,16 +54,22 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
         raise ValueError(f"batches: expected an iterable of batches (x, y) or (x, lengths, y), got a data module "
                          f"({type(batches).__name__}); pass one of its loaders, e.g. dm.test_dataloader()")
     rnn = isinstance(net, NeuroViewRNN)
-    ks, shares, steps, correct, total = [], [], [], 0, 0
+    ks, shares, steps, correct, total, labelled = [], [], [], 0, 0, None
     device = factory(net).get("device")
-    batches = as_batches(batches, "batches")
+    batches = in_order(as_batches(batches, "batches"), what="batches")  # whole and unaugmented, as mean_codes reads
     with own_rng(device), kept_generators(batches):  # a loader draws its seed from the caller's generator
-        for batch in filled(batches):
+        for j, batch in enumerate(filled(batches)):
             x, lengths, y = unpack(batch, device)
-            if not rnn:
-                check_lengths(lengths, x, "batches")  # (x, y, other) read as (x, lengths, y) scored against `other`
-            exp = (net.explain(series_input(x, net, "batches"), lengths=lengths, baseline=baseline) if rnn
-                   else net.explain(x, baseline=baseline))
+            xs = series_input(x, net, "batches") if rnn else x
+            # (x, y, other) read as (x, lengths, y) scored against `other`; an RNN's own check named `lengths`
+            lengths = check_lengths(lengths, x, "batches", y)
+            if labelled is not None and labelled != (y is not None):  # an accuracy over some of the samples
+                was, now = ("with", "without") if labelled else ("without", "with")
+                raise ValueError(f"batches: expected every batch to carry labels or none, got batches {was} labels, "
+                                 f"then one {now} them at sample {sum(map(len, ks))}")
+            labelled = y is not None
+            with named_samples("batches", j, ks):  # a NaN named as a sample of the data, not in `x`
+                exp = (net.explain(xs, lengths=lengths, baseline=baseline) if rnn else net.explain(x, baseline=baseline))
             ks.append(exp.k90(per_sample=True))
             shares.append(exp.top_share(10, per_sample=True))
             if rnn:

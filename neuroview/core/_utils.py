@@ -8,6 +8,7 @@ from __future__ import annotations
 import operator
 import threading
 from collections.abc import ItemsView, KeysView, Mapping, Set as AbstractSet, ValuesView
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -82,8 +83,32 @@ def require_finite(x: Tensor, where: str = "") -> None:
         raise ValueError("x: the network checks its input for NaN and Inf, which cannot be done inside "
                          "torch.func.vmap; set net.check_finite = False (and check the inputs before)") from None
     if not finite:
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"x: contains NaN or Inf{where} ({bad} of {x.numel()} values); clean the input first")
+        bad = ~torch.isfinite(x)
+        rows = bad.flatten(1).any(1).nonzero().flatten().tolist() if x.dim() > 1 else []  # dim 0 holds the samples
+        at = f" in samples {rows[:5]}{' and more' if len(rows) > 5 else ''}" if rows else ""
+        error = ValueError(f"x: contains NaN or Inf{where} ({int(bad.sum())} of {x.numel()} values){at}; clean the "
+                           "input first")
+        error.nonfinite_samples = rows  # the rows of x that hold them: a loop over a loader names them (named_samples)
+        raise error
+
+
+@contextmanager
+def named_samples(what: str, batch: int, before: list | int):
+    """A block reading batch ``batch`` (counted from 0) of a loader, ``before`` the samples read before it: their count,
+    or the per-sample results of the earlier batches (one row per sample, counted only once an error needs them): a
+    :func:`require_finite` error inside it re-raised naming ``what`` (the user's argument) and the samples, where the
+    network's own "x: ... (1 of 1024 values)" named an ``x`` the user never passed and no row of the data set."""
+    try:
+        yield
+    except ValueError as e:
+        if not getattr(e, "nonfinite_samples", None):
+            raise
+        offset = before if isinstance(before, int) else sum(len(r) for r in before)
+        rows = [offset + i for i in e.nonfinite_samples]
+        more = " and more" if len(rows) > 5 else ""
+        raise ValueError(f"{what}: sample{'s' if len(rows) > 1 else ''} {rows[0] if len(rows) == 1 else rows[:5]}{more} "
+                         f"(batch {batch}, counted from 0 in the order read) contain{'' if len(rows) > 1 else 's'} NaN "
+                         "or Inf; clean the data first (drop or fill those samples)") from e
 
 
 def require_neuroview(net, what: str = "net") -> None:

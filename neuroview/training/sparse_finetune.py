@@ -40,10 +40,11 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
 
 from .._batch import (as_batches, call_model, caller_stacklevel, check_lengths, kept_generators, module_loader,
                       outside_inference_mode, series_input, unpack)
-from ..core._utils import as_labels, batch_labels, own_rng
+from ..core._utils import as_labels, batch_labels, named_samples, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
@@ -60,15 +61,38 @@ FINETUNE_LR = 1e-4  # the CNN recipes' final rate (a tenth of their 1e-3 peak); 
 
 def _train_batches(data):
     """A data module's training loader (shuffled, as its recipe trains); any other iterable as it is,
-    unless it reads once (a generator: every epoch, the budget's check and the re-centring read it again)."""
+    unless it reads once (a generator: every epoch, the budget's check and the re-centring read it again).
+    A data module's loader with persistent workers is read through a rebuild without them (:func:`_unpersisted`)."""
     if hasattr(data, "train_dataloader") and hasattr(data, "setup"):
-        return module_loader(data, "train")  # set up once: a random split in setup would change at every epoch
+        return _unpersisted(module_loader(data, "train"))  # set up once: a random split in setup changed every epoch
     data = as_batches(data, "train")
     if isinstance(data, Iterator):  # the second epoch would find it empty, and say the loader was empty
         raise TypeError(f"train: expected batches that can be read again (a DataLoader, a list of batches or a data "
                         f"module: every epoch reads them, then the re-centring), got a one-shot {type(data).__name__}; "
                         "pass list(...) of it")
     return data
+
+
+def _unpersisted(loader):
+    """A DataLoader with ``persistent_workers`` as the same loader without them, rebuilt over the same dataset, sampler
+    (or batch sampler), collate, workers and generator; anything else as it is. A persistent loader keeps its iterator
+    between passes and draws no new base seed for its workers there: the first pass of a call shuffled by the state of
+    the global RNG after that draw, not at ``seed``, and its workers' random draws went on from the last pass, so
+    ``finetune_sparse(seed=3)`` gave another network at each call. Rebuilt, not reset: its iterator is PyTorch's private
+    state, and the caller's loader (its workers too) is left as it was. Each pass then starts its workers afresh, as a
+    loader without persistent workers does (what a seed makes reproducible here)."""
+    if not (isinstance(loader, DataLoader) and loader.persistent_workers and loader.num_workers > 0):
+        return loader
+    if isinstance(loader.dataset, IterableDataset):  # no sampler to give: it deals itself
+        order = {"batch_size": loader.batch_size, "drop_last": loader.drop_last}
+    elif loader.batch_sampler is not None:  # shuffle, batch size and drop_last inside it (and its generator)
+        order = {"batch_sampler": loader.batch_sampler}
+    else:  # batch_size=None: the sampler's samples one at a time
+        order = {"batch_size": None, "sampler": loader.sampler}
+    return DataLoader(loader.dataset, **order, collate_fn=loader.collate_fn, num_workers=loader.num_workers,
+                      pin_memory=loader.pin_memory, timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
+                      multiprocessing_context=loader.multiprocessing_context, generator=loader.generator,
+                      prefetch_factor=loader.prefetch_factor, persistent_workers=False)
 
 
 def _check(net, epochs, lr, weight_decay, mode) -> None:
@@ -127,15 +151,18 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
     # BatchNorm takes no statistics from one sample in train mode: such a batch is dropped, as the data
     # modules' drop_last does; a network without BatchNorm trains on it
     single_fails = mode == "train" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
-    total, n, skipped = 0.0, 0, 0
-    for batch in _train_batches(train):
+    total, n, skipped, read = 0.0, 0, 0, 0
+    for j, batch in enumerate(_train_batches(train)):
         x, lengths, y = unpack(batch)
         if y is None:
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
         if not isinstance(x, torch.Tensor):  # (numpy series: a bare AttributeError on .to)
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-        if not _is_rnn(net):  # (x, y, other) is read as (x, lengths, y): trained on `other` as the labels
-            check_lengths(lengths, x, "train")
+        start, read = read, read + len(x)  # the samples of the pass before this batch's
+        if _is_rnn(net):  # its layout first: steps-last series named as such, not as lengths
+            series_input(x, net, "train")
+        # (x, y, other) is read as (x, lengths, y): trained on `other` as the labels; an RNN's own check named `lengths`
+        lengths = check_lengths(lengths, x, "train", y)
         y = as_labels(y, "train")
         if seen is not None:  # its classes, before the copy to the device (a CPU loader's: no sync)
             seen.append(torch.unique(y.detach()).cpu())
@@ -144,7 +171,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
             skipped += 1
             continue
         # an RNN's series channels-first [B, C, T] as the data modules give them, checked and named as `train`
-        logits = net(series_input(x, net, "train"), lengths=lengths) if _is_rnn(net) else call_model(net, x, lengths)
+        with named_samples("train", j, start):  # a NaN named as a sample of the pass, not in an `x` never passed
+            logits = net(series_input(x, net, "train"), lengths=lengths) if _is_rnn(net) else call_model(net, x, lengths)
         loss = F.cross_entropy(logits, batch_labels(y, len(logits), logits.shape[1], "train"))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -211,7 +239,9 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
             data modules' training loaders drop such a last batch), counted in
             ``result.finetuned["skipped_batches"]``.
         lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
-        seed: an int, the shuffle and dropout of the fine-tuning; the caller's random state is left as it was.
+        seed: an int, the shuffle and dropout of the fine-tuning; the caller's random state is left as it was. A
+            loader with ``persistent_workers`` is read through a copy without them (its kept iterator shuffled by
+            the loader's history, not by the seed).
         mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the
             function explained: running statistics kept, no dropout). A backbone whose parameters are
             all frozen (none requires grad, as :func:`neuroview.retrofit` leaves it) stays in eval mode
@@ -232,6 +262,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     epochs, lr, weight_decay = int(epochs), float(lr), float(weight_decay)  # numpy's scalars as the record keeps them
     budget = max_k90 is not None or max_k90_steps is not None
     net = derived_cfg(copy.deepcopy(sparse), "finetuned_from")  # a zoo entry's record is of its weights, not these
+    train = _unpersisted(train)  # every pass (the epochs, the budget's check, the re-centring) from the seed
     keep, params = _prepare(net, mode, epochs)
     weight = net.classifier.weight
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if params else None

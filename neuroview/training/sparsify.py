@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from .._batch import (check_lengths, filled, kept_generators, outside_inference_mode, own_val_split, refuse_lengths,
                       series_input, split_batches, unpack)
-from ..core._utils import batch_labels, factory, own_rng, require_neuroview, restore_modes
+from ..core._utils import batch_labels, factory, named_samples, own_rng, require_finite, require_neuroview, restore_modes
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.hooks import keep_unwrapped
@@ -104,11 +104,10 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
         net.eval()
         # no graph: frozen codes (a trained backbone's kept every batch's: 1.5 GB for 3,000 digits, fit_ridge_head)
         with own_rng(device), kept_generators(batches), torch.no_grad():  # a loader draws its seed from the caller's
-            for batch in filled(batches):
-                f, y = _batch_features(net, batch, device, what, labels)
-                feats.append(f)
-                if labels:
-                    ys.append(y)
+            for j, batch in enumerate(filled(batches)):
+                with named_samples(what, j, feats):  # a NaN named as a sample of the data, not in `x`
+                    f, y = _batch_features(net, batch, device, what, labels)
+                feats.append(f), ys.append(y)  # y None without labels
     finally:
         restore(), unwrap()
     if not feats:
@@ -121,13 +120,15 @@ def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor
     x, lengths, y = unpack(batch, device)  # loaders give CPU batches
     if y is None and labels:
         raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+    xs = series_input(x, net, what) if _is_rnn(net) else x
+    lengths = check_lengths(lengths, x, what, y)  # (x, y, lengths) named so, not as an RNN's `lengths` of labels
     if _is_rnn(net):
-        f = net.features(series_input(x, net, what), lengths).flatten(1)
+        f = net.features(xs, lengths).flatten(1)
     else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
-        check_lengths(lengths, x, what)
         refuse_lengths(net, lengths, what, x)  # MiniRocket's codes counted the padding as data
-        on_cpu = isinstance(x, Tensor) and x.device.type == "cpu"
-        step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if on_cpu else None
+        step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if isinstance(x, Tensor) and x.device.type == "cpu" else None
+        if step and getattr(net, "check_finite", True):  # a NaN's rows named in x, not in one of its chunks
+            require_finite(x)
         f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
     f = f.to(torch.promote_types(f.dtype, torch.float32))  # float64 codes keep their mean
     return f, batch_labels(y, len(f), net.num_classes, what).to(f.device) if labels else None
