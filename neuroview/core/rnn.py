@@ -151,6 +151,9 @@ class NeuroViewRNN(Guarded):
         )
         x, lengths = fold_windows(x, lengths, self.window)
         b, t, _ = x.shape
+        if lengths is not None and self.num_directions == 2 and self._backbone.builtin and torch.compiler.is_exporting():
+            raise TypeError("torch.export: a bidirectional NeuroViewRNN packs its series by lengths= (its backward direction starts at "
+                            "each one's last step), which no exported graph can: export it without lengths, or use torch.compile")
         h = self._backbone.states(self.rnn, x, lengths, self.rnn.training)
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long, device=x.device)
@@ -161,7 +164,22 @@ class NeuroViewRNN(Guarded):
             h = F.pad(h, (0, 0, 0, self.steps - t))
         return h, lengths
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        meta = getattr(destination, "_metadata", None)  # the rnn's settings no shape tells, as the CNN keeps its quantizer
+        if meta is not None and prefix[:-1] in meta:
+            meta[prefix[:-1]].update(rnn=type(self.rnn).__name__)  # an nn.RNN's tanh or relu: one shape, two functions
+            meta[prefix[:-1]].update({"nonlinearity": self.rnn.nonlinearity} if isinstance(self.rnn, nn.RNN) else {})
+
+    def _before_load(self, state_dict) -> None:  # refused before torch copies any tensor, as the CNN refuses its settings
+        why = _settings_clash((getattr(state_dict, "_metadata", None) or {}).get(""), self.rnn, "")
+        if why:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{why}")
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        why = _settings_clash(local_metadata, self.rnn, prefix)  # a file of another function: nothing built for it
+        if why:
+            return error_msgs.append(why)
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
@@ -284,9 +302,13 @@ class NeuroViewRNN(Guarded):
             return w.square().sum(dims).sqrt()
         return (w.abs() if reduce == "abs" else w).sum(dims)
 
-    def unit_gallery(self, loader, steps, k: int = 6, **kw):
-        """What each of ``steps`` reads and where it weighs most in ``loader``'s samples: ``nv.unit_gallery(self, loader, steps, k)``."""
-        return extension("unit_gallery")(self, loader, steps, k, **kw)
+    def unit_gallery(self, loader, units=None, k: int = 6, *, steps=None, **kw):
+        """What each of ``units`` (time steps; ``steps=`` is the same argument by its other name) reads and where it
+        weighs most in ``loader``'s samples: ``nv.unit_gallery(self, loader, units=steps, k)``."""
+        if (units is None) == (steps is None):
+            raise TypeError("units: expected the time steps to show as units= (or steps=, its other name), got "
+                            + ("neither" if units is None else f"both: units={units!r} and steps={steps!r}"))
+        return extension("unit_gallery")(self, loader, units if steps is None else steps, k, **kw)
 
     def unwrap(self) -> nn.Module:
         """The rnn, exactly as it was given (it shares its weights with this network)."""
@@ -298,6 +320,17 @@ class NeuroViewRNN(Guarded):
         return (f"num_classes={self.num_classes}, max_len={self.max_len}{win}, input_size={self.input_size}, "
                 f"layers={self.num_layers}, directions={self.num_directions}, hidden={self.hidden_size}, "
                 f"features={self.num_features}")
+
+
+def _settings_clash(meta, rnn: nn.Module, prefix: str) -> str | None:
+    """Why a state dict whose metadata is ``meta`` computes another function in a NeuroView-RNN over ``rnn``
+    (an ``nn.RNN`` of another nonlinearity); None where it agrees, or records none (saved before it was kept)."""
+    saved, own = (meta if isinstance(meta, dict) else {}).get("nonlinearity"), getattr(rnn, "nonlinearity", None)
+    if saved not in ("tanh", "relu") or not isinstance(rnn, nn.RNN) or saved == own:
+        return None
+    return (f"{prefix}rnn.nonlinearity: the state dict was saved from a NeuroView-RNN over nn.RNN(nonlinearity={saved!r}), "
+            f"the model's rnn has nonlinearity={own!r}: its weights compute another function there; build the rnn "
+            f"with nonlinearity={saved!r} (create_model('nv_rnn', nonlinearity={saved!r}, ...)) to load it")
 
 
 class RNNClassifier(nn.Module):

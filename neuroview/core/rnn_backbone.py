@@ -144,7 +144,7 @@ class Backbone:
                             "quantized RNN (torch.ao.quantization) cannot be read; quantize other modules only")
         if torch.jit.is_tracing():
             raise TypeError("torch.jit.trace: a NeuroViewRNN runs its layers through torch.func.functional_call, which "
-                            "TorchScript cannot record; use torch.export.export (without lengths) or torch.compile")
+                            "TorchScript cannot record; use torch.export.export (a bidirectional one without lengths) or torch.compile")
         outs, p = [], float(rnn.dropout)  # read at each call, as nn.RNN does: it may be set after wrapping
         for layer, template in enumerate(self.templates):
             if layer and p and training:  # what nn.RNN does between layers
@@ -299,7 +299,10 @@ def prepare(
                     f"{layout} (the rnn's batch_first={batch_first}); if x is {'[T, B, F]' if batch_first else '[B, T, F]'}, pass x.transpose(0, 1)")
             raise ValueError(f"lengths: expected an integer tensor of shape [{b}], got dtype {lengths.dtype} and shape {tuple(lengths.shape)}{flip}")
         lengths = lengths.to(device=x.device, dtype=torch.long)
-        lo, hi = int(lengths.min()), int(lengths.max())
+        if torch.compiler.is_exporting():  # their values steer no exported graph: asserted in it, the padding kept
+            x, t = x[:, :max_len or t], min(t, max_len or t)  # (the steps past a length are zeroed: trimming them is speed)
+            torch._assert_async(((lengths >= 1) & (lengths <= t)).all(), f"lengths: expected values in [1, {t}] (T of x, max_len)")
+        lo, hi = (1, t) if torch.compiler.is_exporting() else (int(lengths.min()), int(lengths.max()))
         if lo < 1 or hi > t:
             raise ValueError(f"lengths: expected values in [1, {t}] (T of x), got min {lo} and max {hi}")
         if max_len is not None and hi > max_len:
@@ -356,7 +359,7 @@ def fold_windows(x: Tensor, lengths: Tensor | None, window: int) -> tuple[Tensor
     x = x.reshape(b, -1, window * f)
     if lengths is not None:
         lengths = torch.div(lengths + window - 1, window, rounding_mode="floor")
-        if bool((lengths == x.shape[1]).all()):
+        if not torch.compiler.is_exporting() and bool((lengths == x.shape[1]).all()):
             lengths = None
     return x, lengths
 

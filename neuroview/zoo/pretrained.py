@@ -381,7 +381,7 @@ def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict
     # then every layer's own settings, which no tensor shape tells (an attention's num_heads, an RNN's nonlinearity)
     clash = clash or [f"{name or 'model'}.{attr}: model {v!r}, arch_kwargs build {other[attr]!r}"
                       for name, m in mine.items() if name in theirs for other in (_settings(theirs[name]),)
-                      for attr, v in _settings(m).items() if attr in other and v != other[attr]]
+                      for attr, v in _settings(m).items() if attr in other and _plain(v) != _plain(other[attr])]
     if clash:
         raise ArchitectureError(f"arch_kwargs: {arch_kwargs} rebuild a network with other settings than the model's "
                                 f"({'; '.join(clash[:4])}); pass the arguments the model was built with")
@@ -394,6 +394,6 @@ _STATE = frozenset({"training", "check_finite"}) | _NOT_COMPUTED
 
 def _settings(module: nn.Module) -> dict[str, Any]:
     """The public int/float/str/bool attributes of ``module`` itself (``eps``, ``num_heads``, ``nonlinearity``,
-    ``negative_slope``, a Dropout's ``p`` ...), less :data:`_STATE`."""
-    return {k: v for k, v in vars(module).items()
-            if isinstance(v, (int, float, str, bool)) and not k.startswith("_") and k not in _STATE}
+    ``negative_slope``, a Dropout's ``p`` ...) and its lists of numbers (a MiniRocket's ``dilations``), less :data:`_STATE`."""
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k not in _STATE and (isinstance(v, (int, float, str, bool))
+            or isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v))}

@@ -189,23 +189,43 @@ class MiniRocket(nn.Module):
         # kept in the state dict's metadata, as the head keeps its floor, so another length is refused on load
         meta = getattr(destination, "_metadata", None)
         if meta is not None and prefix[:-1] in meta:
-            meta[prefix[:-1]].update(input_length=self.input_length, dilations=list(self.dilations))
+            meta[prefix[:-1]].update(input_length=self.input_length, dilations=list(self.dilations),
+                                     per_dilation=list(self.per_dilation))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         length = (local_metadata or {}).get("input_length")  # absent: saved before it was kept, or a plain dict
         if isinstance(length, int) and not isinstance(length, bool) and length != self.input_length:
-            error_msgs.append(f"{prefix}input_length: the state dict is of a MiniRocket of series of {length} steps "
-                              f"(max_len; dilations {local_metadata.get('dilations')}), this one reads "
-                              f"{self.input_length} (dilations {self.dilations}): build it with max_len={length}")
+            return error_msgs.append(f"{prefix}input_length: the state dict is of a MiniRocket of series of {length} "
+                                     f"steps (max_len; dilations {local_metadata.get('dilations')}), this one reads "
+                                     f"{self.input_length} (dilations {self.dilations}): build it with max_len={length}")
+        why = self._plan_clash(local_metadata, prefix)  # the same shapes, its biases read at other dilations
+        if why:
+            return error_msgs.extend(why)  # (its own biases not copied)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _plan_clash(self, meta, prefix: str) -> list[str]:
+        """Why a state dict whose metadata is ``meta`` was saved from a MiniRocket of other dilations, or other
+        biases per dilation, than this one's (none where it recorded neither: saved before they were kept)."""
+        meta = meta if isinstance(meta, dict) else {}
+        saved = {k: meta.get(k) for k in ("dilations", "per_dilation")}
+        mine = {"dilations": self.dilations, "per_dilation": self.per_dilation}
+        if all(not isinstance(v, list) or v == mine[k] for k, v in saved.items()):
+            return []
+        shown = lambda d: f"dilations {d['dilations']} x biases per dilation {d['per_dilation']}"  # noqa: E731
+        return [f"{prefix}dilations: the state dict is of a MiniRocket of {shown(saved)}, this one has {shown(mine)} "
+                f"(the series length, num_features={self.num_features} and max_dilations_per_kernel set them): its "
+                "biases would be applied at other dilations and kernels; build it with the num_features and max_dilations_per_kernel "
+                "it was saved with"]
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.input_length:
             raise ValueError(f"x: MiniRocket expected series [B, {self.in_channels}, {self.input_length}] "
                              f"(in_channels, input_length), got shape {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
+        if torch.compiler.is_compiling():  # torch.compile or torch.export: an assert traced into the graph, no branch
+            torch._assert_async(torch.isfinite(x).all(), "x: MiniRocket expected finite series, got NaN or inf")
+        elif not bool(torch.isfinite(x).all()):
             raise ValueError("x: MiniRocket expected finite series, got NaN or inf")
 
     @torch.no_grad()
@@ -298,9 +318,12 @@ class MiniRocket(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x if not isinstance(x, Tensor) or x.is_floating_point() else x.float()  # integer series: a bare mean() error
         self._check(x)
-        if not bool(self.fitted):
-            raise RuntimeError("MiniRocket: the biases are not fitted; call .fit(training series) first "
-                               "(neuroview.training.ridge.fit_minirocket does, then fits the classifier)")
+        unfitted = ("MiniRocket: the biases are not fitted; call .fit(training series) first "
+                    "(neuroview.training.ridge.fit_minirocket does, then fits the classifier)")
+        if torch.compiler.is_compiling():  # the buffer's value steers no traced graph: asserted in it
+            torch._assert_async(self.fitted, unfitted)
+        elif not bool(self.fitted):
+            raise RuntimeError(unfitted)
         feats, conv = [], {}
         for j, where, kernel, feature in self._plan:
             if j not in conv:
