@@ -30,7 +30,7 @@ commands:
   retrofit   wrap a trained standard network, fit only the global classifier, report the accuracy cost:
              neuroview retrofit small_cnn.digits | neuroview retrofit W.safetensors --arch A --data D
 
-Run `neuroview <command> --help` for a command's options.
+Run `neuroview <command> --help` for a command's options; `neuroview --version` prints the version.
 """
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from ._version import __version__  # noqa: PLC0415
+
+        print(f"neuroview {__version__}")
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "demo":

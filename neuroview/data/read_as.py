@@ -51,6 +51,8 @@ def read_as_trained(dm, trained_on: dict | None) -> dict:
     args = spec.get("init_args", {}) if isinstance(spec, dict) else {}
     changed = {}
     for key in READ_AS:
+        if key == "resample" and _images(dm):  # images are never stretched: a series option, not carried to them
+            continue
         if key in args and hasattr(dm, key) and getattr(dm, key) != args[key]:
             value = (resample_option(args[key], "trained_on: resample") if key == "resample" else
                      normalize_option(args[key], "trained_on") if key == "normalize" else args[key])
@@ -154,9 +156,18 @@ def read_like(dm, spec: dict) -> None:
     like = {}
     if dm.normalize is True and trained.normalize is True:
         like |= {"mean": trained._mean, "std": trained._std}
-    if train_x.dim() == 3 and (trained._variable or trained.resample):  # padded or stretched to its training length
+    if train_x.dim() == 3 and (trained._variable or trained.resample) and not _images(dm):  # padded or stretched to it
+        # (images read at a series' length were cut into rows and refused as "not [C, T] series", advice to reshape
+        # them included, before the check that names --data and the samples' shape)
         like["max_len"] = int(train_x.shape[-1])
     dm._read_like = like
+
+
+def _images(dm) -> bool:
+    """Whether ``dm`` serves images (a set of a fixed shape without a length: digits, MNIST, CIFAR-10), which no
+    series option (a length to pad or stretch to) applies to."""
+    shape = getattr(type(dm), "FIXED_SHAPE", None)
+    return isinstance(shape, tuple) and len(shape) == 3 and shape[2] is None
 
 
 def read_options(dm) -> dict:

@@ -31,10 +31,11 @@ from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .data_arg import absolute_paths, read_evaluated_like
-from .earlier_runs import keep_earlier_checkpoints
+from .earlier_runs import KeepEarlierRuns, check_init_weights, keep_earlier_checkpoints
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
+from .run_config import SaveRunConfig
 from .schedules import drop_unused_options
 from .spawned import fit_steps
 
@@ -150,16 +151,18 @@ class NeuroViewCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """A new run (no ``--ckpt_path``) into a folder that holds an earlier run's checkpoints keeps each as
-        ``<name>-v<N>.ckpt``: the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best`` read the
-        newest), and nothing an earlier run saved is lost (the folder is one per recipe: a run on other data
-        replaced the earlier model)."""
+        ``<name>-v<N>.ckpt`` once it starts training (:class:`KeepEarlierRuns`; the one its ``init_weights`` names,
+        here, for the config it saves): the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best``
+        read the newest), and nothing an earlier run saved is lost (the folder is one per recipe: a run on other data
+        replaced the earlier model), nor moved by a run refused before it trained."""
         cfg = self.config[self.subcommand]
         cb = self.trainer.checkpoint_callback
         if self.trainer.fast_dev_run:  # a smoke test saves nothing, and moved the real run's checkpoints aside
             return
         if cfg.get("ckpt_path") or cb is None or not cb.dirpath:
             return
-        keep_earlier_checkpoints(cb, self.model, cfg)
+        keep_earlier_checkpoints(cb, self.model, cfg, init_only=True)
+        self.trainer.callbacks.append(KeepEarlierRuns(cb.dirpath, cb.FILE_EXTENSION))
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]
@@ -186,6 +189,7 @@ class NeuroViewCLI(LightningCLI):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"torch_threads: expected an int >= 1 (or null: torch's choice), got {threads!r}")  # 0 was dropped
         _check_checkpoint(cfg.get("checkpoint"))
+        check_init_weights(cfg)  # before anything is built, moved aside or written
         if threads:
             # tiny networks on small in-memory sets lose more to thread synchronization than they
             # gain, and badly so on shared CPUs: recipes may pin the count
@@ -353,7 +357,9 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
         try:
             return _cli(argv, run)
         except ArgumentError as e:
-            print(f"neuroview {command}: error: {_short(str(e))}\nsee `neuroview {command} --help`", file=sys.stderr)
+            said = _short(str(e)).replace(f"required: {command}.data", "required: --data (pass --config "
+                                          "recipes/<recipe>.yaml, which names the data and the model)")
+            print(f"neuroview {command}: error: {said}\nsee `neuroview {command} --help`", file=sys.stderr)
             raise SystemExit(2) from None
 
 
@@ -370,10 +376,13 @@ def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
         subclass_mode_data=True,
         trainer_defaults={"default_root_dir": os.path.join("runs", _run_name(argv)),
                           "callbacks": [PredictionWriter()]},
+        save_config_callback=SaveRunConfig,  # over no file the run did not write (logger false: default_root_dir)
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd
         # errors raise ArgumentError (cli_main prints them first and short) instead of usage-then-exit
-        parser_kwargs={"prog": "neuroview", "exit_on_error": False},
+        # allow_abbrev off: --model.min_lr was taken as min_lr_factor, --model.weight as weight_decay, without a word
+        parser_kwargs={"prog": "neuroview", "exit_on_error": False, "allow_abbrev": False,
+                       **{sub: {"allow_abbrev": False} for sub in ("fit", "validate", "test", "predict")}},
         args=argv,
         run=run,
     )

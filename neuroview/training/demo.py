@@ -56,7 +56,7 @@ def accuracy(net, x, y, batch_size: int = 512) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="neuroview demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="neuroview demo", description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--quantizer", default=None, help="hard, soft or none (default: the library's default)")
     p.add_argument("--seed", type=int, default=0)

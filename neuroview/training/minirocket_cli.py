@@ -13,6 +13,8 @@ import sys
 __all__ = ["main"]
 
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
+#: The library's argument names in the refusals this command prints, and the options that gave them.
+_OPTIONS = {"num_features": "--num-features", "max_k90": "--max-k90", "seed": "--seed"}
 
 
 def data_spec(data: str, normalize: str | bool = "sample") -> dict:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path  # noqa: PLC0415
 
     p = argparse.ArgumentParser(
-        prog="neuroview minirocket",
+        prog="neuroview minirocket", allow_abbrev=False,  # --num 84 was --num-features 84
         description="Fit MiniRocket (Dempster et al. 2021) as a NeuroView-CNN: its ~10,000 PPV features are the "
                     "units' codes, its ridge (penalty by leave-one-out on the training split) the global classifier, "
                     "so every logit splits exactly into per-kernel contributions. The test split is read once, to report.",
@@ -104,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
             sparse = sparsify(net, dm, max_k90=args.max_k90)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as e:  # ImportError: a missing extra (aeon)
-        print(f"neuroview minirocket: {e}", file=sys.stderr)
+        from .sparsify_cli import as_option  # noqa: PLC0415
+
+        print(f"neuroview minirocket: {as_option(str(e), _OPTIONS)}", file=sys.stderr)
         return 2
     out = Path(args.out)
     dm.setup("test")
@@ -124,6 +128,7 @@ def _save(model, name: str, dense, spec: dict, dm, test: list, args, out) -> Non
     from ..attribution.readability import readability  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
     from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
+    from .sparsify_cli import sparsify_record  # noqa: PLC0415
 
     r = readability(model, test, baseline="mean")
     bb = dense.backbone
@@ -132,7 +137,9 @@ def _save(model, name: str, dense, spec: dict, dm, test: list, args, out) -> Non
     save_pretrained(model, name, architecture="nv_minirocket", arch_kwargs=kwargs,
                     dataset={"name": args.data, "split": "test", "data_module": spec, "class_names": [str(c) for c in dm.class_names]}, recipe=None, seed=args.seed, root=out,
                     metrics=score_test_split(model, dm) | {k: r[k] for k in ("k90", "top10_share", "units_per_class")},
-                    extra={"ridge": {"alpha": dense.ridge.alpha, "train_acc": dense.ridge.train_acc}}
-                    | ({"sparsify": {"max_k90": args.max_k90}} if model is not dense else {}))
+                    # the ridge is the dense entry's head; the sparse one's is a point of the path, recorded as
+                    # `neuroview sparsify` records it (the budget and deviance rule met or not, the folds, the path)
+                    extra={"ridge": {"alpha": dense.ridge.alpha, "train_acc": dense.ridge.train_acc}} if model is dense
+                    else {"sparsified_from": name.removesuffix("_sparse"), "sparsify": sparsify_record(model.sparsity_path)})
     print(f"{name}: test accuracy {r['accuracy']:.1f}%, {r['units_per_class']:.1f} units per class, "
           f"k90 {r['k90']:g} against the mean code; wrote it to {out}")

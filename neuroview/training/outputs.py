@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -16,7 +17,20 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from .._io import atomic_write
 
-__all__ = ["PredictionWriter", "write_confusion"]
+__all__ = ["PredictionWriter", "fresh_name", "write_confusion"]
+
+
+def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
+    """``path``, or where a file this run did not write (not in ``written``, resolved paths) is there already, the
+    first free ``<stem>-v<N><suffix>`` beside it: without a logger the run's folder is ``default_root_dir``, the
+    folder of the user's recipe and of an earlier run's predictions, and both were written over without a word."""
+    path = Path(path)
+    if not os.path.lexists(path) or os.path.realpath(path) in written:
+        return path
+    n = 1
+    while os.path.lexists(kept := path.with_name(f"{path.stem}-v{n}{path.suffix}")):
+        n += 1
+    return kept
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -29,6 +43,7 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, output_dir: str | None = None):
         super().__init__(write_interval="epoch")
         self.output_dir = output_dir
+        self._written: set[str] = set()  # the files this writer wrote: the only ones it writes over
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         if predictions and isinstance(predictions[0], list):  # several loaders: one file each (none was written)
@@ -56,12 +71,15 @@ class PredictionWriter(BasePredictionWriter):
         for k, (i, t, p, pr) in enumerate(zip(index, target, preds, probs)):  # a target of no class: named by none
             named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
             w.writerow([i, *([rows[k]] if rows else []), t, p, *named, *[f"{v:.6g}" for v in pr]])
-        atomic_write(out / name, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
+        path = fresh_name(out / name, self._written)  # an earlier command's file (logger false): kept, by name
+        atomic_write(path, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
+        self._written.add(os.path.realpath(path))
+        kept = "" if path.name == name else f" ({name} there is not this run's: kept)"
         if trainer.world_size == 1:
-            rank_zero_info(f"predictions written to {out / name}")
+            rank_zero_info(f"predictions written to {path}{kept}")
         else:  # every rank writes its own share; rank 0 speaks for all of them
             rank_zero_info(f"predictions written to {out / f'predictions{loader}_rank*.csv'} (one file a rank, "
-                           f"{trainer.world_size} ranks)")
+                           f"{trainer.world_size} ranks){kept and ' (an earlier file of a rank kept: -v<N> names)'}")
 
 
 def _predicted(trainer, loader: str):

@@ -323,7 +323,7 @@ def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="neuroview retrofit", description="Wrap a trained standard network, freeze its "
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="neuroview retrofit", description="Wrap a trained standard network, freeze its "
                                 "backbone, fit only the global classifier, and report how much test accuracy the explanation costs.")
     p.add_argument("source", help="a zoo entry (e.g. small_cnn.digits) or a weight file (.safetensors, .pt state dict, Lightning .ckpt)")
     p.add_argument("--arch", help="architecture of a .safetensors/.pt file (see `neuroview zoo --architectures`)")

@@ -63,6 +63,24 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     return net, dm, {**entry, "dataset": dataset}, source.split(".", 1)[1]
 
 
+def _check_source(source: str, zoo: str | None) -> None:
+    """A weight file (what ``retrofit --out`` writes) or a ``--zoo`` that is no zoo folder, refused by name: both were
+    looked up as an entry of a manifest.json that is not there, and sent the user to ``neuroview zoo``."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if source.endswith(".safetensors"):
+        raise ValueError(f"source: expected a zoo entry name or a `neuroview fit` checkpoint (.ckpt), got {source!r}: a "
+                         "weight file (what `retrofit --out` writes) records no data to sparsify on; train it into a "
+                         f"checkpoint with `neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights {source}`, "
+                         "or explain it as it is with `neuroview explain --model <architecture> --weights FILE`")
+    if zoo and not (Path(zoo).expanduser() / "manifest.json").is_file():
+        folder = Path(zoo).expanduser()
+        why = ("a file, not a folder" if folder.is_file() else "no manifest.json in it" if folder.is_dir()
+               else "no such folder")
+        raise FileNotFoundError(f"--zoo: expected a zoo folder (a manifest.json and its entries: what `neuroview "
+                                f"sparsify --out` or `minirocket --out` wrote), got {zoo!r} ({why})")
+
+
 def _entry_name(args, entry: dict, tag: str) -> str:
     """``--name``, checked before the work; else ``<architecture>.<tag>_sparse``, where a zoo entry sparsified on
     other data than its own also names that data (``nv_lite.gunpoint_italypowerdemand_sparse``), so that the
@@ -123,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..zoo.pretrained import refuse_existing  # noqa: PLC0415
 
     p = argparse.ArgumentParser(
-        prog="neuroview sparsify",
+        prog="neuroview sparsify", allow_abbrev=False,  # --tol 2 was --tolerance 2
         description="Refit a NeuroView network's global classifier so that each class reads few units "
                     "(few steps for an RNN), within --tolerance accuracy points on validation data carved "
                     "from the training split; the test split is read once, to report.",
@@ -162,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                         "<source>_<data>_sparse)")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of the same name already in --out")
     p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
-                                                "zoo; e.g. what an earlier `neuroview sparsify --out` or `retrofit --out` wrote)")
+                                                "zoo; e.g. what an earlier `neuroview sparsify --out` or `minirocket --out` "
+                                                "wrote: a folder with a manifest.json)")
     args = p.parse_args(argv)
     if args.finetune < 0:  # refused before the work (it was refused as `epochs` once the path had been walked)
         p.error(f"--finetune: expected epochs >= 0, got {args.finetune}")
     try:
         if args.zoo and args.source.endswith(".ckpt"):
             raise ValueError("--zoo: the folder a zoo entry is read from; a checkpoint (.ckpt) is read as it is")
+        _check_source(args.source, args.zoo)
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
@@ -183,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon)
-        print(f"neuroview sparsify: {e}", file=sys.stderr)
+        print(f"neuroview sparsify: {as_option(str(e), _OPTIONS)}", file=sys.stderr)
         return 2
     _write(args, net, sparse, dm, entry, name)
     return 0
@@ -217,21 +237,41 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "k90_steps", "top10_share", "units_per_class")
                                                            if k in light},
-                    extra={"sparsified_from": args.source, **_recipe_commit(entry), "sparsify": {"tolerance": args.tolerance, "deviance": args.deviance,
-                                                                         "max_k90": args.max_k90, "max_k90_steps": args.max_k90_steps,
-                                                                         "k90_quantile": args.k90_quantile, "max_units_per_class": args.max_units_per_class,
-                                                                         "max_steps_per_class": args.max_steps_per_class,
-                                                                         "finetune": args.finetune, "finetune_epochs_kept": kept,
-                                                                         "distill": args.distill,
-                                                                         "groups": path.groups,
-                                                                         # folds None: a validation split
-                                                                         "seed": args.seed, "folds": path.folds,
-                                                                         "deviance_met": path.deviance_met,
-                                                                         "path": path.to_records()}})
+                    extra={"sparsified_from": args.source, **_recipe_commit(entry),
+                           "sparsify": sparsify_record(path, finetune=args.finetune, kept=kept)})
     import shlex  # noqa: PLC0415
 
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {shlex.quote(name)} --zoo "
           f"{shlex.quote(str(out))} --out {shlex.quote('report/' + name)}")
+
+
+#: The library's argument names in the refusals this command prints, and the options that gave them.
+_OPTIONS = {"name": "source", "epochs": "--finetune", **{k: "--" + k.replace("_", "-") for k in (
+    "tolerance", "deviance", "max_k90", "max_k90_steps", "k90_quantile", "max_units_per_class", "max_steps_per_class",
+    "distill", "groups", "seed")}}
+
+
+def as_option(message: str, options: dict[str, str]) -> str:
+    """``message`` whose leading ``name:`` is a library function's argument, with the option the user typed for it
+    (``options[name]``) said at its end: ``k90_quantile: expected ... (option --k90-quantile)``."""
+    head, sep, _ = message.partition(": ")
+    if not sep or head not in options:
+        return message
+    given = options[head]
+    return f"{message} ({'option' if given.startswith('-') else 'argument'} {given})"
+
+
+def sparsify_record(path, finetune: int = 0, kept: int | None = None) -> dict:
+    """A sparse entry's ``sparsify`` record (its manifest's), from the :class:`.sparsity_path.SparsityPath` the network
+    was chosen on: the options it was sparsified under, whether the chosen point met the deviance rule and the budget
+    (``False``: :func:`.sparsify.sparsify` kept the nearest point, and warned), the folds and their seed, and the path;
+    ``finetune``/``kept``: the epochs of :func:`.sparse_finetune.finetune_sparse` asked for and kept."""
+    return {"tolerance": path.tolerance, "deviance": path.deviance, "max_k90": path.max_k90,
+            "max_k90_steps": path.max_k90_steps, "k90_quantile": path.k90_quantile,
+            "max_units_per_class": path.max_units_per_class, "max_steps_per_class": path.max_steps_per_class,
+            "finetune": finetune, "finetune_epochs_kept": kept, "distill": path.distill, "groups": path.groups,
+            "seed": path.seed, "folds": path.folds,  # folds None: a validation split
+            "deviance_met": path.deviance_met, "budget_met": path.budget_met, "path": path.to_records()}
 
 
 def _recipe_commit(entry: dict) -> dict:

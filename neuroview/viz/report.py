@@ -307,7 +307,7 @@ def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Names
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="neuroview explain",
+        prog="neuroview explain", allow_abbrev=False,  # --mod x was --model x
         description="Explain a NeuroView network on data: figures (PNG), tables (CSV/JSON), the explanation "
                     "(safetensors) and an index.html that opens offline.",
         epilog="example: neuroview explain --model nv_small_cnn --weights runs/w.safetensors --data digits --out report/",

@@ -43,7 +43,7 @@ def _recipe(entry: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``neuroview zoo [--verify] [--architectures] [pattern]``."""
-    p = argparse.ArgumentParser(prog="neuroview zoo", description="The trained zoo entries: dataset, parameter count, test accuracy, units per class and k90 "
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="neuroview zoo", description="The trained zoo entries: dataset, parameter count, test accuracy, units per class and k90 "
                                 "(how many contributions make up 90% of a decision).")
     p.add_argument("pattern", nargs="?", default=None, help="glob over entry names, e.g. 'nv_*' or '*.gunpoint'")
     p.add_argument("--verify", action="store_true", help="also check every entry's hash, architecture and parameter count")

@@ -1,0 +1,39 @@
+"""The run's ``config.yaml``: Lightning's ``SaveConfigCallback``, never over a file the run did not write, and for
+``fit`` written once the model is set up. May import Lightning and ``neuroview.training.outputs``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytorch_lightning.cli import SaveConfigCallback
+from pytorch_lightning.utilities import rank_zero_info
+
+from .outputs import fresh_name
+
+__all__ = ["SaveRunConfig"]
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """``config.yaml`` in the run's log folder, or ``config-v<N>.yaml`` beside a ``config.yaml`` already there: with
+    ``--trainer.logger false`` the log folder is ``default_root_dir``, and the user's own recipe given as ``--config``
+    there (its comments, its notes) was replaced by the resolved config. ``fit`` writes it once the model is set up
+    (``on_fit_start``): a run refused in its setup left a ``logs/version_N`` holding only it."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit":
+            self._save(trainer, pl_module, stage)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._save(trainer, pl_module, "fit")
+
+    def _save(self, trainer, pl_module, stage: str) -> None:
+        if not self.already_saved and self.save_to_log_dir:
+            log_dir = trainer.log_dir  # a broadcast: every rank asks
+            name = fresh_name(Path(log_dir) / self.config_filename).name if trainer.is_global_zero else None
+            name = trainer.strategy.broadcast(name)
+            if name != self.config_filename:
+                rank_zero_info(f"neuroview: {Path(log_dir) / self.config_filename} is not this run's (kept); the run's "
+                               f"config written to {name}")
+                self.config_filename = name
+        super().setup(trainer, pl_module, stage)
