@@ -27,8 +27,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from .._batch import call_model, check_lengths, takes_lengths, unpack
 from ..core._utils import batch_labels, rng_as_built
@@ -37,8 +35,9 @@ from ..data.read_as import check_classes_of
 from .callbacks import ResumeState
 from .outputs import write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
-from .loop_guards import LoopGuards
+from .loop_guards import LoopGuards, first_loader
 from .module_args import check_numbers
+from .module_metrics import ModuleMetrics, check_optimizer_dtype
 from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, warmup_cosine  # noqa: F401 - tests import it
 from .spawned import FreshMetrics, not_built
 from .unreached import freeze_unreached
@@ -53,7 +52,7 @@ SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
-class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
+class NeuroViewModule(FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
     """Train a zoo architecture (``arch``) with cross-entropy, AdamW/Adam/SGD and a scheduler.
 
     Args:
@@ -146,13 +145,7 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
         if getattr(self.model, "sites", True) is not None:  # a NeuroView-CNN finds its sites on the first batch
             self._materialize(None)
         self._init_loaded = False
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_f1 = MulticlassF1Score(num_classes, average="macro")
-        self.test_confmat = MulticlassConfusionMatrix(num_classes)
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()  # all ranks' samples
+        self._make_metrics(num_classes)  # ModuleMetrics: their float states stay float32 under any precision
         self.test_confusion: Tensor | None = None
 
     # ------------------------------------------------------------------ model
@@ -191,7 +184,8 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
                                "datamodule to take it from; call module.build(x) on a real batch before fit")
         # the loader of the stage being run: a predict-only or test-only data module may have no other
         name = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}.get(stage, "val")
-        batch = next(iter(getattr(dm, f"{name}_dataloader")()), None)
+        loader = first_loader(getattr(dm, f"{name}_dataloader")(), name)  # a dict's key was taken for the batch
+        batch = next(iter(loader), None) if loader is not None else None
         if batch is None:
             raise ValueError(f"NeuroViewModule: the data module has no {name} batch to find the network's sites on "
                              f"(val_fraction=0 leaves no validation split): `neuroview validate` has nothing to "
@@ -303,31 +297,16 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
             logits = out
             total = loss = self._loss(logits, y)
         total = total + self.penalty()
-        self.train_acc(logits, y), self.train_loss(loss.detach(), len(y))
-        self.log("train_loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        self._score_train(logits, y, loss)  # ModuleMetrics
         return total
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:  # one loader: LoopGuards
         x, lengths, y = unpack(batch)
-        logits = self(x, lengths)
-        self.val_acc(logits, y)
-        self.val_f1(logits, y)
-        self.val_loss.update(self._loss(logits, y), weight=len(y))
-        self.log("val_loss", self.val_loss, prog_bar=True, batch_size=len(y))
-        self.log("val_acc", self.val_acc, prog_bar=True, batch_size=len(y))
-        self.log("val_f1", self.val_f1, batch_size=len(y))
+        self._score("val", self(x, lengths), y)  # ModuleMetrics
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:  # one loader: LoopGuards
         x, lengths, y = unpack(batch)
-        logits = self(x, lengths)
-        self.test_acc(logits, y)
-        self.test_f1(logits, y)
-        self.test_confmat.update(logits, y)
-        self.test_loss.update(self._loss(logits, y), weight=len(y))
-        self.log("test_loss", self.test_loss, batch_size=len(y))
-        self.log("test_acc", self.test_acc, batch_size=len(y))
-        self.log("test_f1", self.test_f1, batch_size=len(y))
+        self._score("test", self(x, lengths), y)
 
     def on_test_epoch_end(self) -> None:
         self.test_confusion = self.test_confmat.compute().cpu()  # rows: true class, columns: predicted
@@ -345,9 +324,11 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
 
     # ------------------------------------------------------------- optimizers
     def parameter_groups(self) -> list[dict]:
-        """Trainable parameters in three groups: weights, classifier weight (its own weight decay and,
-        with ``classifier_lr``, learning rate), and never-decayed ones; a fourth with a NeuroView-RNN's
-        ``shared_steps``: the shared part, at the classifier's weight decay and the backbone's rate."""
+        """Trainable parameters in three groups, each with its ``name`` (the LR monitor's column, ``lr-AdamW/<name>``:
+        a position ``pg<N>`` moved with the groups left empty): ``backbone`` (every other tensor of 2 or more dims),
+        ``classifier`` (the classifier's weight: its own weight decay and, with ``classifier_lr``, learning rate) and
+        ``no_decay`` (biases and norms, the head's too); a fourth, ``shared_steps``, with a NeuroView-RNN's shared part:
+        the classifier's weight decay, the backbone's rate. Groups without trainable parameters are left out."""
         hp = self.hparams
         head_w = [c.weight for c in self.classifiers]
         # the part of the classifier's weight every step shares (NeuroViewRNN's shared_steps): the
@@ -359,15 +340,17 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ResumeState, PlateauAtEpochEnd, 
             if not p.requires_grad or any(p is w for w in head_w + shared):
                 continue
             (decay if p.dim() >= 2 else no_decay).append(p)
-        head = {"params": [w for w in head_w if w.requires_grad], "weight_decay": cls_wd}
+        head = {"params": [w for w in head_w if w.requires_grad], "weight_decay": cls_wd, "name": "classifier"}
         if hp.get("classifier_lr") is not None:
             head["lr"] = hp.classifier_lr
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, head,
-                  {"params": no_decay, "weight_decay": 0.0}, {"params": [w for w in shared if w.requires_grad], "weight_decay": cls_wd}]
+        groups = [{"params": decay, "weight_decay": hp.weight_decay, "name": "backbone"}, head,
+                  {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+                  {"params": [w for w in shared if w.requires_grad], "weight_decay": cls_wd, "name": "shared_steps"}]
         return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):
         hp = self.hparams
+        check_optimizer_dtype(self, hp.optimizer)  # 16-true: Adam's eps is 0 in float16, the weights NaN at step 1
         groups = self.parameter_groups()
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
