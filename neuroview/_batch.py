@@ -80,17 +80,17 @@ def _steps(lengths, x, n: int | None) -> bool:
 
 def as_batches(data, what: str = "batches"):
     """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)``
-    as a tuple, or as the list a DataLoader gives: ``x`` of rank 2 or more, then 1-D items of one row per sample; a
-    list of batches holds batches, not such rows) becomes a list of it, where iterating it would take its tensors for
-    batches (its labels read as inputs of shape ``(B,)``); anything else
-    (a loader, a list of batches) as it is; a dict an error naming ``what`` (its keys were read as batches)."""
+    as a tuple, or as the list a DataLoader gives: ``x`` of rank 2 or more, then items of as many rows and a lower
+    rank, one-hot labels too; a list of bare batches holds items of one rank) becomes a list of it, where iterating it
+    would take its tensors for batches (its labels read as inputs); anything else (a loader, a list of batches) as it
+    is; a dict an error naming ``what`` (its keys were read as batches)."""
     if isinstance(data, dict):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
     if (isinstance(data, list) and 1 < len(data) < 4 and isinstance(data[0], Tensor) and data[0].dim() > 1
-            and all(isinstance(t, Tensor) and t.dim() == 1 and len(t) == len(data[0]) for t in data[1:])):
+            and all(isinstance(t, Tensor) and 1 <= t.dim() < data[0].dim() and len(t) == len(data[0]) for t in data[1:])):
         return [tuple(data)]
     if isinstance(data, Dataset) and not isinstance(data, IterableDataset):  # read sample by sample as batches
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
@@ -102,7 +102,8 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a training loader)
     rebuilt over its dataset, same batch size and collate, so that what is fitted on it (the folds of a
     cross-validation, an index into the split) depends on the samples, not on how the loader deals them. A sampler
-    or batch sampler of its own cannot be undone: read as it is, or, with ``strict`` (the reason an order is
+    or batch sampler of its own cannot be undone, nor a ``RandomSampler`` that draws a number of samples of its own
+    (``num_samples=k``, ``replacement=True``: a random subsample): read as it is, or, with ``strict`` (the reason an order is
     needed), an error naming ``what``; but a ``SubsetRandomSampler`` and a ``WeightedRandomSampler`` (a balancing
     loader) say which samples they draw from: those, each once, in order (``subsets=False``: not, where an index must
     name a sample of the dataset, not of the subset). A neuroview dataset that augments its
@@ -124,10 +125,12 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
         return loader
     dataset = loader.dataset
     drawn = _drawn(sampler, len(dataset)) if subsets and not iterable else None
-    if drawn is None and not iterable and (size is None or not isinstance(sampler, (SequentialSampler, RandomSampler))):
+    if drawn is None and not iterable and (size is None or not _permutes(sampler, len(dataset))):
         if strict is None:
             return loader
         kind = type(bs if size is None else sampler).__name__
+        if size is not None and isinstance(sampler, RandomSampler):  # a subsample, or with replacement
+            kind += f" that draws {sampler.num_samples} of its {len(dataset)} samples" + " with replacement" * sampler.replacement
         raise ValueError(f"{what}: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
                          f"(rebuilt here in order), got one with a {kind}; pass DataLoader(dataset, batch_size, "
                          f"shuffle=False) over the same samples, {strict}")
@@ -139,6 +142,11 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     return DataLoader(dataset, batch_size=size, shuffle=False, drop_last=False,
                       collate_fn=loader.collate_fn, num_workers=0 if dealt else loader.num_workers,
                       pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn)
+
+
+def _permutes(s, n: int) -> bool:
+    """Whether sampler ``s`` deals each of the ``n`` samples once, in order or shuffled."""
+    return isinstance(s, SequentialSampler) or (isinstance(s, RandomSampler) and not s.replacement and s.num_samples == n)
 
 
 def _drawn(s, n: int) -> list[int] | None:

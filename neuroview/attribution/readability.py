@@ -46,7 +46,8 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     readability of a decision depends on it, so it is part of the answer.
 
     A DataLoader is read whole, in order and unaugmented (:func:`neuroview._batch.in_order`: a training loader's
-    shuffle, dropped last batch and augmentation left out); the batches carry labels all or none.
+    shuffle, dropped last batch and augmentation left out), but one that draws a random subsample
+    (``RandomSampler(num_samples=k)``, or with replacement) as it draws it; the batches carry labels all or none.
     """
     require_neuroview(net)
     require_built(net)  # else its first batch builds a random head on the caller's network, and this reads it
@@ -58,7 +59,9 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
     device = factory(net).get("device")
     batches = in_order(as_batches(batches, "batches"), what="batches")  # whole and unaugmented, as mean_codes reads
     with own_rng(device), kept_generators(batches):  # a loader draws its seed from the caller's generator
-        for j, batch in enumerate(filled(batches)):
+        for j, batch in enumerate(batches):  # j: the batch as the user counts them, empty ones too
+            if not any(True for _ in filled([batch])):  # 0 samples: no end of the data, nothing to read
+                continue
             x, lengths, y = unpack(batch, device)
             xs = series_input(x, net, "batches") if rnn else x
             # (x, y, other) read as (x, lengths, y) scored against `other`; an RNN's own check named `lengths`

@@ -19,6 +19,7 @@ import threading
 import weakref
 from typing import Iterable
 
+import torch
 from torch import Tensor, nn
 
 
@@ -56,14 +57,27 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
     except StopForward:
         if not rec.stopped:  # another network's pass, running inside this one
             raise
-    except RuntimeError as e:  # torch's own error on this batch (too short for the network, another size): named, as
-        # the first batch's is (neuroview.core.discovery); torch's other kinds (out of memory, a device's) as they are
-        floating = isinstance(x, Tensor) and (x.is_floating_point() or x.is_complex())
-        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or (floating and type(e) is not RuntimeError):
+    except RuntimeError as e:  # an error on a batch whose likely cause is x: named, as the first batch's is
+        # (neuroview.core.discovery); any other (a user's own RuntimeError, a device's) as it is, for `except RuntimeError`
+        found = getattr(rec.net, "input_shape", None)
+        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or out_of_memory(e) or not blames_x(x, found):
             raise
-        raise ValueError(failed(x, e, getattr(rec.net, "input_shape", None))) from e
+        raise ValueError(failed(x, e, found)) from e
     finally:
         _ACTIVE.recs = outer
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an out-of-memory error: torch's own class (a device's), or the CPU allocator's plain
+    RuntimeError ("can't allocate memory"), which a caller's batch-halving retry catches as a RuntimeError."""
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e) or "out of memory" in str(e)
+
+
+def blames_x(x: Tensor, found: tuple | None) -> bool:
+    """Whether a failed pass on ``x`` is likely ``x``'s doing: an integer ``x`` (it reaches the backbone as it is), or
+    samples of another shape than ``found``, those the sites were found on. Not a float batch of that shape, whose
+    error (a user's own RuntimeError, a cuDNN status) says nothing of x."""
+    return not (x.is_floating_point() or x.is_complex()) or (found is not None and tuple(x.shape[1:]) != tuple(found))
 
 
 def failed(x: Tensor, e: BaseException, found: tuple | None) -> str:

@@ -22,9 +22,10 @@ __all__ = ["refuse_tracing", "require_all_sites", "require_finite_codes"]
 def refuse_tracing(net) -> None:
     """A clear error where ``net``'s pass is being traced by a tool that cannot take it (as the RNN says its own)."""
     if torch.jit.is_tracing():
+        # (the network traced may hold this one: an Ensemble's members run here, so both are named)
         raise TypeError(f"torch.jit.trace: a {type(net).__name__} reads its codes through hooks and an autograd "
-                        "Function, which TorchScript cannot record or save; use torch.export.export(net, (x,)) (after "
-                        "one forward pass) or torch.compile(net)")
+                        "Function (so does any network holding one: an Ensemble of them), which TorchScript cannot record "
+                        "or save; use torch.export.export(net, (x,)) (after one forward pass) or torch.compile(net)")
     if net.sites is None and torch.compiler.is_exporting():
         raise RuntimeError(f"torch.export: the {type(net).__name__}'s sites are not found yet, and finding them (hooks, "
                            "data-dependent checks) cannot be exported; they are found on the first batch: call net(x) "
@@ -33,12 +34,23 @@ def refuse_tracing(net) -> None:
 
 def require_all_sites(net, codes: list) -> None:
     """A clear error where the pass read fewer sites than were found: those that did not run are named, with the fix."""
-    if len(codes) != len(net.sites):
-        missing = [s.name for s in net.sites[len(codes):]]
-        raise PathChanged(
-            f"backbone: its forward pass called {len(codes)} sites, expected {len(net.sites)}: {missing} did not run on "
-            "this batch (an input-dependent branch, or a layer skipped), so the decision has no codes for their units; "
-            "leave them out with layers=[...] naming the sites every pass runs")
+    if len(codes) == len(net.sites):
+        return
+    ran, left = net.sites[:len(codes)], net.sites[len(codes):]
+    # a module called at several places whose later calls are missing: any of its calls may be the one skipped (the
+    # recorder read the calls that ran as its first ones), so the module is named with its count, not a site
+    shared = list(dict.fromkeys(s.module for s in left if any(r.module == s.module for r in ran)))
+    plain = [s.name for s in left if s.module not in shared]
+    said = [f"{plain} did not run on this batch"] if plain else []
+    for m in shared:
+        calls = [s.name for s in net.sites if s.module == m]
+        said.append(f"the module {m!r} ran {sum(r.module == m for r in ran)} of its {len(calls)} calls (sites {calls}), "
+                    "which of them did not run cannot be told")
+    raise PathChanged(
+        f"backbone: its forward pass called {len(codes)} sites, expected {len(net.sites)}: {'; '.join(said)} (an "
+        "input-dependent branch, or a layer skipped), so the decision has no codes for their units; leave them out "
+        "with layers=[...] naming the sites every pass runs" + ("; give each place its own module to name the one "
+                                                              "skipped" if shared else ""))
 
 
 def _may_overflow(x: Tensor, codes: Tensor) -> bool:
@@ -53,9 +65,11 @@ def _may_overflow(x: Tensor, codes: Tensor) -> bool:
 def require_finite_codes(net, x: Tensor, codes: Tensor) -> None:
     """A clear error where a finite input gave NaN or Inf codes (a float16 overflow under autocast: the logits, the
     prediction and the readability of those samples were NaN, class 0 and "the most readable"). Checked where the
-    network checks its input (``net.check_finite``), on a device only in float16 (:func:`_may_overflow`); a host sync,
-    an assert traced into the graph under compile."""
-    if not net.check_finite or not _may_overflow(x, codes):
+    network checks its input (``net.check_finite``) and is not training (``net.training`` False: explain, validation,
+    test, predict), on a device only in float16 (:func:`_may_overflow`); a host sync, an assert traced into the graph
+    under compile. A training step is not checked: under float16 mixed precision a transient overflow gives a
+    non-finite loss, whose step the gradient scaler skips (lowering its scale), as it does without a NeuroView head."""
+    if net.training or not net.check_finite or not _may_overflow(x, codes):
         return
     if torch.compiler.is_compiling():
         torch._assert_async(torch.isfinite(codes).all(), "x: a finite input gave NaN or Inf codes")
@@ -71,10 +85,13 @@ def require_finite_codes(net, x: Tensor, codes: Tensor) -> None:
             break
     dev = x.device.type
     peak = f"x holds values up to {x.detach().abs().max().item():.3g}" if x.is_floating_point() else f"x is {x.dtype}"
-    if torch.is_autocast_enabled(dev):
-        dt = torch.get_autocast_dtype(dev)
-        why = (f"{peak}, and the pass runs under {str(dt).replace('torch.', '')} autocast, whose largest value is "
-               f"{torch.finfo(dt).max:.6g}: an overflow? Run these samples without autocast (or in bfloat16), or scale x")
+    dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+    if dt == torch.float16:  # 65504: a finite input overflows it; bfloat16 has float32's range, so no such advice there
+        why = (f"{peak}, and the pass runs under float16 autocast, whose largest value is {torch.finfo(dt).max:.6g}: an "
+               "overflow? Run these samples without autocast (or in bfloat16), or scale x")
+    elif dt is not None:
+        why = (f"{peak}, under {str(dt).replace('torch.', '')} autocast: a NaN or Inf weight, or an activation that "
+               "makes one? Check the backbone's weights")
     else:
         why = f"{peak}: a weight or an activation that overflows {codes.dtype}? Check the backbone's weights and x's scale"
     more = f" (of {len(rows)})" if len(rows) > 10 else ""

@@ -36,13 +36,14 @@ import math
 import numbers
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset, SequentialSampler
 
-from .._batch import (as_batches, call_model, caller_stacklevel, check_lengths, kept_generators, module_loader,
+from .._batch import (as_batches, call_model, caller_stacklevel, check_lengths, in_order, kept_generators, module_loader,
                       outside_inference_mode, series_input, unpack)
 from ..core._utils import as_labels, batch_labels, named_samples, own_rng
 from ..core.cnn import NeuroViewCNN
@@ -152,7 +153,8 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
     # modules' drop_last does; a network without BatchNorm trains on it
     single_fails = mode == "train" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     total, n, skipped, read = 0.0, 0, 0, 0
-    for j, batch in enumerate(_train_batches(train)):
+    loader = _train_batches(train)
+    for j, batch in enumerate(loader):
         x, lengths, y = unpack(batch)
         if y is None:
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
@@ -171,7 +173,7 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
             skipped += 1
             continue
         # an RNN's series channels-first [B, C, T] as the data modules give them, checked and named as `train`
-        with named_samples("train", j, start):  # a NaN named as a sample of the pass, not in an `x` never passed
+        with _named(loader, j, start):  # a NaN named as a row of the data, not in an `x` never passed
             logits = net(series_input(x, net, "train"), lengths=lengths) if _is_rnn(net) else call_model(net, x, lengths)
         loss = F.cross_entropy(logits, batch_labels(y, len(logits), logits.shape[1], "train"))
         opt.zero_grad(set_to_none=True)
@@ -188,6 +190,56 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
                              "got batches of one sample each")
         raise ValueError("train: expected at least one batch, got an empty loader")
     return total / n, skipped
+
+
+def _dealer(loader) -> str | None:
+    """The class of what deals a DataLoader's samples in another order than its dataset's (``shuffle=True``'s
+    RandomSampler, a sampler of one's own), or None where they come in order (anything not a DataLoader as well)."""
+    if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
+        return None
+    bs = loader.batch_sampler
+    s = bs.sampler if type(bs) is BatchSampler else loader.sampler if bs is None else bs
+    return None if isinstance(s, SequentialSampler) else type(s).__name__
+
+
+@contextmanager
+def _named(loader, batch: int, before: int):
+    """:func:`named_samples` for batch ``batch`` of the training ``loader``. Where it deals its samples in another order
+    than its dataset's, their place in this epoch's order is no row of the data (the advice to drop those samples could
+    not be followed): the dataset's rows that hold NaN or Inf are found by reading it in order, or, where its order
+    cannot be undone, the message says the place is in the loader's own order."""
+    try:
+        with named_samples("train", batch, before):
+            yield
+    except ValueError as e:
+        found, dealer = getattr(e.__cause__, "nonfinite_samples", None), _dealer(loader)
+        if not found or dealer is None:
+            raise
+        rows = _nan_rows(loader)
+        s, verb = ("s", "contain") if len(rows or found) > 1 else ("", "contains")
+        if rows:
+            said = (f"{rows[0] if len(rows) == 1 else rows[:5]}{' and more' * (len(rows) > 5)} of the dataset (the "
+                    f"loader shuffles: met in batch {batch} of this epoch)")
+        else:
+            said = (f"{found[0] if len(found) == 1 else found[:5]} of batch {batch} in the order the loader deals them "
+                    f"(its {dealer} is not the dataset's order: read the data with shuffle=False to find the row)")
+        raise ValueError(f"train: sample{s} {said} {verb} NaN or Inf; clean the data first (drop or fill those "
+                         "samples)") from e.__cause__
+
+
+def _nan_rows(loader) -> list[int]:
+    """The rows of ``loader``'s dataset whose input holds NaN or Inf, read in order and unaugmented (:func:`in_order`);
+    none where its order cannot be undone (a sampler of its own: read as it deals, no row of the data)."""
+    ordered, rows, seen = in_order(loader, subsets=False), [], 0
+    if ordered is loader:
+        return []
+    for batch in ordered:
+        x = unpack(batch)[0]
+        if isinstance(x, torch.Tensor) and x.dim():
+            if x.is_floating_point() or x.is_complex():
+                rows += (torch.nonzero(~torch.isfinite(x.reshape(len(x), -1)).all(1)).flatten() + seen).tolist()
+            seen += len(x)
+    return rows
 
 
 def _body(m: nn.Module) -> nn.Module:

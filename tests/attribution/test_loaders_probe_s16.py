@@ -196,3 +196,82 @@ def test_the_network_s_own_error_names_the_rows():
     x[3, 0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"x: contains NaN or Inf \(2 of 768 values\) in samples \[3, 37\]"):
         _cnn().explain(x)
+
+
+# ------------------------------------------------------------------ review of 1d40e87 (rev16/core)
+def _drawn(sampler) -> torch.Tensor:
+    return torch.tensor(list(sampler))
+
+
+@pytest.mark.parametrize("replacement", [False, True])
+def test_readability_reads_a_random_subsample_as_the_loader_draws_it(replacement):
+    # F1: RandomSampler(num_samples=k) (or with replacement) was read as the whole dataset: 2000 samples for 100
+    from torch.utils.data import RandomSampler
+
+    net, (x, y) = _cnn(), _data(200)
+    ds = TensorDataset(x, y)
+
+    def sampler():
+        return RandomSampler(ds, replacement=replacement, num_samples=40, generator=torch.Generator().manual_seed(4))
+
+    rows = _drawn(sampler())
+    r = nv.readability(net, DataLoader(ds, batch_size=16, sampler=sampler()), baseline=None)
+    assert r["samples"] == 40 and r["accuracy"] == pytest.approx(_accuracy(net, x[rows], y[rows]))
+    codes = nv.mean_codes(net, DataLoader(ds, batch_size=16, sampler=sampler()))
+    torch.testing.assert_close(codes, net.codes(x[rows]).mean(0))
+    with pytest.raises(ValueError, match=r"^train: expected a DataLoader that reads its dataset in order.*RandomSampler "
+                                         r"that draws 40 of its 200 samples"):
+        nv.sparsify(net, DataLoader(ds, batch_size=16, sampler=sampler()), folds=2, points=4)
+
+
+def test_a_random_sampler_that_draws_each_sample_once_is_still_read_in_order():
+    from torch.utils.data import RandomSampler
+
+    from neuroview._batch import in_order
+
+    x, y = _data(50)
+    ds = TensorDataset(x, y)
+    for s in (RandomSampler(ds), RandomSampler(ds, num_samples=50)):
+        read = torch.cat([b[0] for b in in_order(DataLoader(ds, batch_size=16, sampler=s), strict="once")])
+        assert torch.equal(read, x)
+
+
+def test_a_list_of_x_and_one_hot_labels_is_one_batch():
+    # F4: [x, y_onehot] (as a DataLoader yields it) was iterated as two bare batches, the labels read as an input x
+    net, (x, y) = _cnn(), _data()
+    onehot = torch.nn.functional.one_hot(y, CLASSES).float()
+    torch.testing.assert_close(nv.mean_codes(net, [x, onehot]), net.codes(x).mean(0))
+    with pytest.raises(ValueError, match=r"batches: expected one class index per sample.*one-hot"):
+        nv.readability(net, [x, onehot])
+    # two bare batches have one rank: still two batches, whatever their rows
+    torch.testing.assert_close(nv.mean_codes(net, [x[:30], x[30:]]), net.codes(x).mean(0))
+
+
+def test_finetune_sparse_names_the_dataset_row_of_a_nan_in_a_shuffled_loader():
+    # F3: "train: sample 3 (batch 0, ...)" was a place in this epoch's shuffled order, no row of the data
+    x, y = _data(32)
+    x[13, 0, 4] = float("nan")
+    ds = TensorDataset(x, y)
+    with pytest.raises(ValueError, match=r"^train: sample 13 of the dataset \(the loader shuffles: .*batch \d+ of "
+                                         r"this epoch\) contains NaN or Inf"):
+        nv.finetune_sparse(_cnn(), DataLoader(ds, batch_size=4, shuffle=True), epochs=1)
+
+    class Rows(torch.utils.data.Sampler):  # an order of one's own, no permutation to undo: said so
+        def __iter__(self):
+            return iter([5, 13, 0, 1])
+
+        def __len__(self):
+            return 4
+
+    with pytest.raises(ValueError, match=r"^train: sample 1 of batch 0 in the order the loader deals them \(its Rows "
+                                         r"is not the dataset's order.*shuffle=False.*\) contains NaN or Inf"):
+        nv.finetune_sparse(_cnn(), DataLoader(ds, batch_size=4, sampler=Rows()), epochs=1)
+
+
+def test_readability_numbers_batches_as_the_user_gave_them_empty_ones_too():
+    # rev16/core F9: an empty first batch was not counted, so a NaN in list element 2 was said to be in "batch 1"
+    x, y = _data(20)
+    x[13, 0, 2] = float("nan")
+    batches = [(x[:0], y[:0]), (x[:10], y[:10]), (x[10:], y[10:])]
+    with pytest.raises(ValueError, match=r"^batches: sample 13 \(batch 2, counted from 0 in the order read\)"):
+        nv.readability(_cnn(), batches)

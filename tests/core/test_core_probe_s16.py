@@ -194,3 +194,140 @@ def test_codes_are_checked_on_a_device_only_where_float16_can_overflow():
     assert not _may_overflow(meta, meta)  # float32 on a device
     assert not _may_overflow(meta, meta.bfloat16())
     assert _may_overflow(meta, meta.half())
+
+
+# ------------------------------------------------------------------ review of a29612d (rev16/core)
+class _Fails(nn.Module):
+    """A 1-D CNN whose forward raises ``error`` (a callable of the batch) once ``fail`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c, self.r = nn.Conv1d(1, 4, 3), nn.ReLU()
+        self.fail = None
+
+    def forward(self, x):
+        h = self.r(self.c(x))
+        if self.fail is not None:
+            self.fail(x)
+        return h.mean(-1)
+
+
+def _huge(x):  # the CPU allocator's own out-of-memory error: a plain RuntimeError
+    torch.empty(2 ** 50, dtype=torch.uint8)
+
+
+def _own(x):
+    raise RuntimeError("Stateful: call reset_state() before a new sequence")
+
+
+def _cuda_oom(x):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+
+@pytest.mark.parametrize("fail, shape", [(_own, (3, 1, 10)), (_huge, (3, 1, 10)), (_huge, (3, 1, 16)),
+                                         (_cuda_oom, (3, 1, 16))])
+def test_a_later_float_batch_s_runtime_error_passes_as_it_is_unless_its_shape_changed(fail, shape):
+    # rev16/core F2: any plain RuntimeError of a later float batch (the CPU's out of memory, a user's own) became a
+    # ValueError blaming x; an `except RuntimeError` (a batch-halving retry) no longer caught it
+    m = _Fails()
+    net = nv.wrap(m, 2, example_input=torch.randn(4, 1, 10)).eval()
+    m.fail = fail
+    for call in (net, net.explain):
+        with pytest.raises(RuntimeError) as info:
+            call(torch.randn(*shape))
+        assert not isinstance(info.value, ValueError), info.value
+        assert "can't allocate memory" in str(info.value) or "Stateful" in str(info.value) or "CUDA" in str(info.value)
+
+
+def test_a_later_float_batch_of_another_shape_that_fails_is_still_named():
+    m = _Fails()
+    net = nv.wrap(m, 2, example_input=torch.randn(4, 1, 10)).eval()
+    m.fail = _own
+    with pytest.raises(ValueError, match=r"x: the backbone's forward pass on this batch failed \(RuntimeError: Stateful.*"
+                                         r"\); its samples are of shape \(1, 16\), the sites were found on \(1, 10\)"):
+        net(torch.randn(3, 1, 16))
+
+
+def test_an_integer_batch_that_runs_out_of_memory_is_not_blamed_on_its_dtype():
+    m = _Fails()
+    net = nv.wrap(m, 2, example_input=torch.randn(4, 1, 10)).eval()
+
+    class Big(nn.Module):  # reads token ids: asks for more memory than there is before any site
+        def forward(self, x):
+            return m(torch.empty(2 ** 50, dtype=torch.uint8) if not x.is_floating_point() else x)
+
+    net.backbone.forward = Big().forward
+    with pytest.raises(RuntimeError, match="can't allocate memory") as info:
+        net(torch.ones(3, 1, 10, dtype=torch.int64))
+    assert not isinstance(info.value, ValueError), info.value
+
+
+class _Shared(nn.Module):
+    """One ``nn.ReLU`` called at 3 places (sites act, act:1, act:2); ``skip`` leaves out the middle block."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.c2, self.c3 = nn.Conv1d(1, 4, 3, padding=1), nn.Conv1d(4, 4, 3, padding=1), nn.Conv1d(4, 4, 3, padding=1)
+        self.act, self.skip = nn.ReLU(), False
+        self.ct, self.rt, self.tail = nn.Conv1d(4, 4, 3, padding=1), nn.ReLU(), True
+
+    def forward(self, x):
+        h = self.act(self.c1(x))
+        if not self.skip:
+            h = self.act(self.c2(h))
+        h = self.act(self.c3(h))
+        return self.rt(self.ct(h)).mean(-1) if self.tail else h.mean(-1)
+
+
+def test_a_skipped_call_of_a_shared_module_names_the_module_not_a_site():
+    # rev16/core F7: the middle call skipped, the error named act:2 (which ran, read as act:1) as the one that did not
+    m = _Shared()
+    net = nv.wrap(m, 2, example_input=torch.randn(4, 1, 8)).eval()
+    assert [s.name for s in net.sites] == ["act", "act:1", "act:2", "rt"]
+    m.skip, m.tail = True, False
+    with pytest.raises(RuntimeError) as info:
+        net(torch.randn(4, 1, 8))
+    msg = str(info.value)
+    assert "'act' ran 2 of its 3 calls" in msg and "['rt'] did not run" in msg, msg
+    assert "act:2" not in msg.split("(")[0] and "['act:2']" not in msg, msg
+    m.skip, m.tail = False, True
+    assert net(torch.randn(4, 1, 8)).shape == (4, 2)
+
+
+def test_non_finite_codes_under_bfloat16_autocast_do_not_advise_an_overflow_or_bfloat16():
+    # rev16/core F6: "an overflow? Run these samples without autocast (or in bfloat16)" under bfloat16 with x of 1.5
+    net = _overflow_net()
+    with torch.no_grad():
+        net.backbone[2].weight[0, 0, 0, 0] = float("nan")
+    x = torch.rand(3, 1, 3, 3) + 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(ValueError, match=r"x: samples \[0, 1, 2\] give NaN or Inf codes at site '3'") as info:
+            net(x)
+    msg = str(info.value)
+    assert "overflow" not in msg and "in bfloat16" not in msg and "weights" in msg, msg
+
+
+def test_codes_are_not_checked_while_the_network_trains():
+    # the reviewer's note: under float16 mixed precision a forward overflow that GradScaler skipped now stopped training
+    net = _overflow_net().train()
+    x = torch.rand(5, 1, 3, 3) + 0.5
+    x[[0, 2]] *= 1e5
+    with torch.autocast("cpu", dtype=torch.float16):
+        logits = net(x)  # no error: the scaler sees the non-finite loss and skips the step
+        assert not torch.isfinite(logits).all()
+        with pytest.raises(ValueError, match=r"NaN or Inf codes"):
+            net.eval()(x)
+
+
+def test_torch_jit_trace_of_an_ensemble_does_not_call_it_a_cnn_alone():
+    # rev16/core F10: tracing an Ensemble said "a NeuroViewCNN reads its codes ...", a class the user never traced
+    from neuroview.core.ensemble import Ensemble
+
+    x = torch.randn(4, 1, 8, 8)
+    members = [_lazy() for _ in range(2)]
+    for m in members:
+        m(x)
+    with pytest.raises(TypeError, match=r"torch.jit.trace: .*an Ensemble of them.*torch.export.export"):
+        torch.jit.trace(Ensemble(members).eval(), x)
