@@ -126,7 +126,10 @@ def preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
     """
     # a NeuroView-CNN names modules inside its backbone; an ensemble's sites name them from itself
     module = dict((net if isinstance(net, Ensemble) else net.backbone).named_modules())[site.module]
-    suffix = site.name[len(site.module):] if site.name.startswith(site.module) else ""  # a module's own name may hold ':'
+    name, mod = site.name, site.module
+    if isinstance(net, Ensemble):  # members.<i>.<name> of members.<i>.backbone.<module>: the member's own names
+        name, mod = name.split(".", 2)[2], mod.split(".", 3)[3]
+    suffix = name[len(mod):] if name.startswith(mod) else ""  # a module's own name may hold ':'
     call = int(suffix.lstrip(":")) if suffix.lstrip(":").isdigit() else 0
     seen, got = [0], []
 

@@ -2,12 +2,12 @@
 where the forward pass may stop.
 
 :func:`find_sites` runs the backbone twice, on 2 and on 3 samples of the first batch (a float batch of
-fewer gets random batch-mates of its scale), with temporary hooks that are removed before it returns:
+fewer, or of copies, gets random batch-mates: :func:`_passes`), with temporary hooks removed before it returns:
 
 - every call of a target module is logged with the shape of its pre-activation, the layer that
   produced that tensor and the layer that reads the activation's output;
 - a tensor's producing layer is followed through the ops that keep its layout (a residual add, a
-  gate, dropout, in-place ops, pooling, crops) and through concatenations, by a ``TorchFunctionMode``
+  gate, dropout, in-place ops, pooling, crops, splits) and through concatenations, by a ``TorchFunctionMode``
   (:mod:`neuroview.core.lineage`);
 - a call of a target module inside another activation target's call (a registered ``SquaredReLU``'s
   ``nn.ReLU``, also registered outside it: :func:`neuroview.core.targets.find_targets` leaves out those
@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
-from .lineage import Tags, tensors
+from .lineage import Tags, op_name, tensors
 from .sites import Site
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
@@ -63,9 +63,10 @@ class _Lineage(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        op = op_name(func)
         if isinstance(out, Tensor):
-            self.pass_.functional(getattr(func, "__name__", ""), args, kwargs)
-            self.pass_.follow(getattr(func, "__name__", ""), args, kwargs, out)
+            self.pass_.functional(op, args, kwargs)
+        self.pass_.follow_all(op, args, kwargs, out)  # a pooling's values beside its indices, a split's pieces too
         return out
 
 
@@ -247,17 +248,28 @@ def _distinct(x: Tensor) -> Tensor:
     return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:3 - len(x)] * scale + x.mean()])
 
 
+def _passes(backbone: nn.Module, targets, quantizer: str, given: Tensor) -> tuple[_Pass, _Pass, Tensor]:
+    """The passes on 2 and 3 samples of ``given`` with random batch-mates (:func:`_distinct`), and the batch they ran
+    on; where the batch-mates fail the backbone (float-coded ids, ``x.long()`` into an embedding), of ``given`` as it
+    is (its copies then refuse only a site whose order they cannot tell: :func:`_positions_first`)."""
+    x = _distinct(given)
+    for batch in (x, given) if x is not given else (x,):
+        try:
+            return (*(_run(_Pass(backbone, targets, quantizer), batch[torch.arange(k, device=x.device) % len(batch)])
+                      for k in (2, 3)), batch)
+        except ValueError:
+            if batch is given:  # the error of the batch as given
+                raise
+
+
 def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x: Tensor, *, named: bool = False):
     """``(sites, not_sites, stop)`` of ``backbone`` on the real batch ``x``: the :class:`Site` list,
     ``{(module, call): why}`` for the calls that are not sites, and the name of the module to stop
     at (None when nothing runs after the last site). Activation functions called outside every
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
     refuse_inside_checkpoint()
-    x = _distinct(x)
-    run, n = _run, len(x)
+    small, large, x = _passes(backbone, targets, quantizer, x)
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
-    small = run(_Pass(backbone, targets, quantizer), x[torch.arange(2, device=x.device) % n])
-    large = run(_Pass(backbone, targets, quantizer), x[torch.arange(3, device=x.device) % n])
     note_checkpointing(backbone, [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed])
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
@@ -266,10 +278,13 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     sites, not_sites, last, scalar = [], {}, None, []
     for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
         if c.inside is not None and not named:  # an activation's own nn.ReLU, registered outside it too (targets)
-            raise ValueError(f"backbone: the activation {c.module!r} runs inside the activation {c.inside!r} (its call "
-                             f"{c.calls}) and is registered outside it too: one module at two places, whose call inside "
-                             f"{c.inside!r} reads its pre-activation again; give {c.inside!r} a module of its own, or "
-                             "pass layers=[...] naming the sites")
+            outer = list(dict.fromkeys(d.inside for d in small.calls if d.module == c.module and d.inside is not None))
+            raise ValueError(f"backbone: the activation {c.module!r} runs inside the activation{'s' * (len(outer) > 1)} "
+                             f"{' and '.join(map(repr, outer))} (call {c.calls} of {c.module!r}, inside {c.inside!r}) and "
+                             "is registered outside too: one module at two places, whose calls inside read the same "
+                             f"pre-activation again; give {' and '.join(map(repr, outer))} "
+                             f"{'modules of their' if len(outer) > 1 else 'a module of its'} own, or pass layers=[...] "
+                             "naming the sites")
         if c.shape is None or c3.shape is None or not c.shape:
             how = (" as its first positional argument (a call by keyword, act(input=z), hides it from the hooks that "
                    "read it: call act(z))") if c.shape is None and c.from_input else ""

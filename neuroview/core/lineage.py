@@ -5,8 +5,12 @@ A tensor's tag is the width of the layer that produced it (:data:`neuroview.core
 site call whose output it is. Ops hand it on where their output has the layout of an input: elementwise ops,
 copies, dropout, in-place ops, concatenations; and pooling, resizing, padding and cropping, where the axis the
 layer's units lie on keeps its size (a conv's channels, behind a ``max_pool2d`` or a TCN's crop ``x[:, :, :-2]``).
-Any other op that keeps a conv map's rank and its dim 1 leaves a hint (:meth:`Tags.hint`): the units were on dim 1
-before an op not followed, so a layer reading the activation's output over another axis is no answer.
+Ops that return several tensors are followed too: a pooling's values beside its indices (``return_indices=True``),
+and each piece of a ``split``/``chunk`` as a crop; so are ``unsqueeze``/``squeeze`` where the units stay on dim 1 or
+the last dim (a 1-d map pooled as a 2-d one). Any other op that keeps a conv map's rank and its dim 1 leaves a
+hint (:meth:`Tags.hint`): the units were on dim 1 before an op not followed, so a layer reading the activation's output
+over another axis is no answer. A contraction over the last dim (``F.linear`` with a weight, ``z @ w``, ``einsum``)
+that changes its size leaves none: it is a layer over that dim (as ``nn.Linear`` is), not a move of the units.
 
 Imports only torch and the core modules below it.
 """
@@ -33,9 +37,21 @@ POSITIONS = frozenset(f"{op}{d}d" for op in ("max_pool", "avg_pool", "adaptive_a
                                              "fractional_max_pool") for d in (1, 2, 3)) | {"interpolate", "upsample", "pad"}
 #: crops by indexing: any axis whose size they keep (x[:, 1:] of tokens keeps their channels on dim -1)
 CROP = frozenset({"__getitem__", "narrow"})
-#: ops that move dims around: dim 1 after one says nothing of dim 1 before it
+#: crops that return pieces: each piece is followed as a crop (``z.split(..., dim=-1)`` of a TCN)
+SPLIT = frozenset({"split", "split_with_sizes", "unsafe_split", "chunk", "unsafe_chunk", "tensor_split", "hsplit",
+                   "vsplit", "dsplit"})
+#: ops that move dims around: dim 1 after one says nothing of dim 1 before it (``.mT``: see :func:`op_name`)
 LAYOUT = frozenset({"transpose", "transpose_", "permute", "swapaxes", "swapdims", "movedim", "moveaxis", "view", "reshape",
-                    "flatten", "unflatten", "mT", "T", "rearrange", "as_strided", "view_as", "reshape_as"})
+                    "flatten", "unflatten", "mT", "T", "mH", "H", "rearrange", "as_strided", "view_as", "reshape_as"})
+#: contractions over the last dim: a layer over it where they change its size (no move of the units on dim 1)
+CONTRACT = frozenset({"linear", "matmul", "__matmul__", "__rmatmul__", "einsum", "bmm", "mm"})
+
+
+def op_name(func) -> str:
+    """The name of the op ``func`` a ``TorchFunctionMode`` sees: a tensor property (``.mT``, ``.T``) reaches it as
+    its descriptor's ``__get__``, named by the descriptor."""
+    name = getattr(func, "__name__", "")
+    return getattr(getattr(func, "__self__", None), "__name__", name) if name == "__get__" else name
 
 
 def tensors(args, kwargs):
@@ -70,6 +86,20 @@ class Tags:
         if isinstance(t, Tensor):
             w, c = self.tag(t)
             self.tags[id(t)] = (weakref.ref(t), width or w, c if call is None else call)
+            if width is not None:  # a layer's own output (nn.Linear's, whose F.linear left one): its width, no hint
+                self.hints.pop(id(t), None)
+
+    def follow_all(self, op: str, args, kwargs, out) -> None:
+        """:meth:`follow` an op's output: a tensor; a pooling's values (``max_pool2d_with_indices``: its indices are
+        positions); each piece of a :data:`SPLIT` crop. (Other tuples are not followed.)"""
+        if isinstance(out, Tensor):
+            self.follow(op, args, kwargs, out)
+        elif isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
+            base = op[:-len("_with_indices")] if op.endswith("_with_indices") else op
+            pieces = out[:1] if base in POSITIONS else out if op in SPLIT else ()
+            for piece in pieces:
+                if isinstance(piece, Tensor):
+                    self.follow(base, args, kwargs, piece)
 
     def follow(self, op: str, args, kwargs, out: Tensor) -> None:
         if self.tag(out) != (None, None):
@@ -86,8 +116,10 @@ class Tags:
             tags = [wc for wc in tags if wc != (None, None)]
             if tags:
                 self.mark(out, *next((wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width), tags[0]))
-        elif op in POSITIONS or op in CROP:
-            self._kept(op, args[0] if args else None, out)
+        elif op in ("unsqueeze", "squeeze"):
+            self._squeezed(op, args, kwargs, out)
+        elif op in POSITIONS or op in CROP or op in SPLIT:
+            self._kept(op, args[0] if args else kwargs.get("input", kwargs.get("tensor")), out)
         if self.tag(out) == (None, None) and op not in LAYOUT:
             self._hint(op, next(tensors(args, kwargs), None), out)
 
@@ -117,11 +149,30 @@ class Tags:
         if out.shape[axis] == t.shape[axis]:
             self.mark(out, width, call)
 
+    def _squeezed(self, op: str, args, kwargs, out: Tensor) -> None:
+        """Hand ``t``'s tag on through ``unsqueeze``/``squeeze`` where its units stay on dim 1 or on the last dim (a
+        conv map ``[B, C, T]`` pooled as ``[B, C, T, 1]``)."""
+        t = args[0] if args else kwargs.get("input")
+        width, call = self.tag(t)
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        if width is None or width is self.input_width or (axis := fits(tuple(t.shape), width)) is None:
+            return
+        axis %= t.dim()
+        if op == "unsqueeze":
+            axis += int(isinstance(dim, int) and axis >= dim % out.dim())
+        else:
+            dims = range(t.dim()) if dim is None else dim if isinstance(dim, (tuple, list)) else (dim,)
+            gone = {d % t.dim() for d in dims if isinstance(d, int) and t.shape[d] == 1}
+            axis = None if axis in gone else axis - sum(d < axis for d in gone)
+        if axis is not None and out.dim() >= 2 and axis in (1, out.dim() - 1) and out.shape[axis] == width[0]:
+            self.mark(out, (width[0], 1 if axis == 1 else -1), call)
+
     def _hint(self, op: str, t, out: Tensor) -> None:
         width, seen = self.tag(t)[0], self.hint(t)  # first: a lazy layer's uninitialized weight has no dim() to read
-        if width is None and seen is None or t.dim() != out.dim() or out.dim() < 3 or t.shape[1] != out.shape[1]:
+        if width is None and seen is None or t.dim() != out.dim() or out.dim() < 3 or t.shape[1] != out.shape[1] \
+                or op in CONTRACT and t.shape[-1] != out.shape[-1]:  # F.linear(z, w) over time: a layer, as nn.Linear
             return
         if width is not None and width is not self.input_width and fits(tuple(t.shape), width) == 1:
             self.hints[id(out)] = (weakref.ref(out), width, op)
-        elif seen is not None:
+        elif width is None and seen is not None:  # through untagged tensors only: a layer's own width ends a hint
             self.hints[id(out)] = (weakref.ref(out), *seen)

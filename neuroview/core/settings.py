@@ -19,6 +19,7 @@ from __future__ import annotations
 import decimal
 import math
 import numbers
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -112,8 +113,8 @@ def checked(name: str, check) -> property:
 def record(net) -> dict:
     """What a state dict of ``net`` keeps in its metadata: its settings, and its sites with their unit counts."""
     out = {"quantizer": net.quantizer, "tau": net.tau, "grad_state": net.grad_state}
-    if net.sites is not None:
-        out["sites"] = [[s.name, s.channels] for s in net.sites]
+    if net.sites is not None:  # [name, units], and the module where the name does not say it (module 'relu:1')
+        out["sites"] = [[s.name, s.channels] + ([s.module] if s.module != _module(s.name) else []) for s in net.sites]
     else:  # a lazy network saved before its first batch: the sites of the file its head was loaded from
         loaded = net.__dict__.get("_loaded_sites")
         if loaded and loaded[0] is net.classifier is not None and loaded[1] is not None:
@@ -121,14 +122,21 @@ def record(net) -> dict:
     return out
 
 
+def _module(site: str) -> str:
+    """The module a site name reads as: the name less a call suffix ``:k`` (``::k``); a module named ``relu:1``
+    has its own name recorded beside it (:func:`record`), which the name alone cannot tell from call 1 of ``relu``."""
+    return re.sub(r":+\d+$", "", site)
+
+
 def saved_sites(meta) -> list | None:
-    """The ``[[site, units], ...]`` a state dict's metadata records, or None (not recorded, or not readable)."""
+    """The ``[[site, units(, module)], ...]`` a state dict's metadata records, or None (not recorded, or not
+    readable)."""
     sites = meta.get("sites") if isinstance(meta, dict) else None
     if not isinstance(sites, (list, tuple)) or not all(
-            isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], int)
-            for s in sites):
+            isinstance(s, (list, tuple)) and len(s) in (2, 3) and isinstance(s[0], str) and isinstance(s[1], int)
+            and all(isinstance(m, str) for m in s[2:]) for s in sites):
         return None
-    return [[s[0], s[1]] for s in sites]
+    return [list(s) for s in sites]
 
 
 def sites_clash(saved: list | None, sites) -> str | None:
@@ -137,11 +145,12 @@ def sites_clash(saved: list | None, sites) -> str | None:
     if saved is None or sites is None:
         return None
     own = [[s.name, s.channels] for s in sites]
-    if own == saved:
+    if own == [s[:2] for s in saved]:
         return None
+    modules = sorted({s[2] if len(s) > 2 else _module(s[0]) for s in saved})
     return (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
             f"{_show(own)}: its weights would be read as other units; wrap the backbone with the layers it was "
-            f"trained on (layers={sorted({n.split(':')[0] for n, _ in saved})})")
+            f"trained on (layers={modules})")
 
 
 def clashes(meta, net) -> list[str]:
@@ -175,7 +184,7 @@ def saved_tau(meta, net) -> float | None:
 
 
 def _show(sites: list) -> str:
-    return "[" + ", ".join(f"({n!r}, {c})" for n, c in sites) + "]"
+    return "[" + ", ".join(f"({n!r}, {c})" for n, c, *_ in sites) + "]"
 
 
 def check_input(net, x: Tensor) -> None:

@@ -65,8 +65,10 @@ def find_targets(backbone: nn.Module, layers: Sequence[str] | None):
 def _outermost(found: list, backbone: nn.Module) -> list:
     """``found`` less the activations registered only inside another one (a registered ``SquaredReLU``'s own
     ``nn.ReLU``, a swish's ``nn.Sigmoid`` gate): the outer call reads the same pre-activation, and its class is the
-    activation the user registered. One also registered elsewhere stays, its calls inside the outer one no sites
-    (:mod:`neuroview.core.discovery`)."""
+    activation the user registered. One also registered elsewhere stays a target, and its calls inside the outer
+    one are no quiet sites: :mod:`neuroview.core.discovery` refuses them by name in the default sites (one module at
+    two places, even where it is only ever called inside: a shared ``self.act`` handed to two ``SquaredReLU``) and
+    warns of them in named ones."""
     outer = [n for n, m, _ in found if any(True for _ in m.children())]
     inside = lambda name: any(name.startswith(f"{o}.") for o in outer if o)  # noqa: E731
     if not outer:

@@ -103,8 +103,9 @@ class SharedInside(nn.Module):
 def test_a_module_shared_between_the_top_level_and_inside_an_activation_is_a_clear_error():
     """Its calls inside the activation read the activation's own pre-activation again: said, not counted twice."""
     torch.manual_seed(0)
-    with pytest.raises(ValueError, match=r"backbone: the activation 'relu' runs inside the activation 'sq' \(its call "
-                                         r"1\) and is registered outside it too.*give 'sq' a module of its own"):
+    with pytest.raises(ValueError, match=r"backbone: the activation 'relu' runs inside the activation 'sq' \(call 1 "
+                                         r"of 'relu', inside 'sq'\) and is registered outside too.*give 'sq' a module "
+                                         r"of its own"):
         _wrap(SharedInside(), torch.randn(4, 3, 8, 8))
 
 
