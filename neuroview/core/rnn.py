@@ -171,15 +171,10 @@ class NeuroViewRNN(Guarded):
             meta[prefix[:-1]].update(rnn=type(self.rnn).__name__)  # an nn.RNN's tanh or relu: one shape, two functions
             meta[prefix[:-1]].update({"nonlinearity": self.rnn.nonlinearity} if isinstance(self.rnn, nn.RNN) else {})
 
-    def _before_load(self, state_dict) -> None:  # refused before torch copies any tensor, as the CNN refuses its settings
-        why = _settings_clash((getattr(state_dict, "_metadata", None) or {}).get(""), self.rnn, "")
-        if why:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{why}")
-
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         why = _settings_clash(local_metadata, self.rnn, prefix)  # a file of another function: nothing built for it
-        if why:
-            return error_msgs.append(why)
+        if why:  # raised, not collected: torch would go on to copy its children (rnn, classifier) and all after it
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{why}")
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)

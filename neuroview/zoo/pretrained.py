@@ -387,9 +387,10 @@ def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict
                                 f"({'; '.join(clash[:4])}); pass the arguments the model was built with")
 
 
-#: Plain attributes of a module that are no setting of the function it computes: its mode, a switch of checks,
-#: arguments of speed only.
-_STATE = frozenset({"training", "check_finite"}) | _NOT_COMPUTED
+#: Plain attributes of a module that are no setting of the function it computes: its mode, a switch of checks, arguments
+#: of speed only, and what a NeuroView-CNN records of the data it found its sites on (the per-sample ``input_shape``, at
+#: any of which a fully convolutional network computes one function; what it froze or left out): no argument sets them.
+_STATE = frozenset({"training", "check_finite", "input_shape", "frozen", "left_out"}) | _NOT_COMPUTED
 
 
 def _settings(module: nn.Module) -> dict[str, Any]:

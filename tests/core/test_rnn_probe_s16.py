@@ -124,3 +124,29 @@ def test_unit_gallery_takes_units_as_the_contract_names_it_and_steps_as_its_alia
         net.unit_gallery(loader, units=[2], steps=[2])
     with pytest.raises(TypeError, match=r"units: .*neither"):
         net.unit_gallery(loader)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_refused_load_copies_no_tensor_top_level_or_nested(strict):
+    # the review of 92a5f71: nested in another module (a LightningModule's self.net, a ModuleDict), the refusal came
+    # after torch had copied the relu RNN's weights and its classifier into the tanh network
+    def unchanged_after_refusal(model, sd, match):
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with pytest.raises(RuntimeError, match=match):
+            model.load_state_dict(sd, strict=strict)
+        assert [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])] == []
+
+    relu = _rnn_net("relu")
+    with torch.no_grad():
+        relu.classifier.weight.add_(1.0)  # a trained head
+    unchanged_after_refusal(_rnn_net("tanh", seed=1), relu.state_dict(), r"\n\trnn\.nonlinearity: ")
+
+    class Lit(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.after = net, nn.Linear(2, 2)  # a module torch loads after it
+
+    torch.manual_seed(2)
+    unchanged_after_refusal(Lit(_rnn_net("tanh", seed=1)), Lit(relu).state_dict(), r"net\.rnn\.nonlinearity: .*'relu'")
+    deeper = nn.ModuleDict({"a": Lit(_rnn_net("tanh", seed=3))})
+    unchanged_after_refusal(deeper, nn.ModuleDict({"a": Lit(relu)}).state_dict(), r"a\.net\.rnn\.nonlinearity: ")

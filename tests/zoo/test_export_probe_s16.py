@@ -119,3 +119,111 @@ def test_an_exported_unfitted_minirocket_says_so_when_run():
         ep = torch.export.export(net, (x[:4],))
     with pytest.raises(RuntimeError, match="biases are not fitted"):
         ep.module()(x[:4])
+
+
+# ----------------------------------------------------------------------------------------------- review of 92a5f71
+def _fcn_backbone(stride: int = 1) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, stride=stride), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+
+def s16_fcn(*, num_classes: int = 3) -> nv.NeuroViewCNN:
+    """A user's builder that finds its sites on a 32 x 32 probe (input_shape=), as the review's."""
+    return nv.NeuroViewCNN(_fcn_backbone(), num_classes=num_classes, input_shape=(3, 32, 32), normalize=False)
+
+
+def test_save_pretrained_takes_a_fully_convolutional_network_whose_sites_were_found_at_another_size(tmp_path):
+    # the review's case: global pooling computes the same function at any size; the model's sites were found on
+    # 64 x 64 data, its builder's on a 32 x 32 probe. The recorded input_shape is no setting: no argument sets it
+    from neuroview.zoo import registry
+
+    net = nv.NeuroViewCNN(_fcn_backbone(), num_classes=3, normalize=False).eval()
+    x = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        net(x)
+        net.classifier.weight.copy_(torch.arange(12.0).view(3, 4) - 5), net.classifier.bias.copy_(torch.tensor([1.0, 0.0, -1.0]))
+    assert net.input_shape == (3, 64, 64) and s16_fcn().input_shape == (3, 32, 32)
+    nv.register_model(s16_fcn)
+    try:
+        save_pretrained(net, "s16_fcn.t", architecture="s16_fcn", arch_kwargs={"num_classes": 3}, dataset={}, recipe=None,
+                        seed=0, metrics={}, root=tmp_path)
+        back = load_pretrained("s16_fcn.t", root=tmp_path)
+        # by hand: the hard code of each channel is the share of positions where its convolution is > 0
+        conv = net.backbone[0]
+        codes = (torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1) > 0).float().mean((2, 3))
+        with torch.no_grad():
+            assert torch.allclose(back(x), codes @ net.classifier.weight.T + net.classifier.bias, atol=1e-5)
+        # a setting that decides the function (a convolution's stride, the same tensors) is still compared
+        strided = nv.NeuroViewCNN(_fcn_backbone(stride=2), num_classes=3, normalize=False).eval()
+        with torch.no_grad():
+            strided(x)
+        with pytest.raises(ArchitectureError, match=r"backbone\.0\.stride: model \(2, 2\), arch_kwargs build \(1, 1\)"):
+            save_pretrained(strided, "s16_fcn.u", architecture="s16_fcn", arch_kwargs={"num_classes": 3}, dataset={},
+                            recipe=None, seed=0, metrics={}, root=tmp_path)
+    finally:
+        registry._MODELS.pop("s16_fcn", None)
+
+
+def _trained_head(net: nv.NeuroViewCNN) -> nv.NeuroViewCNN:
+    with torch.no_grad():
+        for p in (net.classifier.weight, net.backbone.fc.weight):
+            p.add_(1.0)
+    return net
+
+
+def _unchanged_after_refusal(model: torch.nn.Module, sd, match: str, strict: bool = True) -> None:
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match=match):
+        model.load_state_dict(sd, strict=strict)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed == [] and model.state_dict().keys() == before.keys()
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_refused_minirocket_load_copies_nothing_top_level_alone_or_nested(strict):
+    x = _series()
+    sd = _trained_head(_fitted(x, max_dilations_per_kernel=5)).state_dict()
+    dilations = r"backbone\.dilations: .*\[1, 2, 4, 8, 18\]"
+    _unchanged_after_refusal(_fitted(x), sd, dilations, strict)  # the same sites: the MiniRocket refuses it
+    _unchanged_after_refusal(nv.create_model("nv_minirocket", **KW), sd, dilations, strict)  # lazy: head not built
+    src = MiniRocket(input_length=150, num_features=504, max_dilations_per_kernel=5).fit(x)
+    dst = MiniRocket(input_length=150, num_features=504).fit(x)
+    _unchanged_after_refusal(dst, src.state_dict(), r"^Error.*\n\tdilations: ", strict)  # alone: its fc not copied
+    outer = torch.nn.ModuleDict({"net": _fitted(x, max_dilations_per_kernel=5), "after": torch.nn.Linear(2, 2)})
+    inner = torch.nn.ModuleDict({"net": _fitted(x), "after": torch.nn.Linear(2, 2)})
+    _unchanged_after_refusal(inner, outer.state_dict(), r"net\.backbone\.dilations: ", strict)
+
+
+def test_nested_other_biases_per_dilation_get_the_minirocket_s_advice_not_the_sites_one():
+    # 30 steps, 840 features: max 4 -> biases per dilation [6, 2, 2], the default [5, 3, 2]: the sites' widths differ
+    x = _series(12, 30)
+    kw = dict(max_len=30, num_features=840)
+    outer = torch.nn.ModuleDict({"net": _fitted(x, **kw, max_dilations_per_kernel=4)})
+    inner = torch.nn.ModuleDict({"net": _fitted(x, **kw)})
+    with pytest.raises(RuntimeError, match=r"biases per dilation \[6, 2, 2\].*max_dilations_per_kernel=4") as e:
+        inner.load_state_dict(outer.state_dict())
+    assert "layers=" not in str(e.value)
+
+
+def test_the_advice_names_what_the_record_keeps():
+    x = _series()
+    sd = _fitted(x, max_dilations_per_kernel=5).state_dict()
+    assert {k: sd._metadata["backbone"][k] for k in ("num_features", "max_dilations_per_kernel")} == \
+        {"num_features": 504, "max_dilations_per_kernel": 5}
+    with pytest.raises(RuntimeError, match=r"build it with num_features=504, max_dilations_per_kernel=5"):
+        _fitted(x).load_state_dict(sd)
+    # records of 92a5f71 (no arguments) and of the commit before (dilations only): no "None", and the advice is
+    # derived from what they record: max_dilations_per_kernel=5 gives [1, 2, 4, 8, 18] at 150 steps and 504 features
+    # (the first test, by hand; 1 to 4 give fewer dilations)
+    for drop, shown in ((("num_features", "max_dilations_per_kernel"), "x biases per dilation [2, 1, 1, 1, 1], this"),
+                        (("per_dilation", "num_features", "max_dilations_per_kernel"), "(biases per dilation not recorded)")):
+        old = sd.copy()
+        old._metadata = {k: dict(v) for k, v in sd._metadata.items()}
+        for k in drop:
+            old._metadata["backbone"].pop(k)
+        with pytest.raises(RuntimeError) as e:
+            _fitted(x).load_state_dict(old)
+        msg = str(e.value)
+        assert "None" not in msg and f"dilations [1, 2, 4, 8, 18] {shown}" in msg
+        assert "build it with num_features=504, max_dilations_per_kernel=5: at 150 steps" in msg

@@ -59,10 +59,8 @@ def fit_dilations(length: int, num_features: int, max_dilations_per_kernel: int 
     max_exponent = np.log2((length - 1) / (9 - 1))
     dilations, counts = np.unique(np.logspace(0, max_exponent, true_max, base=2).astype(np.int32), return_counts=True)
     counts = (counts * multiplier).astype(np.int32)
-    i = 0
-    for _ in range(per_kernel - int(counts.sum())):
-        counts[i] += 1
-        i = (i + 1) % len(counts)
+    for i in range(per_kernel - int(counts.sum())):  # the remainder, one a dilation from the first on
+        counts[i % len(counts)] += 1
     return [int(d) for d in dilations], [int(c) for c in counts]
 
 
@@ -90,6 +88,18 @@ def _aeon_source(parameters):
 def _shape_of(a) -> str:
     a = np.asarray(a, dtype=object) if isinstance(a, (list, tuple)) else a
     return f"{a.dtype} {tuple(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+
+
+_BUILT = ("num_features", "max_dilations_per_kernel")  # what sets a MiniRocket's dilations, with its series length
+
+
+def _plan(rec: dict, args: bool = False) -> str:
+    """A MiniRocket's dilations and biases per each as a state dict's record ``rec`` keeps them, saying what it does
+    not; with ``args``, only the arguments of :data:`_BUILT` it keeps (``num_features=..., ...``)."""
+    per, built = rec.get("per_dilation"), ", ".join(f"{k}={rec[k]}" for k in _BUILT if _as_int(rec.get(k)) is not None)
+    notes = ", ".join(n for n in ("" if isinstance(per, list) else "biases per dilation not recorded", built) if n)
+    return built if args else f"dilations {rec.get('dilations')}" + (
+        f" x biases per dilation {per}" if isinstance(per, list) else "") + (f" ({notes})" if notes else "")
 
 
 class MiniRocket(nn.Module):
@@ -120,9 +130,8 @@ class MiniRocket(nn.Module):
         if _as_int(max_dilations_per_kernel) is None or max_dilations_per_kernel < 1:
             raise ValueError(f"max_dilations_per_kernel: expected an int >= 1, got {max_dilations_per_kernel!r}")
         if _as_int(seed) is None or not 0 <= seed < 2 ** 32:
-            raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of channel subsets and biases), "
-                             f"got {seed!r}")
-        max_dilations_per_kernel = _as_int(max_dilations_per_kernel)
+            raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of channel subsets and biases), got {seed!r}")
+        self._max_dilations = max_dilations_per_kernel = _as_int(max_dilations_per_kernel)  # as given: a load's advice
         self.in_channels, self.input_length, self.seed = int(in_channels), input_length, int(seed)
         self.dilations, self.per_dilation = fit_dilations(input_length, num_features, max_dilations_per_kernel)
         rng = np.random.RandomState(seed)
@@ -136,8 +145,7 @@ class MiniRocket(nn.Module):
         self._plan = self._sites_plan()
         self.register_buffer("biases", torch.zeros(self.num_features))
         self.register_buffer("fitted", torch.tensor(False))
-        self.act = nn.ReLU()
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.act, self.fc = nn.ReLU(), nn.Linear(self.num_features, num_classes)
 
     def _sites_plan(self) -> list[tuple[int, slice, Tensor, Tensor]]:
         """One entry per site, in call order: ``(dilation index, positions, kernel of each unit,
@@ -145,8 +153,7 @@ class MiniRocket(nn.Module):
         ``(j + k)`` even read the whole padded output, the others its unpadded centre (aeon's ``_padding1``)."""
         plan, start = [], 0
         for j, n in enumerate(self.per_dilation):
-            kernel = torch.arange(NUM_KERNELS).repeat_interleave(n)
-            feature = torch.arange(start, start + NUM_KERNELS * n)
+            kernel, feature = torch.arange(NUM_KERNELS).repeat_interleave(n), torch.arange(start, start + NUM_KERNELS * n)
             pad = 4 * self.dilations[j]
             for half, where in ((0, slice(None)), (1, slice(pad, self.input_length - pad))):
                 keep = (kernel + j) % 2 == half
@@ -169,18 +176,14 @@ class MiniRocket(nn.Module):
     def _set_weight(self, mask: Tensor) -> None:
         """``weight [D, 84, C, 9]``: kernel k at dilation d over the channels of its subset (``mask [D * 84, C]``)."""
         w = mask.view(len(self.dilations), NUM_KERNELS, self.in_channels, 1) * kernels()[None, :, None, :]
-        if "weight" in self._buffers:
-            self.weight.copy_(w)
-        else:
-            self.register_buffer("weight", w)
+        self.weight.copy_(w) if "weight" in self._buffers else self.register_buffer("weight", w)
 
     def _convolve(self, x: Tensor, j: int, weight: Tensor | None = None, groups: int = 1) -> Tensor:
         """``[B, 84, T]``: every kernel at dilation ``j``, "same" zero padding, its channels summed; exact
         (:func:`~neuroview.zoo.architectures.fixed.exact_conv1d`), in ``x``'s precision even under autocast (a
         bfloat16 convolution would move values past the biases). A training series meets the biases drawn from its
         own convolution at 0 exactly, where float32's batch-dependent rounding flipped its codes."""
-        d = self.dilations[j]
-        w = self.weight[j] if weight is None else weight
+        d, w = self.dilations[j], self.weight[j] if weight is None else weight
         return exact_conv1d(x, w, dtype=x.dtype, dilation=d, padding=4 * d, groups=groups)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -189,35 +192,44 @@ class MiniRocket(nn.Module):
         # kept in the state dict's metadata, as the head keeps its floor, so another length is refused on load
         meta = getattr(destination, "_metadata", None)
         if meta is not None and prefix[:-1] in meta:
-            meta[prefix[:-1]].update(input_length=self.input_length, dilations=list(self.dilations),
-                                     per_dilation=list(self.per_dilation))
+            meta[prefix[:-1]].update(input_length=self.input_length, **self._record())
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _record(self) -> dict:
+        """What sets the dilations and biases per dilation, kept with them (an old pickle may lack the argument)."""
+        return {"dilations": list(self.dilations), "per_dilation": list(self.per_dilation), "num_features":
+                self.num_features, "max_dilations_per_kernel": self.__dict__.get("_max_dilations")}
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
         length = (local_metadata or {}).get("input_length")  # absent: saved before it was kept, or a plain dict
         if isinstance(length, int) and not isinstance(length, bool) and length != self.input_length:
-            return error_msgs.append(f"{prefix}input_length: the state dict is of a MiniRocket of series of {length} "
-                                     f"steps (max_len; dilations {local_metadata.get('dilations')}), this one reads "
-                                     f"{self.input_length} (dilations {self.dilations}): build it with max_len={length}")
-        why = self._plan_clash(local_metadata, prefix)  # the same shapes, its biases read at other dilations
-        if why:
-            return error_msgs.extend(why)  # (its own biases not copied)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+            why = [f"{prefix}input_length: the state dict is of a MiniRocket of series of {length} steps (max_len; "
+                   f"dilations {local_metadata.get('dilations')}), this one reads {self.input_length} (dilations "
+                   f"{self.dilations}): build it with max_len={length}"]
+        else:  # the same shapes, its biases read at other dilations
+            why = self._plan_clash(local_metadata, prefix, state_dict.get(prefix + "biases"))
+        if why:  # raised, not collected: torch would go on to copy its fc, and a NeuroView-CNN's head after it
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(why))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
 
-    def _plan_clash(self, meta, prefix: str) -> list[str]:
+    def _plan_clash(self, meta, prefix: str, biases=None) -> list[str]:
         """Why a state dict whose metadata is ``meta`` was saved from a MiniRocket of other dilations, or other
         biases per dilation, than this one's (none where it recorded neither: saved before they were kept)."""
         meta = meta if isinstance(meta, dict) else {}
-        saved = {k: meta.get(k) for k in ("dilations", "per_dilation")}
-        mine = {"dilations": self.dilations, "per_dilation": self.per_dilation}
+        saved, mine = {k: meta.get(k) for k in ("dilations", "per_dilation")}, self._record()
         if all(not isinstance(v, list) or v == mine[k] for k, v in saved.items()):
             return []
-        shown = lambda d: f"dilations {d['dilations']} x biases per dilation {d['per_dilation']}"  # noqa: E731
-        return [f"{prefix}dilations: the state dict is of a MiniRocket of {shown(saved)}, this one has {shown(mine)} "
-                f"(the series length, num_features={self.num_features} and max_dilations_per_kernel set them): its "
-                "biases would be applied at other dilations and kernels; build it with the num_features and max_dilations_per_kernel "
-                "it was saved with"]
+        if all(_as_int(meta.get(k)) is not None for k in _BUILT):
+            advice = f"build it with {_plan(meta, args=True)}, as it was saved"
+        else:  # a record of the dilations only (saved before the rest was kept): what gives them at this length
+            n = len(biases) if isinstance(biases, Tensor) and biases.dim() == 1 else self.num_features
+            fits = [m for m in range(1, n // NUM_KERNELS + 1) if all(not isinstance(saved[k], list) or v == saved[k]
+                    for k, v in zip(saved, fit_dilations(self.input_length, n, m)))]
+            advice = (f"build it with num_features={n}, max_dilations_per_kernel={fits[0]}: at {self.input_length} steps "
+                      "those give its dilations" if fits else f"no num_features={n} and max_dilations_per_kernel give "
+                      f"its dilations at {self.input_length} steps: was it saved from another series length (max_len)?")
+        return [f"{prefix}dilations: the state dict is of a MiniRocket of {_plan(meta)}, this one has {_plan(mine)}, set "
+                "by the series length, num_features and max_dilations_per_kernel: its biases would be applied at other "
+                f"dilations and kernels; {advice}"]
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.input_length:
@@ -233,9 +245,7 @@ class MiniRocket(nn.Module):
         """Set the biases from training series ``x [N, C, T]``: for each kernel and dilation, the
         :func:`quantiles` of the convolution of one series drawn at random (``seed``). Returns self."""
         self._check(x)
-        rng = np.random.RandomState(self.seed)
-        q = quantiles(self.num_features).double()
-        start = 0
+        rng, q, start = np.random.RandomState(self.seed), quantiles(self.num_features).double(), 0
         for j, n in enumerate(self.per_dilation):
             picks = [int(rng.randint(len(x))) for _ in range(NUM_KERNELS)]
             # kernel k on its own series picks[k] only: one group a kernel
@@ -262,10 +272,8 @@ class MiniRocket(nn.Module):
         if unread and fitted_on is None:  # fitted on fewer channels, most likely: those past them would never be read
             warnings.warn(f"parameters: aeon's channel subsets read none of channels {unread} of this network's "
                           f"{self.in_channels} (in_channels): fitted on series of fewer channels? Pass the fitted "
-                          "transformer (load_aeon(t), not t.parameters) to have its channel count checked",
-                          stacklevel=2)
-        mask = torch.zeros(len(n_ch), self.in_channels)
-        starts = np.concatenate([[0], np.cumsum(n_ch)])
+                          "transformer (load_aeon(t), not t.parameters) to have its channel count checked", stacklevel=2)
+        mask, starts = torch.zeros(len(n_ch), self.in_channels), np.concatenate([[0], np.cumsum(n_ch)])
         for i in range(len(n_ch)):
             mask[i, torch.as_tensor(ch_idx[starts[i]:starts[i + 1]]).long()] = 1.0
         self._set_weight(mask)
@@ -281,12 +289,9 @@ class MiniRocket(nn.Module):
         if isinstance(arrays, np.ndarray) and arrays.dtype == object and arrays.ndim == 1:  # np.save/np.load of it
             arrays = list(arrays)
         if not isinstance(arrays, (tuple, list)) or len(arrays) != 5:
-            if isinstance(arrays, (tuple, list)):
-                what = f"a {len(arrays)}-{type(arrays).__name__}"
-            elif getattr(source, "is_fitted", None) is False:  # aeon's estimators say so
-                what = f"an unfitted {type(source).__name__} (fit it first)"
-            else:
-                what = "None" if arrays is None else f"a {type(arrays).__name__}"
+            what = (f"a {len(arrays)}-{type(arrays).__name__}" if isinstance(arrays, (tuple, list)) else
+                    f"an unfitted {type(source).__name__} (fit it first)" if getattr(source, "is_fitted", None) is False
+                    else "None" if arrays is None else f"a {type(arrays).__name__}")  # (aeon's estimators say is_fitted)
             raise ValueError("parameters: expected a fitted aeon MiniRocket or MiniRocketClassifier, or the "
                              "transformer's .parameters, the 5-tuple (channels per combination, channel indices, "
                              f"dilations, features per dilation, biases), got {what}")
@@ -305,9 +310,8 @@ class MiniRocket(nn.Module):
                              f"network's {self.dilations} x {self.per_dilation} (input_length, num_features)")
         combos = len(self.dilations) * NUM_KERNELS
         if len(n_ch) != combos or (combos and int(n_ch.min()) < 1) or int(n_ch.sum()) != len(ch_idx):
-            raise ValueError(f"parameters: expected channel counts of len(dilations) * 84 = {combos} kernels and "
-                             f"dilations, each >= 1, summing to the {len(ch_idx)} channel indices; got {len(n_ch)} "
-                             f"counts summing to {int(n_ch.sum())}")
+            raise ValueError(f"parameters: expected channel counts of len(dilations) * 84 = {combos} kernels and dilations, "
+                             f"each >= 1, summing to the {len(ch_idx)} channel indices; got {len(n_ch)} counts summing to {int(n_ch.sum())}")
         if len(biases) != self.num_features:
             raise ValueError(f"parameters: expected {self.num_features} biases (num_features), got {len(biases)}")
         if ch_idx.size and (int(ch_idx.max()) >= self.in_channels or int(ch_idx.min()) < 0):  # a bare IndexError
@@ -370,10 +374,7 @@ class MiniRocket(nn.Module):
         {'taps': (0, 1, 2), 'dilation': 1, 'channels': (0,), 'bias': 0.0, 'whole': True}
         """
         u = unit if not isinstance(unit, Tensor) else unit.item() if unit.dim() == 0 and not unit.is_floating_point() else None
-        try:  # an int, numpy's or a 0-dim integer tensor (what explain()'s argmax gives); never a bool
-            u = None if u is None or isinstance(u, bool) else operator.index(u)
-        except TypeError:
-            u = None
+        u = _as_int(u)  # an int, numpy's or a 0-dim integer tensor (what explain()'s argmax gives); never a bool
         if u is None or not 0 <= u < self.num_features:
             raise ValueError(f"unit: expected an index in [0, {self.num_features}), got {unit!r}")
         f = int((self.feature_order() if _order is None else _order)[u])
