@@ -249,7 +249,8 @@ class ArrayDataModule(pl.LightningDataModule):
             # series of one length per split, another in each: stretched (resample) or cut like any variable-length set
             parts, variable = {n: (list(x), y) for n, (x, y) in parts.items()}, True
         like = self._read_like.get("max_len")  # the length the model's training series were padded or stretched to
-        if like is not None and not variable and np.shape(parts["train"][0])[-1] != like:
+        # series only ([N, C, T]): images given to a series model are left whole, for the check of what it reads to name
+        if like is not None and not variable and np.ndim(parts["train"][0]) == 3 and np.shape(parts["train"][0])[-1] != like:
             parts, variable = {n: (list(x), y) for n, (x, y) in parts.items()}, True
         # only the series the model is fit on: steps past them would meet untrained classifier weights
         max_len = (like or max(a.shape[-1] for a in parts["train"][0])) if variable else None

@@ -1,5 +1,6 @@
 """What a run writes besides its checkpoints: ``predictions.csv`` (:class:`PredictionWriter`, one file a predict
 loader) and ``confusion_matrix.csv`` (:func:`write_confusion`), UTF-8 whatever the locale and whole or not at all.
+A second predict (test) of one run keeps the first's file, as ``<stem>-v<N>.csv`` (:func:`newest_at`).
 May import Lightning, torch and ``neuroview._io``; nothing else of neuroview.
 """
 
@@ -15,9 +16,9 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info
 
-from .._io import atomic_write
+from .._io import atomic_write, keep_aside
 
-__all__ = ["PredictionWriter", "fresh_name", "write_confusion"]
+__all__ = ["PredictionWriter", "fresh_name", "newest_at", "write_confusion"]
 
 
 def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
@@ -31,6 +32,17 @@ def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
     while os.path.lexists(kept := path.with_name(f"{path.stem}-v{n}{path.suffix}")):
         n += 1
     return kept
+
+
+def newest_at(path: Path) -> tuple[Path, str]:
+    """``(path, what was kept)``: an earlier file of this run at ``path`` (a second ``trainer.test`` or ``predict``: the
+    test split, then a noisy copy of it; the best checkpoint, then the last) moved aside first to the first free
+    ``<stem>-v<N><suffix>`` (the earliest is -v1), as a new ``fit`` keeps an earlier ``last.ckpt``: the newest under
+    the name the docs give, none written over (a second test replaced the first's confusion matrix without a word)."""
+    if not os.path.lexists(path):
+        return path, ""
+    kept = keep_aside(path)
+    return path, f" (the earlier {path.name} of this run kept as {kept.name})"
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -72,9 +84,11 @@ class PredictionWriter(BasePredictionWriter):
             named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
             w.writerow([i, *([rows[k]] if rows else []), t, p, *named, *[f"{v:.6g}" for v in pr]])
         path = fresh_name(out / name, self._written)  # an earlier command's file (logger false): kept, by name
+        kept = "" if path.name == name else f" ({name} there is not this run's: kept)"
+        if os.path.realpath(path) in self._written:  # this writer's own, of an earlier predict: kept aside
+            path, kept = newest_at(path)
         atomic_write(path, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
         self._written.add(os.path.realpath(path))
-        kept = "" if path.name == name else f" ({name} there is not this run's: kept)"
         if trainer.world_size == 1:
             rank_zero_info(f"predictions written to {path}{kept}")
         else:  # every rank writes its own share; rank 0 speaks for all of them
@@ -138,5 +152,6 @@ def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: i
     for name, row in zip(names, confusion.tolist()):
         w.writerow([name, *row])
     # UTF-8 whatever the locale (a class name outside it failed), and whole or not at all, as predictions.csv
+    path, kept = newest_at(path)  # the log folder is the run's: a file there is an earlier test's
     atomic_write(path, f.getvalue().encode("utf-8"))
-    rank_zero_info(f"confusion matrix (rows: true class) written to {path}")
+    rank_zero_info(f"confusion matrix (rows: true class) written to {path}{kept}")

@@ -55,6 +55,7 @@ from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
 from .retrofit_checks import check_output, check_weights, checked_logits, standard_logits
 from .retrofit_checks import num_classes_of as _num_classes
+from .sparsify_cli import as_option
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
@@ -353,11 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, dm = _prepare(args)
         kw = {} if args.quantizer is None else {"quantizer": args.quantizer}
-        is_rnn = isinstance(model, (RNNClassifier, nn.RNNBase))
-        res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if is_rnn else None, epochs=args.epochs,
-                       seed=args.seed, **kw)
+        res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if isinstance(model, (RNNClassifier, nn.RNNBase))
+                       else None, epochs=args.epochs, seed=args.seed, **kw)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon); an input refused by name: its message, as the other commands
-        print(f"neuroview retrofit: {e}", file=sys.stderr)
+        given = {"epochs": "--epochs", "name": "--arch" if args.arch else "source"} | ({"quantizer": "--quantizer"} if args.quantizer else {})
+        print(f"neuroview retrofit: {as_option(str(e), given)}", file=sys.stderr)  # the option typed, as sparsify says it
         return 2
     print(f"retrofit of {args.source}: {res}")
     if args.out:

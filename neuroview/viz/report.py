@@ -377,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         _add_file_rows(Path(args.out), _file_rows(dm, args.split, index))
     except (ValueError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...
         from ..training.data_arg import format_options_hint  # noqa: PLC0415
+        from ..training.sparsify_cli import as_option  # noqa: PLC0415 - a zoo entry's `name:`: the --model typed
 
-        print(f"neuroview explain: {e}{format_options_hint(args.data, str(e))}", file=sys.stderr)
+        said = as_option(str(e), {"name": "--model"} if args.model else {})
+        print(f"neuroview explain: {said}{format_options_hint(args.data, str(e))}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {args.out}; open {Path(args.out) / 'index.html'}")
     return 0

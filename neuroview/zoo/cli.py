@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.architectures:
         return _architectures(args)
-    if args.root is not None and not Path(args.root).is_dir():  # a typo must not read as an empty zoo
-        print(f"neuroview zoo: root: expected a checkpoint folder, got {args.root!r} (no such folder)", file=sys.stderr)
+    if _not_a_folder(args.root):  # a typo must not read as an empty zoo
         return 2  # a refused input, as every command's (a failed verification: 1)
     try:
         entries = read_manifest(args.root)
@@ -77,12 +76,21 @@ def _architectures(args) -> int:
         print("neuroview zoo: --verify: checks the trained entries, not the registered architectures that "
               "--architectures lists; drop one of --verify and --architectures", file=sys.stderr)
         return 2  # a refused input, as every command's
-    if args.root is not None and not Path(args.root).is_dir():  # a typo must not pass unseen
-        print(f"neuroview zoo: root: expected a checkpoint folder, got {args.root!r} (no such folder)", file=sys.stderr)
+    if _not_a_folder(args.root):  # a typo must not pass unseen
         return 2
     names = list_models(args.pattern)
     print("\n".join(names) if names else f"no architectures matching {args.pattern!r}")
     return 0  # as a listing of no trained entries: only a --verify that verified nothing fails
+
+
+def _not_a_folder(root: str | None) -> bool:
+    """Whether ``--root`` was given and is no folder, said on stderr: missing, or a file (``manifest.json`` given for
+    its folder was said to be "no such folder")."""
+    if root is None or Path(root).is_dir():
+        return False
+    why = "a file, not a folder" if Path(root).exists() else "no such folder"
+    print(f"neuroview zoo: --root: expected a checkpoint folder, got {root!r} ({why})", file=sys.stderr)
+    return True
 
 
 def _verify(names: list[str], root: str | None) -> int:

@@ -11,7 +11,7 @@ model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, an
 compares it with a manifest entry: weights that fit by shape may still compute another function.
 
 May import: torch, safetensors and the standard library; of neuroview, only ``.build`` (deferred: the
-registered builders' defaults).
+registered builders' defaults) and ``._weights_checks`` (what a file's record rebuilds: its MiniRocket's dilations).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
+
+from ._weights_checks import code_names, filled, rebuilt_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
@@ -76,7 +78,11 @@ class ChecksumError(ValueError):
 
 
 class ArchitectureError(ValueError):
-    """The weights do not fit the architecture they are loaded into."""
+    """The weights do not fit the architecture they are loaded into (``fits``: by shape they do; built otherwise)."""
+
+    def __init__(self, *args, fits: bool = False):
+        super().__init__(*args)
+        self.fits = fits
 
 
 def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | None = None, pickles: bool = False,
@@ -169,8 +175,9 @@ def read_checkpoint(path: str | os.PathLike, what: str = "ckpt_path") -> dict:
     return obj
 
 
-def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str) -> None:
-    """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes."""
+def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str, then: Any = None) -> None:
+    """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes (and ``then()``,
+    a further check of the file, passes: a head built to compare is taken down after either refusal)."""
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
     # a NeuroView-CNN whose sites are found on its first batch (the model, or each member of an ensemble): its head
     # is built as wide as the file's to compare, and taken down again where the file does not fit (a head another
@@ -183,6 +190,8 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
             built.append(m)
     try:
         _compare(model, got, what)
+        if then is not None:
+            then()
     except ArchitectureError:
         for m in built:
             m.norm, m.classifier = None, None
@@ -253,18 +262,18 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     """
     tensors, meta = read_weights(path, what, sha256=sha256, pickles=pickles)
     if not backbone:
-        check_fits(model, tensors, what)
-        _check_built_as(model, meta, path, what, tensors)
+        check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors))
         model.load_state_dict(tensors, strict=True)
         return model
     errors = []
     for name, part, state in _parts(model, tensors):
-        try:
-            check_fits(part, state, name)
+        try:  # it fits by shape, and it must compute what it was trained as (a head built to compare is taken down if not)
+            check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state))
         except ArchitectureError as e:
+            if e.fits:  # the weights fit this part, built otherwise: no other part is tried
+                raise
             errors.append(str(e))
             continue
-        _check_built_as(part, meta, path, what, state)  # it fits by shape: it must compute what it was trained as
         part.load_state_dict(state, strict=True)
         left = sorted(k for k in tensors if part is not model and not k.startswith(f"{name}."))
         if left and len(state) < len(tensors):  # a whole NeuroView network's file: its trained head is not loaded
@@ -334,28 +343,13 @@ def arch_defaults(arch: str | None) -> dict[str, Any]:
             if p.default is not p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
                 out.setdefault(p.name, p.default)
         if not isinstance(f, type):
-            cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if _filled(c)]
-            names = [getattr(f, "__globals__", {}).get(n) for n in _names(getattr(f, "__code__", None))]
+            cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if filled(c)]
+            names = [getattr(f, "__globals__", {}).get(n) for n in code_names(getattr(f, "__code__", None))]
             todo += [getattr(f, "__wrapped__", None)] + [c for c in cells if inspect.isfunction(c)]
             todo += [c for c in names if inspect.isfunction(c) and c.__module__.startswith("neuroview.zoo.architectures")]
             todo += [c for c in cells + names if isinstance(c, type) and issubclass(c, nn.Module)]
             todo = [t for t in todo if t is not None]
     return out
-
-
-def _names(code: Any) -> list[str]:
-    # the global names a function's code reads, its lambdas' and inner functions' included
-    if code is None:
-        return []
-    return list(code.co_names) + [n for c in code.co_consts if inspect.iscode(c) for n in _names(c)]
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
-    except ValueError:
-        return False
-    return True
 
 
 def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> dict[str, tuple[Any, Any]]:
@@ -378,7 +372,7 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
     (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as.
     A floor ``state``'s metadata carries is the model's once loaded (a Lightning checkpoint's head: see ``exposed``)."""
-    saved = saved_arch_kwargs(meta, path, what)
+    saved = recorded = saved_arch_kwargs(meta, path, what)
     if saved is None:
         return
     own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}
@@ -396,5 +390,10 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
         detail = ", ".join(f"{k}: file {a!r}{'' if k in saved else ' (not given: the default)'}, model {b!r}"
                            for k, (a, b) in clash.items())
         wanted = ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
-        raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built with other arguments ({detail}); "
-                                f"build the model with {wanted} to load it (a zoo entry: create_model(name, pretrained=True))")
+        raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built with other arguments ({detail}); build "
+                                f"the model with {wanted} to load it (a zoo entry: create_model(name, pretrained=True))", fits=True)
+    lists = rebuilt_clash(model, meta, recorded)  # what no argument it exposes tells
+    if lists:
+        raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built with other arguments ({'; '.join(lists[:4])}; "
+                                f"no tensor's shape tells them apart); build the model with the file's arch_kwargs {recorded} to "
+                                "load it", fits=True)

@@ -1,0 +1,109 @@
+"""What a weight file's recorded builder arguments rebuild, compared with the network it is loaded into.
+
+A file's ``neuroview.arch_kwargs`` may set what no tensor's shape tells and the network exposes under no builder
+argument's name: a MiniRocket's ``max_dilations_per_kernel`` and ``num_features`` set its ``dilations`` (lists of
+numbers), and a file of ``max_dilations_per_kernel=5`` fits a default MiniRocket tensor for tensor. :func:`rebuilt_clash`
+rebuilds the file's network from its record and compares each module's lists of numbers (as
+``neuroview.zoo.pretrained._settings`` does when an entry is saved). Also the helpers of
+:func:`neuroview.zoo.weights.arch_defaults` that read a builder's code (:func:`code_names`, :func:`filled`).
+
+May import torch and the standard library; of neuroview, only ``.build`` (deferred: the registered builders).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["rebuilt_clash", "list_settings", "code_names", "filled", "WHOLE_RECORDS"]
+
+#: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
+#: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
+WHOLE_RECORDS = ("neuroview.name", "neuroview.retrofit_of")
+
+
+def code_names(code: Any) -> list[str]:
+    """The global names a function's code reads, its lambdas' and inner functions' included."""
+    if code is None:
+        return []
+    return list(code.co_names) + [n for c in code.co_consts if inspect.iscode(c) for n in code_names(c)]
+
+
+def filled(cell: Any) -> bool:
+    """Whether a closure cell holds a value (an empty one raises when read)."""
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+#: What a NeuroView-CNN records of the data it found its sites on (the per-sample ``input_shape``, at any of which a
+#: fully convolutional network computes one function; what it froze or left out): no builder argument sets them.
+_FOUND = frozenset({"input_shape", "frozen", "left_out"})
+
+
+def list_settings(module: nn.Module) -> dict[str, list]:
+    """The public lists and tuples of numbers ``module`` itself keeps (a MiniRocket's ``dilations`` and
+    ``per_dilation``, a convolution's ``stride`` and ``padding``), as lists: set when it is built, told by no
+    tensor's shape (less :data:`_FOUND`)."""
+    return {k: list(v) for k, v in vars(module).items() if not k.startswith("_") and k not in _FOUND
+            and isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v)}
+
+
+def _rebuild(arch: str, kwargs: dict) -> nn.Module | None:
+    """The network ``arch`` builds from ``kwargs``; None where no registered builder takes them (an architecture of
+    another install, arguments of an older one): then nothing is rebuilt to compare, and the file is judged by its
+    tensors and its exposed arguments as before."""
+    from .build import builder  # noqa: PLC0415 - the registered builders, only where a file records one
+
+    try:
+        build = builder(arch, "architecture", trained=True)
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # a check: it draws nothing of the caller's
+            warnings.simplefilter("ignore")  # and says nothing: what it would say, the load says of the model
+            return build(**kwargs)
+    except Exception:  # noqa: BLE001 - a record no builder takes is no evidence either way
+        return None
+
+
+def _counterpart(model: nn.Module, rebuilt: nn.Module) -> nn.Module | None:
+    """The part of ``rebuilt`` that ``model`` is: the whole, or the network it wraps (a NeuroView file loaded into its
+    backbone), by class (a head built on a first batch on one side only is no difference of build); None where
+    neither is of ``model``'s class."""
+    for part in (rebuilt, getattr(rebuilt, "backbone", None), getattr(rebuilt, "rnn", None)):
+        if isinstance(part, nn.Module) and type(part) is type(model):
+            return part
+    return None
+
+
+def rebuilt_clash(model: nn.Module, meta: dict[str, str], kwargs: dict | None) -> list[str]:
+    """``["<module>.<setting>: the file's arch_kwargs build [...], the model has [...]", ...]``: the lists of numbers
+    (:func:`list_settings`) in which the network a file's record rebuilds (``meta``'s ``neuroview.architecture``,
+    its builder arguments ``kwargs``) differs from ``model``, module by module; empty where they agree or nothing
+    could be rebuilt. Only a record that neuroview wrote with the file (:data:`WHOLE_RECORDS`) is rebuilt: it is
+    the whole build call (an argument it leaves out was the default), verified when written; another (one written by
+    hand, a checkpoint's hyper-parameters, without the data's shape) may leave out what the network was built with.
+
+    >>> import neuroview as nv
+    >>> kw = dict(num_classes=2, in_channels=1, max_len=150, num_features=504)
+    >>> meta = {"neuroview.architecture": "nv_minirocket", "neuroview.name": "nv_minirocket.x"}
+    >>> rebuilt_clash(nv.create_model("nv_minirocket", **kw), meta, {**kw, "max_dilations_per_kernel": 5})[0]
+    "backbone.dilations: the file's arch_kwargs build [1, 2, 4, 8, 18], the model has [1, 3, 5, 10, 18]"
+    """
+    arch = meta.get("neuroview.architecture")
+    if not any(k in meta for k in WHOLE_RECORDS) or not isinstance(arch, str) or not isinstance(kwargs, dict):
+        return []
+    rebuilt = _rebuild(arch.partition(".")[0], kwargs)
+    theirs = None if rebuilt is None else _counterpart(model, rebuilt)
+    if theirs is None:
+        return []
+    other = dict(theirs.named_modules())
+    plain = lambda v: json.loads(json.dumps(v))  # noqa: E731 - a tuple equals the list a file stores
+    return [f"{name or 'model'}.{k}: the file's arch_kwargs build {plain(built[k])}, the model has {plain(v)}"
+            for name, m in model.named_modules() if name in other for built in (list_settings(other[name]),)
+            for k, v in list_settings(m).items() if k in built and plain(v) != plain(built[k])]
