@@ -31,7 +31,7 @@ from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .data_arg import absolute_paths, read_evaluated_like
-from .earlier_runs import KeepEarlierRuns, check_init_weights, keep_earlier_checkpoints
+from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
@@ -151,18 +151,22 @@ class NeuroViewCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """A new run (no ``--ckpt_path``) into a folder that holds an earlier run's checkpoints keeps each as
-        ``<name>-v<N>.ckpt`` once it starts training (:class:`KeepEarlierRuns`; the one its ``init_weights`` names,
-        here, for the config it saves): the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best``
-        read the newest), and nothing an earlier run saved is lost (the folder is one per recipe: a run on other data
-        replaced the earlier model), nor moved by a run refused before it trained."""
+        ``<name>-v<N>.ckpt`` once it starts training (:class:`KeepEarlierRuns`, ahead of the config it saves: the one
+        its ``init_weights`` names is read at the setup under the name typed, and saved in the config by its kept
+        name): the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best`` read the newest), and
+        nothing an earlier run saved is lost (the folder is one per recipe: a run on other data replaced the earlier
+        model), nor moved by a run refused before it trained. A fit refused before it trained, a resume too, leaves no
+        log folder of its own (:class:`DropRefusedRun`)."""
         cfg = self.config[self.subcommand]
         cb = self.trainer.checkpoint_callback
+        self.trainer.callbacks.append(DropRefusedRun(self.trainer.loggers))  # before any logger made its folder
         if self.trainer.fast_dev_run:  # a smoke test saves nothing, and moved the real run's checkpoints aside
             return
         if cfg.get("ckpt_path") or cb is None or not cb.dirpath:
             return
-        keep_earlier_checkpoints(cb, self.model, cfg, init_only=True)
-        self.trainer.callbacks.append(KeepEarlierRuns(cb.dirpath, cb.FILE_EXTENSION))
+        callbacks = self.trainer.callbacks
+        at = next((i for i, c in enumerate(callbacks) if isinstance(c, SaveRunConfig)), len(callbacks))
+        callbacks.insert(at, KeepEarlierRuns(cb, cfg))  # on_train_start: renamed, then the config saved
 
     def after_fit(self) -> None:
         cfg = self.config[self.subcommand]
@@ -189,7 +193,7 @@ class NeuroViewCLI(LightningCLI):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"torch_threads: expected an int >= 1 (or null: torch's choice), got {threads!r}")  # 0 was dropped
         _check_checkpoint(cfg.get("checkpoint"))
-        check_init_weights(cfg)  # before anything is built, moved aside or written
+        check_init_weights(cfg)  # before anything is built or written
         if threads:
             # tiny networks on small in-memory sets lose more to thread synchronization than they
             # gain, and badly so on shared CPUs: recipes may pin the count

@@ -1,5 +1,5 @@
 """The run's ``config.yaml``: Lightning's ``SaveConfigCallback``, never over a file the run did not write, and for
-``fit`` written once the model is set up. May import Lightning and ``neuroview.training.outputs``.
+``fit`` written once training starts. May import Lightning and ``neuroview.training.outputs``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,19 @@ __all__ = ["SaveRunConfig"]
 class SaveRunConfig(SaveConfigCallback):
     """``config.yaml`` in the run's log folder, or ``config-v<N>.yaml`` beside a ``config.yaml`` already there: with
     ``--trainer.logger false`` the log folder is ``default_root_dir``, and the user's own recipe given as ``--config``
-    there (its comments, its notes) was replaced by the resolved config. ``fit`` writes it once the model is set up
-    (``on_fit_start``): a run refused in its setup left a ``logs/version_N`` holding only it."""
+    there (its comments, its notes) was replaced by the resolved config. ``fit`` writes it once training starts
+    (``on_train_start``, after :class:`.earlier_runs.KeepEarlierRuns` set an ``init_weights`` it moved to its kept
+    name), or at its end where it trained no step: written at the setup, a run refused in it left a ``logs/version_N``
+    holding only it, and written before the renames, the config named a file the run then moved."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             self._save(trainer, pl_module, stage)
 
-    def on_fit_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._save(trainer, pl_module, "fit")
+
+    def on_fit_end(self, trainer, pl_module) -> None:  # a fit of no training step (max_epochs 0, limit_train_batches 0)
         self._save(trainer, pl_module, "fit")
 
     def _save(self, trainer, pl_module, stage: str) -> None:

@@ -24,7 +24,7 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     from ..zoo.build import arch_kwargs  # noqa: PLC0415
     from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - Lightning data modules import slowly
 
-    if source.endswith(".ckpt"):
+    if _is_checkpoint(source):
         from .module import load_module  # noqa: PLC0415
 
         if not Path(source).is_file():
@@ -63,14 +63,24 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     return net, dm, {**entry, "dataset": dataset}, source.split(".", 1)[1]
 
 
+# weight files without the data or the model a checkpoint records; their suffixes in any case
+WEIGHT_FILES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def _is_checkpoint(source: str) -> bool:
+    """A ``neuroview fit`` checkpoint by its name: ``.ckpt``, ``.CKPT`` (a copy from another system) too."""
+    return source.lower().endswith(".ckpt")
+
+
 def _check_source(source: str, zoo: str | None) -> None:
     """A weight file (what ``retrofit --out`` writes) or a ``--zoo`` that is no zoo folder, refused by name: both were
     looked up as an entry of a manifest.json that is not there, and sent the user to ``neuroview zoo``."""
     from pathlib import Path  # noqa: PLC0415
 
-    if source.endswith(".safetensors"):
+    if Path(source).suffix.lower() in WEIGHT_FILES:  # W.SAFETENSORS, a torch.save'd w.pt: no entry's name either
         raise ValueError(f"source: expected a zoo entry name or a `neuroview fit` checkpoint (.ckpt), got {source!r}: a "
-                         "weight file (what `retrofit --out` writes) records no data to sparsify on; train it into a "
+                         "weight file (what `retrofit --out` writes, a saved state dict) records no data to sparsify "
+                         "on; train it into a "
                          f"checkpoint with `neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights {source}`, "
                          "or explain it as it is with `neuroview explain --model <architecture> --weights FILE`")
     if zoo and not (Path(zoo).expanduser() / "manifest.json").is_file():
@@ -95,7 +105,7 @@ def _entry_name(args, entry: dict, tag: str) -> str:
                              f"'_', '-' or '.'), got {args.name!r}")
         return args.name
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)  # a checkpoint's file name may hold spaces or other characters
-    if args.data is None or args.source.endswith(".ckpt"):  # the entry's own data; a checkpoint is named by its file
+    if args.data is None or _is_checkpoint(args.source):  # the entry's own data; a checkpoint is named by its file
         return f"{arch}.{tag}_sparse"
     spec = entry["dataset"]["data_module"].get("init_args", {})
     data = spec.get("name") or (Path(spec["path"]).stem if spec.get("path") else None) or args.data
@@ -186,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.finetune < 0:  # refused before the work (it was refused as `epochs` once the path had been walked)
         p.error(f"--finetune: expected epochs >= 0, got {args.finetune}")
     try:
-        if args.zoo and args.source.endswith(".ckpt"):
+        if args.zoo and _is_checkpoint(args.source):
             raise ValueError("--zoo: the folder a zoo entry is read from; a checkpoint (.ckpt) is read as it is")
         _check_source(args.source, args.zoo)
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)

@@ -254,3 +254,80 @@ def test_refusals_name_the_option_typed(ten_class_zoo, tmp_path, argv, option, c
     err = capsys.readouterr().err
     assert option in err, err[-2000:]
     assert not (tmp_path / "out").exists()
+
+
+# ---- review of the probe (/tmp/rev16/cli/review.md): findings 1, 2 and 4
+
+
+def _tree(root: Path) -> list[str]:
+    """Every file and folder under ``root``, empty folders too (``_files`` sees files only)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_refused_fit_from_the_folder_s_own_last_ckpt_leaves_it_there(run, tmp_path, one_thread, capsys):
+    """Finding 1: `--model.init_weights <run>/checkpoints/last.ckpt` (what a refused resume advises) with a network of
+    another width, refused in the model's setup: before_fit had already renamed last.ckpt to last-v1.ckpt, and the
+    refusal named last-v1.ckpt, a file the user never typed; `--ckpt_path .../last.ckpt` then found nothing."""
+    run = _copy(run, tmp_path / "copy")
+    own = run / "checkpoints" / "last.ckpt"
+    before, tree = _files(run), _tree(run)
+    code = cli.main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(run), *QUICK,
+                     "--model.init_weights", str(own), "--model.model_kwargs.widths", "[16, 32]"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "init_weights" in err and f"'{own}'" in err and "last-v1" not in err, err[-2000:]
+    assert _files(run) == before and _tree(run) == tree  # last.ckpt where it was, byte for byte; no logs/version_1
+
+
+def test_a_refused_resume_leaves_no_log_folder(run, tmp_path, one_thread, capsys):
+    """Finding 2: a resume refused once Lightning had begun its logs/version_N (the cosine budget: 1 epoch saved, 2
+    asked) left an empty logs/version_1, the newest version, beside the run's own."""
+    run = _copy(run, tmp_path / "copy")
+    before, tree = _files(run), _tree(run)
+    assert "logs/version_0" in tree and "logs/version_1" not in tree
+    code = cli.main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(run), *QUICK,
+                     "--trainer.max_epochs", "2", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+    assert code == 2
+    assert "--trainer.max_epochs/--trainer.max_steps" in capsys.readouterr().err
+    assert _files(run) == before and _tree(run) == tree
+
+
+@pytest.mark.parametrize("there", [False, True])
+def test_a_first_fit_refused_in_setup_leaves_only_what_was_there(tmp_path, there, one_thread, capsys):
+    """Finding 2: a first fit refused in its setup (a file that is no weights) left an empty logs/ (and the run's folder
+    it had made); what was there before (an empty logs/, a file of the user's) stays."""
+    bad = tmp_path / "w.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    root = tmp_path / "runs" / "mine"
+    if there:
+        (root / "logs").mkdir(parents=True)
+        (root / "notes.txt").write_text("mine\n")
+    code = cli.main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(root), *QUICK,
+                     "--model.init_weights", str(bad)])
+    assert code == 2
+    assert str(bad) in capsys.readouterr().err
+    if there:
+        assert _tree(root) == ["logs", "notes.txt"] and (root / "notes.txt").read_text() == "mine\n"
+    else:
+        assert not (tmp_path / "runs").exists()  # neither runs/ nor runs/mine/logs/version_0, made by the refused fit
+
+
+@pytest.mark.parametrize("name, exists", [("w.pt", True), ("w.pth", False), ("W.SAFETENSORS", True), ("w.PT", False),
+                                          ("model.bin", True)])
+def test_sparsify_refuses_any_weight_file_by_name_whatever_its_suffix_case(tmp_path, name, exists, capsys):
+    """Finding 4: only a lower-case .safetensors was refused as a weight file; w.pt (a torch.save'd state dict, which
+    retrofit and explain --weights take) and W.SAFETENSORS were looked up in the installed zoo's manifest."""
+    source = tmp_path / name
+    if exists:
+        source.write_bytes(b"weights")
+    assert cli.main(["sparsify", str(source), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"source: expected a zoo entry name or a `neuroview fit` checkpoint (.ckpt), got '{source}'" in err, err[-2000:]
+    assert "manifest" not in err and "neuroview zoo" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sparsify_reads_a_ckpt_whatever_its_suffix_case(tmp_path, capsys):
+    assert cli.main(["sparsify", str(tmp_path / "RUN.CKPT"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"source: no such checkpoint '{tmp_path / 'RUN.CKPT'}'" in err and "manifest" not in err, err[-2000:]
