@@ -32,6 +32,8 @@ from torch.overrides import TorchFunctionMode
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
 from .lineage import Tags, op_name, tensors
+from .reach import nested_stop
+from .search_scope import Scope, own_pass, refuse_elsewhere
 from .sites import Site
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
@@ -63,6 +65,8 @@ class _Lineage(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if not self.pass_.scope.ours():  # a second pass inside this one (a user's hook calling a network of it)
+            return out
         op = op_name(func)
         if isinstance(out, Tensor):
             self.pass_.functional(op, args, kwargs)
@@ -178,29 +182,23 @@ class _Pass(Tags):
         self.activations = {id(m) for _, m, from_input in self.targets if from_input}
         self.outside = checkpoints()
         self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
-        here = partial(_here, threading.get_ident())  # another thread running the backbone meanwhile is no finding
+        self.scope = here = Scope(self.backbone)  # its own pass only: not another thread's, nor one inside a hook
         try:
             for m in self.backbone.modules():
-                handles += [m.register_forward_pre_hook(here(self._start)), m.register_forward_hook(here(self._end))]
+                handles += [m.register_forward_pre_hook(here.only(self._start)), m.register_forward_hook(here.only(self._end))]
             for name, module, from_input in self.targets:
-                handles += [module.register_forward_pre_hook(here(partial(self._pre, name, from_input))),
-                            module.register_forward_hook(here(partial(self._post, name, from_input)))]
+                handles += [module.register_forward_pre_hook(here.only(partial(self._pre, name, from_input), name)),
+                            module.register_forward_hook(here.only(partial(self._post, name, from_input)))]
+            handles += here.hooks(self.backbone)
             if x.dim() > 2:  # the network's input is [B, C_in, *spatial]: the wrapper's documented contract
                 self.input_width = (x.shape[1], 1)
                 self.mark(x, self.input_width)
-            with _Lineage(self):
+            with own_pass(), _Lineage(self):
                 self.backbone(x)
         finally:
             for h in handles:
                 h.remove()
         return self
-
-
-def _here(thread: int, hook):
-    """``hook``, acting only in the thread ``thread`` (the discovering one)."""
-    def only_here(*args):
-        return hook(*args) if threading.get_ident() == thread else None
-    return only_here
 
 
 def _weights(shape: tuple[int, ...], d: int, device) -> Tensor:
@@ -269,6 +267,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
     refuse_inside_checkpoint()
     small, large, x = _passes(backbone, targets, quantizer, x)
+    refuse_elsewhere(small.scope, large.scope, targets)  # branches run on worker threads: their units never read
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     note_checkpointing(backbone, [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed])
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
@@ -391,8 +390,10 @@ def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -
 
 
 def _stop(p: _Pass, module: nn.Module, last: int) -> str | None:
-    """The first module to start after the last site is read, outside the site's own module."""
+    """The first module to start after the last site is read, outside the site's own module (or the head of a
+    NeuroView network whose backbone holds the site: :func:`neuroview.core.reach.nested_stop`)."""
     inside = set(module.modules())
     at = p.events.index(("site", last))
     names = {m: n for n, m in p.backbone.named_modules()}
-    return next((names[m] for kind, m in p.events[at + 1:] if kind == "start" and m not in inside), None)
+    stop = nested_stop(p.backbone, module, next((m for kind, m in p.events[at + 1:] if kind == "start" and m not in inside), None))
+    return names[stop] if stop is not None else None

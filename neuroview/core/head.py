@@ -184,8 +184,16 @@ def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.
            weight: Tensor | None = None) -> Tensor:
     """Logits of features ``f [B, F]``: batch statistics (and dropout) while training, the folded
     linear map at eval (:func:`folded_logits`); in float32 at least, with autocast off. ``weight``:
-    see :func:`fold`."""
+    see :func:`fold`.
+
+    Where the normalization carries neuroview's hooks (an outer wrap of a model holding this network, whose sites end
+    in this network's backbone, stops its pass where this head starts), it is called at eval too, on no samples: the
+    outer site search sees the head start in eval mode, as its pass does while training, so neither runs this head
+    (whose training-mode call moved the running statistics, and so this network's explanations)."""
     if not classifier.training:
+        plain_head(classifier, norm)  # (a user's hook there refused before it runs)
+        if norm is not None and norm._forward_pre_hooks:
+            norm(f[:0])  # no numbers: what the hooks see of the head starting
         return folded_logits(f, *fold(classifier, norm, weight))
     plain_head(classifier, norm)
     weight = classifier.weight if weight is None else weight

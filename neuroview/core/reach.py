@@ -11,7 +11,8 @@ What is reached is read from the autograd graph of the codes of one small batch 
 that graph accumulates into), which is what DDP itself checks, rather than from which modules
 ran: a module can run before the last site without any site reading its output.
 
-Imports only torch.
+Imports only torch and the core modules :mod:`.guards` (to tell the NeuroView networks inside a backbone) and
+:mod:`.search_scope`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from ._utils import restore_modes
+from .guards import Guarded
+from .search_scope import own_pass
 
 
 def graph_leaves(out: Tensor) -> set[int]:
@@ -68,7 +71,8 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     """Set ``requires_grad=False`` on the backbone parameters the codes of ``x`` do not depend on;
     return their names in the backbone (parameters the user froze are left alone and not listed; those another
     network froze are listed too, and stay frozen until neither needs them). A parameter another live network's
-    codes reach is never frozen, and one another network froze that these codes reach trains again, with a warning.
+    codes reach is never frozen, nor one a NeuroView network inside the backbone decides with (:func:`nested_needs`),
+    and one another network froze that these codes reach trains again, with a warning.
 
     One eval-mode pass with gradients on (no BatchNorm statistics move, no backward runs).
     """
@@ -81,14 +85,14 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
         net.eval()
         for p in held:  # frozen by another network: the graph must still show whether this one reaches them
             p.requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), own_pass():  # (a site search of an outer wrap running it reads none of it)
             reached = graph_leaves(net.codes(x))
     finally:
         restore()
         for p in held:
             p.requires_grad_(False)
     _REACHED[net] = {id(p) for _, p in trainable if id(p) in reached}
-    others = set().union(*(r for o, r in list(_REACHED.items()) if o is not net))
+    others = set().union(*(r for o, r in list(_REACHED.items()) if o is not net), nested_needs(net.backbone))
     needed = [p for p in held if id(p) in reached]  # frozen by another wrapper, and this one's decision reaches them
     for p in needed:  # given back: this network trains them (the other's decision does not read them)
         _HOLDERS.pop(id(p), None)
@@ -100,6 +104,37 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     names = tuple(n for n, p in trainable if id(p) not in reached and id(p) not in others)
     hold(net, names)
     return names
+
+
+def nested_needs(backbone: nn.Module) -> set[int]:
+    """``id`` of the parameters the NeuroView networks inside ``backbone`` decide with, whatever an outer wrap's codes
+    reach: each one's head (classifier, normalization, shared step: it comes after its codes, so no codes reach it, and
+    an outer decision that stops inside it never does), and the whole of a network that records no reach of its own
+    (an RNN; an ensemble's own head). A NeuroView-CNN's backbone is left to its own record (:data:`_REACHED`, taken
+    when it finds its sites: what it reaches then trains again, with a warning, where an outer wrap froze it first)."""
+    nested = [m for m in backbone.modules() if isinstance(m, Guarded)]
+    cnns = [(m, m._modules["backbone"]) for m in nested if "frozen" in m.__dict__ and m._modules.get("backbone") is not None]
+    heads: set[int] = set()
+    for m, bb in cnns:
+        heads |= {id(p) for p in m.parameters()} - {id(p) for p in bb.parameters()}
+    own = {id(p) for _, bb in cnns for p in bb.parameters()}
+    return heads | ({id(p) for m in nested for p in m.parameters()} - own)
+
+
+def nested_stop(backbone: nn.Module, site: nn.Module, stop: nn.Module | None) -> nn.Module | None:
+    """Where a pass of ``backbone`` whose last site is the module ``site`` stops: at ``stop`` (the first module seen to
+    start after it, in eval mode) or, where ``site`` lies in the backbone of a NeuroView network inside ``backbone``
+    and ``stop`` does not, at that network's normalization. Its head calls it as a module while training (a search
+    that found its sites lazily, inside this one's, saw no head start at eval), and running it moved its statistics."""
+    nets = [(m._modules["backbone"], m._modules.get("norm")) for m in backbone.modules()
+            if isinstance(m, Guarded) and isinstance(m._modules.get("backbone"), nn.Module)]
+    holding = [(bb, norm) for bb, norm in nets if any(site is s for s in bb.modules())]
+    for bb, norm in sorted(holding, key=lambda h: sum(1 for _ in h[0].modules())):  # the innermost first
+        if stop is not None and any(stop is s for s in bb.modules()):
+            return stop  # inside its backbone: before its head
+        if norm is not None:
+            return norm
+    return stop
 
 
 def hold(net: nn.Module, names: tuple[str, ...]) -> None:
