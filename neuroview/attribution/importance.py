@@ -280,15 +280,16 @@ def per_step(xb: Tensor, window: int) -> Tensor:
 
 
 def _check_sample(sample: int, b: int) -> int:
-    """``sample`` as a Python int index into a batch of ``b``: a numpy or 0-dim integer tensor int (what
-    ``np.where``, ``argmax`` give) is one; a bool, a float or a string is not."""
+    """``sample`` as a Python int index into a batch of ``b``, in ``[0, b)``: a numpy or 0-dim integer tensor int (what
+    ``np.where``, ``argmax`` give) is one; a bool, a float or a string is not. A negative index counts from the end
+    (-1 is the last sample) and comes back as its position, the number the tables and titles give that sample."""
     try:
         i = None if isinstance(sample, bool) else operator.index(sample)
     except TypeError:
         i = None
     if i is None or not -b <= i < b:
         raise IndexError(f"sample: expected an int index into a batch of {b}, got {sample!r}")
-    return i
+    return i % b  # -1 is row b - 1: a title that said "sample -1" named a sample no table numbers so
 
 
 def check_explanation(exp) -> Explanation:

@@ -8,7 +8,7 @@ is read (a ResNet-50 at 1,000 classes and batch 128 would need 11.6 GB for it). 
 unit bookkeeping and spatial maps of NeuroView-CNN, :class:`RNNExplanation` the time axis of NeuroView-RNN. Saving
 and loading (safetensors plus a JSON sidecar, no pickle) live in :mod:`neuroview.core.saving`.
 
-Imports only torch and :mod:`neuroview.core.saving`.
+Imports only torch and core modules (:mod:`neuroview.core.saving`, :mod:`neuroview.core.records`, ...).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, exact_values, name_sequence, positive_int, refuse_bools
+from ._utils import as_labels, exact_values, positive_int, refuse_bools
+from .records import class_labels, cnn_records, records_frame  # noqa: F401 - class_labels is imported from here too
 from .readable import k_share, require_finite_rows
 
 
@@ -165,7 +166,8 @@ class Explanation(_Fields):
     # ------------------------------------------------------------------ as data
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """Long ("tidy") table of the contributions, one dict per number (all classes):
-        ``sample, class, feature, contribution`` here; units or steps in the subclasses."""
+        ``sample, class, feature, contribution`` here; units or steps in the subclasses. Against a baseline
+        (``self.baseline``) a contribution is ``weight * (code - baseline)``, and ``bias`` the baseline's logit."""
         flat = exact_values(self.contributions).flatten(2).tolist()
         names = self._names(class_names)
         return [
@@ -212,30 +214,6 @@ class Explanation(_Fields):
 def _check_class(c: int, num_classes: int) -> None:
     if not 0 <= c < num_classes:
         raise ValueError(f"target: expected a class index in [0, {num_classes}), got {c}")
-
-
-def class_labels(num_classes: int, class_names: Sequence | None = None) -> list[str]:
-    """Column names of the per-class columns: the class names, or ``class_0, class_1, ...``."""
-    if class_names is None:
-        return [f"class_{c}" for c in range(num_classes)]
-    names = [str(n) for n in name_sequence(class_names)]
-    if len(names) != num_classes:
-        raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"class_names: expected distinct names, got {names}")
-    return names
-
-
-def records_frame(records: list[dict]):
-    """A pandas DataFrame of ``records`` (pandas is optional: ``pip install pandas``)."""
-    try:
-        import pandas as pd  # noqa: PLC0415 - optional dependency
-    except ImportError as e:
-        raise ImportError(
-            "to_frame needs pandas, which neuroview does not require: pip install pandas "
-            "(or use to_records() / write_csv(), which need nothing)"
-        ) from e
-    return pd.DataFrame.from_records(records)
 
 
 @dataclass(repr=False, eq=False)
@@ -306,14 +284,13 @@ class CNNExplanation(Explanation):
         return cmap * (w / n_pos).reshape(*w.shape, *ones)
 
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
-        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit)."""
-        names, contrib = self._names(class_names), exact_values(self.contributions).tolist()
-        # made from contributions alone (no codes): the code column holds None
-        codes = exact_values(self.codes).tolist() if self.codes is not None else [[None] * len(self.units)] * len(contrib)
-        return [
-            {"sample": i, "class": names[k], "site": s, "channel": ch, "code": codes[i][u], "contribution": contrib[i][k][u]}
-            for i in range(len(codes)) for k in range(self.num_classes) for u, (s, ch) in enumerate(self.units)
-        ]
+        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit); against a
+        baseline (``explain(x, baseline=...)``) also ``baseline``, the unit's baseline code, before ``contribution``.
+
+        Each row reads ``contribution == weight[class, unit] * (code - baseline)`` (``baseline`` 0 without one), and
+        a (sample, class)'s contributions plus ``bias[class]`` (against a baseline: the baseline's own logit) sum to
+        its logit."""
+        return cnn_records(self, self._names(class_names))
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
         tensors, meta = super()._state()
@@ -347,6 +324,7 @@ class RNNExplanation(Explanation):
 
     time_importance: Tensor | None = None  # [B, C, T]
     lengths: Tensor | None = None  # [B]
+    window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
 
     def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
         if level == "steps":
@@ -378,13 +356,17 @@ class RNNExplanation(Explanation):
         return torch.einsum("blf,clf->bcl", d.abs().flatten(2), w.abs().flatten(2))
 
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
-        """``sample, class, layer, direction, step, contribution`` (summed over hidden features)."""
+        """``sample, class, layer, direction, step, contribution`` (summed over hidden features; against a baseline,
+        taken against it). Where a step reads a ``window`` of input samples (``window > 1``), also ``input_samples``, the
+        ``start:stop`` input samples of the step ("48:51" for step 16 of a window of 3), after ``step``."""
         names = self._names(class_names)
         dt = exact_values(self.direction_time())  # [B, C, L, D, T]
         b, c, n_layers, n_dirs, t = dt.shape
         vals = dt.tolist()
         return [
-            {"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s, "contribution": vals[i][k][layer][d][s]}
+            {"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
+            | ({"input_samples": f"{s * self.window}:{(s + 1) * self.window}"} if self.window > 1 else {})
+            | {"contribution": vals[i][k][layer][d][s]}
             for i in range(b) for k in range(c) for layer in range(n_layers) for d in range(n_dirs) for s in range(t)
         ]
 
@@ -393,8 +375,11 @@ class RNNExplanation(Explanation):
         for name in ("time_importance", "lengths"):
             if getattr(self, name) is not None:
                 tensors[name] = getattr(self, name)
+        if self.window > 1:  # a saved explanation can still say which input samples each step reads
+            meta["window"] = int(self.window)
         return tensors, meta
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
-        return super()._from_state(t, meta) | {"time_importance": t.get("time_importance"), "lengths": t.get("lengths")}
+        return super()._from_state(t, meta) | {"time_importance": t.get("time_importance"), "lengths": t.get("lengths"),
+                                               "window": positive_int(meta.get("window", 1), "window")}

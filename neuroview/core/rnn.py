@@ -44,6 +44,7 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
+from .rnn_steps import settings_clash, unreached_steps
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -172,7 +173,7 @@ class NeuroViewRNN(Guarded):
             meta[prefix[:-1]].update({"nonlinearity": self.rnn.nonlinearity} if isinstance(self.rnn, nn.RNN) else {})
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        why = _settings_clash(local_metadata, self.rnn, prefix)  # a file of another function: nothing built for it
+        why = settings_clash(local_metadata, self.rnn, prefix)  # a file of another function: nothing built for it
         if why:  # raised, not collected: torch would go on to copy its children (rnn, classifier) and all after it
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{why}")
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
@@ -274,6 +275,7 @@ class NeuroViewRNN(Guarded):
                 # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
                 time_importance=torch.einsum("bkth,ckth->bct", delta.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
                 lengths=lengths if lengths is None else lengths.clone(),  # not the caller's tensor
+                window=self.window,  # so its tables and plots can say which input samples a step reads
             )
         exp.target = exp.targets(target)
         return exp
@@ -281,21 +283,36 @@ class NeuroViewRNN(Guarded):
     @torch.no_grad()
     def time_importance(self, reduce: str = "norm", *, per_layer: bool = False) -> Tensor:
         """Global per-class step weights, ``[C, steps]`` (``[C, L, steps]`` with ``per_layer``; ``steps`` is
-        ``max_len`` over ``window``).
+        ``max_len`` over ``window``, each step ``window`` input samples).
 
         Aggregates the effective classifier weights ``W [C, L, D, T, H]`` (normalization folded
         in, so they act on raw hidden states) over the hidden features, both directions and,
         unless ``per_layer``, the layers. ``reduce="norm"`` (default) is the Euclidean norm of
         those weights: how strongly step t can move class c's logit, since LSTM/GRU/tanh states
         lie in [-1, 1]; ``"abs"`` the sum of absolute weights; ``"sum"`` the signed sum.
+
+        A weight is no importance where no training series reached its step: padding there gets no gradient, so
+        the weight keeps its random initial value (and the normalization's floored variance scales it up). Such
+        steps (:meth:`unreached_steps`, read from the normalization's statistics) are reported as 0. Without a
+        normalization nothing records which steps training reached: steps that few series reach then carry
+        near-initial weights, so compare the contributions measured on data, ``net.explain(x).time_importance``.
         """
         if reduce not in _REDUCTIONS:
             raise ValueError(f"reduce: expected one of {_REDUCTIONS}, got {reduce!r}")
         w = self.effective_classifier()[0].detach().reshape(self.num_classes, *self.feature_shape)
+        unreached = self.unreached_steps()
+        if unreached is not None:  # untrained weights: initialisation noise, not importance
+            w = w.masked_fill(unreached.to(w.device)[None, None, None, :, None], 0.0)
         dims = (2, 4) if per_layer else (1, 2, 4)
         if reduce == "norm":
             return w.square().sum(dims).sqrt()
         return (w.abs() if reduce == "abs" else w).sum(dims)
+
+    def unreached_steps(self) -> Tensor | None:
+        """``[steps]`` bool: the steps no training series reached, by the normalization's running statistics (their
+        features' mean exactly 0, their variance decayed towards 0); None without a normalization, which is the
+        only record of the training data (see :func:`neuroview.core.rnn_steps.unreached_steps`)."""
+        return unreached_steps(self.norm, self.feature_shape)
 
     def unit_gallery(self, loader, units=None, k: int = 6, *, steps=None, **kw):
         """What each of ``units`` (time steps; ``steps=`` is the same argument by its other name) reads and where it
@@ -315,17 +332,6 @@ class NeuroViewRNN(Guarded):
         return (f"num_classes={self.num_classes}, max_len={self.max_len}{win}, input_size={self.input_size}, "
                 f"layers={self.num_layers}, directions={self.num_directions}, hidden={self.hidden_size}, "
                 f"features={self.num_features}")
-
-
-def _settings_clash(meta, rnn: nn.Module, prefix: str) -> str | None:
-    """Why a state dict whose metadata is ``meta`` computes another function in a NeuroView-RNN over ``rnn``
-    (an ``nn.RNN`` of another nonlinearity); None where it agrees, or records none (saved before it was kept)."""
-    saved, own = (meta if isinstance(meta, dict) else {}).get("nonlinearity"), getattr(rnn, "nonlinearity", None)
-    if saved not in ("tanh", "relu") or not isinstance(rnn, nn.RNN) or saved == own:
-        return None
-    return (f"{prefix}rnn.nonlinearity: the state dict was saved from a NeuroView-RNN over nn.RNN(nonlinearity={saved!r}), "
-            f"the model's rnn has nonlinearity={own!r}: its weights compute another function there; build the rnn "
-            f"with nonlinearity={saved!r} (create_model('nv_rnn', nonlinearity={saved!r}, ...)) to load it")
 
 
 class RNNClassifier(nn.Module):

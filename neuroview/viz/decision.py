@@ -35,6 +35,12 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
     return v, [f"feature {i}" for i in range(len(v))], "features", set()
 
 
+def _samples_of_steps(exp: Explanation, labels: list[str], what: str) -> list[str]:
+    """Bars of steps that read a window of input samples name them: step 16 of a window of 3 is samples 48-50."""
+    window = getattr(exp, "window", 1) if what == "steps" else 1
+    return labels if window <= 1 else [f"{lab} (samples {t * window}-{(t + 1) * window - 1})" for t, lab in enumerate(labels)]
+
+
 def _others(v, mask, padded: set[int], what: str) -> str:
     """The label of the bar of the remaining contributions: how many add anything, how many add nothing (a sparse
     head's zero weights: "216 other units" held 3 that counted), and how many of them are padding (past the end).
@@ -73,6 +79,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     tgt = _target(exp, sample, target)
     v, labels, what, padded = _items(exp, sample, tgt)
     own = list(labels)  # the names a gallery gives its rows, whatever unit_names says
+    labels = _samples_of_steps(exp, labels, what)
     if unit_names is not None:
         given = _label_list(unit_names, "unit_names", what[:-1])  # one string was read a character per unit
         if len(given) != len(v):

@@ -152,7 +152,7 @@ def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = Non
     if isinstance(first, RNNExplanation):
         # batches may stop at different lengths; the classifier's max_len is the same for all
         return RNNExplanation(**common, time_importance=torch.cat([p.time_importance for p in parts]),
-                              lengths=torch.cat([p.lengths for p in parts]))
+                              lengths=torch.cat([p.lengths for p in parts]), window=first.window)
     return Explanation(**common)
 
 
@@ -279,8 +279,48 @@ def report_files(out: Path) -> set[str]:
     return {f for f in listed if isinstance(f, str) and _REPORT_NAMES.fullmatch(f)}
 
 
-#: the fixed columns of the report's wide tables (unit_importance: site, channel; time tables: layer, step)
-_TABLE_COLUMNS = ("site", "channel", "step", "layer")
+#: the fixed columns of the report's wide tables (unit_importance: site, channel; time tables: layer, step, and with a
+#: window the steps' input samples)
+_TABLE_COLUMNS = ("site", "channel", "step", "layer", "input_samples")
+
+
+def step_samples(rows: list[dict], window: int) -> list[dict]:
+    """``rows`` of a time table with ``input_samples`` ("48:51": start:stop of the input samples the step reads)
+    after ``step`` where a step reads a window of samples: "step 16" read as sample 16 was samples 48 to 50."""
+    if window <= 1:
+        return rows
+    out = []
+    for r in rows:
+        t = r["step"]
+        out.append({k: v for k, v in r.items() if k in ("layer", "step")} | {"input_samples": f"{t * window}:{(t + 1) * window}"}
+                   | {k: v for k, v in r.items() if k not in ("layer", "step")})
+    return out
+
+
+def weight_caption(model: nn.Module, step: str, cols_note: str) -> str:
+    """The caption of ``time_weights.csv``: what a global weight is, and which steps' weights are no importance (steps
+    no training series reached, reported as 0; without a normalization nothing tells, which the caption says)."""
+    mask = model.unreached_steps() if hasattr(model, "unreached_steps") else None
+    gone = [] if mask is None else mask.nonzero().flatten().tolist()
+    why = ("the network has no normalization" if getattr(model, "norm", None) is None else
+           "its normalization has seen no training batch") if hasattr(model, "unreached_steps") else "the network does not say"
+    reach = (f"{why}, so nothing records which steps training reached: a step few training series reach keeps "
+             "near-initial weights, compare time_importance.csv" if mask is None else
+             f"steps {_ranges(gone)}: no training series reached them, their weights never trained, reported as 0"
+             if gone else "every step was reached by training series")
+    return (f"one row per {step}{cols_note}: the global weight of each class (Euclidean norm over the step's hidden "
+            f"features), what the step can move a logit by, not what moved it (time_importance.csv); {reach}")
+
+
+def _ranges(steps: list[int]) -> str:
+    """``[6, 7, 8, 12]`` as ``"6-8, 12"``."""
+    runs: list[list[int]] = []
+    for t in steps:
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
 
 
 def table_names(names: list[str]) -> list[str]:

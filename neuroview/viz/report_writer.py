@@ -11,7 +11,6 @@ viz modules named above; matplotlib only through :mod:`.plots`, when drawing.
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -33,7 +32,8 @@ from ..training.sparsify import mean_codes
 from . import plots
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_options, check_out, explain_batches, pick_examples,
-    prediction_rows, progress_bar, readability_lines, report_files, report_meta, summary_lines, table_names,
+    prediction_rows, progress_bar, readability_lines, report_files, report_meta, step_samples, summary_lines,
+    table_names, weight_caption,
 )
 from .report_page import render_page
 from .units import token_sites
@@ -206,6 +206,8 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     about.setdefault("model", type(model).__name__)
     kind = "cnn" if cnn else "rnn" if rnn else type(exp).__name__
     meta = report_meta(page, about, kind, names, pred, y, residual, picks, ids) | {"explain_seconds": explain_s}
+    if rnn:  # the time tables' and plots' step t reads input samples [t * window, (t + 1) * window)
+        meta["window"] = int(getattr(model, "window", 1))
     write_json(out / "report.json", meta)
     w.files.append("report.json")
     page.data.append(("report.json", "what this report is: model, data, accuracy, each sample's index in the data it was "
@@ -253,14 +255,16 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
         w.table("unit_importance.csv", unit_records(model, tn), f"one row per unit (site, channel): {what}, the "
                 "numbers of the heatmap")
     if is_rnn(model):
-        drop = lambda rows: [{k: v for k, v in r.items() if k not in gone} for r in rows]  # noqa: E731
+        win = getattr(model, "window", 1)
+        drop = lambda rows: [{k: v for k, v in r.items() if k not in gone} for r in step_samples(rows, win)]  # noqa: E731
+        step = "time step" if win <= 1 else "step"
+        cols_note = f" (each reads {win} input samples: input_samples gives their start:stop)" if win > 1 else ""
         w.table("time_importance.csv", drop(time_records(exp, tn, y=y)),
-                f"one row per time step: the mean signed contribution to each class over {over.replace('the class', 'that class')} "
+                f"one row per {step}{cols_note}: the mean signed contribution to each class over {over.replace('the class', 'that class')} "
                 "(padding past a series' end included, as it adds against the baseline)" + left)
         w.table("layer_time.csv", drop(layer_time_records(exp, tn, y=y)),
-                f"one row per (layer, step): the mean signed contribution to each class over {over.replace('the class', 'that class')}" + left)
-        w.table("time_weights.csv", time_records(model, tn),
-                "one row per time step: the global weight of each class (Euclidean norm over the step's hidden features)")
+                f"one row per (layer, {step}){cols_note}: the mean signed contribution to each class over {over.replace('the class', 'that class')}" + left)
+        w.table("time_weights.csv", step_samples(time_records(model, tn), win), weight_caption(model, step, cols_note))
     exp.save(w.out / "explanation.safetensors")
     w.files += ["explanation.safetensors", "explanation.json"]
     w.page.data.append(("explanation.safetensors", "every contribution of every sample (safetensors): "

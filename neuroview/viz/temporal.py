@@ -16,7 +16,7 @@ from ..attribution.importance import _check_sample, layer_time_weights, time_wei
 from ..core.explanation import RNNExplanation
 from ._style import _classes, _figure, _index, _mpl, _names, _plain, _scale
 
-__all__ = ["time_importance", "layer_time", "sample_time"]
+__all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
 
 
 def _series(series, num_classes: int, t: int, least: int = 0):
@@ -100,6 +100,11 @@ def _mark_absent(ax, row: Tensor) -> None:
                 fontsize=8, color="0.3")
 
 
+def _position(source, sample):
+    """An explanation's ``sample`` as its position in the batch (-1: the last one's number), as the tables give it."""
+    return sample if sample is None or not isinstance(source, RNNExplanation) else _check_sample(sample, source.logits.shape[0])
+
+
 def _what(source, sample, y, reduce: str) -> str:
     if isinstance(source, RNNExplanation):
         if sample is not None:
@@ -108,6 +113,34 @@ def _what(source, sample, y, reduce: str) -> str:
     if isinstance(source, Tensor):
         return "importance"
     return f"global weights ({reduce} over hidden features)"
+
+
+def step_label(source) -> str:
+    """The steps' axis label: "time step", or, where a step reads a window of input samples (a network's or an
+    explanation's ``window``), "step (3 input samples each)": step 16 is then samples 48 to 50, not sample 16."""
+    window = getattr(source, "window", 1) if not isinstance(source, Tensor) else 1
+    return "time step" if not isinstance(window, int) or window <= 1 else f"step ({window} input samples each)"
+
+
+def _unreached(source, t: int):
+    """``(first steps' mask or None, note)`` for a network's global weights: the steps no training series reached
+    (reported 0: their weights never trained), hatched; without a normalization, a word that steps few series reach
+    carry near-initial weights. Nothing for an explanation or a tensor."""
+    if isinstance(source, (RNNExplanation, Tensor)) or not hasattr(source, "unreached_steps"):
+        return None, ""
+    mask = source.unreached_steps()
+    if mask is None:
+        return None, ("\n(no normalization: nothing records which steps training reached; a step few training series "
+                      "reach keeps near-initial weights: compare the contributions measured on data)")
+    if not bool(mask.any()):
+        return None, ""
+    return mask[:t], (f"\n(hatched, shown as 0: {int(mask.sum())} steps no training series reached; their weights never "
+                      "trained)")
+
+
+def _hatch_steps(ax, mask) -> None:
+    for i in mask.nonzero().flatten().tolist():
+        ax.axvspan(i - 0.5, i + 0.5, facecolor="none", edgecolor="0.6", hatch="xx", lw=0, zorder=3)
 
 
 def time_importance(source, *, series=None, y: Tensor | None = None, sample: int | None = None,
@@ -126,11 +159,13 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     ['no', 'yes']
     """
     w = time_weights(source, y=y, sample=sample, reduce=reduce)
+    sample = _position(source, sample)
     c, t = w.shape
     names = _names(c, class_names)
     sel = _classes(classes, c)
     under = _series(series, c, t, _explained_steps(source, sample))
     pad = _padding_from(source, sample, t)
+    unreached, note = _unreached(source, t)
     norm, cmap_name = _scale(w[sel])
     matplotlib = _mpl()[0]
     cmap = matplotlib.colormaps[cmap_name]
@@ -147,12 +182,14 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
                 b.set_hatch("//")
             _mark_padding(ax, pad, t)
         _mark_absent(ax, w[cls])
+        if unreached is not None:
+            _hatch_steps(ax, unreached)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel(names[cls])
         ax.set_xlim(-0.5, t - 0.5)
-    axes[-1].set_xlabel("time step")
+    axes[-1].set_xlabel(step_label(source))
     shown = "" if series is None else " (grey: the input series)"
-    fig.suptitle(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}{_padding_note(pad)}",
+    fig.suptitle(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}{_padding_note(pad)}{note}",
                  fontsize=10)
     return fig
 
@@ -166,10 +203,12 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
     4
     """
     w = layer_time_weights(source, y=y, sample=sample, reduce=reduce)
+    sample = _position(source, sample)
     c, n_layers, t = w.shape
     names = _names(c, class_names)
     sel = _classes(classes, c)
     pad = _padding_from(source, sample, t)
+    unreached, note = _unreached(source, t)
     norm, cmap = _scale(w[sel])
     fig = _figure(9.0, 0.9 + len(sel) * (0.45 + 0.3 * n_layers))
     axes = fig.subplots(len(sel), 1, sharex=True, squeeze=False)[:, 0]
@@ -180,10 +219,12 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
         ax.set_title(names[cls], fontsize=8)
         if pad is not None:
             _mark_padding(ax, pad, t)
+        if unreached is not None:
+            _hatch_steps(ax, unreached)
         _mark_absent(ax, w[cls])
-    axes[-1].set_xlabel("time step")
+    axes[-1].set_xlabel(step_label(source))
     fig.colorbar(im, ax=list(axes), label="importance", shrink=0.8)
-    fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}{_padding_note(pad)}",
+    fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}{_padding_note(pad)}{note}",
                  fontsize=10)
     return fig
 
@@ -239,7 +280,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         _steps_first(s, ti.shape[1], t, "the sample's input [T, F]")
         axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1)
         axes[2].set_ylabel("input")
-    axes[-1].set_xlabel("time step")
+    axes[-1].set_xlabel(step_label(exp))
     truth = f", true {names[label]}" if label is not None else ""
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     fig.suptitle(f"Sample {who}: how the decision builds up over time (predicted {names[pred]}{truth})", fontsize=10)

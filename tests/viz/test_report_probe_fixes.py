@@ -310,7 +310,7 @@ def test_cli_refuses_counts_naming_the_option(option, value, expected, tmp_path,
 def test_a_numpy_or_tensor_int_is_a_sample_index():
     net = _cnn()
     exp = net.explain(torch.rand(4, 1, 6, 6))
-    for s, want in ((np.int64(1), 1), (torch.tensor(1), 1), (np.int32(-3), -3), (torch.tensor([2])[0], 2)):
+    for s, want in ((np.int64(1), 1), (torch.tensor(1), 1), (np.int32(-3), 1), (torch.tensor([2])[0], 2)):  # -3 of 4: 1
         got = _check_sample(s, 4)
         assert type(got) is int and got == want
     fig = plots.waterfall(exp, np.int64(1), k=2)  # was "sample: expected an index into a batch of 4, got np.int64(1)"
