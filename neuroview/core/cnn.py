@@ -28,7 +28,7 @@ from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
-from . import settings
+from . import load_checks, settings
 from .reach import freeze_unreached, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
@@ -372,22 +372,12 @@ class NeuroViewCNN(Guarded):
         if meta is not None and prefix[:-1] in meta:
             meta[prefix[:-1]].update(settings.record(self))
 
-    def _before_load(self, state_dict) -> None:
-        # refused before torch copies any tensor (below, inside a larger module, after: as for a size it refuses)
-        why = settings.clashes((getattr(state_dict, "_metadata", None) or {}).get(""), self)
-        if why:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(why))
-
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs):
-        why = settings.clashes(local_metadata, self)  # a file made for another function: settings, sites
-        if why:
-            return error_msgs.extend(why)  # (nothing built for it)
-        tau = settings.saved_tau(local_metadata, self)
-        if tau is not None:  # said by the load that called this one (guards), once it succeeds; put back if it fails
-            self.__dict__["_load_notes"] = [f"tau: the state dict's soft network had tau={tau}, the model {self.tau}: "
-                                            f"the load takes {tau} (the soft code is a function of it); set net.tau "
-                                            "after loading to train on with another"]
-            self.tau = tau
+        # a file made for another function (settings; sites, after the backbone's own record): raised, not collected,
+        # else torch went on to copy the backbone, classifier and norm of a network nested in another module
+        if load_checks.refuse(self, prefix, local_metadata, error_msgs):
+            return  # refused at the backbone's turn, before it copies anything
+        load_checks.take_tau(self, local_metadata)  # a soft code's tau, from the file
         # a lazy wrap learns its unit count (the first batch checks it) and a normalization it was built without
         key = prefix + "classifier.weight"  # (nv.sparsify adds one) from the checkpoint: its weights load into a fresh wrap
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)

@@ -7,6 +7,9 @@ rebuilds the file's network from its record and compares each module's lists of 
 ``neuroview.zoo.pretrained._settings`` does when an entry is saved). Also the helpers of
 :func:`neuroview.zoo.weights.arch_defaults` that read a builder's code (:func:`code_names`, :func:`filled`).
 
+Also :func:`rnn_clash`: an ``nn.RNN``'s nonlinearity, which a file records in its builder arguments or in a
+NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.
+
 May import torch and the standard library; of neuroview, only ``.build`` (deferred: the registered builders).
 """
 
@@ -20,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["rebuilt_clash", "list_settings", "code_names", "filled", "WHOLE_RECORDS"]
+__all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
@@ -43,17 +46,58 @@ def filled(cell: Any) -> bool:
     return True
 
 
+def arch_defaults(arch: str | None) -> dict[str, Any]:
+    """The defaults of a registered architecture's arguments: its builder's, then those of the builders it
+    wraps and of the network classes it builds (``quantizer``, ``norm_floor`` of NeuroViewCNN ...); ``{}``
+    for an architecture that is not registered. What a builder sets in its body is not seen."""
+    from .build import builder  # noqa: PLC0415 - the registered builders, only where a file is compared
+
+    try:
+        todo: list = [builder(arch)] if arch else []
+    except ValueError:
+        return {}
+    out: dict[str, Any] = {}
+    seen: list = []
+    while todo:
+        f = todo.pop(0)
+        if f in seen:
+            continue
+        seen.append(f)
+        try:
+            sig = inspect.signature(f.__init__ if isinstance(f, type) else f, follow_wrapped=False)
+        except (TypeError, ValueError):
+            continue
+        for p in sig.parameters.values():
+            if p.default is not p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                out.setdefault(p.name, p.default)
+        if not isinstance(f, type):
+            cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if filled(c)]
+            names = [getattr(f, "__globals__", {}).get(n) for n in code_names(getattr(f, "__code__", None))]
+            todo += [getattr(f, "__wrapped__", None)] + [c for c in cells if inspect.isfunction(c)]
+            todo += [c for c in names if inspect.isfunction(c) and c.__module__.startswith("neuroview.zoo.architectures")]
+            todo += [c for c in cells + names if isinstance(c, type) and issubclass(c, nn.Module)]
+            todo = [t for t in todo if t is not None]
+    return out
+
+
 #: What a NeuroView-CNN records of the data it found its sites on (the per-sample ``input_shape``, at any of which a
 #: fully convolutional network computes one function; what it froze or left out): no builder argument sets them.
 _FOUND = frozenset({"input_shape", "frozen", "left_out"})
 
 
-def list_settings(module: nn.Module) -> dict[str, list]:
+#: Settings of a layer that no tensor's shape tells, compared with its lists of numbers: an ``nn.RNN``'s tanh or relu
+#: (one shape, two functions).
+_NAMED = ("nonlinearity",)
+
+
+def list_settings(module: nn.Module) -> dict[str, Any]:
     """The public lists and tuples of numbers ``module`` itself keeps (a MiniRocket's ``dilations`` and
-    ``per_dilation``, a convolution's ``stride`` and ``padding``), as lists: set when it is built, told by no
-    tensor's shape (less :data:`_FOUND`)."""
-    return {k: list(v) for k, v in vars(module).items() if not k.startswith("_") and k not in _FOUND
-            and isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v)}
+    ``per_dilation``, a convolution's ``stride`` and ``padding``), as lists, and its :data:`_NAMED` strings: set when
+    it is built, told by no tensor's shape (less :data:`_FOUND`)."""
+    own = vars(module)
+    return {k: list(v) for k, v in own.items() if not k.startswith("_") and k not in _FOUND
+            and isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v)} | \
+        {k: own[k] for k in _NAMED if isinstance(own.get(k), str)}
 
 
 def _rebuild(arch: str, kwargs: dict) -> nn.Module | None:
@@ -107,3 +151,24 @@ def rebuilt_clash(model: nn.Module, meta: dict[str, str], kwargs: dict | None) -
     return [f"{name or 'model'}.{k}: the file's arch_kwargs build {plain(built[k])}, the model has {plain(v)}"
             for name, m in model.named_modules() if name in other for built in (list_settings(other[name]),)
             for k, v in list_settings(m).items() if k in built and plain(v) != plain(built[k])]
+
+
+def rnn_clash(model: nn.Module, kwargs: dict | None, state: Any, at: str = "") -> list[str]:
+    """``["<module>.nonlinearity: the file records 'relu' (...), the model has 'tanh'", ...]``: the ``nn.RNN`` modules of
+    ``model`` whose nonlinearity differs from what the file records: an explicit ``nonlinearity`` in its builder
+    arguments ``kwargs`` (each ``nn.RNN`` of the model), or a NeuroView-RNN's own record in ``state``'s
+    ``_metadata`` (the whole file's; of its ``rnn``, at the record's key); ``model`` is the file's part at ``at``
+    (``""``: the whole; ``"rnn"``: the network a NeuroView-RNN's file wraps). Empty where nothing is recorded."""
+    mods, out = dict(model.named_modules()), []
+    saved = (kwargs or {}).get("nonlinearity")
+    if saved in ("tanh", "relu"):
+        out += [(name, saved, "its arch_kwargs") for name, m in mods.items() if isinstance(m, nn.RNN)]
+    meta = getattr(state, "_metadata", None)
+    for key, rec in (meta.items() if isinstance(meta, dict) else ()):
+        saved, path = rec.get("nonlinearity") if isinstance(rec, dict) else None, f"{key}.rnn" if key else "rnn"
+        if saved in ("tanh", "relu") and (not at or path == at or path.startswith(at + ".")):
+            out.append((path[len(at):].lstrip("."), saved, "its state dict's record"))
+    return [f"{'.'.join(p for p in (at, name) if p) or 'model'}.nonlinearity: the file records {saved!r} ({how}), the model has "
+            f"{mods[name].nonlinearity!r}: build it with nonlinearity={saved!r}"
+            for name, (saved, how) in {n: (v, h) for n, v, h in reversed(out)}.items()  # one a module: its kwargs' first
+            if isinstance(mods.get(name), nn.RNN) and mods[name].nonlinearity != saved]

@@ -10,14 +10,13 @@ gives the file (``what``: ``path``, ``init_weights``, a zoo entry ...). A file's
 model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, and :func:`arch_clash`
 compares it with a manifest entry: weights that fit by shape may still compute another function.
 
-May import: torch, safetensors and the standard library; of neuroview, only ``.build`` (deferred: the
-registered builders' defaults) and ``._weights_checks`` (what a file's record rebuilds: its MiniRocket's dilations).
+May import: torch, safetensors and the standard library; of neuroview, only ``._weights_checks`` (the registered
+builders' defaults; what a file's record rebuilds: its MiniRocket's dilations, its RNN's nonlinearity).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -31,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
-from ._weights_checks import code_names, filled, rebuilt_clash
+from ._weights_checks import arch_defaults, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
@@ -268,7 +267,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     errors = []
     for name, part, state in _parts(model, tensors):
         try:  # it fits by shape, and it must compute what it was trained as (a head built to compare is taken down if not)
-            check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state))
+            check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state, tensors, "" if part is model else name))
         except ArchitectureError as e:
             if e.fits:  # the weights fit this part, built otherwise: no other part is tried
                 raise
@@ -318,40 +317,6 @@ def saved_arch_kwargs(meta: dict[str, str], path: str | os.PathLike, what: str) 
     return kwargs
 
 
-def arch_defaults(arch: str | None) -> dict[str, Any]:
-    """The defaults of a registered architecture's arguments: its builder's, then those of the builders it
-    wraps and of the network classes it builds (``quantizer``, ``norm_floor`` of NeuroViewCNN ...); ``{}``
-    for an architecture that is not registered. What a builder sets in its body is not seen."""
-    from .build import builder  # noqa: PLC0415 - the registered builders, only where a file is compared
-
-    try:
-        todo: list = [builder(arch)] if arch else []
-    except ValueError:
-        return {}
-    out: dict[str, Any] = {}
-    seen: list = []
-    while todo:
-        f = todo.pop(0)
-        if f in seen:
-            continue
-        seen.append(f)
-        try:
-            sig = inspect.signature(f.__init__ if isinstance(f, type) else f, follow_wrapped=False)
-        except (TypeError, ValueError):
-            continue
-        for p in sig.parameters.values():
-            if p.default is not p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-                out.setdefault(p.name, p.default)
-        if not isinstance(f, type):
-            cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if filled(c)]
-            names = [getattr(f, "__globals__", {}).get(n) for n in code_names(getattr(f, "__code__", None))]
-            todo += [getattr(f, "__wrapped__", None)] + [c for c in cells if inspect.isfunction(c)]
-            todo += [c for c in names if inspect.isfunction(c) and c.__module__.startswith("neuroview.zoo.architectures")]
-            todo += [c for c in cells + names if isinstance(c, type) and issubclass(c, nn.Module)]
-            todo = [t for t in todo if t is not None]
-    return out
-
-
 def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> dict[str, tuple[Any, Any]]:
     """``{argument: (saved value, other value)}`` where two sets of builder arguments build different networks:
     a key absent on one side stands for ``defaults``' value (``_UNKNOWN`` where there is none);
@@ -368,11 +333,16 @@ def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> di
 
 
 def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str,
-                    state: dict | None = None) -> None:
+                    state: dict | None = None, whole: dict | None = None, at: str = "") -> None:
     """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
     (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as.
-    A floor ``state``'s metadata carries is the model's once loaded (a Lightning checkpoint's head: see ``exposed``)."""
+    A floor ``state``'s metadata carries is the model's once loaded (a Lightning checkpoint's head: see ``exposed``).
+    Also an RNN's nonlinearity that the file records (``rnn_clash``: ``whole`` file's records, ``model`` at ``at``)."""
     saved = recorded = saved_arch_kwargs(meta, path, what)
+    why = rnn_clash(model, saved, state if whole is None else whole, at)
+    if why:
+        raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built otherwise ({'; '.join(why)}): no tensor's "
+                                "shape tells them apart, and its weights compute another function there", fits=True)
     if saved is None:
         return
     own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}

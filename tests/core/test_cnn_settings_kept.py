@@ -110,7 +110,8 @@ def test_a_state_dict_of_a_soft_network_is_refused_by_a_hard_one():
     for k, v in hard.state_dict().items():  # refused before any tensor was copied
         torch.testing.assert_close(v, kept[k], rtol=0, atol=0)
     outer = nn.ModuleDict({"model": _net()})  # inside a larger module (a LightningModule): through torch's own errors
-    with pytest.raises(RuntimeError, match=r"Error\(s\) in loading state_dict for ModuleDict:\s+quantizer: .*'soft'"):
+    # raised by the network itself (nothing copied), named with its path in the larger module
+    with pytest.raises(RuntimeError, match=r"Error\(s\) in loading state_dict for NeuroViewCNN:\s+model\.quantizer: .*'soft'"):
         outer.load_state_dict(_saved(nn.ModuleDict({"model": soft})))
     hard.load_state_dict(dict(saved))  # a plain dict of the same tensors says nothing: it loads as before
 
