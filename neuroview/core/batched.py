@@ -30,6 +30,7 @@ from torch.nn.modules import module as _module
 from ._utils import own_rng
 from .cnn import NeuroViewCNN
 from .discovery import DISCOVERING
+from .ensemble_checks import distinct
 from .head import CodeNorm, _batch_stats, head_dtype
 from .batchable import _backbone, _settings, why_not_batchable
 from .hooks import _ACTIVE, Hook
@@ -52,15 +53,19 @@ def watched(members: list[nn.Module]) -> bool:
 
 
 def current_pass(cached: BatchedPass | None, members: list[nn.Module], x: Tensor, warn: bool) -> BatchedPass | None:
-    """The grouped pass of the members as they are now: ``cached`` where they still have the device, dtype and
-    settings it was built with, else a new one; None where :func:`why_not_batchable` now refuses them (then they
-    run one by one; under ``batched=True`` with the warning the ensemble gives at construction)."""
+    """The grouped pass of the members as they are now: ``cached`` where they are still the members it was built for,
+    with its device, dtype and settings, else a new one; None where :func:`why_not_batchable` now refuses them (then
+    they run one by one; under ``batched=True`` with the warning the ensemble gives at construction)."""
     settings = [_settings(m) for m in members]
     p, nv = next(_backbone(members[0]).parameters()), isinstance(members[0], NeuroViewCNN)
     key = (p.device, p.dtype, settings[0], any(getattr(m, "check_finite", False) for m in members))
-    if (cached is not None and cached.key == key and all(s == settings[0] for s in settings[1:])
+    # the same members too: a member appended or removed since (ens.members is a public ModuleList) left the grouped
+    # network of the old count (torch's grouped-convolution error, or a PathChanged blaming the backbone)
+    if (cached is not None and cached.key == key and cached.k == len(members)
+            and all(a is b for a, b in zip(cached.members, members)) and all(s == settings[0] for s in settings[1:])
             and not (nv and any(m.sites is None for m in members))):
         return cached
+    distinct(members)  # a member appended since construction may be one already there: [net] * k, refused as there
     why = why_not_batchable(members, settings, dtypes=False)  # batched=True may have been set after construction
     if why is not None:
         if warn:
@@ -106,6 +111,7 @@ class BatchedPass:
 
     def __init__(self, members: list[nn.Module], x: Tensor, key: tuple):
         m0, self.k, self.key = members[0], len(members), key
+        self.members = tuple(members)  # whom it was built for (held until the next rebuild; pickled with the ensemble)
         p = next(_backbone(m0).parameters())
         shell = _backbone(m0).grouped(self.k).to(device=p.device, dtype=p.dtype)
         self.nv = isinstance(m0, NeuroViewCNN)

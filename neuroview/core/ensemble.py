@@ -24,9 +24,10 @@ members instead of one per member. It falls back to the members one by one where
 watches their own modules (a forward hook of yours, a global module hook, an outer ``nv.wrap`` of the
 ensemble, :func:`neuroview.attribution.ablation.ablate_units`), where their settings come to differ
 (with the warning of construction), and ``explain`` with code maps runs them so; a setting changed on
-every member alike (``tau``) rebuilds the pass. ``batched="auto"`` batches on an accelerator, where a
-small step is launch-bound, and runs the members apart on the CPU, where a step is compute and the
-grouped pass paid nothing or cost (``benchmarks/ensemble_cost.py``: five LITEs' step 0.83x apart at 5
+every member alike (``tau``; ``ens.tau = v`` sets every member's: :mod:`neuroview.core.ensemble_checks`)
+rebuilds the pass, as a member added or removed does. ``batched="auto"`` batches on an accelerator,
+where a small step is launch-bound, and runs the members apart on the CPU, where a step is compute and
+the grouped pass paid nothing or cost (``benchmarks/ensemble_cost.py``: five LITEs' step 0.83x apart at 5
 series of 150 steps, 1.00x at 16, 1.26x at ACSF1's 10 of 1,460).
 
 A **global head** replaces that average with one classifier over every member's units, as a
@@ -55,7 +56,6 @@ import dataclasses
 import warnings
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -63,19 +63,14 @@ from torch import Tensor, nn
 from ._utils import explaining, factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, pass_lock, watched, why_not_batchable
 from .cnn import NeuroViewCNN
+from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, pass_setting, read_setting
 from .explanation import CNNExplanation
 from .guards import Guarded
+from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
 from .readable import resolve_baseline
 
 __all__ = ["Ensemble", "members_loss"]
-
-
-def _num_classes(net: nn.Module) -> int | None:
-    """``net.num_classes``, else the width of its linear head (``classifier``, ``fc`` or ``head``)."""
-    n = getattr(net, "num_classes", None)
-    heads = (getattr(net, h, None) for h in ("classifier", "fc", "head"))
-    return n if n is not None else next((h.out_features for h in heads if isinstance(h, nn.Linear)), None)
 
 
 def members_loss(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -106,31 +101,7 @@ class Ensemble(Guarded):
 
     def __init__(self, members: Sequence[nn.Module], batched: bool | str = False):
         super().__init__()
-        # one network is no list of them: an nn.Sequential would iterate into its layers as members
-        one = not hasattr(members, "__iter__") or isinstance(members, nn.Module) and not isinstance(members, nn.ModuleList)
-        given = [] if one else list(members)
-        odd = sorted({type(m).__name__ for m in given if not isinstance(m, nn.Module)})
-        if one or odd:
-            got = f"one {type(members).__name__}" if one else f"a {type(members).__name__} holding {', '.join(odd)}"
-            raise TypeError(f"members: expected a list of networks (nn.Module), got {got}; pass [net, ...]")
-        members = given
-        if not members:
-            raise ValueError("members: expected at least one network, got none")
-        first = {}
-        for i, m in enumerate(members):  # [net] * 5 is one network five times: it would train and decide as one
-            if first.setdefault(id(m), i) != i:
-                raise ValueError(f"members: member {i} is member {first[id(m)]}, the same module (as [net] * k gives); "
-                                 "pass distinct networks, e.g. [copy.deepcopy(net) for _ in range(k)]")
-        kinds = {isinstance(m, NeuroViewCNN) for m in members}
-        if len(kinds) > 1:
-            raise TypeError("members: expected all NeuroView-CNNs or none, got a mix (their average would "
-                            "have no exact explanation)")
-        classes = {_num_classes(m) for m in members}
-        if len(classes) > 1:
-            raise ValueError(f"members: expected the same number of classes for every member, got {sorted(classes, key=str)}")
-        batched = bool(batched) if isinstance(batched, np.bool_) else batched  # numpy's, as create_model takes it
-        if not isinstance(batched, bool) and batched != "auto":
-            raise ValueError(f"batched: expected true, false or 'auto', got {batched!r}")
+        members, classes, batched = checked_members(members, batched)
         why = why_not_batchable(members) if batched else None
         if why is not None:  # how, not what: the same numbers either way, so a recipe's batched fits any architecture
             if batched is True:
@@ -139,7 +110,7 @@ class Ensemble(Guarded):
         self.members = nn.ModuleList(members)
         self.batched = batched
         self._pass: BatchedPass | None = None  # built on the first batched call; never in the state dict
-        self.num_classes = classes.pop()
+        self.num_classes = classes
         self.norm: CodeNorm | None = None  # the global head (build_head); None: the mean of the members' logits
         self.classifier: nn.Linear | None = None
 
@@ -150,7 +121,7 @@ class Ensemble(Guarded):
 
     def _nv(self, what: str) -> None:
         if not self.neuroview:
-            raise TypeError(f"{what}: needs NeuroView-CNN members; these are {type(self.members[0]).__name__}s")
+            raise NotNeuroView(f"{what}: needs NeuroView-CNN members; these are {type(self.members[0]).__name__}s")
 
     def __len__(self) -> int:
         return len(self.members)
@@ -183,6 +154,8 @@ class Ensemble(Guarded):
         from one batched pass, or None where the members must run one by one: not ``batched``, something
         else watching their modules, or settings that now differ (:func:`~neuroview.core.batched.current_pass`)."""
         if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or watched(list(self.members)):
+            return None
+        if traced_apart(self):  # the members' own pass names what torch.jit.trace / torch.export cannot take
             return None
         if not eval_mode and not self._same_modes():  # the grouped network has one mode a layer: member 0's
             return None
@@ -238,9 +211,19 @@ class Ensemble(Guarded):
 
     # ------------------------------------------ NeuroView members: lazy sites
     def __getattr__(self, name: str):
-        if name == "sites":  # the property's own AttributeError, which nn.Module's lookup replaced by a bare one
-            raise AttributeError("sites: the members are not NeuroView-CNNs (an ensemble of standard networks or RNNs)")
+        # a property's own AttributeError (NotNeuroView: hasattr answers False), which nn.Module's lookup replaced
+        if name in NV_ONLY and "_modules" in self.__dict__ and "members" in self._modules and not self.neuroview:
+            raise NotNeuroView(f"{name}: the members are not NeuroView-CNNs (an ensemble of standard networks or RNNs: "
+                               f"these are {type(self.members[0]).__name__}s)")
+        if name in SETTINGS and "_modules" in self.__dict__ and "members" in self._modules:
+            return read_setting(self.members, name)  # the members' common value (ens.tau read back what they ignored)
         return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in SETTINGS:  # every member's, checked by each (stored on the ensemble, it changed nothing)
+            pass_setting(self.members, name, value)
+            return
+        super().__setattr__(name, value)
 
     @property
     def sites(self):

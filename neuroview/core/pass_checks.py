@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .hooks import PathChanged
 
-__all__ = ["refuse_tracing", "require_all_sites", "require_finite_codes"]
+__all__ = ["refuse_tracing", "traced_apart", "require_all_sites", "require_finite_codes"]
 
 
 def refuse_tracing(net) -> None:
@@ -30,6 +30,16 @@ def refuse_tracing(net) -> None:
         raise RuntimeError(f"torch.export: the {type(net).__name__}'s sites are not found yet, and finding them (hooks, "
                            "data-dependent checks) cannot be exported; they are found on the first batch: call net(x) "
                            "once on a real batch before exporting, or build with example_input=x")
+
+
+def traced_apart(ensemble) -> bool:
+    """Whether an ensemble's members must run apart, each through its own pass, so that :func:`refuse_tracing` names
+    what the tool cannot take: under ``torch.jit.trace`` (the batched pass's ``torch.func`` call failed with "The
+    stateless API can't be used with Jitted modules"; standard members trace apart), and under ``torch.export`` while
+    a NeuroView member's sites are not found yet (found in the batched pass, a data-dependent guard's page of graph)."""
+    if torch.jit.is_tracing():
+        return True
+    return torch.compiler.is_exporting() and any(getattr(m, "sites", ()) is None for m in ensemble.members)
 
 
 def require_all_sites(net, codes: list) -> None:
