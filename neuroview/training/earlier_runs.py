@@ -55,8 +55,9 @@ class KeepEarlierRuns(Callback):
     training starts: after the setup (the weights loaded, the sites found) and the sanity check, before the first
     save, and before :class:`.run_config.SaveRunConfig` writes the run's config (``before_fit`` puts this callback
     ahead of it). An ``init_weights`` naming one of them (the folder's own ``last.ckpt``, as a refused resume
-    advises) is read at the setup under the name typed, and the run's config, hyper-parameters and checkpoints name
-    it as kept, in every process (broadcast from the first). Renamed at the command's start, or for the init
+    advises) is read at the setup under the name typed, and the run's config and checkpoints (their hyper-parameters)
+    name it as kept, in every process (broadcast from the first); the logger's ``hparams.yaml``, written at the setup,
+    keeps the name typed. Renamed at the command's start, or for the init
     weights before the setup, a run refused in its setup left the only run of the folder at ``last-v1.ckpt``, where
     ``--ckpt_path runs/<recipe>/checkpoints/last.ckpt`` no longer found it, and the refusal named that file."""
 

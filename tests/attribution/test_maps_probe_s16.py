@@ -187,3 +187,17 @@ def test_windowed_report_tables_and_json_say_the_window(tmp_path):
     caption = next(t["description"] for t in meta["tables"] if t["file"] == "time_importance.csv")
     assert caption.startswith("one row per step (each reads 3 input samples: input_samples gives their start:stop)")
     assert not math.isnan(float(read_csv(tmp_path / "r" / "time_weights.csv")[0]["0"]))
+
+
+def test_a_step_reached_now_and_then_is_not_read_as_unreached():
+    """A step reached only in some batches (series sorted by length: the long ones in an epoch's first batch) has a
+    running mean decayed towards 0 between them, never to 0 itself; only a step whose features were 0 in every batch
+    has a mean of exactly 0 (the rule read |mean| <= 1e-6 and zeroed a step that carried the largest contributions)."""
+    from neuroview.core.head import CodeNorm
+    from neuroview.core.rnn_steps import unreached_steps
+
+    norm = CodeNorm(3 * 2)  # 3 steps of 2 features
+    norm.num_batches_tracked += 200
+    norm.running_var[:] = 1e-3  # every step's variance decayed
+    norm.running_mean[:] = torch.tensor([0.5, 0.2, 0.3 * 0.9 ** 110, 0.0, 0.0, 0.0])  # step 1: last reached 110 batches ago
+    assert unreached_steps(norm, (1, 1, 3, 2)).tolist() == [False, False, True]
