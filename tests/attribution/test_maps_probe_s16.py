@@ -199,5 +199,5 @@ def test_a_step_reached_now_and_then_is_not_read_as_unreached():
     norm = CodeNorm(3 * 2)  # 3 steps of 2 features
     norm.num_batches_tracked += 200
     norm.running_var[:] = 1e-3  # every step's variance decayed
-    norm.running_mean[:] = torch.tensor([0.5, 0.2, 0.3 * 0.9 ** 110, 0.0, 0.0, 0.0])  # step 1: last reached 110 batches ago
+    norm.running_mean[:] = torch.tensor([0.5, 0.2, 0.3 * 0.9 ** 150, 0.0, 0.0, 0.0])  # step 1: last reached 150 batches ago (4e-8)
     assert unreached_steps(norm, (1, 1, 3, 2)).tolist() == [False, False, True]
