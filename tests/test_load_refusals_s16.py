@@ -180,3 +180,11 @@ def test_another_series_length_once_the_sites_are_found_gets_the_max_len_advice(
         with pytest.raises(RuntimeError, match=r"input_length: .* 30 steps .*build it with max_len=30") as e:
             holder.load_state_dict(sd)
         assert "layers=" not in str(e.value) and "dilations: " not in str(e.value).split("\n\t")[1][:40]
+
+
+def test_a_refused_load_leaves_no_load_pre_hook_on_the_minirocket_backbone():
+    net, sd = _rocket(), _rocket(max_dilations_per_kernel=4).state_dict()  # the MiniRocket's own check raises
+    assert not net.backbone._load_state_dict_pre_hooks
+    with pytest.raises(RuntimeError, match=r"max_dilations_per_kernel=4"):
+        net.load_state_dict(sd)
+    assert list(net.backbone._load_state_dict_pre_hooks.values()) == []  # nothing held for a copy or a pickle to carry

@@ -31,6 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
+from .hooks import _ACTIVE
 from .lineage import Tags, op_name, tensors
 from .reach import nested_stop
 from .search_scope import Scope, own_pass, refuse_elsewhere
@@ -182,7 +183,7 @@ class _Pass(Tags):
         self.activations = {id(m) for _, m, from_input in self.targets if from_input}
         self.outside = checkpoints()
         self.shields = {id(m) for _, m, _ in self.targets} | {id(m) for m in self.names if looks_like_activation(m)}
-        self.scope = here = Scope(self.backbone)  # its own pass only: not another thread's, nor one inside a hook
+        self.scope = here = Scope(self.backbone, lambda: getattr(_ACTIVE, "recs", ()))  # its own pass only
         try:
             for m in self.backbone.modules():
                 handles += [m.register_forward_pre_hook(here.only(self._start)), m.register_forward_hook(here.only(self._end))]

@@ -191,10 +191,10 @@ def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.
     outer site search sees the head start in eval mode, as its pass does while training, so neither runs this head
     (whose training-mode call moved the running statistics, and so this network's explanations)."""
     if not classifier.training:
-        plain_head(classifier, norm)  # (a user's hook there refused before it runs)
+        w, b = fold(classifier, norm, weight)  # (its plain_head refuses a user's hook there before it runs)
         if norm is not None and norm._forward_pre_hooks:
             norm(f[:0])  # no numbers: what the hooks see of the head starting
-        return folded_logits(f, *fold(classifier, norm, weight))
+        return folded_logits(f, w, b)
     plain_head(classifier, norm)
     weight = classifier.weight if weight is None else weight
     with torch.autocast(f.device.type, enabled=False):

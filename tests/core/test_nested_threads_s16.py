@@ -255,3 +255,72 @@ def test_branches_run_on_worker_threads_are_refused_by_name_at_the_site_search()
     torch.manual_seed(0)
     named = nv.wrap(_Branchy(True), 3, example_input=X[:4], layers=["stem_act", "head_act"])  # the fix it names
     assert [s.name for s in named.sites] == ["stem_act", "head_act"] and named.num_units == 10
+
+
+# ------------------------------------------------------------------ review of the nested/threads commit (rev16), 1, 2, 5
+class _MultiScale(nn.Module):
+    """A multi-scale backbone: its forward calls itself once, on a coarser copy of its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 3, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        y = self.act(self.conv(x))
+        if x.shape[-1] > 8:
+            y = y + nn.functional.interpolate(self(nn.functional.avg_pool2d(x, 2)), size=x.shape[-2:])
+        return y
+
+
+def test_a_backbone_whose_forward_calls_itself_is_one_pass_with_both_calls_sites():
+    torch.manual_seed(0)
+    bb, x = _MultiScale(), torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    net = nv.wrap(bb, 2, example_input=x[:2]).eval()
+    assert [(s.name, s.channels) for s in net.sites] == [("act", 3), ("act:1", 3)] and net.num_units == 6
+    with torch.no_grad():  # hard codes by hand: the on-share of each channel, at the full scale, then the coarse one
+        want = torch.cat([(bb.conv(x) > 0).float().mean((2, 3)), (bb.conv(nn.functional.avg_pool2d(x, 2)) > 0).float().mean((2, 3))], 1)
+        assert torch.allclose(net.codes(x), want)
+        assert net(x).shape == (4, 2)
+
+
+def test_a_hook_calling_a_network_of_a_recursive_backbone_is_still_no_part_of_its_search():
+    torch.manual_seed(0)
+    bb, x = _MultiScale(), torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    other, seen = nv.wrap(bb, 2, example_input=x[:2]).eval(), []
+    h = bb.conv.register_forward_hook(_monitor(lambda: other.codes(x[:1]), seen))
+    try:
+        net = nv.wrap(bb, 2, example_input=x[:2])
+    finally:
+        h.remove()
+    assert [s.name for s in net.sites] == ["act", "act:1"] and seen
+
+
+def test_another_thread_serving_a_network_of_part_of_the_backbone_does_not_refuse_the_wrap():
+    import threading
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU())
+    part = nv.wrap(m[:2], 3, example_input=X[:2]).eval()  # its backbone is a piece of m: it calls m[1] too
+    served: list = []
+
+    def serve(module, args, output):  # while m's search runs, another thread serves `part` (m[1] runs there)
+        t = threading.Thread(target=lambda: served.append(part.codes(X[:2])))
+        t.start()
+        t.join()
+    h = m[2].register_forward_hook(serve)
+    try:
+        net = nv.wrap(m, 3, example_input=X[:4])  # ValueError: the activation ['1'] ran on another thread
+    finally:
+        h.remove()
+    assert [(s.name, s.channels) for s in net.sites] == [("1", 4), ("3", 4)] and len(served) >= 2
+    with torch.no_grad():
+        assert torch.allclose(served[0], (m[0](X[:2]) > 0).float().mean((2, 3)))
+
+
+def test_an_eval_forward_checks_the_plain_head_once(monkeypatch):
+    import neuroview.core.head as head
+    net, calls = _inner().eval(), []
+    real = head.plain_head
+    monkeypatch.setattr(head, "plain_head", lambda *a: (calls.append(1), real(*a))[1])
+    with torch.no_grad():
+        net(X[:2])
+    assert len(calls) == 1

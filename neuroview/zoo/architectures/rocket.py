@@ -188,10 +188,8 @@ class MiniRocket(nn.Module):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        # the series length sets the dilations, which no tensor's shape tells (30 and 40 steps: (1, 3), (1, 4)):
-        # kept in the state dict's metadata, as the head keeps its floor, so another length is refused on load
-        meta = getattr(destination, "_metadata", None)
-        if meta is not None and prefix[:-1] in meta:
+        # the series length sets the dilations, which no tensor's shape tells: kept in the metadata, refused on load
+        if (meta := getattr(destination, "_metadata", None)) is not None and prefix[:-1] in meta:
             meta[prefix[:-1]].update(input_length=self.input_length, **self._record())
 
     def _record(self) -> dict:
@@ -207,6 +205,8 @@ class MiniRocket(nn.Module):
                    f"{self.dilations}): build it with max_len={length}"]
         else:  # the same shapes, its biases read at other dilations
             why = self._plan_clash(local_metadata, prefix, state_dict.get(prefix + "biases"))
+        for h in list(self._load_state_dict_pre_hooks.values()) if why else []:  # a refusal held for this check
+            getattr(getattr(h, "hook", h), "release", lambda: None)()  # (neuroview.core.load_checks) comes off it
         if why:  # raised, not collected: torch would go on to copy its fc, and a NeuroView-CNN's head after it
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(why))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
