@@ -60,9 +60,11 @@ def current_pass(cached: BatchedPass | None, members: list[nn.Module], x: Tensor
     p, nv = next(_backbone(members[0]).parameters()), isinstance(members[0], NeuroViewCNN)
     key = (p.device, p.dtype, settings[0], any(getattr(m, "check_finite", False) for m in members))
     # the same members too: a member appended or removed since (ens.members is a public ModuleList) left the grouped
-    # network of the old count (torch's grouped-convolution error, or a PathChanged blaming the backbone)
-    if (cached is not None and cached.key == key and cached.k == len(members)
-            and all(a is b for a, b in zip(cached.members, members)) and all(s == settings[0] for s in settings[1:])
+    # network of the old count (torch's grouped-convolution error, or a PathChanged blaming the backbone); a pass
+    # pickled with its ensemble before it recorded its members has none: rebuilt
+    built_for = getattr(cached, "members", None)
+    if (cached is not None and cached.key == key and cached.k == len(members) and built_for is not None
+            and all(a is b for a, b in zip(built_for, members)) and all(s == settings[0] for s in settings[1:])
             and not (nv and any(m.sites is None for m in members))):
         return cached
     distinct(members)  # a member appended since construction may be one already there: [net] * k, refused as there
@@ -111,7 +113,9 @@ class BatchedPass:
 
     def __init__(self, members: list[nn.Module], x: Tensor, key: tuple):
         m0, self.k, self.key = members[0], len(members), key
-        self.members = tuple(members)  # whom it was built for (held until the next rebuild; pickled with the ensemble)
+        # whom it was built for, by weak reference: a member removed since is freed (its GPU memory) at once, not
+        # held here until the next call rebuilds the pass; not pickled (a weak reference has no pickle): rebuilt then
+        self._members = tuple(weakref.ref(m) for m in members)
         p = next(_backbone(m0).parameters())
         shell = _backbone(m0).grouped(self.k).to(device=p.device, dtype=p.dtype)
         self.nv = isinstance(m0, NeuroViewCNN)
@@ -142,6 +146,16 @@ class BatchedPass:
         self.params = [n for n, _ in inner.named_parameters()]
         self.buffers = [n for n, _ in inner.named_buffers()]
         self.prefix = "net.backbone." if self.nv else ""
+
+    @property
+    def members(self) -> tuple[nn.Module | None, ...] | None:
+        """The members it was built for (None for one freed since), or None where it does not know them: loaded from
+        a pickle, or built before it recorded them (a pass pickled whole with its ensemble): then it is rebuilt."""
+        refs = self.__dict__.get("_members")
+        return None if refs is None else tuple(r() for r in refs)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_members", "members")}
 
     def _sync_modes(self, m0: nn.Module, eval_mode: bool = False) -> list[tuple[str, bool]]:
         """Each layer of the grouped network in its member counterpart's mode (a frozen BatchNorm stays

@@ -221,9 +221,20 @@ class Ensemble(Guarded):
 
     def __setattr__(self, name: str, value) -> None:
         if name in SETTINGS:  # every member's, checked by each (stored on the ensemble, it changed nothing)
-            pass_setting(self.members, name, value)
+            own = pass_setting(self.members, name, value)  # check_finite of members without it: kept here
+            self.__dict__.pop(name, None)  # an older ensemble's value kept here hid the members'
+            self.__dict__.update(own)
             return
         super().__setattr__(name, value)
+
+    def __setstate__(self, state: dict) -> None:
+        # an ensemble pickled before its settings reached its members kept them here (ens.tau = v), where they hide
+        # the members' values for good (__getattr__ is not asked); the members' own are what they compute with
+        super().__setstate__(state)
+        members = self.__dict__.get("_modules", {}).get("members")
+        for name in SETTINGS:
+            if name in self.__dict__ and members is not None and all(hasattr(m, name) for m in members):
+                del self.__dict__[name]
 
     @property
     def sites(self):

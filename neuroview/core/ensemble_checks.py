@@ -2,10 +2,13 @@
 
 - At construction: a list of distinct networks (``[net] * k`` is one network k times), all NeuroView-CNNs or none, one
   number of classes; members whose weights are equal tensor for tensor (``copy.deepcopy`` of one network) are warned
-  of: trained on the same batches, each with the gradient it gets alone, they stay equal and decide as one network.
+  of: they start equal, and trained on the same batches without dropout, each with the gradient it gets alone, they
+  stay equal and decide as one network (lazy members, not built yet, are not compared).
 - The members' NeuroView settings (``quantizer``, ``tau``, ``grad_state``, ``stop_early``, ``check_finite``) set on
   the ensemble: passed on to every member, each checking it as it checks its own (``ens.tau = v`` was stored on the
-  ensemble and changed nothing); read from it: the members' common value.
+  ensemble and changed nothing); read from it: the members' common value. ``check_finite``, a switch any network may
+  carry (the Lightning module's batch check reads it off the model), is kept on the ensemble itself where members
+  lack it; the other settings are refused by name there.
 - What only NeuroView-CNN members have (``input_shape``, ``units`` ...): an error that is a TypeError and an
   AttributeError, so that ``hasattr`` (which ``torch.jit.trace`` asks) answers False for standard members.
 
@@ -83,9 +86,13 @@ def distinct(members: list[nn.Module]) -> None:
 
 
 def _warn_equal(members: list[nn.Module]) -> None:
-    """A warning where two members' parameters are equal tensor for tensor (copies of one network): the members'
-    loss gives each the gradient it gets alone, so on the same batches they stay equal, and the ensemble costs k
-    networks and computes one. (Comparisons stop at the first tensor that differs: members built apart cost little.)"""
+    """A warning where two members' parameters are equal tensor for tensor (copies of one network): they start equal,
+    and the members' loss gives each the gradient it gets alone, so without dropout, on the same batches, they stay
+    equal, and the ensemble costs k networks and computes one. (Comparisons stop at the first tensor that differs:
+    members built apart cost little.) Members with a lazy layer not built yet (``nn.LazyConv1d``: its parameter has no
+    values to compare) or a tensor without data (the meta device) are not compared: nothing is known of them."""
+    if any(nn.parameter.is_lazy(p) or p.is_meta for m in members for p in m.parameters()):
+        return
     params = [[p.detach() for p in m.parameters()] for m in members]
     for i in range(1, len(members)):
         for j in range(i):
@@ -93,7 +100,8 @@ def _warn_equal(members: list[nn.Module]) -> None:
             if a and len(a) == len(b) and all(s.shape == t.shape and s.dtype == t.dtype and s.device == t.device
                                                and torch.equal(s, t) for s, t in zip(a, b)):
                 warnings.warn(f"members: member {i} has the weights of member {j}, tensor for tensor (a copy of one "
-                              "network?): trained alike they stay equal and decide as one network; " + _ADVICE,
+                              "network?): they start equal, and trained on the same batches they stay equal and decide as one "
+                              "network (dropout alone may part them); " + _ADVICE,
                               stacklevel=4)
                 return
 
@@ -112,19 +120,22 @@ def read_setting(members, name: str):
         raise AttributeError(f"{name}: the ensemble's members ({', '.join(kinds)}) have no {name}")
     values = [getattr(m, name) for m in members]
     if any(v != values[0] for v in values[1:]):
-        raise AttributeError(f"{name}: the members' differ ({values}); read each one's: [m.{name} for m in "
+        raise AttributeError(f"{name}: the members' values differ ({values}); read each one's: [m.{name} for m in "
                              f"ens.members], or set it on the ensemble (ens.{name} = v sets every member's)")
     return values[0]
 
 
-def pass_setting(members, name: str, value) -> None:
+def pass_setting(members, name: str, value) -> dict:
     """``name`` set to ``value`` on every member, each checking it as it checks its own setting; where one refuses it
-    (or has no such setting), every member keeps the value it had."""
+    (or has no such setting), every member keeps the value it had. Returns what the ensemble keeps itself: ``{}``, or
+    ``{"check_finite": flag}`` where members lack that switch (any network may carry it: the Lightning module's batch
+    check reads ``getattr(model, "check_finite", True)``, a single LITE's as an ensemble's)."""
     kinds = sorted({type(m).__name__ for m in members if not hasattr(m, name)})
-    if kinds:
+    if kinds and name != "check_finite":
         raise AttributeError(f"{name}: the ensemble's members ({', '.join(kinds)}) have no {name}, so setting it on "
                              "the ensemble would change nothing")
     value = _check(name, value)
+    members = [m for m in members if hasattr(m, name)]
     before = [getattr(m, name) for m in members]
     try:
         for m in members:
@@ -133,3 +144,4 @@ def pass_setting(members, name: str, value) -> None:
         for m, v in zip(members, before):
             setattr(m, name, v)
         raise
+    return {name: value} if kinds else {}

@@ -375,8 +375,8 @@ def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict
     the layers' widths, but not their other settings (:func:`_settings`), which are compared too."""
     mine, theirs = dict(model.named_modules()), dict(rebuilt.named_modules())
     clash = [f"{name or 'model'}.{key}: model {exposed(m, attr)!r}, arch_kwargs build {exposed(theirs[name], attr)!r}"
-             for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()
-             if key != "normalize" and hasattr(m, attr) and hasattr(theirs[name], attr)
+             for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()  # an ensemble's: its members'
+             if key != "normalize" and not isinstance(getattr(m, "members", None), nn.ModuleList) and hasattr(m, attr) and hasattr(theirs[name], attr)
              and _plain(exposed(m, attr)) != _plain(exposed(theirs[name], attr))]
     # then every layer's own settings, which no tensor shape tells (an attention's num_heads, an RNN's nonlinearity)
     clash = clash or [f"{name or 'model'}.{attr}: model {v!r}, arch_kwargs build {other[attr]!r}"

@@ -332,6 +332,21 @@ def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> di
     return out
 
 
+def _own_record(model: nn.Module, state) -> dict:
+    """The settings ``state`` records for ``model`` itself (its root record); for an ensemble, which has none, its
+    members' common one: read as a single network's, so that an annealed soft ensemble loads at the tau its members
+    were saved at, as one member does (the builder's tau in ``arch_kwargs`` is where the annealing started)."""
+    records = getattr(state, "_metadata", None) or {}
+    rec = records.get("", {})
+    members = getattr(model, "members", None)
+    if isinstance(rec, dict) and "tau" not in rec and isinstance(members, nn.ModuleList) and len(members):
+        recs = [records.get(f"members.{i}") for i in range(len(members))]
+        same = all(isinstance(r, dict) and (r.get("tau"), r.get("quantizer")) == (recs[0].get("tau"), recs[0].get("quantizer"))
+                   for r in recs)
+        return recs[0] if same else {}
+    return rec
+
+
 def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str,
                     state: dict | None = None, whole: dict | None = None, at: str = "") -> None:
     """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
@@ -349,7 +364,7 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     floor = (getattr(state, "_metadata", None) or {}).get("norm", {}).get("floor")
     if "norm_floor" in own and isinstance(floor, (int, float)) and not isinstance(floor, bool):
         own["norm_floor"] = float(floor)
-    rec = (getattr(state, "_metadata", None) or {}).get("", {})  # the network's own record (neuroview.core.settings)
+    rec = _own_record(model, state)  # the network's own record (neuroview.core.settings)
     tau = rec.get("tau") if isinstance(rec, dict) and "tau" in own else None
     if isinstance(tau, (int, float)) and not isinstance(tau, bool):  # the tau it was saved at (an annealed run's)
         saved = {**saved, "tau": float(tau)}
