@@ -108,3 +108,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ten_class_zoo(tmp_path_factory) -> Path:
+    """A MiniRocket entry of 10 classes trained on an .npz of series (read with resample: true, as minirocket reads
+    every file), in a zoo folder of its own for each test module (tests write beside it)."""
+    import numpy as np
+
+    from neuroview import cli
+
+    root = tmp_path_factory.mktemp("mr")
+    rng = np.random.default_rng(0)
+    y = np.arange(80) % 10
+    x = rng.normal(size=(80, 1, 30)).astype(np.float32)
+    x[np.arange(80), 0, 2 * y] += 4.0  # a bump whose place is the class
+    np.savez(root / "ten.npz", X=x, y=y)
+    assert cli.main(["minirocket", "--data", str(root / "ten.npz"), "--num-features", "84", "--out", str(root / "zoo")]) == 0
+    return root / "zoo"

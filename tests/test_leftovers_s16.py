@@ -108,19 +108,6 @@ def test_images_read_like_a_model_of_series_keep_their_shape(tmp_path, resample)
     assert x.shape[-1] == 30 and float(x[0, 0, 0]) == 0.0 and float(x[0, 0, -1]) == pytest.approx(19.0)
 
 
-@pytest.fixture(scope="module")
-def ten_class_zoo(tmp_path_factory) -> Path:
-    """A MiniRocket entry of 10 classes trained on an .npz of series (read with resample: true)."""
-    root = tmp_path_factory.mktemp("mr")
-    rng = np.random.default_rng(0)
-    y = np.arange(80) % 10
-    x = rng.normal(size=(80, 1, 30)).astype(np.float32)
-    x[np.arange(80), 0, 2 * y] += 4.0
-    np.savez(root / "ten.npz", X=x, y=y)
-    assert cli.main(["minirocket", "--data", str(root / "ten.npz"), "--num-features", "84", "--out", str(root / "zoo")]) == 0
-    return root / "zoo"
-
-
 @pytest.mark.parametrize("command", ["explain", "sparsify"])
 def test_an_npz_of_images_given_to_a_model_of_series_is_refused_naming_data(ten_class_zoo, tmp_path, command, capsys):
     """It said `NpzDataModule: X (train split): expected every sequence of shape [C, T] ... give a univariate series one

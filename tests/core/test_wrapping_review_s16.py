@@ -17,7 +17,6 @@ Codes: the hard code of a ReLU is ``1[z > 0]`` averaged over positions, its unit
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
@@ -28,21 +27,7 @@ from torch import nn
 import neuroview as nv
 from neuroview.core.ensemble import Ensemble
 
-from test_wrapping_probe_s16 import NameClash, SharedInside, SquaredReLU
-
-
-def _reference(backbone: nn.Module, x: torch.Tensor, modules: list[str], axes: dict | None = None) -> torch.Tensor:
-    """``[B, U]``: ``1[z > 0]`` averaged over positions at every call of ``modules``, units on dim 1 unless ``axes``
-    names another for that module."""
-    bb, calls = copy.deepcopy(backbone).eval(), []
-    named = dict(bb.named_modules())
-    hooks = [named[n].register_forward_pre_hook(lambda m, a, n=n: calls.append((n, a[0].detach().clone())))
-             for n in modules]
-    with torch.no_grad():
-        bb(x)
-    for h in hooks:
-        h.remove()
-    return torch.cat([(z.movedim((axes or {}).get(n, 1), 1) > 0).float().flatten(2).mean(-1) for n, z in calls], 1)
+from test_wrapping_probe_s16 import NameClash, SharedInside, SquaredReLU, _reference
 
 
 def _wrap(backbone, x, **kw):

@@ -175,21 +175,6 @@ def test_the_sub_commands_refuse_abbreviated_options(argv, capsys):
     assert f"unrecognized arguments: {argv[-2]}" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def ten_class_zoo(tmp_path_factory) -> Path:
-    """A MiniRocket entry of 10 classes trained on an .npz (read with resample: true, as minirocket reads every file)."""
-    import numpy as np
-
-    root = tmp_path_factory.mktemp("mr")
-    rng = np.random.default_rng(0)
-    y = np.arange(80) % 10
-    x = rng.normal(size=(80, 1, 30)).astype(np.float32)
-    x[np.arange(80), 0, 2 * y] += 4.0  # a bump whose place is the class
-    np.savez(root / "ten.npz", X=x, y=y)
-    assert cli.main(["minirocket", "--data", str(root / "ten.npz"), "--num-features", "84", "--out", str(root / "zoo")]) == 0
-    return root / "zoo"
-
-
 @pytest.mark.parametrize("command", ["explain", "sparsify"])
 def test_images_given_to_a_model_of_stretched_series_are_refused_naming_data(ten_class_zoo, tmp_path, command, capsys):
     """The model's `resample: true` (and its series length) were carried onto the digits: cut into rows of 8 and refused
