@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 from .activations import breakpoints, looks_like_activation
 from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
-from .hooks import _ACTIVE
+from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
 from .reach import nested_stop
 from .search_scope import Scope, own_pass, refuse_elsewhere
@@ -220,7 +220,7 @@ def _run(p: _Pass, x: Tensor) -> _Pass:
             raise ValueError(f"backbone: {compiled[:3]} {'is' if len(compiled) == 1 else 'are'} torch.compile'd, and its "
                              "forward pass with the hooks that find the sites failed: wrap the plain model and compile "
                              f"the NeuroView network, torch.compile(nv.wrap(model, ...)) ({type(e).__name__}: {e})") from e
-        raise ValueError(f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})") from e
+        raise ValueError(failed(x, e, None)) from e  # as a later batch's is named (an integer x: its dtype)
 
 
 def probe_input(shape: tuple[int, ...], *, device=None, dtype=None) -> Tensor:
