@@ -10,7 +10,11 @@ rebuilds the file's network from its record and compares each module's lists of 
 Also :func:`rnn_clash`: an ``nn.RNN``'s nonlinearity, which a file records in its builder arguments or in a
 NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.
 
-May import torch and the standard library; of neuroview, only ``.build`` (deferred: the registered builders).
+Also :func:`find_sites` and :func:`input_shape_record`: a zoo entry records the per-sample ``input_shape`` its
+NeuroView-CNN found its sites on, and loading it finds them again on that shape (``net.sites`` before any batch).
+
+May import torch and the standard library; of neuroview, only ``.build`` and ``neuroview.core`` (deferred: the
+registered builders; the NeuroView-CNN and its probe batch).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS"]
+__all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS",
+           "find_sites", "input_shape_record"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
@@ -172,3 +177,29 @@ def rnn_clash(model: nn.Module, kwargs: dict | None, state: Any, at: str = "") -
             f"{mods[name].nonlinearity!r}: build it with nonlinearity={saved!r}"
             for name, (saved, how) in {n: (v, h) for n, v, h in reversed(out)}.items()  # one a module: its kwargs' first
             if isinstance(mods.get(name), nn.RNN) and mods[name].nonlinearity != saved]
+
+
+def find_sites(model: nn.Module, full: str, shape: Any) -> nn.Module:
+    """``model``, each NeuroView-CNN in it with its sites found now, as ``input_shape=`` finds them: on a seeded random
+    batch of the per-sample ``shape`` its zoo entry ``full`` records (the data it was trained on), in eval mode, its
+    weights and statistics as loaded, the caller's random state untouched. No ``shape`` (an entry saved before it was
+    recorded): the sites are found on the first batch, as before."""
+    from ..core.cnn import NeuroViewCNN  # noqa: PLC0415
+    from ..core.discovery import probe_input  # noqa: PLC0415
+
+    if shape is not None and not (isinstance(shape, list) and shape and all(type(s) is int and s >= 1 for s in shape)):
+        raise ValueError(f"root: the entry {full!r}: expected 'input_shape' a list of ints >= 1 (C, *spatial), got {shape!r}")
+    with torch.random.fork_rng(devices=[]):
+        for net in [m for m in model.modules() if shape and isinstance(m, NeuroViewCNN) and m.sites is None]:
+            p = next(net.backbone.parameters(), None)
+            net.discover(probe_input(tuple(shape), **({} if p is None else {"device": p.device, "dtype": p.dtype})))
+    return model
+
+
+def input_shape_record(model: nn.Module) -> dict:
+    """``{"input_shape": [C, *spatial]}``, the per-sample shape a NeuroView-CNN in ``model`` found its sites on (what
+    :func:`find_sites` reads back from the manifest), else ``{}``."""
+    from ..core.cnn import NeuroViewCNN  # noqa: PLC0415
+
+    shape = next((m.input_shape for m in model.modules() if isinstance(m, NeuroViewCNN)), None)
+    return {} if shape is None else {"input_shape": [int(s) for s in shape]}

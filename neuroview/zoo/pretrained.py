@@ -16,7 +16,8 @@ that names the entry and changes nothing on disk. Zoo weights are safetensors: t
 
 May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the zoo is), ``.build``,
 ``.weights`` (the one loader of weight files), ``.evaluate`` (whose names, like ``load_weights``, stay importable from here)
-and ``.manifest_io`` (the manifest's lock, and its rewrite that loses neither an entry's weights nor a key).
+and ``.manifest_io`` (the manifest's lock, and its rewrite that loses neither an entry's weights nor a key); ``._weights_checks``
+finds a NeuroView-CNN's sites as it loads, on the per-sample ``input_shape`` its entry records.
 
 >>> import neuroview as nv
 >>> names = nv.list_models(pretrained=True)
@@ -48,14 +49,13 @@ from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
+from ._weights_checks import find_sites, input_shape_record as _input_shape
 from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, ChecksumError, arch_clash, arch_defaults, check_fits,
                       load_weights, read_weights, saved_arch_kwargs)
 
-__all__ = [
-    "checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights",
-    "save_pretrained", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file",
-    "unknown_entry", "check_arguments", "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE",
-]
+__all__ = ["checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights", "save_pretrained",
+           "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file", "unknown_entry", "check_arguments",
+           "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE"]
 
 
 # ------------------------------------------------------------------------- manifest
@@ -187,7 +187,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
         raise ArchitectureError(f"{full}: the built {arch!r} has {n} parameters, the manifest says {entry['num_params']}")
     model.load_state_dict(tensors, strict=True)
     model.pretrained_cfg = {"name": full, **entry}
-    return model.eval()
+    return find_sites(model.eval(), full, entry.get("input_shape"))  # net.sites before the first batch (README's Use)
 
 
 def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple[str, dict]:
@@ -348,7 +348,7 @@ def save_pretrained(
         "file": f"{name}.safetensors",
         "sha256": hashlib.sha256(data).hexdigest(),
         "size_bytes": len(data),
-        "num_params": count_params(rebuilt),
+        "num_params": count_params(rebuilt), **_input_shape(model),  # a NeuroView-CNN's sites: found as it loads
         "dataset": dataset,
         "recipe": recipe,
         "seed": seed,
