@@ -325,6 +325,7 @@ class RNNExplanation(Explanation):
     time_importance: Tensor | None = None  # [B, C, T]
     lengths: Tensor | None = None  # [B]
     window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
+    max_len: int | None = None  # input samples the network reads: its last step may end (padded) before its window's end
 
     def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
         if level == "steps":
@@ -358,14 +359,15 @@ class RNNExplanation(Explanation):
     def to_records(self, class_names: Sequence | None = None) -> list[dict]:
         """``sample, class, layer, direction, step, contribution`` (summed over hidden features; against a baseline,
         taken against it). Where a step reads a ``window`` of input samples (``window > 1``), also ``input_samples``, the
-        ``start:stop`` input samples of the step ("48:51" for step 16 of a window of 3), after ``step``."""
+        ``start:stop`` input samples of the step ("48:51" for step 16 of a window of 3), after ``step``; a last step
+        that reads past ``max_len`` (zero padding) stops there ("8:10" for step 2 of a window of 4 over 10 samples)."""
         names = self._names(class_names)
         dt = exact_values(self.direction_time())  # [B, C, L, D, T]
         b, c, n_layers, n_dirs, t = dt.shape
         vals = dt.tolist()
         return [
             {"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
-            | ({"input_samples": f"{s * self.window}:{(s + 1) * self.window}"} if self.window > 1 else {})
+            | ({"input_samples": "{}:{}".format(*step_reads(s, self.window, self.max_len))} if self.window > 1 else {})
             | {"contribution": vals[i][k][layer][d][s]}
             for i in range(b) for k in range(c) for layer in range(n_layers) for d in range(n_dirs) for s in range(t)
         ]
@@ -377,9 +379,22 @@ class RNNExplanation(Explanation):
                 tensors[name] = getattr(self, name)
         if self.window > 1:  # a saved explanation can still say which input samples each step reads
             meta["window"] = int(self.window)
+            meta |= {} if self.max_len is None else {"max_len": int(self.max_len)}
         return tensors, meta
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
         return super()._from_state(t, meta) | {"time_importance": t.get("time_importance"), "lengths": t.get("lengths"),
-                                               "window": positive_int(meta.get("window", 1), "window")}
+                                               "window": positive_int(meta.get("window", 1), "window"),
+                                               "max_len": positive_int(meta.get("max_len"), "max_len", none=True)}
+
+
+def step_reads(t: int, window: int, max_len: int | None = None) -> tuple[int, int]:
+    """``(start, stop)`` of the input samples step ``t`` reads: ``window`` of them, the last step's cut at ``max_len``
+    (the network's length in samples; past it the step reads zero padding).
+
+    >>> step_reads(1, 4, 10), step_reads(2, 4, 10), step_reads(2, 4)
+    ((4, 8), (8, 10), (8, 12))
+    """
+    stop = (t + 1) * window
+    return t * window, stop if max_len is None else max(t * window, min(stop, int(max_len)))

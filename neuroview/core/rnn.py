@@ -275,7 +275,7 @@ class NeuroViewRNN(Guarded):
                 # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
                 time_importance=torch.einsum("bkth,ckth->bct", delta.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
                 lengths=lengths if lengths is None else lengths.clone(),  # not the caller's tensor
-                window=self.window,  # so its tables and plots can say which input samples a step reads
+                window=self.window, max_len=self.max_len,  # so its tables and plots can say which samples a step reads
             )
         exp.target = exp.targets(target)
         return exp

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..attribution.gallery import decision_items, largest
 from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
-from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core._utils import positive_int
 from ._style import NEG, POS, _classes, _figure, _label_list, _label_text, _names, _percent, _plain, _target
 from .gallery import check_gallery, thumbnails
@@ -36,9 +36,14 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
 
 
 def _samples_of_steps(exp: Explanation, labels: list[str], what: str) -> list[str]:
-    """Bars of steps that read a window of input samples name them: step 16 of a window of 3 is samples 48-50."""
+    """Bars of steps that read a window of input samples name them: step 16 of a window of 3 is samples 48-50; a last
+    step whose window runs past the network's ``max_len`` names its real end and the padding it reads."""
     window = getattr(exp, "window", 1) if what == "steps" else 1
-    return labels if window <= 1 else [f"{lab} (samples {t * window}-{(t + 1) * window - 1})" for t, lab in enumerate(labels)]
+    if window <= 1:
+        return labels
+    reads = [step_reads(t, window, getattr(exp, "max_len", None)) for t in range(len(labels))]
+    return [f"{lab} (samples {a}-{b - 1}{f', then {window - (b - a)} of padding' if b - a < window else ''})"
+            for lab, (a, b) in zip(labels, reads)]
 
 
 def _others(v, mask, padded: set[int], what: str) -> str:

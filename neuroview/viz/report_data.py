@@ -25,7 +25,7 @@ from .._batch import caller_stacklevel, check_lengths
 from .._version import __version__
 from ..attribution.importance import is_rnn
 from ..core._utils import as_labels, positive_int
-from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
+from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 
 __all__ = ["explain_batches", "pick_examples", "Page"]
 
@@ -152,7 +152,7 @@ def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = Non
     if isinstance(first, RNNExplanation):
         # batches may stop at different lengths; the classifier's max_len is the same for all
         return RNNExplanation(**common, time_importance=torch.cat([p.time_importance for p in parts]),
-                              lengths=torch.cat([p.lengths for p in parts]), window=first.window)
+                              lengths=torch.cat([p.lengths for p in parts]), window=first.window, max_len=first.max_len)
     return Explanation(**common)
 
 
@@ -284,15 +284,16 @@ def report_files(out: Path) -> set[str]:
 _TABLE_COLUMNS = ("site", "channel", "step", "layer", "input_samples")
 
 
-def step_samples(rows: list[dict], window: int) -> list[dict]:
+def step_samples(rows: list[dict], window: int, max_len: int | None = None) -> list[dict]:
     """``rows`` of a time table with ``input_samples`` ("48:51": start:stop of the input samples the step reads)
-    after ``step`` where a step reads a window of samples: "step 16" read as sample 16 was samples 48 to 50."""
+    after ``step`` where a step reads a window of samples: "step 16" read as sample 16 was samples 48 to 50. The last
+    step stops at ``max_len`` (the network's samples), where its window runs on into zero padding."""
     if window <= 1:
         return rows
     out = []
     for r in rows:
         t = r["step"]
-        out.append({k: v for k, v in r.items() if k in ("layer", "step")} | {"input_samples": f"{t * window}:{(t + 1) * window}"}
+        out.append({k: v for k, v in r.items() if k in ("layer", "step")} | {"input_samples": "{}:{}".format(*step_reads(t, window, max_len))}
                    | {k: v for k, v in r.items() if k not in ("layer", "step")})
     return out
 

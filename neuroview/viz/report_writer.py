@@ -255,16 +255,17 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
         w.table("unit_importance.csv", unit_records(model, tn), f"one row per unit (site, channel): {what}, the "
                 "numbers of the heatmap")
     if is_rnn(model):
-        win = getattr(model, "window", 1)
-        drop = lambda rows: [{k: v for k, v in r.items() if k not in gone} for r in step_samples(rows, win)]  # noqa: E731
+        win, n = getattr(model, "window", 1), getattr(model, "max_len", None)
+        drop = lambda rows: [{k: v for k, v in r.items() if k not in gone} for r in step_samples(rows, win, n)]  # noqa: E731
         step = "time step" if win <= 1 else "step"
-        cols_note = f" (each reads {win} input samples: input_samples gives their start:stop)" if win > 1 else ""
+        cut = f"; the last step reads {n % win}, then zero padding" if win > 1 and isinstance(n, int) and n % win else ""
+        cols_note = f" (each reads {win} input samples{cut}: input_samples gives their start:stop)" if win > 1 else ""
         w.table("time_importance.csv", drop(time_records(exp, tn, y=y)),
                 f"one row per {step}{cols_note}: the mean signed contribution to each class over {over.replace('the class', 'that class')} "
                 "(padding past a series' end included, as it adds against the baseline)" + left)
         w.table("layer_time.csv", drop(layer_time_records(exp, tn, y=y)),
                 f"one row per (layer, {step}){cols_note}: the mean signed contribution to each class over {over.replace('the class', 'that class')}" + left)
-        w.table("time_weights.csv", step_samples(time_records(model, tn), win), weight_caption(model, step, cols_note))
+        w.table("time_weights.csv", step_samples(time_records(model, tn), win, n), weight_caption(model, step, cols_note))
     exp.save(w.out / "explanation.safetensors")
     w.files += ["explanation.safetensors", "explanation.json"]
     w.page.data.append(("explanation.safetensors", "every contribution of every sample (safetensors): "

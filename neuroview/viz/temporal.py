@@ -117,9 +117,14 @@ def _what(source, sample, y, reduce: str) -> str:
 
 def step_label(source) -> str:
     """The steps' axis label: "time step", or, where a step reads a window of input samples (a network's or an
-    explanation's ``window``), "step (3 input samples each)": step 16 is then samples 48 to 50, not sample 16."""
+    explanation's ``window``), "step (3 input samples each)": step 16 is then samples 48 to 50, not sample 16. Where
+    ``max_len`` is no multiple of the window, the last step reads fewer samples (then zero padding): said too."""
     window = getattr(source, "window", 1) if not isinstance(source, Tensor) else 1
-    return "time step" if not isinstance(window, int) or window <= 1 else f"step ({window} input samples each)"
+    if not isinstance(window, int) or window <= 1:
+        return "time step"
+    max_len = getattr(source, "max_len", None)
+    last = max_len % window if isinstance(max_len, int) else 0
+    return f"step ({window} input samples each" + (f"; the last {last}, then padding)" if last else ")")
 
 
 def _unreached(source, t: int):
