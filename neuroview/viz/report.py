@@ -251,6 +251,7 @@ def _report_baseline(model: nn.Module, dm, other: bool, trained_on: dict | None,
 
         try:
             own = make_datamodule(trained_on.get("data_module", trained_on))
+            own = dm if type(own) is type(dm) and dict(own.hparams) == dict(dm.hparams) else own  # the same split: loaded once
             return mean_codes(model, own), "the mean code of the model's own training split"
         except Exception as e:  # noqa: BLE001 - a file moved: said on the page and here
             warnings.warn(f"baseline: the model's training data cannot be read again ({type(e).__name__}: {e}); "
