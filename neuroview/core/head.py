@@ -143,12 +143,23 @@ def load_fits(module: nn.Module, state_dict, prefix: str) -> bool:
 
 
 def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module | None) -> CodeNorm | None:
-    """``norm``, or a new :class:`CodeNorm` (in ``head``'s device, dtype and mode) where ``state_dict``
-    holds one and the network has none: a network built with ``normalize=False`` and then sparsified
-    (``nv.sparsify`` fits its path on standardized codes and keeps that standardization) loads into
-    the constructor it came from, as the function it was saved as."""
+    """The normalization of the network that loads ``state_dict``: the file's setting, either way, so that it loads
+    as the function it was saved as.
+
+    - a new :class:`CodeNorm` (in ``head``'s device, dtype and mode) where ``state_dict`` holds one and the network
+      has none: a network built with ``normalize=False`` and then sparsified (``nv.sparsify`` fits its path on
+      standardized codes and keeps that standardization) loads into the constructor it came from;
+    - None where the network has one and ``state_dict`` holds a head without one (a ``normalize=False`` network's
+      file, loaded into a default wrap): torch refused it for the missing ``norm.*`` keys, and ``strict=False`` kept
+      this network's normalization in front of weights trained without one (another function);
+    - else ``norm``."""
+    if head is None:
+        return norm
+    if norm is not None:
+        with_head = prefix + "classifier.weight" in state_dict
+        return None if with_head and not any(k.startswith(prefix + "norm.") for k in state_dict) else norm
     key = prefix + "norm.running_mean"
-    if norm is not None or head is None or key not in state_dict:
+    if key not in state_dict:
         return norm
     w = head.weight
     return CodeNorm(state_dict[key].shape[0], device=w.device, dtype=w.dtype).train(head.training)
