@@ -13,8 +13,11 @@ NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.
 Also :func:`find_sites` and :func:`input_shape_record`: a zoo entry records the per-sample ``input_shape`` its
 NeuroView-CNN found its sites on, and loading it finds them again on that shape (``net.sites`` before any batch).
 
-May import torch and the standard library; of neuroview, only ``.build`` and ``neuroview.core`` (deferred: the
-registered builders; the NeuroView-CNN and its probe batch).
+Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
+entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``).
+
+May import torch, safetensors and the standard library; of neuroview, only ``.build``, ``.files`` and
+``neuroview.core`` (deferred: the registered builders; where the zoo is; the NeuroView-CNN and its probe batch).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from torch import nn
 
 __all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS",
-           "find_sites", "input_shape_record"]
+           "find_sites", "input_shape_record", "entry_gap", "complete_record"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
@@ -203,3 +206,81 @@ def input_shape_record(model: nn.Module) -> dict:
 
     shape = next((m.input_shape for m in model.modules() if isinstance(m, NeuroViewCNN)), None)
     return {} if shape is None else {"input_shape": [int(s) for s in shape]}
+
+
+#: Builder arguments a file's tensors tell (a ``normalize=False`` network has no norm's tensors): never a gap.
+_SHAPED = frozenset({"normalize"})
+
+
+def _plain(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str))  # a tuple equals the list a file stores, 0 equals 0.0
+
+
+def entry_gap(meta: dict[str, str], recorded: dict | None, tensors: Any, keys: Any = None) -> tuple[str, dict, bool] | None:
+    """``(entry, {argument: the entry's value}, same)`` for a file whose metadata names an entry of the installed zoo
+    (``neuroview.name``, of its own ``neuroview.architecture``) and whose recorded builder arguments ``recorded``
+    leave out settings the entry's ``arch_kwargs`` give other than the architecture's default (of ``keys`` when
+    given; never what the tensors tell); ``same``: whether ``tensors`` (a dict, or the file's path) are the entry's
+    own file's, name for name and bit for bit, its record agreeing, so the file is a copy of the entry saved before its
+    record said so. None where it names no entry or leaves nothing out: its record is then the whole story."""
+    from .files import MANIFEST, checkpoints_dir  # noqa: PLC0415 - the installed zoo, only where a file names an entry
+
+    name, arch = meta.get("neuroview.name"), meta.get("neuroview.architecture")
+    if not isinstance(name, str) or not isinstance(arch, str) or not isinstance(recorded, dict):
+        return None
+    try:
+        root = checkpoints_dir()
+        entry = json.loads((root / MANIFEST).read_text()).get("entries", {}).get(name)
+        given, file = (dict(entry["arch_kwargs"]), entry.get("file")) if entry.get("architecture") == arch else ({}, None)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # no zoo, no such entry: nothing to compare
+        return None
+    defaults = arch_defaults(arch)
+    gap = {k: v for k, v in given.items() if k not in recorded and k not in _SHAPED and (keys is None or k in keys)
+           and (k not in defaults or _plain(v) != _plain(defaults[k]))}
+    if not gap:
+        return None
+    agree = all(_plain(recorded[k]) == _plain(v) for k, v in given.items() if k in recorded)
+    return name, gap, agree and isinstance(file, str) and _same_tensors(tensors, root / file)
+
+
+def complete_record(meta: dict[str, str], saved: dict | None, tensors: Any, keys: Any, given: dict | None,
+                    path: Any, what: str) -> tuple[dict | None, dict[str, str], str | None]:
+    """``(record, notes, refusal)``: a file's recorded builder arguments ``saved`` completed with ``given`` (what
+    ``load_weights(arch_kwargs=...)`` says the file leaves out; refused where it contradicts the record) and,
+    where the file is a copy of the zoo entry it names (:func:`entry_gap`), with the entry's settings (``notes``: where
+    each came from). ``refusal``: why it is not loaded, where it names an entry, leaves out a setting that entry gives
+    and is not that entry's file: which of the two settings it was trained with, nothing tells (never the default)."""
+    given = dict(given or {})
+    clash = {k: (saved[k], v) for k, v in given.items() if k in (saved or {}) and _plain(saved[k]) != _plain(v)}
+    if clash:  # refused as the rest (a head built to compare is taken down)
+        return saved, {}, (f"arch_kwargs: {str(path)!r} records " + ", ".join(f"{k}={a!r}, arch_kwargs gives {b!r}" for k, (a, b)
+                           in clash.items()) + "; arch_kwargs completes a file's record, it does not overrule it")
+    if saved is None:
+        return (given or None), {}, None
+    saved = {**saved, **given}
+    gap = entry_gap(meta, saved, tensors, keys)
+    if gap is None:
+        return saved, {}, None
+    name, missing, same = gap
+    if same:
+        note = f" (from its zoo entry {name!r}: the file holds that entry's tensors, saved before its record said so)"
+        return {**saved, **missing}, dict.fromkeys(missing, note), None
+    defaults = arch_defaults(meta.get("neuroview.architecture"))
+    sets = ", ".join(f"{k}={v!r}" + (f", the default {defaults[k]!r}" if k in defaults else "") for k, v in missing.items())
+    return saved, {}, (f"{what}: {str(path)!r} does not record {', '.join(missing)}, which its zoo entry {name!r} sets ({sets}), "
+                       "and its tensors are not that entry's (an earlier release, or another network saved under its name): "
+                       "which it was trained with, no tensor's shape tells. Say it: load_weights(..., arch_kwargs="
+                       f"{{{', '.join(f'{k!r}: ...' for k in missing)}}}), or load the entry: create_model({name!r}, pretrained=True)")
+
+
+def _same_tensors(tensors: Any, other: Any) -> bool:
+    """Whether ``tensors`` (a dict, or a safetensors file) and the safetensors file ``other`` hold the same tensors."""
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    try:
+        a = load_file(str(tensors)) if not isinstance(tensors, dict) else tensors
+        b = load_file(str(other))
+    except Exception:  # noqa: BLE001 - an entry's file missing or unreadable: no evidence that the two are one
+        return False
+    return set(a) == set(b) and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k].cpu(), b[k])
+                                    for k in a)

@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
-from ._weights_checks import arch_defaults, rebuilt_clash, rnn_clash
+from ._weights_checks import arch_defaults, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
@@ -217,7 +217,8 @@ def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
     """``(architecture or None, builder arguments)`` a weight file records: a zoo folder's file, its manifest
     entry beside it (which may say more than the file: ``norm_floor``); a ``.safetensors``' metadata
     (``neuroview.architecture``, ``neuroview.arch_kwargs``: ``neuroview retrofit --out``'s); a Lightning
-    ``.ckpt``'s hyper-parameters (``arch``, ``model_kwargs``); ``(None, {})`` where it records nothing."""
+    ``.ckpt``'s hyper-parameters (``arch``, ``model_kwargs``); ``(None, {})`` where it records nothing. A copy of a
+    zoo entry's file whose record leaves out a setting the entry gives (``norm_floor``) takes the entry's (``entry_gap``)."""
     path = Path(path).expanduser()
     try:
         if path.suffix == ".ckpt":
@@ -231,20 +232,23 @@ def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
                 return entry.get("architecture"), dict(entry.get("arch_kwargs") or {})
             with safe_open(str(path), "pt") as f:  # the header only: the tensors are read once, by the load after
                 meta = f.metadata() or {}
-            return meta.get("neuroview.architecture"), json.loads(meta.get("neuroview.arch_kwargs", "{}"))
+            kwargs = json.loads(meta.get("neuroview.arch_kwargs", "{}"))
+            gap = entry_gap(meta, kwargs, path)  # a copy of the entry: its settings; else the load names what is missing
+            return meta.get("neuroview.architecture"), {**kwargs, **gap[1]} if gap and gap[2] else kwargs
     except (OSError, ValueError, RuntimeError, SafetensorError):
         pass  # an unreadable file is named by the load that follows
     return None, {}
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | None = None, what: str = "path",
-                 pickles: bool = False, backbone: bool = False) -> nn.Module:
+                 pickles: bool = False, backbone: bool = False, arch_kwargs: dict | None = None) -> nn.Module:
     """Load a weight file into ``model`` after checking its hash (when given) and its fit; return what took it.
 
     Nothing is copied unless every name and shape matches. ``pickles``: see :func:`read_weights`.
     ``backbone``: weights that do not fit ``model`` may fit the network it wraps (``.backbone``
     or ``.rnn``): a trained standard network loads into its NeuroView variant, which is the
-    retrofit, after which only the global classifier needs training.
+    retrofit, after which only the global classifier needs training. ``arch_kwargs``: builder arguments the file was
+    trained with that its record leaves out (an earlier zoo release's ``norm_floor``; refused where it records them).
 
     >>> import tempfile, os, neuroview as nv
     >>> from safetensors.torch import save_file
@@ -261,13 +265,14 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     """
     tensors, meta = read_weights(path, what, sha256=sha256, pickles=pickles)
     if not backbone:
-        check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors))
+        check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors, given=arch_kwargs))
         model.load_state_dict(tensors, strict=True)
         return model
     errors = []
     for name, part, state in _parts(model, tensors):
         try:  # it fits by shape, and it must compute what it was trained as (a head built to compare is taken down if not)
-            check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state, tensors, "" if part is model else name))
+            check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state, tensors,
+                                                                       "" if part is model else name, arch_kwargs))
         except ArchitectureError as e:
             if e.fits:  # the weights fit this part, built otherwise: no other part is tried
                 raise
@@ -348,19 +353,24 @@ def _own_record(model: nn.Module, state) -> dict:
 
 
 def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str,
-                    state: dict | None = None, whole: dict | None = None, at: str = "") -> None:
+                    state: dict | None = None, whole: dict | None = None, at: str = "", given: dict | None = None) -> None:
     """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
     (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as.
     A floor ``state``'s metadata carries is the model's once loaded (a Lightning checkpoint's head: see ``exposed``).
-    Also an RNN's nonlinearity that the file records (``rnn_clash``: ``whole`` file's records, ``model`` at ``at``)."""
-    saved = recorded = saved_arch_kwargs(meta, path, what)
+    Also an RNN's nonlinearity that the file records (``rnn_clash``: ``whole`` file's records, ``model`` at ``at``).
+    The record is completed by ``given`` and, for a copy of a zoo entry, the entry's (``complete_record``)."""
+    saved = saved_arch_kwargs(meta, path, what)
+    own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}
+    saved, notes, refusal = complete_record(meta, saved, state if whole is None else whole, own, given, path, what)
+    if refusal:
+        raise ArchitectureError(refusal, fits=True)
+    recorded = saved
     why = rnn_clash(model, saved, state if whole is None else whole, at)
     if why:
         raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built otherwise ({'; '.join(why)}): no tensor's "
                                 "shape tells them apart, and its weights compute another function there", fits=True)
     if saved is None:
         return
-    own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}
     floor = (getattr(state, "_metadata", None) or {}).get("norm", {}).get("floor")
     if "norm_floor" in own and isinstance(floor, (int, float)) and not isinstance(floor, bool):
         own["norm_floor"] = float(floor)
@@ -372,7 +382,7 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     clash = arch_clash(saved, own, arch_defaults(meta.get("neuroview.architecture")), keys=own)
     clash = {k: v for k, v in clash.items() if v[0] != _UNKNOWN}  # the file says nothing and no default is known
     if clash:
-        detail = ", ".join(f"{k}: file {a!r}{'' if k in saved else ' (not given: the default)'}, model {b!r}"
+        detail = ", ".join(f"{k}: file {a!r}{notes.get(k, '' if k in saved else ' (not given: the default)')}, model {b!r}"
                            for k, (a, b) in clash.items())
         wanted = ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
         raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built with other arguments ({detail}); build "
