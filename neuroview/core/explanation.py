@@ -20,9 +20,11 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, exact_values, positive_int, refuse_bools
-from .records import class_labels, cnn_records, records_frame  # noqa: F401 - class_labels is imported from here too
+from ._utils import as_labels, positive_int, refuse_bools
+from .records import class_labels, cnn_records, feature_records, records_frame, rnn_records, step_reads
 from .readable import k_share, require_finite_rows
+
+__all__ = ["Explanation", "CNNExplanation", "RNNExplanation", "class_labels", "records_frame", "step_reads"]
 
 
 @dataclass(eq=False)  # compared field by field, tensors of many values gave torch's bare error
@@ -58,7 +60,8 @@ class Explanation(_Fields):
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        Explanation._KINDS[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):  # a class of fields only is no kind a file holds
+            Explanation._KINDS[cls.__name__] = cls
 
     @property
     def contributions(self) -> Tensor:
@@ -164,23 +167,20 @@ class Explanation(_Fields):
         return target
 
     # ------------------------------------------------------------------ as data
-    def to_records(self, class_names: Sequence | None = None) -> list[dict]:
-        """Long ("tidy") table of the contributions, one dict per number (all classes):
-        ``sample, class, feature, contribution`` here; units or steps in the subclasses. Against a baseline
-        (``self.baseline``) a contribution is ``weight * (code - baseline)``, and ``bias`` the baseline's logit."""
-        flat = exact_values(self.contributions).flatten(2).tolist()
-        names = self._names(class_names)
-        return [
-            {"sample": i, "class": names[k], "feature": f, "contribution": v}
-            for i, row in enumerate(flat) for k, vals in enumerate(row) for f, v in enumerate(vals)
-        ]
+    def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
+        """Long ("tidy") table of the contributions, one dict per number: ``sample, class, feature, contribution``
+        here; units or steps in the subclasses. Every class's rows (B x C x features), or with ``target`` (an int or a
+        ``[B]`` tensor of classes, as :meth:`for_class` reads it; ``exp.target`` for the explained ones) each sample's
+        rows for its class only, those the full table holds for it. Against a baseline (``self.baseline``) a
+        contribution is ``weight * (code - baseline)``, and ``bias`` the baseline's logit."""
+        return feature_records(self, self._names(class_names), target)
 
     def _names(self, class_names: Sequence | None) -> list:
         return class_labels(self.num_classes, class_names) if class_names is not None else list(range(self.num_classes))
 
-    def to_frame(self, class_names: Sequence | None = None):
-        """:meth:`to_records` as a pandas DataFrame; raises ImportError without pandas."""
-        return records_frame(self.to_records(class_names))
+    def to_frame(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None):
+        """:meth:`to_records` (``target`` too) as a pandas DataFrame; raises ImportError without pandas."""
+        return records_frame(self.to_records(class_names, target=target))
 
     def save(self, path) -> None:
         """Write ``path`` (safetensors) and its ``.json`` sidecar, atomically; no pickle.
@@ -197,18 +197,21 @@ class Explanation(_Fields):
         return tensors, {}
 
     @classmethod
-    def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
+    def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
         kw = {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions", "baseline")}
         return kw | ({"contributions": None} if kw["codes"] is not None and kw["weight"] is not None else {})  # v1
 
     @classmethod
-    def load(cls, path, *, device: str | torch.device = "cpu") -> "Explanation":
-        """Read what :meth:`save` wrote, as the kind of explanation that was saved."""
+    def load(cls, path, *, device: str | torch.device = "cpu", window: int | None = None) -> "Explanation":
+        """Read what :meth:`save` wrote, as the kind of explanation that was saved. ``window``: an RNN explanation's
+        input samples per step, where a file of an earlier neuroview does not record it (refused without it)."""
         kind, tensors, meta = saving.load(path, list(Explanation._KINDS) + ["Explanation"], device=device)
         kind = Explanation._KINDS.get(kind, Explanation)
         if not issubclass(kind, cls):
             raise TypeError(f"path: holds a {kind.__name__}, expected a {cls.__name__}; use Explanation.load")
-        return kind(**kind._from_state(tensors, meta))
+        if window is not None and not issubclass(kind, RNNExplanation):
+            raise ValueError(f"window: {str(path)!r} holds a {kind.__name__}, which has no steps; leave window out")
+        return kind(**kind._from_state(tensors, meta, window))
 
 
 def _check_class(c: int, num_classes: int) -> None:
@@ -283,14 +286,13 @@ class CNNExplanation(Explanation):
             cmap = cmap - self.baseline[sl].reshape(1, -1, *ones)
         return cmap * (w / n_pos).reshape(*w.shape, *ones)
 
-    def to_records(self, class_names: Sequence | None = None) -> list[dict]:
-        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit); against a
-        baseline (``explain(x, baseline=...)``) also ``baseline``, the unit's baseline code, before ``contribution``.
-
-        Each row reads ``contribution == weight[class, unit] * (code - baseline)`` (``baseline`` 0 without one), and
-        a (sample, class)'s contributions plus ``bias[class]`` (against a baseline: the baseline's own logit) sum to
-        its logit."""
-        return cnn_records(self, self._names(class_names))
+    def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
+        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit; with ``target``, each
+        sample's class only: see :meth:`Explanation.to_records`); against a baseline (``explain(x, baseline=...)``) also
+        ``baseline``, the unit's baseline code, before ``contribution``. Each row reads ``contribution == weight[class,
+        unit] * (code - baseline)`` (``baseline`` 0 without one), and a (sample, class)'s contributions plus
+        ``bias[class]`` (against a baseline: the baseline's own logit) sum to its logit."""
+        return cnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
         tensors, meta = super()._state()
@@ -303,7 +305,7 @@ class CNNExplanation(Explanation):
         return tensors, meta
 
     @classmethod
-    def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
+    def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
         kw = super()._from_state(t, meta)
         width = next(t.shape[-1] for t in (kw["codes"], kw["weight"], kw["contributions"]) if t is not None)
         kw["units"], kw["site_slices"] = saving.unit_layout(meta, width)  # checked against the tensors
@@ -313,26 +315,43 @@ class CNNExplanation(Explanation):
 
 
 @dataclass(repr=False, eq=False)
-class RNNExplanation(Explanation):
-    """Per-time-step explanation of a NeuroView-RNN.
-
-    ``codes`` are the hidden states ``[B, L, D, T, H]`` (layer, direction, step, feature) and
-    ``weight`` ``[C, L, D, T, H]``, so ``contributions`` is ``[B, C, L, D, T, H]``;
-    ``time_importance`` is ``[B, C, T]``: the contributions of each step summed over layers,
-    directions and features. Padded steps contribute exactly zero.
-    """
-
-    time_importance: Tensor | None = None  # [B, C, T]
+class _RNNFields(Explanation):
+    time_importance: Tensor | None = None  # [B, C, T] as given (made from contributions alone); None: formed when read
     lengths: Tensor | None = None  # [B]
     window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
     max_len: int | None = None  # input samples the network reads: its last step may end (padded) before its window's end
 
+
+class RNNExplanation(_RNNFields):
+    """Per-time-step explanation of a NeuroView-RNN: ``codes``, the hidden states ``[B, L, D, T, H]`` (layer, direction,
+    step, feature), ``weight`` ``[C, L, D, T, H]``, ``contributions`` ``[B, C, L, D, T, H]``; ``time_importance``
+    ``[B, C, T]`` sums each step's over layers, directions and features, formed when read (one class per sample:
+    :meth:`steps_for_class`). Padded steps contribute exactly zero."""
+
+    @property
+    def time_importance(self) -> Tensor:
+        """``[B, C, T]`` formed from codes and weight at each read, a new tensor (the one given where there is one); not
+        kept nor saved: at 1,000 classes it outweighs all else the explanation holds (488 MiB beside 4 MiB of codes)."""
+        if self._time_importance is not None or self.codes is None or self.weight is None:
+            return self._time_importance if self._time_importance is not None else self.contributions.sum(dim=(2, 3, 5))
+        b, n, (t, h) = len(self.codes), self.codes.shape[1] * self.codes.shape[2], self.codes.shape[3:]
+        with torch.autocast(self.codes.device.type, enabled=False):  # explain()'s own product: the same numbers
+            return torch.einsum("bkth,ckth->bct", self._delta().reshape(b, n, t, h), self.weight.reshape(-1, n, t, h))
+
+    @time_importance.setter
+    def time_importance(self, value: Tensor | None) -> None:  # given: kept (and saved where nothing rebuilds it)
+        self._time_importance = value
+
+    def steps_for_class(self, target: Tensor | int | None = None) -> Tensor:
+        """``[B, T]``: each step's contributions to ``target``'s class (see :meth:`for_class`), without ``[B, C, T]``."""
+        t = self.targets(target)
+        if self._time_importance is not None:
+            return self._time_importance[torch.arange(len(t), device=t.device), t]
+        return self.for_class(t).sum(dim=(1, 2, 4))  # [B, L, D, T, H] -> [B, T]
+
     def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
         if level == "steps":
-            t = self.targets(target)
-            if self.time_importance is not None:
-                return self.time_importance[torch.arange(len(t), device=t.device), t]
-            return self.for_class(t).sum(dim=(1, 2, 4))  # [B, L, D, T, H] -> [B, T]
+            return self.steps_for_class(target)
         if level != "features":
             raise ValueError(f"level: expected 'features' (hidden states) or 'steps', got {level!r}")
         return self.for_class(target).flatten(1)
@@ -343,10 +362,11 @@ class RNNExplanation(Explanation):
             return self.contributions.sum(dim=(3, 5))
         return torch.einsum("bldth,cldth->bclt", self._delta(), self.weight)
 
-    def direction_time(self) -> Tensor:
-        """``[B, C, L, D, T]``: per-layer, per-direction, per-step contributions."""
-        if self._contributions is not None or self.codes is None:
-            return self.contributions.sum(dim=5)
+    def direction_time(self, target: Tensor | int | None = None) -> Tensor:
+        """``[B, C, L, D, T]``: per-layer, per-direction, per-step contributions; ``[B, L, D, T]`` to ``target``'s class
+        (as :meth:`for_class`), without ``[B, C, ...]``: its rows to float rounding (summed in another order)."""
+        if target is not None or self._contributions is not None or self.codes is None:  # summed over the features
+            return (self.contributions if target is None else self.for_class(target)).sum(dim=-1)
         return torch.einsum("bldth,cldth->bcldt", self._delta(), self.weight)
 
     def layer_magnitudes(self) -> Tensor:
@@ -356,45 +376,23 @@ class RNNExplanation(Explanation):
         d, w = self._delta(), self.weight
         return torch.einsum("blf,clf->bcl", d.abs().flatten(2), w.abs().flatten(2))
 
-    def to_records(self, class_names: Sequence | None = None) -> list[dict]:
-        """``sample, class, layer, direction, step, contribution`` (summed over hidden features; against a baseline,
-        taken against it). Where a step reads a ``window`` of input samples (``window > 1``), also ``input_samples``, the
-        ``start:stop`` input samples of the step ("48:51" for step 16 of a window of 3), after ``step``; a last step
-        that reads past ``max_len`` (zero padding) stops there ("8:10" for step 2 of a window of 4 over 10 samples)."""
-        names = self._names(class_names)
-        dt = exact_values(self.direction_time())  # [B, C, L, D, T]
-        b, c, n_layers, n_dirs, t = dt.shape
-        vals = dt.tolist()
-        return [
-            {"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
-            | ({"input_samples": "{}:{}".format(*step_reads(s, self.window, self.max_len))} if self.window > 1 else {})
-            | {"contribution": vals[i][k][layer][d][s]}
-            for i in range(b) for k in range(c) for layer in range(n_layers) for d in range(n_dirs) for s in range(t)
-        ]
+    def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
+        """``sample, class, layer, direction, step, contribution`` (summed over hidden features; against a baseline, taken
+        against it; with ``target``, each sample's class only: see :meth:`Explanation.to_records`). Where a step reads a
+        ``window`` of input samples (``window > 1``), also ``input_samples`` after ``step``: "48:51" for step 16 of a
+        window of 3, a last step that reads past ``max_len`` (padding) cut there ("8:10": step 2, window 4, 10 samples)."""
+        return rnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
         tensors, meta = super()._state()
-        for name in ("time_importance", "lengths"):
-            if getattr(self, name) is not None:
-                tensors[name] = getattr(self, name)
-        if self.window > 1:  # a saved explanation can still say which input samples each step reads
-            meta["window"] = int(self.window)
-            meta |= {} if self.max_len is None else {"max_len": int(self.max_len)}
-        return tensors, meta
+        if self.lengths is not None:
+            tensors["lengths"] = self.lengths
+        if self._time_importance is not None and (self.codes is None or self.weight is None):  # else formed when read
+            tensors["time_importance"] = self._time_importance
+        # always, 1 too: a file that records none was saved before (format version 3) and is not read as window 1
+        return tensors, meta | {"window": int(self.window)} | ({} if self.max_len is None else {"max_len": int(self.max_len)})
 
     @classmethod
-    def _from_state(cls, t: dict[str, Tensor], meta: dict) -> dict:
-        return super()._from_state(t, meta) | {"time_importance": t.get("time_importance"), "lengths": t.get("lengths"),
-                                               "window": positive_int(meta.get("window", 1), "window"),
-                                               "max_len": positive_int(meta.get("max_len"), "max_len", none=True)}
-
-
-def step_reads(t: int, window: int, max_len: int | None = None) -> tuple[int, int]:
-    """``(start, stop)`` of the input samples step ``t`` reads: ``window`` of them, the last step's cut at ``max_len``
-    (the network's length in samples; past it the step reads zero padding).
-
-    >>> step_reads(1, 4, 10), step_reads(2, 4, 10), step_reads(2, 4)
-    ((4, 8), (8, 10), (8, 12))
-    """
-    stop = (t + 1) * window
-    return t * window, stop if max_len is None else max(t * window, min(stop, int(max_len)))
+    def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
+        return super()._from_state(t, meta) | {k: t.get(k) for k in ("time_importance", "lengths")} | \
+            {"window": saving.window(meta, window), "max_len": positive_int(meta.get("max_len"), "max_len", none=True)}

@@ -1,4 +1,7 @@
-"""Explanations as tables: the class columns' names, the long ("tidy") rows of a CNN explanation, and a pandas frame.
+"""Explanations as tables: the class columns' names, the long ("tidy") rows of an explanation, and a pandas frame.
+
+A table holds every class's rows (B x C x features dicts: about 310 bytes a number), or, given ``target`` (read as
+``Explanation.for_class`` reads it), each sample's rows for its class only: the very rows the full table holds for it.
 
 Kept apart from :mod:`neuroview.core.explanation` (which re-exports :func:`class_labels` and
 :func:`records_frame`) so that the tensors' class stays short. Imports only torch and core helpers.
@@ -9,11 +12,11 @@ Kept apart from :mod:`neuroview.core.explanation` (which re-exports :func:`class
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from ._utils import exact_values, name_sequence
 
-__all__ = ["class_labels", "records_frame", "cnn_records"]
+__all__ = ["class_labels", "records_frame", "cnn_records", "feature_records", "rnn_records", "step_reads"]
 
 
 def class_labels(num_classes: int, class_names: Sequence | None = None) -> list[str]:
@@ -40,22 +43,62 @@ def records_frame(records: list[dict]):
     return pd.DataFrame.from_records(records)
 
 
-def cnn_records(exp, names: list) -> list[dict]:
+def class_rows(exp, target: Any, full: Callable, picked: Callable) -> list[list[tuple[int, Any]]]:
+    """Per sample, the ``(class, values)`` a table holds: every class's, from ``full()`` (``[B, C, ...]``), where
+    ``target`` is None; else the class ``target`` gives the sample (``exp.targets``), from ``picked(classes)``
+    (``[B, ...]``: no ``[B, C, ...]`` tensor is formed)."""
+    if target is None:
+        return [list(enumerate(row)) for row in exact_values(full()).tolist()]
+    t = exp.targets(target)
+    return [[(k, v)] for k, v in zip(t.tolist(), exact_values(picked(t)).tolist())]
+
+
+def feature_records(exp, names: list, target: Any = None) -> list[dict]:
+    """The rows of ``Explanation.to_records``: ``sample, class, feature, contribution`` (features flattened)."""
+    per = class_rows(exp, target, lambda: exp.contributions.flatten(2), lambda t: exp.for_class(t).flatten(1))
+    return [{"sample": i, "class": names[k], "feature": f, "contribution": v}
+            for i, pairs in enumerate(per) for k, vals in pairs for f, v in enumerate(vals)]
+
+
+def cnn_records(exp, names: list, target: Any = None) -> list[dict]:
     """The rows of ``CNNExplanation.to_records``: ``sample, class, site, channel, code, contribution``, and
     ``baseline`` (the unit's baseline code) where the explanation was taken against one, so that every row reads
     ``contribution == weight[class, unit] * (code - baseline)``: without it a unit that was off (code 0) showed a
     contribution that no weight times 0 gives."""
-    contrib = exact_values(exp.contributions).tolist()
+    per = class_rows(exp, target, lambda: exp.contributions, exp.for_class)
     # made from contributions alone (no codes): the code column holds None
-    codes = exact_values(exp.codes).tolist() if exp.codes is not None else [[None] * len(exp.units)] * len(contrib)
+    codes = exact_values(exp.codes).tolist() if exp.codes is not None else [[None] * len(exp.units)] * len(per)
     base = exact_values(exp.baseline).reshape(-1).tolist() if exp.baseline is not None else None
     rows = []
-    for i in range(len(codes)):
-        for k in range(exp.num_classes):
+    for i, pairs in enumerate(per):
+        for k, contrib in pairs:
             for u, (s, ch) in enumerate(exp.units):
                 row = {"sample": i, "class": names[k], "site": s, "channel": ch, "code": codes[i][u]}
                 if base is not None:
                     row["baseline"] = base[u]
-                row["contribution"] = contrib[i][k][u]
+                row["contribution"] = contrib[u]
                 rows.append(row)
     return rows
+
+
+def rnn_records(exp, names: list, target: Any = None) -> list[dict]:
+    """The rows of ``RNNExplanation.to_records``: ``sample, class, layer, direction, step``, ``input_samples`` where a
+    step reads a window of them, ``contribution`` (summed over hidden features). A target's rows sum each class's own
+    features (``direction_time(target)``): their contributions equal the full table's to float rounding."""
+    per = class_rows(exp, target, exp.direction_time, exp.direction_time)  # [B, C, L, D, T] or [B, L, D, T]
+    return [{"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
+            | ({"input_samples": "{}:{}".format(*step_reads(s, exp.window, exp.max_len))} if exp.window > 1 else {})
+            | {"contribution": v}
+            for i, pairs in enumerate(per) for k, dt in pairs for layer, dirs in enumerate(dt)
+            for d, steps in enumerate(dirs) for s, v in enumerate(steps)]
+
+
+def step_reads(t: int, window: int, max_len: int | None = None) -> tuple[int, int]:
+    """``(start, stop)`` of the input samples step ``t`` reads: ``window`` of them, the last step's cut at ``max_len``
+    (the network's length in samples; past it the step reads zero padding).
+
+    >>> step_reads(1, 4, 10), step_reads(2, 4, 10), step_reads(2, 4)
+    ((4, 8), (8, 10), (8, 12))
+    """
+    stop = (t + 1) * window
+    return t * window, stop if max_len is None else max(t * window, min(stop, int(max_len)))

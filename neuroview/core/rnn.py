@@ -241,7 +241,7 @@ class NeuroViewRNN(Guarded):
         ``contributions[b, c, l, d, t, h] = W[c, (l, d, t, h)] * features[b, l, d, t, h]``
         (``[B, C, L, D, steps, H]``) and ``contributions.flatten(2).sum(-1) + bias == logits
         == net.eval()(x, lengths)``; ``time_importance [B, C, steps]`` sums each step's
-        contributions over layers, directions and features; padded steps are exactly 0.
+        contributions over layers, directions and features (formed when read); padded steps are exactly 0.
         ``layer_time()`` / ``direction_time()`` give the ``[B, C, L, T]`` / ``[B, C, L, D, T]`` views.
         ``target`` (an int or a ``[B]`` tensor; default the predicted class) sets the class
         ``exp.for_class()`` answers for. ``baseline``: the features the contributions are taken
@@ -261,10 +261,8 @@ class NeuroViewRNN(Guarded):
         if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
             w, b = w.clone(), b.clone()
         w5 = w.reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
-        n_ld, (steps, width) = self.num_layers * self.num_directions, self.feature_shape[2:]
         mean = self.norm.running_mean if self.norm is not None else None
         base, shifted = resolve_baseline(baseline, mean, self.feature_shape, w, b)
-        delta = h if base is None else h - base
         with torch.autocast(h.device.type, enabled=False):
             exp = RNNExplanation(
                 logits=folded_logits(h.flatten(1), w, b),
@@ -272,8 +270,7 @@ class NeuroViewRNN(Guarded):
                 codes=h,
                 weight=w5,  # contributions [B, C, L, D, T, H] are formed from codes and weight when read
                 baseline=base,
-                # per step, one [B, L*D*H] x [L*D*H, C] product: no [B, C, L, D, T, H] tensor needed
-                time_importance=torch.einsum("bkth,ckth->bct", delta.reshape(len(h), n_ld, steps, width), w5.reshape(-1, n_ld, steps, width)),
+                # time_importance [B, C, T] is formed when read too (at 1,000 classes, 122x the codes: never up front)
                 lengths=lengths if lengths is None else lengths.clone(),  # not the caller's tensor
                 window=self.window, max_len=self.max_len,  # so its tables and plots can say which samples a step reads
             )

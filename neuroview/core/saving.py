@@ -4,7 +4,7 @@ No pickle, so loading never runs code; both files are written atomically, as one
 records the SHA-256 of the tensor file, so a pair that does not belong together is refused.
 This module knows nothing of the explanation classes: they hand it tensors and metadata.
 
-Imports only ``neuroview._io`` (the atomic writer), safetensors and the standard library.
+Imports only ``neuroview._io`` (the atomic writer), ``neuroview.core._utils``, safetensors and the standard library.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from torch import Tensor
 from .._io import atomic_write_all, safetensors_bytes
 
 FORMAT = "neuroview.explanation"
-#: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load)
-VERSION = 2
+#: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load);
+#: 3: an RNN explanation records its ``window`` always (and ``max_len``), and no longer stores ``time_importance``
+#: where codes and weight are (formed when read). An earlier RNN file without a window loads only told it
+#: (:func:`window`): versions 2 wrote one only when it was above 1, and before that never. Readers of version 2
+#: refuse version 3 files ("upgrade it"), so no earlier neuroview reads a window-4 file as window 1.
+VERSION = 3
 
 
 def paths(path) -> tuple[Path, Path]:
@@ -119,6 +123,28 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
         raise ValueError(f"path: its sidecar says {meta['type']}, whose codes have {rank} dims; its tensors hold codes of "
                          f"shape {tuple(tensors['codes'].shape)}: the two files do not belong together, save it again")
     return meta["type"], tensors, meta
+
+
+def window(meta: dict, given: int | None) -> int:
+    """An RNN explanation's input samples per step: the sidecar's ``window``, else ``given`` (``Explanation.load``'s
+    ``window=``) for a file of format version 2 or earlier, which may not record it; never a guessed 1 (a window-4
+    network's step 9, which read samples 36-39, said it read sample 9)."""
+    from ._utils import positive_int  # noqa: PLC0415 - core's own helper
+
+    given = positive_int(given, "window", none=True)
+    version, recorded = meta.get("version", 0), meta.get("window")
+    if recorded is None and version >= 3:
+        raise ValueError(f"path: its sidecar (format version {version}) records no window, which every version 3 RNN "
+                         "explanation does: edited, or from another explanation; save the explanation again")
+    if recorded is None and given is None:
+        raise ValueError(f"window: this RNN explanation was saved by an earlier neuroview (format version {version}), "
+                         "which does not record its window (input samples per step) where it was 1, and before it "
+                         "never: its steps cannot say which samples they read. Pass it: Explanation.load(path, "
+                         "window=...) (the NeuroViewRNN's window; 1 for a network built without one)")
+    recorded = positive_int(recorded, "window", none=True)
+    if recorded is not None and given is not None and given != recorded:
+        raise ValueError(f"window: the file records window={recorded}, got window={given}; leave window out")
+    return recorded if recorded is not None else given
 
 
 def unit_layout(meta: dict, width: int) -> tuple[list[tuple[str, int]], dict[str, slice]]:
