@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             cli_main([cmd, *rest])
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, TypeError, FileNotFoundError) as e:  # TypeError: an argument a builder does not take
             said = _refusal(e)
             if said is None or os.environ.get("NEUROVIEW_TRACEBACK"):
                 raise
