@@ -28,40 +28,67 @@ from ..core.recorder import sample_first
 __all__ = ["windows", "preactivation"]
 
 
-def windows(net: NeuroViewCNN, site, chs: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(window [B, D, 2], strongest position [B])`` of unit ``chs[b]`` of ``site`` on sample ``x[b]``
-    (samples never depend on each other's batch, so one pass serves all). The same under the caller's
-    ``no_grad`` or ``inference_mode``: the gradient is taken in a mode of its own, on a copy of ``x``."""
+def windows(net: NeuroViewCNN, site, chs: Tensor, x: Tensor, sample: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``(window [R, D, 2], strongest position [R])`` of unit ``chs[r]`` of ``site`` on sample ``x[sample[r]]``
+    (``sample``: default ``r``). Each sample of ``x`` runs through the network once however many of its units are
+    asked: one forward pass, then one backward pass per round of rows, a round taking at most one row of each sample
+    (samples never depend on each other's batch, so a round's sum holds each row's own gradient). The same under the
+    caller's ``no_grad`` or ``inference_mode``: the gradient is taken in a mode of its own, on a copy of ``x``."""
     device = next(net.parameters()).device
     spatial = x.shape[2:]
+    sample = torch.arange(len(x)) if sample is None else torch.as_tensor(sample).cpu()
     # all of it with grad on: under the caller's no_grad the indexing below had no graph, and every window
     # was the whole input; an inference tensor cannot require grad, so x is copied out of inference mode
     with torch.inference_mode(False), torch.enable_grad():
-        x, chs = x.to(device).clone().requires_grad_(True), chs.to(device).clone()
-        rows = torch.arange(len(x), device=device)
+        x, chs, sample = x.to(device).clone().requires_grad_(True), chs.to(device).clone(), sample.clone()
         pads = _CircularPads(net)
         with pads if pads.handles else contextlib.nullcontext():  # no mode at all where nothing pads circularly
-            z = preactivation(net, site, x)[rows, chs].reshape(len(x), -1)  # [B, positions]
+            z = preactivation(net, site, x)[sample.to(device), chs].reshape(len(sample), -1)  # [R, positions]
         pos = z.argmax(1)  # the first of equal maxima
-        support = torch.zeros(len(x), *spatial, dtype=torch.bool, device=device)
+        support = torch.zeros(len(sample), *spatial, dtype=torch.bool)
         wrapped: dict[tuple[int, int], str] = {}
         if z.requires_grad:
-            g = torch.autograd.grad(z.gather(1, pos[:, None]).sum(), [x] + [p for _, p, _ in pads.got], allow_unused=True)
-            support = g[0].detach().abs().sum(1) > 0  # [B, *spatial]
-            wrapped = pads.wrapped(g[1:], len(x), len(spatial))
-    box = torch.zeros(len(x), len(spatial), 2, dtype=torch.long)
+            peak, rounds = z.gather(1, pos[:, None])[:, 0], _rounds(sample)
+            for r, rows in enumerate(rounds):
+                g = torch.autograd.grad(peak[rows.to(device)].sum(), [x] + [p for _, p, _ in pads.got],
+                                        allow_unused=True, retain_graph=r < len(rounds) - 1)
+                support[rows] = (g[0].detach().abs().sum(1) > 0)[sample[rows].to(device)].cpu()  # [rows, *spatial]
+                row = dict(zip(sample[rows].tolist(), rows.tolist()))  # this round's row of each sample
+                for (i, d), what in pads.wrapped(g[1:], len(x), len(spatial)).items():
+                    if i in row:
+                        wrapped.setdefault((row[i], d), what)
+    return _boxes(support, wrapped, site, chs.cpu()), pos.cpu()
+
+
+def _rounds(sample: Tensor) -> list[Tensor]:
+    """The rows of ``sample`` in rounds: round ``r`` holds the ``r``-th row of each sample that has one."""
+    order = torch.sort(sample, stable=True).indices
+    _, counts = torch.unique_consecutive(sample[order], return_counts=True)
+    occurrence = torch.empty_like(order)
+    occurrence[order] = torch.arange(len(sample)) - (counts.cumsum(0) - counts).repeat_interleave(counts)
+    return [(occurrence == r).nonzero().flatten() for r in range(int(counts.max()) if len(counts) else 0)]
+
+
+def _boxes(support: Tensor, wrapped: dict[tuple[int, int], str], site, chs: Tensor) -> Tensor:
+    """``[R, D, 2]``: per row and input dim, the start and stop (exclusive) of the positions ``support [R, *spatial]``
+    marks (none: the whole dim); a row read around the input's end (``wrapped``) is an error unless it reads all of it."""
+    spatial = support.shape[1:]
+    box = torch.zeros(len(support), len(spatial), 2, dtype=torch.long)
     for d, size in enumerate(spatial):
         other = [e + 1 for e in range(len(spatial)) if e != d]
-        on = (support.any(dim=other) if other else support).cpu()  # [B, size]
-        for i in range(len(x)):
+        on = support.any(dim=other) if other else support  # [R, size]
+        for i in sorted(i for i, e in wrapped if e == d):
             idx = on[i].nonzero().flatten()
-            if (i, d) in wrapped and len(idx) < size:  # reading all of the dimension, the box (0, size) is right
+            if len(idx) < size:  # reading all of the dimension, the box (0, size) is right
                 raise ValueError(
                     f"net: unit '{site.name} #{int(chs[i])}' at its strongest position reads input positions "
                     f"{idx.tolist()} of input dimension {d}, around the input's end ({wrapped[i, d]}); a (start, "
                     "stop) window cannot hold that, and the gallery would show the whole input")
-            box[i, d] = torch.stack([idx.min(), idx.max() + 1]) if len(idx) else torch.tensor([0, size])
-    return box, pos.cpu()
+        has, first = on.any(1), on.int().argmax(1)  # argmax: the first of equal maxima
+        last = size - on.flip(1).int().argmax(1)
+        box[:, d, 0] = torch.where(has, first, 0)
+        box[:, d, 1] = torch.where(has, last, size)
+    return box
 
 
 class _CircularPads(TorchFunctionMode):
