@@ -328,3 +328,18 @@ def table_names(names: list[str]) -> list[str]:
     """The class columns of the wide tables: a class named like a fixed column ("step") as ``"step (class)"``,
     as a site named "class" is renamed in layer_shares.csv (the tables refused it, after the explanation)."""
     return [f"{n} (class)" if n in _TABLE_COLUMNS else n for n in names]
+
+
+def drawn_classes(exp: Explanation, y: Tensor | None, cap: int = 30) -> tuple[list[int], str]:
+    """``(classes, note)``: the classes a figure of every class's units draws, the classes present (with a sample in
+    ``y``, else predicted), at most ``cap`` of them (the most frequent), in index order; ``note`` says so on the page
+    where some are left out. At 1,000 classes ``top_units`` ran past 400 s and the heatmap's labels made a black bar."""
+    c = exp.num_classes
+    seen = torch.bincount((y if y is not None else exp.predicted).reshape(-1).long().cpu(), minlength=c)
+    present = seen.nonzero().flatten()
+    keep = sorted(present[torch.sort(-seen[present], stable=True).indices[:cap]].tolist())
+    if len(keep) == c:
+        return keep, ""
+    what = "with a sample here" if y is not None else "predicted for a sample here"
+    most = f", the {cap} with the most samples" if len(present) > cap else ""
+    return keep, f" Drawn: the {len(keep)} classes {what}{most}, of {c}."

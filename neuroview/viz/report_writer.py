@@ -31,7 +31,7 @@ from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
 from .report_data import (
-    Page, batch_first, check_inputs, check_labels, check_options, check_out, explain_batches, pick_examples,
+    Page, batch_first, check_inputs, check_labels, check_options, check_out, drawn_classes, explain_batches, pick_examples,
     prediction_rows, progress_bar, readability_lines, report_files, report_meta, step_samples, summary_lines,
     table_names, weight_caption,
 )
@@ -280,14 +280,15 @@ def _draw_global(w: _Writer, model: nn.Module, exp, xb: Tensor, y: Tensor | None
     # a class with no sample among the explained ones has no mean: left out, as the tables leave it (not zeros)
     shown = None if y is None else [k for k in range(c) if bool((y == k).any())] or None
     if is_cnn(model):
-        w.figure(S_GLOBAL, "unit_heatmap.png", plots.unit_heatmap(model, class_names=names),
+        few, drawn = drawn_classes(exp, y)
+        w.figure(S_GLOBAL, "unit_heatmap.png", plots.unit_heatmap(model, class_names=names, classes=few),
                  "Weight of every unit for every class, one panel per site (layer), units grouped by the class they "
                  "weigh most. Red units add to a class's logit when active, blue units take from it. Weights are "
                  + ("standardized (times the spread of the unit's code), so units of different layers compare."
                     if standardizes(model) else "the raw effective ones: the network has no normalization, so units of "
-                    "different layers do not compare."))
-        w.figure(S_GLOBAL, "top_units.png", plots.top_units(model, k=5, class_names=names),
-                 "The five units with the largest weight for each class, coloured by their site (layer).")
+                    "different layers do not compare.") + drawn)
+        w.figure(S_GLOBAL, "top_units.png", plots.top_units(model, k=5, class_names=names, classes=few),
+                 "The five units with the largest weight for each class, coloured by their site (layer)." + drawn)
     if is_rnn(model):
         # the mean over the valid steps only: padding (zeros or NaN) past a series' end is no input
         steps = exp.lengths.cpu() if exp.lengths is not None else None

@@ -39,13 +39,15 @@ def _sorted_units(w: Tensor, max_units: int | None) -> Tensor:
 
 
 def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence[str] | None = None,
-                 max_units: int | None = 64, standardized: bool = True):
+                 max_units: int | None = 64, standardized: bool = True, classes: Sequence[int] | None = None):
     """Unit-class weights as one heatmap per site: classes x units, units sorted by the class
     they vote for.
 
     ``source`` is a NeuroViewCNN (standardized weights, comparable across sites) or a
     CNNExplanation (its effective weights). Sites with more than ``max_units`` units show their
-    strongest ones. One shared, zero-centred colour scale.
+    strongest ones. One shared, zero-centred colour scale. ``classes``: the rows drawn (class indices, in that
+    order; default all), the units sorted and picked among them. Where the rows are too many for one label each
+    (under 8 pt apart), every n-th is labelled, and the axis label says so.
 
     >>> import torch, neuroview as nv
     >>> from torch import nn
@@ -61,12 +63,21 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     unknown = [s for s in sel if s not in slices]
     if unknown or not sel:
         raise ValueError(f"sites: expected names among {list(slices)}, got {list(sites) if sites is not None else sel}")
-    c = w.shape[0]
-    names = _names(c, class_names)
+    rows = _classes(classes, w.shape[0])
+    names = [_names(w.shape[0], class_names)[r] for r in rows]
+    w, c = w[rows], len(rows)
     orders = [_sorted_units(w[:, slices[s]], max_units) for s in sel]
     widest = max(len(o) for o in orders)
-    fig = _figure(3.0 + 0.16 * widest, 0.8 + len(sel) * (0.9 + 0.2 * c))
-    axes = fig.subplots(len(sel), 1, squeeze=False)[:, 0]
+    # panels too many for one column of the figure's 60 in (150 sites: titles over one another, the layout collapsed)
+    # go side by side, as many columns as 30 in hold
+    width, tall = 3.0 + 0.16 * widest, 0.9 + 0.2 * c
+    ncols = max(1, min(math.ceil(len(sel) * tall / 59.0), int(30.0 // width), len(sel)))
+    nrows = math.ceil(len(sel) / ncols)
+    fig = _figure(width * ncols, 0.8 + nrows * tall)
+    # 7 pt labels 8 pt apart at least: at 1,000 classes each row was 1.5 px and the labels one black bar
+    row_pt = (fig.get_figheight() - 0.8) / nrows * 72 * 0.8 / c
+    every = max(1, math.ceil(8 / row_pt))
+    axes = _grid(fig, len(sel), ncols)
     norm = _sym_norm(*(w[:, slices[s]] for s in sel))
     channels = {s: torch.arange(slices[s].stop - slices[s].start) for s in sel}
     im = None
@@ -78,14 +89,18 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
         shown = "" if len(order) == n else ", none read by any class" if not read else (
             f", the {len(order)} strongest" if read > len(order) else f", the {read} read by a class")
         ax.set_title(f"site {site}: {n} units{shown}", fontsize=9)
-        ax.set_yticks(range(c), names, fontsize=7)
-        ax.set_ylabel("class")
+        ax.set_yticks(range(0, c, every), names[::every], fontsize=7)
+        ax.set_ylabel("class" if every == 1 else f"class (1 in {every} named)")
         if len(order) <= 64:
             ax.set_xticks(range(len(order)), [str(int(ch)) for ch in channels[site][order]], fontsize=6, rotation=90)
         else:
             ax.set_xticks([])
-    axes[-1].set_xlabel("unit (channel), grouped by the class it weighs most")
-    fig.colorbar(im, ax=list(axes), label=weight_label(source, standardized), shrink=min(1.0, 4.0 / len(sel) + 0.2))
+    what = "unit (channel), grouped by the class it weighs most"
+    if ncols == 1:
+        axes[-1].set_xlabel(what)
+    else:
+        fig.supxlabel(what, fontsize=10)
+    fig.colorbar(im, ax=list(axes), label=weight_label(source, standardized), shrink=min(1.0, 4.0 / nrows + 0.2))
     fig.suptitle("Unit-class weights of the global classifier, per site")
     return fig
 
