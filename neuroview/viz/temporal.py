@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
-from ._style import _classes, _figure, _index, _mpl, _names, _plain, _scale
+from ._style import NEG, POS, _classes, _figure, _index, _mpl, _names, _plain, _scale
 
 __all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
 
@@ -144,8 +144,22 @@ def _unreached(source, t: int):
 
 
 def _hatch_steps(ax, mask) -> None:
-    for i in mask.nonzero().flatten().tolist():
-        ax.axvspan(i - 0.5, i + 0.5, facecolor="none", edgecolor="0.6", hatch="xx", lw=0, zorder=3)
+    """Hatch the steps of ``mask``, one span per run of them (one per step was thousands of patches on long series)."""
+    edges = torch.diff(torch.cat([torch.zeros(1), mask.float(), torch.zeros(1)])).nonzero().flatten().tolist()
+    for a, b in zip(edges[::2], edges[1::2]):
+        ax.axvspan(a - 0.5, b - 0.5, facecolor="none", edgecolor="0.6", hatch="xx", lw=0, zorder=3)
+
+
+_MAX_BARS = 400  # steps drawn as bars; past that a 9 in panel gives each bar under 2 px, and 0.16 px at 5,000 steps
+
+
+def _area(ax, steps, v) -> None:
+    """One class's row as a filled step line (each step a flat run from ``t - 0.5`` to ``t + 0.5``): red above 0,
+    blue below, each outlined in its colour, whose strokes keep a step narrower than a pixel visible (bars that thin
+    were drawn with gaps, as if those steps added nothing)."""
+    for part, color in ((v.clip(min=0), POS), (v.clip(max=0), NEG)):
+        ax.fill_between(steps, part, step="mid", color=color, lw=0, alpha=0.8)  # the series drawn under it shows
+        ax.step(steps, part, where="mid", color=color, lw=0.6)
 
 
 def time_importance(source, *, series=None, y: Tensor | None = None, sample: int | None = None,
@@ -157,6 +171,8 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     ``y``, or the batch mean; a class with no sample in ``y`` is marked, with no bars), or a
     ``[C, T]`` tensor. ``series``: ``[T]``/``[T, F]`` drawn under
     every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.attribution.importance.class_means`).
+    Up to 400 steps a row is one bar per step, coloured by its value; past that (bars narrower than 2 px) a filled
+    step line, red above 0 and blue below, outlined so that a step narrower than a pixel still shows.
 
     >>> import torch
     >>> fig = time_importance(torch.randn(2, 12), series=torch.randn(12), class_names=["no", "yes"])
@@ -181,10 +197,13 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
         s = under(cls)
         if s is not None:
             _under(ax, s)
-        bars = ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
-        if pad is not None:
-            for b in list(bars)[pad:]:
+        if t <= _MAX_BARS:
+            bars = ax.bar(steps, w[cls].numpy(), width=0.9, color=cmap(norm(w[cls].numpy())))
+            for b in list(bars)[pad:] if pad is not None else ():
                 b.set_hatch("//")
+        else:
+            _area(ax, steps, w[cls].numpy())
+        if pad is not None:
             _mark_padding(ax, pad, t)
         _mark_absent(ax, w[cls])
         if unreached is not None:
