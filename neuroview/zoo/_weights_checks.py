@@ -11,7 +11,8 @@ Also :func:`rnn_clash`: an ``nn.RNN``'s nonlinearity, which a file records in it
 NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.
 
 Also :func:`find_sites` and :func:`input_shape_record`: a zoo entry records the per-sample ``input_shape`` its
-NeuroView-CNN found its sites on, and loading it finds them again on that shape (``net.sites`` before any batch).
+NeuroView-CNN found its sites on, and loading it runs one batch of that shape through it (``net.sites`` before any
+batch of the user's; where that batch fails, the sites are found on the first, as before).
 
 Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
 entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import inspect
 import json
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -182,21 +183,51 @@ def rnn_clash(model: nn.Module, kwargs: dict | None, state: Any, at: str = "") -
             if isinstance(mods.get(name), nn.RNN) and mods[name].nonlinearity != saved]
 
 
-def find_sites(model: nn.Module, full: str, shape: Any) -> nn.Module:
-    """``model``, each NeuroView-CNN in it with its sites found now, as ``input_shape=`` finds them: on a seeded random
-    batch of the per-sample ``shape`` its zoo entry ``full`` records (the data it was trained on), in eval mode, its
-    weights and statistics as loaded, the caller's random state untouched. No ``shape`` (an entry saved before it was
-    recorded): the sites are found on the first batch, as before."""
+def find_sites(build: Callable[[], nn.Module], full: str, shape: Any, probe: bool = True) -> nn.Module:
+    """The zoo entry ``full``'s network, ``build()`` (built, its weights loaded, in eval mode), its NeuroView-CNNs' sites
+    found now: one seeded random batch of the per-sample ``shape`` the entry records runs through the whole model, as
+    its first batch would (nested networks and an ensemble's members meet their own inputs), under no_grad, its
+    weights and statistics as loaded, the caller's random state untouched; what that pass warns is left for the first
+    real batch to say (torch's warn-once included). Where it fails (a module of the user's with a stem ahead of the
+    NeuroView-CNN the shape is of), a fresh build runs it through that network alone. Where that fails too (token ids:
+    integer batches, which the record does not tell) or finds the sites on another shape, a fresh ``build()`` finds them
+    on the first batch, as an entry without ``shape`` does and as ``probe=False`` asks (``verify_entry``: no pass)."""
     from ..core.cnn import NeuroViewCNN  # noqa: PLC0415
-    from ..core.discovery import probe_input  # noqa: PLC0415
 
     if shape is not None and not (isinstance(shape, list) and shape and all(type(s) is int and s >= 1 for s in shape)):
         raise ValueError(f"root: the entry {full!r}: expected 'input_shape' a list of ints >= 1 (C, *spatial), got {shape!r}")
-    with torch.random.fork_rng(devices=[]):
-        for net in [m for m in model.modules() if shape and isinstance(m, NeuroViewCNN) and m.sites is None]:
-            p = next(net.backbone.parameters(), None)
-            net.discover(probe_input(tuple(shape), **({} if p is None else {"device": p.device, "dtype": p.dtype})))
-    return model
+    model = build()
+    nets = [m for m in model.modules() if isinstance(m, NeuroViewCNN)]
+    if not probe or shape is None or all(m.sites is not None for m in nets):
+        return model
+    first = next(n for n, m in model.named_modules() if m is nets[0])  # the network input_shape_record read
+    for at in dict.fromkeys(("", first)):  # a failed pass may have found some sites: each try on a fresh build
+        model = model if model is not None else build()
+        if _passed(model.get_submodule(at), tuple(shape), next(model.parameters(), None)) \
+                and model.get_submodule(first).input_shape == tuple(shape):
+            return model
+        model = None
+    return build()
+
+
+def _passed(module: nn.Module, shape: tuple, like: torch.Tensor | None) -> bool:
+    """Whether a seeded random batch of ``shape`` (of ``like``'s device and dtype) ran through ``module``; no_grad, the
+    caller's random state and warnings untouched (see :func:`find_sites`)."""
+    from ..core.discovery import probe_input  # noqa: PLC0415
+
+    always = torch.is_warn_always_enabled()
+    try:
+        with torch.device("cpu"):  # drawn by its CPU generator whatever the default device (torch.device("cuda")), then moved
+            x = probe_input(shape, **({} if like is None else {"device": like.device, "dtype": like.dtype}))
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.set_warn_always(True)  # a warn-once of torch's said here, ignored, would never reach the first batch
+            module(x)
+        return True
+    except Exception:  # noqa: BLE001 - no refusal of an entry that loads: its sites are found on the first batch
+        return False
+    finally:
+        torch.set_warn_always(always)
 
 
 def input_shape_record(model: nn.Module) -> dict:
@@ -267,10 +298,13 @@ def complete_record(meta: dict[str, str], saved: dict | None, tensors: Any, keys
         return {**saved, **missing}, dict.fromkeys(missing, note), None
     defaults = arch_defaults(meta.get("neuroview.architecture"))
     sets = ", ".join(f"{k}={v!r}" + (f", the default {defaults[k]!r}" if k in defaults else "") for k, v in missing.items())
+    say = (f"--model-args '{{{', '.join(f'{json.dumps(k)}: ...' for k in missing)}}}', or explain the entry: --model {name} "
+           "without --weights" if what == "--weights" else  # the command line's words for the same two ways (neuroview explain)
+           f"load_weights(..., arch_kwargs={{{', '.join(f'{k!r}: ...' for k in missing)}}}), or load the entry: "
+           f"create_model({name!r}, pretrained=True)")
     return saved, {}, (f"{what}: {str(path)!r} does not record {', '.join(missing)}, which its zoo entry {name!r} sets ({sets}), "
                        "and its tensors are not that entry's (an earlier release, or another network saved under its name): "
-                       "which it was trained with, no tensor's shape tells. Say it: load_weights(..., arch_kwargs="
-                       f"{{{', '.join(f'{k!r}: ...' for k in missing)}}}), or load the entry: create_model({name!r}, pretrained=True)")
+                       f"which it was trained with, no tensor's shape tells. Say it: {say}")
 
 
 def _same_tensors(tensors: Any, other: Any) -> bool:

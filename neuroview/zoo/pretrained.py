@@ -156,11 +156,11 @@ def _build(architecture: str, arch_kwargs: dict) -> nn.Module:
     return build(**arch_kwargs)
 
 
-def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwargs) -> nn.Module:
+def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe: bool = True, **kwargs) -> nn.Module:
     """The trained zoo network ``name`` (``arch.tag``, see :func:`list_pretrained`), in eval mode.
 
-    Keyword arguments, if any, must agree with the entry's ``arch_kwargs`` (a checkpoint fixes
-    its architecture); the entry itself is attached as ``model.pretrained_cfg``.
+    Keyword arguments, if any, must agree with the entry's ``arch_kwargs`` (a checkpoint fixes its architecture); the entry
+    itself is attached as ``model.pretrained_cfg``. ``_probe=False``: a NeuroView-CNN's sites found on the first batch.
     """
     full, entry = get_entry(name, root)
     arch, arch_kwargs = _entry_facts(full, entry, root)
@@ -173,21 +173,21 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, **kwarg
         detail = ", ".join(f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
         raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
                          f"create_model({arch!r}, ...) without pretrained=True to change them")
-    restore = (f"; restore it from the repository (git checkout -- {entry['file']}) "
-               "or re-train it with benchmarks/reproduce_zoo.py")
+    restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
     tensors, meta = read_weights(checkpoints_dir(root) / entry["file"], full, sha256=entry.get("sha256"), hint=restore)
     if meta.get("neuroview.architecture") not in (None, arch):
         raise ArchitectureError(f"{full}: the file holds a {meta['neuroview.architecture']!r}, the manifest says {arch!r}")
     _check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs, read_manifest(root))
-    with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: they draw nothing of the caller's
-        model = _build(arch, arch_kwargs)
-    check_fits(model, tensors, full)
-    n = count_params(model)
-    if entry.get("num_params") is not None and n != entry["num_params"]:
-        raise ArchitectureError(f"{full}: the built {arch!r} has {n} parameters, the manifest says {entry['num_params']}")
-    model.load_state_dict(tensors, strict=True)
-    model.pretrained_cfg = {"name": full, **entry}
-    return find_sites(model.eval(), full, entry.get("input_shape"))  # net.sites before the first batch (README's Use)
+    def built() -> nn.Module:  # once more where the pass that finds its sites at load failed: as it was before that pass
+        with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: they draw nothing of the caller's
+            model = _build(arch, arch_kwargs)
+        check_fits(model, tensors, full)
+        if entry.get("num_params") is not None and (n := count_params(model)) != entry["num_params"]:
+            raise ArchitectureError(f"{full}: the built {arch!r} has {n} parameters, the manifest says {entry['num_params']}")
+        model.load_state_dict(tensors, strict=True)
+        model.pretrained_cfg = {"name": full, **entry}
+        return model.eval()
+    return find_sites(built, full, entry.get("input_shape"), _probe)  # net.sites before the first batch (README's Use)
 
 
 def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple[str, dict]:
@@ -279,8 +279,8 @@ def _plain(v: Any) -> Any:
 
 
 def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
-    """Check ``name`` as :func:`load_pretrained` does (hash, architecture, shapes, parameter count); return the model."""
-    return load_pretrained(name, root=root)
+    """Check ``name`` as :func:`load_pretrained` does (hash, architecture, shapes, parameter count), running no pass: the model."""
+    return load_pretrained(name, root=root, _probe=False)
 
 
 # -------------------------------------------------------------------------- saving
