@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .._batch import check_reads
 from ..attribution.importance import is_cnn, is_rnn
@@ -151,7 +151,8 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         _check_explainable(model, args.model)
         # the whole network: a backbone alone (a standard network's file, or one whose head does not fit) would
         # leave the head at its random init, and the report would explain it
-        load_weights(model, args.weights, what="--weights", pickles=True)
+        # --model-args say what its record leaves out (an earlier zoo release's norm_floor), as load_weights(arch_kwargs=)
+        load_weights(model, args.weights, what="--weights", pickles=True, arch_kwargs=kwargs or None)
         return model.eval(), {"model": args.model, "weights": str(args.weights)}, _recorded_data(args.weights)
     model = create_model(args.model, pretrained=True, **kwargs, **({"root": args.zoo} if args.zoo else {}))
     cfg = getattr(model, "pretrained_cfg", {}) or {}
