@@ -96,8 +96,11 @@ def layer_time_records(source, class_names: Sequence | None = None, **kw) -> lis
     return _wide(fixed, w.reshape(c, n_layers * t), class_names)
 
 
-def explanation_records(exp: Explanation, class_names: Sequence | None = None) -> list[dict]:
-    """Long ("tidy") table of an explanation's contributions, one row per number (all classes).
+def explanation_records(exp: Explanation, class_names: Sequence | None = None, *,
+                        target: Tensor | int | None = None) -> list[dict]:
+    """Long ("tidy") table of an explanation's contributions, one row per number (all classes, or with ``target``,
+    an int or a ``[B]`` tensor of classes, each sample's rows for its class only: ``target=exp.target`` for the
+    explained ones; :meth:`~neuroview.core.explanation.Explanation.to_records`).
 
     - CNNExplanation: ``sample, class, site, channel, code, contribution``;
     - RNNExplanation: ``sample, class, layer, direction, step, contribution`` (summed over
@@ -108,7 +111,7 @@ def explanation_records(exp: Explanation, class_names: Sequence | None = None) -
     """
     if not isinstance(exp, Explanation):
         raise TypeError(f"exp: expected an Explanation, got {type(exp).__name__}")
-    return exp.to_records(class_names)
+    return exp.to_records(class_names, target=target)
 
 
 def to_frame(records: list[dict]):
@@ -245,6 +248,7 @@ def save_explanation(exp: Explanation, path) -> tuple[Path, Path]:
     return saving.paths(path)
 
 
-def load_explanation(path, *, device: str | torch.device = "cpu") -> Explanation:
-    """Load what :func:`save_explanation` wrote; returns the same kind of explanation."""
-    return Explanation.load(path, device=device)
+def load_explanation(path, *, device: str | torch.device = "cpu", window: int | None = None) -> Explanation:
+    """Load what :func:`save_explanation` wrote; returns the same kind of explanation. ``window``: an RNN explanation's
+    input samples per step, where a file of an earlier neuroview does not record it (``Explanation.load``'s)."""
+    return Explanation.load(path, device=device, window=window)
