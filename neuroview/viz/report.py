@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                              gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples,
                              sample_indices=index, baseline=base)
         _add_file_rows(Path(args.out), _file_rows(dm, args.split, index))
-    except (ValueError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...
+    except (ValueError, TypeError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...; TypeError: --model-args
         from ..training.data_arg import format_options_hint  # noqa: PLC0415
         from ..training.sparsify_cli import as_option  # noqa: PLC0415 - a zoo entry's `name:`: the --model typed
 

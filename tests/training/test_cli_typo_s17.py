@@ -29,3 +29,13 @@ def test_a_type_error_raised_outside_neuroview_keeps_its_traceback(tmp_path, mon
     monkeypatch.setattr("neuroview.training.cli.cli_main", elsewhere)
     with pytest.raises(TypeError, match="outside neuroview"):
         cli.main(["fit", "--config", "digits_nv_small_cnn"])
+
+
+def test_explain_prints_a_misspelled_model_argument_as_one_message(tmp_path, capsys):
+    """`neuroview explain --model-args` with a key the builder does not take: one line, exit 2 (a traceback, exit 1)."""
+    from neuroview.viz.report import main as explain
+
+    assert explain(["--model", "nv_small_cnn.digits", "--model-args", '{"widht": 3}', "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuroview explain: widht: unexpected keyword argument 'widht'") and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
