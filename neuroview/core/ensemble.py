@@ -289,12 +289,13 @@ class Ensemble(Guarded):
         return sites
 
     @torch.no_grad()
-    def explain(self, x: Tensor, *, target: Tensor | int | None = None, maps: bool = False,
-                baseline: Tensor | str | None = None, lengths: Tensor | None = None) -> CNNExplanation:
+    def explain(self, x: Tensor, lengths: Tensor | None = None, *, target: Tensor | int | None = None,
+                maps: bool = False, baseline: Tensor | str | None = None) -> CNNExplanation:
         """Exact per-unit explanation of the ensemble's decision (see :meth:`NeuroViewCNN.explain`):
         ``for_class(c).sum(-1) + bias[c] == net.eval()(x)[:, c]``; units of every member.
         ``baseline`` as for a NeuroView-CNN; a tensor covers the units of every member, in order. ``lengths``: refused
-        by name, as the forward refuses it for these members (an RNN's call, ``explain(x, lengths=...)``)."""
+        by name, as the forward refuses it for these members (an RNN's call, ``explain(x, lengths)``, as the forward
+        and the members take it: positional or by name)."""
         self._nv("explain")  # RNN members first: their ensemble has no explanation, with lengths or without
         if lengths is not None:
             raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")

@@ -142,6 +142,10 @@ def load_fits(module: nn.Module, state_dict, prefix: str) -> bool:
     return True
 
 
+#: the keys of a NeuroView network's head; any other key of its own is its wrapped network's
+_HEAD_KEYS = ("classifier.", "norm.", "step_shared.")
+
+
 def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module | None) -> CodeNorm | None:
     """The normalization of the network that loads ``state_dict``: the file's setting, either way, so that it loads
     as the function it was saved as.
@@ -149,15 +153,19 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
     - a new :class:`CodeNorm` (in ``head``'s device, dtype and mode) where ``state_dict`` holds one and the network
       has none: a network built with ``normalize=False`` and then sparsified (``nv.sparsify`` fits its path on
       standardized codes and keeps that standardization) loads into the constructor it came from;
-    - None where the network has one and ``state_dict`` holds a head without one (a ``normalize=False`` network's
-      file, loaded into a default wrap): torch refused it for the missing ``norm.*`` keys, and ``strict=False`` kept
-      this network's normalization in front of weights trained without one (another function);
+    - None where the network has one and ``state_dict`` is a whole network's without one (a ``normalize=False``
+      network's file, loaded into a default wrap): torch refused it for the missing ``norm.*`` keys, and
+      ``strict=False`` kept this network's normalization in front of weights trained without one (another function).
+      Whole: a head and the wrapped network's keys (``backbone.*``, ``rnn.*``). A part of a file (a head alone, loaded
+      with ``strict=False``) lacks ``norm.*`` as it lacks the rest: it keeps the normalization, and torch lists
+      ``norm.*`` among the missing keys (a network whose backbone holds no tensor cannot tell the two apart: kept);
     - else ``norm``."""
     if head is None:
         return norm
     if norm is not None:
-        with_head = prefix + "classifier.weight" in state_dict
-        return None if with_head and not any(k.startswith(prefix + "norm.") for k in state_dict) else norm
+        keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+        whole = "classifier.weight" in keys and any(not k.startswith(_HEAD_KEYS) for k in keys)
+        return None if whole and not any(k.startswith("norm.") for k in keys) else norm
     key = prefix + "norm.running_mean"
     if key not in state_dict:
         return norm
