@@ -169,10 +169,10 @@ class Explanation(_Fields):
     # ------------------------------------------------------------------ as data
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
         """Long ("tidy") table of the contributions, one dict per number: ``sample, class, feature, contribution``
-        here; units or steps in the subclasses. Every class's rows (B x C x features), or with ``target`` (an int or a
-        ``[B]`` tensor of classes, as :meth:`for_class` reads it; ``exp.target`` for the explained ones) each sample's
-        rows for its class only, those the full table holds for it. Against a baseline (``self.baseline``) a
-        contribution is ``weight * (code - baseline)``, and ``bias`` the baseline's logit."""
+        here; units or steps in the subclasses. ``target`` None (the default): every class's rows, as ``by_site`` and
+        ``direction_time`` read None; else each sample's rows for its class only (see :mod:`neuroview.core.records`):
+        the explained classes (asked, else predicted) with ``target=exp.targets()``, which always resolves. Against a
+        baseline a contribution is ``weight * (code - baseline)``, and ``bias`` the baseline's logit."""
         return feature_records(self, self._names(class_names), target)
 
     def _names(self, class_names: Sequence | None) -> list:
@@ -212,6 +212,14 @@ class Explanation(_Fields):
         if window is not None and not issubclass(kind, RNNExplanation):
             raise ValueError(f"window: {str(path)!r} holds a {kind.__name__}, which has no steps; leave window out")
         return kind(**kind._from_state(tensors, meta, window))
+
+
+def _versions(*tensors: Tensor | None) -> tuple | None:
+    """Each tensor's in-place edit count (None for an absent one); None where one keeps none (an inference tensor)."""
+    try:
+        return tuple(None if t is None else t._version for t in tensors)
+    except RuntimeError:
+        return None
 
 
 def _check_class(c: int, num_classes: int) -> None:
@@ -287,31 +295,18 @@ class CNNExplanation(Explanation):
         return cmap * (w / n_pos).reshape(*w.shape, *ones)
 
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
-        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit; with ``target``, each
-        sample's class only: see :meth:`Explanation.to_records`); against a baseline (``explain(x, baseline=...)``) also
-        ``baseline``, the unit's baseline code, before ``contribution``. Each row reads ``contribution == weight[class,
-        unit] * (code - baseline)`` (``baseline`` 0 without one), and a (sample, class)'s contributions plus
-        ``bias[class]`` (against a baseline: the baseline's own logit) sum to its logit."""
+        """``sample, class, site, channel, code, contribution``, one row per (sample, class, unit; ``target``: see
+        :meth:`Explanation.to_records`); against a baseline also ``baseline`` before ``contribution``: every row reads
+        ``contribution == weight[class, unit] * (code - baseline)`` (:func:`~neuroview.core.records.cnn_records`)."""
         return cnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
-        tensors, meta = super()._state()
-        meta["units"] = [[s, int(ch)] for s, ch in self.units]
-        meta["site_slices"] = {k: [s.start, s.stop] for k, s in self.site_slices.items()}
-        if self.code_maps is not None:
-            # site names can hold any character; keys by position keep the file format plain
-            meta["code_maps"] = list(self.code_maps)
-            tensors.update({f"code_maps.{i}": m for i, m in enumerate(self.code_maps.values())})
-        return tensors, meta
+        return saving.with_units(*super()._state(), self.units, self.site_slices, self.code_maps)
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
         kw = super()._from_state(t, meta)
-        width = next(t.shape[-1] for t in (kw["codes"], kw["weight"], kw["contributions"]) if t is not None)
-        kw["units"], kw["site_slices"] = saving.unit_layout(meta, width)  # checked against the tensors
-        if "code_maps" in meta:
-            kw["code_maps"] = saving.code_maps(meta, t, kw["site_slices"])
-        return kw
+        return kw | saving.unit_fields(meta, t, kw)  # checked against the tensors
 
 
 @dataclass(repr=False, eq=False)
@@ -325,29 +320,43 @@ class _RNNFields(Explanation):
 class RNNExplanation(_RNNFields):
     """Per-time-step explanation of a NeuroView-RNN: ``codes``, the hidden states ``[B, L, D, T, H]`` (layer, direction,
     step, feature), ``weight`` ``[C, L, D, T, H]``, ``contributions`` ``[B, C, L, D, T, H]``; ``time_importance``
-    ``[B, C, T]`` sums each step's over layers, directions and features, formed when read (one class per sample:
-    :meth:`steps_for_class`). Padded steps contribute exactly zero."""
+    ``[B, C, T]`` sums each step's over layers, directions and features, formed at its first read and kept (its rows
+    for one class per sample: :meth:`steps_for_class`). Padded steps contribute exactly zero."""
 
     @property
     def time_importance(self) -> Tensor:
-        """``[B, C, T]`` formed from codes and weight at each read, a new tensor (the one given where there is one); not
-        kept nor saved: at 1,000 classes it outweighs all else the explanation holds (488 MiB beside 4 MiB of codes)."""
+        """``[B, C, T]``: the one given (made from contributions alone), else formed from codes and weight at the first
+        read and kept, the same tensor at later reads (memory only once read: at 1,000 classes 488 MiB beside 4 MiB of
+        codes); formed again where it, the codes, weight or baseline were edited or replaced. Not saved nor pickled."""
         if self._time_importance is not None or self.codes is None or self.weight is None:
             return self._time_importance if self._time_importance is not None else self.contributions.sum(dim=(2, 3, 5))
+        sources, kept = (self.codes, self.weight, self.baseline), self.__dict__.get("_kept")
+        if kept and all(a is b for a, b in zip(kept[0], sources)) and _versions(*sources, kept[1]) == kept[2]:
+            return kept[1]
         b, n, (t, h) = len(self.codes), self.codes.shape[1] * self.codes.shape[2], self.codes.shape[3:]
         with torch.autocast(self.codes.device.type, enabled=False):  # explain()'s own product: the same numbers
-            return torch.einsum("bkth,ckth->bct", self._delta().reshape(b, n, t, h), self.weight.reshape(-1, n, t, h))
+            ti = torch.einsum("bkth,ckth->bct", self._delta().reshape(b, n, t, h), self.weight.reshape(-1, n, t, h))
+        # (not kept: a tensor that keeps no edit count, an inference tensor, or one in a graph a backward would free)
+        self.__dict__["_kept"] = (sources, ti, v) if (v := _versions(*sources, ti)) and not ti.requires_grad else None
+        return ti
 
     @time_importance.setter
     def time_importance(self, value: Tensor | None) -> None:  # given: kept (and saved where nothing rebuilds it)
         self._time_importance = value
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_kept"}  # formed again where read
+
+    def __setstate__(self, state: dict) -> None:  # pickled before d288c6c: explain's tensor was the field itself
+        old = {} if "_time_importance" in state else {"_time_importance": state.get("time_importance")}
+        self.__dict__.update({k: v for k, v in state.items() if k != "time_importance"} | old)
+
     def steps_for_class(self, target: Tensor | int | None = None) -> Tensor:
-        """``[B, T]``: each step's contributions to ``target``'s class (see :meth:`for_class`), without ``[B, C, T]``."""
+        """``[B, T]``: each step's contributions to ``target``'s class (see :meth:`for_class`): rows of
+        :attr:`time_importance` (formed once, kept), so that ``k90`` / ``top_share(level="steps")`` read, to the bit,
+        the numbers it shows (summed apart they were 1e-8 off: a count at the 90% boundary could differ)."""
         t = self.targets(target)
-        if self._time_importance is not None:
-            return self._time_importance[torch.arange(len(t), device=t.device), t]
-        return self.for_class(t).sum(dim=(1, 2, 4))  # [B, L, D, T, H] -> [B, T]
+        return self.time_importance[torch.arange(len(t), device=t.device), t]
 
     def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
         if level == "steps":
@@ -377,22 +386,15 @@ class RNNExplanation(_RNNFields):
         return torch.einsum("blf,clf->bcl", d.abs().flatten(2), w.abs().flatten(2))
 
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
-        """``sample, class, layer, direction, step, contribution`` (summed over hidden features; against a baseline, taken
-        against it; with ``target``, each sample's class only: see :meth:`Explanation.to_records`). Where a step reads a
-        ``window`` of input samples (``window > 1``), also ``input_samples`` after ``step``: "48:51" for step 16 of a
-        window of 3, a last step that reads past ``max_len`` (padding) cut there ("8:10": step 2, window 4, 10 samples)."""
+        """``sample, class, layer, direction, step, contribution`` (summed over hidden features; ``target``: see
+        :meth:`Explanation.to_records`); ``input_samples`` after ``step`` where a step reads a ``window`` of them
+        (:func:`~neuroview.core.records.rnn_records`)."""
         return rnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
-        tensors, meta = super()._state()
-        if self.lengths is not None:
-            tensors["lengths"] = self.lengths
-        if self._time_importance is not None and (self.codes is None or self.weight is None):  # else formed when read
-            tensors["time_importance"] = self._time_importance
-        # always, 1 too: a file that records none was saved before (format version 3) and is not read as window 1
-        return tensors, meta | {"window": int(self.window)} | ({} if self.max_len is None else {"max_len": int(self.max_len)})
+        given = self._time_importance if self.codes is None or self.weight is None else None  # else formed when read
+        return saving.with_steps(*super()._state(), self.lengths, given, self.window, self.max_len)
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
-        return super()._from_state(t, meta) | {k: t.get(k) for k in ("time_importance", "lengths")} | \
-            {"window": saving.window(meta, window), "max_len": positive_int(meta.get("max_len"), "max_len", none=True)}
+        return super()._from_state(t, meta) | {k: t.get(k) for k in ("time_importance", "lengths")} | saving.steps(meta, window)

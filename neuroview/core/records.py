@@ -1,7 +1,10 @@
 """Explanations as tables: the class columns' names, the long ("tidy") rows of an explanation, and a pandas frame.
 
-A table holds every class's rows (B x C x features dicts: about 310 bytes a number), or, given ``target`` (read as
+A table holds every class's rows (B x C x features dicts: about 310 bytes a number) where ``target`` is None, as
+``by_site`` and ``direction_time`` read None; given ``target`` (an int or a ``[B]`` tensor of classes, read as
 ``Explanation.for_class`` reads it), each sample's rows for its class only: the very rows the full table holds for it.
+The classes an explanation was asked for (else the predicted ones): ``target=exp.targets()``, which always resolves to
+``[B]``; ``exp.target`` is None where none were asked or the explanation was made by hand (it gave every class).
 
 Kept apart from :mod:`neuroview.core.explanation` (which re-exports :func:`class_labels` and
 :func:`records_frame`) so that the tensors' class stays short. Imports only torch and core helpers.
@@ -64,7 +67,8 @@ def cnn_records(exp, names: list, target: Any = None) -> list[dict]:
     """The rows of ``CNNExplanation.to_records``: ``sample, class, site, channel, code, contribution``, and
     ``baseline`` (the unit's baseline code) where the explanation was taken against one, so that every row reads
     ``contribution == weight[class, unit] * (code - baseline)``: without it a unit that was off (code 0) showed a
-    contribution that no weight times 0 gives."""
+    contribution that no weight times 0 gives. A (sample, class)'s contributions plus ``bias[class]`` (against a
+    baseline: the baseline's own logit) sum to its logit."""
     per = class_rows(exp, target, lambda: exp.contributions, exp.for_class)
     # made from contributions alone (no codes): the code column holds None
     codes = exact_values(exp.codes).tolist() if exp.codes is not None else [[None] * len(exp.units)] * len(per)
@@ -83,8 +87,10 @@ def cnn_records(exp, names: list, target: Any = None) -> list[dict]:
 
 def rnn_records(exp, names: list, target: Any = None) -> list[dict]:
     """The rows of ``RNNExplanation.to_records``: ``sample, class, layer, direction, step``, ``input_samples`` where a
-    step reads a window of them, ``contribution`` (summed over hidden features). A target's rows sum each class's own
-    features (``direction_time(target)``): their contributions equal the full table's to float rounding."""
+    step reads a window of them (``window > 1``: "48:51" for step 16 of a window of 3; a last step that reads past
+    ``max_len``, padding, cut there: "8:10" for step 2 of a window of 4 over 10 samples), ``contribution`` (summed over
+    hidden features; against a baseline, taken against it). A target's rows sum each class's own features
+    (``direction_time(target)``): their contributions equal the full table's to float rounding."""
     per = class_rows(exp, target, exp.direction_time, exp.direction_time)  # [B, C, L, D, T] or [B, L, D, T]
     return [{"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
             | ({"input_samples": "{}:{}".format(*step_reads(s, exp.window, exp.max_len))} if exp.window > 1 else {})

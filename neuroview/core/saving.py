@@ -147,6 +147,42 @@ def window(meta: dict, given: int | None) -> int:
     return recorded if recorded is not None else given
 
 
+def steps(meta: dict, given: int | None) -> dict:
+    """An RNN explanation's ``window`` (:func:`window`) and ``max_len`` from its sidecar."""
+    from ._utils import positive_int  # noqa: PLC0415 - core's own helper
+
+    return {"window": window(meta, given), "max_len": positive_int(meta.get("max_len"), "max_len", none=True)}
+
+
+def with_steps(tensors: dict[str, Tensor], meta: dict, lengths: Tensor | None, time_importance: Tensor | None,
+               window_size: int, max_len: int | None) -> tuple[dict[str, Tensor], dict]:
+    """An RNN explanation's ``(tensors, meta)``: ``lengths`` and a given ``time_importance`` where there are (one
+    formed from codes and weight is not stored), its ``window`` always, 1 too (a file that records none was saved
+    before format version 3, and is not read as window 1), and ``max_len``."""
+    tensors = tensors | {k: v for k, v in (("lengths", lengths), ("time_importance", time_importance)) if v is not None}
+    return tensors, meta | {"window": int(window_size)} | ({} if max_len is None else {"max_len": int(max_len)})
+
+
+def with_units(tensors: dict[str, Tensor], meta: dict, units: list, site_slices: dict[str, slice],
+               maps: dict[str, Tensor] | None) -> tuple[dict[str, Tensor], dict]:
+    """A CNN explanation's ``(tensors, meta)``: its units and site slices in the sidecar, and its code maps, as
+    tensors keyed by position (site names can hold any character; the sidecar names them, in order)."""
+    meta = meta | {"units": [[s, int(ch)] for s, ch in units],
+                   "site_slices": {k: [s.start, s.stop] for k, s in site_slices.items()}}
+    if maps is not None:
+        meta["code_maps"] = list(maps)
+        tensors = tensors | {f"code_maps.{i}": m for i, m in enumerate(maps.values())}
+    return tensors, meta
+
+
+def unit_fields(meta: dict, tensors: dict[str, Tensor], kw: dict) -> dict:
+    """A CNN explanation's ``units``, ``site_slices`` and (where saved) ``code_maps`` from its files, checked against
+    the width of its codes (``kw``: its fields read so far; :func:`unit_layout`, :func:`code_maps`)."""
+    width = next(v.shape[-1] for v in (kw["codes"], kw["weight"], kw["contributions"]) if v is not None)
+    units, slices = unit_layout(meta, width)
+    return {"units": units, "site_slices": slices} | ({"code_maps": code_maps(meta, tensors, slices)} if "code_maps" in meta else {})
+
+
 def unit_layout(meta: dict, width: int) -> tuple[list[tuple[str, int]], dict[str, slice]]:
     """A CNN explanation's ``(units, site_slices)`` from its sidecar, checked against the ``width`` of its
     codes: the SHA-256 covers the tensors only, and a sidecar edited or taken from another explanation
