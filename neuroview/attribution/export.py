@@ -99,7 +99,7 @@ def layer_time_records(source, class_names: Sequence | None = None, **kw) -> lis
 def explanation_records(exp: Explanation, class_names: Sequence | None = None, *,
                         target: Tensor | int | None = None) -> list[dict]:
     """Long ("tidy") table of an explanation's contributions, one row per number (all classes, or with ``target``,
-    an int or a ``[B]`` tensor of classes, each sample's rows for its class only: ``target=exp.target`` for the
+    an int or a ``[B]`` tensor of classes, each sample's rows for its class only: ``target=exp.targets()`` for the
     explained ones; :meth:`~neuroview.core.explanation.Explanation.to_records`).
 
     - CNNExplanation: ``sample, class, site, channel, code, contribution``;
