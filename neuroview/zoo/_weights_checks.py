@@ -4,8 +4,7 @@ A file's ``neuroview.arch_kwargs`` may set what no tensor's shape tells and the 
 argument's name: a MiniRocket's ``max_dilations_per_kernel`` and ``num_features`` set its ``dilations`` (lists of
 numbers), and a file of ``max_dilations_per_kernel=5`` fits a default MiniRocket tensor for tensor. :func:`rebuilt_clash`
 rebuilds the file's network from its record and compares each module's lists of numbers (as
-``neuroview.zoo.pretrained._settings`` does when an entry is saved). Also the helpers of
-:func:`neuroview.zoo.weights.arch_defaults` that read a builder's code (:func:`code_names`, :func:`filled`).
+``neuroview.zoo.pretrained._settings`` does when an entry is saved).
 
 Also :func:`rnn_clash`: an ``nn.RNN``'s nonlinearity, which a file records in its builder arguments or in a
 NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.
@@ -15,15 +14,16 @@ NeuroView-CNN found its sites on, and loading it runs one batch of that shape th
 batch of the user's; where that batch fails, the sites are found on the first, as before).
 
 Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
-entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``).
+entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``); and
+:func:`complete_record`, what ``load_weights(arch_kwargs=)`` may add to a file's record: only what it does not say.
 
-May import torch, safetensors and the standard library; of neuroview, only ``.build``, ``.files`` and
-``neuroview.core`` (deferred: the registered builders; where the zoo is; the NeuroView-CNN and its probe batch).
+May import torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the builders' arguments and
+their defaults), ``.build``, ``.files`` and ``neuroview.core`` (deferred: the registered builders; where the zoo is; the
+NeuroView-CNN and its probe batch).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import warnings
 from typing import Any, Callable
@@ -31,62 +31,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ._arguments import NOT_COMPUTED, arch_defaults, code_names, filled  # noqa: F401 - code_names, filled: importable here
+
 __all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS",
            "find_sites", "input_shape_record", "entry_gap", "complete_record"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
 WHOLE_RECORDS = ("neuroview.name", "neuroview.retrofit_of")
-
-
-def code_names(code: Any) -> list[str]:
-    """The global names a function's code reads, its lambdas' and inner functions' included."""
-    if code is None:
-        return []
-    return list(code.co_names) + [n for c in code.co_consts if inspect.iscode(c) for n in code_names(c)]
-
-
-def filled(cell: Any) -> bool:
-    """Whether a closure cell holds a value (an empty one raises when read)."""
-    try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
-    except ValueError:
-        return False
-    return True
-
-
-def arch_defaults(arch: str | None) -> dict[str, Any]:
-    """The defaults of a registered architecture's arguments: its builder's, then those of the builders it
-    wraps and of the network classes it builds (``quantizer``, ``norm_floor`` of NeuroViewCNN ...); ``{}``
-    for an architecture that is not registered. What a builder sets in its body is not seen."""
-    from .build import builder  # noqa: PLC0415 - the registered builders, only where a file is compared
-
-    try:
-        todo: list = [builder(arch)] if arch else []
-    except ValueError:
-        return {}
-    out: dict[str, Any] = {}
-    seen: list = []
-    while todo:
-        f = todo.pop(0)
-        if f in seen:
-            continue
-        seen.append(f)
-        try:
-            sig = inspect.signature(f.__init__ if isinstance(f, type) else f, follow_wrapped=False)
-        except (TypeError, ValueError):
-            continue
-        for p in sig.parameters.values():
-            if p.default is not p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-                out.setdefault(p.name, p.default)
-        if not isinstance(f, type):
-            cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if filled(c)]
-            names = [getattr(f, "__globals__", {}).get(n) for n in code_names(getattr(f, "__code__", None))]
-            todo += [getattr(f, "__wrapped__", None)] + [c for c in cells if inspect.isfunction(c)]
-            todo += [c for c in names if inspect.isfunction(c) and c.__module__.startswith("neuroview.zoo.architectures")]
-            todo += [c for c in cells + names if isinstance(c, type) and issubclass(c, nn.Module)]
-            todo = [t for t in todo if t is not None]
-    return out
 
 
 #: What a NeuroView-CNN records of the data it found its sites on (the per-sample ``input_shape``, at any of which a
@@ -248,12 +200,14 @@ def _plain(v: Any) -> Any:
 
 
 def entry_gap(meta: dict[str, str], recorded: dict | None, tensors: Any, keys: Any = None) -> tuple[str, dict, bool] | None:
-    """``(entry, {argument: the entry's value}, same)`` for a file whose metadata names an entry of the installed zoo
-    (``neuroview.name``, of its own ``neuroview.architecture``) and whose recorded builder arguments ``recorded``
-    leave out settings the entry's ``arch_kwargs`` give other than the architecture's default (of ``keys`` when
-    given; never what the tensors tell); ``same``: whether ``tensors`` (a dict, or the file's path) are the entry's
-    own file's, name for name and bit for bit, its record agreeing, so the file is a copy of the entry saved before its
-    record said so. None where it names no entry or leaves nothing out: its record is then the whole story."""
+    """``(entry, {argument: the entry's value}, same)`` for a file that may be an earlier release of an entry of the
+    installed zoo: its metadata names the entry (``neuroview.name``, of its own ``neuroview.architecture``), its recorded
+    builder arguments ``recorded`` leave out settings the entry's ``arch_kwargs`` give other than the architecture's
+    default (of ``keys`` when given; never what the tensors tell) and say what the entry says of the rest, and
+    ``tensors`` (a dict, or the file's path) have the names and shapes of the entry's file; ``same``: its values too,
+    bit for bit, so the file is a copy of the entry saved before its record said so. None where it names no entry or
+    leaves nothing out, or where its record or its shapes are not the entry's: another network saved under that name
+    (a user's own ``save_pretrained``), whose record is then the whole story, as for a file that names no entry."""
     from .files import MANIFEST, checkpoints_dir  # noqa: PLC0415 - the installed zoo, only where a file names an entry
 
     name, arch = meta.get("neuroview.name"), meta.get("neuroview.architecture")
@@ -266,45 +220,101 @@ def entry_gap(meta: dict[str, str], recorded: dict | None, tensors: Any, keys: A
     except (OSError, ValueError, TypeError, KeyError, AttributeError):  # no zoo, no such entry: nothing to compare
         return None
     defaults = arch_defaults(arch)
-    gap = {k: v for k, v in given.items() if k not in recorded and k not in _SHAPED and (keys is None or k in keys)
-           and (k not in defaults or _plain(v) != _plain(defaults[k]))}
-    if not gap:
+    unsaid = {k: v for k, v in given.items() if k not in recorded and (k not in defaults or _plain(v) != _plain(defaults[k]))}
+    gap = {k: v for k, v in unsaid.items() if k not in _SHAPED and (keys is None or k in keys)}
+    said = lambda d, k: _plain(d[k]) if k in d else _plain(defaults.get(k, "<not said>"))  # noqa: E731
+    if not gap or any(said(recorded, k) != said(given, k) for k in {*recorded, *given} - {*unsaid, *NOT_COMPUTED, *_SHAPED}):
         return None
-    agree = all(_plain(recorded[k]) == _plain(v) for k, v in given.items() if k in recorded)
-    return name, gap, agree and isinstance(file, str) and _same_tensors(tensors, root / file)
+    mine, its = _shapes(tensors), _shapes(root / file) if isinstance(file, str) else None
+    if mine is not None and its is not None and mine != its:
+        return None
+    return name, gap, isinstance(file, str) and _same_tensors(tensors, root / file)
+
+
+def _shapes(tensors: Any) -> dict[str, list[int]] | None:
+    """The names and shapes of ``tensors`` (a dict, or a safetensors file: its header only); None where unreadable."""
+    from safetensors import safe_open  # noqa: PLC0415
+
+    if isinstance(tensors, dict):
+        return {k: list(v.shape) for k, v in tensors.items()}
+    try:
+        with safe_open(str(tensors), "pt") as f:
+            return {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception:  # noqa: BLE001 - an entry's file missing or unreadable: no evidence either way
+        return None
+
+
+def _kind(v: Any) -> str | None:
+    return "true or false" if isinstance(v, bool) else "a number" if isinstance(v, (int, float)) else \
+        "a string" if isinstance(v, str) else None
+
+
+def _overruled(meta: dict, saved: dict, given: dict, gap: tuple, keys: Any, arg: str) -> dict[str, tuple]:
+    """``{argument: (what the file says, how it says it, what arch_kwargs say)}`` for each of ``given`` that the file's
+    record ``saved`` says otherwise: itself; by leaving it out, which for a record neuroview wrote whole
+    (:data:`WHOLE_RECORDS`), and for the settings the load compares (``keys``) in any record, reads as the default;
+    or, for a copy of the zoo entry it names (``gap``: :func:`entry_gap`), by the entry. What the record does not say
+    (the settings of ``gap`` that an earlier release left out, those with no known default, those the tensors tell) is
+    ``given``'s to say; for a ``gap`` setting a value of the entry's kind (a TypeError naming ``arg`` if not)."""
+    name, missing, same = gap
+    defaults = arch_defaults(meta.get("neuroview.architecture"))
+    whole, out = any(k in meta for k in WHOLE_RECORDS), {}
+    for k, v in given.items():
+        if k in saved:
+            said, how = saved[k], ""
+        elif k in missing and same:
+            said, how = missing[k], f" (its zoo entry {name!r}'s: the file holds that entry's tensors)"
+        elif k in missing:
+            want = _kind(missing[k]) or _kind(defaults.get(k))
+            if want is not None and _kind(v) != want:
+                raise TypeError(f"{arg}: {k}: expected {want}, as its zoo entry's {missing[k]!r}"
+                                + (f" and the default {defaults[k]!r}" if k in defaults else "") + f", got {type(v).__name__} {v!r}")
+            continue
+        elif k in defaults and k not in NOT_COMPUTED and k not in _SHAPED and (whole or k in (keys or ())):
+            said, how = defaults[k], " (by leaving it out: the default)"
+        else:
+            continue
+        if _plain(said) != _plain(v):
+            out[k] = (said, how, v)
+    return out
 
 
 def complete_record(meta: dict[str, str], saved: dict | None, tensors: Any, keys: Any, given: dict | None,
                     path: Any, what: str) -> tuple[dict | None, dict[str, str], str | None]:
     """``(record, notes, refusal)``: a file's recorded builder arguments ``saved`` completed with ``given`` (what
-    ``load_weights(arch_kwargs=...)`` says the file leaves out; refused where it contradicts the record) and,
-    where the file is a copy of the zoo entry it names (:func:`entry_gap`), with the entry's settings (``notes``: where
-    each came from). ``refusal``: why it is not loaded, where it names an entry, leaves out a setting that entry gives
-    and is not that entry's file: which of the two settings it was trained with, nothing tells (never the default)."""
+    ``load_weights(arch_kwargs=...)`` says of what the record does not: :func:`_overruled`) and, where the file is a copy
+    of the zoo entry it names (:func:`entry_gap`), with the entry's settings (``notes``: where each came from).
+    ``refusal``: why it is not loaded: ``given`` says otherwise than the record; or the file names an entry, leaves out a
+    setting that entry gives, may be an earlier release of it, is not that entry's file, and ``given`` does not say it:
+    which of the two settings it was trained with, nothing tells (never the default)."""
+    arg = "--model-args" if what == "--weights" else "arch_kwargs"  # the command line's name for it (neuroview explain)
     given = dict(given or {})
-    clash = {k: (saved[k], v) for k, v in given.items() if k in (saved or {}) and _plain(saved[k]) != _plain(v)}
+    if saved is None:  # a file that records nothing: what arch_kwargs say is all there is
+        return (given or None), dict.fromkeys(given, f" (as {arg} say)"), None
+    gap = entry_gap(meta, saved, tensors, keys) or (None, {}, False)
+    clash = _overruled(meta, saved, given, gap, keys, arg)
     if clash:  # refused as the rest (a head built to compare is taken down)
-        return saved, {}, (f"arch_kwargs: {str(path)!r} records " + ", ".join(f"{k}={a!r}, arch_kwargs gives {b!r}" for k, (a, b)
-                           in clash.items()) + "; arch_kwargs completes a file's record, it does not overrule it")
-    if saved is None:
-        return (given or None), {}, None
-    saved = {**saved, **given}
-    gap = entry_gap(meta, saved, tensors, keys)
-    if gap is None:
-        return saved, {}, None
+        return saved, {}, (f"{arg}: {str(path)!r} records " + ", ".join(f"{k}={a!r}{how}, {arg} gives {b!r}" for k, (a, how, b)
+                           in clash.items()) + f"; {arg} may only say what a file's record leaves out (a setting of the zoo entry "
+                           f"it names that an earlier release did not record), not overrule it: leave {', '.join(clash)} "
+                           f"out of {arg}")
     name, missing, same = gap
+    notes, saved = dict.fromkeys((k for k in given if k not in saved), f" (as {arg} say)"), {**saved, **given}
+    unsaid = {k: v for k, v in missing.items() if k not in given}
+    if not unsaid:
+        return saved, notes, None
     if same:
         note = f" (from its zoo entry {name!r}: the file holds that entry's tensors, saved before its record said so)"
-        return {**saved, **missing}, dict.fromkeys(missing, note), None
+        return {**saved, **unsaid}, {**notes, **dict.fromkeys(unsaid, note)}, None
     defaults = arch_defaults(meta.get("neuroview.architecture"))
-    sets = ", ".join(f"{k}={v!r}" + (f", the default {defaults[k]!r}" if k in defaults else "") for k, v in missing.items())
-    say = (f"--model-args '{{{', '.join(f'{json.dumps(k)}: ...' for k in missing)}}}', or explain the entry: --model {name} "
+    sets = ", ".join(f"{k}={v!r}" + (f", the default {defaults[k]!r}" if k in defaults else "") for k, v in unsaid.items())
+    say = (f"--model-args '{{{', '.join(f'{json.dumps(k)}: ...' for k in unsaid)}}}', or explain the entry: --model {name} "
            "without --weights" if what == "--weights" else  # the command line's words for the same two ways (neuroview explain)
-           f"load_weights(..., arch_kwargs={{{', '.join(f'{k!r}: ...' for k in missing)}}}), or load the entry: "
+           f"load_weights(..., arch_kwargs={{{', '.join(f'{k!r}: ...' for k in unsaid)}}}), or load the entry: "
            f"create_model({name!r}, pretrained=True)")
-    return saved, {}, (f"{what}: {str(path)!r} does not record {', '.join(missing)}, which its zoo entry {name!r} sets ({sets}), "
-                       "and its tensors are not that entry's (an earlier release, or another network saved under its name): "
-                       f"which it was trained with, no tensor's shape tells. Say it: {say}")
+    return saved, notes, (f"{what}: {str(path)!r} does not record {', '.join(unsaid)}, which its zoo entry {name!r} sets ({sets}), "
+                          "and its tensors are not that entry's (an earlier release, or another network saved under its name): "
+                          f"which it was trained with, no tensor's shape tells. Say it: {say}")
 
 
 def _same_tensors(tensors: Any, other: Any) -> bool:

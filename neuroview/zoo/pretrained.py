@@ -17,7 +17,8 @@ that names the entry and changes nothing on disk. Zoo weights are safetensors: t
 May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the zoo is), ``.build``,
 ``.weights`` (the one loader of weight files), ``.evaluate`` (whose names, like ``load_weights``, stay importable from here)
 and ``.manifest_io`` (the manifest's lock, and its rewrite that loses neither an entry's weights nor a key); ``._weights_checks``
-finds a NeuroView-CNN's sites as it loads, on the per-sample ``input_shape`` its entry records.
+finds a NeuroView-CNN's sites as it loads, on the per-sample ``input_shape`` its entry records; ``._arguments`` says
+which arguments an architecture takes (:func:`check_arguments`, importable from here).
 
 >>> import neuroview as nv
 >>> names = nv.list_models(pretrained=True)
@@ -32,7 +33,6 @@ import difflib
 import fnmatch
 import hashlib
 import importlib
-import inspect
 import json
 import os
 import platform
@@ -49,6 +49,7 @@ from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
+from ._arguments import check_arguments
 from ._weights_checks import find_sites, input_shape_record as _input_shape
 from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, ChecksumError, arch_clash, arch_defaults, check_fits,
                       load_weights, read_weights, saved_arch_kwargs)
@@ -232,31 +233,6 @@ def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, ar
                                 "into a network it was not trained as: restore the manifest or re-export the entry")
 
 
-def check_arguments(name: str, kwargs: dict, arch_kwargs: dict | None = None) -> None:
-    """A ``TypeError`` naming the first of ``kwargs`` that the architecture of ``name`` does not take (nor its entry's
-    ``arch_kwargs``), with the close names it does: ``widht``, timm's ``in_chans`` or ``drop_rate``."""
-    arch = name.split(".", 1)[0]
-    try:
-        build = builder(arch, trained=True)
-    except ValueError:  # an entry of an architecture not registered: loading it says so (an ArchitectureError)
-        return
-    if not getattr(build, "__module__", "").startswith("neuroview.zoo.architectures"):
-        return  # a user's builder (nv.register_model) may pass anything on through **kwargs: it says what it takes
-    known = set(arch_defaults(arch)) | set(arch_kwargs or ()) | set(getattr(build, "passed_on", ()))
-    known |= {n for n, p in inspect.signature(build).parameters.items()  # those without a default (max_len)
-              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    if arch.startswith("nv_"):  # the wrapper's arguments its builders never pass on (unit_axis, input_shape ...)
-        from .architectures import _NV_KEYS  # noqa: PLC0415
-        from ..core.cnn import NeuroViewCNN  # noqa: PLC0415
-
-        known -= set(inspect.signature(NeuroViewCNN.__init__).parameters) - {*_NV_KEYS, "num_classes"}
-    for k, v in kwargs.items():
-        if k not in known:
-            close = difflib.get_close_matches(k, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"its arguments: {', '.join(sorted(known))}"
-            raise TypeError(f"{k}: unexpected keyword argument {k!r} of {arch} ({hint}); got {k}={v!r}")
-
-
 _NO_DEFAULT = object()  # an argument the architecture has no default for: any value given clashes
 
 
@@ -331,11 +307,7 @@ def save_pretrained(
     with torch.random.fork_rng(devices=[]):  # a check of the architecture: its initial weights draw nothing of the caller's
         rebuilt = _build(architecture, arch_kwargs)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
-            and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
-        raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "
-                         "keeps the standardization its path was fitted on); save it with normalize=True, as "
-                         "neuroview sparsify does")
+    _check_normalize(model, rebuilt, state, arch_kwargs)
     check_fits(rebuilt, state, "model")
     _check_same_settings(model, rebuilt, arch_kwargs)
     meta = {"neuroview.name": name, "neuroview.architecture": architecture,
@@ -366,6 +338,25 @@ def save_pretrained(
         # the weights and the manifest that names them, as one: the old pair stays until both are in place
         atomic_write_all({root / entry["file"]: data, root / MANIFEST: (text + "\n").encode()})
     return entry
+
+
+def _check_normalize(model: nn.Module, rebuilt: nn.Module, state: dict, arch_kwargs: dict) -> None:
+    """A ValueError naming ``normalize`` where ``arch_kwargs`` build a normalization the network has not, or the reverse:
+    by its tensors (``norm.*``) alone, the refusal named missing or unexpected tensors, not the argument."""
+    if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
+            and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
+        raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "
+                         "keeps the standardization its path was fitted on); save it with normalize=True, as "
+                         "neuroview sparsify does")
+    theirs = dict(rebuilt.named_modules())  # a default wrap whose normalization a normalize=False file's load dropped
+    builds = lambda m: m._normalize if hasattr(m, "_normalize") else getattr(m, "norm", None) is not None  # noqa: E731
+    dropped = [f"{n}.norm" if n else "norm" for n, m in model.named_modules() if getattr(m, "classifier", None) is not None
+               and hasattr(m, "norm") and m.norm is None and n in theirs and builds(theirs[n]) is True]
+    if dropped:
+        given = "normalize is True" + ("" if "normalize" in arch_kwargs else " (the default)")
+        raise ValueError(f"arch_kwargs: {given}, but the network has no normalization ({', '.join(dropped)} "
+                         f"{'is' if len(dropped) == 1 else 'are'} None: it loaded the weights of a network built with "
+                         "normalize=False); save it with normalize=False")
 
 
 def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict) -> None:

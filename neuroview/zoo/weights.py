@@ -10,8 +10,9 @@ gives the file (``what``: ``path``, ``init_weights``, a zoo entry ...). A file's
 model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, and :func:`arch_clash`
 compares it with a manifest entry: weights that fit by shape may still compute another function.
 
-May import: torch, safetensors and the standard library; of neuroview, only ``._weights_checks`` (the registered
-builders' defaults; what a file's record rebuilds: its MiniRocket's dilations, its RNN's nonlinearity).
+May import: torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the names a builder
+takes) and ``._weights_checks`` (the registered builders' defaults; what a file's record rebuilds: its MiniRocket's
+dilations, its RNN's nonlinearity).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
+from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
 from ._weights_checks import arch_defaults, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights", "arch_clash",
@@ -65,9 +67,6 @@ def as_path(path: Any, what: str) -> Path:
         raise TypeError(f"{what}: expected a str or os.PathLike file name, got {type(path).__name__} {path!r}")
     return Path(name).expanduser()
 
-
-#: Builder arguments that change how fast a network runs, not what it computes.
-_NOT_COMPUTED = frozenset({"batched", "stop_early"})
 
 _UNKNOWN = "<the architecture's default, unknown>"
 
@@ -191,7 +190,7 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
         _compare(model, got, what)
         if then is not None:
             then()
-    except ArchitectureError:
+    except Exception:  # also a TypeError of arch_kwargs found by the check of the file
         for m in built:
             m.norm, m.classifier = None, None
         raise
@@ -248,7 +247,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     ``backbone``: weights that do not fit ``model`` may fit the network it wraps (``.backbone``
     or ``.rnn``): a trained standard network loads into its NeuroView variant, which is the
     retrofit, after which only the global classifier needs training. ``arch_kwargs``: builder arguments the file was
-    trained with that its record leaves out (an earlier zoo release's ``norm_floor``; refused where it records them).
+    trained with that its record does not say (an earlier zoo release's ``norm_floor``); one its record says otherwise,
+    itself or by leaving it at the default, is refused by name, and a name its architecture does not take is a TypeError.
 
     >>> import tempfile, os, neuroview as nv
     >>> from safetensors.torch import save_file
@@ -264,6 +264,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     neuroview.zoo.weights.ArchitectureError: path: the weights do not fit a SmallCNN: 6 shape mismatches ...
     """
     tensors, meta = read_weights(path, what, sha256=sha256, pickles=pickles)
+    arch_kwargs = check_given(arch_kwargs, meta.get("neuroview.architecture"))  # names of the file's architecture
     if not backbone:
         check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors, given=arch_kwargs))
         model.load_state_dict(tensors, strict=True)
