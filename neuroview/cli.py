@@ -7,6 +7,7 @@ layer: may import every other, each inside the branch that needs it so `neurovie
 
 from __future__ import annotations
 
+import linecache
 import os
 import sys
 from pathlib import Path
@@ -93,7 +94,7 @@ def _refusal(e: BaseException) -> str | None:
     """The message of an input neuroview refused, or None: its own ``raise``, or the refusals jsonargparse
     lists when it instantiates a class of a recipe (``--data.init_args.batch_size 0``) under a message of
     its own ("Does not validate against any of the Union subtypes ... Errors: - ...")."""
-    if _raised_here(e):
+    if _raised_here(e) and (not isinstance(e, TypeError) or _a_raise(e)):  # a TypeError of a bug (len(5)) keeps its traceback
         return str(e)
     text = str(e)
     if not text.startswith("Does not validate against any of the Union subtypes") or "Errors:" not in text:
@@ -112,6 +113,14 @@ def _raised_here(e: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+
+
+def _a_raise(e: BaseException) -> bool:
+    """Whether ``e``'s innermost frame is a ``raise`` statement (a refusal written out), not an operation that failed."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip().startswith("raise")
 
 
 if __name__ == "__main__":

@@ -39,3 +39,12 @@ def test_explain_prints_a_misspelled_model_argument_as_one_message(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("neuroview explain: widht: unexpected keyword argument 'widht'") and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_type_error_of_a_bug_inside_neuroview_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only a TypeError neuroview raises by name is printed as a refusal: one from an operation that failed inside the
+    package (an argument no check reads yet: `layers=5`, `len(5)` in core/targets.py) keeps its traceback."""
+    monkeypatch.delenv("NEUROVIEW_TRACEBACK", raising=False)
+    with pytest.raises(TypeError, match="has no len"):
+        cli.main(["fit", "--config", "digits_nv_small_cnn", "--model.model_kwargs.layers", "5",
+                  "--trainer.default_root_dir", str(tmp_path / "runs")])
