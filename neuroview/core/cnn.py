@@ -24,7 +24,7 @@ from ._utils import describe, explaining, extension, factory, own_rng, positive_
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import FLOOR, CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
+from .head import FLOOR, CodeNorm, adopt_norm, constant_features, decide, fold, folded_logits, head_dtype, load_fits
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
@@ -333,9 +333,14 @@ class NeuroViewCNN(Guarded):
         Codes of different layers vary on very different scales, so to *rank* units use ``standardized=True``:
         the weight times the (floored) running standard deviation of the unit's code, i.e. how much the logit
         moves when the code moves by one typical amount (the classifier's own weight when ``normalize=True``;
-        with ``normalize=False`` there are no running statistics: the raw weight, to scale by the codes' std yourself)."""
+        with ``normalize=False`` there are no running statistics: the raw weight, to scale by the codes' std yourself).
+        Either way 0 for a unit whose code was the same for every sample of each training batch (dead, or always on,
+        by the normalization's statistics: :func:`~neuroview.core.head.constant_features`): training never moved its
+        weight, which is initialisation noise, not importance. ``explain`` keeps it (the network's exact function)."""
         w = self.effective_classifier()[0].detach().clone()
-        return w / self.norm.scale() if standardized and self.norm is not None else w
+        w = w / self.norm.scale() if standardized and self.norm is not None else w
+        constant = constant_features(self.norm)
+        return w if constant is None else w.masked_fill(constant.to(w.device), 0.0)
 
     @torch.no_grad()
     def site_importance(self, standardized: bool = True) -> Tensor:
@@ -344,7 +349,8 @@ class NeuroViewCNN(Guarded):
         return torch.stack([w[:, s].sum(-1) for s in self.site_slices.values()], -1)
 
     def top_units(self, k: int = 5, standardized: bool = True) -> list[list[tuple[str, int, float]]]:
-        """Per class, the ``k`` units of largest weight among those it reads, ``(site, channel, weight)`` (0: unread)."""
+        """Per class, the ``k`` units of largest weight among those it reads, ``(site, channel, weight)`` (0: unread,
+        or a unit whose code never changed in training: see :meth:`unit_importance`)."""
         w, units = self.unit_importance(standardized), self.units  # zeros ranked last: they came above negative weights
         vals, idx = torch.where(w != 0, w, -torch.inf).topk(min(positive_int(k, "k"), w.shape[1]), dim=1)
         return [[(*units[i], v) for i, v in zip(ir, vr) if v > -math.inf] for ir, vr in zip(idx.tolist(), vals.tolist())]

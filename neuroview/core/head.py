@@ -20,6 +20,8 @@ Imports only torch. State-dict keys are ``BatchNorm1d``'s, so earlier checkpoint
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -94,6 +96,43 @@ class CodeNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, floor={self.floor}"
+
+
+def constant_features(norm: nn.Module | None) -> Tensor | None:
+    """``[F]`` bool: the features whose value, by ``norm``'s running statistics, was the same for every sample of each
+    training batch (a dead unit, one always on, a hidden feature that never leaves 0). Training standardizes such a
+    feature to exactly 0, so its classifier weights get no gradient: they keep their random initial values, and a
+    global weight of them is initialisation noise, not importance.
+
+    The record: a batch variance of exactly 0 leaves the running variance decayed from its initial 1 by
+    ``(1 - momentum)`` per batch, nothing added (to 0 at the first batch with ``momentum=None``). A feature is flagged
+    where the running variance is that value to float rounding: ``(4 + 2 sqrt(batches))`` rounding errors of its dtype
+    relative (one lerp a batch, the momentum rounded to float32 as torch's lerp reads it; measured: under
+    ``0.5 sqrt(batches)``), plus ``tiny`` (a decay underflowed to the subnormals) and ``(4 eps mean)^2`` (the
+    rounding of a constant's batch mean under DDP). A batch of nonzero variance adds ``momentum * var``, decayed from
+    then on: a feature that merely varies little is not flagged once that exceeds the rounding (a std of 1e-3 over 50
+    batches: x90 the margin; in the first few batches the float resolution of ``0.9`` hides a std under about 3e-3).
+    Statistics set from the codes at once (:func:`neuroview.sparsify`, ``fit_ridge_head``: one batch, the exact
+    variance) hold no decay: a constant feature reads 0 there, not 0.9, and is not flagged (its head was fitted on it).
+    None without a normalization (nothing records the training data) or before any batch was seen.
+
+    >>> norm = CodeNorm(3).train()
+    >>> for _ in range(50):
+    ...     _ = norm(torch.stack([torch.zeros(8), torch.ones(8), 1 + 1e-3 * torch.randn(8)], 1))
+    >>> constant_features(norm).tolist()
+    [True, True, False]
+    """
+    var = getattr(norm, "running_var", None)
+    n = int(getattr(norm, "num_batches_tracked", 0))
+    if var is None or getattr(norm, "running_mean", None) is None or n == 0:
+        return None
+    m, fi = getattr(norm, "momentum", None), torch.finfo(var.dtype)
+    if m is not None:  # lerp's weight in its opmath dtype (float32 for float32, bf16 and half buffers)
+        m = float(torch.tensor(float(m), dtype=torch.promote_types(var.dtype, torch.float32)))
+    decayed = 0.0 if m is None else (1.0 - m) ** n  # in float64, so only the training's own rounding is left
+    v, mean = var.detach().double(), norm.running_mean.detach().double()
+    margin = decayed * fi.eps * (4 + 2 * math.sqrt(n)) + fi.tiny + (4 * fi.eps * mean).square()
+    return ((v - decayed).abs() <= margin).cpu()
 
 
 def _distributed() -> bool:

@@ -44,7 +44,7 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
-from .rnn_steps import settings_clash, unreached_steps
+from .rnn_steps import settings_clash, unreached_steps, untrained_features
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -290,16 +290,17 @@ class NeuroViewRNN(Guarded):
 
         A weight is no importance where no training series reached its step: padding there gets no gradient, so
         the weight keeps its random initial value (and the normalization's floored variance scales it up). Such
-        steps (:meth:`unreached_steps`, read from the normalization's statistics) are reported as 0. Without a
+        steps (:meth:`unreached_steps`, read from the normalization's statistics) are reported as 0, and so is each
+        feature that was the same for every sample of each training batch (a dead hidden feature: its weights never
+        trained either; :func:`~neuroview.core.head.constant_features`). ``explain`` keeps both. Without a
         normalization nothing records which steps training reached: steps that few series reach then carry
         near-initial weights, so compare the contributions measured on data, ``net.explain(x).time_importance``.
         """
         if reduce not in _REDUCTIONS:
             raise ValueError(f"reduce: expected one of {_REDUCTIONS}, got {reduce!r}")
         w = self.effective_classifier()[0].detach().reshape(self.num_classes, *self.feature_shape)
-        unreached = self.unreached_steps()
-        if unreached is not None:  # untrained weights: initialisation noise, not importance
-            w = w.masked_fill(unreached.to(w.device)[None, None, None, :, None], 0.0)
+        untrained = untrained_features(self.norm, self.feature_shape)  # initialisation noise, not importance
+        w = w if untrained is None else w.masked_fill(untrained.to(w.device), 0.0)
         dims = (2, 4) if per_layer else (1, 2, 4)
         if reduce == "norm":
             return w.square().sum(dims).sqrt()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["unreached_steps", "UNREACHED_VAR"]
+from .head import constant_features
+
+__all__ = ["unreached_steps", "untrained_features", "UNREACHED_VAR"]
 
 #: the running variance under which a step whose running mean is 0 counts as never reached: 1 decayed by 44 batches
 #: of zeros at the default momentum 0.1; a shorter training leaves every step counted as reached
@@ -40,6 +42,18 @@ def unreached_steps(norm: nn.Module | None, feature_shape: tuple[int, int, int, 
     m = mean.detach().reshape(layers, dirs, steps, hidden).abs().float()
     v = var.detach().reshape(layers, dirs, steps, hidden).float()
     return ((m == 0) & (v <= UNREACHED_VAR)).permute(2, 0, 1, 3).flatten(1).all(1).cpu()
+
+
+def untrained_features(norm: nn.Module | None, feature_shape: tuple[int, int, int, int]) -> Tensor | None:
+    """``[L, D, steps, H]`` bool: the features whose classifier weights training never moved, by ``norm``'s running
+    statistics: every feature of a step no series reached (:func:`unreached_steps`) and each feature that was the same
+    for every sample of each training batch (:func:`neuroview.core.head.constant_features`: a dead hidden feature);
+    None without a normalization or before any batch was seen."""
+    unreached, constant = unreached_steps(norm, feature_shape), constant_features(norm)
+    if unreached is None or constant is None:
+        return None
+    layers, dirs, steps, hidden = feature_shape
+    return constant.reshape(layers, dirs, steps, hidden) | unreached[None, None, :, None]
 
 
 def settings_clash(meta, rnn: nn.Module, prefix: str) -> str | None:
