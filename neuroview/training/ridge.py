@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from .._batch import kept_generators, outside_inference_mode, refuse_lengths, unpack
 from ..core._utils import as_labels, factory, require_neuroview
 from ..core.cnn import NeuroViewCNN
+from .sparse_checks import check_labels
 from .sparsify import _batches, _features, derived_cfg
 
 __all__ = ["ALPHAS", "RidgeFit", "fit_ridge_head", "fit_minirocket", "minirocket", "ridge_loo"]
@@ -107,7 +108,9 @@ def _alphas(alphas) -> tuple[float, ...]:
 def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     """A copy of ``net`` whose global classifier is the ridge of :func:`ridge_loo` on the training
     split's standardized features; ``net`` is never changed. ``train``: a data module (its training
-    split) or batches ``(x, y)`` / ``(x, lengths, y)``. ``out.ridge`` is a :class:`RidgeFit`."""
+    split) or batches ``(x, y)`` / ``(x, lengths, y)``. ``out.ridge`` is a :class:`RidgeFit`. A training split
+    without a sample of each of the network's classes is refused, as :func:`neuroview.sparsify` refuses it (the
+    ridge gave such a class a fixed logit of -1: never predicted)."""
     alphas = _alphas(alphas)
     if getattr(net, "members", None) is not None and getattr(net, "classifier", None) is None:  # an Ensemble
         raise ValueError("net: an Ensemble deciding with its members' mean has no global head to fit; fit each member "
@@ -119,8 +122,7 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
     # a loader's own generators kept here: _features sees the checked batches, no longer the loader
     with torch.random.fork_rng(devices=[]), kept_generators(batches):  # a head built at the first batch draws its
         f, y = _features(out, _one_length(out, batches), "train")  # (replaced) initial weights
-    if len(torch.unique(y)) < 2:
-        raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
+    check_labels(y, out.num_classes)  # as nv.sparsify: a class never seen gets a head that never predicts it
     var, mean = torch.var_mean(f.double(), dim=0, unbiased=False)
     std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))  # scikit-learn's StandardScaler
     z = (f.double() - mean) / std
@@ -224,7 +226,8 @@ def _fit(net: NeuroViewCNN, x: Tensor, y: Tensor | None, alphas) -> NeuroViewCNN
 def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_000, seed: int = 0,
                alphas=ALPHAS) -> NeuroViewCNN:
     """A NeuroView-MiniRocket fitted on ``train``: channels and length from its series, classes from
-    ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws."""
+    ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws. A class of those
+    the training split holds no sample of is refused (naming where ``num_classes`` came from), before any fitting."""
     from ..zoo.api import create_model
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
@@ -235,10 +238,18 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     x, y = _series(train, seed, torch.get_default_dtype())
     if y is not None and len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
+    given = "num_classes" if num_classes is not None else "the data module's num_classes"
     if num_classes is None:
         num_classes = getattr(train, "num_classes", None) or (int(y.max()) + 1 if y is not None else None)
+        given = given if getattr(train, "num_classes", None) else "the largest label + 1: num_classes"
     if num_classes is None:
         raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+    absent = sorted(set(range(num_classes)) - set(torch.unique(y).tolist())) if isinstance(num_classes, int) else []
+    if absent:  # before the biases are fitted; fit_ridge_head refuses it too (check_labels), without naming the source
+        raise ValueError(f"train: expected samples of each of the {num_classes} classes of {given}={num_classes}, got "
+                         f"none of class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them "
+                         "never predicts them (nv.sparsify refuses it too): pass the whole training split, or the "
+                         "classes it holds as num_classes")
     with _seeded(seed):  # the standard head's initial weights (unused): one state dict for a seed
         net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
                            num_features=num_features, seed=seed)
