@@ -331,15 +331,20 @@ def table_names(names: list[str]) -> list[str]:
 
 
 def drawn_classes(exp: Explanation, y: Tensor | None, cap: int = 30) -> tuple[list[int], str]:
-    """``(classes, note)``: the classes a figure of every class's units draws, the classes present (with a sample in
-    ``y``, else predicted), at most ``cap`` of them (the most frequent), in index order; ``note`` says so on the page
-    where some are left out. At 1,000 classes ``top_units`` ran past 400 s and the heatmap's labels made a black bar."""
+    """``(classes, note)``: the classes a figure of every class's units (the model's weights) draws: every class up to
+    ``cap`` classes (the note empty); past ``cap`` the classes present (with a sample in ``y``, else predicted), at most
+    ``cap`` of them (the most frequent), in index order, and ``note`` says so on the page. At 1,000 classes
+    ``top_units`` ran past 400 s and the heatmap's labels made a black bar; at 10, the weights of a class missing from
+    a small batch are still worth drawing (they cost nothing)."""
     c = exp.num_classes
+    if c <= cap:
+        return list(range(c)), ""
     seen = torch.bincount((y if y is not None else exp.predicted).reshape(-1).long().cpu(), minlength=c)
     present = seen.nonzero().flatten()
     keep = sorted(present[torch.sort(-seen[present], stable=True).indices[:cap]].tolist())
-    if len(keep) == c:
-        return keep, ""
-    what = "with a sample here" if y is not None else "predicted for a sample here"
-    most = f", the {cap} with the most samples" if len(present) > cap else ""
-    return keep, f" Drawn: the {len(keep)} classes {what}{most}, of {c}."
+    if len(present) > cap:
+        what = (f"with the most samples here ({len(present)} have one)" if y is not None else
+                f"predicted most often here ({len(present)} are predicted)")
+    else:
+        what = "with a sample here" if y is not None else "predicted for a sample here"
+    return keep, f" Drawn: the {len(keep)} {'class' if len(keep) == 1 else 'classes'} {what}, of {c}."

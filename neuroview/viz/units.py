@@ -65,6 +65,10 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
         raise ValueError(f"sites: expected names among {list(slices)}, got {list(sites) if sites is not None else sel}")
     rows = _classes(classes, w.shape[0])
     names = [_names(w.shape[0], class_names)[r] for r in rows]
+    # what any class reads, counted before the rows are cut: a site only other classes read was "none read by any class"
+    full = {s: int((w[:, slices[s]] != 0).any(0).sum()) for s in sel}
+    drawn = ("" if set(rows) == set(range(w.shape[0])) else " the class drawn" if len(set(rows)) == 1 else
+             " the classes drawn")
     w, c = w[rows], len(rows)
     orders = [_sorted_units(w[:, slices[s]], max_units) for s in sel]
     widest = max(len(o) for o in orders)
@@ -85,9 +89,11 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
         block = w[:, slices[site]][:, order]
         im = ax.imshow(block.numpy(), cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
         n = slices[site].stop - slices[site].start
-        read = int((w[:, slices[site]] != 0).any(0).sum())
-        shown = "" if len(order) == n else ", none read by any class" if not read else (
-            f", the {len(order)} strongest" if read > len(order) else f", the {read} read by a class")
+        read = int((w[:, slices[site]] != 0).any(0).sum())  # by the classes drawn
+        shown = "" if len(order) == n else ", none read by any class" if not full[site] else (
+            f", none read by{drawn} ({full[site]} by other classes)" if not read else
+            f", the {len(order)} strongest{' for' + drawn if drawn else ''}" if read > len(order) else
+            f", the {read} read by{drawn or ' a class'}")
         ax.set_title(f"site {site}: {n} units{shown}", fontsize=9)
         ax.set_yticks(range(0, c, every), names[::every], fontsize=7)
         ax.set_ylabel("class" if every == 1 else f"class (1 in {every} named)")

@@ -68,7 +68,7 @@ def test_the_report_draws_every_class_figure_for_the_classes_present_at_most_30(
     assert asked["unit_heatmap"]["classes"] == list(range(30))
     assert asked["top_units"]["classes"] == list(range(30))
     page = " ".join(p.read_text() for p in (tmp_path / "r").glob("*.html"))
-    assert "Drawn: the 30 classes with a sample here, the 30 with the most samples, of 40." in page
+    assert "Drawn: the 30 classes with the most samples here (34 have one), of 40." in page
 
 
 def test_unit_heatmap_of_many_sites_puts_panels_side_by_side_each_tall_enough_to_read():
