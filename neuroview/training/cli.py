@@ -31,7 +31,7 @@ from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .data_arg import absolute_paths, read_evaluated_like
-from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights
+from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
@@ -91,6 +91,10 @@ class NeuroViewCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         self._check_resume()
         super()._parse_ckpt_path()
+        sub = self.config.get("subcommand")
+        cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
+        if cfg is not None and cfg.get("ckpt_path") == "last":  # the file checked, not Lightning's newest last*.ckpt
+            cfg.ckpt_path = _checkpoint_file(cfg, sub)
 
     def _check_resume(self) -> None:
         """``--ckpt_path`` names a file that is there (``last``: the runs' ``last.ckpt``), and the options the command
@@ -153,16 +157,17 @@ class NeuroViewCLI(LightningCLI):
         """A new run (no ``--ckpt_path``) into a folder that holds an earlier run's checkpoints keeps each as
         ``<name>-v<N>.ckpt`` once it starts training (:class:`KeepEarlierRuns`, ahead of the config it saves: the one
         its ``init_weights`` names is read at the setup under the name typed, and saved in the config by its kept
-        name): the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` / ``best`` read the newest), and
-        nothing an earlier run saved is lost (the folder is one per recipe: a run on other data replaced the earlier
-        model), nor moved by a run refused before it trained. A fit refused before it trained, a resume too, leaves no
-        log folder of its own (:class:`DropRefusedRun`)."""
+        name): the new run writes ``last.ckpt`` and its best (``--ckpt_path last`` reads ``last.ckpt``, ``best`` the
+        newest best), and nothing an earlier run saved is lost (the folder is one per recipe: a run on other data
+        replaced the earlier model), nor moved by a run refused before it trained. A resume of another file than
+        ``last.ckpt`` (a kept ``last-v1.ckpt``) keeps aside what it would write over that is not its own. A fit refused
+        before it trained, a resume too, leaves no log folder of its own (:class:`DropRefusedRun`)."""
         cfg = self.config[self.subcommand]
         cb = self.trainer.checkpoint_callback
         self.trainer.callbacks.append(DropRefusedRun(self.trainer.loggers))  # before any logger made its folder
         if self.trainer.fast_dev_run:  # a smoke test saves nothing, and moved the real run's checkpoints aside
             return
-        if cfg.get("ckpt_path") or cb is None or not cb.dirpath:
+        if cb is None or not cb.dirpath:
             return
         callbacks = self.trainer.callbacks
         at = next((i for i, c in enumerate(callbacks) if isinstance(c, SaveRunConfig)), len(callbacks))
@@ -277,7 +282,7 @@ def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) ->
 
 
 def _checkpoint_file(cfg, sub: str) -> str | None:
-    """The file ``--ckpt_path`` names (``last``: the newest ``last*.ckpt`` of the checkpoint folder), or None for
+    """The file ``--ckpt_path`` names (``last``: the checkpoint folder's ``last.ckpt``), or None for
     none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
     traceback for a path, and for ``last`` only warned and started afresh or ran untrained weights)."""
     ckpt = cfg.get("ckpt_path")
@@ -285,14 +290,14 @@ def _checkpoint_file(cfg, sub: str) -> str | None:
         return None
     if ckpt in ("last", "best"):  # best, outside the fit that made it: the folder's best-*.ckpt (Lightning's traceback)
         folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")
+        if ckpt == "last":  # last.ckpt only: Lightning read the newest last*.ckpt, an earlier run's kept last-v1 too
+            return str(last_checkpoint(folder, sub))
         found = sorted(Path(folder).glob(f"{ckpt}*.ckpt"), key=lambda p: p.stat().st_mtime)
         if not found:
             then = "run without --ckpt_path to start a new run" if sub == "fit" else "name a checkpoint file"
-            kind = "last.ckpt" if ckpt == "last" else "best-*.ckpt"
             raise FileNotFoundError(f"ckpt_path: '{ckpt}' {'resumes' if sub == 'fit' else 'reads'} the {ckpt} checkpoint "
-                                    f"in {folder}, and there is none (no {kind}); {then}")
-        if ckpt == "best":  # Lightning reads 'best' only in the process that fitted
-            cfg.ckpt_path = str(found[-1])
+                                    f"in {folder}, and there is none (no best-*.ckpt); {then}")
+        cfg.ckpt_path = str(found[-1])  # Lightning reads 'best' only in the process that fitted
         return str(found[-1])
     path = Path(str(ckpt)).expanduser()  # quoted or in a config, no shell expanded it; Lightning does not
     if not path.is_file():

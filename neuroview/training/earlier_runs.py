@@ -2,23 +2,27 @@
 starts training (:class:`KeepEarlierRuns`: a command refused, or failing in its setup or sanity check, leaves them where
 they were, the one a ``--model.init_weights`` names too: read at the setup under the name typed, saved in the run's
 config by its kept name), and the log folders of a ``fit`` refused before it trained removed
-(:class:`DropRefusedRun`). May import Lightning and ``neuroview._io``; nothing else of neuroview.
+(:class:`DropRefusedRun`). A kept checkpoint names its own files by their kept names (its best, its last), so that it
+resumes whole; ``--ckpt_path last`` reads the folder's ``last.ckpt`` only (:func:`last_checkpoint`): a kept one is an
+earlier run's. May import Lightning and ``neuroview._io``; nothing else of neuroview.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info
 
-from .._io import keep_aside
+from .._io import atomic_write, keep_aside
 
-__all__ = ["DropRefusedRun", "KeepEarlierRuns", "check_init_weights", "keep_earlier_checkpoints"]
+__all__ = ["DropRefusedRun", "KeepEarlierRuns", "check_init_weights", "keep_earlier_checkpoints", "last_checkpoint"]
 
 # the first process's kept name of the init weights, for a process started after it with its environment. A launch
 # (ddp's own, ddp_spawn, torchrun) starts its processes before training, so they take it from a broadcast instead
@@ -39,15 +43,38 @@ def keep_earlier_checkpoints(cb, model, cfg) -> str | None:
             return kept
         return None
     os.environ.pop(_KEPT, None)  # a name kept by an earlier fit of this process is not this run's
-    found = None
+    found, moved = None, {}
     for old in _earlier(cb.dirpath, cb.FILE_EXTENSION):
         init = _same(getattr(model, "hparams", {}).get("init_weights"), old)
-        kept = _keep(old)
+        kept = moved[os.path.realpath(old)] = _keep(old)
         if init:
             found = str(kept)
             _point_at(model, cfg, found)  # read at setup under the name typed; saved (config, checkpoints) as kept
             os.environ[_KEPT] = json.dumps([os.path.realpath(old), found])
+    for kept in moved.values():
+        _name_kept_inside(kept, moved)
     return found
+
+
+def last_checkpoint(folder, sub: str) -> Path:
+    """The ``last.ckpt`` of the checkpoint folder ``folder``, which ``--ckpt_path last`` reads; where there is none, a
+    FileNotFoundError naming what is there instead. A ``last-v<N>.ckpt`` is an earlier run's, kept aside when a later
+    run started training (:class:`KeepEarlierRuns`): read as ``last``, the resume of a run killed before its first
+    checkpoint continued the earlier run (its weights, its seed, its finished epochs) as if it were the killed one."""
+    last = Path(folder) / "last.ckpt"
+    if last.is_file():
+        return last
+    kept = sorted(Path(folder).glob("last-v*.ckpt"), key=lambda p: p.stat().st_mtime)
+    verb, then = ("resumes", "run without --ckpt_path to start a new run") if sub == "fit" else ("reads", "name a checkpoint file")
+    if not kept:
+        raise FileNotFoundError(f"ckpt_path: 'last' {verb} the last checkpoint in {folder}, and there is none (no "
+                                f"last.ckpt); {then}")
+    what = "continue that run" if sub == "fit" else f"{sub} that run's model"
+    raise FileNotFoundError(
+        f"ckpt_path: 'last' {verb} the last checkpoint in {folder}, and there is none (no last.ckpt): the run started "
+        f"there last saved none (stopped before its first checkpoint, or the file was removed); {kept[-1].name} is an "
+        f"earlier run's, kept aside when a later run started training, and is not read as 'last'. "
+        f"{then[0].upper()}{then[1:]}, or pass --ckpt_path {kept[-1]} to {what}")
 
 
 class KeepEarlierRuns(Callback):
@@ -59,12 +86,17 @@ class KeepEarlierRuns(Callback):
     name it as kept, in every process (broadcast from the first); the logger's ``hparams.yaml``, written at the setup,
     keeps the name typed. Renamed at the command's start, or for the init
     weights before the setup, a run refused in its setup left the only run of the folder at ``last-v1.ckpt``, where
-    ``--ckpt_path runs/<recipe>/checkpoints/last.ckpt`` no longer found it, and the refusal named that file."""
+    ``--ckpt_path runs/<recipe>/checkpoints/last.ckpt`` no longer found it, and the refusal named that file. A resume
+    of another file than the folder's ``last.ckpt`` keeps aside what it would write over that is not its own."""
 
     def __init__(self, checkpoint, cfg=None):
         self.checkpoint, self.cfg = checkpoint, cfg  # the ModelCheckpoint: its folder as its setup resolved it
 
     def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.ckpt_path is not None:  # a resume: of another file than the folder's last.ckpt, it writes over that
+            if trainer.is_global_zero and not _same(trainer.ckpt_path, Path(self.checkpoint.dirpath) / "last.ckpt"):
+                _keep_written_over(self.checkpoint, trainer.ckpt_path)
+            return
         kept = keep_earlier_checkpoints(self.checkpoint, pl_module, self.cfg) if trainer.is_global_zero else None
         kept = trainer.strategy.broadcast(kept)  # the other ranks loaded the file under the name typed, before
         if kept and not trainer.is_global_zero:
@@ -124,11 +156,58 @@ def _earlier(dirpath: str, extension: str) -> list[Path]:
     return [p for p in sorted(Path(dirpath).glob(f"*{extension}")) if p.is_file() and not re.search(r"-v\d+$", p.stem)]
 
 
-def _keep(old: Path) -> Path:
+def _keep(old: Path, what: str = "the earlier run's") -> Path:
     kept = keep_aside(old)
-    rank_zero_info(f"neuroview fit: the earlier run's {old} kept as {kept.name} (this run writes its own; "
+    rank_zero_info(f"neuroview fit: {what} {old} kept as {kept.name} (this run writes its own; "
                    f"--trainer.default_root_dir gives a run a folder of its own)")
     return kept
+
+
+def _keep_written_over(cb, resumed) -> None:
+    """A resume of ``resumed``, a file other than the folder's ``last.ckpt`` (an earlier run's kept ``last-v1.ckpt``,
+    a best): keep aside each checkpoint of the folder it would write over that is not its own (``last.ckpt``, another
+    run's best; its own: the file resumed and the best files its restored state ranks). It wrote its ``last.ckpt`` over
+    the later run's, and a best of the same name over that run's."""
+    own = {os.path.realpath(p) for p in (resumed, cb.best_model_path, cb.kth_best_model_path, *cb.best_k_models) if p}
+    moved = {}
+    for old in _earlier(cb.dirpath, cb.FILE_EXTENSION):
+        if os.path.realpath(old) not in own:
+            moved[os.path.realpath(old)] = _keep(old, f"a checkpoint this resume of {Path(resumed).name} would write over,")
+    for kept in moved.values():
+        _name_kept_inside(kept, moved)
+
+
+def _name_kept_inside(kept: Path, moved: dict[str, Path]) -> None:
+    """Rewrite the file names the checkpoint ``kept`` records (its ModelCheckpoint's best, k-th best, top-k and last)
+    to the kept names of ``moved`` (real old path -> kept path), its time of change kept (``best`` reads the newest).
+    Left as renamed, it named its best by the old name: its resume ended in Lightning's bare FileNotFoundError when
+    it tested its best, or read another run's best saved later under that name."""
+    if kept.is_symlink():  # --checkpoint.save_last link: a link to a best, no checkpoint of its own
+        return
+    try:
+        saved = torch.load(kept, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - no checkpoint of Lightning's (truncated, a user's file): renamed, as it is
+        return
+    states = [s for s in (saved.get("callbacks") or {}).values() if isinstance(s, dict) and "best_model_path" in s] \
+        if isinstance(saved, dict) and isinstance(saved.get("callbacks"), dict) else []
+
+    def new(path):
+        to = moved.get(os.path.realpath(path)) if isinstance(path, str) and path else None
+        return str(to) if to is not None else path
+
+    changed = False
+    for state in states:
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if state.get(key) and new(state[key]) != state[key]:
+                state[key], changed = new(state[key]), True
+        if isinstance(state.get("best_k_models"), dict) and any(new(k) != k for k in state["best_k_models"]):
+            state["best_k_models"], changed = {new(k): v for k, v in state["best_k_models"].items()}, True
+    if changed:
+        stat = kept.stat()
+        buffer = io.BytesIO()
+        torch.save(saved, buffer)
+        atomic_write(kept, buffer.getvalue())
+        os.utime(kept, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _same(path, other) -> bool:
