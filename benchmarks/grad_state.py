@@ -34,6 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reproduce_zoo as rz  # noqa: E402
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 OUT = rz.RESULTS / "grad_state.json"
 ENTRIES = ("nv_small_cnn.digits", "nv_lite.gunpoint", "nv_lite.arrowhead")
@@ -53,7 +54,7 @@ def run(entries: list[str], seeds: list[int], states: list[str], threads: int) -
     from neuroview.zoo import pretrained as zoo
 
     manifest = zoo.read_manifest()
-    runs = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    runs = read_cache(OUT)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=rz.ROOT, capture_output=True, text=True).stdout.strip()
     for seed in seeds:  # seed-major: an interrupted run still has every entry and state of the first seeds
         for name in entries:
@@ -68,7 +69,7 @@ def run(entries: list[str], seeds: list[int], states: list[str], threads: int) -
                              "test_size": r["metrics"]["test_size"], "train_acc": r["fit"]["train_acc"],
                              "train_loss": r["fit"]["train_loss"], "seconds": round(r["seconds"], 1),
                              "commit": commit, "threads": threads, "date": time.strftime("%Y-%m-%d")}
-                OUT.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
+                write_cache(OUT, json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
                 print(f"{key}: {100 * r['metrics']['test_acc']:.2f}% ({r['seconds']:.0f} s)", flush=True)
     return runs
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--table-only", action="store_true", help="print the table of the cached runs")
     args = p.parse_args(argv)
-    runs = json.loads(OUT.read_text()) if args.table_only else run(args.entries, args.seeds, args.states, args.threads)
+    runs = read_cache(OUT) if args.table_only else run(args.entries, args.seeds, args.states, args.threads)
     md = table(runs, args.entries, args.seeds, args.states)
     if not args.table_only:
         OUT.with_suffix(".md").write_text(md + "\n")

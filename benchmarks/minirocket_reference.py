@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                         "test_size": int(len(yte)), "classifier": "aeon MiniRocketClassifier(n_kernels=10000)"}
         print(f"{name}: MiniRocket {100 * results[tag]['mean']:.2f} ± {100 * results[tag]['std']:.2f} "
               f"({', '.join(f'{100 * a:.2f}' for a in accs)}) in {time.perf_counter() - t0:.0f} s", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
+    from neuroview._io import atomic_write  # the earlier sets' results are in it too: never half written
+
+    atomic_write(OUT, (json.dumps(dict(sorted(results.items())), indent=2) + "\n").encode())
     return 0
 
 

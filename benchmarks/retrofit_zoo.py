@@ -58,7 +58,9 @@ def refresh(root: Path, names: list[str]) -> None:
     results = {k: v for k, v in (json.loads(path.read_text()) if path.is_file() else {}).items() if k in manifest}
     for name in names:
         results[name] = retrofit_entry(root, name)
-    path.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
+    from neuroview._io import atomic_write  # the other entries' records are in it too: never half written
+
+    atomic_write(path, (json.dumps(dict(sorted(results.items())), indent=2) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 OUT = ROOT / "benchmarks" / "results" / "rnn_head_probe.json"
 READS = {
     "every step": lambda h: h.flatten(1),
@@ -98,12 +99,12 @@ def main() -> None:
     p.add_argument("--recipes", nargs="+", default=["recipes/ucr_nv_rnn.yaml", "recipes/ucr_rnn.yaml"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = p.parse_args()
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    results = read_cache(OUT)
     for recipe in args.recipes:
         for seed in args.seeds:
             rec = probe(recipe, args.set, seed)
             results[f"{Path(recipe).stem}@{args.set}@{seed}"] = rec
-            OUT.write_text(json.dumps(results, indent=2) + "\n")
+            write_cache(OUT, json.dumps(results, indent=2) + "\n")
             print(json.dumps(rec, indent=1), flush=True)
 
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ucr_accuracy import _sha, overrides  # noqa: E402
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 RECIPE = "recipes/ucr_nv_cnn.yaml"
 OUT = ROOT / "benchmarks" / "results" / "sparse_ensemble.json"
@@ -45,7 +46,7 @@ def _trained(dataset: str, seed: int):
     path = NETWORKS / f"{dataset}@{seed}@{_sha(RECIPE)}.safetensors"
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
-        info = json.loads(meta.read_text())
+        info = read_cache(meta)
         net = nv.create_model(info["arch"], **info["arch_kwargs"])
         net.load_state_dict(load_file(path))
     else:
@@ -53,7 +54,7 @@ def _trained(dataset: str, seed: int):
         net, info = run["model"], {"arch": run["arch"], "arch_kwargs": run["arch_kwargs"], "data": run["data"]}
         NETWORKS.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
-        meta.write_text(json.dumps(info, indent=1) + "\n")
+        write_cache(meta, json.dumps(info, indent=1) + "\n")  # after the weights: a meta names whole ones
     dm = make_datamodule(info["data"])
     dm.setup("fit")
     return net.eval(), dm
@@ -80,7 +81,7 @@ def measure(dataset: str, seed: int) -> dict:
 
 
 def load() -> dict:
-    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+    return read_cache(OUT)
 
 
 def table(runs: dict) -> str:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 with _locked(OUT.parent):
                     runs = load() | {key: row}
-                    OUT.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+                    write_cache(OUT, json.dumps(runs, indent=1, sort_keys=True) + "\n")
     print(table(load()))
     return 0
 

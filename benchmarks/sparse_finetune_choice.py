@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sparse_finetune_choice.json"
 REPORT = RESULTS.with_suffix(".md")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 EPOCHS = (0, 5, 10, 20, 40)
 MODES = ("train", "eval")  # finetune_sparse's modes, each judged apart (train first: the default)
 BUDGET = {"cnn": {"max_k90": 10}, "rnn": {"max_k90": 50, "max_k90_steps": 10}}  # sparsify_zoo's $BUDGET
@@ -100,14 +101,14 @@ def main(argv=None) -> int:
     from sparsify_zoo import dense_entries
 
     torch.set_num_threads(1)
-    cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    cache = read_cache(RESULTS)
     if not args.report:
         for mode in args.modes:
             for name in args.entries or dense_entries():
                 if f"{name}:{mode}" in cache:
                     continue
                 cache[f"{name}:{mode}"] = r = run(name, mode)
-                RESULTS.write_text(json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
+                write_cache(RESULTS, json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
                 print(f"{name} ({mode} mode): dense {r['dense']:.1f}% held out; sparse, by epochs: "
                       + ", ".join(f"{e} {v['accuracy']:.1f}" for e, v in r["epochs"].items()), flush=True)
     parts = ["# Sparse fine-tuning's epochs, judged on held-out data", "",

@@ -50,6 +50,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "sparsify_budget_choice.json"
 REPORT = RESULTS.with_suffix(".md")
 DISTILL = RESULTS.with_name("sparsify_distill_choice.json")  # --distill: its own networks and labels' walks
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 RELAXED = (1e-2, 1e-1, 1.0)
 RULES = ("sparsest", "most accurate", "lowest loss")
 FREE = "no budget"  # sparsify's rule without a budget, for the choice of ``relaxed`` there
@@ -218,7 +219,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     results = DISTILL if args.distill else RESULTS
-    rows = json.loads(results.read_text()) if results.exists() else {}
+    rows = read_cache(results)
     if not args.report:
         for name in args.entries or dense_entries():
             for seed, relaxed, t in ((s, a, t) for s in args.seeds for a in args.relaxed for t in (None, *args.distill)):
@@ -229,7 +230,7 @@ def main() -> int:
                 i = pick(r, "sparsest")
                 print(f"{key}: dense {r['dense_held_out']:.1f}% held out; sparsest in budget {r['units'][i]:.1f} "
                       f"units/class at {r['held_out_acc'][i]:.1f}% ({r['seconds']} s)", flush=True)
-                results.write_text(json.dumps(rows, indent=1))
+                write_cache(results, json.dumps(rows, indent=1))
     if args.distill:
         text = report_distill(rows)
         DISTILL.with_suffix(".md").write_text("# sparsify fitted to labels or to the dense network's probabilities, judged "

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sparsify_choice.json"
 REPORT = RESULTS.with_suffix(".md")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 HELD_OUT = 0.25  # the share of the training split held out where the recipe holds out nothing
 DEVIANCES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 RNN_L1_RATIOS = (1.0, 0.97)
@@ -161,7 +162,7 @@ def main() -> int:
     from sparsify_zoo import dense_entries
 
     torch.set_num_threads(1)
-    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    rows = read_cache(RESULTS)
     if not args.report:
         for name in args.entries or dense_entries():
             ratios = RNN_L1_RATIOS if name.startswith(("nv_gru", "nv_lstm")) else (1.0,)
@@ -172,7 +173,7 @@ def main() -> int:
                 i = _pick(r, 0.95)
                 print(f"{name} l1_ratio {r['l1_ratio']:g}: dense {r['dense_held_out']:.1f}%, deviance 0.95 picks "
                       f"{r['units'][i]:.1f} units/class at {r['held_out_acc'][i]:.1f}% held out ({r['seconds']} s)", flush=True)
-            RESULTS.write_text(json.dumps(rows, indent=1))
+            write_cache(RESULTS, json.dumps(rows, indent=1))
     text = report(rows)
     REPORT.write_text("# sparsify's point rule, judged on held-out data\n\n`python benchmarks/sparsify_choice.py`\n\n" + text + "\n")
     print(text)

@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sparsify_zoo.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 
 def dense_entries() -> list[str]:
@@ -253,7 +254,7 @@ def main(argv=None) -> int:
     from neuroview.training.sparsify import DEVIANCE, RELAXED
 
     torch.set_num_threads(1)
-    cache = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    cache = read_cache(RESULTS)
     for name in args.entries or dense_entries():
         for seed in args.seeds:
             key = run_key(name, seed, *budget(name, args))
@@ -263,7 +264,7 @@ def main(argv=None) -> int:
                 continue
             row, sparse, entry = measure(name, seed, *budget(name, args))
             cache[key] = row
-            RESULTS.write_text(json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
+            write_cache(RESULTS, json.dumps(dict(sorted(cache.items())), indent=1) + "\n")
             d, s = row["dense"], row["sparse"]
             print(f"{key}: dense {d['accuracy']:.1f}% k90 {d['k90']:g} | sparse {s['accuracy']:.1f}% k90 {s['k90']:g} "
                   f"({s['units_per_class']:.1f} per class) in {row['sparsify_seconds']} s", flush=True)
