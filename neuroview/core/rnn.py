@@ -44,7 +44,7 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
-from .rnn_steps import settings_clash, unreached_steps, untrained_features
+from .rnn_steps import settings_clash, unreached_steps, untrained_features, warn_unreached
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -145,12 +145,14 @@ class NeuroViewRNN(Guarded):
         return (self.num_layers, self.num_directions, self.steps, self.hidden_size)
 
     # --------------------------------------------------------------- forward
-    def _features(self, x, lengths) -> tuple[Tensor, Tensor]:
+    def _features(self, x, lengths, check: int = 0) -> tuple[Tensor, Tensor]:
+        given = lengths is not None or not isinstance(x, Tensor)  # check: the stack level a warning names (0: none)
         x, lengths = prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
         x, lengths = fold_windows(x, lengths, self.window)
+        warn_unreached(self, x, lengths, given, check)  # at eval only: no host sync in training
         b, t, _ = x.shape
         if lengths is not None and self.num_directions == 2 and self._backbone.builtin and torch.compiler.is_exporting():
             raise TypeError("torch.export: a bidirectional NeuroViewRNN packs its series by lengths= (its backward direction starts at "
@@ -230,7 +232,7 @@ class NeuroViewRNN(Guarded):
         return self
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
-        return self.head(self._features(x, lengths)[0])
+        return self.head(self._features(x, lengths, 6)[0])
 
     # ------------------------------------------------------------ explaining
     @torch.no_grad()
@@ -252,7 +254,7 @@ class NeuroViewRNN(Guarded):
         """
         restore = explaining(self)
         try:
-            h, lengths = self._features(x, lengths)
+            h, lengths = self._features(x, lengths, 5)
         finally:
             restore()
         w, b = self.effective_classifier()
@@ -282,19 +284,21 @@ class NeuroViewRNN(Guarded):
         """Global per-class step weights, ``[C, steps]`` (``[C, L, steps]`` with ``per_layer``; ``steps`` is
         ``max_len`` over ``window``, each step ``window`` input samples).
 
-        Aggregates the effective classifier weights ``W [C, L, D, T, H]`` (normalization folded
-        in, so they act on raw hidden states) over the hidden features, both directions and,
-        unless ``per_layer``, the layers. ``reduce="norm"`` (default) is the Euclidean norm of
-        those weights: how strongly step t can move class c's logit, since LSTM/GRU/tanh states
-        lie in [-1, 1]; ``"abs"`` the sum of absolute weights; ``"sum"`` the signed sum.
+        Aggregates the effective classifier weights ``W [C, L, D, T, H]`` (normalization folded in, so they act on raw
+        hidden states) over the hidden features, both directions and, unless ``per_layer``, the layers: ``reduce="norm"``
+        (default) the Euclidean norm of those weights, ``"abs"`` the sum of absolute weights, ``"sum"`` the signed sum.
+        A scale of the step's weights, not what it moved: where states lie in [-1, 1] (GRU, LSTM without ``proj_size``,
+        tanh RNN) a step moves class c's logit by at most the sum of its absolute weights (``"abs"`` but for constant
+        features; at most the norm times the root of the step's feature count); a ReLU RNN's states and an LSTM's
+        projected ones are unbounded (a probe measured contributions at 9.7x and 1.2x the norm): there, and for what
+        moved a decision, compare the contributions measured on data, ``net.explain(x).time_importance``.
 
-        A weight is no importance where no training series reached its step: padding there gets no gradient, so
-        the weight keeps its random initial value (and the normalization's floored variance scales it up). Such
-        steps (:meth:`unreached_steps`, read from the normalization's statistics) are reported as 0, and so is each
-        feature that was the same for every sample of each training batch (a dead hidden feature: its weights never
-        trained either; :func:`~neuroview.core.head.constant_features`). ``explain`` keeps both. Without a
-        normalization nothing records which steps training reached: steps that few series reach then carry
-        near-initial weights, so compare the contributions measured on data, ``net.explain(x).time_importance``.
+        A weight is no importance where no training series reached its step: padding there gets no gradient, so the
+        weight keeps its random initial value (and the normalization's floored variance scales it up). Such steps
+        (:meth:`unreached_steps`, read from the normalization's statistics) are reported as 0, and so is each feature
+        that was the same for every sample of each training batch (a dead hidden feature: its weights never trained
+        either; :func:`~neuroview.core.head.constant_features`). ``explain`` keeps both. Without a normalization
+        nothing records which steps training reached: steps that few series reach then carry near-initial weights.
         """
         if reduce not in _REDUCTIONS:
             raise ValueError(f"reduce: expected one of {_REDUCTIONS}, got {reduce!r}")
@@ -307,9 +311,8 @@ class NeuroViewRNN(Guarded):
         return (w.abs() if reduce == "abs" else w).sum(dims)
 
     def unreached_steps(self) -> Tensor | None:
-        """``[steps]`` bool: the steps no training series reached, by the normalization's running statistics (their
-        features' mean exactly 0, their variance decayed towards 0); None without a normalization, which is the
-        only record of the training data (see :func:`neuroview.core.rnn_steps.unreached_steps`)."""
+        """``[steps]`` bool: the steps no training series reached, by the normalization's running statistics (from its
+        first batch); None without one, the only record of the training data (:func:`.rnn_steps.unreached_steps`)."""
         return unreached_steps(self.norm, self.feature_shape)
 
     def unit_gallery(self, loader, units=None, k: int = 6, *, steps=None, **kw):
