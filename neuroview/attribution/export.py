@@ -71,11 +71,12 @@ def _wide(fixed: list[dict], values: Tensor, class_names: Sequence | None) -> li
     return [f | dict(zip(cols, v)) for f, v in zip(fixed, vals)]
 
 
-def unit_records(source, class_names: Sequence | None = None, *, standardized: bool = True) -> list[dict]:
+def unit_records(source, class_names: Sequence | None = None, *, standardized: bool | None = None) -> list[dict]:
     """One row per unit: ``site, channel, <one weight column per class>``.
 
-    ``source`` is a NeuroView-CNN (its global weights, see
-    :func:`neuroview.attribution.importance.unit_weights`) or a CNNExplanation.
+    ``source`` is a NeuroView-CNN (its global weights, standardized unless ``standardized=False``) or a
+    CNNExplanation (its effective weight; ``standardized=True`` is refused there): see
+    :func:`neuroview.attribution.importance.unit_weights`.
     """
     w, units, _ = unit_weights(source, standardized=standardized)
     return _wide([{"site": s, "channel": ch} for s, ch in units], w, class_names)

@@ -23,14 +23,15 @@ Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_r
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._batch import check_lengths, in_order, kept_generators, series_input, split_batches, unpack
-from ..core._utils import batch_labels, named_samples, own_rng, register_extension, restore_modes
+from .._batch import check_lengths, in_order, kept_generators, refuse_lengths, series_input, split_batches, unpack
+from ..core._utils import batch_labels, named_samples, own_rng, positive_int, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import Explanation, RNNExplanation
@@ -38,6 +39,7 @@ from ..core.rnn import NeuroViewRNN
 from ..core.sites import input_span
 from .gallery_rows import check_units, row_of
 from .gallery_windows import windows
+from .importance import _check_sample
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
 
@@ -129,10 +131,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     """
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs, got {type(net).__name__}")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k: expected a positive int, got {k!r}")
-    if max_samples is not None and (not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1):
-        raise ValueError(f"max_samples: expected a positive int or None, got {max_samples!r}")
+    k, max_samples = positive_int(k, "k"), positive_int(max_samples, "max_samples", none=True)
     if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):
         raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor (explain's baseline), got {baseline!r}")
     rnn = isinstance(net, NeuroViewRNN)
@@ -161,7 +160,6 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
             restore()
 
 
-# ------------------------------------------------------------------------ arguments
 def _batches(loader):
     """The iterable of batches ``loader`` stands for (see :func:`unit_gallery`): the training split in order and
     without augmentation, so that an index names a sample."""
@@ -176,12 +174,9 @@ class _Top:
 
     def __init__(self, k: int):
         self.k, self.seen = k, 0
-        self.score: Tensor | None = None
-        self.value: Tensor | None = None
-        self.index: Tensor | None = None
+        self.score: Tensor | None = None  # and value, index: [n, k] once a batch was added
+        self.value = self.index = self.class_means = self.class_counts = None
         self.rows: dict[str, Tensor] = {}
-        self.class_means: Tensor | None = None
-        self.class_counts: Tensor | None = None
 
     def add(self, score: Tensor, value: Tensor, rows: dict[str, Tensor]) -> None:
         """``score`` and ``value`` ``[B, n]`` per sample and unit; ``rows`` ``[B, ...]`` per sample."""
@@ -216,6 +211,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
             # (x, y, other) is read as (x, lengths, y), `other` taken for y: named as readability names it (an RNN's
             # own check named `lengths`, an argument the user never passed)
             check_lengths(lengths, x, "loader", y)
+            refuse_lengths(net, lengths, "loader", x)  # a MiniRocket's codes count padding as data: sparsify refuses it
             lengths = None if lengths is None else torch.as_tensor(lengths)  # a list too, as explain takes it
             if labelled is not None and labelled != (y is not None):  # g.y kept stale labels, or a bare KeyError('y')
                 was, now = ("with", "without") if labelled else ("without", "with")
@@ -364,8 +360,10 @@ def _heat(net: NeuroViewCNN | Ensemble, site, cmap: Tensor, spatial: tuple) -> T
 
 # ----------------------------------------------------------------- what a waterfall shows
 def decision_items(exp: Explanation, sample: int, target: int) -> Tensor:
-    """One sample's contributions to class ``target``: ``[U]`` units, ``[T]`` steps of an RNN, or
-    the flattened features; read without the dense ``[B, C, ...]`` tensor."""
+    """One sample's contributions to class ``target`` (both checked as ``plots.waterfall`` checks them: an RNN's read
+    -1 as the last class): ``[U]`` units, ``[T]`` steps of an RNN, or the flattened features, never the dense tensor."""
+    sample = _check_sample(sample, exp.logits.shape[0])
+    target = int(exp.targets(target)[sample])
     if isinstance(exp, RNNExplanation):
         ti = exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5))
         return ti[sample, target].detach().cpu()
@@ -379,17 +377,19 @@ def largest(v: Tensor, k: int) -> list[int]:
 
 
 def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = None) -> list[int]:
-    """Every unit (step) the waterfalls of ``samples`` draw a bar for, in first-seen order:
-    what a gallery needs to give each bar its face. ``target``: default the class each sample was explained for
-    (``exp.targets()``: the asked class, else the prediction), as the waterfall draws it. An RNN sample's steps past
-    its series' end (padding: the -W baseline constant, drawn without thumbnails) are left out."""
+    """Every unit (step) the waterfalls of ``samples`` (indices, or one int) draw a bar for, in first-seen order: what
+    a gallery needs to give each bar its face. ``target``: default the class each sample was explained for
+    (``exp.targets()``: the asked class, else the prediction), as the waterfall draws and checks it (``int()`` read -1
+    as an RNN's last class, 1.7 as 1). An RNN sample's steps past its series' end (``exp.lengths``, in steps; padding:
+    the -W baseline constant, drawn without thumbnails) are left out."""
     out: list[int] = []
-    classes = exp.targets() if target is None else None
+    classes = exp.targets(target)  # -1, 1.7, a bool refused by name
+    # one sample as plots.waterfall(sample=) takes it (was a bare "'int' object is not iterable")
+    samples = [samples] if not isinstance(samples, Iterable) or getattr(samples, "ndim", None) == 0 else samples
     lengths = getattr(exp, "lengths", None) if isinstance(exp, RNNExplanation) else None
-    for s in samples:
-        t = int(classes[s]) if target is None else int(target)
-        end = int(lengths[int(s)]) if lengths is not None else None
-        out += [u for u in largest(decision_items(exp, int(s), t), k) if u not in out and (end is None or u < end)]
+    for s in (_check_sample(s, exp.logits.shape[0], "samples") for s in samples):
+        end = int(lengths[s]) if lengths is not None else None
+        out += [u for u in largest(decision_items(exp, s, int(classes[s])), k) if u not in out and (end is None or u < end)]
     return out
 
 

@@ -66,21 +66,38 @@ def standardizes(net) -> bool:
     return getattr(net, "norm", None) is not None
 
 
-def weight_label(source, standardized: bool) -> str:
+def weight_label(source, standardized: bool | None) -> str:
     """The axis label of :func:`unit_weights`'s numbers."""
-    if isinstance(source, CNNExplanation) or not standardized:
+    if not standardized_for(source, standardized):
         return "weight"
     return "standardized weight" if standardizes(source) else "weight (raw: no normalization)"
 
 
-def unit_weights(source, *, standardized: bool = True) -> tuple[Tensor, list[tuple[str, int]], dict[str, slice]]:
+def standardized_for(source, standardized: bool | None) -> bool:
+    """``standardized`` as :func:`unit_weights` reads it for ``source``: None (the default) is True for a network and
+    the effective weight (False) for an explanation. True for an explanation is an error: it carries no code
+    statistics to standardize by (it was dropped unsaid: the raw weight, 4x apart, under the same columns)."""
+    if standardized is not None and not isinstance(standardized, bool):  # 0 / 1 / "no": a flag, not a guess
+        raise TypeError(f"standardized: expected True, False or None, got {standardized!r}")
+    if isinstance(source, CNNExplanation):
+        if standardized:
+            raise ValueError(f"standardized: expected None or False for a {type(source).__name__} (its effective weight: "
+                             "weight * code == contribution; it carries no running statistics of the codes to "
+                             "standardize by), got True; pass the network for standardized weights")
+        return False
+    return standardized is not False
+
+
+def unit_weights(source, *, standardized: bool | None = None) -> tuple[Tensor, list[tuple[str, int]], dict[str, slice]]:
     """``(W [C, U], units, site_slices)`` of a NeuroView-CNN network or explanation.
 
-    From a network, ``standardized=True`` (default) gives weights times each code's running
-    standard deviation: the scale on which units of different layers can be ranked against
-    each other. From an explanation, the effective weight it carries (the one with
-    ``contributions == weight * codes``).
+    From a network, :meth:`~neuroview.NeuroViewCNN.unit_importance` (the one code path of every global view: 0 for a
+    unit constant over training); ``standardized`` True or None (default) gives weights times each code's running
+    standard deviation: the scale on which units of different layers can be ranked against each other; False the raw
+    effective weights. From an explanation (``standardized`` None or False; True is refused, see
+    :func:`standardized_for`), the effective weight it carries (the one with ``contributions == weight * codes``).
     """
+    standardized = standardized_for(source, standardized)
     if isinstance(source, CNNExplanation):
         if source.weight is None:
             raise ValueError("source: this CNNExplanation carries no weight; use the one net.explain(x) returns")
@@ -235,6 +252,10 @@ def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | Non
     ``lengths [B]``: the valid positions of each row along dim 1 (the steps of a ``[B, T, F]`` batch);
     the padding past them (zeros or NaN) is left out of the means, which average over the samples of
     the class that reach each position (as the gallery's class means do); NaN where none does.
+    They count rows of ``x`` as given: input samples for the series ``explain(x, lengths=)`` took, but a
+    windowed RNN explanation's ``exp.lengths`` counts its *steps* (``ceil(lengths / window)``: ``[12, 10, 7, 4]``
+    at ``window=3`` is ``[4, 4, 3, 2]``), so pass ``exp.lengths`` only with ``per_step(x, exp.window)``; with
+    ``x`` itself it averages the first ``1 / window`` of each series, with no error.
     """
     x = torch.as_tensor(x)  # a numpy batch was an AttributeError on x.new_zeros
     y = _in_range(_labels(y).reshape(-1), num_classes)
@@ -273,13 +294,14 @@ def _valid_means(x: Tensor, y: Tensor, num_classes: int, lengths: Tensor) -> Ten
 
 def per_step(xb: Tensor, window: int) -> Tensor:
     """``xb [B, T, F]`` as the RNN's steps read it, ``[B, ceil(T / window), F]``: the mean of each
-    window of samples (the last window's zero padding counted), the series drawn under per-step importance."""
+    window of samples (the last window's zero padding counted), the series drawn under per-step importance;
+    its valid rows are counted in steps, as a windowed explanation's ``exp.lengths`` counts them."""
     if window == 1:
         return xb
     return fold_windows(xb, None, window)[0].unflatten(-1, (window, -1)).mean(2)
 
 
-def _check_sample(sample: int, b: int) -> int:
+def _check_sample(sample: int, b: int, what: str = "sample") -> int:
     """``sample`` as a Python int index into a batch of ``b``, in ``[0, b)``: a numpy or 0-dim integer tensor int (what
     ``np.where``, ``argmax`` give) is one; a bool, a float or a string is not. A negative index counts from the end
     (-1 is the last sample) and comes back as its position, the number the tables and titles give that sample."""
@@ -288,7 +310,7 @@ def _check_sample(sample: int, b: int) -> int:
     except TypeError:
         i = None
     if i is None or not -b <= i < b:
-        raise IndexError(f"sample: expected an int index into a batch of {b}, got {sample!r}")
+        raise IndexError(f"{what}: expected an int index into a batch of {b}, got {sample!r}")
     return i % b  # -1 is row b - 1: a title that said "sample -1" named a sample no table numbers so
 
 

@@ -23,7 +23,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .._batch import as_batches, check_lengths, filled, in_order, kept_generators, series_input, unpack
+from .._batch import as_batches, check_lengths, filled, in_order, kept_generators, refuse_lengths, series_input, unpack
 from ..core._utils import batch_labels, factory, named_samples, own_rng, require_built, require_neuroview
 from ..core.rnn import NeuroViewRNN
 
@@ -41,6 +41,12 @@ def units_per_class(net: nn.Module) -> Tensor:
 def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | None = "mean") -> dict:
     """Median k90 and top-10 share of the predicted logits over ``batches`` (``(x, y)`` or
     ``(x, lengths, y)`` as the data modules give them), the accuracy, and the mean units per class.
+
+    ``"accuracy"`` is a *percentage* (72.5 for 29 of 40 right; None without labels), as ``SparsityPath.val_acc`` and
+    ``tolerance`` (points) read; :class:`~neuroview.training.retrofit.RetrofitResult` and the deletion curves give a
+    fraction (0.725). ``lengths`` count input samples (a windowed RNN's ``exp.lengths`` counts steps: not those). A
+    NeuroView-CNN reads each series whole; a NeuroView-MiniRocket given padded series is refused (its codes would count
+    the padding as data), as :func:`neuroview.sparsify` and :func:`neuroview.mean_codes` refuse them.
 
     ``baseline``: the reference the contributions are taken against (``net.explain``'s): the
     readability of a decision depends on it, so it is part of the answer.
@@ -66,6 +72,8 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
             xs = series_input(x, net, "batches") if rnn else x
             # (x, y, other) read as (x, lengths, y) scored against `other`; an RNN's own check named `lengths`
             lengths = check_lengths(lengths, x, "batches", y)
+            if not rnn:  # a CNN reads each series whole; a MiniRocket's codes then count padding: refused, as by sparsify
+                refuse_lengths(net, lengths, "batches", x)
             if labelled is not None and labelled != (y is not None):  # an accuracy over some of the samples
                 was, now = ("with", "without") if labelled else ("without", "with")
                 raise ValueError(f"batches: expected every batch to carry labels or none, got batches {was} labels, "

@@ -312,7 +312,7 @@ class CNNExplanation(Explanation):
 @dataclass(repr=False, eq=False)
 class _RNNFields(Explanation):
     time_importance: Tensor | None = None  # [B, C, T] as given (made from contributions alone); None: formed when read
-    lengths: Tensor | None = None  # [B]
+    lengths: Tensor | None = None  # [B] valid *steps* (not input samples): ceil(lengths / window) of explain(lengths=)'s
     window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
     max_len: int | None = None  # input samples the network reads: its last step may end (padded) before its window's end
 

@@ -66,17 +66,17 @@ TOL = 1e-6
 
 @dataclass
 class RetrofitResult:
-    """What :func:`retrofit` gives back."""
+    """What :func:`retrofit` gives back; accuracies are fractions in [0, 1] (``readability``'s is a percentage)."""
 
     model: nn.Module  # the NeuroView network (frozen backbone, fitted classifier), in eval mode (module docstring)
-    standard_acc: float | None  # the trained network's test accuracy (None without test data, or for a bare nn.RNN/LSTM/GRU)
-    neuroview_acc: float | None  # the NeuroView network's test accuracy
-    train_acc: float  # the NeuroView network's accuracy on the codes it was fitted on
+    standard_acc: float | None  # the trained network's test accuracy, a fraction (None: no test data, a bare nn.RNN/LSTM/GRU)
+    neuroview_acc: float | None  # the NeuroView network's test accuracy, a fraction (0.725, not 72.5)
+    train_acc: float  # the NeuroView network's accuracy on the codes it was fitted on, a fraction
     test_size: int
 
     @property
     def cost(self) -> float | None:
-        """Accuracy points lost to the explanation (negative: NeuroView is more accurate)."""
+        """Accuracy points lost, ``100 * (standard_acc - neuroview_acc)`` (negative: NeuroView is more accurate)."""
         if self.standard_acc is None or self.neuroview_acc is None:
             return None
         return 100.0 * (self.standard_acc - self.neuroview_acc)

@@ -39,12 +39,13 @@ def _sorted_units(w: Tensor, max_units: int | None) -> Tensor:
 
 
 def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence[str] | None = None,
-                 max_units: int | None = 64, standardized: bool = True, classes: Sequence[int] | None = None):
+                 max_units: int | None = 64, standardized: bool | None = None, classes: Sequence[int] | None = None):
     """Unit-class weights as one heatmap per site: classes x units, units sorted by the class
     they vote for.
 
-    ``source`` is a NeuroViewCNN (standardized weights, comparable across sites) or a
-    CNNExplanation (its effective weights). Sites with more than ``max_units`` units show their
+    ``source`` is a NeuroViewCNN (standardized weights, comparable across sites; ``standardized=False``: raw) or a
+    CNNExplanation (its effective weights; ``standardized=True`` is refused there, as by
+    :func:`~neuroview.attribution.importance.unit_weights`). Sites with more than ``max_units`` units show their
     strongest ones. One shared, zero-centred colour scale. ``classes``: the rows drawn (class indices, in that
     order; default all), the units sorted and picked among them. Where the rows are too many for one label each
     (under 8 pt apart), every n-th is labelled, and the axis label says so.
@@ -118,8 +119,10 @@ def _site_colors(sites: list[str]) -> dict[str, tuple]:
 
 
 def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classes: Sequence[int] | None = None,
-              standardized: bool = True, gallery=None, thumbs: int = 3):
+              standardized: bool | None = None, gallery=None, thumbs: int = 3):
     """Per class, the ``k`` units with the largest weight, labelled and coloured by their site.
+    Weights as :func:`~neuroview.attribution.importance.unit_weights` gives them: a network's standardized by
+    default, an explanation's effective weight (``standardized=True`` refused there).
 
     Only the units the class reads are ranked: a sparse head's zero weights are none of its top units,
     and a class that reads ``n <= k`` units shows all ``n``, its negative weights too.
