@@ -11,7 +11,7 @@ NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.
 
 Also :func:`find_sites` and :func:`input_shape_record`: a zoo entry records the per-sample ``input_shape`` its
 NeuroView-CNN found its sites on, and loading it runs one batch of that shape through it (``net.sites`` before any
-batch of the user's; where that batch fails, the sites are found on the first, as before).
+batch of the user's; where that batch fails, the sites are found on the first, as before; its warnings said at load).
 
 Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
 entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``); and
@@ -25,7 +25,6 @@ NeuroView-CNN and its probe batch).
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any, Callable
 
 import torch
@@ -69,8 +68,9 @@ def _rebuild(arch: str, kwargs: dict) -> nn.Module | None:
 
     try:
         build = builder(arch, "architecture", trained=True)
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # a check: it draws nothing of the caller's
-            warnings.simplefilter("ignore")  # and says nothing: what it would say, the load says of the model
+        # a check: it draws nothing of the caller's. What it warns is said (the warning switches are process-wide: one
+        # set to "ignore" and restored around the build, two threads' loads at once left it set, as find_sites did)
+        with torch.random.fork_rng(devices=[]):
             return build(**kwargs)
     except Exception:  # noqa: BLE001 - a record no builder takes is no evidence either way
         return None
@@ -139,8 +139,12 @@ def find_sites(build: Callable[[], nn.Module], full: str, shape: Any, probe: boo
     """The zoo entry ``full``'s network, ``build()`` (built, its weights loaded, in eval mode), its NeuroView-CNNs' sites
     found now: one seeded random batch of the per-sample ``shape`` the entry records runs through the whole model, as
     its first batch would (nested networks and an ensemble's members meet their own inputs), under no_grad, its
-    weights and statistics as loaded, the caller's random state untouched; what that pass warns is left for the first
-    real batch to say (torch's warn-once included). Where it fails (a module of the user's with a stem ahead of the
+    weights and statistics as loaded, the caller's random state untouched, every buffer put back after it (a counter
+    that ``forward`` bumps reads the file's value: :func:`_passed`). What that pass warns is said at load, torch's
+    warn-once warnings included, which then do not repeat at the first batch: the warning switches are process-wide
+    (``warnings.filters``, ``torch.set_warn_always``), and a pass that set and restored them around itself left them
+    set when two threads loaded at once (every warning of the process ignored for good), and silenced every other
+    thread's warnings while it ran. Where it fails (a module of the user's with a stem ahead of the
     NeuroView-CNN the shape is of), a fresh build runs it through that network alone. Where that fails too (token ids:
     integer batches, which the record does not tell) or finds the sites on another shape, a fresh ``build()`` finds them
     on the first batch, as an entry without ``shape`` does and as ``probe=False`` asks (``verify_entry``: no pass)."""
@@ -164,22 +168,24 @@ def find_sites(build: Callable[[], nn.Module], full: str, shape: Any, probe: boo
 
 def _passed(module: nn.Module, shape: tuple, like: torch.Tensor | None) -> bool:
     """Whether a seeded random batch of ``shape`` (of ``like``'s device and dtype) ran through ``module``; no_grad, the
-    caller's random state and warnings untouched (see :func:`find_sites`)."""
+    caller's random state untouched, ``module``'s buffers put back as they were (its state the file's), its warnings
+    said (see :func:`find_sites`)."""
     from ..core.discovery import probe_input  # noqa: PLC0415
 
-    always = torch.is_warn_always_enabled()
+    # each buffer (the tensor object and a copy of its value) of every module: what the pass changes in place or rebinds
+    kept = [(m, k, t, t.detach().clone()) for m in module.modules() for k, t in m._buffers.items() if t is not None]
     try:
         with torch.device("cpu"):  # drawn by its CPU generator whatever the default device (torch.device("cuda")), then moved
             x = probe_input(shape, **({} if like is None else {"device": like.device, "dtype": like.dtype}))
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.set_warn_always(True)  # a warn-once of torch's said here, ignored, would never reach the first batch
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
             module(x)
         return True
     except Exception:  # noqa: BLE001 - no refusal of an entry that loads: its sites are found on the first batch
         return False
     finally:
-        torch.set_warn_always(always)
+        with torch.no_grad():
+            for m, k, t, old in kept:  # the loaded tensor itself, where forward rebound the name (self.seen = self.seen + 1)
+                m._buffers[k] = t.copy_(old) if t.shape == old.shape else old  # (resized in place: the copy)
 
 
 def input_shape_record(model: nn.Module) -> dict:

@@ -248,7 +248,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     or ``.rnn``): a trained standard network loads into its NeuroView variant, which is the
     retrofit, after which only the global classifier needs training. ``arch_kwargs``: builder arguments the file was
     trained with that its record does not say (an earlier zoo release's ``norm_floor``); one its record says otherwise,
-    itself or by leaving it at the default, is refused by name, and a name its architecture does not take is a TypeError.
+    itself or by leaving it at the default, is refused by name, and a name its architecture does not take is a TypeError
+    (checked once the file fits: a file of another network is refused as not fitting).
 
     >>> import tempfile, os, neuroview as nv
     >>> from safetensors.torch import save_file
@@ -264,16 +265,19 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     neuroview.zoo.weights.ArchitectureError: path: the weights do not fit a SmallCNN: 6 shape mismatches ...
     """
     tensors, meta = read_weights(path, what, sha256=sha256, pickles=pickles)
-    arch_kwargs = check_given(arch_kwargs, meta.get("neuroview.architecture"))  # names of the file's architecture
+    # names of the file's architecture, checked once the file fits (a file of another network is "does not fit", not
+    # a typo of its architecture's arguments), as the command line names them
+    given = lambda: check_given(arch_kwargs, meta.get("neuroview.architecture"),  # noqa: E731
+                                "--model-args" if what == "--weights" else "arch_kwargs")
     if not backbone:
-        check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors, given=arch_kwargs))
+        check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors, given=given()))
         model.load_state_dict(tensors, strict=True)
         return model
     errors = []
     for name, part, state in _parts(model, tensors):
         try:  # it fits by shape, and it must compute what it was trained as (a head built to compare is taken down if not)
             check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state, tensors,
-                                                                       "" if part is model else name, arch_kwargs))
+                                                                       "" if part is model else name, given()))
         except ArchitectureError as e:
             if e.fits:  # the weights fit this part, built otherwise: no other part is tried
                 raise
