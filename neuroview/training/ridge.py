@@ -236,14 +236,14 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     # read in the dtype create_model builds the network in (the default dtype): float32 series met a float64
     # network under torch.set_default_dtype(torch.float64), an error telling the user to convert x
     x, y = _series(train, seed, torch.get_default_dtype())
-    if y is not None and len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
+    if y is None:  # first: num_classes given (or the data module's) reads no labels either (torch.unique(None) failed)
+        raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
+    if len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
         raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
     given = "num_classes" if num_classes is not None else "the data module's num_classes"
     if num_classes is None:
-        num_classes = getattr(train, "num_classes", None) or (int(y.max()) + 1 if y is not None else None)
+        num_classes = getattr(train, "num_classes", None) or int(y.max()) + 1
         given = given if getattr(train, "num_classes", None) else "the largest label + 1: num_classes"
-    if num_classes is None:
-        raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
     absent = sorted(set(range(num_classes)) - set(torch.unique(y).tolist())) if isinstance(num_classes, int) else []
     if absent:  # before the biases are fitted; fit_ridge_head refuses it too (check_labels), without naming the source
         raise ValueError(f"train: expected samples of each of the {num_classes} classes of {given}={num_classes}, got "
