@@ -104,16 +104,23 @@ def constant_features(norm: nn.Module | None) -> Tensor | None:
     feature to exactly 0, so its classifier weights get no gradient: they keep their random initial values, and a
     global weight of them is initialisation noise, not importance.
 
-    The record: a batch variance of exactly 0 leaves the running variance decayed from its initial 1 by
-    ``(1 - momentum)`` per batch, nothing added (to 0 at the first batch with ``momentum=None``). A feature is flagged
-    where the running variance is that value to float rounding: ``(4 + 2 sqrt(batches))`` rounding errors of its dtype
-    relative (one lerp a batch, the momentum rounded to float32 as torch's lerp reads it; measured: under
-    ``0.5 sqrt(batches)``), plus ``tiny`` (a decay underflowed to the subnormals) and ``(4 eps mean)^2`` (the
-    rounding of a constant's batch mean under DDP). A batch of nonzero variance adds ``momentum * var``, decayed from
-    then on: a feature that merely varies little is not flagged once that exceeds the rounding (a std of 1e-3 over 50
-    batches: x90 the margin; in the first few batches the float resolution of ``0.9`` hides a std under about 3e-3).
-    Statistics set from the codes at once (:func:`neuroview.sparsify`, ``fit_ridge_head``: one batch, the exact
-    variance) hold no decay: a constant feature reads 0 there, not 0.9, and is not flagged (its head was fitted on it).
+    Read only from float32 / float64 statistics; bfloat16 / float16 ones (``net.bfloat16()``,
+    ``precision="bf16-true"``) flag nothing: their resolution cannot tell a decayed initial variance from a real small
+    one (a std of 1e-2 around 0.5 was flagged). Two records, either flags a feature:
+
+    - a running variance of 0 (to ``tiny`` and the ``(4 eps mean)^2`` below): constant whatever the averaging
+      (statistics set from the codes at once by :func:`neuroview.sparsify` / ``fit_ridge_head``, a cumulative
+      average, ``recompute_batchnorm`` with the momentum put back). A refitted head's weight there is 0 anyway;
+    - from the second batch on, the decay: a batch variance of exactly 0 leaves the running variance decayed from its
+      initial 1 by ``(1 - momentum)`` per batch, nothing added. Flagged where it is that value to float rounding:
+      ``(4 + 2 sqrt(batches))`` rounding errors relative (one lerp a batch, the momentum rounded to float32 as
+      torch's lerp reads it; measured: under ``0.5 sqrt(batches)``), plus ``tiny`` (a decay underflowed to the
+      subnormals) and ``(4 eps mean)^2`` (the rounding of a constant's batch mean under DDP). A batch of nonzero
+      variance adds ``momentum * var``: a feature that merely varies little is not flagged once that exceeds the
+      rounding (a std of 1e-3 over 50 batches: x90 the margin; in the first few batches the float resolution of
+      ``0.9`` hides a std under about 3e-3). One batch is not read so: statistics set at once (``batches == 1``,
+      the exact variance) hold no decay, and a real variance of 0.9 is no decayed 1.
+
     None without a normalization (nothing records the training data) or before any batch was seen.
 
     >>> norm = CodeNorm(3).train()
@@ -121,18 +128,23 @@ def constant_features(norm: nn.Module | None) -> Tensor | None:
     ...     _ = norm(torch.stack([torch.zeros(8), torch.ones(8), 1 + 1e-3 * torch.randn(8)], 1))
     >>> constant_features(norm).tolist()
     [True, True, False]
+    >>> constant_features(norm.bfloat16()).tolist()
+    [False, False, False]
     """
     var = getattr(norm, "running_var", None)
     n = int(getattr(norm, "num_batches_tracked", 0))
     if var is None or getattr(norm, "running_mean", None) is None or n == 0:
         return None
-    m, fi = getattr(norm, "momentum", None), torch.finfo(var.dtype)
-    if m is not None:  # lerp's weight in its opmath dtype (float32 for float32, bf16 and half buffers)
-        m = float(torch.tensor(float(m), dtype=torch.promote_types(var.dtype, torch.float32)))
-    decayed = 0.0 if m is None else (1.0 - m) ** n  # in float64, so only the training's own rounding is left
-    v, mean = var.detach().double(), norm.running_mean.detach().double()
-    margin = decayed * fi.eps * (4 + 2 * math.sqrt(n)) + fi.tiny + (4 * fi.eps * mean).square()
-    return ((v - decayed).abs() <= margin).cpu()
+    if var.dtype not in (torch.float32, torch.float64):
+        return torch.zeros(var.shape, dtype=torch.bool)
+    v, mean = var.detach().cpu().double(), norm.running_mean.detach().cpu().double()  # (MPS has no float64)
+    fi, m = torch.finfo(var.dtype), getattr(norm, "momentum", None)
+    zero = fi.tiny + (4 * fi.eps * mean).square()  # 0 but for a DDP mean's rounding (and a subnormal)
+    if n < 2 or m is None:  # no decay to trace: set at once, or a cumulative average (of constants: 0)
+        return v <= zero
+    m = float(torch.tensor(float(m), dtype=var.dtype))  # lerp's weight in its opmath dtype (the buffers')
+    decayed = (1.0 - m) ** n  # in float64, so only the training's own rounding is left
+    return (v <= zero) | ((v - decayed).abs() <= decayed * fi.eps * (4 + 2 * math.sqrt(n)) + zero)
 
 
 def _distributed() -> bool:

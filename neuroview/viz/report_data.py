@@ -26,6 +26,7 @@ from .._version import __version__
 from ..attribution.importance import is_rnn
 from ..core._utils import as_labels, positive_int
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
+from ..core.rnn_steps import dead_features
 
 __all__ = ["explain_batches", "pick_examples", "Page"]
 
@@ -299,8 +300,9 @@ def step_samples(rows: list[dict], window: int, max_len: int | None = None) -> l
 
 
 def weight_caption(model: nn.Module, step: str, cols_note: str) -> str:
-    """The caption of ``time_weights.csv``: what a global weight is, and which steps' weights are no importance (steps
-    no training series reached, reported as 0; without a normalization nothing tells, which the caption says)."""
+    """The caption of ``time_weights.csv``: what a global weight is, and which weights are no importance, reported as 0
+    (steps no training series reached, hidden features constant over training; without a normalization nothing
+    tells, which the caption says)."""
     mask = model.unreached_steps() if hasattr(model, "unreached_steps") else None
     gone = [] if mask is None else mask.nonzero().flatten().tolist()
     why = ("the network has no normalization" if getattr(model, "norm", None) is None else
@@ -309,6 +311,11 @@ def weight_caption(model: nn.Module, step: str, cols_note: str) -> str:
              "near-initial weights, compare time_importance.csv" if mask is None else
              f"steps {_ranges(gone)}: no training series reached them, their weights never trained, reported as 0"
              if gone else "every step was reached by training series")
+    shape = getattr(model, "feature_shape", None)
+    dead = dead_features(model.norm, shape) if mask is not None and shape is not None else 0
+    reach += ("; the statistics are in low precision, which cannot tell hidden features constant over training (none "
+              "left out)" if dead is None else f"; {dead} hidden features were constant over training (dead): their "
+              "weights never trained either, left out of their steps' norms (0)" if dead else "")
     return (f"one row per {step}{cols_note}: the global weight of each class (Euclidean norm over the step's hidden "
             f"features), what the step can move a logit by, not what moved it (time_importance.csv); {reach}")
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
+from ..core.rnn_steps import dead_features
 from ._style import NEG, POS, _classes, _figure, _index, _mpl, _names, _plain, _scale
 
 __all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
@@ -129,7 +130,8 @@ def step_label(source) -> str:
 
 def _unreached(source, t: int):
     """``(first steps' mask or None, note)`` for a network's global weights: the steps no training series reached
-    (reported 0: their weights never trained), hatched; without a normalization, a word that steps few series reach
+    (reported 0: their weights never trained), hatched, and the hidden features constant over training (dead: counted
+    0 in their steps, their weights never trained either); without a normalization, a word that steps few series reach
     carry near-initial weights. Nothing for an explanation or a tensor."""
     if isinstance(source, (RNNExplanation, Tensor)) or not hasattr(source, "unreached_steps"):
         return None, ""
@@ -137,10 +139,22 @@ def _unreached(source, t: int):
     if mask is None:
         return None, ("\n(no normalization: nothing records which steps training reached; a step few training series "
                       "reach keeps near-initial weights: compare the contributions measured on data)")
-    if not bool(mask.any()):
-        return None, ""
-    return mask[:t], (f"\n(hatched, shown as 0: {int(mask.sum())} steps no training series reached; their weights never "
-                      "trained)")
+    note = (f"\n(hatched, shown as 0: {int(mask.sum())} steps no training series reached; their weights never "
+            "trained)") if bool(mask.any()) else ""
+    return (mask[:t] if note else None), note + _dead_note(source)
+
+
+def _dead_note(source) -> str:
+    """The hidden features constant over training (:func:`neuroview.core.rnn_steps.dead_features`), or that low
+    precision statistics cannot tell them."""
+    shape = getattr(source, "feature_shape", None)
+    if shape is None:
+        return ""
+    dead = dead_features(getattr(source, "norm", None), shape)
+    if dead is None:
+        return "\n(its low-precision statistics cannot tell hidden features constant over training: none reported 0)"
+    return (f"\n({dead} hidden features were constant over training (dead): their weights never trained, counted 0 in "
+            "their steps)") if dead else ""
 
 
 def _hatch_steps(ax, mask) -> None:

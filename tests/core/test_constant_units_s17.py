@@ -55,13 +55,13 @@ def test_codenorm_cumulative_momentum_and_no_batches():
     assert constant_features(norm).tolist() == [True, False]
 
 
-def test_statistics_set_at_once_are_not_flagged():
-    """nv.sparsify / fit_ridge_head set the exact variance and one batch: a constant feature reads 0 there, no decay
-    (its head was fitted on it), and a feature of variance 0.5 is no decayed 0.9 either."""
-    norm = CodeNorm(2)
-    norm.running_var.copy_(torch.tensor([0.0, 0.5]))
+def test_statistics_set_at_once_flag_only_a_variance_of_exactly_0():
+    """nv.sparsify / fit_ridge_head set the exact variance and one batch: a constant feature reads exactly 0 there (no
+    decay; flagged, its refitted weight is 0 anyway), and features of variance 0.5 or 0.9 are no decayed 1 either."""
+    norm = CodeNorm(3)
+    norm.running_var.copy_(torch.tensor([0.0, 0.5, 0.9]))
     norm.num_batches_tracked.fill_(1)
-    assert constant_features(norm).tolist() == [False, False]
+    assert constant_features(norm).tolist() == [True, False, False]
 
 
 @pytest.mark.parametrize("quantizer", ["none", "hard"])

@@ -105,19 +105,13 @@ def test_unit_heatmap_one_panel_per_site_sorted_columns(cnn2d):
 
 
 def test_unit_heatmap_caps_units_and_selects_sites(cnn2d):
-    net, x = cnn2d
+    net, _ = cnn2d
     site = list(net.site_slices)[1]
-    # 4 of the site's 6 units gave one code for every sample of the one training batch: their weights never trained,
-    # and unit_importance reads 0 for them (0d816df); the 2 that vary are all the classes read
-    varies = net.codes(x)[:, net.site_slices[site]].var(0) > 0
-    assert int(varies.sum()) == 2
+    # the fixture's statistics come from one pass, which cannot be told from statistics set at once: no unit of it
+    # is flagged constant (tests/core/test_constant_units_dtype_s17.py), so the 2 of 6 drawn are the strongest
     fig = plots.unit_heatmap(net, sites=[site], max_units=2)
     (ax,) = [a for a in fig.axes if a.images]
-    assert ax.images[0].get_array().shape == (3, 2) and "the 2 read by a class" in ax.get_title()
-    assert sorted(int(t) for t in _ticks(ax.get_xticklabels())) == varies.nonzero().flatten().tolist()
-    fig = plots.unit_heatmap(net, sites=[site], max_units=1)
-    (ax,) = [a for a in fig.axes if a.images]
-    assert ax.images[0].get_array().shape == (3, 1) and "the 1 strongest" in ax.get_title()
+    assert ax.images[0].get_array().shape == (3, 2) and "the 2 strongest" in ax.get_title()
     with pytest.raises(ValueError, match="sites"):
         plots.unit_heatmap(net, sites=["nope"])
     with pytest.raises(ValueError, match="class_names"):
@@ -160,8 +154,8 @@ def test_top_units_bars_are_the_top_weights_labelled_by_site(cnn2d):
     w = net.unit_importance(standardized=True)
     for c, ax in enumerate(fig.axes):
         widths = [b.get_width() for b in _bars(ax)]
-        # the top 3 among the units the class reads: 4 units constant over the fixture's batch read 0 (0d816df),
-        # and a 0 is no top unit above a negative weight
+        # the top 3 among the units the class reads (a unit flagged constant over training reads 0, 0d816df,
+        # and a 0 is no top unit above a negative weight)
         _close(torch.tensor(widths), w[c][w[c] != 0].topk(3).values)
         labels = _ticks(ax.get_yticklabels())
         assert all(lab.split(" #")[0] in net.site_slices for lab in labels)
