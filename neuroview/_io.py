@@ -1,21 +1,31 @@
 """Writing files so that a crash never leaves half of one where a good one was.
 
-The one place that writes through a temporary and a rename: :func:`atomic_write` for a file,
-:func:`atomic_write_all` for files that belong together,
-:func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for a file a new one will take the
-place of. Everything else writes through these; :func:`safetensors_bytes` lays a tensor file out the same way
-every time.
+The one place that writes through a temporary and a rename: :func:`atomic_write` for a file, :func:`atomic_write_all`
+for files that belong together, :func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for a file a
+new one will take the place of. Everything else writes through these; :func:`safetensors_bytes` lays a tensor file
+out the same way every time.
+
+A process killed (SIGKILL, SIGTERM: no handler runs) in one of these leaves what the next call finishes or undoes:
+:func:`atomic_write_all` a journal beside its last file (:func:`recover`), :func:`staged_dir` temporary folders named
+after their process (:func:`recover_dir`); a leftover of a writer that still runs is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+MOVES = ".neuroview-moves.json"  # in a set-aside folder: which names a staged folder's move puts in place
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -32,8 +42,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -49,60 +58,227 @@ def keep_aside(path: Path) -> Path:
 
 
 def atomic_write_all(files: dict[Path, bytes]) -> None:
-    """Write files that belong together (a tensor file and its sidecar) as one: the earlier ones are kept
-    aside beside them until every new one is in place, then removed. On any error, Ctrl-C too, the earlier
-    files are put back (and a new one that had no earlier namesake removed): the old set or the new, never a mix."""
+    """Write files that belong together (a tensor file and its sidecar, weights and the manifest) as one, the last
+    the commit point: the old set or the new, never a mix, on an error (Ctrl-C too) or a kill. No file is moved
+    away: each earlier one but the last is kept as a hard link beside it, each new file renamed into place
+    (:func:`atomic_write`), the last one last, then the links removed. A journal beside the last file
+    (``.<name>.neuroview-journal``) lists all this first. On an error the call undoes itself and leaves nothing;
+    a kill leaves the journal, for the next call or :func:`recover` to finish (the last file in place) or undo.
+    The last file must name (by checksum) what the others hold, as a sidecar or a manifest does."""
     files = {Path(p): data for p, data in files.items()}
-    aside: dict[Path, str] = {}
-    written: list[Path] = []
+    last = list(files)[-1]
+    last.parent.mkdir(parents=True, exist_ok=True)
+    recover(last)
+    token = secrets.token_hex(4)
+    kept = {p: p.with_name(f".{p.name}.{token}.old") for p in list(files)[:-1] if os.path.lexists(p)}
+    rel = lambda p: os.path.relpath(p, last.parent)  # noqa: E731 - the folder may move: names relative to it
+    record = {"owner": _owner(), "files": [[rel(p), hashlib.sha256(d).hexdigest(), rel(kept[p]) if p in kept else None,
+                                            os.path.lexists(p)] for p, d in files.items()]}
+    fd = _start_journal(journal := _journal(last), record)
     try:
-        for path in files:
-            if os.path.lexists(path):
-                fd, aside[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
-                os.close(fd)
-                os.replace(path, aside[path])
-        for path, data in files.items():
-            written.append(path)
-            atomic_write(path, data)
-    except BaseException:
-        for path in written:
-            if path not in aside:
-                path.unlink(missing_ok=True)
-        for path, old in aside.items():  # moved aside, or (stopped before the rename) still in place
-            if written or not os.path.lexists(path):
-                os.replace(old, path)
-            else:
-                os.unlink(old)
+        for p, k in kept.items():
+            _keep(p, k)
+        for p, data in files.items():
+            atomic_write(p, data)  # the last one: the commit point
+    except BaseException as err:  # undone, unless the last file was in place already (a Ctrl-C as it returned)
+        try:
+            _settle(journal, record, done=_sha256(last) == record["files"][-1][1])
+        except OSError as undo:  # the journal stays: the next call (or recover) finishes the undo
+            getattr(err, "add_note", lambda _: None)(f"{last}: undoing this write failed too ({undo}); {journal.name} "
+                                                     "beside it lets the next save, load or recover() finish the undo")
         raise
-    for old in aside.values():
-        os.unlink(old)
+    else:
+        _settle(journal, record, done=True)
+    finally:
+        os.close(fd)  # the journal's lock goes with it: only once the journal is gone, or left to be recovered
+
+
+def _start_journal(journal: Path, record: dict) -> int:
+    """Write ``record`` as the journal; its descriptor, returned, holds its lock until the write ends. The lock, not
+    the pid named, tells that the writer runs: a pid is used again, is another pid namespace's or host's, or this
+    process's (another thread). An empty placeholder claims the name, then the whole, locked file replaces it."""
+    fd, tmp = tempfile.mkstemp(dir=journal.parent, prefix=f"{journal.name}.", suffix=".tmp")
+    made = False  # the placeholder
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # readable as a file opened "x" would be: another user's reader checks it
+        record["locked"] = _lock(fd) is True
+        with open(fd, "wb", closefd=False) as f:  # buffered: written whole, or an error
+            f.write(json.dumps(record).encode())
+        os.fsync(fd)
+        os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        made = True
+        os.rename(tmp, journal)
+    except BaseException:
+        os.close(fd)
+        for q in (tmp, journal) if made else (tmp,):
+            Path(q).unlink(missing_ok=True)
+        raise
+    return fd
+
+
+def _keep(path: Path, kept: Path) -> None:
+    """``path`` kept as ``kept`` too: a hard link, else a copy that appears whole or not at all (an undo puts
+    ``kept`` back: a copy cut short by a full disk must never replace a good file)."""
+    with contextlib.suppress(OSError):  # else a file system without hard links: a copy
+        return os.link(path, kept, follow_symlinks=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(path, tmp)
+        os.rename(tmp, kept)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _lock(fd: int, block: bool = False) -> bool | None:
+    """The exclusive lock of the open file ``fd``: True; False, another holds it; None, no locks here (no fcntl)."""
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only
+
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except (ImportError, OSError):  # not POSIX, or a file system that refuses locks
+        return None
+    return True
+
+
+def recover(last: Path, busy_ok: bool = False) -> None:
+    """Finish or undo what a killed :func:`atomic_write_all` whose last file is ``last`` left: its new set in place
+    where the last file is the new one, else its earlier files back (new ones removed); then its journal, kept
+    links and temporary files removed. Where its writer still runs (it holds the journal's lock; without locks, its
+    pid says): nothing, with ``busy_ok`` (a reader: the last file is whole, old or new), else a FileExistsError
+    naming it. Only the holder of that lock settles a journal: two calls never undo each other's work."""
+    journal = _journal(Path(last))
+    try:
+        fd = os.open(journal, os.O_RDWR if os.access(journal, os.W_OK) else os.O_RDONLY)  # NFS locks need write
+    except FileNotFoundError:
+        return
+    try:
+        got, record = _lock(fd), _read_journal(fd)
+        if got is False and not busy_ok and record is not None and not _alive(record["owner"]):
+            got = _lock(fd, block=True)  # its writer is gone: another call is settling it; wait for that one
+        if got is not False and (record is None or not _same_file(fd, journal)):  # settled meanwhile: not ours
+            if record is None and _same_file(fd, journal):  # cut short as it was written: before anything was done
+                journal.unlink(missing_ok=True)
+            return
+        if got is False or (not (got and record.get("locked")) and _alive(record["owner"])):
+            if busy_ok:
+                return
+            raise FileExistsError(f"{last}: process {(record or {}).get('owner', '?').split('-')[0]} is writing it now "
+                                  f"(journal {journal}); try again when it ends, or delete {journal.name} if no such "
+                                  "process runs")
+        _settle(journal, record, done=_sha256(journal.parent / record["files"][-1][0]) == record["files"][-1][1])
+    finally:
+        os.close(fd)
+
+
+def _read_journal(fd: int) -> dict | None:
+    with contextlib.suppress(ValueError, TypeError):  # None: cut short as it was written
+        record = json.loads(os.pread(fd, 1 << 24, 0))
+        return record if isinstance(record, dict) and {"owner", "files"} <= set(record) else None
+    return None
+
+
+def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
+    """Whether ``path`` is the open file ``fd`` (or the file ``other``): the same inode, not equal bytes."""
+    with contextlib.suppress(OSError):
+        a, b = os.fstat(fd) if fd is not None else os.lstat(other), os.lstat(path)
+        return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+    return False
+
+
+def _settle(journal: Path, record: dict, done: bool) -> None:
+    """The end of an :func:`atomic_write_all`: ``done``, the links to the earlier files go; else they are put back
+    (a file that had none removed; one never replaced, still the kept file itself, left as it is); then the
+    temporary files of its names and the journal go."""
+    root = journal.parent
+    for name, _sha, kept, existed in record["files"][:-1]:
+        if not done and kept and os.path.lexists(root / kept) and not _same_file(None, root / name, root / kept):
+            with contextlib.suppress(FileNotFoundError):  # another recovery of the same journal got there first
+                os.replace(root / kept, root / name)
+        elif not done and not existed:
+            (root / name).unlink(missing_ok=True)
+        if kept:
+            (root / kept).unlink(missing_ok=True)
+    for p in (root / name for name, *_ in record["files"]):  # atomic_write's own, where a kill left one
+        for tmp in glob.glob(glob.escape(str(p.parent / f".{p.name}.")) + "*.tmp"):
+            Path(tmp).unlink(missing_ok=True)
+    journal.unlink(missing_ok=True)
+
+
+def _journal(last: Path) -> Path:
+    return last.with_name(f".{last.name}.neuroview-journal")
+
+
+def _sha256(path: Path) -> str | None:
+    h = hashlib.sha256()
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+        return h.hexdigest()
+    return None
+
+
+def _owner() -> str:
+    """This process, as its leftovers name it: ``<pid>-<start time>-<host>`` (a pid used again is another process)."""
+    return f"{os.getpid()}-{_started(os.getpid())}-{hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]}"
+
+
+def _started(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()  # field 22: its start, in clock ticks after boot
+    except (OSError, IndexError):
+        return "0"  # no /proc: unknown
+
+
+def _alive(owner: str | None) -> bool:
+    """Whether the process ``owner`` (:func:`_owner`) may still run: another host's is taken to; none (an earlier
+    neuroview's leftover) and this process (whose own call failed) are not."""
+    if owner is None:
+        return False
+    pid, start, host = owner.split("-")
+    if host != _owner().rsplit("-", 1)[1]:
+        return True
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it runs
+        pass
+    return _started(int(pid)) in (start, "0")
 
 
 @contextlib.contextmanager
 def staged_dir(path: Path) -> Iterator[Path]:
-    """A temporary folder to write a set of files into.
+    """A temporary folder to write a set of files into; when the block ends, its files become ``path``'s.
 
-    When the block ends, its files become ``path``'s. A new ``path`` is the staging folder (made beside it)
-    renamed into place. An existing folder, empty or not, keeps its identity (inode, owner, group, mode: a mount
-    point or a shared folder cannot be swapped by a rename): the block writes into a hidden folder inside it, and
-    its files are moved in one by one, each replacing its namesake; the folder's other files stay.
-    When the block raises, or the moves are interrupted, everything moved is put back and the temporary folders
-    are removed, with any parent folder made for them: ``path`` is left as it was, never with part of what the
-    block wrote. A ``path`` that is a symlink to a folder is written through (into its target); one that cannot
-    be a folder (a file in the way) is refused with a ValueError before the block runs.
-    """
+    A new ``path`` is the staging folder (made beside it) renamed into place. An existing folder, empty or not, keeps
+    its identity (inode, owner, group, mode: a mount point or a shared folder cannot be swapped by a rename): the
+    block writes into a hidden folder beside it (inside it where that cannot be: another file system, a parent not
+    writable), whose files are moved in one by one, each namesake set aside, after a list of them is written; the
+    folder's other files stay. When the block raises, or the moves are interrupted, everything moved is put back and
+    the temporary folders removed, with any parent made for them: ``path`` as it was. A process killed on the way
+    leaves its temporary folders, named after it, for the next call (or :func:`recover_dir`) to undo. A ``path``
+    that is a symlink to a folder is written through; one that cannot be a folder is a ValueError before the block."""
     path = _folder(Path(path))
+    recover_dir(path)
     if path.is_dir():
-        tmp = Path(tempfile.mkdtemp(dir=path, prefix=".neuroview-stage.", suffix=".tmp"))
+        home = _home(path)
+        tmp = Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "stage"), suffix=".tmp"))
         try:
             yield tmp
-            _move_in(tmp, path)
+            _move_in(tmp, path, home)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
     made = [p for p in reversed(path.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path, path.parent, "stage"), suffix=".tmp"))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would hide the folder from its readers
@@ -115,6 +291,44 @@ def staged_dir(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _home(path: Path) -> Path:
+    """Where a staged folder for the existing folder ``path`` is made: beside it, so that nothing of a killed
+    run shows inside it, unless renames from there cannot reach it (another file system) or it is not writable."""
+    parent = path.parent
+    if parent != path and os.access(parent, os.W_OK | os.X_OK) and os.stat(parent).st_dev == os.stat(path).st_dev:
+        return parent
+    return path
+
+
+def _prefix(path: Path, home: Path, kind: str) -> str:
+    return f"{'' if home == path else '.' + path.name}.neuroview-{kind}.{_owner()}."
+
+
+def recover_dir(path: Path) -> None:
+    """Put the folder ``path`` back as it was before a :func:`staged_dir` whose process was killed (its moves
+    undone), and remove that run's temporary folders, beside ``path`` and inside it; those of a process that
+    still runs are left alone. Those of an earlier neuroview (no process named) inside ``path`` go too."""
+    path = Path(os.path.realpath(path))
+    found = []
+    for home, prefix in ((path.parent, "." + path.name), (path, "")) if path.parent != path else ():
+        if home.is_dir():
+            pattern = re.compile(re.escape(prefix) + r"\.neuroview-(stage|old)\.(?:(\d+-\d+-[0-9a-f]{8})\.)?[^/]+\.tmp")
+            found += [(home / n, m[1], m[2]) for n in os.listdir(home) if (m := pattern.fullmatch(n))]
+    for folder, kind, owner in sorted(found, key=lambda f: f[1] != "old"):  # the moves undone first
+        if _alive(owner) or not folder.is_dir():
+            continue
+        if kind == "old":
+            try:
+                record = json.loads((folder / MOVES).read_text(encoding="utf-8"))
+                stage, names = folder.parent / record["stage"], record["names"]
+            except FileNotFoundError:  # an earlier neuroview's, which listed nothing: its namesakes put back
+                stage, names = None, os.listdir(folder)
+            except (ValueError, KeyError, TypeError):  # cut short as it was written: before any move
+                stage, names = None, []
+            _move_back(path, stage, folder, names)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _folder(path: Path) -> Path:
     """``path`` with its symlinks resolved; a ValueError where something not a folder stands in its way."""
     real = Path(os.path.realpath(path))
@@ -125,28 +339,43 @@ def _folder(path: Path) -> Path:
     return real
 
 
-def _move_in(new: Path, path: Path) -> None:
+def _move_in(new: Path, path: Path, home: Path) -> None:
     """Move every entry of the folder ``new`` into the folder ``path`` by renames on one file system, each
-    namesake set aside first (in a hidden folder inside ``path``); on any error everything is moved back,
-    ``path`` as it was."""
-    old = Path(tempfile.mkdtemp(dir=path, prefix=".neuroview-old.", suffix=".tmp"))
-    moved: list[str] = []
+    namesake set aside first (in a hidden folder in ``home``, which lists the names first: :func:`recover_dir`);
+    on any error everything is moved back, ``path`` as it was."""
+    names = sorted(os.listdir(new))
+    old = Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "old"), suffix=".tmp"))
     try:
-        for name in sorted(os.listdir(new)):
+        with open(old / MOVES, "x", encoding="utf-8") as f:
+            f.write(json.dumps({"stage": new.name, "names": names}))
+            f.flush()
+            os.fsync(f.fileno())
+        for name in names:
             if os.path.lexists(path / name):
                 os.replace(path / name, old / name)
-            moved.append(name)
             os.replace(new / name, path / name)
     except BaseException:
-        for name in reversed(moved):
-            if not os.path.lexists(new / name) and os.path.lexists(path / name):  # moved in already: back out
-                os.replace(path / name, new / name)
-            if os.path.lexists(old / name):  # set aside: back in place
-                os.replace(old / name, path / name)
+        _move_back(path, new, old, names)
+        (old / MOVES).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             old.rmdir()  # only while empty: never what a failed move back left in it
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> None:
+    """Undo :func:`_move_in`'s moves of ``names`` from ``new`` into ``path``: each one moved in already taken out
+    (back into ``new``; removed where there is none), each namesake set aside in ``old`` put back."""
+    for name in reversed(names):
+        if os.path.lexists(path / name) and (os.path.lexists(old / name) or new is None or not os.path.lexists(new / name)):
+            if new is not None and new.is_dir():
+                os.replace(path / name, new / name)
+            elif (path / name).is_dir() and not (path / name).is_symlink():
+                shutil.rmtree(path / name)
+            else:
+                (path / name).unlink()
+        if os.path.lexists(old / name):
+            os.replace(old / name, path / name)
 
 
 def _umask() -> int:

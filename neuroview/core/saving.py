@@ -1,7 +1,9 @@
 """Explanations on disk: the tensors as safetensors, everything else in a JSON sidecar.
 
 No pickle, so loading never runs code; both files are written atomically, as one, and the sidecar
-records the SHA-256 of the tensor file, so a pair that does not belong together is refused.
+records the SHA-256 of the tensor file, so a pair that does not belong together is refused. A save killed on the
+way (SIGKILL, SIGTERM) is undone, or finished where both files were in place, by the next save or load of that path
+(``neuroview._io.recover``): the earlier pair comes back whole.
 This module knows nothing of the explanation classes: they hand it tensors and metadata.
 
 Imports only ``neuroview._io`` (the atomic writer), ``neuroview.core._utils``, safetensors and the standard library.
@@ -12,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from glob import escape as glob_escape
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .._io import atomic_write_all, safetensors_bytes
+from .._io import atomic_write_all, recover, safetensors_bytes
 
 FORMAT = "neuroview.explanation"
 #: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load);
@@ -51,12 +54,13 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     """Write ``tensors`` and ``meta`` (plus format, version, kind and checksum) atomically."""
 
     tensors_path, meta_path = paths(path)
+    recover(meta_path)  # a save of this pair killed on the way: finished or undone first, its earlier pair whole again
     for p in (tensors_path, meta_path):  # an earlier explanation is replaced; a file of the user's is not
         if p.exists() and not _ours(meta_path, tensors_path):
             why = (f"no sidecar {meta_path.name} of one beside it" if not _ours(meta_path, None) else
                    f"its SHA-256 is not the one its sidecar {meta_path.name} records: another file saved over it since")
             raise FileExistsError(f"path: {p} exists and is no neuroview explanation's ({why}): save the explanation "
-                                  "elsewhere, or remove the file first")
+                                  f"elsewhere, or remove the file first{_left_over(tensors_path, meta_path)}")
     # safetensors refuses views and shared storage: give it plain, contiguous CPU copies
     data = safetensors_bytes({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
     meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
@@ -64,6 +68,18 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     # as one: an interrupted save over an earlier explanation leaves that one whole, not its sidecar beside new tensors
     atomic_write_all({tensors_path: data, meta_path: (json.dumps(meta, indent=2) + "\n").encode()})
     return tensors_path, meta_path
+
+
+def _left_over(*files: Path) -> str:
+    """Words naming what an earlier neuroview's interrupted save left of ``files`` (``.<name>.<random>.old``: the
+    earlier pair, moved aside and never put back), and how to restore it; "" where there is none."""
+    olds = {p.name: sorted(q.name for q in p.parent.glob(f".{glob_escape(p.name)}.*.old")) for p in files}
+    olds = {name: found for name, found in olds.items() if found}
+    if not olds:
+        return ""
+    how = ", ".join(f"mv {found[-1]} {name}" for name, found in olds.items())
+    return (f"; an interrupted save by an earlier neuroview left the earlier explanation in {sorted(sum(olds.values(), []))} "
+            f"beside it: restore it with {how} (in {files[0].parent})")
 
 
 def _ours(meta_path: Path, tensors_path: Path | None) -> bool:
@@ -102,9 +118,11 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
 
     device = _device(device)
     tensors_path, meta_path = paths(path)
+    recover(meta_path)  # a save killed on the way: its earlier pair put back (or its new one finished)
     for p in (tensors_path, meta_path):
         if not p.is_file():
-            raise FileNotFoundError(f"path: expected {p} (an explanation is a .safetensors file and its .json sidecar)")
+            raise FileNotFoundError(f"path: expected {p} (an explanation is a .safetensors file and its .json sidecar)"
+                                    f"{_left_over(tensors_path, meta_path)}")
     try:
         meta = json.loads(meta_path.read_text())
     except ValueError as e:

@@ -3,9 +3,12 @@
 One export at a time per folder (:func:`locked`: a lock file inside the folder, which every writer
 of that folder sees), the whole manifest kept (:func:`read_document`: keys added by hand stay), an
 entry's file never taken from another entry (:func:`foreign_file`); the weights and the manifest
-are written as one by ``neuroview._io.atomic_write_all`` (the old pair kept until both are in place).
+are written as one by ``neuroview._io.atomic_write_all``: the manifest is never moved away (a reader always finds
+the old one or the new, whole), it is replaced last, and an export killed on the way is finished or undone by the
+next writer (:func:`locked`) or reader (:func:`read_document`), the old weights back where the old manifest stands.
 
-May import ``.files`` (where the manifest's name is set).
+May import ``neuroview._io`` (the writer, and :func:`~neuroview._io.recover` of what a killed one left) and ``.files``
+(where the manifest's name is set).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from .._io import recover
 from .files import MANIFEST
 
 FORMAT = 1
@@ -35,12 +39,15 @@ def locked(root: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX)
         except ImportError:
             pass
+        recover(root / MANIFEST)  # an export killed on the way (no lock held now: its process is gone)
         yield
 
 
 def read_document(path: Path) -> dict:
     """The whole manifest at ``path`` (``format``, ``entries`` and any key added by hand); a file that is
-    no neuroview manifest is a ValueError that says so."""
+    no neuroview manifest is a ValueError that says so. An export killed on the way is undone or finished first
+    (where its process still runs, nothing: the manifest is whole, old or new)."""
+    recover(Path(path), busy_ok=True)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -55,7 +62,9 @@ def read_document(path: Path) -> dict:
 def foreign_file(root: Path, name: str, file: str, entries: dict, arg: str = "name") -> str | None:
     """The error message where writing entry ``name`` to ``root / file`` would replace a file that is not
     ``name``'s own: another entry's weights (a manifest edited by hand), or a file no entry lists; else None.
-    ``arg`` is the argument the message starts with (the caller's: ``name``, ``out``)."""
+    ``arg`` is the argument the message starts with (the caller's: ``name``, ``out``). The weight file of a killed
+    first export (no manifest yet) is removed first, not called an orphan."""
+    recover(Path(root) / MANIFEST, busy_ok=True)
     path = Path(root) / file
     if not path.exists():
         return None
