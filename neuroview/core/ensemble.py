@@ -69,6 +69,7 @@ from .guards import Guarded
 from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
 from .readable import resolve_baseline
+from .rnn_reach import one_warning
 
 __all__ = ["Ensemble", "members_loss"]
 
@@ -136,10 +137,12 @@ class Ensemble(Guarded):
         if lengths is not None:
             if self.neuroview:
                 raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
-            return torch.stack([m(x, lengths=lengths) for m in self.members])
+            with one_warning(self.members, self):  # RNN members: once a call, not once a member
+                return torch.stack([m(x, lengths=lengths) for m in self.members])
         feats = self._batched(x)
         if feats is None:
-            return torch.stack([m(x) for m in self.members])
+            with one_warning(self.members, self):
+                return torch.stack([m(x) for m in self.members])
         logits = grouped_heads(list(self.members), feats)  # every head in one product where they can be
         if logits is not None:
             return logits

@@ -44,7 +44,8 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
-from .rnn_steps import settings_clash, unreached_steps, untrained_features, warn_unreached
+from .rnn_reach import warn_unreached
+from .rnn_steps import settings_clash, unreached_steps, untrained_features
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -145,14 +146,14 @@ class NeuroViewRNN(Guarded):
         return (self.num_layers, self.num_directions, self.steps, self.hidden_size)
 
     # --------------------------------------------------------------- forward
-    def _features(self, x, lengths, check: int = 0) -> tuple[Tensor, Tensor]:
-        given = lengths is not None or not isinstance(x, Tensor)  # check: the stack level a warning names (0: none)
+    def _features(self, x, lengths, check: bool = False) -> tuple[Tensor, Tensor]:
+        given = lengths is not None or not isinstance(x, Tensor)  # check: warn of unreached steps (forward, explain)
         x, lengths = prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
         x, lengths = fold_windows(x, lengths, self.window)
-        warn_unreached(self, x, lengths, given, check)  # at eval only: no host sync in training
+        warn_unreached(self, x, lengths, given, check)  # at eval only: no host read in training
         b, t, _ = x.shape
         if lengths is not None and self.num_directions == 2 and self._backbone.builtin and torch.compiler.is_exporting():
             raise TypeError("torch.export: a bidirectional NeuroViewRNN packs its series by lengths= (its backward direction starts at "
@@ -232,7 +233,7 @@ class NeuroViewRNN(Guarded):
         return self
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
-        return self.head(self._features(x, lengths, 6)[0])
+        return self.head(self._features(x, lengths, True)[0])
 
     # ------------------------------------------------------------ explaining
     @torch.no_grad()
@@ -254,7 +255,7 @@ class NeuroViewRNN(Guarded):
         """
         restore = explaining(self)
         try:
-            h, lengths = self._features(x, lengths, 5)
+            h, lengths = self._features(x, lengths, True)
         finally:
             restore()
         w, b = self.effective_classifier()
@@ -311,8 +312,7 @@ class NeuroViewRNN(Guarded):
         return (w.abs() if reduce == "abs" else w).sum(dims)
 
     def unreached_steps(self) -> Tensor | None:
-        """``[steps]`` bool: the steps no training series reached, by the normalization's running statistics (from its
-        first batch); None without one, the only record of the training data (:func:`.rnn_steps.unreached_steps`)."""
+        """``[steps]`` bool: the steps no training series reached, by the normalization's statistics (:mod:`.rnn_steps`)."""
         return unreached_steps(self.norm, self.feature_shape)
 
     def unit_gallery(self, loader, units=None, k: int = 6, *, steps=None, **kw):

@@ -1,5 +1,5 @@
-"""Helpers of :mod:`neuroview.core.rnn`, kept apart for room: which steps training reached, a warning where a series
-read at eval reaches further, and whether a state dict was saved from an RNN of another nonlinearity.
+"""Helpers of :mod:`neuroview.core.rnn`, kept apart for room: which steps training reached (the warning where a series
+read at eval reaches further is :mod:`.rnn_reach`), and whether a state dict was saved from an RNN of another nonlinearity.
 
 A step that no training series reaches holds padding, exactly 0, in every batch: its features get no gradient,
 so its classifier weights keep their random initial values, and a norm of them measures initialisation noise.
@@ -19,15 +19,13 @@ both hold from the first training batch on, in any dtype of the statistics.
 from __future__ import annotations
 
 import math
-import warnings
-import weakref
 
 import torch
 from torch import Tensor, nn
 
 from .head import constant_features
 
-__all__ = ["unreached_steps", "untrained_features", "dead_features", "warn_unreached", "UNREACHED_VAR"]
+__all__ = ["unreached_steps", "untrained_features", "dead_features", "UNREACHED_VAR"]
 
 #: a running variance this small, with a running mean of exactly 0, marks a step as never reached too: statistics set
 #: at once from the codes (``sparsify``, ``fit_ridge_head``: padding's variance exactly 0, no decay to trace)
@@ -66,70 +64,6 @@ def _padding_var(dtype: torch.dtype, momentum: float | None, n: int) -> float:
         return fi.tiny
     log = n * math.log1p(-m) + (n + 1) * math.log1p(fi.eps)  # in logs: (1 + eps) ** n overflows in bfloat16
     return min(1.0, math.exp(log)) + fi.tiny
-
-
-_SEEN: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()  # norm -> (its state, steps)
-
-
-def _unreached_list(norm: nn.Module, feature_shape: tuple[int, int, int, int]) -> list[int]:
-    """:func:`unreached_steps` as a list, remembered until ``norm``'s statistics change (a training batch, a load, a
-    copy: each bumps a buffer's version or replaces it), so an eval call pays no pass over them nor a host sync."""
-    bufs = [getattr(norm, k, None) for k in ("running_mean", "running_var", "num_batches_tracked")]
-    if any(not isinstance(t, Tensor) for t in bufs):
-        return []
-    try:
-        state = (feature_shape, getattr(norm, "momentum", None), *[(id(t), t.data_ptr(), t._version, t.device) for t in bufs])
-    except RuntimeError:  # inference tensors (a network built under torch.inference_mode) keep no version: read afresh
-        state = None
-    seen = _SEEN.get(norm)
-    if state is None or seen is None or seen[0] != state:
-        mask = unreached_steps(norm, feature_shape)
-        seen = _SEEN[norm] = (state, [] if mask is None else mask.nonzero().flatten().tolist())
-    return seen[1]
-
-
-def _named(steps: list[int], window: int, max_len: int) -> str:
-    """``[5, 6, 7, 9]`` as ``"steps 5-7, 9"``; with a window, the input samples they read too."""
-    runs: list[list[int]] = []
-    for t in steps:
-        if runs and t == runs[-1][1] + 1:
-            runs[-1][1] = t
-        else:
-            runs.append([t, t])
-    said = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
-    if window > 1:
-        said += " (input samples " + ", ".join(f"{a * window}-{min((b + 1) * window, max_len) - 1}" for a, b in runs) + ")"
-    return ("steps " if len(steps) > 1 else "step ") + said
-
-
-def warn_unreached(net: nn.Module, x: Tensor, lengths: Tensor | None, given: bool, stacklevel: int) -> None:
-    """Warn, once for the batch, where a series of ``x`` (batch first, windows folded: ``[B, t, window * F]``) reaches a
-    step no training series reached: its classifier weights there are the random initial ones, which the logits add
-    in (and ``explain`` credits). A series reaches its ``lengths`` (in steps; None: all ``t``, where lengths were
-    ``given``), else the nonzero extent of ``x`` (zero padding reaches nothing). One reduction over the series; the
-    unreached steps are remembered between calls. ``stacklevel``: the caller's frame, counted from here (0: no check);
-    nothing in training mode."""
-    if (not stacklevel or net.training or net.norm is None or x.is_meta or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting()):  # no host sync in training, nor values to read in a traced graph
-        return
-    unreached = _unreached_list(net.norm, net.feature_shape)
-    b, t = x.shape[:2]
-    if not unreached or unreached[0] >= t:
-        return
-    if lengths is None and not given:  # the last step holding a nonzero sample, + 1 (0 for all-zero series)
-        lengths = (x.ne(0).any(-1) * torch.arange(1, t + 1, device=x.device)).amax(1)
-    reach = torch.full((b,), t, device=x.device) if lengths is None else lengths
-    n, hi = torch.stack([(reach > unreached[0]).sum(), reach.max()]).tolist()
-    if n == 0:
-        return
-    read, w = [s for s in unreached if s < hi], net.window
-    cut = unreached[0] * w
-    warnings.warn(
-        f"x: {n} of {b} series reach {_named(read, w, net.max_len)}, which no training series reached "
-        f"(net.unreached_steps()): the classifier's weights there never trained, they are their random initial values, "
-        f"and the logits (and explain's contributions) add them in; cut the series to the first {cut} input samples "
-        f"(lengths=lengths.clamp(max={cut}), or x[:, :{cut}] batch first), or train on series that long",
-        UserWarning, stacklevel=stacklevel)
 
 
 def untrained_features(norm: nn.Module | None, feature_shape: tuple[int, int, int, int]) -> Tensor | None:
