@@ -17,13 +17,13 @@ weighed most in the decision, and each class's mean series to draw the window on
 >>> int((g.window[..., 1] - g.window[..., 0]).max())   # a 3-tap convolution reads 3 samples
 3
 
-Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_rows` and :mod:`.gallery_windows`.
+Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_rows`, :mod:`.gallery_windows` and
+:mod:`.waterfall_items` (what a waterfall shows, which a gallery gives faces to).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -34,12 +34,11 @@ from .._batch import check_lengths, in_order, kept_generators, refuse_lengths, s
 from ..core._utils import batch_labels, named_samples, own_rng, positive_int, register_extension, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
-from ..core.explanation import Explanation, RNNExplanation
 from ..core.rnn import NeuroViewRNN
 from ..core.sites import input_span
 from .gallery_rows import check_units, row_of
 from .gallery_windows import windows
-from .importance import _check_sample
+from .waterfall_items import decision_items, largest, waterfall_units  # kept apart for room; public here
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
 
@@ -356,41 +355,6 @@ def _heat(net: NeuroViewCNN | Ensemble, site, cmap: Tensor, spatial: tuple) -> T
     heat = torch.full((len(cmap), *spatial), float("nan"))
     heat[..., at] = F.interpolate(cmap.float()[:, None], size=size, mode="nearest")[:, 0].cpu()
     return heat
-
-
-# ----------------------------------------------------------------- what a waterfall shows
-def decision_items(exp: Explanation, sample: int, target: int) -> Tensor:
-    """One sample's contributions to class ``target`` (both checked as ``plots.waterfall`` checks them: an RNN's read
-    -1 as the last class): ``[U]`` units, ``[T]`` steps of an RNN, or the flattened features, never the dense tensor."""
-    sample = _check_sample(sample, exp.logits.shape[0])
-    target = int(exp.targets(target)[sample])
-    if isinstance(exp, RNNExplanation):
-        ti = exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5))
-        return ti[sample, target].detach().cpu()
-    return exp.for_class(target)[sample].detach().cpu().flatten()
-
-
-def largest(v: Tensor, k: int) -> list[int]:
-    """The indices of the ``k`` largest ``|v|``, exact zeros left out: the bars a waterfall draws
-    (a sparse head's unused units add exactly 0, and a bar of 0 with a gallery would read as a reason)."""
-    return v.abs().topk(min(k, int(v.count_nonzero()))).indices.tolist()
-
-
-def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = None) -> list[int]:
-    """Every unit (step) the waterfalls of ``samples`` (indices, or one int) draw a bar for, in first-seen order: what
-    a gallery needs to give each bar its face. ``target``: default the class each sample was explained for
-    (``exp.targets()``: the asked class, else the prediction), as the waterfall draws and checks it (``int()`` read -1
-    as an RNN's last class, 1.7 as 1). An RNN sample's steps past its series' end (``exp.lengths``, in steps; padding:
-    the -W baseline constant, drawn without thumbnails) are left out."""
-    out: list[int] = []
-    classes = exp.targets(target)  # -1, 1.7, a bool refused by name
-    # one sample as plots.waterfall(sample=) takes it (was a bare "'int' object is not iterable")
-    samples = [samples] if not isinstance(samples, Iterable) or getattr(samples, "ndim", None) == 0 else samples
-    lengths = getattr(exp, "lengths", None) if isinstance(exp, RNNExplanation) else None
-    for s in (_check_sample(s, exp.logits.shape[0], "samples") for s in samples):
-        end = int(lengths[s]) if lengths is not None else None
-        out += [u for u in largest(decision_items(exp, s, int(classes[s])), k) if u not in out and (end is None or u < end)]
-    return out
 
 
 def _method(net, loader, units, k: int = 6, **kw) -> UnitGallery:
