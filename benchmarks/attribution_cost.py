@@ -36,6 +36,7 @@ from torch import nn
 import neuroview as nv
 from neuroview.attribution.faithfulness import step_scores
 from neuroview.zoo import create_model
+from _cache import write_cache  # read back by run_all.py: written whole (next to this script)
 
 OUT = Path(__file__).parent / "results"
 
@@ -165,9 +166,9 @@ def main(argv=None) -> dict:
     if not captum:
         result["skipped"] = "captum is not installed: no Captum rows"
     OUT.mkdir(exist_ok=True)
-    (OUT / "attribution_cost.json").write_text(json.dumps(result, indent=2))
+    write_cache(OUT / "attribution_cost.json", json.dumps(result, indent=2))
     md = table(result)
-    (OUT / "attribution_cost.md").write_text(md + "\n")
+    write_cache(OUT / "attribution_cost.md", md + "\n")
     print(md)
     return result
 

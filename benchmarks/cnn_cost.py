@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from neuroview.zoo import create_model
+from _cache import write_cache  # read back by run_all.py: written whole (next to this script)
 
 OUT = Path(__file__).parent / "results"
 
@@ -157,7 +158,7 @@ def main(argv=None) -> None:
             "quantizers": args.quantizers,  # the options as typed: the command reproduces the figures
             "command": ("python benchmarks/cnn_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)).rstrip()}
     OUT.mkdir(exist_ok=True)
-    (OUT / "cnn_cost.json").write_text(json.dumps(
+    write_cache(OUT / "cnn_cost.json", json.dumps(
         {"meta": meta, "median_seconds": med, "all_seconds": times, "peak_train_bytes": mem, "ratios": rows}, indent=2))
     lines = [
         f"ResNet-18 (CIFAR), batch {args.batch}, {args.threads} threads; standard forward "
@@ -170,7 +171,7 @@ def main(argv=None) -> None:
     for q, r in rows.items():
         lines.append(f"| {q} | {r['explain_over_forward']:.2f} | {r['train_step_ratio']:.2f} | {r['peak_memory_ratio']:.2f} |")
     table = "\n".join(lines)
-    (OUT / "cnn_cost.md").write_text(table + "\n")
+    write_cache(OUT / "cnn_cost.md", table + "\n")
     print(table)
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 import neuroview as nv
 from neuroview.core.ensemble import members_loss
 from neuroview.zoo.architectures import timeseries
+from _cache import write_cache  # read back by docs_tables.py: written whole (next to this script)
 
 OUT = Path(__file__).parent / "results" / "depthwise_cost.json"
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes]
     rows = [measure(a, b, t, args.rounds) for b, t in shapes for a, _ in NETWORKS]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": "cpu, 1 thread", "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+    write_cache(args.out, json.dumps({"device": "cpu, 1 thread", "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
     print(f"cpu, 1 thread, torch {torch.__version__}\n")
     print(table(rows))
     return 0

@@ -46,6 +46,7 @@ from torch import nn
 from neuroview.training.demo import train as train_cnn
 from neuroview.attribution.faithfulness import time_step_deletion, unit_ablation
 from neuroview.zoo import create_model
+from _cache import write_cache  # read back by --table-only and run_all.py: written whole (next to this script)
 
 OUT = Path(__file__).parent / "results"
 
@@ -306,7 +307,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.table_only:
         result = json.loads((OUT / f"{args.out}.json").read_text())
-        (OUT / f"{args.out}.md").write_text(markdown(result["cases"]) + "\n")
+        write_cache(OUT / f"{args.out}.md", markdown(result["cases"]) + "\n")
         return result
     torch.set_num_threads(args.threads)
     OUT.mkdir(exist_ok=True)
@@ -335,8 +336,8 @@ def main(argv=None) -> dict:
             "torch": torch.__version__, "minutes": round((time.perf_counter() - t) / 60, 1),
             "command": "python benchmarks/faithfulness.py" + "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))}
     result = {"meta": meta, "cases": cases}
-    (OUT / f"{args.out}.json").write_text(json.dumps(result, indent=1))
-    (OUT / f"{args.out}.md").write_text(md + "\n")
+    write_cache(OUT / f"{args.out}.json", json.dumps(result, indent=1))
+    write_cache(OUT / f"{args.out}.md", md + "\n")
     print(md)
     return result
 

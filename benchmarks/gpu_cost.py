@@ -50,6 +50,7 @@ from torch import nn
 
 import neuroview as nv
 import vision_models
+from _cache import read_cache, write_cache  # resumable caches, written whole (next to this script)
 
 OUT = Path(__file__).parent / "results"
 MODELS = ("resnet50", "efficientnet_b0", "convnext_tiny", "vit_b_16")
@@ -442,7 +443,7 @@ def main(argv=None) -> None:
     res = {"meta": meta, "models": {}}
     OUT.mkdir(exist_ok=True)
     if args.merge and (OUT / f"{stem}.json").is_file():
-        old = json.loads((OUT / f"{stem}.json").read_text())
+        old = read_cache(OUT / f"{stem}.json")
         # rows of one table share their setting too (finite check, cuDNN autotuner, TF32, layout)
         # and their machine: the meta names one GPU and torch for every row (an H100's rows under an H200's name)
         keys = ["device", "device_name", "torch", "batch", "size", "classes", "width", "check_finite",
@@ -463,8 +464,8 @@ def main(argv=None) -> None:
 
     def save():
         res["meta"]["elapsed_seconds"] = round(budget.elapsed(), 1)
-        (OUT / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-        (OUT / f"{stem}.md").write_text(markdown(res))
+        write_cache(OUT / f"{stem}.json", json.dumps(res, indent=2) + "\n")
+        write_cache(OUT / f"{stem}.md", markdown(res))
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)

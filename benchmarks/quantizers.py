@@ -20,6 +20,7 @@ import torch
 
 from neuroview.training.demo import accuracy, load_digits_tensors, train
 from neuroview.zoo import create_model
+from _cache import read_cache, write_cache  # the runs cache, and quantizers.json read by docs_tables.py: written whole
 
 VARIANTS = ["standard", "hard", "soft", "none"]
 OUT = Path(__file__).parent / "results"
@@ -61,7 +62,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     # Each finished run is kept in a cache, so an interrupted benchmark resumes where it stopped.
     cache_file = OUT / "quantizers_runs.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.exists() and not args.fresh else {}
+    cache = read_cache(cache_file) if not args.fresh else {}
     results = {}
     for ds, (_, _, epochs) in DATASETS.items():
         for v in VARIANTS:
@@ -72,20 +73,18 @@ def main() -> None:
                     t = time.perf_counter()
                     cache[key] = run(ds, v, s, args.epochs or epochs)
                     print(f"{ds:8s} {v:9s} seed {s}: {cache[key]:.2%} ({time.perf_counter() - t:.0f} s)", flush=True)
-                    tmp = cache_file.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(cache, indent=1))
-                    tmp.replace(cache_file)
+                    write_cache(cache_file, json.dumps(cache, indent=1))
                 accs.append(cache[key])
             results.setdefault(ds, {})[v] = accs
     meta = {"seeds": args.seeds, "epochs": args.epochs or {d: e for d, (_, _, e) in DATASETS.items()},
             "torch": torch.__version__, "command": "python benchmarks/quantizers.py"}
-    (OUT / "quantizers.json").write_text(json.dumps({"meta": meta, "accuracy": results}, indent=2))
+    write_cache(OUT / "quantizers.json", json.dumps({"meta": meta, "accuracy": results}, indent=2))
     lines = ["| dataset | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
     for ds, r in results.items():
         cells = [f"{100 * statistics.mean(a):.1f} ± {100 * statistics.pstdev(a):.1f}" for a in r.values()]  # population std
         lines.append(f"| {ds} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    (OUT / "quantizers.md").write_text(table + "\n")
+    write_cache(OUT / "quantizers.md", table + "\n")
     print(table)
 
 

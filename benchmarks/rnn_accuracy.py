@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _cache import write_cache  # read back by docs_tables.py: written whole (next to this script)
+
 OUT = Path(__file__).parent / "results"
 DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead")
 KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -187,9 +189,9 @@ def main() -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
     meta = {"recipe": recipe, "seeds": args.seeds, "workers": args.workers, "minutes": round(minutes, 1),
             "torch": torch.__version__, "cpus": os.cpu_count()}
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
+    write_cache(stem.with_suffix(".json"), json.dumps({"meta": meta, "runs": runs}, indent=1))
     recipe_line = ", ".join(f"{k}={v}" for k, v in recipe.items())
-    stem.with_suffix(".md").write_text(f"{md}\n\nRecipe (both networks): 1 layer, {recipe_line}. "
+    write_cache(stem.with_suffix(".md"), f"{md}\n\nRecipe (both networks): 1 layer, {recipe_line}. "
                                        f"{len(runs)} runs in {minutes:.1f} min.\n")
     print(md)
     print(f"{minutes:.1f} min")

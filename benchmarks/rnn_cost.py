@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 import neuroview as nv
+from _cache import write_cache  # read back by run_all.py: written whole (next to this script)
 
 OUT = Path(__file__).parent / "results"
 CONFIGS = {  # name: (module, num_layers, bidirectional)
@@ -191,8 +192,8 @@ def main(argv=None) -> None:
     command = "python benchmarks/rnn_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)
     meta = {"command": command.rstrip(), "flush_denormal": flush_denormal,
             "load_average_end": [round(v, 1) for v in os.getloadavg()]}
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "args": vars(args), "torch": torch.__version__, "rows": rows}, indent=1))
-    stem.with_suffix(".md").write_text(md + "\n")
+    write_cache(stem.with_suffix(".json"), json.dumps({"meta": meta, "args": vars(args), "torch": torch.__version__, "rows": rows}, indent=1))
+    write_cache(stem.with_suffix(".md"), md + "\n")
     print(md)
 
 

@@ -76,6 +76,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import unit_flow  # noqa: E402  (next to this script)
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"
@@ -818,7 +819,7 @@ def main(argv=None) -> int:
     path = OUT / f"{stem}.json"
     res = {"results": {}}
     if args.resume and path.is_file():
-        res = json.loads(path.read_text())
+        res = read_cache(path)
     res["meta"] = {"selftest": args.selftest, "device": args.device, "torch": torch.__version__,
                    "libraries": {**res.get("meta", {}).get("libraries", {}), **libs}, "max_params": args.max_params,
                    "timm_pick": args.timm_pick, "small": args.small, "model_timeout": timeout, "rtol": 1e-4, "batch": 2, "num_classes": 10,
@@ -828,8 +829,8 @@ def main(argv=None) -> int:
     OUT.mkdir(exist_ok=True)
 
     def save():
-        path.write_text(json.dumps(res, indent=2) + "\n")
-        path.with_suffix(".md").write_text(markdown(res))
+        write_cache(path, json.dumps(res, indent=2) + "\n")
+        write_cache(path.with_suffix(".md"), markdown(res))
 
     t0 = time.perf_counter()
     todo = [j for j in jobs if f"{j['lib']}:{j['name']}" not in res["results"]]

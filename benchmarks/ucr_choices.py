@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock
 from ucr_accuracy import CNN_ONLY, DEV_SETS, OUT, RESULTS, _key, _run, _sha, load  # noqa: E402
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 REPORT = RESULTS / "ucr_choices.md"
 VERDICTS = RESULTS / "ucr_choices.json"  # each verdict, kept with the recipe version (SHA-256) it judged
@@ -321,7 +322,7 @@ def kept(runs: dict) -> list[dict]:
     """Every option's verdict from ``runs`` (the cache) and the kept verdicts, without writing them;
     an option without a verdict shows its 5-fold runs (``--report --cv``), the screen's way since
     the GRU recipes were re-judged."""
-    judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
+    judged = read_cache(VERDICTS)
     return with_others(keep_verdicts(judge(CHOICES, [0, 1, 2, 3, 4], runs, cv=True), judged), judged)
 
 
@@ -348,16 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if args.cv else [0])
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
-    judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
+    judged = read_cache(VERDICTS)
     if not args.report:
         need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged, args.cv)
                 if not args.recipes or n[0] in args.recipes]
         for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
             _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT, args.cv)
     with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together
-        judged = json.loads(VERDICTS.read_text()) if VERDICTS.exists() else {}
+        judged = read_cache(VERDICTS)
         text = report(with_others(keep_verdicts(judge(choices, args.seeds, load(), args.cv), judged), judged), args.seeds)
-        VERDICTS.write_text(json.dumps(judged, indent=1, sort_keys=True) + "\n")
+        write_cache(VERDICTS, json.dumps(judged, indent=1, sort_keys=True) + "\n")
         REPORT.write_text(text)
     print(text)
     return 0

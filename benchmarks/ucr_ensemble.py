@@ -41,6 +41,7 @@ from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock,
 from reproduce_zoo import RESULTS, train  # noqa: E402
 from ucr_accuracy import CNN_ONLY, DEV_SETS, MINIROCKET, README_SHAS, _sha, overrides  # noqa: E402
 from ucr_choices import MARGIN  # noqa: E402  the same margin as every other option
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 OUT = RESULTS / "ucr_ensemble.json"
 OUT_VAL = RESULTS / "ucr_ensemble_val.json"
@@ -82,7 +83,7 @@ def _key(recipe: str, dataset: str, seed: int) -> str:
 
 
 def load(path: Path = OUT) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_cache(path)
 
 
 def save(runs: dict, path: Path = OUT) -> None:
@@ -174,9 +175,9 @@ def keep_verdict(recipe: str, runs: dict, size: int = 5) -> dict | None:
            "current_acc": v["members"], "alternative_acc": v["ensemble"], "runs": f"{n} / {n}",
            "verdict": "change" if v["verdict"] == f"members: {size}" else "keep"}
     with _locked(RESULTS):
-        judged = json.loads(ch.VERDICTS.read_text()) if ch.VERDICTS.exists() else {}
+        judged = read_cache(ch.VERDICTS)
         ch.keep_verdicts([row], judged)
-        ch.VERDICTS.write_text(json.dumps(judged, indent=1, sort_keys=True) + "\n")
+        write_cache(ch.VERDICTS, json.dumps(judged, indent=1, sort_keys=True) + "\n")
     return row
 
 

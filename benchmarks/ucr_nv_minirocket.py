@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "benchmarks" / "results" / "ucr_nv_minirocket.json"
 from minirocket_reference import SETS  # noqa: E402
 from minirocket_reference import load as load_set  # noqa: E402
+from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 
 def _data(name: str, normalize: str | None = None):
@@ -187,11 +188,11 @@ def _save(results: dict, key: str) -> None:
     _MINE.add(key)
     merged = load()
     merged.update({k: results[k] for k in _MINE})
-    OUT.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    write_cache(OUT, json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
 def load() -> dict:
-    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+    return read_cache(OUT)
 
 
 def report(results: dict) -> str:
