@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
 
 import torch
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
 
@@ -184,10 +185,7 @@ def _name_kept_inside(kept: Path, moved: dict[str, Path]) -> None:
     it tested its best, or read another run's best saved later under that name."""
     if kept.is_symlink():  # --checkpoint.save_last link: a link to a best, no checkpoint of its own
         return
-    try:
-        saved = torch.load(kept, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - no checkpoint of Lightning's (truncated, a user's file): renamed, as it is
-        return
+    saved = _read_kept(kept, moved)
     states = [s for s in (saved.get("callbacks") or {}).values() if isinstance(s, dict) and "best_model_path" in s] \
         if isinstance(saved, dict) and isinstance(saved.get("callbacks"), dict) else []
 
@@ -205,9 +203,40 @@ def _name_kept_inside(kept: Path, moved: dict[str, Path]) -> None:
     if changed:
         stat = kept.stat()
         buffer = io.BytesIO()
-        torch.save(saved, buffer)
-        atomic_write(kept, buffer.getvalue())
+        torch.save(saved, buffer)  # from the mapped file: the tensors are not held a second time
+        atomic_write(kept, buffer.getbuffer())
         os.utime(kept, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _read_kept(kept: Path, moved: dict[str, Path]):
+    """The checkpoint ``kept`` as a ``weights_only`` load reads it, its tensors mapped from the file (``mmap``: read
+    whole, a 400 MB file took 585 MB more at its peak); None for a file that is no checkpoint (truncated, a user's
+    file). A checkpoint holding objects that load refuses (a path or a numpy value in its hyper-parameters, a user's
+    class) is not unpickled here: the new run did not ask to read it, and neuroview reads no such file (docs/ERRORS.md,
+    "What is safe to load"); a warning says that the names it records were not rewritten, and their kept names."""
+    for mmap in (True, False):  # a file of torch's legacy (not zip) format cannot be mapped
+        try:
+            return torch.load(kept, map_location="cpu", weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError:
+            try:
+                refused = torch.serialization.get_unsafe_globals_in_checkpoint(kept)
+            except Exception:  # noqa: BLE001 - not a zip of torch's: no checkpoint
+                refused = []
+            if refused:
+                names = ", ".join(f"{Path(old).name} as {new.name}" for old, new in moved.items())
+                rank_zero_warn(
+                    f"neuroview fit: {kept} holds objects a weights_only load refuses ({', '.join(refused[:3])}), so the "
+                    f"files it names (its best, its last) were not renamed inside it; this folder's earlier files are "
+                    f"kept: {names}. neuroview reads only checkpoints of tensors and plain values (--ckpt_path refuses "
+                    f"this one): save hyper-parameters and callback states as plain values (a path as text, a numpy "
+                    f"number as a Python one)")
+            return None
+        except RuntimeError as e:
+            if not (mmap and "mmap" in str(e)):
+                return None
+        except Exception:  # noqa: BLE001 - no checkpoint of Lightning's (truncated, a user's file): renamed, as it is
+            return None
+    return None
 
 
 def _same(path, other) -> bool:
