@@ -20,15 +20,8 @@ KEPT = ROOT / "benchmarks" / "results" / "sparse_finetune_choice.json"
 # The benchmark on a copy of its cache, its training replaced by a stub; the kill lands in the middle of the first write
 # of the cache's text into any file of the cache's folder: the cache itself when rewritten in place, a temporary file
 # beside it when written whole.
-CHILD = r'''
-import io, json, os, signal, sys, pathlib
-sys.path.insert(0, sys.argv[1])
-import sparse_finetune_choice as b
-b.RESULTS = pathlib.Path(sys.argv[2]); b.REPORT = b.RESULTS.with_suffix(".md")
-folder = str(b.RESULTS.parent)
-fake = next(iter(json.loads(b.RESULTS.read_text()).values()))
-real_open, real_fdopen = io.open, os.fdopen
-
+# a file whose first write lands half its text on disk, then kills the process (SIGKILL): no clean-up runs
+KILLING = r'''
 class Killing:
     def __init__(self, f):
         self._f = f
@@ -41,7 +34,17 @@ class Killing:
         return self
     def __exit__(self, *exc):
         return self._f.__exit__(*exc)
+'''
+CHILD = r'''
+import io, json, os, signal, sys, pathlib
+sys.path.insert(0, sys.argv[1])
+import sparse_finetune_choice as b
+b.RESULTS = pathlib.Path(sys.argv[2]); b.REPORT = b.RESULTS.with_suffix(".md")
+folder = str(b.RESULTS.parent)
+fake = next(iter(json.loads(b.RESULTS.read_text()).values()))
+real_open, real_fdopen = io.open, os.fdopen
 
+''' + KILLING + r'''
 def arm():  # once the stubbed run is done: the next file opened for writing is the cache's
     io.open = lambda file, mode="r", *a, **k: (Killing if "w" in mode and str(file).startswith(folder) else lambda f: f)(
         real_open(file, mode, *a, **k))

@@ -11,19 +11,9 @@ from torch import nn
 import neuroview as nv
 from neuroview.core.ensemble import Ensemble
 from neuroview.core.ensemble_checks import NotNeuroView
+from test_ensemble import _member  # one unit whose hard code is the fraction of positive samples; a hand-set head
 
 
-def _member(w: list[float], b: list[float]) -> nv.NeuroViewCNN:
-    """One unit whose hard code is the fraction of positive samples of x; a hand-set head."""
-    conv = nn.Conv1d(1, 1, 1)
-    with torch.no_grad():
-        conv.weight.fill_(1.0)
-        conv.bias.zero_()
-    net = nv.NeuroViewCNN(nn.Sequential(conv, nn.ReLU()), 2, normalize=False, input_shape=(1, 4))
-    with torch.no_grad():
-        net.classifier.weight.copy_(torch.tensor(w)[:, None])
-        net.classifier.bias.copy_(torch.tensor(b))
-    return net.eval()
 
 
 def test_explain_of_an_ensemble_of_rnns_with_lengths_names_the_members():

@@ -27,6 +27,7 @@ from neuroview.core.ensemble import Ensemble
 from neuroview.core.ensemble_checks import NotNeuroView
 from neuroview.core.explanation import Explanation, RNNExplanation
 from neuroview.core.readable import k_share
+from test_ensemble import _member  # one unit whose hard code is the fraction of positive samples; a hand-set head
 
 W = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
 B = torch.tensor([0.1, -0.2, 0.3])
@@ -109,16 +110,6 @@ def test_a_head_only_rnn_load_keeps_the_normalization():
 
 
 # ------------------------------------------------------------------ 4. Ensemble.explain(x, lengths)
-def _member(w: list[float], b: list[float]) -> nv.NeuroViewCNN:
-    conv = nn.Conv1d(1, 1, 1)
-    with torch.no_grad():
-        conv.weight.fill_(1.0)
-        conv.bias.zero_()
-    net = nv.NeuroViewCNN(nn.Sequential(conv, nn.ReLU()), 2, normalize=False, input_shape=(1, 4))
-    with torch.no_grad():
-        net.classifier.weight.copy_(torch.tensor(w)[:, None])
-        net.classifier.bias.copy_(torch.tensor(b))
-    return net.eval()
 
 
 def test_ensemble_explain_takes_lengths_positionally_as_the_members_do():
