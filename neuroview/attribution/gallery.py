@@ -24,6 +24,7 @@ Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_r
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -154,6 +155,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
             top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples, baseline)
             if rnn:
                 return _rnn_gallery(net, cols, top, baseline is not None and not (isinstance(baseline, str) and baseline == "zero"))
+            _say_constant(net, cols, top)
             return _cnn_gallery(net, cols, top)
         finally:
             restore()
@@ -174,12 +176,14 @@ class _Top:
     def __init__(self, k: int):
         self.k, self.seen = k, 0
         self.score: Tensor | None = None  # and value, index: [n, k] once a batch was added
-        self.value = self.index = self.class_means = self.class_counts = None
+        self.value = self.index = self.class_means = self.class_counts = self.low = None
         self.rows: dict[str, Tensor] = {}
 
     def add(self, score: Tensor, value: Tensor, rows: dict[str, Tensor]) -> None:
         """``score`` and ``value`` ``[B, n]`` per sample and unit; ``rows`` ``[B, ...]`` per sample."""
         b, n = score.shape
+        low = score.min(0).values  # [n]: a unit whose lowest score is its highest gave every sample one code
+        self.low = low if self.low is None else torch.minimum(self.low, low)
         idx = torch.arange(self.seen, self.seen + b).expand(n, b)
         self.seen += b
         old = 0 if self.score is None else self.score.shape[1]
@@ -193,6 +197,17 @@ class _Top:
         for name, r in rows.items():
             pool = r if not old else torch.cat([self.rows[name].flatten(0, 1), r])
             self.rows[name] = pool[flat]
+
+
+def _say_constant(net, cols: list[int], top: _Top) -> None:
+    """Warn of the units whose code was one value on every sample read (dead, or always on): their places are the
+    first samples read (ties to the lower index), no face of what they respond to."""
+    same = (top.score[:, 0] == top.low).tolist()
+    names = [f"{net.units[c][0]} #{net.units[c][1]} (code {v:g})" for c, s, v in zip(cols, same, top.score[:, 0].tolist()) if s]
+    if names:
+        warnings.warn(f"units: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}: the code was the same on every "
+                      f"sample read ({top.seen}), so the gallery shows the first {top.k} samples, not what the unit "
+                      "responds to (a dead or always-on unit)", stacklevel=3)
 
 
 def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None, baseline=None) -> _Top:
