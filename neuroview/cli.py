@@ -107,19 +107,23 @@ def _refusal(e: BaseException) -> str | None:
     return "; ".join(own or items) or None
 
 
-def _raised_here(e: BaseException) -> bool:
-    """Whether ``e`` was raised by a ``raise`` of neuroview's own code (its innermost frame is in the package)."""
+def _innermost(e: BaseException):
+    """The traceback entry of the frame ``e`` was raised in (None for an exception never raised)."""
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
+    return tb
+
+
+def _raised_here(e: BaseException) -> bool:
+    """Whether ``e`` was raised by a ``raise`` of neuroview's own code (its innermost frame is in the package)."""
+    tb = _innermost(e)
     return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
 
 
 def _a_raise(e: BaseException) -> bool:
     """Whether ``e``'s innermost frame is a ``raise`` statement (a refusal written out), not an operation that failed."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
+    tb = _innermost(e)
     return tb is not None and linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip().startswith("raise")
 
 
