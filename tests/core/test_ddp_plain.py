@@ -86,6 +86,9 @@ def _ddp_worker(rank: int, store: str, out: str) -> None:
         ddp = nn.parallel.DistributedDataParallel(net)  # no find_unused_parameters
         x, y = _data()
         _steps(ddp, x[8 * rank: 8 * rank + 8], y[8 * rank: 8 * rank + 8])
+        # DDP's reducer holds the process group: freed after the group is destroyed, it ran gloo's destructor with the
+        # GIL held while a gloo thread waited for the GIL (a deadlock at exit, seen twice in a session): free it first
+        del ddp
         w, b = net.eval().effective_classifier()
         torch.save({"w": w.detach(), "b": b.detach()}, f"{out}.{rank}")
 
