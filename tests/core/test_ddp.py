@@ -46,6 +46,7 @@ def _worker(rank: int, store: str, out: str) -> None:
         mine = slice(8 * rank, 8 * rank + 8)
         # a global batch of 16 split 8 + 8; DDP averages gradients, each rank's loss is a mean over 8
         _steps(ddp, x[mine], y[mine])
+        del ddp  # its reducer holds the group: freed after the group is destroyed, gloo's teardown can deadlock on the GIL
         w, b = net.eval().effective_classifier()
         torch.save({"mean": net.norm.running_mean, "var": net.norm.running_var, "w": w.detach(), "b": b.detach()},
                    f"{out}.{rank}")
