@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 MOVES = ".neuroview-moves.json"  # in a set-aside folder: which names a staged folder's move puts in place
+NAME = re.compile(rf"(?!\.\.?\Z)[^\0{re.escape(os.sep + (os.altsep or ''))}]+")  # a file's, in a folder (not . or ..)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -49,8 +50,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 def keep_aside(path: Path) -> Path:
     """Rename ``path`` to ``<stem>-v<N><suffix>`` beside it (the first N >= 1 free, Lightning's own versioning),
     so that a file written next at ``path`` replaces nothing; returns the new path."""
-    path = Path(path)
-    n = 1
+    path, n = Path(path), 1
     while (kept := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists():
         n += 1
     os.rename(path, kept)
@@ -135,7 +135,6 @@ def _lock(fd: int, block: bool = False) -> bool | None:
     """The exclusive lock of the open file ``fd``: True; False, another holds it; None, no locks here (no fcntl)."""
     try:
         import fcntl  # noqa: PLC0415 - POSIX only
-
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
     except BlockingIOError:
         return False
@@ -156,7 +155,10 @@ def recover(last: Path, busy_ok: bool = False) -> None:
     except FileNotFoundError:
         return
     try:
-        got, record = _lock(fd), _read_journal(fd)
+        got, record = _lock(fd), None
+        with contextlib.suppress(ValueError, TypeError, RecursionError):  # None: cut short as it was written
+            record = json.loads(os.pread(fd, 1 << 24, 0))
+        record = record if isinstance(record, dict) and {"owner", "files"} <= set(record) else None
         if got is False and not busy_ok and record is not None and not _alive(record["owner"]):
             got = _lock(fd, block=True)  # its writer is gone: another call is settling it; wait for that one
         if got is not False and (record is None or not _same_file(fd, journal)):  # settled meanwhile: not ours
@@ -169,16 +171,9 @@ def recover(last: Path, busy_ok: bool = False) -> None:
             raise FileExistsError(f"{last}: process {(record or {}).get('owner', '?').split('-')[0]} is writing it now "
                                   f"(journal {journal}); try again when it ends, or delete {journal.name} if no such "
                                   "process runs")
-        _settle(journal, record, done=_sha256(journal.parent / record["files"][-1][0]) == record["files"][-1][1])
+        _settle(journal, record, done=_sha256(Path(last)) == record["files"][-1][1])  # its own name: never another
     finally:
         os.close(fd)
-
-
-def _read_journal(fd: int) -> dict | None:
-    with contextlib.suppress(ValueError, TypeError):  # None: cut short as it was written
-        record = json.loads(os.pread(fd, 1 << 24, 0))
-        return record if isinstance(record, dict) and {"owner", "files"} <= set(record) else None
-    return None
 
 
 def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
@@ -192,8 +187,12 @@ def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
 def _settle(journal: Path, record: dict, done: bool) -> None:
     """The end of an :func:`atomic_write_all`: ``done``, the links to the earlier files go; else they are put back
     (a file that had none removed; one never replaced, still the kept file itself, left as it is); then the
-    temporary files of its names and the journal go."""
+    temporary files of its names and the journal go; first, a ValueError where it names a file elsewhere."""
     root = journal.parent
+    bad = [n for f in record["files"] for n in (f[0], f[2] or f[0]) if not (isinstance(n, str) and NAME.fullmatch(n))]
+    if bad:  # a journal copied along with its folder (a tarball, cp -r): nothing of it is done
+        raise ValueError(f"folder {str(root)!r}: {journal.name}, the journal of a killed write, names files outside "
+                         f"it: {bad!s:.300}; nothing was changed (it came with a copied folder? delete it)")
     for name, _sha, kept, existed in record["files"][:-1]:
         if not done and kept and os.path.lexists(root / kept) and not _same_file(None, root / name, root / kept):
             with contextlib.suppress(FileNotFoundError):  # another recovery of the same journal got there first
@@ -268,8 +267,7 @@ def staged_dir(path: Path) -> Iterator[Path]:
     path = _folder(Path(path))
     recover_dir(path)
     if path.is_dir():
-        home = _home(path)
-        tmp = Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "stage"), suffix=".tmp"))
+        tmp = Path(tempfile.mkdtemp(dir=(home := _home(path)), prefix=_prefix(path, home, "stage"), suffix=".tmp"))
         try:
             yield tmp
             _move_in(tmp, path, home)
@@ -320,10 +318,10 @@ def recover_dir(path: Path) -> None:
         if kind == "old":
             try:
                 record = json.loads((folder / MOVES).read_text(encoding="utf-8"))
-                stage, names = folder.parent / record["stage"], record["names"]
+                stage, names = folder.parent / record["stage"], list(record["names"])
             except FileNotFoundError:  # an earlier neuroview's, which listed nothing: its namesakes put back
                 stage, names = None, os.listdir(folder)
-            except (ValueError, KeyError, TypeError):  # cut short as it was written: before any move
+            except (ValueError, KeyError, TypeError, RecursionError):  # cut short as it was written: before any move
                 stage, names = None, []
             _move_back(path, stage, folder, names)
         shutil.rmtree(folder, ignore_errors=True)
@@ -365,7 +363,11 @@ def _move_in(new: Path, path: Path, home: Path) -> None:
 
 def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> None:
     """Undo :func:`_move_in`'s moves of ``names`` from ``new`` into ``path``: each one moved in already taken out
-    (back into ``new``; removed where there is none), each namesake set aside in ``old`` put back."""
+    (back into ``new``; removed where there is none), each namesake in ``old`` put back; names elsewhere: refused."""
+    if not all(isinstance(n, str) and NAME.fullmatch(n) for n in names) or new is not None and (
+            new.parent != old.parent or ".neuroview-stage." not in new.name):  # a moves list copied along with ``path``
+        raise ValueError(f"folder {str(path)!r}: {old.name}, left by a killed write, names files outside it: "
+                         f"{names!s:.300}, staged in {new}; nothing was moved (came with a copied folder? delete it)")
     for name in reversed(names):
         if os.path.lexists(path / name) and (os.path.lexists(old / name) or new is None or not os.path.lexists(new / name)):
             if new is not None and new.is_dir():
@@ -379,8 +381,7 @@ def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> Non
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    os.umask(mask := os.umask(0))  # read, and set back
     return mask
 
 
@@ -389,7 +390,6 @@ def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     an order of its own making, so the same network saved twice gave two files (two sha256s in a manifest). The
     tensors' bytes and offsets are safetensors' own; the header is padded to 8 bytes as safetensors pads it."""
     from safetensors.torch import save  # noqa: PLC0415 - only when saving
-
     data = save(tensors, metadata=metadata)
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])

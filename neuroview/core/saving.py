@@ -54,7 +54,7 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     """Write ``tensors`` and ``meta`` (plus format, version, kind and checksum) atomically."""
 
     tensors_path, meta_path = paths(path)
-    recover(meta_path)  # a save of this pair killed on the way: finished or undone first, its earlier pair whole again
+    _recover(meta_path)  # a save of this pair killed on the way: finished or undone first, its earlier pair whole again
     for p in (tensors_path, meta_path):  # an earlier explanation is replaced; a file of the user's is not
         if p.exists() and not _ours(meta_path, tensors_path):
             why = (f"no sidecar {meta_path.name} of one beside it" if not _ours(meta_path, None) else
@@ -68,6 +68,15 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
     # as one: an interrupted save over an earlier explanation leaves that one whole, not its sidecar beside new tensors
     atomic_write_all({tensors_path: data, meta_path: (json.dumps(meta, indent=2) + "\n").encode()})
     return tensors_path, meta_path
+
+
+def _recover(meta_path: Path) -> None:
+    """``recover`` of what a killed save of the pair left; a journal that came with a copied folder and names files
+    outside it is refused (nothing done), naming the argument."""
+    try:
+        recover(meta_path)
+    except ValueError as e:
+        raise ValueError(f"path: {e}") from None
 
 
 def _left_over(*files: Path) -> str:
@@ -92,7 +101,7 @@ def _ours(meta_path: Path, tensors_path: Path | None) -> bool:
             return False
         return tensors_path is None or not tensors_path.exists() or \
             hashlib.sha256(tensors_path.read_bytes()).hexdigest() == meta.get("sha256")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested deeper than its reader goes
         return False
 
 
@@ -118,14 +127,14 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
 
     device = _device(device)
     tensors_path, meta_path = paths(path)
-    recover(meta_path)  # a save killed on the way: its earlier pair put back (or its new one finished)
+    _recover(meta_path)  # a save killed on the way: its earlier pair put back (or its new one finished)
     for p in (tensors_path, meta_path):
         if not p.is_file():
             raise FileNotFoundError(f"path: expected {p} (an explanation is a .safetensors file and its .json sidecar)"
                                     f"{_left_over(tensors_path, meta_path)}")
     try:
         meta = json.loads(meta_path.read_text())
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the JSON reader goes
         raise ValueError(f"path: {meta_path} is not valid JSON ({e}); save the explanation again") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("type") not in kinds:
         got = (meta.get("format"), meta.get("type")) if isinstance(meta, dict) else type(meta).__name__

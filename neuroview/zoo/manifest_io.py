@@ -46,12 +46,17 @@ def locked(root: Path) -> Iterator[None]:
 def read_document(path: Path) -> dict:
     """The whole manifest at ``path`` (``format``, ``entries`` and any key added by hand); a file that is
     no neuroview manifest is a ValueError that says so. An export killed on the way is undone or finished first
-    (where its process still runs, nothing: the manifest is whole, old or new)."""
-    recover(Path(path), busy_ok=True)
+    (where its process still runs, nothing: the manifest is whole, old or new); a journal copied along with the folder
+    that names files outside it is refused, nothing done."""
+    try:
+        recover(Path(path), busy_ok=True)
+    except ValueError as e:
+        raise ValueError(f"root: {e}") from None
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except ValueError as e:  # JSON cut short or malformed (JSONDecodeError), bytes that are no UTF-8 (UnicodeDecodeError)
+    except (ValueError, RecursionError) as e:  # JSON cut short or malformed (JSONDecodeError), bytes that are no UTF-8
+        # (UnicodeDecodeError), nested deeper than the JSON reader goes (RecursionError)
         raise ValueError(f"root: expected a neuroview manifest (JSON) in {path}, got a file that is not readable JSON "
                          f"({type(e).__name__}: {e}); restore it or re-export its entries") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
