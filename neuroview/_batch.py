@@ -51,7 +51,7 @@ def check_lengths(lengths, x: Tensor, what: str, last=None):
     lengths (an RNN: its own check named ``lengths``, an argument the user never passed) or not (a CNN): integers in
     ``[1, T]``, one per sample. A batch ``(x, y, other)`` is read so too, and took ``other`` for the labels; ``last``
     (the batch's last item): where it would pass as lengths, the message asks whether the batches are (x, y, lengths).
-    Returns the lengths as a tensor (a list or numpy's converted), or None."""
+    Returns the lengths as an int64 tensor (a list's, numpy's, any integer dtype's, as the RNN reads them), or None."""
     if lengths is None:
         return None
     if isinstance(lengths, (list, tuple, np.ndarray)):  # a list or numpy's, as the RNN readers take them
@@ -59,16 +59,25 @@ def check_lengths(lengths, x: Tensor, what: str, last=None):
             lengths = torch.as_tensor(np.asarray(lengths))
         except (TypeError, ValueError, RuntimeError):  # not numbers: named below as no lengths
             pass
+    given, lengths = lengths, _int64(lengths)
     n = x.shape[-1] if isinstance(x, Tensor) and x.dim() > 1 else None
     if not _steps(lengths, x, n):
-        got = f"shape {tuple(lengths.shape)}, {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
+        got = f"shape {tuple(given.shape)}, {given.dtype}" if isinstance(given, Tensor) else type(given).__name__
         if isinstance(lengths, Tensor) and lengths.numel() and not lengths.is_floating_point() and lengths.dtype != torch.bool:
             got += f", values {int(lengths.min())} to {int(lengths.max())}"
-        swapped = isinstance(last, Tensor) and last is not lengths and _steps(last, x, n)
+        swapped = isinstance(last, Tensor) and last is not given and _steps(_int64(last), x, n)
         hint = "; if they are (x, y, lengths), pass (x, lengths, y) as the data modules give them" if swapped else ""
         raise ValueError(f"{what}: a batch of 3 items is read as (x, lengths, y), and its middle item is not lengths (one "
                          f"integer per sample in [1, {n}], the steps of x): got {got}; pass batches (x, y){hint}")
     return lengths
+
+
+def _int64(t):
+    """An integer tensor ``t`` as int64 (torch compares no uint64 on the CPU: a bare NotImplementedError), a uint64's
+    values past int64's range at its maximum (out of any range of steps, not wrapped round); anything else as it is."""
+    if not isinstance(t, Tensor) or t.dtype in (torch.int64, torch.bool) or t.is_floating_point() or t.is_complex():
+        return t
+    return t.long().masked_fill(t.long() < 0, torch.iinfo(torch.int64).max) if t.dtype == torch.uint64 else t.long()
 
 
 def _steps(lengths, x, n: int | None) -> bool:
@@ -220,11 +229,7 @@ def _generators(data) -> list:
         return []
     found = [data.generator, getattr(data.sampler, "generator", None),
              getattr(getattr(data.batch_sampler, "sampler", None), "generator", None)]
-    out = []
-    for g in found:
-        if isinstance(g, torch.Generator) and all(g is not h for h in out):
-            out.append(g)
-    return out
+    return [g for i, g in enumerate(found) if isinstance(g, torch.Generator) and all(g is not h for h in found[:i])]
 
 
 @contextmanager

@@ -113,7 +113,13 @@ def named_samples(what: str, batch: int, before: list | int):
 
 def require_neuroview(net, what: str = "net") -> None:
     """A clear error where a function of NeuroView networks is handed another model (it failed with
-    an AttributeError on ``explain`` or ``effective_classifier``)."""
+    an AttributeError on ``explain`` or ``effective_classifier``), or a ``torch.compile``d one: its wrapper forwards
+    every attribute to the network, but ``isinstance`` sees an OptimizedModule (an RNN's batches were read as a CNN's)."""
+    inner = getattr(net, "_orig_mod", None)  # (by name, as discovery finds them: torch._dynamo is not imported here)
+    if type(net).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+        raise TypeError(f"{what}: expected a NeuroView network, got a torch.compile'd OptimizedModule (around a "
+                        f"{type(inner).__name__}); pass the network it compiled, {what}._orig_mod (the same weights), "
+                        "or the one you gave torch.compile")
     if not (callable(getattr(net, "effective_classifier", None)) and callable(getattr(net, "explain", None))):
         raise TypeError(f"{what}: expected a NeuroView network (nv.wrap(model, num_classes=...), a zoo 'nv_*' model), "
                         f"got {type(net).__name__}")
@@ -134,7 +140,10 @@ def require_built(net, what: str = "net") -> None:
 def as_labels(y, what: str = "y") -> Tensor:
     """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
     float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone
-    would truncate 0.7 to class 0 and go on with wrong labels."""
+    would truncate 0.7 to class 0 and go on with wrong labels. Bools are refused (:func:`refuse_bools`), as the
+    importance tools and ``Explanation.targets`` refuse them: a mask (``y == 1``, "the class-1 samples") was read as
+    classes 1 and 0 by every loader reader, on a network of 2 classes or more."""
+    refuse_bools(y, what, "a mask picks samples, not classes: pass each sample's class, e.g. y=labels")
     if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(v, str) for v in y)):
         raise TypeError(f"{what}: expected class indices, got the string {y!r}; a class's name is not its index "
                         "(class_names.index(name) gives it)")

@@ -22,7 +22,7 @@ Command line: ``neuroview retrofit small_cnn.digits`` (a zoo entry, with its own
 the same is ``neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights <weights>
 --model.freeze_backbone true``, which trains the head by gradient steps through the backbone.
 
-May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify``, ``.retrofit_checks`` and the leaf modules;
+May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify``, ``.sparse_checks``, ``.retrofit_checks`` and the leaf modules;
 ``neuroview.data`` and Lightning only inside the command line's functions (``import neuroview`` imports this module).
 """
 
@@ -53,8 +53,9 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
-from .retrofit_checks import check_output, check_weights, checked_logits, standard_logits
+from .retrofit_checks import check_output, check_weights, checked_logits, standard_logits, task_classes
 from .retrofit_checks import num_classes_of as _num_classes
+from .sparse_checks import check_labels
 from .sparsify_cli import as_option
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
@@ -92,15 +93,14 @@ class RetrofitResult:
 
 
 def _train_codes(net: nn.Module, standard: nn.Module, train) -> tuple[Tensor, Tensor]:
-    """The training split's codes (CNN) or hidden states (RNN) ``[N, F]`` and labels, checked: at least 2 classes;
-    and the standard network's output on the first batch, before the head is fitted (``check_output``)."""
+    """The training split's codes (CNN) or hidden states (RNN) ``[N, F]`` and labels, checked: the standard network's
+    output on its first batch (``check_output``), then every class of the network there (as ``fit_ridge_head``)."""
     batches = _batches(train, "train")
     with kept_generators(batches), own_rng():  # as _features keeps them (the chain below hides the loader from it)
         first = next(rest := iter(filled(batches)), None)  # a generator is read once: its first batch, handed on
         feats, y = _features(net, itertools.chain([] if first is None else [first], rest), "train")
-    if len(torch.unique(y)) < 2:
-        raise ValueError(f"train: expected samples of at least 2 classes, got only class {torch.unique(y).tolist()}")
     check_output(standard, net, first)  # after the codes: an input of another shape is named by their checks
+    check_labels(y, net.num_classes)  # after the output: a num_classes= of another task is named as such
     return feats, y
 
 
@@ -168,17 +168,17 @@ def retrofit(
     """Wrap a trained ``model``, freeze its backbone, fit only the global classifier, report the cost.
 
     Args:
-        model: a trained standard network: any CNN (its activation modules become the sites),
-            an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (no classifier of its own: no standard accuracy),
-            or an :class:`~neuroview.RNNClassifier`; its forward returns logits ``[B, num_classes]``
-            (checked on the first training batch) and reads ``x`` as its NeuroView variant does.
+        model: a trained standard network: any CNN (its activation modules become the sites), an ``nn.RNN``/
+            ``nn.LSTM``/``nn.GRU`` (no classifier of its own: no standard accuracy), or an :class:`~neuroview.RNNClassifier`;
+            its forward returns logits ``[B, num_classes]`` (checked on the first training batch; one logit ``[B, 1]``, a
+            sigmoid / BCE head, is a task of 2 classes, class 1 where it is > 0), reading ``x`` as its NeuroView variant does.
         train, test: data modules of :mod:`neuroview.data`, or iterables of batches as they
             give them: ``(x, y)`` or ``(x, lengths, y)``, ``x`` channels-first (RNNs get
             ``x.transpose(1, 2)``); one batch ``(x, y)`` may be given alone. Each is read once
             (a generator or ``iter(loader)`` is fine); the test batches feed both networks in
             one pass. Training inputs are encoded once, so augmentation is not used. ``test``
             may be ``None`` (no report). Labels: class indices in ``[0, num_classes)`` (whole
-            numbers stored as floats too), at least 2 classes in ``train``.
+            numbers stored as floats too; a bool mask refused), every class of the network in ``train``.
         num_classes: default: read from the model (``num_classes``, else its ``fc``/``classifier``/``head``:
             an nn.Linear or the last one of an nn.Sequential; a model that is an nn.Sequential: its last).
         max_len: RNNs only: the longest sequence the classifier reads.
@@ -209,7 +209,7 @@ def retrofit(
 
 def _wrap_frozen(standard: nn.Module, num_classes: int | None, max_len: int | None, wrap_kwargs: dict) -> nn.Module:
     """The NeuroView variant of ``standard`` around its very backbone, frozen and in eval mode."""
-    n_cls = num_classes if num_classes is not None else _num_classes(standard)
+    n_cls = task_classes(standard, num_classes)
     backbone = standard.rnn if isinstance(standard, RNNClassifier) else standard
     if isinstance(backbone, nn.RNNBase) or isinstance(standard, RNNClassifier):
         if max_len is None:

@@ -14,7 +14,7 @@ from .._batch import call_model, check_lengths, takes_lengths, unpack
 from ..core._utils import factory
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["check_weights", "num_classes_of", "check_output", "checked_logits", "standard_logits"]
+__all__ = ["check_weights", "num_classes_of", "task_classes", "check_output", "checked_logits", "standard_logits"]
 
 
 def check_weights(model: nn.Module) -> None:
@@ -28,18 +28,32 @@ def check_weights(model: nn.Module) -> None:
 
 def num_classes_of(model: nn.Module) -> int:
     """``model.num_classes``, else the ``out_features`` of its ``fc``, ``classifier`` or ``head``: an nn.Linear, or the
-    last nn.Linear of an nn.Sequential (torchvision's VGG, MobileNet); a model that is an nn.Sequential: its last."""
+    last nn.Linear of an nn.Sequential (torchvision's VGG, MobileNet); a model that is an nn.Sequential: its last.
+    One output is a single-logit (sigmoid / BCE) head: a task of 2 classes, as :func:`checked_logits` scores it (it
+    was read as ``num_classes=1``, which the wrap refused, naming an argument the user never passed)."""
     n = getattr(model, "num_classes", None)
-    if isinstance(n, int):
-        return n
+    if isinstance(n, int) and not isinstance(n, bool):
+        return 2 if n == 1 else n
     heads = [(a, getattr(model, a)) for a in ("fc", "classifier", "head") if isinstance(getattr(model, a, None), nn.Module)]
     for _, m in heads + ([("", model)] if isinstance(model, nn.Sequential) else []):
         linear = [s for s in (m.modules() if isinstance(m, nn.Sequential) else [m]) if isinstance(s, nn.Linear)]
         if linear:
-            return linear[-1].out_features
+            return 2 if linear[-1].out_features == 1 else linear[-1].out_features
     found = "".join(f"; its {a} is a {type(m).__name__}" for a, m in heads)
     raise ValueError(f"num_classes: could not read it from the {type(model).__name__} (no num_classes, and no nn.Linear "
                      f"as its fc, classifier or head or last in one of them{found}); pass num_classes=")
+
+
+def task_classes(model: nn.Module, num_classes) -> int:
+    """The classes of the NeuroView network retrofitted to ``model``: ``num_classes`` where given, else
+    :func:`num_classes_of`; ``num_classes=1`` (a single-logit model's output count) refused, pointing to 2."""
+    if num_classes is None:
+        return num_classes_of(model)
+    if num_classes == 1 and not isinstance(num_classes, bool):  # the wrap's "expected an int >= 2" gave no way out
+        raise ValueError("num_classes: expected an int >= 2 (a NeuroView head gives one logit per class; a single-logit "
+                         "sigmoid / BCE model decides 2 classes: class 1 where its logit is > 0), got num_classes=1; "
+                         "pass num_classes=2, or leave it out")
+    return num_classes
 
 
 @torch.no_grad()
@@ -65,11 +79,19 @@ def check_output(standard: nn.Module, net: nn.Module, batch) -> None:
 
 
 def checked_logits(out, num_classes: int) -> Tensor:
-    """The standard network's output ``out``, checked: logits ``[B, num_classes]``, the NeuroView network's task."""
+    """The standard network's output ``out``, checked: logits ``[B, num_classes]``, the NeuroView network's task. One
+    logit ``[B, 1]`` (a sigmoid / BCE head) of a 2-class task is scored as the logits ``[-out / 2, out / 2]``: class 1
+    where ``out > 0``, the probabilities its sigmoid gives."""
     if not isinstance(out, Tensor) or out.dim() != 2:  # a tuple or dict failed on .shape after the fit; [B, C, 1, 1]
         got = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {type(out).__name__}"
         raise ValueError(f"model: expected a forward that returns logits [B, num_classes] (the cost compares them with "
                          f"the NeuroView network's), got {got}; wrap it in a module whose forward returns them alone")
+    if out.shape[-1] == 1 and num_classes == 2:  # (argmax picks the first of a tie: class 0 at out == 0, as out > 0)
+        return torch.cat([-out / 2, out / 2], -1)
+    if out.shape[-1] == 1:  # its advice was num_classes=1, which the wrap refuses
+        raise ValueError(f"num_classes: the model's output is one logit (a sigmoid / BCE head: a 2-class task), the "
+                         f"NeuroView network's classes {num_classes} (num_classes=, else its num_classes, fc or "
+                         "classifier); pass num_classes=2")
     if out.shape[-1] != num_classes:  # a hidden layer named fc, or num_classes= given wrong: the cost compares two tasks
         raise ValueError(f"num_classes: the model's output has {out.shape[-1]} classes, the NeuroView network "
                          f"{num_classes} (num_classes=, else its num_classes, fc or classifier); pass "

@@ -250,6 +250,10 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
                          f"none of class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them "
                          "never predicts them (nv.sparsify refuses it too): pass the whole training split, or the "
                          "classes it holds as num_classes")
+    if x.shape[2] < 9:  # read off the series: MiniRocket's own error named input_length, an argument never passed
+        raise ValueError(f"train: MiniRocket needs series of at least 9 steps (its kernels' length), got series of "
+                         f"{x.shape[2]} steps (pad or resample them to 9 or more, e.g. torch.nn.functional.interpolate("
+                         "x, size=9, mode='linear'))")
     with _seeded(seed):  # the standard head's initial weights (unused): one state dict for a seed
         net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
                            num_features=num_features, seed=seed)

@@ -1,0 +1,108 @@
+"""`nv.retrofit` on training splits and models a probe found mishandled (s18): a split that holds no sample of one of
+the network's classes, a bool mask given as the labels, and a binary model with one logit (a sigmoid / BCE head).
+
+The single-logit model is built by hand: its logit is the mean of its series, so its accuracy is known from the data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+
+
+def _standard(classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                         nn.Linear(4, classes)).eval()
+
+
+def _data(n: int, seed: int, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    return torch.randn(n, 1, 12, generator=g) + 0.7 * y[:, None, None], y
+
+
+class MeanLogit(nn.Module):
+    """One logit, the mean of the series: ``relu(x) - relu(-x)`` averaged, weights set by hand. Class 1 where the
+    series' mean is > 0, as a sigmoid / BCE binary classifier decides."""
+
+    def __init__(self):
+        super().__init__()
+        conv = nn.Conv1d(1, 2, 1, bias=False)
+        self.body = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.fc = nn.Linear(2, 1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.tensor([[[1.0]], [[-1.0]]]))
+            self.fc.weight.copy_(torch.tensor([[1.0, -1.0]]))
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+# ------------------------------------------------------------------ 1. a class missing from the training split
+def test_a_training_split_without_a_class_is_refused_as_fit_ridge_head_refuses_it():
+    x, y = _data(60, 0)
+    keep = y != 2  # classes 0 and 1 only, for a 3-class model
+    with pytest.raises(ValueError, match=r"train: expected samples of each of the network's 3 classes, got none of "
+                                         r"class \[2\]; a head fitted without them never predicts them"):
+        nv.retrofit(_standard(), [(x[keep], y[keep])], [(x, y)])
+    x4, y4 = _data(60, 0, classes=4)
+    ends = (y4 == 0) | (y4 == 3)
+    with pytest.raises(ValueError, match=r"4 classes, got none of classes \[1, 2\]"):
+        nv.retrofit(_standard(4), [(x4[ends], y4[ends])], num_classes=4)
+    # every class there: fitted (a test split without a class is fine: it is only scored)
+    res = nv.retrofit(_standard(), [(x, y)], [(x[keep], y[keep])])
+    with torch.no_grad():
+        want = (res.model(x[keep]).argmax(1) == y[keep]).double().mean().item()
+    assert res.neuroview_acc == pytest.approx(want) and res.test_size == int(keep.sum())
+
+
+# ------------------------------------------------------------------ 2. a bool mask given as the labels
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_bool_mask_as_labels_is_refused_by_name(classes):
+    x, y = _data(40, 1, classes)
+    mask = y == 1  # "the class-1 samples": was read as classes 1 and 0
+    match = r"train: expected a class index or a tensor of them, got .*\(booleans: a mask picks samples, not classes"
+    with pytest.raises(TypeError, match=match):
+        nv.retrofit(_standard(classes), [(x, mask)])
+    with pytest.raises(TypeError, match=match):
+        nv.retrofit(_standard(classes), [(x, mask.numpy())])
+    with pytest.raises(TypeError, match=match.replace("train", "test")):
+        nv.retrofit(_standard(classes), [(x, y)], [(x, mask)])
+
+
+# ------------------------------------------------------------------ 3. a single-logit (sigmoid / BCE) binary model
+def _binary(n: int, seed: int, flipped: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 10, generator=g)
+    y = (x.mean((1, 2)) > 0).long()
+    y[:flipped] = 1 - y[:flipped]  # the model is wrong on exactly these
+    return x, y
+
+
+@pytest.mark.parametrize("given", [{}, {"num_classes": 2}])
+def test_a_single_logit_model_is_retrofitted_as_its_two_class_task(given):
+    x, y = _binary(80, 2)
+    xt, yt = _binary(40, 3, flipped=6)
+    res = nv.retrofit(MeanLogit(), [(x, y)], [(xt, yt)], **given)
+    assert res.model.num_classes == 2
+    assert res.standard_acc == pytest.approx(34 / 40)  # class 1 where the logit (the mean) is > 0: wrong on 6
+    with torch.no_grad():
+        want = (res.model(xt).argmax(1) == yt).double().mean().item()
+    assert res.neuroview_acc == pytest.approx(want)
+    assert res.cost == pytest.approx(100 * (34 / 40 - want))
+
+
+def test_a_single_logit_model_with_another_num_classes_is_told_to_pass_2_never_1():
+    x, y = _binary(40, 4)
+    with pytest.raises(ValueError, match=r"num_classes: expected an int >= 2 \(.*a single-logit sigmoid / BCE model "
+                                         r"decides 2 classes.*\), got num_classes=1; pass num_classes=2") as e1:
+        nv.retrofit(MeanLogit(), [(x, y)], num_classes=1)
+    with pytest.raises(ValueError, match=r"num_classes: the model's output is one logit \(a sigmoid / BCE head: a "
+                                         r"2-class task\), the NeuroView network's classes 3 .*; pass num_classes=2") as e3:
+        nv.retrofit(MeanLogit(), [(x, y)], num_classes=3)
+    for e in (e1, e3):
+        assert "pass num_classes=1" not in str(e.value)
