@@ -5,8 +5,8 @@ budget of its run, so that a resumed run draws what the uninterrupted one would 
 ``Checkpoint`` keeps ``last.ckpt`` at the latest epoch and never leaves half of one;
 ``PredictionWriter`` writes ``predictions.csv`` (``write_confusion``: ``confusion_matrix.csv``; both in ``outputs``);
 ``PreciseBatchNorm`` recomputes BatchNorm's running statistics for the final weights. May import
-Lightning, torch, ``neuroview._io``, ``neuroview._batch`` and ``neuroview.core.head`` (the head's
-normalization); nothing else of neuroview.
+Lightning, torch, ``neuroview._io``, ``neuroview._batch``, ``neuroview.core.head`` (the head's
+normalization) and ``.schedules`` (what a checkpoint records of the steps of an epoch); nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._batch import unpack
 from .outputs import PredictionWriter, write_confusion  # noqa: F401 - re-exported: recipes and the module name them here
+from .schedules import epoch_record
 from ..core.cnn import NeuroViewCNN
 from ..core.head import CodeNorm
 from ..core.unseen import checkpointing, checkpointing_message
@@ -118,7 +119,8 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
 
     ``forward(batch)`` runs the model on one batch (default: ``model(batch)``). A normalization in
     eval mode (a frozen backbone's) keeps its statistics. Returns the layers recomputed; each keeps
-    its momentum. Raises ``ValueError`` when ``batches`` is empty, leaving every statistic as it was.
+    its momentum. Raises ``ValueError`` when ``batches`` is empty, leaving every statistic as it was; an
+    error of the pass (a batch the network refuses, the loader's, Ctrl-C) leaves them so too, and is raised.
     """
     norms = _running_norms(model)
     if not norms:
@@ -127,16 +129,19 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
     for m in norms:
         m.running_mean.zero_(), m.running_var.fill_(1), m.num_batches_tracked.zero_()
         m.momentum = None  # a cumulative average over the pass
-    n = 0
-    with torch.no_grad():
-        for batch in batches:
-            (forward or model)(batch)
-            n += 1
-    for m, (momentum, buffers) in zip(norms, saved):
-        m.momentum = momentum
-        if n == 0:  # nothing seen: the statistics training left are better than none
-            for k, v in buffers.items():
-                getattr(m, k).copy_(v)
+    n, done = 0, False
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                (forward or model)(batch)
+                n += 1
+        done = n > 0
+    finally:  # a pass that failed part-way left momentum None (a cumulative average ever after) and partial statistics
+        for m, (momentum, buffers) in zip(norms, saved):
+            m.momentum = momentum
+            if not done:  # nothing seen, or a partial pass: the statistics training left are better
+                for k, v in buffers.items():
+                    getattr(m, k).copy_(v)
     if n == 0:
         raise ValueError("batches: expected at least one batch to recompute the running statistics from, got none")
     return norms
@@ -190,8 +195,10 @@ class PreciseBatchNorm(pl.Callback):
             with trainer.precision_plugin.forward_context():
                 pl_module(x) if lengths is None else pl_module(x, lengths)
 
-        bns = recompute_batchnorm(pl_module, itertools.islice(loader, self.max_batches), forward)
-        pl_module.train(was_training)
+        try:
+            bns = recompute_batchnorm(pl_module, itertools.islice(loader, self.max_batches), forward)
+        finally:  # a failed pass leaves the module's mode as it found it, as recompute_batchnorm leaves the statistics
+            pl_module.train(was_training)
         for m in bns:  # each rank saw its own shard: their mean is the split's (equal shards)
             m.running_mean.copy_(trainer.strategy.reduce(m.running_mean, reduce_op="mean"))
             m.running_var.copy_(trainer.strategy.reduce(m.running_var, reduce_op="mean"))
@@ -312,6 +319,8 @@ class ResumeState:
                 batches = self.trainer.fit_loop.epoch_loop.batch_progress
                 # processed, not completed: a save in on_train_batch_end (every_n_train_steps) comes before the count
                 checkpoint["neuroview_mid_epoch"] = None if batches.is_last_batch else batches.current.processed
+                # what set its epochs' steps: a resume that changes one is refused naming it (not max_epochs/max_steps)
+                checkpoint["neuroview_epoch_steps"] = epoch_record(self.trainer)
                 # whether this save ends the run (an EarlyStopping signal the min_epochs/min_steps let through): a
                 # mid-epoch stop saves last.ckpt within its epoch, and a resume read it as unfinished (resume_checks)
                 loop = self.trainer.fit_loop
@@ -330,7 +339,8 @@ class ResumeState:
             # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
             check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
         if self.trainer.state.fn == TrainerFn.FITTING:  # not test
-            self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng")}
+            self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng",
+                                                            "neuroview_epoch_steps")}
             if checkpoint.get("neuroview_mid_epoch") is not None:
                 rank_zero_warn(f"ckpt_path: saved within epoch {checkpoint.get('epoch')}, after {checkpoint['neuroview_mid_epoch']} of "
                                "its batches (a validation or a save mid-epoch: val_check_interval, every_n_train_steps, "

@@ -33,6 +33,7 @@ from .cli_order import reset_note, warn_reset
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
+from .loop_guards import monitor_mode
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
 from .run_config import SaveRunConfig
@@ -188,8 +189,9 @@ class NeuroViewCLI(LightningCLI):
         cb = self.trainer.checkpoint_callback
         best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
         if cfg.get("test_ckpt") == "best" and not best:  # Lightning's own warning named a missing key, not this
-            rank_zero_warn("test_ckpt: 'best', but the run kept no best checkpoint (no validation split to rank by, or "
-                           "save_top_k 0): the last weights are tested; pass --test_ckpt last to say so")
+            why = ("fast_dev_run saves no checkpoint" if self.trainer.fast_dev_run else
+                   "the run kept no best checkpoint (no validation split to rank by, or save_top_k 0)")
+            rank_zero_warn(f"test_ckpt: 'best', but {why}: the last weights are tested; pass --test_ckpt last to say so")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_instantiate_classes(self) -> None:
@@ -242,10 +244,10 @@ def _check_checkpoint(ckpt) -> None:
     if ckpt is None or not ckpt.get("monitor"):
         return
     monitor, mode = str(ckpt.monitor), ckpt.get("mode")
-    low = "loss" in monitor.lower()
-    if (low and mode == "max") or (not low and mode == "min" and any(k in monitor.lower() for k in ("acc", "f1"))):
+    need = monitor_mode(monitor, mode)  # the rule the module applies to a trainer's EarlyStopping and ModelCheckpoint
+    if need is not None:
         raise ValueError(f"checkpoint.mode: {mode!r} keeps the checkpoint of the {'highest' if mode == 'max' else 'lowest'} "
-                         f"{monitor} (checkpoint.monitor); pass --checkpoint.mode {'min' if low else 'max'}")
+                         f"{monitor} (checkpoint.monitor); pass --checkpoint.mode {need}")
     if ckpt.get("filename") == DEFAULT_NAME and monitor != "val_acc":  # named after the metric it ranks by
         ckpt.filename = "best-epoch{epoch:03d}-step{step:06d}-" + monitor + "{" + monitor + ":.4f}"
 

@@ -4,10 +4,12 @@ call order a user chooses gives the numbers it says or a named refusal.
 Holds :class:`LoopGuards`, a mixin of hooks: one validation and one test loader, in a list or a dict (several were
 refused by Lightning's advice to edit the module; a dict was let through, and its second loader's metrics pooled both
 loaders), metric states made again outside inference mode before a fit (a ``validate`` before ``fit`` left them
-inference tensors, and the fit's first update failed), Lightning's eval-mode warning silenced for a frozen backbone
-during that fit's start only (it was silenced for the whole process), and unlabelled ``(x, lengths)`` batches told
-from ``(x, y)`` in ``predict``; and :func:`first_loader`, the loader whose first batch finds a network's sites. May
-import Lightning, torch and torchmetrics; nothing of neuroview.
+inference tensors, and the fit's first update failed), an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode`` is
+the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
+warning silenced for a frozen backbone during that fit's start only (it was silenced for the whole process; a fit that
+failed before training left it so: :class:`DropEvalFilter`), and unlabelled ``(x, lengths)`` batches told from ``(x,
+y)`` in ``predict``; and :func:`first_loader`, the loader whose first batch finds a network's sites. May import
+Lightning, torch and torchmetrics; nothing of neuroview.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["LoopGuards", "only_loader", "first_loader"]
+__all__ = ["LoopGuards", "DropEvalFilter", "check_monitor_modes", "monitor_mode", "only_loader", "first_loader"]
 
 #: Lightning's warning at the start of a fit whose modules are not all in training mode (a frozen backbone is, on purpose)
 EVAL_MODE_WARNING = r".*module\(s\) in eval mode at the start of training.*"
@@ -30,6 +34,7 @@ class LoopGuards:
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
+        check_monitor_modes(self.trainer.callbacks)  # before any step: a Python Trainer's callbacks too
         with torch.inference_mode(False):  # states a validate/test before this fit made under inference mode
             for m in self.modules():
                 if isinstance(m, Metric) and any(isinstance(v, Tensor) and v.is_inference() for v in m.metric_state.values()):
@@ -46,8 +51,15 @@ class LoopGuards:
         super().on_fit_end()
         self._drop_eval_filter()
 
+    def configure_callbacks(self):
+        # a module gets no on_exception hook, and no teardown on an exception (PL 2.6): a fit failing between
+        # on_fit_start and on_train_start (its sanity check, a loader, Ctrl-C) left the filter for the whole process
+        own = [DropEvalFilter()] if self.hparams.get("freeze_backbone") else []
+        return [*(super().configure_callbacks() or []), *own]
+
     def _drop_eval_filter(self) -> None:
-        """Lightning warns just before ``on_train_start``; the filter goes then, leaving the user's warnings as they were."""
+        """Lightning warns just before ``on_train_start``; the filter goes then (or when the fit fails before, by
+        :class:`DropEvalFilter`), leaving the user's warnings as they were."""
         f, self._eval_filter = getattr(self, "_eval_filter", None), None
         if f is not None and f in warnings.filters:
             warnings.filters.remove(f)
@@ -71,6 +83,46 @@ class LoopGuards:
             raise ValueError(f"batch: a predict batch of 2 items is read as (x, y), and its second item holds "
                              f"{int(y.max())}, no class of {n}: (x, lengths)? give unlabelled variable-length series as "
                              "(x, lengths, y) with any labels, or padded to one length as (x,)")
+
+
+class DropEvalFilter(pl.Callback):
+    """The module's eval-mode warning filter removed when its fit fails (``on_exception``), wherever it failed."""
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        drop = getattr(pl_module, "_drop_eval_filter", None)
+        if drop is not None:
+            drop()
+
+
+def monitor_mode(monitor: str, mode: str) -> str | None:
+    """The mode ``monitor`` needs when ``mode`` is the other one ('min' for a loss, 'max' for an accuracy or F1), or
+    None: a mode that fits it, or a monitor whose direction the name does not tell.
+
+    >>> monitor_mode("val_acc", "min"), monitor_mode("train_loss_epoch", "max"), monitor_mode("val_acc", "max")
+    ('max', 'min', None)
+    """
+    name = str(monitor).lower()
+    if "loss" in name:
+        return "min" if mode == "max" else None
+    return "max" if mode == "min" and any(k in name for k in ("acc", "f1")) else None
+
+
+def check_monitor_modes(callbacks) -> None:
+    """Refuse an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode`` is the wrong way round for its monitor:
+    Lightning's default ``mode="min"`` on ``val_acc`` stopped a run while its accuracy rose (and kept its worst
+    checkpoint), without a word. The command's own checkpoint is checked before, as ``--checkpoint.mode``."""
+    for cb in callbacks or []:
+        if not isinstance(cb, (EarlyStopping, ModelCheckpoint)) or not cb.monitor:
+            continue
+        need = monitor_mode(cb.monitor, cb.mode)
+        if need is None:
+            continue
+        does = (f"stops the run when {cb.monitor} stops {'falling' if cb.mode == 'min' else 'rising'}"
+                if isinstance(cb, EarlyStopping) else
+                f"keeps the checkpoint of the {'lowest' if cb.mode == 'min' else 'highest'} {cb.monitor}")
+        raise ValueError(f"trainer.callbacks: {type(cb).__name__}(monitor={cb.monitor!r}, mode={cb.mode!r}) {does}, "
+                         f"and {cb.monitor} {'rises' if need == 'max' else 'falls'} as the model learns; pass "
+                         f"mode={need!r} (--trainer.callbacks.mode {need})")
 
 
 def _count(trainer, attr: str) -> int:

@@ -49,6 +49,8 @@ __all__ = ["NeuroViewModule", "build_model", "load_weights", "load_module", "loa
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau", "train_plateau")
+#: zoo architectures that no gradient step trains: ``neuroview minirocket`` / ``nv.minirocket`` fit them
+CLOSED_FORM = ("minirocket", "nv_minirocket")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
@@ -57,7 +59,7 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, Plat
 
     Args:
         arch: a registered name (``neuroview.list_models()``): a NeuroView model (``nv_*``) or
-            its standard counterpart.
+            its standard counterpart; not the closed-form :data:`CLOSED_FORM` (``nv.minirocket`` fits those).
         num_classes, in_channels, max_len: the data's shape; the command line links them from
             the data module. ``in_channels`` is passed as ``in_features`` to RNN builders and
             ``max_len`` only to builders that take it (NeuroView-RNNs).
@@ -135,6 +137,10 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, Plat
         check_plateau_args(plateau_factor, min_lr_factor)
         if compile is not None and compile not in COMPILE_MODES:
             raise ValueError(f"compile: expected None or one of {COMPILE_MODES}, got {compile!r}")
+        if arch in CLOSED_FORM:  # no gradient step fits them: fit failed in its sanity check, on biases never fitted
+            raise ValueError(f"arch: {arch!r} is fitted in closed form (its biases from training series, its head by "
+                             f"ridge), not by gradient steps; use `neuroview minirocket --data ...` or "
+                             f"nv.minirocket(train_loader)")
         self.save_hyperparameters()
         if isinstance(model_kwargs, dict) and not hasattr(builder(arch, "arch"), "passed_on"):  # as create_model: a
             check_arguments(arch, dict(model_kwargs))  # typo named with its close name, not the builder's bare TypeError

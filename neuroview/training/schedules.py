@@ -1,8 +1,10 @@
 """Learning-rate schedules of :class:`~neuroview.training.module.NeuroViewModule`, built from its options.
 
 Holds :func:`warmup_cosine` and :func:`make_scheduler` (what ``configure_optimizers`` returns
-besides the optimizer), and :class:`PlateauAtEpochEnd`, which steps the plateau schedules before an
-epoch's checkpoint. May import torch; nothing of neuroview.
+besides the optimizer), the run's optimizer steps (:func:`run_steps`, under a ``GradientAccumulationScheduler`` too)
+and what sets those of an epoch (:func:`epoch_record`, which a checkpoint keeps for a resume), and
+:class:`PlateauAtEpochEnd`, which steps the plateau schedules before an epoch's checkpoint. May import torch and
+Lightning; nothing of neuroview.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import numbers
 import warnings
 
 import torch
+from pytorch_lightning.callbacks import GradientAccumulationScheduler
 
 __all__ = ["warmup_cosine", "make_scheduler", "check_options", "check_plateau_args", "drop_unused_options",
-           "steps_per_epoch", "schedule_steps", "PlateauAtEpochEnd", "SCHEDULE_ONLY"]
+           "steps_per_epoch", "run_steps", "warmup_steps", "epoch_record", "schedule_steps", "PlateauAtEpochEnd",
+           "SCHEDULE_ONLY"]
 
 _PLATEAUS = ("plateau", "train_plateau")
 # the options only some schedulers read: option -> (the schedulers that read it, the module's default, what it is); an
@@ -54,11 +58,13 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
       with a stop on the same plateau (Lightning's ``EarlyStopping`` on ``train_loss_epoch``, as
       the ``ucr_*`` recipes do) and a maximum of epochs;
     - ``"cosine"`` (per step, after ``warmup_epochs``, an epoch being the optimizer steps of one
-      pass over the training loader) and ``"onecycle"`` over the run's steps.
+      pass over the training loader) and ``"onecycle"`` over the run's steps (:func:`run_steps`: epoch by epoch
+      under a ``GradientAccumulationScheduler``).
 
     ``resumed``: the checkpoint a run resumes (its ``lr_schedulers``, and the ``max_epochs`` and
-    ``max_steps`` it was started with, and its processes, ``world_size``, under ``neuroview_budget``); a cosine or onecycle
-    schedule over another number of steps (another ``max_epochs``/``max_steps``/processes) is refused, since
+    ``max_steps`` it was started with, and its processes, ``world_size``, under ``neuroview_budget``, and what set the
+    steps of its epochs under ``neuroview_epoch_steps``); a cosine or onecycle schedule over another number of steps
+    (another ``max_epochs``/``max_steps``/processes/accumulation/batches) is refused, naming what changed, since
     Lightning restores the checkpoint's schedule as it was. Options the schedule would ignore are refused first
     (:func:`check_options`).
     """
@@ -78,7 +84,7 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
         every = 1 if train or trainer is None else int(getattr(trainer, "check_val_every_n_epoch", None) or 1)
         return {"scheduler": sched, "monitor": "train_loss_epoch" if train else "val_acc", "interval": "epoch",
                 "frequency": every}
-    steps = trainer.estimated_stepping_batches
+    steps = run_steps(trainer)
     if not math.isfinite(steps):  # max_epochs -1 with max_time only: int(inf) was a bare OverflowError
         raise ValueError(f"scheduler: {hp.scheduler!r} runs over the run's steps, and this run has no bound on them "
                          f"(max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, max_time alone ends it at no "
@@ -90,9 +96,7 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
                                                     cycle_momentum=False)
     else:
-        per_epoch = 0.0 if hp.warmup_epochs == 0 else steps_per_epoch(trainer)
-        warm = math.ceil(hp.warmup_epochs * per_epoch - 1e-9)  # any warm-up asked is a step at least (0.19 epochs of
-        # 5 steps was truncated to none); the 1e-9: 2.0000000001 steps of float error stay 2
+        warm = 0 if hp.warmup_epochs == 0 else warmup_steps(trainer, hp.warmup_epochs)
         if warm and warm >= total - 1:
             warnings.warn(f"warmup_epochs: {hp.warmup_epochs} epochs of warm-up ({warm} optimizer steps) last the whole "
                           f"run ({total} steps): the rate climbs until the last step and never decays; expected fewer "
@@ -165,11 +169,44 @@ def check_plateau_args(plateau_factor: float, min_lr_factor: float) -> None:
                          f"got {min_lr_factor!r}")
 
 
-def steps_per_epoch(trainer) -> int:
+def accumulation_scheduler(trainer) -> GradientAccumulationScheduler | None:
+    """The trainer's ``GradientAccumulationScheduler``, which sets ``accumulate_grad_batches`` at each epoch's start."""
+    return next((c for c in getattr(trainer, "callbacks", None) or [] if isinstance(c, GradientAccumulationScheduler)),
+                None)
+
+
+def run_steps(trainer) -> float:
+    """The run's optimizer steps: Lightning's ``estimated_stepping_batches``, which counts every epoch at the
+    ``accumulate_grad_batches`` the trainer holds when the optimizer is built. A ``GradientAccumulationScheduler``
+    changes it at each epoch's start, so with one the epochs' steps are added up at its factors (``{0: 1, 1: 4}``: a
+    cosine built for 60 steps stopped at 85% of its peak after the 30 the run took)."""
+    steps = trainer.estimated_stepping_batches
+    acc = accumulation_scheduler(trainer)
+    if acc is None or trainer.max_epochs == -1 or not math.isfinite(steps):
+        return steps
+    batches = trainer.num_training_batches
+    if not math.isfinite(batches):  # an iterable dataset: Lightning's max_steps
+        return steps
+    total = sum(math.ceil(batches / acc.get_accumulate_grad_batches(e)) for e in range(max(trainer.max_epochs, 1)))
+    return total if trainer.max_steps == -1 else min(total, trainer.max_steps)
+
+
+def warmup_steps(trainer, epochs: float) -> int:
+    """``epochs`` of warm-up in optimizer steps. Any warm-up asked is a step at least (0.19 epochs of 5 steps was
+    truncated to none); the 1e-9: 2.0000000001 steps of float error stay 2. Under a ``GradientAccumulationScheduler``
+    each epoch counts its own steps (1.5 epochs of 7 then 2 steps: 8)."""
+    if accumulation_scheduler(trainer) is None:
+        return math.ceil(epochs * steps_per_epoch(trainer) - 1e-9)
+    whole = int(epochs)
+    return (sum(steps_per_epoch(trainer, e) for e in range(whole))
+            + math.ceil((epochs - whole) * steps_per_epoch(trainer, whole) - 1e-9))
+
+
+def steps_per_epoch(trainer, epoch: int = 0) -> int:
     """Optimizer steps in one epoch: the training batches of an epoch (``num_training_batches``, after
-    ``limit_train_batches``) over ``accumulate_grad_batches``, a partial accumulation at the end of an
-    epoch being a step. Not the run's steps over ``max_epochs``: a run that ``max_steps`` ends early
-    would count a fraction of an epoch as one."""
+    ``limit_train_batches``) over ``accumulate_grad_batches`` (a ``GradientAccumulationScheduler``'s factor of
+    ``epoch``), a partial accumulation at the end of an epoch being a step. Not the run's steps over ``max_epochs``:
+    a run that ``max_steps`` ends early would count a fraction of an epoch as one."""
     if trainer.train_dataloader is not None:  # set up by estimated_stepping_batches (max_epochs given)
         batches = trainer.num_training_batches
     else:  # max_epochs -1: not set up yet, and setting it up here would draw its order before the sanity check
@@ -184,18 +221,25 @@ def steps_per_epoch(trainer) -> int:
     if not math.isfinite(batches):
         raise ValueError("warmup_epochs: counts epochs of the training loader, which has no length (an iterable "
                          "dataset); use warmup_epochs 0, or a loader with a length")
-    return math.ceil(batches / trainer.accumulate_grad_batches)
+    acc = accumulation_scheduler(trainer)
+    return math.ceil(batches / (trainer.accumulate_grad_batches if acc is None else acc.get_accumulate_grad_batches(epoch)))
 
 
 def _check_validation(trainer) -> None:
     """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch
-    (Lightning's MisconfigurationException came after one, naming neither option)."""
-    why = None
+    (Lightning's MisconfigurationException came after one, naming neither option), plain loaders without a
+    validation loader too."""
+    why, fix = None, "a val_fraction > 0"
     if trainer.limit_val_batches == 0:
         why = "limit_val_batches=0 runs no validation"
     elif getattr(trainer, "check_val_every_n_epoch", 1) is None:  # validation by steps: epochs end without val_acc
         why = (f"check_val_every_n_epoch=None validates every val_check_interval={trainer.val_check_interval} "
                "training batches, so epochs end without a val_acc to read")
+    elif not _validation_given(trainer):  # trainer.fit(module, train_loader): checked above for data modules only
+        dm = getattr(trainer, "datamodule", None)
+        why = ("no validation loader was given to fit (val_dataloaders)" if dm is None else
+               f"the data module ({type(dm).__name__}) has no val_dataloader")
+        fix = "pass a validation loader (trainer.fit(module, train_loader, val_loader))"
     else:
         dm = getattr(trainer, "datamodule", None)
         try:
@@ -208,7 +252,17 @@ def _check_validation(trainer) -> None:
                 "the data module has no validation split"
     if why:
         raise ValueError(f"scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use scheduler "
-                         f"'train_plateau' (the same rule on the training loss), or a val_fraction > 0")
+                         f"'train_plateau' (the same rule on the training loss), or {fix}")
+
+
+def _validation_given(trainer) -> bool:
+    """Whether fit was given a validation source: loaders, or a module or data module with a ``val_dataloader`` of its
+    own. Read from the private ``_data_source`` of Lightning's validation loop: no public attribute holds what fit was
+    given before the loop sets its loaders up (at the sanity check, or the first validation)."""
+    try:
+        return bool(trainer.fit_loop.epoch_loop.val_loop._data_source.is_defined())
+    except AttributeError:  # another Lightning, or a stand-in trainer: left to the checks above and to Lightning
+        return True
 
 
 def schedule_steps(state: dict) -> int | None:
@@ -240,12 +294,62 @@ def _check_resumed_total(kind: str, resumed: dict, total: int, trainer) -> None:
             f"here (max_epochs {trainer.max_epochs}, max_steps {trainer.max_steps}); a resume restores the schedule as "
             f"it was: resume on {saved} process{'es' if saved != 1 else ''}, or start a new run from its weights with "
             f"--model.init_weights {trainer.ckpt_path}")
+    changed = _changed_epoch_options(resumed.get("neuroview_epoch_steps"), budget, trainer)
+    if changed:  # the budget may be the run's own (it was blamed, shown equal to the run's): name what changed
+        raise ValueError(
+            f"{', '.join(_flag(*c) for c in changed)}: changed since the checkpoint was saved ("
+            f"{'; '.join(f'{k} {a!r} then, {b!r} now' for k, a, b in changed)}); the checkpoint's {kind} schedule runs "
+            f"over {was} optimizer steps{before}, and this run's would take {total}; a resume restores the schedule as "
+            f"it was, which would not fit (a cosine reaching 0 and climbing back, onecycle stepping past its end): "
+            f"resume with the run's own {', '.join(k for k, _, _ in changed)}, or start a new run from its weights "
+            f"with --model.init_weights {trainer.ckpt_path}")
     raise ValueError(
         f"--trainer.max_epochs/--trainer.max_steps: the checkpoint's {kind} schedule runs over {was} optimizer steps"
         f"{before}, and this run's budget (max_epochs {trainer.max_epochs}, max_steps {trainer.max_steps}) gives "
         f"{total}; a resume restores the schedule as it was, which would not fit the new budget (a cosine "
         f"reaching 0 and climbing back, onecycle stepping past its end): resume with the run's own budget, or start "
         f"a new run from its weights with --model.init_weights {trainer.ckpt_path}")
+
+
+def epoch_record(trainer) -> dict:
+    """What sets the optimizer steps of an epoch, as a checkpoint keeps it (``neuroview_epoch_steps``) for a resume to
+    name what changed: ``accumulate_grad_batches`` (a ``GradientAccumulationScheduler``'s ``{epoch: factor}``),
+    ``limit_train_batches``, the training loader's ``batch_size`` and the batches of an epoch (``train_batches``);
+    None where not known."""
+    acc = accumulation_scheduler(trainer)
+    batches, size = getattr(trainer, "num_training_batches", None), getattr(getattr(trainer, "train_dataloader", None),
+                                                                           "batch_size", None)
+    return {"accumulate_grad_batches": dict(acc.scheduling) if acc is not None else
+            getattr(trainer, "accumulate_grad_batches", None),
+            "limit_train_batches": getattr(trainer, "limit_train_batches", None),
+            "batch_size": size if isinstance(size, int) else None,
+            "train_batches": int(batches) if isinstance(batches, (int, float)) and math.isfinite(batches) else None}
+
+
+def _changed_epoch_options(record, budget: dict, trainer) -> list[tuple[str, object, object]]:
+    """``(option, then, now)`` of each option that changed the steps of an epoch since ``record`` (the checkpoint's
+    :func:`epoch_record`), and of ``max_epochs``/``max_steps`` beside them; none when only those two changed, or for a
+    checkpoint without the record (their own message, as before)."""
+    if not isinstance(record, dict):
+        return []
+    now, out = epoch_record(trainer), []
+    for key in ("accumulate_grad_batches", "limit_train_batches", "batch_size"):
+        a, b = record.get(key), now[key]
+        if a is not None and b is not None and (a != b or type(a) is not type(b)):  # limit 1.0 (all) is not 1 (one)
+            out.append((key, a, b))
+    a, b = record.get("train_batches"), now["train_batches"]
+    if not out and a is not None and b is not None and a != b:  # none of the options: the training split itself
+        out.append(("train_batches", a, b))
+    budget_changed = [(k, budget[k], getattr(trainer, k, None)) for k in ("max_epochs", "max_steps")
+                      if k in budget and budget[k] != getattr(trainer, k, None)]
+    return budget_changed + out if out else []
+
+
+def _flag(key: str, then, now) -> str:
+    if key == "accumulate_grad_batches" and (isinstance(then, dict) or isinstance(now, dict)):
+        return "--trainer.accumulate_grad_batches/GradientAccumulationScheduler (trainer.callbacks)"
+    return {"batch_size": "the training loader's batch_size (--data.batch_size)",
+            "train_batches": "the training split (its batches an epoch)"}.get(key, f"--trainer.{key}")
 
 
 class PlateauAtEpochEnd:

@@ -1,0 +1,243 @@
+"""The Lightning extras probe (s18, P4): an EarlyStopping or ModelCheckpoint whose mode is the wrong way round for its
+monitor stopped a rising run without a word; a GradientAccumulationScheduler left the cosine/one-cycle schedule
+unfinished; fast_dev_run's missing best checkpoint was blamed on the split; a resume that changed the steps of an epoch
+blamed max_epochs/max_steps; plateau on plain loaders failed after an epoch in Lightning's words; and the closed-form
+MiniRocket architectures failed in a sanity check rather than by name.
+
+Step counts are worked out here by hand from the batches of an epoch and the accumulation factors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, GradientAccumulationScheduler, ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from neuroview.data import DigitsDataModule
+from neuroview.training.cli import cli_main
+from neuroview.training.module import NeuroViewModule
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
+TINY = {"widths": [4, 8]}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NEUROVIEW_TRACEBACK", raising=False)
+
+
+def _module(scheduler: str = "cosine", **kw) -> NeuroViewModule:
+    return NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs=TINY, lr=3e-3,
+                           scheduler=scheduler, **kw)
+
+
+def _trainer(root, **kw) -> pl.Trainer:
+    saves = any(isinstance(c, ModelCheckpoint) for c in kw.get("callbacks", []))
+    kw = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": saves,
+          "enable_progress_bar": False, "enable_model_summary": False, **kw}
+    return pl.Trainer(default_root_dir=str(root), **kw)
+
+
+class LrAtSteps(pl.Callback):
+    """The rate of the first group at each optimizer step (read at the batch where the step is taken)."""
+
+    def __init__(self):
+        self.lrs: list[float] = []
+        self._step = -1
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step != self._step:
+            self._step = trainer.global_step
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+class StopAt(pl.Callback):
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
+# ------------------------------------------------------------ 1: EarlyStopping / ModelCheckpoint mode against monitor
+@pytest.mark.parametrize("callback,pattern", [
+    (lambda: EarlyStopping(monitor="val_acc", patience=2),  # Lightning's default mode: 'min'
+     r"trainer.callbacks: EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc stops falling, "
+     r"and val_acc rises as the model learns; pass mode='max' \(--trainer.callbacks.mode max\)"),
+    (lambda: EarlyStopping(monitor="val_loss", mode="max"),
+     r"EarlyStopping\(monitor='val_loss', mode='max'\) stops the run when val_loss stops rising, and val_loss falls "
+     r"as the model learns; pass mode='min'"),
+    (lambda: ModelCheckpoint(monitor="val_f1"),  # default 'min' too
+     r"trainer.callbacks: ModelCheckpoint\(monitor='val_f1', mode='min'\) keeps the checkpoint of the lowest val_f1, "
+     r"and val_f1 rises as the model learns; pass mode='max'"),
+])
+def test_a_stop_or_checkpoint_of_the_wrong_mode_is_refused_when_fit_starts(tmp_path, callback, pattern):
+    """Before: EarlyStopping(monitor='val_acc') stopped a 12-epoch run at epoch 3 while val_acc rose every epoch."""
+    trainer = _trainer(tmp_path, max_epochs=3, limit_train_batches=2, limit_val_batches=1, callbacks=[callback()])
+    with pytest.raises(ValueError, match=pattern):
+        trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=64))
+    assert trainer.global_step == 0
+
+
+def test_a_stop_of_the_right_mode_trains(tmp_path):
+    stop = EarlyStopping(monitor="val_acc", mode="max", patience=5)
+    trainer = _trainer(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=1, callbacks=[stop])
+    trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=64))
+    assert trainer.global_step == 4
+
+
+def test_the_command_refuses_an_early_stopping_of_the_wrong_mode(tmp_path):
+    with pytest.raises(ValueError, match=r"EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc "
+                                         r"stops falling.*--trainer.callbacks.mode max"):
+        cli_main(["fit", "--config", DIGITS, "--model.model_kwargs", "{widths: [4, 8]}",
+                  "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+                  "--trainer.logger", "false", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
+                  "--trainer.callbacks+=pytorch_lightning.callbacks.EarlyStopping", "--trainer.callbacks.monitor",
+                  "val_acc", "--trainer.callbacks.patience", "2"])
+    assert not list(tmp_path.glob("checkpoints/*.ckpt"))
+
+
+# ------------------------------------------------------------ 2: GradientAccumulationScheduler
+@pytest.mark.parametrize("scheduler,warmup", [("cosine", 0.0), ("cosine", 1.5), ("onecycle", 0.0)])
+def test_a_scheduled_accumulation_ends_the_schedule_at_the_run_s_last_step(tmp_path, scheduler, warmup):
+    """7 batches an epoch; accumulation 1, then 4 from epoch 1: 7 + 2 + 2 = 11 optimizer steps (a partial accumulation
+    at an epoch's end is a step). Before: the schedule was built for 7 * 3 = 21 steps and ended at 85% of its peak."""
+    rec = LrAtSteps()
+    trainer = _trainer(tmp_path, max_epochs=3, limit_train_batches=7, limit_val_batches=0, num_sanity_val_steps=0,
+                       callbacks=[GradientAccumulationScheduler({0: 1, 1: 4}), rec])
+    pl.seed_everything(0)
+    trainer.fit(_module(scheduler, warmup_epochs=warmup), datamodule=DigitsDataModule(batch_size=64))
+    assert trainer.global_step == 11 and len(rec.lrs) == 11
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    peak = 3e-3
+    if scheduler == "onecycle":
+        assert sched.total_steps == 11
+        assert rec.lrs[-1] < peak * 1e-3  # the cycle's end: OneCycleLR's final rate, max_lr / 1e4
+        return
+    # 1.5 epochs of warm-up: epoch 0's 7 steps, then half of epoch 1's 2 steps (1): 8 steps
+    warm = 8 if warmup else 0
+    steps = sched._milestones[0] + sched._schedulers[-1].T_max if warmup else sched.T_max
+    assert steps == 11 and (not warmup or sched._milestones == [warm])
+    assert sched.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # decayed to 0 at the last step
+    if warmup:
+        assert rec.lrs[:warm] == pytest.approx([peak * (s + 1) / (warm + 1) for s in range(warm)])
+        assert rec.lrs[warm] == pytest.approx(peak)
+
+
+def test_a_run_under_a_scheduled_accumulation_resumes_to_the_end_of_its_schedule(tmp_path):
+    """Its checkpoint records the scheduler's {epoch: factor} (read back by a weights-only load); the resumed run takes
+    the remaining 2 + 2 of its 11 steps and ends the cosine at 0; another schedule is refused by name."""
+    def run(root, stop=None, ckpt=None, scheduling=None):
+        callbacks = [GradientAccumulationScheduler(scheduling or {0: 1, 1: 4}), ModelCheckpoint(str(tmp_path / "ck"),
+                                                                                               save_last=True)]
+        trainer = _trainer(root, max_epochs=3, limit_train_batches=7, limit_val_batches=0, num_sanity_val_steps=0,
+                           callbacks=callbacks + ([StopAt(stop)] if stop else []))
+        trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=64), ckpt_path=ckpt)
+        return trainer
+
+    assert run(tmp_path / "a", stop=1).global_step == 7
+    last = str(tmp_path / "ck" / "last.ckpt")
+    assert torch.load(last, weights_only=True)["neuroview_epoch_steps"]["accumulate_grad_batches"] == {0: 1, 1: 4}
+    with pytest.raises(ValueError, match=r"^--trainer.accumulate_grad_batches/GradientAccumulationScheduler "
+                                         r"\(trainer.callbacks\): changed since the checkpoint was saved "
+                                         r"\(accumulate_grad_batches \{0: 1, 1: 4\} then, \{0: 1, 1: 2\} now\); .* "
+                                         r"runs over 11 optimizer steps .* would take 15"):
+        run(tmp_path / "b", ckpt=last, scheduling={0: 1, 1: 2})
+    resumed = run(tmp_path / "c", ckpt=last)
+    assert resumed.global_step == 11
+    assert resumed.lr_scheduler_configs[0].scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+# ------------------------------------------------------------ 4: fast_dev_run's missing best checkpoint
+def test_fast_dev_run_gives_itself_as_the_reason_there_is_no_best_checkpoint(tmp_path):
+    with pytest.warns(UserWarning, match=r"test_ckpt: 'best', but fast_dev_run saves no checkpoint: the last weights "
+                                         r"are tested") as caught:
+        cli_main(["fit", "--config", DIGITS, "--model.model_kwargs", "{widths: [4, 8]}",
+                  "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+                  "--trainer.fast_dev_run", "true"])
+    assert not any("no validation split to rank by" in str(w.message) for w in caught)
+
+
+# ------------------------------------------------------------ 5: a resume that changes the steps of an epoch
+@pytest.fixture(scope="module")
+def half_run(tmp_path_factory) -> str:
+    """A 4-epoch cosine run on 5 batches of 256 an epoch (20 steps), stopped after epoch 2 (10 steps)."""
+    root = tmp_path_factory.mktemp("half")
+    pl.seed_everything(0)
+    trainer = _trainer(root, max_epochs=4, limit_val_batches=0, num_sanity_val_steps=0,
+                       callbacks=[ModelCheckpoint(str(root / "ck"), save_last=True), StopAt(2)])
+    trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=256))
+    assert trainer.global_step == 10
+    return str(root / "ck" / "last.ckpt")
+
+
+@pytest.mark.parametrize("batch_size,kw,pattern", [
+    (256, {"accumulate_grad_batches": 2}, r"^--trainer.accumulate_grad_batches: changed since the checkpoint was saved "
+                                          r"\(accumulate_grad_batches 1 then, 2 now\); the checkpoint's cosine schedule "
+                                          r"runs over 20 optimizer steps .* and this run's would take 12"),
+    (256, {"limit_train_batches": 2}, r"^--trainer.limit_train_batches: changed since the checkpoint was saved "
+                                      r"\(limit_train_batches 1.0 then, 2 now\); .* would take 8"),
+    (512, {}, r"^the training loader's batch_size \(--data.batch_size\): changed since the checkpoint was saved "
+              r"\(batch_size 256 then, 512 now\); .* would take 8"),
+    (256, {"accumulate_grad_batches": 2, "max_epochs": 8},
+     r"^--trainer.max_epochs, --trainer.accumulate_grad_batches: changed since the checkpoint was saved \(max_epochs 4 "
+     r"then, 8 now; accumulate_grad_batches 1 then, 2 now\); .* would take 24"),
+])
+def test_a_resume_that_changes_the_steps_of_an_epoch_names_the_option(tmp_path, half_run, batch_size, kw, pattern):
+    """Before: each was refused as '--trainer.max_epochs/--trainer.max_steps: ... this run's budget (max_epochs 4,
+    max_steps -1)', the run's own budget. Steps: 5 batches of 256 (2 of 512) an epoch, times 4 epochs."""
+    trainer = _trainer(tmp_path, **{"max_epochs": 4, "limit_val_batches": 0, "num_sanity_val_steps": 0, **kw})
+    with pytest.raises(ValueError, match=pattern) as e:
+        trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=batch_size), ckpt_path=half_run)
+    assert "or start a new run from its weights with --model.init_weights" in str(e.value)
+    assert trainer.global_step == 0  # refused when the optimizer is built: before the loops are restored or step
+
+
+def test_a_resume_with_another_budget_keeps_its_message_and_the_run_s_own_resumes(tmp_path, half_run):
+    longer = _trainer(tmp_path / "a", max_epochs=6, limit_val_batches=0, num_sanity_val_steps=0)
+    with pytest.raises(ValueError, match=r"^--trainer.max_epochs/--trainer.max_steps: the checkpoint's cosine schedule "
+                                         r"runs over 20 optimizer steps .* gives 30"):
+        longer.fit(_module(), datamodule=DigitsDataModule(batch_size=256), ckpt_path=half_run)
+    same = _trainer(tmp_path / "b", max_epochs=4, limit_val_batches=0, num_sanity_val_steps=0)
+    same.fit(_module(), datamodule=DigitsDataModule(batch_size=256), ckpt_path=half_run)
+    assert same.global_step == 20
+    assert same.lr_scheduler_configs[0].scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+# ------------------------------------------------------------ 6: plateau on plain loaders without a validation loader
+def test_plateau_on_plain_loaders_without_a_validation_loader_is_refused_before_the_first_step(tmp_path):
+    x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 10
+    train = DataLoader(TensorDataset(x, y), batch_size=16)
+    module = _module("plateau").build(x[:16])
+    trainer = _trainer(tmp_path, max_epochs=2)
+    with pytest.raises(ValueError, match=r"^scheduler: 'plateau' cuts the rate when val_acc stalls, and no validation "
+                                         r"loader was given to fit .*; use scheduler 'train_plateau' \(the same rule on "
+                                         r"the training loss\), or pass a validation loader"):
+        trainer.fit(module, train)
+    assert trainer.global_step == 0
+    given = _trainer(tmp_path, max_epochs=2)  # with one: runs, and cuts on val_acc
+    given.fit(_module("plateau").build(x[:16]), train, DataLoader(TensorDataset(x[:32], y[:32]), batch_size=16))
+    assert given.global_step == 8
+
+
+# ------------------------------------------------------------ 7: the closed-form MiniRocket architectures
+@pytest.mark.parametrize("arch", ["minirocket", "nv_minirocket"])
+def test_the_minirocket_architectures_are_refused_by_name(arch):
+    with pytest.raises(ValueError, match=rf"^arch: {arch!r} is fitted in closed form \(its biases from training "
+                                         r"series, its head by ridge\), not by gradient steps; use `neuroview "
+                                         r"minirocket --data \.\.\.` or nv.minirocket\(train_loader\)"):
+        NeuroViewModule(arch, num_classes=2, in_channels=1, max_len=40)
+
+
+def test_the_command_refuses_minirocket_before_it_reads_any_data(tmp_path):
+    with pytest.raises(ValueError, match=r"arch: 'minirocket' is fitted in closed form"):
+        cli_main(["fit", "--config", str(ROOT / "recipes" / "mnist1d_nv_cnn1d.yaml"), "--model.arch", "minirocket",
+                  "--model.model_kwargs", "{}", "--trainer.max_epochs", "1", "--trainer.default_root_dir",
+                  str(tmp_path), "--trainer.enable_progress_bar", "false"])
+    assert not (tmp_path / "checkpoints").exists()
