@@ -15,11 +15,17 @@ unless the network is sparse already (a test ran before, in the same run, and it
 checkpoint a later ``test(ckpt_path=...)`` loaded brings back a dense head, which is refitted). ``neuroview validate``
 scores the dense network, and says so: the refit is no part of training.
 
+Under ``--trainer.precision bf16-true`` (``16-true``, ``64-true``), where Lightning casts the network and each step's batch,
+the refit reads the data module's batches cast the same way, so the head is chosen on the codes the test scores
+(``finetune`` trains a float32 copy, cast back). ``--trainer.fast_dev_run`` refits and tests, and writes no file (a smoke
+test saves nothing), saying so in one line.
+
 May import Lightning, torch, ``neuroview._io``, :mod:`.sparsify` and ``neuroview.zoo.build``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from pathlib import Path
@@ -32,11 +38,11 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
-from .sparse_checks import check_for_net, check_net, check_options, check_seed
+from .sparse_checks import check_for_net, check_net, check_options, check_seed, read_as
 from .sparse_finetune import finetune_sparse
 from .sparsify import DEVIANCE, sparsify
 
-__all__ = ["Sparsify"]
+__all__ = ["Sparsify", "sparse_arch_kwargs"]
 
 
 class Sparsify(pl.Callback):
@@ -113,16 +119,21 @@ class Sparsify(pl.Callback):
             return  # refitted already (a test before a predict in one run): the same network again
         if trainer.datamodule is None:
             raise ValueError("Sparsify: needs a data module (the training split to refit on)")
-        # every rank refits the same deterministic path, so all keep the same network
-        sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups,
-                          seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
-                          max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile, **self.options)
+        # every rank refits the same deterministic path, so all keep the same network; in the dtype a -true precision
+        # casts the steps' batches to (the data module gives float32, which a bfloat16 network refused, naming `x`)
+        dtype = _input_dtype(trainer)
+        with read_as(dtype):
+            sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups,
+                              seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
+                              max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile, **self.options)
         if self.finetune:
-            # the test loop runs under inference mode; every rank trains the same seeded copy
+            # the test loop runs under inference mode; every rank trains the same seeded copy (a float32 one where the
+            # network is not: the fine-tuning reads the data module's float32 batches, and AdamW cannot train float16)
             with torch.inference_mode(False), torch.enable_grad():
-                sparse = finetune_sparse(sparse, trainer.datamodule, epochs=self.finetune, seed=self.seed,
-                                         max_k90=self.max_k90, max_k90_steps=self.max_k90_steps,
-                                         k90_quantile=self.k90_quantile)
+                tuned = finetune_sparse(copy.deepcopy(sparse).float() if dtype else sparse, trainer.datamodule,
+                                        epochs=self.finetune, seed=self.seed, max_k90=self.max_k90,
+                                        max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile)
+            sparse = tuned.to(dtype) if dtype else tuned
             rank_zero_info(f"Sparsify: fine-tuned {sparse.finetuned['epochs_kept']} of {self.finetune} epochs")
         dense, pl_module.model = pl_module.model, sparse
         self._dense = (dense, {k: v.detach().cpu().clone() for k, v in dense.state_dict().items()})
@@ -130,6 +141,9 @@ class Sparsify(pl.Callback):
         path = sparse.sparsity_path
         rank_zero_info(f"Sparsify: {path}")
         log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask (rank 0 alone waited there for ever)
+        if getattr(trainer, "fast_dev_run", False):  # no logger: the files went into default_root_dir, where a real run's would go
+            rank_zero_info("Sparsify: fast_dev_run: a smoke test writes no sparse.safetensors / sparse_path.json")
+            return
         if trainer.is_global_zero:
             out = Path(log_dir or trainer.default_root_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -187,6 +201,7 @@ def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
     if all(k in hp for k in ("arch", "num_classes", "in_channels")):  # a NeuroViewModule's (another module: no record)
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
+        kw = sparse_arch_kwargs(kw)  # the sparse network's own (shared_steps merged, a CodeNorm added)
         meta = {"neuroview.architecture": hp["arch"], "neuroview.arch_kwargs": json.dumps(kw, sort_keys=True, default=str)}
     if type(dm).__module__.startswith("neuroview.data") and getattr(dm, "hparams", None) is not None:
         args = {k: v for k, v in dict(dm.hparams).items() if not k.startswith("_")}
@@ -195,6 +210,33 @@ def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
     if getattr(dm, "class_names", None) is not None:  # what its outputs index: explain --weights checks other data's
         meta["neuroview.classes"] = json.dumps([str(c) for c in dm.class_names])
     return meta
+
+
+def _input_dtype(trainer: pl.Trainer) -> torch.dtype | None:
+    """The dtype the trainer's precision casts each step's float32 batch to (``bf16-true``: bfloat16, ``64-true``:
+    float64), or None where it casts none (``32-true``, the ``-mixed`` precisions: autocast casts inside the ops)."""
+    plugin = getattr(trainer, "precision_plugin", None)
+    if plugin is None:
+        return None
+    dtype = plugin.convert_input(torch.zeros(1)).dtype
+    return None if dtype == torch.float32 else dtype
+
+
+def sparse_arch_kwargs(kwargs: dict) -> dict:
+    """The builder arguments of a network :func:`.sparsify.sparsify` returned, from those its dense source was built
+    with: ``normalize=True`` (the sparse head standardizes the features its path was fitted on, a ``CodeNorm`` added
+    where there was none) and ``shared_steps=False`` (``merge_shared`` folded an RNN's shared part into its classifier),
+    as ``neuroview sparsify`` records them. Built with the source's, the file was refused by ``explain --weights``.
+
+    >>> sparse_arch_kwargs({"hidden_size": 16, "normalize": False, "shared_steps": True})
+    {'hidden_size': 16, 'normalize': True, 'shared_steps': False}
+    """
+    kw = dict(kwargs)
+    if kw.get("normalize") is False:
+        kw["normalize"] = True
+    if kw.get("shared_steps"):
+        kw["shared_steps"] = False
+    return kw
 
 
 def _is_sparse(pl_module: pl.LightningModule) -> bool:

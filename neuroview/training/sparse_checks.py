@@ -1,5 +1,5 @@
 """The arguments of :func:`.sparsify.sparsify` and :func:`.sparse_finetune.finetune_sparse`, checked
-with errors that name the argument, what was expected and what was given.
+with errors that name the argument, what was expected and what was given; and the dtype their batches are read in.
 
 May import ``neuroview.core``.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor, nn
@@ -19,8 +21,8 @@ from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_for_net", "check_labels", "check_net",
-           "check_options", "check_path", "check_seed", "check_val", "check_val_labels", "warn_labels",
-           "warn_unmet"]
+           "check_options", "check_path", "check_seed", "check_val", "check_val_labels", "read_as", "read_input",
+           "warn_labels", "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -205,3 +207,26 @@ def warn_unmet(path) -> None:
                       "False); cap every point at N units a class with max_units_per_class=N (an RNN: max_steps_per_class=N; "
                       "--max-units-per-class / --max-steps-per-class), raise the budget, or train the network to need "
                       "fewer units", UserWarning, stacklevel=caller_stacklevel())
+
+
+#: the dtype a batch's floating-point ``x`` is cast to as sparsify reads it (:func:`read_as`); None: read as it comes
+_READ_AS: ContextVar[torch.dtype | None] = ContextVar("neuroview_read_as", default=None)
+
+
+@contextmanager
+def read_as(dtype: torch.dtype | None):
+    """Inside it, the batches :func:`.sparsify.sparsify` (and :func:`.sparsify.mean_codes`) read have their floating-point
+    ``x`` cast to ``dtype`` (None: as they come), as Lightning casts each step's batch under ``precision="bf16-true"`` or
+    ``"64-true"``: the ``Sparsify`` callback's refit. Outside it, an ``x`` of another dtype than the network's is
+    refused by name, as ``net(x)`` refuses it (a cast nobody asked for is a guess)."""
+    token = _READ_AS.set(dtype)
+    try:
+        yield
+    finally:
+        _READ_AS.reset(token)
+
+
+def read_input(x):
+    """``x`` as :func:`read_as` says to read it: cast where a dtype is set and ``x`` is floating-point, else as it is."""
+    dtype = _READ_AS.get()
+    return x.to(dtype) if dtype is not None and isinstance(x, Tensor) and x.is_floating_point() else x

@@ -41,8 +41,7 @@ step never lands on 0), so they make a decision lean on fewer units without read
 >>> sparse is not net, bool(sparse.sparsity_path.units_per_class[sparse.sparsity_path.chosen] <= 16)
 (True, True)
 
-May import ``neuroview.core`` and the leaf modules; ``neuroview.data`` and the zoo only inside the
-command line's functions.
+May import ``neuroview.core`` and the leaf modules; ``neuroview.data`` and the zoo only inside the command line's functions.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ from ..attribution.readability import units_per_class  # noqa: F401 - re-exporte
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax, soft_targets
 from .sparse_checks import (check_args, check_built, check_codes, check_labels, check_path, check_val, check_val_labels,
-                            warn_unmet)
+                            read_input, warn_unmet)
 from .sparsity_path import (SparsityPath, Walk as _Walk, cap_weights, choose_point, group_ids, point_accuracy,  # noqa: F401
                             point_losses, point_sparsity, register_plotter, stratified_folds, walked_path)
 
@@ -118,6 +117,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
 def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor, Tensor | None]:
     """:func:`_features` of one batch."""
     x, lengths, y = unpack(batch, device)  # loaders give CPU batches
+    x = read_input(x)  # a bf16-true / 64-true run's cast, where the Sparsify callback asks for it (sparse_checks.read_as)
     if y is None and labels:
         raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
     xs = series_input(x, net, what) if _is_rnn(net) else x
