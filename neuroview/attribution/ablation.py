@@ -6,7 +6,8 @@ input of a sequence model (:func:`delete_steps`, :func:`step_deletion_curve`). W
 come from is :mod:`neuroview.attribution.faithfulness`; drawing the curves is
 :mod:`neuroview.viz.faithfulness`, which registers itself here (this layer never imports viz).
 
-Imports: torch, :mod:`neuroview.core` and the argument checks of :mod:`~neuroview.attribution.checks`.
+Imports: torch, :mod:`neuroview.core`, the argument checks of :mod:`~neuroview.attribution.checks` and the hooks
+of :mod:`~neuroview.attribution.ablation_hooks`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
-from einops import rearrange
 from torch import Tensor, nn
 
 from .._batch import takes_lengths
 from ..core.cnn import NeuroViewCNN
-from ..core.hooks import CodesHooks
-from ..core.recorder import sample_first
+from ..core.hooks import CodesHooks, _remove as remove_hook
+from .ablation_hooks import AblationHook, UnitAblation
 from .checks import (
     check_baseline, check_counts, check_k, check_labels, check_lengths, check_sequences, check_xy, eval_mode, num_classes_of,
     unit_mask,
@@ -143,70 +143,6 @@ def _check_order(order: Tensor, b: int, n: int, what: str) -> Tensor:
 
 
 # -------------------------------------------------------------------------- unit ablation
-class _Ablation:
-    """The hooks of one :func:`ablate_units`: zero the removed units' outputs and codes."""
-
-    def __init__(self, net: NeuroViewCNN, keep: Tensor):
-        self.keep, self.sites, self.batch = keep, net.sites, None
-        self.slices = list(net.site_slices.values())
-        self.by_module: dict[str, list[int]] = {}  # module name -> the sites (calls) it makes, in order
-        for k, s in enumerate(net.sites):
-            self.by_module.setdefault(s.module, []).append(k)
-        self.calls: dict[str, int] = {}
-        self.not_sites = set(net.not_sites)  # (module, call) pairs of calls that are no site (no sample axis)
-
-    def view(self, k: int, t: Tensor) -> Tensor:
-        """Site ``k``'s keep mask, shaped to broadcast over its output ``t`` ``[B, channels, ...]``."""
-        m = self.keep[..., self.slices[k]]
-        if m.dim() == 2 and m.shape[0] != t.shape[0]:
-            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {t.shape[0]} samples")
-        m = m if m.dim() == 2 else m[None]
-        return m.reshape(*m.shape, *([1] * (t.dim() - 2)))
-
-    def reset(self, module, args) -> None:
-        self.calls.clear()
-        self.batch = len(args[0]) if args and isinstance(args[0], Tensor) else None
-
-    def zero_site(self, k: int, t: Tensor) -> Tensor:
-        """Site ``k``'s output ``t`` in the model's own layout, its removed units 0: the keep mask is laid
-        along the site's units and samples where they were found (tokens ``[B, N, C]``, sequence-first
-        ``[T, B, C]``, positions folded into the samples), not along dim 1 and dim 0 whatever the layout."""
-        site = self.sites[k]
-        m = self.keep[..., self.slices[k]]
-        if m.dim() == 2 and m.shape[0] != self.batch:
-            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {self.batch} samples")
-        first = sample_first(t, site, self.batch)  # [B * k, ...], units on site.axis
-        rows = m.repeat_interleave(len(first) // len(m), 0) if m.dim() == 2 else m[None]  # [B * k or 1, C]
-        shape = [1] * first.dim()
-        shape[0], shape[site.axis % first.dim()] = rows.shape
-        kept = torch.where(rows.reshape(shape), first, first.new_zeros(()))
-        if site.positions_first:
-            kept = rearrange(kept, "(b k) ... -> (k b) ...", b=self.batch)
-        return kept.movedim(0, site.sample_dim) if site.sample_dim else kept
-
-    def zero_output(self, output, name: str):
-        call = self.calls.get(name, 0)
-        self.calls[name] = call + 1
-        if (name, call) in self.not_sites:  # a parameter table's call, say: the module's sites are its other calls
-            return None
-        j = call - sum(1 for n, c in self.not_sites if n == name and c < call)  # the module's j-th site
-        if j >= len(self.by_module[name]) or not isinstance(output, Tensor):
-            return None  # a call that is no site: NeuroViewCNN's own check reports a changed path
-        k = self.by_module[name][j]
-        if bool(self.keep[..., self.slices[k]].all()):
-            return None
-        # where, not a product: an activation may give inf, and inf * 0 is NaN
-        return self.zero_site(k, output)
-
-    def zero_codes(self, codes: Tensor, maps: list[Tensor]):
-        keep = self.keep
-        if keep.dim() == 2 and keep.shape[0] != codes.shape[0]:
-            raise ValueError(f"units: a per-sample mask has {keep.shape[0]} rows, the batch has {codes.shape[0]} samples")
-        codes = torch.where(keep, codes, codes.new_zeros(()))
-        maps = [torch.where(self.view(k, m), m, m.new_zeros(())) for k, m in enumerate(maps)]
-        return codes, maps
-
-
 @contextmanager
 def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
     """Remove units of a NeuroView-CNN for the forward passes inside the ``with``.
@@ -230,7 +166,9 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
 
     ``units``: code-vector indices, ``(site name, channel)`` pairs (see ``net.units``), or a
     bool mask ``[U]`` (the same units for every sample) or ``[B, U]`` (per sample; the batch
-    must then have ``B`` rows). Yields the mask. Nothing is left on the network afterwards.
+    must then have ``B`` rows). Yields the mask. Nothing is left on the network afterwards, nor on a copy of it made
+    inside the ``with`` (``copy.deepcopy``, :func:`neuroview.sparsify`), which is ablated as the network is until then;
+    pickling the network (``torch.save``) inside the ``with`` is an error.
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
@@ -238,25 +176,25 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
     p = next(net.parameters(), None)
     if p is not None:
         mask = mask.to(p.device)
-    hooks = _Ablation(net, ~mask)
+    hooks = UnitAblation(net, ~mask)
     modules = dict(net.backbone.named_modules())
     # the passes of the thread that entered only: another thread's explain of the network is no ablation's
-    here = CodesHooks.enter(net, hooks.zero_codes)
-    mine = lambda: getattr(here, "on", False)  # noqa: E731
+    hooks.here = CodesHooks.enter(net, hooks.zero_codes)
     # prepend=True: our output hook runs before NeuroViewCNN's own (registered during forward),
     # so a code read from a site's output sees the zeroed output.
     handles = []
     try:
-        handles.append(net.backbone.register_forward_pre_hook(lambda m, a: hooks.reset(m, a) if mine() else None,
-                                                              prepend=True))
+        handles.append(net.backbone.register_forward_pre_hook(AblationHook(hooks, net.backbone, None), prepend=True))
         for name in hooks.by_module:
-            handles.append(modules[name].register_forward_hook(
-                lambda mod, a, out, name=name: hooks.zero_output(out, name) if mine() else None, prepend=True))
+            handles.append(modules[name].register_forward_hook(AblationHook(hooks, modules[name], name), prepend=True))
         yield mask
     finally:
-        CodesHooks.leave(net, here)
+        CodesHooks.leave(net, hooks.here)
         for h in handles:
             h.remove()
+        for ref, hook in hooks.copies:  # copies made inside: their hooks go too
+            if (module := ref()) is not None:
+                remove_hook(module, hook)
 
 
 @torch.no_grad()

@@ -142,7 +142,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
             first = next(batches, None)
         if first is None:
             raise ValueError("loader: gave no samples")
-        x0 = unpack(first)[0]
+        x0 = _samples(unpack(first)[0])
         if not rnn and isinstance(x0, Tensor) and not (x0.is_floating_point() or x0.is_complex()):
             raise ValueError(f"loader: expected floating-point inputs (a unit's window is where its gradient on the input is "
                              f"non-zero), got dtype {x0.dtype}; pass x.float() where the network reads that (uint8 images "
@@ -166,6 +166,15 @@ def _batches(loader):
     without augmentation, so that an index names a sample."""
     return in_order(split_batches(loader, "train", "loader", subsets=False), strict="so that an index names a sample",
                     subsets=False)
+
+
+def _samples(x):
+    """``x``, a batch's samples, where it is a tensor; any other type refused by its name (a numpy batch was a bare
+    AttributeError, or for an RNN an error that blamed the layout), as ``readability`` and ``sparsify`` refuse it."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__} (the samples of a batch of loader; convert "
+                        "them, torch.as_tensor(x), as the data modules give tensors)")
+    return x
 
 
 # ----------------------------------------------------------------------------- scan
@@ -218,7 +227,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
             if max_samples is not None and top.seen >= max_samples:
                 break
             x, lengths, y = unpack(batch)
-            if not len(x):  # an empty batch is no end of the data
+            if not len(_samples(x)):  # an empty batch is no end of the data
                 continue
             if rnn:  # the layout first: a steps-last batch is named as such, not by its lengths
                 series_input(x, net, "loader")

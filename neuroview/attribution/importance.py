@@ -247,7 +247,8 @@ def _layer_names(n: int) -> list[str]:
 
 def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | None = None) -> Tensor:
     """``[C, *x.shape[1:]]``: the mean input of each class (zeros for a class with no sample),
-    e.g. the series drawn under a class's per-step importance. ``x``: a tensor or a numpy array.
+    e.g. the series drawn under a class's per-step importance. ``x``: a tensor or a numpy array; integer inputs
+    (uint8 images, integer series) are averaged as float32, as the gallery's class means are.
 
     ``lengths [B]``: the valid positions of each row along dim 1 (the steps of a ``[B, T, F]`` batch);
     the padding past them (zeros or NaN) is left out of the means, which average over the samples of
@@ -258,6 +259,8 @@ def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | Non
     ``x`` itself it averages the first ``1 / window`` of each series, with no error.
     """
     x = torch.as_tensor(x)  # a numpy batch was an AttributeError on x.new_zeros
+    if not (x.is_floating_point() or x.is_complex()):  # uint8 images: torch's mean() refused them bare
+        x = x.float()  # float32 whatever the default dtype, as gallery._class_sums
     y = _in_range(_labels(y).reshape(-1), num_classes)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} labels (one per row of x), got {y.shape[0]}")

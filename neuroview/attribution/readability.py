@@ -4,7 +4,9 @@
 k90 of one decision is the number of contributions, largest ``|value|`` first, that make up 90% of
 the sum of ``|contributions|`` to the explained logit (here the predicted one); a data set's k90 is
 the median over its samples. For a NeuroView-RNN a contribution is one hidden state, and
-``k90_steps`` counts time steps (each the sum of its hidden states' contributions).
+``k90_steps`` counts time steps (each the sum of its hidden states' contributions); a series' steps past its end
+(padding: against a baseline each adds the constant ``-W baseline``) count as one item, their sum, in both
+(``Explanation.k90``): an 8-step series never needs more than 9.
 
 >>> import torch, neuroview as nv
 >>> from torch import nn
@@ -69,6 +71,9 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
             if not any(True for _ in filled([batch])):  # 0 samples: no end of the data, nothing to read
                 continue
             x, lengths, y = unpack(batch, device)
+            if not isinstance(x, Tensor):  # an RNN's numpy batch was blamed on its layout ("expected channels-first")
+                raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__} (the samples of a batch of batches; "
+                                "convert them, torch.as_tensor(x), as the data modules give tensors)")
             xs = series_input(x, net, "batches") if rnn else x
             # (x, y, other) read as (x, lengths, y) scored against `other`; an RNN's own check named `lengths`
             lengths = check_lengths(lengths, x, "batches", y)

@@ -21,8 +21,9 @@ from torch import Tensor
 
 from . import saving
 from ._utils import as_labels, positive_int, refuse_bools
+from .readable import k_share
+from .readable_items import fold_padding, top_share
 from .records import class_labels, cnn_records, feature_records, records_frame, rnn_records, step_reads
-from .readable import k_share, require_finite_rows
 
 __all__ = ["Explanation", "CNNExplanation", "RNNExplanation", "class_labels", "records_frame", "step_reads"]
 
@@ -122,7 +123,8 @@ class Explanation(_Fields):
         make up 90% of the sum of ``|contributions|`` to ``target``'s logit (default: the classes
         explain() was asked for). The median over the batch, or ``[B]`` with ``per_sample``.
         A decision with no contribution at all counts 0, NaN or Inf ones are refused. ``level="steps"`` (RNNs) counts time
-        steps, each the sum of its hidden states' contributions. See :func:`k_share`."""
+        steps, each the sum of its hidden states' contributions; an RNN's steps past a series' end (``lengths``) count as
+        one item, their sum, at either level (:mod:`~neuroview.core.readable_items`). See :func:`k_share`."""
         k = k_share(self._items(target, level), 0.9, "contributions")
         return k if per_sample else float(k.float().quantile(0.5))
 
@@ -130,12 +132,7 @@ class Explanation(_Fields):
                   level: str = "features") -> Tensor | float:
         """Share of the sum of ``|contributions|`` carried by the ``k`` largest, median over the batch
         (``[B]`` with ``per_sample``); 1.0 for a decision with no contribution at all; NaN or Inf ones are refused."""
-        a = self._items(target, level)
-        require_finite_rows(a, "contributions")  # a NaN decision is no perfectly concentrated one (it read 1.0)
-        a = a.abs().double()
-        total = a.sum(-1)
-        top = a.topk(min(positive_int(k, "k"), a.shape[-1]), dim=-1).values.sum(-1)
-        share = torch.where(total > 0, top / total.clamp_min(1e-300), torch.ones_like(total))
+        share = top_share(self._items(target, level), k)  # (:func:`~neuroview.core.readable_items.top_share`)
         return share if per_sample else float(share.quantile(0.5))
 
     def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
@@ -359,11 +356,13 @@ class RNNExplanation(_RNNFields):
         return self.time_importance[torch.arange(len(t), device=t.device), t]
 
     def _items(self, target: Tensor | int | None, level: str = "features") -> Tensor:
-        if level == "steps":
-            return self.steps_for_class(target)
-        if level != "features":
+        """``[B, N]``: the steps (hidden states) of each series apart, all its padding as one item, their sum (against
+        a baseline each padded step adds ``-W baseline``: no step the series had; bias + items is still the logit)."""
+        if level not in ("features", "steps"):
             raise ValueError(f"level: expected 'features' (hidden states) or 'steps', got {level!r}")
-        return self.for_class(target).flatten(1)
+        if level == "steps":
+            return fold_padding(self.steps_for_class(target), self.lengths, 1)
+        return fold_padding(self.for_class(target), self.lengths, 3)  # [B, L, D, T, H]: steps on dim 3
 
     def layer_time(self) -> Tensor:
         """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""

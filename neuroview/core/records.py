@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ._utils import exact_values, name_sequence
+from .readable_items import padded
 
 __all__ = ["class_labels", "records_frame", "cnn_records", "feature_records", "rnn_records", "step_reads"]
 
@@ -88,12 +89,18 @@ def cnn_records(exp, names: list, target: Any = None) -> list[dict]:
 def rnn_records(exp, names: list, target: Any = None) -> list[dict]:
     """The rows of ``RNNExplanation.to_records``: ``sample, class, layer, direction, step``, ``input_samples`` where a
     step reads a window of them (``window > 1``: "48:51" for step 16 of a window of 3; a last step that reads past
-    ``max_len``, padding, cut there: "8:10" for step 2 of a window of 4 over 10 samples), ``contribution`` (summed over
-    hidden features; against a baseline, taken against it). A target's rows sum each class's own features
-    (``direction_time(target)``): their contributions equal the full table's to float rounding."""
+    ``max_len``, padding, cut there: "8:10" for step 2 of a window of 4 over 10 samples), against a baseline
+    ``padding`` (True at a step past the series' end, ``exp.lengths``: no input, its contribution the constant
+    ``-W baseline``, not evidence; against zero such rows add exactly 0), ``contribution`` (summed over hidden features;
+    against a baseline, taken against it). A target's rows sum each class's own features (``direction_time(target)``):
+    their contributions equal the full table's to float rounding; padding rows included, they sum to the logit."""
     per = class_rows(exp, target, exp.direction_time, exp.direction_time)  # [B, C, L, D, T] or [B, L, D, T]
+    steps_of = exp.codes.shape[3] if exp.codes is not None else exp.time_importance.shape[-1]
+    pad = padded(exp.lengths, len(per), steps_of) if exp.baseline is not None else None
+    pad = None if pad is None else pad.tolist()
     return [{"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
             | ({"input_samples": "{}:{}".format(*step_reads(s, exp.window, exp.max_len))} if exp.window > 1 else {})
+            | ({"padding": pad[i][s]} if pad is not None else {})
             | {"contribution": v}
             for i, pairs in enumerate(per) for k, dt in pairs for layer, dirs in enumerate(dt)
             for d, steps in enumerate(dirs) for s, v in enumerate(steps)]

@@ -117,10 +117,13 @@ def test_rnn_baseline_steps_and_k90_levels():
         exp = net.explain(x, lengths=lengths, baseline=baseline)
         assert torch.allclose(exp.time_importance.sum(-1) + exp.bias, exp.logits, atol=1e-5)
         assert torch.allclose(exp.logits, net(x, lengths=lengths), atol=1e-5)
+        # each series' own steps (features) apart, all its padding steps (past lengths) as one item, their sum
         steps = exp.time_importance[torch.arange(5), exp.target]
-        assert exp.k90(per_sample=True, level="steps").tolist() == [_k90_by_hand(r) for r in steps.tolist()]
-        feats = exp.for_class().flatten(1)
-        assert exp.k90(per_sample=True).tolist() == [_k90_by_hand(r) for r in feats.tolist()]
+        assert exp.k90(per_sample=True, level="steps").tolist() == [
+            _k90_by_hand(r[:n] + [sum(r[n:])]) for r, n in zip(steps.tolist(), lengths.tolist())]
+        feats = exp.for_class()  # [B, L, D, T, H]
+        assert exp.k90(per_sample=True).tolist() == [
+            _k90_by_hand(f[:, :, :n].flatten().tolist() + [float(f[:, :, n:].sum())]) for f, n in zip(feats, lengths.tolist())]
     zero = net.explain(x, lengths=lengths)
     assert zero.time_importance[1, :, 2:].eq(0).all()  # against zero codes a padded step adds exactly 0
 

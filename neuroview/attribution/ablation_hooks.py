@@ -1,0 +1,111 @@
+"""The hooks of :func:`~neuroview.attribution.ablation.ablate_units`: what zeroes the removed units' outputs and
+codes (:class:`UnitAblation`), and the hook objects that carry it on the backbone's modules (:class:`AblationHook`),
+kept apart from the deletion curves for room.
+
+Imports: torch, einops and :mod:`neuroview.core`.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from ..core.cnn import NeuroViewCNN
+from ..core.recorder import sample_first
+
+__all__ = ["UnitAblation", "AblationHook"]
+
+
+class UnitAblation:
+    """The hooks of one :func:`ablate_units`: zero the removed units' outputs and codes."""
+
+    def __init__(self, net: NeuroViewCNN, keep: Tensor):
+        self.keep, self.sites, self.batch = keep, net.sites, None
+        self.slices = list(net.site_slices.values())
+        self.by_module: dict[str, list[int]] = {}  # module name -> the sites (calls) it makes, in order
+        for k, s in enumerate(net.sites):
+            self.by_module.setdefault(s.module, []).append(k)
+        self.calls: dict[str, int] = {}
+        self.not_sites = set(net.not_sites)  # (module, call) pairs of calls that are no site (no sample axis)
+        self.here, self.copies = None, []  # CodesHooks.enter's thread-local; (module, hook) of copies made inside
+
+    def view(self, k: int, t: Tensor) -> Tensor:
+        """Site ``k``'s keep mask, shaped to broadcast over its output ``t`` ``[B, channels, ...]``."""
+        m = self.keep[..., self.slices[k]]
+        if m.dim() == 2 and m.shape[0] != t.shape[0]:
+            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {t.shape[0]} samples")
+        m = m if m.dim() == 2 else m[None]
+        return m.reshape(*m.shape, *([1] * (t.dim() - 2)))
+
+    def reset(self, module, args) -> None:
+        self.calls.clear()
+        self.batch = len(args[0]) if args and isinstance(args[0], Tensor) else None
+
+    def zero_site(self, k: int, t: Tensor) -> Tensor:
+        """Site ``k``'s output ``t`` in the model's own layout, its removed units 0: the keep mask is laid
+        along the site's units and samples where they were found (tokens ``[B, N, C]``, sequence-first
+        ``[T, B, C]``, positions folded into the samples), not along dim 1 and dim 0 whatever the layout."""
+        site = self.sites[k]
+        m = self.keep[..., self.slices[k]]
+        if m.dim() == 2 and m.shape[0] != self.batch:
+            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {self.batch} samples")
+        first = sample_first(t, site, self.batch)  # [B * k, ...], units on site.axis
+        rows = m.repeat_interleave(len(first) // len(m), 0) if m.dim() == 2 else m[None]  # [B * k or 1, C]
+        shape = [1] * first.dim()
+        shape[0], shape[site.axis % first.dim()] = rows.shape
+        kept = torch.where(rows.reshape(shape), first, first.new_zeros(()))
+        if site.positions_first:
+            kept = rearrange(kept, "(b k) ... -> (k b) ...", b=self.batch)
+        return kept.movedim(0, site.sample_dim) if site.sample_dim else kept
+
+    def zero_output(self, output, name: str):
+        call = self.calls.get(name, 0)
+        self.calls[name] = call + 1
+        if (name, call) in self.not_sites:  # a parameter table's call, say: the module's sites are its other calls
+            return None
+        j = call - sum(1 for n, c in self.not_sites if n == name and c < call)  # the module's j-th site
+        if j >= len(self.by_module[name]) or not isinstance(output, Tensor):
+            return None  # a call that is no site: NeuroViewCNN's own check reports a changed path
+        k = self.by_module[name][j]
+        if bool(self.keep[..., self.slices[k]].all()):
+            return None
+        # where, not a product: an activation may give inf, and inf * 0 is NaN
+        return self.zero_site(k, output)
+
+    def zero_codes(self, codes: Tensor, maps: list[Tensor]):
+        keep = self.keep
+        if keep.dim() == 2 and keep.shape[0] != codes.shape[0]:
+            raise ValueError(f"units: a per-sample mask has {keep.shape[0]} rows, the batch has {codes.shape[0]} samples")
+        codes = torch.where(keep, codes, codes.new_zeros(()))
+        maps = [torch.where(self.view(k, m), m, m.new_zeros(())) for k, m in enumerate(maps)]
+        return codes, maps
+
+
+class AblationHook:
+    """An ablation's hook on one module (``name`` None: the backbone's pre-hook), acting on that module only, in the
+    thread that entered the ablation. A deepcopy of the module made inside the ``with`` (``copy.deepcopy``,
+    ``nv.sparsify``) gets a hook on the copy, which the ``with``'s end takes off too (a copied lambda kept the units
+    removed for good, in that thread only); a pickle inside the ``with`` is refused: it would save the ablation."""
+
+    __slots__ = ("ablation", "module", "name")
+
+    def __init__(self, ablation: UnitAblation, module: nn.Module | None, name: str | None):
+        self.ablation, self.module, self.name = ablation, module, name
+
+    def __call__(self, module, args, output=None):
+        if module is not self.module or not getattr(self.ablation.here, "on", False):
+            return None
+        return self.ablation.reset(module, args) if self.name is None else self.ablation.zero_output(output, self.name)
+
+    def __deepcopy__(self, memo) -> AblationHook:
+        twin = AblationHook(self.ablation, memo.get(id(self.module)), self.name)  # the module is copied before its hooks
+        if twin.module is not None:
+            self.ablation.copies.append((weakref.ref(twin.module), twin))
+        return twin
+
+    def __reduce__(self):
+        raise TypeError("ablate_units: a network cannot be pickled (torch.save) inside the with, which would save its "
+                        "units removed; save it after the with")

@@ -1,0 +1,116 @@
+"""A network copied inside ``ablate_units`` (copy.deepcopy, nv.sparsify) is ablated as the network is until the
+``with`` ends, and nothing of the ablation is left on it afterwards: hand-set MLP, answers computed by hand."""
+
+from __future__ import annotations
+
+import copy
+import io
+import threading
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import neuroview as nv
+from neuroview.attribution.ablation import ablate_units
+from neuroview.core.hooks import Hook as SiteHook
+
+W1, B1 = [[1.0, 0.0], [0.5, 1.0], [-1.0, 1.0]], [0.1, 0.2, 0.0]
+W2, B2 = [[1.0, 1.0, 0.0], [0.0, 2.0, -1.0]], [0.0, -0.5]
+W = [[1.0, -1.0, 2.0, 0.5, 1.5], [-0.5, 3.0, 1.0, -2.0, 0.25]]
+B = [0.3, -0.2]
+X = torch.tensor([[1.0, 2.0], [2.0, -1.0], [-0.5, 0.5], [0.3, 0.9]])
+
+
+def _set(linear: nn.Linear, w, b) -> None:
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor(w))
+        linear.bias.copy_(torch.tensor(b))
+
+
+def _net() -> nv.NeuroViewCNN:
+    mlp = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.ReLU())
+    _set(mlp[0], W1, B1)
+    _set(mlp[2], W2, B2)
+    net = nv.NeuroViewCNN(mlp, 2, quantizer="none", normalize=False, example_input=torch.zeros(2, 2)).eval()
+    _set(net.classifier, W, B)
+    return net
+
+
+def _by_hand(x: Tensor = X, removed1=()):
+    """Codes (the ReLU outputs, ``quantizer="none"``) and logits with units of the first site removed."""
+    h1 = (x @ torch.tensor(W1).T + torch.tensor(B1)).clamp(min=0)
+    h1[:, list(removed1)] = 0
+    h2 = (h1 @ torch.tensor(W2).T + torch.tensor(B2)).clamp(min=0)
+    codes = torch.cat([h1, h2], 1)
+    return codes, codes @ torch.tensor(W).T + torch.tensor(B)
+
+
+def _foreign_hooks(net: nv.NeuroViewCNN) -> int:
+    """Hooks on the backbone other than the network's own site hooks."""
+    return sum(not isinstance(h, SiteHook) for m in net.backbone.modules()
+               for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
+
+
+def test_hand_computed_answers_hold_for_the_network_itself():
+    net = _net()
+    codes, logits = _by_hand()
+    torch.testing.assert_close(net.codes(X), codes)
+    torch.testing.assert_close(net(X), logits)
+    with ablate_units(net, [("1", 1)]):
+        torch.testing.assert_close(net(X), _by_hand(removed1=[1])[1])
+    torch.testing.assert_close(net(X), logits)
+
+
+def test_a_copy_made_inside_is_ablated_inside_and_clean_after():
+    net = _net()
+    clean_codes, clean_logits = _by_hand()
+    cut_codes, cut_logits = _by_hand(removed1=[1])
+    with ablate_units(net, [("1", 1)]):
+        inside = copy.deepcopy(net)
+        twice = copy.deepcopy(inside)  # a copy of the copy, made inside too
+        for c in (inside, twice):  # inside the with, a copy reads as the network does: ablated
+            torch.testing.assert_close(c.codes(X), cut_codes)
+            torch.testing.assert_close(c(X), cut_logits)
+    for c in (inside, twice):
+        assert _foreign_hooks(c) == 0  # the ablation's hooks went with the with
+        torch.testing.assert_close(c.codes(X), clean_codes)  # unit 1 and every unit after it computes again
+        torch.testing.assert_close(c(X), clean_logits)  # it was 0.52 off a clean copy: outputs still zeroed
+    assert _foreign_hooks(net) == 0 and net._codes_hook is None
+
+
+def test_a_copy_made_inside_runs_alike_in_every_thread_and_saves():
+    net = _net()
+    with ablate_units(net, [("1", 0), ("1", 1)]):
+        inside = copy.deepcopy(net)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("logits", inside(X).detach()))
+    t.start()
+    t.join(60)
+    clean = _by_hand()[1]
+    torch.testing.assert_close(out["logits"], clean)
+    torch.testing.assert_close(inside(X), clean)
+    buf = io.BytesIO()
+    torch.save(inside, buf)  # was: Can't pickle local object 'ablate_units.<locals>.<lambda>'
+    buf.seek(0)
+    back = torch.load(buf, weights_only=False)
+    torch.testing.assert_close(back(X), clean)
+
+
+def test_pickling_the_network_inside_the_with_is_refused_by_name():
+    net = _net()
+    with ablate_units(net, [("1", 1)]), pytest.raises(TypeError, match=r"ablate_units: .*inside the with"):
+        torch.save(net, io.BytesIO())
+    torch.save(net, io.BytesIO())  # after it, as before it
+
+
+def test_a_network_sparsified_inside_keeps_no_ablation():
+    torch.manual_seed(0)
+    net = _net()
+    x = torch.randn(60, 2)
+    y = torch.arange(60) % 2
+    with ablate_units(net, [("1", 1)]):
+        sparse = nv.sparsify(net, [(x[i:i + 20], y[i:i + 20]) for i in range(0, 60, 20)], tolerance=50.0)
+    assert _foreign_hooks(sparse) == 0
+    # after the with, the sparse copy's codes are the clean network's (its backbone is the same, untouched)
+    torch.testing.assert_close(sparse.codes(X), _by_hand()[0])
