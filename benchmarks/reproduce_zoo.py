@@ -218,7 +218,7 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
     m = run["metrics"]
     entry = zoo.save_pretrained(
         run["model"], name, architecture=run["arch"], arch_kwargs=run["arch_kwargs"], dataset=dataset,
-        recipe=recipe, seed=seed, metrics=m,
+        recipe=recipe, seed=seed, metrics=m, overwrite=True,  # re-training an entry re-exports it
         extra={"training": training_record(run, f"neuroview fit --config {recipe} --seed_everything {seed}")},
     )
     print(f"{name}: test {100 * m['test_acc']:.2f}% ({m['test_size']}), slice {100 * m['slice_acc']:.2f}% "

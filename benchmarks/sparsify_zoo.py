@@ -174,6 +174,7 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
     metrics = score_test_split(sparse, dm) | _readable(row["sparse"])
     save_pretrained(sparse, f"{name}_sparse", architecture=entry["architecture"], arch_kwargs=kwargs,
                     dataset=entry["dataset"], recipe=entry["recipe"], seed=entry.get("seed"), metrics=metrics,
+                    overwrite=True,  # --export re-exports the sparse entry of this run
                     extra={"sparsified_from": name, "training": {
                         **({"recipe_commit": entry["training"]["recipe_commit"]} if entry["training"].get("recipe_commit") else {}),
                         "command": f"python benchmarks/sparsify_zoo.py --entries {name} --export"

@@ -193,7 +193,7 @@ def run_one(recipe: str, dataset: str, seed: int, export: bool, extra: tuple[str
             r["model"], f"{r['arch']}.{tag}", architecture=r["arch"], arch_kwargs=r["arch_kwargs"],
             dataset={"name": tag, "data_module": r["data"], "split": "test", "class_names": zoo.make_datamodule(r["data"]).class_names},
             recipe=recipe, seed=seed,
-            metrics=r["metrics"],
+            metrics=r["metrics"], overwrite=True,  # --export re-exports the set's entry with this run
             # the recipe's budget, what ran and why it stopped: not the steps run as if they were its max_steps
             extra={"training": training_record(  # the command as run: the val/fold overrides and extra too
                 r, f"neuroview fit --config {recipe} {shlex.join(overrides(dataset, val, fold) + list(extra))} "

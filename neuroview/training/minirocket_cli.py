@@ -136,6 +136,7 @@ def _save(model, name: str, dense, spec: dict, dm, test: list, args, out) -> Non
               "num_features": args.num_features, "seed": args.seed}
     save_pretrained(model, name, architecture="nv_minirocket", arch_kwargs=kwargs,
                     dataset={"name": args.data, "split": "test", "data_module": spec, "class_names": [str(c) for c in dm.class_names]}, recipe=None, seed=args.seed, root=out,
+                    overwrite=args.overwrite,  # refused before the work where it was not asked for
                     metrics=score_test_split(model, dm) | {k: r[k] for k in ("k90", "top10_share", "units_per_class")},
                     # the ridge is the dense entry's head; the sparse one's is a point of the path, recorded as
                     # `neuroview sparsify` records it (the budget and deviance rule met or not, the folds, the path)

@@ -29,13 +29,14 @@ def _source(source: str, data: str | None, zoo: str | None = None):
 
         if not Path(source).is_file():
             raise FileNotFoundError(f"source: no such checkpoint {source!r}")
+        # read first: an empty, truncated or pickle-needing file was answered "does not say what data", asking for --data
+        module = load_module(source, what="source")
+        hp = module.hparams
         trained_on = _checkpoint_data(source)  # what `neuroview fit` trained it on, as its data module saved it
         if data is None and trained_on is None:
             raise ValueError("--data: this checkpoint does not say what data it was trained on (written before data "
                              "modules saved their arguments); pass --data (digits, mnist1d, GunPoint, a .npz, .csv or "
                              ".tsv path or a JSON data-module spec)")
-        module = load_module(source, what="source")
-        hp = module.hparams
         if data is None:
             dm, name = make_datamodule(trained_on), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
             dataset = {"name": str(name), "split": "test", "data_module": trained_on, "class_names": list(dm.class_names)}
@@ -98,12 +99,11 @@ def _entry_name(args, entry: dict, tag: str) -> str:
     import re  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
+    from ..zoo.pretrained import check_entry_name  # noqa: PLC0415
+
     arch = entry["architecture"]
-    if args.name is not None:
-        if not re.fullmatch(rf"{re.escape(arch)}\.[A-Za-z0-9_.-]+", args.name):
-            raise ValueError(f"--name: expected '{arch}.<tag>' (the source's architecture, a dot, letters, digits, "
-                             f"'_', '-' or '.'), got {args.name!r}")
-        return args.name
+    if args.name is not None:  # save_pretrained's own rule (a name is a file in --out, never a path), said before the work
+        return check_entry_name(args.name, arch, "--name")
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)  # a checkpoint's file name may hold spaces or other characters
     if args.data is None or _is_checkpoint(args.source):  # the entry's own data; a checkpoint is named by its file
         return f"{arch}.{tag}_sparse"
@@ -244,7 +244,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
     kwargs |= {"shared_steps": False} if kwargs.get("shared_steps") else {}
     out = Path(args.out)
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
-                    recipe=entry.get("recipe"), seed=entry.get("seed"), root=out,
+                    recipe=entry.get("recipe"), seed=entry.get("seed"), root=out, overwrite=args.overwrite,
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "k90_steps", "top10_share", "units_per_class")
                                                            if k in light},
                     extra={"sparsified_from": args.source, **_recipe_commit(entry),

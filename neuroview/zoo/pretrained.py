@@ -33,9 +33,11 @@ import difflib
 import fnmatch
 import hashlib
 import importlib
+import inspect
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,8 @@ from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from ._arguments import check_arguments
 from ._weights_checks import find_sites, input_shape_record as _input_shape
-from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, ChecksumError, arch_clash, arch_defaults, check_fits,
-                      load_weights, read_weights, saved_arch_kwargs)
+from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, ChecksumError, arch_clash, arch_defaults, check_finite,
+                      check_fits, load_weights, read_weights, saved_arch_kwargs)
 
 __all__ = ["checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights", "save_pretrained",
            "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file", "unknown_entry", "check_arguments",
@@ -117,8 +119,7 @@ def unknown_entry(name: str, root: str | os.PathLike | None = None, entries: dic
         entries = read_manifest(root) if entries is None else entries
     except MissingZooError as e:
         return ValueError(f"name: no trained entry {name!r}: {e}")
-    close = difflib.get_close_matches(name, sorted(entries), n=3, cutoff=0.5)
-    hint = f"did you mean {close}? " if close else ""
+    hint = f"did you mean {close}? " if (close := difflib.get_close_matches(name, sorted(entries), n=3, cutoff=0.5)) else ""
     return ValueError(f"name: no trained entry {name!r} in {checkpoints_dir(root) / MANIFEST}; {hint}`neuroview zoo` "
                       f"lists the {len(entries)} trained checkpoints (nv.list_models(pretrained=True))")
 
@@ -169,8 +170,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
     if wanted != arch:
         raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
     check_arguments(arch, kwargs, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
-    clash = _given_clash(kwargs, arch_kwargs, arch_defaults(arch))
-    if clash:
+    if clash := _given_clash(kwargs, arch_kwargs, arch_defaults(arch)):
         detail = ", ".join(f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
         raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
                          f"create_model({arch!r}, ...) without pretrained=True to change them")
@@ -204,9 +204,14 @@ def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple
     if not isinstance(entry["arch_kwargs"], dict) or not isinstance(entry["architecture"], str):
         raise ValueError(f"root: the entry {full!r} of {where}: expected a string 'architecture' and an object 'arch_kwargs', "
                          f"got {entry['architecture']!r} and {entry['arch_kwargs']!r}")
-    if not isinstance(entry["file"], str) or not entry["file"]:
-        raise ValueError(f"root: the entry {full!r} of {where}: expected a non-empty string 'file' (its weight file, in "
-                         f"{where.parent}), got {entry['file']!r}; restore the manifest or re-export the entry")
+    # a name in the folder: '../x', '/x' or a link out of it loaded weights from elsewhere on the disk
+    if not isinstance(file := entry["file"], str) or not file or Path(file).name != file or not file.endswith(".safetensors"):
+        want = (f"a non-empty string 'file' (its weight file, in {where.parent})" if not isinstance(file, str) or not file else
+                f"'file' to name a .safetensors file in {where.parent} (a file name: no folder, no path)")
+        raise ValueError(f"root: the entry {full!r} of {where}: expected {want}, got {file!r}; restore the manifest or re-export the entry")
+    if (where.parent / file).is_symlink() and where.parent.resolve() not in (where.parent / file).resolve().parents:
+        raise ValueError(f"root: the entry {full!r} of {where}: its file {file!r} is a link to {str((where.parent / file).resolve())!r}, "
+                         "outside the folder; a zoo loads only its own files: copy the file in, or re-export the entry")
     return entry["architecture"], dict(entry["arch_kwargs"])
 
 
@@ -220,11 +225,9 @@ def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, ar
     if saved_as not in (None, full) and saved_as in (entries or {}):
         raise ArchitectureError(f"{full}: {file} holds the weights of the entry {saved_as!r}, not of {full!r}; it is "
                                 "not loaded as another entry: restore the manifest or re-export the entry")
-    saved = saved_arch_kwargs(meta, file, full)
-    if saved is None:  # a file that records nothing (not written by save_pretrained): the manifest alone says
+    if (saved := saved_arch_kwargs(meta, file, full)) is None:  # a file that records nothing (not save_pretrained's): the manifest alone says
         return
-    clash = arch_clash(saved, arch_kwargs, arch_defaults(arch))
-    if clash:
+    if clash := arch_clash(saved, arch_kwargs, arch_defaults(arch)):
         given = {k: ("" if k in saved else " (not given: the default)", "" if k in arch_kwargs else " (not given: the default)")
                  for k in clash}
         detail = ", ".join(f"{k}: file {a!r}{given[k][0]}, manifest {b!r}{given[k][1]}" for k, (a, b) in clash.items())
@@ -262,8 +265,8 @@ def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
 # -------------------------------------------------------------------------- saving
 def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) -> None:
     """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and
-    ``overwrite`` is off: a command that writes zoo entries never replaces an earlier run's unasked
-    (:func:`save_pretrained` itself replaces, as the zoo's export scripts need)."""
+    ``overwrite`` is off: a command that writes zoo entries never replaces an earlier run's unasked, nor finds
+    it only after the work (:func:`save_pretrained` refuses it too, unless ``overwrite=True``)."""
     if Path(root).exists() and not Path(root).is_dir():  # found before the work, not by the mkdir after it
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which is a file")
     blocker = next((p for p in Path(root).parents if p.exists()), None)  # the nearest folder above that exists
@@ -271,67 +274,69 @@ def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) 
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which cannot be made: "
                          f"{str(blocker)!r} is a file")
     entries = read_manifest(root)  # a broken manifest is found now, also under overwrite, not after the work
-    held = [] if overwrite else [n for n in names if n in entries]
-    if held:
+    if held := [] if overwrite else [n for n in names if n in entries]:
         raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass "
                          "--overwrite to replace it")
     for n in names:  # a file of that name which is another entry's, or no entry's, is not replaced either
-        clash = foreign_file(checkpoints_dir(root), n, f"{n}.safetensors", entries, "out")
-        if clash:
+        if clash := foreign_file(checkpoints_dir(root), n, f"{n}.safetensors", entries, "out"):
             raise ValueError(clash)
 
 
-def save_pretrained(
-    model: nn.Module,
-    name: str,
-    *,
-    architecture: str,
-    arch_kwargs: dict,
-    dataset: dict,
-    recipe: str | None,
-    seed: int | None,
-    metrics: dict,
-    root: str | os.PathLike | None = None,
-    extra: dict | None = None,
-) -> dict:
+def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
+    """``name`` where it is ``<architecture>.<tag>``, the tag of letters, digits, ``_``, ``-`` and ``.``: its file is
+    ``<name>.safetensors`` in the zoo folder, and a ``/`` or ``..`` wrote it elsewhere. The rule of every export."""
+    if not isinstance(name, str) or not re.fullmatch(rf"{re.escape(architecture)}\.[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"{what}: expected '{architecture}.<tag>' (the architecture, a dot, then letters, digits, '_', '-' "
+                         f"or '.': a file name in the zoo folder, no path), got {name!r}")
+    return name
+
+
+def _routed(architecture: str, kw: dict) -> dict:
+    """``in_channels`` as the ``in_features`` an RNN builder takes, as ``create_model`` routes it (``zoo.api``)."""
+    try:
+        params = inspect.signature(builder(architecture, "architecture")).parameters
+    except ValueError:  # an unknown architecture: named by _build
+        params = {}
+    if "in_channels" in kw and "in_channels" not in params and "in_features" in params \
+            and kw.setdefault("in_features", kw["in_channels"]) != kw.pop("in_channels"):
+        raise ValueError(f"arch_kwargs: in_channels is an RNN's in_features under the CNNs' name; expected it alone or equal to "
+                         f"in_features={kw['in_features']!r}, got both, unequal")
+    return kw
+
+
+def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwargs: dict, dataset: dict, recipe: str | None,
+                    seed: int | None, metrics: dict, root: str | os.PathLike | None = None, extra: dict | None = None,
+                    overwrite: bool = False) -> dict:
     """Write ``model``'s weights as ``<name>.safetensors`` and its manifest entry; return the entry.
 
     The architecture must rebuild a network with exactly these tensors: an entry that cannot
     rebuild itself is refused before anything is written, and so is a file of that name which is not
-    this entry's own (another entry's, or one no entry lists). Both files are replaced atomically, and the
+    this entry's own (another entry's, or one no entry lists), and an entry ``root`` (``None``: the installed zoo)
+    already holds, unless ``overwrite=True``. Both files are replaced atomically, and the
     old weights are put back where the manifest cannot be written.
     """
-    if "." not in name or name.split(".", 1)[0] != architecture:
-        raise ValueError(f"name: expected '{architecture}.<tag>' (architecture, dot, dataset tag), got {name!r}")
-    arch_kwargs = _plain(dict(arch_kwargs))
+    check_entry_name(name, architecture)
+    arch_kwargs = _routed(architecture, _plain(dict(arch_kwargs)))
     with torch.random.fork_rng(devices=[]):  # a check of the architecture: its initial weights draw nothing of the caller's
         rebuilt = _build(architecture, arch_kwargs)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     _check_normalize(model, rebuilt, state, arch_kwargs)
     check_fits(rebuilt, state, "model")
+    check_finite(state, "model", "the network")  # a file no load takes
     _check_same_settings(model, rebuilt, arch_kwargs)
-    meta = {"neuroview.name": name, "neuroview.architecture": architecture,
-            "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"}
-    data = save_bytes(state, metadata=meta)
+    data = save_bytes(state, metadata={"neuroview.name": name, "neuroview.architecture": architecture,
+                                       "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"})
     root = checkpoints_dir(root)
-    entry = {
-        "architecture": architecture,
-        "arch_kwargs": arch_kwargs,
-        "file": f"{name}.safetensors",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size_bytes": len(data),
-        "num_params": count_params(rebuilt), **_input_shape(model),  # a NeuroView-CNN's sites: found as it loads
-        "dataset": dataset,
-        "recipe": recipe,
-        "seed": seed,
-        "metrics": metrics,
-        "versions": versions(),
-        **(extra or {}),
-    }
+    entry = {"architecture": architecture, "arch_kwargs": arch_kwargs, "file": f"{name}.safetensors",
+             "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
+             "num_params": count_params(rebuilt), **_input_shape(model),  # a NeuroView-CNN's sites: found as it loads
+             "dataset": dataset, "recipe": recipe, "seed": seed, "metrics": metrics, "versions": versions(), **(extra or {})}
     with _locked(root):
         doc = read_document(root / MANIFEST) if (root / MANIFEST).is_file() else {"format": FORMAT, "entries": {}}
-        clash = foreign_file(root, name, entry["file"], doc["entries"])
-        if clash:
+        if name in doc["entries"] and not overwrite:  # an earlier export (the installed zoo's own, root=None) kept
+            raise ValueError(f"name: {root} already holds the entry {name!r}; pass overwrite=True to replace it, or save "
+                             "under another name")
+        if clash := foreign_file(root, name, entry["file"], doc["entries"]):
             raise ValueError(clash)
         doc["entries"] = dict(sorted({**doc["entries"], name: entry}.items()))  # the manifest's other keys kept
         text = json.dumps(doc, indent=2, sort_keys=True)
@@ -342,7 +347,11 @@ def save_pretrained(
 
 def _check_normalize(model: nn.Module, rebuilt: nn.Module, state: dict, arch_kwargs: dict) -> None:
     """A ValueError naming ``normalize`` where ``arch_kwargs`` build a normalization the network has not, or the reverse:
-    by its tensors (``norm.*``) alone, the refusal named missing or unexpected tensors, not the argument."""
+    by its tensors (``norm.*``) alone, the refusal named missing or unexpected tensors, not the argument. So for ``shared_steps``."""
+    if arch_kwargs.get("shared_steps") and not any(k.endswith("step_shared.weight") for k in state) \
+            and any(k.endswith("step_shared.weight") for k in rebuilt.state_dict()):
+        raise ValueError("arch_kwargs: shared_steps=True, but the network has no shared part (step_shared is None: nv.sparsify "
+                         "merged it into its classifier); save it with shared_steps=False, as neuroview sparsify does")
     if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
             and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
         raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "

@@ -34,25 +34,24 @@ from torch import Tensor, nn
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
 from ._weights_checks import arch_defaults, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
-__all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_fits", "load_weights", "arch_clash",
+__all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
 
 #: Where NeuroView networks keep the network they wrap: ``.backbone`` (CNN), ``.rnn`` (RNN).
 _WRAPPED = ("backbone", "rnn")
-
 #: Builder arguments a built network keeps (under these attributes) that change what it computes
 #: while its tensors keep their shapes: a weight file's must be the network's (NeuroViewCNN's).
 #: ``max_len``: a MiniRocket's series length (its dilations; the backbone's of a NeuroView-MiniRocket).
 _EXPOSED = {"quantizer": "quantizer", "tau": "tau", "grad_state": "grad_state", "normalize": "_normalize",
             "norm_floor": "_floor", "max_len": "input_length"}
+_UNKNOWN = "<the architecture's default, unknown>"
 
 
 def exposed(model: nn.Module, attr: str):
     """What ``model`` keeps under ``attr`` (:data:`_EXPOSED`); its head's own floor for ``norm_floor`` where it has
     a head (a state dict loads the floor it was saved with, whatever the network was built with); the wrapped
     MiniRocket's ``input_length`` for a NeuroView-CNN around one."""
-    norm = getattr(model, "norm", None)
-    if attr == "_floor" and isinstance(getattr(norm, "floor", None), float):
+    if attr == "_floor" and isinstance(getattr(norm := getattr(model, "norm", None), "floor", None), float):
         return norm.floor
     if attr == "input_length" and not hasattr(model, attr):
         return getattr(getattr(model, "backbone", None), attr, None)
@@ -62,13 +61,9 @@ def exposed(model: nn.Module, attr: str):
 def as_path(path: Any, what: str) -> Path:
     """``path`` as a Path, ``~`` expanded; what is no file name (None, bytes) is a TypeError naming ``what``
     (pathlib's own named no argument)."""
-    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
-    if not isinstance(name, str):
+    if not isinstance(name := os.fspath(path) if isinstance(path, (str, os.PathLike)) else None, str):
         raise TypeError(f"{what}: expected a str or os.PathLike file name, got {type(path).__name__} {path!r}")
     return Path(name).expanduser()
-
-
-_UNKNOWN = "<the architecture's default, unknown>"
 
 
 class ChecksumError(ValueError):
@@ -96,23 +91,29 @@ def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | N
     if not path.is_file():
         raise FileNotFoundError(f"{what}: weight file {str(path)!r} is missing{hint}")
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise ChecksumError(
-            f"{what}: sha256 of {path.name} is {digest[:16]}..., the manifest expects {sha256[:16]}...; the file is "
-            "corrupted or was replaced, so it is not loaded"
-        )
-    if pickles and path.suffix != ".safetensors":
-        return _unpickle(data, path, what)
+    if sha256 is not None and (digest := hashlib.sha256(data).hexdigest()) != sha256:
+        raise ChecksumError(f"{what}: sha256 of {path.name} is {digest[:16]}..., the manifest expects {sha256[:16]}...; the file is "
+                            "corrupted or was replaced, so it is not loaded")
     # where pickles are refused, safetensors is the only weight file there is
-    return _parse_safetensors(data, path, what, "a safetensors file" if pickles else "a safetensors weight file")
+    tensors, meta = _unpickle(data, path, what) if pickles and path.suffix != ".safetensors" else \
+        _parse_safetensors(data, path, what, "a safetensors file" if pickles else "a safetensors weight file")
+    check_finite(tensors, what, repr(str(path)))
+    return tensors, meta
+
+
+def check_finite(tensors: dict[str, Tensor], what: str, where: str) -> None:
+    """A ValueError naming ``what``, ``where`` and each tensor that holds NaN or Inf: no network computes with such weights,
+    and loaded they were blamed on the data (a NaN code reads as a site that mixes samples), or on nothing at all."""
+    bad = [f"{k}: {n} of {v.numel()}" for k, v in tensors.items() if isinstance(v, Tensor) and _kind(v) in ("complex", "floating-point") and (n := int((~torch.isfinite(v)).sum()))]
+    if bad:
+        raise ValueError(f"{what}: {where} holds NaN or Inf in {len(bad)} tensor{'s' * (len(bad) > 1)} (first: {bad[:3]}); "
+                         "they are no weights to compute with: restore the file, or re-export it from a network without them")
 
 
 def _parse_safetensors(data: bytes, path: Path, what: str, kind: str) -> tuple[dict[str, Tensor], dict[str, str]]:
     # safetensors' header holds the metadata; parse it from the same bytes that were hashed
     try:
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + n]).get("__metadata__", {}) or {}
+        meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__", {}) or {}
         return load_bytes(data), meta
     except Exception as e:  # safetensors raises its own SafetensorError, json a ValueError, a short header a TypeError
         raise ValueError(f"{what}: expected {kind}, got {str(path)!r}, which is truncated or not one ({type(e).__name__}: {e})") from e
@@ -164,8 +165,7 @@ def read_checkpoint(path: str | os.PathLike, what: str = "ckpt_path") -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # EOFError (empty), RuntimeError (truncated zip), UnpicklingError (code, foreign objects)
-        first = (str(e).splitlines() or [""])[0]
-        first = "" if first.startswith("Weights only load failed") else f": {first}"  # not torch's advice to unpickle
+        first = "" if (first := (str(e).splitlines() or [""])[0]).startswith("Weights only load failed") else f": {first}"  # not torch's advice to unpickle
         raise ValueError(f"{what}: {str(path)!r} is not a readable checkpoint: empty, truncated, or not one that "
                          f"holds only tensors and plain values ({type(e).__name__}{first})") from e
     if not isinstance(obj, dict) or "state_dict" not in obj:
@@ -177,6 +177,7 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
     """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes (and ``then()``,
     a further check of the file, passes: a head built to compare is taken down after either refusal)."""
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
+    kinds = {k: (v.dtype, _kind(v)) for k, v in tensors.items() if isinstance(v, Tensor)}  # load_state_dict casts them unasked
     # a NeuroView-CNN whose sites are found on its first batch (the model, or each member of an ensemble): its head
     # is built as wide as the file's to compare, and taken down again where the file does not fit (a head another
     # network's file built stayed, and the first batch then blamed the weights)
@@ -187,7 +188,7 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
             m.build_head(got[key][1])
             built.append(m)
     try:
-        _compare(model, got, what)
+        _compare(model, got, what, kinds)
         if then is not None:
             then()
     except Exception:  # also a TypeError of arch_kwargs found by the check of the file
@@ -196,19 +197,21 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
         raise
 
 
-def _compare(model: nn.Module, got: dict[str, tuple], what: str) -> None:
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(want) - set(got))
-    unexpected = sorted(set(got) - set(want))
+_kind = lambda t: "complex" if t.is_complex() else "floating-point" if t.is_floating_point() else "bool" if t.dtype == torch.bool else "integer"  # noqa: E731 - what load_state_dict casts between unasked
+
+
+def _compare(model: nn.Module, got: dict[str, tuple], what: str, kinds: dict[str, tuple] | None = None) -> None:
+    """Names and shapes; and the kind of number of ``kinds`` (``{name: (dtype, kind)}``): an int32 weight was cast, computed with."""
+    mine = model.state_dict()
+    want, kinds = {k: tuple(v.shape) for k, v in mine.items()}, kinds or {}
+    missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     shapes = [f"{k}: file {got[k]}, model {want[k]}" for k in sorted(set(want) & set(got)) if want[k] != got[k]]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} tensors missing from the file (first: {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors in the file (first: {unexpected[:3]})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (first: {shapes[:3]})")
+    types = [f"{k}: file {kinds[k][0]}, model {mine[k].dtype}" for k in sorted(set(want) & set(kinds)) if kinds[k][1] != _kind(mine[k])]
+    parts = [f"{len(missing)} tensors missing from the file (first: {missing[:3]})"] * bool(missing) + \
+        [f"{len(unexpected)} unexpected tensors in the file (first: {unexpected[:3]})"] * bool(unexpected) + \
+        [f"{len(shapes)} shape mismatches (first: {shapes[:3]})"] * bool(shapes) + \
+        [f"{len(types)} tensors of another kind of number (first: {types[:3]})"] * bool(types)
+    if parts:
         raise ArchitectureError(f"{what}: the weights do not fit a {type(model).__name__}: " + "; ".join(parts))
 
 
@@ -314,13 +317,12 @@ def _plain(v: Any) -> Any:
 
 def saved_arch_kwargs(meta: dict[str, str], path: str | os.PathLike, what: str) -> dict | None:
     """The builder arguments a safetensors file's metadata records (``neuroview.arch_kwargs``); None where it records none."""
-    raw = meta.get("neuroview.arch_kwargs")
-    if raw is None:
+    if (raw := meta.get("neuroview.arch_kwargs")) is None:
         return None
     try:
         kwargs = json.loads(raw)
-    except ValueError as e:
-        kwargs = e
+    except ValueError:
+        kwargs = None
     if not isinstance(kwargs, dict):
         raise ValueError(f"{what}: expected a JSON object of builder arguments in the metadata neuroview.arch_kwargs "
                          f"of {str(path)!r}, got {raw[:80]!r}")
@@ -331,9 +333,8 @@ def arch_clash(saved: dict, other: dict, defaults: dict, keys: Any = None) -> di
     """``{argument: (saved value, other value)}`` where two sets of builder arguments build different networks:
     a key absent on one side stands for ``defaults``' value (``_UNKNOWN`` where there is none);
     ``keys``: only these; arguments of speed only (``batched``, ``stop_early``) are not compared."""
-    keys = sorted((set(saved) | set(other)) if keys is None else set(keys))
     out = {}
-    for k in keys:
+    for k in sorted((set(saved) | set(other)) if keys is None else set(keys)):
         if k in _NOT_COMPUTED:
             continue
         a, b = (_plain(d[k]) if k in d else _plain(defaults.get(k, _UNKNOWN)) for d in (saved, other))

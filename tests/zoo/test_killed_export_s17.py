@@ -41,7 +41,7 @@ CHILD = textwrap.dedent("""
     torch.manual_seed(seed)
     net = nv.create_model("small_cnn", widths=[8]).eval()
     zoo.save_pretrained(net, "small_cnn." + tag, architecture="small_cnn", arch_kwargs={"widths": [8]},
-                        dataset={"name": "none"}, recipe=None, seed=seed, metrics={}, root=root)
+                        dataset={"name": "none"}, recipe=None, seed=seed, metrics={}, root=root, overwrite=True)
     print("saved", flush=True)
 """)
 
@@ -51,9 +51,9 @@ def _net(seed: int):
     return nv.create_model("small_cnn", **KW).eval()
 
 
-def _save(net, name, root):
+def _save(net, name, root, overwrite=False):
     return zoo.save_pretrained(net, name, architecture="small_cnn", arch_kwargs=KW, dataset={"name": "none"},
-                               recipe=None, seed=0, metrics={}, root=root)
+                               recipe=None, seed=0, metrics={}, root=root, overwrite=overwrite)
 
 
 def _child(root, tag, seed, where, **kw):
@@ -93,7 +93,7 @@ def test_a_killed_export_keeps_the_manifest_and_the_next_export_works(tmp_path, 
     assert sorted(os.listdir(root)) == [".manifest.lock", "manifest.json", "small_cnn.a.safetensors",
                                         "small_cnn.b.safetensors"]  # nothing of the killed run left
     new = _net(7)
-    _save(new, f"small_cnn.{tag}", root)  # before: "no entry: an orphan" (its weight file beside no manifest)
+    _save(new, f"small_cnn.{tag}", root, overwrite=True)  # before: "no entry: an orphan" (its weight file beside no manifest)
     with torch.no_grad():
         want[f"small_cnn.{tag}"] = new(x)
     _check_whole(root, x, want)

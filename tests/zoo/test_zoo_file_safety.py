@@ -28,9 +28,9 @@ def _net(seed: int):
     return nv.create_model("small_cnn", **KW).eval()
 
 
-def _save(net, name, root):
+def _save(net, name, root, overwrite=False):
     return zoo.save_pretrained(net, name, architecture="small_cnn", arch_kwargs=KW, dataset={"name": "none"},
-                               recipe=None, seed=0, metrics={}, root=root)
+                               recipe=None, seed=0, metrics={}, root=root, overwrite=overwrite)
 
 
 def _files(root) -> set[str]:
@@ -58,7 +58,7 @@ def test_an_interrupted_export_keeps_the_entry_it_was_replacing(tmp_path, monkey
         want = old(x)
     _interrupt_manifest_writes(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        _save(_net(1), "small_cnn.x", tmp_path)
+        _save(_net(1), "small_cnn.x", tmp_path, overwrite=True)
     monkeypatch.undo()
     with torch.no_grad():
         got = zoo.load_pretrained("small_cnn.x", root=tmp_path)(x)  # was a ChecksumError: the old weights were gone
@@ -131,7 +131,7 @@ def test_an_export_never_replaces_a_file_no_entry_lists(tmp_path):
         _save(_net(0), "small_cnn.b", tmp_path)
     assert (tmp_path / "small_cnn.b.safetensors").read_bytes() == b"someone's weights"
     _save(_net(0), "small_cnn.c", tmp_path)  # the entry's own file, replaced again: as before
-    _save(_net(1), "small_cnn.c", tmp_path)
+    _save(_net(1), "small_cnn.c", tmp_path, overwrite=True)
     assert zoo.list_pretrained(root=tmp_path) == ["small_cnn.c"]
 
 
