@@ -1,9 +1,9 @@
 """Writing files so that a crash never leaves half of one where a good one was.
 
-The one place that writes through a temporary and a rename: :func:`atomic_write` for a file, :func:`atomic_write_all`
-for files that belong together, :func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for a file a
-new one will take the place of. Everything else writes through these; :func:`safetensors_bytes` lays a tensor file
-out the same way every time.
+The one place that writes through a temporary and a rename (everything else writes through it): :func:`atomic_write`
+for a file, :func:`atomic_write_all` for files of one folder that belong together, :func:`staged_dir` for a folder of
+them (a report), :func:`keep_aside` for a file a new one will take the place of; :func:`safetensors_bytes` lays a
+tensor file out the same way every time.
 
 A process killed (SIGKILL, SIGTERM: no handler runs) in one of these leaves what the next call finishes or undoes:
 :func:`atomic_write_all` a journal beside its last file (:func:`recover`), :func:`staged_dir` temporary folders named
@@ -27,6 +27,10 @@ from typing import Iterator
 
 MOVES = ".neuroview-moves.json"  # in a set-aside folder: which names a staged folder's move puts in place
 NAME = re.compile(rf"(?!\.\.?\Z)[^\0{re.escape(os.sep + (os.altsep or ''))}]+")  # a file's, in a folder (not . or ..)
+
+
+class Received(ValueError):
+    """A crash-recovery record that names anything but its folder's files, or a link: one a copied folder brought."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -64,17 +68,17 @@ def atomic_write_all(files: dict[Path, bytes]) -> None:
     (:func:`atomic_write`), the last one last, then the links removed. A journal beside the last file
     (``.<name>.neuroview-journal``) lists all this first. On an error the call undoes itself and leaves nothing;
     a kill leaves the journal, for the next call or :func:`recover` to finish (the last file in place) or undo.
-    The last file must name (by checksum) what the others hold, as a sidecar or a manifest does."""
-    files = {Path(p): data for p, data in files.items()}
-    last = list(files)[-1]
+    The last file must name (by checksum) what the others hold, as a sidecar or a manifest does; all in one folder."""
+    last = list(files := {Path(p): data for p, data in files.items()})[-1]
+    if away := [str(p) for p in files if os.path.abspath(p.parent) != os.path.abspath(last.parent)]:  # before any write
+        raise ValueError(f"files: expected files of one folder, the last one's ({str(last.parent)!r}), got {away}")
     last.parent.mkdir(parents=True, exist_ok=True)
     recover(last)
     token = secrets.token_hex(4)
     kept = {p: p.with_name(f".{p.name}.{token}.old") for p in list(files)[:-1] if os.path.lexists(p)}
-    rel = lambda p: os.path.relpath(p, last.parent)  # noqa: E731 - the folder may move: names relative to it
-    record = {"owner": _owner(), "files": [[rel(p), hashlib.sha256(d).hexdigest(), rel(kept[p]) if p in kept else None,
+    record = {"owner": _owner(), "files": [[p.name, hashlib.sha256(d).hexdigest(), kept[p].name if p in kept else None,
                                             os.path.lexists(p)] for p, d in files.items()]}
-    fd = _start_journal(journal := _journal(last), record)
+    fd = _start_journal(journal := last.with_name(f".{last.name}.neuroview-journal"), record)
     try:
         for p, k in kept.items():
             _keep(p, k)
@@ -97,8 +101,7 @@ def _start_journal(journal: Path, record: dict) -> int:
     """Write ``record`` as the journal; its descriptor, returned, holds its lock until the write ends. The lock, not
     the pid named, tells that the writer runs: a pid is used again, is another pid namespace's or host's, or this
     process's (another thread). An empty placeholder claims the name, then the whole, locked file replaces it."""
-    fd, tmp = tempfile.mkstemp(dir=journal.parent, prefix=f"{journal.name}.", suffix=".tmp")
-    made = False  # the placeholder
+    (fd, tmp), made = tempfile.mkstemp(dir=journal.parent, prefix=f"{journal.name}.", suffix=".tmp"), False
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # readable as a file opened "x" would be: another user's reader checks it
         record["locked"] = _lock(fd) is True
@@ -106,7 +109,7 @@ def _start_journal(journal: Path, record: dict) -> int:
             f.write(json.dumps(record).encode())
         os.fsync(fd)
         os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        made = True
+        made = True  # the placeholder
         os.rename(tmp, journal)
     except BaseException:
         os.close(fd)
@@ -149,7 +152,7 @@ def recover(last: Path, busy_ok: bool = False) -> None:
     links and temporary files removed. Where its writer still runs (it holds the journal's lock; without locks, its
     pid says): nothing, with ``busy_ok`` (a reader: the last file is whole, old or new), else a FileExistsError
     naming it. Only the holder of that lock settles a journal: two calls never undo each other's work."""
-    journal = _journal(Path(last))
+    journal = (last := Path(last)).with_name(f".{last.name}.neuroview-journal")
     try:
         fd = os.open(journal, os.O_RDWR if os.access(journal, os.W_OK) else os.O_RDONLY)  # NFS locks need write
     except FileNotFoundError:
@@ -159,6 +162,10 @@ def recover(last: Path, busy_ok: bool = False) -> None:
         with contextlib.suppress(ValueError, TypeError, RecursionError):  # None: cut short as it was written
             record = json.loads(os.pread(fd, 1 << 24, 0))
         record = record if isinstance(record, dict) and {"owner", "files"} <= set(record) else None
+        names = [n for f in (record or {}).get("files", ()) for n in ((f[0], f[2]) if f[2] else (f[0],))]
+        if bad := [n for n in names if not (isinstance(n, str) and NAME.fullmatch(n))]:  # came with a copied folder
+            raise Received(f"folder {str(journal.parent)!r}: {journal.name}, the journal of a killed write, names files"
+                           f" outside it: {bad!s:.300}; nothing was changed (it came with a copied folder? delete it)")
         if got is False and not busy_ok and record is not None and not _alive(record["owner"]):
             got = _lock(fd, block=True)  # its writer is gone: another call is settling it; wait for that one
         if got is not False and (record is None or not _same_file(fd, journal)):  # settled meanwhile: not ours
@@ -171,7 +178,7 @@ def recover(last: Path, busy_ok: bool = False) -> None:
             raise FileExistsError(f"{last}: process {(record or {}).get('owner', '?').split('-')[0]} is writing it now "
                                   f"(journal {journal}); try again when it ends, or delete {journal.name} if no such "
                                   "process runs")
-        _settle(journal, record, done=_sha256(Path(last)) == record["files"][-1][1])  # its own name: never another
+        _settle(journal, record, done=_sha256(last) == record["files"][-1][1])  # its own name: never another
     finally:
         os.close(fd)
 
@@ -187,12 +194,8 @@ def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
 def _settle(journal: Path, record: dict, done: bool) -> None:
     """The end of an :func:`atomic_write_all`: ``done``, the links to the earlier files go; else they are put back
     (a file that had none removed; one never replaced, still the kept file itself, left as it is); then the
-    temporary files of its names and the journal go; first, a ValueError where it names a file elsewhere."""
+    temporary files of its names and the journal go (its names checked by :func:`recover` where read from disk)."""
     root = journal.parent
-    bad = [n for f in record["files"] for n in (f[0], f[2] or f[0]) if not (isinstance(n, str) and NAME.fullmatch(n))]
-    if bad:  # a journal copied along with its folder (a tarball, cp -r): nothing of it is done
-        raise ValueError(f"folder {str(root)!r}: {journal.name}, the journal of a killed write, names files outside "
-                         f"it: {bad!s:.300}; nothing was changed (it came with a copied folder? delete it)")
     for name, _sha, kept, existed in record["files"][:-1]:
         if not done and kept and os.path.lexists(root / kept) and not _same_file(None, root / name, root / kept):
             with contextlib.suppress(FileNotFoundError):  # another recovery of the same journal got there first
@@ -205,10 +208,6 @@ def _settle(journal: Path, record: dict, done: bool) -> None:
         for tmp in glob.glob(glob.escape(str(p.parent / f".{p.name}.")) + "*.tmp"):
             Path(tmp).unlink(missing_ok=True)
     journal.unlink(missing_ok=True)
-
-
-def _journal(last: Path) -> Path:
-    return last.with_name(f".{last.name}.neuroview-journal")
 
 
 def _sha256(path: Path) -> str | None:
@@ -292,10 +291,8 @@ def staged_dir(path: Path) -> Iterator[Path]:
 def _home(path: Path) -> Path:
     """Where a staged folder for the existing folder ``path`` is made: beside it, so that nothing of a killed
     run shows inside it, unless renames from there cannot reach it (another file system) or it is not writable."""
-    parent = path.parent
-    if parent != path and os.access(parent, os.W_OK | os.X_OK) and os.stat(parent).st_dev == os.stat(path).st_dev:
-        return parent
-    return path
+    ok = (parent := path.parent) != path and os.access(parent, os.W_OK | os.X_OK)
+    return parent if ok and os.stat(parent).st_dev == os.stat(path).st_dev else path
 
 
 def _prefix(path: Path, home: Path, kind: str) -> str:
@@ -312,6 +309,9 @@ def recover_dir(path: Path) -> None:
         if home.is_dir():
             pattern = re.compile(re.escape(prefix) + r"\.neuroview-(stage|old)\.(?:(\d+-\d+-[0-9a-f]{8})\.)?[^/]+\.tmp")
             found += [(home / n, m[1], m[2]) for n in os.listdir(home) if (m := pattern.fullmatch(n))]
+    if links := [str(f) for f, *_ in found if os.path.realpath(f) != str(f)]:  # neuroview makes none: a copied folder's
+        raise Received(f"folder {str(path)!r}: expected a killed write's temporary folders to be folders, got links "
+                       f"{links}; nothing was moved (came with a copied folder? delete them)")
     for folder, kind, owner in sorted(found, key=lambda f: f[1] != "old"):  # the moves undone first
         if _alive(owner) or not folder.is_dir():
             continue
@@ -362,12 +362,13 @@ def _move_in(new: Path, path: Path, home: Path) -> None:
 
 
 def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> None:
-    """Undo :func:`_move_in`'s moves of ``names`` from ``new`` into ``path``: each one moved in already taken out
-    (back into ``new``; removed where there is none), each namesake in ``old`` put back; names elsewhere: refused."""
-    if not all(isinstance(n, str) and NAME.fullmatch(n) for n in names) or new is not None and (
-            new.parent != old.parent or ".neuroview-stage." not in new.name):  # a moves list copied along with ``path``
-        raise ValueError(f"folder {str(path)!r}: {old.name}, left by a killed write, names files outside it: "
-                         f"{names!s:.300}, staged in {new}; nothing was moved (came with a copied folder? delete it)")
+    """Undo :func:`_move_in`'s moves of ``names`` from ``new`` into ``path``: each one moved in taken out (back into
+    ``new``; removed where there is none), each namesake in ``old`` put back; a name or ``new`` elsewhere: refused."""
+    bad = [n for n in names if not (isinstance(n, str) and NAME.fullmatch(n))]  # a moves list a copied folder brought
+    if bad or new is not None and (new.parent != old.parent or ".neuroview-stage." not in new.name or new.is_symlink()):
+        raise Received(f"folder {str(path)!r}: the set-aside folder {str(old)!r}, left by a killed write, names " + (
+            f"files outside it: {bad!s:.300}" if bad else f"as its staging folder {str(new)!r}, which is no "
+            ".neuroview-stage.*.tmp folder beside it") + "; nothing was moved (came with a copied folder? delete it)")
     for name in reversed(names):
         if os.path.lexists(path / name) and (os.path.lexists(old / name) or new is None or not os.path.lexists(new / name)):
             if new is not None and new.is_dir():
@@ -395,6 +396,5 @@ def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     header = json.loads(data[8:8 + n])
     meta = header.pop("__metadata__", None)
     ordered = {**({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}), **dict(sorted(header.items()))}
-    text = json.dumps(ordered, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
+    text = (t := json.dumps(ordered, separators=(",", ":")).encode()).ljust(len(t) + -len(t) % 8)  # spaces
     return b"".join((len(text).to_bytes(8, "little"), text, memoryview(data)[8 + n:]))  # no copy of the tensors' part

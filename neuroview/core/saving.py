@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .._io import atomic_write_all, recover, safetensors_bytes
+from .._io import Received, atomic_write_all, recover, safetensors_bytes
 
 FORMAT = "neuroview.explanation"
 #: 2: the dense contributions are no longer stored when codes and weight are (version 1 files still load);
@@ -72,10 +72,10 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
 
 def _recover(meta_path: Path) -> None:
     """``recover`` of what a killed save of the pair left; a journal that came with a copied folder and names files
-    outside it is refused (nothing done), naming the argument."""
+    outside it is refused (nothing done), naming the argument; any other error is left as it is."""
     try:
         recover(meta_path)
-    except ValueError as e:
+    except Received as e:
         raise ValueError(f"path: {e}") from None
 
 

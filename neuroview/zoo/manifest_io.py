@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from .._io import recover
+from .._io import Received, recover
 from .files import MANIFEST
 
 FORMAT = 1
@@ -39,7 +39,7 @@ def locked(root: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX)
         except ImportError:
             pass
-        recover(root / MANIFEST)  # an export killed on the way (no lock held now: its process is gone)
+        _recover(root / MANIFEST)  # an export killed on the way (no lock held now: its process is gone)
         yield
 
 
@@ -48,10 +48,7 @@ def read_document(path: Path) -> dict:
     no neuroview manifest is a ValueError that says so. An export killed on the way is undone or finished first
     (where its process still runs, nothing: the manifest is whole, old or new); a journal copied along with the folder
     that names files outside it is refused, nothing done."""
-    try:
-        recover(Path(path), busy_ok=True)
-    except ValueError as e:
-        raise ValueError(f"root: {e}") from None
+    _recover(Path(path), busy_ok=True)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -69,7 +66,7 @@ def foreign_file(root: Path, name: str, file: str, entries: dict, arg: str = "na
     ``name``'s own: another entry's weights (a manifest edited by hand), or a file no entry lists; else None.
     ``arg`` is the argument the message starts with (the caller's: ``name``, ``out``). The weight file of a killed
     first export (no manifest yet) is removed first, not called an orphan."""
-    recover(Path(root) / MANIFEST, busy_ok=True)
+    _recover(Path(root) / MANIFEST, busy_ok=True)
     path = Path(root) / file
     if not path.exists():
         return None
@@ -85,3 +82,12 @@ def foreign_file(root: Path, name: str, file: str, entries: dict, arg: str = "na
                 f"{root / MANIFEST} lists (no entry: an orphan); move it away or delete it if it is not needed, "
                 "or pick another name")
     return None
+
+
+def _recover(manifest: Path, busy_ok: bool = False) -> None:
+    """``recover`` of what a killed export into the zoo left; a journal that came with a copied folder (it names files
+    outside it) is refused naming ``root``; any other error is left as it is."""
+    try:
+        recover(manifest, busy_ok=busy_ok)
+    except Received as e:
+        raise ValueError(f"root: {e}") from None

@@ -242,3 +242,131 @@ def test_a_moves_list_of_the_folder_s_own_files_is_still_undone(tmp_path):
     _io.recover_dir(rep)
     assert sorted(os.listdir(rep)) == ["index.html", "my_own.txt"]
     assert (rep / "index.html").read_text() == "the earlier one"
+
+
+# ------------------------------------------------------------------ review R1 of 78ad981: what still escaped
+def _user_folder(tmp_path, name, files):
+    """A folder of the user's beside the received one, holding ``files`` ({name: text})."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for n, text in files.items():
+        (folder / n).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["inside", "beside"])
+@pytest.mark.parametrize("moves", [None, ["thesis.tex"]])
+def test_a_set_aside_folder_that_is_a_link_is_refused_before_anything_moves(tmp_path, where, moves):
+    """R1 r2: ``D/.neuroview-old.x.tmp -> ../Documents`` (no moves list: read as an earlier neuroview's leftover) moved
+    every file of the user's Documents into the received folder, unlinking the sender's namesakes first."""
+    docs = _user_folder(tmp_path, "Documents", {"thesis.tex": "three years\n", "paper.docx": "my paper\n"})
+    if moves is not None:
+        (docs / _io.MOVES).write_text(json.dumps({"stage": ".neuroview-stage.x.tmp", "names": moves}))
+    rep = _user_folder(tmp_path, "rep", {"index.html": "<html>sent</html>", "paper.docx": "the sender's\n"})
+    link = rep / ".neuroview-old.x.tmp" if where == "inside" else tmp_path / ".rep.neuroview-old.x.tmp"
+    os.symlink(os.path.relpath(docs, link.parent), link)
+    before = _tree(tmp_path)
+    for call in (lambda: _io.recover_dir(rep), lambda: _io.staged_dir(rep).__enter__()):
+        with pytest.raises(ValueError) as caught:
+            call()
+        msg = str(caught.value)
+        assert isinstance(caught.value, _io.Received)
+        assert repr(str(rep)) in msg and "links" in msg and str(link) in msg and "nothing was moved" in msg, msg
+        assert _tree(tmp_path) == before
+    assert sorted(os.listdir(docs)) == sorted(["thesis.tex", "paper.docx"] + ([_io.MOVES] if moves else []))
+    assert (docs / "thesis.tex").read_text() == "three years\n"
+
+
+@pytest.mark.parametrize("stage_name", [".neuroview-stage.x.tmp", "sent.neuroview-stage.link"])
+def test_a_staging_folder_that_is_a_link_is_refused_before_anything_moves(tmp_path, stage_name):
+    """R1 r1: ``D/.neuroview-stage.x.tmp -> ../home_ssh`` beside a real set-aside folder whose moves list names
+    ``authorized_keys``: the user's ``authorized_keys`` outside D was replaced with the sender's. The second name is
+    no leftover recover_dir looks for (no ``.tmp``): only the moves list names it."""
+    ssh = _user_folder(tmp_path, "home_ssh", {"authorized_keys": "ssh-ed25519 MINE\n"})
+    rep = _user_folder(tmp_path, "rep", {"index.html": "<html>sent</html>", "authorized_keys": "ssh-ed25519 SENT\n"})
+    os.symlink("../home_ssh", rep / stage_name)
+    old = rep / ".neuroview-old.x.tmp"
+    old.mkdir()
+    (old / "authorized_keys").write_text("ssh-ed25519 ATTACKER\n")
+    (old / _io.MOVES).write_text(json.dumps({"stage": stage_name, "names": ["authorized_keys"]}))
+    before = _tree(tmp_path)
+    for call in (lambda: _io.recover_dir(rep), lambda: _io.staged_dir(rep).__enter__()):
+        with pytest.raises(_io.Received) as caught:
+            call()
+        msg = str(caught.value)
+        assert str(rep / stage_name) in msg and "nothing was moved" in msg, msg
+        assert "names files outside it" not in msg, msg  # its names are the folder's own: the stage is what is wrong
+        assert _tree(tmp_path) == before
+    assert (ssh / "authorized_keys").read_text() == "ssh-ed25519 MINE\n"
+
+
+def test_atomic_write_all_of_files_in_two_folders_is_refused_before_writing(tmp_path):
+    """R1 r3: a write of ``weights/a.bin`` and ``manifest.json`` wrote both, then raised the received-folder
+    message ('the journal of a killed write') and left its journal, which every later read then refused."""
+    files = {tmp_path / "weights" / "a.bin": b"weights", tmp_path / "manifest.json": b"{}"}
+    with pytest.raises(ValueError) as caught:
+        _io.atomic_write_all(files)
+    msg = str(caught.value)
+    assert msg.startswith("files: expected files of one folder") and str(tmp_path / "weights" / "a.bin") in msg, msg
+    assert not isinstance(caught.value, _io.Received)
+    assert _tree(tmp_path) == {}  # nothing written, no journal, no folder made
+    _io.recover(tmp_path / "manifest.json")  # nothing left to refuse
+
+
+def test_atomic_write_all_of_one_folder_named_two_ways_writes_and_leaves_no_journal(tmp_path, monkeypatch):
+    """The writer's own journal is not checked as a received one: a relative and an absolute name of one folder write
+    the pair, with nothing left beside it (the earlier file replaced, its kept link gone)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.bin").write_bytes(b"old")
+    _io.atomic_write_all({"a.bin": b"new", tmp_path / "m.json": b"{}"})
+    assert _tree(tmp_path) == {"a.bin": b"new", "m.json": b"{}"}
+
+
+def test_a_journal_refusal_names_each_file_once(tmp_path):
+    """R1 r4: a row without a kept file was listed twice (``['../results.txt', '../results.txt', '../notes.txt']``)."""
+    zoo = _received_zoo(tmp_path, [["../results.txt", "0" * 64, None, False],
+                                   ["../notes.txt", "0" * 64, "payload.txt", True]])
+    with pytest.raises(_io.Received) as caught:
+        _io.recover(zoo / "manifest.json")
+    assert "names files outside it: ['../results.txt', '../notes.txt'];" in str(caught.value), str(caught.value)
+
+
+def test_a_moves_list_staged_elsewhere_is_named_as_its_staging_folder_with_the_full_path(tmp_path):
+    """R1 r5 (a): names that are the folder's own but a stage ``../elsewhere`` read 'names files outside it:
+    ['index.html']'; r4: a set-aside folder beside the report was named by its bare name after the report's path."""
+    rep, old = _received_report(tmp_path, {"stage": "../elsewhere", "names": ["index.html"]}, where="beside")
+    with pytest.raises(_io.Received) as caught:
+        _io.recover_dir(rep)
+    msg = str(caught.value)
+    assert f"the set-aside folder {str(old)!r}" in msg, msg  # beside rep, not in it: its own full path
+    assert f"staging folder {str(rep.parent / '../elsewhere')!r}" in msg and "files outside it" not in msg, msg
+
+
+def test_only_the_received_record_refusal_is_named_after_the_argument(tmp_path, monkeypatch):
+    """R1 r5 (b): every ValueError of recover was given a ``root: `` / ``path: `` prefix, naming nothing; only the
+    refusal of a received record is (its message names the folder), any other error passes as it was raised."""
+    from neuroview.core import saving
+    from neuroview.zoo import manifest_io
+
+    zoo = _received_zoo(tmp_path, [])
+    (zoo / ".manifest.json.neuroview-journal").unlink()
+
+    def other(*a, **k):
+        raise ValueError("some other fault")
+
+    for module in (manifest_io, saving):
+        monkeypatch.setattr(module, "recover", other)
+    with pytest.raises(ValueError, match=r"^some other fault$"):
+        list_pretrained(root=zoo)
+    with pytest.raises(ValueError, match=r"^some other fault$"):
+        nv.Explanation.load(tmp_path / "e")
+
+    def received(*a, **k):
+        raise _io.Received("folder 'x': sent")
+
+    for module in (manifest_io, saving):
+        monkeypatch.setattr(module, "recover", received)
+    with pytest.raises(ValueError, match=r"^root: folder 'x': sent$"):
+        list_pretrained(root=zoo)
+    with pytest.raises(ValueError, match=r"^path: folder 'x': sent$"):
+        nv.Explanation.load(tmp_path / "e")
