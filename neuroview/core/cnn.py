@@ -24,13 +24,13 @@ from ._utils import describe, explaining, extension, factory, own_rng, positive_
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import FLOOR, CodeNorm, adopt_norm, constant_features, decide, fold, folded_logits, head_dtype, load_fits
+from .head import FLOOR, CodeNorm, adopt_norm, constant_features, decide, fold, folded_logits, head_dtype, load_fits, refuse_single
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
 from . import load_checks, settings
 from .reach import freeze_unreached, hold, module_names, thaw
-from .paths import PathRecorder, note_running, run, watch_hooks
+from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
 from .sites import Site
 from .state import snapshot
@@ -68,14 +68,15 @@ class NeuroViewCNN(Guarded):
             At eval it is folded into the classifier, so the decision stays exactly linear.
         norm_floor: that normalization's variance floor, relative to the mean variance (``CodeNorm``'s
             ``floor``); 0 rebuilds a checkpoint trained before the floor existed as it was trained.
-        example_input: a real batch ``[B, C, *spatial]`` to find the sites on now. Without it
-            (and without ``input_shape``) the sites and the classifier are found on the first
-            batch the network sees, as PyTorch's lazy modules do: run one batch before building
-            the optimizer (the Lightning module does so in ``setup``).
+        example_input: a real batch ``[B, C, *spatial]`` to find the sites on now. Without it (and without
+            ``input_shape``) the sites and the classifier are found on the first batch the network sees, as PyTorch's
+            lazy modules do: run one batch before building the optimizer (the Lightning module does so in ``setup``).
+            Finding them runs the backbone 3 more times, on 2- and 3-sample slices, with every hook on it (yours too).
         input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a random (seeded) input.
         unit_axis: per site (or module) name, where its units lie in the pre-activation: ``1``
             (channels first) or ``-1`` (channels last, tokens). Found automatically otherwise.
-        stop_early: stop the backbone's forward pass after the last site (its own head never computed).
+        stop_early: stop the backbone's forward pass after the last site (its own head never computed); it runs
+            whole where the stop would skip forward hooks (on ``backbone``, say: :func:`~neuroview.core.hooks.must_finish`).
     """
 
     def __init__(
@@ -190,6 +191,7 @@ class NeuroViewCNN(Guarded):
         if why:
             raise ValueError(why)
         self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])
+        self._input_dtype = x.dtype  # token ids: a float batch's failure is said as x's (neuroview.core.hooks.failed)
         built = self.classifier is None
         try:  # interrupted (an error, Ctrl-C), nothing is found: the next batch finds it all again, the reach too
             if self._installed:
@@ -249,6 +251,9 @@ class NeuroViewCNN(Guarded):
                 if not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):  # unwrapped, or
                     uninstall(self, self.backbone)  # the quantizer set since to or from "none" reads the other side
                     self._install()
+        if self.norm is not None and self.norm.training and self.classifier.training:  # before the backbone moves its
+            refuse_single(x.shape[0])  # BatchNorm statistics for a batch the head then refuses
+        watch_trainable(self)  # training: an unreached parameter made trainable again, named (plain DDP fails on it)
         rec = PathRecorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)
         run(self, x, rec)
         require_all_sites(self, rec.codes)  # a site this batch skipped: named

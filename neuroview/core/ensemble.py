@@ -69,6 +69,7 @@ from .guards import Guarded
 from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
 from .readable import resolve_baseline
+from .refusals import refuse_single_members
 from .rnn_reach import one_warning
 
 __all__ = ["Ensemble", "members_loss"]
@@ -156,6 +157,7 @@ class Ensemble(Guarded):
         """``[B, k * U]``: every member's codes (pooled features, standard members), member after member,
         from one batched pass, or None where the members must run one by one: not ``batched``, something
         else watching their modules, or settings that now differ (:func:`~neuroview.core.batched.current_pass`)."""
+        refuse_single_members(self, x, not eval_mode)  # a training batch of one: before any member runs, batched or not
         if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or watched(list(self.members)):
             return None
         if traced_apart(self):  # the members' own pass names what torch.jit.trace / torch.export cannot take
@@ -338,14 +340,13 @@ class Ensemble(Guarded):
         return self._explanation(code_maps, logits, bias, codes, weight, base, target)
 
     def _batched_eval(self, x: Tensor, maps: bool = False) -> Tensor | None:
-        """:meth:`_batched` as in eval mode (the grouped network's layers in eval mode; the members'
-        own modes untouched), or None: no batched pass, or code maps asked (those come from each
-        member's own pass)."""
+        """:meth:`_batched` as in eval mode (the grouped network's layers in eval mode; the members' own modes untouched),
+        or None: no batched pass, or code maps asked (those come from each member's own pass)."""
         return None if not self.batched or maps else self._batched(x, eval_mode=True)
 
     def _member_explanations(self, x: Tensor, maps: bool, bases: list, feats: Tensor | None = None) -> list[CNNExplanation]:
-        """Each member's own explanation of ``x``: of its part of ``feats`` (the batched pass's codes, in
-        eval mode) where given, else of its own pass."""
+        """Each member's own explanation of ``x``: of its part of ``feats`` (the batched pass's codes, in eval mode)
+        where given, else of its own pass."""
         if feats is None:
             return [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
         return [m._explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, self._split(feats), bases)]
@@ -372,9 +373,7 @@ class Ensemble(Guarded):
     @staticmethod
     def _code_maps(maps: list[dict | None]) -> dict | None:
         """The members' code maps (each one's, by site) under their ensemble names, or None where they have none."""
-        if maps[0] is None:
-            return None
-        return {f"members.{i}.{name}": v for i, m in enumerate(maps) for name, v in m.items()}
+        return None if maps[0] is None else {f"members.{i}.{name}": v for i, m in enumerate(maps) for name, v in m.items()}
 
     def _explanation(self, code_maps, logits, bias, codes, weight, base, target) -> CNNExplanation:
         exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,

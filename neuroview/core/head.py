@@ -151,6 +151,16 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def refuse_single(batch: int) -> None:
+    """A clear error where a training batch of ``batch`` < 2 samples meets the normalization in one process (under
+    DDP the all-reduced count decides). Called before the backbone runs too (``NeuroViewCNN``): refused only after it,
+    the batch had moved the backbone's BatchNorm statistics all the same."""
+    if batch < 2 and not _distributed():
+        raise ValueError(
+            f"x: a training batch of {batch} sample cannot be normalized (batch statistics need 2 or more); "
+            "use a batch size of at least 2 (drop_last=True drops a last batch of 1), or build with normalize=False")
+
+
 def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int | Tensor]:
     """Mean and (biased) variance over the batch, over every DDP rank when there are several.
 
@@ -160,11 +170,7 @@ def _batch_stats(f: Tensor) -> tuple[Tensor, Tensor, int | Tensor]:
     A batch of one sample in one process has no variance: a clear error.
     """
     if not _distributed():
-        if f.shape[0] < 2:
-            raise ValueError(
-                f"x: a training batch of {f.shape[0]} sample cannot be normalized (batch statistics need 2 or more); "
-                "use a batch size of at least 2 (drop_last=True drops a last batch of 1), or build with normalize=False"
-            )
+        refuse_single(f.shape[0])
         var, mean = torch.var_mean(f, dim=0, unbiased=False)
         return mean, var, f.shape[0]
     from torch.distributed.nn.functional import all_reduce  # noqa: PLC0415 - differentiable, only under DDP

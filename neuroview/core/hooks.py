@@ -15,6 +15,7 @@ Imports only torch (and :mod:`.reach` when a backbone is copied).
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from typing import Iterable
@@ -59,12 +60,43 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
             raise
     except RuntimeError as e:  # an error on a batch whose likely cause is x: named, as the first batch's is
         # (neuroview.core.discovery); any other (a user's own RuntimeError, a device's) as it is, for `except RuntimeError`
-        found = getattr(rec.net, "input_shape", None)
-        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or out_of_memory(e) or not blames_x(x, found):
+        found, kind = getattr(rec.net, "input_shape", None), rec.net.__dict__.get("_input_dtype")
+        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or out_of_memory(e) or not blames_x(x, found, kind):
             raise
-        raise ValueError(failed(x, e, found)) from e
+        raise ValueError(failed(x, e, found, kind)) from e
     finally:
         _ACTIVE.recs = outer
+
+
+def must_finish(backbone: nn.Module, stop: str | None) -> bool:
+    """Whether a pass of ``backbone`` must run to its end rather than stop at the module ``stop`` (a dotted name):
+    :class:`StopForward` unwinds through that module and those holding it, so their forward hooks never run, not
+    even ``always_call`` ones (torch runs those on an ``Exception`` only). So the pass runs whole (the backbone's own
+    head too, as with ``stop_early=False``) where one of them has forward hooks other than neuroview's (a user's on
+    ``net.backbone``), or torch's global forward hooks are set (``ModuleTracker``, ``FlopCounterMode``: else their
+    module stack was left holding the modules unwound, and later FLOPs were booked to a layer that never ran).
+
+    An FSDP unit (``FullyShardedDataParallel``) among them is refused by name: the decision never reads its output, on
+    which FSDP hangs its backward hooks, so the first ``backward()`` failed deep inside FSDP whether the pass stopped or
+    not. ``fully_shard``'s own hooks are no reason to run whole: its units train stopped (the loss of one unit around
+    the whole network, measured on 2 processes), and failed run whole."""
+    path, m, names = [backbone], backbone, [""]
+    for part in stop.split(".") if stop else ():
+        m = getattr(m, part, None)  # (an FSDP unit hands the read to the module it wraps)
+        if not isinstance(m, nn.Module):
+            break
+        path.append(m)
+        names.append(f"{names[-1]}.{part}".lstrip("."))
+    for m, name in zip(path, names):
+        if type(m).__name__ == "FullyShardedDataParallel":
+            where = f"net.backbone.{name}" if name else "net.backbone"
+            raise TypeError(f"FSDP: {where} is an FSDP unit, and it holds the module where the decision's pass ends "
+                            f"({stop!r}): the decision never reads that unit's output, on which FSDP runs its backward, "
+                            "so its backward fails; wrap the whole network as one unit, or use an auto_wrap_policy that "
+                            "wraps only modules inside the backbone that do not hold " + repr(stop))
+    return bool(torch.nn.modules.module._global_forward_hooks) or any(
+        not isinstance(h, Hook) and type(getattr(h, "__self__", None)).__name__ != "FSDPState"
+        for m in path for h in m._forward_hooks.values())
 
 
 def out_of_memory(e: BaseException) -> bool:
@@ -73,18 +105,28 @@ def out_of_memory(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e) or "out of memory" in str(e)
 
 
-def blames_x(x: Tensor, found: tuple | None) -> bool:
-    """Whether a failed pass on ``x`` is likely ``x``'s doing: an integer ``x`` (it reaches the backbone as it is), or
-    samples of another shape than ``found``, those the sites were found on. Not a float batch of that shape, whose
-    error (a user's own RuntimeError, a cuDNN status) says nothing of x."""
-    return not (x.is_floating_point() or x.is_complex()) or (found is not None and tuple(x.shape[1:]) != tuple(found))
+def _integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex)
 
 
-def failed(x: Tensor, e: BaseException, found: tuple | None) -> str:
+def blames_x(x: Tensor, found: tuple | None, kind: torch.dtype | None = None) -> bool:
+    """Whether a failed pass on ``x`` is likely ``x``'s doing: an integer ``x`` (it reaches the backbone as it is),
+    samples of another shape than ``found``, those the sites were found on, or a float ``x`` where they were found on
+    integers (``kind``: token ids). Not a float batch of that shape and kind, whose error (a user's own RuntimeError,
+    a cuDNN status) says nothing of x."""
+    return (_integer(x.dtype) or (found is not None and tuple(x.shape[1:]) != tuple(found))
+            or (kind is not None and _integer(kind)))
+
+
+def failed(x: Tensor, e: BaseException, found: tuple | None, kind: torch.dtype | None = None) -> str:
     """The message of a backbone's pass that failed on ``x``, with what may explain it: an integer ``x`` (token ids,
-    uint8 images reach the backbone as they are), samples of another size than those the sites were found on."""
+    uint8 images reach the backbone as they are), a float ``x`` where the sites were found on integers (``kind``),
+    samples of another size than those the sites were found on."""
     why = f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})"
-    if not (x.is_floating_point() or x.is_complex()):
+    if kind is not None and _integer(kind) and not _integer(x.dtype):
+        why += (f"; expected integer token ids (x of {kind}, which the sites were found on), got {x.dtype}: pass "
+                f"x.long() (or x.to({kind}))")
+    elif _integer(x.dtype):
         why += f"; x is {x.dtype}, which reaches the backbone as it is: convert x (x.float()) if it reads floats"
     if found is not None and tuple(x.shape[1:]) != tuple(found):
         why += f"; its samples are of shape {tuple(x.shape[1:])}, the sites were found on {tuple(found)}"
@@ -139,15 +181,27 @@ def _unpickled(pre: bool, frozen: list) -> Hook:
 class CodesHooks:
     """A network's ``_codes_hook`` (``(codes, maps) -> (codes, maps)`` after each pass's capture) made of hooks that
     threads :meth:`enter`: each acts on the passes of the thread that entered it only (one thread's ablation is not
-    another's explain), after the hook found there. Threads leave in any order; the last one puts that hook back."""
+    another's explain), after the hook found there. Threads leave in any order; the last one puts that hook back, on
+    the network and on each copy of it made meanwhile (its own copy of that hook), so a copy keeps no empty holder
+    (which an ensemble's batched pass reads as something watching its member: :func:`~neuroview.core.batched.watched`)."""
 
     _lock = threading.Lock()
 
-    def __init__(self, previous):
-        self.previous, self.entered = previous, ()
+    def __init__(self, previous, owner: nn.Module | None = None):
+        self.previous, self.entered, self.copies = previous, (), []
+        self.owner = None if owner is None else weakref.ref(owner)
 
-    def __deepcopy__(self, memo) -> CodesHooks:
-        return self  # shared by a copy, as the ablation's functions on the backbone are (a thread-local has no copy)
+    def __deepcopy__(self, memo):
+        if not self.entered:  # everyone left: what it held
+            return copy.deepcopy(self.previous, memo)
+        # shared by a copy while entered, as the ablation's hooks on the backbone are (a thread-local has no copy); the
+        # copy of its network (in the memo) is recorded, to get its own copy of the hook before when the last one leaves
+        owner = self.owner() if self.owner is not None else None
+        if owner is not None and id(owner) in memo:
+            twin = (weakref.ref(memo[id(owner)]), copy.deepcopy(self.previous, memo))
+            with self._lock:
+                self.copies.append(twin)
+        return self
 
     def __call__(self, codes, maps):
         if self.previous is not None:
@@ -165,7 +219,7 @@ class CodesHooks:
         here.on = True
         with cls._lock:
             if not isinstance(net._codes_hook, cls):
-                net._codes_hook = cls(net._codes_hook)
+                net._codes_hook = cls(net._codes_hook, net)
             net._codes_hook.entered += ((here, fn),)
         return here
 
@@ -177,6 +231,10 @@ class CodesHooks:
                 hook.entered = tuple(e for e in hook.entered if e[0] is not here)
                 if not hook.entered:
                     net._codes_hook = hook.previous
+                    for ref, previous in hook.copies:  # the copies made inside that still hold it
+                        if (twin := ref()) is not None and twin.__dict__.get("_codes_hook") is hook:
+                            twin._codes_hook = previous
+                    hook.copies = []
 
 
 def _hooks_of(module: nn.Module, pre: bool) -> dict:
@@ -214,7 +272,19 @@ def install(owner: nn.Module, wanted: Iterable[tuple[nn.Module, bool]]) -> None:
             (module.register_forward_pre_hook if pre else module.register_forward_hook)(hook)
         hook.users.add(owner)
         entries.append((weakref.ref(module), hook))
-    weakref.finalize(owner, _release, entries).atexit = False
+    # one finalizer per network: a re-install (a quantizer switch, unwrap() then a forward, discover) detaches the one
+    # before and keeps what it held that is still on a module (its other hooks are gone), else one was left per install
+    old = _FINALIZERS.pop(owner, None)
+    kept = old.detach()[2][0] if old is not None and old.alive else []
+    entries += [(ref, hook) for ref, hook in kept if (m := ref()) is not None and _find(m, hook.pre) is hook
+                and not any(hook is h for _, h in entries)]
+    fin = weakref.finalize(owner, _release, entries)
+    fin.atexit = False
+    _FINALIZERS[owner] = fin
+
+
+#: each network's one finalizer (held weakly: a network's deepcopy or pickle carries none)
+_FINALIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def uninstall(owner: nn.Module, backbone: nn.Module) -> None:

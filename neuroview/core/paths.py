@@ -15,6 +15,11 @@ branch run only while training runs modules there that those passes never saw ru
 The watched modules get the network's own forward hooks (:mod:`neuroview.core.hooks`); one set lookup per hooked
 call, a graph walk only on a pass that runs one of them.
 
+What was frozen as unreached can also be made trainable again by the user (``requires_grad_(True)``, a new head put
+in place, a backbone frozen at the first batch and unfrozen later): plain DDP then fails at its second step.
+:func:`watch_trainable` names those parameters on the next training pass (:func:`~neuroview.core.reach.
+warn_unreached_trainable`); per pass it checks a few flags and object identities against what its last full look saw.
+
 Imports only torch and the core modules below it.
 """
 
@@ -27,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .hooks import run_to_last_site
-from .reach import graph, reached_later
+from .reach import current, graph, reached_later, warn_unreached_trainable
 from .recorder import Recorder
 
 #: each network -> the watched modules found not to reach its codes (looked at once)
@@ -102,8 +107,8 @@ class PathRecorder(Recorder):
             elif not pre and name in self.outputs and isinstance(output, Tensor) and output.grad_fn is not None:
                 self.outputs[name].append(output.grad_fn)
         elif pre and torch.is_grad_enabled() and name not in self.lifted:
-            ps = [p for p in map(self.net.backbone.get_parameter, params)
-                  if not p.requires_grad and not p.is_inference()]
+            ps = [p for n in params for p in current(self.net.backbone, n)  # where pruning or parametrize moved it
+                  if not p.requires_grad and not p.is_inference()]  # (a bare lookup by name: torch's AttributeError)
             for p in ps:  # for this pass's graph to show whether the codes reach them
                 p.requires_grad_(True)
             self.lifted[name] = (params, ps)
@@ -143,3 +148,53 @@ def _settle(net: nn.Module, rec: PathRecorder) -> None:
                       "they reach it, so they train from now on (net.unreached no longer lists them). An optimizer or "
                       "DDP made with only the parameters that required grad does not hold them: make it again",
                       stacklevel=5)
+
+
+#: each network -> (its frozen and kept-frozen names, ``(dict, key, object)`` that stood, parameters, their
+#: ``requires_grad``) as :func:`watch_trainable` last looked in full
+_SEEN: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def watch_trainable(net: nn.Module) -> None:
+    """On a training pass with gradients, name the unreached parameters of ``net`` that require grad again (plain DDP
+    fails on them at its second step), once per set: :func:`~neuroview.core.reach.warn_unreached_trainable`. That full
+    look runs only where something it read changed since the last one (a flag, a module or parameter put in another's
+    place, the names): no host sync, no repeated cost once said."""
+    if not net.training or not torch.is_grad_enabled():
+        return
+    names = (net.__dict__.get("frozen"), net.__dict__.get("_kept_frozen"))
+    if not (names[0] or names[1]) or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return
+    seen = _SEEN.get(net)
+    if (seen is not None and seen[0][0] is names[0] and seen[0][1] is names[1]
+            and all(d.get(k) is v for d, k, v in seen[1]) and [p.requires_grad for p in seen[2]] == seen[3]):
+        return
+    warn_unreached_trainable(net)
+    stood, params = _stood(net, (names[0] or ()) + (names[1] or ()))
+    _SEEN[net] = (names, stood, params, [p.requires_grad for p in params])
+
+
+def _stood(net: nn.Module, names: tuple[str, ...]) -> tuple[list[tuple[dict, str, object]], list[Tensor]]:
+    """What the full look read for ``names``: each module on the way to their owners and what stands under each name
+    (``(dict, key, object)``), and the parameters whose flags it read."""
+    stood: dict[tuple[int, str], tuple[dict, str, object]] = {}
+    params: dict[int, Tensor] = {}
+    modules = net.__dict__["_modules"]
+    backbone = modules.get("backbone")
+    stood[id(modules), "backbone"] = (modules, "backbone", backbone)
+    for name in names if isinstance(backbone, nn.Module) else ():
+        *path, attr = name.split(".")
+        module = backbone
+        for part in path:
+            child = module._modules.get(part)
+            stood[id(module._modules), part] = (module._modules, part, child)
+            if not isinstance(child, nn.Module):
+                break
+            module = child
+        else:
+            for key in (attr, "parametrizations"):
+                d = module._modules if key == "parametrizations" else module._parameters
+                stood[id(d), key] = (d, key, d.get(key))
+            for p in current(backbone, name) or module.parameters():  # none by that name: another kind of module
+                params[id(p)] = p  # put in its place (a deeper new head), all of whose parameters are read
+    return list(stood.values()), list(params.values())

@@ -17,7 +17,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
-from .hooks import PathChanged, StopForward
+from .hooks import PathChanged, StopForward, must_finish
+from .pass_checks import require_same_modules
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
 from .sites import Site
@@ -29,8 +30,10 @@ class Recorder:
     def __init__(self, net, maps: bool, batch: int):
         self.net, self.maps, self.batch = net, maps, batch
         self.plan: dict = net._plan
-        # not while torch.export traces (non-strict): the StopForward raised in a hook skips its module-stack pop
-        self.stop_at = net._stop_at[0] if net.stop_early and net._stop_at and not torch.compiler.is_exporting() else None
+        # not while torch.export traces (non-strict): the StopForward raised in a hook skips its module-stack pop; nor
+        # where a module it would unwind must finish (its forward hooks; an FSDP unit refused: hooks.must_finish)
+        whole = len(net._stop_at) == 0 or torch.compiler.is_exporting() or must_finish(net.backbone, net._stop)
+        self.stop_at = net._stop_at[0] if net.stop_early and not whole else None
         self.codes: list[Tensor] = []
         self.code_maps: list[Tensor] = []
         self.calls: dict[str, int] = {}
@@ -70,6 +73,7 @@ class Recorder:
                 "whether they come ahead of the samples or after them; find the sites on an input of this size "
                 "(example_input=x)")
         if not ok:
+            require_same_modules(self.net)  # a module replaced since the sites were found, not the data: said as such
             later = [s.module for s in sites[k:]]
             skipped = [s.name for s in sites[k:k + later.index(name)]] if name in later[1:] else []
             raise PathChanged(

@@ -41,6 +41,7 @@ from .explanation import RNNExplanation
 from .guards import Guarded
 from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
+from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
@@ -127,8 +128,7 @@ class NeuroViewRNN(Guarded):
         self.max_len = max_len
         self.window = check_window(window, bb.input_size)
         self.steps = -(-max_len // window)
-        self.input_size = bb.input_size // window
-        self.batch_first = bb.batch_first
+        self.input_size, self.batch_first = bb.input_size // window, bb.batch_first
         self.num_layers, self.num_directions, self.hidden_size = bb.num_layers, bb.num_directions, bb.hidden_size
         self.num_features = self.num_layers * self.num_directions * self.steps * self.hidden_size
         self.check_finite = True
@@ -148,6 +148,7 @@ class NeuroViewRNN(Guarded):
     # --------------------------------------------------------------- forward
     def _features(self, x, lengths, check: bool = False) -> tuple[Tensor, Tensor]:
         given = lengths is not None or not isinstance(x, Tensor)  # check: warn of unreached steps (forward, explain)
+        refuse_fx(self, x)  # torch.fx's Proxy, said by name (not as an x of the wrong type)
         x, lengths = prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
@@ -155,9 +156,9 @@ class NeuroViewRNN(Guarded):
         x, lengths = fold_windows(x, lengths, self.window)
         warn_unreached(self, x, lengths, given, check)  # at eval only: no host read in training
         b, t, _ = x.shape
-        if lengths is not None and self.num_directions == 2 and self._backbone.builtin and torch.compiler.is_exporting():
-            raise TypeError("torch.export: a bidirectional NeuroViewRNN packs its series by lengths= (its backward direction starts at "
-                            "each one's last step), which no exported graph can: export it without lengths, or use torch.compile")
+        refuse_packed_export(self, lengths)
+        if check:  # forward (explain is in eval mode): a batch of one its head refuses, before the rnn's BatchNorm moves
+            refuse_single_batch([self], b)
         h = self._backbone.states(self.rnn, x, lengths, self.rnn.training)
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long, device=x.device)
@@ -331,8 +332,7 @@ class NeuroViewRNN(Guarded):
         win = f", window={self.window}" if self.window > 1 else ""
         win += ", shared_steps=True" if self.step_shared is not None else ""
         return (f"num_classes={self.num_classes}, max_len={self.max_len}{win}, input_size={self.input_size}, "
-                f"layers={self.num_layers}, directions={self.num_directions}, hidden={self.hidden_size}, "
-                f"features={self.num_features}")
+                f"layers={self.num_layers}, directions={self.num_directions}, hidden={self.hidden_size}, features={self.num_features}")
 
 
 class RNNClassifier(nn.Module):

@@ -189,6 +189,10 @@ def _show(sites: list) -> str:
 
 def check_input(net, x: Tensor) -> None:
     """What a NeuroView-CNN's pass takes: a non-empty batch of the rank, channels and dtype it was built on."""
+    if isinstance(x, torch.fx.Proxy):  # the user passed no x: torch.fx's symbolic tracer did (as jit.script, by name)
+        raise TypeError(f"torch.fx.symbolic_trace: a {type(net).__name__} cannot be traced symbolically (its codes are "
+                        "read by hooks on real tensors, and where the pass ends depends on them); use "
+                        "torch.export.export(net, (x,)) after one forward pass, or torch.compile(net)")
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
     if net.input_shape is not None:

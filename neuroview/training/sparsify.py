@@ -61,8 +61,8 @@ from ..core._utils import batch_labels, factory, named_samples, own_rng, require
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.hooks import keep_unwrapped
-from ..core.readable import k_share
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
+from ..core.head_k90 import head_k90 as _k90  # (sparse_finetune.training_k90 reads it here)
 from ..core.rnn import NeuroViewRNN
 from .glm import iter_path, lambda_grid, relax, soft_targets
 from .sparse_checks import (check_args, check_built, check_codes, check_labels, check_path, check_val, check_val_labels,
@@ -94,9 +94,11 @@ def derived_cfg(model: nn.Module, key: str) -> nn.Module:
     return model
 
 
-def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True) -> tuple[Tensor, Tensor | None]:
+def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True,
+              lengths: list | None = None) -> tuple[Tensor, Tensor | None]:
     """``(features [N, F] float32 at least, y [N])`` of every batch, in eval mode (the network's modes kept);
-    ``labels=False``: batches may come without labels, and y is None."""
+    ``labels=False``: batches may come without labels, and y is None. ``lengths`` (an RNN's): a list that gets each
+    batch's series' lengths in steps (the steps past them are padding, one item of k90, :mod:`~neuroview.core.head_k90`)."""
     restore, unwrap, feats, ys = restore_modes(net), lambda: None, [], []  # modes (a train() override gets its call)
     try:  # everything after the hold inside: a hold never let go would keep the network's modes from coming back
         unwrap, device = keep_unwrapped(net), factory(net).get("device")  # no hooks
@@ -105,7 +107,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
         with own_rng(device), kept_generators(batches), torch.no_grad():  # a loader draws its seed from the caller's
             for j, batch in enumerate(filled(batches)):
                 with named_samples(what, j, feats):  # a NaN named as a sample of the data, not in `x`
-                    f, y = _batch_features(net, batch, device, what, labels)
+                    f, y = _batch_features(net, batch, device, what, labels, lengths)
                 feats.append(f), ys.append(y)  # y None without labels
     finally:
         restore(), unwrap()
@@ -114,7 +116,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True)
     return torch.cat(feats), torch.cat(ys) if labels else None
 
 
-def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor, Tensor | None]:
+def _batch_features(net, batch, device, what: str, labels: bool, out=None) -> tuple[Tensor, Tensor | None]:
     """:func:`_features` of one batch."""
     x, lengths, y = unpack(batch, device)  # loaders give CPU batches
     x = read_input(x)  # a bf16-true / 64-true run's cast, where the Sparsify callback asks for it (sparse_checks.read_as)
@@ -123,7 +125,10 @@ def _batch_features(net, batch, device, what: str, labels: bool) -> tuple[Tensor
     xs = series_input(x, net, what) if _is_rnn(net) else x
     lengths = check_lengths(lengths, x, what, y)  # (x, y, lengths) named so, not as an RNN's `lengths` of labels
     if _is_rnn(net):
-        f = net.features(xs, lengths).flatten(1)
+        f, n = net._features(xs, lengths)  # (features(), with each series' length in steps)
+        f = f.flatten(1)
+        if out is not None:
+            out.append(n)
     else:  # a backbone may ask for smaller batches on a CPU (MiniRocket: huge sites)
         refuse_lengths(net, lengths, what, x)  # MiniRocket's codes counted the padding as data
         step = getattr(getattr(net, "backbone", None), "cpu_batch", None) if isinstance(x, Tensor) and x.device.type == "cpu" else None
@@ -190,25 +195,6 @@ def _points(z: Tensor, y: Tensor, fit: dict, l2: float | None, cap=None):
         yield (w, b) if l2 is None else relax(z, y, w, b, l2=l2)
 
 
-def _k90(point: tuple[Tensor, Tensor], x: Tensor, steps: Tensor | None = None, mean: Tensor | None = None) -> Tensor:
-    """``[N]`` k90 of each decision of ``point`` on the standardized training features ``x``: its
-    predicted logit's contributions against the training mean code (0 once standardized), as
-    ``explain(x, baseline="mean")`` gives them for the sparse network. With ``steps`` (the step of
-    each feature) it counts steps, each the sum of its features' contributions (``level="steps"``).
-    ``mean``: the training mean of ``x`` where it is not 0 (a head whose standardization was fitted
-    on other codes, :func:`.sparse_finetune.training_k90`)."""
-    w, b = point
-    cols = (w != 0).any(0)
-    if not bool(cols.any()):
-        return torch.zeros(len(x), dtype=torch.long)
-    pred = (x @ w.T + b).argmax(1)
-    c = w[pred][:, cols] * (x[:, cols] if mean is None else x[:, cols] - mean[cols])
-    if steps is not None:
-        steps = steps.to(c.device)
-        c = c.new_zeros(len(x), int(steps.max()) + 1).index_add_(1, steps[cols.to(steps.device)], c)
-    return k_share(c, 0.9).cpu()
-
-
 def _validate(net, norm, z, y, val_feats, fit, relaxed, folds, seed, cap=None, t=None):
     """``(path on all of z, validation accuracy [P], validation losses [P, N], reference, how)``:
     scored on ``val_feats`` (``(features, labels)`` of the validation batches) when there are some, else by cross-validation on ``z`` itself. Points
@@ -261,7 +247,8 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
     check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
     once = "so that each sample is read once (a sampler drawing one twice put it in two cross-validation folds)"
-    feats, y = _features(net, _batches(train, "train", once), "train")
+    lengths: list = []
+    feats, y = _features(net, _batches(train, "train", once), "train", lengths=lengths)
     check_labels(y, net.num_classes)
     check_codes(feats)
     # without val: a data module's own validation split where it has one (a neuroview one's, a user's val_dataloader)
@@ -284,12 +271,14 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
         sparse.norm = CodeNorm(feats.shape[1], device=feats.device, dtype=feats.dtype)
     with torch.autocast(feats.device.type, enabled=False):  # the solver in float32 under a caller's autocast too
         return _path(net, sparse, feats, y, val_feats, groups=groups, l1_ratio=l1_ratio, points=points, ratio=ratio,
-                     fit_args=(relaxed, folds, seed), max_iter=max_iter, q=q, caps=caps, distill=distill)
+                     fit_args=(relaxed, folds, seed), max_iter=max_iter, q=q, caps=caps, distill=distill,
+                     lengths=torch.cat(lengths) if lengths else None)
 
 
 def _path(net, sparse, feats, y, val_feats, *, groups, l1_ratio, points, ratio, fit_args, max_iter, q, caps,
-          distill) -> _Walk:
-    """:func:`_walk`'s path on the training features, the sparse copy's normalization set to theirs."""
+          distill, lengths=None) -> _Walk:
+    """:func:`_walk`'s path on the training features, the sparse copy's normalization set to theirs; ``lengths``: an
+    RNN's training series' lengths in steps (their padding is one item of k90, as ``exp.k90`` counts it)."""
     a = float(l1_ratio) if l1_ratio is not None else 1.0
     norm = sparse.norm
     with torch.no_grad():
@@ -312,8 +301,8 @@ def _path(net, sparse, feats, y, val_feats, *, groups, l1_ratio, points, ratio, 
     units, grp, fewest = point_sparsity([w for w, _ in path], gid)
     if reference is None:  # cross-validation: the path's best point, of those where every class reads a unit if any
         reference = float(val_acc[fewest > 0].max() if bool((fewest > 0).any()) else val_acc.max())
-    k90 = torch.stack([_k90(pt, z).float().quantile(q) for pt in path])
-    k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps).float().quantile(q) for pt in path])
+    k90 = torch.stack([_k90(pt, z, steps, lengths=lengths, level="features").float().quantile(q) for pt in path])
+    k90_steps = None if steps is None else torch.stack([_k90(pt, z, steps, lengths=lengths).float().quantile(q) for pt in path])
     return _Walk(sparse, z, y, path, lambdas[: len(path)], val_acc, val_loss, k90, k90_steps, reference, how, units, grp, fewest)
 
 
