@@ -88,22 +88,28 @@ class AblationHook:
     """An ablation's hook on one module (``name`` None: the backbone's pre-hook), acting on that module only, in the
     thread that entered the ablation. A deepcopy of the module made inside the ``with`` (``copy.deepcopy``,
     ``nv.sparsify``) gets a hook on the copy, which the ``with``'s end takes off too (a copied lambda kept the units
-    removed for good, in that thread only); a pickle inside the ``with`` is refused: it would save the ablation."""
+    removed for good, in that thread only); a pickle inside the ``with`` is refused: it would save the ablation.
+    The module is held weakly: a copy dropped inside the ``with`` is freed then, not kept, weights and all, by its
+    hook in the ablation's list of copies until the ``with`` ends (a loop of copies grew without bound)."""
 
     __slots__ = ("ablation", "module", "name")
 
     def __init__(self, ablation: UnitAblation, module: nn.Module | None, name: str | None):
-        self.ablation, self.module, self.name = ablation, module, name
+        self.ablation, self.name = ablation, name
+        self.module = None if module is None else weakref.ref(module)
 
     def __call__(self, module, args, output=None):
-        if module is not self.module or not getattr(self.ablation.here, "on", False):
+        if module is not (self.module and self.module()) or not getattr(self.ablation.here, "on", False):
             return None
         return self.ablation.reset(module, args) if self.name is None else self.ablation.zero_output(output, self.name)
 
     def __deepcopy__(self, memo) -> AblationHook:
-        twin = AblationHook(self.ablation, memo.get(id(self.module)), self.name)  # the module is copied before its hooks
-        if twin.module is not None:
-            self.ablation.copies.append((weakref.ref(twin.module), twin))
+        # the module is copied before its hooks; a dead or absent one: a twin acting on nothing
+        copied = memo.get(id(self.module())) if self.module is not None and self.module() is not None else None
+        twin = AblationHook(self.ablation, copied, self.name)
+        if copied is not None:  # dropped copies' entries go: a loop of copies keeps a list of the live ones
+            self.ablation.copies[:] = [(r, h) for r, h in self.ablation.copies if r() is not None]
+            self.ablation.copies.append((weakref.ref(copied), twin))
         return twin
 
     def __reduce__(self):

@@ -318,7 +318,8 @@ class RNNExplanation(_RNNFields):
     """Per-time-step explanation of a NeuroView-RNN: ``codes``, the hidden states ``[B, L, D, T, H]`` (layer, direction,
     step, feature), ``weight`` ``[C, L, D, T, H]``, ``contributions`` ``[B, C, L, D, T, H]``; ``time_importance``
     ``[B, C, T]`` sums each step's over layers, directions and features, formed at its first read and kept (its rows
-    for one class per sample: :meth:`steps_for_class`). Padded steps contribute exactly zero."""
+    for one class per sample: :meth:`steps_for_class`). Padded steps (past ``lengths``) add exactly 0 against zero
+    codes, the constant ``-W baseline`` against a baseline (k90 counts them as one item)."""
 
     @property
     def time_importance(self) -> Tensor:
@@ -386,8 +387,8 @@ class RNNExplanation(_RNNFields):
 
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
         """``sample, class, layer, direction, step, contribution`` (summed over hidden features; ``target``: see
-        :meth:`Explanation.to_records`); ``input_samples`` after ``step`` where a step reads a ``window`` of them
-        (:func:`~neuroview.core.records.rnn_records`)."""
+        :meth:`Explanation.to_records`); ``input_samples`` after ``step`` where a step reads a ``window`` of them;
+        against a baseline, ``padding`` (True past the series' end) before ``contribution`` (``records.rnn_records``)."""
         return rnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:

@@ -121,15 +121,19 @@ def _check(net, epochs, lr, weight_decay, mode) -> None:
 def training_k90(net: nn.Module, train, q: float = 0.5) -> tuple[float, float | None]:
     """``(k90, k90 in steps or None)``: the ``q`` quantile over the training split's decisions of
     ``net`` (predicted logit, against the training mean code), as :func:`neuroview.sparsify`'s
-    budget counts them; no label is read."""
-    f, _ = _features(net, _batches(train, "train"), "train")
+    budget counts them; no label is read. An RNN series' steps past its end (padding) are one item, their sum, at
+    either level, as ``exp.k90`` and the path's k90 count them (each padded step counted apart here made a dense
+    head's padded series need more steps than its explanation says)."""
+    lengths: list = []  # each batch's series' lengths in steps (an RNN's)
+    f, _ = _features(net, _batches(train, "train"), "train", lengths=lengths)
     with torch.no_grad():
         norm = net.norm  # its eval-time map, whatever mode the network is in
         z = ((f - norm.running_mean) * norm.scale()).float() if norm is not None else f.float()
         point, mean = (net.classifier.weight.detach().float(), net.classifier.bias.detach().float()), z.mean(0)
-        k = float(_k90(point, z, mean=mean).float().quantile(q))
         steps = _group_ids(net, "step") if _is_rnn(net) else None
-        return k, None if steps is None else float(_k90(point, z, steps, mean=mean).float().quantile(q))
+        n = torch.cat(lengths) if lengths else None
+        k = float(_k90(point, z, steps, mean=mean, lengths=n, level="features").float().quantile(q))
+        return k, None if steps is None else float(_k90(point, z, steps, mean=mean, lengths=n).float().quantile(q))
 
 
 def _recentre(net: nn.Module, train) -> None:
@@ -165,7 +169,7 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
             series_input(x, net, "train")
         # (x, y, other) is read as (x, lengths, y): trained on `other` as the labels; an RNN's own check named `lengths`
         lengths = check_lengths(lengths, x, "train", y)
-        y = as_labels(y, "train")
+        y = as_labels(y, "train", weight.shape[0])  # bools: classes 0 and 1 of a 2-class head, else refused
         if seen is not None:  # its classes, before the copy to the device (a CPU loader's: no sync)
             seen.append(torch.unique(y.detach()).cpu())
         x, y = x.to(device), y.to(device)

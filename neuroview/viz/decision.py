@@ -16,6 +16,7 @@ from torch import Tensor
 from ..attribution.gallery import decision_items, largest
 from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
+from ..core.readable_items import fold_padding
 from ..core._utils import positive_int
 from ._style import NEG, POS, _classes, _figure, _label_list, _label_text, _names, _percent, _plain, _target
 from .gallery import check_gallery, thumbnails
@@ -23,40 +24,63 @@ from .gallery import check_gallery, thumbnails
 __all__ = ["waterfall", "class_layer_summary"]
 
 
-def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str], str, set[int]]:
+def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str], str, set[int], int]:
     """Per-item contributions of one sample to one class, their labels, the item's name (one row of contributions,
-    never the dense ``[B, C, ...]`` tensor), and the items that are padding (an RNN's steps past the series' end)."""
+    never the dense ``[B, C, ...]`` tensor), the items that are padding, and how many units (steps) they are of. An RNN series' steps past its end are one
+    item, their sum, last (``"padding, steps a-b"``), as ``exp.k90(level="steps")`` counts them: bars sized by k90 then
+    leave at most 10% to "other steps" (drawn a bar each, the padding took one slot of k90 and several of the bars)."""
     v = decision_items(exp, sample, target)
     if isinstance(exp, CNNExplanation):
-        return v, [f"{s} #{ch}" for s, ch in exp.units], "units", set()
-    if isinstance(exp, RNNExplanation):  # a step past the series' end adds its -W baseline: say it is padding
+        return v, [f"{s} #{ch}" for s, ch in exp.units], "units", set(), len(v)
+    if isinstance(exp, RNNExplanation):  # a step past the series' end adds its -W baseline: no step the series had
         n = int(exp.lengths[sample]) if exp.lengths is not None else len(v)
-        return v, [f"step {t}" for t in range(len(v))], "steps", set(range(n, len(v)))
-    return v, [f"feature {i}" for i in range(len(v))], "features", set()
+        labels = [f"step {t}" for t in range(min(n, len(v)))]
+        if n >= len(v):
+            return v, labels, "steps", set(), len(v)
+        folded = fold_padding(v[None], exp.lengths[sample:sample + 1].cpu(), 1)[0]
+        return torch.cat([folded[:n], folded[-1:]]), labels + [_padding_label(n, len(v))], "steps", {n}, len(v)
+    return v, [f"feature {i}" for i in range(len(v))], "features", set(), len(v)
 
 
-def _samples_of_steps(exp: Explanation, labels: list[str], what: str) -> list[str]:
+def _padding_label(n: int, t: int) -> str:
+    """The padding bar's label: steps ``n`` to ``t - 1`` (inclusive, as a window's samples are named)."""
+    return f"padding, step {n}" if t - n == 1 else f"padding, steps {n}-{t - 1}"
+
+
+def bar_units(exp: Explanation, sample: int, k: int, target: int | None = None) -> list[int]:
+    """The units (steps) :func:`waterfall` draws a bar for, largest first, the padding bar left out: the rows a gallery
+    beside it needs (``waterfall_units`` picks among single steps, where several padded ones can crowd out a step
+    the folded padding leaves room for)."""
+    v, _, _, padded, _ = _items(exp, sample, _target(exp, sample, target))
+    return [u for u in largest(v, positive_int(k, "k")) if u not in padded]
+
+
+def _samples_of_steps(exp: Explanation, labels: list[str], what: str, padded: set[int]) -> list[str]:
     """Bars of steps that read a window of input samples name them: step 16 of a window of 3 is samples 48-50; a last
-    step whose window runs past the network's ``max_len`` names its real end and the padding it reads."""
+    step whose window runs past the network's ``max_len`` names its real end and the padding it reads (the padding bar
+    of a short series names its steps only)."""
     window = getattr(exp, "window", 1) if what == "steps" else 1
     if window <= 1:
         return labels
     reads = [step_reads(t, window, getattr(exp, "max_len", None)) for t in range(len(labels))]
-    return [f"{lab} (samples {a}-{b - 1}{f', then {window - (b - a)} of padding' if b - a < window else ''})"
-            for lab, (a, b) in zip(labels, reads)]
+    return [lab if t in padded else f"{lab} (samples {a}-{b - 1}{f', then {window - (b - a)} of padding' if b - a < window else ''})"
+            for t, (lab, (a, b)) in enumerate(zip(labels, reads))]
 
 
-def _others(v, mask, padded: set[int], what: str) -> str:
+def _others(v, mask, padded: set[int], what: str, labels: list[str]) -> str:
     """The label of the bar of the remaining contributions: how many add anything, how many add nothing (a sparse
-    head's zero weights: "216 other units" held 3 that counted), and how many of them are padding (past the end).
-    Padding is counted by index: a user's label (``unit_names``) need not say it."""
+    head's zero weights: "216 other units" held 3 that counted), and the padding item where it is among them
+    ("and padding, steps 5-7"). Padding is told by index: a user's label (``unit_names``) need not say it."""
     rest = mask.nonzero().flatten().tolist()
+    pad = [labels[i] for i in rest if i in padded]  # one item at most: the series' padding
+    adds = [labels[i] for i in rest if i in padded and float(v[i]) != 0.0]  # against zero codes it adds exactly 0
+    rest = [i for i in rest if i not in padded]
     zero = sum(1 for i in rest if float(v[i]) == 0.0)
-    pad = sum(1 for i in rest if i in padded and float(v[i]) != 0.0)
-    if zero == len(rest):
-        return f"{zero} other {what}, adding nothing"
-    notes = ([f"{pad} of them padding"] if pad else []) + ([f"{zero} more adding nothing"] if zero else [])
-    return f"{len(rest) - zero} other {what}" + (f" ({', '.join(notes)})" if notes else "")
+    if zero == len(rest) and not adds:
+        return f"{zero} other {what}{''.join(' and ' + p for p in pad)}, adding nothing"
+    notes = ([f"{zero} more adding nothing"] if zero else []) + [f"{p} adding nothing" for p in pad if p not in adds]
+    head = f"{len(rest) - zero} other {what}" + "".join(" and " + p for p in adds) if len(rest) > zero else adds[0]
+    return head + (f" ({', '.join(notes)})" if notes else "")
 
 
 def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k: int = 8,
@@ -71,7 +95,9 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     :func:`~neuroview.attribution.gallery.waterfall_units`) puts up to ``thumbs`` thumbnails of
     each unit (step) beside its bar: the bar reads "this unit, responding to these windows, added +2.1";
     ``thumbs`` is a positive int (for none, leave ``gallery`` out). A gallery row named otherwise than its bar (another
-    network's gallery) is an error; padding bars (steps past the series' end) get no thumbnails.
+    network's gallery) is an error. An RNN series' steps past its end are one bar, ``"padding, steps a-b"`` (their
+    sum: the ``-W baseline`` constant, no thumbnails), as ``exp.k90(level="steps")`` counts them, so that ``k`` at the
+    k90 leaves at most 10% of the sum of |contributions| to the bar of the others.
     ``unit_names``: one label per unit (step) in place of ``"site #channel"`` (e.g. what
     ``MiniRocket.unit_names()`` says a NeuroView-MiniRocket unit computes). ``sample_id`` names the
     sample in the title (default ``sample``), e.g. its index in the split it was drawn from.
@@ -82,16 +108,15 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     thumbs = positive_int(thumbs, "thumbs")  # 0, -2 and True drew one thumbnail each, 2.5 a bare TypeError
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
-    v, labels, what, padded = _items(exp, sample, tgt)
+    v, labels, what, padded, count = _items(exp, sample, tgt)
     own = list(labels)  # the names a gallery gives its rows, whatever unit_names says
-    labels = _samples_of_steps(exp, labels, what)
+    labels = _samples_of_steps(exp, labels, what, padded)
     if unit_names is not None:
         given = _label_list(unit_names, "unit_names", what[:-1])  # one string was read a character per unit
-        if len(given) != len(v):
-            raise ValueError(f"unit_names: expected one label per {what[:-1]} ({len(v)}), got {len(given)}")
-        labels = [_plain(n) for n in given]  # a "$" would be read as mathtext
-    # the mark goes on the user's labels too: a padded step's bar is its -W baseline constant, not evidence
-    labels = [lab + (" (padding)" if i in padded else "") for i, lab in enumerate(labels)]
+        if len(given) != count:
+            raise ValueError(f"unit_names: expected one label per {what[:-1]} ({count}), got {len(given)}")
+        # the padding bar keeps its own label: it is the -W baseline constant of all those steps, not evidence
+        labels = [_plain(n) for n in given[:len(v) - len(padded)]] + labels[len(v) - len(padded):]
     if gallery is not None:
         check_gallery(gallery, what)
     top = largest(v, k)
@@ -101,7 +126,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     if len(v) > len(top):
         mask = torch.ones(len(v), dtype=torch.bool)
         mask[top] = False
-        entries.append((_others(v, mask, padded, what), float(v[mask].sum())))
+        entries.append((_others(v, mask, padded, what, labels), float(v[mask].sum())))
     logit = float(exp.logits[sample, tgt])
     if gallery is None:
         fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))

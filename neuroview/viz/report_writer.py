@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
-from ..attribution.gallery import unit_gallery, waterfall_units
+from ..attribution.gallery import unit_gallery
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step, standardizes
 from ..core._utils import name_sequence, restore_modes
 from ..core.cnn import NeuroViewCNN
@@ -35,6 +35,7 @@ from .report_data import (
     prediction_rows, progress_bar, readability_lines, report_files, report_meta, step_samples, summary_lines,
     table_names, weight_caption,
 )
+from .decision import bar_units
 from .report_page import render_page
 from .units import token_sites
 
@@ -47,7 +48,8 @@ MAX_BARS = 15  # ... and the most: more where a decision needs more to reach 90%
 
 def waterfall_bars(exp, samples) -> dict[int, int]:
     """The bars of each sample's waterfall: its decision's k90 (so that "other units" carry at most
-    10% of the sum of |contributions|), at least :data:`WATERFALL_BARS`, at most :data:`MAX_BARS`."""
+    10% of the sum of |contributions|), at least :data:`WATERFALL_BARS`, at most :data:`MAX_BARS`. An RNN's in steps,
+    a series' padding one item, as the waterfall draws it (one bar, "padding, steps a-b")."""
     k = exp.k90(per_sample=True, level="steps" if isinstance(exp, RNNExplanation) else "features")
     return {int(i): min(MAX_BARS, max(WATERFALL_BARS, int(k[i]))) for i in samples}
 
@@ -330,7 +332,7 @@ def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tup
     w.bar.set_description_str("gallery of the waterfalls' units")
     units = []
     for i, k in bars.items():  # the picked samples, in order, and their waterfalls' bars
-        units += [u for u in waterfall_units(exp, [i], k) if u not in units]
+        units += [u for u in bar_units(exp, i, k) if u not in units]  # its bars, a series' padding as one
     g = unit_gallery(model, faces[0], units, k=4, max_samples=faces[1], baseline=exp.baseline)  # the waterfalls' baseline
     rows = [{"unit": g.names[r], "rank": j, "sample": int(g.index[r, j]), "value": float(g.value[r, j]),
              "class": names[int(g.y[r, j])] if g.y is not None else "",

@@ -122,3 +122,20 @@ def test_records_flag_padding_rows_against_a_baseline():
         assert total == pytest.approx(float(exp.logits[i, t[i]]), abs=1e-5)
     # against zero, padding adds exactly 0: no column, as before
     assert "padding" not in net.explain(x, lengths=lengths).to_records()[0]
+
+
+def test_the_docstrings_say_what_padding_adds_and_the_padding_column():
+    """The class docstring said "Padded steps contribute exactly zero", false against a baseline, and to_records'
+    did not name its padding column: both say what a hand-made explanation shows."""
+    exp = _hand([[1.0], [2.0], [0.0], [0.0]], [2], baseline=0.5)  # steps 2-3 padded: each adds 0 - 0.5
+    assert exp.steps_for_class().tolist() == [[0.5, 1.5, -0.5, -0.5]]
+    doc = " ".join(RNNExplanation.__doc__.split())
+    assert "contribute exactly zero" not in doc and "``-W baseline`` against a baseline" in doc
+    assert "k90 counts them as one item" in doc
+    rows = exp.to_records()
+    assert list(rows[0]) == ["sample", "class", "layer", "direction", "step", "padding", "contribution"]
+    assert [r["padding"] for r in rows] == [False, False, True, True]
+    rec = " ".join(RNNExplanation.to_records.__doc__.split())
+    assert "``padding`` (True past the series' end) before ``contribution``" in rec
+    zero = _hand([[1.0], [2.0], [0.0], [0.0]], [2], baseline=0.0)  # against zero codes: exactly 0
+    assert zero.steps_for_class().tolist() == [[1.0, 2.0, 0.0, 0.0]]

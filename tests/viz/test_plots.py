@@ -205,7 +205,7 @@ def test_the_other_bar_says_what_is_padding_and_what_adds_nothing():
     exp = _hand_rnn_explanation()
     # sample 1 (2 steps long) to class 0: steps [-1, 1.5, -0.5], its step 2 past the end
     fig = plots.waterfall(exp, sample=1, target=0, k=1)
-    assert _ticks(fig.axes[0].get_yticklabels())[2] == "2 other steps (1 of them padding)"
+    assert _ticks(fig.axes[0].get_yticklabels())[2] == "1 other steps and padding, step 2"
     # sample 0 to class 1: steps [1, 0, 0]; a sparse head's zero weights were counted as "2 other steps"
     fig = plots.waterfall(exp, sample=0, target=1, k=1)
     assert _ticks(fig.axes[0].get_yticklabels())[2] == "2 other steps, adding nothing"
