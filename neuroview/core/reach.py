@@ -1,25 +1,29 @@
 """What a NeuroView-CNN's decision never reaches: the backbone parameters its codes do not depend on.
 
-The forward pass stops after the last site, so the backbone's own head (and anything else whose
-output no site reads, such as Inception's auxiliary classifier) never gets a gradient.
-``DistributedDataParallel`` waits for a gradient of every parameter that asks for one, so at the
-second step it fails ("Expected to have finished reduction in the prior iteration"). The wrapper
-therefore freezes those parameters when it finds its sites (:func:`freeze_unreached`), and gives
-them back as they were on ``unwrap()`` (:func:`thaw`) or when the network is garbage-collected.
+The forward pass stops after the last site, so the backbone's own head (and anything else whose output no site reads,
+such as Inception's auxiliary classifier) never gets a gradient. ``DistributedDataParallel`` waits for a gradient of
+every parameter that asks for one, so at the second step it fails ("Expected to have finished reduction in the prior
+iteration"). The wrapper therefore freezes those parameters when it finds its sites (:func:`freeze_unreached`), and
+gives them back as they were on ``unwrap()`` (:func:`thaw`) or when the network is garbage-collected.
 
-The frozen parameters are recorded by name and by object, and each name is looked up again (:func:`current`) where
-what a network holds is read: pruning, ``parametrize`` (weight_norm) or ``load_state_dict(assign=True)`` on the head
-after wrapping put another name or another object in a frozen parameter's place, and what stands there now is what
-is held and given back (a bare lookup by name failed there with torch's AttributeError, in ``torch.save``,
-``deepcopy`` and ``unwrap()``; the garbage collection thawed the old objects and left the new ones frozen for good).
+The frozen parameters are recorded by name and by object, and each name is looked up again (:func:`current`) where what
+a network holds is read: pruning, ``parametrize`` (weight_norm) or ``load_state_dict(assign=True)`` on the head after
+wrapping put another name or another object in a frozen parameter's place, and what stands there now is what is held and
+given back (a bare lookup by name failed there with torch's AttributeError, in ``torch.save``, ``deepcopy`` and
+``unwrap()``; the garbage collection thawed the old objects and left the new ones frozen for good). Only where the
+module holding the name is still the one that held it when it was frozen (those edits keep it): a module put in its
+place since is the user's, and left as they set it (a new head they froze stays frozen). torch's
+``parametrize.remove_parametrizations`` on a frozen weight (weight_norm baked in) rebuilds it as a plain tensor, no
+parameter: nothing stands under the name then, and the head's weight never trains again. Bake it in after ``unwrap()``,
+or call ``requires_grad_(True)`` on the module before ``remove_parametrizations``.
 
 What was frozen can be made trainable again (``requires_grad_(True)``, a new head put in place, a backbone the user
 froze at the first batch and unfroze later): :func:`unreached_trainable` names those parameters, and
 :func:`warn_unreached_trainable` says so once, before plain DDP fails on them with torch's generic message.
 
-What is reached is read from the autograd graph of the codes of one small batch (the parameters
-that graph accumulates into), which is what DDP itself checks, rather than from which modules
-ran: a module can run before the last site without any site reading its output.
+What is reached is read from the autograd graph of the codes of one small batch (the parameters that graph accumulates
+into), which is what DDP itself checks, rather than from which modules ran: a module can run before the last site
+without any site reading its output.
 
 Imports only torch and the core modules :mod:`.guards` (to tell the NeuroView networks inside a backbone) and
 :mod:`.search_scope`.
@@ -30,6 +34,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import sysconfig
 import warnings
 import weakref
 
@@ -41,15 +46,9 @@ from .guards import Guarded
 from .search_scope import own_pass
 
 
-def graph_leaves(out: Tensor) -> set[int]:
-    """``id`` of every leaf tensor (parameter) the autograd graph of ``out`` accumulates into."""
-    return graph([out])[0]
-
-
 def graph(outs) -> tuple[set[int], set]:
     """``(ids of the leaves, nodes)`` of the autograd graph of the tensors ``outs``."""
-    leaves: set[int] = set()
-    seen: set = set()
+    leaves, seen = set(), set()
     stack = [o.grad_fn for o in outs]
     while stack:
         fn = stack.pop()
@@ -68,7 +67,6 @@ def graph(outs) -> tuple[set[int], set]:
 #: model with a head that no longer trains, and a second wrapper of the same backbone keeps what it needs frozen.
 _HOLDERS: dict[int, tuple[weakref.ref, weakref.WeakSet]] = {}
 
-
 #: each live network -> the names (in its backbone) of the parameters it froze itself, looked up again whenever what it
 #: holds is read (a copy, ``unwrap()``, its garbage collection): a reparametrization or a load puts another object, or
 #: another name, in a frozen parameter's place (prune's ``weight_orig``, weight_norm's ``parametrizations.weight.
@@ -76,15 +74,12 @@ _HOLDERS: dict[int, tuple[weakref.ref, weakref.WeakSet]] = {}
 #: and what stands under the name now is what it holds and gives back
 _OWN: "weakref.WeakKeyDictionary[nn.Module, list[str]]" = weakref.WeakKeyDictionary()
 
-
 #: each live network -> the modules holding its unreached parameters when they were found, by name (weakly): a module
-#: put in the place of one since (a new head) is unreached too
+#: put in the place of one since (a new head) is unreached too, and the user's (what they set stays; :func:`_same`)
 _MODULES: "weakref.WeakKeyDictionary[nn.Module, dict[str, weakref.ref]]" = weakref.WeakKeyDictionary()
-
 
 #: each live network -> the unreached parameters found trainable when it last said so (said once per set)
 _SAID: "weakref.WeakKeyDictionary[nn.Module, frozenset[str]]" = weakref.WeakKeyDictionary()
-
 
 #: each live network -> ``id`` of the backbone parameters its codes reach: a parameter one of them reaches is never
 #: frozen by another wrapper of the same model (its training would leave those layers as they were, unsaid)
@@ -101,7 +96,7 @@ def current(backbone: nn.Module, name: str) -> list[Tensor]:
     moved it, what holds its values (``torch.nn.utils.prune``'s ``<name>_orig``; ``parametrize``'s
     ``parametrizations.<name>.original*``, as weight_norm and orthogonal leave them; the old ``weight_norm``'s
     ``<name>_g`` and ``<name>_v``, the old ``spectral_norm``'s ``<name>_orig``); ``[]`` where none does (the module or
-    the parameter is gone)."""
+    the parameter is gone; ``remove_parametrizations`` of a frozen weight left a plain tensor, no parameter: above)."""
     owner, _, attr = name.rpartition(".")
     try:
         module = backbone.get_submodule(owner)
@@ -130,14 +125,24 @@ def _take(net: nn.Module, p: Tensor) -> None:
 def _adopt(net: nn.Module) -> None:
     """Hold for ``net`` what stands now under the names it froze, where another object took a frozen parameter's place
     (still frozen: weight_norm and ``load_state_dict(assign=True)`` copy ``requires_grad=False`` onto the new ones)."""
-    backbone = net.__dict__.get("_modules", {}).get("backbone")
+    backbone, mods = net.__dict__.get("_modules", {}).get("backbone"), _MODULES.get(net, {})
     for name in _OWN.get(net, ()) if isinstance(backbone, nn.Module) else ():
-        for p in current(backbone, name):
+        for p in current(backbone, name) if _same(mods, backbone, name) else ():
             holders = _holders(p)
             if holders is not None:
                 holders.add(net)
             elif not p.requires_grad and not p.is_inference():
                 _take(net, p)
+
+
+def _same(mods: dict, backbone: nn.Module, name: str) -> bool:
+    """Whether the module holding ``name`` in ``backbone`` is the one recorded in ``mods`` (:data:`_MODULES`) when it
+    was frozen; not one the user put in its place since (theirs, left as they set it)."""
+    owner = name.rpartition(".")[0]
+    try:
+        return (ref := mods.get(owner)) is not None and ref() is backbone.get_submodule(owner)
+    except AttributeError:
+        return False
 
 
 def _adopt_all() -> None:
@@ -169,7 +174,7 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
         for p in lifted:  # frozen (by another network, or by the user): the graph must still show whether this one
             p.requires_grad_(True)  # reaches them
         with torch.enable_grad(), own_pass():  # (a site search of an outer wrap running it reads none of it)
-            reached = graph_leaves(net.codes(x))
+            reached = graph([net.codes(x)])[0]  # the parameters the codes reach
     finally:
         restore()
         for p in lifted:
@@ -230,20 +235,20 @@ def hold(net: nn.Module, names: tuple[str, ...]) -> None:
     as the original's are."""
     own = _OWN.get(net)
     if own is None:
-        _OWN[net] = own = []
-        weakref.finalize(net, _let_go, weakref.ref(net.backbone), own).atexit = False
+        _OWN[net], _MODULES[net] = own, mods = [], {}
+        weakref.finalize(net, _let_go, weakref.ref(net.backbone), own, mods).atexit = False
     own[:] = dict.fromkeys(names)
     for name in names:
         for p in current(net.backbone, name):
             _take(net, p)
-    found = {}
+    mods = _MODULES[net]  # (the finalizer's own: its gc gives back only what stands in these modules)
+    mods.clear()
     for name in tuple(names) + tuple(net.__dict__.get("_kept_frozen", ())):
         owner = name.rpartition(".")[0]
         try:
-            found[owner] = weakref.ref(net.backbone.get_submodule(owner))
+            mods[owner] = weakref.ref(net.backbone.get_submodule(owner))
         except AttributeError:
             pass
-    _MODULES[net] = found
 
 
 def held(users) -> list[Tensor]:
@@ -251,13 +256,9 @@ def held(users) -> list[Tensor]:
     out: dict[int, Tensor] = {}
     for net in list(users):
         backbone = net.__dict__.get("_modules", {}).get("backbone")
-        if not isinstance(backbone, nn.Module):
-            continue
-        _adopt(net)
-        for p in backbone.parameters():
-            holders = _holders(p)
-            if holders is not None and net in holders:
-                out[id(p)] = p
+        if isinstance(backbone, nn.Module):
+            _adopt(net)
+            out.update((id(p), p) for p in backbone.parameters() if net in (_holders(p) or ()))
     return list(out.values())
 
 
@@ -280,14 +281,15 @@ def _free(params: list[Tensor]) -> None:
                 p.requires_grad_(True)
 
 
-def _let_go(backbone_ref: weakref.ref, own: list[str]) -> None:
+def _let_go(backbone_ref: weakref.ref, own: list[str], mods: dict) -> None:
     """A network garbage-collected: thaw what no live network holds now, the objects it froze and what stands under the
-    names it froze (another object, frozen, in a parameter's place: ``load_state_dict(assign=True)``, weight_norm)."""
+    names it froze (another object, frozen, in a parameter's place: ``load_state_dict(assign=True)``, weight_norm) in
+    the modules it froze them in (``mods``)."""
     _adopt_all()  # what moved that another live network froze too: it holds it
     _free([p for ref, _ in list(_HOLDERS.values()) if (p := ref()) is not None])
     backbone = backbone_ref()
     for name in own if backbone is not None else ():
-        for p in current(backbone, name):
+        for p in current(backbone, name) if _same(mods, backbone, name) else ():
             if _holders(p) is None and not p.requires_grad and not p.is_inference():
                 p.requires_grad_(True)
 
@@ -301,7 +303,7 @@ def thaw(net: nn.Module, names: tuple[str, ...]) -> tuple[()]:
     for p in mine:
         _holders(p).discard(net)
     for name in names:
-        for p in current(net.backbone, name):
+        for p in current(net.backbone, name) if _same(_MODULES.get(net, {}), net.backbone, name) else ():
             if _holders(p) is None and not p.is_inference():  # not held (frozen before the registry): given back
                 p.requires_grad_(True)
     _free(mine)
@@ -320,26 +322,27 @@ def reached_later(net: nn.Module, names: tuple[str, ...]) -> None:
             p.requires_grad_(True)
     _REACHED.setdefault(net, set()).update(id(p) for p in params)
     net.frozen = tuple(n for n in net.frozen if n not in names)
-    own = _OWN.get(net)
-    if own is not None:
-        own[:] = [n for n in own if n not in names]
+    own = _OWN.get(net, [])
+    own[:] = [n for n in own if n not in names]
 
 
 def unreached_trainable(net: nn.Module) -> list[str]:
     """The parameters (``backbone.<name>``) of what ``net``'s decision never reaches that require grad now: made
-    trainable since it froze them (``requires_grad_(True)`` on the network or its backbone, a fine-tuning schedule's
-    unfreezing), those the user had frozen when the sites were found and unfroze since (``_kept_frozen``), and every
-    one of a module put in the place of an unreached one (a new head). None of them ever gets a gradient."""
+    trainable since it froze them (``requires_grad_(True)``, a fine-tuning schedule's unfreezing), those the user had
+    frozen when the sites were found and unfroze since (``_kept_frozen``), and every one of a module put in the place of
+    an unreached one (a new head). None of them ever gets a gradient."""
     return list(_trainable(net))
 
 
 def _trainable(net: nn.Module) -> dict[str, str]:
-    """:func:`unreached_trainable`'s names -> the unreached module (``backbone.<module>``) each belongs to."""
+    """:func:`unreached_trainable`'s names -> how to freeze each again: its whole module where nothing of that module is
+    reached (``net.get_submodule('backbone.head')...``), else the parameter alone (a temperature on the backbone's root:
+    freezing the module would stop its reached layers training too)."""
     backbone = net.__dict__.get("_modules", {}).get("backbone")
     names = tuple(net.__dict__.get("frozen", ())) + tuple(net.__dict__.get("_kept_frozen", ()))
     if not names or not isinstance(backbone, nn.Module):
         return {}
-    was, out = _MODULES.get(net, {}), {}
+    was, out, unreached = _MODULES.get(net, {}), {}, {id(p) for n in names for p in current(backbone, n)}
     for name in names:
         owner = name.rpartition(".")[0]
         try:
@@ -347,16 +350,23 @@ def _trainable(net: nn.Module) -> dict[str, str]:
         except AttributeError:
             continue  # gone: nothing of it trains
         where = ".".join(filter(None, ("backbone", owner)))
-        ref = was.get(owner)
-        if ref is not None and ref() is not module:  # another module in its place: all of it
-            out.update((f"{where}.{n}", where) for n, p in module.named_parameters() if p.requires_grad)
-        elif any(p.requires_grad for p in current(backbone, name)):
-            out[f"backbone.{name}"] = where
+        whole = f"net.get_submodule({where!r}).requires_grad_(False)"
+        if (ref := was.get(owner)) is not None and ref() is not module:  # another module in its place: all of it
+            out.update((f"{where}.{n}", whole) for n, p in module.named_parameters() if p.requires_grad)
+            continue
+        now = [p for p in current(backbone, name) if p.requires_grad]
+        if now and all(id(p) in unreached for p in module.parameters()):
+            out[f"backbone.{name}"] = whole
+        elif now:  # each by the name it stands under now (moved by weight_norm: its originals)
+            out[f"backbone.{name}"] = "; ".join(f"net.get_parameter({where + '.' + n!r}).requires_grad_(False)"
+                                                for n, p in module.named_parameters() if any(p is q for q in now))
     return out
 
 
-#: where the frames of the package and of torch are (a warning names the first frame outside them: the user's line)
-_INSIDE = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep, os.path.dirname(torch.__file__) + os.sep)
+#: where the frames of the package, torch and the installed libraries are (a warning names the first frame outside them:
+#: the user's line; under NeuroViewModule their ``trainer.fit``, past the training loop of the library that runs it)
+_INSIDE = tuple(dict.fromkeys(os.path.join(d, "") for d in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                os.path.dirname(torch.__file__), sysconfig.get_path("purelib"), sysconfig.get_path("platlib"))))
 
 
 def warn_unreached_trainable(net: nn.Module) -> None:
@@ -366,22 +376,19 @@ def warn_unreached_trainable(net: nn.Module) -> None:
     if torch.compiler.is_compiling() or torch.compiler.is_exporting():
         return
     found = _trainable(net)
-    if not found:
-        _SAID.pop(net, None)
+    said, _SAID[net] = _SAID.get(net), frozenset(found)  # (none found: the next set is said again)
+    if not found or said == _SAID[net]:
         return
-    if _SAID.get(net) == frozenset(found):
-        return
-    _SAID[net] = frozenset(found)
-    fix = "; ".join(f"net.get_submodule({m!r}).requires_grad_(False)" for m in dict.fromkeys(found.values()))
-    warnings.warn(f"net: {list(found)} require grad, but the decision never reaches them (found so when the sites "
-                  "were found: net.unreached lists those the wrapper froze; or put in the place of such a module since): they never get a "
-                  "gradient, so plain DistributedDataParallel fails at its second step ('Expected to have finished "
-                  f"reduction in the prior iteration'); freeze them again ({fix}), or give DDP "
+    warnings.warn(f"net (the NeuroView network; module.model under NeuroViewModule): {list(found)} require grad, but "
+                  "the decision never reaches them (found so when the sites were found: net.unreached lists those the "
+                  "wrapper froze; or put in the place of such a module since): they never get a gradient, so plain "
+                  "DistributedDataParallel fails at its second step ('Expected to have finished reduction in the prior "
+                  f"iteration'); freeze them again ({'; '.join(dict.fromkeys(found.values()))}), or give DDP "
                   "find_unused_parameters=True", stacklevel=_user_level())
 
 
 def _user_level() -> int:
-    """The ``stacklevel`` of the first frame outside the package and torch (DDP's forward, the network's)."""
+    """The ``stacklevel`` of the first frame outside :data:`_INSIDE` (DDP's forward, the network's, a training loop)."""
     frame, level = sys._getframe(2), 2  # stacklevel 2: the caller of the function that warns, frame
     while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
         frame, level = frame.f_back, level + 1
@@ -390,5 +397,4 @@ def _user_level() -> int:
 
 def module_names(names: tuple[str, ...]) -> list[str]:
     """``backbone.<module>`` of each parameter name, once each, in order."""
-    out = {f"backbone.{n.rpartition('.')[0]}".rstrip("."): None for n in names}
-    return list(out)
+    return list({f"backbone.{n.rpartition('.')[0]}".rstrip("."): None for n in names})

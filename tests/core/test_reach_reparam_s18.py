@@ -193,7 +193,7 @@ def test_an_unreached_head_made_trainable_again_is_named(how):
     want = (["backbone.6.0.weight", "backbone.6.0.bias", "backbone.6.2.weight", "backbone.6.2.bias"]
             if how == "replace_deeper" else ["backbone.6.weight", "backbone.6.bias"])
     assert reach.unreached_trainable(net) == want
-    with pytest.warns(UserWarning, match=r"net: \['backbone.6.* require grad, but the decision never reaches them .*"
+    with pytest.warns(UserWarning, match=r"net \(the NeuroView network; module.model under NeuroViewModule\): \['backbone.6.* require grad, but the decision never reaches them .*"
                                          r"plain DistributedDataParallel fails at its second step .*freeze them again "
                                          r"\(net.get_submodule\('backbone.6'\).requires_grad_\(False\)\)") as said:
         reach.warn_unreached_trainable(net)
@@ -217,3 +217,122 @@ def test_a_head_the_user_froze_before_the_first_batch_stays_frozen_on_unwrap():
     del net
     gc.collect()
     assert not any(_head_grads(bb).values())
+
+
+# ---------------------------------------------------------------------------------------------- review R4 of 05b1080
+
+
+@pytest.mark.parametrize("then", ["gc", "deepcopy", "save", "unwrap", "second_wrapper_gc"])
+def test_a_new_head_the_user_froze_on_purpose_stays_frozen(then):
+    """R4 finding 1: a module put in the frozen head's place is the user's: what they set stays (was: trainable again
+    at the network's gc, in a copy or a save of the model, since 05b1080)."""
+    bb, net = _wrapped()
+    bb[6] = nn.Linear(6, 10)
+    bb[6].requires_grad_(False)  # the user's own fixed head
+    if then == "second_wrapper_gc":  # another wrapper's freeze_unreached adopts what moved for the live ones
+        other = nv.wrap(_backbone(), num_classes=10)
+        other(_x())
+        del other
+    if then in ("gc", "second_wrapper_gc"):
+        del net
+        gc.collect()
+        got = bb
+    elif then == "deepcopy":
+        got = copy.deepcopy(bb)
+    elif then == "save":
+        buf = io.BytesIO()
+        torch.save(bb, buf)
+        buf.seek(0)
+        got = torch.load(buf, weights_only=False)
+    else:
+        assert net.unwrap() is bb
+        got = bb
+    assert _head_grads(got) == {"weight": False, "bias": False}
+    assert _head_grads(bb) == {"weight": False, "bias": False}
+    assert all(p.requires_grad for n, p in got.named_parameters() if not n.startswith("6."))  # reached: untouched
+
+
+def test_a_new_head_left_trainable_and_the_moved_old_one_are_still_given_back():
+    """What finding 1's fix keeps: the module the wrapper froze, reparametrized in place, is given back at gc; a copy
+    of the model made while the network lives gets it back trainable."""
+    bb, net = _wrapped()
+    weight_norm(bb[6])  # the same module object: the wrapper's to give back
+    twin = copy.deepcopy(bb)
+    assert all(_head_grads(twin).values())
+    del net
+    gc.collect()
+    assert all(_head_grads(bb).values())
+
+
+class _Scaled(nn.Module):
+    """A decision reaching ``features`` only; ``head`` and the root's own ``temperature`` (CLIP's logit_scale) come
+    after the last site."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4, 3)
+        self.temperature = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.head(self.features(x)) / self.temperature
+
+
+def _advice(message: str) -> list[str]:
+    return message.split("freeze them again (")[1].split("), or give")[0].split("; ")
+
+
+def test_the_advice_for_a_parameter_on_the_backbone_itself_freezes_that_parameter_only():
+    """R4 finding 2: the advice for ``temperature`` (owner: the backbone's root) was
+    ``net.get_submodule('backbone').requires_grad_(False)``, which froze the reached convolution too."""
+    torch.manual_seed(0)
+    bb = _Scaled()
+    net = nv.wrap(bb, num_classes=3)
+    net(torch.randn(4, 1, 8, 8))
+    assert set(net.frozen) == {"temperature", "head.weight", "head.bias"}
+    net.requires_grad_(True)  # a freeze / unfreeze schedule
+    with pytest.warns(UserWarning, match="require grad, but the decision never reaches them") as said:
+        reach.warn_unreached_trainable(net)
+    fix = _advice(str(said[0].message))
+    assert sorted(fix) == ["net.get_parameter('backbone.temperature').requires_grad_(False)",
+                           "net.get_submodule('backbone.head').requires_grad_(False)"]
+    for line in fix:  # followed as written
+        eval(line, {"net": net})
+    assert reach.unreached_trainable(net) == []
+    assert all(p.requires_grad for p in bb.features.parameters())  # was: False (the whole backbone frozen)
+    assert not bb.temperature.requires_grad and not any(p.requires_grad for p in bb.head.parameters())
+
+
+def test_the_warning_says_what_net_is_under_neuroviewmodule():
+    """R4 finding 4: ``net`` in the advice is the NeuroView network, ``module.model`` under NeuroViewModule."""
+    torch.manual_seed(0)
+    bb = _Scaled()
+    net = nv.wrap(bb, num_classes=3)
+    net(torch.randn(4, 1, 8, 8))
+    bb.temperature.requires_grad_(True)
+    with pytest.warns(UserWarning) as said:
+        reach.warn_unreached_trainable(net)
+    assert _advice(str(said[0].message)) == ["net.get_parameter('backbone.temperature').requires_grad_(False)"]
+    assert "net (the NeuroView network; module.model under NeuroViewModule): ['backbone.temperature']" in str(said[0].message)
+
+
+def test_weight_norm_removed_on_the_frozen_head_is_a_plain_tensor_unless_made_trainable_first():
+    """R4 finding 5, torch's rule (documented in neuroview.core.reach): ``remove_parametrizations`` rebuilds a frozen
+    weight as a plain tensor, no parameter, which nothing can give back; made trainable first, it stays a parameter."""
+    from torch.nn.utils import parametrize
+
+    bb, net = _wrapped()
+    weight_norm(bb[6])
+    parametrize.remove_parametrizations(bb[6], "weight")
+    assert "weight" not in bb[6]._parameters and not bb[6].weight.requires_grad  # torch's plain tensor
+    assert reach.current(bb, "6.weight") == []  # nothing stands under the name
+    del net
+    gc.collect()
+    assert _trains(bb) == {"bias": True}  # the weight is no parameter: no optimizer ever moves it
+    bb, net = _wrapped()
+    weight_norm(bb[6])
+    bb[6].requires_grad_(True)  # the documented way: trainable before the removal
+    parametrize.remove_parametrizations(bb[6], "weight")
+    assert isinstance(bb[6]._parameters["weight"], nn.Parameter)
+    net.unwrap()
+    assert _trains(bb) == {"weight": True, "bias": True}

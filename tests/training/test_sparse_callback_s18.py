@@ -15,6 +15,7 @@ import torch
 import neuroview as nv
 from neuroview.data import DigitsDataModule, NpzDataModule
 from neuroview.training.module import NeuroViewModule
+from neuroview.training import sparse_callback
 from neuroview.training.sparse_callback import Sparsify, sparse_arch_kwargs
 from neuroview.viz.report import _built_as
 from neuroview.zoo.weights import load_weights
@@ -108,9 +109,16 @@ def test_the_refit_reads_the_codes_in_the_precision_the_run_trains_in(tmp_path, 
     torch.testing.assert_close(exp.logits.float(), sparse(x).float(), rtol=0, atol=5e-2)
 
 
-def test_the_fine_tuning_after_a_bf16_true_refit_keeps_the_support_and_the_dtype(tmp_path):
+def test_the_fine_tuning_after_a_bf16_true_refit_keeps_the_support_and_the_dtype(tmp_path, monkeypatch):
     pl.seed_everything(0)
     m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [4, 8]})
+    refit, real = [], sparse_callback.finetune_sparse
+
+    def spy(net, *a, **k):  # the refit's support, as the fine-tuning receives it
+        refit.append((net.classifier.weight != 0).clone())
+        return real(net, *a, **k)
+
+    monkeypatch.setattr(sparse_callback, "finetune_sparse", spy)
     cb = Sparsify(finetune=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -118,7 +126,8 @@ def test_the_fine_tuning_after_a_bf16_true_refit_keeps_the_support_and_the_dtype
         tr.fit(m, datamodule=DigitsDataModule(batch_size=64))
         tr.test(m, datamodule=DigitsDataModule(batch_size=64), verbose=False)
     assert m.model.classifier.weight.dtype == torch.bfloat16 and m.model.finetuned["epochs"] == 1
-    assert (m.model.classifier.weight != 0).sum(1).float().mean() <= 12  # a sparse head, not a dense one again
+    assert len(refit) == 1 and not refit[0].all()  # a sparse refit (the head is 10 x 12: some weight is 0)
+    assert torch.equal(m.model.classifier.weight != 0, refit[0])  # the support kept exactly (was: any head passed)
 
 
 def test_fast_dev_run_writes_no_sparse_file(tmp_path, caplog):
