@@ -64,7 +64,7 @@ def check_lengths(lengths, x: Tensor, what: str, last=None):
     if not _steps(lengths, x, n):
         got = f"shape {tuple(given.shape)}, {given.dtype}" if isinstance(given, Tensor) else type(given).__name__
         if isinstance(lengths, Tensor) and lengths.numel() and not lengths.is_floating_point() and lengths.dtype != torch.bool:
-            got += f", values {int(lengths.min())} to {int(lengths.max())}"
+            got += f", values {min(v := given.flatten().tolist())} to {max(v)}"  # as given: a uint64's 2**64 - 1 too
         swapped = isinstance(last, Tensor) and last is not given and _steps(_int64(last), x, n)
         hint = "; if they are (x, y, lengths), pass (x, lengths, y) as the data modules give them" if swapped else ""
         raise ValueError(f"{what}: a batch of 3 items is read as (x, lengths, y), and its middle item is not lengths (one "

@@ -40,15 +40,15 @@ def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
 
 def check_xy(x: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
     """``y`` as long class labels on ``x``'s device, one per sample of ``x``, each in ``[0, num_classes)``
-    when it is given (a label of -1 picked the last class's row silently, one past the end a bare torch error)."""
+    when it is given (a label of -1 picked the last class's row silently, one past the end a bare torch error);
+    bools as :func:`~neuroview.core._utils.as_labels` reads them: classes 0 and 1 of a 2-class network, else refused."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    mask = is_bool(y)
     # class names refused by name (torch's bare "too many dimensions 'str'"), fractions too; whole floats read as classes
-    y = as_labels(y, "y").to(x.device)
-    if y.shape != (x.shape[0],) or mask:
-        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype "
-                         f"{torch.bool if mask else y.dtype} and shape {tuple(y.shape)}")
+    y = as_labels(y, "y", num_classes).to(x.device)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape "
+                         f"{tuple(y.shape)}")
     return y if num_classes is None else check_labels(y, num_classes)
 
 

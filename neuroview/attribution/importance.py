@@ -275,6 +275,8 @@ def class_means(x: Tensor, y: Tensor, num_classes: int, *, lengths: Tensor | Non
 
 def _valid_means(x: Tensor, y: Tensor, num_classes: int, lengths: Tensor) -> Tensor:
     """:func:`class_means` over each row's first ``lengths`` positions along dim 1."""
+    refuse_bools(lengths, "lengths", "a mask is no lengths: pass one integer length per row of x",
+                 "integer lengths, one per row of x")  # (the class hint of as_labels misled here)
     n = as_labels(lengths, "lengths").reshape(-1).cpu()
     if x.dim() < 2 or n.shape[0] != x.shape[0] or bool((n < 0).any()):
         raise ValueError(f"lengths: expected {x.shape[0]} non-negative lengths (one per row of x), "

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from ..core._utils import as_labels
+from ..core._utils import as_labels, is_bool
 from ..core.explanation import Explanation, RNNExplanation
 from .importance import _check_sample
 
@@ -39,7 +39,7 @@ def decision_items(exp: Explanation, sample: int, target: int) -> Tensor:
 def _one_class(target):
     """``target`` as ``plots.waterfall`` reads it: None, or one class (an int, a whole float, or any one-element tensor,
     array or list: ``[2]``, which ``exp.targets`` reads as one class per sample); several values are refused by name."""
-    if target is None or isinstance(target, (bool, str)) or "bool" in str(getattr(target, "dtype", "")):
+    if target is None or isinstance(target, str) or is_bool(target):  # a list of bools too
         return target  # None, and a bool or a name refused by exp.targets as such
     flat = as_labels(target, "target").reshape(-1)  # 1.7, NaN, strings in a list refused by name
     if len(flat) != 1:

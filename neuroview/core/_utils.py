@@ -42,11 +42,12 @@ def is_bool(value) -> bool:
     return isinstance(value, bool) or dtype == torch.bool or getattr(dtype, "kind", None) == "b"
 
 
-def refuse_bools(value, what: str, hint: str) -> None:
+def refuse_bools(value, what: str, hint: str, expected: str = "a class index or a tensor of them") -> None:
     """A TypeError naming ``what`` where ``value`` is a bool or a mask of them, given for class indices: True read as
-    class 1, and a mask (``y == 2``: "the class-2 samples") as classes 1 and 0. ``hint``: what to pass instead."""
+    class 1, and a mask (``y == 2``: "the class-2 samples") as classes 1 and 0. ``hint``: what to pass instead;
+    ``expected``: what ``what`` holds, for an argument of other integers (lengths, sample indices)."""
     if is_bool(value):
-        raise TypeError(f"{what}: expected a class index or a tensor of them, got {value!r:.60} (booleans: {hint})")
+        raise TypeError(f"{what}: expected {expected}, got {value!r:.60} (booleans: {hint})")
 
 
 def positive_int(value, what: str = "k", *, none: bool = False, least: int = 1) -> int | None:
@@ -137,13 +138,18 @@ def require_built(net, what: str = "net") -> None:
                          "build it with example_input= (or input_shape=) and train it")
 
 
-def as_labels(y, what: str = "y") -> Tensor:
+def as_labels(y, what: str = "y", num_classes: int | None = None) -> Tensor:
     """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
     float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone
-    would truncate 0.7 to class 0 and go on with wrong labels. Bools are refused (:func:`refuse_bools`), as the
-    importance tools and ``Explanation.targets`` refuse them: a mask (``y == 1``, "the class-1 samples") was read as
-    classes 1 and 0 by every loader reader, on a network of 2 classes or more."""
-    refuse_bools(y, what, "a mask picks samples, not classes: pass each sample's class, e.g. y=labels")
+    would truncate 0.7 to class 0 and go on with wrong labels. Bools, where the caller's network has
+    ``num_classes=2``: a 2-class task's labels stored as bool (``is_anomaly``, ``df.label == "pos"``), read as classes
+    0 (False) and 1 (True), as the data modules read a bool label column; with more classes, or a count the caller
+    does not know (None), refused by name (:func:`refuse_bools`): a mask (``y == 1``, "the class-1 samples") of a task
+    of more classes was read as classes 1 and 0."""
+    if num_classes != 2:
+        more = f" (a task of {num_classes} classes)" if num_classes is not None else ""
+        refuse_bools(y, what, f"a mask picks samples, not classes{more}: pass each sample's class index, or y.long() "
+                              "where True and False are classes 1 and 0")
     if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(v, str) for v in y)):
         raise TypeError(f"{what}: expected class indices, got the string {y!r}; a class's name is not its index "
                         "(class_names.index(name) gives it)")
@@ -165,8 +171,9 @@ def as_labels(y, what: str = "y") -> Tensor:
 
 def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
     """One batch's labels as class indices, one per sample in ``[0, num_classes)``; else an error naming
-    ``what`` (one-hot rows, a short ``y`` or a label the head has no class for reached torch bare)."""
-    y = as_labels(y, what)
+    ``what`` (one-hot rows, a short ``y`` or a label the head has no class for reached torch bare); bools as
+    :func:`as_labels` reads them for ``num_classes``."""
+    y = as_labels(y, what, num_classes)
     if y.shape != (n,):
         raise ValueError(f"{what}: expected one class index per sample, shape [{n}], got labels of shape {tuple(y.shape)}"
                          + (" (a column: pass y.squeeze(1))" if y.shape == (n, 1) else

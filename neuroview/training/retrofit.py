@@ -22,7 +22,7 @@ Command line: ``neuroview retrofit small_cnn.digits`` (a zoo entry, with its own
 the same is ``neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights <weights>
 --model.freeze_backbone true``, which trains the head by gradient steps through the backbone.
 
-May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify``, ``.sparse_checks``, ``.retrofit_checks`` and the leaf modules;
+May import ``neuroview.core``, ``neuroview.zoo``, ``.sparsify``, ``.retrofit_checks`` and the leaf modules;
 ``neuroview.data`` and Lightning only inside the command line's functions (``import neuroview`` imports this module).
 """
 
@@ -53,9 +53,8 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
-from .retrofit_checks import check_output, check_weights, checked_logits, standard_logits, task_classes
+from .retrofit_checks import check_output, check_train_labels, check_weights, standard_scores, task_classes
 from .retrofit_checks import num_classes_of as _num_classes
-from .sparse_checks import check_labels
 from .sparsify_cli import as_option
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
@@ -100,7 +99,7 @@ def _train_codes(net: nn.Module, standard: nn.Module, train) -> tuple[Tensor, Te
         first = next(rest := iter(filled(batches)), None)  # a generator is read once: its first batch, handed on
         feats, y = _features(net, itertools.chain([] if first is None else [first], rest), "train")
     check_output(standard, net, first)  # after the codes: an input of another shape is named by their checks
-    check_labels(y, net.num_classes)  # after the output: a num_classes= of another task is named as such
+    check_train_labels(y, net.num_classes, standard)  # after the output: a num_classes= of another task named as such
     return feats, y
 
 
@@ -124,8 +123,7 @@ def _test_accuracies(standard: nn.Module, net: nn.Module, batches) -> tuple[floa
         y = batch_labels(y, len(x), net.num_classes, "test")
         right_nv += int((call_model(net, x, lengths).argmax(-1) == y).sum())
         if own_head:  # read as its NeuroView variant reads x: a CNN whose forward takes lengths got [B, T, C]
-            out = standard_logits(standard, net, x, lengths)
-            right_std += int((checked_logits(out, net.num_classes).argmax(-1) == y).sum())
+            right_std += int((standard_scores(standard, net, x, lengths).argmax(-1) == y).sum())
         total += len(y)
     if total == 0:
         raise ValueError("test: expected at least one batch, got an empty loader")
@@ -170,15 +168,17 @@ def retrofit(
     Args:
         model: a trained standard network: any CNN (its activation modules become the sites), an ``nn.RNN``/
             ``nn.LSTM``/``nn.GRU`` (no classifier of its own: no standard accuracy), or an :class:`~neuroview.RNNClassifier`;
-            its forward returns logits ``[B, num_classes]`` (checked on the first training batch; one logit ``[B, 1]``, a
-            sigmoid / BCE head, is a task of 2 classes, class 1 where it is > 0), reading ``x`` as its NeuroView variant does.
+            its forward returns logits ``[B, num_classes]`` (checked on the first training batch; one output ``[B, 1]``
+            or ``[B]`` is a task of 2 classes: a logit, class 1 where > 0; the output of an ``nn.Sigmoid`` module, class 1
+            where > 0.5; one in [0, 1] of no nn.Sigmoid refused), reading ``x`` as its NeuroView variant does.
         train, test: data modules of :mod:`neuroview.data`, or iterables of batches as they
             give them: ``(x, y)`` or ``(x, lengths, y)``, ``x`` channels-first (RNNs get
             ``x.transpose(1, 2)``); one batch ``(x, y)`` may be given alone. Each is read once
             (a generator or ``iter(loader)`` is fine); the test batches feed both networks in
             one pass. Training inputs are encoded once, so augmentation is not used. ``test``
             may be ``None`` (no report). Labels: class indices in ``[0, num_classes)`` (whole
-            numbers stored as floats too; a bool mask refused), every class of the network in ``train``.
+            numbers stored as floats too; bools of a 2-class task as 0 and 1, of more refused), every class of the network
+            in ``train``.
         num_classes: default: read from the model (``num_classes``, else its ``fc``/``classifier``/``head``:
             an nn.Linear or the last one of an nn.Sequential; a model that is an nn.Sequential: its last).
         max_len: RNNs only: the longest sequence the classifier reads.

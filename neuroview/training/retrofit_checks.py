@@ -1,8 +1,9 @@
 """What :func:`.retrofit.retrofit` reads of the standard network it is given, checked with errors that name the
 argument, what was expected and what was given: its weights (none on the meta device), its number of classes, its
-output (logits ``[B, num_classes]``, :func:`standard_logits`: read as its NeuroView variant reads the batch).
+output (logits ``[B, num_classes]``, :func:`standard_logits`: read as its NeuroView variant reads the batch; scored by
+:func:`standard_scores`), the training split's classes (:func:`check_train_labels`).
 
-May import ``neuroview.core`` and the leaf modules.
+May import ``neuroview.core``, ``.sparse_checks`` and the leaf modules.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from torch import Tensor, nn
 from .._batch import call_model, check_lengths, takes_lengths, unpack
 from ..core._utils import factory
 from ..core.rnn import NeuroViewRNN
+from .sparse_checks import check_labels
 
-__all__ = ["check_weights", "num_classes_of", "task_classes", "check_output", "checked_logits", "standard_logits"]
+__all__ = ["check_weights", "num_classes_of", "task_classes", "check_output", "checked_logits", "standard_logits",
+           "standard_scores", "check_train_labels"]
 
 
 def check_weights(model: nn.Module) -> None:
@@ -75,18 +78,51 @@ def check_output(standard: nn.Module, net: nn.Module, batch) -> None:
     if isinstance(standard, nn.RNNBase) or batch is None:
         return
     x, lengths, _ = unpack(batch, factory(net).get("device"))
-    checked_logits(standard_logits(standard, net, x, lengths), net.num_classes)
+    standard_scores(standard, net, x, lengths, first=True)
 
 
-def checked_logits(out, num_classes: int) -> Tensor:
+@torch.no_grad()
+def standard_scores(standard: nn.Module, net: nn.Module, x: Tensor, lengths, first: bool = False) -> Tensor:
+    """The standard network's :func:`checked_logits` of a batch. A single output that is an ``nn.Sigmoid`` module's
+    (``nn.BCELoss``'s model: a probability, not a logit) is seen by a hook on the forward, and scored at 0.5.
+    ``first`` (the first training batch): a single output in [0, 1] of no nn.Sigmoid module (``torch.sigmoid`` in the
+    forward, or logits that happen to lie there) is refused: a probability and a logit cannot be told apart there."""
+    last = []  # the output of the last nn.Sigmoid module called
+
+    def keep(_module, _args, out) -> None:
+        last[:] = [out]
+
+    hooks = [m.register_forward_hook(keep) for m in standard.modules() if isinstance(m, nn.Sigmoid)]
+    try:
+        out = standard_logits(standard, net, x, lengths)
+    finally:
+        for h in hooks:
+            h.remove()
+    scores = checked_logits(out, net.num_classes, last[0] if last else None)
+    single = out.shape[1:] in ((), (1,)) and out.numel() and not _output_of(last[0] if last else None, out)
+    if first and single and bool(((out >= 0) & (out <= 1)).all()):
+        raise ValueError("model: its single output lies in [0, 1] for every sample of the first training batch, and "
+                         "comes from no nn.Sigmoid module: a probability (torch.sigmoid in its forward: class 1 where "
+                         "> 0.5) and a logit (class 1 where > 0) cannot be told apart; return the logit (drop the "
+                         "sigmoid, as for nn.BCEWithLogitsLoss), or end the forward in an nn.Sigmoid module")
+    return scores
+
+
+def checked_logits(out, num_classes: int, sigmoid=None) -> Tensor:
     """The standard network's output ``out``, checked: logits ``[B, num_classes]``, the NeuroView network's task. One
-    logit ``[B, 1]`` (a sigmoid / BCE head) of a 2-class task is scored as the logits ``[-out / 2, out / 2]``: class 1
-    where ``out > 0``, the probabilities its sigmoid gives."""
+    logit ``[B, 1]`` (``[B]`` too: a BCE model's ``.squeeze(-1)``) of a 2-class task is scored as the logits
+    ``[-out / 2, out / 2]``: class 1 where ``out > 0``, the probabilities its sigmoid gives; where it is the output
+    ``sigmoid`` of an nn.Sigmoid module (a probability ``p``), as the log-probabilities ``[log(1 - p), log p]``: class 1
+    where ``p > 0.5`` (it was read as a logit: class 1 everywhere)."""
+    if isinstance(out, Tensor) and out.dim() == 1:  # a single logit squeezed: read as [B, 1]
+        out = out[:, None]
     if not isinstance(out, Tensor) or out.dim() != 2:  # a tuple or dict failed on .shape after the fit; [B, C, 1, 1]
         got = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {type(out).__name__}"
         raise ValueError(f"model: expected a forward that returns logits [B, num_classes] (the cost compares them with "
                          f"the NeuroView network's), got {got}; wrap it in a module whose forward returns them alone")
     if out.shape[-1] == 1 and num_classes == 2:  # (argmax picks the first of a tie: class 0 at out == 0, as out > 0)
+        if _output_of(sigmoid, out):
+            return torch.cat([1 - out, out], -1).log()  # (a tie at p == 0.5: class 0, as the logit 0)
         return torch.cat([-out / 2, out / 2], -1)
     if out.shape[-1] == 1:  # its advice was num_classes=1, which the wrap refuses
         raise ValueError(f"num_classes: the model's output is one logit (a sigmoid / BCE head: a 2-class task), the "
@@ -97,3 +133,21 @@ def checked_logits(out, num_classes: int) -> Tensor:
                          f"{num_classes} (num_classes=, else its num_classes, fc or classifier); pass "
                          f"num_classes={out.shape[-1]}")
     return out
+
+
+def _output_of(sigmoid, out: Tensor) -> bool:
+    """Whether ``out`` holds the values of ``sigmoid``, an nn.Sigmoid module's output (a Flatten or view after it too)."""
+    return isinstance(sigmoid, Tensor) and sigmoid.numel() == out.numel() and torch.equal(sigmoid.reshape(out.shape), out)
+
+
+def check_train_labels(y: Tensor, num_classes: int, standard: nn.Module) -> None:
+    """:func:`.sparse_checks.check_labels` of the training split's labels ``y``. A bare nn.RNN/LSTM/GRU has no output
+    to read its classes from, so its ``num_classes`` is the caller's own: where the split holds classes ``0 .. k-1``
+    of fewer, ``num_classes=k`` is offered too, as :func:`.ridge.minirocket` offers it."""
+    try:
+        check_labels(y, num_classes)
+    except ValueError as e:
+        held = torch.unique(y).tolist()
+        if not isinstance(standard, nn.RNNBase) or len(held) < 2 or held != list(range(len(held))):
+            raise
+        raise ValueError(f"{e}, or the classes it holds as num_classes={len(held)}") from None

@@ -160,14 +160,15 @@ def _one_length(net: nn.Module, batches):
         yield batch
 
 
-def _series(train, seed: int, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
+def _series(train, seed: int, dtype: torch.dtype = torch.float32, num_classes: int | None = None) -> tuple[Tensor, Tensor | None]:
     """Every training series ``[N, C, T]`` of ``train``'s batches (in ``dtype``, the network's: MiniRocket's is float32,
     where float64 series, numpy's default, failed only after the biases were fitted) and their labels (None
     where a batch has none), in order, read once with the global RNG seeded by ``seed`` in a fork: a loader that
     shuffles from it (a ``DataLoader(shuffle=True)``) gives the same order for a seed (each bias comes from a series
-    drawn by its index, as in aeon's MiniRocket), and the caller's RNG is left as it was."""
+    drawn by its index, as in aeon's MiniRocket), and the caller's RNG is left as it was. Bool labels: classes 0 and 1
+    where ``num_classes`` (the network's, where known) is 2, else refused (``as_labels``)."""
     with _seeded(seed):
-        x, y = _read_series(train)
+        x, y = _read_series(train, num_classes)
     return x.to(dtype), y
 
 
@@ -179,7 +180,7 @@ def _seeded(seed: int):
         yield
 
 
-def _read_series(train) -> tuple[Tensor, Tensor | None]:
+def _read_series(train, num_classes: int | None) -> tuple[Tensor, Tensor | None]:
     xs, ys = [], []
     for batch in _batches(train, "train"):
         x, lengths, y = unpack(batch)
@@ -194,7 +195,7 @@ def _read_series(train) -> tuple[Tensor, Tensor | None]:
                              + (" (a variable-length set: stretch its series, UCRDataModule(resample=True))"
                                 if x.shape[1] == xs[0].shape[1] else ""))
         xs.append(x)
-        ys.append(None if y is None else as_labels(y, "train"))
+        ys.append(None if y is None else as_labels(y, "train", num_classes))
     if not xs:
         raise ValueError("train: expected at least one batch, got an empty loader")
     y = None if any(y is None for y in ys) else torch.cat(ys)
@@ -212,7 +213,8 @@ def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
         raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"
                          + (f" around {type(net.backbone).__name__}" if isinstance(net, NeuroViewCNN) else ""))
-    return _fit(net, *_series(train, net.backbone.seed, factory(net.backbone).get("dtype", torch.float32)), alphas)
+    return _fit(net, *_series(train, net.backbone.seed, factory(net.backbone).get("dtype", torch.float32), net.num_classes),
+                alphas)
 
 
 def _fit(net: NeuroViewCNN, x: Tensor, y: Tensor | None, alphas) -> NeuroViewCNN:
@@ -235,7 +237,8 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     _alphas(alphas)  # before the data is read and the biases fitted
     # read in the dtype create_model builds the network in (the default dtype): float32 series met a float64
     # network under torch.set_default_dtype(torch.float64), an error telling the user to convert x
-    x, y = _series(train, seed, torch.get_default_dtype())
+    x, y = _series(train, seed, torch.get_default_dtype(), getattr(train, "num_classes", None) if num_classes is None
+                   else num_classes)
     if y is None:  # first: num_classes given (or the data module's) reads no labels either (torch.unique(None) failed)
         raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
     if len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed

@@ -114,7 +114,7 @@ def load_batch(dm, split: str, limit: int, seed: int = 0, *, indices: bool = Fal
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
     items = [ds[int(i)] for i in idx]
     x = torch.stack([it[0] for it in items])
-    y = as_labels(torch.stack([torch.as_tensor(it[-1]) for it in items]), "data")
+    y = as_labels(torch.stack([torch.as_tensor(it[-1]) for it in items]), "data", getattr(dm, "num_classes", None))
     lengths = torch.stack([torch.as_tensor(it[1]) for it in items]).long() if len(items[0]) == 3 else None
     return (x, lengths, y, idx) if indices else (x, lengths, y)
 

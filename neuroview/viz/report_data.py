@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .._batch import caller_stacklevel, check_lengths
 from .._version import __version__
 from ..attribution.importance import is_rnn
-from ..core._utils import as_labels, positive_int
+from ..core._utils import as_labels, positive_int, refuse_bools
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core.rnn_steps import dead_features
 
@@ -103,6 +103,8 @@ def check_options(n: int, batch_size, examples, gallery_samples, sample_indices)
     positive_int(gallery_samples, "gallery_samples (--gallery-samples)", none=True)
     if sample_indices is None:
         return None
+    refuse_bools(sample_indices, "sample_indices", "a mask: pass np.flatnonzero(mask), the indices of its True samples",
+                 "integer indices, one per sample of x")  # (as_labels' hint named classes)
     ids = as_labels(sample_indices, "sample_indices").reshape(-1).tolist()
     if len(ids) != n or any(i < 0 for i in ids):
         raise ValueError(f"sample_indices: expected {n} indices >= 0 (one per sample of x, its index in the data it was "
@@ -114,7 +116,7 @@ def check_labels(y: Tensor | None, n: int, num_classes: int | None = None) -> Te
     """``y`` as ``n`` long class labels on the CPU (None stays None), each in ``[0, num_classes)`` when given."""
     if y is None:
         return None
-    y = as_labels(y).reshape(-1).cpu()
+    y = as_labels(y, "y", num_classes).reshape(-1).cpu()  # bools: classes 0 and 1 of a 2-class network
     if y.shape[0] != n:
         raise ValueError(f"y: expected {n} labels (one per sample of x), got {y.shape[0]}")
     bad = (y < 0) | (y >= num_classes) if num_classes is not None else torch.zeros(0, dtype=torch.bool)

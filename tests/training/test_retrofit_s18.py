@@ -60,18 +60,33 @@ def test_a_training_split_without_a_class_is_refused_as_fit_ridge_head_refuses_i
     assert res.neuroview_acc == pytest.approx(want) and res.test_size == int(keep.sum())
 
 
-# ------------------------------------------------------------------ 2. a bool mask given as the labels
-@pytest.mark.parametrize("classes", [2, 3])
-def test_a_bool_mask_as_labels_is_refused_by_name(classes):
-    x, y = _data(40, 1, classes)
+# ------------------------------------------------------------------ 2. bool labels: a 2-class task's, or a mask
+def test_a_bool_mask_as_labels_of_a_network_of_3_classes_is_refused_by_name():
+    x, y = _data(40, 1, 3)
     mask = y == 1  # "the class-1 samples": was read as classes 1 and 0
-    match = r"train: expected a class index or a tensor of them, got .*\(booleans: a mask picks samples, not classes"
+    match = (r"train: expected a class index or a tensor of them, got .*\(booleans: a mask picks samples, not classes "
+             r"\(a task of 3 classes\): pass each sample's class index, or y.long\(\) where True and False are "
+             r"classes 1 and 0\)")
     with pytest.raises(TypeError, match=match):
-        nv.retrofit(_standard(classes), [(x, mask)])
+        nv.retrofit(_standard(3), [(x, mask)])
     with pytest.raises(TypeError, match=match):
-        nv.retrofit(_standard(classes), [(x, mask.numpy())])
+        nv.retrofit(_standard(3), [(x, mask.numpy())])
     with pytest.raises(TypeError, match=match.replace("train", "test")):
-        nv.retrofit(_standard(classes), [(x, y)], [(x, mask)])
+        nv.retrofit(_standard(3), [(x, y)], [(x, mask)])
+
+
+def test_bool_labels_of_a_2_class_task_are_classes_0_and_1():
+    x, y = _data(40, 1, 2)
+    xt, yt = _data(30, 2, 2)
+    model = _standard(2)
+    with torch.no_grad():  # the standard network's own accuracy, against the labels as 0 / 1
+        want = (model(xt).argmax(1) == yt).double().mean().item()
+    ref = nv.retrofit(model, [(x, y)], [(xt, yt)])
+    for b, bt in ((y == 1, yt == 1), ((y == 1).numpy(), (yt == 1).numpy()), ((y == 1).tolist(), (yt == 1).tolist())):
+        res = nv.retrofit(model, [(x, b)], [(xt, bt)])
+        assert res.standard_acc == pytest.approx(want)
+        assert (res.train_acc, res.neuroview_acc) == (ref.train_acc, ref.neuroview_acc)
+        assert all(torch.equal(a, c) for a, c in zip(res.model.state_dict().values(), ref.model.state_dict().values()))
 
 
 # ------------------------------------------------------------------ 3. a single-logit (sigmoid / BCE) binary model
@@ -106,3 +121,77 @@ def test_a_single_logit_model_with_another_num_classes_is_told_to_pass_2_never_1
         nv.retrofit(MeanLogit(), [(x, y)], num_classes=3)
     for e in (e1, e3):
         assert "pass num_classes=1" not in str(e.value)
+
+
+# ------------------------------------------------------------------ 4. a single output through a sigmoid (BCELoss)
+class MeanProbability(MeanLogit):
+    """:class:`MeanLogit` ending in an ``nn.Sigmoid`` module (``nn.BCELoss``'s model): a probability, class 1 where it is
+    > 0.5, the same decisions as the logit's. ``flat``: returned as ``[B]`` through a view after the sigmoid."""
+
+    def __init__(self, flat: bool = False):
+        super().__init__()
+        self.sigmoid, self.flat = nn.Sigmoid(), flat
+
+    def forward(self, x):
+        p = self.sigmoid(super().forward(x))
+        return p.view(-1) if self.flat else p
+
+
+@pytest.mark.parametrize("model", ["module", "module flat", "sequential"])
+def test_a_model_ending_in_nn_sigmoid_is_scored_at_0_5_not_as_a_logit(model):
+    x, y = _binary(80, 2)
+    xt, yt = _binary(40, 3, flipped=6)  # the model is right on 34 of 40, and class 1 is not 34 of them
+    assert int(yt.sum()) != 34 and int((1 - yt).sum()) != 34
+    if model == "sequential":
+        m = MeanLogit()
+        std = nn.Sequential(m.body, m.fc, nn.Sigmoid())
+    else:
+        std = MeanProbability(flat=model.endswith("flat"))
+    res = nv.retrofit(std, [(x, y)], [(xt, yt)])
+    assert res.model.num_classes == 2
+    assert res.standard_acc == pytest.approx(34 / 40)  # was the share of class 1: every p > 0 read as class 1
+    with torch.no_grad():
+        want = (res.model(xt).argmax(1) == yt).double().mean().item()
+    assert res.cost == pytest.approx(100 * (34 / 40 - want))
+
+
+class SigmoidInForward(MeanLogit):
+    def forward(self, x):
+        return torch.sigmoid(super().forward(x))  # no module to see: a probability or a logit in [0, 1]?
+
+
+def test_a_single_output_in_0_1_of_no_sigmoid_module_is_refused_naming_what_to_return():
+    x, y = _binary(80, 2)
+    with pytest.raises(ValueError, match=r"model: its single output lies in \[0, 1\] for every sample of the first "
+                                         r"training batch, and comes from no nn.Sigmoid module: .*cannot be told apart; "
+                                         r"return the logit \(drop the sigmoid.*or end the forward in an nn.Sigmoid module"):
+        nv.retrofit(SigmoidInForward(), [(x, y)])
+
+
+class Squeezed(MeanLogit):
+    def forward(self, x):
+        return super().forward(x).squeeze(-1)  # BCEWithLogitsLoss's usual [B]
+
+
+def test_a_single_logit_squeezed_to_b_is_read_as_b_1():
+    x, y = _binary(80, 2)
+    xt, yt = _binary(40, 3, flipped=6)
+    res = nv.retrofit(Squeezed(), [(x, y)], [(xt, yt)])
+    assert res.standard_acc == pytest.approx(34 / 40)
+    with pytest.raises(ValueError, match=r"num_classes: the model's output is one logit .*; pass num_classes=2"):
+        nv.retrofit(Squeezed(), [(x, y)], num_classes=3)
+
+
+# ------------------------------------------------------------------ 5. a bare RNN told a class count of another task
+def test_a_bare_rnn_with_more_classes_than_the_split_holds_is_offered_their_count():
+    xc = torch.randn(30, 2, 6, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(30) % 3  # classes 0, 1, 2: a 3-class task
+    with pytest.raises(ValueError, match=r"train: expected samples of each of the network's 4 classes, got none of "
+                                         r"class \[3\]; .*: pass the whole training split, or the classes it holds as "
+                                         r"num_classes=3$"):
+        nv.retrofit(nn.GRU(2, 3, batch_first=True), [(xc, y)], num_classes=4, max_len=6)
+    gap = y != 1  # classes 0 and 2: no count of classes 0 .. k-1 to offer
+    with pytest.raises(ValueError, match=r"got none of class \[1\]; .*: pass the whole training split$"):
+        nv.retrofit(nn.GRU(2, 3, batch_first=True), [(xc[gap], y[gap])], num_classes=3, max_len=6)
+    with pytest.raises(ValueError, match=r"pass the whole training split$"):  # a CNN's count is read off its output
+        nv.retrofit(_standard(4), [_data(40, 0, 3)], num_classes=4)
