@@ -11,7 +11,8 @@ A state dict without the record (saved before it was kept, a plain dict of tenso
 
 Also the other checks of a NeuroView-CNN's arguments (:func:`check_args`) and of its input (:func:`check_input`).
 
-Imports torch and numpy, and of neuroview.core only ``_utils``, ``quantize`` and ``targets``.
+Imports torch and numpy, and of neuroview.core only ``_utils``, ``quantize``, ``refusals`` (its torch.fx refusal, one
+message for both wrappers) and ``targets``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from ._utils import positive_int, require_finite
 from .quantize import GRAD_STATES, QUANTIZERS
+from .refusals import refuse_fx
 from .targets import refuse_torchscript
 
 #: The smallest temperature taken. ``1 / tau`` scales every pre-activation and the surrogate gradient (``grad / tau``):
@@ -189,10 +191,7 @@ def _show(sites: list) -> str:
 
 def check_input(net, x: Tensor) -> None:
     """What a NeuroView-CNN's pass takes: a non-empty batch of the rank, channels and dtype it was built on."""
-    if isinstance(x, torch.fx.Proxy):  # the user passed no x: torch.fx's symbolic tracer did (as jit.script, by name)
-        raise TypeError(f"torch.fx.symbolic_trace: a {type(net).__name__} cannot be traced symbolically (its codes are "
-                        "read by hooks on real tensors, and where the pass ends depends on them); use "
-                        "torch.export.export(net, (x,)) after one forward pass, or torch.compile(net)")
+    refuse_fx(net, x)  # the user passed no x: torch.fx's symbolic tracer did (as jit.script, by name)
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
     if net.input_shape is not None:

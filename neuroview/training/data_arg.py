@@ -29,7 +29,7 @@ def datamodule_for(name: str):
     if name.lstrip().startswith("{"):
         try:
             return make_datamodule(json.loads(name))
-        except json.JSONDecodeError as e:  # the parser's message alone named no option
+        except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
             raise ValueError(f"--data: expected a JSON data-module spec, got {name!r} ({e})") from None
     if name.lower() in _DATA:
         return getattr(data, _DATA[name.lower()])()

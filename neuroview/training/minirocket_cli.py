@@ -33,7 +33,7 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
     if data.lstrip().startswith("{"):
         try:
             return json.loads(data)
-        except json.JSONDecodeError as e:  # the parser's message alone named no option
+        except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
             raise ValueError(f"--data: expected a JSON data-module spec, got {data!r} ({e})") from None
     raw = {"val_fraction": 0.0, "normalize": normalize}
     if Path(data).suffix in _PATHS:

@@ -48,11 +48,12 @@ from .._batch import (as_batches, call_model, caller_stacklevel, check_lengths, 
 from ..core._utils import as_labels, batch_labels, named_samples, own_rng
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
+from ..core.reach import current
 from ..core.rnn import NeuroViewRNN
 from .sparse_checks import check_budget, check_seed, warn_labels
 from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, derived_cfg
 
-__all__ = ["finetune_sparse", "training_k90", "FINETUNE_EPOCHS", "FINETUNE_LR"]
+__all__ = ["finetune_sparse", "training_k90", "unfreeze_backbone", "FINETUNE_EPOCHS", "FINETUNE_LR"]
 
 FINETUNE_EPOCHS = 5  # the zoo's sparse entries: chosen on held-out data (module docstring)
 MODES = ("train", "eval")
@@ -250,6 +251,28 @@ def _body(m: nn.Module) -> nn.Module:
     return m.rnn if _is_rnn(m) else m.backbone
 
 
+def unfreeze_backbone(net: nn.Module) -> nn.Module:
+    """``net`` (returned) with what its decision reaches made trainable: every parameter of each backbone (an RNN's
+    ``rnn``; each member's) but those its wrapper found unreached when it found its sites (``net.frozen``, and those
+    frozen then already: the backbone's own head). ``backbone.requires_grad_(True)`` unfroze the head too, which then
+    never gets a gradient (plain DDP waits for it: warned at the next training pass).
+
+    >>> import torch, neuroview as nv
+    >>> from torch import nn
+    >>> net = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 2)), 2,
+    ...                       example_input=torch.randn(2, 1, 20)).requires_grad_(False)
+    >>> [n for n, p in unfreeze_backbone(net).backbone.named_parameters() if p.requires_grad]
+    ['0.weight', '0.bias']
+    """
+    for m in getattr(net, "members", None) or [net]:
+        names = tuple(m.__dict__.get("frozen", ())) + tuple(m.__dict__.get("_kept_frozen", ()))
+        held = {id(p) for n in names for p in current(m.backbone, n)} if names else set()
+        for p in _body(m).parameters():
+            if id(p) not in held:
+                p.requires_grad_(True)
+    return net
+
+
 def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list]:
     """Set the copy ``net`` to train in ``mode``: ``(the head's support as 0/1 weights, the parameters to train)``."""
     net.train(mode == "train")
@@ -271,11 +294,13 @@ def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list
     params = [p for p in net.parameters() if p.requires_grad]
     if not params and epochs:  # AdamW's bare "optimizer got an empty parameter list"
         raise ValueError("sparse: expected a network with parameters to train, got one whose parameters all have "
-                         "requires_grad=False (frozen); unfreeze what fine-tuning may change (requires_grad_(True))")
+                         "requires_grad=False (frozen); unfreeze what fine-tuning may change (sparse.classifier.requires_grad_(True); "
+                         "the backbone: neuroview.training.sparse_finetune.unfreeze_backbone(sparse))")
     if epochs and params and body and not any(p.requires_grad for p in body):  # (none, as MiniRocket's: nothing to say)
         warnings.warn("sparse: its backbone is frozen (requires_grad=False throughout, as nv.retrofit leaves it): only "
-                      "the head's nonzero weights train; unfreeze it (sparse.backbone.requires_grad_(True), an RNN's "
-                      "sparse.rnn) to fine-tune it for the units it reads", stacklevel=caller_stacklevel())
+                      "the head's nonzero weights train; unfreeze what its decision reaches "
+                      "(neuroview.training.sparse_finetune.unfreeze_backbone(sparse): not the backbone's own head, which "
+                      "plain DDP would wait on) to fine-tune it for the units it reads", stacklevel=caller_stacklevel())
     return keep, params
 
 

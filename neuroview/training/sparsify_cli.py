@@ -226,6 +226,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
     from ..attribution.readability import readability  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
     from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
+    from .sparse_callback import sparse_arch_kwargs  # noqa: PLC0415 - it imports Lightning
 
     path = sparse.sparsity_path
     print(path)
@@ -240,8 +241,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
     print(f"test split: dense {dense['accuracy']:.1f}% ({dense['units_per_class']:.0f} units per class), sparse "
           f"{light['accuracy']:.1f}% ({light['units_per_class']:.1f} per class, k90 {light['k90']:g}{steps} against the mean code)")
     # the sparse head standardizes its features, and holds the shared part of a shared_steps head in its own weight
-    kwargs = dict(entry["arch_kwargs"]) | ({"normalize": True} if entry["arch_kwargs"].get("normalize") is False else {})
-    kwargs |= {"shared_steps": False} if kwargs.get("shared_steps") else {}
+    kwargs = sparse_arch_kwargs(entry["arch_kwargs"])  # the Sparsify callback's rule: one place
     out = Path(args.out)
     save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out, overwrite=args.overwrite,

@@ -223,7 +223,7 @@ def entry_gap(meta: dict[str, str], recorded: dict | None, tensors: Any, keys: A
         root = checkpoints_dir()
         entry = json.loads((root / MANIFEST).read_text()).get("entries", {}).get(name)
         given, file = (dict(entry["arch_kwargs"]), entry.get("file")) if entry.get("architecture") == arch else ({}, None)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # no zoo, no such entry: nothing to compare
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):  # no zoo, no such entry, JSON too deep: nothing to compare
         return None
     defaults = arch_defaults(arch)
     unsaid = {k: v for k, v in given.items() if k not in recorded and (k not in defaults or _plain(v) != _plain(defaults[k]))}

@@ -8,13 +8,11 @@ them ``neuroview.core``).
 from __future__ import annotations
 
 import fnmatch
-import inspect
-from typing import Callable
 
 from torch import nn
 
 from .architectures import check_flag
-from .build import builder, check_count, one_network
+from .build import builder, check_count, one_network, route_features
 from .pretrained import check_arguments, list_pretrained, load_pretrained, unknown_entry
 from .registry import _MODELS
 
@@ -55,24 +53,10 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     for key in ("in_channels", "in_features", "max_len"):  # the data's shape: a builder's own error names neither
         if kwargs.get(key) is not None:
             kwargs[key] = check_count(kwargs[key], key, 1)
-    kwargs = one_network(name, build, _features(build, kwargs))
+    kwargs = one_network(name, build, route_features(build, kwargs))
     if pretrained:
         return load_pretrained(name, **kwargs)
     if not hasattr(build, "passed_on"):  # the RNN builders name an argument they do not take themselves
         check_arguments(name, kwargs)
     return build(**kwargs)
 
-
-def _features(build: Callable[..., nn.Module], kwargs: dict) -> dict:
-    """``in_channels`` passed as ``in_features`` to a builder that takes the latter (the RNNs), as
-    :func:`~neuroview.zoo.build.arch_kwargs` routes it for training; both, unequal, are an error."""
-    params = inspect.signature(build).parameters
-    if "in_channels" not in kwargs or "in_channels" in params or "in_features" not in params:
-        return kwargs
-    kwargs = dict(kwargs)
-    v = kwargs.pop("in_channels")
-    if "in_features" in kwargs and kwargs["in_features"] != v:
-        raise ValueError(f"in_channels: an RNN's in_features (input features per step) under the CNNs' name; expected "
-                         f"it alone or equal to in_features={kwargs['in_features']!r}, got {v!r}")
-    kwargs["in_features"] = v
-    return kwargs

@@ -18,7 +18,7 @@ from torch import nn
 
 from .registry import _MODELS, check_members
 
-__all__ = ["builder", "arch_kwargs", "build_model", "one_network", "check_count"]
+__all__ = ["builder", "arch_kwargs", "build_model", "one_network", "check_count", "route_features"]
 
 
 def check_count(value: Any, name: str, least: int) -> int:
@@ -93,3 +93,23 @@ def build_model(arch: str, *, num_classes: int, in_channels: int, max_len: int |
     kw = arch_kwargs(arch, num_classes=num_classes, in_channels=in_channels, max_len=max_len, model_kwargs=model_kwargs)
     build = builder(arch, "arch")
     return build(**one_network(arch, build, kw))
+
+
+def route_features(build: Callable[..., nn.Module], kwargs: dict, what: str = "in_channels") -> dict:
+    """``kwargs`` with ``in_channels`` passed as ``in_features`` to a builder that takes the latter (the RNNs), as
+    :func:`arch_kwargs` routes it for training: the one rule of ``create_model`` and ``save_pretrained``. Both given,
+    unequal, are an error naming ``what``.
+
+    >>> route_features(lambda *, in_features, num_classes: None, {"in_channels": 3, "num_classes": 2})
+    {'num_classes': 2, 'in_features': 3}
+    """
+    params = inspect.signature(build).parameters
+    if "in_channels" not in kwargs or "in_channels" in params or "in_features" not in params:
+        return kwargs
+    kwargs = dict(kwargs)
+    v = kwargs.pop("in_channels")
+    if "in_features" in kwargs and kwargs["in_features"] != v:
+        raise ValueError(f"{what}: in_channels is an RNN's in_features (input features per step) under the CNNs' name; "
+                         f"expected it alone or equal to in_features={kwargs['in_features']!r}, got {v!r}")
+    kwargs["in_features"] = v
+    return kwargs

@@ -33,7 +33,6 @@ import difflib
 import fnmatch
 import hashlib
 import importlib
-import inspect
 import json
 import os
 import platform
@@ -46,7 +45,7 @@ from torch import nn
 
 from .._io import atomic_write_all
 from .._io import safetensors_bytes as save_bytes  # its header's keys in one order: one file a network
-from .build import builder
+from .build import builder, route_features
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
 from .manifest_io import FORMAT, foreign_file, read_document
@@ -292,16 +291,12 @@ def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
 
 
 def _routed(architecture: str, kw: dict) -> dict:
-    """``in_channels`` as the ``in_features`` an RNN builder takes, as ``create_model`` routes it (``zoo.api``)."""
+    """``in_channels`` as the ``in_features`` an RNN builder takes, by ``create_model``'s rule (``build.route_features``)."""
     try:
-        params = inspect.signature(builder(architecture, "architecture")).parameters
+        build = builder(architecture, "architecture")
     except ValueError:  # an unknown architecture: named by _build
-        params = {}
-    if "in_channels" in kw and "in_channels" not in params and "in_features" in params \
-            and kw.setdefault("in_features", kw["in_channels"]) != kw.pop("in_channels"):
-        raise ValueError(f"arch_kwargs: in_channels is an RNN's in_features under the CNNs' name; expected it alone or equal to "
-                         f"in_features={kw['in_features']!r}, got both, unequal")
-    return kw
+        return kw
+    return route_features(build, kw, "arch_kwargs")
 
 
 def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwargs: dict, dataset: dict, recipe: str | None,

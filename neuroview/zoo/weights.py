@@ -321,7 +321,7 @@ def saved_arch_kwargs(meta: dict[str, str], path: str | os.PathLike, what: str) 
         return None
     try:
         kwargs = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the reader's depth: no object either
         kwargs = None
     if not isinstance(kwargs, dict):
         raise ValueError(f"{what}: expected a JSON object of builder arguments in the metadata neuroview.arch_kwargs "
