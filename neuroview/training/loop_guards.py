@@ -8,7 +8,8 @@ inference tensors, and the fit's first update failed), an ``EarlyStopping`` or `
 the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
 warning silenced for a frozen backbone during that fit's start only (it was silenced for the whole process; a fit that
 failed before training left it so: :class:`DropEvalFilter`), and unlabelled ``(x, lengths)`` batches told from ``(x,
-y)`` in ``predict``; and :func:`first_loader`, the loader whose first batch finds a network's sites. May import
+y)`` in ``predict``; :func:`check_validation`, a plateau schedule's validation (``val_acc``) there before the first
+step; and :func:`first_loader`, the loader whose first batch finds a network's sites. May import
 Lightning, torch and torchmetrics; nothing of neuroview.
 """
 
@@ -20,10 +21,11 @@ from collections.abc import Mapping
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["LoopGuards", "DropEvalFilter", "check_monitor_modes", "monitor_mode", "only_loader", "first_loader"]
+__all__ = ["LoopGuards", "DropEvalFilter", "check_monitor_modes", "monitor_mode", "check_validation", "only_loader", "first_loader"]
 
 #: Lightning's warning at the start of a fit whose modules are not all in training mode (a frozen backbone is, on purpose)
 EVAL_MODE_WARNING = r".*module\(s\) in eval mode at the start of training.*"
@@ -34,7 +36,8 @@ class LoopGuards:
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        check_monitor_modes(self.trainer.callbacks)  # before any step: a Python Trainer's callbacks too
+        ckpt = self.trainer.ckpt_path  # a resume: the checkpoint's callback states are restored by now
+        check_monitor_modes(self.trainer.callbacks, ckpt, _saved_callbacks(self.trainer) if ckpt else None)
         with torch.inference_mode(False):  # states a validate/test before this fit made under inference mode
             for m in self.modules():
                 if isinstance(m, Metric) and any(isinstance(v, Tensor) and v.is_inference() for v in m.metric_state.values()):
@@ -107,22 +110,123 @@ def monitor_mode(monitor: str, mode: str) -> str | None:
     return "max" if mode == "min" and any(k in name for k in ("acc", "f1")) else None
 
 
-def check_monitor_modes(callbacks) -> None:
+def check_monitor_modes(callbacks, ckpt: str | None = None, saved: dict | None = None) -> None:
     """Refuse an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode`` is the wrong way round for its monitor:
     Lightning's default ``mode="min"`` on ``val_acc`` stopped a run while its accuracy rose (and kept its worst
-    checkpoint), without a word. The command's own checkpoint is checked before, as ``--checkpoint.mode``."""
+    checkpoint), without a word. The command's own checkpoint is checked before, as ``--checkpoint.mode``.
+
+    A resume (``ckpt``) of a run started with that callback (its state key among ``saved``, the checkpoint's callback
+    states; None: not known) goes on under it with a warning: refusing it left a run started before this check no
+    way to resume (its own mode refused here, the right one by the resume's stop check)."""
     for cb in callbacks or []:
         if not isinstance(cb, (EarlyStopping, ModelCheckpoint)) or not cb.monitor:
             continue
         need = monitor_mode(cb.monitor, cb.mode)
         if need is None:
             continue
-        does = (f"stops the run when {cb.monitor} stops {'falling' if cb.mode == 'min' else 'rising'}"
-                if isinstance(cb, EarlyStopping) else
-                f"keeps the checkpoint of the {'lowest' if cb.mode == 'min' else 'highest'} {cb.monitor}")
-        raise ValueError(f"trainer.callbacks: {type(cb).__name__}(monitor={cb.monitor!r}, mode={cb.mode!r}) {does}, "
-                         f"and {cb.monitor} {'rises' if need == 'max' else 'falls'} as the model learns; pass "
-                         f"mode={need!r} (--trainer.callbacks.mode {need})")
+        stop = isinstance(cb, EarlyStopping)
+        said = (f"trainer.callbacks: {type(cb).__name__}(monitor={cb.monitor!r}, mode={cb.mode!r}) "
+                + (f"stops the run when {cb.monitor} stops {'falling' if cb.mode == 'min' else 'rising'}" if stop else
+                   f"keeps the checkpoint of the {'lowest' if cb.mode == 'min' else 'highest'} {cb.monitor}")
+                + f", and {cb.monitor} {'rises' if need == 'max' else 'falls'} as the model learns")
+        if ckpt is None or (saved is not None and cb.state_key not in saved):
+            raise ValueError(f"{said}; pass mode={need!r} to that callback: {_entry(cb, need)}")
+        fresh = "its patience count starts afresh" if stop else "its best checkpoint is ranked afresh"
+        rank_zero_warn(f"{said}; the run resumed from {ckpt} was started with it, and goes on under it: resume with "
+                      f"mode={need!r} in its place ({fresh}: {_entry(cb, need)}), or start a new run from its weights "
+                      f"with --model.init_weights {ckpt}", category=UserWarning)
+
+
+def _entry(cb, mode: str) -> str:
+    """``cb`` with ``mode``, as Python and as its whole command-line entry: ``--trainer.callbacks.mode`` sets the last
+    callback's (another's, where more follow it, or one without a mode)."""
+    cls = type(cb)
+    path = (f"pytorch_lightning.callbacks.{cls.__name__}" if getattr(pl.callbacks, cls.__name__, None) is cls
+            else f"{cls.__module__}.{cls.__qualname__}")
+    args = {"monitor": cb.monitor, "mode": mode}
+    if isinstance(cb, EarlyStopping) and cb.patience != 3:  # Lightning's default
+        args["patience"] = cb.patience
+    py = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    cli = ", ".join(f"{k}: {v}" for k, v in args.items())
+    return (f"{cls.__name__}({py}) in Python, in a config its entry's init_args.mode: {mode}, on the command line "
+            f"its whole entry --trainer.callbacks+='{{class_path: {path}, init_args: {{{cli}}}}}'")
+
+
+def _saved_callbacks(trainer) -> dict | None:
+    """The callback states of the checkpoint a fit resumes, read from Lightning's private checkpoint connector (no
+    public attribute holds them), or None where not there (a strategy that restores after the fit starts)."""
+    loaded = getattr(getattr(trainer, "_checkpoint_connector", None), "_loaded_checkpoint", None)
+    return loaded.get("callbacks") or {} if isinstance(loaded, dict) and loaded else None
+
+
+def check_validation(trainer) -> None:
+    """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch
+    (Lightning's MisconfigurationException came after one, naming neither option): plain loaders without a
+    validation loader, an empty ``val_dataloaders`` (``[]``) or one of 0 batches, and a data module without a
+    ``val_dataloader`` or with an empty one, too."""
+    why, fix = None, "a val_fraction > 0"
+    if trainer.limit_val_batches == 0:
+        why = "limit_val_batches=0 runs no validation"
+    elif getattr(trainer, "check_val_every_n_epoch", 1) is None:  # validation by steps: epochs end without val_acc
+        why = (f"check_val_every_n_epoch=None validates every val_check_interval={trainer.val_check_interval} "
+               "training batches, so epochs end without a val_acc to read")
+    elif not _validation_given(trainer):  # trainer.fit(module, train_loader): checked above for data modules only
+        dm = getattr(trainer, "datamodule", None)
+        why, fix = (("no validation loader was given to fit (val_dataloaders)",
+                     "pass a validation loader (trainer.fit(module, train_loader, val_loader))") if dm is None else
+                    (f"the data module ({type(dm).__name__}) has no val_dataloader", "give the data module a val_dataloader"))
+    else:
+        dm = getattr(trainer, "datamodule", None)
+        loader, plain = _validation_source(trainer)
+        if _no_batches(loader):
+            frac = getattr(dm, "val_fraction", None)
+            why = ("val_dataloaders is empty" if plain and isinstance(loader, (list, tuple, dict)) and not loader else
+                   "the validation loader has no batches" if plain else
+                   f"the data module has no validation split (val_fraction={frac})" if frac is not None else
+                   "the data module has no validation split")
+            fix = ("pass a validation loader that has batches" if plain else fix if frac is not None else
+                   "give the data module's val_dataloader batches")
+    if why:
+        raise ValueError(f"scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use scheduler "
+                         f"'train_plateau' (the same rule on the training loss), or {fix}")
+
+
+def _validation_given(trainer) -> bool:
+    """Whether fit was given a validation source: loaders, or a module or data module with a ``val_dataloader`` of its
+    own. Read from the private ``_data_source`` of Lightning's validation loop: no public attribute holds what fit was
+    given before the loop sets its loaders up (at the sanity check, or the first validation)."""
+    try:
+        return bool(trainer.fit_loop.epoch_loop.val_loop._data_source.is_defined())
+    except AttributeError:  # another Lightning, or a stand-in trainer: left to the checks above and to Lightning
+        return True
+
+
+def _validation_source(trainer) -> tuple[object, bool]:
+    """What fit was given for validation, and whether as plain loaders (``val_dataloaders``): the loaders themselves, or
+    a data module's ``val_dataloader()``; None for a module's own hook or where it cannot be read."""
+    try:
+        src = trainer.fit_loop.epoch_loop.val_loop._data_source.instance
+    except AttributeError:  # another Lightning, or a stand-in trainer
+        src = None
+    if src is not None and not isinstance(src, (pl.LightningModule, pl.LightningDataModule)):
+        return src, True
+    dm = getattr(trainer, "datamodule", None)
+    try:
+        return (dm.val_dataloader() if dm is not None else None), False
+    except Exception:  # noqa: BLE001 - a data module without val_dataloader: Lightning says so itself
+        return None, False
+
+
+def _no_batches(loader) -> bool:
+    """An empty list, tuple or dict of loaders, or loaders that all have a length of 0 (a filtered split that came out
+    empty): Lightning runs no validation and ends the epoch without a val_acc. A loader without a length: not known."""
+    many = list(loader.values()) if isinstance(loader, dict) else loader if isinstance(loader, (list, tuple)) else None
+    if many is not None:
+        return all(_no_batches(one) for one in many)  # [] too
+    try:
+        return loader is not None and len(loader) == 0
+    except TypeError:
+        return False
 
 
 def _count(trainer, attr: str) -> int:

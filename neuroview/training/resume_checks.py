@@ -2,7 +2,7 @@
 Lightning's ``EarlyStopping`` already ended has nothing to resume, and a stop rule other than the run's (another
 ``patience``, ``monitor`` or ``mode``) would not be the one that rules the resumed run.
 
-May import Lightning; nothing of neuroview.
+May import Lightning, and :mod:`.loop_guards` (its monitor rule); nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import ast
 
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.utilities import rank_zero_warn
+
+from .loop_guards import monitor_mode
 
 __all__ = ["check_not_finished", "check_resume", "check_resumed_stops", "early_stops", "resume_state", "stopped"]
 
@@ -91,12 +93,26 @@ def _key_options(key: str) -> str:
     return ", ".join(f"{k} {v!r}" for k, v in opts.items()) if isinstance(opts, dict) else key
 
 
+def _righted(key: str, cb: EarlyStopping) -> bool:
+    """Whether the saved state ``key`` is ``cb``'s rule at the mode that is wrong for its monitor (Lightning's default
+    ``mode='min'`` on ``val_acc``, which a fit now refuses), ``cb`` holding the right one."""
+    try:
+        opts = ast.literal_eval(key[key.index("{"):])
+    except (ValueError, SyntaxError):
+        return False
+    return (key[:key.index("{")] == type(cb).__qualname__ and isinstance(opts, dict)
+            and set(opts) == {"monitor", "mode"} and opts["monitor"] == cb.monitor
+            and monitor_mode(cb.monitor, opts["mode"]) == cb.mode)
+
+
 def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list) -> None:
     """Refuse resuming with an ``EarlyStopping`` other than the checkpoint's: Lightning restores the checkpoint's
     ``patience`` over the one given (the run's ``config.yaml`` recorded 1000 while 6 ruled), and a callback of another
     ``monitor`` or ``mode`` restores nothing (a fresh count: another stop rule mid-run). ``min_delta``,
     ``stopping_threshold``, ``divergence_threshold``, ``check_finite`` and ``check_on_train_epoch_end`` are not in
-    the saved state: they cannot be compared. ``callbacks``: the resumed trainer's."""
+    the saved state: they cannot be compared. A run whose mode was the wrong way round for its monitor (started
+    before fit refused it) resumes with the right one, with a warning: its count starts afresh, as it should.
+    ``callbacks``: the resumed trainer's."""
     saved = early_stops(saved_callbacks)
     stops = [c for c in callbacks if isinstance(c, EarlyStopping)]
     unmatched = [k for k in saved if k not in {c.state_key for c in stops}]
@@ -108,7 +124,13 @@ def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list
                              f"Lightning would restore the checkpoint's {state.get('patience')} over it: resume with "
                              f"patience {state.get('patience')}, or start a new run from its weights with "
                              f"--model.init_weights {ckpt}")
-        if state is None and unmatched:
+        wrong = next((k for k in unmatched if _righted(k, cb)), None) if state is None else None
+        if wrong is not None:  # the run's mode was the wrong way round for its monitor: the right one goes on
+            unmatched.remove(wrong)
+            rank_zero_warn(f"ckpt_path: {ckpt} resumes a run whose EarlyStopping watched {_key_options(wrong)}, the "
+                           f"wrong way round for {cb.monitor}; this command's mode {cb.mode!r} replaces it, and its "
+                           f"patience count starts afresh at the resumed epoch", category=UserWarning)
+        elif state is None and unmatched:
             raise ValueError(f"ckpt_path: {ckpt} resumes a run whose EarlyStopping watched "
                              f"{_key_options(unmatched[0])}, and this command's watches {_key_options(cb.state_key)}; "
                              f"its count would start afresh under another stop rule mid-run: resume with the run's "

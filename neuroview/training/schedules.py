@@ -4,7 +4,7 @@ Holds :func:`warmup_cosine` and :func:`make_scheduler` (what ``configure_optimiz
 besides the optimizer), the run's optimizer steps (:func:`run_steps`, under a ``GradientAccumulationScheduler`` too)
 and what sets those of an epoch (:func:`epoch_record`, which a checkpoint keeps for a resume), and
 :class:`PlateauAtEpochEnd`, which steps the plateau schedules before an epoch's checkpoint. May import torch and
-Lightning; nothing of neuroview.
+Lightning, and :mod:`.loop_guards` (its ``check_validation``, which plateau reads); nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import warnings
 
 import torch
 from pytorch_lightning.callbacks import GradientAccumulationScheduler
+
+from .loop_guards import check_validation
 
 __all__ = ["warmup_cosine", "make_scheduler", "check_options", "check_plateau_args", "drop_unused_options",
            "steps_per_epoch", "run_steps", "warmup_steps", "epoch_record", "schedule_steps", "PlateauAtEpochEnd",
@@ -74,7 +76,7 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
     if hp.scheduler in ("plateau", "train_plateau"):
         train = hp.scheduler == "train_plateau"
         if not train:
-            _check_validation(trainer)
+            check_validation(trainer)
         floor = [hp.get("min_lr_factor", 0.0) * g["lr"] for g in opt.param_groups]
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min" if train else "max", factor=hp.get("plateau_factor", 0.5),
@@ -187,8 +189,16 @@ def run_steps(trainer) -> float:
     batches = trainer.num_training_batches
     if not math.isfinite(batches):  # an iterable dataset: Lightning's max_steps
         return steps
-    total = sum(math.ceil(batches / acc.get_accumulate_grad_batches(e)) for e in range(max(trainer.max_epochs, 1)))
-    return total if trainer.max_steps == -1 else min(total, trainer.max_steps)
+    # between two of the scheduler's epochs the factor holds: one product a stretch (epoch by epoch, 10^7 epochs took
+    # 4 s), and none once max_steps is reached
+    epochs, cap = max(trainer.max_epochs, 1), trainer.max_steps
+    starts = sorted({0, *(e for e in acc.scheduling if 0 < e < epochs)})
+    total = 0
+    for start, end in zip(starts, [*starts[1:], epochs]):
+        total += math.ceil(batches / acc.get_accumulate_grad_batches(start)) * (end - start)
+        if cap != -1 and total >= cap:
+            return cap
+    return total
 
 
 def warmup_steps(trainer, epochs: float) -> int:
@@ -223,46 +233,6 @@ def steps_per_epoch(trainer, epoch: int = 0) -> int:
                          "dataset); use warmup_epochs 0, or a loader with a length")
     acc = accumulation_scheduler(trainer)
     return math.ceil(batches / (trainer.accumulate_grad_batches if acc is None else acc.get_accumulate_grad_batches(epoch)))
-
-
-def _check_validation(trainer) -> None:
-    """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch
-    (Lightning's MisconfigurationException came after one, naming neither option), plain loaders without a
-    validation loader too."""
-    why, fix = None, "a val_fraction > 0"
-    if trainer.limit_val_batches == 0:
-        why = "limit_val_batches=0 runs no validation"
-    elif getattr(trainer, "check_val_every_n_epoch", 1) is None:  # validation by steps: epochs end without val_acc
-        why = (f"check_val_every_n_epoch=None validates every val_check_interval={trainer.val_check_interval} "
-               "training batches, so epochs end without a val_acc to read")
-    elif not _validation_given(trainer):  # trainer.fit(module, train_loader): checked above for data modules only
-        dm = getattr(trainer, "datamodule", None)
-        why = ("no validation loader was given to fit (val_dataloaders)" if dm is None else
-               f"the data module ({type(dm).__name__}) has no val_dataloader")
-        fix = "pass a validation loader (trainer.fit(module, train_loader, val_loader))"
-    else:
-        dm = getattr(trainer, "datamodule", None)
-        try:
-            loader = dm.val_dataloader() if dm is not None else None
-        except Exception:  # noqa: BLE001 - a data module without val_dataloader: Lightning says so itself
-            loader = None
-        if isinstance(loader, (list, tuple)) and len(loader) == 0:
-            frac = getattr(dm, "val_fraction", None)
-            why = f"the data module has no validation split (val_fraction={frac})" if frac is not None else \
-                "the data module has no validation split"
-    if why:
-        raise ValueError(f"scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use scheduler "
-                         f"'train_plateau' (the same rule on the training loss), or {fix}")
-
-
-def _validation_given(trainer) -> bool:
-    """Whether fit was given a validation source: loaders, or a module or data module with a ``val_dataloader`` of its
-    own. Read from the private ``_data_source`` of Lightning's validation loop: no public attribute holds what fit was
-    given before the loop sets its loaders up (at the sanity check, or the first validation)."""
-    try:
-        return bool(trainer.fit_loop.epoch_loop.val_loop._data_source.is_defined())
-    except AttributeError:  # another Lightning, or a stand-in trainer: left to the checks above and to Lightning
-        return True
 
 
 def schedule_steps(state: dict) -> int | None:
@@ -301,8 +271,8 @@ def _check_resumed_total(kind: str, resumed: dict, total: int, trainer) -> None:
             f"{'; '.join(f'{k} {a!r} then, {b!r} now' for k, a, b in changed)}); the checkpoint's {kind} schedule runs "
             f"over {was} optimizer steps{before}, and this run's would take {total}; a resume restores the schedule as "
             f"it was, which would not fit (a cosine reaching 0 and climbing back, onecycle stepping past its end): "
-            f"resume with the run's own {', '.join(k for k, _, _ in changed)}, or start a new run from its weights "
-            f"with --model.init_weights {trainer.ckpt_path}")
+            f"{_resume_as_was(changed)}, or start a new run from its weights with --model.init_weights "
+            f"{trainer.ckpt_path}")
     raise ValueError(
         f"--trainer.max_epochs/--trainer.max_steps: the checkpoint's {kind} schedule runs over {was} optimizer steps"
         f"{before}, and this run's budget (max_epochs {trainer.max_epochs}, max_steps {trainer.max_steps}) gives "
@@ -332,17 +302,30 @@ def _changed_epoch_options(record, budget: dict, trainer) -> list[tuple[str, obj
     checkpoint without the record (their own message, as before)."""
     if not isinstance(record, dict):
         return []
-    now, out = epoch_record(trainer), []
-    for key in ("accumulate_grad_batches", "limit_train_batches", "batch_size"):
+    now = epoch_record(trainer)
+
+    def changed(key: str) -> bool:
         a, b = record.get(key), now[key]
-        if a is not None and b is not None and (a != b or type(a) is not type(b)):  # limit 1.0 (all) is not 1 (one)
-            out.append((key, a, b))
+        return a is not None and b is not None and (a != b or type(a) is not type(b))  # limit 1.0 (all) is not 1 (one)
+
+    out = [("accumulate_grad_batches", record["accumulate_grad_batches"], now["accumulate_grad_batches"])] \
+        if changed("accumulate_grad_batches") else []
     a, b = record.get("train_batches"), now["train_batches"]
-    if not out and a is not None and b is not None and a != b:  # none of the options: the training split itself
-        out.append(("train_batches", a, b))
+    if a is None or b is None or a != b:  # the batches of an epoch changed (or are not known): what changed them
+        named = [(k, record[k], now[k]) for k in ("limit_train_batches", "batch_size") if changed(k)]
+        # none of the options (or a limit 5 of 5 batches, a batch size giving as many): the training split itself
+        out += named or ([("train_batches", a, b)] if a is not None and b is not None else [])
     budget_changed = [(k, budget[k], getattr(trainer, k, None)) for k in ("max_epochs", "max_steps")
                       if k in budget and budget[k] != getattr(trainer, k, None)]
     return budget_changed + out if out else []
+
+
+def _resume_as_was(changed: list[tuple[str, object, object]]) -> str:
+    """The advice for the options :func:`_changed_epoch_options` names: the batches of an epoch are no option."""
+    own = [k for k, _, _ in changed if k != "train_batches"]
+    split = len(own) < len(changed)
+    return ("resume" + (f" with the run's own {', '.join(own)}" if own else "")
+            + (" and" if own and split else "") + (" on the same training split" if split else ""))
 
 
 def _flag(key: str, then, now) -> str:

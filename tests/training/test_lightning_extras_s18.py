@@ -69,7 +69,10 @@ class StopAt(pl.Callback):
 @pytest.mark.parametrize("callback,pattern", [
     (lambda: EarlyStopping(monitor="val_acc", patience=2),  # Lightning's default mode: 'min'
      r"trainer.callbacks: EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc stops falling, "
-     r"and val_acc rises as the model learns; pass mode='max' \(--trainer.callbacks.mode max\)"),
+     r"and val_acc rises as the model learns; pass mode='max' to that callback: EarlyStopping\(monitor='val_acc', "
+     r"mode='max', patience=2\) in Python, in a config its entry's init_args.mode: max, on the command line its whole "
+     r"entry --trainer.callbacks\+='\{class_path: pytorch_lightning.callbacks.EarlyStopping, init_args: \{monitor: "
+     r"val_acc, mode: max, patience: 2\}\}'$"),
     (lambda: EarlyStopping(monitor="val_loss", mode="max"),
      r"EarlyStopping\(monitor='val_loss', mode='max'\) stops the run when val_loss stops rising, and val_loss falls "
      r"as the model learns; pass mode='min'"),
@@ -94,7 +97,7 @@ def test_a_stop_of_the_right_mode_trains(tmp_path):
 
 def test_the_command_refuses_an_early_stopping_of_the_wrong_mode(tmp_path):
     with pytest.raises(ValueError, match=r"EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc "
-                                         r"stops falling.*--trainer.callbacks.mode max"):
+                                         r"stops falling.*init_args: \{monitor: val_acc, mode: max, patience: 2\}"):
         cli_main(["fit", "--config", DIGITS, "--model.model_kwargs", "{widths: [4, 8]}",
                   "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
                   "--trainer.logger", "false", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
@@ -241,3 +244,172 @@ def test_the_command_refuses_minirocket_before_it_reads_any_data(tmp_path):
                   "--model.model_kwargs", "{}", "--trainer.max_epochs", "1", "--trainer.default_root_dir",
                   str(tmp_path), "--trainer.enable_progress_bar", "false"])
     assert not (tmp_path / "checkpoints").exists()
+
+
+# ------------------------------------------------------------ review R3 of 812da79
+# R3 §1: plateau with an empty val_dataloaders, a loader of 0 batches, a data module without val_dataloader
+class _TrainOnly(pl.LightningDataModule):
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def train_dataloader(self):
+        return DataLoader(self.data, batch_size=16)
+
+
+@pytest.mark.parametrize("val,why,fix", [
+    (lambda x, y: [], "val_dataloaders is empty", "pass a validation loader that has batches"),
+    (lambda x, y: DataLoader(TensorDataset(x[:0], y[:0]), batch_size=16), "the validation loader has no batches",
+     "pass a validation loader that has batches"),
+    (lambda x, y: [DataLoader(TensorDataset(x[:0], y[:0]), batch_size=16)], "the validation loader has no batches",
+     "pass a validation loader that has batches"),
+    (None, r"the data module \(_TrainOnly\) has no val_dataloader", "give the data module a val_dataloader"),
+])
+def test_plateau_with_no_validation_batches_is_refused_before_the_first_step(tmp_path, val, why, fix):
+    """Before: [] and a loader of 0 batches trained a whole epoch (4 steps here), then failed with Lightning's
+    MisconfigurationException advising a `monitor` key; the data module was told to pass a loader to fit."""
+    x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 10
+    trainer = _trainer(tmp_path, max_epochs=2)
+    with pytest.raises(ValueError, match=rf"^scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use "
+                                         rf"scheduler 'train_plateau' \(the same rule on the training loss\), or {fix}$"):
+        if val is None:
+            trainer.fit(_module("plateau").build(x[:16]), datamodule=_TrainOnly(TensorDataset(x, y)))
+        else:
+            trainer.fit(_module("plateau").build(x[:16]), DataLoader(TensorDataset(x, y), batch_size=16), val(x, y))
+    assert trainer.global_step == 0
+
+
+# R3 §2: a resume names limit_train_batches / the batch size only where the steps of an epoch changed
+@pytest.mark.parametrize("batch_size,kw", [
+    (256, {"limit_train_batches": 5}),  # all 5 batches of 256, as an int: 5 steps an epoch, as before
+    (240, {}),  # floor(1295 / 240) = 5 batches (the training loader drops its last): 5 steps an epoch, as before
+])
+def test_a_resume_with_another_budget_and_the_same_steps_an_epoch_blames_the_budget_only(tmp_path, half_run, batch_size,
+                                                                                         kw):
+    """6 epochs of the same 5 steps: 30 where the checkpoint's cosine runs over 20. Before: the limit (1.0 then, 5 now)
+    or the batch size (256 then, 240 now) was named as a cause beside max_epochs, and the user told to restore it."""
+    trainer = _trainer(tmp_path, max_epochs=6, limit_val_batches=0, num_sanity_val_steps=0, **kw)
+    with pytest.raises(ValueError, match=r"^--trainer.max_epochs/--trainer.max_steps: the checkpoint's cosine schedule "
+                                         r"runs over 20 optimizer steps .* gives 30; .*resume with the run's own "
+                                         r"budget") as e:
+        trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=batch_size), ckpt_path=half_run)
+    assert "limit_train_batches" not in str(e.value) and "batch_size" not in str(e.value)
+
+
+def test_a_resume_on_another_training_split_is_told_to_resume_on_the_same_split(tmp_path, half_run):
+    """test_fraction and val_fraction 0.05: 1622 training samples, 6 batches of 256 an epoch, 24 steps. Before: "resume
+    with the run's own train_batches", which is no option."""
+    trainer = _trainer(tmp_path, max_epochs=4, limit_val_batches=0, num_sanity_val_steps=0)
+    with pytest.raises(ValueError, match=r"^the training split \(its batches an epoch\): changed since the checkpoint "
+                                         r"was saved \(train_batches 5 then, 6 now\); .* would take 24; .*: resume on "
+                                         r"the same training split, or start a new run from its weights") as e:
+        trainer.fit(_module(), datamodule=DigitsDataModule(batch_size=256, test_fraction=0.05, val_fraction=0.05),
+                    ckpt_path=half_run)
+    assert "own train_batches" not in str(e.value)
+
+
+# R3 §3: the wrong-mode advice works with several callbacks
+def test_the_wrong_mode_advice_gives_an_entry_that_trains_with_another_callback_after_it(tmp_path):
+    """The refused EarlyStopping is followed by a LearningRateMonitor. Before: the advice `--trainer.callbacks.mode max`
+    set the LearningRateMonitor's mode, which jsonargparse refused ("Option 'mode' is not accepted")."""
+    base = ["fit", "--config", DIGITS, "--model.model_kwargs", "{widths: [4, 8]}", "--trainer.default_root_dir",
+            str(tmp_path), "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    after = ["--trainer.callbacks+=pytorch_lightning.callbacks.LearningRateMonitor"]
+    with pytest.raises(ValueError) as e:
+        cli_main([*base, "--trainer.callbacks+=pytorch_lightning.callbacks.EarlyStopping", "--trainer.callbacks.monitor",
+                  "val_acc", "--trainer.callbacks.patience", "4", *after])
+    assert "--trainer.callbacks.mode" not in str(e.value)
+    entry = str(e.value).split("its whole entry ")[1]
+    assert entry == ("--trainer.callbacks+='{class_path: pytorch_lightning.callbacks.EarlyStopping, init_args: "
+                     "{monitor: val_acc, mode: max, patience: 4}}'")
+    cli = cli_main([*base, entry.replace("'", ""), *after], run=False)  # the shell takes the quotes off
+    stops = [c for c in cli.trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert [(s.monitor, s.mode, s.patience) for s in stops] == [("val_acc", "max", 4)]
+
+
+# R3 §4: a run started with EarlyStopping(monitor='val_acc') at mode 'min' (before the check) stays resumable
+@pytest.fixture()
+def min_mode_run(tmp_path, monkeypatch) -> str:
+    """One epoch under EarlyStopping(monitor='val_acc') at Lightning's default mode 'min', saved as the code before
+    the check saved it (check_monitor_modes switched off for this run only)."""
+    import neuroview.training.loop_guards as guards
+    with monkeypatch.context() as m:
+        m.setattr(guards, "check_monitor_modes", lambda *a, **k: None)
+        trainer = _trainer(tmp_path / "run", max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                           callbacks=[EarlyStopping(monitor="val_acc", patience=50),
+                                      ModelCheckpoint(str(tmp_path / "ck"), save_last=True)])
+        trainer.fit(_module("none"), datamodule=DigitsDataModule(batch_size=64))
+    last = str(tmp_path / "ck" / "last.ckpt")
+    assert "EarlyStopping{'monitor': 'val_acc', 'mode': 'min'}" in torch.load(last, weights_only=False)["callbacks"]
+    return last
+
+
+def test_a_run_started_with_the_wrong_mode_resumes_under_it_with_a_warning(tmp_path, min_mode_run):
+    """Before: refused as a fresh fit ("pass mode='max'"), and mode 'max' then refused by the resume check."""
+    trainer = _trainer(tmp_path / "resumed", max_epochs=2, limit_train_batches=2, limit_val_batches=1,
+                       callbacks=[EarlyStopping(monitor="val_acc", patience=50)])
+    with pytest.warns(UserWarning, match=r"EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc "
+                                         r"stops falling, .*; the run resumed from .*last.ckpt was started with it, and goes "
+                                         r"on under it: resume with mode='max' in its place \(its patience count starts "
+                                         r"afresh: .*\), or start a new run from its weights with --model.init_weights"):
+        trainer.fit(_module("none"), datamodule=DigitsDataModule(batch_size=64), ckpt_path=min_mode_run)
+    assert trainer.global_step == 4  # its 2 steps, and 2 more
+
+
+def test_a_run_started_with_the_wrong_mode_resumes_with_the_right_one(tmp_path, min_mode_run):
+    """The command's resume check takes mode 'max' in place of the run's 'min' on the same monitor, with a warning; it
+    still refuses another monitor. Before: "resume with the run's monitor and mode", which fit then refused."""
+    from neuroview.training.resume_checks import check_resumed_stops
+    saved = torch.load(min_mode_run, weights_only=False)["callbacks"]
+    with pytest.warns(UserWarning, match=r"watched monitor 'val_acc', mode 'min', the wrong way round for val_acc; this "
+                                         r"command's mode 'max' replaces it, and its patience count starts afresh"):
+        check_resumed_stops(min_mode_run, saved, [EarlyStopping(monitor="val_acc", mode="max", patience=50)])
+    with pytest.raises(ValueError, match=r"resumes a run whose EarlyStopping watched monitor 'val_acc', mode 'min', "
+                                         r"and this command's watches monitor 'val_loss', mode 'min'"):
+        check_resumed_stops(min_mode_run, saved, [EarlyStopping(monitor="val_loss", mode="min", patience=50)])
+    trainer = _trainer(tmp_path / "resumed", max_epochs=2, limit_train_batches=2, limit_val_batches=1,
+                       callbacks=[EarlyStopping(monitor="val_acc", mode="max", patience=50)])
+    trainer.fit(_module("none"), datamodule=DigitsDataModule(batch_size=64), ckpt_path=min_mode_run)
+    assert trainer.global_step == 4
+
+
+def test_a_resume_adding_a_stop_of_the_wrong_mode_is_still_refused(tmp_path, min_mode_run):
+    """The checkpoint holds no ModelCheckpoint on val_acc at mode 'min': the advice (mode='max') works, so it is refused."""
+    trainer = _trainer(tmp_path / "resumed", max_epochs=2, limit_train_batches=2, limit_val_batches=1,
+                       callbacks=[EarlyStopping(monitor="val_acc", patience=50),
+                                  ModelCheckpoint(str(tmp_path / "ck2"), monitor="val_acc")])
+    with pytest.raises(ValueError, match=r"^trainer.callbacks: ModelCheckpoint\(monitor='val_acc', mode='min'\) keeps "
+                                         r"the checkpoint of the lowest val_acc, .*; pass mode='max' to that callback"):
+        trainer.fit(_module("none"), datamodule=DigitsDataModule(batch_size=64), ckpt_path=min_mode_run)
+    assert trainer.global_step == 0  # refused when the fit starts, before its loops are restored
+
+
+# R3 §5: run_steps under a GradientAccumulationScheduler walks the schedule's stretches, not every epoch
+class _CountingScheduler(GradientAccumulationScheduler):
+    def __init__(self, scheduling):
+        super().__init__(scheduling)
+        self.calls = 0
+
+    def get_accumulate_grad_batches(self, epoch: int) -> int:
+        self.calls += 1
+        return super().get_accumulate_grad_batches(epoch)
+
+
+@pytest.mark.parametrize("max_epochs,max_steps,expected", [
+    (7, -1, 10 + 10 + 3 * 4 + 2 * 5),  # factor 1 at epochs 0-1, 3 at 2-4 (ceil(10/3) = 4 steps), 2 at 5-6 (5 steps)
+    (7, 25, 25),
+    (4, -1, 10 + 10 + 2 * 4),  # the scheduler's key at epoch 5 lies past the run
+    (10**9, 1000, 1000),
+    (10**9, -1, 20 + 3 * 4 + (10**9 - 5) * 5),
+])
+def test_run_steps_under_a_scheduled_accumulation_adds_up_its_stretches(max_epochs, max_steps, expected):
+    """10 batches an epoch, schedule {0: 1, 2: 3, 5: 2}. Before: one call per epoch up to max_epochs (10**7 epochs:
+    4 s in configure_optimizers, though max_steps ended the run after 1000 steps)."""
+    from types import SimpleNamespace
+    from neuroview.training.schedules import run_steps
+    acc = _CountingScheduler({0: 1, 2: 3, 5: 2})
+    trainer = SimpleNamespace(estimated_stepping_batches=12345, callbacks=[acc], max_epochs=max_epochs,
+                              max_steps=max_steps, num_training_batches=10)
+    assert run_steps(trainer) == expected
+    assert acc.calls <= 3
