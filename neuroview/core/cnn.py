@@ -75,8 +75,8 @@ class NeuroViewCNN(Guarded):
         input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a random (seeded) input.
         unit_axis: per site (or module) name, where its units lie in the pre-activation: ``1``
             (channels first) or ``-1`` (channels last, tokens). Found automatically otherwise.
-        stop_early: stop the backbone's forward pass after the last site (its own head never computed); it runs
-            whole where the stop would skip forward hooks (on ``backbone``, say: :func:`~neuroview.core.hooks.must_finish`).
+        stop_early: stop the backbone's forward pass after the last site (its own head never computed); forward hooks
+            on the modules the stop unwinds (``backbone``'s own) then do not run: named once in a warning.
     """
 
     def __init__(
@@ -241,7 +241,7 @@ class NeuroViewCNN(Guarded):
     # --------------------------------------------------------------- forward
     _check_input = settings.check_input  # x's type, rank, channels, dtype and values
 
-    def _codes(self, x: Tensor, maps: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def _codes(self, x: Tensor, maps: bool = False, deciding: bool = False) -> tuple[Tensor, list[Tensor]]:
         refuse_tracing(self)  # torch.jit.trace, and torch.export before the sites are found: said by name
         self._check_input(x)
         if self.sites is None or not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):
@@ -251,8 +251,8 @@ class NeuroViewCNN(Guarded):
                 if not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):  # unwrapped, or
                     uninstall(self, self.backbone)  # the quantizer set since to or from "none" reads the other side
                     self._install()
-        if self.norm is not None and self.norm.training and self.classifier.training:  # before the backbone moves its
-            refuse_single(x.shape[0])  # BatchNorm statistics for a batch the head then refuses
+        if deciding and self.norm is not None and self.norm.training and self.classifier.training:  # forward: before the
+            refuse_single(x.shape[0])  # backbone moves its BatchNorm statistics for a batch the head then refuses
         watch_trainable(self)  # training: an unreached parameter made trainable again, named (plain DDP fails on it)
         rec = PathRecorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)
         run(self, x, rec)
@@ -277,7 +277,7 @@ class NeuroViewCNN(Guarded):
         return decide(codes, self.classifier, self.norm)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self._codes(x)[0])
+        return self.head(self._codes(x, deciding=True)[0])
 
     # ------------------------------------------------------------ explaining
     @torch.no_grad()

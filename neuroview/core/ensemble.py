@@ -69,7 +69,7 @@ from .guards import Guarded
 from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
 from .readable import resolve_baseline
-from .refusals import refuse_single_members
+from .refusals import refuse_single_batch, refuse_single_members
 from .rnn_reach import one_warning
 
 __all__ = ["Ensemble", "members_loss"]
@@ -140,6 +140,7 @@ class Ensemble(Guarded):
                 raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
             with one_warning(self.members, self):  # RNN members: once a call, not once a member
                 return torch.stack([m(x, lengths=lengths) for m in self.members])
+        refuse_single_members(self, x)  # a training batch of one their heads refuse: before any member runs, batched or not
         feats = self._batched(x)
         if feats is None:
             with one_warning(self.members, self):
@@ -157,7 +158,6 @@ class Ensemble(Guarded):
         """``[B, k * U]``: every member's codes (pooled features, standard members), member after member,
         from one batched pass, or None where the members must run one by one: not ``batched``, something
         else watching their modules, or settings that now differ (:func:`~neuroview.core.batched.current_pass`)."""
-        refuse_single_members(self, x, not eval_mode)  # a training batch of one: before any member runs, batched or not
         if not self.batched or (self.batched == "auto" and x.device.type == "cpu") or watched(list(self.members)):
             return None
         if traced_apart(self):  # the members' own pass names what torch.jit.trace / torch.export cannot take
@@ -180,7 +180,8 @@ class Ensemble(Guarded):
         (recurrent members of variable-length series; one by one, as they were given)."""
         if lengths is not None:
             return self.member_logits(x, lengths).mean(0)
-        if self.classifier is not None:
+        if self.classifier is not None:  # a training batch of one the global head refuses: before any member runs
+            refuse_single_batch([self], x.shape[0] if isinstance(x, Tensor) and x.dim() > 1 else 2)
             return decide(self._head_width(self.codes(x)), self.classifier, self.norm)
         return self.member_logits(x).mean(0)
 

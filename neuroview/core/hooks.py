@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 import weakref
 from typing import Iterable
 
@@ -58,45 +59,102 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
     except StopForward:
         if not rec.stopped:  # another network's pass, running inside this one
             raise
+        if torch.nn.modules.module._global_forward_hooks:  # ModuleTracker's (FlopCounterMode's) stack: popped
+            _unwound(rec.net)
     except RuntimeError as e:  # an error on a batch whose likely cause is x: named, as the first batch's is
         # (neuroview.core.discovery); any other (a user's own RuntimeError, a device's) as it is, for `except RuntimeError`
         found, kind = getattr(rec.net, "input_shape", None), rec.net.__dict__.get("_input_dtype")
-        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or out_of_memory(e) or not blames_x(x, found, kind):
+        if isinstance(e, PathChanged) or not isinstance(x, Tensor) or out_of_memory(e) or not blames_x(x, found, kind, e):
             raise
         raise ValueError(failed(x, e, found, kind)) from e
     finally:
         _ACTIVE.recs = outer
 
 
-def must_finish(backbone: nn.Module, stop: str | None) -> bool:
-    """Whether a pass of ``backbone`` must run to its end rather than stop at the module ``stop`` (a dotted name):
-    :class:`StopForward` unwinds through that module and those holding it, so their forward hooks never run, not
-    even ``always_call`` ones (torch runs those on an ``Exception`` only). So the pass runs whole (the backbone's own
-    head too, as with ``stop_early=False``) where one of them has forward hooks other than neuroview's (a user's on
-    ``net.backbone``), or torch's global forward hooks are set (``ModuleTracker``, ``FlopCounterMode``: else their
-    module stack was left holding the modules unwound, and later FLOPs were booked to a layer that never ran).
+def check_stop(net: nn.Module, stops: bool) -> None:
+    """What the early stop at ``net._stop`` (a dotted name) skips, checked where it can matter.
 
-    An FSDP unit (``FullyShardedDataParallel``) among them is refused by name: the decision never reads its output, on
-    which FSDP hangs its backward hooks, so the first ``backward()`` failed deep inside FSDP whether the pass stopped or
-    not. ``fully_shard``'s own hooks are no reason to run whole: its units train stopped (the loss of one unit around
-    the whole network, measured on 2 processes), and failed run whole."""
+    :class:`StopForward` unwinds through the stop module and those holding it (``net.backbone`` too), so their forward
+    hooks never run, not even ``always_call`` ones (torch runs those on an ``Exception`` only); nor do forward-pre hooks
+    registered on the stop module after neuroview's. The pass still stops (``stops``): running the rest changed what
+    was measured (a backbone head that takes one input size only, FLOPs never spent, a frozen head's BatchNorm
+    statistics moved). Instead a user's such hooks are named once per network, in a warning. torch's global hooks are
+    not named: ``ModuleTracker``'s (``FlopCounterMode``'s) are handed the modules unwound (:func:`_unwound`).
+
+    An FSDP unit (``FullyShardedDataParallel``) among them is refused by name where a backward can follow (training mode,
+    grad enabled): the decision never reads its output, on which FSDP hangs its backward hooks, so the first
+    ``backward()`` failed deep inside FSDP whether the pass stopped or not. Inference through it works.
+
+    Cheap on every pass: the path is found once per backbone and stop, then only the hook tables' sizes are compared."""
+    seen, backbone = net.__dict__.get("_stop_seen"), net._modules.get("backbone")  # (not net.backbone: 0.8 us)
+    if seen is None or seen[0] is not backbone or seen[1] != net._stop:
+        path, names, fsdp = _stop_path(backbone, net._stop)
+        tables = [m._forward_hooks for m in path] + [path[-1]._forward_pre_hooks]  # their sizes: compared each pass
+        seen = net.__dict__["_stop_seen"] = [backbone, net._stop, path, names, fsdp, None, False, tables]
+    _, stop, path, names, fsdp, sizes, warned, _ = seen
+    if fsdp is not None and net.training and torch.is_grad_enabled():
+        raise TypeError(f"FSDP: {fsdp} is an FSDP unit, and it holds the module where the decision's pass ends "
+                        f"({stop!r}): the decision never reads that unit's output, on which FSDP runs its backward, so "
+                        "its backward fails; wrap the whole network as one unit, or use an auto_wrap_policy that wraps "
+                        "only modules inside the backbone that do not hold " + repr(stop) + " (inference through it works)")
+    if warned or not stops:
+        return
+    now = list(map(len, seen[7]))  # (the path's forward hooks, the stop module's pre-hooks)
+    if now == sizes:
+        return
+    seen[5] = now
+    skipped = _skipped(path, names, len(names) == len(stop.split(".")) + 1)
+    if skipped:
+        seen[6] = True
+        warnings.warn(f"forward hooks: those on {', '.join(skipped)} do not run: the pass stops at net.backbone.{stop} "
+                      "before the backbone's end (its own head is never computed; stop_early=True); a forward-pre hook, "
+                      "or a hook on a module that runs before the stop, runs; build with stop_early=False to run the "
+                      "backbone whole", stacklevel=2)
+
+
+def _unwound(net: nn.Module) -> None:
+    """Hand the modules a stop unwound (innermost first) to torch's global ``ModuleTracker`` hooks (FlopCounterMode's
+    too), as if they returned: else their stack kept them, and the FLOPs after the pass (the network's own head) were
+    booked to a module that never ran. Only those hooks: another global hook would read an output that is not there."""
+    seen = net.__dict__.get("_stop_seen")
+    hooks = [h for h in torch.nn.modules.module._global_forward_hooks.values()
+             if type(getattr(h, "__self__", None)).__name__ == "ModuleTracker"]
+    for m in reversed(seen[2] if seen is not None and seen[0] is net._modules.get("backbone") else ()):
+        for h in hooks:
+            h(m, (), None)
+
+
+def _stop_path(backbone: nn.Module, stop: str) -> tuple[list, list, str | None]:
+    """The modules a stop at ``stop`` unwinds (the backbone first), their names, and the first FSDP unit's, or None."""
     path, m, names = [backbone], backbone, [""]
-    for part in stop.split(".") if stop else ():
+    for part in stop.split("."):
         m = getattr(m, part, None)  # (an FSDP unit hands the read to the module it wraps)
         if not isinstance(m, nn.Module):
             break
         path.append(m)
         names.append(f"{names[-1]}.{part}".lstrip("."))
-    for m, name in zip(path, names):
-        if type(m).__name__ == "FullyShardedDataParallel":
-            where = f"net.backbone.{name}" if name else "net.backbone"
-            raise TypeError(f"FSDP: {where} is an FSDP unit, and it holds the module where the decision's pass ends "
-                            f"({stop!r}): the decision never reads that unit's output, on which FSDP runs its backward, "
-                            "so its backward fails; wrap the whole network as one unit, or use an auto_wrap_policy that "
-                            "wraps only modules inside the backbone that do not hold " + repr(stop))
-    return bool(torch.nn.modules.module._global_forward_hooks) or any(
-        not isinstance(h, Hook) and type(getattr(h, "__self__", None)).__name__ != "FSDPState"
-        for m in path for h in m._forward_hooks.values())
+    fsdp = next((f"net.backbone.{n}".rstrip(".") for m, n in zip(path, names)
+                 if type(m).__name__ == "FullyShardedDataParallel"), None)
+    return path, names, fsdp
+
+
+def _ours(h) -> bool:
+    """Whether a hook is neuroview's own (a :class:`Hook`, an ablation's, a search's) or ``fully_shard``'s."""
+    f = getattr(h, "func", h)  # (a functools.partial)
+    return (getattr(f, "__module__", None) or "").startswith("neuroview.") or type(
+        getattr(f, "__self__", None)).__name__ == "FSDPState"
+
+
+def _skipped(path: list, names: list, reached: bool) -> list[str]:
+    """The users' hooks the stop skips, by module: forward hooks on every module of ``path``, and forward-pre hooks on
+    the stop module (``reached``: the last of ``path``) registered after neuroview's, which raises the stop."""
+    out = [f"net.backbone.{n}".rstrip(".") for m, n in zip(path, names) if any(not _ours(h) for h in m._forward_hooks.values())]
+    if reached:
+        pre = list(path[-1]._forward_pre_hooks.values())
+        at = next((i for i, h in enumerate(pre) if isinstance(h, Hook) and h.pre), len(pre))
+        if any(not _ours(h) for h in pre[at + 1:]):
+            out.append(f"net.backbone.{names[-1]} (forward-pre hooks registered after the network's)")
+    return out
 
 
 def out_of_memory(e: BaseException) -> bool:
@@ -109,21 +167,29 @@ def _integer(dtype: torch.dtype) -> bool:
     return not (dtype.is_floating_point or dtype.is_complex)
 
 
-def blames_x(x: Tensor, found: tuple | None, kind: torch.dtype | None = None) -> bool:
+def _token_ids(x: Tensor, kind: torch.dtype | None, e: BaseException | None) -> bool:
+    """Whether ``e`` is a float ``x``'s failure in a network whose sites were found on token ids (``kind``: int64 or
+    int32): an error naming indices or an embedding (torch's ``Expected tensor for argument #1 'indices'``). Not a
+    uint8 image network's, nor one that says nothing of indices (a user's own edit's)."""
+    return (kind in (torch.int64, torch.int32) and x.dtype.is_floating_point
+            and any(w in str(e) for w in ("indices", "index", "embedding", "Long")))
+
+
+def blames_x(x: Tensor, found: tuple | None, kind: torch.dtype | None = None, e: BaseException | None = None) -> bool:
     """Whether a failed pass on ``x`` is likely ``x``'s doing: an integer ``x`` (it reaches the backbone as it is),
-    samples of another shape than ``found``, those the sites were found on, or a float ``x`` where they were found on
-    integers (``kind``: token ids). Not a float batch of that shape and kind, whose error (a user's own RuntimeError,
-    a cuDNN status) says nothing of x."""
+    samples of another shape than ``found``, those the sites were found on, or a float ``x`` failing on indices where
+    they were found on token ids (``kind``, :func:`_token_ids`). Not a float batch of that shape otherwise, whose error
+    (a user's own RuntimeError, a cuDNN status) says nothing of x."""
     return (_integer(x.dtype) or (found is not None and tuple(x.shape[1:]) != tuple(found))
-            or (kind is not None and _integer(kind)))
+            or _token_ids(x, kind, e))
 
 
 def failed(x: Tensor, e: BaseException, found: tuple | None, kind: torch.dtype | None = None) -> str:
     """The message of a backbone's pass that failed on ``x``, with what may explain it: an integer ``x`` (token ids,
-    uint8 images reach the backbone as they are), a float ``x`` where the sites were found on integers (``kind``),
-    samples of another size than those the sites were found on."""
+    uint8 images reach the backbone as they are), a float ``x`` failing on indices where the sites were found on token
+    ids (``kind``), samples of another size than those the sites were found on."""
     why = f"x: the backbone's forward pass on this batch failed ({type(e).__name__}: {e})"
-    if kind is not None and _integer(kind) and not _integer(x.dtype):
+    if _token_ids(x, kind, e):
         why += (f"; expected integer token ids (x of {kind}, which the sites were found on), got {x.dtype}: pass "
                 f"x.long() (or x.to({kind}))")
     elif _integer(x.dtype):

@@ -17,7 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
-from .hooks import PathChanged, StopForward, must_finish
+from .hooks import PathChanged, StopForward, check_stop
 from .pass_checks import require_same_modules
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
@@ -30,10 +30,11 @@ class Recorder:
     def __init__(self, net, maps: bool, batch: int):
         self.net, self.maps, self.batch = net, maps, batch
         self.plan: dict = net._plan
-        # not while torch.export traces (non-strict): the StopForward raised in a hook skips its module-stack pop; nor
-        # where a module it would unwind must finish (its forward hooks; an FSDP unit refused: hooks.must_finish)
-        whole = len(net._stop_at) == 0 or torch.compiler.is_exporting() or must_finish(net.backbone, net._stop)
-        self.stop_at = net._stop_at[0] if net.stop_early and not whole else None
+        # not while torch.export traces (non-strict): the StopForward raised in a hook skips its module-stack pop
+        stops = net.stop_early and len(net._stop_at) > 0 and not torch.compiler.is_exporting()
+        if net._stop is not None and not torch.compiler.is_compiling():  # an FSDP unit holding the stop (training), a
+            check_stop(net, stops)  # user's forward hooks the stop skips: hooks.check_stop
+        self.stop_at = net._stop_at[0] if stops else None
         self.codes: list[Tensor] = []
         self.code_maps: list[Tensor] = []
         self.calls: dict[str, int] = {}

@@ -3,6 +3,10 @@ into a token-id network, a training batch of one, and the hooks' finalizers.
 
 Hand-built models with known answers: a Linear backbone whose own head is a Linear of known FLOPs, a BatchNorm whose
 running statistics are read before and after a refused call, a text CNN on token ids.
+
+After the review of 46a3658 (R6): the pass always stops early (a user's forward hooks it skips are named once per
+network), an FSDP unit holding the stop is refused only where a backward can follow, codes() of one training sample are
+read, and the token-id advice is given only for a failure on indices of a float batch into a token-id network.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import warnings
 import weakref
 
 import pytest
@@ -19,8 +24,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
-from neuroview import NeuroViewCNN
-from neuroview.core.hooks import PathChanged
+from neuroview import Ensemble, NeuroViewCNN
+from neuroview.core.hooks import Hook, PathChanged
 
 
 def _mlp(out: int = 2) -> nn.Sequential:
@@ -34,19 +39,27 @@ def _net(classes: int = 5, out: int = 2, **kw) -> NeuroViewCNN:
 
 
 # ------------------------------------------------------------------ finding 1: the stop and the hooks it unwinds
-def test_forward_hooks_on_the_backbone_run_and_change_nothing():
+# (R6 review: the pass always stops; a user's forward hooks it skips are named once per network)
+def test_forward_hooks_the_stop_skips_are_named_once_and_change_nothing():
     net, x = _net(), torch.randn(6, 4)
     ref = net(x)
-    seen, always = [], []
-    h1 = net.backbone.register_forward_hook(lambda m, a, o: seen.append(o.shape))
-    h2 = net.backbone.register_forward_hook(lambda m, a, o: always.append(1), always_call=True)
+    seen, always, pre, early = [], [], [], []
+    hs = [net.backbone.register_forward_hook(lambda m, a, o: seen.append(o.shape)),
+          net.backbone.register_forward_hook(lambda m, a, o: always.append(1), always_call=True),
+          net.backbone.register_forward_pre_hook(lambda m, a: pre.append(a[0].shape)),
+          net.backbone[0].register_forward_hook(lambda m, a, o: early.append(o.shape))]
     try:
-        out = net(x)
-        net.explain(x)
+        with pytest.warns(UserWarning, match=r"forward hooks: those on net.backbone do not run: the pass stops at "
+                                             r"net.backbone.2 before the backbone's end.*stop_early=False"):
+            out = net(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once per network
+            net(x), net.explain(x)
     finally:
-        h1.remove(), h2.remove()
-    # the backbone's own output: [6, 2] (its head, Linear(3, 2)), once per call
-    assert seen == [torch.Size([6, 2])] * 2 and always == [1, 1]
+        for h in hs:
+            h.remove()
+    assert seen == [] and always == []  # the backbone's end is never reached
+    assert pre == [torch.Size([6, 4])] * 3 and early == [torch.Size([6, 3])] * 3  # before the stop: they run
     assert torch.equal(out, ref)
 
 
@@ -54,26 +67,48 @@ def test_module_tracker_and_flop_counter_see_the_modules_that_ran():
     net, x = _net(classes=5, out=2), torch.randn(6, 4)
     with ModuleTracker() as mt:
         net(x)
-        assert mt.parents == {"Global"}
+        assert mt.parents == {"Global"}  # the modules the stop unwound are popped
     with FlopCounterMode(display=False) as fc:
         net(x)
     counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
-    # backbone.2 is the backbone's own Linear(3, 2): 2 * B * 3 * 2 FLOPs, not the NeuroView head's 2 * B * 3 * 5
-    assert counts["NeuroViewCNN.backbone.2"] == 2 * 6 * 3 * 2
-    assert counts["NeuroViewCNN.backbone.0"] == 2 * 6 * 4 * 3
-    assert counts["NeuroViewCNN"] == 2 * 6 * 4 * 3 + 2 * 6 * 3 * 2 + 2 * 6 * 3 * 5
+    # what runs: the backbone's Linear(4, 3) (2 * B * 4 * 3) and the NeuroView head Linear(3, 5) (2 * B * 3 * 5); the
+    # backbone's own head, Linear(3, 2), never runs, and nothing is booked to it
+    with FlopCounterMode(display=False) as ref:
+        net.backbone[:1](x)
+    assert ref.get_total_flops() == 2 * 6 * 4 * 3
+    assert "NeuroViewCNN.backbone.2" not in counts
+    assert counts["NeuroViewCNN.backbone.0"] == counts["NeuroViewCNN.backbone"] == 2 * 6 * 4 * 3
+    assert counts["NeuroViewCNN"] == fc.get_total_flops() == 2 * 6 * 4 * 3 + 2 * 6 * 3 * 5
 
 
-def test_without_hooks_the_pass_still_stops_early():
+def test_the_pass_stops_early_with_a_hook_on_the_stop_module_and_names_it():
     net, x = _net(), torch.randn(6, 4)
     head, ran = net.backbone[2], []
     plain = head.forward
     head.forward = lambda t: (ran.append(t.shape), plain(t))[1]
-    assert net(x).shape == (6, 5) and ran == []  # the backbone's own head never runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no user hook: no warning
+        assert net(x).shape == (6, 5) and ran == []  # the backbone's own head never runs
     out = []
     head.register_forward_hook(lambda m, a, o: out.append(o.shape))
-    net(x)  # with a forward hook on the module the pass stops at, it runs whole, the hook too
-    assert ran == [torch.Size([6, 3])] and out == [torch.Size([6, 2])]
+    head.register_forward_pre_hook(lambda m, a: out.append("pre"))  # after the network's: skipped too
+    with pytest.warns(UserWarning, match=r"those on net.backbone.2, net.backbone.2 \(forward-pre hooks registered "
+                                         r"after the network's\) do not run"):
+        net(x)
+    assert ran == [] and out == []
+
+
+def test_a_stop_that_varies_input_size_runs_under_a_profiler():
+    # the backbone's own head takes only the size the sites were found on: the stop never reaches it
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 2))
+    net = NeuroViewCNN(bb, num_classes=3, example_input=torch.randn(4, 1, 8, 8)).eval()
+    x = torch.randn(4, 1, 12, 12)
+    ref = net(x)
+    with FlopCounterMode(display=False):
+        assert torch.equal(net(x), ref)
+    with ModuleTracker():
+        assert torch.equal(net(x), ref)
 
 
 def _free_port() -> int:
@@ -94,6 +129,14 @@ def test_fsdp_unit_holding_the_stop_is_refused_by_name(monkeypatch):
         net.backbone = FSDP(net.backbone, device_id=torch.device("cpu"), use_orig_params=True)
         with pytest.raises(TypeError, match=r"FSDP: net.backbone is an FSDP unit.*'2'.*whole network as one unit"):
             net(torch.randn(6, 4))
+        # inference through the unit (no backward can follow) works, as it did: the plain network's logits
+        plain, x = _net(), torch.randn(6, 4)
+        net.eval()
+        with torch.no_grad():
+            assert torch.equal(net(x), plain(x))
+        net.train()
+        with torch.no_grad():
+            assert torch.equal(net(x), plain.train()(x))
     finally:
         dist.destroy_process_group()
 
@@ -138,6 +181,42 @@ def test_a_float_batch_into_a_token_id_network_names_x_and_both_dtypes():
     assert torch.equal(net(ids.float().long()), ref)
 
 
+class _Gray(nn.Module):  # uint8 images; converts them itself
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.act = nn.Conv2d(1, 2, 3), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.conv(x.float() / 255)).mean((2, 3))
+
+
+def test_a_uint8_image_network_gets_no_token_id_advice():
+    x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    net = NeuroViewCNN(_Gray(), num_classes=3, example_input=x).eval()
+    assert net(x.float()).shape == (4, 3)  # a float image runs
+    net.backbone.conv = nn.Conv2d(2, 2, 3)  # the user's own edit: a failure that says nothing of x's dtype
+    with pytest.raises(RuntimeError, match="channels") as e:
+        net(x.float())
+    assert "token ids" not in str(e.value) and "x.long()" not in str(e.value) and e.type is RuntimeError
+
+
+class _TextHead(_TextCNN):  # token ids, and a failure after the embedding that has nothing to do with them
+    def forward(self, ids):
+        h = self.act(self.conv(self.emb(ids.long()).transpose(1, 2))).mean(-1)
+        if ids.is_floating_point():
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (6x3 and 4x2)")
+        return h
+
+
+def test_a_token_id_network_failing_elsewhere_on_a_float_batch_is_reraised_as_it_is():
+    ids = torch.randint(0, 20, (6, 7))
+    net = NeuroViewCNN(_TextHead(), num_classes=3, example_input=ids).eval()
+    with pytest.raises(RuntimeError, match="mat1 and mat2") as e:
+        net(ids.float())
+    assert e.type is RuntimeError
+
+
 # ------------------------------------------------------------------ P5 finding 3: a training batch of one
 def test_a_training_batch_of_one_is_refused_before_the_backbone_runs():
     torch.manual_seed(0)
@@ -149,6 +228,31 @@ def test_a_training_batch_of_one_is_refused_before_the_backbone_runs():
         net(torch.randn(1, 4) * 10)
     assert torch.equal(bb[1].running_mean, mean) and int(bb[1].num_batches_tracked) == n
     net.eval()(torch.randn(1, 4))  # at eval a single sample is fine
+    NeuroViewCNN(_mlp(), num_classes=3, example_input=torch.randn(8, 4), normalize=False).train()(torch.randn(1, 4))
+
+
+def test_the_codes_of_one_training_sample_are_read_as_before():
+    # codes() never reaches the head's normalization: one sample's codes, in training mode, as at eval
+    net = NeuroViewCNN(_mlp(), num_classes=3, example_input=torch.randn(8, 4)).train()
+    x = torch.randn(1, 4)
+    relu = torch.relu(net.backbone[0](x))  # the site: one ReLU of 3 units, its on/off bits ("hard")
+    assert torch.equal(net.codes(x), (relu > 0).float())
+    with pytest.raises(ValueError, match="training batch of 1 sample cannot be normalized"):
+        net(x)
+    other = _mlp()
+    with torch.no_grad():
+        other[0].weight.neg_()  # each unit on where the first member's is off
+    members = [NeuroViewCNN(bb, num_classes=3, example_input=torch.randn(8, 4)) for bb in (_mlp(), other)]
+    ens = Ensemble(members).train()
+    bits = (relu > 0).float()
+    assert torch.equal(ens.codes(x), torch.cat([bits, (other[0](x) > 0).float()], dim=1))
+    with pytest.raises(ValueError, match="training batch of 1 sample cannot be normalized"):
+        ens(x)
+    ens.build_head(6)
+    ens.train()
+    assert ens.codes(x).shape == (1, 6)
+    with pytest.raises(ValueError, match="training batch of 1 sample cannot be normalized"):
+        ens(x)  # the global head normalizes it
     NeuroViewCNN(_mlp(), num_classes=3, example_input=torch.randn(8, 4), normalize=False).train()(torch.randn(1, 4))
 
 
@@ -169,7 +273,13 @@ def test_reinstalling_hooks_keeps_one_finalizer():
         net.unwrap()
         net(x)
     assert _finalizers(net) == before
-    ref = net(x)
+    bb = net.backbone
+    assert _neuroview_hooks(bb) == 2  # the site's (on the ReLU) and the stop's (on the backbone's own head)
     del net
     gc.collect()
-    assert ref.shape == (6, 5)
+    assert _neuroview_hooks(bb) == 0  # the one finalizer left still takes them all off
+
+
+def _neuroview_hooks(bb: nn.Module) -> int:
+    return sum(isinstance(h, Hook) for m in bb.modules() for t in (m._forward_pre_hooks, m._forward_hooks)
+               for h in t.values())
