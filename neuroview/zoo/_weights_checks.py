@@ -13,6 +13,8 @@ Also :func:`find_sites` and :func:`input_shape_record`: a zoo entry records the 
 NeuroView-CNN found its sites on, and loading it runs one batch of that shape through it (``net.sites`` before any
 batch of the user's; where that batch fails, the sites are found on the first, as before; its warnings said at load).
 
+Also :func:`check_finite`: a tensor holding NaN or Inf, in a file read or a network saved, is refused by name.
+
 Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
 entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``); and
 :func:`complete_record`, what ``load_weights(arch_kwargs=)`` may add to a file's record: only what it does not say.
@@ -33,7 +35,7 @@ from torch import nn
 from ._arguments import NOT_COMPUTED, arch_defaults, code_names, filled  # noqa: F401 - code_names, filled: importable here
 
 __all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS",
-           "find_sites", "input_shape_record", "entry_gap", "complete_record"]
+           "find_sites", "input_shape_record", "entry_gap", "complete_record", "check_finite"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
@@ -334,3 +336,18 @@ def _same_tensors(tensors: Any, other: Any) -> bool:
         return False
     return set(a) == set(b) and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k].cpu(), b[k])
                                     for k in a)
+
+
+#: What :func:`check_finite` advises for a weight file; a network being saved gets its own advice.
+FILE_ADVICE = "restore the file, or re-export it from a network without them"
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str, where: str, advice: str = FILE_ADVICE) -> None:
+    """A ValueError naming ``what``, ``where`` and each tensor that holds NaN or Inf, then ``advice``: no network computes with
+    such weights, and loaded they were blamed on the data (a NaN code reads as a site that mixes samples), or on nothing at all.
+    A 1-byte float (float8) is tested as float32: torch has no ``isfinite`` for ``float8_e4m3fn`` (the cast keeps NaN and Inf)."""
+    bad = [f"{k}: {n} of {v.numel()}" for k, v in tensors.items() if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())
+           and (n := int((~torch.isfinite(v.float() if v.dtype.itemsize == 1 else v)).sum()))]
+    if bad:
+        raise ValueError(f"{what}: {where} holds NaN or Inf in {len(bad)} tensor{'s' * (len(bad) > 1)} (first: {bad[:3]}); "
+                         f"they are no weights to compute with: {advice}")

@@ -18,7 +18,7 @@ from torch import nn
 
 from .registry import _MODELS, check_members
 
-__all__ = ["builder", "arch_kwargs", "build_model", "one_network", "check_count", "route_features"]
+__all__ = ["builder", "arch_kwargs", "build_model", "one_network", "check_count", "route_features", "routed"]
 
 
 def check_count(value: Any, name: str, least: int) -> int:
@@ -113,3 +113,13 @@ def route_features(build: Callable[..., nn.Module], kwargs: dict, what: str = "i
                          f"expected it alone or equal to in_features={kwargs['in_features']!r}, got {v!r}")
     kwargs["in_features"] = v
     return kwargs
+
+
+def routed(architecture: str, kwargs: dict, what: str = "in_channels") -> dict:
+    """:func:`route_features` for the builder registered as ``architecture``: what ``load_pretrained`` and ``save_pretrained``
+    apply, as ``create_model`` does. An unknown architecture leaves ``kwargs`` as they are: its caller names it."""
+    try:
+        build = builder(architecture, "architecture")
+    except ValueError:
+        return kwargs
+    return route_features(build, kwargs, what)

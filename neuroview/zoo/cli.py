@@ -101,6 +101,6 @@ def _verify(names: list[str], root: str | None) -> int:
         except (ValueError, TypeError, FileNotFoundError) as e:  # TypeError: a builder refusing the entry's arguments
             bad += 1
             print(f"FAILED {n}: {e}", file=sys.stderr)
-    print(f"verified {len(names) - bad}/{len(names)} entries (sha256, architecture and its arguments, tensor shapes, "
-          "parameter count)")
+    print(f"verified {len(names) - bad}/{len(names)} entries (file in the folder, sha256, finite values, architecture and its "
+          "arguments, tensor shapes and kinds of number, parameter count)")
     return 1 if bad else 0

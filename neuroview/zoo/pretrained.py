@@ -8,10 +8,11 @@ entry how to rebuild the network (``architecture`` and ``arch_kwargs``), what it
 ``num_params``, the ``sha256`` of its weight file and the library ``versions``.
 
 ``create_model("nv_gru.japanesevowels", pretrained=True)`` (or :func:`load_pretrained`) checks,
-in this order and before any tensor reaches the model: the file exists, its sha256 matches the
-manifest, the file names the same architecture and builder arguments (its ``neuroview.arch_kwargs``)
-as the manifest, the built network has exactly
-the file's tensor names and shapes and the manifest's parameter count. Any failure is an error
+in this order and before any tensor reaches the model: the entry's file is a ``.safetensors`` file of
+the zoo folder (no path, no link out of it), it exists, its sha256 matches the manifest, it holds no
+NaN or Inf, it names the same architecture and builder arguments (its ``neuroview.arch_kwargs``)
+as the manifest, the built network has exactly the file's tensor names, shapes and kinds of number
+(float16 into float32 fits; int32 does not), and the manifest's parameter count. Any failure is an error
 that names the entry and changes nothing on disk. Zoo weights are safetensors: they never unpickle.
 
 May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the zoo is), ``.build``,
@@ -45,7 +46,7 @@ from torch import nn
 
 from .._io import atomic_write_all
 from .._io import safetensors_bytes as save_bytes  # its header's keys in one order: one file a network
-from .build import builder, route_features
+from .build import builder, routed
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
 from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
 from .manifest_io import FORMAT, foreign_file, read_document
@@ -168,6 +169,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
     wanted = name.split(".", 1)[0]
     if wanted != arch:
         raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
+    kwargs = routed(arch, kwargs, "kwargs")  # in_channels of an RNN as its in_features, as create_model takes it
     check_arguments(arch, kwargs, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
     if clash := _given_clash(kwargs, arch_kwargs, arch_defaults(arch)):
         detail = ", ".join(f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
@@ -284,19 +286,12 @@ def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) 
 def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
     """``name`` where it is ``<architecture>.<tag>``, the tag of letters, digits, ``_``, ``-`` and ``.``: its file is
     ``<name>.safetensors`` in the zoo folder, and a ``/`` or ``..`` wrote it elsewhere. The rule of every export."""
+    if not isinstance(architecture, str):  # else a bare TypeError of re.escape
+        raise TypeError(f"architecture: expected a registered architecture name (str), got {architecture!r}")
     if not isinstance(name, str) or not re.fullmatch(rf"{re.escape(architecture)}\.[A-Za-z0-9_.-]+", name):
         raise ValueError(f"{what}: expected '{architecture}.<tag>' (the architecture, a dot, then letters, digits, '_', '-' "
                          f"or '.': a file name in the zoo folder, no path), got {name!r}")
     return name
-
-
-def _routed(architecture: str, kw: dict) -> dict:
-    """``in_channels`` as the ``in_features`` an RNN builder takes, by ``create_model``'s rule (``build.route_features``)."""
-    try:
-        build = builder(architecture, "architecture")
-    except ValueError:  # an unknown architecture: named by _build
-        return kw
-    return route_features(build, kw, "arch_kwargs")
 
 
 def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwargs: dict, dataset: dict, recipe: str | None,
@@ -311,13 +306,16 @@ def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwar
     old weights are put back where the manifest cannot be written.
     """
     check_entry_name(name, architecture)
-    arch_kwargs = _routed(architecture, _plain(dict(arch_kwargs)))
+    if not isinstance(overwrite, bool):  # overwrite="no" replaced the entry
+        raise TypeError(f"overwrite: expected True or False, got {overwrite!r}")
+    arch_kwargs = routed(architecture, _plain(dict(arch_kwargs)), "arch_kwargs")
     with torch.random.fork_rng(devices=[]):  # a check of the architecture: its initial weights draw nothing of the caller's
         rebuilt = _build(architecture, arch_kwargs)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     _check_normalize(model, rebuilt, state, arch_kwargs)
     check_fits(rebuilt, state, "model")
-    check_finite(state, "model", "the network")  # a file no load takes
+    check_finite(state, "model", "the network", "training diverged or the weights were damaged; save the network from before "
+                 "that (an earlier checkpoint), or one without them")  # a file no load takes
     _check_same_settings(model, rebuilt, arch_kwargs)
     data = save_bytes(state, metadata={"neuroview.name": name, "neuroview.architecture": architecture,
                                        "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"})
@@ -342,11 +340,17 @@ def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwar
 
 def _check_normalize(model: nn.Module, rebuilt: nn.Module, state: dict, arch_kwargs: dict) -> None:
     """A ValueError naming ``normalize`` where ``arch_kwargs`` build a normalization the network has not, or the reverse:
-    by its tensors (``norm.*``) alone, the refusal named missing or unexpected tensors, not the argument. So for ``shared_steps``."""
+    by its tensors (``norm.*``) alone, the refusal named missing or unexpected tensors, not the argument. So for ``shared_steps``,
+    both ways (``step_shared.weight``)."""
     if arch_kwargs.get("shared_steps") and not any(k.endswith("step_shared.weight") for k in state) \
             and any(k.endswith("step_shared.weight") for k in rebuilt.state_dict()):
         raise ValueError("arch_kwargs: shared_steps=True, but the network has no shared part (step_shared is None: nv.sparsify "
                          "merged it into its classifier); save it with shared_steps=False, as neuroview sparsify does")
+    if not arch_kwargs.get("shared_steps") and any(k.endswith("step_shared.weight") for k in state) \
+            and not any(k.endswith("step_shared.weight") for k in rebuilt.state_dict()):
+        given = "shared_steps is False" + ("" if "shared_steps" in arch_kwargs else " (the default)")
+        raise ValueError(f"arch_kwargs: {given}, but the network has a shared part (step_shared.weight); save it with "
+                         "shared_steps=True")
     if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
             and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
         raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "
@@ -366,12 +370,13 @@ def _check_normalize(model: nn.Module, rebuilt: nn.Module, state: dict, arch_kwa
 def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict) -> None:
     """An ArchitectureError where ``arch_kwargs`` rebuild a network whose NeuroView settings (quantizer, tau, ...)
     differ from ``model``'s: its tensors fit, and the entry would load as another function, without a word (its
-    file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``); so are
-    the layers' widths, but not their other settings (:func:`_settings`), which are compared too."""
+    file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``) where the head is
+    built; a head built on the first batch has none yet, so there it is compared. The layers' widths are told by the
+    tensors too, but not their other settings (:func:`_settings`), which are compared too."""
     mine, theirs = dict(model.named_modules()), dict(rebuilt.named_modules())
     clash = [f"{name or 'model'}.{key}: model {exposed(m, attr)!r}, arch_kwargs build {exposed(theirs[name], attr)!r}"
              for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()  # an ensemble's: its members'
-             if key != "normalize" and not isinstance(getattr(m, "members", None), nn.ModuleList) and hasattr(m, attr) and hasattr(theirs[name], attr)
+             if (key != "normalize" or getattr(m, "classifier", 0) is None) and not isinstance(getattr(m, "members", None), nn.ModuleList) and hasattr(m, attr) and hasattr(theirs[name], attr)
              and _plain(exposed(m, attr)) != _plain(exposed(theirs[name], attr))]
     # then every layer's own settings, which no tensor shape tells (an attention's num_heads, an RNN's nonlinearity)
     clash = clash or [f"{name or 'model'}.{attr}: model {v!r}, arch_kwargs build {other[attr]!r}"

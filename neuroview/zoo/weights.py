@@ -3,10 +3,11 @@
 :func:`read_weights` reads a file once: its sha256 is checked when one is given, a safetensors
 file is parsed from those same bytes (never unpickled) and, only where the caller allows it, a
 torch state dict or Lightning checkpoint is read with ``weights_only=True``. :func:`check_fits`
-compares tensor names and shapes before anything is copied; :func:`load_weights` does both, into
-the network or, for a retrofit, into the network it wraps. Errors start with the name the caller
-gives the file (``what``: ``path``, ``init_weights``, a zoo entry ...). A file's metadata
-(``neuroview.arch_kwargs``) says how its network was built: :func:`load_weights` refuses it where the
+compares tensor names, shapes and kinds of number (an int32 tensor is not cast into a float weight)
+before anything is copied, and a tensor holding NaN or Inf is refused as it is read
+(:func:`check_finite`); :func:`load_weights` does both, into the network or, for a retrofit, into
+the network it wraps. Errors start with the name the caller gives the file (``what``: ``path``,
+``init_weights``, a zoo entry ...). A file's metadata (``neuroview.arch_kwargs``) says how its network was built: :func:`load_weights` refuses it where the
 model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, and :func:`arch_clash`
 compares it with a manifest entry: weights that fit by shape may still compute another function.
 
@@ -32,7 +33,7 @@ from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
-from ._weights_checks import arch_defaults, complete_record, entry_gap, rebuilt_clash, rnn_clash
+from ._weights_checks import arch_defaults, check_finite, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
@@ -101,15 +102,6 @@ def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | N
     return tensors, meta
 
 
-def check_finite(tensors: dict[str, Tensor], what: str, where: str) -> None:
-    """A ValueError naming ``what``, ``where`` and each tensor that holds NaN or Inf: no network computes with such weights,
-    and loaded they were blamed on the data (a NaN code reads as a site that mixes samples), or on nothing at all."""
-    bad = [f"{k}: {n} of {v.numel()}" for k, v in tensors.items() if isinstance(v, Tensor) and _kind(v) in ("complex", "floating-point") and (n := int((~torch.isfinite(v)).sum()))]
-    if bad:
-        raise ValueError(f"{what}: {where} holds NaN or Inf in {len(bad)} tensor{'s' * (len(bad) > 1)} (first: {bad[:3]}); "
-                         "they are no weights to compute with: restore the file, or re-export it from a network without them")
-
-
 def _parse_safetensors(data: bytes, path: Path, what: str, kind: str) -> tuple[dict[str, Tensor], dict[str, str]]:
     # safetensors' header holds the metadata; parse it from the same bytes that were hashed
     try:
@@ -174,7 +166,8 @@ def read_checkpoint(path: str | os.PathLike, what: str = "ckpt_path") -> dict:
 
 
 def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], what: str, then: Any = None) -> None:
-    """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes (and ``then()``,
+    """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes, and the same kind of number
+    (floating-point, complex, integer, bool: float16 into float32 fits) where ``tensors`` are tensors (and ``then()``,
     a further check of the file, passes: a head built to compare is taken down after either refusal)."""
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
     kinds = {k: (v.dtype, _kind(v)) for k, v in tensors.items() if isinstance(v, Tensor)}  # load_state_dict casts them unasked
