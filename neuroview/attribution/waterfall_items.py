@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from torch import Tensor
 
 from ..core._utils import as_labels, is_bool
 from ..core.explanation import Explanation, RNNExplanation
+from ..core.readable_items import fold_padding
 from .importance import _check_sample
 
 __all__ = ["decision_items", "largest", "waterfall_units"]
@@ -58,13 +60,19 @@ def waterfall_units(exp: Explanation, samples, k: int = 8, target: int | None = 
     a gallery needs to give each bar its face. ``target``: default the class each sample was explained for
     (``exp.targets()``: the asked class, else the prediction), else one class read as the waterfall reads it (an int,
     a whole float, a one-element tensor; -1, 1.7, a bool or several values refused). An RNN sample's steps past its
-    series' end (``exp.lengths``, in steps; padding: the -W baseline constant, drawn without thumbnails) are left out."""
+    series' end (``exp.lengths``, in steps; padding: the -W baseline constant) are one item, their sum, as the waterfall
+    draws them (one bar, "padding, steps a-b", without thumbnails): it takes one of the ``k`` and is left out.
+    Picked among single steps, padded ones took the slots of real steps the waterfall draws, which got no face."""
     out: list[int] = []
     classes = exp.targets(_one_class(target))
     # one sample as plots.waterfall(sample=) takes it (was a bare "'int' object is not iterable")
     samples = [samples] if not isinstance(samples, Iterable) or getattr(samples, "ndim", None) == 0 else samples
     lengths = getattr(exp, "lengths", None) if isinstance(exp, RNNExplanation) else None
     for s in (_check_sample(s, exp.logits.shape[0], "samples") for s in samples):
-        end = int(lengths[s]) if lengths is not None else None
-        out += [u for u in largest(decision_items(exp, s, int(classes[s])), k) if u not in out and (end is None or u < end)]
+        v = decision_items(exp, s, int(classes[s]))
+        end = int(lengths[s]) if lengths is not None else len(v)
+        if end < len(v):  # the steps kept, then the padding (index end): the items the waterfall draws
+            folded = fold_padding(v[None], lengths[s:s + 1].cpu(), 1)[0]
+            v = torch.cat([folded[:end], folded[-1:]])
+        out += [u for u in largest(v, k) if u not in out and u < end]
     return out

@@ -29,12 +29,11 @@ import torch
 from torch import nn
 
 from .._batch import check_reads
-from .._io import recover_dir
 from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from ..training.sparsify import mean_codes
-from .report_writer import check_requirements, write_report
+from .report_writer import check_requirements, recover_out, write_report
 
 __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
 
@@ -350,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.gallery_samples}")
     try:
         check_requirements()  # before the model loads: a missing extra is named at once
-        recover_dir(Path(args.out))  # a report killed on the way: --out put back as it was, its temporary folders gone
+        recover_out(Path(args.out))  # a report killed on the way: --out put back as it was, its temporary folders gone
         _check_out(Path(args.out), args.overwrite)
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])

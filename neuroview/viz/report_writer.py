@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._io import staged_dir
+from .._io import Received, recover_dir, staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.gallery import unit_gallery
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step, standardizes
@@ -39,7 +39,7 @@ from .decision import bar_units
 from .report_page import render_page
 from .units import token_sites
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "recover_out"]
 
 S_GLOBAL, S_SAMPLES, S_FACES = "What the model looks for", "Single decisions", "Units with a face"
 WATERFALL_BARS = 8  # the fewest units (steps) a waterfall shows, and so the ones the gallery covers
@@ -52,6 +52,14 @@ def waterfall_bars(exp, samples) -> dict[int, int]:
     a series' padding one item, as the waterfall draws it (one bar, "padding, steps a-b")."""
     k = exp.k90(per_sample=True, level="steps" if isinstance(exp, RNNExplanation) else "features")
     return {int(i): min(MAX_BARS, max(WATERFALL_BARS, int(k[i]))) for i in samples}
+
+
+def recover_out(out: Path) -> None:
+    """:func:`~neuroview._io.recover_dir` of ``out``; a received folder's record of a killed run refused naming it."""
+    try:
+        recover_dir(out)
+    except Received as e:
+        raise Received(f"out_dir (--out): {e}") from None
 
 
 class _Writer:
@@ -131,7 +139,7 @@ def write_report(
     if getattr(model, "sites", True) is None:  # a NeuroView-CNN loaded from weights finds its sites on real data
         model.discover(x)
     check_inputs(model, x, lengths)  # a CNN's lengths: checked, and a warning that it reads none
-    out = Path(out_dir)
+    recover_out(out := Path(out_dir))  # before check_out: a killed run's own leftovers are no content of the folder
     check_out(out, overwrite)
     n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
