@@ -166,9 +166,12 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
 
     ``units``: code-vector indices, ``(site name, channel)`` pairs (see ``net.units``), or a
     bool mask ``[U]`` (the same units for every sample) or ``[B, U]`` (per sample; the batch
-    must then have ``B`` rows). Yields the mask. Nothing is left on the network afterwards, nor on a copy of it made
-    inside the ``with`` (``copy.deepcopy``, :func:`neuroview.sparsify`), which is ablated as the network is until then;
-    pickling the network (``torch.save``) inside the ``with`` is an error.
+    must then have ``B`` rows). Yields the mask. Nothing is left on the network afterwards, nor on a deep copy of it
+    made inside the ``with`` (``copy.deepcopy``, :func:`neuroview.sparsify`, a copy of such a copy), which is ablated
+    until then as the network was when copied; an ablation of such a copy is the copy's own (the network's passes are
+    not ablated by it), and the ``with`` ends may come in any order. Pickling the network (``torch.save``) inside the
+    ``with`` is an error. (A shallow ``copy.copy`` shares the network's modules, so it is ablated as the network is; it
+    may keep an emptied holder of the codes hook, which reads and pickles as the hook it held before.)
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")

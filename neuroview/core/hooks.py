@@ -247,27 +247,36 @@ def _unpickled(pre: bool, frozen: list) -> Hook:
 class CodesHooks:
     """A network's ``_codes_hook`` (``(codes, maps) -> (codes, maps)`` after each pass's capture) made of hooks that
     threads :meth:`enter`: each acts on the passes of the thread that entered it only (one thread's ablation is not
-    another's explain), after the hook found there. Threads leave in any order; the last one puts that hook back, on
-    the network and on each copy of it made meanwhile (its own copy of that hook), so a copy keeps no empty holder
-    (which an ensemble's batched pass reads as something watching its member: :func:`~neuroview.core.batched.watched`)."""
+    another's explain), after the hook found there (``previous``). Threads leave in any order; the last one puts that
+    hook back. Each network holds its own: a deepcopy made while entered (of the network, of a copy of it) gets a twin
+    with the same entries and its own copy of ``previous``; a :meth:`leave` takes its entry off every twin (the
+    ``family``, held weakly), and each twin left empty puts its copy of ``previous`` back on its network. So an
+    ablation of a copy is not its original's, and no copy keeps a holder (which an ensemble's batched pass reads as
+    something watching its member: :func:`~neuroview.core.batched.watched`) nor anything a pickle refuses."""
 
     _lock = threading.Lock()
 
-    def __init__(self, previous, owner: nn.Module | None = None):
-        self.previous, self.entered, self.copies = previous, (), []
-        self.owner = None if owner is None else weakref.ref(owner)
+    def __init__(self, previous, owner: nn.Module, entered: tuple = (), family: weakref.WeakSet | None = None):
+        self.previous, self.entered, self.owner = previous, entered, weakref.ref(owner)
+        self.family = weakref.WeakSet() if family is None else family
+        self.family.add(self)
 
     def __deepcopy__(self, memo):
-        if not self.entered:  # everyone left: what it held
-            return copy.deepcopy(self.previous, memo)
-        # shared by a copy while entered, as the ablation's hooks on the backbone are (a thread-local has no copy); the
-        # copy of its network (in the memo) is recorded, to get its own copy of the hook before when the last one leaves
-        owner = self.owner() if self.owner is not None else None
-        if owner is not None and id(owner) in memo:
-            twin = (weakref.ref(memo[id(owner)]), copy.deepcopy(self.previous, memo))
-            with self._lock:
-                self.copies.append(twin)
+        owner = self.owner()
+        previous = copy.deepcopy(self.previous, memo)
+        with self._lock:  # a twin for the network's copy (in the memo); what it held for anything else (or if left)
+            if not self.entered or owner is None or id(owner) not in memo:
+                return previous
+            return CodesHooks(previous, memo[id(owner)], self.entered, self.family)
+
+    def __copy__(self):  # (copy.copy: shared, as a shallow copy of its network shares it)
         return self
+
+    def __reduce__(self):  # pickle (torch.save): refused while entered, else what it held (a leftover on a shallow copy)
+        if self.entered:
+            raise TypeError("ablate_units: a network cannot be pickled (torch.save) inside the with, which would save "
+                            "its units removed; save it after the with")
+        return _identity, (self.previous,)
 
     def __call__(self, codes, maps):
         if self.previous is not None:
@@ -284,23 +293,32 @@ class CodesHooks:
         here = threading.local()
         here.on = True
         with cls._lock:
-            if not isinstance(net._codes_hook, cls):
-                net._codes_hook = cls(net._codes_hook, net)
-            net._codes_hook.entered += ((here, fn),)
+            hook = net._codes_hook
+            if not isinstance(hook, cls) or hook.owner() is not net:  # (another network's: a shallow copy's, wrapped)
+                hook = net._codes_hook = cls(hook, net)
+            hook.entered += ((here, fn),)
         return here
 
     @classmethod
     def leave(cls, net: nn.Module, here: threading.local) -> None:
         with cls._lock:
             hook = net._codes_hook
-            if isinstance(hook, cls):
-                hook.entered = tuple(e for e in hook.entered if e[0] is not here)
-                if not hook.entered:
-                    net._codes_hook = hook.previous
-                    for ref, previous in hook.copies:  # the copies made inside that still hold it
-                        if (twin := ref()) is not None and twin.__dict__.get("_codes_hook") is hook:
-                            twin._codes_hook = previous
-                    hook.copies = []
+            while isinstance(hook, cls) and not any(e[0] is here for e in hook.entered):
+                hook = hook.previous
+            for twin in list(hook.family) if isinstance(hook, cls) else ():
+                if not any(e[0] is here for e in twin.entered):
+                    continue
+                twin.entered = tuple(e for e in twin.entered if e[0] is not here)
+                if not twin.entered and (owner := twin.owner()) is not None and owner.__dict__.get("_codes_hook") is twin:
+                    previous = twin.previous
+                    while isinstance(previous, cls) and not previous.entered:  # a wrapped one, left meanwhile
+                        previous = previous.previous
+                    owner._codes_hook = previous
+
+
+def _identity(x):
+    """What an emptied :class:`CodesHooks` unpickles as: the hook it held."""
+    return x
 
 
 def _hooks_of(module: nn.Module, pre: bool) -> dict:

@@ -144,3 +144,92 @@ def test_a_hook_copied_without_its_module_acts_on_nothing():
         hook = next(h for h in net.backbone._forward_pre_hooks.values() if not isinstance(h, SiteHook))
         twin = copy.deepcopy(hook)  # its module not in the memo: no copy of it to act on
         assert twin.module is None and twin(net.backbone, (X,)) is None
+
+
+# ------------------------------------------------------------------ R7: copies of copies, nested withs, leftovers saved
+def _saved_and_back(m: nn.Module) -> nn.Module:
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=False)
+
+
+def test_a_copy_of_a_copy_made_inside_holds_nothing_after_the_with_and_saves():
+    """A copy of a copy (``nv.sparsify(c1)`` where c1 is a copy, made inside) kept the shared codes hook for good, and
+    since it held weakrefs, ``torch.save`` of it failed (``cannot pickle 'weakref.ReferenceType' object``)."""
+    from neuroview.core.batched import watched
+
+    net = _net()
+    with ablate_units(net, [("1", 1)]):
+        c1 = copy.deepcopy(net)
+        c2 = copy.deepcopy(c1)
+        c3 = copy.deepcopy(c2)
+        torch.testing.assert_close(c3(X), _by_hand(removed1=[1])[1])  # ablated inside, as the network is
+    for c in (net, c1, c2, c3):
+        assert c._codes_hook is None and _foreign_hooks(c) == 0
+        torch.testing.assert_close(c(X), _by_hand()[1])
+    assert not watched([c2, c3])
+    torch.testing.assert_close(_saved_and_back(c3)(X), _by_hand()[1])
+
+
+def _cut(codes: Tensor, unit: int) -> tuple[Tensor, Tensor]:
+    """Codes with one code of the last site set to 0 (a removed unit of the last site changes no other code)."""
+    codes = codes.clone()
+    codes[:, unit] = 0
+    return codes, codes @ torch.tensor(W).T + torch.tensor(B)
+
+
+def test_ablating_a_copy_made_inside_leaves_the_original_as_it_is():
+    """The copy shared the original's codes hook, so the copy's own ablation zeroed the original's codes too."""
+    net = _net()
+    outer_codes, outer_logits = _by_hand(removed1=[1])
+    with ablate_units(net, [("1", 1)]):
+        c = copy.deepcopy(net)
+        with ablate_units(c, [("3", 0)]):  # unit 3 of the code vector: the last site's channel 0
+            torch.testing.assert_close(net.codes(X), outer_codes)  # was: its code 3 zeroed too
+            torch.testing.assert_close(net(X), outer_logits)
+            both_codes, both_logits = _cut(outer_codes, 3)
+            torch.testing.assert_close(c.codes(X), both_codes)  # the copy: the outer ablation and its own
+            torch.testing.assert_close(c(X), both_logits)
+        torch.testing.assert_close(c.codes(X), outer_codes)
+    assert net._codes_hook is None and c._codes_hook is None
+
+
+def test_the_original_s_with_ending_first_leaves_nothing_on_it():
+    """The original's ``with`` ended while its copy's was open (an ExitStack): the original kept the shared hook with
+    the copy's ablation in it, ablated after its own ``with`` and for good after both, and could not be saved."""
+    import contextlib
+
+    from neuroview.core.batched import watched
+
+    net = _net()
+    outer, inner = contextlib.ExitStack(), contextlib.ExitStack()
+    outer.enter_context(ablate_units(net, [("1", 1)]))
+    c = copy.deepcopy(net)
+    inner.enter_context(ablate_units(c, [("3", 0)]))
+    outer.close()
+    clean_codes, clean_logits = _by_hand()
+    torch.testing.assert_close(net.codes(X), clean_codes)  # was: code 3 zeroed, the copy's ablation
+    torch.testing.assert_close(net(X), clean_logits)
+    torch.testing.assert_close(c.codes(X), _cut(clean_codes, 3)[0])  # the copy: its own ablation only now
+    torch.testing.assert_close(c(X), _cut(clean_codes, 3)[1])
+    inner.close()
+    for m in (net, c):
+        assert m._codes_hook is None and not watched([m]) and _foreign_hooks(m) == 0
+        torch.testing.assert_close(_saved_and_back(m)(X), clean_logits)
+
+
+def test_a_codes_hook_left_on_a_network_pickles_as_what_it_held_and_is_refused_while_entered():
+    """A shallow ``copy.copy`` made inside shares the network's codes hook, and keeps it after the ``with``: it pickled
+    no more (weakrefs); now it pickles as the hook it held before (here none). Inside the ``with`` it is refused."""
+    import pickle
+
+    net = _net()
+    with ablate_units(net, [("1", 1)]):
+        shallow = copy.copy(net)
+        with pytest.raises(TypeError, match=r"ablate_units: a network cannot be pickled \(torch.save\) inside the with"):
+            pickle.dumps(net._codes_hook)
+    assert net._codes_hook is None
+    back = pickle.loads(pickle.dumps(shallow.__dict__["_codes_hook"]))
+    assert back is None
+    torch.testing.assert_close(_saved_and_back(shallow)(X), _by_hand()[1])

@@ -87,11 +87,12 @@ def test_ensemble_batched_training_batch_of_one_moves_no_member_statistics():
     ens(torch.randn(4, 1, 40))
     before = _bns(ens)
     assert len(before) == 6 and all(s[2] == 1 for s in before)
-    for call in (ens, ens.member_logits, ens.codes):
+    for call in (ens, ens.member_logits):  # (codes() runs no head: it reads one sample as before, M6)
         with pytest.raises(ValueError, match="training batch of 1 sample cannot be normalized"):
             call(torch.randn(1, 1, 40) * 5 + 3)
         assert _unchanged(_bns(ens), before)
     assert ens(torch.randn(2, 1, 40)).shape == (2, 3) and all(s[2] == 2 for s in _bns(ens))
+    assert ens.codes(torch.randn(1, 1, 40)).shape[0] == 1  # not refused: no head normalizes it
 
 
 def _member(normalize: bool, seed: int) -> nv.NeuroViewCNN:
