@@ -140,8 +140,9 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         return module.model.eval(), about, checkpoint_data(path)
     try:
         kwargs = json.loads(args.model_args) if args.model_args else {}
-    except json.JSONDecodeError as e:  # the parser's message alone named no option
-        raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r} ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option; RecursionError: nested
+        shown = repr(args.model_args) if len(args.model_args) <= 200 else f"{args.model_args[:60]!r}... ({len(args.model_args)} characters)"
+        raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {shown} ({e})") from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r}")
     if args.weights:

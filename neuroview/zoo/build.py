@@ -109,7 +109,8 @@ def route_features(build: Callable[..., nn.Module], kwargs: dict, what: str = "i
     kwargs = dict(kwargs)
     v = kwargs.pop("in_channels")
     if "in_features" in kwargs and kwargs["in_features"] != v:
-        raise ValueError(f"{what}: in_channels is an RNN's in_features (input features per step) under the CNNs' name; "
+        named = "" if what == "in_channels" else "in_channels is "  # the argument named once: 'in_channels: in_channels is'
+        raise ValueError(f"{what}: {named}an RNN's in_features (input features per step) under the CNNs' name; "
                          f"expected it alone or equal to in_features={kwargs['in_features']!r}, got {v!r}")
     kwargs["in_features"] = v
     return kwargs

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_write_all
+from ..core._utils import is_bool
 from .._io import safetensors_bytes as save_bytes  # its header's keys in one order: one file a network
 from .build import builder, routed
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
@@ -169,10 +170,12 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
     wanted = name.split(".", 1)[0]
     if wanted != arch:
         raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
+    as_channels = "in_channels" in kwargs and "in_features" not in kwargs  # a clash names what the caller passed
     kwargs = routed(arch, kwargs, "kwargs")  # in_channels of an RNN as its in_features, as create_model takes it
     check_arguments(arch, kwargs, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
     if clash := _given_clash(kwargs, arch_kwargs, arch_defaults(arch)):
-        detail = ", ".join(f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
+        detail = ", ".join(f"in_channels={v!r} (an RNN's in_features; checkpoint: {c})" if k == "in_features" and as_channels
+                           else f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
         raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
                          f"create_model({arch!r}, ...) without pretrained=True to change them")
     restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
@@ -258,26 +261,23 @@ def _plain(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str)) if isinstance(v, (tuple, list, dict)) else v
 
 
-def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
-    """Check ``name`` as :func:`load_pretrained` does (hash, architecture, shapes, parameter count), running no pass: the model."""
+def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:  # no pass run: the model
+    """Check ``name`` as :func:`load_pretrained` does (hash, architecture, shapes, parameter count)."""
     return load_pretrained(name, root=root, _probe=False)
 
 
 # -------------------------------------------------------------------------- saving
 def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) -> None:
-    """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and
-    ``overwrite`` is off: a command that writes zoo entries never replaces an earlier run's unasked, nor finds
-    it only after the work (:func:`save_pretrained` refuses it too, unless ``overwrite=True``)."""
+    """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and ``overwrite`` is off: a command
+    that writes zoo entries never replaces an earlier run's unasked, nor finds it only after the work (:func:`save_pretrained` too)."""
     if Path(root).exists() and not Path(root).is_dir():  # found before the work, not by the mkdir after it
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which is a file")
     blocker = next((p for p in Path(root).parents if p.exists()), None)  # the nearest folder above that exists
     if blocker is not None and not blocker.is_dir():
-        raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which cannot be made: "
-                         f"{str(blocker)!r} is a file")
+        raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which cannot be made: {str(blocker)!r} is a file")
     entries = read_manifest(root)  # a broken manifest is found now, also under overwrite, not after the work
     if held := [] if overwrite else [n for n in names if n in entries]:
-        raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass "
-                         "--overwrite to replace it")
+        raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass --overwrite to replace it")
     for n in names:  # a file of that name which is another entry's, or no entry's, is not replaced either
         if clash := foreign_file(checkpoints_dir(root), n, f"{n}.safetensors", entries, "out"):
             raise ValueError(clash)
@@ -306,8 +306,9 @@ def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwar
     old weights are put back where the manifest cannot be written.
     """
     check_entry_name(name, architecture)
-    if not isinstance(overwrite, bool):  # overwrite="no" replaced the entry
+    if isinstance(overwrite, (list, tuple)) or not is_bool(overwrite) or getattr(overwrite, "ndim", 0):  # "no" replaced it
         raise TypeError(f"overwrite: expected True or False, got {overwrite!r}")
+    overwrite = bool(overwrite)  # np.True_, torch.tensor(True): the project's bools (core._utils.is_bool)
     arch_kwargs = routed(architecture, _plain(dict(arch_kwargs)), "arch_kwargs")
     with torch.random.fork_rng(devices=[]):  # a check of the architecture: its initial weights draw nothing of the caller's
         rebuilt = _build(architecture, arch_kwargs)
@@ -349,8 +350,7 @@ def _check_normalize(model: nn.Module, rebuilt: nn.Module, state: dict, arch_kwa
     if not arch_kwargs.get("shared_steps") and any(k.endswith("step_shared.weight") for k in state) \
             and not any(k.endswith("step_shared.weight") for k in rebuilt.state_dict()):
         given = "shared_steps is False" + ("" if "shared_steps" in arch_kwargs else " (the default)")
-        raise ValueError(f"arch_kwargs: {given}, but the network has a shared part (step_shared.weight); save it with "
-                         "shared_steps=True")
+        raise ValueError(f"arch_kwargs: {given}, but the network has a shared part (step_shared.weight); save it with shared_steps=True")
     if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
             and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
         raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "

@@ -7,13 +7,15 @@ G: ``settings.check_input`` kept its own copy of the torch.fx refusal (``refusal
 A2: ``save_pretrained`` repeated ``create_model``'s ``in_channels -> in_features`` rule: one now (``build.route_features``).
 B: ``neuroview sparsify`` repeated the Sparsify callback's arch_kwargs corrections (``sparse_arch_kwargs``): one now.
 A1: JSON nested past Python's reader gave a bare RecursionError in ``--data`` specs and weight-file metadata.
+R11 (review of those fixes): the one-rule test patched a name ``pretrained`` no longer imports (now: the same inputs
+   routed and refused alike by every entry point); ``neuroview sparsify``'s arch_kwargs test only read the source (now:
+   ``_write`` run on a normalize=False, shared_steps=True GRU); ``explain --model-args`` nested past the reader: named.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import re
 import warnings
 
 import pytest
@@ -99,36 +101,88 @@ def test_the_cnn_s_torch_fx_refusal_is_the_one_in_refusals():
         torch.fx.symbolic_trace(net)
 
 
-def test_save_pretrained_and_create_model_route_in_channels_by_one_rule(tmp_path, monkeypatch):
-    from neuroview.zoo import api, build, pretrained
+def _save_rnn(net, name, root, arch_kwargs, **kw):
+    from neuroview.zoo import pretrained
+
+    return pretrained.save_pretrained(net, name, architecture="nv_gru", root=root, dataset={"name": "toy"}, recipe=None,
+                                      seed=0, metrics={}, arch_kwargs=arch_kwargs, **kw)
+
+
+def _refusal(call) -> str:
+    with pytest.raises(ValueError) as e:
+        call()
+    return str(e.value)
+
+
+def test_save_pretrained_and_create_model_route_in_channels_by_one_rule(tmp_path):
+    """The same inputs, routed and refused alike by both entry points (and by load_pretrained), whatever name the rule's
+    code goes by: each message names its own argument once, then says the same words."""
+    from neuroview.zoo import api, pretrained
 
     assert not hasattr(api, "_features")
-    seen = []
-    rule = build.route_features
-    monkeypatch.setattr(api, "route_features", lambda b, kw, *a: seen.append("api") or rule(b, kw, *a))
-    monkeypatch.setattr(pretrained, "route_features", lambda b, kw, *a: seen.append("pretrained") or rule(b, kw, *a))
     net = nv.create_model("nv_gru", num_classes=2, in_channels=3, max_len=6)
-    assert net.rnn.input_size == 3
-    pretrained.save_pretrained(net, "nv_gru.mine", architecture="nv_gru", root=tmp_path, dataset={"name": "toy"},
-                               recipe=None, seed=0, metrics={},
-                               arch_kwargs={"num_classes": 2, "in_channels": 3, "max_len": 6})
-    assert seen == ["api", "pretrained"]
-    entry = json.loads((tmp_path / "manifest.json").read_text())["entries"]["nv_gru.mine"]
-    assert entry["arch_kwargs"]["in_features"] == 3 and "in_channels" not in entry["arch_kwargs"]
-    with pytest.raises(ValueError, match=r"^in_channels: .* expected it alone or equal to in_features=2, got 3"):
-        nv.create_model("nv_gru", num_classes=2, in_channels=3, in_features=2, max_len=6)
-    with pytest.raises(ValueError, match=r"^arch_kwargs: in_channels is an RNN's in_features .* in_features=2, got 3"):
-        pretrained.save_pretrained(net, "nv_gru.other", architecture="nv_gru", root=tmp_path, dataset={"name": "toy"},
-                                   recipe=None, seed=0, metrics={},
-                                   arch_kwargs={"num_classes": 2, "in_channels": 3, "in_features": 2, "max_len": 6})
+    assert net.rnn.input_size == 3  # in_channels routed to the GRU's input features
+    entry = _save_rnn(net, "nv_gru.mine", tmp_path, {"num_classes": 2, "in_channels": 3, "max_len": 6})
+    assert entry["arch_kwargs"] == {"num_classes": 2, "in_features": 3, "max_len": 6}  # routed the same way
+    recorded = json.loads((tmp_path / "manifest.json").read_text())["entries"]["nv_gru.mine"]["arch_kwargs"]
+    assert recorded["in_features"] == 3 and "in_channels" not in recorded
+    assert pretrained.load_pretrained("nv_gru.mine", root=tmp_path, in_channels=3).rnn.input_size == 3
+    both = {"num_classes": 2, "in_channels": 3, "in_features": 2, "max_len": 6}
+    said = {"in_channels": _refusal(lambda: nv.create_model("nv_gru", **both)),
+            "arch_kwargs": _refusal(lambda: _save_rnn(net, "nv_gru.other", tmp_path, both)),
+            "kwargs": _refusal(lambda: pretrained.load_pretrained("nv_gru.mine", root=tmp_path, in_channels=3, in_features=2))}
+    rule = ("an RNN's in_features (input features per step) under the CNNs' name; expected it alone or equal to "
+            "in_features=2, got 3")
+    assert said == {"in_channels": f"in_channels: {rule}", "arch_kwargs": f"arch_kwargs: in_channels is {rule}",
+                    "kwargs": f"kwargs: in_channels is {rule}"}, said
+    assert "nv_gru.other" not in json.loads((tmp_path / "manifest.json").read_text())["entries"]
 
 
-def test_neuroview_sparsify_records_the_callback_s_arch_kwargs():
-    from neuroview.training import sparsify_cli
+def test_neuroview_sparsify_records_the_callback_s_arch_kwargs(tmp_path, capsys):
+    """What the command writes: a normalize=False, shared_steps=True GRU, sparsified, is recorded as the network
+    nv.sparsify returns (normalize True: its head standardizes; shared_steps False: merged into the classifier), and
+    its entry loads into the same function."""
+    from argparse import Namespace
 
-    source = inspect.getsource(sparsify_cli._write)
-    assert "sparse_arch_kwargs(entry[\"arch_kwargs\"])" in source
-    assert not re.search(r"\"(normalize|shared_steps)\": (True|False)", source), source
+    from neuroview.training.sparsify_cli import _write
+
+    torch.manual_seed(0)
+    kw = {"num_classes": 2, "in_features": 2, "max_len": 6, "hidden_size": 4, "normalize": False, "shared_steps": True}
+    net = nv.create_model("nv_gru", **kw).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 2, 6, generator=g)  # channels-first series [B, C, T], as the data modules give them
+    y = (x[:, 0, :3].mean(1) > 0).long()
+    lengths = torch.full((40,), 6)
+    batches = [(x[:20], lengths[:20], y[:20]), (x[20:], lengths[20:], y[20:])]
+    sparse = nv.sparsify(net, batches, tolerance=50.0)
+
+    class Data:  # the test split the command scores on
+        def setup(self, stage):
+            pass
+
+        def test_dataloader(self):
+            return batches
+
+    entry = {"architecture": "nv_gru", "arch_kwargs": kw, "dataset": {"name": "toy"}, "recipe": None, "seed": 0}
+    args = Namespace(finetune=0, out=str(tmp_path), overwrite=False, source="nv_gru.dense")
+    _write(args, net, sparse, Data(), entry, "nv_gru.dense_sparse")
+    written = json.loads((tmp_path / "manifest.json").read_text())["entries"]["nv_gru.dense_sparse"]
+    assert written["arch_kwargs"] == kw | {"normalize": True, "shared_steps": False}, written["arch_kwargs"]
+    assert kw["normalize"] is False and kw["shared_steps"] is True  # the source's record is left as it was
+    back = nv.create_model("nv_gru.dense_sparse", pretrained=True, root=tmp_path)
+    steps = x.transpose(1, 2)  # the RNN's own [B, T, F]
+    assert torch.allclose(back(steps, lengths=lengths), sparse.eval()(steps, lengths=lengths), atol=1e-5)
+
+
+def test_a_deeply_nested_model_args_is_refused_by_name(tmp_path, capsys):
+    from neuroview.cli import main as cli
+
+    argv = ["explain", "--model", "small_cnn", "--model-args", DEEP, "--data", "digits", "--out", str(tmp_path / "o")]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "--model-args: expected a JSON object of builder arguments, got '[[[[" in err, err[-300:]
+    assert "maximum recursion depth" in err and "Traceback" not in err and len(err) < 2000, err[-300:]
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_deeply_nested_data_spec_is_refused_by_name(tmp_path, capsys):

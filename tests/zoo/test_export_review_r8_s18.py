@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -89,8 +91,11 @@ def test_load_pretrained_takes_in_channels_for_an_rnn(tmp_path):
     x = torch.randn(3, 5, 2)
     back = zoo.load_pretrained("nv_gru.c", root=tmp_path, in_channels=2)
     assert torch.equal(back(x), net(x))
-    with pytest.raises(ValueError, match=r"in_features=3 \(checkpoint: 2\)"):
-        zoo.load_pretrained("nv_gru.c", root=tmp_path, in_channels=3)
+    with pytest.raises(ValueError, match=r"got in_channels=3 \(an RNN's in_features; checkpoint: 2\)\. Build") as e:
+        zoo.load_pretrained("nv_gru.c", root=tmp_path, in_channels=3)  # named as the caller passed it
+    assert "in_features=3" not in str(e.value)
+    with pytest.raises(ValueError, match=r"got in_features=3 \(checkpoint: 2\)\. Build"):
+        zoo.load_pretrained("nv_gru.c", root=tmp_path, in_features=3)
 
 
 # ------------------------------------------------------------------ 5: architecture and overwrite of the wrong type
@@ -105,6 +110,31 @@ def test_save_pretrained_takes_only_a_bool_overwrite(tmp_path, flag):
     _save(_net(0), "small_cnn.d", tmp_path)
     before = (tmp_path / "small_cnn.d.safetensors").read_bytes()
     with pytest.raises(TypeError, match=rf"overwrite: expected True or False, got {re.escape(repr(flag))}"):
+        _save(_net(1), "small_cnn.d", tmp_path, overwrite=flag)
+    assert (tmp_path / "small_cnn.d.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("flag", [np.True_, torch.tensor(True), np.bool_(False), torch.tensor(False)],
+                         ids=["np.True_", "tensor(True)", "np.False_", "tensor(False)"])
+def test_save_pretrained_takes_numpy_and_torch_bools_as_overwrite(tmp_path, flag):
+    """The project's bools (core._utils.is_bool): a true one replaces the entry, a false one refuses it, as True and False."""
+    _save(_net(0), "small_cnn.d", tmp_path)
+    before = (tmp_path / "small_cnn.d.safetensors").read_bytes()
+    if bool(flag):
+        entry = _save(_net(1), "small_cnn.d", tmp_path, overwrite=flag)
+        after = (tmp_path / "small_cnn.d.safetensors").read_bytes()
+        assert after != before and entry["sha256"] == hashlib.sha256(after).hexdigest()
+    else:
+        with pytest.raises(ValueError, match=r"already holds the entry 'small_cnn.d'; pass overwrite=True"):
+            _save(_net(1), "small_cnn.d", tmp_path, overwrite=flag)
+        assert (tmp_path / "small_cnn.d.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("flag", [np.array([True]), torch.tensor([True]), [True], (True,)], ids=["array", "tensor", "list", "tuple"])
+def test_save_pretrained_refuses_a_bool_array_as_overwrite(tmp_path, flag):
+    _save(_net(0), "small_cnn.d", tmp_path)
+    before = (tmp_path / "small_cnn.d.safetensors").read_bytes()
+    with pytest.raises(TypeError, match=r"^overwrite: expected True or False, got "):
         _save(_net(1), "small_cnn.d", tmp_path, overwrite=flag)
     assert (tmp_path / "small_cnn.d.safetensors").read_bytes() == before
 
