@@ -51,7 +51,7 @@ def test_a_saved_explanation_keeps_the_real_end(tmp_path):
 def test_waterfall_bars_and_the_axis_say_the_last_step_is_padded():
     net = _net()
     exp = net.explain(torch.randn(2, 10, 1))
-    labels = _samples_of_steps(exp, ["step 0", "step 1", "step 2"], "steps")
+    labels = _samples_of_steps(exp, ["step 0", "step 1", "step 2"], "steps", set())  # no series padded: every step is read
     assert labels == ["step 0 (samples 0-3)", "step 1 (samples 4-7)", "step 2 (samples 8-9, then 2 of padding)"]
     assert step_label(exp) == step_label(net) == "step (4 input samples each; the last 2, then padding)"
     assert step_label(_net(12, 4)) == "step (4 input samples each)"  # a multiple: nothing to say
