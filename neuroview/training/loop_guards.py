@@ -130,7 +130,8 @@ def check_monitor_modes(callbacks, ckpt: str | None = None, saved: dict | None =
                    f"keeps the checkpoint of the {'lowest' if cb.mode == 'min' else 'highest'} {cb.monitor}")
                 + f", and {cb.monitor} {'rises' if need == 'max' else 'falls'} as the model learns")
         if ckpt is None or (saved is not None and cb.state_key not in saved):
-            raise ValueError(f"{said}; pass mode={need!r} to that callback: {_entry(cb, need)}")
+            raise ValueError(f"{said}; pass mode={need!r} to that callback, its other arguments as they are: "
+                             f"{_entry(cb, need)}")
         fresh = "its patience count starts afresh" if stop else "its best checkpoint is ranked afresh"
         rank_zero_warn(f"{said}; the run resumed from {ckpt} was started with it, and goes on under it: resume with "
                       f"mode={need!r} in its place ({fresh}: {_entry(cb, need)}), or start a new run from its weights "
@@ -138,18 +139,14 @@ def check_monitor_modes(callbacks, ckpt: str | None = None, saved: dict | None =
 
 
 def _entry(cb, mode: str) -> str:
-    """``cb`` with ``mode``, as Python and as its whole command-line entry: ``--trainer.callbacks.mode`` sets the last
-    callback's (another's, where more follow it, or one without a mode)."""
-    cls = type(cb)
-    path = (f"pytorch_lightning.callbacks.{cls.__name__}" if getattr(pl.callbacks, cls.__name__, None) is cls
-            else f"{cls.__module__}.{cls.__qualname__}")
-    args = {"monitor": cb.monitor, "mode": mode}
-    if isinstance(cb, EarlyStopping) and cb.patience != 3:  # Lightning's default
-        args["patience"] = cb.patience
-    py = ", ".join(f"{k}={v!r}" for k, v in args.items())
-    cli = ", ".join(f"{k}: {v}" for k, v in args.items())
-    return (f"{cls.__name__}({py}) in Python, in a config its entry's init_args.mode: {mode}, on the command line "
-            f"its whole entry --trainer.callbacks+='{{class_path: {path}, init_args: {{{cli}}}}}'")
+    """Where ``mode`` goes, the callback's other arguments kept as the user gave them: an entry written here from a few
+    of its attributes dropped the rest (a ModelCheckpoint's ``dirpath``, ``save_top_k``, an EarlyStopping's
+    ``min_delta``). On the command line ``--trainer.callbacks.mode`` sets the callback appended last before it (at the
+    end of the command, the last callback's: another's where more follow, one without a mode)."""
+    return (f"{type(cb).__name__}(monitor={cb.monitor!r}, mode={mode!r}, <its other arguments>) in Python, mode: {mode} "
+            "in its entry's init_args in a config (or in its --trainer.callbacks+='{class_path: ..., init_args: {...}}'), "
+            f"on the command line --trainer.callbacks.mode {mode} right after its own --trainer.callbacks.* options (at the "
+            "end of the command it sets the last callback's)")
 
 
 def _saved_callbacks(trainer) -> dict | None:
@@ -164,12 +161,13 @@ def check_validation(trainer) -> None:
     (Lightning's MisconfigurationException came after one, naming neither option): plain loaders without a
     validation loader, an empty ``val_dataloaders`` (``[]``) or one of 0 batches, and a data module without a
     ``val_dataloader`` or with an empty one, too."""
-    why, fix = None, "a val_fraction > 0"
-    if trainer.limit_val_batches == 0:
-        why = "limit_val_batches=0 runs no validation"
+    why, fix = None, None
+    if trainer.limit_val_batches == 0:  # (these two were told "a val_fraction > 0", which changes neither)
+        why, fix = "limit_val_batches=0 runs no validation", "limit_val_batches > 0"
     elif getattr(trainer, "check_val_every_n_epoch", 1) is None:  # validation by steps: epochs end without val_acc
         why = (f"check_val_every_n_epoch=None validates every val_check_interval={trainer.val_check_interval} "
                "training batches, so epochs end without a val_acc to read")
+        fix = "check_val_every_n_epoch=1 (a validation at each epoch's end)"
     elif not _validation_given(trainer):  # trainer.fit(module, train_loader): checked above for data modules only
         dm = getattr(trainer, "datamodule", None)
         why, fix = (("no validation loader was given to fit (val_dataloaders)",
@@ -178,17 +176,37 @@ def check_validation(trainer) -> None:
     else:
         dm = getattr(trainer, "datamodule", None)
         loader, plain = _validation_source(trainer)
-        if _no_batches(loader):
-            frac = getattr(dm, "val_fraction", None)
-            why = ("val_dataloaders is empty" if plain and isinstance(loader, (list, tuple, dict)) and not loader else
-                   "the validation loader has no batches" if plain else
-                   f"the data module has no validation split (val_fraction={frac})" if frac is not None else
-                   "the data module has no validation split")
-            fix = ("pass a validation loader that has batches" if plain else fix if frac is not None else
-                   "give the data module's val_dataloader batches")
+        if _no_batches(loader) and plain:
+            why = ("val_dataloaders is empty" if isinstance(loader, (list, tuple, dict)) and not loader else
+                   "the validation loader has no batches")
+            fix = "pass a validation loader that has batches"
+        elif _no_batches(loader):
+            why, fix = _empty_split(getattr(dm, "val_fraction", None), loader)
     if why:
         raise ValueError(f"scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use scheduler "
                          f"'train_plateau' (the same rule on the training loss), or {fix}")
+
+
+def _empty_split(frac, loader) -> tuple[str, str]:
+    """Why a data module's validation ``loader`` has no batches, and what gives it some. "A val_fraction > 0" only where
+    the fraction is 0 (it was advised for a val_fraction=0.2 whose 10 samples made no batch of 64 with drop_last)."""
+    if frac is not None and frac == 0:
+        return f"the data module has no validation split (val_fraction={frac})", "a val_fraction > 0"
+    if frac is None and isinstance(loader, (list, tuple, dict)) and not loader:
+        return "the data module has no validation split", "give the data module's val_dataloader batches"
+    of = "" if frac is None else f"val_fraction={frac}: "
+    try:
+        n, size, drop = len(loader.dataset), loader.batch_size, loader.drop_last
+    except (AttributeError, TypeError):  # a list of loaders, a loader without a dataset of a length
+        n, size, drop = None, None, False
+    if n == 0:
+        return (f"the data module's validation split is empty ({of}too few samples for the fraction)",
+                "more samples or a larger val_fraction")
+    if n and drop and size and n < size:
+        return (f"the data module's validation loader has no batches ({of}its {n} samples are fewer than a batch of "
+                f"{size} with drop_last=True)", f"a batch_size of at most {n}, or drop_last=False for validation")
+    return (f"the data module's validation loader has no batches ({of}too few samples for the fraction, or fewer than "
+            "a batch with drop_last)", "give the data module's validation loader batches")
 
 
 def _validation_given(trainer) -> bool:

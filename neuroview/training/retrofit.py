@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import json
 import math
 import sys
@@ -53,7 +52,7 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
-from .retrofit_checks import check_output, check_train_labels, check_weights, standard_scores, task_classes
+from .retrofit_checks import OutputCheck, check_train_labels, check_weights, standard_scores, task_classes
 from .retrofit_checks import num_classes_of as _num_classes
 from .sparsify_cli import as_option
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
@@ -93,12 +92,11 @@ class RetrofitResult:
 
 def _train_codes(net: nn.Module, standard: nn.Module, train) -> tuple[Tensor, Tensor]:
     """The training split's codes (CNN) or hidden states (RNN) ``[N, F]`` and labels, checked: the standard network's
-    output on its first batch (``check_output``), then every class of the network there (as ``fit_ridge_head``)."""
-    batches = _batches(train, "train")
-    with kept_generators(batches), own_rng():  # as _features keeps them (the chain below hides the loader from it)
-        first = next(rest := iter(filled(batches)), None)  # a generator is read once: its first batch, handed on
-        feats, y = _features(net, itertools.chain([] if first is None else [first], rest), "train")
-    check_output(standard, net, first)  # after the codes: an input of another shape is named by their checks
+    output on the training batches (:class:`OutputCheck`), then every class of the network there (as ``fit_ridge_head``)."""
+    batches, outputs = _batches(train, "train"), OutputCheck(standard, net)
+    with kept_generators(batches), own_rng():  # as _features keeps them (the generator below hides the loader from it)
+        feats, y = _features(net, outputs.read(filled(batches)), "train")
+    outputs.check()  # after the codes: an input of another shape is named by their checks
     check_train_labels(y, net.num_classes, standard)  # after the output: a num_classes= of another task named as such
     return feats, y
 
@@ -168,9 +166,11 @@ def retrofit(
     Args:
         model: a trained standard network: any CNN (its activation modules become the sites), an ``nn.RNN``/
             ``nn.LSTM``/``nn.GRU`` (no classifier of its own: no standard accuracy), or an :class:`~neuroview.RNNClassifier`;
-            its forward returns logits ``[B, num_classes]`` (checked on the first training batch; one output ``[B, 1]``
-            or ``[B]`` is a task of 2 classes: a logit, class 1 where > 0; the output of an ``nn.Sigmoid`` module, class 1
-            where > 0.5; one in [0, 1] of no nn.Sigmoid refused), reading ``x`` as its NeuroView variant does.
+            its forward returns logits ``[B, num_classes]`` (checked on the training batches; one output ``[B, 1]``,
+            ``[B]`` or a batch of one's ``[]`` is a task of 2 classes, read by its last module: an ``nn.Sigmoid``'s a
+            probability, class 1 where > 0.5; an ``nn.LogSigmoid``'s a log-probability, class 1 where > log 0.5; else a
+            logit, class 1 where > 0, refused where every training output lies in [0, 1] or every one is <= 0: no module
+            tells a probability or a log-probability from it there), reading ``x`` as its NeuroView variant does.
         train, test: data modules of :mod:`neuroview.data`, or iterables of batches as they
             give them: ``(x, y)`` or ``(x, lengths, y)``, ``x`` channels-first (RNNs get
             ``x.transpose(1, 2)``); one batch ``(x, y)`` may be given alone. Each is read once

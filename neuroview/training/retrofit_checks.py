@@ -1,7 +1,8 @@
 """What :func:`.retrofit.retrofit` reads of the standard network it is given, checked with errors that name the
 argument, what was expected and what was given: its weights (none on the meta device), its number of classes, its
 output (logits ``[B, num_classes]``, :func:`standard_logits`: read as its NeuroView variant reads the batch; scored by
-:func:`standard_scores`), the training split's classes (:func:`check_train_labels`).
+:func:`standard_scores`; a single output's kind decided over the training split by :class:`OutputCheck`), the training
+split's classes (:func:`check_train_labels`).
 
 May import ``neuroview.core``, ``.sparse_checks`` and the leaf modules.
 """
@@ -12,12 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import call_model, check_lengths, takes_lengths, unpack
-from ..core._utils import factory
+from ..core._utils import factory, own_rng
 from ..core.rnn import NeuroViewRNN
 from .sparse_checks import check_labels
 
-__all__ = ["check_weights", "num_classes_of", "task_classes", "check_output", "checked_logits", "standard_logits",
-           "standard_scores", "check_train_labels"]
+__all__ = ["check_weights", "num_classes_of", "task_classes", "OutputCheck", "as_batch", "checked_logits",
+           "standard_logits", "standard_scores", "check_train_labels"]
 
 
 def check_weights(model: nn.Module) -> None:
@@ -71,58 +72,108 @@ def standard_logits(standard: nn.Module, net: nn.Module, x: Tensor, lengths) -> 
     return standard(x, lengths=check_lengths(lengths, x, "batch").to(x.device))  # a list's too, as a tensor
 
 
-def check_output(standard: nn.Module, net: nn.Module, batch) -> None:
-    """One forward of the ``standard`` network on ``batch`` (the first training batch, as the test pass reads it), before
-    its NeuroView variant ``net``'s head is fitted: its output must be :func:`checked_logits` (a bare nn.RNN/LSTM/GRU
-    gives hidden states: nothing to compare). ``x`` is read as ``net`` reads it (a sequence only for a NeuroViewRNN)."""
-    if isinstance(standard, nn.RNNBase) or batch is None:
-        return
-    x, lengths, _ = unpack(batch, factory(net).get("device"))
-    standard_scores(standard, net, x, lengths, first=True)
+class OutputCheck:
+    """The standard network's output on the training batches, read as they pass (:meth:`read`), and :meth:`check`-ed
+    once they are all read, before the head is fitted: each batch's output must be :func:`checked_logits` (a bare
+    nn.RNN/LSTM/GRU gives hidden states: nothing to read), ``x`` read as its NeuroView variant ``net`` reads it.
+
+    A single output's kind is its last module's, where the hook of :func:`standard_scores` sees it; otherwise it is a
+    logit. What no module tells is decided over the whole training split, never one batch (a logit model's first batch
+    of one sample was refused whenever its logit lay in [0, 1]): refused where every training output lies in [0, 1] (a
+    ``torch.sigmoid`` in the forward?) or every one is <= 0 (``F.logsigmoid``?: as logits, class 0 for every sample).
+    The standard network runs on the training batches only until its output is settled (more than one output, a
+    module's, or one outside both ranges: a logit model's first batch, as a rule), with the caller's RNG kept."""
+
+    def __init__(self, standard: nn.Module, net: nn.Module):
+        self.standard, self.net, self.samples = standard, net, 0
+        self.settled = isinstance(standard, nn.RNNBase)
+        self.in_unit = self.non_positive = True  # every single output so far in [0, 1]; <= 0
+
+    def read(self, batches):
+        """``batches``, handed on one by one; each read by the standard network after the codes' pass took it (an
+        input of another shape is named by their checks)."""
+        device = factory(self.net).get("device")
+        for batch in batches:
+            yield batch
+            if not self.settled:
+                x, lengths, _ = unpack(batch, device)
+                with own_rng(device):  # a forward that draws moves no loader's or augmentation's draws
+                    standard_scores(self.standard, self.net, x, lengths, self)
+
+    def saw(self, out: Tensor, kind: str) -> None:
+        """One batch's output ``[B, outputs]`` of the given ``kind``."""
+        if out.shape[-1] != 1 or kind != "logit":
+            self.settled = True
+            return
+        self.samples += len(out)
+        self.in_unit &= bool(((out >= 0) & (out <= 1)).all())
+        self.non_positive &= bool((out <= 0).all())
+        self.settled = not (self.in_unit or self.non_positive)
+
+    def check(self) -> None:
+        if self.settled or not self.samples:
+            return
+        if self.in_unit:
+            raise ValueError(f"model: its single output lies in [0, 1] for every training sample ({self.samples}), and "
+                             "comes from no nn.Sigmoid module: a probability (torch.sigmoid in its forward: class 1 where "
+                             "> 0.5) and a logit (class 1 where > 0) cannot be told apart; return the logit (drop the "
+                             "sigmoid, as for nn.BCEWithLogitsLoss), or end the forward in an nn.Sigmoid module")
+        raise ValueError(f"model: its single output is <= 0 for every training sample ({self.samples}), and comes from "
+                         "no nn.LogSigmoid module: a log-probability (F.logsigmoid in its forward: class 1 where > log "
+                         "0.5) and a logit (class 1 where > 0: none here) cannot be told apart; return the logit (drop "
+                         "the logsigmoid, as for nn.BCEWithLogitsLoss), or end the forward in an nn.LogSigmoid module")
 
 
 @torch.no_grad()
-def standard_scores(standard: nn.Module, net: nn.Module, x: Tensor, lengths, first: bool = False) -> Tensor:
+def standard_scores(standard: nn.Module, net: nn.Module, x: Tensor, lengths, seen: OutputCheck | None = None) -> Tensor:
     """The standard network's :func:`checked_logits` of a batch. A single output that is an ``nn.Sigmoid`` module's
-    (``nn.BCELoss``'s model: a probability, not a logit) is seen by a hook on the forward, and scored at 0.5.
-    ``first`` (the first training batch): a single output in [0, 1] of no nn.Sigmoid module (``torch.sigmoid`` in the
-    forward, or logits that happen to lie there) is refused: a probability and a logit cannot be told apart there."""
-    last = []  # the output of the last nn.Sigmoid module called
+    (``nn.BCELoss``'s model: a probability) or an ``nn.LogSigmoid`` module's (a log-probability), not a logit, is seen
+    by a hook on the forward; the last such module called decides. ``seen``: told the output and its kind."""
+    last = []  # the output of the last nn.Sigmoid / nn.LogSigmoid module called, and its kind
 
-    def keep(_module, _args, out) -> None:
-        last[:] = [out]
+    def keep(module, _args, out) -> None:
+        last[:] = [out, "log-probability" if isinstance(module, nn.LogSigmoid) else "probability"]
 
-    hooks = [m.register_forward_hook(keep) for m in standard.modules() if isinstance(m, nn.Sigmoid)]
+    hooks = [m.register_forward_hook(keep) for m in standard.modules() if isinstance(m, (nn.Sigmoid, nn.LogSigmoid))]
     try:
         out = standard_logits(standard, net, x, lengths)
     finally:
         for h in hooks:
             h.remove()
-    scores = checked_logits(out, net.num_classes, last[0] if last else None)
-    single = out.shape[1:] in ((), (1,)) and out.numel() and not _output_of(last[0] if last else None, out)
-    if first and single and bool(((out >= 0) & (out <= 1)).all()):
-        raise ValueError("model: its single output lies in [0, 1] for every sample of the first training batch, and "
-                         "comes from no nn.Sigmoid module: a probability (torch.sigmoid in its forward: class 1 where "
-                         "> 0.5) and a logit (class 1 where > 0) cannot be told apart; return the logit (drop the "
-                         "sigmoid, as for nn.BCEWithLogitsLoss), or end the forward in an nn.Sigmoid module")
+    out = as_batch(out, len(x))
+    kind = last[1] if last and isinstance(out, Tensor) and _output_of(last[0], out) else "logit"
+    scores = checked_logits(out, net.num_classes, kind, len(x))
+    if seen is not None:
+        seen.saw(out, kind)
     return scores
 
 
-def checked_logits(out, num_classes: int, sigmoid=None) -> Tensor:
-    """The standard network's output ``out``, checked: logits ``[B, num_classes]``, the NeuroView network's task. One
-    logit ``[B, 1]`` (``[B]`` too: a BCE model's ``.squeeze(-1)``) of a 2-class task is scored as the logits
-    ``[-out / 2, out / 2]``: class 1 where ``out > 0``, the probabilities its sigmoid gives; where it is the output
-    ``sigmoid`` of an nn.Sigmoid module (a probability ``p``), as the log-probabilities ``[log(1 - p), log p]``: class 1
-    where ``p > 0.5`` (it was read as a logit: class 1 everywhere)."""
-    if isinstance(out, Tensor) and out.dim() == 1:  # a single logit squeezed: read as [B, 1]
-        out = out[:, None]
-    if not isinstance(out, Tensor) or out.dim() != 2:  # a tuple or dict failed on .shape after the fit; [B, C, 1, 1]
+def as_batch(out, n: int):
+    """A batch of ``n``'s output squeezed, as ``[B, outputs]``: one output per sample (``[B]`` from ``.squeeze(-1)``, a
+    0-dim tensor from a bare ``.squeeze()`` of a batch of one) as ``[B, 1]``; a batch of one's outputs ``[C]`` as
+    ``[1, C]`` (a batch of one's [1, 1] was refused as "a tensor of shape ()"). Anything else: as it is."""
+    if isinstance(out, Tensor) and out.dim() < 2 and out.numel() == n:
+        return out.reshape(n, 1)
+    return out[None] if isinstance(out, Tensor) and out.dim() == 1 and n == 1 else out
+
+
+def checked_logits(out, num_classes: int, kind: str = "logit", batch: int | None = None) -> Tensor:
+    """The standard network's output ``out`` (:func:`as_batch`), checked: logits ``[B, num_classes]`` (``batch``: B),
+    the NeuroView network's task. One output ``[B, 1]`` of a 2-class task is scored by its ``kind``: a ``"logit"`` as
+    the logits ``[-out / 2, out / 2]`` (class 1 where ``out > 0``, the probabilities its sigmoid gives); a
+    ``"probability"`` ``p`` (an nn.Sigmoid module's) as the log-probabilities ``[log(1 - p), log p]`` (class 1 where
+    ``p > 0.5``; read as a logit: class 1 everywhere); a ``"log-probability"`` ``lp`` (an nn.LogSigmoid module's) as
+    ``[log(1 - exp(lp)), lp]`` (class 1 where ``lp > log 0.5``; read as a logit: class 0 everywhere)."""
+    if not isinstance(out, Tensor) or out.dim() != 2 or (batch is not None and len(out) != batch):
         got = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {type(out).__name__}"
+        of = "" if batch is None or not isinstance(out, Tensor) else f" for a batch of {batch}"
         raise ValueError(f"model: expected a forward that returns logits [B, num_classes] (the cost compares them with "
-                         f"the NeuroView network's), got {got}; wrap it in a module whose forward returns them alone")
+                         f"the NeuroView network's), got {got}{of}; wrap it in a module whose forward returns them alone")
     if out.shape[-1] == 1 and num_classes == 2:  # (argmax picks the first of a tie: class 0 at out == 0, as out > 0)
-        if _output_of(sigmoid, out):
+        if kind == "probability":
             return torch.cat([1 - out, out], -1).log()  # (a tie at p == 0.5: class 0, as the logit 0)
+        if kind == "log-probability":
+            return torch.cat([torch.log(-torch.expm1(out)), out], -1)  # (a tie at lp == log 0.5: class 0)
         return torch.cat([-out / 2, out / 2], -1)
     if out.shape[-1] == 1:  # its advice was num_classes=1, which the wrap refuses
         raise ValueError(f"num_classes: the model's output is one logit (a sigmoid / BCE head: a 2-class task), the "
@@ -135,9 +186,11 @@ def checked_logits(out, num_classes: int, sigmoid=None) -> Tensor:
     return out
 
 
-def _output_of(sigmoid, out: Tensor) -> bool:
-    """Whether ``out`` holds the values of ``sigmoid``, an nn.Sigmoid module's output (a Flatten or view after it too)."""
-    return isinstance(sigmoid, Tensor) and sigmoid.numel() == out.numel() and torch.equal(sigmoid.reshape(out.shape), out)
+def _output_of(module_out, out: Tensor) -> bool:
+    """Whether ``out`` holds the values of ``module_out``, an nn.Sigmoid / nn.LogSigmoid module's output (a Flatten or
+    view after it too)."""
+    return (isinstance(module_out, Tensor) and module_out.numel() == out.numel()
+            and torch.equal(module_out.reshape(out.shape), out))
 
 
 def check_train_labels(y: Tensor, num_classes: int, standard: nn.Module) -> None:

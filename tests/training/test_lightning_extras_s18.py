@@ -14,7 +14,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, GradientAccumulationScheduler, ModelCheckpoint
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from neuroview.data import DigitsDataModule
 from neuroview.training.cli import cli_main
@@ -69,10 +69,11 @@ class StopAt(pl.Callback):
 @pytest.mark.parametrize("callback,pattern", [
     (lambda: EarlyStopping(monitor="val_acc", patience=2),  # Lightning's default mode: 'min'
      r"trainer.callbacks: EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc stops falling, "
-     r"and val_acc rises as the model learns; pass mode='max' to that callback: EarlyStopping\(monitor='val_acc', "
-     r"mode='max', patience=2\) in Python, in a config its entry's init_args.mode: max, on the command line its whole "
-     r"entry --trainer.callbacks\+='\{class_path: pytorch_lightning.callbacks.EarlyStopping, init_args: \{monitor: "
-     r"val_acc, mode: max, patience: 2\}\}'$"),
+     r"and val_acc rises as the model learns; pass mode='max' to that callback, its other arguments as they are: "
+     r"EarlyStopping\(monitor='val_acc', mode='max', <its other arguments>\) in Python, mode: max in its entry's "
+     r"init_args in a config \(or in its --trainer.callbacks\+='\{class_path: \.\.\., init_args: \{\.\.\.\}\}'\), on "
+     r"the command line --trainer.callbacks.mode max right after its own --trainer.callbacks.\* options \(at the end of "
+     r"the command it sets the last callback's\)$"),
     (lambda: EarlyStopping(monitor="val_loss", mode="max"),
      r"EarlyStopping\(monitor='val_loss', mode='max'\) stops the run when val_loss stops rising, and val_loss falls "
      r"as the model learns; pass mode='min'"),
@@ -97,7 +98,7 @@ def test_a_stop_of_the_right_mode_trains(tmp_path):
 
 def test_the_command_refuses_an_early_stopping_of_the_wrong_mode(tmp_path):
     with pytest.raises(ValueError, match=r"EarlyStopping\(monitor='val_acc', mode='min'\) stops the run when val_acc "
-                                         r"stops falling.*init_args: \{monitor: val_acc, mode: max, patience: 2\}"):
+                                         r"stops falling.*--trainer.callbacks.mode max right after its own"):
         cli_main(["fit", "--config", DIGITS, "--model.model_kwargs", "{widths: [4, 8]}",
                   "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
                   "--trainer.logger", "false", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
@@ -279,6 +280,53 @@ def test_plateau_with_no_validation_batches_is_refused_before_the_first_step(tmp
     assert trainer.global_step == 0
 
 
+# R10 §4: a data module whose validation split has a val_fraction > 0 and no batches is not told "a val_fraction > 0"
+class _EmptyVal(_TrainOnly):
+    def __init__(self, data, val_fraction, val):
+        super().__init__(data)
+        self.val_fraction, self.val = val_fraction, val
+
+    def val_dataloader(self):
+        return self.val(self.data)
+
+
+@pytest.mark.parametrize("frac,val,why,fix", [
+    (0.2, lambda d: DataLoader(Subset(d, range(10)), batch_size=64, drop_last=True),
+     r"the data module's validation loader has no batches \(val_fraction=0.2: its 10 samples are fewer than a batch of "
+     r"64 with drop_last=True\)", r"a batch_size of at most 10, or drop_last=False for validation"),
+    (0.01, lambda d: DataLoader(Subset(d, []), batch_size=16),
+     r"the data module's validation split is empty \(val_fraction=0.01: too few samples for the fraction\)",
+     r"more samples or a larger val_fraction"),
+    (0.2, lambda d: [], r"the data module's validation loader has no batches \(val_fraction=0.2: too few samples for "
+     r"the fraction, or fewer than a batch with drop_last\)", r"give the data module's validation loader batches"),
+    (0.0, lambda d: [], r"the data module has no validation split \(val_fraction=0.0\)", r"a val_fraction > 0"),
+])
+def test_plateau_with_a_data_module_s_empty_validation_split_names_its_cause(tmp_path, frac, val, why, fix):
+    """Before: "the data module has no validation split (val_fraction=0.2); ... or a val_fraction > 0", which it has."""
+    x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 10
+    trainer = _trainer(tmp_path, max_epochs=2)
+    with pytest.raises(ValueError, match=rf"^scheduler: 'plateau' cuts the rate when val_acc stalls, and {why}; use "
+                                         rf"scheduler 'train_plateau' \(the same rule on the training loss\), or {fix}$"):
+        trainer.fit(_module("plateau").build(x[:16]), datamodule=_EmptyVal(TensorDataset(x, y), frac, val))
+    assert trainer.global_step == 0
+
+
+@pytest.mark.parametrize("kw,fix", [
+    ({"limit_val_batches": 0}, r"limit_val_batches > 0"),
+    ({"check_val_every_n_epoch": None, "val_check_interval": 2}, r"check_val_every_n_epoch=1 \(a validation at each "
+                                                                 r"epoch's end\)"),
+])
+def test_plateau_without_validation_by_a_trainer_option_is_told_that_option(tmp_path, kw, fix):
+    """The near case: these were told "or a val_fraction > 0", which changes neither."""
+    x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 10
+    trainer = _trainer(tmp_path, max_epochs=2, **kw)
+    with pytest.raises(ValueError, match=rf"^scheduler: 'plateau' .*; use scheduler 'train_plateau' \(the same rule "
+                                         rf"on the training loss\), or {fix}$"):
+        trainer.fit(_module("plateau").build(x[:16]), DataLoader(TensorDataset(x, y), batch_size=16),
+                    DataLoader(TensorDataset(x, y), batch_size=16))
+    assert trainer.global_step == 0
+
+
 # R3 §2: a resume names limit_train_batches / the batch size only where the steps of an epoch changed
 @pytest.mark.parametrize("batch_size,kw", [
     (256, {"limit_train_batches": 5}),  # all 5 batches of 256, as an int: 5 steps an epoch, as before
@@ -308,24 +356,41 @@ def test_a_resume_on_another_training_split_is_told_to_resume_on_the_same_split(
     assert "own train_batches" not in str(e.value)
 
 
-# R3 §3: the wrong-mode advice works with several callbacks
-def test_the_wrong_mode_advice_gives_an_entry_that_trains_with_another_callback_after_it(tmp_path):
+# R3 §3: the wrong-mode advice works with several callbacks; R10 §3: and keeps the callback's other arguments
+@pytest.mark.parametrize("given", [
+    ["--trainer.callbacks+=pytorch_lightning.callbacks.EarlyStopping", "--trainer.callbacks.monitor", "val_acc",
+     "--trainer.callbacks.patience", "4", "--trainer.callbacks.min_delta", "0.25"],
+    ["--trainer.callbacks+={class_path: pytorch_lightning.callbacks.EarlyStopping, init_args: {monitor: val_acc, "
+     "patience: 4, min_delta: 0.25}}"],
+])
+def test_the_wrong_mode_advice_gives_an_entry_that_trains_with_another_callback_after_it(tmp_path, given):
     """The refused EarlyStopping is followed by a LearningRateMonitor. Before: the advice `--trainer.callbacks.mode max`
-    set the LearningRateMonitor's mode, which jsonargparse refused ("Option 'mode' is not accepted")."""
+    set the LearningRateMonitor's mode, which jsonargparse refused ("Option 'mode' is not accepted"); then "its whole
+    entry", written from monitor, mode and patience, dropped its min_delta."""
     base = ["fit", "--config", DIGITS, "--model.model_kwargs", "{widths: [4, 8]}", "--trainer.default_root_dir",
             str(tmp_path), "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
     after = ["--trainer.callbacks+=pytorch_lightning.callbacks.LearningRateMonitor"]
     with pytest.raises(ValueError) as e:
-        cli_main([*base, "--trainer.callbacks+=pytorch_lightning.callbacks.EarlyStopping", "--trainer.callbacks.monitor",
-                  "val_acc", "--trainer.callbacks.patience", "4", *after])
-    assert "--trainer.callbacks.mode" not in str(e.value)
-    entry = str(e.value).split("its whole entry ")[1]
-    assert entry == ("--trainer.callbacks+='{class_path: pytorch_lightning.callbacks.EarlyStopping, init_args: "
-                     "{monitor: val_acc, mode: max, patience: 4}}'")
-    cli = cli_main([*base, entry.replace("'", ""), *after], run=False)  # the shell takes the quotes off
+        cli_main([*base, *given, *after])
+    advice = str(e.value).split("on the command line ")[1].split(" right after its own --trainer.callbacks.* options")[0]
+    assert advice == "--trainer.callbacks.mode max"
+    cli = cli_main([*base, *given, *advice.split(), *after], run=False)  # placed as the advice says
     stops = [c for c in cli.trainer.callbacks if isinstance(c, EarlyStopping)]
-    assert [(s.monitor, s.mode, s.patience) for s in stops] == [("val_acc", "max", 4)]
+    assert [(s.monitor, s.mode, s.patience, s.min_delta) for s in stops] == [("val_acc", "max", 4, 0.25)]
+
+
+def test_the_wrong_mode_advice_names_no_entry_that_drops_the_callback_s_other_arguments(tmp_path):
+    """R10 §3: the advised "whole entry" held only monitor and mode (and a patience): a user who swapped theirs for it
+    lost the ModelCheckpoint's dirpath, save_top_k and filename, the EarlyStopping's min_delta and stopping_threshold."""
+    from neuroview.training.loop_guards import check_monitor_modes
+    for cb in (ModelCheckpoint(monitor="val_acc", dirpath=str(tmp_path / "ck"), save_top_k=3, filename="best-{epoch}"),
+               EarlyStopping(monitor="val_acc", min_delta=0.01, patience=5, stopping_threshold=0.99)):
+        with pytest.raises(ValueError, match=rf"pass mode='max' to that callback, its other arguments as they are: "
+                                             rf"{type(cb).__name__}\(monitor='val_acc', mode='max', <its other "
+                                             r"arguments>\) in Python") as e:
+            check_monitor_modes([cb])
+        assert "whole entry" not in str(e.value) and "init_args: {monitor" not in str(e.value)
 
 
 # R3 §4: a run started with EarlyStopping(monitor='val_acc') at mode 'min' (before the check) stays resumable

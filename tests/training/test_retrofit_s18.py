@@ -162,10 +162,12 @@ class SigmoidInForward(MeanLogit):
 
 def test_a_single_output_in_0_1_of_no_sigmoid_module_is_refused_naming_what_to_return():
     x, y = _binary(80, 2)
-    with pytest.raises(ValueError, match=r"model: its single output lies in \[0, 1\] for every sample of the first "
-                                         r"training batch, and comes from no nn.Sigmoid module: .*cannot be told apart; "
-                                         r"return the logit \(drop the sigmoid.*or end the forward in an nn.Sigmoid module"):
-        nv.retrofit(SigmoidInForward(), [(x, y)])
+    for size in (80, 1):  # decided over the whole training split: in batches of one too
+        with pytest.raises(ValueError, match=r"model: its single output lies in \[0, 1\] for every training sample "
+                                             r"\(80\), and comes from no nn.Sigmoid module: .*cannot be told apart; "
+                                             r"return the logit \(drop the sigmoid.*or end the forward in an nn.Sigmoid "
+                                             r"module"):
+            nv.retrofit(SigmoidInForward(), [(x[i:i + size], y[i:i + size]) for i in range(0, 80, size)])
 
 
 class Squeezed(MeanLogit):
@@ -195,3 +197,121 @@ def test_a_bare_rnn_with_more_classes_than_the_split_holds_is_offered_their_coun
         nv.retrofit(nn.GRU(2, 3, batch_first=True), [(xc[gap], y[gap])], num_classes=3, max_len=6)
     with pytest.raises(ValueError, match=r"pass the whole training split$"):  # a CNN's count is read off its output
         nv.retrofit(_standard(4), [_data(40, 0, 3)], num_classes=4)
+
+
+# ------------------------------------------------------------------ review R10 of bf69c57 and 3024b4e
+def _in_0_1_first(x: torch.Tensor, y: torch.Tensor, size: int) -> list:
+    """``(x, y)`` in batches of ``size``, those samples whose logit (their mean) lies in [0, 1] first."""
+    m = x.mean((1, 2))
+    order = torch.argsort(((m >= 0) & (m <= 1)).float(), descending=True, stable=True)
+    x, y = x[order], y[order]
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+@pytest.mark.parametrize("size", [1, 4, 50])  # 50 of these 80 samples have a logit in [0, 1]
+def test_a_logit_model_is_not_refused_for_a_first_batch_whose_logits_lie_in_0_1(size):
+    """R10 §1: a true logit model whose first training batch holds only logits in [0, 1] (50 of these 80 samples have
+    one). Before: refused at batch sizes 1 and 4 ("lies in [0, 1] for every sample of the first training batch")."""
+    x, y = _binary(80, 2)
+    xt, yt = _binary(40, 3, flipped=6)
+    batches = _in_0_1_first(x, y, size)
+    first = batches[0][0].mean((1, 2))
+    assert bool(((first >= 0) & (first <= 1)).all())  # the old rule's case
+    res = nv.retrofit(MeanLogit(), batches, [(xt, yt)])
+    assert res.standard_acc == pytest.approx(34 / 40)  # class 1 where the mean is > 0: wrong on the 6 flipped
+
+
+class LogSigmoidAtEnd(MeanLogit):
+    def __init__(self):
+        super().__init__()
+        self.log_sigmoid = nn.LogSigmoid()
+
+    def forward(self, x):
+        return self.log_sigmoid(super().forward(x))
+
+
+@pytest.mark.parametrize("model", ["module", "sequential"])
+def test_a_model_ending_in_nn_logsigmoid_is_scored_at_log_0_5_not_as_a_logit(model):
+    """R10 §2: log p is <= 0 everywhere; read as a logit every sample was class 0, and the standard accuracy was the share
+    of class 0 (0.525 here), not the 34 of 40 the probability decides right."""
+    x, y = _binary(80, 2)
+    xt, yt = _binary(40, 3, flipped=6)
+    assert float((yt == 0).float().mean()) != pytest.approx(34 / 40)
+    if model == "sequential":
+        m = MeanLogit()
+        std = nn.Sequential(m.body, m.fc, nn.LogSigmoid())
+    else:
+        std = LogSigmoidAtEnd()
+    res = nv.retrofit(std, [(x, y)], [(xt, yt)])
+    assert res.standard_acc == pytest.approx(34 / 40)
+    with torch.no_grad():
+        want = (res.model(xt).argmax(1) == yt).double().mean().item()
+    assert res.cost == pytest.approx(100 * (34 / 40 - want))
+
+
+class LogSigmoidInForward(MeanLogit):
+    def forward(self, x):
+        return torch.nn.functional.logsigmoid(super().forward(x))  # no module to see: log p, or a logit <= 0?
+
+
+def test_a_single_output_at_most_0_of_no_logsigmoid_module_is_refused_naming_what_to_return():
+    """R10 §2, its functional form: as a logit, class 0 for every training sample, though both classes are there."""
+    x, y = _binary(80, 2)
+    assert set(y.tolist()) == {0, 1}
+    with pytest.raises(ValueError, match=r"model: its single output is <= 0 for every training sample \(80\), and comes "
+                                         r"from no nn.LogSigmoid module: a log-probability \(F.logsigmoid in its "
+                                         r"forward: class 1 where > log 0.5\) and a logit .*cannot be told apart; return "
+                                         r"the logit .*or end the forward in an nn.LogSigmoid module"):
+        nv.retrofit(LogSigmoidInForward(), [(x[i:i + 8], y[i:i + 8]) for i in range(0, 80, 8)])
+
+
+class BareSqueeze(MeanLogit):
+    def forward(self, x):
+        return super().forward(x).squeeze()  # [B], and a 0-dim tensor for a batch of one
+
+
+class BareSqueezeClasses(nn.Module):
+    """3 classes: logit k is the mean of channel k, returned through a bare ``.squeeze()`` ([3] for a batch of one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv1d(3, 6, 1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.fc = nn.Linear(6, 3, bias=False)
+        with torch.no_grad():
+            eye = torch.eye(3)
+            self.body[0].weight.copy_(torch.cat([eye, -eye])[:, :, None])  # relu(x_k), relu(-x_k)
+            self.fc.weight.copy_(torch.cat([eye, -eye], 1))  # relu(x_k) - relu(-x_k) averaged: mean of channel k
+
+    def forward(self, x):
+        return self.fc(self.body(x)).squeeze()
+
+
+def test_a_bare_squeeze_of_a_batch_of_one_is_read_as_its_single_output():
+    """R10 §5: a last test batch of one sample gave a 0-dim output, refused mid-test as "a tensor of shape ()"."""
+    x, y = _binary(80, 2)
+    xt, yt = _binary(41, 3, flipped=6)  # right on 35 of 41
+    for size in (41, 40, 1):  # a last batch of one at 40, every batch at 1
+        res = nv.retrofit(BareSqueeze(), [(x[i:i + size], y[i:i + size]) for i in range(0, 80, size)],
+                          [(xt[i:i + size], yt[i:i + size]) for i in range(0, 41, size)])
+        assert res.standard_acc == pytest.approx(35 / 41) and res.test_size == 41
+
+
+def test_a_bare_squeeze_of_a_batch_of_one_of_3_classes_is_read_as_1_3():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(31, 3, 6, generator=g)
+    y = x.mean(2).argmax(1)  # what the model decides
+    y[:4] = (y[:4] + 1) % 3  # wrong on exactly these 4
+    res = nv.retrofit(BareSqueezeClasses(), [(x, y)], [(x[i:i + 10], y[i:i + 10]) for i in range(0, 31, 10)])
+    assert res.standard_acc == pytest.approx(27 / 31) and res.test_size == 31  # the last batch: one sample
+
+
+class Flattened(MeanLogit):
+    def forward(self, x):
+        return torch.cat([super().forward(x), super().forward(x)]).flatten()  # [2B]: no output of B samples
+
+
+def test_a_one_dim_output_of_another_length_than_the_batch_is_refused_with_both():
+    x, y = _binary(40, 4)
+    with pytest.raises(ValueError, match=r"model: expected a forward that returns logits \[B, num_classes\] .*got a "
+                                         r"tensor of shape \(80,\) for a batch of 40; wrap it"):
+        nv.retrofit(Flattened(), [(x, y)], num_classes=2)
