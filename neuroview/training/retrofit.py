@@ -373,7 +373,7 @@ def _prepare(args) -> tuple[nn.Module, object]:
     of ``--arch-kwargs``, ``--max-len`` on an RNN only, no more classes in the data than the network has."""
     try:
         arch_kwargs = None if args.arch_kwargs is None else json.loads(args.arch_kwargs)
-    except json.JSONDecodeError as e:  # the parser's message alone named no option
+    except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
         raise ValueError(f"--arch-kwargs: expected a JSON object, got {args.arch_kwargs!r} ({e})") from None
     if arch_kwargs is not None and not isinstance(arch_kwargs, dict):
         raise ValueError(f"--arch-kwargs: expected a JSON object of the architecture's arguments, got {args.arch_kwargs!r}")
