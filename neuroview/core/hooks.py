@@ -10,19 +10,20 @@ one to go (deleted, or ``unwrap()``) removes it. A pass over a backbone that an 
 (a hook of the user's calling the network again) records apart; a network's codes hook (an ablation's,
 :class:`CodesHooks`) acts in the thread that set it.
 
-Imports only torch (and :mod:`.reach` when a backbone is copied).
+Imports only torch, :mod:`.stop_checks` (what the early stop skips) and :mod:`.reach` (when a backbone is copied).
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-import warnings
 import weakref
 from typing import Iterable
 
 import torch
 from torch import Tensor, nn
+
+from .stop_checks import unwound
 
 
 class StopForward(BaseException):
@@ -59,8 +60,8 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
     except StopForward:
         if not rec.stopped:  # another network's pass, running inside this one
             raise
-        if torch.nn.modules.module._global_forward_hooks:  # ModuleTracker's (FlopCounterMode's) stack: popped
-            _unwound(rec.net)
+        if torch.nn.modules.module._global_forward_hooks:  # ModuleTracker's, ModTracker's stacks: popped
+            unwound(rec.net)
     except RuntimeError as e:  # an error on a batch whose likely cause is x: named, as the first batch's is
         # (neuroview.core.discovery); any other (a user's own RuntimeError, a device's) as it is, for `except RuntimeError`
         found, kind = getattr(rec.net, "input_shape", None), rec.net.__dict__.get("_input_dtype")
@@ -69,92 +70,6 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
         raise ValueError(failed(x, e, found, kind)) from e
     finally:
         _ACTIVE.recs = outer
-
-
-def check_stop(net: nn.Module, stops: bool) -> None:
-    """What the early stop at ``net._stop`` (a dotted name) skips, checked where it can matter.
-
-    :class:`StopForward` unwinds through the stop module and those holding it (``net.backbone`` too), so their forward
-    hooks never run, not even ``always_call`` ones (torch runs those on an ``Exception`` only); nor do forward-pre hooks
-    registered on the stop module after neuroview's. The pass still stops (``stops``): running the rest changed what
-    was measured (a backbone head that takes one input size only, FLOPs never spent, a frozen head's BatchNorm
-    statistics moved). Instead a user's such hooks are named once per network, in a warning. torch's global hooks are
-    not named: ``ModuleTracker``'s (``FlopCounterMode``'s) are handed the modules unwound (:func:`_unwound`).
-
-    An FSDP unit (``FullyShardedDataParallel``) among them is refused by name where a backward can follow (training mode,
-    grad enabled): the decision never reads its output, on which FSDP hangs its backward hooks, so the first
-    ``backward()`` failed deep inside FSDP whether the pass stopped or not. Inference through it works.
-
-    Cheap on every pass: the path is found once per backbone and stop, then only the hook tables' sizes are compared."""
-    seen, backbone = net.__dict__.get("_stop_seen"), net._modules.get("backbone")  # (not net.backbone: 0.8 us)
-    if seen is None or seen[0] is not backbone or seen[1] != net._stop:
-        path, names, fsdp = _stop_path(backbone, net._stop)
-        tables = [m._forward_hooks for m in path] + [path[-1]._forward_pre_hooks]  # their sizes: compared each pass
-        seen = net.__dict__["_stop_seen"] = [backbone, net._stop, path, names, fsdp, None, False, tables]
-    _, stop, path, names, fsdp, sizes, warned, _ = seen
-    if fsdp is not None and net.training and torch.is_grad_enabled():
-        raise TypeError(f"FSDP: {fsdp} is an FSDP unit, and it holds the module where the decision's pass ends "
-                        f"({stop!r}): the decision never reads that unit's output, on which FSDP runs its backward, so "
-                        "its backward fails; wrap the whole network as one unit, or use an auto_wrap_policy that wraps "
-                        "only modules inside the backbone that do not hold " + repr(stop) + " (inference through it works)")
-    if warned or not stops:
-        return
-    now = list(map(len, seen[7]))  # (the path's forward hooks, the stop module's pre-hooks)
-    if now == sizes:
-        return
-    seen[5] = now
-    skipped = _skipped(path, names, len(names) == len(stop.split(".")) + 1)
-    if skipped:
-        seen[6] = True
-        warnings.warn(f"forward hooks: those on {', '.join(skipped)} do not run: the pass stops at net.backbone.{stop} "
-                      "before the backbone's end (its own head is never computed; stop_early=True); a forward-pre hook, "
-                      "or a hook on a module that runs before the stop, runs; build with stop_early=False to run the "
-                      "backbone whole", stacklevel=2)
-
-
-def _unwound(net: nn.Module) -> None:
-    """Hand the modules a stop unwound (innermost first) to torch's global ``ModuleTracker`` hooks (FlopCounterMode's
-    too), as if they returned: else their stack kept them, and the FLOPs after the pass (the network's own head) were
-    booked to a module that never ran. Only those hooks: another global hook would read an output that is not there."""
-    seen = net.__dict__.get("_stop_seen")
-    hooks = [h for h in torch.nn.modules.module._global_forward_hooks.values()
-             if type(getattr(h, "__self__", None)).__name__ == "ModuleTracker"]
-    for m in reversed(seen[2] if seen is not None and seen[0] is net._modules.get("backbone") else ()):
-        for h in hooks:
-            h(m, (), None)
-
-
-def _stop_path(backbone: nn.Module, stop: str) -> tuple[list, list, str | None]:
-    """The modules a stop at ``stop`` unwinds (the backbone first), their names, and the first FSDP unit's, or None."""
-    path, m, names = [backbone], backbone, [""]
-    for part in stop.split("."):
-        m = getattr(m, part, None)  # (an FSDP unit hands the read to the module it wraps)
-        if not isinstance(m, nn.Module):
-            break
-        path.append(m)
-        names.append(f"{names[-1]}.{part}".lstrip("."))
-    fsdp = next((f"net.backbone.{n}".rstrip(".") for m, n in zip(path, names)
-                 if type(m).__name__ == "FullyShardedDataParallel"), None)
-    return path, names, fsdp
-
-
-def _ours(h) -> bool:
-    """Whether a hook is neuroview's own (a :class:`Hook`, an ablation's, a search's) or ``fully_shard``'s."""
-    f = getattr(h, "func", h)  # (a functools.partial)
-    return (getattr(f, "__module__", None) or "").startswith("neuroview.") or type(
-        getattr(f, "__self__", None)).__name__ == "FSDPState"
-
-
-def _skipped(path: list, names: list, reached: bool) -> list[str]:
-    """The users' hooks the stop skips, by module: forward hooks on every module of ``path``, and forward-pre hooks on
-    the stop module (``reached``: the last of ``path``) registered after neuroview's, which raises the stop."""
-    out = [f"net.backbone.{n}".rstrip(".") for m, n in zip(path, names) if any(not _ours(h) for h in m._forward_hooks.values())]
-    if reached:
-        pre = list(path[-1]._forward_pre_hooks.values())
-        at = next((i for i, h in enumerate(pre) if isinstance(h, Hook) and h.pre), len(pre))
-        if any(not _ours(h) for h in pre[at + 1:]):
-            out.append(f"net.backbone.{names[-1]} (forward-pre hooks registered after the network's)")
-    return out
 
 
 def out_of_memory(e: BaseException) -> bool:

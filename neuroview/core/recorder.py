@@ -17,11 +17,12 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
-from .hooks import PathChanged, StopForward, check_stop
+from .hooks import PathChanged, StopForward
 from .pass_checks import require_same_modules
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
 from .sites import Site
+from .stop_checks import check_stop, refuse_backward
 
 
 class Recorder:
@@ -32,8 +33,10 @@ class Recorder:
         self.plan: dict = net._plan
         # not while torch.export traces (non-strict): the StopForward raised in a hook skips its module-stack pop
         stops = net.stop_early and len(net._stop_at) > 0 and not torch.compiler.is_exporting()
-        if net._stop is not None and not torch.compiler.is_compiling():  # an FSDP unit holding the stop (training), a
-            check_stop(net, stops)  # user's forward hooks the stop skips: hooks.check_stop
+        # an FSDP unit holding the stop (refused in training; in eval, at a backward through the codes: refuse), a
+        # user's forward hooks the stop skips: neuroview.core.stop_checks
+        unchecked = net._stop is None or torch.compiler.is_compiling()
+        self.refuse: str | None = None if unchecked else check_stop(net, stops)
         self.stop_at = net._stop_at[0] if stops else None
         self.codes: list[Tensor] = []
         self.code_maps: list[Tensor] = []
@@ -107,6 +110,8 @@ class Recorder:
             self.codes.append(mean_code(z, site.points, net.quantizer, net.tau, site.axis, self.batch, kept, net.grad_state))
             if self.maps:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
+        if self.refuse is not None:  # a backward through an FSDP unit the decision never reads: named, not FSDP's assert
+            refuse_backward(self.codes[-1], self.refuse)
 
 
 def sample_first(t: Tensor, site: Site, batch: int) -> Tensor:

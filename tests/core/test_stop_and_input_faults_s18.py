@@ -4,6 +4,11 @@ into a token-id network, a training batch of one, and the hooks' finalizers.
 Hand-built models with known answers: a Linear backbone whose own head is a Linear of known FLOPs, a BatchNorm whose
 running statistics are read before and after a refused call, a text CNN on token ids.
 
+After the review of 930487d (R9): the stop path is checked anew on every pass (an FSDP unit a wrap policy put inside
+the backbone, a module replaced), a backward in eval mode through an FSDP unit holding the stop is refused by name,
+torch's always_call global hooks (ModTracker's) are handed the modules the stop unwound, and the skipped-hook warning
+points at the caller's line and names the hooks and the backbone.
+
 After the review of 46a3658 (R6): the pass always stops early (a user's forward hooks it skips are named once per
 network), an FSDP unit holding the stop is refused only where a backward can follow, codes() of one training sample are
 read, and the token-id advice is given only for a failure on indices of a float batch into a token-id network.
@@ -11,7 +16,9 @@ read, and the token-id advice is given only for a failure on indices of a float 
 
 from __future__ import annotations
 
+import copy
 import gc
+import inspect
 import os
 import socket
 import warnings
@@ -49,8 +56,9 @@ def test_forward_hooks_the_stop_skips_are_named_once_and_change_nothing():
           net.backbone.register_forward_pre_hook(lambda m, a: pre.append(a[0].shape)),
           net.backbone[0].register_forward_hook(lambda m, a, o: early.append(o.shape))]
     try:
-        with pytest.warns(UserWarning, match=r"forward hooks: those on net.backbone do not run: the pass stops at "
-                                             r"net.backbone.2 before the backbone's end.*stop_early=False"):
+        with pytest.warns(UserWarning, match=r"forward hooks: those on net.backbone do not run \(<lambda>; net.backbone: "
+                                             r"Sequential\): the pass stops at net.backbone.2 before the backbone's "
+                                             r"end.*stop_early=False"):
             out = net(x)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # once per network
@@ -283,3 +291,165 @@ def test_reinstalling_hooks_keeps_one_finalizer():
 def _neuroview_hooks(bb: nn.Module) -> int:
     return sum(isinstance(h, Hook) for m in bb.modules() for t in (m._forward_pre_hooks, m._forward_hooks)
                for h in t.values())
+
+
+# ------------------------------------------------------------------ review of 930487d (R9)
+@pytest.fixture
+def fsdp(monkeypatch):
+    """FSDP1 on one gloo process; the class."""
+    if not dist.is_available():
+        pytest.skip("torch.distributed")
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    monkeypatch.setitem(os.environ, "MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setitem(os.environ, "MASTER_PORT", str(_free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        yield FullyShardedDataParallel
+    finally:
+        dist.destroy_process_group()
+
+
+class _Body(nn.Module):  # the stop ('body.4', its own head) inside a Sequential that a type-based policy wraps
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_an_fsdp_unit_a_wrap_policy_puts_inside_the_backbone_is_refused_by_name(fsdp):
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+    x = torch.randn(8, 4)
+    net = NeuroViewCNN(_Body(), 3, example_input=x)
+    net(x)  # the stop path is known before the wrap, as when Lightning's fsdp strategy wraps a built network
+    plain = copy.deepcopy(net).eval()
+    assert net._stop == "body.4"
+    model = fsdp(net, auto_wrap_policy=ModuleWrapPolicy({nn.Sequential}), device_id=torch.device("cpu"),
+                 use_orig_params=True)
+    assert type(net.backbone.body).__name__ == "FullyShardedDataParallel"
+    model.eval()
+    with torch.no_grad():  # inference through it: the unsharded network's logits
+        assert torch.allclose(model(x), plain(x), atol=1e-6)
+    model.train()
+    with pytest.raises(TypeError, match=r"FSDP: net.backbone.body is an FSDP unit.*\('body.4'\).*whole network"):
+        model(x)
+
+
+def test_a_block_wrapped_by_hand_after_a_pass_is_refused_by_name(fsdp):
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)))
+    net, x = NeuroViewCNN(bb, 3, example_input=torch.randn(8, 4)).train(), torch.randn(6, 4)
+    net(x)
+    assert net._stop == "0.4"
+    net.backbone[0] = fsdp(net.backbone[0], device_id=torch.device("cpu"), use_orig_params=True)
+    with pytest.raises(TypeError, match=r"FSDP: net.backbone.0 is an FSDP unit.*\('0.4'\)"):
+        net(x)
+
+
+def test_a_backward_in_eval_mode_through_an_fsdp_unit_holding_the_stop_is_refused_by_name(fsdp):
+    plain, net, x = _net(), _net(), torch.randn(6, 4)
+    net.backbone = fsdp(net.backbone, device_id=torch.device("cpu"), use_orig_params=True)
+    ref = plain(x)
+    with torch.no_grad():
+        assert torch.equal(net(x), ref)
+    with torch.inference_mode():
+        assert torch.equal(net(x), ref)
+    xi = x.clone().requires_grad_()  # an input-gradient saliency map
+    out = net(xi)
+    assert torch.equal(out.detach(), ref)  # a forward with grad enabled (inference without no_grad) works
+    with pytest.raises(TypeError, match=r"FSDP: net.backbone is an FSDP unit.*\('2'\).*in eval mode too"):
+        out[:, 0].sum().backward()
+    assert xi.grad is None
+
+
+def test_a_module_on_the_stop_path_replaced_after_a_pass_is_checked_anew():
+    # the stop module replaced: the new one carries no stop hook, so the pass runs whole and skips nothing
+    net, x = _net(), torch.randn(6, 4)
+    ref = net(x)
+    head = nn.Linear(3, 2)
+    head.load_state_dict(net.backbone[2].state_dict())
+    net.backbone[2] = head
+    ran = []
+    net.backbone.register_forward_hook(lambda m, a, o: ran.append(o.shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = net(x)
+    assert ran == [torch.Size([6, 2])] and torch.equal(out, ref)
+    # a new holder of the same modules (the stop hook with them): the pass stops in it, and a hook on it is named
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))
+    net = NeuroViewCNN(bb, num_classes=5, example_input=torch.randn(8, 4)).eval()
+    ref = net(x)
+    assert net._stop == "0.2"
+    net.backbone[0] = nn.Sequential(*net.backbone[0])
+    seen = []
+    net.backbone[0].register_forward_hook(lambda m, a, o: seen.append(o.shape))
+    with pytest.warns(UserWarning, match=r"those on net.backbone.0 do not run \(<lambda>; net.backbone: Sequential\)"):
+        out = net(x)
+    assert seen == [] and torch.equal(out, ref)
+
+
+def test_a_wrapper_put_around_the_stop_module_is_on_the_stop_path():
+    # a one-child wrapper (as FSDP's, checkpoint_wrapper's are) around the module carrying the stop: the pass stops
+    # inside it, so the wrapper is unwound too: its forward hooks are named, and ModuleTracker's stack is popped
+    net, x = _net(), torch.randn(6, 4)
+    ref = net(x)
+    net.backbone[2] = nn.Sequential(net.backbone[2])
+    ran = []
+    net.backbone[2].register_forward_hook(lambda m, a, o: ran.append(o.shape))
+    with pytest.warns(UserWarning, match=r"those on net.backbone.2 do not run \(<lambda>; net.backbone: Sequential\)"):
+        out = net(x)
+    assert ran == [] and torch.equal(out, ref)
+    with ModuleTracker() as mt:
+        net(x)
+        assert mt.parents == {"Global"}
+
+
+def test_global_always_call_hooks_are_handed_the_modules_the_stop_unwound():
+    mod_tracker = pytest.importorskip("torch.distributed._tools.mod_tracker")
+    net, x = _net(), torch.randn(6, 4)
+    with mod_tracker.ModTracker() as t:  # MemTracker's, RuntimeEstimator's
+        net(x)
+        assert t.parents == {"Global"}
+    always, plain = [], []
+    hs = [torch.nn.modules.module.register_module_forward_hook(lambda m, a, o: always.append((m, o is None)),
+                                                              always_call=True),
+          torch.nn.modules.module.register_module_forward_hook(lambda m, a, o: plain.append(m))]
+    try:
+        net(x)
+    finally:
+        for h in hs:
+            h.remove()
+    bb = net.backbone
+    # Linear(4, 3) and the ReLU return; the backbone's own head (where the pass stops), then the backbone, unwind
+    assert [(m, none) for m, none in always if m in (bb, bb[2])] == [(bb[2], True), (bb, True)]
+    assert (bb[0], False) in always and (bb[1], False) in always
+    assert not any(m is bb or m is bb[2] for m in plain)  # a hook that reads the output is not called without one
+
+
+class _Seq(nn.Sequential):
+    pass
+
+
+def test_the_skipped_hook_warning_points_at_the_callers_line_and_tells_networks_apart():
+    x = torch.randn(6, 4)
+    a = _net()
+    b = NeuroViewCNN(_Seq(*_mlp()), num_classes=5, example_input=torch.randn(8, 4)).eval()
+
+    def log(m, args, out):
+        pass
+
+    a.backbone.register_forward_hook(lambda m, args, out: None)
+    b.backbone.register_forward_hook(log)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("default")  # Python's own: each text once per line
+        for n in (a, b):
+            n(x); line = inspect.currentframe().f_lineno  # noqa: E702
+    said = [m for m in w if "forward hooks" in str(m.message)]
+    assert [(m.filename, m.lineno) for m in said] == [(__file__, line)] * 2
+    assert "(<lambda>; net.backbone: Sequential)" in str(said[0].message)
+    assert "(log; net.backbone: _Seq)" in str(said[1].message)
