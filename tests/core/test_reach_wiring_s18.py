@@ -20,6 +20,7 @@ from torch.nn.utils import prune
 
 import neuroview as nv
 from neuroview.core import paths
+from test_arch_probe_faults import _MoE  # a top-1 mixture of experts routed by pixel [0, 0, 0]
 
 SAID = r"\['backbone\.6\.weight', 'backbone\.6\.bias'\] require grad, but the decision never reaches them"
 
@@ -169,22 +170,6 @@ def test_zoo_architectures_train_without_the_warning(name):
 
 
 # ------------------------------------------------------------- finding 2, paths.py
-
-
-class _MoE(nn.Module):
-    """Top-1 mixture of experts: each sample goes to the expert its pixel [0, 0, 0] names (tests/core/
-    test_arch_probe_faults.py)."""
-
-    def __init__(self, c=4, e=4):
-        super().__init__()
-        self.stem, self.act0 = nn.Conv2d(3, c, 3), nn.ReLU()
-        self.experts = nn.ModuleList([nn.Conv2d(c, c, 3) for _ in range(e)])
-        self.act = nn.ReLU()
-
-    def forward(self, x):
-        h = self.act0(self.stem(x))
-        k = x[:, 0, 0, 0].round().long() % len(self.experts)
-        return self.act(torch.stack([self.experts[int(k[i])](h[i:i + 1])[0] for i in range(len(x))]))
 
 
 def _routed(routes):
