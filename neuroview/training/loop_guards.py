@@ -199,14 +199,17 @@ def _empty_split(frac, loader) -> tuple[str, str]:
         n, size, drop = len(loader.dataset), loader.batch_size, loader.drop_last
     except (AttributeError, TypeError):  # a list of loaders, a loader without a dataset of a length
         n, size, drop = None, None, False
-    if n == 0:
-        return (f"the data module's validation split is empty ({of}too few samples for the fraction)",
-                "more samples or a larger val_fraction")
+    if n == 0:  # a user's own module has no fraction: its split is empty, said as such
+        return ((f"the data module's validation split is empty ({of}too few samples for the fraction)",
+                 "more samples or a larger val_fraction") if frac is not None else
+                ("the data module's validation split is empty", "give the data module's val_dataloader samples"))
     if n and drop and size and n < size:
         return (f"the data module's validation loader has no batches ({of}its {n} samples are fewer than a batch of "
                 f"{size} with drop_last=True)", f"a batch_size of at most {n}, or drop_last=False for validation")
-    return (f"the data module's validation loader has no batches ({of}too few samples for the fraction, or fewer than "
-            "a batch with drop_last)", "give the data module's validation loader batches")
+    why = ("too few samples for the fraction, or fewer than a batch with drop_last" if frac is not None
+           else "fewer samples than a batch with drop_last, or none")
+    return (f"the data module's validation loader has no batches ({of}{why})",
+            "give the data module's validation loader batches")
 
 
 def _validation_given(trainer) -> bool:

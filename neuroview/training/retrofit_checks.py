@@ -80,14 +80,16 @@ class OutputCheck:
     A single output's kind is its last module's, where the hook of :func:`standard_scores` sees it; otherwise it is a
     logit. What no module tells is decided over the whole training split, never one batch (a logit model's first batch
     of one sample was refused whenever its logit lay in [0, 1]): refused where every training output lies in [0, 1] (a
-    ``torch.sigmoid`` in the forward?) or every one is <= 0 (``F.logsigmoid``?: as logits, class 0 for every sample).
-    The standard network runs on the training batches only until its output is settled (more than one output, a
-    module's, or one outside both ranges: a logit model's first batch, as a rule), with the caller's RNG kept."""
+    ``torch.sigmoid`` in the forward?). Outputs that are all <= 0 are read as logits (a class prior's bias, imbalanced
+    data, an untrained network: refusing them refused ordinary models), so an ``F.logsigmoid`` in the forward reads as
+    class 0 everywhere: end such a forward in an ``nn.LogSigmoid`` module. The standard network runs on the training
+    batches only until its output is settled (more than one output, a module's, or one outside [0, 1]: a logit model's
+    first batch, as a rule), with the caller's RNG kept."""
 
     def __init__(self, standard: nn.Module, net: nn.Module):
         self.standard, self.net, self.samples = standard, net, 0
         self.settled = isinstance(standard, nn.RNNBase)
-        self.in_unit = self.non_positive = True  # every single output so far in [0, 1]; <= 0
+        self.in_unit = True  # every single output so far in [0, 1]
 
     def read(self, batches):
         """``batches``, handed on one by one; each read by the standard network after the codes' pass took it (an
@@ -107,21 +109,15 @@ class OutputCheck:
             return
         self.samples += len(out)
         self.in_unit &= bool(((out >= 0) & (out <= 1)).all())
-        self.non_positive &= bool((out <= 0).all())
-        self.settled = not (self.in_unit or self.non_positive)
+        self.settled = not self.in_unit  # (all <= 0 is a logit too: a class prior's bias, imbalanced data)
 
     def check(self) -> None:
-        if self.settled or not self.samples:
+        if self.settled or not self.samples or not self.in_unit:
             return
-        if self.in_unit:
-            raise ValueError(f"model: its single output lies in [0, 1] for every training sample ({self.samples}), and "
+        raise ValueError(f"model: its single output lies in [0, 1] for every training sample ({self.samples}), and "
                              "comes from no nn.Sigmoid module: a probability (torch.sigmoid in its forward: class 1 where "
                              "> 0.5) and a logit (class 1 where > 0) cannot be told apart; return the logit (drop the "
                              "sigmoid, as for nn.BCEWithLogitsLoss), or end the forward in an nn.Sigmoid module")
-        raise ValueError(f"model: its single output is <= 0 for every training sample ({self.samples}), and comes from "
-                         "no nn.LogSigmoid module: a log-probability (F.logsigmoid in its forward: class 1 where > log "
-                         "0.5) and a logit (class 1 where > 0: none here) cannot be told apart; return the logit (drop "
-                         "the logsigmoid, as for nn.BCEWithLogitsLoss), or end the forward in an nn.LogSigmoid module")
 
 
 @torch.no_grad()
