@@ -14,10 +14,8 @@ import textwrap
 import pytest
 import torch
 
-import neuroview as nv
 from neuroview.zoo import pretrained as zoo
-
-KW = {"widths": [8]}
+from test_zoo_file_safety import _net, _save  # a small_cnn, its export into a given root
 
 #: A child that exports small_cnn.<argv[2]> (weights drawn with seed argv[3]) into the zoo argv[1], and kills
 #: itself with SIGKILL where argv[4] says: "weights" (as the weight file is written), "manifest" (the weights in
@@ -44,16 +42,6 @@ CHILD = textwrap.dedent("""
                         dataset={"name": "none"}, recipe=None, seed=seed, metrics={}, root=root, overwrite=True)
     print("saved", flush=True)
 """)
-
-
-def _net(seed: int):
-    torch.manual_seed(seed)
-    return nv.create_model("small_cnn", **KW).eval()
-
-
-def _save(net, name, root, overwrite=False):
-    return zoo.save_pretrained(net, name, architecture="small_cnn", arch_kwargs=KW, dataset={"name": "none"},
-                               recipe=None, seed=0, metrics={}, root=root, overwrite=overwrite)
 
 
 def _child(root, tag, seed, where, **kw):
