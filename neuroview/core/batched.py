@@ -34,6 +34,7 @@ from .ensemble_checks import distinct
 from .head import CodeNorm, _batch_stats, head_dtype
 from .batchable import _backbone, _settings, why_not_batchable
 from .hooks import _ACTIVE, Hook
+from .paths import watch_trainable
 
 __all__ = ["BatchedPass", "current_pass", "grouped_fold", "grouped_heads", "pass_lock", "watched", "why_not_batchable"]
 
@@ -184,6 +185,8 @@ class BatchedPass:
         ``eval_mode``, what they would give in eval mode (the members' own modes untouched). None where
         the members must run one by one (BatchNorm counts that differ under ``momentum=None``)."""
         bbs = [_backbone(m) for m in members]
+        for m in members if self.nv and not eval_mode else ():  # as each member's own training pass does: an
+            watch_trainable(m)  # unreached parameter made trainable again, named (the grouped network is no member)
         updates = self._sync_modes(members[0], eval_mode)
         # each member's tensors by name, read once a call (one walk of its modules, not one per name)
         params, bufs = [dict(b.named_parameters()) for b in bbs], [dict(b.named_buffers()) for b in bbs]

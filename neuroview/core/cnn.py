@@ -29,7 +29,7 @@ from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
 from . import load_checks, settings
-from .reach import freeze_unreached, hold, module_names, thaw
+from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
 from .sites import Site
@@ -132,6 +132,7 @@ class NeuroViewCNN(Guarded):
     quantizer = settings.checked("quantizer", settings.check_quantizer)
     tau = settings.checked("tau", settings.check_tau)
     grad_state = settings.checked("grad_state", settings.check_grad_state)
+    __getstate__ = held_state  # (deepcopy, pickle) with the modules put in place of those it froze in: the user's
 
     # ----------------------------------------------------------------- sites
     def _install(self) -> None:
@@ -150,9 +151,8 @@ class NeuroViewCNN(Guarded):
         for k in ("quantizer", "tau", "grad_state"):  # pickled before they were checked properties
             state.setdefault("_" + k, state.pop(k)) if k in state else None
         super().__setstate__(state)
-        if self.__dict__.get("_installed"):  # a copy (deepcopy, pickle) records through its own backbone's hooks
-            self._install()
-        hold(self, self.__dict__.get("frozen", ()))  # a pickle's hooks gave back what its wrappers froze: not its own
+        self._install() if self.__dict__.get("_installed") else None  # a copy records through its own backbone's hooks
+        hold(self, self.__dict__.get("frozen", ()), self.__dict__.pop("_swapped", ()))  # not a head put in place since
 
     @torch.no_grad()
     def discover(self, x: Tensor) -> list[Site]:
@@ -371,7 +371,7 @@ class NeuroViewCNN(Guarded):
         self._installed, self.frozen = False, thaw(self, self.frozen)
         return self.backbone
 
-    unreached = property(lambda self: module_names(self.frozen), doc="Modules of :attr:`frozen` (``backbone.fc``).")
+    unreached = property(lambda self: module_names(self.frozen), doc="Modules of :attr:`frozen` (``backbone.fc``); a parameter of the backbone itself by name (``backbone.scale``).")
 
     def extra_repr(self) -> str:
         found = f"sites={len(self.sites)}, units={self.num_units}" if self.sites is not None else "sites=<found on the first batch>"

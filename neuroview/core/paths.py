@@ -32,7 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from .hooks import run_to_last_site
-from .reach import current, graph, reached_later, warn_unreached_trainable
+from .reach import current, reached_later, warn_unreached_trainable
+from .reach_graph import graph
 from .recorder import Recorder
 
 #: each network -> the watched modules found not to reach its codes (looked at once)

@@ -25,8 +25,8 @@ What is reached is read from the autograd graph of the codes of one small batch 
 into), which is what DDP itself checks, rather than from which modules ran: a module can run before the last site
 without any site reading its output.
 
-Imports only torch and the core modules :mod:`.guards` (to tell the NeuroView networks inside a backbone) and
-:mod:`.search_scope`.
+Imports only torch and the core modules :mod:`.guards` (to tell the NeuroView networks inside a backbone),
+:mod:`.reach_graph` (what autograd and nested networks tell of reach) and :mod:`.search_scope`.
 """
 
 from __future__ import annotations
@@ -43,23 +43,8 @@ from torch import Tensor, nn
 
 from ._utils import restore_modes
 from .guards import Guarded
+from .reach_graph import graph, nested_needs
 from .search_scope import own_pass
-
-
-def graph(outs) -> tuple[set[int], set]:
-    """``(ids of the leaves, nodes)`` of the autograd graph of the tensors ``outs``."""
-    leaves, seen = set(), set()
-    stack = [o.grad_fn for o in outs]
-    while stack:
-        fn = stack.pop()
-        if fn is None or fn in seen:
-            continue
-        seen.add(fn)
-        var = getattr(fn, "variable", None)  # an AccumulateGrad node: its leaf
-        if var is not None:
-            leaves.add(id(var))
-        stack.extend(nxt for nxt, _ in fn.next_functions)
-    return leaves, seen
 
 
 #: ``id`` of a parameter neuroview froze -> (the parameter, weakly; the live networks that froze it). It is thawed
@@ -197,21 +182,6 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
     return names
 
 
-def nested_needs(backbone: nn.Module) -> set[int]:
-    """``id`` of the parameters the NeuroView networks inside ``backbone`` decide with, whatever an outer wrap's codes
-    reach: each one's head (classifier, normalization, shared step: it comes after its codes, so no codes reach it, and
-    an outer decision that stops inside it never does), and the whole of a network that records no reach of its own
-    (an RNN; an ensemble's own head). A NeuroView-CNN's backbone is left to its own record (:data:`_REACHED`, taken
-    when it finds its sites: what it reaches then trains again, with a warning, where an outer wrap froze it first)."""
-    nested = [m for m in backbone.modules() if isinstance(m, Guarded)]
-    cnns = [(m, m._modules["backbone"]) for m in nested if "frozen" in m.__dict__ and m._modules.get("backbone") is not None]
-    heads: set[int] = set()
-    for m, bb in cnns:
-        heads |= {id(p) for p in m.parameters()} - {id(p) for p in bb.parameters()}
-    own = {id(p) for _, bb in cnns for p in bb.parameters()}
-    return heads | ({id(p) for m in nested for p in m.parameters()} - own)
-
-
 def nested_stop(backbone: nn.Module, site: nn.Module, stop: nn.Module | None) -> nn.Module | None:
     """Where a pass of ``backbone`` whose last site is the module ``site`` stops: at ``stop`` (the first module seen to
     start after it, in eval mode) or, where ``site`` lies in the backbone of a NeuroView network inside ``backbone``
@@ -228,27 +198,46 @@ def nested_stop(backbone: nn.Module, site: nn.Module, stop: nn.Module | None) ->
     return stop
 
 
-def hold(net: nn.Module, names: tuple[str, ...]) -> None:
+def hold(net: nn.Module, names: tuple[str, ...], swapped: tuple[str, ...] = ()) -> None:
     """Freeze ``names`` of ``net``'s backbone with ``net`` as their holder: its garbage collection (or its
     ``unwrap()``) thaws them where no other live network holds them, whatever stands under those names by then
     (:func:`current`). A copy of a network (deepcopy, pickle) holds its own copies so: they are thawed when it goes,
-    as the original's are."""
+    as the original's are; but not what stands in ``swapped`` (:func:`held_state`: modules its original had put in
+    place of the ones it froze in, the user's), recorded as another's (:func:`_same`), as the original records them."""
     own = _OWN.get(net)
     if own is None:
         _OWN[net], _MODULES[net] = own, mods = [], {}
         weakref.finalize(net, _let_go, weakref.ref(net.backbone), own, mods).atexit = False
     own[:] = dict.fromkeys(names)
     for name in names:
-        for p in current(net.backbone, name):
+        for p in current(net.backbone, name) if name.rpartition(".")[0] not in swapped else ():
             _take(net, p)
     mods = _MODULES[net]  # (the finalizer's own: its gc gives back only what stands in these modules)
     mods.clear()
     for name in tuple(names) + tuple(net.__dict__.get("_kept_frozen", ())):
         owner = name.rpartition(".")[0]
         try:
-            mods[owner] = weakref.ref(net.backbone.get_submodule(owner))
+            mods[owner] = _gone if owner in swapped else weakref.ref(net.backbone.get_submodule(owner))
         except AttributeError:
             pass
+
+
+def _gone() -> None:
+    """The record (:data:`_MODULES`) of a module no longer in the network (a dead reference): none stands there."""
+
+
+def held_state(net: nn.Module) -> dict:
+    """``net.__getstate__()`` (deepcopy, pickle, ``copy.copy``) with ``_swapped``: the owners of the names it froze (or
+    kept frozen) where a module stands now other than the one it froze them in (a new head: the user's, which its
+    ``unwrap()`` and garbage collection leave as they set it). The copy's :func:`hold` takes none of those, so the copy's
+    record refers to the copy's modules as the original's does to the original's (a copy took such a head as its own)."""
+    state = nn.Module.__getstate__(net)
+    mods, backbone = _MODULES.get(net, {}), net.__dict__.get("_modules", {}).get("backbone")
+    names = tuple(net.__dict__.get("frozen", ())) + tuple(net.__dict__.get("_kept_frozen", ()))
+    if isinstance(backbone, nn.Module):
+        state["_swapped"] = tuple({n.rpartition(".")[0]: None for n in names
+                                   if n.rpartition(".")[0] in mods and not _same(mods, backbone, n)})
+    return state
 
 
 def held(users) -> list[Tensor]:
@@ -396,5 +385,6 @@ def _user_level() -> int:
 
 
 def module_names(names: tuple[str, ...]) -> list[str]:
-    """``backbone.<module>`` of each parameter name, once each, in order."""
-    return list({f"backbone.{n.rpartition('.')[0]}".rstrip("."): None for n in names})
+    """``backbone.<module>`` of each parameter name, once each, in order; one of the backbone's own (not a submodule's)
+    by its full name, ``backbone.<name>``, as ``named_parameters()`` and ``get_parameter`` name it."""
+    return list({f"backbone.{n.rpartition('.')[0] or n}": None for n in names})
