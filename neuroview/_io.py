@@ -1,43 +1,32 @@
-"""Writing files so that a crash never leaves half of one where a good one was.
-
-The one place that writes through a temporary and a rename (everything else writes through it): :func:`atomic_write`
-for a file, :func:`atomic_write_all` for files of one folder that belong together, :func:`staged_dir` for a folder of
-them (a report), :func:`keep_aside` for a file a new one will take the place of; :func:`safetensors_bytes` lays a
-tensor file out the same way every time.
-
+"""Writing files so that a crash never leaves half of one where a good one was: the one place that writes through a
+temporary and a rename (everything else writes through it). :func:`atomic_write` for a file, :func:`atomic_write_all`
+for files of one folder that belong together, :func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for
+a file a new one will take the place of; :func:`safetensors_bytes` lays a tensor file out the same way every time.
 A process killed (SIGKILL, SIGTERM: no handler runs) in one of these leaves what the next call finishes or undoes:
 :func:`atomic_write_all` a journal beside its last file (:func:`recover`), :func:`staged_dir` temporary folders named
-after their process (:func:`recover_dir`); a leftover of a writer that still runs is never touched.
-"""
+after their process (:func:`recover_dir`); a leftover of a writer that still runs is never touched."""
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import hashlib
-import json
-import os
-import re
-import secrets
-import shutil
-import socket
-import tempfile
+import contextlib, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, tempfile  # noqa: E401
 from pathlib import Path
 from typing import Iterator
 
 MOVES = ".neuroview-moves.json"  # in a set-aside folder: which names a staged folder's move puts in place
 NAME = re.compile(rf"(?!\.\.?\Z)[^\0{re.escape(os.sep + (os.altsep or ''))}]+")  # a file's, in a folder (not . or ..)
+OWNER = re.compile(r"\d+-\d+-[0-9a-f]{8}")  # a process, as _owner() names it
+JOURNAL = '{"owner": "<pid>-<start>-<host>" or null, "files": [[name, sha256, kept name or null, true or false], ...]}'
+LISTED = '{"stage": its staging folder\'s name, "names": [file names, ...]}'  # a moves list
 
 
 class Received(ValueError):
-    """A crash-recovery record that names anything but its folder's files, or a link: one a copied folder brought."""
+    """A crash-recovery record not as neuroview writes one (another shape, a name out of its folder, a link): copied."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, then rename it into place: a crash
     leaves the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    (path := Path(path)).parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 would hide a shared report from its readers
@@ -54,9 +43,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 def keep_aside(path: Path) -> Path:
     """Rename ``path`` to ``<stem>-v<N><suffix>`` beside it (the first N >= 1 free, Lightning's own versioning),
     so that a file written next at ``path`` replaces nothing; returns the new path."""
-    path, n = Path(path), 1
-    while (kept := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists():
-        n += 1
+    path = Path(path)
+    kept = next(k for n in itertools.count(1) if not (k := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists())
     os.rename(path, kept)
     return kept
 
@@ -158,14 +146,7 @@ def recover(last: Path, busy_ok: bool = False) -> None:
     except FileNotFoundError:
         return
     try:
-        got, record = _lock(fd), None
-        with contextlib.suppress(ValueError, TypeError, RecursionError):  # None: cut short as it was written
-            record = json.loads(os.pread(fd, 1 << 24, 0))
-        record = record if isinstance(record, dict) and {"owner", "files"} <= set(record) else None
-        names = [n for f in (record or {}).get("files", ()) for n in ((f[0], f[2]) if f[2] else (f[0],))]
-        if bad := [n for n in names if not (isinstance(n, str) and NAME.fullmatch(n))]:  # came with a copied folder
-            raise Received(f"folder {str(journal.parent)!r}: {journal.name}, the journal of a killed write, names files"
-                           f" outside it: {bad!s:.300}; nothing was changed (it came with a copied folder? delete it)")
+        got, record = _lock(fd), _journal_record(journal, os.pread(fd, 1 << 24, 0))
         if got is False and not busy_ok and record is not None and not _alive(record["owner"]):
             got = _lock(fd, block=True)  # its writer is gone: another call is settling it; wait for that one
         if got is not False and (record is None or not _same_file(fd, journal)):  # settled meanwhile: not ours
@@ -181,6 +162,22 @@ def recover(last: Path, busy_ok: bool = False) -> None:
         _settle(journal, record, done=_sha256(last) == record["files"][-1][1])  # its own name: never another
     finally:
         os.close(fd)
+
+
+def _journal_record(journal: Path, text: bytes) -> dict | None:
+    """The record ``text`` of ``journal``: None if cut short as it was written; a :class:`Received` if a copied one."""
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    rows, owner = (record.get("files"), record.get("owner", 0)) if isinstance(record, dict) else (None, 0)
+    shaped = rows and isinstance(rows, list) and (owner is None or OWNER.fullmatch(str(owner))) and all(isinstance(
+        f, list) and len(f) == 4 and all(map(isinstance, f, (str, str, (str, type(None)), bool))) for f in rows)
+    if not shaped or (bad := [n for f in rows for n in ((f[0], f[2]) if f[2] else (f[0],)) if not NAME.fullmatch(n)]):
+        raise Received(f"folder {str(journal.parent)!r}: {journal.name}, the journal of a killed write, " + (
+            f"names files outside it: {bad!s:.300}" if shaped else f"is not as neuroview writes one: expected {JOURNAL}, "
+            f"got {json.dumps(record):.200}") + "; nothing was changed (it came with a copied folder? delete it)")
+    return record
 
 
 def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
@@ -204,9 +201,8 @@ def _settle(journal: Path, record: dict, done: bool) -> None:
             (root / name).unlink(missing_ok=True)
         if kept:
             (root / kept).unlink(missing_ok=True)
-    for p in (root / name for name, *_ in record["files"]):  # atomic_write's own, where a kill left one
-        for tmp in glob.glob(glob.escape(str(p.parent / f".{p.name}.")) + "*.tmp"):
-            Path(tmp).unlink(missing_ok=True)
+    for tmp in (t for name, *_ in record["files"] for t in glob.glob(glob.escape(str(root / f".{name}.")) + "*.tmp")):
+        Path(tmp).unlink(missing_ok=True)  # atomic_write's own, where a kill left one
     journal.unlink(missing_ok=True)
 
 
@@ -304,27 +300,37 @@ def recover_dir(path: Path) -> None:
     undone), and remove that run's temporary folders, beside ``path`` and inside it; those of a process that
     still runs are left alone. Those of an earlier neuroview (no process named) inside ``path`` go too."""
     path = Path(os.path.realpath(path))
-    found = []
-    for home, prefix in ((path.parent, "." + path.name), (path, "")) if path.parent != path else ():
-        if home.is_dir():
-            pattern = re.compile(re.escape(prefix) + r"\.neuroview-(stage|old)\.(?:(\d+-\d+-[0-9a-f]{8})\.)?[^/]+\.tmp")
-            found += [(home / n, m[1], m[2]) for n in os.listdir(home) if (m := pattern.fullmatch(n))]
+    homes = ((path.parent, "." + path.name), (path, "")) if path.parent != path else ()
+    found = [(home / n, m[1], m[2]) for home, prefix in homes if home.is_dir() for n in os.listdir(home)
+             if (m := re.fullmatch(re.escape(prefix) + rf"\.neuroview-(stage|old)\.(?:({OWNER.pattern})\.)?[^/]+\.tmp", n))]
     if links := [str(f) for f, *_ in found if os.path.realpath(f) != str(f)]:  # neuroview makes none: a copied folder's
         raise Received(f"folder {str(path)!r}: expected a killed write's temporary folders to be folders, got links "
                        f"{links}; nothing was moved (came with a copied folder? delete them)")
-    for folder, kind, owner in sorted(found, key=lambda f: f[1] != "old"):  # the moves undone first
-        if _alive(owner) or not folder.is_dir():
-            continue
-        if kind == "old":
-            try:
-                record = json.loads((folder / MOVES).read_text(encoding="utf-8"))
-                stage, names = folder.parent / record["stage"], list(record["names"])
-            except FileNotFoundError:  # an earlier neuroview's, which listed nothing: its namesakes put back
-                stage, names = None, os.listdir(folder)
-            except (ValueError, KeyError, TypeError, RecursionError):  # cut short as it was written: before any move
-                stage, names = None, []
-            _move_back(path, stage, folder, names)
+    found = [(f, _moves(path, f) if kind == "old" else None)  # each moves list checked before any is undone
+             for f, kind, owner in sorted(found, key=lambda f: f[1] != "old") if not _alive(owner) and f.is_dir()]
+    for folder, moves in found:
+        if moves is not None:
+            _move_back(path, moves[0], folder, moves[1])
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _moves(path: Path, old: Path) -> tuple[Path | None, list[str]]:
+    """The stage and names ``path``'s set-aside folder ``old`` lists, checked: a :class:`Received` if a copied one."""
+    try:
+        record = json.loads((old / MOVES).read_text(encoding="utf-8"))
+    except FileNotFoundError:  # an earlier neuroview's, which listed nothing: its namesakes put back
+        return None, os.listdir(old)
+    except (ValueError, RecursionError):  # no JSON: cut short as it was written, before any move
+        return None, []
+    names, stage = (record.get("names"), record.get("stage")) if isinstance(record, dict) else (None, None)
+    shaped = isinstance(stage, str) and stage and isinstance(names, list) and all(isinstance(n, str) for n in names)
+    new, bad = (old.parent / stage, [n for n in names if not NAME.fullmatch(n)]) if shaped else (None, [])
+    if not shaped or bad or new.parent != old.parent or ".neuroview-stage." not in new.name or new.is_symlink():
+        raise Received(f"folder {str(path)!r}: the set-aside folder {str(old)!r}, left by a killed write, " + (
+            f"names files outside it: {bad!s:.300}" if bad else f"names as its staging folder {str(new)!r}, which is no "
+            ".neuroview-stage.*.tmp folder beside it" if shaped else f"has a {MOVES} not as neuroview writes one: expected"
+            f" {LISTED}, got {json.dumps(record):.200}") + "; nothing was moved (came with a copied folder? delete it)")
+    return new, names
 
 
 def _folder(path: Path) -> Path:
@@ -363,12 +369,7 @@ def _move_in(new: Path, path: Path, home: Path) -> None:
 
 def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> None:
     """Undo :func:`_move_in`'s moves of ``names`` from ``new`` into ``path``: each one moved in taken out (back into
-    ``new``; removed where there is none), each namesake in ``old`` put back; a name or ``new`` elsewhere: refused."""
-    bad = [n for n in names if not (isinstance(n, str) and NAME.fullmatch(n))]  # a moves list a copied folder brought
-    if bad or new is not None and (new.parent != old.parent or ".neuroview-stage." not in new.name or new.is_symlink()):
-        raise Received(f"folder {str(path)!r}: the set-aside folder {str(old)!r}, left by a killed write, names " + (
-            f"files outside it: {bad!s:.300}" if bad else f"as its staging folder {str(new)!r}, which is no "
-            ".neuroview-stage.*.tmp folder beside it") + "; nothing was moved (came with a copied folder? delete it)")
+    ``new``; removed where there is none), each namesake in ``old`` put back (a list read from disk: :func:`_moves`)."""
     for name in reversed(names):
         if os.path.lexists(path / name) and (os.path.lexists(old / name) or new is None or not os.path.lexists(new / name)):
             if new is not None and new.is_dir():
@@ -392,8 +393,7 @@ def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     tensors' bytes and offsets are safetensors' own; the header is padded to 8 bytes as safetensors pads it."""
     from safetensors.torch import save  # noqa: PLC0415 - only when saving
     data = save(tensors, metadata=metadata)
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8:8 + (n := int.from_bytes(data[:8], "little"))])
     meta = header.pop("__metadata__", None)
     ordered = {**({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}), **dict(sorted(header.items()))}
     text = (t := json.dumps(ordered, separators=(",", ":")).encode()).ljust(len(t) + -len(t) % 8)  # spaces

@@ -62,9 +62,7 @@ class NeuroViewCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults({
-            "checkpoint.monitor": "val_acc",
-            "checkpoint.mode": "max",
-            "checkpoint.save_last": True,
+            "checkpoint.monitor": "val_acc", "checkpoint.mode": "max", "checkpoint.save_last": True,
             # the step too: several saves of one epoch (val_check_interval, save_top_k -1) overwrote each other
             "checkpoint.filename": DEFAULT_NAME,
             "checkpoint.auto_insert_metric_name": False,
@@ -282,7 +280,6 @@ def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) ->
     return model
 
 
-
 def _checkpoint_file(cfg, sub: str) -> str | None:
     """The file ``--ckpt_path`` names (``last``: the checkpoint folder's ``last.ckpt``), or None for
     none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
@@ -368,15 +365,20 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
         try:
             return _cli(argv, run)
         except ArgumentError as e:
-            said = _short(str(e)).replace(f"required: {command}.data", "required: --data (pass --config "
+            said = _short(str(e), argv).replace(f"required: {command}.data", "required: --data (pass --config "
                                           "recipes/<recipe>.yaml, which names the data and the model)")
             print(f"neuroview {command}: error: {said}\nsee `neuroview {command} --help`", file=sys.stderr)
             raise SystemExit(2) from None
 
 
-def _short(message: str, lines: int = 12) -> str:
-    # jsonargparse explains a refused subclass at length, one reason per candidate: keep the first lines
-    parts = [line for line in message.strip().splitlines() if line.strip()]
+def _short(message: str, given: list[str], lines: int = 12) -> str:
+    # jsonargparse explains a refused subclass at length, one reason per candidate: keep the first lines. A long value
+    # given (a 400 kB --data spec was said three times whole) is cut as `neuroview explain` cuts --model-args, and a
+    # line still long (the value as parsed: a dict's repr) after its first 100 characters
+    for a in sorted({a for a in given if len(a) > 200}, key=len, reverse=True):  # a value inside another: cut with it
+        message = message.replace(a, f"{a[:60]!r}... ({len(a)} characters)")
+    parts = [p if len(p) <= 200 else f"{p[:100]}... ({len(p)} characters)" for p in message.strip().splitlines()]
+    parts = [p for p in parts if p.strip()]
     return "\n".join(parts[:lines] + ([f"  ... ({len(parts) - lines} more lines)"] if len(parts) > lines else []))
 
 
@@ -385,8 +387,7 @@ def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
         NeuroViewModule,
         ArrayDataModule,
         subclass_mode_data=True,
-        trainer_defaults={"default_root_dir": os.path.join("runs", _run_name(argv)),
-                          "callbacks": [PredictionWriter()]},
+        trainer_defaults={"default_root_dir": os.path.join("runs", _run_name(argv)), "callbacks": [PredictionWriter()]},
         save_config_callback=SaveRunConfig,  # over no file the run did not write (logger false: default_root_dir)
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd

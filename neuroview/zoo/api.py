@@ -53,9 +53,11 @@ def create_model(name: str, *, pretrained: bool = False, num_classes: int | None
     for key in ("in_channels", "in_features", "max_len"):  # the data's shape: a builder's own error names neither
         if kwargs.get(key) is not None:
             kwargs[key] = check_count(kwargs[key], key, 1)
-    kwargs = one_network(name, build, route_features(build, kwargs))
-    if pretrained:
+    kwargs = one_network(name, build, kwargs)
+    routed = route_features(build, kwargs)  # in_channels and in_features unequal: an error naming in_channels
+    if pretrained:  # as passed: load_pretrained routes them itself, and a clash with the checkpoint names in_channels
         return load_pretrained(name, **kwargs)
+    kwargs = routed
     if not hasattr(build, "passed_on"):  # the RNN builders name an argument they do not take themselves
         check_arguments(name, kwargs)
     return build(**kwargs)
