@@ -67,6 +67,7 @@ class UnitGallery:
     class_means: Tensor | None = None  # RNN [num_classes, C, T]: each class's mean series (labels needed)
     reads: Tensor | None = None  # RNN [n, 2]: start and stop of the samples each step reads (cut at max_len)
     class_counts: Tensor | None = None  # RNN [num_classes]: the series of each class the means are of (0: no mean)
+    num_classes: int | None = None  # the network's classes (what ``class_names`` of its plot must count)
 
     @property
     def k(self) -> int:
@@ -303,7 +304,7 @@ def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top, based: bool = F
         value=top.value.masked_fill(empty, float("nan")), x=top.rows["x"].masked_fill(empty[:, :, None, None], 0),
         y=None if y is None else y.masked_fill(empty, -1), window=torch.stack([starts.expand(n, k), stop], -1)[:, :, None],
         ranked_by="|contribution to the predicted class|" + (" against the baseline" if based else ""),  # value: signed
-        lengths=lengths, class_means=top.class_means, reads=reads, class_counts=top.class_counts,
+        lengths=lengths, class_means=top.class_means, reads=reads, class_counts=top.class_counts, num_classes=net.num_classes,
     )
 
 
@@ -352,6 +353,7 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
         kind="units", units=cols, names=[f"{site} #{ch}" for site, ch in units], index=top.index,
         value=top.value, x=xs, y=top.rows.get("y"), window=window.unflatten(0, (n, k)),
         ranked_by="code (mean over positions)", heat=heat.unflatten(0, (n, k)), position=position.unflatten(0, (n, k)),
+        num_classes=net.num_classes,
     )
 
 

@@ -47,7 +47,58 @@ def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     # labels such as "1" and "2" (UCR sets, digits) would read as tick values on an axis
     shown = [f"class {n}" if _is_number(n) else n for n in names]
     _distinct(shown, names)
-    return [_plain(n) for n in shown]
+    return [_plain(n) for n in _shorten(shown)]  # "$" escaped last: a cut never splits its escape
+
+
+LONG = 40  # characters of a class name drawn whole
+
+
+def _cut(name: str, limit: int) -> str:
+    """``name`` cut in the middle to ``limit`` characters, its start and end kept with an ellipsis between ("Northern
+    cardinal (C…in breeding plumage"): a class is told apart by its start as often as by its end."""
+    if len(name) <= limit:
+        return name
+    head = limit // 2
+    return name[:head].rstrip() + "\u2026" + name[len(name) - (limit - 1 - head):].lstrip()
+
+
+def _shorten(names: list[str], limit: int = LONG) -> list[str]:
+    """Distinct ``names``, each longer than ``limit`` characters cut in the middle (:func:`_cut`). Drawn whole, long
+    names ran off a figure saved plainly (``fig.savefig(path)``): heatmap rows kept only their (alike) ends. The cut
+    grows until the names stay distinct ("… left …" and "… right …" cut alike), whole at worst."""
+    longest = max(map(len, names), default=0)
+    while limit < longest:
+        cut = [_cut(n, limit) for n in names]
+        if len(set(cut)) == len(cut):
+            return cut
+        limit += 10
+    return list(names)
+
+
+def _text_inches(texts, size: float) -> float:
+    """The width of the widest of ``texts`` (one line each) at ``size`` points, in inches; 0 for none."""
+    from matplotlib.font_manager import FontProperties  # noqa: PLC0415 - optional dependency, when drawing
+    from matplotlib.textpath import TextToPath  # noqa: PLC0415
+
+    font, path = FontProperties(size=size), TextToPath()
+    longest = sorted({str(t) for t in texts}, key=len)[-20:]  # the widest is among the longest: 1,000 names took 0.5 s
+    return max((path.get_text_width_height_descent(t, font, ismath=False)[0] for t in longest), default=0.0) / 72
+
+
+def _wrap(text: str, inches: float, size: float) -> str:
+    """``text`` broken at spaces into lines at most ``inches`` wide at ``size`` points (a longer word stays whole);
+    unchanged where it fits. A title wider than its figure is cut off where the figure is saved plainly."""
+    if _text_inches([text], size) <= inches:
+        return text
+    lines, line = [], ""
+    for word in text.split(" "):
+        trial = f"{line} {word}" if line else word
+        if line and _text_inches([trial], size) > inches:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return "\n".join(lines + [line])
 
 
 def _plain(text: str) -> str:
@@ -68,9 +119,18 @@ def _label_list(labels, arg: str, what: str) -> list[str]:
 
 
 def _distinct(shown: list[str], names: list[str]) -> None:
-    """Two classes drawn under one name read as one (the tables refuse them too: ``class_labels``)."""
-    if len(set(shown)) != len(shown):
-        raise ValueError(f"class_names: expected distinct names, got {names}")
+    """Two classes drawn under one name read as one (the tables refuse them too: ``class_labels``). Where the names
+    given are distinct and only the drawn ones are not ("1" drawn as "class 1", a name given too), the error says so:
+    "expected distinct names" alone was false of them."""
+    if len(set(shown)) == len(shown):
+        return
+    why = ""
+    if len(set(names)) == len(names):
+        i = next(i for i, s in enumerate(shown) if shown.count(s) > 1 and s != names[i])
+        other = next(names[j] for j, s in enumerate(shown) if s == shown[i] and j != i)
+        why = (f", drawn as {shown}: {names[i]!r} is drawn as {shown[i]!r} (a name that is a number gets the prefix "
+               f"'class ', where alone it would read as a tick value), which {other!r} already is; rename one")
+    raise ValueError(f"class_names: expected distinct names, got {names}{why}")
 
 
 def _is_number(s: str) -> bool:

@@ -18,7 +18,8 @@ from ..attribution.importance import _check_sample, check_explanation, is_cnn, l
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core.readable_items import fold_padding
 from ..core._utils import positive_int
-from ._style import NEG, POS, _classes, _figure, _label_list, _label_text, _names, _percent, _plain, _target
+from ._style import (NEG, POS, _classes, _figure, _label_list, _label_text, _names, _percent, _plain, _target,
+                     _text_inches, _wrap)
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["waterfall", "class_layer_summary"]
@@ -128,13 +129,15 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
         mask[top] = False
         entries.append((_others(v, mask, padded, what, labels), float(v[mask].sum())))
     logit = float(exp.logits[sample, tgt])
+    tick = _text_inches([e[0] for e in entries], 8)
+    bars = 7.5 + max(0.0, tick - 1.5)  # labels wider than the 1.5 in of "site #channel" (unit_names): a wider panel
     if gallery is None:
-        fig = _figure(7.5, 1.3 + 0.3 * (len(entries) + 1))
+        fig = _figure(bars, 1.3 + 0.3 * (len(entries) + 1))
         ax = fig.subplots()
     else:
         m = min(thumbs, gallery.k + int(gallery.class_means is not None))
-        fig = _figure(7.5 + 0.9 * m, 1.3 + 0.7 * (len(entries) + 1))
-        ax, tax = fig.subplots(1, 2, sharey=True, width_ratios=[7.5, 0.9 * m])
+        fig = _figure(bars + 0.9 * m, 1.3 + 0.7 * (len(entries) + 1))
+        ax, tax = fig.subplots(1, 2, sharey=True, width_ratios=[bars, 0.9 * m])
         # a padded step's bar is the -W baseline constant: other series' responses there are no face of it
         shown = [(i + 1, u) for i, u in enumerate(top) if u not in padded]
         thumbnails(tax, gallery, dict(shown), m, {y: own[u] for y, u in shown})
@@ -158,11 +161,16 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     pad = 0.15 * (hi - lo) if hi > lo else 1.0  # room for the value labels on both sides
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
+    ax.set_title(_wrap(_title(exp, sample, tgt, names, first, label, sample_id), min(bars, 30.0) - tick - 0.4, 9),
+                 fontsize=9)  # in lines as wide as the bars' axes: two or three class names were wider than the figure
+    return fig
+
+
+def _title(exp: Explanation, sample: int, tgt: int, names: list[str], first: str, label, sample_id) -> str:
     pred = int(exp.predicted[sample])
     truth = f", true {_label_text(label, names)}" if label is not None else ""
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
-    ax.set_title(f"sample {who}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})", fontsize=9)
-    return fig
+    return f"sample {who}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})"
 
 
 def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[int] | None = None,

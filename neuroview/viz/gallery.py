@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..attribution.gallery import UnitGallery
 from ..core._utils import name_sequence, positive_int
-from ._style import _distinct, _figure, _mpl, _plain
+from ._style import _distinct, _figure, _mpl, _plain, _shorten
 
 __all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
 
@@ -200,8 +200,10 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
 
 
 def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | None:
-    """``class_names`` as strings, one per class the gallery draws: every row of its class means (RNN), else at
-    least one per label of its samples; distinct. Too few gave a bare IndexError while drawing."""
+    """``class_names`` as strings, one per class the gallery draws: every row of its class means (RNN), one per class
+    of the network where the gallery records their count (``num_classes``), else at least one per label of its
+    samples; distinct. Too few gave a bare IndexError while drawing; a CNN's gallery that records no class count
+    cannot tell a list of another task's names (too many) from its own."""
     if class_names is None:
         return None
     name_sequence(class_names)
@@ -209,12 +211,15 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
     if g.class_means is not None and g.kind == "steps" and len(names) != len(g.class_means):
         raise ValueError(f"class_names: expected {len(g.class_means)} names (one per class of the gallery's "
                          f"class means), got {len(names)}")
+    known = g.num_classes  # as waterfall, top_units and to_records refuse a list of another length
+    if known is not None and len(names) != known:
+        raise ValueError(f"class_names: expected {known} names (one per class), got {len(names)}")
     need = int(g.y.max()) + 1 if g.y is not None and g.y.numel() else 0
     if len(names) < need:
         raise ValueError(f"class_names: expected a name for every class of the gallery's samples (at least {need}: "
                          f"its labels go up to {need - 1}), got {len(names)}")
     _distinct(names, names)
-    return [_plain(n) for n in names]  # a "$" in a name is no mathtext
+    return [_plain(n) for n in _shorten(names)]  # a "$" in a name is no mathtext; a long one cut in the middle
 
 
 def thumbnails(host, g: UnitGallery, rows: dict[float, int], m: int = 4, names: dict[float, str] | None = None) -> int:

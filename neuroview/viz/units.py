@@ -17,7 +17,8 @@ from ..attribution.importance import _check_sample, unit_weights, weight_label
 from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
 from ..core.sites import input_span
-from ._style import CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _plain, _sym_norm, _target
+from ._style import (CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _plain, _sym_norm, _target, _text_inches,
+                     _wrap)
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
@@ -65,7 +66,8 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     if unknown or not sel:
         raise ValueError(f"sites: expected names among {list(slices)}, got {list(sites) if sites is not None else sel}")
     rows = _classes(classes, w.shape[0])
-    names = [_names(w.shape[0], class_names)[r] for r in rows]
+    every_name = _names(w.shape[0], class_names)
+    names = [every_name[r] for r in rows]
     # what any class reads, counted before the rows are cut: a site only other classes read was "none read by any class"
     full = {s: int((w[:, slices[s]] != 0).any(0).sum()) for s in sel}
     drawn = ("" if set(rows) == set(range(w.shape[0])) else " the class drawn" if len(set(rows)) == 1 else
@@ -75,7 +77,9 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     widest = max(len(o) for o in orders)
     # panels too many for one column of the figure's 60 in (150 sites: titles over one another, the layout collapsed)
     # go side by side, as many columns as 30 in hold
-    width, tall = 3.0 + 0.16 * widest, 0.9 + 0.2 * c
+    # the class labels' width beyond the 0.5 in that "class 100" takes: long names ran off a plainly saved figure and
+    # collapsed the layout (only their ends drawn, two rows alike)
+    width, tall = 3.0 + 0.16 * widest + max(0.0, _text_inches(names, 7) - 0.5), 0.9 + 0.2 * c
     ncols = max(1, min(math.ceil(len(sel) * tall / 59.0), int(30.0 // width), len(sel)))
     nrows = math.ceil(len(sel) / ncols)
     fig = _figure(width * ncols, 0.8 + nrows * tall)
@@ -145,15 +149,16 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     sel = _classes(classes, c)
     k = min(k, w.shape[1])
     colors = _site_colors(list(slices))
+    bars = max(3.3, _text_inches([names[c] for c in sel], 9) + 1.0)  # a panel holds its title (the class name)
     if gallery is None:
         ncols = min(5, len(sel))
-        fig = _figure(3.3 * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.5 + 0.3 * k))
+        fig = _figure(bars * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.5 + 0.3 * k))
         panels = [(ax, None) for ax in _grid(fig, len(sel), 5)]
     else:
         m = min(thumbs, check_gallery(gallery, "units").k)
         ncols = min(2, len(sel))
-        fig = _figure((3.3 + 0.8 * m) * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.6 + 0.7 * k))
-        panels = _paired(fig, len(sel), ncols, m)
+        fig = _figure((bars + 0.8 * m) * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.6 + 0.7 * k))
+        panels = _paired(fig, len(sel), ncols, m, bars)
     used: dict[str, tuple] = {}
     for (ax, tax), cls in zip(panels, sel):
         # ranked among the units the class reads: topk over all of them put zero weights above negative ones
@@ -184,10 +189,10 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     return fig
 
 
-def _paired(fig, n: int, ncols: int, m: int) -> list[tuple]:
-    """``n`` panels of (bars, thumbnails beside them sharing their y axis), ``ncols`` to a row."""
+def _paired(fig, n: int, ncols: int, m: int, bars: float = 3.3) -> list[tuple]:
+    """``n`` panels of (bars, ``bars`` in wide, thumbnails beside them sharing their y axis), ``ncols`` to a row."""
     subs = fig.subfigures(math.ceil(n / ncols), ncols, squeeze=False).ravel()
-    return [tuple(sf.subplots(1, 2, sharey=True, width_ratios=[3.3, 0.8 * m])) for sf in subs[:n]]
+    return [tuple(sf.subplots(1, 2, sharey=True, width_ratios=[bars, 0.8 * m])) for sf in subs[:n]]
 
 
 def _background(x: Tensor):
@@ -264,7 +269,7 @@ def _image_panels(xs: Tensor, maps: list[Tensor], norm):
         else:  # grey image: the map itself, the input as contour lines on top (blending muddies both)
             ax.imshow(m.numpy(), cmap=CMAP, norm=norm, extent=(0, w, h, 0), interpolation="bilinear")
             lo, hi = float(img.min()), float(img.max())
-            if hi > lo:
+            if hi > lo and min(h, w) >= 2:  # contour lines need 2 rows and 2 columns: a 1 x W image is drawn without
                 ax.contour(torch.arange(w).numpy() + 0.5, torch.arange(h).numpy() + 0.5, img,
                            levels=[lo + f * (hi - lo) for f in (0.3, 0.6)], colors="k", linewidths=0.6,
                            linestyles="solid")
@@ -332,7 +337,7 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     head = f"input (predicted {names[pred]}" + (f", true {_label_text(label, names)})" if label is not None else ")")
     xs = x[sample].detach().cpu().float()
     fig, axes = _image_panels(xs, maps, norm) if x.dim() == 4 else _signal_panels(xs, maps, norm, spans)
-    axes[0].set_title(head, fontsize=8)
+    axes[0].set_title(_wrap(head, 2.5 if x.dim() == 4 else 7.5, 8), fontsize=8)  # long class names: in lines
     v = exp.for_class(tgt)[sample].detach().cpu()  # one row, never the dense [B, C, U]
     for ax, u in zip(axes[1:], top):
         site, ch = exp.units[u]

@@ -5,6 +5,7 @@ a numpy sample index refused. Every expected value is computed here by hand, not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -335,9 +336,11 @@ def test_plots_refuse_duplicate_class_names_and_the_gallery_too_few():
     with pytest.raises(ValueError, match=r"class_names: expected distinct names, got \['1', 'class 1', 'b'\]"):
         plots.top_units(net, class_names=["1", "class 1", "b"])  # both drawn as "class 1"
     g = nv.unit_gallery(net, [(xt, yt)], units=[0], k=3)
+    with pytest.raises(ValueError, match=r"class_names: expected 3 names \(one per class\), got 1"):
+        plots.unit_gallery_plot(g, class_names=["a"])  # was a bare IndexError
     top = int(g.y.max())
     with pytest.raises(ValueError, match=rf"class_names: expected a name for every class .*at least {top + 1}.*got 1"):
-        plots.unit_gallery_plot(g, class_names=["a"])  # was a bare IndexError
+        plots.unit_gallery_plot(dataclasses.replace(g, num_classes=None), class_names=["a"])  # one built by hand
     with pytest.raises(ValueError, match=dup):
         plots.unit_gallery_plot(g, class_names=["a", "a", "b"])
     titles = [a.get_title() for a in plots.unit_gallery_plot(g, class_names=["a", "b", "c"]).axes]
