@@ -7,8 +7,10 @@ layer: may import every other, each inside the branch that needs it so `neurovie
 
 from __future__ import annotations
 
+import difflib
 import linecache
 import os
+import select
 import sys
 from pathlib import Path
 
@@ -35,10 +37,81 @@ Run `neuroview <command> --help` for a command's options; `neuroview --version` 
 """
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+COMMANDS = ("demo", *LIGHTNING_COMMANDS, "explain", "zoo", "sparsify", "minirocket", "retrofit", "help")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``neuroview`` command (and ``python -m neuroview``): the exit code of the command run.
+
+    The top-level entry point, so the one place that turns a reader which stopped early (``neuroview zoo |
+    head -1``) into a quiet exit 0 and Ctrl-C into one line and exit 130; the library below lets both through.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _dispatch(argv)
+    except SystemExit:  # argparse's --help and its refusals: their output meets the same reader
+        _flush_stdout()
+        raise
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe (a data-loader worker's, a subprocess's) broke: a failure, with its traceback
+        _mute_stdout()
+        return 0  # the reader chose to stop reading (`| head -1`): nothing failed
+    except KeyboardInterrupt:
+        cmd = argv[1] if argv[:1] == ["help"] and len(argv) > 1 else (argv or ["neuroview"])[0]
+        try:
+            print(f"neuroview {cmd}: interrupted" if cmd in COMMANDS else "neuroview: interrupted", file=sys.stderr)
+        except OSError:  # stderr's reader gone too: the exit code still says it
+            pass
+        return 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+    _flush_stdout()
+    return code
+
+
+def _flush_stdout() -> None:
+    """Flush what a pipe still holds in its buffer now, so that a reader gone fails here, not at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        _mute_stdout()
+
+
+def _mute_stdout() -> None:
+    """Point stdout at devnull, as https://docs.python.org/3/library/signal.html#note-on-sigpipe advises: what is
+    still buffered then goes nowhere rather than raising a second BrokenPipeError at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe (or socket) whose reading end has been closed: ``poll`` reports it as an error."""
+    poll = getattr(select, "poll", None)  # not on Windows: there a broken pipe keeps its traceback
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by an object with no file (io.UnsupportedOperation)
+        return False
+    if poll is None:
+        return False
+    poller = poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _dispatch(argv: list[str]) -> int:
+    """Run the command ``argv`` names; ``help <command>`` is ``<command> --help``."""
+    if argv[:1] == ["help"] and argv[1:]:
+        if len(argv) > 2:
+            print(f"neuroview help: expected one command, got {', '.join(map(repr, argv[1:]))}\n\n{USAGE}",
+                  file=sys.stderr)
+            return 2
+        if argv[1] not in COMMANDS:
+            return _unknown(argv[1], "neuroview help", COMMANDS)
+        argv = [] if argv[1] == "help" else [argv[1], "--help"]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
@@ -73,20 +146,32 @@ def main(argv: list[str] | None = None) -> int:
 
         return explain(rest)
     if cmd in LIGHTNING_COMMANDS:
-        from .training.cli import cli_main  # noqa: PLC0415
+        return _lightning(cmd, rest)
+    return _unknown(cmd, "neuroview", (*COMMANDS, "--help", "--version"))
 
-        try:
-            cli_main([cmd, *rest])
-        except (ValueError, TypeError, FileNotFoundError) as e:  # TypeError: an argument a builder does not take
-            said = _refusal(e)
-            if said is None or os.environ.get("NEUROVIEW_TRACEBACK"):
-                raise
-            # an input neuroview refused by name (data, labels, a checkpoint): the message says it all, as the
-            # other commands print theirs; an error raised inside torch or Lightning keeps its traceback
-            print(f"neuroview {cmd}: {said}\n(NEUROVIEW_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
-            return 2
-        return 0
-    print(f"neuroview: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
+
+def _lightning(cmd: str, rest: list[str]) -> int:
+    """``neuroview fit|validate|test|predict``: LightningCLI; an input neuroview refused by name is one line, exit 2."""
+    from .training.cli import cli_main  # noqa: PLC0415
+
+    try:
+        cli_main([cmd, *rest])
+    except (ValueError, TypeError, FileNotFoundError) as e:  # TypeError: an argument a builder does not take
+        said = _refusal(e)
+        if said is None or os.environ.get("NEUROVIEW_TRACEBACK"):
+            raise
+        # an input neuroview refused by name (data, labels, a checkpoint): the message says it all, as the
+        # other commands print theirs; an error raised inside torch or Lightning keeps its traceback
+        print(f"neuroview {cmd}: {said}\n(NEUROVIEW_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _unknown(cmd: str, who: str, known: tuple[str, ...]) -> int:
+    """Refuse a command neuroview has not, suggesting the nearest spelling there is (``zo`` -> ``zoo``)."""
+    near = difflib.get_close_matches(cmd, known, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    print(f"{who}: unknown command {cmd!r}{hint}\n\n{USAGE}", file=sys.stderr)
     return 2
 
 

@@ -14,7 +14,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "neuroview"
 
 #: low to high; a module may import its own layer or lower ones
-LAYERS = ["_io", "_version", "_batch", "core", "attribution", "data", "zoo", "training", "viz", "cli", "__init__"]
+LAYERS = ["_io", "_version", "_batch", "core", "attribution", "data", "zoo", "training", "viz", "cli", "__main__", "__init__"]
 
 
 def _module_name(path: Path) -> str:
