@@ -1,5 +1,7 @@
 """What a run writes besides its checkpoints: ``predictions.csv`` (:class:`PredictionWriter`, one file a predict
-loader) and ``confusion_matrix.csv`` (:func:`write_confusion`), UTF-8 whatever the locale and whole or not at all.
+loader) and ``confusion_matrix.csv`` (:func:`write_confusion`), UTF-8 whatever the locale and whole or not at all;
+both name the classes by the data module's names (:func:`named_classes`), whose count the module checks against its
+outputs when a stage starts (:func:`check_class_count`).
 A second predict (test) of one run keeps the first's file, as ``<stem>-v<N>.csv`` (:func:`newest_at`).
 May import Lightning, torch and ``neuroview._io``; nothing else of neuroview.
 """
@@ -14,11 +16,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
 
-__all__ = ["PredictionWriter", "fresh_name", "newest_at", "write_confusion"]
+__all__ = ["PredictionWriter", "check_class_count", "fresh_name", "named_classes", "newest_at", "write_confusion"]
 
 
 def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
@@ -74,7 +76,7 @@ class PredictionWriter(BasePredictionWriter):
         probs = torch.cat([p["probs"] for p in predictions]).tolist()
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]))
+        names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]), name)
         rows = _file_rows(getattr(trainer, "datamodule", None), _predicted(trainer, loader), index)
         f = io.StringIO(newline="")
         w = csv.writer(f)
@@ -124,15 +126,44 @@ def _file_rows(dm, dataset, index: list[int]) -> list[int] | None:
     return [int(rows[i]) for i in index]
 
 
-def _class_names(dm, n: int) -> list[str] | None:
-    """``dm``'s ``class_names`` where it names ``n`` classes; None where it names none (a data module of the user's:
+def named_classes(dm) -> list[str] | None:
+    """``dm``'s ``class_names`` as text; None where it names none (no data module, a data module of the user's with
     no such attribute, None, or one that fails to read)."""
     try:
-        names = dm.class_names
-    except Exception:  # noqa: BLE001 - a name is a courtesy: the predictions are written without one
+        names = dm.class_names if dm is not None else None
+    except Exception:  # noqa: BLE001 - a name is a courtesy: the files are written without one
         return None
-    listed = names is not None and not isinstance(names, (str, bytes)) and hasattr(names, "__len__")
-    return [str(c) for c in names] if listed and len(names) == n else None
+    if names is None or isinstance(names, (str, bytes)) or not hasattr(names, "__len__"):
+        return None
+    return [str(c) for c in names]
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+
+
+def check_class_count(dm, num_classes: int) -> None:
+    """A clear error where the data module ``dm`` names another number of classes than the model's ``num_classes``
+    outputs (the Python API, where nothing links them): the outputs of classes that never occur trained without a
+    word, and the checkpoint, its outputs named by the data's classes, was refused on its own training data. A data
+    module that names none (:func:`named_classes`) is not checked: a label past the last class is refused at its batch."""
+    names = named_classes(dm)
+    if names is not None and len(names) != num_classes:
+        raise ValueError(f"num_classes: the model has {num_classes} outputs (num_classes={num_classes}), the data "
+                         f"module's classes are {len(names)} ({_listed(names)}); pass num_classes={len(names)} (the "
+                         "command line links it from the data module: NeuroViewModule(num_classes=dm.num_classes))")
+
+
+def _class_names(dm, n: int, what: str) -> list[str] | None:
+    """:func:`named_classes` of ``dm`` where it names ``n`` classes; None where it names none, and where it names
+    another number (said with a warning: ``what``, the file, then numbers its classes without a name)."""
+    names = named_classes(dm)
+    if names is not None and len(names) != n:
+        rank_zero_warn(f"{what}: the data module names {len(names)} classes ({_listed(names)}), the model has {n} outputs: "
+                       + ("its columns are written as class numbers" if what.startswith("confusion") else
+                          "no target_name and pred_name columns, the classes written as numbers"), category=UserWarning)
+        return None
+    return names
 
 
 def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:
@@ -143,9 +174,8 @@ def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: i
         return  # no logger (logger=False): log_dir is the working folder, whose confusion_matrix.csv was replaced
     path = Path(log_dir) / "confusion_matrix.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    dm = getattr(trainer, "datamodule", None)
-    names = getattr(dm, "class_names", None) if dm is not None else None
-    names = list(names) if names is not None and len(names) == num_classes else [str(i) for i in range(num_classes)]
+    names = _class_names(getattr(trainer, "datamodule", None), num_classes, "confusion_matrix.csv")
+    names = names or [str(i) for i in range(num_classes)]
     f = io.StringIO(newline="")
     w = csv.writer(f)
     w.writerow(["true\\predicted", *names])

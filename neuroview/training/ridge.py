@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .._batch import kept_generators, outside_inference_mode, refuse_lengths, unpack
 from ..core._utils import as_labels, factory, require_neuroview
 from ..core.cnn import NeuroViewCNN
-from .sparse_checks import check_labels
+from .sparse_checks import ONE_BASED, check_label_range, check_labels, counted_from_1
 from .sparsify import _batches, _features, derived_cfg
 
 __all__ = ["ALPHAS", "RidgeFit", "fit_ridge_head", "fit_minirocket", "minirocket", "ridge_loo"]
@@ -247,12 +247,8 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     if num_classes is None:
         num_classes = getattr(train, "num_classes", None) or int(y.max()) + 1
         given = given if getattr(train, "num_classes", None) else "the largest label + 1: num_classes"
-    absent = sorted(set(range(num_classes)) - set(torch.unique(y).tolist())) if isinstance(num_classes, int) else []
-    if absent:  # before the biases are fitted; fit_ridge_head refuses it too (check_labels), without naming the source
-        raise ValueError(f"train: expected samples of each of the {num_classes} classes of {given}={num_classes}, got "
-                         f"none of class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them "
-                         "never predicts them (nv.sparsify refuses it too): pass the whole training split, or the "
-                         "classes it holds as num_classes")
+    if isinstance(num_classes, int) and not isinstance(num_classes, bool):  # else create_model names it
+        _check_classes(torch.unique(y).tolist(), num_classes, given)
     if x.shape[2] < 9:  # read off the series: MiniRocket's own error named input_length, an argument never passed
         raise ValueError(f"train: MiniRocket needs series of at least 9 steps (its kernels' length), got series of "
                          f"{x.shape[2]} steps (pad or resample them to 9 or more, e.g. torch.nn.functional.interpolate("
@@ -261,3 +257,25 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
         net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
                            num_features=num_features, seed=seed)
     return _fit(net, x, y, alphas)
+
+
+def _check_classes(held: list[int], num_classes: int, given: str) -> None:
+    """:func:`minirocket`'s labels ``held`` (sorted) against ``num_classes`` (from ``given``), before the biases are
+    fitted: the range first (labels 1..3 for num_classes=3 were told of an absent class 0 and to pass num_classes=3,
+    the same error again), then every class held (:func:`.sparse_checks.check_labels` refuses it too, without naming
+    the source). Labels 1..C-1 are told to pass ``y - 1``; the classes held as num_classes only where they are 0..k-1."""
+    check_label_range(held, num_classes, f"the classes of {given}={num_classes}")
+    absent = sorted(set(range(num_classes)) - set(held))
+    if not absent:
+        return
+    got = f"train: expected samples of each of the {num_classes} classes of {given}={num_classes}, got none of "
+    if counted_from_1(held, num_classes):  # read from the largest label, y - 1 makes its own count right
+        with_count = "" if given.startswith("the largest") else f" with num_classes={num_classes - 1}"
+        raise ValueError(f"{got}class [0] and labels 1..{num_classes - 1}: {ONE_BASED}{with_count}. A head fitted "
+                         "without a class never predicts it (nv.sparsify refuses it too): if class 0 is a class of "
+                         "its own, pass the whole training split")
+    k = len(held)
+    other = (f"or the classes it holds as num_classes={k}" if held == list(range(k)) else
+             f"or number the {k} classes it holds 0..{k - 1} (torch.unique(y, return_inverse=True)[1])")
+    raise ValueError(f"{got}class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them never "
+                     f"predicts them (nv.sparsify refuses it too): pass the whole training split, {other}")

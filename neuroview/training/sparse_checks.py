@@ -20,9 +20,9 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
-__all__ = ["GROUPS", "check_args", "check_budget", "check_built", "check_codes", "check_for_net", "check_labels", "check_net",
-           "check_options", "check_path", "check_seed", "check_val", "check_val_labels", "read_as", "read_input",
-           "warn_labels", "warn_unmet"]
+__all__ = ["GROUPS", "ONE_BASED", "check_args", "check_budget", "check_built", "check_codes", "check_for_net",
+           "check_label_range", "check_labels", "check_net", "check_options", "check_path", "check_seed", "check_val",
+           "check_val_labels", "counted_from_1", "read_as", "read_input", "warn_labels", "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -125,16 +125,42 @@ def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
 
 
 def check_labels(y: Tensor, num_classes: int) -> None:
-    """The training split's labels: at least 2 classes, and every class of the network (a head fitted
-    without a class learns never to predict it)."""
-    classes = torch.unique(y)
-    if len(classes) < 2:
-        raise ValueError(f"train: expected samples of at least 2 classes, got only class {classes.tolist()}")
-    if len(classes) < num_classes:
-        absent = sorted(set(range(num_classes)) - set(classes.tolist()))
-        raise ValueError(f"train: expected samples of each of the network's {num_classes} classes, got none of "
-                         f"class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them never "
+    """The training split's labels: in ``[0, num_classes)``, at least 2 classes, and every class of the network (a
+    head fitted without a class learns never to predict it). Labels counted from 1 (UCR's 1..C, the network sized as
+    the largest label + 1) are told to pass ``y - 1`` first: "pass the whole training split" was no fix for them."""
+    held = sorted(torch.unique(y).tolist())
+    check_label_range(held, num_classes, "the network's classes")
+    if len(held) < 2:
+        raise ValueError(f"train: expected samples of at least 2 classes, got only class {held}")
+    absent = sorted(set(range(num_classes)) - set(held))
+    if absent:
+        got = f"train: expected samples of each of the network's {num_classes} classes, got none of "
+        if counted_from_1(held, num_classes):
+            raise ValueError(f"{got}class [0] and labels 1..{num_classes - 1}: {ONE_BASED}, to a network of "
+                             f"num_classes={num_classes - 1}. A head fitted without a class never predicts it: if "
+                             "class 0 is a class of its own, pass the whole training split")
+        raise ValueError(f"{got}class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them never "
                          "predicts them: pass the whole training split")
+
+
+#: the hint for labels counted from 1, as :func:`neuroview.core._utils.batch_labels` gives it
+ONE_BASED = "labels counted from 1? pass y - 1"
+
+
+def counted_from_1(held: list[int], num_classes: int) -> bool:
+    """Whether the classes ``held`` (sorted) are those of ``num_classes`` counted from 1 with the count read as the
+    largest label + 1: every class but 0 (labels 1..num_classes - 1)."""
+    return held == list(range(1, num_classes))
+
+
+def check_label_range(held: list[int], num_classes: int, whose: str, what: str = "train") -> None:
+    """The labels ``held`` (sorted) in ``[0, num_classes)``; else an error naming them, with :data:`ONE_BASED` where
+    they run up to ``num_classes`` from 1 or more. Before the absent classes: labels 1..3 for 3 classes lack class 0,
+    and "pass the whole training split" was said of a label that no class of the network is."""
+    if held and (held[0] < 0 or held[-1] >= num_classes):
+        shown = f"{held[:20]}"[:-1] + (", ...]" if len(held) > 20 else "]")
+        raise ValueError(f"{what}: labels must lie in [0, {num_classes}) ({whose}), got {shown}"
+                         + (f" ({ONE_BASED})" if held[0] >= 1 and held[-1] == num_classes else ""))
 
 
 def warn_labels(seen: Tensor, num_classes: int, epochs: int) -> None:
