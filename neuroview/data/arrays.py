@@ -1,12 +1,10 @@
 """The base of every data module: arrays in memory, split, standardized and batched.
 
-Holds :class:`ArrayDataModule` (validation split, label encoding, per-channel standardization,
-per-series z-normalization, padding of variable-length sequences, the loaders); the split helpers
-the subclasses share are in ``splits`` (:class:`~neuroview.data.NpzDataModule`, for arrays of your
-own, is in ``npz``); how labels become classes is in ``labels``, the statistics in ``stats``, series of several
-lengths made one batch in ``lengths``, the batch sizes' checks and the arguments' record in ``options``. May import
-``neuroview.data.batches``, ``labels``, ``lengths``, ``options``, ``own_splits``, ``splits``, ``shares``, ``stats`` and
-third-party libraries; nothing else from neuroview.
+Holds :class:`ArrayDataModule` (validation split, label encoding, standardization, padding, the loaders); split helpers
+are in ``splits`` (:class:`~neuroview.data.NpzDataModule` in ``npz``), how labels become classes in ``labels``, the
+statistics in ``stats``, series of several lengths in ``lengths``, batch sizes' checks and the arguments' record in
+``options``. May import ``neuroview.data.batches``, ``labels``, ``lengths``, ``options``, ``own_splits``, ``splits``,
+``shares``, ``stats`` and third-party libraries; nothing else from neuroview.
 """
 
 from __future__ import annotations
@@ -27,9 +25,9 @@ from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
 from .own_splits import warn_fraction_unused
-from .splits import check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split  # noqa: F401 - check_fraction, stratified_split re-exported
 from .shares import training_shares
-from .splits import text_labels, whole_file
+from .splits import (check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split, text_labels,  # noqa: F401
+                     whole_file)  # check_fraction, stratified_split re-exported
 from .stats import (centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize,  # noqa: F401
                     warn_stored_apart)  # per_series_normalize re-exported
 
@@ -62,7 +60,8 @@ class ArrayDataModule(pl.LightningDataModule):
             scale and offset, while the channels keep their levels relative to each other (the
             same as ``"series"`` for one channel). ``False``: the values as loaded.
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
-            memory (augmentation, where there is some, runs on whole batches after the transfer).
+            memory (augmentation, where there is some, runs on whole batches after the transfer). The
+            batches do not depend on it (workers start anew each epoch, drawing what 0 workers draw).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
         resample: variable-length sets only: stretch (or shrink) every series to :attr:`max_len`
             steps by linear interpolation (uniform scaling) instead of zero-padding it. The
@@ -333,7 +332,8 @@ class ArrayDataModule(pl.LightningDataModule):
             # ArrayDataset.__getitems__ gathers each batch whole; its collate passes it through
             collate_fn=passthrough_collate,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            # not persistent: a kept iterator draws no base seed each epoch, 0 workers do: the shuffles hung on num_workers
+            persistent_workers=False,
             pin_memory=getattr(device, "type", "cpu") == "cuda" and ds.x.device.type == "cpu",
             # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample. Judged on a process's
             # share where fit's DDP shards it (a share no larger than a batch is the whole epoch, and dropping it trained
@@ -386,6 +386,9 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def split_sizes(self) -> dict[str, int]:
         return {k: len(v[1]) for k, v in self._prepared_splits().items()}
+
+    def state_dict(self) -> dict:  # its class in every checkpoint, not only a LightningCLI run's (read_as.checkpoint_data)
+        return {"neuroview_data_class": f"{type(self).__module__}.{type(self).__qualname__}"}
 
     def __repr__(self) -> str:
         # the batch size as given ('auto' stays 'auto'): a repr must not load the data

@@ -19,20 +19,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .splits import encode_labels, number, same_number, same_text, written_apart
+from .splits import apart_how, encode_labels, label_number, same_number, same_text, written_apart
 
 __all__ = ["class_list", "label_indices", "one_class_a_series"]
 
 
 def _first_not_finite(y: np.ndarray) -> int | None:
-    """The index of the first label that is NaN or inf (a float, or text such as "NaN" that reads as one), or None."""
+    """The index of the first label that is NaN or inf (a float, or text "NaN", a missing value), or None. Text
+    "inf" is a class name (an abbreviation, as "infected"), not a number: only a float label is infinite."""
     if y.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(y))
         return int(bad[0]) if len(bad) else None
     if y.dtype.kind not in "UO":
         return None
     text = y.astype(str)
-    odd = [v for v in np.unique(text) if (n := number(v)) is not None and not math.isfinite(n)]
+    odd = [v for v in np.unique(text) if (n := label_number(v)) is not None and not math.isfinite(n)]
     return int(np.flatnonzero(np.isin(text, odd))[0]) if odd else None
 
 
@@ -93,8 +94,7 @@ def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[
     twice = same_text(present)
     if twice:
         raise ValueError(f"{owner}: y: expected every class written one way, got {twice[0]!r} and {twice[1]!r} in the "
-                         "training split: the same label with other whitespace around it, which would be two classes "
-                         "(a CSV's reader strips it); store the labels one way")
+                         f"training split: {apart_how(*twice)}, which would be two classes; store the labels one way")
     return present
 
 
@@ -102,7 +102,7 @@ def label_indices(y: np.ndarray, classes: list[str], split: str, owner: str, fix
     """``y`` (the ``split`` split's labels) as int64 indices into ``classes``; a label not among them is an
     error naming it (``fixed``: ``classes`` is the set's fixed label space, not the training split's labels)."""
     index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(v) for v in y} - set(index), key=lambda v: (number(v) is None, number(v) or 0.0, v))
+    unknown = sorted({str(v) for v in y} - set(index), key=lambda v: (label_number(v) is None, label_number(v) or 0.0, v))
     if unknown and fixed:
         shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
         raise ValueError(f"{owner}: y: expected the labels {_space(classes)} (the set's {len(classes)} classes), got "

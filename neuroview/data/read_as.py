@@ -16,18 +16,41 @@ import warnings
 
 __all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_like", "read_options"]
 
-def checkpoint_data(path) -> dict | None:
+def checkpoint_data(path, unnamed: bool = False) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
-    saved its arguments (every :class:`~neuroview.data.ArrayDataModule` does); ``None`` otherwise."""
+    saved its arguments (every :class:`~neuroview.data.ArrayDataModule` does) and its class: LightningCLI's
+    ``_class_path`` (``neuroview fit``), else the class an ``ArrayDataModule`` records in its ``state_dict`` (a
+    ``pl.Trainer`` of the Python API: its checkpoint was read as one of no data, and `neuroview predict` scored a fifth
+    of a new file); ``None`` otherwise, or with ``unnamed`` a class path of ``None`` where only the arguments are known
+    (a checkpoint of the API from before the record)."""
     import torch  # noqa: PLC0415
 
     try:
-        hp = torch.load(path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        hp = ckpt.get("datamodule_hyper_parameters") or {}
     except Exception:  # noqa: BLE001 - a hint only; the model is loaded (and its errors named) elsewhere
         return None
-    if "_class_path" not in hp:
+    recorded = [v["neuroview_data_class"] for v in ckpt.values() if isinstance(v, dict)
+                and isinstance(v.get("neuroview_data_class"), str)]
+    cls = hp.get("_class_path") or (_public(recorded[0]) if len(recorded) == 1 else None)
+    if not hp or (cls is None and not unnamed):
         return None
-    return {"class_path": hp["_class_path"], "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
+    return {"class_path": cls, "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
+
+
+def _public(class_path: str) -> str:
+    """``neuroview.data.npz.NpzDataModule`` as ``neuroview.data.NpzDataModule`` (how a config names it, and the only
+    classes a spec's data is read again by: :func:`read_like`); any other class path as it is."""
+    import importlib  # noqa: PLC0415
+
+    module, _, name = class_path.rpartition(".")
+    try:
+        if module.startswith(f"{__package__}.") and getattr(importlib.import_module(__package__), name, None) is getattr(
+                importlib.import_module(module), name, None):
+            return f"{__package__}.{name}"
+    except ImportError:  # a module since renamed: the path as recorded
+        pass
+    return class_path
 
 
 #: The options of a data module that say how the network sees a series (not which series, nor in what batches).
@@ -232,10 +255,14 @@ def check_classes(dm, trained: list[str] | None, what: str) -> None:
     training data, labels of another meaning, another order)."""
     if trained is None:
         return
+    from .splits import written_apart  # noqa: PLC0415
+
     names = [str(c) for c in dm.class_names]
     if names != list(trained):
+        # the model's classes written otherwise ("1.0" for "1": np.loadtxt of a UCR file) get the hint a split gets
+        hint = written_apart([n for n in names if n not in trained], list(trained), "the model")
         raise ValueError(f"{what}: its classes, in order, are {names[:8]}{' ...' if len(names) > 8 else ''}; the model's "
-                         f"outputs are {list(trained)[:8]}{' ...' if len(trained) > 8 else ''}: a data module numbers the "
-                         "classes it reads, so its class i would be scored and named as the model's class i. Pass data "
-                         "of the classes the model was trained on (every one of them in its training split)")
+                         f"outputs are {list(trained)[:8]}{' ...' if len(trained) > 8 else ''}{hint}: a data module "
+                         "numbers the classes it reads, so its class i would be scored and named as the model's class i. "
+                         "Pass data of the classes the model was trained on (every one of them in its training split)")
 

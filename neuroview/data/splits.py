@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import numbers
+import re
+import unicodedata
 from decimal import Decimal
 
 import numpy as np
 
-__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "text_labels",
-           "number", "same_number", "same_text", "empty_held_out", "whole_files", "whole_file"]
+__all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "apart_how", "text_labels",
+           "number", "label_number", "same_number", "same_text", "empty_held_out", "whole_files", "whole_file"]
 
 # a file given to `neuroview test`/`predict` that is not the model's training data: every series of it is evaluated
 _WHOLE_FILE = contextvars.ContextVar("neuroview_whole_file", default=False)
@@ -92,18 +94,17 @@ def folds_of(val_fraction: float, val_fold: int | None) -> int | None:
 def encode_labels(y_train: np.ndarray) -> list[str]:
     """The training split's classes as strings, in the order of their indices: as numbers where they all are."""
     labels = [str(v) for v in np.unique(y_train)]
-    try:  # UCR labels are strings such as "1", "2", "10": order them as numbers (exactly: ids beyond 2**53)
-        return sorted(labels, key=lambda v: (float(v), exact(v)))
-    except ValueError:
-        return sorted(labels)
+    if all(exact(v) is not None for v in labels):  # UCR labels are strings such as "1", "2", "10": ordered as numbers
+        return sorted(labels, key=lambda v: (float(v), exact(v)))  # exactly: ids beyond 2**53
+    return sorted(labels)
 
 
 def text_labels(y: np.ndarray) -> np.ndarray:
     """Labels as their classes read them: bytes (numpy's ``S`` dtype, as ``np.savez`` keeps ``np.array([b"cat"])``, or
     in an object array) as text (``str(b"cat")`` is ``"b'cat'"``, the name a class would otherwise carry into
     reports); float ``-0.0`` as ``0.0`` (one class to numpy, two names to ``str``). Text is kept as written (a class
-    numbering a model was trained on stays); labels equal but for the whitespace around them are refused
-    (:func:`same_text`)."""
+    numbering a model was trained on stays); labels equal but for the whitespace around them or their Unicode form
+    (NFC, NFD) are refused (:func:`same_text`)."""
     try:
         if y.dtype.kind == "S":
             return np.char.decode(y, "utf-8")
@@ -127,44 +128,81 @@ def _utf8(v: bytes) -> bool:
 
 def same_text(labels: list[str]) -> tuple[str, str] | None:
     """The first two of ``labels`` (distinct strings) that differ only in the whitespace around them (``"cat"`` and
-    ``"cat "``: two classes in an .npz, one in a CSV, whose reader strips them), or ``None``."""
+    ``"cat "``: two classes in an .npz, one in a CSV, whose reader strips them) or in their Unicode form (``"café"``
+    with one code point for the ``é`` (NFC) and with ``e`` and a combining accent (NFD): two classes that print alike),
+    or ``None``; :func:`apart_how` says which."""
     seen: dict[str, str] = {}
     for label in labels:
-        if label.strip() in seen:
-            return seen[label.strip()], label
-        seen[label.strip()] = label
+        key = _text_key(label)
+        if key in seen:
+            return seen[key], label
+        seen[key] = label
     return None
 
 
+def _text_key(label: str) -> str:
+    """What a label names as text: its NFC form without the whitespace around it."""
+    return unicodedata.normalize("NFC", label).strip()
+
+
+def apart_how(a: str, b: str) -> str:
+    """How two labels of one :func:`_text_key` differ, for an error: whitespace, or Unicode form (shown code point by
+    code point, as the two print alike)."""
+    if a.strip() == b.strip():
+        return "the same label with other whitespace around it (a CSV's reader strips it)"
+    def form(v: str) -> str:
+        return next((f for f in ("NFC", "NFD") if unicodedata.is_normalized(f, v)), "neither NFC nor NFD")
+
+    return (f"the same label in two Unicode forms, which print alike ({ascii(a)}: {form(a)}, {ascii(b)}: {form(b)}; "
+            "NFC composes a letter and its accent into one character, NFD keeps them apart; "
+            "unicodedata.normalize('NFC', label) writes them one way)")
+
+
+# a label reads as a number only where it is written as one: no underscores (float("1_0") is 10, PEP 515: "1_0" and
+# "10" were one number), no "inf" or "infinity" (an abbreviation such as "inf", infected, is a class name), no digits
+# of other scripts (float("١") is 1.0)
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+# the spellings of a missing value, which no label may be (a spreadsheet's empty cell as pandas writes it)
+_MISSING = {"nan", "+nan", "-nan"}
+
+
 def number(v: str) -> float | None:
-    """``v`` read as a number (``"1.0"``: 1.0), or ``None`` where it is not one."""
+    """``v`` read as a number (``"1.0"``: 1.0), or ``None`` where it is not one (Python's ``float``: a CSV's field)."""
     try:
         return float(v)
     except ValueError:
         return None
 
 
+def label_number(v: str) -> float | None:
+    """The label ``v`` read as a number where it is written as one (``"1.0"``: 1.0; ``"nan"``, a missing value: NaN),
+    else ``None``: ``"1_0"`` (subject 1, session 0), ``"inf"`` and ``"١"`` are text."""
+    text = str(v).strip()
+    if text.lower() in _MISSING:
+        return float("nan")
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
 def exact(v: str) -> Decimal | None:
     """``v`` read as an exact number (``"1.0"`` and ``"1"`` are one; ``"100000000000000003"`` and
-    ``"100000000000000007"``, one float, are two), or ``None`` where it is not one. Labels are compared by it."""
-    try:
-        d = Decimal(v.strip())
-    except (ArithmeticError, ValueError):  # decimal's InvalidOperation is an ArithmeticError
-        return None
-    return None if d.is_nan() else d
+    ``"100000000000000007"``, one float, are two), or ``None`` where it is not one (written otherwise than as a number:
+    :func:`label_number`). Labels are compared by it."""
+    text = str(v).strip()
+    return Decimal(text) if _NUMBER.fullmatch(text) else None
 
 
-def written_apart(unknown: list[str], classes: list[str]) -> str:
-    """A hint where labels differ only in how a number is written ("1.0" in one split, "1" in another)."""
+def written_apart(unknown: list[str], classes: list[str], who: str = "the training split") -> str:
+    """A hint where labels differ only in how a number is written ("1.0" in one split, "1" in another), in the
+    whitespace around them or in their Unicode form; ``who`` names what writes them as ``classes``."""
     known = {exact(c): c for c in classes if exact(c) is not None}
     same = [(u, known[exact(u)]) for u in unknown if exact(u) in known]
-    if not same:  # text written with other whitespace around it ("cat " for "cat")
-        known = {c.strip(): c for c in classes}
-        same = [(u, known[u.strip()]) for u in unknown if u.strip() in known]
-        return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same label with other whitespace "
-                "around it; store the labels one way)") if same else ""
-    return (f" (the training split writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
-            "and int labels; store the labels one way)")
+    fix = "store the labels one way" if who == "the training split" else f"store the labels as {who} names them"
+    if not same:  # text written with other whitespace around it ("cat " for "cat"), or in another Unicode form
+        known = {_text_key(c): c for c in classes}
+        same = [(u, known[_text_key(u)]) for u in unknown if _text_key(u) in known]
+        return (f" ({who} writes {same[0][0]!r} as {same[0][1]!r}: {apart_how(*same[0])}; {fix})") if same else ""
+    return (f" ({who} writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
+            f"and int labels; {fix})")
 
 
 def same_number(labels: list[str]) -> tuple[str, str] | None:

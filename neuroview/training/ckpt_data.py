@@ -12,7 +12,7 @@ import importlib
 from ..data.read_as import same_file
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 
-__all__ = ["check_evaluated_data", "check_resumed_data"]
+__all__ = ["check_evaluated_data", "check_resumed_data", "saved_class"]
 
 # data options that change neither the splits nor the training batches
 _DATA_HARMLESS = ("num_workers", "eval_batch_size", "download", "root")
@@ -57,7 +57,7 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
     names the option that gave ``ckpt`` (``model.init_weights`` is held alike)."""
     asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
     args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
-    if not saved or not _same_class(asked.get("class_path"), saved.get("_class_path")):
+    if not saved or not _same_class(asked.get("class_path"), saved_class(ckpt, saved, asked)):
         return
     gone = [k for k in ({"validate": "val_path"}.get(sub, "test_path"),) if saved.get(k) and k in args and args[k] is None]
     if gone and all(_same_name(args[k], saved[k]) for k in ("path", "name") if k in saved and k in args):
@@ -79,6 +79,22 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
         raise ValueError(f"{what}: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
                          f"{sub}` would cut the splits otherwise, and {why}: give the checkpoint's options ({give}), or "
                          f"other data")
+
+
+def saved_class(ckpt: str | None, saved: dict, asked: dict) -> str | None:
+    """The class of the data module ``ckpt`` was trained on (``saved``: its ``datamodule_hyper_parameters``):
+    LightningCLI's ``_class_path``, else the class an ``ArrayDataModule`` records (a ``pl.Trainer`` run of the Python
+    API), else, for such a checkpoint from before that record, the class ``asked`` (the command's ``data``) where it
+    reads the file or set the checkpoint names (``path``, ``name``): the model's own data, so carved as in training and
+    held to its options; ``None`` where nothing says (other data: a new file is scored whole)."""
+    from ..data.read_as import checkpoint_data  # noqa: PLC0415
+
+    found = saved.get("_class_path") or ((checkpoint_data(ckpt) or {}).get("class_path") if ckpt else None)
+    if found:
+        return found
+    args = dict(asked.get("init_args") or {})
+    named = [k for k in ("path", "name") if saved.get(k) is not None and args.get(k) is not None]
+    return asked.get("class_path") if named and all(_same_name(args[k], saved[k]) for k in named) else None
 
 
 def _as_typed(value) -> str:

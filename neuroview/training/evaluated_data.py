@@ -17,7 +17,7 @@ import yaml
 from pytorch_lightning.utilities import rank_zero_info
 
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
-from .ckpt_data import _DATA_NAMES, _as_typed, _same_class, _same_name, check_evaluated_data
+from .ckpt_data import _DATA_NAMES, _as_typed, _same_class, _same_name, check_evaluated_data, saved_class
 
 __all__ = ["evaluated_data", "format_hint", "named_data_options", "refuse_uncarried"]
 
@@ -33,11 +33,13 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     from ..data.read_as import READ_AS, checkpoint_data  # noqa: PLC0415
 
     data = cfg.get("data")
-    spec = checkpoint_data(source) if source else None
+    spec = checkpoint_data(source, unnamed=True) if source else None
     asked = (data.as_dict() if hasattr(data, "as_dict") else dict(data)) if data is not None else {}
     args, saved = dict(asked.get("init_args") or {}), (spec or {}).get("init_args", {})
     if spec is None or not asked.get("class_path") or not hasattr(data, "init_args"):
         return False
+    if spec["class_path"] is None:  # a Python API checkpoint of before the data class was recorded: judged by its file
+        spec["class_path"] = saved_class(None, saved, asked) or ""  # "" no class: other data, the file scored whole
     if not cfg.get("ckpt_path"):  # --model.init_weights: held to its data as --ckpt_path is (cli's _check_resume);
         # unchecked, the training file without its test_path was scored whole, its 40 training series as "test"
         check_evaluated_data(source, data, {"_class_path": spec["class_path"], **saved}, sub, "model.init_weights")
