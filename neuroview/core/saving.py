@@ -37,6 +37,7 @@ def paths(path) -> tuple[Path, Path]:
     if not isinstance(given, str):  # None, bytes: pathlib's bare TypeError named no argument
         raise TypeError(f"path: expected a str or os.PathLike file name, got {type(path).__name__} {path!r}")
     given = os.path.expanduser(given)  # "~/x" made a folder named "~" in the working directory
+    _check_lengths(given)  # before any stat of it: a name too long for the file system was a bare OSError
     # a folder would get its files beside it ("out/" -> out.safetensors), an empty path a bare pathlib error
     if isinstance(given, str) and (given.strip() == "" or given.endswith(("/", os.sep)) or Path(given).is_dir()):
         raise ValueError(f"path: expected a file name (ending in .safetensors, or no suffix), got {given!r}, "
@@ -48,6 +49,27 @@ def paths(path) -> tuple[Path, Path]:
     elif path.suffix != ".safetensors":
         raise ValueError(f"path: expected a file name ending in .safetensors (or no suffix), got {str(path)!r}")
     return path, path.with_suffix(".json")
+
+
+#: The bytes of one file or folder name on the common file systems (ext4, xfs, btrfs, tmpfs, APFS, NTFS's 255 characters).
+NAME_MAX = 255
+#: What the writer adds to the stem of the pair for its longest sibling: ``.<stem>.json.neuroview-journal.<8>.tmp``,
+#: the temporary file of :func:`neuroview._io.atomic_write_all`'s journal beside the sidecar.
+_SIBLING = len(".x.json.neuroview-journal.12345678.tmp".encode()) - 1
+
+
+def _check_lengths(given: str) -> None:
+    """A ValueError naming ``path`` where a folder of ``given`` or its file (with the writer's temporary siblings of it)
+    has a name longer than :data:`NAME_MAX` bytes: the save failed with a bare ``OSError [Errno 36]``."""
+    parts = [p for p in given.replace(os.altsep or os.sep, os.sep).split(os.sep) if p]
+    stem = Path(given).stem if Path(given).suffix in ("", ".safetensors") else Path(given).name
+    longest = [f"folder name {p[:30]!r}... ({len(os.fsencode(p))} bytes)" for p in parts[:-1] if len(os.fsencode(p)) > NAME_MAX]
+    if parts and len(os.fsencode(stem)) + _SIBLING > NAME_MAX:
+        longest.append(f"file name {stem[:30]!r}... ({len(os.fsencode(stem))} bytes before its suffix)")
+    if longest:
+        raise ValueError(f"path: expected folder names of at most {NAME_MAX} bytes and a file name of at most "
+                         f"{NAME_MAX - _SIBLING} bytes before its suffix (the writer's temporary files beside it take the "
+                         f"rest of the file system's {NAME_MAX}), got a {longest[0]}; pick a shorter name")
 
 
 def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path, Path]:

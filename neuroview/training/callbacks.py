@@ -305,6 +305,9 @@ class ResumeState:
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["neuroview_rng"] = rng_states()
+        # the run's seed_everything (Lightning keeps it in PL_GLOBAL_SEED): a zoo entry made of the checkpoint says it
+        seed = os.environ.get("PL_GLOBAL_SEED", "")
+        checkpoint["neuroview_seed"] = int(seed) if seed.lstrip("-").isdigit() else None
         if self._trainer is not None:
             # world_size: each process reads its share of the training split, so the processes set the steps of an epoch
             checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps,

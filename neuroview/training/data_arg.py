@@ -15,11 +15,17 @@ from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
-__all__ = ["absolute_paths", "datamodule_for", "data_module", "explained_data", "format_options_hint",
+__all__ = ["absolute_paths", "datamodule_for", "path_kind", "data_module", "explained_data", "format_options_hint",
            "read_evaluated_like"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
+
+
+def path_kind(data: str) -> str | None:
+    """The data module of a ``.npz``, ``.csv`` or ``.tsv`` path, its suffix in any case (``FILE.NPZ``: a copy from
+    another system is that file); None for any other ``--data``."""
+    return _PATHS.get(Path(data).suffix.lower())
 
 
 def datamodule_for(name: str):
@@ -46,7 +52,7 @@ def data_module(data: str, trained_on: dict | None = None):
     :func:`~neuroview.data.read_as.read_as_trained`). A JSON spec says how itself."""
     from ..data.read_as import read_as_trained  # noqa: PLC0415
 
-    kind = _PATHS.get(Path(data).suffix)
+    kind = path_kind(data)
     dm = datamodule_for(data) if kind is None else make_datamodule({"class_path": f"neuroview.data.{kind}",
                                                                      "init_args": {"path": data}})
     if not data.lstrip().startswith("{"):
@@ -99,7 +105,7 @@ def explained_data(make, data: str, trained_on: dict | None, split: str = "test"
 def format_options_hint(data: str | None, message: str) -> str:
     """Where an error about ``explain --data FILE`` asks for an option of the file's data module (``pass header=true``),
     how to give it: ``explain`` takes no ``--data.init_args.*``, but a JSON data-module spec; ``""`` otherwise."""
-    kind = _PATHS.get(Path(data).suffix) if data and not data.lstrip().startswith("{") else None
+    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
     # a quoted value as Python wrote it (delimiter=';', '\\t', ','), else a bare one (header=true, channels=2)
     asked = re.search(r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)="
                       r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;)]+)", message)

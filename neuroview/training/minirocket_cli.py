@@ -12,7 +12,6 @@ import sys
 
 __all__ = ["main"]
 
-_PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
 #: The library's argument names in the refusals this command prints, and the options that gave them.
 _OPTIONS = {"num_features": "--num-features", "max_k90": "--max-k90", "seed": "--seed"}
 
@@ -29,6 +28,7 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
     from pathlib import Path  # noqa: PLC0415
 
     from .. import data as datasets  # noqa: PLC0415
+    from .data_arg import path_kind  # noqa: PLC0415
 
     if data.lstrip().startswith("{"):
         try:
@@ -36,11 +36,11 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
         except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
             raise ValueError(f"--data: expected a JSON data-module spec, got {data!r} ({e})") from None
     raw = {"val_fraction": 0.0, "normalize": normalize}
-    if Path(data).suffix in _PATHS:
+    if kind := path_kind(data):  # FILE.NPZ, FILE.CSV (a copy from another system) too
         if not Path(data).is_file():
             raise FileNotFoundError(f"--data: no such file {data!r}")
         # absolute: a later command (explain) run from another folder reads the same file
-        return {"class_path": f"neuroview.data.{_PATHS[Path(data).suffix]}",
+        return {"class_path": f"neuroview.data.{kind}",
                 "init_args": {"path": os.path.abspath(data), **raw, "resample": True}}
     if data.lower() == "mnist1d":
         return {"class_path": "neuroview.data.MNIST1DDataModule", "init_args": raw}
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
-    args = p.parse_args(argv)
+    from .sparsify_cli import expand_paths, not_written  # noqa: PLC0415
+
+    args = expand_paths(p.parse_args(argv), "out")  # --out=~/x: no shell expanded it
     tag = entry_tag(args.data)
     try:
         from ..zoo.pretrained import make_datamodule, refuse_existing  # noqa: PLC0415
@@ -113,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     dm.setup("test")
     test = list(dm.test_dataloader())  # read once, for both entries
-    for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)):
-        if model is not None:
-            _save(model, name, net, spec, dm, test, args, out)
+    try:
+        for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)):
+            if model is not None:
+                _save(model, name, net, spec, dm, test, args, out)
+    except OSError as e:  # --out made unwritable, or a disk filled, during the work: said, not a traceback
+        print(f"neuroview minirocket: {not_written(args.out, e)}", file=sys.stderr)
+        return 2
     import shlex  # noqa: PLC0415
 
     entry = f"nv_minirocket.{tag}{'_sparse' if sparse is not None else ''}"

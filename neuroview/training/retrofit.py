@@ -42,8 +42,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._batch import call_model, check_lengths, filled, kept_generators, series_input, unpack
-from .._io import atomic_write
-from .._io import safetensors_bytes as save_bytes
 from ..core._utils import batch_labels, factory, own_rng, positive_int
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
@@ -52,6 +50,7 @@ from ..zoo import create_model
 from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
+from .retrofit_out import check_out, write_out
 from .retrofit_checks import OutputCheck, check_train_labels, check_weights, standard_scores, task_classes
 from .retrofit_checks import num_classes_of as _num_classes
 from .sparsify_cli import as_option
@@ -292,37 +291,6 @@ def _load_standard(source: str, arch: str | None, arch_kwargs: dict | None):
     return load_model(path, what="source"), {"data_module": checkpoint_data(path), "class_names": checkpoint_classes(path)}
 
 
-def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
-    """What ``--out`` records: its source, how to rebuild it (``explain --model nv_<arch> --weights`` reads it) where
-    that is one zoo builder's call (a CNN, its quantizer included; a checkpoint's from its hyper-parameters), and the
-    data its head was fitted on as read (``neuroview.data``: explain reads other data as it, and it where none is given)."""
-    meta = {"neuroview.retrofit_of": str(args.source)}
-    cfg = getattr(std, "pretrained_cfg", None) or {}
-    arch = cfg.get("architecture") or args.arch
-    kwargs = dict(cfg.get("arch_kwargs") or json.loads(args.arch_kwargs or "{}"))
-    trained = (cfg.get("dataset") or {}).get("data_module")
-    if str(args.source).endswith(".ckpt"):
-        from ..data.read_as import checkpoint_data  # noqa: PLC0415
-        from ..zoo.build import arch_kwargs  # noqa: PLC0415
-        from ..zoo.weights import read_checkpoint  # noqa: PLC0415
-
-        hp = read_checkpoint(args.source, "source").get("hyper_parameters") or {}
-        arch, trained = hp.get("arch"), checkpoint_data(args.source)
-        if arch is not None:
-            kwargs = arch_kwargs(arch, num_classes=hp["num_classes"], in_channels=hp["in_channels"],
-                                 max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
-    if dm is not None:
-        from .sparsify_cli import _data_spec  # noqa: PLC0415
-
-        spec = _data_spec(args.data, dm, trained) if args.data is not None else trained
-        meta |= {"neuroview.data": json.dumps(spec, sort_keys=True)} if spec else {}
-        meta["neuroview.classes"] = json.dumps([str(c) for c in dm.class_names])  # what its outputs index
-    if arch and not isinstance(std, (RNNClassifier, nn.RNNBase)) and getattr(net, "quantizer", None) is not None:
-        meta["neuroview.architecture"] = f"nv_{arch}"
-        meta["neuroview.arch_kwargs"] = json.dumps({**kwargs, "quantizer": net.quantizer}, sort_keys=True)
-    return meta
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, prog="neuroview retrofit", description="Wrap a trained standard network, freeze its "
                                 "backbone, fit only the global classifier, and report how much test accuracy the explanation costs.")
@@ -339,12 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="replace --out where that file exists")
     args = p.parse_args(argv)
-    out = Path(args.out) if args.out else None  # checked before the fit: it could be the source itself
-    why = (None if out is None else "expected a .safetensors path (the weights are written as safetensors)"
-           if out.suffix != ".safetensors" else "is a folder" if out.is_dir() else
-           "exists; pick another path or pass --overwrite to replace it" if out.exists() and not args.overwrite else
-           None if out.parent.is_dir() else f"its folder {out.parent} does not exist")
-    if why:
+    if why := check_out(args):  # before the fit: it could be the source itself, or a folder that cannot be written
         print(f"neuroview retrofit: out: {args.out} {why}", file=sys.stderr)
         return 2
     if args.data is None and not _is_entry(args.source) and not str(args.source).endswith(".ckpt"):
@@ -361,11 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuroview retrofit: {as_option(str(e), given)}", file=sys.stderr)  # the option typed, as sparsify says it
         return 2
     print(f"retrofit of {args.source}: {res}")
-    if args.out:
-        atomic_write(out, save_bytes({k: v.contiguous() for k, v in res.model.state_dict().items()},
-                                     metadata=_built(model, res.model, args, dm)))
-        print(f"weights of the NeuroView network written to {args.out}")
-    return 0
+    return write_out(args, model, res.model, dm)
 
 
 def _prepare(args) -> tuple[nn.Module, object]:

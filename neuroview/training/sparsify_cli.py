@@ -49,7 +49,9 @@ def _source(source: str, data: str | None, zoo: str | None = None):
                        "class_names": list(dm.class_names)}
         kw = arch_kwargs(hp["arch"], num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                          max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
-        entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": None, "dataset": dataset}
+        seed, training = _run_record(source)
+        entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": seed, "dataset": dataset,
+                 "training": training}
         return module.model.eval(), dm, entry, Path(source).stem
     net = create_model(source, pretrained=True, **({"root": zoo} if zoo else {}))
     entry = net.pretrained_cfg
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
                                                 "zoo; e.g. what an earlier `neuroview sparsify --out` or `minirocket --out` "
                                                 "wrote: a folder with a manifest.json)")
-    args = p.parse_args(argv)
+    args = expand_paths(p.parse_args(argv), "out", "zoo")
     if args.finetune < 0:  # refused before the work (it was refused as `epochs` once the path had been walked)
         p.error(f"--finetune: expected epochs >= 0, got {args.finetune}")
     try:
@@ -215,8 +217,30 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon)
         print(f"neuroview sparsify: {as_option(str(e), _OPTIONS)}", file=sys.stderr)
         return 2
-    _write(args, net, sparse, dm, entry, name)
+    try:
+        _write(args, net, sparse, dm, entry, name)
+    except OSError as e:  # --out made unwritable, or a disk filled, during the work: said, not a traceback
+        print(f"neuroview sparsify: {not_written(args.out, e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def expand_paths(args, *names: str):
+    """``args`` with the folder options ``names`` (``--out``, ``--zoo``) ``~``-expanded: no shell expands ``--out=~/x``,
+    a quoted ``'~/x'`` or one in a job file, and ``./~/x`` was written (or read) instead of the home folder's."""
+    import os  # noqa: PLC0415
+
+    for name in names:
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, os.path.expanduser(getattr(args, name)))
+    return args
+
+
+def not_written(out: str, e: OSError) -> str:
+    """The refusal of a command whose final save into ``--out`` failed (checked writable before the work: it became
+    unwritable, or the disk filled, since); the export writes as one, so the folder's earlier files stay as they were."""
+    return (f"out: could not write into {out!r} ({type(e).__name__}: {e}); the result was not saved, and what --out held "
+            "before was left as it was: free the disk or make the folder writable, and run the command again")
 
 
 def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
@@ -285,6 +309,26 @@ def sparsify_record(path, finetune: int = 0, kept: int | None = None) -> dict:
 
 
 def _recipe_commit(entry: dict) -> dict:
-    """``{"training": {"recipe_commit": ...}}`` where the source was trained with its recipe as of another commit."""
-    commit = (entry.get("training") or {}).get("recipe_commit")
+    """``{"training": {"recipe_commit": ...}}`` where the source was trained with its recipe as of another commit; a
+    checkpoint's run: :func:`_run_record`'s."""
+    if "checkpoint" in (training := entry.get("training") or {}):
+        return {"training": training}
+    commit = training.get("recipe_commit")
     return {"training": {"recipe_commit": commit}} if commit else {}
+
+
+def _run_record(source: str) -> tuple[int | None, dict]:
+    """``(seed, training record)`` of a ``neuroview fit`` checkpoint: the run's ``seed_everything`` where it records it
+    (``neuroview_seed``), else None; the record names the checkpoint and says what it does not record, and why."""
+    import os  # noqa: PLC0415
+
+    from ..zoo.weights import read_checkpoint  # noqa: PLC0415
+
+    seed = read_checkpoint(source, "source").get("neuroview_seed")
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    missing = {"recipe": "a checkpoint keeps the run's options as resolved (its hyper-parameters and data module), not "
+                         "the recipe file they came from"}
+    if seed is None:
+        missing["seed"] = ("the checkpoint records no seed_everything (written before `neuroview fit` recorded it, or a "
+                           "run with seed_everything: false)")
+    return seed, {"checkpoint": os.path.abspath(source), "not_recorded": missing}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -60,16 +61,17 @@ def data_module(spec: str):
         return D.MNIST1DDataModule()
     if spec in D.UCR_DATASETS:
         return D.UCRDataModule(spec)
-    if spec.endswith(".npz"):
-        return D.NpzDataModule(spec)
-    if spec.endswith((".csv", ".tsv")):
-        return D.CsvDataModule(spec)
+    from ..training.data_arg import path_kind  # noqa: PLC0415
+
+    if file := path_kind(spec):  # FILE.NPZ, FILE.CSV (a copy from another system) too, as NpzDataModule reads it
+        return getattr(D, file)(spec)
     kind, _, root = spec.partition(":")
     if kind == "mnist" and root:
         return D.MNISTDataModule(root)
     if kind == "cifar10" and root:
         return D.CIFAR10DataModule(root)
-    raise ValueError(f"--data: expected {DATA_HELP}; got {spec!r}")
+    found = f" (a file, but its suffix {Path(spec).suffix!r} is none of .npz, .csv, .tsv)" if os.path.isfile(spec) else ""
+    raise ValueError(f"--data: expected {DATA_HELP}; got {spec!r}{found}")
 
 
 def guess_data(model: nn.Module) -> str:
@@ -299,12 +301,14 @@ def _after(d: dict, after: str, key: str, value) -> dict:
 
 
 def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """``p``'s arguments; ``--data.init_args.header true``, as fit takes it, is told how explain takes a file's options."""
+    """``p``'s arguments, ``--out`` and ``--zoo`` ``~``-expanded; ``--data.init_args.header true``, as fit takes it, is
+    told how explain takes a file's options."""
     args, unknown = p.parse_known_args(argv)
     if unknown:
         given = next((u.split("=", 1)[0] for u in unknown if u.startswith("--data.")), None)
         p.error(f"{given}: `neuroview explain` takes no --data.* options; give a file's options in a JSON data-module "
                 f"spec, e.g. --data '{EXAMPLE_SPEC}'" if given else f"unrecognized arguments: {' '.join(unknown)}")
+    args.out, args.zoo = (os.path.expanduser(v) if v else v for v in (args.out, args.zoo))  # --out=~/r: no shell expanded it
     return args
 
 

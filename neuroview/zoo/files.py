@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ENV", "checkpoints_dir", "default_checkpoints", "recipes_dir", "find_recipe", "MissingZooError"]
+__all__ = ["ENV", "checkpoints_dir", "default_checkpoints", "recipes_dir", "find_recipe", "MissingZooError", "unwritable"]
 
 #: An explicit checkpoints folder, instead of the packaged or the source tree's.
 ENV = "NEUROVIEW_CHECKPOINTS"
@@ -37,11 +37,30 @@ def default_checkpoints() -> tuple[Path, list[Path]]:
 
 def checkpoints_dir(root: str | os.PathLike | None = None) -> Path:
     """``root``, else ``$NEUROVIEW_CHECKPOINTS``, else the packaged checkpoints, else the source tree's."""
-    if root is not None:
-        return Path(root)
+    if root is not None:  # "~/zoo" (quoted, after --zoo=, in a .env file): the home folder's, not ./~/zoo
+        return Path(root).expanduser()
     if os.environ.get(ENV):
-        return Path(os.environ[ENV])
+        return Path(os.environ[ENV]).expanduser()
     return default_checkpoints()[0]
+
+
+def unwritable(folder: str | os.PathLike) -> tuple[Path, str] | None:
+    """``(where, why)`` where ``folder`` (or, where it does not exist yet, ``where``: the nearest folder above it, in
+    which it would be made) cannot take a new file, found by making one and removing it at once (a read-only or
+    immutable folder, a read-only file system: ``os.access`` does not see them all); ``None`` where it can. A command
+    checks its ``--out`` so before its work: the export found it only after, in a bare PermissionError, the work lost."""
+    import tempfile  # noqa: PLC0415
+
+    folder = Path(folder).expanduser()
+    nearest = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if nearest is None or not nearest.is_dir():
+        return None  # a file in the way: the callers say that by name
+    try:
+        with tempfile.NamedTemporaryFile(dir=nearest, prefix=".neuroview-probe.", suffix=".tmp"):
+            pass
+    except OSError as e:
+        return nearest, f"{type(e).__name__}: {e.strerror or e}"
+    return None
 
 
 def missing_zoo_message() -> str:

@@ -49,13 +49,15 @@ from ..core._utils import is_bool
 from .._io import safetensors_bytes as save_bytes  # its header's keys in one order: one file a network
 from .build import builder, routed
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
-from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message
+from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message, unwritable
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from ._arguments import check_arguments
+from ._save_checks import check_normalize as _check_normalize, check_same_settings as _check_same_settings
+from ._save_checks import plain as _plain  # viz.report compares arguments by it, from here
 from ._weights_checks import find_sites, input_shape_record as _input_shape
-from .weights import (_EXPOSED, _NOT_COMPUTED, ArchitectureError, exposed, ChecksumError, arch_clash, arch_defaults, check_finite,
-                      check_fits, load_weights, read_weights, saved_arch_kwargs)
+from .weights import (ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_finite, check_fits, load_weights,
+                      read_weights, saved_arch_kwargs)
 
 __all__ = ["checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights", "save_pretrained",
            "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file", "unknown_entry", "check_arguments",
@@ -94,9 +96,10 @@ def list_pretrained(pattern: str | None = None, root: str | os.PathLike | None =
 def check_root(root: str | os.PathLike | None) -> None:
     """A ``root`` given to read entries from must be a folder: a typo (or the manifest's own path) read as an
     empty zoo said the entry was missing from it. (A folder to write into may not exist yet: not checked there.)"""
-    if root is not None and not Path(root).is_dir():
-        why = "a file, not a folder" if Path(root).exists() else "no such folder"
-        raise ValueError(f"root: expected a checkpoint folder, got {str(root)!r} ({why})")
+    if root is not None and not (folder := checkpoints_dir(root)).is_dir():  # "~/zoo" as checkpoints_dir reads it
+        why = "a file, not a folder" if folder.exists() else "no such folder"
+        shown = repr(str(root)) + (f" ({str(folder)!r})" if str(folder) != str(root) else "")
+        raise ValueError(f"root: expected a checkpoint folder, got {shown} ({why})")
 
 
 def get_entry(name: str, root: str | os.PathLike | None = None) -> tuple[str, dict]:
@@ -256,11 +259,6 @@ def _given_clash(kwargs: dict, arch_kwargs: dict, defaults: dict) -> dict[str, t
     return out
 
 
-def _plain(v: Any) -> Any:
-    # JSON turns tuples into lists: compare arguments the way the manifest stores them
-    return json.loads(json.dumps(v, default=str)) if isinstance(v, (tuple, list, dict)) else v
-
-
 def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:  # no pass run: the model
     """Check ``name`` as :func:`load_pretrained` does (hash, architecture, shapes, parameter count)."""
     return load_pretrained(name, root=root, _probe=False)
@@ -270,17 +268,29 @@ def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
 def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) -> None:
     """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and ``overwrite`` is off: a command
     that writes zoo entries never replaces an earlier run's unasked, nor finds it only after the work (:func:`save_pretrained` too)."""
-    if Path(root).exists() and not Path(root).is_dir():  # found before the work, not by the mkdir after it
+    root = checkpoints_dir(root)  # "~/zoo": the home folder's, as the export writes it
+    if root.exists() and not root.is_dir():  # found before the work, not by the mkdir after it
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which is a file")
-    blocker = next((p for p in Path(root).parents if p.exists()), None)  # the nearest folder above that exists
+    blocker = next((p for p in root.parents if p.exists()), None)  # the nearest folder above that exists
     if blocker is not None and not blocker.is_dir():
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which cannot be made: {str(blocker)!r} is a file")
+    if blocked := unwritable(root):  # a read-only folder: the export's PermissionError came after the work, which was lost
+        where = "which" if blocked[0] == root else f"to be made in {str(blocked[0])!r}, which"
+        raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, {where} cannot be written "
+                         f"({blocked[1]}); pick another --out, or make it writable")
+    for n in names:  # a name too long for the file system: its file's OSError came after the work
+        check_entry_name(n, n.split(".", 1)[0], "name")
     entries = read_manifest(root)  # a broken manifest is found now, also under overwrite, not after the work
     if held := [] if overwrite else [n for n in names if n in entries]:
         raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass --overwrite to replace it")
     for n in names:  # a file of that name which is another entry's, or no entry's, is not replaced either
-        if clash := foreign_file(checkpoints_dir(root), n, f"{n}.safetensors", entries, "out"):
+        if clash := foreign_file(root, n, f"{n}.safetensors", entries, "out"):
             raise ValueError(clash)
+
+
+#: The longest entry name: ``.<name>.safetensors.<8 random>.tmp`` and ``.old``, the writer's siblings of its file, stay
+#: within the 255 bytes of a file name (ext4, xfs, btrfs, tmpfs; the name is ASCII: one byte a character).
+MAX_NAME = 200
 
 
 def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
@@ -291,6 +301,10 @@ def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
     if not isinstance(name, str) or not re.fullmatch(rf"{re.escape(architecture)}\.[A-Za-z0-9_.-]+", name):
         raise ValueError(f"{what}: expected '{architecture}.<tag>' (the architecture, a dot, then letters, digits, '_', '-' "
                          f"or '.': a file name in the zoo folder, no path), got {name!r}")
+    if len(name) > MAX_NAME:  # its file, and the writer's temporary siblings of it, are longer than a file system's 255 bytes
+        raise ValueError(f"{what}: expected a name of at most {MAX_NAME} characters (its file <name>.safetensors, and the "
+                         f"writer's temporary files beside it, must fit a file system's 255-byte names), got one of "
+                         f"{len(name)}: {name[:40]!r}...; pick a shorter tag")
     return name
 
 
@@ -337,64 +351,3 @@ def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwar
         # the weights and the manifest that names them, as one: the old pair stays until both are in place
         atomic_write_all({root / entry["file"]: data, root / MANIFEST: (text + "\n").encode()})
     return entry
-
-
-def _check_normalize(model: nn.Module, rebuilt: nn.Module, state: dict, arch_kwargs: dict) -> None:
-    """A ValueError naming ``normalize`` where ``arch_kwargs`` build a normalization the network has not, or the reverse:
-    by its tensors (``norm.*``) alone, the refusal named missing or unexpected tensors, not the argument. So for ``shared_steps``,
-    both ways (``step_shared.weight``)."""
-    if arch_kwargs.get("shared_steps") and not any(k.endswith("step_shared.weight") for k in state) \
-            and any(k.endswith("step_shared.weight") for k in rebuilt.state_dict()):
-        raise ValueError("arch_kwargs: shared_steps=True, but the network has no shared part (step_shared is None: nv.sparsify "
-                         "merged it into its classifier); save it with shared_steps=False, as neuroview sparsify does")
-    if not arch_kwargs.get("shared_steps") and any(k.endswith("step_shared.weight") for k in state) \
-            and not any(k.endswith("step_shared.weight") for k in rebuilt.state_dict()):
-        given = "shared_steps is False" + ("" if "shared_steps" in arch_kwargs else " (the default)")
-        raise ValueError(f"arch_kwargs: {given}, but the network has a shared part (step_shared.weight); save it with shared_steps=True")
-    if arch_kwargs.get("normalize") is False and any(k.startswith("norm.") for k in state) \
-            and not any(k.startswith("norm.") for k in rebuilt.state_dict()):
-        raise ValueError("arch_kwargs: normalize=False, but the network standardizes its features (norm.*: nv.sparsify "
-                         "keeps the standardization its path was fitted on); save it with normalize=True, as "
-                         "neuroview sparsify does")
-    theirs = dict(rebuilt.named_modules())  # a default wrap whose normalization a normalize=False file's load dropped
-    builds = lambda m: m._normalize if hasattr(m, "_normalize") else getattr(m, "norm", None) is not None  # noqa: E731
-    dropped = [f"{n}.norm" if n else "norm" for n, m in model.named_modules() if getattr(m, "classifier", None) is not None
-               and hasattr(m, "norm") and m.norm is None and n in theirs and builds(theirs[n]) is True]
-    if dropped:
-        given = "normalize is True" + ("" if "normalize" in arch_kwargs else " (the default)")
-        raise ValueError(f"arch_kwargs: {given}, but the network has no normalization ({', '.join(dropped)} "
-                         f"{'is' if len(dropped) == 1 else 'are'} None: it loaded the weights of a network built with "
-                         "normalize=False); save it with normalize=False")
-
-
-def _check_same_settings(model: nn.Module, rebuilt: nn.Module, arch_kwargs: dict) -> None:
-    """An ArchitectureError where ``arch_kwargs`` rebuild a network whose NeuroView settings (quantizer, tau, ...)
-    differ from ``model``'s: its tensors fit, and the entry would load as another function, without a word (its
-    file's own record would say the same wrong thing). ``normalize`` is told by the tensors (``norm.*``) where the head is
-    built; a head built on the first batch has none yet, so there it is compared. The layers' widths are told by the
-    tensors too, but not their other settings (:func:`_settings`), which are compared too."""
-    mine, theirs = dict(model.named_modules()), dict(rebuilt.named_modules())
-    clash = [f"{name or 'model'}.{key}: model {exposed(m, attr)!r}, arch_kwargs build {exposed(theirs[name], attr)!r}"
-             for name, m in mine.items() if name in theirs for key, attr in _EXPOSED.items()  # an ensemble's: its members'
-             if (key != "normalize" or getattr(m, "classifier", 0) is None) and not isinstance(getattr(m, "members", None), nn.ModuleList) and hasattr(m, attr) and hasattr(theirs[name], attr)
-             and _plain(exposed(m, attr)) != _plain(exposed(theirs[name], attr))]
-    # then every layer's own settings, which no tensor shape tells (an attention's num_heads, an RNN's nonlinearity)
-    clash = clash or [f"{name or 'model'}.{attr}: model {v!r}, arch_kwargs build {other[attr]!r}"
-                      for name, m in mine.items() if name in theirs for other in (_settings(theirs[name]),)
-                      for attr, v in _settings(m).items() if attr in other and _plain(v) != _plain(other[attr])]
-    if clash:
-        raise ArchitectureError(f"arch_kwargs: {arch_kwargs} rebuild a network with other settings than the model's "
-                                f"({'; '.join(clash[:4])}); pass the arguments the model was built with")
-
-
-#: Plain attributes of a module that are no setting of the function it computes: its mode, a switch of checks, arguments
-#: of speed only, and what a NeuroView-CNN records of the data it found its sites on (the per-sample ``input_shape``, at
-#: any of which a fully convolutional network computes one function; what it froze or left out): no argument sets them.
-_STATE = frozenset({"training", "check_finite", "input_shape", "frozen", "left_out"}) | _NOT_COMPUTED
-
-
-def _settings(module: nn.Module) -> dict[str, Any]:
-    """The public int/float/str/bool attributes of ``module`` itself (``eps``, ``num_heads``, ``nonlinearity``,
-    ``negative_slope``, a Dropout's ``p`` ...) and its lists of numbers (a MiniRocket's ``dilations``), less :data:`_STATE`."""
-    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k not in _STATE and (isinstance(v, (int, float, str, bool))
-            or isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v))}
