@@ -12,6 +12,9 @@ names each table that differs). Where the numbers come from:
   seeds and the comparisons with MiniRocket (``seeds``, ``seeds_by_arch``, ``gaps``, ``aim``,
   the seeds column of ``recipes``);
 - ``quantizers.json`` (``quantizers.py``), ``rnn_accuracy.json`` (``rnn_accuracy.py``);
+- ``ucr_accuracy.json``, ``ucr_ensemble.json``, ``ucr_ensemble_val.json``, ``sparse_ensemble.json``,
+  ``ucr_nv_minirocket.json``, ``ucr_choices.json`` (the scripts of those names), all read from ``--root``'s
+  checkout, with its recipes for their versions;
 - ``retrofit.json`` (``retrofit_zoo.py``): the retrofit of every standard zoo entry. Each
   result records the sha256 of the weights it was computed from; where the manifest names other
   weights (the zoo was retrained), writing re-runs those retrofits first (~10 s each on a CPU).
@@ -21,6 +24,11 @@ So after re-training the zoo (``reproduce_zoo.py --export ...``), this script is
     python benchmarks/docs_tables.py            # rewrite every table (and stale retrofit results)
     python benchmarks/docs_tables.py --check    # exit 1 where a doc disagrees with the data
 
+A seeds cell built from fewer runs than the header's seeds shows their count, ``99.4 (1)``; a run of
+``zoo_runs.json`` counts only for its recipe as the file is now (``reproduce_zoo.run_sha``), and the check
+names a recipe edited since its runs, and a source file that is missing (its tables would read as dashes).
+A results file that is not readable JSON is a ValueError naming it (``_cache.read_cache``).
+
 ``tests/test_docs.py`` runs the check. Imports the standard library, PyYAML, and (for the RNN
 table, and a retrofit re-run) ``rnn_accuracy.py`` and ``retrofit_zoo.py``, with torch and neuroview.
 """
@@ -28,8 +36,9 @@ table, and a retrofit re-run) ``rnn_accuracy.py`` and ``retrofit_zoo.py``, with 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import importlib.util
-import json
 import re
 import statistics
 import sys
@@ -78,23 +87,42 @@ class Sources:
     sparse: dict[str, dict]  # the sparse zoo entries (sparsify_zoo.py), by the dense entry they come from
     sparse_runs: dict[str, dict]  # sparsify_zoo.json: "<entry>:<seed>" -> dense and sparse figures
     depthwise: list[dict]  # depthwise_cost.json's rows
+    ucr_ensemble: dict = None  # ucr_ensemble.py's runs (test split), and with --val (validation)
+    ucr_ensemble_val: dict = None
+    sparse_ensemble: dict = None  # sparse_ensemble.py's runs
+    nv_minirocket: dict = None  # ucr_nv_minirocket.py's runs
+    rnn_meta: dict = None  # rnn_accuracy.json's meta (the recipe its runs were made with)
+    root: Path = ROOT  # the checkout all of it was read from
+    recipe_shas: dict = None  # recipe path -> the SHA-256 prefix of its file (reproduce_zoo.recipe_sha)
+    missing: list = None  # the source files that are not there (their tables read as dashes)
 
     @classmethod
     def load(cls, root: Path) -> Sources:
-        results = root / "benchmarks" / "results"
+        results, missing = root / "benchmarks" / "results", []
+        read_cache = _benchmark("_cache").read_cache  # a file that is not readable JSON: a ValueError naming it
 
         def read(path: Path, default):
-            return json.loads(path.read_text()) if path.is_file() else default
+            if not path.is_file():
+                missing.append(str(path.relative_to(root)))
+                return default
+            return read_cache(path)
 
-        recipes = {f"recipes/{p.name}": yaml.safe_load(p.read_text()) for p in sorted((root / "recipes").glob("*.yaml"))}
+        files = sorted((root / "recipes").glob("*.yaml"))
+        recipes = {f"recipes/{p.name}": yaml.safe_load(p.read_text()) for p in files}
+        shas = {f"recipes/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files}
         entries = read(root / "checkpoints" / "manifest.json", {"entries": {}})["entries"]
         dense = {n: e for n, e in entries.items() if "sparsified_from" not in e}
         sparse = {e["sparsified_from"]: {"name": n, **e} for n, e in entries.items() if "sparsified_from" in e}
+        rnn = read(results / "rnn_accuracy.json", {"runs": []})
         return cls(dense, read(results / "zoo_runs.json", {}),
                    read(results / "minirocket.json", {}), read(results / "quantizers.json", {}),
-                   read(results / "rnn_accuracy.json", {"runs": []})["runs"], read(results / "retrofit.json", {}), recipes,
+                   rnn["runs"], read(results / "retrofit.json", {}), recipes,
                    read(results / "ucr_accuracy.json", {}), sparse, read(results / "sparsify_zoo.json", {}),
-                   read(results / "depthwise_cost.json", {"rows": []})["rows"])
+                   read(results / "depthwise_cost.json", {"rows": []})["rows"],
+                   read(results / "ucr_ensemble.json", {}), read(results / "ucr_ensemble_val.json", {}),
+                   read(results / "sparse_ensemble.json", {}), read(results / "ucr_nv_minirocket.json", {}),
+                   rnn.get("meta", {}), root, shas,
+                   missing + ([] if (results / "ucr_choices.json").is_file() else ["benchmarks/results/ucr_choices.json"]))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -118,9 +146,46 @@ def pct(acc: float) -> str:
     return f"{100 * acc:.1f}%"
 
 
-def mean_std(accs: list[float]) -> str:
-    """Mean ± population std over seeds, in %, as ``reproduce_zoo.py --table`` gives it."""
-    return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.pstdev(accs):.1f}" if accs else DASH
+def mean_std(accs: list[float], expected: int | None = None) -> str:
+    """Mean ± population std over seeds, in %, as ``reproduce_zoo.py --table`` gives it; with the count, ``(n)``, where
+    it is not the ``expected`` number of seeds (one run alone reads ``99.4 (1)``, not as seeds that agreed)."""
+    if not accs:
+        return DASH
+    if expected is not None and len(accs) != expected:
+        sd = f" ± {100 * statistics.pstdev(accs):.1f}" if len(accs) > 1 else ""
+        return f"{100 * statistics.fmean(accs):.1f}{sd} ({len(accs)})"
+    return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.pstdev(accs):.1f}"
+
+
+def header_seeds(src: Sources) -> list[int]:
+    """The seeds the tables over seeds promise (the recipes table's header): those of zoo_runs.json."""
+    return sorted({r["seed"] for r in src.runs.values()})
+
+
+def seeds_cell(src: Sources, entry: str | None) -> str:
+    """:func:`mean_std` of ``entry``'s seeds, with their count where it falls short of :func:`header_seeds`."""
+    return mean_std(seed_accs(src, entry), len(header_seeds(src)))
+
+
+def incomplete(src: Sources) -> list[str]:
+    """One line per zoo entry whose seeds tables rest on fewer runs than :func:`header_seeds`."""
+    want = header_seeds(src)
+    out = []
+    for name in sorted(src.manifest):
+        got = seed_seeds(src, name)
+        if len(got) != len(want):
+            out.append(f"{name}: {len(got)} of the seeds {', '.join(map(str, want))} "
+                       f"(has {', '.join(map(str, got)) or 'none'}); its cells show the count")
+    return out
+
+
+def stale_runs(src: Sources) -> list[str]:
+    """zoo_runs.json's recipes that have runs of another version of the file than the one in the checkout."""
+    rz = _benchmark("reproduce_zoo")
+    old = sorted({r["recipe"] for r in src.runs.values()
+                  if r["recipe"] in src.recipe_shas and rz.run_sha(r) != src.recipe_shas[r["recipe"]]})
+    return [f"benchmarks/results/zoo_runs.json: runs of an older version of {r}; rerun "
+            f"`python benchmarks/reproduce_zoo.py --table --recipes {r}`" for r in old]
 
 
 def signed(points: float) -> str:
@@ -138,19 +203,32 @@ def pairs(src: Sources) -> list[tuple[str, str | None, str | None]]:
     return [(tag, found[(tag, base)].get(False), found[(tag, base)].get(True)) for tag, base in keys]
 
 
-def seed_accs(src: Sources, entry: str | None) -> list[float]:
-    """Test accuracies over the seeds of ``entry``'s recipe (zoo_runs.json), by seed."""
+def _seed_runs(src: Sources, entry: str | None) -> list[dict]:
+    """The runs over the seeds of ``entry``'s recipe, one per seed, by seed: zoo_runs.json's of the recipe as its file
+    is now (an edited recipe's runs are of another recipe), or for a default time-series recipe ucr_accuracy.py's."""
     if entry is None:
         return []
     e = src.manifest[entry]
     recipe, tag = e["recipe"], e["dataset"]["name"]
-    runs = [r for r in src.runs.values() if r["recipe"] == recipe]
-    if not runs:  # a default time-series recipe runs on many sets: ucr_accuracy.py's runs of this one
-        ucr = _benchmark("ucr_accuracy")
-        sha = ucr.README_SHAS.get(recipe) or ucr._sha(recipe)  # the version the README shows (the zoo entries' own)
-        runs = [r for r in src.ucr_runs.values() if r["recipe"] == recipe and r["set"].lower() == tag and r["sha"] == sha
-                and not r.get("extra") and "test_acc" in r]  # tuning runs (--extra, --val) are not the recipe
-    return [r["test_acc"] for r in sorted(runs, key=lambda r: r["seed"])]
+    if any(r["recipe"] == recipe for r in src.runs.values()):
+        now, run_sha = src.recipe_shas.get(recipe), _benchmark("reproduce_zoo").run_sha
+        return sorted((r for r in src.runs.values() if r["recipe"] == recipe and run_sha(r) == now), key=lambda r: r["seed"])
+    # a default time-series recipe runs on many sets: ucr_accuracy.py's runs of this one
+    ucr = _benchmark("ucr_accuracy")
+    sha = ucr.README_SHAS.get(recipe) or ucr._sha(recipe, src.root)  # the version the README shows (the entries' own)
+    return ucr.one_per_seed(((k, r) for k, r in src.ucr_runs.items() if r["recipe"] == recipe and r["set"].lower() == tag
+                             and r["sha"] == sha and not r.get("extra") and "test_acc" in r),  # tuning runs are not the recipe
+                            f"ucr_accuracy.json, {recipe} on {tag}")
+
+
+def seed_accs(src: Sources, entry: str | None) -> list[float]:
+    """Test accuracies over the seeds of ``entry``'s recipe, by seed (:func:`_seed_runs`)."""
+    return [r["test_acc"] for r in _seed_runs(src, entry)]
+
+
+def seed_seeds(src: Sources, entry: str | None) -> list[int]:
+    """The seeds :func:`seed_accs` has runs of."""
+    return [r["seed"] for r in _seed_runs(src, entry)]
 
 
 def minirocket(src: Sources, tag: str) -> str:
@@ -182,7 +260,7 @@ def render_seeds(src: Sources) -> str:
     for tag, s, n in pairs(src):
         base = src.manifest[s or n]["architecture"].removeprefix("nv_")
         label = name_of(tag) + (f" ({ARCH_LABEL[base]})" if base in ARCH_LABEL else "")
-        rows.append([label, mean_std(seed_accs(src, s)), mean_std(seed_accs(src, n)), "" if tag in seen else minirocket(src, tag)])
+        rows.append([label, seeds_cell(src, s), seeds_cell(src, n), "" if tag in seen else minirocket(src, tag)])
         seen.add(tag)
     return table(["dataset", "standard", "NeuroView", "MiniRocket"], rows)
 
@@ -192,8 +270,8 @@ def render_seeds_by_arch(src: Sources) -> str:
     for tag, s, n in pairs(src):
         first = tag not in seen
         seen.add(tag)
-        rows.append([name_of(tag) if first else "", arch_label(src, s) if s else DASH, mean_std(seed_accs(src, s)),
-                     arch_label(src, n) if n else DASH, mean_std(seed_accs(src, n)), minirocket(src, tag) if first else ""])
+        rows.append([name_of(tag) if first else "", arch_label(src, s) if s else DASH, seeds_cell(src, s),
+                     arch_label(src, n) if n else DASH, seeds_cell(src, n), minirocket(src, tag) if first else ""])
     return table(["dataset", "standard", "accuracy", "NeuroView", "accuracy", "MiniRocket"], rows)
 
 
@@ -231,7 +309,7 @@ def render_aim(src: Sources) -> str:
         status = ("met, above" if gap >= 0 else "met") if gap >= -AIM else "not met"
         e = src.manifest[best]
         where = "above" if gap >= 0 else "below"
-        lines.append(prose(f"- **{name_of(tag)}: {status}.** `{e['architecture']}` {mean_std(seed_accs(src, best))} (the "
+        lines.append(prose(f"- **{name_of(tag)}: {status}.** `{e['architecture']}` {seeds_cell(src, best)} (the "
                            f"entry: {100 * e['metrics']['test_acc']:.1f}) vs MiniRocket {minirocket(src, tag)}: {abs(gap):.1f} "
                            f"points {where} on average (one test sample is {100 / e['metrics']['test_size']:.2f} points)."))
     worse = []
@@ -264,18 +342,26 @@ def render_zoo_entries(src: Sources) -> str:
 
 
 def render_quantizers(src: Sources) -> str:
-    # as quantizers.py writes it: mean ± population std over seeds, as every table of the docs
+    """As quantizers.py writes it: mean ± population std over seeds, as every table of the docs; a cell of fewer seeds
+    than the script's default shows their count, and a file of other epochs than the script's (which the README's
+    prose states) is refused."""
+    q = _benchmark("quantizers")
+    meta, epochs = src.quantizers.get("meta", {}), {d: e for d, (_, _, e) in q.DATASETS.items()}
+    made = meta.get("epochs")
+    if src.quantizers and made is not None and ({d: made for d in epochs} if isinstance(made, int) else made) != epochs:
+        raise ValueError(f"benchmarks/results/quantizers.json: its runs trained {made} epochs (made by "
+                         f"`{meta.get('command')}`), the README's table is of {epochs}; run `python benchmarks/quantizers.py` "
+                         "(trial runs: --out elsewhere)")
     acc = src.quantizers.get("accuracy", {})
     variants = list(next(iter(acc.values()), {}))
-    rows = [[ds] + [f"{100 * statistics.mean(a):.1f} ± {100 * statistics.pstdev(a):.1f}" for a in r.values()]
-            for ds, r in acc.items()]
+    rows = [[ds] + [mean_std(a, q.SEEDS) for a in r.values()] for ds, r in acc.items()]
     return table(["dataset"] + [("standard CNN" if v == "standard" else v) for v in variants], rows)
 
 
 def render_ucr(src: Sources, unseen: bool = False) -> str:
     ucr = _benchmark("ucr_accuracy")  # its own table, as the script prints it
     shown = [r for r in src.ucr_runs.values() if "test_acc" in r and not r.get("extra")
-             and r["sha"] == (ucr.README_SHAS.get(r["recipe"]) or ucr._sha(r["recipe"]))]  # runs of the versions shown
+             and r["sha"] == (ucr.README_SHAS.get(r["recipe"]) or ucr._sha(r["recipe"], src.root))]  # the versions shown
     sets = sorted({r["set"] for r in shown} - set(ucr.DEV_SETS)) if unseen else list(ucr.DEV_SETS)
     return ucr.table(list(ucr.RECIPES), sets, src.ucr_runs, src.minirocket, shas=ucr.README_SHAS)
 
@@ -289,10 +375,10 @@ def render_ucr_now(src: Sources, single: bool = False) -> str:
     LITE's recipe as one network (``ucr_accuracy.SINGLE_SHAS``), the version before its members."""
     ucr = _benchmark("ucr_accuracy")  # its own table, as the script prints it
     recipes, sets = list(ucr.RECIPES), [*ucr.DEV_SETS, *UNSEEN_SETS]
-    shas = ucr.SINGLE_SHAS if single else {}
+    shas = {r: (ucr.SINGLE_SHAS if single else {}).get(r) or ucr._sha(r, src.root) for r in recipes}  # --root's recipes
     body = ucr.table(recipes, sets, src.ucr_runs, src.minirocket, shas=shas)
     now = [r for r in src.ucr_runs.values() if r["recipe"] in recipes and r["set"] in sets and "test_acc" in r
-           and not r.get("extra") and r["sha"] == (shas.get(r["recipe"]) or ucr._sha(r["recipe"]))]
+           and not r.get("extra") and r["sha"] == shas[r["recipe"]]]
     short = sorted((r for r in now if r.get("train_acc", 1.0) < 0.99), key=lambda r: (r["recipe"], r["set"], r["seed"]))
     fit = ", ".join(f"{Path(r['recipe']).stem} on {r['set']} seed {r['seed']} ({100 * r['train_acc']:.1f}%, "
                     f"{r.get('stopped', '?')})" for r in short)
@@ -312,9 +398,9 @@ def render_ucr_ensemble_val(src: Sources) -> str:
     """Members and ensembles on validation (the held-out fifth of each UCR development set's training
     split), each recipe as it was judged, and the verdict of ``ucr_ensemble.verdict``."""
     ens = _benchmark("ucr_ensemble")  # its own table and verdict, as the script prints them
-    runs = ens.load(ens.OUT_VAL)
+    runs = src.ucr_ensemble_val
     ucr = _benchmark("ucr_accuracy")
-    shas = {r: ucr.SINGLE_SHAS.get(r) or ens._sha(r) for r in ens.RECIPES}  # the versions judged: one network each
+    shas = {r: ucr.SINGLE_SHAS.get(r) or ucr._sha(r, src.root) for r in ens.RECIPES}  # the versions judged: one network each
     lines = [ens.table(list(ens.RECIPES), list(ens.VAL_SETS), list(range(5)), runs, shas=shas), ""]
     for r in ens.RECIPES:
         lines.append("- " + ens.verdict_line(ens.verdict(r, list(ens.VAL_SETS), runs, sha=shas[r])))
@@ -323,22 +409,26 @@ def render_ucr_ensemble_val(src: Sources) -> str:
 
 def render_sparse_ensemble(src: Sources) -> str:
     se = _benchmark("sparse_ensemble")  # its own table, as the script prints it
-    return se.table(se.load())
+    return se.table(src.sparse_ensemble)
 
 
 def render_ucr_ensemble(src: Sources) -> str:
     ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
-    runs = ens.load()
+    runs = src.ucr_ensemble
     return ens.table(list(ens.RECIPES), ens.sets_of(runs), ens.seeds_of(runs), runs, shas=ens.README_SHAS)
 
 
 def render_nv_minirocket(src: Sources) -> str:
     mr = _benchmark("ucr_nv_minirocket")  # its own table, as its report gives it
-    return mr.table(mr.load())
+    return mr.table(src.nv_minirocket)
 
 
 def render_rnn_accuracy(src: Sources) -> str:
     rnn = _benchmark("rnn_accuracy")  # its own table: one formatting for its .md and the docs
+    made, want = (src.rnn_meta or {}).get("recipe"), rnn.asdict(rnn.Recipe())
+    if src.rnn_runs and made != want:  # the README states the default recipe (hidden 64, 100 epochs)
+        raise ValueError(f"benchmarks/results/rnn_accuracy.json: its runs were made with the recipe {made}, the docs' "
+                         f"table is of the default {want}; run `python benchmarks/rnn_accuracy.py` (other recipes: --out elsewhere)")
     return rnn.table(src.rnn_runs, rnn.DATASETS, list(rnn.KINDS))
 
 
@@ -373,7 +463,7 @@ def render_recipes(src: Sources) -> str:
         zoo = f"{pct(src.manifest[entry]['metrics']['test_acc'])} (`{entry}`)" if entry else DASH
         rows.append([f"`{Path(path).name}`", _model_label(cfg["model"]),
                      name_of(tag) if tag in seen else DATASETS.get(tag, ("", "", tag))[2], _length(cfg["trainer"]),
-                     cfg.get("test_ckpt", "best"), zoo, mean_std(seed_accs(src, entry))])
+                     cfg.get("test_ckpt", "best"), zoo, seeds_cell(src, entry)])
         seen.add(tag)
     for path in defaults:
         cfg = src.recipes.get(path)
@@ -383,7 +473,7 @@ def render_recipes(src: Sources) -> str:
         zoo = f"{len(entries)} entries (`{entries[0].split('.')[0]}.<set>`)" if entries else DASH
         rows.append([f"`{Path(path).name}`", _model_label(cfg["model"]), "any UCR/UEA set (`--data.init_args.name`)",
                      _length(cfg["trainer"]), cfg.get("test_ckpt", "best"), zoo, "README, time-series table"])
-    seeds = sorted({r["seed"] for r in src.runs.values()})
+    seeds = header_seeds(src)
     return table(["recipe", "model", "data", "epochs (or steps)", "`fit` tests", "zoo entry (seed 0, last epoch)",
                   f"seeds {', '.join(map(str, seeds))}: mean ± std"], rows, ["---", "---", "---", "---:", "---", "---:", "---:"])
 
@@ -498,9 +588,33 @@ def splice(text: str, name: str, body: str, where: str) -> str:
     return pattern.sub(lambda m: f"{m.group(1)}\n{body}\n\n{m.group(2)}", text)
 
 
+@contextlib.contextmanager
+def _rooted(root: Path):
+    """The sibling scripts pointed at ``root``'s checkout while tables render: what their own functions still read by
+    themselves (the recipes for their versions, ``ucr_ensemble.table``'s minirocket.json, ``ucr_choices.kept``'s
+    verdicts) would otherwise come from this script's checkout, whatever ``--root`` says. The rest comes in ``Sources``."""
+    ucr, ens, ch = (_benchmark(n) for n in ("ucr_accuracy", "ucr_ensemble", "ucr_choices"))
+    results = root / "benchmarks" / "results"
+    moved = [(ucr, "ROOT", root), (ch, "ROOT", root), (ens, "MINIROCKET", results / "minirocket.json"),
+             (ch, "VERDICTS", results / "ucr_choices.json")]
+    before = [(m, name, getattr(m, name)) for m, name, _ in moved]
+    try:
+        for m, name, value in moved:
+            setattr(m, name, value)
+        yield
+    finally:
+        for m, name, value in before:
+            setattr(m, name, value)
+
+
 def render_docs(root: Path, src: Sources | None = None) -> dict[str, tuple[str, str, list[str]]]:
     """Per document: ``(current text, text with every table rendered, names of tables that differ)``."""
     src = src or Sources.load(root)
+    with _rooted(root):
+        return _render_docs(root, src)
+
+
+def _render_docs(root: Path, src: Sources) -> dict[str, tuple[str, str, list[str]]]:
     out = {}
     for doc, names in DOCS.items():
         current = (root / doc).read_text()
@@ -521,6 +635,8 @@ def check(root: Path = ROOT) -> list[str]:
                 for doc, (_, _, differ) in render_docs(root, src).items() for name in differ]
     problems += [f"benchmarks/results/retrofit.json: no result for the weights of {name} in the manifest"
                  for name in stale_retrofits(src)]
+    problems += stale_runs(src)
+    problems += [f"{path}: missing (the tables it feeds would read as dashes)" for path in src.missing]
     return problems
 
 
@@ -536,7 +652,10 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("run `python benchmarks/docs_tables.py` to rewrite them")
         return 1 if problems else 0
-    stale = stale_retrofits(Sources.load(args.root))
+    src = Sources.load(args.root)
+    for line in src.missing + stale_runs(src) + incomplete(src):  # written all the same: said, not hidden
+        print(f"warning: {line}")
+    stale = stale_retrofits(src)
     if stale:
         _benchmark("retrofit_zoo").refresh(args.root, stale)
     for doc, (current, new, differ) in render_docs(args.root).items():

@@ -5,14 +5,20 @@ scikit-learn digits (2-D SmallCNN) and mnist1d (1-D SmallCNN), several seeds, an
 benchmarks/results/quantizers.json and a Markdown table (mean ± std of test accuracy).
 
     python benchmarks/quantizers.py                 # 3 seeds, ~10 min on 2 cores
-    python benchmarks/quantizers.py --seeds 1 --epochs 3   # smoke run
+    python benchmarks/quantizers.py --seeds 1 --epochs 3 --out /tmp/q   # smoke run, beside the README's source
+
+``meta.command`` records the command as run (its arguments too); ``docs_tables.py`` refuses to put a file of other
+epochs than :data:`DATASETS`'s into the README (whose prose states them), and marks a cell of fewer than
+:data:`SEEDS` seeds with its count.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from _cache import read_cache, write_cache  # the runs cache, and quantizers.jso
 
 VARIANTS = ["standard", "hard", "soft", "none"]
 OUT = Path(__file__).parent / "results"
+SEEDS = 3  # the default --seeds: what the README's table is of
 
 
 def load_mnist1d(seed: int = 0):
@@ -51,17 +58,21 @@ def run(dataset: str, variant: str, seed: int, epochs: int) -> float:
     return accuracy(net, x_te, y_te)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=SEEDS)
     p.add_argument("--epochs", type=int, default=None, help="override the per-dataset epochs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--fresh", action="store_true", help="ignore the cache of finished runs")
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, default=OUT, help="folder of quantizers.json, .md and the runs cache "
+                   "(default %(default)s: the README's source; give another for a trial run)")
+    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    out = args.out
     torch.set_num_threads(args.threads)
-    OUT.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     # Each finished run is kept in a cache, so an interrupted benchmark resumes where it stopped.
-    cache_file = OUT / "quantizers_runs.json"
+    cache_file = out / "quantizers_runs.json"
     cache = read_cache(cache_file) if not args.fresh else {}
     results = {}
     for ds, (_, _, epochs) in DATASETS.items():
@@ -77,14 +88,14 @@ def main() -> None:
                 accs.append(cache[key])
             results.setdefault(ds, {})[v] = accs
     meta = {"seeds": args.seeds, "epochs": args.epochs or {d: e for d, (_, _, e) in DATASETS.items()},
-            "torch": torch.__version__, "command": "python benchmarks/quantizers.py"}
-    write_cache(OUT / "quantizers.json", json.dumps({"meta": meta, "accuracy": results}, indent=2))
+            "torch": torch.__version__, "command": shlex.join(["python", "benchmarks/quantizers.py", *argv])}
+    write_cache(out / "quantizers.json", json.dumps({"meta": meta, "accuracy": results}, indent=2))
     lines = ["| dataset | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
     for ds, r in results.items():
         cells = [f"{100 * statistics.mean(a):.1f} ± {100 * statistics.pstdev(a):.1f}" for a in r.values()]  # population std
         lines.append(f"| {ds} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    write_cache(OUT / "quantizers.md", table + "\n")
+    write_cache(out / "quantizers.md", table + "\n")
     print(table)
 
 

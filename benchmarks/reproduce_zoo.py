@@ -11,7 +11,8 @@ on the full test split of the recipe's data module.
     # (re)create entries: train seed 0 of these recipes and write checkpoints/ + manifest.json
     nice -n 10 python benchmarks/reproduce_zoo.py --export recipes/digits_small_cnn.yaml recipes/digits_nv_small_cnn.yaml
     # the README table: every recipe of the manifest with seeds 0 1 2 (runs are cached in
-    # benchmarks/results/zoo_runs.json), MiniRocket from benchmarks/results/minirocket.json
+    # benchmarks/results/zoo_runs.json with the SHA-256 of the recipe they trained: an edited
+    # recipe's seeds are trained again), MiniRocket from benchmarks/results/minirocket.json
     nice -n 10 python benchmarks/reproduce_zoo.py --table --seeds 0 1 2
 
 Tolerance of a re-trained entry: ``TOLERANCE`` (2 accuracy points, or 2 test samples on the
@@ -25,8 +26,8 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import hashlib
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -37,11 +38,34 @@ from pathlib import Path
 
 import yaml
 
+from _cache import read_cache  # names a cut-short results file and what to do (a sibling: this script's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "zoo_runs.json"
+#: The version (SHA-256 prefix of the file) of each recipe whose runs in zoo_runs.json were recorded before a run kept
+#: its recipe's ``sha``: each of these files is byte for byte the file at the commit its runs record (checked with git
+#: for every run on 2026-12-07; gunpoint_*gru's runs, which record no commit, came in 4a75c47, after the recipes'
+#: last edit). A run counts for its recipe only while the file is still of that version (:func:`run_sha`).
+LEGACY_SHAS = {
+    "recipes/digits_nv_small_cnn.yaml": "bbc1e371088227c8", "recipes/digits_nv_vit_tiny.yaml": "2bd2c737e9ebcc60",
+    "recipes/digits_small_cnn.yaml": "b794c2d2883af9e6", "recipes/digits_vit_tiny.yaml": "d561af89150b3c25",
+    "recipes/gunpoint_fcn1d.yaml": "89d61439c33965d1", "recipes/gunpoint_gru.yaml": "c76f850908111e30",
+    "recipes/gunpoint_nv_fcn1d.yaml": "8ceb77ec266de03c", "recipes/gunpoint_nv_gru.yaml": "0d1c7e8c682c7bc4",
+    "recipes/japanesevowels_lstm.yaml": "297843f7b9cfcccc", "recipes/japanesevowels_nv_lstm.yaml": "793afcaba5ac9844",
+    "recipes/mnist1d_cnn1d.yaml": "135f86a6497488e7", "recipes/mnist1d_nv_cnn1d.yaml": "b7214dc8bb53897c"}
 TOLERANCE = 0.02  # accuracy (fraction); see the module docstring
 TAGS = {"DigitsDataModule": "digits", "MNIST1DDataModule": "mnist1d"}
+
+
+def recipe_sha(recipe: str, root: Path | None = None) -> str:
+    """The version of ``recipe`` (a path under ``root``, default this script's checkout): its file's SHA-256 prefix."""
+    return hashlib.sha256(((root or ROOT) / recipe).read_bytes()).hexdigest()[:16]
+
+
+def run_sha(run: dict) -> str | None:
+    """The recipe version a zoo_runs.json run was trained from (:data:`LEGACY_SHAS` for runs that did not record it)."""
+    return run.get("sha") or LEGACY_SHAS.get(run["recipe"])
 
 
 def _tag(data_cfg: dict) -> str:
@@ -208,6 +232,7 @@ def _stops_early(cfg: dict) -> bool:
 def export(recipe: str, seed: int, threads: int | None) -> None:
     from neuroview.zoo import pretrained as zoo
 
+    sha = recipe_sha(recipe)  # the version trained: taken as the fit reads the recipe, not when the run ends
     run = train(recipe, seed, threads=threads)
     name = f"{run['arch']}.{run['tag']}"
     from neuroview.zoo.pretrained import make_datamodule
@@ -223,7 +248,7 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
     )
     print(f"{name}: test {100 * m['test_acc']:.2f}% ({m['test_size']}), slice {100 * m['slice_acc']:.2f}% "
           f"({m['slice_size']}), {entry['num_params']:,} params, {entry['size_bytes'] / 1e6:.2f} MB, {run['seconds']:.0f} s")
-    _record(recipe, seed, run)
+    _record(recipe, seed, run, sha)
 
 
 def provenance() -> dict:
@@ -235,20 +260,22 @@ def provenance() -> dict:
     return {"commit": (head or "unknown") + ("+dirty" if dirty else ""), "date": time.strftime("%Y-%m-%d")}
 
 
-def _record(recipe: str, seed: int, run: dict) -> None:
+def _record(recipe: str, seed: int, run: dict, sha: str) -> None:
     from neuroview.zoo.pretrained import _locked
 
     with _locked(RESULTS):  # parallel runs record into one file
-        _record_unlocked(recipe, seed, run)
+        _record_unlocked(recipe, seed, run, sha)
 
 
-def _record_unlocked(recipe: str, seed: int, run: dict) -> None:
+def _record_unlocked(recipe: str, seed: int, run: dict, sha: str) -> None:
+    """Keep ``run`` (seed ``seed`` of version ``sha`` of ``recipe``) in zoo_runs.json, in place of any earlier run of
+    that recipe and seed: the tables count only runs of the recipe as it is (:func:`run_sha`)."""
     from neuroview._io import atomic_write  # the one temp-and-rename writer
 
     import torch
 
-    runs = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
-    runs[f"{recipe}@{seed}"] = {"recipe": recipe, "seed": seed, "arch": run["arch"], "tag": run["tag"],
+    runs = read_cache(RUNS)
+    runs[f"{recipe}@{seed}"] = {"recipe": recipe, "seed": seed, "sha": sha, "arch": run["arch"], "tag": run["tag"],
                                 "test_acc": run["metrics"]["test_acc"], "test_size": run["metrics"]["test_size"],
                                 "seconds": round(run["seconds"], 1), **provenance(), "torch": torch.__version__,
                                 "omp_threads": run.get("threads"),
@@ -278,19 +305,25 @@ def reproduce(names: list[str], train_again: bool, threads: int | None) -> int:
 
 
 def table(recipes: list[str], seeds: list[int], threads: int | None, retrain: bool) -> str:
-    runs = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+    """The accuracy table over ``seeds``, training each seed that has no run of its recipe as the file is now
+    (its :func:`recipe_sha`: a run of an edited recipe is of another recipe, and is trained again)."""
+    runs = read_cache(RUNS)
+    shas = {recipe: recipe_sha(recipe) for recipe in recipes}
     for recipe in recipes:
         for seed in seeds:
-            if f"{recipe}@{seed}" in runs and not retrain:
+            cached = runs.get(f"{recipe}@{seed}")
+            if cached is not None and run_sha(cached) == shas[recipe] and not retrain:
                 continue
+            shas[recipe] = recipe_sha(recipe)  # the version this run trains
             run = train(recipe, seed, threads=threads)
             print(f"{recipe} seed {seed}: {100 * run['metrics']['test_acc']:.2f}% ({run['seconds']:.0f} s)", flush=True)
-            _record(recipe, seed, run)
-            runs = json.loads(RUNS.read_text())
-    mini = json.loads((RESULTS / "minirocket.json").read_text()) if (RESULTS / "minirocket.json").is_file() else {}
+            _record(recipe, seed, run, shas[recipe])
+            runs = read_cache(RUNS)
+    mini = read_cache(RESULTS / "minirocket.json")
     by_tag: dict[str, list] = {}
     for recipe in recipes:
-        rs = [runs[f"{recipe}@{s}"] for s in seeds if f"{recipe}@{s}" in runs]
+        rs = [runs[f"{recipe}@{s}"] for s in seeds
+              if f"{recipe}@{s}" in runs and run_sha(runs[f"{recipe}@{s}"]) == shas[recipe]]
         if rs:
             by_tag.setdefault(rs[0]["tag"], []).append((rs[0]["arch"], recipe, [r["test_acc"] for r in rs]))
 
@@ -301,7 +334,7 @@ def table(recipes: list[str], seeds: list[int], threads: int | None, retrain: bo
         std = 100 * statistics.pstdev(accs) if len(accs) > 1 else 0.0
         return f"{mean:.1f} ± {std:.1f}"
 
-    lines = [f"| dataset | standard | accuracy | NeuroView | accuracy | MiniRocket |",
+    lines = ["| dataset | standard | accuracy | NeuroView | accuracy | MiniRocket |",
              "|---|---|---|---|---|---|"]
     for tag, rows in by_tag.items():
         std_rows = [r for r in rows if not r[0].startswith("nv_")]

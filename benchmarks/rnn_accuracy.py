@@ -11,10 +11,16 @@ no peeking at the test set):
 
 Inputs are standardized per channel with statistics of the training split only. Seeds 0, 1, 2;
 the table gives mean ± std (population std over the 3 seeds) of test accuracy in percent.
-Writes benchmarks/results/rnn_accuracy.json and benchmarks/results/rnn_accuracy.md.
+Writes benchmarks/results/rnn_accuracy.json and benchmarks/results/rnn_accuracy.md (``--out``).
+
+The JSON is also the cache of finished runs, kept by (dataset, kind, model, seed): a run on a subset adds
+its runs to those of the file and leaves the others (it replaced the whole file, the README's table with it),
+a job the file already holds is not run again (``--rerun``: run it again and replace it), and each run is
+written as it ends, so an interrupted run resumes. The file holds one recipe: a run with another recipe
+(``--hidden``, ``--epochs``, ...) is refused unless ``--out`` names another file.
 
     nice -n 10 python benchmarks/rnn_accuracy.py                 # everything, ~20 min on 2 cores
-    python benchmarks/rnn_accuracy.py --datasets GunPoint --kinds gru --seeds 0
+    python benchmarks/rnn_accuracy.py --datasets GunPoint --kinds gru --seeds 0 --rerun   # one cell, again
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _cache import write_cache  # read back by docs_tables.py: written whole (next to this script)
+from _cache import read_cache, write_cache  # read back by docs_tables.py: written whole (next to this script)
 
 OUT = Path(__file__).parent / "results"
 DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead")
@@ -160,41 +166,89 @@ def table(runs: list[dict], datasets, kinds) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+JOB = ("dataset", "kind", "model", "seed")  # what a run is kept by in the file
+
+
+def cached_runs(path: Path, recipe: dict) -> list[dict]:
+    """The runs ``path`` holds (``[]`` where there is no file), made with ``recipe``; a ValueError where the file holds
+    another recipe's runs (mixed in, the table would compare runs of two recipes under one recipe line)."""
+    data = read_cache(path)
+    if not data:
+        return []
+    made = data.get("meta", {}).get("recipe")
+    if made != recipe:
+        diff = ", ".join(f"{k} {made.get(k) if made else None} there, {v} here" for k, v in recipe.items()
+                         if not made or made.get(k) != v)
+        raise ValueError(f"--out {path.with_suffix('')}: {path} holds runs of another recipe ({diff}); give another "
+                         f"--out for this recipe, or delete {path} to start it afresh")
+    return data["runs"]
+
+
+def _save(stem: Path, runs: list[dict], meta: dict) -> None:
+    """The runs (sorted by job) and their meta, written whole."""
+    runs = sorted(runs, key=lambda r: tuple(str(r[k]) for k in JOB))
+    write_cache(stem.with_suffix(".json"), json.dumps({"meta": meta, "runs": runs}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", default=str(OUT / "rnn_accuracy"), help="path stem of the .json and .md files")
+    p.add_argument("--out", default=str(OUT / "rnn_accuracy"), help="path stem of the .json and .md files (the runs "
+                   "it holds are kept; jobs it holds are not run again)")
+    p.add_argument("--rerun", action="store_true", help="run again the jobs the --out file already holds, and replace them")
     for f, v in asdict(Recipe()).items():
         p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     recipe = {f: getattr(args, f) for f in asdict(Recipe())}
-    jobs = [(d, k, m, s, recipe) for d in args.datasets for k in args.kinds for m in args.models for s in args.seeds]
+    stem = Path(args.out)
+    try:
+        runs = cached_runs(stem.with_suffix(".json"), recipe)
+    except ValueError as e:
+        p.error(str(e))
+    done = {tuple(r[k] for k in JOB) for r in runs}
+    jobs = [(d, k, m, s, recipe) for d in args.datasets for k in args.kinds for m in args.models for s in args.seeds
+            if args.rerun or (d, k, m, s) not in done]
     # Longest jobs first, so the two workers finish together.
     cost = {"ArrowHead": 251 * 36, "GunPoint": 150 * 50, "BasicMotions": 100 * 40, "JapaneseVowels": 29 * 270, "ItalyPowerDemand": 24 * 67}
     jobs.sort(key=lambda j: -cost.get(j[0], 0))
     t = time.perf_counter()
-    runs = []
-    with ProcessPoolExecutor(args.workers) as pool:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"recipe": recipe, "seeds": args.seeds, "workers": args.workers, "minutes": 0.0,
+            "torch": torch.__version__, "cpus": os.cpu_count()}
+    # one worker: in this process (a pool would start a fresh interpreter for nothing)
+    with ProcessPoolExecutor(args.workers) if args.workers > 1 else _InProcess() as pool:
         for r in pool.map(run_one, jobs):
-            runs.append(r)
+            runs = [old for old in runs if tuple(old[k] for k in JOB) != tuple(r[k] for k in JOB)] + [r]
+            meta["minutes"] = round((time.perf_counter() - t) / 60, 1)
+            meta["seeds"] = sorted({x["seed"] for x in runs})
+            _save(stem, runs, meta)  # each run as it ends: an interrupted run resumes from here
             print(f"{r['dataset']:>16} {r['kind']:>4} {r['model']:>9} seed {r['seed']}: "
                   f"test {r['test_acc']:5.1f}%  train {r['train_acc']:5.1f}%  ({r['train_seconds']:.0f} s)", flush=True)
     minutes = (time.perf_counter() - t) / 60
-    md = table(runs, args.datasets, args.kinds)
-    stem = Path(args.out)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": recipe, "seeds": args.seeds, "workers": args.workers, "minutes": round(minutes, 1),
-            "torch": torch.__version__, "cpus": os.cpu_count()}
-    write_cache(stem.with_suffix(".json"), json.dumps({"meta": meta, "runs": runs}, indent=1))
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in runs)]
+    datasets += sorted({r["dataset"] for r in runs} - set(datasets))
+    md = table(runs, datasets, [k for k in KINDS if any(r["kind"] == k for r in runs)])
     recipe_line = ", ".join(f"{k}={v}" for k, v in recipe.items())
     write_cache(stem.with_suffix(".md"), f"{md}\n\nRecipe (both networks): 1 layer, {recipe_line}. "
-                                       f"{len(runs)} runs in {minutes:.1f} min.\n")
+                                       f"{len(runs)} runs; {len(jobs)} of them run now, in {minutes:.1f} min.\n")
     print(md)
     print(f"{minutes:.1f} min")
+
+
+class _InProcess:
+    """``ProcessPoolExecutor``'s ``map`` in this process, for one worker."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    map = staticmethod(map)
 
 
 if __name__ == "__main__":

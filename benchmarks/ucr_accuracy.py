@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reproduce_zoo import RESULTS, provenance, train, training_record  # noqa: E402
+from _cache import read_cache  # noqa: E402 - names a cut-short cache and what to do, where json.loads named nothing
 
 OUT = RESULTS / "ucr_accuracy.json"  # --results points elsewhere
 MINIROCKET = RESULTS / "minirocket.json"
@@ -85,12 +86,12 @@ SAME_SETTINGS = {"recipes/ucr_nv_cnn.yaml": {"since": "4b721e6c07e1a80f", "setti
 EXECUTION_ONLY = (("model", "model_kwargs", "batched"),)
 
 
-def _settings(recipe: str) -> str:
+def _settings(recipe: str, root: Path | None = None) -> str:
     """SHA-256 prefix of what ``recipe`` sets (its parsed YAML, keys sorted, :data:`EXECUTION_ONLY`
-    settings left out): blind to comments and layout."""
+    settings left out): blind to comments and layout. ``root``: the checkout (default: this script's)."""
     import yaml  # noqa: PLC0415 - PyYAML comes with jsonargparse, which the recipes need
 
-    data = yaml.safe_load((ROOT / recipe).read_text())
+    data = yaml.safe_load(((root or ROOT) / recipe).read_text())
     for *path, key in EXECUTION_ONLY:
         nodes = [data]
         for k in path:
@@ -102,13 +103,13 @@ def _settings(recipe: str) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _sha(recipe: str) -> str:
+def _sha(recipe: str, root: Path | None = None) -> str:
     """The recipe's version: the SHA-256 prefix of its file, or the version whose runs stand for it
-    (:data:`SAME_SETTINGS`)."""
+    (:data:`SAME_SETTINGS`). ``root``: the checkout whose file it is (default: this script's)."""
     same = SAME_SETTINGS.get(recipe)
-    if same is not None and _settings(recipe) == same["settings"]:
+    if same is not None and _settings(recipe, root) == same["settings"]:
         return same["since"]
-    return hashlib.sha256((ROOT / recipe).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(((root or ROOT) / recipe).read_bytes()).hexdigest()[:16]
 
 
 def _is_rnn(recipe: str) -> bool:
@@ -227,6 +228,9 @@ def merge(runs: dict, other: dict) -> tuple[dict, int]:
         moved = key.endswith("@" + str(rec.get("sha")))
         if rec in (runs.get(key), None if moved else runs.get(f"{key}@{rec.get('sha')}")):
             continue  # already here (perhaps moved aside since)
+        plain = runs.get(key.removesuffix("@" + str(rec.get("sha")))) if moved else None
+        if plain is not None and plain.get("sha") == rec.get("sha"):
+            continue  # moved aside there (the worktree ran a newer version), the same version's run under the plain key here
         here = runs.get(key)
         if not moved and here is not None and here.get("sha") != rec.get("sha"):
             key = f"{key}@{rec.get('sha')}"  # the run under the plain key here stays: it is the recipe as it is here
@@ -236,7 +240,21 @@ def merge(runs: dict, other: dict) -> tuple[dict, int]:
 
 
 def load(path: Path = OUT) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The runs cached in ``path`` (``{}`` where there is none); a ValueError naming a file that is not readable JSON."""
+    return read_cache(path)
+
+
+def one_per_seed(items, what: str) -> list[dict]:
+    """The runs of ``items`` (``(key, run)`` pairs of one recipe version on one set), one per seed, by seed: two runs of
+    one seed are one run (a merge or a moved key may hold it twice), or a ValueError where they differ."""
+    seen: dict[int, tuple[str, dict]] = {}
+    for key, run in items:
+        if run["seed"] in seen and seen[run["seed"]][1].get("test_acc") != run.get("test_acc"):
+            raise ValueError(f"{what}: runs {seen[run['seed']][0]!r} and {key!r} are both seed {run['seed']} of version "
+                             f"{run.get('sha')} with test accuracies {seen[run['seed']][1].get('test_acc')} and "
+                             f"{run.get('test_acc')}; delete the one that should not count")
+        seen.setdefault(run["seed"], (key, run))
+    return [run for _, (_, run) in sorted(seen.items())]
 
 
 def save(runs: dict, path: Path = OUT) -> None:
@@ -252,7 +270,7 @@ def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = Non
     (:data:`README_SHAS`: what the README shows); ``mr``: minirocket.json's results.
     """
     if mr is None:
-        mr = json.loads(MINIROCKET.read_text()) if MINIROCKET.is_file() else {}
+        mr = read_cache(MINIROCKET)
     names = [Path(r).stem for r in recipes]
     lines = ["| set | " + " | ".join(names) + " | MiniRocket |", "|---" * (len(names) + 2) + "|"]
     times = {n: [] for n in names}
@@ -260,10 +278,10 @@ def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = Non
         cells = []
         for r, n in zip(recipes, names):
             sha = (shas or {}).get(r) or _sha(r)
-            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == sha and not v.get("extra")
-                   and "test_acc" in v]
+            got = one_per_seed(((k, v) for k, v in runs.items() if v["recipe"] == r and v["set"] == s and v["sha"] == sha
+                                and not v.get("extra") and "test_acc" in v), f"{n} on {s}")
             times[n] += [v["seconds"] for v in got]
-            accs = [100 * v["test_acc"] for v in sorted(got, key=lambda v: v["seed"])]
+            accs = [100 * v["test_acc"] for v in got]
             cells.append(_fmt(accs) if accs else ("n/a" if _is_rnn(r) and s in CNN_ONLY else "not run"))
         m = mr.get(s.lower())
         cells.append(_fmt([100 * a for a in m["accs"]]) if m else "not run")

@@ -31,7 +31,9 @@ def _copy(root: Path) -> Path:
     """The files the script reads and writes, in a checkout of their own under ``root``."""
     wanted = [*docs_tables.DOCS, "checkpoints/manifest.json", *(f"recipes/{p.name}" for p in (REPO / "recipes").glob("*.yaml")),
               *(f"benchmarks/results/{n}.json" for n in ("zoo_runs", "minirocket", "quantizers", "rnn_accuracy", "retrofit",
-                                                         "ucr_accuracy", "sparsify_zoo", "depthwise_cost"))]
+                                                         "ucr_accuracy", "sparsify_zoo", "depthwise_cost", "ucr_ensemble",
+                                                         "ucr_ensemble_val", "sparse_ensemble", "ucr_nv_minirocket",
+                                                         "ucr_choices"))]
     for rel in wanted:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / rel, root / rel)
