@@ -12,7 +12,8 @@ wrapping put another name or another object in a frozen parameter's place, and w
 given back (a bare lookup by name failed there with torch's AttributeError, in ``torch.save``, ``deepcopy`` and
 ``unwrap()``; the garbage collection thawed the old objects and left the new ones frozen for good). Only where the
 module holding the name is still the one that held it when it was frozen (those edits keep it): a module put in its
-place since is the user's, and left as they set it (a new head they froze stays frozen). torch's
+place since is the user's, and left as they set it (a new head they froze stays frozen), but what the network froze
+stays held by object (SyncBatchNorm's conversion and QAT keep the Parameter objects in a new module). torch's
 ``parametrize.remove_parametrizations`` on a frozen weight (weight_norm baked in) rebuilds it as a plain tensor, no
 parameter: nothing stands under the name then, and the head's weight never trains again. Bake it in after ``unwrap()``,
 or call ``requires_grad_(True)`` on the module before ``remove_parametrizations``.
@@ -228,15 +229,22 @@ def _gone() -> None:
 
 def held_state(net: nn.Module) -> dict:
     """``net.__getstate__()`` (deepcopy, pickle, ``copy.copy``) with ``_swapped``: the owners of the names it froze (or
-    kept frozen) where a module stands now other than the one it froze them in (a new head: the user's, which its
-    ``unwrap()`` and garbage collection leave as they set it). The copy's :func:`hold` takes none of those, so the copy's
-    record refers to the copy's modules as the original's does to the original's (a copy took such a head as its own)."""
+    kept frozen) where a module stands now other than the one it froze them in and ``net`` holds none of what stands
+    under its names (a new head: the user's, which its ``unwrap()`` and garbage collection leave as they set it). The
+    copy's :func:`hold` takes none of those, so the copy's record refers to the copy's modules as the original's does to
+    the original's (a copy took such a head as its own). A module put in place around the very parameters ``net`` froze
+    (``nn.SyncBatchNorm.convert_sync_batchnorm``, Lightning's ``sync_batchnorm=True``; QAT's ``from_float``) is not the
+    user's: the original gives those back by object, so the copy takes its copies of them (it left them frozen for good,
+    and a pickle's load thawed them while unreached). Not yet: a frozen head the user wrapped in a new module (its
+    parameters under new names, ``4.0.weight``): a copy's record is by name, so it holds none of them (a deepcopy's stay
+    frozen after its ``unwrap()``; a pickle's come back trainable), where the original gives them back by object."""
     state = nn.Module.__getstate__(net)
     mods, backbone = _MODULES.get(net, {}), net.__dict__.get("_modules", {}).get("backbone")
     names = tuple(net.__dict__.get("frozen", ())) + tuple(net.__dict__.get("_kept_frozen", ()))
     if isinstance(backbone, nn.Module):
-        state["_swapped"] = tuple({n.rpartition(".")[0]: None for n in names
-                                   if n.rpartition(".")[0] in mods and not _same(mods, backbone, n)})
+        moved = {n.rpartition(".")[0] for n in names if n.rpartition(".")[0] in mods and not _same(mods, backbone, n)}
+        kept = {n.rpartition(".")[0] for n in names if any(net in (_holders(p) or ()) for p in current(backbone, n))}
+        state["_swapped"] = tuple(o for o in dict.fromkeys(n.rpartition(".")[0] for n in names) if o in moved - kept)
     return state
 
 

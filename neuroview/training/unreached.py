@@ -13,7 +13,8 @@ __all__ = ["freeze_unreached"]
 
 
 def freeze_unreached(model: nn.Module, x: Tensor | None) -> list[str]:
-    """Module names of the parameters the decision never reaches, frozen.
+    """Module names of the parameters the decision never reaches (a parameter of the backbone itself by its full name,
+    ``backbone.scale``), frozen: ``list(model.unreached)``.
 
     A NeuroView CNN freezes them itself when it finds its sites (``neuroview.core.reach``: its
     forward stops after the last site, so the backbone's own head gets no gradient, and DDP would

@@ -7,6 +7,10 @@
    ``get_parameter`` takes and the whole backbone besides; now ``'backbone.<name>'``, as ``named_parameters()``.
 3. An ensemble whose members run batched never warned of an unreached parameter made trainable again (plain DDP fails on
    it at its second step); run member by member it did. Now the same one warning both ways, at the same per-pass cost.
+4. (M2, review R1) The fix of 1 took a head torch put in place around the very parameters the network froze
+   (``SyncBatchNorm.convert_sync_batchnorm``, QAT's ``from_float``) for the user's: a deepcopy left it frozen after its
+   ``unwrap()``, and a pickle's load made it trainable while unreached. The original gives it back, by object; a copy
+   now does too.
 """
 
 from __future__ import annotations
@@ -85,6 +89,55 @@ def test_a_copy_of_a_copy_keeps_the_record():
     assert _grads(twin.backbone[4]) == [False, False]
 
 
+def _bn_backbone() -> nn.Sequential:
+    torch.manual_seed(0)  # the head (Linear 4, BatchNorm1d 5) comes after the only ReLU: both frozen
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 10), nn.BatchNorm1d(10))
+
+
+def _sync_bn(net) -> int:
+    net.backbone = nn.SyncBatchNorm.convert_sync_batchnorm(net.backbone)  # Lightning's sync_batchnorm=True
+    return 5
+
+
+def _qat(net) -> int:
+    from torch.ao.nn.qat import Linear as QatLinear
+    from torch.ao.quantization import get_default_qat_qconfig
+
+    net.backbone[4].qconfig = get_default_qat_qconfig("fbgemm")
+    net.backbone[4] = QatLinear.from_float(net.backbone[4])  # as prepare_qat swaps it
+    return 4
+
+
+@pytest.mark.parametrize("how", sorted(_COPIES))
+@pytest.mark.parametrize("swap", [_sync_bn, _qat], ids=["syncbn", "qat"])
+def test_a_copy_gives_back_a_head_torch_swapped_around_the_same_parameters(how, swap):
+    net = nv.wrap(_bn_backbone(), num_classes=3, example_input=_x())
+    assert net.frozen == ("4.weight", "4.bias", "5.weight", "5.bias")
+    before = [net.backbone[4].weight, net.backbone[4].bias, net.backbone[5].weight, net.backbone[5].bias]
+    i = swap(net)
+    kind = type(net.backbone[i])
+    assert kind not in (nn.Linear, nn.BatchNorm1d)  # a new module ...
+    assert all(p is q for p, q in zip(before, [net.backbone[4].weight, net.backbone[4].bias,
+                                               net.backbone[5].weight, net.backbone[5].bias]))  # ... the same weights
+    twin = _COPIES[how](net)
+    assert type(twin.backbone[i]) is kind
+    assert _grads(twin.backbone[i]) == [False, False]  # pickle: was [True, True] at load, unreached and trainable
+    assert _grads(net.backbone[i]) == [False, False]
+    twin.unwrap()
+    assert _grads(twin.backbone[i]) == [True, True]  # deepcopy: was [False, False], frozen for good
+    assert _grads(twin.backbone[9 - i]) == [True, True]
+    assert _grads(net.backbone[i]) == [False, False]  # the original's own, still held by it
+    other = _COPIES[how](net)
+    head = other.backbone[i]
+    assert _grads(head) == [False, False]
+    del other
+    gc.collect()
+    assert _grads(head) == [True, True]  # the copy's garbage collection gives its head back, as the original's does
+    net.unwrap()
+    assert _grads(net.backbone[i]) == [True, True] and _grads(net.backbone[9 - i]) == [True, True]
+
+
 class _Scaled(nn.Module):
     """A backbone with a parameter of its own (``scale``) and a head, neither of which its only site's codes reach."""
 
@@ -105,6 +158,13 @@ def test_unreached_names_a_parameter_of_the_backbone_itself_by_its_full_name():
     assert net.get_parameter("backbone.scale") is net.backbone.scale
     assert "backbone.scale" in dict(net.named_parameters())
     assert net.get_submodule("backbone.fc") is net.backbone.fc
+
+
+def test_the_lightning_side_freeze_unreached_gives_those_names_as_its_doc_says():
+    from neuroview.training.unreached import freeze_unreached
+
+    assert "backbone.scale" in freeze_unreached.__doc__  # (M2) it still said 'Module names' alone
+    assert sorted(freeze_unreached(nv.wrap(_Scaled(), num_classes=3), _x())) == ["backbone.fc", "backbone.scale"]
 
 
 def _ensemble(batched: bool) -> Ensemble:
