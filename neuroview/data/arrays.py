@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .batches import ArrayDataset, passthrough_collate
+from .batches import ArrayDataset, SeededLoader, passthrough_collate
 from .labels import class_list, label_indices
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
@@ -324,7 +324,7 @@ class ArrayDataModule(pl.LightningDataModule):
                                  f"(devices x num_nodes) for the {len(ds)} samples of the {split} split (each process "
                                  f"evaluates one at least), got {world}")
             sampler = UnrepeatedDistributedSampler(ds, shuffle=False, **ranks)  # Lightning keeps a DistributedSampler
-        return DataLoader(
+        return SeededLoader(  # a DataLoader that seeds a per-sample augmentation alike for any num_workers
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,

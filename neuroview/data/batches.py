@@ -3,9 +3,10 @@
 Holds :class:`ArrayDataset` (one split in memory, standardized as it is read: ``__getitem__``
 for one sample, ``__getitems__`` so that a DataLoader fetches a batch with one gather rather
 than ``batch_size`` calls and a collate), :func:`passthrough_collate` (the collate that goes
-with it), and :func:`random_crop_flip` / :func:`crop_flip` (CIFAR's crop of a zero-padded image
-and horizontal flip, independent per sample, vectorized, on the batch's device). May import
-torch only; nothing from neuroview.
+with it), :class:`SeededLoader` (the DataLoader that seeds a per-sample ``augment`` each epoch, so that
+its draws do not depend on ``num_workers``), and :func:`random_crop_flip` / :func:`crop_flip` (CIFAR's
+crop of a zero-padded image and horizontal flip, independent per sample, vectorized, on the batch's
+device). May import torch only; nothing from neuroview.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 
 class ArrayDataset(Dataset):
@@ -24,6 +25,10 @@ class ArrayDataset(Dataset):
 
     ``x`` stays in its stored dtype (uint8 for MNIST/CIFAR keeps 50,000 images at 150 MB) and on
     its device (CIFAR's ``on_device=True`` keeps it on the GPU): only the batch read is converted.
+
+    ``augment_seed`` (set each epoch by :class:`SeededLoader`): ``augment`` of sample ``i`` draws from torch's CPU
+    generator seeded by :func:`sample_seed` of it and ``i``, and the generator is put back as it was. Unset (a plain
+    DataLoader), ``augment`` draws from the generator as it stands: a worker's own, so values hung on ``num_workers``.
     """
 
     def __init__(self, x: Tensor, y: Tensor, lengths: Tensor | None, mean: Tensor, std: Tensor,
@@ -32,6 +37,7 @@ class ArrayDataset(Dataset):
         shape = (-1,) + (1,) * (x.dim() - 2)
         self.mean, self.std = mean.to(x.device).view(shape), std.to(x.device).view(shape)
         self.augment = augment
+        self.augment_seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -39,7 +45,7 @@ class ArrayDataset(Dataset):
     def __getitem__(self, i: int):
         x = (self.x[i].float() - self.mean) / self.std
         if self.augment is not None:
-            x = self.augment(x)
+            x = self._augmented(x[None], [i])[0]
         if self.lengths is None:
             return x, self.y[i]
         n = self.lengths[i]
@@ -52,12 +58,26 @@ class ArrayDataset(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.y.device)
         x = (self.x[idx].float() - self.mean) / self.std
         if self.augment is not None:  # a subclass's per-sample transform: kept, one sample at a time
-            x = torch.stack([self.augment(xi) for xi in x])
+            x = self._augmented(x, indices)
         if self.lengths is None:
             return [x, self.y[idx]]
         n = self.lengths[idx]
         past_end = torch.arange(x.shape[-1], device=x.device) >= n.view(-1, *[1] * (x.dim() - 1))
         return [x.masked_fill(past_end, 0.0), n, self.y[idx]]  # padded steps exactly zero
+
+    def _augmented(self, x: Tensor, indices) -> Tensor:
+        """``augment`` of each sample of ``x`` (rows ``indices``), seeded per sample where ``augment_seed`` is set."""
+        if self.augment_seed is None:
+            return torch.stack([self.augment(xi) for xi in x])
+        g = torch.default_generator  # not torch.manual_seed: that would reseed the GPUs' generators too
+        state, out = g.get_state(), []
+        try:
+            for xi, i in zip(x, indices):
+                g.manual_seed(sample_seed(self.augment_seed, int(i)))
+                out.append(self.augment(xi))
+        finally:  # the caller's stream as it was: a training step's dropout draws what it would without augmentation
+            g.set_state(state)
+        return torch.stack(out)
 
     def to(self, device: torch.device | str) -> ArrayDataset:
         """The same split with its tensors on ``device`` (a copy; this one stays where it is)."""
@@ -73,6 +93,46 @@ def passthrough_collate(batch: list[Tensor]) -> list[Tensor]:
 
     (A list, as ``default_collate`` gives for tuples of samples.)"""
     return batch
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index``'s augmentation in an epoch of ``seed``: splitmix64 of the two, so that neighbouring
+    indices (and the low 32 bits torch's CPU generator keeps) share nothing.
+
+    >>> sample_seed(0, 0) != sample_seed(0, 1) != sample_seed(1, 0)
+    True
+    """
+    z = (seed + (index + 1) * 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return z ^ (z >> 31)
+
+
+class SeededLoader(DataLoader):
+    """A DataLoader that gives its :class:`ArrayDataset`'s per-sample ``augment`` one seed an epoch: the int64 its
+    iterator is about to draw from its ``generator`` (torch's global one by default) as its base seed, which it draws
+    with 0 workers or many. Read, not drawn: the order and every later draw stay as a DataLoader's. Each sample's
+    draws then come from that seed and its index (:func:`sample_seed`): the same with any ``num_workers``, and the same
+    whichever batch or worker reads it. Only torch's CPU generator is seeded so (``torch.rand`` and kin in
+    ``augment``); numpy's and Python's ``random`` are seeded per worker by torch and still depend on ``num_workers``.
+
+    >>> ds = ArrayDataset(torch.zeros(4, 1, 3), torch.arange(4), None, torch.zeros(1), torch.ones(1),
+    ...                   augment=lambda x: x + torch.rand(()))
+    >>> batch = next(iter(SeededLoader(ds, batch_size=4, collate_fn=passthrough_collate)))
+    >>> batch[0].shape, ds.augment_seed is not None
+    (torch.Size([4, 1, 3]), True)
+    """
+
+    def __iter__(self):
+        if getattr(self.dataset, "augment", None) is not None and hasattr(self.dataset, "augment_seed"):
+            if self.persistent_workers and self.num_workers > 0:  # kept workers keep the first epoch's copy of the seed
+                raise ValueError("persistent_workers: a per-sample augment is seeded anew each epoch in the workers' "
+                                 "copies of the dataset; expected persistent_workers=False, got True")
+            g = self.generator if self.generator is not None else torch.default_generator
+            state = g.get_state()
+            self.dataset.augment_seed = int(torch.empty((), dtype=torch.int64).random_(generator=g).item())
+            g.set_state(state)  # the iterator draws this same number as its base seed
+        return super().__iter__()
 
 
 # --------------------------------------------------------------------- augmentation

@@ -54,7 +54,8 @@ class UCRDataModule(ArrayDataModule):
             hint = f"; did you mean {close}?" if close else ""
             if close or not download:
                 raise ValueError(f"name: expected one of the sets aeon ships {UCR_DATASETS}, got {name!r}{hint} "
-                                 "(another UCR/UEA set: download=True lets aeon fetch it)")
+                                 "(another UCR/UEA set: download=True lets aeon fetch it; on the command line "
+                                 "--data.init_args.download true, in a JSON data-module spec \"download\": true)")
         self.name = name
         self.download = download
 

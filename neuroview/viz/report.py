@@ -123,8 +123,10 @@ def load_batch(dm, split: str, limit: int, seed: int = 0, *, indices: bool = Fal
 def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     """The network the command line names, facts about it for the report, and the data module
     it was trained on (``{"class_path": ..., "init_args": ...}``) when its checkpoint says."""
-    from ..zoo import create_model  # noqa: PLC0415
+    from ..zoo import create_model, list_models  # noqa: PLC0415
 
+    if args.weights and not (weights := Path(args.weights).expanduser()).is_file():  # first: it was said after --model's
+        raise FileNotFoundError(f"--weights: weight file {str(weights)!r} is {'a folder' if weights.is_dir() else 'missing'}")
     if args.weights and Path(args.weights).suffix == ".ckpt":  # a checkpoint rebuilds its own model, as --ckpt
         _built_as(args.weights, args.model, {})
         if args.model_args:
@@ -150,10 +152,14 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
     if args.weights:
         from ..zoo.weights import load_weights  # noqa: PLC0415
 
-        model = create_model(args.model, **_built_as(args.weights, args.model, kwargs))
+        built = _built_as(args.weights, args.model, kwargs)  # a file that records its architecture names it first
+        arch, tag, _ = args.model.partition(".")
+        if tag and arch in list_models():  # create_model's words, "pass pretrained=True", are no option of explain's
+            raise ValueError(f"--model: {args.model!r} is a trained entry, which brings its own weights; with --weights "
+                             f"give the architecture: --model {arch}")
+        model = create_model(args.model, **built)
         _check_explainable(model, args.model)
-        # the whole network: a backbone alone (a standard network's file, or one whose head does not fit) would
-        # leave the head at its random init, and the report would explain it
+        # the whole network (a backbone alone would leave the head at its random init, and the report would explain it);
         # --model-args say what its record leaves out (an earlier zoo release's norm_floor), as load_weights(arch_kwargs=)
         load_weights(model, args.weights, what="--weights", pickles=True, arch_kwargs=kwargs or None)
         return model.eval(), {"model": args.model, "weights": str(args.weights)}, _recorded_data(args.weights)

@@ -4,7 +4,7 @@ A file's ``neuroview.arch_kwargs`` may set what no tensor's shape tells and the 
 argument's name: a MiniRocket's ``max_dilations_per_kernel`` and ``num_features`` set its ``dilations`` (lists of
 numbers), and a file of ``max_dilations_per_kernel=5`` fits a default MiniRocket tensor for tensor. :func:`rebuilt_clash`
 rebuilds the file's network from its record and compares each module's lists of numbers (as
-``neuroview.zoo.pretrained._settings`` does when an entry is saved).
+``neuroview.zoo._save_checks.settings`` does when an entry is saved).
 
 Also :func:`rnn_clash`: an ``nn.RNN``'s nonlinearity, which a file records in its builder arguments or in a
 NeuroView-RNN's state dict record (``neuroview.core.rnn``), against the model's.

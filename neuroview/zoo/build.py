@@ -45,8 +45,13 @@ def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable
         hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
         raise ValueError(f"{what}: unknown model {name!r}{hint}")
     if dot and not trained:  # a random network of the architecture's default shape, not the entry it names
-        how = "pass pretrained=True, or the architecture" if what == "name" else "expected an architecture, e.g."
-        raise ValueError(f"{what}: {name!r} names a trained entry: {how} {arch!r}")
+        if what != "name":
+            raise ValueError(f"{what}: {name!r} names a trained entry: expected an architecture, e.g. {arch!r}")
+        # create_model's name is also what `neuroview explain --model` / `retrofit --arch` give it: a command line has
+        # no pretrained=True, so its words are said too
+        raise ValueError(f"{what}: {name!r} names a trained entry: pass pretrained=True, or the architecture {arch!r} "
+                         f"(Python); on the command line the entry name alone loads its weights, and a weight file of "
+                         f"your own takes the architecture: --model {arch} (explain), --arch {arch} (retrofit)")
     return _MODELS[arch]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .api import list_models
 from .pretrained import MissingZooError, checkpoints_dir, list_pretrained, read_manifest, verify_entry
@@ -85,11 +84,12 @@ def _architectures(args) -> int:
 
 def _not_a_folder(root: str | None) -> bool:
     """Whether ``--root`` was given and is no folder, said on stderr: missing, or a file (``manifest.json`` given for
-    its folder was said to be "no such folder")."""
-    if root is None or Path(root).is_dir():
+    its folder was said to be "no such folder"). The folder is the one the zoo reads (:func:`checkpoints_dir`: a
+    quoted ``'~/zoo'`` is the home folder's), and the message names it so."""
+    if root is None or (folder := checkpoints_dir(root)).is_dir():
         return False
-    why = "a file, not a folder" if Path(root).exists() else "no such folder"
-    print(f"neuroview zoo: --root: expected a checkpoint folder, got {root!r} ({why})", file=sys.stderr)
+    why = "a file, not a folder" if folder.exists() else "no such folder"
+    print(f"neuroview zoo: --root: expected a checkpoint folder, got {str(folder)!r} ({why})", file=sys.stderr)
     return True
 
 
