@@ -150,7 +150,7 @@ def recover(last: Path, busy_ok: bool = False) -> None:
         if got is False and not busy_ok and record is not None and not _alive(record["owner"]):
             got = _lock(fd, block=True)  # its writer is gone: another call is settling it; wait for that one
         if got is not False and (record is None or not _same_file(fd, journal)):  # settled meanwhile: not ours
-            if record is None and _same_file(fd, journal):  # cut short as it was written: before anything was done
+            if record is None and _same_file(fd, journal):  # the empty placeholder: nothing of the write done yet
                 journal.unlink(missing_ok=True)
             return
         if got is False or (not (got and record.get("locked")) and _alive(record["owner"])):
@@ -165,19 +165,25 @@ def recover(last: Path, busy_ok: bool = False) -> None:
 
 
 def _journal_record(journal: Path, text: bytes) -> dict | None:
-    """The record ``text`` of ``journal``: None if cut short as it was written; a :class:`Received` if a copied one."""
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
+    """``journal``'s record ``text``; None: the empty placeholder (:func:`_start_journal`); a Received: not ours."""
+    if not text:
         return None
+    record, shown = _json(text)
     rows, owner = (record.get("files"), record.get("owner", 0)) if isinstance(record, dict) else (None, 0)
     shaped = rows and isinstance(rows, list) and (owner is None or OWNER.fullmatch(str(owner))) and all(isinstance(
         f, list) and len(f) == 4 and all(map(isinstance, f, (str, str, (str, type(None)), bool))) for f in rows)
     if not shaped or (bad := [n for f in rows for n in ((f[0], f[2]) if f[2] else (f[0],)) if not NAME.fullmatch(n)]):
         raise Received(f"folder {str(journal.parent)!r}: {journal.name}, the journal of a killed write, " + (
             f"names files outside it: {bad!s:.300}" if shaped else f"is not as neuroview writes one: expected {JOURNAL}, "
-            f"got {json.dumps(record):.200}") + "; nothing was changed (it came with a copied folder? delete it)")
+            f"got {shown}") + "; nothing was changed (it came with a copied folder? delete it)")
     return record
+
+
+def _json(text: bytes) -> tuple[object, str]:  # read as JSON (``...`` where not) and what a refusal shows of it
+    try:
+        return (record := json.loads(text.decode("utf-8"))), f"{json.dumps(record):.200}"  # as neuroview writes
+    except (ValueError, RecursionError) as e:  # cut short or malformed, no UTF-8, nested past the reader
+        return ..., f"{len(text)} bytes that are not readable JSON ({type(e).__name__}: {e!s:.100}): {text[:200]!r}"
 
 
 def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
@@ -207,11 +213,8 @@ def _settle(journal: Path, record: dict, done: bool) -> None:
 
 
 def _sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
     with contextlib.suppress(OSError), open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-        return h.hexdigest()
+        return hashlib.sha256(f.read()).hexdigest()  # the last file of a write: a sidecar or a manifest, read whole
     return None
 
 
@@ -316,12 +319,9 @@ def recover_dir(path: Path) -> None:
 
 def _moves(path: Path, old: Path) -> tuple[Path | None, list[str]]:
     """The stage and names ``path``'s set-aside folder ``old`` lists, checked: a :class:`Received` if a copied one."""
-    try:
-        record = json.loads((old / MOVES).read_text(encoding="utf-8"))
-    except FileNotFoundError:  # an earlier neuroview's, which listed nothing: its namesakes put back
-        return None, os.listdir(old)
-    except (ValueError, RecursionError):  # no JSON: cut short as it was written, before any move
-        return None, []
+    record, shown = _json((old / MOVES).read_bytes()) if MOVES in (listed := os.listdir(old)) else (..., "")
+    if MOVES not in listed or record is ... and listed == [MOVES]:  # no list (an earlier neuroview's: its namesakes put
+        return None, [n for n in listed if n != MOVES]  # back), or no JSON but nothing moved yet: cut short as written
     names, stage = (record.get("names"), record.get("stage")) if isinstance(record, dict) else (None, None)
     shaped = isinstance(stage, str) and stage and isinstance(names, list) and all(isinstance(n, str) for n in names)
     new, bad = (old.parent / stage, [n for n in names if not NAME.fullmatch(n)]) if shaped else (None, [])
@@ -329,7 +329,7 @@ def _moves(path: Path, old: Path) -> tuple[Path | None, list[str]]:
         raise Received(f"folder {str(path)!r}: the set-aside folder {str(old)!r}, left by a killed write, " + (
             f"names files outside it: {bad!s:.300}" if bad else f"names as its staging folder {str(new)!r}, which is no "
             ".neuroview-stage.*.tmp folder beside it" if shaped else f"has a {MOVES} not as neuroview writes one: expected"
-            f" {LISTED}, got {json.dumps(record):.200}") + "; nothing was moved (came with a copied folder? delete it)")
+            f" {LISTED}, got {shown}") + "; nothing was moved (came with a copied folder? delete it)")
     return new, names
 
 

@@ -211,7 +211,7 @@ class NeuroViewCLI(LightningCLI):
         if cfg.trainer.logger in (None, True):
             loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
                                  init_args=Namespace(save_dir=root, name="logs"))]
-            if _tensorboard_available():
+            if any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX")):
                 loggers.append(Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger",
                                          init_args=Namespace(save_dir=root, name="tensorboard")))
             cfg.trainer.logger = loggers
@@ -320,10 +320,6 @@ def _named_model_options(argv: list[str] | None) -> set[str] | None:
     return named
 
 
-def _tensorboard_available() -> bool:
-    return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
-
-
 def _run_name(argv: list[str]) -> str:
     """The stem of the last ``--config`` file: ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``."""
     name = "neuroview"
@@ -373,11 +369,13 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
 
 def _short(message: str, given: list[str], lines: int = 12) -> str:
     # jsonargparse explains a refused subclass at length, one reason per candidate: keep the first lines. A long value
-    # given (a 400 kB --data spec was said three times whole) is cut as `neuroview explain` cuts --model-args, and a
-    # line still long (the value as parsed: a dict's repr) after its first 100 characters
-    for a in sorted({a for a in given if len(a) > 200}, key=len, reverse=True):  # a value inside another: cut with it
+    # given (a 400 kB --data spec was said three times whole; --data=<spec> too) is cut as `neuroview explain` cuts
+    # --model-args; only then a line still long (the value as parsed: a dict's repr) after its first 100 characters,
+    # never the parser's own words where no long value was given (its Subtypes: [...], what an option accepts)
+    long = {v for a in given for v in (a, a.partition("=")[2] if a.startswith("--") else a) if len(v) > 200}
+    for a in sorted(long, key=len, reverse=True):  # a value inside another: cut with it
         message = message.replace(a, f"{a[:60]!r}... ({len(a)} characters)")
-    parts = [p if len(p) <= 200 else f"{p[:100]}... ({len(p)} characters)" for p in message.strip().splitlines()]
+    parts = [f"{p[:100]}... ({len(p)} characters)" if long and len(p) > 200 else p for p in message.strip().splitlines()]
     parts = [p for p in parts if p.strip()]
     return "\n".join(parts[:lines] + ([f"  ... ({len(parts) - lines} more lines)"] if len(parts) > lines else []))
 

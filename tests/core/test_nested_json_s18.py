@@ -56,11 +56,14 @@ def test_saving_over_a_deeply_nested_sidecar_says_it_is_no_explanation_s(tmp_pat
     assert (tmp_path / "e.json").read_text() == DEEP
 
 
-def test_a_deeply_nested_journal_is_read_as_one_cut_short(tmp_path):
-    """As a journal that is not JSON: no write of neuroview's, nothing of the folder undone; only it goes."""
+def test_a_deeply_nested_journal_is_refused_and_nothing_is_touched(tmp_path):
+    """neuroview leaves a journal empty (its placeholder) or whole, never JSON its reader cannot read: refused by name."""
     (tmp_path / "last.json").write_text("the last file\n")
     (tmp_path / "other.bin").write_text("another file\n")
     (tmp_path / ".last.json.neuroview-journal").write_text(DEEP)
-    _io.recover(tmp_path / "last.json", busy_ok=True)
-    assert sorted(os.listdir(tmp_path)) == ["last.json", "other.bin"]
-    assert (tmp_path / "last.json").read_text() == "the last file\n"
+    with pytest.raises(_io.Received, match=r"\.last\.json\.neuroview-journal, the journal of a killed write, is not as "
+                                           r"neuroview writes one: .*, got 400000 bytes that are not readable JSON "
+                                           r"\(RecursionError: maximum recursion depth exceeded"):
+        _io.recover(tmp_path / "last.json", busy_ok=True)
+    assert sorted(os.listdir(tmp_path)) == [".last.json.neuroview-journal", "last.json", "other.bin"]
+    assert (tmp_path / ".last.json.neuroview-journal").read_text() == DEEP
