@@ -33,7 +33,7 @@ from ..core._utils import batch_labels, rng_as_built
 from ..core.ensemble import Ensemble, members_loss
 from ..data.read_as import check_classes_of
 from .callbacks import ResumeState
-from .outputs import check_class_count, write_confusion
+from .outputs import ClassCount, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .loop_guards import LoopGuards, first_loader
 from .module_args import check_numbers
@@ -54,7 +54,7 @@ CLOSED_FORM = ("minirocket", "nv_minirocket")
 _HEAD_NAMES = ("classifier", "norm", "fc", "head", "step_shared", "dropout")  # dropout: the RNN heads'
 
 
-class NeuroViewModule(FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
+class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, PlateauAtEpochEnd, pl.LightningModule):
     """Train a zoo architecture (``arch``) with cross-entropy, AdamW/Adam/SGD and a scheduler.
 
     Args:
@@ -247,9 +247,8 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, Plat
         # before configure_optimizers, as Lightning documents for lazy modules: one real batch
         # finds the sites and builds the global classifier over their units
         super().setup(stage)  # FreshMetrics: a spawned worker's metrics in its own storage
-        # the data module's classes, before its first batch: outputs of classes that never occur trained without a word
-        check_class_count(getattr(self._trainer, "datamodule", None) if self._trainer is not None else None,
-                          self.hparams.num_classes)
+        if not (self.hparams.init_weights and not self._init_loaded and stage != "fit"):  # else its file's classes first
+            self.check_class_count()  # ClassCount: the data module's classes, before its first batch
         if not self._ready:  # sites a user found (model.discover(x)) need no batch
             rng_as_built(getattr(self, "_rng_at_build", None) if isinstance(getattr(self._trainer, "strategy", None), pl.strategies.ParallelStrategy) else None)  # DDP reseeded
             self._materialize(None if getattr(self.model, "sites", None) is not None else self._first_batch(stage))
@@ -260,6 +259,7 @@ class NeuroViewModule(FreshMetrics, LoopGuards, ModuleMetrics, ResumeState, Plat
             self._init_loaded = True  # scored (not fine-tuned): its outputs must be the data's classes, as ckpt_path's are
             if stage != "fit" and getattr(self._trainer, "datamodule", None) is not None:
                 check_classes_of(self._trainer.datamodule, self.hparams.init_weights, "data")
+                self.check_class_count("init_weights")  # a file that records no classes: trained on num_classes of them
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)

@@ -1,9 +1,9 @@
 """What a run writes besides its checkpoints: ``predictions.csv`` (:class:`PredictionWriter`, one file a predict
 loader) and ``confusion_matrix.csv`` (:func:`write_confusion`), UTF-8 whatever the locale and whole or not at all;
 both name the classes by the data module's names (:func:`named_classes`), whose count the module checks against its
-outputs when a stage starts (:func:`check_class_count`).
+outputs when a stage starts (:func:`check_class_count`, :class:`ClassCount`: what its weights were trained on).
 A second predict (test) of one run keeps the first's file, as ``<stem>-v<N>.csv`` (:func:`newest_at`).
-May import Lightning, torch and ``neuroview._io``; nothing else of neuroview.
+May import Lightning, torch, ``neuroview._io`` and ``neuroview.data.read_as``; nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
+from ..data.read_as import check_classes
 
-__all__ = ["PredictionWriter", "check_class_count", "fresh_name", "named_classes", "newest_at", "write_confusion"]
+__all__ = ["ClassCount", "PredictionWriter", "check_class_count", "fresh_name", "named_classes", "newest_at", "write_confusion"]
 
 
 def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
@@ -142,16 +143,57 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
 
 
-def check_class_count(dm, num_classes: int) -> None:
+def check_class_count(dm, num_classes: int, trained: str | None = None, classes: list[str] | None = None) -> None:
     """A clear error where the data module ``dm`` names another number of classes than the model's ``num_classes``
     outputs (the Python API, where nothing links them): the outputs of classes that never occur trained without a
     word, and the checkpoint, its outputs named by the data's classes, was refused on its own training data. A data
-    module that names none (:func:`named_classes`) is not checked: a label past the last class is refused at its batch."""
+    module that names none (:func:`named_classes`) is not checked: a label past the last class is refused at its batch.
+
+    The advice depends on the weights. ``trained``: where they come from (``"load_from_checkpoint"``...), whose outputs
+    are the classes they were trained on (``classes``, where recorded: ``check_classes``'s error), which no num_classes
+    changes: the data is at fault. None: a new model, or weights ``setup`` cannot see (a ``ckpt_path`` is restored
+    after it, a state dict loaded by hand): the message gives the way of each."""
     names = named_classes(dm)
-    if names is not None and len(names) != num_classes:
-        raise ValueError(f"num_classes: the model has {num_classes} outputs (num_classes={num_classes}), the data "
-                         f"module's classes are {len(names)} ({_listed(names)}); pass num_classes={len(names)} (the "
-                         "command line links it from the data module: NeuroViewModule(num_classes=dm.num_classes))")
+    if names is None or len(names) == num_classes:
+        return
+    if classes is not None:
+        check_classes(dm, [str(c) for c in classes], "data")  # their names, in order: "pass the data it was trained on"
+    if trained is not None:
+        raise ValueError(f"data: the data module's classes are {len(names)} ({_listed(names)}); the model's {num_classes} "
+                         f"outputs are the classes its weights ({trained}) were trained on, which num_classes does not "
+                         "change. Pass data of the classes the model was trained on (every one of them in its training split)")
+    raise ValueError(f"num_classes: the model has {num_classes} outputs (num_classes={num_classes}), the data module's "
+                     f"classes are {len(names)} ({_listed(names)}). A new model: pass num_classes={len(names)} (the "
+                     "command line links it from the data module: NeuroViewModule(num_classes=dm.num_classes)); weights "
+                     f"trained on {num_classes} classes (ckpt_path=, a state dict): pass data of those classes (every one "
+                     "of them in its training split)")
+
+
+class ClassCount:
+    """Hooks of :class:`~neuroview.training.module.NeuroViewModule` (a mixin before ``pl.LightningModule``) that record
+    where its weights come from and the classes they were trained on, for :meth:`check_class_count` at ``setup``: a
+    ``load_from_checkpoint`` (the checkpoint's ``neuroview_classes``), a restore, a fit of this module (its data
+    module's classes). Trained weights were told "pass num_classes=3", which their 5 outputs cannot follow."""
+
+    _weights_from: str | None = None  # None: a new model, or weights setup cannot see
+    _trained_classes: list[str] | None = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._weights_from = "load_from_checkpoint" if self._trainer is None else "ckpt_path"
+        self._trained_classes = checkpoint.get("neuroview_classes")
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self._weights_from = "an earlier fit"  # a later stage of this module on other data
+        self._trained_classes = named_classes(getattr(self.trainer, "datamodule", None)) or self._trained_classes
+
+    def check_class_count(self, trained: str | None = None) -> None:
+        """:func:`check_class_count` of the trainer's data module against this module's outputs; ``trained``: where
+        its weights come from, if ``setup`` loaded them (``init_weights``)."""
+        self._weights_from = trained or self._weights_from
+        check_class_count(getattr(self._trainer, "datamodule", None) if self._trainer is not None else None,
+                          self.hparams.num_classes, self._weights_from, self._trained_classes)
 
 
 def _class_names(dm, n: int, what: str) -> list[str] | None:

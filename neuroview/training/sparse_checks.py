@@ -127,7 +127,10 @@ def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:
 def check_labels(y: Tensor, num_classes: int) -> None:
     """The training split's labels: in ``[0, num_classes)``, at least 2 classes, and every class of the network (a
     head fitted without a class learns never to predict it). Labels counted from 1 (UCR's 1..C, the network sized as
-    the largest label + 1) are told to pass ``y - 1`` first: "pass the whole training split" was no fix for them."""
+    the largest label + 1) are told that the network's class 0 has no sample, and the two ways out: ``y - 1`` to a
+    network of C classes (one trained on 1..C again), or samples of class 0. "pass the whole training split" was no
+    fix for them, nor "pass y - 1, to a network of num_classes=C", which a trained network (retrofit's, sparsify's)
+    cannot follow without training, and ``y - 1`` alone lacks class C."""
     held = sorted(torch.unique(y).tolist())
     check_label_range(held, num_classes, "the network's classes")
     if len(held) < 2:
@@ -136,9 +139,13 @@ def check_labels(y: Tensor, num_classes: int) -> None:
     if absent:
         got = f"train: expected samples of each of the network's {num_classes} classes, got none of "
         if counted_from_1(held, num_classes):
-            raise ValueError(f"{got}class [0] and labels 1..{num_classes - 1}: {ONE_BASED}, to a network of "
-                             f"num_classes={num_classes - 1}. A head fitted without a class never predicts it: if "
-                             "class 0 is a class of its own, pass the whole training split")
+            c = num_classes - 1
+            raise ValueError(f"{got}class [0] and labels 1..{c}: the network's class 0 has no sample (labels counted "
+                             "from 1, the network sized as the largest label + 1?), and a head fitted without it never "
+                             f"predicts it; y - 1 alone leaves class {c} without one. Pass y - 1 to a network of "
+                             f"num_classes={c} (a network trained on labels 1..{c} has an output 0 nobody trained: train "
+                             "it again on y - 1); or, if class 0 is a class of its own, samples of it (the whole "
+                             "training split)")
         raise ValueError(f"{got}class{'es' if len(absent) > 1 else ''} {absent[:10]}; a head fitted without them never "
                          "predicts them: pass the whole training split")
 
@@ -155,12 +162,13 @@ def counted_from_1(held: list[int], num_classes: int) -> bool:
 
 def check_label_range(held: list[int], num_classes: int, whose: str, what: str = "train") -> None:
     """The labels ``held`` (sorted) in ``[0, num_classes)``; else an error naming them, with :data:`ONE_BASED` where
-    they run up to ``num_classes`` from 1 or more. Before the absent classes: labels 1..3 for 3 classes lack class 0,
-    and "pass the whole training split" was said of a label that no class of the network is."""
+    they are exactly ``1 .. num_classes``. Before the absent classes: labels 1..3 for 3 classes lack class 0, and "pass
+    the whole training split" was said of a label that no class of the network is. Labels 2..3 for 3 classes get no
+    hint: ``y - 1`` is 1..2, told "counted from 1? pass y - 1" again (a user who had subtracted 1 already)."""
     if held and (held[0] < 0 or held[-1] >= num_classes):
         shown = f"{held[:20]}"[:-1] + (", ...]" if len(held) > 20 else "]")
         raise ValueError(f"{what}: labels must lie in [0, {num_classes}) ({whose}), got {shown}"
-                         + (f" ({ONE_BASED})" if held[0] >= 1 and held[-1] == num_classes else ""))
+                         + (f" ({ONE_BASED})" if held == list(range(1, num_classes + 1)) else ""))
 
 
 def warn_labels(seen: Tensor, num_classes: int, epochs: int) -> None:

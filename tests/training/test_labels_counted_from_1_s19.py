@@ -2,7 +2,10 @@
 (``sparse_checks.check_labels``) told a user who passed the whole training split to "pass the whole training split",
 and nv.minirocket advised ``num_classes=3`` for labels 1..3, which gave the same error again. The hint that fixes it
 ("labels counted from 1? pass y - 1") now comes first, the range is checked before the absent classes, and advice
-that cannot work (the classes held as num_classes, where they are not 0 .. k-1) is no longer given."""
+that cannot work (the classes held as num_classes, where they are not 0 .. k-1) is no longer given. A trained network
+(retrofit's, sparsify's) is told that its class 0 has no sample and both ways that run (y - 1 to a network of C classes,
+trained again; samples of class 0), not "pass y - 1" alone, which left class C without one; and the range hint comes
+only for labels exactly 1..C (labels {2, 3} were told to subtract 1, then told it again)."""
 
 from __future__ import annotations
 
@@ -33,15 +36,58 @@ def _message(fn, *args, **kw) -> str:
     return str(e.value)
 
 
+def _class_0_message(c: int) -> str:
+    """What a network of ``c + 1`` classes is told of labels 1..c (class 0 absent): worked out here, by hand."""
+    return (f"train: expected samples of each of the network's {c + 1} classes, got none of class [0] and labels 1..{c}: "
+            f"the network's class 0 has no sample (labels counted from 1, the network sized as the largest label + 1?), "
+            f"and a head fitted without it never predicts it; y - 1 alone leaves class {c} without one. Pass y - 1 to a "
+            f"network of num_classes={c} (a network trained on labels 1..{c} has an output 0 nobody trained: train it "
+            "again on y - 1); or, if class 0 is a class of its own, samples of it (the whole training split)")
+
+
 @pytest.mark.parametrize("fit", ["sparsify", "fit_ridge_head"])
 def test_a_network_of_largest_label_plus_1_classes_on_labels_1_to_3_is_told_to_pass_y_minus_1(fit):
     x, y = _series(), torch.tensor([1, 2, 3] * 10)
-    msg = _message(getattr(nv, fit), _cnn(4), [(x, y)])
-    assert msg.startswith("train: expected samples of each of the network's 4 classes, got none of class [0]")
-    assert HINT in msg and "num_classes=3" in msg  # y - 1 is 0..2: a network of 3 classes, else class 3 is absent then
-    whole = msg.find("pass the whole training split")
-    assert whole == -1 or msg.index(HINT) < whole  # the hint that fixes it first
-    check_labels(y - 1, 3)  # the advice, followed, passes the same check (it looped before)
+    assert _message(getattr(nv, fit), _cnn(4), [(x, y)]) == _class_0_message(3)
+    check_labels(y - 1, 3)  # each way it gives, followed, passes the same check (it looped before)
+    check_labels(torch.cat([y, torch.zeros(5, dtype=torch.long)]), 4)
+    assert "class [3]" in _message(check_labels, y - 1, 4)  # and y - 1 alone would not: the message says so
+
+
+def _trained_cnn(x, y, outputs: int) -> nn.Module:
+    """A standard CNN of ``outputs`` outputs trained on ``(x, y)`` (100 full-batch Adam steps)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, outputs))
+    opt = torch.optim.Adam(model.parameters(), 0.05)
+    for _ in range(100):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model
+
+
+def test_retrofit_of_a_network_trained_on_labels_1_to_3_says_its_class_0_has_no_sample_and_what_runs():
+    x, y = _series(60), torch.tensor([1, 2, 3] * 20)
+    x = x + y[:, None, None].float()
+    model = _trained_cnn(x, y, 4)  # 4 outputs, as y.max() + 1: output 0 never a label
+    assert (model(x).argmax(1) == y).float().mean() > 0.9  # trained: its class count is its weights', not an argument
+    assert _message(nv.retrofit, model, [(x, y)], [(x, y)], epochs=2) == _class_0_message(3)
+    # the message's two ways, followed, run: trained again on y - 1 with 3 outputs, or samples of class 0
+    nv.retrofit(_trained_cnn(x, y - 1, 3), [(x, y - 1)], [(x, y - 1)], epochs=2)
+    x0, y0 = torch.cat([x, x[:6] - 3]), torch.cat([y, torch.zeros(6, dtype=torch.long)])
+    nv.retrofit(model, [(x0, y0)], [(x0, y0)], epochs=2)
+
+
+def test_labels_that_lack_class_1_too_are_not_told_to_subtract_1_twice():
+    # UCR labels 1..3 and a split without class 1: y - 1 would be 1..2, told "counted from 1? pass y - 1" again
+    for fn, kw in ((check_labels, {"num_classes": 3}), (nv.minirocket, {"num_classes": 3, "num_features": 84})):
+        y = torch.tensor([2, 3] * 15)
+        args = (y,) if fn is check_labels else ([(_series(), y)],)
+        msg = _message(fn, *args, **kw)
+        assert msg.startswith("train: labels must lie in [0, 3) (") and msg.endswith("got [2, 3]")
+        assert "y - 1" not in msg
+    assert "y - 1" not in _message(check_labels, torch.tensor([1, 3] * 10), 3)  # 1..3 lacking class 2: not exactly 1..C
+    assert HINT in _message(check_labels, torch.tensor([1, 2, 3] * 10), 3)  # exactly 1..3: the hint
 
 
 def test_check_labels_checks_the_range_before_the_absent_classes():
