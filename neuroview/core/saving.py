@@ -31,13 +31,14 @@ FORMAT = "neuroview.explanation"
 VERSION = 3
 
 
-def paths(path) -> tuple[Path, Path]:
-    """``(tensor file, sidecar)`` of ``path``, ``~`` expanded: ``.safetensors`` is added when there is no suffix."""
+def paths(path, writing: bool = True) -> tuple[Path, Path]:
+    """``(tensor file, sidecar)`` of ``path``, ``~`` expanded: ``.safetensors`` is added when there is no suffix.
+    ``writing``: its names leave room for the writer's temporary files (a load makes none, and reads a longer stem)."""
     given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
     if not isinstance(given, str):  # None, bytes: pathlib's bare TypeError named no argument
         raise TypeError(f"path: expected a str or os.PathLike file name, got {type(path).__name__} {path!r}")
     given = os.path.expanduser(given)  # "~/x" made a folder named "~" in the working directory
-    _check_lengths(given)  # before any stat of it: a name too long for the file system was a bare OSError
+    _check_lengths(given, writing)  # before any stat of it: a name too long for the file system was a bare OSError
     # a folder would get its files beside it ("out/" -> out.safetensors), an empty path a bare pathlib error
     if isinstance(given, str) and (given.strip() == "" or given.endswith(("/", os.sep)) or Path(given).is_dir()):
         raise ValueError(f"path: expected a file name (ending in .safetensors, or no suffix), got {given!r}, "
@@ -58,18 +59,22 @@ NAME_MAX = 255
 _SIBLING = len(".x.json.neuroview-journal.12345678.tmp".encode()) - 1
 
 
-def _check_lengths(given: str) -> None:
-    """A ValueError naming ``path`` where a folder of ``given`` or its file (with the writer's temporary siblings of it)
-    has a name longer than :data:`NAME_MAX` bytes: the save failed with a bare ``OSError [Errno 36]``."""
+def _check_lengths(given: str, writing: bool = True) -> None:
+    """A ValueError naming ``path`` where a folder of ``given`` or its file (``writing``: with the writer's temporary
+    siblings of it; a load, its own ``.safetensors`` name) has a name longer than :data:`NAME_MAX` bytes: the save or
+    load failed with a bare ``OSError [Errno 36]``."""
     parts = [p for p in given.replace(os.altsep or os.sep, os.sep).split(os.sep) if p]
     stem = Path(given).stem if Path(given).suffix in ("", ".safetensors") else Path(given).name
+    extra = _SIBLING if writing else len(".safetensors")  # a load reads <stem>.safetensors and <stem>.json only
     longest = [f"folder name {p[:30]!r}... ({len(os.fsencode(p))} bytes)" for p in parts[:-1] if len(os.fsencode(p)) > NAME_MAX]
-    if parts and len(os.fsencode(stem)) + _SIBLING > NAME_MAX:
+    if parts and len(os.fsencode(stem)) + extra > NAME_MAX:
         longest.append(f"file name {stem[:30]!r}... ({len(os.fsencode(stem))} bytes before its suffix)")
     if longest:
+        why = ("the writer's temporary files beside it take the rest" if writing else
+               "its .safetensors suffix takes the rest")
         raise ValueError(f"path: expected folder names of at most {NAME_MAX} bytes and a file name of at most "
-                         f"{NAME_MAX - _SIBLING} bytes before its suffix (the writer's temporary files beside it take the "
-                         f"rest of the file system's {NAME_MAX}), got a {longest[0]}; pick a shorter name")
+                         f"{NAME_MAX - extra} bytes before its suffix ({why} of the file system's {NAME_MAX}), got a "
+                         f"{longest[0]}; pick a shorter name")
 
 
 def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path, Path]:
@@ -94,7 +99,10 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
 
 def _recover(meta_path: Path) -> None:
     """``recover`` of what a killed save of the pair left; a journal that came with a copied folder and names files
-    outside it is refused (nothing done), naming the argument; any other error is left as it is."""
+    outside it is refused (nothing done), naming the argument; any other error is left as it is. A pair whose journal's
+    name would be longer than a file system takes was never saved by a save that makes one: nothing to recover."""
+    if len(os.fsencode(f".{meta_path.name}.neuroview-journal")) > NAME_MAX:
+        return
     try:
         recover(meta_path)
     except Received as e:
@@ -148,7 +156,7 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
     from safetensors.torch import load as st_load  # noqa: PLC0415 - only when loading
 
     device = _device(device)
-    tensors_path, meta_path = paths(path)
+    tensors_path, meta_path = paths(path, writing=False)  # a stem too long to save under still loads
     _recover(meta_path)  # a save killed on the way: its earlier pair put back (or its new one finished)
     for p in (tensors_path, meta_path):
         if not p.is_file():

@@ -272,6 +272,23 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
 
 
+def run_seed(trainer: pl.Trainer | None) -> int | None:
+    """A run's ``seed_everything``: the CLI's (its config, which Lightning's SaveConfigCallback holds: an int, or
+    False: None), else Lightning's ``PL_GLOBAL_SEED`` (a script's ``seed_everything``; one inherited from a parent
+    process is taken for the run's: the Python API's limit). Not the variable alone: ``fit --seed_everything false``
+    started by a seeded notebook recorded the notebook's seed."""
+    try:
+        from pytorch_lightning.cli import SaveConfigCallback  # noqa: PLC0415 - it needs jsonargparse: only here
+    except ImportError:  # no CLI without it either
+        SaveConfigCallback = ()  # noqa: N806
+    for cb in (c for c in getattr(trainer, "callbacks", []) if isinstance(c, SaveConfigCallback)):
+        seed = getattr(cb.config, "get", lambda *_: "unread")("seed_everything", "unread")
+        if seed != "unread":
+            return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    seed = os.environ.get("PL_GLOBAL_SEED", "")
+    return int(seed) if seed.lstrip("-").isdigit() else None
+
+
 def _resume_at_next_epoch(trainer: pl.Trainer) -> None:
     """A run by steps (``max_steps`` not -1) resumed from a checkpoint of an epoch's end goes on at the next epoch, as
     Lightning resumes a run by epochs. Lightning keeps such a run's loops restarting: it re-entered the saved epoch with
@@ -302,12 +319,18 @@ class ResumeState:
 
     _resumed: dict | None = None
     _redraw_epoch: int | None = None
+    _run_seed: int | None | str = "unread"  # the run's seed_everything, read as it starts (run_seed) or resumes
+    _seed_resumed = False
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if not self._seed_resumed:  # a resume keeps its checkpoint's (on_load_checkpoint): its weights are that run's
+            self._run_seed = run_seed(self.trainer)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["neuroview_rng"] = rng_states()
-        # the run's seed_everything (Lightning keeps it in PL_GLOBAL_SEED): a zoo entry made of the checkpoint says it
-        seed = os.environ.get("PL_GLOBAL_SEED", "")
-        checkpoint["neuroview_seed"] = int(seed) if seed.lstrip("-").isdigit() else None
+        # the run's seed_everything, not the process's at save time: a zoo entry made of the checkpoint says it
+        checkpoint["neuroview_seed"] = run_seed(None) if self._run_seed == "unread" else self._run_seed
         if self._trainer is not None:
             # world_size: each process reads its share of the training split, so the processes set the steps of an epoch
             checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps,
@@ -342,6 +365,8 @@ class ResumeState:
             # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
             check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
         if self.trainer.state.fn == TrainerFn.FITTING:  # not test
+            seed = checkpoint.get("neuroview_seed")  # the resumed run's (None: not recorded), not the resume's
+            self._run_seed, self._seed_resumed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None, True
             self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng",
                                                             "neuroview_epoch_steps")}
             if checkpoint.get("neuroview_mid_epoch") is not None:
@@ -357,7 +382,7 @@ class ResumeState:
             names = checkpointing(net.backbone)
             if names and any(p.requires_grad for p in net.backbone.parameters()):
                 raise ValueError(checkpointing_message(names))
-        rng, self._resumed = (self._resumed or {}).get("neuroview_rng"), None
+        rng, self._resumed, self._seed_resumed = (self._resumed or {}).get("neuroview_rng"), None, False
         if rng is not None:
             set_rng_states(rng)
             self._redraw_epoch = self.trainer.current_epoch

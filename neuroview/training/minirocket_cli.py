@@ -37,11 +37,11 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
             raise ValueError(f"--data: expected a JSON data-module spec, got {data!r} ({e})") from None
     raw = {"val_fraction": 0.0, "normalize": normalize}
     if kind := path_kind(data):  # FILE.NPZ, FILE.CSV (a copy from another system) too
-        if not Path(data).is_file():
-            raise FileNotFoundError(f"--data: no such file {data!r}")
+        path = os.path.abspath(os.path.expanduser(data))  # "~/x.npz" quoted or after --data=: the home folder's
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--data: no such file {data!r}" + (f" ({path})" if path != data else ""))
         # absolute: a later command (explain) run from another folder reads the same file
-        return {"class_path": f"neuroview.data.{kind}",
-                "init_args": {"path": os.path.abspath(data), **raw, "resample": True}}
+        return {"class_path": f"neuroview.data.{kind}", "init_args": {"path": path, **raw, "resample": True}}
     if data.lower() == "mnist1d":
         return {"class_path": "neuroview.data.MNIST1DDataModule", "init_args": raw}
     if data in datasets.UCR_DATASETS:
@@ -83,15 +83,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
+    p.add_argument("--tag", default=None, help="the entries' tag: nv_minirocket.<tag> (and <tag>_sparse); default: the "
+                                               "data set's name or the data file's stem")
     from .sparsify_cli import expand_paths, not_written  # noqa: PLC0415
 
     args = expand_paths(p.parse_args(argv), "out")  # --out=~/x: no shell expanded it
-    tag = entry_tag(args.data)
+    tag = entry_tag(args.data) if args.tag is None else args.tag
     try:
         from ..zoo.pretrained import make_datamodule, refuse_existing  # noqa: PLC0415
 
         refuse_existing(args.out, [f"nv_minirocket.{tag}"] + [f"nv_minirocket.{tag}_sparse"] * (args.max_k90 is not None),
-                        args.overwrite)
+                        args.overwrite, "--tag" if args.tag is not None else "--data",
+                        "pick a shorter --tag" if args.tag is not None else "the data's name or file stem makes the tag: "
+                        "pass a shorter --tag")
 
         if args.normalize is not None and args.data.lstrip().startswith("{"):  # it was ignored, silently
             raise ValueError(f"--normalize: a JSON --data spec sets its own normalization (its init_args' normalize), "
@@ -115,13 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     dm.setup("test")
     test = list(dm.test_dataloader())  # read once, for both entries
-    try:
-        for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)):
-            if model is not None:
-                _save(model, name, net, spec, dm, test, args, out)
+    saves = [_entry(model, name, net, spec, dm, test, args)
+             for name, model in ((f"nv_minirocket.{tag}", net), (f"nv_minirocket.{tag}_sparse", sparse)) if model is not None]
+    try:  # both entries as one write: a failed one never leaves the other new beside the earlier run's
+        from ..zoo.pretrained import save_pretrained_all  # noqa: PLC0415
+
+        save_pretrained_all([s for s, _ in saves], root=out, overwrite=args.overwrite)  # refused before the work unasked
     except OSError as e:  # --out made unwritable, or a disk filled, during the work: said, not a traceback
         print(f"neuroview minirocket: {not_written(args.out, e)}", file=sys.stderr)
         return 2
+    for _, said in saves:
+        print(f"{said}; wrote it to {out}")
     import shlex  # noqa: PLC0415
 
     entry = f"nv_minirocket.{tag}{'_sparse' if sparse is not None else ''}"
@@ -130,23 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _save(model, name: str, dense, spec: dict, dm, test: list, args, out) -> None:
+def _entry(model, name: str, dense, spec: dict, dm, test: list, args) -> tuple[dict, str]:
+    """``(save_pretrained's arguments, what to print once written)`` of the entry ``name`` of ``model``."""
     from ..attribution.readability import readability  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
-    from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
     from .sparsify_cli import sparsify_record  # noqa: PLC0415
 
     r = readability(model, test, baseline="mean")
     bb = dense.backbone
     kwargs = {"num_classes": dense.num_classes, "in_channels": bb.in_channels, "max_len": bb.input_length,
               "num_features": args.num_features, "seed": args.seed}
-    save_pretrained(model, name, architecture="nv_minirocket", arch_kwargs=kwargs,
-                    dataset={"name": args.data, "split": "test", "data_module": spec, "class_names": [str(c) for c in dm.class_names]}, recipe=None, seed=args.seed, root=out,
-                    overwrite=args.overwrite,  # refused before the work where it was not asked for
-                    metrics=score_test_split(model, dm) | {k: r[k] for k in ("k90", "top10_share", "units_per_class")},
-                    # the ridge is the dense entry's head; the sparse one's is a point of the path, recorded as
-                    # `neuroview sparsify` records it (the budget and deviance rule met or not, the folds, the path)
-                    extra={"ridge": {"alpha": dense.ridge.alpha, "train_acc": dense.ridge.train_acc}} if model is dense
-                    else {"sparsified_from": name.removesuffix("_sparse"), "sparsify": sparsify_record(model.sparsity_path)})
-    print(f"{name}: test accuracy {r['accuracy']:.1f}%, {r['units_per_class']:.1f} units per class, "
-          f"k90 {r['k90']:g} against the mean code; wrote it to {out}")
+    save = dict(model=model, name=name, architecture="nv_minirocket", arch_kwargs=kwargs,
+                dataset={"name": args.data, "split": "test", "data_module": spec, "class_names": [str(c) for c in dm.class_names]},
+                recipe=None, seed=args.seed,
+                metrics=score_test_split(model, dm) | {k: r[k] for k in ("k90", "top10_share", "units_per_class")},
+                # the ridge is the dense entry's head; the sparse one's is a point of the path, recorded as
+                # `neuroview sparsify` records it (the budget and deviance rule met or not, the folds, the path)
+                extra={"ridge": {"alpha": dense.ridge.alpha, "train_acc": dense.ridge.train_acc}} if model is dense
+                else {"sparsified_from": name.removesuffix("_sparse"), "sparsify": sparsify_record(model.sparsity_path)})
+    return save, (f"{name}: test accuracy {r['accuracy']:.1f}%, {r['units_per_class']:.1f} units per class, "
+                  f"k90 {r['k90']:g} against the mean code")

@@ -18,7 +18,7 @@ from torch import nn
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
 from ..core.rnn import RNNClassifier
-from ..zoo.files import unwritable
+from ..zoo.files import replaceable, too_long, unwritable
 
 __all__ = ["check_out", "write_out"]
 
@@ -30,13 +30,22 @@ def check_out(args) -> str | None:
         return None
     args.out = os.path.expanduser(args.out)
     out = Path(args.out)
-    return ("expected a .safetensors path (the weights are written as safetensors)" if out.suffix != ".safetensors" else
-            "is a folder" if out.is_dir() else
+    if out.suffix != ".safetensors":
+        return "expected a .safetensors path (the weights are written as safetensors)"
+    if why := too_long(out, SIBLING):  # before any stat: is_dir() raised a bare OSError [Errno 36], or the save after the fit
+        return f"has {why}; pick a shorter --out"
+    return ("is a folder" if out.is_dir() else
             "exists; pick another path or pass --overwrite to replace it" if out.exists() and not args.overwrite else
             f"its folder {out.parent} does not exist" if not out.parent.is_dir() else
             # a read-only folder: the write's bare PermissionError came after the fit, which was lost
-            None if (blocked := unwritable(out.parent)) is None else
-            f"cannot be written: its folder {str(out.parent)!r} takes no new file ({blocked[1]})")
+            f"cannot be written: its folder {str(out.parent)!r} takes no new file ({blocked[1]})"
+            if (blocked := unwritable(out.parent)) is not None else
+            # --overwrite: the write renames onto the earlier file, which its folder or attributes may not let it
+            None if (why := replaceable(out)) is None else f"exists and cannot be replaced: {why}")
+
+
+#: What :func:`neuroview._io.atomic_write` adds to the file's name for its temporary file beside it: ``.<name>.<8>.tmp``.
+SIBLING = len(".x.12345678.tmp") - 1
 
 
 def write_out(args, model: nn.Module, net: nn.Module, dm) -> int:

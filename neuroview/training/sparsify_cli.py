@@ -80,14 +80,16 @@ def _check_source(source: str, zoo: str | None) -> None:
     looked up as an entry of a manifest.json that is not there, and sent the user to ``neuroview zoo``."""
     from pathlib import Path  # noqa: PLC0415
 
+    from ..zoo.files import expand  # noqa: PLC0415
+
     if Path(source).suffix.lower() in WEIGHT_FILES:  # W.SAFETENSORS, a torch.save'd w.pt: no entry's name either
         raise ValueError(f"source: expected a zoo entry name or a `neuroview fit` checkpoint (.ckpt), got {source!r}: a "
                          "weight file (what `retrofit --out` writes, a saved state dict) records no data to sparsify "
                          "on; train it into a "
                          f"checkpoint with `neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights {source}`, "
                          "or explain it as it is with `neuroview explain --model <architecture> --weights FILE`")
-    if zoo and not (Path(zoo).expanduser() / "manifest.json").is_file():
-        folder = Path(zoo).expanduser()
+    if zoo and not (expand(zoo) / "manifest.json").is_file():
+        folder = expand(zoo)
         why = ("a file, not a folder" if folder.is_file() else "no manifest.json in it" if folder.is_dir()
                else "no such folder")
         raise FileNotFoundError(f"--zoo: expected a zoo folder (a manifest.json and its entries: what `neuroview "
@@ -139,7 +141,7 @@ def _data_spec(data: str, dm, trained: dict | None = None) -> dict:
     import os  # noqa: PLC0415
 
     name = type(dm).__name__  # a path as an absolute one: a later command run from another folder reads the same file
-    args = {"path": os.path.abspath(data)} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
+    args = {"path": os.path.abspath(os.path.expanduser(data))} if name in ("NpzDataModule", "CsvDataModule") else {"name": data} if name == "UCRDataModule" else {}
     from ..data.read_as import SAME_DATA, read_options  # noqa: PLC0415
 
     read_as = read_options(dm)  # as it was read (read_as_trained): normalize, resample, a CSV's channels, ...
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_source(args.source, args.zoo)
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
-        refuse_existing(args.out, [name], args.overwrite)  # before the work, not after it
+        refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work
+                        "pick a shorter one" if args.name is not None else "name the entry with a shorter --name")
         dm.setup("fit")
         x, lengths, _ = unpack(next(iter(dm._loader("train"))))
         check_reads(net, x, lengths, f"--data: {args.data or entry['dataset']['name']}")
@@ -238,9 +241,17 @@ def expand_paths(args, *names: str):
 
 def not_written(out: str, e: OSError) -> str:
     """The refusal of a command whose final save into ``--out`` failed (checked writable before the work: it became
-    unwritable, or the disk filled, since); the export writes as one, so the folder's earlier files stay as they were."""
+    unwritable, or the disk filled, since); the export writes as one, so the folder's earlier files stay as they were.
+    The advice by the error's number: a name too long, a folder or file that cannot be written, a disk full."""
+    import errno  # noqa: PLC0415
+
+    advice = ("pick a shorter --out" if e.errno == errno.ENAMETOOLONG else
+              "free the disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+              "make the folder writable (and an earlier file it replaces replaceable), or pick another --out"
+              if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
+              "free the disk or make the folder writable")
     return (f"out: could not write into {out!r} ({type(e).__name__}: {e}); the result was not saved, and what --out held "
-            "before was left as it was: free the disk or make the folder writable, and run the command again")
+            f"before was left as it was: {advice}, and run the command again")
 
 
 def _write(args, net, sparse, dm, entry: dict, name: str) -> None:

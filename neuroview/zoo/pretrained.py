@@ -49,7 +49,8 @@ from ..core._utils import is_bool
 from .._io import safetensors_bytes as save_bytes  # its header's keys in one order: one file a network
 from .build import builder, routed
 from .evaluate import SLICE_SIZE, evaluate, make_datamodule, predict, score_test_split  # noqa: F401
-from .files import ENV, MANIFEST, MissingZooError, checkpoints_dir, missing_zoo_message, unwritable
+from .files import (ENV, MANIFEST, NAME_MAX, MissingZooError, checkpoints_dir, missing_zoo_message, replaceable, too_long,
+                    unwritable)
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from ._arguments import check_arguments
@@ -60,7 +61,7 @@ from .weights import (ArchitectureError, ChecksumError, arch_clash, arch_default
                       read_weights, saved_arch_kwargs)
 
 __all__ = ["checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights", "save_pretrained",
-           "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file", "unknown_entry", "check_arguments",
+           "save_pretrained_all", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file", "unknown_entry", "check_arguments",
            "ChecksumError", "ArchitectureError", "MissingZooError", "SLICE_SIZE"]
 
 
@@ -265,9 +266,13 @@ def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
 
 
 # -------------------------------------------------------------------------- saving
-def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) -> None:
+def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool, name_from: str = "name",
+                    shorter: str = "pick a shorter one") -> None:
     """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and ``overwrite`` is off: a command
-    that writes zoo entries never replaces an earlier run's unasked, nor finds it only after the work (:func:`save_pretrained` too)."""
+    that writes zoo entries never replaces an earlier run's unasked, nor finds it only after the work (:func:`save_pretrained` too).
+    ``name_from``, ``shorter``: the option that sets the names, and how to make one shorter, said where one is too long."""
+    if why := too_long(root):  # before any stat of it: exists() raised a bare OSError [Errno 36]
+        raise ValueError(f"out: expected a folder to write zoo entries into, got {os.fspath(root)[:60]!r}..., {why}; pick a shorter --out")
     root = checkpoints_dir(root)  # "~/zoo": the home folder's, as the export writes it
     if root.exists() and not root.is_dir():  # found before the work, not by the mkdir after it
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, which is a file")
@@ -279,23 +284,33 @@ def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool) 
         raise ValueError(f"out: expected a folder to write zoo entries into, got {str(root)!r}, {where} cannot be written "
                          f"({blocked[1]}); pick another --out, or make it writable")
     for n in names:  # a name too long for the file system: its file's OSError came after the work
-        check_entry_name(n, n.split(".", 1)[0], "name")
+        check_entry_name(n, n.split(".", 1)[0], name_from, shorter)
     entries = read_manifest(root)  # a broken manifest is found now, also under overwrite, not after the work
     if held := [] if overwrite else [n for n in names if n in entries]:
         raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass --overwrite to replace it")
     for n in names:  # a file of that name which is another entry's, or no entry's, is not replaced either
         if clash := foreign_file(root, n, f"{n}.safetensors", entries, "out"):
             raise ValueError(clash)
+        if why := replaceable(root / f"{n}.safetensors"):  # --overwrite: the save renames onto it, after the work
+            raise ValueError(f"out: {str(root / f'{n}.safetensors')!r} cannot be replaced: {why}; pick another --out, or "
+                             "make that file replaceable")
+    if why := replaceable(root / MANIFEST):
+        raise ValueError(f"out: {str(root / MANIFEST)!r} cannot be replaced: {why}; pick another --out, or make it replaceable")
 
 
-#: The longest entry name: ``.<name>.safetensors.<8 random>.tmp`` and ``.old``, the writer's siblings of its file, stay
-#: within the 255 bytes of a file name (ext4, xfs, btrfs, tmpfs; the name is ASCII: one byte a character).
-MAX_NAME = 200
+#: What the writer adds to an entry's name for its longest sibling of the entry's file: ``.<name>.safetensors.<8>.tmp``
+#: (:func:`neuroview._io.atomic_write`'s temporary file) and ``.<name>.safetensors.<8>.old`` (``atomic_write_all``'s
+#: kept link of the earlier file).
+_SIBLING = len(".x.safetensors.12345678.old") - 1
+#: The longest entry name (229): its longest sibling within a file system's 255-byte names (ext4, xfs, btrfs, tmpfs;
+#: the name is ASCII: one byte a character).
+MAX_NAME = NAME_MAX - _SIBLING
 
 
-def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
+def check_entry_name(name: Any, architecture: str, what: str = "name", shorter: str = "pick a shorter one") -> str:
     """``name`` where it is ``<architecture>.<tag>``, the tag of letters, digits, ``_``, ``-`` and ``.``: its file is
-    ``<name>.safetensors`` in the zoo folder, and a ``/`` or ``..`` wrote it elsewhere. The rule of every export."""
+    ``<name>.safetensors`` in the zoo folder, and a ``/`` or ``..`` wrote it elsewhere. The rule of every export.
+    ``what``: the argument or option that set it (``--name``); ``shorter``: how to make a long one shorter."""
     if not isinstance(architecture, str):  # else a bare TypeError of re.escape
         raise TypeError(f"architecture: expected a registered architecture name (str), got {architecture!r}")
     if not isinstance(name, str) or not re.fullmatch(rf"{re.escape(architecture)}\.[A-Za-z0-9_.-]+", name):
@@ -303,8 +318,8 @@ def check_entry_name(name: Any, architecture: str, what: str = "name") -> str:
                          f"or '.': a file name in the zoo folder, no path), got {name!r}")
     if len(name) > MAX_NAME:  # its file, and the writer's temporary siblings of it, are longer than a file system's 255 bytes
         raise ValueError(f"{what}: expected a name of at most {MAX_NAME} characters (its file <name>.safetensors, and the "
-                         f"writer's temporary files beside it, must fit a file system's 255-byte names), got one of "
-                         f"{len(name)}: {name[:40]!r}...; pick a shorter tag")
+                         f"writer's temporary files beside it, must fit a file system's {NAME_MAX}-byte names), got one of "
+                         f"{len(name)}: {name[:40]!r}...; {shorter}")
     return name
 
 
@@ -319,10 +334,41 @@ def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwar
     already holds, unless ``overwrite=True``. Both files are replaced atomically, and the
     old weights are put back where the manifest cannot be written.
     """
-    check_entry_name(name, architecture)
+    return save_pretrained_all([dict(model=model, name=name, architecture=architecture, arch_kwargs=arch_kwargs,
+                                     dataset=dataset, recipe=recipe, seed=seed, metrics=metrics, extra=extra)],
+                               root=root, overwrite=overwrite)[0]
+
+
+def save_pretrained_all(saves: list[dict], root: str | os.PathLike | None = None, overwrite: bool = False) -> list[dict]:
+    """Write several entries (each a dict of :func:`save_pretrained`'s keyword arguments, less ``root`` and
+    ``overwrite``) as one: all their files and the manifest that names them, or none (a network and its sparse
+    variant: never a new one beside the earlier run's other). Each is checked before anything is written."""
     if isinstance(overwrite, (list, tuple)) or not is_bool(overwrite) or getattr(overwrite, "ndim", 0):  # "no" replaced it
         raise TypeError(f"overwrite: expected True or False, got {overwrite!r}")
     overwrite = bool(overwrite)  # np.True_, torch.tensor(True): the project's bools (core._utils.is_bool)
+    made = [_entry(**save) for save in saves]
+    if len({name for name, _, _ in made}) < len(made):
+        raise ValueError(f"saves: expected entries of distinct names, got {[name for name, _, _ in made]}")
+    root = checkpoints_dir(root)
+    with _locked(root):
+        doc = read_document(root / MANIFEST) if (root / MANIFEST).is_file() else {"format": FORMAT, "entries": {}}
+        for name, entry, _ in made:
+            if name in doc["entries"] and not overwrite:  # an earlier export (the installed zoo's own, root=None) kept
+                raise ValueError(f"name: {root} already holds the entry {name!r}; pass overwrite=True to replace it, or "
+                                 "save under another name")
+            if clash := foreign_file(root, name, entry["file"], doc["entries"]):
+                raise ValueError(clash)
+        doc["entries"] = dict(sorted({**doc["entries"], **{name: entry for name, entry, _ in made}}.items()))  # the manifest's other keys kept
+        text = json.dumps(doc, indent=2, sort_keys=True)
+        # the weights and the manifest that names them, as one: the old files stay until all are in place
+        atomic_write_all({**{root / entry["file"]: data for _, entry, data in made}, root / MANIFEST: (text + "\n").encode()})
+    return [entry for _, entry, _ in made]
+
+
+def _entry(model: nn.Module, name: str, *, architecture: str, arch_kwargs: dict, dataset: dict, recipe: str | None,
+           seed: int | None, metrics: dict, extra: dict | None = None) -> tuple[str, dict, bytes]:
+    """``(name, manifest entry, file bytes)`` of one :func:`save_pretrained`, its checks made; nothing written."""
+    check_entry_name(name, architecture)
     arch_kwargs = routed(architecture, _plain(dict(arch_kwargs)), "arch_kwargs")
     with torch.random.fork_rng(devices=[]):  # a check of the architecture: its initial weights draw nothing of the caller's
         rebuilt = _build(architecture, arch_kwargs)
@@ -334,20 +380,8 @@ def save_pretrained(model: nn.Module, name: str, *, architecture: str, arch_kwar
     _check_same_settings(model, rebuilt, arch_kwargs)
     data = save_bytes(state, metadata={"neuroview.name": name, "neuroview.architecture": architecture,
                                        "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"})
-    root = checkpoints_dir(root)
     entry = {"architecture": architecture, "arch_kwargs": arch_kwargs, "file": f"{name}.safetensors",
              "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
              "num_params": count_params(rebuilt), **_input_shape(model),  # a NeuroView-CNN's sites: found as it loads
              "dataset": dataset, "recipe": recipe, "seed": seed, "metrics": metrics, "versions": versions(), **(extra or {})}
-    with _locked(root):
-        doc = read_document(root / MANIFEST) if (root / MANIFEST).is_file() else {"format": FORMAT, "entries": {}}
-        if name in doc["entries"] and not overwrite:  # an earlier export (the installed zoo's own, root=None) kept
-            raise ValueError(f"name: {root} already holds the entry {name!r}; pass overwrite=True to replace it, or save "
-                             "under another name")
-        if clash := foreign_file(root, name, entry["file"], doc["entries"]):
-            raise ValueError(clash)
-        doc["entries"] = dict(sorted({**doc["entries"], name: entry}.items()))  # the manifest's other keys kept
-        text = json.dumps(doc, indent=2, sort_keys=True)
-        # the weights and the manifest that names them, as one: the old pair stays until both are in place
-        atomic_write_all({root / entry["file"]: data, root / MANIFEST: (text + "\n").encode()})
-    return entry
+    return name, entry, data

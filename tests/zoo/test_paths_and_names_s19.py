@@ -83,17 +83,20 @@ def test_explain_and_minirocket_read_and_write_a_tilde_zoo_in_the_home_folder(ho
 
 # ------------------------------------------------------------------------------------ finding 3: long names
 def test_an_entry_name_too_long_for_a_file_system_is_refused_before_anything_is_written(tmp_path):
-    longest = "small_cnn." + "a" * 190  # 200 characters: the longest name taken (zoo.MAX_NAME)
+    longest = "small_cnn." + "a" * 219  # 229 characters: the longest name taken (zoo.MAX_NAME)
+    # the writer's longest siblings of its file, .<name>.safetensors.<8>.tmp and .old, are then exactly 255 bytes
+    assert len(f".{longest}.safetensors.12345678.old") == 255 and zoo.MAX_NAME == 229
     _save(_small(), longest, tmp_path / "zoo")  # the limit is one a file system takes: saved and loaded
+    _save(_small(1), longest, tmp_path / "zoo", overwrite=True)  # a replacement too (its .old link beside it)
     assert nv.create_model(longest, pretrained=True, root=tmp_path / "zoo").pretrained_cfg["name"] == longest
     for name in (longest + "a", "small_cnn." + "a" * 250):
-        with pytest.raises(ValueError, match=r"^--name: expected a name of at most 200 characters .* got one of "
+        with pytest.raises(ValueError, match=r"^--name: expected a name of at most 229 characters .* got one of "
                                              rf"{len(name)}"):
             zoo.check_entry_name(name, "small_cnn", "--name")
-    with pytest.raises(ValueError, match=r"^name: expected a name of at most 200 characters"):
+    with pytest.raises(ValueError, match=r"^name: expected a name of at most 229 characters"):
         _save(_small(), "small_cnn." + "a" * 250, tmp_path / "other")  # was OSError [Errno 36] File name too long
     assert not (tmp_path / "other").exists()
-    with pytest.raises(ValueError, match=r"^name: expected a name of at most 200"):
+    with pytest.raises(ValueError, match=r"^name: expected a name of at most 229"):
         zoo.refuse_existing(tmp_path / "zoo", ["small_cnn." + "a" * 250], overwrite=False)
 
 
@@ -103,7 +106,7 @@ def test_explanation_save_refuses_a_name_too_long_by_name_and_saves_the_longest_
     x = torch.randn(5, 1, 8, 8)
     net(x)
     exp = net.eval().explain(x)
-    stem = "e" * 218  # the longest taken: the writer's temporary sibling of the sidecar then takes exactly 255 bytes
+    stem = "e" * 218  # the longest saved: the writer's temporary sibling of the sidecar then takes exactly 255 bytes
     assert len(f".{stem}.json.neuroview-journal.12345678.tmp") == 255
     exp.save(tmp_path / stem)
     assert torch.equal(type(exp).load(tmp_path / stem).logits, exp.logits)
@@ -139,3 +142,134 @@ def test_an_upper_case_npz_or_csv_suffix_is_read_as_that_file(tmp_path):
     np.save(tmp_path / "x.npy", X)
     with pytest.raises(ValueError, match=r"got '.*x\.npy' \(a file, but its suffix '\.npy' is none of \.npz, \.csv, \.tsv\)"):
         explain_data(str(tmp_path / "x.npy"))
+
+
+# ------------------------------------------------------------- review R5 of e1f51a3: findings 1, 5, 6, 7, 8, 9
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from argparse import Namespace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from neuroview.zoo import files  # noqa: E402
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    """``chattr flag path`` as root (a folder root cannot write into otherwise); False where it cannot be set."""
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_a_zoo_folder_named_tilde_and_no_user_s_name_is_that_folder_not_a_runtime_error(home, monkeypatch):
+    # R5-1: pathlib's expanduser raised "Could not determine home directory" for "~no_such_user_xyz"
+    assert files.checkpoints_dir("~no_such_user_xyz") == Path("~no_such_user_xyz")
+    _save(_small(), "small_cnn.t", "~no_such_user_xyz")
+    assert (home.parent / "cwd" / "~no_such_user_xyz" / "small_cnn.t.safetensors").is_file()
+    assert zoo.list_pretrained(root="~no_such_user_xyz") == ["small_cnn.t"]
+    with pytest.raises(ValueError, match=r"out: ~no_such_user_xyz already holds small_cnn.t"):
+        zoo.refuse_existing("~no_such_user_xyz", ["small_cnn.t"], overwrite=False)
+    assert files.unwritable("~no_such_user_xyz") is None
+    monkeypatch.setenv("NEUROVIEW_CHECKPOINTS", "~no_such_user_xyz")
+    assert zoo.list_pretrained() == ["small_cnn.t"]
+    # ~ and ~/x are still the home folder's
+    assert files.checkpoints_dir("~") == home and files.checkpoints_dir("~/z") == home / "z"
+
+
+def test_a_name_of_229_characters_is_taken_and_the_refusal_names_the_option_that_sets_it(tmp_path, capsys):
+    # R5-6: a cap of 200 refused 201..229, which file systems take; its advice named no option the user could set
+    from neuroview.training.minirocket_cli import main as minirocket_main
+
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 3
+    X = (rng.standard_normal((30, 1, 16)) + y[:, None, None]).astype("float32")
+    data = tmp_path / ("s" * 220 + ".npz")  # its stem makes a name of 14 + 220 + 7 > 229 characters
+    np.savez(data, X=X, y=y)
+    out = tmp_path / "mr"
+    assert minirocket_main(["--data", str(data), "--num-features", "84", "--max-k90", "10", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--data: expected a name of at most 229 characters" in err and "pass a shorter --tag" in err
+    assert not out.exists()
+    assert minirocket_main(["--data", str(data), "--num-features", "84", "--out", str(out), "--tag", "t" * 215]) == 0
+    assert zoo.list_pretrained(root=out) == ["nv_minirocket." + "t" * 215]  # 229 characters: written
+    with pytest.raises(ValueError, match=r"^--name: expected a name of at most 229 .*; pick a shorter one"):
+        zoo.refuse_existing(tmp_path / "z", ["small_cnn." + "a" * 220], False, "--name")
+
+
+def test_explanation_load_takes_a_pair_whose_stem_is_too_long_to_save_under(tmp_path):
+    # R5-7: load made no temporary file, yet refused stems of 219..243 bytes
+    torch.manual_seed(0)
+    net = nv.wrap(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), num_classes=3)
+    x = torch.randn(5, 1, 8, 8)
+    net(x)
+    exp = net.eval().explain(x)
+    exp.save(tmp_path / "short")
+    stem = "e" * 243  # the longest a file system takes: <stem>.safetensors is 255 bytes
+    for suffix in (".safetensors", ".json"):
+        os.rename(tmp_path / f"short{suffix}", tmp_path / f"{stem}{suffix}")
+    assert torch.equal(type(exp).load(tmp_path / stem).logits, exp.logits)
+    with pytest.raises(ValueError, match=r"^path: expected .* a file name of at most 218 bytes"):
+        exp.save(tmp_path / stem)  # a save still leaves room for its temporary files
+    with pytest.raises(ValueError, match=r"^path: expected .* a file name of at most 243 bytes .* \(244 bytes"):
+        type(exp).load(tmp_path / (stem + "e"))  # the bare OSError [Errno 36] is still said by name
+
+
+def test_an_out_whose_names_are_too_long_is_refused_before_the_work(tmp_path):
+    # R5-5: a folder name over 255 bytes was a bare traceback; retrofit's file of 242..255 bytes failed after the fit
+    from neuroview.training.retrofit_out import check_out
+    from neuroview.training.sparsify_cli import not_written
+
+    with pytest.raises(ValueError, match=r"^out: expected a folder .* a folder name of 300 bytes .*; pick a shorter --out"):
+        zoo.refuse_existing(tmp_path / ("o" * 300) / "zoo", ["small_cnn.a"], False)
+    longest = "w" * (255 - 14 - len(".safetensors")) + ".safetensors"  # .<name>.<8>.tmp is then 255 bytes
+    assert len(f".{longest}.12345678.tmp") == 255
+    assert check_out(Namespace(out=str(tmp_path / longest), overwrite=False)) is None
+    said = check_out(Namespace(out=str(tmp_path / ("w" + longest)), overwrite=False))
+    assert said.startswith("has a file name of 242 bytes") and said.endswith("pick a shorter --out")
+    said = check_out(Namespace(out=str(tmp_path / ("d" * 256) / "w.safetensors"), overwrite=False))
+    assert said.startswith("has a folder name of 256 bytes")
+    import errno
+
+    assert "pick a shorter --out" in not_written("x", OSError(errno.ENAMETOOLONG, "File name too long"))
+    assert "free the disk, and run" in not_written("x", OSError(errno.ENOSPC, "No space left on device"))
+    assert "make the folder writable" in not_written("x", OSError(errno.EPERM, "Operation not permitted"))
+
+
+def test_the_probe_of_an_append_only_folder_leaves_at_most_one_file_and_says_why(tmp_path):
+    # R5-8: each check left a .neuroview-probe.<random>.tmp it could not remove
+    assert files.unwritable(tmp_path) is None and list(tmp_path.iterdir()) == []  # a writable folder: nothing left
+    ap = tmp_path / "ap"
+    ap.mkdir()
+    if not _chattr("+a", ap):
+        pytest.skip("needs root and chattr +a to make an append-only folder")
+    try:
+        for _ in range(3):
+            where, why = files.unwritable(ap / "zoo")
+            assert where == ap and "files can be made in it but not removed or renamed" in why
+        assert [p.name for p in ap.iterdir()] == [files.PROBE]  # one, not one a check
+        with pytest.raises(ValueError, match=r"which cannot be written .*not removed or renamed"):
+            zoo.refuse_existing(ap, ["small_cnn.a"], False)
+    finally:
+        _chattr("-a", ap)
+
+
+def test_overwrite_of_a_file_that_cannot_be_replaced_is_refused_before_the_work(tmp_path):
+    # R5-9: an immutable earlier --out file was found only by the rename after the work
+    from neuroview.training.retrofit_out import check_out
+
+    _save(_small(), "small_cnn.a", tmp_path / "zoo")
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"earlier")
+    assert check_out(Namespace(out=str(w), overwrite=True)) is None
+    zoo.refuse_existing(tmp_path / "zoo", ["small_cnn.a"], True)  # replaceable: no refusal
+    entry = tmp_path / "zoo" / "small_cnn.a.safetensors"
+    if not (_chattr("+i", entry) and _chattr("+i", w)):
+        _chattr("-i", entry)
+        pytest.skip("needs root and chattr +i to make a file that cannot be replaced")
+    try:
+        assert check_out(Namespace(out=str(w), overwrite=True)).startswith("exists and cannot be replaced: ")
+        with pytest.raises(ValueError, match=r"^out: '.*small_cnn\.a\.safetensors' cannot be replaced: "):
+            zoo.refuse_existing(tmp_path / "zoo", ["small_cnn.a"], True)
+    finally:
+        _chattr("-i", entry)
+        _chattr("-i", w)
