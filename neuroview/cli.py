@@ -11,6 +11,7 @@ import difflib
 import linecache
 import os
 import select
+import signal
 import sys
 from pathlib import Path
 
@@ -38,34 +39,124 @@ Run `neuroview <command> --help` for a command's options; `neuroview --version` 
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = ("demo", *LIGHTNING_COMMANDS, "explain", "zoo", "sparsify", "minirocket", "retrofit", "help")
+LISTINGS = ("zoo", "help", "-h", "--help", "--version", "-V")  # commands whose output on stdout is their result
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``neuroview`` command (and ``python -m neuroview``): the exit code of the command run.
+    """The ``neuroview`` command (the console script and ``python -m neuroview`` call it with no ``argv``): the exit
+    code of the command run.
 
-    The top-level entry point, so the one place that turns a reader which stopped early (``neuroview zoo |
-    head -1``) into a quiet exit 0 and Ctrl-C into one line and exit 130; the library below lets both through.
+    The top-level entry point, so the one place that handles a reader which stopped early and Ctrl-C; the library
+    below lets both through. A reader gone (``neuroview zoo | head -1``) ends a listing (``zoo``, ``help``,
+    ``--help``, ``--version``) quietly, exit 0: its output was the result. A command that does work (``fit``,
+    ``sparsify``, ...) goes on to its end with stdout pointed at devnull, then says on stderr that its output was
+    cut and exits 141 (128 + SIGPIPE, as a shell tool stopped by its reader): a training run is not ended before its
+    checkpoint by a progress bar's write. Ctrl-C is one line on stderr; then, for the process's own command line
+    (``argv`` None), the process dies of SIGINT as Python's own uncaught KeyboardInterrupt does, so that a shell
+    loop over commands stops (a shell goes on after a child that merely exits 130); a caller passing ``argv``
+    (a test, a notebook) gets 130.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    code, interrupted = _run(list(sys.argv[1:] if argv is None else argv))
+    if interrupted and argv is None:
+        _die_of_sigint()
+    return code
+
+
+def _run(argv: list[str]) -> tuple[int, bool]:
+    """The exit code of the command ``argv`` names, and whether Ctrl-C stopped it."""
+    listing = not argv or argv[0] in LISTINGS
+    guard = None if listing else _StdoutGuard.install()
     try:
         code = _dispatch(argv)
-    except SystemExit:  # argparse's --help and its refusals: their output meets the same reader
+        _flush_stdout()
+    except SystemExit:  # argparse's --help and its refusals, --print_config: their output meets the same reader
         _flush_stdout()
         raise
     except BrokenPipeError:
         if not _stdout_reader_gone():
             raise  # another pipe (a data-loader worker's, a subprocess's) broke: a failure, with its traceback
         _mute_stdout()
-        return 0  # the reader chose to stop reading (`| head -1`): nothing failed
+        if listing:
+            return 0, False  # the reader chose to stop reading (`| head -1`): nothing failed
+        _say(argv, "stopped: the reader of its output (stdout) went away during the run; nothing after that point "
+                   "was done or saved")
+        return 1, False
     except KeyboardInterrupt:
-        cmd = argv[1] if argv[:1] == ["help"] and len(argv) > 1 else (argv or ["neuroview"])[0]
+        _say(argv, "interrupted")
+        return 130, True  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+    finally:
+        if guard is not None:
+            sys.stdout = guard.out
+    if guard is not None and guard.cut:
+        _say(argv, "the reader of its output (stdout) went away during the run; the run went on to its end, but "
+                   "what it printed after that point was lost")
+        return code or 141, False  # 128 + SIGPIPE: what `set -o pipefail` reads of a tool its reader stopped
+    return code, False
+
+
+def _say(argv: list[str], what: str) -> None:
+    """One line on stderr, ``neuroview <command>: <what>``."""
+    cmd = argv[1] if argv[:1] == ["help"] and len(argv) > 1 else (argv or ["neuroview"])[0]
+    try:
+        print(f"neuroview {cmd}: {what}" if cmd in COMMANDS else f"neuroview: {what}", file=sys.stderr)
+    except OSError:  # stderr's reader gone too: the exit code still says it
+        pass
+
+
+def _die_of_sigint() -> None:
+    """End the process by SIGINT (https://www.cons.org/cracauer/sigint.html): bash stops a script or loop only when
+    its child died of the signal. Where there is no such death (Windows), the caller returns 130."""
+    if os.name == "nt" or not hasattr(signal, "SIGINT"):
+        return
+    for stream in (sys.stdout, sys.stderr):  # the kill skips the interpreter's own flush at exit
         try:
-            print(f"neuroview {cmd}: interrupted" if cmd in COMMANDS else "neuroview: interrupted", file=sys.stderr)
-        except OSError:  # stderr's reader gone too: the exit code still says it
+            stream.flush()
+        except (OSError, ValueError):
             pass
-        return 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
-    _flush_stdout()
-    return code
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+class _StdoutGuard:
+    """``sys.stdout`` while a command that does work runs: the first write that finds the reader gone (``neuroview
+    fit ... | head``) points stdout at devnull, notes it, and the work goes on. A BrokenPipeError raised there ended
+    the run: Lightning's progress bar writes to stdout, so a training run stopped at its next update, before its
+    checkpoint. Any other broken pipe is raised as it was."""
+
+    def __init__(self, out):
+        self.out, self.cut = out, False
+
+    @classmethod
+    def install(cls) -> "_StdoutGuard":
+        guard = cls(sys.stdout)
+        sys.stdout = guard
+        return guard
+
+    def write(self, text):
+        try:
+            return self.out.write(text)
+        except BrokenPipeError as e:
+            self._reader_gone(e)
+            return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        try:
+            self.out.flush()
+        except BrokenPipeError as e:
+            self._reader_gone(e)
+
+    def _reader_gone(self, e: BrokenPipeError) -> None:
+        if not _stdout_reader_gone():
+            raise e
+        _mute_stdout()
+        self.cut = True
+
+    def __getattr__(self, name):  # fileno, isatty, encoding, buffer, ...: the stream's own
+        return getattr(self.out, name)
 
 
 def _flush_stdout() -> None:
@@ -109,9 +200,14 @@ def _dispatch(argv: list[str]) -> int:
             print(f"neuroview help: expected one command, got {', '.join(map(repr, argv[1:]))}\n\n{USAGE}",
                   file=sys.stderr)
             return 2
-        if argv[1] not in COMMANDS:
-            return _unknown(argv[1], "neuroview help", COMMANDS)
-        argv = [] if argv[1] == "help" else [argv[1], "--help"]
+        if argv[1] in ("--version", "-V"):  # `help --version`: the version, as `git help --version` gives it
+            argv = argv[1:]
+        elif argv[1] in ("help", "-h", "--help"):  # how `help` works: the usage, which says it
+            argv = []
+        elif argv[1] not in COMMANDS:
+            return _unknown(argv[1], "neuroview help", (*COMMANDS, "--help", "--version"))
+        else:
+            argv = [argv[1], "--help"]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -5,8 +5,11 @@ command line, ``neuroview help <command>`` shows that command's help and a misty
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,13 +80,134 @@ def test_ctrl_c_during_a_command_is_one_line_and_exit_130(monkeypatch, capsys):
     assert captured.out == ""
 
 
-def test_a_real_sigint_gives_no_traceback():
+def test_a_real_sigint_in_process_returns_130():
+    """``main(argv)`` called by a program (here with a real SIGINT): one line and 130, the process left alive."""
     code = ("import os, signal, time, sys; import neuroview.zoo.cli as z\n"
             "def zoo(rest):\n    os.kill(os.getpid(), signal.SIGINT); time.sleep(30); return 0\n"
-            "z.main = zoo\nfrom neuroview.cli import main\nsys.exit(main(['zoo']))\n")
+            "z.main = zoo\nfrom neuroview.cli import main\nprint(main(['zoo']))\n")
     done = _run(["-c", code])
-    assert done.returncode == 130
+    assert (done.returncode, done.stdout) == (0, "130\n"), done.stderr
     assert done.stderr == "neuroview zoo: interrupted\n", done.stderr
+
+
+_STUB = ("import os, signal, sys, time; import neuroview.zoo.cli as z\n"
+         "def zoo(rest):\n    {body}\n    print('still running'); return 0\n"
+         "z.main = zoo\nsys.argv = ['neuroview', 'zoo']\n")
+
+
+@pytest.mark.parametrize("entry", ["from neuroview.cli import main\nsys.exit(main())\n",  # the console script
+                                   "import runpy; runpy.run_module('neuroview', run_name='__main__')\n"],  # -m
+                         ids=["console_script", "python_m"])
+def test_a_real_sigint_kills_the_command_by_sigint_with_one_line(entry):
+    """The process's own command line: one line on stderr, then death by SIGINT (returncode -2), as Python's own
+    uncaught KeyboardInterrupt gives, so that a shell loop stops (review R7, finding 2)."""
+    done = _run(["-c", _STUB.format(body="os.kill(os.getpid(), signal.SIGINT); time.sleep(30)") + entry])
+    assert done.returncode == -signal.SIGINT  # before: 130, a normal exit, after which bash goes on
+    assert done.stderr == "neuroview zoo: interrupted\n", done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell and process groups")
+def test_one_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
+    """Ctrl-C sends SIGINT to the whole foreground group: the loop's bash and the command it waits for. bash stops
+    the loop only where the command died of SIGINT; one that exits 130 'handled' it, and the loop went on."""
+    started = tmp_path / "started"
+    body = f"open({str(started)!r}, 'a').write('x'); time.sleep(30)"
+    script = tmp_path / "cmd.py"
+    script.write_text(_STUB.format(body=body) + "from neuroview.cli import main\nsys.exit(main())\n")
+    loop = f"for i in 1 2 3; do {shlex.quote(sys.executable)} {shlex.quote(str(script))}; done; echo loop-finished"
+    p = subprocess.Popen(["bash", "-c", loop], start_new_session=True, cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists()
+        os.killpg(p.pid, signal.SIGINT)  # one Ctrl-C
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert started.read_text() == "x"  # before: "xx" - the next command of the loop started
+    assert "loop-finished" not in out
+    assert "neuroview zoo: interrupted" in err
+
+
+# --- review R7 finding 1: a reader gone during a command that does work ----------------------------------------
+
+
+def test_a_reader_gone_during_a_run_lets_the_run_finish_and_exits_141(monkeypatch, capsys, tmp_path):
+    """A stand-in for ``neuroview fit ... | head -c 300``: a progress bar (tqdm, as Lightning's) writes to stdout
+    after the reader is gone, then the run saves its checkpoint. The run must reach its save, and the exit must
+    not be 0: what it printed after the reader left is lost."""
+    tqdm = pytest.importorskip("tqdm")
+    import neuroview.training.cli as training_cli
+
+    def cli_main(args):
+        for _ in tqdm.tqdm(range(3), file=sys.stdout, mininterval=0):
+            print("epoch done")  # at the first of these writes the reader is gone (BrokenPipeError)
+        (tmp_path / "last.ckpt").write_text("saved")
+
+    monkeypatch.setattr(training_cli, "cli_main", cli_main)
+    out = os.fdopen(_closed_pipe(), "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    code = cli.main(["fit", "--config", "r.yaml"])
+    assert sys.stdout is out  # the stand-in stdout put back
+    out.close()
+    assert (tmp_path / "last.ckpt").read_text() == "saved"  # before: exit 0, no checkpoint (the run ended at the bar)
+    assert code == 141
+    err = capsys.readouterr().err
+    assert err == ("neuroview fit: the reader of its output (stdout) went away during the run; the run went on to its "
+                   "end, but what it printed after that point was lost\n")
+
+
+def test_a_real_fit_into_a_closed_pipe_saves_its_checkpoint_and_exits_nonzero(tmp_path):
+    """The whole path, as R7's ``fit_head.sh``: Lightning's own progress bar on a real (tiny) training run."""
+    w = _closed_pipe()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "neuroview", "fit", "--config", "recipes/digits_nv_small_cnn.yaml",
+             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+             "--trainer.default_root_dir", str(tmp_path)],
+            stdout=w, stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=300)
+    finally:
+        os.close(w)
+    assert list(tmp_path.rglob("*.ckpt")), done.stderr[-2000:]  # before: none (the run stopped at its first update)
+    assert done.returncode == 141, done.stderr[-2000:]  # before: 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.rstrip().endswith("neuroview fit: the reader of its output (stdout) went away during the run; "
+                                         "the run went on to its end, but what it printed after that point was lost")
+
+
+def test_a_broken_pipe_a_work_command_raises_itself_stops_it_with_one_line_and_exit_1(monkeypatch, capsys):
+    """A write to stdout that the guard does not see (a stream object taken before the run began) still ends the
+    command; it must not read as success."""
+    import neuroview.training.sparsify_cli as sparsify_cli
+
+    def sparsify(rest):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sparsify_cli, "main", sparsify)
+    out = os.fdopen(_closed_pipe(), "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    assert cli.main(["sparsify", "nv_lite.gunpoint"]) == 1  # before: 0
+    out.close()
+    assert capsys.readouterr().err == ("neuroview sparsify: stopped: the reader of its output (stdout) went away "
+                                       "during the run; nothing after that point was done or saved\n")
+
+
+@pytest.mark.parametrize("args", [["help", "zoo"], ["help"], ["--version"], ["sparsify", "--help"]])
+def test_a_listing_cut_by_its_reader_still_ends_quietly(args):
+    w = _closed_pipe()
+    try:
+        done = subprocess.run([sys.executable, "-m", "neuroview", *args], stdout=w, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    finally:
+        os.close(w)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 # --- finding 5: python -m neuroview ---------------------------------------------------------------------------
@@ -131,9 +255,18 @@ def test_help_command_prints_that_command_s_help(cmd, capsys):
 
 
 def test_help_alone_and_help_help_print_the_usage(capsys):
-    for argv in (["help"], ["help", "help"]):
-        assert cli.main(argv) == 0
-        assert capsys.readouterr().out.startswith("usage: neuroview <command> [options]")
+    for argv in (["help"], ["help", "help"], ["help", "--help"], ["help", "-h"]):  # the last two: review R7, 3
+        assert cli.main(argv) == 0, argv
+        captured = capsys.readouterr()
+        assert captured.out.startswith("usage: neuroview <command> [options]") and captured.err == "", argv
+
+
+@pytest.mark.parametrize("word", ["--version", "-V"])
+def test_help_version_prints_the_version(word, capsys):
+    from neuroview._version import __version__
+
+    assert cli.main(["help", word]) == 0  # before: "unknown command '--version'", exit 2
+    assert capsys.readouterr().out == f"neuroview {__version__}\n"
 
 
 @pytest.mark.parametrize("argv, suggestion", [(["zo"], "zoo"), (["sparsfy"], "sparsify"), (["explian"], "explain"),

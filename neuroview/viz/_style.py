@@ -85,20 +85,27 @@ def _text_inches(texts, size: float) -> float:
     return max((path.get_text_width_height_descent(t, font, ismath=False)[0] for t in longest), default=0.0) / 72
 
 
-def _wrap(text: str, inches: float, size: float) -> str:
+def _wrap(text: str, inches: float, size: float, whole: Sequence[str] = ()) -> str:
     """``text`` broken at spaces into lines at most ``inches`` wide at ``size`` points (a longer word stays whole);
-    unchanged where it fits. A title wider than its figure is cut off where the figure is saved plainly."""
-    if _text_inches([text], size) <= inches:
+    unchanged where it fits. A title wider than its figure is cut off where the figure is saved plainly. The phrases
+    ``whole`` (class names) are never broken: "true class\n0)" read as if "true class" were the truth."""
+    if _text_inches(text.split("\n"), size) <= inches:  # each of its own lines fits
         return text
+    glued = {p: p.replace(" ", _GLUE) for p in sorted(set(whole), key=len, reverse=True) if " " in p}
+    for p, g in glued.items():
+        text = text.replace(p, g)
     lines, line = [], ""
-    for word in text.split(" "):
+    for word in text.replace("\n", " \n ").split(" "):
         trial = f"{line} {word}" if line else word
-        if line and _text_inches([trial], size) > inches:
+        if word == "\n" or (line and _text_inches([trial.replace(_GLUE, " ")], size) > inches):
             lines.append(line)
-            line = word
+            line = "" if word == "\n" else word
         else:
             line = trial
-    return "\n".join(lines + [line])
+    return "\n".join(lines + [line]).replace(_GLUE, " ")
+
+
+_GLUE = "\u0000"  # a space inside a phrase :func:`_wrap` keeps whole, while it wraps (never in a drawn text)
 
 
 def _plain(text: str) -> str:

@@ -161,8 +161,8 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     pad = 0.15 * (hi - lo) if hi > lo else 1.0  # room for the value labels on both sides
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel(f"contribution to the logit of {names[tgt]}")
-    ax.set_title(_wrap(_title(exp, sample, tgt, names, first, label, sample_id), min(bars, 30.0) - tick - 0.4, 9),
-                 fontsize=9)  # in lines as wide as the bars' axes: two or three class names were wider than the figure
+    ax.set_title(_wrap(_title(exp, sample, tgt, names, first, label, sample_id), min(bars, 30.0) - tick - 0.4, 9,
+                       whole=names), fontsize=9)  # in lines as wide as the bars' axes, each class name on one line
     return fig
 
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..attribution.gallery import UnitGallery
 from ..core._utils import name_sequence, positive_int
-from ._style import _distinct, _figure, _mpl, _plain, _shorten
+from ._style import _distinct, _figure, _mpl, _plain, _shorten, _text_inches, _wrap
 
 __all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
 
@@ -129,11 +129,15 @@ def _fill(ax) -> None:
     ax.set_yticks([])
 
 
-def _title(ax, g: UnitGallery, row: int, j: int, class_names: Sequence | None = None) -> None:
-    """``#<sample index> <class>: <value it was ranked by>``."""
+def _title(g: UnitGallery, row: int, j: int, class_names: Sequence | None = None) -> str:
+    """``#<sample index> <class>: <value it was ranked by>``, in lines of at most a thumbnail's width (the class
+    name kept whole on its line): one line of a long name at 6 pt ran over the next thumbnail and off the figure."""
     names = list(class_names) if class_names is not None else None
     label = "" if g.y is None else f" {names[int(g.y[row, j])]}" if names else f" y={int(g.y[row, j])}"
-    ax.set_title(f"#{int(g.index[row, j])}{label}: {float(g.value[row, j]):+.2f}", fontsize=6, pad=2)
+    return _wrap(f"#{int(g.index[row, j])}{label}: {float(g.value[row, j]):+.2f}", CELL - 0.15, 6, whole=names or ())
+
+
+CELL = 1.5  # inches of a thumbnail's column, where its title fits
 
 
 def draw_means(ax, g: UnitGallery, row: int, class_names: Sequence | None = None, box=None, *,
@@ -181,7 +185,11 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
     class_names = _gallery_names(g, class_names)
     means = g.kind == "steps" and g.class_means is not None
     cols = k + int(means)
-    fig = _figure(0.6 + 1.5 * cols, 0.6 + 1.3 * len(g))
+    titles = {(row, j): _title(g, row, j, class_names) for row in range(len(g)) for j in range(k) if not _empty(g, row, j)}
+    # a column as wide as its widest title line (a word longer than a thumbnail's width stays whole)
+    cell = max(CELL, _text_inches([line for t in titles.values() for line in t.split("\n")], 6) + 0.15)
+    lines = max((t.count("\n") + 1 for t in titles.values()), default=1)
+    fig = _figure(0.6 + cell * cols, 0.6 + (1.2 + 0.1 * lines) * len(g))
     axes = fig.subplots(len(g), cols, squeeze=False)
     for row in range(len(g)):
         if means:
@@ -191,11 +199,12 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
                 axes[row, j + int(means)].axis("off")
                 continue
             draw_thumb(axes[row, j + int(means)], g, row, j)
-            _title(axes[row, j + int(means)], g, row, j, class_names)
+            axes[row, j + int(means)].set_title(titles[row, j], fontsize=6, pad=2)
         axes[row, 0].set_ylabel(g.names[row], fontsize=8)
     where = "the input window the step reads" if g.kind == "steps" else "the window the unit reads at its strongest position"
-    fig.suptitle(f"Top {k} training samples of each {g.kind[:-1]}, by {g.ranked_by}\norange: {where}"
-                 + ("" if g.kind == "steps" else "; red: its code over the input"), fontsize=9)
+    fig.suptitle(_wrap(f"Top {k} training samples of each {g.kind[:-1]}, by {g.ranked_by}\norange: {where}"
+                       + ("" if g.kind == "steps" else "; red: its code over the input"), min(0.6 + cell * cols, 30.0) - 0.3, 9),
+                 fontsize=9)  # in lines of the figure's width: with any names, a 3-column figure was too narrow for it
     return fig
 
 

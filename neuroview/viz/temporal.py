@@ -15,7 +15,7 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
 from ..core.rnn_steps import dead_features
-from ._style import NEG, POS, _classes, _figure, _index, _mpl, _names, _plain, _scale
+from ._style import NEG, POS, _classes, _figure, _index, _mpl, _names, _plain, _scale, _text_inches, _wrap
 
 __all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
 
@@ -204,10 +204,11 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     norm, cmap_name = _scale(w[sel])
     matplotlib = _mpl()[0]
     cmap = matplotlib.colormaps[cmap_name]
-    fig = _figure(9.0, 0.9 + 1.3 * len(sel))
+    ylabels, size, panel = _row_labels([names[c] for c in sel])
+    fig = _figure(9.0, 0.9 + panel * len(sel))
     axes = fig.subplots(len(sel), 1, sharex=True, squeeze=False)[:, 0]
     steps = torch.arange(t).numpy()
-    for ax, cls in zip(axes, sel):
+    for ax, cls, ylabel in zip(axes, sel, ylabels):
         s = under(cls)
         if s is not None:
             _under(ax, s)
@@ -223,13 +224,26 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
         if unreached is not None:
             _hatch_steps(ax, unreached)
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_ylabel(names[cls])
+        ax.set_ylabel(ylabel, fontsize=size)
         ax.set_xlim(-0.5, t - 0.5)
     axes[-1].set_xlabel(step_label(source))
     shown = "" if series is None else " (grey: the input series)"
-    fig.suptitle(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}{_padding_note(pad)}{note}",
-                 fontsize=10)
+    fig.suptitle(_wrap(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}"
+                       f"{_padding_note(pad)}{note}", 8.7, 10), fontsize=10)
     return fig
+
+
+def _row_labels(names: list[str]) -> tuple[list[str], float, float]:
+    """Each class name as its panel's (vertical) y label: ``(labels, font size, panel height in inches)``. A name
+    taller than a panel ran over the panels beside it and off the figure: it is drawn smaller and in lines, and the
+    panels grow to a line longer than that (a long word)."""
+    if _text_inches(names, 10) <= _PANEL_TEXT:
+        return names, 10.0, 1.3
+    lines = [_wrap(n, _PANEL_TEXT, 8) for n in names]
+    return lines, 8.0, max(1.3, _text_inches([x for n in lines for x in n.split("\n")], 8) + 0.35)
+
+
+_PANEL_TEXT = 0.95  # inches of a 1.3 in panel a y label may span
 
 
 def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, classes: Sequence[int] | None = None,
@@ -321,5 +335,6 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
     axes[-1].set_xlabel(step_label(exp))
     truth = f", true {names[label]}" if label is not None else ""
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
-    fig.suptitle(f"Sample {who}: how the decision builds up over time (predicted {names[pred]}{truth})", fontsize=10)
+    fig.suptitle(_wrap(f"Sample {who}: how the decision builds up over time (predicted {names[pred]}{truth})", 8.7, 10,
+                       whole=names), fontsize=10)  # two long class names were wider than the figure
     return fig

@@ -79,23 +79,49 @@ def _texts_outside(fig) -> list[tuple[str, float, float]]:
     return out
 
 
-@pytest.mark.parametrize("draw", ["waterfall", "unit_heatmap", "top_units", "class_layer_summary"])
+def _rnn_explained():
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(nn.GRU(1, 4, batch_first=True), 4, max_len=12).eval()
+    return net.explain(torch.randn(16, 12, 1)), torch.arange(16) % 4
+
+
+def _gallery(net):
+    x, y = torch.rand(24, 1, 8, 8), torch.arange(24) % 4
+    return nv.unit_gallery(net, [(x, y)], units=list(range(6)), k=3)
+
+
+@pytest.mark.parametrize("draw", ["waterfall", "unit_heatmap", "top_units", "class_layer_summary",
+                                  # review R7, finding 4: these drew past the edges (the row said they did not)
+                                  "unit_gallery_plot", "time_importance", "sample_time",
+                                  "top_units_gallery", "waterfall_gallery"])
 def test_long_class_names_stay_on_a_plainly_saved_figure(draw):
     net = _cnn(4)
     exp = net.explain(torch.rand(2, 1, 8, 8))
+    rnn = lambda: _rnn_explained()  # noqa: E731
     make = {"waterfall": lambda: plots.waterfall(exp, 0, class_names=BIRDS, label=1),
             "unit_heatmap": lambda: plots.unit_heatmap(net, class_names=BIRDS),
             "top_units": lambda: plots.top_units(net, class_names=BIRDS),
-            "class_layer_summary": lambda: plots.class_layer_summary(net, class_names=BIRDS)}[draw]
+            "class_layer_summary": lambda: plots.class_layer_summary(net, class_names=BIRDS),
+            "unit_gallery_plot": lambda: plots.unit_gallery_plot(_gallery(net), class_names=BIRDS),
+            "time_importance": lambda: plots.time_importance(rnn()[0], y=rnn()[1], class_names=BIRDS),
+            "sample_time": lambda: plots.sample_time(rnn()[0], 0, label=1, class_names=BIRDS),
+            "top_units_gallery": lambda: plots.top_units(net, class_names=BIRDS, gallery=_gallery(net)),
+            "waterfall_gallery": lambda: plots.waterfall(exp, 0, class_names=BIRDS, label=1, gallery=_gallery(net)),
+            }[draw]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "constrained_layout not applied because axes sizes collapsed to zero"
         fig = make()
         assert _texts_outside(fig) == []
-    texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+    texts = [t.get_text().replace("\n", " ") for t in fig.findobj(matplotlib.text.Text)]
     starts = ["Northern cardinal", "Summer tanager", "Scarlet tanager", "House finch"]  # what tells the classes apart
-    if draw == "waterfall":
+    if draw.startswith("waterfall"):
         title = fig.axes[0].get_title().replace("\n", " ")
         assert title.startswith("sample 0: logit of ") and "true Summer tanager" in title
+    elif draw == "sample_time":
+        assert "true Summer tanager" in fig._suptitle.get_text().replace("\n", " ")
+    elif draw == "unit_gallery_plot":  # each thumbnail's title names its sample's class (not every class has one)
+        titles = [ax.get_title().replace("\n", " ") for ax in fig.axes if ax.get_title()]
+        assert len(titles) == 18 and all(any(f" {s}" in t for s in starts) for t in titles), titles
     else:
         assert all(any(t.startswith(s) for t in texts) for s in starts)
     if draw == "unit_heatmap":
@@ -146,3 +172,52 @@ def test_gallery_plot_checks_a_recorded_class_count():
     with pytest.raises(ValueError, match=r"class_names: expected 3 names \(one per class\), got 2"):
         plots.unit_gallery_plot(g, class_names=["ant", "bee"])
     assert len(plots.unit_gallery_plot(g, class_names=["ant", "bee", "cat"]).axes) == 6
+
+
+def _extent(fig, text):
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return text.get_window_extent(fig.canvas.get_renderer())
+
+
+def test_time_importance_keeps_each_class_name_beside_its_own_panel():
+    """A class name is its panel's vertical y label: 40 characters stood 305 px tall beside a 124 px panel, over the
+    panels above and below (review R7, finding 4). Each must span no more than its own panel."""
+    exp, y = _rnn_explained()
+    fig = plots.time_importance(exp, y=y, class_names=BIRDS)
+    for ax, start in zip(fig.axes, ["Northern", "Summer", "Scarlet", "House"]):
+        label = _extent(fig, ax.yaxis.label)
+        assert ax.bbox.y0 - 1 <= label.y0 and label.y1 <= ax.bbox.y1 + 1, (ax.get_ylabel(), label, ax.bbox)
+        assert ax.get_ylabel().startswith(start)
+    short = plots.time_importance(exp, y=y, class_names=["ant", "bee", "cat", "dog"])
+    assert [ax.get_ylabel() for ax in short.axes] == ["ant", "bee", "cat", "dog"]  # short names as before
+    assert short.get_size_inches().tolist() == pytest.approx([9.0, 0.9 + 1.3 * 4])
+
+
+def test_gallery_suptitle_stays_on_the_figure_with_short_names():
+    """The gallery's own suptitle ran past a 3-column figure whatever the names (review R7, finding 4)."""
+    g = _gallery(_cnn(4))
+    fig = plots.unit_gallery_plot(g, class_names=["ant", "bee", "cat", "dog"])
+    assert _texts_outside(fig) == []
+    assert fig.axes[0].get_title() == f"#{int(g.index[0, 0])} {'ant bee cat dog'.split()[int(g.y[0, 0])]}: " \
+                                      f"{float(g.value[0, 0]):+.2f}"  # a short title on one line, as before
+
+
+@pytest.mark.parametrize("names", [None, [f"digit {i}" for i in range(10)], "birds"],
+                         ids=["default", "digits", "birds"])
+def test_the_waterfall_title_breaks_between_its_parts_never_inside_a_class_name(names):
+    """Review R7, finding 5: 'true class\\n0)' read as if "true class" were the truth and "0)" a stray."""
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
+    x = torch.rand(40, 1, 8, 8)
+    net = nv.NeuroViewCNN(backbone, 10, example_input=x[:2]).eval()
+    exp = net.explain(x)
+    if names == "birds":
+        names = [*BIRDS, *(f"{b} ({i})" for i, b in enumerate(BIRDS)), "x", "y"]
+    for sid in (None, "train/000123"):
+        title = plots.waterfall(exp, 0, label=0, sample_id=sid, class_names=names).axes[0].get_title()
+        pred, tgt = int(exp.predicted[0]), int(exp.targets()[0])
+        drawn = [t.get_text() for t in plots.unit_heatmap(net, class_names=names).axes[0].get_yticklabels()]
+        for c in {pred, tgt, 0}:
+            assert drawn[c] in title, (drawn[c], title)  # the name whole on one line
+        assert f"true {drawn[0]})" in title.replace("\n", " ")
