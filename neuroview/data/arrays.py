@@ -26,8 +26,8 @@ from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
 from .own_splits import warn_fraction_unused
 from .shares import training_shares
-from .splits import (check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split, text_labels,  # noqa: F401
-                     whole_file)  # check_fraction, stratified_split re-exported
+from .splits import (_take, check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split,  # noqa: F401
+                     text_labels, whole_file)  # _take, check_fraction, stratified_split re-exported (npz, delimited)
 from .stats import (centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize,  # noqa: F401
                     warn_stored_apart)  # per_series_normalize re-exported
 
@@ -61,7 +61,9 @@ class ArrayDataModule(pl.LightningDataModule):
             same as ``"series"`` for one channel). ``False``: the values as loaded.
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
             memory (augmentation, where there is some, runs on whole batches after the transfer). The
-            batches do not depend on it (workers start anew each epoch, drawing what 0 workers draw).
+            batches do not depend on it (each epoch draws what 0 workers draw: ``SeededLoader``). Workers are kept
+            between epochs, except with an :meth:`augmentation`, whose seed reaches only workers started for the
+            epoch: a start each epoch (under spawn, macOS's and Windows' default, seconds to re-import torch).
         eval_batch_size: batch size of validation, test and predict (default ``4 * batch_size``).
         resample: variable-length sets only: stretch (or shrink) every series to :attr:`max_len`
             steps by linear interpolation (uniform scaling) instead of zero-padding it. The
@@ -332,8 +334,8 @@ class ArrayDataModule(pl.LightningDataModule):
             # ArrayDataset.__getitems__ gathers each batch whole; its collate passes it through
             collate_fn=passthrough_collate,
             num_workers=self.num_workers,
-            # not persistent: a kept iterator draws no base seed each epoch, 0 workers do: the shuffles hung on num_workers
-            persistent_workers=False,
+            # kept (SeededLoader draws the base seed a new iterator draws), but not for a per-sample augment's seed
+            persistent_workers=self.num_workers > 0 and ds.augment is None,
             pin_memory=getattr(device, "type", "cpu") == "cuda" and ds.x.device.type == "cpu",
             # A last batch of 1 breaks BatchNorm in training; evaluation keeps every sample. Judged on a process's
             # share where fit's DDP shards it (a share no larger than a batch is the whole epoch, and dropping it trained
@@ -394,7 +396,3 @@ class ArrayDataModule(pl.LightningDataModule):
         # the batch size as given ('auto' stays 'auto'): a repr must not load the data
         fold = f", val_fold={self.val_fold}" if self.val_fold is not None else ""
         return f"{type(self).__name__}(batch_size={self._batch_size!r}, val_fraction={self.val_fraction}, seed={self.seed}{fold})"
-
-
-def _take(x, idx: np.ndarray):
-    return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]

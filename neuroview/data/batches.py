@@ -115,6 +115,10 @@ class SeededLoader(DataLoader):
     draws then come from that seed and its index (:func:`sample_seed`): the same with any ``num_workers``, and the same
     whichever batch or worker reads it. Only torch's CPU generator is seeded so (``torch.rand`` and kin in
     ``augment``); numpy's and Python's ``random`` are seeded per worker by torch and still depend on ``num_workers``.
+    The seed reaches workers started for the epoch only: with a per-sample ``augment``, ``persistent_workers`` is
+    refused. Without one, kept workers (``persistent_workers=True``) serve what 0 workers serve: each epoch after the
+    first draws the base seed a new iterator would (a kept one draws none), so every shuffle comes from the same point
+    of the generator's stream as with 0 workers.
 
     >>> ds = ArrayDataset(torch.zeros(4, 1, 3), torch.arange(4), None, torch.zeros(1), torch.ones(1),
     ...                   augment=lambda x: x + torch.rand(()))
@@ -124,14 +128,18 @@ class SeededLoader(DataLoader):
     """
 
     def __iter__(self):
+        kept = self.persistent_workers and self.num_workers > 0
         if getattr(self.dataset, "augment", None) is not None and hasattr(self.dataset, "augment_seed"):
-            if self.persistent_workers and self.num_workers > 0:  # kept workers keep the first epoch's copy of the seed
+            if kept:  # kept workers keep the first epoch's copy of the seed
                 raise ValueError("persistent_workers: a per-sample augment is seeded anew each epoch in the workers' "
                                  "copies of the dataset; expected persistent_workers=False, got True")
             g = self.generator if self.generator is not None else torch.default_generator
             state = g.get_state()
             self.dataset.augment_seed = int(torch.empty((), dtype=torch.int64).random_(generator=g).item())
             g.set_state(state)  # the iterator draws this same number as its base seed
+        if kept and self._iterator is not None:  # a kept iterator draws no base seed, a new one (0 workers: each epoch) does:
+            # drawn here, the shuffle of every later epoch comes from the point of the stream 0 workers reach
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return super().__iter__()
 
 

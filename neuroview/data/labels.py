@@ -13,6 +13,7 @@ loss, or a class index named after another class), a label the training split la
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Sequence
 
 import numpy as np
@@ -26,15 +27,18 @@ __all__ = ["class_list", "label_indices", "one_class_a_series"]
 
 def _first_not_finite(y: np.ndarray) -> int | None:
     """The index of the first label that is NaN or inf (a float, or text "NaN", a missing value), or None. Text
-    "inf" is a class name (an abbreviation, as "infected"), not a number: only a float label is infinite."""
+    "inf" is a class name (an abbreviation, as "infected"), not a number: only a float label is infinite, in a float
+    array or among an object array's labels (a pandas column of mixed types), whose ``str`` is the text ``'inf'``."""
     if y.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(y))
         return int(bad[0]) if len(bad) else None
     if y.dtype.kind not in "UO":
         return None
+    floats = [i for i, v in enumerate(y.tolist()) if isinstance(v, (float, np.floating, Decimal)) and not math.isfinite(v)]
     text = y.astype(str)
     odd = [v for v in np.unique(text) if (n := label_number(v)) is not None and not math.isfinite(n)]
-    return int(np.flatnonzero(np.isin(text, odd))[0]) if odd else None
+    found = floats[:1] + ([int(np.flatnonzero(np.isin(text, odd))[0])] if odd else [])
+    return min(found) if found else None
 
 
 def _first_blank(y: np.ndarray) -> int | None:

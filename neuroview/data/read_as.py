@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "read_as_trained", "read_like", "read_options"]
+__all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "data_class", "read_as_trained",
+           "read_like", "read_options"]
 
 def checkpoint_data(path, unnamed: bool = False) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
     saved its arguments (every :class:`~neuroview.data.ArrayDataModule` does) and its class: LightningCLI's
-    ``_class_path`` (``neuroview fit``), else the class an ``ArrayDataModule`` records in its ``state_dict`` (a
-    ``pl.Trainer`` of the Python API: its checkpoint was read as one of no data, and `neuroview predict` scored a fifth
-    of a new file); ``None`` otherwise, or with ``unnamed`` a class path of ``None`` where only the arguments are known
-    (a checkpoint of the API from before the record)."""
+    ``_class_path`` (``neuroview fit``; a name only, never imported here), else the class an ``ArrayDataModule``
+    records in its ``state_dict`` (a ``pl.Trainer`` of the Python API: its checkpoint was read as one of no data, and
+    `neuroview predict` scored a fifth of a new file), read only where it is one of ``neuroview.data``'s own classes
+    (:func:`_public`); ``None`` otherwise, or with ``unnamed`` a class path of ``None`` where only the arguments are
+    known (a checkpoint of the API from before the record, or of a data module of the user's own, which neuroview
+    cannot rebuild: judged by its file, as before the record)."""
     import torch  # noqa: PLC0415
 
     try:
@@ -30,27 +33,44 @@ def checkpoint_data(path, unnamed: bool = False) -> dict | None:
         hp = ckpt.get("datamodule_hyper_parameters") or {}
     except Exception:  # noqa: BLE001 - a hint only; the model is loaded (and its errors named) elsewhere
         return None
-    recorded = [v["neuroview_data_class"] for v in ckpt.values() if isinstance(v, dict)
-                and isinstance(v.get("neuroview_data_class"), str)]
+    # under the key Lightning stores a data module's state by, its class's name: no other entry of the file is read
+    recorded = [v["neuroview_data_class"] for k, v in ckpt.items() if isinstance(v, dict)
+                and isinstance(v.get("neuroview_data_class"), str) and v["neuroview_data_class"].endswith(f".{k}")]
     cls = hp.get("_class_path") or (_public(recorded[0]) if len(recorded) == 1 else None)
     if not hp or (cls is None and not unnamed):
         return None
     return {"class_path": cls, "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
 
 
-def _public(class_path: str) -> str:
-    """``neuroview.data.npz.NpzDataModule`` as ``neuroview.data.NpzDataModule`` (how a config names it, and the only
-    classes a spec's data is read again by: :func:`read_like`); any other class path as it is."""
-    import importlib  # noqa: PLC0415
+def data_class(class_path) -> type | None:
+    """The class ``class_path`` names, found without importing anything: a class of a module imported already
+    (``neuroview.data``'s own, or the user's, which their ``--data mymodule.MyDM`` or their script imported), else
+    ``None``. A checkpoint is data, read ``weights_only``: a module it names is never imported (a record naming
+    ``this.Zen`` made `neuroview predict` import ``this``, which prints the Zen of Python)."""
+    import sys  # noqa: PLC0415
 
+    if not isinstance(class_path, str):
+        return None
     module, _, name = class_path.rpartition(".")
-    try:
-        if module.startswith(f"{__package__}.") and getattr(importlib.import_module(__package__), name, None) is getattr(
-                importlib.import_module(module), name, None):
-            return f"{__package__}.{name}"
-    except ImportError:  # a module since renamed: the path as recorded
-        pass
-    return class_path
+    found = getattr(sys.modules[module], name, None) if sys.modules.get(module) is not None else None
+    return found if isinstance(found, type) else None
+
+
+def _public(class_path: str) -> str | None:
+    """``neuroview.data.npz.NpzDataModule`` as ``neuroview.data.NpzDataModule`` (how a config names it, and the only
+    classes a spec's data is read again by: :func:`read_like`); ``None`` for any other class: a data module of the
+    user's own, which neuroview cannot rebuild (its checkpoint is judged by its file, and explain and sparsify ask for
+    ``--data``, as before the record), or a path of a hand-edited file, never imported."""
+    import sys  # noqa: PLC0415
+
+    from .arrays import ArrayDataModule  # noqa: PLC0415
+
+    name = class_path.rpartition(".")[2]
+    cls = getattr(sys.modules[__package__], name, None)
+    if (isinstance(cls, type) and issubclass(cls, ArrayDataModule) and cls is not ArrayDataModule and class_path in
+            (f"{__package__}.{name}", f"{cls.__module__}.{cls.__qualname__}")):
+        return f"{__package__}.{name}"
+    return None
 
 
 #: The options of a data module that say how the network sees a series (not which series, nor in what batches).
@@ -156,7 +176,7 @@ def read_like(dm, spec: dict) -> None:
     ``read_like``, where it has one); where it cannot be, a warning says so."""
     while isinstance(spec, dict) and isinstance(spec.get("read_like"), dict):
         spec = spec["read_like"]  # data itself read like the model's (a sparse entry made on other data): the model's
-    if not hasattr(dm, "_read_like") or not isinstance(spec, dict) or "class_path" not in spec:
+    if not hasattr(dm, "_read_like") or not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
         return
     import sys  # noqa: PLC0415
 

@@ -61,6 +61,11 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
+def _take(x, idx: np.ndarray):
+    """The samples ``idx`` of ``x``: an array's rows, or the items of a list of series (variable length)."""
+    return [x[i] for i in idx] if isinstance(x, (list, tuple)) else x[idx]
+
+
 def stratified_fold(y: np.ndarray, k: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(keep, held_out)`` of fold ``fold`` of ``k``: every class's samples, shuffled by
     ``seed``, are dealt to the folds in turn (each class continuing where the last stopped), so the
@@ -93,7 +98,8 @@ def folds_of(val_fraction: float, val_fold: int | None) -> int | None:
 
 def encode_labels(y_train: np.ndarray) -> list[str]:
     """The training split's classes as strings, in the order of their indices: as numbers where they all are."""
-    labels = [str(v) for v in np.unique(y_train)]
+    # an object array's labels as text first: numpy's sort of 1.0 beside "inf" (a pandas column of mixed types) failed
+    labels = [str(v) for v in np.unique(y_train.astype(str) if y_train.dtype.kind == "O" else y_train)]
     if all(exact(v) is not None for v in labels):  # UCR labels are strings such as "1", "2", "10": ordered as numbers
         return sorted(labels, key=lambda v: (float(v), exact(v)))  # exactly: ids beyond 2**53
     return sorted(labels)
@@ -153,9 +159,11 @@ def apart_how(a: str, b: str) -> str:
     def form(v: str) -> str:
         return next((f for f in ("NFC", "NFD") if unicodedata.is_normalized(f, v)), "neither NFC nor NFD")
 
-    return (f"the same label in two Unicode forms, which print alike ({ascii(a)}: {form(a)}, {ascii(b)}: {form(b)}; "
-            "NFC composes a letter and its accent into one character, NFD keeps them apart; "
-            "unicodedata.normalize('NFC', label) writes them one way)")
+    spaced = unicodedata.normalize("NFC", a) != unicodedata.normalize("NFC", b)  # the form alone does not join them
+    return (f"the same label in two Unicode forms{' and with other whitespace around it' if spaced else ''}, which print "
+            f"alike ({ascii(a)}: {form(a)}, {ascii(b)}: {form(b)}; NFC composes a letter and its accent into one "
+            "character, NFD keeps them apart; unicodedata.normalize('NFC', label)"
+            f"{'.strip()' if spaced else ''} writes them one way)")
 
 
 # a label reads as a number only where it is written as one: no underscores (float("1_0") is 10, PEP 515: "1_0" and

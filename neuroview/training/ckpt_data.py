@@ -7,9 +7,7 @@ May import every layer below training; ``neuroview.data`` inside the functions.
 
 from __future__ import annotations
 
-import importlib
-
-from ..data.read_as import same_file
+from ..data.read_as import data_class, same_file
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 
 __all__ = ["check_evaluated_data", "check_resumed_data", "saved_class"]
@@ -83,14 +81,19 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
 
 def saved_class(ckpt: str | None, saved: dict, asked: dict) -> str | None:
     """The class of the data module ``ckpt`` was trained on (``saved``: its ``datamodule_hyper_parameters``):
-    LightningCLI's ``_class_path``, else the class an ``ArrayDataModule`` records (a ``pl.Trainer`` run of the Python
-    API), else, for such a checkpoint from before that record, the class ``asked`` (the command's ``data``) where it
-    reads the file or set the checkpoint names (``path``, ``name``): the model's own data, so carved as in training and
-    held to its options; ``None`` where nothing says (other data: a new file is scored whole)."""
+    LightningCLI's ``_class_path``, else the class an ``ArrayDataModule`` of ``neuroview.data`` records (a ``pl.Trainer``
+    run of the Python API), where it is the class ``asked`` (the command's ``data``) or, both known, one that neither
+    is a subclass of (other data). Else (no class: a checkpoint from before that record, or of a data module of the
+    user's own; a class whose module is not imported, never imported from a file's name; the user's subclass of the
+    one asked, or its base) judged by the file: the class ``asked`` where it reads the file or set the checkpoint names
+    (``path``, ``name``): the model's own data, so carved as in training and held to its options; ``None`` otherwise
+    (other data: a new file is scored whole)."""
     from ..data.read_as import checkpoint_data  # noqa: PLC0415
 
     found = saved.get("_class_path") or ((checkpoint_data(ckpt) or {}).get("class_path") if ckpt else None)
-    if found:
+    ours, theirs = data_class(found), data_class(asked.get("class_path"))
+    if found and (_same_class(asked.get("class_path"), found) or (
+            ours is not None and theirs is not None and not issubclass(ours, theirs) and not issubclass(theirs, ours))):
         return found
     args = dict(asked.get("init_args") or {})
     named = [k for k in ("path", "name") if saved.get(k) is not None and args.get(k) is not None]
@@ -103,16 +106,15 @@ def _as_typed(value) -> str:
 
 
 def _same_class(asked: str | None, saved: str | None) -> bool:
-    """Whether two ``class_path`` name one class (``neuroview.data.NpzDataModule``, ``neuroview.data.npz.NpzDataModule``)."""
+    """Whether two ``class_path`` name one class (``neuroview.data.NpzDataModule``, ``neuroview.data.npz.NpzDataModule``);
+    a path whose module is not imported is compared as text (:func:`~neuroview.data.read_as.data_class`: a checkpoint
+    naming ``this.Zen`` made neuroview import ``this``)."""
     if not asked or not saved:
         return False
     if asked == saved:
         return True
-    try:
-        found = [getattr(importlib.import_module(p.rpartition(".")[0]), p.rpartition(".")[2]) for p in (asked, saved)]
-    except (ImportError, AttributeError, ValueError):
-        return False
-    return found[0] is found[1]
+    found = data_class(asked), data_class(saved)
+    return found[0] is not None and found[0] is found[1]
 
 
 def _same_name(asked, saved) -> bool:

@@ -38,8 +38,9 @@ def evaluated_data(cfg, sub: str, source: str | None, argv: list[str] | None) ->
     args, saved = dict(asked.get("init_args") or {}), (spec or {}).get("init_args", {})
     if spec is None or not asked.get("class_path") or not hasattr(data, "init_args"):
         return False
-    if spec["class_path"] is None:  # a Python API checkpoint of before the data class was recorded: judged by its file
-        spec["class_path"] = saved_class(None, saved, asked) or ""  # "" no class: other data, the file scored whole
+    # judged as check_evaluated_data judges it: by its file where no class is known (a Python API checkpoint of before
+    # the record, a data module of the user's own), its module is not imported, or one class subclasses the other
+    spec["class_path"] = saved_class(None, {**saved, "_class_path": spec["class_path"]}, asked) or ""  # "": other data
     if not cfg.get("ckpt_path"):  # --model.init_weights: held to its data as --ckpt_path is (cli's _check_resume);
         # unchecked, the training file without its test_path was scored whole, its 40 training series as "test"
         check_evaluated_data(source, data, {"_class_path": spec["class_path"], **saved}, sub, "model.init_weights")

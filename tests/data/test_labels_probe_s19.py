@@ -9,7 +9,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from neuroview.data import NpzDataModule
+from neuroview.data import ArrayDataModule, NpzDataModule
 from neuroview.data.read_as import check_classes
 
 NFC, NFD = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
@@ -68,3 +68,47 @@ def test_a_model_s_classes_written_as_floats_get_the_hint_the_splits_get(tmp_pat
     other = _module(tmp_path, ["a", "b"] * 8)
     with pytest.raises(ValueError, match=r"the model's outputs are \['1', '2'\]: a data module numbers"):
         check_classes(other, ["1", "2"], "--data: d.npz")  # other classes: no hint
+
+
+class _ObjectLabels(ArrayDataModule):  # labels handed over as a subclass's load() gives them
+    """Labels as an object array (a pandas column of mixed types: ``df["label"].to_numpy()``)."""
+
+    LABELS_GIVEN: list = []
+
+    def load(self):
+        y = np.array(self.LABELS_GIVEN, dtype=object)
+        x = np.random.default_rng(0).normal(size=(len(y), 1, 8)).astype(np.float32)
+        return {"train": (x, y), "test": (x, y)}
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), np.float32("inf"), float("nan")])
+def test_a_float_inf_label_in_an_object_array_is_refused_as_in_a_float_array(bad):
+    """Review R4 finding 4: ``str(inf)`` is the text ``'inf'``, a class name, so a float inf among object labels became
+    class 'inf' (ordered as text beside '1.0', '2.0'); a float array's was refused. Series 40 is the first bad one."""
+    dm = _ObjectLabels(batch_size=8, val_fraction=0)
+    dm.LABELS_GIVEN = [1.0, 2.0] * 20 + [bad] * 10
+    with pytest.raises(ValueError, match=r"y: expected a class label for every series, got NaN or inf in the train "
+                                         r"split \(at series 40: '-?(inf|nan)'\)"):
+        dm.setup("fit")
+    text = _ObjectLabels(batch_size=8, val_fraction=0)
+    text.LABELS_GIVEN = [1.0, 2.0] * 20 + ["inf"] * 10  # the text "inf" (an abbreviation) stays a class of its own
+    text.setup("fit")
+    assert text.class_names == ["1.0", "2.0", "inf"]
+
+
+def test_labels_apart_in_both_unicode_form_and_whitespace_are_told_both_and_the_fix_joins_them(tmp_path):
+    """Review R4 finding 7: 'café' (NFC) and 'café ' (NFD, a space after) were told only the Unicode form, and its advice,
+    unicodedata.normalize('NFC', label), left two labels ('café', 'café ')."""
+    spaced = NFD + " "
+    with pytest.raises(ValueError, match=r"expected every class written one way") as e:
+        _module(tmp_path, [NFC, spaced, "tea"] * 8)
+    said = str(e.value)
+    assert "two Unicode forms" in said and "whitespace" in said, said
+    assert r"'caf\xe9': NFC" in said and r"'cafe\u0301 ': NFD" in said
+    advice = "unicodedata.normalize('NFC', label).strip()"
+    assert advice in said
+    fixed = {eval(advice, {"unicodedata": unicodedata, "label": v}) for v in (NFC, spaced)}  # the advice, applied
+    assert fixed == {"café"}  # one label
+    with pytest.raises(ValueError) as only_form:  # one difference: told only that one, with its own fix
+        _module(tmp_path, [NFC, NFD, "tea"] * 8)
+    assert "whitespace" not in str(only_form.value) and ".strip()" not in str(only_form.value)

@@ -66,3 +66,49 @@ def test_a_short_fit_gives_the_same_weights_with_0_and_2_workers(tmp_path):
     a, b = _fit(path, 0, tmp_path / "a"), _fit(path, 2, tmp_path / "b")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def _served(workers: int, persistent: bool, epochs: int = 3) -> tuple[list[list[int]], torch.Tensor]:
+    """Each epoch's rows in the order a shuffling :class:`SeededLoader` of 24 rows (row i labelled i) serves them,
+    an unshuffled one (a validation loader) read after each epoch, and torch's global generator state at the end."""
+    from neuroview.data.batches import ArrayDataset, SeededLoader, passthrough_collate
+
+    ds = ArrayDataset(torch.zeros(24, 1, 2), torch.arange(24), None, torch.zeros(1), torch.ones(1))
+    kw = {"collate_fn": passthrough_collate, "num_workers": workers, "persistent_workers": persistent and workers > 0}
+    torch.manual_seed(0)
+    train, val = SeededLoader(ds, batch_size=5, shuffle=True, **kw), SeededLoader(ds, batch_size=8, **kw)
+    orders = []
+    for _ in range(epochs):
+        orders.append([int(i) for _x, y in train for i in y])
+        for _batch in val:
+            pass
+    return orders, torch.get_rng_state()
+
+
+def test_persistent_workers_serve_what_0_workers_serve():
+    """Review R4 finding 5: workers started anew each epoch (a re-import of torch and neuroview per epoch and per
+    validation pass under spawn, about 50 s an epoch on 2 cores). A kept iterator now draws the one number a new one
+    draws, so the epochs' orders and the generator's state are 0 workers' (a plain persistent DataLoader's were not)."""
+    orders0, state0 = _served(0, False)
+    assert orders0[0] != orders0[1] != orders0[2] and sorted(orders0[1]) == list(range(24))
+    orders2, state2 = _served(2, True)
+    assert orders2 == orders0 and torch.equal(state2, state0)
+
+
+def test_a_data_module_keeps_its_workers_where_it_does_not_augment_per_sample(tmp_path):
+    """The training and validation loaders keep their workers between epochs (one iterator, reused), except where the
+    module has a per-sample ``augmentation()``: its epoch seed reaches only workers started for the epoch."""
+    class Augmented(NpzDataModule):
+        def augmentation(self):
+            return lambda x: x + torch.rand(())
+
+    path = _file(tmp_path)
+    dm = NpzDataModule(path, batch_size=4, val_fraction=0.2, num_workers=2)
+    dm.setup("fit")
+    train, val = dm.train_dataloader(), dm.val_dataloader()
+    assert train.persistent_workers and val.persistent_workers
+    assert iter(train) is iter(train)  # one iterator, its workers kept
+    aug = Augmented(path, batch_size=4, val_fraction=0.2, num_workers=2)
+    aug.setup("fit")
+    assert not aug.train_dataloader().persistent_workers and aug.val_dataloader().persistent_workers
+    assert not NpzDataModule(path, num_workers=0).train_dataloader().persistent_workers  # DataLoader's rule: none

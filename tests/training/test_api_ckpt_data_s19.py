@@ -71,3 +71,89 @@ def test_a_checkpoint_without_the_class_record_is_judged_by_its_file(tmp_path, a
     new = _file(tmp_path / "new60.npz", 60, 2)
     assert _predicted_rows(tmp_path, old, new, "p_old_new") == 60  # another file: scored whole
     assert _predicted_rows(tmp_path, old, train, "p_old_own") == 6  # its own file: the test carve, 0.2 of 10 a class
+
+
+class MyDM(NpzDataModule):
+    """A user's own subclass of a neuroview data module: its record names this test module, not ``neuroview.data``."""
+
+
+@pytest.fixture
+def own_ckpt(tmp_path) -> tuple[str, str]:
+    train = _file(tmp_path / "three.npz", 30, 0)  # 10 series a class
+    pl.seed_everything(0)
+    model = NeuroViewModule(arch="nv_small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4], "dims": 1})
+    trainer = pl.Trainer(max_epochs=1, default_root_dir=tmp_path / "own", accelerator="cpu", logger=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, MyDM(train, batch_size=8))
+    ckpt = str(next((tmp_path / "own").rglob("*.ckpt")))
+    assert torch.load(ckpt, weights_only=True)["MyDM"]["neuroview_data_class"].endswith(".MyDM")
+    return ckpt, train
+
+
+def test_a_users_own_subclass_checkpoint_is_judged_by_its_file(tmp_path, own_ckpt):
+    """Review R4 finding 1: the record of a class neuroview cannot rebuild (``MyDM``) made its own training file
+    'another class', scored whole (30 rows, the log saying it was not the data the model was trained on)."""
+    ckpt, train = own_ckpt
+    assert checkpoint_data(ckpt) is None and checkpoint_data(ckpt, unnamed=True)["class_path"] is None
+    assert _predicted_rows(tmp_path, ckpt, train, "own_file") == 6  # the test carve of training: 0.2 of 10 a class
+    assert _predicted_rows(tmp_path, ckpt, _file(tmp_path / "new60.npz", 60, 2), "new_file") == 60  # another: whole
+    with pytest.raises(ValueError, match=r"ckpt_path: .* was trained on this data with other split options "
+                                         r"\(--data.init_args.seed 3 asked, 0 in the checkpoint\)"):
+        cli_main(["predict", "--ckpt_path", ckpt, "--data", "neuroview.data.NpzDataModule", "--data.init_args.path",
+                  train, "--data.init_args.seed", "3", "--trainer.default_root_dir", str(tmp_path / "seed3")])
+
+
+def test_a_subclass_named_by_lightningcli_is_its_own_file_read_by_the_base_class(tmp_path, own_ckpt):
+    """A ``_class_path`` of the user's subclass (``neuroview fit --data mymodule.MyDM``), its module imported: the base
+    class reading the same file reads the model's own data (it was 'another class', scored whole)."""
+    ckpt, train = own_ckpt
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state["datamodule_hyper_parameters"]["_class_path"] = f"{MyDM.__module__}.MyDM"
+    torch.save(state, tmp_path / "cli.ckpt")
+    assert _predicted_rows(tmp_path, str(tmp_path / "cli.ckpt"), train, "cli_own") == 6
+
+
+@pytest.mark.parametrize("command", ["sparsify", "explain"])
+def test_explain_and_sparsify_of_a_users_subclass_checkpoint_ask_for_data(tmp_path, own_ckpt, command, capsys):
+    """Review R4 finding 2: without --data they said 'dataset: expected a data module of neuroview.data ..., got
+    'test_api_ckpt_data_s19.MyDM'', naming a manifest key the user never typed, with no way forward."""
+    from neuroview import cli
+
+    argv = {"sparsify": ["sparsify", own_ckpt[0], "--out", str(tmp_path / "s")],
+            "explain": ["explain", "--ckpt", own_ckpt[0], "--no-gallery", "--samples", "4", "--out", str(tmp_path / "e")]}
+    assert cli.main(argv[command]) == 2
+    err = capsys.readouterr().err
+    assert "--data: " in err and "pass --data" in err and "dataset:" not in err, err
+
+
+def _forged(tmp_path, monkeypatch) -> tuple[str, Path]:
+    """A module that, imported, leaves a file behind (as `this` prints the Zen of Python), on the import path."""
+    marker = tmp_path / "imported"
+    (tmp_path / "nv_forged_probe.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Zen: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "nv_forged_probe.Zen", marker
+
+
+def test_a_checkpoint_naming_a_module_is_never_made_to_import_it(tmp_path, api_ckpt, monkeypatch):
+    """Review R4 finding 3: a checkpoint's class record ('this.Zen'), or the older ``_class_path``, made `neuroview
+    predict` import the module it names. Neither is imported; the record of a class outside neuroview.data is not
+    read, and the new file is scored whole."""
+    import sys
+
+    forged, marker = _forged(tmp_path, monkeypatch)
+    state = torch.load(api_ckpt[0], map_location="cpu", weights_only=True)
+    record = dict(state, NpzDataModule={"neuroview_data_class": forged})
+    torch.save(record, tmp_path / "record.ckpt")
+    cp = {k: v for k, v in state.items() if k != "NpzDataModule"}
+    cp["datamodule_hyper_parameters"] = {**state["datamodule_hyper_parameters"], "_class_path": forged}
+    torch.save(cp, tmp_path / "cp.ckpt")
+    elsewhere = dict(state, Other={"neuroview_data_class": "neuroview.data.npz.NpzDataModule"})  # not under its own key
+    elsewhere.pop("NpzDataModule")
+    torch.save(elsewhere, tmp_path / "elsewhere.ckpt")
+    new = _file(tmp_path / "new60.npz", 60, 2)
+    assert checkpoint_data(str(tmp_path / "record.ckpt")) is None
+    assert checkpoint_data(str(tmp_path / "elsewhere.ckpt")) is None
+    assert checkpoint_data(str(tmp_path / "cp.ckpt"))["class_path"] == forged  # as recorded: a name, not imported
+    for name in ("record", "cp"):
+        assert _predicted_rows(tmp_path, str(tmp_path / f"{name}.ckpt"), new, f"p_{name}") == 60
+    assert not marker.exists() and "nv_forged_probe" not in sys.modules
