@@ -24,9 +24,11 @@ So after re-training the zoo (``reproduce_zoo.py --export ...``), this script is
     python benchmarks/docs_tables.py            # rewrite every table (and stale retrofit results)
     python benchmarks/docs_tables.py --check    # exit 1 where a doc disagrees with the data
 
-A seeds cell built from fewer runs than the header's seeds shows their count, ``99.4 (1)``; a run of
-``zoo_runs.json`` counts only for its recipe as the file is now (``reproduce_zoo.run_sha``), and the check
-names a recipe edited since its runs, and a source file that is missing (its tables would read as dashes).
+A seeds cell built from fewer runs than the header's seeds shows their count, ``99.4 (1)``, one of other seeds
+shows them, ``(seeds 0, 1, 3)``; a run of ``zoo_runs.json`` counts only for its recipe as the file sets it now
+(``reproduce_zoo.recipe_sha``: what the YAML sets, so a comment edit keeps its runs), and the check names a recipe
+whose settings changed since its runs, a zoo entry trained from another version of its recipe than the file now
+(``reproduce_zoo.entry_sha``), and a source file that is missing (its tables would read as dashes).
 A results file that is not readable JSON is a ValueError naming it (``_cache.read_cache``).
 
 ``tests/test_docs.py`` runs the check. Imports the standard library, PyYAML, and (for the RNN
@@ -36,8 +38,8 @@ table, and a retrofit re-run) ``rnn_accuracy.py`` and ``retrofit_zoo.py``, with 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
-import hashlib
 import importlib.util
 import re
 import statistics
@@ -93,7 +95,7 @@ class Sources:
     nv_minirocket: dict = None  # ucr_nv_minirocket.py's runs
     rnn_meta: dict = None  # rnn_accuracy.json's meta (the recipe its runs were made with)
     root: Path = ROOT  # the checkout all of it was read from
-    recipe_shas: dict = None  # recipe path -> the SHA-256 prefix of its file (reproduce_zoo.recipe_sha)
+    recipe_shas: dict = None  # recipe path -> its version, the SHA-256 prefix of what it sets (reproduce_zoo.recipe_sha)
     missing: list = None  # the source files that are not there (their tables read as dashes)
 
     @classmethod
@@ -109,7 +111,8 @@ class Sources:
 
         files = sorted((root / "recipes").glob("*.yaml"))
         recipes = {f"recipes/{p.name}": yaml.safe_load(p.read_text()) for p in files}
-        shas = {f"recipes/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files}
+        recipe_sha = _benchmark("reproduce_zoo").recipe_sha  # the one rule: what a recipe sets, not its bytes
+        shas = {f"recipes/{p.name}": recipe_sha(f"recipes/{p.name}", root) for p in files}
         entries = read(root / "checkpoints" / "manifest.json", {"entries": {}})["entries"]
         dense = {n: e for n, e in entries.items() if "sparsified_from" not in e}
         sparse = {e["sparsified_from"]: {"name": n, **e} for n, e in entries.items() if "sparsified_from" in e}
@@ -146,11 +149,15 @@ def pct(acc: float) -> str:
     return f"{100 * acc:.1f}%"
 
 
-def mean_std(accs: list[float], expected: int | None = None) -> str:
+def mean_std(accs: list[float], expected: int | None = None, seeds: list[int] | None = None,
+             want: list[int] | None = None) -> str:
     """Mean ± population std over seeds, in %, as ``reproduce_zoo.py --table`` gives it; with the count, ``(n)``, where
-    it is not the ``expected`` number of seeds (one run alone reads ``99.4 (1)``, not as seeds that agreed)."""
+    it is not the ``expected`` number of seeds (one run alone reads ``99.4 (1)``, not as seeds that agreed), and with
+    the seeds themselves, ``(seeds 0, 1, 3)``, where ``seeds`` (those of ``accs``) are not among the header's ``want``."""
     if not accs:
         return DASH
+    if seeds is not None and want is not None and not set(seeds) <= set(want):
+        return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.pstdev(accs):.1f} (seeds {', '.join(map(str, seeds))})"
     if expected is not None and len(accs) != expected:
         sd = f" ± {100 * statistics.pstdev(accs):.1f}" if len(accs) > 1 else ""
         return f"{100 * statistics.fmean(accs):.1f}{sd} ({len(accs)})"
@@ -158,34 +165,51 @@ def mean_std(accs: list[float], expected: int | None = None) -> str:
 
 
 def header_seeds(src: Sources) -> list[int]:
-    """The seeds the tables over seeds promise (the recipes table's header): those of zoo_runs.json."""
-    return sorted({r["seed"] for r in src.runs.values()})
+    """The seeds the tables over seeds promise (the recipes table's header): the set of seeds most zoo entries have runs
+    of, their recipes as they are now (:func:`seed_seeds`); so a stale run, a recipe no entry uses or one entry's odd
+    seed does not relabel every other cell, and the cell that differs is marked."""
+    sets = collections.Counter(tuple(seed_seeds(src, name)) for name in src.manifest)
+    sets.pop((), None)
+    return list(max(sets, key=lambda k: (sets[k], len(k)))) if sets else []
 
 
 def seeds_cell(src: Sources, entry: str | None) -> str:
-    """:func:`mean_std` of ``entry``'s seeds, with their count where it falls short of :func:`header_seeds`."""
-    return mean_std(seed_accs(src, entry), len(header_seeds(src)))
+    """:func:`mean_std` of ``entry``'s seeds, with their count where they fall short of :func:`header_seeds`, and
+    themselves where they are others."""
+    want = header_seeds(src)
+    return mean_std(seed_accs(src, entry), len(want), seed_seeds(src, entry), want)
 
 
 def incomplete(src: Sources) -> list[str]:
-    """One line per zoo entry whose seeds tables rest on fewer runs than :func:`header_seeds`."""
+    """One line per zoo entry whose seeds tables rest on other seeds than :func:`header_seeds`."""
     want = header_seeds(src)
     out = []
     for name in sorted(src.manifest):
         got = seed_seeds(src, name)
-        if len(got) != len(want):
-            out.append(f"{name}: {len(got)} of the seeds {', '.join(map(str, want))} "
-                       f"(has {', '.join(map(str, got)) or 'none'}); its cells show the count")
+        if got != want:
+            shown = "read –" if not got else "show the count" if set(got) <= set(want) else "show their seeds"
+            out.append(f"{name}: {len(set(got) & set(want))} of the seeds {', '.join(map(str, want))} "
+                       f"(has {', '.join(map(str, got)) or 'none'}); its cells {shown}")
     return out
 
 
 def stale_runs(src: Sources) -> list[str]:
-    """zoo_runs.json's recipes that have runs of another version of the file than the one in the checkout."""
+    """zoo_runs.json's recipes that have runs of another version of the file than the one in the checkout (what it
+    sets: ``reproduce_zoo.recipe_sha``), and zoo entries trained from another version than their seeds' runs."""
     rz = _benchmark("reproduce_zoo")
     old = sorted({r["recipe"] for r in src.runs.values()
                   if r["recipe"] in src.recipe_shas and rz.run_sha(r) != src.recipe_shas[r["recipe"]]})
-    return [f"benchmarks/results/zoo_runs.json: runs of an older version of {r}; rerun "
-            f"`python benchmarks/reproduce_zoo.py --table --recipes {r}`" for r in old]
+    out = [f"benchmarks/results/zoo_runs.json: runs of an older version of {r}; rerun "
+           f"`python benchmarks/reproduce_zoo.py --table --recipes {r}` (and `--export {r}` if its zoo entry should "
+           "follow)" for r in old]
+    seeded = {r["recipe"] for r in src.runs.values()}  # the ucr_* entries' seeds are ucr_accuracy.py's of their own version
+    for name, e in sorted(src.manifest.items()):
+        trained = rz.entry_sha(name, e)
+        if e["recipe"] in seeded and trained is not None and trained != src.recipe_shas.get(e["recipe"]):
+            out.append(f"checkpoints/manifest.json: {name} was trained from another version of {e['recipe']} than the "
+                       f"file now (the version its seeds cells count); re-export it: "
+                       f"`python benchmarks/reproduce_zoo.py --export {e['recipe']}`")
+    return out
 
 
 def signed(points: float) -> str:
@@ -424,11 +448,19 @@ def render_nv_minirocket(src: Sources) -> str:
 
 
 def render_rnn_accuracy(src: Sources) -> str:
-    rnn = _benchmark("rnn_accuracy")  # its own table: one formatting for its .md and the docs
+    """rnn_accuracy.py's own table (one formatting for its .md and the docs: a cell of other seeds than 0, 1, 2 shows
+    them), of the default recipe the README states; a cell whose runs come from two versions of the code is refused."""
+    rnn = _benchmark("rnn_accuracy")
+    path = src.root / "benchmarks" / "results" / "rnn_accuracy.json"
     made, want = (src.rnn_meta or {}).get("recipe"), rnn.asdict(rnn.Recipe())
     if src.rnn_runs and made != want:  # the README states the default recipe (hidden 64, 100 epochs)
-        raise ValueError(f"benchmarks/results/rnn_accuracy.json: its runs were made with the recipe {made}, the docs' "
-                         f"table is of the default {want}; run `python benchmarks/rnn_accuracy.py` (other recipes: --out elsewhere)")
+        raise ValueError(f"{path}: its runs were made with the recipe {made}, the docs' table is of the default {want}; "
+                         f"restore it (`git checkout -- benchmarks/results/rnn_accuracy.json`), or delete it and run "
+                         "`python benchmarks/rnn_accuracy.py` (other recipes: --out elsewhere)")
+    mixed = rnn.mixed_cells(src.rnn_runs)
+    if mixed:
+        raise ValueError(f"{path}: the runs of {'; '.join(mixed)} were made by different versions of the code; run them "
+                         "again together (`python benchmarks/rnn_accuracy.py --datasets D --kinds K --rerun`)")
     return rnn.table(src.rnn_runs, rnn.DATASETS, list(rnn.KINDS))
 
 
@@ -569,7 +601,15 @@ def _benchmark(name: str):
         spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        folder = str(Path(__file__).parent)
+        sys.path.insert(0, folder)  # while it runs: the scripts import their siblings (_cache, reproduce_zoo)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        finally:
+            sys.path.remove(folder)
     return sys.modules[name]
 
 

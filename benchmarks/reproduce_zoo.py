@@ -11,8 +11,9 @@ on the full test split of the recipe's data module.
     # (re)create entries: train seed 0 of these recipes and write checkpoints/ + manifest.json
     nice -n 10 python benchmarks/reproduce_zoo.py --export recipes/digits_small_cnn.yaml recipes/digits_nv_small_cnn.yaml
     # the README table: every recipe of the manifest with seeds 0 1 2 (runs are cached in
-    # benchmarks/results/zoo_runs.json with the SHA-256 of the recipe they trained: an edited
-    # recipe's seeds are trained again), MiniRocket from benchmarks/results/minirocket.json
+    # benchmarks/results/zoo_runs.json with the version of the recipe they trained, the SHA-256 of
+    # what it sets: a recipe whose settings were edited is trained again, a comment edit keeps its
+    # runs), MiniRocket from benchmarks/results/minirocket.json
     nice -n 10 python benchmarks/reproduce_zoo.py --table --seeds 0 1 2
 
 Tolerance of a re-trained entry: ``TOLERANCE`` (2 accuracy points, or 2 test samples on the
@@ -43,29 +44,46 @@ from _cache import read_cache  # names a cut-short results file and what to do (
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "zoo_runs.json"
-#: The version (SHA-256 prefix of the file) of each recipe whose runs in zoo_runs.json were recorded before a run kept
-#: its recipe's ``sha``: each of these files is byte for byte the file at the commit its runs record (checked with git
-#: for every run on 2026-12-07; gunpoint_*gru's runs, which record no commit, came in 4a75c47, after the recipes'
-#: last edit). A run counts for its recipe only while the file is still of that version (:func:`run_sha`).
+#: The version (:func:`recipe_sha`: what the file sets, blind to comments and layout) of each recipe whose runs in
+#: zoo_runs.json were recorded before a run kept its recipe's ``sha``: each is the version of the recipe at the commit
+#: its runs record (runs that record none: the oldest commit whose zoo_runs.json holds them as they are now), checked
+#: with git for every run on 2026-12-07 (/tmp/s19/M7/legacy_shas.py). A run counts for its recipe only while the file
+#: still sets the same (:func:`run_sha`): an edit of a comment keeps its runs, an edit of a setting does not.
 LEGACY_SHAS = {
-    "recipes/digits_nv_small_cnn.yaml": "bbc1e371088227c8", "recipes/digits_nv_vit_tiny.yaml": "2bd2c737e9ebcc60",
-    "recipes/digits_small_cnn.yaml": "b794c2d2883af9e6", "recipes/digits_vit_tiny.yaml": "d561af89150b3c25",
-    "recipes/gunpoint_fcn1d.yaml": "89d61439c33965d1", "recipes/gunpoint_gru.yaml": "c76f850908111e30",
-    "recipes/gunpoint_nv_fcn1d.yaml": "8ceb77ec266de03c", "recipes/gunpoint_nv_gru.yaml": "0d1c7e8c682c7bc4",
-    "recipes/japanesevowels_lstm.yaml": "297843f7b9cfcccc", "recipes/japanesevowels_nv_lstm.yaml": "793afcaba5ac9844",
-    "recipes/mnist1d_cnn1d.yaml": "135f86a6497488e7", "recipes/mnist1d_nv_cnn1d.yaml": "b7214dc8bb53897c"}
+    "recipes/digits_nv_small_cnn.yaml": "372aa9caf619aee5", "recipes/digits_nv_vit_tiny.yaml": "0df8ef06d1efd973",
+    "recipes/digits_small_cnn.yaml": "d066aaa46aebdb83", "recipes/digits_vit_tiny.yaml": "b67bb1c951760a19",
+    "recipes/gunpoint_fcn1d.yaml": "7489192af2a3e8d3", "recipes/gunpoint_gru.yaml": "36a3f4644009f240",
+    "recipes/gunpoint_nv_fcn1d.yaml": "ed3107c5b18a48e1", "recipes/gunpoint_nv_gru.yaml": "731cbcf4a2740b74",
+    "recipes/japanesevowels_lstm.yaml": "1af18610d4c082b0", "recipes/japanesevowels_nv_lstm.yaml": "6e2665b010a6318c",
+    "recipes/mnist1d_cnn1d.yaml": "368e4cf9b5d7b970", "recipes/mnist1d_nv_cnn1d.yaml": "4e45904f4481fe4a"}
+#: The recipe version each zoo entry exported before an entry kept its ``training.recipe_sha`` was trained from: its
+#: recipe at the oldest commit whose manifest holds the entry's weights (checked with git as above).
+ENTRY_SHAS = {
+    "fcn1d.gunpoint": "7489192af2a3e8d3", "lstm.japanesevowels": "1af18610d4c082b0",
+    "nv_fcn1d.gunpoint": "ed3107c5b18a48e1", "nv_lstm.japanesevowels": "6e2665b010a6318c",
+    "nv_small_cnn.digits": "372aa9caf619aee5", "nv_small_cnn.mnist1d": "4e45904f4481fe4a",
+    "nv_vit_tiny.digits": "0df8ef06d1efd973", "small_cnn.digits": "d066aaa46aebdb83",
+    "small_cnn.mnist1d": "368e4cf9b5d7b970", "vit_tiny.digits": "b67bb1c951760a19"}
 TOLERANCE = 0.02  # accuracy (fraction); see the module docstring
 TAGS = {"DigitsDataModule": "digits", "MNIST1DDataModule": "mnist1d"}
 
 
 def recipe_sha(recipe: str, root: Path | None = None) -> str:
-    """The version of ``recipe`` (a path under ``root``, default this script's checkout): its file's SHA-256 prefix."""
-    return hashlib.sha256(((root or ROOT) / recipe).read_bytes()).hexdigest()[:16]
+    """The version of ``recipe`` (a path under ``root``, default this script's checkout): the SHA-256 prefix of what it
+    sets (its parsed YAML as JSON, keys sorted), so that an edit of a comment or of the layout keeps its runs."""
+    data = yaml.safe_load(((root or ROOT) / recipe).read_text())
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_sha(run: dict) -> str | None:
     """The recipe version a zoo_runs.json run was trained from (:data:`LEGACY_SHAS` for runs that did not record it)."""
     return run.get("sha") or LEGACY_SHAS.get(run["recipe"])
+
+
+def entry_sha(name: str, entry: dict) -> str | None:
+    """The recipe version manifest entry ``name`` was trained from (:data:`ENTRY_SHAS` for entries that did not record
+    it; None where nothing says)."""
+    return entry.get("training", {}).get("recipe_sha") or ENTRY_SHAS.get(name)
 
 
 def _tag(data_cfg: dict) -> str:
@@ -201,14 +219,15 @@ def stop_reason(ckpt: dict, cfg: dict) -> tuple[str, int]:
     return ("time" if cfg["trainer"].get("max_time") else "other"), done
 
 
-def training_record(run: dict, command: str) -> dict:
+def training_record(run: dict, command: str, sha: str | None = None) -> dict:
     """A zoo entry's ``training``: the run's budget (``max_epochs``, and ``max_steps`` where it has one), the epochs
     and steps it ran, why it stopped (:func:`stop_reason`), the weights kept (the last epoch's, or the last step's
-    where the run ended within an epoch: max_steps, max_time) and its command."""
+    where the run ended within an epoch: max_steps, max_time), its command and the recipe version it trained
+    (``recipe_sha``, :func:`recipe_sha`: docs_tables' check names an entry of an older version than its seeds)."""
     budget = {k: v for k, v in run["budget"].items() if v > 0}  # -1: none (max_epochs of a max_steps-only recipe)
     return {**budget, "epochs": run["epochs"], "steps": run["steps"], "stopped": run["fit"]["stopped"],
             "checkpoint": "last step" if run.get("mid_epoch") else "last epoch", "seconds": round(run["seconds"], 1),
-            "command": command}
+            "command": command, **({"recipe_sha": sha} if sha else {})}
 
 
 def _end_of_training(run_dir: str) -> dict:
@@ -244,7 +263,7 @@ def export(recipe: str, seed: int, threads: int | None) -> None:
     entry = zoo.save_pretrained(
         run["model"], name, architecture=run["arch"], arch_kwargs=run["arch_kwargs"], dataset=dataset,
         recipe=recipe, seed=seed, metrics=m, overwrite=True,  # re-training an entry re-exports it
-        extra={"training": training_record(run, f"neuroview fit --config {recipe} --seed_everything {seed}")},
+        extra={"training": training_record(run, f"neuroview fit --config {recipe} --seed_everything {seed}", sha)},
     )
     print(f"{name}: test {100 * m['test_acc']:.2f}% ({m['test_size']}), slice {100 * m['slice_acc']:.2f}% "
           f"({m['slice_size']}), {entry['num_params']:,} params, {entry['size_bytes'] / 1e6:.2f} MB, {run['seconds']:.0f} s")

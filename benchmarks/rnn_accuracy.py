@@ -15,11 +15,18 @@ Writes benchmarks/results/rnn_accuracy.json and benchmarks/results/rnn_accuracy.
 
 The JSON is also the cache of finished runs, kept by (dataset, kind, model, seed): a run on a subset adds
 its runs to those of the file and leaves the others (it replaced the whole file, the README's table with it),
-a job the file already holds is not run again (``--rerun``: run it again and replace it), and each run is
-written as it ends, so an interrupted run resumes. The file holds one recipe: a run with another recipe
-(``--hidden``, ``--epochs``, ...) is refused unless ``--out`` names another file.
+and a job the file already holds is not run again, so a plain run re-measures nothing the file holds: after a
+change of the code, ``--rerun`` runs every selected job again and replaces its runs. Each run records the code
+it was made with (``commit``: the checkout's commit, ``+dirty`` where tracked files differ). A plain run writes
+each run as it ends, so an interrupted run resumes; a ``--rerun`` writes its runs only when all of them are done,
+so one cut short leaves the file as it was, not cells that mix two versions of the code. A cell whose runs were
+made by different versions all the same (a run resumed after a change) reads ``(mixed code)``, and docs_tables
+refuses it; a cell of fewer seeds than 0, 1, 2 shows their count, ``(2)``, one of other seeds shows them. The file
+holds one recipe: a run with another recipe (``--hidden``, ``--epochs``, ...) is refused unless ``--out`` names
+another file.
 
-    nice -n 10 python benchmarks/rnn_accuracy.py                 # everything, ~20 min on 2 cores
+    nice -n 10 python benchmarks/rnn_accuracy.py --rerun         # everything again, ~22 min on 2 cores
+    nice -n 10 python benchmarks/rnn_accuracy.py                 # only the jobs the file lacks
     python benchmarks/rnn_accuracy.py --datasets GunPoint --kinds gru --seeds 0 --rerun   # one cell, again
 """
 
@@ -41,11 +48,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from _cache import read_cache, write_cache  # read back by docs_tables.py: written whole (next to this script)
+from reproduce_zoo import provenance  # the commit a run is made with (a sibling, as _cache)
 
 OUT = Path(__file__).parent / "results"
 DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead")
 KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 MODELS = ("standard", "neuroview")
+SEEDS = (0, 1, 2)  # the seeds of the table (README: "mean ± std over 3 seeds"); a cell of others is marked
 
 
 @dataclass(frozen=True)
@@ -137,10 +146,31 @@ def run_one(job: tuple[str, str, str, int, dict]) -> dict:
     }
 
 
+def cell(rows: list[dict], want=SEEDS) -> str:
+    """Mean ± population std of ``rows``' test accuracy; with their count, ``(2)``, where they are fewer seeds than
+    ``want``, their seeds, ``(seeds 0, 1, 3)``, where they are others, and ``(mixed code)`` where their runs were made
+    by different versions of the code (:func:`mixed_cells`)."""
+    accs, seeds = [r["test_acc"] for r in rows], sorted(r["seed"] for r in rows)
+    if not accs:
+        return "–"
+    text = f"{statistics.mean(accs):.1f} ± {statistics.pstdev(accs):.1f}"
+    if not set(seeds) <= set(want):
+        text += f" (seeds {', '.join(map(str, seeds))})"
+    elif len(seeds) != len(want):
+        text += f" ({len(seeds)})"
+    return text + (" (mixed code)" if len({r.get("commit") for r in rows}) > 1 else "")
+
+
+def mixed_cells(runs: list[dict]) -> list[str]:
+    """``"<dataset> <kind> <model>"`` of each cell whose runs record different commits (a run without one: the runs
+    made before runs recorded it, one version among them)."""
+    commits: dict[tuple, set] = {}
+    for r in runs:
+        commits.setdefault((r["dataset"], r["kind"], r["model"]), set()).add(r.get("commit"))
+    return [" ".join(k) for k, c in sorted(commits.items()) if len(c) > 1]
+
+
 def table(runs: list[dict], datasets, kinds) -> str:
-    def cell(rows):
-        accs = [r["test_acc"] for r in rows]
-        return f"{statistics.mean(accs):.1f} ± {statistics.pstdev(accs):.1f}" if accs else "–"
 
     head = "| dataset | " + " | ".join(f"{k.upper()} standard | {k.upper()} NeuroView" for k in kinds) + " |"
     lines = [head, "|" + "---|" * (1 + 2 * len(kinds))]
@@ -209,34 +239,60 @@ def main(argv: list[str] | None = None) -> None:
         runs = cached_runs(stem.with_suffix(".json"), recipe)
     except ValueError as e:
         p.error(str(e))
-    done = {tuple(r[k] for k in JOB) for r in runs}
-    jobs = [(d, k, m, s, recipe) for d in args.datasets for k in args.kinds for m in args.models for s in args.seeds
-            if args.rerun or (d, k, m, s) not in done]
-    # Longest jobs first, so the two workers finish together.
-    cost = {"ArrowHead": 251 * 36, "GunPoint": 150 * 50, "BasicMotions": 100 * 40, "JapaneseVowels": 29 * 270, "ItalyPowerDemand": 24 * 67}
-    jobs.sort(key=lambda j: -cost.get(j[0], 0))
-    t = time.perf_counter()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": recipe, "seeds": args.seeds, "workers": args.workers, "minutes": 0.0,
-            "torch": torch.__version__, "cpus": os.cpu_count()}
-    # one worker: in this process (a pool would start a fresh interpreter for nothing)
-    with ProcessPoolExecutor(args.workers) if args.workers > 1 else _InProcess() as pool:
-        for r in pool.map(run_one, jobs):
-            runs = [old for old in runs if tuple(old[k] for k in JOB) != tuple(r[k] for k in JOB)] + [r]
-            meta["minutes"] = round((time.perf_counter() - t) / 60, 1)
-            meta["seeds"] = sorted({x["seed"] for x in runs})
-            _save(stem, runs, meta)  # each run as it ends: an interrupted run resumes from here
-            print(f"{r['dataset']:>16} {r['kind']:>4} {r['model']:>9} seed {r['seed']}: "
-                  f"test {r['test_acc']:5.1f}%  train {r['train_acc']:5.1f}%  ({r['train_seconds']:.0f} s)", flush=True)
-    minutes = (time.perf_counter() - t) / 60
+    runs = _run(args, recipe, stem, runs)
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in runs)]
     datasets += sorted({r["dataset"] for r in runs} - set(datasets))
     md = table(runs, datasets, [k for k in KINDS if any(r["kind"] == k for r in runs)])
     recipe_line = ", ".join(f"{k}={v}" for k, v in recipe.items())
     write_cache(stem.with_suffix(".md"), f"{md}\n\nRecipe (both networks): 1 layer, {recipe_line}. "
-                                       f"{len(runs)} runs; {len(jobs)} of them run now, in {minutes:.1f} min.\n")
+                                       f"{len(runs)} runs; {args.ran} of them run now, in {args.minutes:.1f} min.\n")
     print(md)
-    print(f"{minutes:.1f} min")
+    print(f"{args.minutes:.1f} min")
+
+
+def _run(args, recipe: dict, stem: Path, runs: list[dict]) -> list[dict]:
+    """Run the jobs ``args`` selects that ``runs`` lacks (all of them with ``--rerun``); the runs of the file after."""
+    done = {tuple(r[k] for k in JOB) for r in runs}
+    jobs = [(d, k, m, s, recipe) for d in args.datasets for k in args.kinds for m in args.models for s in args.seeds
+            if args.rerun or (d, k, m, s) not in done]
+    held = len(args.datasets) * len(args.kinds) * len(args.models) * len(args.seeds) - len(jobs)
+    if held:  # said, not hidden: after a change of the code these are the old code's figures
+        print(f"{held} of the selected jobs are in {stem.with_suffix('.json')} already and are not run again "
+              "(--rerun: run them again)", flush=True)
+    # Longest jobs first, so the two workers finish together.
+    cost = {"ArrowHead": 251 * 36, "GunPoint": 150 * 50, "BasicMotions": 100 * 40, "JapaneseVowels": 29 * 270, "ItalyPowerDemand": 24 * 67}
+    jobs.sort(key=lambda j: -cost.get(j[0], 0))
+    t = time.perf_counter()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    before = read_cache(stem.with_suffix(".json")).get("meta", {})
+    # minutes and workers: of the last run of every job of the file (a subset's are not the table's)
+    meta = {"recipe": recipe, "seeds": args.seeds, "workers": before.get("workers", args.workers),
+            "minutes": before.get("minutes", 0.0), "torch": torch.__version__, "cpus": os.cpu_count()}
+    commit, done_now = provenance()["commit"], []
+    # one worker: in this process (a pool would start a fresh interpreter for nothing)
+    with ProcessPoolExecutor(args.workers) if args.workers > 1 else _InProcess() as pool:
+        for r in pool.map(run_one, jobs):
+            done_now.append({**r, "commit": commit})
+            if not args.rerun:  # each run as it ends: an interrupted run resumes from here
+                runs = _merged(runs, done_now[-1:], meta, stem)
+            print(f"{r['dataset']:>16} {r['kind']:>4} {r['model']:>9} seed {r['seed']}: "
+                  f"test {r['test_acc']:5.1f}%  train {r['train_acc']:5.1f}%  ({r['train_seconds']:.0f} s)", flush=True)
+    args.ran, args.minutes = len(jobs), (time.perf_counter() - t) / 60
+    if args.rerun:  # all of them or none: one cut short leaves the file whole, of one version of the code
+        runs = _merged(runs, done_now, meta, stem)
+    if jobs and len(jobs) == len(runs):  # every run of the file made now: the whole table's time
+        meta.update(minutes=round(args.minutes, 1), workers=args.workers)
+        _save(stem, runs, meta)
+    return runs
+
+
+def _merged(runs: list[dict], new: list[dict], meta: dict, stem: Path) -> list[dict]:
+    """``runs`` with ``new`` in place of their jobs' runs, saved (with ``meta``) to ``stem``'s JSON."""
+    jobs = {tuple(r[k] for k in JOB) for r in new}
+    runs = [old for old in runs if tuple(old[k] for k in JOB) not in jobs] + new
+    meta["seeds"] = sorted({x["seed"] for x in runs})
+    _save(stem, runs, meta)
+    return runs
 
 
 class _InProcess:
