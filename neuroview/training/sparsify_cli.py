@@ -33,11 +33,8 @@ def _source(source: str, data: str | None, zoo: str | None = None):
         module = load_module(source, what="source")
         hp = module.hparams
         trained_on = _checkpoint_data(source)  # what `neuroview fit` trained it on, as its data module saved it
-        if data is None and trained_on is None:
-            raise ValueError("--data: this checkpoint does not say what data it was trained on (written before data "
-                             "modules saved their arguments); pass --data (digits, mnist1d, GunPoint, a .npz, .csv or "
-                             ".tsv path or a JSON data-module spec)")
         if data is None:
+            _check_rebuildable(source, trained_on)
             dm, name = make_datamodule(trained_on), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
             dataset = {"name": str(name), "split": "test", "data_module": trained_on, "class_names": list(dm.class_names)}
         else:
@@ -123,10 +120,30 @@ def _data_module(data: str, trained_on: dict | None = None):
     return data_module(data, trained_on)
 
 
-def _checkpoint_data(path: str) -> dict | None:
+DATA_FORMS = "digits, mnist1d, GunPoint, a .npz, .csv or .tsv path or a JSON data-module spec"
+
+
+def _check_rebuildable(source: str, trained_on: dict | None) -> None:
+    """A checkpoint whose training data neuroview can rebuild, else a refusal asking for ``--data`` that says what the
+    checkpoint records: no data arguments at all, or arguments but no class of ``neuroview.data`` (a ``pl.Trainer``
+    checkpoint from before neuroview recorded it, or a data module of the user's own, never imported: by LightningCLI's
+    ``_class_path``, it was refused as "dataset: ...", a key the user never typed)."""
+    cls = (trained_on or {}).get("class_path")
+    if isinstance(cls, str) and cls.rpartition(".")[0] == "neuroview.data":
+        return
+    if trained_on is None and _checkpoint_data(source, unnamed=True) is None:
+        raise ValueError("--data: this checkpoint does not say what data it was trained on (written before data "
+                         f"modules saved their arguments); pass --data ({DATA_FORMS})")
+    what = (f"its class {cls!r} is not one of neuroview.data's" if cls else
+            "a pl.Trainer checkpoint from before neuroview recorded the class, or a data module of your own")
+    raise ValueError(f"--data: this checkpoint records its data arguments but no data module neuroview can rebuild "
+                     f"({what}); pass --data ({DATA_FORMS})")
+
+
+def _checkpoint_data(path: str, unnamed: bool = False) -> dict | None:
     from ..data.read_as import checkpoint_data  # noqa: PLC0415
 
-    return checkpoint_data(path)
+    return checkpoint_data(path, unnamed)
 
 
 def _data_spec(data: str, dm, trained: dict | None = None) -> dict:

@@ -4,7 +4,8 @@ Every figure is a ``matplotlib.figure.Figure`` built without pyplot; :func:`_mpl
 matplotlib (an optional extra) when a figure is drawn, never at import time. Signed
 importance uses a diverging colormap centred at 0 (red adds to the logit, blue takes from it).
 
-Imports: torch and :mod:`neuroview.core`; matplotlib only inside functions.
+Imports: torch and :mod:`neuroview.core`; matplotlib, and :mod:`neuroview.data.splits` (the rule for a label that
+is a number), only inside functions.
 """
 
 from __future__ import annotations
@@ -141,11 +142,12 @@ def _distinct(shown: list[str], names: list[str]) -> None:
 
 
 def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
+    """Whether the class name ``s`` reads as a number by the data's rule (:func:`neuroview.data.splits.label_number`:
+    ASCII digits as written), so that the plots prefix "class " where the data reads a number. Python's ``float`` drew
+    "1_0", "inf" and "١", text labels to the data, as "class 1_0", "class inf" and "class ١"."""
+    from ..data.splits import label_number  # noqa: PLC0415 - neuroview.data imports Lightning: only when names are drawn
+
+    return label_number(s) is not None
 
 
 def _measured(values) -> list[Tensor]:
