@@ -34,7 +34,9 @@ def _first_not_finite(y: np.ndarray) -> int | None:
         return int(bad[0]) if len(bad) else None
     if y.dtype.kind not in "UO":
         return None
-    floats = [i for i, v in enumerate(y.tolist()) if isinstance(v, (float, np.floating, Decimal)) and not math.isfinite(v)]
+    floats = [] if y.dtype.kind == "U" else [  # text holds no float; Decimal('sNaN') refuses float(): its own test
+        i for i, v in enumerate(y.tolist()) if isinstance(v, (float, np.floating, Decimal))
+        and (v.is_nan() or v.is_infinite() if isinstance(v, Decimal) else not math.isfinite(v))]
     text = y.astype(str)
     odd = [v for v in np.unique(text) if (n := label_number(v)) is not None and not math.isfinite(n)]
     found = floats[:1] + ([int(np.flatnonzero(np.isin(text, odd))[0])] if odd else [])

@@ -5,6 +5,7 @@ labels each test writes, counted by hand."""
 from __future__ import annotations
 
 import unicodedata
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -81,14 +82,15 @@ class _ObjectLabels(ArrayDataModule):  # labels handed over as a subclass's load
         return {"train": (x, y), "test": (x, y)}
 
 
-@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), np.float32("inf"), float("nan")])
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), np.float32("inf"), float("nan"), Decimal("sNaN"),
+                                 Decimal("-Infinity")])
 def test_a_float_inf_label_in_an_object_array_is_refused_as_in_a_float_array(bad):
     """Review R4 finding 4: ``str(inf)`` is the text ``'inf'``, a class name, so a float inf among object labels became
     class 'inf' (ordered as text beside '1.0', '2.0'); a float array's was refused. Series 40 is the first bad one."""
     dm = _ObjectLabels(batch_size=8, val_fraction=0)
     dm.LABELS_GIVEN = [1.0, 2.0] * 20 + [bad] * 10
     with pytest.raises(ValueError, match=r"y: expected a class label for every series, got NaN or inf in the train "
-                                         r"split \(at series 40: '-?(inf|nan)'\)"):
+                                         r"split \(at series 40: '-?(inf|nan|sNaN|Infinity)'\)"):
         dm.setup("fit")
     text = _ObjectLabels(batch_size=8, val_fraction=0)
     text.LABELS_GIVEN = [1.0, 2.0] * 20 + ["inf"] * 10  # the text "inf" (an abbreviation) stays a class of its own
