@@ -51,21 +51,22 @@ def main(argv: list[str] | None = None) -> int:
     ``--help``, ``--version``) quietly, exit 0: its output was the result. A command that does work (``fit``,
     ``sparsify``, ...) goes on to its end with stdout pointed at devnull, then says on stderr that its output was
     cut and exits 141 (128 + SIGPIPE, as a shell tool stopped by its reader): a training run is not ended before its
-    checkpoint by a progress bar's write. Ctrl-C is one line on stderr; then, for the process's own command line
-    (``argv`` None), the process dies of SIGINT as Python's own uncaught KeyboardInterrupt does, so that a shell
-    loop over commands stops (a shell goes on after a child that merely exits 130); a caller passing ``argv``
-    (a test, a notebook) gets 130.
+    checkpoint by a progress bar's write. Ctrl-C (``fit``'s too, which Lightning turns into ``sys.exit(1)``) is one
+    line on stderr; then, for the process's own command line (``argv`` None), a KeyboardInterrupt leaves ``main``
+    with no traceback: Python runs its atexit handlers and dies of SIGINT, so that a shell loop over commands stops
+    (a shell goes on after a child that merely exits 130); a caller passing ``argv`` (a test, a notebook) gets 130.
     """
     code, interrupted = _run(list(sys.argv[1:] if argv is None else argv))
     if interrupted and argv is None:
-        _die_of_sigint()
+        _reraise_quietly(KeyboardInterrupt())
     return code
 
 
 def _run(argv: list[str]) -> tuple[int, bool]:
     """The exit code of the command ``argv`` names, and whether Ctrl-C stopped it."""
     listing = not argv or argv[0] in LISTINGS
-    guard = None if listing else _StdoutGuard.install()
+    # stdout closed at start (`>&-`, a daemon, pythonw: sys.stdout is None) is left as it is: print() drops its text
+    guard = None if listing or sys.stdout is None else _StdoutGuard.install()
     try:
         code = _dispatch(argv)
         _flush_stdout()
@@ -103,18 +104,19 @@ def _say(argv: list[str], what: str) -> None:
         pass
 
 
-def _die_of_sigint() -> None:
-    """End the process by SIGINT (https://www.cons.org/cracauer/sigint.html): bash stops a script or loop only when
-    its child died of the signal. Where there is no such death (Windows), the caller returns 130."""
-    if os.name == "nt" or not hasattr(signal, "SIGINT"):
-        return
-    for stream in (sys.stdout, sys.stderr):  # the kill skips the interpreter's own flush at exit
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
+def _reraise_quietly(interrupt: KeyboardInterrupt) -> None:
+    """Raise ``interrupt`` out of the process's command line with ``sys.excepthook`` silent for it (its one line is
+    said): CPython then finalizes (atexit handlers: DataLoader workers, matplotlib's temporary folder, logging) and
+    ends the process by SIGINT (https://www.cons.org/cracauer/sigint.html: bash stops a script or loop only when its
+    child died of the signal; on Windows, STATUS_CONTROL_C_EXIT). A kill of its own skipped the finalization."""
+    hook = sys.excepthook
+
+    def quiet(kind, value, tb):
+        if value is not interrupt:
+            hook(kind, value, tb)
+
+    sys.excepthook = quiet
+    raise interrupt
 
 
 class _StdoutGuard:
@@ -161,6 +163,8 @@ class _StdoutGuard:
 
 def _flush_stdout() -> None:
     """Flush what a pipe still holds in its buffer now, so that a reader gone fails here, not at exit."""
+    if sys.stdout is None:  # closed at start: nothing buffered
+        return
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -250,8 +254,20 @@ def _lightning(cmd: str, rest: list[str]) -> int:
     """``neuroview fit|validate|test|predict``: LightningCLI; an input neuroview refused by name is one line, exit 2."""
     from .training.cli import cli_main  # noqa: PLC0415
 
+    before = signal.getsignal(signal.SIGINT)
     try:
         cli_main([cmd, *rest])
+    except SystemExit as e:
+        if e.code != 1 or not isinstance(e.__context__, KeyboardInterrupt):
+            raise
+        # Lightning's answer to Ctrl-C: it tears the trainer down, ignores SIGINT and calls sys.exit(1) while handling
+        # the KeyboardInterrupt, which a shell loop takes for a failure and goes on. Ctrl-C it stays, SIGINT as it was.
+        if before is not None:
+            try:
+                signal.signal(signal.SIGINT, before)
+            except ValueError:  # not the main thread: Lightning could not have changed it either
+                pass
+        raise e.__context__ from None
     except (ValueError, TypeError, FileNotFoundError) as e:  # TypeError: an argument a builder does not take
         said = _refusal(e)
         if said is None or os.environ.get("NEUROVIEW_TRACEBACK"):

@@ -107,6 +107,153 @@ def test_a_real_sigint_kills_the_command_by_sigint_with_one_line(entry):
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("entry", ["from neuroview.cli import main\nsys.exit(main())\n",
+                                   "import runpy; runpy.run_module('neuroview', run_name='__main__')\n"],
+                         ids=["console_script", "python_m"])
+def test_a_real_sigint_runs_the_atexit_handlers_before_the_death_by_sigint(entry, tmp_path):
+    """Python's own uncaught KeyboardInterrupt finalizes first (atexit: DataLoader workers, matplotlib's temporary
+    folder, logging.shutdown), then dies of SIGINT; the command line must too (review S1, finding 2)."""
+    ran = tmp_path / "atexit_ran"
+    body = (f"import atexit; atexit.register(lambda: open({str(ran)!r}, 'w').write('yes')); "
+            "os.kill(os.getpid(), signal.SIGINT); time.sleep(30)")
+    done = _run(["-c", _STUB.format(body=body) + entry])
+    assert done.returncode == -signal.SIGINT, done.stderr
+    assert done.stderr == "neuroview zoo: interrupted\n", done.stderr
+    assert ran.exists()  # before: the process killed itself, no atexit handler ran
+    assert ran.read_text() == "yes"
+
+
+# --- review S1 finding 1: stdout closed at start (sys.stdout is None) -------------------------------------------
+
+_WORK_STUB = ("import os, signal, sys, time; import neuroview.training.sparsify_cli as s\n"
+              "def sparsify(rest):\n    print('working'); sys.stdout and sys.stdout.flush(); {body}\n"
+              "    open(rest[0], 'w').write('saved'); return 0\n"
+              "s.main = sparsify\nsys.argv = ['neuroview', 'sparsify', {out!r}]\n"
+              "from neuroview.cli import main\nsys.exit(main())\n")
+
+
+def _run_with_stdout_closed(code: str) -> subprocess.CompletedProcess:
+    """As `neuroview sparsify ... >&-`: fd 1 closed before Python starts, so sys.stdout is None."""
+    return subprocess.run([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, preexec_fn=lambda: os.close(1))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="preexec_fn")
+def test_a_work_command_with_stdout_closed_finishes_its_work_and_exits_0(tmp_path):
+    out = tmp_path / "entry"
+    done = _run_with_stdout_closed(_WORK_STUB.format(body="pass", out=str(out)))
+    # before: AttributeError 'NoneType' object has no attribute 'write' at the first print, nothing saved, exit 1
+    assert (done.returncode, done.stderr) == (0, "")
+    assert out.read_text() == "saved"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="preexec_fn and SIGINT")
+def test_ctrl_c_with_stdout_closed_is_one_line_and_death_by_sigint(tmp_path):
+    done = _run_with_stdout_closed(_WORK_STUB.format(body="os.kill(os.getpid(), signal.SIGINT); time.sleep(30)",
+                                                     out=str(tmp_path / "entry")))
+    assert done.stderr == "neuroview sparsify: interrupted\n"  # before: a traceback (None.flush) and exit 1
+    assert done.returncode == -signal.SIGINT
+    assert not (tmp_path / "entry").exists()
+
+
+def test_main_with_sys_stdout_none_leaves_it_none(monkeypatch, tmp_path):
+    import neuroview.training.sparsify_cli as sparsify_cli
+
+    def sparsify(rest):
+        print("working")  # dropped, as print() drops it with no stdout
+        (tmp_path / "entry").write_text("saved")
+        return 0
+
+    monkeypatch.setattr(sparsify_cli, "main", sparsify)
+    monkeypatch.setattr(sys, "stdout", None)
+    assert cli.main(["sparsify", "x"]) == 0
+    assert sys.stdout is None  # not wrapped by the guard
+    assert (tmp_path / "entry").read_text() == "saved"
+
+
+# --- review S1 finding 3: Ctrl-C during a Lightning command (fit/validate/test/predict) -------------------------
+
+_TRAINER = '''
+import os, signal, sys
+import torch
+import pytorch_lightning as pl
+
+
+class Interrupted(pl.LightningModule):
+    """One Linear; its second training step meets Ctrl-C ({how})."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+
+    def training_step(self, batch, i):
+        if i == 1:
+            {interrupt}
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self.lin(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def cli_main(args):
+    data = torch.utils.data.TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", default_root_dir={root!r})
+    trainer.fit(Interrupted(), torch.utils.data.DataLoader(data, batch_size=2))
+    open(os.path.join({root!r}, "fit_returned"), "w").write("x")
+'''
+
+
+def test_ctrl_c_during_a_lightning_fit_is_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
+    """Lightning catches the KeyboardInterrupt itself, tears the trainer down, sets SIGINT to SIG_IGN and calls
+    sys.exit(1): the command must still read as Ctrl-C (one line, 130), with the SIGINT handler it had."""
+    import neuroview.training.cli as training_cli
+
+    space: dict = {}
+    exec(_TRAINER.format(how="raised", interrupt="raise KeyboardInterrupt", root=str(tmp_path)), space)
+    monkeypatch.setattr(training_cli, "cli_main", space["cli_main"])
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.main(["fit", "--config", "r.yaml"]) == 130  # before: SystemExit(1)
+        assert signal.getsignal(signal.SIGINT) is handler  # before: SIG_IGN, a later Ctrl-C ignored
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert not (tmp_path / "fit_returned").exists()
+    assert capsys.readouterr().err.endswith("neuroview fit: interrupted\n")
+
+
+def test_a_system_exit_1_of_a_lightning_command_not_from_ctrl_c_is_kept(monkeypatch):
+    import neuroview.training.cli as training_cli
+
+    def cli_main(args):
+        sys.exit(1)
+
+    monkeypatch.setattr(training_cli, "cli_main", cli_main)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["fit", "--config", "r.yaml"])
+    assert e.value.code == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_a_real_sigint_during_a_lightning_fit_dies_of_sigint_after_atexit(tmp_path):
+    """The process's own command line: a real SIGINT in a real trainer's step; before, Lightning's exit 1 (a shell
+    loop over seeds went on to the next fit)."""
+    ran = tmp_path / "atexit_ran"
+    code = (_TRAINER.format(how="a real SIGINT", interrupt="os.kill(os.getpid(), signal.SIGINT); import time; "
+                            "time.sleep(30)", root=str(tmp_path))
+            + f"import atexit; atexit.register(lambda: open({str(ran)!r}, 'w').write('yes'))\n"
+            "import neuroview.training.cli as t; t.cli_main = cli_main\n"
+            "sys.argv = ['neuroview', 'fit', '--config', 'r.yaml']\n"
+            "from neuroview.cli import main\nsys.exit(main())\n")
+    done = _run(["-c", code])
+    assert done.returncode == -signal.SIGINT, done.stderr[-2000:]  # before: 1
+    assert done.stderr.endswith("neuroview fit: interrupted\n"), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert ran.read_text() == "yes"
+    assert not (tmp_path / "fit_returned").exists()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell and process groups")
 def test_one_ctrl_c_stops_a_shell_loop_of_commands(tmp_path):
     """Ctrl-C sends SIGINT to the whole foreground group: the loop's bash and the command it waits for. bash stops
