@@ -96,8 +96,7 @@ def _start_journal(journal: Path, record: dict) -> int:
         with open(fd, "wb", closefd=False) as f:  # buffered: written whole, or an error
             f.write(json.dumps(record).encode())
         os.fsync(fd)
-        os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        made = True  # the placeholder
+        made = os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)) is None  # the placeholder
         os.rename(tmp, journal)
     except BaseException:
         os.close(fd)
@@ -215,7 +214,6 @@ def _settle(journal: Path, record: dict, done: bool) -> None:
 def _sha256(path: Path) -> str | None:
     with contextlib.suppress(OSError), open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()  # the last file of a write: a sidecar or a manifest, read whole
-    return None
 
 
 def _owner() -> str:
@@ -346,9 +344,8 @@ def _folder(path: Path) -> Path:
 def _move_in(new: Path, path: Path, home: Path) -> None:
     """Move every entry of the folder ``new`` into the folder ``path`` by renames on one file system, each
     namesake set aside first (in a hidden folder in ``home``, which lists the names first: :func:`recover_dir`);
-    on any error everything is moved back, ``path`` as it was."""
-    names = sorted(os.listdir(new))
-    old = Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "old"), suffix=".tmp"))
+    on any error everything is moved back, ``path`` as it was; all in, that folder is renamed one recovery removes."""
+    names, old = sorted(os.listdir(new)), Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "old"), suffix=".tmp"))
     try:
         with open(old / MOVES, "x", encoding="utf-8") as f:
             f.write(json.dumps({"stage": new.name, "names": names}))
@@ -364,6 +361,9 @@ def _move_in(new: Path, path: Path, home: Path) -> None:
         with contextlib.suppress(OSError):
             old.rmdir()  # only while empty: never what a failed move back left in it
         raise
+    head, _, tail = old.name.rpartition(".neuroview-old.")  # the last: only a process's name and mkdtemp's after it
+    with contextlib.suppress(OSError):  # a stage (a kill in the rmtree keeps the new files); a name no mkdtemp gives
+        old = old.rename(old.with_name(f"{head}.neuroview-stage.{tail[:-len('.tmp')]}.done.tmp"))
     shutil.rmtree(old, ignore_errors=True)
 
 

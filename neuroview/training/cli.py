@@ -370,12 +370,14 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
 def _short(message: str, given: list[str], lines: int = 12) -> str:
     # jsonargparse explains a refused subclass at length, one reason per candidate: keep the first lines. A long value
     # given (a 400 kB --data spec was said three times whole; --data=<spec> too) is cut as `neuroview explain` cuts
-    # --model-args; only then a line still long (the value as parsed: a dict's repr) after its first 100 characters,
-    # never the parser's own words where no long value was given (its Subtypes: [...], what an option accepts)
+    # --model-args; then a line still long (the value as parsed: a dict's repr) after its first 100 characters: over 200
+    # where such a value was given, else over 2,000 (a long value from a --config or --data file; the parser's own
+    # words, its Subtypes: [...] of what an option accepts, are shorter: said whole)
     long = {v for a in given for v in (a, a.partition("=")[2] if a.startswith("--") else a) if len(v) > 200}
     for a in sorted(long, key=len, reverse=True):  # a value inside another: cut with it
         message = message.replace(a, f"{a[:60]!r}... ({len(a)} characters)")
-    parts = [f"{p[:100]}... ({len(p)} characters)" if long and len(p) > 200 else p for p in message.strip().splitlines()]
+    limit = 200 if long else 2_000
+    parts = [f"{p[:100]}... ({len(p)} characters)" if len(p) > limit else p for p in message.strip().splitlines()]
     parts = [p for p in parts if p.strip()]
     return "\n".join(parts[:lines] + ([f"  ... ({len(parts) - lines} more lines)"] if len(parts) > lines else []))
 

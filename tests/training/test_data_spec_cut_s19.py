@@ -76,3 +76,16 @@ def test_the_parser_s_list_of_accepted_values_is_said_whole_where_no_long_value_
     err = _refusal(capsys, argv=["fit", "--config", "recipes/digits_small_cnn.yaml", option, value])
     assert accepted in err, err
     assert "characters)" not in err, err  # no line cut
+
+
+@pytest.mark.parametrize("via", ["--config", "--data"])
+def test_a_400_kb_value_from_a_file_is_cut_though_the_command_line_holds_no_long_value(capsys, tmp_path, via):
+    """(s19, S4 finding 1) A long value can reach the parser from a --config or --data file, argv holding only short
+    tokens: a line over 2,000 characters is cut all the same (it was said whole: 400 kB of error)."""
+    spec = 'class_path: neuroview.data.NoSuch\ninit_args:\n  path: "' + "p" * 400_000 + '"\n'
+    (f := tmp_path / "f.yaml").write_text("data:\n" + "".join("  " + s + "\n" for s in spec.splitlines())
+                                          if via == "--config" else spec)
+    err = _refusal(capsys, argv=["fit", via, str(f)])
+    assert len(err) < 5_000, len(err)
+    assert "p" * 101 not in err, err[:5000]
+    assert "characters)" in err and err.strip().endswith("see `neuroview fit --help`"), err[:5000]
