@@ -126,3 +126,15 @@ def ten_class_zoo(tmp_path_factory) -> Path:
     np.savez(root / "ten.npz", X=x, y=y)
     assert cli.main(["minirocket", "--data", str(root / "ten.npz"), "--num-features", "84", "--out", str(root / "zoo")]) == 0
     return root / "zoo"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$HOME`` a folder of the test's, the working directory another: a ``./~`` made there is the fault of a path
+    that reads ``~`` as a folder name."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NEUROVIEW_CHECKPOINTS", raising=False)
+    monkeypatch.chdir(tmp_path / "cwd")
+    return tmp_path / "home"

@@ -19,20 +19,10 @@ import pytest
 
 from neuroview import _io
 from neuroview.zoo.pretrained import list_pretrained
+from test_received_records_s18 import _tree  # every file and folder under a root, with its content
 
 JOURNAL = ".manifest.json.neuroview-journal"
 LAST = ["manifest.json", "0" * 64, None, True]
-
-
-def _tree(root) -> dict:
-    """Every file and folder under ``root`` with its content (links as links)."""
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            out[os.path.relpath(p, root)] = os.readlink(p) if os.path.islink(p) else (
-                None if os.path.isdir(p) else open(p, "rb").read())
-    return out
 
 
 def _zoo(tmp_path, journal: str):

@@ -94,16 +94,6 @@ def test_a_ucr_set_aeon_does_not_ship_names_the_command_line_option():
 
 
 # ------------------------------------------------------------------- zoo --root '~/zoo'
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    (tmp_path / "home").mkdir()
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("NEUROVIEW_CHECKPOINTS", raising=False)
-    monkeypatch.chdir(tmp_path / "cwd")
-    return tmp_path / "home"
-
-
 def test_zoo_root_with_a_tilde_lists_the_home_folder_s_zoo(home, capsys):
     torch.manual_seed(0)
     zoo.save_pretrained(nv.create_model("small_cnn", **KW), "small_cnn.t", architecture="small_cnn", arch_kwargs=KW,

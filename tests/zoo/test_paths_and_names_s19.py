@@ -30,17 +30,6 @@ def _save(net, name: str, root, **kw):
                                recipe=None, seed=0, metrics={}, root=root, **kw)
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """``$HOME`` a folder of the test's, the working directory another: a ``./~`` made there is the fault."""
-    (tmp_path / "home").mkdir()
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("NEUROVIEW_CHECKPOINTS", raising=False)
-    monkeypatch.chdir(tmp_path / "cwd")
-    return tmp_path / "home"
-
-
 # ------------------------------------------------------------------------------------------- finding 1: ~
 def test_a_zoo_folder_given_as_tilde_is_the_home_folder_s_for_writes_and_reads(home, monkeypatch):
     net = _small()
