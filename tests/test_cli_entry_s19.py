@@ -32,17 +32,22 @@ def _closed_pipe() -> int:
     return w
 
 
+def _into_closed_pipe(argv: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
+    """``python <argv>`` with its stdout the write end of :func:`_closed_pipe`, stderr captured."""
+    w = _closed_pipe()
+    try:
+        return subprocess.run([sys.executable, *argv], stdout=w, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout)
+    finally:
+        os.close(w)
+
+
 # --- finding 1: a reader that stops early, Ctrl-C ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("args", [["--help"], ["zoo", "--architectures"], ["zoo", "--help"]])
 def test_a_reader_that_stopped_early_ends_the_command_quietly(args):
-    w = _closed_pipe()
-    try:
-        done = subprocess.run([sys.executable, "-m", "neuroview.cli", *args], stdout=w, stderr=subprocess.PIPE,
-                              text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    finally:
-        os.close(w)
+    done = _into_closed_pipe(["-m", "neuroview.cli", *args])
     # before: a BrokenPipeError traceback and exit 1 (or "Exception ignored ... BrokenPipeError" and exit 120)
     assert done.stderr == "", done.stderr
     assert done.returncode == 0  # the reader chose to stop: nothing failed (`set -o pipefail` scripts rely on it)
@@ -312,16 +317,9 @@ def test_a_reader_gone_during_a_run_lets_the_run_finish_and_exits_141(monkeypatc
 
 def test_a_real_fit_into_a_closed_pipe_saves_its_checkpoint_and_exits_nonzero(tmp_path):
     """The whole path, as R7's ``fit_head.sh``: Lightning's own progress bar on a real (tiny) training run."""
-    w = _closed_pipe()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "neuroview", "fit", "--config", "recipes/digits_nv_small_cnn.yaml",
-             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-             "--trainer.default_root_dir", str(tmp_path)],
-            stdout=w, stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-            timeout=300)
-    finally:
-        os.close(w)
+    done = _into_closed_pipe(["-m", "neuroview", "fit", "--config", "recipes/digits_nv_small_cnn.yaml",
+                              "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                              "--trainer.limit_val_batches", "1", "--trainer.default_root_dir", str(tmp_path)], timeout=300)
     assert list(tmp_path.rglob("*.ckpt")), done.stderr[-2000:]  # before: none (the run stopped at its first update)
     assert done.returncode == 141, done.stderr[-2000:]  # before: 0
     assert "Traceback" not in done.stderr
@@ -348,12 +346,7 @@ def test_a_broken_pipe_a_work_command_raises_itself_stops_it_with_one_line_and_e
 
 @pytest.mark.parametrize("args", [["help", "zoo"], ["help"], ["--version"], ["sparsify", "--help"]])
 def test_a_listing_cut_by_its_reader_still_ends_quietly(args):
-    w = _closed_pipe()
-    try:
-        done = subprocess.run([sys.executable, "-m", "neuroview", *args], stdout=w, stderr=subprocess.PIPE,
-                              text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
-    finally:
-        os.close(w)
+    done = _into_closed_pipe(["-m", "neuroview", *args])
     assert (done.returncode, done.stderr) == (0, "")
 
 

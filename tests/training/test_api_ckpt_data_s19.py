@@ -31,15 +31,21 @@ def _file(path: Path, n: int, seed: int) -> str:
     return str(path)
 
 
+def _fit(tmp_path, folder: str, arch: str, data_class) -> tuple[str, str]:
+    """``(checkpoint, training file)`` of one epoch of ``arch`` fitted by a ``pl.Trainer`` (the Python API) on a
+    ``data_class`` module of a 3-class file, 10 series a class."""
+    train = _file(tmp_path / "three.npz", 30, 0)
+    pl.seed_everything(0)
+    model = NeuroViewModule(arch=arch, num_classes=3, in_channels=1, model_kwargs={"widths": [4], "dims": 1})
+    trainer = pl.Trainer(max_epochs=1, default_root_dir=tmp_path / folder, accelerator="cpu", logger=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, data_class(train, batch_size=8))
+    return str(next((tmp_path / folder).rglob("*.ckpt"))), train
+
+
 @pytest.fixture
 def api_ckpt(tmp_path) -> tuple[str, str]:
-    train = _file(tmp_path / "three.npz", 30, 0)  # 10 series a class
-    pl.seed_everything(0)
-    model = NeuroViewModule(arch="small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4], "dims": 1})
-    trainer = pl.Trainer(max_epochs=1, default_root_dir=tmp_path / "api", accelerator="cpu", logger=False,
-                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, NpzDataModule(train, batch_size=8))
-    return str(next((tmp_path / "api").rglob("*.ckpt"))), train
+    return _fit(tmp_path, "api", "small_cnn", NpzDataModule)
 
 
 def _predicted_rows(tmp_path: Path, ckpt: str, data: str, name: str) -> int:
@@ -79,13 +85,7 @@ class MyDM(NpzDataModule):
 
 @pytest.fixture
 def own_ckpt(tmp_path) -> tuple[str, str]:
-    train = _file(tmp_path / "three.npz", 30, 0)  # 10 series a class
-    pl.seed_everything(0)
-    model = NeuroViewModule(arch="nv_small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4], "dims": 1})
-    trainer = pl.Trainer(max_epochs=1, default_root_dir=tmp_path / "own", accelerator="cpu", logger=False,
-                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, MyDM(train, batch_size=8))
-    ckpt = str(next((tmp_path / "own").rglob("*.ckpt")))
+    ckpt, train = _fit(tmp_path, "own", "nv_small_cnn", MyDM)
     assert torch.load(ckpt, weights_only=True)["MyDM"]["neuroview_data_class"].endswith(".MyDM")
     return ckpt, train
 
