@@ -90,7 +90,7 @@ def test_a_data_shape_that_is_no_positive_int_is_refused_by_name():
 
 
 def test_unknown_builder_argument_names_it():
-    with pytest.raises(TypeError, match=r"unexpected keyword argument 'nonexistent'"):
+    with pytest.raises(TypeError, match=r"^nonexistent: unexpected keyword argument 'nonexistent' of small_cnn \(its arguments: "):
         nv.create_model("small_cnn", nonexistent=1)
 
 
