@@ -35,6 +35,7 @@ from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
 from .reach import nested_stop
 from .search_scope import Scope, own_pass, refuse_elsewhere
+from .site_notes import say_names, warn_cut_rnns
 from .sites import Site
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
@@ -242,6 +243,7 @@ def _distinct(x: Tensor) -> Tensor:
         if not bool((x[:3] == x[:1]).all()):
             return x
         x = x[:1]
+    x = x.detach()  # the search needs no graph, and float() of a tensor that requires grad has torch warn the user
     scale = float(x.float().std()) if x.numel() > 1 else 1.0
     scale = scale if scale > 0 and scale != float("inf") else 1.0
     return torch.cat([x, probe_input(tuple(x.shape[1:]), device=x.device, dtype=x.dtype)[:3 - len(x)] * scale + x.mean()])
@@ -307,7 +309,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
         sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike),
                           folds=c.shape[sd] // 2))
         last = k
-    _say_names(small.calls, named)
+    say_names(small.calls, named)
     if scalar:
         warnings.warn(f"wrap: the activations {scalar} are applied to one value per sample (no units), so they are no "
                       "sites and the classifier reads none of their values; pass layers=[...] naming the sites to "
@@ -315,6 +317,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
     if last is not None and not named:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
+        warn_cut_rnns(small.events, small.events.index(("site", last)), small.names, stop)
     return sites, not_sites, stop
 
 
@@ -329,21 +332,6 @@ def _axis(c: _Call, shape: tuple[int, ...], sd: int, override) -> int:
                          f"may move them ({op}), and the layer that reads the output takes {c.consumer[0]} on dim -1; "
                          f"pass unit_axis={{{c.name!r}: 1 or -1}}")
     return axis
-
-
-def _say_names(calls: list[_Call], named: bool) -> None:
-    """Warn of a site named ``name::k`` (``name:k`` names another module), and of sites named in ``layers=[...]``
-    that run inside another named activation (their units are read twice)."""
-    renamed = [f"call {c.calls} of {c.module!r} is site {c.name!r} ({f'{c.module}:{c.calls}'!r} names another module "
-               "or site)" for c in calls if c.calls and c.name != f"{c.module}:{c.calls}"]
-    if renamed:
-        warnings.warn(f"wrap: site names are unique: {'; '.join(renamed)}", stacklevel=4)
-    inner = {c.module: c.inside for c in calls if c.inside is not None} if named else {}
-    if inner:
-        outer = sorted(set(inner.values()))
-        warnings.warn(f"layers: {sorted(inner)} run inside the activation{'s' if len(outer) > 1 else ''} "
-                      f"{outer if len(outer) > 1 else repr(outer[0])}, whose call reads the same pre-activation: their "
-                      "units are read twice; leave them out of layers=[...] unless that is meant", stacklevel=4)
 
 
 def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:

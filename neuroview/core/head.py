@@ -231,8 +231,24 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
 
 
 def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in.
-    ``weight``: the classifier's weight where it is composed of parts (default its own)."""
+    """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in: tensors of their
+    own, detached, whatever the normalization (``effective_classifier()`` hands them to users, who may edit them:
+    without a normalization they were the classifier's live parameters, and such an edit changed the network).
+    ``weight``: the classifier's weight where it is composed of parts (default its own).
+
+    >>> fc = nn.Linear(3, 2)
+    >>> w, b = fold(fc, None)
+    >>> w.zero_().requires_grad, bool(fc.weight.eq(0).all())
+    (False, False)
+    """
+    w, b = _fold(classifier, norm, weight)
+    own = lambda t, p: t.detach().clone() if t is p else t.detach()  # noqa: E731 - computed ones are no one else's
+    return own(w, classifier.weight), own(b, classifier.bias)
+
+
+def _fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`fold` with the gradient kept (``decide`` at eval: ``finetune_sparse(mode="eval")`` trains through it),
+    and without a normalization the classifier's own parameters."""
     plain_head(classifier, norm)
     w, b = classifier.weight if weight is None else weight, classifier.bias
     if norm is None:
@@ -267,7 +283,7 @@ def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.
     outer site search sees the head start in eval mode, as its pass does while training, so neither runs this head
     (whose training-mode call moved the running statistics, and so this network's explanations)."""
     if not classifier.training:
-        w, b = fold(classifier, norm, weight)  # (its plain_head refuses a user's hook there before it runs)
+        w, b = _fold(classifier, norm, weight)  # (its plain_head refuses a user's hook there before it runs)
         if norm is not None and norm._forward_pre_hooks:
             norm(f[:0])  # no numbers: what the hooks see of the head starting
         return folded_logits(f, w, b)
