@@ -17,10 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "normalize_option", "EPS"]
+__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "normalize_option", "EPS", "F64_NO_SPREAD"]
 
 #: a std below this is no spread: taken as 1
 EPS = 1e-8
+#: a float64 series (channel) whose std is at most this share of its own largest |value| is constant: the rounding of
+#: float64 arithmetic (2.2e-16 a step) over a long series, with room. Above it, a spread is kept whatever its size: an
+#: absolute 1e-8 read 1 + 7e-10 x, the same series as 1e9 + 0.7 x scaled down, as a constant (flat zeros)
+F64_NO_SPREAD = 1e-12
 
 
 def _valid(x: Tensor, lengths: Tensor) -> Tensor:
@@ -70,8 +74,9 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
     over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32;
     ``joint``: one mean and std per sample, over all its channels and steps together. A std below
     ``eps`` that is also below 1e-6 of ``scale`` (by default the largest magnitude of the channel over all of
-    ``x``; ``joint``: of all of ``x``) is taken as 1: a constant series, or the rounding residue of a zero
-    among series of ordinary size, becomes zeros, and a set of 1e-21 strains is z-normalized as any other.
+    ``x``; ``joint``: of all of ``x``; or one per series, ``[N, ...]``: 0 where its spread is known to be real) is
+    taken as 1: a constant series, or the rounding residue of a zero among series of ordinary size, becomes zeros, and
+    a set of 1e-21 strains is z-normalized as any other.
 
     >>> x = torch.tensor([[[1.0, 2.0, 3.0]], [[10.0, 30.0, 50.0]]])
     >>> per_series_normalize(x)[:, 0]  # the second series is the first one, times 20, minus 10
@@ -83,7 +88,8 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
         scale = a.amax(dim=tuple(d for d in range(x.dim()) if joint or d != 1), keepdim=True).double()
     if x.shape[0] > 2048:  # in chunks: 50,000 CIFAR images in float64 at once would take 1.2 GB
         return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps, joint,
-                                               scale=scale) for i in range(0, x.shape[0], 2048)])
+                                               scale=scale if scale.shape[0] == 1 else scale[i:i + 2048])
+                          for i in range(0, x.shape[0], 2048)])
     xd = x.double()
     dims = tuple(range(1 if joint else 2, x.dim()))
     mask = torch.ones_like(xd) if lengths is None else _valid(xd, lengths).double()
@@ -141,39 +147,45 @@ def _readable(a):
     return a.astype(dtype.newbyteorder("=")) if not dtype.isnative else a
 
 
-def centered_for_float32(x, normalize, where: str):
-    """Float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every network reads,
-    would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
-    value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series' mean
-    anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where the
-    cast errs by more than 1e-4 of its spread; the others are left as they were, bit for bit. Read as it is or by
-    channel statistics, a channel whose cast errs by more than 1% of its spread over the split is an error naming
-    it and the fix (one nearly flat series among others is not: the channel's spread is what the network sees); so
-    is a value beyond float32's range (the cast's inf was reported as a NaN or inf in the file)."""
+def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None):
+    """``(x, scale)``: float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every
+    network reads, would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became
+    one float32 value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series'
+    mean anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where
+    the cast errs by more than 1e-4 of its spread and that spread is one (above :data:`F64_NO_SPREAD` of its own
+    magnitude: ``1 + 7e-10 x`` is centered as ``1e9 + 0.7 x`` is); the others are left as they were, bit for bit.
+    ``scale`` (:func:`per_series_normalize`'s "no spread" scale) comes back one per series, 0 where a series was
+    centered: its spread was judged here, in float64 against its own magnitude, and the training split's magnitude,
+    which judges float32 rounding, read those series' std of 7e-10 around 1 as none. Read as it is or by channel
+    statistics, a channel whose cast errs by more than 1% of its spread over the split (a spread above
+    :data:`F64_NO_SPREAD` of its magnitude) is an error naming it and the fix (one nearly flat series among others is
+    not: the channel's spread is what the network sees); so is a value beyond float32's range (the cast's inf was
+    reported as a NaN or inf in the file)."""
     listed = isinstance(x, (list, tuple))
     x = [_readable(a) for a in x] if listed else _readable(x)
     if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
-        return x
-    out = None
+        return x, scale
+    out, centered = None, {}
     if normalize in ("series", "sample"):
         for i, a in enumerate(x):
             if a.size == 0 or not np.isfinite(a).all():
                 continue  # refused by name after the cast
             axes = tuple(range(0 if normalize == "sample" else 1, a.ndim))
             mean, spread = a.mean(axis=axes, keepdims=True), a.std(axis=axes, keepdims=True)
-            err = np.abs(a).max(axis=axes, keepdims=True) * 2.0 ** -24  # float32's rounding, at most
-            if (err > 1e-4 * np.where(spread > EPS, spread, np.inf)).any():  # a constant is read as one
+            peak = np.abs(a).max(axis=axes, keepdims=True)
+            need = (peak * 2.0 ** -24 > 1e-4 * spread) & (spread > F64_NO_SPREAD * peak)  # float32's rounding, at most
+            if need.any():  # a constant is read as one; a channel the cast keeps stays bit for bit
                 out = (list(x) if listed else x.copy()) if out is None else out
-                out[i] = a - mean
+                out[i], centered[i] = np.where(need, a - mean, a), need
     else:
         if listed and (any(a.ndim != 2 for a in x) or len({a.shape[0] for a in x}) != 1):
-            return x  # not every series [C, T_i] of one C: refused by name when it is padded
+            return x, scale  # not every series [C, T_i] of one C: refused by name when it is padded
         flat = [a.reshape(a.shape[0], -1) for a in x] if listed else [np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)]
         flat = np.concatenate(flat, axis=1) if flat else flat
         good = np.isfinite(flat).all(1) if len(flat) else flat
         for c in np.flatnonzero(good) if len(flat) else ():
             spread, peak = float(flat[c].std()), float(np.abs(flat[c]).max())
-            if spread > EPS and peak * 2.0 ** -24 > 1e-2 * spread:
+            if spread > F64_NO_SPREAD * peak and peak * 2.0 ** -24 > 1e-2 * spread:
                 raise ValueError(f"{where}: channel {c} holds values around {float(flat[c].mean()):.6g} that vary by "
                                  f"{spread:.3g}: read as float32, as every network reads it, it loses more than 1% of "
                                  "that spread; subtract the offset from your data, or pass normalize='series' (each "
@@ -183,7 +195,11 @@ def centered_for_float32(x, normalize, where: str):
         if peak > float(np.finfo(np.float32).max):  # cast, it read as inf: "NaN or inf" named values the file lacks
             raise ValueError(f"{where}: series {i} holds values up to {peak:.3g}, beyond float32's range (3.4e38), in "
                              "which every network reads it; rescale your data")
-    return x if out is None else out
+    if scale is not None and centered:
+        scale = scale.expand(len(x), *scale.shape[1:]).clone()
+        for i, need in centered.items():
+            scale[i][torch.as_tensor(need).expand(scale[i].shape)] = 0.0
+    return (x if out is None else out), scale
 
 
 def warn_stored_apart(parts: dict, owner: str, normalize=True) -> None:

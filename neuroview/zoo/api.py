@@ -34,8 +34,9 @@ def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
-def create_model(name: str, *, pretrained: bool = False, num_classes: int | None = None, **kwargs) -> nn.Module:
-    """Build a registered architecture; ``pretrained=True`` loads its trained zoo checkpoint.
+def create_model(name: str, pretrained: bool = False, *, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """Build a registered architecture; ``pretrained=True`` loads its trained zoo checkpoint (by position too, as
+    timm's ``create_model(model_name, pretrained=False, ...)`` takes it; every other argument by keyword).
 
     >>> net = create_model("nv_small_cnn", num_classes=10, in_channels=1)
     >>> type(net).__name__, net.num_classes
