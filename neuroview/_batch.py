@@ -1,19 +1,19 @@
 """Batches as the data modules give them, and the layout each model reads.
 
-A batch is ``(x, y)``, ``(x, lengths, y)`` for variable-length sequences, or a bare ``x``, with
-``x`` channels-first (``[B, C, ...]``). Models whose ``forward`` takes ``lengths`` (the RNN
-family) read ``[B, T, C]`` instead. A leaf next to ``_io``: imports torch only, so that the zoo's
-evaluation loop, the Lightning module and retrofit can all share it.
+A batch is ``(x, y)``, ``(x, lengths, y)`` for variable-length sequences, or a bare ``x``, with ``x`` channels-first
+(``[B, C, ...]``). Models whose ``forward`` takes ``lengths`` (the RNN family) read ``[B, T, C]`` instead. A leaf next
+to ``_io``: imports torch only, so that the zoo's evaluation loop, the Lightning module and retrofit can all share it.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import os
 import sys
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import numpy as np
 import torch
@@ -22,11 +22,11 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, IterableDataset
                               SubsetRandomSampler, WeightedRandomSampler)
 
 
-def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none.
-
-    ``device``: where to put the tensors among them (a loader gives CPU batches; a loop outside
-    Lightning that feeds a network on a GPU passes the network's device)."""
+def unpack(batch, device: torch.device | None = None, what: str = "batch") -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none; one sample as a
+    dataset gives it (a 0-d label) an error naming ``what`` (:func:`refuse_samples`). ``device``: where to put the
+    tensors among them (a loader gives CPU batches; a loop outside Lightning feeding a network on a GPU passes its device)."""
+    refuse_samples(batch, what)
     if isinstance(batch, Tensor):
         parts = batch, None, None
     elif isinstance(batch, dict) or not isinstance(batch, (tuple, list)):  # batch[0] of a dict was a bare KeyError
@@ -44,6 +44,20 @@ def unpack(batch, device: torch.device | None = None) -> tuple[Tensor, Tensor | 
     if device is None:
         return parts
     return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
+
+
+def refuse_samples(batch, what: str) -> None:
+    """An error naming ``what`` where ``batch`` is one sample as a dataset gives it (``(x, y)`` or ``(x, lengths, y)``,
+    a 0-d label) or a map-style ``DataLoader(batch_size=None)`` whose item 0 is one: x's rank was named, not the cause."""
+    if isinstance(batch, DataLoader) and batch.batch_sampler is None and not isinstance(batch.dataset, IterableDataset):
+        # item 0 as it gives it, the caller's RNG left as it was (an augmenting dataset draws); none: each batch as read
+        with suppress(Exception), torch.random.fork_rng(devices=[]):  # (no item 0: a sampler of keys, an empty dataset)
+            batch = batch.collate_fn(batch.dataset[0])
+    y = batch[-1] if isinstance(batch, (tuple, list)) and len(batch) in (2, 3) and isinstance(batch[0], Tensor) else None
+    if (isinstance(y, Tensor) and y.dim() == 0) or isinstance(y, (int, float, np.number)):
+        raise ValueError(f"{what}: its batches are single samples as a dataset gives them (x of shape {tuple(batch[0].shape)}, "
+                         "a scalar label): a DataLoader with batch_size=None, or a list of dataset items; pass "
+                         "DataLoader(dataset, batch_size=...), whose batches (x, y) hold one label per sample")
 
 
 def check_lengths(lengths, x: Tensor, what: str, last=None):
@@ -96,6 +110,7 @@ def as_batches(data, what: str = "batches"):
     if isinstance(data, dict):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
+    refuse_samples(data[0] if isinstance(data, (list, tuple)) and data and not isinstance(data[0], Tensor) else data, what)
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
     if (isinstance(data, list) and 1 < len(data) < 4 and isinstance(data[0], Tensor) and data[0].dim() > 1
@@ -215,29 +230,20 @@ def own_val_split(data):
         loader = loader[0]
     if loader is None or getattr(loader, "dataset", True) is None:
         return None
-    try:
+    with suppress(TypeError):  # an iterable without a length: read as it is
         if len(loader) == 0:  # an empty split is none (a loader of no batches, an empty list)
             return None
-    except TypeError:  # an iterable without a length: read as it is
-        pass
     return split_batches(loader, "val", "val")
-
-
-def _generators(data) -> list:
-    """The distinct ``torch.Generator`` objects a DataLoader ``data`` draws from (its own, its sampler's)."""
-    if not isinstance(data, DataLoader):
-        return []
-    found = [data.generator, getattr(data.sampler, "generator", None),
-             getattr(getattr(data.batch_sampler, "sampler", None), "generator", None)]
-    return [g for i, g in enumerate(found) if isinstance(g, torch.Generator) and all(g is not h for h in found[:i])]
 
 
 @contextmanager
 def kept_generators(data, seed: int | None = None):
     """A block after which the generators of a DataLoader ``data`` (``DataLoader(..., generator=g)``) are as they
     were: a loader draws its shuffle and its workers' base seed from ``g``, the caller's. With ``seed`` they are
-    seeded with it inside, so that the shuffle is the same for a seed."""
-    gens = _generators(data)
+    seeded with it inside, so that the shuffle is the same for a seed. Each distinct generator once (its own, its sampler's)."""
+    drawers = (data, getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None))
+    found = [getattr(d, "generator", None) for d in drawers] if isinstance(data, DataLoader) else []
+    gens = [g for i, g in enumerate(found) if isinstance(g, torch.Generator) and all(g is not h for h in found[:i])]
     states = [g.get_state() for g in gens]
     try:
         for g in gens if seed is not None else ():
@@ -269,12 +275,12 @@ _SET_UP: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> a 
 
 
 def module_loader(data, split: str):
-    """A LightningDataModule's ``{split}_dataloader()``, its ``setup("fit")`` called at most once: a module
-    whose loader already reads (set up by its user, or by Lightning's fit) is read as it is, another set
-    up once and remembered. A setup that splits at random (``random_split``, as Lightning's docs show)
-    called at every read dealt each read other samples: ``sparsify(net, dm, val=dm)`` scored its
-    validation on samples it had fitted on, and the caller's module held another split afterwards. Not set
-    up: its loader raises (a dataset attribute missing) or reads no dataset (``DataLoader(None)``)."""
+    """A LightningDataModule's ``{split}_dataloader()``, its ``setup("fit")`` called at most once: a module whose loader
+    already reads (set up by its user, or by Lightning's fit) is read as it is, another set up once and remembered. A
+    setup that splits at random (``random_split``, as Lightning's docs show) called at every read dealt each read other
+    samples: ``sparsify(net, dm, val=dm)`` scored its validation on samples it had fitted on, and the caller's module
+    held another split afterwards. Not set up: its loader raises (a dataset attribute missing) or reads no dataset
+    (``DataLoader(None)``)."""
     make = getattr(data, f"{split}_dataloader")
     if _SET_UP.get(id(data)) is not data:  # by id: a dataclass module (its own __eq__) is unhashable
         try:
@@ -285,10 +291,8 @@ def module_loader(data, split: str):
             return loader
         if callable(getattr(data, "setup", None)):
             data.setup("fit")  # as Lightning calls it before the loaders
-        try:
+        with suppress(TypeError):  # no weak reference to it: set up at each read, as before
             _SET_UP[id(data)] = data
-        except TypeError:  # no weak reference to it: set up at each read, as before
-            pass
     return make()
 
 
@@ -350,11 +354,8 @@ def _input_channels(model: nn.Module) -> int | None:
 
 
 def call_model(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, sequence: bool | None = None) -> Tensor:
-    """``model``'s logits of a channels-first ``x``; a sequence model gets ``[B, T, C]`` and the lengths.
-
-    ``sequence``: whether ``model`` is one (default: :func:`takes_lengths`; callers that run many
-    batches may pass it once found).
-    """
+    """``model``'s logits of a channels-first ``x``; a sequence model gets ``[B, T, C]`` and the lengths. ``sequence``:
+    whether ``model`` is one (default: :func:`takes_lengths`; callers that run many batches may pass it once found)."""
     if takes_lengths(model) if sequence is None else sequence:
         return model(steps_first(x, model), lengths=lengths)
     return model(x)
@@ -365,8 +366,6 @@ def outside_inference_mode(fn):
     ``fit_ridge_head``, ``finetune_sparse``): called under ``torch.inference_mode()`` (a Lightning test loop, a
     user's ``with``), their copies and heads were inference tensors, which no later forward outside it can save
     for backward (a bare RuntimeError at the next training step or load), and training failed at once."""
-    import functools  # noqa: PLC0415
-
     @functools.wraps(fn)
     def run(*args, **kwargs):
         with torch.inference_mode(False):

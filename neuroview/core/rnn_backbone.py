@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ._devices import autocast_enabled, require_device
 from ._utils import factory, positive_int, require_finite, restore_modes
 
 class Backbone:
@@ -122,6 +123,7 @@ class Backbone:
 
     def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
         """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
+        require_device(x, rnn)
         b, t, _ = x.shape
         if not self.builtin:
             if lengths is not None and self.honours_lengths is not True:
@@ -284,7 +286,7 @@ def prepare(
         raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got shape {tuple(x.shape)} as [B, T, F]")
     if not x.is_floating_point():
         raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
-    autocast = torch.is_autocast_enabled(x.device.type)  # it casts lower precisions; float64 it cannot
+    autocast = autocast_enabled(x.device.type)  # it casts lower precisions; float64 it cannot (meta: none, off)
     if dtype is not None and x.dtype != dtype and (not autocast or x.dtype == torch.float64):
         raise TypeError(f"x: expected dtype {dtype} (the model's parameters), got {x.dtype}; convert x (x.to({dtype})) or the model")
     if lengths is not None:

@@ -320,28 +320,25 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
         net: a trained NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (then one global head
             over all members' units replaces the mean of theirs), its classifier built (one wrapped lazily is
             refused until trained); never changed (the result is a deep copy).
-        train: the training split: a data module of :mod:`neuroview.data` (its training split,
-            unshuffled, without augmentation) or an iterable of batches ``(x, y)`` /
-            ``(x, lengths, y)`` as the data modules give them.
+        train: the training split: a data module of :mod:`neuroview.data` (its training split, unshuffled, without
+            augmentation) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)`` as the data modules give them.
         val: validation batches held out from ``net``'s training, of all its classes (a data module gives its
             validation split where it has one, a user's its ``val_dataloader()``); ``None``: cross-validation.
         tolerance: accuracy points the sparse head may lose against the reference on validation.
-        deviance: the share of the path's largest drop in validation cross-entropy (from no unit
-            to its best point) a point must keep. Validation carved from the training split
-            saturates in accuracy (the backbone has seen those samples), and the loss still tells
-            the points apart. 0.99 was chosen on held-out data (``benchmarks/sparsify_choice.py``:
-            every zoo network trained with a split held out, the path walked with cross-validation
-            on the rest, each rule judged on the held-out split): 15 of 16 entries within 1 point
-            of the dense network at 0.99, 12 of 16 at 0.95, which reads about 40% as many units.
-        max_k90: a readability budget: keep only points whose decisions need at most this many
-            contributions for 90% of their evidence (the median k90 of the point's head, fitted on
-            all of ``train``, over the training split's decisions: predicted logit, against the
-            training mean code; hidden states for an RNN. k90 reads no label, and it matches the
-            test split's: nv_lite.gunpoint 10 against 10, nv_lite.mnist1d 10 against 10). Among
-            them the rule above, else the most accurate on validation: the budget wins over
-            ``tolerance``, and the path's validation accuracy (``sparse.sparsity_path``) says
-            what it cost. Where no point meets it, the point of smallest k90 (the most accurate of those), with
-            a warning; ``sparse.sparsity_path.budget_met`` is then False. The zoo's CNN entries use 10.
+        deviance: the share of the path's largest drop in validation cross-entropy (from no unit to its best point) a
+            point must keep. Validation carved from the training split saturates in accuracy (the backbone has seen
+            those samples), and the loss still tells the points apart. 0.99 was chosen on held-out data
+            (``benchmarks/sparsify_choice.py``: every zoo network trained with a split held out, the path walked with
+            cross-validation on the rest, each rule judged on the held-out split): 15 of 16 entries within 1 point of
+            the dense network at 0.99, 12 of 16 at 0.95, which reads about 40% as many units.
+        max_k90: a readability budget: keep only points whose decisions need at most this many contributions for 90% of
+            their evidence (the median k90 of the point's head, fitted on all of ``train``, over the training split's
+            decisions: predicted logit, against the training mean code; hidden states for an RNN. k90 reads no label,
+            and it matches the test split's: nv_lite.gunpoint 10 against 10, nv_lite.mnist1d 10 against 10). Among them
+            the rule above, else the most accurate on validation: the budget wins over ``tolerance``, and the path's
+            validation accuracy (``sparse.sparsity_path``) says what it cost. Where no point meets it, the point of
+            smallest k90 (the most accurate of those), with a warning; ``sparse.sparsity_path.budget_met`` is then
+            False. The zoo's CNN entries use 10.
         max_k90_steps: an RNN's budget in time steps (k90 of each step's summed hidden states, ``explain(...)
             .k90(level="steps")``); with ``max_k90`` a point meets both (the zoo's RNNs: 10 steps, 50 states).
         k90_quantile: the share of the training split's decisions a budget holds for: 0.5 the
@@ -349,18 +346,20 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
             decisions; with the median some of them need more than the budget.
         max_units_per_class, max_steps_per_class: caps on the features (an RNN's steps) a class reads: every
             point, in every fold, is cut to them before its refit (:func:`.sparsity_path.cap_weights`).
-        groups: ``"unit"`` (CNN default: each weight alone, L1), ``"step"`` (RNN default: all hidden
-            states of one step, every layer and direction, so a decision reads few steps) or
-            ``"hidden"`` (one hidden unit over every step).
+        groups: ``"unit"`` (CNN default: each weight alone, L1), ``"step"`` (RNN default: all hidden states of one step,
+            every layer and direction, so a decision reads few steps) or ``"hidden"`` (one hidden unit over every step).
         l1_ratio: the L1 share of the sparse group lasso; below 1 the group part makes a whole
             group enter at once. Default 1.0 (plain L1; groups then only count what is read),
             chosen on the same held-out data: at 0.97 five of the six RNNs read 1.4x to 4x as many
             hidden states (ArrowHead's GRU fewer), and nv_gru.basicmotions lost 12.5 points.
-        relaxed: each point's weights are refitted on its own support with this small ridge (the
-            relaxed lasso: the path chooses the units, the refit undoes its shrinkage); ``None`` keeps
-            the path's weights. 0.1 was chosen on held-out data (``benchmarks/sparsify_budget_choice.py``,
-            16 entries x 3 seeds) over 1e-2 and 1: 41 of 48 runs within 1 point under the zoo's budget
-            as 1e-2, 43 against 38 without one (then reading a median 39 units per class against 19).
+        relaxed: each point's weights are refitted on the units the path chose (:func:`.glm.relax`) with a fixed ridge
+            ``relaxed / 2 * ||W||^2`` on the mean cross-entropy, in standardized units, in place of the path's L1
+            shrinkage. Not scaled to the point's penalty: at the dense end of the path, or on few, weak units, it can
+            shrink more than the path did and cost accuracy (a cross-validated reference moves with it). ``None`` keeps
+            the path's own weights: compare both on validation data when in doubt. 0.1 was chosen on held-out data for
+            the zoo's networks (``benchmarks/sparsify_budget_choice.py``, 16 entries x 3 seeds) over 1e-2 and 1: 41 of
+            48 runs within 1 point under the zoo's budget as 1e-2, 43 against 38 without one (then reading a median 39
+            units per class against 19).
         points, ratio: the path's length, and its last penalty over its first (the densest point).
         distill: a temperature: the path fits the dense network's class probabilities on the training
             split (``softmax(logits / distill)``) in place of the labels, still scored against them. None
