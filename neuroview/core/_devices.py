@@ -24,8 +24,11 @@ def require_device(x: Tensor, module: nn.Module, what: str = "x") -> None:
     ...
     ValueError: x: on device meta, the model's parameters on cpu; move x (x.to('cpu')) or the model (model.to('meta'))
     """
+    first = next(module.parameters(), None)  # one look on every pass: the whole set only where it differs
+    if not isinstance(x, Tensor) or first is None or x.device == first.device:
+        return
     devices = {p.device for p in module.parameters()}
-    if not isinstance(x, Tensor) or not devices or x.device in devices:
+    if x.device in devices:
         return
     on = " and ".join(sorted(map(str, devices)))
     fix = f"{what}.to({str(next(iter(devices)))!r})" if len(devices) == 1 else f"{what}.to(...)"

@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._devices import autocast_off
 from ._utils import plain_head
 
 #: default variance floor, relative to the mean variance of all features
@@ -254,7 +255,7 @@ def _fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = 
     if norm is None:
         return w, b
     dt = torch.promote_types(w.dtype, torch.float32)  # folded in float32 at least: w @ mu in bf16 would move the bias
-    with torch.autocast(w.device.type, enabled=False):
+    with autocast_off(w.device.type):
         w = w.to(dt) * norm.scale(dt)
         return w, b.to(dt) - w @ norm.running_mean.to(dt)
 
@@ -267,7 +268,7 @@ def folded_logits(f: Tensor, w: Tensor, b: Tensor) -> Tensor:
     >>> folded_logits(torch.ones(2, 3, dtype=torch.bfloat16), torch.ones(4, 3), torch.zeros(4)).dtype
     torch.float32
     """
-    with torch.autocast(f.device.type, enabled=False):
+    with autocast_off(f.device.type):
         dt = head_dtype(f, w)
         return F.linear(f.to(dt), w.to(dt), b.to(dt))
 
@@ -289,7 +290,7 @@ def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.
         return folded_logits(f, w, b)
     plain_head(classifier, norm)
     weight = classifier.weight if weight is None else weight
-    with torch.autocast(f.device.type, enabled=False):
+    with autocast_off(f.device.type):
         dt = head_dtype(f, weight)
         f = norm(f.to(dt)) if norm is not None else f.to(dt)
         if dropout is not None:

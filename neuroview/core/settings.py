@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._devices import autocast_enabled, require_device
 from ._utils import positive_int, require_finite
 from .quantize import GRAD_STATES, QUANTIZERS
 from .refusals import refuse_fx
@@ -204,12 +205,13 @@ def check_input(net, x: Tensor) -> None:
             raise ValueError(f"x: expected {net.input_shape[0]} channels at dim 1, got shape {tuple(x.shape)}")
     if x.dim() < 2 or x.shape[0] == 0:
         raise ValueError(f"x: expected a non-empty batch [B, C, ...], got shape {tuple(x.shape)}")
+    require_device(x, net.backbone)  # torch's own error named neither x nor the fix (a meta x: .item() on meta)
     p = next(net.backbone.parameters(), None)
     # under autocast the ops cast lower precisions for themselves, never to or from float64; else PyTorch's own error
     # names neither x nor the fix. Integer inputs (uint8 images, token ids) go to the backbone as they are, which
     # converts them
     if p is not None and x.is_floating_point() and x.dtype != p.dtype and (
-            torch.float64 in (x.dtype, p.dtype) or not torch.is_autocast_enabled(x.device.type)):
+            torch.float64 in (x.dtype, p.dtype) or not autocast_enabled(x.device.type)):
         raise TypeError(f"x: expected dtype {p.dtype} (the model's parameters), got {x.dtype}; convert x "
                         f"(x.to({p.dtype})) or the model")
     # a data-dependent check: a host sync; under torch.compile an assert in the graph (require_finite)

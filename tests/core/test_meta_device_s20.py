@@ -75,3 +75,27 @@ def test_require_device_passes_where_x_is_on_a_device_of_the_module():
     with pytest.raises(ValueError, match=r"^lengths: on device meta, the model's parameters on cpu; move lengths "
                                          r"\(lengths\.to\('cpu'\)\)"):
         require_device(torch.zeros(1, 3, device="meta"), lin, "lengths")
+
+
+def _cnn() -> nv.NeuroViewCNN:
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 5, 3), nn.ReLU())
+    return nv.NeuroViewCNN(backbone, num_classes=3, input_shape=(2, 12)).eval()
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_a_whole_network_on_meta_runs_a_meta_input_through_by_shape(kind):
+    net = _cnn() if kind == "cnn" else _rnn()
+    x = torch.zeros(5, 2, 12) if kind == "cnn" else torch.zeros(5, 6, 2)
+    want = net(x).shape  # the CPU pass: [5, C]
+    out = net.to("meta")(x.to("meta"))  # torch's shape inference; before: .item() / autocast on meta raised
+    assert out.device.type == "meta" and out.shape == want == (5, net.num_classes)
+
+
+def test_a_cpu_cnn_handed_a_meta_input_names_x_and_both_devices():
+    net = _cnn()
+    for call in (net, net.explain):
+        with pytest.raises(ValueError, match=r"^x: on device meta, the model's parameters on cpu; move x "
+                                             r"\(x\.to\('cpu'\)\) or the model \(model\.to\('meta'\)\)$"):
+            call(torch.zeros(2, 2, 12, device="meta"))
+    assert net(torch.zeros(2, 2, 12)).shape == (2, 3)  # its own device still runs

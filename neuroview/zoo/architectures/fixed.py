@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...core._devices import autocast_enabled, autocast_off
+
 
 def exact_conv1d(x: Tensor, weight: Tensor, *, dtype: torch.dtype | None = None, **kw) -> Tensor:
     """``F.conv1d(x, weight, **kw)`` computed in float64 with autocast off, then rounded once to ``dtype``
@@ -24,9 +26,9 @@ def exact_conv1d(x: Tensor, weight: Tensor, *, dtype: torch.dtype | None = None,
     has no float64: there it runs in float32, as before."""
     dev = x.device.type
     if dtype is None:
-        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        dtype = torch.get_autocast_dtype(dev) if autocast_enabled(dev) else x.dtype
     wide = torch.float32 if dev == "mps" else torch.float64
-    with torch.autocast(dev, enabled=False):
+    with autocast_off(dev):
         return F.conv1d(x.to(wide), weight.to(wide), **kw).to(dtype)
 
 
