@@ -13,7 +13,7 @@ import sys
 __all__ = ["main"]
 
 #: The library's argument names in the refusals this command prints, and the options that gave them.
-_OPTIONS = {"num_features": "--num-features", "max_k90": "--max-k90", "seed": "--seed"}
+_OPTIONS = {"num_features": "--num-features", "max_k90": "--max-k90", "seed": "--seed", "folds": "--folds"}
 
 
 def data_spec(data: str, normalize: str | bool = "sample") -> dict:
@@ -81,14 +81,19 @@ def main(argv: list[str] | None = None) -> int:
                         "none: the series as they are (sets normalized already); a JSON --data spec sets its own")
     p.add_argument("--max-k90", type=float, default=None,
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
+    p.add_argument("--folds", type=int, default=5,
+                   help="with --max-k90: the cross-validation folds on the training split the sparse head is chosen by "
+                        "(default 5; a small split allows at most half its samples)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
     p.add_argument("--tag", default=None, help="the entries' tag: nv_minirocket.<tag> (and <tag>_sparse); default: the "
                                                "data set's name or the data file's stem")
-    from .sparsify_cli import expand_paths, not_written  # noqa: PLC0415
+    from .cli_hints import file_options_hint, folds_advice, parse_args  # noqa: PLC0415
+    from .sparsify_cli import as_option, expand_paths  # noqa: PLC0415
 
-    args = expand_paths(p.parse_args(argv), "out")  # --out=~/x: no shell expanded it
+    args = expand_paths(parse_args(p, argv, "minirocket"), "out")  # --out=~/x: no shell expanded it
     tag = entry_tag(args.data) if args.tag is None else args.tag
+    spec = None
     try:
         from ..zoo.pretrained import make_datamodule, refuse_existing  # noqa: PLC0415
 
@@ -106,16 +111,37 @@ def main(argv: list[str] | None = None) -> int:
         from .ridge import minirocket  # noqa: PLC0415
 
         net = minirocket(dm, num_features=args.num_features, seed=args.seed)
-        sparse = None
-        if args.max_k90 is not None:
-            from .sparsify import sparsify  # noqa: PLC0415
-
-            sparse = sparsify(net, dm, max_k90=args.max_k90)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as e:  # ImportError: a missing extra (aeon)
-        from .sparsify_cli import as_option  # noqa: PLC0415
-
-        print(f"neuroview minirocket: {as_option(str(e), _OPTIONS)}", file=sys.stderr)
+        hint = file_options_hint("minirocket", args.data, str(e), spec)  # the data modules' --data.init_args.*: refused here
+        print(f"neuroview minirocket: {as_option(str(e), _OPTIONS)}{hint}", file=sys.stderr)
         return 2
+    sparse, failed = _sparse(net, dm, args)
+    if failed is not None:
+        failed = folds_advice(as_option(failed, _OPTIONS), "--max-k90")
+        if _held(args.out, f"nv_minirocket.{tag}_sparse"):  # a new dense entry beside the earlier run's sparse one
+            print(f"neuroview minirocket: {failed}. Nothing was written: {args.out} holds an earlier "
+                  f"nv_minirocket.{tag}_sparse, not sparsified from the dense network fitted now", file=sys.stderr)
+            return 2
+    if not _write(args, tag, net, sparse, spec, dm):
+        return 2
+    if failed is not None:  # the dense fit is kept: it stands alone (the sparse one is refitted from it)
+        print(f"neuroview minirocket: {failed}. The dense entry nv_minirocket.{tag} was written; its sparse variant "
+              "was not", file=sys.stderr)
+        return 2
+    import shlex  # noqa: PLC0415
+
+    entry = f"nv_minirocket.{tag}{'_sparse' if sparse is not None else ''}"
+    print(f"explain it with: neuroview explain --model {entry} --zoo {shlex.quote(str(Path(args.out)))} "
+          f"--out {shlex.quote('report/' + entry)}")
+    return 0
+
+
+def _write(args, tag: str, net, sparse, spec: dict, dm) -> bool:
+    """Score the entries on the test split and write them into ``--out``; False (said) where the write failed."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from .sparsify_cli import not_written  # noqa: PLC0415
+
     out = Path(args.out)
     dm.setup("test")
     test = list(dm.test_dataloader())  # read once, for both entries
@@ -127,15 +153,30 @@ def main(argv: list[str] | None = None) -> int:
         save_pretrained_all([s for s, _ in saves], root=out, overwrite=args.overwrite)  # refused before the work unasked
     except OSError as e:  # --out made unwritable, or a disk filled, during the work: said, not a traceback
         print(f"neuroview minirocket: {not_written(args.out, e)}", file=sys.stderr)
-        return 2
+        return False
     for _, said in saves:
         print(f"{said}; wrote it to {out}")
-    import shlex  # noqa: PLC0415
+    return True
 
-    entry = f"nv_minirocket.{tag}{'_sparse' if sparse is not None else ''}"
-    print(f"explain it with: neuroview explain --model {entry} --zoo {shlex.quote(str(out))} "
-          f"--out {shlex.quote('report/' + entry)}")
-    return 0
+
+def _sparse(net, dm, args):
+    """``(the sparse network, None)`` of ``--max-k90`` (None without it), or ``(None, why it failed)``: the dense fit
+    is written either way (a training split too small for the folds lost it)."""
+    if args.max_k90 is None:
+        return None, None
+    from .sparsify import sparsify  # noqa: PLC0415
+
+    try:
+        return sparsify(net, dm, max_k90=args.max_k90, folds=args.folds), None
+    except (ValueError, TypeError, RuntimeError) as e:
+        return None, str(e)
+
+
+def _held(out: str, name: str) -> bool:
+    """Whether the zoo folder ``out`` holds the entry ``name`` already (an earlier run's, under ``--overwrite``)."""
+    from ..zoo.pretrained import read_manifest  # noqa: PLC0415
+
+    return name in read_manifest(out)
 
 
 def _entry(model, name: str, dense, spec: dict, dm, test: list, args) -> tuple[dict, str]:

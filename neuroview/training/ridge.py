@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import kept_generators, outside_inference_mode, refuse_lengths, unpack
-from ..core._utils import as_labels, factory, require_neuroview
+from ..core._utils import as_labels, factory, named_samples, require_finite, require_neuroview
 from ..core.cnn import NeuroViewCNN
 from .sparse_checks import ONE_BASED, check_label_range, check_labels, counted_from_1
 from .sparsify import _batches, _features, derived_cfg
@@ -189,6 +189,8 @@ def _read_series(train, num_classes: int | None) -> tuple[Tensor, Tensor | None]
             raise ValueError(f"train: expected series [B, C, T] (channels first, as the data modules give them), got "
                              f"a batch of shape {tuple(x.shape)}" + (" (one channel: x[:, None])" if x.dim() == 2 else ""))
         refuse_lengths(None, lengths, "train", x)  # None: the MiniRocket fitted (or built) from these; whole lengths pass
+        with named_samples("train", len(xs), sum(len(a) for a in xs)):  # MiniRocket's own "x: ... NaN" named no sample
+            require_finite(x)
         if xs and x.shape[1:] != xs[0].shape[1:]:  # a bare torch.cat error
             raise ValueError(f"train: expected series of one shape [C, T] in every batch (MiniRocket reads one length), got "
                              f"{list(xs[0].shape[1:])} in the first batch and {list(x.shape[1:])} in batch {len(xs) + 1}"
@@ -226,15 +228,20 @@ def _fit(net: NeuroViewCNN, x: Tensor, y: Tensor | None, alphas) -> NeuroViewCNN
 
 @outside_inference_mode
 def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_000, seed: int = 0,
-               alphas=ALPHAS) -> NeuroViewCNN:
+               alphas=ALPHAS, layout: str = "auto") -> NeuroViewCNN:
     """A NeuroView-MiniRocket fitted on ``train``: channels and length from its series, classes from
     ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws. A class of those
-    the training split holds no sample of is refused (naming where ``num_classes`` came from), before any fitting."""
+    the training split holds no sample of is refused (naming where ``num_classes`` came from), before any fitting.
+    Batches of a loader with more channels than steps (``[B, 100, 12]``, as channels-last ``[B, T, C]`` series are)
+    are refused under ``layout="auto"``, as the data modules refuse such a file; ``layout="channels_first"`` reads
+    them as given."""
     from ..zoo.api import create_model
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
     _alphas(alphas)  # before the data is read and the biases fitted
+    if layout not in ("auto", "channels_first"):
+        raise ValueError(f"layout: expected 'auto' or 'channels_first', got {layout!r}")
     # read in the dtype create_model builds the network in (the default dtype): float32 series met a float64
     # network under torch.set_default_dtype(torch.float64), an error telling the user to convert x
     x, y = _series(train, seed, torch.get_default_dtype(), getattr(train, "num_classes", None) if num_classes is None
@@ -249,6 +256,8 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
         given = given if getattr(train, "num_classes", None) else "the largest label + 1: num_classes"
     if isinstance(num_classes, int) and not isinstance(num_classes, bool):  # else create_model names it
         _check_classes(torch.unique(y).tolist(), num_classes, given)
+    if not hasattr(train, "train_dataloader"):  # a data module read its file by its own layout rule already
+        _check_layout(x, layout)
     if x.shape[2] < 9:  # read off the series: MiniRocket's own error named input_length, an argument never passed
         raise ValueError(f"train: MiniRocket needs series of at least 9 steps (its kernels' length), got series of "
                          f"{x.shape[2]} steps (pad or resample them to 9 or more, e.g. torch.nn.functional.interpolate("
@@ -257,6 +266,18 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
         net = create_model("nv_minirocket", num_classes=num_classes, in_channels=x.shape[1], max_len=x.shape[2],
                            num_features=num_features, seed=seed)
     return _fit(net, x, y, alphas)
+
+
+def _check_layout(x: Tensor, layout: str) -> None:
+    """Series ``x [N, C, T]`` of a loader refused where ``layout`` is ``"auto"`` and they hold more channels than steps
+    (or as many, more than one): read so, channels-last series ``[N, T, C]`` were fitted as T channels of C steps,
+    without a word (and a 3-channel set was told to stretch its 3 "steps" to 9), as ``NpzDataModule`` refuses."""
+    c, t = x.shape[1], x.shape[2]
+    if layout == "auto" and (c > t or c == t > 1):
+        raise ValueError(f"train: expected series [B, C, T] (channels first), got series of shape {[c, t]}: {c} channels "
+                         f"of {t} steps, {'more channels than steps' if c > t else 'as many channels as steps'}, as "
+                         f"channels-last [B, T, C] series would be; if they are channels-last, pass x.transpose(1, 2) "
+                         f"(the network reads channels first too), or layout='channels_first' if they are {c} channels")
 
 
 def _check_classes(held: list[int], num_classes: int, given: str) -> None:

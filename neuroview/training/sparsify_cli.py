@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                         "zoo's sparse entries use 5, chosen on held-out data)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
     p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
+    p.add_argument("--folds", type=int, default=5, help="the cross-validation folds on the training split, where the data "
+                                                        "has no validation split (default 5; at most half the samples)")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write the sparse entry into (default runs/sparse)")
     p.add_argument("--name", default=None,
                    help="the sparse entry's name, <architecture>.<tag> (default: a zoo entry's name plus _sparse, or "
@@ -213,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
                                                 "zoo; e.g. what an earlier `neuroview sparsify --out` or `minirocket --out` "
                                                 "wrote: a folder with a manifest.json)")
-    args = expand_paths(p.parse_args(argv), "out", "zoo")
+    from .cli_hints import file_options_hint, folds_advice, parse_args  # noqa: PLC0415
+
+    args = expand_paths(parse_args(p, argv, "sparsify"), "out", "zoo")
     if args.finetune < 0:  # refused before the work (it was refused as `epochs` once the path had been walked)
         p.error(f"--finetune: expected epochs >= 0, got {args.finetune}")
     try:
@@ -230,12 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         sparse = sparsify(net, dm, tolerance=args.tolerance, groups=args.groups, seed=args.seed,
                           deviance=args.deviance, max_k90=args.max_k90, max_k90_steps=args.max_k90_steps,
                           k90_quantile=args.k90_quantile, max_units_per_class=args.max_units_per_class,
-                          max_steps_per_class=args.max_steps_per_class, distill=args.distill)
+                          max_steps_per_class=args.max_steps_per_class, distill=args.distill, folds=args.folds)
         if args.finetune:
             sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon)
-        print(f"neuroview sparsify: {as_option(str(e), _OPTIONS)}", file=sys.stderr)
+        hint = file_options_hint("sparsify", args.data, str(e), _file_spec(args))  # --data.init_args.*: refused here
+        print(f"neuroview sparsify: {folds_advice(as_option(str(e), _OPTIONS))}{hint}", file=sys.stderr)
         return 2
     try:
         _write(args, net, sparse, dm, entry, name)
@@ -243,6 +248,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuroview sparsify: {not_written(args.out, e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _file_spec(args) -> dict | None:
+    """The spec ``--data FILE`` is read by, as the sparse entry would record it (the source's reading options and
+    ``read_like``: a JSON spec gets none of them unsaid), for a hint; None where that cannot be told."""
+    from ..zoo.pretrained import get_entry  # noqa: PLC0415
+
+    try:
+        trained = (_checkpoint_data(args.source) if _is_checkpoint(args.source) else
+                   get_entry(args.source, args.zoo)[1]["dataset"])
+        spec = trained.get("data_module", trained) if isinstance(trained, dict) else None
+        return _data_spec(args.data, _data_module(args.data, trained), spec)
+    except (ValueError, TypeError, KeyError, OSError):
+        return None
 
 
 def expand_paths(args, *names: str):
@@ -310,7 +329,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
 #: The library's argument names in the refusals this command prints, and the options that gave them.
 _OPTIONS = {"name": "source", "epochs": "--finetune", **{k: "--" + k.replace("_", "-") for k in (
     "tolerance", "deviance", "max_k90", "max_k90_steps", "k90_quantile", "max_units_per_class", "max_steps_per_class",
-    "distill", "groups", "seed")}}
+    "distill", "groups", "seed", "folds")}}
 
 
 def as_option(message: str, options: dict[str, str]) -> str:
