@@ -24,8 +24,8 @@ from ..core.cnn import NeuroViewCNN
 from ..core.hooks import CodesHooks, _remove as remove_hook
 from .ablation_hooks import AblationHook, UnitAblation
 from .checks import (
-    check_baseline, check_counts, check_k, check_labels, check_lengths, check_sequences, check_xy, eval_mode, num_classes_of,
-    unit_mask,
+    check_baseline, check_counts, check_k, check_labels, check_lengths, check_sequences, check_xy, cnn_layout, eval_mode,
+    num_classes_of, unit_mask,
 )
 
 __all__ = [
@@ -37,7 +37,7 @@ METRICS = ("accuracy", "true_logit")
 
 
 # ----------------------------------------------------------------------------- results
-@dataclass
+@dataclass(eq=False)  # by identity, as Explanation: tensors of many values gave torch's bare error
 class DeletionCurve:
     """Accuracy and mean true-class logit after removing the ``count[i]`` most important items.
 
@@ -76,7 +76,7 @@ def plotter() -> Callable:
     return _plotter
 
 
-@dataclass
+@dataclass(eq=False)  # by identity, as DeletionCurve
 class DeletionCurves:
     """The curves of several orders on the same network and data (``random:<seed>`` per seed)."""
 
@@ -219,7 +219,8 @@ def unit_deletion_curve(net: NeuroViewCNN, x: Tensor, y: Tensor, order: Tensor, 
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
-    y = check_xy(x, y, net.num_classes)
+    rank, layout = cnn_layout(net)
+    y = check_xy(x, y, net.num_classes, rank=rank, layout=layout)  # x's rank first: a missing batch axis named as x
     (batch_size,) = check_counts(batch_size=batch_size)
     u = net.num_units
     order = _check_order(order, len(y), u, "units").to(x.device)
@@ -250,8 +251,8 @@ def rnn_forward(net: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
 def step_labels(net: nn.Module, x: Tensor, y: Tensor, lengths) -> tuple[Tensor, Tensor | None]:
     """``(y, lengths)`` of a batch-first ``x [B, T, F]``, checked: labels in ``[0, num_classes)`` of a network
     that names its classes, else of its logits' width (one sample's forward pass, in eval mode)."""
+    check_sequences(x)  # first: one series [T, F] is named as x, not as one label per step
     y = check_xy(x, y, num_classes_of(net))
-    check_sequences(x)
     lengths = check_lengths(x, lengths)
     if lengths is not None and not takes_lengths(net):  # rnn_forward's net(x, lengths) was a bare TypeError
         raise ValueError(f"lengths: expected None for a {type(net).__name__}, whose forward takes no lengths (it reads "

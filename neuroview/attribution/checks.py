@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from ..core._utils import as_labels, is_bool, positive_int, restore_modes
-from .gallery import check_units
+from .gallery_rows import check_units
 
 __all__ = [
-    "check_xy", "check_labels", "num_classes_of", "check_sequences", "check_lengths", "check_baseline", "check_k",
-    "check_counts", "check_seeds",
+    "check_xy", "check_rank", "cnn_layout", "check_labels", "num_classes_of", "check_sequences", "check_lengths",
+    "lengths_of", "check_baseline", "check_k", "check_counts", "check_seeds",
     "eval_mode", "unit_mask",
 ]
 
@@ -38,18 +38,42 @@ def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
         restore()
 
 
-def check_xy(x: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
+def check_xy(x: Tensor, y: Tensor, num_classes: int | None = None, *, rank: int | None = None,
+             layout: str = "") -> Tensor:
     """``y`` as long class labels on ``x``'s device, one per sample of ``x``, each in ``[0, num_classes)``
     when it is given (a label of -1 picked the last class's row silently, one past the end a bare torch error);
-    bools as :func:`~neuroview.core._utils.as_labels` reads them: classes 0 and 1 of a 2-class network, else refused."""
+    bools as :func:`~neuroview.core._utils.as_labels` reads them: classes 0 and 1 of a 2-class network, else refused.
+    ``x`` is checked first: its ``rank`` (with ``layout``, e.g. from :func:`cnn_layout`) when given, else that it has
+    a dim 0 at all; one sample without its batch axis was read as a batch, and the error blamed ``y``."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    check_rank(x, rank, layout)
+    if x.dim() == 0:
+        raise ValueError("x: expected a batch of samples along dim 0, got a 0-dim tensor")
     # class names refused by name (torch's bare "too many dimensions 'str'"), fractions too; whole floats read as classes
     y = as_labels(y, "y", num_classes).to(x.device)
     if y.shape != (x.shape[0],):
-        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}], got dtype {y.dtype} and shape "
-                         f"{tuple(y.shape)}")
+        raise ValueError(f"y: expected integer class labels of shape [{x.shape[0]}] (one per sample along dim 0 of x, "
+                         f"shape {tuple(x.shape)}), got dtype {y.dtype} and shape {tuple(y.shape)}")
     return y if num_classes is None else check_labels(y, num_classes)
+
+
+def check_rank(x: Tensor, rank: int | None, layout: str = "") -> None:
+    """Refuse an ``x`` whose rank is not ``rank`` (None: any), saying how to add a forgotten batch axis."""
+    if rank is not None and x.dim() != rank:
+        one = "; one sample: add its batch axis (x[None])" if x.dim() == rank - 1 else ""
+        raise ValueError(f"x: expected a tensor of rank {rank}{' ' + layout if layout else ''}, got shape "
+                         f"{tuple(x.shape)}{one}")
+
+
+def cnn_layout(net) -> tuple[int | None, str]:
+    """``(rank, layout)`` of the batches a NeuroView-CNN was built on (its ``input_shape``), as its own input check
+    words them; ``(None, "")`` while it has seen none (a lazy network finds them on its first batch)."""
+    shape = getattr(net, "input_shape", None)
+    if shape is None:
+        return None, ""
+    dims = ", ".join(["B", "C"] + [f"D{i}" for i in range(1, len(shape))])
+    return len(shape) + 1, f"[{dims}] like (B, {', '.join(map(str, shape))})"
 
 
 def check_labels(y: Tensor, num_classes: int, what: str = "the network's classes") -> Tensor:
@@ -71,7 +95,8 @@ def check_sequences(x: Tensor) -> None:
     """Refuse anything but a batch-first ``[B, T, F]`` tensor."""
     if not isinstance(x, Tensor) or x.dim() != 3:
         got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x: expected a batch-first tensor [B, T, F], got {got}")
+        one = "; one series [T, F]: add its batch axis (x[None])" if isinstance(x, Tensor) and x.dim() == 2 else ""
+        raise ValueError(f"x: expected a batch-first tensor [B, T, F], got {got}{one}")
 
 
 def check_lengths(x: Tensor, lengths) -> Tensor | None:
@@ -79,16 +104,23 @@ def check_lengths(x: Tensor, lengths) -> Tensor | None:
     if lengths is None:
         return None
     b, t = x.shape[:2]
+    return lengths_of(lengths, b, t, x.device)
+
+
+def lengths_of(lengths, b: int, t: int, device=None, rows: str = "series of x", span: str = "T of x") -> Tensor:
+    """``lengths`` as a long tensor ``[b]`` on ``device``, each in ``[1, t]``; the errors say what the ``b`` ``rows``
+    and the ``t`` (``span``) are."""
     try:
-        lengths = torch.as_tensor(lengths, device=x.device)
+        lengths = torch.as_tensor(lengths, device=device)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise TypeError(f"lengths: expected an integer tensor of shape [{b}] (one length per series of x), got "
+        raise TypeError(f"lengths: expected an integer tensor of shape [{b}] (one length per {rows}), got "
                         f"{type(lengths).__name__}") from e
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool or lengths.shape != (b,):
-        raise ValueError(f"lengths: expected an integer tensor of shape [{b}] (one length per series of x), "
+        raise ValueError(f"lengths: expected an integer tensor of shape [{b}] (one length per {rows}), "
                          f"got dtype {lengths.dtype} and shape {tuple(lengths.shape)}")
     if b and (int(lengths.min()) < 1 or int(lengths.max()) > t):
-        raise ValueError(f"lengths: expected values in [1, {t}] (T of x), got min {int(lengths.min())} and max {int(lengths.max())}")
+        raise ValueError(f"lengths: expected values in [1, {t}] ({span}), got min {int(lengths.min())} and max "
+                         f"{int(lengths.max())}")
     return lengths.long()
 
 

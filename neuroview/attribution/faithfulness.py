@@ -36,12 +36,14 @@ public names are re-exported here. Imports: torch, :mod:`neuroview.core` and its
 
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..core._utils import is_bool
 from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN
 from . import ablation
@@ -52,7 +54,7 @@ from .ablation import (
 from .baselines import (
     captum_unit_scores, has_captum, integrated_gradients_scores, permutation_scores, sites_called_once,
 )
-from .checks import check_counts, check_seeds, check_xy, eval_mode
+from .checks import check_counts, check_seeds, check_sequences, check_xy, cnn_layout, eval_mode, lengths_of
 
 __all__ = [
     "DeletionCurve", "DeletionCurves", "ablate_units", "unit_scores", "unit_deletion_curve", "unit_ablation",
@@ -81,8 +83,18 @@ def __getattr__(name: str):
 
 
 def _check_methods(methods, allowed: tuple[str, ...]) -> list[str]:
-    """``methods`` as a list (all of ``allowed`` when None), refusing unknown names."""
-    methods = [methods] if isinstance(methods, str) else list(allowed if methods is None else methods)  # "neuroview": one name
+    """``methods`` as a list (all of ``allowed`` when None), refusing unknown names and an empty list (no curve at all,
+    an empty table or plot downstream without a word, where ``seeds=[]`` was refused)."""
+    if isinstance(methods, str):  # "neuroview": one name, not its letters
+        return _check_methods([methods], allowed)
+    try:
+        methods = list(allowed if methods is None else methods)
+    except TypeError:
+        raise TypeError(f"methods: expected a list of names from {allowed} or None, got {type(methods).__name__} "
+                        f"{methods!r:.60}") from None
+    if not methods:
+        raise ValueError(f"methods: expected at least one name from {allowed}, got none; pass methods=None for all of "
+                         "them")
     bad = [m for m in methods if m not in allowed]
     if bad:
         raise ValueError(f"methods: expected names from {allowed}, got {bad}")
@@ -125,7 +137,8 @@ def unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, *, seed: i
     if not isinstance(net, NeuroViewCNN):
         hint = " (a NeuroViewRNN's importance is per step: step_scores)" if isinstance(net, NeuroViewRNN) else ""
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}{hint}")
-    y = check_xy(x, y, net.num_classes)
+    rank, layout = cnn_layout(net)
+    y = check_xy(x, y, net.num_classes, rank=rank, layout=layout)  # x's rank first: one image's channels are no batch
     n_steps, batch_size = check_counts(n_steps=n_steps, batch_size=batch_size)
     if method not in UNIT_METHODS:
         raise ValueError(f"method: expected one of {UNIT_METHODS}, got {method!r}")
@@ -159,7 +172,8 @@ def unit_ablation(net: NeuroViewCNN, x: Tensor, y: Tensor, *, methods: Sequence[
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")
-    check_xy(x, y, net.num_classes)
+    rank, layout = cnn_layout(net)
+    check_xy(x, y, net.num_classes, rank=rank, layout=layout)
     steps, n_steps, batch_size = check_counts(steps=steps, n_steps=n_steps, batch_size=batch_size)
     explicit = methods is not None
     methods = _check_methods(methods, UNIT_METHODS)
@@ -210,6 +224,7 @@ def step_scores(net: nn.Module, x: Tensor, y: Tensor, method: str, *, lengths: T
     n_steps, repeats, batch_size = check_counts(n_steps=n_steps, repeats=repeats, batch_size=batch_size)
     if method.startswith("neuroview") and not isinstance(net, NeuroViewRNN):
         raise TypeError(f"method={method!r}: needs a NeuroViewRNN, got {type(net).__name__}")
+    check_sequences(x)  # before the labels: one series' steps are no batch (the error blamed y)
     y, lengths = step_labels(net, x, y, lengths)
     b, t, _ = x.shape
     with eval_mode(net):
@@ -237,15 +252,41 @@ def samples_of_steps(scores: Tensor, window: int, t: int, lengths: Tensor | None
     in that step (``window``, fewer in a step that runs past the ``t`` samples of the input or past
     the series' length in ``lengths``), so the real samples of a step sum to it.
 
+    ``window`` is a positive int, ``t`` an int in ``[1, steps * window]`` (the samples the steps cover) and
+    ``lengths`` (optional) one int in ``[1, t]`` per row of ``scores``; anything else is refused by name. The columns
+    past a series' length are no real samples and hold no promise (:func:`step_scores` sets them to ``-inf``).
+
     >>> samples_of_steps(torch.tensor([[3.0, 6.0]]), 3, 5).tolist()
     [[1.0, 1.0, 1.0, 3.0, 3.0]]
     """
+    want = "scores: expected a tensor [B, steps] (one score per step of each series), got"
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"{want} {type(scores).__name__}")
+    if scores.dim() != 2:  # [steps] came back as [1, t], [B, steps, 1] as [B, steps, window]
+        raise ValueError(f"{want} shape {tuple(scores.shape)}")
+    (window,) = check_counts(window=window)
+    steps = scores.shape[-1]
+    t = _check_t(t, steps, window)
+    if lengths is not None:  # 0 gave a step more than its score, a batch of the wrong size rows of no series
+        lengths = lengths_of(lengths, scores.shape[0], t, scores.device, rows="row of scores", span="t")
     if window == 1:
         return scores[..., :t]
-    starts = torch.arange(scores.shape[-1], device=scores.device) * window  # each step's first sample
-    ends = torch.full((1,), t, device=scores.device) if lengths is None else lengths.to(scores.device).clamp(max=t)
+    starts = torch.arange(steps, device=scores.device) * window  # each step's first sample
+    ends = torch.full((1,), t, device=scores.device) if lengths is None else lengths
     real = (ends[:, None] - starts).clamp(1, window)  # [1 or B, steps]; a step past the end: any count (it is cut)
     return (scores / real.to(scores.dtype)).repeat_interleave(window, -1)[..., :t]
+
+
+def _check_t(t, steps: int, window: int) -> int:
+    """``t`` as an int in ``[1, steps * window]``: more gave fewer columns than promised, 0 none."""
+    try:
+        n = None if is_bool(t) else operator.index(t)
+    except TypeError:
+        n = None
+    if n is None or not 1 <= n <= steps * window:
+        raise ValueError(f"t: expected an int in [1, {steps * window}] (the samples of the {steps} steps of window "
+                         f"{window}), got {t!r}")
+    return n
 
 
 def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor | None = None,
@@ -256,6 +297,7 @@ def time_step_deletion(net: nn.Module, x: Tensor, y: Tensor, *, lengths: Tensor 
     Default methods: every one that can run (the NeuroView ones need a NeuroViewRNN,
     ``integrated_gradients`` needs captum); what was skipped, and why, is in ``.skipped``.
     """
+    check_sequences(x)  # before the labels: one series' steps are no batch (the error blamed y)
     y, lengths = step_labels(net, x, y, lengths)
     steps, n_steps, repeats, batch_size = check_counts(steps=steps, n_steps=n_steps, repeats=repeats,
                                                        batch_size=batch_size)

@@ -37,6 +37,7 @@ from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 from ..core.sites import input_span
+from .gallery_asked import repeat_rows
 from .gallery_rows import check_units, row_of
 from .gallery_windows import windows
 from .waterfall_items import decision_items, largest, waterfall_units  # kept apart for room; public here
@@ -44,7 +45,7 @@ from .waterfall_items import decision_items, largest, waterfall_units  # kept ap
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
 
 
-@dataclass
+@dataclass(eq=False)  # by identity, as Explanation: tensors of many values gave torch's bare error
 class UnitGallery:
     """The top ``k`` training samples of each unit (or RNN step) and where in them it responds.
 
@@ -95,7 +96,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
             collate), so ``index`` names a sample of it; one with a sampler of its own is an error.
             CNN inputs must be floating-point (the window is measured by a gradient on them).
         units: CNN: indices into the code vector or ``(site, channel)`` pairs of ``net.units``;
-            RNN: time steps, ``0 <= t < net.steps``. CNN cost: a rerun of each sample shown (32 at a time), a backward per unit x k.
+            RNN: time steps, ``0 <= t < net.steps``. One row per unit given, in the order given, repeats too (as
+            ``x[[3, 0, 3]]``; an index and its pair are one unit; ``row(u)``: its first). CNN cost: a rerun of each
+            sample shown (32 at a time), a backward per distinct unit x k (each distinct unit is scanned once).
         k: samples per unit; where fewer samples are read, as many as there are: ``g.k == min(k, samples
             read)``, for a CNN and an RNN alike. ``max_samples``: read at most this many samples (empty
             batches are skipped).
@@ -150,14 +153,14 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
                              "scaled inside it do): token ids have no such window")
         if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
             net.discover(unpack(first)[0].to(next(net.parameters()).device))
-        cols, restore = check_units(net, units), restore_modes(net)
+        cols, restore = check_units(net, units), restore_modes(net)  # each distinct unit once: scanned once
         try:
             net.eval()  # inside: a hold never let go would keep the modes from coming back
             top = _scan(net, itertools.chain([first], batches), cols, k, rnn, max_samples, baseline)
-            if rnn:
-                return _rnn_gallery(net, cols, top, baseline is not None and not (isinstance(baseline, str) and baseline == "zero"))
-            _say_constant(net, cols, top)
-            return _cnn_gallery(net, cols, top)
+            based = baseline is not None and not (isinstance(baseline, str) and baseline == "zero")
+            if not rnn:
+                _say_constant(net, cols, top)
+            return repeat_rows(net, units, _rnn_gallery(net, cols, top, based) if rnn else _cnn_gallery(net, cols, top))
         finally:
             restore()
 

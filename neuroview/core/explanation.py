@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 
 from . import saving
-from ._utils import as_labels, positive_int, refuse_bools
+from ._utils import positive_int
+from .explanation_given import check_given, public_names
+from .explanation_targets import resolve_targets
 from .readable import k_share
 from .readable_items import fold_padding, top_share
 from .records import class_labels, cnn_records, feature_records, records_frame, rnn_records, step_reads
@@ -28,11 +30,14 @@ from .records import class_labels, cnn_records, feature_records, records_frame, 
 __all__ = ["Explanation", "CNNExplanation", "RNNExplanation", "class_labels", "records_frame", "step_reads"]
 
 
+@public_names  # contributions= fills _contributions (:mod:`~neuroview.core.explanation_given`)
 @dataclass(eq=False)  # compared field by field, tensors of many values gave torch's bare error
 class _Fields:
     logits: Tensor  # [B, C]
     bias: Tensor  # [C]
-    contributions: Tensor | None = None  # [B, C, ...]; None: formed from codes and weight when read
+    # [B, C, ...] given (``contributions=``); None: formed from codes and weight when read. Its own name: what
+    # dataclasses.replace copies is what was given, never a tensor formed from the old codes and weight
+    _contributions: Tensor | None = field(default=None, repr=False)
     codes: Tensor | None = None  # [B, ...]: the features the global classifier reads
     weight: Tensor | None = field(default=None, repr=False)  # [C, ...]: the effective classifier weight
     target: Tensor | None = None  # [B]: the classes explain() was asked for (None: the predicted ones)
@@ -41,8 +46,9 @@ class _Fields:
     baseline: Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.__dict__.get("_contributions") is None and (self.codes is None or self.weight is None):
+        if self._contributions is None and (self.codes is None or self.weight is None):
             raise ValueError("contributions: pass them, or both codes and weight to form them from")
+        check_given(self)  # [B, C, ...] of these logits
 
 
 class Explanation(_Fields):
@@ -143,25 +149,9 @@ class Explanation(_Fields):
 
     def targets(self, target: Tensor | int | None = None) -> Tensor:
         """``[B]`` class per sample from an int, a ``[B]`` tensor or array, or ``None`` (the asked or predicted class)."""
-        b = self.logits.shape[0]
         if target is None:
             return self.target.clone() if self.target is not None else self.predicted  # never the stored one
-        refuse_bools(target, "target", "a mask's samples are exp.for_class(c)[mask]")
-        if not isinstance(target, (int, float, Tensor)) and (hasattr(target, "__array__") or hasattr(target, "__index__")):
-            target = as_labels(target, "target") if hasattr(target, "__array__") else int(target)  # numpy: int() cut [1.7] to 1
-        if isinstance(target, Tensor) and target.dim() == 0:
-            target = as_labels(target, "target").item()  # a 0-dim tensor: one class too
-        if isinstance(target, float) and target.is_integer():
-            target = int(target)  # 1.0: whole, as as_labels takes labels read from a CSV
-        if isinstance(target, int):
-            _check_class(target, self.num_classes)
-            return torch.full((b,), target, dtype=torch.long, device=self.logits.device)
-        target = as_labels(target, "target").to(self.logits.device, copy=True)  # not the caller's tensor or array
-        if target.shape != (b,):
-            raise ValueError(f"target: expected an int or a tensor of shape [{b}], got shape {tuple(target.shape)}")
-        if len(target) and (target.min() < 0 or target.max() >= self.num_classes):
-            raise ValueError(f"target: classes must lie in [0, {self.num_classes}), got {target.tolist()}")
-        return target
+        return resolve_targets(target, self.logits.shape[0], self.num_classes, self.logits.device)
 
     # ------------------------------------------------------------------ as data
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
@@ -180,8 +170,9 @@ class Explanation(_Fields):
         return records_frame(self.to_records(class_names, target=target))
 
     def save(self, path) -> None:
-        """Write ``path`` (safetensors) and its ``.json`` sidecar, atomically; no pickle.
-        The dense contributions are not stored: they follow from ``codes`` and ``weight``."""
+        """Write ``path`` (safetensors) and its ``.json`` sidecar, atomically; no pickle. The dense contributions
+        are stored only where they were given (passed in or set; the sidecar's ``given`` lists them, and :meth:`load`
+        gives them back as they were): formed ones follow from ``codes`` and ``weight``."""
         saving.save(path, type(self).__name__, *self._state())
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
@@ -189,14 +180,17 @@ class Explanation(_Fields):
         for name in ("codes", "weight", "target", "baseline"):
             if getattr(self, name) is not None:
                 tensors[name] = getattr(self, name)
-        if self.weight is None or self.codes is None:
+        formed = self.weight is not None and self.codes is not None
+        if not formed or self._contributions is not None:  # given ones stand in for what codes and weight form
             tensors["contributions"] = self.contributions
-        return tensors, {}
+        return tensors, ({"given": ["contributions"]} if formed and self._contributions is not None else {})
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
         kw = {k: t.get(k) for k in ("logits", "bias", "codes", "weight", "target", "contributions", "baseline")}
-        return kw | ({"contributions": None} if kw["codes"] is not None and kw["weight"] is not None else {})  # v1
+        given = "contributions" in (meta.get("given") if isinstance(meta.get("given"), list) else ())
+        # a version 1 file stored formed ones beside codes and weight: left to them, as they always were
+        return kw | ({"contributions": None} if kw["codes"] is not None and kw["weight"] is not None and not given else {})
 
     @classmethod
     def load(cls, path, *, device: str | torch.device = "cpu", window: int | None = None) -> "Explanation":
@@ -219,11 +213,7 @@ def _versions(*tensors: Tensor | None) -> tuple | None:
         return None
 
 
-def _check_class(c: int, num_classes: int) -> None:
-    if not 0 <= c < num_classes:
-        raise ValueError(f"target: expected a class index in [0, {num_classes}), got {c}")
-
-
+@public_names
 @dataclass(repr=False, eq=False)
 class CNNExplanation(Explanation):
     """Per-unit explanation of a NeuroView-CNN.
@@ -306,9 +296,10 @@ class CNNExplanation(Explanation):
         return kw | saving.unit_fields(meta, t, kw)  # checked against the tensors
 
 
+@public_names
 @dataclass(repr=False, eq=False)
 class _RNNFields(Explanation):
-    time_importance: Tensor | None = None  # [B, C, T] as given (made from contributions alone); None: formed when read
+    _time_importance: Tensor | None = field(default=None, repr=False)  # [B, C, T] given; None: formed when read
     lengths: Tensor | None = None  # [B] valid *steps* (not input samples): ceil(lengths / window) of explain(lengths=)'s
     window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
     max_len: int | None = None  # input samples the network reads: its last step may end (padded) before its window's end
@@ -325,7 +316,8 @@ class RNNExplanation(_RNNFields):
     def time_importance(self) -> Tensor:
         """``[B, C, T]``: the one given (made from contributions alone), else formed from codes and weight at the first
         read and kept, the same tensor at later reads (memory only once read: at 1,000 classes 488 MiB beside 4 MiB of
-        codes); formed again where it, the codes, weight or baseline were edited or replaced. Not saved nor pickled."""
+        codes); formed again where it, the codes, weight or baseline were edited or replaced. Saved and
+        pickled where given (passed in or set), not where formed."""
         if self._time_importance is not None or self.codes is None or self.weight is None:
             return self._time_importance if self._time_importance is not None else self.contributions.sum(dim=(2, 3, 5))
         sources, kept = (self.codes, self.weight, self.baseline), self.__dict__.get("_kept")
@@ -392,8 +384,10 @@ class RNNExplanation(_RNNFields):
         return rnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
-        given = self._time_importance if self.codes is None or self.weight is None else None  # else formed when read
-        return saving.with_steps(*super()._state(), self.lengths, given, self.window, self.max_len)
+        tensors, meta = super()._state()  # a given time_importance kept, a formed one left to codes and weight
+        if self._time_importance is not None and self.codes is not None and self.weight is not None:
+            meta = meta | {"given": meta.get("given", []) + ["time_importance"]}
+        return saving.with_steps(tensors, meta, self.lengths, self._time_importance, self.window, self.max_len)
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:

@@ -28,7 +28,10 @@ FORMAT = "neuroview.explanation"
 #: where codes and weight are (formed when read). An earlier RNN file without a window loads only told it
 #: (:func:`window`): versions 2 wrote one only when it was above 1, and before that never. Readers of version 2
 #: refuse version 3 files ("upgrade it"), so no earlier neuroview reads a window-4 file as window 1.
-VERSION = 3
+#: 4: contributions (and an RNN's ``time_importance``) that were given, passed in or set, are stored beside codes and
+#: weight (the sidecar's ``given`` lists them); readers of version 3 refuse version 4 files rather than read the codes'
+#: own contributions in place of the given ones.
+VERSION = 4
 
 
 def paths(path, writing: bool = True) -> tuple[Path, Path]:
@@ -191,8 +194,8 @@ def window(meta: dict, given: int | None) -> int:
     given = positive_int(given, "window", none=True)
     version, recorded = meta.get("version", 0), meta.get("window")
     if recorded is None and version >= 3:
-        raise ValueError(f"path: its sidecar (format version {version}) records no window, which every version 3 RNN "
-                         "explanation does: edited, or from another explanation; save the explanation again")
+        raise ValueError(f"path: its sidecar (format version {version}) records no window, which every RNN explanation "
+                         "of version 3 or later does: edited, or from another explanation; save the explanation again")
     if recorded is None and given is None:
         raise ValueError(f"window: this RNN explanation was saved by an earlier neuroview (format version {version}), "
                          "which does not record its window (input samples per step) where it was 1, and before it "

@@ -27,7 +27,7 @@ def register_plotter(fn) -> None:
     _plotter = fn
 
 
-@dataclass
+@dataclass(eq=False)  # by identity, as Explanation: tensors of many values gave torch's bare error
 class SparsityPath:
     """The regularization path :func:`neuroview.sparsify` walked, sparsest first."""
 
@@ -118,7 +118,7 @@ class SparsityPath:
                 f"{self.tolerance:g} point{'' if self.tolerance == 1 else 's'}{rule})")
 
 
-@dataclass
+@dataclass(eq=False)  # by identity, as SparsityPath
 class Walk:
     """A walk of :func:`neuroview.sparsify`'s path: its points and what they were measured (:func:`walked_path`)."""
 

@@ -204,8 +204,9 @@ def test_units_of_every_spelling():
                           input_shape=(1, 12)).eval()
     x = [torch.randn(4, 1, 12)]
     want = [7, 2]
-    for units in ([7, 2], (7, 2), torch.tensor([7, 2]), np.array([7, 2]), [("3", 1), 2], [7, 2, 7]):
+    for units in ([7, 2], (7, 2), torch.tensor([7, 2]), np.array([7, 2]), [("3", 1), 2]):
         assert nv.unit_gallery(net, x, units, k=1).units == want
+    assert nv.unit_gallery(net, x, [7, 2, 7], k=1).units == [7, 2, 7]  # one row per unit asked, repeats too
     assert nv.unit_gallery(net, x, ("3", 1), k=1).units == [7] and nv.unit_gallery(net, x, 7, k=1).units == [7]
 
 

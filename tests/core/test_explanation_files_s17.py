@@ -39,13 +39,13 @@ def _as_version_2(path) -> None:
 
 
 # ------------------------------------------------------------------ 2. the window, recorded and versioned
-def test_the_format_version_is_3_and_a_saved_rnn_explanation_records_its_window(tmp_path):
-    assert saving.VERSION == 3
+def test_the_format_version_is_4_and_a_saved_rnn_explanation_records_its_window(tmp_path):
+    assert saving.VERSION == 4  # 3: the window always; 4: given contributions kept (test_explanation_given_s20.py)
     for window in (1, 4):
         exp = _rnn(window).explain(_x())
         exp.save(tmp_path / f"w{window}")
         meta = json.loads((tmp_path / f"w{window}.json").read_text())
-        assert meta["version"] == 3 and meta["window"] == window  # window 1 too: "not recorded" is no longer 1
+        assert meta["version"] == 4 and meta["window"] == window  # window 1 too: "not recorded" is no longer 1
         back = Explanation.load(tmp_path / f"w{window}")
         assert back.window == window and back.max_len == exp.max_len
 
@@ -88,9 +88,11 @@ def test_a_version_3_sidecar_without_a_window_is_refused(tmp_path):
     side = tmp_path / "e.json"
     meta = json.loads(side.read_text())
     del meta["window"]
-    side.write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="path: .*version 3.*no window"):
-        Explanation.load(tmp_path / "e")
+    for version in (3, 4):
+        side.write_text(json.dumps({**meta, "version": version}))
+        with pytest.raises(ValueError, match=rf"path: .*format version {version}\) records no window, which every RNN "
+                                             r"explanation of version 3 or later does"):
+            Explanation.load(tmp_path / "e")
 
 
 # ------------------------------------------------------------------ 3. time_importance formed when read

@@ -1,0 +1,130 @@
+"""Contributions and time importance given to an explanation (set, or passed beside codes and weight) survive
+``save``/``load`` as they survive pickle, and ``dataclasses.replace`` forms a derived explanation's contributions
+from its own codes and weight, never from the old ones (probe s20 P1, findings 1 and 2).
+
+Hand-built explanations with known answers: codes ``[[1, 2], [3, 4]]`` against weight ``[[1, 0], [0, 1], [1, 1]]``.
+"""
+
+import dataclasses
+import json
+import pickle
+
+import pytest
+import torch
+
+from neuroview.core.explanation import CNNExplanation, Explanation, RNNExplanation
+
+CODES = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+BIAS = torch.tensor([0.5, -0.5, 0.0])
+LOGITS = torch.tensor([[1.5, 1.5, 3.0], [3.5, 3.5, 7.0]])  # codes @ W.T + bias, by hand
+UNITS, SLICES = [("a", 0), ("a", 1)], {"a": slice(0, 2)}
+
+
+def _cnn(**kw) -> CNNExplanation:
+    return CNNExplanation(logits=LOGITS, bias=BIAS, codes=CODES, weight=W, target=torch.tensor([2, 0]),
+                          units=UNITS, site_slices=SLICES, **kw)
+
+
+def _rnn(**kw) -> RNNExplanation:
+    # codes [B=1, L=1, D=1, T=2, H=1]: steps 1.0 and 2.0; weight [C=2, 1, 1, 2, 1]
+    codes, weight = torch.tensor([1.0, 2.0]).reshape(1, 1, 1, 2, 1), torch.tensor([[1.0, 1.0], [2.0, -1.0]]).reshape(2, 1, 1, 2, 1)
+    return RNNExplanation(logits=torch.tensor([[3.0, 0.0]]), bias=torch.zeros(2), codes=codes, weight=weight, **kw)
+
+
+# ------------------------------------------------------------------ finding 1: save keeps what was given
+def test_set_contributions_survive_save_and_load_as_they_survive_pickle(tmp_path):
+    exp = _cnn()
+    edited = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [0.0, 2.0]], [[3.0, 0.0], [0.0, 4.0], [0.0, 4.0]]])  # unit 0 of class 2 ablated
+    exp.contributions = edited
+    want_residual = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 3.0]])  # logits - (bias + sums), by hand
+    torch.testing.assert_close(exp.residual(), want_residual)
+    exp.save(tmp_path / "e")
+    back = Explanation.load(tmp_path / "e")
+    assert torch.equal(back.contributions, edited)
+    assert torch.equal(pickle.loads(pickle.dumps(exp)).contributions, edited)
+    torch.testing.assert_close(back.residual(), want_residual)
+    assert torch.equal(back.for_class(), torch.tensor([[0.0, 2.0], [3.0, 0.0]]))  # classes 2 and 0 of `edited`
+    assert torch.equal(back.codes, CODES) and torch.equal(back.weight, W)
+
+
+def test_contributions_passed_beside_codes_and_weight_survive_save_and_load(tmp_path):
+    given = torch.zeros(2, 3, 2)
+    exp = _cnn(contributions=given)
+    exp.save(tmp_path / "c")
+    assert "contributions" in json.loads((tmp_path / "c.json").read_text())["tensors"]
+    back = Explanation.load(tmp_path / "c")
+    assert torch.equal(back.contributions, given)
+    torch.testing.assert_close(back.residual(), LOGITS - BIAS)
+
+
+def test_formed_contributions_are_still_left_out_of_the_file(tmp_path):
+    _cnn().save(tmp_path / "f")
+    assert "contributions" not in json.loads((tmp_path / "f.json").read_text())["tensors"]
+    back = Explanation.load(tmp_path / "f")
+    assert back._contributions is None
+    torch.testing.assert_close(back.contributions, CODES[:, None] * W[None])
+
+
+def test_set_time_importance_survives_save_and_load(tmp_path):
+    exp = _rnn(window=1, max_len=2)
+    torch.testing.assert_close(exp.time_importance, torch.tensor([[[1.0, 2.0], [2.0, -2.0]]]))  # by hand
+    edited = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])
+    exp.time_importance = edited
+    exp.save(tmp_path / "r")
+    back = Explanation.load(tmp_path / "r")
+    assert torch.equal(back.time_importance, edited)
+    assert torch.equal(back.steps_for_class(1), torch.tensor([[2.0, 0.0]]))
+
+
+# ------------------------------------------------------------------ finding 2: dataclasses.replace
+def test_replace_under_another_head_forms_its_contributions_from_the_new_weight():
+    exp = _cnn()
+    _ = exp.contributions  # read once: the formed tensor is no given one
+    w2, b2 = W * 0.5, BIAS + 1.0
+    r = dataclasses.replace(exp, weight=w2, bias=b2, logits=CODES @ w2.T + b2)
+    assert r._contributions is None
+    want = torch.tensor([[0.5, 1.0], [1.5, 0.0]])  # codes * w2[target], target [2, 0], by hand
+    torch.testing.assert_close(r.for_class(), want)
+    torch.testing.assert_close(r.contributions, CODES[:, None] * w2[None])
+    assert r.residual().abs().max() < 1e-6 and r.residual(1).abs().max() < 1e-6
+
+
+def test_replace_with_the_first_sample_gives_that_sample_explained():
+    exp = _cnn()
+    s = dataclasses.replace(exp, logits=LOGITS[:1], codes=CODES[:1], target=exp.target[:1])
+    assert s.residual().shape == (1,) and s.residual().abs().max() < 1e-6
+    assert torch.equal(s.for_class(), torch.tensor([[1.0, 2.0]]))
+    assert s.contributions.shape == (1, 3, 2)
+
+
+def test_replace_of_an_rnn_explanation_forms_time_importance_from_the_new_weight():
+    exp = _rnn()
+    _ = exp.time_importance
+    r = dataclasses.replace(exp, weight=exp.weight / 2)
+    assert r._time_importance is None
+    torch.testing.assert_close(r.time_importance, torch.tensor([[[0.5, 1.0], [1.0, -1.0]]]))
+
+
+def test_replace_carries_contributions_that_were_given_and_names_a_shape_that_no_longer_fits():
+    given = torch.zeros(2, 3, 2)
+    exp = _cnn(contributions=given)
+    assert torch.equal(dataclasses.replace(exp, target=torch.tensor([0, 1])).contributions, given)
+    with pytest.raises(ValueError, match=r"contributions: .*\[2, 3, \.\.\.\].*\[1, 3\]"):
+        dataclasses.replace(exp, logits=LOGITS[:1], codes=CODES[:1], target=exp.target[:1])
+    mine = torch.ones(1, 3, 2)  # as the message says: given for the new samples too
+    s = dataclasses.replace(exp, logits=LOGITS[:1], codes=CODES[:1], target=exp.target[:1], contributions=mine)
+    assert torch.equal(s.contributions, mine) and torch.equal(s.for_class(), torch.ones(1, 2))
+    assert torch.equal(dataclasses.replace(exp, contributions=None).contributions, CODES[:, None] * W[None])
+
+
+def test_the_public_keywords_and_positions_still_build_explanations():
+    c = torch.ones(1, 2, 2)
+    e = Explanation(torch.tensor([[2.0, 2.0]]), torch.zeros(2), c)  # contributions third, positionally
+    assert torch.equal(e.contributions, c) and e.residual().abs().max() == 0
+    assert torch.equal(CNNExplanation(logits=torch.tensor([[2.0, 2.0]]), bias=torch.zeros(2), contributions=c,
+                                      units=UNITS, site_slices=SLICES).contributions, c)
+    ti = torch.ones(1, 2, 2)
+    assert torch.equal(_rnn(time_importance=ti).time_importance, ti)
+    with pytest.raises(TypeError, match="contributions"):
+        Explanation(torch.tensor([[2.0, 2.0]]), torch.zeros(2), c, contributions=c)
