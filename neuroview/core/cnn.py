@@ -28,7 +28,7 @@ from .head import FLOOR, CodeNorm, adopt_norm, constant_features, decide, fold, 
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
-from . import load_checks, settings
+from . import load_checks, settings, site_notes
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
@@ -206,6 +206,7 @@ class NeuroViewCNN(Guarded):
             self.sites, self._installed = None, False
             self.norm, self.classifier = (None, None) if built else (self.norm, self.classifier)  # a checkpoint's stays
             raise
+        site_notes.warn_frozen_rnns(self)  # the RNNs the reach pass found cut off, whatever their place in the model
         return self.sites
 
     def build_head(self, num_units: int) -> None:
@@ -309,9 +310,7 @@ class NeuroViewCNN(Guarded):
         w, b = self.effective_classifier()
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
-        logits = folded_logits(codes, w, b)
-        if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
-            w, b = w.clone(), b.clone()
+        logits = folded_logits(codes, w, b)  # (w, b: fold's copies, which keep the explanation fixed under training)
         mean = self.norm.running_mean if self.norm is not None else None
         base, b = resolve_baseline(baseline, mean, (w.shape[1],), w, b)
         exp = CNNExplanation(
@@ -342,7 +341,7 @@ class NeuroViewCNN(Guarded):
         Either way 0 for a unit whose code was the same for every sample of each training batch (dead, or always on,
         by the normalization's statistics: :func:`~neuroview.core.head.constant_features`): training never moved its
         weight, which is initialisation noise, not importance. ``explain`` keeps it (the network's exact function)."""
-        w = self.effective_classifier()[0].detach().clone()
+        w = self.effective_classifier()[0].detach()  # fold's copy: no one else's
         w = w / self.norm.scale() if standardized and self.norm is not None else w
         constant = constant_features(self.norm)
         return w if constant is None else w.masked_fill(constant.to(w.device), 0.0)

@@ -35,7 +35,7 @@ from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
 from .reach import nested_stop
 from .search_scope import Scope, own_pass, refuse_elsewhere
-from .site_notes import say_names, warn_cut_rnns
+from .site_notes import say_names
 from .sites import Site
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
@@ -317,7 +317,6 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
     if last is not None and not named:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
-        warn_cut_rnns(small.events, small.events.index(("site", last)), small.names, stop)
     return sites, not_sites, stop
 
 

@@ -233,17 +233,18 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
 
 def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(W [C, F], b [C])`` of the eval-time decision ``f @ W.T + b``, normalization folded in: tensors of their
-    own, detached, whatever the normalization (``effective_classifier()`` hands them to users, who may edit them:
-    without a normalization they were the classifier's live parameters, and such an edit changed the network).
+    own, in the autograd graph (a user's penalty on the weights the decision uses trains the classifier), whatever the
+    normalization: without one, clones of the classifier's parameters, which ``effective_classifier()`` hands users
+    who may edit them in place (the live parameters were edited so, and the network with them).
     ``weight``: the classifier's weight where it is composed of parts (default its own).
 
     >>> fc = nn.Linear(3, 2)
     >>> w, b = fold(fc, None)
     >>> w.zero_().requires_grad, bool(fc.weight.eq(0).all())
-    (False, False)
+    (True, False)
     """
     w, b = _fold(classifier, norm, weight)
-    own = lambda t, p: t.detach().clone() if t is p else t.detach()  # noqa: E731 - computed ones are no one else's
+    own = lambda t, p: t.clone() if t is p else t  # noqa: E731 - computed ones are no one else's; a clone keeps the graph
     return own(w, classifier.weight), own(b, classifier.bias)
 
 

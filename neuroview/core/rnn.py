@@ -261,9 +261,7 @@ class NeuroViewRNN(Guarded):
             restore()
         w, b = self.effective_classifier()
         dt = head_dtype(h, w)
-        h, w, b = h.to(dt), w.detach().to(dt), b.detach().to(dt)
-        if self.norm is None:  # w is then the live parameter: a copy keeps the explanation fixed under training
-            w, b = w.clone(), b.clone()
+        h, w, b = h.to(dt), w.detach().to(dt), b.detach().to(dt)  # fold's copies: fixed under training
         w5 = w.reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
         mean = self.norm.running_mean if self.norm is not None else None
         base, shifted = resolve_baseline(baseline, mean, self.feature_shape, w, b)

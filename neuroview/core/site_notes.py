@@ -1,18 +1,18 @@
 """What the site search says of the sites it found (:mod:`.discovery` calls these once the sites are known): names
-changed to stay unique, named sites read twice, and recurrent layers the decision's stop cuts off. Imports only torch
-and :mod:`._utils`.
+changed to stay unique, named sites read twice; and (:mod:`.cnn` calls it once the reach pass froze what no code
+depends on) recurrent layers the decision does not read. Imports only torch, :mod:`.guards` and :mod:`.reach`.
 """
 
 from __future__ import annotations
 
 import warnings
-from types import SimpleNamespace
 
 from torch import nn
 
-from ._utils import rnn_pointer
+from .guards import Guarded
+from .reach import _user_level
 
-__all__ = ["say_names", "warn_cut_rnns"]
+__all__ = ["say_names", "warn_frozen_rnns"]
 
 
 def say_names(calls: list, named: bool) -> None:
@@ -30,24 +30,31 @@ def say_names(calls: list, named: bool) -> None:
                       "units are read twice; leave them out of layers=[...] unless that is meant", stacklevel=4)
 
 
-def warn_cut_rnns(events: list, at: int, names: dict, stop: str | None) -> None:
-    """Warn of the ``nn.RNNBase`` modules (LSTM, GRU, RNN: a CRNN's recurrent part) that run only after the last site,
-    event ``at`` of a discovery pass's ``events`` (``("start", module)`` and ``("site", k)`` in order); ``names``:
-    module -> its name in the backbone. Their gates run inside torch's own kernel, where no activation module is
-    called, so the functional-activation warning never sees them; the pass stops at ``stop`` before them, so their
-    states take no part in the decision. The RNN route is named with :func:`neuroview.core._utils.rnn_pointer`'s
-    words, as where the CNN route finds no units at all."""
-    before = {id(m) for kind, m in events[:at] if kind == "start"}
-    cut = list(dict.fromkeys(m for kind, m in events[at + 1:] if kind == "start" and isinstance(m, nn.RNNBase)
-                             and id(m) not in before))
+def warn_frozen_rnns(net: nn.Module) -> None:
+    """Warn of the ``nn.RNNBase`` modules (LSTM, GRU, RNN) of a NeuroViewCNN's backbone that its reach pass
+    (:func:`neuroview.core.reach.freeze_unreached`) found no code depends on: every parameter in ``net.frozen``, or
+    unreached and frozen by the user (``net._kept_frozen``). A CRNN's RNN after the last site, an RNN branch no site
+    reads, a CRNN run twice: their gates run inside torch's own kernel, where no activation module is called, so the
+    functional-activation warning never sees them. An RNN the decision reaches is not named, nor one inside a nested
+    NeuroView network (which trains it, or warns of it itself, or was told its sites). ``layers=[...]`` silences it.
+    The route named runs on the model's own data: NeuroViewRNN over the RNN with its front end as its input."""
+    if getattr(net, "_named", False):
+        return
+    off = set(net.frozen) | set(net.__dict__.get("_kept_frozen", ()))
+    ids = {id(p) for n, p in net.backbone.named_parameters() if n in off}
+    nested = {id(m) for g in net.backbone.modules() if isinstance(g, Guarded) for m in g.modules()}
+    cut = [(n, m) for n, m in net.backbone.named_modules() if isinstance(m, nn.RNNBase) and id(m) not in nested
+           and (ps := list(m.parameters())) and all(id(p) in ids for p in ps)]
     if not cut:
         return
-    said = ", ".join(f"{names.get(m, '') or 'the backbone'!r} ({type(m).__name__})" for m in cut)
-    what = (f"wrap: the backbone runs {said} after its last site, where the decision stops (at {stop!r}): an RNN's gates "
-            "run inside torch's own kernel, with no activation module whose units NeuroView reads, so its states take "
-            "no part in the decision and its weights are frozen")
-    # rnn_pointer names the first RNN of the model it is given: here the first one cut off, under its backbone name
-    only = SimpleNamespace(named_modules=lambda: iter([(names.get(cut[0], ""), cut[0])]))
-    pointed = rnn_pointer(only, "num_classes", ValueError(what))
-    warnings.warn(f"{pointed if pointed is not None else what}; or pass layers=[...] naming the sites to read, which "
-                  "silences this", stacklevel=3)
+    said = ", ".join(f"{n or 'the backbone'!r} ({type(m).__name__})" for n, m in cut)
+    it, its, first = ("it", "its", repr(cut[0][0])) if len(cut) == 1 else ("them", "their", "an RNN")
+    warnings.warn(
+        f"wrap: the decision reads no state of {said}: no site's units depend on {it}, so {its} states take no part "
+        f"in the decision and {its} weights are frozen (net.unreached lists those this wrap froze). NeuroViewCNN does "
+        "not read an RNN's states (its gates run inside torch's own kernel, with no activation module whose units it "
+        f"reads): to explain the model through the states of {first}, use nv.NeuroViewRNN(m, {net.num_classes}, "
+        f"max_len=...) in place of this network (net.unwrap() thaws what it froze), where m is a module of yours that "
+        f"runs {first} with its front end (the layers ahead of it) as its input: batch-first x [B, T, F] in, the "
+        "states of every step [B, T, H] out; or pass layers=[...] naming the sites to read, which silences this",
+        stacklevel=_user_level())
