@@ -18,9 +18,11 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
+from .file_record import FileRecord
 from .labels import one_class_a_series
 from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, number
+from .text_decode import _text
 
 
 def _delimiter(first_line: str) -> str:
@@ -96,36 +98,6 @@ def _values(fields: list[str], row: int, where: str, label_at: int, delimiter: s
         raise ValueError(f"path: row {row} of {where}, column {col0(j)}: a missing or infinite value inside the series "
                          f"({fields[j].strip()!r}); only the end of a row may be empty (a shorter series)")
     return out[:n]
-
-
-#: Byte-order marks of text that is not UTF-8 (Excel's "Unicode Text" export is UTF-16 LE): the longer first.
-_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
-
-
-def _text(path: Path) -> str:
-    """The file's text: UTF-8 (a byte-order mark dropped), or UTF-16 / UTF-32 where a byte-order mark says so; other
-    bytes are an error naming the file and the line."""
-    raw = path.read_bytes()
-    for bom, codec in _BOMS:
-        if raw.startswith(bom):
-            try:
-                return raw.decode(codec)  # the codec reads the mark's byte order, and drops it
-            except UnicodeDecodeError as e:
-                raise ValueError(f"path: expected {codec.upper()} text (the byte-order mark {bom.hex(' ')} of {path.name} "
-                                 f"says so), got bytes that do not decode as it at byte {e.start}; convert it "
-                                 f"(iconv -f {codec} -t utf-8)") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise ValueError(f"path: expected UTF-8 text, got byte 0x{raw[e.start]:02x} on line {line} of {path.name}, which "
-                         "is not UTF-8 (a file saved as Latin-1 or Windows-1252, as Excel's plain 'CSV' is); save it as "
-                         "'CSV UTF-8', or convert it (iconv -f latin1 -t utf-8)") from None
-    if "\x00" in text:  # valid UTF-8, but no text file holds NUL: UTF-16 whose byte-order mark was lost, or binary
-        line = text[:text.index("\x00")].count("\n") + 1
-        raise ValueError(f"path: expected UTF-8 text, got NUL bytes on line {line} of {path.name}: UTF-16 without its "
-                         "byte-order mark (convert it: iconv -f utf-16le -t utf-8), or not a text file")
-    return text
 
 
 def _column_numbers(fields: list[str]) -> bool:
@@ -302,7 +274,7 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     return series, np.asarray(labels)
 
 
-class CsvDataModule(ArrayDataModule):
+class CsvDataModule(FileRecord, ArrayDataModule):
     """Your own series in delimited text: one series a row, its label in one column.
 
     The UCR archive's own ``*_TRAIN.tsv`` files read as they are (the label first, tab-separated).
@@ -374,7 +346,8 @@ class CsvDataModule(ArrayDataModule):
             return (np.stack(x) if same else x), y  # one length: an array; rows of several: padded later
 
         out = {"train": read(self.path)}
-        train_x = out["train"][0]  # before a test split is carved from it
+        self._fingerprint(self.path.read_bytes())  # its sha256, in the checkpoint: the file changed since training refused
+        train_x, rows = out["train"][0], np.arange(len(out["train"][1]))  # before a test split is carved from it
         if self.test_path is not None:
             out["test"] = read(self.test_path)
             warn_fraction_unused(self, "test_fraction", "test", "test_path")
@@ -391,7 +364,8 @@ class CsvDataModule(ArrayDataModule):
                 raise ValueError(empty_held_out(y, "test_fraction", self.test_fraction, "test",
                                                 "pass a test file of your own (test_path)"))
             out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
-            self._test_rows = test  # the file's series (rows, blank lines and a header aside) the test split is
+            rows, self._test_rows = keep, test  # the file's series (rows, blank lines and a header aside) of each split
+        self._rows_read(rows, out["train"][1], self._test_rows, self.val_path is not None)
         if self.val_path is not None:
             out["val"] = read(self.val_path)
         for key, name in (("test", "test_path"), ("val", "val_path")):  # the training file again (a copy too), by content

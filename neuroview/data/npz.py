@@ -6,6 +6,7 @@ libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -15,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
+from .file_record import FileRecord
 from .labels import _first_not_finite, one_class_a_series
 from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, text_labels
@@ -23,7 +25,7 @@ from .splits import empty_held_out, text_labels
 KEYS = ("X", "y", "X_test", "y_test", "X_val", "y_val", "lengths", "lengths_test", "lengths_val")
 
 
-class NpzDataModule(ArrayDataModule):
+class NpzDataModule(FileRecord, ArrayDataModule):
     """Your own arrays: an ``.npz`` with ``X`` ``[N, C, *spatial]`` and ``y`` ``[N]``.
 
     Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
@@ -40,7 +42,9 @@ class NpzDataModule(ArrayDataModule):
     order, until ``layout`` says which it is. An empty, 0-d or text ``X``/``y`` (or split) is refused by name, as is
     a ``y`` of nearly one class a series (10 series or more, classes for 90% of them: measurements, row numbers)
     unless an ``X_test`` of 4 series or more repeats its classes (see :class:`~neuroview.data.CsvDataModule`).
-    ``path`` may start with ``~``. ``batch_size="auto"`` takes a
+    ``path`` may start with ``~``. The sha256 of the file's bytes is kept in a checkpoint's state: the model's own
+    file changed since (rows reordered, series added) is refused where that state is given (``--ckpt_path``).
+    ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.NpzDataModule
     --data.init_args.path my.npz`` keeps the recipe's ``auto``, ``resample`` and ``normalize``.
@@ -73,8 +77,9 @@ class NpzDataModule(ArrayDataModule):
         if not self.path.is_file():
             raise FileNotFoundError(f"path: expected an .npz file with arrays X and y, got {str(self.path)!r} (no such file)")
         # allow_pickle=False: an .npz of plain arrays never needs it, and it would run code
+        raw = self.path.read_bytes()  # once: read, and fingerprinted (the training file changed since refused)
         try:
-            with np.load(self.path, allow_pickle=False) as f:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
         except Exception as e:  # BadZipFile, a pickled object array, a truncated member, a .npy rather than an .npz
             raise ValueError(f"path: expected an .npz file of plain arrays X and y, got {str(self.path)!r}, which is not one "
@@ -82,6 +87,7 @@ class NpzDataModule(ArrayDataModule):
         if "X" not in arrays or "y" not in arrays:
             raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
         _check_keys(arrays, self.path.name)
+        self._fingerprint(raw, arrays)  # its bytes and arrays: the same arrays saved again are the same file
 
         for s in ("_test", "_val"):  # a split of one's own missing its X would be carved from X, its labels unread
             stray = [k for k in ("y" + s, "lengths" + s) if k in arrays and "X" + s not in arrays]
@@ -105,6 +111,7 @@ class NpzDataModule(ArrayDataModule):
             return x, y
 
         out = {"train": split("")}
+        rows = np.arange(len(out["train"][1]))  # the file rows of the training split, as read (before any carve)
         if "X_test" in arrays:
             out["test"] = split("_test")
             warn_fraction_unused(self, "test_fraction", "test", "X_test")
@@ -121,7 +128,8 @@ class NpzDataModule(ArrayDataModule):
                 raise ValueError(empty_held_out(text_labels(np.asarray(y)).astype(str), "test_fraction", self.test_fraction, "test",
                                                 f"add a test split of your own to {self.path.name} (X_test, y_test)"))
             out["train"], out["test"] = (_take(x, keep), y[keep]), (_take(x, test), y[test])
-            self._test_rows = test  # the rows of X the test series are (predictions.csv's file_index)
+            rows, self._test_rows = keep, test  # the rows of X each split's series are (predictions.csv's file_index)
+        self._rows_read(rows, out["train"][1], self._test_rows, "X_val" in arrays)
         if "X_val" in arrays:
             out["val"] = split("_val")
         for s in ("_test", "_val"):  # X given again as its own test split: test_acc would be training accuracy

@@ -7,6 +7,7 @@ May import every layer below training; ``neuroview.data`` inside the functions.
 
 from __future__ import annotations
 
+from ..data.file_record import check_recorded_file
 from ..data.read_as import data_class, same_file
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 
@@ -51,11 +52,14 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
     ``datamodule_hyper_parameters``: another seed or fraction carves other splits, whose test or validation
     split may hold training series, scored as if unseen (28 of 45 "test" series were). Other data (another
     class or file) may be scored, and options that change no split (batch sizes, workers) may differ. Refused,
-    not filled in from the checkpoint: the command's options are what it reads, and the error says which. ``what``
+    not filled in from the checkpoint: the command's options are what it reads, and the error says which. The model's
+    own file at its path whose bytes are not those the checkpoint recorded (rows reordered, series added: carved
+    otherwise) is refused by name (:func:`~neuroview.data.file_record.check_recorded_file`). ``what``
     names the option that gave ``ckpt`` (``model.init_weights`` is held alike)."""
     asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
     args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
-    if not saved or not _same_class(asked.get("class_path"), saved_class(ckpt, saved, asked)):
+    cls = saved_class(ckpt, saved, asked) if saved else None
+    if not saved or not _same_class(asked.get("class_path"), cls):
         return
     gone = [k for k in ({"validate": "val_path"}.get(sub, "test_path"),) if saved.get(k) and k in args and args[k] is None]
     if gone and all(_same_name(args[k], saved[k]) for k in ("path", "name") if k in saved and k in args):
@@ -64,6 +68,7 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
                          f"model was trained on, scored as if unseen: give --data.init_args.{gone[0]} {saved[gone[0]]}")
     if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
         return
+    check_recorded_file(ckpt, args.get("path"), cls, what)  # the same path, other contents: carved otherwise
     diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
     if diff:
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))

@@ -34,6 +34,7 @@ from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from ..training.sparsify import mean_codes
+from .report_rows import add_file_rows
 from .report_writer import check_requirements, recover_out, write_report
 
 __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
@@ -272,40 +273,6 @@ def _report_baseline(model: nn.Module, dm, other: bool, trained_on: dict | None,
     return "auto", None
 
 
-def _file_rows(dm, split: str, index) -> list[int] | None:
-    """The file's row of each explained sample (``dm.test_rows``: a file scored whole, or the test split a
-    ``test_fraction`` carved from it), as ``neuroview predict`` writes them; None for another split or data that
-    names none (a test split of its own: its rows in order, ``split_index``)."""
-    rows = getattr(dm, "test_rows", None) if split == "test" else None
-    return None if rows is None else [int(rows[int(i)]) for i in index]
-
-
-def _add_file_rows(out: Path, rows: list[int] | None) -> None:
-    """``file_index`` (``rows``) beside ``split_index`` in ``predictions.csv`` and beside ``sample_indices`` in
-    ``report.json``: a carve's split_index 0, 1, 2 read as the file's first rows, which they are not."""
-    if rows is None:
-        return
-    import csv  # noqa: PLC0415
-
-    from ..attribution.export import write_csv, write_json  # noqa: PLC0415
-
-    with open(out / "predictions.csv", newline="", encoding="utf-8") as f:
-        table = list(csv.DictReader(f))
-    write_csv(out / "predictions.csv", [_after(r, "split_index", "file_index", rows[i]) for i, r in enumerate(table)])
-    meta = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    write_json(out / "report.json", _after(meta, "sample_indices", "file_index", rows))
-
-
-def _after(d: dict, after: str, key: str, value) -> dict:
-    """``d`` with ``key: value`` placed right after ``after`` (predict's column order: split_index, file_index)."""
-    out = {}
-    for k, v in d.items():
-        out[k] = v
-        if k == after:
-            out[key] = value
-    return out
-
-
 def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """``p``'s arguments, ``--out`` and ``--zoo`` ``~``-expanded; ``--data.init_args.header true``, as fit takes it, is
     told how explain takes a file's options."""
@@ -316,6 +283,15 @@ def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Names
                 f"spec, e.g. --data '{EXAMPLE_SPEC}'" if given else f"unrecognized arguments: {' '.join(unknown)}")
     args.out, args.zoo = (os.path.expanduser(v) if v else v for v in (args.out, args.zoo))  # --out=~/r: no shell expanded it
     return args
+
+
+def _check_counts(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The counts of the command line at least 1 (``--examples``: 0)."""
+    for option, value, least in (("--samples", args.samples, 1), ("--batch-size", args.batch_size, 1),
+                                 ("--examples", args.examples, 0), ("--gallery-samples", args.gallery_samples, 1),
+                                 ("--dpi", args.dpi, 1)):
+        if value is not None and value < least:  # --batch-size 0 ended in a ZeroDivisionError, --examples -1 read as 0
+            p.error(f"{option}: expected {'a positive number' if least else 'a number >= 0'}, got {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,11 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = _parse(p, argv)
-    for option, value, least in (("--samples", args.samples, 1), ("--batch-size", args.batch_size, 1),
-                                 ("--examples", args.examples, 0), ("--gallery-samples", args.gallery_samples, 1),
-                                 ("--dpi", args.dpi, 1)):
-        if value is not None and value < least:  # --batch-size 0 ended in a ZeroDivisionError, --examples -1 read as 0
-            p.error(f"{option}: expected {'a positive number' if least else 'a number >= 0'}, got {value}")
+    _check_counts(p, args)
     if (args.weights or args.model_args) and not args.model:
         p.error("--weights/--model-args: only with --model (a --ckpt rebuilds its own model)")
     if args.zoo and (args.ckpt or args.weights):  # it was ignored, silently
@@ -365,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])
         dm, spec = resolve_data(args.data, trained_on, model, args.split)
+        from ..data.file_record import hold_to_checkpoint  # noqa: PLC0415
         from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
+
+        hold_to_checkpoint(dm, args.ckpt)  # its own training file, changed since (carved otherwise), refused when read
 
         # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's (both lists named)
         check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names")
@@ -388,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                              progress=not args.no_progress, batch_size=args.batch_size, about=about, dpi=args.dpi,
                              gallery_data=None if args.no_gallery else dm, gallery_samples=args.gallery_samples,
                              sample_indices=index, baseline=base)
-        _add_file_rows(Path(args.out), _file_rows(dm, args.split, index))
+        add_file_rows(Path(args.out), dm, args.split, index, gallery=not args.no_gallery)
     except (ValueError, TypeError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...; TypeError: --model-args
         from ..training.data_arg import format_options_hint  # noqa: PLC0415
         from ..training.sparsify_cli import as_option  # noqa: PLC0415 - a zoo entry's `name:`: the --model typed

@@ -35,7 +35,7 @@ def state(tmp_path) -> dict:
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, NpzDataModule(str(train), batch_size=8))
     saved = torch.load(next((tmp_path / "api").rglob("*.ckpt")), map_location="cpu", weights_only=True)
-    assert saved.pop("NpzDataModule") == {"neuroview_data_class": "neuroview.data.npz.NpzDataModule"}
+    assert saved.pop("NpzDataModule")["neuroview_data_class"] == "neuroview.data.npz.NpzDataModule"  # beside the file's record (s20)
     assert saved["datamodule_hyper_parameters"]["path"] == str(train)
     return saved  # the class record taken out: an API checkpoint of before it
 
