@@ -49,17 +49,18 @@ class ArrayDataModule(pl.LightningDataModule):
             fold ``val_fold`` (0 to ``k - 1``) is held out; the ``k`` runs together validate every
             training sample once (:func:`stratified_fold`). ``None``: one split, ``val_fraction`` of
             each class held out at random (:func:`stratified_split`).
-        normalize: ``True``: standardize each channel with the mean and std of the training
-            split (std 1 for a channel constant there: it is only shifted). ``"series"``:
-            z-normalize every series (every sample) channel by channel with its own mean and std
-            over its steps (positions), in every split, as the UCR archive's sets come; the model then
-            reads the same inputs whatever the scale and offset of each recording (a series ``a * x + b``,
-            ``a > 0``, gives what ``x`` gives up to float32 rounding, about 1e-7 relative where its stored values
-            hold that spread: a hard code whose pre-activation sits at 0 may flip). A constant series becomes
-            zeros (float64: a spread below 1e-12 of its magnitude). ``"sample"``: the same with one mean and std per
-            series over all its channels and steps together: indifferent to a recording's overall
-            scale and offset, while the channels keep their levels relative to each other (the
-            same as ``"series"`` for one channel). ``False``: the values as loaded.
+        normalize: ``True``: standardize each channel with the mean and std of the training split (std 1 for a channel
+            constant there: it is only shifted). ``"series"``: z-normalize every series (every sample) channel by
+            channel with its own mean and std over its steps (positions), in every split, as the UCR archive's sets
+            come; the model then reads the same inputs whatever the scale and offset of each recording (a series
+            ``a * x + b``, ``a > 0``, gives what ``x`` gives up to float32 rounding, about 1e-7 relative: the cast errs by
+            up to 6e-8 of ``max |a * x + b|`` over the std of ``a * x``, float64 series centered first where that passes 1e-4;
+            a hard code whose pre-activation sits at 0 may flip). The promise ends below a std of 1e-8: there a series
+            whose float32 cast loses it, or whose std is below 1e-6 of its channel's largest value over the training
+            split, reads as a constant, zeros, whatever its offset (a warning names float64 ones that vary by more than
+            their rounding). ``"sample"``: the same with one mean and std per series over all its channels and steps
+            together: indifferent to a recording's overall scale and offset, while the channels keep their levels
+            relative to each other (the same as ``"series"`` for one channel). ``False``: the values as loaded.
         num_workers: DataLoader workers. 0 is fastest: every batch is one gather from arrays in
             memory (augmentation, where there is some, runs on whole batches after the transfer). The
             batches do not depend on it (each epoch draws what 0 workers draw: ``SeededLoader``). Workers are kept
@@ -260,7 +261,7 @@ class ArrayDataModule(pl.LightningDataModule):
         splits, truncated, scale = {}, {}, magnitude(parts["train"][0], self.normalize == "sample") if per else None
         for name, (x, y) in parts.items():
             yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
-            x, judge = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)", scale)  # 0: centered
+            x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)", scale)  # warns what reads as flat
             if variable and self.resample:
                 xt, lengths = stretch(x, max_len, f"{owner}: X ({name} split)"), None
             elif variable:
@@ -288,7 +289,7 @@ class ArrayDataModule(pl.LightningDataModule):
                                  f"{tuple(splits['train'][0].shape[1:])}, got {tuple(xt.shape[1:])} (shape {tuple(xt.shape)}); "
                                  "resize them to the training split's")
             if per:  # each series by itself, "no spread" judged by the training split's magnitude in every split
-                xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample", scale=judge)
+                xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample", scale=scale)
             splits[name] = (xt, yt, lengths)
         if truncated:
             warn_truncated(owner, truncated, max_len)

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "normalize_option", "EPS", "F64_NO_SPREAD"]
+__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "normalize_option", "EPS", "F64_ROUNDING"]
 
 #: a std below this is no spread: taken as 1
 EPS = 1e-8
-#: a float64 series (channel) whose std is at most this share of its own largest |value| is constant: the rounding of
-#: float64 arithmetic (2.2e-16 a step) over a long series, with room. Above it, a spread is kept whatever its size: an
-#: absolute 1e-8 read 1 + 7e-10 x, the same series as 1e9 + 0.7 x scaled down, as a constant (flat zeros)
-F64_NO_SPREAD = 1e-12
+#: float64 rounding of a series' own values, with room (64 steps of 2.2e-16): a series (channel) that varies by more
+#: than this share of its largest |value| and is still read as no spread is named in a warning, never silently. No
+#: threshold of a series' own size tells rounding from signal below :data:`EPS`: 0.5 +- 4.6e-12 (np.gradient of a
+#: constant speed) is rounding, 1 + 7e-10 x may be a signal, 1e9 +- 1e-4 (1e-13 of its size) is a measurement
+F64_ROUNDING = 64 * 2.0 ** -52
 
 
 def _valid(x: Tensor, lengths: Tensor) -> Tensor:
@@ -74,9 +75,9 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
     over its steps (only the first ``lengths[i]`` along the last axis; later steps stay 0), in float32;
     ``joint``: one mean and std per sample, over all its channels and steps together. A std below
     ``eps`` that is also below 1e-6 of ``scale`` (by default the largest magnitude of the channel over all of
-    ``x``; ``joint``: of all of ``x``; or one per series, ``[N, ...]``: 0 where its spread is known to be real) is
-    taken as 1: a constant series, or the rounding residue of a zero among series of ordinary size, becomes zeros, and
-    a set of 1e-21 strains is z-normalized as any other.
+    ``x``; ``joint``: of all of ``x``; a number, or a tensor that broadcasts over ``x``: one per channel ``[C, 1]``, or
+    one per series ``[N, ...]``) is taken as 1: a constant series, or the rounding residue of a zero among series of
+    ordinary size, becomes zeros, and a set of 1e-21 strains is z-normalized as any other.
 
     >>> x = torch.tensor([[[1.0, 2.0, 3.0]], [[10.0, 30.0, 50.0]]])
     >>> per_series_normalize(x)[:, 0]  # the second series is the first one, times 20, minus 10
@@ -86,9 +87,11 @@ def per_series_normalize(x: Tensor, lengths: Tensor | None = None, eps: float = 
     if scale is None:  # the magnitude of the data the series belong to, not each one's own (a residue's is its noise)
         a = x.abs() if lengths is None else x.abs() * _valid(x, lengths)
         scale = a.amax(dim=tuple(d for d in range(x.dim()) if joint or d != 1), keepdim=True).double()
+    scale = torch.as_tensor(scale, dtype=torch.float64)  # a number, a 0-d or [C, 1] tensor: whole to every chunk
     if x.shape[0] > 2048:  # in chunks: 50,000 CIFAR images in float64 at once would take 1.2 GB
+        rows = scale.dim() == x.dim() and scale.shape[0] == x.shape[0] > 1  # one row per series: sliced with them
         return torch.cat([per_series_normalize(x[i:i + 2048], None if lengths is None else lengths[i:i + 2048], eps, joint,
-                                               scale=scale if scale.shape[0] == 1 else scale[i:i + 2048])
+                                               scale=scale[i:i + 2048] if rows else scale)
                           for i in range(0, x.shape[0], 2048)])
     xd = x.double()
     dims = tuple(range(1 if joint else 2, x.dim()))
@@ -148,58 +151,103 @@ def _readable(a):
 
 
 def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None):
-    """``(x, scale)``: float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every
-    network reads, would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became
-    one float32 value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series'
-    mean anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where
-    the cast errs by more than 1e-4 of its spread and that spread is one (above :data:`F64_NO_SPREAD` of its own
-    magnitude: ``1 + 7e-10 x`` is centered as ``1e9 + 0.7 x`` is); the others are left as they were, bit for bit.
-    ``scale`` (:func:`per_series_normalize`'s "no spread" scale) comes back one per series, 0 where a series was
-    centered: its spread was judged here, in float64 against its own magnitude, and the training split's magnitude,
-    which judges float32 rounding, read those series' std of 7e-10 around 1 as none. Read as it is or by channel
-    statistics, a channel whose cast errs by more than 1% of its spread over the split (a spread above
-    :data:`F64_NO_SPREAD` of its magnitude) is an error naming it and the fix (one nearly flat series among others is
-    not: the channel's spread is what the network sees); so is a value beyond float32's range (the cast's inf was
-    reported as a NaN or inf in the file)."""
+    """Float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every network reads,
+    would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
+    value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series' mean
+    anyway, such a series is centered (per channel; ``"sample"``: over all its channels) in float64 first, where the
+    cast errs by more than 1e-4 of its spread and that spread is above :data:`EPS`; the others are left as they were,
+    bit for bit. Read as it is or by channel statistics, a channel whose cast errs by more than 1% of its spread (above
+    :data:`EPS`) over the split is an error naming it and the fix (one nearly flat series among others is not: the
+    channel's spread is what the network sees); so is a value beyond float32's range (the cast's inf was reported as a
+    NaN or inf in the file). Below :data:`EPS` the data cannot tell a signal (``1 + 7e-10 x``) from float64 rounding
+    (``0.5 +- 4.6e-12``, a derivative): such a series or channel is read as no spread, as before, and a warning names
+    it where it varies by more than :data:`F64_ROUNDING` of its own size. ``scale``: the training split's magnitude
+    that :func:`per_series_normalize` judges "no spread" by (default: this split's)."""
     listed = isinstance(x, (list, tuple))
     x = [_readable(a) for a in x] if listed else _readable(x)
     if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
-        return x, scale
-    out, centered = None, {}
+        return x
+    out = None
     if normalize in ("series", "sample"):
+        if scale is None:
+            scale = magnitude(x, normalize == "sample")
+        flat = []
         for i, a in enumerate(x):
             if a.size == 0 or not np.isfinite(a).all():
                 continue  # refused by name after the cast
             axes = tuple(range(0 if normalize == "sample" else 1, a.ndim))
             mean, spread = a.mean(axis=axes, keepdims=True), a.std(axis=axes, keepdims=True)
             peak = np.abs(a).max(axis=axes, keepdims=True)
-            need = (peak * 2.0 ** -24 > 1e-4 * spread) & (spread > F64_NO_SPREAD * peak)  # float32's rounding, at most
-            if need.any():  # a constant is read as one; a channel the cast keeps stays bit for bit
-                out = (list(x) if listed else x.copy()) if out is None else out
-                out[i], centered[i] = np.where(need, a - mean, a), need
+            if (peak * 2.0 ** -24 > 1e-4 * np.where(spread > EPS, spread, np.inf)).any():  # float32's rounding, at most
+                out = (list(x) if listed else x.copy()) if out is None else out  # a constant is read as one
+                out[i] = a - mean
+            if scale is not None:  # a channel of a centered series too: its other channels' spread centered it
+                flat += _read_as_no_spread(i, a if out is None else out[i], axes, mean, spread, peak, scale)
+        if flat:
+            _warn_flat(where, "series", flat, len(x), "is read as no spread: a std below 1e-8 (of its float32 cast) "
+                       "that is also below 1e-6 of the training split's largest value (of its channel; 'sample': of all)")
     else:
-        if listed and (any(a.ndim != 2 for a in x) or len({a.shape[0] for a in x}) != 1):
-            return x, scale  # not every series [C, T_i] of one C: refused by name when it is padded
-        flat = [a.reshape(a.shape[0], -1) for a in x] if listed else [np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)]
-        flat = np.concatenate(flat, axis=1) if flat else flat
-        good = np.isfinite(flat).all(1) if len(flat) else flat
-        for c in np.flatnonzero(good) if len(flat) else ():
-            spread, peak = float(flat[c].std()), float(np.abs(flat[c]).max())
-            if spread > F64_NO_SPREAD * peak and peak * 2.0 ** -24 > 1e-2 * spread:
-                raise ValueError(f"{where}: channel {c} holds values around {float(flat[c].mean()):.6g} that vary by "
-                                 f"{spread:.3g}: read as float32, as every network reads it, it loses more than 1% of "
-                                 "that spread; subtract the offset from your data, or pass normalize='series' (each "
-                                 "series centered in float64 before it is read)")
+        _refuse_channels(x, listed, where)
     for i, a in enumerate(out if out is not None else x):
         peak = float(np.abs(a[np.isfinite(a)]).max()) if a.size and np.isfinite(a).any() else 0.0
         if peak > float(np.finfo(np.float32).max):  # cast, it read as inf: "NaN or inf" named values the file lacks
             raise ValueError(f"{where}: series {i} holds values up to {peak:.3g}, beyond float32's range (3.4e38), in "
                              "which every network reads it; rescale your data")
-    if scale is not None and centered:
-        scale = scale.expand(len(x), *scale.shape[1:]).clone()
-        for i, need in centered.items():
-            scale[i][torch.as_tensor(need).expand(scale[i].shape)] = 0.0
-    return (x if out is None else out), scale
+    return x if out is None else out
+
+
+def _read_as_no_spread(i: int, a: np.ndarray, axes, mean, spread, peak, scale: Tensor) -> list:
+    """``[(i, level, spread)]`` where series ``i`` (``a``, as it will be cast; ``mean``, ``spread``, ``peak``: its
+    float64 values') varies by more than float64 rounding yet :func:`per_series_normalize` will read its float32 cast
+    as no spread (judged by the training split's ``scale``)."""
+    if not ((spread <= EPS) & (spread > F64_ROUNDING * peak)).any():
+        return []
+    s = scale.numpy()[0] if isinstance(scale, Tensor) else np.asarray(scale)
+    if s.shape[:1] not in ((1,), a.shape[:1]):  # another channel count than the training split's: refused by name
+        return []
+    std32 = a.astype(np.float32).astype(np.float64).std(axis=axes, keepdims=True)
+    band = (spread > F64_ROUNDING * peak) & (std32 < EPS) & (std32 <= 1e-6 * s.reshape(s.shape[:1] + (1,) * (a.ndim - 1)))
+    if not band.any():
+        return []
+    c = int(np.flatnonzero(band.reshape(-1))[0])
+    return [(f"{i} (channel {c})" if band.size > 1 else i, float(mean.reshape(-1)[c]), float(spread.reshape(-1)[c]))]
+
+
+def _refuse_channels(x, listed: bool, where: str) -> None:
+    """Read as it is or by channel statistics: a channel whose float32 cast loses more than 1% of a spread above
+    :data:`EPS` is refused by name; below it, one that varies by more than float64 rounding is named in a warning."""
+    if listed and (any(a.ndim != 2 for a in x) or len({a.shape[0] for a in x}) != 1):
+        return  # not every series [C, T_i] of one C: refused by name when it is padded
+    flat = [a.reshape(a.shape[0], -1) for a in x] if listed else [np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)]
+    flat = np.concatenate(flat, axis=1) if flat else flat
+    good = np.isfinite(flat).all(1) if len(flat) else flat
+    lost = []
+    for c in np.flatnonzero(good) if len(flat) else ():
+        spread, peak = float(flat[c].std()), float(np.abs(flat[c]).max())
+        if spread > EPS and peak * 2.0 ** -24 > 1e-2 * spread:
+            raise ValueError(f"{where}: channel {c} holds values around {float(flat[c].mean()):.6g} that vary by "
+                             f"{spread:.3g}: read as float32, as every network reads it, it loses more than 1% of "
+                             "that spread; subtract the offset from your data, or pass normalize='series' (each "
+                             "series centered in float64 before it is read)")
+        if spread > F64_ROUNDING * peak and peak * 2.0 ** -24 > 1e-2 * spread:
+            lost.append((int(c), float(flat[c].mean()), spread))
+    if lost:
+        _warn_flat(where, "channels", lost, len(flat), "its float32 cast, which every network reads, loses more than 1% "
+                   "of that variation (normalize='series' does not keep it either)")
+
+
+def _warn_flat(where: str, what: str, found: list, total: int, how: str) -> None:
+    """One warning for the series (channels) ``found`` (``(index, level, spread)``) that vary by less than
+    :data:`EPS` but by more than float64 rounding, and are read as constants."""
+    i, level, spread = found[0]
+    spreads, levels, one = [s for _, _, s in found], [v for _, v, _ in found], "channel" if what == "channels" else what
+    more = (f" (spreads {min(spreads):.3g} to {max(spreads):.3g}, around {min(levels):.6g} to {max(levels):.6g})"
+            if len(found) > 1 else "")
+    warnings.warn(f"{where}: {len(found)} of {total} {what} vary by less than 1e-8 but by more than float64 rounding of "
+                  f"their values{more}, and are served as flat (constant): {one} {i} holds values around {level:.6g} "
+                  f"that vary by {spread:.3g}, and {how}. If that variation is signal, subtract the offset or rescale the "
+                  "data (e.g. multiply by 1e9) before handing it over; if it is rounding noise (a derivative, a detrending "
+                  "residue, a difference of clock readings), it reads as the constant it is", UserWarning, stacklevel=4)
 
 
 def warn_stored_apart(parts: dict, owner: str, normalize=True) -> None:

@@ -8,6 +8,7 @@ them ``neuroview.core``).
 from __future__ import annotations
 
 import fnmatch
+import numbers
 
 from torch import nn
 
@@ -42,6 +43,9 @@ def create_model(name: str, pretrained: bool = False, *, num_classes: int | None
     >>> type(net).__name__, net.num_classes
     ('NeuroViewCNN', 10)
     """
+    if isinstance(pretrained, numbers.Integral) and not isinstance(pretrained, bool) and pretrained > 1:  # (name, 10)
+        raise ValueError(f"pretrained: expected true or false, got {pretrained!r}; num_classes and every later argument "
+                         f"are keyword-only: create_model({name!r}, num_classes={int(pretrained)})")
     pretrained = check_flag(pretrained, "pretrained")  # pretrained="False" loaded the weights
     try:  # an unknown name fails here, with suggestions, before any file is read; so does a tag without its weights
         build = builder(name, trained=pretrained)

@@ -30,3 +30,14 @@ def test_arguments_after_pretrained_stay_keyword_only_and_text_is_refused():
         nv.create_model("nv_small_cnn", False, 10)
     with pytest.raises(ValueError, match=r"pretrained: expected true or false, got 'False'"):
         nv.create_model("nv_small_cnn", "False")
+
+
+@pytest.mark.parametrize("count", [10, 3])
+def test_a_class_count_by_position_is_told_num_classes_is_a_keyword(count):
+    """create_model(name, 10), the num_classes habit of resnet18(10)-style builders, was told only that pretrained takes
+    true or false (the review of 3d6e630)."""
+    with pytest.raises(ValueError, match=rf"pretrained: expected true or false, got {count}; num_classes and every later "
+                                         rf"argument are keyword-only: create_model\('nv_small_cnn', num_classes={count}\)"):
+        nv.create_model("nv_small_cnn", count)
+    with pytest.raises(ValueError, match=r"pretrained: expected true or false, got 1$"):  # 1 is no class count: no hint
+        nv.create_model("nv_small_cnn", 1, num_classes=3, in_channels=1)
