@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "data_class", "read_as_trained",
-           "read_like", "read_options"]
+__all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "data_class",
+           "note_trained_on", "read_as_trained", "read_like", "read_options"]
 
 def checkpoint_data(path, unnamed: bool = False) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
@@ -284,5 +284,52 @@ def check_classes(dm, trained: list[str] | None, what: str) -> None:
         raise ValueError(f"{what}: its classes, in order, are {names[:8]}{' ...' if len(names) > 8 else ''}; the model's "
                          f"outputs are {list(trained)[:8]}{' ...' if len(trained) > 8 else ''}{hint}: a data module "
                          "numbers the classes it reads, so its class i would be scored and named as the model's class i. "
-                         "Pass data of the classes the model was trained on (every one of them in its training split)")
+                         "Pass data of the classes the model was trained on (every one of them in its training split)"
+                         + _trained_on_note(dm))
+
+
+_IDS = ("path", "name", "root")  # the options that say which file or set a data module reads
+
+
+def note_trained_on(dm, source, argv: list[str] | None = None) -> None:
+    """Record on ``dm`` (the data of ``neuroview test``/``validate``/``predict``) the weight file ``source`` it is read
+    for and the data module that file was trained on, where it records one, so that :func:`check_classes`'s refusal
+    names both and the options that read the latter: ``--config recipes/ucr_nv_cnn.yaml --ckpt_path`` of a run on the
+    user's own file read the recipe's GunPoint, and the refusal named neither. ``argv``: the command line (whether
+    ``--data`` named the data, or the ``--config``)."""
+    spec = checkpoint_data(source, unnamed=True) if source else None
+    if spec is None:
+        return
+    named = argv is not None and any(a == "--data" or a.startswith(("--data=", "--data.")) for a in argv)
+    try:
+        dm._neuroview_trained_on = (str(source), spec, "" if named or argv is None else ", the --config's data")
+    except AttributeError:  # a data module of the user's that takes no attribute: its refusal says less
+        pass
+
+
+def _trained_on_note(dm) -> str:
+    """`` (read: UCRDataModule name='GunPoint'; run.ckpt was trained on NpzDataModule path='my.npz': pass --data ...)``
+    where :func:`note_trained_on` recorded the checkpoint on ``dm``; ``""`` otherwise (the message as it was)."""
+    held = getattr(dm, "_neuroview_trained_on", None)
+    if not isinstance(held, tuple) or len(held) != 3:
+        return ""
+    import shlex  # noqa: PLC0415
+
+    source, spec, given = held
+    args = spec.get("init_args") or {}
+    cls = spec.get("class_path")
+    read = _describe(type(dm).__name__, {k: getattr(dm, k, None) for k in _IDS})
+    if _same_data(dm, spec, args):
+        return f" (read: {read}{given}, the data {source} was trained on)"
+    trained = _describe(cls.rpartition(".")[2] if isinstance(cls, str) else "a data module of its own", args)
+    note = f" (read: {read}{given}; {source} was trained on {trained}"
+    if not (isinstance(cls, str) and cls.startswith(f"{__package__}.")):
+        return note + ": pass that data)"
+    ids = "".join(f" --data.init_args.{k} {shlex.quote(str(args[k]))}" for k in _IDS if args.get(k) is not None)
+    return note + f": pass --data {cls}{ids} to score it on that data)"
+
+
+def _describe(name: str, args: dict) -> str:
+    ids = ", ".join(f"{k}={args[k]!r}" for k in _IDS if args.get(k) is not None)
+    return f"{name} {ids}" if ids else name
 

@@ -22,6 +22,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_warn
 
 from ..data import ArrayDataModule
+from ..data.read_as import note_trained_on
 from ..data.splits import whole_files
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
@@ -30,6 +31,7 @@ from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
+from .cli_parse import parse_refusal
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
@@ -149,6 +151,7 @@ class NeuroViewCLI(LightningCLI):
             ckpt = _checkpoint_file(cfg, self.subcommand)
             source = ckpt or cfg.model.get("init_weights")
             read_evaluated_like(source, self.datamodule, "ckpt_path" if ckpt else "model.init_weights", self.subcommand)
+            note_trained_on(self.datamodule, source, getattr(self, "_argv", None))  # named if its classes are refused
             if source and isinstance(self.model, NeuroViewModule):
                 self.model = _as_trained(source, ckpt is not None, self.model, self.datamodule, self.subcommand)
 
@@ -160,7 +163,8 @@ class NeuroViewCLI(LightningCLI):
         newest best), and nothing an earlier run saved is lost (the folder is one per recipe: a run on other data
         replaced the earlier model), nor moved by a run refused before it trained. A resume of another file than
         ``last.ckpt`` (a kept ``last-v1.ckpt``) keeps aside what it would write over that is not its own. A fit refused
-        before it trained, a resume too, leaves no log folder of its own (:class:`DropRefusedRun`)."""
+        before it trained, a resume too, leaves no log folder of its own (:class:`DropRefusedRun`). A fit into a folder
+        that another live fit writes is refused at its setup, moving nothing (:mod:`.run_folder`)."""
         cfg = self.config[self.subcommand]
         cb = self.trainer.checkpoint_callback
         self.trainer.callbacks.append(DropRefusedRun(self.trainer.loggers))  # before any logger made its folder
@@ -361,25 +365,9 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
         try:
             return _cli(argv, run)
         except ArgumentError as e:
-            said = _short(str(e), argv).replace(f"required: {command}.data", "required: --data (pass --config "
-                                          "recipes/<recipe>.yaml, which names the data and the model)")
+            said = parse_refusal(str(e), argv, command)
             print(f"neuroview {command}: error: {said}\nsee `neuroview {command} --help`", file=sys.stderr)
             raise SystemExit(2) from None
-
-
-def _short(message: str, given: list[str], lines: int = 12) -> str:
-    # jsonargparse explains a refused subclass at length, one reason per candidate: keep the first lines. A long value
-    # given (a 400 kB --data spec was said three times whole; --data=<spec> too) is cut as `neuroview explain` cuts
-    # --model-args; then a line still long (the value as parsed: a dict's repr) after its first 100 characters: over 200
-    # where such a value was given, else over 2,000 (a long value from a --config or --data file; the parser's own
-    # words, its Subtypes: [...] of what an option accepts, are shorter: said whole)
-    long = {v for a in given for v in (a, a.partition("=")[2] if a.startswith("--") else a) if len(v) > 200}
-    for a in sorted(long, key=len, reverse=True):  # a value inside another: cut with it
-        message = message.replace(a, f"{a[:60]!r}... ({len(a)} characters)")
-    limit = 200 if long else 2_000
-    parts = [f"{p[:100]}... ({len(p)} characters)" if len(p) > limit else p for p in message.strip().splitlines()]
-    parts = [p for p in parts if p.strip()]
-    return "\n".join(parts[:lines] + ([f"  ... ({len(parts) - lines} more lines)"] if len(parts) > lines else []))
 
 
 def _cli(argv: list[str], run: bool) -> NeuroViewCLI:

@@ -4,7 +4,9 @@ they were, the one a ``--model.init_weights`` names too: read at the setup under
 config by its kept name), and the log folders of a ``fit`` refused before it trained removed
 (:class:`DropRefusedRun`). A kept checkpoint names its own files by their kept names (its best, its last), so that it
 resumes whole; ``--ckpt_path last`` reads the folder's ``last.ckpt`` only (:func:`last_checkpoint`): a kept one is an
-earlier run's. May import Lightning and ``neuroview._io``; nothing else of neuroview.
+earlier run's. A live run's folder is not another's: :class:`KeepEarlierRuns` claims it for the fit
+(:mod:`.run_folder`), and a second ``fit`` into it while the first runs is refused before it moves anything. May import
+Lightning, ``neuroview._io`` and ``.run_folder``; nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
+from .run_folder import claim_folder, release_folder
 
 __all__ = ["DropRefusedRun", "KeepEarlierRuns", "check_init_weights", "keep_earlier_checkpoints", "last_checkpoint"]
 
@@ -92,6 +95,30 @@ class KeepEarlierRuns(Callback):
 
     def __init__(self, checkpoint, cfg=None):
         self.checkpoint, self.cfg = checkpoint, cfg  # the ModelCheckpoint: its folder as its setup resolved it
+        self._claimed = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """The checkpoint folder claimed for this fit (:func:`.run_folder.claim_folder`): a fit that another live run
+        holds is refused here, before it moves or writes anything of that run's (it set the live run's ``last.ckpt``
+        aside as "the earlier run's" and wrote its own over the one that run went on saving)."""
+        if stage != "fit":
+            return
+        root = getattr(getattr(self.cfg, "trainer", None), "default_root_dir", None)
+        refused = None
+        if trainer.is_global_zero:
+            try:
+                self._claimed = claim_folder(self.checkpoint.dirpath, root)
+            except ValueError as e:
+                refused = str(e)
+        refused = trainer.strategy.broadcast(refused)
+        if refused:
+            raise ValueError(refused)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._claimed = release_folder(self._claimed)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._claimed = release_folder(self._claimed)
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.ckpt_path is not None:  # a resume: of another file than the folder's last.ckpt, it writes over that

@@ -41,6 +41,8 @@ def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable
                          f"got {name!r}")
     arch, dot, _ = name.partition(".")
     if arch not in _MODELS:
+        if what in ("arch", "architecture"):  # a name saved (a checkpoint's, an entry's): maybe the user's own
+            raise ValueError(_unregistered(name, what))
         close = difflib.get_close_matches(arch, list(_MODELS), n=3)
         hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
         raise ValueError(f"{what}: unknown model {name!r}{hint}")
@@ -53,6 +55,22 @@ def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable
                          f"(Python); on the command line the entry name alone loads its weights, and a weight file of "
                          f"your own takes the architecture: --model {arch} (explain), --arch {arch} (retrofit)")
     return _MODELS[arch]
+
+
+def _unregistered(name: str, what: str) -> str:
+    """The refusal of an architecture ``name`` no builder of this process is registered for. A checkpoint's ``arch``
+    (or a saved entry's ``architecture``) names the builder it was trained with: one of the user's own
+    (``nv.register_model``), known only to a process that imported the code registering it, was refused as a typo
+    ("did you mean ['nv_rnn', ...]", unrelated zoo names). A near spelling (a typed ``--model.arch``) is still named."""
+    arch = name.partition(".")[0]
+    close = difflib.get_close_matches(arch, list(_MODELS), n=3, cutoff=0.8)
+    typo = f" (a typo of {close}?)" if close else ""
+    return (f"{what}: unknown model {name!r}: no architecture of that name is registered in this process{typo}; "
+            f"neuroview's own are neuroview.list_models(). One of your own, registered with nv.register_model in your "
+            f"code, is known only where the module that registers it was imported: import it first (Python: `import "
+            f"my_models`, then load_module / nv.sparsify / nv.unit_gallery; a command: `python -c \"import my_models, "
+            f"sys; from neuroview.cli import main; sys.exit(main())\" explain --ckpt ...`, where my_models.py calls "
+            f"nv.register_model)")
 
 
 def one_network(name: str, build: Callable[..., nn.Module], kwargs: dict) -> dict:
