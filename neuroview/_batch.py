@@ -22,11 +22,12 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, IterableDataset
                               SubsetRandomSampler, WeightedRandomSampler)
 
 
-def unpack(batch, device: torch.device | None = None, what: str = "batch") -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` are ``None`` where the batch has none; one sample as a
-    dataset gives it (a 0-d label) an error naming ``what`` (:func:`refuse_samples`). ``device``: where to put the
-    tensors among them (a loader gives CPU batches; a loop outside Lightning feeding a network on a GPU passes its device)."""
-    refuse_samples(batch, what)
+def unpack(batch, device: torch.device | None = None, what: str = "batch",
+           net: nn.Module | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(x, lengths, y)`` of a batch; ``lengths`` and ``y`` None where it has none; one sample as a dataset gives it to
+    ``net`` (the network that reads it) an error naming ``what`` (:func:`refuse_samples`). ``device``: where to put the
+    tensors (a loader gives CPU batches; a loop outside Lightning feeding a network on a GPU passes its device)."""
+    refuse_samples(batch, what, net)
     if isinstance(batch, Tensor):
         parts = batch, None, None
     elif isinstance(batch, dict) or not isinstance(batch, (tuple, list)):  # batch[0] of a dict was a bare KeyError
@@ -41,23 +42,32 @@ def unpack(batch, device: torch.device | None = None, what: str = "batch") -> tu
         parts = batch[0], None, None
     else:
         raise ValueError(f"batch: expected (x, y) or (x, lengths, y), got a {type(batch).__name__} of {len(batch)} items")
-    if device is None:
-        return parts
-    return tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
+    return parts if device is None else tuple(t.to(device) if isinstance(t, Tensor) else t for t in parts)
 
 
-def refuse_samples(batch, what: str) -> None:
-    """An error naming ``what`` where ``batch`` is one sample as a dataset gives it (``(x, y)`` or ``(x, lengths, y)``,
-    a 0-d label) or a map-style ``DataLoader(batch_size=None)`` whose item 0 is one: x's rank was named, not the cause."""
-    if isinstance(batch, DataLoader) and batch.batch_sampler is None and not isinstance(batch.dataset, IterableDataset):
-        # item 0 as it gives it, the caller's RNG left as it was (an augmenting dataset draws); none: each batch as read
-        with suppress(Exception), torch.random.fork_rng(devices=[]):  # (no item 0: a sampler of keys, an empty dataset)
-            batch = batch.collate_fn(batch.dataset[0])
+def refuse_samples(batch, what: str, net=None) -> None:
+    """An error naming ``what`` where ``batch`` is one sample as a dataset gives it to ``net``: ``x`` of its
+    :func:`sample_rank` (no batch axis) and a scalar label (a 0-d tensor or array, a number). Judged on each batch as
+    read, never by a look into a loader (whole batches read with batch_size=None pass); x's rank or the labels' shape
+    was named, not the cause. No ``net``, or one whose rank is not known yet (a lazy CNN's): nothing judged."""
+    rank = sample_rank(net)
     y = batch[-1] if isinstance(batch, (tuple, list)) and len(batch) in (2, 3) and isinstance(batch[0], Tensor) else None
-    if (isinstance(y, Tensor) and y.dim() == 0) or isinstance(y, (int, float, np.number)):
+    if rank is None or y is None or batch[0].dim() != rank:  # a whole batch with one tag for all of it is no sample
+        return
+    if (isinstance(y, (Tensor, np.ndarray)) and y.ndim == 0) or isinstance(y, (int, float, np.number)):
         raise ValueError(f"{what}: its batches are single samples as a dataset gives them (x of shape {tuple(batch[0].shape)}, "
-                         "a scalar label): a DataLoader with batch_size=None, or a list of dataset items; pass "
-                         "DataLoader(dataset, batch_size=...), whose batches (x, y) hold one label per sample")
+                         "one sample without its batch axis, and a scalar label): samples handed one at a time (a DataLoader "
+                         "with batch_size=None, a list or generator of dataset items); pass DataLoader(dataset, "
+                         "batch_size=...), whose batches (x, y) hold one label per sample")
+
+
+def sample_rank(net: nn.Module | None) -> int | None:
+    """The rank of one sample as a dataset gives it to ``net`` (channels-first, no batch axis): a sequence model's
+    ``[C, T]`` 2, a CNN's ``len(input_shape)`` once its sites are found (an ensemble's: its members'); else None."""
+    members = getattr(net, "members", None)
+    net = members[0] if isinstance(members, nn.ModuleList) and len(members) else net
+    shape = getattr(net, "input_shape", None)
+    return 2 if isinstance(net, nn.Module) and takes_lengths(net) else len(shape) if isinstance(shape, tuple) else None
 
 
 def check_lengths(lengths, x: Tensor, what: str, last=None):
@@ -69,10 +79,8 @@ def check_lengths(lengths, x: Tensor, what: str, last=None):
     if lengths is None:
         return None
     if isinstance(lengths, (list, tuple, np.ndarray)):  # a list or numpy's, as the RNN readers take them
-        try:
+        with suppress(TypeError, ValueError, RuntimeError):  # not numbers: named below as no lengths
             lengths = torch.as_tensor(np.asarray(lengths))
-        except (TypeError, ValueError, RuntimeError):  # not numbers: named below as no lengths
-            pass
     given, lengths = lengths, _int64(lengths)
     n = x.shape[-1] if isinstance(x, Tensor) and x.dim() > 1 else None
     if not _steps(lengths, x, n):
@@ -102,15 +110,13 @@ def _steps(lengths, x, n: int | None) -> bool:
 
 
 def as_batches(data, what: str = "batches"):
-    """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)``
-    as a tuple, or as the list a DataLoader gives: ``x`` of rank 2 or more, then items of as many rows and a lower
-    rank, one-hot labels too; a list of bare batches holds items of one rank) becomes a list of it, where iterating it
-    would take its tensors for batches (its labels read as inputs); anything else (a loader, a list of batches) as it
-    is; a dict an error naming ``what`` (its keys were read as batches)."""
+    """``data`` as an iterable of batches: one batch given alone (a tensor, ``(x, y)`` or ``(x, lengths, y)`` as a tuple,
+    or as the list a DataLoader gives: ``x`` of rank 2 or more, then items of as many rows and a lower rank, one-hot
+    labels too; a list of bare batches holds items of one rank) becomes a list of it, where iterating it would read its
+    labels as inputs; anything else (a loader, a list of batches) as it is; a dict an error naming ``what``."""
     if isinstance(data, dict):
         raise ValueError(f"{what}: expected a data module, a DataLoader or an iterable of batches (x, y) or "
                          f"(x, lengths, y), got a dict with keys {list(data)[:5]}; pass [(x, y)] or a DataLoader")
-    refuse_samples(data[0] if isinstance(data, (list, tuple)) and data and not isinstance(data[0], Tensor) else data, what)
     if isinstance(data, Tensor) or (isinstance(data, tuple) and 1 < len(data) < 4 and isinstance(data[0], Tensor)):
         return [data]
     if (isinstance(data, list) and 1 < len(data) < 4 and isinstance(data[0], Tensor) and data[0].dim() > 1
@@ -123,17 +129,16 @@ def as_batches(data, what: str = "batches"):
 
 
 def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets: bool = True):
-    """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a training loader)
-    rebuilt over its dataset, same batch size and collate, so that what is fitted on it (the folds of a
-    cross-validation, an index into the split) depends on the samples, not on how the loader deals them. A sampler
-    or batch sampler of its own cannot be undone, nor a ``RandomSampler`` that draws a number of samples of its own
-    (``num_samples=k``, ``replacement=True``: a random subsample): read as it is, or, with ``strict`` (the reason an order is
-    needed), an error naming ``what``; but a ``SubsetRandomSampler`` and a ``WeightedRandomSampler`` (a balancing
-    loader) say which samples they draw from: those, each once, in order (``subsets=False``: not, where an index must
-    name a sample of the dataset, not of the subset). A neuroview dataset that augments its
-    samples is read without augmentation. An IterableDataset read by several workers is read by this process alone:
-    each worker iterates all of it unless it shards itself (``get_worker_info()``, which a loader cannot see), and every
-    sample was read once per worker. Anything that is not a DataLoader as it is."""
+    """``loader`` read in order and whole: a DataLoader that shuffles or drops its last batch (a training loader) rebuilt
+    over its dataset, same batch size and collate, so that what is fitted on it (the folds of a cross-validation, an index
+    into the split) depends on the samples, not on how the loader deals them. A sampler or batch sampler of its own cannot
+    be undone, nor a ``RandomSampler`` that draws a number of samples of its own (``num_samples=k``, ``replacement=True``:
+    a random subsample): read as it is, or, with ``strict`` (the reason an order is needed), an error naming ``what``;
+    but a ``SubsetRandomSampler`` and a ``WeightedRandomSampler`` (a balancing loader) say which samples they draw from:
+    those, each once, in order (``subsets=False``: not, where an index must name a sample of the dataset, not of the
+    subset). A neuroview dataset that augments its samples is read without augmentation. An IterableDataset read by
+    several workers is read by this process alone: each worker iterates all of it unless it shards itself
+    (``get_worker_info()``, which a loader cannot see), and every sample was read once per worker. Else as it is."""
     if not isinstance(loader, DataLoader):
         return loader
     iterable = isinstance(loader.dataset, IterableDataset)
@@ -152,7 +157,7 @@ def in_order(loader, *, strict: str | None = None, what: str = "loader", subsets
     if drawn is None and not iterable and (size is None or not _permutes(sampler, len(dataset))):
         if strict is None:
             return loader
-        kind = type(bs if size is None else sampler).__name__
+        kind = type(bs if size is None and bs is not None else sampler).__name__  # batch_size=None: the sampler
         if size is not None and isinstance(sampler, RandomSampler):  # a subsample, or with replacement
             kind += f" that draws {sampler.num_samples} of its {len(dataset)} samples" + " with replacement" * sampler.replacement
         raise ValueError(f"{what}: expected a DataLoader that reads its dataset in order, or shuffles it with a batch_size "
@@ -183,12 +188,12 @@ def _drawn(s, n: int) -> list[int] | None:
 
 
 def split_batches(data, split: str, what: str, strict: str | None = None, subsets: bool = True):
-    """The batches of ``data``'s whole ``split``, in order and without augmentation: a neuroview data module's
-    through ``_loader`` (None for a validation split it does not carve); another LightningDataModule's
-    ``{split}_dataloader()`` and a DataLoader read :func:`in_order` (a training loader shuffles and drops its last
-    partial batch: a head fitted on it missed samples, and a cross-validation's folds moved with the shuffle); one
-    batch given alone as a list of it; any other iterable of batches as it is. ``what`` names the argument; ``strict``
-    (why each sample must be read once): a loader whose sampler cannot be read so is an error, not read as it is."""
+    """The batches of ``data``'s whole ``split``, in order and without augmentation: a neuroview data module's through
+    ``_loader`` (None for a validation split it does not carve); another LightningDataModule's ``{split}_dataloader()``
+    and a DataLoader read :func:`in_order` (a training loader shuffles and drops its last partial batch: a head fitted on
+    it missed samples, and a cross-validation's folds moved with the shuffle); one batch given alone as a list of it; any
+    other iterable of batches as it is. ``what`` names the argument; ``strict`` (why each sample must be read once): a
+    loader whose sampler cannot be read so is an error."""
     if hasattr(data, "_loader") and hasattr(data, "setup"):
         data.setup("fit")
         if split == "val" and "val" not in data._prepared_splits():
@@ -221,8 +226,7 @@ def own_val_split(data):
             return None
         raise ValueError(f"train: {type(data).__name__}.val_dataloader() failed ({type(e).__name__}: {e}); fix it, or "
                          "pass val= the batches to validate on") from e
-    if isinstance(loader, dict):  # several named loaders: which one validates is not ours to pick
-        loader = list(loader.values())
+    loader = list(loader.values()) if isinstance(loader, dict) else loader  # named loaders: which validates is not ours
     if isinstance(loader, (list, tuple)) and loader and all(isinstance(v, DataLoader) for v in loader):
         if len(loader) > 1:  # its loaders were read as batches
             raise ValueError(f"train: expected a data module whose val_dataloader() gives one loader, got {len(loader)} "
@@ -238,9 +242,8 @@ def own_val_split(data):
 
 @contextmanager
 def kept_generators(data, seed: int | None = None):
-    """A block after which the generators of a DataLoader ``data`` (``DataLoader(..., generator=g)``) are as they
-    were: a loader draws its shuffle and its workers' base seed from ``g``, the caller's. With ``seed`` they are
-    seeded with it inside, so that the shuffle is the same for a seed. Each distinct generator once (its own, its sampler's)."""
+    """A block after which the generators of a DataLoader ``data`` (its own, its sampler's: each once) are as they were: a
+    loader draws its shuffle and its workers' base seed from them, the caller's. ``seed``: seeded with it inside."""
     drawers = (data, getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None))
     found = [getattr(d, "generator", None) for d in drawers] if isinstance(data, DataLoader) else []
     gens = [g for i, g in enumerate(found) if isinstance(g, torch.Generator) and all(g is not h for h in found[:i])]
@@ -279,14 +282,12 @@ def module_loader(data, split: str):
     already reads (set up by its user, or by Lightning's fit) is read as it is, another set up once and remembered. A
     setup that splits at random (``random_split``, as Lightning's docs show) called at every read dealt each read other
     samples: ``sparsify(net, dm, val=dm)`` scored its validation on samples it had fitted on, and the caller's module
-    held another split afterwards. Not set up: its loader raises (a dataset attribute missing) or reads no dataset
-    (``DataLoader(None)``)."""
+    held another split afterwards. Not set up: its loader raises (no dataset attribute) or reads ``DataLoader(None)``."""
     make = getattr(data, f"{split}_dataloader")
     if _SET_UP.get(id(data)) is not data:  # by id: a dataclass module (its own __eq__) is unhashable
-        try:
+        loader = None
+        with suppress(Exception):  # not set up yet: a missing dataset attribute, Lightning's not-implemented
             loader = make()
-        except Exception:  # noqa: BLE001  (not set up yet: a missing dataset attribute, Lightning's not-implemented)
-            loader = None
         if loader is not None and getattr(loader, "dataset", True) is not None:
             return loader
         if callable(getattr(data, "setup", None)):

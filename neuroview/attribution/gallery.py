@@ -142,17 +142,17 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     with own_rng(next(net.parameters()).device), kept_generators(loader):  # a loader's base seed: no RNG of the caller's
         batches = iter(_batches(loader))
         first = next(batches, None)
-        while first is not None and not len(unpack(first)[0]):  # empty batches first: the samples come later
+        while first is not None and not len(unpack(first, what="loader", net=net)[0]):  # empty batches: samples later
             first = next(batches, None)
         if first is None:
             raise ValueError("loader: gave no samples")
-        x0 = _samples(unpack(first)[0])
+        x0 = _samples(unpack(first, what="loader", net=net)[0])
         if not rnn and isinstance(x0, Tensor) and not (x0.is_floating_point() or x0.is_complex()):
             raise ValueError(f"loader: expected floating-point inputs (a unit's window is where its gradient on the input is "
                              f"non-zero), got dtype {x0.dtype}; pass x.float() where the network reads that (uint8 images "
                              "scaled inside it do): token ids have no such window")
         if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
-            net.discover(unpack(first)[0].to(next(net.parameters()).device))
+            net.discover(x0.to(next(net.parameters()).device))
         cols, restore = check_units(net, units), restore_modes(net)  # each distinct unit once: scanned once
         try:
             net.eval()  # inside: a hold never let go would keep the modes from coming back
@@ -230,7 +230,7 @@ def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | N
         for j, batch in enumerate(batches):
             if max_samples is not None and top.seen >= max_samples:
                 break
-            x, lengths, y = unpack(batch)
+            x, lengths, y = unpack(batch, what="loader", net=net)  # single samples named as such (x of the net's rank)
             if not len(_samples(x)):  # an empty batch is no end of the data
                 continue
             if rnn:  # the layout first: a steps-last batch is named as such, not by its lengths

@@ -70,7 +70,7 @@ def readability(net: nn.Module, batches: Iterable, *, baseline: Tensor | str | N
         for j, batch in enumerate(batches):  # j: the batch as the user counts them, empty ones too
             if not any(True for _ in filled([batch])):  # 0 samples: no end of the data, nothing to read
                 continue
-            x, lengths, y = unpack(batch, device)
+            x, lengths, y = unpack(batch, device, "batches", net)  # single samples named as such, as `batches`
             if not isinstance(x, Tensor):  # an RNN's numpy batch was blamed on its layout ("expected channels-first")
                 raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__} (the samples of a batch of batches; "
                                 "convert them, torch.as_tensor(x), as the data modules give tensors)")

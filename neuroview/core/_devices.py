@@ -1,12 +1,13 @@
 """Where a pass runs: the device of an input against its network's, and autocast on any device type.
 
-A network and its input on the ``meta`` device (torch's shape inference) run through; an input on another device
-than the network's parameters is named as ``x`` with both devices, where torch's own error named neither. Imports
-only torch.
+A network and its input on the ``meta`` device (torch's shape inference) run through; an input on ``meta`` handed to a
+network off it, or the reverse, is named as ``x`` with both devices, where torch's own error named neither (other
+device pairs are torch's to judge). Imports only torch.
 """
 
 from __future__ import annotations
 
+import itertools
 from contextlib import nullcontext
 
 import torch
@@ -14,26 +15,37 @@ from torch import Tensor, nn
 
 
 def require_device(x: Tensor, module: nn.Module, what: str = "x") -> None:
-    """A clear error where ``x`` lies on none of the devices of ``module``'s parameters (a ``meta`` x handed to a CPU
-    network, a CUDA x to a CPU one): torch's own failed deep inside the pass ("Tensor.item() cannot be called on meta
-    tensors", "Tensor on device cpu is not on the expected device meta!"), naming neither ``x`` nor the fix. A module
-    spread over several devices passes an ``x`` on any of them (its first layer's is not known here).
+    """A clear error where a pass of ``module`` on ``x`` cannot run and torch's own error named neither ``x`` nor the fix:
+    ``x`` on ``meta`` (no values) and none of ``module``'s parameters or buffers there ("Tensor.item() cannot be called on
+    meta tensors"), or all of them on ``meta`` and ``x`` on a real device ("Tensor on device cpu is not on the expected
+    device meta!"). A module of buffers only (fixed filters) is judged by its buffers. Any other pair is torch's to judge:
+    a backbone may move its input itself (``x.to(self.weight.device)`` in its forward), and a module spread over devices
+    may read ``x`` on any of them.
 
     >>> require_device(torch.zeros(2, 3, device="meta"), nn.Linear(3, 2))
     Traceback (most recent call last):
     ...
     ValueError: x: on device meta, the model's parameters on cpu; move x (x.to('cpu')) or the model (model.to('meta'))
     """
-    first = next(module.parameters(), None)  # one look on every pass: the whole set only where it differs
+    first = next(_tensors(module), None)  # one look on every pass: the whole set only where meta meets a real device
     if not isinstance(x, Tensor) or first is None or x.device == first.device:
         return
-    devices = {p.device for p in module.parameters()}
-    if x.device in devices:
+    meta = x.device.type == "meta"
+    if not meta and first.device.type != "meta":  # two real devices: torch's own error, or a forward that moves x
         return
+    devices = {t.device for t in _tensors(module)}
+    if any((d.type == "meta") == meta for d in devices):  # a module partly on x's side of meta: torch's to judge
+        return
+    kind = "parameters" if next(module.parameters(), None) is not None else "buffers"
     on = " and ".join(sorted(map(str, devices)))
     fix = f"{what}.to({str(next(iter(devices)))!r})" if len(devices) == 1 else f"{what}.to(...)"
-    raise ValueError(f"{what}: on device {x.device}, the model's parameters on {on}; move {what} ({fix}) or the model "
+    raise ValueError(f"{what}: on device {x.device}, the model's {kind} on {on}; move {what} ({fix}) or the model "
                      f"(model.to({str(x.device)!r}))")
+
+
+def _tensors(module: nn.Module):
+    """``module``'s parameters, then its buffers."""
+    return itertools.chain(module.parameters(), module.buffers())
 
 
 def autocast_enabled(device_type: str) -> bool:

@@ -160,7 +160,7 @@ def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list
     total, n, skipped, read = 0.0, 0, 0, 0
     loader = _train_batches(train)
     for j, batch in enumerate(loader):
-        x, lengths, y = unpack(batch)
+        x, lengths, y = unpack(batch, what="train", net=net)
         if y is None:
             raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
         if not isinstance(x, torch.Tensor):  # (numpy series: a bare AttributeError on .to)

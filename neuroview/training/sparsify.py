@@ -118,7 +118,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True,
 
 def _batch_features(net, batch, device, what: str, labels: bool, out=None) -> tuple[Tensor, Tensor | None]:
     """:func:`_features` of one batch."""
-    x, lengths, y = unpack(batch, device)  # loaders give CPU batches
+    x, lengths, y = unpack(batch, device, what, net)  # loaders give CPU batches; single samples named as `what`
     x = read_input(x)  # a bf16-true / 64-true run's cast, where the Sparsify callback asks for it (sparse_checks.read_as)
     if y is None and labels:
         raise ValueError(f"{what}: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")

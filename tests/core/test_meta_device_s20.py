@@ -7,6 +7,8 @@ devices; a meta network on a meta ``x`` (torch's shape inference) failed the sam
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
@@ -99,3 +101,68 @@ def test_a_cpu_cnn_handed_a_meta_input_names_x_and_both_devices():
                                              r"\(x\.to\('cpu'\)\) or the model \(model\.to\('meta'\)\)$"):
             call(torch.zeros(2, 2, 12, device="meta"))
     assert net(torch.zeros(2, 2, 12)).shape == (2, 3)  # its own device still runs
+
+
+# R3 findings 5 and 6: a backbone of buffers only (fixed filters) is judged by its buffers; only the pairs that cannot
+# run and that torch names badly (meta against a real device) are refused, any other pair left to torch; an ensemble
+# and LITE on meta, shown here once their sites were found on a real input.
+class _Fixed(nn.Module):
+    """A backbone of fixed filters kept as buffers (as FixedConv1d and MiniRocket's kernels are): no parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", torch.tensor([[[1.0, -1.0, 0.0]], [[0.0, 1.0, 1.0]]]))
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(nn.functional.conv1d(x, self.weight))
+
+
+def test_a_backbone_of_buffers_only_handed_a_meta_input_names_x_and_both_devices():
+    with pytest.raises(ValueError, match=r"^x: on device meta, the model's buffers on cpu; move x \(x\.to\('cpu'\)\) or "
+                                         r"the model \(model\.to\('meta'\)\)$"):
+        require_device(torch.zeros(1, 1, 5, device="meta"), _Fixed())  # before: nothing (no parameters to look at)
+    net = nv.NeuroViewCNN(_Fixed(), 2, input_shape=(1, 6), quantizer="hard", unit_axis={"act": 1}).eval()
+    with pytest.raises(ValueError, match=r"^x: on device meta, the model's buffers on cpu; move x"):
+        net(torch.zeros(2, 1, 6, device="meta"))  # before: RuntimeError, "Tensor on device cpu is not on ... meta!"
+    x = torch.tensor([[[0.0, 1.0, 0.0, 2.0, 0.0, 0.0]]])
+    # by hand: filter 0 (x[t] - x[t+1]: -1, 1, -2, 2) is on at 2 of 4 positions, filter 1 (x[t+1] + x[t+2]: 1, 2, 2, 0)
+    # at 3 of 4; its own device still runs
+    assert net.codes(x).tolist() == [[0.5, 0.75]]
+
+
+def test_require_device_refuses_only_meta_against_a_real_device():
+    lin, meta = nn.Linear(3, 2), nn.Linear(3, 2).to("meta")
+    with pytest.raises(ValueError, match=r"^x: on device cpu, the model's parameters on meta; move x \(x\.to\('meta'\)\) "
+                                         r"or the model \(model\.to\('cpu'\)\)$"):
+        require_device(torch.zeros(1, 3), meta)
+    require_device(torch.zeros(1, 3, device="meta"), meta)
+    spread = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2).to("meta"))  # partly on meta: an x on either device passes
+    require_device(torch.zeros(1, 3), spread)
+    require_device(torch.zeros(1, 3, device="meta"), spread)
+    # two real devices: torch's to judge, a backbone may move its input itself (x.to(self.weight.device) in forward).
+    # A stand-in for a CUDA x (no GPU here): before, it was refused, "x: on device cuda:0, the model's parameters on cpu"
+    cuda_x = mock.MagicMock(spec=torch.Tensor)
+    cuda_x.device = torch.device("cuda", 0)
+    require_device(cuda_x, lin)
+    require_device(torch.zeros(1, 3), _Fixed())
+
+
+def test_an_ensemble_and_lite_on_meta_run_a_meta_input_through_by_shape_once_their_sites_are_found():
+    torch.manual_seed(0)
+    members = [nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()), 3, input_shape=(2, 12)) for _ in range(2)]
+    lite = nv.create_model("nv_lite", in_channels=2, num_classes=3).eval()
+    x = torch.randn(5, 2, 12)
+    for net in (nv.Ensemble(members).eval(), lite):
+        want = net(x).shape  # a pass on a real input finds the sites (the ensemble's members: input_shape did)
+        out = net.to("meta")(x.to("meta"))
+        assert out.device.type == "meta" and out.shape == want == (5, 3)
+
+
+def test_a_network_that_has_not_found_its_sites_is_told_to_find_them_on_a_real_input_first():
+    lazy = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()), num_classes=3).to("meta")
+    with pytest.raises(ValueError, match=r"^x: on device meta, where a network cannot find its sites .*then "
+                                         r"model\.to\('meta'\)$"):
+        lazy(torch.zeros(2, 2, 12, device="meta"))  # before: Tensor.item() cannot be called on meta tensors
+    found = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()), num_classes=3, input_shape=(2, 12))
+    assert found.to("meta")(torch.zeros(2, 2, 12, device="meta")).shape == (2, 3)  # the advice runs
