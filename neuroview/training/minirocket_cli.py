@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         refuse_existing(args.out, [f"nv_minirocket.{tag}"] + [f"nv_minirocket.{tag}_sparse"] * (args.max_k90 is not None),
                         args.overwrite, "--tag" if args.tag is not None else "--data",
                         "pick a shorter --tag" if args.tag is not None else "the data's name or file stem makes the tag: "
-                        "pass a shorter --tag")
+                        "pass a shorter --tag", "pick another --out or pass --overwrite to replace it, or keep both: give "
+                        "this run's entries a tag of their own with --tag <tag>")
 
         if args.normalize is not None and args.data.lstrip().startswith("{"):  # it was ignored, silently
             raise ValueError(f"--normalize: a JSON --data spec sets its own normalization (its init_args' normalize), "
@@ -140,7 +141,7 @@ def _write(args, tag: str, net, sparse, spec: dict, dm) -> bool:
     """Score the entries on the test split and write them into ``--out``; False (said) where the write failed."""
     from pathlib import Path  # noqa: PLC0415
 
-    from .sparsify_cli import not_written  # noqa: PLC0415
+    from .zoo_out import not_written, written_meanwhile  # noqa: PLC0415
 
     out = Path(args.out)
     dm.setup("test")
@@ -153,6 +154,10 @@ def _write(args, tag: str, net, sparse, spec: dict, dm) -> bool:
         save_pretrained_all([s for s, _ in saves], root=out, overwrite=args.overwrite)  # refused before the work unasked
     except OSError as e:  # --out made unwritable, or a disk filled, during the work: said, not a traceback
         print(f"neuroview minirocket: {not_written(args.out, e)}", file=sys.stderr)
+        return False
+    except ValueError as e:  # another run's entries of these names, saved meanwhile (a traceback advising overwrite=True)
+        why = None if args.overwrite else written_meanwhile(args.out, [s["name"] for s, _ in saves], "--tag <tag>")
+        print(f"neuroview minirocket: {why or e}", file=sys.stderr)
         return False
     for _, said in saves:
         print(f"{said}; wrote it to {out}")

@@ -7,11 +7,13 @@ data modules import slowly).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .._batch import check_reads, unpack
 from .sparsify import DEVIANCE, sparsify
 from .sparse_finetune import finetune_sparse
+from .zoo_out import not_written, written_meanwhile  # noqa: F401 - not_written: retrofit and the tests take it from here
 
 __all__ = ["main"]
 
@@ -111,6 +113,16 @@ def _entry_name(args, entry: dict, tag: str) -> str:
     spec = entry["dataset"]["data_module"].get("init_args", {})
     data = spec.get("name") or (Path(spec["path"]).stem if spec.get("path") else None) or args.data
     return f"{arch}.{tag}_{re.sub(r'[^a-z0-9]+', '_', str(data).lower()).strip('_')}_sparse"
+
+
+def _held_advice(args, arch: str) -> str:
+    """What to do where ``--out`` holds the entry's name already. A checkpoint's default name is its file's, which runs
+    share (each `neuroview fit` writes a last.ckpt): ``--name`` first, ``--overwrite`` would delete the other run's entry."""
+    own = f"give this run's entry a name of its own with --name {arch}.<tag>"
+    if args.name is None and _is_checkpoint(args.source):
+        return (f"its name comes from the checkpoint's file name ({os.path.basename(args.source)!r}), not from its run: "
+                f"{own}, or pick another --out (--overwrite would replace the earlier run's entry)")
+    return f"pick another --out or pass --overwrite to replace it, or keep both: {own}"
 
 
 def _data_module(data: str, trained_on: dict | None = None):
@@ -227,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work
-                        "pick a shorter one" if args.name is not None else "name the entry with a shorter --name")
+                        "pick a shorter one" if args.name is not None else "name the entry with a shorter --name",
+                        _held_advice(args, entry["architecture"]))
         dm.setup("fit")
         x, lengths, _ = unpack(next(iter(dm._loader("train"))))
         check_reads(net, x, lengths, f"--data: {args.data or entry['dataset']['name']}")
@@ -242,10 +255,19 @@ def main(argv: list[str] | None = None) -> int:
         hint = file_options_hint("sparsify", args.data, str(e), _file_spec(args))  # --data.init_args.*: refused here
         print(f"neuroview sparsify: {folds_advice(as_option(str(e), _OPTIONS))}{hint}", file=sys.stderr)
         return 2
+    return _saved(args, net, sparse, dm, entry, name)
+
+
+def _saved(args, net, sparse, dm, entry: dict, name: str) -> int:
+    """0 where :func:`_write` wrote the entry; 2, said in one line, where the save failed after the work."""
     try:
         _write(args, net, sparse, dm, entry, name)
     except OSError as e:  # --out made unwritable, or a disk filled, during the work: said, not a traceback
         print(f"neuroview sparsify: {not_written(args.out, e)}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # another run's entry of that name, saved meanwhile (it was a traceback advising overwrite=True)
+        why = None if args.overwrite else written_meanwhile(args.out, [name], f"--name {entry['architecture']}.<tag>")
+        print(f"neuroview sparsify: {why or as_option(str(e), _OPTIONS)}", file=sys.stderr)
         return 2
     return 0
 
@@ -273,21 +295,6 @@ def expand_paths(args, *names: str):
         if isinstance(getattr(args, name, None), str):
             setattr(args, name, os.path.expanduser(getattr(args, name)))
     return args
-
-
-def not_written(out: str, e: OSError) -> str:
-    """The refusal of a command whose final save into ``--out`` failed (checked writable before the work: it became
-    unwritable, or the disk filled, since); the export writes as one, so the folder's earlier files stay as they were.
-    The advice by the error's number: a name too long, a folder or file that cannot be written, a disk full."""
-    import errno  # noqa: PLC0415
-
-    advice = ("pick a shorter --out" if e.errno == errno.ENAMETOOLONG else
-              "free the disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
-              "make the folder writable (and an earlier file it replaces replaceable), or pick another --out"
-              if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
-              "free the disk or make the folder writable")
-    return (f"out: could not write into {out!r} ({type(e).__name__}: {e}); the result was not saved, and what --out held "
-            f"before was left as it was: {advice}, and run the command again")
 
 
 def _write(args, net, sparse, dm, entry: dict, name: str) -> None:

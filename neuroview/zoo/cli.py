@@ -6,10 +6,11 @@ May import the rest of ``neuroview.zoo`` (``.api``, ``.pretrained``); nothing ab
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 
 from .api import list_models
-from .pretrained import MissingZooError, checkpoints_dir, list_pretrained, read_manifest, verify_entry
+from .pretrained import MissingZooError, checkpoints_dir, read_manifest, verify_entry
 
 __all__ = ["main", "format_table"]
 
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except (MissingZooError, ValueError) as e:  # an install without its checkpoints, or a folder that is no zoo
         print(f"neuroview zoo: {e}", file=sys.stderr)
         return 2
-    names = list_pretrained(args.pattern, args.root)
+    # the names from that one reading: an export into the folder between two readings listed a name the table lacked
+    names = sorted(n for n in entries if not args.pattern or fnmatch.fnmatch(n, args.pattern))
     if not names:
         print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}",
               file=sys.stderr if args.verify else sys.stdout)

@@ -38,7 +38,7 @@ import json
 import os
 import platform
 import re
-from pathlib import Path
+import time
 from typing import Any
 
 import torch
@@ -54,11 +54,11 @@ from .files import (ENV, MANIFEST, NAME_MAX, MissingZooError, checkpoints_dir, m
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from ._arguments import check_arguments
+from ._entry_record import check_file_kwargs, entry_facts
 from ._save_checks import check_normalize as _check_normalize, check_same_settings as _check_same_settings
 from ._save_checks import plain as _plain  # viz.report compares arguments by it, from here
 from ._weights_checks import find_sites, input_shape_record as _input_shape
-from .weights import (ArchitectureError, ChecksumError, arch_clash, arch_defaults, check_finite, check_fits, load_weights,
-                      read_weights, saved_arch_kwargs)
+from .weights import ArchitectureError, ChecksumError, arch_defaults, check_finite, check_fits, load_weights, read_weights
 
 __all__ = ["checkpoints_dir", "read_manifest", "list_pretrained", "get_entry", "load_pretrained", "load_weights", "save_pretrained",
            "save_pretrained_all", "verify_entry", "evaluate", "make_datamodule", "count_params", "sha256_file", "unknown_entry", "check_arguments",
@@ -103,10 +103,11 @@ def check_root(root: str | os.PathLike | None) -> None:
         raise ValueError(f"root: expected a checkpoint folder, got {shown} ({why})")
 
 
-def get_entry(name: str, root: str | os.PathLike | None = None) -> tuple[str, dict]:
-    """``(full name, manifest entry)``; a bare architecture name resolves when it has one entry."""
+def get_entry(name: str, root: str | os.PathLike | None = None, entries: dict[str, dict] | None = None) -> tuple[str, dict]:
+    """``(full name, manifest entry)``; a bare architecture name resolves when it has one entry. ``entries``: the
+    manifest's, read already (one reading of it: an export between two readings changed it)."""
     check_root(root)
-    entries = read_manifest(root)
+    entries = read_manifest(root) if entries is None else entries
     if name in entries:
         return name, entries[name]
     tagged = sorted(n for n in entries if n.split(".", 1)[0] == name)
@@ -169,24 +170,23 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
     Keyword arguments, if any, must agree with the entry's ``arch_kwargs`` (a checkpoint fixes its architecture); the entry
     itself is attached as ``model.pretrained_cfg``. ``_probe=False``: a NeuroView-CNN's sites found on the first batch.
     """
-    full, entry = get_entry(name, root)
-    arch, arch_kwargs = _entry_facts(full, entry, root)
-    wanted = name.split(".", 1)[0]
-    if wanted != arch:
-        raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
-    as_channels = "in_channels" in kwargs and "in_features" not in kwargs  # a clash names what the caller passed
-    kwargs = routed(arch, kwargs, "kwargs")  # in_channels of an RNN as its in_features, as create_model takes it
-    check_arguments(arch, kwargs, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
-    if clash := _given_clash(kwargs, arch_kwargs, arch_defaults(arch)):
-        detail = ", ".join(f"in_channels={v!r} (an RNN's in_features; checkpoint: {c})" if k == "in_features" and as_channels
-                           else f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
-        raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
-                         f"create_model({arch!r}, ...) without pretrained=True to change them")
-    restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
-    tensors, meta = read_weights(checkpoints_dir(root) / entry["file"], full, sha256=entry.get("sha256"), hint=restore)
+    def checked(full: str, entry: dict) -> None:  # the caller's arguments against the entry: before its file is read
+        arch, arch_kwargs = entry_facts(full, entry, root)
+        if (wanted := name.split(".", 1)[0]) != arch:
+            raise ArchitectureError(f"name: {name!r} asks for architecture {wanted!r}, but the manifest's entry is a {arch!r}")
+        as_channels = "in_channels" in kwargs and "in_features" not in kwargs  # a clash names what the caller passed
+        given = routed(arch, kwargs, "kwargs")  # in_channels of an RNN as its in_features, as create_model takes it
+        check_arguments(arch, given, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
+        if clash := _given_clash(given, arch_kwargs, arch_defaults(arch)):
+            detail = ", ".join(f"in_channels={v!r} (an RNN's in_features; checkpoint: {c})" if k == "in_features" and as_channels
+                               else f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
+            raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
+                             f"create_model({arch!r}, ...) without pretrained=True to change them")
+    full, entry, entries, tensors, meta = _read_entry(name, root, checked)
+    arch, arch_kwargs = entry_facts(full, entry, root)
     if meta.get("neuroview.architecture") not in (None, arch):
         raise ArchitectureError(f"{full}: the file holds a {meta['neuroview.architecture']!r}, the manifest says {arch!r}")
-    _check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs, read_manifest(root))
+    check_file_kwargs(full, entry["file"], meta, arch, arch_kwargs, entries)
     def built() -> nn.Module:  # once more where the pass that finds its sites at load failed: as it was before that pass
         with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: they draw nothing of the caller's
             model = _build(arch, arch_kwargs)
@@ -199,49 +199,35 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
     return find_sites(built, full, entry.get("input_shape"), _probe)  # net.sites before the first batch (README's Use)
 
 
-def _entry_facts(full: str, entry: Any, root: str | os.PathLike | None) -> tuple[str, dict]:
-    """``(architecture, arch_kwargs)`` of a manifest entry; an entry without them (or ``file``) is an error
-    naming the manifest and the entry, not a bare KeyError."""
-    where = checkpoints_dir(root) / MANIFEST
-    if not isinstance(entry, dict):
-        raise ValueError(f"root: expected the entry {full!r} of {where} to be a JSON object, got {type(entry).__name__}")
-    missing = [k for k in ("architecture", "arch_kwargs", "file") if k not in entry]
-    if missing:
-        raise ValueError(f"root: the entry {full!r} of {where} has no {', '.join(map(repr, missing))} (expected "
-                         "'architecture', 'arch_kwargs' and 'file'); restore the manifest or re-export the entry")
-    if not isinstance(entry["arch_kwargs"], dict) or not isinstance(entry["architecture"], str):
-        raise ValueError(f"root: the entry {full!r} of {where}: expected a string 'architecture' and an object 'arch_kwargs', "
-                         f"got {entry['architecture']!r} and {entry['arch_kwargs']!r}")
-    # a name in the folder: '../x', '/x' or a link out of it loaded weights from elsewhere on the disk
-    if not isinstance(file := entry["file"], str) or not file or Path(file).name != file or not file.endswith(".safetensors"):
-        want = (f"a non-empty string 'file' (its weight file, in {where.parent})" if not isinstance(file, str) or not file else
-                f"'file' to name a .safetensors file in {where.parent} (a file name: no folder, no path)")
-        raise ValueError(f"root: the entry {full!r} of {where}: expected {want}, got {file!r}; restore the manifest or re-export the entry")
-    if (where.parent / file).is_symlink() and where.parent.resolve() not in (where.parent / file).resolve().parents:
-        raise ValueError(f"root: the entry {full!r} of {where}: its file {file!r} is a link to {str((where.parent / file).resolve())!r}, "
-                         "outside the folder; a zoo loads only its own files: copy the file in, or re-export the entry")
-    return entry["architecture"], dict(entry["arch_kwargs"])
+#: The waits (seconds) before a load reads the manifest and the entry's file again, where the file is not the one the
+#: manifest names and either changed since the last reading, or an export into the folder is under way (its journal): an
+#: export replaces the weights first, then the manifest that names them. Only a pair that stays apart is corrupted.
+_REREADS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
-def _check_file_kwargs(full: str, file: str, meta: dict[str, str], arch: str, arch_kwargs: dict,
-                       entries: dict | None = None) -> None:
-    """The file's own record of how it was built (``neuroview.arch_kwargs``) must be the manifest's: an
-    edited manifest would otherwise load the weights, without error, into a network they were never trained as.
-    Nor may the file be another entry's of ``entries`` by the name it records (``neuroview.name``): an entry naming
-    another's file loaded it (an entry renamed by hand, whose old name is gone, still loads its file)."""
-    saved_as = meta.get("neuroview.name")
-    if saved_as not in (None, full) and saved_as in (entries or {}):
-        raise ArchitectureError(f"{full}: {file} holds the weights of the entry {saved_as!r}, not of {full!r}; it is "
-                                "not loaded as another entry: restore the manifest or re-export the entry")
-    if (saved := saved_arch_kwargs(meta, file, full)) is None:  # a file that records nothing (not save_pretrained's): the manifest alone says
-        return
-    if clash := arch_clash(saved, arch_kwargs, arch_defaults(arch)):
-        given = {k: ("" if k in saved else " (not given: the default)", "" if k in arch_kwargs else " (not given: the default)")
-                 for k in clash}
-        detail = ", ".join(f"{k}: file {a!r}{given[k][0]}, manifest {b!r}{given[k][1]}" for k, (a, b) in clash.items())
-        raise ArchitectureError(f"{full}: {file} was trained with other arguments than the manifest's arch_kwargs say "
-                                f"({detail}); it is not loaded "
-                                "into a network it was not trained as: restore the manifest or re-export the entry")
+def _read_entry(name: str, root: str | os.PathLike | None, checked) -> tuple[str, dict, dict, dict, dict]:
+    """``(full name, entry, the manifest's entries, tensors, file metadata)`` of one reading of the manifest whose
+    entry names, by its sha256, the very bytes read from its file; ``checked(full, entry)`` runs on each entry read."""
+    seen, folder = None, checkpoints_dir(root)
+    journal = folder / f".{MANIFEST}.neuroview-journal"  # neuroview._io's, of an export under way into the folder
+    for wait in (*_REREADS, None):
+        busy = journal.exists()  # before the reading too: an export may end (its journal gone) while the file is read
+        full, entry = get_entry(name, root, entries := read_manifest(root))
+        checked(full, entry)
+        restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
+        try:
+            return (full, entry, entries, *read_weights(folder / entry["file"], full, sha256=entry.get("sha256"), hint=restore))
+        except ChecksumError as e:
+            now, busy = (entry.get("sha256"), e.digest), busy or journal.exists()
+            if wait is None or (now == seen and not busy):  # a pair that stayed apart: not an export's
+                if (seen is not None and now != seen) or busy:
+                    raise ChecksumError(f"{full}: its manifest entry and its file {entry['file']} still disagreed after "
+                                        f"{len(_REREADS) + 1} readings over {sum(_REREADS):g} s, another process exporting into "
+                                        f"{folder} all along; load it again once that export ends") from e
+                raise
+            seen = now
+            time.sleep(wait)
+    return None  # not reached: the last reading returns or raises
 
 
 _NO_DEFAULT = object()  # an argument the architecture has no default for: any value given clashes
@@ -267,10 +253,11 @@ def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:
 
 # -------------------------------------------------------------------------- saving
 def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool, name_from: str = "name",
-                    shorter: str = "pick a shorter one") -> None:
+                    shorter: str = "pick a shorter one", advice: str = "pick another --out or pass --overwrite to replace it") -> None:
     """A ``ValueError`` naming ``--out`` where ``root``'s manifest already holds one of ``names`` and ``overwrite`` is off: a command
     that writes zoo entries never replaces an earlier run's unasked, nor finds it only after the work (:func:`save_pretrained` too).
-    ``name_from``, ``shorter``: the option that sets the names, and how to make one shorter, said where one is too long."""
+    ``name_from``, ``shorter``: the option that sets the names, and how to make one shorter, said where one is too long;
+    ``advice``: what to do about an entry held (a command's option that names the entry, where it has one)."""
     if why := too_long(root):  # before any stat of it: exists() raised a bare OSError [Errno 36]
         raise ValueError(f"out: expected a folder to write zoo entries into, got {os.fspath(root)[:60]!r}..., {why}; pick a shorter --out")
     root = checkpoints_dir(root)  # "~/zoo": the home folder's, as the export writes it
@@ -287,7 +274,7 @@ def refuse_existing(root: str | os.PathLike, names: list[str], overwrite: bool, 
         check_entry_name(n, n.split(".", 1)[0], name_from, shorter)
     entries = read_manifest(root)  # a broken manifest is found now, also under overwrite, not after the work
     if held := [] if overwrite else [n for n in names if n in entries]:
-        raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); pick another --out or pass --overwrite to replace it")
+        raise ValueError(f"out: {root} already holds {', '.join(held)} (an earlier run's); {advice}")
     for n in names:  # a file of that name which is another entry's, or no entry's, is not replaced either
         if clash := foreign_file(root, n, f"{n}.safetensors", entries, "out"):
             raise ValueError(clash)

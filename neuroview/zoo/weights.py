@@ -68,7 +68,9 @@ def as_path(path: Any, what: str) -> Path:
 
 
 class ChecksumError(ValueError):
-    """The weight file's sha256 differs from the manifest's."""
+    """The weight file's sha256 differs from the manifest's (``digest``: the file's, as read)."""
+
+    digest: str | None = None
 
 
 class ArchitectureError(ValueError):
@@ -93,8 +95,10 @@ def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | N
         raise FileNotFoundError(f"{what}: weight file {str(path)!r} is missing{hint}")
     data = path.read_bytes()
     if sha256 is not None and (digest := hashlib.sha256(data).hexdigest()) != sha256:
-        raise ChecksumError(f"{what}: sha256 of {path.name} is {digest[:16]}..., the manifest expects {sha256[:16]}...; the file is "
-                            "corrupted or was replaced, so it is not loaded")
+        err = ChecksumError(f"{what}: sha256 of {path.name} is {digest[:16]}..., the manifest expects {sha256[:16]}...; the "
+                            "file is corrupted or was replaced, so it is not loaded")
+        err.digest = digest  # the bytes read: a zoo load tells a file replaced meanwhile from a damaged one by it
+        raise err
     # where pickles are refused, safetensors is the only weight file there is
     tensors, meta = _unpickle(data, path, what) if pickles and path.suffix != ".safetensors" else \
         _parse_safetensors(data, path, what, "a safetensors file" if pickles else "a safetensors weight file")
