@@ -1,14 +1,14 @@
 """Writing files so that a crash never leaves half of one where a good one was: the one place that writes through a
-temporary and a rename (everything else writes through it). :func:`atomic_write` for a file, :func:`atomic_write_all`
-for files of one folder that belong together, :func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for
-a file a new one will take the place of; :func:`safetensors_bytes` lays a tensor file out the same way every time.
+temporary and a rename. :func:`atomic_write` for a file, :func:`atomic_write_all` for files of one folder that belong
+together, :func:`staged_dir` for a folder of them (a report), :func:`keep_aside` for a file a new one will take the place
+of; :func:`safetensors_bytes` lays a tensor file out the same way every time. Two writers of one path: one wins whole.
 A process killed (SIGKILL, SIGTERM: no handler runs) in one of these leaves what the next call finishes or undoes:
 :func:`atomic_write_all` a journal beside its last file (:func:`recover`), :func:`staged_dir` temporary folders named
 after their process (:func:`recover_dir`); a leftover of a writer that still runs is never touched."""
 
 from __future__ import annotations
 
-import contextlib, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, tempfile  # noqa: E401
+import contextlib, errno, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, tempfile  # noqa: E401
 from pathlib import Path
 from typing import Iterator
 
@@ -23,9 +23,9 @@ class Received(ValueError):
     """A crash-recovery record not as neuroview writes one (another shape, a name out of its folder, a link): copied."""
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place: a crash
-    leaves the old file or the new one, never half of one."""
+def atomic_write(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it into place: a crash leaves the old file or the
+    new one, never half of one. ``replace=False``: a FileExistsError where a file is there then (one written since)."""
     (path := Path(path)).parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,15 +34,23 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if replace or not _link(tmp, path):  # a link fails with EEXIST at once where a file appeared: never replaced
+            os.replace(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+def _link(tmp: str, path: Path) -> bool:
+    """``tmp`` linked as ``path``: True; a FileExistsError where a file is there; False: no hard links (then renamed)."""
+    try:
+        return os.link(tmp, path) is None
+    except OSError as e:
+        if isinstance(e, FileExistsError) or os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        return False
 
 
 def keep_aside(path: Path) -> Path:
-    """Rename ``path`` to ``<stem>-v<N><suffix>`` beside it (the first N >= 1 free, Lightning's own versioning),
-    so that a file written next at ``path`` replaces nothing; returns the new path."""
+    """``path`` renamed ``<stem>-v<N><suffix>``, the first N >= 1 free (Lightning's versioning), and returned."""
     path = Path(path)
     kept = next(k for n in itertools.count(1) if not (k := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists())
     os.rename(path, kept)
@@ -50,12 +58,11 @@ def keep_aside(path: Path) -> Path:
 
 
 def atomic_write_all(files: dict[Path, bytes]) -> None:
-    """Write files that belong together (a tensor file and its sidecar, weights and the manifest) as one, the last
-    the commit point: the old set or the new, never a mix, on an error (Ctrl-C too) or a kill. No file is moved
-    away: each earlier one but the last is kept as a hard link beside it, each new file renamed into place
-    (:func:`atomic_write`), the last one last, then the links removed. A journal beside the last file
-    (``.<name>.neuroview-journal``) lists all this first. On an error the call undoes itself and leaves nothing;
-    a kill leaves the journal, for the next call or :func:`recover` to finish (the last file in place) or undo.
+    """Write files that belong together (tensors and their sidecar, weights and the manifest) as one, the last the
+    commit point: the old set or the new, never a mix, on an error (Ctrl-C too) or a kill. Each earlier file is kept
+    as a hard link beside it, each new one renamed into place (:func:`atomic_write`), the last last, then the links
+    removed; a journal beside the last file (``.<name>.neuroview-journal``) lists all this first. An error undoes the
+    call; a kill leaves the journal, for the next call or :func:`recover` to finish (the last file in place) or undo.
     The last file must name (by checksum) what the others hold, as a sidecar or a manifest does; all in one folder."""
     last = list(files := {Path(p): data for p, data in files.items()})[-1]
     if away := [str(p) for p in files if os.path.abspath(p.parent) != os.path.abspath(last.parent)]:  # before any write
@@ -66,7 +73,13 @@ def atomic_write_all(files: dict[Path, bytes]) -> None:
     kept = {p: p.with_name(f".{p.name}.{token}.old") for p in list(files)[:-1] if os.path.lexists(p)}
     record = {"owner": _owner(), "files": [[p.name, hashlib.sha256(d).hexdigest(), kept[p].name if p in kept else None,
                                             os.path.lexists(p)] for p, d in files.items()]}
-    fd = _start_journal(journal := last.with_name(f".{last.name}.neuroview-journal"), record)
+    for _ in range(3):  # another writer's journal there since recover() looked: recover again names it, or it ended
+        with contextlib.suppress(FileExistsError):
+            fd = _start_journal(journal := last.with_name(f".{last.name}.neuroview-journal"), record)
+            break
+        recover(last)
+    else:
+        raise FileExistsError(f"{last}: other writes of it keep starting (journal {journal}); try again when they end")
     try:
         for p, k in kept.items():
             _keep(p, k)
@@ -84,11 +97,11 @@ def atomic_write_all(files: dict[Path, bytes]) -> None:
     finally:
         os.close(fd)  # the journal's lock goes with it: only once the journal is gone, or left to be recovered
 
-
 def _start_journal(journal: Path, record: dict) -> int:
     """Write ``record`` as the journal; its descriptor, returned, holds its lock until the write ends. The lock, not
     the pid named, tells that the writer runs: a pid is used again, is another pid namespace's or host's, or this
-    process's (another thread). An empty placeholder claims the name, then the whole, locked file replaces it."""
+    process's (another thread). The whole, locked file is linked in (no hard links: an empty placeholder first), or a
+    FileExistsError where another writer's journal is there."""
     (fd, tmp), made = tempfile.mkstemp(dir=journal.parent, prefix=f"{journal.name}.", suffix=".tmp"), False
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # readable as a file opened "x" would be: another user's reader checks it
@@ -96,8 +109,10 @@ def _start_journal(journal: Path, record: dict) -> int:
         with open(fd, "wb", closefd=False) as f:  # buffered: written whole, or an error
             f.write(json.dumps(record).encode())
         os.fsync(fd)
-        made = os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)) is None  # the placeholder
-        os.rename(tmp, journal)
+        if not (made := _link(tmp, journal)):
+            made = os.close(os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)) is None  # the placeholder
+            os.rename(tmp, journal)
+        Path(tmp).unlink(missing_ok=True)  # linked: the journal's name is enough
     except BaseException:
         os.close(fd)
         for q in (tmp, journal) if made else (tmp,):
@@ -105,10 +120,8 @@ def _start_journal(journal: Path, record: dict) -> int:
         raise
     return fd
 
-
 def _keep(path: Path, kept: Path) -> None:
-    """``path`` kept as ``kept`` too: a hard link, else a copy that appears whole or not at all (an undo puts
-    ``kept`` back: a copy cut short by a full disk must never replace a good file)."""
+    """``path`` kept as ``kept`` too: a hard link, else a copy that appears whole or not at all (an undo puts it back)."""
     with contextlib.suppress(OSError):  # else a file system without hard links: a copy
         return os.link(path, kept, follow_symlinks=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -119,7 +132,6 @@ def _keep(path: Path, kept: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
 
 def _lock(fd: int, block: bool = False) -> bool | None:
     """The exclusive lock of the open file ``fd``: True; False, another holds it; None, no locks here (no fcntl)."""
@@ -134,11 +146,10 @@ def _lock(fd: int, block: bool = False) -> bool | None:
 
 
 def recover(last: Path, busy_ok: bool = False) -> None:
-    """Finish or undo what a killed :func:`atomic_write_all` whose last file is ``last`` left: its new set in place
-    where the last file is the new one, else its earlier files back (new ones removed); then its journal, kept
-    links and temporary files removed. Where its writer still runs (it holds the journal's lock; without locks, its
-    pid says): nothing, with ``busy_ok`` (a reader: the last file is whole, old or new), else a FileExistsError
-    naming it. Only the holder of that lock settles a journal: two calls never undo each other's work."""
+    """Finish or undo what a killed :func:`atomic_write_all` whose last file is ``last`` left (its new set in place where
+    the last file is new, else the earlier files back), its journal, links and temporary files removed. Where its
+    writer runs (it holds the journal's lock; without locks, its pid says): nothing with ``busy_ok`` (a reader: the last
+    file is whole), else a FileExistsError naming it. Only the lock's holder settles: no two calls undo each other."""
     journal = (last := Path(last)).with_name(f".{last.name}.neuroview-journal")
     try:
         fd = os.open(journal, os.O_RDWR if os.access(journal, os.W_OK) else os.O_RDONLY)  # NFS locks need write
@@ -162,7 +173,6 @@ def recover(last: Path, busy_ok: bool = False) -> None:
     finally:
         os.close(fd)
 
-
 def _journal_record(journal: Path, text: bytes) -> dict | None:
     """``journal``'s record ``text``; None: the empty placeholder (:func:`_start_journal`); a Received: not ours."""
     if not text:
@@ -177,13 +187,11 @@ def _journal_record(journal: Path, text: bytes) -> dict | None:
             f"got {shown}") + "; nothing was changed (it came with a copied folder? delete it)")
     return record
 
-
 def _json(text: bytes) -> tuple[object, str]:  # read as JSON (``...`` where not) and what a refusal shows of it
     try:
         return (record := json.loads(text.decode("utf-8"))), f"{json.dumps(record):.200}"  # as neuroview writes
     except (ValueError, RecursionError) as e:  # cut short or malformed, no UTF-8, nested past the reader
         return ..., f"{len(text)} bytes that are not readable JSON ({type(e).__name__}: {e!s:.100}): {text[:200]!r}"
-
 
 def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
     """Whether ``path`` is the open file ``fd`` (or the file ``other``): the same inode, not equal bytes."""
@@ -192,11 +200,9 @@ def _same_file(fd: int | None, path: Path, other: Path | None = None) -> bool:
         return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
     return False
 
-
 def _settle(journal: Path, record: dict, done: bool) -> None:
-    """The end of an :func:`atomic_write_all`: ``done``, the links to the earlier files go; else they are put back
-    (a file that had none removed; one never replaced, still the kept file itself, left as it is); then the
-    temporary files of its names and the journal go (its names checked by :func:`recover` where read from disk)."""
+    """The end of an :func:`atomic_write_all`: ``done``, the links to the earlier files go; else they are put back (a
+    file that had none removed; one never replaced left); then its names' temporary files and the journal go."""
     root = journal.parent
     for name, _sha, kept, existed in record["files"][:-1]:
         if not done and kept and os.path.lexists(root / kept) and not _same_file(None, root / name, root / kept):
@@ -206,20 +212,22 @@ def _settle(journal: Path, record: dict, done: bool) -> None:
             (root / name).unlink(missing_ok=True)
         if kept:
             (root / kept).unlink(missing_ok=True)
-    for tmp in (t for name, *_ in record["files"] for t in glob.glob(glob.escape(str(root / f".{name}.")) + "*.tmp")):
+    for tmp in (t for name, *_ in record["files"] for t in glob.glob(glob.escape(str(root / f".{name}.")) + "*.tmp")
+                if ".neuroview-journal." not in os.path.basename(t)):  # another writer's journal, being written: never
         Path(tmp).unlink(missing_ok=True)  # atomic_write's own, where a kill left one
+    for tmp in glob.glob(glob.escape(str(journal)) + "." + "?" * 8 + ".tmp"):  # a journal a killed writer never put in
+        with contextlib.suppress(OSError, Received), open(tmp, "rb") as f:  # a running writer's is locked: left alone
+            if _lock(f.fileno()) and (got := _journal_record(journal, f.read())) and not _alive(got["owner"]):
+                os.unlink(tmp)
     journal.unlink(missing_ok=True)
-
 
 def _sha256(path: Path) -> str | None:
     with contextlib.suppress(OSError), open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()  # the last file of a write: a sidecar or a manifest, read whole
 
-
 def _owner() -> str:
     """This process, as its leftovers name it: ``<pid>-<start time>-<host>`` (a pid used again is another process)."""
     return f"{os.getpid()}-{_started(os.getpid())}-{hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]}"
-
 
 def _started(pid: int) -> str:
     try:
@@ -228,10 +236,9 @@ def _started(pid: int) -> str:
     except (OSError, IndexError):
         return "0"  # no /proc: unknown
 
-
 def _alive(owner: str | None) -> bool:
-    """Whether the process ``owner`` (:func:`_owner`) may still run: another host's is taken to; none (an earlier
-    neuroview's leftover) and this process (whose own call failed) are not."""
+    """Whether ``owner`` (:func:`_owner`) may run: another host's is taken to; none (an earlier neuroview's) and this
+    process (its own call failed) not."""
     if owner is None:
         return False
     pid, start, host = owner.split("-")
@@ -249,57 +256,57 @@ def _alive(owner: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def staged_dir(path: Path) -> Iterator[Path]:
+def staged_dir(path: Path, check=None) -> Iterator[Path]:
     """A temporary folder to write a set of files into; when the block ends, its files become ``path``'s.
 
-    A new ``path`` is the staging folder (made beside it) renamed into place. An existing folder, empty or not, keeps
-    its identity (inode, owner, group, mode: a mount point or a shared folder cannot be swapped by a rename): the
-    block writes into a hidden folder beside it (inside it where that cannot be: another file system, a parent not
-    writable), whose files are moved in one by one, each namesake set aside, after a list of them is written; the
-    folder's other files stay. When the block raises, or the moves are interrupted, everything moved is put back and
-    the temporary folders removed, with any parent made for them: ``path`` as it was. A process killed on the way
-    leaves its temporary folders, named after it, for the next call (or :func:`recover_dir`) to undo. A ``path``
-    that is a symlink to a folder is written through; one that cannot be a folder is a ValueError before the block."""
+    A new ``path`` is the staging folder (made beside it) renamed into place. An existing folder (or one another process
+    made meanwhile) keeps its identity (inode, owner, mode: a mount point cannot be swapped by a rename): the block
+    writes into a hidden folder beside it (inside it where renames cannot reach it from there, or it is not writable),
+    whose files are moved in, each namesake set aside, after a list of them is written; its other files stay. When the
+    block raises, or the moves are interrupted, all is put back, the temporary folders and any parent made for them
+    (still empty) removed. A killed process leaves its temporary folders, named after it, for the next call (or
+    :func:`recover_dir`) to undo. A symlink to a folder is written through; a ``path`` that cannot be a folder is a
+    ValueError. ``check(path)``: a context manager entered around the moves in (a lock; a refusal: nothing moved)."""
     path = _folder(Path(path))
     recover_dir(path)
-    if path.is_dir():
-        tmp = Path(tempfile.mkdtemp(dir=(home := _home(path)), prefix=_prefix(path, home, "stage"), suffix=".tmp"))
-        try:
-            yield tmp
-            _move_in(tmp, path, home)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
-    made = [p for p in reversed(path.parents) if not p.exists()]
+    made, new = [p for p in reversed(path.parents) if not p.exists()], not path.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path, path.parent, "stage"), suffix=".tmp"))
+    home = path.parent if new else _home(path)
+    tmp = Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "stage"), suffix=".tmp"))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would hide the folder from its readers
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would hide a new folder from its readers
+        try:
+            new = new and os.replace(tmp, path) is None
+        except OSError as e:  # ENOTEMPTY, EEXIST: another process made the folder meanwhile; moved into as one that was
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            new = False
+        if not new:
+            with check(path) if check else contextlib.nullcontext():
+                _move_in(tmp, path, home)
     except BaseException:
-        for p in reversed(made):
-            shutil.rmtree(p, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in reversed(made):  # only while empty: another process may have written into it since
+            with contextlib.suppress(OSError):
+                p.rmdir()
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
 def _home(path: Path) -> Path:
-    """Where a staged folder for the existing folder ``path`` is made: beside it, so that nothing of a killed
-    run shows inside it, unless renames from there cannot reach it (another file system) or it is not writable."""
+    """Where the existing folder ``path``'s stage goes: beside it (a killed run shows nothing inside it), unless renames
+    from there cannot reach it (another file system) or it is not writable."""
     ok = (parent := path.parent) != path and os.access(parent, os.W_OK | os.X_OK)
     return parent if ok and os.stat(parent).st_dev == os.stat(path).st_dev else path
-
 
 def _prefix(path: Path, home: Path, kind: str) -> str:
     return f"{'' if home == path else '.' + path.name}.neuroview-{kind}.{_owner()}."
 
 
 def recover_dir(path: Path) -> None:
-    """Put the folder ``path`` back as it was before a :func:`staged_dir` whose process was killed (its moves
-    undone), and remove that run's temporary folders, beside ``path`` and inside it; those of a process that
-    still runs are left alone. Those of an earlier neuroview (no process named) inside ``path`` go too."""
+    """The folder ``path`` as it was before a killed :func:`staged_dir` (its moves undone, its temporary folders beside
+    ``path`` and inside it removed); a running process's left alone, an earlier neuroview's (no process named) not."""
     path = Path(os.path.realpath(path))
     homes = ((path.parent, "." + path.name), (path, "")) if path.parent != path else ()
     found = [(home / n, m[1], m[2]) for home, prefix in homes if home.is_dir() for n in os.listdir(home)
@@ -313,7 +320,6 @@ def recover_dir(path: Path) -> None:
         if moves is not None:
             _move_back(path, moves[0], folder, moves[1])
         shutil.rmtree(folder, ignore_errors=True)
-
 
 def _moves(path: Path, old: Path) -> tuple[Path | None, list[str]]:
     """The stage and names ``path``'s set-aside folder ``old`` lists, checked: a :class:`Received` if a copied one."""
@@ -330,7 +336,6 @@ def _moves(path: Path, old: Path) -> tuple[Path | None, list[str]]:
             f" {LISTED}, got {shown}") + "; nothing was moved (came with a copied folder? delete it)")
     return new, names
 
-
 def _folder(path: Path) -> Path:
     """``path`` with its symlinks resolved; a ValueError where something not a folder stands in its way."""
     real = Path(os.path.realpath(path))
@@ -340,11 +345,9 @@ def _folder(path: Path) -> Path:
                              f"got {str(p)!r} in the way, which is not a folder")
     return real
 
-
 def _move_in(new: Path, path: Path, home: Path) -> None:
-    """Move every entry of the folder ``new`` into the folder ``path`` by renames on one file system, each
-    namesake set aside first (in a hidden folder in ``home``, which lists the names first: :func:`recover_dir`);
-    on any error everything is moved back, ``path`` as it was; all in, that folder is renamed one recovery removes."""
+    """Every entry of ``new`` moved into ``path`` (one file system), each namesake set aside in a hidden folder in
+    ``home`` that lists the names first (:func:`recover_dir`); an error moves all back; all in, that folder goes."""
     names, old = sorted(os.listdir(new)), Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "old"), suffix=".tmp"))
     try:
         with open(old / MOVES, "x", encoding="utf-8") as f:
@@ -366,7 +369,6 @@ def _move_in(new: Path, path: Path, home: Path) -> None:
         old = old.rename(old.with_name(f"{head}.neuroview-stage.{tail[:-len('.tmp')]}.done.tmp"))
     shutil.rmtree(old, ignore_errors=True)
 
-
 def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> None:
     """Undo :func:`_move_in`'s moves of ``names`` from ``new`` into ``path``: each one moved in taken out (back into
     ``new``; removed where there is none), each namesake in ``old`` put back (a list read from disk: :func:`_moves`)."""
@@ -381,16 +383,14 @@ def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> Non
         if os.path.lexists(old / name):
             os.replace(old / name, path / name)
 
-
 def _umask() -> int:
     os.umask(mask := os.umask(0))  # read, and set back
     return mask
 
 
 def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
-    """``safetensors.torch.save(tensors, metadata)`` with its header's keys sorted: safetensors writes a dict's keys in
-    an order of its own making, so the same network saved twice gave two files (two sha256s in a manifest). The
-    tensors' bytes and offsets are safetensors' own; the header is padded to 8 bytes as safetensors pads it."""
+    """``safetensors.torch.save(tensors, metadata)``, its header's keys sorted (safetensors' own order made the same
+    network saved twice two files, two sha256s); the tensors' bytes and offsets are safetensors', the padding too."""
     from safetensors.torch import save  # noqa: PLC0415 - only when saving
     data = save(tensors, metadata=metadata)
     header = json.loads(data[8:8 + (n := int.from_bytes(data[:8], "little"))])

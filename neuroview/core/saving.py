@@ -154,6 +154,10 @@ def _device(device) -> torch.device:
 _RANKS = {"CNNExplanation": 2, "RNNExplanation": 5}
 
 
+#: how many times :func:`load` reads a pair whose tensors do not match their sidecar before it refuses them
+_READS = 4
+
+
 def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple[str, dict[str, Tensor], dict]:
     """``(kind, tensors, meta)`` of what :func:`save` wrote; ``kinds`` are the kinds accepted."""
     from safetensors.torch import load as st_load  # noqa: PLC0415 - only when loading
@@ -165,6 +169,26 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
         if not p.is_file():
             raise FileNotFoundError(f"path: expected {p} (an explanation is a .safetensors file and its .json sidecar)"
                                     f"{_left_over(tensors_path, meta_path)}")
+    for _ in range(_READS):  # a save between the two reads (another process's, whole): the pair read again
+        meta, data = _read_pair(tensors_path, meta_path, kinds)
+        if hashlib.sha256(data).hexdigest() == meta.get("sha256"):
+            break
+        _recover(meta_path)  # a save between its two renames now: its "process N is writing it now"
+    else:
+        raise ValueError(f"path: {tensors_path} does not match its sidecar {meta_path.name} (SHA-256 differs), read "
+                         f"{_READS} times; another process saving it again and again while this load reads it gives this "
+                         "too (load it when the saves end), else the files were changed apart: save the explanation again")
+    tensors = {k: v.to(device=device) for k, v in st_load(data).items()}
+    rank = _RANKS.get(meta["type"])
+    if rank is not None and "codes" in tensors and tensors["codes"].dim() != rank:
+        raise ValueError(f"path: its sidecar says {meta['type']}, whose codes have {rank} dims; its tensors hold codes of "
+                         f"shape {tuple(tensors['codes'].shape)}: the two files do not belong together, save it again")
+    return meta["type"], tensors, meta
+
+
+def _read_pair(tensors_path: Path, meta_path: Path, kinds: list[str]) -> tuple[dict, bytes]:
+    """The sidecar ``meta_path``, checked (JSON, format, kind, version), then the bytes of ``tensors_path``: read apart,
+    so a save between the two reads (another process's, whole) pairs one save's sidecar with the next one's tensors."""
     try:
         meta = json.loads(meta_path.read_text())
     except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the JSON reader goes
@@ -174,15 +198,7 @@ def load(path, kinds: list[str], *, device: str | torch.device = "cpu") -> tuple
         raise ValueError(f"path: {meta_path} is not a neuroview explanation (format, type: {got})")
     if meta.get("version", 0) > VERSION:
         raise ValueError(f"path: {meta_path} has format version {meta['version']}; this neuroview reads up to {VERSION}, upgrade it")
-    data = tensors_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-        raise ValueError(f"path: {tensors_path} does not match its sidecar {meta_path.name} (SHA-256 differs); save the explanation again")
-    tensors = {k: v.to(device=device) for k, v in st_load(data).items()}
-    rank = _RANKS.get(meta["type"])
-    if rank is not None and "codes" in tensors and tensors["codes"].dim() != rank:
-        raise ValueError(f"path: its sidecar says {meta['type']}, whose codes have {rank} dims; its tensors hold codes of "
-                         f"shape {tuple(tensors['codes'].shape)}: the two files do not belong together, save it again")
-    return meta["type"], tensors, meta
+    return meta, tensors_path.read_bytes()
 
 
 def window(meta: dict, given: int | None) -> int:

@@ -50,12 +50,18 @@ SIBLING = len(".x.12345678.tmp") - 1
 
 def write_out(args, model: nn.Module, net: nn.Module, dm) -> int:
     """Write ``net``'s weights to ``args.out`` (where given) with :func:`_built`'s record; the exit code: 2 where the
-    write failed (the folder made unwritable, or the disk filled, during the fit: said, not a traceback)."""
+    write failed (the folder made unwritable, or the disk filled, during the fit: said, not a traceback). Without
+    ``--overwrite`` the file goes in only where none is there at that moment: another run's, written during this fit
+    (:func:`check_out` found none before it), was replaced without a word; it stays, and this run says so."""
     if not args.out:
         return 0
     try:
         atomic_write(Path(args.out), save_bytes({k: v.contiguous() for k, v in net.state_dict().items()},
-                                                metadata=_built(model, net, args, dm)))
+                                                metadata=_built(model, net, args, dm)), replace=args.overwrite)
+    except FileExistsError:
+        print(f"neuroview retrofit: out: {args.out} exists: another run wrote it during this one's fit, and it was left "
+              "as it is (this network was not saved); pick another path or pass --overwrite to replace it", file=sys.stderr)
+        return 2
     except OSError as e:
         from .sparsify_cli import not_written  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._io import Received, recover_dir, staged_dir
+from .._io import staged_dir
 from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.gallery import unit_gallery
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step, standardizes
@@ -36,6 +36,7 @@ from .report_data import (
     table_names, weight_caption,
 )
 from .decision import bar_units
+from .report_out import moving_in, recover_out
 from .report_page import render_page
 from .units import token_sites
 
@@ -52,14 +53,6 @@ def waterfall_bars(exp, samples) -> dict[int, int]:
     a series' padding one item, as the waterfall draws it (one bar, "padding, steps a-b")."""
     k = exp.k90(per_sample=True, level="steps" if isinstance(exp, RNNExplanation) else "features")
     return {int(i): min(MAX_BARS, max(WATERFALL_BARS, int(k[i]))) for i in samples}
-
-
-def recover_out(out: Path) -> None:
-    """:func:`~neuroview._io.recover_dir` of ``out``; a received folder's record of a killed run refused naming it."""
-    try:
-        recover_dir(out)
-    except Received as e:
-        raise Received(f"out_dir (--out): {e}") from None
 
 
 class _Writer:
@@ -154,7 +147,7 @@ def write_report(
         tb, (base, basis) = time.perf_counter(), _baseline(model, baseline, gallery_data)
         t0 += time.perf_counter() - tb  # a pass over the training split for the mean code: no part of explaining
         stale = report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
-        with staged_dir(out) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
+        with staged_dir(out, moving_in(overwrite)) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
             files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
                                title=title, about={"baseline": basis} | dict(about or {}), dpi=dpi,
                                faces=(gallery_data, gallery_samples), baseline=base, ids=ids)

@@ -1,0 +1,56 @@
+"""The ``neuroview explain`` report's folder (``--out``) around its write: a killed run's leftovers undone first
+(:func:`recover_out`), and the moment the finished report moves in (:func:`moving_in`), when another run may have
+written into the folder since :func:`~neuroview.viz.report_data.check_out` found it empty.
+
+Imports only :mod:`neuroview._io` and the standard library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+from typing import Callable, ContextManager, Iterator
+
+from .._io import Received, recover_dir
+
+__all__ = ["moving_in", "recover_out"]
+
+#: a staging or set-aside folder of a report being moved in (this run's, or another's still running), inside ``--out``
+_TEMPORARY = re.compile(r"\.neuroview-(stage|old)\.")
+
+
+def recover_out(out: Path) -> None:
+    """:func:`~neuroview._io.recover_dir` of ``out``; a received folder's record of a killed run refused naming it."""
+    try:
+        recover_dir(out)
+    except Received as e:
+        raise Received(f"out_dir (--out): {e}") from None
+
+
+def moving_in(overwrite: bool) -> Callable[[Path], ContextManager[None]]:
+    """:func:`~neuroview._io.staged_dir`'s ``check`` for a report: :func:`_locked_and_checked` of the folder."""
+    return lambda out: _locked_and_checked(out, overwrite)
+
+
+@contextlib.contextmanager
+def _locked_and_checked(out: Path, overwrite: bool) -> Iterator[None]:
+    """Around the moves of a finished report into the folder ``out``: an exclusive lock on the folder, so that two
+    reports move in one after the other, never file by file in turn; and, without ``overwrite``, the folder found
+    empty again under that lock, else a FileExistsError naming it, and nothing moved: two runs into one new or empty
+    ``--out`` gave both exit 0 and a mix of two reports, or a bare [Errno 39] Directory not empty."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        with contextlib.suppress(ImportError, OSError):  # not POSIX, or a file system without locks: no lock
+            import fcntl  # noqa: PLC0415 - POSIX only
+
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor
+        if not overwrite and (found := sorted(n for n in os.listdir(out) if not _TEMPORARY.search(n))):
+            shown = ", ".join(found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
+            raise FileExistsError(f"out_dir (--out): {str(out)!r} was written by another run meanwhile ({shown}), so this "
+                                  "report was not moved in; pick another folder, or pass overwrite=True (--overwrite) "
+                                  "to write over it")
+        yield
+    finally:
+        os.close(fd)
