@@ -30,7 +30,7 @@ FORMAT = "neuroview.explanation"
 #: refuse version 3 files ("upgrade it"), so no earlier neuroview reads a window-4 file as window 1.
 #: 4: contributions (and an RNN's ``time_importance``) that were given, passed in or set, are stored beside codes and
 #: weight (the sidecar's ``given`` lists them); readers of version 3 refuse version 4 files rather than read the codes'
-#: own contributions in place of the given ones.
+#: own contributions in place of the given ones. A file with nothing given is written as version 3, which they read.
 VERSION = 4
 
 
@@ -93,7 +93,7 @@ def save(path, kind: str, tensors: dict[str, Tensor], meta: dict) -> tuple[Path,
                                   f"elsewhere, or remove the file first{_left_over(tensors_path, meta_path)}")
     # safetensors refuses views and shared storage: give it plain, contiguous CPU copies
     data = safetensors_bytes({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
-    meta = {"format": FORMAT, "version": VERSION, "type": kind, **meta, "tensors": sorted(tensors),
+    meta = {"format": FORMAT, "version": VERSION if meta.get("given") else 3, "type": kind, **meta, "tensors": sorted(tensors),
             "sha256": hashlib.sha256(data).hexdigest()}
     # as one: an interrupted save over an earlier explanation leaves that one whole, not its sidecar beside new tensors
     atomic_write_all({tensors_path: data, meta_path: (json.dumps(meta, indent=2) + "\n").encode()})

@@ -40,12 +40,13 @@ def _as_version_2(path) -> None:
 
 # ------------------------------------------------------------------ 2. the window, recorded and versioned
 def test_the_format_version_is_4_and_a_saved_rnn_explanation_records_its_window(tmp_path):
-    assert saving.VERSION == 4  # 3: the window always; 4: given contributions kept (test_explanation_given_s20.py)
+    assert saving.VERSION == 4  # 3: the window always; 4: given contributions kept (test_explanation_given_s20.py),
+    # written only where some were given: a file of the network's own numbers stays readable by version-3 readers
     for window in (1, 4):
         exp = _rnn(window).explain(_x())
         exp.save(tmp_path / f"w{window}")
         meta = json.loads((tmp_path / f"w{window}.json").read_text())
-        assert meta["version"] == 4 and meta["window"] == window  # window 1 too: "not recorded" is no longer 1
+        assert meta["version"] == 3 and meta["window"] == window  # window 1 too: "not recorded" is no longer 1
         back = Explanation.load(tmp_path / f"w{window}")
         assert back.window == window and back.max_len == exp.max_len
 
@@ -212,3 +213,15 @@ def test_to_frame_takes_the_target_too():
     frame = exp.to_frame(target=exp.target)
     assert isinstance(frame, pd.DataFrame) and len(frame) == 3 * 12
     assert frame["class"].tolist() == [int(c) for c in exp.target for _ in range(12)]
+
+
+def test_version_4_is_written_only_where_contributions_were_given(tmp_path):
+    exp = _rnn(1).explain(_x())
+    exp.save(tmp_path / "own")
+    assert json.loads((tmp_path / "own.json").read_text())["version"] == 3  # the network's own numbers: v3 readers read it
+    halved = exp.contributions / 2  # an edit: no longer what codes and weight form
+    exp.contributions = halved
+    exp.save(tmp_path / "edited")
+    meta = json.loads((tmp_path / "edited.json").read_text())
+    assert meta["version"] == 4 and "contributions" in meta["given"]  # a v3 reader refuses it, never drops the edit
+    assert torch.equal(Explanation.load(tmp_path / "edited").contributions, halved)
