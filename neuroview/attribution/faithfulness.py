@@ -253,8 +253,10 @@ def samples_of_steps(scores: Tensor, window: int, t: int, lengths: Tensor | None
     the series' length in ``lengths``), so the real samples of a step sum to it.
 
     ``window`` is a positive int, ``t`` an int in ``[1, steps * window]`` (the samples the steps cover) and
-    ``lengths`` (optional) one int in ``[1, t]`` per row of ``scores``; anything else is refused by name. The columns
-    past a series' length are no real samples and hold no promise (:func:`step_scores` sets them to ``-inf``).
+    ``lengths`` (optional) one whole number (an int, or a float such as ``9.0``) of at least 1 per row of ``scores``;
+    a length above ``t`` is cut to ``t`` (the first ``t`` samples of a longer series); anything else is refused by
+    name. The columns past a series' length are no real samples and hold no promise (:func:`step_scores` sets them to
+    ``-inf``).
 
     >>> samples_of_steps(torch.tensor([[3.0, 6.0]]), 3, 5).tolist()
     [[1.0, 1.0, 1.0, 3.0, 3.0]]
@@ -268,13 +270,29 @@ def samples_of_steps(scores: Tensor, window: int, t: int, lengths: Tensor | None
     steps = scores.shape[-1]
     t = _check_t(t, steps, window)
     if lengths is not None:  # 0 gave a step more than its score, a batch of the wrong size rows of no series
-        lengths = lengths_of(lengths, scores.shape[0], t, scores.device, rows="row of scores", span="t")
+        lengths = lengths_of(_cut(lengths, t), scores.shape[0], t, scores.device, rows="row of scores", span="t")
     if window == 1:
         return scores[..., :t]
     starts = torch.arange(steps, device=scores.device) * window  # each step's first sample
     ends = torch.full((1,), t, device=scores.device) if lengths is None else lengths
     real = (ends[:, None] - starts).clamp(1, window)  # [1 or B, steps]; a step past the end: any count (it is cut)
     return (scores / real.to(scores.dtype)).repeat_interleave(window, -1)[..., :t]
+
+
+def _cut(lengths, t: int):
+    """``lengths`` above ``t`` cut to ``t`` and whole-number floats as ints, as before the checks (``lengths_of``
+    refuses what is left: a count, a length below 1, no numbers); a fraction is refused here, by name."""
+    try:
+        v = torch.as_tensor(lengths)
+    except (TypeError, ValueError, RuntimeError):
+        return lengths
+    if v.dtype.is_floating_point:
+        frac = v[~(torch.isfinite(v) & (v == v.round()))]
+        if frac.numel():  # 6.5 samples: no whole step count, and no guess
+            raise ValueError(f"lengths: expected whole numbers of samples, got {frac[:3].tolist()[0]:g}"
+                             f"{' and more' if frac.numel() > 1 else ''}")
+        v = v.long()
+    return v.clamp(max=t) if not (v.dtype.is_complex or v.dtype == torch.bool or v.dtype.is_floating_point) else v
 
 
 def _check_t(t, steps: int, window: int) -> int:

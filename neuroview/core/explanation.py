@@ -21,7 +21,7 @@ from torch import Tensor
 
 from . import saving
 from ._utils import positive_int
-from .explanation_given import check_given, public_names
+from .explanation_given import built, check_given, check_set, public_names, public_new
 from .explanation_targets import resolve_targets
 from .readable import k_share
 from .readable_items import fold_padding, top_share
@@ -70,6 +70,9 @@ class Explanation(_Fields):
         if not cls.__name__.startswith("_"):  # a class of fields only is no kind a file holds
             Explanation._KINDS[cls.__name__] = cls
 
+    def __new__(cls, *args, **kw):  # a user's @dataclass subclass takes contributions= too (explanation_given)
+        return public_new(cls)
+
     @property
     def contributions(self) -> Tensor:
         """``[B, C, ...]``, dense: formed from the codes and weight at each read, a new tensor (editing it changes
@@ -91,6 +94,7 @@ class Explanation(_Fields):
 
     @contributions.setter
     def contributions(self, value: Tensor | None) -> None:
+        check_set(self, "contributions", value)  # [B, C, ...] of the logits, as at construction
         self._contributions = value
 
     @property
@@ -202,7 +206,7 @@ class Explanation(_Fields):
             raise TypeError(f"path: holds a {kind.__name__}, expected a {cls.__name__}; use Explanation.load")
         if window is not None and not issubclass(kind, RNNExplanation):
             raise ValueError(f"window: {str(path)!r} holds a {kind.__name__}, which has no steps; leave window out")
-        return kind(**kind._from_state(tensors, meta, window))
+        return built(kind, kind._from_state(tensors, meta, window), saving.paths(path, writing=False)[0])
 
 
 def _versions(*tensors: Tensor | None) -> tuple | None:
@@ -244,7 +248,7 @@ class CNNExplanation(Explanation):
     def site_magnitudes(self) -> Tensor:
         """``[B, C, S]``: the sum of ``|contributions|`` of each site, one product per site
         (``|codes - baseline| @ |W|.T``), without the dense tensor."""
-        if self.codes is None or self.weight is None:  # made from contributions alone
+        if self._contributions is not None or self.codes is None or self.weight is None:  # given ones: theirs
             return torch.stack([self.contributions[..., s].abs().sum(-1) for s in self.site_slices.values()], -1)
         d, w = self._delta().abs(), self.weight.abs()
         return torch.stack([d[:, s] @ w[:, s].T for s in self.site_slices.values()], -1)
@@ -314,11 +318,11 @@ class RNNExplanation(_RNNFields):
 
     @property
     def time_importance(self) -> Tensor:
-        """``[B, C, T]``: the one given (made from contributions alone), else formed from codes and weight at the first
-        read and kept, the same tensor at later reads (memory only once read: at 1,000 classes 488 MiB beside 4 MiB of
-        codes); formed again where it, the codes, weight or baseline were edited or replaced. Saved and
-        pickled where given (passed in or set), not where formed."""
-        if self._time_importance is not None or self.codes is None or self.weight is None:
+        """``[B, C, T]``: the one given, else summed from given contributions (set, passed in, or alone), else formed
+        from codes and weight at the first read and kept, the same tensor at later reads (memory only once read: at
+        1,000 classes 488 MiB beside 4 MiB of codes); formed again where it, the codes, weight or baseline were edited
+        or replaced. Saved and pickled where given (passed in or set), not where formed."""
+        if self._time_importance is not None or self._contributions is not None or self.codes is None:
             return self._time_importance if self._time_importance is not None else self.contributions.sum(dim=(2, 3, 5))
         sources, kept = (self.codes, self.weight, self.baseline), self.__dict__.get("_kept")
         if kept and all(a is b for a, b in zip(kept[0], sources)) and _versions(*sources, kept[1]) == kept[2]:
@@ -332,6 +336,7 @@ class RNNExplanation(_RNNFields):
 
     @time_importance.setter
     def time_importance(self, value: Tensor | None) -> None:  # given: kept (and saved where nothing rebuilds it)
+        check_set(self, "time_importance", value)
         self._time_importance = value
 
     def __getstate__(self) -> dict:
@@ -372,7 +377,7 @@ class RNNExplanation(_RNNFields):
 
     def layer_magnitudes(self) -> Tensor:
         """``[B, C, L]``: the sum of ``|contributions|`` of each layer, without the dense tensor."""
-        if self.codes is None or self.weight is None:  # made from contributions alone
+        if self._contributions is not None or self.codes is None or self.weight is None:  # given ones: theirs
             return self.contributions.abs().sum(dim=(3, 4, 5))
         d, w = self._delta(), self.weight
         return torch.einsum("blf,clf->bcl", d.abs().flatten(2), w.abs().flatten(2))

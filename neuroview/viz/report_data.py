@@ -153,9 +153,10 @@ def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = Non
     if isinstance(first, CNNExplanation):
         return CNNExplanation(**common, units=first.units, site_slices=first.site_slices)
     if isinstance(first, RNNExplanation):
-        # batches may stop at different lengths; the classifier's max_len is the same for all
-        return RNNExplanation(**common, time_importance=torch.cat([p.time_importance for p in parts]),
-                              lengths=torch.cat([p.lengths for p in parts]), window=first.window, max_len=first.max_len)
+        # batches may stop at different lengths; the classifier's max_len is the same for all. No time_importance=:
+        # one passed in counts as given (saved, and carried stale by dataclasses.replace); formed from codes and weight
+        return RNNExplanation(**common, lengths=torch.cat([p.lengths for p in parts]), window=first.window,
+                              max_len=first.max_len)
     return Explanation(**common)
 
 

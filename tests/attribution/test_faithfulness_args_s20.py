@@ -99,10 +99,10 @@ def test_samples_of_steps_refuses_t_outside_the_samples_its_steps_cover(t):
 
 @pytest.mark.parametrize("lengths, what", [
     (torch.tensor([0]), r"lengths: expected values in \[1, 5\] \(t\), got min 0 and max 0"),
-    (torch.tensor([6]), r"lengths: expected values in \[1, 5\] \(t\), got min 6 and max 6"),
+    (torch.tensor([-3]), r"lengths: expected values in \[1, 5\] \(t\), got min -3 and max -3"),
     (torch.tensor([4, 5]), r"lengths: expected an integer tensor of shape \[1\] \(one length per row of scores\), got "
                            r"dtype torch.int64 and shape \(2,\)"),
-    (torch.tensor([4.0]), r"lengths: expected an integer tensor of shape \[1\] .*got dtype torch.float32"),
+    (torch.tensor([4.5]), r"lengths: expected whole numbers of samples, got 4.5"),
     ("4", r"lengths: expected an integer tensor of shape \[1\] \(one length per row of scores\), got str"),
 ])
 def test_samples_of_steps_refuses_lengths_of_the_wrong_count_or_range(lengths, what):
@@ -132,6 +132,17 @@ def test_samples_of_steps_keeps_its_promise_at_the_edges_of_t_and_lengths():
     assert out[1].tolist() == [1.0, 1.0, 1.0, 3.0, 3.0]
     # window 1: the scores themselves, cut at t; numpy-style ints are taken
     assert samples_of_steps(SC, torch.tensor(1), 1).tolist() == [[3.0]]
+
+
+def test_samples_of_steps_cuts_lengths_above_t_to_t_and_takes_whole_float_lengths():
+    # review R5 s20, finding 5: the first t=4 samples of series 9 long (as documented: a step running past the t
+    # samples of the input has fewer); step 1 then holds one real sample, its whole score 6.0
+    sc = torch.tensor([[3.0, 6.0, 9.0], [3.0, 6.0, 9.0]])
+    assert samples_of_steps(sc, 3, 4, lengths=torch.tensor([9, 9])).tolist() == [[1.0, 1.0, 1.0, 6.0]] * 2
+    # whole-number floats, as a float tensor of lengths is often kept: 9 and 6 samples; row 1's step 2 is past its end
+    out = samples_of_steps(sc, 3, 9, lengths=torch.tensor([9.0, 6.0]))
+    assert out[0].tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0]
+    assert out[1, :6].tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
 
 
 # ------------------------------------------------------------------ 6. methods=[]

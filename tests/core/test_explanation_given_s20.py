@@ -128,3 +128,100 @@ def test_the_public_keywords_and_positions_still_build_explanations():
     assert torch.equal(_rnn(time_importance=ti).time_importance, ti)
     with pytest.raises(TypeError, match="contributions"):
         Explanation(torch.tensor([[2.0, 2.0]]), torch.zeros(2), c, contributions=c)
+
+
+# ------------------------------------------------------------------ review R5 s20, finding 2: a user's dataclass subclass
+@dataclasses.dataclass(repr=False, eq=False)
+class TaggedExplanationS20(CNNExplanation):
+    tag: str = ""
+
+
+@dataclasses.dataclass(repr=False, eq=False)
+class StampedRNNExplanationS20(RNNExplanation):
+    stamp: int = 0
+
+
+def test_a_users_dataclass_subclass_takes_contributions_and_its_files_load(tmp_path):
+    given = torch.zeros(2, 3, 2)
+    e = TaggedExplanationS20(logits=LOGITS, bias=BIAS, contributions=given, codes=CODES, weight=W, tag="mine",
+                             units=UNITS, site_slices=SLICES)
+    assert torch.equal(e.contributions, given) and e.tag == "mine"
+    plain = TaggedExplanationS20(logits=LOGITS, bias=BIAS, codes=CODES, weight=W, target=torch.tensor([2, 0]),
+                                 units=UNITS, site_slices=SLICES)
+    plain.save(tmp_path / "plain")
+    back = Explanation.load(tmp_path / "plain")
+    assert type(back) is TaggedExplanationS20
+    assert torch.equal(back.for_class(), torch.tensor([[1.0, 2.0], [3.0, 0.0]]))  # codes * W[[2, 0]], by hand
+    e.save(tmp_path / "given")
+    assert torch.equal(Explanation.load(tmp_path / "given").contributions, given)
+    ti = torch.tensor([[[5.0, 0.0], [0.0, 5.0]]])
+    r = _rnn()
+    s = StampedRNNExplanationS20(logits=r.logits, bias=r.bias, codes=r.codes, weight=r.weight, time_importance=ti,
+                                 stamp=3)
+    s.save(tmp_path / "rnn")
+    back = Explanation.load(tmp_path / "rnn")
+    assert type(back) is StampedRNNExplanationS20 and torch.equal(back.time_importance, ti)
+
+
+def test_the_private_field_names_stay_out_of_errors_and_patterns():
+    c = torch.ones(1, 2, 2)
+    with pytest.raises(TypeError, match="multiple values for argument 'contributions'") as info:
+        Explanation(torch.tensor([[2.0, 2.0]]), torch.zeros(2), c, contributions=c)
+    assert "_contributions" not in str(info.value)
+    with pytest.raises(TypeError) as info:
+        TaggedExplanationS20(torch.tensor([[2.0, 2.0]]), torch.zeros(2), c, contributions=c)
+    assert "_contributions" not in str(info.value)
+    match _cnn():
+        case CNNExplanation(_, _, contributions, _):
+            torch.testing.assert_close(contributions, CODES[:, None] * W[None])  # formed, by the public name
+        case _:
+            pytest.fail("a CNNExplanation did not match its own positional pattern")
+    assert "_contributions" not in CNNExplanation.__match_args__
+    assert "_time_importance" not in RNNExplanation.__match_args__
+
+
+# ------------------------------------------------------------------ finding 3: the shape is checked at the setters
+def test_setting_contributions_or_time_importance_of_another_shape_is_refused_by_name():
+    exp = _cnn()
+    one = r"^contributions: the ones set are for \[1, 3, \.\.\.\] .*shape \[1, 3, 3\]\), the logits \[2, 3\]"
+    with pytest.raises(ValueError, match=one):
+        exp.contributions = torch.zeros(2, 3, 3)[:1]  # [1, 3, 3]: one sample of two
+    with pytest.raises(ValueError, match=r"^contributions: "):
+        exp.contributions = torch.zeros(2, 2, 2)  # two classes of three
+    assert exp._contributions is None  # nothing taken
+    exp.contributions = torch.ones(2, 3, 2)  # the right shape is taken
+    assert torch.equal(exp.for_class(0), torch.ones(2, 2))
+    exp.contributions = None  # back to the codes and weight
+    assert torch.equal(exp.for_class(0), torch.tensor([[1.0, 0.0], [3.0, 0.0]]))
+    r = _rnn()
+    with pytest.raises(ValueError, match=r"^time_importance: the ones set are for \[1, 3, \.\.\.\].*the logits \[1, 2\]"):
+        r.time_importance = torch.zeros(1, 3, 2)
+    torch.testing.assert_close(r.time_importance, torch.tensor([[[1.0, 2.0], [2.0, -2.0]]]))
+
+
+def test_a_file_with_given_tensors_of_another_shape_is_named_and_not_read(tmp_path):
+    from neuroview.core import saving
+    tensors = {"logits": LOGITS, "bias": BIAS, "codes": CODES, "weight": W, "contributions": torch.zeros(1, 3, 2)}
+    saving.save(tmp_path / "bad", "Explanation", tensors, {"given": ["contributions"]})
+    with pytest.raises(ValueError, match=r"bad\.safetensors.*cannot be read.*contributions.*\[1, 3, \.\.\.\]") as info:
+        Explanation.load(tmp_path / "bad")
+    assert "dataclasses.replace" not in str(info.value)
+
+
+# ------------------------------------------------------------------ finding 6: given contributions reach the steps
+def test_an_rnns_given_contributions_reach_time_importance_steps_and_step_k90():
+    exp = _rnn()  # formed per step: class 0 [1, 2], class 1 [2, -2]
+    given = (exp.codes[:, None] * exp.weight[None]).clone()
+    given[..., 0, :] = 0.0  # step 0 ablated
+    exp.contributions = given
+    torch.testing.assert_close(exp.time_importance, torch.tensor([[[0.0, 2.0], [0.0, -2.0]]]))
+    torch.testing.assert_close(exp.steps_for_class(0), torch.tensor([[0.0, 2.0]]))
+    assert exp.k90(0, level="steps") == 1.0  # one step carries it all (formed: 1 and 2, both needed: 2)
+    torch.testing.assert_close(exp.layer_magnitudes(), torch.tensor([[[2.0], [2.0]]]))  # formed: 3 and 4
+    torch.testing.assert_close(exp.layer_time().sum(2), exp.time_importance)  # [B, C, L, T] over layers
+
+
+def test_a_cnns_given_contributions_reach_site_magnitudes():
+    given = torch.tensor([[[1.0, -1.0], [0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    exp = _cnn(contributions=given)
+    torch.testing.assert_close(exp.site_magnitudes(), torch.tensor([[[2.0], [0.0], [2.0]], [[0.0], [0.0], [0.0]]]))
