@@ -205,20 +205,34 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
 _REREADS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
+def _exporting(journal: os.PathLike, file: str | None) -> bool:
+    """Whether an export under way (its journal) writes ``file`` (any file where None, or where the journal cannot
+    be read yet): a corrupted entry beside another entry's export was read again for 3 s, then called busy."""
+    try:
+        with open(journal, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    rows = record.get("files") if isinstance(record, dict) else None
+    return file is None or not isinstance(rows, list) or any(isinstance(r, list) and r[:1] == [file] for r in rows)
+
+
 def _read_entry(name: str, root: str | os.PathLike | None, checked) -> tuple[str, dict, dict, dict, dict]:
     """``(full name, entry, the manifest's entries, tensors, file metadata)`` of one reading of the manifest whose
     entry names, by its sha256, the very bytes read from its file; ``checked(full, entry)`` runs on each entry read."""
     seen, folder = None, checkpoints_dir(root)
     journal = folder / f".{MANIFEST}.neuroview-journal"  # neuroview._io's, of an export under way into the folder
     for wait in (*_REREADS, None):
-        busy = journal.exists()  # before the reading too: an export may end (its journal gone) while the file is read
+        busy = _exporting(journal, None)  # before the reading too: an export may end (its journal gone) mid-read
         full, entry = get_entry(name, root, entries := read_manifest(root))
         checked(full, entry)
         restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
         try:
             return (full, entry, entries, *read_weights(folder / entry["file"], full, sha256=entry.get("sha256"), hint=restore))
         except ChecksumError as e:
-            now, busy = (entry.get("sha256"), e.digest), busy or journal.exists()
+            now, busy = (entry.get("sha256"), e.digest), busy or _exporting(journal, entry["file"])
             if wait is None or (now == seen and not busy):  # a pair that stayed apart: not an export's
                 if (seen is not None and now != seen) or busy:
                     raise ChecksumError(f"{full}: its manifest entry and its file {entry['file']} still disagreed after "

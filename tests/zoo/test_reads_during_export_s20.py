@@ -13,6 +13,7 @@ carry that tag, so a load says by itself which export it read, and whether its w
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -84,13 +85,20 @@ def test_a_load_during_an_export_waits_for_its_manifest_rather_than_calling_the_
     assert model.pretrained_cfg["metrics"]["tag"] == 2.0 and _values(model) == {2.0}
 
 
-def test_a_file_that_stays_unlike_its_manifest_entry_is_still_refused_as_corrupted(tmp_path):
+@pytest.mark.parametrize("journal", [None, "other entry's export"])
+def test_a_file_that_stays_unlike_its_manifest_entry_is_still_refused_as_corrupted(tmp_path, monkeypatch, journal):
     _save(1.0, tmp_path)
     other = tmp_path / "other"
     _save(2.0, other)
     (tmp_path / f"{NAME}.safetensors").write_bytes((other / f"{NAME}.safetensors").read_bytes())  # replaced by hand
+    if journal:  # an export of another entry under way (or stuck) in the folder: no reason to wait for this one
+        (tmp_path / ".manifest.json.neuroview-journal").write_text(
+            json.dumps({"owner": None, "files": [["nv_other.safetensors", "0" * 64, None, False]]}))
+    waits = []
+    monkeypatch.setattr(zoo.time, "sleep", waits.append)
     with pytest.raises(zoo.ChecksumError, match="the file is corrupted or was replaced, so it is not loaded"):
         zoo.load_pretrained(NAME, root=tmp_path, _probe=False)
+    assert len(waits) <= 1  # one reading again at most, not the 3 s of an export's
 
 
 def test_zoo_listing_reads_the_manifest_once_while_an_export_adds_entries(tmp_path, monkeypatch, capsys):
