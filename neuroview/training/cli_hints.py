@@ -9,12 +9,13 @@ slowly).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 
-from .data_arg import format_options_hint
+from .data_arg import asked_option, path_kind, without_init_args
 
-__all__ = ["file_options_hint", "folds_advice", "parse_args"]
+__all__ = ["file_options_hint", "folds_advice", "parse_args", "said"]
 
 
 def file_options_hint(command: str, data: str | None, message: str, spec: dict | None = None) -> str:
@@ -22,34 +23,87 @@ def file_options_hint(command: str, data: str | None, message: str, spec: dict |
     command`` takes it: a JSON data-module spec, ``spec`` (the one the command builds from the file: its reading
     options, which a JSON spec does not get otherwise) with that option added; ``""`` otherwise. Both commands refused
     the ``--data.init_args.*`` options the data modules' messages name."""
-    # explain's parse of the message, from its advice on: "(to_csv without header=False) ...; pass header=true" was
-    # read as header=False, the first option named
-    advice = message[message.find("pass "):] if "pass " in message else message
-    hint = format_options_hint(data, advice) or format_options_hint(data, message)
-    asked = re.search(r"--data '(\{.*\})'\)$", hint)
-    if asked is None:
+    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
+    asked = asked_option(data, message) if kind else None
+    width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
+    if asked is None and width is None:
         return ""
-    given = json.loads(asked.group(1))
-    base = spec if isinstance(spec, dict) and spec.get("class_path") == given["class_path"] else given
-    init = {**(base.get("init_args") or {}), **{k: v for k, v in given["init_args"].items() if k != "path"}}
-    full = {**base, "init_args": init}
+    key, value = asked if asked else ("channels", width.group(1))  # a CSV's channels a row: its own option
     return (f" (`neuroview {command}` takes a file's options in a JSON data-module spec: --data "
-            f"{shlex.quote(json.dumps(full))})")
+            f"{_json_spec(data, spec, {key: json.loads(value)})})")
 
 
-def parse_args(p, argv: list[str] | None, command: str):
-    """``p``'s arguments, ``--folds`` checked; a ``--data.init_args.header true`` (as ``neuroview fit`` takes it, and as the data modules'
-    messages name it) told how ``command`` takes a file's options, not a bare "unrecognized arguments"."""
+def _json_spec(data: str, spec: dict | None, options: dict) -> str:
+    """``spec`` (else the plain spec of the file ``data``) with ``options`` added to its init_args, as JSON,
+    shell-quoted (a path may hold spaces or quotes)."""
+    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
+    if not (isinstance(spec, dict) and isinstance(spec.get("class_path"), str)):
+        spec = {"class_path": f"neuroview.data.{kind or '<DataModule>'}",
+                "init_args": {"path": os.path.abspath(os.path.expanduser(data))} if kind else {}}
+    full = {**spec, "init_args": {**(spec.get("init_args") or {}), **options}}
+    return shlex.quote(json.dumps(full))
+
+
+def said(message: str, command: str, data: str | None, spec: dict | None = None) -> str:
+    """``message`` as ``neuroview command`` prints it: the ``(--data.init_args.X V)`` it does not take dropped, and
+    where the message asks for a file option, the JSON spec that gives it (:func:`file_options_hint`)."""
+    hint = file_options_hint(command, data, message, spec)
+    return f"{without_init_args(message) if hint else message}{hint}"
+
+
+def parse_args(p, argv: list[str] | None, command: str, spec_of=None):
+    """``p``'s arguments, ``--folds`` checked; a ``--data.init_args.header true`` (as ``neuroview fit`` takes it, and as
+    the data modules' messages name it) told how ``command`` takes a file's options: the JSON spec the command reads
+    ``--data`` by (``spec_of(args)``: its reading options kept; a JSON ``--data`` as given) with the options typed
+    added, not a bare "unrecognized arguments" (nor a fixed example, which dropped the reading options)."""
     args, unknown = p.parse_known_args(argv)
     if unknown:
+        typed = _typed_init_args(unknown)
         given = next((u.split("=", 1)[0] for u in unknown if u.startswith("--data.")), None)
+        if given is None:
+            p.error(f"unrecognized arguments: {' '.join(unknown)}")
+        spec = _json_spec(args.data, _spec_for_hint(args, spec_of), typed)
         p.error(f"{given}: `neuroview {command}` takes no --data.* options; give a file's options in a JSON "
-                f"data-module spec, e.g. --data '{{\"class_path\": \"neuroview.data.NpzDataModule\", \"init_args\": "
-                f"{{\"path\": \"FILE.npz\", \"layout\": \"channels_last\"}}}}'" if given
-                else f"unrecognized arguments: {' '.join(unknown)}")
-    if getattr(args, "folds", 2) < 2:  # refused before the work (sparsify refused it after minirocket's dense fit)
-        p.error(f"--folds: expected an int >= 2, got {args.folds}")
+                f"data-module spec: --data {spec}")
+    if getattr(args, "folds", None) is not None and args.folds < 2:  # refused before the work (sparsify refused it
+        p.error(f"--folds: expected an int >= 2, got {args.folds}")  # after minirocket's dense fit)
     return args
+
+
+def _typed_init_args(unknown: list[str]) -> dict:
+    """``{key: value}`` of the ``--data.init_args.key value`` (or ``=value``) among ``unknown``, each value read as
+    the command line's YAML reads it (``true``, ``3``, ``channels_last``)."""
+    import yaml  # noqa: PLC0415
+
+    typed = {}
+    for i, u in enumerate(unknown):
+        if not u.startswith("--data.init_args."):
+            continue
+        key, eq, value = u.removeprefix("--data.init_args.").partition("=")
+        if not eq:
+            value = unknown[i + 1] if i + 1 < len(unknown) and not unknown[i + 1].startswith("--") else None
+        try:
+            typed[key] = yaml.safe_load(value) if value is not None else None
+        except yaml.YAMLError:
+            typed[key] = value
+    return typed
+
+
+def _spec_for_hint(args, spec_of) -> dict | None:
+    """The spec ``--data`` is read by, for the hint: a JSON ``--data`` as given, else ``spec_of(args)``; None where
+    neither tells (the hint names the module to fill in)."""
+    data = getattr(args, "data", None)
+    if not isinstance(data, str):
+        return None
+    if data.lstrip().startswith("{"):
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+    try:
+        return spec_of(args) if spec_of is not None and path_kind(data) else None
+    except (ValueError, TypeError, KeyError, OSError, ImportError):
+        return None
 
 
 #: :func:`.sparsify.sparsify`'s refusal of a training split too small for its cross-validation folds

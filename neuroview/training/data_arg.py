@@ -11,12 +11,13 @@ import ast
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
-__all__ = ["absolute_paths", "datamodule_for", "path_kind", "data_module", "explained_data", "format_options_hint",
-           "read_evaluated_like"]
+__all__ = ["absolute_paths", "asked_option", "datamodule_for", "path_kind", "data_module", "explained_data",
+           "format_options_hint", "read_evaluated_like", "without_init_args"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
@@ -102,17 +103,24 @@ def explained_data(make, data: str, trained_on: dict | None, split: str = "test"
     return dm
 
 
-def format_options_hint(data: str | None, message: str) -> str:
-    """Where an error about ``explain --data FILE`` asks for an option of the file's data module (``pass header=true``),
-    how to give it: ``explain`` takes no ``--data.init_args.*``, but a JSON data-module spec; ``""`` otherwise."""
-    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
-    # a quoted value as Python wrote it (delimiter=';', '\\t', ','), else a bare one (header=true, channels=2)
-    asked = re.search(r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)="
-                      r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;)]+)", message)
-    width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
-    if kind is None or (asked or width) is None:
-        return ""
-    key, value = asked.groups() if asked else ("channels", width.group(1))  # a CSV's channels a row: its own option
+#: the data modules' file options an error may ask for, and a value as Python wrote it (a quoted one: delimiter=';',
+#: '\\t', ','), else a bare one (header=true, channels=2)
+_ASKED = (r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)="
+          r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;)]+)")
+
+
+def asked_option(data: str | None, message: str) -> tuple[str, str] | None:
+    """``(option, value as JSON)`` that ``message`` (about ``--data FILE``) asks for: the one after "pass " (the
+    message's advice), else the first named. The file's own name is no part of the message's words: "compass
+    readings.csv" held a "pass ", and "(to_csv without header=False)" came before "pass header=true" (both were read
+    as the option asked for: "header": "False")."""
+    for name in sorted({str(data), os.path.abspath(os.path.expanduser(str(data))), Path(str(data)).name}, key=len,
+                       reverse=True) if data else ():
+        message = message.replace(name, "FILE")
+    asked = re.search(r"\bpass " + _ASKED, message) or re.search(_ASKED, message)
+    if asked is None:
+        return None
+    key, value = asked.groups()
     if value[:1] in "'\"":
         try:
             value = json.dumps(ast.literal_eval(value))  # '\t' is a tab, not a backslash and a t
@@ -120,8 +128,27 @@ def format_options_hint(data: str | None, message: str) -> str:
             value = json.dumps(value[1:-1])
     elif not re.fullmatch(r"true|false|null|-?[0-9.]+", value):
         value = json.dumps(value)
+    return key, value
+
+
+def format_options_hint(data: str | None, message: str) -> str:
+    """Where an error about ``explain --data FILE`` asks for an option of the file's data module (``pass header=true``),
+    how to give it: ``explain`` takes no ``--data.init_args.*``, but a JSON data-module spec, shell-quoted (a path may
+    hold spaces or quotes); ``""`` otherwise."""
+    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
+    asked = asked_option(data, message) if kind else None
+    width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
+    if kind is None or (asked or width) is None:
+        return ""
+    key, value = asked if asked else ("channels", width.group(1))  # a CSV's channels a row: its own option
     spec = f'{{"class_path": "neuroview.data.{kind}", "init_args": {{"path": {json.dumps(data)}, "{key}": {value}}}}}'
-    return f" (`neuroview explain` takes a file's options in a JSON data-module spec: --data '{spec}')"
+    return f" (`neuroview explain` takes a file's options in a JSON data-module spec: --data {shlex.quote(spec)})"
+
+
+def without_init_args(message: str) -> str:
+    """``message`` without the data modules' ``(--data.init_args.header true)``: what ``neuroview fit`` takes, which
+    the commands that take a JSON ``--data`` spec refuse (one message gave both)."""
+    return re.sub(r"\s*\(--data\.init_args\.[^)]*\)", "", message)
 
 
 def absolute_paths(data) -> None:

@@ -50,6 +50,11 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
                      f"JSON data-module spec, got {data!r}")
 
 
+def _spec_of(args) -> dict:
+    """The spec ``--data`` is read by under the options typed (for the advice of a refused ``--data.init_args.*``)."""
+    return data_spec(args.data, False if args.normalize == "none" else "sample")
+
+
 def entry_tag(data: str) -> str:
     """The entries' tag of ``--data``: its file stem or name, lower case, each run of characters other than letters,
     digits, ``_``, ``.`` or ``-`` made one ``_`` (``"tiny data.npz"``: ``tiny_data``); ``data`` for a JSON spec."""
@@ -81,31 +86,27 @@ def main(argv: list[str] | None = None) -> int:
                         "none: the series as they are (sets normalized already); a JSON --data spec sets its own")
     p.add_argument("--max-k90", type=float, default=None,
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
-    p.add_argument("--folds", type=int, default=5,
+    p.add_argument("--folds", type=int, default=None,
                    help="with --max-k90: the cross-validation folds on the training split the sparse head is chosen by "
-                        "(default 5; a small split allows at most half its samples)")
+                        "(default 5; a small split allows at most half its samples, each class at least 2)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
     p.add_argument("--tag", default=None, help="the entries' tag: nv_minirocket.<tag> (and <tag>_sparse); default: the "
                                                "data set's name or the data file's stem")
-    from .cli_hints import file_options_hint, folds_advice, parse_args  # noqa: PLC0415
+    from .cli_hints import folds_advice, parse_args, said  # noqa: PLC0415
     from .sparsify_cli import as_option, expand_paths  # noqa: PLC0415
 
-    args = expand_paths(parse_args(p, argv, "minirocket"), "out")  # --out=~/x: no shell expanded it
+    args = expand_paths(parse_args(p, argv, "minirocket", _spec_of), "out")  # --out=~/x: no shell expanded it
+    if args.folds is not None and args.max_k90 is None:  # it was ignored, silently
+        p.error(f"--folds: the folds the sparse variant of --max-k90 is chosen by, got --folds {args.folds} without "
+                "--max-k90; add --max-k90 <budget> (the zoo's CNNs use 10), or drop --folds")
+    args.folds = 5 if args.folds is None else args.folds
     tag = entry_tag(args.data) if args.tag is None else args.tag
     spec = None
     try:
-        from ..zoo.pretrained import make_datamodule, refuse_existing  # noqa: PLC0415
+        from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
 
-        refuse_existing(args.out, [f"nv_minirocket.{tag}"] + [f"nv_minirocket.{tag}_sparse"] * (args.max_k90 is not None),
-                        args.overwrite, "--tag" if args.tag is not None else "--data",
-                        "pick a shorter --tag" if args.tag is not None else "the data's name or file stem makes the tag: "
-                        "pass a shorter --tag", "pick another --out or pass --overwrite to replace it, or keep both: give "
-                        "this run's entries a tag of their own with --tag <tag>")
-
-        if args.normalize is not None and args.data.lstrip().startswith("{"):  # it was ignored, silently
-            raise ValueError(f"--normalize: a JSON --data spec sets its own normalization (its init_args' normalize), "
-                             f"got --normalize {args.normalize}; put it in the spec instead")
+        _check_before(args, tag)
         spec = data_spec(args.data, False if args.normalize == "none" else "sample")
         dm = make_datamodule(spec)
         dm.setup("fit")
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
         net = minirocket(dm, num_features=args.num_features, seed=args.seed)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as e:  # ImportError: a missing extra (aeon)
-        hint = file_options_hint("minirocket", args.data, str(e), spec)  # the data modules' --data.init_args.*: refused here
-        print(f"neuroview minirocket: {as_option(str(e), _OPTIONS)}{hint}", file=sys.stderr)
+        # the data modules' --data.init_args.*, refused here: the JSON spec of the same options instead
+        print(f"neuroview minirocket: {said(as_option(str(e), _OPTIONS), 'minirocket', args.data, spec)}", file=sys.stderr)
         return 2
     sparse, failed = _sparse(net, dm, args)
     if failed is not None:
@@ -126,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     if not _write(args, tag, net, sparse, spec, dm):
         return 2
     if failed is not None:  # the dense fit is kept: it stands alone (the sparse one is refitted from it)
-        print(f"neuroview minirocket: {failed}. The dense entry nv_minirocket.{tag} was written; its sparse variant "
-              "was not", file=sys.stderr)
+        print(f"neuroview minirocket: {failed}. The dense entry nv_minirocket.{tag} was written to {args.out}; its "
+              f"sparse variant was not: a rerun into that --out needs --overwrite too (it replaces that dense entry), "
+              "or pick another --out", file=sys.stderr)
         return 2
     import shlex  # noqa: PLC0415
 
@@ -135,6 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"explain it with: neuroview explain --model {entry} --zoo {shlex.quote(str(Path(args.out)))} "
           f"--out {shlex.quote('report/' + entry)}")
     return 0
+
+
+def _check_before(args, tag: str) -> None:
+    """The options checked before the dense fit: ``--max-k90`` (a typo, ``--max-k90 0``, cost a fit and wrote its entry),
+    the entries ``--out`` holds, ``--normalize`` beside a JSON spec."""
+    from ..zoo.pretrained import refuse_existing  # noqa: PLC0415
+    from .sparse_checks import check_budget  # noqa: PLC0415
+
+    check_budget(None, args.max_k90)
+    refuse_existing(args.out, [f"nv_minirocket.{tag}"] + [f"nv_minirocket.{tag}_sparse"] * (args.max_k90 is not None),
+                    args.overwrite, "--tag" if args.tag is not None else "--data",
+                    "pick a shorter --tag" if args.tag is not None else "the data's name or file stem makes the tag: "
+                    "pass a shorter --tag", "pick another --out or pass --overwrite to replace it, or keep both: give "
+                    "this run's entries a tag of their own with --tag <tag>")
+    if args.normalize is not None and args.data.lstrip().startswith("{"):  # it was ignored, silently
+        raise ValueError(f"--normalize: a JSON --data spec sets its own normalization (its init_args' normalize), "
+                         f"got --normalize {args.normalize}; put it in the spec instead")
 
 
 def _write(args, tag: str, net, sparse, spec: dict, dm) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -160,16 +161,17 @@ def _one_length(net: nn.Module, batches):
         yield batch
 
 
-def _series(train, seed: int, dtype: torch.dtype = torch.float32, num_classes: int | None = None) -> tuple[Tensor, Tensor | None]:
+def _series(train, seed: int, dtype: torch.dtype = torch.float32, num_classes: int | None = None,
+            layout: str = "channels_first") -> tuple[Tensor, Tensor | None]:
     """Every training series ``[N, C, T]`` of ``train``'s batches (in ``dtype``, the network's: MiniRocket's is float32,
     where float64 series, numpy's default, failed only after the biases were fitted) and their labels (None
     where a batch has none), in order, read once with the global RNG seeded by ``seed`` in a fork: a loader that
     shuffles from it (a ``DataLoader(shuffle=True)``) gives the same order for a seed (each bias comes from a series
     drawn by its index, as in aeon's MiniRocket), and the caller's RNG is left as it was. Bool labels: classes 0 and 1
-    where ``num_classes`` (the network's, where known) is 2, else refused (``as_labels``)."""
+    where ``num_classes`` (the network's, where known) is 2, else refused (``as_labels``). ``layout="channels_last"``:
+    each batch ``[B, T, C]`` read as ``[B, C, T]``."""
     with _seeded(seed):
-        x, y = _read_series(train, num_classes)
-    return x.to(dtype), y
+        return _read_series(train, num_classes, dtype, layout)
 
 
 @contextmanager
@@ -180,7 +182,7 @@ def _seeded(seed: int):
         yield
 
 
-def _read_series(train, num_classes: int | None) -> tuple[Tensor, Tensor | None]:
+def _read_series(train, num_classes: int | None, dtype: torch.dtype, layout: str) -> tuple[Tensor, Tensor | None]:
     xs, ys = [], []
     for batch in _batches(train, "train"):
         x, lengths, y = unpack(batch)
@@ -188,9 +190,11 @@ def _read_series(train, num_classes: int | None) -> tuple[Tensor, Tensor | None]
         if x.dim() != 3:  # a bare IndexError at x.shape[2]
             raise ValueError(f"train: expected series [B, C, T] (channels first, as the data modules give them), got "
                              f"a batch of shape {tuple(x.shape)}" + (" (one channel: x[:, None])" if x.dim() == 2 else ""))
+        x = x.transpose(1, 2) if layout == "channels_last" else x
         refuse_lengths(None, lengths, "train", x)  # None: the MiniRocket fitted (or built) from these; whole lengths pass
         with named_samples("train", len(xs), sum(len(a) for a in xs)):  # MiniRocket's own "x: ... NaN" named no sample
             require_finite(x)
+        x = _in_dtype(x, dtype, len(xs), sum(len(a) for a in xs))
         if xs and x.shape[1:] != xs[0].shape[1:]:  # a bare torch.cat error
             raise ValueError(f"train: expected series of one shape [C, T] in every batch (MiniRocket reads one length), got "
                              f"{list(xs[0].shape[1:])} in the first batch and {list(x.shape[1:])} in batch {len(xs) + 1}"
@@ -232,20 +236,26 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     """A NeuroView-MiniRocket fitted on ``train``: channels and length from its series, classes from
     ``num_classes`` (default: the data module's, else the largest label + 1), ``seed`` the draws. A class of those
     the training split holds no sample of is refused (naming where ``num_classes`` came from), before any fitting.
-    Batches of a loader with more channels than steps (``[B, 100, 12]``, as channels-last ``[B, T, C]`` series are)
-    are refused under ``layout="auto"``, as the data modules refuse such a file; ``layout="channels_first"`` reads
-    them as given."""
+    Series of more channels than steps (``[B, 100, 12]``, as channels-last ``[B, T, C]`` series are; or as many, above
+    one) are refused under ``layout="auto"``, as ``NpzDataModule`` refuses such a file (a user's own data module or
+    loader included; one of neuroview's data modules, or its loader, read its file by its own ``layout`` already):
+    ``layout="channels_first"`` reads them as given (channels-first sets of more channels than steps, such as UEA's
+    FaceDetection, need it), ``layout="channels_last"`` transposes each batch ``[B, T, C]`` to ``[B, C, T]``."""
     from ..zoo.api import create_model
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed: expected an int in [0, 2**32) (the draws of the kernels' biases), got {seed!r}")
     _alphas(alphas)  # before the data is read and the biases fitted
-    if layout not in ("auto", "channels_first"):
-        raise ValueError(f"layout: expected 'auto' or 'channels_first', got {layout!r}")
+    if layout not in ("auto", "channels_first", "channels_last"):
+        raise ValueError(f"layout: expected 'auto', 'channels_first' or 'channels_last', got {layout!r}")
+    if layout == "channels_last" and _read_by_layout(train):  # it serves [B, C, T]: transposed, steps read as channels
+        raise ValueError(f"layout: {type(train).__name__} serves series channels first [B, C, T] already, got "
+                         "layout='channels_last'; give the file's layout to its data module (NpzDataModule(path, "
+                         "layout='channels_last')) and leave this one 'auto'")
     # read in the dtype create_model builds the network in (the default dtype): float32 series met a float64
     # network under torch.set_default_dtype(torch.float64), an error telling the user to convert x
     x, y = _series(train, seed, torch.get_default_dtype(), getattr(train, "num_classes", None) if num_classes is None
-                   else num_classes)
+                   else num_classes, layout)
     if y is None:  # first: num_classes given (or the data module's) reads no labels either (torch.unique(None) failed)
         raise ValueError("train: expected batches (x, y) or (x, lengths, y) with labels, got bare inputs")
     if len(torch.unique(y)) < 2:  # every label 0 read as num_classes=1, refused as an argument never passed
@@ -256,7 +266,7 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
         given = given if getattr(train, "num_classes", None) else "the largest label + 1: num_classes"
     if isinstance(num_classes, int) and not isinstance(num_classes, bool):  # else create_model names it
         _check_classes(torch.unique(y).tolist(), num_classes, given)
-    if not hasattr(train, "train_dataloader"):  # a data module read its file by its own layout rule already
+    if not _read_by_layout(train):  # neuroview's data modules read their files by their own layout rule already
         _check_layout(x, layout)
     if x.shape[2] < 9:  # read off the series: MiniRocket's own error named input_length, an argument never passed
         raise ValueError(f"train: MiniRocket needs series of at least 9 steps (its kernels' length), got series of "
@@ -268,16 +278,44 @@ def minirocket(train, *, num_classes: int | None = None, num_features: int = 10_
     return _fit(net, x, y, alphas)
 
 
+def _in_dtype(x: Tensor, dtype: torch.dtype, batch: int, before: int) -> Tensor:
+    """The finite batch ``x`` (number ``batch``, ``before`` samples read before it) in the network's ``dtype``; a value
+    beyond its range (``1e39`` of a float64 batch, ``inf`` in float32) named by its sample, where it was refused as a
+    NaN or Inf of an ``x`` never passed."""
+    out = x.to(dtype)
+    if not out.is_floating_point() or bool(torch.isfinite(out).all()):
+        return out
+    rows = (~torch.isfinite(out)).flatten(1).any(1).nonzero().flatten().tolist()
+    at = [before + i for i in rows]
+    top = float(x.abs().max())
+    raise ValueError(f"train: sample{'s' if len(at) > 1 else ''} {at[0] if len(at) == 1 else at[:5]}"
+                     f"{' and more' if len(at) > 5 else ''} (batch {batch}, counted from 0 in the order read) "
+                     f"overflow{'' if len(at) > 1 else 's'} {str(dtype).removeprefix('torch.')}, the network's dtype "
+                     f"(largest |value| {top:.3g}, above its {torch.finfo(dtype).max:.3g}); scale the series down (or "
+                     "normalize them) first")
+
+
+def _read_by_layout(train) -> bool:
+    """Whether ``train`` is served by neuroview's data classes (an ``ArrayDataModule`` or one of its loaders), whose
+    files were read by their own ``layout`` rule: a data module of the user's own, or its loader, has none."""
+    arrays, batches = sys.modules.get("neuroview.data.arrays"), sys.modules.get("neuroview.data.batches")
+    # not imported: nothing is one of theirs (and Lightning imports slowly)
+    return ((arrays is not None and isinstance(train, arrays.ArrayDataModule))
+            or (batches is not None and isinstance(getattr(train, "dataset", None), batches.ArrayDataset)))
+
+
 def _check_layout(x: Tensor, layout: str) -> None:
     """Series ``x [N, C, T]`` of a loader refused where ``layout`` is ``"auto"`` and they hold more channels than steps
     (or as many, more than one): read so, channels-last series ``[N, T, C]`` were fitted as T channels of C steps,
     without a word (and a 3-channel set was told to stretch its 3 "steps" to 9), as ``NpzDataModule`` refuses."""
     c, t = x.shape[1], x.shape[2]
     if layout == "auto" and (c > t or c == t > 1):
+        why = ("more channels than steps, as channels-last [B, T, C] series would be" if c > t else
+               "as many channels as steps, which tells neither layout")
         raise ValueError(f"train: expected series [B, C, T] (channels first), got series of shape {[c, t]}: {c} channels "
-                         f"of {t} steps, {'more channels than steps' if c > t else 'as many channels as steps'}, as "
-                         f"channels-last [B, T, C] series would be; if they are channels-last, pass x.transpose(1, 2) "
-                         f"(the network reads channels first too), or layout='channels_first' if they are {c} channels")
+                         f"of {t} steps, {why}; pass layout='channels_last' if they are [B, T, C] ({t} channels of {c} "
+                         f"steps: each batch is transposed), or layout='channels_first' if they are {c} channels (UEA "
+                         "sets such as FaceDetection hold more channels than steps)")
 
 
 def _check_classes(held: list[int], num_classes: int, given: str) -> None:

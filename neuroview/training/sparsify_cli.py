@@ -11,6 +11,7 @@ import os
 import sys
 
 from .._batch import check_reads, unpack
+from .sparse_checks import check_options
 from .sparsify import DEVIANCE, sparsify
 from .sparse_finetune import finetune_sparse
 from .zoo_out import not_written, written_meanwhile  # noqa: F401 - not_written: retrofit and the tests take it from here
@@ -51,6 +52,9 @@ def _source(source: str, data: str | None, zoo: str | None = None):
         seed, training = _run_record(source)
         entry = {"architecture": hp["arch"], "arch_kwargs": kw, "recipe": None, "seed": seed, "dataset": dataset,
                  "training": training}
+        from ..data.file_record import hold_to_checkpoint  # noqa: PLC0415
+
+        hold_to_checkpoint(dm, source)  # its own training file, changed since (carved otherwise), refused when read
         return module.model.eval(), dm, entry, Path(source).stem
     net = create_model(source, pretrained=True, **({"root": zoo} if zoo else {}))
     entry = net.pretrained_cfg
@@ -227,15 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
                                                 "zoo; e.g. what an earlier `neuroview sparsify --out` or `minirocket --out` "
                                                 "wrote: a folder with a manifest.json)")
-    from .cli_hints import file_options_hint, folds_advice, parse_args  # noqa: PLC0415
+    from .cli_hints import folds_advice, parse_args, said  # noqa: PLC0415
 
-    args = expand_paths(parse_args(p, argv, "sparsify"), "out", "zoo")
+    args = expand_paths(parse_args(p, argv, "sparsify", _file_spec), "out", "zoo")
     if args.finetune < 0:  # refused before the work (it was refused as `epochs` once the path had been walked)
         p.error(f"--finetune: expected epochs >= 0, got {args.finetune}")
     try:
         if args.zoo and _is_checkpoint(args.source):
             raise ValueError("--zoo: the folder a zoo entry is read from; a checkpoint (.ckpt) is read as it is")
         _check_source(args.source, args.zoo)
+        check_options(args.tolerance, args.groups, args.deviance, args.max_k90, args.max_k90_steps, args.k90_quantile,
+                      args.max_units_per_class, args.max_steps_per_class, args.distill)  # before the source is read
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work
@@ -252,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon)
-        hint = file_options_hint("sparsify", args.data, str(e), _file_spec(args))  # --data.init_args.*: refused here
-        print(f"neuroview sparsify: {folds_advice(as_option(str(e), _OPTIONS))}{hint}", file=sys.stderr)
+        message = folds_advice(as_option(str(e), _OPTIONS))  # --data.init_args.*, refused here: the JSON spec instead
+        print(f"neuroview sparsify: {said(message, 'sparsify', args.data, _file_spec(args))}", file=sys.stderr)
         return 2
     return _saved(args, net, sparse, dm, entry, name)
 

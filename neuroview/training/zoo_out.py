@@ -39,5 +39,6 @@ def written_meanwhile(out: str, names: list[str], rename: str) -> str | None:
     if not held:
         return None
     return (f"out: {out} now holds {', '.join(held)}, written by another run into the same folder while this one worked; "
-            f"that run's entry was kept and this run's result was not saved: run the command again with {rename}, or "
-            "with another --out, or with --overwrite to replace that entry")
+            f"that run's {'entries were' if len(held) > 1 else 'entry was'} kept and this run's result was not saved: run "
+            f"the command again with {rename}, or with another --out, or with --overwrite to replace "
+            f"{'them' if len(held) > 1 else 'that entry'}")

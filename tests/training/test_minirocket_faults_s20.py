@@ -38,7 +38,7 @@ def test_minirocket_refuses_channels_last_series_by_layout(channels):
         nv.minirocket(_loader(last, y), num_features=84)
     said = str(e.value)
     assert said.startswith(f"train: expected series [B, C, T] (channels first), got series of shape [100, {channels}]")
-    assert "x.transpose(1, 2)" in said and "layout='channels_first'" in said
+    assert "layout='channels_last'" in said and "layout='channels_first'" in said
     assert "at least 9 steps" not in said  # 3 "steps" were told to be stretched to 9: the fix is the transpose
 
 
@@ -48,8 +48,8 @@ def test_minirocket_reads_channels_first_and_the_override():
     wide = torch.randn(30, 12, 10)  # 12 channels of 10 steps, said so
     net = nv.minirocket(_loader(wide, torch.tensor([0, 1] * 15)), num_features=84, layout="channels_first")
     assert (net.backbone.in_channels, net.backbone.input_length) == (12, 10)
-    with pytest.raises(ValueError, match=r"^layout: expected 'auto' or 'channels_first', got 'channels_last'$"):
-        nv.minirocket(_loader(x, y), num_features=84, layout="channels_last")
+    with pytest.raises(ValueError, match=r"^layout: expected 'auto', 'channels_first' or 'channels_last', got 'last'$"):
+        nv.minirocket(_loader(x, y), num_features=84, layout="last")
 
 
 def test_minirocket_names_the_nan_sample_of_its_training_loader():
@@ -136,9 +136,12 @@ def test_small_split_is_advised_folds_and_keeps_the_dense_entry(tmp_path, capsys
     err = capsys.readouterr().err
     assert "train: 6 samples ([3, 3] per class) are too few to carve 5-fold validation" in err
     assert "for --max-k90; pass --folds 3 or fewer (at least 2)" in err and "val=" not in err
-    assert "The dense entry nv_minirocket.tiny was written; its sparse variant was not" in err
+    assert f"The dense entry nv_minirocket.tiny was written to {out}; its sparse variant was not" in err
+    assert "a rerun into that --out needs --overwrite too" in err  # the advice alone was refused: the entry was there
     assert set(read_manifest(out)) == {"nv_minirocket.tiny"}
     assert nv.create_model("nv_minirocket.tiny", pretrained=True, root=out).num_units == 84
+    assert cli([*run, "--folds", "3"]) == 2  # the folds alone: refused, as the message said (the dense entry is there)
+    assert "already holds nv_minirocket.tiny" in capsys.readouterr().err
     assert cli([*run, "--folds", "3", "--overwrite"]) == 0  # the advice, followed
     manifest = read_manifest(out)
     assert manifest["nv_minirocket.tiny_sparse"]["sparsify"]["folds"] == 3
