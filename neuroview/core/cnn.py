@@ -206,7 +206,7 @@ class NeuroViewCNN(Guarded):
             self.sites, self._installed = None, False
             self.norm, self.classifier = (None, None) if built else (self.norm, self.classifier)  # a checkpoint's stays
             raise
-        site_notes.warn_frozen_rnns(self)  # the RNNs the reach pass found cut off, whatever their place in the model
+        site_notes.warn_frozen_rnns(self, x)  # the RNNs the reach pass found cut off (and the sites read by no value)
         return self.sites
 
     def build_head(self, num_units: int) -> None:

@@ -35,7 +35,7 @@ from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
 from .reach import nested_stop
 from .search_scope import Scope, own_pass, refuse_elsewhere
-from .site_notes import say_names
+from .site_notes import refuse_meta, say_names
 from .sites import Site
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
@@ -269,10 +269,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     at (None when nothing runs after the last site). Activation functions called outside every
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
     refuse_inside_checkpoint()
-    if x.device.type == "meta":  # the search compares the samples' values (batch-mates, copies, profiles): none on meta
-        raise ValueError("x: on device meta, where a network cannot find its sites (its first pass compares the samples' "
-                         "values); find them on a real input first (input_shape=..., example_input=..., or one pass on "
-                         "the CPU), then model.to('meta')")
+    refuse_meta(backbone, x)  # the search compares the samples' values: none on meta
     small, large, x = _passes(backbone, targets, quantizer, x)
     refuse_elsewhere(small.scope, large.scope, targets)  # branches run on worker threads: their units never read
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told

@@ -29,7 +29,7 @@ from .shares import training_shares
 from .splits import (_take, check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split,  # noqa: F401
                      text_labels, whole_file)  # _take, check_fraction, stratified_split re-exported (npz, delimited)
 from .stats import (centered_for_float32, channel_stats, magnitude, normalize_option, per_series_normalize,  # noqa: F401
-                    warn_stored_apart)  # per_series_normalize re-exported
+                    warn_flat, warn_stored_apart)  # per_series_normalize re-exported
 
 
 # -------------------------------------------------------------------------- base class
@@ -258,10 +258,10 @@ class ArrayDataModule(pl.LightningDataModule):
         # only the series the model is fit on: steps past them would meet untrained classifier weights
         max_len = (like or max(a.shape[-1] for a in parts["train"][0])) if variable else None
         per = self.normalize in ("series", "sample")
-        splits, truncated, scale = {}, {}, magnitude(parts["train"][0], self.normalize == "sample") if per else None
+        splits, truncated, flat, scale = {}, {}, {}, magnitude(parts["train"][0], self.normalize == "sample") if per else None
         for name, (x, y) in parts.items():
             yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
-            x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)", scale)  # warns what reads as flat
+            x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)", scale, flat.setdefault(name, []))
             if variable and self.resample:
                 xt, lengths = stretch(x, max_len, f"{owner}: X ({name} split)"), None
             elif variable:
@@ -291,8 +291,8 @@ class ArrayDataModule(pl.LightningDataModule):
             if per:  # each series by itself, "no spread" judged by the training split's magnitude in every split
                 xt = per_series_normalize(xt, lengths, joint=self.normalize == "sample", scale=scale)
             splits[name] = (xt, yt, lengths)
-        if truncated:
-            warn_truncated(owner, truncated, max_len)
+        warn_truncated(owner, truncated, max_len) if truncated else None
+        warn_flat(owner, flat)  # what reads as flat, in every split: one warning (it was one per split)
         self._classes, self._splits, self._variable = classes, splits, variable
         self._mean, self._std = self._channel_stats()
 

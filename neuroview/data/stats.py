@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "normalize_option", "EPS", "F64_ROUNDING"]
+__all__ = ["channel_stats", "per_series_normalize", "centered_for_float32", "warn_flat", "normalize_option", "EPS",
+           "F64_ROUNDING"]
 
 #: a std below this is no spread: taken as 1
 EPS = 1e-8
@@ -150,7 +151,7 @@ def _readable(a):
     return a.astype(dtype.newbyteorder("=")) if not dtype.isnative else a
 
 
-def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None):
+def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None, flat: list | None = None):
     """Float64 series (``[N, C, *steps]`` or a list of ``[C, T_i]``) whose float32 cast, which every network reads,
     would lose their spread: values around 1e9 that vary by 0.7 (timestamps, absolute pressures) became one float32
     value, and normalized, flat zeros. Under ``normalize="series"``/``"sample"``, which subtract each series' mean
@@ -162,7 +163,8 @@ def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None):
     NaN or inf in the file). Below :data:`EPS` the data cannot tell a signal (``1 + 7e-10 x``) from float64 rounding
     (``0.5 +- 4.6e-12``, a derivative): such a series or channel is read as no spread, as before, and a warning names
     it where it varies by more than :data:`F64_ROUNDING` of its own size. ``scale``: the training split's magnitude
-    that :func:`per_series_normalize` judges "no spread" by (default: this split's)."""
+    that :func:`per_series_normalize` judges "no spread" by (default: this split's). ``flat``: a list that takes what
+    the warning would name, for :func:`warn_flat` to name every split's in one warning (else warned of here)."""
     listed = isinstance(x, (list, tuple))
     x = [_readable(a) for a in x] if listed else _readable(x)
     if not (listed and x and all(getattr(a, "dtype", None) == np.float64 for a in x)) and getattr(x, "dtype", None) != np.float64:
@@ -171,7 +173,7 @@ def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None):
     if normalize in ("series", "sample"):
         if scale is None:
             scale = magnitude(x, normalize == "sample")
-        flat = []
+        found = []
         for i, a in enumerate(x):
             if a.size == 0 or not np.isfinite(a).all():
                 continue  # refused by name after the cast
@@ -182,12 +184,13 @@ def centered_for_float32(x, normalize, where: str, scale: Tensor | None = None):
                 out = (list(x) if listed else x.copy()) if out is None else out  # a constant is read as one
                 out[i] = a - mean
             if scale is not None:  # a channel of a centered series too: its other channels' spread centered it
-                flat += _read_as_no_spread(i, a if out is None else out[i], axes, mean, spread, peak, scale)
-        if flat:
-            _warn_flat(where, "series", flat, len(x), "is read as no spread: a std below 1e-8 (of its float32 cast) "
-                       "that is also below 1e-6 of the training split's largest value (of its channel; 'sample': of all)")
+                found += _read_as_no_spread(i, a if out is None else out[i], axes, mean, spread, peak, scale)
+        if found:
+            _note_flat(where, "series", found, len(x), "is read as no spread: a std below 1e-8 (of its float32 cast) "
+                       "that is also below 1e-6 of the training split's largest value (of its channel; 'sample': of all)",
+                       flat)
     else:
-        _refuse_channels(x, listed, where)
+        _refuse_channels(x, listed, where, flat)
     for i, a in enumerate(out if out is not None else x):
         peak = float(np.abs(a[np.isfinite(a)]).max()) if a.size and np.isfinite(a).any() else 0.0
         if peak > float(np.finfo(np.float32).max):  # cast, it read as inf: "NaN or inf" named values the file lacks
@@ -213,7 +216,7 @@ def _read_as_no_spread(i: int, a: np.ndarray, axes, mean, spread, peak, scale: T
     return [(f"{i} (channel {c})" if band.size > 1 else i, float(mean.reshape(-1)[c]), float(spread.reshape(-1)[c]))]
 
 
-def _refuse_channels(x, listed: bool, where: str) -> None:
+def _refuse_channels(x, listed: bool, where: str, into: list | None) -> None:
     """Read as it is or by channel statistics: a channel whose float32 cast loses more than 1% of a spread above
     :data:`EPS` is refused by name; below it, one that varies by more than float64 rounding is named in a warning."""
     if listed and (any(a.ndim != 2 for a in x) or len({a.shape[0] for a in x}) != 1):
@@ -232,22 +235,46 @@ def _refuse_channels(x, listed: bool, where: str) -> None:
         if spread > F64_ROUNDING * peak and peak * 2.0 ** -24 > 1e-2 * spread:
             lost.append((int(c), float(flat[c].mean()), spread))
     if lost:
-        _warn_flat(where, "channels", lost, len(flat), "its float32 cast, which every network reads, loses more than 1% "
-                   "of that variation (normalize='series' does not keep it either)")
+        _note_flat(where, "channels", lost, len(flat), "its float32 cast, which every network reads, loses more than 1% "
+                   "of that variation (normalize='series' does not keep it either)", into)
 
 
-def _warn_flat(where: str, what: str, found: list, total: int, how: str) -> None:
-    """One warning for the series (channels) ``found`` (``(index, level, spread)``) that vary by less than
-    :data:`EPS` but by more than float64 rounding, and are read as constants."""
+def _note_flat(where: str, what: str, found: list, total: int, how: str, into: list | None) -> None:
+    """The series (channels) ``found`` (``(index, level, spread)``) that vary by less than :data:`EPS` but by more than
+    float64 rounding, and are read as constants: kept in ``into`` for :func:`warn_flat`, or warned of now."""
+    if into is None:
+        _warn_flat(where, [(None, what, found, total, how)])
+    else:
+        into.append((what, found, total, how))
+
+
+def warn_flat(owner: str, flat: dict) -> None:
+    """One warning for what :func:`centered_for_float32` found flat in every split of one setup (``{split: its flat
+    list}``): the same series, in the training split, the validation split carved from it and the test split, were
+    named in three warnings of a paragraph each."""
+    notes = [(split, *note) for split, kept in flat.items() for note in kept]
+    if notes:
+        _warn_flat(f"{owner}: X", notes)
+
+
+def _warn_flat(where: str, notes: list) -> None:
+    """One warning for ``notes``, ``(split or None, what, found, total, how)`` each (:func:`_note_flat`)."""
+    split, what, found, _, how = notes[0]
+    of = [f"{len(f)} of {t}{f' {w}' * (k == 0)}{f' of the {s} split' if s else ''}"
+          for k, (s, w, f, t, _) in enumerate(notes)]  # "15 of 30 series of the train split, 5 of 10 of the val split"
+    counts = ", ".join(of[:-1]) + f" and {of[-1]}" if len(of) > 1 else of[0]
+    every = [x for *_, f, _, _ in notes for x in f]
     i, level, spread = found[0]
-    spreads, levels, one = [s for _, _, s in found], [v for _, v, _ in found], "channel" if what == "channels" else what
+    spreads, levels, one = [s for _, _, s in every], [v for _, v, _ in every], "channel" if what == "channels" else what
+    ranged = len({f"{s:.3g}" for s in spreads}) > 1 or len({f"{v:.6g}" for v in levels}) > 1  # not one series twice
     more = (f" (spreads {min(spreads):.3g} to {max(spreads):.3g}, around {min(levels):.6g} to {max(levels):.6g})"
-            if len(found) > 1 else "")
-    warnings.warn(f"{where}: {len(found)} of {total} {what} vary by less than 1e-8 but by more than float64 rounding of "
-                  f"their values{more}, and are served as flat (constant): {one} {i} holds values around {level:.6g} "
-                  f"that vary by {spread:.3g}, and {how}. If that variation is signal, subtract the offset or rescale the "
-                  "data (e.g. multiply by 1e9) before handing it over; if it is rounding noise (a derivative, a detrending "
-                  "residue, a difference of clock readings), it reads as the constant it is", UserWarning, stacklevel=4)
+            if ranged else "")
+    warnings.warn(f"{where}: {counts} vary by less than 1e-8 but by more than float64 rounding of their values{more}, "
+                  f"and are served as flat (constant): {one} {i}{f' of the {split} split' if split else ''} holds values "
+                  f"around {level:.6g} that vary by {spread:.3g}, and {how}. If that variation is signal, subtract the "
+                  "offset or rescale the data (e.g. multiply by 1e9) before handing it over; if it is rounding noise (a "
+                  "derivative, a detrending residue, a difference of clock readings), it reads as the constant it is",
+                  UserWarning, stacklevel=4)
 
 
 def warn_stored_apart(parts: dict, owner: str, normalize=True) -> None:

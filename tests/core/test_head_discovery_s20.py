@@ -10,6 +10,8 @@
   Its first fix judged by the order modules start in (review R1-2..4): an RNN branch, or a CRNN run twice, were cut
   off unsaid, an RNN a nested NeuroViewRNN trains was called frozen, and the advice (``nv.wrap(model.rnn, ...)``)
   dropped the front end. The warning now names the RNNs the reach pass froze, and a route that runs.
+  Judged by autograd alone it named a frozen pretrained encoder run under ``torch.no_grad()`` or ``.detach()``ed,
+  whose states the sites read by value (review R8-1): each candidate is now checked by value too.
 """
 
 from __future__ import annotations
@@ -311,3 +313,105 @@ class _First(nn.Module):
 
     def forward(self, x):
         return (self.m(x),)
+
+
+class _Encoder(nn.Module):
+    """A frozen pretrained GRU encoder run the usual ways (under ``torch.no_grad()``, or its output ``.detach()``ed),
+    read by one conv + ReLU site: no gradient of the decision reaches the GRU, yet the site reads its states by value.
+    ``read``: ``"out"`` (every step's states), ``"h_n"`` (the last hidden state only, the tuple's second item) or
+    ``"norm"`` (every step's states through a LayerNorm, which removes any constant added to them)."""
+
+    def __init__(self, mode: str, read: str = "out"):
+        super().__init__()
+        self.mode, self.read = mode, read
+        self.rnn = nn.GRU(2, 8, batch_first=True)
+        self.ln = nn.LayerNorm(8)
+        self.conv, self.act = nn.Conv1d(8, 6, 3, padding=1), nn.ReLU()
+        self.pool, self.fc = nn.AdaptiveAvgPool1d(1), nn.Linear(6, 3)
+
+    def _states(self, x):
+        out, h_n = self.rnn(x.transpose(1, 2))
+        if self.read == "h_n":  # [1, B, 8] -> [B, 8, 1], repeated over the steps: a per-series code
+            return h_n[-1].unsqueeze(-1).expand(-1, -1, x.shape[-1])
+        return (self.ln(out) if self.read == "norm" else out).transpose(1, 2)
+
+    def forward(self, x):  # x [B, C, T]
+        if self.mode == "no_grad":
+            with torch.no_grad():
+                h = self._states(x)
+        else:  # "detach", or "grad": read as any layer is (the reach pass sees it)
+            h = self._states(x).detach() if self.mode == "detach" else self._states(x)
+        return self.fc(self.pool(self.act(self.conv(h))).flatten(1))
+
+
+def _moves_the_decision(net, rnn: nn.Module, x: torch.Tensor) -> float:
+    """How far scrambling ``rnn``'s weights moves the logits: its states take part in the decision where it is > 0."""
+    before = net.eval()(x).clone()
+    with torch.no_grad():
+        for p in rnn.parameters():
+            p.add_(torch.randn_like(p))
+    return (net(x) - before).abs().max().item()
+
+
+@pytest.mark.parametrize("read", ["out", "h_n", "norm"])
+@pytest.mark.parametrize("mode", ["no_grad", "detach"])
+@pytest.mark.parametrize("user_froze", [True, False], ids=["user_froze", "trainable"])
+def test_a_frozen_encoder_whose_states_the_sites_read_is_not_warned_of(mode, read, user_froze):
+    """Review R8-1: judged by autograd only, it was said "no site's units depend on it ... its states take no part in
+    the decision", with advice to replace the network. The sites read it by value: scrambling it moves the logits."""
+    torch.manual_seed(0)
+    model = _Encoder(mode, read)
+    if user_froze:
+        model.rnn.requires_grad_(False)
+    net, said = _wrap(model)
+    assert not _rnn_said(said), said
+    assert [s.name for s in net.sites] == ["act"]
+    assert _moves_the_decision(net, model.rnn, torch.randn(4, 2, 8)) > 1e-3  # what the warning denied
+
+
+class _NoGradBranch(_TwoBranch):
+    """``_TwoBranch`` with its GRU run under ``torch.no_grad()``: still read by no site (only by the head after them)."""
+
+    def forward(self, x):
+        with torch.no_grad():
+            g = self.gru(x.transpose(1, 2))[0][:, -1]
+        return self.fc(torch.cat([g, self.act(self.conv(x)).mean(-1)], 1))
+
+
+class _NoGradTail(_CRNN):
+    """A CRNN whose RNN after the last site runs under ``torch.no_grad()``: no site reads it, whatever grad mode."""
+
+    def forward(self, x):
+        a = self.act(self.conv(x)).transpose(1, 2)
+        with torch.no_grad():
+            o = self.rnn(a)[0]
+        return self.fc(o[:, -1])
+
+
+@pytest.mark.parametrize("model, name", [(_NoGradBranch, "gru"),
+                                         (lambda: _NoGradTail(nn.LSTM(4, 6, batch_first=True)), "rnn")],
+                         ids=["branch", "tail"])
+def test_an_rnn_under_no_grad_that_no_site_reads_is_still_warned_of(model, name):
+    torch.manual_seed(0)
+    model = model()
+    net, said = _wrap(model)
+    cut = _cut(said)
+    assert len(cut) == 1 and f"the decision reads no state of '{name}'" in cut[0], said
+    _frozen_and_unread(net, model.get_submodule(name), torch.randn(4, 2, 8))
+
+
+def test_the_value_check_leaves_the_caller_s_random_state_and_modes_alone():
+    """The check runs the backbone twice more (with a nudge drawn from its own generator), only where an RNN is a
+    candidate: the caller's random stream after the wrap is the one a wrap without a candidate leaves."""
+    torch.manual_seed(0)
+    read = _Encoder("no_grad")
+    plain = _Encoder("grad")
+    plain.load_state_dict(read.state_dict())
+    after = []
+    for model in (read, plain):
+        model.train()
+        torch.manual_seed(1)
+        net, said = _wrap(model)
+        after.append(torch.rand(3))
+        assert not _rnn_said(said) and all(m.training for m in model.modules()), said
+    assert torch.equal(*after)

@@ -159,10 +159,58 @@ def test_an_ensemble_and_lite_on_meta_run_a_meta_input_through_by_shape_once_the
         assert out.device.type == "meta" and out.shape == want == (5, 3)
 
 
-def test_a_network_that_has_not_found_its_sites_is_told_to_find_them_on_a_real_input_first():
-    lazy = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()), num_classes=3).to("meta")
-    with pytest.raises(ValueError, match=r"^x: on device meta, where a network cannot find its sites .*then "
-                                         r"model\.to\('meta'\)$"):
-        lazy(torch.zeros(2, 2, 12, device="meta"))  # before: Tensor.item() cannot be called on meta tensors
-    found = nv.NeuroViewCNN(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()), num_classes=3, input_shape=(2, 12))
-    assert found.to("meta")(torch.zeros(2, 2, 12, device="meta")).shape == (2, 3)  # the advice runs
+_MODEL_ON_META = (r"^backbone: expected its parameters on a real device to find its sites \(the search compares the "
+                  r"samples' values\), got them on meta \('0\.weight', '0\.bias', '2\.weight', \.\.\.\), which holds none; "
+                  r"build or load the model on a real device \(a meta model has no weights: "
+                  r"model\.to_empty\(device='cpu'\), then load them\), find its sites there, then net\.to\('meta'\)$")
+
+
+def _body() -> nn.Module:
+    return nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU())
+
+
+def test_a_network_that_has_not_found_its_sites_is_told_to_find_them_on_a_real_model_first():
+    lazy = nv.NeuroViewCNN(_body(), num_classes=3).to("meta")
+    with pytest.raises(ValueError, match=_MODEL_ON_META):
+        lazy(torch.zeros(2, 1, 16, device="meta"))  # before: Tensor.item() cannot be called on meta tensors
+    found = nv.NeuroViewCNN(_body(), num_classes=3, input_shape=(1, 16))
+    assert found.to("meta")(torch.zeros(2, 1, 16, device="meta")).shape == (2, 3)  # the advice runs
+
+
+def test_a_model_built_on_meta_is_named_whatever_input_the_sites_were_to_be_found_on():
+    """Review R8-3: built under torch.device('meta') with input_shape (no x given), the refusal named x and advised
+    input_shape=...; given a real example_input, the search compared meta "values" and blamed site '1' as mixing
+    samples. Each way now names the backbone, and advice that runs (torch's to_empty(), not .to('cpu'))."""
+    with torch.device("meta"):
+        made = [_body() for _ in range(3)]
+    for model, kw in zip(made, [{"input_shape": (1, 16)}, {"example_input": torch.randn(5, 1, 16)},
+                                {"example_input": torch.randn(5, 1, 16, device="meta")}]):
+        with pytest.raises(ValueError, match=_MODEL_ON_META):
+            nv.NeuroViewCNN(model, 3, **kw)
+    with pytest.raises(NotImplementedError, match="to_empty"):  # why the advice is not "one pass on the CPU"
+        made[0].to("cpu")
+    # followed: storage on the CPU, the weights loaded, the sites found there, then the network moved to meta
+    weights = _body().state_dict()
+    model = made[0].to_empty(device="cpu")
+    model.load_state_dict(weights)
+    net = nv.NeuroViewCNN(model, 3, input_shape=(1, 16))
+    assert [s.name for s in net.sites] == ["1", "3"]
+    out = net.to("meta")(torch.zeros(5, 1, 16, device="meta"))
+    assert out.device.type == "meta" and out.shape == (5, 3)
+
+
+def test_a_model_partly_on_meta_names_the_tensors_there_and_buffers_alone_are_buffers():
+    model = _body()
+    model[2].to("meta")
+    with pytest.raises(ValueError, match=r"^backbone: expected its parameters .* got them on meta \('2\.weight', "
+                                         r"'2\.bias'\), which holds none"):
+        nv.NeuroViewCNN(model, 3, example_input=torch.randn(5, 1, 16))
+    with pytest.raises(ValueError, match=r"^backbone: expected its buffers on a real device .* got them on meta "
+                                         r"\('weight'\), which holds none"):
+        nv.NeuroViewCNN(_Fixed().to("meta"), 3, input_shape=(1, 12))
+
+
+def test_a_meta_input_to_a_model_without_tensors_still_names_x():
+    """A model of no parameters or buffers runs anywhere: there the input is what is on meta, and it is named."""
+    with pytest.raises(ValueError, match=r"^x: on device meta, where a network cannot find its sites"):
+        nv.NeuroViewCNN(nn.Sequential(nn.ReLU(), nn.Flatten()), 3, example_input=torch.randn(4, 2, 5, device="meta"))

@@ -86,10 +86,9 @@ def test_float64_rounding_noise_among_ordinary_series_reads_as_zeros_and_is_name
     assert (got[3] == 0).all()
     keep = [i for i in range(12) if i != 3]
     assert np.abs(got[keep] - _z(x, normalize == "sample")[keep]).max() < 1e-5
-    assert len(flat) == 2  # the training split and the test split, each once
-    assert all(m.startswith("NpzDataModule: X (") for m in flat)
-    assert "X (train split): 1 of 12 series " + FLAT in flat[0]
-    assert "series 3 holds values around 0.5 that vary by 4.59e-12" in flat[0]
+    assert len(flat) == 1  # one warning naming the training split and the test split (R8-5: it was one per split)
+    assert flat[0].startswith("NpzDataModule: X: 1 of 12 series of the train split and 1 of 12 of the test split " + FLAT)
+    assert "series 3 of the train split holds values around 0.5 that vary by 4.59e-12" in flat[0]
     assert "subtract the offset or rescale the data" in flat[0]
 
 
@@ -103,8 +102,8 @@ def test_a_tiny_spread_read_as_flat_is_named_whatever_its_offset(tmp_path, norma
     raw[5] = offset + (1e-9 if offset == 1e4 else 7e-10) * x[5]
     got, flat = _served(raw, normalize, tmp_path)
     assert np.abs(got[5]).max() < 1e-8
-    assert len(flat) == 2 and "1 of 12 series" in flat[0] and "(train split)" in flat[0] and "(test split)" in flat[1]
-    assert f"series 5 holds values around {float(raw[5].mean()):.6g} that vary by {float(raw[5].std()):.3g}" in flat[0]
+    assert len(flat) == 1 and "1 of 12 series of the train split and 1 of 12 of the test split" in flat[0]
+    assert f"series 5 of the train split holds values around {float(raw[5].mean()):.6g} that vary by {float(raw[5].std()):.3g}" in flat[0]
 
 
 @pytest.mark.parametrize("normalize", ["series", "sample"])
@@ -112,7 +111,7 @@ def test_a_set_of_only_tiny_spreads_around_1_reads_as_zeros_and_is_named(tmp_pat
     x = _series()
     got, flat = _served(1.0 + 7e-10 * x, normalize, tmp_path)
     assert (got == 0).all()
-    assert "12 of 12 series" in flat[0] and "(spreads " in flat[0] and "multiply by 1e9" in flat[0]
+    assert len(flat) == 1 and "12 of 12 series of the train split" in flat[0] and "(spreads " in flat[0] and "multiply by 1e9" in flat[0]
 
 
 def test_a_variable_length_set_centered_above_1e_8_flat_and_named_below():
@@ -135,7 +134,7 @@ def test_a_variable_length_set_centered_above_1e_8_flat_and_named_below():
         n = 20 + i
         assert int(lengths[i]) == n and np.abs(xb[i, :, :n].numpy() - _z(x[i:i + 1, :, :n], False)[0]).max() < 1e-5
     (xb, _, _), flat = module(7e-10, 1.0)
-    assert (xb == 0).all() and "8 of 8 series" in flat[0]
+    assert (xb == 0).all() and len(flat) == 1 and "8 of 8 series of the train split and 8 of 8 of the test" in flat[0]
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -145,9 +144,41 @@ def test_read_as_it_is_or_by_channel_a_flat_channel_that_varies_loads_as_before_
     x = _series(12, 100)
     got, flat = _served(np.concatenate([x, _speed()], 1), normalize, tmp_path)
     assert (got[:, 1] == (0.0 if normalize else 0.5)).all()  # standardized: the constant minus its mean
-    assert len(flat) == 2 and "1 of 2 channels " in flat[0] and "channel 1 holds values around 0.5 that vary by 4.2" in flat[0]
+    assert len(flat) == 1 and "1 of 2 channels of the train split and 1 of 2 of the test split " + FLAT in flat[0]
+    assert "channel 1 of the train split holds values around 0.5 that vary by 4.2" in flat[0]
     got, flat = _served(1.0 + 7e-10 * _series(), normalize, tmp_path)
-    assert (got == (0.0 if normalize else 1.0)).all() and "channel 0 holds values around 1 that vary by" in flat[0]
+    assert (got == (0.0 if normalize else 1.0)).all() and len(flat) == 1
+    assert "channel 0 of the train split holds values around 1 that vary by" in flat[0]
+
+
+@pytest.mark.parametrize("normalize", ["series", "sample"])
+def test_one_setup_names_the_flat_series_of_every_split_in_one_warning(normalize):
+    """Review R8-5: the same flat series were named once per split, train, the validation carved from it and test:
+    three paragraphs per setup. One warning now, counting each split's (15 of 30, 5 of 10, 5 of 10: counted by hand
+    from the split), and setup('test') and reading every loader add none."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 1, 50))
+    x[1::2, 0] = 1 + 7e-10 * x[1::2, 0]  # the odd series: in the band
+
+    class Mine(ArrayDataModule):
+        def load(self):
+            return {"train": (x, np.arange(40) % 2), "test": (x[:10], np.arange(10) % 2)}
+
+    dm = Mine(val_fraction=0.25, normalize=normalize)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        dm.setup("fit")
+        dm.setup("test")
+        for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
+            for _ in loader:
+                pass
+    flat = [str(w.message) for w in seen if FLAT in str(w.message)]
+    assert len(flat) == 1, flat
+    assert flat[0].startswith(f"Mine: X: 15 of 30 series of the train split, 5 of 10 of the val split and 5 of 10 of "
+                              f"the test split {FLAT} (spreads ")
+    assert flat[0].count("If that variation is signal") == 1
+    served = torch.cat([dm._splits[n][0] for n in ("train", "val", "test")])
+    assert int((served.flatten(1) == 0).all(1).sum()) == 25  # every series named reads as flat zeros
 
 
 @pytest.mark.parametrize("normalize", ["series", "sample", True])
