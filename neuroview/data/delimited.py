@@ -346,7 +346,8 @@ class CsvDataModule(FileRecord, ArrayDataModule):
             return (np.stack(x) if same else x), y  # one length: an array; rows of several: padded later
 
         out = {"train": read(self.path)}
-        self._fingerprint(self.path.read_bytes())  # its sha256, in the checkpoint: the file changed since training refused
+        own = tuple(s for s in ("test", "val") if getattr(self, f"{s}_path") is not None)
+        self._fingerprint(*out["train"], own=own)  # the series as parsed, in the checkpoint: changed since, refused
         train_x, rows = out["train"][0], np.arange(len(out["train"][1]))  # before a test split is carved from it
         if self.test_path is not None:
             out["test"] = read(self.test_path)

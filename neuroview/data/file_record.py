@@ -1,18 +1,20 @@
 """What a data module of the user's own file (:class:`~neuroview.data.NpzDataModule`,
-:class:`~neuroview.data.CsvDataModule`) records of it: the sha256 of the training file's bytes as it read them, kept
-in its checkpoint state, and the file's row of each sample of each split.
+:class:`~neuroview.data.CsvDataModule`) records of it: a sha256 of its training split as read (:func:`series_sha256`),
+kept in its checkpoint state, and the file's row of each sample of each split.
 
-The model's own file is known by its path (its hyper-parameters hold it), and is carved into the same splits again
-only while its contents are what they were: the same path with its rows reordered, series added or edited is carved
-otherwise, and its "test" split held series the model was trained on, scored as if unseen (10 of 12). A module
-given the checkpoint's record (Lightning's ``load_state_dict`` on ``--ckpt_path``, :func:`hold_to_checkpoint`
-elsewhere) refuses such a file by name. May import the rest of ``neuroview.data`` and third-party libraries.
+The fingerprint covers what decides the carve and the training series, nothing else: the training series' values
+(as float64: the same values saved as float32 or float64 are the same), their shapes and lengths, their labels, in
+order, and whether the file gives a test or validation split of its own. Not the file's bytes (another zip, CRLF
+line endings), its own test or validation arrays (new test series are new data to score), nor keys it does not read.
+A module given the checkpoint's record (Lightning's ``load_state_dict`` on ``--ckpt_path``, :func:`hold_to_checkpoint`
+elsewhere) and carving its file as the model's own refuses it by name where the fingerprints differ: read again, the
+file is carved otherwise, and its "test" split held series the model was trained on, scored as if unseen (10 of 12).
+May import the rest of ``neuroview.data`` and third-party libraries.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import warnings
 from pathlib import Path
@@ -21,47 +23,60 @@ import numpy as np
 
 from .splits import folds_of, stratified_fold, stratified_split, text_labels
 
-__all__ = ["RECORD", "FileRecord", "changed_file", "check_recorded_file", "file_sha256", "hold_to_checkpoint", "recorded_file"]
+__all__ = ["RECORD", "FileRecord", "changed_file", "check_recorded_file", "hold_to_checkpoint", "recorded_file",
+           "series_sha256"]
 
-#: The key of the record in the data module's checkpoint state: ``{"path", "sha256"}`` of the training file.
+#: The key of the record in the data module's checkpoint state: ``{"path", "series_sha256"}`` of the training file.
 RECORD = "neuroview_data_file"
+_KEY = "series_sha256"
+_CHUNK = 1 << 20  # values hashed at a time: a bounded float64 copy, never one of the whole array
 
 
-def file_sha256(raw: bytes) -> str:
-    """The hex sha256 of a file's bytes."""
-    return hashlib.sha256(raw).hexdigest()
-
-
-def arrays_sha256(arrays: dict | bytes) -> str | None:
-    """The hex sha256 of an ``.npz``'s arrays (``{name: array}``, or the file's bytes): names, dtypes, shapes and
-    values, in name order; ``None`` for bytes that are no ``.npz``. The same arrays saved again (another zip
-    timestamp, compressed) are other bytes, and the same data: not refused."""
-    if isinstance(arrays, bytes):
-        try:
-            with np.load(io.BytesIO(arrays), allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except Exception:  # noqa: BLE001 - not an .npz of plain arrays: judged by its bytes alone
-            return None
+def series_sha256(x, y, lengths=None, own: tuple[str, ...] = ()) -> str:
+    """The hex sha256 of a training split as read: ``x`` (an array ``[N, ...]`` or a list of series) value for value
+    (the same values in float32, float64 or ints alike: :func:`_canonical`), with its shapes, ``lengths`` (where
+    given), the labels ``y`` as text, in order, and ``own``: the splits the file gives of its own (``"test"``,
+    ``"val"``), which decide the carve. Hashed a block of values at a time (no copy of the whole array)."""
     h = hashlib.sha256()
-    for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+    labels = np.asarray(text_labels(np.asarray(y))).astype(str)
+    h.update(f"own={sorted(own)}|n={len(labels)}|".encode())
+    h.update("\x1f".join(labels.tolist()).encode())
+    if lengths is not None:
+        h.update(b"|lengths|" + np.ascontiguousarray(np.asarray(lengths, dtype=np.int64)).tobytes())
+    series = [x] if isinstance(x, np.ndarray) else [np.asarray(s) for s in x]
+    for s in series:
+        h.update(f"|{tuple(s.shape)}|".encode())
+        flat = s.reshape(-1)
+        for i in range(0, flat.size, _CHUNK):
+            for part in _canonical(flat[i:i + _CHUNK]):
+                h.update(part)
     return h.hexdigest()
+
+
+def _canonical(values: np.ndarray) -> tuple[bytes, memoryview]:
+    """A block of values as bytes that depend on the values alone, and their width: float32 where each value is one
+    (half the bytes to hash), else float64; ``-0.0`` as ``0.0``."""
+    as32 = np.add(values, np.float32(0), dtype=np.float32, casting="unsafe")
+    if values.dtype == np.float32 or np.array_equal(as32, values):
+        return b"f4", memoryview(as32).cast("B")
+    return b"f8", memoryview(np.add(values, 0.0, dtype=np.float64)).cast("B")
 
 
 class FileRecord:
     """Mixed into an :class:`~neuroview.data.ArrayDataModule` that reads one training file at ``self.path``: its
-    ``load`` fingerprints the bytes it read (:meth:`_fingerprint`) and records the rows of its carve (:meth:`_rows_read`)."""
+    ``load`` fingerprints the training split it read (:meth:`_fingerprint`) and records the rows of its carve
+    (:meth:`_rows_read`)."""
 
-    _file_sha256: dict | None = None  # {"sha256": of its bytes, "arrays_sha256": of an .npz's arrays}
-    _trained_file: tuple[dict, str | None] | None = None  # the checkpoint's record, and the checkpoint
+    _series_sha256: str | None = None  # series_sha256 of the training split as read (None: read whole, or not yet)
+    _trained_file: tuple[dict, str | None, bool] | None = None  # the checkpoint's record, the checkpoint, a resume
     _loaded_rows: tuple[np.ndarray, np.ndarray, bool] | None = None  # load's training split: file rows, labels, own val
 
-    def _fingerprint(self, raw: bytes, arrays: dict | None = None) -> None:
-        """Record the training file's fingerprint (its bytes ``raw``, as read; an ``.npz``'s ``arrays``) and hold it
-        to the checkpoint's, where one was given."""
-        self._file_sha256 = {"sha256": file_sha256(raw)} | ({"arrays_sha256": arrays_sha256(arrays)} if arrays else {})
+    def _fingerprint(self, x, y, lengths=None, own: tuple[str, ...] = ()) -> None:
+        """Record the training split's fingerprint (:func:`series_sha256`) and hold it to the checkpoint's, where one
+        was given; a file read whole (new data, never the model's own) is neither fingerprinted nor held."""
+        if getattr(self, "_whole_file", False):
+            return
+        self._series_sha256 = series_sha256(x, y, lengths, own)
         self._check_file()
 
     def _rows_read(self, train_rows: np.ndarray, train_y, test_rows: np.ndarray | None, own_val: bool) -> None:
@@ -72,29 +87,38 @@ class FileRecord:
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        if self._file_sha256 is not None:  # a module never set up reads no file to record
-            state[RECORD] = {"path": str(self.path), **self._file_sha256}
+        if self._series_sha256 is not None:  # a module never set up reads no file to record
+            state[RECORD] = {"path": str(self.path), _KEY: self._series_sha256}
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Lightning restores a checkpoint's state (``--ckpt_path``, a resume): its training file is held to it."""
         super().load_state_dict(state_dict)
         trainer = getattr(self, "trainer", None)
-        self.expect_file((state_dict or {}).get(RECORD), getattr(trainer, "ckpt_path", None) if trainer else None)
+        state = getattr(getattr(trainer, "state", None), "fn", None)
+        self.expect_file((state_dict or {}).get(RECORD), getattr(trainer, "ckpt_path", None) if trainer else None,
+                         resume=str(getattr(state, "value", state)) == "fit")
 
-    def expect_file(self, record: dict | None, ckpt: str | None = None) -> None:
-        """Hold the file this module reads, where it is the one ``record`` names (the same path), to the bytes the
-        model ``ckpt`` was trained on: checked now if read, else when it is read."""
-        if isinstance(record, dict) and isinstance(record.get("sha256"), str) and isinstance(record.get("path"), str):
-            self._trained_file = (record, None if ckpt is None else str(ckpt))
+    def expect_file(self, record: dict | None, ckpt: str | None = None, resume: bool = False) -> None:
+        """Hold the training split this module reads, where it carves its file as the model's own, to the one the
+        model ``ckpt`` was trained on (``record``): checked now if read, else when it is read. ``resume``: the run is
+        resumed, on this file whatever its path."""
+        if isinstance(record, dict) and isinstance(record.get(_KEY), str) and isinstance(record.get("path"), str):
+            self._trained_file = (record, None if ckpt is None else str(ckpt), resume)
             self._check_file()
 
     def _check_file(self) -> None:
-        if self._trained_file is None or self._file_sha256 is None or getattr(self, "_whole_file", False):
+        if self._trained_file is None or self._series_sha256 is None or getattr(self, "_whole_file", False):
             return
-        record, ckpt = self._trained_file
-        if _changed(record, self._file_sha256) and _same_path(record["path"], self.path):
-            raise ValueError(changed_file(str(self.path), ckpt, record["sha256"], self._file_sha256["sha256"]))
+        record, ckpt, resume = self._trained_file
+        if record[_KEY] == self._series_sha256:
+            return
+        from .read_as import same_file  # noqa: PLC0415 - how a command took this file for the model's own
+
+        # a resume reads the run's own file whatever its path; another command, the file at the trained path or a copy
+        # of the one there now (a command takes it for the model's own, by its bytes), carved as the model's own
+        if resume or _same_path(record["path"], self.path) or same_file(record["path"], self.path):
+            raise ValueError(changed_file(str(self.path), ckpt, record[_KEY], self._series_sha256, record["path"], resume))
 
     def split_rows(self, split: str) -> np.ndarray | None:
         """The file's row (its series in order) of each sample of ``split`` (``train``, ``val``, ``test``), as
@@ -122,29 +146,51 @@ class FileRecord:
         return rows[pick]
 
 
-def changed_file(path: str, ckpt: str | None, then: str, now: str) -> str:
-    """The refusal of a training file whose bytes are not those the checkpoint ``ckpt`` recorded."""
+def changed_file(path: str, ckpt: str | None, then: str, now: str, trained: str | None = None,
+                 resume: bool = False) -> str:
+    """The refusal of a file carved as the model's own whose training split is not the one the checkpoint ``ckpt``
+    recorded: at its trained path (``trained``; ``None``: ``path``), a copy of the file there now (changed since: taken
+    for the model's own by its bytes), or the file of a resume (``resume``)."""
     model = f"the checkpoint {ckpt}" if ckpt else "the checkpoint"
-    return (f"path: {path} is the file {model} was trained on, but its contents changed since (sha256 {now[:12]}..., "
-            f"trained on {then[:12]}...: rows reordered, series added or edited); read again it is carved into other "
-            "splits, and its test (validation) split may hold series the model was trained on, scored as if unseen. "
-            "Restore the file as it was when the model was trained, or save the new contents under another name and "
-            "pass that path (a file other than the model's is read as new data: its own test split, else every series, "
+    trained = path if trained is None else trained
+    if _same_path(trained, path):
+        what = f"is the file {model} was trained on, but its training split changed since"
+    elif os.path.isfile(trained):
+        what = f"is a copy of {trained}, the file {model} was trained on, but that file changed since"
+    else:
+        what = f"is not {trained}, the file {model} was trained on, and holds another training split"
+    head = (f"path: {path} {what} (its series, their labels or order, or whether it holds a test or validation split of "
+            f"its own; sha256 {now[:12]}... of the training series as read, {then[:12]}... when trained)")
+    if resume:
+        return (f"{head}: a resume would carve the training and validation splits of the changed file otherwise, mid-run "
+                "(series validated on so far trained on, and the reverse). Restore the file as it was to resume the run, "
+                f"or start a new run from these weights on the new file: neuroview fit --model.init_weights {ckpt or 'CKPT'} "
+                "(without --ckpt_path)")
+    return (f"{head}; carved as the model's own data it is cut into other splits, and its test (validation) split may "
+            "hold series the model was trained on, scored as if unseen. Restore the file as it was when the model was "
+            f"trained; to score the new contents, keep them under another name, with {trained} restored (or gone), and "
+            "pass that path: a file other than the model's is read as new data (its own test split, else every series, "
             "is scored; series the model was trained on among them are scored as if unseen)")
 
 
 def recorded_file(ckpt, cls: type | str) -> dict | None:
-    """The record ``{"path", "sha256"}`` a Lightning checkpoint holds of the training file of its data module of
-    class ``cls`` (its state, stored under the class's name); ``None`` where it holds none (an older checkpoint)."""
+    """The record ``{"path", "series_sha256"}`` a Lightning checkpoint holds of the training file of its data module of
+    class ``cls`` (its state, stored under the class's name); ``None`` where it holds none (an older checkpoint). The
+    checkpoint is memory-mapped: its weights are not read."""
     name = cls if isinstance(cls, str) else cls.__qualname__
-    try:
-        import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415
 
-        state = torch.load(ckpt, map_location="cpu", weights_only=True).get(name)
+    try:
+        try:
+            saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a file of torch's legacy format cannot be mapped
+            saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = saved.get(name)
     except Exception:  # noqa: BLE001 - an unreadable checkpoint is named where the model is loaded
         return None
     record = state.get(RECORD) if isinstance(state, dict) else None
-    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+    ok = isinstance(record, dict) and isinstance(record.get(_KEY), str) and isinstance(record.get("path"), str)
+    return record if ok else None
 
 
 def hold_to_checkpoint(dm, ckpt) -> None:
@@ -154,30 +200,28 @@ def hold_to_checkpoint(dm, ckpt) -> None:
         dm.expect_file(recorded_file(ckpt, type(dm)), str(ckpt))
 
 
-def check_recorded_file(ckpt, path, cls: str | None, what: str = "ckpt_path") -> None:
-    """Before any data is read: refuse the file at ``path`` where it is the training file the checkpoint ``ckpt``
-    recorded (data module class ``cls``) and its bytes are not those (``what``: the option that gave ``ckpt``)."""
-    record = recorded_file(ckpt, str(cls).rsplit(".", 1)[-1]) if cls and path is not None else None
-    if record is None or not _same_path(record.get("path"), path):
+def check_recorded_file(ckpt, data: dict, cls: str | None, what: str = "model.init_weights") -> None:
+    """Before the command's data module is made: refuse the file ``data`` (its ``init_args``) reads, judged the
+    model's own data (the trained path, or a copy of the file there), where its training split is not the one the
+    checkpoint ``ckpt`` recorded (data module class ``cls``; ``what``: the option that gave ``ckpt``). For a
+    checkpoint no Lightning restore holds the data module to (``--model.init_weights``); ``--ckpt_path`` is checked
+    by that restore, the file read once."""
+    from .read_as import data_class  # noqa: PLC0415
+
+    record = recorded_file(ckpt, str(cls).rsplit(".", 1)[-1]) if cls and data.get("path") is not None else None
+    made = data_class(cls) if record is not None else None
+    if record is None or not (isinstance(made, type) and issubclass(made, FileRecord)):
         return
     try:
-        raw = Path(os.path.expanduser(str(path))).read_bytes()
-    except OSError:  # a file gone is named by the data module that reads it
+        with warnings.catch_warnings():  # said again where the command's own data module reads it
+            warnings.simplefilter("ignore")
+            dm = made(**data)
+            dm.load()
+    except Exception:  # noqa: BLE001 - a file gone or unreadable is named by the data module that reads it
         return
-    now = {"sha256": file_sha256(raw)}
-    if now["sha256"] != record["sha256"] and record.get("arrays_sha256"):
-        now["arrays_sha256"] = arrays_sha256(raw)
-    if _changed(record, now):
-        raise ValueError(f"{what}: " + changed_file(os.path.abspath(os.path.expanduser(str(path))), str(ckpt),
-                                                    record["sha256"], now["sha256"]).removeprefix("path: "))
-
-
-def _changed(record: dict, now: dict) -> bool:
-    """Whether the file fingerprinted ``now`` is not the one ``record`` names: other bytes, and (an ``.npz``) other
-    arrays."""
-    if record["sha256"] == now["sha256"]:
-        return False
-    return not (record.get("arrays_sha256") and record["arrays_sha256"] == now.get("arrays_sha256"))
+    if dm._series_sha256 is not None and dm._series_sha256 != record[_KEY]:
+        raise ValueError(f"{what}: " + changed_file(str(dm.path), str(ckpt), record[_KEY], dm._series_sha256,
+                                                    record["path"]).removeprefix("path: "))
 
 
 def _same_path(a, b) -> bool:

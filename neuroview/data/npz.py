@@ -6,7 +6,6 @@ libraries; nothing else from neuroview.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import warnings
@@ -42,8 +41,9 @@ class NpzDataModule(FileRecord, ArrayDataModule):
     order, until ``layout`` says which it is. An empty, 0-d or text ``X``/``y`` (or split) is refused by name, as is
     a ``y`` of nearly one class a series (10 series or more, classes for 90% of them: measurements, row numbers)
     unless an ``X_test`` of 4 series or more repeats its classes (see :class:`~neuroview.data.CsvDataModule`).
-    ``path`` may start with ``~``. The sha256 of the file's bytes is kept in a checkpoint's state: the model's own
-    file changed since (rows reordered, series added) is refused where that state is given (``--ckpt_path``).
+    ``path`` may start with ``~``. A sha256 of the training split as read (``X``, ``y``, ``lengths`` values in order;
+    not ``X_test``/``X_val`` nor other keys) is kept in a checkpoint's state: the model's own file whose training split
+    changed since (rows reordered, series added) is refused where that state is given (``--ckpt_path``).
     ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.NpzDataModule
@@ -77,9 +77,8 @@ class NpzDataModule(FileRecord, ArrayDataModule):
         if not self.path.is_file():
             raise FileNotFoundError(f"path: expected an .npz file with arrays X and y, got {str(self.path)!r} (no such file)")
         # allow_pickle=False: an .npz of plain arrays never needs it, and it would run code
-        raw = self.path.read_bytes()  # once: read, and fingerprinted (the training file changed since refused)
         try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as f:
+            with np.load(self.path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
         except Exception as e:  # BadZipFile, a pickled object array, a truncated member, a .npy rather than an .npz
             raise ValueError(f"path: expected an .npz file of plain arrays X and y, got {str(self.path)!r}, which is not one "
@@ -87,7 +86,6 @@ class NpzDataModule(FileRecord, ArrayDataModule):
         if "X" not in arrays or "y" not in arrays:
             raise ValueError(f"path: expected arrays 'X' and 'y' in {self.path.name}, found {sorted(arrays)}")
         _check_keys(arrays, self.path.name)
-        self._fingerprint(raw, arrays)  # its bytes and arrays: the same arrays saved again are the same file
 
         for s in ("_test", "_val"):  # a split of one's own missing its X would be carved from X, its labels unread
             stray = [k for k in ("y" + s, "lengths" + s) if k in arrays and "X" + s not in arrays]
@@ -111,6 +109,8 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             return x, y
 
         out = {"train": split("")}
+        # the training split as read, and whether the file carves it (the training file changed since refused)
+        self._fingerprint(arrays["X"], arrays["y"], arrays.get("lengths"), tuple(s for s in ("test", "val") if f"X_{s}" in arrays))
         rows = np.arange(len(out["train"][1]))  # the file rows of the training split, as read (before any carve)
         if "X_test" in arrays:
             out["test"] = split("_test")

@@ -53,8 +53,9 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
     split may hold training series, scored as if unseen (28 of 45 "test" series were). Other data (another
     class or file) may be scored, and options that change no split (batch sizes, workers) may differ. Refused,
     not filled in from the checkpoint: the command's options are what it reads, and the error says which. The model's
-    own file at its path whose bytes are not those the checkpoint recorded (rows reordered, series added: carved
-    otherwise) is refused by name (:func:`~neuroview.data.file_record.check_recorded_file`). ``what``
+    own file whose training split is not the one the checkpoint recorded (rows reordered, series added: carved
+    otherwise) is refused by name: by Lightning's restore of the data module (``--ckpt_path``), else here
+    (:func:`~neuroview.data.file_record.check_recorded_file`). ``what``
     names the option that gave ``ckpt`` (``model.init_weights`` is held alike)."""
     asked = data.as_dict() if hasattr(data, "as_dict") else dict(data) if data is not None else {}
     args = dict(asked.get("init_args") or {}) if "class_path" in asked else asked
@@ -68,7 +69,8 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
                          f"model was trained on, scored as if unseen: give --data.init_args.{gone[0]} {saved[gone[0]]}")
     if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
         return
-    check_recorded_file(ckpt, args.get("path"), cls, what)  # the same path, other contents: carved otherwise
+    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record, the file read once)
+        check_recorded_file(ckpt, args, cls, what)  # the model's own file, its training split changed: carved otherwise
     diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
     if diff:
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))

@@ -37,14 +37,14 @@ def test_the_training_file_s_sha256_is_in_the_checkpoint_state(tmp_path):
     dm = NpzDataModule(str(path), normalize=False)
     dm.setup("fit")
     state = dm.state_dict()
-    assert state[RECORD]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert state[RECORD]["path"] == str(path)
+    assert len(state[RECORD]["series_sha256"]) == 64 and state[RECORD]["path"] == str(path)
     assert state["neuroview_data_class"].endswith("NpzDataModule")  # the class record kept
     csv = tmp_path / "train.csv"
     csv.write_text("".join(f"{NAMES[i % 3]},{i},{i + 0.5},{i + 1}\n" for i in range(30)))
     cm = CsvDataModule(str(csv), normalize=False, header=False)
     cm.setup("fit")
-    assert cm.state_dict()[RECORD]["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+    record = cm.state_dict()[RECORD]
+    assert len(record["series_sha256"]) == 64 and record != state[RECORD]  # other series: another fingerprint
 
 
 @pytest.mark.parametrize("restore_first", [True, False])  # Lightning restores after setup; a command before it
@@ -56,7 +56,7 @@ def test_the_training_file_reordered_at_its_path_is_refused_by_name(tmp_path, re
     _rows_file(tmp_path, order=np.random.default_rng(1).permutation(30))  # the same 30 series, another order
     dm = NpzDataModule(str(path), normalize=False)
     with pytest.raises(ValueError, match=r"path: .*train\.npz is the file the checkpoint run\.ckpt was trained on, but "
-                                         r"its contents changed since .*Restore the file"):
+                                         r"its training split changed since .*Restore the file"):
         if restore_first:
             dm.expect_file(state[RECORD], "run.ckpt")
             dm.setup("test")
@@ -70,10 +70,11 @@ def test_the_same_series_saved_again_or_another_file_are_not_refused(tmp_path):
     trained = NpzDataModule(str(path), normalize=False)
     trained.setup("fit")
     state = trained.state_dict()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
     with np.load(path) as f:
         x, y = f["X"], f["y"]
     np.savez_compressed(path, X=x, y=y)  # other bytes, the same arrays: the same carve
-    assert hashlib.sha256(path.read_bytes()).hexdigest() != state[RECORD]["sha256"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() != before
     same = NpzDataModule(str(path), normalize=False)
     same.expect_file(state[RECORD], "run.ckpt")
     same.setup("test")
@@ -92,11 +93,12 @@ def test_the_command_check_reads_the_checkpoint_s_record(tmp_path):
     trained.setup("fit")
     ckpt = tmp_path / "run.ckpt"
     torch.save({"NpzDataModule": trained.state_dict()}, ckpt)
-    check_recorded_file(str(ckpt), str(path), "neuroview.data.NpzDataModule")  # unchanged: nothing said
+    check_recorded_file(str(ckpt), {"path": str(path)}, "neuroview.data.NpzDataModule")  # unchanged: nothing said
     _rows_file(tmp_path, 31)  # a series appended
-    with pytest.raises(ValueError, match=r"ckpt_path: .*train\.npz is the file the checkpoint .*run\.ckpt was trained on"):
-        check_recorded_file(str(ckpt), str(path), "neuroview.data.NpzDataModule")
-    check_recorded_file(str(ckpt), str(tmp_path / "elsewhere.npz"), "neuroview.data.NpzDataModule")  # another file
+    with pytest.raises(ValueError, match=r"model\.init_weights: .*train\.npz is the file the checkpoint .*run\.ckpt was "
+                                         r"trained on, but its training split changed since"):
+        check_recorded_file(str(ckpt), {"path": str(path)}, "neuroview.data.NpzDataModule")
+    check_recorded_file(str(ckpt), {"path": str(tmp_path / "elsewhere.npz")}, "neuroview.data.NpzDataModule")  # none
 
 
 @pytest.mark.parametrize("options", [{}, {"val_fold": 1, "val_fraction": 0.25}, {"val_fraction": 0}])

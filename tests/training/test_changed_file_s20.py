@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +90,10 @@ def test_the_training_file_reordered_at_its_path_is_refused_by_explain_and_test(
         capsys.readouterr()
         assert explain(["--ckpt", ckpt, "--out", str(tmp / "after"), "--no-progress", "--no-gallery"]) == 2
         err = capsys.readouterr().err
-        assert f"path: {path} is the file the checkpoint {ckpt} was trained on, but its contents changed since" in err
+        assert f"path: {path} is the file the checkpoint {ckpt} was trained on, but its training split changed since" in err
         assert "test (validation) split may hold series the model was trained on" in err and "Restore the file" in err
         assert not (tmp / "after").exists()
-        with pytest.raises(ValueError, match=rf"ckpt_path: {path} is the file the checkpoint {ckpt} was trained on"):
+        with pytest.raises(ValueError, match=rf"path: {path} is the file the checkpoint {ckpt} was trained on"):
             cli_main(["test", "--config", config, "--ckpt_path", ckpt])
     finally:
         path.write_bytes(saved)
@@ -115,5 +116,51 @@ def test_a_trainer_restoring_the_checkpoint_holds_the_file_to_it(run):
         trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
         with pytest.raises(ValueError, match=rf"path: {path} is the file the checkpoint {ckpt} was trained on"):
             trainer.test(module, datamodule=NpzDataModule(str(path), val_fraction=0.2, normalize="sample"), ckpt_path=ckpt)
+    finally:
+        path.write_bytes(saved)
+
+
+def test_a_copy_of_the_changed_training_file_is_refused_and_the_advice_reads_it_whole(run, capsys):
+    import shutil
+
+    tmp, ckpt, config = run
+    path = tmp / "train.npz"
+    saved = path.read_bytes()
+    try:
+        x, y = _series(36, 0)  # six series appended (the first 30 as trained)
+        np.savez(path, X=x, y=NAMES[y])
+        shutil.copy(path, tmp / "data_v2.npz")  # "save the new contents under another name", data.npz left changed
+        v2 = ["test", "--config", config, "--ckpt_path", ckpt, "--data.init_args.path", str(tmp / "data_v2.npz")]
+        with pytest.raises(ValueError, match=rf"path: {tmp / 'data_v2.npz'} is a copy of {path}, the file the "
+                                             rf"checkpoint {ckpt} was trained on, but that file changed since"):
+            cli_main(v2)  # it was carved as the model's own data: 11 of its 12 "test" series trained on
+        capsys.readouterr()
+        assert explain(["--ckpt", ckpt, "--data", str(tmp / "data_v2.npz"), "--out", str(tmp / "v2"), "--no-progress",
+                        "--no-gallery"]) == 2
+        assert "is a copy of" in capsys.readouterr().err and not (tmp / "v2").exists()
+        path.write_bytes(saved)  # the advice: the file restored as trained, the new contents under another name
+        cli = cli_main(v2)
+        assert cli.datamodule.split_sizes()["test"] == 36  # read as new data, whole
+        os.replace(path, tmp / "trained.npz")  # or nothing left at the trained path: new data too
+        cli = cli_main(v2)
+        assert cli.datamodule.split_sizes()["test"] == 36
+        os.replace(tmp / "trained.npz", path)
+    finally:
+        path.write_bytes(saved)
+
+
+def test_a_resume_on_the_changed_training_file_gives_advice_for_a_resume(run):
+    tmp, ckpt, config = run
+    path = tmp / "train.npz"
+    saved = path.read_bytes()
+    try:
+        x, y = _series(36, 0)
+        np.savez(path, X=x, y=NAMES[y])
+        with pytest.raises(ValueError) as e:
+            cli_main(["fit", "--config", config, "--ckpt_path", ckpt, "--trainer.max_steps", "3"])
+        said = str(e.value)
+        assert f"path: {path} is the file the checkpoint {ckpt} was trained on" in said
+        assert "a resume would carve the training and validation splits of the changed file otherwise" in said
+        assert f"--model.init_weights {ckpt}" in said and "another name" not in said
     finally:
         path.write_bytes(saved)
