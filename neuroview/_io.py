@@ -102,10 +102,14 @@ def _start_journal(journal: Path, record: dict) -> int:
     the pid named, tells that the writer runs: a pid is used again, is another pid namespace's or host's, or this
     process's (another thread). The whole, locked file is linked in (no hard links: an empty placeholder first), or a
     FileExistsError where another writer's journal is there."""
-    (fd, tmp), made = tempfile.mkstemp(dir=journal.parent, prefix=f"{journal.name}.", suffix=".tmp"), False
+    while True:  # locked before a byte is in it: a settle removes a journal temp whose lock it gets (a killed writer's)
+        fd, tmp = tempfile.mkstemp(dir=journal.parent, prefix=f"{journal.name}.", suffix=".tmp")
+        if (got := _lock(fd, block=True)) is not True or _same_file(fd, Path(tmp)):  # else one did, before our lock
+            break
+        os.close(fd)
+    record["locked"], made = got is True, False
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # readable as a file opened "x" would be: another user's reader checks it
-        record["locked"] = _lock(fd) is True
         with open(fd, "wb", closefd=False) as f:  # buffered: written whole, or an error
             f.write(json.dumps(record).encode())
         os.fsync(fd)
@@ -215,10 +219,10 @@ def _settle(journal: Path, record: dict, done: bool) -> None:
     for tmp in (t for name, *_ in record["files"] for t in glob.glob(glob.escape(str(root / f".{name}.")) + "*.tmp")
                 if ".neuroview-journal." not in os.path.basename(t)):  # another writer's journal, being written: never
         Path(tmp).unlink(missing_ok=True)  # atomic_write's own, where a kill left one
-    for tmp in glob.glob(glob.escape(str(journal)) + "." + "?" * 8 + ".tmp"):  # a journal a killed writer never put in
-        with contextlib.suppress(OSError, Received), open(tmp, "rb") as f:  # a running writer's is locked: left alone
-            if _lock(f.fileno()) and (got := _journal_record(journal, f.read())) and not _alive(got["owner"]):
-                os.unlink(tmp)
+    for tmp in map(Path, glob.glob(glob.escape(str(journal)) + "." + "?" * 8 + ".tmp")):  # journal temps left by kills:
+        with contextlib.suppress(OSError), open(tmp, "rb") as f:  # a running writer's is locked from its start: left
+            if _same_file(None, tmp, journal) or _lock(f.fileno()) and _same_file(f.fileno(), tmp):  # the journal's own
+                os.unlink(tmp)  # inode (killed between link and unlink), or unlocked: empty, cut short or whole
     journal.unlink(missing_ok=True)
 
 def _sha256(path: Path) -> str | None:
@@ -230,11 +234,9 @@ def _owner() -> str:
     return f"{os.getpid()}-{_started(os.getpid())}-{hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]}"
 
 def _started(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()  # field 22: its start, in clock ticks after boot
-    except (OSError, IndexError):
-        return "0"  # no /proc: unknown
+    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[19].decode()  # field 22: its start, in clock ticks after boot
+    return "0"  # no /proc: unknown
 
 def _alive(owner: str | None) -> bool:
     """Whether ``owner`` (:func:`_owner`) may run: another host's is taken to; none (an earlier neuroview's) and this
@@ -257,14 +259,13 @@ def _alive(owner: str | None) -> bool:
 
 @contextlib.contextmanager
 def staged_dir(path: Path, check=None) -> Iterator[Path]:
-    """A temporary folder to write a set of files into; when the block ends, its files become ``path``'s.
-
-    A new ``path`` is the staging folder (made beside it) renamed into place. An existing folder (or one another process
-    made meanwhile) keeps its identity (inode, owner, mode: a mount point cannot be swapped by a rename): the block
-    writes into a hidden folder beside it (inside it where renames cannot reach it from there, or it is not writable),
-    whose files are moved in, each namesake set aside, after a list of them is written; its other files stay. When the
-    block raises, or the moves are interrupted, all is put back, the temporary folders and any parent made for them
-    (still empty) removed. A killed process leaves its temporary folders, named after it, for the next call (or
+    """A temporary folder to write a set of files into; when the block ends, its files become ``path``'s. A new ``path``
+    is the staging folder (made beside it) renamed into place. An existing folder (or one another process made
+    meanwhile) keeps its identity (inode, owner, mode: a mount point cannot be swapped by a rename): the block writes
+    into a hidden folder beside it (inside it where renames cannot reach it from there, or it is not writable), whose
+    files are moved in, each namesake set aside, after a list of them is written; its other files stay. When the block
+    raises, or the moves are interrupted, all is put back, the temporary folders and any parent made for them (still
+    empty) removed. A killed process leaves its temporary folders, named after it, for the next call (or
     :func:`recover_dir`) to undo. A symlink to a folder is written through; a ``path`` that cannot be a folder is a
     ValueError. ``check(path)``: a context manager entered around the moves in (a lock; a refusal: nothing moved)."""
     path = _folder(Path(path))
@@ -384,8 +385,7 @@ def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> Non
             os.replace(old / name, path / name)
 
 def _umask() -> int:
-    os.umask(mask := os.umask(0))  # read, and set back
-    return mask
+    return (mask := os.umask(0), os.umask(mask))[0]  # read, and set back
 
 
 def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:

@@ -36,6 +36,9 @@ def check_out(args) -> str | None:
         return f"has {why}; pick a shorter --out"
     return ("is a folder" if out.is_dir() else
             "exists; pick another path or pass --overwrite to replace it" if out.exists() and not args.overwrite else
+            # a link to a file not there: exists() is False, then the write after the fit found the link in the way
+            f"is a symlink to a missing file ({os.readlink(out)!r}); remove the link, or pass --overwrite to replace it"
+            if os.path.lexists(out) and not args.overwrite else
             f"its folder {out.parent} does not exist" if not out.parent.is_dir() else
             # a read-only folder: the write's bare PermissionError came after the fit, which was lost
             f"cannot be written: its folder {str(out.parent)!r} takes no new file ({blocked[1]})"

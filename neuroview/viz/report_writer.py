@@ -146,15 +146,15 @@ def write_report(
         # the bar's total is the batches for now; once the examples are picked, every step (see _write_all)
         tb, (base, basis) = time.perf_counter(), _baseline(model, baseline, gallery_data)
         t0 += time.perf_counter() - tb  # a pass over the training split for the mean code: no part of explaining
-        stale = report_files(out)  # a report already there (--overwrite): its files that this one does not rewrite go
-        with staged_dir(out, moving_in(overwrite)) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
-            files = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
-                               title=title, about={"baseline": basis} | dict(about or {}), dpi=dpi,
-                               faces=(gallery_data, gallery_samples), baseline=base, ids=ids)
+        # --overwrite: the report there as this one moves in (another run's may have come since) is listed, and its
+        # files that this one does not rewrite removed, under the lock of the moves (report_out.moving_in)
+        moved = moving_in(overwrite, shown=out_dir, listed=report_files)
+        with staged_dir(out, moved) as stage, progress_bar(-(-n // batch_size), "explaining", progress) as bar:
+            files = moved.written = _write_all(stage, model, x, y, lengths, names, cols, examples, batch_size, bar, t0,
+                                             title=title, about={"baseline": basis} | dict(about or {}), dpi=dpi,
+                                             faces=(gallery_data, gallery_samples), baseline=base, ids=ids)
     finally:
         restore()
-    for name in sorted(stale - set(files)):  # another model's time tables or waterfalls beside this one's, else
-        (out / name).unlink(missing_ok=True)
     return files
 
 

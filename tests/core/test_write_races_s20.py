@@ -129,3 +129,56 @@ def test_a_pair_that_does_not_match_twice_is_still_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")  # changed apart from its sidecar
     with pytest.raises(ValueError, match="does not match its sidecar"):
         CNNExplanation.load(path)
+
+
+# review R9, finding 2: _settle kept a journal temporary unless its record was whole and named a process gone, so an
+# empty or cut-short one (a writer killed before its record was written and synced) stayed for good, and one that is
+# the journal itself (killed between linking it in and unlinking the temporary) outlived recover().
+
+@pytest.mark.parametrize("left", ["empty", "cut short", "whole"])
+def test_the_next_save_removes_a_killed_writers_journal_temporary(tmp_path, left):
+    import fcntl
+
+    rows = [["e.safetensors", "0" * 64, None, False], ["e.json", "0" * 64, None, False]]
+    text = json.dumps({"owner": None, "files": rows})
+    dead = tmp_path / ".e.json.neuroview-journal.de4d0000.tmp"  # no process holds its lock: its writer was killed
+    dead.write_text({"empty": "", "cut short": text[:20], "whole": text}[left])
+    live = tmp_path / ".e.json.neuroview-journal.11fe0000.tmp"  # a running writer's, as empty: locked from its start
+    live.write_text("")
+    fd = os.open(live, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _io.atomic_write_all({tmp_path / "e.safetensors": b"tensors", tmp_path / "e.json": b"sidecar"})
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(tmp_path)) == sorted(["e.json", "e.safetensors", live.name])  # the killed one's gone
+    assert (tmp_path / "e.json").read_bytes() == b"sidecar" and (tmp_path / "e.safetensors").read_bytes() == b"tensors"
+
+
+@pytest.mark.parametrize("busy_ok", [True, False])
+def test_recover_removes_a_journal_temporary_that_is_the_journal_itself(tmp_path, busy_ok):
+    _io.atomic_write_all({tmp_path / "e.safetensors": b"tensors", tmp_path / "e.json": b"sidecar"})
+    rows = [["e.safetensors", "1" * 64, None, True], ["e.json", "1" * 64, None, True]]  # a write of other bytes
+    (journal := tmp_path / ".e.json.neuroview-journal").write_text(json.dumps({"owner": None, "files": rows}))
+    os.link(journal, tmp_path / ".e.json.neuroview-journal.5a5a5a5a.tmp")  # killed before it unlinked its temporary
+    _io.recover(tmp_path / "e.json", busy_ok=busy_ok)  # a load (busy_ok) or recover(): the journal's lock is free
+    assert sorted(os.listdir(tmp_path)) == ["e.json", "e.safetensors"]
+    assert (tmp_path / "e.json").read_bytes() == b"sidecar" and (tmp_path / "e.safetensors").read_bytes() == b"tensors"
+
+
+def test_a_journal_temporary_removed_before_its_writer_locked_it_is_made_again(tmp_path, monkeypatch):
+    """Another save's clean-up removes a journal temporary whose lock it can take: between its mkstemp and its lock a
+    running writer's is one such. The writer, once it holds the lock, finds its name gone and makes another."""
+    real, taken = _io._lock, []
+
+    def a_settle_got_there_first(fd, block=False):
+        if not taken:  # the first lock is the journal temporary's: an unlocked .neuroview-journal.<8>.tmp, removed
+            taken.append(os.readlink(f"/proc/self/fd/{fd}"))
+            os.unlink(taken[0])
+        return real(fd, block)
+
+    monkeypatch.setattr(_io, "_lock", a_settle_got_there_first)
+    _io.atomic_write_all({tmp_path / "e.safetensors": b"tensors", tmp_path / "e.json": b"sidecar"})
+    assert ".e.json.neuroview-journal." in taken[0]
+    assert sorted(os.listdir(tmp_path)) == ["e.json", "e.safetensors"]
+    assert (tmp_path / "e.json").read_bytes() == b"sidecar" and (tmp_path / "e.safetensors").read_bytes() == b"tensors"

@@ -66,3 +66,23 @@ def test_a_new_file_is_written_without_overwrite(tmp_path, capsys):
     assert retrofit_out.write_out(args, _net(), _net(), None) == 0
     assert torch.equal(load_file(out)["bias"], torch.tensor([1.0, 2.0, 3.0]))
     assert f"written to {out}" in capsys.readouterr().out
+
+
+def test_a_symlink_to_a_missing_file_is_refused_before_the_fit(tmp_path):
+    """review R9, finding 3: ``exists()`` follows the link and finds nothing, so the check let the fit run; the
+    write after it met the link and blamed "another run" (the network lost, exit 2)."""
+    (tmp_path / "weights").mkdir()
+    os.symlink(tmp_path / "weights" / "final.safetensors", out := tmp_path / "rf.safetensors")
+    why = retrofit_out.check_out(_args(out, overwrite=False))
+    assert why is not None and "symlink to a missing file" in why and "--overwrite" in why, why
+    assert "another run" not in why and str(tmp_path / "weights" / "final.safetensors") in why, why
+    assert os.path.islink(out) and os.listdir(tmp_path / "weights") == []  # nothing written, the link left
+
+
+def test_with_overwrite_a_symlink_to_a_missing_file_is_replaced_by_the_file(tmp_path):
+    os.symlink(tmp_path / "gone.safetensors", out := tmp_path / "rf.safetensors")
+    args = _args(out, overwrite=True)
+    assert retrofit_out.check_out(args) is None
+    assert retrofit_out.write_out(args, _net(), _net(), None) == 0
+    assert not os.path.islink(out) and torch.equal(load_file(out)["bias"], torch.tensor([1.0, 2.0, 3.0]))
+    assert sorted(os.listdir(tmp_path)) == ["rf.safetensors"]

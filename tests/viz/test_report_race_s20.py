@@ -9,6 +9,7 @@ the worst moment (written into ``--out`` after this run's start-up check, while 
 
 from __future__ import annotations
 
+import json
 import os
 
 import matplotlib
@@ -35,14 +36,14 @@ def cnn():
     return net, torch.rand(4, 1, 6, 6), torch.tensor([0, 1, 0, 1])
 
 
-def _other_run_writes(monkeypatch, out):
+def _other_run_writes(monkeypatch, out, theirs=THEIRS):
     """While this run writes its report, another run's whole report lands in ``out`` (made where there is none)."""
     real = report_writer._write_all
 
     def meanwhile(*args, **kwargs):
         files = real(*args, **kwargs)
         out.mkdir(parents=True, exist_ok=True)
-        for name, text in THEIRS.items():
+        for name, text in theirs.items():
             (out / name).write_text(text)
         return files
 
@@ -70,15 +71,42 @@ def test_the_later_report_is_refused_and_the_other_kept_whole(cnn, tmp_path, mon
     assert sorted(os.listdir(out.parent)) == ["report"]
 
 
-def test_with_overwrite_the_later_report_replaces_the_other(cnn, tmp_path, monkeypatch):
+#: another run's whole RNN report, as report_files reads one: its report.json lists its figures and tables
+AN_RNN_REPORT = {"index.html": "<title>the other run's report</title>", "time_importance.csv": "step,a\n0,1\n",
+                 "sample_time_0.png": "png", "predictions.csv": "sample\n0\n",
+                 "report.json": json.dumps({"neuroview": "0", "kind": "rnn", "sample_indices": [0],
+                                            "figures": [{"file": "sample_time_0.png"}],
+                                            "tables": [{"file": "time_importance.csv"}, {"file": "predictions.csv"}]})}
+
+
+@pytest.mark.parametrize("made", ["empty folder", "new folder"])
+def test_with_overwrite_the_later_report_replaces_the_other(cnn, tmp_path, monkeypatch, made):
+    """review R9, finding 1: the files to clean up were listed at this run's start, before the other run's report
+    came, so its time tables and time figures stayed beside this CNN's page (both exit 0): one report, whole, now."""
     net, x, y = cnn
     out = tmp_path / "report"
-    out.mkdir()
-    _other_run_writes(monkeypatch, out)
+    if made == "empty folder":
+        out.mkdir()
+    _other_run_writes(monkeypatch, out, AN_RNN_REPORT)
     files = write_report(net, x, y, out, progress=False, dpi=20, examples=1, overwrite=True)
     assert "the other run's" not in (out / "index.html").read_text()
-    assert set(files) <= set(os.listdir(out))
+    assert json.loads((out / "report.json").read_text())["kind"] == "cnn"
+    assert sorted(os.listdir(out)) == sorted(files)  # this report's files, and only they
+    assert not {"time_importance.csv", "sample_time_0.png"} & set(files)  # the other's names this one does not write
     assert sorted(os.listdir(tmp_path)) == ["report"]
+
+
+def test_the_refusal_names_the_out_as_given(cnn, tmp_path, monkeypatch):
+    """review R9, finding 4: it named the folder's real path (a symlink's target), not the --out given."""
+    net, x, y = cnn
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "link")
+    monkeypatch.chdir(tmp_path)
+    _other_run_writes(monkeypatch, tmp_path / "real")
+    with pytest.raises(FileExistsError) as err:
+        write_report(net, x, y, "link", progress=False, dpi=20, examples=1)
+    assert str(err.value).startswith("out_dir (--out): 'link' was written by another run meanwhile (index.html, "), err.value
+    assert _left(tmp_path / "real") == THEIRS
 
 
 def test_an_empty_folder_is_still_written(cnn, tmp_path):
