@@ -288,7 +288,9 @@ def check_classes(dm, trained: list[str] | None, what: str) -> None:
                          + _trained_on_note(dm))
 
 
-_IDS = ("path", "name", "root")  # the options that say which file or set a data module reads
+# the options that say which files or set a data module reads: all given, or the advice named a run's TRAIN file
+# alone, and `neuroview test` refused it (without its test_path it carves the test split from the training file)
+_IDS = ("path", "test_path", "val_path", "name", "root")
 
 
 def note_trained_on(dm, source, argv: list[str] | None = None) -> None:
@@ -296,13 +298,13 @@ def note_trained_on(dm, source, argv: list[str] | None = None) -> None:
     for and the data module that file was trained on, where it records one, so that :func:`check_classes`'s refusal
     names both and the options that read the latter: ``--config recipes/ucr_nv_cnn.yaml --ckpt_path`` of a run on the
     user's own file read the recipe's GunPoint, and the refusal named neither. ``argv``: the command line (whether
-    ``--data`` named the data, or the ``--config``)."""
-    spec = checkpoint_data(source, unnamed=True) if source else None
-    if spec is None:
+    ``--data`` named the data, or the ``--config``). Nothing is read here: the checkpoint is read again (whole) only
+    where the refusal is said, which is seldom, not on every evaluation."""
+    if not source:
         return
     named = argv is not None and any(a == "--data" or a.startswith(("--data=", "--data.")) for a in argv)
     try:
-        dm._neuroview_trained_on = (str(source), spec, "" if named or argv is None else ", the --config's data")
+        dm._neuroview_trained_on = (str(source), "" if named or argv is None else ", the --config's data")
     except AttributeError:  # a data module of the user's that takes no attribute: its refusal says less
         pass
 
@@ -311,11 +313,14 @@ def _trained_on_note(dm) -> str:
     """`` (read: UCRDataModule name='GunPoint'; run.ckpt was trained on NpzDataModule path='my.npz': pass --data ...)``
     where :func:`note_trained_on` recorded the checkpoint on ``dm``; ``""`` otherwise (the message as it was)."""
     held = getattr(dm, "_neuroview_trained_on", None)
-    if not isinstance(held, tuple) or len(held) != 3:
+    if not isinstance(held, tuple) or len(held) != 2:
         return ""
     import shlex  # noqa: PLC0415
 
-    source, spec, given = held
+    source, given = held
+    spec = checkpoint_data(source, unnamed=True)
+    if spec is None:
+        return ""
     args = spec.get("init_args") or {}
     cls = spec.get("class_path")
     read = _describe(type(dm).__name__, {k: getattr(dm, k, None) for k in _IDS})

@@ -107,7 +107,8 @@ class KeepEarlierRuns(Callback):
         refused = None
         if trainer.is_global_zero:
             try:
-                self._claimed = claim_folder(self.checkpoint.dirpath, root)
+                resume = self.cfg.get("ckpt_path") if self.cfg is not None else trainer.ckpt_path
+                self._claimed = claim_folder(self.checkpoint.dirpath, root, resume=bool(resume))
             except ValueError as e:
                 refused = str(e)
         refused = trainer.strategy.broadcast(refused)

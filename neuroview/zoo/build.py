@@ -11,12 +11,16 @@ from __future__ import annotations
 import difflib
 import inspect
 import operator
+import sys
 from typing import Any, Callable
 
 import numpy as np
 from torch import nn
 
 from .registry import _MODELS, check_members
+
+# the commands that build a saved architecture: the one running is named in the advice to import one's own
+_COMMANDS = ("fit", "validate", "test", "predict", "explain", "sparsify", "retrofit", "minirocket")
 
 __all__ = ["builder", "arch_kwargs", "build_model", "one_network", "check_count", "route_features", "routed"]
 
@@ -41,10 +45,12 @@ def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable
                          f"got {name!r}")
     arch, dot, _ = name.partition(".")
     if arch not in _MODELS:
-        if what in ("arch", "architecture"):  # a name saved (a checkpoint's, an entry's): maybe the user's own
+        close = _close(arch)
+        if not close and what in ("arch", "architecture"):  # a name saved (a checkpoint's, an entry's): the user's own
             raise ValueError(_unregistered(name, what))
-        close = difflib.get_close_matches(arch, list(_MODELS), n=3)
-        hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
+        own = (" (or, not a typo: one of your own, registered with nv.register_model, is known only where the module "
+               "registering it was imported)") if what in ("arch", "architecture") else ""
+        hint = f"; did you mean {close}?{own}" if close else "; see neuroview.list_models()"
         raise ValueError(f"{what}: unknown model {name!r}{hint}")
     if dot and not trained:  # a random network of the architecture's default shape, not the entry it names
         if what != "name":
@@ -57,20 +63,26 @@ def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable
     return _MODELS[arch]
 
 
+def _close(arch: str) -> list[str]:
+    """Zoo names near ``arch``: those it begins (``nv_vit`` for ``nv_vit_tiny``), then difflib's at its own cutoff."""
+    starts = [m for m in sorted(_MODELS) if m.startswith(arch)] if arch else []
+    return starts + [m for m in difflib.get_close_matches(arch, list(_MODELS), n=3) if m not in starts]
+
+
 def _unregistered(name: str, what: str) -> str:
-    """The refusal of an architecture ``name`` no builder of this process is registered for. A checkpoint's ``arch``
-    (or a saved entry's ``architecture``) names the builder it was trained with: one of the user's own
-    (``nv.register_model``), known only to a process that imported the code registering it, was refused as a typo
-    ("did you mean ['nv_rnn', ...]", unrelated zoo names). A near spelling (a typed ``--model.arch``) is still named."""
-    arch = name.partition(".")[0]
-    close = difflib.get_close_matches(arch, list(_MODELS), n=3, cutoff=0.8)
-    typo = f" (a typo of {close}?)" if close else ""
-    return (f"{what}: unknown model {name!r}: no architecture of that name is registered in this process{typo}; "
-            f"neuroview's own are neuroview.list_models(). One of your own, registered with nv.register_model in your "
-            f"code, is known only where the module that registers it was imported: import it first (Python: `import "
-            f"my_models`, then load_module / nv.sparsify / nv.unit_gallery; a command: `python -c \"import my_models, "
-            f"sys; from neuroview.cli import main; sys.exit(main())\" explain --ckpt ...`, where my_models.py calls "
-            f"nv.register_model)")
+    """The refusal of an architecture ``name`` no builder of this process is registered for, and no zoo name near. A
+    checkpoint's ``arch`` (or a saved entry's ``architecture``) names the builder it was trained with: one of the
+    user's own (``nv.register_model``), known only to a process that imported the code registering it. The command
+    advised is a script file, run as the command running now was: ``python -c`` broke every DDP fit (Lightning starts
+    each other process by running ``sys.argv[0]`` again, there ``-c``)."""
+    sub = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in _COMMANDS else "<command>"
+    return (f"{what}: unknown model {name!r}: no architecture of that name is registered in this process, and none of "
+            f"neuroview's own (neuroview.list_models()) is near it. One of your own, registered with nv.register_model "
+            f"in your code, is known only where the module that registers it was imported: import it first (Python: "
+            f"`import my_models` before neuroview.training.module.load_module, nv.sparsify or nv.unit_gallery reads "
+            f"the checkpoint; a command: a script file my_cli.py holding `import my_models; from neuroview.cli import "
+            f"main; raise SystemExit(main())`, run as `python my_cli.py {sub} ...` in place of `neuroview {sub} ...`, "
+            f"where my_models.py calls nv.register_model)")
 
 
 def one_network(name: str, build: Callable[..., nn.Module], kwargs: dict) -> dict:

@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +108,7 @@ def s20_own_cnn(*, num_classes, in_channels=1, **kw):
     return nv.wrap(_Own(num_classes), num_classes=num_classes)
 
 
-def test_a_checkpoint_of_an_architecture_of_one_s_own_says_it_is_not_registered_here(tmp_path, capsys):
+def test_a_checkpoint_of_an_architecture_of_one_s_own_says_it_is_not_registered_here(tmp_path, capsys, monkeypatch):
     registry._MODELS.pop("s20_own_cnn", None)
     nv.register_model(s20_own_cnn)
     try:
@@ -116,16 +119,125 @@ def test_a_checkpoint_of_an_architecture_of_one_s_own_says_it_is_not_registered_
         ckpt = tmp_path / "own.ckpt"
         trainer.save_checkpoint(ckpt)
         registry._MODELS.pop("s20_own_cnn")  # a command's process: the user's code that registers it not imported
+        monkeypatch.setattr("sys.argv", ["neuroview", "explain", "--ckpt", str(ckpt)])  # the command as run
         assert cli(["explain", "--ckpt", str(ckpt), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
         err = capsys.readouterr().err
-        assert ("arch: unknown model 's20_own_cnn': no architecture of that name is registered in this process; "
-                "neuroview's own are neuroview.list_models(). One of your own, registered with nv.register_model") in err
-        assert "did you mean" not in err and "from neuroview.cli import main; sys.exit(main())" in err
-        with pytest.raises(ValueError, match=r"arch: unknown model 'nv_smal_cnn': .*\(a typo of \['nv_small_cnn'"):
-            NeuroViewModule(arch="nv_smal_cnn", num_classes=3)  # a near name typed is still named
+        assert ("arch: unknown model 's20_own_cnn': no architecture of that name is registered in this process, and "
+                "none of neuroview's own (neuroview.list_models()) is near it. One of your own, registered with "
+                "nv.register_model") in err
+        assert "did you mean" not in err and "python -c" not in err and " load_module" not in err
+        assert ("a script file my_cli.py holding `import my_models; from neuroview.cli import main; raise "
+                "SystemExit(main())`, run as `python my_cli.py explain ...` in place of `neuroview explain ...`") in err
         nv.register_model(s20_own_cnn)  # as importing the user's module does: the checkpoint reads
         assert cli(["explain", "--ckpt", str(ckpt), "--out", str(tmp_path / "rep"), "--no-progress", "--no-gallery",
                     "--samples", "4"]) == 0
         assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["arch"] == "s20_own_cnn"
     finally:
         registry._MODELS.pop("s20_own_cnn", None)
+
+
+@pytest.mark.parametrize("typo, meant", [("nv_smal_cnn", "nv_small_cnn"), ("nv_vit", "nv_vit_tiny"),
+                                         ("nv_vgg", "nv_vgg_cnn"), ("nv_resnet18", "nv_resnet18_cifar")])
+def test_a_typo_of_a_zoo_name_typed_as_arch_keeps_its_suggestion(typo, meant):
+    """Review R7 finding 3: a cutoff of 0.8 left ``nv_vit``, ``nv_vgg`` (shortened zoo names) with no hint, and
+    ``nv_resnet18`` without ``nv_resnet18_cifar``, but a paragraph on registering one's own code."""
+    with pytest.raises(ValueError) as e:
+        NeuroViewModule(arch=typo, num_classes=3)
+    said = str(e.value)
+    assert said.startswith(f"arch: unknown model {typo!r}; did you mean [") and f"'{meant}'" in said.split("?")[0]
+    assert "my_models" not in said and "neuroview.list_models()) is near it" not in said
+
+
+_MY_MODELS = """
+from torch import nn
+import neuroview as nv
+
+
+class _Own(nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Linear(4, k)
+
+    def forward(self, x):
+        return self.fc(self.act(self.conv(x)).mean((-2, -1)))
+
+
+@nv.register_model
+def s20_ddp_cnn(*, num_classes, in_channels=1, **kw):
+    return nv.wrap(_Own(num_classes), num_classes=num_classes)
+"""
+
+
+def test_the_advised_script_file_runs_one_s_own_architecture_in_a_ddp_fit(tmp_path, monkeypatch):
+    """Review R7 finding 4: the advised ``python -c "import my_models, ...; main()"`` broke every DDP fit: Lightning
+    starts each other rank by running ``sys.argv[0]`` again, there ``-c``. The script file the refusal now advises, as
+    it says it, runs a 2-process DDP fit of an architecture only that file's import registers."""
+    from neuroview.zoo.build import builder
+
+    monkeypatch.setattr("sys.argv", ["neuroview", "fit"])
+    with pytest.raises(ValueError) as e:
+        builder("s20_ddp_cnn", "arch")
+    said = str(e.value)
+    assert "a script file my_cli.py holding `" in said and "run as `python my_cli.py fit ...`" in said, said
+    script = said.split("a script file my_cli.py holding `", 1)[1].split("`", 1)[0]
+    (tmp_path / "my_models.py").write_text(_MY_MODELS)
+    (tmp_path / "my_cli.py").write_text(script + "\n")
+    digits = str(ROOT / "recipes" / "digits_nv_small_cnn.yaml")
+    args = ["fit", "--config", digits, "--model.arch", "s20_ddp_cnn", "--model.model_kwargs", "{}",
+            "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--test_after_fit", "false",
+            "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("NEUROVIEW_KEPT_INIT_WEIGHTS", None)
+    proc = subprocess.run([sys.executable, "my_cli.py", *args], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["hyper_parameters"]["arch"] == "s20_ddp_cnn"
+
+
+def test_the_note_s_options_of_a_run_on_a_train_test_pair_name_its_test_file_and_run_as_printed(tmp_path, capsys):
+    """Review R7 finding 2: a run on a UCR-style TRAIN/TEST pair (CsvDataModule path + test_path) got the advice
+    ``--data.init_args.path mine_TRAIN.tsv`` alone, which `neuroview test` refused (its test split would be carved
+    from the training file). The options the note prints now run, as printed, and score the run's TEST file."""
+    import shlex
+
+    rng, t = np.random.default_rng(0), np.linspace(0, 1, 40)
+    for name, n in (("mine_TRAIN.tsv", 10), ("mine_TEST.tsv", 7)):
+        rows = [[c, *np.sin(2 * np.pi * f * t + rng.uniform(0, 6))] for c, f in ((1, 2), (2, 5), (3, 9)) for _ in range(n)]
+        (tmp_path / name).write_text("".join("\t".join(str(v) for v in r) + "\n" for r in rows))
+    train, test = tmp_path / "mine_TRAIN.tsv", tmp_path / "mine_TEST.tsv"
+    assert cli(["fit", "--config", UCR, "--data", "neuroview.data.CsvDataModule", "--data.init_args.path", str(train),
+                "--data.init_args.test_path", str(test), "--model.model_kwargs.members", "1", "--trainer.max_epochs", "1",
+                "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger", "false",
+                "--test_after_fit", "false", *QUIET]) == 0
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    assert cli(["test", "--config", UCR, "--ckpt_path", str(ckpt), "--trainer.logger", "false",
+                "--trainer.default_root_dir", str(tmp_path / "t1"), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert f"was trained on CsvDataModule path='{train}', test_path='{test}'" in err
+    printed = err.split(": pass ", 1)[1].split(" to score it on that data)", 1)[0]
+    assert printed == (f"--data neuroview.data.CsvDataModule --data.init_args.path {train} "
+                       f"--data.init_args.test_path {test}")
+    assert cli(["test", "--config", UCR, "--ckpt_path", str(ckpt), *shlex.split(printed), "--trainer.logger", "false",
+                "--trainer.default_root_dir", str(tmp_path / "t2"), *QUIET]) == 0, capsys.readouterr().err[-2000:]
+
+
+def test_the_trained_on_note_reads_the_checkpoint_only_when_it_is_said(own_run, monkeypatch):
+    """Review R7 finding 6: every `test`/`validate`/`predict --ckpt_path` read the whole checkpoint once more (its
+    optimizer state too) for a note said only when the classes are refused."""
+    from neuroview.data import read_as
+
+    path, ckpt = own_run
+    loads = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loads.append(str(f)) or real(f, *a, **k))
+    dm = pl.LightningDataModule()
+    read_as.note_trained_on(dm, str(ckpt), ["test", "--config", UCR, "--ckpt_path", str(ckpt)])
+    assert loads == []  # recorded, not read
+    dm.class_names = ["1", "2"]
+    with pytest.raises(ValueError, match=rf"{ckpt} was trained on NpzDataModule path='{path}': pass --data "):
+        read_as.check_classes(dm, ["high", "low", "mid"], "data")
+    assert loads == [str(ckpt)]  # read once, for the refusal said
