@@ -15,22 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from neuroview.zoo import pretrained as zoo
 from neuroview.zoo.pretrained import read_manifest
+from test_out_and_seed_s19 import _series  # a tiny .npz whose classes a real fit tells apart
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER = {"tag": "other run"}
-
-
-def _series(path: Path, n: int = 30, length: int = 32, classes: int = 3) -> str:
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % classes
-    X = (rng.standard_normal((n, 1, length)) + y[:, None, None]).astype("float32")  # classes apart: a real fit
-    np.savez(path, X=X, y=y)
-    return str(path)
 
 
 def _other_run_saves(net, name: str, out: Path) -> None:
