@@ -23,8 +23,8 @@ import numpy as np
 
 from .splits import folds_of, stratified_fold, stratified_split, text_labels
 
-__all__ = ["RECORD", "FileRecord", "changed_file", "check_recorded_file", "hold_to_checkpoint", "recorded_file",
-           "series_sha256"]
+__all__ = ["RECORD", "FileRecord", "changed_file", "check_recorded_file", "hold_to_checkpoint", "hold_to_spec", "read_record",
+           "recorded_file", "series_sha256"]
 
 #: The key of the record in the data module's checkpoint state: ``{"path", "series_sha256"}`` of the training file.
 RECORD = "neuroview_data_file"
@@ -68,7 +68,8 @@ class FileRecord:
     (:meth:`_rows_read`)."""
 
     _series_sha256: str | None = None  # series_sha256 of the training split as read (None: read whole, or not yet)
-    _trained_file: tuple[dict, str | None, bool] | None = None  # the checkpoint's record, the checkpoint, a resume
+    _trained_file: tuple[dict, str | None, bool, str | None] | None = None  # the record, the checkpoint, a resume, model
+    _unrecorded: str | None = None  # a checkpoint that records no fingerprint (written before the record): warned once
     _loaded_rows: tuple[np.ndarray, np.ndarray, bool] | None = None  # load's training split: file rows, labels, own val
 
     def _fingerprint(self, x, y, lengths=None, own: tuple[str, ...] = ()) -> None:
@@ -78,6 +79,7 @@ class FileRecord:
             return
         self._series_sha256 = series_sha256(x, y, lengths, own)
         self._check_file()
+        self._warn_unrecorded()
 
     def _rows_read(self, train_rows: np.ndarray, train_y, test_rows: np.ndarray | None, own_val: bool) -> None:
         """The file rows of ``load``'s training split (labels ``train_y``) and test split (``None``: its own), and
@@ -96,21 +98,43 @@ class FileRecord:
         super().load_state_dict(state_dict)
         trainer = getattr(self, "trainer", None)
         state = getattr(getattr(trainer, "state", None), "fn", None)
-        self.expect_file((state_dict or {}).get(RECORD), getattr(trainer, "ckpt_path", None) if trainer else None,
-                         resume=str(getattr(state, "value", state)) == "fit")
+        ckpt = getattr(trainer, "ckpt_path", None) if trainer else None
+        record = (state_dict or {}).get(RECORD)
+        if _valid(record):
+            self.expect_file(record, ckpt, resume=str(getattr(state, "value", state)) == "fit")
+        else:  # a checkpoint of this class written before the record: nothing to hold its file to, said once
+            self.expect_unrecorded(ckpt)
 
-    def expect_file(self, record: dict | None, ckpt: str | None = None, resume: bool = False) -> None:
+    def expect_file(self, record: dict | None, ckpt: str | None = None, resume: bool = False,
+                    model: str | None = None) -> None:
         """Hold the training split this module reads, where it carves its file as the model's own, to the one the
         model ``ckpt`` was trained on (``record``): checked now if read, else when it is read. ``resume``: the run is
-        resumed, on this file whatever its path."""
-        if isinstance(record, dict) and isinstance(record.get(_KEY), str) and isinstance(record.get("path"), str):
-            self._trained_file = (record, None if ckpt is None else str(ckpt), resume)
+        resumed, on this file whatever its path. ``model``: how the refusal names the model (default: the checkpoint)."""
+        if _valid(record):
+            self._trained_file = (record, None if ckpt is None else str(ckpt), resume, model)
             self._check_file()
+
+    def expect_unrecorded(self, ckpt: str | None) -> None:
+        """The model's checkpoint ``ckpt`` records no fingerprint of its training split (written before neuroview
+        recorded one): where this module carves its file as the model's own, one ``UserWarning`` says that a change to
+        the file since cannot be seen (now if read, else when it is read); a file read whole is new data, said nothing."""
+        self._unrecorded = "the checkpoint" if ckpt is None else f"the checkpoint {ckpt}"
+        self._warn_unrecorded()
+
+    def _warn_unrecorded(self) -> None:
+        if self._unrecorded is None or self._series_sha256 is None or getattr(self, "_whole_file", False):
+            return
+        model, self._unrecorded = self._unrecorded, None  # said once
+        warnings.warn(f"{model} records no fingerprint of its training split (it was written before neuroview recorded "
+                      f"one), so a change to {self.path} since it was trained (its rows reordered, series added) cannot "
+                      "be seen: the file is carved as it is now, and its test (validation) split would then hold series "
+                      "the model was trained on, scored as if unseen. A fit with this version of neuroview records the "
+                      "fingerprint", UserWarning, stacklevel=2)
 
     def _check_file(self) -> None:
         if self._trained_file is None or self._series_sha256 is None or getattr(self, "_whole_file", False):
             return
-        record, ckpt, resume = self._trained_file
+        record, ckpt, resume, model = self._trained_file
         if record[_KEY] == self._series_sha256:
             return
         from .read_as import same_file  # noqa: PLC0415 - how a command took this file for the model's own
@@ -118,7 +142,8 @@ class FileRecord:
         # a resume reads the run's own file whatever its path; another command, the file at the trained path or a copy
         # of the one there now (a command takes it for the model's own, by its bytes), carved as the model's own
         if resume or _same_path(record["path"], self.path) or same_file(record["path"], self.path):
-            raise ValueError(changed_file(str(self.path), ckpt, record[_KEY], self._series_sha256, record["path"], resume))
+            raise ValueError(changed_file(str(self.path), ckpt, record[_KEY], self._series_sha256, record["path"], resume,
+                                          model))
 
     def split_rows(self, split: str) -> np.ndarray | None:
         """The file's row (its series in order) of each sample of ``split`` (``train``, ``val``, ``test``), as
@@ -147,11 +172,12 @@ class FileRecord:
 
 
 def changed_file(path: str, ckpt: str | None, then: str, now: str, trained: str | None = None,
-                 resume: bool = False) -> str:
+                 resume: bool = False, model: str | None = None) -> str:
     """The refusal of a file carved as the model's own whose training split is not the one the checkpoint ``ckpt``
     recorded: at its trained path (``trained``; ``None``: ``path``), a copy of the file there now (changed since: taken
-    for the model's own by its bytes), or the file of a resume (``resume``)."""
-    model = f"the checkpoint {ckpt}" if ckpt else "the checkpoint"
+    for the model's own by its bytes), or the file of a resume (``resume``). ``model``: how the model is named (a zoo
+    entry's ``"the zoo entry NAME"``; default: the checkpoint)."""
+    model = model or (f"the checkpoint {ckpt}" if ckpt else "the checkpoint")
     trained = path if trained is None else trained
     if _same_path(trained, path):
         what = f"is the file {model} was trained on, but its training split changed since"
@@ -177,6 +203,14 @@ def recorded_file(ckpt, cls: type | str) -> dict | None:
     """The record ``{"path", "series_sha256"}`` a Lightning checkpoint holds of the training file of its data module of
     class ``cls`` (its state, stored under the class's name); ``None`` where it holds none (an older checkpoint). The
     checkpoint is memory-mapped: its weights are not read."""
+    state = _data_state(ckpt, cls)
+    record = state.get(RECORD) if isinstance(state, dict) else None
+    return record if _valid(record) else None
+
+
+def _data_state(ckpt, cls: type | str) -> dict | None:
+    """The state a Lightning checkpoint holds of its data module of class ``cls`` (stored under the class's name);
+    ``None`` where it holds none or cannot be read. Memory-mapped: the weights are not read."""
     name = cls if isinstance(cls, str) else cls.__qualname__
     import torch  # noqa: PLC0415
 
@@ -188,16 +222,41 @@ def recorded_file(ckpt, cls: type | str) -> dict | None:
         state = saved.get(name)
     except Exception:  # noqa: BLE001 - an unreadable checkpoint is named where the model is loaded
         return None
-    record = state.get(RECORD) if isinstance(state, dict) else None
-    ok = isinstance(record, dict) and isinstance(record.get(_KEY), str) and isinstance(record.get("path"), str)
-    return record if ok else None
+    return state if isinstance(state, dict) else None
+
+
+def _valid(record) -> bool:
+    return isinstance(record, dict) and isinstance(record.get(_KEY), str) and isinstance(record.get("path"), str)
 
 
 def hold_to_checkpoint(dm, ckpt) -> None:
     """Give ``dm`` (a data module a command built, not set up through Lightning's restore) the record of the training
-    file the checkpoint ``ckpt`` holds: the model's own file, changed since, is refused when it is read."""
-    if ckpt is not None and isinstance(dm, FileRecord):
-        dm.expect_file(recorded_file(ckpt, type(dm)), str(ckpt))
+    file the checkpoint ``ckpt`` holds: the model's own file, changed since, is refused when it is read. A checkpoint
+    whose state of this class holds no record (written before it) is warned of, where the file is carved."""
+    if ckpt is None or not isinstance(dm, FileRecord):
+        return
+    state = _data_state(ckpt, type(dm))
+    if _valid((state or {}).get(RECORD)):
+        dm.expect_file(state[RECORD], str(ckpt))
+    elif state is not None:
+        dm.expect_unrecorded(str(ckpt))
+
+
+def read_record(dm, entry: str | None = None) -> dict | None:
+    """The record of the training split ``dm`` carved from its file as the model's own (``{"path", "series_sha256"}``,
+    with the zoo ``entry`` it is kept for), for a zoo entry's data spec; ``None`` for a file read whole, or other data."""
+    if not isinstance(dm, FileRecord) or dm._series_sha256 is None or getattr(dm, "_whole_file", False):
+        return None
+    return {"path": str(dm.path), _KEY: dm._series_sha256} | ({"entry": str(entry)} if entry else {})
+
+
+def hold_to_spec(dm, spec: dict | None) -> None:
+    """Hold ``dm``, built from a zoo entry's data spec, to the record the spec keeps (:func:`read_record`): the entry's
+    own file, changed since it was made, is refused by name when it is read."""
+    record = spec.get(RECORD) if isinstance(spec, dict) else None
+    if isinstance(dm, FileRecord) and _valid(record):
+        entry = record.get("entry")
+        dm.expect_file(record, model=f"the zoo entry {entry}" if entry else "the zoo entry")
 
 
 def check_recorded_file(ckpt, data: dict, cls: str | None, what: str = "model.init_weights") -> None:

@@ -308,6 +308,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
     from pathlib import Path  # noqa: PLC0415
 
     from ..attribution.readability import readability  # noqa: PLC0415
+    from ..data.file_record import RECORD, read_record  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
     from ..zoo.pretrained import save_pretrained  # noqa: PLC0415
     from .sparse_callback import sparse_arch_kwargs  # noqa: PLC0415 - it imports Lightning
@@ -326,8 +327,9 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
           f"{light['accuracy']:.1f}% ({light['units_per_class']:.1f} per class, k90 {light['k90']:g}{steps} against the mean code)")
     # the sparse head standardizes its features, and holds the shared part of a shared_steps head in its own weight
     kwargs = sparse_arch_kwargs(entry["arch_kwargs"])  # the Sparsify callback's rule: one place
-    out = Path(args.out)
-    save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=entry["dataset"],
+    out, record = Path(args.out), read_record(dm, name)  # the file's training split as read: changed since, refused
+    dataset = entry["dataset"] | ({"data_module": {**entry["dataset"]["data_module"], RECORD: record}} if record else {})
+    save_pretrained(sparse, name, architecture=entry["architecture"], arch_kwargs=kwargs, dataset=dataset,
                     recipe=entry.get("recipe"), seed=entry.get("seed"), root=out, overwrite=args.overwrite,
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "k90_steps", "top10_share", "units_per_class")
                                                            if k in light},

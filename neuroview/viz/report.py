@@ -337,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])
         dm, spec = resolve_data(args.data, trained_on, model, args.split)
-        from ..data.file_record import hold_to_checkpoint  # noqa: PLC0415
+        from ..data.file_record import hold_to_checkpoint, hold_to_spec  # noqa: PLC0415
         from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
 
         hold_to_checkpoint(dm, args.ckpt)  # its own training file, changed since (carved otherwise), refused when read
+        hold_to_spec(dm, (trained_on or {}).get("data_module") if args.model else None)  # a zoo entry's, given by --data
 
         # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's (both lists named)
         check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names")

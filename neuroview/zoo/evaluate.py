@@ -25,7 +25,9 @@ SLICE_SIZE = 128
 def make_datamodule(spec: dict):
     """The data module of a manifest entry: ``{"class_path": "neuroview.data.X", "init_args": {...}}``, and
     ``"read_like"``: the spec of the data the model was trained on, where it is other data read as that was
-    (:func:`neuroview.data.read_as.read_like`: its channel statistics and series length).
+    (:func:`neuroview.data.read_as.read_like`: its channel statistics and series length), and ``"neuroview_data_file"``:
+    the fingerprint of the file's training split the entry was made on, the file changed since refused by name
+    (:func:`neuroview.data.file_record.hold_to_spec`).
 
     Only data modules of :mod:`neuroview.data` are built: a manifest is data, and must not make
     the loader import arbitrary code.
@@ -42,6 +44,9 @@ def make_datamodule(spec: dict):
         from ..data.read_as import read_like  # noqa: PLC0415
 
         read_like(dm, spec["read_like"])
+    from ..data.file_record import hold_to_spec  # noqa: PLC0415
+
+    hold_to_spec(dm, spec)  # the entry's own file, changed since it was made (carved otherwise), refused when read
     return dm
 
 
