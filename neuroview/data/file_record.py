@@ -44,6 +44,8 @@ def series_sha256(x, y, lengths=None, own: tuple[str, ...] = ()) -> str:
     if lengths is not None:
         h.update(b"|lengths|" + np.ascontiguousarray(np.asarray(lengths, dtype=np.int64)).tobytes())
     series = [x] if isinstance(x, np.ndarray) else [np.asarray(s) for s in x]
+    if lengths is not None and isinstance(x, np.ndarray) and x.ndim >= 2:  # each series to its length: not the padding
+        series = [x[i, ..., :n] for i, n in enumerate(np.asarray(lengths, dtype=np.int64).reshape(-1).tolist())]
     for s in series:
         h.update(f"|{tuple(s.shape)}|".encode())
         flat = s.reshape(-1)
@@ -57,7 +59,7 @@ def _canonical(values: np.ndarray) -> tuple[bytes, memoryview]:
     """A block of values as bytes that depend on the values alone, and their width: float32 where each value is one
     (half the bytes to hash), else float64; ``-0.0`` as ``0.0``."""
     as32 = np.add(values, np.float32(0), dtype=np.float32, casting="unsafe")
-    if values.dtype == np.float32 or np.array_equal(as32, values):
+    if values.dtype == np.float32 or np.array_equal(as32, values, equal_nan=values.dtype.kind in "fc"):
         return b"f4", memoryview(as32).cast("B")
     return b"f8", memoryview(np.add(values, 0.0, dtype=np.float64)).cast("B")
 
@@ -69,7 +71,7 @@ class FileRecord:
 
     _series_sha256: str | None = None  # series_sha256 of the training split as read (None: read whole, or not yet)
     _trained_file: tuple[dict, str | None, bool, str | None] | None = None  # the record, the checkpoint, a resume, model
-    _unrecorded: str | None = None  # a checkpoint that records no fingerprint (written before the record): warned once
+    _unrecorded: tuple | None = None  # (a checkpoint recording no fingerprint, its trained path): warned once, if own
     _loaded_rows: tuple[np.ndarray, np.ndarray, bool] | None = None  # load's training split: file rows, labels, own val
 
     def _fingerprint(self, x, y, lengths=None, own: tuple[str, ...] = ()) -> None:
@@ -103,7 +105,9 @@ class FileRecord:
         if _valid(record):
             self.expect_file(record, ckpt, resume=str(getattr(state, "value", state)) == "fit")
         else:  # a checkpoint of this class written before the record: nothing to hold its file to, said once
-            self.expect_unrecorded(ckpt)
+            trained: list = []
+            _data_state(ckpt, type(self), trained) if ckpt else None
+            self.expect_unrecorded(ckpt, trained[0] if trained else None)
 
     def expect_file(self, record: dict | None, ckpt: str | None = None, resume: bool = False,
                     model: str | None = None) -> None:
@@ -114,17 +118,23 @@ class FileRecord:
             self._trained_file = (record, None if ckpt is None else str(ckpt), resume, model)
             self._check_file()
 
-    def expect_unrecorded(self, ckpt: str | None) -> None:
+    def expect_unrecorded(self, ckpt: str | None, trained=None) -> None:
         """The model's checkpoint ``ckpt`` records no fingerprint of its training split (written before neuroview
-        recorded one): where this module carves its file as the model's own, one ``UserWarning`` says that a change to
-        the file since cannot be seen (now if read, else when it is read); a file read whole is new data, said nothing."""
-        self._unrecorded = "the checkpoint" if ckpt is None else f"the checkpoint {ckpt}"
+        recorded one): where this module carves its file as the model's own (the ``trained`` path or a copy of it; any
+        file where that path is not known), one ``UserWarning`` says that a change to the file since cannot be seen (now
+        if read, else when it is read); a file read whole, or another file, is new data, said nothing."""
+        self._unrecorded = ("the checkpoint" if ckpt is None else f"the checkpoint {ckpt}", trained)
         self._warn_unrecorded()
 
     def _warn_unrecorded(self) -> None:
         if self._unrecorded is None or self._series_sha256 is None or getattr(self, "_whole_file", False):
             return
-        model, self._unrecorded = self._unrecorded, None  # said once
+        (model, trained), self._unrecorded = self._unrecorded, None  # said once
+        if trained is not None and not _same_path(trained, self.path):
+            from .read_as import same_file  # noqa: PLC0415 - a copy of the trained file is carved as the model's own
+
+            if not same_file(trained, self.path):
+                return  # another file: not the model's own
         warnings.warn(f"{model} records no fingerprint of its training split (it was written before neuroview recorded "
                       f"one), so a change to {self.path} since it was trained (its rows reordered, series added) cannot "
                       "be seen: the file is carved as it is now, and its test (validation) split would then hold series "
@@ -208,9 +218,10 @@ def recorded_file(ckpt, cls: type | str) -> dict | None:
     return record if _valid(record) else None
 
 
-def _data_state(ckpt, cls: type | str) -> dict | None:
+def _data_state(ckpt, cls: type | str, trained: list | None = None) -> dict | None:
     """The state a Lightning checkpoint holds of its data module of class ``cls`` (stored under the class's name);
-    ``None`` where it holds none or cannot be read. Memory-mapped: the weights are not read."""
+    ``None`` where it holds none or cannot be read. Memory-mapped: the weights are not read. ``trained`` (a list) gets
+    the path of the file the model was trained on, as its data module's hyperparameters name it (or None)."""
     name = cls if isinstance(cls, str) else cls.__qualname__
     import torch  # noqa: PLC0415
 
@@ -220,6 +231,9 @@ def _data_state(ckpt, cls: type | str) -> dict | None:
         except RuntimeError:  # a file of torch's legacy format cannot be mapped
             saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         state = saved.get(name)
+        if trained is not None:
+            path = (saved.get("datamodule_hyper_parameters") or {}).get("path")
+            trained.append(path if isinstance(path, (str, os.PathLike)) else None)
     except Exception:  # noqa: BLE001 - an unreadable checkpoint is named where the model is loaded
         return None
     return state if isinstance(state, dict) else None
@@ -235,11 +249,12 @@ def hold_to_checkpoint(dm, ckpt) -> None:
     whose state of this class holds no record (written before it) is warned of, where the file is carved."""
     if ckpt is None or not isinstance(dm, FileRecord):
         return
-    state = _data_state(ckpt, type(dm))
+    trained: list = []
+    state = _data_state(ckpt, type(dm), trained)
     if _valid((state or {}).get(RECORD)):
         dm.expect_file(state[RECORD], str(ckpt))
     elif state is not None:
-        dm.expect_unrecorded(str(ckpt))
+        dm.expect_unrecorded(str(ckpt), trained[0] if trained else None)
 
 
 def read_record(dm, entry: str | None = None) -> dict | None:

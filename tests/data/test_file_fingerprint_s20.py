@@ -267,3 +267,17 @@ def test_the_record_is_read_from_a_memory_mapped_checkpoint(tmp_path, monkeypatc
     monkeypatch.setattr(torch, "load", lambda *a, **k: seen.append(k.get("mmap")) or real(*a, **k))
     assert file_record.recorded_file(str(ckpt), NpzDataModule) == dm.state_dict()[RECORD]
     assert seen == [True]
+
+
+@pytest.mark.parametrize("resave", ["float64", "zero padding"])
+def test_a_variable_length_set_saved_again_with_the_same_series_is_not_refused(tmp_path, resave):
+    """Series padded with NaN past their lengths: float64 of the same values, or another padding, is the same training
+    split (NaN is not equal to itself, and the padding was hashed)."""
+    x, y = _arrays()
+    x[1::2, :, 8:] = np.nan  # every other series 8 steps long
+    lengths = np.where(np.arange(len(y)) % 2 == 1, 8, 12)
+    np.savez(tmp_path / "v.npz", X=x, y=y, lengths=lengths)
+    record = _trained(tmp_path / "v.npz")
+    again = x.astype(np.float64) if resave == "float64" else np.nan_to_num(x, nan=0.0)
+    np.savez(tmp_path / "v.npz", X=again, y=y, lengths=lengths)
+    assert _trained(tmp_path / "v.npz") == record

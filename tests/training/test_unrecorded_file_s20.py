@@ -155,3 +155,24 @@ def test_no_warning_for_a_recorded_checkpoint_or_a_file_read_whole(run, tmp_path
     with pytest.warns(UserWarning, match=NO_RECORD):
         hold_to_checkpoint(dm, old)
         dm.setup("test")
+
+
+def test_an_old_checkpoint_on_another_file_carved_is_not_warned_of(run, tmp_path):
+    """Another file carved with the old checkpoint (validate, sparsify --data) is not the model's own: nothing to say
+    of a change to it since training (the warning named that file as if it were the trained one)."""
+    path, cfg, ckpt = run
+    old = _old_style(ckpt, tmp_path / "old.ckpt")
+    other = tmp_path / "other.npz"
+    _write(other, np.arange(40)[::-1])
+    dm = NpzDataModule(str(other), normalize=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hold_to_checkpoint(dm, old)
+        dm.setup("fit")
+    assert _said(caught) == []
+    copy = tmp_path / "copy.npz"  # a copy of the trained file is carved as the model's own: said
+    copy.write_bytes(Path(path).read_bytes())
+    dm = NpzDataModule(str(copy), normalize=False)
+    with pytest.warns(UserWarning, match=NO_RECORD):
+        hold_to_checkpoint(dm, old)
+        dm.setup("fit")
