@@ -46,11 +46,9 @@ def builder(name: str, what: str = "name", *, trained: bool = False) -> Callable
     arch, dot, _ = name.partition(".")
     if arch not in _MODELS:
         close = _close(arch)
-        if not close and what in ("arch", "architecture"):  # a name saved (a checkpoint's, an entry's): the user's own
-            raise ValueError(_unregistered(name, what))
-        own = (" (or, not a typo: one of your own, registered with nv.register_model, is known only where the module "
-               "registering it was imported)") if what in ("arch", "architecture") else ""
-        hint = f"; did you mean {close}?{own}" if close else "; see neuroview.list_models()"
+        if what in ("arch", "architecture"):  # typed (--model.arch) or saved (a checkpoint's): maybe the user's own
+            raise ValueError(_unregistered(name, what, close))
+        hint = f"; did you mean {close}?" if close else "; see neuroview.list_models()"
         raise ValueError(f"{what}: unknown model {name!r}{hint}")
     if dot and not trained:  # a random network of the architecture's default shape, not the entry it names
         if what != "name":
@@ -69,15 +67,18 @@ def _close(arch: str) -> list[str]:
     return starts + [m for m in difflib.get_close_matches(arch, list(_MODELS), n=3) if m not in starts]
 
 
-def _unregistered(name: str, what: str) -> str:
-    """The refusal of an architecture ``name`` no builder of this process is registered for, and no zoo name near. A
+def _unregistered(name: str, what: str, close: list[str]) -> str:
+    """The refusal of an architecture ``name`` no builder of this process is registered for (``close``: zoo names near
+    it, offered first: a typo; the advice for one's own follows, as `nv_mycnn` is near `nv_rnn` at difflib's cutoff). A
     checkpoint's ``arch`` (or a saved entry's ``architecture``) names the builder it was trained with: one of the
     user's own (``nv.register_model``), known only to a process that imported the code registering it. The command
     advised is a script file, run as the command running now was: ``python -c`` broke every DDP fit (Lightning starts
     each other process by running ``sys.argv[0]`` again, there ``-c``)."""
     sub = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in _COMMANDS else "<command>"
-    return (f"{what}: unknown model {name!r}: no architecture of that name is registered in this process, and none of "
-            f"neuroview's own (neuroview.list_models()) is near it. One of your own, registered with nv.register_model "
+    near = (f"did you mean {close}? If not a typo: " if close else
+            "none of neuroview's own (neuroview.list_models()) is near it; ")
+    return (f"{what}: unknown model {name!r}: no architecture of that name is registered in this process; {near}"
+            f"one of your own, registered with nv.register_model "
             f"in your code, is known only where the module that registers it was imported: import it first (Python: "
             f"`import my_models` before neuroview.training.module.load_module, nv.sparsify or nv.unit_gallery reads "
             f"the checkpoint; a command: a script file my_cli.py holding `import my_models; from neuroview.cli import "
