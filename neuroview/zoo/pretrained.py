@@ -205,18 +205,25 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
 _REREADS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
-def _exporting(journal: os.PathLike, file: str | None) -> bool:
-    """Whether an export under way (its journal) writes ``file`` (any file where None, or where the journal cannot
-    be read yet): a corrupted entry beside another entry's export was read again for 3 s, then called busy."""
+def _exporting(journal: os.PathLike) -> set | None:
+    """The files an export under way writes (its journal's), ``None`` where none is under way; a journal that cannot be
+    read yet counts as writing every file (``{None}``). A load waits only for an export of its own entry's file: a
+    corrupted entry beside another entry's export was read again for 3 s, then called busy."""
     try:
         with open(journal, encoding="utf-8") as f:
             record = json.load(f)
     except FileNotFoundError:
-        return False
+        return None
     except (OSError, ValueError):
-        return True
+        return {None}
     rows = record.get("files") if isinstance(record, dict) else None
-    return file is None or not isinstance(rows, list) or any(isinstance(r, list) and r[:1] == [file] for r in rows)
+    if not isinstance(rows, list):
+        return {None}
+    return {r[0] for r in rows if isinstance(r, list) and r and isinstance(r[0], str)}
+
+
+def _writes(files: set | None, file: str) -> bool:
+    return files is not None and (None in files or file in files)
 
 
 def _read_entry(name: str, root: str | os.PathLike | None, checked) -> tuple[str, dict, dict, dict, dict]:
@@ -225,14 +232,15 @@ def _read_entry(name: str, root: str | os.PathLike | None, checked) -> tuple[str
     seen, folder = None, checkpoints_dir(root)
     journal = folder / f".{MANIFEST}.neuroview-journal"  # neuroview._io's, of an export under way into the folder
     for wait in (*_REREADS, None):
-        busy = _exporting(journal, None)  # before the reading too: an export may end (its journal gone) mid-read
+        before = _exporting(journal)  # before the reading too: an export may end (its journal gone) mid-read
         full, entry = get_entry(name, root, entries := read_manifest(root))
+        busy = _writes(before, entry["file"])
         checked(full, entry)
         restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
         try:
             return (full, entry, entries, *read_weights(folder / entry["file"], full, sha256=entry.get("sha256"), hint=restore))
         except ChecksumError as e:
-            now, busy = (entry.get("sha256"), e.digest), busy or _exporting(journal, entry["file"])
+            now, busy = (entry.get("sha256"), e.digest), busy or _writes(_exporting(journal), entry["file"])
             if wait is None or (now == seen and not busy):  # a pair that stayed apart: not an export's
                 if (seen is not None and now != seen) or busy:
                     raise ChecksumError(f"{full}: its manifest entry and its file {entry['file']} still disagreed after "

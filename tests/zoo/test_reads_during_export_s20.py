@@ -13,7 +13,9 @@ carry that tag, so a load says by itself which export it read, and whether its w
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 
 import pytest
@@ -91,13 +93,21 @@ def test_a_file_that_stays_unlike_its_manifest_entry_is_still_refused_as_corrupt
     other = tmp_path / "other"
     _save(2.0, other)
     (tmp_path / f"{NAME}.safetensors").write_bytes((other / f"{NAME}.safetensors").read_bytes())  # replaced by hand
-    if journal:  # an export of another entry under way (or stuck) in the folder: no reason to wait for this one
-        (tmp_path / ".manifest.json.neuroview-journal").write_text(
-            json.dumps({"owner": None, "files": [["nv_other.safetensors", "0" * 64, None, False]]}))
+    held = None
+    if journal:  # an export of another entry under way in the folder (a live writer holds its journal): not this one
+        path = tmp_path / ".manifest.json.neuroview-journal"
+        path.write_text(json.dumps({"owner": io._owner(), "files": [["nv_other.safetensors", "0" * 64, None, False],
+                                                                   ["manifest.json", "0" * 64, None, True]]}))
+        held = os.open(path, os.O_RDWR)
+        fcntl.flock(held, fcntl.LOCK_EX)  # as atomic_write_all holds it while it writes
     waits = []
     monkeypatch.setattr(zoo.time, "sleep", waits.append)
-    with pytest.raises(zoo.ChecksumError, match="the file is corrupted or was replaced, so it is not loaded"):
-        zoo.load_pretrained(NAME, root=tmp_path, _probe=False)
+    try:
+        with pytest.raises(zoo.ChecksumError, match="the file is corrupted or was replaced, so it is not loaded"):
+            zoo.load_pretrained(NAME, root=tmp_path, _probe=False)
+    finally:
+        if held is not None:
+            os.close(held)
     assert len(waits) <= 1  # one reading again at most, not the 3 s of an export's
 
 
