@@ -40,9 +40,10 @@ def require_device(x: Tensor, module: nn.Module, what: str = "x") -> None:
     on = " and ".join(sorted(map(str, devices)))
     fix = f"{what}.to({str(next(iter(devices)))!r})" if len(devices) == 1 else f"{what}.to(...)"
     if not meta:  # the model on meta holds no values: model.to('cpu') fails in torch ("Cannot copy out of meta tensor")
-        raise ValueError(f"{what}: on device {x.device}, the model's {kind} on meta, which hold no values to run it on: "
-                         f"build or load the model on {x.device.type} (model.to_empty(device={x.device.type!r}), then "
-                         f"load its weights) and find its sites there, then model.to('meta') for shape inference")
+        raise ValueError(f"{what}: on device {x.device}, the model's {kind} on meta; move {what} ({what}.to('meta')) for "
+                         f"shape inference, or to run it on {x.device.type} build or load the model there "
+                         f"(model.to_empty(device={x.device.type!r}), then load its weights): model.to({x.device.type!r}) "
+                         f"cannot copy out of meta, which holds no values")
     raise ValueError(f"{what}: on device {x.device}, the model's {kind} on {on}; move {what} ({fix}) or the model "
                      f"(model.to({str(x.device)!r}))")
 

@@ -130,7 +130,8 @@ class FileRecord:
         if self._unrecorded is None or self._series_sha256 is None or getattr(self, "_whole_file", False):
             return
         (model, trained), self._unrecorded = self._unrecorded, None  # said once
-        if trained is not None and not _same_path(trained, self.path):
+        if trained is not None and os.path.isabs(os.path.expanduser(str(trained))) and not _same_path(trained, self.path):
+            # (a relative path, as checkpoints before 43f626c saved it, is of a working folder not known here: said)
             from .read_as import same_file  # noqa: PLC0415 - a copy of the trained file is carved as the model's own
 
             if not same_file(trained, self.path):

@@ -110,7 +110,7 @@ class NpzDataModule(FileRecord, ArrayDataModule):
 
         out = {"train": split("")}
         # the training split as read, and whether the file carves it (the training file changed since refused)
-        self._fingerprint(arrays["X"], arrays["y"], arrays.get("lengths"), tuple(s for s in ("test", "val") if f"X_{s}" in arrays))
+        self._fingerprint(*out["train"], own=tuple(s for s in ("test", "val") if f"X_{s}" in arrays))  # channels first, cut
         rows = np.arange(len(out["train"][1]))  # the file rows of the training split, as read (before any carve)
         if "X_test" in arrays:
             out["test"] = split("_test")

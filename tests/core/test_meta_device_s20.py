@@ -66,8 +66,8 @@ def test_a_cpu_rnn_handed_a_meta_input_names_x_and_both_devices(call):
 
 def test_a_meta_rnn_handed_a_cpu_input_names_both_devices():
     net = _rnn(layers=1).to("meta").train()  # (in eval mode rnn_reach's warn_unreached reads the meta norm's buffers first)
-    with pytest.raises(ValueError, match=r"^x: on device cpu, the model's parameters on meta, which hold no values to "
-                                         r"run it on: build or load the model on cpu \(model\.to_empty\(device='cpu'\)"):
+    with pytest.raises(ValueError, match=r"^x: on device cpu, the model's parameters on meta; move x \(x\.to\('meta'\)\) for "
+                                         r"shape inference, or to run it on cpu build or load the model there"):
         net(torch.zeros(2, 6, 2))
 
 
@@ -134,9 +134,10 @@ def test_a_backbone_of_buffers_only_handed_a_meta_input_names_x_and_both_devices
 
 def test_require_device_refuses_only_meta_against_a_real_device():
     lin, meta = nn.Linear(3, 2), nn.Linear(3, 2).to("meta")
-    with pytest.raises(ValueError, match=r"^x: on device cpu, the model's parameters on meta, which hold no values to run "
-                                         r"it on: .*model\.to_empty\(device='cpu'\).*then model\.to\('meta'\) for shape "
-                                         r"inference$"):  # not model.to('cpu'): torch cannot copy out of meta
+    with pytest.raises(ValueError, match=r"^x: on device cpu, the model's parameters on meta; move x \(x\.to\('meta'\)\) for "
+                                         r"shape inference, or to run it on cpu build or load the model there \(model\."
+                                         r"to_empty\(device='cpu'\), then load its weights\): model\.to\('cpu'\) cannot "
+                                         r"copy out of meta, which holds no values$"):
         require_device(torch.zeros(1, 3), meta)
     require_device(torch.zeros(1, 3, device="meta"), meta)
     spread = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2).to("meta"))  # partly on meta: an x on either device passes

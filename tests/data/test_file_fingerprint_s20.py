@@ -281,3 +281,20 @@ def test_a_variable_length_set_saved_again_with_the_same_series_is_not_refused(t
     again = x.astype(np.float64) if resave == "float64" else np.nan_to_num(x, nan=0.0)
     np.savez(tmp_path / "v.npz", X=again, y=y, lengths=lengths)
     assert _trained(tmp_path / "v.npz") == record
+
+
+def test_a_channels_last_variable_length_set_is_fingerprinted_as_read(tmp_path):
+    """The fingerprint is of the series as read (channels first, each to its length): the raw [N, T, C] array was cut
+    along its channels, so a re-save with other padding was refused and channels past a series' length went unseen."""
+    x, y = _arrays()
+    xl = np.ascontiguousarray(np.repeat(x, 16, axis=1).transpose(0, 2, 1))  # [N, T=12, C=16]
+    lengths = np.where(np.arange(len(y)) % 2 == 1, 4, 12)
+    xl[1::2, 4:, :] = np.nan
+    np.savez(tmp_path / "c.npz", X=xl, y=y, lengths=lengths)
+    record = _trained(tmp_path / "c.npz", layout="channels_last")
+    np.savez(tmp_path / "c.npz", X=np.nan_to_num(xl, nan=0.0), y=y, lengths=lengths)  # other padding: the same series
+    assert _trained(tmp_path / "c.npz", layout="channels_last") == record
+    changed = np.nan_to_num(xl, nan=0.0)
+    changed[1::2, :4, 10:] += 1.0  # channels 10-15 inside each short series
+    np.savez(tmp_path / "c.npz", X=changed, y=y, lengths=lengths)
+    assert _trained(tmp_path / "c.npz", layout="channels_last") != record

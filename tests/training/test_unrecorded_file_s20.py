@@ -176,3 +176,18 @@ def test_an_old_checkpoint_on_another_file_carved_is_not_warned_of(run, tmp_path
     with pytest.warns(UserWarning, match=NO_RECORD):
         hold_to_checkpoint(dm, old)
         dm.setup("fit")
+
+
+def test_an_old_checkpoint_with_a_relative_training_path_still_warns(run, tmp_path, monkeypatch):
+    """Checkpoints of before 43f626c saved the path as given (relative): of a working folder not known here, so the
+    file cannot be told another and the warning is said, as before the own-file rule."""
+    path, cfg, ckpt = run
+    saved = torch.load(_old_style(ckpt, tmp_path / "old.ckpt"), map_location="cpu", weights_only=False)
+    saved["datamodule_hyper_parameters"]["path"] = Path(path).name  # relative, as an old run from its folder saved it
+    rel = tmp_path / "rel.ckpt"
+    torch.save(saved, rel)
+    monkeypatch.chdir(tmp_path)  # another folder than the training file's
+    dm = NpzDataModule(str(path), normalize=False)
+    with pytest.warns(UserWarning, match=NO_RECORD):
+        hold_to_checkpoint(dm, str(rel))
+        dm.setup("fit")
