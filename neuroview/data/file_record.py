@@ -136,11 +136,7 @@ class FileRecord:
 
             if not same_file(trained, self.path):
                 return  # another file: not the model's own
-        warnings.warn(f"{model} records no fingerprint of its training split (it was written before neuroview recorded "
-                      f"one), so a change to {self.path} since it was trained (its rows reordered, series added) cannot "
-                      "be seen: the file is carved as it is now, and its test (validation) split would then hold series "
-                      "the model was trained on, scored as if unseen. A fit with this version of neuroview records the "
-                      "fingerprint", UserWarning, stacklevel=2)
+        warnings.warn(_unrecorded_text(model, self.path), UserWarning, stacklevel=2)
 
     def _check_file(self) -> None:
         if self._trained_file is None or self._series_sha256 is None or getattr(self, "_whole_file", False):
@@ -275,6 +271,27 @@ def hold_to_spec(dm, spec: dict | None) -> None:
         dm.expect_file(record, model=f"the zoo entry {entry}" if entry else "the zoo entry")
 
 
+def _unrecorded_text(model: str, path) -> str:
+    return (f"{model} records no fingerprint of its training split (it was written before neuroview recorded one), so a "
+            f"change to {path} since it was trained (its rows reordered, series added) cannot be seen: the file is carved "
+            "as it is now, and its test (validation) split would then hold series the model was trained on, scored as if "
+            "unseen. A fit with this version of neuroview records the fingerprint")
+
+
+def _warn_unrecorded_spec(ckpt, data: dict, cls: str) -> None:
+    """:func:`check_recorded_file` of a checkpoint that records no fingerprint: warned where ``data`` reads the model's
+    own file (its trained path, a relative one of an unknown folder, or a copy of the file there)."""
+    trained: list = []
+    if _data_state(ckpt, str(cls).rsplit(".", 1)[-1], trained) is None or not trained or trained[0] is None:
+        return
+    path = str(data["path"])
+    from .read_as import same_file  # noqa: PLC0415
+
+    if (not os.path.isabs(os.path.expanduser(str(trained[0]))) or _same_path(trained[0], path)
+            or same_file(trained[0], path)):
+        warnings.warn(_unrecorded_text(f"the checkpoint {ckpt}", path), UserWarning, stacklevel=3)
+
+
 def check_recorded_file(ckpt, data: dict, cls: str | None, what: str = "model.init_weights") -> None:
     """Before the command's data module is made: refuse the file ``data`` (its ``init_args``) reads, judged the
     model's own data (the trained path, or a copy of the file there), where its training split is not the one the
@@ -284,9 +301,11 @@ def check_recorded_file(ckpt, data: dict, cls: str | None, what: str = "model.in
     from .read_as import data_class  # noqa: PLC0415
 
     record = recorded_file(ckpt, str(cls).rsplit(".", 1)[-1]) if cls and data.get("path") is not None else None
-    made = data_class(cls) if record is not None else None
-    if record is None or not (isinstance(made, type) and issubclass(made, FileRecord)):
+    made = data_class(cls) if cls and data.get("path") is not None else None
+    if not (isinstance(made, type) and issubclass(made, FileRecord)):
         return
+    if record is None:  # written before the record: nothing to hold the file to, said where it is the model's own
+        return _warn_unrecorded_spec(ckpt, data, cls)
     try:
         with warnings.catch_warnings():  # said again where the command's own data module reads it
             warnings.simplefilter("ignore")

@@ -269,10 +269,13 @@ def _warn_flat(where: str, notes: list) -> None:
     ranged = len({f"{s:.3g}" for s in spreads}) > 1 or len({f"{v:.6g}" for v in levels}) > 1  # not one series twice
     more = (f" (spreads {min(spreads):.3g} to {max(spreads):.3g}, around {min(levels):.6g} to {max(levels):.6g})"
             if ranged else "")
+    fix = ("subtract the offset (rescaled alone, the offset still holds the spread below float32's precision), or "
+           "pass normalize='series'" if what == "channels" else "subtract the offset or rescale the data (e.g. multiply "
+           "by 1e9)")
     warnings.warn(f"{where}: {counts} vary by less than 1e-8 but by more than float64 rounding of their values{more}, "
                   f"and are served as flat (constant): {one} {i}{f' of the {split} split' if split else ''} holds values "
-                  f"around {level:.6g} that vary by {spread:.3g}, and {how}. If that variation is signal, subtract the "
-                  "offset or rescale the data (e.g. multiply by 1e9) before handing it over; if it is rounding noise (a "
+                  f"around {level:.6g} that vary by {spread:.3g}, and {how}. If that variation is signal, {fix} before "
+                  "handing it over; if it is rounding noise (a "
                   "derivative, a detrending residue, a difference of clock readings), it reads as the constant it is",
                   UserWarning, stacklevel=4)
 

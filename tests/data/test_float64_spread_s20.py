@@ -149,6 +149,9 @@ def test_read_as_it_is_or_by_channel_a_flat_channel_that_varies_loads_as_before_
     got, flat = _served(1.0 + 7e-10 * _series(), normalize, tmp_path)
     assert (got == (0.0 if normalize else 1.0)).all() and len(flat) == 1
     assert "channel 0 of the train split holds values around 1 that vary by" in flat[0]
+    # by channel, rescaling alone keeps the offset that float32 cannot hold beside the spread: refused on the next load
+    assert "subtract the offset (rescaled alone" in flat[0] and "or pass normalize='series'" in flat[0]
+    assert "multiply by 1e9" not in flat[0]
 
 
 @pytest.mark.parametrize("normalize", ["series", "sample"])

@@ -191,3 +191,14 @@ def test_an_old_checkpoint_with_a_relative_training_path_still_warns(run, tmp_pa
     with pytest.warns(UserWarning, match=NO_RECORD):
         hold_to_checkpoint(dm, str(rel))
         dm.setup("fit")
+
+
+def test_an_old_checkpoint_given_as_init_weights_warns_too(run, tmp_path):
+    """--model.init_weights carves the model's own file as --ckpt_path does, and was silent (P11 #2)."""
+    path, cfg, ckpt = run
+    old = _old_style(ckpt, tmp_path / "old.ckpt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli_main(["test", "--config", cfg, "--model.init_weights", old])
+    said = _said(caught)
+    assert len(said) == 1 and "old.ckpt" in said[0] and "train.npz" in said[0]
