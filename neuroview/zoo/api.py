@@ -51,6 +51,7 @@ def create_model(name: str, pretrained: bool = False, *, num_classes: int | None
         build = builder(name, trained=pretrained)
     except ValueError:
         if isinstance(name, str) and "." in name and name.split(".", 1)[0] not in _MODELS:  # a typo in `arch.tag`
+            _unregistered_entry(name, kwargs.get("root"))  # the entry is there: its architecture is what is missing
             raise unknown_entry(name, kwargs.get("root")) from None  # suggests checkpoints
         raise
     if num_classes is not None:  # numpy's integers (y.max() + 1) passed on as plain ints
@@ -67,3 +68,17 @@ def create_model(name: str, pretrained: bool = False, *, num_classes: int | None
         check_arguments(name, kwargs)
     return build(**kwargs)
 
+
+def _unregistered_entry(name: str, root) -> None:
+    """Where the zoo at ``root`` holds the entry ``name`` but no builder of its architecture is registered in this
+    process (one of the user's own, its module not imported): that said, with how to import it. "did you mean
+    ['nv_mycnn.last_sparse']" of the entry's own name blamed a typo."""
+    try:
+        held = name in list_pretrained(root=root)
+    except Exception:  # noqa: BLE001 - no zoo there, or an unreadable one: unknown_entry names it
+        return
+    if held:
+        try:
+            builder(name.split(".", 1)[0], "architecture")
+        except ValueError as e:
+            raise ValueError(f"name: the entry {name!r} is in the zoo, but its {e}") from None
