@@ -4,11 +4,11 @@ together, :func:`staged_dir` for a folder of them (a report), :func:`keep_aside`
 of; :func:`safetensors_bytes` lays a tensor file out the same way every time. Two writers of one path: one wins whole.
 A process killed (SIGKILL, SIGTERM: no handler runs) in one of these leaves what the next call finishes or undoes:
 :func:`atomic_write_all` a journal beside its last file (:func:`recover`), :func:`staged_dir` temporary folders named
-after their process (:func:`recover_dir`); a leftover of a writer that still runs is never touched."""
+after their process (:func:`recover_dir`); a leftover of a writer that still runs (another thread's too) is never touched."""
 
 from __future__ import annotations
 
-import contextlib, errno, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, tempfile  # noqa: E401
+import contextlib, errno, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, tempfile, threading  # noqa: E401
 from pathlib import Path
 from typing import Iterator
 
@@ -17,11 +17,10 @@ NAME = re.compile(rf"(?!\.\.?\Z)[^\0{re.escape(os.sep + (os.altsep or ''))}]+") 
 OWNER = re.compile(r"\d+-\d+-[0-9a-f]{8}")  # a process, as _owner() names it
 JOURNAL = '{"owner": "<pid>-<start>-<host>" or null, "files": [[name, sha256, kept name or null, true or false], ...]}'
 LISTED = '{"stage": its staging folder\'s name, "names": [file names, ...]}'  # a moves list
-
+_LIVE, _RECOVERING = set(), threading.Lock()  # tokens of this process's staged_dir calls going on; one recover_dir at once
 
 class Received(ValueError):
     """A crash-recovery record not as neuroview writes one (another shape, a name out of its folder, a link): copied."""
-
 
 def atomic_write(path: Path, data: bytes, replace: bool = True) -> None:
     """Write ``data`` to a temporary file next to ``path``, then rename it into place: a crash leaves the old file or the
@@ -48,14 +47,12 @@ def _link(tmp: str, path: Path) -> bool:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
         return False
 
-
 def keep_aside(path: Path) -> Path:
     """``path`` renamed ``<stem>-v<N><suffix>``, the first N >= 1 free (Lightning's versioning), and returned."""
     path = Path(path)
     kept = next(k for n in itertools.count(1) if not (k := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists())
     os.rename(path, kept)
     return kept
-
 
 def atomic_write_all(files: dict[Path, bytes]) -> None:
     """Write files that belong together (tensors and their sidecar, weights and the manifest) as one, the last the
@@ -147,7 +144,6 @@ def _lock(fd: int, block: bool = False) -> bool | None:
     except (ImportError, OSError):  # not POSIX, or a file system that refuses locks
         return None
     return True
-
 
 def recover(last: Path, busy_ok: bool = False) -> None:
     """Finish or undo what a killed :func:`atomic_write_all` whose last file is ``last`` left (its new set in place where
@@ -256,7 +252,6 @@ def _alive(owner: str | None) -> bool:
         pass
     return _started(int(pid)) in (start, "0")
 
-
 @contextlib.contextmanager
 def staged_dir(path: Path, check=None) -> Iterator[Path]:
     """A temporary folder to write a set of files into; when the block ends, its files become ``path``'s. A new ``path``
@@ -272,8 +267,9 @@ def staged_dir(path: Path, check=None) -> Iterator[Path]:
     recover_dir(path)
     made, new = [p for p in reversed(path.parents) if not p.exists()], not path.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
-    home = path.parent if new else _home(path)
-    tmp = Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "stage"), suffix=".tmp"))
+    home, token = path.parent if new else _home(path), secrets.token_hex(8)
+    _LIVE.add(token)  # before its folders are made: another thread's recover_dir leaves them (named with it)
+    tmp = _mkdtemp(path, home, "stage", token)
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's private 0700 would hide a new folder from its readers
@@ -285,7 +281,7 @@ def staged_dir(path: Path, check=None) -> Iterator[Path]:
             new = False
         if not new:
             with check(path) if check else contextlib.nullcontext():
-                _move_in(tmp, path, home)
+                _move_in(tmp, path, home, token)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for p in reversed(made):  # only while empty: another process may have written into it since
@@ -294,6 +290,7 @@ def staged_dir(path: Path, check=None) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _LIVE.discard(token)  # its folders gone: one a kill or an error left is the next call's to undo
 
 def _home(path: Path) -> Path:
     """Where the existing folder ``path``'s stage goes: beside it (a killed run shows nothing inside it), unless renames
@@ -301,14 +298,17 @@ def _home(path: Path) -> Path:
     ok = (parent := path.parent) != path and os.access(parent, os.W_OK | os.X_OK)
     return parent if ok and os.stat(parent).st_dev == os.stat(path).st_dev else path
 
-def _prefix(path: Path, home: Path, kind: str) -> str:
-    return f"{'' if home == path else '.' + path.name}.neuroview-{kind}.{_owner()}."
-
+def _mkdtemp(path: Path, home: Path, kind: str, token: str) -> Path:
+    prefix = f"{'' if home == path else '.' + path.name}.neuroview-{kind}.{_owner()}.{token}."  # this process, this call
+    return Path(tempfile.mkdtemp(".tmp", prefix, home))
 
 def recover_dir(path: Path) -> None:
     """The folder ``path`` as it was before a killed :func:`staged_dir` (its moves undone, its temporary folders beside
-    ``path`` and inside it removed); a running process's left alone, an earlier neuroview's (no process named) not."""
-    path = Path(os.path.realpath(path))
+    ``path`` and inside it removed); a running writer's (a thread's too) left alone, an earlier neuroview's not."""
+    with _RECOVERING:
+        _recover_dir(Path(os.path.realpath(path)))
+
+def _recover_dir(path: Path) -> None:
     homes = ((path.parent, "." + path.name), (path, "")) if path.parent != path else ()
     found = [(home / n, m[1], m[2]) for home, prefix in homes if home.is_dir() for n in os.listdir(home)
              if (m := re.fullmatch(re.escape(prefix) + rf"\.neuroview-(stage|old)\.(?:({OWNER.pattern})\.)?[^/]+\.tmp", n))]
@@ -316,7 +316,8 @@ def recover_dir(path: Path) -> None:
         raise Received(f"folder {str(path)!r}: expected a killed write's temporary folders to be folders, got links "
                        f"{links}; nothing was moved (came with a copied folder? delete them)")
     found = [(f, _moves(path, f) if kind == "old" else None)  # each moves list checked before any is undone
-             for f, kind, owner in sorted(found, key=lambda f: f[1] != "old") if not _alive(owner) and f.is_dir()]
+             for f, kind, owner in sorted(found, key=lambda f: f[1] != "old") if not _alive(owner)  # nor a thread's:
+             and not any(f".{t}." in f.name for t in set(_LIVE)) and f.is_dir()]  # its token, added before its folders
     for folder, moves in found:
         if moves is not None:
             _move_back(path, moves[0], folder, moves[1])
@@ -346,21 +347,21 @@ def _folder(path: Path) -> Path:
                              f"got {str(p)!r} in the way, which is not a folder")
     return real
 
-def _move_in(new: Path, path: Path, home: Path) -> None:
+def _move_in(new: Path, path: Path, home: Path, token: str) -> None:
     """Every entry of ``new`` moved into ``path`` (one file system), each namesake set aside in a hidden folder in
-    ``home`` that lists the names first (:func:`recover_dir`); an error moves all back; all in, that folder goes."""
-    names, old = sorted(os.listdir(new)), Path(tempfile.mkdtemp(dir=home, prefix=_prefix(path, home, "old"), suffix=".tmp"))
+    ``home`` that lists the names first (:func:`recover_dir`); an error moves back those moved; all in, that folder goes."""
+    names, done, old = sorted(os.listdir(new)), 0, _mkdtemp(path, home, "old", token)
     try:
         with open(old / MOVES, "x", encoding="utf-8") as f:
             f.write(json.dumps({"stage": new.name, "names": names}))
             f.flush()
             os.fsync(f.fileno())
-        for name in names:
+        for done, name in enumerate(names, 1):
             if os.path.lexists(path / name):
                 os.replace(path / name, old / name)
             os.replace(new / name, path / name)
-    except BaseException:
-        _move_back(path, new, old, names)
+    except BaseException:  # the names not reached yet are none of this call's, whatever the stage holds
+        _move_back(path, new, old, names[:done])
         (old / MOVES).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             old.rmdir()  # only while empty: never what a failed move back left in it
@@ -386,7 +387,6 @@ def _move_back(path: Path, new: Path | None, old: Path, names: list[str]) -> Non
 
 def _umask() -> int:
     return (mask := os.umask(0), os.umask(mask))[0]  # read, and set back
-
 
 def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     """``safetensors.torch.save(tensors, metadata)``, its header's keys sorted (safetensors' own order made the same

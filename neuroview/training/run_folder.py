@@ -11,6 +11,11 @@ again, or is another host's (a container, a SLURM node, a pod: a run there kille
 that refuses locks, a neuroview before the lock) is judged by its pid, and another host's such marker is refused,
 naming the host, the pid there and the marker to delete. A stale marker is taken over by the one process that holds
 its lock, and only while it is still the marker's file: two fits over a killed run's marker cannot both take it.
+
+Within one process (fits in two threads, two trainers of a notebook) the claims it holds say which is live: a fit in
+another thread that still runs keeps its claim, and a second fit there is refused by name as another process's is (it
+was let in, set the live run's ``last.ckpt`` aside and removed its marker); a claim of this thread, or of a thread that
+ended, that was never released (its fit dropped) goes to the next fit here. A claim is released once.
 """
 
 from __future__ import annotations
@@ -20,24 +25,29 @@ import json
 import os
 import secrets
 import socket
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import _alive, _lock, _owner, _same_file
 
 __all__ = ["Claim", "claim_folder", "marker_of", "release_folder"]
 
-_HELD: dict[str, "Claim"] = {}  # this process's claims by marker: a fit that never released (its fd still locks)
+_HELD: dict[str, "Claim"] = {}  # this process's claims by marker: a fit that runs, or one that never released
+_HOLDING = threading.RLock()  # this process's claims and releases one at a time: each sees _HELD as it is
 
 
 @dataclass
 class Claim:
-    """A folder claimed: its ``marker``, and the open file ``fd`` whose lock says the run goes on (None: no lock)."""
+    """A folder claimed: its ``marker``, and the open file ``fd`` whose lock says the run goes on (None: no lock), by
+    the fit of ``thread``; ``released`` once :func:`release_folder` ended it (its ``fd`` closed, its number free)."""
 
     marker: Path
     fd: int | None
     owner: str
+    thread: threading.Thread = field(default_factory=threading.current_thread, repr=False, compare=False)
+    released: bool = False
 
 
 def marker_of(dirpath) -> Path:
@@ -54,7 +64,12 @@ def claim_folder(dirpath, root=None, resume: bool = False) -> Claim | None:
     where the marker cannot be written (a read-only folder: the checkpoints cannot be either, and Lightning names
     that)."""
     marker = marker_of(dirpath)
-    release_folder(_HELD.pop(str(marker), None))  # this process's own, from a fit that did not end
+    with _HOLDING:
+        _earlier_claim(dirpath, root, marker, resume)
+        return _claim(dirpath, root, marker, resume)
+
+
+def _claim(dirpath, root, marker: Path, resume: bool) -> Claim | None:
     for _ in range(20):
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -73,18 +88,35 @@ def claim_folder(dirpath, root=None, resume: bool = False) -> Claim | None:
     raise ValueError(_busy(dirpath, root, marker, _record(marker), "keeps changing", resume))
 
 
+def _earlier_claim(dirpath, root, marker: Path, resume: bool) -> None:
+    """This process's claim of ``marker`` before this one: refused by name where the fit of another thread that still
+    runs holds it (its marker still its own); else released (a fit of this thread or of an ended one, never released)."""
+    held = _HELD.get(str(marker))
+    if held is None:
+        return
+    own = _same_file(held.fd, marker) if held.fd is not None else (_record(marker) or {}).get("owner") == held.owner
+    if own and held.thread is not threading.current_thread() and held.thread.is_alive():
+        raise ValueError(_busy(dirpath, root, marker, _record(marker), "this process", resume))
+    release_folder(held)
+
+
 def release_folder(claim: Claim | None) -> None:
-    """Remove ``claim``'s marker where it is still this claim's, and drop its lock (None: nothing claimed). Returns
-    None."""
+    """Remove ``claim``'s marker where it is still this claim's, and drop its lock (None: nothing claimed); a claim
+    released already is left (its descriptor's number may be another file's by now). Returns None."""
     if claim is None:
         return None
-    _HELD.pop(str(claim.marker), None)
-    if (claim.fd is None or _same_file(claim.fd, claim.marker)) and (_record(claim.marker) or {}).get("owner") == claim.owner:
-        with contextlib.suppress(OSError):
-            claim.marker.unlink()  # still locked: no other process removes or takes it meanwhile
-    if claim.fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(claim.fd)
+    with _HOLDING:
+        if claim.released:
+            return None
+        claim.released = True
+        if _HELD.get(str(claim.marker)) is claim:
+            del _HELD[str(claim.marker)]
+        if (claim.fd is None or _same_file(claim.fd, claim.marker)) and (_record(claim.marker) or {}).get("owner") == claim.owner:
+            with contextlib.suppress(OSError):
+                claim.marker.unlink()  # still locked: no other process removes or takes it meanwhile
+        if claim.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(claim.fd)
     return None
 
 
@@ -142,6 +174,8 @@ def _judge(marker: Path):
                 break
             time.sleep(0.2)
         record = _record(marker)
+        if got is False and record is not None and record["owner"] == _owner():  # a claim of this process not held
+            return record, "this process"  # as one (a descriptor left by an interrupted claim), or being released
         if got is False:
             return record, "running" if record is None or _mine(record) is False or _alive(record["owner"]) else "held"
         if record is None:
@@ -198,6 +232,8 @@ def _busy(dirpath, root, marker: Path, record: dict | None, why: str, resume: bo
     host = "this host" if here else f"host {(record or {}).get('host') or 'unknown (its marker names it by a hash)'}"
     who = {"running": f"pid {pid} on {host}, running: it holds the marker's lock" if here or record is None else
                       f"pid {pid} on {host}: it holds the marker's lock",
+           "this process": f"pid {pid} on this host: this process, a fit in another thread still running, or one here "
+                           "interrupted before it let the folder go",
            "held": f"pid {pid} on {host} has ended, and a process still holds the marker's lock: a data loader "
                    "worker of it, or another fit taking the folder over",
            "unlocked": f"pid {pid} on {host}, which this host cannot check: its marker has no lock",
