@@ -234,8 +234,8 @@ def _read_entry(name: str, root: str | os.PathLike | None, checked) -> tuple[str
     for wait in (*_REREADS, None):
         before = _exporting(journal)  # before the reading too: an export may end (its journal gone) mid-read
         full, entry = get_entry(name, root, entries := read_manifest(root))
+        checked(full, entry)  # (a missing key named here, before it is read)
         busy = _writes(before, entry["file"])
-        checked(full, entry)
         restore = f"; restore it from the repository (git checkout -- {entry['file']}) or re-train it with benchmarks/reproduce_zoo.py"
         try:
             return (full, entry, entries, *read_weights(folder / entry["file"], full, sha256=entry.get("sha256"), hint=restore))
