@@ -50,11 +50,10 @@ def refuse_samples(batch, what: str, net=None) -> None:
     :func:`sample_rank` (no batch axis) and a scalar label (a 0-d tensor or array, a number). Judged on each batch as
     read, never by a look into a loader (whole batches read with batch_size=None pass); x's rank or the labels' shape
     was named, not the cause. No ``net``, or one whose rank is not known yet (a lazy CNN's): nothing judged."""
-    rank = sample_rank(net)
     y = batch[-1] if isinstance(batch, (tuple, list)) and len(batch) in (2, 3) and isinstance(batch[0], Tensor) else None
-    if rank is None or y is None or batch[0].dim() != rank:  # a whole batch with one tag for all of it is no sample
-        return
-    if (isinstance(y, (Tensor, np.ndarray)) and y.ndim == 0) or isinstance(y, (int, float, np.number)):
+    if not ((isinstance(y, (Tensor, np.ndarray)) and y.ndim == 0) or isinstance(y, (int, float, np.number))):
+        return  # labels of a batch: the network's rank (a signature read) is not looked up on every batch
+    if (rank := sample_rank(net)) is not None and batch[0].dim() == rank:  # a whole batch with one tag is no sample
         raise ValueError(f"{what}: its batches are single samples as a dataset gives them (x of shape {tuple(batch[0].shape)}, "
                          "one sample without its batch axis, and a scalar label): samples handed one at a time (a DataLoader "
                          "with batch_size=None, a list or generator of dataset items); pass DataLoader(dataset, "
