@@ -30,9 +30,7 @@ def atomic_write(path: Path, data: bytes, replace: bool = True) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 would hide a shared report from its readers
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(data), f.flush(), os.fsync(f.fileno())  # on disk before the rename makes it the file
         if replace or not _link(tmp, path):  # a link fails with EEXIST at once where a file appeared: never replaced
             os.replace(tmp, path)
     finally:
@@ -48,10 +46,20 @@ def _link(tmp: str, path: Path) -> bool:
         return False
 
 def keep_aside(path: Path) -> Path:
-    """``path`` renamed ``<stem>-v<N><suffix>``, the first N >= 1 free (Lightning's versioning), and returned."""
-    path = Path(path)
-    kept = next(k for n in itertools.count(1) if not (k := path.with_name(f"{path.stem}-v{n}{path.suffix}")).exists())
-    os.rename(path, kept)
+    """``path`` renamed ``<stem>-v<N><suffix>``, the first N >= 1 free (Lightning's versioning), and returned; the name
+    made first, then ``path`` moved onto it: two calls at once never take one N. A kill between leaves it, empty."""
+    folder = (path := Path(path)).is_dir() and not path.is_symlink()  # a folder kept as one, a link as the link
+    for kept in (path.with_name(f"{path.stem}-v{n}{path.suffix}") for n in itertools.count(1)):
+        with contextlib.suppress(FileExistsError):  # taken (a dangling link too), however recently: the next N
+            os.mkdir(kept, 0o700) if folder else os.close(os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            made = os.lstat(kept)
+            break
+    try:
+        os.replace(path, kept)  # not a link, then an unlink of ``path``: that removes a file written there between
+    except BaseException:  # the name given back while it is the one made here, never what the move put there
+        with contextlib.suppress(OSError):
+            os.path.samestat(made, os.lstat(kept)) and (os.rmdir if folder else os.unlink)(kept)
+        raise
     return kept
 
 def atomic_write_all(files: dict[Path, bytes]) -> None:
@@ -130,20 +138,18 @@ def _keep(path: Path, kept: Path) -> None:
     try:
         shutil.copy2(path, tmp)
         os.rename(tmp, kept)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # renamed: gone already
 
 def _lock(fd: int, block: bool = False) -> bool | None:
     """The exclusive lock of the open file ``fd``: True; False, another holds it; None, no locks here (no fcntl)."""
     try:
         import fcntl  # noqa: PLC0415 - POSIX only
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        return fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)) is None
     except BlockingIOError:
         return False
     except (ImportError, OSError):  # not POSIX, or a file system that refuses locks
         return None
-    return True
 
 def recover(last: Path, busy_ok: bool = False) -> None:
     """Finish or undo what a killed :func:`atomic_write_all` whose last file is ``last`` left (its new set in place where
@@ -242,15 +248,12 @@ def _alive(owner: str | None) -> bool:
     pid, start, host = owner.split("-")
     if host != _owner().rsplit("-", 1)[1]:
         return True
-    if int(pid) == os.getpid():
-        return False
     try:
-        os.kill(int(pid), 0)
+        with contextlib.suppress(PermissionError):  # another user's: it runs
+            os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's: it runs
-        pass
-    return _started(int(pid)) in (start, "0")
+    return int(pid) != os.getpid() and _started(int(pid)) in (start, "0")
 
 @contextlib.contextmanager
 def staged_dir(path: Path, check=None) -> Iterator[Path]:
@@ -263,8 +266,7 @@ def staged_dir(path: Path, check=None) -> Iterator[Path]:
     empty) removed. A killed process leaves its temporary folders, named after it, for the next call (or
     :func:`recover_dir`) to undo. A symlink to a folder is written through; a ``path`` that cannot be a folder is a
     ValueError. ``check(path)``: a context manager entered around the moves in (a lock; a refusal: nothing moved)."""
-    path = _folder(Path(path))
-    recover_dir(path)
+    recover_dir(path := _folder(Path(path)))
     made, new = [p for p in reversed(path.parents) if not p.exists()], not path.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
     home, token = path.parent if new else _home(path), secrets.token_hex(8)
@@ -353,9 +355,7 @@ def _move_in(new: Path, path: Path, home: Path, token: str) -> None:
     names, done, old = sorted(os.listdir(new)), 0, _mkdtemp(path, home, "old", token)
     try:
         with open(old / MOVES, "x", encoding="utf-8") as f:
-            f.write(json.dumps({"stage": new.name, "names": names}))
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(json.dumps({"stage": new.name, "names": names})), f.flush(), os.fsync(f.fileno())
         for done, name in enumerate(names, 1):
             if os.path.lexists(path / name):
                 os.replace(path / name, old / name)
@@ -392,8 +392,7 @@ def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     """``safetensors.torch.save(tensors, metadata)``, its header's keys sorted (safetensors' own order made the same
     network saved twice two files, two sha256s); the tensors' bytes and offsets are safetensors', the padding too."""
     from safetensors.torch import save  # noqa: PLC0415 - only when saving
-    data = save(tensors, metadata=metadata)
-    header = json.loads(data[8:8 + (n := int.from_bytes(data[:8], "little"))])
+    header = json.loads((data := save(tensors, metadata=metadata))[8:8 + (n := int.from_bytes(data[:8], "little"))])
     meta = header.pop("__metadata__", None)
     ordered = {**({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}), **dict(sorted(header.items()))}
     text = (t := json.dumps(ordered, separators=(",", ":")).encode()).ljust(len(t) + -len(t) % 8)  # spaces

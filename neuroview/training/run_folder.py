@@ -15,7 +15,8 @@ its lock, and only while it is still the marker's file: two fits over a killed r
 Within one process (fits in two threads, two trainers of a notebook) the claims it holds say which is live: a fit in
 another thread that still runs keeps its claim, and a second fit there is refused by name as another process's is (it
 was let in, set the live run's ``last.ckpt`` aside and removed its marker); a claim of this thread, or of a thread that
-ended, that was never released (its fit dropped) goes to the next fit here. A claim is released once.
+ended, that was never released (its fit dropped) goes to the next fit here. A claim is released once. A claim cut short
+(an error, a Ctrl-C) removes the marker it made and drops its lock (kept, they refused this process's later fits).
 """
 
 from __future__ import annotations
@@ -83,8 +84,7 @@ def _claim(dirpath, root, marker: Path, resume: bool) -> Claim | None:
             continue
         except OSError:
             return None
-        _HELD[str(marker)] = claim
-        return claim
+        return claim  # in _HELD already (_write_new): a Ctrl-C from here on leaves it to the next fit of this thread
     raise ValueError(_busy(dirpath, root, marker, _record(marker), "keeps changing", resume))
 
 
@@ -121,38 +121,52 @@ def release_folder(claim: Claim | None) -> None:
 
 
 def _write_new(marker: Path) -> Claim:
-    """``marker`` made, whole and locked, naming this process: a FileExistsError where a marker is there. The text is
-    written to a file of this process's, locked, then linked in: no reader sees a marker without its owner, or
-    unlocked while its run goes on."""
-    own, owner = marker.with_name(f"{marker.name}.{os.getpid()}-{secrets.token_hex(4)}.new"), _owner()
+    """``marker`` made, whole and locked, naming this process, and its claim held (in ``_HELD``): a FileExistsError
+    where a marker is there. The text is written to a file of this process's, locked, then linked in: no reader sees a
+    marker without its owner, or unlocked while its run goes on. An error or a Ctrl-C on the way removes the marker
+    made (only while it is still the file this call holds: never another's) and closes its descriptor: an interrupted
+    claim held the folder, by a lock no one released, until the process ended."""
+    own, owner, fd = marker.with_name(f"{marker.name}.{os.getpid()}-{secrets.token_hex(4)}.new"), _owner(), None
     try:
-        fd, linked = _locked_new(own, owner), True
         try:
-            os.link(own, marker)
-        except FileExistsError:
-            os.close(fd)
-            raise
-        except OSError:  # no hard links on this file system: made (an empty one, a moment), then written and locked
-            os.close(fd)
-            linked = False
-        if not linked:
-            fd = _locked_new(marker, owner)
-    finally:
-        with contextlib.suppress(OSError):
-            own.unlink()
-    if not json.loads(os.pread(fd, 4096, 0))["locked"]:
+            fd = _locked_new(own, owner)
+            try:
+                os.link(own, marker)
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links on this file system: made (an empty one, a moment), then written and locked
+                closing, fd = fd, None  # None first: a Ctrl-C between never closes the number twice (another's by then)
+                os.close(closing)
+                fd = _locked_new(marker, owner)
+        finally:
+            with contextlib.suppress(OSError):
+                own.unlink()
+        locked = json.loads(os.pread(fd, 4096, 0))["locked"]
+        claim = _HELD[str(marker)] = Claim(marker, fd if locked else None, owner)
+    except BaseException:
+        if fd is not None:
+            if _same_file(fd, marker):  # the marker this call made, still there: locked by fd, no other took it
+                with contextlib.suppress(OSError):
+                    marker.unlink()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+    if claim.fd is None:  # no lock on it to keep (a file system without locks): its owner tells it is this run's
         os.close(fd)
-        return Claim(marker, None, owner)
-    return Claim(marker, fd, owner)
+    return claim
 
 
 def _locked_new(path: Path, owner: str) -> int:
-    """``path`` made (a FileExistsError where it is there), locked where locks work, and written: its descriptor."""
+    """``path`` made (a FileExistsError where it is there), locked where locks work, and written: its descriptor. An
+    error or a Ctrl-C on the way removes it (while it is still the file made) and closes the descriptor."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         locked = _lock(fd) is True
         os.write(fd, json.dumps({"owner": owner, "host": socket.gethostname(), "locked": locked}).encode())
     except BaseException:
+        if _same_file(fd, path):
+            with contextlib.suppress(OSError):
+                path.unlink()
         os.close(fd)
         raise
     return fd
