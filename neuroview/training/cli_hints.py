@@ -1,6 +1,6 @@
-"""Advice of the fitting commands (``neuroview minirocket``, ``neuroview sparsify``) in their own options: a file
-option a data module asks for (``pass header=true``) as the JSON ``--data`` spec the command takes, and the
-cross-validation folds a small training split allows as ``--folds``.
+"""Advice of the commands that take a JSON ``--data`` spec (``neuroview minirocket``, ``sparsify``, ``explain``) in
+their own options: a file option a data module asks for (``pass header=true``) as the JSON ``--data`` spec the command
+takes, and (the fitting commands) the cross-validation folds a small training split allows as ``--folds``.
 
 May import every layer below training; ``neuroview.data`` inside the functions (Lightning data modules import
 slowly).
@@ -15,15 +15,21 @@ import shlex
 
 from .data_arg import asked_option, path_kind, without_init_args
 
-__all__ = ["file_options_hint", "folds_advice", "parse_args", "said"]
+__all__ = ["file_options_hint", "folds_advice", "parse_args", "plain_spec", "said"]
 
 
 def file_options_hint(command: str, data: str | None, message: str, spec: dict | None = None) -> str:
     """Where ``message`` (about ``--data FILE``) asks for an option of the file's data module, how ``neuroview
     command`` takes it: a JSON data-module spec, ``spec`` (the one the command builds from the file: its reading
-    options, which a JSON spec does not get otherwise) with that option added; ``""`` otherwise. Both commands refused
-    the ``--data.init_args.*`` options the data modules' messages name."""
-    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
+    options, which a JSON spec does not get otherwise) with that option added; for a JSON ``--data`` of a file, that
+    spec with the option added; ``""`` otherwise. The commands refuse the ``--data.init_args.*`` options the data
+    modules' messages name (a JSON ``--data`` was told to add ``(--data.init_args.header true)`` too)."""
+    given = _given(data)
+    if given is not None:  # a JSON --data: its file, and the spec as given
+        data, spec = (given.get("init_args") or {}).get("path"), given
+    kind = path_kind(data) if isinstance(data, str) and not data.lstrip().startswith("{") else None
+    if given is not None and isinstance(data, str):
+        kind = given["class_path"].rpartition(".")[2]  # its own module's (a CSV of another suffix is one too)
     asked = asked_option(data, message) if kind else None
     width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
     if asked is None and width is None:
@@ -33,15 +39,57 @@ def file_options_hint(command: str, data: str | None, message: str, spec: dict |
             f"{_json_spec(data, spec, {key: json.loads(value)})})")
 
 
+def _given(data: str | None) -> dict | None:
+    """A JSON ``--data`` of a data module, as given; None for a name, a path or JSON of no data-module spec."""
+    try:
+        given = json.loads(data) if isinstance(data, str) and data.lstrip().startswith("{") else None
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    ok = isinstance(given, dict) and isinstance(given.get("class_path"), str)
+    return given if ok and isinstance(given.get("init_args", {}), dict) else None
+
+
 def _json_spec(data: str, spec: dict | None, options: dict) -> str:
     """``spec`` (else the plain spec of the file ``data``) with ``options`` added to its init_args, as JSON,
     shell-quoted (a path may hold spaces or quotes)."""
     kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
     if not (isinstance(spec, dict) and isinstance(spec.get("class_path"), str)):
-        spec = {"class_path": f"neuroview.data.{kind or '<DataModule>'}",
-                "init_args": {"path": os.path.abspath(os.path.expanduser(data))} if kind else {}}
+        spec = {"class_path": f"neuroview.data.{kind or _PLACEHOLDER}",
+                "init_args": {"path": _absolute(data)} if kind else {}}
     full = {**spec, "init_args": {**(spec.get("init_args") or {}), **options}}
     return shlex.quote(json.dumps(full))
+
+
+def _absolute(path: str) -> str:
+    """``path`` absolute, ``~`` expanded: the spec is read the same from another folder (explain of a zoo entry)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+#: the data module a hint cannot tell (a ``--data`` the command cannot read, or none given), for the user to fill in
+_PLACEHOLDER = "<DataModule>"
+
+
+def plain_spec(data: str | None) -> dict | None:
+    """The spec of a named or file ``--data`` with its module's defaults, as ``neuroview explain`` builds the module
+    (the model's reading options are set on it afterwards): a file's module and absolute path, ``digits``,
+    ``mnist1d``, a UCR/UEA set aeon ships by its ``name``, ``mnist:ROOT`` or ``cifar10:ROOT`` by ``root``; None for
+    anything else (a JSON spec, an unknown name)."""
+    if not isinstance(data, str) or not data or data.lstrip().startswith("{"):
+        return None
+    if kind := path_kind(data):
+        return {"class_path": f"neuroview.data.{kind}", "init_args": {"path": _absolute(data)}}
+    plain = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}.get(data.lower())
+    if plain:
+        return {"class_path": f"neuroview.data.{plain}", "init_args": {}}
+    from .. import data as datasets  # noqa: PLC0415 - Lightning data modules import slowly: only for a hint
+
+    if data in datasets.UCR_DATASETS:
+        return {"class_path": "neuroview.data.UCRDataModule", "init_args": {"name": data}}
+    images, _, root = data.partition(":")
+    plain = {"mnist": "MNISTDataModule", "cifar10": "CIFAR10DataModule"}.get(images)
+    if plain and root:
+        return {"class_path": f"neuroview.data.{plain}", "init_args": {"root": _absolute(root)}}
+    return None
 
 
 def said(message: str, command: str, data: str | None, spec: dict | None = None) -> str:
@@ -54,8 +102,9 @@ def said(message: str, command: str, data: str | None, spec: dict | None = None)
 def parse_args(p, argv: list[str] | None, command: str, spec_of=None):
     """``p``'s arguments, ``--folds`` checked; a ``--data.init_args.header true`` (as ``neuroview fit`` takes it, and as
     the data modules' messages name it) told how ``command`` takes a file's options: the JSON spec the command reads
-    ``--data`` by (``spec_of(args)``: its reading options kept; a JSON ``--data`` as given) with the options typed
-    added, not a bare "unrecognized arguments" (nor a fixed example, which dropped the reading options)."""
+    ``--data`` by (``spec_of(args)``: its reading options kept, for a file or a named set alike; without ``spec_of``,
+    :func:`plain_spec`; a JSON ``--data`` as given) with the options typed added, not a bare "unrecognized arguments"
+    (nor a fixed example, nor a ``<DataModule>`` for a set's name: neither ran as printed)."""
     args, unknown = p.parse_known_args(argv)
     if unknown:
         typed = _typed_init_args(unknown)
@@ -63,8 +112,10 @@ def parse_args(p, argv: list[str] | None, command: str, spec_of=None):
         if given is None:
             p.error(f"unrecognized arguments: {' '.join(unknown)}")
         spec = _json_spec(args.data, _spec_for_hint(args, spec_of), typed)
+        fill = (f" ({_PLACEHOLDER}: the module of neuroview.data that reads your data, e.g. NpzDataModule, with its "
+                "path or name in init_args)") if _PLACEHOLDER in spec else ""
         p.error(f"{given}: `neuroview {command}` takes no --data.* options; give a file's options in a JSON "
-                f"data-module spec: --data {spec}")
+                f"data-module spec: --data {spec}{fill}")
     if getattr(args, "folds", None) is not None and args.folds < 2:  # refused before the work (sparsify refused it
         p.error(f"--folds: expected an int >= 2, got {args.folds}")  # after minirocket's dense fit)
     return args
@@ -90,8 +141,9 @@ def _typed_init_args(unknown: list[str]) -> dict:
 
 
 def _spec_for_hint(args, spec_of) -> dict | None:
-    """The spec ``--data`` is read by, for the hint: a JSON ``--data`` as given, else ``spec_of(args)``; None where
-    neither tells (the hint names the module to fill in)."""
+    """The spec ``--data`` is read by, for the hint: a JSON ``--data`` as given, else ``spec_of(args)`` (any name or
+    path: a set's name got a ``<DataModule>`` without its name or reading options, asked for files only), without
+    ``spec_of`` :func:`plain_spec`; None where none tells (the hint names the module to fill in)."""
     data = getattr(args, "data", None)
     if not isinstance(data, str):
         return None
@@ -101,7 +153,7 @@ def _spec_for_hint(args, spec_of) -> dict | None:
         except (json.JSONDecodeError, RecursionError):
             return None
     try:
-        return spec_of(args) if spec_of is not None and path_kind(data) else None
+        return spec_of(args) if spec_of is not None else plain_spec(data)
     except (ValueError, TypeError, KeyError, OSError, ImportError):
         return None
 

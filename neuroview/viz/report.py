@@ -275,12 +275,11 @@ def _report_baseline(model: nn.Module, dm, other: bool, trained_on: dict | None,
 
 def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """``p``'s arguments, ``--out`` and ``--zoo`` ``~``-expanded; ``--data.init_args.header true``, as fit takes it, is
-    told how explain takes a file's options."""
-    args, unknown = p.parse_known_args(argv)
-    if unknown:
-        given = next((u.split("=", 1)[0] for u in unknown if u.startswith("--data.")), None)
-        p.error(f"{given}: `neuroview explain` takes no --data.* options; give a file's options in a JSON data-module "
-                f"spec, e.g. --data '{EXAMPLE_SPEC}'" if given else f"unrecognized arguments: {' '.join(unknown)}")
+    told how explain takes a file's options: the JSON spec of ``--data`` itself with the options typed, as minirocket
+    and sparsify tell it (a fixed ``new.csv`` example, whatever ``--data`` was, did not run as printed)."""
+    from ..training.cli_hints import parse_args  # noqa: PLC0415
+
+    args = parse_args(p, argv, "explain")
     args.out, args.zoo = (os.path.expanduser(v) if v else v for v in (args.out, args.zoo))  # --out=~/r: no shell expanded it
     return args
 
@@ -366,11 +365,10 @@ def main(argv: list[str] | None = None) -> int:
                              sample_indices=index, baseline=base)
         add_file_rows(Path(args.out), dm, args.split, index, gallery=not args.no_gallery)
     except (ValueError, TypeError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...; TypeError: --model-args
-        from ..training.data_arg import format_options_hint  # noqa: PLC0415
+        from ..training.cli_hints import said  # noqa: PLC0415 - a file option asked for: the JSON spec, not the reader's (--data.init_args.*), which explain refuses
         from ..training.sparsify_cli import as_option  # noqa: PLC0415 - a zoo entry's `name:`: the --model typed
 
-        said = as_option(str(e), {"name": "--model"} if args.model else {})
-        print(f"neuroview explain: {said}{format_options_hint(args.data, str(e))}", file=sys.stderr)
+        print(f"neuroview explain: {said(as_option(str(e), {'name': '--model'} if args.model else {}), 'explain', args.data)}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {args.out}; open {Path(args.out) / 'index.html'}")
     return 0
