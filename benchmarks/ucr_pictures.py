@@ -21,7 +21,8 @@ PAGE = ROOT / "docs" / "TIME_SERIES.md"
 INTRO = """# The default time-series recipes: what each zoo entry looks at
 
 One picture per NeuroView entry trained by `recipes/ucr_nv_cnn.yaml` (LITE) or
-`recipes/ucr_nv_rnn.yaml` (GRU), seed 0, on each development set; written by
+`recipes/ucr_nv_rnn.yaml` (GRU) as they were at commit {commit} (the zoo's entries: see the manifest's
+`training.recipe_commit`), seed 0, on each development set; written by
 `python benchmarks/ucr_pictures.py`. Accuracy over 3 seeds: the README's time-series table.
 
 - **CNN** (unit heatmap): one panel per site (activation call), classes x units; the colour is the
@@ -78,14 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     from neuroview.zoo.pretrained import read_manifest
 
     args.out.mkdir(parents=True, exist_ok=True)
-    lines = [INTRO]
-    for name, entry in sorted(read_manifest().items(), key=lambda kv: (kv[1]["recipe"] or "", kv[0])):
-        if entry.get("recipe") in RECIPES and entry["architecture"].startswith("nv_"):
-            fig = picture(name, entry)
-            path = args.out / f"{name}.png"
-            fig.savefig(path, dpi=72, bbox_inches="tight")
-            print(path, flush=True)
-            lines.append(f"## `{name}`\n\n![{name}](img/ucr/{path.name})\n")
+    entries = {name: entry for name, entry in read_manifest().items()  # the dense entries: a sparse variant
+               if entry.get("recipe") in RECIPES and entry["architecture"].startswith("nv_")  # (sparsified_from)
+               and "sparsified_from" not in entry}  # shares its recipe, and the README draws it
+    commits = sorted({str((entry.get("training") or {}).get("recipe_commit")) for entry in entries.values()})
+    lines = [INTRO.format(commit=" / ".join(commits))]  # the page said "as it was at" by hand; the script dropped it
+    for name, entry in sorted(entries.items(), key=lambda kv: (kv[1]["recipe"] or "", kv[0])):
+        fig = picture(name, entry)
+        path = args.out / f"{name}.png"
+        fig.savefig(path, dpi=72, bbox_inches="tight")
+        print(path, flush=True)
+        lines.append(f"## `{name}`\n\n![{name}](img/ucr/{path.name})\n")
     if args.out == OUT:
         PAGE.write_text("\n".join(lines))
     return 0
