@@ -11,13 +11,12 @@ import ast
 import json
 import os
 import re
-import shlex
 from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
 __all__ = ["absolute_paths", "asked_option", "datamodule_for", "path_kind", "data_module", "explained_data",
-           "format_options_hint", "read_evaluated_like", "without_init_args"]
+           "read_evaluated_like", "without_init_args"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
@@ -129,20 +128,6 @@ def asked_option(data: str | None, message: str) -> tuple[str, str] | None:
     elif not re.fullmatch(r"true|false|null|-?[0-9.]+", value):
         value = json.dumps(value)
     return key, value
-
-
-def format_options_hint(data: str | None, message: str) -> str:
-    """Where an error about ``explain --data FILE`` asks for an option of the file's data module (``pass header=true``),
-    how to give it: ``explain`` takes no ``--data.init_args.*``, but a JSON data-module spec, shell-quoted (a path may
-    hold spaces or quotes); ``""`` otherwise."""
-    kind = path_kind(data) if data and not data.lstrip().startswith("{") else None
-    asked = asked_option(data, message) if kind else None
-    width = re.search(r"of \d+ channels, where the model reads (\d+)", message) if kind == "CsvDataModule" else None
-    if kind is None or (asked or width) is None:
-        return ""
-    key, value = asked if asked else ("channels", width.group(1))  # a CSV's channels a row: its own option
-    spec = f'{{"class_path": "neuroview.data.{kind}", "init_args": {{"path": {json.dumps(data)}, "{key}": {value}}}}}'
-    return f" (`neuroview explain` takes a file's options in a JSON data-module spec: --data {shlex.quote(spec)})"
 
 
 def without_init_args(message: str) -> str:

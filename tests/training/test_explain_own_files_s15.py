@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,8 +170,8 @@ def test_a_config_that_replaces_an_option_whole_counts_as_setting_it_again(tmp_p
 @pytest.mark.parametrize("asked, given", [(";", ";"), ("\t", "\t"), (",", ","), (" ", " ")])
 def test_the_json_hint_gives_the_delimiter_the_reader_asks_for(asked, given):
     # the hint cut a quoted delimiter at itself (';' gave ""), and '\t' gave a backslash and a t (a review)
-    from neuroview.training.data_arg import format_options_hint
+    from neuroview.training.cli_hints import file_options_hint
 
-    hint = format_options_hint("new.csv", f"path: row 1 of new.csv, column 2: ...; pass delimiter={asked!r} (and ...)")
+    hint = file_options_hint("explain", "new.csv", f"path: row 1 of new.csv, column 2: ...; pass delimiter={asked!r} (and ...)")
     spec = json.loads(hint.split("--data '", 1)[1].rsplit("')", 1)[0])
-    assert spec["init_args"] == {"path": "new.csv", "delimiter": given}
+    assert spec["init_args"] == {"path": os.path.abspath("new.csv"), "delimiter": given}

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import neuroview as nv
 from neuroview.cli import main as cli
-from neuroview.training.data_arg import format_options_hint
+from neuroview.training.cli_hints import file_options_hint
 from neuroview.zoo.pretrained import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,16 +45,16 @@ def _spec_after(err: str, head: str) -> dict:
 def test_the_hint_reads_the_advised_option_not_the_file_name_nor_the_first_one():
     said = ("header: row 1 of compass readings.csv reads label, 0, 1, ...: the header pandas writes (to_csv without "
             "header=False), not a series; pass header=true (--data.init_args.header true) to skip it")
-    hint = format_options_hint("/d/compass readings.csv", said)
+    hint = file_options_hint("explain", "/d/compass readings.csv", said)
     spec = json.loads(shlex.split(hint.split("--data ", 1)[1].removesuffix(")"))[0])
     assert spec == {"class_path": "neuroview.data.CsvDataModule",
                     "init_args": {"path": "/d/compass readings.csv", "header": True}}  # was "header": "False"
     said = ("header: label_column='label' names a column of the header, but header=false says x.csv has none; pass "
             "header=true (or \"auto\"), or the label's column index")
-    assert '"header": true' in format_options_hint("x.csv", said)  # was "label_column": "label"
+    assert '"header": true' in file_options_hint("explain", "x.csv", said)  # was "label_column": "label"
     # a name holding the advice's words is no advice: "pass delimiter=';'" of the message, not of the name
     said = "path: row 1 of pass header=false.csv, column 2: ...; pass delimiter=';' (and write decimals with points)"
-    assert '"delimiter": ";"' in format_options_hint("pass header=false.csv", said)
+    assert '"delimiter": ";"' in file_options_hint("explain", "pass header=false.csv", said)
 
 
 def test_a_csv_named_compass_gets_advice_that_runs_as_printed(tmp_path, capsys):
