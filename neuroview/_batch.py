@@ -310,8 +310,8 @@ def steps_first(x: Tensor, model: nn.Module | None = None) -> Tensor:
     ``[T, B, C]`` where ``model.batch_first`` is False (PyTorch's default for ``nn.GRU`` and its kin,
     which a NeuroViewRNN keeps): handed ``[B, T, C]``, such a network reads samples as steps."""
     xs = x.transpose(1, 2)
-    members = getattr(model, "members", None)  # an ensemble reads as its members do
-    model = members[0] if isinstance(members, nn.ModuleList) and len(members) else model
+    members = getattr(model, "members", None)  # an ensemble reads as its members do (nv.Ensemble's batch_first: theirs)
+    model = members[0] if isinstance(members, nn.ModuleList) and len(members) and not hasattr(model, "batch_first") else model
     return xs.transpose(0, 1) if model is not None and getattr(model, "batch_first", True) is False else xs
 
 

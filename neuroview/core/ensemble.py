@@ -30,12 +30,11 @@ where a small step is launch-bound, and runs the members apart on the CPU, where
 the grouped pass paid nothing or cost (``benchmarks/ensemble_cost.py``: five LITEs' step 0.83x apart at 5
 series of 150 steps, 1.00x at 16, 1.26x at ACSF1's 10 of 1,460).
 
-A **global head** replaces that average with one classifier over every member's units, as a
-NeuroView-CNN's own head reads its units: ``logits = W norm(codes) + b`` with ``codes`` all
-members' codes in member order. :func:`neuroview.sparsify` builds it (:meth:`Ensemble.build_head`)
-and fits it sparse, so that a class reads few units of the five members together; the members'
-own heads are then left unused, and :meth:`member_logits` refuses (the decision is no longer
-theirs). Exactness is the same: ``explain`` sums to the logit.
+A **global head** replaces that average with one classifier over every member's units, as a NeuroView-CNN's own
+head reads its units: ``logits = W norm(codes) + b`` with ``codes`` all members' codes in member order.
+:func:`neuroview.sparsify` builds it (:meth:`Ensemble.build_head`) and fits it sparse, so that a class reads few
+units of the five members together; the members' own heads are then left unused, and :meth:`member_logits` refuses
+(the decision is no longer theirs). Exactness is the same: ``explain`` sums to the logit.
 
 >>> import torch, neuroview as nv
 >>> net = nv.create_model("nv_lite", num_classes=3, members=2).eval()
@@ -63,7 +62,7 @@ from torch import Tensor, nn
 from ._utils import explaining, factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, pass_lock, watched, why_not_batchable
 from .cnn import NeuroViewCNN
-from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, pass_setting, read_setting
+from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, layout, pass_setting, read_setting
 from .explanation import CNNExplanation
 from .guards import Guarded
 from .pass_checks import traced_apart
@@ -93,8 +92,8 @@ class Ensemble(Guarded):
     """``k`` networks of one architecture whose logits are averaged (see the module docstring).
 
     Args:
-        members: the networks, each mapping ``x [B, C, ...]`` to logits ``[B, num_classes]``;
-            all NeuroView-CNNs (then the ensemble explains itself) or none.
+        members: the networks, each mapping ``x [B, C, ...]`` to logits ``[B, num_classes]``; all NeuroView-CNNs (then
+            the ensemble explains itself) or none; RNNs of one ``batch_first`` (``ens.batch_first``: each reads one ``x``).
         batched: compute the members in one batched pass where their backbone has a grouped form (as
             LITE's; see the module docstring; else a warning, and they run one by one); ``"auto"``: so
             on an accelerator, one by one on the CPU (no warning where there is no grouped form). The
@@ -135,6 +134,7 @@ class Ensemble(Guarded):
             raise RuntimeError("member_logits: this ensemble decides with one global head over every member's units "
                                "(nv.sparsify built it), not with its members' own logits; train it with "
                                "nv.finetune_sparse, or train the ensemble before sparsifying it")
+        layout(self.members)  # RNN members of one layout (a member replaced since construction too): each reads this x
         if lengths is not None:
             if self.neuroview:
                 raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
@@ -221,7 +221,7 @@ class Ensemble(Guarded):
         if name in NV_ONLY and "_modules" in self.__dict__ and "members" in self._modules and not self.neuroview:
             raise NotNeuroView(f"{name}: the members are not NeuroView-CNNs (an ensemble of standard networks or RNNs: "
                                f"these are {type(self.members[0]).__name__}s)")
-        if name in SETTINGS and "_modules" in self.__dict__ and "members" in self._modules:
+        if name in (*SETTINGS, "batch_first") and "_modules" in self.__dict__ and "members" in self._modules:
             return read_setting(self.members, name)  # the members' common value (ens.tau read back what they ignored)
         return super().__getattr__(name)
 

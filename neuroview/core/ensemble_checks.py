@@ -9,6 +9,9 @@
   ensemble and changed nothing); read from it: the members' common value. ``check_finite``, a switch any network may
   carry (the Lightning module's batch check reads it off the model), is kept on the ensemble itself where members
   lack it; the other settings are refused by name there.
+- Recurrent members (those with a ``batch_first``) of one layout: the ensemble hands every member the same ``x``, which a
+  time-first member (``[T, B, F]``) beside a batch-first one read with its samples as steps (logits that looked right
+  where B == T, a bare ``torch.stack`` error otherwise); ``ens.batch_first`` is theirs, as the data readers ask it.
 - What only NeuroView-CNN members have (``input_shape``, ``units`` ...): an error that is a TypeError and an
   AttributeError, so that ``hasattr`` (which ``torch.jit.trace`` asks) answers False for standard members.
 
@@ -25,7 +28,7 @@ from torch import nn
 
 from . import settings as _settings
 
-__all__ = ["NotNeuroView", "SETTINGS", "checked_members", "num_classes", "pass_setting", "read_setting"]
+__all__ = ["NotNeuroView", "SETTINGS", "checked_members", "layout", "num_classes", "pass_setting", "read_setting"]
 
 #: the members' settings an ensemble passes on (and reads back as their common value)
 SETTINGS = ("quantizer", "tau", "grad_state", "stop_early", "check_finite")
@@ -72,8 +75,25 @@ def checked_members(members, batched) -> tuple[list[nn.Module], int | None, bool
     batched = bool(batched) if isinstance(batched, np.bool_) else batched  # numpy's, as create_model takes it
     if not isinstance(batched, bool) and batched != "auto":
         raise ValueError(f"batched: expected true, false or 'auto', got {batched!r}")
+    layout(given)
     _warn_equal(given)
     return given, classes.pop(), batched
+
+
+def layout(members) -> bool | None:
+    """The members' common ``batch_first`` (recurrent members: ``x`` read as ``[B, T, F]`` or ``[T, B, F]``), None where
+    none has one; an error naming the members of each layout where they differ (members replaced since construction
+    too: :meth:`Ensemble.member_logits` asks at every call)."""
+    firsts = {i: bool(v) for i, m in enumerate(members) if (v := getattr(m, "batch_first", None)) is not None}
+    if len(set(firsts.values())) > 1:
+        ids = {f: [str(i) for i, b in firsts.items() if b is f] for f in (True, False)}
+        first, time = (f"member{'s' * (len(ids[f]) > 1)} {', '.join(ids[f])}" for f in (True, False))
+        raise ValueError(f"members: {first} read{'s' * (len(ids[True]) == 1)} x as [B, T, F] (batch_first=True) and "
+                         f"{time} as [T, B, F] (batch_first=False), but the ensemble hands every member the same x: "
+                         "a time-first member would read its samples as steps; build every member with one batch_first "
+                         "(an RNN's weights are the same either way: load a time-first member's state dict into the same "
+                         "network built over nn.GRU(..., batch_first=True), as the zoo's RNNs are)")
+    return next(iter(firsts.values()), None)
 
 
 def distinct(members: list[nn.Module]) -> None:
@@ -118,6 +138,8 @@ def read_setting(members, name: str):
     kinds = sorted({type(m).__name__ for m in members if not hasattr(m, name)})
     if kinds:
         raise AttributeError(f"{name}: the ensemble's members ({', '.join(kinds)}) have no {name}")
+    if name == "batch_first":  # members that differ: an error, not a missing attribute (getattr's default guessed a layout)
+        return layout(members)
     values = [getattr(m, name) for m in members]
     if any(v != values[0] for v in values[1:]):
         raise AttributeError(f"{name}: the members' values differ ({values}); read each one's: [m.{name} for m in "

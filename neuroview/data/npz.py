@@ -29,8 +29,11 @@ class NpzDataModule(FileRecord, ArrayDataModule):
 
     Optional keys: ``X_test``/``y_test`` and ``X_val``/``y_val`` (splits of your own), ``lengths``
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
-    axis (``resample=True`` stretches them to the longest instead); ``y_test`` or ``lengths_test`` without
-    ``X_test`` is refused, as is ``val_fold`` with an ``X_val``, and a key that looks like one of these (``X_Test``,
+    axis (``resample=True`` stretches them to the longest instead): ``padding="post"`` reads each series' first
+    ``lengths`` steps (torch's ``pad_sequence``), ``"pre"`` its last (Keras' ``pad_sequences`` default); the default
+    ``"auto"`` reads the first and refuses a file whose padded series mostly read as padded at the start (their first
+    steps one padding value, their steps past the length data), until ``padding`` says which it is;
+    ``y_test`` or ``lengths_test`` without ``X_test`` is refused, as is ``val_fold`` with an ``X_val``, and a key that looks like one of these (``X_Test``,
     ``length``), named with the key it may stand for (other keys are warned about, unread). An ``X_test`` (``X_val``) equal to ``X`` is warned about, as is a ``test_fraction``
     (``val_fraction``) the file's own split leaves unused. Without a test split,
     ``test_fraction`` of ``X`` is held out, then ``val_fraction`` of the rest, stratified, by
@@ -51,7 +54,7 @@ class NpzDataModule(FileRecord, ArrayDataModule):
     """
 
     #: How the file is written (see :attr:`CsvDataModule.FILE_FORMAT`).
-    FILE_FORMAT = ("layout",)
+    FILE_FORMAT = ("layout", "padding")
     #: What gives the validation split of one's own (named where ``val_fraction`` is then unused).
     OWN_VAL = "X_val"
 
@@ -59,7 +62,8 @@ class NpzDataModule(FileRecord, ArrayDataModule):
                  val_fraction: float = 0.1, seed: int = 0,
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False,
-                 layout: Literal["auto", "channels_first", "channels_last"] = "auto"):
+                 layout: Literal["auto", "channels_first", "channels_last"] = "auto",
+                 padding: Literal["auto", "post", "pre"] = "auto"):
         # absolute, as the saved hyper-parameters hold it: the same file from any folder ("~/x" expanded, not <cwd>/~/x)
         path = os.path.abspath(os.path.expanduser(os.fspath(path)))
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
@@ -72,6 +76,10 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             raise ValueError(f"layout: expected 'auto', 'channels_first' (X [N, C, *spatial]) or 'channels_last' "
                              f"(X [N, *spatial, C]), got {layout!r}")
         self.layout = layout
+        if padding not in ("auto", "post", "pre"):
+            raise ValueError(f"padding: expected 'auto', 'post' (each series' valid steps first, as lengths count them) or "
+                             f"'pre' (its valid steps last: Keras' pad_sequences default), got {padding!r}")
+        self.padding = padding
 
     def load(self) -> dict[str, tuple]:
         if not self.path.is_file():
@@ -101,7 +109,8 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             _check_arrays(x, y, suffix, self.path.name)
             x = _channels_first_of(x, self.layout, suffix, self.path.name)
             if "lengths" + suffix in arrays:
-                x = [s[:, :n] for s, n in zip(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix))]
+                x = _cut(x, _lengths(arrays["lengths" + suffix], len(x), x.shape[-1], suffix), self.padding, suffix,
+                         self.path.name)
             elif suffix and "lengths" in arrays:  # the file is padded: this split's padding would be read as data
                 raise ValueError(f"path: {self.path.name} has lengths for X (padded series) but none for X{suffix}; add "
                                  f"lengths{suffix} (each series' own length; the full width for a series that is not padded)")
@@ -226,3 +235,45 @@ def _lengths(n: np.ndarray, count: int, steps: int, suffix: str) -> np.ndarray:
         raise ValueError(f"path: lengths{suffix} must hold one whole number in [1, {steps}] (the steps of X{suffix}) "
                          f"per series, shape [{count}]; got {got}")
     return n.astype(int)
+
+
+def _cut(x: np.ndarray, n: np.ndarray, padding: str, suffix: str, name: str) -> list[np.ndarray]:
+    """Each series of ``X{suffix}`` (``[N, C, T]``) cut to its length: its first ``n`` steps (``padding`` "post" or
+    "auto"), or its last (``"pre"``). Under ``"auto"``, a file padded at the start (Keras' ``pad_sequences`` default)
+    is refused: read by its first steps, each series kept its padding and the start of its data, and the rest, often
+    all of its data, was dropped as padding, without a word."""
+    steps = x.shape[-1]
+    if padding == "pre":
+        return [s[..., steps - k:] for s, k in zip(x, n)]
+    if padding == "auto" and (at_start := _padded_at_start(x, n)):
+        raise ValueError(f"path: X{suffix} of {name} looks padded at the start: {at_start[0]} of its {at_start[1]} "
+                         f"series shorter than {steps} steps begin with one padding value for as many steps as "
+                         f"lengths{suffix} leaves ({steps} - length), and hold data past their lengths, which would "
+                         "be dropped as padding (the padding read as the series); pass padding='pre' "
+                         "(--data.init_args.padding pre) to read each series' last lengths steps, as Keras' "
+                         "pad_sequences(padding='pre') lays them, or padding='post' if the valid steps do come first")
+    return [s[..., :k] for s, k in zip(x, n)]
+
+
+def _padded_at_start(x: np.ndarray, n: np.ndarray) -> tuple[int, int] | None:
+    """``(series that read as padded at the start, series shorter than the array)``, where more read so than as
+    padded at the end; else None. A series of length ``k`` < ``T`` reads as padded at the start where its first
+    ``T - k`` steps hold one value (over every channel: the padding, NaN too) and its last ``T - k`` (what a
+    cut to its first ``k`` steps drops) do not; at the end, the other way round. A series that reads both ways
+    (flat at both ends) or neither (data, or padding of its own kind, at both) says nothing."""
+    short = np.flatnonzero(n < x.shape[-1])
+    if not len(short) or x.dtype.kind not in "biuf":
+        return None
+    s = x[short].reshape(len(short), -1, x.shape[-1])  # [S, C, T]: any spatial axes folded into the channels
+    pad = x.shape[-1] - n[short]
+
+    def run(a: np.ndarray) -> np.ndarray:  # each series' steps from its first on that equal its first value (all channels)
+        same = a == a[:, :1, :1]
+        if a.dtype.kind == "f":  # NaN padding: NaN equals no value, itself included
+            same |= np.isnan(a) & np.isnan(a[:, :1, :1])
+        flat = same.all(1)
+        return np.where(flat.all(1), flat.shape[1], flat.argmin(1))
+
+    lead, tail = run(s) >= pad, run(s[..., ::-1]) >= pad
+    pre, post = int((lead & ~tail).sum()), int((tail & ~lead).sum())
+    return (pre, len(short)) if pre > post else None

@@ -59,6 +59,7 @@ def test_a_fit_checkpoint_records_its_data_and_other_data_is_read_as_it_was(tmp_
     assert (dm.normalize, dm.resample) == ("sample", True)
     assert entry["dataset"]["data_module"]["init_args"] == {"path": str(other), "normalize": "sample", "resample": True,
                                                             "layout": "auto",  # and the file's format, its splits
+                                                            "padding": "auto",
                                                             "seed": 0, "test_fraction": 0.2, "val_fraction": 0.0,
                                                             "val_fold": None}
 

@@ -1,0 +1,127 @@
+"""NpzDataModule and series padded at the start (Keras' ``pad_sequences`` default, ``padding='pre'``), given with
+``lengths``: each series' first ``lengths`` steps were kept, its leading padding read as the series and its data
+dropped as padding, without a word (finding 1 of probe P2, s21). Now refused under ``padding='auto'``, naming
+``padding='pre'``, which reads each series' last ``lengths`` steps."""
+
+import numpy as np
+import pytest
+
+from neuroview.data import NpzDataModule
+
+
+def _series(n_series: int = 12, steps: int = 9, channels: int = 2):
+    """Lengths and each series' own samples, distinct nonzero values (series i, step t, channel c: 100 i + 10 c + t + 1)."""
+    lengths = np.array([steps if i % 4 == 0 else 3 + i % 5 for i in range(n_series)])
+    own = [np.array([[100 * i + 10 * c + t + 1 for t in range(n)] for c in range(channels)], np.float32)
+           for i, n in enumerate(lengths)]
+    return lengths, own
+
+
+def _write(path, own, lengths, steps: int = 9, at_start: bool = True, value: float = 0.0, keras: bool = False, **extra):
+    x = np.full((len(own), own[0].shape[0], steps), value, np.float32)
+    for i, (s, n) in enumerate(zip(own, lengths)):
+        x[i, :, steps - n:] = s if at_start else x[i, :, steps - n:]
+        if not at_start:
+            x[i, :, :n] = s
+    x = x.transpose(0, 2, 1) if keras else x
+    extra = extra or {"X_test": x[:4], "y_test": np.arange(4) % 2, "lengths_test": lengths[:4]}  # X whole: in file order
+    np.savez(path, X=x, y=np.arange(len(own)) % 2, lengths=lengths, **extra)
+    return str(path)
+
+
+def _served(dm):
+    """The training split as served, series by series, each cut to its served length (file order: val_fraction 0 and a
+    test split of the file's own)."""
+    x, _, lengths = dm._splits["train"]
+    return [x[i, :, :int(n)].numpy() for i, n in enumerate(lengths)], lengths.tolist()
+
+
+@pytest.mark.parametrize("keras", [False, True])
+def test_series_padded_at_the_start_are_refused_by_name(tmp_path, keras):
+    lengths, own = _series()
+    path = _write(tmp_path / "pre.npz", own, lengths, keras=keras)
+    layout = "channels_last" if keras else "auto"
+    with pytest.raises(ValueError, match=r"path: X of pre\.npz looks padded at the start: 9 of its 9 series shorter than "
+                                         r"9 steps.*padding='pre' \(--data\.init_args\.padding pre\)"):
+        NpzDataModule(path, layout=layout, val_fraction=0).setup("fit")  # before: kept the padding, dropped the data
+
+
+def test_padding_pre_reads_each_series_own_steps(tmp_path):
+    lengths, own = _series()
+    path = _write(tmp_path / "pre.npz", own, lengths)
+    dm = NpzDataModule(path, padding="pre", val_fraction=0, normalize=False)
+    dm.setup("fit")
+    served, served_lengths = _served(dm)
+    assert served_lengths == lengths.tolist()
+    for s, want in zip(served, own):
+        np.testing.assert_array_equal(s, want)
+    x, _, _ = dm._splits["train"]
+    assert float(x[1, :, int(lengths[1]):].abs().max()) == 0.0  # padded again at the end, as the networks read it
+
+
+def test_padding_pre_of_a_test_split_and_channels_last(tmp_path):
+    lengths, own = _series()
+    x = np.zeros((12, 9, 2), np.float32)  # Keras' [N, T, C], padded at the start
+    for i, (s, n) in enumerate(zip(own, lengths)):
+        x[i, 9 - n:] = s.T
+    np.savez(tmp_path / "k.npz", X=x, y=np.arange(12) % 2, lengths=lengths, X_test=x[:4], y_test=np.arange(4) % 2,
+             lengths_test=lengths[:4])
+    with pytest.raises(ValueError, match="looks padded at the start"):
+        NpzDataModule(str(tmp_path / "k.npz"), layout="channels_last", val_fraction=0).setup("fit")
+    dm = NpzDataModule(str(tmp_path / "k.npz"), layout="channels_last", padding="pre", val_fraction=0, normalize=False)
+    dm.setup("fit")
+    xt, _, lt = dm._splits["test"]
+    for i in range(4):
+        np.testing.assert_array_equal(xt[i, :, :int(lt[i])].numpy(), own[i])
+
+
+def test_nan_padding_at_the_start_is_named_as_padding_not_as_nan_data(tmp_path):
+    lengths, own = _series()
+    path = _write(tmp_path / "nan.npz", own, lengths, value=np.nan)
+    with pytest.raises(ValueError, match="looks padded at the start"):  # before: "X holds NaN or inf in 9 series"
+        NpzDataModule(path, val_fraction=0).setup("fit")
+    dm = NpzDataModule(path, padding="pre", val_fraction=0, normalize=False)
+    dm.setup("fit")
+    assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], own))
+
+
+def test_series_padded_at_the_end_read_as_before(tmp_path):
+    lengths, own = _series()
+    for value in (0.0, np.nan, -1.0):
+        path = _write(tmp_path / "post.npz", own, lengths, at_start=False, value=value)
+        dm = NpzDataModule(path, val_fraction=0, normalize=False)
+        dm.setup("fit")
+        assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], own))
+    # series that begin flat (a rest at 0) padded at the end with zeros: flat at both ends, no telltale either way
+    flat = [np.concatenate([np.zeros((2, 9 - n), np.float32), s], 1)[:, :n] if n < 9 else s for s, n in zip(own, lengths)]
+    path = _write(tmp_path / "rest.npz", flat, lengths, at_start=False)
+    dm = NpzDataModule(path, val_fraction=0, normalize=False)
+    dm.setup("fit")
+    assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], flat))
+
+
+def test_padding_post_reads_the_first_steps_as_told_and_a_bad_value_is_named(tmp_path):
+    lengths, own = _series()
+    path = _write(tmp_path / "pre.npz", own, lengths)
+    dm = NpzDataModule(path, padding="post", val_fraction=0, normalize=False)  # said so: the first steps, unchecked
+    dm.setup("fit")
+    x = np.load(path)["X"]
+    assert all(np.array_equal(s, x[i, :, :n]) for i, (s, n) in enumerate(zip(_served(dm)[0], lengths)))
+    with pytest.raises(ValueError, match=r"padding: expected 'auto', 'post' .* or 'pre' .*got 'left'"):
+        NpzDataModule(path, padding="left")
+
+
+def test_a_file_padded_mostly_at_the_end_with_one_odd_series_is_read(tmp_path):
+    """One series whose own data begins flat for as long as it is padded, beside others padded at the end with a
+    padding of their own kind: more series read as padded at the end, so the file is read as it always was."""
+    lengths, own = _series()
+    x = np.full((12, 2, 9), 0.0, np.float32)
+    for i, (s, n) in enumerate(zip(own, lengths)):
+        x[i, :, :n] = s
+        x[i, :, n:] = -5.0
+    x[1, :, :9 - lengths[1]] = 0.0  # flat start, as long as its padding
+    x[1, :, lengths[1]:] = np.arange(9 - lengths[1]) + 7.0  # and no flat padding
+    np.savez(tmp_path / "odd.npz", X=x, y=np.arange(12) % 2, lengths=lengths)
+    dm = NpzDataModule(str(tmp_path / "odd.npz"), val_fraction=0, test_fraction=0.2, normalize=False)
+    dm.setup("fit")
+    assert dm.variable_length
