@@ -3,7 +3,7 @@
 Tables are lists of dicts (one dict a row), so they need nothing beyond the standard library;
 :func:`to_frame` turns them into a pandas DataFrame when pandas is installed. Numbers are
 written with Python's shortest round-trip ``repr``, so a CSV read back gives the same float32
-values as the tensors it came from.
+values as the tensors it came from; bools and None (an RNN record's ``padding``) read back as themselves.
 
 Explanations are saved as safetensors (the tensors) plus a JSON sidecar (what kind of
 explanation, its units and sites): no pickle, so loading one never runs code.
@@ -202,37 +202,51 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
 TEXT_COLUMNS = ("site", "class", "true", "predicted")
 
 
+#: The cells :func:`_cell` writes for ``True``, ``False`` and ``None``, read back as those values (the strings were
+#: truthy: an RNN record's ``padding``, a sparsity path's ``chosen``, a ``code`` of None all read as true).
+_WORDS = {"True": True, "False": False, "None": None}
+
+
 def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
-    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, except
-    in ``text_columns``. A class column named like one of them (a class "true") reads back as text:
+    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, and the exact cells ``True``,
+    ``False`` and ``None`` (as ``write_csv`` writes bools and None) to those values, except in ``text_columns``.
+    A class column named like one of them (a class "true") reads back as text:
     pass ``text_columns`` without it (a binary set's "false" / "true" classes are plausible names, so
-    the tables do not refuse them)."""
+    the tables do not refuse them); a column of your own whose text may read ``True`` or ``None``: pass it there too."""
     def parse(s: str):
         for kind in (int, float):
             try:
                 return kind(s)
             except ValueError:
                 pass
-        return s
+        return _WORDS.get(s, s)
 
     with open(path, newline="", encoding="utf-8") as f:  # write_csv writes UTF-8, whatever the locale
         return [{k: v if k in text_columns else parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _finite(obj):
-    """``obj`` with every non-finite float (NaN, inf) as None, through dicts, lists and tuples."""
+def _finite(obj, at: str = ""):
+    """``obj`` with every number as a plain Python one (a numpy scalar, a 0-dim tensor: as :func:`_cell` writes them)
+    and every non-finite float (NaN, inf) as None, through dicts, lists and tuples; an array or tensor with
+    dimensions is refused by where it sits (``at``), as ``write_csv`` refuses it by column."""
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # a numpy scalar, a 0-dim tensor or array
+        obj = obj.item()
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {_finite(k, at): _finite(v, f"{at}[{k!r}]") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [_finite(v, f"{at}[{i}]") for i, v in enumerate(obj)]
+    if hasattr(obj, "shape") and hasattr(obj, "tolist"):  # json's own error named neither the key nor the fix
+        raise ValueError(f"obj: expected numbers, strings, lists and dicts, got a {type(obj).__name__} of shape "
+                         f"{tuple(obj.shape)} at {at or 'the top'}; pass its .tolist() to write it as nested lists")
     return obj
 
 
 def write_json(path, obj) -> Path:
-    """Write ``obj`` as indented UTF-8 JSON, atomically. Non-finite floats (the NaN of a class with no
-    sample in :func:`time_records`) are written as ``null``: ``NaN`` is no JSON, and strict parsers refuse it."""
+    """Write ``obj`` as indented UTF-8 JSON, atomically. Numbers as :func:`write_csv` takes them (numpy scalars and
+    0-dim tensors as plain numbers; an array with dimensions refused by key). Non-finite floats (the NaN of a class
+    with no sample in :func:`time_records`) are written as ``null``: ``NaN`` is no JSON, and strict parsers refuse it."""
     target = _file(path, "data.json")
     text = json.dumps(_finite(obj), indent=2, allow_nan=False)
     atomic_write(target, (text + "\n").encode("utf-8"))

@@ -188,7 +188,10 @@ def layer_time_weights(source, *, y: Tensor | None = None, sample: int | None = 
 def layer_shares(source, *, y: Tensor | None = None) -> tuple[Tensor, list[str]]:
     """``([C, L] shares, layer names)``: how much of each class's decision each layer carries.
 
-    Row c sums to 1. From a network: the share of class c's absolute (CNN: standardized)
+    Row c sums to 1, except where class c has nothing to share (all its weights, or all its contributions on these
+    samples, are 0: a sparse head's class that reads no unit, or whose units are all off): that row is all zeros,
+    which ``class_layer_summary`` marks "(adds nothing)" and the report leaves out of ``layer_shares.csv``, naming it.
+    From a network: the share of class c's absolute (CNN: standardized)
     weights that sits in each layer (CNN: each site). From an explanation: each layer's share of
     the mean absolute contributions to class c's logit, the mean taken over the samples labelled c
     when ``y`` is given (a row of NaN for a class with no sample in ``y``), else over the batch:

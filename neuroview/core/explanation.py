@@ -253,15 +253,16 @@ class CNNExplanation(Explanation):
         d, w = self._delta().abs(), self.weight.abs()
         return torch.stack([d[:, s] @ w[:, s].T for s in self.site_slices.values()], -1)
 
-    def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int]]]]:
-        """The ``k`` units that add most to ``target``'s logit for each sample.
-
-        Returns the values ``[B, k]`` and, per sample, the ``(site, channel)`` of each unit.
-        """
+    def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int] | None]]]:
+        """The ``k`` units that add most to ``target``'s logit per sample, largest signed contribution first (k90 and the
+        waterfall rank by |value|), among those that add anything (as :meth:`NeuroViewCNN.top_units`): a contribution of
+        exactly 0 (a unit the class does not read, off, at its baseline) is none. Values ``[B, min(k, U)]`` and each unit's
+        ``(site, channel)``; a sample with fewer such units ends its row in NaN values and ``None`` units (not unread ones)."""
         k = positive_int(k, "k")  # 0 gave empty rows, -1 torch's bare "selected index k out of range"
-        contrib = self.for_class(target)
-        vals, idx = contrib.topk(min(k, contrib.shape[-1]), dim=-1)
-        return vals, [[self.units[i] for i in row] for row in idx.tolist()]
+        contrib = self.for_class(target)  # zeros ranked last (they came above negative ones, in torch's order of ties)
+        vals, idx = torch.where(contrib != 0, contrib, -torch.inf).topk(min(k, contrib.shape[-1]), dim=-1)
+        units = [[self.units[i] if v > -torch.inf else None for i, v in zip(r, m)] for r, m in zip(idx.tolist(), vals.tolist())]
+        return vals.masked_fill(vals == -torch.inf, torch.nan), units
 
     def spatial_map(self, site: str, target: Tensor | int | None = None) -> Tensor:
         """Per-unit, per-position contributions of ``site`` to ``target``'s logit.

@@ -94,9 +94,12 @@ def unread_lengths(model: nn.Module, x: Tensor, lengths) -> None:
                   "use lengths (a NeuroView-RNN's)", UserWarning, stacklevel=caller_stacklevel())
 
 
-def check_options(n: int, batch_size, examples, gallery_samples, sample_indices) -> list[int] | None:
+def check_options(n: int, batch_size, examples, gallery_samples, sample_indices, shape: tuple | None = None) -> list[int] | None:
     """Refuse ``write_report``'s counts where they are no counts (``batch_size=0`` ended in a bare ZeroDivisionError,
-    ``examples=-1`` was read as 0, ``gallery_samples=0`` was named ``max_samples``); ``sample_indices`` as ``n`` ints."""
+    ``examples=-1`` was read as 0, ``gallery_samples=0`` was named ``max_samples``); ``sample_indices`` as ``n`` ints;
+    ``n == 0`` samples (``shape``: x's) by name."""
+    if n == 0:
+        refuse_empty(shape)
     positive_int(batch_size, "batch_size (--batch-size)")
     if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
         raise ValueError(f"examples (--examples): expected an int >= 0, got {examples!r}")
@@ -110,6 +113,13 @@ def check_options(n: int, batch_size, examples, gallery_samples, sample_indices)
         raise ValueError(f"sample_indices: expected {n} indices >= 0 (one per sample of x, its index in the data it was "
                          f"drawn from), got {len(ids)} values" + (", some negative" if any(i < 0 for i in ids) else ""))
     return ids
+
+
+def refuse_empty(shape: tuple | None) -> None:
+    """The error for an ``x`` of no sample (a filter that kept none, ``x[y == c]``): ``explain_batches`` ended in a
+    bare IndexError after its loop ran zero times."""
+    got = f"of shape {tuple(shape)}" if shape is not None else "(0 samples)"
+    raise ValueError(f"x: expected at least one sample to explain, got an empty batch {got}")
 
 
 def check_labels(y: Tensor | None, n: int, num_classes: int | None = None) -> Tensor | None:
@@ -137,6 +147,8 @@ def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = Non
     rnn = is_rnn(model)
     xb = batch_first(model, x) if rnn else x
     kw = {} if baseline is None else {"baseline": baseline}
+    if xb.shape[0] == 0:
+        refuse_empty(x.shape)
     parts = []
     for start in range(0, xb.shape[0], batch_size):
         sl = slice(start, start + batch_size)

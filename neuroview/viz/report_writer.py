@@ -135,7 +135,7 @@ def write_report(
     recover_out(out := Path(out_dir))  # before check_out: a killed run's own leftovers are no content of the folder
     check_out(out, overwrite)
     n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
-    ids = check_options(n, batch_size, examples, gallery_samples, sample_indices)
+    ids = check_options(n, batch_size, examples, gallery_samples, sample_indices, tuple(x.shape))  # n == 0 too
     num_classes = int(model.num_classes)
     y = check_labels(y, n, num_classes)
     names = [str(c) for c in name_sequence(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
@@ -247,10 +247,14 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     # a class with no sample among the explained ones has no mean: left out, not a row of zeros
     absent = set() if y is None else {cols[c] for c in range(len(cols)) if not bool((y == c).any())}
     left = f"; classes with no sample here are left out ({', '.join(sorted(absent))})" if absent else ""
+    # a class whose contributions are all 0 here (it reads no unit, or they are all off) has no share to split: its
+    # row of zeros broke "rows sum to 1" unsaid; left out and named, as class_layer_summary marks it "adds nothing"
+    silent = {cols[c] for c, row in enumerate(shares.tolist()) if row and all(v == 0 for v in row)} - absent
+    left += f"; classes that add nothing here (every contribution 0) are left out ({', '.join(sorted(silent))})" if silent else ""
     layers = [f"{n} (site)" if n == "class" else n for n in layers]  # a site named so: not over the class column
     over = "the samples of the class" if y is not None else "all the explained samples (no labels given)"
     tn, gone = table_names(names), set(table_names(sorted(absent)))  # a class "step": "step (class)", not refused
-    w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent],
+    w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent | silent],
             f"each layer's share of the class's |contributions|, summed over {over} (rows sum to 1)" + left)
     if is_cnn(model):
         what = ("its standardized weight for each class" if standardizes(model) else "its raw effective weight for "
