@@ -35,7 +35,6 @@ import operator
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from .explanation import RNNExplanation
 from .guards import Guarded
@@ -44,9 +43,9 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
-from .rnn_backbone import backbone_of, check_window, fold_windows, prepare, rnn_mismatch
+from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 from .rnn_reach import warn_unreached
-from .rnn_steps import settings_clash, unreached_steps, untrained_features
+from .rnn_steps import rnn_mismatch, settings_clash, swapped_in, unreached_steps, untrained_features
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -68,7 +67,8 @@ class NeuroViewRNN(Guarded):
         rnn: ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` with any ``num_layers``, ``bidirectional``,
             ``batch_first``, ``dropout`` and (LSTM) ``proj_size``; it is used as is, not copied,
             and run layer by layer with its own weights, so every layer computes exactly what it
-            computes inside the original module. Or a user module following the protocol below.
+            computes inside the original module (a module put in ``net.rnn``'s place later must be of the same
+            class and settings: another is refused by name). Or a user module following the protocol below.
         num_classes: number of classes, at least 2.
         max_len: the number of input steps (samples of ``x``) the classifier reads; with ``window``,
             ``ceil(max_len / window)`` RNN steps. Shorter sequences are padded (their padded steps
@@ -139,6 +139,9 @@ class NeuroViewRNN(Guarded):
         if shared_steps:
             self.step_shared = nn.Linear(self.num_features // self.steps, num_classes, bias=False, **factory(rnn))
             nn.init.zeros_(self.step_shared.weight)
+
+    def __setattr__(self, name, value):  # net.rnn = another of other settings: refused at once (rnn_steps.swapped_in)
+        super().__setattr__(name, swapped_in(self, name, value))
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:
@@ -347,7 +350,9 @@ class RNNClassifier(nn.Module):
     last valid step back to the first, i.e. exactly what ``nn.GRU`` gives for a packed input.
     ``NeuroViewRNN(std.rnn, ...)`` wraps the same weights. ``dropout`` acts on the last state
     while training, like NeuroViewRNN's on its features. User modules (the protocol of
-    :class:`NeuroViewRNN`) work too: their last layer's states at those same steps are used.
+    :class:`NeuroViewRNN`) work too: their last layer's states at those same steps are used. States ``[B, T, H]``
+    are one direction, causal, or a one-layer bidirectional RNN's output (the dry run tells: the second half is read
+    at step 0); other non-causal ones are refused, to be returned as ``[B, T, L, D, H]``.
     ``window`` folds consecutive samples into one step, as in :class:`NeuroViewRNN`.
     """
 
@@ -357,7 +362,7 @@ class RNNClassifier(nn.Module):
     ):
         super().__init__()
         self.rnn = rnn
-        self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first)
+        self._backbone = bb = backbone_of(rnn, num_classes, dropout, input_size, batch_first, "RNNClassifier")
         self.num_classes = operator.index(num_classes)  # checked by backbone_of: numpy's int as an int
         self.window = check_window(window, bb.input_size)
         self.input_size, self.batch_first = bb.input_size // window, bb.batch_first
@@ -374,23 +379,18 @@ class RNNClassifier(nn.Module):
         )
         x, lengths = fold_windows(x, lengths, self.window)
         b, t, _ = x.shape
-        if self._backbone.builtin:
-            if lengths is not None:
-                inp = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            else:
-                inp = x if self.rnn.batch_first else x.transpose(0, 1)
-            state = self.rnn(inp)[1]
-            h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
-            return h_n[-self.num_directions:].transpose(0, 1).reshape(b, -1)
-        h = self._backbone.states(self.rnn, x, lengths, self.rnn.training)[:, -1]  # [B, D, T, H]
+        h = self._backbone.last_layer(self.rnn, x, lengths, self.rnn.training)  # [B, D, T, H]: h_n's states at their steps
         last = (lengths - 1) if lengths is not None else torch.full((b,), t - 1, device=x.device)
         out = [h[torch.arange(b, device=x.device), 0, last]]
-        if self.num_directions == 2:
+        if h.shape[1] == 2:  # a backward direction (a user module's [B, T, 2H] of two directions too): at step 0
             out.append(h[:, 1, 0])
         return torch.cat(out, -1)
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
         return self.classifier(self.dropout(self.last_state(x, lengths)))
+
+    def __setattr__(self, name, value):  # as NeuroViewRNN's
+        super().__setattr__(name, swapped_in(self, name, value))
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, input_size={self.input_size}, directions={self.num_directions}, hidden={self.hidden_size}"

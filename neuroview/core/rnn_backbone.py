@@ -20,6 +20,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ._devices import autocast_enabled, require_device
 from ._utils import factory, positive_int, require_finite, restore_modes
+from .rnn_steps import (flat_reading, lengths_error, merged_directions, own_forward_error, refuse_prepadded,
+                        refuse_shape, refuse_swapped, refuse_width, rnn_config)
 
 class Backbone:
     """What the wrappers need to know about an RNN: sizes, layout, and how to run it.
@@ -30,8 +32,9 @@ class Backbone:
     the user protocol applies (see :class:`NeuroViewRNN`).
     """
 
-    def __init__(self, rnn: nn.Module, input_size: int | None, batch_first: bool | None):
-        self.builtin = isinstance(rnn, nn.RNNBase)
+    def __init__(self, rnn: nn.Module, input_size: int | None, batch_first: bool | None, wrapper: str = "NeuroViewRNN"):
+        self.builtin, self.wrapper = isinstance(rnn, nn.RNNBase), wrapper
+        self.config = rnn_config(rnn)  # what net.rnn must stay: a module put in its place is checked against it
         if self.builtin:
             if batch_first is not None and bool(batch_first) != rnn.batch_first:
                 raise ValueError(
@@ -48,7 +51,7 @@ class Backbone:
             #: the subclass that overrides nn.GRU's (LSTM's, RNN's) forward, if any: then that forward runs
             self.own_forward = type(rnn).__name__ if type(rnn).forward is not kind.forward else None
             if self.own_forward and self.num_layers > 1:
-                raise TypeError(_own_forward_error(f"{self.own_forward} overrides nn.{kind.__name__}'s forward", self.num_layers))
+                raise TypeError(own_forward_error(f"{self.own_forward} overrides nn.{kind.__name__}'s forward", self.num_layers))
             # (template name, rnn name) per layer: weight_ih_l0 <- weight_ih_l2, ..._reverse likewise
             self.names = []
             for layer in range(rnn.num_layers):
@@ -103,6 +106,7 @@ class Backbone:
                 try:
                     run = lambda v: rnn(v, lengths=torch.full((len(v),), v.shape[1], device=v.device)) if self.accepts_lengths else rnn(v)  # noqa: E731
                     out, alone = run(x), [run(x[i:i + 1]) for i in range(len(x))]  # each sample alone
+                    late, early = run(torch.cat([x[:, :-1], x[:, -1:] + 1], 1)), run(torch.cat([x[:, :1] + 1, x[:, 1:]], 1))
                 except Exception as e:
                     raise ValueError(
                         f"rnn: the dry run on a random input of shape {tuple(x.shape)} [B, T, F] failed "
@@ -120,16 +124,24 @@ class Backbone:
                 "x inside its forward)")
         _, _, self.num_layers, self.num_directions, self.hidden_size = h.shape
         self.honours_lengths = _honours_lengths(rnn, x, self.accepts_lengths)
+        flat = (out[0] if isinstance(out, tuple) else out).dim() == 3  # [B, T, H]: one direction, by the protocol
+        self.reading = flat_reading(h, _user_states(late, 3, 4), _user_states(early, 3, 4), flat)
+        if self.reading == "merged" and self.wrapper == "RNNClassifier":  # it reads one state, at the last valid step
+            raise ValueError(merged_directions(type(rnn).__name__, self.hidden_size))
 
     def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
         """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
         require_device(x, rnn)
+        refuse_swapped(self.config, rnn, self.wrapper)
         b, t, _ = x.shape
         if not self.builtin:
             if lengths is not None and self.honours_lengths is not True:
-                raise ValueError(_lengths_error(type(rnn).__name__, self.accepts_lengths, self.honours_lengths))
+                raise ValueError(lengths_error(type(rnn).__name__, self.accepts_lengths, self.honours_lengths))
             out = rnn(x, lengths=lengths if lengths is not None else x.new_full((b,), t, dtype=torch.long)) if self.accepts_lengths else rnn(x)
-            return _user_states(out, b, t).permute(0, 2, 3, 1, 4)
+            h, built = _user_states(out, b, t), (self.num_layers, self.num_directions, self.hidden_size)
+            if tuple(h.shape[2:]) != built:
+                raise ValueError(refuse_width(type(rnn).__name__, tuple(h.shape), built))
+            return h.permute(0, 2, 3, 1, 4)
         # A causal (one-direction) RNN's step t never sees later steps, so padding needs no
         # packing there; a backward direction must start at each sequence's own last step.
         packed = lengths is not None and self.num_directions == 2 and bool((lengths < t).any())
@@ -138,7 +150,7 @@ class Backbone:
         )
         if self.own_forward or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks:
             if self.num_layers > 1:
-                raise TypeError(_own_forward_error(f"{type(rnn).__name__} has forward or backward hooks", self.num_layers))
+                raise TypeError(own_forward_error(f"{type(rnn).__name__} has forward or backward hooks", self.num_layers))
             return self._own_states(rnn, inp, b, t)
         if not isinstance(getattr(rnn, self.names[0][0][1], None), Tensor):  # torch.ao's quantized RNNs pack theirs
             raise TypeError(f"rnn: a {type(rnn).__module__}.{type(rnn).__name__} keeps no weight tensors "
@@ -160,6 +172,19 @@ class Backbone:
         h = torch.stack(outs, 1) if len(outs) > 1 else outs[0][:, None]  # [B, L, T, D * H]; no copy for one layer
         return h.unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
 
+    def last_layer(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
+        """``[B, D, T, H]``: the last layer's states, a standard classifier's; an nn.RNN's from its own call (its
+        subclass forward and hooks run), packed only where a backward direction must start at each series' own last
+        step (a causal direction's valid steps never see the padding after them: a forward for tensors runs)."""
+        if not self.builtin:  # [B, T, 2H] of two directions side by side (flat_reading): the backward read at step 0
+            h = self.states(rnn, x, lengths, training)[:, -1]
+            return h[:, 0].unflatten(-1, (2, -1)).transpose(1, 2) if self.reading == "split" else h
+        refuse_swapped(self.config, rnn, self.wrapper)
+        require_device(x, rnn)
+        packed = lengths is not None and self.num_directions == 2
+        inp = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
+        return self._own_states(rnn, inp, *x.shape[:2])[:, -1]
+
     def _own_states(self, rnn: nn.RNNBase, inp: Tensor | PackedSequence, b: int, t: int) -> Tensor:
         """``[B, 1, D, T, H]`` from a one-layer RNN's own call (its subclass forward and its hooks run)."""
         if isinstance(inp, Tensor) and not rnn.batch_first:
@@ -170,7 +195,7 @@ class Backbone:
             if not isinstance(inp, PackedSequence):
                 raise
             raise TypeError(f"rnn: {type(rnn).__name__}'s own forward or a hook on it failed on a PackedSequence "
-                            f"({type(e).__name__}: {e}), which NeuroViewRNN hands a bidirectional RNN where a batch's "
+                            f"({type(e).__name__}: {e}), which {self.wrapper} hands a bidirectional RNN where a batch's "
                             "series have several lengths (its backward direction must start at each series' own last "
                             "step); make the forward and hooks accept a PackedSequence, or give series of one length") from e
         out = out[0] if isinstance(out, tuple) else out
@@ -226,24 +251,6 @@ def _honours_lengths(rnn: nn.Module, x: Tensor, accepts: bool) -> bool | str:
     return all(torch.allclose(out[i, :k], a[0], rtol=1e-3, atol=1e-5) for i, (k, a) in enumerate(zip(n, alone)))
 
 
-def _lengths_error(name: str, accepts: bool, why: bool | str) -> str:
-    """Why a user module is not given lengths: its states read the padding (``why`` False), or ``why`` it failed."""
-    if isinstance(why, str):
-        hint = "; a forward that packs them needs pack_padded_sequence(..., enforce_sorted=False)" if "sorted" in why else ""
-        return (f"lengths: {name} failed on padded series of lengths [2, 4, 3] in the dry run that checks "
-                f"it honours lengths ({why}){hint}; make its forward run such a batch, or give series of one length")
-    return (f"lengths: {name} {'ignores its lengths' if accepts else 'takes no lengths'}, and its states at a valid step "
-            "change with the padding after it (a backward direction reads it): a series' logits would depend on its "
-            "batch-mates' lengths; honour lengths in its forward (pack_padded_sequence), or give series of one length")
-
-
-def _own_forward_error(what: str, layers: int) -> str:
-    return (f"rnn: {what}, which NeuroViewRNN would not run: it runs a {layers}-layer RNN one layer at a time with "
-            "its weights, to read every layer's states. Use a plain nn.GRU/nn.LSTM/nn.RNN (do the extra computation "
-            "outside it), or one layer (its own forward and hooks then run), or a module (not an nn.RNN subclass) "
-            "whose forward returns every layer's states [B, T, L, D, H] (the user-module protocol of NeuroViewRNN)")
-
-
 def _user_states(out, b: int, t: int) -> Tensor:
     if isinstance(out, tuple) and out and isinstance(out[0], (Tensor, PackedSequence)):
         out = out[0]  # nn.RNN-like (output, state) pairs
@@ -267,23 +274,21 @@ def prepare(
         if lengths is not None:
             raise ValueError("lengths: a PackedSequence carries its own lengths; pass lengths=None")
         x, lengths = pad_packed_sequence(x, batch_first=True)
-        lengths = lengths.to(x.device)
+        lengths, given = lengths.to(x.device), None  # padded here: no shape of the caller's to quote
     elif isinstance(x, Tensor):
         if x.dim() != 3:
             raise ValueError(f"x: expected a tensor of rank 3 {layout} or a PackedSequence, got shape {tuple(x.shape)}")
+        given = tuple(x.shape)  # as the caller passed it: the messages quote it, not the transposed one
         if not batch_first:
             x = x.transpose(0, 1)
     else:
         raise TypeError(f"x: expected a torch.Tensor {layout} or a PackedSequence, got {type(x).__name__}")
-    b, t, f = x.shape
+    b, t, _ = x.shape
     # the steps' axis in the network's layout, and in the channels-first [B, C, T] batches that nv.retrofit & co.
     # read from a data module and transpose: x[:, :N] of those cut channels
     cut = (f"x[:, :{max_len}]" if batch_first else f"x[:{max_len}]") + \
         f" for {layout}; x[..., :{max_len}] for a data module's [B, C, T] batches"
-    if b == 0 or t == 0:
-        raise ValueError(f"x: expected a non-empty batch of non-empty sequences, got shape {tuple(x.shape)} as [B, T, F]")
-    if f != input_size:
-        raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got shape {tuple(x.shape)} as [B, T, F]")
+    refuse_shape(given, tuple(x.shape), batch_first, input_size)  # empty, or of other features: the caller's shape said
     if not x.is_floating_point():
         raise TypeError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
     autocast = autocast_enabled(x.device.type)  # it casts lower precisions; float64 it cannot (meta: none, off)
@@ -313,6 +318,8 @@ def prepare(
                 f"({cut}; and lengths.clamp(max={max_len})) or pass a larger max_len= where the network is built "
                 "(nv.retrofit(..., max_len=) too)"
             )
+        if check_finite and lo < t:  # before the trim below, which drops the tail of series padded at the start
+            refuse_prepadded(x, lengths)
         if t > hi:  # only padding lies past the longest sequence
             x, t = x[:, :hi], hi
         if lo == t:
@@ -366,8 +373,9 @@ def fold_windows(x: Tensor, lengths: Tensor | None, window: int) -> tuple[Tensor
     return x, lengths
 
 
-def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: int | None, batch_first: bool | None) -> Backbone:
-    """The argument checks both wrappers share, then what they need to know about ``rnn``."""
+def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: int | None, batch_first: bool | None,
+                wrapper: str = "NeuroViewRNN") -> Backbone:
+    """The argument checks both wrappers share, then what they need to know about ``rnn`` (``wrapper``: which, for messages)."""
     if not isinstance(rnn, nn.Module):
         raise TypeError(f"rnn: expected an nn.Module, got {type(rnn).__name__}")
     if hasattr(rnn, "_backbone") and hasattr(rnn, "rnn"):  # a NeuroViewRNN or RNNClassifier
@@ -375,25 +383,7 @@ def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: in
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
     positive_int(num_classes, "num_classes", least=2)  # numpy's integers (y.max() + 1) too; no bool, no float tensor
-    bb = Backbone(rnn, input_size, batch_first)
+    bb = Backbone(rnn, input_size, batch_first, wrapper)
     if not bb.builtin:
         bb.discover(rnn)
     return bb
-
-
-def rnn_mismatch(own: dict, theirs: dict, kind: str) -> str:
-    """Why a checkpoint does not load where its RNN is not this network's (``own``: name -> shape; ``theirs``: the
-    checkpoint's ``rnn.*`` tensors): none at all (a standard classifier's), or other layers, directions or sizes."""
-    if not theirs:
-        return ("rnn: the checkpoint holds no rnn.* weights: it is no NeuroView-RNN's (a standard classifier's, or "
-                "another architecture's)")
-    extra, missing = sorted(theirs.keys() - own.keys()), sorted(own.keys() - theirs.keys())
-    shapes = sorted(k for k in own.keys() & theirs.keys() if tuple(theirs[k].shape) != tuple(own[k]))
-    if not extra and not missing and all(k.startswith("weight_ih_l0") for k in shapes):  # its first layer's input only
-        k = shapes[0]
-        return (f"rnn: the checkpoint's {kind} reads inputs of {theirs[k].shape[1]} features per step, this network's "
-                f"{own[k][1]}: build it with the checkpoint's input channels and window (a window of w samples reads "
-                "w times the channels)")
-    return (f"rnn: the checkpoint's {kind} is not this network's (only in the checkpoint: {extra[:4]}; only here: "
-            f"{missing[:4]}; of other shapes: {shapes[:4]}): build the network with the checkpoint's num_layers, "
-            "bidirectional and hidden_size")

@@ -1,5 +1,8 @@
-"""Helpers of :mod:`neuroview.core.rnn`, kept apart for room: which steps training reached (the warning where a series
-read at eval reaches further is :mod:`.rnn_reach`), and whether a state dict was saved from an RNN of another nonlinearity.
+"""Helpers of :mod:`neuroview.core.rnn` and :mod:`.rnn_backbone`, kept apart for room: which steps training reached (the
+warning where a series read at eval reaches further is :mod:`.rnn_reach`); whether a state dict was saved from an RNN of
+another kind or nonlinearity, or holds another RNN (:func:`settings_clash`, :func:`rnn_mismatch`); whether the rnn a
+wrapper runs is still the one it was built on (:func:`rnn_config`, :func:`refuse_swapped`); series padded at the start
+(:func:`refuse_prepadded`); and the messages the backbone raises.
 
 A step that no training series reaches holds padding, exactly 0, in every batch: its features get no gradient,
 so its classifier weights keep their random initial values, and a norm of them measures initialisation noise.
@@ -25,7 +28,9 @@ from torch import Tensor, nn
 
 from .head import constant_features
 
-__all__ = ["unreached_steps", "untrained_features", "dead_features", "UNREACHED_VAR"]
+__all__ = ["unreached_steps", "untrained_features", "dead_features", "UNREACHED_VAR", "settings_clash", "rnn_mismatch",
+           "rnn_config", "refuse_swapped", "refuse_prepadded", "flat_reading",
+           "swapped_in", "refuse_shape"]
 
 #: a running variance this small, with a running mean of exactly 0, marks a step as never reached too: statistics set
 #: at once from the codes (``sparsify``, ``fit_ridge_head``: padding's variance exactly 0, no decay to trace)
@@ -90,11 +95,189 @@ def dead_features(norm: nn.Module | None, feature_shape: tuple[int, int, int, in
 
 
 def settings_clash(meta, rnn: nn.Module, prefix: str) -> str | None:
-    """Why a state dict whose metadata is ``meta`` computes another function in a NeuroView-RNN over ``rnn``
-    (an ``nn.RNN`` of another nonlinearity); None where it agrees, or records none (saved before it was kept)."""
-    saved, own = (meta if isinstance(meta, dict) else {}).get("nonlinearity"), getattr(rnn, "nonlinearity", None)
+    """Why a state dict whose metadata is ``meta`` computes another function in a NeuroView-RNN over ``rnn``: saved
+    over another kind of RNN (an ``nn.GRU``'s weights in an ``nn.LSTM``: torch would name only the gates' sizes), or
+    an ``nn.RNN`` of another nonlinearity; None where it agrees, or records neither (saved before they were kept)."""
+    meta = meta if isinstance(meta, dict) else {}
+    kind, own_kind = meta.get("rnn"), _kind(rnn)
+    if kind in _KINDS and own_kind is not None and kind != own_kind:
+        return (f"{prefix}rnn: the state dict was saved from a NeuroView-RNN over nn.{kind}, the model's rnn is an "
+                f"nn.{own_kind} ({type(rnn).__name__}): its weights are another RNN's gates; build the network over an "
+                f"nn.{kind} (create_model('nv_{kind.lower()}', ...) for a zoo entry) to load it")
+    saved, own = meta.get("nonlinearity"), getattr(rnn, "nonlinearity", None)
     if saved not in ("tanh", "relu") or not isinstance(rnn, nn.RNN) or saved == own:
         return None
     return (f"{prefix}rnn.nonlinearity: the state dict was saved from a NeuroView-RNN over nn.RNN(nonlinearity={saved!r}), "
             f"the model's rnn has nonlinearity={own!r}: its weights compute another function there; build the rnn "
             f"with nonlinearity={saved!r} (create_model('nv_rnn', nonlinearity={saved!r}, ...)) to load it")
+
+
+_KINDS = ("LSTM", "GRU", "RNN")
+
+
+def _kind(rnn: nn.Module) -> str | None:
+    """``"LSTM"``, ``"GRU"`` or ``"RNN"``: the torch class ``rnn`` is (or subclasses); None for other modules."""
+    return next((k for k in _KINDS if isinstance(rnn, getattr(nn, k))), None)
+
+
+def rnn_mismatch(own: dict, theirs: dict, kind: str) -> str:
+    """Why a checkpoint does not load where its RNN is not this network's (``own``: name -> shape; ``theirs``: the
+    checkpoint's ``rnn.*`` tensors): none at all (a standard classifier's), or other layers, directions or sizes
+    (an LSTM's ``proj_size`` named where its ``weight_hr_*`` are on one side only)."""
+    if not theirs:
+        return ("rnn: the checkpoint holds no rnn.* weights: it is no NeuroView-RNN's (a standard classifier's, or "
+                "another architecture's)")
+    extra, missing = sorted(theirs.keys() - own.keys()), sorted(own.keys() - theirs.keys())
+    shapes = sorted(k for k in own.keys() & theirs.keys() if tuple(theirs[k].shape) != tuple(own[k]))
+    if not extra and not missing and all(k.startswith("weight_ih_l0") for k in shapes):  # its first layer's input only
+        k = shapes[0]
+        return (f"rnn: the checkpoint's {kind} reads inputs of {theirs[k].shape[1]} features per step, this network's "
+                f"{own[k][1]}: build it with the checkpoint's input channels and window (a window of w samples reads "
+                "w times the channels)")
+    hr = next((k for k in extra + missing + shapes if k.startswith("weight_hr_")), None)  # an LSTM's proj_size
+    proj = "" if hr is None else (f", and proj_size={theirs[hr].shape[0]} (its {hr})" if hr in theirs
+                                  else ", and proj_size=0 (it has no weight_hr_*)")
+    return (f"rnn: the checkpoint's {kind} is not this network's (only in the checkpoint: {extra[:4]}; only here: "
+            f"{missing[:4]}; of other shapes: {shapes[:4]}): build the network with the checkpoint's num_layers, "
+            f"bidirectional and hidden_size{proj}")
+
+
+#: the settings of an nn.RNN / LSTM / GRU a wrapper's backbone is built on (its templates, weight names, feature sizes)
+_SETTINGS = ("input_size", "hidden_size", "num_layers", "bidirectional", "batch_first", "proj_size", "bias", "nonlinearity")
+
+
+def rnn_config(rnn: nn.Module) -> dict:
+    """What a wrapper's backbone was built on: the class whose forward runs (``GRU``; a subclass with a forward of
+    its own differs, torch's parametrized or quantized GRU does not) and the settings (plain values only, so a user
+    module's tensors are never held) that fix its layer templates, weight names and feature sizes."""
+    out = {"class": type(rnn).forward.__qualname__.rsplit(".", 1)[0]}  # the class that defines its forward
+    for k in _SETTINGS:
+        v = getattr(rnn, k, None)
+        v = (v or None) if k == "proj_size" else v  # nn.GRU's proj_size=0 is none, as a quantized GRU's absent one
+        out[k] = v if v is None or isinstance(v, (bool, int, str)) else type(v).__name__
+    return out
+
+
+def refuse_swapped(config: dict, rnn: nn.Module, wrapper: str) -> None:
+    """A clear error where the module in ``net.rnn`` is no longer one of ``config`` (:func:`rnn_config`): one put in
+    its place after wrapping (a pretrained encoder) would be run by templates and sizes fixed for the other: only its
+    first layer, forward direction, in the other layout. A module of the same class and settings is run as it is.
+    Not under torch.compile or export (a traced graph cannot read a class's name): there the wrappers' assignment
+    check (:func:`swapped_in`) has refused ``net.rnn = other`` already."""
+    if torch.compiler.is_compiling():
+        return
+    now = rnn_config(rnn)
+    if now == config:
+        return
+    what = "; ".join(f"{k} {config[k]!r} -> {now[k]!r}" for k in config if now[k] != config[k])
+    raise ValueError(f"rnn: the module put in net.rnn's place after wrapping (a {type(rnn).__name__}) differs from the "
+                     f"rnn this {wrapper} was built on ({what}): its layers, directions, layout and classifier were "
+                     f"sized for that one; build a new {wrapper} around the new rnn (or, for pretrained weights of the "
+                     "same architecture, load them into the rnn it has: net.rnn.load_state_dict(new.state_dict()))")
+
+
+def swapped_in(net: nn.Module, name: str, value):
+    """``value``, where ``net.<name> = value`` keeps ``net.rnn`` one of the class and settings its backbone was built
+    on (:func:`refuse_swapped`, at once: before any pass, compiled or not); a clear error otherwise."""
+    backbone = net.__dict__.get("_backbone")  # None while __init__ sets the rnn it is built on
+    if name == "rnn" and backbone is not None:
+        refuse_swapped(backbone.config, value, type(net).__name__)
+    return value
+
+
+def refuse_width(name: str, got: tuple, built: tuple) -> str:
+    """Why a user module's states ``[B, T, L, D, H]`` (``got``) do not fit the ``(L, D, H)`` its dry run found."""
+    return (f"rnn: {name} returned states of {got[2]} layers, {got[3]} directions and {got[4]} features ([B, T, L, D, "
+            f"H] {got}), the network was built (by the dry run) for {built[0]}, {built[1]} and {built[2]}: a module "
+            "put in net.rnn's place after wrapping, or one whose width changes; build a new network around it")
+
+
+def refuse_prepadded(x: Tensor, lengths: Tensor) -> None:
+    """A clear error where series of batch-first ``x [B, T, F]`` look padded at the start (Keras' ``pad_sequences``
+    default): every valid step (before ``lengths``) exactly 0, while what ``lengths`` marks as padding holds finite
+    values that vary over the steps (the series itself). Padding a real all-zero series with NaN, zeros or one
+    constant passes; so does a series with one non-zero value in its valid steps. Skipped where values cannot be
+    read (torch.compile, export, the meta device)."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or x.device.type == "meta":
+        return
+    valid = (torch.arange(x.shape[1], device=x.device) < lengths[:, None])[..., None]  # [B, T, 1]
+    pad = ~valid & torch.isfinite(x)
+    high = x.masked_fill(~pad, -math.inf).amax(1)  # [B, F] over the padded steps
+    low = x.masked_fill(~pad, math.inf).amin(1)
+    bad = ((x == 0) | ~valid).all(2).all(1) & (pad | valid).all(2).all(1) & (high > low).any(1)
+    try:
+        if not bool(bad.any()):
+            return
+    except RuntimeError as e:  # torch.func.vmap: no data-dependent branch; the finite check after it says so by name
+        if "data-dependent control flow" not in str(e):
+            raise
+        return
+    rows = bad.nonzero().flatten().tolist()
+    n, t = int(lengths[rows[0]]), x.shape[1]
+    raise ValueError(
+        f"x: series {rows[:5]}{' and more' if len(rows) > 5 else ''} are exactly 0 at every valid step (series "
+        f"{rows[0]}: lengths={n} of {t} steps) and hold varying values past their lengths, where padding lies: they "
+        "look padded at the start (Keras' pad_sequences default, padding='pre'), and the network would read the "
+        "zeros and drop the series as padding; put each series' valid steps first (np.roll / torch.roll each series "
+        "by -(T - length) along its steps axis, or pad_sequences(..., padding='post')); a series that is all 0 needs "
+        "its padding zeroed too")
+
+
+def refuse_shape(given: tuple | None, shape: tuple, batch_first: bool, input_size: int) -> None:
+    """A clear error where batch-first ``x`` of ``shape`` is empty or has other than ``input_size`` features,
+    quoting the shape the caller passed (``given``; None for a PackedSequence), not its transpose, and naming the
+    transpose where it looks like a data module's channels-first batch ``[B, C, T]``, the likeliest mistake."""
+    layout = "[B, T, F]" if batch_first else "[T, B, F]"
+    said = f"shape {given} as {layout}" if given else f"shape {shape} as [B, T, F] (a PackedSequence padded)"
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"x: expected a non-empty batch of non-empty sequences, got {said}")
+    if shape[2] != input_size:
+        hint = "" if not given or given[1] != input_size else (
+            "; x looks channels-first [B, C, T] as the data modules give it: pass "
+            + ("x.transpose(1, 2)" if batch_first else "x.permute(2, 0, 1)"))
+        raise ValueError(f"x: expected {input_size} features in the last dim {layout}, got {said}{hint}")
+
+
+def lengths_error(name: str, accepts: bool, why: bool | str) -> str:
+    """Why a user module is not given lengths: its states read the padding (``why`` False), or ``why`` it failed."""
+    if isinstance(why, str):
+        hint = "; a forward that packs them needs pack_padded_sequence(..., enforce_sorted=False)" if "sorted" in why else ""
+        return (f"lengths: {name} failed on padded series of lengths [2, 4, 3] in the dry run that checks "
+                f"it honours lengths ({why}){hint}; make its forward run such a batch, or give series of one length")
+    return (f"lengths: {name} {'ignores its lengths' if accepts else 'takes no lengths'}, and its states at a valid step "
+            "change with the padding after it (a backward direction reads it): a series' logits would depend on its "
+            "batch-mates' lengths; honour lengths in its forward (pack_padded_sequence), or give series of one length")
+
+
+def own_forward_error(what: str, layers: int) -> str:
+    return (f"rnn: {what}, which NeuroViewRNN would not run: it runs a {layers}-layer RNN one layer at a time with "
+            "its weights, to read every layer's states. Use a plain nn.GRU/nn.LSTM/nn.RNN (do the extra computation "
+            "outside it), or one layer (its own forward and hooks then run), or a module (not an nn.RNN subclass) "
+            "whose forward returns every layer's states [B, T, L, D, H] (the user-module protocol of NeuroViewRNN)")
+
+
+def flat_reading(h: Tensor, late: Tensor, early: Tensor, flat: bool) -> str:
+    """How a standard classifier reads a user module's states ``h [B, T, L, D, H]`` from the dry run, ``late`` and
+    ``early`` being those with its last (first) input step moved: ``"given"`` where it returned ``[B, T, L, D, H]``;
+    for ``[B, T, H]``, ``"causal"`` (no state moved with a later step: one direction, read at the last valid step),
+    ``"split"`` (the first half of the features causal, the second moved by later steps only: a one-layer
+    bidirectional RNN's output, its backward direction read at step 0, as its ``h_n`` holds it), else ``"merged"``."""
+    same = lambda a, steps, feats: torch.allclose(  # noqa: E731
+        a[:, steps, ..., feats].float(), h[:, steps, ..., feats].float(), rtol=1e-3, atol=1e-5)
+    half, before_last, after_first = h.shape[-1] // 2, slice(None, -1), slice(1, None)
+    if not flat:
+        return "given"
+    if same(late, before_last, slice(None)):
+        return "causal"
+    if h.shape[-1] % 2 == 0 and same(late, before_last, slice(None, half)) and same(early, after_first, slice(half, None)):
+        return "split"
+    return "merged"
+
+
+def merged_directions(name: str, hidden: int) -> str:
+    """Why ``RNNClassifier`` refuses a user module whose ``[B, T, H]`` states are not causal (a bidirectional RNN's output)."""
+    return (f"rnn: {name}'s states [B, T, H] are not causal (in the dry run, a state at step t moved with a later "
+            "step: a multi-layer bidirectional RNN's output?), and RNNClassifier reads [B, T, H] as one direction, at each "
+            "series' last valid step, where a backward direction has read one step only; return [B, T, L, D, H] so the "
+            f"backward direction is read at step 0 (a bidirectional nn.GRU's output: out.unflatten(-1, (2, {hidden // 2}))"
+            "[:, :, None]), or [B, T, 1, 1, H] for a state meant to be read at the last step (attention over the series)")

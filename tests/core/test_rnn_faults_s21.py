@@ -1,0 +1,283 @@
+"""P2 probe of the NeuroView-RNN wrappers (findings 1, 2, 4, 6, 7, 8): each test failed before its fix.
+
+Known answers come from torch's own modules run apart: ``nn.GRU``'s ``h_n`` of each series run alone at its own
+length, a single-layer GRU's output, a state dict loaded into another network.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import neuroview as nv
+
+
+def _h_n(rnn: nn.RNNBase, x: torch.Tensor, lengths) -> torch.Tensor:
+    """``[B, D * H]``: the last layer's final state of each direction, each series run alone at its own length."""
+    out = []
+    for i, n in enumerate(lengths):
+        state = rnn(x[i:i + 1, :n])[1]
+        h = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
+        d = 2 if rnn.bidirectional else 1
+        out.append(h[-d:, 0].reshape(-1))
+    return torch.stack(out)
+
+
+# ------------------------------------------------------------------- finding 2: net.rnn replaced after wrapping
+SWAPS = {
+    "two layers": (nn.GRU(2, 4, num_layers=2, batch_first=True), r"num_layers 1 -> 2"),
+    "bidirectional": (nn.GRU(2, 4, bidirectional=True, batch_first=True), r"bidirectional False -> True"),
+    "time-first": (nn.GRU(2, 4), r"batch_first True -> False"),
+    "an LSTM": (nn.LSTM(2, 4, batch_first=True), r"class 'GRU' -> 'LSTM'"),
+}
+
+
+@pytest.mark.parametrize("swap", sorted(SWAPS))
+@pytest.mark.parametrize("make", [lambda r: nv.NeuroViewRNN(r, 3, max_len=5), lambda r: nv.RNNClassifier(r, 3)],
+                         ids=["neuroview", "standard"])
+def test_an_rnn_of_other_settings_put_in_place_after_wrapping_is_refused(make, swap):
+    """It was run by the templates of the rnn it replaced: a 2-layer GRU's first layer only, a bidirectional one's
+    forward direction only, a time-first one read batch-first; an LSTM failed in a bare broadcast error."""
+    torch.manual_seed(0)
+    new, what = SWAPS[swap]
+    net = make(nn.GRU(2, 4, batch_first=True)).eval()
+    wrapper = type(net).__name__
+    with pytest.raises(ValueError, match=rf"^rnn: the module put in net.rnn's place after wrapping \(a "
+                                         rf"{type(new).__name__}\) differs from the rnn this {wrapper} was built on "
+                                         rf"\({what}\).*build a new {wrapper} around the new rnn"):
+        net.rnn = new
+    net._modules["rnn"] = new  # past the assignment (add_module, _modules): refused at the next pass
+    with pytest.raises(ValueError, match=rf"rnn: the module put in net.rnn's place .*\({what}\)"):
+        net(torch.randn(3, 5, 2))
+
+
+def test_an_rnn_subclass_with_its_own_forward_put_in_place_is_refused():
+    """Its forward would never run: the plain GRU's templates ran its weights."""
+    class Scaled(nn.GRU):
+        def forward(self, x, hx=None):
+            return super().forward(x * 0.5, hx)
+
+    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=5)
+    with pytest.raises(ValueError, match=r"\(class 'GRU' -> '.*Scaled'\)"):
+        net.rnn = Scaled(2, 4, batch_first=True)
+
+
+def test_an_rnn_of_the_same_settings_put_in_place_is_run_with_its_own_weights():
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=5).eval()
+    std = nv.RNNClassifier(nn.GRU(2, 4, batch_first=True), 3).eval()
+    x, new = torch.randn(3, 5, 2), nn.GRU(2, 4, batch_first=True)
+    with torch.no_grad():
+        assert not torch.allclose(net.features(x)[:, 0, 0], new(x)[0], atol=1e-3)
+        net.rnn, std.rnn = new, new
+        torch.testing.assert_close(net.features(x)[:, 0, 0], new(x)[0])  # [B, T, H]: layer 0, forward
+        torch.testing.assert_close(std.last_state(x), new(x)[1][0])
+
+
+class Encoder(nn.Module):
+    """A user module without size attributes: its width shows only in its states."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.gru, self.input_size = nn.GRU(2, hidden, batch_first=True), 2
+
+    def forward(self, x):
+        return self.gru(x)[0]
+
+
+def test_a_user_module_of_another_width_put_in_place_is_refused_by_its_states():
+    """The classifier read 6 features a step as if 4: a bare size mismatch in the head, naming neither."""
+    net = nv.NeuroViewRNN(Encoder(4), 3, max_len=5)
+    net.rnn = Encoder(6)  # its class and attributes agree: only its states tell
+    with pytest.raises(ValueError, match=r"rnn: Encoder returned states of 1 layers, 1 directions and 6 features "
+                                         r"\(\[B, T, L, D, H\] \(3, 5, 1, 1, 6\)\), the network was built \(by the dry "
+                                         r"run\) for 1, 1 and 4"):
+        net(torch.randn(3, 5, 2))
+
+
+# ---------------------------------------- finding 4: a user module returning a bidirectional GRU's own output
+class BiEncoder(nn.Module):
+    """Packs by lengths and returns what ``nn.GRU(bidirectional=True)`` returns: ``[B, T, 2H]``."""
+
+    def __init__(self, layers: int = 1, unflatten: bool = False):
+        super().__init__()
+        self.gru, self.input_size, self.unflatten = nn.GRU(3, 4, layers, batch_first=True, bidirectional=True), 3, unflatten
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=x.shape[1])[0]
+        return out.unflatten(-1, (2, 4))[:, :, None] if self.unflatten else out  # [B, T, 1, 2, H] said by the module
+
+
+def test_a_user_module_returning_a_bidirectional_grus_output_gives_that_grus_final_states():
+    """The backward half was read at the last valid step (its state after one step), 0.48 off nn.GRU's h_n."""
+    torch.manual_seed(0)
+    enc = BiEncoder().eval()
+    std = nv.RNNClassifier(enc, 2).eval()
+    x, lengths = torch.randn(4, 7, 3), [7, 3, 5, 7]
+    with torch.no_grad():
+        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(enc.gru, x, lengths))
+        torch.testing.assert_close(std.last_state(x), _h_n(enc.gru, x, [7] * 4))
+
+
+def test_a_user_module_of_other_non_causal_states_is_refused_by_the_standard_classifier():
+    """A 2-layer bidirectional GRU's output: no half is causal; read at the last step it was no final state."""
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"rnn: BiEncoder's states \[B, T, H\] are not causal .*return \[B, T, L, D, H\] "
+                                         r"so the backward direction is read at step 0 .*out.unflatten\(-1, \(2, 4\)\)"):
+        nv.RNNClassifier(BiEncoder(layers=2), 2)
+    nv.NeuroViewRNN(BiEncoder(layers=2), 2, max_len=7)  # it reads every state as given: exact as it was
+    enc = BiEncoder(layers=2, unflatten=True).eval()  # the fix the message gives
+    std = nv.RNNClassifier(enc, 2).eval()
+    x, lengths = torch.randn(4, 7, 3), [7, 3, 5, 7]
+    with torch.no_grad():
+        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(enc.gru, x, lengths))
+
+
+def test_a_causal_user_module_is_still_read_at_the_last_valid_step():
+    torch.manual_seed(0)
+    enc = Encoder(4).eval()
+    std = nv.RNNClassifier(enc, 2).eval()
+    x, lengths = torch.randn(4, 7, 2), [7, 3, 5, 1]
+    with torch.no_grad():
+        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(enc.gru, x, lengths))
+
+
+# ------------------------------------------------- finding 6: a one-direction subclass with its own forward
+class ScaledGRU(nn.GRU):
+    def forward(self, x, hx=None):
+        return super().forward(x * 0.5, hx)
+
+
+def test_a_one_direction_subclass_with_its_own_forward_runs_with_lengths_in_the_standard_classifier():
+    """Every batch with lengths was packed: the subclass' forward failed on the PackedSequence (can't multiply sequence
+    by non-int of type 'float'), in the user's own code."""
+    torch.manual_seed(0)
+    rnn = ScaledGRU(2, 4, batch_first=True).eval()
+    plain = nn.GRU(2, 4, batch_first=True)
+    plain.load_state_dict(rnn.state_dict())
+    x, lengths = torch.randn(4, 6, 2), [6, 3, 5, 2]
+    std = nv.RNNClassifier(rnn, 3).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(plain, x * 0.5, lengths))
+
+
+@pytest.mark.parametrize("rnn", [nn.GRU(2, 4, num_layers=2, batch_first=True), nn.LSTM(2, 4, proj_size=3),
+                                 nn.GRU(2, 4, bidirectional=True, num_layers=2)], ids=["gru2", "lstm-proj", "bigru2"])
+def test_the_standard_classifier_reads_the_final_state_of_each_series(rnn):
+    torch.manual_seed(0)
+    std = nv.RNNClassifier(rnn, 3).eval()
+    x, lengths = torch.randn(4, 6, 2), [6, 3, 5, 1]
+    bf = rnn.batch_first
+    with torch.no_grad():
+        got = std.last_state(x if bf else x.transpose(0, 1), torch.tensor(lengths))
+        rnn.batch_first = True  # the reference runs each series alone, batch-first
+        try:
+            want = _h_n(rnn, x, lengths)
+        finally:
+            rnn.batch_first = bf
+    torch.testing.assert_close(got, want)
+
+
+def test_a_bidirectional_subclass_failing_on_the_packed_sequence_is_told_why_by_the_standard_classifier():
+    std = nv.RNNClassifier(ScaledGRU(2, 4, batch_first=True, bidirectional=True), 3).eval()
+    with pytest.raises(TypeError, match=r"rnn: ScaledGRU's own forward or a hook on it failed on a PackedSequence "
+                                        r"\(TypeError: can't multiply.*\), which RNNClassifier hands a bidirectional RNN"):
+        std(torch.randn(4, 6, 2), torch.tensor([6, 3, 5, 2]))
+
+
+# ---------------------------------------------- finding 7: the shape the caller passed, and the channels-first hint
+@pytest.mark.parametrize("make", [lambda r: nv.NeuroViewRNN(r, 3, max_len=150), lambda r: nv.RNNClassifier(r, 3)],
+                         ids=["neuroview", "standard"])
+def test_a_channels_first_batch_is_named_with_the_shape_given_and_the_transpose(make):
+    """A time-first network quoted its own transpose, (1, 8, 150) 'as [B, T, F]', and neither said to transpose."""
+    x = torch.randn(8, 1, 150)  # a data module's [B, C, T]
+    with pytest.raises(ValueError, match=r"^x: expected 1 features in the last dim \[B, T, F\], got shape \(8, 1, 150\) "
+                                         r"as \[B, T, F\]; x looks channels-first \[B, C, T\] as the data modules give "
+                                         r"it: pass x.transpose\(1, 2\)$"):
+        make(nn.GRU(1, 4, batch_first=True))(x)
+    with pytest.raises(ValueError, match=r"^x: expected 1 features in the last dim \[T, B, F\], got shape \(8, 1, 150\) "
+                                         r"as \[T, B, F\]; .*: pass x.permute\(2, 0, 1\)$"):
+        make(nn.GRU(1, 4))(x)
+    with pytest.raises(ValueError, match=r"^x: expected 1 features in the last dim \[B, T, F\], got shape \(8, 5, 150\) "
+                                         r"as \[B, T, F\]$"):  # no channel axis of the input size: no guess
+        make(nn.GRU(1, 4, batch_first=True))(torch.randn(8, 5, 150))
+    with pytest.raises(ValueError, match=r"^x: expected a non-empty batch of non-empty sequences, got shape \(0, 8, 1\) "
+                                         r"as \[T, B, F\]$"):
+        make(nn.GRU(1, 4))(torch.randn(0, 8, 1))
+
+
+# -------------------------------------------- finding 8: a checkpoint of another RNN kind or another proj_size
+@pytest.mark.parametrize("saved, built, match", [
+    (nn.GRU(2, 4), nn.LSTM(2, 4), r"rnn: the state dict was saved from a NeuroView-RNN over nn.GRU, the model's rnn is "
+                                   r"an nn.LSTM \(LSTM\): .*build the network over an nn.GRU"),
+    (nn.LSTM(2, 4), nn.RNN(2, 4), r"saved from a NeuroView-RNN over nn.LSTM, the model's rnn is an nn.RNN"),
+    (nn.LSTM(2, 4, proj_size=2), nn.LSTM(2, 4), r"hidden_size, and proj_size=2 \(its weight_hr_l0\)"),
+    (nn.LSTM(2, 4), nn.LSTM(2, 4, proj_size=2), r"hidden_size, and proj_size=0 \(it has no weight_hr_\*\)"),
+    (nn.LSTM(2, 4, proj_size=2), nn.LSTM(2, 4, proj_size=1), r"hidden_size, and proj_size=2 \(its weight_hr_l0\)"),
+], ids=["gru-lstm", "lstm-rnn", "proj-none", "none-proj", "proj2-proj1"])
+def test_a_checkpoint_of_another_rnn_kind_or_proj_size_names_what_differs(saved, built, match):
+    """A GRU's checkpoint in an LSTM network gave torch's gate-size mismatches only; a proj_size difference was
+    answered with 'num_layers, bidirectional and hidden_size'."""
+    sd = nv.NeuroViewRNN(saved, 3, max_len=5).state_dict()
+    with pytest.raises(RuntimeError, match=match):
+        nv.NeuroViewRNN(built, 3, max_len=5).load_state_dict(sd)
+
+
+def test_a_checkpoint_of_a_subclass_or_the_same_kind_loads():
+    torch.manual_seed(0)
+    a, b = nv.NeuroViewRNN(ScaledGRU(2, 4), 3, max_len=5), nv.NeuroViewRNN(nn.GRU(2, 4), 3, max_len=5)
+    sd = a.state_dict()
+    assert sd._metadata[""]["rnn"] == "ScaledGRU"
+    b.load_state_dict(sd)  # its weights are a GRU's
+    torch.testing.assert_close(b.rnn.weight_hh_l0, a.rnn.weight_hh_l0)
+
+
+# ------------------------------------------------------------- finding 1: series padded at the start (network)
+def _series(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, 2, generator=g) for n in (8, 3, 5)], torch.tensor([8, 3, 5])
+
+
+@pytest.mark.parametrize("call", ["forward", "explain", "standard", "time-first"])
+def test_series_padded_at_the_start_are_refused(call):
+    """Keras' padding='pre' with lengths: the network read the leading zeros and dropped the series as padding;
+    series 1 got the logits of an all-zero series, and its explanation credited those zeros."""
+    torch.manual_seed(0)
+    series, lengths = _series()
+    pre = torch.stack([torch.cat([torch.zeros(8 - len(s), 2), s]) for s in series])
+    first = call != "time-first"
+    rnn = nn.GRU(2, 4, batch_first=first)
+    net = nv.RNNClassifier(rnn, 3).eval() if call == "standard" else nv.NeuroViewRNN(rnn, 3, max_len=8).eval()
+    run = net.explain if call == "explain" else net
+    with pytest.raises(ValueError, match=r"^x: series \[1\] are exactly 0 at every valid step \(series 1: lengths=3 of "
+                                         r"8 steps\) and hold varying values past their lengths.*look padded at the start "
+                                         r"\(Keras' pad_sequences default, padding='pre'\).*put each series' valid steps "
+                                         r"first"):
+        run(pre if first else pre.transpose(0, 1), lengths)
+
+
+@pytest.mark.parametrize("pad", ["zeros", "nan", "constant"])
+def test_an_all_zero_series_padded_at_the_end_is_no_false_alarm(pad):
+    """A real series of zeros (a count series without events) beside others: read as the zeros it is."""
+    torch.manual_seed(0)
+    series, lengths = _series()
+    series[1] = torch.zeros(3, 2)
+    fill = {"zeros": 0.0, "nan": float("nan"), "constant": -1.0}[pad]
+    post = torch.stack([torch.cat([s, torch.full((8 - len(s), 2), fill)]) for s in series])
+    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=8).eval()
+    with torch.no_grad():
+        alone = torch.cat([net(s[None]) for s in series])
+        torch.testing.assert_close(net(post, lengths), alone)
+
+
+def test_the_start_padding_check_goes_with_check_finite():
+    """The escape it shares with the finite check (vmap, or a known all-zero series over garbage padding)."""
+    series, lengths = _series()
+    pre = torch.stack([torch.cat([torch.zeros(8 - len(s), 2), s]) for s in series])
+    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=8).eval()
+    net.check_finite = False
+    with torch.no_grad():
+        torch.testing.assert_close(net(pre, lengths)[1], net(torch.zeros(1, 3, 2))[0])
