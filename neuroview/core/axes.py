@@ -96,21 +96,22 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
 
     The producing layer decides where its width fits (both dims fitting: its natural axis); when
     no layer produced the tensor (a concatenation, a reshape) or its width fits nowhere, the
-    layer that reads the activation's output decides; else ``unit_axis=`` must.
+    layer that reads the activation's output decides; else ``unit_axis=`` must. An override that puts the units
+    where the producing layer's width does not fit, while the other axis alone fits it, is an error.
     """
     if override is not None:
-        # an int only: True and 1.0 equal 1 and were taken as axis 1; "-1" printed unquoted looked valid
-        axis = None if isinstance(override, bool) or not hasattr(override, "__index__") else override.__index__()
-        if axis not in (1, -1, len(shape) - 1):
-            raise ValueError(f"unit_axis: expected a mapping of site name to 1 or -1, got {override!r} for site "
-                             f"{name!r}")
-        return 1 if axis == 1 else -1
-    if len(shape) == 2:
-        return 1
-    for width in (producer, consumer):
-        axis = fits(shape, width)
-        if axis is not None:
-            return axis
+        axis = _given(override, name, shape)
+        seen = fits(shape, producer)
+        if seen is not None and seen != axis and shape[1] != shape[-1]:  # 8 columns of a 4-channel conv map read
+            raise ValueError(  # as its units: the explanation summed exactly and said nothing
+                f"unit_axis: got {override!r} for site {name!r}, but its input has shape {tuple(shape)}, made by a "
+                f"layer with {producer[0]} features, which fit dim {seen} only (dim {axis} holds {shape[axis]}); "
+                f"leave {name!r} out of unit_axis: its axis is found (the key of a module called at several places "
+                f"names its first call, and its later calls are sites {name + ':1'!r}, ...)")
+        return axis
+    axis = told(shape, producer, consumer)
+    if axis is not None:
+        return axis
     both = lambda w: " (as many as dims 1 and -1 hold, and it does not say which)" if shape[1] == shape[-1] == w[0] else ""  # noqa: E731
     why = [f"the layer that produced it has {producer[0]} features{both(producer)}" if producer else "no layer produced it as it is",
            f"the layer that reads the output takes {consumer[0]}{both(consumer)}" if consumer else "no layer reads the output as it is"]
@@ -120,7 +121,76 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
     )
 
 
-def sample_dim(name: str, small: tuple[int, ...], large: tuple[int, ...], b_small: int, b_large: int) -> int | None:
+def _given(override, key: str, shape: tuple[int, ...]) -> int:
+    """``unit_axis[key]`` checked, as 1 or -1: an int only (True and 1.0 equal 1 and were taken as axis 1; "-1"
+    printed unquoted looked valid); the last dim by number (3 of a rank-4 input) is -1."""
+    axis = None if isinstance(override, bool) or not hasattr(override, "__index__") else override.__index__()
+    if axis not in (1, -1, len(shape) - 1):
+        raise ValueError(f"unit_axis: expected a mapping of site name to 1 or -1, got {override!r} for site {key!r}")
+    return 1 if axis == 1 else -1
+
+
+def told(shape: tuple[int, ...], producer: Width | None, consumer: Width | None) -> int | None:
+    """The unit axis the layers tell: where the producing layer's width fits, else the reading layer's; None where
+    neither fits (a ``[B, C]`` input: 1)."""
+    if len(shape) == 2:
+        return 1
+    for width in (producer, consumer):
+        axis = fits(shape, width)
+        if axis is not None:
+            return axis
+    return None
+
+
+def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, needed: set) -> int:
+    """The unit axis of discovery's call ``call`` (its sample-first input of ``shape``, samples on dim ``sd`` of the
+    input): ``unit_axis[site]``, else the layers' (:func:`told`), else ``unit_axis[module]`` for a later call of a
+    module called at several places whose first call needed it too (``needed``: the modules whose first call's axis
+    only its key gave, as MiniRocket's ``act``, updated here), else a clear error. The key of a module is also its
+    first call's site name: where that call's layers tell its axis, the key names that call alone. Also an error
+    where the layer that reads the output takes the last dim of a layer's map whose units were on dim 1 before an
+    op not followed: the reader is no answer there."""
+    axis = told(shape, call.producer, call.consumer)
+    hinted = call.producer is None and call.hint is not None and sd == 0
+    own = overrides.get(call.name)
+    if own is not None:
+        if call.calls == 0 and (axis is None or hinted and axis != 1):
+            needed.add(call.module)
+        return unit_axis(call.name, shape, call.producer, call.consumer, own)
+    if axis is not None and not (hinted and axis != 1):
+        return axis
+    shared = overrides.get(call.module) if call.calls and call.module in needed else None
+    if shared is not None:
+        return _shared(call, shape, _given(shared, call.module, shape))
+    if axis is None:
+        try:
+            return unit_axis(call.name, shape, call.producer, call.consumer, None)
+        except ValueError as e:  # the error naming the site, and what the module's own key named
+            first = (f" ({{{call.module!r}: ...}} names the first call, site {call.module!r}, alone where its layers "
+                     "tell its axis)")
+            raise ValueError(f"{e}{first if call.calls and call.module in overrides else ''}") from None
+    (count, _), op = call.hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
+    raise ValueError(f"unit_axis: cannot tell where the units of site {call.name!r} lie: its input has shape "
+                     f"{tuple(shape)}, the layer that produced it has {count} features on dim 1 before an op that "
+                     f"may move them ({op}), and the layer that reads the output takes {call.consumer[0]} on dim -1; "
+                     f"pass unit_axis={{{call.name!r}: 1 or -1}}")
+
+
+def _shared(call, shape: tuple[int, ...], axis: int) -> int:
+    """``unit_axis[module]`` (``axis``) for a later call of that module, whose layers do not tell its axis: refused
+    where its input was a layer's map whose width fits the other axis only (the key was given for the first call)."""
+    seen = fits(shape, call.hint[0]) if call.hint is not None else None
+    if seen is not None and seen != axis and shape[1] != shape[-1]:
+        raise ValueError(
+            f"unit_axis: {{{call.module!r}: {axis}}} names site {call.module!r} (call 0 of module {call.module!r}) and "
+            f"reaches its call {call.calls}, site {call.name!r}, whose layers do not tell its axis; its input has shape "
+            f"{tuple(shape)}, a layer's map of {call.hint[0][0]} features before {call.hint[1]}, which fit dim {seen} "
+            f"only (dim {axis} holds {shape[axis]}); pass unit_axis={{{call.name!r}: 1 or -1}} for that call")
+    return axis
+
+
+def sample_dim(name: str, small: tuple[int, ...], large: tuple[int, ...], b_small: int, b_large: int,
+               advice: str = "leave it out with layers=[...]") -> int | None:
     """The dim of a site's input that holds the samples, from its shapes at two batch sizes: the
     one dim that grows in proportion to the batch (``B * k`` rows, ``k`` positions folded in).
     None when no dim follows the batch (a table computed once per pass)."""
@@ -133,6 +203,6 @@ def sample_dim(name: str, small: tuple[int, ...], large: tuple[int, ...], b_smal
     if len(moved) > 1 or small[d] % b_small or large[d] * b_small != small[d] * b_large:
         raise ValueError(
             f"site {name!r}: cannot tell which dim of its input holds the samples: shape {tuple(small)} for "
-            f"{b_small} samples, {tuple(large)} for {b_large}; leave it out with layers=[...]"
+            f"{b_small} samples, {tuple(large)} for {b_large}; {advice}"
         )
     return d

@@ -30,13 +30,14 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from .activations import breakpoints, looks_like_activation
-from .axes import Width, consumes, fits, produced, sample_dim, unit_axis
+from .axes import Width, call_axis, consumes, fits, produced, sample_dim
 from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
 from .reach import nested_stop
 from .search_scope import Scope, own_pass, refuse_elsewhere
 from .site_notes import refuse_meta, say_names
 from .sites import Site
+from .targets import leave_out, refuse_unknown_calls
 from .unseen import activation_call, checkpoints, note_checkpointing, refuse_inside_checkpoint, warn_functional
 
 #: held while a network finds its sites or installs its hooks, so two threads' first batches do it once
@@ -277,9 +278,14 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     if [c.name for c in small.calls] != [c.name for c in large.calls]:
         raise ValueError(f"x: the backbone calls other modules for 3 samples than for 2: {[c.name for c in small.calls]} "
                          f"and {[c.name for c in large.calls]}")
-    modules = {name: m for name, m, _ in targets}
-    sites, not_sites, last, scalar = [], {}, None, []
+    modules, only = {name: m for name, m, _ in targets}, getattr(targets, "calls", {})
+    refuse_unknown_calls(targets, small.calls)
+    sites, not_sites, last, scalar, needed = [], {}, None, [], set()
     for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
+        if c.module in only and c.name not in only[c.module]:  # layers=['act:1']: act's other calls are no sites
+            not_sites[(c.module, c.calls)] = "layers=[...] names other calls of its module"
+            continue
+        advice = leave_out(c.name, c.module, [d.name for d in small.calls if d.module == c.module])
         if c.inside is not None and not named:  # an activation's own nn.ReLU, registered outside it too (targets)
             outer = list(dict.fromkeys(d.inside for d in small.calls if d.module == c.module and d.inside is not None))
             raise ValueError(f"backbone: the activation {c.module!r} runs inside the activation{'s' * (len(outer) > 1)} "
@@ -292,7 +298,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             how = (" as its first positional argument (a call by keyword, act(input=z), hides it from the hooks that "
                    "read it: call act(z))") if c.shape is None and c.from_input else ""
             raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...]{how}, got {c.shape or 'no tensor'}")
-        sd = sample_dim(c.name, c.shape, c3.shape, 2, 3)
+        sd = sample_dim(c.name, c.shape, c3.shape, 2, 3, advice)
         if sd is None:  # Swin-V2's position-bias MLP runs once per pass, on a table: no per-sample code
             not_sites[(c.module, c.calls)] = f"its input {c.shape} has no sample axis"
             continue
@@ -305,9 +311,9 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             not_sites[(c.module, c.calls)] = f"its input {c.shape} holds one value per sample"
             scalar.append(c.name)
             continue
-        axis = _axis(c, shape, sd, overrides.get(c.name, overrides.get(c.module)))
+        axis = call_axis(c, shape, sd, overrides, needed)  # unit_axis['act']: act:1 only where needed
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
-        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike),
+        sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike, advice),
                           folds=c.shape[sd] // 2))
         last = k
     say_names(small.calls, named)
@@ -319,19 +325,6 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     if last is not None and not named:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
     return sites, not_sites, stop
-
-
-def _axis(c: _Call, shape: tuple[int, ...], sd: int, override) -> int:
-    """:func:`unit_axis` of call ``c`` (its sample-first input of ``shape``), or a clear error where the layer that
-    reads its output takes the last dim of a layer's map whose units were on dim 1 before an op not followed."""
-    axis = unit_axis(c.name, shape, c.producer, c.consumer, override)
-    if override is None and c.producer is None and c.hint is not None and sd == 0 and axis != 1:
-        (count, _), op = c.hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
-        raise ValueError(f"unit_axis: cannot tell where the units of site {c.name!r} lie: its input has shape "
-                         f"{tuple(shape)}, the layer that produced it has {count} features on dim 1 before an op that "
-                         f"may move them ({op}), and the layer that reads the output takes {c.consumer[0]} on dim -1; "
-                         f"pass unit_axis={{{c.name!r}: 1 or -1}}")
-    return axis
 
 
 def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:
@@ -346,7 +339,7 @@ def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> 
                          f"site: leave it out); the sites found are {[s.name for s in sites]}")
 
 
-def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -> bool:
+def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False, advice: str = "") -> bool:
     """Whether the ``k`` positions folded into the sample dim come ahead of the samples (rows
     ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,
     windows cut from ``[B, ...]``): told by which order gives sample 0 the same values at 2 and
@@ -374,7 +367,7 @@ def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False) -
     folds = f"folds {k} positions into dim {sd} in no order that keeps samples apart" if k > 1 else "mixes samples"
     raise ValueError(
         f"site {small.name!r}: the values of a sample change with its batch-mates (compared at 2 and 3 samples: "
-        f"its input {small.shape} {folds}); leave it out with layers=[...]"
+        f"its input {small.shape} {folds}); {advice or 'leave it out with layers=[...]'}"
     )
 
 

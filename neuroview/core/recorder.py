@@ -23,6 +23,7 @@ from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
 from .sites import Site
 from .stop_checks import check_stop, refuse_backward
+from .targets import leave_out
 
 
 class Recorder:
@@ -65,10 +66,9 @@ class Recorder:
             zs = z.movedim(site.sample_dim, 0)
             if zs.shape[0] < self.batch:  # a branch the backbone runs on the samples a gate selects
                 raise PathChanged(
-                    f"backbone: site {name!r} received {zs.shape[0]} of the {self.batch} samples of this batch (its "
+                    f"backbone: site {site.name!r} received {zs.shape[0]} of the {self.batch} samples of this batch (its "
                     f"input {tuple(z.shape)}; per-sample conditional computation: a branch run on the samples a gate "
-                    "selects), so its codes cannot be read per sample; leave it out with layers=[...] naming the sites "
-                    "every sample runs")
+                    f"selects), so its codes cannot be read per sample; {self._leave_out(site)}")
             ok = zs.shape[0] % self.batch == 0 and zs.shape[site.axis] == site.channels
         if ok and site.folds == 1 and zs.shape[0] != self.batch:
             raise ValueError(
@@ -82,11 +82,19 @@ class Recorder:
             skipped = [s.name for s in sites[k:k + later.index(name)]] if name in later[1:] else []
             raise PathChanged(
                 f"backbone: its forward pass took another path than when its sites were found: call {k} was "
-                f"{name!r} with input shape {tuple(z.shape)} for {self.batch} samples, expected {site or 'no more sites'}"
-                + (f"; the sites {skipped} did not run before it (an input-dependent branch, or a layer skipped while "
-                   "training as LayerDrop does): leave them out with layers=[...] naming the sites every pass runs"
-                   if skipped else ""))
+                f"{name!r} with input shape {tuple(z.shape)} for {self.batch} samples, expected " + (
+                    f"site {site.name!r} (module {site.module!r}, {site.channels} units on dim {site.axis})" if site
+                    else "no more sites")
+                + (f"; the sites {skipped} did not run before it: skipped (an input-dependent branch, or a layer "
+                   "skipped while training as LayerDrop does), or run later (an order that depends on the input); "
+                   "make the order fixed, or leave them out with layers=[...] naming the sites every pass runs in "
+                   "one order" if skipped else ""))
         return site
+
+    def _leave_out(self, site: Site) -> str:
+        """How to leave ``site`` out (by its own name where its module is called at several places)."""
+        names = [s.name for s in self.net.sites if s.module == site.module]
+        return leave_out(site.name, site.module, names, "the sites every sample runs")
 
     def record(self, name: str, z, from_input: bool, output, activation: nn.Module | None = None) -> None:
         """Codes of one call of ``name``; ``activation``: the module about to run on ``z`` (a

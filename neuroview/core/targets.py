@@ -1,5 +1,10 @@
 """Which modules of a backbone a NeuroView-CNN hooks: every activation module, or the modules ``layers=[...]`` names.
 
+``layers=[...]`` takes module names (every call of the module is a site) and the site names the network reports for
+the calls of a module called at several places (``'act:1'``, ``'act::1'`` where ``'act:1'`` names another module; also
+``'act:0'`` for the first call, whose site is ``'act'``): only the calls so named are sites. A module's own name beside
+one of its site names is its first call.
+
 Said by name rather than failing later: a TorchScript module in the backbone (no hooks can be registered on it), a
 name that is one module registered twice (``named_modules()`` lists it once, under its first name).
 
@@ -9,6 +14,7 @@ Imports only torch and the core modules below it.
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from typing import Sequence
 
@@ -53,13 +59,59 @@ def find_targets(backbone: nn.Module, layers: Sequence[str] | None):
                           "nv.register_activation(cls) makes a class a site", stacklevel=3)
         return found, left
     if isinstance(layers, str) or not len(layers):
-        raise ValueError(f"layers: expected a non-empty list of module names, got {layers!r}")
-    out = []
+        raise ValueError(f"layers: expected a non-empty list of module (or site) names, got {layers!r}")
+    out, calls = Targets(), {}
     for name in dict.fromkeys(layers):  # a name given twice is one site (it hooked the module twice)
-        if name not in named:
+        module, site = (name, None) if name in named else _call_of(named, name)
+        if module is None:
             raise ValueError(f"layers: no module named {name!r} in backbone{_hint(backbone, named, name)}")
-        out.append((name, named[name], is_activation(named[name])))
+        if site is not None:
+            calls.setdefault(module, []).append(site)
+        if all(n != module for n, _, _ in out):
+            out.append((module, named[module], is_activation(named[module])))
+    for module, sites in calls.items():  # 'act' beside 'act:1': the site 'act', its first call
+        out.calls[module] = set(sites) | ({module} if module in layers else set())
     return out, []
+
+
+class Targets(list):
+    """The ``(name, module, is_activation)`` of each module to hook, and ``calls``: for a module named by the site
+    names of its calls (``layers=['act:1']``), the names of the calls that are sites (the others are no sites)."""
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.calls: dict[str, set[str]] = {}
+
+
+def _call_of(named: dict, name) -> tuple[str | None, str | None]:
+    """``(module, site)`` of a site name ``name`` of one call of a module (``'act:1'``; ``'act:0'`` is the site
+    ``'act'``), else ``(None, None)``."""
+    found = re.fullmatch(r"(.*[^:])(:+)(\d+)", name) if isinstance(name, str) else None
+    if found is None or found[1] not in named:
+        return None, None
+    return found[1], name if int(found[3]) else found[1]
+
+
+def refuse_unknown_calls(targets, calls: list) -> None:
+    """Refuse a site name in ``layers=[...]`` that names no call of its module on the batch the sites are found on
+    (``calls``: discovery's ``_Call`` list, with each call's site name)."""
+    for module, wanted in getattr(targets, "calls", {}).items():
+        have = [c.name for c in calls if c.module == module]
+        missing = sorted(wanted - set(have))
+        if missing:
+            raise ValueError(f"layers: {missing} name{'s' * (len(missing) == 1)} no call of module {module!r} on this "
+                             f"batch: it was called at {len(have)} place{'s' * (len(have) != 1)}, sites {have}")
+
+
+def leave_out(name: str, module: str, names: list[str], which: str = "the sites to read") -> str:
+    """The advice to leave site ``name`` (a call of ``module``, whose calls are the sites ``names``) out of the sites:
+    ``layers=[...]`` naming ``which``, each call of a module called at several places by its own site name."""
+    if len(names) < 2:
+        return f"leave it out with layers=[...] naming {which}"
+    keep = [f"{module}:0" if n == module else n for n in names if n != name]
+    return (f"{module!r} is one module called at {len(names)} places, sites {names}: leave {name!r} out with "
+            f"layers=[...] naming {which}, each call by its site name ({keep} of this module; {module!r} alone "
+            "names every call), or give that call a module of its own")
 
 
 def _outermost(found: list, backbone: nn.Module) -> list:
