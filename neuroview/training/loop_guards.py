@@ -3,14 +3,16 @@ call order a user chooses gives the numbers it says or a named refusal.
 
 Holds :class:`LoopGuards`, a mixin of hooks: one validation and one test loader, in a list or a dict (several were
 refused by Lightning's advice to edit the module; a dict was let through, and its second loader's metrics pooled both
-loaders), metric states made again outside inference mode before a fit (a ``validate`` before ``fit`` left them
+loaders), the module's batch checks run after a data module's own batch hook (Lightning calls it instead of the
+module's), metric states made again outside inference mode before a fit (a ``validate`` before ``fit`` left them
 inference tensors, and the fit's first update failed), an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode`` is
 the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
 warning silenced for a frozen backbone during that fit's start only (it was silenced for the whole process; a fit that
-failed before training left it so: :class:`DropEvalFilter`), and unlabelled ``(x, lengths)`` batches told from ``(x,
-y)`` in ``predict``; :func:`check_validation`, a plateau schedule's validation (``val_acc``) there before the first
-step; and :func:`first_loader`, the loader whose first batch finds a network's sites. May import
-Lightning, torch and torchmetrics; nothing of neuroview.
+failed before training left it so: :class:`OwnWarningFilters`), as are Lightning's notes on neuroview's own batch hook
+and on a neuroview data module's empty list for "no validation split" (a user's own hook or list keeps them), and
+unlabelled ``(x, lengths)`` batches told from ``(x, y)`` in ``predict``; :func:`check_validation`, a plateau
+schedule's validation (``val_acc``) there before the first step; and :func:`first_loader`, the loader whose first
+batch finds a network's sites. May import Lightning, torch and torchmetrics; nothing of neuroview.
 """
 
 from __future__ import annotations
@@ -25,10 +27,18 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["LoopGuards", "DropEvalFilter", "check_monitor_modes", "monitor_mode", "check_validation", "only_loader", "first_loader"]
+__all__ = ["LoopGuards", "OwnWarningFilters", "by_neuroview", "quiet", "HOOK_NOTE", "EMPTY_VAL_WARNING",
+           "check_monitor_modes", "monitor_mode", "check_validation", "only_loader", "first_loader"]
 
 #: Lightning's warning at the start of a fit whose modules are not all in training mode (a frozen backbone is, on purpose)
 EVAL_MODE_WARNING = r".*module\(s\) in eval mode at the start of training.*"
+#: Lightning's notes on which ``on_before_batch_transfer`` it calls, where one is the module's own (its batch
+#: checks, run after a data module's hook too: :meth:`LoopGuards._on_before_batch_transfer`): the user can do nothing.
+#: This and the next: filtered by :class:`OwnWarningFilters`, and by the ``neuroview`` command for its whole run
+HOOK_NOTE = (r"You have overridden `on_before_batch_transfer` in (both `LightningModule` and `LightningDataModule`|"
+             r"`LightningModule` but have passed in a `LightningDataModule`)\. It will use the implementation from ")
+#: Lightning's note on an empty list of validation loaders: neuroview's data modules give one for "no validation split"
+EMPTY_VAL_WARNING = r"Total length of `list` across ranks is zero\. Please make sure this was your intention\.$"
 
 
 class LoopGuards:
@@ -57,16 +67,26 @@ class LoopGuards:
     def configure_callbacks(self):
         # a module gets no on_exception hook, and no teardown on an exception (PL 2.6): a fit failing between
         # on_fit_start and on_train_start (its sanity check, a loader, Ctrl-C) left the filter for the whole process
-        own = [DropEvalFilter()] if self.hparams.get("freeze_backbone") else []
+        need = self.hparams.get("freeze_backbone") or getattr(self.trainer, "datamodule", None) is not None
+        own = [OwnWarningFilters()] if need else []
         return [*(super().configure_callbacks() or []), *own]
 
     def _drop_eval_filter(self) -> None:
         """Lightning warns just before ``on_train_start``; the filter goes then (or when the fit fails before, by
-        :class:`DropEvalFilter`), leaving the user's warnings as they were."""
+        :class:`OwnWarningFilters`), leaving the user's warnings as they were."""
         f, self._eval_filter = getattr(self, "_eval_filter", None), None
         if f is not None and f in warnings.filters:
             warnings.filters.remove(f)
             getattr(warnings, "_filters_mutated", lambda: None)()
+
+    def _on_before_batch_transfer(self, batch, dataloader_idx: int = 0):
+        """Where a data module overrides ``on_before_batch_transfer`` (a user's normalisation or augmentation step),
+        Lightning calls its hook instead of the module's, and the module's batch checks (``_check_batch``: one-hot,
+        1-based, int32 labels; ``(x, y, other)`` read as ``(x, lengths, y)``) were skipped without a word: they run here
+        after it, on the batch the steps are given (Lightning's note on the choice: :class:`OwnWarningFilters`)."""
+        self._batch_checked = False
+        batch = super()._on_before_batch_transfer(batch, dataloader_idx)
+        return batch if self._batch_checked else self._check_batch(batch)
 
     def on_validation_start(self) -> None:
         super().on_validation_start()
@@ -88,13 +108,55 @@ class LoopGuards:
                              "(x, lengths, y) with any labels, or padded to one length as (x,)")
 
 
-class DropEvalFilter(pl.Callback):
-    """The module's eval-mode warning filter removed when its fit fails (``on_exception``), wherever it failed."""
+class OwnWarningFilters(pl.Callback):
+    """Lightning's warnings about choices neuroview makes on purpose, filtered for one stage of a neuroview module,
+    by message and category: its notes on which ``on_before_batch_transfer`` it calls (the module's checks run after
+    a data module's hook too), and at a fit its "Total length of `list` across ranks is zero" for a neuroview data
+    module's empty list ("no validation split"). A user's own hook (a subclass's) or data module keeps them. Added at
+    the stage's setup, before its first loader; gone at its teardown or when it fails (``on_exception``, wherever it
+    failed: the module's eval-mode filter too). A filter there already (the command's) is left to its owner: each
+    change of the filters makes Python show a warning it showed once (Lightning's own, at each loader) again."""
+
+    def __init__(self):
+        self._added: list = []
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        dm = getattr(trainer, "datamodule", None)
+        if dm is not None and by_neuroview(pl_module, "on_before_batch_transfer"):
+            self._added.append(quiet(HOOK_NOTE))
+        if stage == "fit" and by_neuroview(dm, "val_dataloader"):
+            self._added.append(quiet(EMPTY_VAL_WARNING))
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._drop()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         drop = getattr(pl_module, "_drop_eval_filter", None)
         if drop is not None:
             drop()
+        self._drop()
+
+    def _drop(self) -> None:
+        added, self._added = [f for f in self._added if f is not None and f in warnings.filters], []
+        for f in added:
+            warnings.filters.remove(f)
+        if added:
+            getattr(warnings, "_filters_mutated", lambda: None)()
+
+
+def by_neuroview(obj, name: str) -> bool:
+    """Whether ``obj``'s method ``name`` (the one Lightning calls) is neuroview's own, not a user's override."""
+    owner = next((c for c in type(obj).__mro__ if name in vars(c)), None) if obj is not None else None
+    return owner is not None and owner.__module__.split(".")[0] == "neuroview"
+
+
+def quiet(message: str):
+    """An ``ignore`` filter of ``message`` (a UserWarning) added, and returned; None where one is there already."""
+    if any(f[0] == "ignore" and f[1] is not None and f[1].pattern == message and f[2] is UserWarning
+           for f in warnings.filters):
+        return None
+    warnings.filterwarnings("ignore", message=message, category=UserWarning)
+    return warnings.filters[0]
 
 
 def monitor_mode(monitor: str, mode: str) -> str | None:

@@ -282,6 +282,10 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
         return F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        return self._check_batch(batch)
+
+    def _check_batch(self, batch):  # also after a data module's own hook, which Lightning calls instead (LoopGuards)
+        self._batch_checked = True
         if self.hparams.get("compile") is not None:  # a compiled network skips its own NaN check (neuroview.training.compiled)
             check_finite(batch, self)
         x, lengths, y = unpack(batch)

@@ -1,0 +1,117 @@
+"""A user's LightningDataModule that overrides ``on_before_batch_transfer`` (a common place for normalisation or
+augmentation) made Lightning call its hook instead of NeuroViewModule's, and with it every batch check the module
+made there was skipped: one-hot labels trained without a word and scored val_acc 0.0, labels counted from 1 crashed
+inside torchmetrics, an ``(x, y, other)`` batch trained against ``other``. The checks now run after whichever hook
+Lightning calls, on the batch the steps are given."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from neuroview.training.module import NeuroViewModule
+
+TINY = {"widths": [4, 8]}
+
+
+def _data(n: int = 48):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.arange(n) % 10  # every class, labels known by construction
+
+
+class _DM(pl.LightningDataModule):
+    def __init__(self, *tensors):
+        super().__init__()
+        self.tensors = tensors
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(*self.tensors), batch_size=16)
+
+    def val_dataloader(self):
+        return DataLoader(TensorDataset(*self.tensors), batch_size=16)
+
+
+class _Hooked(_DM):
+    """The user's normalisation step: a pass-through of the batch's items, x scaled by 1."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        x, *rest = batch
+        return (x * 1.0, *rest)
+
+
+class _ToIndices(_DM):
+    """The user's hook that turns one-hot rows into class indices: what the steps are given is what is checked."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return x, y.argmax(1)
+
+
+def _fit(module, dm) -> pl.Trainer:
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, enable_progress_bar=False,
+                         logger=False, enable_checkpointing=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module, dm)
+    return trainer
+
+
+def _module(**kw) -> NeuroViewModule:
+    torch.manual_seed(0)
+    return NeuroViewModule("nv_small_cnn", num_classes=10, model_kwargs=TINY, **kw)
+
+
+@pytest.mark.parametrize("dm_class", [_DM, _Hooked], ids=["module_hook", "data_module_hook"])
+@pytest.mark.parametrize("labels, said", [
+    ("onehot", r"y: expected one class index per sample, shape \[16\], got labels of shape \(16, 10\)"),
+    ("from1", r"y: labels must lie in \[0, 10\) .*, got \[1, .*10\] \(labels counted from 1\? pass y - 1\)"),
+], ids=["onehot", "from1"])
+def test_label_checks_run_whatever_hook_the_data_module_overrides(dm_class, labels, said):
+    x, y = _data()
+    bad = torch.nn.functional.one_hot(y, 10).float() if labels == "onehot" else y + 1
+    with pytest.raises(ValueError, match=said):
+        _fit(_module(), dm_class(x, bad))
+
+
+def test_a_batch_of_three_items_is_checked_behind_a_data_module_hook():
+    """(x, y, other) is read as (x, lengths, y): a CNN's middle item must be lengths, or the batch is refused."""
+    x, y = _data()
+    other = torch.rand(len(y))  # floats: no lengths
+    with pytest.raises(ValueError, match=r"batch: a batch of 3 items is read as \(x, lengths, y\)"):
+        _fit(_module(), _Hooked(x, y, other))
+
+
+class _Seen(NeuroViewModule):
+    """Records the labels each training step is given."""
+
+    def training_step(self, batch, batch_idx):
+        self.seen = [*getattr(self, "seen", []), batch[-1].clone()]
+        return super().training_step(batch, batch_idx)
+
+
+def test_the_checks_read_the_batch_the_data_module_hook_made_and_give_the_steps_their_labels():
+    x, y = _data()
+    torch.manual_seed(0)
+    m = _Seen("nv_small_cnn", num_classes=10, model_kwargs=TINY)
+    _fit(m, _ToIndices(x, torch.nn.functional.one_hot(y, 10).float()))  # one-hot into the hook, indices out: fine
+    assert [s.tolist() for s in m.seen] == [y[:16].tolist(), y[16:32].tolist()]
+    torch.manual_seed(0)
+    m = _Seen("nv_small_cnn", num_classes=10, model_kwargs=TINY)
+    _fit(m, _Hooked(x, y.int()))  # int32 labels behind the user's hook: the steps get them as int64, as without it
+    assert [s.dtype for s in m.seen] == [torch.int64, torch.int64]
+    assert [s.tolist() for s in m.seen] == [y[:16].tolist(), y[16:32].tolist()]
+
+
+class _OwnHook(NeuroViewModule):
+    """A user's subclass whose own hook does not call the module's."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return x * 1.0, y
+
+
+def test_a_subclass_hook_that_skips_the_modules_still_has_its_batches_checked():
+    x, y = _data()
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"y: labels must lie in \[0, 10\)"):
+        _fit(_OwnHook("nv_small_cnn", num_classes=10, model_kwargs=TINY), _DM(x, y + 1))
