@@ -21,7 +21,7 @@ import operator
 import torch
 from torch import Tensor, nn
 
-from ..core._utils import as_labels, refuse_bools
+from ..core._utils import as_labels, positive_int, refuse_bools
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation
 from ..core.rnn_backbone import fold_windows
 
@@ -301,12 +301,27 @@ def _valid_means(x: Tensor, y: Tensor, num_classes: int, lengths: Tensor) -> Ten
 
 
 def per_step(xb: Tensor, window: int) -> Tensor:
-    """``xb [B, T, F]`` as the RNN's steps read it, ``[B, ceil(T / window), F]``: the mean of each
-    window of samples (the last window's zero padding counted), the series drawn under per-step importance;
-    its valid rows are counted in steps, as a windowed explanation's ``exp.lengths`` counts them."""
+    """``xb`` as the RNN's steps read it: the mean of each window of ``window`` samples (the last window's zero
+    padding counted), the series drawn under per-step importance. ``xb``: a batch ``[B, T, F]`` (-> ``[B,
+    ceil(T / window), F]``), or one series ``[T, F]`` or ``[T]`` (-> ``[ceil(T / window), F]`` or ``[ceil(T /
+    window)]``), the series the plots take; a tensor or a numpy array, integers averaged as float32. Its valid rows
+    are counted in steps, as a windowed explanation's ``exp.lengths`` counts them.
+
+    >>> per_step(torch.arange(7.), 3).tolist()   # (0+1+2)/3, (3+4+5)/3, (6+0+0)/3
+    [1.0, 4.0, 2.0]
+    """
+    window = positive_int(window, "window")  # 0 was a ZeroDivisionError, 1.5 a bare reshape error
+    x = torch.as_tensor(xb)
+    if not 1 <= x.dim() <= 3:  # the [T] / [T, F] series the plots take were a bare "not enough values to unpack"
+        raise ValueError(f"xb: expected [T], [T, F] or [B, T, F] (one series, or a batch of them, steps first), "
+                         f"got shape {tuple(x.shape)}")
     if window == 1:
-        return xb
-    return fold_windows(xb, None, window)[0].unflatten(-1, (window, -1)).mean(2)
+        return x
+    if not (x.is_floating_point() or x.is_complex()):  # an integer series: torch's mean() refused it bare
+        x = x.float()
+    batch = x if x.dim() == 3 else x[None] if x.dim() == 2 else x[None, :, None]
+    out = fold_windows(batch, None, window)[0].unflatten(-1, (window, -1)).mean(2)
+    return out if x.dim() == 3 else out[0] if x.dim() == 2 else out[0, :, 0]
 
 
 def _check_sample(sample: int, b: int, what: str = "sample") -> int:

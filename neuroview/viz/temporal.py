@@ -20,16 +20,17 @@ from ._style import NEG, POS, _classes, _figure, _index, _mpl, _names, _plain, _
 __all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
 
 
-def _series(series, num_classes: int, t: int, least: int = 0):
+def _series(series, num_classes: int, t: int, least: int = 0, source=None):
     """``series`` as a function class -> ``[T', F]`` array (or None): one shared series
-    (``[T]`` or ``[T, F]``) or one per class (``[C, T, F]``); ``least``: the steps it must cover."""
+    (``[T]`` or ``[T, F]``) or one per class (``[C, T, F]``); ``least``: the steps it must cover; ``source``: what
+    the steps are of (its ``window``, for the refusal of a raw series)."""
     if series is None:
         return lambda c: None
     s = torch.as_tensor(series).detach().cpu().float()
     if s.dim() == 1:
         s = s[:, None]
     if s.dim() in (2, 3):
-        _steps_of(s.shape[-2], t)
+        _steps_of(s.shape[-2], t, source)
         _steps_first(s, t, least, "[T, F]" if s.dim() == 2 else f"[{num_classes}, T, F]")
     if s.dim() == 2:
         return lambda c: s.numpy()
@@ -38,13 +39,28 @@ def _series(series, num_classes: int, t: int, least: int = 0):
     raise ValueError(f"series: expected [T], [T, F] (shared) or [{num_classes}, T, F] (one per class), got shape {tuple(s.shape)}")
 
 
-def _steps_of(n: int, steps: int) -> None:
+def _steps_of(n: int, steps: int, source=None) -> None:
     """A series drawn on the steps' axis has at most one value per step: a network whose step reads a window of
     samples (``max_steps``, ``window``) has fewer steps than the input has samples, and its raw series would be
-    drawn a third (a window of 3) of its length under the wrong steps."""
-    if n > steps:
-        raise ValueError(f"series: {n} values for {steps} steps; a step of this network reads a window of samples: "
-                         "pass one value per step (neuroview.attribution.importance.per_step(x, window), as the report does)")
+    drawn a third (a window of 3) of its length under the wrong steps. The refusal says what the ``source``
+    network (or explanation) reads, and a call that folds the series it was given: ``per_step(series, window)``."""
+    if n <= steps:
+        return
+    head = f"series: {n} values for {steps} steps"
+    window = getattr(source, "window", None) if not isinstance(source, Tensor) else None
+    if not isinstance(window, int) or window < 1:  # a tensor of weights: nothing says what a step reads
+        raise ValueError(f"{head}: expected at most one value per step (where a step reads a window of samples, fold "
+                         "the series first: neuroview.attribution.importance.per_step(series, window))")
+    max_len = getattr(source, "max_len", None)
+    reads = max_len if isinstance(max_len, int) and max_len <= steps * window else steps * window
+    if window == 1:
+        raise ValueError(f"{head}; this network reads one sample a step, {reads} in all: pass at most one value per "
+                         f"step (series[:{reads}]; neuroview.attribution.importance.per_step folds a series only for a "
+                         "network whose step reads a window of samples)")
+    fold = "per_step(series, " if n <= reads else f"per_step(series[:{reads}], "
+    raise ValueError(f"{head}; a step of this network reads a window of {window} samples, {reads} samples in all: "
+                     f"pass one value per step, neuroview.attribution.importance.{fold}{window}) (the mean of each "
+                     "window; [T], [T, F] or [B, T, F]), as the report does")
 
 
 def _steps_first(s: Tensor, steps: int, least: int, layout: str) -> None:
@@ -184,7 +200,9 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     (signed contributions: one ``sample``, the mean over each class's samples given labels
     ``y``, or the batch mean; a class with no sample in ``y`` is marked, with no bars), or a
     ``[C, T]`` tensor. ``series``: ``[T]``/``[T, F]`` drawn under
-    every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.attribution.importance.class_means`).
+    every row, or ``[C, T, F]`` one per class (e.g. :func:`neuroview.attribution.importance.class_means`), one value
+    per step: where a step reads a window of samples, the input folded to its steps,
+    ``neuroview.attribution.importance.per_step(series, net.window)`` (a raw series is refused).
     Up to 400 steps a row is one bar per step, coloured by its value; past that (bars narrower than 2 px) a filled
     step line, red above 0 and blue below, outlined so that a step narrower than a pixel still shows.
 
@@ -198,7 +216,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     c, t = w.shape
     names = _names(c, class_names)
     sel = _classes(classes, c)
-    under = _series(series, c, t, _explained_steps(source, sample))
+    under = _series(series, c, t, _explained_steps(source, sample), source)
     pad = _padding_from(source, sample, t)
     unreached, note = _unreached(source, t)
     norm, cmap_name = _scale(w[sel])
@@ -286,7 +304,9 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
     """One sample's per-step contributions to its predicted class and its true class (``label``),
     the running logit (bias plus contributions so far, ending at the logit), and the series.
 
-    ``series`` is the sample's input, ``[T]`` or ``[T, F]``, steps first, covering its valid steps.
+    ``series`` is the sample's input, ``[T]`` or ``[T, F]``, steps first, covering its valid steps, one value per
+    step: where a step reads a window of samples (``exp.window > 1``), the input folded to its steps,
+    ``neuroview.attribution.importance.per_step(series, exp.window)`` (a raw series is refused).
     ``sample_id`` names the sample in the title (default ``sample``).
     """
     if not isinstance(exp, RNNExplanation):
@@ -328,7 +348,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         s = s[:, None] if s.dim() == 1 else s
         if s.dim() != 2:
             raise ValueError(f"series: expected the sample's input, [T] or [T, F], got shape {tuple(s.shape)}")
-        _steps_of(s.shape[0], ti.shape[1])
+        _steps_of(s.shape[0], ti.shape[1], exp)
         _steps_first(s, ti.shape[1], t, "the sample's input [T, F]")
         axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1)
         axes[2].set_ylabel("input")
