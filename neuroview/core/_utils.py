@@ -115,17 +115,31 @@ def named_samples(what: str, batch: int, before: list | int):
 
 
 def require_neuroview(net, what: str = "net") -> None:
-    """A clear error where a function of NeuroView networks is handed another model (it failed with
-    an AttributeError on ``explain`` or ``effective_classifier``), or a ``torch.compile``d one: its wrapper forwards
-    every attribute to the network, but ``isinstance`` sees an OptimizedModule (an RNN's batches were read as a CNN's)."""
-    inner = getattr(net, "_orig_mod", None)  # (by name, as discovery finds them: torch._dynamo is not imported here)
-    if type(net).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
-        raise TypeError(f"{what}: expected a NeuroView network, got a torch.compile'd OptimizedModule (around a "
-                        f"{type(inner).__name__}); pass the network it compiled, {what}._orig_mod (the same weights), "
-                        "or the one you gave torch.compile")
-    if not (callable(getattr(net, "effective_classifier", None)) and callable(getattr(net, "explain", None))):
-        raise TypeError(f"{what}: expected a NeuroView network (nv.wrap(model, num_classes=...), a zoo 'nv_*' model), "
-                        f"got {type(net).__name__}")
+    """A clear error where a function of NeuroView networks is handed another model (it failed with an AttributeError
+    on ``explain`` or ``effective_classifier``), or one in torch's wrappers (:func:`wrapped_hint`): a ``torch.compile``d
+    one forwards every attribute to the network, but ``isinstance`` sees an OptimizedModule."""
+    ours = lambda m: callable(getattr(m, "effective_classifier", None)) and callable(getattr(m, "explain", None))  # noqa: E731
+    if type(net).__name__ == "OptimizedModule" or not ours(net):
+        raise TypeError(f"{what}: expected a NeuroView network" + (wrapped_hint(net, ours, what) or
+                        f" (nv.wrap(model, num_classes=...), a zoo 'nv_*' model), got {type(net).__name__}"))
+
+
+def wrapped_hint(net, accepts, what: str = "net") -> str:
+    """``", got a DataParallel (around a NeuroViewCNN); pass net.module, ..."``: a refusal's end where ``net`` is torch's
+    wrapper (``.module``: DDP, AveragedModel, FSDP's; torch.compile's ``._orig_mod``) of a network ``accepts``, else ``""``."""
+    path, chain, inner, a = what, [], net, lambda m: f"{'an' if type(m).__name__[:1] in 'AEIOU' else 'a'} {type(m).__name__}"
+    while len(chain) < 4:  # (by name, as discovery finds them: torch._dynamo is not imported here)
+        attr = "_orig_mod" if type(inner).__name__ == "OptimizedModule" else "module"
+        if not isinstance(getattr(inner, attr, None), nn.Module):
+            return ""
+        inner, path = getattr(inner, attr), f"{path}.{attr}"
+        chain.append(a(inner))
+        if accepts(inner):
+            how = (f"the network it compiled, {path} (the same weights), or the one you gave torch.compile" if len(chain) == 1
+                   and attr == "_orig_mod" else f"{path}, the network {'they wrap' if chain[1:] else 'it wraps'} (the same weights)")
+            kind = "a torch.compile'd OptimizedModule" if path.startswith(f"{what}._orig_mod") else a(net)
+            return f", got {kind} (around {' around '.join(chain)}); pass {how}"
+    return ""
 
 
 def require_built(net, what: str = "net") -> None:
@@ -141,13 +155,13 @@ def require_built(net, what: str = "net") -> None:
 
 
 def as_labels(y, what: str = "y", num_classes: int | None = None) -> Tensor:
-    """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a
-    float array) pass; a fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone
-    would truncate 0.7 to class 0 and go on with wrong labels. Bools, where the caller's network has
-    ``num_classes=2``: a 2-class task's labels stored as bool (``is_anomaly``, ``df.label == "pos"``), read as classes
-    0 (False) and 1 (True), as the data modules read a bool label column; with more classes, or a count the caller
-    does not know (None), refused by name (:func:`refuse_bools`): a mask (``y == 1``, "the class-1 samples") of a task
-    of more classes was read as classes 1 and 0."""
+    """``y`` as long class indices. Whole numbers stored as floats (labels read from a CSV or a float array) pass; a
+    fraction, NaN or Inf is an error naming ``what``, where ``.long()`` alone would truncate 0.7 to class 0 and go
+    on with wrong labels. Bools, where the caller's network has ``num_classes=2``: a 2-class task's labels stored as
+    bool (``is_anomaly``, ``df.label == "pos"``), read as classes 0 (False) and 1 (True), as the data modules read a
+    bool label column; with more classes, or a count the caller does not know (None), refused by name
+    (:func:`refuse_bools`): a mask (``y == 1``, "the class-1 samples") of a task of more classes was read as classes
+    1 and 0."""
     if num_classes != 2:
         more = f" (a task of {num_classes} classes)" if num_classes is not None else ""
         refuse_bools(y, what, f"a mask picks samples, not classes{more}: pass each sample's class index, or y.long() "
@@ -172,9 +186,9 @@ def as_labels(y, what: str = "y", num_classes: int | None = None) -> Tensor:
 
 
 def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
-    """One batch's labels as class indices, one per sample in ``[0, num_classes)``; else an error naming
-    ``what`` (one-hot rows, a short ``y`` or a label the head has no class for reached torch bare); bools as
-    :func:`as_labels` reads them for ``num_classes``."""
+    """One batch's labels as class indices, one per sample in ``[0, num_classes)``; else an error naming ``what`` (one-hot
+    rows, a short ``y`` or a label the head has no class for reached torch bare); bools as :func:`as_labels` reads
+    them for ``num_classes``."""
     y = as_labels(y, what, num_classes)
     if y.shape != (n,):
         raise ValueError(f"{what}: expected one class index per sample, shape [{n}], got labels of shape {tuple(y.shape)}"
@@ -217,12 +231,11 @@ _HELD_LOCK = threading.RLock()  # re-entrant: a train() override may explain
 
 
 def restore_modes(module: nn.Module) -> "callable":
-    """Remember every submodule's train/eval mode; the returned function puts each one back
-    (``module.train(was)`` would flip a frozen eval-mode backbone into training). Each module's own
-    flag is set directly: ``m.train(mode)`` on every module walked every subtree again (a module's
-    calls grew with its depth, and toggling modes was most of a small ensemble's explain). A module
-    whose class overrides ``train`` still gets its call (whatever else it sets), parents before
-    children, so every flag ends as it was.
+    """Remember every submodule's train/eval mode; the returned function puts each one back (``module.train(was)`` would
+    flip a frozen eval-mode backbone into training). Each module's own flag is set directly: ``m.train(mode)`` on
+    every module walked every subtree again (a module's calls grew with its depth, and toggling modes was most of a
+    small ensemble's explain). A module whose class overrides ``train`` still gets its call (whatever else it sets),
+    parents before children, so every flag ends as it was.
 
     Re-entrant and thread-safe: every caller sets eval mode inside, and a module held by several calls (two
     threads explaining one network, an ensemble's explain and its members') is put back only by the last one to

@@ -21,6 +21,8 @@ Imports only torch. State-dict keys are ``BatchNorm1d``'s, so earlier checkpoint
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -214,21 +216,55 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
     - None where the network has one and ``state_dict`` is a whole network's without one (a ``normalize=False``
       network's file, loaded into a default wrap): torch refused it for the missing ``norm.*`` keys, and
       ``strict=False`` kept this network's normalization in front of weights trained without one (another function).
-      Whole: a head and the wrapped network's keys (``backbone.*``, ``rnn.*``). A part of a file (a head alone, loaded
-      with ``strict=False``) lacks ``norm.*`` as it lacks the rest: it keeps the normalization, and torch lists
+      Whole: a head and the wrapped network's keys (``backbone.*``, ``rnn.*``), and torch's record of the network
+      saved (the ``_metadata`` every ``state_dict()`` keeps) has no ``norm`` entry. A part of a file (a head alone,
+      loaded with ``strict=False``) lacks ``norm.*`` as it lacks the rest: it keeps the normalization, and torch lists
       ``norm.*`` among the missing keys (a network whose backbone holds no tensor cannot tell the two apart: kept);
+    - ``norm`` where the whole-looking dict carries no record: a dict of parameters alone (``dict(net.named_parameters())``,
+      torch.func, an average of parameters) holds every parameter and no buffer; as torch's rule for a BatchNorm reads
+      it, strict loading refuses it for the statistics and ``strict=False`` keeps them (they were dropped: every logit
+      moved). A safetensors file of a ``normalize=False`` network cannot be told from it: a warning says both. A load
+      through a module holding this network (an ensemble's, a LightningModule's) gets no record from torch: read by
+      the keys as before, the drop said in a warning;
     - else ``norm``."""
     if head is None:
         return norm
     if norm is not None:
         keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
         whole = "classifier.weight" in keys and any(not k.startswith(_HEAD_KEYS) for k in keys)
-        return None if whole and not any(k.startswith("norm.") for k in keys) else norm
+        if not whole or any(k.startswith("norm.") for k in keys):
+            return norm
+        meta = getattr(state_dict, "_metadata", None)
+        if isinstance(meta, dict) and prefix[:-1] in meta:  # torch's record of the modules saved: had it one?
+            return norm if prefix + "norm" in meta else None
+        if not prefix:  # the network's own load of a dict without a record (torch tells a module nothing of strict)
+            warnings.warn("norm.running_mean, norm.running_var: the state dict holds the network's parameters but not "
+                          "its normalization's statistics, and no record of the network it came from (the _metadata a "
+                          "state_dict() keeps): kept the normalization, as torch keeps a BatchNorm's (strict loading "
+                          f"refuses the dict for them, strict=False keeps them); {_FIX}", stacklevel=_caller_level())
+            return norm
+        warnings.warn(f"{prefix}norm: dropped the normalization: the state dict holds the network's parameters and no "
+                      f"{prefix}norm.* statistics, read as a network built with normalize=False (torch hands a network "
+                      f"loaded through another module no record to tell); {_FIX}", stacklevel=_caller_level())
+        return None
     key = prefix + "norm.running_mean"
     if key not in state_dict:
         return norm
     w = head.weight
     return CodeNorm(state_dict[key].shape[0], device=w.device, dtype=w.dtype).train(head.training)
+
+
+_FIX = ("a dict of parameters alone (dict(net.named_parameters()), torch.func, an average of parameters) must bring "
+        "the buffers too: {**dict(net.named_buffers()), **params}; a network built with normalize=False loads as saved "
+        "into one built so (normalize=False), or after net.norm = None")
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first caller outside torch and neuroview.core (a load's warning at the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(("torch.", "neuroview.core.")):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:

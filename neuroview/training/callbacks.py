@@ -55,19 +55,17 @@ class Checkpoint(ModelCheckpoint):
         self._at_epoch_end = False
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        # The one private member overridden, and why no public one does: every file ModelCheckpoint
-        # writes (top-k, last, on an exception, at the end of training) goes through this method,
-        # and it has no public hook around the write. The public place to change how files are
-        # written is the strategy's CheckpointIO plugin; a callback cannot install one without
-        # replacing the IO a user or a strategy chose (--trainer.plugins, an async or remote IO,
-        # DeepSpeed's or FSDP's own).
-        # Why a temporary file at all: Lightning writes through an fsspec transaction whose temporary
-        # file lies in the system temp dir; across file systems its final move is a copy, and a kill
-        # mid-copy leaves half a last.ckpt. A temporary file next to the target and os.replace is
-        # atomic on any local disk.
-        # Not neuroview._io.atomic_write: Lightning must write the file itself (through the
-        # strategy's checkpoint IO, on every rank of a sharded strategy), so there are no bytes to
-        # hand over, and every rank must name the same temporary path, not a random mkstemp one.
+        # The one private member overridden, and why no public one does: every file ModelCheckpoint writes (top-k,
+        # last, on an exception, at the end of training) goes through this method, and it has no public hook around
+        # the write. The public place to change how files are written is the strategy's CheckpointIO plugin; a
+        # callback cannot install one without replacing the IO a user or a strategy chose (--trainer.plugins, an
+        # async or remote IO, DeepSpeed's or FSDP's own).
+        # Why a temporary file at all: Lightning writes through an fsspec transaction whose temporary file lies in
+        # the system temp dir; across file systems its final move is a copy, and a kill mid-copy leaves half a
+        # last.ckpt. A temporary file next to the target and os.replace is atomic on any local disk.
+        # Not neuroview._io.atomic_write: Lightning must write the file itself (through the strategy's checkpoint
+        # IO, on every rank of a sharded strategy), so there are no bytes to hand over, and every rank must name the
+        # same temporary path, not a random mkstemp one.
         if "://" in str(filepath):
             return super()._save_checkpoint(trainer, filepath)
         tmp = f"{filepath}.tmp"
@@ -104,27 +102,28 @@ class Checkpoint(ModelCheckpoint):
 
 
 def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """Every normalization of ``model`` in training mode that keeps running statistics: BatchNorms
-    and the NeuroView head's :class:`~neuroview.core.head.CodeNorm`."""
+    """Every normalization of ``model`` in training mode that keeps running statistics: BatchNorms and ``CodeNorm``."""
     return [m for m in model.modules() if m.training and (
         isinstance(m, CodeNorm) or isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats)]
 
 
 def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[torch.nn.Module]:
-    """Recompute the running statistics of every normalization of ``model`` that is in training mode
-    (BatchNorms, and the NeuroView head's ``CodeNorm``) from ``batches``, one pass, no gradient:
-    each becomes the plain average of its batches' statistics (``momentum=None``), as
-    ``torch.optim.swa_utils.update_bn`` computes them, rather than the exponential average of the
-    last few batches of a training run whose weights were still moving.
+    """Recompute the running statistics of every normalization of ``model`` that is in training mode (BatchNorms, and
+    the NeuroView head's ``CodeNorm``) from ``batches``, one pass, no gradient: each becomes the plain average of its
+    batches' statistics (``momentum=None``), as ``torch.optim.swa_utils.update_bn`` computes them, rather than the
+    exponential average of the last few batches of a training run whose weights were still moving. After SWA, whose
+    ``update_bn`` recomputes no ``CodeNorm``: ``recompute_batchnorm(swa.module, train_loader)``.
 
-    ``forward(batch)`` runs the model on one batch (default: ``model(batch)``). A normalization in
-    eval mode (a frozen backbone's) keeps its statistics. Returns the layers recomputed; each keeps
-    its momentum. Raises ``ValueError`` when ``batches`` is empty, leaving every statistic as it was; an
-    error of the pass (a batch the network refuses, the loader's, Ctrl-C) leaves them so too, and is raised.
-    """
+    ``forward(batch)`` runs the model on one batch (default: ``model(batch)``, and a loader's ``(x, y)`` /
+    ``(x, lengths, y)``: ``model(x)`` / ``model(x, lengths)``). A normalization in eval mode (a frozen backbone's) keeps
+    its statistics. Returns the layers recomputed; each keeps its momentum. Raises ``ValueError`` when ``batches`` is
+    empty, leaving every statistic as it was; an error of the pass (a batch the network refuses, the loader's, Ctrl-C)
+    leaves them so too, and is raised."""
     norms = _running_norms(model)
     if not norms:
         return []
+    if forward is None:  # a loader's batch, as update_bn reads it (and an RNN's lengths): (x, y), (x, lengths, y)
+        forward = lambda b: model(*(t for t in unpack(b)[:2] if t is not None)) if isinstance(b, (tuple, list)) else model(b)  # noqa: E731
     saved = [(m.momentum, {k: getattr(m, k).clone() for k in _BUFFERS}) for m in norms]
     for m in norms:
         m.running_mean.zero_(), m.running_var.fill_(1), m.num_batches_tracked.zero_()
@@ -133,7 +132,7 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
     try:
         with torch.no_grad():
             for batch in batches:
-                (forward or model)(batch)
+                forward(batch)
                 n += 1
         done = n > 0
     finally:  # a pass that failed part-way left momentum None (a cumulative average ever after) and partial statistics
@@ -151,20 +150,20 @@ _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 class PreciseBatchNorm(pl.Callback):
-    """When training ends, every BatchNorm's running statistics recomputed over the training split
-    (precise BN; Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights: the mean
-    of the statistics of the training loader's batches, as training saw them (a loader that drops its
-    last partial batch, as the data modules' training loaders do, leaves those samples out).
+    """When training ends, every BatchNorm's running statistics recomputed over the training split (precise BN; Wu &
+    Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights: the mean of the statistics of the
+    training loader's batches, as training saw them (a loader that drops its last partial batch, as the data
+    modules' training loaders do, leaves those samples out).
 
-    During training, eval mode reads an exponential average of recent batches' statistics, taken
-    while the weights moved; no loss sees it, so a run whose training loss converged can still
-    classify its own training split badly in eval mode (``benchmarks/bn_gap.py``). This runs one
-    pass over the training loader (``max_batches`` at most; train mode, as training ran, no gradient),
-    averages the statistics over the ranks of a distributed run, and rewrites ``last.ckpt`` so the
-    file holds them too, and the best checkpoint (what fit's test scores with ``--test_ckpt best``, the
-    default) when it holds the same weights (saved at the last step). A best checkpoint of earlier weights
-    is left as it was, with a warning: its test scores the statistics training left (``--test_ckpt last``
-    scores the recomputed ones).
+    During training, eval mode reads an exponential average of recent batches' statistics, taken while the weights
+    moved; no loss sees it, so a run whose training loss converged can still classify its own training split badly
+    in eval mode (``benchmarks/bn_gap.py``). This runs one pass over the training loader (``max_batches`` at most;
+    train mode, as training ran, no gradient), averages the statistics over the ranks of a distributed run, and
+    rewrites ``last.ckpt`` so the file holds them too, and the best checkpoint (what fit's test scores with
+    ``--test_ckpt best``, the default) when it holds the same weights (saved at the last step). A best checkpoint of
+    earlier weights is left as it was, with a warning: its test scores the statistics training left
+    (``--test_ckpt last`` scores the recomputed ones). Under Lightning's ``StochasticWeightAveraging``, which recomputes no
+    ``CodeNorm`` (no BatchNorm), list it after that callback: it then recomputes the averaged weights' statistics.
 
         neuroview fit --config <recipe> --trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm
     """
@@ -180,6 +179,9 @@ class PreciseBatchNorm(pl.Callback):
         if not isinstance(s, (SingleDeviceStrategy, DDPStrategy)) or isinstance(s, DeepSpeedStrategy):
             raise ValueError(f"PreciseBatchNorm: supports one device and DDP, got the strategy "
                              f"{type(trainer.strategy).__name__}; drop the callback for it")
+        if any(type(cb).__name__ == "StochasticWeightAveraging" for cb in trainer.callbacks[trainer.callbacks.index(self):]):
+            raise ValueError("PreciseBatchNorm: listed before StochasticWeightAveraging, it would recompute the statistics of "
+                             "the last weights, which SWA then replaces by their average; list it after StochasticWeightAveraging")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loader = trainer.train_dataloader

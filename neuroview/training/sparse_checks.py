@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .._batch import caller_stacklevel
-from ..core._utils import require_built
+from ..core._utils import require_built, wrapped_hint
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
@@ -49,9 +49,13 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
 
 def check_net(net) -> None:
     """A network :func:`.sparsify.sparsify` refits the head of (its kind only: built or not)."""
-    if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
-        raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
-                        f"NeuroView-CNNs, got {_kind(net)}")
+    if not _takes(net):  # one inside torch's wrappers (DDP, AveragedModel, torch.compile): the way to it named
+        raise TypeError("net: expected a NeuroViewCNN, a NeuroViewRNN (nv.wrap(model, ...)) or an Ensemble of "
+                        "NeuroView-CNNs" + (wrapped_hint(net, _takes) or f", got {_kind(net)}"))
+
+
+def _takes(net) -> bool:
+    return isinstance(net, (NeuroViewCNN, NeuroViewRNN)) or isinstance(net, Ensemble) and net.neuroview
 
 
 def check_options(tolerance, groups, deviance, max_k90=None, max_k90_steps=None, k90_quantile=0.5,

@@ -1,0 +1,142 @@
+"""A dict of a network's parameters alone (``dict(net.named_parameters())``: torch.func, an average of parameters) loaded
+back keeps the head's normalization, as torch's rule keeps a BatchNorm's buffers (strict loading refuses it, naming
+them; ``strict=False`` keeps them). It matched the key test for a ``normalize=False`` network's whole file and dropped
+the normalization, even with ``strict=True``: every logit moved (probe P4, finding 1).
+
+Known answers: hand-set backbones, heads and statistics, logits computed here by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import neuroview as nv
+
+W = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
+B = torch.tensor([0.1, -0.2, 0.3])
+MEAN, VAR = torch.tensor([0.5, 0.25]), torch.tensor([0.04, 0.09])
+EPS = 1e-5
+
+
+def _cnn_backbone() -> nn.Module:
+    """Unit 0's hard code is the fraction of positive samples of x, unit 1's the fraction of negative ones."""
+    conv = nn.Conv1d(1, 2, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[1.0]], [[-1.0]]]))
+    return nn.Sequential(conv, nn.ReLU())
+
+
+def _normalized_cnn():
+    """A default (normalized) wrap with hand-set head and statistics, the floor off; its logits by hand."""
+    net = nv.wrap(_cnn_backbone(), num_classes=3, input_shape=(1, 4)).eval()
+    net.norm.floor = 0.0
+    with torch.no_grad():
+        net.classifier.weight.copy_(W)
+        net.classifier.bias.copy_(B)
+        net.norm.running_mean.copy_(MEAN)
+        net.norm.running_var.copy_(VAR)
+    x = torch.tensor([[[1.0, 2.0, -1.0, 3.0]], [[-1.0, -2.0, -3.0, 4.0]]])
+    codes = torch.tensor([[0.75, 0.25], [0.25, 0.75]])  # by hand, from the signs of x
+    want = ((codes - MEAN) / torch.sqrt(VAR + EPS)) @ W.T + B
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+    return net, x, want
+
+
+def _params(net) -> dict:
+    return {k: v.detach().clone() for k, v in net.named_parameters()}
+
+
+def test_a_parameters_only_dict_is_refused_by_strict_loading_naming_the_statistics():
+    net, x, want = _normalized_cnn()
+    norm = net.norm
+    with pytest.warns(UserWarning, match=r"norm\.running_mean, norm\.running_var: .*no record.*kept the normalization.*"
+                                         r"a dict of parameters alone.*named_buffers.*normalize=False") as said, \
+            pytest.raises(RuntimeError, match=r"Missing key\(s\).*norm\.running_mean.*norm\.running_var"):
+        net.load_state_dict(_params(net))
+    assert said[0].filename == __file__  # said at the caller's line
+    assert net.norm is norm  # was: dropped, and "All keys matched successfully"
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+
+
+def test_a_parameters_only_dict_with_strict_false_keeps_the_statistics_and_says_so():
+    net, x, want = _normalized_cnn()
+    norm = net.norm
+    with pytest.warns(UserWarning, match=r"kept the normalization.*strict=False keeps them.*a dict of parameters alone"):
+        res = net.load_state_dict(_params(net), strict=False)
+    assert net.norm is norm and {"norm.running_mean", "norm.running_var"} <= set(res.missing_keys)
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)  # was: 0.9 off, the normalization gone
+    exp = net.explain(x)
+    torch.testing.assert_close(exp.contributions.flatten(2).sum(-1) + exp.bias, want, rtol=0, atol=1e-5)
+
+
+def test_parameters_with_the_buffers_load_without_a_word():
+    net, x, want = _normalized_cnn()
+    with torch.no_grad():
+        net.classifier.bias.add_(1.0)  # edited, then its parameters and buffers written back
+    sd = {**{k: v.clone() for k, v in net.named_buffers()}, **_params(net)}
+    with torch.no_grad():
+        sd["classifier.bias"].sub_(1.0)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not net.load_state_dict(sd).missing_keys
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+
+
+def test_a_real_state_dict_still_tells_a_normalize_false_file_from_missing_statistics():
+    net, x, want = _normalized_cnn()
+    sd = net.state_dict()
+    del sd["norm.running_mean"], sd["norm.running_var"], sd["norm.num_batches_tracked"]  # its record says it had one
+    res = net.load_state_dict(sd, strict=False)
+    assert net.norm is not None and "norm.running_mean" in res.missing_keys
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+    plain = nv.wrap(_cnn_backbone(), num_classes=3, normalize=False, input_shape=(1, 4))
+    with torch.no_grad():
+        plain.classifier.weight.copy_(W)
+        plain.classifier.bias.copy_(B)
+    net.load_state_dict(plain.state_dict())  # the record of a network without one: dropped, as saved
+    assert net.norm is None
+    torch.testing.assert_close(net(x), torch.tensor([[0.75, 0.25], [0.25, 0.75]]) @ W.T + B, rtol=0, atol=1e-6)
+
+
+def _rnn():
+    """h_t = relu(x_t): an nn.RNN of one unit, input weight 1, recurrent weight 0, no bias."""
+    rnn = nn.RNN(1, 1, nonlinearity="relu", bias=False, batch_first=True)
+    with torch.no_grad():
+        rnn.weight_ih_l0.fill_(1.0)
+        rnn.weight_hh_l0.zero_()
+    return rnn
+
+
+def test_an_rnn_keeps_its_statistics_for_a_parameters_only_dict():
+    x = torch.tensor([[1.0, -2.0, 3.0], [-1.0, 2.0, 0.5]])[..., None]  # [B, T, 1]
+    h = torch.tensor([[1.0, 0.0, 3.0], [0.0, 2.0, 0.5]])  # relu(x), every step
+    w, b = torch.tensor([[1.0, -1.0, 2.0], [0.5, 0.25, -1.0]]), torch.tensor([0.5, -0.5])
+    mean, var = torch.tensor([0.5, 1.0, 1.5]), torch.tensor([1.0, 4.0, 0.25])
+    net = nv.wrap(_rnn(), num_classes=2, max_len=3).eval()
+    net.norm.floor = 0.0
+    with torch.no_grad():
+        net.classifier.weight.copy_(w)
+        net.classifier.bias.copy_(b)
+        net.norm.running_mean.copy_(mean)
+        net.norm.running_var.copy_(var)
+    want = ((h - mean) / torch.sqrt(var + EPS)) @ w.T + b
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+    with pytest.warns(UserWarning, match="kept the normalization"), \
+            pytest.raises(RuntimeError, match=r"Missing key\(s\).*norm\.running_mean"):
+        net.load_state_dict(_params(net))
+    with pytest.warns(UserWarning, match="kept the normalization"):
+        net.load_state_dict(_params(net), strict=False)
+    assert net.norm is not None
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+
+
+def test_a_load_through_another_module_that_drops_the_normalization_says_so():
+    # torch hands a nested network its keys without their record: a normalize=False network's file (an ensemble's
+    # members) is still read as one, dropping the normalization, but no longer without a word
+    net, x, _ = _normalized_cnn()
+    outer = nn.Sequential(net)
+    with pytest.warns(UserWarning, match=r"0\.norm: dropped the normalization.*no record.*named_buffers"):
+        outer.load_state_dict({f"0.{k}": v for k, v in _params(net).items()})
+    assert net.norm is None
