@@ -28,7 +28,7 @@ from .head import FLOOR, CodeNorm, adopt_norm, constant_features, decide, fold, 
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
-from . import load_checks, settings, site_notes
+from . import load_checks, settings, site_notes, unseen
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
@@ -71,7 +71,7 @@ class NeuroViewCNN(Guarded):
         example_input: a real batch ``[B, C, *spatial]`` to find the sites on now. Without it (and without
             ``input_shape``) the sites and the classifier are found on the first batch the network sees, as PyTorch's
             lazy modules do: run one batch before building the optimizer (the Lightning module does so in ``setup``).
-            Finding them runs the backbone 3 more times, on 2- and 3-sample slices, with every hook on it (yours too).
+            Finding them runs the backbone 3 more times (4 with a leaf module of no known kind: :mod:`.unseen`), on 2- and 3-sample slices, with every hook on it (yours too).
         input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a random (seeded) input.
         unit_axis: per site (or module) name, where its units lie in the pre-activation: ``1``
             (channels first) or ``-1`` (channels last, tokens). Found automatically otherwise.
@@ -207,6 +207,7 @@ class NeuroViewCNN(Guarded):
             self.norm, self.classifier = (None, None) if built else (self.norm, self.classifier)  # a checkpoint's stays
             raise
         site_notes.warn_frozen_rnns(self, x)  # the RNNs the reach pass found cut off (and the sites read by no value)
+        unseen.warn_unseen_modules(self, x)  # activation modules of no known class after the last site: what they cut
         return self.sites
 
     def build_head(self, num_units: int) -> None:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .activations import is_activation, looks_like_activation
+from .reach import _user_level
 
 
 def refuse_torchscript(backbone: nn.Module) -> None:
@@ -56,7 +57,7 @@ def find_targets(backbone: nn.Module, layers: Sequence[str] | None):
             )
         if left:
             warnings.warn(f"wrap: activation-like modules left out (not registered): {left}; "
-                          "nv.register_activation(cls) makes a class a site", stacklevel=3)
+                          "nv.register_activation(cls) makes a class a site", stacklevel=_user_level())
         return found, left
     if isinstance(layers, str) or not len(layers):
         raise ValueError(f"layers: expected a non-empty list of module (or site) names, got {layers!r}")

@@ -1,7 +1,10 @@
 """What the sites cannot see, said when they are found: activation functions called outside activation
 modules (``F.relu``: no site, so their units are not read), and gradient checkpointing inside the backbone
 (which NeuroView cannot train through). :mod:`.discovery` logs both during its passes; this module judges
-what it logged. Imports only torch.
+what it logged. Activation modules of a class no table knows (a ``Snake``, a ``Sine``) after the last site cut the
+layers between them from the decision: :func:`warn_unseen_modules` tells them by what they do, not by name.
+
+Imports only torch and the core modules :mod:`._utils`, :mod:`.reach` (the user's frame) and :mod:`.search_scope`.
 """
 
 from __future__ import annotations
@@ -10,23 +13,65 @@ import sys
 import warnings
 import weakref
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+
+from ._utils import restore_modes
+from .reach import _user_level
+from .search_scope import own_pass
 
 __all__ = ["activation_call", "checkpoints", "checkpointing", "checkpointing_message", "note_checkpointing",
-           "refuse_inside_checkpoint", "warn_functional"]
+           "refuse_inside_checkpoint", "warn_functional", "warn_unseen_modules"]
 
 #: activation functions (``F.relu``, ``torch.tanh``, ``x.relu_()``, ...) whose calls are no site: named when wrapping
 _FUNCTIONAL = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
-                         "softplus", "hardswish", "hardtanh", "hardsigmoid", "tanh", "sigmoid", "threshold"})
+                         "softplus", "hardswish", "hardtanh", "hardsigmoid", "tanh", "sigmoid", "threshold", "glu",
+                         "softsign", "logsigmoid", "log_sigmoid", "softshrink", "hardshrink", "tanhshrink"})
+_NAMED = {"erf": "erf() (GELU's erf form)"}  # 0.5 * x * (1 + erf(x / sqrt(2))): BERT-era code's GELU
 
 
 def activation_call(op: str, args, kwargs) -> str:
-    """The activation function a torch function call ``op`` is (``"relu"``, ``"clamp(min=0)"``), or ``""``."""
+    """The activation function a torch function call ``op`` is (``"relu"``, ``"clamp(min=0)"``), or ``""``: a named
+    one, a floor at 0 (``clamp``/``clip``, ``maximum(x, 0)``), or a gate by the sign of its own input
+    (``x * (x > 0)``, ``where(x > 0, x, ...)``)."""
     base = op.strip("_")
-    if base in ("clamp", "clamp_min"):
+    if base in ("clamp", "clamp_min", "clip"):  # clip: torch's alias of clamp
         low = kwargs.get("min", args[1] if len(args) > 1 else None)
-        return "clamp(min=0)" if isinstance(low, (int, float)) and not isinstance(low, bool) and low == 0 else ""
-    return base if base in _FUNCTIONAL else ""
+        return ("clip" if base == "clip" else "clamp") + "(min=0)" if _zero(low) else ""
+    if base in ("maximum", "max", "fmax"):  # (max(x, dim) returns no tensor: never here)
+        a, b = args[0] if args else kwargs.get("input"), args[1] if len(args) > 1 else kwargs.get("other")
+        floor = any(_zero(u) and isinstance(v, Tensor) and v.is_floating_point() for u, v in ((a, b), (b, a)))
+        return f"{base}(x, 0)" if floor else ""
+    if base in ("mul", "multiply", "rmul", "where"):
+        return _sign_gate(base, [*args, *kwargs.values()])
+    return _NAMED.get(base, base if base in _FUNCTIONAL else "")
+
+
+def _zero(v) -> bool:
+    """Whether ``v`` is the number 0 or a tensor of zeros (not a bool)."""
+    if isinstance(v, Tensor):
+        try:
+            return v.dtype != torch.bool and v.numel() > 0 and not bool(v.any())
+        except Exception:  # noqa: BLE001 (a sparse or nested tensor: no finding, and never a failed pass)
+            return False
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0
+
+
+def _sign_gate(base: str, given: list) -> str:
+    """``"x * (x > 0)"`` / ``"where(x > 0, ...)"`` where a mask among ``given`` is the sign of the float tensor beside
+    it (the ReLU written out), else ``""``; a mask of anything else (padding, attention) is no activation, nor is one
+    beside a tensor of one sign (any mask of ones times softmax weights, any mask times zeros)."""
+    ts = [t for t in given if isinstance(t, Tensor)]
+    masks = [t for t in ts if t.dtype == torch.bool or (base != "where" and t.is_floating_point())]
+    try:
+        for m in masks:
+            for v in ts:
+                if (v is not m and v.is_floating_point() and v.shape == m.shape and bool((v > 0).any())
+                        and bool((v < 0).any()) and bool(((m == (v > 0).to(m.dtype)) | (v == 0) & ((m == 0) | (m == 1))).all())):
+                    return "where(x > 0, x, ...)" if base == "where" else "x * (x > 0)"
+    except Exception:  # noqa: BLE001 (a sparse or nested tensor: no finding, and never a failed pass)
+        pass
+    return ""
 
 
 def warn_functional(small: list, large: list, last: int, stop: str | None) -> None:
@@ -47,7 +92,109 @@ def warn_functional(small: list, large: list, last: int, stop: str | None) -> No
     warnings.warn(f"wrap: the backbone calls activation functions outside any activation module: {said}. NeuroView "
                   f"quantizes module calls only, so the classifier reads none of their units{cut}. Replace them by "
                   "modules (nn.ReLU(), nn.GELU(), ...), or pass layers=[...] naming the sites to read, which silences "
-                  "this", stacklevel=3)
+                  "this", stacklevel=_user_level())
+
+
+#: modules that are never an activation (a layer with weights, a regularizer, a reshape, a pooling), not tried; by
+#: class name too, for the ecosystem's (torchvision's StochasticDepth and Permute, timm's DropPath), never imported
+_PLAIN = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding,
+          nn.modules.dropout._DropoutNd, nn.Identity, nn.Flatten, nn.Unflatten, nn.RNNBase, nn.MultiheadAttention)
+_PLAIN_NAME = ("drop", "stochasticdepth", "identity", "permute", "transpose", "reshape", "flatten", "pool", "pad",
+               "upsampl", "shuffle", "interpolat", "resize", "crop")
+
+
+def warn_unseen_modules(net: nn.Module, x: Tensor) -> None:
+    """Warn of the modules of ``net.backbone`` (a NeuroViewCNN whose default sites are found on ``x``) that run after
+    the last site and act as activations, each output value a nonlinear function of its own input value alone (a
+    ``Snake``, a ``Sine``), though no table knows their class: the layers with weights run after them take no part
+    in the decision and are frozen. Told by what they do, on their own input of one more eval-mode pass (run only
+    where a leaf module of an unknown kind runs there), so that the ordinary layers that run after the last site (a
+    transformer's last ``fc2`` and norm, a pooling, a drop path) are never named."""
+    if getattr(net, "_named", True) or not net.frozen or torch.compiler.is_compiling():
+        return
+    backbone, frozen, left = net.backbone, set(net.frozen), {n for n, _ in net.left_out}
+    targets = {id(m) for _, m, _ in net._targets}
+    tried = {}
+    for n, m in backbone.named_modules():
+        if (n and id(m) not in targets and n not in left and next(m.children(), None) is None
+                and not isinstance(m, _PLAIN) and not any(k in type(m).__name__.lower() for k in _PLAIN_NAME)
+                and all(f"{n}.{k}" in frozen for k, _ in m.named_parameters(recurse=False))):
+            tried.setdefault(m, n)
+    if not tried:
+        return
+    cut = [(tried[m], type(m).__name__) for m in _after_last_site(net, x, tried)]
+    if not cut:
+        return
+    kinds, one = list(dict.fromkeys(k for _, k in cut)), len(cut) == 1
+    warnings.warn(f"wrap: {[n for n, _ in cut]} ({', '.join(kinds)}) run{'s' * one} after the last site, where the "
+                  f"decision stops (at {net._stop!r}), and act{'s' * one} as {'an activation' if one else 'activations'} "
+                  "(each output value a nonlinear function of its own input value) of "
+                  f"{'classes' if len(kinds) > 1 else 'a class'} NeuroView does not know: the layers from there on take "
+                  f"no part in the decision and are frozen (net.unreached: {net.unreached[:6]}"
+                  f"{' ...' if len(net.unreached) > 6 else ''}). If {'it is an activation' if one else 'they are activations'}"
+                  f", register {'their classes' if len(kinds) > 1 else 'its class'} before wrapping, "
+                  f"nv.register_activation({kinds[0]}, breakpoints=(0.0,)) (where its pieces meet), so that "
+                  f"{'its' if one else 'their'} calls are sites; or pass layers=[...] naming the sites to read, which "
+                  "silences this", stacklevel=_user_level())
+
+
+def _after_last_site(net: nn.Module, x: Tensor, tried: dict) -> list[nn.Module]:
+    """The modules of ``tried`` that, in one eval-mode pass of ``net.backbone`` on ``x`` (``net``'s hooks record
+    nothing outside its own passes), run after the last site and before a module holding a frozen parameter, and
+    act as activations on the input they got there (:func:`_acts`). A pass that fails tells nothing: ``[]``."""
+    sites = {s.module for s in net.sites}
+    events: list[tuple[str, nn.Module, object]] = []
+    hooks, restore = [], restore_modes(net.backbone)
+    try:
+        holders = {net.backbone.get_submodule(o) for p in net.frozen if (o := p.rpartition(".")[0])}
+        hooks += [m.register_forward_hook(lambda m, a, out: events.append(("site", m, None)))
+                  for n, m, _ in net._targets if n in sites]
+        hooks += [m.register_forward_pre_hook(lambda m, a: events.append(("layer", m, None))) for m in holders]
+        hooks += [m.register_forward_hook(lambda m, a, out: events.append(("tried", m, a[0] if a else None)))
+                  for m in tried]  # (an in-place module's input is its output by then: still a nonlinear function)
+        net.backbone.eval()
+        with torch.no_grad(), own_pass():
+            net.backbone(x.clone())  # (an in-place op on the input: the caller's batch stays)
+            for h in hooks:
+                h.remove()
+            last = max((i for i, (kind, _, _) in enumerate(events) if kind == "site"), default=len(events))
+            layer = max((i for i, (kind, _, _) in enumerate(events) if kind == "layer"), default=-1)
+            found = {m: None for i, (kind, m, z) in enumerate(events) if kind == "tried" and last < i < layer}
+            return [m for m in found if _acts(m, next(z for k, n, z in events[last + 1:] if k == "tried" and n is m))]
+    except Exception:  # noqa: BLE001 (the passes before this one ran; a note that cannot be made is not an error)
+        return []
+    finally:
+        for h in hooks:
+            h.remove()
+        restore()
+
+
+def _acts(m: nn.Module, z) -> bool:
+    """Whether ``m`` (a leaf, in eval mode) acts as an activation on ``z``: it returns a float tensor of ``z``'s
+    shape, not ``z`` itself (dropout at eval), where moving some input values moves those output values only
+    (no norm, softmax or permute) and not as an affine map does (no scale, no shift: ``f(2z) - 2f(z) + f(0)`` and
+    ``f(z) + f(-z) - 2f(0)`` are both 0 for those, not for a ReLU, a tanh, a sine). Its forward is called directly:
+    no hook runs. A seeded generator of its own: the caller's random state is not drawn from."""
+    if not isinstance(z, Tensor) or not z.is_floating_point() or z.numel() < 2:
+        return False
+    f = lambda t: m.forward(t.clone())  # noqa: E731 (an in-place activation: each call on its own copy)
+    try:
+        y = f(z)
+        if not isinstance(y, Tensor) or y.shape != z.shape or not y.is_floating_point() or torch.equal(y, z):
+            return False
+        g = torch.Generator().manual_seed(0)
+        moved = (torch.rand(z.shape, generator=g) < 0.5).to(z.device)
+        step = torch.randn(z.shape, generator=g).to(z.device, z.dtype) * (z.float().std() + 1e-3).to(z.dtype)
+        far = (f(z + step * moved) - y).double()[~moved].abs()
+        if far.numel() and float(far.max()) > 1e-5 * float(y.double().abs().max() + 1e-12):
+            return False
+        y0, y2, yn = (f(t).double() for t in (torch.zeros_like(z), 2 * z, -z))
+        y1 = y.double()
+        off = ((y2 - 2 * y1 + y0).abs() + (y1 + yn - 2 * y0).abs()).sum()
+        size = (y2.abs() + 2 * y1.abs() + yn.abs() + 2 * y0.abs()).sum()
+        return bool(off > max(1e-3, 8 * torch.finfo(z.dtype).eps) * size)
+    except Exception:  # noqa: BLE001 (a module that refuses another input is no finding)
+        return False
 
 
 def checkpoints() -> int:
@@ -92,7 +239,7 @@ def note_checkpointing(backbone: nn.Module, checkpointed: list[str]) -> None:
         _SEEN.pop(backbone, None)
     names = checkpointing(backbone)
     if names:
-        warnings.warn(checkpointing_message(names), stacklevel=3)
+        warnings.warn(checkpointing_message(names), stacklevel=_user_level())
 
 
 def checkpointing_message(names: list[str]) -> str:
