@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._batch import check_lengths, in_order, kept_generators, refuse_lengths, series_input, split_batches, unpack
-from ..core._utils import batch_labels, named_samples, own_rng, positive_int, register_extension, restore_modes
+from ..core._utils import batch_labels, named_samples, own_rng, positive_int, register_extension, restore_modes, wrapped_hint
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
@@ -134,7 +134,9 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     series are padded to ``max_len``.
     """
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
-        raise TypeError(f"net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs, got {type(net).__name__}")
+        ours = lambda m: isinstance(m, (NeuroViewCNN, NeuroViewRNN, Ensemble))  # noqa: E731 - inside DDP, compile: named
+        raise TypeError("net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs"
+                        + (wrapped_hint(net, ours) or f", got {type(net).__name__}"))
     k, max_samples = positive_int(k, "k"), positive_int(max_samples, "max_samples", none=True)
     if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):
         raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor (explain's baseline), got {baseline!r}")

@@ -45,7 +45,7 @@ from torch.utils.data import BatchSampler, DataLoader, IterableDataset, Sequenti
 
 from .._batch import (as_batches, call_model, caller_stacklevel, check_lengths, in_order, kept_generators, module_loader,
                       outside_inference_mode, series_input, unpack)
-from ..core._utils import as_labels, batch_labels, named_samples, own_rng
+from ..core._utils import as_labels, batch_labels, named_samples, own_rng, wrapped_hint
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.reach import current
@@ -99,8 +99,9 @@ def _unpersisted(loader):
 
 def _check(net, epochs, lr, weight_decay, mode) -> None:
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)):
-        raise TypeError(f"sparse: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble with a global head "
-                        f"(nv.sparsify(net, ...)), got {type(net).__name__}")
+        ours = lambda m: isinstance(m, (NeuroViewCNN, NeuroViewRNN, Ensemble))  # noqa: E731 - inside DDP, compile: named
+        raise TypeError("sparse: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble with a global head "
+                        "(nv.sparsify(net, ...))" + (wrapped_hint(net, ours, "sparse") or f", got {type(net).__name__}"))
     if isinstance(net, Ensemble) and net.classifier is None:
         raise ValueError("sparse: an Ensemble deciding with its members' mean, not a global head; nv.sparsify(ensemble, ...) "
                          "builds and fits one")
