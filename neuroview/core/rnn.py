@@ -351,8 +351,9 @@ class RNNClassifier(nn.Module):
     ``NeuroViewRNN(std.rnn, ...)`` wraps the same weights. ``dropout`` acts on the last state
     while training, like NeuroViewRNN's on its features. User modules (the protocol of
     :class:`NeuroViewRNN`) work too: their last layer's states at those same steps are used. States ``[B, T, H]``
-    are one direction, causal, or a one-layer bidirectional RNN's output (the dry run tells: the second half is read
-    at step 0); other non-causal ones are refused, to be returned as ``[B, T, L, D, H]``.
+    are read as one direction, except a one-layer bidirectional RNN's output (the dry run tells: the first half
+    causal, the second moved by later steps only), whose second half is read at step 0; a multi-layer bidirectional
+    RNN's output is not told apart from a conv front end's look-ahead: return it as ``[B, T, L, D, H]``.
     ``window`` folds consecutive samples into one step, as in :class:`NeuroViewRNN`.
     """
 
@@ -367,6 +368,8 @@ class RNNClassifier(nn.Module):
         self.window = check_window(window, bb.input_size)
         self.input_size, self.batch_first = bb.input_size // window, bb.batch_first
         self.num_directions, self.hidden_size = bb.num_directions, bb.hidden_size
+        if getattr(bb, "reading", None) == "split":  # a user module's [B, T, 2H]: read as two directions of H
+            self.num_directions, self.hidden_size = 2, bb.hidden_size // 2
         self.check_finite = True
         self.dropout = nn.Dropout(dropout)  # on the last state, training only: the counterpart of NeuroViewRNN's
         self.classifier = nn.Linear(self.num_directions * self.hidden_size, num_classes, **factory(rnn))
@@ -378,13 +381,7 @@ class RNNClassifier(nn.Module):
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
         x, lengths = fold_windows(x, lengths, self.window)
-        b, t, _ = x.shape
-        h = self._backbone.last_layer(self.rnn, x, lengths, self.rnn.training)  # [B, D, T, H]: h_n's states at their steps
-        last = (lengths - 1) if lengths is not None else torch.full((b,), t - 1, device=x.device)
-        out = [h[torch.arange(b, device=x.device), 0, last]]
-        if h.shape[1] == 2:  # a backward direction (a user module's [B, T, 2H] of two directions too): at step 0
-            out.append(h[:, 1, 0])
-        return torch.cat(out, -1)
+        return self._backbone.final_state(self.rnn, x, lengths)
 
     def forward(self, x, lengths: Tensor | None = None) -> Tensor:
         return self.classifier(self.dropout(self.last_state(x, lengths)))

@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ._devices import autocast_enabled, require_device
 from ._utils import factory, positive_int, require_finite, restore_modes
-from .rnn_steps import (flat_reading, lengths_error, merged_directions, own_forward_error, refuse_prepadded,
+from .rnn_steps import (flat_reading, lengths_error, own_forward_error, packed_failure, read_final, hooked,
                         refuse_shape, refuse_swapped, refuse_width, rnn_config)
 
 class Backbone:
@@ -126,8 +126,6 @@ class Backbone:
         self.honours_lengths = _honours_lengths(rnn, x, self.accepts_lengths)
         flat = (out[0] if isinstance(out, tuple) else out).dim() == 3  # [B, T, H]: one direction, by the protocol
         self.reading = flat_reading(h, _user_states(late, 3, 4), _user_states(early, 3, 4), flat)
-        if self.reading == "merged" and self.wrapper == "RNNClassifier":  # it reads one state, at the last valid step
-            raise ValueError(merged_directions(type(rnn).__name__, self.hidden_size))
 
     def states(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
         """``[B, L, D, T, H]`` hidden states of batch-first ``x``; padded steps may hold anything."""
@@ -148,7 +146,7 @@ class Backbone:
         inp: Tensor | PackedSequence = (
             pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
         )
-        if self.own_forward or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks:
+        if self.own_forward or hooked(rnn):
             if self.num_layers > 1:
                 raise TypeError(own_forward_error(f"{type(rnn).__name__} has forward or backward hooks", self.num_layers))
             return self._own_states(rnn, inp, b, t)
@@ -172,18 +170,32 @@ class Backbone:
         h = torch.stack(outs, 1) if len(outs) > 1 else outs[0][:, None]  # [B, L, T, D * H]; no copy for one layer
         return h.unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
 
-    def last_layer(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None, training: bool) -> Tensor:
-        """``[B, D, T, H]``: the last layer's states, a standard classifier's; an nn.RNN's from its own call (its
-        subclass forward and hooks run), packed only where a backward direction must start at each series' own last
-        step (a causal direction's valid steps never see the padding after them: a forward for tensors runs)."""
-        if not self.builtin:  # [B, T, 2H] of two directions side by side (flat_reading): the backward read at step 0
-            h = self.states(rnn, x, lengths, training)[:, -1]
-            return h[:, 0].unflatten(-1, (2, -1)).transpose(1, 2) if self.reading == "split" else h
+    def final_state(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """``[B, D * H]``: the last layer's final state of each direction, a standard classifier's. An nn.RNN's is
+        the ``h_n`` of its own call (its subclass forward and hooks run), packed by ``lengths``; only a one-direction
+        subclass (or hooks) failing on the PackedSequence is run on the tensor and read at each series' last valid
+        step (a causal direction's valid steps never see the padding after them). A user module's states are read
+        there too, the backward half of a one-layer bidirectional ``[B, T, 2H]`` at step 0 (``reading`` "split")."""
+        b, t, _ = x.shape
+        last = (lengths - 1) if lengths is not None else torch.full((b,), t - 1, device=x.device)
+        if not self.builtin:
+            h = self.states(rnn, x, lengths, rnn.training)[:, -1]  # [B, D, T, H]
+            return read_final(h[:, 0].unflatten(-1, (2, -1)).transpose(1, 2) if self.reading == "split" else h, last)
         refuse_swapped(self.config, rnn, self.wrapper)
         require_device(x, rnn)
-        packed = lengths is not None and self.num_directions == 2
-        inp = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False) if packed else x
-        return self._own_states(rnn, inp, *x.shape[:2])[:, -1]
+        if lengths is None:
+            state = rnn(x if rnn.batch_first else x.transpose(0, 1))[1]
+        else:
+            try:
+                state = rnn(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))[1]
+            except Exception as e:  # a forward or hook written for tensors
+                if not (self.own_forward or hooked(rnn)):
+                    raise
+                if self.num_directions == 2:
+                    raise TypeError(packed_failure(type(rnn).__name__, e, self.wrapper)) from e
+                return read_final(self._own_states(rnn, x, b, t)[:, -1], last)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
+        return h_n[-self.num_directions:].transpose(0, 1).reshape(b, -1)
 
     def _own_states(self, rnn: nn.RNNBase, inp: Tensor | PackedSequence, b: int, t: int) -> Tensor:
         """``[B, 1, D, T, H]`` from a one-layer RNN's own call (its subclass forward and its hooks run)."""
@@ -194,10 +206,7 @@ class Backbone:
         except Exception as e:  # on a PackedSequence NeuroViewRNN built: a forward or hook for tensors failed, unsaid why
             if not isinstance(inp, PackedSequence):
                 raise
-            raise TypeError(f"rnn: {type(rnn).__name__}'s own forward or a hook on it failed on a PackedSequence "
-                            f"({type(e).__name__}: {e}), which {self.wrapper} hands a bidirectional RNN where a batch's "
-                            "series have several lengths (its backward direction must start at each series' own last "
-                            "step); make the forward and hooks accept a PackedSequence, or give series of one length") from e
+            raise TypeError(packed_failure(type(rnn).__name__, e, self.wrapper)) from e
         out = out[0] if isinstance(out, tuple) else out
         if isinstance(out, PackedSequence):
             out = pad_packed_sequence(out, batch_first=True, total_length=t)[0]
@@ -318,8 +327,6 @@ def prepare(
                 f"({cut}; and lengths.clamp(max={max_len})) or pass a larger max_len= where the network is built "
                 "(nv.retrofit(..., max_len=) too)"
             )
-        if check_finite and lo < t:  # before the trim below, which drops the tail of series padded at the start
-            refuse_prepadded(x, lengths)
         if t > hi:  # only padding lies past the longest sequence
             x, t = x[:, :hi], hi
         if lo == t:

@@ -1,8 +1,9 @@
 """Helpers of :mod:`neuroview.core.rnn` and :mod:`.rnn_backbone`, kept apart for room: which steps training reached (the
 warning where a series read at eval reaches further is :mod:`.rnn_reach`); whether a state dict was saved from an RNN of
 another kind or nonlinearity, or holds another RNN (:func:`settings_clash`, :func:`rnn_mismatch`); whether the rnn a
-wrapper runs is still the one it was built on (:func:`rnn_config`, :func:`refuse_swapped`); series padded at the start
-(:func:`refuse_prepadded`); and the messages the backbone raises.
+wrapper runs is still the one it was built on (:func:`rnn_config`, :func:`refuse_swapped`); and the messages the backbone raises. Series padded at the start
+(Keras' ``padding='pre'``) are not looked for here: a check on every forward cost a host sync and several passes over
+``x`` in training, and false-alarmed on real silent series; ``NpzDataModule`` looks for them in files.
 
 A step that no training series reaches holds padding, exactly 0, in every batch: its features get no gradient,
 so its classifier weights keep their random initial values, and a norm of them measures initialisation noise.
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from .head import constant_features
 
 __all__ = ["unreached_steps", "untrained_features", "dead_features", "UNREACHED_VAR", "settings_clash", "rnn_mismatch",
-           "rnn_config", "refuse_swapped", "refuse_prepadded", "flat_reading",
+           "rnn_config", "refuse_swapped", "flat_reading", "packed_failure", "hooked", "read_final",
            "swapped_in", "refuse_shape"]
 
 #: a running variance this small, with a running mean of exactly 0, marks a step as never reached too: statistics set
@@ -149,8 +150,12 @@ _SETTINGS = ("input_size", "hidden_size", "num_layers", "bidirectional", "batch_
 def rnn_config(rnn: nn.Module) -> dict:
     """What a wrapper's backbone was built on: the class whose forward runs (``GRU``; a subclass with a forward of
     its own differs, torch's parametrized or quantized GRU does not) and the settings (plain values only, so a user
-    module's tensors are never held) that fix its layer templates, weight names and feature sizes."""
-    out = {"class": type(rnn).forward.__qualname__.rsplit(".", 1)[0]}  # the class that defines its forward
+    module's tensors are never held) that fix its layer templates, weight names and feature sizes. A
+    ``torch.compile`` of an rnn is judged by the rnn it compiles (its weights and settings are that rnn's)."""
+    rnn = getattr(rnn, "_orig_mod", rnn)  # torch.compile's OptimizedModule: it has no forward of its own
+    forward = type(rnn).forward
+    own = forward.__qualname__.rsplit(".", 1)[0] if forward is not nn.Module.forward else type(rnn).__name__
+    out = {"class": own}  # the class that defines its forward
     for k in _SETTINGS:
         v = getattr(rnn, k, None)
         v = (v or None) if k == "proj_size" else v  # nn.GRU's proj_size=0 is none, as a quantized GRU's absent one
@@ -170,9 +175,12 @@ def refuse_swapped(config: dict, rnn: nn.Module, wrapper: str) -> None:
     if now == config:
         return
     what = "; ".join(f"{k} {config[k]!r} -> {now[k]!r}" for k in config if now[k] != config[k])
-    raise ValueError(f"rnn: the module put in net.rnn's place after wrapping (a {type(rnn).__name__}) differs from the "
+    name = type(getattr(rnn, "_orig_mod", rnn)).__name__
+    name = name if rnn is getattr(rnn, "_orig_mod", rnn) else f"torch.compile of a {name}"
+    raise ValueError(f"rnn: the module put in net.rnn's place after wrapping (a {name}) differs from the "
                      f"rnn this {wrapper} was built on ({what}): its layers, directions, layout and classifier were "
-                     f"sized for that one; build a new {wrapper} around the new rnn (or, for pretrained weights of the "
+                     f"sized for that one; build a new {wrapper} around the new rnn itself, not a torch.compile of it "
+                     f"(compile the network instead: torch.compile(net)) (or, for pretrained weights of the "
                      "same architecture, load them into the rnn it has: net.rnn.load_state_dict(new.state_dict()))")
 
 
@@ -190,37 +198,6 @@ def refuse_width(name: str, got: tuple, built: tuple) -> str:
     return (f"rnn: {name} returned states of {got[2]} layers, {got[3]} directions and {got[4]} features ([B, T, L, D, "
             f"H] {got}), the network was built (by the dry run) for {built[0]}, {built[1]} and {built[2]}: a module "
             "put in net.rnn's place after wrapping, or one whose width changes; build a new network around it")
-
-
-def refuse_prepadded(x: Tensor, lengths: Tensor) -> None:
-    """A clear error where series of batch-first ``x [B, T, F]`` look padded at the start (Keras' ``pad_sequences``
-    default): every valid step (before ``lengths``) exactly 0, while what ``lengths`` marks as padding holds finite
-    values that vary over the steps (the series itself). Padding a real all-zero series with NaN, zeros or one
-    constant passes; so does a series with one non-zero value in its valid steps. Skipped where values cannot be
-    read (torch.compile, export, the meta device)."""
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or x.device.type == "meta":
-        return
-    valid = (torch.arange(x.shape[1], device=x.device) < lengths[:, None])[..., None]  # [B, T, 1]
-    pad = ~valid & torch.isfinite(x)
-    high = x.masked_fill(~pad, -math.inf).amax(1)  # [B, F] over the padded steps
-    low = x.masked_fill(~pad, math.inf).amin(1)
-    bad = ((x == 0) | ~valid).all(2).all(1) & (pad | valid).all(2).all(1) & (high > low).any(1)
-    try:
-        if not bool(bad.any()):
-            return
-    except RuntimeError as e:  # torch.func.vmap: no data-dependent branch; the finite check after it says so by name
-        if "data-dependent control flow" not in str(e):
-            raise
-        return
-    rows = bad.nonzero().flatten().tolist()
-    n, t = int(lengths[rows[0]]), x.shape[1]
-    raise ValueError(
-        f"x: series {rows[:5]}{' and more' if len(rows) > 5 else ''} are exactly 0 at every valid step (series "
-        f"{rows[0]}: lengths={n} of {t} steps) and hold varying values past their lengths, where padding lies: they "
-        "look padded at the start (Keras' pad_sequences default, padding='pre'), and the network would read the "
-        "zeros and drop the series as padding; put each series' valid steps first (np.roll / torch.roll each series "
-        "by -(T - length) along its steps axis, or pad_sequences(..., padding='post')); a series that is all 0 needs "
-        "its padding zeroed too")
 
 
 def refuse_shape(given: tuple | None, shape: tuple, batch_first: bool, input_size: int) -> None:
@@ -261,7 +238,10 @@ def flat_reading(h: Tensor, late: Tensor, early: Tensor, flat: bool) -> str:
     ``early`` being those with its last (first) input step moved: ``"given"`` where it returned ``[B, T, L, D, H]``;
     for ``[B, T, H]``, ``"causal"`` (no state moved with a later step: one direction, read at the last valid step),
     ``"split"`` (the first half of the features causal, the second moved by later steps only: a one-layer
-    bidirectional RNN's output, its backward direction read at step 0, as its ``h_n`` holds it), else ``"merged"``."""
+    bidirectional RNN's output, its backward direction read at step 0, as its ``h_n`` holds it), else ``"merged"``: read
+    as one direction at the last valid step, as ever (a conv or smoothing front end's look-ahead moves a few states
+    before the last with it; not told apart from a multi-layer bidirectional RNN's output, which its module should
+    return as ``[B, T, L, D, H]``)."""
     same = lambda a, steps, feats: torch.allclose(  # noqa: E731
         a[:, steps, ..., feats].float(), h[:, steps, ..., feats].float(), rtol=1e-3, atol=1e-5)
     half, before_last, after_first = h.shape[-1] // 2, slice(None, -1), slice(1, None)
@@ -274,10 +254,22 @@ def flat_reading(h: Tensor, late: Tensor, early: Tensor, flat: bool) -> str:
     return "merged"
 
 
-def merged_directions(name: str, hidden: int) -> str:
-    """Why ``RNNClassifier`` refuses a user module whose ``[B, T, H]`` states are not causal (a bidirectional RNN's output)."""
-    return (f"rnn: {name}'s states [B, T, H] are not causal (in the dry run, a state at step t moved with a later "
-            "step: a multi-layer bidirectional RNN's output?), and RNNClassifier reads [B, T, H] as one direction, at each "
-            "series' last valid step, where a backward direction has read one step only; return [B, T, L, D, H] so the "
-            f"backward direction is read at step 0 (a bidirectional nn.GRU's output: out.unflatten(-1, (2, {hidden // 2}))"
-            "[:, :, None]), or [B, T, 1, 1, H] for a state meant to be read at the last step (attention over the series)")
+def packed_failure(name: str, e: Exception, wrapper: str) -> str:
+    """Why a bidirectional nn.RNN subclass (or one with hooks) cannot be run where a batch's series have several lengths."""
+    return (f"rnn: {name}'s own forward or a hook on it failed on a PackedSequence ({type(e).__name__}: {e}), which "
+            f"{wrapper} hands a bidirectional RNN where a batch's series have several lengths (its backward direction "
+            "must start at each series' own last step); make the forward and hooks accept a PackedSequence, or give "
+            "series of one length")
+
+
+def hooked(rnn: nn.Module) -> bool:
+    """Whether ``rnn`` has hooks of its own (then its own call runs, as they expect)."""
+    return bool(rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks)
+
+
+def read_final(h: Tensor, last: Tensor) -> Tensor:
+    """``[B, D * H]`` of states ``h [B, D, T, H]``: the forward direction at ``last``, a backward one at step 0."""
+    out = [h[torch.arange(len(h), device=h.device), 0, last]]
+    if h.shape[1] == 2:
+        out.append(h[:, 1, 0])
+    return torch.cat(out, -1)

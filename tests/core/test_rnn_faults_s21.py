@@ -122,16 +122,19 @@ def test_a_user_module_returning_a_bidirectional_grus_output_gives_that_grus_fin
         torch.testing.assert_close(std.last_state(x), _h_n(enc.gru, x, [7] * 4))
 
 
-def test_a_user_module_of_other_non_causal_states_is_refused_by_the_standard_classifier():
-    """A 2-layer bidirectional GRU's output: no half is causal; read at the last step it was no final state."""
+def test_a_user_module_of_other_non_causal_states_is_read_at_the_last_valid_step_as_before():
+    """A 2-layer bidirectional GRU's output cannot be told from a conv front end's look-ahead (R5 finding 1): it is
+    read at each series' last valid step, as before c3f3aaa; returned as [B, T, L, D, H] it gives the GRU's h_n."""
     torch.manual_seed(0)
-    with pytest.raises(ValueError, match=r"rnn: BiEncoder's states \[B, T, H\] are not causal .*return \[B, T, L, D, H\] "
-                                         r"so the backward direction is read at step 0 .*out.unflatten\(-1, \(2, 4\)\)"):
-        nv.RNNClassifier(BiEncoder(layers=2), 2)
-    nv.NeuroViewRNN(BiEncoder(layers=2), 2, max_len=7)  # it reads every state as given: exact as it was
-    enc = BiEncoder(layers=2, unflatten=True).eval()  # the fix the message gives
+    enc = BiEncoder(layers=2).eval()
     std = nv.RNNClassifier(enc, 2).eval()
     x, lengths = torch.randn(4, 7, 3), [7, 3, 5, 7]
+    with torch.no_grad():
+        out = enc(x, torch.tensor(lengths))
+        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), out[torch.arange(4), torch.tensor(lengths) - 1])
+    nv.NeuroViewRNN(BiEncoder(layers=2), 2, max_len=7)  # it reads every state as given: exact as it was
+    enc = BiEncoder(layers=2, unflatten=True).eval()  # [B, T, L, D, H]: the backward direction read at step 0
+    std = nv.RNNClassifier(enc, 2).eval()
     with torch.no_grad():
         torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(enc.gru, x, lengths))
 
@@ -235,49 +238,111 @@ def test_a_checkpoint_of_a_subclass_or_the_same_kind_loads():
     torch.testing.assert_close(b.rnn.weight_hh_l0, a.rnn.weight_hh_l0)
 
 
-# ------------------------------------------------------------- finding 1: series padded at the start (network)
-def _series(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(n, 2, generator=g) for n in (8, 3, 5)], torch.tensor([8, 3, 5])
+# ======================================================= R5's review of c3f3aaa: regressions undone, each test failed
+# ------------------------------------------------ R5 finding 1: a user module with a short look-ahead (CRNN, smoothing)
+class CRNN(nn.Module):
+    """A Conv1d (padding=1: each step sees the next) before a one-direction GRU: its [B, T, H] is the GRU's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.gru, self.input_size = nn.Conv1d(2, 3, 3, padding=1), nn.GRU(3, 4, batch_first=True), 2
+
+    def forward(self, x):
+        return self.gru(self.conv(x.transpose(1, 2)).transpose(1, 2))[0]
 
 
-@pytest.mark.parametrize("call", ["forward", "explain", "standard", "time-first"])
-def test_series_padded_at_the_start_are_refused(call):
-    """Keras' padding='pre' with lengths: the network read the leading zeros and dropped the series as padding;
-    series 1 got the logits of an all-zero series, and its explanation credited those zeros."""
+def test_a_user_module_with_a_short_look_ahead_is_read_at_the_last_step_as_before():
+    """Refused by c3f3aaa as 'not causal' (a multi-layer bidirectional RNN's output?); before, and now, its last state
+    is the GRU's h_n."""
     torch.manual_seed(0)
-    series, lengths = _series()
-    pre = torch.stack([torch.cat([torch.zeros(8 - len(s), 2), s]) for s in series])
-    first = call != "time-first"
-    rnn = nn.GRU(2, 4, batch_first=first)
-    net = nv.RNNClassifier(rnn, 3).eval() if call == "standard" else nv.NeuroViewRNN(rnn, 3, max_len=8).eval()
-    run = net.explain if call == "explain" else net
-    with pytest.raises(ValueError, match=r"^x: series \[1\] are exactly 0 at every valid step \(series 1: lengths=3 of "
-                                         r"8 steps\) and hold varying values past their lengths.*look padded at the start "
-                                         r"\(Keras' pad_sequences default, padding='pre'\).*put each series' valid steps "
-                                         r"first"):
-        run(pre if first else pre.transpose(0, 1), lengths)
+    enc = CRNN().eval()
+    std = nv.RNNClassifier(enc, 2).eval()
+    assert (std.num_directions, std.hidden_size) == (1, 4)
+    x = torch.randn(3, 16, 2)
+    with torch.no_grad():
+        want = enc.gru(enc.conv(x.transpose(1, 2)).transpose(1, 2))[1][0]  # torch's own h_n: [B, H]
+        torch.testing.assert_close(std.last_state(x), want)
 
 
-@pytest.mark.parametrize("pad", ["zeros", "nan", "constant"])
-def test_an_all_zero_series_padded_at_the_end_is_no_false_alarm(pad):
-    """A real series of zeros (a count series without events) beside others: read as the zeros it is."""
+# --------------------------------------- R5 finding 2: series of exact zeros beside padding that varies (real data)
+@pytest.mark.parametrize("make", ["neuroview", "standard"])
+def test_a_silent_series_over_a_reused_buffer_or_a_prefix_is_read_not_refused(make):
+    """A spike-count series silent at its valid steps, its padding a reused buffer's old values (or its own future,
+    in a prefix curve net(x, lengths=k)): c3f3aaa refused the whole batch as 'padded at the start'."""
     torch.manual_seed(0)
-    series, lengths = _series()
-    series[1] = torch.zeros(3, 2)
-    fill = {"zeros": 0.0, "nan": float("nan"), "constant": -1.0}[pad]
-    post = torch.stack([torch.cat([s, torch.full((8 - len(s), 2), fill)]) for s in series])
-    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=8).eval()
+    gru = nn.GRU(2, 4, batch_first=True).eval()
+    x = torch.randn(3, 8, 2)
+    x[1, :3] = 0.0  # silent for its 3 valid steps; steps 3.. hold other values (padding, or the series' future)
+    lengths = [8, 3, 5]
     with torch.no_grad():
-        alone = torch.cat([net(s[None]) for s in series])
-        torch.testing.assert_close(net(post, lengths), alone)
+        if make == "standard":
+            std = nv.RNNClassifier(gru, 3).eval()
+            torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(gru, x, lengths))
+            torch.testing.assert_close(std.last_state(x, torch.tensor([3, 3, 3])), _h_n(gru, x, [3, 3, 3]))
+            return
+        net = nv.NeuroViewRNN(gru, 3, max_len=8).eval()
+        h = net.features(x, torch.tensor(lengths))[:, 0, 0]  # [B, T, H]: layer 0, forward direction
+        for i, n in enumerate(lengths):
+            torch.testing.assert_close(h[i, :n], gru(x[i:i + 1, :n])[0][0])
+            assert (h[i, n:] == 0).all()
+        exp = net.explain(x, torch.tensor(lengths))
+        torch.testing.assert_close(exp.logits, net(x, torch.tensor(lengths)))
 
 
-def test_the_start_padding_check_goes_with_check_finite():
-    """The escape it shares with the finite check (vmap, or a known all-zero series over garbage padding)."""
-    series, lengths = _series()
-    pre = torch.stack([torch.cat([torch.zeros(8 - len(s), 2), s]) for s in series])
-    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=8).eval()
-    net.check_finite = False
+# -------------------------------------------------- R5 finding 3: net.rnn = torch.compile(net.rnn), same settings
+@pytest.mark.parametrize("make", [lambda r: nv.NeuroViewRNN(r, 3, max_len=5), lambda r: nv.RNNClassifier(r, 3)],
+                         ids=["neuroview", "standard"])
+def test_a_compiled_rnn_of_the_same_settings_runs_as_before(make):
+    """Refused by c3f3aaa under the class name '_forward_unimplemented' (torch.compile's wrapper has no forward)."""
+    torch.manual_seed(0)
+    gru = nn.GRU(2, 4, num_layers=2, batch_first=True)
+    net = make(gru).eval()
+    x, lengths = torch.randn(3, 5, 2), torch.tensor([5, 2, 4])
     with torch.no_grad():
-        torch.testing.assert_close(net(pre, lengths)[1], net(torch.zeros(1, 3, 2))[0])
+        before = net(x, lengths)
+        net.rnn = torch.compile(net.rnn, backend="eager")
+        torch.testing.assert_close(net(x, lengths), before)
+
+
+def test_a_compiled_rnn_of_other_settings_is_named_by_its_class_and_the_advice_keeps_its_layers():
+    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 3, max_len=5)
+    with pytest.raises(ValueError, match=r"\(a torch.compile of a GRU\) differs from the rnn this NeuroViewRNN was built "
+                                         r"on \(num_layers 1 -> 2\).*around the new rnn itself, not a torch.compile of "
+                                         r"it \(compile the network instead: torch.compile\(net\)\)"):
+        net.rnn = torch.compile(nn.GRU(2, 4, num_layers=2, batch_first=True), backend="eager")
+    with pytest.raises(ValueError, match=r"\(class 'GRU' -> 'LSTM'\)"):
+        net.rnn = torch.compile(nn.LSTM(2, 4, batch_first=True), backend="eager")
+
+
+# ---------------------------- R5 finding 4: an nn.GRU subclass or hook that changes its output: h_n is read, as before
+class NormGRU(nn.GRU):
+    """Normalizes its per-step output; h_n as nn.GRU gives it."""
+
+    def forward(self, x, hx=None):
+        out, h = super().forward(x, hx)
+        if isinstance(out, torch.Tensor):
+            out = torch.nn.functional.layer_norm(out, out.shape[-1:])
+        return out, h
+
+
+@pytest.mark.parametrize("kind", ["subclass", "hook"])
+def test_the_standard_classifier_reads_h_n_of_an_rnn_that_changes_its_output(kind):
+    """c3f3aaa read the (normalized, hooked) output at the last step instead: other logits for the same weights."""
+    torch.manual_seed(0)
+    plain = nn.GRU(2, 4, batch_first=True)
+    rnn = NormGRU(2, 4, batch_first=True) if kind == "subclass" else nn.GRU(2, 4, batch_first=True)
+    rnn.load_state_dict(plain.state_dict())
+    if kind == "hook":
+        rnn.register_forward_hook(lambda m, i, o: (o[0] * 2, o[1]))
+    std = nv.RNNClassifier(rnn, 3).eval()
+    x, lengths = torch.randn(4, 6, 2), [6, 3, 5, 2]
+    with torch.no_grad():
+        torch.testing.assert_close(std.last_state(x), plain(x)[1][0])
+        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(plain, x, lengths))
+
+
+# -------------------------------------------------- R5 finding 6: a user module's [B, T, 2H] read as two directions
+def test_a_user_modules_bidirectional_output_is_reported_as_two_directions():
+    std = nv.RNNClassifier(BiEncoder(), 2)
+    assert (std.num_directions, std.hidden_size, std.classifier.in_features) == (2, 4, 8)
+    assert "directions=2, hidden=4" in repr(std)
