@@ -88,13 +88,12 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
 
     Args:
         net: a NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (its sites found).
-        loader: batches as the data modules give them (``(x, y)``, ``(x, lengths, y)`` or ``x``,
-            channels-first: an RNN's series are ``[B, C, T]``), one such batch, or a data
-            module, whose training split is read in order, unshuffled and unaugmented (its
-            ``_loader("train")``, else its ``train_dataloader()``). A DataLoader that shuffles or
-            drops its last batch is read over its dataset in order and whole (same batch size and
-            collate), so ``index`` names a sample of it; one with a sampler of its own is an error.
-            CNN inputs must be floating-point (the window is measured by a gradient on them).
+        loader: batches as the data modules give them (``(x, y)``, ``(x, lengths, y)`` or ``x``, channels-first: an
+            RNN's series are ``[B, C, T]``), one such batch, or a data module, whose training split is read in order,
+            unshuffled and unaugmented (its ``_loader("train")``, else its ``train_dataloader()``). A DataLoader that
+            shuffles or drops its last batch is read over its dataset in order and whole (same batch size and collate),
+            so ``index`` names a sample of it; one with a sampler of its own is an error. CNN inputs must be
+            floating-point (the window is measured by a gradient on them).
         units: CNN: indices into the code vector or ``(site, channel)`` pairs of ``net.units``;
             RNN: time steps, ``0 <= t < net.steps``. One row per unit given, in the order given, repeats too (as
             ``x[[3, 0, 3]]``; an index and its pair are one unit; ``row(u)``: its first). CNN cost: a rerun of each
@@ -134,9 +133,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     series are padded to ``max_len``.
     """
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
-        ours = lambda m: isinstance(m, (NeuroViewCNN, NeuroViewRNN, Ensemble))  # noqa: E731 - inside DDP, compile: named
-        raise TypeError("net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs"
-                        + (wrapped_hint(net, ours) or f", got {type(net).__name__}"))
+        raise TypeError("net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs" + (wrapped_hint(
+            net, lambda m: isinstance(m, (NeuroViewCNN, NeuroViewRNN, Ensemble))) or f", got {type(net).__name__}"))
     k, max_samples = positive_int(k, "k"), positive_int(max_samples, "max_samples", none=True)
     if not (baseline is None or isinstance(baseline, Tensor) or (isinstance(baseline, str) and baseline in ("zero", "mean"))):
         raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor (explain's baseline), got {baseline!r}")
