@@ -198,8 +198,10 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
     return target
 
 
-#: Columns that hold names, kept as text even when a name looks like a number (a site "3").
-TEXT_COLUMNS = ("site", "class", "true", "predicted")
+#: Columns that hold names, kept as text even when a name looks like a number (a site "3") or a word of
+#: :data:`_WORDS` (a class "True"): those of the report's tables and of Lightning's ``predictions.csv`` and
+#: ``confusion_matrix.csv``.
+TEXT_COLUMNS = ("site", "class", "true", "predicted", "target_name", "pred_name", "true\\predicted")
 
 
 #: The cells :func:`_cell` writes for ``True``, ``False`` and ``None``, read back as those values (the strings were
@@ -208,21 +210,26 @@ _WORDS = {"True": True, "False": False, "None": None}
 
 
 def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
-    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, and the exact cells ``True``,
-    ``False`` and ``None`` (as ``write_csv`` writes bools and None) to those values, except in ``text_columns``.
-    A class column named like one of them (a class "true") reads back as text:
-    pass ``text_columns`` without it (a binary set's "false" / "true" classes are plausible names, so
-    the tables do not refuse them); a column of your own whose text may read ``True`` or ``None``: pass it there too."""
-    def parse(s: str):
+    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, and the cells ``True``,
+    ``False`` and ``None`` (as ``write_csv`` writes bools and None) to those values in a column where every non-empty
+    cell is one of them; beside other text or numbers they stay text (a name "True" beside a name "cat"). Nothing
+    is parsed in ``text_columns``. A column of names that are all such words (classes "False" / "True", a "None"
+    class) reads as bools and None: keep it text with ``text_columns=(*export.TEXT_COLUMNS, "label")``."""
+    def number(s: str):
         for kind in (int, float):
             try:
                 return kind(s)
             except ValueError:
                 pass
-        return _WORDS.get(s, s)
+        return s
 
     with open(path, newline="", encoding="utf-8") as f:  # write_csv writes UTF-8, whatever the locale
-        return [{k: v if k in text_columns else parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    # a name column's "True" beside "cat" read as the bool True, a column of str and bool: only whole columns of words
+    words = {k for k in (rows[0] if rows else ()) if k not in text_columns
+             and all(r[k] in _WORDS or r[k] == "" for r in rows) and any(r[k] in _WORDS for r in rows)}
+    return [{k: v if k in text_columns else _WORDS.get(v, v) if k in words else number(v) for k, v in row.items()}
+            for row in rows]
 
 
 def _finite(obj, at: str = ""):
@@ -234,13 +241,29 @@ def _finite(obj, at: str = ""):
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {_finite(k, at): _finite(v, f"{at}[{k!r}]") for k, v in obj.items()}
+        return {_json_key(k, at, seen): _finite(v, f"{at}[{k!r}]") for seen in [{}] for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite(v, f"{at}[{i}]") for i, v in enumerate(obj)]
     if hasattr(obj, "shape") and hasattr(obj, "tolist"):  # json's own error named neither the key nor the fix
         raise ValueError(f"obj: expected numbers, strings, lists and dicts, got a {type(obj).__name__} of shape "
                          f"{tuple(obj.shape)} at {at or 'the top'}; pass its .tolist() to write it as nested lists")
     return obj
+
+
+def _json_key(key, at: str, seen: dict):
+    """``key`` as json writes it (a numpy or 0-dim tensor number made plain), where it is one json takes and no other
+    key of its dict (``seen``: text -> key) is written alike. A NaN, inf or None key were each written "null", over
+    one another's entry; a tuple one failed bare; ``7`` and ``"7"`` gave a file with the key "7" twice."""
+    plain = key.item() if hasattr(key, "item") and getattr(key, "ndim", None) == 0 else key
+    where = at or "the top"
+    if not (plain is None or isinstance(plain, (str, int)) or isinstance(plain, float) and math.isfinite(plain)):
+        raise ValueError(f"obj: expected str, int, finite float, bool or None keys, got {key!r:.60} at {where}")
+    text = plain if isinstance(plain, str) else json.dumps(plain)  # what json writes: True -> "true", 1.5 -> "1.5"
+    if text in seen:
+        raise ValueError(f"obj: two keys are both written as {text!r} at {where}: {seen[text]!r:.60} and {key!r:.60}; "
+                         "give each entry its own key")
+    seen[text] = key
+    return plain
 
 
 def write_json(path, obj) -> Path:

@@ -253,16 +253,16 @@ class CNNExplanation(Explanation):
         d, w = self._delta().abs(), self.weight.abs()
         return torch.stack([d[:, s] @ w[:, s].T for s in self.site_slices.values()], -1)
 
-    def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int] | None]]]:
-        """The ``k`` units that add most to ``target``'s logit per sample, largest signed contribution first (k90 and the
-        waterfall rank by |value|), among those that add anything (as :meth:`NeuroViewCNN.top_units`): a contribution of
-        exactly 0 (a unit the class does not read, off, at its baseline) is none. Values ``[B, min(k, U)]`` and each unit's
-        ``(site, channel)``; a sample with fewer such units ends its row in NaN values and ``None`` units (not unread ones)."""
+    def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int]]]]:
+        """The ``k`` units adding most to each sample's ``target`` logit: values ``[B, min(k, U)]``, units (site, channel).
+        Largest signed contribution first (k90, the waterfall: by |value|), ties to the lower unit (``topk(k)`` starts
+        ``topk(k + 1)``); a unit adding exactly 0 (unread, off, at its baseline) after every other one, its value 0."""
         k = positive_int(k, "k")  # 0 gave empty rows, -1 torch's bare "selected index k out of range"
-        contrib = self.for_class(target)  # zeros ranked last (they came above negative ones, in torch's order of ties)
-        vals, idx = torch.where(contrib != 0, contrib, -torch.inf).topk(min(k, contrib.shape[-1]), dim=-1)
-        units = [[self.units[i] if v > -torch.inf else None for i, v in zip(r, m)] for r, m in zip(idx.tolist(), vals.tolist())]
-        return vals.masked_fill(vals == -torch.inf, torch.nan), units
+        contrib = self.for_class(target)  # zeros came above negative ones, in torch's order of ties (not by index)
+        order = contrib.sort(dim=-1, descending=True, stable=True).indices  # NaN first, as topk; -0.0 is a zero: then
+        zero = (contrib == 0).gather(-1, order).byte()  # the zeros last, each part kept in its order (ties by index)
+        order = order.gather(-1, zero.sort(dim=-1, stable=True).indices)[..., :k]  # k above U: all U of them
+        return contrib.gather(-1, order), [[self.units[i] for i in r] for r in order.tolist()]
 
     def spatial_map(self, site: str, target: Tensor | int | None = None) -> Tensor:
         """Per-unit, per-position contributions of ``site`` to ``target``'s logit.

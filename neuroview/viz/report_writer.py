@@ -70,8 +70,8 @@ class _Writer:
         self.page.figures.append((section, name, caption))
         self.bar.update(1)
 
-    def table(self, name: str, rows: list[dict], description: str) -> None:
-        write_csv(self.out / name, rows)
+    def table(self, name: str, rows: list[dict], description: str, columns: list[str] | None = None) -> None:
+        write_csv(self.out / name, rows, columns)  # columns: the header of a table that may have no row
         self.files.append(name)
         self.page.data.append((name, description))
 
@@ -248,14 +248,15 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     absent = set() if y is None else {cols[c] for c in range(len(cols)) if not bool((y == c).any())}
     left = f"; classes with no sample here are left out ({', '.join(sorted(absent))})" if absent else ""
     # a class whose contributions are all 0 here (it reads no unit, or they are all off) has no share to split: its
-    # row of zeros broke "rows sum to 1" unsaid; left out and named, as class_layer_summary marks it "adds nothing"
+    # row of zeros broke "rows sum to 1" unsaid; left out and named (here only: the time tables keep its true 0s)
     silent = {cols[c] for c, row in enumerate(shares.tolist()) if row and all(v == 0 for v in row)} - absent
-    left += f"; classes that add nothing here (every contribution 0) are left out ({', '.join(sorted(silent))})" if silent else ""
+    quiet = f"; classes that add nothing here (every contribution 0) are left out ({', '.join(sorted(silent))})" * bool(silent)
     layers = [f"{n} (site)" if n == "class" else n for n in layers]  # a site named so: not over the class column
     over = "the samples of the class" if y is not None else "all the explained samples (no labels given)"
     tn, gone = table_names(names), set(table_names(sorted(absent)))  # a class "step": "step (class)", not refused
     w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent | silent],
-            f"each layer's share of the class's |contributions|, summed over {over} (rows sum to 1)" + left)
+            f"each layer's share of the class's |contributions|, summed over {over} (rows sum to 1)" + left + quiet,
+            ["class", *layers])  # every class silent (x[y == c] of one): no row, the header still (was refused)
     if is_cnn(model):
         what = ("its standardized weight for each class" if standardizes(model) else "its raw effective weight for "
                 "each class (the network has no normalization, so units of different sites do not compare)")

@@ -1,4 +1,4 @@
-"""Explanation tables as data (P6 findings 1, 2, 4): ``read_csv`` gives back the bools and Nones ``write_csv``
+"""Explanation tables as data (P6 findings 1, 2, 4; R4 findings 3-8): ``read_csv`` gives back the bools and Nones ``write_csv``
 writes, ``CNNExplanation.topk`` lists no unit that adds nothing, and ``write_json`` takes the numbers ``write_csv``
 takes. Every expected value is built here by hand, not by the code under test."""
 
@@ -19,16 +19,45 @@ from neuroview.attribution import export
 # ------------------------------------------------------------------- 1. bools and None read back as written
 def test_read_csv_gives_back_the_bools_and_none_write_csv_writes(tmp_path):
     rows = [{"flag": True, "other": False, "code": None, "name": "x", "n": 3},
-            {"flag": np.bool_(False), "other": True, "code": 0.5, "name": "True", "n": 4}]
+            {"flag": np.bool_(False), "other": True, "code": None, "name": "True", "n": 4}]
     path = export.write_csv(tmp_path / "t.csv", rows)
     back = export.read_csv(path)
     assert [r["flag"] for r in back] == [True, False] and all(type(r["flag"]) is bool for r in back)
     assert [r["other"] for r in back] == [False, True] and all(type(r["other"]) is bool for r in back)
-    assert back[0]["code"] is None and back[1]["code"] == 0.5  # was the truthy text 'None'
+    assert back[0]["code"] is None and back[1]["code"] is None  # was the truthy text 'None'
     assert back[0]["name"] == "x" and back[1]["n"] == 4
+    # a column that also holds other text keeps the words as text: a name "True" beside a name "x"
+    assert back[1]["name"] == "True"  # was the bool True, in a column of str
     # a text column keeps the spelling as it is (a class named "None", a site "True")
     kept = export.read_csv(path, text_columns=("code", "name"))
     assert kept[0]["code"] == "None" and kept[1]["name"] == "True"
+
+
+def test_read_csv_reads_words_as_bools_and_none_only_in_a_column_of_nothing_else(tmp_path):
+    rows = [{"label": "None", "mixed": None, "cls": "cat", "class": "3", "score": 0.5},
+            {"label": "True", "mixed": 0.25, "cls": "False", "class": "4", "score": ""}]
+    path = export.write_csv(tmp_path / "names.csv", rows)
+    back = export.read_csv(path)
+    assert [r["cls"] for r in back] == ["cat", "False"]  # was 'cat', then the bool False
+    assert back[0]["mixed"] == "None" and back[1]["mixed"] == 0.25  # beside a number: the word stays as written
+    assert [r["score"] for r in back] == [0.5, ""]  # an empty cell stays empty, numbers are numbers
+    # the trade-off: a column of nothing but such words reads as bools and None (a "None" / "True" class too) ...
+    assert back[0]["label"] is None and back[1]["label"] is True
+    # ... unless named among the text columns, the default ones kept (the docstring's advice)
+    kept = export.read_csv(path, text_columns=(*export.TEXT_COLUMNS, "label"))
+    assert [(r["label"], r["class"]) for r in kept] == [("None", "3"), ("True", "4")]
+
+
+def test_read_csv_keeps_the_name_columns_of_predictions_and_confusion_matrix_as_text(tmp_path):
+    # the header neuroview.training.outputs writes, for a set whose classes are named "False" and "True"
+    (tmp_path / "predictions.csv").write_text("split_index,target,pred,target_name,pred_name,prob_0,prob_1\n"
+                                              "0,1,0,True,False,0.6,0.4\n1,0,0,False,False,0.7,0.3\n")
+    back = export.read_csv(tmp_path / "predictions.csv")
+    assert [(r["target_name"], r["pred_name"]) for r in back] == [("True", "False"), ("False", "False")]  # were bools
+    assert back[0]["target"] == 1 and back[0]["prob_0"] == 0.6
+    (tmp_path / "confusion_matrix.csv").write_text("true\\predicted,False,True\nFalse,3,1\nTrue,0,4\n")
+    back = export.read_csv(tmp_path / "confusion_matrix.csv")
+    assert [r["true\\predicted"] for r in back] == ["False", "True"] and back[1]["True"] == 4
 
 
 def test_rnn_records_padding_round_trips_through_csv(tmp_path):
@@ -87,32 +116,99 @@ def _hand_cnn():
     return net, x
 
 
-def test_topk_lists_no_unit_that_adds_nothing():
+def test_topk_ranks_units_that_add_nothing_after_every_other_one():
     net, x = _hand_cnn()
     exp = net.explain(x)
     u = net.units
     # codes by hand: sample 0 all +1 inputs: units of weight +1 on (1), unit 2 off (0); sample 1 half and half: 0.5
     # class 0, sample 0: 2 * 1, -1.5 * 1, -0.7 * 0 = 0 (off), 0 for the unread units 3..5
     vals, units = exp.topk(3, target=0)
-    assert vals.shape == (2, 3)
-    assert units[0] == [u[0], u[1], None]  # was u[0], then two unread units (picked by torch's ties), before u[1]
-    assert vals[0, :2].tolist() == pytest.approx([2.0, -1.5]) and math.isnan(vals[0, 2])
+    assert vals.shape == (2, 3) and vals.dtype == torch.float32
+    # was u[0], then two unread units (picked by torch's ties) before u[1]; then NaN / None padding: the zeros come
+    # after every non-zero one, the lowest index first, with their value 0
+    assert units[0] == [u[0], u[1], u[2]]
+    assert vals[0].tolist() == pytest.approx([2.0, -1.5, 0.0])
     assert units[1] == [u[0], u[2], u[1]]  # 1 * 0.5 * 2, then -0.7 * 0.5 above -1.5 * 0.5: signed order
     assert vals[1].tolist() == pytest.approx([1.0, -0.35, -0.75])
-    # class 1 reads unit 5 alone: one unit, the rest marked
+    # class 1 reads unit 5 alone: that unit, then the first unit that adds nothing (unit 0, value 0)
     vals, units = exp.topk(2, target=1)
-    assert units == [[u[5], None], [u[5], None]]
-    assert vals[:, 0].tolist() == pytest.approx([1.0, 0.5]) and vals[:, 1].isnan().all()
+    assert units == [[u[5], u[0]], [u[5], u[0]]]
+    assert vals.flatten().tolist() == pytest.approx([1.0, 0.0, 0.5, 0.0])
+    # the ordinary loop and sums work: no None to unpack, no NaN in a sum
+    assert [[f"{s}:{c}" for (s, c), _ in zip(units[b], vals[b].tolist())] for b in range(2)]
+    assert vals.sum(-1).tolist() == pytest.approx([1.0, 0.5])
+
+
+def test_topk_of_every_unit_sums_to_the_logit_less_the_bias():
+    net, x = _hand_cnn()
+    exp = net.explain(x)
+    vals, units = exp.topk(10, target=0)  # 6 units: [B, min(k, U)]
+    assert vals.shape == (2, 6) and all(len(r) == 6 for r in units)
+    assert sorted(units[0]) == sorted(net.units)  # every unit once
+    # class 0 by hand: 2 - 1.5 + 0 = 0.5 (sample 0); 1 - 0.35 - 0.75 = -0.1 (sample 1)
+    assert vals.sum(-1).tolist() == pytest.approx([0.5, -0.1], abs=1e-6)
+
+
+def _tied(weights):
+    """One 1x1 conv site of 8 units, every code 1 (input 1, conv weight 1, no bias): class 0's contribution of unit u
+    is ``weights[u]``."""
+    backbone = nn.Sequential(nn.Conv1d(1, 8, 1), nn.ReLU())
+    with torch.no_grad():
+        backbone[0].weight.fill_(1.0)
+        backbone[0].bias.zero_()
+    net = nv.NeuroViewCNN(backbone, 2, normalize=False)
+    x = torch.ones(1, 1, 4)
+    net(x)
+    net.eval()
+    with torch.no_grad():
+        net.classifier.weight.copy_(torch.tensor([weights, [0.0] * 8]))
+    return net, x
+
+
+def test_topk_breaks_ties_by_unit_index_and_k_is_a_prefix_of_k_plus_1():
+    # units 5, 6 at 1.0; 1, 3, 4, 7 at 0.5 (tied); unit 2 at -0.5; unit 0 unread (0): zeros after the negative one
+    net, x = _tied([0.0, 0.5, -0.5, 0.5, 0.5, 1.0, 1.0, 0.5])
+    exp = net.explain(x)
+    want = [5, 6, 1, 3, 4, 7, 2, 0]
+    for k in range(1, 9):
+        vals, units = exp.topk(k, target=0)
+        assert units[0] == [net.units[i] for i in want[:k]], k  # was torch's order of ties, changing with k
+        assert vals[0].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.0][:k])
+
+
+def test_topk_lists_a_nan_or_minus_inf_contribution_as_its_unit():
+    from neuroview.core.explanation import CNNExplanation  # noqa: PLC0415
+
+    units = [("conv", i) for i in range(6)]
+
+    def exp_of(codes, weight):
+        codes, weight = torch.tensor(codes), torch.tensor(weight)
+        return CNNExplanation(logits=torch.zeros(1, 1), bias=torch.zeros(1), codes=codes, weight=weight,
+                              units=units, site_slices={"conv": slice(0, 6)})
+
+    # unit 1 adds -inf (an fp16 overflow): a real value, ranked last among the non-zero ones, before the zeros
+    vals, top = exp_of([[1.0] * 6], [[1.0, float("-inf"), 0, 0, 0, 0]]).topk(3, target=0)
+    assert top == [[units[0], units[1], units[2]]]  # was units[0], None, None
+    assert vals[0, 0] == 1.0 and vals[0, 1] == float("-inf") and vals[0, 2] == 0
+    # unit 1 adds NaN: listed (torch ranks NaN first), not marked as "no unit"
+    vals, top = exp_of([[1.0, float("nan"), 1, 1, 1, 1]], [[1.0, 1.0, 0, 0, 0, 0]]).topk(3, target=0)
+    assert top == [[units[1], units[0], units[2]]]  # was None, units[0], None
+    assert math.isnan(vals[0, 0]) and vals[0, 1:].tolist() == [1.0, 0.0]
 
 
 def test_topk_agrees_with_the_waterfall_and_top_units_on_a_sparse_head():
+    from neuroview.attribution.waterfall_items import largest  # noqa: PLC0415
+
     net, x = _hand_cnn()
     exp = net.explain(x)
     top = net.top_units(6, standardized=False)  # the global ranking leaves unread units out
     assert [(s, ch) for s, ch, _ in top[0]] == [net.units[0], net.units[2], net.units[1]]
-    _, units = exp.topk(6, target=0)
-    listed = [v for v in units[1] if v is not None]
-    assert sorted(listed) == sorted(net.units[:3])  # the units class 0 reads, every one of them, none else
+    vals, units = exp.topk(6, target=0)
+    for b in range(2):
+        listed = [u for u, v in zip(units[b], vals[b].tolist()) if v != 0]  # the units that add something
+        # the waterfall's bars (largest |value|, exact zeros left out) are the same units
+        assert set(listed) == {net.units[i] for i in largest(exp.for_class(0)[b], 6)}
+    assert sorted(listed) == sorted(net.units[:3])  # sample 1: the units class 0 reads, every one of them, none else
 
 
 # ------------------------------------------------------------------- 4. write_json takes what write_csv takes
@@ -133,3 +229,29 @@ def test_write_json_refuses_an_array_with_dimensions_by_key(tmp_path, value):
                                          r"\(2,( 2)?\) at \['a'\]\[1\]\['b'\]; .*tolist\(\)"):
         export.write_json(tmp_path / "m.json", {"a": [1, {"b": value}]})
     assert not (tmp_path / "m.json").exists()
+
+
+# ------------------------------------------------------------------- write_json's keys (R4 finding 6)
+@pytest.mark.parametrize("key, shown", [(float("nan"), "nan"), (float("inf"), "inf"),
+                                        (np.float32("-inf"), r"(np\.float32\()?-inf"), ((1, 2), r"\(1, 2\)"),
+                                        (torch.zeros(2), "tensor")])
+def test_write_json_refuses_a_non_finite_or_non_scalar_key_by_where_it_sits(tmp_path, key, shown):
+    # was: a NaN / inf key written as "null" (over a None key's entry), a tuple key a bare "unhashable type: 'list'"
+    with pytest.raises(ValueError, match=rf"^obj: expected str, int, finite float, bool or None keys, got {shown}.* at "
+                                         r"\['a'\]"):
+        export.write_json(tmp_path / "m.json", {"a": {key: 1, "b": 2}})
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("keys", [(float("nan"), None), (7, torch.tensor(7)), (7, "7"), (True, "true"), (1.5, "1.5")])
+def test_write_json_refuses_two_keys_that_would_be_written_alike(tmp_path, keys):
+    first, second = keys
+    with pytest.raises(ValueError, match=r"^obj: expected .*keys|^obj: two keys"):  # not one entry lost in silence
+        export.write_json(tmp_path / "m.json", {"a": {first: 1, second: 2}})
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_write_json_keeps_plain_keys_as_json_writes_them(tmp_path):
+    obj = {"a": {7: 1, np.int64(8): 2, torch.tensor(9): 3, 1.5: 4, None: 5, True: 6}}
+    back = json.loads(export.write_json(tmp_path / "m.json", obj).read_text(encoding="utf-8"))
+    assert back == {"a": {"7": 1, "8": 2, "9": 3, "1.5": 4, "null": 5, "true": 6}}
