@@ -390,6 +390,10 @@ def backbone_of(rnn: nn.Module, num_classes: int, dropout: float, input_size: in
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
     positive_int(num_classes, "num_classes", least=2)  # numpy's integers (y.max() + 1) too; no bool, no float tensor
+    if wrapper == "NeuroViewRNN" and isinstance(inner := getattr(rnn, "_orig_mod", None), nn.RNNBase):  # torch.compile
+        raise TypeError(f"rnn: torch.compile({type(inner).__name__}), which NeuroViewRNN would read as a module of its own "
+                        "(its output: the last layer's states only); pass the rnn itself (rnn._orig_mod, the same "
+                        "weights) and compile the network: torch.compile(NeuroViewRNN(rnn, ...))")
     bb = Backbone(rnn, input_size, batch_first, wrapper)
     if not bb.builtin:
         bb.discover(rnn)
