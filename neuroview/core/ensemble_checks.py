@@ -83,7 +83,9 @@ def checked_members(members, batched) -> tuple[list[nn.Module], int | None, bool
 def layout(members) -> bool | None:
     """The members' common ``batch_first`` (recurrent members: ``x`` read as ``[B, T, F]`` or ``[T, B, F]``), None where
     none has one; an error naming the members of each layout where they differ (members replaced since construction
-    too: :meth:`Ensemble.member_logits` asks at every call)."""
+    too: :meth:`Ensemble.member_logits` asks at every call). Members without a ``batch_first`` are not compared: a
+    standard CNN reads ``[B, C, T]``, but a network of one's own without that attribute (a GRU wrapped in a module of
+    one's own, a transformer) may read ``[B, T, F]`` as an RNN beside it does, so a mix is no certain error."""
     firsts = {i: bool(v) for i, m in enumerate(members) if (v := getattr(m, "batch_first", None)) is not None}
     if len(set(firsts.values())) > 1:
         ids = {f: [str(i) for i, b in firsts.items() if b is f] for f in (True, False)}

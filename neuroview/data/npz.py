@@ -31,8 +31,11 @@ class NpzDataModule(FileRecord, ArrayDataModule):
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
     axis (``resample=True`` stretches them to the longest instead): ``padding="post"`` reads each series' first
     ``lengths`` steps (torch's ``pad_sequence``), ``"pre"`` its last (Keras' ``pad_sequences`` default); the default
-    ``"auto"`` reads the first and refuses a file whose padded series mostly read as padded at the start (their first
-    steps one padding value, their steps past the length data), until ``padding`` says which it is;
+    ``"auto"`` reads the first and refuses a file whose padded series mostly (more than half, and more than read as
+    padded at the end) read as padded at the start (their first steps one padding value, or one a channel, their steps
+    past the length data), until ``padding`` says which it is; ``"pre"`` refuses a file whose padded series so read as
+    padded at the end (``padding`` is carried from a checkpoint to another file it reads), and warns where the file
+    has no ``lengths`` (nothing to read by);
     ``y_test`` or ``lengths_test`` without ``X_test`` is refused, as is ``val_fold`` with an ``X_val``, and a key that looks like one of these (``X_Test``,
     ``length``), named with the key it may stand for (other keys are warned about, unread). An ``X_test`` (``X_val``) equal to ``X`` is warned about, as is a ``test_fraction``
     (``val_fraction``) the file's own split leaves unused. Without a test split,
@@ -117,6 +120,10 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             _finite(x, y, suffix)
             return x, y
 
+        if self.padding == "pre" and "lengths" not in arrays:  # Keras pre-padded, saved without its lengths
+            warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {self.path.name} has no lengths: "
+                          "every series is read whole, its padding as data; add each series' length as lengths "
+                          "(lengths_test, lengths_val for its splits)", UserWarning, stacklevel=2)
         out = {"train": split("")}
         # the training split as read, and whether the file carves it (the training file changed since refused)
         self._fingerprint(*out["train"], own=tuple(s for s in ("test", "val") if f"X_{s}" in arrays))  # channels first, cut
@@ -241,39 +248,57 @@ def _cut(x: np.ndarray, n: np.ndarray, padding: str, suffix: str, name: str) -> 
     """Each series of ``X{suffix}`` (``[N, C, T]``) cut to its length: its first ``n`` steps (``padding`` "post" or
     "auto"), or its last (``"pre"``). Under ``"auto"``, a file padded at the start (Keras' ``pad_sequences`` default)
     is refused: read by its first steps, each series kept its padding and the start of its data, and the rest, often
-    all of its data, was dropped as padding, without a word."""
+    all of its data, was dropped as padding, without a word. Under ``"pre"`` (given, or carried from a checkpoint to
+    another file), a file padded at the end is refused the same way, mirrored: its padding was read as the series."""
     steps = x.shape[-1]
     if padding == "pre":
+        if at_end := _padded_at_start(x[..., ::-1], n):
+            raise ValueError(f"path: X{suffix} of {name} is read with padding='pre' (each series' last lengths steps) "
+                             f"but looks padded at the end: {at_end[0]} of its {at_end[1]} series shorter than {steps} "
+                             f"steps end with one padding value (a value per channel) for as many steps as "
+                             f"lengths{suffix} leaves ({steps} - length), and hold data before, which would be dropped "
+                             "(the padding read as the series); pass padding='post' (--data.init_args.padding post) to "
+                             "read each series' first lengths steps, as torch's pad_sequence lays them")
         return [s[..., steps - k:] for s, k in zip(x, n)]
     if padding == "auto" and (at_start := _padded_at_start(x, n)):
         raise ValueError(f"path: X{suffix} of {name} looks padded at the start: {at_start[0]} of its {at_start[1]} "
-                         f"series shorter than {steps} steps begin with one padding value for as many steps as "
-                         f"lengths{suffix} leaves ({steps} - length), and hold data past their lengths, which would "
-                         "be dropped as padding (the padding read as the series); pass padding='pre' "
+                         f"series shorter than {steps} steps begin with one padding value (a value per channel) for as "
+                         f"many steps as lengths{suffix} leaves ({steps} - length), and hold data past their lengths, "
+                         "which would be dropped as padding (the padding read as the series); pass padding='pre' "
                          "(--data.init_args.padding pre) to read each series' last lengths steps, as Keras' "
                          "pad_sequences(padding='pre') lays them, or padding='post' if the valid steps do come first")
     return [s[..., :k] for s, k in zip(x, n)]
 
 
 def _padded_at_start(x: np.ndarray, n: np.ndarray) -> tuple[int, int] | None:
-    """``(series that read as padded at the start, series shorter than the array)``, where more read so than as
-    padded at the end; else None. A series of length ``k`` < ``T`` reads as padded at the start where its first
-    ``T - k`` steps hold one value (over every channel: the padding, NaN too) and its last ``T - k`` (what a
-    cut to its first ``k`` steps drops) do not; at the end, the other way round. A series that reads both ways
-    (flat at both ends) or neither (data, or padding of its own kind, at both) says nothing."""
+    """``(series that read as padded at the start, series shorter than the array)``, where more than half of these
+    read so and more than read as padded at the end; else None. A series of length ``k`` < ``T`` is flat at the start
+    where each channel holds its own value over its first ``T - k`` steps (the padding: 0, NaN, or one value a channel,
+    as a per-feature scaler leaves zero padding, or a held first value), and flat at the end likewise over its last
+    ``T - k`` (what a cut to its first ``k`` steps drops: 0, NaN, a held last value, a channel's mean). It reads as
+    padded at the start where it is flat there and not at the end; flat at both ends (a rest before the data, or
+    after it), by which flat run stops exactly where the padding would (``T - k`` steps: padding is followed at once
+    by data, a rest at the end is not ``T - k`` long for every length); at the end, the other way round. A series flat
+    at neither end (padding of its own kind) says nothing, and cannot tip a file of undecided series."""
     short = np.flatnonzero(n < x.shape[-1])
     if not len(short) or x.dtype.kind not in "biuf":
         return None
-    s = x[short].reshape(len(short), -1, x.shape[-1])  # [S, C, T]: any spatial axes folded into the channels
     pad = x.shape[-1] - n[short]
+    # only the first and the last `width` steps can decide (a run of the longest padding, and the step that ends it):
+    # no copy of whole series
+    width = min(int(pad.max()) + 1, x.shape[-1])
 
-    def run(a: np.ndarray) -> np.ndarray:  # each series' steps from its first on that equal its first value (all channels)
-        same = a == a[:, :1, :1]
+    def run(a: np.ndarray) -> np.ndarray:  # [S, C, w] -> each series' first steps flat in every channel (own value)
+        a = a.reshape(len(a), -1, a.shape[-1])  # any spatial axes folded into the channels
+        same = a == a[..., :1]
         if a.dtype.kind == "f":  # NaN padding: NaN equals no value, itself included
-            same |= np.isnan(a) & np.isnan(a[:, :1, :1])
+            same |= np.isnan(a) & np.isnan(a[..., :1])
         flat = same.all(1)
-        return np.where(flat.all(1), flat.shape[1], flat.argmin(1))
+        return np.where(flat.all(1), width + 1, flat.argmin(1))  # flat over all `width`: longer than any padding
 
-    lead, tail = run(s) >= pad, run(s[..., ::-1]) >= pad
-    pre, post = int((lead & ~tail).sum()), int((tail & ~lead).sum())
-    return (pre, len(short)) if pre > post else None
+    head, tail = run(x[short, ..., :width]), run(x[short, ..., x.shape[-1] - width:][..., ::-1])
+    lead, trail = head >= pad, tail >= pad
+    both = lead & trail
+    pre = int(((lead & ~trail) | (both & (head == pad) & (tail != pad))).sum())
+    post = int(((trail & ~lead) | (both & (tail == pad) & (head != pad))).sum())
+    return (pre, len(short)) if pre > post and 2 * pre > len(short) else None

@@ -75,7 +75,8 @@ def _public(class_path: str) -> str | None:
 
 #: The options of a data module that say how the network sees a series (not which series, nor in what batches).
 #: Carried to any data module; a file of the training file's own class (CsvDataModule, NpzDataModule) also takes its
-#: ``FILE_FORMAT`` (channels, label column, header, delimiter; an .npz's layout) and a ``val_fraction`` of 0.
+#: ``FILE_FORMAT`` (channels, label column, header, delimiter; an .npz's layout and padding: a new file padded the
+#: other way is refused where it reads it) and a ``val_fraction`` of 0.
 READ_AS = ("normalize", "resample")
 
 

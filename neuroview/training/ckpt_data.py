@@ -40,7 +40,7 @@ def check_resumed_data(ckpt: str, data, saved: dict | None) -> None:
 
 
 # the data options that cut the splits or read the series (of every ArrayDataModule that has them)
-_SPLIT_OPTIONS = ("seed", "val_fraction", "val_fold", "test_fraction", "normalize", "resample", "layout",
+_SPLIT_OPTIONS = ("seed", "val_fraction", "val_fold", "test_fraction", "normalize", "resample", "layout", "padding",
                   "label_column", "channels", "delimiter", "header")
 # the options that name the data read: the same class with these equal reads the data the checkpoint was trained on
 _DATA_NAMES = ("path", "name", "test_path", "val_path")
@@ -69,8 +69,6 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
                          f"model was trained on, scored as if unseen: give --data.init_args.{gone[0]} {saved[gone[0]]}")
     if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
         return
-    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record, the file read once)
-        check_recorded_file(ckpt, args, cls, what)  # the model's own file, its training split changed: carved otherwise
     diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
     if diff:
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
@@ -84,6 +82,10 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
         raise ValueError(f"{what}: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
                          f"{sub}` would cut the splits otherwise, and {why}: give the checkpoint's options ({give}), or "
                          f"other data")
+    # after the options: the file read with other options (padding 'post' of a 'pre' file) hashes otherwise, and was
+    # blamed on the file ("its training split changed since ... restore the file"), which had not changed
+    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record, the file read once)
+        check_recorded_file(ckpt, args, cls, what)  # the model's own file, its training split changed: carved otherwise
 
 
 def saved_class(ckpt: str | None, saved: dict, asked: dict) -> str | None:

@@ -104,7 +104,7 @@ def explained_data(make, data: str, trained_on: dict | None, split: str = "test"
 
 #: the data modules' file options an error may ask for, and a value as Python wrote it (a quoted one: delimiter=';',
 #: '\\t', ','), else a bare one (header=true, channels=2)
-_ASKED = (r"\b(header|channels|label_column|delimiter|layout|test_fraction|test_path)="
+_ASKED = (r"\b(header|channels|label_column|delimiter|layout|padding|test_fraction|test_path)="
           r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;)]+)")
 
 

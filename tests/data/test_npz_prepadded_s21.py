@@ -125,3 +125,110 @@ def test_a_file_padded_mostly_at_the_end_with_one_odd_series_is_read(tmp_path):
     dm = NpzDataModule(str(tmp_path / "odd.npz"), val_fraction=0, test_fraction=0.2, normalize=False)
     dm.setup("fit")
     assert dm.variable_length
+    want = [x[i, :, :n] for i, n in enumerate(lengths)]  # each series' first lengths steps, as written
+    served = [dm._splits[k][0][i, :, :int(n)].numpy() for k in ("train", "test") for i, n in enumerate(dm._splits[k][2])]
+    assert len(served) == 12 and all(any(w.shape == s.shape and np.array_equal(s, w) for w in want) for s in served)
+
+
+# review R3 of 806179b: per-channel padding, series flat at both ends, a real majority, padding='pre' checked
+
+def _rng_series(rng, n_series=12, steps=9, channels=3):
+    lengths = np.array([4 + i % 4 for i in range(n_series)])  # every series padded by 2 steps or more (4..7 of 9)
+    return lengths, [rng.normal(size=(channels, k)).cumsum(-1).astype(np.float32) + 3 for k in lengths]
+
+
+def test_post_padding_held_per_channel_with_one_series_at_rest_is_read(tmp_path):
+    """Padded at the end with each channel's last value (ffill, np.pad 'edge'): was "neither", so one series whose
+    data starts at rest for as long as it is padded refused the whole file as padded at the start."""
+    lengths, own = _rng_series(np.random.default_rng(0))
+    own[1][:, :9 - lengths[1]] = 0.0  # at rest, every channel, as long as its padding
+    x = np.stack([np.concatenate([s, np.repeat(s[:, -1:], 9 - k, 1)], 1) for s, k in zip(own, lengths)])
+    np.savez(tmp_path / "ffill.npz", X=x, y=np.arange(12) % 2, lengths=lengths)
+    dm = NpzDataModule(str(tmp_path / "ffill.npz"), val_fraction=0, test_fraction=0.25, normalize=False)
+    dm.setup("fit")
+    served = [dm._splits[k][0][i, :, :int(n)].numpy() for k in ("train", "test") for i, n in enumerate(dm._splits[k][2])]
+    assert sorted(map(len, (s[0] for s in served))) == sorted(lengths.tolist())
+    for s in served:  # each one of the file's own series, its first lengths steps
+        assert any(w.shape == s.shape and np.allclose(s, w) for w in own)
+
+
+@pytest.mark.parametrize("kind", ["scaled", "edge"])
+def test_pre_padding_of_one_value_a_channel_is_refused(tmp_path, kind):
+    """Keras zero pre-padding, then a per-feature StandardScaler (padding one value a channel), or the first value
+    held: was read by the first lengths steps, the padding as the series."""
+    lengths, own = _rng_series(np.random.default_rng(1))
+    x = np.zeros((12, 3, 9), np.float32)
+    for i, (s, k) in enumerate(zip(own, lengths)):
+        x[i, :, 9 - k:] = s
+        x[i, :, :9 - k] = s[:, :1] if kind == "edge" else 0.0
+    if kind == "scaled":
+        flat = x.transpose(0, 2, 1).reshape(-1, 3)
+        x = ((x - flat.mean(0)[:, None]) / flat.std(0)[:, None]).astype(np.float32)
+        assert len(set(x[0, :, 0].round(4))) == 3  # the padding differs by channel
+    np.savez(tmp_path / "pre.npz", X=x, y=np.arange(12) % 2, lengths=lengths)
+    with pytest.raises(ValueError, match=r"looks padded at the start: 12 of its 12 series.*padding='pre'"):
+        NpzDataModule(str(tmp_path / "pre.npz"), val_fraction=0).setup("fit")
+    dm = NpzDataModule(str(tmp_path / "pre.npz"), padding="pre", val_fraction=0, test_fraction=0.25, normalize=False)
+    dm.setup("fit")
+    assert sorted(dm._splits["train"][2].tolist() + dm._splits["test"][2].tolist()) == sorted(lengths.tolist())
+
+
+def test_pre_padding_of_series_that_end_at_rest_is_refused_and_read_as_pre(tmp_path):
+    """One channel, zero pre-padding, every recording ends at rest (one exact value) for longer than any padding:
+    flat at both ends, it said nothing, and the file was read by its first steps."""
+    lengths = np.array([9, 7, 6, 7] * 3)  # padded by 2 or 3 steps (1 step tells nothing: any one step is flat), at rest for 4
+    own = [np.concatenate([100 * i + np.arange(1, k - 3, dtype=np.float32), np.full(4, 980.0, np.float32)])[None]
+           for i, k in enumerate(lengths)]
+    path = _write(tmp_path / "rest.npz", own, lengths)
+    with pytest.raises(ValueError, match=r"looks padded at the start: 9 of its 9 series"):
+        NpzDataModule(path, val_fraction=0).setup("fit")
+    dm = NpzDataModule(path, padding="pre", val_fraction=0, normalize=False)
+    dm.setup("fit")
+    assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], own))
+    # mirrored: valid steps first, every series at rest at its start for longer than its padding: read as before
+    flat = [np.concatenate([np.full((1, 4), 980.0, np.float32), s[:, :-4]], 1) for s in own]
+    path = _write(tmp_path / "start_rest.npz", flat, lengths, at_start=False)
+    dm = NpzDataModule(path, val_fraction=0, normalize=False)
+    dm.setup("fit")
+    assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], flat))
+
+
+def test_a_few_series_flat_at_the_start_do_not_tip_a_file_of_undecided_ones(tmp_path):
+    """Padded at the end with padding of its own kind (no flat run): 3 of 12 series that begin at rest outvoted 0
+    and the file, valid steps first, was refused."""
+    lengths, own = _rng_series(np.random.default_rng(2))
+    x = np.random.default_rng(3).normal(size=(12, 3, 9)).astype(np.float32)  # the padding: noise
+    for i, (s, k) in enumerate(zip(own, lengths)):
+        x[i, :, :k] = s
+        if i < 3:
+            x[i, :, :9 - k] = 0.0
+            own[i][:, :9 - k] = 0.0
+    np.savez(tmp_path / "few.npz", X=x, y=np.arange(12) % 2, lengths=lengths, X_test=x[4:8], y_test=np.arange(4) % 2,
+             lengths_test=lengths[4:8])
+    dm = NpzDataModule(str(tmp_path / "few.npz"), val_fraction=0, normalize=False)
+    dm.setup("fit")
+    assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], own))
+
+
+def test_padding_pre_on_a_file_padded_at_the_end_is_refused_given_or_carried(tmp_path):
+    from neuroview.data.read_as import read_as_trained
+    lengths, own = _series()
+    post = _write(tmp_path / "post.npz", own, lengths, at_start=False)
+    with pytest.raises(ValueError, match=r"X of post\.npz is read with padding='pre' .* looks padded at the end: 9 of "
+                                         r"its 9 series.*padding='post' \(--data\.init_args\.padding post\)"):
+        NpzDataModule(post, padding="pre", val_fraction=0).setup("fit")  # before: its last steps, padding and all
+    spec = {"class_path": "neuroview.data.NpzDataModule",
+            "init_args": {"path": _write(tmp_path / "train.npz", own, lengths), "padding": "pre", "normalize": False}}
+    dm = NpzDataModule(post, normalize=False)
+    assert read_as_trained(dm, spec)["padding"] == "pre"
+    with pytest.raises(ValueError, match=r"looks padded at the end.*padding='post'"):
+        dm.setup("fit")
+
+
+def test_padding_pre_without_lengths_is_warned_of(tmp_path):
+    x = np.zeros((8, 1, 6), np.float32)
+    x[:, :, 3:] = 1 + np.arange(24, dtype=np.float32).reshape(8, 1, 3)
+    np.savez(tmp_path / "nolen.npz", X=x, y=np.arange(8) % 2)
+    with pytest.warns(UserWarning, match=r"padding: 'pre' reads each series' last lengths steps, but nolen\.npz has no "
+                                         r"lengths.*add each series' length as lengths"):
+        NpzDataModule(str(tmp_path / "nolen.npz"), padding="pre", val_fraction=0, test_fraction=0.25).setup("fit")
