@@ -9,7 +9,9 @@
   the pre-activation fits (followed through pooling, crops, resizing and padding that keep that axis:
   :mod:`neuroview.core.lineage`); else where the width of the layer that reads the activation's output
   fits, unless the tensor was a layer's map with its units on dim 1 before an op not followed (the reader
-  takes another axis: a guess); else a clear error naming ``unit_axis=`` (:func:`unit_axis`).
+  takes another axis: a guess); else a clear error naming ``unit_axis=`` (:func:`unit_axis`). ``unit_axis[site]`` sets
+  one call (``'act:1'``), ``unit_axis[module]`` each call of the module that has no key of its own
+  (:func:`call_axis`); either is refused where it contradicts a producing layer's width (not the input's assumed one).
 
 Imports only torch.
 """
@@ -91,23 +93,26 @@ def fits(shape: tuple[int, ...], width: Width | None) -> int | None:
 
 
 def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consumer: Width | None,
-              override: int | None) -> int:
+              override: int | None, key: str | None = None, advice: str = "") -> int:
     """The unit axis (1 or -1) of the sample-first pre-activation of ``shape`` at site ``name``.
 
     The producing layer decides where its width fits (both dims fitting: its natural axis); when
     no layer produced the tensor (a concatenation, a reshape) or its width fits nowhere, the
-    layer that reads the activation's output decides; else ``unit_axis=`` must. An override that puts the units
-    where the producing layer's width does not fit, while the other axis alone fits it, is an error.
+    layer that reads the activation's output decides; else ``unit_axis=`` must. An override (``unit_axis[key]``,
+    ``key`` the site's name by default) that puts the units where a producing layer's width does not fit, while the
+    other axis alone fits it, is an error ending in ``advice`` (``producer``: None for the network's own input, whose
+    dim 1 is assumed, never a layer's).
     """
     if override is not None:
-        axis = _given(override, name, shape)
+        key = name if key is None else key
+        axis = _given(override, key, shape)
         seen = fits(shape, producer)
         if seen is not None and seen != axis and shape[1] != shape[-1]:  # 8 columns of a 4-channel conv map read
             raise ValueError(  # as its units: the explanation summed exactly and said nothing
-                f"unit_axis: got {override!r} for site {name!r}, but its input has shape {tuple(shape)}, made by a "
-                f"layer with {producer[0]} features, which fit dim {seen} only (dim {axis} holds {shape[axis]}); "
-                f"leave {name!r} out of unit_axis: its axis is found (the key of a module called at several places "
-                f"names its first call, and its later calls are sites {name + ':1'!r}, ...)")
+                f"unit_axis: got {override!r} for site {name!r}{'' if key == name else f' (by its key {key!r})'}, "
+                f"but its input has shape {tuple(shape)}, made by a layer with {producer[0]} features, which fit dim "
+                f"{seen} only (dim {axis} holds {shape[axis]}); "
+                + (advice or f"leave {key!r} out of unit_axis: its axis is found"))
         return axis
     axis = told(shape, producer, consumer)
     if axis is not None:
@@ -117,7 +122,7 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
            f"the layer that reads the output takes {consumer[0]}{both(consumer)}" if consumer else "no layer reads the output as it is"]
     raise ValueError(
         f"unit_axis: cannot tell where the units of site {name!r} lie: its input has shape {tuple(shape)}, "
-        f"{why[0]} and {why[1]}; pass unit_axis={{{name!r}: 1 or -1}}"
+        f"{why[0]} and {why[1]}; pass unit_axis={{{name!r}: 1 or -1}}{advice}"
     )
 
 
@@ -142,51 +147,56 @@ def told(shape: tuple[int, ...], producer: Width | None, consumer: Width | None)
     return None
 
 
-def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, needed: set) -> int:
+def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: list[str]) -> int:
     """The unit axis of discovery's call ``call`` (its sample-first input of ``shape``, samples on dim ``sd`` of the
-    input): ``unit_axis[site]``, else the layers' (:func:`told`), else ``unit_axis[module]`` for a later call of a
-    module called at several places whose first call needed it too (``needed``: the modules whose first call's axis
-    only its key gave, as MiniRocket's ``act``, updated here), else a clear error. The key of a module is also its
-    first call's site name: where that call's layers tell its axis, the key names that call alone. Also an error
-    where the layer that reads the output takes the last dim of a layer's map whose units were on dim 1 before an
-    op not followed: the reader is no answer there."""
+    input; ``names``: the site names of every call of its module, in order).
+
+    ``unit_axis[site]`` sets that call alone (``'act:1'``; ``'act:0'`` is the first call, site ``'act'``);
+    ``unit_axis[module]`` sets every call of the module that has no key of its own, as it always did (MiniRocket's
+    ``{'act': 1}``, also where ``layers=['act:1']`` makes only a later call a site); else the layers tell
+    (:func:`told`); else a clear error naming the key to pass. An override that contradicts a producing layer's
+    width is refused (:func:`unit_axis`), naming the site's own key. Also an error where the layer that reads the
+    output takes the last dim of a layer's map whose units were on dim 1 before an op not followed: the reader is
+    no answer there."""
+    producer = None if getattr(call, "assumed", False) else call.producer  # the input's dim 1: no layer's width
+    site = call.name if call.calls else f"{call.module}:0"
+    key = site if site in overrides else call.module if call.module in overrides else None
+    if key is not None:
+        advice = _own_key(call, key, names, fits(shape, producer))
+        return unit_axis(call.name, shape, producer, call.consumer, overrides[key], key, advice)
     axis = told(shape, call.producer, call.consumer)
-    hinted = call.producer is None and call.hint is not None and sd == 0
-    own = overrides.get(call.name)
-    if own is not None:
-        if call.calls == 0 and (axis is None or hinted and axis != 1):
-            needed.add(call.module)
-        return unit_axis(call.name, shape, call.producer, call.consumer, own)
-    if axis is not None and not (hinted and axis != 1):
+    if axis is not None and not (call.producer is None and call.hint is not None and sd == 0 and axis != 1):
         return axis
-    shared = overrides.get(call.module) if call.calls and call.module in needed else None
-    if shared is not None:
-        return _shared(call, shape, _given(shared, call.module, shape))
     if axis is None:
-        try:
-            return unit_axis(call.name, shape, call.producer, call.consumer, None)
-        except ValueError as e:  # the error naming the site, and what the module's own key named
-            first = (f" ({{{call.module!r}: ...}} names the first call, site {call.module!r}, alone where its layers "
-                     "tell its axis)")
-            raise ValueError(f"{e}{first if call.calls and call.module in overrides else ''}") from None
+        return unit_axis(call.name, shape, call.producer, call.consumer, None, advice=_several(call, names))
     (count, _), op = call.hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
     raise ValueError(f"unit_axis: cannot tell where the units of site {call.name!r} lie: its input has shape "
                      f"{tuple(shape)}, the layer that produced it has {count} features on dim 1 before an op that "
                      f"may move them ({op}), and the layer that reads the output takes {call.consumer[0]} on dim -1; "
-                     f"pass unit_axis={{{call.name!r}: 1 or -1}}")
+                     f"pass unit_axis={{{call.name!r}: 1 or -1}}{_several(call, names)}")
 
 
-def _shared(call, shape: tuple[int, ...], axis: int) -> int:
-    """``unit_axis[module]`` (``axis``) for a later call of that module, whose layers do not tell its axis: refused
-    where its input was a layer's map whose width fits the other axis only (the key was given for the first call)."""
-    seen = fits(shape, call.hint[0]) if call.hint is not None else None
-    if seen is not None and seen != axis and shape[1] != shape[-1]:
-        raise ValueError(
-            f"unit_axis: {{{call.module!r}: {axis}}} names site {call.module!r} (call 0 of module {call.module!r}) and "
-            f"reaches its call {call.calls}, site {call.name!r}, whose layers do not tell its axis; its input has shape "
-            f"{tuple(shape)}, a layer's map of {call.hint[0][0]} features before {call.hint[1]}, which fit dim {seen} "
-            f"only (dim {axis} holds {shape[axis]}); pass unit_axis={{{call.name!r}: 1 or -1}} for that call")
-    return axis
+def _several(call, names: list[str]) -> str:
+    """What a site's key is where its module is called at several places (``names``: its calls' site names)."""
+    if len(names) < 2:
+        return ""
+    if call.calls:
+        return f" (site {call.name!r} alone: the key {call.module!r} of its module sets each of its calls {names})"
+    return (f" (the key {call.module!r} sets each call of module {call.module!r}, sites {names}; a call whose units "
+            f"lie elsewhere takes a key of its own beside it, as {names[1]!r})")
+
+
+def _own_key(call, key: str, names: list[str], seen: int | None) -> str:
+    """The advice after an override ``unit_axis[key]`` refused at ``call``: leave the key out, or give the call
+    its own (``seen``: the axis its producing layer tells) where the module's key, which reaches each of its calls,
+    was meant for other calls."""
+    if key != call.module or len(names) < 2:
+        return f"leave {key!r} out of unit_axis: its axis is found"
+    if call.calls:
+        return (f"the key {key!r} of module {key!r} sets each of its calls {names}: give this call a key of its own "
+                f"beside it, unit_axis={{{call.name!r}: {seen}}}")
+    return (f"the key {key!r} of module {key!r} sets each of its calls {names}, this first one too: leave {key!r} out "
+            f"of unit_axis and give the calls that need one a key of their own ({names[1]!r}, ...)")
 
 
 def sample_dim(name: str, small: tuple[int, ...], large: tuple[int, ...], b_small: int, b_large: int,

@@ -48,10 +48,10 @@ class NeuroViewCNN(Guarded):
             first batch did not run that later ones may, :mod:`neuroview.core.paths`) stay on it
             while this network lives, and ``unwrap()`` removes them.
         num_classes: number of classes, at least 2.
-        layers: names of the modules whose calls are the sites. Default: every activation
-            module (see :mod:`neuroview.core.activations`; ``nv.register_activation`` adds your
-            own classes). For an activation module the code comes from its input (the
-            pre-activation); for any other module (e.g. a BatchNorm) from its output.
+        layers: the sites: a module's name reads every call of it; a site name the network reports reads that call
+            alone (``'act:1'``; ``'act:0'`` is the first call, site ``'act'``; the module's name beside one of its site
+            names is its first call). Default: every activation module (:mod:`neuroview.core.activations`;
+            ``nv.register_activation`` adds classes). Codes come from an activation's input, another module's output.
         quantizer: ``"hard"`` (the default: the region code itself, the method's vector
             quantization, trained through a sigmoid straight-through gradient), ``"soft"``
             (``sigmoid(z / tau)``) or ``"none"`` (the activation output itself). The default
@@ -73,8 +73,8 @@ class NeuroViewCNN(Guarded):
             lazy modules do: run one batch before building the optimizer (the Lightning module does so in ``setup``).
             Finding them runs the backbone 3 more times (4 with a leaf module of no known kind: :mod:`.unseen`), on 2- and 3-sample slices, with every hook on it (yours too).
         input_shape: ``(C, *spatial)`` of one sample, to find the sites now on a random (seeded) input.
-        unit_axis: per site (or module) name, where its units lie in the pre-activation: ``1``
-            (channels first) or ``-1`` (channels last, tokens). Found automatically otherwise.
+        unit_axis: where the units lie in the pre-activation, ``1`` (channels first) or ``-1`` (channels last): a
+            module's key sets each of its calls, a site's (``'act:1'``) that call alone, over the module's; else found.
         stop_early: stop the backbone's forward pass after the last site (its own head never computed); forward hooks
             on the modules the stop unwinds (``backbone``'s own) then do not run: named once in a warning.
     """
@@ -182,7 +182,7 @@ class NeuroViewCNN(Guarded):
         finally:
             restore()
         require_called(self._targets, found, not_sites, getattr(self, "_named", False))
-        names = {s.name for s in found} | {s.module for s in found}
+        names = {s.name for s in found} | {s.module for s in found} | {f"{s.module}:0" for s in found}
         unknown = sorted(set(self.unit_axis) - names)
         if unknown:
             raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in found]}")

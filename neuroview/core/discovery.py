@@ -58,6 +58,7 @@ class _Call:
     # norm of its terms (float64, _weights)
     hint: tuple | None = None  # (width, op): its input was a layer's map, units on dim 1, before an op not followed
     inside: str | None = None  # the activation target whose call this call runs inside (its pre-activation's reader)
+    assumed: bool = False  # its producer is the network's input's dim 1, assumed by contract: no layer's width
 
 
 class _Lineage(TorchFunctionMode):
@@ -149,7 +150,8 @@ class _Pass(Tags):
             for d in range(a.dim()):  # per row of dim d: the weighted sum, and the norm of its terms (its noise scale)
                 terms = (a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1)
                 profile.append(torch.stack([terms.sum(1), terms.square().sum(1).sqrt()], 1))
-        self.calls.append(_Call(self._name(name, calls), name, calls, from_input, shape, width, reader, profile, hint, outer))
+        self.calls.append(_Call(self._name(name, calls), name, calls, from_input, shape, width, reader, profile, hint, outer,
+                                 width is not None and width is self.input_width))
         return len(self.calls) - 1
 
     def _name(self, name: str, calls: int) -> str:
@@ -280,12 +282,13 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
                          f"and {[c.name for c in large.calls]}")
     modules, only = {name: m for name, m, _ in targets}, getattr(targets, "calls", {})
     refuse_unknown_calls(targets, small.calls)
-    sites, not_sites, last, scalar, needed = [], {}, None, [], set()
+    sites, not_sites, last, scalar = [], {}, None, []
     for k, (c, c3) in enumerate(zip(small.calls, large.calls)):
         if c.module in only and c.name not in only[c.module]:  # layers=['act:1']: act's other calls are no sites
             not_sites[(c.module, c.calls)] = "layers=[...] names other calls of its module"
             continue
-        advice = leave_out(c.name, c.module, [d.name for d in small.calls if d.module == c.module])
+        calls_of = [d.name for d in small.calls if d.module == c.module]  # its module's calls, by site name
+        advice = leave_out(c.name, c.module, calls_of)
         if c.inside is not None and not named:  # an activation's own nn.ReLU, registered outside it too (targets)
             outer = list(dict.fromkeys(d.inside for d in small.calls if d.module == c.module and d.inside is not None))
             raise ValueError(f"backbone: the activation {c.module!r} runs inside the activation{'s' * (len(outer) > 1)} "
@@ -311,7 +314,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             not_sites[(c.module, c.calls)] = f"its input {c.shape} holds one value per sample"
             scalar.append(c.name)
             continue
-        axis = call_axis(c, shape, sd, overrides, needed)  # unit_axis['act']: act:1 only where needed
+        axis = call_axis(c, shape, sd, overrides, calls_of)  # unit_axis['act:1'], else ['act'], else the layers
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
         sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike, advice),
                           folds=c.shape[sd] // 2))

@@ -144,16 +144,32 @@ def saved_sites(meta) -> list | None:
 
 def sites_clash(saved: list | None, sites) -> str | None:
     """Why a head whose state dict read the sites ``saved`` cannot read ``sites``; None where they agree or are
-    unknown."""
+    unknown. The advice names what differs: the sites' unit axes where the names agree (``unit_axis=``), else the
+    sites to read by the names the file records (``layers=``, which takes site names: ``'act:1'`` reads that call)."""
     if saved is None or sites is None:
         return None
     own = [[s.name, s.channels] for s in sites]
     if own == [s[:2] for s in saved]:
         return None
-    modules = sorted({s[2] if len(s) > 2 else _module(s[0]) for s in saved})
-    return (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
-            f"{_show(own)}: its weights would be read as other units; wrap the backbone with the layers it was "
-            f"trained on (layers={modules})")
+    why = (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
+           f"{_show(own)}: its weights would be read as other units; ")
+    if [n for n, _ in own] == [s[0] for s in saved]:  # the same calls, other widths: the unit axes differ
+        other = [(s[0], s[1], c) for s, (_, c) in zip(saved, own) if s[1] != c]
+        said = ", ".join(f"{n!r} ({a} units in the file, {b} here)" for n, a, b in other)
+        return why + (f"the same sites with another unit axis at {said}; wrap the backbone with the unit_axis it was "
+                      f"trained with (unit_axis={{{other[0][0]!r}: 1 or -1}}, the axis that holds {other[0][1]} units)")
+    return why + f"wrap the backbone with the layers it was trained on (layers={_layers(saved, sites)})"
+
+
+def _layers(saved: list, sites) -> list[str]:
+    """The ``layers=`` that reads the sites ``saved``: per module (sorted), its name where its first call's site is
+    among them and the model reads no other call of it now (its name reads every call), else the saved site names of
+    its calls (``'act:1'``: that call alone; a model reading ``act:2`` beside them said it has more calls)."""
+    per: dict[str, list[str]] = {}
+    for s in saved:
+        per.setdefault(s[2] if len(s) > 2 else _module(s[0]), []).append(s[0])
+    now = {m: {s.name for s in sites if s.module == m} for m in per}
+    return [n for m in sorted(per) for n in ([m] if m in per[m] and now[m] <= set(per[m]) else per[m])]
 
 
 def clashes(meta, net) -> list[str]:

@@ -1,9 +1,13 @@
 """Sites of one activation module called at several places (session 21): ``unit_axis={'act': ...}``, given for the
-first call as the error asks, moved the axis of the module's other calls too (a call whose layers told its axis read
-8 width columns as its units); an override that contradicted the producing layer was taken without a word;
+first call as the error asked, moved the axis of the module's other calls too (a call whose layers told its axis read
+8 width columns as its units): a module's key still sets each of its calls, as it always did, but one that contradicts
+a later call's producing layer is refused naming that call's own key (``'act:1'``), and the errors name the site keys;
+an override that contradicted a producing layer (never the network's own input) was taken without a word;
 ``layers=[...]`` refused the site names the network itself reports (``'act:1'``), so the advice "leave it out with
 layers=[...]" for one call could not be followed; and a site order that changed with the input was refused with a
-raw ``Site(...)`` repr, blaming a skipped layer only.
+raw ``Site(...)`` repr, blaming a skipped layer only. R6's review of 43efd41: its rule that kept a module's key off a
+later call gave other units (and refused old checkpoints), its refusal took the input for a layer, the zoo's MiniRocket
+refused ``layers=['act:1']``, and the load and refusal advice named what could not be followed.
 
 Every code is checked against codes computed here from the pre-activations (forward-pre hooks of the test's own on a
 copy of the backbone): the hard code of a ReLU is ``1[z > 0]`` averaged over positions, its units on the axis the test
@@ -12,6 +16,7 @@ names for each call."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -95,11 +100,24 @@ class BothLast(nn.Module):
         return self.fc(h.mean((1, 2)))
 
 
-def test_a_unit_axis_key_given_for_the_first_call_leaves_a_later_call_to_its_own_layers():
-    """Was: sites [('act', 4, -1), ('act:1', 8, -1)]: c2's 6 channels never read, its 8 width columns read instead."""
+def test_a_module_key_that_contradicts_a_later_calls_producing_layer_is_refused_naming_that_calls_key():
+    """P1 finding 1: ``{'act': -1}``, as the error for call 0 asked, put call 1's units on the 8 width columns of c2's
+    6-channel map. A module's key sets each of its calls (as before 43efd41), so it is refused at call 1, naming the
+    key of its own that call 1 takes; the advice, followed, reads the by-hand codes. (R6 finding 1: 43efd41 instead
+    kept the key off call 1, which broke the key's meaning for calls only a reading layer tells.)"""
     torch.manual_seed(0)
     x, bb = torch.randn(6, 1, 8, 8), FirstCallLast()
-    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": -1}, example_input=x).eval()
+    with pytest.raises(ValueError, match=r"cannot tell where the units of site 'act' lie.*pass unit_axis=\{'act': 1 or -1\}"
+                                         r" \(the key 'act' sets each call of module 'act', sites \['act', 'act:1'\]; a "
+                                         r"call whose units lie elsewhere takes a key of its own beside it, as 'act:1'\)"):
+        nv.NeuroViewCNN(bb, 2, example_input=x)
+    with pytest.raises(ValueError, match=r"unit_axis: got -1 for site 'act:1' \(by its key 'act'\), but its input has "
+                                         r"shape \(2, 6, 8, 8\), made by a layer with 6 features, which fit dim 1 only "
+                                         r"\(dim -1 holds 8\); the key 'act' of module 'act' sets each of its calls "
+                                         r"\['act', 'act:1'\]: give this call a key of its own beside it, "
+                                         r"unit_axis=\{'act:1': 1\}"):
+        nv.NeuroViewCNN(bb, 2, unit_axis={"act": -1}, example_input=x)
+    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": -1, "act:1": 1}, example_input=x).eval()
     assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, 1)]
     torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1, 1: 1}), rtol=0, atol=0)
     _exact(net, x)
@@ -114,19 +132,23 @@ def test_a_unit_axis_that_contradicts_the_producing_layer_is_refused_naming_its_
         nv.NeuroViewCNN(LaterCallLast(), 2, unit_axis={"act": -1}, example_input=x)
 
 
-def test_a_module_key_its_first_call_did_not_need_does_not_reach_a_later_call_no_layer_tells():
-    """Was: ``{'act': 1}`` (call 0 told by its conv anyway) put call 1's units on the 8 rows of a channels-last map."""
+def test_a_later_call_no_layer_tells_asks_for_its_own_key_and_a_module_key_reaches_it():
+    """No key: the error names the call's own key. ``{'act': 1}`` sets every call of ``act``, call 1 too (its
+    meaning before 43efd41, which had refused it); ``{'act:1': -1}`` beside it sets call 1 alone."""
     torch.manual_seed(0)
     x, bb = torch.randn(6, 1, 8, 8), LaterCallLast()
     with pytest.raises(ValueError, match=r"cannot tell where the units of site 'act:1' lie.*"
-                                         r"pass unit_axis=\{'act:1': 1 or -1\}.*names the first call, site 'act'"):
-        nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1}, example_input=x)
+                                         r"pass unit_axis=\{'act:1': 1 or -1\} \(site 'act:1' alone: the key 'act' of "
+                                         r"its module sets each of its calls \['act', 'act:1'\]\)"):
+        nv.NeuroViewCNN(bb, 2, example_input=x)
+    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1}, example_input=x)
+    assert [(s.name, s.axis) for s in net.sites] == [("act", 1), ("act:1", 1), ("r3", 1)]
     net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1, "act:1": -1}, example_input=x).eval()
     assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, 1), ("act:1", 6, -1), ("r3", 3, 1)]
     torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: 1, 1: -1}, ["r3"]), rtol=0, atol=0)
 
 
-def test_a_module_key_its_first_call_needed_sets_each_later_call_no_layer_tells():
+def test_a_module_key_sets_each_call_no_layer_tells():
     torch.manual_seed(0)
     x, bb = torch.randn(6, 1, 8, 8), BothLast()
     net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": -1}, example_input=x).eval()
@@ -303,3 +325,153 @@ def test_a_shared_module_whose_calls_swap_with_the_input_is_refused():
     net = nv.NeuroViewCNN(SwappedShared(), 3, example_input=x.abs()).eval()
     with pytest.raises(PathChanged):
         net(-x.abs())
+
+
+# ------------------------------------------------------------------ R6's review of 43efd41 (findings 1 to 5)
+
+
+class FlatMix(nn.Module):
+    """One ReLU ``act`` at two places, each on a conv map flattened to [B, C, 64] (the flatten is not followed: no
+    producing layer), each output read by a Linear over the 64 positions. The units are the conv channels (dim 1);
+    the reading Linear's width fits dim -1 only: the user's key corrects it."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.act = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU()
+        self.mix1, self.mix2 = nn.Linear(64, 64), nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = self.mix1(self.act(self.c1(x).flatten(2))).view(-1, 4, 8, 8)
+        return self.mix2(self.act(self.c2(h).flatten(2))).mean(1)
+
+
+def test_a_module_key_reaches_a_later_call_only_its_reading_layer_tells():
+    """R6 finding 1. Was (43efd41): ``{'act': 1}`` left call 1 to its reader, ``[('act', 4, 1), ('act:1', 64, -1)]``:
+    the 64 positions read as units, c2's 6 channels never read."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(5, 3, 8, 8), FlatMix()
+    net = nv.NeuroViewCNN(bb, 10, unit_axis={"act": 1}, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, 1), ("act:1", 6, 1)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: 1, 1: 1}), rtol=0, atol=0)
+    _exact(net, x)
+
+
+def test_a_checkpoint_of_a_module_key_loads_with_the_same_units():
+    """R6 finding 1: a head trained before 43efd41 with ``{'act': 1}`` read [('act', 4), ('act:1', 6)] (the same
+    sites as ``{'act': 1, 'act:1': 1}`` read in every version); 43efd41 refused to load it into the same wrap."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(5, 3, 8, 8), FlatMix()
+    saved = nv.NeuroViewCNN(bb, 10, unit_axis={"act": 1, "act:1": 1}, example_input=x).eval()
+    assert [(s.name, s.channels) for s in saved.sites] == [("act", 4), ("act:1", 6)]
+    net = nv.NeuroViewCNN(copy.deepcopy(bb), 10, unit_axis={"act": 1})
+    net.load_state_dict(saved.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), saved(x), rtol=0, atol=0)
+
+
+class ScaledInput(nn.Module):
+    """Float feature sequences [B, T=10, F=6]: ``fc(relu(x * 0.5))``, fc = Linear(6, 3). No layer produced act's
+    input: the wrapper's assumed [B, C_in, ...] (10 on dim 1) is the input's, and the key says the 6 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.act, self.fc = nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(x * 0.5)).mean(1)
+
+
+def test_a_key_against_the_inputs_assumed_channels_is_taken():
+    """R6 finding 2. Was (43efd41): 'unit_axis: got -1 for site 'act', but its input has shape (2, 10, 6), made by a
+    layer with 10 features ...': no layer made it, and no key was left to read the features."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(4, 10, 6), ScaledInput()
+    net = nv.NeuroViewCNN(bb, 3, unit_axis={"act": -1}, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 6, -1)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1}), rtol=0, atol=0)
+    _exact(net, x)
+
+
+@pytest.mark.parametrize("layers, calls", [(["act:1"], [1]), (["act:1", "act:2"], [1, 2]), (["act:3"], [3])])
+def test_minirockets_module_key_reaches_the_later_calls_layers_names(layers, calls):
+    """R6 finding 3. Was (43efd41): 'cannot tell where the units of site 'act:1' lie ... ({'act': ...} names the
+    first call, site 'act', alone where its layers tell its axis)': the zoo's own {'act': 1} no longer reached them."""
+    from neuroview.zoo import create_model
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 40)
+    net = create_model("nv_minirocket", num_classes=3, in_channels=2, max_len=40, num_features=168, layers=layers)
+    net.backbone.fit(x)
+    net.eval()(x)
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [(f"act:{k}", 42, 1) for k in calls]
+    torch.testing.assert_close(net.codes(x), _reference(net.backbone, x, "act", {k: 1 for k in calls}), rtol=0, atol=0)
+
+
+class Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.act = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.c2(self.act(self.c1(x)))).mean((2, 3))
+
+
+def test_the_load_advice_names_the_calls_a_head_was_trained_on_and_can_be_followed():
+    """R6 finding 4. Was: '... wrap the backbone with the layers it was trained on (layers=['act'])', which read both
+    calls and failed the same way."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 8, 8)
+    saved = nv.NeuroViewCNN(Twice(), 3, layers=["act:1"], example_input=x).eval()
+    for kw in ({}, {"layers": ["act"]}):
+        net = nv.NeuroViewCNN(copy.deepcopy(saved.backbone), 3, **kw)
+        net.load_state_dict(saved.state_dict())
+        with pytest.raises(ValueError, match=re.escape("trained on the sites [('act:1', 6)] (name, units), the model "
+                                                       "reads [('act', 4), ('act:1', 6)]") + ".*"
+                           + re.escape("wrap the backbone with the layers it was trained on (layers=['act:1'])")):
+            net(x)
+    net = nv.NeuroViewCNN(copy.deepcopy(saved.backbone), 3, layers=["act:1"])  # the advice, followed
+    net.load_state_dict(saved.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), saved(x), rtol=0, atol=0)
+
+
+def test_the_load_advice_names_unit_axis_where_only_a_sites_units_differ():
+    """R6 finding 4. Was: 'wrap the backbone with the layers it was trained on (layers=['act'])': the layers were the
+    same, the unit axis of 'act:1' was not."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(5, 3, 8, 8), FlatMix()
+    saved = nv.NeuroViewCNN(bb, 10, unit_axis={"act": 1}, example_input=x).eval()
+    net = nv.NeuroViewCNN(copy.deepcopy(bb), 10, unit_axis={"act": 1, "act:1": -1})
+    net.load_state_dict(saved.state_dict())
+    with pytest.raises(ValueError, match=re.escape(
+            "the same sites with another unit axis at 'act:1' (6 units in the file, 64 here); wrap the backbone with "
+            "the unit_axis it was trained with (unit_axis={'act:1': 1 or -1}, the axis that holds 6 units)")):
+        net(x)
+
+
+class Once(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.act = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.c(x)).mean((2, 3))
+
+
+@pytest.mark.parametrize("bb, key, site, shape", [(Once, "act", "act", "(2, 4, 8, 8)"),
+                                                  (Twice, "act:1", "act:1", "(2, 6, 8, 8)")])
+def test_a_refused_key_is_told_to_leave_without_naming_calls_that_do_not_exist(bb, key, site, shape):
+    """R6 finding 5. Was: '... (the key of a module called at several places names its first call, and its later calls
+    are sites 'act:1', ...)' for a module called once, and 'act:1:1' for call 1's own key."""
+    torch.manual_seed(0)
+    with pytest.raises(ValueError) as e:
+        nv.NeuroViewCNN(bb(), 3, unit_axis={key: -1}, example_input=torch.randn(4, 3, 8, 8))
+    assert str(e.value).startswith(f"unit_axis: got -1 for site {site!r}, but its input has shape {shape}")
+    assert str(e.value).endswith(f"; leave {key!r} out of unit_axis: its axis is found")
+
+
+def test_a_first_call_key_sets_the_first_call_alone():
+    torch.manual_seed(0)
+    x, bb = torch.randn(6, 1, 8, 8), FirstCallLast()
+    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act:0": -1}, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, 1)]
