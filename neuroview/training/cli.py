@@ -36,7 +36,7 @@ from .cli_parse import parse_refusal
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
-from .loop_guards import EMPTY_VAL_WARNING, HOOK_NOTE, by_neuroview, monitor_mode, quiet
+from .loop_guards import EMPTY_VAL_WARNING, by_neuroview, monitor_mode, quiet
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
 from .run_config import SaveRunConfig
@@ -178,7 +178,7 @@ class NeuroViewCLI(LightningCLI):
         callbacks.insert(at, KeepEarlierRuns(cb, cfg))  # on_train_start: renamed, then the config saved
         if not (cfg.get("checkpoint") or {}).get("dirpath"):  # the recipe's own folder, its earlier files kept aside
             # by that callback: Lightning's "not empty" (at its setup, before) read as if they were at risk. A folder
-            # the user names keeps it. Filters here last the command (cli_main), and leave OwnWarningFilters nothing
+            # the user names keeps it. Filters here last the command (cli_main)
             quiet(re.escape(f"Checkpoint directory {cb.dirpath} exists and is not empty.") + "$")
         if by_neuroview(self.datamodule, "val_dataloader"):  # [] for no validation split: its note, as the module's
             quiet(EMPTY_VAL_WARNING)
@@ -369,7 +369,8 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
     with warnings.catch_warnings():
         # LightningCLI warns whenever args are given while sys.argv holds anything (the console script, pytest)
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        quiet(HOOK_NOTE)  # the model is NeuroViewModule, its batch hook its own: the whole command (OwnWarningFilters)
+        # Lightning's note on the module's batch hook: kept from its cache per stage (OwnWarningFilters), not filtered
+        # here, where its cache kept it from a user's own hook for the rest of the process
         try:
             return _cli(argv, run)
         except ArgumentError as e:

@@ -4,15 +4,16 @@ call order a user chooses gives the numbers it says or a named refusal.
 Holds :class:`LoopGuards`, a mixin of hooks: one validation and one test loader, in a list or a dict (several were
 refused by Lightning's advice to edit the module; a dict was let through, and its second loader's metrics pooled both
 loaders), the module's batch checks run after a data module's own batch hook (Lightning calls it instead of the
-module's), metric states made again outside inference mode before a fit (a ``validate`` before ``fit`` left them
-inference tensors, and the fit's first update failed), an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode`` is
-the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
+module's; a batch it drops as ``None`` is left to Lightning, soft labels it makes for training train as before, and an
+error names the hook), metric states made again outside inference mode before a fit (a ``validate`` before ``fit`` left
+them inference tensors, and the fit's first update failed), an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode``
+is the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
 warning silenced for a frozen backbone during that fit's start only (it was silenced for the whole process; a fit that
-failed before training left it so: :class:`OwnWarningFilters`), as are Lightning's notes on neuroview's own batch hook
-and on a neuroview data module's empty list for "no validation split" (a user's own hook or list keeps them), and
-unlabelled ``(x, lengths)`` batches told from ``(x, y)`` in ``predict``; :func:`check_validation`, a plateau
-schedule's validation (``val_acc``) there before the first step; and :func:`first_loader`, the loader whose first
-batch finds a network's sites. May import Lightning, torch and torchmetrics; nothing of neuroview.
+failed before training left it so: :class:`OwnWarningFilters`), Lightning's note on neuroview's own batch hook kept
+from its once-a-process cache for a stage's length (a user's own hook keeps it), and unlabelled ``(x, lengths)``
+batches told from ``(x, y)`` in ``predict``; :func:`check_validation`, a plateau schedule's validation (``val_acc``)
+there before the first step; and :func:`first_loader`, the loader whose first batch finds a network's sites. May
+import Lightning, torch, torchmetrics and :mod:`.module_metrics`; nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -23,21 +24,27 @@ from collections.abc import Mapping
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.trainer.connectors import data_connector
 from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["LoopGuards", "OwnWarningFilters", "by_neuroview", "quiet", "HOOK_NOTE", "EMPTY_VAL_WARNING",
-           "check_monitor_modes", "monitor_mode", "check_validation", "only_loader", "first_loader"]
+from .module_metrics import keep_wide
+
+__all__ = ["LoopGuards", "OwnWarningFilters", "by_neuroview", "quiet", "HOOK_NOTE", "hook_note", "EMPTY_VAL_WARNING",
+           "soft_labels", "check_monitor_modes", "monitor_mode", "check_validation", "only_loader", "first_loader"]
 
 #: Lightning's warning at the start of a fit whose modules are not all in training mode (a frozen backbone is, on purpose)
 EVAL_MODE_WARNING = r".*module\(s\) in eval mode at the start of training.*"
 #: Lightning's notes on which ``on_before_batch_transfer`` it calls, where one is the module's own (its batch
 #: checks, run after a data module's hook too: :meth:`LoopGuards._on_before_batch_transfer`): the user can do nothing.
-#: This and the next: filtered by :class:`OwnWarningFilters`, and by the ``neuroview`` command for its whole run
+#: Kept from Lightning's warning cache, not filtered: :class:`OwnWarningFilters` (:func:`hook_note` says them exactly)
 HOOK_NOTE = (r"You have overridden `on_before_batch_transfer` in (both `LightningModule` and `LightningDataModule`|"
              r"`LightningModule` but have passed in a `LightningDataModule`)\. It will use the implementation from ")
-#: Lightning's note on an empty list of validation loaders: neuroview's data modules give one for "no validation split"
+#: Lightning's note on an empty list of validation loaders: neuroview's data modules give one for "no validation split".
+#: Filtered by the ``neuroview`` command for its run only; in Python it stays (a filter per stage made Python show every
+#: once-a-place warning again at each stage, and the message cannot tell neuroview's empty list from a user's)
 EMPTY_VAL_WARNING = r"Total length of `list` across ranks is zero\. Please make sure this was your intention\.$"
 
 
@@ -66,8 +73,11 @@ class LoopGuards:
 
     def configure_callbacks(self):
         # a module gets no on_exception hook, and no teardown on an exception (PL 2.6): a fit failing between
-        # on_fit_start and on_train_start (its sanity check, a loader, Ctrl-C) left the filter for the whole process
-        need = self.hparams.get("freeze_backbone") or getattr(self.trainer, "datamodule", None) is not None
+        # on_fit_start and on_train_start (its sanity check, a loader, Ctrl-C) left the filter for the whole process.
+        # One a trainer: a later stage (the test after a fit) runs the fit's (a second one made Lightning log that it
+        # overrides the first, on the README's command too)
+        have = any(isinstance(c, OwnWarningFilters) for c in getattr(self.trainer, "callbacks", None) or [])
+        need = not have and (self.hparams.get("freeze_backbone") or getattr(self.trainer, "datamodule", None) is not None)
         own = [OwnWarningFilters()] if need else []
         return [*(super().configure_callbacks() or []), *own]
 
@@ -83,10 +93,26 @@ class LoopGuards:
         """Where a data module overrides ``on_before_batch_transfer`` (a user's normalisation or augmentation step),
         Lightning calls its hook instead of the module's, and the module's batch checks (``_check_batch``: one-hot,
         1-based, int32 labels; ``(x, y, other)`` read as ``(x, lengths, y)``) were skipped without a word: they run here
-        after it, on the batch the steps are given (Lightning's note on the choice: :class:`OwnWarningFilters`)."""
+        after it, on the batch the steps are given (Lightning's note on the choice: :class:`OwnWarningFilters`). A
+        ``None`` it returns is Lightning's to skip (a dropped batch), soft labels it makes for training (mixup:
+        :func:`soft_labels`) train as they did before these checks, and a refusal names the hook the batch came from."""
         self._batch_checked = False
         batch = super()._on_before_batch_transfer(batch, dataloader_idx)
-        return batch if self._batch_checked else self._check_batch(batch)
+        if batch is None or self._batch_checked:  # checked by the module's own hook (a subclass's calling super())
+            return batch
+        try:  # F.cross_entropy reads a training batch's [B, C] rows as class probabilities; an ensemble's loss cannot
+            return self._check_batch(batch, soft_ok=bool(self.trainer.training) and not getattr(self, "ensemble", False))
+        except ValueError as e:  # the user's data may hold class indices: the labels read are what their hook made
+            dm = getattr(self.trainer, "datamodule", None)
+            hook = type(dm if dm is not None and is_overridden("on_before_batch_transfer", dm) else self).__name__
+            raise ValueError(f"{e} (the batch as {hook}.on_before_batch_transfer returned it)") from None
+
+    def _score_soft(self, loss: Tensor, n: int) -> None:
+        """A training batch of soft labels (a data module hook's mixup): its loss logged as any batch's; ``train_acc``
+        has no class to count it by (it logged 0.0 for such batches), so it counts the batches of class indices only."""
+        keep_wide(self.train_loss)
+        self.train_loss(loss.detach(), n)
+        self.log("train_loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
 
     def on_validation_start(self) -> None:
         super().on_validation_start()
@@ -109,39 +135,57 @@ class LoopGuards:
 
 
 class OwnWarningFilters(pl.Callback):
-    """Lightning's warnings about choices neuroview makes on purpose, filtered for one stage of a neuroview module,
-    by message and category: its notes on which ``on_before_batch_transfer`` it calls (the module's checks run after
-    a data module's hook too), and at a fit its "Total length of `list` across ranks is zero" for a neuroview data
-    module's empty list ("no validation split"). A user's own hook (a subclass's) or data module keeps them. Added at
-    the stage's setup, before its first loader; gone at its teardown or when it fails (``on_exception``, wherever it
-    failed: the module's eval-mode filter too). A filter there already (the command's) is left to its owner: each
-    change of the filters makes Python show a warning it showed once (Lightning's own, at each loader) again."""
+    """Lightning's warnings about choices neuroview makes on purpose, kept quiet for one stage of a neuroview module:
+    its note on which ``on_before_batch_transfer`` it calls (the module's checks run after a data module's hook too) is
+    put in Lightning's once-a-process warning cache at the stage's setup, and taken out at its teardown or when it
+    fails (``on_exception``, wherever it failed: the module's eval-mode filter goes too), if this stage put it there.
+    No warning filter is touched: each change of them made Python show every warning it shows once a place (Lightning's,
+    torch's, the user's own) again at every stage; and a note filtered stayed in the cache, so a user's own hook later
+    in the process was never told about. A user's own hook (a subclass's) keeps the note."""
 
     def __init__(self):
-        self._added: list = []
+        self._seeded: list[str] = []
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        dm = getattr(trainer, "datamodule", None)
-        if dm is not None and by_neuroview(pl_module, "on_before_batch_transfer"):
-            self._added.append(quiet(HOOK_NOTE))
-        if stage == "fit" and by_neuroview(dm, "val_dataloader"):
-            self._added.append(quiet(EMPTY_VAL_WARNING))
+        dm, cache = getattr(trainer, "datamodule", None), getattr(data_connector, "warning_cache", None)
+        if dm is not None and cache is not None and by_neuroview(pl_module, "on_before_batch_transfer"):
+            note = hook_note(dm)
+            if note not in cache:
+                cache.add(note)
+                self._seeded.append(note)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        self._drop()
+        self._unseed()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         drop = getattr(pl_module, "_drop_eval_filter", None)
         if drop is not None:
             drop()
-        self._drop()
+        self._unseed()
 
-    def _drop(self) -> None:
-        added, self._added = [f for f in self._added if f is not None and f in warnings.filters], []
-        for f in added:
-            warnings.filters.remove(f)
-        if added:
-            getattr(warnings, "_filters_mutated", lambda: None)()
+    def _unseed(self) -> None:
+        seeded, self._seeded = self._seeded, []
+        for note in seeded:
+            data_connector.warning_cache.discard(note)
+
+
+def hook_note(dm) -> str:
+    """Lightning's note, word for word, on the ``on_before_batch_transfer`` it calls beside the data module ``dm`` where
+    the module's is overridden (its ``_DataHookSelector``): the data module's own hook, if it has one, else the module's."""
+    if is_overridden("on_before_batch_transfer", dm):
+        return ("You have overridden `on_before_batch_transfer` in both `LightningModule` and `LightningDataModule`. "
+                "It will use the implementation from `LightningDataModule` instance.")
+    return ("You have overridden `on_before_batch_transfer` in `LightningModule` but have passed in a "
+            "`LightningDataModule`. It will use the implementation from `LightningModule` instance.")
+
+
+def soft_labels(y, num_classes: int) -> bool:
+    """Whether ``y`` is one row of class probabilities per sample (``[B, num_classes]`` floats, none negative, each row
+    summing to 1): a mixup's or a hand-made label smoothing's, which ``F.cross_entropy`` trains on as they are."""
+    if not isinstance(y, Tensor) or not y.dtype.is_floating_point or y.dim() != 2 or y.shape[1] != num_classes:
+        return False
+    y = y.detach().float()
+    return bool(torch.isfinite(y).all() and (y >= 0).all() and torch.allclose(y.sum(1), torch.ones(len(y)), atol=1e-3))
 
 
 def by_neuroview(obj, name: str) -> bool:
@@ -151,7 +195,8 @@ def by_neuroview(obj, name: str) -> bool:
 
 
 def quiet(message: str):
-    """An ``ignore`` filter of ``message`` (a UserWarning) added, and returned; None where one is there already."""
+    """An ``ignore`` filter of ``message`` (a UserWarning) added, and returned; None where one is there already. For a
+    whole command's run only (``neuroview fit``): each change of the filters resets Python's once-a-place record."""
     if any(f[0] == "ignore" and f[1] is not None and f[1].pattern == message and f[2] is UserWarning
            for f in warnings.filters):
         return None

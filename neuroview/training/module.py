@@ -35,7 +35,7 @@ from ..data.read_as import check_classes_of
 from .callbacks import ResumeState
 from .outputs import ClassCount, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
-from .loop_guards import LoopGuards, first_loader
+from .loop_guards import LoopGuards, first_loader, soft_labels
 from .module_args import check_numbers
 from .module_metrics import ModuleMetrics, check_optimizer_dtype
 from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, warmup_cosine  # noqa: F401 - tests import it
@@ -284,7 +284,8 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         return self._check_batch(batch)
 
-    def _check_batch(self, batch):  # also after a data module's own hook, which Lightning calls instead (LoopGuards)
+    def _check_batch(self, batch, soft_ok: bool = False):  # also after a data module's own hook (LoopGuards; soft_ok:
+        # its training batch, whose class-probability rows trained before these checks ran there, still do)
         self._batch_checked = True
         if self.hparams.get("compile") is not None:  # a compiled network skips its own NaN check (neuroview.training.compiled)
             check_finite(batch, self)
@@ -292,7 +293,8 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
         if not self.sequence_input and isinstance(lengths, Tensor) and lengths.device.type == "cpu":
             check_lengths(lengths, x, "batch")  # (x, y, other) is read as (x, lengths, y): trained against `other`
         y = None if self._trainer is not None and self._trainer.predicting else y
-        if isinstance(y, Tensor) and y.device.type == "cpu":  # checked where no device syncs; a GPU loader's: unchecked
+        if isinstance(y, Tensor) and y.device.type == "cpu" and not (soft_ok and soft_labels(y, self.hparams.num_classes)):
+            # checked where no device syncs (a GPU loader's: unchecked)
             # one-hot rows trained as soft targets and scored wrong; int32, float, -1 labels failed in torch
             z = batch_labels(y, len(y), self.hparams.num_classes, "y")
             batch = batch if z is y else (*batch[:-1], z)  # int64 labels: the batch as it came
@@ -310,7 +312,7 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
             logits = out
             total = loss = self._loss(logits, y)
         total = total + self.penalty()
-        self._score_train(logits, y, loss)  # ModuleMetrics
+        self._score_train(logits, y, loss) if y.dim() == 1 else self._score_soft(loss, len(y))  # soft labels: LoopGuards
         return total
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:  # one loader: LoopGuards

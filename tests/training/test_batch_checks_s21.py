@@ -115,3 +115,83 @@ def test_a_subclass_hook_that_skips_the_modules_still_has_its_batches_checked():
     torch.manual_seed(0)
     with pytest.raises(ValueError, match=r"y: labels must lie in \[0, 10\)"):
         _fit(_OwnHook("nv_small_cnn", num_classes=10, model_kwargs=TINY), _DM(x, y + 1))
+
+
+# ---- review R7 of 806968e: what a data module's hook returns that trained before the checks ran behind it
+
+
+class _SkipNaN(_DM):
+    """The user's hook drops a batch by returning None, which Lightning skips ("train_dataloader yielded None")."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        return None if torch.isnan(batch[0]).any() else batch
+
+
+def test_a_data_module_hook_that_drops_a_batch_as_none_leaves_it_to_lightning_to_skip():
+    x, y = _data(64)
+    x[16:32] = float("nan")  # the second of four batches of 16
+    trainer = pl.Trainer(max_epochs=1, enable_progress_bar=False, logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0, limit_val_batches=0)
+    with pytest.warns(UserWarning, match="train_dataloader yielded None"):
+        trainer.fit(_module(), _SkipNaN(x, y))
+    assert trainer.global_step == 3  # 4 batches, the dropped one skipped
+
+
+class _Mixup(_DM):
+    """The user's mixup with ``lam`` 0.7 on training batches (or on all, ``everywhere``): [B, 10] class probabilities."""
+
+    everywhere = False
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        if not (self.trainer.training or self.everywhere):
+            return batch
+        soft = torch.nn.functional.one_hot(y, 10).float()
+        return 0.7 * x + 0.3 * x.flip(0), 0.7 * soft + 0.3 * soft.flip(0)
+
+
+def test_soft_labels_a_data_module_hook_makes_for_training_train_as_they_did():
+    x, y = _data()
+    torch.manual_seed(0)
+    m = _Seen("nv_small_cnn", num_classes=10, model_kwargs=TINY)
+    trainer = _fit(m, _Mixup(x, y))
+    first = torch.zeros(16, 10)
+    first[torch.arange(16), y[:16]] += 0.7
+    first[torch.arange(16), y[:16].flip(0)] += 0.3  # built by hand: the rows the steps must be given
+    assert len(m.seen) == 2 and torch.allclose(m.seen[0], first)
+    assert "val_acc" in trainer.callback_metrics and "train_loss_epoch" in trainer.callback_metrics
+    assert "train_acc" not in trainer.callback_metrics  # no class to count a soft batch by (it logged 0.0)
+
+
+def test_soft_labels_a_data_module_hook_makes_for_validation_are_refused_naming_the_hook():
+    x, y = _data()
+    dm = _Mixup(x, y)
+    dm.everywhere = True  # val_acc would score rows of probabilities
+    with pytest.raises(ValueError, match=r"y: expected integer class labels.*not whole numbers.* \(the batch as "
+                                         r"_Mixup\.on_before_batch_transfer returned it\)"):
+        _fit(_module(), dm)
+
+
+class _Doubled(_DM):
+    """The user's hook whose [B, 10] rows are no probabilities (each sums to 2): refused, not trained."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        if not self.trainer.training:
+            return batch
+        return x, 2.0 * torch.nn.functional.one_hot(y, 10).float()
+
+
+def test_training_rows_that_are_no_probabilities_are_refused_naming_the_hook():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"y: expected one class index per sample.*\(the batch as "
+                                         r"_Doubled\.on_before_batch_transfer returned it\)"):
+        _fit(_module(), _Doubled(x, y))
+
+
+def test_a_refusal_behind_a_data_module_hook_names_the_hook_and_one_without_it_does_not():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"counted from 1\? pass y - 1\) \(the batch as _Hooked\.on_before_batch_"):
+        _fit(_module(), _Hooked(x, y + 1))
+    with pytest.raises(ValueError, match=r"counted from 1\? pass y - 1\)$"):
+        _fit(_module(), _DM(x, y + 1))
