@@ -84,34 +84,46 @@ def test_a_missing_file_or_an_interrupted_move_leaves_no_name_taken(tmp_path, mo
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"] and path.read_text() == "kept"
 
 
-def test_threads_keeping_aside_at_once_lose_no_file(tmp_path):
-    """Four writers, each putting a file of its own at ``path`` whenever it is free and keeping aside whatever is
-    there: every file written ends up under some name (before: two could take one -vN, one kept file replaced)."""
+def test_two_threads_that_chose_their_names_before_either_moved_keep_both_files(tmp_path, monkeypatch):
+    """Two keep_asides of ``last.ckpt`` at once, held at their move until both have chosen a name; the first moves,
+    a new ``last.ckpt`` is written, then the second moves it (the moves' order forced, never timing). Before: both chose
+    the free ``-v1`` (nothing was there yet) and the second move replaced the first's kept file (run on the code before
+    the fix: ``{'last-v1.ckpt': 'second'}``, the first file gone). Now the first call's ``-v1`` is made before the
+    second looks, which takes ``-v2``."""
     import threading
 
-    from neuroview._io import atomic_write
+    path, both_chose, first_moved, errors = tmp_path / "last.ckpt", threading.Barrier(2), threading.Event(), []
+    real = {name: getattr(os, name) for name in ("rename", "replace")}
 
-    path, start, written = tmp_path / "last.ckpt", threading.Barrier(4), []
+    def held(name):
+        def move(src, dst, *args, **kwargs):
+            if Path(src) != path:
+                return real[name](src, dst, *args, **kwargs)
+            both_chose.wait(10)  # a BrokenBarrierError, not a hang, if one never comes
+            if threading.current_thread().name == "second":
+                assert first_moved.wait(10)
+            real[name](src, dst, *args, **kwargs)
+            if threading.current_thread().name == "first":
+                path.write_text("second")  # the next file to keep aside, at the name the first just left
+                first_moved.set()
+        return move
 
-    def writer(w: int) -> None:
-        start.wait(30)
-        for i in range(25):
-            while True:
-                try:
-                    atomic_write(path, f"{w}-{i}".encode(), replace=False)  # only where no file is there
-                    break
-                except FileExistsError:
-                    pass
-            written.append(f"{w}-{i}")
-            try:
-                keep_aside(path)
-            except FileNotFoundError:  # another writer kept this one aside first
-                pass
+    for name in real:
+        monkeypatch.setattr(_io.os, name, held(name))
+    path.write_text("first")
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    def keep() -> None:
+        try:
+            keep_aside(path)
+        except BaseException as e:  # noqa: BLE001 - said by the assert below
+            errors.append(e)
+
+    threads = [threading.Thread(target=keep, name=name) for name in ("first", "second")]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
-    found = sorted(p.read_text() for p in tmp_path.iterdir())
-    assert found == sorted(written) and len(found) == 100  # every file kept, none twice, no empty name left
+        t.join(30)
+    monkeypatch.undo()
+    assert not errors, errors
+    files = {p.name: p.read_text() for p in tmp_path.iterdir()}  # which thread took -v1 is the scheduler's choice
+    assert sorted(files) == ["last-v1.ckpt", "last-v2.ckpt"] and sorted(files.values()) == ["first", "second"], files

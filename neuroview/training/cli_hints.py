@@ -15,7 +15,7 @@ import shlex
 
 from .data_arg import asked_option, path_kind, without_init_args
 
-__all__ = ["file_options_hint", "folds_advice", "parse_args", "plain_spec", "said"]
+__all__ = ["entry_tag", "file_options_hint", "folds_advice", "parse_args", "plain_spec", "said"]
 
 
 def file_options_hint(command: str, data: str | None, message: str, spec: dict | None = None) -> str:
@@ -104,21 +104,59 @@ def parse_args(p, argv: list[str] | None, command: str, spec_of=None):
     the data modules' messages name it) told how ``command`` takes a file's options: the JSON spec the command reads
     ``--data`` by (``spec_of(args)``: its reading options kept, for a file or a named set alike; without ``spec_of``,
     :func:`plain_spec`; a JSON ``--data`` as given) with the options typed added, not a bare "unrecognized arguments"
-    (nor a fixed example, nor a ``<DataModule>`` for a set's name: neither ran as printed)."""
+    (nor a fixed example, nor a ``<DataModule>`` for a set's name: neither ran as printed). explain's spec leaves out,
+    and names, the options it sets itself (:func:`_explain_takes`); minirocket's adds ``--tag`` (:func:`_tag`): each
+    runs as printed, and gives what the plain ``--data`` gives."""
     args, unknown = p.parse_known_args(argv)
     if unknown:
         typed = _typed_init_args(unknown)
         given = next((u.split("=", 1)[0] for u in unknown if u.startswith("--data.")), None)
         if given is None:
             p.error(f"unrecognized arguments: {' '.join(unknown)}")
+        typed, left = _explain_takes(typed) if command == "explain" else (typed, "")
         spec = _json_spec(args.data, _spec_for_hint(args, spec_of), typed)
         fill = (f" ({_PLACEHOLDER}: the module of neuroview.data that reads your data, e.g. NpzDataModule, with its "
                 "path or name in init_args)") if _PLACEHOLDER in spec else ""
-        p.error(f"{given}: `neuroview {command}` takes no --data.* options; give a file's options in a JSON "
-                f"data-module spec: --data {spec}{fill}")
+        p.error(f"{given}: `neuroview {command}` takes no --data.* options{left}; give a file's options in a JSON "
+                f"data-module spec: --data {spec}{_tag(command, args)}{fill}")  # explain's notes before it: their quotes
+        # ("model's") broke a shell's reading of the spec after them
     if getattr(args, "folds", None) is not None and args.folds < 2:  # refused before the work (sparsify refused it
         p.error(f"--folds: expected an int >= 2, got {args.folds}")  # after minirocket's dense fit)
     return args
+
+
+def _explain_takes(typed: dict) -> tuple[dict, str]:
+    """The options typed that explain's spec takes, and a note naming those it sets itself, left out of the spec:
+    the reading options (``READ_AS``: the model's, always) and the carve (``SAME_DATA``: the fit's, where ``--data`` is
+    the model's own training data; the printed spec had them, and explain refused it as printed)."""
+    from ..data.read_as import READ_AS, SAME_DATA  # noqa: PLC0415
+
+    read, carve = ({k: v for k, v in typed.items() if k in keys} for keys in (READ_AS, SAME_DATA))
+    note = (f" ({', '.join(read)}: left out of the spec below: explain reads data as the model's own was read)"
+            if read else "") + (
+        f" ({', '.join(carve)}: left out of the spec below: explain carves the model's own training data as fit carved "
+        f"it, and refuses other values there; for other data, add {json.dumps(carve)} to its init_args)" if carve else "")
+    return {k: v for k, v in typed.items() if k not in read and k not in carve}, note
+
+
+def _tag(command: str, args) -> str:
+    """``--tag`` beside minirocket's advice where none was given: a JSON ``--data`` names its entries ``data`` (the
+    advice for ``--data ArrowHead`` wrote ``nv_minirocket.data``, not ``nv_minirocket.arrowhead``)."""
+    data = getattr(args, "data", None)
+    if command != "minirocket" or getattr(args, "tag", "") is not None or not isinstance(data, str):
+        return ""
+    return "" if data.lstrip().startswith("{") else f" --tag {shlex.quote(entry_tag(data))}"
+
+
+def entry_tag(data: str) -> str:
+    """minirocket's entries' tag of ``--data``: its file stem or name, lower case, each run of characters other than
+    letters, digits, ``_``, ``.`` or ``-`` made one ``_`` (``"tiny data.npz"``: ``tiny_data``); ``data`` for a JSON
+    spec. Here, not in minirocket_cli (which imports this module): its advice names the tag."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if data.lstrip().startswith("{"):
+        return "data"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).stem.lower()).strip("_") or "data"
 
 
 def _typed_init_args(unknown: list[str]) -> dict:

@@ -55,17 +55,6 @@ def _spec_of(args) -> dict:
     return data_spec(args.data, False if args.normalize == "none" else "sample")
 
 
-def entry_tag(data: str) -> str:
-    """The entries' tag of ``--data``: its file stem or name, lower case, each run of characters other than letters,
-    digits, ``_``, ``.`` or ``-`` made one ``_`` (``"tiny data.npz"``: ``tiny_data``); ``data`` for a JSON spec."""
-    import re  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    if data.lstrip().startswith("{"):
-        return "data"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).stem.lower()).strip("_") or "data"
-
-
 def main(argv: list[str] | None = None) -> int:
     from pathlib import Path  # noqa: PLC0415
 
@@ -93,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
     p.add_argument("--tag", default=None, help="the entries' tag: nv_minirocket.<tag> (and <tag>_sparse); default: the "
                                                "data set's name or the data file's stem")
-    from .cli_hints import folds_advice, parse_args, said  # noqa: PLC0415
+    from .cli_hints import entry_tag, folds_advice, parse_args, said  # noqa: PLC0415
     from .sparsify_cli import as_option, expand_paths  # noqa: PLC0415
 
     args = expand_paths(parse_args(p, argv, "minirocket", _spec_of), "out")  # --out=~/x: no shell expanded it

@@ -8,9 +8,12 @@ May import Lightning, torch, ``neuroview._io`` and ``neuroview.data.read_as``; n
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import os
+import re
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -21,20 +24,43 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from .._io import atomic_write, keep_aside
 from ..data.read_as import check_classes
 
-__all__ = ["ClassCount", "PredictionWriter", "check_class_count", "fresh_name", "named_classes", "newest_at", "write_confusion"]
+__all__ = ["ClassCount", "PredictionWriter", "check_class_count", "fresh_name", "give_back", "named_classes",
+           "newest_at", "take_name", "write_confusion"]
 
 
 def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
     """``path``, or where a file this run did not write (not in ``written``, resolved paths) is there already, the
     first free ``<stem>-v<N><suffix>`` beside it: without a logger the run's folder is ``default_root_dir``, the
-    folder of the user's recipe and of an earlier run's predictions, and both were written over without a word."""
+    folder of the user's recipe and of an earlier run's predictions, and both were written over without a word. The
+    name is taken as it is chosen (:func:`take_name`: an empty file, which the caller writes over), as
+    :func:`~neuroview._io.keep_aside` takes its ``-vN``: two runs naming their file at once got one name, and the
+    second's write replaced the first's file. A remote ``path`` (``s3://...``, a ``Path`` of it ``s3:/...``) is
+    returned as it is: no local name to take."""
     path = Path(path)
-    if not os.path.lexists(path) or os.path.realpath(path) in written:
+    if os.path.realpath(path) in written or re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(path)):
         return path
-    n = 1
-    while os.path.lexists(kept := path.with_name(f"{path.stem}-v{n}{path.suffix}")):
-        n += 1
-    return kept
+    path.parent.mkdir(parents=True, exist_ok=True)  # the run's folder may not be made yet (its config is written first)
+    names = (path.with_name(f"{path.stem}-v{n}{path.suffix}") if n else path for n in itertools.count())
+    return next(name for name in names if take_name(name) is not None)
+
+
+def take_name(path: Path) -> os.stat_result | None:
+    """``path`` made, empty, with ``O_EXCL`` (no file, folder or link, a dangling one too, there before): its
+    ``lstat``, for :func:`give_back`; None where something was there, however recently."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        return None
+    return os.lstat(path)
+
+
+def give_back(path: Path, made: os.stat_result | None) -> None:
+    """The name :func:`take_name` made (``made``) removed, where it is still that empty file: a write onto it
+    failed. Whatever was put there since (a write that got through, another's file) is left."""
+    with contextlib.suppress(OSError):
+        now = os.lstat(path)
+        if made is not None and os.path.samestat(made, now) and now.st_size == 0:
+            os.unlink(path)
 
 
 def newest_at(path: Path) -> tuple[Path, str]:
@@ -88,9 +114,17 @@ class PredictionWriter(BasePredictionWriter):
             w.writerow([i, *([rows[k]] if rows else []), t, p, *named, *[f"{v:.6g}" for v in pr]])
         path = fresh_name(out / name, self._written)  # an earlier command's file (logger false): kept, by name
         kept = "" if path.name == name else f" ({name} there is not this run's: kept)"
+        made = None
         if os.path.realpath(path) in self._written:  # this writer's own, of an earlier predict: kept aside
             path, kept = newest_at(path)
-        atomic_write(path, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
+        else:  # the name fresh_name took for this write: given back if the write fails
+            with contextlib.suppress(OSError):
+                made = os.lstat(path)
+        try:
+            atomic_write(path, f.getvalue().encode())  # a crash leaves the previous predictions.csv whole
+        except BaseException:
+            give_back(path, made)
+            raise
         self._written.add(os.path.realpath(path))
         if trainer.world_size == 1:
             rank_zero_info(f"predictions written to {path}{kept}")

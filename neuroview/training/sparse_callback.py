@@ -20,13 +20,15 @@ the refit reads the data module's batches cast the same way, so the head is chos
 (``finetune`` trains a float32 copy, cast back). ``--trainer.fast_dev_run`` refits and tests, and writes no file (a smoke
 test saves nothing), saying so in one line.
 
-May import Lightning, torch, ``neuroview._io``, :mod:`.sparsify` and ``neuroview.zoo.build``.
+May import Lightning, torch, ``neuroview._io``, :mod:`.outputs`, :mod:`.sparsify` and ``neuroview.zoo.build``.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
+from .outputs import give_back, take_name
 from .sparse_checks import check_for_net, check_net, check_options, check_seed, read_as
 from .sparse_finetune import finetune_sparse
 from .sparsify import DEVIANCE, sparsify
@@ -76,6 +79,7 @@ class Sparsify(pl.Callback):
         self._dense = None  # (the dense network it was fitted from, that network's state then)
         self._files: dict[Path, tuple[Path, Path]] = {}  # the files this run wrote, per folder: its own to replace
         self._token, self._trainer_id = uuid.uuid4().hex, None  # this run's mark in its sparse_path.json (a spawn's too)
+        self._taken: dict[Path, os.stat_result] = {}  # the names _names made (empty), until written over
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # a test or predict may load a checkpoint (a dense head, shaped as the network before sparsify: an Ensemble's
@@ -149,10 +153,15 @@ class Sparsify(pl.Callback):
             out.mkdir(parents=True, exist_ok=True)
             weights, record_file = self._names(out, trainer)
             state = {k: v.detach().cpu().contiguous() for k, v in sparse.state_dict().items()}
-            atomic_write(weights, save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
             record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None),
                       "run": self._token}
-            atomic_write(record_file, (json.dumps(record, indent=1) + "\n").encode())
+            try:  # onto the names _names took (empty files): replaced
+                atomic_write(weights, save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
+                atomic_write(record_file, (json.dumps(record, indent=1) + "\n").encode())
+            except BaseException:  # the names taken for this write given back, where still empty
+                for name in (weights, record_file):
+                    give_back(name, self._taken.get(name))
+                raise
 
     def _names(self, out: Path, trainer: pl.Trainer) -> tuple[Path, Path]:
         """Where this run writes in ``out``: its own files again (its mark in the record: a spawned test's, then
@@ -163,18 +172,29 @@ class Sparsify(pl.Callback):
         self._trainer_id = id(trainer)
         key = out.resolve()
         if key not in self._files:
-            v = 0
-            while True:
+            for v in itertools.count():  # each pair taken with O_EXCL as it is chosen: two runs at once never share one
                 tag = f"-v{v}" if v else ""
                 names = (out / f"sparse{tag}.safetensors", out / f"sparse_path{tag}.json")
-                if not any(p.exists() for p in names) or _run_of(names[1]) == self._token:
+                if _run_of(names[1]) == self._token or self._take(names):
                     break
-                v += 1
             if v:
                 rank_zero_info(f"Sparsify: {out} holds another run's sparse.safetensors / sparse_path.json (kept): "
                                f"writing {names[0].name} and {names[1].name}")
             self._files[key] = names
         return self._files[key]
+
+    def _take(self, names: tuple[Path, Path]) -> bool:
+        """Both ``names`` made, empty, with ``O_EXCL`` (:func:`.outputs.take_name`), remembered for a failed write to
+        give back: True; False (none kept) where either was there, however recently."""
+        made = take_name(names[0])
+        if made is None:
+            return False
+        second = take_name(names[1])
+        if second is None:  # another's record alone there: this N is not free
+            give_back(names[0], made)
+            return False
+        self._taken.update({names[0]: made, names[1]: second})
+        return True
 
 
 def _run_of(record: Path) -> str | None:

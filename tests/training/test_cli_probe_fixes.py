@@ -119,9 +119,11 @@ def test_default_entry_names_are_cleaned():
     args = SimpleNamespace(name=None, data=None, source="my run.ckpt")
     assert sparsify_cli._entry_name(args, {"architecture": "nv_small_cnn"}, "my run") == "nv_small_cnn.my_run_sparse"
     assert sparsify_cli._entry_name(args, {"architecture": "nv_lite"}, "a+b(1)") == "nv_lite.a_b_1__sparse"
-    assert minirocket_cli.entry_tag("some/dir/Tiny Data.npz") == "tiny_data"
-    assert minirocket_cli.entry_tag("GunPoint") == "gunpoint"
-    assert minirocket_cli.entry_tag('{"class_path": "x"}') == "data"
+    from neuroview.training.cli_hints import entry_tag
+
+    assert entry_tag("some/dir/Tiny Data.npz") == "tiny_data"
+    assert entry_tag("GunPoint") == "gunpoint"
+    assert entry_tag('{"class_path": "x"}') == "data"
 
 
 def test_minirocket_names_and_quotes_a_file_name_with_a_space(tmp_path, capsys):

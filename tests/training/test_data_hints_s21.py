@@ -53,10 +53,19 @@ def test_minirocket_advice_for_a_set_s_name_carries_its_name_and_reading_options
     spec = _advised(err)  # was {"class_path": "neuroview.data.<DataModule>", "init_args": {"seed": 0}}
     assert json.loads(spec) == {"class_path": UCR, "init_args": {
         "name": "ArrowHead", "val_fraction": 0.0, "normalize": "sample", "resample": True, "seed": 0}}
-    assert cli(["minirocket", "--data", spec, "--num-features", "84", "--out", str(out), "--tag", "arrowhead"]) == 0
-    # read as `--data ArrowHead` reads it (no validation carve, each series normalized by itself): the same network
+    advised = _advice(err)  # run as printed: the spec and the --tag beside it (without it, nv_minirocket.data)
+    assert advised == ["--data", spec, "--tag", "arrowhead"]
+    assert cli(["minirocket", *advised, "--num-features", "84", "--out", str(out)]) == 0
+    # read as `--data ArrowHead` reads it (no validation carve, each series normalized by itself): the same network,
+    # under the same entry name
     plain = read_manifest(zoo / "zoo")["nv_minirocket.arrowhead"]
+    assert list(read_manifest(out)) == ["nv_minirocket.arrowhead"]
     assert read_manifest(out)["nv_minirocket.arrowhead"]["sha256"] == plain["sha256"]
+
+
+def _advice(err: str) -> list[str]:
+    """The options a refusal advises, as a shell reads them: ``--data`` and what follows it, to the line's end."""
+    return shlex.split("--data " + err.strip().rsplit("--data ", 1)[1])
 
 
 def test_minirocket_advice_for_mnist1d_is_its_module_read_as_the_command_reads_it(tmp_path, capsys):
@@ -142,8 +151,25 @@ def test_explain_answers_a_typed_data_option_with_the_spec_of_its_own_data(serie
     assert json.loads(spec) == {"class_path": "neuroview.data.CsvDataModule",
                                               "init_args": {"path": str(csv), "header": True}}
     assert cli(_explain(tmp, "--data", spec, "--out", str(tmp / "r4"))) == 0
-    err = _refused(_explain(tmp, "--data", "ArrowHead", "--data.init_args.seed", "1", "--out", str(tmp / "r5")), capsys)
-    assert json.loads(_advised(err)) == {"class_path": UCR, "init_args": {"name": "ArrowHead", "seed": 1}}
+
+
+def test_explain_advice_for_a_set_leaves_out_what_explain_sets_and_runs_as_printed(zoo, capsys, monkeypatch):
+    """The model's own set with its carve (seed) and a reading option (normalize) typed: explain sets both itself
+    and refuses other values, so the advice leaves them out and says so; the rest (batch_size) stays. Was
+    ``{"name": "ArrowHead", "seed": 1, ...}``, refused as printed: ``seed 1 given, 0 in the model's training data``."""
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(zoo / "cache"))
+    argv = ["explain", "--model", "nv_minirocket.arrowhead", "--zoo", str(zoo / "zoo"), "--no-progress",
+            "--no-gallery", "--examples", "0", "--samples", "4"]
+    err = _refused([*argv, "--data", "ArrowHead", "--data.init_args.seed", "1", "--data.init_args.normalize", "false",
+                    "--data.init_args.batch_size", "8", "--out", str(zoo / "e1")], capsys)
+    advised = _advice(err)
+    assert json.loads(advised[1]) == {"class_path": UCR, "init_args": {"name": "ArrowHead", "batch_size": 8}}
+    assert advised == ["--data", advised[1]]  # no other option: the spec alone
+    assert "(normalize: left out of the spec below: explain reads data as the model's own was read)" in err
+    assert "(seed: left out of the spec below: explain carves the model's own training data as fit carved it" in err
+    assert 'for other data, add {"seed": 1} to its init_args); give a file' in err
+    capsys.readouterr()
+    assert cli([*argv, *advised, "--out", str(zoo / "e2")]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["explain", "minirocket"])
@@ -162,3 +188,14 @@ def test_a_json_spec_missing_a_file_option_is_told_the_spec_with_it(series_zoo, 
     assert json.loads(spec) == {"class_path": "neuroview.data.CsvDataModule",
                                 "init_args": {"path": str(csv), "val_fraction": 0.0, "header": True}}
     assert cli([*argv, "--data", spec]) == 0
+
+
+def test_the_advice_s_tag_is_the_one_minirocket_names_its_entries_by():
+    """The advice's ``--tag`` is minirocket's own tag of ``--data`` (one function, cli_hints.entry_tag), for a set's
+    name, a file of odd characters, JSON and a name of none."""
+    from neuroview.training import minirocket_cli
+    from neuroview.training.cli_hints import entry_tag
+
+    assert "entry_tag" not in vars(minirocket_cli)  # imported where it is used, not copied
+    assert [entry_tag(d) for d in ("ArrowHead", "/x/tiny data.npz", "rel/Series-1.v2.csv", "{}", "???.npz")] == [
+        "arrowhead", "tiny_data", "series-1.v2", "data", "data"]
