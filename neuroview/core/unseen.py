@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 import warnings
 import weakref
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
-from ._utils import restore_modes
+from ._utils import own_rng, restore_modes
 from .reach import _user_level
 from .search_scope import own_pass
 
@@ -27,24 +28,69 @@ __all__ = ["activation_call", "checkpoints", "checkpointing", "checkpointing_mes
 _FUNCTIONAL = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu", "mish",
                          "softplus", "hardswish", "hardtanh", "hardsigmoid", "tanh", "sigmoid", "threshold", "glu",
                          "softsign", "logsigmoid", "log_sigmoid", "softshrink", "hardshrink", "tanhshrink"})
-_NAMED = {"erf": "erf() (GELU's erf form)"}  # 0.5 * x * (1 + erf(x / sqrt(2))): BERT-era code's GELU
+_NAMED = {"erf": "erf() (GELU's erf form)",  # 0.5 * x * (1 + erf(x / sqrt(2))): BERT-era code's GELU
+          "erfc": "erfc() (GELU's erf form)", "ndtr": "ndtr() (GELU's normal-CDF form)", "expit": "expit() (sigmoid)"}
 
 
 def activation_call(op: str, args, kwargs) -> str:
     """The activation function a torch function call ``op`` is (``"relu"``, ``"clamp(min=0)"``), or ``""``: a named
-    one, a floor at 0 (``clamp``/``clip``, ``maximum(x, 0)``), or a gate by the sign of its own input
-    (``x * (x > 0)``, ``where(x > 0, x, ...)``)."""
+    one (``torch.special.expit`` as ``expit``), a floor at 0 (``clamp``/``clip``, ``maximum(x, 0)``) of a tensor of
+    both signs (a variance kept >= 0 clips nothing: no activation), a LeakyReLU written ``maximum(x, a * x)``, or a
+    gate by the sign of its own input (``x * (x > 0)``, ``where(x < 0, 0, x)``, ``masked_fill(x, x < 0, 0)``).
+    The mode sees a call once it ran: an in-place floor is judged on what it left, and an in-place gate (``x *= m``,
+    ``masked_fill_``) cannot be told from a mask on values of one sign (``attn *= keep``): not named."""
     base = op.strip("_")
+    base = base[8:] if base.startswith("special_") else base
+    x = args[0] if args else kwargs.get("input")
     if base in ("clamp", "clamp_min", "clip"):  # clip: torch's alias of clamp
         low = kwargs.get("min", args[1] if len(args) > 1 else None)
-        return ("clip" if base == "clip" else "clamp") + "(min=0)" if _zero(low) else ""
+        cut = _both_signs(x) if not op.endswith("_") else _floored(x)
+        return ("clip" if base == "clip" else "clamp") + "(min=0)" if _zero(low) and cut else ""
     if base in ("maximum", "max", "fmax"):  # (max(x, dim) returns no tensor: never here)
-        a, b = args[0] if args else kwargs.get("input"), args[1] if len(args) > 1 else kwargs.get("other")
-        floor = any(_zero(u) and isinstance(v, Tensor) and v.is_floating_point() for u, v in ((a, b), (b, a)))
-        return f"{base}(x, 0)" if floor else ""
-    if base in ("mul", "multiply", "rmul", "where"):
-        return _sign_gate(base, [*args, *kwargs.values()])
+        a, b = x, args[1] if len(args) > 1 else kwargs.get("other")
+        if any(_zero(u) and _both_signs(v) for u, v in ((a, b), (b, a))):
+            return f"{base}(x, 0)"
+        return f"{base}(x, a * x)" if _leaky(a, b) or _leaky(b, a) else ""
+    if base in ("mul", "multiply", "rmul", "where") and not op.endswith("_"):
+        said = _sign_gate(base, [*args, *kwargs.values()])
+        return "" if not said else f"x * ({said})" if base != "where" else \
+            "where(x > 0, x, ...)" if said == "x > 0" else f"where({said}, ...)"
+    if op == "masked_fill":
+        fill = kwargs.get("value", args[2] if len(args) > 2 else None)
+        said = _sign_gate(base, [x, kwargs.get("mask", args[1] if len(args) > 1 else None)]) if _zero(fill) else ""
+        return f"masked_fill(x, {said}, 0)" if said else ""
     return _NAMED.get(base, base if base in _FUNCTIONAL else "")
+
+
+def _both_signs(v) -> bool:
+    """Whether ``v`` is a float tensor holding values of both signs (a floor at 0 of it clips something)."""
+    try:
+        return isinstance(v, Tensor) and v.is_floating_point() and bool((v < 0).any()) and bool((v > 0).any())
+    except Exception:  # noqa: BLE001 (a sparse or nested tensor: no finding, and never a failed pass)
+        return False
+
+
+def _floored(v) -> bool:
+    """Whether ``v``, a float tensor an in-place floor at 0 just ran on, holds exact zeros beside positive values:
+    what clipping values of both signs leaves (a variance kept >= 0 has no zero unless one was 0 already)."""
+    try:
+        return isinstance(v, Tensor) and v.is_floating_point() and bool((v == 0).any()) and bool((v > 0).any())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _leaky(v, w) -> bool:
+    """Whether ``w`` is ``a * v`` for one number 0 < a < 1, ``v`` a float tensor of both signs: ``max(v, w)`` is then
+    a LeakyReLU of slope ``a`` (a fused branch, a residual, any other tensor is not)."""
+    try:
+        if not (_both_signs(v) and isinstance(w, Tensor) and w.shape == v.shape and w.is_floating_point()):
+            return False
+        on = v != 0
+        r = (w[on].double() / v[on].double())
+        return bool((w[~on] == 0).all()) and 0 < float(r.min()) and float(r.max()) < 1 and \
+            float(r.max() - r.min()) <= 1e-5 * float(r.max())
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _zero(v) -> bool:
@@ -58,17 +104,21 @@ def _zero(v) -> bool:
 
 
 def _sign_gate(base: str, given: list) -> str:
-    """``"x * (x > 0)"`` / ``"where(x > 0, ...)"`` where a mask among ``given`` is the sign of the float tensor beside
-    it (the ReLU written out), else ``""``; a mask of anything else (padding, attention) is no activation, nor is one
-    beside a tensor of one sign (any mask of ones times softmax weights, any mask times zeros)."""
+    """``"x > 0"`` or ``"x < 0"`` where a mask among ``given`` is that sign of the float tensor beside it (``x <= 0``
+    too: the ReLU written out, or its mirror; either bit where ``x`` is 0), else ``""``; a mask of anything else
+    (padding, attention) is no activation, nor is one beside a tensor of one sign (any mask of ones times softmax
+    weights, any mask times zeros)."""
     ts = [t for t in given if isinstance(t, Tensor)]
-    masks = [t for t in ts if t.dtype == torch.bool or (base != "where" and t.is_floating_point())]
+    masks = [t for t in ts if t.dtype == torch.bool or (base not in ("where", "masked_fill") and t.is_floating_point())]
     try:
         for m in masks:
             for v in ts:
-                if (v is not m and v.is_floating_point() and v.shape == m.shape and bool((v > 0).any())
-                        and bool((v < 0).any()) and bool(((m == (v > 0).to(m.dtype)) | (v == 0) & ((m == 0) | (m == 1))).all())):
-                    return "where(x > 0, x, ...)" if base == "where" else "x * (x > 0)"
+                if v is m or not _both_signs(v) or v.shape != m.shape or not bool(((m == 0) | (m == 1)).all()):
+                    continue
+                on, mb = v != 0, m != 0
+                for sign, said in ((v > 0, "x > 0"), (v < 0, "x < 0")):
+                    if torch.equal(mb[on], sign[on]):
+                        return said
     except Exception:  # noqa: BLE001 (a sparse or nested tensor: no finding, and never a failed pass)
         pass
     return ""
@@ -106,63 +156,109 @@ _PLAIN_NAME = ("drop", "stochasticdepth", "identity", "permute", "transpose", "r
 def warn_unseen_modules(net: nn.Module, x: Tensor) -> None:
     """Warn of the modules of ``net.backbone`` (a NeuroViewCNN whose default sites are found on ``x``) that run after
     the last site and act as activations, each output value a nonlinear function of its own input value alone (a
-    ``Snake``, a ``Sine``), though no table knows their class: the layers with weights run after them take no part
-    in the decision and are frozen. Told by what they do, on their own input of one more eval-mode pass (run only
-    where a leaf module of an unknown kind runs there), so that the ordinary layers that run after the last site (a
-    transformer's last ``fc2`` and norm, a pooling, a drop path) are never named."""
-    if getattr(net, "_named", True) or not net.frozen or torch.compiler.is_compiling():
+    ``Snake``, a ``Sine``), though no table knows their class, where layers with weights run between the last site and
+    them: those layers take no part in the decision (frozen, by the wrapper or by the user), and would if the class
+    were registered. One after which only the head runs cuts nothing it would gain, and is not named. Told by what
+    they do, on their own input of one more eval-mode pass (run only where a leaf module of an unknown kind and an
+    unreached layer with weights are both found; the caller's random state and the modules' buffers and plain
+    attributes are left as they were), so that the ordinary layers that run after the last site (a transformer's
+    last ``fc2`` and norm, a pooling, a drop path) are never named."""
+    off = set(net.__dict__.get("frozen", ())) | set(net.__dict__.get("_kept_frozen", ()))  # every unreached parameter
+    if getattr(net, "_named", True) or not off or torch.compiler.is_compiling():
         return
-    backbone, frozen, left = net.backbone, set(net.frozen), {n for n, _ in net.left_out}
+    backbone, left = net.backbone, {n for n, _ in net.left_out}
     targets = {id(m) for _, m, _ in net._targets}
     tried = {}
     for n, m in backbone.named_modules():
         if (n and id(m) not in targets and n not in left and next(m.children(), None) is None
                 and not isinstance(m, _PLAIN) and not any(k in type(m).__name__.lower() for k in _PLAIN_NAME)
-                and all(f"{n}.{k}" in frozen for k, _ in m.named_parameters(recurse=False))):
+                and all(f"{n}.{k}" in off for k, _ in m.named_parameters(recurse=False))):
             tried.setdefault(m, n)
-    if not tried:
+    holders = {o: backbone.get_submodule(o) for p in off if (o := p.rpartition(".")[0])}
+    if not tried or not [m for m in holders.values() if m not in tried]:
         return
-    cut = [(tried[m], type(m).__name__) for m in _after_last_site(net, x, tried)]
-    if not cut:
+    with own_rng(x.device), _kept_state(backbone):
+        found, cut = _after_last_site(net, x, tried, holders)
+    if not found:
         return
-    kinds, one = list(dict.fromkeys(k for _, k in cut)), len(cut) == 1
-    warnings.warn(f"wrap: {[n for n, _ in cut]} ({', '.join(kinds)}) run{'s' * one} after the last site, where the "
-                  f"decision stops (at {net._stop!r}), and act{'s' * one} as {'an activation' if one else 'activations'} "
-                  "(each output value a nonlinear function of its own input value) of "
-                  f"{'classes' if len(kinds) > 1 else 'a class'} NeuroView does not know: the layers from there on take "
-                  f"no part in the decision and are frozen (net.unreached: {net.unreached[:6]}"
-                  f"{' ...' if len(net.unreached) > 6 else ''}). If {'it is an activation' if one else 'they are activations'}"
-                  f", register {'their classes' if len(kinds) > 1 else 'its class'} before wrapping, "
-                  f"nv.register_activation({kinds[0]}, breakpoints=(0.0,)) (where its pieces meet), so that "
-                  f"{'its' if one else 'their'} calls are sites; or pass layers=[...] naming the sites to read, which "
-                  "silences this", stacklevel=_user_level())
+    named, kinds = [tried[m] for m in found], list(dict.fromkeys(type(m).__name__ for m in found))
+    one, many = len(named) == 1, len(kinds) > 1
+    warnings.warn(f"wrap: {named} ({', '.join(kinds)}) run{'s' * one} after the last site, where the decision stops "
+                  f"(at {net._stop!r}), and act{'s' * one} as {'an activation' if one else 'activations'} (each output "
+                  f"value a nonlinear function of its own input value) of {'classes' if many else 'a class'} NeuroView "
+                  f"does not know: the layers with weights between the last site and {'it' if one else 'them'} "
+                  f"({cut[:6]}{' ...' if len(cut) > 6 else ''}) take no part in the decision and are frozen. If "
+                  f"{'it is an activation' if one else 'they are activations'}, register "
+                  f"{'their classes' if many else 'its class'} before wrapping, "
+                  + "; ".join(f"nv.register_activation({k}, breakpoints=(0.0,))" for k in kinds)
+                  + f" (where its pieces meet), so that {'its' if one else 'their'} calls are sites; or pass "
+                  "layers=[...] naming the sites to read, which silences this", stacklevel=_user_level())
 
 
-def _after_last_site(net: nn.Module, x: Tensor, tried: dict) -> list[nn.Module]:
+@contextmanager
+def _kept_state(backbone: nn.Module):
+    """A block after which the buffers and plain attributes (numbers, strings, tuples: a call counter, an
+    initialised flag) of ``backbone``'s modules are as they were before it: a pass of ours leaves no trace in them."""
+    plain = (int, float, bool, str, tuple, type(None))
+    attrs = [(m, {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training" and isinstance(v, plain)})
+             for m in backbone.modules()]
+    bufs = [(m, k, b, b.clone()) for m in backbone.modules() for k, b in m._buffers.items() if b is not None]
+    try:
+        yield
+    finally:
+        for m, saved in attrs:
+            vars(m).update(saved)
+        with torch.no_grad():
+            for m, k, b, old in bufs:
+                m._buffers[k] = b
+                try:
+                    if not torch.equal(b, old):
+                        b.copy_(old)
+                except Exception:  # noqa: BLE001 (an inference tensor: a note is never a failed wrap)
+                    pass
+
+
+def _after_last_site(net: nn.Module, x: Tensor, tried: dict, holders: dict) -> tuple[list[nn.Module], list[str]]:
     """The modules of ``tried`` that, in one eval-mode pass of ``net.backbone`` on ``x`` (``net``'s hooks record
-    nothing outside its own passes), run after the last site and before a module holding a frozen parameter, and
-    act as activations on the input they got there (:func:`_acts`). A pass that fails tells nothing: ``[]``."""
+    nothing outside its own passes), run after the last site with a module of ``holders`` (name -> module holding an
+    unreached parameter) starting between the last site and them, and act as activations on the input they got there
+    (:func:`_acts`), their output not the backbone's own vector per sample (an output activation on the head's
+    logits; a feature extractor's last activation on maps or tokens is named); and the names of those modules (``backbone.<name>``), in order. A pass that fails tells nothing."""
     sites = {s.module for s in net.sites}
     events: list[tuple[str, nn.Module, object]] = []
     hooks, restore = [], restore_modes(net.backbone)
     try:
-        holders = {net.backbone.get_submodule(o) for p in net.frozen if (o := p.rpartition(".")[0])}
         hooks += [m.register_forward_hook(lambda m, a, out: events.append(("site", m, None)))
                   for n, m, _ in net._targets if n in sites]
-        hooks += [m.register_forward_pre_hook(lambda m, a: events.append(("layer", m, None))) for m in holders]
-        hooks += [m.register_forward_hook(lambda m, a, out: events.append(("tried", m, a[0] if a else None)))
+        hooks += [m.register_forward_pre_hook(lambda m, a: events.append(("layer", m, None))) for m in holders.values()]
+        hooks += [m.register_forward_hook(lambda m, a, out: events.append(("tried", m, (a[0] if a else None, out))))
                   for m in tried]  # (an in-place module's input is its output by then: still a nonlinear function)
         net.backbone.eval()
         with torch.no_grad(), own_pass():
-            net.backbone(x.clone())  # (an in-place op on the input: the caller's batch stays)
+            y = net.backbone(x.clone())  # (an in-place op on the input: the caller's batch stays)
             for h in hooks:
                 h.remove()
             last = max((i for i, (kind, _, _) in enumerate(events) if kind == "site"), default=len(events))
-            layer = max((i for i, (kind, _, _) in enumerate(events) if kind == "layer"), default=-1)
-            found = {m: None for i, (kind, m, z) in enumerate(events) if kind == "tried" and last < i < layer}
-            return [m for m in found if _acts(m, next(z for k, n, z in events[last + 1:] if k == "tried" and n is m))]
+            acts: dict[nn.Module, bool] = {}
+            found: dict[nn.Module, None] = {}
+            cut: dict[nn.Module, None] = {}
+            for i, (kind, m, z) in enumerate(events):
+                if kind != "tried" or i <= last or (z[1] is y and y.dim() <= 2):  # a head's output activation
+                    continue
+                between = [h for k, h, _ in events[last + 1:i] if k == "layer" and h is not m]
+                if not between:
+                    continue
+                if m not in acts:
+                    acts[m] = _acts(m, z[0])
+                if not acts[m]:
+                    continue
+                found[m] = None
+                cut.update((h, None) for h in between)
+            names = {id(h): n for n, h in holders.items()}
+            cut_names = [f"backbone.{names[id(h)]}" for h in cut if h not in found]
+            return ([m for m in found], cut_names) if cut_names else ([], [])
     except Exception:  # noqa: BLE001 (the passes before this one ran; a note that cannot be made is not an error)
-        return []
+        return [], []
     finally:
         for h in hooks:
             h.remove()

@@ -41,9 +41,10 @@ def _wrap(model, **kw):
 def test_functional_activations_are_named_with_what_the_decision_loses():
     net, (msg,) = _wrap(Mixed())
     assert [s.name for s in net.sites] == ["stem.1", "act3"]
-    # by hand: F.relu (in the backbone's forward, between the sites) and two after the last one
-    assert "relu() in the backbone's own forward" in msg and "clamp(min=0)" in msg and "tanh()" in msg
-    assert "2 of those calls come after the last site" in msg and "layers=[...]" in msg
+    # by hand: F.relu (in the backbone's forward, between the sites) and tanh after the last one; the clamp(min=0) of
+    # act3's ReLU output clips nothing (no value below 0): no activation, not named
+    assert "relu() in the backbone's own forward" in msg and "clamp(min=0)" not in msg and "tanh()" in msg
+    assert "1 of those calls come after the last site" in msg and "layers=[...]" in msg
     net, (msg,) = _wrap(Mixed(late=False))
     assert "relu() in the backbone's own forward" in msg and "after the last site" not in msg
 

@@ -14,6 +14,7 @@ Every expectation is by hand: which calls are activations, how many run after th
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -67,6 +68,16 @@ FORMS = {  # the call as written -> what the warning calls it
     "F.logsigmoid": (F.logsigmoid, "log_sigmoid()"),
     "F.softshrink": (F.softshrink, "softshrink()"),
     "F.tanhshrink": (F.tanhshrink, "tanhshrink()"),
+    # the mirror forms (review R9 #4): a mask by the other sign, masked_fill, a LeakyReLU as a max, torch.special
+    "torch.where(x < 0, 0, x)": (lambda z: torch.where(z < 0, 0.0, z), "where(x < 0, ...)"),
+    "torch.where(x <= 0, zeros, x)": (lambda z: torch.where(z <= 0, torch.zeros_like(z), z), "where(x < 0, ...)"),
+    "x.masked_fill(x < 0, 0)": (lambda z: z.masked_fill(z < 0, 0), "masked_fill(x, x < 0, 0)"),
+    "torch.maximum(x, 0.2 * x)": (lambda z: torch.maximum(z, 0.2 * z), "maximum(x, a * x)"),
+    "torch.max(0.01 * x, x)": (lambda z: torch.max(0.01 * z, z), "max(x, a * x)"),
+    "x * special.ndtr(x)": (lambda z: z * torch.special.ndtr(z), "ndtr() (GELU's normal-CDF form)"),
+    "erfc GELU": (lambda z: 0.5 * z * torch.erfc(-z / math.sqrt(2)), "erfc() (GELU's erf form)"),
+    "special.erf GELU": (lambda z: 0.5 * z * (1 + torch.special.erf(z / math.sqrt(2))), "erf() (GELU's erf form)"),
+    "x * special.expit(x)": (lambda z: z * torch.special.expit(z), "expit() (sigmoid)"),
 }
 
 
@@ -93,7 +104,18 @@ MASKS = {  # the same shapes, no activation: a mask or floor that is not the sig
     "softmax(x) * ones": lambda z: F.softmax(z, 1) * torch.ones_like(z),  # a mask beside values of one sign
     "0 * x * mask": lambda z: (0 * z) * _mask(z).float() + z,  # a mask beside zeros
     "x * x": lambda z: z * z,
+    # (review R9 #4) the mirror forms' look-alikes: a padding mask filled with 0, an in-place mask on values of one sign,
+    # a max with another tensor, a max with a scale of x that differs by position (no one slope)
+    "x.masked_fill(mask, 0)": lambda z: z.masked_fill(_mask(z), 0),
+    "softmax(x) *= keep": lambda z: _imul(F.softmax(z, 1), _mask(z)),
+    "torch.maximum(x, x.flip(1))": lambda z: torch.maximum(z, z.flip(1)),
+    "torch.maximum(x, x * r)": lambda z: torch.maximum(z, z * torch.rand(z.shape, generator=torch.Generator().manual_seed(2))),
 }
+
+
+def _imul(a, m):
+    a *= m
+    return a
 
 
 def _mask(z):
@@ -106,6 +128,43 @@ def test_masks_and_floors_that_are_no_activation_are_not_named(form):
     torch.manual_seed(0)
     _, got = _caught(lambda: nv.wrap(Late(MASKS[form]), 3, example_input=torch.randn(4, 1, 8, 8)))
     assert not [w for w in got if "activation functions outside" in str(w.message)]
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm2d over channels written by hand; ``floor`` keeps the variance >= 0, which it is already: the floor
+    clips nothing and acts as no activation (review R9 #3)."""
+
+    def __init__(self, c, floor):
+        super().__init__()
+        self.floor, self.w, self.b = floor, nn.Parameter(torch.ones(c, 1, 1)), nn.Parameter(torch.zeros(c, 1, 1))
+
+    def forward(self, x):
+        var = self.floor(x.var(1, keepdim=True, unbiased=False))
+        return (x - x.mean(1, keepdim=True)) / torch.sqrt(var + 1e-5) * self.w + self.b
+
+
+FLOORS = {"var.clamp(min=0)": lambda v: v.clamp(min=0), "var.clip(min=0)": lambda v: v.clip(min=0),
+          "torch.clip(var, 0)": lambda v: torch.clip(v, 0), "var.clamp_(min=0)": lambda v: v.clamp_(min=0),
+          "torch.maximum(var, zeros)": lambda v: torch.maximum(v, torch.zeros_like(v)),
+          "torch.fmax(zeros, var)": lambda v: torch.fmax(torch.zeros_like(v), v)}
+
+
+@pytest.mark.parametrize("form", list(FLOORS))
+def test_a_floor_at_0_of_a_tensor_of_one_sign_is_no_activation_and_is_not_named(form):
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), ChannelNorm(8, FLOORS[form]), nn.ReLU(),
+                       nn.Conv2d(8, 8, 3, padding=1), ChannelNorm(8, FLOORS[form]), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                       nn.Flatten(), nn.Linear(8, 3))
+    net, got = _caught(lambda: nv.wrap(bb, 3, example_input=torch.randn(4, 1, 8, 8)))
+    assert [s.name for s in net.sites] == ["2", "5"]
+    assert not [w for w in got if "activation functions outside" in str(w.message)], [str(w.message) for w in got]
+
+
+def test_an_in_place_floor_at_0_of_values_of_both_signs_is_named():
+    torch.manual_seed(0)
+    _, got = _caught(lambda: nv.wrap(Late(lambda z: z.clamp_(min=0)), 3, example_input=torch.randn(4, 1, 8, 8)))
+    (msg,) = [str(w.message) for w in got if "activation functions outside" in str(w.message)]
+    assert "clamp(min=0) in the backbone's own forward (2 calls)" in msg
 
 
 # ------------------------------------------------------------------ P3 finding 2: unknown activation modules
@@ -169,6 +228,96 @@ def test_an_unknown_activation_before_the_last_site_or_after_the_head_cuts_nothi
     for backbone, unreached in ((before, ["backbone.6"]), (after_head, ["backbone.4"])):
         net, got = _caught(lambda: nv.wrap(backbone, 4, example_input=torch.randn(5, 1, 20)))
         assert net.unreached == unreached and not _cut_warnings(got)
+
+
+@pytest.mark.parametrize("tail", ["none", "pool"])
+def test_an_unknown_activation_ending_a_headless_backbone_is_named_with_the_layer_it_cuts(tail):
+    """A feature extractor (no head of its own): conv '2' runs between the last site '1' and the Snake '3', and is cut
+    (review R9 #1: it was silent, the check looking for a layer after the Snake)."""
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv1d(1, 8, 5), nn.ReLU(), nn.Conv1d(8, 8, 5), Snake(),
+                       *([nn.AdaptiveAvgPool1d(1), nn.Flatten()] if tail == "pool" else []))
+    net, got = _caught(lambda: nv.wrap(bb, 4, example_input=torch.randn(5, 1, 20)))
+    assert [s.name for s in net.sites] == ["1"] and net.unreached == ["backbone.2"]
+    (msg,) = _cut_warnings(got)
+    assert msg.startswith("wrap: ['3'] (Snake) runs after the last site") and "(['backbone.2'])" in msg
+
+
+class FakeQuant(nn.Module):  # a fixed int8 fake-quantize leaf, as custom QAT code puts after every ReLU
+    def forward(self, x):
+        return torch.fake_quantize_per_tensor_affine(x, 0.05, 0, -128, 127)
+
+
+@pytest.mark.parametrize("act", [Snake, FakeQuant])
+def test_an_unknown_activation_right_after_the_last_site_gains_nothing_and_is_not_named(act):
+    """Only pool and head follow it: registered, its calls would be sites and still no layer would join the decision
+    (by hand: the head alone is unreached either way), so naming it is a false alarm (review R9 #1)."""
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv1d(1, 8, 5), nn.ReLU(), nn.Conv1d(8, 8, 5), nn.ReLU(), act(), nn.AdaptiveAvgPool1d(1),
+                       nn.Flatten(), nn.Linear(8, 4))
+    net, got = _caught(lambda: nv.wrap(bb, 4, example_input=torch.randn(5, 1, 20)))
+    assert [s.name for s in net.sites] == ["1", "3"] and net.unreached == ["backbone.7"]
+    assert not _cut_warnings(got), _cut_warnings(got)
+
+
+def test_an_unknown_activation_in_a_backbone_the_user_froze_is_named():
+    """A linear probe on a frozen backbone: the parameters the user froze are not in net.frozen (they stay the user's),
+    but the convs between the ReLU and the Snakes are cut all the same (review R9 #2: it was silent)."""
+    torch.manual_seed(0)
+    bb = _series(Snake).requires_grad_(False)
+    net, got = _caught(lambda: nv.wrap(bb, 4, example_input=torch.randn(5, 1, 40)))
+    assert net.frozen == () and [s.name for s in net.sites] == ["1"]
+    (msg,) = _cut_warnings(got)
+    assert msg.startswith("wrap: ['3', '5'] (Snake) run after the last site") and "(['backbone.2', 'backbone.4'])" in msg
+
+
+def test_two_unknown_classes_are_each_given_their_registration():
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv1d(1, 8, 5), nn.ReLU(), nn.Conv1d(8, 8, 5), Snake(), nn.Conv1d(8, 8, 5), Sine(),
+                       nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 4))
+    _, got = _caught(lambda: nv.wrap(bb, 4, example_input=torch.randn(5, 1, 40)))
+    (msg,) = _cut_warnings(got)
+    assert "['3', '5'] (Snake, Sine)" in msg
+    assert ("nv.register_activation(Snake, breakpoints=(0.0,)); nv.register_activation(Sine, breakpoints=(0.0,))"
+            in msg)
+
+
+class Noisy(nn.Module):  # draws from the global generator at eval (MC sampling)
+    def forward(self, x):
+        return x + 0.01 * torch.randn_like(x)
+
+
+class CountingSnake(Snake):  # a call counter (plain attribute) and a running max (a buffer), as an observer keeps
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.register_buffer("amax", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        self.amax = torch.maximum(self.amax, x.detach().abs().max())
+        return super().forward(x)
+
+
+def test_the_check_leaves_the_random_state_and_the_modules_state_as_they_were(monkeypatch):
+    """The same wrap with the check switched off gives the reference (review R9 #6): the caller's next draws, the
+    Snake's call count and its running max are the same with it, though it ran (it named the Snake)."""
+    from neuroview.core import unseen
+
+    def run():
+        torch.manual_seed(0)
+        bb = nn.Sequential(nn.Conv1d(1, 8, 5), nn.ReLU(), nn.Conv1d(8, 8, 5), CountingSnake(), Noisy(),
+                           nn.Conv1d(8, 8, 5), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 4))
+        x = torch.randn(5, 1, 40)
+        torch.manual_seed(123)
+        _, got = _caught(lambda: nv.wrap(bb, 4, example_input=x))
+        return torch.rand(3), bb[3].calls, float(bb[3].amax), _cut_warnings(got)
+
+    draws, calls, amax, said = run()
+    monkeypatch.setattr(unseen, "warn_unseen_modules", lambda net, x: None)
+    draws0, calls0, amax0, said0 = run()
+    assert said and not said0  # the check ran, and named the Snake
+    assert torch.equal(draws, draws0) and calls == calls0 and amax == amax0
 
 
 # look-alikes of the layers that ordinary backbones run after their last site: none of them is an activation
@@ -292,20 +441,33 @@ class Checkpointed(nn.Module):
         return self.fc(checkpoint(self.block, x, use_reentrant=False).mean((2, 3)))
 
 
+def _left_out():  # nn.Softsign: an activation-like module no table registers (neuroview.core.targets)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Softsign(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 3))
+
+
 @pytest.mark.parametrize("kind, make, said", [
     ("functional", Mixed, "activation functions outside"),
     ("module", lambda: _series(Sine), "nonlinear function of its own input value"),
     ("checkpoint", Checkpointed, "torch.utils.checkpoint"),
-], ids=["functional", "module", "checkpoint"])
+    ("left out", _left_out, "left out (not registered)"),
+], ids=["functional", "module", "checkpoint", "left-out"])
 def test_warnings_of_what_the_sites_cannot_see_point_at_the_users_line(kind, make, said):
+    """The file and the line of the call (review R9 #5: one frame too far out, _caught's own line, passed before)."""
     x = torch.randn(4, 1, 8, 8) if kind != "module" else torch.randn(4, 1, 40)
     for how in ("wrap", "first batch"):
         torch.manual_seed(0)
         if how == "wrap":
+            line = inspect.currentframe().f_lineno + 1
             _, got = _caught(lambda: nv.wrap(make(), 3, example_input=x))
         else:
-            net = nv.wrap(make(), 3)
-            _, got = _caught(lambda: net(x))
+            line = inspect.currentframe().f_lineno + 1
+            net, got0 = _caught(lambda: nv.wrap(make(), 3))
+            if not [w for w in got0 if said in str(w.message)]:  # (said at the first batch, where the sites are found)
+                line = inspect.currentframe().f_lineno + 1
+                _, got = _caught(lambda: net(x))
+            else:
+                got = got0
         hits = [w for w in got if said in str(w.message)]
         assert len(hits) == 1, (how, [str(w.message) for w in got])
-        assert hits[0].filename == __file__, (how, hits[0].filename, hits[0].lineno)
+        assert (hits[0].filename, hits[0].lineno) == (__file__, line), (how, hits[0].filename, hits[0].lineno)
