@@ -31,11 +31,11 @@ class NpzDataModule(FileRecord, ArrayDataModule):
     (and ``lengths_test``/``lengths_val``) for variable-length sequences padded along the last
     axis (``resample=True`` stretches them to the longest instead): ``padding="post"`` reads each series' first
     ``lengths`` steps (torch's ``pad_sequence``), ``"pre"`` its last (Keras' ``pad_sequences`` default); the default
-    ``"auto"`` reads the first and refuses a file whose padded series mostly (more than half, and more than read as
-    padded at the end) read as padded at the start (their first steps one padding value, or one a channel, their steps
-    past the length data), until ``padding`` says which it is; ``"pre"`` refuses a file whose padded series so read as
-    padded at the end (``padding`` is carried from a checkpoint to another file it reads), and warns where the file
-    has no ``lengths`` (nothing to read by);
+    ``"auto"`` reads the first and refuses a file whose series padded by 2 steps or more read as padded at the start
+    (every one flat there, one padding value or one a channel, and some not at the end; else more than half of them,
+    and more than read as padded at the end), until ``padding`` says which it is; ``"pre"`` refuses a file whose series
+    so read as padded at the end (``padding`` is carried from a checkpoint to another file it reads), and warns where
+    the file has no ``lengths`` (nothing to read by) and most of its series begin flat, as padding leaves them;
     ``y_test`` or ``lengths_test`` without ``X_test`` is refused, as is ``val_fold`` with an ``X_val``, and a key that looks like one of these (``X_Test``,
     ``length``), named with the key it may stand for (other keys are warned about, unread). An ``X_test`` (``X_val``) equal to ``X`` is warned about, as is a ``test_fraction``
     (``val_fraction``) the file's own split leaves unused. Without a test split,
@@ -120,11 +120,9 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             _finite(x, y, suffix)
             return x, y
 
-        if self.padding == "pre" and "lengths" not in arrays:  # Keras pre-padded, saved without its lengths
-            warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {self.path.name} has no lengths: "
-                          "every series is read whole, its padding as data; add each series' length as lengths "
-                          "(lengths_test, lengths_val for its splits)", UserWarning, stacklevel=2)
         out = {"train": split("")}
+        if self.padding == "pre" and "lengths" not in arrays:  # Keras pre-padded, saved without its lengths?
+            _warn_unread_padding(out["train"][0], self.path.name)
         # the training split as read, and whether the file carves it (the training file changed since refused)
         self._fingerprint(*out["train"], own=tuple(s for s in ("test", "val") if f"X_{s}" in arrays))  # channels first, cut
         rows = np.arange(len(out["train"][1]))  # the file rows of the training split, as read (before any carve)
@@ -152,6 +150,20 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             if "X" + s in arrays and not self._whole_file:
                 warn_training_again(arrays["X"], arrays["X" + s], f"path: X{s}", f"{self.path.name} (X)")
         return out
+
+
+def _warn_unread_padding(x: np.ndarray, name: str) -> None:
+    """``padding='pre'`` (given, or carried from a checkpoint) of a file without ``lengths``: warned where more than
+    half of its series begin flat (each channel one value over their first 2 steps or more), as padding at the start
+    leaves them, read whole as data; series of one length (new recordings, nothing padded) are not."""
+    if x.dtype.kind not in "biuf" or x.shape[-1] < 2:
+        return
+    head, _ = _flat_runs(x, np.arange(len(x)), np.ones(len(x), np.int64))
+    if 2 * (flat := int((head >= 2).sum())) > len(x):
+        warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and {flat} of "
+                      f"its {len(x)} series begin flat (one value a channel), as padding at the start leaves them: every "
+                      "series is read whole, its padding as data; add each series' length as lengths (lengths_test, "
+                      "lengths_val for its splits)", UserWarning, stacklevel=3)
 
 
 def _check_keys(arrays: dict, name: str) -> None:
@@ -254,7 +266,7 @@ def _cut(x: np.ndarray, n: np.ndarray, padding: str, suffix: str, name: str) -> 
     if padding == "pre":
         if at_end := _padded_at_start(x[..., ::-1], n):
             raise ValueError(f"path: X{suffix} of {name} is read with padding='pre' (each series' last lengths steps) "
-                             f"but looks padded at the end: {at_end[0]} of its {at_end[1]} series shorter than {steps} "
+                             f"but looks padded at the end: {at_end[0]} of its {at_end[1]} series shorter than {steps - 1} "
                              f"steps end with one padding value (a value per channel) for as many steps as "
                              f"lengths{suffix} leaves ({steps} - length), and hold data before, which would be dropped "
                              "(the padding read as the series); pass padding='post' (--data.init_args.padding post) to "
@@ -262,7 +274,7 @@ def _cut(x: np.ndarray, n: np.ndarray, padding: str, suffix: str, name: str) -> 
         return [s[..., steps - k:] for s, k in zip(x, n)]
     if padding == "auto" and (at_start := _padded_at_start(x, n)):
         raise ValueError(f"path: X{suffix} of {name} looks padded at the start: {at_start[0]} of its {at_start[1]} "
-                         f"series shorter than {steps} steps begin with one padding value (a value per channel) for as "
+                         f"series shorter than {steps - 1} steps begin with one padding value (a value per channel) for as "
                          f"many steps as lengths{suffix} leaves ({steps} - length), and hold data past their lengths, "
                          "which would be dropped as padding (the padding read as the series); pass padding='pre' "
                          "(--data.init_args.padding pre) to read each series' last lengths steps, as Keras' "
@@ -271,34 +283,54 @@ def _cut(x: np.ndarray, n: np.ndarray, padding: str, suffix: str, name: str) -> 
 
 
 def _padded_at_start(x: np.ndarray, n: np.ndarray) -> tuple[int, int] | None:
-    """``(series that read as padded at the start, series shorter than the array)``, where more than half of these
-    read so and more than read as padded at the end; else None. A series of length ``k`` < ``T`` is flat at the start
-    where each channel holds its own value over its first ``T - k`` steps (the padding: 0, NaN, or one value a channel,
-    as a per-feature scaler leaves zero padding, or a held first value), and flat at the end likewise over its last
-    ``T - k`` (what a cut to its first ``k`` steps drops: 0, NaN, a held last value, a channel's mean). It reads as
-    padded at the start where it is flat there and not at the end; flat at both ends (a rest before the data, or
-    after it), by which flat run stops exactly where the padding would (``T - k`` steps: padding is followed at once
-    by data, a rest at the end is not ``T - k`` long for every length); at the end, the other way round. A series flat
-    at neither end (padding of its own kind) says nothing, and cannot tip a file of undecided series."""
-    short = np.flatnonzero(n < x.shape[-1])
+    """``(series that read as padded at the start, series padded by 2 steps or more)``, where the file reads so; else
+    None. A series of length ``k`` is flat at the start where each channel holds its own value over its first ``T - k``
+    steps (the padding: 0, NaN, or one value a channel, as a per-feature scaler leaves zero padding, or a held first
+    value), and flat at the end likewise over its last ``T - k`` (0, NaN, a held last value, a channel's mean). A series
+    padded by one step is flat at both ends (any one step is), so it is judged by nothing and not counted. One-value
+    padding leaves every padded series flat where it is: every series flat at the start and some not at the end is
+    padded at the start; the mirror is padded at the end. Otherwise each series votes: flat at the start and not at the
+    end for the start; flat at both ends for the end whose flat run stops exactly where the padding would (``T - k``
+    steps); flat at neither, for nothing. Padded at the start where more than half of the series so vote, and more than
+    for the end (a few series at rest do not tip a file of undecided ones)."""
+    steps = x.shape[-1]
+    short = np.flatnonzero(n < steps - 1)  # padded by 2 steps or more
     if not len(short) or x.dtype.kind not in "biuf":
         return None
-    pad = x.shape[-1] - n[short]
-    # only the first and the last `width` steps can decide (a run of the longest padding, and the step that ends it):
-    # no copy of whole series
-    width = min(int(pad.max()) + 1, x.shape[-1])
+    head, tail = _flat_runs(x, short, steps - n[short])
+    pad = steps - n[short]
+    lead, trail = head >= pad, tail >= pad
+    if lead.all() and not trail.all():  # no one-value padding at the end leaves a series unflat there
+        return int((~trail).sum()), len(short)
+    if trail.all() and not lead.all():
+        return None
+    both = lead & trail
+    pre = int(((lead & ~trail) | (both & (head == pad) & (tail != pad))).sum())
+    post = int(((trail & ~lead) | (both & (tail == pad) & (head != pad))).sum())
+    return (pre, len(short)) if pre > post and 2 * pre > len(short) else None
 
-    def run(a: np.ndarray) -> np.ndarray:  # [S, C, w] -> each series' first steps flat in every channel (own value)
+
+def _flat_runs(x: np.ndarray, rows: np.ndarray, pad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each series ``x[rows]``, the steps from its first (``head``) and from its last (``tail``) over which every
+    channel holds its own first (last) value, counted as far as its ``pad + 1`` steps (longer: ``pad + 2``). Series
+    taken in blocks of like padding, each block as wide as its own longest padding, about ``2**20`` values a block:
+    no copy of the whole array, whatever the lengths."""
+    head, tail = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
+    order = np.argsort(pad, kind="stable")
+    feat = int(np.prod(x.shape[1:-1], dtype=np.int64)) or 1
+    block = max(1, (1 << 20) // (feat * x.shape[-1]))
+
+    def run(a: np.ndarray, width: int) -> np.ndarray:  # [S, C, w] -> each series' first steps flat in every channel
         a = a.reshape(len(a), -1, a.shape[-1])  # any spatial axes folded into the channels
         same = a == a[..., :1]
         if a.dtype.kind == "f":  # NaN padding: NaN equals no value, itself included
             same |= np.isnan(a) & np.isnan(a[..., :1])
         flat = same.all(1)
-        return np.where(flat.all(1), width + 1, flat.argmin(1))  # flat over all `width`: longer than any padding
+        return np.where(flat.all(1), width + 1, flat.argmin(1))  # flat over all `width`: longer than its padding
 
-    head, tail = run(x[short, ..., :width]), run(x[short, ..., x.shape[-1] - width:][..., ::-1])
-    lead, trail = head >= pad, tail >= pad
-    both = lead & trail
-    pre = int(((lead & ~trail) | (both & (head == pad) & (tail != pad))).sum())
-    post = int(((trail & ~lead) | (both & (tail == pad) & (head != pad))).sum())
-    return (pre, len(short)) if pre > post and 2 * pre > len(short) else None
+    for i in range(0, len(rows), block):
+        at = order[i:i + block]
+        width = min(int(pad[at].max()) + 1, x.shape[-1])
+        head[at] = run(x[rows[at], ..., :width], width)
+        tail[at] = run(x[rows[at], ..., x.shape[-1] - width:][..., ::-1], width)
+    return head, tail

@@ -7,6 +7,8 @@ May import every layer below training; ``neuroview.data`` inside the functions.
 
 from __future__ import annotations
 
+import warnings
+
 from ..data.file_record import check_recorded_file
 from ..data.read_as import data_class, same_file
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
@@ -69,7 +71,14 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
                          f"model was trained on, scored as if unseen: give --data.init_args.{gone[0]} {saved[gone[0]]}")
     if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
         return
+    # the file first, read as the checkpoint read it (its padding, layout): "changed since" is said of a changed file
+    # only, before any option advice ("trained on this data" of a file whose training split is not the one trained on)
+    as_read = {**args, **{k: saved[k] for k in _READING if k in saved and k in args}}
+    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record, the file read once)
+        check_recorded_file(ckpt, as_read, cls, what)  # the model's own file, its training split changed: carved otherwise
     diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
+    if "padding" in diff and _reads_alike(cls, args, as_read):  # 'auto' of a file it reads as 'post' reads: the same
+        del diff["padding"]
     if diff:
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
         split = {"validate": "validation", "predict": "test (predicted)"}.get(sub, "test")
@@ -79,13 +88,41 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
         why = (f"its {split} split is the same series, read otherwise (by the statistics and series length of another "
                f"training part)" if sub != "validate" and set(diff) <= {"val_fraction", "val_fold"} else
                f"its {split} split may hold training series, scored as if unseen")
+        if set(diff) <= set(_READING):  # which series each split holds is unchanged: how each series is read is not
+            raise ValueError(f"{what}: {ckpt} was trained on this data read otherwise ({detail}); `neuroview {sub}` "
+                             f"would read its series otherwise than the model was trained on them (padding read as "
+                             f"data, data dropped as padding, or channels as steps): give the checkpoint's options "
+                             f"({give}), or other data")
         raise ValueError(f"{what}: {ckpt} was trained on this data with other split options ({detail}); `neuroview "
                          f"{sub}` would cut the splits otherwise, and {why}: give the checkpoint's options ({give}), or "
                          f"other data")
-    # after the options: the file read with other options (padding 'post' of a 'pre' file) hashes otherwise, and was
-    # blamed on the file ("its training split changed since ... restore the file"), which had not changed
-    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record, the file read once)
-        check_recorded_file(ckpt, args, cls, what)  # the model's own file, its training split changed: carved otherwise
+
+
+# the options that say how a file's series are read (not which series a split holds)
+_READING = ("padding", "layout")
+
+
+def _reads_alike(cls: str | None, args: dict, as_read: dict) -> bool:
+    """Whether the file ``args`` names reads the same training series with the ``padding`` asked (``args``) as with the
+    checkpoint's (``as_read``): ``'auto'`` reads a file as ``'post'`` does, or refuses it; a file of no padded series
+    reads alike under all three. Judged by the two fingerprints; a file either refuses (or none can read) is not alike."""
+    from ..data.file_record import FileRecord  # noqa: PLC0415
+    from ..data.read_as import data_class  # noqa: PLC0415
+
+    made = data_class(cls) if cls else None
+    if not (isinstance(made, type) and issubclass(made, FileRecord)) or args.get("path") is None:
+        return False
+    found = []
+    for init in (args, as_read):
+        try:
+            with warnings.catch_warnings():  # said where the command's own data module reads it
+                warnings.simplefilter("ignore")
+                dm = made(**init)
+                dm.load()
+        except Exception:  # noqa: BLE001 - refused one way (a pre-padded file under 'auto'): not alike
+            return False
+        found.append(dm._series_sha256)
+    return found[0] is not None and found[0] == found[1]
 
 
 def saved_class(ckpt: str | None, saved: dict, asked: dict) -> str | None:

@@ -42,7 +42,7 @@ def test_series_padded_at_the_start_are_refused_by_name(tmp_path, keras):
     path = _write(tmp_path / "pre.npz", own, lengths, keras=keras)
     layout = "channels_last" if keras else "auto"
     with pytest.raises(ValueError, match=r"path: X of pre\.npz looks padded at the start: 9 of its 9 series shorter than "
-                                         r"9 steps.*padding='pre' \(--data\.init_args\.padding pre\)"):
+                                         r"8 steps.*padding='pre' \(--data\.init_args\.padding pre\)"):
         NpzDataModule(path, layout=layout, val_fraction=0).setup("fit")  # before: kept the padding, dropped the data
 
 
@@ -232,3 +232,100 @@ def test_padding_pre_without_lengths_is_warned_of(tmp_path):
     with pytest.warns(UserWarning, match=r"padding: 'pre' reads each series' last lengths steps, but nolen\.npz has no "
                                          r"lengths.*add each series' length as lengths"):
         NpzDataModule(str(tmp_path / "nolen.npz"), padding="pre", val_fraction=0, test_fraction=0.25).setup("fit")
+
+
+# review S3 of 76f3472: series padded by one step judge nothing; decided by what one-value padding forces; the cost
+
+def _walks(rng, lengths, channels=3):
+    return [(rng.normal(size=(channels, k)).cumsum(-1) + 5).astype(np.float32) for k in lengths]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_edge_padding_of_series_mostly_one_step_short_is_read_either_way(tmp_path, channels):
+    """Recordings of T or T - 1 samples (some T - 2), each channel's last value held (ffill, np.pad 'edge'): a series
+    padded by one step is flat at both ends (any one step is), and 76f3472 counted each for the start: refused; the
+    mirror (the first value held) was refused under padding='pre'."""
+    lengths = np.array([20, 19, 19, 18] * 3)
+    own = _walks(np.random.default_rng(4), lengths, channels)
+    post = np.stack([np.concatenate([s, np.repeat(s[:, -1:], 20 - k, 1)], 1) for s, k in zip(own, lengths)])
+    np.savez(tmp_path / "post.npz", X=post, y=np.arange(12) % 2, lengths=lengths, X_test=post[:4],
+             y_test=np.arange(4) % 2, lengths_test=lengths[:4])
+    dm = NpzDataModule(str(tmp_path / "post.npz"), val_fraction=0, normalize=False)
+    dm.setup("fit")  # before: "looks padded at the start: 6 of its 9 series ..."
+    assert all(np.allclose(s, w) and s.shape == w.shape for s, w in zip(_served(dm)[0], own))
+    pre = np.stack([np.concatenate([np.repeat(s[:, :1], 20 - k, 1), s], 1) for s, k in zip(own, lengths)])
+    np.savez(tmp_path / "pre.npz", X=pre, y=np.arange(12) % 2, lengths=lengths, X_test=pre[:4],
+             y_test=np.arange(4) % 2, lengths_test=lengths[:4])
+    dm = NpzDataModule(str(tmp_path / "pre.npz"), padding="pre", val_fraction=0, normalize=False)
+    dm.setup("fit")  # before: "is read with padding='pre' ... but looks padded at the end"
+    assert all(np.allclose(s, w) and s.shape == w.shape for s, w in zip(_served(dm)[0], own))
+
+
+def _pre_zeros(own, lengths, steps):
+    x = np.zeros((len(own), own[0].shape[0], steps), np.float32)
+    for i, (s, k) in enumerate(zip(own, lengths)):
+        x[i, :, steps - k:] = s
+    return x
+
+
+@pytest.mark.parametrize("case", ["one_step_short", "counts_at_rest"])
+def test_zero_pre_padding_with_undecided_series_is_refused_and_read_as_pre(tmp_path, case):
+    """Keras zero pre-padding where most padded series decide nothing: 7 of 12 padded by one step, or counts that begin
+    at 0 (2 steps) and end at rest at 0 (12 steps), flat at both ends where padded by 12 or less. 76f3472 counted them
+    against a real majority and read each series' first lengths steps, the padding as data (806179b refused both)."""
+    if case == "one_step_short":
+        steps, lengths = 20, np.array([19, 19, 19, 19, 19, 19, 19, 17, 15, 13, 11, 20])
+        own = _walks(np.random.default_rng(5), lengths)
+    else:
+        steps, lengths = 30, 30 - np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15])
+        own = [np.concatenate([np.zeros(2), 1 + np.arange(k - 14) % 7, np.zeros(12)]).astype(np.float32)[None]
+               for k in lengths]
+    x = _pre_zeros(own, lengths, steps)
+    np.savez(tmp_path / "pre.npz", X=x, y=np.arange(len(x)) % 2, lengths=lengths, X_test=x[:4],
+             y_test=np.arange(4) % 2, lengths_test=lengths[:4])
+    want = "4 of its 4 series" if case == "one_step_short" else "3 of its 12 series"
+    with pytest.raises(ValueError, match=rf"looks padded at the start: {want} shorter than {steps - 1} steps"):
+        NpzDataModule(str(tmp_path / "pre.npz"), val_fraction=0).setup("fit")  # before: read, the padding as data
+    dm = NpzDataModule(str(tmp_path / "pre.npz"), padding="pre", val_fraction=0, normalize=False)
+    dm.setup("fit")
+    assert all(np.array_equal(s, w) for s, w in zip(_served(dm)[0], own))
+
+
+def test_padding_pre_of_a_file_of_one_length_without_lengths_is_not_warned_of(tmp_path):
+    """New recordings of one length (nothing padded) read with a checkpoint's carried padding='pre': they were warned
+    of as padded ("its padding as data; add each series' length as lengths")."""
+    import warnings
+    from neuroview.data.read_as import read_as_trained
+    lengths, own = _series()
+    spec = {"class_path": "neuroview.data.NpzDataModule",
+            "init_args": {"path": _write(tmp_path / "train.npz", own, lengths), "padding": "pre", "val_fraction": 0}}
+    np.savez(tmp_path / "new.npz", X=np.random.default_rng(6).normal(size=(8, 2, 9)).astype(np.float32),
+             y=np.arange(8) % 2)
+    for dm in (NpzDataModule(str(tmp_path / "new.npz"), val_fraction=0), NpzDataModule(str(tmp_path / "new.npz"),
+                                                                                       padding="pre", val_fraction=0)):
+        read_as_trained(dm, spec)
+        assert dm.padding == "pre"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dm.load()
+        assert not [w for w in caught if "padding" in str(w.message)]
+
+
+def test_the_padding_check_holds_no_copy_of_the_array(tmp_path):
+    """One short series made 76f3472's window every series' whole width: a copy of the short series plus boolean
+    temporaries, about 1.7 times X at its peak, under 'auto' and 'pre' alike."""
+    import tracemalloc
+    from neuroview.data.npz import _cut
+    rng = np.random.default_rng(7)
+    n = rng.integers(50, 4001, 1000)
+    x = rng.normal(size=(1000, 2, 4000)).astype(np.float32)
+    x[np.arange(4000)[None, None, :] >= n[:, None, None].repeat(2, 1)] = 0
+    for padding in ("auto", "pre"):
+        tracemalloc.start()
+        try:
+            _cut(x, n, padding, "", "big.npz")
+        except ValueError:
+            assert padding == "pre"  # padded at the end
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < x.nbytes / 4, (padding, peak / x.nbytes)
