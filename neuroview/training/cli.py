@@ -369,8 +369,8 @@ def cli_main(argv: list[str] | None = None, *, run: bool = True) -> NeuroViewCLI
     with warnings.catch_warnings():
         # LightningCLI warns whenever args are given while sys.argv holds anything (the console script, pytest)
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        # Lightning's note on the module's batch hook: kept from its cache per stage (OwnWarningFilters), not filtered
-        # here, where its cache kept it from a user's own hook for the rest of the process
+        # Lightning's note on the module's batch hook: kept from its cache per call of the hook (loop_guards._quiet_note),
+        # not filtered here, where its cache kept it from a user's own hook for the rest of the process
         try:
             return _cli(argv, run)
         except ArgumentError as e:

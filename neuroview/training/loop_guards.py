@@ -10,16 +10,18 @@ them inference tensors, and the fit's first update failed), an ``EarlyStopping``
 is the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
 warning silenced for a frozen backbone during that fit's start only (it was silenced for the whole process; a fit that
 failed before training left it so: :class:`OwnWarningFilters`), Lightning's note on neuroview's own batch hook kept
-from its once-a-process cache for a stage's length (a user's own hook keeps it), and unlabelled ``(x, lengths)``
-batches told from ``(x, y)`` in ``predict``; :func:`check_validation`, a plateau schedule's validation (``val_acc``)
-there before the first step; and :func:`first_loader`, the loader whose first batch finds a network's sites. May
-import Lightning, torch, torchmetrics and :mod:`.module_metrics`; nothing else of neuroview.
+from its once-a-process cache per call of that hook (a user's own hook keeps it), a ``train_acc`` monitor refused after
+an epoch of soft labels only, and unlabelled ``(x, lengths)`` batches told from ``(x, y)`` in ``predict``;
+:func:`check_validation`, a plateau schedule's validation (``val_acc``) there before the first step; and
+:func:`first_loader`, the loader whose first batch finds a network's sites. May import Lightning, torch, torchmetrics
+and :mod:`.module_metrics`; nothing else of neuroview.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import pytorch_lightning as pl
 import torch
@@ -37,9 +39,8 @@ __all__ = ["LoopGuards", "OwnWarningFilters", "by_neuroview", "quiet", "HOOK_NOT
 
 #: Lightning's warning at the start of a fit whose modules are not all in training mode (a frozen backbone is, on purpose)
 EVAL_MODE_WARNING = r".*module\(s\) in eval mode at the start of training.*"
-#: Lightning's notes on which ``on_before_batch_transfer`` it calls, where one is the module's own (its batch
-#: checks, run after a data module's hook too: :meth:`LoopGuards._on_before_batch_transfer`): the user can do nothing.
-#: Kept from Lightning's warning cache, not filtered: :class:`OwnWarningFilters` (:func:`hook_note` says them exactly)
+#: Lightning's notes on which ``on_before_batch_transfer`` it calls beside the module's own (kept from its cache, not
+#: filtered: :func:`_quiet_note`; :func:`hook_note` says them exactly)
 HOOK_NOTE = (r"You have overridden `on_before_batch_transfer` in (both `LightningModule` and `LightningDataModule`|"
              r"`LightningModule` but have passed in a `LightningDataModule`)\. It will use the implementation from ")
 #: Lightning's note on an empty list of validation loaders: neuroview's data modules give one for "no validation split".
@@ -72,38 +73,34 @@ class LoopGuards:
         self._drop_eval_filter()
 
     def configure_callbacks(self):
-        # a module gets no on_exception hook, and no teardown on an exception (PL 2.6): a fit failing between
-        # on_fit_start and on_train_start (its sanity check, a loader, Ctrl-C) left the filter for the whole process.
-        # One a trainer: a later stage (the test after a fit) runs the fit's (a second one made Lightning log that it
-        # overrides the first, on the README's command too)
+        # a module gets no on_exception hook (PL 2.6): a fit failing before on_train_start (its sanity check, a loader,
+        # Ctrl-C) left the filter for the process. One a trainer: a second made Lightning log that it overrides the first
         have = any(isinstance(c, OwnWarningFilters) for c in getattr(self.trainer, "callbacks", None) or [])
-        need = not have and (self.hparams.get("freeze_backbone") or getattr(self.trainer, "datamodule", None) is not None)
-        own = [OwnWarningFilters()] if need else []
+        own = [OwnWarningFilters()] if self.hparams.get("freeze_backbone") and not have else []
         return [*(super().configure_callbacks() or []), *own]
 
     def _drop_eval_filter(self) -> None:
-        """Lightning warns just before ``on_train_start``; the filter goes then (or when the fit fails before, by
-        :class:`OwnWarningFilters`), leaving the user's warnings as they were."""
+        """Lightning warns just before ``on_train_start``: the filter goes then (or on a failure: OwnWarningFilters)."""
         f, self._eval_filter = getattr(self, "_eval_filter", None), None
         if f is not None and f in warnings.filters:
             warnings.filters.remove(f)
             getattr(warnings, "_filters_mutated", lambda: None)()
 
     def _on_before_batch_transfer(self, batch, dataloader_idx: int = 0):
-        """Where a data module overrides ``on_before_batch_transfer`` (a user's normalisation or augmentation step),
-        Lightning calls its hook instead of the module's, and the module's batch checks (``_check_batch``: one-hot,
-        1-based, int32 labels; ``(x, y, other)`` read as ``(x, lengths, y)``) were skipped without a word: they run here
-        after it, on the batch the steps are given (Lightning's note on the choice: :class:`OwnWarningFilters`). A
-        ``None`` it returns is Lightning's to skip (a dropped batch), soft labels it makes for training (mixup:
-        :func:`soft_labels`) train as they did before these checks, and a refusal names the hook the batch came from."""
-        self._batch_checked = False
-        batch = super()._on_before_batch_transfer(batch, dataloader_idx)
+        """Where a data module overrides ``on_before_batch_transfer`` (a normalisation, an augmentation), Lightning calls
+        it instead of the module's, whose batch checks (``_check_batch``) were skipped: they run here after it, on the
+        batch the steps are given (Lightning's note: :func:`_quiet_note`). A ``None`` is Lightning's to skip, training
+        soft labels (mixup: :func:`soft_labels`) train, a refusal names the hook; without a trainer (``to_onnx``,
+        ``to_torchscript``) the checks run as in evaluation."""
+        self._batch_checked, t = False, self._trainer  # (self.trainer raises without one: a subclass hook that skips
+        dm = getattr(t, "datamodule", None) if t is not None else None  # super() got "not attached to a Trainer")
+        with _quiet_note(self, dm):
+            batch = super()._on_before_batch_transfer(batch, dataloader_idx)
         if batch is None or self._batch_checked:  # checked by the module's own hook (a subclass's calling super())
             return batch
         try:  # F.cross_entropy reads a training batch's [B, C] rows as class probabilities; an ensemble's loss cannot
-            return self._check_batch(batch, soft_ok=bool(self.trainer.training) and not getattr(self, "ensemble", False))
+            return self._check_batch(batch, soft_ok=t is not None and bool(t.training) and not getattr(self, "ensemble", False))
         except ValueError as e:  # the user's data may hold class indices: the labels read are what their hook made
-            dm = getattr(self.trainer, "datamodule", None)
             hook = type(dm if dm is not None and is_overridden("on_before_batch_transfer", dm) else self).__name__
             raise ValueError(f"{e} (the batch as {hook}.on_before_batch_transfer returned it)") from None
 
@@ -113,6 +110,17 @@ class LoopGuards:
         keep_wide(self.train_loss)
         self.train_loss(loss.detach(), n)
         self.log("train_loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+
+    def on_train_epoch_end(self) -> None:
+        """Refuse a checkpoint or early stop (run after this hook) on ``train_acc`` after an epoch of soft labels only
+        on every rank (``train_acc`` starts each epoch fresh: FreshMetrics): Lightning said "Did you call log(...)"."""
+        on = [cb for cb in self.trainer.callbacks if isinstance(cb, (EarlyStopping, ModelCheckpoint)) and cb.monitor == "train_acc"]
+        if on and self.trainer.strategy.reduce_boolean_decision(self.train_acc.update_count == 0, all=True):
+            raise ValueError(f"trainer.callbacks: {type(on[0]).__name__}(monitor='train_acc') reads the training "
+                             "accuracy, which counts batches of class indices only, and every training batch of epoch "
+                             f"{self.current_epoch} held soft labels (class-probability rows, as a mixup makes): monitor "
+                             "'train_loss_epoch' (mode='min'), or 'val_acc' with a validation split")
+        super().on_train_epoch_end()
 
     def on_validation_start(self) -> None:
         super().on_validation_start()
@@ -135,38 +143,29 @@ class LoopGuards:
 
 
 class OwnWarningFilters(pl.Callback):
-    """Lightning's warnings about choices neuroview makes on purpose, kept quiet for one stage of a neuroview module:
-    its note on which ``on_before_batch_transfer`` it calls (the module's checks run after a data module's hook too) is
-    put in Lightning's once-a-process warning cache at the stage's setup, and taken out at its teardown or when it
-    fails (``on_exception``, wherever it failed: the module's eval-mode filter goes too), if this stage put it there.
-    No warning filter is touched: each change of them made Python show every warning it shows once a place (Lightning's,
-    torch's, the user's own) again at every stage; and a note filtered stayed in the cache, so a user's own hook later
-    in the process was never told about. A user's own hook (a subclass's) keeps the note."""
-
-    def __init__(self):
-        self._seeded: list[str] = []
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        dm, cache = getattr(trainer, "datamodule", None), getattr(data_connector, "warning_cache", None)
-        if dm is not None and cache is not None and by_neuroview(pl_module, "on_before_batch_transfer"):
-            note = hook_note(dm)
-            if note not in cache:
-                cache.add(note)
-                self._seeded.append(note)
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        self._unseed()
+    """The module's eval-mode filter (``freeze_backbone``) removed when a stage fails (a module gets no ``on_exception``
+    hook). Lightning's hook note is kept per hook call (:func:`_quiet_note`), no longer for a stage by this callback."""
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         drop = getattr(pl_module, "_drop_eval_filter", None)
         if drop is not None:
             drop()
-        self._unseed()
 
-    def _unseed(self) -> None:
-        seeded, self._seeded = self._seeded, []
-        for note in seeded:
-            data_connector.warning_cache.discard(note)
+
+@contextmanager
+def _quiet_note(module, dm):
+    """Lightning's note on which ``on_before_batch_transfer`` it calls beside ``dm``, where the module's is neuroview's
+    (its checks run after the data module's hook too: the note says what no longer happens), in Lightning's
+    once-a-process cache for the hook call this wraps (where ``_DataHookSelector`` reads it), if not there already."""
+    cache = getattr(data_connector, "warning_cache", None)
+    note = hook_note(dm) if dm is not None and cache is not None and by_neuroview(module, "on_before_batch_transfer") else None
+    if added := note is not None and note not in cache:
+        cache.add(note)
+    try:
+        yield
+    finally:
+        if added:
+            cache.discard(note)
 
 
 def hook_note(dm) -> str:
@@ -179,13 +178,26 @@ def hook_note(dm) -> str:
             "`LightningDataModule`. It will use the implementation from `LightningModule` instance.")
 
 
-def soft_labels(y, num_classes: int) -> bool:
+def soft_labels(y, num_classes: int, refuse: bool = False) -> bool:
     """Whether ``y`` is one row of class probabilities per sample (``[B, num_classes]`` floats, none negative, each row
-    summing to 1): a mixup's or a hand-made label smoothing's, which ``F.cross_entropy`` trains on as they are."""
+    summing to 1 within 1e-3, or 4 epsilons of its dtype: bf16 mixup rows 0.37 + 0.63 sum to 0.998, and were refused):
+    a mixup's or a hand-made label smoothing's, which ``F.cross_entropy`` trains on as they are. ``refuse``: rows of
+    that shape that are no probabilities raise, saying why.
+
+    >>> soft_labels(torch.tensor([[0.37, 0.63]]).bfloat16(), 2), soft_labels(torch.tensor([[0.369, 0.629]]), 2)
+    (True, False)"""
     if not isinstance(y, Tensor) or not y.dtype.is_floating_point or y.dim() != 2 or y.shape[1] != num_classes:
         return False
-    y = y.detach().float()
-    return bool(torch.isfinite(y).all() and (y >= 0).all() and torch.allclose(y.sum(1), torch.ones(len(y)), atol=1e-3))
+    tol, dtype, y = max(1e-3, 4 * torch.finfo(y.dtype).eps), y.dtype, y.detach().double()
+    finite, sums = torch.isfinite(y).all(1), y.sum(1)
+    bad = ~finite | (y < 0).any(1) | ((sums - 1).abs() > tol)
+    if not bad.any() or not refuse:
+        return not bool(bad.any())
+    i = int(bad.nonzero()[0])
+    why = "is not finite" if not finite[i] else "holds a negative value" if (y[i] < 0).any() else f"sums to {float(sums[i]):.6g}"
+    raise ValueError(f"y: a training batch's {list(y.shape)} float rows are read as class probabilities (soft labels, as "
+                     f"a mixup makes), each >= 0 and summing to 1 (within {tol:.3g} in {dtype}); row {i} {why}: give "
+                     f"rows of probabilities, or one class index per sample, shape [{len(y)}]")
 
 
 def by_neuroview(obj, name: str) -> bool:

@@ -293,8 +293,8 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
         if not self.sequence_input and isinstance(lengths, Tensor) and lengths.device.type == "cpu":
             check_lengths(lengths, x, "batch")  # (x, y, other) is read as (x, lengths, y): trained against `other`
         y = None if self._trainer is not None and self._trainer.predicting else y
-        if isinstance(y, Tensor) and y.device.type == "cpu" and not (soft_ok and soft_labels(y, self.hparams.num_classes)):
-            # checked where no device syncs (a GPU loader's: unchecked)
+        if isinstance(y, Tensor) and y.device.type == "cpu" and not (soft_ok and soft_labels(y, self.hparams.num_classes, True)):
+            # checked where no device syncs (a GPU loader's: unchecked); [B, C] float rows not probabilities: refused
             # one-hot rows trained as soft targets and scored wrong; int32, float, -1 labels failed in torch
             z = batch_labels(y, len(y), self.hparams.num_classes, "y")
             batch = batch if z is y else (*batch[:-1], z)  # int64 labels: the batch as it came

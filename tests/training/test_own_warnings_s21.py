@@ -224,3 +224,51 @@ def test_a_test_after_a_fit_logs_no_override_of_the_modules_own_callback():
         log.removeHandler(lines)
     assert any("`Trainer.fit` stopped" in line for line in lines.lines)  # the handler hears Lightning's info lines
     assert [line for line in lines.lines if "will override existing callbacks" in line] == []
+
+
+# ---- review S7 of c6ea775: the note kept from Lightning's cache for each hook call, whatever ends the stage
+
+
+class _BadOnException(pl.Callback):
+    """A user's callback whose own on_exception fails (saving state on the way out): Lightning calls the callbacks a
+    module adds after the user's, so theirs never ran, nor any teardown."""
+
+    def on_exception(self, trainer, pl_module, exception):
+        raise RuntimeError("my on_exception failed")
+
+
+class _HookedFrom1(_Hooked):
+    def train_dataloader(self):
+        x, y = self.data.tensors
+        return DataLoader(TensorDataset(x, y + 1), batch_size=16)  # labels counted from 1: the fit fails
+
+
+def test_a_fit_whose_earlier_callback_fails_on_exception_leaves_no_hook_note_in_lightnings_cache():
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, enable_progress_bar=False,
+                         logger=False, enable_checkpointing=False, enable_model_summary=False, accelerator="cpu",
+                         num_sanity_val_steps=0, callbacks=[_BadOnException()])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="my on_exception failed"):
+            trainer.fit(_module(), _HookedFrom1())
+    assert _said(caught, HOOK) == []  # quiet while neuroview's hook ran
+    assert [n for n in data_connector.warning_cache if re.match(HOOK, n)] == []
+    caught, _ = _run(_module(_OwnHook), _Hooked())  # the user's own hook, later in the process: told
+    assert _said(caught, HOOK + " both `LightningModule` and `LightningDataModule`")
+
+
+def test_the_hook_note_is_in_lightnings_cache_only_while_neuroviews_hook_runs():
+    """Lightning reads the note inside the hook call it makes: there, and only there, it is in its cache."""
+    both = ("You have overridden `on_before_batch_transfer` in both `LightningModule` and `LightningDataModule`. "
+            "It will use the implementation from `LightningDataModule` instance.")  # Lightning's words (2.6)
+    seen = []
+
+    class _Looking(_Hooked):
+        def on_before_batch_transfer(self, batch, dataloader_idx):
+            seen.append([n for n in data_connector.warning_cache if re.match(HOOK, n)])
+            return batch
+
+    caught, kept = _run(_module(), _Looking())
+    assert kept and _said(caught, HOOK) == []
+    assert len(seen) == 4 and all(s == [both] for s in seen)  # sanity check, 2 training, 1 validation batch
+    assert [n for n in data_connector.warning_cache if re.match(HOOK, n)] == []
