@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ._devices import autocast_enabled, require_device
 from ._utils import factory, positive_int, require_finite, restore_modes
-from .rnn_steps import (flat_reading, lengths_error, own_forward_error, packed_failure, read_final, hooked,
+from .rnn_steps import (final_by_length, flat_reading, lengths_error, own_forward_error, packed_failure, read_final, hooked,
                         refuse_shape, refuse_swapped, refuse_width, rnn_config)
 
 class Backbone:
@@ -31,6 +31,7 @@ class Backbone:
     PyTorch's multi-layer modules return only the last layer's states. For any other module
     the user protocol applies (see :class:`NeuroViewRNN`).
     """
+    packs = True  #: False once the rnn's own forward or hooks failed on a PackedSequence (a new net.rnn: True)
 
     def __init__(self, rnn: nn.Module, input_size: int | None, batch_first: bool | None, wrapper: str = "NeuroViewRNN"):
         self.builtin, self.wrapper = isinstance(rnn, nn.RNNBase), wrapper
@@ -171,11 +172,9 @@ class Backbone:
         return h.unflatten(-1, (self.num_directions, self.hidden_size)).transpose(2, 3)
 
     def final_state(self, rnn: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
-        """``[B, D * H]``: the last layer's final state of each direction, a standard classifier's. An nn.RNN's is
-        the ``h_n`` of its own call (its subclass forward and hooks run), packed by ``lengths``; only a one-direction
-        subclass (or hooks) failing on the PackedSequence is run on the tensor and read at each series' last valid
-        step (a causal direction's valid steps never see the padding after them). A user module's states are read
-        there too, the backward half of a one-layer bidirectional ``[B, T, 2H]`` at step 0 (``reading`` "split")."""
+        """``[B, D * H]``, a standard classifier's: an nn.RNN's ``h_n`` of its own call (subclass forward, hooks), packed by
+        ``lengths`` or, where that fails on the PackedSequence, on each series alone (:func:`final_by_length`; then never
+        packed again); a user module's states at the last valid step (``reading`` "split": the second half at step 0)."""
         b, t, _ = x.shape
         last = (lengths - 1) if lengths is not None else torch.full((b,), t - 1, device=x.device)
         if not self.builtin:
@@ -185,15 +184,16 @@ class Backbone:
         require_device(x, rnn)
         if lengths is None:
             state = rnn(x if rnn.batch_first else x.transpose(0, 1))[1]
+        elif not self.packs:  # its forward or hooks failed on a PackedSequence: not run twice a batch from then on
+            return final_by_length(rnn, x, lengths, self.num_directions)
         else:
             try:
                 state = rnn(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))[1]
-            except Exception as e:  # a forward or hook written for tensors
+            except Exception:  # a forward or hook written for tensors (its output changed: never read it)
                 if not (self.own_forward or hooked(rnn)):
                     raise
-                if self.num_directions == 2:
-                    raise TypeError(packed_failure(type(rnn).__name__, e, self.wrapper)) from e
-                return read_final(self._own_states(rnn, x, b, t)[:, -1], last)
+                h, self.packs = final_by_length(rnn, x, lengths, self.num_directions), False
+                return h
         h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
         return h_n[-self.num_directions:].transpose(0, 1).reshape(b, -1)
 

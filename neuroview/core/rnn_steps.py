@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .head import constant_features
 
 __all__ = ["unreached_steps", "untrained_features", "dead_features", "UNREACHED_VAR", "settings_clash", "rnn_mismatch",
-           "rnn_config", "refuse_swapped", "flat_reading", "packed_failure", "hooked", "read_final",
+           "rnn_config", "refuse_swapped", "flat_reading", "packed_failure", "hooked", "read_final", "final_by_length",
            "swapped_in", "refuse_shape"]
 
 #: a running variance this small, with a running mean of exactly 0, marks a step as never reached too: statistics set
@@ -190,6 +190,7 @@ def swapped_in(net: nn.Module, name: str, value):
     backbone = net.__dict__.get("_backbone")  # None while __init__ sets the rnn it is built on
     if name == "rnn" and backbone is not None:
         refuse_swapped(backbone.config, value, type(net).__name__)
+        backbone.__dict__.pop("packs", None)  # a failure on a PackedSequence was the old module's: the new one is tried
     return value
 
 
@@ -263,8 +264,25 @@ def packed_failure(name: str, e: Exception, wrapper: str) -> str:
 
 
 def hooked(rnn: nn.Module) -> bool:
-    """Whether ``rnn`` has hooks of its own (then its own call runs, as they expect)."""
-    return bool(rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks)
+    """Whether ``rnn`` has hooks of its own (then its own call runs, as they expect); a ``torch.compile`` of an rnn
+    has those of the rnn it compiles (``net.rnn = torch.compile(net.rnn)``: its own hook dicts are empty) too."""
+    return any(bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
+               for m in (rnn, getattr(rnn, "_orig_mod", rnn)))
+
+
+def final_by_length(rnn: nn.Module, x: Tensor, lengths: Tensor, directions: int) -> Tensor:
+    """``[B, D * H]``: the last layer's ``h_n`` of ``rnn``'s own call (its subclass forward and hooks run) on each
+    series alone at its own length, batch-first ``x`` cut to each length: one call per distinct length, on tensors,
+    for an rnn whose forward or hooks fail on the PackedSequence that would run them all at once."""
+    parts, rows = [], []
+    for n in lengths.unique().tolist():
+        (i,) = torch.nonzero(lengths == n, as_tuple=True)
+        part = x[i, :n]
+        state = rnn(part if rnn.batch_first else part.transpose(0, 1))[1]
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
+        parts.append(h_n[-directions:].transpose(0, 1).reshape(len(i), -1))
+        rows.append(i)
+    return torch.cat(parts)[torch.cat(rows).argsort()]
 
 
 def read_final(h: Tensor, last: Tensor) -> Tensor:

@@ -211,6 +211,85 @@ def test_topk_agrees_with_the_waterfall_and_top_units_on_a_sparse_head():
     assert sorted(listed) == sorted(net.units[:3])  # sample 1: the units class 0 reads, every one of them, none else
 
 
+def _full_sort_order(contrib: torch.Tensor, k: int) -> torch.Tensor:
+    """The ranking 20c0cbd defined, by its two full stable sorts: signed value first (NaN first), ties by index,
+    the units adding exactly 0 (-0.0 too) after every other one, by index."""
+    order = contrib.sort(dim=-1, descending=True, stable=True).indices
+    zero = (contrib == 0).gather(-1, order).byte()
+    return order.gather(-1, zero.sort(dim=-1, stable=True).indices)[..., :k]
+
+
+def _by_hand(row: list, k: int) -> list:
+    """The same ranking in plain Python: (adds 0, not NaN, -value, index)."""
+    return sorted(range(len(row)), key=lambda i: (row[i] == 0, not math.isnan(row[i]),
+                                                  0.0 if math.isnan(row[i]) else -row[i], i))[:k]
+
+
+def _random_exp(g: torch.Generator, b: int, u: int, dtype=torch.float32):
+    from neuroview.core.explanation import CNNExplanation  # noqa: PLC0415
+
+    codes = torch.randint(0, 3, (b, u), generator=g).float() / 2  # many exact zeros and ties
+    w = torch.randint(-2, 3, (2, u), generator=g).float()
+    w[w == 0] = -0.0 if torch.rand((), generator=g) < 0.5 else 0.0
+    odd = torch.rand(2, u, generator=g)
+    w[odd < 0.03], w[odd > 0.97] = float("nan"), float("-inf")  # a few NaN and -inf contributions
+    return CNNExplanation(logits=torch.zeros(b, 2), bias=torch.zeros(2), codes=codes.to(dtype), weight=w.to(dtype),
+                          units=[("s", i) for i in range(u)], site_slices={"s": slice(0, u)})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_topk_ranks_as_the_full_sort_on_random_ties_zeros_nan_and_inf(dtype):
+    g = torch.Generator().manual_seed(0)
+    for trial in range(150):
+        u = int(torch.randint(1, 60, (), generator=g))
+        exp = _random_exp(g, 4, u, dtype)
+        c = exp.for_class(1)
+        for k in sorted({1, 2, 5, 17, max(u - 1, 1), u, u + 3}):
+            vals, top = exp.topk(k, target=1)
+            want = _full_sort_order(c, k)
+            assert top == [[exp.units[i] for i in r] for r in want.tolist()], (trial, k)
+            assert [[exp.units[i] for i in _by_hand(c[b].float().tolist(), k)] for b in range(4)] == top, (trial, k)
+            torch.testing.assert_close(vals, c.gather(-1, want), equal_nan=True)
+
+
+def test_topk_sorts_no_row_of_every_unit():
+    """20c0cbd sorted all U units of every row twice (stable): 25x torch.topk at B=256, U=8192. One torch.topk ranks
+    them now (of a key unique per unit), ties and zeros included."""
+    from torch.overrides import TorchFunctionMode  # noqa: PLC0415
+
+    from neuroview.core.explanation import CNNExplanation  # noqa: PLC0415
+
+    class Sorts(TorchFunctionMode):
+        def __enter__(self):
+            self.widths = []
+            return super().__enter__()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in ("sort", "argsort"):
+                self.widths.append(args[0].shape[-1])
+            return func(*args, **(kwargs or {}))
+
+    g = torch.Generator().manual_seed(0)
+    b, u, k = 8, 4096, 10
+    c = torch.randn(b, 2, u, generator=g)
+    exp = CNNExplanation(logits=torch.zeros(b, 2), bias=torch.zeros(2), contributions=c,
+                         units=[("s", i) for i in range(u)], site_slices={"s": slice(0, u)})
+    with Sorts() as mode:
+        vals, top = exp.topk(k, target=0)
+    assert all(w <= k for w in mode.widths)  # was [4096, 4096]
+    want = c[:, 0].topk(k, dim=-1)  # distinct values: torch.topk's own order
+    assert top == [[("s", i) for i in r] for r in want.indices.tolist()]
+    torch.testing.assert_close(vals, want.values)
+    # a row of many ties at the k-th value sorts those ties (and a row of zeros all of them): still the same ranking
+    c[0, 0] = torch.where(torch.arange(u) % 2 == 0, 1.0, 0.0)
+    c[1, 0] = 0.0
+    with Sorts() as mode:
+        vals, top = exp.topk(k, target=0)
+    assert all(w <= k for w in mode.widths)
+    assert top[0] == [("s", i) for i in range(0, 2 * k, 2)] and top[1] == [("s", i) for i in range(k)]
+    assert top[2:] == [[("s", i) for i in r] for r in want.indices[2:].tolist()]
+
+
 # ------------------------------------------------------------------- 4. write_json takes what write_csv takes
 def test_write_json_writes_numpy_and_0_dim_tensor_numbers_as_plain_numbers(tmp_path):
     obj = {"k90": torch.tensor(3.0), "share": np.float32(0.5), "n": np.int64(4), "flag": np.bool_(True),

@@ -184,11 +184,17 @@ def test_the_standard_classifier_reads_the_final_state_of_each_series(rnn):
     torch.testing.assert_close(got, want)
 
 
-def test_a_bidirectional_subclass_failing_on_the_packed_sequence_is_told_why_by_the_standard_classifier():
-    std = nv.RNNClassifier(ScaledGRU(2, 4, batch_first=True, bidirectional=True), 3).eval()
-    with pytest.raises(TypeError, match=r"rnn: ScaledGRU's own forward or a hook on it failed on a PackedSequence "
-                                        r"\(TypeError: can't multiply.*\), which RNNClassifier hands a bidirectional RNN"):
-        std(torch.randn(4, 6, 2), torch.tensor([6, 3, 5, 2]))
+def test_a_bidirectional_subclass_failing_on_the_packed_sequence_gives_each_series_h_n():
+    """070bed3 refused it (TypeError: ... failed on a PackedSequence ...): run on each series alone, both directions
+    read where nn.GRU's h_n holds them."""
+    torch.manual_seed(0)
+    rnn = ScaledGRU(2, 4, batch_first=True, bidirectional=True).eval()
+    plain = nn.GRU(2, 4, batch_first=True, bidirectional=True)
+    plain.load_state_dict(rnn.state_dict())
+    x, lengths = torch.randn(4, 6, 2), [6, 3, 5, 2]
+    with torch.no_grad():
+        got = nv.RNNClassifier(rnn, 3).eval().last_state(x, torch.tensor(lengths))
+        torch.testing.assert_close(got, _h_n(plain, x * 0.5, lengths))
 
 
 # ---------------------------------------------- finding 7: the shape the caller passed, and the channels-first hint
@@ -316,29 +322,115 @@ def test_a_compiled_rnn_of_other_settings_is_named_by_its_class_and_the_advice_k
 
 # ---------------------------- R5 finding 4: an nn.GRU subclass or hook that changes its output: h_n is read, as before
 class NormGRU(nn.GRU):
-    """Normalizes its per-step output; h_n as nn.GRU gives it."""
+    """Normalizes its per-step output, as a tensor only (a PackedSequence fails in layer_norm); h_n as nn.GRU gives it."""
 
     def forward(self, x, hx=None):
         out, h = super().forward(x, hx)
-        if isinstance(out, torch.Tensor):
-            out = torch.nn.functional.layer_norm(out, out.shape[-1:])
-        return out, h
+        return torch.nn.functional.layer_norm(out, out.shape[-1:]), h
 
 
+class NormLSTM(nn.LSTM):
+    """The same over an LSTM: (h_n, c_n) as nn.LSTM gives them."""
+
+    def forward(self, x, hx=None):
+        out, state = super().forward(x, hx)
+        return torch.nn.functional.layer_norm(out, out.shape[-1:]), state
+
+
+def _changed(kind: str, plain: nn.RNNBase) -> nn.RNNBase:
+    """``plain``'s weights in a subclass whose forward, or under a hook that, changes the output and fails on a
+    PackedSequence (S4 finding 1: the earlier ones accepted it, so the fallback was never reached)."""
+    if kind == "subclass":
+        make = NormLSTM if isinstance(plain, nn.LSTM) else NormGRU
+        rnn = make(plain.input_size, plain.hidden_size, batch_first=plain.batch_first, bidirectional=plain.bidirectional)
+    else:
+        rnn = type(plain)(plain.input_size, plain.hidden_size, batch_first=plain.batch_first,
+                          bidirectional=plain.bidirectional)
+        rnn.register_forward_hook(lambda m, i, o: (torch.tanh(o[0]), o[1]))  # torch.tanh(PackedSequence) fails
+    rnn.load_state_dict(plain.state_dict())
+    return rnn
+
+
+RNNS = {"gru": lambda: nn.GRU(2, 4, batch_first=True), "bigru": lambda: nn.GRU(2, 4, batch_first=True, bidirectional=True),
+        "lstm-time-first": lambda: nn.LSTM(2, 4), "bilstm": lambda: nn.LSTM(2, 4, batch_first=True, bidirectional=True)}
+
+
+@pytest.mark.parametrize("rnn", sorted(RNNS))
 @pytest.mark.parametrize("kind", ["subclass", "hook"])
-def test_the_standard_classifier_reads_h_n_of_an_rnn_that_changes_its_output(kind):
-    """c3f3aaa read the (normalized, hooked) output at the last step instead: other logits for the same weights."""
+def test_the_standard_classifier_reads_h_n_of_an_rnn_that_changes_its_output(kind, rnn):
+    """c3f3aaa read the (normalized, hooked) output at the last step instead: other logits for the same weights. With
+    several lengths the packed call failed and 070bed3 read the changed output at each series' last valid step
+    (a full-length series' state moved with its batch-mates' lengths); a bidirectional one was refused."""
+    torch.manual_seed(0)
+    plain = RNNS[rnn]()
+    changed, bf = _changed(kind, plain), plain.batch_first
+    std = nv.RNNClassifier(changed, 3).eval()
+    x, lengths = torch.randn(5, 6, 2), [6, 3, 5, 3, 1]
+    with torch.no_grad():
+        plain.batch_first = True  # the reference runs each series alone, batch-first
+        try:
+            want, full = _h_n(plain, x, lengths), _h_n(plain, x, [6] * 5)
+        finally:
+            plain.batch_first = bf
+        def given(v):  # noqa: E306
+            return v if bf else v.transpose(0, 1)
+        torch.testing.assert_close(std.last_state(given(x)), full)
+        torch.testing.assert_close(std.last_state(given(x), torch.tensor(lengths)), want)
+        torch.testing.assert_close(std.last_state(given(x), torch.tensor(lengths)), want)  # the second batch too
+        # a full-length series' state does not move with its batch-mates' lengths
+        torch.testing.assert_close(std.last_state(given(x), torch.tensor([6, 2, 2, 4, 6]))[0], full[0])
+
+
+def test_the_fallback_trains_with_the_gradients_of_each_series_run_alone():
     torch.manual_seed(0)
     plain = nn.GRU(2, 4, batch_first=True)
-    rnn = NormGRU(2, 4, batch_first=True) if kind == "subclass" else nn.GRU(2, 4, batch_first=True)
-    rnn.load_state_dict(plain.state_dict())
-    if kind == "hook":
-        rnn.register_forward_hook(lambda m, i, o: (o[0] * 2, o[1]))
+    changed = _changed("subclass", plain)
+    std = nv.RNNClassifier(changed, 3).train()
+    x, lengths = torch.randn(4, 6, 2), [6, 3, 5, 3]
+    std.last_state(x, torch.tensor(lengths)).pow(2).sum().backward()
+    _h_n(plain, x, lengths).pow(2).sum().backward()
+    for name, p in plain.named_parameters():
+        torch.testing.assert_close(dict(changed.named_parameters())[name].grad, p.grad)
+
+
+def test_the_packed_call_is_not_tried_again_once_it_failed_and_a_new_rnn_is_tried():
+    """070bed3 handed every batch with lengths to the packed call first: a whole GRU pass that failed in the user's
+    norm, then the tensor call (a pre-hook ran twice a forward)."""
+    torch.manual_seed(0)
+    rnn, seen = NormGRU(2, 4, batch_first=True), []
+    rnn.register_forward_pre_hook(lambda m, a: seen.append(type(a[0]).__name__))
     std = nv.RNNClassifier(rnn, 3).eval()
-    x, lengths = torch.randn(4, 6, 2), [6, 3, 5, 2]
+    x, lengths = torch.randn(4, 6, 2), torch.tensor([6, 3, 5, 3])
     with torch.no_grad():
-        torch.testing.assert_close(std.last_state(x), plain(x)[1][0])
-        torch.testing.assert_close(std.last_state(x, torch.tensor(lengths)), _h_n(plain, x, lengths))
+        std(x, lengths)
+        assert seen == ["PackedSequence", "Tensor", "Tensor", "Tensor"]  # then one call per distinct length: 3, 5, 6
+        seen.clear()
+        std(x, lengths)
+        assert seen == ["Tensor", "Tensor", "Tensor"]
+        # another rnn of the same class put in place is handed the PackedSequence again (it may accept it)
+        other = NormGRU(2, 4, batch_first=True)
+        other.forward = nn.GRU.forward.__get__(other)  # (an instance attribute: the class, and the config, are the same)
+        other.register_forward_pre_hook(lambda m, a: seen.append(type(a[0]).__name__))
+        std.rnn = other
+        seen.clear()
+        std(x, lengths)
+        assert seen == ["PackedSequence"]
+
+
+# ------------------------------------- S4 finding 2: a hooked GRU compiled in place runs its hooks in NeuroViewRNN
+def test_a_hooked_rnn_compiled_in_place_still_runs_its_hook():
+    """hooked() read the OptimizedModule's own (empty) hook dicts: the layer-by-layer path ran, the hook skipped
+    (logits 0.4 off those before compiling)."""
+    torch.manual_seed(0)
+    plain = nn.GRU(2, 4, batch_first=True)
+    g = nn.GRU(2, 4, batch_first=True)
+    g.load_state_dict(plain.state_dict())
+    g.register_forward_hook(lambda m, i, o: (torch.tanh(3 * o[0]), o[1]))
+    net = nv.NeuroViewRNN(g, 3, max_len=6).eval()
+    x = torch.randn(3, 6, 2)
+    with torch.no_grad():
+        net.rnn = torch.compile(net.rnn, backend="eager")
+        torch.testing.assert_close(net.features(x)[:, 0, 0], torch.tanh(3 * plain(x)[0]))
 
 
 # -------------------------------------------------- R5 finding 6: a user module's [B, T, 2H] read as two directions
