@@ -134,7 +134,7 @@ def wrapped_hint(net, accepts, what: str = "net") -> str:
             return ""
         inner, path = getattr(inner, attr), f"{path}.{attr}"
         chain.append(a(inner))
-        if accepts(inner):
+        if type(inner).__name__ != "OptimizedModule" and accepts(inner):  # a compiled one: on to its _orig_mod
             how = (f"the network it compiled, {path} (the same weights), or the one you gave torch.compile" if len(chain) == 1
                    and attr == "_orig_mod" else f"{path}, the network {'they wrap' if chain[1:] else 'it wraps'} (the same weights)")
             kind = "a torch.compile'd OptimizedModule" if path.startswith(f"{what}._orig_mod") else a(net)

@@ -393,7 +393,7 @@ class NeuroViewCNN(Guarded):
         key = prefix + "classifier.weight"  # (nv.sparsify adds one) from the checkpoint: its weights load into a fresh wrap
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
             self.build_head(state_dict[key].shape[1]) if self.classifier is None and key in state_dict else None
-            self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
+            self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier, local_metadata, self)
         if self.sites is None:  # a lazy wrap: its first batch's sites are checked against the file's (_discover)
             self.__dict__["_loaded_sites"] = (self.classifier, settings.saved_sites(local_metadata))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs)

@@ -21,6 +21,7 @@ Imports only torch. State-dict keys are ``BatchNorm1d``'s, so earlier checkpoint
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 
@@ -206,7 +207,8 @@ def load_fits(module: nn.Module, state_dict, prefix: str) -> bool:
 _HEAD_KEYS = ("classifier.", "norm.", "step_shared.")
 
 
-def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module | None) -> CodeNorm | None:
+def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module | None, local_metadata=None,
+               net: nn.Module | None = None) -> CodeNorm | None:
     """The normalization of the network that loads ``state_dict``: the file's setting, either way, so that it loads
     as the function it was saved as.
 
@@ -220,12 +222,14 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
       saved (the ``_metadata`` every ``state_dict()`` keeps) has no ``norm`` entry. A part of a file (a head alone,
       loaded with ``strict=False``) lacks ``norm.*`` as it lacks the rest: it keeps the normalization, and torch lists
       ``norm.*`` among the missing keys (a network whose backbone holds no tensor cannot tell the two apart: kept);
-    - ``norm`` where the whole-looking dict carries no record: a dict of parameters alone (``dict(net.named_parameters())``,
-      torch.func, an average of parameters) holds every parameter and no buffer; as torch's rule for a BatchNorm reads
-      it, strict loading refuses it for the statistics and ``strict=False`` keeps them (they were dropped: every logit
-      moved). A safetensors file of a ``normalize=False`` network cannot be told from it: a warning says both. A load
-      through a module holding this network (an ensemble's, a LightningModule's) gets no record from torch: read by
-      the keys as before, the drop said in a warning;
+      Loaded through another module (an ensemble's, ``nn.Sequential``, an ``AveragedModel``), the network gets no
+      ``_metadata`` but its own entry of it, ``local_metadata``: one (torch's ``version``) is a ``state_dict()``'s;
+      so is a dict holding any other buffer of ``net`` (a backbone BatchNorm's: a safetensors file, a ``{k: v.clone()}``
+      copy), which a dict of parameters never holds. Both dropped without a word, as before;
+    - ``norm`` where the whole-looking dict carries neither: a dict of parameters alone (``dict(net.named_parameters())``,
+      torch.func, an average of parameters), at the top or nested; as torch's rule for a BatchNorm reads it, strict
+      loading refuses it for the statistics and ``strict=False`` keeps them (they were dropped: every logit moved). A
+      file of a ``normalize=False`` network whose backbone holds no buffer cannot be told from it: a warning says both;
     - else ``norm``."""
     if head is None:
         return norm
@@ -237,16 +241,15 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
         meta = getattr(state_dict, "_metadata", None)
         if isinstance(meta, dict) and prefix[:-1] in meta:  # torch's record of the modules saved: had it one?
             return norm if prefix + "norm" in meta else None
-        if not prefix:  # the network's own load of a dict without a record (torch tells a module nothing of strict)
-            warnings.warn("norm.running_mean, norm.running_var: the state dict holds the network's parameters but not "
-                          "its normalization's statistics, and no record of the network it came from (the _metadata a "
-                          "state_dict() keeps): kept the normalization, as torch keeps a BatchNorm's (strict loading "
-                          f"refuses the dict for them, strict=False keeps them); {_FIX}", stacklevel=_caller_level())
-            return norm
-        warnings.warn(f"{prefix}norm: dropped the normalization: the state dict holds the network's parameters and no "
-                      f"{prefix}norm.* statistics, read as a network built with normalize=False (torch hands a network "
-                      f"loaded through another module no record to tell); {_FIX}", stacklevel=_caller_level())
-        return None
+        if local_metadata or (net is not None and any(  # a nested state_dict()'s own record, or buffers: a real file
+                prefix + k in state_dict for k, _ in net.named_buffers() if not k.startswith(_HEAD_KEYS))):
+            return None
+        # a dict of parameters alone, or a buffer-free network's file without its record (torch tells a module nothing of strict)
+        warnings.warn(f"{prefix}norm.running_mean, {prefix}norm.running_var: the state dict holds the network's parameters "
+                      "but not its normalization's statistics, and no record of the network it came from (the _metadata "
+                      "a state_dict() keeps): kept the normalization, as torch keeps a BatchNorm's (strict loading "
+                      f"refuses the dict for them, strict=False keeps them); {_FIX}", stacklevel=_caller_level())
+        return norm
     key = prefix + "norm.running_mean"
     if key not in state_dict:
         return norm
@@ -260,9 +263,12 @@ _FIX = ("a dict of parameters alone (dict(net.named_parameters()), torch.func, a
 
 
 def _caller_level() -> int:
-    """The ``stacklevel`` of the first caller outside torch and neuroview.core (a load's warning at the user's line)."""
+    """The ``stacklevel`` of the first caller outside torch, neuroview and the installed packages that call torch's load
+    for the user (safetensors' ``load_model``, Lightning's): a load's warning at the user's line."""
     frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(("torch.", "neuroview.core.")):
+    installed = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+    while frame.f_back is not None and (frame.f_globals.get("__name__", "").startswith(("torch.", "neuroview."))
+                                        or any(d in frame.f_code.co_filename for d in installed)):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -186,7 +186,7 @@ class NeuroViewRNN(Guarded):
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
-            self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier)
+            self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier, local_metadata, self)
             if self.step_shared is not None and prefix + "step_shared.weight" not in state_dict and prefix + "classifier.weight" in state_dict:
                 self.merge_shared()
         w, per_step = state_dict.get(prefix + "classifier.weight"), self.num_features // self.steps

@@ -1,13 +1,11 @@
 """Lightning callbacks of the ``neuroview`` runs: ``Checkpoint``, ``PredictionWriter`` and ``PreciseBatchNorm``;
-``ResumeState``, the hooks by which a module's checkpoint keeps the random states (``rng_states``) and the
-budget of its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule.
-
-``Checkpoint`` keeps ``last.ckpt`` at the latest epoch and never leaves half of one;
-``PredictionWriter`` writes ``predictions.csv`` (``write_confusion``: ``confusion_matrix.csv``; both in ``outputs``);
-``PreciseBatchNorm`` recomputes BatchNorm's running statistics for the final weights. May import
-Lightning, torch, ``neuroview._io``, ``neuroview._batch``, ``neuroview.core.head`` (the head's
-normalization) and ``.schedules`` (what a checkpoint records of the steps of an epoch); nothing else of neuroview.
-"""
+``ResumeState``, the hooks by which a module's checkpoint keeps the random states (``rng_states``) and the budget of
+its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule. ``Checkpoint`` keeps
+``last.ckpt`` at the latest epoch and never leaves half of one; ``PredictionWriter`` writes ``predictions.csv``
+(``write_confusion``: ``confusion_matrix.csv``; both in ``outputs``); ``PreciseBatchNorm`` recomputes BatchNorm's
+running statistics for the final weights. May import Lightning, torch, ``neuroview._io``, ``neuroview._batch``,
+``neuroview.core.head`` (the head's normalization) and ``.schedules`` (what a checkpoint records of the steps of an
+epoch); nothing else of neuroview."""
 
 from __future__ import annotations
 
@@ -25,7 +23,7 @@ from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, SingleD
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from .._batch import unpack
+from .._batch import check_lengths, takes_lengths, unpack
 from .outputs import PredictionWriter, write_confusion  # noqa: F401 - re-exported: recipes and the module name them here
 from .schedules import epoch_record
 from ..core.cnn import NeuroViewCNN
@@ -35,18 +33,15 @@ from ..data.read_as import check_classes
 
 __all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states",
            "set_rng_states", "write_confusion"]
+_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 class Checkpoint(ModelCheckpoint):
-    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, as ``--ckpt_path last`` needs, and
-    whose files are never half written.
-
-    Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only when a top-k checkpoint is
-    saved at the same step, so with ``save_top_k=1`` it is a copy of the best epoch and a resumed
-    run would go back to it. This also saves the latest state at the end of every training epoch
-    (public hook ``on_train_epoch_end``, which Lightning calls after the epoch's validation and the
-    module's own epoch-end hook), unless Lightning has just written ``last.ckpt`` there itself.
-    """
+    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, as ``--ckpt_path last`` needs, and whose files are never
+    half written. Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only with a top-k checkpoint of the same
+    step (with ``save_top_k=1``, a copy of the best epoch, which a resume went back to). This also saves the latest
+    state at each training epoch's end (``on_train_epoch_end``, after the epoch's validation and the module's own
+    epoch-end hook), unless Lightning has just written ``last.ckpt`` there itself."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,17 +50,12 @@ class Checkpoint(ModelCheckpoint):
         self._at_epoch_end = False
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        # The one private member overridden, and why no public one does: every file ModelCheckpoint writes (top-k,
-        # last, on an exception, at the end of training) goes through this method, and it has no public hook around
-        # the write. The public place to change how files are written is the strategy's CheckpointIO plugin; a
-        # callback cannot install one without replacing the IO a user or a strategy chose (--trainer.plugins, an
-        # async or remote IO, DeepSpeed's or FSDP's own).
-        # Why a temporary file at all: Lightning writes through an fsspec transaction whose temporary file lies in
-        # the system temp dir; across file systems its final move is a copy, and a kill mid-copy leaves half a
-        # last.ckpt. A temporary file next to the target and os.replace is atomic on any local disk.
-        # Not neuroview._io.atomic_write: Lightning must write the file itself (through the strategy's checkpoint
-        # IO, on every rank of a sharded strategy), so there are no bytes to hand over, and every rank must name the
-        # same temporary path, not a random mkstemp one.
+        # The one private member overridden: every file ModelCheckpoint writes goes through it, with no public hook
+        # around the write (the strategy's CheckpointIO plugin is the public place; a callback cannot install one without
+        # replacing the IO a user or a strategy chose). A temporary file: Lightning's fsspec transaction keeps its own in
+        # the system temp dir, and across file systems a kill mid-copy leaves half a last.ckpt; os.replace of one next to
+        # the target is atomic on a local disk. Not neuroview._io.atomic_write: Lightning writes the file itself (the
+        # strategy's IO, on every rank of a sharded strategy), and every rank must name the same temporary path.
         if "://" in str(filepath):
             return super()._save_checkpoint(trainer, filepath)
         tmp = f"{filepath}.tmp"
@@ -114,16 +104,16 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
     exponential average of the last few batches of a training run whose weights were still moving. After SWA, whose
     ``update_bn`` recomputes no ``CodeNorm``: ``recompute_batchnorm(swa.module, train_loader)``.
 
-    ``forward(batch)`` runs the model on one batch (default: ``model(batch)``, and a loader's ``(x, y)`` /
-    ``(x, lengths, y)``: ``model(x)`` / ``model(x, lengths)``). A normalization in eval mode (a frozen backbone's) keeps
+    ``forward(batch)`` runs the model on one batch. Default: ``model(batch)``; for a NeuroView network, a tuple batch as
+    update_bn reads it, ``model(batch[0])``, and for one that takes ``lengths`` (x as the model reads it) ``(x,
+    lengths, y)`` as ``model(x, lengths)``, the lengths checked. A normalization in eval mode (a frozen backbone's) keeps
     its statistics. Returns the layers recomputed; each keeps its momentum. Raises ``ValueError`` when ``batches`` is
     empty, leaving every statistic as it was; an error of the pass (a batch the network refuses, the loader's, Ctrl-C)
     leaves them so too, and is raised."""
     norms = _running_norms(model)
     if not norms:
         return []
-    if forward is None:  # a loader's batch, as update_bn reads it (and an RNN's lengths): (x, y), (x, lengths, y)
-        forward = lambda b: model(*(t for t in unpack(b)[:2] if t is not None)) if isinstance(b, (tuple, list)) else model(b)  # noqa: E731
+    forward = forward or _loader_forward(model)
     saved = [(m.momentum, {k: getattr(m, k).clone() for k in _BUFFERS}) for m in norms]
     for m in norms:
         m.running_mean.zero_(), m.running_var.fill_(1), m.num_batches_tracked.zero_()
@@ -146,24 +136,37 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
     return norms
 
 
-_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+def _loader_forward(model: torch.nn.Module):
+    """:func:`recompute_batchnorm`'s default pass of one batch (see there); any other model's batches run as before."""
+    rnn, tup = takes_lengths(model), lambda b: isinstance(b, (tuple, list)) and len(b) > 0  # noqa: E731
+    if not (rnn or callable(getattr(model, "explain", None)) and callable(getattr(model, "effective_classifier", None))):
+        return model
+
+    def forward(b):
+        if not (tup(b) and rnn and len(b) == 3):  # a CNN's (x, y, weight) too: update_bn's input[0]
+            return model(b[0] if tup(b) else b)
+        x, lengths, _ = unpack(b)
+        if isinstance(x, torch.Tensor) and x.dim() == 3:  # checked as [B, C, T] (x as the model reads it)
+            lengths = check_lengths(lengths, x.permute(0, 2, 1) if getattr(model, "batch_first", True) else x.permute(1, 2, 0), "batches", last=b[-1])
+        return model(x, lengths)
+    return forward
 
 
 class PreciseBatchNorm(pl.Callback):
     """When training ends, every BatchNorm's running statistics recomputed over the training split (precise BN; Wu &
-    Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights: the mean of the statistics of the
-    training loader's batches, as training saw them (a loader that drops its last partial batch, as the data
-    modules' training loaders do, leaves those samples out).
+    Johnson 2021, "Rethinking 'Batch' in BatchNorm"), for the final weights: the mean of the statistics of the training
+    loader's batches, as training saw them (a loader that drops its last partial batch, as the data modules' training
+    loaders do, leaves those samples out).
 
     During training, eval mode reads an exponential average of recent batches' statistics, taken while the weights
-    moved; no loss sees it, so a run whose training loss converged can still classify its own training split badly
-    in eval mode (``benchmarks/bn_gap.py``). This runs one pass over the training loader (``max_batches`` at most;
-    train mode, as training ran, no gradient), averages the statistics over the ranks of a distributed run, and
-    rewrites ``last.ckpt`` so the file holds them too, and the best checkpoint (what fit's test scores with
-    ``--test_ckpt best``, the default) when it holds the same weights (saved at the last step). A best checkpoint of
-    earlier weights is left as it was, with a warning: its test scores the statistics training left
-    (``--test_ckpt last`` scores the recomputed ones). Under Lightning's ``StochasticWeightAveraging``, which recomputes no
-    ``CodeNorm`` (no BatchNorm), list it after that callback: it then recomputes the averaged weights' statistics.
+    moved; no loss sees it, so a run whose training loss converged can still classify its own training split badly in
+    eval mode (``benchmarks/bn_gap.py``). This runs one pass over the training loader (``max_batches`` at most; train
+    mode, as training ran, no gradient), averages the statistics over the ranks of a distributed run, and rewrites
+    ``last.ckpt`` so the file holds them too, and the best checkpoint (what fit's test scores with ``--test_ckpt best``,
+    the default) when it holds the same weights (saved at the last step). A best checkpoint of earlier weights is left
+    as it was, with a warning: its test scores the statistics training left (``--test_ckpt last`` scores the recomputed
+    ones). With Lightning's ``StochasticWeightAveraging`` (no ``CodeNorm`` recomputed), list it after that callback: with
+    no BatchNorm in the network (or ``max_epochs=-1``) SWA moves the averaged weights in at its ``on_train_end``.
 
         neuroview fit --config <recipe> --trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm
     """
@@ -179,9 +182,6 @@ class PreciseBatchNorm(pl.Callback):
         if not isinstance(s, (SingleDeviceStrategy, DDPStrategy)) or isinstance(s, DeepSpeedStrategy):
             raise ValueError(f"PreciseBatchNorm: supports one device and DDP, got the strategy "
                              f"{type(trainer.strategy).__name__}; drop the callback for it")
-        if any(type(cb).__name__ == "StochasticWeightAveraging" for cb in trainer.callbacks[trainer.callbacks.index(self):]):
-            raise ValueError("PreciseBatchNorm: listed before StochasticWeightAveraging, it would recompute the statistics of "
-                             "the last weights, which SWA then replaces by their average; list it after StochasticWeightAveraging")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loader = trainer.train_dataloader
@@ -222,11 +222,11 @@ class PreciseBatchNorm(pl.Callback):
 
 def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norms: list, path: str,
                         step: int | None = None) -> bool:
-    """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, and
-    everything else as the file held it; with ``step``, only when the file was saved at that global step
-    (it holds the weights the statistics were recomputed for). Returns whether it was rewritten. Saving the
-    trainer again would record its state after the end of training: the epoch after the last one, which
-    ``--ckpt_path last`` and any reader that checks a file's epoch would misread."""
+    """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, and everything else as the
+    file held it; with ``step``, only when the file was saved at that global step (it holds the weights the statistics
+    were recomputed for). Returns whether it was rewritten. Saving the trainer again would record its state after the
+    end of training: the epoch after the last one, which ``--ckpt_path last`` and any reader that checks a file's epoch
+    would misread."""
     names = {id(m): n for n, m in pl_module.named_modules()}
     io_ = trainer.strategy.checkpoint_io
     done = True
@@ -251,9 +251,9 @@ def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norm
 
 
 def rng_states() -> dict:
-    """The random states a run draws from (torch's CPU and, once initialized, CUDA generators, numpy's and
-    Python's global ones), in values a ``weights_only`` load reads back: the training loader shuffles with
-    torch's, and ``seed_everything`` resets them all when a run resumes."""
+    """The random states a run draws from (torch's CPU and, once initialized, CUDA generators, numpy's and Python's
+    global ones), in values a ``weights_only`` load reads back: the training loader shuffles with torch's, and
+    ``seed_everything`` resets them all when a run resumes."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     out = {"torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos),
                                                      int(has_gauss), float(gauss)), "python": random.getstate()}
@@ -313,11 +313,11 @@ def _resume_at_next_epoch(trainer: pl.Trainer) -> None:
 
 
 class ResumeState:
-    """Hooks of a LightningModule (a mixin ahead of it; a module's own ``on_train_epoch_start`` calls super):
-    each checkpoint keeps :func:`rng_states` and the run's ``max_epochs``/``max_steps``; ``fit(ckpt_path=...)``
-    keeps the checkpoint's schedulers and budget in ``self._resumed`` (``configure_optimizers`` compares them
-    with the new run's) and sets its random states back at ``on_train_start``, after the sanity check, so the
-    resumed epochs draw the batch order (and everything else) the uninterrupted run would."""
+    """Hooks of a LightningModule (a mixin ahead of it; a module's own ``on_train_epoch_start`` calls super): each
+    checkpoint keeps :func:`rng_states` and the run's ``max_epochs``/``max_steps``; ``fit(ckpt_path=...)`` keeps the
+    checkpoint's schedulers and budget in ``self._resumed`` (``configure_optimizers`` compares them with the new run's)
+    and sets its random states back at ``on_train_start``, after the sanity check, so the resumed epochs draw the batch
+    order (and everything else) the uninterrupted run would."""
 
     _resumed: dict | None = None
     _redraw_epoch: int | None = None

@@ -132,11 +132,74 @@ def test_an_rnn_keeps_its_statistics_for_a_parameters_only_dict():
     torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
 
 
-def test_a_load_through_another_module_that_drops_the_normalization_says_so():
-    # torch hands a nested network its keys without their record: a normalize=False network's file (an ensemble's
-    # members) is still read as one, dropping the normalization, but no longer without a word
+def test_a_parameters_only_dict_through_another_module_keeps_the_statistics():
+    # torch hands a nested network its own record (local_metadata): empty for a dict of parameters, so the nested
+    # load is read as the top-level one is (R8 finding 1: it dropped the normalization, every logit moved)
+    net, x, want = _normalized_cnn()
+    norm, outer = net.norm, nn.Sequential(net)
+    params = {f"0.{k}": v for k, v in _params(net).items()}
+    with pytest.warns(UserWarning, match=r"0\.norm\.running_mean, 0\.norm\.running_var: .*kept the normalization"), \
+            pytest.raises(RuntimeError, match=r"Missing key\(s\).*0\.norm\.running_mean"):
+        outer.load_state_dict(params)
+    with pytest.warns(UserWarning, match="kept the normalization"):
+        res = outer.load_state_dict(params, strict=False)
+    assert net.norm is norm and "0.norm.running_var" in res.missing_keys
+    torch.testing.assert_close(outer(x), want, rtol=0, atol=1e-5)
+
+
+def _plain_cnn(backbone=None):
+    plain = nv.wrap(backbone or _cnn_backbone(), num_classes=3, normalize=False, input_shape=(1, 4)).eval()
+    with torch.no_grad():
+        plain.classifier.weight.copy_(W)
+        plain.classifier.bias.copy_(B)
+    return plain
+
+
+CODES = torch.tensor([[0.75, 0.25], [0.25, 0.75]])  # the hard codes of _normalized_cnn's x, by hand
+
+
+def test_a_normalize_false_state_dict_through_another_module_drops_the_normalization_without_a_word():
+    # row 412: an ensemble's / DDP's / AveragedModel's file of normalize=False networks loads into default wraps
     net, x, _ = _normalized_cnn()
     outer = nn.Sequential(net)
-    with pytest.warns(UserWarning, match=r"0\.norm: dropped the normalization.*no record.*named_buffers"):
-        outer.load_state_dict({f"0.{k}": v for k, v in _params(net).items()})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (112e211 warned "dropped the normalization" on every such load)
+        assert not outer.load_state_dict(nn.Sequential(_plain_cnn()).state_dict()).missing_keys
     assert net.norm is None
+    torch.testing.assert_close(outer(x), CODES @ W.T + B, rtol=0, atol=1e-6)
+
+
+def _bn_backbone() -> nn.Module:
+    """_cnn_backbone with an eval-mode BatchNorm of statistics (0, 1), scale 2: the signs, so the codes, unchanged."""
+    bn = nn.BatchNorm1d(2)
+    with torch.no_grad():
+        bn.weight.fill_(2.0)
+    return nn.Sequential(_cnn_backbone()[0], bn, nn.ReLU())
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top", "nested"])
+def test_a_copy_of_a_normalize_false_file_holding_backbone_buffers_loads_as_before(nested):
+    # R8 finding 2: a dict holding the backbone's BatchNorm buffers is no dict of parameters: a safetensors file or a
+    # {k: v.clone()} copy of a normalize=False network's state dict (no _metadata) loads as saved, strictly
+    plain = _plain_cnn(_bn_backbone())
+    x = torch.tensor([[[1.0, 2.0, -1.0, 3.0]], [[-1.0, -2.0, -3.0, 4.0]]])
+    torch.testing.assert_close(plain(x), CODES @ W.T + B, rtol=0, atol=1e-6)
+    sd = {("0." if nested else "") + k: v.clone() for k, v in plain.state_dict().items()}  # no record
+    net = nv.wrap(_bn_backbone(), num_classes=3, input_shape=(1, 4)).eval()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (nn.Sequential(net) if nested else net).load_state_dict(sd)  # 112e211: refused, norm.* missing
+    assert net.norm is None
+    torch.testing.assert_close(net(x), CODES @ W.T + B, rtol=0, atol=1e-6)
+
+
+def test_the_warning_of_a_safetensors_load_points_at_the_callers_line(tmp_path):
+    from safetensors.torch import load_model, save_file
+    net, x, want = _normalized_cnn()
+    save_file(_params(net), str(tmp_path / "params.safetensors"))
+    with pytest.warns(UserWarning, match="kept the normalization") as said:
+        load_model(net, str(tmp_path / "params.safetensors"), strict=False)
+    assert said[0].filename == __file__  # not safetensors/torch.py
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)

@@ -83,3 +83,17 @@ def test_a_wrapper_of_another_model_is_refused_as_before():
         require_neuroview(_Wrapper(nn.Linear(2, 2)))
     with pytest.raises(TypeError, match=r"net: expected a NeuroViewCNN, a NeuroViewRNN .* got _Wrapper$"):
         nv.sparsify(_Wrapper(nn.Linear(2, 2)), _batches())
+
+
+@pytest.mark.parametrize("wrap", [nn.DataParallel, AveragedModel], ids=["DataParallel", "AveragedModel"])
+def test_a_compiled_network_inside_a_wrapper_names_its_orig_mod(wrap):
+    # R8 finding 4: the walk stopped at the OptimizedModule (it forwards explain), advising net.module, which
+    # readability then refused in turn; sparsify named net.module._orig_mod
+    wrapped = wrap(_compiled_like(_net()))
+    name = {nn.DataParallel: "a DataParallel", AveragedModel: "an AveragedModel"}[wrap]
+    hint = rf"got {name} \(around an OptimizedModule around a NeuroViewCNN\); pass net\.module\._orig_mod, the network they wrap"
+    with pytest.raises(TypeError, match=hint):
+        nv.readability(wrapped, _batches())
+    with pytest.raises(TypeError, match=hint):
+        nv.sparsify(wrapped, _batches())
+    nv.readability(wrapped.module._orig_mod, _batches())  # the way out named works

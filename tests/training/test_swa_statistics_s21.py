@@ -4,8 +4,8 @@
 modules, and ``CodeNorm`` is none (on purpose: ``convert_sync_batchnorm`` would replace it): after SWA it keeps the
 statistics of the weights it was copied with. The project's step for it is ``recompute_batchnorm(swa.module, loader)``
 (``PreciseBatchNorm`` under Lightning). It failed on the batches a loader gives (``(x, y)``, which update_bn reads), and
-a ``PreciseBatchNorm`` listed before ``StochasticWeightAveraging`` recomputed the statistics of the weights SWA then
-replaced. Known answers: a hand-set backbone whose codes are counted here by hand."""
+112e211's default read a CNN's (x, y, weight) as (x, lengths, y) and every other model's tuple too (R8 finding 6).
+Known answers: a hand-set backbone whose codes are counted here by hand."""
 
 from __future__ import annotations
 
@@ -65,14 +65,82 @@ def test_recompute_batchnorm_reads_an_rnns_lengths_from_its_batches():
     torch.testing.assert_close(net.norm.running_var, h.var(0, unbiased=True))
 
 
-def test_precise_batchnorm_listed_before_swa_is_refused_naming_the_order():
-    before = PreciseBatchNorm()
-    trainer = pl.Trainer(callbacks=[before, StochasticWeightAveraging(swa_lrs=0.01)], logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    with pytest.raises(ValueError, match=r"PreciseBatchNorm: listed before StochasticWeightAveraging.*"
-                                         r"list it after StochasticWeightAveraging"):
-        before.on_fit_start(trainer, pl.LightningModule())
-    after = PreciseBatchNorm()
-    trainer = pl.Trainer(callbacks=[StochasticWeightAveraging(swa_lrs=0.01), after], logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    after.on_fit_start(trainer, pl.LightningModule())  # the order that recomputes the averaged weights' statistics
+def _fit(order, backbone_bn):
+    """A 3-epoch fit with SWA from epoch 1 and PreciseBatchNorm in ``order``; the network and a copy whose statistics
+    are recomputed here on its final weights (the known answer: the split's plain average for these weights)."""
+    import copy
+    import tempfile
+    import warnings
+    from torch.utils.data import DataLoader, TensorDataset
+    from neuroview.training.module import NeuroViewModule
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    m = NeuroViewModule("nv_small_cnn", num_classes=3, in_channels=1, model_kwargs={"widths": [4]}, lr=1e-2)
+    m.build(x[:8])
+    net = m.model if hasattr(m, "model") else m.net
+    if not backbone_bn:
+        for name, mod in list(net.backbone.named_modules()):
+            for cname, child in list(mod.named_children()):
+                if isinstance(child, nn.BatchNorm2d):
+                    setattr(mod, cname, nn.Identity())
+    assert any(isinstance(b, nn.BatchNorm2d) for b in net.modules()) == backbone_bn
+    cbs = [PreciseBatchNorm(), StochasticWeightAveraging(swa_lrs=1e-2, swa_epoch_start=1)]
+    t = pl.Trainer(max_epochs=3, callbacks=cbs if order == "PBN, SWA" else cbs[::-1], logger=False,
+                   enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                   default_root_dir=tempfile.mkdtemp())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t.fit(m, DataLoader(TensorDataset(x, y), batch_size=16))
+    ref = copy.deepcopy(net).train()
+    recompute_batchnorm(ref, DataLoader(TensorDataset(x, y), batch_size=16), forward=lambda b: ref(b[0]))
+    return net, ref
+
+
+@pytest.mark.parametrize("order", ["PBN, SWA", "SWA, PBN"])
+def test_precise_batchnorm_in_either_order_with_a_backbone_batchnorm_gives_the_averaged_weights_statistics(order):
+    # R8 finding 3: with a BatchNorm, Lightning moves the averaged weights in at the start of its extra BN epoch, so
+    # both orders end with their statistics; 112e211 refused "PBN, SWA" at fit start
+    net, ref = _fit(order, backbone_bn=True)
+    for (k, a), (_, b) in zip(net.named_buffers(), ref.named_buffers()):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_precise_batchnorm_after_swa_without_a_batchnorm_gives_the_averaged_weights_statistics():
+    net, ref = _fit("SWA, PBN", backbone_bn=False)
+    torch.testing.assert_close(net.norm.running_mean, ref.norm.running_mean)
+    torch.testing.assert_close(net.norm.running_var, ref.norm.running_var)
+
+
+def test_recompute_batchnorm_reads_a_cnns_three_item_batches_as_update_bn_does():
+    # R8 finding 6: (x, y, sample_weight) batches, which update_bn reads as input[0], reached the CNN as model(x, y)
+    net = _net([1.0, -1.0]).train()
+    recompute_batchnorm(net, [(X[:2], Y[:2], torch.ones(2)), (X[2:], Y[2:], torch.ones(2))])
+    pos = torch.tensor([0.75, 0.25, 0.75, 0.25]).split(2)  # unit 0: the share of positive samples, by hand
+    neg = torch.tensor([0.25, 0.75, 0.25, 0.75]).split(2)
+    torch.testing.assert_close(net.norm.running_mean, torch.tensor([sum(b.mean() for b in u) / 2 for u in (pos, neg)]))
+
+
+def test_recompute_batchnorm_runs_another_models_batches_as_before():
+    class TupleModel(nn.Module):  # forward(batch) of a whole tuple: the documented default, model(batch)
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(1)
+
+        def forward(self, batch):
+            a, b = batch
+            return self.bn(a + b)
+    model = TupleModel().train()
+    a, b = torch.tensor([[1.0], [3.0]]), torch.tensor([[1.0], [1.0]])
+    assert recompute_batchnorm(model, [(a, b)]) == [model.bn]
+    torch.testing.assert_close(model.bn.running_mean, torch.tensor([3.0]))
+    torch.testing.assert_close(model.bn.running_var, torch.tensor([2.0]))
+
+
+def test_recompute_batchnorm_refuses_an_rnns_middle_item_that_is_no_lengths():
+    rnn = nn.RNN(1, 1, nonlinearity="relu", bias=False, batch_first=True)
+    net = nv.wrap(rnn, num_classes=2, max_len=3).train()
+    x = torch.ones(2, 3, 1)
+    before = net.norm.running_mean.clone()
+    with pytest.raises(ValueError, match=r"batches: a batch of 3 items is read as \(x, lengths, y\).*\[1, 3\]"):
+        recompute_batchnorm(net, [(x, torch.tensor([0, 7]), torch.tensor([0, 1]))])
+    torch.testing.assert_close(net.norm.running_mean, before)
