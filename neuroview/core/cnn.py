@@ -24,7 +24,7 @@ from ._utils import describe, explaining, extension, factory, own_rng, positive_
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import FLOOR, CodeNorm, adopt_norm, constant_features, decide, fold, folded_logits, head_dtype, load_fits, refuse_single
+from .head import FLOOR, CodeNorm, adopt_norm, checked_floor, constant_features, decide, fold, folded_logits, head_dtype, load_fits, refuse_single
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
@@ -120,7 +120,7 @@ class NeuroViewCNN(Guarded):
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
         # The head is built once the number of units is known: on discovery, or from a state dict
-        self._normalize, self._floor = settings.flag("normalize", normalize), float(norm_floor)
+        self._normalize, self._floor = settings.flag("normalize", normalize), checked_floor(norm_floor)
         self.norm, self.classifier = None, None  # CodeNorm | None, nn.Linear | None
         if example_input is None and input_shape is not None:  # random, not zeros: identical samples cannot tell
             example_input = probe_input(tuple(int(s) for s in input_shape), **factory(backbone))  # a site's order

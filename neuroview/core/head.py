@@ -37,6 +37,16 @@ from ._utils import plain_head
 FLOOR = 0.1
 
 
+def checked_floor(floor, name: str = "norm_floor") -> float:
+    """``floor`` as a float: a finite number >= 0 (inf made every standardized code 0 * inf, NaN weights without a word;
+    NaN and negatives were kept and acted as no floor)."""
+    value = float(floor) if isinstance(floor, (int, float)) and not isinstance(floor, bool) else None
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0 (a variance floor relative to the mean variance; 0: "
+                         f"none), got {floor!r}")
+    return value
+
+
 class CodeNorm(nn.Module):
     """Standardization of the features without affine, with a relative variance floor and
     statistics shared by all DDP ranks (see the module docstring).
@@ -56,7 +66,7 @@ class CodeNorm(nn.Module):
     def __init__(self, num_features: int, *, floor: float = FLOOR, eps: float = 1e-5, momentum: float | None = 0.1,
                  device=None, dtype=None):
         super().__init__()
-        self.num_features, self.eps, self.momentum, self.floor = int(num_features), float(eps), momentum, float(floor)
+        self.num_features, self.eps, self.momentum, self.floor = int(num_features), float(eps), momentum, checked_floor(floor, "floor")
         self.register_buffer("running_mean", torch.zeros(num_features, device=device, dtype=dtype))
         self.register_buffer("running_var", torch.ones(num_features, device=device, dtype=dtype))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
