@@ -6,7 +6,7 @@
   as a reshape of ``[B, k, ...]`` lays them), dim 1 for sequence-first ``[T, B, C]``; a call
   with no such dim (Swin-V2's position-bias MLP on a coordinate table) is not a site.
 - **Unit axis** (1 or -1 of the sample-first view): where the width of the layer that produced
-  the pre-activation fits (followed through pooling, crops, resizing and padding that keep that axis:
+  the pre-activation fits (followed through pooling, crops, resizing and padding that keep that axis, and pure moves of dims:
   :mod:`neuroview.core.lineage`); else where the width of the layer that reads the activation's output
   fits, unless the tensor was a layer's map with its units on dim 1 before an op not followed (the reader
   takes another axis: a guess); else a clear error naming ``unit_axis=`` (:func:`unit_axis`). ``unit_axis[site]`` sets
@@ -122,7 +122,7 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
            f"the layer that reads the output takes {consumer[0]}{both(consumer)}" if consumer else "no layer reads the output as it is"]
     raise ValueError(
         f"unit_axis: cannot tell where the units of site {name!r} lie: its input has shape {tuple(shape)}, "
-        f"{why[0]} and {why[1]}; pass unit_axis={{{name!r}: 1 or -1}}{advice}"
+        f"{why[0]} and {why[1]}; pass unit_axis={{{key or name!r}: 1 or -1}}{advice}"
     )
 
 
@@ -147,11 +147,12 @@ def told(shape: tuple[int, ...], producer: Width | None, consumer: Width | None)
     return None
 
 
-def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: list[str]) -> int:
+def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: list[str], alias: bool = True) -> int:
     """The unit axis of discovery's call ``call`` (its sample-first input of ``shape``, samples on dim ``sd`` of the
     input; ``names``: the site names of every call of its module, in order).
 
-    ``unit_axis[site]`` sets that call alone (``'act:1'``; ``'act:0'`` is the first call, site ``'act'``);
+    ``unit_axis[site]`` sets that call alone (``'act:1'``; ``'act:0'`` is the first call, site ``'act'``, unless
+    ``alias`` is False: a module of the backbone is named ``'act:0'``, and the key is its);
     ``unit_axis[module]`` sets every call of the module that has no key of its own, as it always did (MiniRocket's
     ``{'act': 1}``, also where ``layers=['act:1']`` makes only a later call a site); else the layers tell
     (:func:`told`); else a clear error naming the key to pass. An override that contradicts a producing layer's
@@ -159,34 +160,32 @@ def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: lis
     output takes the last dim of a layer's map whose units were on dim 1 before an op not followed: the reader is
     no answer there."""
     producer = None if getattr(call, "assumed", False) else call.producer  # the input's dim 1: no layer's width
-    site = call.name if call.calls else f"{call.module}:0"
+    site = call.name if call.calls else f"{call.module}:0" if alias else None
     key = site if site in overrides else call.module if call.module in overrides else None
     if key is not None:
-        advice = _own_key(call, key, names, fits(shape, producer))
+        advice = _own_key(call, key, names, fits(shape, producer), alias)
         return unit_axis(call.name, shape, producer, call.consumer, overrides[key], key, advice)
     axis = told(shape, call.producer, call.consumer)
     if axis is not None and not (call.producer is None and call.hint is not None and sd == 0 and axis != 1):
         return axis
+    own = site if len(names) > 1 and site is not None else call.name  # 'act:0': the first call alone
     if axis is None:
-        return unit_axis(call.name, shape, call.producer, call.consumer, None, advice=_several(call, names))
+        return unit_axis(call.name, shape, call.producer, call.consumer, None, own, _several(call, names))
     (count, _), op = call.hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
     raise ValueError(f"unit_axis: cannot tell where the units of site {call.name!r} lie: its input has shape "
                      f"{tuple(shape)}, the layer that produced it has {count} features on dim 1 before an op that "
                      f"may move them ({op}), and the layer that reads the output takes {call.consumer[0]} on dim -1; "
-                     f"pass unit_axis={{{call.name!r}: 1 or -1}}{_several(call, names)}")
+                     f"pass unit_axis={{{own!r}: 1 or -1}}{_several(call, names)}")
 
 
 def _several(call, names: list[str]) -> str:
     """What a site's key is where its module is called at several places (``names``: its calls' site names)."""
     if len(names) < 2:
         return ""
-    if call.calls:
-        return f" (site {call.name!r} alone: the key {call.module!r} of its module sets each of its calls {names})"
-    return (f" (the key {call.module!r} sets each call of module {call.module!r}, sites {names}; a call whose units "
-            f"lie elsewhere takes a key of its own beside it, as {names[1]!r})")
+    return f" (site {call.name!r} alone: the key {call.module!r} of its module sets each of its calls {names})"
 
 
-def _own_key(call, key: str, names: list[str], seen: int | None) -> str:
+def _own_key(call, key: str, names: list[str], seen: int | None, alias: bool = True) -> str:
     """The advice after an override ``unit_axis[key]`` refused at ``call``: leave the key out, or give the call
     its own (``seen``: the axis its producing layer tells) where the module's key, which reaches each of its calls,
     was meant for other calls."""
@@ -195,8 +194,9 @@ def _own_key(call, key: str, names: list[str], seen: int | None) -> str:
     if call.calls:
         return (f"the key {key!r} of module {key!r} sets each of its calls {names}: give this call a key of its own "
                 f"beside it, unit_axis={{{call.name!r}: {seen}}}")
+    first = f", or give this first call its own, unit_axis={{{key + ':0'!r}: {seen}}}" if alias else ""
     return (f"the key {key!r} of module {key!r} sets each of its calls {names}, this first one too: leave {key!r} out "
-            f"of unit_axis and give the calls that need one a key of their own ({names[1]!r}, ...)")
+            f"of unit_axis and give the calls that need one a key of their own ({names[1]!r}, ...){first}")
 
 
 def sample_dim(name: str, small: tuple[int, ...], large: tuple[int, ...], b_small: int, b_large: int,

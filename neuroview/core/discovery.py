@@ -7,7 +7,7 @@ fewer, or of copies, gets random batch-mates: :func:`_passes`), with temporary h
 - every call of a target module is logged with the shape of its pre-activation, the layer that
   produced that tensor and the layer that reads the activation's output;
 - a tensor's producing layer is followed through the ops that keep its layout (a residual add, a
-  gate, dropout, in-place ops, pooling, crops, splits) and through concatenations, by a ``TorchFunctionMode``
+  gate, dropout, in-place ops, pooling, crops, splits, permutes) and through concatenations, by a ``TorchFunctionMode``
   (:mod:`neuroview.core.lineage`);
 - a call of a target module inside another activation target's call (a registered ``SquaredReLU``'s
   ``nn.ReLU``, also registered outside it: :func:`neuroview.core.targets.find_targets` leaves out those
@@ -151,7 +151,7 @@ class _Pass(Tags):
                 terms = (a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1)
                 profile.append(torch.stack([terms.sum(1), terms.square().sum(1).sqrt()], 1))
         self.calls.append(_Call(self._name(name, calls), name, calls, from_input, shape, width, reader, profile, hint, outer,
-                                 width is not None and width is self.input_width))
+                                 self.assumed(width)))
         return len(self.calls) - 1
 
     def _name(self, name: str, calls: int) -> str:
@@ -314,7 +314,8 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             not_sites[(c.module, c.calls)] = f"its input {c.shape} holds one value per sample"
             scalar.append(c.name)
             continue
-        axis = call_axis(c, shape, sd, overrides, calls_of)  # unit_axis['act:1'], else ['act'], else the layers
+        alias = f"{c.module}:0" not in small.names.values()  # a module named 'act:0' keeps its own key
+        axis = call_axis(c, shape, sd, overrides, calls_of, alias)  # unit_axis['act:1'], else ['act'], else the layers
         pts = breakpoints(modules[c.module]) if c.from_input else (0.0,)
         sites.append(Site(c.name, c.module, shape[axis], pts, c.from_input, axis, sd, _positions_first(c, c3, sd, alike, advice),
                           folds=c.shape[sd] // 2))

@@ -7,7 +7,10 @@ copies, dropout, in-place ops, concatenations; and pooling, resizing, padding an
 layer's units lie on keeps its size (a conv's channels, behind a ``max_pool2d`` or a TCN's crop ``x[:, :, :-2]``).
 Ops that return several tensors are followed too: a pooling's values beside its indices (``return_indices=True``),
 and each piece of a ``split``/``chunk`` as a crop; so are ``unsqueeze``/``squeeze`` where the units stay on dim 1 or
-the last dim (a 1-d map pooled as a 2-d one). Any other op that keeps a conv map's rank and its dim 1 leaves a
+the last dim (a 1-d map pooled as a 2-d one); so are the pure moves of dims (:data:`MOVES`: ``permute``,
+``transpose``, ``movedim``, ``.mT``) where the layer's units land on dim 1 or the last dim: a conv map made
+channels-last has its channels on dim -1 (the network's input is not followed: its dim 1 is assumed, no layer's; nor
+is a concatenation of it, :meth:`Tags.assumed`). Any other op that keeps a conv map's rank and its dim 1 leaves a
 hint (:meth:`Tags.hint`): the units were on dim 1 before an op not followed, so a layer reading the activation's output
 over another axis is no answer. A contraction over the last dim (``F.linear`` with a weight, ``z @ w``, ``einsum``)
 that changes its size leaves none: it is a layer over that dim (as ``nn.Linear`` is), not a move of the units.
@@ -40,9 +43,12 @@ CROP = frozenset({"__getitem__", "narrow"})
 #: crops that return pieces: each piece is followed as a crop (``z.split(..., dim=-1)`` of a TCN)
 SPLIT = frozenset({"split", "split_with_sizes", "unsafe_split", "chunk", "unsafe_chunk", "tensor_split", "hsplit",
                    "vsplit", "dsplit"})
-#: ops that move dims around: dim 1 after one says nothing of dim 1 before it (``.mT``: see :func:`op_name`)
+#: ops that move dims around: dim 1 after one says nothing of dim 1 before it (``.mT``: see :func:`op_name`), but
+#: where a layer's units go through a pure move (:data:`MOVES`) is known
 LAYOUT = frozenset({"transpose", "transpose_", "permute", "swapaxes", "swapdims", "movedim", "moveaxis", "view", "reshape",
                     "flatten", "unflatten", "mT", "T", "mH", "H", "rearrange", "as_strided", "view_as", "reshape_as"})
+#: pure moves of dims (:func:`moved`): where a layer's units go is known exactly
+MOVES = frozenset({"transpose", "permute", "swapaxes", "swapdims", "movedim", "moveaxis", "mT", "T", "mH", "H", "adjoint"})
 #: contractions over the last dim: a layer over it where they change its size (no move of the units on dim 1)
 CONTRACT = frozenset({"linear", "matmul", "__matmul__", "__rmatmul__", "einsum", "bmm", "mm"})
 
@@ -52,6 +58,33 @@ def op_name(func) -> str:
     its descriptor's ``__get__``, named by the descriptor."""
     name = getattr(func, "__name__", "")
     return getattr(getattr(func, "__self__", None), "__name__", name) if name == "__get__" else name
+
+
+def moved(op: str, args, kwargs, n: int) -> list[int] | None:
+    """``order``: dim ``j`` of the output of the :data:`MOVES` op ``op`` on a tensor of rank ``n`` is its input's dim
+    ``order[j]``; None where the dims are not plain ints (named dims) or make no permutation."""
+    rest = [*args[1:], *(kwargs[k] for k in ("dims", "dim0", "dim1", "axis0", "axis1", "source", "destination")
+                         if k in kwargs)]
+    try:
+        if op == "permute":
+            dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
+            order = [operator.index(d) % n for d in dims]
+        elif op in ("transpose", "swapaxes", "swapdims", "mT", "mH", "adjoint"):
+            a, b = (operator.index(d) % n for d in rest[:2]) if op in ("transpose", "swapaxes", "swapdims") else (n - 2, n - 1)
+            order = list(range(n))
+            order[a], order[b] = b, a
+        elif op in ("T", "H"):
+            order = list(range(n))[::-1]
+        else:  # movedim(source, destination): the other dims keep their order in the places left
+            src, dst = ([d] if isinstance(d, int) else list(d) for d in rest[:2])
+            order = [None] * n
+            for s_, d_ in zip(src, dst, strict=True):
+                order[operator.index(d_) % n] = operator.index(s_) % n
+            left = iter(d for d in range(n) if d not in order)
+            order = [next(left) if d is None else d for d in order]
+    except (TypeError, ValueError, IndexError, StopIteration, ZeroDivisionError):
+        return None
+    return order if sorted(order) == list(range(n)) else None
 
 
 def tensors(args, kwargs):
@@ -70,6 +103,11 @@ class Tags:
         self.tags: dict[int, tuple[weakref.ref, Width | None, int | None]] = {}
         self.hints: dict[int, tuple[weakref.ref, Width, str]] = {}
         self.input_width: Width | None = None
+        self.from_input: list[Width] = []  # widths made from the input's (a concatenation of x and x * x): no layer's
+
+    def assumed(self, width) -> bool:
+        """Whether ``width`` is the input's assumed dim 1, or a concatenation's made from it: no layer's width."""
+        return width is not None and (width is self.input_width or any(width is w for w in self.from_input))
 
     def tag(self, t) -> tuple[Width | None, int | None]:
         """(width of the layer that produced ``t``, index of the site call whose output ``t`` is)."""
@@ -120,6 +158,8 @@ class Tags:
             self._squeezed(op, args, kwargs, out)
         elif op in POSITIONS or op in CROP or op in SPLIT:
             self._kept(op, args[0] if args else kwargs.get("input", kwargs.get("tensor")), out)
+        elif op in MOVES:
+            self._moved(op, args, kwargs, out)
         if self.tag(out) == (None, None) and op not in LAYOUT:
             self._hint(op, next(tensors(args, kwargs), None), out)
 
@@ -135,7 +175,10 @@ class Tags:
         if not tensors_ or None in axes or len({a % out.dim() for a in axes}) != 1:
             return
         count = out.shape[axes[0]] if dim % out.dim() == axes[0] % out.dim() else widths[0][0]
-        self.mark(out, (count, axes[0]))
+        width = (count, axes[0])
+        if any(self.assumed(w) for w in widths):  # torch.cat([x, x * x], -1): the input's dim 1 still, assumed
+            self.from_input.append(width)
+        self.mark(out, width)
 
     def _kept(self, op: str, t, out: Tensor) -> None:
         """Hand ``t``'s tag on to ``out`` where the axis its layer's units lie on keeps its size (for an op over
@@ -148,6 +191,19 @@ class Tags:
             return
         if out.shape[axis] == t.shape[axis]:
             self.mark(out, width, call)
+
+    def _moved(self, op: str, args, kwargs, out: Tensor) -> None:
+        """Hand a layer's width on through a pure move of dims (:func:`moved`), at the dim its units land on where that
+        is dim 1 or the last (elsewhere the units lie on no axis a site reads: no tag). Not the site call: the layer
+        that reads the moved tensor takes another layout than the activation's output."""
+        t = args[0] if args else kwargs.get("input")
+        width = self.tag(t)[0]
+        if width is None or self.assumed(width) or t.dim() != out.dim() or (axis := fits(tuple(t.shape), width)) is None:
+            return
+        order = moved(op, args, kwargs, t.dim())
+        d = order.index(axis % t.dim()) if order is not None else None
+        if d is not None and d in (1, out.dim() - 1) and out.shape[d] == width[0]:
+            self.mark(out, (width[0], 1 if d == 1 else -1))
 
     def _squeezed(self, op: str, args, kwargs, out: Tensor) -> None:
         """Hand ``t``'s tag on through ``unsqueeze``/``squeeze`` where its units stay on dim 1 or on the last dim (a

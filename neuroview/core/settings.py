@@ -142,10 +142,12 @@ def saved_sites(meta) -> list | None:
     return [list(s) for s in sites]
 
 
-def sites_clash(saved: list | None, sites) -> str | None:
+def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str | None:
     """Why a head whose state dict read the sites ``saved`` cannot read ``sites``; None where they agree or are
     unknown. The advice names what differs: the sites' unit axes where the names agree (``unit_axis=``), else the
-    sites to read by the names the file records (``layers=``, which takes site names: ``'act:1'`` reads that call)."""
+    sites to read by the names the file records (``layers=``, which takes site names: ``'act:1'`` reads that call).
+    ``not_sites`` (the model's ``{(module, call): why}``, where known) counts each module's calls: a module's name
+    alone reads every call, ``'act:0'`` its first alone."""
     if saved is None or sites is None:
         return None
     own = [[s.name, s.channels] for s in sites]
@@ -154,22 +156,33 @@ def sites_clash(saved: list | None, sites) -> str | None:
     why = (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
            f"{_show(own)}: its weights would be read as other units; ")
     if [n for n, _ in own] == [s[0] for s in saved]:  # the same calls, other widths: the unit axes differ
-        other = [(s[0], s[1], c) for s, (_, c) in zip(saved, own) if s[1] != c]
-        said = ", ".join(f"{n!r} ({a} units in the file, {b} here)" for n, a, b in other)
+        other = [(s.name, s.module, a, s.channels) for s, (_, a, *_) in zip(sites, saved) if a != s.channels]
+        said = ", ".join(f"{n!r} ({a} units in the file, {b} here)" for n, _, a, b in other)
+        name, module = other[0][:2]  # the first call of a module with others: 'act' is the key of every call
+        key = f"{module}:0" if name == module and any(s.module == module and s.name != name for s in sites) else name
         return why + (f"the same sites with another unit axis at {said}; wrap the backbone with the unit_axis it was "
-                      f"trained with (unit_axis={{{other[0][0]!r}: 1 or -1}}, the axis that holds {other[0][1]} units)")
-    return why + f"wrap the backbone with the layers it was trained on (layers={_layers(saved, sites)})"
+                      f"trained with (unit_axis={{{key!r}: 1 or -1}}, the axis that holds {other[0][2]} units)")
+    return why + f"wrap the backbone with the layers it was trained on (layers={_layers(saved, sites, not_sites)})"
 
 
-def _layers(saved: list, sites) -> list[str]:
-    """The ``layers=`` that reads the sites ``saved``: per module (sorted), its name where its first call's site is
-    among them and the model reads no other call of it now (its name reads every call), else the saved site names of
-    its calls (``'act:1'``: that call alone; a model reading ``act:2`` beside them said it has more calls)."""
+def _layers(saved: list, sites, not_sites: dict | None = None) -> list[str]:
+    """The ``layers=`` that reads the sites ``saved``: per module (sorted), its name where its saved sites are all
+    its calls (its name reads every call), else the saved site names of its calls (``'act:1'``: that call alone; the
+    module's name beside them: its first call; ``'act:0'`` where its first call alone was read, of a module with other
+    calls). Where ``not_sites`` does not count a module's calls, its name stands for its first call where the model
+    reads no other call of it now, as before (a module called once)."""
     per: dict[str, list[str]] = {}
     for s in saved:
         per.setdefault(s[2] if len(s) > 2 else _module(s[0]), []).append(s[0])
     now = {m: {s.name for s in sites if s.module == m} for m in per}
-    return [n for m in sorted(per) for n in ([m] if m in per[m] and now[m] <= set(per[m]) else per[m])]
+    out = []
+    for m in sorted(per):
+        calls = (len(now[m]) + sum(k == m for k, _ in not_sites) if not_sites is not None else 0) or None
+        if m in per[m] and (len(per[m]) == calls if calls is not None else now[m] <= set(per[m])):
+            out.append(m)
+        else:
+            out += [f"{m}:0"] if per[m] == [m] else per[m]
+    return out
 
 
 def clashes(meta, net) -> list[str]:
@@ -186,7 +199,7 @@ def clashes(meta, net) -> list[str]:
                    f"quantizer={net.quantizer!r}: its weights compute another function there; build the model "
                    f"with quantizer={q!r} to load it (to read the same weights with other codes on purpose, set "
                    f"net.quantizer = {net.quantizer!r} after that load)")
-    why = sites_clash(saved_sites(meta), net.sites)
+    why = sites_clash(saved_sites(meta), net.sites, getattr(net, "not_sites", None))
     return out + ([why] if why else [])
 
 

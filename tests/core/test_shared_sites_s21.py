@@ -104,13 +104,13 @@ def test_a_module_key_that_contradicts_a_later_calls_producing_layer_is_refused_
     """P1 finding 1: ``{'act': -1}``, as the error for call 0 asked, put call 1's units on the 8 width columns of c2's
     6-channel map. A module's key sets each of its calls (as before 43efd41), so it is refused at call 1, naming the
     key of its own that call 1 takes; the advice, followed, reads the by-hand codes. (R6 finding 1: 43efd41 instead
-    kept the key off call 1, which broke the key's meaning for calls only a reading layer tells.)"""
+    kept the key off call 1, which broke the key's meaning for calls only a reading layer tells.) S6 finding 1: the
+    permute is followed, so call 0 needs no key (was: 'cannot tell where the units of site 'act' lie')."""
     torch.manual_seed(0)
     x, bb = torch.randn(6, 1, 8, 8), FirstCallLast()
-    with pytest.raises(ValueError, match=r"cannot tell where the units of site 'act' lie.*pass unit_axis=\{'act': 1 or -1\}"
-                                         r" \(the key 'act' sets each call of module 'act', sites \['act', 'act:1'\]; a "
-                                         r"call whose units lie elsewhere takes a key of its own beside it, as 'act:1'\)"):
-        nv.NeuroViewCNN(bb, 2, example_input=x)
+    net = nv.NeuroViewCNN(bb, 2, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, 1)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1, 1: 1}), rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"unit_axis: got -1 for site 'act:1' \(by its key 'act'\), but its input has "
                                          r"shape \(2, 6, 8, 8\), made by a layer with 6 features, which fit dim 1 only "
                                          r"\(dim -1 holds 8\); the key 'act' of module 'act' sets each of its calls "
@@ -132,17 +132,53 @@ def test_a_unit_axis_that_contradicts_the_producing_layer_is_refused_naming_its_
         nv.NeuroViewCNN(LaterCallLast(), 2, unit_axis={"act": -1}, example_input=x)
 
 
-def test_a_later_call_no_layer_tells_asks_for_its_own_key_and_a_module_key_reaches_it():
-    """No key: the error names the call's own key. ``{'act': 1}`` sets every call of ``act``, call 1 too (its
-    meaning before 43efd41, which had refused it); ``{'act:1': -1}`` beside it sets call 1 alone."""
+def test_a_module_key_against_a_later_calls_permuted_conv_map_is_refused():
+    """S6 finding 1 (P1-1's second form): ``{'act': 1}`` set call 1, c2's map made channels-last ``[B, 8, 8, 6]``,
+    on its 8 rows of H, and the test here pinned that axis: c2's 6 channels were never read (codes 0.48 off). The
+    permute is followed: no key reads the 6 channels; the module key is refused at call 1, naming its own key."""
     torch.manual_seed(0)
     x, bb = torch.randn(6, 1, 8, 8), LaterCallLast()
+    net = nv.NeuroViewCNN(bb, 2, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, 1), ("act:1", 6, -1), ("r3", 3, 1)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: 1, 1: -1}, ["r3"]), rtol=0, atol=0)
+    _exact(net, x)
+    with pytest.raises(ValueError, match=re.escape(
+            "unit_axis: got 1 for site 'act:1' (by its key 'act'), but its input has shape (2, 8, 8, 6), made by a "
+            "layer with 6 features, which fit dim -1 only (dim 1 holds 8); the key 'act' of module 'act' sets each of "
+            "its calls ['act', 'act:1']: give this call a key of its own beside it, unit_axis={'act:1': -1}")):
+        nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1}, example_input=x)
+    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1, "act:1": -1}, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, 1), ("act:1", 6, -1), ("r3", 3, 1)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: 1, 1: -1}, ["r3"]), rtol=0, atol=0)
+
+
+class LaterCallFlat(nn.Module):
+    """One ReLU ``act`` at two places: call 0 on a conv map [B, 4, 8, 8] (told), call 1 on c2's map flattened and
+    transposed to tokens [B, 64, 6] (a flatten is not followed: no layer tells), then back to a map for c3."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.act, self.c2 = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1)
+        self.c3, self.r3, self.fc = nn.Conv2d(6, 3, 1), nn.ReLU(), nn.Linear(3, 2)
+
+    def forward(self, x):
+        h = self.act(self.c1(x))
+        h = self.act(self.c2(h).flatten(2).transpose(1, 2)).transpose(1, 2).reshape(-1, 6, 8, 8)
+        return self.fc(self.r3(self.c3(h)).mean((2, 3)))
+
+
+def test_a_later_call_no_layer_tells_asks_for_its_own_key_and_a_module_key_reaches_it():
+    """No key: the error names the call's own key. ``{'act': 1}`` sets every call of ``act``, call 1 too (its
+    meaning before 43efd41; no layer tells call 1's axis, so none can object); ``{'act:1': -1}`` beside it sets call
+    1 alone and reads c2's 6 channels."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(6, 1, 8, 8), LaterCallFlat()
     with pytest.raises(ValueError, match=r"cannot tell where the units of site 'act:1' lie.*"
                                          r"pass unit_axis=\{'act:1': 1 or -1\} \(site 'act:1' alone: the key 'act' of "
                                          r"its module sets each of its calls \['act', 'act:1'\]\)"):
         nv.NeuroViewCNN(bb, 2, example_input=x)
-    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1}, example_input=x)
-    assert [(s.name, s.axis) for s in net.sites] == [("act", 1), ("act:1", 1), ("r3", 1)]
+    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1}, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, 1), ("act:1", 64, 1), ("r3", 3, 1)]
     net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": 1, "act:1": -1}, example_input=x).eval()
     assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, 1), ("act:1", 6, -1), ("r3", 3, 1)]
     torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: 1, 1: -1}, ["r3"]), rtol=0, atol=0)
@@ -151,9 +187,10 @@ def test_a_later_call_no_layer_tells_asks_for_its_own_key_and_a_module_key_reach
 def test_a_module_key_sets_each_call_no_layer_tells():
     torch.manual_seed(0)
     x, bb = torch.randn(6, 1, 8, 8), BothLast()
-    net = nv.NeuroViewCNN(bb, 2, unit_axis={"act": -1}, example_input=x).eval()
-    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, -1)]
-    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1, 1: -1}), rtol=0, atol=0)
+    for ua in ({"act": -1}, None):  # S6 finding 1: the permutes are followed, so no key is needed either
+        net = nv.NeuroViewCNN(bb, 2, unit_axis=ua, example_input=x).eval()
+        assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, -1)]
+        torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1, 1: -1}), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------- P1 finding 4, P4 finding 3: layers='act:1'
@@ -381,15 +418,42 @@ class ScaledInput(nn.Module):
         return self.fc(self.act(x * 0.5)).mean(1)
 
 
-def test_a_key_against_the_inputs_assumed_channels_is_taken():
+class CatInput(nn.Module):
+    """S6 finding 2: the features concatenated with their squares, ``[B, 10, 12]``, read by Linear(12, 3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.act, self.fc = nn.ReLU(), nn.Linear(12, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(torch.cat([x, x * x], -1) - 0.5)).mean(1)
+
+
+class MovedInput(nn.Module):
+    """The input [B, 6, 10] transposed (its assumed dim 1, 6, goes last), read by nothing that tells: ``{'act': 1}``
+    (the 10 rows) is the user's to give; a move of the input is not followed as a layer's width."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(x.transpose(1, 2) - 0.1).mean(1)
+
+
+@pytest.mark.parametrize("bb, shape, key, units", [(ScaledInput, (4, 10, 6), {"act": -1}, 6),
+                                                   (CatInput, (4, 10, 6), {"act": -1}, 12),
+                                                   (MovedInput, (4, 6, 10), {"act": 1}, 10)])
+def test_a_key_against_the_inputs_assumed_channels_is_taken(bb, shape, key, units):
     """R6 finding 2. Was (43efd41): 'unit_axis: got -1 for site 'act', but its input has shape (2, 10, 6), made by a
-    layer with 10 features ...': no layer made it, and no key was left to read the features."""
+    layer with 10 features ...': no layer made it, and no key was left to read the features. S6 finding 2: the same
+    after a concatenation of the input (``torch.cat([x, x * x], -1)``: 'made by a layer with 10 features')."""
     torch.manual_seed(0)
-    x, bb = torch.randn(4, 10, 6), ScaledInput()
-    net = nv.NeuroViewCNN(bb, 3, unit_axis={"act": -1}, example_input=x).eval()
-    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 6, -1)]
-    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1}), rtol=0, atol=0)
-    _exact(net, x)
+    x, bb = torch.randn(*shape), bb()
+    net = nv.NeuroViewCNN(bb, 3, unit_axis=key, example_input=x).eval()
+    axis = key["act"]
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", units, axis)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: axis}), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("layers, calls", [(["act:1"], [1]), (["act:1", "act:2"], [1, 2]), (["act:3"], [3])])
@@ -475,3 +539,163 @@ def test_a_first_call_key_sets_the_first_call_alone():
     x, bb = torch.randn(6, 1, 8, 8), FirstCallLast()
     net = nv.NeuroViewCNN(bb, 2, unit_axis={"act:0": -1}, example_input=x).eval()
     assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, 1)]
+
+
+# ------------------------------------------------------------------ S6's review of 34ffef8 (findings 1 to 5)
+
+
+class Moved(nn.Module):
+    """conv (6 channels) on [B, 1, 5, 8], its map's dims moved by ``how``, ReLU, a mean over the other dims: no layer
+    reads the output; the channels are told by the move alone."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how, self.c, self.act = how, nn.Conv2d(1, 6, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        z = self.c(x)
+        z = {"permute": lambda: z.permute(0, 2, 3, 1), "permute_tuple": lambda: torch.permute(z, (0, 3, 2, 1)),
+             "transpose": lambda: z.transpose(1, 3), "swapaxes": lambda: torch.swapaxes(z, -1, 1),
+             "movedim": lambda: z.movedim(1, -1), "movedim_seq": lambda: torch.movedim(z, (2, 3), (3, 2)),
+             "mT": lambda: z.mT, "back": lambda: z.permute(0, 2, 3, 1).permute(0, 3, 1, 2)}[self.how]()
+        return self.act(z).flatten(1).mean(1, keepdim=True).expand(-1, 2)
+
+
+@pytest.mark.parametrize("how, axis", [("permute", -1), ("permute_tuple", -1), ("transpose", -1), ("swapaxes", -1),
+                                       ("movedim", -1), ("movedim_seq", 1), ("mT", 1), ("back", 1)])
+def test_a_pure_move_of_a_conv_maps_dims_is_followed(how, axis):
+    """S6 finding 1: was 'cannot tell where the units of site 'act' lie ... no layer produced it as it is' (and a
+    module key reaching such a call was taken on the wrong axis)."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(4, 1, 5, 8), Moved(how)
+    net = nv.NeuroViewCNN(bb, 2, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 6, axis)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: axis}), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=rf"unit_axis: got {-axis} for site 'act', but .* made by a layer with 6 "
+                                         rf"features, which fit dim {axis} only"):
+        nv.NeuroViewCNN(bb, 2, unit_axis={"act": -axis}, example_input=x)
+
+
+class Middle(nn.Module):
+    """The conv's channels moved to dim 2 of 4 (no axis a site reads), read by a Linear over the last dim: as before,
+    the reader tells (a move to the middle is not tagged)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.act, self.fc = nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(self.act(self.c(x).permute(0, 2, 1, 3))).mean((1, 2))
+
+
+def test_a_move_of_the_units_to_a_middle_dim_leaves_the_reader_to_tell():
+    torch.manual_seed(0)
+    x, bb = torch.randn(4, 1, 5, 8), Middle()
+    net = nv.NeuroViewCNN(bb, 2, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 8, -1)]
+
+
+class Twice3(nn.Module):
+    """One ReLU ``act`` at two places (4 and 6 channels), then ``r`` (5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.c3 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1), nn.Conv2d(6, 5, 1)
+        self.act, self.r = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x):
+        return self.r(self.c3(self.act(self.c2(self.act(self.c1(x)))))).mean((2, 3))
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+@pytest.mark.parametrize("trained, into, advice", [
+    (["act:0"], {}, ["act:0"]),
+    (["act:0", "r"], {"layers": ["act", "r"]}, ["act:0", "r"]),
+    (["act", "act:1"], {"layers": ["act:1", "r"]}, ["act"]),
+])
+def test_the_load_advice_for_a_head_on_a_shared_modules_first_call_alone_names_act_0(lazy, trained, into, advice):
+    """S6 finding 3: a head trained on call 0 alone of a module called twice was advised ``layers=['act']``, which
+    reads both calls, and the same advice came again."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 8, 8)
+    saved = nv.NeuroViewCNN(Twice3(), 3, layers=trained, example_input=x).eval()
+    net = nv.NeuroViewCNN(copy.deepcopy(saved.backbone), 3, **into, **({} if lazy else {"example_input": x}))
+    with pytest.raises((ValueError, RuntimeError), match=re.escape(f"wrap the backbone with the layers it was trained "
+                                                                   f"on (layers={advice})")):
+        net.load_state_dict(saved.state_dict())
+        net(x)
+    net = nv.NeuroViewCNN(copy.deepcopy(saved.backbone), 3, layers=advice)  # the advice, followed
+    net.load_state_dict(saved.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), saved(x), rtol=0, atol=0)
+
+
+def test_the_load_advice_names_act_0_where_a_first_calls_units_differ():
+    """S6 finding 5: the advice named the module's key 'act', which sets every call (a second error followed)."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(5, 3, 8, 8), FlatMix()
+    saved = nv.NeuroViewCNN(bb, 10, unit_axis={"act:0": 1}, example_input=x).eval()
+    assert [(s.name, s.channels) for s in saved.sites] == [("act", 4), ("act:1", 64)]
+    net = nv.NeuroViewCNN(copy.deepcopy(bb), 10)
+    net.load_state_dict(saved.state_dict())
+    with pytest.raises(ValueError, match=re.escape("another unit axis at 'act' (4 units in the file, 64 here); wrap the "
+                                                   "backbone with the unit_axis it was trained with "
+                                                   "(unit_axis={'act:0': 1 or -1}, the axis that holds 4 units)")):
+        net(x)
+    net = nv.NeuroViewCNN(copy.deepcopy(bb), 10, unit_axis={"act:0": 1})
+    net.load_state_dict(saved.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), saved(x), rtol=0, atol=0)
+
+
+class FirstCallFlat(nn.Module):
+    """One ReLU ``act`` at two places: call 0 on c1's map flattened to tokens [B, 64, 4] (nothing tells), call 1 on
+    c2's conv map (told)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.act, self.c2 = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1)
+
+    def forward(self, x):
+        h = self.act(self.c1(x).flatten(2).transpose(1, 2)).transpose(1, 2).reshape(-1, 4, 8, 8)
+        return self.act(self.c2(h)).mean((2, 3))
+
+
+def test_the_first_calls_errors_name_its_own_key_act_0():
+    """S6 finding 5: the first call's errors named the module's key 'act' (every call) and per-call keys beside it."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(6, 1, 8, 8), FirstCallFlat()
+    with pytest.raises(ValueError, match=re.escape("pass unit_axis={'act:0': 1 or -1} (site 'act' alone: the key 'act' "
+                                                   "of its module sets each of its calls ['act', 'act:1'])")):
+        nv.NeuroViewCNN(bb, 6, example_input=x)
+    with pytest.raises(ValueError, match=re.escape("this first one too: leave 'act' out of unit_axis and give the calls "
+                                                   "that need one a key of their own ('act:1', ...), or give this first "
+                                                   "call its own, unit_axis={'act:0': -1}")):
+        nv.NeuroViewCNN(FirstCallLast(), 2, unit_axis={"act": 1, "act:1": 1}, example_input=x)
+    net = nv.NeuroViewCNN(bb, 6, unit_axis={"act:0": -1}, example_input=x).eval()
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 4, -1), ("act:1", 6, 1)]
+    torch.testing.assert_close(net.codes(x), _reference(bb, x, "act", {0: -1, 1: 1}), rtol=0, atol=0)
+
+
+class NamedAct0(nn.Module):
+    """A ReLU ``act`` called twice on conv maps, and a ReLU registered as ``'act:0'`` on a flattened map [B, 64, 5]."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.c3, self.act = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1), nn.Conv2d(6, 5, 1), nn.ReLU()
+        self.add_module("act:0", nn.ReLU())
+
+    def forward(self, x):
+        h = self.act(self.c2(self.act(self.c1(x))))
+        return getattr(self, "act:0")(self.c3(h).flatten(2).transpose(1, 2)).mean(1)
+
+
+def test_a_key_naming_a_module_act_0_leaves_the_first_call_of_act_alone():
+    """S6 finding 4: ``{'act:0': -1}``, the key of the module 'act:0' the error asks for, also moved act's first call
+    onto its 64 positions."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(4, 1, 8, 8), NamedAct0()
+    net = nv.NeuroViewCNN(bb, 5, unit_axis={"act:0": -1}, example_input=x).eval()
+    assert [(s.name, s.module, s.channels, s.axis) for s in net.sites] == [
+        ("act", "act", 4, 1), ("act:1", "act", 6, 1), ("act:0", "act:0", 5, -1)]
+    torch.testing.assert_close(net.codes(x)[:, :10], _reference(bb, x, "act", {0: 1, 1: 1}), rtol=0, atol=0)
