@@ -50,10 +50,12 @@ def test_vit_with_class_token_is_right_and_tokens_are_not_units(sweep):
     r = sb.check_model(vit, (3, 32, 32))
     assert r["status"] == "right", r
     assert r["units"] == 2 * 40 and "second_size" not in r  # fixed position embedding: one input size
-    # forcing the token axis (17 tokens) as the unit axis must be caught
+    # forcing the token axis (17 tokens) as the unit axis must be caught: the wrapper refuses it itself now (the
+    # producing Linear's 40 features fit dim -1 only), before the sweep's flow check would call it wrong
     bad = vm.VisionTransformer(image_size=32, patch=8, depth=2, heads=2, dim=16, hidden=40, num_classes=1000)
     r = sb.check_model(bad, (3, 32, 32), wrap_kwargs={"unit_axis": {"layers.0.mlp.1": 1, "layers.1.mlp.1": 1}})
-    assert r["status"] == "wrong" and "17 units on dim 1 of [2, 17, 40], the flow says 40 on dim 2" in r["reason"], r
+    assert r["status"] == "error" and "unit_axis: got 1 for site 'layers.0.mlp.1', but its input has shape (2, 17, 40), " \
+        "made by a layer with 40 features, which fit dim -1 only" in r["message"], r
 
 
 def test_functional_activations_are_an_error_and_a_broken_model_is_blamed(sweep):
@@ -155,7 +157,8 @@ def test_concatenation_read_on_the_wrong_axis_is_wrong(sweep):
             return self.act(torch.cat([self.a(x), self.b(x)], 1)).mean((2, 3))
 
     r = sb.check_model(CatNet(), (3, 12, 8), wrap_kwargs={"unit_axis": {"act": -1}}, second=False)
-    assert r["status"] == "wrong" and "the flow says 16 on dim 1" in r["reason"], r
+    assert r["status"] == "error" and "unit_axis: got -1 for site 'act'" in r["message"] \
+        and "made by a layer with 16 features, which fit dim 1 only" in r["message"], r  # refused by the wrapper now
     r = sb.check_model(CatNet(), (3, 12, 8), wrap_kwargs={"unit_axis": {"act": 1}}, second=False)
     assert r["status"] == "right" and r["sites_by_flow"] == {"right": 1, "wrong": 0, "unverified": 0}, r
 

@@ -86,7 +86,8 @@ def layout(members) -> bool | None:
     too: :meth:`Ensemble.member_logits` asks at every call). Members without a ``batch_first`` are not compared: a
     standard CNN reads ``[B, C, T]``, but a network of one's own without that attribute (a GRU wrapped in a module of
     one's own, a transformer) may read ``[B, T, F]`` as an RNN beside it does, so a mix is no certain error."""
-    firsts = {i: bool(v) for i, m in enumerate(members) if (v := getattr(m, "batch_first", None)) is not None}
+    given = [(i, getattr(m, "batch_first", None)) for i, m in enumerate(members)]  # no walrus: a cell torch.compile
+    firsts = {i: bool(v) for i, v in given if v is not None}  # cannot read (a graph break per call)
     if len(set(firsts.values())) > 1:
         ids = {f: [str(i) for i, b in firsts.items() if b is f] for f in (True, False)}
         first, time = (f"member{'s' * (len(ids[f]) > 1)} {', '.join(ids[f])}" for f in (True, False))

@@ -104,6 +104,7 @@ class Tags:
         self.hints: dict[int, tuple[weakref.ref, Width, str]] = {}
         self.input_width: Width | None = None
         self.from_input: list[Width] = []  # widths made from the input's (a concatenation of x and x * x): no layer's
+        self.moved_w: list[Width] = []  # widths handed on through a pure move of dims
 
     def assumed(self, width) -> bool:
         """Whether ``width`` is the input's assumed dim 1, or a concatenation's made from it: no layer's width."""
@@ -150,10 +151,15 @@ class Tags:
                 if w is not None or c is not None:
                     self.mark(out, w, c)
         elif op in KEEP:  # a layer's width before the input's assumed one: x + fc(x) and fc(x) + x lay out alike
-            tags = [self.tag(t) for t in tensors(args, kwargs) if t.shape == out.shape]
-            tags = [wc for wc in tags if wc != (None, None)]
-            if tags:
-                self.mark(out, *next((wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width), tags[0]))
+            shaped = [self.tag(t) for t in tensors(args, kwargs) if t.shape == out.shape]
+            tags = [wc for wc in shaped if wc != (None, None)]
+            real = [wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width]
+            plain = [wc for wc in real if not any(wc[0] is m for m in self.moved_w)]  # a layer's, not moved
+            if plain or (len(real) == len(shaped) and len({wc[1] for wc in real}) == 1) or (tags and not real):
+                self.mark(out, *(plain or real or tags)[0])
+            # else a moved width beside an operand it does not tell (a Mixer's stream, untagged after its patches'
+            # flatten, plus a token Linear's 16 moved to dim 1), or moved widths on other axes: no tag, the layer
+            # reading the sum tells (the moved width won and read the 16 tokens as units, a review of 25c62ff)
         elif op in ("unsqueeze", "squeeze"):
             self._squeezed(op, args, kwargs, out)
         elif op in POSITIONS or op in CROP or op in SPLIT:
@@ -176,7 +182,7 @@ class Tags:
             return
         count = out.shape[axes[0]] if dim % out.dim() == axes[0] % out.dim() else widths[0][0]
         width = (count, axes[0])
-        if any(self.assumed(w) for w in widths):  # torch.cat([x, x * x], -1): the input's dim 1 still, assumed
+        if all(self.assumed(w) for w in widths):  # torch.cat([x, x * x], -1): the input's dim 1 still, assumed
             self.from_input.append(width)
         self.mark(out, width)
 
@@ -203,7 +209,8 @@ class Tags:
         order = moved(op, args, kwargs, t.dim())
         d = order.index(axis % t.dim()) if order is not None else None
         if d is not None and d in (1, out.dim() - 1) and out.shape[d] == width[0]:
-            self.mark(out, (width[0], 1 if d == 1 else -1))
+            self.moved_w.append(w := (width[0], 1 if d == 1 else -1))
+            self.mark(out, w)
 
     def _squeezed(self, op: str, args, kwargs, out: Tensor) -> None:
         """Hand ``t``'s tag on through ``unsqueeze``/``squeeze`` where its units stay on dim 1 or on the last dim (a
@@ -228,7 +235,7 @@ class Tags:
         if width is None and seen is None or t.dim() != out.dim() or out.dim() < 3 or t.shape[1] != out.shape[1] \
                 or op in CONTRACT and t.shape[-1] != out.shape[-1]:  # F.linear(z, w) over time: a layer, as nn.Linear
             return
-        if width is not None and width is not self.input_width and fits(tuple(t.shape), width) == 1:
+        if width is not None and width is not self.input_width and not any(width is m for m in self.moved_w) and fits(tuple(t.shape), width) == 1:
             self.hints[id(out)] = (weakref.ref(out), width, op)
         elif width is None and seen is not None:  # through untagged tensors only: a layer's own width ends a hint
             self.hints[id(out)] = (weakref.ref(out), *seen)

@@ -50,12 +50,12 @@ class Checkpoint(ModelCheckpoint):
         self._at_epoch_end = False
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        # The one private member overridden: every file ModelCheckpoint writes goes through it, with no public hook
-        # around the write (the strategy's CheckpointIO plugin is the public place; a callback cannot install one without
-        # replacing the IO a user or a strategy chose). A temporary file: Lightning's fsspec transaction keeps its own in
-        # the system temp dir, and across file systems a kill mid-copy leaves half a last.ckpt; os.replace of one next to
-        # the target is atomic on a local disk. Not neuroview._io.atomic_write: Lightning writes the file itself (the
-        # strategy's IO, on every rank of a sharded strategy), and every rank must name the same temporary path.
+        # The one private member overridden, and why no public one does: every file ModelCheckpoint writes goes through
+        # it, with no public hook around the write (a CheckpointIO plugin, the public place, would replace the IO a user
+        # or a strategy chose). A temporary file: Lightning's fsspec transaction keeps its own in the system temp dir,
+        # and across file systems a kill mid-copy leaves half a last.ckpt; os.replace of one next to the target is
+        # atomic on a local disk. Not neuroview._io.atomic_write: Lightning writes the file itself (the strategy's IO,
+        # on every rank of a sharded strategy), and every rank must name the same temporary path.
         if "://" in str(filepath):
             return super()._save_checkpoint(trainer, filepath)
         tmp = f"{filepath}.tmp"
