@@ -12,19 +12,13 @@ import torch
 from torch import nn
 
 import neuroview as nv
+from test_norm_load_both_ways_s17 import _cnn_backbone  # hand-set: its codes are the signs of x
+from test_review_b_mends_s17 import _rnn  # h_t = relu(x_t)
 
 W = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
 B = torch.tensor([0.1, -0.2, 0.3])
 MEAN, VAR = torch.tensor([0.5, 0.25]), torch.tensor([0.04, 0.09])
 EPS = 1e-5
-
-
-def _cnn_backbone() -> nn.Module:
-    """Unit 0's hard code is the fraction of positive samples of x, unit 1's the fraction of negative ones."""
-    conv = nn.Conv1d(1, 2, 1, bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(torch.tensor([[[1.0]], [[-1.0]]]))
-    return nn.Sequential(conv, nn.ReLU())
 
 
 def _normalized_cnn():
@@ -98,15 +92,6 @@ def test_a_real_state_dict_still_tells_a_normalize_false_file_from_missing_stati
     net.load_state_dict(plain.state_dict())  # the record of a network without one: dropped, as saved
     assert net.norm is None
     torch.testing.assert_close(net(x), torch.tensor([[0.75, 0.25], [0.25, 0.75]]) @ W.T + B, rtol=0, atol=1e-6)
-
-
-def _rnn():
-    """h_t = relu(x_t): an nn.RNN of one unit, input weight 1, recurrent weight 0, no bias."""
-    rnn = nn.RNN(1, 1, nonlinearity="relu", bias=False, batch_first=True)
-    with torch.no_grad():
-        rnn.weight_ih_l0.fill_(1.0)
-        rnn.weight_hh_l0.zero_()
-    return rnn
 
 
 def test_an_rnn_keeps_its_statistics_for_a_parameters_only_dict():
