@@ -144,6 +144,27 @@ def test_flow_places_units_by_what_tensors_are_not_by_the_last_layer_run(sweep):
     assert uf.verdict(1, 16, (2, 16, 12, 8), None, None)[0] == "unverified"
 
 
+def test_a_forced_key_the_wrapper_cannot_refuse_is_called_wrong_by_the_flow(sweep):
+    # a Mixer's residual stream (untagged after its patches' flatten): a key reading its 16 tokens as units cannot be
+    # refused by the wrapper, and the sweep's flow check says it is wrong (the look-alikes above are refused now)
+    sb, _ = sweep
+
+    class Mixer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pe, self.ln1, self.t1, self.tact, self.t2 = nn.Conv2d(1, 8, 2, 2), nn.LayerNorm(8), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16)
+            self.act_out, self.f3 = nn.ReLU(), nn.Linear(8, 8)
+
+        def forward(self, x):
+            x = self.pe(x).flatten(2).transpose(1, 2)
+            x = x + self.t2(self.tact(self.t1(self.ln1(x).transpose(1, 2)))).transpose(1, 2)
+            return self.f3(self.act_out(x)).mean(1)
+
+    assert sb.check_model(Mixer(), (1, 8, 8), second=False)["status"] == "right"
+    r = sb.check_model(Mixer(), (1, 8, 8), wrap_kwargs={"unit_axis": {"act_out": 1}}, second=False)
+    assert r["status"] == "wrong" and "16 units on dim 1 of [2, 16, 8], the flow says 8 on dim 2" in r["reason"], r
+
+
 def test_concatenation_read_on_the_wrong_axis_is_wrong(sweep):
     # ReLU(cat([a, b], 1)) on a 12x8 input: 16 channels; the last axis (8 columns) is not the units
     sb, _ = sweep

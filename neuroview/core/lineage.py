@@ -155,7 +155,7 @@ class Tags:
             tags = [wc for wc in shaped if wc != (None, None)]
             real = [wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width]
             plain = [wc for wc in real if not any(wc[0] is m for m in self.moved_w)]  # a layer's, not moved
-            if plain or (len(real) == len(shaped) and len({wc[1] for wc in real}) == 1) or (tags and not real):
+            if plain or (len(real) == len(shaped) and len({wc[0] for wc in real}) == 1) or (tags and not real):
                 self.mark(out, *(plain or real or tags)[0])
             # else a moved width beside an operand it does not tell (a Mixer's stream, untagged after its patches'
             # flatten, plus a token Linear's 16 moved to dim 1), or moved widths on other axes: no tag, the layer

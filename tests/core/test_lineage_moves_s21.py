@@ -66,3 +66,26 @@ def test_a_key_against_a_concatenation_of_input_and_a_layer_is_still_checked():
     net = nv.NeuroViewCNN(Dense(), 2)
     net(x)
     assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 8, 1), ("r", 4, 1)]
+
+
+class StemMixer(nn.Module):  # a Conv1d stem moved to [B, N, C] (its channels keep a moved tag), token mixing moved back
+    def __init__(self, branch_first):
+        super().__init__()
+        self.pe, self.ln1, self.t1, self.tact, self.t2 = nn.Conv1d(1, C, 2, 2), nn.LayerNorm(C), nn.Linear(N, N), nn.ReLU(), nn.Linear(N, N)
+        self.act_out, self.f3, self.fc, self.branch_first = nn.ReLU(), nn.Linear(C, C), nn.Linear(C, 2), branch_first
+
+    def forward(self, x):
+        x = self.pe(x).transpose(1, 2)
+        b = self.t2(self.tact(self.t1(self.ln1(x).transpose(1, 2)))).transpose(1, 2)
+        return self.fc(self.f3(self.act_out(b + x if self.branch_first else x + b)).mean(1))
+
+
+@pytest.mark.parametrize("branch_first", [False, True])
+def test_two_moved_widths_in_a_sum_tag_it_only_where_they_agree(branch_first):
+    # the rule compared the tags' call indices, not their widths: `branch + x` read the 16 tokens as act_out's units
+    torch.manual_seed(0)
+    bb, x = StemMixer(branch_first), torch.randn(6, 1, 2 * N)
+    net = nv.NeuroViewCNN(bb, num_classes=2).eval()
+    net(x)
+    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("tact", N, -1), ("act_out", C, -1)]
+    assert torch.equal(net.codes(x), _by_hand(bb, x, [("tact", -1), ("act_out", -1)]))
