@@ -9,6 +9,7 @@ Imports only torch and the core modules :mod:`._utils`, :mod:`.reach` (the user'
 
 from __future__ import annotations
 
+import copy
 import sys
 import warnings
 import weakref
@@ -32,20 +33,27 @@ _NAMED = {"erf": "erf() (GELU's erf form)",  # 0.5 * x * (1 + erf(x / sqrt(2))):
           "erfc": "erfc() (GELU's erf form)", "ndtr": "ndtr() (GELU's normal-CDF form)", "expit": "expit() (sigmoid)"}
 
 
-def activation_call(op: str, args, kwargs) -> str:
+def activation_call(op: str, args, kwargs, before=None) -> str:
     """The activation function a torch function call ``op`` is (``"relu"``, ``"clamp(min=0)"``), or ``""``: a named
     one (``torch.special.expit`` as ``expit``), a floor at 0 (``clamp``/``clip``, ``maximum(x, 0)``) of a tensor of
     both signs (a variance kept >= 0 clips nothing: no activation), a LeakyReLU written ``maximum(x, a * x)``, or a
     gate by the sign of its own input (``x * (x > 0)``, ``where(x < 0, 0, x)``, ``masked_fill(x, x < 0, 0)``).
-    The mode sees a call once it ran: an in-place floor is judged on what it left, and an in-place gate (``x *= m``,
-    ``masked_fill_``) cannot be told from a mask on values of one sign (``attn *= keep``): not named."""
+    Values of both signs means negatives beyond rounding (:func:`_both_signs`): a squared distance floored against
+    rounding is no activation. ``relu`` is judged by its values too (ProtoPNet's ``F.relu`` of a distance).
+    The mode sees a call once it ran: an in-place floor is judged on ``before`` (a copy of its input the caller took
+    before the call), else on what it left (:func:`_floored`); an in-place gate (``x *= m``, ``masked_fill_``) cannot
+    be told from a mask on values of one sign (``attn *= keep``): not named."""
     base = op.strip("_")
     base = base[8:] if base.startswith("special_") else base
     x = args[0] if args else kwargs.get("input")
+    seen = not op.endswith("_") or before is not None  # the floor's input itself, as it was before the call
+    x = x if not op.endswith("_") or before is None else before
     if base in ("clamp", "clamp_min", "clip"):  # clip: torch's alias of clamp
         low = kwargs.get("min", args[1] if len(args) > 1 else None)
-        cut = _both_signs(x) if not op.endswith("_") else _floored(x)
+        cut = _both_signs(x) if seen else _floored(x)
         return ("clip" if base == "clip" else "clamp") + "(min=0)" if _zero(low) and cut else ""
+    if base == "relu" and seen and not _both_signs(x):  # a floor of values of one sign clips nothing
+        return ""
     if base in ("maximum", "max", "fmax"):  # (max(x, dim) returns no tensor: never here)
         a, b = x, args[1] if len(args) > 1 else kwargs.get("other")
         if any(_zero(u) and _both_signs(v) for u, v in ((a, b), (b, a))):
@@ -63,16 +71,24 @@ def activation_call(op: str, args, kwargs) -> str:
 
 
 def _both_signs(v) -> bool:
-    """Whether ``v`` is a float tensor holding values of both signs (a floor at 0 of it clips something)."""
+    """Whether ``v`` is a float tensor holding values of both signs beyond rounding (a floor at 0 of it clips
+    something): each sign reaches past ``max(1e-3, 4 eps)`` of its largest magnitude (``eps`` its dtype's), so that a
+    squared distance or a variance a hair below 0 by cancellation is of one sign, and a pre-activation (about half its
+    values below 0, of the positives' size) is of both."""
     try:
-        return isinstance(v, Tensor) and v.is_floating_point() and bool((v < 0).any()) and bool((v > 0).any())
+        if not (isinstance(v, Tensor) and v.is_floating_point() and v.numel()):
+            return False
+        d = v.detach()
+        tol = max(1e-3, 4 * torch.finfo(d.dtype).eps) * float(d.abs().max())
+        return float(d.min()) < -tol and float(d.max()) > tol
     except Exception:  # noqa: BLE001 (a sparse or nested tensor: no finding, and never a failed pass)
         return False
 
 
 def _floored(v) -> bool:
     """Whether ``v``, a float tensor an in-place floor at 0 just ran on, holds exact zeros beside positive values:
-    what clipping values of both signs leaves (a variance kept >= 0 has no zero unless one was 0 already)."""
+    what clipping values of both signs leaves, and also what a floor of values >= 0 with an exact 0 (a dead channel's
+    variance) leaves: used only where the caller kept no copy of the input (``before`` of :func:`activation_call`)."""
     try:
         return isinstance(v, Tensor) and v.is_floating_point() and bool((v == 0).any()) and bool((v > 0).any())
     except Exception:  # noqa: BLE001
@@ -88,7 +104,7 @@ def _leaky(v, w) -> bool:
         on = v != 0
         r = (w[on].double() / v[on].double())
         return bool((w[~on] == 0).all()) and 0 < float(r.min()) and float(r.max()) < 1 and \
-            float(r.max() - r.min()) <= 1e-5 * float(r.max())
+            float(r.max() - r.min()) <= max(1e-5, 4 * torch.finfo(w.dtype).eps) * float(r.max())  # a * v rounded
     except Exception:  # noqa: BLE001
         return False
 
@@ -160,9 +176,9 @@ def warn_unseen_modules(net: nn.Module, x: Tensor) -> None:
     them: those layers take no part in the decision (frozen, by the wrapper or by the user), and would if the class
     were registered. One after which only the head runs cuts nothing it would gain, and is not named. Told by what
     they do, on their own input of one more eval-mode pass (run only where a leaf module of an unknown kind and an
-    unreached layer with weights are both found; the caller's random state and the modules' buffers and plain
-    attributes are left as they were), so that the ordinary layers that run after the last site (a transformer's
-    last ``fc2`` and norm, a pooling, a drop path) are never named."""
+    unreached layer with weights are both found; the caller's random state and the modules' buffers and attributes
+    are left as they were; the backbone's own forward hooks do run once more), so that the ordinary layers that run
+    after the last site (a transformer's last ``fc2`` and norm, a pooling, a drop path) are never named."""
     off = set(net.__dict__.get("frozen", ())) | set(net.__dict__.get("_kept_frozen", ()))  # every unreached parameter
     if getattr(net, "_named", True) or not off or torch.compiler.is_compiling():
         return
@@ -197,18 +213,23 @@ def warn_unseen_modules(net: nn.Module, x: Tensor) -> None:
 
 @contextmanager
 def _kept_state(backbone: nn.Module):
-    """A block after which the buffers and plain attributes (numbers, strings, tuples: a call counter, an
-    initialised flag) of ``backbone``'s modules are as they were before it: a pass of ours leaves no trace in them."""
-    plain = (int, float, bool, str, tuple, type(None))
-    attrs = [(m, {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training" and isinstance(v, plain)})
+    """A block after which the buffers and attributes (numbers, strings, tuples: a call counter, an initialised flag;
+    tensors: a running max kept outside the buffers; lists and dicts, one level deep: a log, counters) of
+    ``backbone``'s modules are as they were before it: a pass of ours leaves no trace in them."""
+    plain = (int, float, bool, str, tuple, type(None), Tensor, list, dict)
+    attrs = [(m, {k: (v, v.detach().clone() if isinstance(v, Tensor) else list(v) if isinstance(v, list) else dict(v)
+                      if isinstance(v, dict) else v)
+                  for k, v in vars(m).items() if not k.startswith("_") and k != "training" and isinstance(v, plain)})
              for m in backbone.modules()]
     bufs = [(m, k, b, b.clone()) for m in backbone.modules() for k, b in m._buffers.items() if b is not None]
     try:
         yield
     finally:
-        for m, saved in attrs:
-            vars(m).update(saved)
         with torch.no_grad():
+            for m, saved in attrs:
+                vars(m).update((k, v) for k, (v, _) in saved.items())
+                for v, old in saved.values():
+                    _put_back(v, old)
             for m, k, b, old in bufs:
                 m._buffers[k] = b
                 try:
@@ -218,12 +239,27 @@ def _kept_state(backbone: nn.Module):
                     pass
 
 
+def _put_back(v, old) -> None:
+    """Put the contents ``old`` (a copy taken before a pass) back into the tensor, list or dict ``v``."""
+    try:
+        if isinstance(v, Tensor) and not torch.equal(v, old):
+            v.copy_(old)
+        elif isinstance(v, list):
+            v[:] = old
+        elif isinstance(v, dict):
+            v.clear()
+            v.update(old)
+    except Exception:  # noqa: BLE001 (an inference tensor: a note is never a failed wrap)
+        pass
+
+
 def _after_last_site(net: nn.Module, x: Tensor, tried: dict, holders: dict) -> tuple[list[nn.Module], list[str]]:
     """The modules of ``tried`` that, in one eval-mode pass of ``net.backbone`` on ``x`` (``net``'s hooks record
     nothing outside its own passes), run after the last site with a module of ``holders`` (name -> module holding an
     unreached parameter) starting between the last site and them, and act as activations on the input they got there
-    (:func:`_acts`), their output not the backbone's own vector per sample (an output activation on the head's
-    logits; a feature extractor's last activation on maps or tokens is named); and the names of those modules (``backbone.<name>``), in order. A pass that fails tells nothing."""
+    (:func:`_acts`); one on a vector per sample with no such module after it (an output activation: on the logits,
+    an embedding) needs one more between, as the last of them is the head. And the names of the modules of
+    ``holders`` between (``backbone.<name>``), in order. A pass that fails tells nothing."""
     sites = {s.module for s in net.sites}
     events: list[tuple[str, nn.Module, object]] = []
     hooks, restore = [], restore_modes(net.backbone)
@@ -235,7 +271,7 @@ def _after_last_site(net: nn.Module, x: Tensor, tried: dict, holders: dict) -> t
                   for m in tried]  # (an in-place module's input is its output by then: still a nonlinear function)
         net.backbone.eval()
         with torch.no_grad(), own_pass():
-            y = net.backbone(x.clone())  # (an in-place op on the input: the caller's batch stays)
+            net.backbone(x.clone())  # (an in-place op on the input: the caller's batch stays)
             for h in hooks:
                 h.remove()
             last = max((i for i, (kind, _, _) in enumerate(events) if kind == "site"), default=len(events))
@@ -243,10 +279,11 @@ def _after_last_site(net: nn.Module, x: Tensor, tried: dict, holders: dict) -> t
             found: dict[nn.Module, None] = {}
             cut: dict[nn.Module, None] = {}
             for i, (kind, m, z) in enumerate(events):
-                if kind != "tried" or i <= last or (z[1] is y and y.dim() <= 2):  # a head's output activation
+                if kind != "tried" or i <= last:
                     continue
                 between = [h for k, h, _ in events[last + 1:i] if k == "layer" and h is not m]
-                if not between:
+                head = isinstance(z[1], Tensor) and z[1].dim() <= 2 and not any(k == "layer" for k, _, _ in events[i:])
+                if not between[:-1] if head else not between:  # on the logits, the head ahead of it is the head
                     continue
                 if m not in acts:
                     acts[m] = _acts(m, z[0])
@@ -269,9 +306,14 @@ def _acts(m: nn.Module, z) -> bool:
     """Whether ``m`` (a leaf, in eval mode) acts as an activation on ``z``: it returns a float tensor of ``z``'s
     shape, not ``z`` itself (dropout at eval), where moving some input values moves those output values only
     (no norm, softmax or permute) and not as an affine map does (no scale, no shift: ``f(2z) - 2f(z) + f(0)`` and
-    ``f(z) + f(-z) - 2f(0)`` are both 0 for those, not for a ReLU, a tanh, a sine). Its forward is called directly:
-    no hook runs. A seeded generator of its own: the caller's random state is not drawn from."""
+    ``f(z) + f(-z) - 2f(0)`` are both 0 for those, not for a ReLU, a tanh, a sine). The forward of a deep copy of
+    it is called directly: no hook runs, and ``m`` keeps no trace of the probes. A seeded generator of its own: the
+    caller's random state is not drawn from."""
     if not isinstance(z, Tensor) or not z.is_floating_point() or z.numel() < 2:
+        return False
+    try:  # probed on a copy: whatever state its forward keeps (an observer's range, a log) sees no probe
+        m = copy.deepcopy(m)
+    except Exception:  # noqa: BLE001 (a module that cannot be copied is not probed: no finding)
         return False
     f = lambda t: m.forward(t.clone())  # noqa: E731 (an in-place activation: each call on its own copy)
     try:
