@@ -67,15 +67,19 @@ class _Lineage(TorchFunctionMode):
         self.pass_ = pass_
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        kwargs, op = kwargs or {}, op_name(func)
+        before = args[0].detach().clone() if op in _IN_PLACE_FLOORS and args and isinstance(args[0], Tensor) else None
+        out = func(*args, **kwargs)  # (an in-place floor is judged on its input, copied before: what it left is >= 0)
         if not self.pass_.scope.ours():  # a second pass inside this one (a user's hook calling a network of it)
             return out
-        op = op_name(func)
         if isinstance(out, Tensor):
-            self.pass_.functional(op, args, kwargs)
+            self.pass_.functional(op, args, kwargs, before)
         self.pass_.follow_all(op, args, kwargs, out)  # a pooling's values beside its indices, a split's pieces too
         return out
+
+
+#: in-place floors at 0, judged on a copy of their input (:func:`~.unseen.activation_call`'s ``before``)
+_IN_PLACE_FLOORS = frozenset({"clamp_", "clip_", "relu_", "clamp_min_"})
 
 
 class _Pass(Tags):
@@ -98,10 +102,10 @@ class _Pass(Tags):
         self.checkpointed: list[nn.Module] = []  # the outermost modules that ran inside torch.utils.checkpoint
         self.outside = 0  # the checkpoint frames around the whole pass (a user's checkpoint of the whole network)
 
-    def functional(self, op: str, args, kwargs) -> None:
+    def functional(self, op: str, args, kwargs, before=None) -> None:
         """Log a call of an activation function (``F.relu``, ``x.clamp(min=0)``) outside every activation module:
         its units are no site, which the wrapper says (:func:`find_sites`)."""
-        base = activation_call(op, args, kwargs)
+        base = activation_call(op, args, kwargs, before)
         if base and not any(id(m) in self.shields for m in self.stack):
             shape = next((tuple(t.shape) for t in tensors(args, kwargs)), ())
             self.act_calls.append((base, self.names.get(self.stack[-1], "") if self.stack else "", len(self.events), shape))
