@@ -21,6 +21,7 @@ Imports only torch. State-dict keys are ``BatchNorm1d``'s, so earlier checkpoint
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import sys
 import warnings
@@ -38,12 +39,20 @@ FLOOR = 0.1
 
 
 def checked_floor(floor, name: str = "norm_floor") -> float:
-    """``floor`` as a float: a finite number >= 0 (inf made every standardized code 0 * inf, NaN weights without a word;
-    NaN and negatives were kept and acted as no floor)."""
-    value = float(floor) if isinstance(floor, (int, float)) and not isinstance(floor, bool) else None
-    if value is None or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: expected a finite number >= 0 (a variance floor relative to the mean variance; 0: "
-                         f"none), got {floor!r}")
+    """``floor`` as a float: any real number (a numpy scalar, a 0-dim real tensor, a Fraction; not a bool) that is
+    finite (inf made every standardized code 0 * inf, NaN weights without a word). A negative one acted as no floor
+    and trained so: taken as 0, the same function, with a warning (a run trained with one still loads)."""
+    if isinstance(floor, torch.Tensor) and floor.dim() == 0 and not (floor.dtype == torch.bool or floor.is_complex()):
+        floor = floor.item()
+    real = isinstance(floor, numbers.Real) and not isinstance(floor, (bool, getattr(sys.modules.get("numpy"), "bool_", bool)))
+    value = float(floor) if real else None
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite real number >= 0 (a variance floor relative to the mean variance; "
+                         f"0: none), got {floor!r}")
+    if value < 0:
+        warnings.warn(f"{name}: a negative floor ({floor!r}) acts as none; taken as norm_floor=0 (the same function): "
+                      "pass 0", UserWarning, stacklevel=_caller_level())
+        return 0.0
     return value
 
 
@@ -103,10 +112,12 @@ class CodeNorm(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         # BatchNorm1d checkpoints of its version 1 have no num_batches_tracked (BatchNorm fills it in too)
         state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
         floor = (local_metadata or {}).get("floor")  # absent: saved before it was kept, or a plain dict of tensors
-        if isinstance(floor, (int, float)) and not isinstance(floor, bool):
-            self.floor = float(floor)
+        # the file's floor by the constructor's rule, before anything loads: a negative as 0, inf / NaN refused by its key
+        floor = None if floor is None else checked_floor(floor, f"{prefix}floor (the floor the state dict records)")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+        if floor is not None:
+            self.floor = floor
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, floor={self.floor}"
@@ -251,7 +262,8 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
         meta = getattr(state_dict, "_metadata", None)
         if isinstance(meta, dict) and prefix[:-1] in meta:  # torch's record of the modules saved: had it one?
             return norm if prefix + "norm" in meta else None
-        if local_metadata or (net is not None and any(  # a nested state_dict()'s own record, or buffers: a real file
+        # (torch's load writes "assign_to_params_buffers" into every module's record under assign=True: no file's)
+        if set(local_metadata or ()) - {"assign_to_params_buffers"} or (net is not None and any(  # a nested state_dict()'s own record, or buffers: a real file
                 prefix + k in state_dict for k, _ in net.named_buffers() if not k.startswith(_HEAD_KEYS))):
             return None
         # a dict of parameters alone, or a buffer-free network's file without its record (torch tells a module nothing of strict)

@@ -98,18 +98,16 @@ def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[torch.nn.Module]:
-    """Recompute the running statistics of every normalization of ``model`` that is in training mode (BatchNorms, and
-    the NeuroView head's ``CodeNorm``) from ``batches``, one pass, no gradient: each becomes the plain average of its
-    batches' statistics (``momentum=None``), as ``torch.optim.swa_utils.update_bn`` computes them, rather than the
-    exponential average of the last few batches of a training run whose weights were still moving. After SWA, whose
-    ``update_bn`` recomputes no ``CodeNorm``: ``recompute_batchnorm(swa.module, train_loader)``.
+    """Recompute the running statistics of every normalization of ``model`` in training mode (BatchNorms, the head's
+    ``CodeNorm``) from ``batches``, one pass, no gradient: each becomes the plain average of its batches' statistics
+    (``momentum=None``), as ``torch.optim.swa_utils.update_bn`` computes them, not the exponential average of a run's last
+    batches. After SWA (``update_bn`` recomputes no ``CodeNorm``): ``recompute_batchnorm(swa, train_loader)``.
 
-    ``forward(batch)`` runs the model on one batch. Default: ``model(batch)``; for a NeuroView network, a tuple batch as
-    update_bn reads it, ``model(batch[0])``, and for one that takes ``lengths`` (x as the model reads it) ``(x,
-    lengths, y)`` as ``model(x, lengths)``, the lengths checked. A normalization in eval mode (a frozen backbone's) keeps
-    its statistics. Returns the layers recomputed; each keeps its momentum. Raises ``ValueError`` when ``batches`` is
-    empty, leaving every statistic as it was; an error of the pass (a batch the network refuses, the loader's, Ctrl-C)
-    leaves them so too, and is raised."""
+    ``forward(batch)`` runs one batch. Default: ``model(batch)``; for a NeuroView network (also inside an AveragedModel,
+    DDP, ``torch.compile``, an ``nn.Sequential`` of one), a tuple batch as update_bn reads it, ``model(batch[0])``, and
+    for one that takes ``lengths``, ``(x, lengths, y)`` as ``model(x, lengths)``, the lengths checked. A normalization in
+    eval mode (a frozen backbone's) keeps its statistics. Returns the layers recomputed; each keeps its momentum. Raises
+    ``ValueError`` when ``batches`` is empty; then, and after an error of the pass (raised), every statistic is as it was."""
     norms = _running_norms(model)
     if not norms:
         return []
@@ -137,17 +135,24 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
 
 
 def _loader_forward(model: torch.nn.Module):
-    """:func:`recompute_batchnorm`'s default pass of one batch (see there); any other model's batches run as before."""
-    rnn, tup = takes_lengths(model), lambda b: isinstance(b, (tuple, list)) and len(b) > 0  # noqa: E731
-    if not (rnn or callable(getattr(model, "explain", None)) and callable(getattr(model, "effective_classifier", None))):
+    """:func:`recompute_batchnorm`'s default pass of a batch (see there); any other model's batches run as before."""
+    chain, nn_ = [model], torch.nn  # judged inside torch's wrappers, as update_bn takes them; the outer model is called
+    while len(chain) < 5 and isinstance(nxt := chain[-1][0] if isinstance(chain[-1], nn_.Sequential) and len(chain[-1]) == 1 else getattr(
+            chain[-1], "_orig_mod" if type(chain[-1]).__name__ == "OptimizedModule" else "module", None), nn_.Module):
+        chain.append(nxt)
+    inner, seq, rnn = chain[-1], any(isinstance(m, nn_.Sequential) for m in chain), takes_lengths(chain[-1])
+    tup = lambda b: isinstance(b, (tuple, list)) and not isinstance(b, nn_.utils.rnn.PackedSequence) and len(b) > 0  # noqa: E731
+    if not (rnn or callable(getattr(inner, "explain", None)) and callable(getattr(inner, "effective_classifier", None))):
         return model
 
     def forward(b):
         if not (tup(b) and rnn and len(b) == 3):  # a CNN's (x, y, weight) too: update_bn's input[0]
             return model(b[0] if tup(b) else b)
         x, lengths, _ = unpack(b)
+        if seq and lengths is not None:  # nn.Sequential passes one input: the lengths would be dropped
+            raise ValueError("batches: an nn.Sequential cannot pass an (x, lengths, y) batch's lengths on; pass the network inside it, or forward=")
         if isinstance(x, torch.Tensor) and x.dim() == 3:  # checked as [B, C, T] (x as the model reads it)
-            lengths = check_lengths(lengths, x.permute(0, 2, 1) if getattr(model, "batch_first", True) else x.permute(1, 2, 0), "batches", last=b[-1])
+            lengths = check_lengths(lengths, x.permute(0, 2, 1) if getattr(inner, "batch_first", True) else x.permute(1, 2, 0), "batches", last=b[-1])
         return model(x, lengths)
     return forward
 
@@ -178,8 +183,7 @@ class PreciseBatchNorm(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # the pass calls the LightningModule itself: parameters sharded by FSDP or DeepSpeed are not there
-        s = trainer.strategy
-        if not isinstance(s, (SingleDeviceStrategy, DDPStrategy)) or isinstance(s, DeepSpeedStrategy):
+        if not isinstance(s := trainer.strategy, (SingleDeviceStrategy, DDPStrategy)) or isinstance(s, DeepSpeedStrategy):
             raise ValueError(f"PreciseBatchNorm: supports one device and DDP, got the strategy "
                              f"{type(trainer.strategy).__name__}; drop the callback for it")
 
@@ -204,8 +208,7 @@ class PreciseBatchNorm(pl.Callback):
         for m in bns:  # each rank saw its own shard: their mean is the split's (equal shards)
             m.running_mean.copy_(trainer.strategy.reduce(m.running_mean, reduce_op="mean"))
             m.running_var.copy_(trainer.strategy.reduce(m.running_var, reduce_op="mean"))
-        rank_zero_info(f"PreciseBatchNorm: recomputed the running statistics of {len(bns)} normalization "
-                       f"layer{'' if len(bns) == 1 else 's'}")
+        rank_zero_info(f"PreciseBatchNorm: recomputed the running statistics of {len(bns)} normalization layer{'' if len(bns) == 1 else 's'}")
         for cb in trainer.checkpoint_callbacks if bns else []:
             last = getattr(cb, "last_model_path", "")
             if last:  # last.ckpt was written before this: it must hold the statistics tested
@@ -227,9 +230,7 @@ def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norm
     were recomputed for). Returns whether it was rewritten. Saving the trainer again would record its state after the
     end of training: the epoch after the last one, which ``--ckpt_path last`` and any reader that checks a file's epoch
     would misread."""
-    names = {id(m): n for n, m in pl_module.named_modules()}
-    io_ = trainer.strategy.checkpoint_io
-    done = True
+    names, io_, done = {id(m): n for n, m in pl_module.named_modules()}, trainer.strategy.checkpoint_io, True
     if trainer.is_global_zero:
         ckpt = io_.load_checkpoint(path)
         done = step is None or ckpt.get("global_step") == step
@@ -269,8 +270,7 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = states["python"]
     random.setstate((version, tuple(internal), gauss_next))
-    cuda = states.get("cuda")
-    if cuda is not None and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+    if (cuda := states.get("cuda")) is not None and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
         torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
 
 

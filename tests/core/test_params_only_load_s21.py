@@ -188,3 +188,48 @@ def test_the_warning_of_a_safetensors_load_points_at_the_callers_line(tmp_path):
         load_model(net, str(tmp_path / "params.safetensors"), strict=False)
     assert said[0].filename == __file__  # not safetensors/torch.py
     torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_parameters_only_dict_loaded_with_assign_keeps_the_statistics(nested):
+    # torch's load_state_dict writes {"assign_to_params_buffers": True} into every module's record under assign=True
+    # (the meta-device pattern): it was read as a real file's record and the normalization dropped, every logit moved
+    # (T8 finding 1); for a buffer-free RNN strict loading said "All keys matched successfully"
+    net, x, want = _normalized_cnn()
+    norm, outer = net.norm, nn.Sequential(net) if nested else net
+    pre = "0." if nested else ""
+    params = {f"{pre}{k}": v for k, v in _params(net).items()}
+    with pytest.warns(UserWarning, match=rf"{pre}norm\.running_mean, {pre}norm\.running_var: .*kept the normalization"):
+        res = outer.load_state_dict(params, strict=False, assign=True)
+    assert net.norm is norm and f"{pre}norm.running_var" in res.missing_keys
+    torch.testing.assert_close(outer(x), want, rtol=0, atol=1e-5)
+
+
+def test_an_rnns_parameters_only_dict_loaded_with_assign_is_refused_by_strict_loading():
+    x = torch.tensor([[1.0, -2.0, 3.0], [-1.0, 2.0, 0.5]])[..., None]  # [B, T, 1]
+    h = torch.tensor([[1.0, 0.0, 3.0], [0.0, 2.0, 0.5]])  # relu(x), every step
+    w, b = torch.tensor([[1.0, -1.0, 2.0], [0.5, 0.25, -1.0]]), torch.tensor([0.5, -0.5])
+    mean, var = torch.tensor([0.5, 1.0, 1.5]), torch.tensor([1.0, 4.0, 0.25])
+    net = nv.wrap(_rnn(), num_classes=2, max_len=3).eval()
+    net.norm.floor = 0.0
+    with torch.no_grad():
+        net.classifier.weight.copy_(w)
+        net.classifier.bias.copy_(b)
+        net.norm.running_mean.copy_(mean)
+        net.norm.running_var.copy_(var)
+    want = ((h - mean) / torch.sqrt(var + EPS)) @ w.T + b
+    with pytest.warns(UserWarning, match="kept the normalization"), \
+            pytest.raises(RuntimeError, match=r"Missing key\(s\).*norm\.running_mean.*norm\.running_var"):
+        net.load_state_dict(_params(net), assign=True)  # was: "All keys matched successfully", norm None
+    assert net.norm is not None
+    torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
+
+
+def test_a_real_state_dict_loaded_with_assign_still_drops_a_normalize_false_files_absent_normalization():
+    # the record of a real state_dict() (torch's version) still tells a normalize=False file: dropped, as without assign
+    plain = _plain_cnn()
+    net, x, _ = _normalized_cnn()
+    outer = nn.Sequential(net)
+    outer.load_state_dict(nn.Sequential(plain).state_dict(), strict=False, assign=True)
+    assert net.norm is None
+    torch.testing.assert_close(net(x), CODES @ W.T + B, rtol=0, atol=1e-5)
