@@ -289,7 +289,8 @@ def _padded_at_start(x: np.ndarray, n: np.ndarray) -> tuple[int, int] | None:
     value), and flat at the end likewise over its last ``T - k`` (0, NaN, a held last value, a channel's mean). A series
     padded by one step is flat at both ends (any one step is), so it is judged by nothing and not counted. One-value
     padding leaves every padded series flat where it is: every series flat at the start and some not at the end is
-    padded at the start; the mirror is padded at the end. Otherwise each series votes: flat at the start and not at the
+    padded at the start (all counted), unless fewer are not flat at the end than end runs stop exactly where the
+    padding would (one odd length among series at rest); the mirror is padded at the end. Otherwise each series votes: flat at the start and not at the
     end for the start; flat at both ends for the end whose flat run stops exactly where the padding would (``T - k``
     steps); flat at neither, for nothing. Padded at the start where more than half of the series so vote, and more than
     for the end (a few series at rest do not tip a file of undecided ones)."""
@@ -300,13 +301,14 @@ def _padded_at_start(x: np.ndarray, n: np.ndarray) -> tuple[int, int] | None:
     head, tail = _flat_runs(x, short, steps - n[short])
     pad = steps - n[short]
     lead, trail = head >= pad, tail >= pad
-    if lead.all() and not trail.all():  # no one-value padding at the end leaves a series unflat there
-        return int((~trail).sum()), len(short)
-    if trail.all() and not lead.all():
-        return None
     both = lead & trail
-    pre = int(((lead & ~trail) | (both & (head == pad) & (tail != pad))).sum())
-    post = int(((trail & ~lead) | (both & (tail == pad) & (head != pad))).sum())
+    exact_start, exact_end = both & (head == pad) & (tail != pad), both & (tail == pad) & (head != pad)
+    if lead.all() and not trail.all() and (~trail).sum() >= exact_end.sum():  # no one-value padding at the end leaves
+        return len(short), len(short)  # a series unflat there (unless outnumbered by end runs that stop at the padding)
+    if trail.all() and not lead.all() and (~lead).sum() >= exact_start.sum():
+        return None
+    pre = int(((lead & ~trail) | exact_start).sum())
+    post = int(((trail & ~lead) | exact_end).sum())
     return (pre, len(short)) if pre > post and 2 * pre > len(short) else None
 
 

@@ -71,14 +71,15 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
                          f"model was trained on, scored as if unseen: give --data.init_args.{gone[0]} {saved[gone[0]]}")
     if any(k in saved and k in args and not _same_name(args[k], saved[k]) for k in _DATA_NAMES):
         return
-    # the file first, read as the checkpoint read it (its padding, layout): "changed since" is said of a changed file
-    # only, before any option advice ("trained on this data" of a file whose training split is not the one trained on)
-    as_read = {**args, **{k: saved[k] for k in _READING if k in saved and k in args}}
-    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record, the file read once)
+    # the file first, read as the checkpoint read it (its class's FILE_FORMAT: a CSV's channels, delimiter..., an .npz's
+    # padding, layout): "changed since" is said of a changed file only, before any option advice
+    reading = tuple(getattr(data_class(cls), "FILE_FORMAT", _READING))
+    as_read = {**args, **{k: saved[k] for k in reading if k in saved and k in args}}
+    if what != "ckpt_path":  # (--ckpt_path: Lightning's restore holds the data module to the record)
         check_recorded_file(ckpt, as_read, cls, what)  # the model's own file, its training split changed: carved otherwise
     diff = {k: (args[k], saved[k]) for k in _SPLIT_OPTIONS if k in saved and k in args and _plain(args[k]) != _plain(saved[k])}
-    if "padding" in diff and _reads_alike(cls, args, as_read):  # 'auto' of a file it reads as 'post' reads: the same
-        del diff["padding"]
+    if (fmt := [k for k in diff if k in reading]) and _reads_alike(ckpt, cls, args, as_read):  # 'auto' read as 'post'
+        diff = {k: v for k, v in diff.items() if k not in fmt}  # reads, a sniffed delimiter ',' as ',' does: the same
     if diff:
         detail = "; ".join(f"--data.init_args.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
         split = {"validate": "validation", "predict": "test (predicted)"}.get(sub, "test")
@@ -88,7 +89,7 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
         why = (f"its {split} split is the same series, read otherwise (by the statistics and series length of another "
                f"training part)" if sub != "validate" and set(diff) <= {"val_fraction", "val_fold"} else
                f"its {split} split may hold training series, scored as if unseen")
-        if set(diff) <= set(_READING):  # which series each split holds is unchanged: how each series is read is not
+        if set(diff) <= set(reading):  # which series each split holds is unchanged: how each series is read is not
             raise ValueError(f"{what}: {ckpt} was trained on this data read otherwise ({detail}); `neuroview {sub}` "
                              f"would read its series otherwise than the model was trained on them (padding read as "
                              f"data, data dropped as padding, or channels as steps): give the checkpoint's options "
@@ -102,27 +103,41 @@ def check_evaluated_data(ckpt: str, data, saved: dict | None, sub: str, what: st
 _READING = ("padding", "layout")
 
 
-def _reads_alike(cls: str | None, args: dict, as_read: dict) -> bool:
-    """Whether the file ``args`` names reads the same training series with the ``padding`` asked (``args``) as with the
-    checkpoint's (``as_read``): ``'auto'`` reads a file as ``'post'`` does, or refuses it; a file of no padded series
-    reads alike under all three. Judged by the two fingerprints; a file either refuses (or none can read) is not alike."""
-    from ..data.file_record import FileRecord  # noqa: PLC0415
-    from ..data.read_as import data_class  # noqa: PLC0415
+def _reads_alike(ckpt: str, cls: str | None, args: dict, as_read: dict) -> bool:
+    """Whether the file ``args`` names reads the same series with the file-format options asked (``args``) as with the
+    checkpoint's (``as_read``): ``'auto'`` reads a file as ``'post'`` does, or refuses it; a sniffed delimiter finds the
+    one trained with. Judged by the training split's fingerprint against the checkpoint's record (one read), and where
+    the data gives a test or validation split of its own (an .npz's ``X_test``, a ``test_path``), or the checkpoint has
+    no record, by a read as trained: each split alike. A file either refuses (or none can read) is not alike."""
+    from ..data.file_record import FileRecord, recorded_file, series_sha256  # noqa: PLC0415
 
     made = data_class(cls) if cls else None
     if not (isinstance(made, type) and issubclass(made, FileRecord)) or args.get("path") is None:
         return False
-    found = []
-    for init in (args, as_read):
-        try:
-            with warnings.catch_warnings():  # said where the command's own data module reads it
-                warnings.simplefilter("ignore")
-                dm = made(**init)
-                dm.load()
-        except Exception:  # noqa: BLE001 - refused one way (a pre-padded file under 'auto'): not alike
-            return False
-        found.append(dm._series_sha256)
-    return found[0] is not None and found[0] == found[1]
+    asked = _read(made, args)
+    if asked is None or asked[0]._series_sha256 is None:
+        return False
+    dm, out = asked
+    own_val = (getattr(dm, "_loaded_rows", None) or (None, None, True))[2]  # (not known: compared)
+    own = [s for s in ("test", "val") if s in out and (getattr(dm, "_test_rows", None) is None if s == "test" else own_val)]
+    record = recorded_file(ckpt, str(cls).rsplit(".", 1)[-1])
+    if record is not None and (dm._series_sha256 != record["series_sha256"] or not own):
+        return dm._series_sha256 == record["series_sha256"]
+    trained = _read(made, as_read)  # the splits of the file's own, or no record: read as the checkpoint read it
+    return trained is not None and trained[0]._series_sha256 == dm._series_sha256 and all(
+        s in trained[1] and series_sha256(*out[s]) == series_sha256(*trained[1][s]) for s in own)
+
+
+def _read(made: type, init: dict):
+    """``(data module, its splits)`` of ``made(**init)`` loaded, its warnings left to the command's own data module;
+    ``None`` where it refuses the file (a pre-padded file under ``'auto'``)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dm = made(**init)
+            return dm, dm.load()
+    except Exception:  # noqa: BLE001 - refused one way: not read alike
+        return None
 
 
 def saved_class(ckpt: str | None, saved: dict, asked: dict) -> str | None:

@@ -1,20 +1,15 @@
 """What :class:`~neuroview.training.module.NeuroViewModule` checks around Lightning's loops, so that a trainer option or
 call order a user chooses gives the numbers it says or a named refusal.
 
-Holds :class:`LoopGuards`, a mixin of hooks: one validation and one test loader, in a list or a dict (several were
-refused by Lightning's advice to edit the module; a dict was let through, and its second loader's metrics pooled both
-loaders), the module's batch checks run after a data module's own batch hook (Lightning calls it instead of the
-module's; a batch it drops as ``None`` is left to Lightning, soft labels it makes for training train as before, and an
-error names the hook), metric states made again outside inference mode before a fit (a ``validate`` before ``fit`` left
-them inference tensors, and the fit's first update failed), an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode``
-is the wrong way round for its monitor refused when the fit starts (:func:`check_monitor_modes`), Lightning's eval-mode
-warning silenced for a frozen backbone during that fit's start only (it was silenced for the whole process; a fit that
-failed before training left it so: :class:`OwnWarningFilters`), Lightning's note on neuroview's own batch hook kept
-from its once-a-process cache per call of that hook (a user's own hook keeps it), a ``train_acc`` monitor refused after
-an epoch of soft labels only, and unlabelled ``(x, lengths)`` batches told from ``(x, y)`` in ``predict``;
-:func:`check_validation`, a plateau schedule's validation (``val_acc``) there before the first step; and
-:func:`first_loader`, the loader whose first batch finds a network's sites. May import Lightning, torch, torchmetrics
-and :mod:`.module_metrics`; nothing else of neuroview.
+Holds :class:`LoopGuards`, a mixin of hooks: one validation and one test loader (a list or dict of one), the module's
+batch checks run after a data module's own batch hook (a ``None`` batch left to Lightning, soft labels trained, an error
+naming the hook), metric states made again outside inference mode before a fit, an ``EarlyStopping`` or
+``ModelCheckpoint`` whose ``mode`` is the wrong way round refused (:func:`check_monitor_modes`), Lightning's eval-mode
+warning silenced for a frozen backbone during a fit's start only (:class:`OwnWarningFilters`), Lightning's note on
+neuroview's own batch hook kept per call of that hook, a ``train_acc`` monitor refused where Lightning would fail on it
+after an epoch of soft labels only, and ``(x, lengths)`` predict batches told from ``(x, y)``; :func:`check_validation`,
+a plateau schedule's validation there before the first step; :func:`first_loader`, the loader whose first batch finds
+a network's sites. May import Lightning, torch, torchmetrics and :mod:`.module_metrics`; nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -112,14 +107,15 @@ class LoopGuards:
         self.log("train_loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
 
     def on_train_epoch_end(self) -> None:
-        """Refuse a checkpoint or early stop (run after this hook) on ``train_acc`` after an epoch of soft labels only
-        on every rank (``train_acc`` starts each epoch fresh: FreshMetrics): Lightning said "Did you call log(...)"."""
-        on = [cb for cb in self.trainer.callbacks if isinstance(cb, (EarlyStopping, ModelCheckpoint)) and cb.monitor == "train_acc"]
-        if on and self.trainer.strategy.reduce_boolean_decision(self.train_acc.update_count == 0, all=True):
-            raise ValueError(f"trainer.callbacks: {type(on[0]).__name__}(monitor='train_acc') reads the training "
-                             "accuracy, which counts batches of class indices only, and every training batch of epoch "
-                             f"{self.current_epoch} held soft labels (class-probability rows, as a mixup makes): monitor "
-                             "'train_loss_epoch' (mode='min'), or 'val_acc' with a validation split")
+        """Refuse a ``train_acc`` monitor Lightning fails on ("Did you call log": :func:`_raises_unlogged`) after an epoch
+        of soft labels only on every rank (FreshMetrics); where Lightning warns, or reads none, the fit runs."""
+        t = self.trainer  # (the callbacks that raise are the same on every rank: the counts are reduced)
+        on = [cb for cb in t.callbacks if _raises_unlogged(cb, t)] if "train_acc" not in t.callback_metrics else []
+        if on and t.strategy.reduce_boolean_decision(self.train_acc.update_count == 0, all=True):
+            raise ValueError(f"trainer.callbacks: {type(on[0]).__name__}(monitor='train_acc') reads the training accuracy, "
+                             f"which counts batches of class indices only, and every training batch of epoch {self.current_epoch}"
+                             " held soft labels (class-probability rows, as a mixup makes): monitor 'train_loss_epoch' "
+                             "(mode='min'), or 'val_acc' with a validation split")
         super().on_train_epoch_end()
 
     def on_validation_start(self) -> None:
@@ -142,9 +138,23 @@ class LoopGuards:
                              "(x, lengths, y) with any labels, or padded to one length as (x,)")
 
 
+def _raises_unlogged(cb, t) -> bool:
+    """Whether Lightning's ``cb`` (of ``t``) raises on ``train_acc`` unlogged at this epoch's end: a ``strict``
+    ``EarlyStopping``; a ``ModelCheckpoint`` saving now (``every_n_epochs``) where a validation has run (else it warns)."""
+    if getattr(cb, "monitor", None) != "train_acc" or t.sanity_checking or t.fast_dev_run:
+        return False
+    n, loop = t.num_val_batches, t.fit_loop.epoch_loop  # val: a validation runs after this epoch (saves, checks at its end)
+    val = loop._should_check_val_epoch() and (sum(n) if isinstance(n, list) else n) > 0
+    if isinstance(cb, EarlyStopping):
+        return bool(cb.strict) and (bool(cb._check_on_train_epoch_end) or val)
+    every, saved = cb._every_n_epochs if isinstance(cb, ModelCheckpoint) else 0, getattr(cb, "_last_global_step_saved", -1)
+    if every < 1 or (t.current_epoch + 1) % every or cb.save_top_k == 0 or saved == t.global_step:
+        return False
+    return bool(loop.val_loop._has_run) if cb._should_save_on_train_epoch_end(t) else val
+
+
 class OwnWarningFilters(pl.Callback):
-    """The module's eval-mode filter (``freeze_backbone``) removed when a stage fails (a module gets no ``on_exception``
-    hook). Lightning's hook note is kept per hook call (:func:`_quiet_note`), no longer for a stage by this callback."""
+    """The module's eval-mode filter (``freeze_backbone``) removed when a stage fails (a module has no ``on_exception``)."""
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         drop = getattr(pl_module, "_drop_eval_filter", None)
@@ -180,15 +190,14 @@ def hook_note(dm) -> str:
 
 def soft_labels(y, num_classes: int, refuse: bool = False) -> bool:
     """Whether ``y`` is one row of class probabilities per sample (``[B, num_classes]`` floats, none negative, each row
-    summing to 1 within 1e-3, or 4 epsilons of its dtype: bf16 mixup rows 0.37 + 0.63 sum to 0.998, and were refused):
-    a mixup's or a hand-made label smoothing's, which ``F.cross_entropy`` trains on as they are. ``refuse``: rows of
-    that shape that are no probabilities raise, saying why.
-
+    summing to 1 within 1e-3, or one epsilon of its dtype: bf16 rows 0.37 + 0.63 sum to 0.998; each entry rounds by
+    half an epsilon at most): a mixup's or a hand-made label smoothing's, which ``F.cross_entropy`` trains on as they
+    are. ``refuse``: rows of that shape that are no probabilities raise, saying why.
     >>> soft_labels(torch.tensor([[0.37, 0.63]]).bfloat16(), 2), soft_labels(torch.tensor([[0.369, 0.629]]), 2)
     (True, False)"""
     if not isinstance(y, Tensor) or not y.dtype.is_floating_point or y.dim() != 2 or y.shape[1] != num_classes:
         return False
-    tol, dtype, y = max(1e-3, 4 * torch.finfo(y.dtype).eps), y.dtype, y.detach().double()
+    tol, dtype, y = max(1e-3, torch.finfo(y.dtype).eps), y.dtype, y.detach().double()
     finite, sums = torch.isfinite(y).all(1), y.sum(1)
     bad = ~finite | (y < 0).any(1) | ((sums - 1).abs() > tol)
     if not bad.any() or not refuse:
@@ -219,10 +228,8 @@ def quiet(message: str):
 def monitor_mode(monitor: str, mode: str) -> str | None:
     """The mode ``monitor`` needs when ``mode`` is the other one ('min' for a loss, 'max' for an accuracy or F1), or
     None: a mode that fits it, or a monitor whose direction the name does not tell.
-
     >>> monitor_mode("val_acc", "min"), monitor_mode("train_loss_epoch", "max"), monitor_mode("val_acc", "max")
-    ('max', 'min', None)
-    """
+    ('max', 'min', None)"""
     name = str(monitor).lower()
     if "loss" in name:
         return "min" if mode == "max" else None
@@ -231,12 +238,10 @@ def monitor_mode(monitor: str, mode: str) -> str | None:
 
 def check_monitor_modes(callbacks, ckpt: str | None = None, saved: dict | None = None) -> None:
     """Refuse an ``EarlyStopping`` or ``ModelCheckpoint`` whose ``mode`` is the wrong way round for its monitor:
-    Lightning's default ``mode="min"`` on ``val_acc`` stopped a run while its accuracy rose (and kept its worst
-    checkpoint), without a word. The command's own checkpoint is checked before, as ``--checkpoint.mode``.
-
-    A resume (``ckpt``) of a run started with that callback (its state key among ``saved``, the checkpoint's callback
-    states; None: not known) goes on under it with a warning: refusing it left a run started before this check no
-    way to resume (its own mode refused here, the right one by the resume's stop check)."""
+    Lightning's default ``mode="min"`` on ``val_acc`` stopped a run while its accuracy rose, without a word (the
+    command's own checkpoint: as ``--checkpoint.mode``). A resume (``ckpt``) of a run started with that callback (its
+    state key among ``saved``, the checkpoint's callback states; None: not known) goes on under it with a warning: a
+    refusal left such a run no way to resume (its own mode refused here, the right one by the resume's stop check)."""
     for cb in callbacks or []:
         if not isinstance(cb, (EarlyStopping, ModelCheckpoint)) or not cb.monitor:
             continue
@@ -258,14 +263,12 @@ def check_monitor_modes(callbacks, ckpt: str | None = None, saved: dict | None =
 
 
 def _entry(cb, mode: str) -> str:
-    """Where ``mode`` goes, the callback's other arguments kept as the user gave them: an entry written here from a few
-    of its attributes dropped the rest (a ModelCheckpoint's ``dirpath``, ``save_top_k``, an EarlyStopping's
-    ``min_delta``). On the command line ``--trainer.callbacks.mode`` sets the callback appended last before it (at the
-    end of the command, the last callback's: another's where more follow, one without a mode)."""
-    return (f"{type(cb).__name__}(monitor={cb.monitor!r}, mode={mode!r}, <its other arguments>) in Python, mode: {mode} "
-            "in its entry's init_args in a config (or in its --trainer.callbacks+='{class_path: ..., init_args: {...}}'), "
-            f"on the command line --trainer.callbacks.mode {mode} right after its own --trainer.callbacks.* options (at the "
-            "end of the command it sets the last callback's)")
+    """Where ``mode`` goes, the callback's other arguments kept as the user gave them (an entry written from a few of
+    them dropped the rest); on the command line ``--trainer.callbacks.mode`` sets the callback appended last before it."""
+    return (f"{type(cb).__name__}(monitor={cb.monitor!r}, mode={mode!r}, <its other arguments>) in Python, mode: {mode} in its "
+            "entry's init_args in a config (or in its --trainer.callbacks+='{class_path: ..., init_args: {...}}'), on the command "
+            f"line --trainer.callbacks.mode {mode} right after its own --trainer.callbacks.* options (at the end of the command it "
+            "sets the last callback's)")
 
 
 def _saved_callbacks(trainer) -> dict | None:
@@ -276,10 +279,9 @@ def _saved_callbacks(trainer) -> dict | None:
 
 
 def check_validation(trainer) -> None:
-    """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch
-    (Lightning's MisconfigurationException came after one, naming neither option): plain loaders without a
-    validation loader, an empty ``val_dataloaders`` (``[]``) or one of 0 batches, and a data module without a
-    ``val_dataloader`` or with an empty one, too."""
+    """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch (Lightning
+    failed after one, naming neither option): plain loaders without a validation loader, an empty ``val_dataloaders``
+    (``[]``) or one of 0 batches, and a data module without a ``val_dataloader`` or with an empty one, too."""
     why, fix = None, None
     if trainer.limit_val_batches == 0:  # (these two were told "a val_fraction > 0", which changes neither)
         why, fix = "limit_val_batches=0 runs no validation", "limit_val_batches > 0"
@@ -379,8 +381,7 @@ def _count(trainer, attr: str) -> int:
 
 def only_loader(loaders, split: str, count: int = 0):
     """The one loader of ``loaders`` (a loader, or a list, tuple or dict of one); several (``count``: as the loop counts
-    them) are refused: their samples would be pooled into one accuracy (or refused mid-loop by Lightning). A dict was
-    let through, and its second loader's metrics pooled both loaders' samples (each metric is one object)."""
+    them) are refused: their samples would be pooled into one accuracy (each metric is one object)."""
     many = list(loaders.values()) if isinstance(loaders, Mapping) else loaders if isinstance(loaders, (list, tuple)) else None
     n = max(1 if many is None else len(many), count)
     if n > 1:
@@ -391,9 +392,8 @@ def only_loader(loaders, split: str, count: int = 0):
 
 
 def first_loader(loaders, name: str):
-    """The loader whose first batch finds a network's sites, of a data module's ``name`` (``"train"``, ``"val"``,
-    ``"test"``, ``"predict"``) loaders: for validation and test the only one (several refused by name, as the loop
-    refuses them), else the first of a list or dict; None for an empty one."""
+    """The loader whose first batch finds a network's sites, of a data module's ``name`` loaders: for ``"val"`` and
+    ``"test"`` the only one (several refused by name), else the first of a list or dict; None for an empty one."""
     if name in ("val", "test"):
         return only_loader(loaders, "validation" if name == "val" else "test")
     many = list(loaders.values()) if isinstance(loaders, Mapping) else loaders if isinstance(loaders, (list, tuple)) else None

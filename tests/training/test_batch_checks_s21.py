@@ -6,11 +6,14 @@ Lightning calls, on the batch the steps are given."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from neuroview.training.loop_guards import soft_labels
 from neuroview.training.module import NeuroViewModule
 
 TINY = {"widths": [4, 8]}
@@ -317,3 +320,57 @@ def test_a_subclass_hook_that_skips_super_is_checked_outside_a_trainer():
         m._on_before_batch_transfer((x, y + 1))
     with pytest.raises(TypeError, match=r"torch\.jit\.trace: a NeuroViewCNN reads its codes through hooks"):
         m.to_torchscript(method="trace", example_inputs=x[:2])
+
+
+class _MixFirstEpoch(_Mix):
+    """Mixup in epoch 0 only, then class indices (timm's ``mixup_off_epoch``)."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        if self.trainer.training and self.trainer.current_epoch >= 1:
+            return batch
+        return super().on_before_batch_transfer(batch, dataloader_idx)
+
+
+def _fit_three(callback, tmp_path, val: bool) -> pl.Trainer:
+    x, y = _data()
+    trainer = pl.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1 if val else 0, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", callbacks=[callback],
+                         default_root_dir=str(tmp_path), num_sanity_val_steps=0)
+    trainer.fit(_module(), _MixFirstEpoch(x, y))
+    return trainer
+
+
+@pytest.mark.parametrize("case", ["checkpoint_no_validation", "checkpoint_every_2_epochs", "early_stopping_not_strict"])
+def test_a_train_acc_monitor_runs_where_lightning_only_warns_or_reads_it_after_the_mixup_epochs(case, tmp_path):
+    """Lightning warns (a ModelCheckpoint before any validation run, a non-strict EarlyStopping) or reads no monitor at
+    epoch 0 (every_n_epochs=2): those fits ran at c6ea775, and were refused at e163c3d. Epochs 1 and 2 hold class
+    indices, so train_acc is logged there, and the checkpoint kept is one of theirs (step 4 or 6, never 2)."""
+    cb = {"checkpoint_no_validation": lambda: pl.callbacks.ModelCheckpoint(
+              dirpath=str(tmp_path / "ck"), monitor="train_acc", mode="max"),
+          "checkpoint_every_2_epochs": lambda: pl.callbacks.ModelCheckpoint(
+              dirpath=str(tmp_path / "ck"), monitor="train_acc", mode="max", every_n_epochs=2),
+          "early_stopping_not_strict": lambda: pl.callbacks.EarlyStopping(
+              monitor="train_acc", mode="max", strict=False, patience=5)}[case]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = _fit_three(cb, tmp_path, val=case == "checkpoint_every_2_epochs")
+    assert trainer.current_epoch == 3 and trainer.global_step == 6 and "train_acc" in trainer.callback_metrics
+    if case != "early_stopping_not_strict":
+        assert cb.best_model_path.rsplit("/", 1)[-1] in ("epoch=1-step=4.ckpt", "epoch=2-step=6.ckpt")
+
+
+def test_a_strict_early_stop_on_train_acc_without_validation_is_refused_after_the_mixup_epoch(tmp_path):
+    """Lightning raises here (strict, checked at the train epoch's end: "not available"): refused by name instead."""
+    cb = pl.callbacks.EarlyStopping(monitor="train_acc", mode="max")
+    with pytest.raises(ValueError, match=r"EarlyStopping\(monitor='train_acc'\) reads the training accuracy.* epoch 0 "):
+        _fit_three(cb, tmp_path, val=False)
+
+
+def test_bf16_rows_a_fortieth_off_one_are_refused_as_in_float32():
+    """bf16 rounds each entry by at most half its epsilon (2**-8 of 1), so a row summing to 1 stays within one epsilon;
+    0.3 + 0.675 (0.975 by hand) is 0.0234 off 1 in bf16 (0.30078125 + 0.67578125): trained at 4 epsilons (0.03125)."""
+    y = torch.tensor([[0.3, 0.675]])
+    assert not soft_labels(y, 2) and not soft_labels(y.bfloat16(), 2)
+    assert abs(float(y.bfloat16().double().sum()) - 0.9765625) < 1e-12
+    lam = torch.linspace(0, 1, 1001)
+    assert soft_labels(torch.stack([lam, 1 - lam], 1).bfloat16(), 2)  # every mixup pair, rounded, still trains
