@@ -68,7 +68,8 @@ class _Lineage(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs, op = kwargs or {}, op_name(func)
-        before = args[0].detach().clone() if op in _IN_PLACE_FLOORS and args and isinstance(args[0], Tensor) else None
+        in_place = op in _IN_PLACE_FLOORS or (op in _FLOORS and (kwargs.get("inplace") is True or args[1:2] == (True,)))
+        before = args[0].detach().clone() if in_place and args and isinstance(args[0], Tensor) else None  # F.relu(x, True)
         out = func(*args, **kwargs)  # (an in-place floor is judged on its input, copied before: what it left is >= 0)
         if not self.pass_.scope.ours():  # a second pass inside this one (a user's hook calling a network of it)
             return out
@@ -80,6 +81,7 @@ class _Lineage(TorchFunctionMode):
 
 #: in-place floors at 0, judged on a copy of their input (:func:`~.unseen.activation_call`'s ``before``)
 _IN_PLACE_FLOORS = frozenset({"clamp_", "clip_", "relu_", "clamp_min_"})
+_FLOORS = frozenset({"relu", "threshold"})  # F.relu(x, inplace=True) reaches the mode as relu
 
 
 class _Pass(Tags):

@@ -40,18 +40,18 @@ FLOOR = 0.1
 
 def checked_floor(floor, name: str = "norm_floor") -> float:
     """``floor`` as a float: any real number (a numpy scalar, a 0-dim real tensor, a Fraction; not a bool) that is
-    finite (inf made every standardized code 0 * inf, NaN weights without a word). A negative one acted as no floor
-    and trained so: taken as 0, the same function, with a warning (a run trained with one still loads)."""
+    not infinite (inf made every standardized code 0 * inf, NaN weights without a word). A negative or NaN one acted
+    as no floor and trained so: taken as 0, the same function, with a warning (a run trained with one still loads)."""
     if isinstance(floor, torch.Tensor) and floor.dim() == 0 and not (floor.dtype == torch.bool or floor.is_complex()):
         floor = floor.item()
     real = isinstance(floor, numbers.Real) and not isinstance(floor, (bool, getattr(sys.modules.get("numpy"), "bool_", bool)))
     value = float(floor) if real else None
-    if value is None or not math.isfinite(value):
+    if value is None or math.isinf(value):
         raise ValueError(f"{name}: expected a finite real number >= 0 (a variance floor relative to the mean variance; "
                          f"0: none), got {floor!r}")
-    if value < 0:
-        warnings.warn(f"{name}: a negative floor ({floor!r}) acts as none; taken as norm_floor=0 (the same function): "
-                      "pass 0", UserWarning, stacklevel=_caller_level())
+    if value < 0 or math.isnan(value):  # NaN acted as none too (a comparison with it is False)
+        warnings.warn(f"{name}: a negative or NaN floor ({floor!r}) acts as none; taken as norm_floor=0 (the same "
+                      "function): pass 0", UserWarning, stacklevel=_caller_level())
         return 0.0
     return value
 

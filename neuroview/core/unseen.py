@@ -46,8 +46,9 @@ def activation_call(op: str, args, kwargs, before=None) -> str:
     base = op.strip("_")
     base = base[8:] if base.startswith("special_") else base
     x = args[0] if args else kwargs.get("input")
-    seen = not op.endswith("_") or before is not None  # the floor's input itself, as it was before the call
-    x = x if not op.endswith("_") or before is None else before
+    in_place = op.endswith("_") or kwargs.get("inplace") is True or (base == "relu" and args[1:2] == (True,))
+    seen = not in_place or before is not None  # the floor's input itself, as it was before the call (F.relu(x, True))
+    x = x if not in_place or before is None else before
     if base in ("clamp", "clamp_min", "clip"):  # clip: torch's alias of clamp
         low = kwargs.get("min", args[1] if len(args) > 1 else None)
         cut = _both_signs(x) if seen else _floored(x)
@@ -72,14 +73,19 @@ def activation_call(op: str, args, kwargs, before=None) -> str:
 
 def _both_signs(v) -> bool:
     """Whether ``v`` is a float tensor holding values of both signs beyond rounding (a floor at 0 of it clips
-    something): each sign reaches past ``max(1e-3, 4 eps)`` of its largest magnitude (``eps`` its dtype's), so that a
-    squared distance or a variance a hair below 0 by cancellation is of one sign, and a pre-activation (about half its
-    values below 0, of the positives' size) is of both."""
+    something): each sign reaches past 1e-3 of its typical magnitude (the median of its non-zero magnitudes) and past
+    4 ``eps`` (its dtype's) of its largest, the rounding of terms that large: a squared distance or a variance a hair
+    below 0 by cancellation is of one sign, and a pre-activation (about half its values below 0, of the positives'
+    size) is of both, however large its largest value (1e-3 of the largest hid a floor clipping half the values beside
+    one outlier)."""
     try:
         if not (isinstance(v, Tensor) and v.is_floating_point() and v.numel()):
             return False
         d = v.detach()
-        tol = max(1e-3, 4 * torch.finfo(d.dtype).eps) * float(d.abs().max())
+        mags = d.abs()[d != 0]
+        if not mags.numel():
+            return False
+        tol = max(1e-3 * float(mags.float().median()), 4 * torch.finfo(d.dtype).eps * float(mags.max()))
         return float(d.min()) < -tol and float(d.max()) > tol
     except Exception:  # noqa: BLE001 (a sparse or nested tensor: no finding, and never a failed pass)
         return False

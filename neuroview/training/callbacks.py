@@ -34,6 +34,7 @@ from ..data.read_as import check_classes
 __all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states",
            "set_rng_states", "write_confusion"]
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+_WRAPPERS = ("DataParallel", "DistributedDataParallel", "AveragedModel", "FullyShardedDataParallel")  # torch's, by name
 
 
 class Checkpoint(ModelCheckpoint):
@@ -136,10 +137,10 @@ def recompute_batchnorm(model: torch.nn.Module, batches, forward=None) -> list[t
 
 def _loader_forward(model: torch.nn.Module):
     """:func:`recompute_batchnorm`'s default pass of a batch (see there); any other model's batches run as before."""
-    chain, nn_ = [model], torch.nn  # judged inside torch's wrappers, as update_bn takes them; the outer model is called
+    chain, nn_ = [model], torch.nn  # judged inside torch's own wrappers (a user's .module is theirs), as update_bn takes
     while len(chain) < 5 and isinstance(nxt := chain[-1][0] if isinstance(chain[-1], nn_.Sequential) and len(chain[-1]) == 1 else getattr(
-            chain[-1], "_orig_mod" if type(chain[-1]).__name__ == "OptimizedModule" else "module", None), nn_.Module):
-        chain.append(nxt)
+            chain[-1], {"OptimizedModule": "_orig_mod", **dict.fromkeys(_WRAPPERS, "module")}.get(type(chain[-1]).__name__, ""), None), nn_.Module):
+        chain.append(nxt)  # them; the outer model is called
     inner, seq, rnn = chain[-1], any(isinstance(m, nn_.Sequential) for m in chain), takes_lengths(chain[-1])
     tup = lambda b: isinstance(b, (tuple, list)) and not isinstance(b, nn_.utils.rnn.PackedSequence) and len(b) > 0  # noqa: E731
     if not (rnn or callable(getattr(inner, "explain", None)) and callable(getattr(inner, "effective_classifier", None))):
@@ -228,8 +229,7 @@ def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norm
     """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, and everything else as the
     file held it; with ``step``, only when the file was saved at that global step (it holds the weights the statistics
     were recomputed for). Returns whether it was rewritten. Saving the trainer again would record its state after the
-    end of training: the epoch after the last one, which ``--ckpt_path last`` and any reader that checks a file's epoch
-    would misread."""
+    end of training: the epoch after the last one, which ``--ckpt_path last`` and a reader of a file's epoch misread."""
     names, io_, done = {id(m): n for n, m in pl_module.named_modules()}, trainer.strategy.checkpoint_io, True
     if trainer.is_global_zero:
         ckpt = io_.load_checkpoint(path)

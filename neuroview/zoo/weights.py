@@ -377,6 +377,9 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     floor = (getattr(state, "_metadata", None) or {}).get("norm", {}).get("floor")
     if "norm_floor" in own and isinstance(floor, (int, float)) and not isinstance(floor, bool):
         own["norm_floor"] = float(floor)
+    saved = dict(saved)  # a negative or NaN floor acted as none: built as 0 now (core.head.checked_floor), the same
+    for d, v in ((d, d.get("norm_floor")) for d in (saved, own) if "norm_floor" in d):  # function: its file loads so
+        d["norm_floor"] = 0.0 if isinstance(v, (int, float)) and not isinstance(v, bool) and (v < 0 or v != v) else v
     rec = _own_record(model, state)  # the network's own record (neuroview.core.settings)
     tau = rec.get("tau") if isinstance(rec, dict) and "tau" in own else None
     if isinstance(tau, (int, float)) and not isinstance(tau, bool):  # the tau it was saved at (an annealed run's)

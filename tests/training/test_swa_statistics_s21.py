@@ -211,3 +211,22 @@ def test_recompute_batchnorm_runs_a_bare_packed_sequence_as_the_network_takes_it
     assert recompute_batchnorm(net, [packed]) == [net.norm]
     torch.testing.assert_close(net.norm.running_mean, RH.mean(0))
     torch.testing.assert_close(net.norm.running_var, RH.var(0, unbiased=True))
+
+
+def test_recompute_batchnorm_calls_a_users_own_module_attribute_as_before():
+    # only torch's wrappers are looked inside: a model of one's own with a .module of its own takes the whole batch
+    class Mine(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+
+        def forward(self, batch):
+            x, _ = batch
+            return self.module(x)
+
+    torch.manual_seed(0)
+    loader = [(torch.randn(8, 3), torch.zeros(8)) for _ in range(2)]
+    model = Mine()
+    recompute_batchnorm(model, loader)
+    x = torch.cat([b[0] for b in loader])
+    torch.testing.assert_close(model.module[1].running_mean, model.module[0](x).mean(0).detach(), rtol=1e-5, atol=1e-6)
