@@ -94,7 +94,8 @@ def test_a_real_state_dict_still_tells_a_normalize_false_file_from_missing_stati
     torch.testing.assert_close(net(x), torch.tensor([[0.75, 0.25], [0.25, 0.75]]) @ W.T + B, rtol=0, atol=1e-6)
 
 
-def test_an_rnn_keeps_its_statistics_for_a_parameters_only_dict():
+def _hand_rnn():
+    """A NeuroView-RNN over h_t = relu(x_t) with hand-set head and statistics, the floor off; its logits by hand."""
     x = torch.tensor([[1.0, -2.0, 3.0], [-1.0, 2.0, 0.5]])[..., None]  # [B, T, 1]
     h = torch.tensor([[1.0, 0.0, 3.0], [0.0, 2.0, 0.5]])  # relu(x), every step
     w, b = torch.tensor([[1.0, -1.0, 2.0], [0.5, 0.25, -1.0]]), torch.tensor([0.5, -0.5])
@@ -107,6 +108,11 @@ def test_an_rnn_keeps_its_statistics_for_a_parameters_only_dict():
         net.norm.running_mean.copy_(mean)
         net.norm.running_var.copy_(var)
     want = ((h - mean) / torch.sqrt(var + EPS)) @ w.T + b
+    return net, x, want
+
+
+def test_an_rnn_keeps_its_statistics_for_a_parameters_only_dict():
+    net, x, want = _hand_rnn()
     torch.testing.assert_close(net(x), want, rtol=0, atol=1e-5)
     with pytest.warns(UserWarning, match="kept the normalization"), \
             pytest.raises(RuntimeError, match=r"Missing key\(s\).*norm\.running_mean"):
@@ -206,18 +212,7 @@ def test_a_parameters_only_dict_loaded_with_assign_keeps_the_statistics(nested):
 
 
 def test_an_rnns_parameters_only_dict_loaded_with_assign_is_refused_by_strict_loading():
-    x = torch.tensor([[1.0, -2.0, 3.0], [-1.0, 2.0, 0.5]])[..., None]  # [B, T, 1]
-    h = torch.tensor([[1.0, 0.0, 3.0], [0.0, 2.0, 0.5]])  # relu(x), every step
-    w, b = torch.tensor([[1.0, -1.0, 2.0], [0.5, 0.25, -1.0]]), torch.tensor([0.5, -0.5])
-    mean, var = torch.tensor([0.5, 1.0, 1.5]), torch.tensor([1.0, 4.0, 0.25])
-    net = nv.wrap(_rnn(), num_classes=2, max_len=3).eval()
-    net.norm.floor = 0.0
-    with torch.no_grad():
-        net.classifier.weight.copy_(w)
-        net.classifier.bias.copy_(b)
-        net.norm.running_mean.copy_(mean)
-        net.norm.running_var.copy_(var)
-    want = ((h - mean) / torch.sqrt(var + EPS)) @ w.T + b
+    net, x, want = _hand_rnn()
     with pytest.warns(UserWarning, match="kept the normalization"), \
             pytest.raises(RuntimeError, match=r"Missing key\(s\).*norm\.running_mean.*norm\.running_var"):
         net.load_state_dict(_params(net), assign=True)  # was: "All keys matched successfully", norm None
