@@ -1,16 +1,19 @@
 """What a run in processes a spawn strategy starts (``ddp_spawn``) needs of the module and the command line: metric
 states local to each process (:class:`FreshMetrics`), a named error from a module whose building ran in those
-processes only (:func:`not_built`), and the optimizer steps a spawned ``fit`` ran (:func:`fit_steps`), which the main
-process's trainer never counted. May import Lightning and torch; nothing of neuroview.
+processes only (:func:`not_built`), the optimizer steps a spawned ``fit`` ran (:func:`fit_steps`), which the main
+process's trainer never counted, and a worker's process group closed before the worker exits
+(:func:`close_group_at_exit`). May import Lightning and torch; nothing of neuroview.
 """
 
 from __future__ import annotations
+
+import atexit
 
 import torch
 import torchmetrics
 from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 
-__all__ = ["FreshMetrics", "not_built", "fit_steps", "spawned"]
+__all__ = ["FreshMetrics", "not_built", "fit_steps", "spawned", "close_group_at_exit"]
 
 _METRICS = {"train": ("train_acc", "train_loss"), "val": ("val_acc", "val_f1", "val_loss"),
             "test": ("test_acc", "test_f1", "test_confmat", "test_loss")}
@@ -34,6 +37,7 @@ class FreshMetrics:
             for metric in self.modules():
                 if isinstance(metric, torchmetrics.Metric):
                     metric.reset()
+            close_group_at_exit()
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
@@ -79,3 +83,20 @@ def fit_steps(trainer) -> int | None:
     except Exception:  # noqa: BLE001 - a file a user's callback filled with other objects: unknown, as without one
         return None
     return None if step is None else int(step)
+
+
+_CLOSING: list = []  # the handler, once registered in this process
+
+
+def _close_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def close_group_at_exit() -> None:
+    """Destroy this process's default process group when it exits, before the interpreter tears down (once per
+    process). Lightning does so for NCCL only; a ``ddp_spawn`` worker on the CPU (gloo) otherwise exits with its
+    group's threads still running, and on a loaded machine one aborted in that teardown after the run had written
+    all it writes ("terminate called without an active exception", SIGABRT), failing the command."""
+    if not _CLOSING:
+        _CLOSING.append(atexit.register(_close_group))

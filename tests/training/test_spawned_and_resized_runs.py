@@ -217,3 +217,37 @@ def test_under_a_spawn_strategy_every_metric_starts_in_the_worker_s_own_storage(
                               enable_progress_bar=False)
     one.setup("validate")
     assert float(one.seen.sum_value) == 5.0  # one process: nothing is shared, nothing reset
+
+
+def test_a_spawned_worker_closes_its_process_group_before_it_exits(tmp_path, monkeypatch):
+    """A ddp_spawn worker on the CPU exited with its gloo group's threads running, and on a loaded machine one aborted
+    in that teardown after its run ("terminate called without an active exception"): the module's setup in a
+    spawned worker registers, once, an exit handler that destroys the group (Lightning does so for NCCL only)."""
+    import torch.distributed as dist
+
+    from neuroview.training import spawned
+
+    registered = []
+    monkeypatch.setattr(spawned.atexit, "register", lambda fn: registered.append(fn) or fn)
+    monkeypatch.setattr(spawned, "_CLOSING", [])
+    class Plain(spawned.FreshMetrics, pl.LightningModule):
+        pass
+
+    one = Plain()
+    one._trainer = _trainer()
+    one.setup("fit")
+    assert registered == []  # one process: the group (if any) is the user's own
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        for stage in ("fit", "test"):
+            m = Plain()
+            m._trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
+                                    enable_checkpointing=False, enable_progress_bar=False)
+            m.setup(stage)
+        assert len(registered) == 1  # once per process, whatever the stages
+        registered[0]()
+        assert not dist.is_initialized()
+        registered[0]()  # a second call (Lightning's own handler beside it) does nothing
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
