@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import torch
 from torch import Tensor
 
 from ..core._utils import as_labels, name_sequence
@@ -115,6 +116,66 @@ def _plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _unit_label(site: str, channel: int) -> str:
+    """A unit's drawn label, ``"site #channel"``: the site is the user's module name, which may hold a ``$``
+    (``nn.Sequential`` takes any name without a dot); drawn as mathtext it mislabelled the unit, and ``\\foo`` ended
+    every figure's savefig. A gallery's rows are matched by the raw name, never by this one."""
+    return f"{_plain(site)} #{channel}"
+
+
+def _finite_decision(exp: Explanation, sample: int, tgt: int, row: Tensor | None = None) -> None:
+    """A clear error where the decision drawn is no number (any logit of the sample: "predicted" is argmax's reading of
+    NaN), the bias or the ``row`` of contributions drawn: a head weight NaN after a diverged run, an overflow. Drawn,
+    its bars were blank, the rest "adding nothing" (as k90 refuses it)."""
+    logits = exp.logits[sample].detach().cpu().double()
+    bias = float(exp.bias[tgt])
+    bad = 0 if row is None else int((~torch.isfinite(row.detach())).sum())
+    if bool(torch.isfinite(logits).all()) and math.isfinite(bias) and not bad:
+        return
+    c = tgt if not math.isfinite(float(logits[tgt])) else next((i for i, v in enumerate(logits.tolist())
+                                                                   if not math.isfinite(v)), tgt)
+    held = [w for w, b in ((f"{bad} of its {len(row) if row is not None else 0} contributions", bad),
+                           (f"its bias ({bias})", not math.isfinite(bias))) if b]
+    raise ValueError(f"exp: sample {sample}'s logit of class {c} is {float(logits[c])}" + (
+        f" ({' and '.join(held)} NaN or Inf)" if held else "") + ": a non-finite decision (a head weight NaN after a "
+        "diverged training run, an overflow) has no parts to draw, nor a predicted class; check the network's weights "
+        "(torch.isfinite)")
+
+
+def _finite_weights(w: Tensor, units: Sequence, arg: str = "source") -> None:
+    """A clear error where a classifier's weights hold NaN or Inf: ranked, NaN came first as a blank bar; drawn, a
+    white cell, which the colour scale defines as 0."""
+    bad = ~torch.isfinite(w)
+    if bool(bad.any()):
+        c, u = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{arg}: expected finite classifier weights, got {int(bad.sum())} NaN or Inf (the first: class "
+                         f"{c}'s weight of unit {units[u][0]!r} #{units[u][1]}, {float(w[c, u])}); a head weight NaN "
+                         "after a diverged training run has no picture: check the network's weights")
+
+
+def _picture(x: Tensor):
+    """``(image, cmap, vmin, vmax, constant)``: an input ``[C, H, W]`` drawn as an image, RGB for 3 channels (scaled
+    to its range), else the channel mean in grey (scaled by imshow). A constant image has no range: scaled by it, a
+    white page and a grey photo were both drawn black. It is drawn as it is where it lies in [0, 1], else mid-grey,
+    and ``constant`` (its value, else None) says so."""
+    x = x.detach().cpu().float()
+    img = x if x.shape[0] == 3 else x.mean(0, keepdim=True)
+    lo, hi = float(img.min()), float(img.max())
+    if hi > lo or not math.isfinite(lo):
+        if x.shape[0] == 3:
+            return ((img - lo) / (hi - lo)).permute(1, 2, 0).numpy(), None, None, None, None
+        return img[0].numpy(), "gray", None, None, None
+    flat = img.clamp(0.0, 1.0) if 0.0 <= lo <= 1.0 else torch.full_like(img, 0.5)
+    if x.shape[0] == 3:
+        return flat.permute(1, 2, 0).numpy(), None, None, None, lo
+    return flat[0].numpy(), "gray", 0.0, 1.0, lo
+
+
+def _constant_note(value: float | None) -> str:
+    """The words for a constant input drawn mid-grey (outside [0, 1]: it has no shade of its own); none else."""
+    return "" if value is None or 0.0 <= value <= 1.0 else f"constant input {value:.3g}, drawn grey"
+
+
 def _label_list(labels, arg: str, what: str) -> list[str]:
     """User labels of another kind than classes (``unit_names``) under :func:`name_sequence`'s rule: one string is
     refused, where its characters were read as the labels ("kernel_1x9" labelled 10 units a letter each)."""
@@ -130,7 +191,17 @@ def _distinct(shown: list[str], names: list[str]) -> None:
     """Two classes drawn under one name read as one (the tables refuse them too: ``class_labels``). Where the names
     given are distinct and only the drawn ones are not ("1" drawn as "class 1", a name given too), the error says so:
     "expected distinct names" alone was false of them."""
+    from ..data.splits import apart_how, same_text  # noqa: PLC0415 - neuroview.data imports Lightning: only when drawn
+
+    blank = [i for i, n in enumerate(names) if not n.strip()]
+    if blank:  # drawn as no title: a panel of no class
+        raise ValueError(f"class_names: expected a name that prints for every class, got {names[blank[0]]!r} for class "
+                         f"{blank[0]} (empty or only whitespace)")
     if len(set(shown)) == len(shown):
+        pair = same_text(shown)  # "cat" and "cat ", NFC and NFD "café": two classes drawn under one name
+        if pair is not None:
+            raise ValueError(f"class_names: expected names that print apart, got {pair[0]!r} and {pair[1]!r}: "
+                             f"{apart_how(*pair)}")
         return
     why = ""
     if len(set(names)) == len(names):

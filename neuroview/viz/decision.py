@@ -18,8 +18,8 @@ from ..attribution.importance import _check_sample, check_explanation, is_cnn, l
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core.readable_items import fold_padding
 from ..core._utils import positive_int
-from ._style import (NEG, POS, _classes, _figure, _label_list, _label_text, _names, _percent, _plain, _target,
-                     _text_inches, _wrap)
+from ._style import (NEG, POS, _classes, _figure, _finite_decision, _label_list, _label_text, _names, _percent, _plain,
+                     _target, _text_inches, _wrap)
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["waterfall", "class_layer_summary"]
@@ -31,6 +31,7 @@ def _items(exp: Explanation, sample: int, target: int) -> tuple[Tensor, list[str
     item, their sum, last (``"padding, steps a-b"``), as ``exp.k90(level="steps")`` counts them: bars sized by k90 then
     leave at most 10% to "other steps" (drawn a bar each, the padding took one slot of k90 and several of the bars)."""
     v = decision_items(exp, sample, target)
+    _finite_decision(exp, sample, target, v)  # NaN drew blank bars, the rest "adding nothing"
     if isinstance(exp, CNNExplanation):
         return v, [f"{s} #{ch}" for s, ch in exp.units], "units", set(), len(v)
     if isinstance(exp, RNNExplanation):  # a step past the series' end adds its -W baseline: no step the series had
@@ -111,7 +112,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     tgt = _target(exp, sample, target)
     v, labels, what, padded, count = _items(exp, sample, tgt)
     own = list(labels)  # the names a gallery gives its rows, whatever unit_names says
-    labels = _samples_of_steps(exp, labels, what, padded)
+    labels = [_plain(n) for n in _samples_of_steps(exp, labels, what, padded)]  # a site's "$" is no mathtext
     if unit_names is not None:
         given = _label_list(unit_names, "unit_names", what[:-1])  # one string was read a character per unit
         if len(given) != count:
@@ -185,6 +186,7 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
     'layer'
     """
     shares, layers = layer_shares(source, y=y)
+    _finite_shares(source, shares)
     all_names = _names(shares.shape[0], class_names)
     sel = _classes(classes, shares.shape[0])
     shares, names = shares[sel], [all_names[i] for i in sel]
@@ -206,7 +208,7 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
                 val = float(shares[i, j])
                 ax.text(j, i, "–" if val != val else f"{100 * val:.0f}", ha="center", va="center", fontsize=6,
                         color="white" if val > 0.6 * vmax else "black")
-    ax.set_xticks(range(n), layers, rotation=60 if n > 4 else 0, ha="right" if n > 4 else "center", fontsize=7)
+    ax.set_xticks(range(n), [_plain(s) for s in layers], rotation=60 if n > 4 else 0, ha="right" if n > 4 else "center", fontsize=7)
     ax.set_yticks(range(c), names, fontsize=7)
     ax.set_xlabel("site (layer)" if is_cnn(source) else "layer")
     ax.set_ylabel("class")
@@ -214,3 +216,17 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
     basis = "|contributions| on the data" if isinstance(source, Explanation) else "|weights|"
     fig.suptitle(f"Share of each class's decision carried by each layer\n(% of {basis})", fontsize=10)
     return fig
+
+
+def _finite_shares(source, shares: Tensor) -> None:
+    """A clear error for a non-finite decision or weight: its row of NaN shares was drawn as "(no sample)", which only a
+    class absent from ``y`` is (a head weight NaN after a diverged training run)."""
+    if isinstance(source, Explanation):
+        bad = (~torch.isfinite(source.logits.detach())).any(1).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(f"source: samples {bad[:10]} have NaN or Inf logits: a non-finite decision has no share of "
+                             "any layer (a head weight NaN after a diverged training run); check the network's weights")
+    elif bool(shares.isnan().any()):
+        rows = shares.isnan().any(1).nonzero().flatten().tolist()
+        raise ValueError(f"source: the weights of classes {rows[:10]} hold NaN or Inf, which no share can be read from "
+                         "(a head weight NaN after a diverged training run); check the network's weights")

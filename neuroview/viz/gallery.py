@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..attribution.gallery import UnitGallery
 from ..core._utils import name_sequence, positive_int
-from ._style import _distinct, _figure, _mpl, _plain, _shorten, _text_inches, _wrap
+from ._style import _distinct, _figure, _mpl, _picture, _plain, _shorten, _text_inches, _wrap
 
 __all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
 
@@ -46,15 +46,6 @@ def _drawable(g: UnitGallery) -> None:
 def _empty(g: UnitGallery, row: int, j: int) -> bool:
     """Whether place ``j`` of ``row`` holds no sample (an RNN step that fewer than ``k`` series reach)."""
     return int(g.index[row, j]) < 0
-
-
-def _image(x: Tensor):
-    """An input ``[C, H, W]`` as an image: RGB for 3 channels, else the channel mean in grey."""
-    x = x.float()
-    if x.shape[0] == 3:
-        lo, hi = x.amin(), x.amax()
-        return ((x - lo) / (hi - lo if hi > lo else 1.0)).permute(1, 2, 0).numpy(), None
-    return x.mean(0).numpy(), "gray"
 
 
 def _box(ax, box, frame: bool = True):
@@ -86,8 +77,8 @@ def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:
     (x0, top), (x1, bot) = at(0.0, 0.0), at(1.0, 1.0)
     if g.x.dim() == 5:  # images [n, k, C, H, W]
         h, w = x.shape[1:]
-        img, cmap = _image(x)
-        ax.imshow(img, cmap=cmap, extent=(x0, x1, bot, top), aspect="auto", interpolation="nearest")
+        img, cmap, vmin, vmax, _ = _picture(x)  # a constant image as it is (a white page), no longer black
+        ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, extent=(x0, x1, bot, top), aspect="auto", interpolation="nearest")
         if heat is not None:
             ax.imshow(heat.numpy(), cmap="Reds", alpha=0.35, vmin=0, vmax=1, extent=(x0, x1, bot, top), aspect="auto",
                       interpolation="nearest")
@@ -200,7 +191,7 @@ def unit_gallery_plot(gallery: UnitGallery, *, k: int | None = None, class_names
                 continue
             draw_thumb(axes[row, j + int(means)], g, row, j)
             axes[row, j + int(means)].set_title(titles[row, j], fontsize=6, pad=2)
-        axes[row, 0].set_ylabel(g.names[row], fontsize=8)
+        axes[row, 0].set_ylabel(_plain(g.names[row]), fontsize=8)  # a site's "$" is no mathtext
     where = "the input window the step reads" if g.kind == "steps" else "the window the unit reads at its strongest position"
     fig.suptitle(_wrap(f"Top {k} training samples of each {g.kind[:-1]}, by {g.ranked_by}\norange: {where}"
                        + ("" if g.kind == "steps" else "; red: its code over the input"), min(0.6 + cell * cols, 30.0) - 0.3, 9),

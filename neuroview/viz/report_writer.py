@@ -30,6 +30,7 @@ from ..core.explanation import RNNExplanation
 from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
+from ._style import _names
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_options, check_out, drawn_classes, explain_batches, pick_examples,
     prediction_rows, progress_bar, readability_lines, report_files, report_meta, step_samples, summary_lines,
@@ -139,7 +140,7 @@ def write_report(
     num_classes = int(model.num_classes)
     y = check_labels(y, n, num_classes)
     names = [str(c) for c in name_sequence(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
-    cols = class_labels(num_classes, names)  # validates the names
+    _names(num_classes, cols := class_labels(num_classes, names))  # validated, as the plots draw them too: before explaining
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
     try:
         model.eval()  # inside: a hold never let go would keep the modes from coming back

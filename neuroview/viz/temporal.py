@@ -15,7 +15,8 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
 from ..core.rnn_steps import dead_features
-from ._style import NEG, POS, _classes, _figure, _index, _mpl, _names, _plain, _scale, _text_inches, _wrap
+from ._style import (NEG, POS, _classes, _figure, _finite_decision, _index, _mpl, _names, _plain, _scale, _text_inches,
+                     _wrap)
 
 __all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
 
@@ -152,9 +153,11 @@ def _unreached(source, t: int):
     if isinstance(source, (RNNExplanation, Tensor)) or not hasattr(source, "unreached_steps"):
         return None, ""
     mask = source.unreached_steps()
-    if mask is None:
-        return None, ("\n(no normalization: nothing records which steps training reached; a step few training series "
-                      "reach keeps near-initial weights: compare the contributions measured on data)")
+    if mask is None:  # no normalization, or one that has seen no batch yet: the two are told apart
+        why = ("no normalization: nothing records which steps training reached" if getattr(source, "norm", None) is None
+               else "not trained yet: its normalization has seen no batch")
+        return None, (f"\n({why}; a step few training series reach keeps near-initial weights: compare the "
+                      "contributions measured on data)")
     note = (f"\n(hatched, shown as 0: {int(mask.sum())} steps no training series reached; their weights never "
             "trained)") if bool(mask.any()) else ""
     return (mask[:t] if note else None), note + _dead_note(source)
@@ -245,6 +248,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
         ax.set_ylabel(ylabel, fontsize=size)
         ax.set_xlim(-0.5, t - 0.5)
     axes[-1].set_xlabel(step_label(source))
+    _whole_steps(axes[-1])
     shown = "" if series is None else " (grey: the input series)"
     fig.suptitle(_wrap(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}"
                        f"{_padding_note(pad)}{note}", 8.7, 10), fontsize=10)
@@ -262,6 +266,13 @@ def _row_labels(names: list[str]) -> tuple[list[str], float, float]:
 
 
 _PANEL_TEXT = 0.95  # inches of a 1.3 in panel a y label may span
+
+
+def _whole_steps(ax) -> None:
+    """Ticks at whole steps only: a one-step axis was ticked -0.06 ... 0.06, steps no series has."""
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - optional dependency, when drawing
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one step: one integer in view
 
 
 def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, classes: Sequence[int] | None = None,
@@ -293,9 +304,11 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
             _hatch_steps(ax, unreached)
         _mark_absent(ax, w[cls])
     axes[-1].set_xlabel(step_label(source))
+    _whole_steps(axes[-1])
     fig.colorbar(im, ax=list(axes), label="importance", shrink=0.8)
-    fig.suptitle(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}{_padding_note(pad)}{note}",
-                 fontsize=10)
+    # in lines of the figure's width: plain, the note of unreached steps lost both its ends off a saved figure
+    fig.suptitle(_wrap(f"Layer x time importance of each class: {_what(source, sample, y, reduce)}{_padding_note(pad)}"
+                       f"{note}", 8.7, 10), fontsize=10)
     return fig
 
 
@@ -317,6 +330,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
     ti = ti.detach().cpu()
     t = int(exp.lengths[sample]) if exp.lengths is not None else ti.shape[1]
     pred = int(exp.predicted[sample])
+    _finite_decision(exp, sample, pred, ti[pred])  # NaN drew an empty line, "predicted" argmax's reading of it
     shown = [(pred, "predicted", "C0")]
     if label is not None:
         label = _index(label, exp.num_classes, "label")
@@ -334,7 +348,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         pad = float(ti[cls, t:].double().sum())
         running = float(exp.bias[cls]) + pad + torch.cumsum(ti[cls, :t].double(), 0)
         start = "bias" if exp.baseline is None else "baseline's logit"  # against a baseline, exp.bias is its logit
-        axes[1].plot(steps, running.numpy(), lw=1.2, color=color,
+        axes[1].plot(steps, running.numpy(), lw=1.2, color=color, marker="o" if t == 1 else None, ms=2.5,
                      label=f"starts at the {start} {float(exp.bias[cls]):+.3g} and the padded steps' {pad:+.3g}" if pad else None)
         axes[1].axhline(float(exp.logits[sample, cls]), color=color, lw=0.6, ls="--")
     axes[0].axhline(0, color="k", lw=0.5)
@@ -350,9 +364,12 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
             raise ValueError(f"series: expected the sample's input, [T] or [T, F], got shape {tuple(s.shape)}")
         _steps_of(s.shape[0], ti.shape[1], exp)
         _steps_first(s, ti.shape[1], t, "the sample's input [T, F]")
-        axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1)
+        # one step: a line of one point draws nothing, a marker does
+        axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1,
+                     marker="o" if min(t, s.shape[0]) == 1 else None, ms=2.5)
         axes[2].set_ylabel("input")
     axes[-1].set_xlabel(step_label(exp))
+    _whole_steps(axes[-1])
     truth = f", true {names[label]}" if label is not None else ""
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     fig.suptitle(_wrap(f"Sample {who}: how the decision builds up over time (predicted {names[pred]}{truth})", 8.7, 10,

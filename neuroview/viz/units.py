@@ -17,8 +17,8 @@ from ..attribution.importance import _check_sample, unit_weights, weight_label
 from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
 from ..core.sites import input_span
-from ._style import (CMAP, _classes, _figure, _grid, _label_text, _mpl, _names, _plain, _sym_norm, _target, _text_inches,
-                     _wrap)
+from ._style import (CMAP, _classes, _constant_note, _figure, _finite_decision, _finite_weights, _grid, _label_text, _mpl,
+                     _names, _picture, _plain, _sym_norm, _target, _text_inches, _unit_label, _wrap)
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
@@ -60,7 +60,8 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     max_units = positive_int(max_units, "max_units", none=True)  # -1 gave torch's bare error, 0 empty panels
     if isinstance(sites, str):  # one site's name, not its characters ("11" drew site "1" twice)
         sites = [sites]
-    w, _, slices = unit_weights(source, standardized=standardized)
+    w, units, slices = unit_weights(source, standardized=standardized)
+    _finite_weights(w, units)  # a NaN weight was drawn white, which this scale says is 0
     sel = list(slices) if sites is None else list(sites)
     unknown = [s for s in sel if s not in slices]
     if unknown or not sel:
@@ -99,16 +100,18 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
             f", none read by{drawn} ({full[site]} by other classes)" if not read else
             f", the {len(order)} strongest{' for' + drawn if drawn else ''}" if read > len(order) else
             f", the {read} read by{drawn or ' a class'}")
-        ax.set_title(f"site {site}: {n} units{shown}", fontsize=9)
+        ax.set_title(f"site {_plain(site)}: {n} units{shown}", fontsize=9)
         ax.set_yticks(range(0, c, every), names[::every], fontsize=7)
         ax.set_ylabel("class" if every == 1 else f"class (1 in {every} named)")
         if len(order) <= 64:
             ax.set_xticks(range(len(order)), [str(int(ch)) for ch in channels[site][order]], fontsize=6, rotation=90)
         else:
             ax.set_xticks([])
+    # in lines of its axes' width (a small network's 3.6 in figure cut both ends off): a panel leaves about 1.6 in to
+    # its class labels and the colour bar
     what = "unit (channel), grouped by the class it weighs most"
     if ncols == 1:
-        axes[-1].set_xlabel(what)
+        axes[-1].set_xlabel(_wrap(what, max(1.0, width - 1.6 - max(0.0, _text_inches(names, 7) - 0.5)), 10))
     else:
         fig.supxlabel(what, fontsize=10)
     fig.colorbar(im, ax=list(axes), label=weight_label(source, standardized), shrink=min(1.0, 4.0 / nrows + 0.2))
@@ -116,10 +119,17 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     return fig
 
 
-def _site_colors(sites: list[str]) -> dict[str, tuple]:
+def _site_colors(sites: list[str], used: set[str]) -> tuple[dict[str, tuple], bool]:
+    """``({site: colour}, by depth)`` for the sites a figure draws (``used``), in layer order: one colour each from
+    tab10 / tab20; past 20 (a ResNet-50 has 49 sites), tab20's colours repeated (two sites, one swatch), so the
+    colour reads the site's depth instead (viridis, first to last), and the key says so."""
+    drawn = [s for s in sites if s in used]
     matplotlib = _mpl()[0]
-    cmap = matplotlib.colormaps["tab10" if len(sites) <= 10 else "tab20"]
-    return {s: cmap(i % cmap.N) for i, s in enumerate(sites)}
+    if len(drawn) > 20:
+        cmap = matplotlib.colormaps["viridis"]
+        return {s: cmap(i / (len(drawn) - 1)) for i, s in enumerate(drawn)}, True
+    cmap = matplotlib.colormaps["tab10" if len(drawn) <= 10 else "tab20"]
+    return {s: cmap(i) for i, s in enumerate(drawn)}, False
 
 
 def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classes: Sequence[int] | None = None,
@@ -144,11 +154,14 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     k = positive_int(k, "k")  # k=True was read as 1
     thumbs = positive_int(thumbs, "thumbs")  # 0, -2 and True drew one thumbnail each
     w, units, slices = unit_weights(source, standardized=standardized)
+    _finite_weights(w, units)  # topk ranked a NaN weight first, drawn as a blank bar
     c = w.shape[0]
     names = _names(c, class_names)
     sel = _classes(classes, c)
     k = min(k, w.shape[1])
-    colors = _site_colors(list(slices))
+    # ranked among the units the class reads: topk over all of them put zero weights above negative ones
+    tops = [torch.where(w[cls] != 0, w[cls], -torch.inf).topk(min(k, int((w[cls] != 0).sum()))).indices for cls in sel]
+    colors, by_depth = _site_colors(list(slices), {units[i][0] for idx in tops for i in idx.tolist()})
     bars = max(3.3, _text_inches([names[c] for c in sel], 9) + 1.0)  # a panel holds its title (the class name)
     if gallery is None:
         ncols = min(5, len(sel))
@@ -159,20 +172,13 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
         ncols = min(2, len(sel))
         fig = _figure((bars + 0.8 * m) * ncols, 0.9 + math.ceil(len(sel) / ncols) * (0.6 + 0.7 * k))
         panels = _paired(fig, len(sel), ncols, m, bars)
-    used: dict[str, tuple] = {}
-    for (ax, tax), cls in zip(panels, sel):
-        # ranked among the units the class reads: topk over all of them put zero weights above negative ones
-        read = w[cls] != 0
-        idx = torch.where(read, w[cls], -torch.inf).topk(min(k, int(read.sum()))).indices
+    for (ax, tax), cls, idx in zip(panels, sel, tops):
         vals = w[cls][idx]
-        labels = [f"{units[i][0]} #{units[i][1]}" for i in idx.tolist()]
-        if tax is not None:
-            thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m, dict(enumerate(labels)))
-        cols = [colors[units[i][0]] for i in idx.tolist()]
-        for i in idx.tolist():
-            used[units[i][0]] = colors[units[i][0]]
-        ax.barh(range(len(idx)), vals.numpy(), color=cols)
-        ax.set_yticks(range(len(idx)), labels, fontsize=7)
+        if tax is not None:  # a gallery's rows are named by the raw site name
+            raw = {j: f"{units[i][0]} #{units[i][1]}" for j, i in enumerate(idx.tolist())}
+            thumbnails(tax, gallery, dict(enumerate(idx.tolist())), m, raw)
+        ax.barh(range(len(idx)), vals.numpy(), color=[colors[units[i][0]] for i in idx.tolist()])
+        ax.set_yticks(range(len(idx)), [_unit_label(*units[i]) for i in idx.tolist()], fontsize=7)
         ax.invert_yaxis()  # strongest on top
         if len(idx) < k:  # fewer bars than k: the same rows as the other panels, the gap says so
             ax.set_ylim(k - 0.5, -0.5)
@@ -183,8 +189,9 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
         ax.set_title(names[cls], fontsize=9)
         ax.set_xlabel(weight_label(source, standardized), fontsize=8)
     matplotlib = _mpl()[0]
-    handles = [matplotlib.patches.Patch(color=col, label=s) for s, col in used.items()]
-    fig.legend(handles=handles, title="site (layer)", loc="outside lower center", ncols=min(6, len(handles)), fontsize=7)
+    handles = [matplotlib.patches.Patch(color=col, label=_plain(s)) for s, col in colors.items()]
+    key = "site (layer), coloured by depth: the bar's label names it" if by_depth else "site (layer)"
+    fig.legend(handles=handles, title=key, loc="outside lower center", ncols=min(6, max(1, len(handles))), fontsize=7)
     fig.suptitle(f"Top {k} units of each class")
     return fig
 
@@ -194,14 +201,6 @@ def _paired(fig, n: int, ncols: int, m: int, bars: float = 3.3) -> list[tuple]:
     subs = fig.subfigures(math.ceil(n / ncols), ncols, squeeze=False).ravel()
     return [tuple(sf.subplots(1, 2, sharey=True, width_ratios=[bars, 0.8 * m])) for sf in subs[:n]]
 
-
-def _background(x: Tensor):
-    """An input sample ``[C, H, W]`` as an image: RGB for 3 channels, else the channel mean."""
-    x = x.detach().cpu().float()
-    if x.shape[0] == 3:
-        lo, hi = x.amin(), x.amax()
-        return ((x - lo) / (hi - lo if hi > lo else 1.0)).permute(1, 2, 0).numpy(), None
-    return x.mean(0).numpy(), "gray"
 
 
 def token_sites(net, exp=None, x: Tensor | None = None) -> set[str]:
@@ -257,8 +256,8 @@ def _image_panels(xs: Tensor, maps: list[Tensor], norm):
     fig = _figure(2.6 * min(5, k + 1) + 1.0, 2.9 * math.ceil((k + 1) / 5) + 0.5)
     axes = _grid(fig, k + 1, 5)
     h, w = xs.shape[1:]
-    img, gray = _background(xs)
-    axes[0].imshow(img, cmap=gray, extent=(0, w, h, 0))
+    img, gray, vmin, vmax, _ = _picture(xs)  # a constant image as it is (white, grey), no longer black
+    axes[0].imshow(img, cmap=gray, vmin=vmin, vmax=vmax, extent=(0, w, h, 0))
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -331,17 +330,20 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     sample = _check_sample(sample, x.shape[0])
     names = _names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
+    _finite_decision(exp, sample, tgt, exp.for_class(tgt)[sample])  # topk ranked NaN first
     top, maps, spans = _top_maps(exp, x, sample, tgt, k, net)
     norm = _sym_norm(*maps)
     pred = int(exp.predicted[sample])
-    head = f"input (predicted {names[pred]}" + (f", true {_label_text(label, names)})" if label is not None else ")")
+    flat = _constant_note(_picture(x[sample])[4]) if x.dim() == 4 else ""
+    head = (f"input (predicted {names[pred]}" + (f", true {_label_text(label, names)}" if label is not None else "")
+            + (f"; {flat})" if flat else ")"))
     xs = x[sample].detach().cpu().float()
     fig, axes = _image_panels(xs, maps, norm) if x.dim() == 4 else _signal_panels(xs, maps, norm, spans)
     axes[0].set_title(_wrap(head, 2.5 if x.dim() == 4 else 7.5, 8), fontsize=8)  # long class names: in lines
     v = exp.for_class(tgt)[sample].detach().cpu()  # one row, never the dense [B, C, U]
     for ax, u in zip(axes[1:], top):
         site, ch = exp.units[u]
-        ax.set_title(f"{site} #{ch}: {float(v[u]):+.3g}", fontsize=8)
+        ax.set_title(f"{_unit_label(site, ch)}: {float(v[u]):+.3g}", fontsize=8)
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     if not top:  # no scale to show: an empty colour bar would read as maps of zeros
         fig.suptitle(f"Sample {who}: no unit with a map over the input adds to the logit of {names[tgt]} "
