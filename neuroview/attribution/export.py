@@ -201,7 +201,7 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
 #: Columns that hold names, kept as text even when a name looks like a number (a site "3") or a word of
 #: :data:`_WORDS` (a class "True"): those of the report's tables and of Lightning's ``predictions.csv`` and
 #: ``confusion_matrix.csv``.
-TEXT_COLUMNS = ("site", "class", "true", "predicted", "target_name", "pred_name", "true\\predicted")
+TEXT_COLUMNS = ("site", "class", "true", "predicted", "target", "pred", "target_name", "pred_name", "true\\predicted")
 
 
 #: The cells :func:`_cell` writes for ``True``, ``False`` and ``None``, read back as those values (the strings were

@@ -195,10 +195,15 @@ def _held(out: str, name: str) -> bool:
 def _entry(model, name: str, dense, spec: dict, dm, test: list, args) -> tuple[dict, str]:
     """``(save_pretrained's arguments, what to print once written)`` of the entry ``name`` of ``model``."""
     from ..attribution.readability import readability  # noqa: PLC0415
+    from ..data.file_record import RECORD, read_record  # noqa: PLC0415
     from ..zoo.evaluate import score_test_split  # noqa: PLC0415
     from .sparsify_cli import sparsify_record  # noqa: PLC0415
 
     r = readability(model, test, baseline="mean")
+    # the file's training split as the ridge read it: explain --model re-carves the file, and refuses it changed since
+    # (its rows reordered, it carved another "test" split holding series the ridge was fitted on, scored as unseen)
+    record = read_record(dm, name)
+    spec = spec | ({RECORD: record} if record else {})
     bb = dense.backbone
     kwargs = {"num_classes": dense.num_classes, "in_channels": bb.in_channels, "max_len": bb.input_length,
               "num_features": args.num_features, "seed": args.seed}

@@ -78,8 +78,8 @@ class PredictionWriter(BasePredictionWriter):
     """Writes ``predictions.csv`` next to the logs: ``split_index`` (the sample's place in the predicted split: the rows
     of a test file in order, or the series a ``test_fraction`` carved, not a row of the training file), ``file_index``
     where the loader predicted is the data module's test split and it names the file's row of each (``test_rows``: a
-    carved split, or a file scored whole), target
-    and prediction as class numbers and, where the data module names its classes, as names; the class probabilities."""
+    carved split, or a file scored whole), target and prediction, and the class probabilities: by the data module's
+    class names where it names them (the output numbers beside them, :func:`_header`), else by output number."""
 
     def __init__(self, output_dir: str | None = None):
         super().__init__(write_interval="epoch")
@@ -107,11 +107,9 @@ class PredictionWriter(BasePredictionWriter):
         rows = _file_rows(getattr(trainer, "datamodule", None), _predicted(trainer, loader), index)
         f = io.StringIO(newline="")
         w = csv.writer(f)
-        w.writerow(["split_index", *(["file_index"] if rows else []), "target", "pred",
-                    *(["target_name", "pred_name"] if names else []), *[f"prob_{c}" for c in range(len(probs[0]))]])
-        for k, (i, t, p, pr) in enumerate(zip(index, target, preds, probs)):  # a target of no class: named by none
-            named = [names[t] if isinstance(t, int) and 0 <= t < len(names) else "", names[p]] if names else []
-            w.writerow([i, *([rows[k]] if rows else []), t, p, *named, *[f"{v:.6g}" for v in pr]])
+        w.writerow(_header(names, len(probs[0]), bool(rows)))
+        for k, (i, t, p, pr) in enumerate(zip(index, target, preds, probs)):
+            w.writerow([i, *([rows[k]] if rows else []), *_classes(names, t, p), *[f"{v:.6g}" for v in pr]])
         path = fresh_name(out / name, self._written)  # an earlier command's file (logger false): kept, by name
         kept = "" if path.name == name else f" ({name} there is not this run's: kept)"
         made = None
@@ -131,6 +129,30 @@ class PredictionWriter(BasePredictionWriter):
         else:  # every rank writes its own share; rank 0 speaks for all of them
             rank_zero_info(f"predictions written to {out / f'predictions{loader}_rank*.csv'} (one file a rank, "
                            f"{trainer.world_size} ranks){kept and ' (an earlier file of a rank kept: -v<N> names)'}")
+
+
+def _header(names: list[str] | None, n: int, rows: bool) -> list[str]:
+    """``predictions.csv``'s columns: where the data module names its classes, ``target`` and ``pred`` are those
+    names (the labels of the file, as ``explain``'s ``true``/``predicted`` and ``confusion_matrix.csv`` give them),
+    ``target_index`` and ``pred_index`` the model's output numbers, and ``prob_<name>`` each class's probability; a
+    module that names none gives the output numbers alone (``target``, ``pred``, ``prob_<number>``). A label 2 of
+    labels {0, 2, 5} was written ``target 1`` beside ``prob_2``, the probability of label 5.
+
+    >>> _header(["0", "2", "5"], 3, rows=False)
+    ['split_index', 'target', 'pred', 'target_index', 'pred_index', 'prob_0', 'prob_2', 'prob_5']
+    """
+    classes = names if names else [str(c) for c in range(n)]
+    return ["split_index", *(["file_index"] if rows else []), "target", "pred",
+            *(["target_index", "pred_index"] if names else []), *[f"prob_{c}" for c in classes]]
+
+
+def _classes(names: list[str] | None, target, pred: int) -> list:
+    """A row's ``target``, ``pred`` (and with ``names``, ``target_index``, ``pred_index``) as :func:`_header` names
+    them; a target of no class (none given, or -1) is named by none."""
+    if not names:
+        return [target, pred]
+    named = names[target] if isinstance(target, int) and 0 <= target < len(names) else ""
+    return [named, names[pred], target, pred]
 
 
 def _predicted(trainer, loader: str):
@@ -237,7 +259,8 @@ def _class_names(dm, n: int, what: str) -> list[str] | None:
     if names is not None and len(names) != n:
         rank_zero_warn(f"{what}: the data module names {len(names)} classes ({_listed(names)}), the model has {n} outputs: "
                        + ("its columns are written as class numbers" if what.startswith("confusion") else
-                          "no target_name and pred_name columns, the classes written as numbers"), category=UserWarning)
+                          "target, pred and prob_<k> are written as the model's output numbers, not names"),
+                       category=UserWarning)
         return None
     return names
 

@@ -77,7 +77,9 @@ def write_out(args, model: nn.Module, net: nn.Module, dm) -> int:
 def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
     """What ``--out`` records: its source, how to rebuild it (``explain --model nv_<arch> --weights`` reads it) where
     that is one zoo builder's call (a CNN, its quantizer included; a checkpoint's from its hyper-parameters), and the
-    data its head was fitted on as read (``neuroview.data``: explain reads other data as it, and it where none is given)."""
+    data its head was fitted on as read (``neuroview.data``: explain reads other data as it, and it where none is given,
+    with the fingerprint of the file's training split the head was fitted on, :func:`~neuroview.data.file_record.read_record`:
+    that file changed since, carved otherwise, is refused by name)."""
     meta = {"neuroview.retrofit_of": str(args.source)}
     cfg = getattr(std, "pretrained_cfg", None) or {}
     arch = cfg.get("architecture") or args.arch
@@ -94,9 +96,13 @@ def _built(std: nn.Module, net: nn.Module, args, dm=None) -> dict[str, str]:
             kwargs = arch_kwargs(arch, num_classes=hp["num_classes"], in_channels=hp["in_channels"],
                                  max_len=hp.get("max_len"), model_kwargs=hp.get("model_kwargs"))
     if dm is not None:
+        from ..data.file_record import RECORD, read_record  # noqa: PLC0415
         from .sparsify_cli import _data_spec  # noqa: PLC0415
 
         spec = _data_spec(args.data, dm, trained) if args.data is not None else trained
+        # the training split the head was fitted on, as read: the file changed since (re-carved) is refused by explain
+        record = read_record(dm)
+        spec = {**spec, RECORD: record} if spec and record else spec
         meta |= {"neuroview.data": json.dumps(spec, sort_keys=True)} if spec else {}
         meta["neuroview.classes"] = json.dumps([str(c) for c in dm.class_names])  # what its outputs index
     if arch and not isinstance(std, (RNNClassifier, nn.RNNBase)) and getattr(net, "quantizer", None) is not None:

@@ -20,7 +20,8 @@ the refit reads the data module's batches cast the same way, so the head is chos
 (``finetune`` trains a float32 copy, cast back). ``--trainer.fast_dev_run`` refits and tests, and writes no file (a smoke
 test saves nothing), saying so in one line.
 
-May import Lightning, torch, ``neuroview._io``, :mod:`.outputs`, :mod:`.sparsify` and ``neuroview.zoo.build``.
+May import Lightning, torch, ``neuroview._io``, :mod:`.outputs`, :mod:`.sparsify`, ``neuroview.zoo.build`` and (inside
+the functions) ``neuroview.data.file_record``.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ def _same_state(net: nn.Module, state: dict) -> bool:
 def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
     """How ``sparse.safetensors`` is rebuilt and what data it read, as ``neuroview retrofit --out`` records them:
     ``neuroview explain --model ARCH --weights sparse.safetensors`` then needs no ``--model-args`` and reads the
-    data as the run did (a file that recorded nothing was read by the data module's defaults)."""
+    data as the run did (a file that recorded nothing was read by the data module's defaults), a file of the user's held
+    to the fingerprint of the training split the head was refitted on (changed since, carved otherwise: refused)."""
     from ..zoo.build import arch_kwargs  # noqa: PLC0415
 
     hp, meta = pl_module.hparams, {}
@@ -224,9 +226,13 @@ def _built(pl_module: pl.LightningModule, dm) -> dict[str, str]:
         kw = sparse_arch_kwargs(kw)  # the sparse network's own (shared_steps merged, a CodeNorm added)
         meta = {"neuroview.architecture": hp["arch"], "neuroview.arch_kwargs": json.dumps(kw, sort_keys=True, default=str)}
     if type(dm).__module__.startswith("neuroview.data") and getattr(dm, "hparams", None) is not None:
+        from ..data.file_record import RECORD, read_record  # noqa: PLC0415
+
         args = {k: v for k, v in dict(dm.hparams).items() if not k.startswith("_")}
-        meta["neuroview.data"] = json.dumps({"class_path": f"neuroview.data.{type(dm).__name__}", "init_args": args},
-                                            sort_keys=True, default=str)
+        # the training split the head was refitted on, as read: the file changed since (re-carved) is refused by explain
+        record = read_record(dm)
+        meta["neuroview.data"] = json.dumps({"class_path": f"neuroview.data.{type(dm).__name__}", "init_args": args}
+                                            | ({RECORD: record} if record else {}), sort_keys=True, default=str)
     if getattr(dm, "class_names", None) is not None:  # what its outputs index: explain --weights checks other data's
         meta["neuroview.classes"] = json.dumps([str(c) for c in dm.class_names])
     return meta

@@ -50,11 +50,15 @@ def test_read_csv_reads_words_as_bools_and_none_only_in_a_column_of_nothing_else
 
 def test_read_csv_keeps_the_name_columns_of_predictions_and_confusion_matrix_as_text(tmp_path):
     # the header neuroview.training.outputs writes, for a set whose classes are named "False" and "True"
-    (tmp_path / "predictions.csv").write_text("split_index,target,pred,target_name,pred_name,prob_0,prob_1\n"
-                                              "0,1,0,True,False,0.6,0.4\n1,0,0,False,False,0.7,0.3\n")
+    (tmp_path / "predictions.csv").write_text("split_index,target,pred,target_index,pred_index,prob_False,prob_True\n"
+                                              "0,True,False,1,0,0.6,0.4\n1,False,False,0,0,0.7,0.3\n")
     back = export.read_csv(tmp_path / "predictions.csv")
-    assert [(r["target_name"], r["pred_name"]) for r in back] == [("True", "False"), ("False", "False")]  # were bools
-    assert back[0]["target"] == 1 and back[0]["prob_0"] == 0.6
+    assert [(r["target"], r["pred"]) for r in back] == [("True", "False"), ("False", "False")]  # were bools
+    assert back[0]["target_index"] == 1 and back[0]["prob_False"] == 0.6
+    # and an earlier version's file (the indices under target/pred, the names beside them)
+    (tmp_path / "old.csv").write_text("split_index,target_name,pred_name,prob_0\n0,True,False,0.6\n1,False,False,0.7\n")
+    back = export.read_csv(tmp_path / "old.csv")
+    assert [(r["target_name"], r["pred_name"]) for r in back] == [("True", "False"), ("False", "False")]
     (tmp_path / "confusion_matrix.csv").write_text("true\\predicted,False,True\nFalse,3,1\nTrue,0,4\n")
     back = export.read_csv(tmp_path / "confusion_matrix.csv")
     assert [r["true\\predicted"] for r in back] == ["False", "True"] and back[1]["True"] == 4

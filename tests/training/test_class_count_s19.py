@@ -112,14 +112,14 @@ def _predict(tmp_path, names, outputs: int) -> list[list[str]]:
 
 def test_the_predictions_writer_says_why_it_writes_no_names(tmp_path, recwarn):
     with pytest.warns(UserWarning, match=r"predictions.csv: the data module names 3 classes \(a, b, c\), the model "
-                                         r"has 5 outputs: no target_name and pred_name columns"):
+                                         r"has 5 outputs: target, pred and prob_<k> are written as the model's output numbers"):
         rows = _predict(tmp_path / "five", ["a", "b", "c"], 5)
     assert rows[0] == ["split_index", "target", "pred", *[f"prob_{c}" for c in range(5)]]
     assert [r[:3] for r in rows[1:]] == [["0", "1", "0"], ["1", "2", "2"]]
     recwarn.clear()
     rows = _predict(tmp_path / "three", ["a", "b", "c"], 3)  # as many names as outputs: named, without a word
-    assert rows[0] == ["split_index", "target", "pred", "target_name", "pred_name", "prob_0", "prob_1", "prob_2"]
-    assert [r[:5] for r in rows[1:]] == [["0", "1", "0", "b", "a"], ["1", "2", "2", "c", "c"]]
+    assert rows[0] == ["split_index", "target", "pred", "target_index", "pred_index", "prob_a", "prob_b", "prob_c"]
+    assert [r[:5] for r in rows[1:]] == [["0", "b", "a", "1", "0"], ["1", "c", "c", "2", "2"]]
     assert not [w for w in recwarn if "predictions.csv" in str(w.message)]
 
 

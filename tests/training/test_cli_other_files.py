@@ -133,7 +133,7 @@ def test_predictions_name_their_split_rows_and_classes(trained, tmp_path):
         pred = load_model(ckpt)(torch.from_numpy((xt - x.mean()) / x.std())).argmax(1).tolist()
     assert [int(r["split_index"]) for r in rows] == list(range(20))  # the rows of X_test, in order
     assert [int(r["target"]) for r in rows] == yt.tolist() and [int(r["pred"]) for r in rows] == pred
-    assert [r["pred_name"] for r in rows] == [str(p) for p in pred] and rows[0]["target_name"] == str(yt[0])
+    assert [r["pred_index"] for r in rows] == [str(p) for p in pred] and rows[0]["target_index"] == str(yt[0])
 
 
 def test_a_cnn_reads_another_length_and_an_rnn_reads_it_at_its_training_length(trained, tmp_path):
