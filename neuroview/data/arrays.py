@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, SeededLoader, passthrough_collate
-from .labels import class_list, label_indices
+from .labels import class_list, label_indices, model_label_space
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
 from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
 from .own_splits import warn_fraction_unused
@@ -128,7 +128,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self._read_like: dict = {}
         # a file other than the model's training data, scored whole (splits.whole_files); the file's row of each test
         # series where a subclass carved them from it or read it whole (predictions.csv's file_index)
-        self._whole_file, self._test_rows = whole_file(), None
+        self._whole_file, self._test_rows, self._model_classes = whole_file(), None, model_label_space()
 
     # ---------------------------------------------------------------- to implement
     def load(self) -> dict[str, tuple]:
@@ -246,7 +246,7 @@ class ArrayDataModule(pl.LightningDataModule):
             return
         parts, owner = self._parts(), type(self).__name__
         warn_stored_apart(parts, owner, self.normalize)  # uint8 0..255 beside floats 0..1: one split at another scale
-        classes = class_list({n: y for n, (_, y) in parts.items()}, owner, self.LABELS)
+        classes = class_list({n: y for n, (_, y) in parts.items()}, owner, self.LABELS, self._model_classes)
         variable = any(isinstance(x, (list, tuple)) for x, _ in parts.values())
         if not variable and len({np.shape(x)[2:] for x, _ in parts.values()}) > 1 and all(np.ndim(x) == 3 for x, _ in parts.values()):
             # series of one length per split, another in each: stretched (resample) or cut like any variable-length set
@@ -260,7 +260,7 @@ class ArrayDataModule(pl.LightningDataModule):
         per = self.normalize in ("series", "sample")
         splits, truncated, flat, scale = {}, {}, {}, magnitude(parts["train"][0], self.normalize == "sample") if per else None
         for name, (x, y) in parts.items():
-            yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None)
+            yt = label_indices(y, classes, name, owner, fixed=self.LABELS is not None or (self._model_classes and "model"))
             x = centered_for_float32(x, self.normalize, f"{owner}: X ({name} split)", scale, flat.setdefault(name, []))
             if variable and self.resample:
                 xt, lengths = stretch(x, max_len, f"{owner}: X ({name} split)"), None
@@ -383,7 +383,7 @@ class ArrayDataModule(pl.LightningDataModule):
         once."""
         if not getattr(self, "_said_whole", False):
             rank_zero_info(f"{type(self).__name__}: every series of {where} ({len(y)}) is scored, not a test_fraction "
-                           "carve of it: it is not the data the model was trained on")
+                           "carve of it: read as new data (series the model was trained on among them score as unseen)")
             self._said_whole = True
         self._test_rows = np.arange(len(y))
         return (x, y), (x, y)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 from .file_record import FileRecord
-from .labels import one_class_a_series
+from .labels import ONE_SHOT, check_labels_option, one_class_a_series
 from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, number
 from .text_decode import _text
@@ -299,7 +299,8 @@ class CsvDataModule(FileRecord, ArrayDataModule):
     ``lengths`` are. A value that is not a number, or a gap inside a series, is an error naming its row
     and column. A label column of nearly one class a series (10 series or more, classes for 90% of them:
     measurements, row numbers) is refused, asking whether ``label_column`` is right, unless a test file of 4 series
-    or more repeats training classes (fewer classes than half its series, none other). ``test_path`` / ``val_path``:
+    or more repeats training classes (fewer classes than half its series, none other), or ``labels="classes"`` says
+    they are classes (a one-shot set); a file read whole for a trained model is held to its classes instead. ``test_path`` / ``val_path``:
     splits of your own in the same format (paths may start with ``~``; the training file's series again are warned
     about, as is a ``test_fraction``/``val_fraction`` they leave unused); without a
     test file ``test_fraction`` of ``path`` is held out, stratified, by ``seed + 1`` (as
@@ -318,7 +319,8 @@ class CsvDataModule(FileRecord, ArrayDataModule):
                  label_column: int | str = 0, channels: int = 1, delimiter: str | None = None,
                  header: bool | Literal["auto"] = "auto", test_fraction: float = 0.2, batch_size: int | Literal["auto"] = 64, val_fraction: float = 0.1,
                  seed: int = 0, val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
-                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False):
+                 num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False,
+                 labels: Literal["auto", "classes"] = "auto"):
         # absolute, as the saved hyper-parameters hold them: a later command run from another folder reads the same files
         # ("~/x" too, as a YAML config or --opt=~/x leaves it: made <cwd>/~/x, a file that is not there)
         path, test_path, val_path = (None if q is None else os.path.abspath(os.path.expanduser(os.fspath(q)))
@@ -338,6 +340,7 @@ class CsvDataModule(FileRecord, ArrayDataModule):
         self.path, self.test_path, self.val_path = Path(path), test_path, val_path
         self.test_fraction = test_fraction
         self.label_column, self.channels, self.delimiter, self.header = label_column, channels, delimiter, header
+        self.labels = check_labels_option(labels)
 
     def load(self) -> dict[str, tuple]:
         def read(p):
@@ -352,10 +355,11 @@ class CsvDataModule(FileRecord, ArrayDataModule):
         if self.test_path is not None:
             out["test"] = read(self.test_path)
             warn_fraction_unused(self, "test_fraction", "test", "test_path")
-        if what := one_class_a_series(out["train"][1], out["test"][1] if "test" in out else None):
+        if self.labels == "auto" and not self._whole_file and (
+                what := one_class_a_series(out["train"][1], out["test"][1] if "test" in out else None)):
             raise ValueError(f"label_column: expected a column of class labels (several series a class), got {what} in "
                              f"{self.path.name}: a column of measurements or row numbers? check label_column (now "
-                             f"{self.label_column!r}; 0 is the first column, -1 the last)")
+                             f"{self.label_column!r}; 0 is the first column, -1 the last)" + ONE_SHOT)
         if self.test_path is None and self._whole_file:  # a file of new series, not the model's: scored whole
             out["train"], out["test"] = self._whole_test(*out["train"], self.path.name)
         elif self.test_path is None:
@@ -372,4 +376,6 @@ class CsvDataModule(FileRecord, ArrayDataModule):
         for key, name in (("test", "test_path"), ("val", "val_path")):  # the training file again (a copy too), by content
             if getattr(self, name) is not None and not self._whole_file:
                 warn_training_again(train_x, out[key][0], name, self.path.name)
+        own = {name: out[key] for key, name in (("test", "test_path"), ("val", "val_path")) if getattr(self, name)}
+        self._hold_out(own if self.test_path is not None or not self._whole_file else own | {"path": out["test"]})
         return out

@@ -24,11 +24,13 @@ import numpy as np
 from .splits import folds_of, stratified_fold, stratified_split, text_labels
 
 __all__ = ["RECORD", "FileRecord", "changed_file", "check_recorded_file", "hold_to_checkpoint", "hold_to_spec", "read_record",
-           "recorded_file", "series_sha256"]
+           "recorded_file", "series_digests", "series_sha256"]
 
-#: The key of the record in the data module's checkpoint state: ``{"path", "series_sha256"}`` of the training file.
+#: The key of the record in the data module's checkpoint state: ``{"path", "series_sha256", "series_digests"}`` of the
+#: training file (the digests, of each series fitted on, from s22 on: a later file holding some of them is warned of).
 RECORD = "neuroview_data_file"
 _KEY = "series_sha256"
+_DIGESTS = "series_digests"  # series_digests of the split the model was fitted on, joined: 16 hex digits a series
 _CHUNK = 1 << 20  # values hashed at a time: a bounded float64 copy, never one of the whole array
 
 
@@ -55,6 +57,21 @@ def series_sha256(x, y, lengths=None, own: tuple[str, ...] = ()) -> str:
     return h.hexdigest()
 
 
+def series_digests(x) -> list[str]:
+    """8 bytes of sha256 (16 hex digits) of each series of ``x`` (an array ``[N, ...]`` or a list of series): its shape
+    and values as :func:`series_sha256` reads them (float32 or float64 alike): the same series in any file, order or
+    split, whatever its label. Kept in a checkpoint for the split the model was fitted on (400 kB for 50,000 series)."""
+    out = []
+    for s in x:
+        s = np.asarray(s)
+        h = hashlib.sha256(f"{tuple(s.shape)}".encode())
+        for i in range(0, s.size, _CHUNK):
+            for part in _canonical(s.reshape(-1)[i:i + _CHUNK]):
+                h.update(part)
+        out.append(h.hexdigest()[:16])
+    return out
+
+
 def _canonical(values: np.ndarray) -> tuple[bytes, memoryview]:
     """A block of values as bytes that depend on the values alone, and their width: float32 where each value is one
     (half the bytes to hash), else float64; ``-0.0`` as ``0.0``."""
@@ -73,26 +90,57 @@ class FileRecord:
     _trained_file: tuple[dict, str | None, bool, str | None] | None = None  # the record, the checkpoint, a resume, model
     _unrecorded: tuple | None = None  # (a checkpoint recording no fingerprint, its trained path): warned once, if own
     _loaded_rows: tuple[np.ndarray, np.ndarray, bool] | None = None  # load's training split: file rows, labels, own val
+    _held_out: dict | None = None  # load's other splits, {option: (x, y)}, until held to the checkpoint's record
+    _read_x = None  # the training split's series as fingerprinted, until _rows_read digests those fitted on
+    _digests: str | None = None  # series_digests of the series fitted on (training and validation), joined
 
     def _fingerprint(self, x, y, lengths=None, own: tuple[str, ...] = ()) -> None:
         """Record the training split's fingerprint (:func:`series_sha256`) and hold it to the checkpoint's, where one
         was given; a file read whole (new data, never the model's own) is neither fingerprinted nor held."""
         if getattr(self, "_whole_file", False):
             return
-        self._series_sha256 = series_sha256(x, y, lengths, own)
+        self._series_sha256, self._read_x = series_sha256(x, y, lengths, own), x
         self._check_file()
         self._warn_unrecorded()
+
+    def _hold_out(self, splits: dict) -> None:
+        """The splits ``load`` read besides the training split (``{option: (x, y)}``: ``test_path``, ``X_test``,
+        ``X_val``, a file read whole), held to the checkpoint's record of the training split (now if given, else when it
+        is): one that is the model's training split (a swapped ``path``/``test_path``) is warned about. Not kept by a
+        fit (a resume holds its own file), which compares them with nothing."""
+        fn = getattr(getattr(getattr(self, "trainer", None), "state", None), "fn", None)
+        if splits and (self._trained_file is not None or str(getattr(fn, "value", fn)) != "fit"):
+            self._held_out = splits
+            self._check_held_out()
+
+    def _check_held_out(self) -> None:
+        if self._trained_file is None or not self._held_out:
+            return
+        (record, ckpt, _, model), splits, self._held_out = self._trained_file, self._held_out, None  # hashed once
+        model = model or (f"the checkpoint {ckpt}" if ckpt else "the checkpoint")
+        for what, (x, y) in splits.items():
+            if any(series_sha256(x, y, own=own) == record[_KEY] for own in ((), ("test",), ("val",), ("test", "val"))):
+                swap = " (path and test_path swapped?)" if what == "test_path" else ""
+                warnings.warn(f"{what}: its series are the training split {model} was trained on ({record['path']}), "
+                              f"value for value{swap}: its accuracy is training accuracy, scored as if unseen; pass "
+                              "series the model was not trained on", UserWarning, stacklevel=3)
+            elif isinstance(record.get(_DIGESTS), str):  # some of them (a grown copy, a subset, another order)
+                _warn_seen(what, series_digests(x), record[_DIGESTS], f"those {model} was fitted on ({record['path']})")
 
     def _rows_read(self, train_rows: np.ndarray, train_y, test_rows: np.ndarray | None, own_val: bool) -> None:
         """The file rows of ``load``'s training split (labels ``train_y``) and test split (``None``: its own), and
         whether the file gives a validation split of its own (``X_val``, ``val_path``: none carved from the rows)."""
         self._loaded_rows = (np.asarray(train_rows), text_labels(np.asarray(train_y)), own_val)
         self._test_rows = test_rows
+        if self._read_x is not None:  # each series fitted on (not the test carve), for a later file holding some again
+            x, self._read_x = self._read_x, None
+            self._digests = "".join(series_digests(x[i] for i in np.asarray(train_rows).tolist()))
 
     def state_dict(self) -> dict:
         state = super().state_dict()
         if self._series_sha256 is not None:  # a module never set up reads no file to record
-            state[RECORD] = {"path": str(self.path), _KEY: self._series_sha256}
+            state[RECORD] = {"path": str(self.path), _KEY: self._series_sha256} | (
+                {_DIGESTS: self._digests} if self._digests is not None else {})
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -117,6 +165,7 @@ class FileRecord:
         if _valid(record):
             self._trained_file = (record, None if ckpt is None else str(ckpt), resume, model)
             self._check_file()
+            self._check_held_out()
 
     def expect_unrecorded(self, ckpt: str | None, trained=None) -> None:
         """The model's checkpoint ``ckpt`` records no fingerprint of its training split (written before neuroview
@@ -176,6 +225,20 @@ class FileRecord:
                           "(its labels are not the file's on those rows): no file_index is given", UserWarning, stacklevel=2)
             return None
         return rows[pick]
+
+
+def _warn_seen(what: str, digests: list[str], fitted: str, whose: str) -> None:
+    """Warn where some of a held-out split's series (their ``digests``) are among the series a model was fitted on
+    (``fitted``: :func:`series_digests` joined), naming how many and their rows; an exact copy in order is said apart
+    (:func:`~neuroview.data.own_splits.warn_training_again`, or the whole split matched)."""
+    seen = {fitted[i:i + 16] for i in range(0, len(fitted), 16)}
+    rows = [i for i, d in enumerate(digests) if d in seen]
+    if not rows or "".join(digests) == fitted:
+        return
+    shown = ", ".join(map(str, rows[:8])) + (", ..." if len(rows) > 8 else "")
+    warnings.warn(f"{what}: {len(rows)} of its {len(digests)} series are series of {whose}, value for value (rows "
+                  f"{shown}: predictions.csv's file_index): scored as if unseen, they lift its accuracy toward training "
+                  "accuracy; drop them to score held-out series only", UserWarning, stacklevel=4)
 
 
 def changed_file(path: str, ckpt: str | None, then: str, now: str, trained: str | None = None,

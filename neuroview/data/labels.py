@@ -12,6 +12,8 @@ loss, or a class index named after another class), a label the training split la
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from decimal import Decimal
 from typing import Sequence
@@ -22,7 +24,42 @@ from torch import Tensor
 
 from .splits import apart_how, encode_labels, label_number, same_number, same_text, written_apart
 
-__all__ = ["class_list", "label_indices", "one_class_a_series"]
+__all__ = ["ONE_SHOT", "check_labels_option", "class_list", "label_indices", "model_classes", "model_label_space",
+           "one_class_a_series"]
+
+# the classes of the model a file is read for (its outputs' names, in order): its labels are looked up among them
+_MODEL_CLASSES = contextvars.ContextVar("neuroview_model_classes", default=None)
+
+
+@contextlib.contextmanager
+def model_classes(names: Sequence | None):
+    """Data modules made inside read their labels as the classes ``names`` of the model they are read for (its
+    checkpoint's ``neuroview_classes``, in output order), by name: a file of some of them (a day of one class, a batch
+    without a rare one) is scored with each series as the model's class of its name, not renumbered from the file's
+    own labels; a label the model has no class for is refused by name. ``None``: the file's own labels, as outside."""
+    token = _MODEL_CLASSES.set(None if names is None else tuple(str(n) for n in names))
+    try:
+        yield
+    finally:
+        _MODEL_CLASSES.reset(token)
+
+
+def model_label_space() -> tuple[str, ...] | None:
+    """The classes :func:`model_classes` gives data modules made now, or None."""
+    return _MODEL_CLASSES.get()
+
+#: The way past :func:`one_class_a_series`'s refusal, for labels that are classes (a one-shot set).
+ONE_SHOT = ("; if they are classes (a one-shot set: one series a class), pass labels='classes' "
+            "(--data.init_args.labels classes)")
+
+
+def check_labels_option(labels) -> str:
+    """A data module's ``labels`` option: ``"auto"`` (nearly one class a series refused: :func:`one_class_a_series`)
+    or ``"classes"`` (the labels are classes, however few series a class)."""
+    if labels not in ("auto", "classes"):
+        raise ValueError(f"labels: expected 'auto' (labels of nearly one class a series refused as measurements or row "
+                         f"numbers) or 'classes' (they are classes: a one-shot set), got {labels!r}")
+    return labels
 
 
 def _first_not_finite(y: np.ndarray) -> int | None:
@@ -74,9 +111,11 @@ def one_class_a_series(train: np.ndarray, test: np.ndarray | None = None) -> str
     return f"{len(classes)} classes for {len(y)} series (e.g. {shown}, ...)"
 
 
-def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[str] | None = None) -> list[str]:
+def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[str] | None = None,
+               model: Sequence[str] | None = None) -> list[str]:
     """The classes, in the order of their indices, of the splits' ``labels`` (``{split: y}``, with a ``"train"``):
-    ``label_space`` where the set has a fixed one, else the training split's labels (:func:`encode_labels`)."""
+    ``label_space`` where the set has a fixed one, ``model`` where the data is read for a model of those classes
+    (:func:`model_classes`: one of them alone is fine), else the training split's labels (:func:`encode_labels`)."""
     for name, y in labels.items():
         at = _first_blank(y)
         if at is not None:
@@ -86,6 +125,8 @@ def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[
         if at is not None:  # str(nan) would be a class of its own
             raise ValueError(f"{owner}: y: expected a class label for every series, got NaN or inf in the "
                              f"{name} split (at series {at}: {str(y[at])!r}); drop those series")
+    if model is not None and label_space is None:
+        return [str(c) for c in model]
     present = encode_labels(labels["train"])
     if len(present) < 2:  # a classifier of one class: caught here, by name, not when the model is built
         raise ValueError(f"{owner}: y: expected labels of at least 2 classes in the training split, "
@@ -104,11 +145,17 @@ def class_list(labels: dict[str, np.ndarray], owner: str, label_space: Sequence[
     return present
 
 
-def label_indices(y: np.ndarray, classes: list[str], split: str, owner: str, fixed: bool = False) -> Tensor:
+def label_indices(y: np.ndarray, classes: list[str], split: str, owner: str, fixed: bool | str = False) -> Tensor:
     """``y`` (the ``split`` split's labels) as int64 indices into ``classes``; a label not among them is an
-    error naming it (``fixed``: ``classes`` is the set's fixed label space, not the training split's labels)."""
+    error naming it (``fixed``: ``classes`` is the set's fixed label space, not the training split's labels;
+    ``"model"``: the classes of the model the data is read for, :func:`model_classes`)."""
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({str(v) for v in y} - set(index), key=lambda v: (label_number(v) is None, label_number(v) or 0.0, v))
+    if unknown and fixed == "model":
+        raise ValueError(f"{owner}: y: expected labels among the classes of the model the data is read for "
+                         f"{classes[:8]}{' ...' if len(classes) > 8 else ''}, got {unknown[:5]} in the {split} split, "
+                         f"which it has no output for{written_apart(unknown, classes, 'the model')}; drop those series "
+                         "or pass data of the model's classes")
     if unknown and fixed:
         shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
         raise ValueError(f"{owner}: y: expected the labels {_space(classes)} (the set's {len(classes)} classes), got "

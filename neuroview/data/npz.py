@@ -16,7 +16,8 @@ import numpy as np
 
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 from .file_record import FileRecord
-from .labels import _first_not_finite, one_class_a_series
+from .labels import ONE_SHOT, _first_not_finite, check_labels_option, one_class_a_series
+from .npz_padding import _flat_runs, nan_padded, object_arrays, warn_unread_padding
 from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, text_labels
 
@@ -46,10 +47,15 @@ class NpzDataModule(FileRecord, ArrayDataModule):
     channels than the length of its last axis (or as many: ``[N, 6, 6]``), the telltale of the other
     order, until ``layout`` says which it is. An empty, 0-d or text ``X``/``y`` (or split) is refused by name, as is
     a ``y`` of nearly one class a series (10 series or more, classes for 90% of them: measurements, row numbers)
-    unless an ``X_test`` of 4 series or more repeats its classes (see :class:`~neuroview.data.CsvDataModule`).
+    unless an ``X_test`` of 4 series or more repeats its classes, none other, with fewer classes than half its series
+    (a test file numbered by rows, 0 to 9, repeats nothing), or ``labels="classes"`` says they are classes (a one-shot set:
+    one series a class, tested on one a class); a file read whole for a trained model is not judged so (its labels are
+    held to the model's classes) (see :class:`~neuroview.data.CsvDataModule`).
     ``path`` may start with ``~``. A sha256 of the training split as read (``X``, ``y``, ``lengths`` values in order;
     not ``X_test``/``X_val`` nor other keys) is kept in a checkpoint's state: the model's own file whose training split
-    changed since (rows reordered, series added) is refused where that state is given (``--ckpt_path``).
+    changed since (rows reordered, series added) is refused where that state is given (``--ckpt_path``); so are 16 hex
+    digits of each series fitted on, and a test (validation) split or a file read whole that holds the training split,
+    or some of its series (counted, with their rows), is warned about.
     ``batch_size="auto"`` takes a
     tenth of the training series, within [4, 64], as the ``ucr_*`` recipes do on an aeon set:
     ``neuroview fit --config recipes/ucr_nv_cnn.yaml --data neuroview.data.NpzDataModule
@@ -66,7 +72,7 @@ class NpzDataModule(FileRecord, ArrayDataModule):
                  val_fold: int | None = None, normalize: bool | Literal["series", "sample"] = True,
                  num_workers: int = 0, eval_batch_size: int | None = None, resample: bool = False,
                  layout: Literal["auto", "channels_first", "channels_last"] = "auto",
-                 padding: Literal["auto", "post", "pre"] = "auto"):
+                 padding: Literal["auto", "post", "pre"] = "auto", labels: Literal["auto", "classes"] = "auto"):
         # absolute, as the saved hyper-parameters hold it: the same file from any folder ("~/x" expanded, not <cwd>/~/x)
         path = os.path.abspath(os.path.expanduser(os.fspath(path)))
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
@@ -82,7 +88,7 @@ class NpzDataModule(FileRecord, ArrayDataModule):
         if padding not in ("auto", "post", "pre"):
             raise ValueError(f"padding: expected 'auto', 'post' (each series' valid steps first, as lengths count them) or "
                              f"'pre' (its valid steps last: Keras' pad_sequences default), got {padding!r}")
-        self.padding = padding
+        self.padding, self.labels = padding, check_labels_option(labels)
 
     def load(self) -> dict[str, tuple]:
         if not self.path.is_file():
@@ -92,6 +98,8 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             with np.load(self.path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
         except Exception as e:  # BadZipFile, a pickled object array, a truncated member, a .npy rather than an .npz
+            if what := object_arrays(self.path, self.path.name):  # pandas' labels, ragged series: named, with the fix
+                raise ValueError(what) from e
             raise ValueError(f"path: expected an .npz file of plain arrays X and y, got {str(self.path)!r}, which is not one "
                              f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
         if "X" not in arrays or "y" not in arrays:
@@ -117,12 +125,14 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             elif suffix and "lengths" in arrays:  # the file is padded: this split's padding would be read as data
                 raise ValueError(f"path: {self.path.name} has lengths for X (padded series) but none for X{suffix}; add "
                                  f"lengths{suffix} (each series' own length; the full width for a series that is not padded)")
+            else:  # NaN past a series' valid steps (a frame of rows of several lengths): shorter series, as a CSV's
+                x = nan_padded(x, self.padding, suffix, self.path.name)
             _finite(x, y, suffix)
             return x, y
 
         out = {"train": split("")}
-        if self.padding == "pre" and "lengths" not in arrays:  # Keras pre-padded, saved without its lengths?
-            _warn_unread_padding(out["train"][0], self.path.name)
+        if "lengths" not in arrays:  # padded series saved without their lengths?
+            warn_unread_padding(out["train"][0], self.path.name, self.padding)
         # the training split as read, and whether the file carves it (the training file changed since refused)
         self._fingerprint(*out["train"], own=tuple(s for s in ("test", "val") if f"X_{s}" in arrays))  # channels first, cut
         rows = np.arange(len(out["train"][1]))  # the file rows of the training split, as read (before any carve)
@@ -130,9 +140,9 @@ class NpzDataModule(FileRecord, ArrayDataModule):
             out["test"] = split("_test")
             warn_fraction_unused(self, "test_fraction", "test", "X_test")
         test_y = text_labels(out["test"][1]) if "test" in out else None
-        if what := one_class_a_series(text_labels(out["train"][1]), test_y):
+        if self.labels == "auto" and not self._whole_file and (what := one_class_a_series(text_labels(out["train"][1]), test_y)):
             raise ValueError(f"path: y of {self.path.name}: expected class labels (several series a class), got {what}: "
-                             "measurements or row numbers rather than classes? store each series' class in y")
+                             "measurements or row numbers rather than classes? store each series' class in y" + ONE_SHOT)
         if "test" not in out and self._whole_file:  # a file of new series, not the model's: scored whole
             out["train"], out["test"] = self._whole_test(*out["train"], self.path.name)
         elif "test" not in out:
@@ -149,21 +159,9 @@ class NpzDataModule(FileRecord, ArrayDataModule):
         for s in ("_test", "_val"):  # X given again as its own test split: test_acc would be training accuracy
             if "X" + s in arrays and not self._whole_file:
                 warn_training_again(arrays["X"], arrays["X" + s], f"path: X{s}", f"{self.path.name} (X)")
+        own = {f"path: X_{k}": out[k] for k in ("test", "val") if f"X_{k}" in arrays}  # the model's training split again?
+        self._hold_out(own if "X_test" in arrays or not self._whole_file else own | {"path": out["test"]})
         return out
-
-
-def _warn_unread_padding(x: np.ndarray, name: str) -> None:
-    """``padding='pre'`` (given, or carried from a checkpoint) of a file without ``lengths``: warned where more than
-    half of its series begin flat (each channel one value over their first 2 steps or more), as padding at the start
-    leaves them, read whole as data; series of one length (new recordings, nothing padded) are not."""
-    if x.dtype.kind not in "biuf" or x.shape[-1] < 2:
-        return
-    head, _ = _flat_runs(x, np.arange(len(x)), np.ones(len(x), np.int64))
-    if 2 * (flat := int((head >= 2).sum())) > len(x):
-        warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and {flat} of "
-                      f"its {len(x)} series begin flat (one value a channel), as padding at the start leaves them: every "
-                      "series is read whole, its padding as data; add each series' length as lengths (lengths_test, "
-                      "lengths_val for its splits)", UserWarning, stacklevel=3)
 
 
 def _check_keys(arrays: dict, name: str) -> None:
@@ -310,29 +308,3 @@ def _padded_at_start(x: np.ndarray, n: np.ndarray) -> tuple[int, int] | None:
     pre = int(((lead & ~trail) | exact_start).sum())
     post = int(((trail & ~lead) | exact_end).sum())
     return (pre, len(short)) if pre > post and 2 * pre > len(short) else None
-
-
-def _flat_runs(x: np.ndarray, rows: np.ndarray, pad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each series ``x[rows]``, the steps from its first (``head``) and from its last (``tail``) over which every
-    channel holds its own first (last) value, counted as far as its ``pad + 1`` steps (longer: ``pad + 2``). Series
-    taken in blocks of like padding, each block as wide as its own longest padding, about ``2**20`` values a block:
-    no copy of the whole array, whatever the lengths."""
-    head, tail = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
-    order = np.argsort(pad, kind="stable")
-    feat = int(np.prod(x.shape[1:-1], dtype=np.int64)) or 1
-    block = max(1, (1 << 20) // (feat * x.shape[-1]))
-
-    def run(a: np.ndarray, width: int) -> np.ndarray:  # [S, C, w] -> each series' first steps flat in every channel
-        a = a.reshape(len(a), -1, a.shape[-1])  # any spatial axes folded into the channels
-        same = a == a[..., :1]
-        if a.dtype.kind == "f":  # NaN padding: NaN equals no value, itself included
-            same |= np.isnan(a) & np.isnan(a[..., :1])
-        flat = same.all(1)
-        return np.where(flat.all(1), width + 1, flat.argmin(1))  # flat over all `width`: longer than its padding
-
-    for i in range(0, len(rows), block):
-        at = order[i:i + block]
-        width = min(int(pad[at].max()) + 1, x.shape[-1])
-        head[at] = run(x[rows[at], ..., :width], width)
-        tail[at] = run(x[rows[at], ..., x.shape[-1] - width:][..., ::-1], width)
-    return head, tail
