@@ -1,35 +1,28 @@
-"""Lightning callbacks of the ``neuroview`` runs: ``Checkpoint``, ``PredictionWriter`` and ``PreciseBatchNorm``;
-``ResumeState``, the hooks by which a module's checkpoint keeps the random states (``rng_states``) and the budget of
-its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule. ``Checkpoint`` keeps
-``last.ckpt`` at the latest epoch and never leaves half of one; ``PredictionWriter`` writes ``predictions.csv``
+"""Lightning callbacks of the ``neuroview`` runs: ``Checkpoint``, ``PredictionWriter`` and ``PreciseBatchNorm``.
+``Checkpoint`` keeps ``last.ckpt`` at the latest epoch, never leaves half of one, and resumes a run whose folder was
+moved or copied with its ranking of best files in that folder; ``PredictionWriter`` writes ``predictions.csv``
 (``write_confusion``: ``confusion_matrix.csv``; both in ``outputs``); ``PreciseBatchNorm`` recomputes BatchNorm's
-running statistics for the final weights. May import Lightning, torch, ``neuroview._io``, ``neuroview._batch``,
-``neuroview.core.head`` (the head's normalization) and ``.schedules`` (what a checkpoint records of the steps of an
-epoch); nothing else of neuroview."""
+running statistics for the final weights. ``ResumeState`` (the module's resume hooks, ``rng_states``) lives in
+:mod:`.resume_state`, named here too. May import Lightning, torch, ``neuroview._io``, ``neuroview._batch``,
+``neuroview.core.head`` (the head's normalization), ``.outputs`` and ``.resume_state``; nothing else of neuroview."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import random
-
-import numpy as np
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loops.loop import _Loop
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._batch import check_lengths, takes_lengths, unpack
 from .outputs import PredictionWriter, write_confusion  # noqa: F401 - re-exported: recipes and the module name them here
-from .schedules import epoch_record
-from ..core.cnn import NeuroViewCNN
+from .resume_state import NORM_STATS, ResumeState, rng_states, set_rng_states  # noqa: F401 - re-exported, as before
 from ..core.head import CodeNorm
-from ..core.unseen import checkpointing, checkpointing_message
-from ..data.read_as import check_classes
 
 __all__ = ["Checkpoint", "PredictionWriter", "PreciseBatchNorm", "recompute_batchnorm", "ResumeState", "rng_states",
            "set_rng_states", "write_confusion"]
@@ -68,6 +61,11 @@ class Checkpoint(ModelCheckpoint):
         trainer.strategy.barrier("Checkpoint._save_checkpoint")
         self._written_at[filepath] = (trainer.global_step, self._at_epoch_end)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        # a run folder moved or copied: Lightning restored only best_model_path, the old folder's file (a FileNotFoundError
+        # at the test once that folder was gone), and ranked the first save after the resume as the best
+        super().load_state_dict(_moved_here(self.dirpath, state_dict))
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.fast_dev_run:  # a smoke test saves nothing: Lightning's own end hook wrote a one-step last.ckpt
             super().on_train_end(trainer, pl_module)
@@ -90,6 +88,29 @@ class Checkpoint(ModelCheckpoint):
                 self._save_checkpoint(trainer, path)
         finally:
             self._at_epoch_end = False
+
+
+def _moved_here(dirpath: str | None, state: dict) -> dict:
+    """A ``ModelCheckpoint`` state saved in another folder than ``dirpath`` (the run's folder moved or copied) with its
+    files (best, k-th best, top-k, last) named by the same names in ``dirpath``, and its ``dirpath``, so that Lightning
+    restores the whole ranking. Where a ranked file is not in ``dirpath``, the ranking starts afresh here, with a
+    warning, and no file of the other folder is read."""
+    old = state.get("dirpath")
+    if not dirpath or not old or old == dirpath or "://" in str(dirpath) or "://" in str(old):
+        return state
+    here = lambda p: str(Path(dirpath) / Path(p).name) if p else p  # noqa: E731
+    ranked = [p for p in (state.get("best_model_path"), state.get("kth_best_model_path"), *(state.get("best_k_models") or {})) if p]
+    last = state.get("last_model_path")
+    out = {**state, "dirpath": dirpath, "last_model_path": here(last) if last and os.path.isfile(here(last)) else ""}
+    missing = sorted({Path(p).name for p in ranked if not os.path.isfile(here(p))})
+    if not missing:
+        return {**out, "best_model_path": here(state.get("best_model_path")), "kth_best_model_path":
+                here(state.get("kth_best_model_path")), "best_k_models": {here(k): v for k, v in (state.get("best_k_models") or {}).items()}}
+    rank_zero_warn(f"ckpt_path: the run's checkpoints were saved in {old}, and it resumes in {dirpath}, which lacks "
+                   f"{', '.join(missing)} of its best checkpoints: the resumed run ranks its best afresh from here (fit's "
+                   f"test with --test_ckpt best scores the best of the epochs to come); no file of {old} is read")
+    out.pop("kth_value", None)  # the callback's own start value: nothing ranked yet
+    return {**out, "best_model_path": "", "best_model_score": None, "kth_best_model_path": "", "best_k_models": {}}
 
 
 def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -171,7 +192,9 @@ class PreciseBatchNorm(pl.Callback):
     ``last.ckpt`` so the file holds them too, and the best checkpoint (what fit's test scores with ``--test_ckpt best``,
     the default) when it holds the same weights (saved at the last step). A best checkpoint of earlier weights is left
     as it was, with a warning: its test scores the statistics training left (``--test_ckpt last`` scores the recomputed
-    ones). With Lightning's ``StochasticWeightAveraging`` (no ``CodeNorm`` recomputed), list it after that callback: with
+    ones). Each file rewritten keeps the statistics training left beside the recomputed ones, and a resume
+    (``--ckpt_path last``) goes on from those, as the uninterrupted run does; at its end they are recomputed again.
+    With Lightning's ``StochasticWeightAveraging`` (no ``CodeNorm`` recomputed), list it after that callback: with
     no BatchNorm in the network (or ``max_epochs=-1``) SWA moves the averaged weights in at its ``on_train_end``.
 
         neuroview fit --config <recipe> --trainer.callbacks+=neuroview.training.callbacks.PreciseBatchNorm
@@ -202,6 +225,8 @@ class PreciseBatchNorm(pl.Callback):
             with trainer.precision_plugin.forward_context():
                 pl_module(x) if lengths is None else pl_module(x, lengths)
 
+        names = {id(m): n for n, m in pl_module.named_modules()}  # what training left: a resume goes on from it
+        trained = {f"{names[id(m)]}.{b}": getattr(m, b).detach().clone() for m in _running_norms(pl_module) for b in _BUFFERS}
         try:
             bns = recompute_batchnorm(pl_module, itertools.islice(loader, self.max_batches), forward)
         finally:  # a failed pass leaves the module's mode as it found it, as recompute_batchnorm leaves the statistics
@@ -213,188 +238,46 @@ class PreciseBatchNorm(pl.Callback):
         for cb in trainer.checkpoint_callbacks if bns else []:
             last = getattr(cb, "last_model_path", "")
             if last:  # last.ckpt was written before this: it must hold the statistics tested
-                _rewrite_statistics(trainer, pl_module, bns, last)
+                _rewrite_statistics(trainer, pl_module, bns, last, trained)
             best = getattr(cb, "best_model_path", "")
             # the best checkpoint is fit's test (--test_ckpt best): rewritten when it holds the final weights
             if best and os.path.realpath(best) != os.path.realpath(last or "") and \
-                    not _rewrite_statistics(trainer, pl_module, bns, best, step=trainer.global_step):
+                    not _rewrite_statistics(trainer, pl_module, bns, best, trained, step=trainer.global_step):
                 rank_zero_warn(f"PreciseBatchNorm: the best checkpoint {best} holds the weights of an earlier step "
                                f"than the last ({trainer.global_step}), whose statistics were not recomputed: a test "
                                f"of it (fit's --test_ckpt best, the default) scores the statistics training left; "
                                f"--test_ckpt last (last.ckpt) scores the recomputed ones")
 
 
-def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norms: list, path: str,
+def _rewrite_statistics(trainer: pl.Trainer, pl_module: pl.LightningModule, norms: list, path: str, trained: dict,
                         step: int | None = None) -> bool:
-    """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, and everything else as the
-    file held it; with ``step``, only when the file was saved at that global step (it holds the weights the statistics
-    were recomputed for). Returns whether it was rewritten. Saving the trainer again would record its state after the
+    """``path`` (a checkpoint of this run) with the statistics of ``norms`` as they are now, those training left
+    (``trained``: name -> buffer) kept beside them (``NORM_STATS``: a resume goes on from these, as the uninterrupted run
+    does), and everything else as the file held it; with ``step``, only when the file was saved at that global step (it
+    holds the weights the statistics were recomputed for); a file of an earlier step that an earlier end of this run
+    (before a resume) rewrote gets the statistics training left back, as the uninterrupted run's has them. Returns
+    whether it was rewritten with the recomputed statistics. Saving the trainer again would record its state after the
     end of training: the epoch after the last one, which ``--ckpt_path last`` and a reader of a file's epoch misread."""
     names, io_, done = {id(m): n for n, m in pl_module.named_modules()}, trainer.strategy.checkpoint_io, True
+    ckpt, back = None, False
     if trainer.is_global_zero:
         ckpt = io_.load_checkpoint(path)
         done = step is None or ckpt.get("global_step") == step
-    if not trainer.strategy.broadcast(done):
+        back = not done and isinstance(ckpt.get(NORM_STATS), dict)
+    done, back = trainer.strategy.broadcast((done, back))
+    if not (done or back):
         return False
     if trainer.is_global_zero:
-        for m in norms:
-            for b in _BUFFERS:
-                key = f"{names[id(m)]}.{b}"
-                if key not in ckpt["state_dict"]:
-                    raise RuntimeError(f"PreciseBatchNorm: {path} has no {key!r} to write the recomputed statistics to")
-                ckpt["state_dict"][key] = getattr(m, b).detach().to(ckpt["state_dict"][key].device).clone()
+        now = {f"{names[id(m)]}.{b}": getattr(m, b) for m in norms for b in _BUFFERS} if done else ckpt.pop(NORM_STATS)
+        for key, value in now.items():
+            if key not in ckpt["state_dict"]:
+                raise RuntimeError(f"PreciseBatchNorm: {path} has no {key!r} to write the recomputed statistics to")
+            ckpt["state_dict"][key] = value.detach().to(ckpt["state_dict"][key].device).clone()
+        if done:
+            ckpt[NORM_STATS] = {k: v.to(ckpt["state_dict"][k].device) for k, v in trained.items() if k in ckpt["state_dict"]}
         local = "://" not in str(path)
         io_.save_checkpoint(ckpt, f"{path}.tmp" if local else path)
         if local:  # never half a file: a temporary file next to it, then one atomic move (Checkpoint's way)
             os.replace(f"{path}.tmp", path)
     trainer.strategy.barrier("PreciseBatchNorm._rewrite_statistics")
-    return True
-
-
-def rng_states() -> dict:
-    """The random states a run draws from (torch's CPU and, once initialized, CUDA generators, numpy's and Python's
-    global ones), in values a ``weights_only`` load reads back: the training loader shuffles with torch's, and
-    ``seed_everything`` resets them all when a run resumes."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    out = {"torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos),
-                                                     int(has_gauss), float(gauss)), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def set_rng_states(states: dict) -> None:
-    """Set the states :func:`rng_states` gave (CUDA's when this machine has as many devices)."""
-    torch.set_rng_state(states["torch"].cpu())
-    name, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = states["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if (cuda := states.get("cuda")) is not None and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
-        torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
-
-
-def run_seed(trainer: pl.Trainer | None) -> int | None:
-    """A run's ``seed_everything``: the CLI's (its config, which Lightning's SaveConfigCallback holds: an int, or
-    False: None), else Lightning's ``PL_GLOBAL_SEED`` (a script's ``seed_everything``; one inherited from a parent
-    process is taken for the run's: the Python API's limit). Not the variable alone: ``fit --seed_everything false``
-    started by a seeded notebook recorded the notebook's seed."""
-    try:
-        from pytorch_lightning.cli import SaveConfigCallback  # noqa: PLC0415 - it needs jsonargparse: only here
-    except ImportError:  # no CLI without it either
-        SaveConfigCallback = ()  # noqa: N806
-    for cb in (c for c in getattr(trainer, "callbacks", []) if isinstance(c, SaveConfigCallback)):
-        seed = getattr(cb.config, "get", lambda *_: "unread")("seed_everything", "unread")
-        if seed != "unread":
-            return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-    seed = os.environ.get("PL_GLOBAL_SEED", "")
-    return int(seed) if seed.lstrip("-").isdigit() else None
-
-
-def _resume_at_next_epoch(trainer: pl.Trainer) -> None:
-    """A run by steps (``max_steps`` not -1) resumed from a checkpoint of an epoch's end goes on at the next epoch, as
-    Lightning resumes a run by epochs. Lightning keeps such a run's loops restarting: it re-entered the saved epoch with
-    no batch left and ran its end hooks again (EarlyStopping then found no ``train_loss_epoch`` and raised, and the
-    epoch's scheduler and plateau steps were skipped). Called in ``on_train_start``: after Lightning's ``FitLoop.reset``,
-    before the first epoch starts. A save within the epoch (its batches not all run: a ``max_steps`` stop mid-epoch
-    saves at the epoch's end hooks too) is left to Lightning, which resumes within that epoch."""
-    loop = trainer.fit_loop
-    epochs = loop.epoch_progress.current
-    if (trainer.max_steps == -1 or not loop.restarting or not loop.epoch_loop.batch_progress.is_last_batch
-            or not epochs.ready == epochs.started == epochs.processed  # Lightning's own test of a finished epoch
-            or not hasattr(loop, "update_restart_stage")):  # a Lightning before its restart stages: left to it, as before
-        return
-    # FitLoop's setter keeps a run by steps restarting; its parent's sets the loop and its children (private: no
-    # public way), then Lightning's own reading of a finished epoch: the stage of a run by epochs, its epoch completed
-    _Loop.restarting.fset(loop, False)
-    loop.update_restart_stage()
-    if loop.resumed_on_epoch_end:
-        loop.epoch_progress.increment_completed()
-
-
-class ResumeState:
-    """Hooks of a LightningModule (a mixin ahead of it; a module's own ``on_train_epoch_start`` calls super): each
-    checkpoint keeps :func:`rng_states` and the run's ``max_epochs``/``max_steps``; ``fit(ckpt_path=...)`` keeps the
-    checkpoint's schedulers and budget in ``self._resumed`` (``configure_optimizers`` compares them with the new run's)
-    and sets its random states back at ``on_train_start``, after the sanity check, so the resumed epochs draw the batch
-    order (and everything else) the uninterrupted run would."""
-
-    _resumed: dict | None = None
-    _redraw_epoch: int | None = None
-    _run_seed: int | None | str = "unread"  # the run's seed_everything, read as it starts (run_seed) or resumes
-    _seed_resumed = False
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        if not self._seed_resumed:  # a resume keeps its checkpoint's (on_load_checkpoint): its weights are that run's
-            self._run_seed = run_seed(self.trainer)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["neuroview_rng"] = rng_states()
-        # the run's seed_everything, not the process's at save time: a zoo entry made of the checkpoint says it
-        checkpoint["neuroview_seed"] = run_seed(None) if self._run_seed == "unread" else self._run_seed
-        if self._trainer is not None:
-            # world_size: each process reads its share of the training split, so the processes set the steps of an epoch
-            checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps,
-                                              "world_size": self.trainer.world_size}
-            try:  # the names of the classes its outputs index: other data is read against them (read_as.checkpoint_data)
-                names = self.trainer.datamodule.class_names
-            except (AttributeError, RuntimeError, ValueError):
-                names = None
-            if names is not None:
-                checkpoint["neuroview_classes"] = [str(n) for n in names]
-            if self.trainer.state.fn == TrainerFn.FITTING:  # a save within an epoch cannot be resumed exactly
-                batches = self.trainer.fit_loop.epoch_loop.batch_progress
-                # processed, not completed: a save in on_train_batch_end (every_n_train_steps) comes before the count
-                checkpoint["neuroview_mid_epoch"] = None if batches.is_last_batch else batches.current.processed
-                # what set its epochs' steps: a resume that changes one is refused naming it (not max_epochs/max_steps)
-                checkpoint["neuroview_epoch_steps"] = epoch_record(self.trainer)
-                # whether this save ends the run (an EarlyStopping signal the min_epochs/min_steps let through): a
-                # mid-epoch stop saves last.ckpt within its epoch, and a resume read it as unfinished (resume_checks)
-                loop = self.trainer.fit_loop
-                checkpoint["neuroview_stopping"] = {"should_stop": bool(self.trainer.should_stop),
-                                                    "can_stop": getattr(loop, "_can_stop_early", None),
-                                                    "min_epochs": loop.min_epochs, "min_steps": loop.min_steps}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if self._trainer is None:  # load_from_checkpoint
-            return
-        try:  # as on_save_checkpoint reads them: a data module of the user's may have none, or not be set up
-            names = self.trainer.datamodule.class_names
-        except (AttributeError, RuntimeError, ValueError):
-            names = None
-        if checkpoint.get("neuroview_classes") is not None and names is not None:  # the data module is set up by now:
-            # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
-            check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
-        if self.trainer.state.fn == TrainerFn.FITTING:  # not test
-            seed = checkpoint.get("neuroview_seed")  # the resumed run's (None: not recorded), not the resume's
-            self._run_seed, self._seed_resumed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None, True
-            self._resumed = {k: checkpoint.get(k) for k in ("lr_schedulers", "neuroview_budget", "neuroview_rng",
-                                                            "neuroview_epoch_steps")}
-            if checkpoint.get("neuroview_mid_epoch") is not None:
-                rank_zero_warn(f"ckpt_path: saved within epoch {checkpoint.get('epoch')}, after {checkpoint['neuroview_mid_epoch']} of "
-                               "its batches (a validation or a save mid-epoch: val_check_interval, every_n_train_steps, "
-                               "max_steps): the loaders cannot replay the rest of that epoch, so from here on the resumed "
-                               "run reads other batches than the uninterrupted one would (the same data, another order); "
-                               "a checkpoint saved at an epoch's end (last.ckpt is rewritten at each) resumes it exactly")
-
-    def on_train_start(self) -> None:
-        _resume_at_next_epoch(self.trainer)  # first: the epoch to redraw below is the one it resumes at
-        for net in (m for m in self.modules() if isinstance(m, NeuroViewCNN)):  # what the wrapper only warned of
-            names = checkpointing(net.backbone)
-            if names and any(p.requires_grad for p in net.backbone.parameters()):
-                raise ValueError(checkpointing_message(names))
-        rng, self._resumed, self._seed_resumed = (self._resumed or {}).get("neuroview_rng"), None, False
-        if rng is not None:
-            set_rng_states(rng)
-            self._redraw_epoch = self.trainer.current_epoch
-
-    def on_train_epoch_start(self) -> None:
-        if self._redraw_epoch is not None and self._redraw_epoch == self.trainer.current_epoch:
-            # The uninterrupted run makes each epoch's loader iterator (drawing its order) after this hook; a resumed
-            # run's first epoch takes the one Lightning's FitLoop.setup_data made before the states were set back, so
-            # make it again here. `_data_fetcher` is private: no public hook makes the iterator of a resumed epoch.
-            fetcher = getattr(self.trainer.fit_loop, "_data_fetcher", None)
-            if fetcher is not None:
-                iter(fetcher)
-        self._redraw_epoch = None
+    return done

@@ -29,6 +29,7 @@ from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from .._batch import takes_lengths
 from ..zoo.weights import read_checkpoint
+from .best_checkpoint import best_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
@@ -144,6 +145,7 @@ class NeuroViewCLI(LightningCLI):
         cfg = self.config[self.subcommand] if self.subcommand else None
         if getattr(self, "_resumed_stops", None) and self.subcommand == "fit":
             check_resume(*self._resumed_stops, self.trainer)
+            self.model._resume_checked = True  # and its options: not again in the module's on_load_checkpoint
         if cfg is not None and cfg.get("ckpt_path") and isinstance(self.model, NeuroViewModule):
             # the checkpoint's weights replace the network's: its init_weights (the file it was trained from, in
             # its hyper-parameters) need not be read, nor be there any more
@@ -296,19 +298,15 @@ def _checkpoint_file(cfg, sub: str) -> str | None:
     none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
     traceback for a path, and for ``last`` only warned and started afresh or ran untrained weights)."""
     ckpt = cfg.get("ckpt_path")
-    if not ckpt or str(ckpt) == "hpc" or (ckpt == "best" and sub == "fit") or "://" in str(ckpt) or str(ckpt).startswith("registry"):
+    if not ckpt or str(ckpt) == "hpc" or "://" in str(ckpt) or str(ckpt).startswith("registry"):
         return None
-    if ckpt in ("last", "best"):  # best, outside the fit that made it: the folder's best-*.ckpt (Lightning's traceback)
-        folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")
+    if ckpt in ("last", "best"):  # best, outside the fit that made it: the run's best-*.ckpt (Lightning's traceback; a
+        folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")  # fit too)
         if ckpt == "last":  # last.ckpt only: Lightning read the newest last*.ckpt, an earlier run's kept last-v1 too
             return str(last_checkpoint(folder, sub))
-        found = sorted(Path(folder).glob(f"{ckpt}*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            then = "run without --ckpt_path to start a new run" if sub == "fit" else "name a checkpoint file"
-            raise FileNotFoundError(f"ckpt_path: '{ckpt}' {'resumes' if sub == 'fit' else 'reads'} the {ckpt} checkpoint "
-                                    f"in {folder}, and there is none (no best-*.ckpt); {then}")
-        cfg.ckpt_path = str(found[-1])  # Lightning reads 'best' only in the process that fitted
-        return str(found[-1])
+        best = best_checkpoint(folder, sub)  # the one its last.ckpt ranks best, not the newest of them
+        cfg.ckpt_path = str(best)  # Lightning reads 'best' only in the process that fitted
+        return str(best)
     path = Path(str(ckpt)).expanduser()  # quoted or in a config, no shell expanded it; Lightning does not
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: expected a checkpoint file, got {str(ckpt)!r} (no such file)")

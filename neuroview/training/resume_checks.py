@@ -1,6 +1,7 @@
-"""What ``neuroview fit --ckpt_path`` checks in a checkpoint's callback states before it resumes a run: a run that
-Lightning's ``EarlyStopping`` already ended has nothing to resume, and a stop rule other than the run's (another
-``patience``, ``monitor`` or ``mode``) would not be the one that rules the resumed run.
+"""What ``neuroview fit --ckpt_path`` (and a ``Trainer.fit(ckpt_path=...)`` of the module: :mod:`.resume_api`)
+checks in a checkpoint's callback states before it resumes a run: a run that Lightning's ``EarlyStopping`` already
+ended has nothing to resume, a stop rule other than the run's (another ``patience``, ``monitor`` or ``mode``) would not
+be the one that rules the resumed run, and a budget that ends before the checkpoint has nothing to continue.
 
 May import Lightning, and :mod:`.loop_guards` (its monitor rule); nothing else of neuroview.
 """
@@ -14,7 +15,8 @@ from pytorch_lightning.utilities import rank_zero_warn
 
 from .loop_guards import monitor_mode
 
-__all__ = ["check_not_finished", "check_resume", "check_resumed_stops", "early_stops", "resume_state", "stopped"]
+__all__ = ["check_budget", "check_not_finished", "check_resume", "check_resumed_stops", "early_stops", "resume_state",
+           "stopped"]
 
 # EarlyStoppingReason.PATIENCE_EXHAUSTED: the monitored value stopped improving (its plateau)
 _PLATEAU = 3
@@ -139,11 +141,41 @@ def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list
 
 def resume_state(saved: dict) -> dict:
     """What :func:`check_resume` reads of a checkpoint (not its weights, kept for the whole run otherwise)."""
-    return {k: saved.get(k) for k in ("epoch", "global_step", "neuroview_mid_epoch", "neuroview_stopping", "callbacks")}
+    out = {k: saved.get(k) for k in ("epoch", "global_step", "neuroview_mid_epoch", "neuroview_stopping", "callbacks")}
+    try:  # the epochs the run had begun: its epoch loop's count (a save after the loop ended records the next epoch)
+        out["epochs_started"] = int(saved["loops"]["fit_loop"]["epoch_progress"]["current"]["started"])
+    except (KeyError, TypeError, ValueError):
+        out["epochs_started"] = None
+    return out
+
+
+def check_budget(ckpt: str, saved: dict, trainer) -> None:
+    """Refuse a ``max_epochs`` that ends before the checkpoint's epoch (an epoch it ran, whole or in part, would be past
+    the budget), or a ``max_steps`` below its ``global_step``: Lightning died in a bare traceback ("You restored a
+    checkpoint with current_epoch=3, but you have set Trainer(max_epochs=1)"), or trained nothing and wrote the run
+    down as shorter than it was. The run's own budget is fine: nothing left to train, its test goes ahead. A smoke test
+    (``fast_dev_run``: Lightning's own max_epochs 1 / max_steps 1, nothing saved) is no budget of the run's."""
+    if getattr(trainer, "fast_dev_run", False):
+        return
+    epoch, steps, started = saved.get("epoch"), saved.get("global_step"), saved.get("epochs_started")
+    started = started if isinstance(started, int) else epoch + 1 if isinstance(epoch, int) else None
+    max_epochs, max_steps = getattr(trainer, "max_epochs", None), getattr(trainer, "max_steps", -1)
+    over = []
+    if started is not None and max_epochs not in (None, -1) and max_epochs < started:
+        over.append(f"--trainer.max_epochs {max_epochs}, and it has run {started} epochs (saved in its epoch {epoch})")
+    if isinstance(steps, int) and max_steps not in (None, -1) and max_steps < steps:
+        over.append(f"--trainer.max_steps {max_steps}, and it has run {steps} steps")
+    if over:
+        raise ValueError(f"ckpt_path: {ckpt} resumes a run up to {'; '.join(over)}: a resume continues that run, and "
+                         f"this budget ended before its checkpoint; resume with its budget or a larger one, test it "
+                         f"with neuroview test --ckpt_path {ckpt}, or start a new run from its weights with "
+                         f"--model.init_weights {ckpt}")
 
 
 def check_resume(ckpt: str, saved: dict, trainer) -> None:
-    """Both checks of a resume, once the resumed ``trainer`` is built (its callbacks, ``min_epochs``/``min_steps``):
-    the run is not finished, and its stop rule is the checkpoint's. ``saved``: :func:`resume_state`."""
+    """The checks of a resume, once the resumed ``trainer`` is built (its callbacks, ``min_epochs``/``min_steps``, its
+    budget): the run is not finished, its stop rule is the checkpoint's, and its budget does not end before the
+    checkpoint (:func:`check_budget`). ``saved``: :func:`resume_state`."""
+    check_budget(ckpt, saved, trainer)
     check_not_finished(ckpt, saved, trainer)
     check_resumed_stops(ckpt, saved.get("callbacks"), trainer.callbacks)
