@@ -290,18 +290,42 @@ def _unknown(cmd: str, who: str, known: tuple[str, ...]) -> int:
 def _refusal(e: BaseException) -> str | None:
     """The message of an input neuroview refused, or None: its own ``raise``, or the refusals jsonargparse
     lists when it instantiates a class of a recipe (``--data.init_args.batch_size 0``) under a message of
-    its own ("Does not validate against any of the Union subtypes ... Errors: - ...")."""
+    its own ("Does not validate against any of the Union subtypes ... Errors: - ..."), each with the lines the parser
+    indents under it (a multi-line refusal; the reason of a ``Problem with given class_path '...':``, such as
+    Lightning's "Requirement 'tensorboard' not met"), joined by "; "."""
     if _raised_here(e) and (not isinstance(e, TypeError) or _a_raise(e)):  # a TypeError of a bug (len(5)) keeps its traceback
         return str(e)
     text = str(e)
     if not text.startswith("Does not validate against any of the Union subtypes") or "Errors:" not in text:
         return None
-    lines = [line for line in text.split("Errors:", 1)[1].splitlines() if line.strip().startswith("- ")]
-    top = min((len(line) - len(line.lstrip()) for line in lines), default=0)  # its items, not their sub-lists
-    items = [line.strip()[2:] for line in lines if len(line) - len(line.lstrip()) == top
-             and "Expected a <class 'NoneType'>" not in line]
-    own = [i for i in items if not i.startswith("Not a valid subclass of")]  # a callback's own refusal, then this
-    return "; ".join(own or items) or None
+    items = [i for i in _error_items(text.split("Errors:", 1)[1]) if i[0] != "Expected a <class 'NoneType'>"]
+    # a class that failed to build, with its reason: that alone (the union's other branches only list other types)
+    built = [i for i in items if i[0].startswith("Problem with given class_path") and i[1]]
+    own = built or [i for i in items if not i[0].startswith("Not a valid subclass of")]  # a callback's own refusal
+    said = [_said(head, rest) for head, rest in own] if own else [head for head, _ in items]  # not the forms it lists
+    return "; ".join(dict.fromkeys(said)) or None  # once each: a list's branch and a single's can fail alike
+
+
+def _error_items(errors: str) -> list[tuple[str, list[str]]]:
+    """The items of jsonargparse's ``Errors:`` list: each top-level ``- `` line, with the lines indented under it
+    (bullets stripped); the list ends at the first line back at or left of its indent (``Given value type: ...``)."""
+    lines = [line for line in errors.splitlines() if line.strip()]
+    top = min((len(x) - len(x.lstrip()) for x in lines if x.lstrip().startswith("- ")), default=0)  # not sub-lists
+    items: list[tuple[str, list[str]]] = []
+    for line in lines:
+        indent, bare = len(line) - len(line.lstrip()), line.strip()
+        if indent == top and bare.startswith("- "):
+            items.append((bare[2:], []))
+        elif indent > top and items:
+            items[-1][1].append(bare[2:] if bare.startswith("- ") else bare)
+        elif items:
+            break
+    return items
+
+
+def _said(head: str, rest: list[str]) -> str:
+    """An item in one line: ``Problem with given class_path 'X': reason; reason``, or ``line; line``."""
+    return head + (" " if head.endswith(":") else "; ") + "; ".join(rest) if rest else head
 
 
 def _innermost(e: BaseException):

@@ -68,7 +68,8 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
     steps of its epochs under ``neuroview_epoch_steps``); a cosine or onecycle schedule over another number of steps
     (another ``max_epochs``/``max_steps``/processes/accumulation/batches) is refused, naming what changed, since
     Lightning restores the checkpoint's schedule as it was. Options the schedule would ignore are refused first
-    (:func:`check_options`).
+    (:func:`check_options`). A ``fast_dev_run`` (a smoke test: Lightning's own ``max_steps`` n, nothing saved) is held
+    to neither the warm-up's length nor the resumed schedule's steps.
     """
     check_options(hp, trainer)
     if hp.scheduler == "none":
@@ -93,19 +94,23 @@ def make_scheduler(opt: torch.optim.Optimizer, hp, trainer, resumed: dict | None
                          "known step); give --trainer.max_epochs or --trainer.max_steps, or use scheduler "
                          "'train_plateau' or 'none'")
     total = max(int(steps), 1)
+    # fast_dev_run's max_steps/max_epochs/limit_train_batches (its own, not the user's) are not the run's budget, and it
+    # saves nothing: its warm-up is not weighed against them, nor is a resumed checkpoint's schedule (restored as it was)
+    smoke = bool(getattr(trainer, "fast_dev_run", False))
     if hp.scheduler == "onecycle":
         # the rate only: torch's default also cycled momentum (SGD's, Adam's beta1) 0.95 -> 0.85, over the one asked for
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
                                                     cycle_momentum=False)
     else:
         warm = 0 if hp.warmup_epochs == 0 else warmup_steps(trainer, hp.warmup_epochs)
-        if warm and warm >= total - 1:
+        if warm and warm >= total - 1 and not smoke:
+            expected = (f"fewer than {total - 1} steps of warm-up" if total > 2 else
+                        f"no warm-up (warmup_epochs 0) in a run of {total} step{'s' if total > 1 else ''}")
             warnings.warn(f"warmup_epochs: {hp.warmup_epochs} epochs of warm-up ({warm} optimizer steps) last the whole "
-                          f"run ({total} steps): the rate climbs until the last step and never decays; expected fewer "
-                          f"than {total - 1} steps of warm-up: use fewer warmup_epochs or a longer run", UserWarning,
-                          stacklevel=2)
+                          f"run ({total} steps): the rate climbs until the last step and never decays; expected "
+                          f"{expected}: use fewer warmup_epochs or a longer run", UserWarning, stacklevel=2)
         sched = warmup_cosine(opt, min(warm, total - 1), total)
-    if resumed and resumed.get("lr_schedulers"):
+    if resumed and resumed.get("lr_schedulers") and not smoke:
         _check_resumed_total(hp.scheduler, resumed, total, trainer)
     return {"scheduler": sched, "interval": "step"}
 
