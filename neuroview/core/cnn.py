@@ -28,7 +28,7 @@ from .head import FLOOR, CodeNorm, adopt_norm, checked_floor, constant_features,
 from .hooks import install, uninstall
 from .guards import Guarded
 from .lazy_head import watch
-from . import load_checks, settings, site_notes, unseen
+from . import head_stats, load_checks, settings, site_notes, unseen
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
@@ -312,8 +312,7 @@ class NeuroViewCNN(Guarded):
         dt = head_dtype(codes, w)
         codes, w, b = codes.to(dt), w.detach().to(dt), b.detach().to(dt)
         logits = folded_logits(codes, w, b)  # (w, b: fold's copies, which keep the explanation fixed under training)
-        mean = self.norm.running_mean if self.norm is not None else None
-        base, b = resolve_baseline(baseline, mean, (w.shape[1],), w, b)
+        base, b = resolve_baseline(baseline, head_stats.mean_features(self.norm, baseline), (w.shape[1],), w, b)  # ('mean': seen?)
         exp = CNNExplanation(
             logits=logits, bias=b, codes=codes, weight=w, baseline=base,
             units=self.units, site_slices=self.site_slices,
@@ -342,6 +341,7 @@ class NeuroViewCNN(Guarded):
         Either way 0 for a unit whose code was the same for every sample of each training batch (dead, or always on,
         by the normalization's statistics: :func:`~neuroview.core.head.constant_features`): training never moved its
         weight, which is initialisation noise, not importance. ``explain`` keeps it (the network's exact function)."""
+        head_stats.warn_unstandardized(self.norm) if standardized else None  # statistics no batch set: the raw weights
         w = self.effective_classifier()[0].detach()  # fold's copy: no one else's
         w = w / self.norm.scale() if standardized and self.norm is not None else w
         constant = constant_features(self.norm)

@@ -3,7 +3,7 @@
 ``logits = W norm(f) + b``. :class:`CodeNorm` standardizes the feature vector ``f`` (unit
 codes, or hidden states of every step) with batch statistics while training and running ones at
 eval, where it is folded into ``W`` and ``b`` (:func:`fold`) so the decision stays exactly linear
-in ``f`` and every explanation sums to its logit. Three things plain ``BatchNorm1d`` gets wrong
+in ``f`` and every explanation sums to its logit. Four things plain ``BatchNorm1d`` gets wrong
 here, and this module does not:
 
 - **variance floor**: a feature that barely varies in training (a step only one training series
@@ -12,6 +12,8 @@ here, and this module does not:
   mean variance of all features, in training and in the fold alike;
 - **many processes**: under DDP the batch statistics are all-reduced (differentiably), so every
   rank trains on the same normalization and keeps the same running statistics and folded weights;
+- **a non-finite batch** (a float16 overflow, whose step a gradient scaler skips) is left out of the running
+  statistics, with a warning: in them, its NaN made every later eval logit NaN;
 - **precision**: the head runs in float32 (or the parameters' wider dtype) with autocast off, so
   the logits and the contributions come from the same float32 numbers under bf16/fp16 autocast.
 
@@ -36,6 +38,8 @@ from ._utils import plain_head
 
 #: default variance floor, relative to the mean variance of all features
 FLOOR = 0.1
+#: devices where a batch left out of the statistics is said at once (no host sync to pay for); else at eval()
+_SAID_AT_ONCE = ("cpu",)
 
 
 def checked_floor(floor, name: str = "norm_floor") -> float:
@@ -92,13 +96,45 @@ class CodeNorm(nn.Module):
             return (f - self.running_mean) * self.scale()
         mean, var, n = _batch_stats(f)
         with torch.no_grad():
+            # a batch whose statistics are not finite (a float16 overflow, whose step a gradient scaler skips) is left
+            # out whole, without a host sync (a lerp towards the running value itself keeps it): its NaN stayed in
+            # them for good, and made every later eval logit NaN
+            ok = torch.isfinite(mean.detach()).all() & torch.isfinite(var.detach()).all()
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
+            self.running_mean.lerp_(torch.where(ok, mean.detach().to(self.running_mean.dtype), self.running_mean), m)
             # n is a tensor under DDP (the all-reduced count): no host sync on every step
             unbiased = var.detach() * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
-            self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
-            self.num_batches_tracked += 1
+            self.running_var.lerp_(torch.where(ok, unbiased.to(self.running_var.dtype), self.running_var), m)
+            self._note_left_out(ok, mean.detach(), var.detach())
+            self.num_batches_tracked += ok.to(self.num_batches_tracked.dtype)  # not counted: a cumulative average stays right
         return (f - mean) * torch.rsqrt(self._floored(var) + self.eps)
+
+    def _note_left_out(self, ok: Tensor, mean: Tensor, var: Tensor) -> None:
+        """A warning for a batch left out of the statistics: at once on the CPU (no sync to pay for); on a device
+        counted there and said when the network goes to eval mode (:meth:`train`), not a host sync every step."""
+        if torch.compiler.is_compiling():
+            return
+        if ok.device.type in _SAID_AT_ONCE:
+            if not bool(ok):
+                bad = (~(torch.isfinite(mean) & torch.isfinite(var))).nonzero().flatten().tolist()
+                more = f" (of {len(bad)})" if len(bad) > 10 else ""
+                self._warn_left_out(f"training batch {int(self.num_batches_tracked) + 1} gave NaN or Inf statistics at "
+                                    f"features {bad[:10]}{more} of {self.num_features}")
+            return
+        pending = self.__dict__.get("_left_out")
+        self.__dict__["_left_out"] = (~ok).long() + (pending if isinstance(pending, Tensor) and pending.device == ok.device else 0)
+
+    def _warn_left_out(self, what: str) -> None:
+        warnings.warn(f"norm: {what} (a float16 overflow, whose step a gradient scaler skips? Its logits and loss are "
+                      "NaN): left out of the running statistics, which stay those of the finite batches (they made every "
+                      "later eval logit NaN); if every batch does so, look for the overflow (x's scale, the backbone's "
+                      "weights, autocast)", UserWarning, stacklevel=_caller_level())
+
+    def train(self, mode: bool = True):
+        pending = self.__dict__.pop("_left_out", None) if not mode else None
+        if isinstance(pending, Tensor) and int(pending):  # one sync when the network goes to eval mode
+            self._warn_left_out(f"{int(pending)} training batches gave NaN or Inf statistics")
+        return super().train(mode)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)

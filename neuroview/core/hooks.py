@@ -41,6 +41,26 @@ class PathChanged(RuntimeError):
     or another module in its place): raised by the recorders inside the backbone's pass, and let through as it is."""
 
 
+class SiteSize(ValueError):
+    """A site's input of a size the sites found cannot read (no positions; another unit count, as a site after a
+    ``Flatten`` gets from another image size): raised by the recorders, and said by :func:`run_to_last_site` as x's,
+    with both sample shapes, where x's samples differ from those the sites were found on. ``path``: a unit count that
+    changed on samples of that shape is a changed path (:class:`PathChanged`)."""
+
+    def __init__(self, message: str, path: bool = False):
+        super().__init__(message)
+        self.path = path
+
+
+def sized(e: SiteSize, x, found: tuple | None) -> Exception:
+    """The error a :class:`SiteSize` raised in a pass over ``x`` is said as (``found``: the sample shape the sites were
+    found on)."""
+    if isinstance(x, Tensor) and found is not None and tuple(x.shape[1:]) != tuple(found):
+        return ValueError(f"x: {e}; its samples are of shape {tuple(x.shape[1:])}, the sites were found on {tuple(found)} "
+                          "(a site whose size follows x's reads only samples of that shape): give samples of that shape")
+    return PathChanged(f"backbone: its forward pass took another path than when its sites were found: {e}") if e.path else ValueError(str(e))
+
+
 # The recorders of the passes running in this thread, innermost last. A thread-local (not a
 # ContextVar) because torch.compile traces reads of it without a graph break.
 _ACTIVE = threading.local()
@@ -62,6 +82,8 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
             raise
         if torch.nn.modules.module._global_forward_hooks:  # ModuleTracker's, ModTracker's stacks: popped
             unwound(rec.net)
+    except SiteSize as e:  # a site that cannot be read on this batch, said with x's shape where it differs
+        raise sized(e, x, getattr(rec.net, "input_shape", None)) from None
     except RuntimeError as e:  # an error on a batch whose likely cause is x: named, as the first batch's is
         # (neuroview.core.discovery); any other (a user's own RuntimeError, a device's) as it is, for `except RuntimeError`
         found, kind = getattr(rec.net, "input_shape", None), rec.net.__dict__.get("_input_dtype")

@@ -17,7 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
-from .hooks import PathChanged, StopForward
+from .hooks import PathChanged, SiteSize, StopForward
 from .pass_checks import require_same_modules
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
@@ -61,7 +61,7 @@ class Recorder:
         site = sites[k] if k < len(sites) else None
         if not isinstance(z, Tensor) or z.dim() < 2:
             raise ValueError(f"site {name!r}: expected a tensor of shape [B, C, ...], got {describe(z)}")
-        ok = site is not None and site.module == name and site.sample_dim < z.dim()
+        ok = same = site is not None and site.module == name and site.sample_dim < z.dim()
         if ok:  # its samples, then its units, where they were found
             zs = z.movedim(site.sample_dim, 0)
             if zs.shape[0] < self.batch:  # a branch the backbone runs on the samples a gate selects
@@ -76,8 +76,14 @@ class Recorder:
                 f"{tuple(z.shape)} for {self.batch} samples, and was found with none folded there, which cannot tell "
                 "whether they come ahead of the samples or after them; find the sites on an input of this size "
                 "(example_input=x)")
+        if ok and zs.numel() == 0:  # a crop or a negative padding left nothing: 0/0 codes, NaN logits (and statistics)
+            raise SiteSize(f"site {site.name!r}: its input {tuple(z.shape)} has no positions on this batch, and a unit's "
+                           f"code is a mean over its positions (0 / 0 for its {site.channels} units)")
         if not ok:
             require_same_modules(self.net)  # a module replaced since the sites were found, not the data: said as such
+            if same and zs.shape[0] % self.batch == 0:  # the module expected, of another width (x's size, after a Flatten)
+                raise SiteSize(f"site {site.name!r} has {zs.shape[site.axis]} units on dim {site.axis} of its input "
+                               f"{tuple(z.shape)} on this batch, not the {site.channels} it was found with", path=True)
             later = [s.module for s in sites[k:]]
             skipped = [s.name for s in sites[k:k + later.index(name)]] if name in later[1:] else []
             raise PathChanged(

@@ -40,6 +40,7 @@ from .explanation import RNNExplanation
 from .guards import Guarded
 from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
+from .head_stats import mean_features
 from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import settings
@@ -266,8 +267,7 @@ class NeuroViewRNN(Guarded):
         dt = head_dtype(h, w)
         h, w, b = h.to(dt), w.detach().to(dt), b.detach().to(dt)  # fold's copies: fixed under training
         w5 = w.reshape(self.num_classes, *self.feature_shape)  # [C, L, D, T, H]
-        mean = self.norm.running_mean if self.norm is not None else None
-        base, shifted = resolve_baseline(baseline, mean, self.feature_shape, w, b)
+        base, shifted = resolve_baseline(baseline, mean_features(self.norm, baseline), self.feature_shape, w, b)
         with torch.autocast(h.device.type, enabled=False):
             exp = RNNExplanation(
                 logits=folded_logits(h.flatten(1), w, b),

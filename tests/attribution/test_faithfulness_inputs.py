@@ -278,6 +278,10 @@ def test_global_order_of_an_unnormalized_network_says_it_is_raw():
         res = unit_ablation(net, X, Y, methods=["neuroview_global"], steps=2)
     assert res.notes == {"neuroview_global": UNSTANDARDIZED}
     normed = _cnn("soft")
+    normed.train()
+    with torch.no_grad():  # a training batch sets the head's statistics (before: none, and no word of it)
+        normed(X)
+    normed.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert unit_ablation(normed, X, Y, methods=["neuroview_global"], steps=2).notes == {}
