@@ -107,11 +107,14 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
         key = name if key is None else key
         axis = _given(override, key, shape)
         seen = fits(shape, producer)
-        if seen is not None and seen != axis and shape[1] != shape[-1]:  # 8 columns of a 4-channel conv map read
-            raise ValueError(  # as its units: the explanation summed exactly and said nothing
+        # 8 columns of a 4-channel conv map read as its units: the explanation summed exactly and said nothing. On a
+        # square map too: ``fits`` gives the layer's own axis there, or the one a pure move took it to (P6 finding 3)
+        if seen is not None and seen != axis:
+            where = (f"which fit dim {seen} only (dim {axis} holds {shape[axis]})" if shape[1] != shape[-1] else
+                     f"which lie on dim {seen}, followed from that layer (dim {axis} holds as many, not its units)")
+            raise ValueError(
                 f"unit_axis: got {override!r} for site {name!r}{'' if key == name else f' (by its key {key!r})'}, "
-                f"but its input has shape {tuple(shape)}, made by a layer with {producer[0]} features, which fit dim "
-                f"{seen} only (dim {axis} holds {shape[axis]}); "
+                f"but its input has shape {tuple(shape)}, made by a layer with {producer[0]} features, {where}; "
                 + (advice or f"leave {key!r} out of unit_axis: its axis is found"))
         return axis
     axis = told(shape, producer, consumer)
@@ -162,20 +165,42 @@ def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: lis
     producer = None if getattr(call, "assumed", False) else call.producer  # the input's dim 1: no layer's width
     site = call.name if call.calls else f"{call.module}:0" if alias else None
     key = site if site in overrides else call.module if call.module in overrides else None
+    hint = call.hint if call.hint is not None and len(call.hint) == 2 else None  # (width, op, dim): a middle dim
+    if hint is not call.hint and _middle(call, sd) and (key is not None or told(shape, call.producer, call.consumer) is None):
+        _refuse_middle(call, key)  # (a reader over dim 1 or the last dim still tells, as before)
     if key is not None:
         advice = _own_key(call, key, names, fits(shape, producer), alias)
         return unit_axis(call.name, shape, producer, call.consumer, overrides[key], key, advice)
     axis = told(shape, call.producer, call.consumer)
-    if axis is not None and not (call.producer is None and call.hint is not None and sd == 0 and axis != 1):
+    if axis is not None and not (call.producer is None and hint is not None and sd == 0 and axis != 1):
         return axis
     own = site if len(names) > 1 and site is not None else call.name  # 'act:0': the first call alone
     if axis is None:
         return unit_axis(call.name, shape, call.producer, call.consumer, None, own, _several(call, names))
-    (count, _), op = call.hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
+    (count, _), op = hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
     raise ValueError(f"unit_axis: cannot tell where the units of site {call.name!r} lie: its input has shape "
                      f"{tuple(shape)}, the layer that produced it has {count} features on dim 1 before an op that "
                      f"may move them ({op}), and the layer that reads the output takes {call.consumer[0]} on dim -1; "
                      f"pass unit_axis={{{own!r}: 1 or -1}}{_several(call, names)}")
+
+
+def _middle(call, sd: int) -> bool:
+    """Whether the layer's units that a pure move took to dim ``call.hint[2]`` of the call's input lie on a middle dim
+    of its sample-first view (samples on dim ``sd``): on no axis a site reads."""
+    d, n = call.hint[2], len(call.shape)
+    return d != sd and (d + 1 if d < sd else d) not in (1, n - 1) and call.shape[d] == call.hint[0][0]
+
+
+def _refuse_middle(call, key: str | None) -> None:
+    """The error for a site whose producing layer's units a pure move took to a middle dim (``[B, H, C, W]`` of
+    ``transpose(1, 2)``): ``unit_axis`` can only read rows or columns there (P6 finding 4)."""
+    (count, _), op, d = call.hint
+    given = (f" (unit_axis={{{key!r}: ...}} reads dim 1 or the last dim, which hold {call.shape[1]} and "
+             f"{call.shape[-1]} positions, not its units)") if key is not None else ""
+    raise ValueError(f"unit_axis: the units of site {call.name!r} lie on no axis it reads: its input has shape "
+                     f"{tuple(call.shape)}, and the {count} features of the layer that produced it lie on dim {d} after "
+                     f"{op}{given}; NeuroView reads units on dim 1 or the last dim: move them there before the "
+                     f"activation (e.g. .movedim({d}, -1)), or name other sites with layers=[...]")
 
 
 def _several(call, names: list[str]) -> str:

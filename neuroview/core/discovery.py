@@ -42,7 +42,8 @@ from .unseen import activation_call, checkpoints, note_checkpointing, refuse_ins
 
 #: held while a network finds its sites or installs its hooks, so two threads' first batches do it once
 DISCOVERING = threading.RLock()
-_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Embedding)
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, *_NORMS, nn.Embedding)
 
 
 @dataclass
@@ -56,7 +57,8 @@ class _Call:
     consumer: Width | None = None
     profile: list | None = None  # per dim of the input, [rows, 2]: a weighted sum of z over the other dims and the
     # norm of its terms (float64, _weights)
-    hint: tuple | None = None  # (width, op): its input was a layer's map, units on dim 1, before an op not followed
+    hint: tuple | None = None  # (width, op): its input was a layer's map, units on dim 1, before an op not followed;
+    # (width, op, d): a pure move took the layer's units to the middle dim d
     inside: str | None = None  # the activation target whose call this call runs inside (its pre-activation's reader)
     assumed: bool = False  # its producer is the network's input's dim 1, assumed by contract: no layer's width
 
@@ -130,12 +132,13 @@ class _Pass(Tags):
                 del self.stack[i]
                 break
         if isinstance(module, _LAYERS):
-            for k in self.open.pop()[2]:  # its width only where the layer returns that activation's output
+            _, given, inside = self.open.pop()
+            for k in inside:  # its width only where the layer returns that activation's output
                 if self.tag(output)[1] != k:
                     self.calls[k].producer = None
             width = produced(module, output)
-            if width is not None:
-                self.mark(output, width)
+            if width is not None:  # a norm's input's layer on another axis keeps its units (LayerNorm(T) of a conv map)
+                self.mark(output, self.normed(width, given, output) if isinstance(module, _NORMS) else width)
 
     def _record(self, name: str, module: nn.Module, z, from_input: bool) -> int:
         calls = self.counts.get(name, 0)

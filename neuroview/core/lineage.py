@@ -117,7 +117,8 @@ class Tags:
 
     def hint(self, t) -> tuple[Width, str] | None:
         """``(width, op)``: ``t`` was a layer's map with its units on dim 1 before the op ``op`` not followed, which
-        kept its rank and dim 1 (None: no such map, or ``t`` is tagged)."""
+        kept its rank and dim 1; ``(width, op, d)``: a pure move ``op`` took the layer's units to the middle dim ``d``
+        (None: no such map, or ``t`` is tagged)."""
         entry = self.hints.get(id(t)) if isinstance(t, Tensor) else None
         return entry[1:] if entry is not None and entry[0]() is t else None
 
@@ -155,6 +156,9 @@ class Tags:
             tags = [wc for wc in shaped if wc != (None, None)]
             real = [wc for wc in tags if wc[0] is not None and wc[0] is not self.input_width]
             plain = [wc for wc in real if not any(wc[0] is m for m in self.moved_w)]  # a layer's, not moved
+            if len({(w[0], a) for w, _ in plain if (a := fits(tuple(out.shape), w)) is not None}) > 1:
+                return  # layers of other axes (a conv's channels plus a Linear over time, h + mix(h)): no tag and no
+                # hint, in either order; the layer reading the sum tells (the first operand won: P6 finding 1)
             if plain or (len(real) == len(shaped) and len({wc[0] for wc in real}) == 1) or (tags and not real):
                 self.mark(out, *(plain or real or tags)[0])
             # else a moved width beside an operand it does not tell (a Mixer's stream, untagged after its patches'
@@ -211,6 +215,18 @@ class Tags:
         if d is not None and d in (1, out.dim() - 1) and out.shape[d] == width[0]:
             self.moved_w.append(w := (width[0], 1 if d == 1 else -1))
             self.mark(out, w)
+        elif d is not None and 1 < d < out.dim() - 1:  # a middle dim (axial [B, H, C, W]): no axis a site reads, told
+            self.hints[id(out)] = (weakref.ref(out), width, op, d)  # at the site (P6 finding 4), handed on as a hint
+
+    def normed(self, width: Width, t, out) -> Width:
+        """The width to tag a normalization layer's output ``out`` with (``width``: the layer's own): its input
+        ``t``'s, where a layer's width tags it on another axis than the norm's own fits (``nn.LayerNorm(T)`` over a
+        conv map's time steps moves none of its channels, as ``F.layer_norm`` moves none: P6 finding 2)."""
+        w = self.tag(t)[0]  # (a LayerNorm subclass of its own forward, whose axis is not told, may permute: its own)
+        if w is None or width[1] is None or self.assumed(w) or not isinstance(out, Tensor) or t.shape != out.shape:
+            return width
+        axis = fits(tuple(t.shape), w)
+        return w if axis is not None and axis != fits(tuple(out.shape), width) else width
 
     def _squeezed(self, op: str, args, kwargs, out: Tensor) -> None:
         """Hand ``t``'s tag on through ``unsqueeze``/``squeeze`` where its units stay on dim 1 or on the last dim (a

@@ -118,11 +118,19 @@ def record(net) -> dict:
     out = {"quantizer": net.quantizer, "tau": net.tau, "grad_state": net.grad_state}
     if net.sites is not None:  # [name, units], and the module where the name does not say it (module 'relu:1')
         out["sites"] = [[s.name, s.channels] + ([s.module] if s.module != _module(s.name) else []) for s in net.sites]
+        out["axes"] = [s.axis for s in net.sites]  # on a square map the units alone cannot tell rows from channels
     else:  # a lazy network saved before its first batch: the sites of the file its head was loaded from
         loaded = net.__dict__.get("_loaded_sites")
         if loaded and loaded[0] is net.classifier is not None and loaded[1] is not None:
-            out["sites"] = loaded[1]
+            out["sites"] = [s[:2] + [m for m in s[2:] if isinstance(m, str)] for s in loaded[1]]
+            if all(_axis(s) is not None for s in loaded[1]):
+                out["axes"] = [_axis(s) for s in loaded[1]]
     return out
+
+
+def _axis(saved_site: list) -> int | None:
+    """The unit axis a saved site records (its last item, an int after the name and units), None: not recorded."""
+    return saved_site[-1] if len(saved_site) > 2 and isinstance(saved_site[-1], int) else None
 
 
 def _module(site: str) -> str:
@@ -132,14 +140,17 @@ def _module(site: str) -> str:
 
 
 def saved_sites(meta) -> list | None:
-    """The ``[[site, units(, module)], ...]`` a state dict's metadata records, or None (not recorded, or not
-    readable)."""
+    """The ``[[site, units(, module)(, axis)], ...]`` a state dict's metadata records, or None (not recorded, or not
+    readable); the unit axis where the metadata's ``axes`` records one per site (files saved before it: unknown)."""
     sites = meta.get("sites") if isinstance(meta, dict) else None
     if not isinstance(sites, (list, tuple)) or not all(
             isinstance(s, (list, tuple)) and len(s) in (2, 3) and isinstance(s[0], str) and isinstance(s[1], int)
             and all(isinstance(m, str) for m in s[2:]) for s in sites):
         return None
-    return [list(s) for s in sites]
+    axes = meta.get("axes")
+    known = isinstance(axes, (list, tuple)) and len(axes) == len(sites) and all(
+        a in (1, -1) and not isinstance(a, bool) for a in axes)
+    return [list(s) + ([int(axes[i])] if known else []) for i, s in enumerate(sites)]
 
 
 def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str | None:
@@ -152,7 +163,7 @@ def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str
         return None
     own = [[s.name, s.channels] for s in sites]
     if own == [s[:2] for s in saved]:
-        return None
+        return _axes_clash(saved, sites)
     why = (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
            f"{_show(own)}: its weights would be read as other units; ")
     if [n for n, _ in own] == [s[0] for s in saved]:  # the same calls, other widths: the unit axes differ
@@ -165,6 +176,21 @@ def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str
     return why + f"wrap the backbone with the layers it was trained on (layers={_layers(saved, sites, not_sites)})"
 
 
+def _axes_clash(saved: list, sites) -> str | None:
+    """Why a head saved on the same sites and unit counts cannot be read where a site's unit axis differs (a square
+    map: rows read as its channels); None where the file records no axes (saved before it did) or they agree."""
+    other = [(s, a) for s, a in zip(sites, map(_axis, saved)) if a is not None and a != s.axis]
+    if not other:
+        return None
+    said = ", ".join(f"{s.name!r} (dim {a} in the file, {s.axis} here)" for s, a in other)
+    s, a = other[0]
+    key = f"{s.module}:0" if s.name == s.module and any(t.module == s.module and t.name != s.name for t in sites) else s.name
+    return (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units) with their units on "
+            f"other axes: its weights would be read as other units; the same sites with another unit axis at {said}; "
+            f"wrap the backbone with the unit_axis it was trained with (unit_axis={{{key!r}: {a}}}), where its layers "
+            "allow it")
+
+
 def _layers(saved: list, sites, not_sites: dict | None = None) -> list[str]:
     """The ``layers=`` that reads the sites ``saved``: per module (sorted), its name where its saved sites are all
     its calls (its name reads every call), else the saved site names of its calls (``'act:1'``: that call alone; the
@@ -173,7 +199,7 @@ def _layers(saved: list, sites, not_sites: dict | None = None) -> list[str]:
     reads no other call of it now, as before (a module called once)."""
     per: dict[str, list[str]] = {}
     for s in saved:
-        per.setdefault(s[2] if len(s) > 2 else _module(s[0]), []).append(s[0])
+        per.setdefault(next((m for m in s[2:] if isinstance(m, str)), _module(s[0])), []).append(s[0])
     now = {m: {s.name for s in sites if s.module == m} for m in per}
     out = []
     for m in sorted(per):

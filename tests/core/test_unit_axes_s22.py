@@ -1,0 +1,221 @@
+"""P6 (session 22) findings on which axis holds a site's units: a residual sum's operand order, ``nn.LayerNorm(T)``
+over a conv map's time steps, a ``unit_axis`` against a moved width on a square map (and the saved head's axes),
+channels moved to a middle dim, and the gallery heat of a site whose positions were swapped by ``.mT``.
+
+Every expected answer is computed here from the network's own layers (the pre-activation taken by hand), never from
+the code under test."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import neuroview as nv
+
+
+def _sites(net):
+    return [(s.name, s.channels, s.axis) for s in net.sites]
+
+
+def _channel_codes(z):
+    """Hard codes per channel (dim 1) of a pre-activation ``[B, C, *positions]``: the on-bit averaged over positions."""
+    return (z > 0).double().flatten(2).mean(-1)
+
+
+class Residual(nn.Module):
+    """A conv's 4 channels plus a Linear over time (token mixing, no transpose), summed in either order, read by a
+    conv over the channels."""
+
+    def __init__(self, branch_first: bool, steps: int):
+        super().__init__()
+        self.branch_first = branch_first
+        self.c0, self.mix = nn.Conv1d(2, 4, 3, padding=1), nn.Linear(steps, steps)
+        self.act, self.c2 = nn.ReLU(), nn.Conv1d(4, 3, 1)
+
+    def pre(self, x):
+        h = self.c0(x)
+        return self.mix(h) + h if self.branch_first else h + self.mix(h)
+
+    def forward(self, x):
+        return self.c2(self.act(self.pre(x))).mean(-1)
+
+
+@pytest.mark.parametrize("steps", [7, 4])
+def test_a_residual_sum_reads_the_conv_channels_whichever_operand_comes_first(steps):
+    """P6 finding 1: ``mix(h) + h`` read the T time steps as the units, ``h + mix(h)`` the 4 channels (at T=4 both
+    gave 4 "units"). The conv reading the sum takes the channels: both orders read them."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, steps, dtype=torch.float64)
+    for first in (False, True):
+        torch.manual_seed(1)
+        bb = Residual(first, steps).double().eval()
+        net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).eval()
+        assert _sites(net) == [("act", 4, 1)], first
+        with torch.no_grad():
+            assert torch.equal(net.codes(x).double(), _channel_codes(bb.pre(x))), first
+
+
+class NormOverTime(nn.Module):
+    """conv -> a normalization of each channel's series over its T steps -> ReLU -> conv over the 4 channels."""
+
+    def __init__(self, steps: int, functional: bool, affine: bool = True):
+        super().__init__()
+        self.steps, self.functional = steps, functional
+        self.c1, self.norm = nn.Conv1d(2, 4, 3, padding=1), nn.LayerNorm(steps, elementwise_affine=affine)
+        self.act, self.c2 = nn.ReLU(), nn.Conv1d(4, 3, 1)
+
+    def pre(self, x):
+        h = self.c1(x)
+        return F.layer_norm(h, (self.steps,)) if self.functional else self.norm(h)
+
+    def forward(self, x):
+        return self.c2(self.act(self.pre(x))).mean(-1)
+
+
+@pytest.mark.parametrize("steps", [7, 4])
+@pytest.mark.parametrize("functional, affine", [(False, True), (False, False), (True, True)])
+def test_a_layernorm_over_a_conv_maps_time_steps_keeps_the_conv_channels(steps, functional, affine):
+    """P6 finding 2: ``nn.LayerNorm(T)`` made the T time steps the units, ``F.layer_norm(h, (T,))`` (the same
+    function) kept the conv's channels. A normalization moves no units: both read the 4 channels."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, steps, dtype=torch.float64)
+    bb = NormOverTime(steps, functional, affine).double().eval()
+    with torch.no_grad():
+        bb.norm.weight.uniform_(0.5, 1.5) if affine else None
+    net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).eval()
+    assert _sites(net) == [("act", 4, 1)]
+    with torch.no_grad():
+        assert torch.equal(net.codes(x).double(), _channel_codes(bb.pre(x)))
+
+
+class ChannelsLastNorm(nn.Module):
+    """ConvNeXt's MLP: conv, channels-last, LayerNorm over the channels, Linear to 8 hidden units, ReLU."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.c, self.ln, self.fc1 = nn.Conv2d(2, size, 3, padding=1), nn.LayerNorm(size), nn.Linear(size, 8)
+        self.act, self.fc2 = nn.ReLU(), nn.Linear(8, size)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(self.ln(self.c(x).permute(0, 2, 3, 1))))).mean((1, 2))
+
+
+@pytest.mark.parametrize("size", [4, 5])
+def test_a_layernorm_over_channels_last_channels_still_reads_the_hidden_units(size):
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 4, 4)
+    net = nv.NeuroViewCNN(ChannelsLastNorm(size), 3, example_input=x).eval()
+    assert _sites(net) == [("act", 8, -1)]
+
+
+class SharedSquare(nn.Module):
+    """One ReLU at two calls: a conv map ``[B, 4, T]``, then another conv's map made channels-last by ``.mT``."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.act, self.fc = nn.Conv1d(2, 4, 3, padding=1), nn.Conv1d(4, 4, 3, padding=1), nn.ReLU(), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(self.c2(self.act(self.c1(x))).mT)).mean(1)
+
+
+@pytest.mark.parametrize("key", ["act", "act:1"])
+def test_a_unit_axis_against_a_moved_width_is_refused_on_a_square_map_too(key):
+    """P6 finding 3: at T=4 the map ``[B, 4, 4]`` is square and the check was skipped, so ``act:1`` read its time
+    steps as units; at T=6 it was refused. The lineage knows the channels lie on dim -1 either way."""
+    torch.manual_seed(0)
+    for steps in (6, 4):
+        x = torch.randn(4, 2, steps)
+        assert _sites(nv.NeuroViewCNN(SharedSquare(), 3, example_input=x)) == [("act", 4, 1), ("act:1", 4, -1)]
+        with pytest.raises(ValueError, match=r"unit_axis: got 1 for site 'act:1'.*made by a layer with 4 features"):
+            nv.NeuroViewCNN(SharedSquare(), 3, example_input=x, unit_axis={key: 1})
+
+
+class Flat(nn.Module):
+    """A conv map ``[B, 4, 2, 2]`` flattened to ``[B, 4, 4]``: no layer tells which axis holds the units."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.act = nn.Conv2d(1, 4, 1), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.c(x).flatten(2)).mean((1, 2))
+
+
+def test_a_head_saved_with_one_unit_axis_is_refused_by_a_wrap_reading_the_other():
+    """P6 finding 3 (load): the state dict recorded ``[name, units]`` only, so a head trained on the 4 channels of a
+    square map loaded into a wrap reading its 4 positions. The axes are recorded now; a file without them loads."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 2, 2)
+    a = nv.NeuroViewCNN(Flat(), 3, example_input=x, unit_axis={"act": 1}).eval()
+    b = nv.NeuroViewCNN(Flat(), 3, example_input=x, unit_axis={"act": -1}).eval()
+    assert _sites(a) == [("act", 4, 1)] and _sites(b) == [("act", 4, -1)]
+    sd = a.state_dict()
+    assert sd._metadata[""]["sites"] == [["act", 4]] and sd._metadata[""]["axes"] == [1]
+    with pytest.raises((ValueError, RuntimeError), match=r"sites: .*another unit axis at 'act' \(dim 1 in the file, -1 "
+                                                         r"here\).*unit_axis=\{'act': 1\}"):
+        b.load_state_dict(sd)
+    same = nv.NeuroViewCNN(Flat(), 3, example_input=x, unit_axis={"act": 1}).eval()
+    same.load_state_dict(sd)
+    assert torch.equal(same(x), a(x))
+    del sd._metadata[""]["axes"]  # a file saved before the axes were recorded: unknown, loaded as before
+    b.load_state_dict(sd)
+
+
+class Axial(nn.Module):
+    """A conv map ``[B, 4, H, W]`` with its channels moved to dim 2 by ``transpose(1, 2)``, then a ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.act = nn.Conv2d(2, 4, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.c(x).transpose(1, 2)).mean((1, 2, 3))
+
+
+def test_channels_moved_to_a_middle_dim_are_a_clear_error_naming_the_move():
+    """P6 finding 4: the error said "no layer produced it" and advised ``unit_axis`` 1 or -1, which read the 5 rows or
+    the 6 columns as units. It names the dim the channels lie on, and how to move them; a key is refused."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 5, 6)
+    with pytest.raises(ValueError) as e:
+        nv.NeuroViewCNN(Axial(), 3, example_input=x)
+    assert "4 features of the layer that produced it lie on dim 2 after transpose" in str(e.value)
+    assert ".movedim(2, -1)" in str(e.value) and "1 or -1" not in str(e.value)
+    for axis in (1, -1):
+        with pytest.raises(ValueError, match=r"lie on dim 2 after transpose \(unit_axis=\{'act': \.\.\.\} reads dim 1 "
+                                             r"or the last dim, which hold 5 and 6 positions, not its units\)"):
+            nv.NeuroViewCNN(Axial(), 3, example_input=x, unit_axis={"act": axis})
+
+
+class Swapped(nn.Module):
+    """``ReLU(conv(x))``, or with the map's H and W swapped by ``.mT`` (channels kept on dim 1)."""
+
+    def __init__(self, swap: bool):
+        super().__init__()
+        self.swap, self.c0, self.act, self.fc = swap, nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Linear(4, 3)
+
+    def forward(self, x):
+        z = self.c0(x)
+        return self.fc(self.act(z.mT if self.swap else z).mean((2, 3)))
+
+
+@pytest.mark.parametrize("hw", [(6, 6), (5, 6)])
+def test_the_gallery_heat_of_a_map_with_swapped_positions_is_left_out(hw):
+    """P6 finding 5: the heat of ``act(conv(x).mT)`` was the unit's map stretched over the input unswapped: transposed
+    on a square input, stretched wrongly on 5x6. It is NaN now; an unswapped map's heat is where the unit is on."""
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 2, *hw), torch.arange(12) % 3
+    for swap in (False, True):
+        torch.manual_seed(1)
+        bb = Swapped(swap).eval()
+        net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).eval()
+        g = nv.unit_gallery(net, [(x, y)], units=[("act", 0)], k=3)
+        for j in range(3):
+            i = int(g.index[0, j])
+            with torch.no_grad():
+                on = (bb.c0(x[i:i + 1])[0, 0] > 0).float()  # [H, W]: where unit 0 is on, in input coordinates
+            if swap:
+                assert bool(g.heat[0, j].isnan().all()), (hw, i)
+            else:
+                assert torch.equal(g.heat[0, j].float(), on), (hw, i)
