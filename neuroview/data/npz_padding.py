@@ -4,8 +4,8 @@ Holds :func:`object_arrays` (the keys whose arrays are pickled objects, found fr
 unpickling anything: pandas' ``df["label"].values``, series of several lengths in one object array),
 :func:`nan_padded` (series padded with NaN past their valid steps, as a frame of rows of several lengths or
 ``np.full(..., nan)`` leaves them: read as shorter series, as :class:`~neuroview.data.CsvDataModule` reads a row that
-ends in NaN fields), :func:`warn_unread_padding` (series flat at one end, as padding leaves them, in a file without
-``lengths``) and :func:`_flat_runs`, which measures those flat ends. Imports only numpy.
+ends in NaN fields), :func:`warn_unread_padding` (series flat at one end only, with a value rare inside them, as padding
+leaves them, in a file without ``lengths``) and :func:`_flat_runs`, which measures those flat ends. Imports only numpy.
 """
 
 from __future__ import annotations
@@ -95,32 +95,62 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
     """A file without ``lengths`` whose training series ``x`` read as padded: warned where more than half of them are
     flat (each channel one value) over 2 steps or more at the end (``padding`` ``"auto"`` or ``"post"``: torch's
     ``pad_sequence``, Keras' ``padding='post'``) or at the start (``"auto"``, ``"pre"``: Keras' default), the padding
-    then read whole as data. Under ``"auto"``/``"post"``, series ``[N, C, T]`` only (an image's blank edge is no padding)
-    and only where those flat runs have several lengths (series of one length, at rest alike, are not padded), series
-    flat throughout left out."""
+    then read whole as data. Padding leaves one end flat, with a value the series hold nowhere else: a series flat at
+    both ends (an image's blank margins, read row by row) is no vote, and no warning is given where the run's value is
+    common inside the series (counts at rest at 0: an empty bin is an ordinary count). Under ``"auto"``/``"post"``,
+    series ``[N, C, T]`` only, and only where those flat runs have several lengths (series of one length, at rest alike,
+    are not padded), series flat throughout left out. A quiet start at exactly the value (a baseline at 0) reads as
+    padding does: the warning says so, rather than telling the user to cut it."""
     if isinstance(x, list) or x.dtype.kind not in "biuf" or x.shape[-1] < 2:
         return
     n, steps = len(x), x.shape[-1]
-    if padding == "pre":
-        head, _ = _flat_runs(x, np.arange(n), np.ones(n, np.int64))
-        if 2 * (flat := int((head >= 2).sum())) > n:
-            warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and {flat} "
-                          f"of its {n} series begin flat (one value a channel), as padding at the start leaves them: "
-                          "every series is read whole, its padding as data; add each series' length as lengths "
-                          "(lengths_test, lengths_val for its splits)", UserWarning, stacklevel=3)
-        return
-    if x.ndim != 3:
+    if padding != "pre" and x.ndim != 3:
         return
     head, tail = (np.minimum(r, steps) for r in _flat_runs(x, np.arange(n), np.full(n, steps - 1)))
-    for runs, end, count, fix in ((tail, "end", "X[..., ::-1]", ""), (head, "start", "X", ", and padding='pre'")):
-        flat = runs[(runs >= 2) & (runs < steps)]  # a series flat throughout holds nothing to tell by
-        if 2 * len(flat) > n and len(np.unique(flat)) > 1 and (end == "end" or padding == "auto"):
-            warnings.warn(f"padding: {name} has no lengths, and {len(flat)} of its {n} series {end} flat (one value a "
-                          f"channel) for {flat.min()} to {flat.max()} steps, as padding at the {end} leaves them: every "
-                          "series is read whole, its padding as data; add each series' length as lengths (zero padding: "
-                          f"lengths = X.shape[-1] - ({count} != 0).any(1).argmax(-1) for X [N, C, T]{fix}; lengths_test, "
-                          "lengths_val for its splits)", UserWarning, stacklevel=3)
+    if padding == "pre":
+        if 2 * (flat := _padded_at(x, head, tail, at_end=False)).sum() > n:
+            warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and "
+                          f"{flat.sum()} of its {n} series begin flat (one value a channel, rare inside them), as padding "
+                          "at the start leaves them: every series is read whole, its padding as data; add each series' "
+                          "length as lengths (lengths_test, lengths_val for its splits)", UserWarning, stacklevel=3)
+        return
+    for at_end, end, rest, count, fix in ((True, "end", "end", "X[..., ::-1]", ""),
+                                          (False, "start", "begin", "X", ", and padding='pre'")):
+        if not at_end and padding != "auto":
             return
+        runs = (tail if at_end else head)[_padded_at(x, head, tail, at_end)]
+        if 2 * len(runs) > n and len(np.unique(runs)) > 1:
+            warnings.warn(f"padding: {name} has no lengths, and {len(runs)} of its {n} series {end} flat (one value a "
+                          f"channel, rare inside them) for {runs.min()} to {runs.max()} steps, as padding at the {end} "
+                          f"leaves them, or as recordings that {rest} at rest at that value do (nothing in the file tells "
+                          "the two apart): if those steps are padding, every series is read whole, its padding as data; "
+                          "add each series' length as lengths (zero padding: lengths = X.shape[-1] - "
+                          f"({count} != 0).any(1).argmax(-1) for X [N, C, T]{fix}; lengths_test, lengths_val for its "
+                          "splits)", UserWarning, stacklevel=3)
+            return
+
+
+def _padded_at(x: np.ndarray, head: np.ndarray, tail: np.ndarray, at_end: bool) -> np.ndarray:
+    """Which series ``x`` read as padded at their end (``at_end``) or start, by their flat runs ``head``/``tail``
+    (:func:`_flat_runs`, at most ``T``): flat there over 2 steps or more but not throughout, not at the other end
+    (padding leaves one end flat; an image's blank margins, both), and, for all of those together, the run's value
+    (each channel's own) held in every channel at under 5% of their other steps. Zero padding of measured values leaves
+    no zeros inside; counts at rest at 0 (0.3 spikes a bin: 74% of the bins) hold many, and are no padding. ``[N]``
+    bool, all False where the value is common."""
+    steps = x.shape[-1]
+    run, other = (tail, head) if at_end else (head, tail)
+    rows = np.flatnonzero((run >= 2) & (run < steps) & (other < 2))
+    feat = int(np.prod(x.shape[1:-1], dtype=np.int64)) or 1
+    block, t, held = max(1, (1 << 20) // (feat * steps)), np.arange(steps), 0
+    for i in range(0, len(rows), block):  # blocks of about 2**20 values: no copy of the whole array
+        a, r = x[rows[i:i + block]], run[rows[i:i + block], None]
+        a = a.reshape(len(a), -1, steps)  # any spatial axes folded into the channels
+        same = (a == (a[..., -1:] if at_end else a[..., :1])).all(1)  # [B, T]: every channel at the run's value
+        held += int((same & ((t < steps - r) if at_end else (t >= r))).sum())
+    out = np.zeros(len(x), bool)
+    if held < 0.05 * (steps - run[rows]).sum():
+        out[rows] = True
+    return out
 
 
 def _flat_runs(x: np.ndarray, rows: np.ndarray, pad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -165,3 +165,74 @@ def test_series_of_one_length_or_at_rest_alike_are_not_warned_about(tmp_path):
     rest[..., 50:] = 0.0  # every recording ends at rest for 10 steps: one run length, not padding
     np.savez(tmp_path / "rest.npz", X=rest, y=np.arange(40) % 2)
     assert _warnings_of(tmp_path / "rest.npz") == []
+
+
+# ------------------------------------------------------------------------- review R4 finding 2: ordinary data at rest
+# Every step of these files is real data (nothing padded), written without lengths, read under the default 'auto'.
+def _spike_counts(n_series: int = 120, steps: int = 50):
+    """Binned spike counts of one neuron, 0.3-0.6 spikes a bin (the class in the rate): 0 is an ordinary count, so
+    most series begin (and many end) with a few empty bins, of varying number."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n_series) % 3
+    return rng.poisson(0.3 + 0.15 * y[:, None, None], (n_series, 1, steps)).astype(np.float32), y
+
+
+def _row_wise_images(n_images: int = 120):
+    """Images ``[N, 28, 28]`` read as 28 rows (channels) by 28 steps (sequential MNIST): a stroke in the middle, blank
+    margins of 2 to 7 columns on the left and 2 to 7 on the right."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((n_images, 28, 28), np.float32)
+    for i in range(n_images):
+        r0, c0 = rng.integers(2, 8, 2)
+        r1, c1 = rng.integers(20, 26, 2)
+        x[i, r0:r1, c0:c1] = rng.random((r1 - r0, c1 - c0)) > 0.5
+        x[i, r0, c0] = x[i, r0, c1 - 1] = 1.0  # each image's first and last stroke columns are not blank
+    return x, np.arange(n_images) % 10
+
+
+def test_binned_spike_counts_are_not_warned_about_as_padded(tmp_path):
+    x, y = _spike_counts()
+    head = (x == x[..., :1]).all(1).argmin(1)  # the steps each series begins with at its first count
+    assert (head >= 2).sum() > 60 and len(np.unique(head[head >= 2])) > 1  # the shape the warning keyed on
+    assert (x[..., 20:30] == 0).mean() > 0.4  # but an empty bin is common inside the series too: no padding value
+    np.savez(tmp_path / "counts.npz", X=x, y=y)
+    assert _warnings_of(tmp_path / "counts.npz") == []
+    assert _warnings_of(tmp_path / "counts.npz", padding="post") == []
+    assert _warnings_of(tmp_path / "counts.npz", padding="pre") == []
+
+
+def test_images_read_row_by_row_are_not_warned_about_as_padded(tmp_path):
+    x, y = _row_wise_images()
+    blank = (x == 0).all(1)  # [N, 28] blank columns
+    left, right = blank.argmin(1), blank[:, ::-1].argmin(1)
+    assert (left >= 2).all() and (right >= 2).all() and len(np.unique(right)) > 1  # margins at both ends, no padding
+    np.savez(tmp_path / "rows.npz", X=x, y=y)
+    assert _warnings_of(tmp_path / "rows.npz", layout="channels_first") == []
+    assert _warnings_of(tmp_path / "rows.npz", layout="channels_first", padding="post") == []
+
+
+def test_a_zero_padded_file_whose_values_hold_zeros_inside_is_still_warned_about(tmp_path):
+    """Zero padding of real values, a few of them exactly 0 inside (under 5% of the steps): still padding."""
+    x, lengths = _zero_padded(at_end=True)
+    rng = np.random.default_rng(3)
+    for i, n in enumerate(lengths):
+        x[i, :, rng.integers(0, n - 1)] = 0.0  # one step inside each series at 0 in both channels
+    np.savez(tmp_path / "post.npz", X=x, y=np.arange(40) % 2)
+    said = _warnings_of(tmp_path / "post.npz")
+    assert len(said) == 1 and "series end flat" in said[0]
+
+
+def test_a_quiet_start_at_zero_is_warned_about_only_as_possible_padding(tmp_path):
+    """Responses after a baseline of exactly 0 (onset at step 5 to 24) read exactly as zero padding at the start does
+    (a run of a value found nowhere else, of several lengths): the warning stays, but says it may be a start at rest,
+    in which case nothing is to be cut."""
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 3
+    onset, t = rng.integers(5, 25, 120), np.arange(50)
+    after = t[None] >= onset[:, None]
+    x = np.where(after, np.sin((t[None] - onset[:, None]) / (3 + y[:, None])) + 1.5
+                 + 0.05 * rng.standard_normal((120, 50)), 0.0)[:, None].astype(np.float32)
+    np.savez(tmp_path / "onset.npz", X=x, y=y)
+    said = _warnings_of(tmp_path / "onset.npz")
+    assert len(said) == 1 and "120 of its 120 series start flat" in said[0]
+    assert "if those steps are padding" in said[0] and "begin at rest" in said[0]
