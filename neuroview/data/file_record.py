@@ -325,13 +325,14 @@ def read_record(dm, entry: str | None = None) -> dict | None:
     return {"path": str(dm.path), _KEY: dm._series_sha256} | ({"entry": str(entry)} if entry else {})
 
 
-def hold_to_spec(dm, spec: dict | None) -> None:
+def hold_to_spec(dm, spec: dict | None, model: str | None = None) -> None:
     """Hold ``dm``, built from a zoo entry's data spec, to the record the spec keeps (:func:`read_record`): the entry's
-    own file, changed since it was made, is refused by name when it is read."""
+    own file, changed since it was made, is refused by name when it is read. ``model``: what the refusal calls the
+    model (a weight file's spec: ``"the weight file W.safetensors"``, not "the zoo entry")."""
     record = spec.get(RECORD) if isinstance(spec, dict) else None
     if isinstance(dm, FileRecord) and _valid(record):
         entry = record.get("entry")
-        dm.expect_file(record, model=f"the zoo entry {entry}" if entry else "the zoo entry")
+        dm.expect_file(record, model=model or (f"the zoo entry {entry}" if entry else "the zoo entry"))
 
 
 def _unrecorded_text(model: str, path) -> str:

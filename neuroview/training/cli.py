@@ -23,17 +23,18 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_warn
 
 from ..data import ArrayDataModule
-from ..data.read_as import note_trained_on
+from ..data.labels import model_classes
+from ..data.read_as import checkpoint_classes, note_trained_on
 from ..data.splits import whole_files
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from .._batch import takes_lengths
 from ..zoo.weights import read_checkpoint
-from .best_checkpoint import best_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .cli_parse import parse_refusal
+from .cli_runs import expand_run_paths, no_best_reason, run_best
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
@@ -89,6 +90,7 @@ class NeuroViewCLI(LightningCLI):
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else self.config
+        expand_run_paths(cfg)  # before --ckpt_path last/best and the loggers read the run folder
         drop_unused_options(cfg.get("model"), _named_model_options(self._argv))
 
     def _parse_ckpt_path(self) -> None:
@@ -200,9 +202,8 @@ class NeuroViewCLI(LightningCLI):
         cb = self.trainer.checkpoint_callback
         best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
         if cfg.get("test_ckpt") == "best" and not best:  # Lightning's own warning named a missing key, not this
-            why = ("fast_dev_run saves no checkpoint" if self.trainer.fast_dev_run else
-                   "the run kept no best checkpoint (no validation split to rank by, or save_top_k 0)")
-            rank_zero_warn(f"test_ckpt: 'best', but {why}: the last weights are tested; pass --test_ckpt last to say so")
+            rank_zero_warn(f"test_ckpt: 'best', but {no_best_reason(self.trainer)}: the last weights are tested; "
+                           "pass --test_ckpt last to say so")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_instantiate_classes(self) -> None:
@@ -220,6 +221,7 @@ class NeuroViewCLI(LightningCLI):
         if self.subcommand in ("validate", "test", "predict"):  # another file: read as the checkpoint's data was
             source = _checkpoint_file(cfg, self.subcommand) or cfg.model.get("init_weights")
             self._whole = evaluated_data(cfg, self.subcommand, source, getattr(self, "_argv", None))
+            self._model_names = checkpoint_classes(source) if self._whole and source else None  # labels looked up by name
         root = cfg.trainer.default_root_dir
         if cfg.trainer.logger in (None, True):
             loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
@@ -230,7 +232,8 @@ class NeuroViewCLI(LightningCLI):
             cfg.trainer.logger = loggers
 
     def instantiate_classes(self) -> None:
-        with whole_files(getattr(self, "_whole", False)):  # test/predict of a file of new series: no carve (splits)
+        # test/predict of a file of new series: no carve (splits), its labels among the model's classes, by name
+        with whole_files(getattr(self, "_whole", False)), model_classes(getattr(self, "_model_names", None)):
             super().instantiate_classes()
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
@@ -304,7 +307,7 @@ def _checkpoint_file(cfg, sub: str) -> str | None:
         folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")  # fit too)
         if ckpt == "last":  # last.ckpt only: Lightning read the newest last*.ckpt, an earlier run's kept last-v1 too
             return str(last_checkpoint(folder, sub))
-        best = best_checkpoint(folder, sub)  # the one its last.ckpt ranks best, not the newest of them
+        best = run_best(folder, sub)  # the one its last.ckpt ranks best, not the newest of them
         cfg.ckpt_path = str(best)  # Lightning reads 'best' only in the process that fitted
         return str(best)
     path = Path(str(ckpt)).expanduser()  # quoted or in a config, no shell expanded it; Lightning does not

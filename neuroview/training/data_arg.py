@@ -60,13 +60,15 @@ def data_module(data: str, trained_on: dict | None = None):
     return dm
 
 
-def explained_data(make, data: str, trained_on: dict | None, split: str = "test"):
+def explained_data(make, data: str, trained_on: dict | None, split: str = "test", classes: list | None = None):
     """``neuroview explain --data``'s data module, read as ``neuroview test``/``predict`` read a file (``make``: the
     module of a name, path or JSON spec, built with its defaults): a file that is not the model's training data
     (``trained_on``) is read whole (:func:`~neuroview.data.splits.whole_files`), with no validation split unless
     ``split`` is ``val`` (explain reads none otherwise; a 9-series file was refused for one it could not carve);
     the training file is carved as ``fit`` carved it, and data of a model that names none by the module's defaults. A JSON spec's own options stand, except a reading option
-    (``READ_AS``; for the training file, its carve) other than the model's, which is refused by name."""
+    (``READ_AS``; for the training file, its carve) other than the model's, which is refused by name. ``classes``: the
+    model's class names in output order (a zoo entry's, a checkpoint's): a file of new series read whole looks its
+    labels up among them by name (:func:`~neuroview.data.labels.model_classes`), so it may hold some of them, or one."""
     from ..data.read_as import READ_AS, SAME_DATA, _same_data, read_as_trained  # noqa: PLC0415
     from ..data.splits import folds_of, whole_files  # noqa: PLC0415
 
@@ -77,7 +79,9 @@ def explained_data(make, data: str, trained_on: dict | None, split: str = "test"
     known = isinstance(spec, dict) and "class_path" in spec
     own = known and _same_data(dm, spec, spec.get("init_args") or {})
     if known and not own and not named & {"test_fraction", "test_path"}:  # a file of new series: every one explained
-        with whole_files():
+        from ..data.labels import model_classes  # noqa: PLC0415
+
+        with whole_files(), model_classes(classes):
             dm = make(data)
     before = {k: getattr(dm, k) for k in named if hasattr(dm, k)}
     changed = read_as_trained(dm, trained_on)

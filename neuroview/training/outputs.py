@@ -87,6 +87,9 @@ class PredictionWriter(BasePredictionWriter):
         self._written: set[str] = set()  # the files this writer wrote: the only ones it writes over
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        if getattr(trainer, "fast_dev_run", False):  # a smoke test writes nothing (it wrote 1 batch into the cwd)
+            rank_zero_info("fast_dev_run: a smoke test writes no predictions.csv")
+            return
         if predictions and isinstance(predictions[0], list):  # several loaders: one file each (none was written)
             for i, (p, b) in enumerate(zip(predictions, batch_indices)):
                 self._write(trainer, p, [b], f"_dl{i}")

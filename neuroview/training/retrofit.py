@@ -344,6 +344,10 @@ def _prepare(args) -> tuple[nn.Module, object]:
     if args.data is None and not (trained or {}).get("data_module"):
         raise ValueError(f"--data: {args.source} records no data module it was trained on; pass --data")
     dm = data_module(args.data, trained) if args.data is not None else make_datamodule(trained["data_module"])
+    if str(args.source).endswith(".ckpt"):  # its own training file, changed since fit (carved otherwise), refused
+        from ..data.file_record import hold_to_checkpoint  # noqa: PLC0415
+
+        hold_to_checkpoint(dm, args.source)
     dm.setup("fit")
     if args.data is not None:
         from ..data.read_as import check_classes  # noqa: PLC0415

@@ -221,7 +221,7 @@ def _check_explainable(model: nn.Module, name: str) -> None:
 
 
 def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module,
-                 split: str = "test") -> tuple[object, str]:
+                 split: str = "test", classes: list | None = None) -> tuple[object, str]:
     """``(data module, its name)``: ``--data`` when given (read as ``trained_on`` was: its ``normalize``
     and ``resample``, and a file of its own module in its format; a file that is not the model's training data read
     whole, as ``neuroview test``/``predict`` read it, with no validation split unless ``split`` is ``val``), else what
@@ -229,7 +229,7 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module,
     if spec:  # read as the model's own training data was (normalize, resample, a file's format), not by the defaults
         from ..training.data_arg import explained_data  # noqa: PLC0415
 
-        return explained_data(data_module, spec, trained_on, split), spec
+        return explained_data(data_module, spec, trained_on, split, classes), spec
     if trained_on:
         from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
 
@@ -293,6 +293,25 @@ def _check_counts(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             p.error(f"{option}: expected {'a positive number' if least else 'a number >= 0'}, got {value}")
 
 
+def _model_classes(args, trained_on: dict | None) -> list | None:
+    """The names the model's outputs index: as `neuroview fit` recorded them, the zoo entry's, or a weight file's."""
+    from ..data.read_as import checkpoint_classes  # noqa: PLC0415
+
+    if args.ckpt:
+        return checkpoint_classes(args.ckpt)
+    return (trained_on or {}).get("class_names") or (_recorded_data(args.weights, "neuroview.classes") if args.weights else None)
+
+
+def _hold(dm, args, trained_on: dict | None) -> None:
+    """``dm`` held to the model's record of its own training file: changed since (carved otherwise), refused when read."""
+    from ..data.file_record import hold_to_checkpoint, hold_to_spec  # noqa: PLC0415
+
+    hold_to_checkpoint(dm, args.ckpt)
+    # a zoo entry's, given by --data; a --weights file's data spec is trained_on itself (it was never held)
+    hold_to_spec(dm, (trained_on or {}).get("data_module", trained_on) if args.model else None,
+                 f"the weight file {args.weights}" if args.weights else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="neuroview explain", allow_abbrev=False,  # --mod x was --model x
@@ -335,16 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         _check_out(Path(args.out), args.overwrite)
         model, about, trained_on = resolve_model(args)
         _check_explainable(model, about["model"])
-        dm, spec = resolve_data(args.data, trained_on, model, args.split)
-        from ..data.file_record import hold_to_checkpoint, hold_to_spec  # noqa: PLC0415
-        from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
+        from ..data.read_as import check_classes  # noqa: PLC0415
 
-        hold_to_checkpoint(dm, args.ckpt)  # its own training file, changed since (carved otherwise), refused when read
-        hold_to_spec(dm, (trained_on or {}).get("data_module") if args.model else None)  # a zoo entry's, given by --data
+        classes = _model_classes(args, trained_on)
+        dm, spec = resolve_data(args.data, trained_on, model, args.split, classes)
+        _hold(dm, args, trained_on)
 
-        # the names its outputs index: as `neuroview fit` recorded them, or the zoo entry's (both lists named)
-        check_classes(dm, checkpoint_classes(args.ckpt) if args.ckpt else (trained_on or {}).get("class_names")
-                      or (_recorded_data(args.weights, "neuroview.classes") if args.weights else None), f"--data: {spec}")
+        check_classes(dm, classes, f"--data: {spec}")
         if dm.num_classes != model.num_classes:
             raise ValueError(f"--data: {spec} has {dm.num_classes} classes ({', '.join(map(str, dm.class_names[:8]))}), the "
                              f"model {model.num_classes}; pass the data it was trained on")

@@ -107,7 +107,8 @@ def test_init_weights_checks_the_classes_as_ckpt_path_does(trained, tmp_path):
     np.savez(tmp_path / "named.npz", X=x, y=names[y], X_test=xt, y_test=names[yt])
     given = ["--data.init_args.path", str(tmp_path / "named.npz")]
     for how in (["--ckpt_path", ckpt], ["--model.init_weights", ckpt]):
-        with pytest.raises(ValueError, match=r"data: its classes, in order, are \['a', 'b'\]; the model's outputs are \['0', '1'\]"):
+        with pytest.raises(ValueError, match=r"expected labels among the classes of the model the data is read for "
+                                             r"\['0', '1'\], got \['a', 'b'\]"):
             cli_main(["test", "--config", cfg, *given, *how])
 
 

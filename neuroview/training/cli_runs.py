@@ -1,0 +1,97 @@
+"""Where a ``neuroview`` command's run lives, and what it kept: the run folder with its ``~`` expanded, the run's best
+checkpoint (none where its own ``last.ckpt`` records none), and why a fit kept no best checkpoint.
+
+May import torch, ``neuroview.training`` and Lightning (``NeuroViewCLI`` calls these; :mod:`.cli` is near its size).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .best_checkpoint import best_checkpoint
+
+__all__ = ["expand_run_paths", "no_best_reason", "run_best"]
+
+
+def _expanded(path):
+    """``path`` with a leading ``~`` expanded as a shell would (a URL, ``s3://...``, left as it is)."""
+    if not isinstance(path, (str, os.PathLike)) or "://" in str(path) or not str(path).startswith("~"):
+        return path
+    return os.path.expanduser(str(path))
+
+
+def expand_run_paths(cfg) -> None:
+    """``--trainer.default_root_dir`` and ``--checkpoint.dirpath`` with their ``~`` expanded, once, before anything
+    reads them: quoted or in a config no shell expanded it, and Lightning's checkpoints went to ``$HOME/...`` while the
+    loggers, ``config.yaml``, ``confusion_matrix.csv`` and ``predictions.csv`` went to a folder named ``~`` in the
+    working directory (``--ckpt_path last`` then found no run)."""
+    trainer = cfg.get("trainer") if cfg is not None else None
+    if trainer is not None and trainer.get("default_root_dir"):
+        trainer.default_root_dir = _expanded(trainer.default_root_dir)
+    ckpt = cfg.get("checkpoint") if cfg is not None else None
+    if ckpt is not None and ckpt.get("dirpath"):
+        ckpt.dirpath = _expanded(ckpt.dirpath)
+
+
+def _recorded_none(last: Path) -> bool:
+    """Whether the run's ``last.ckpt`` holds a checkpoint callback's state that records no best file (a run with no
+    validation, or ``save_top_k 0``); False where it records one, holds no such state, or is no file torch reads."""
+    try:
+        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a checkpoint torch reads: best_checkpoint decides
+        return False
+    states = [s for s in ((saved.get("callbacks") or {}) if isinstance(saved, dict) else {}).values()
+              if isinstance(s, dict) and "best_model_path" in s]
+    return bool(states) and not any(s.get("best_model_path") for s in states)
+
+
+def run_best(folder, sub: str) -> Path:
+    """``--ckpt_path best``: the best checkpoint of the run whose ``last.ckpt`` is in ``folder``
+    (:func:`best_checkpoint`). A run whose ``last.ckpt`` records no best is refused by name: the best files there are an
+    earlier run's (kept as ``best-...-v1.ckpt`` when this one started), and were read as this run's best."""
+    last = Path(folder) / "last.ckpt"
+    if last.is_file() and _recorded_none(last):
+        then = "resume it with --ckpt_path last" if sub == "fit" else "pass --ckpt_path last (its last weights)"
+        raise ValueError(f"ckpt_path: 'best' reads the run's best checkpoint, and the run of {last} kept none (it "
+                         f"records no best file: no validation ran, or save_top_k 0); the best files in {folder} are not "
+                         f"its own: {then}, or name a checkpoint file")
+    return best_checkpoint(folder, sub)
+
+
+def _has_val_split(trainer) -> bool:
+    """Whether the fit's data has validation batches (a data module's ``val_dataloader`` of none: ``[]``)."""
+    make = getattr(getattr(trainer, "datamodule", None), "val_dataloader", None)
+    try:
+        loaders = make() if callable(make) else None
+    except Exception:  # noqa: BLE001 - a loader the data cannot make: no split to rank by
+        return False
+    if loaders is None:
+        return True  # another source of validation data (a loader given to fit): the other reasons hold
+    loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    return any(len(dl) for dl in loaders if hasattr(dl, "__len__")) or any(not hasattr(dl, "__len__") for dl in loaders)
+
+
+def no_best_reason(trainer) -> str:
+    """Why a fit that asked to test its best checkpoint kept none, from the trainer (it blamed 'no validation split,
+    or save_top_k 0' for every run: checkpointing off, validation limited to 0 batches or never reached)."""
+    if trainer.fast_dev_run:
+        return "fast_dev_run saves no checkpoint"
+    cb = trainer.checkpoint_callback
+    if cb is None:
+        return "the run kept no best checkpoint (checkpointing is off: enable_checkpointing false)"
+    if cb.save_top_k == 0:
+        return "the run kept no best checkpoint (checkpoint.save_top_k 0)"
+    if trainer.limit_val_batches == 0:
+        return "the run kept no best checkpoint (no validation ran: limit_val_batches 0)"
+    val = trainer.fit_loop.epoch_loop.val_loop
+    if not getattr(val, "_has_run", True) or (cb.monitor and cb.monitor not in trainer.callback_metrics):
+        if not _has_val_split(trainer):
+            return "the run kept no best checkpoint (no validation split to rank by)"
+        every = trainer.check_val_every_n_epoch
+        return (f"the run kept no best checkpoint (no validation ran: it stopped after {trainer.current_epoch} "
+                f"epoch(s), {trainer.global_step} step(s), before the first validation (check_val_every_n_epoch "
+                f"{every}, val_check_interval {trainer.val_check_interval}, max_steps {trainer.max_steps}))")
+    return "the run kept no best checkpoint (no validation split to rank by, or save_top_k 0)"
