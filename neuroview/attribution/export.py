@@ -200,8 +200,10 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
 
 #: Columns that hold names, kept as text even when a name looks like a number (a site "3") or a word of
 #: :data:`_WORDS` (a class "True"): those of the report's tables and of Lightning's ``predictions.csv`` and
-#: ``confusion_matrix.csv``.
-TEXT_COLUMNS = ("site", "class", "true", "predicted", "target", "pred", "target_name", "pred_name", "true\\predicted")
+#: ``confusion_matrix.csv``. Not ``target`` / ``pred``: they hold numbers in most files (a ``predictions.csv`` of a
+#: data module naming no classes or of an earlier version, a user's own table): :func:`read_csv` keeps them text only
+#: in a ``predictions.csv`` of named classes, told by its ``target_index`` and ``pred_index`` columns.
+TEXT_COLUMNS = ("site", "class", "true", "predicted", "target_name", "pred_name", "true\\predicted")
 
 
 #: The cells :func:`_cell` writes for ``True``, ``False`` and ``None``, read back as those values (the strings were
@@ -214,7 +216,9 @@ def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
     ``False`` and ``None`` (as ``write_csv`` writes bools and None) to those values in a column where every non-empty
     cell is one of them; beside other text or numbers they stay text (a name "True" beside a name "cat"). Nothing
     is parsed in ``text_columns``. A column of names that are all such words (classes "False" / "True", a "None"
-    class) reads as bools and None: keep it text with ``text_columns=(*export.TEXT_COLUMNS, "label")``."""
+    class) reads as bools and None: keep it text with ``text_columns=(*export.TEXT_COLUMNS, "label")``. In a
+    ``predictions.csv`` of named classes (one with ``target_index`` and ``pred_index`` columns) ``target`` and ``pred``
+    are names and stay text too, whatever ``text_columns``; elsewhere they are parsed as any other column is."""
     def number(s: str):
         for kind in (int, float):
             try:
@@ -223,8 +227,16 @@ def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
                 pass
         return s
 
+    if isinstance(text_columns, (str, bytes)):  # its letters were read as the column names
+        raise TypeError(f"text_columns: expected a sequence of column names, got the string {text_columns!r:.60}; "
+                        f"pass [{text_columns!r:.60}] for one column")
     with open(path, newline="", encoding="utf-8") as f:  # write_csv writes UTF-8, whatever the locale
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = set(reader.fieldnames or ())
+    # target/pred are names only beside the output numbers; always text, they read the numbers of an unnamed or older
+    # predictions.csv and of a user's own table as text
+    text_columns = {*text_columns, *({"target", "pred"} if {"target_index", "pred_index"} <= header else ())}
     # a name column's "True" beside "cat" read as the bool True, a column of str and bool: only whole columns of words
     words = {k for k in (rows[0] if rows else ()) if k not in text_columns
              and all(r[k] in _WORDS or r[k] == "" for r in rows) and any(r[k] in _WORDS for r in rows)}

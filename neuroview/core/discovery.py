@@ -154,7 +154,7 @@ class _Pass(Tags):
                 width = inner  # inside the norm's own forward: kept if the norm returns its output (`_end`)
                 inside.append(len(self.calls))
         profile = None
-        if shape is not None:
+        if shape is not None and z.numel():  # an empty map has no profile: refused by name (find_sites)
             a, profile = z.detach().double(), []
             for d in range(a.dim()):  # per row of dim d: the weighted sum, and the norm of its terms (its noise scale)
                 terms = (a * _weights(a.shape, d, a.device)).movedim(d, 0).reshape(a.shape[d], -1)
@@ -310,6 +310,11 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
             how = (" as its first positional argument (a call by keyword, act(input=z), hides it from the hooks that "
                    "read it: call act(z))") if c.shape is None and c.from_input else ""
             raise ValueError(f"site {c.module!r}: expected a tensor of shape [B, C, ...]{how}, got {c.shape or 'no tensor'}")
+        if 0 in c.shape:  # a crop or ZeroPad2d(-k) that leaves no positions, a Linear(n, 0): codes of 0 / 0
+            raise ValueError(f"site {c.name!r}: its {'input' if c.from_input else 'output'} {c.shape} holds no values (size 0 "
+                             f"on dims {[d for d, n in enumerate(c.shape) if not n]}) on the samples the sites are found on "
+                             f"(of shape {tuple(x.shape[1:])}): no units, or no positions over which a unit's code is a mean "
+                             f"(a map that shrinks to nothing at this size: find the sites on larger samples); or {advice}")
         sd = sample_dim(c.name, c.shape, c3.shape, 2, 3, advice)
         if sd is None:  # Swin-V2's position-bias MLP runs once per pass, on a table: no per-sample code
             not_sites[(c.module, c.calls)] = f"its input {c.shape} has no sample axis"

@@ -115,21 +115,25 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     else:
         fig.supxlabel(what, fontsize=10)
     fig.colorbar(im, ax=list(axes), label=weight_label(source, standardized), shrink=min(1.0, 4.0 / nrows + 0.2))
-    fig.suptitle("Unit-class weights of the global classifier, per site")
+    # in lines of the figure's width: one line was wider than a small network's figure, cut off where saved plainly
+    fig.suptitle(_wrap("Unit-class weights of the global classifier, per site", fig.get_figwidth() - 0.3, 12), fontsize=12)
     return fig
 
 
 def _site_colors(sites: list[str], used: set[str]) -> tuple[dict[str, tuple], bool]:
-    """``({site: colour}, by depth)`` for the sites a figure draws (``used``), in layer order: one colour each from
-    tab10 / tab20; past 20 (a ResNet-50 has 49 sites), tab20's colours repeated (two sites, one swatch), so the
-    colour reads the site's depth instead (viridis, first to last), and the key says so."""
+    """``({site: colour}, by depth)`` for the sites a figure draws (``used``), in layer order, each coloured by its
+    place among all the network's ``sites``, so that a site has one colour in every figure of the network (its place
+    among the drawn ones made two sites blue in two figures): one colour each from tab10 / tab20; past 20 sites (a
+    ResNet-50 has 49) tab20's colours repeated (two sites, one swatch), so the colour reads the site's depth instead
+    (viridis, first to last), and the key says so."""
+    place = {s: i for i, s in enumerate(sites)}
     drawn = [s for s in sites if s in used]
     matplotlib = _mpl()[0]
-    if len(drawn) > 20:
+    if len(sites) > 20:
         cmap = matplotlib.colormaps["viridis"]
-        return {s: cmap(i / (len(drawn) - 1)) for i, s in enumerate(drawn)}, True
-    cmap = matplotlib.colormaps["tab10" if len(drawn) <= 10 else "tab20"]
-    return {s: cmap(i) for i, s in enumerate(drawn)}, False
+        return {s: cmap(place[s] / (len(sites) - 1)) for s in drawn}, True
+    cmap = matplotlib.colormaps["tab10" if len(sites) <= 10 else "tab20"]
+    return {s: cmap(place[s]) for s in drawn}, False
 
 
 def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classes: Sequence[int] | None = None,

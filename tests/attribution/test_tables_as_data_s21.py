@@ -55,14 +55,40 @@ def test_read_csv_keeps_the_name_columns_of_predictions_and_confusion_matrix_as_
     back = export.read_csv(tmp_path / "predictions.csv")
     assert [(r["target"], r["pred"]) for r in back] == [("True", "False"), ("False", "False")]  # were bools
     assert back[0]["target_index"] == 1 and back[0]["prob_False"] == 0.6
-    # and an earlier version's file (the indices under target/pred, the names beside them)
-    (tmp_path / "old.csv").write_text("split_index,target_name,pred_name,prob_0\n0,True,False,0.6\n1,False,False,0.7\n")
+    # and an earlier version's file, with the header its writer wrote (outputs.py before 451ba9f): the output
+    # numbers under target/pred, the names beside them
+    (tmp_path / "old.csv").write_text("split_index,target,pred,target_name,pred_name,prob_0,prob_1\n"
+                                      "0,1,0,True,False,0.6,0.4\n1,0,0,False,False,0.7,0.3\n")
     back = export.read_csv(tmp_path / "old.csv")
     assert [(r["target_name"], r["pred_name"]) for r in back] == [("True", "False"), ("False", "False")]
+    assert [(r["target"], r["pred"]) for r in back] == [(1, 0), (0, 0)]  # numbers (were the text '1', '0')
+    assert all(type(r["target"]) is int and type(r["pred"]) is int for r in back)
     (tmp_path / "confusion_matrix.csv").write_text("true\\predicted,False,True\nFalse,3,1\nTrue,0,4\n")
     back = export.read_csv(tmp_path / "confusion_matrix.csv")
     assert [r["true\\predicted"] for r in back] == ["False", "True"] and back[1]["True"] == 4
 
+
+
+def test_read_csv_reads_target_and_pred_as_numbers_where_they_hold_numbers(tmp_path):
+    # predictions.csv of a data module that names no classes: the output numbers under target/pred, no *_index columns
+    (tmp_path / "predictions.csv").write_text("split_index,target,pred,prob_0,prob_1\n0,1,1,0.4,0.6\n1,-1,0,0.9,0.1\n")
+    back = export.read_csv(tmp_path / "predictions.csv")
+    assert [(r["target"], r["pred"]) for r in back] == [(1, 1), (-1, 0)]  # were the text '1', '-1', '0'
+    assert back[0]["pred"] + 1 == 2  # was a TypeError (str + int)
+    # a user's own table with a numeric target column round-trips (read_csv's promise)
+    rows = [{"sample": 0, "target": 3, "score": 0.5}, {"sample": 1, "target": 7, "score": 0.25}]
+    assert export.read_csv(export.write_csv(tmp_path / "mine.csv", rows)) == rows
+    # the named layout keeps its names as text: a label "2" stays "2" beside its output number 1
+    (tmp_path / "named.csv").write_text("split_index,target,pred,target_index,pred_index,prob_0,prob_2\n"
+                                        "0,2,0,1,0,0.6,0.4\n1,,2,-1,1,0.3,0.7\n")
+    back = export.read_csv(tmp_path / "named.csv")
+    assert [(r["target"], r["pred"]) for r in back] == [("2", "0"), ("", "2")]
+    assert [(r["target_index"], r["pred_index"]) for r in back] == [(1, 0), (-1, 1)]
+    # an explicit text_columns still keeps a numbers file's target as text where asked
+    assert export.read_csv(tmp_path / "predictions.csv", text_columns=("target",))[0]["target"] == "1"
+    with pytest.raises(TypeError, match=r"text_columns: expected a sequence of column names, got the string 'target'; "
+                                        r"pass \['target'\] for one column"):
+        export.read_csv(tmp_path / "predictions.csv", text_columns="target")  # its letters were the column names
 
 def test_rnn_records_padding_round_trips_through_csv(tmp_path):
     torch.manual_seed(0)

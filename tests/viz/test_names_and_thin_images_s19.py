@@ -56,7 +56,10 @@ def test_spatial_maps_draws_grey_images_one_pixel_tall_or_wide(shape):
 def _cnn(classes: int) -> nv.NeuroViewCNN:
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
-    return nv.NeuroViewCNN(backbone, classes, example_input=torch.rand(2, 1, 8, 8)).eval()
+    net = nv.NeuroViewCNN(backbone, classes, example_input=torch.rand(2, 1, 8, 8))
+    with torch.no_grad():  # a training batch sets the head's statistics (drawn untrained, its importance warns)
+        net.train()(torch.rand(8, 1, 8, 8))
+    return net.eval()
 
 
 def _texts_outside(fig) -> list[tuple[str, float, float]]:

@@ -142,6 +142,42 @@ def test_top_units_key_lists_only_the_sites_drawn():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["act"]
 
 
+
+def _key(fig) -> dict[str, str]:
+    leg = fig.legends[0]
+    return {t.get_text(): to_hex(h.get_facecolor()) for h, t in zip(leg.legend_handles, leg.get_texts())}
+
+
+def test_top_units_gives_a_site_one_colour_in_every_figure_of_a_network():
+    # sites "1", "3", "5" (4, 6, 6 units); class 0 reads site "3" alone, class 1 site "5", class 2 site "1"
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                       nn.Conv2d(6, 6, 3, padding=1), nn.ReLU())
+    net = nv.NeuroViewCNN(bb, 3, input_shape=(1, 8, 8)).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.weight[0, 5], net.classifier.weight[1, 12], net.classifier.weight[2, 0] = 1.0, 2.0, 3.0
+    tab10 = matplotlib.colormaps["tab10"]
+    want = {"1": to_hex(tab10(0)), "3": to_hex(tab10(1)), "5": to_hex(tab10(2))}  # the site's place in the network
+    assert _key(plots.top_units(net, k=1, classes=[0], standardized=False)) == {"3": want["3"]}  # was tab10(0), blue
+    assert _key(plots.top_units(net, k=1, classes=[1], standardized=False)) == {"5": want["5"]}  # was blue too
+    assert _key(plots.top_units(net, k=1, standardized=False)) == want
+
+
+def test_top_units_past_20_sites_colours_a_site_by_its_depth_in_the_network():
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(1, 3, 3, padding=1), nn.ReLU()]
+    for _ in range(24):
+        layers += [nn.Conv2d(3, 3, 3, padding=1), nn.ReLU()]
+    net = nv.NeuroViewCNN(nn.Sequential(*layers), 2, input_shape=(1, 8, 8)).eval()  # sites "1", "3", ... "49"
+    with torch.no_grad():  # class 0 reads site "5" (units 6-8) and "45" (66-68), class 1 site "45" alone
+        net.classifier.weight.zero_()
+        net.classifier.weight[0, 6], net.classifier.weight[0, 66], net.classifier.weight[1, 67] = 1.0, 0.5, 1.0
+    viridis = matplotlib.colormaps["viridis"]
+    depth = {"5": to_hex(viridis(2 / 24)), "45": to_hex(viridis(22 / 24))}  # place 2 and 22 of 25 sites
+    assert _key(plots.top_units(net, k=2, classes=[0], standardized=False)) == depth  # were viridis(0) and (1)
+    assert _key(plots.top_units(net, k=1, classes=[1], standardized=False)) == {"45": depth["45"]}  # was viridis(0)
+
 # --- 4. constant images ---------------------------------------------------------------------------------------------
 
 def _centre(fig, ax) -> list[int]:
@@ -235,6 +271,27 @@ def test_time_importance_of_one_step_ticks_whole_steps():
     lo, hi = ax.get_xlim()
     assert [t for t in ax.get_xticks() if lo <= t <= hi] == [0.0]
 
+
+
+def _step_ticks(fig) -> tuple[list[float], float]:
+    """The step axis's ticks in view, and the axis's right end."""
+    FigureCanvasAgg(fig).draw()
+    ax = [a for a in fig.axes if a.get_xlabel()][-1]  # the step axis (the colour bar has no x label)
+    lo, hi = ax.get_xlim()
+    return [float(t) for t in ax.get_xticks() if lo <= t <= hi], hi
+
+
+@pytest.mark.parametrize("steps,gap", [(2, 1), (26, 5), (70, 10), (140, 20)])
+def test_step_axes_are_ticked_at_round_whole_steps(steps, gap):
+    # matplotlib's own round ticks (multiples of 1, 2, 5 of a power of ten), as before the one-step fix: that fix's
+    # locator took any multiplier 1..10 and ticked 0, 3, 6 ... 24 for 26 steps, 0, 8 ... 64 for 70, 0, 15 ... 135 for 140
+    torch.manual_seed(0)
+    net = nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), 2, max_len=steps).eval()
+    exp = net.explain(torch.randn(3, steps, 2))
+    for fig in (plots.time_importance(exp), plots.layer_time(exp), plots.sample_time(exp, 0)):
+        ticks, hi = _step_ticks(fig)
+        assert ticks == [float(t) for t in range(0, int(hi) + 1, gap)]  # every multiple of gap from step 0 in view
+        assert ticks[-1] >= steps - gap  # the whole axis ticked (sample_time's axis runs a little past the last step)
 
 # --- 7. class names that print alike --------------------------------------------------------------------------------
 
