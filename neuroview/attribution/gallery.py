@@ -38,9 +38,9 @@ from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 from ..core.sites import input_span
 from .gallery_asked import repeat_rows
+from ..core.map_order import in_input_order, position_orders
 from .gallery_rows import check_units, row_of
-from ..core.map_order import in_input_order
-from .gallery_windows import preactivation, windows
+from .gallery_windows import windows
 from .waterfall_items import decision_items, largest, waterfall_units  # kept apart for room; public here
 
 __all__ = ["UnitGallery", "unit_gallery", "decision_items", "largest", "waterfall_units"]
@@ -119,8 +119,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     are the same (measured with grad on, on a copy). ``heat`` is the unit's code map stretched (nearest) over
     the input, for sites whose maps have the input's rank (units last: over an even grid of the series; tokens with
     a class token NaN, its ``window`` says where, unless their count divides the length); over the steps it covers
-    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere; NaN for a map not in the
-    input's order (``conv(x).mT``: a corner reads cells the stretch does not lay it on). RNN: step ``t`` reads input samples
+    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere; positions a pure move
+    swapped (``conv(x).mT``) moved back, NaN where ``flip``/``rot90``/``roll`` left no order (``core.map_order``). RNN: step ``t`` reads input samples
     ``t * window`` to ``(t + 1) * window`` (``reads``, cut at ``max_len``; ``window``: cut at each series' length
     too); its samples are those where its contribution to the *predicted* class's logit is largest in absolute value (``value`` keeps
     the sign): a step's hidden state is a vector, and its contribution is the one number the
@@ -338,7 +338,8 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
     site_of = torch.tensor([names.index(site) for site, _ in units]).repeat_interleave(k)  # [n * k]
     chs = torch.tensor([ch for _, ch in units]).repeat_interleave(k)  # [n * k]
     sites, device = {s.name: s for s in net.sites}, next(net.parameters()).device
-    local, ordered = torch.empty_like(order), {}  # per site: whether its map lies in the input's order
+    local = torch.empty_like(order)  # per site below: its positions' order over the input's (an .mT swaps them)
+    orders = position_orders(net, [sites[name] for name in names], samples[:1].to(device))
     for c in range(-(-len(uniq) // _CHUNK)):
         ids = order[c * _CHUNK:(c + 1) * _CHUNK]
         local[ids] = torch.arange(len(ids))
@@ -350,10 +351,9 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
             for part in _parts(li := local[inv[at]]):  # li: each place's sample in the chunk
                 need, sub = torch.unique(li[part], return_inverse=True)
                 window[at[part]], position[at[part]] = windows(net, sites[name], chs[at[part]], samples[ids][need], sub)
-            h = _heat(net, sites[name], maps[name][li.to(device), chs[at].to(device)], spatial)
-            if h is not None and name not in ordered:  # an .mT of the map stretched unmoved marked transposed places
-                ordered[name] = in_input_order(lambda z: preactivation(net, sites[name], z)[0, 0], samples[ids][:1].to(device))
-            if h is not None and ordered[name]:
+            cmap = in_input_order(maps[name][li.to(device), chs[at].to(device)], orders.get(name, ()))
+            h = None if cmap is None else _heat(net, sites[name], cmap, spatial)  # moved back, or in no order: NaN
+            if h is not None:
                 heat[at] = h.to(heat.dtype)
     return UnitGallery(
         kind="units", units=cols, names=[f"{site} #{ch}" for site, ch in units], index=top.index,

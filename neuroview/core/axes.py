@@ -106,17 +106,19 @@ def unit_axis(name: str, shape: tuple[int, ...], producer: Width | None, consume
     if override is not None:
         key = name if key is None else key
         axis = _given(override, key, shape)
-        seen = fits(shape, producer)
+        seen, n = fits(shape, producer), len(shape)
         # 8 columns of a 4-channel conv map read as its units: the explanation summed exactly and said nothing. On a
-        # square map too: ``fits`` gives the layer's own axis there, or the one a pure move took it to (P6 finding 3)
-        if seen is not None and seen != axis:
+        # square map too: ``fits`` gives the layer's own axis there, or the one a pure move took it to (P6 finding 3).
+        # Not on [B, C], whose dim 1 is its last; nor a norm's own axis beside its input's layer (its per-step weights:
+        # nn.LayerNorm(T) over a conv map, whose steps heads saved before 7b5a825 read: review R1 findings 1 and 4)
+        if seen is not None and seen % n != axis % n and fits(shape, getattr(producer, "norm", None)) != axis:
             where = (f"which fit dim {seen} only (dim {axis} holds {shape[axis]})" if shape[1] != shape[-1] else
                      f"which lie on dim {seen}, followed from that layer (dim {axis} holds as many, not its units)")
             raise ValueError(
                 f"unit_axis: got {override!r} for site {name!r}{'' if key == name else f' (by its key {key!r})'}, "
                 f"but its input has shape {tuple(shape)}, made by a layer with {producer[0]} features, {where}; "
                 + (advice or f"leave {key!r} out of unit_axis: its axis is found"))
-        return axis
+        return 1 if n == 2 else axis  # one axis of [B, C]: recorded as 1, as found, so the saved heads agree
     axis = told(shape, producer, consumer)
     if axis is not None:
         return axis
@@ -161,13 +163,13 @@ def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: lis
     (:func:`told`); else a clear error naming the key to pass. An override that contradicts a producing layer's
     width is refused (:func:`unit_axis`), naming the site's own key. Also an error where the layer that reads the
     output takes the last dim of a layer's map whose units were on dim 1 before an op not followed: the reader is
-    no answer there."""
+    no answer there; nor where a pure move took the layer's units to a middle dim (:func:`_refuse_middle`)."""
     producer = None if getattr(call, "assumed", False) else call.producer  # the input's dim 1: no layer's width
     site = call.name if call.calls else f"{call.module}:0" if alias else None
     key = site if site in overrides else call.module if call.module in overrides else None
     hint = call.hint if call.hint is not None and len(call.hint) == 2 else None  # (width, op, dim): a middle dim
-    if hint is not call.hint and _middle(call, sd) and (key is not None or told(shape, call.producer, call.consumer) is None):
-        _refuse_middle(call, key)  # (a reader over dim 1 or the last dim still tells, as before)
+    if hint is not call.hint and _middle(call, sd):  # a reader over dim 1 or the last dim is no answer: it reads positions
+        _refuse_middle(call, key)
     if key is not None:
         advice = _own_key(call, key, names, fits(shape, producer), alias)
         return unit_axis(call.name, shape, producer, call.consumer, overrides[key], key, advice)
@@ -175,6 +177,8 @@ def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: lis
     if axis is not None and not (call.producer is None and hint is not None and sd == 0 and axis != 1):
         return axis
     own = site if len(names) > 1 and site is not None else call.name  # 'act:0': the first call alone
+    if axis is None and call.hint is not None and call.hint[1] == "sum" and len(call.hint) == 3:
+        _refuse_sum(call, shape, own, _several(call, names))
     if axis is None:
         return unit_axis(call.name, shape, call.producer, call.consumer, None, own, _several(call, names))
     (count, _), op = hint  # a conv map, then torch.roll: the Linear reading the output over time is no answer
@@ -188,7 +192,7 @@ def _middle(call, sd: int) -> bool:
     """Whether the layer's units that a pure move took to dim ``call.hint[2]`` of the call's input lie on a middle dim
     of its sample-first view (samples on dim ``sd``): on no axis a site reads."""
     d, n = call.hint[2], len(call.shape)
-    return d != sd and (d + 1 if d < sd else d) not in (1, n - 1) and call.shape[d] == call.hint[0][0]
+    return isinstance(d, int) and d != sd and (d + 1 if d < sd else d) not in (1, n - 1) and call.shape[d] == call.hint[0][0]
 
 
 def _refuse_middle(call, key: str | None) -> None:
@@ -201,6 +205,16 @@ def _refuse_middle(call, key: str | None) -> None:
                      f"{tuple(call.shape)}, and the {count} features of the layer that produced it lie on dim {d} after "
                      f"{op}{given}; NeuroView reads units on dim 1 or the last dim: move them there before the "
                      f"activation (e.g. .movedim({d}, -1)), or name other sites with layers=[...]")
+
+
+def _refuse_sum(call, shape: tuple[int, ...], key: str, several: str) -> None:
+    """The error for a site whose input is a sum of two layers' maps whose widths lie on dim 1 and the last dim
+    (``h + Linear(T)(h)`` of a conv map), read by no layer: either may be its units (review R1 finding 6)."""
+    (a, _), _, (b, _) = call.hint
+    raise ValueError(f"unit_axis: cannot tell where the units of site {call.name!r} lie: its input has shape "
+                     f"{tuple(shape)}, a sum of a layer's map with {a} features on dim 1 and one with {b} on dim -1, "
+                     f"and no layer reads the output as it is; pass unit_axis={{{key!r}: 1 (the {a}) or -1 (the {b})}}"
+                     f"{several}")
 
 
 def _several(call, names: list[str]) -> str:

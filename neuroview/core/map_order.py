@@ -1,43 +1,163 @@
-"""Whether a site's code map lies over its input in the input's order: what a unit gallery's ``heat`` needs before it
-stretches the map over the input (:func:`neuroview.attribution.gallery.unit_gallery`).
+"""In which order a site's map lays the input's positions: what a unit gallery's ``heat`` needs before it stretches the
+map over the input (:func:`neuroview.attribution.gallery.unit_gallery`).
 
 A map made by a pure move of its positions (``conv(x).mT``: ``[B, C, W, H]`` of an ``[H, W]`` input) sums and ranks
-exactly, but stretched over the input unmoved it marks the unit on at transposed (or stretched) places. Each corner of
-the map is checked against the input cells its pre-activation's gradient reaches: the stretch must lay that corner on
-the cells it reads (per input dim, where the gradient reaches any).
+exactly, but stretched over the input unmoved it marks the unit on at transposed (or stretched) places. The order is
+followed from the input, as :mod:`neuroview.core.lineage` follows a layer's units, on one sample: each dim of a tensor
+carries a label (the input's samples, its channels, or its positional dim ``i``), handed on by ops that keep a
+tensor's layout (elementwise ops, convolutions, norms, pooling, resizing, padding, crops; ``F.linear`` and ``@`` over
+the last dim) and permuted by the pure moves of dims (:data:`~neuroview.core.lineage.MOVES`). An op that moves
+positions in other ways (``flip``, ``rot90``, ``roll``), or operands of one sum whose positions lie in other orders,
+leave them in no order; a reshape that changes the shape (tokens of patches), ``einsum`` or a tensor made of none of
+the input's, in no known order: drawn unmoved, as before. (No gradient is read: a dead border or an upsampled map is
+no sign of a move, and a deep backbone whose every position reads the whole input hides none.)
 
-Imports only torch.
+Imports only torch and the core modules below it.
 """
 
 from __future__ import annotations
 
-import itertools
+import weakref
 
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+from .lineage import LAYOUT, MOVES, moved, op_name, tensors
+
+#: ops that keep the rank but move positions other than by a pure move: their output's positions lie in no order
+SCRAMBLE = frozenset({"flip", "fliplr", "flipud", "rot90", "roll"})
+#: contractions over the last dim: the dims before it keep their labels (``q @ k.mT``: its last dim is ``k``'s tokens)
+MATMUL = frozenset({"matmul", "__matmul__", "bmm", "linear"})
+_NO = "?"  # a positional dim whose order is lost
 
 
-def in_input_order(pre, x: Tensor) -> bool:
-    """Whether the map ``pre(x)`` (``[*positions]``: one unit's pre-activation on the one sample ``x [1, C, *spatial]``,
-    with its graph) has its positions in the order of ``x``'s spatial dims: each corner position, stretched (nearest)
-    over the input, lands on the input cells it reads in every dim (a corner whose gradient reaches no cell, or a map of
-    another rank than the input's positions, tells nothing: True; so does a series, whose one dim no move swaps)."""
-    spatial = tuple(x.shape[2:])
-    if len(spatial) < 2:  # one positional dim: no move swaps it (MiniRocket's centre maps lie on a part of it)
-        return True
-    with torch.inference_mode(False), torch.enable_grad():  # a copy out of the caller's no_grad or inference mode
-        x = x.detach().clone().requires_grad_(True)
-        z = pre(x)
-        if not z.requires_grad or z.dim() != len(spatial):
-            return True
-        for corner in itertools.product(*[(0, m - 1) for m in z.shape]):
-            g = torch.autograd.grad(z[corner], x, retain_graph=True, allow_unused=True)[0]
-            on = g[0].abs().sum(0) > 0 if g is not None else None  # [*spatial]: the cells it reads
-            if on is None or not bool(on.any()):
-                continue
-            for d, (c, m, s) in enumerate(zip(corner, z.shape, spatial)):
-                cells = on.any(dim=[e for e in range(len(spatial)) if e != d]) if len(spatial) > 1 else on
-                laid = torch.arange(s) * m // s == c  # the input cells nearest-stretching lays map cell c on
-                if not bool((cells.cpu() & laid).any()):
-                    return False
-    return True
+class _Order(TorchFunctionMode):
+    """Labels each tensor's dims while it is on (``labels``: id -> (ref, labels)), from the labelled tensors of an op."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels: dict[int, tuple[weakref.ref, tuple]] = {}
+
+    def get(self, t) -> tuple | None:
+        entry = self.labels.get(id(t)) if isinstance(t, Tensor) else None
+        return entry[1] if entry is not None and entry[0]() is t else None
+
+    def put(self, t: Tensor, labels: tuple | None) -> None:
+        if labels is None or len(labels) != t.dim():
+            self.labels.pop(id(t), None)
+        else:
+            self.labels[id(t)] = (weakref.ref(t), tuple(labels))
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        ins = [(t, lab) for t in tensors(args, kwargs) if (lab := self.get(t)) is not None]
+        outs = [out] if isinstance(out, Tensor) else [o for o in out if isinstance(o, Tensor)] if isinstance(
+            out, (tuple, list)) else []
+        for o in outs:
+            self.put(o, _follow(op_name(func), args, kwargs, ins, o) if ins else None)
+        return out
+
+
+def _follow(op: str, args, kwargs, ins: list, out: Tensor) -> tuple | None:
+    """The labels of the output ``out`` of ``op`` whose labelled tensor inputs are ``ins`` (None: not followed)."""
+    t, lab = ins[0]
+    if op in MOVES or op in ("transpose_", "swapaxes_", "swapdims_"):
+        order = moved(op.rstrip("_"), args, kwargs, t.dim()) if out.dim() == t.dim() else None
+        return None if order is None else tuple(lab[o] for o in order)
+    if op in SCRAMBLE:
+        return tuple(_NO if isinstance(a, int) else a for a in lab)
+    if op in ("unsqueeze", "squeeze"):
+        return _squeezed(op, args, kwargs, t, lab, out)
+    if op in LAYOUT or op == "einsum":  # a reshape that keeps the shape keeps the order; else not followed
+        return lab if op in LAYOUT and out.shape == t.shape else None
+    if op in MATMUL and out.dim() == t.dim() >= 2:
+        other = next((x for x in tensors(args, kwargs) if x is not t), None)
+        return lab[:-1] + ((dict(ins).get(other) or lab)[-1:] if op != "linear" else lab[-1:])
+    return _merge([(x, lab_) for x, lab_ in ins if x.dim() == out.dim()], out)
+
+
+def _merge(ins: list, out: Tensor) -> tuple | None:
+    """The labels of an output of the rank of the inputs ``ins`` (elementwise, a conv, a norm, a pooling): per dim,
+    the inputs' label, where they are not broadcast over it; positions of two orders at one dim lie in none."""
+    if not ins:
+        return None
+    labels = []
+    for d in range(out.dim()):
+        col = {lab[d] for x, lab in ins if x.shape[d] == out.shape[d] or len(ins) == 1} - {None}
+        ints = {a for a in col if isinstance(a, int)}
+        labels.append(_NO if _NO in col or len(ints) > 1 or (ints and len(col) > 1) else next(iter(col), None))
+    return tuple(labels)
+
+
+def _squeezed(op: str, args, kwargs, t: Tensor, lab: tuple, out: Tensor) -> tuple | None:
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    if op == "unsqueeze":
+        return (*lab[:dim % out.dim()], None, *lab[dim % out.dim():]) if isinstance(dim, int) else None
+    dims = range(t.dim()) if dim is None else dim if isinstance(dim, (tuple, list)) else (dim,)
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    gone = {d % t.dim() for d in dims if t.shape[d] == 1}
+    return tuple(a for d, a in enumerate(lab) if d not in gone)
+
+
+def _module_call(net, site):
+    """The module a site's hook sits on and the call of it that is the site (``act:1``: its second)."""
+    members = getattr(net, "members", None) is not None  # an ensemble's sites name its members' modules
+    root, name, mod = (net, *(site.name.split(".", 2)[2], site.module.split(".", 3)[3])) if members else (
+        net.backbone, site.name, site.module)
+    suffix = name[len(mod):] if name.startswith(mod) else ""  # a module's own name may hold ':'
+    return dict(root.named_modules())[site.module], int(suffix.lstrip(":")) if suffix.lstrip(":").isdigit() else 0
+
+
+def position_orders(net, sites, x: Tensor) -> dict[str, tuple[int, ...] | None]:
+    """Per site of ``sites`` (of ``net``), the order of its map's positional dims (units first ``[C, *positions]``) over
+    the spatial dims of ``x`` (one sample ``[1, C, *spatial]``, run once): ``(0, 1)`` in the input's order, ``(1, 0)``
+    swapped (``.mT``); None where they lie in no order of the input's positions. A site left out: not followed (a
+    reshape of tokens, folded windows), or a series (one positional dim, which no move swaps)."""
+    if x.dim() < 4:
+        return {}
+    got, seen, handles = {}, {}, []
+    mode = _Order()
+
+    def grab(site, call, module, t):
+        seen[site.name] = seen.get(site.name, -1) + 1
+        if seen[site.name] == call and isinstance(t, Tensor):
+            got[site.name] = mode.get(t)
+
+    for site in sites:
+        module, call = _module_call(net, site)
+        if site.from_input:
+            handles.append(module.register_forward_pre_hook(lambda m, a, s=site, c=call: grab(s, c, m, a[0] if a else None)))
+        else:
+            handles.append(module.register_forward_hook(lambda m, a, o, s=site, c=call: grab(s, c, m, o)))
+    x = x.detach().clone()
+    mode.put(x, ("b", "c", *range(x.dim() - 2)))
+    try:
+        with torch.no_grad(), mode:
+            net.codes(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return {s.name: _order(s, got[s.name]) for s in sites if got.get(s.name) is not None
+            and not s.positions_first and s.folds == 1}
+
+
+def _order(site, labels: tuple) -> tuple[int, ...] | None:
+    """The order of a site's positional labels (its sample-first view less its unit axis), None: no order of the
+    input's positional dims."""
+    n = len(labels)
+    view = [site.sample_dim] + [d for d in range(n) if d != site.sample_dim]  # sample-first, as the codes read it
+    pos = [labels[view[j]] for j in range(1, n) if j != site.axis % n]
+    return tuple(pos) if sorted(a for a in pos if isinstance(a, int)) == list(range(len(pos))) else None
+
+
+def in_input_order(cmap: Tensor, order) -> Tensor | None:
+    """The code maps ``cmap [B, *positions]`` with their positions moved back into the input's ``order``
+    (:func:`position_orders`; ``()``: not followed, as they are); None where they lie in no order of the input's."""
+    if order is None:
+        return None
+    if not order or cmap.dim() - 1 != len(order) or list(order) == sorted(order):
+        return cmap
+    return cmap.permute(0, *[1 + order.index(i) for i in range(len(order))])

@@ -577,8 +577,8 @@ def test_a_pure_move_of_a_conv_maps_dims_is_followed(how, axis):
 
 
 class Middle(nn.Module):
-    """The conv's channels moved to dim 2 of 4 (no axis a site reads), read by a Linear over the last dim: as before,
-    the reader tells (a move to the middle is not tagged)."""
+    """The conv's channels moved to dim 2 of 4 (no axis a site reads), read by a Linear over the last dim: that reader
+    reads the conv map's columns (positions), not its units, and is no answer (session 22)."""
 
     def __init__(self):
         super().__init__()
@@ -588,11 +588,15 @@ class Middle(nn.Module):
         return self.fc(self.act(self.c(x).permute(0, 2, 1, 3))).mean((1, 2))
 
 
-def test_a_move_of_the_units_to_a_middle_dim_leaves_the_reader_to_tell():
+def test_a_move_of_the_units_to_a_middle_dim_is_refused_though_a_reader_takes_the_last_dim():
+    """Before session 22 the Linear(8) over the last dim decided: site 'act' read 8 "units", the conv map's columns,
+    and its 6 channels were averaged away as positions."""
     torch.manual_seed(0)
     x, bb = torch.randn(4, 1, 5, 8), Middle()
-    net = nv.NeuroViewCNN(bb, 2, example_input=x).eval()
-    assert [(s.name, s.channels, s.axis) for s in net.sites] == [("act", 8, -1)]
+    with pytest.raises(ValueError, match=r"unit_axis: the units of site 'act' lie on no axis it reads: its input has "
+                                         r"shape \(\d+, 5, 6, 8\), and the 6 features of the layer that produced it lie "
+                                         r"on dim 2 after permute.*\.movedim\(2, -1\)"):
+        nv.NeuroViewCNN(bb, 2, example_input=x)
 
 
 class Twice3(nn.Module):

@@ -201,9 +201,10 @@ class Swapped(nn.Module):
 
 
 @pytest.mark.parametrize("hw", [(6, 6), (5, 6)])
-def test_the_gallery_heat_of_a_map_with_swapped_positions_is_left_out(hw):
+def test_the_gallery_heat_of_a_map_with_swapped_positions_is_moved_back(hw):
     """P6 finding 5: the heat of ``act(conv(x).mT)`` was the unit's map stretched over the input unswapped: transposed
-    on a square input, stretched wrongly on 5x6. It is NaN now; an unswapped map's heat is where the unit is on."""
+    on a square input, stretched wrongly on 5x6. The order of its positions is followed from the input, and the map
+    moved back: the heat is where the unit is on, in input coordinates, swapped or not (review R1 of 7b5a825)."""
     torch.manual_seed(0)
     x, y = torch.randn(12, 2, *hw), torch.arange(12) % 3
     for swap in (False, True):
@@ -215,7 +216,145 @@ def test_the_gallery_heat_of_a_map_with_swapped_positions_is_left_out(hw):
             i = int(g.index[0, j])
             with torch.no_grad():
                 on = (bb.c0(x[i:i + 1])[0, 0] > 0).float()  # [H, W]: where unit 0 is on, in input coordinates
-            if swap:
-                assert bool(g.heat[0, j].isnan().all()), (hw, i)
-            else:
-                assert torch.equal(g.heat[0, j].float(), on), (hw, i)
+            assert torch.equal(g.heat[0, j].float(), on), (hw, i, swap)
+
+
+# ---------------------------------------------------------------- review R1 of 7b5a825 (session 22)
+class AxialFixed(nn.Module):
+    """:class:`Axial` with the middle-dim error's advice followed: ``.movedim(2, -1)``, or a transpose back."""
+
+    def __init__(self, fix: str):
+        super().__init__()
+        self.fix, self.c, self.act = fix, nn.Conv2d(2, 4, 3, padding=1), nn.ReLU()
+
+    def pre(self, x):
+        z = self.c(x).transpose(1, 2)  # [B, H, C, W]: the 4 channels on dim 2
+        return z.movedim(2, -1) if self.fix == "movedim" else z.transpose(1, 2)
+
+    def forward(self, x):
+        return self.act(self.pre(x)).mean((1, 2, 3))
+
+
+@pytest.mark.parametrize("fix, axis", [("movedim", -1), ("transpose back", 1)])
+def test_the_middle_dim_errors_advice_works_when_followed(fix, axis):
+    """Review R1 finding 5: a move of a tensor whose units a move had left on a middle dim was not followed, so the
+    advice ``.movedim(2, -1)`` (and a transpose back) gave a second error, "no layer produced it"."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 5, 6, dtype=torch.float64)
+    bb = AxialFixed(fix).double().eval()
+    net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).eval()
+    assert _sites(net) == [("act", 4, axis)]
+    with torch.no_grad():
+        z = bb.c(x)  # [B, 4, H, W]: the conv's own channels on dim 1
+        assert torch.equal(net.codes(x).double(), _channel_codes(z))
+
+
+class MLP(nn.Module):
+    """A Linear's 8 features at a ``[B, 8]`` site, where dim 1 is the last dim."""
+
+    def __init__(self):
+        super().__init__()
+        self.f, self.act, self.o = nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.o(self.act(self.f(x.flatten(1))))
+
+
+class SharedFlat(nn.Module):
+    """One ReLU on a functional conv map (no layer: MiniRocket-like, it needs ``{'act': 1}``), then in an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.act = nn.Parameter(torch.randn(6, 2, 3)), nn.ReLU()
+        self.fc, self.o = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.o(self.act(self.fc(self.act(F.conv1d(x, self.w, padding=1)).mean(-1))))
+
+
+def test_a_unit_axis_key_on_a_2d_site_is_taken_either_way_and_its_heads_load_across():
+    """Review R1 finding 1: on ``[B, 8]`` dims 1 and -1 are one; 7b5a825 refused ``{'act': 1}`` (its dim 1 "holds as
+    many, not its units"), refused a module key reaching a 2-D call, and refused loading a head saved with -1 into a
+    wrap with no key (the axes were compared as written)."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(4, 3, 4, dtype=torch.float64), MLP().double()
+    nets = [nv.NeuroViewCNN(bb, 5, quantizer="hard", example_input=x, unit_axis=ua).eval()
+            for ua in (None, {"act": 1}, {"act": -1})]
+    with torch.no_grad():
+        want = (bb.f(x.flatten(1)) > 0).double()  # [B, 8]: the Linear's 8 features, on or off
+    for net in nets:
+        assert _sites(net) == [("act", 8, 1)]
+        with torch.no_grad():
+            assert torch.equal(net.codes(x).double(), want)
+    for a in nets:  # each head loads into each wrap, with the same logits
+        for b in nets:
+            b.load_state_dict(a.state_dict())
+            with torch.no_grad():
+                assert torch.equal(b(x), a(x))
+    torch.manual_seed(1)
+    shared = nv.NeuroViewCNN(SharedFlat(), 3, example_input=torch.randn(4, 2, 10), unit_axis={"act": 1})
+    assert _sites(shared) == [("act", 6, 1), ("act:1", 8, 1)]
+
+
+class LNTime(nn.Module):
+    """conv -> ``nn.LayerNorm(T)`` over its time steps -> ReLU, read by no layer (pooled)."""
+
+    def __init__(self, steps: int = 16):
+        super().__init__()
+        self.c, self.ln, self.act = nn.Conv1d(2, 4, 3, padding=1), nn.LayerNorm(steps), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.ln(self.c(x))).mean(-1)
+
+
+def test_a_head_saved_before_7b5a825_on_a_layernorm_over_time_loads_with_the_advised_unit_axis():
+    """Review R1 finding 4: a head saved before 7b5a825 read the LayerNorm's 16 steps (dim -1); the load advised
+    ``unit_axis={'act': 1 or -1}, the axis that holds 16 units``, and -1 was refused (the conv's 4 channels lie on dim
+    1). The norm's own axis is taken for a key: the advice works when followed."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 16, dtype=torch.float64)
+    bb = LNTime().double().eval()
+    with torch.no_grad():
+        bb.ln.weight.uniform_(0.5, 1.5)
+    old = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": -1}).eval()
+    with torch.no_grad():
+        assert torch.equal(old.codes(x).double(), (bb.ln(bb.c(x)) > 0).double().mean(1))  # [B, 16]: per step
+    sd = old.state_dict()
+    del sd._metadata[""]["axes"]  # as saved before 7b5a825: the sites alone, [['act', 16]]
+    assert sd._metadata[""]["sites"] == [["act", 16]]
+    new = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).eval()
+    assert _sites(new) == [("act", 4, 1)]
+    with pytest.raises((ValueError, RuntimeError), match=r"\(16 units in the file, 4 here\).*unit_axis=\{'act': 1 or "
+                                                         r"-1\}, the axis that holds 16 units"):
+        new.load_state_dict(sd)
+    advised = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": -1}).eval()
+    advised.load_state_dict(sd)  # -1: the axis of x's 16 steps
+    with torch.no_grad():
+        assert torch.equal(advised(x), old(x))
+    one = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": 1})  # the conv's, as found
+    assert _sites(one) == [("act", 4, 1)]
+
+
+class SumPooled(nn.Module):
+    """``act(h + Linear(T)(h))`` of a conv map ``h [B, 4, 16]``, pooled: no layer reads the sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.mix, self.act = nn.Conv1d(2, 4, 3, padding=1), nn.Linear(16, 16), nn.ReLU()
+
+    def forward(self, x):
+        h = self.c(x)
+        return self.act(h + self.mix(h)).mean(-1)
+
+
+def test_a_sum_of_two_layers_on_other_axes_read_by_no_layer_is_said_as_such():
+    """Review R1 finding 6: the error said "no layer produced it as it is"; two did. It names both, and the advice works
+    either way."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 16)
+    with pytest.raises(ValueError, match=r"its input has shape \(\d, 4, 16\), a sum of a layer's map with 4 features on "
+                                         r"dim 1 and one with 16 on dim -1, and no layer reads the output as it is; pass "
+                                         r"unit_axis=\{'act': 1 \(the 4\) or -1 \(the 16\)\}"):
+        nv.NeuroViewCNN(SumPooled(), 3, example_input=x)
+    for axis, units in ((1, 4), (-1, 16)):
+        assert _sites(nv.NeuroViewCNN(SumPooled(), 3, example_input=x, unit_axis={"act": axis})) == [("act", units, axis)]
