@@ -42,6 +42,7 @@ class Checkpoint(ModelCheckpoint):
         # file -> (global step, written at the epoch's end) of its last write (through _save_checkpoint)
         self._written_at: dict[str, tuple[int, bool]] = {}
         self._at_epoch_end = False
+        self._fitting = True  # set at each setup: a fit resumes (and remaps a moved run's files), a test does not
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # The one private member overridden, and why no public one does: every file ModelCheckpoint writes goes through
@@ -61,10 +62,19 @@ class Checkpoint(ModelCheckpoint):
         trainer.strategy.barrier("Checkpoint._save_checkpoint")
         self._written_at[filepath] = (trainer.global_step, self._at_epoch_end)
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._fitting = stage == "fit"  # before Lightning restores a checkpoint's state (load_state_dict)
+
     def load_state_dict(self, state_dict: dict) -> None:
         # a run folder moved or copied: Lightning restored only best_model_path, the old folder's file (a FileNotFoundError
         # at the test once that folder was gone), and ranked the first save after the resume as the best
-        super().load_state_dict(_moved_here(self.dirpath, state_dict))
+        if self._fitting:
+            return super().load_state_dict(_moved_here(self, state_dict))
+        # test/validate/predict of a file saved in another folder (fit's test of a copied run's best too): nothing
+        # resumes or ranks, and the callback's own state stands (Lightning would keep only that folder's best path)
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.fast_dev_run:  # a smoke test saves nothing: Lightning's own end hook wrote a one-step last.ckpt
@@ -90,27 +100,40 @@ class Checkpoint(ModelCheckpoint):
             self._at_epoch_end = False
 
 
-def _moved_here(dirpath: str | None, state: dict) -> dict:
-    """A ``ModelCheckpoint`` state saved in another folder than ``dirpath`` (the run's folder moved or copied) with its
-    files (best, k-th best, top-k, last) named by the same names in ``dirpath``, and its ``dirpath``, so that Lightning
-    restores the whole ranking. Where a ranked file is not in ``dirpath``, the ranking starts afresh here, with a
-    warning, and no file of the other folder is read."""
-    old = state.get("dirpath")
+def _moved_here(cb: ModelCheckpoint, state: dict) -> dict:
+    """A ``ModelCheckpoint`` state saved in another folder than ``cb.dirpath`` (the run's folder moved or copied) with
+    its files (best, k-th best, top-k, last) named by the same names in ``cb.dirpath``, and its ``dirpath``, so that
+    Lightning restores the ranking. Ranked files not in ``cb.dirpath`` leave the ranking, with a warning naming them,
+    and the best and k-th best are those of the files left (by ``cb.mode``); with none left the ranking starts afresh
+    there. No file of the other folder is read."""
+    dirpath, old = cb.dirpath, state.get("dirpath")
     if not dirpath or not old or old == dirpath or "://" in str(dirpath) or "://" in str(old):
         return state
     here = lambda p: str(Path(dirpath) / Path(p).name) if p else p  # noqa: E731
-    ranked = [p for p in (state.get("best_model_path"), state.get("kth_best_model_path"), *(state.get("best_k_models") or {})) if p]
+    ranked = {here(k): v for k, v in (state.get("best_k_models") or {}).items()}
+    names = {Path(p).name for p in (state.get("best_model_path"), state.get("kth_best_model_path"), *ranked) if p}
     last = state.get("last_model_path")
     out = {**state, "dirpath": dirpath, "last_model_path": here(last) if last and os.path.isfile(here(last)) else ""}
-    missing = sorted({Path(p).name for p in ranked if not os.path.isfile(here(p))})
+    missing = sorted(n for n in names if not os.path.isfile(os.path.join(dirpath, n)))
     if not missing:
         return {**out, "best_model_path": here(state.get("best_model_path")), "kth_best_model_path":
-                here(state.get("kth_best_model_path")), "best_k_models": {here(k): v for k, v in (state.get("best_k_models") or {}).items()}}
-    rank_zero_warn(f"ckpt_path: the run's checkpoints were saved in {old}, and it resumes in {dirpath}, which lacks "
-                   f"{', '.join(missing)} of its best checkpoints: the resumed run ranks its best afresh from here (fit's "
-                   f"test with --test_ckpt best scores the best of the epochs to come); no file of {old} is read")
-    out.pop("kth_value", None)  # the callback's own start value: nothing ranked yet
-    return {**out, "best_model_path": "", "best_model_score": None, "kth_best_model_path": "", "best_k_models": {}}
+                here(state.get("kth_best_model_path")), "best_k_models": ranked}
+    kept = {k: v for k, v in ranked.items() if os.path.isfile(k)}
+    said = f"ckpt_path: the run's checkpoints were saved in {old}, and it resumes in {dirpath}, which lacks {', '.join(missing)}"
+    out.pop("kth_value", None)  # the callback's own start value, unless the top-k is full below
+    if not kept:
+        rank_zero_warn(f"{said} of its best checkpoints: the resumed run ranks its best afresh from here (fit's test with "
+                       f"--test_ckpt best scores the best of the epochs to come); no file of {old} is read")
+        return {**out, "best_model_path": "", "best_model_score": None, "kth_best_model_path": "", "best_k_models": {}}
+    score = lambda k: float(kept[k])  # noqa: E731
+    best = (min if cb.mode == "min" else max)(kept, key=score)
+    rank_zero_warn(f"{said} of its top-k checkpoints: the resumed run ranks on without them, its best the best of those "
+                   f"here ({Path(best).name}); no file of {old} is read")
+    out.update(best_model_path=best, best_model_score=kept[best], best_k_models=kept, kth_best_model_path="")
+    if len(kept) == cb.save_top_k:  # full: the next better save replaces the worst, as Lightning ranks
+        out["kth_best_model_path"] = (max if cb.mode == "min" else min)(kept, key=score)
+        out["kth_value"] = kept[out["kth_best_model_path"]]
+    return out
 
 
 def _running_norms(model: torch.nn.Module) -> list[torch.nn.Module]:

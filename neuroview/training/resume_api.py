@@ -30,19 +30,21 @@ def _detail(diff: dict) -> str:
 def check_api_resume(module, checkpoint: dict) -> None:
     """Refuse resuming ``checkpoint`` (``module.trainer.ckpt_path``) into a module built with other options than its
     ``hyper_parameters``, as ``neuroview fit --ckpt_path`` refuses them; then the finished run, the stop rule and the
-    budget (:func:`~neuroview.training.resume_checks.check_resume`). Called from the module's ``on_load_checkpoint``
-    while fitting: Lightning restores the weights, the optimizer and the loops after it."""
+    budget (:func:`~neuroview.training.resume_checks.check_resume`, its advice in Python's words). Called from the
+    module's ``on_load_checkpoint`` while fitting: Lightning restores the weights, the optimizer and the loops after it.
+    ``init_weights`` is not compared: the checkpoint's weights go over the network's, so the file a run started from
+    has no effect on its resume (it need not be named, nor be there any more: the module does not read it)."""
     trainer = module.trainer
     ckpt = str(trainer.ckpt_path)
     hp = checkpoint.get("hyper_parameters")
-    diff = _differences(dict(module.hparams), hp) if isinstance(hp, dict) else {}
+    diff = _differences(dict(module.hparams), hp, skip=("init_weights",)) if isinstance(hp, dict) else {}
     if diff:
         raise ValueError(f"ckpt_path: {ckpt} resumes a run trained with other model options ({_detail(diff)}); a resume "
                          f"continues that run as it was (its optimizer restored over the new options, and its "
                          f"checkpoints recording them): build the module with the checkpoint's options "
                          f"({type(module).__name__}.load_from_checkpoint({ckpt!r}) has them), or start a new run from its "
                          f"weights with init_weights={ckpt!r}")
-    check_resume(ckpt, resume_state(checkpoint), trainer)
+    check_resume(ckpt, resume_state(checkpoint), trainer, cli=False)
 
 
 def check_api_data(module, saved: dict | None) -> None:

@@ -63,13 +63,24 @@ def _ended_here(saved: dict, state: dict, trainer) -> bool:
     return ok and (not mid or bool(record.get("should_stop")))
 
 
-def check_not_finished(ckpt: str, saved: dict, trainer) -> None:
+def _new_run(ckpt: str, cli: bool) -> str:
+    """How to start a new run from ``ckpt``'s weights, in the caller's words: the command line's or the Python API's."""
+    return f"--model.init_weights {ckpt}" if cli else f"init_weights={ckpt!r}"
+
+
+def _then(ckpt: str, cli: bool) -> str:
+    """The ways on from a refused resume (:func:`_new_run`'s words)."""
+    test = f"neuroview test --ckpt_path {ckpt}" if cli else f"trainer.test(module, datamodule, ckpt_path={ckpt!r})"
+    return f"test it with {test}, or start a new run from its weights with {_new_run(ckpt, cli)}"
+
+
+def check_not_finished(ckpt: str, saved: dict, trainer, cli: bool = True) -> None:
     """Refuse resuming a run that an ``EarlyStopping`` of its own ended (``trainer``: the resumed one): Lightning does
     not save ``should_stop``, so the "resume" trained another epoch and rewrote ``last.ckpt``, the finished run's
     final weights (what its test and the benchmarks score), before the restored callback stopped it again. Without
     that ``EarlyStopping`` (no callback of its state key) nothing stops it again: it resumes, with a warning.
     ``saved``: the checkpoint (its ``epoch``, ``global_step``, ``neuroview_mid_epoch``, ``neuroview_stopping`` and
-    ``callbacks``)."""
+    ``callbacks``). ``cli``: the advice in the command line's words, else the Python API's."""
     own = {c.state_key for c in trainer.callbacks if isinstance(c, EarlyStopping)}
     for key, state in early_stops(saved.get("callbacks")).items():
         if not _ended_here(saved, state, trainer):
@@ -78,12 +89,11 @@ def check_not_finished(ckpt: str, saved: dict, trainer) -> None:
         why = state.get("stopping_reason_message") or f"patience {state.get('patience')}"
         if key not in own:
             rank_zero_warn(f"ckpt_path: {ckpt} is a run that ended {how}at epoch {state.get('stopped_epoch')} "
-                           f"({key}: {why}); this command has no such EarlyStopping, so the resumed run continues "
-                           f"past that stop (and rewrites its last.ckpt)")
+                           f"({key}: {why}); this {'command' if cli else 'Trainer'} has no such EarlyStopping, so the "
+                           f"resumed run continues past that stop (and rewrites its last.ckpt)")
             continue
         raise ValueError(f"ckpt_path: {ckpt} is a run that already ended {how}at epoch {state.get('stopped_epoch')} "
-                         f"({key}: {why}): nothing to resume; test it with neuroview test --ckpt_path {ckpt}, or start "
-                         f"a new run from its weights with --model.init_weights {ckpt}")
+                         f"({key}: {why}): nothing to resume; {_then(ckpt, cli)}")
 
 
 def _key_options(key: str) -> str:
@@ -107,36 +117,37 @@ def _righted(key: str, cb: EarlyStopping) -> bool:
             and monitor_mode(cb.monitor, opts["mode"]) == cb.mode)
 
 
-def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list) -> None:
+def check_resumed_stops(ckpt: str, saved_callbacks: dict | None, callbacks: list, cli: bool = True) -> None:
     """Refuse resuming with an ``EarlyStopping`` other than the checkpoint's: Lightning restores the checkpoint's
     ``patience`` over the one given (the run's ``config.yaml`` recorded 1000 while 6 ruled), and a callback of another
     ``monitor`` or ``mode`` restores nothing (a fresh count: another stop rule mid-run). ``min_delta``,
     ``stopping_threshold``, ``divergence_threshold``, ``check_finite`` and ``check_on_train_epoch_end`` are not in
     the saved state: they cannot be compared. A run whose mode was the wrong way round for its monitor (started
     before fit refused it) resumes with the right one, with a warning: its count starts afresh, as it should.
-    ``callbacks``: the resumed trainer's."""
+    ``callbacks``: the resumed trainer's; ``cli``: as :func:`check_not_finished`."""
     saved = early_stops(saved_callbacks)
     stops = [c for c in callbacks if isinstance(c, EarlyStopping)]
+    who = "command" if cli else "Trainer"
     unmatched = [k for k in saved if k not in {c.state_key for c in stops}]
     for cb in stops:
         state = saved.get(cb.state_key)
         if state is not None and state.get("patience") != cb.patience:
             raise ValueError(f"ckpt_path: {ckpt} resumes a run whose EarlyStopping ({_key_options(cb.state_key)}) had "
-                             f"patience {state.get('patience')}, and this command gives patience {cb.patience}; "
+                             f"patience {state.get('patience')}, and this {who} gives patience {cb.patience}; "
                              f"Lightning would restore the checkpoint's {state.get('patience')} over it: resume with "
                              f"patience {state.get('patience')}, or start a new run from its weights with "
-                             f"--model.init_weights {ckpt}")
+                             f"{_new_run(ckpt, cli)}")
         wrong = next((k for k in unmatched if _righted(k, cb)), None) if state is None else None
         if wrong is not None:  # the run's mode was the wrong way round for its monitor: the right one goes on
             unmatched.remove(wrong)
             rank_zero_warn(f"ckpt_path: {ckpt} resumes a run whose EarlyStopping watched {_key_options(wrong)}, the "
-                           f"wrong way round for {cb.monitor}; this command's mode {cb.mode!r} replaces it, and its "
+                           f"wrong way round for {cb.monitor}; this {who}'s mode {cb.mode!r} replaces it, and its "
                            f"patience count starts afresh at the resumed epoch", category=UserWarning)
         elif state is None and unmatched:
             raise ValueError(f"ckpt_path: {ckpt} resumes a run whose EarlyStopping watched "
-                             f"{_key_options(unmatched[0])}, and this command's watches {_key_options(cb.state_key)}; "
+                             f"{_key_options(unmatched[0])}, and this {who}'s watches {_key_options(cb.state_key)}; "
                              f"its count would start afresh under another stop rule mid-run: resume with the run's "
-                             f"monitor and mode, or start a new run from its weights with --model.init_weights {ckpt}")
+                             f"monitor and mode, or start a new run from its weights with {_new_run(ckpt, cli)}")
 
 
 def resume_state(saved: dict) -> dict:
@@ -149,12 +160,13 @@ def resume_state(saved: dict) -> dict:
     return out
 
 
-def check_budget(ckpt: str, saved: dict, trainer) -> None:
+def check_budget(ckpt: str, saved: dict, trainer, cli: bool = True) -> None:
     """Refuse a ``max_epochs`` that ends before the checkpoint's epoch (an epoch it ran, whole or in part, would be past
     the budget), or a ``max_steps`` below its ``global_step``: Lightning died in a bare traceback ("You restored a
     checkpoint with current_epoch=3, but you have set Trainer(max_epochs=1)"), or trained nothing and wrote the run
     down as shorter than it was. The run's own budget is fine: nothing left to train, its test goes ahead. A smoke test
-    (``fast_dev_run``: Lightning's own max_epochs 1 / max_steps 1, nothing saved) is no budget of the run's."""
+    (``fast_dev_run``: Lightning's own max_epochs 1 / max_steps 1, nothing saved) is no budget of the run's. ``cli``:
+    the budget and the advice in the command line's words, else the Python API's (``Trainer(max_epochs=...)``)."""
     if getattr(trainer, "fast_dev_run", False):
         return
     epoch, steps, started = saved.get("epoch"), saved.get("global_step"), saved.get("epochs_started")
@@ -162,20 +174,22 @@ def check_budget(ckpt: str, saved: dict, trainer) -> None:
     max_epochs, max_steps = getattr(trainer, "max_epochs", None), getattr(trainer, "max_steps", -1)
     over = []
     if started is not None and max_epochs not in (None, -1) and max_epochs < started:
-        over.append(f"--trainer.max_epochs {max_epochs}, and it has run {started} epochs (saved in its epoch {epoch})")
+        said = f"--trainer.max_epochs {max_epochs}" if cli else f"Trainer(max_epochs={max_epochs})"
+        over.append(f"{said}, and it has run {started} epochs (saved in its epoch {epoch})")
     if isinstance(steps, int) and max_steps not in (None, -1) and max_steps < steps:
-        over.append(f"--trainer.max_steps {max_steps}, and it has run {steps} steps")
+        said = f"--trainer.max_steps {max_steps}" if cli else f"Trainer(max_steps={max_steps})"
+        over.append(f"{said}, and it has run {steps} steps")
     if over:
         raise ValueError(f"ckpt_path: {ckpt} resumes a run up to {'; '.join(over)}: a resume continues that run, and "
-                         f"this budget ended before its checkpoint; resume with its budget or a larger one, test it "
-                         f"with neuroview test --ckpt_path {ckpt}, or start a new run from its weights with "
-                         f"--model.init_weights {ckpt}")
+                         f"this budget ended before its checkpoint; resume with its budget or a larger one, "
+                         f"{_then(ckpt, cli)}")
 
 
-def check_resume(ckpt: str, saved: dict, trainer) -> None:
+def check_resume(ckpt: str, saved: dict, trainer, cli: bool = True) -> None:
     """The checks of a resume, once the resumed ``trainer`` is built (its callbacks, ``min_epochs``/``min_steps``, its
     budget): the run is not finished, its stop rule is the checkpoint's, and its budget does not end before the
-    checkpoint (:func:`check_budget`). ``saved``: :func:`resume_state`."""
-    check_budget(ckpt, saved, trainer)
-    check_not_finished(ckpt, saved, trainer)
-    check_resumed_stops(ckpt, saved.get("callbacks"), trainer.callbacks)
+    checkpoint (:func:`check_budget`). ``saved``: :func:`resume_state`; ``cli``: whether ``neuroview fit`` asks (its
+    refusals name its options and commands), else a ``Trainer.fit(ckpt_path=...)`` (:mod:`.resume_api`)."""
+    check_budget(ckpt, saved, trainer, cli)
+    check_not_finished(ckpt, saved, trainer, cli)
+    check_resumed_stops(ckpt, saved.get("callbacks"), trainer.callbacks, cli)

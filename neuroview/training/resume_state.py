@@ -103,6 +103,21 @@ class ResumeState:
     _run_seed: int | None | str = "unread"  # the run's seed_everything, read as it starts (run_seed) or resumes
     _seed_resumed = False
     _data_to_check: dict | None = None  # a Python resume's datamodule_hyper_parameters, checked at on_train_start
+    _restore_pending = False  # a restore's state is on the module, for its on_train_start (cleared there, or at setup)
+
+    def setup(self, stage: str) -> None:
+        """Each fit starts with none of an earlier fit's resume: Lightning calls this before it restores a checkpoint,
+        and a resume refused after ``on_load_checkpoint`` (the schedule check, the classes, the sanity check, a Ctrl-C)
+        left its checkpoint's data options, schedules and random states on the module, so the next fit of the same
+        object, with no ``ckpt_path``, was refused as that resume, or drew its random states without a word."""
+        super().setup(stage)
+        if stage != "fit":
+            return
+        self._redraw_epoch = None
+        if self._restore_pending:  # restored by a fit that never started training: none of it is this fit's
+            self._resumed, self._data_to_check, self._seed_resumed, self._restore_pending = None, None, False, False
+        # not _resume_checked: the command line sets it before the fit (Lightning names the checkpoint it restores
+        # only after this hook), and the restore's on_load_checkpoint clears it
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -147,6 +162,7 @@ class ResumeState:
             # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
             check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
         if self.trainer.state.fn == TrainerFn.FITTING:  # not test
+            self._restore_pending = True  # what this sets is this fit's alone (setup clears it for the next)
             # the command line checked its resume before the trainer was built; Trainer.fit(ckpt_path=...) here
             if not getattr(self, "_resume_checked", False):
                 check_api_resume(self, checkpoint)
@@ -174,7 +190,9 @@ class ResumeState:
             names = checkpointing(net.backbone)
             if names and any(p.requires_grad for p in net.backbone.parameters()):
                 raise ValueError(checkpointing_message(names))
+        # used up (a refusal above left it pending: the next fit's setup clears it)
         rng, self._resumed, self._seed_resumed = (self._resumed or {}).get("neuroview_rng"), None, False
+        self._restore_pending = False
         if rng is not None:
             set_rng_states(rng)
             self._redraw_epoch = self.trainer.current_epoch

@@ -1,12 +1,16 @@
-"""``--ckpt_path best`` reads the run's best checkpoint (the one its last.ckpt ranks best), not the newest best file;
-a run folder moved or copied resumes with its ranking of best files in that folder; ``fit --ckpt_path best`` resumes
-the best file, and a ``max_epochs``/``max_steps`` that ends before the checkpoint is refused by name.
+"""``--ckpt_path best`` reads the run's best checkpoint (the one its last.ckpt ranks best; without it, the best of the
+scores its files record of themselves), not the newest best file; a run folder moved or copied resumes with its ranking
+of the best files it brought along (a test of a file of another folder ranks nothing, and warns of nothing); ``fit
+--ckpt_path best`` resumes the best file, and a ``max_epochs``/``max_steps`` that ends before the checkpoint is refused
+by name.
 
 The checkpoints rank by ``epoch`` with mode ``min``: the best is always the epoch-0 file, and every later save is newer
 (known answers, whatever the network learns)."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -88,7 +92,7 @@ def test_a_moved_run_whose_best_is_gone_ranks_afresh_with_a_warning(tmp_path):
     shutil.move(str(first), str(second))
     for p in (second / "checkpoints").glob("best*.ckpt"):
         p.unlink()
-    with pytest.warns(UserWarning, match=r"lacks best-epoch000.*ranks its best afresh"):
+    with pytest.warns(UserWarning, match=r"lacks best-epoch000.*: the resumed run ranks its best afresh"):
         cli = fit(second, 3, "--ckpt_path", "last", "--test_after_fit", "true")
     assert Path(cli.trainer.checkpoint_callback.best_model_path).name.startswith("best-epoch002")
 
@@ -114,7 +118,6 @@ def test_a_budget_that_ends_before_the_checkpoint_is_one_line_exit_2(tmp_path, c
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 2 and "Traceback" not in err
-    import re
     assert re.search(said, err), err
     assert fit(root, 3, "--ckpt_path", "last").trainer.global_step == 9  # its own budget: nothing left, no refusal
 
@@ -130,3 +133,73 @@ def test_a_budget_below_a_save_within_an_epoch_is_refused_and_its_own_budget_res
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the resume says it cannot replay the rest of the epoch exactly
         assert fit(root, 3, "--trainer.max_steps", "4", "--ckpt_path", "last").trainer.global_step == 4
+
+
+def test_a_run_moved_with_only_its_best_and_last_keeps_its_best(tmp_path):
+    """Two lesser top-k files left behind sent the resume to rank afresh: its first new save counted as the best."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    fit(first, 3, "--checkpoint.save_top_k", "3")
+    names = sorted(p.name for p in (first / "checkpoints").glob("best*.ckpt"))
+    assert len(names) == 3 and names[0].startswith("best-epoch000")  # ranked by epoch, mode min: epoch 0 is the best
+    (second / "checkpoints").mkdir(parents=True)
+    for name in (names[0], "last.ckpt"):
+        shutil.copy2(first / "checkpoints" / name, second / "checkpoints" / name)
+    with pytest.warns(UserWarning, match=r"lacks best-epoch001.*, best-epoch002.* of its top-k") as said:
+        cli = fit(second, 5, "--checkpoint.save_top_k", "3", "--ckpt_path", "last", "--test_after_fit", "true")
+    assert not [w for w in said if "afresh" in str(w.message)]
+    cb = cli.trainer.checkpoint_callback
+    assert cb.best_model_path == str((second / "checkpoints" / names[0]).resolve()) and float(cb.best_model_score) == 0.0
+    kept = sorted(p.name for p in (second / "checkpoints").glob("best*.ckpt"))  # the best and the two epochs to come
+    assert [n[:13] for n in kept] == ["best-epoch000", "best-epoch003", "best-epoch004"]
+    assert Path(cli.trainer.ckpt_path).name == names[0]  # fit's test scored the run's best
+
+
+def test_testing_a_file_of_another_folder_warns_of_no_resume(tmp_path):
+    """`neuroview test --ckpt_path FILE` of a file saved in another folder warned that it 'resumes ... ranks its best
+    afresh': nothing resumes in a test."""
+    first = tmp_path / "first"
+    fit(first, 2, "--checkpoint.save_top_k", "2")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*(ranks its best afresh|dirpath has changed|resumes in).*")
+        cli = cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(tmp_path / "elsewhere"), *QUICK,
+                        "--ckpt_path", str(first / "checkpoints" / "last.ckpt")])
+    assert Path(cli.trainer.ckpt_path).name == "last.ckpt"
+
+
+def _record(folder: Path, name: str, step: int, score, mode="max", monitor="val_acc", best=None):
+    """A best file as a ModelCheckpoint saves it: its own score, and the best as of its save."""
+    key = f"Checkpoint{{'monitor': {monitor!r}, 'mode': {mode!r}, 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}}"
+    state = {"dirpath": str(folder), "current_score": None if score is None else torch.tensor(score),
+             "best_model_path": str(folder / (best or name)), "best_k_models": {}}
+    torch.save({"global_step": step, "epoch": step // 5, "state_dict": {}, "callbacks": {key: state}}, folder / name)
+
+
+def test_best_without_last_ckpt_reads_each_files_own_score_not_its_time(tmp_path):
+    """Without last.ckpt the newest file's record was taken: a copy's times made the worst top-k file the 'best'."""
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    _record(folder, "best-a.ckpt", 10, 0.70)  # each file's record names the best as of its save: itself
+    _record(folder, "best-b.ckpt", 15, 0.88)
+    _record(folder, "best-c.ckpt", 20, 0.84, best="best-b.ckpt")
+    for i, name in enumerate(["best-b.ckpt", "best-c.ckpt", "best-a.ckpt"]):  # best-a.ckpt the newest file
+        os.utime(folder / name, (1_000_000 + i, 1_000_000 + i))
+    assert best_checkpoint(folder, "test").name == "best-b.ckpt"
+    for name in ("best-a.ckpt", "best-b.ckpt", "best-c.ckpt"):  # mode min: the lowest score
+        _record(folder, name, 10, {"best-a.ckpt": 0.3, "best-b.ckpt": 0.1, "best-c.ckpt": 0.2}[name], mode="min", monitor="val_loss")
+    assert best_checkpoint(folder, "test").name == "best-b.ckpt"
+    _record(folder, "best-c.ckpt", 20, 0.05, mode="max", monitor="val_acc")  # another rule: which is best cannot be told
+    with pytest.raises(ValueError, match=r"they rank by different rules.*best-a.ckpt ranks by val_loss \(min\).*best-c.ckpt by val_acc \(max\)"):
+        best_checkpoint(folder, "test")
+    _record(folder, "best-c.ckpt", 20, None, mode="min", monitor="val_loss")  # no score of its own
+    with pytest.raises(ValueError, match=r"of its 3 best files .* is the best \(no last.ckpt, or one of another run; best-c.ckpt records no score of its own\)"):
+        best_checkpoint(folder, "test")
+
+
+def test_best_without_last_ckpt_finds_files_of_a_custom_name(tmp_path):
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    _record(folder, "ep0-1.90.ckpt", 5, 1.9, mode="min", monitor="val_loss")
+    _record(folder, "ep2-1.69.ckpt", 15, 1.69, mode="min", monitor="val_loss")
+    _record(folder, "ep1-1.75.ckpt", 10, 1.75, mode="min", monitor="val_loss")
+    torch.save({"state_dict": {}}, folder / "last-v1.ckpt")  # an earlier run's kept last: no candidate
+    assert best_checkpoint(folder, "test").name == "ep2-1.69.ckpt"
