@@ -310,12 +310,12 @@ def _normalize_in_training(norms: list[CodeNorm], f: Tensor, k: int) -> Tensor:
     mean, var = mean.view(k, -1), var.view(k, -1)
     with torch.no_grad():
         unbiased = var.detach() * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
-        ok = (torch.isfinite(mean.detach()) & torch.isfinite(var.detach())).all(1)  # [k]: no host sync
+        ok = torch.isfinite(var.detach()).all(1)  # [k], no host sync: a NaN/Inf mean gives one (head_stats)
         rm, rv = [nm.running_mean for nm in norms], [nm.running_var for nm in norms]
         for run, stat in ((rm, mean.detach()), (rv, unbiased)):  # a lerp towards the running value itself keeps it
             torch._foreach_lerp_(run, list(torch.where(ok[:, None], stat.to(run[0].dtype), torch.stack(run)).unbind(0)),
                                  norms[0].momentum)
-        for i, nm in enumerate(norms):  # before the count moves: the warning names the batch by it
+        for i, nm in enumerate(norms):  # each member's own note (its warning, its count of batches left out)
             nm._note_left_out(ok[i], mean[i].detach(), var[i].detach())
         torch._foreach_add_([nm.num_batches_tracked for nm in norms], list(ok.long().unbind(0)))
     return (f.view(f.shape[0], k, f.shape[1] // k) - mean) * _scale(norms[0], var)

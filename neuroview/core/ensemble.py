@@ -67,6 +67,7 @@ from .explanation import CNNExplanation
 from .guards import Guarded
 from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
+from .head_stats import mean_features
 from .readable import resolve_baseline
 from .refusals import refuse_single_batch, refuse_single_members
 from .rnn_reach import one_warning
@@ -326,8 +327,7 @@ class Ensemble(Guarded):
             dt = head_dtype(feats, folded[0])
             codes, w, b = feats.to(dt), folded[0].detach().to(dt), folded[1].detach().to(dt)
             weight, bias = w.transpose(0, 1).reshape(w.shape[1], -1) / k, b.mean(0)
-            norms = [m.norm for m in self.members]
-            mean = None if norms[0] is None else torch.cat([n.running_mean for n in norms])
+            mean = mean_features([m.norm for m in self.members], baseline)  # 'mean' of statistics no batch set: said
             base, bias = resolve_baseline(baseline, mean, (weight.shape[1],), weight, bias)
             code_maps = None
         else:
@@ -368,7 +368,7 @@ class Ensemble(Guarded):
         dt = head_dtype(codes, w)
         codes, w, b = self._head_width(codes).to(dt), w.detach().to(dt), b.detach().to(dt)
         logits = folded_logits(codes, w, b)
-        base, b = resolve_baseline(baseline, self.norm.running_mean, (w.shape[1],), w, b)
+        base, b = resolve_baseline(baseline, mean_features(self.norm, baseline), (w.shape[1],), w, b)
         return self._explanation(code_maps, logits, b, codes, w, base, target)
 
     @staticmethod

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import sys
 import warnings
 
@@ -35,10 +34,11 @@ from torch import Tensor, nn
 
 from ._devices import autocast_off
 from ._utils import plain_head
+from .head_stats import _caller_level, warn_left_out
 
 #: default variance floor, relative to the mean variance of all features
 FLOOR = 0.1
-#: devices where a batch left out of the statistics is said at once (no host sync to pay for); else at eval()
+#: devices where a batch left out of the statistics is said at once (no host sync to pay for; not compiled); else at eval()
 _SAID_AT_ONCE = ("cpu",)
 
 
@@ -83,6 +83,7 @@ class CodeNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features, device=device, dtype=dtype))
         self.register_buffer("running_var", torch.ones(num_features, device=device, dtype=dtype))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self._count_left_out(device)
 
     def _floored(self, var: Tensor) -> Tensor:
         return var.clamp_min(self.floor * var.mean()) if self.floor > 0 else var
@@ -95,46 +96,52 @@ class CodeNorm(nn.Module):
         if not self.training:
             return (f - self.running_mean) * self.scale()
         mean, var, n = _batch_stats(f)
-        with torch.no_grad():
-            # a batch whose statistics are not finite (a float16 overflow, whose step a gradient scaler skips) is left
-            # out whole, without a host sync (a lerp towards the running value itself keeps it): its NaN stayed in
-            # them for good, and made every later eval logit NaN
-            ok = torch.isfinite(mean.detach()).all() & torch.isfinite(var.detach()).all()
+        with torch.no_grad():  # (nothing here needs a detach)
+            # a batch whose statistics are not finite (a float16 overflow, whose step a gradient scaler skips) is left out
+            # whole, with no host sync (a lerp towards the running value itself keeps it): its NaN stayed in them for good.
+            # Its variance alone tells: a NaN or Inf mean always gives a NaN or Inf one (head_stats says why)
+            ok = torch.isfinite(var).all()
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
-            self.running_mean.lerp_(torch.where(ok, mean.detach().to(self.running_mean.dtype), self.running_mean), m)
+            self.running_mean.lerp_(torch.where(ok, mean.to(self.running_mean.dtype), self.running_mean), m)
             # n is a tensor under DDP (the all-reduced count): no host sync on every step
-            unbiased = var.detach() * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
+            unbiased = var * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
             self.running_var.lerp_(torch.where(ok, unbiased.to(self.running_var.dtype), self.running_var), m)
-            self._note_left_out(ok, mean.detach(), var.detach())
-            self.num_batches_tracked += ok.to(self.num_batches_tracked.dtype)  # not counted: a cumulative average stays right
+            self._note_left_out(ok, mean, var)
+            self.num_batches_tracked += ok  # not counted: a cumulative average stays right
         return (f - mean) * torch.rsqrt(self._floored(var) + self.eps)
 
-    def _note_left_out(self, ok: Tensor, mean: Tensor, var: Tensor) -> None:
-        """A warning for a batch left out of the statistics: at once on the CPU (no sync to pay for); on a device
-        counted there and said when the network goes to eval mode (:meth:`train`), not a host sync every step."""
-        if torch.compiler.is_compiling():
-            return
-        if ok.device.type in _SAID_AT_ONCE:
-            if not bool(ok):
-                bad = (~(torch.isfinite(mean) & torch.isfinite(var))).nonzero().flatten().tolist()
-                more = f" (of {len(bad)})" if len(bad) > 10 else ""
-                self._warn_left_out(f"training batch {int(self.num_batches_tracked) + 1} gave NaN or Inf statistics at "
-                                    f"features {bad[:10]}{more} of {self.num_features}")
-            return
-        pending = self.__dict__.get("_left_out")
-        self.__dict__["_left_out"] = (~ok).long() + (pending if isinstance(pending, Tensor) and pending.device == ok.device else 0)
+    def _count_left_out(self, device=None) -> None:
+        # the batches left out and not said yet: counted in the graph (a device, torch.compile), said at eval();
+        # not persistent (a count of this run, no state of the function): no key in any state dict
+        self.register_buffer("left_out", torch.zeros((), dtype=torch.long, device=device), persistent=False)
 
-    def _warn_left_out(self, what: str) -> None:
-        warnings.warn(f"norm: {what} (a float16 overflow, whose step a gradient scaler skips? Its logits and loss are "
-                      "NaN): left out of the running statistics, which stay those of the finite batches (they made every "
-                      "later eval logit NaN); if every batch does so, look for the overflow (x's scale, the backbone's "
-                      "weights, autocast)", UserWarning, stacklevel=_caller_level())
+    def _note_left_out(self, ok: Tensor, mean: Tensor, var: Tensor) -> None:
+        """A batch left out of the statistics: said at once where that costs nothing (the CPU, run eagerly); else
+        (a device, or under torch.compile, which makes no Python call of a step) counted in ``left_out`` with no host
+        sync and no graph break, and said when the network goes to eval mode (:meth:`train`)."""
+        if torch.compiler.is_compiling() or ok.device.type not in _SAID_AT_ONCE:
+            self.left_out += ~ok
+            return
+        # numbered by this run's own count (num_batches_tracked skips the batches left out, and goes on from a file's)
+        seen = self.__dict__["_seen"] = self.__dict__.get("_seen", 0) + 1
+        if not bool(ok):
+            bad = (~(torch.isfinite(mean) & torch.isfinite(var))).nonzero().flatten().tolist()
+            more = f" (of {len(bad)})" if len(bad) > 10 else ""
+            warn_left_out(f"this run's training batch {seen} gave NaN or Inf statistics at features {bad[:10]}{more} "
+                          f"of {self.num_features}")
 
     def train(self, mode: bool = True):
-        pending = self.__dict__.pop("_left_out", None) if not mode else None
-        if isinstance(pending, Tensor) and int(pending):  # one sync when the network goes to eval mode
-            self._warn_left_out(f"{int(pending)} training batches gave NaN or Inf statistics")
+        n = 0 if mode or self.left_out.is_meta else int(self.left_out)  # one sync when the network goes to eval mode
+        if n:
+            self.left_out.zero_()
+            warn_left_out(f"{n} training batch{'' if n == 1 else 'es'} gave NaN or Inf statistics")
         return super().train(mode)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # pickled whole before the count was a buffer (when it was kept in __dict__)
+        self.__dict__.pop("_left_out", None)
+        if "left_out" not in self._buffers:
+            self._count_left_out(self.running_mean.device)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -148,10 +155,14 @@ class CodeNorm(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         # BatchNorm1d checkpoints of its version 1 have no num_batches_tracked (BatchNorm fills it in too)
         state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        state_dict.pop(prefix + "left_out", None)  # {**dict(net.named_buffers()), ...} holds it: a count, no state
         floor = (local_metadata or {}).get("floor")  # absent: saved before it was kept, or a plain dict of tensors
         # the file's floor by the constructor's rule, before anything loads: a negative as 0, inf / NaN refused by its key
         floor = None if floor is None else checked_floor(floor, f"{prefix}floor (the floor the state dict records)")
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+        if self.left_out.device != self.running_mean.device:  # assign=True into a meta module: the count goes along
+            self._count_left_out(self.running_mean.device)
+        self.left_out.zero_()  # counted afresh from a load (after to_empty, whose memory holds any number)
         if floor is not None:
             self.floor = floor
 
@@ -318,17 +329,6 @@ def adopt_norm(norm: CodeNorm | None, state_dict, prefix: str, head: nn.Module |
 _FIX = ("a dict of parameters alone (dict(net.named_parameters()), torch.func, an average of parameters) must bring "
         "the buffers too: {**dict(net.named_buffers()), **params}; a network built with normalize=False loads as saved "
         "into one built so (normalize=False), or after net.norm = None")
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` of the first caller outside torch, neuroview and the installed packages that call torch's load
-    for the user (safetensors' ``load_model``, Lightning's): a load's warning at the user's line."""
-    frame, level = sys._getframe(1), 1
-    installed = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
-    while frame.f_back is not None and (frame.f_globals.get("__name__", "").startswith(("torch.", "neuroview."))
-                                        or any(d in frame.f_code.co_filename for d in installed)):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def fold(classifier: nn.Linear, norm: CodeNorm | None, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:

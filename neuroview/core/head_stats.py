@@ -1,23 +1,33 @@
 """What the head's normalization statistics can answer: the training split's mean features (``baseline="mean"``)
-and the codes' spread (``unit_importance(standardized=True)``) only once they saw a training batch.
+and the codes' spread (``unit_importance(standardized=True)``) only once they saw a training batch; and the warning
+for a training batch left out of them (:class:`~neuroview.core.head.CodeNorm`: its statistics were NaN or Inf).
 
 A head trained with the network in eval mode (the usual way to keep a backbone's BatchNorm frozen: a linear probe),
 or a network not trained yet, has ``CodeNorm``'s initial statistics, zeros and ones: read as the training mean they
 made ``"mean"`` zero codes, and ``standardized=True`` the raw weights, without a word. A BatchNorm-v1-style file loads
 without the counter (0) but with real statistics: only statistics that are still the initial ones are flagged.
 
+``CodeNorm`` tells a batch to leave out by its variance alone: a NaN or Inf mean always gives a NaN or Inf variance.
+In two passes (DDP: the all-reduced sum over the count, then the squared deviations from it) every ``x - mean`` is then
+Inf or NaN, so are its square and their sum. In Welford's update (``torch.var_mean``; float64 on the CPU for float32)
+the step whose mean turns Inf or NaN adds ``delta * (x - mean)``, Inf or NaN times -Inf or NaN, to the sum of squares,
+and no later step or merge of partial results makes it finite (sums, and products by counts > 0); a merge whose mean
+overflows by rounding alone has ``|delta| > 2**103``, whose square overflows that sum.
+
 Imports only torch.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
-from .head import _caller_level
-
-__all__ = ["mean_features", "never_trained", "warn_unstandardized"]
+__all__ = ["mean_features", "never_trained", "warn_left_out", "warn_unstandardized"]
 
 
 def never_trained(norm: nn.Module | None) -> bool:
@@ -41,18 +51,21 @@ _WHY = ("the head's normalization statistics never saw a training batch (num_bat
         "the initial zeros and ones: the head was trained with the network in eval mode, or not trained yet)")
 
 
-def mean_features(norm: nn.Module | None, baseline) -> Tensor | None:
+def mean_features(norm: nn.Module | Sequence[nn.Module | None] | None, baseline) -> Tensor | None:
     """``norm``'s running mean, the training split's mean features that ``baseline="mean"`` reads (None without a
     normalization); a warning where ``baseline`` is ``"mean"`` and they never saw a training batch. A warning, not an
-    error: ``nv.readability``, whose default ``"mean"`` is, is called on networks not trained yet (a smoke test)."""
-    if norm is None:
+    error: ``nv.readability``, whose default ``"mean"`` is, is called on networks not trained yet (a smoke test).
+    ``norm`` may be a list: an ensemble's members' normalizations side by side, their means concatenated (None where
+    one has none), one warning where any never saw a batch."""
+    norms = list(norm) if isinstance(norm, (list, tuple)) else [norm]
+    if any(n is None for n in norms):
         return None
-    if isinstance(baseline, str) and baseline == "mean" and never_trained(norm):
+    if isinstance(baseline, str) and baseline == "mean" and any(never_trained(n) for n in norms):
         warnings.warn(f"baseline: 'mean' reads the training split's mean features from the head's statistics, but {_WHY}: "
                       "the contributions are taken against zero codes, the initial statistics; pass the real mean, "
                       "baseline=nv.mean_codes(net, train_loader) (or baseline=None, zero codes, to say so)",
                       UserWarning, stacklevel=_caller_level())
-    return norm.running_mean
+    return norms[0].running_mean if len(norms) == 1 else torch.cat([n.running_mean for n in norms])
 
 
 def warn_unstandardized(norm: nn.Module | None) -> None:
@@ -62,3 +75,22 @@ def warn_unstandardized(norm: nn.Module | None) -> None:
                       "deviation (a std of 1 each: these are the raw weights, which rank units of different scales "
                       "wrongly); scale them yourself: net.unit_importance() * codes.std(0), codes = net.codes(x) over "
                       "training batches", UserWarning, stacklevel=_caller_level())
+
+
+def warn_left_out(what: str) -> None:
+    """The warning for training batches :class:`~neuroview.core.head.CodeNorm` left out of its running statistics."""
+    warnings.warn(f"norm: {what} (a float16 overflow, whose step a gradient scaler skips? Its logits and loss are "
+                  "NaN): left out of the running statistics, which stay those of the finite batches (they made every "
+                  "later eval logit NaN); if every batch does so, look for the overflow (x's scale, the backbone's "
+                  "weights, autocast)", UserWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first caller outside torch, neuroview and the installed packages that call torch's load
+    for the user (safetensors' ``load_model``, Lightning's): a load's warning at the user's line."""
+    frame, level = sys._getframe(1), 1
+    installed = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+    while frame.f_back is not None and (frame.f_globals.get("__name__", "").startswith(("torch.", "neuroview."))
+                                        or any(d in frame.f_code.co_filename for d in installed)):
+        frame, level = frame.f_back, level + 1
+    return level
