@@ -34,7 +34,7 @@ from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .cli_parse import parse_refusal
-from .cli_runs import expand_run_paths, no_best_reason, run_best
+from .cli_runs import data_named, expand_run_paths, no_best_reason, run_best
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
@@ -221,7 +221,8 @@ class NeuroViewCLI(LightningCLI):
         if self.subcommand in ("validate", "test", "predict"):  # another file: read as the checkpoint's data was
             source = _checkpoint_file(cfg, self.subcommand) or cfg.model.get("init_weights")
             self._whole = evaluated_data(cfg, self.subcommand, source, getattr(self, "_argv", None))
-            self._model_names = checkpoint_classes(source) if self._whole and source else None  # labels looked up by name
+            named = data_named(getattr(self, "_argv", None))  # not a recipe's own data beside a run of other data
+            self._model_names = checkpoint_classes(source) if self._whole and source and named else None  # by name
         root = cfg.trainer.default_root_dir
         if cfg.trainer.logger in (None, True):
             loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",

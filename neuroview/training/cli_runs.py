@@ -13,7 +13,7 @@ import torch
 
 from .best_checkpoint import best_checkpoint
 
-__all__ = ["expand_run_paths", "no_best_reason", "run_best"]
+__all__ = ["data_named", "expand_run_paths", "no_best_reason", "run_best"]
 
 
 def _expanded(path):
@@ -95,3 +95,10 @@ def no_best_reason(trainer) -> str:
                 f"epoch(s), {trainer.global_step} step(s), before the first validation (check_val_every_n_epoch "
                 f"{every}, val_check_interval {trainer.val_check_interval}, max_steps {trainer.max_steps}))")
     return "the run kept no best checkpoint (no validation split to rank by, or save_top_k 0)"
+
+
+def data_named(argv) -> bool:
+    """Whether the command line names its data (``--data ...``): a file the user chose, whose labels are looked up by
+    name among the model's classes. A recipe's own data set beside a run trained on other data is not: its refusal
+    names the run's own data (read by name, a recipe set of some of the model's classes was scored without a word)."""
+    return any(a == "--data" or a.startswith(("--data=", "--data.")) for a in argv or ())

@@ -99,7 +99,9 @@ def test_a_fit_checkpoint_records_its_classes_and_other_data_must_name_them_alik
         _source(str(ckpt), str(other))
     args = ["explain", "--ckpt", str(ckpt), "--samples", "8", "--no-progress", "--no-gallery", "--examples", "1"]
     assert cli(args + ["--data", str(other), "--out", str(tmp_path / "o1")]) == 2
-    assert "the model's outputs are ['a', 'b']" in capsys.readouterr().err and not (tmp_path / "o1").exists()
+    # explain reads a file of new series whole, its labels by name among the model's classes: 'c' is none of them
+    err = capsys.readouterr().err
+    assert "among the classes of the model the data is read for ['a', 'b'], got ['c']" in err and not (tmp_path / "o1").exists()
     same = labelled(tmp_path / "same.npz", ["a", "b"], 2)
     assert cli(args + ["--data", str(same), "--out", str(tmp_path / "o2")]) == 0
 
@@ -119,7 +121,7 @@ def test_a_zoo_entry_names_its_classes_and_other_data_must_name_them_alike(tmp_p
     assert entry["dataset"]["class_names"] == ["1", "2"] == dm.class_names
     args = ["explain", "--model", "nv_lite.gunpoint", "--samples", "8", "--no-progress", "--no-gallery", "--examples", "1"]
     assert cli(args + ["--data", str(tmp_path / "ab.npz"), "--out", str(tmp_path / "o")]) == 2
-    assert "the model's outputs are ['1', '2']" in capsys.readouterr().err
+    assert "among the classes of the model the data is read for ['1', '2'], got ['a', 'b']" in capsys.readouterr().err
 
 
 def test_a_fit_checkpoint_records_its_data_files_as_absolute_paths(tmp_path, monkeypatch):
