@@ -1,19 +1,19 @@
-"""What a data module of the user's own file (:class:`~neuroview.data.NpzDataModule`,
-:class:`~neuroview.data.CsvDataModule`) records of it: a sha256 of its training split as read (:func:`series_sha256`),
-kept in its checkpoint state, and the file's row of each sample of each split.
+"""What a data module of the user's own file (:class:`~neuroview.data.NpzDataModule`, :class:`~neuroview.data.CsvDataModule`)
+records of it in its checkpoint state: a sha256 of its training split as read (:func:`series_sha256`), 8 bytes of each
+series fitted on (:func:`series_digests`), and the file's row of each sample of each split.
 
-The fingerprint covers what decides the carve and the training series, nothing else: the training series' values
-(as float64: the same values saved as float32 or float64 are the same), their shapes and lengths, their labels, in
-order, and whether the file gives a test or validation split of its own. Not the file's bytes (another zip, CRLF
-line endings), its own test or validation arrays (new test series are new data to score), nor keys it does not read.
-A module given the checkpoint's record (Lightning's ``load_state_dict`` on ``--ckpt_path``, :func:`hold_to_checkpoint`
-elsewhere) and carving its file as the model's own refuses it by name where the fingerprints differ: read again, the
-file is carved otherwise, and its "test" split held series the model was trained on, scored as if unseen (10 of 12).
-May import the rest of ``neuroview.data`` and third-party libraries.
+The fingerprint covers what decides the carve and the training series, nothing else: their values (float32 or float64
+alike), shapes and lengths, their labels, in order, and whether the file gives a test or validation split of its own.
+Not the file's bytes (another zip, CRLF line endings), its own test or validation arrays (new series to score), nor keys
+it does not read. A module given the checkpoint's record (Lightning's ``load_state_dict`` on ``--ckpt_path``,
+:func:`hold_to_checkpoint` elsewhere) and carving its file as the model's own refuses it by name where the fingerprints
+differ: read again, the file is carved otherwise, and its "test" split held series the model was trained on, scored as
+if unseen (10 of 12); other data holding series fitted on is warned of. May import the rest of ``neuroview.data``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import warnings
@@ -21,16 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .own_splits import _same_series
 from .splits import folds_of, stratified_fold, stratified_split, text_labels
 
 __all__ = ["RECORD", "FileRecord", "changed_file", "check_recorded_file", "hold_to_checkpoint", "hold_to_spec", "read_record",
            "recorded_file", "series_digests", "series_sha256"]
 
 #: The key of the record in the data module's checkpoint state: ``{"path", "series_sha256", "series_digests"}`` of the
-#: training file (the digests, of each series fitted on, from s22 on: a later file holding some of them is warned of).
+#: training file (the digests, 8 bytes of each series fitted on, from s22 on, as "b64:" and their base64: text that a
+#: JSON data spec holds too, and that torch.save keeps smaller than bytes; hex in a checkpoint of ee8c262).
 RECORD = "neuroview_data_file"
-_KEY = "series_sha256"
-_DIGESTS = "series_digests"  # series_digests of the split the model was fitted on, joined: 16 hex digits a series
+_KEY, _DIGESTS = "series_sha256", "series_digests"
 _CHUNK = 1 << 20  # values hashed at a time: a bounded float64 copy, never one of the whole array
 
 
@@ -50,26 +51,28 @@ def series_sha256(x, y, lengths=None, own: tuple[str, ...] = ()) -> str:
         series = [x[i, ..., :n] for i, n in enumerate(np.asarray(lengths, dtype=np.int64).reshape(-1).tolist())]
     for s in series:
         h.update(f"|{tuple(s.shape)}|".encode())
-        flat = s.reshape(-1)
-        for i in range(0, flat.size, _CHUNK):
-            for part in _canonical(flat[i:i + _CHUNK]):
+        for i in range(0, s.size, _CHUNK):
+            for part in _canonical(s.reshape(-1)[i:i + _CHUNK]):
                 h.update(part)
     return h.hexdigest()
 
 
-def series_digests(x) -> list[str]:
-    """8 bytes of sha256 (16 hex digits) of each series of ``x`` (an array ``[N, ...]`` or a list of series): its shape
-    and values as :func:`series_sha256` reads them (float32 or float64 alike): the same series in any file, order or
-    split, whatever its label. Kept in a checkpoint for the split the model was fitted on (400 kB for 50,000 series)."""
-    out = []
-    for s in x:
-        s = np.asarray(s)
-        h = hashlib.sha256(f"{tuple(s.shape)}".encode())
-        for i in range(0, s.size, _CHUNK):
-            for part in _canonical(s.reshape(-1)[i:i + _CHUNK]):
-                h.update(part)
-        out.append(h.hexdigest()[:16])
-    return out
+def series_digests(x, rows=None) -> bytes:
+    """8 bytes of sha256 of each series of ``x`` (an array ``[N, ...]`` or a list of series; ``rows``: those rows, in
+    that order), joined: its shape and values as :func:`series_sha256` reads them (float32 or float64 alike), the same
+    series in any file, order or split, whatever its label. Kept for the series fitted on: 640 kB of base64 for 60,000."""
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    if not isinstance(x, np.ndarray):  # series of several shapes: each a block of its own
+        return b"".join(series_digests(np.asarray(x[i])[None]) for i in rows.tolist())
+    width, head, out = int(np.prod(x.shape[1:])), f"{tuple(x.shape[1:])}".encode(), []
+    for a in range(0, len(rows), step := max(1, _CHUNK // max(width, 1))):  # a bounded copy at a time, each series
+        block = x[rows[a:a + step]].reshape(min(step, len(rows) - a), width)  # as _canonical reads it: float32 where
+        as32 = np.add(block, np.float32(0), dtype=np.float32, casting="unsafe")  # each of its values is one
+        same = ((as32 == block) | (np.isnan(as32) & np.isnan(block) if block.dtype.kind in "fc" else False)).all(1)
+        as64 = None if same.all() else np.add(block, 0.0, dtype=np.float64)
+        out += [hashlib.sha256(b"".join((head, b"f4", as32[i]) if one else (head, b"f8", as64[i]))).digest()[:8]
+                for i, one in enumerate(same.tolist())]
+    return b"".join(out)
 
 
 def _canonical(values: np.ndarray) -> tuple[bytes, memoryview]:
@@ -82,35 +85,35 @@ def _canonical(values: np.ndarray) -> tuple[bytes, memoryview]:
 
 
 class FileRecord:
-    """Mixed into an :class:`~neuroview.data.ArrayDataModule` that reads one training file at ``self.path``: its
-    ``load`` fingerprints the training split it read (:meth:`_fingerprint`) and records the rows of its carve
-    (:meth:`_rows_read`)."""
+    """Mixed into an :class:`~neuroview.data.ArrayDataModule` that reads one training file at ``self.path``: its ``load``
+    fingerprints the training split it read (:meth:`_fingerprint`) and records the rows of its carve (:meth:`_rows_read`)."""
 
     _series_sha256: str | None = None  # series_sha256 of the training split as read (None: read whole, or not yet)
     _trained_file: tuple[dict, str | None, bool, str | None] | None = None  # the record, the checkpoint, a resume, model
     _unrecorded: tuple | None = None  # (a checkpoint recording no fingerprint, its trained path): warned once, if own
     _loaded_rows: tuple[np.ndarray, np.ndarray, bool] | None = None  # load's training split: file rows, labels, own val
-    _held_out: dict | None = None  # load's other splits, {option: (x, y)}, until held to the checkpoint's record
-    _read_x = None  # the training split's series as fingerprinted, until _rows_read digests those fitted on
-    _digests: str | None = None  # series_digests of the series fitted on (training and validation), joined
+    _held_out: dict | None = None  # load's other splits, {option: (x, y, warn_training_again's)}, until held to a record
+    _read_x, _fit_rows = None, None  # the training split as fingerprinted, its rows fitted on: until a record is written
+    _digests: str | None = None  # series_digests of those rows as "b64:" text, once a record is written
 
     def _fingerprint(self, x, y, lengths=None, own: tuple[str, ...] = ()) -> None:
         """Record the training split's fingerprint (:func:`series_sha256`) and hold it to the checkpoint's, where one
         was given; a file read whole (new data, never the model's own) is neither fingerprinted nor held."""
         if getattr(self, "_whole_file", False):
             return
-        self._series_sha256, self._read_x = series_sha256(x, y, lengths, own), x
+        self._series_sha256, self._read_x, self._digests = series_sha256(x, y, lengths, own), x, None
         self._check_file()
         self._warn_unrecorded()
 
     def _hold_out(self, splits: dict) -> None:
-        """The splits ``load`` read besides the training split (``{option: (x, y)}``: ``test_path``, ``X_test``,
-        ``X_val``, a file read whole), held to the checkpoint's record of the training split (now if given, else when it
-        is): one that is the model's training split (a swapped ``path``/``test_path``) is warned about. Not kept by a
-        fit (a resume holds its own file), which compares them with nothing."""
+        """The splits ``load`` read besides the training split (``{option: (x, y)}``: ``test_path``, ``X_test``, ``X_val``,
+        a file read whole), held to the checkpoint's record (now if given, else when it is): one holding series fitted on
+        (a swapped ``path``/``test_path``) is warned about. Not kept by a fit (a resume holds its own file)."""
         fn = getattr(getattr(getattr(self, "trainer", None), "state", None), "fn", None)
-        if splits and (self._trained_file is not None or str(getattr(fn, "value", fn)) != "fit"):
-            self._held_out = splits
+        x, fn = self._read_x, str(getattr(fn, "value", fn))  # a split that is this file's X again: warn_training_again's
+        self._read_x, self._fit_rows = (x, self._fit_rows) if fn in ("None", "fit") else (None, None)  # test: none kept
+        if splits and (self._trained_file is not None or fn != "fit"):
+            self._held_out = {k: (s[0], s[1], x is not None and _same_series(x, s[0])) for k, s in splits.items()}
             self._check_held_out()
 
     def _check_held_out(self) -> None:
@@ -118,37 +121,41 @@ class FileRecord:
             return
         (record, ckpt, _, model), splits, self._held_out = self._trained_file, self._held_out, None  # hashed once
         model = model or (f"the checkpoint {ckpt}" if ckpt else "the checkpoint")
-        for what, (x, y) in splits.items():
+        for what, (x, y, said) in splits.items():
             if any(series_sha256(x, y, own=own) == record[_KEY] for own in ((), ("test",), ("val",), ("test", "val"))):
                 swap = " (path and test_path swapped?)" if what == "test_path" else ""
                 warnings.warn(f"{what}: its series are the training split {model} was trained on ({record['path']}), "
                               f"value for value{swap}: its accuracy is training accuracy, scored as if unseen; pass "
                               "series the model was not trained on", UserWarning, stacklevel=3)
-            elif isinstance(record.get(_DIGESTS), str):  # some of them (a grown copy, a subset, another order)
-                _warn_seen(what, series_digests(x), record[_DIGESTS], f"those {model} was fitted on ({record['path']})")
+            elif not said and (fitted := _fitted(record.get(_DIGESTS))):  # all or some, in any order, any labels
+                _warn_seen(what, series_digests(x), fitted, f"those {model} was fitted on ({record['path']})")
 
     def _rows_read(self, train_rows: np.ndarray, train_y, test_rows: np.ndarray | None, own_val: bool) -> None:
         """The file rows of ``load``'s training split (labels ``train_y``) and test split (``None``: its own), and
         whether the file gives a validation split of its own (``X_val``, ``val_path``: none carved from the rows)."""
         self._loaded_rows = (np.asarray(train_rows), text_labels(np.asarray(train_y)), own_val)
-        self._test_rows = test_rows
-        if self._read_x is not None:  # each series fitted on (not the test carve), for a later file holding some again
-            x, self._read_x = self._read_x, None
-            self._digests = "".join(series_digests(x[i] for i in np.asarray(train_rows).tolist()))
+        self._test_rows, self._fit_rows = test_rows, None if self._read_x is None else np.asarray(train_rows)
+
+    def _fitted_digests(self) -> str | None:
+        """:func:`series_digests` of the series fitted on (not the test carve), computed where a record is first written
+        (a checkpoint's state, :func:`read_record`): never on a read that writes none (test, predict, explain)."""
+        if self._digests is None and self._fit_rows is not None:
+            self._digests = "b64:" + base64.b64encode(series_digests(self._read_x, self._fit_rows)).decode()
+            self._read_x = self._fit_rows = None  # digested: the series are not kept
+        return self._digests
 
     def state_dict(self) -> dict:
         state = super().state_dict()
         if self._series_sha256 is not None:  # a module never set up reads no file to record
             state[RECORD] = {"path": str(self.path), _KEY: self._series_sha256} | (
-                {_DIGESTS: self._digests} if self._digests is not None else {})
+                {_DIGESTS: d} if (d := self._fitted_digests()) is not None else {})
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Lightning restores a checkpoint's state (``--ckpt_path``, a resume): its training file is held to it."""
         super().load_state_dict(state_dict)
         trainer = getattr(self, "trainer", None)
-        state = getattr(getattr(trainer, "state", None), "fn", None)
-        ckpt = getattr(trainer, "ckpt_path", None) if trainer else None
+        state, ckpt = getattr(getattr(trainer, "state", None), "fn", None), getattr(trainer, "ckpt_path", None)
         record = (state_dict or {}).get(RECORD)
         if _valid(record):
             self.expect_file(record, ckpt, resume=str(getattr(state, "value", state)) == "fit")
@@ -157,8 +164,7 @@ class FileRecord:
             _data_state(ckpt, type(self), trained) if ckpt else None
             self.expect_unrecorded(ckpt, trained[0] if trained else None)
 
-    def expect_file(self, record: dict | None, ckpt: str | None = None, resume: bool = False,
-                    model: str | None = None) -> None:
+    def expect_file(self, record: dict | None, ckpt: str | None = None, resume: bool = False, model: str | None = None):
         """Hold the training split this module reads, where it carves its file as the model's own, to the one the
         model ``ckpt`` was trained on (``record``): checked now if read, else when it is read. ``resume``: the run is
         resumed, on this file whatever its path. ``model``: how the refusal names the model (default: the checkpoint)."""
@@ -168,10 +174,10 @@ class FileRecord:
             self._check_held_out()
 
     def expect_unrecorded(self, ckpt: str | None, trained=None) -> None:
-        """The model's checkpoint ``ckpt`` records no fingerprint of its training split (written before neuroview
-        recorded one): where this module carves its file as the model's own (the ``trained`` path or a copy of it; any
-        file where that path is not known), one ``UserWarning`` says that a change to the file since cannot be seen (now
-        if read, else when it is read); a file read whole, or another file, is new data, said nothing."""
+        """The model's checkpoint ``ckpt`` records no fingerprint of its training split (written before one was): where
+        this module carves its file as the model's own (the ``trained`` path or a copy of it; any file where that path is
+        not known), one ``UserWarning`` says that a change to the file since cannot be seen (now if read, else when it
+        is); a file read whole, or another file, is new data, said nothing."""
         self._unrecorded = ("the checkpoint" if ckpt is None else f"the checkpoint {ckpt}", trained)
         self._warn_unrecorded()
 
@@ -198,8 +204,7 @@ class FileRecord:
         # a resume reads the run's own file whatever its path; another command, the file at the trained path or a copy
         # of the one there now (a command takes it for the model's own, by its bytes), carved as the model's own
         if resume or _same_path(record["path"], self.path) or same_file(record["path"], self.path):
-            raise ValueError(changed_file(str(self.path), ckpt, record[_KEY], self._series_sha256, record["path"], resume,
-                                          model))
+            raise ValueError(changed_file(str(self.path), ckpt, record[_KEY], self._series_sha256, record["path"], resume, model))
 
     def split_rows(self, split: str) -> np.ndarray | None:
         """The file's row (its series in order) of each sample of ``split`` (``train``, ``val``, ``test``), as
@@ -216,8 +221,7 @@ class FileRecord:
         else:  # the validation carve of ArrayDataModule._parts, by the same function and seed
             keep, held = (stratified_split(y.astype(str), self.val_fraction, self.seed) if self.val_fold is None else
                           stratified_fold(y.astype(str), folds_of(self.val_fraction, self.val_fold), self.val_fold, self.seed))
-        pick = keep if split == "train" else held
-        if pick is None:
+        if (pick := keep if split == "train" else held) is None:
             return None
         names = np.asarray(self.class_names, dtype=str)
         if not np.array_equal(names[self._splits[split][1].numpy()], y[pick].astype(str)):
@@ -227,16 +231,23 @@ class FileRecord:
         return rows[pick]
 
 
-def _warn_seen(what: str, digests: list[str], fitted: str, whose: str) -> None:
-    """Warn where some of a held-out split's series (their ``digests``) are among the series a model was fitted on
-    (``fitted``: :func:`series_digests` joined), naming how many and their rows; an exact copy in order is said apart
-    (:func:`~neuroview.data.own_splits.warn_training_again`, or the whole split matched)."""
-    seen = {fitted[i:i + 16] for i in range(0, len(fitted), 16)}
-    rows = [i for i, d in enumerate(digests) if d in seen]
-    if not rows or "".join(digests) == fitted:
+def _fitted(digests) -> set[bytes]:
+    """A record's digests of the series fitted on ("b64:" text, or hex: :data:`RECORD`) as 8-byte digests; none where it
+    holds none (a checkpoint before s22) or none that can be read."""
+    try:
+        raw = base64.b64decode(digests[4:], validate=True) if digests[:4] == "b64:" else bytes.fromhex(digests)
+    except (TypeError, ValueError):
+        return set()
+    return {raw[i:i + 8] for i in range(0, len(raw) - len(raw) % 8, 8)}
+
+
+def _warn_seen(what: str, digests: bytes, fitted: set[bytes], whose: str) -> None:
+    """Warn where some or all of a held-out split's series (their ``digests``) are among the series a model was fitted
+    on (``fitted``: :func:`_fitted`), whatever their order and labels, naming how many and their rows."""
+    if not (rows := [i for i in range(len(digests) // 8) if digests[8 * i:8 * i + 8] in fitted]):
         return
     shown = ", ".join(map(str, rows[:8])) + (", ..." if len(rows) > 8 else "")
-    warnings.warn(f"{what}: {len(rows)} of its {len(digests)} series are series of {whose}, value for value (rows "
+    warnings.warn(f"{what}: {len(rows)} of its {len(digests) // 8} series are series of {whose}, value for value (rows "
                   f"{shown}: predictions.csv's file_index): scored as if unseen, they lift its accuracy toward training "
                   "accuracy; drop them to score held-out series only", UserWarning, stacklevel=4)
 
@@ -244,9 +255,8 @@ def _warn_seen(what: str, digests: list[str], fitted: str, whose: str) -> None:
 def changed_file(path: str, ckpt: str | None, then: str, now: str, trained: str | None = None,
                  resume: bool = False, model: str | None = None) -> str:
     """The refusal of a file carved as the model's own whose training split is not the one the checkpoint ``ckpt``
-    recorded: at its trained path (``trained``; ``None``: ``path``), a copy of the file there now (changed since: taken
-    for the model's own by its bytes), or the file of a resume (``resume``). ``model``: how the model is named (a zoo
-    entry's ``"the zoo entry NAME"``; default: the checkpoint)."""
+    recorded: at its trained path (``trained``; ``None``: ``path``), a copy of the file there now (taken for the model's
+    own by its bytes), or a resume's (``resume``). ``model``: how the model is named (default: the checkpoint)."""
     model = model or (f"the checkpoint {ckpt}" if ckpt else "the checkpoint")
     trained = path if trained is None else trained
     if _same_path(trained, path):
@@ -270,18 +280,16 @@ def changed_file(path: str, ckpt: str | None, then: str, now: str, trained: str 
 
 
 def recorded_file(ckpt, cls: type | str) -> dict | None:
-    """The record ``{"path", "series_sha256"}`` a Lightning checkpoint holds of the training file of its data module of
-    class ``cls`` (its state, stored under the class's name); ``None`` where it holds none (an older checkpoint). The
-    checkpoint is memory-mapped: its weights are not read."""
-    state = _data_state(ckpt, cls)
-    record = state.get(RECORD) if isinstance(state, dict) else None
+    """The record (:data:`RECORD`) a Lightning checkpoint holds of the training file of its data module of class ``cls``
+    (its state, under the class's name); ``None`` where it holds none (an older checkpoint). Its weights are not read."""
+    record = (_data_state(ckpt, cls) or {}).get(RECORD)
     return record if _valid(record) else None
 
 
 def _data_state(ckpt, cls: type | str, trained: list | None = None) -> dict | None:
-    """The state a Lightning checkpoint holds of its data module of class ``cls`` (stored under the class's name);
-    ``None`` where it holds none or cannot be read. Memory-mapped: the weights are not read. ``trained`` (a list) gets
-    the path of the file the model was trained on, as its data module's hyperparameters name it (or None)."""
+    """The state a Lightning checkpoint holds of its data module of class ``cls`` (under the class's name); ``None`` where
+    it holds none or cannot be read (memory-mapped: the weights are not read). ``trained`` (a list) gets the path of the
+    file the model was trained on, as its data module's hyperparameters name it (or None)."""
     name = cls if isinstance(cls, str) else cls.__qualname__
     import torch  # noqa: PLC0415
 
@@ -304,9 +312,9 @@ def _valid(record) -> bool:
 
 
 def hold_to_checkpoint(dm, ckpt) -> None:
-    """Give ``dm`` (a data module a command built, not set up through Lightning's restore) the record of the training
-    file the checkpoint ``ckpt`` holds: the model's own file, changed since, is refused when it is read. A checkpoint
-    whose state of this class holds no record (written before it) is warned of, where the file is carved."""
+    """Give ``dm`` (a data module a command built, not set up through Lightning's restore) the record of the training file
+    the checkpoint ``ckpt`` holds: the model's own file, changed since, is refused when read. A checkpoint holding no
+    record (written before it) is warned of, where the file is carved."""
     if ckpt is None or not isinstance(dm, FileRecord):
         return
     trained: list = []
@@ -318,21 +326,23 @@ def hold_to_checkpoint(dm, ckpt) -> None:
 
 
 def read_record(dm, entry: str | None = None) -> dict | None:
-    """The record of the training split ``dm`` carved from its file as the model's own (``{"path", "series_sha256"}``,
-    with the zoo ``entry`` it is kept for), for a zoo entry's data spec; ``None`` for a file read whole, or other data."""
+    """The record of the training split ``dm`` carved from its file as the model's own (:data:`RECORD`, with the zoo
+    ``entry`` it is kept for), for a zoo entry's or a weight file's data spec (JSON); ``None`` for a file read whole, or
+    other data."""
     if not isinstance(dm, FileRecord) or dm._series_sha256 is None or getattr(dm, "_whole_file", False):
         return None
-    return {"path": str(dm.path), _KEY: dm._series_sha256} | ({"entry": str(entry)} if entry else {})
+    digests = dm._fitted_digests()  # a later file holding some of the series fitted on is warned of, as a checkpoint's
+    return {"path": str(dm.path), _KEY: dm._series_sha256} | ({"entry": str(entry)} if entry else {}) | (
+        {_DIGESTS: digests} if digests else {})
 
 
 def hold_to_spec(dm, spec: dict | None, model: str | None = None) -> None:
     """Hold ``dm``, built from a zoo entry's data spec, to the record the spec keeps (:func:`read_record`): the entry's
-    own file, changed since it was made, is refused by name when it is read. ``model``: what the refusal calls the
-    model (a weight file's spec: ``"the weight file W.safetensors"``, not "the zoo entry")."""
+    own file, changed since it was made, is refused by name when it is read, and another file holding series fitted on
+    is warned of. ``model``: what they call the model (a weight file's spec: ``"the weight file W.safetensors"``)."""
     record = spec.get(RECORD) if isinstance(spec, dict) else None
     if isinstance(dm, FileRecord) and _valid(record):
-        entry = record.get("entry")
-        dm.expect_file(record, model=model or (f"the zoo entry {entry}" if entry else "the zoo entry"))
+        dm.expect_file(record, model=model or "the zoo entry" + (f" {e}" if (e := record.get("entry")) else ""))
 
 
 def _unrecorded_text(model: str, path) -> str:
@@ -357,11 +367,10 @@ def _warn_unrecorded_spec(ckpt, data: dict, cls: str) -> None:
 
 
 def check_recorded_file(ckpt, data: dict, cls: str | None, what: str = "model.init_weights") -> None:
-    """Before the command's data module is made: refuse the file ``data`` (its ``init_args``) reads, judged the
-    model's own data (the trained path, or a copy of the file there), where its training split is not the one the
-    checkpoint ``ckpt`` recorded (data module class ``cls``; ``what``: the option that gave ``ckpt``). For a
-    checkpoint no Lightning restore holds the data module to (``--model.init_weights``); ``--ckpt_path`` is checked
-    by that restore, the file read once."""
+    """Before the command's data module is made: refuse the file ``data`` (its ``init_args``) reads, judged the model's
+    own data (the trained path, or a copy of the file there), where its training split is not the one the checkpoint
+    ``ckpt`` recorded (data module class ``cls``; ``what``: the option that gave ``ckpt``). For a checkpoint no Lightning
+    restore holds the data module to (``--model.init_weights``; ``--ckpt_path`` is checked by that restore)."""
     from .read_as import data_class  # noqa: PLC0415
 
     record = recorded_file(ckpt, str(cls).rsplit(".", 1)[-1]) if cls and data.get("path") is not None else None
@@ -373,8 +382,7 @@ def check_recorded_file(ckpt, data: dict, cls: str | None, what: str = "model.in
     try:
         with warnings.catch_warnings():  # said again where the command's own data module reads it
             warnings.simplefilter("ignore")
-            dm = made(**data)
-            dm.load()
+            (dm := made(**data)).load()
     except Exception:  # noqa: BLE001 - a file gone or unreadable is named by the data module that reads it
         return
     if dm._series_sha256 is not None and dm._series_sha256 != record[_KEY]:
