@@ -12,6 +12,8 @@
   takes another axis: a guess); else a clear error naming ``unit_axis=`` (:func:`unit_axis`). ``unit_axis[site]`` sets
   one call (``'act:1'``), ``unit_axis[module]`` each call of the module that has no key of its own
   (:func:`call_axis`); either is refused where it contradicts a producing layer's width (not the input's assumed one).
+  A layer's units a pure move left on a middle dim are refused, unless a key names the axis the reading layer reads
+  (an axial MLP's ``Linear(W)``: its inputs are the units, as the user says).
 
 Imports only torch.
 """
@@ -80,6 +82,14 @@ def _norm(m: nn.Module) -> Width | None:
         # forward of its own says its width, not its axis (on C x C maps both fit, and -1 read the columns)
         return m.normalized_shape[0], -1 if type(m).forward is nn.LayerNorm.forward else None
     return None
+
+
+class Axis(int):
+    """A unit axis found with no key where the rule before 7b5a825 read another axis of as many features (``before``):
+    a norm over another axis than its input's layer (``nn.LayerNorm(T)`` of a square conv map), whose steps a head
+    saved then read. A load of a file that records no axes refuses it there (:mod:`neuroview.core.settings`)."""
+
+    before: int | None = None
 
 
 def fits(shape: tuple[int, ...], width: Width | None) -> int | None:
@@ -169,13 +179,15 @@ def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: lis
     key = site if site in overrides else call.module if call.module in overrides else None
     hint = call.hint if call.hint is not None and len(call.hint) == 2 else None  # (width, op, dim): a middle dim
     if hint is not call.hint and _middle(call, sd):  # a reader over dim 1 or the last dim is no answer: it reads positions
-        _refuse_middle(call, key)
+        reads = _reader_axis(shape, call.consumer)  # ... unless the key says so: an axial MLP's Linear(W) (review S1 #3)
+        if key is None or reads is None or _given(overrides[key], key, shape) != reads:
+            _refuse_middle(call, key, reads, site if len(names) > 1 and site is not None else call.name)
     if key is not None:
         advice = _own_key(call, key, names, fits(shape, producer), alias)
         return unit_axis(call.name, shape, producer, call.consumer, overrides[key], key, advice)
     axis = told(shape, call.producer, call.consumer)
     if axis is not None and not (call.producer is None and hint is not None and sd == 0 and axis != 1):
-        return axis
+        return _before(axis, shape, call.producer)
     own = site if len(names) > 1 and site is not None else call.name  # 'act:0': the first call alone
     if axis is None and call.hint is not None and call.hint[1] == "sum" and len(call.hint) == 3:
         _refuse_sum(call, shape, own, _several(call, names))
@@ -188,6 +200,17 @@ def call_axis(call, shape: tuple[int, ...], sd: int, overrides: dict, names: lis
                      f"pass unit_axis={{{own!r}: 1 or -1}}{_several(call, names)}")
 
 
+def _before(axis: int, shape: tuple[int, ...], producer) -> int:
+    """``axis`` as an :class:`Axis` recording the axis the rule before 7b5a825 read, where that was another of as many
+    features: a norm's own axis (:class:`~neuroview.core.lineage.Normed`) beside its input's layer (review S1 finding 2)."""
+    old = fits(shape, getattr(producer, "norm", None))
+    if old is None or old % len(shape) == axis % len(shape) or shape[old] != shape[axis]:
+        return axis
+    out = Axis(axis)
+    out.before = old
+    return out
+
+
 def _middle(call, sd: int) -> bool:
     """Whether the layer's units that a pure move took to dim ``call.hint[2]`` of the call's input lie on a middle dim
     of its sample-first view (samples on dim ``sd``): on no axis a site reads."""
@@ -195,16 +218,30 @@ def _middle(call, sd: int) -> bool:
     return isinstance(d, int) and d != sd and (d + 1 if d < sd else d) not in (1, n - 1) and call.shape[d] == call.hint[0][0]
 
 
-def _refuse_middle(call, key: str | None) -> None:
+def _reader_axis(shape: tuple[int, ...], consumer) -> int | None:
+    """The axis (1 or -1) the layer that reads a site's output reads its width on, where it fits there (a Linear: the
+    last dim; a conv: dim 1); None where no layer reads it or its width fits no axis it reads."""
+    if consumer is None:
+        return None
+    axes = [a for a in ((1, -1) if consumer[1] is None else (1 if consumer[1] == 1 else -1,)) if shape[a] == consumer[0]]
+    return axes[0] if len(axes) == 1 else None
+
+
+def _refuse_middle(call, key: str | None, reads: int | None = None, own: str | None = None) -> None:
     """The error for a site whose producing layer's units a pure move took to a middle dim (``[B, H, C, W]`` of
-    ``transpose(1, 2)``): ``unit_axis`` can only read rows or columns there (P6 finding 4)."""
+    ``transpose(1, 2)``): ``unit_axis`` can only read rows or columns there (P6 finding 4), or, said by a key, the
+    inputs of the layer that reads the output (``reads``: its axis; an axial MLP's Linear(W), as wraps before b1769e3
+    read them: review S1 finding 3)."""
     (count, _), op, d = call.hint
     given = (f" (unit_axis={{{key!r}: ...}} reads dim 1 or the last dim, which hold {call.shape[1]} and "
              f"{call.shape[-1]} positions, not its units)") if key is not None else ""
+    out = "" if reads is None else (
+        f"; or, to take the {call.consumer[0]} inputs of the layer that reads the output as its units (as wraps before "
+        f"b1769e3 did: their saved heads load so), pass unit_axis={{{key or own or call.name!r}: {reads}}}")
     raise ValueError(f"unit_axis: the units of site {call.name!r} lie on no axis it reads: its input has shape "
                      f"{tuple(call.shape)}, and the {count} features of the layer that produced it lie on dim {d} after "
                      f"{op}{given}; NeuroView reads units on dim 1 or the last dim: move them there before the "
-                     f"activation (e.g. .movedim({d}, -1)), or name other sites with layers=[...]")
+                     f"activation (e.g. .movedim({d}, -1)), or name other sites with layers=[...]{out}")
 
 
 def _refuse_sum(call, shape: tuple[int, ...], key: str, several: str) -> None:

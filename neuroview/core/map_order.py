@@ -6,10 +6,14 @@ exactly, but stretched over the input unmoved it marks the unit on at transposed
 followed from the input, as :mod:`neuroview.core.lineage` follows a layer's units, on one sample: each dim of a tensor
 carries a label (the input's samples, its channels, or its positional dim ``i``), handed on by ops that keep a
 tensor's layout (elementwise ops, convolutions, norms, pooling, resizing, padding, crops; ``F.linear`` and ``@`` over
-the last dim) and permuted by the pure moves of dims (:data:`~neuroview.core.lineage.MOVES`). An op that moves
-positions in other ways (``flip``, ``rot90``, ``roll``), or operands of one sum whose positions lie in other orders,
-leave them in no order; a reshape that changes the shape (tokens of patches), ``einsum`` or a tensor made of none of
-the input's, in no known order: drawn unmoved, as before. (No gradient is read: a dead border or an upsampled map is
+the last dim) and permuted by the pure moves of dims (:data:`~neuroview.core.lineage.MOVES`). ``flip``, ``roll`` and
+``rot90`` of positional dims are followed per dim: a label ``(i, sign, offset)`` says cell ``q`` of the dim holds the
+input's position ``p`` with ``q = sign * p + offset`` (mod its size), so a second flip or a roll back restores ``i``, and
+the gallery moves a flipped or rolled map back; their other dims (``x.flip(1)``: RGB to BGR) keep their labels. A sum
+of an in-order map and a roll of it (a shift branch in a residual) keeps the in-order operand's order (a translation:
+neighbours stay neighbours); operands of one sum in other orders (``z + z.flip(-1)``), a roll of the flattened tensor,
+or a roll whose offset a resize cannot carry leave them in no order; a reshape that changes the shape (tokens of
+patches), ``einsum`` or a tensor made of none of the input's, in no known order: drawn unmoved, as before. (No gradient is read: a dead border or an upsampled map is
 no sign of a move, and a deep backbone whose every position reads the whole input hides none.)
 
 Imports only torch and the core modules below it.
@@ -25,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from .lineage import LAYOUT, MOVES, moved, op_name, tensors
 
-#: ops that keep the rank but move positions other than by a pure move: their output's positions lie in no order
+#: ops that keep the rank but move positions other than by a pure move: followed per dim they act on (:func:`_moved_cells`)
 SCRAMBLE = frozenset({"flip", "fliplr", "flipud", "rot90", "roll"})
 #: contractions over the last dim: the dims before it keep their labels (``q @ k.mT``: its last dim is ``k``'s tokens)
 MATMUL = frozenset({"matmul", "__matmul__", "bmm", "linear"})
@@ -67,7 +71,7 @@ def _follow(op: str, args, kwargs, ins: list, out: Tensor) -> tuple | None:
         order = moved(op.rstrip("_"), args, kwargs, t.dim()) if out.dim() == t.dim() else None
         return None if order is None else tuple(lab[o] for o in order)
     if op in SCRAMBLE:
-        return tuple(_NO if isinstance(a, int) else a for a in lab)
+        return _moved_cells(op, args, kwargs, t, lab) if out.shape == t.shape or op == "rot90" else None
     if op in ("unsqueeze", "squeeze"):
         return _squeezed(op, args, kwargs, t, lab, out)
     if op in LAYOUT or op == "einsum":  # a reshape that keeps the shape keeps the order; else not followed
@@ -78,16 +82,100 @@ def _follow(op: str, args, kwargs, ins: list, out: Tensor) -> tuple | None:
     return _merge([(x, lab_) for x, lab_ in ins if x.dim() == out.dim()], out)
 
 
+def _cell(i: int, sign: int, off: int, n: int):
+    """The label of a positional dim of size ``n`` holding the input's dim ``i`` as ``q = sign * p + off``: ``i`` itself
+    where that is its own order."""
+    off %= max(n, 1)
+    return i if sign == 1 and off == 0 else (i, sign, off)
+
+
+def _parts(a) -> tuple[int, int, int] | None:
+    """``(i, sign, offset)`` of a positional label (None: not one)."""
+    return (a, 1, 0) if isinstance(a, int) else a if isinstance(a, tuple) else None
+
+
+def _flipped(a, n: int):
+    p = _parts(a)
+    return a if p is None else _cell(p[0], -p[1], n - 1 - p[2], n)
+
+
+def _rolled(a, shift: int, n: int):
+    p = _parts(a)
+    return a if p is None else _cell(p[0], p[1], p[2] + shift, n)
+
+
+def _ints(v) -> list[int] | None:
+    """``v`` (an int, or a tuple/list of ints) as a list, None where it is neither."""
+    v = [v] if isinstance(v, int) else list(v) if isinstance(v, (tuple, list)) else None
+    return v if v is not None and all(isinstance(d, int) and not isinstance(d, bool) for d in v) else None
+
+
+def _moved_cells(op: str, args, kwargs, t: Tensor, lab: tuple) -> tuple | None:
+    """The labels after ``flip``/``fliplr``/``flipud``/``roll``/``rot90`` of ``t``: only the dims the op acts on change
+    (``x.flip(1)`` flips channels, no position); ``roll`` without dims (the flattened tensor) loses every position."""
+    n, lab = t.dim(), list(lab)
+    arg = lambda i, k, default=None: args[i] if len(args) > i else kwargs.get(k, default)  # noqa: E731
+    if op in ("flip", "fliplr", "flipud"):
+        dims = _ints(args[1:] if len(args) > 2 else arg(1, "dims")) if op == "flip" else [1 if op == "fliplr" else 0]
+        if dims is None:
+            return None
+        for d in {d % n for d in dims}:
+            lab[d] = _flipped(lab[d], t.shape[d])
+        return tuple(lab)
+    if op == "roll":
+        shifts, dims = _ints(arg(1, "shifts")), arg(2, "dims")
+        if dims is None:  # the flattened tensor rolled: positions cross dims
+            return tuple(_NO if _parts(a) is not None else a for a in lab)
+        dims = _ints(dims)
+        if shifts is None or dims is None or len(shifts) != len(dims):
+            return None
+        for s_, d in zip(shifts, dims):
+            lab[d % n] = _rolled(lab[d % n], s_, t.shape[d % n])
+        return tuple(lab)
+    k, dims = arg(1, "k", 1), _ints(arg(2, "dims", (0, 1)))  # rot90: a flip of one dim, then a swap of the two
+    if not isinstance(k, int) or dims is None or len(dims) != 2:
+        return None
+    a, b = (d % n for d in dims)
+    if k % 4 == 2:
+        lab[a], lab[b] = _flipped(lab[a], t.shape[a]), _flipped(lab[b], t.shape[b])
+    elif k % 4:
+        f = b if k % 4 == 1 else a
+        lab[f] = _flipped(lab[f], t.shape[f])
+        lab[a], lab[b] = lab[b], lab[a]
+    return tuple(lab)
+
+
+def _resized(a, n: int, m: int):
+    """A positional label of a dim resized from ``n`` to ``m`` cells: a flip is one at any size, a roll where its offset
+    scales to whole cells; else no order."""
+    p = _parts(a)
+    if p is None or n == m or isinstance(a, int):
+        return a
+    i, sign, off = p
+    shift = (off - (n - 1 if sign == -1 else 0)) % n  # the roll left after the reversal
+    if (shift * m) % n:
+        return _NO
+    return _cell(i, sign, (m - 1 if sign == -1 else 0) + shift * m // n, m)
+
+
 def _merge(ins: list, out: Tensor) -> tuple | None:
     """The labels of an output of the rank of the inputs ``ins`` (elementwise, a conv, a norm, a pooling): per dim,
-    the inputs' label, where they are not broadcast over it; positions of two orders at one dim lie in none."""
+    the inputs' label, where they are not broadcast over it; positions of two orders at one dim lie in none, but an
+    in-order operand summed with rolls of it (a residual's shift branch) keeps its order."""
     if not ins:
         return None
     labels = []
     for d in range(out.dim()):
-        col = {lab[d] for x, lab in ins if x.shape[d] == out.shape[d] or len(ins) == 1} - {None}
-        ints = {a for a in col if isinstance(a, int)}
-        labels.append(_NO if _NO in col or len(ints) > 1 or (ints and len(col) > 1) else next(iter(col), None))
+        col = {_resized(lab[d], x.shape[d], out.shape[d]) for x, lab in ins
+               if x.shape[d] == out.shape[d] or len(ins) == 1} - {None}
+        pos = [p for a in col if (p := _parts(a)) is not None]
+        if _NO in col or (pos and len(pos) != len(col)) or len({p[0] for p in pos}) > 1:
+            labels.append(_NO)
+        elif len(col) > 1 and pos:  # one dim in several orders: the in-order one, where the rest are translations
+            keep = pos[0][0] in col and all(p[1] == 1 for p in pos)
+            labels.append(pos[0][0] if keep else _NO)
+        else:
+            labels.append(next(iter(col), None) if len(col) < 2 else _NO)
     return tuple(labels)
 
 
@@ -150,14 +238,22 @@ def _order(site, labels: tuple) -> tuple[int, ...] | None:
     n = len(labels)
     view = [site.sample_dim] + [d for d in range(n) if d != site.sample_dim]  # sample-first, as the codes read it
     pos = [labels[view[j]] for j in range(1, n) if j != site.axis % n]
-    return tuple(pos) if sorted(a for a in pos if isinstance(a, int)) == list(range(len(pos))) else None
+    base = [p[0] for a in pos if (p := _parts(a)) is not None]
+    return tuple(pos) if len(base) == len(pos) and sorted(base) == list(range(len(pos))) else None
 
 
 def in_input_order(cmap: Tensor, order) -> Tensor | None:
     """The code maps ``cmap [B, *positions]`` with their positions moved back into the input's ``order``
-    (:func:`position_orders`; ``()``: not followed, as they are); None where they lie in no order of the input's."""
+    (:func:`position_orders`: a dim ``(i, sign, offset)`` flipped or rolled back first; ``()``: not followed, as they
+    are); None where they lie in no order of the input's."""
     if order is None:
         return None
-    if not order or cmap.dim() - 1 != len(order) or list(order) == sorted(order):
+    if not order or cmap.dim() - 1 != len(order):
         return cmap
-    return cmap.permute(0, *[1 + order.index(i) for i in range(len(order))])
+    for j, a in enumerate(order):
+        if not isinstance(a, int):  # cell q = sign * p + off holds the input's position p
+            n = cmap.shape[1 + j]
+            idx = (a[1] * torch.arange(n, device=cmap.device) + a[2]) % n
+            cmap = cmap.index_select(1 + j, idx)
+    base = [_parts(a)[0] for a in order]
+    return cmap if base == sorted(base) else cmap.permute(0, *[1 + base.index(i) for i in range(len(base))])

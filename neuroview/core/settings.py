@@ -118,7 +118,7 @@ def record(net) -> dict:
     out = {"quantizer": net.quantizer, "tau": net.tau, "grad_state": net.grad_state}
     if net.sites is not None:  # [name, units], and the module where the name does not say it (module 'relu:1')
         out["sites"] = [[s.name, s.channels] + ([s.module] if s.module != _module(s.name) else []) for s in net.sites]
-        out["axes"] = [s.axis for s in net.sites]  # on a square map the units alone cannot tell rows from channels
+        out["axes"] = [int(s.axis) for s in net.sites]  # on a square map the units alone cannot tell rows from channels
     else:  # a lazy network saved before its first batch: the sites of the file its head was loaded from
         loaded = net.__dict__.get("_loaded_sites")
         if loaded and loaded[0] is net.classifier is not None and loaded[1] is not None:
@@ -178,13 +178,26 @@ def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str
 
 def _axes_clash(saved: list, sites) -> str | None:
     """Why a head saved on the same sites and unit counts cannot be read where a site's unit axis differs (a square
-    map: rows read as its channels); None where the file records no axes (saved before it did) or they agree."""
+    map: rows read as its channels); None where they agree, or where the file records no axes (saved before 7b5a825)
+    and no site's axis was told otherwise then (:class:`~neuroview.core.axes.Axis`: a norm over another axis than its
+    input's layer on a square map, whose steps such a head read: review S1 finding 2)."""
+    key = lambda s: f"{s.module}:0" if s.name == s.module and any(  # noqa: E731
+        t.module == s.module and t.name != s.name for t in sites) else s.name
+    old = [s for s, a in zip(sites, map(_axis, saved)) if a is None and getattr(s.axis, "before", None) is not None]
+    if old:
+        s = old[0]
+        said = ", ".join(f"{t.name!r} (dim {t.axis.before} then, {int(t.axis)} now)" for t in old)
+        return (f"sites: the state dict records no unit axes (saved before 7b5a825), and a normalization over another "
+                f"axis than its input's layer, on a square map, made other units of the same count then: {said}; its "
+                f"head would read other units than it was trained on. Wrap the backbone with "
+                f"unit_axis={{{key(s)!r}: {s.axis.before}}} to read the file as it was trained (the norm's axis), or "
+                f"unit_axis={{{key(s)!r}: {int(s.axis)}}} to read its weights over the layer's units now found")
     other = [(s, a) for s, a in zip(sites, map(_axis, saved)) if a is not None and a != s.axis]
     if not other:
         return None
     said = ", ".join(f"{s.name!r} (dim {a} in the file, {s.axis} here)" for s, a in other)
     s, a = other[0]
-    key = f"{s.module}:0" if s.name == s.module and any(t.module == s.module and t.name != s.name for t in sites) else s.name
+    key = key(s)
     return (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units) with their units on "
             f"other axes: its weights would be read as other units; the same sites with another unit axis at {said}; "
             f"wrap the backbone with the unit_axis it was trained with (unit_axis={{{key!r}: {a}}}), where its layers "

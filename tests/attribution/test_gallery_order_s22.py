@@ -126,16 +126,78 @@ def test_a_swapped_map_of_a_deep_backbone_is_moved_back(hw):
             assert torch.equal(g.heat[0, j].float(), _on(bb.pre, x[i:i + 1], hw, swap)), (hw, swap, i)
 
 
-def test_a_flipped_map_has_no_heat():
-    """``flip`` moves the positions other than by a pure move: stretched as it is, the heat would be mirrored."""
+def test_a_flipped_map_is_flipped_back():
+    """``flip`` of a positional dim is followed (review S1 finding 4): the map is flipped back before it is stretched
+    (it was NaN; stretched as it is, the heat would be mirrored)."""
     torch.manual_seed(0)
     x, y = torch.randn(12, 2, 5, 7), torch.arange(12) % 3
     torch.manual_seed(1)
-    net = nv.NeuroViewCNN(Deep(False, depth=1, flip=True).eval(), 3, quantizer="hard", example_input=x,
-                           unit_axis={"act": 1}).eval()  # (flip is not followed by the lineage either)
+    bb = Deep(False, depth=1, flip=True).eval()
+    net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x,
+                           unit_axis={"act": 1}).eval()  # (flip is not followed by the lineage)
     g = nv.unit_gallery(net, [(x, y)], units=[("act", 0)], k=2)
-    assert bool(g.heat.isnan().all())
+    for j in range(2):
+        i = int(g.index[0, j])
+        want = _on(lambda z: bb.pre(z).flip(-1), x[i:i + 1], (5, 7))  # flipped back by hand
+        assert torch.equal(g.heat[0, j].float(), want), i
     assert g.window.shape == (1, 2, 2, 2)  # the rest of the gallery is there
+
+
+class Moves(nn.Module):
+    """Review S1 findings 1 and 4: flips and rolls of channels, undone flips and rolls, a residual shift branch. Each
+    ``pre`` lies in the input's order (``back``: how to move it there by hand)."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.c0, self.c1, self.act, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1), nn.ReLU(), nn.Linear(4, 3)
+
+    def pre(self, x):
+        k, c0 = self.kind, self.c0
+        z = {"bgr": lambda: c0(x.flip(1)), "fliplr": lambda: c0(torch.fliplr(x)), "chroll": lambda: torch.roll(c0(x), 1, 1),
+             "mirror": lambda: (c0(x) + c0(x.flip(-1)).flip(-1)) / 2,
+             "shift": lambda: c0(x) + self.c1(torch.roll(c0(x), 1, -1)),
+             "rollback": lambda: torch.roll(c0(torch.roll(x, 2, -1)), -2, -1),
+             "roll2d": lambda: torch.roll(c0(x), (1, -2), (2, 3)), "rot90": lambda: torch.rot90(c0(x), 1, (2, 3)),
+             "rot_back": lambda: torch.rot90(torch.rot90(c0(x), 1, (2, 3)), -1, (2, 3)),
+             "pooled_roll": lambda: F.max_pool2d(torch.roll(c0(x), 2, -1), 2),
+             "mixed": lambda: c0(x) + c0(x).flip(-1),
+             "two_shifts": lambda: torch.roll(c0(x), 1, -1) + torch.roll(c0(x), -1, -1)}[k]()
+        return z
+
+    def back(self, m):
+        """The site's map moved into the input's order by hand (None: it lies in none)."""
+        k = self.kind
+        if k in ("mixed", "two_shifts"):
+            return None
+        return {"roll2d": lambda: torch.roll(m, (-1, 2), (2, 3)), "rot90": lambda: torch.rot90(m, -1, (2, 3)),
+                "pooled_roll": lambda: torch.roll(m, -1, -1)}.get(k, lambda: m)()
+
+    def forward(self, x):
+        return self.fc(self.act(self.pre(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("kind", ["bgr", "fliplr", "chroll", "mirror", "shift", "rollback", "roll2d", "rot90", "rot_back",
+                                  "pooled_roll", "mixed", "two_shifts"])
+def test_flips_and_rolls_are_followed_per_dim(kind):
+    """A flip or roll of the channels keeps every position's order (it blanked every site's heat); a flip or roll undone
+    restores it; a residual shift branch keeps the stream's; a rolled or rotated map is moved back. Positions of two
+    orders in one sum (``z + z.flip(-1)``, or two rolls and no in-order operand) still have no heat."""
+    torch.manual_seed(0)
+    hw = (6, 6) if kind.startswith("rot") else (6, 8)
+    x, y = torch.randn(12, 3, *hw), torch.arange(12) % 3
+    torch.manual_seed(1)
+    bb = Moves(kind).eval()
+    net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": 1}).eval()
+    g = nv.unit_gallery(net, [(x, y)], units=[("act", 0)], k=3)
+    for j in range(3):
+        i = int(g.index[0, j])
+        with torch.no_grad():
+            m = bb.back((bb.pre(x[i:i + 1])[:, :1] > 0).float())
+        if m is None:
+            assert bool(g.heat[0, j].isnan().all()), (kind, i)
+        else:
+            assert torch.equal(g.heat[0, j].float(), F.interpolate(m, size=hw, mode="nearest")[0, 0]), (kind, i)
 
 
 def test_the_order_is_followed_in_one_pass_of_one_sample_and_no_backward():

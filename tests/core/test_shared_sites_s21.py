@@ -590,7 +590,8 @@ class Middle(nn.Module):
 
 def test_a_move_of_the_units_to_a_middle_dim_is_refused_though_a_reader_takes_the_last_dim():
     """Before session 22 the Linear(8) over the last dim decided: site 'act' read 8 "units", the conv map's columns,
-    and its 6 channels were averaged away as positions."""
+    and its 6 channels were averaged away as positions. (That reading is taken only as a key's statement,
+    ``unit_axis={'act': -1}``: ``tests/core/test_unit_axes_s22.py::test_an_axial_backbone_wraps_with_a_key_naming_the_reader_s_axis``.)"""
     torch.manual_seed(0)
     x, bb = torch.randn(4, 1, 5, 8), Middle()
     with pytest.raises(ValueError, match=r"unit_axis: the units of site 'act' lie on no axis it reads: its input has "

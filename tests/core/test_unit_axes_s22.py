@@ -358,3 +358,75 @@ def test_a_sum_of_two_layers_on_other_axes_read_by_no_layer_is_said_as_such():
         nv.NeuroViewCNN(SumPooled(), 3, example_input=x)
     for axis, units in ((1, 4), (-1, 16)):
         assert _sites(nv.NeuroViewCNN(SumPooled(), 3, example_input=x, unit_axis={"act": axis})) == [("act", units, axis)]
+
+
+def test_a_head_saved_before_7b5a825_on_a_square_layernorm_over_time_is_refused_naming_both_keys():
+    """Review S1 finding 2: with C = T = 16 the old head (the norm's 16 steps, no ``axes`` in its file) loaded without
+    a word into a wrap reading the conv's 16 channels, and its logits changed. The load is refused naming the key that
+    reads the file as it was trained (-1) and the one that reads the channels now found (1)."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 16, dtype=torch.float64)
+    bb = NormOverTimeSquare().double().eval()
+    old = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": -1}).eval()
+    with torch.no_grad():  # the old reading: per step (dim -1), averaged over the 16 channels
+        assert torch.equal(old.codes(x).double(), (bb.ln(bb.c(x)) > 0).double().mean(1))
+        old.classifier.weight.normal_()
+    sd = old.state_dict()
+    del sd._metadata[""]["axes"]  # as saved before 7b5a825
+    new = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).eval()
+    assert _sites(new) == [("act", 16, 1)]
+    with pytest.raises((ValueError, RuntimeError), match=r"records no unit axes.*'act' \(dim -1 then, 1 now\).*"
+                                                         r"unit_axis=\{'act': -1\} to read the file as it was trained.*"
+                                                         r"unit_axis=\{'act': 1\}"):
+        new.load_state_dict(sd)
+    for key in (-1, 1):  # either key is the user's statement: it loads
+        net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": key}).eval()
+        net.load_state_dict(sd)
+        if key == -1:
+            with torch.no_grad():
+                assert torch.equal(net(x), old(x))
+    saved = new.state_dict()  # a file that records its axes loads as it was saved, and records plain ints
+    assert saved._metadata[""]["axes"] == [1] and type(saved._metadata[""]["axes"][0]) is int
+    nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x).load_state_dict(saved)
+
+
+class NormOverTimeSquare(nn.Module):
+    """conv (16 channels) -> ``nn.LayerNorm(16)`` over its 16 time steps -> ReLU, pooled: a square map."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.ln, self.act = nn.Conv1d(2, 16, 3, padding=1), nn.LayerNorm(16), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.ln(self.c(x))).mean(-1)
+
+
+class MiddleRead(nn.Module):
+    """An axial MLP's step: conv (6 channels), ``permute(0, 2, 1, 3)`` to ``[B, H, C, W]``, ReLU, ``Linear(W=8)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.act, self.fc = nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Linear(8, 3)
+
+    def pre(self, x):
+        return self.c(x).permute(0, 2, 1, 3)
+
+    def forward(self, x):
+        return self.fc(self.act(self.pre(x))).mean((1, 2))
+
+
+def test_an_axial_backbone_wraps_with_a_key_naming_the_reader_s_axis():
+    """Review S1 finding 3: refused with every key (its heads saved before b1769e3, which read the Linear's 8 inputs,
+    could not be loaded). No key: still refused, now naming the key that reads the reader's inputs; that key wraps and
+    reads them; the other key is still refused."""
+    torch.manual_seed(0)
+    x, bb = torch.randn(4, 1, 5, 8, dtype=torch.float64), MiddleRead().double().eval()
+    with pytest.raises(ValueError, match=r"lie on dim 2 after permute.*\.movedim\(2, -1\).*to take the 8 inputs of the "
+                                         r"layer that reads the output as its units.*unit_axis=\{'act': -1\}"):
+        nv.NeuroViewCNN(bb, 3, example_input=x)
+    net = nv.NeuroViewCNN(bb, 3, quantizer="hard", example_input=x, unit_axis={"act": -1}).eval()
+    assert _sites(net) == [("act", 8, -1)]
+    with torch.no_grad():
+        assert torch.equal(net.codes(x).double(), (bb.pre(x) > 0).double().mean((1, 2)))  # per column, [B, 8]
+    with pytest.raises(ValueError, match=r"reads dim 1 or the last dim, which hold 5 and 8 positions"):
+        nv.NeuroViewCNN(bb, 3, example_input=x, unit_axis={"act": 1})
