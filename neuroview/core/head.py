@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ._devices import autocast_off
 from ._utils import plain_head
-from .head_stats import _caller_level, warn_left_out
+from .head_stats import _caller_level, note_left_out, say_left_out
 
 #: default variance floor, relative to the mean variance of all features
 FLOOR = 0.1
@@ -96,17 +96,18 @@ class CodeNorm(nn.Module):
         if not self.training:
             return (f - self.running_mean) * self.scale()
         mean, var, n = _batch_stats(f)
-        with torch.no_grad():  # (nothing here needs a detach)
+        with torch.no_grad():  # no_grad stops no forward-mode AD: detached (views, no kernel), no JVP tangent kept
             # a batch whose statistics are not finite (a float16 overflow, whose step a gradient scaler skips) is left out
             # whole, with no host sync (a lerp towards the running value itself keeps it): its NaN stayed in them for good.
             # Its variance alone tells: a NaN or Inf mean always gives a NaN or Inf one (head_stats says why)
-            ok = torch.isfinite(var).all()
+            bm, bv = mean.detach(), var.detach()
+            ok = torch.isfinite(bv).all()
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
-            self.running_mean.lerp_(torch.where(ok, mean.to(self.running_mean.dtype), self.running_mean), m)
+            self.running_mean.lerp_(torch.where(ok, bm.to(self.running_mean.dtype), self.running_mean), m)
             # n is a tensor under DDP (the all-reduced count): no host sync on every step
-            unbiased = var * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
+            unbiased = bv * (n / (n - 1).clamp_min(1) if isinstance(n, Tensor) else n / max(n - 1, 1))
             self.running_var.lerp_(torch.where(ok, unbiased.to(self.running_var.dtype), self.running_var), m)
-            self._note_left_out(ok, mean, var)
+            self._note_left_out(ok, bm, bv)
             self.num_batches_tracked += ok  # not counted: a cumulative average stays right
         return (f - mean) * torch.rsqrt(self._floored(var) + self.eps)
 
@@ -116,30 +117,30 @@ class CodeNorm(nn.Module):
         self.register_buffer("left_out", torch.zeros((), dtype=torch.long, device=device), persistent=False)
 
     def _note_left_out(self, ok: Tensor, mean: Tensor, var: Tensor) -> None:
-        """A batch left out of the statistics: said at once where that costs nothing (the CPU, run eagerly); else
-        (a device, or under torch.compile, which makes no Python call of a step) counted in ``left_out`` with no host
-        sync and no graph break, and said when the network goes to eval mode (:meth:`train`)."""
-        if torch.compiler.is_compiling() or ok.device.type not in _SAID_AT_ONCE:
-            self.left_out += ~ok
-            return
-        # numbered by this run's own count (num_batches_tracked skips the batches left out, and goes on from a file's)
-        seen = self.__dict__["_seen"] = self.__dict__.get("_seen", 0) + 1
-        if not bool(ok):
-            bad = (~(torch.isfinite(mean) & torch.isfinite(var))).nonzero().flatten().tolist()
-            more = f" (of {len(bad)})" if len(bad) > 10 else ""
-            warn_left_out(f"this run's training batch {seen} gave NaN or Inf statistics at features {bad[:10]}{more} "
-                          f"of {self.num_features}")
+        """A batch left out of the statistics: said at once, or counted and said at eval (:func:`.head_stats.note_left_out`)."""
+        note_left_out(self, ok, mean, var, _SAID_AT_ONCE)
 
     def train(self, mode: bool = True):
-        n = 0 if mode or self.left_out.is_meta else int(self.left_out)  # one sync when the network goes to eval mode
-        if n:
-            self.left_out.zero_()
-            warn_left_out(f"{n} training batch{'' if n == 1 else 'es'} gave NaN or Inf statistics")
+        # the count moves only in training: read (a host sync) where this module leaves it, not on eval() of an eval
+        # module; by the last call's mode too, as torch.compile's wrapper sets `training` before it calls this
+        if not mode and (self.training or self.__dict__.get("_mode", True)):
+            say_left_out(self)
+        self.__dict__["_mode"] = bool(mode)
         return super().train(mode)
+
+    def reset_running_stats(self) -> None:
+        """The initial statistics, no batch counted, as ``BatchNorm``'s (meta-device init calls it after ``to_empty``)."""
+        with torch.no_grad():
+            for buf, value in ((self.running_mean, 0), (self.running_var, 1), (self.num_batches_tracked, 0), (self.left_out, 0)):
+                buf.fill_(value)
+        self.__dict__.pop("_seen", None)
+
+    reset_parameters = reset_running_stats  # (no parameters: no affine) what meta-device init recipes call
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)  # pickled whole before the count was a buffer (when it was kept in __dict__)
         self.__dict__.pop("_left_out", None)
+        self.__dict__.pop("_seen", None)  # a copy's (deepcopy, pickle, AveragedModel) batches are numbered from its own 1
         if "left_out" not in self._buffers:
             self._count_left_out(self.running_mean.device)
 

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["mean_features", "never_trained", "warn_left_out", "warn_unstandardized"]
+__all__ = ["mean_features", "never_trained", "note_left_out", "say_left_out", "warn_left_out", "warn_unstandardized"]
 
 
 def never_trained(norm: nn.Module | None) -> bool:
@@ -83,6 +83,34 @@ def warn_left_out(what: str) -> None:
                   "NaN): left out of the running statistics, which stay those of the finite batches (they made every "
                   "later eval logit NaN); if every batch does so, look for the overflow (x's scale, the backbone's "
                   "weights, autocast)", UserWarning, stacklevel=_caller_level())
+
+
+def note_left_out(norm: nn.Module, ok: Tensor, mean: Tensor, var: Tensor, said_at_once: Sequence[str]) -> None:
+    """A batch ``norm`` (a ``CodeNorm``) left out of its statistics (``ok`` False): said at once where that costs
+    nothing (devices ``said_at_once``, run eagerly); else (a device, or under torch.compile, which makes no Python call
+    of a step) counted in ``norm.left_out`` with no host sync and no graph break, said by :func:`say_left_out`."""
+    if torch.compiler.is_compiling() or ok.device.type not in said_at_once:
+        norm.left_out += ~ok
+        return
+    # numbered by this run's own count (num_batches_tracked skips the batches left out, and goes on from a file's)
+    seen = norm.__dict__["_seen"] = norm.__dict__.get("_seen", 0) + 1
+    if not bool(ok):
+        bad = (~(torch.isfinite(mean) & torch.isfinite(var))).nonzero().flatten().tolist()
+        more = f" (of {len(bad)})" if len(bad) > 10 else ""
+        warn_left_out(f"this run's training batch {seen} gave NaN or Inf statistics at features {bad[:10]}{more} "
+                      f"of {norm.num_features}")
+
+
+def say_left_out(norm: nn.Module) -> None:
+    """The batches ``norm.left_out`` counted, said and zeroed (one host sync). A count no run can reach (negative, or
+    over 2**40 batches: memory ``to_empty`` left as it was, never initialised) is no count: zeroed, not said."""
+    if norm.left_out.is_meta:
+        return
+    n = int(norm.left_out)
+    if n:
+        norm.left_out.zero_()
+    if 0 < n <= 2 ** 40:
+        warn_left_out(f"{n} training batch{'' if n == 1 else 'es'} gave NaN or Inf statistics")
 
 
 def _caller_level() -> int:

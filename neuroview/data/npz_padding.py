@@ -108,7 +108,9 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
         return
     head, tail = (np.minimum(r, steps) for r in _flat_runs(x, np.arange(n), np.full(n, steps - 1)))
     if padding == "pre":
-        if 2 * (flat := _padded_at(x, head, tail, at_end=False)).sum() > n:
+        flat = _padded_at(x, head, tail, at_end=False)
+        # runs of one length of 2 steps are a repeated first sample (BasicMotions, equal length), no padding
+        if 2 * flat.sum() > n and (len(np.unique(head[flat])) > 1 or head[flat].min() > 2):
             warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and "
                           f"{flat.sum()} of its {n} series begin flat (one value a channel, rare inside them), as padding "
                           "at the start leaves them: every series is read whole, its padding as data; add each series' "
@@ -139,7 +141,8 @@ def _padded_at(x: np.ndarray, head: np.ndarray, tail: np.ndarray, at_end: bool) 
     bool, all False where the value is common."""
     steps = x.shape[-1]
     run, other = (tail, head) if at_end else (head, tail)
-    rows = np.flatnonzero((run >= 2) & (run < steps) & (other < 2))
+    # the other end judged against this end's run: a repeated first sample (2 steps) beside a long zero tail is padding
+    rows = np.flatnonzero((run >= 2) & (run < steps) & (other < np.maximum(3, run // 2)))
     feat = int(np.prod(x.shape[1:-1], dtype=np.int64)) or 1
     block, t, held = max(1, (1 << 20) // (feat * steps)), np.arange(steps), 0
     for i in range(0, len(rows), block):  # blocks of about 2**20 values: no copy of the whole array

@@ -120,20 +120,22 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     return fig
 
 
-def _site_colors(sites: list[str], used: set[str]) -> tuple[dict[str, tuple], bool]:
-    """``({site: colour}, by depth)`` for the sites a figure draws (``used``), in layer order, each coloured by its
-    place among all the network's ``sites``, so that a site has one colour in every figure of the network (its place
-    among the drawn ones made two sites blue in two figures): one colour each from tab10 / tab20; past 20 sites (a
-    ResNet-50 has 49) tab20's colours repeated (two sites, one swatch), so the colour reads the site's depth instead
-    (viridis, first to last), and the key says so."""
+def _site_colors(sites: list[str], used: set[str]) -> dict[str, tuple]:
+    """``{site: colour}`` for the sites a figure draws (``used``), in layer order, each coloured by its place among all
+    the network's ``sites``, so that a site has one colour in every figure of the network (its place among the drawn
+    ones made two sites blue in two figures): tab10 / tab20 up to 20 sites. Past 20 (a ResNet-50 has 49) a hue that
+    turns by the golden ratio from place to place, light and dark in turn: adjacent sites (a figure's top units mostly
+    come from the last few) are far apart on the hue circle (viridis by depth gave the last three sites three
+    yellows), and no two sites share a colour (those a Fibonacci number apart, 21 or 34, only a similar one)."""
     place = {s: i for i, s in enumerate(sites)}
     drawn = [s for s in sites if s in used]
-    matplotlib = _mpl()[0]
+    matplotlib, colors, _ = _mpl()
     if len(sites) > 20:
-        cmap = matplotlib.colormaps["viridis"]
-        return {s: cmap(place[s] / (len(sites) - 1)) for s in drawn}, True
+        golden = (math.sqrt(5) - 1) / 2
+        return {s: tuple(colors.hsv_to_rgb(((place[s] * golden) % 1.0, 0.7, (0.9, 0.6)[place[s] % 2]))) + (1.0,)
+                for s in drawn}
     cmap = matplotlib.colormaps["tab10" if len(sites) <= 10 else "tab20"]
-    return {s: cmap(place[s]) for s in drawn}, False
+    return {s: cmap(place[s]) for s in drawn}
 
 
 def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classes: Sequence[int] | None = None,
@@ -165,7 +167,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     k = min(k, w.shape[1])
     # ranked among the units the class reads: topk over all of them put zero weights above negative ones
     tops = [torch.where(w[cls] != 0, w[cls], -torch.inf).topk(min(k, int((w[cls] != 0).sum()))).indices for cls in sel]
-    colors, by_depth = _site_colors(list(slices), {units[i][0] for idx in tops for i in idx.tolist()})
+    colors = _site_colors(list(slices), {units[i][0] for idx in tops for i in idx.tolist()})
     bars = max(3.3, _text_inches([names[c] for c in sel], 9) + 1.0)  # a panel holds its title (the class name)
     if gallery is None:
         ncols = min(5, len(sel))
@@ -194,8 +196,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
         ax.set_xlabel(weight_label(source, standardized), fontsize=8)
     matplotlib = _mpl()[0]
     handles = [matplotlib.patches.Patch(color=col, label=_plain(s)) for s, col in colors.items()]
-    key = "site (layer), coloured by depth: the bar's label names it" if by_depth else "site (layer)"
-    fig.legend(handles=handles, title=key, loc="outside lower center", ncols=min(6, max(1, len(handles))), fontsize=7)
+    fig.legend(handles=handles, title="site (layer)", loc="outside lower center", ncols=min(6, max(1, len(handles))), fontsize=7)
     fig.suptitle(f"Top {k} units of each class")
     return fig
 

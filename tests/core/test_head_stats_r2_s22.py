@@ -178,3 +178,73 @@ def test_a_nonfinite_mean_always_comes_with_a_nonfinite_variance(dtype):
             warnings.simplefilter("ignore")
             norm(f[:, j:j + 1])
         assert int(norm.num_batches_tracked) == int(bool(torch.isfinite(mean[j]) and torch.isfinite(var[j]))), j
+
+
+# ------------------------------------------------------------ S3 review (second): 1, 5, 6, 7
+def test_a_forward_mode_jvp_in_training_leaves_no_tangent_in_the_running_statistics():
+    import torch.autograd.forward_ad as fwAD
+
+    torch.manual_seed(0)
+    norm = CodeNorm(3, floor=0.0, momentum=0.5).train()
+    x1, v1, x2, v2 = (torch.randn(8, 3) for _ in range(4))
+    with fwAD.dual_level():
+        norm(fwAD.make_dual(x1, v1))  # a training JVP (a Jacobian penalty by forward AD)
+        assert fwAD.unpack_dual(norm.running_mean).tangent is None
+        assert fwAD.unpack_dual(norm.running_var).tangent is None
+        norm.eval()
+        tangent = fwAD.unpack_dual(norm(fwAD.make_dual(x2, v2))).tangent
+    # eval is (x - running_mean) / sqrt(running_var + eps), the statistics constants: the tangent is v2 times the scale,
+    # the scale by hand from x1 alone (lerp of 0.5 from zeros / ones, unbiased variance)
+    var = 0.5 * 1.0 + 0.5 * x1.var(0, unbiased=True)
+    torch.testing.assert_close(tangent, v2 / torch.sqrt(var + 1e-5))
+
+
+def test_reset_running_stats_after_to_empty_leaves_nothing_to_say():
+    with torch.device("meta"):
+        norm = CodeNorm(3)
+    norm.to_empty(device="cpu")
+    with torch.no_grad():  # what uninitialised memory may hold
+        norm.running_mean.fill_(5.0), norm.running_var.fill_(-3.0), norm.num_batches_tracked.fill_(99)
+        norm.left_out.fill_(123456)
+    norm.reset_parameters()  # what meta-device init recipes call on each module that has it
+    assert norm.running_mean.tolist() == [0.0] * 3 and norm.running_var.tolist() == [1.0] * 3
+    assert int(norm.num_batches_tracked) == 0 and int(norm.left_out) == 0
+    _, said = _said(norm.eval, "NaN or Inf")
+    assert said == []
+    assert CodeNorm.reset_running_stats is CodeNorm.reset_parameters
+
+
+@pytest.mark.parametrize("garbage", [-4767480956686155979, 140134153767120])
+def test_a_count_no_run_can_reach_is_not_said(garbage):
+    with torch.device("meta"):
+        norm = CodeNorm(3)
+    norm.to_empty(device="cpu").left_out.fill_(garbage)  # to_empty, no load, no reset: the memory as it was
+    _, said = _said(norm.eval, "NaN or Inf")
+    assert said == [] and int(norm.left_out) == 0
+
+
+def test_eval_of_a_module_already_in_eval_mode_reads_no_count(monkeypatch):
+    norm = CodeNorm(3).eval()
+    norm.left_out.fill_(2)  # (only a training step moves it: set by hand to see whether eval() reads it)
+    reads = []
+    real = torch.Tensor.__int__
+    monkeypatch.setattr(torch.Tensor, "__int__", lambda t: reads.append(1) or real(t))
+    _, said = _said(norm.eval, "NaN or Inf")
+    assert said == [] and reads == [] and int(norm.left_out) == 2  # no host sync, nothing said, nothing lost
+    reads.clear()
+    _, said = _said(lambda: norm.train().eval(), "NaN or Inf")
+    assert len(reads) == 1 and len(said) == 1 and said[0].startswith("norm: 2 training batches gave NaN or Inf")
+
+
+def test_a_copy_numbers_its_batches_from_its_own_first():
+    import copy
+
+    norm = CodeNorm(3).train()
+    for _ in range(5):
+        norm(torch.randn(8, 3))
+    nan = torch.full((8, 3), float("nan"))
+    for twin in (copy.deepcopy(norm), pickle.loads(pickle.dumps(norm))):
+        _, said = _said(lambda: twin(nan), "NaN or Inf")
+        assert len(said) == 1 and said[0].startswith("norm: this run's training batch 1 gave"), said
+    _, said = _said(lambda: norm(nan), "NaN or Inf")
+    assert len(said) == 1 and said[0].startswith("norm: this run's training batch 6 gave"), said

@@ -236,3 +236,45 @@ def test_a_quiet_start_at_zero_is_warned_about_only_as_possible_padding(tmp_path
     said = _warnings_of(tmp_path / "onset.npz")
     assert len(said) == 1 and "120 of its 120 series start flat" in said[0]
     assert "if those steps are padding" in said[0] and "begin at rest" in said[0]
+
+
+# ------------------------------------------------------------------------- second review S3, findings 2 and 3
+def _first_sample_repeated(n_series: int = 40, steps: int = 100, channels: int = 6):
+    """Sensor recordings as BasicMotions ships them: equal length, steps 0 and 1 equal in every channel of every series
+    (the sensor repeats its first sample), a value found nowhere else in the series."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n_series, channels, steps)).astype(np.float32)
+    x[..., 1] = x[..., 0]
+    return x, np.arange(n_series) % 4
+
+
+def test_zero_end_padding_is_warned_about_when_each_series_repeats_its_first_sample(tmp_path):
+    x, y = _first_sample_repeated()
+    lengths = np.random.default_rng(1).integers(40, 101, len(x))
+    padded = np.zeros_like(x)
+    for i, n in enumerate(lengths):
+        padded[i, :, :n] = x[i, :, :n]  # zero padding at the end: a 2-step flat start beside a 0..60-step zero tail
+    flat = int((lengths <= 98).sum())  # padded by 2 steps or more
+    np.savez(tmp_path / "post.npz", X=padded, y=y)
+    for padding in ("auto", "post"):
+        said = _warnings_of(tmp_path / "post.npz", padding=padding)
+        assert len(said) == 1 and f"{flat} of its 40 series end flat" in said[0], (padding, said)
+
+
+def test_equal_length_series_that_repeat_their_first_sample_are_not_warned_about_under_pre(tmp_path):
+    x, y = _first_sample_repeated()
+    assert ((x[..., 0] == x[..., 1]).all(1)).all()  # every series begins flat for exactly 2 steps: no padding
+    np.savez(tmp_path / "equal.npz", X=x, y=y)
+    for padding in ("pre", "auto", "post"):
+        assert _warnings_of(tmp_path / "equal.npz", padding=padding) == [], padding
+
+
+def test_pre_padding_of_series_that_repeat_their_first_sample_is_still_warned_about(tmp_path):
+    x, y = _first_sample_repeated()
+    lengths = np.random.default_rng(2).integers(40, 98, len(x))
+    padded = np.zeros_like(x)
+    for i, n in enumerate(lengths):
+        padded[i, :, -n:] = x[i, :, :n]  # zero padding at the start, 3 steps or more
+    np.savez(tmp_path / "pre.npz", X=padded, y=y)
+    said = _warnings_of(tmp_path / "pre.npz", padding="pre")
+    assert len(said) == 1 and "40 of its 40 series begin flat" in said[0], said

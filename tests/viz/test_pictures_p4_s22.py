@@ -17,7 +17,7 @@ import neuroview as nv
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.colors import to_hex, to_rgb  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from neuroview.viz import plots  # noqa: E402
@@ -164,19 +164,50 @@ def test_top_units_gives_a_site_one_colour_in_every_figure_of_a_network():
     assert _key(plots.top_units(net, k=1, standardized=False)) == want
 
 
-def test_top_units_past_20_sites_colours_a_site_by_its_depth_in_the_network():
-    torch.manual_seed(0)
+def _deep_net(n_sites: int = 25, classes: int = 2):
     layers = [nn.Conv2d(1, 3, 3, padding=1), nn.ReLU()]
-    for _ in range(24):
+    for _ in range(n_sites - 1):
         layers += [nn.Conv2d(3, 3, 3, padding=1), nn.ReLU()]
-    net = nv.NeuroViewCNN(nn.Sequential(*layers), 2, input_shape=(1, 8, 8)).eval()  # sites "1", "3", ... "49"
+    return nv.NeuroViewCNN(nn.Sequential(*layers), classes, input_shape=(1, 8, 8)).eval()  # sites "1", "3", ...
+
+
+def test_top_units_past_20_sites_gives_a_site_one_colour_in_every_figure():
+    torch.manual_seed(0)
+    net = _deep_net()
     with torch.no_grad():  # class 0 reads site "5" (units 6-8) and "45" (66-68), class 1 site "45" alone
         net.classifier.weight.zero_()
         net.classifier.weight[0, 6], net.classifier.weight[0, 66], net.classifier.weight[1, 67] = 1.0, 0.5, 1.0
-    viridis = matplotlib.colormaps["viridis"]
-    depth = {"5": to_hex(viridis(2 / 24)), "45": to_hex(viridis(22 / 24))}  # place 2 and 22 of 25 sites
-    assert _key(plots.top_units(net, k=2, classes=[0], standardized=False)) == depth  # were viridis(0) and (1)
-    assert _key(plots.top_units(net, k=1, classes=[1], standardized=False)) == {"45": depth["45"]}  # was viridis(0)
+    both = _key(plots.top_units(net, k=2, classes=[0], standardized=False))
+    assert set(both) == {"5", "45"} and both["5"] != both["45"]
+    assert _key(plots.top_units(net, k=1, classes=[1], standardized=False)) == {"45": both["45"]}
+
+
+def _rgb_gap(a: str, b: str) -> float:
+    """The largest difference of one RGB channel between two colours, 0..1."""
+    return max(abs(x - y) for x, y in zip(to_rgb(a), to_rgb(b)))
+
+
+def test_top_units_past_20_sites_draws_adjacent_sites_in_distinct_colours():
+    """A ResNet-50's 49 sites: the top units mostly come from the last few; viridis by depth drew sites 46-48 in three
+    yellows (largest channel difference 0.097 between any two)."""
+    torch.manual_seed(0)
+    net = _deep_net(49)
+    with torch.no_grad():  # class 0 reads the last three sites, one unit each (units 138, 141, 144)
+        net.classifier.weight.zero_()
+        net.classifier.weight[0, 138], net.classifier.weight[0, 141], net.classifier.weight[0, 144] = 3.0, 2.0, 1.0
+    key = _key(plots.top_units(net, k=3, classes=[0], standardized=False))
+    assert list(key) == ["93", "95", "97"]
+    gaps = [_rgb_gap(key[a], key[b]) for a, b in (("93", "95"), ("95", "97"), ("93", "97"))]
+    assert min(gaps) >= 0.25, gaps
+    # every pair of adjacent sites, and of sites up to 5 apart, of networks of 21 to 160 sites
+    from neuroview.viz.units import _site_colors  # noqa: PLC0415
+    for n in (21, 49, 160):
+        sites = [str(i) for i in range(n)]
+        cols = [to_hex(_site_colors(sites, set(sites))[s]) for s in sites]
+        assert len(set(cols)) == n  # one colour each
+        for apart in range(1, 6):
+            gap = min(_rgb_gap(cols[i], cols[i + apart]) for i in range(n - apart))
+            assert gap >= (0.5 if apart == 1 else 0.2), (n, apart, gap)
 
 # --- 4. constant images ---------------------------------------------------------------------------------------------
 
