@@ -10,11 +10,13 @@ May import torch; nothing of neuroview.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import torch
 
 __all__ = ["best_checkpoint"]
+_KEPT = re.compile(r"-v\d+$")  # <name>-v<N>.ckpt: an earlier run's file (earlier_runs; enable_version_counter is off)
 
 
 def _states(source: Path) -> list[tuple[str, dict]]:
@@ -31,32 +33,46 @@ def _states(source: Path) -> list[tuple[str, dict]]:
 
 def _recorded_best(folder: Path, source: Path) -> Path | None:
     """The best file the checkpoint ``source`` records (each ``ModelCheckpoint`` state's ``best_model_path``), by its
-    name in ``folder``; None where it records none that is there, or is no checkpoint torch reads."""
-    for _, state in _states(source):
-        best = state.get("best_model_path")
-        if isinstance(best, str) and best and (folder / Path(best).name).is_file():
-            return folder / Path(best).name
-    return None
+    name in ``folder``; None where it records none, or is no checkpoint torch reads. One it records that is not in
+    ``folder``: a FileNotFoundError naming it (the files there are other runs', an earlier run's kept ``-v1`` ones)."""
+    recorded = [Path(b).name for _, state in _states(source) if isinstance(b := state.get("best_model_path"), str) and b]
+    here = [folder / name for name in recorded if (folder / name).is_file()]
+    if recorded and not here:
+        raise FileNotFoundError(f"ckpt_path: 'best' reads the run's best checkpoint, which its {source.name} records as "
+                                f"{recorded[0]}, and that file is not in {folder} (removed, or left behind by a move): "
+                                f"name a checkpoint file")
+    return here[0] if here else None
+
+
+def _rule(key: str) -> tuple[str, str] | None:
+    """``(monitor, mode)`` of a state key ``ModelCheckpoint{'monitor': ..., 'mode': ...}``; None where it names none."""
+    try:
+        rule = ast.literal_eval(key[key.index("{"):])
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(rule, dict) or rule.get("mode") not in ("min", "max") or not rule.get("monitor"):
+        return None
+    return str(rule["monitor"]), rule["mode"]
 
 
 def _own_score(path: Path) -> tuple[str, str, float] | None:
-    """``(monitor, mode, score)`` that the best file ``path`` records of itself: its ``ModelCheckpoint`` state as saved
-    with it (the score it was ranked by: ``current_score``, or its own entry of ``best_k_models``), the rule from the
-    state key (``ModelCheckpoint{'monitor': ..., 'mode': ...}``); None where it records none."""
-    for key, state in _states(path):
-        try:
-            rule = ast.literal_eval(key[key.index("{"):])
-        except (ValueError, SyntaxError):
-            continue
-        if not isinstance(rule, dict) or rule.get("mode") not in ("min", "max") or not rule.get("monitor"):
-            continue
-        own = [v for k, v in (state.get("best_k_models") or {}).items() if Path(str(k)).name == path.name]
-        score = own[0] if own else state.get("current_score")
-        try:
-            return str(rule["monitor"]), rule["mode"], float(score)
-        except (TypeError, ValueError, RuntimeError):
-            continue
-    return None
+    """``(monitor, mode, score)`` that the best file ``path`` records of itself: the state of the ``ModelCheckpoint``
+    that wrote it (the one whose ``best_k_models``, ``best_model_path`` or ``last_model_path`` names it: a user's own
+    ModelCheckpoint beside ``--checkpoint``'s is saved in the file too, first, with a score of its own files), its own
+    entry of ``best_k_models`` (else that state's ``current_score``), the rule from the state key. A file of one state
+    that names it nowhere: that state's ``current_score``. None where it records none, or cannot tell whose it is."""
+    states = [(rule, state) for key, state in _states(path) if (rule := _rule(key)) is not None]
+    names = lambda state: {Path(str(p)).name for p in (*(state.get("best_k_models") or {}),  # noqa: E731
+                                                      state.get("best_model_path"), state.get("last_model_path")) if p}
+    own = [(rule, state) for rule, state in states if path.name in names(state)]
+    if len(own) != 1 and not (not own and len(states) == 1):
+        return None  # several callbacks' states, none (or more than one) of them its writer: whose score is unknown
+    (monitor, mode), state = own[0] if own else states[0]
+    mine = [v for k, v in (state.get("best_k_models") or {}).items() if Path(str(k)).name == path.name]
+    try:
+        return monitor, mode, float(mine[0] if mine else state.get("current_score"))
+    except (TypeError, ValueError, RuntimeError):
+        return None
 
 
 def _best_of_records(folder: Path, found: list[Path], sub: str) -> Path:
@@ -85,13 +101,23 @@ def best_checkpoint(folder, sub: str) -> Path:
     """The run's best checkpoint in the checkpoint folder ``folder``: the one its ``last.ckpt`` ranks best; without
     that record, the best of the ``best*.ckpt`` files (else of every ``*.ckpt`` but ``last*.ckpt``: a run of its own
     ``--checkpoint.filename``) by the score each records of itself. A single file is taken as it is. Several, and one
-    records no score, or they rank by different monitors or modes: a ValueError naming them."""
+    records no score, or they rank by different monitors or modes: a ValueError naming them. An earlier run's file kept
+    aside as ``<name>-v<N>.ckpt`` is never the run's best: where it is all there is, a FileNotFoundError naming it."""
     folder = Path(folder)
     last = folder / "last.ckpt"
     best = _recorded_best(folder, last) if last.is_file() else None  # (whatever --checkpoint.filename named it)
     if best is not None:
         return best
-    found = sorted(folder.glob("best*.ckpt")) or sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
+    own = lambda paths: [p for p in paths if not _KEPT.search(p.stem)]  # noqa: E731 - not an earlier run's kept file
+    named = sorted(folder.glob("best*.ckpt"))
+    others = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
+    found = own(named) or own(others)  # else of every *.ckpt but last*.ckpt: a run of its own --checkpoint.filename
+    kept = [p for p in (named or others) if p not in own(named or others)]  # an earlier run's, kept aside (-v<N>)
+    if kept and not found:
+        raise FileNotFoundError(f"ckpt_path: 'best' {'resumes' if sub == 'fit' else 'reads'} the run's best checkpoint "
+                                f"in {folder}, and the best files there ({', '.join(p.name for p in kept)}) are earlier "
+                                f"runs', kept aside when a later run started (the last run kept none): name a "
+                                f"checkpoint file")
     if not found:
         then = "run without --ckpt_path to start a new run" if sub == "fit" else "name a checkpoint file"
         raise FileNotFoundError(f"ckpt_path: 'best' {'resumes' if sub == 'fit' else 'reads'} the best checkpoint "

@@ -130,7 +130,9 @@ def _moved_here(cb: ModelCheckpoint, state: dict) -> dict:
     rank_zero_warn(f"{said} of its top-k checkpoints: the resumed run ranks on without them, its best the best of those "
                    f"here ({Path(best).name}); no file of {old} is read")
     out.update(best_model_path=best, best_model_score=kept[best], best_k_models=kept, kth_best_model_path="")
-    if len(kept) == cb.save_top_k:  # full: the next better save replaces the worst, as Lightning ranks
+    # full (resumed with a save_top_k of at most those kept, too): the k-th best is the worst of them, as Lightning's own
+    # restore leaves it; "" with more ranked than save_top_k read best_k_models[""] at the first validation (KeyError)
+    if 0 < cb.save_top_k <= len(kept):
         out["kth_best_model_path"] = (max if cb.mode == "min" else min)(kept, key=score)
         out["kth_value"] = kept[out["kth_best_model_path"]]
     return out

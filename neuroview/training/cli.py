@@ -34,7 +34,7 @@ from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .cli_parse import parse_refusal
-from .cli_runs import data_named, expand_run_paths, no_best_reason, run_best
+from .cli_runs import data_named, expand_run_paths, no_best_reason, resume_advice, run_best
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
 from .evaluated_data import evaluated_data, format_hint
@@ -126,15 +126,16 @@ class NeuroViewCLI(LightningCLI):
             self._resumed_stops = (ckpt, resume_state(saved))
         hp = saved.get("hyper_parameters") or {}
         asked = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
-        named = None if sub == "fit" else _named_model_options(getattr(self, "_argv", None))
-        diff = {k: (asked[k], v) for k, v in hp.items()
-                if k in asked and (named is None or k in named) and _plain(asked[k]) != _plain(v)}
+        given = _named_model_options(getattr(self, "_argv", None))  # fit compares all of them; the others, these
+        diff = {k: (asked[k], v) for k, v in hp.items()  # init_weights: a resume's checkpoint weights go over it
+                if k in asked and (sub == "fit" or given is None or k in given) and _plain(asked[k]) != _plain(v)
+                and not (sub == "fit" and k == "init_weights")}
         if diff:
             detail = "; ".join(f"model.{k} {a!r} asked, {v!r} in the checkpoint" for k, (a, v) in sorted(diff.items()))
-            if sub == "fit":
+            if sub == "fit":  # advice for the options given (drop them) and those a config left at another value
                 raise ValueError(f"ckpt_path: {ckpt} resumes a run trained with other model options ({detail}); a "
-                                 f"resume continues that run as it was: drop those options, or start a new run from "
-                                 f"its weights with --model.init_weights {ckpt}")
+                                 f"resume continues that run as it was: {resume_advice(diff, given)}, or start "
+                                 f"a new run from its weights with --model.init_weights {ckpt}")
             raise ValueError(f"ckpt_path: {ckpt} holds a model trained with other model options ({detail}); `neuroview "
                              f"{sub}` runs the checkpoint's model as it was trained, without them: drop those options, "
                              f"or train a model with them (neuroview fit)")

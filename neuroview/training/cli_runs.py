@@ -6,14 +6,16 @@ May import torch, ``neuroview.training`` and Lightning (``NeuroViewCLI`` calls t
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 from pathlib import Path
 
 import torch
 
 from .best_checkpoint import best_checkpoint
 
-__all__ = ["data_named", "expand_run_paths", "no_best_reason", "run_best"]
+__all__ = ["data_named", "expand_run_paths", "no_best_reason", "resume_advice", "run_best"]
 
 
 def _expanded(path):
@@ -102,3 +104,20 @@ def data_named(argv) -> bool:
     name among the model's classes. A recipe's own data set beside a run trained on other data is not: its refusal
     names the run's own data (read by name, a recipe set of some of the model's classes was scored without a word)."""
     return any(a == "--data" or a.startswith(("--data=", "--data.")) for a in argv or ())
+
+
+def resume_advice(diff: dict, given: set[str] | None) -> str:
+    """What a refused ``fit --ckpt_path`` of other model options (``diff``: option -> (asked, in the checkpoint)) should
+    do: drop the options the command line gives (``given``; None: all of them), and pass the run's value of those it
+    left out (a config's value, a default): "drop those options" told a user who gave none to drop nothing."""
+    drop = sorted(k for k in diff if given is None or k in given)
+    left = sorted(k for k in diff if k not in drop)
+    said = [f"drop {', '.join(f'--model.{k}' for k in drop)}"] if drop else []
+    for k in left:
+        value = diff[k][1]
+        try:
+            text = value if isinstance(value, str) else json.dumps(value)
+        except (TypeError, ValueError):
+            text = str(value)
+        said.append(f"pass --model.{k} {shlex.quote(str(text))} as the run did")
+    return "; ".join(said)

@@ -152,3 +152,42 @@ def test_python_resume_refusals_give_python_advice(tmp_path):
     with pytest.raises(ValueError) as said:
         run(other, 20, other / "last.ckpt", patience=5)
     assert "had patience 1, and this Trainer gives patience 5" in str(said.value) and "--" not in str(said.value)
+
+
+# --- second review (/tmp/s22/S2, finding 4): the command line, like the Python API ---
+
+DIGITS = str(Path(__file__).resolve().parents[2] / "recipes" / "digits_nv_small_cnn.yaml")
+QUICK = ["--config", DIGITS, "--model.model_kwargs", "{widths: [8, 16]}", "--trainer.limit_train_batches", "3",
+         "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
+         "false", "--trainer.accelerator", "cpu", "--model.scheduler", "none", "--test_after_fit", "false"]
+
+
+def cli_fit(root: Path, epochs: int, *extra: str):
+    from neuroview.training.cli import cli_main
+    return cli_main(["fit", *QUICK, "--trainer.default_root_dir", str(root), "--trainer.max_epochs", str(epochs), *extra])
+
+
+def test_a_cli_resume_of_a_run_started_from_init_weights_needs_not_name_its_file(tmp_path, monkeypatch):
+    """`neuroview fit --ckpt_path last` of a run started with --model.init_weights FILE was refused unless FILE was
+    named again (and was there), with the advice to 'drop those options' the user never gave."""
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+    cli_fit(tmp_path / "A", 1)
+    init = tmp_path / "init.ckpt"
+    init.write_bytes((tmp_path / "A" / "checkpoints" / "last.ckpt").read_bytes())
+    cli_fit(tmp_path / "B", 1, "--model.init_weights", str(init))
+    init.unlink()
+    assert cli_fit(tmp_path / "B", 2, "--ckpt_path", "last").trainer.global_step == 6  # one epoch of 3 steps more
+
+
+def test_a_cli_resume_refusal_advises_the_runs_value_for_an_option_left_out(tmp_path, monkeypatch):
+    """A run of --model.lr 0.01 resumed without it (the recipe's 3e-3): the refusal said 'drop those options'."""
+    monkeypatch.setenv("NEUROVIEW_CACHE", str(tmp_path / "cache"))
+    cli_fit(tmp_path, 1, "--model.lr", "0.01")
+    with pytest.raises(ValueError, match=r"model.lr 0.003 asked, 0.01 in the checkpoint\); a resume continues that run as "
+                                         r"it was: pass --model.lr 0.01 as the run did, or start a new run") as said:
+        cli_fit(tmp_path, 2, "--ckpt_path", "last")
+    assert "drop" not in str(said.value)
+    with pytest.raises(ValueError, match=r"model.lr 0.02 asked, 0.01 in the checkpoint\); a resume continues that run as "
+                                         r"it was: drop --model.lr, or start a new run"):
+        cli_fit(tmp_path, 2, "--ckpt_path", "last", "--model.lr", "0.02")
+    assert cli_fit(tmp_path, 2, "--ckpt_path", "last", "--model.lr", "0.01").trainer.global_step == 6  # as the run did

@@ -203,3 +203,91 @@ def test_best_without_last_ckpt_finds_files_of_a_custom_name(tmp_path):
     _record(folder, "ep1-1.75.ckpt", 10, 1.75, mode="min", monitor="val_loss")
     torch.save({"state_dict": {}}, folder / "last-v1.ckpt")  # an earlier run's kept last: no candidate
     assert best_checkpoint(folder, "test").name == "ep2-1.69.ckpt"
+
+
+# --- second review (/tmp/s22/S2, findings 1-3) ---
+
+def test_best_without_last_ckpt_never_reads_an_earlier_runs_kept_file(tmp_path):
+    """Two fits into one folder with --checkpoint.save_last false: run 1's best, kept as best-...-v1.ckpt, was ranked
+    with run 2's files (and here, by another rule, the command refused as 'files of different runs')."""
+    root = tmp_path / "run"
+    fit(root, 2, "--checkpoint.save_last", "false")  # epoch min: its best is epoch 0, score 0
+    fit(root, 2, "--checkpoint.save_last", "false", "--checkpoint.mode", "max")  # epoch max: its best is epoch 1
+    folder = root / "checkpoints"
+    names = sorted(p.name for p in folder.glob("*.ckpt"))
+    assert not (folder / "last.ckpt").exists() and len(names) == 2
+    assert names[0].startswith("best-epoch000") and names[0].endswith("-v1.ckpt"), names  # run 1's, kept
+    assert names[1].startswith("best-epoch001") and not names[1].endswith("-v1.ckpt"), names  # run 2's own
+    cli = cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(root), *QUICK, "--checkpoint.mode", "max",
+                    "--checkpoint.save_last", "false", "--ckpt_path", "best"])
+    assert Path(cli.trainer.ckpt_path).name == names[1]
+
+
+def test_best_reads_no_kept_file_of_an_earlier_run_and_refuses_where_only_those_are_there(tmp_path):
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    _record(folder, "best-a-v1.ckpt", 10, 0.95)  # an earlier run's best, better than any of this run's
+    _record(folder, "best-b.ckpt", 10, 0.50)
+    _record(folder, "best-c.ckpt", 15, 0.60)
+    assert best_checkpoint(folder, "test").name == "best-c.ckpt"
+    for name in ("best-b.ckpt", "best-c.ckpt"):
+        (folder / name).unlink()
+    with pytest.raises(FileNotFoundError, match=r"the best files there \(best-a-v1.ckpt\) are earlier runs'"):
+        best_checkpoint(folder, "test")
+
+
+def test_best_of_a_last_ckpt_whose_recorded_best_is_gone_is_refused_by_name(tmp_path):
+    """The earlier runs' kept -vN files were ranked in its place."""
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    _record(folder, "last.ckpt", 20, 0.5, best="best-gone.ckpt")
+    _record(folder, "best-old-v1.ckpt", 10, 0.95)
+    with pytest.raises(FileNotFoundError, match=r"records as best-gone.ckpt, and that file is not in"):
+        best_checkpoint(folder, "test")
+
+
+def _two_states(folder: Path, name: str, own: float, user_current: float):
+    """A best file of the --checkpoint callback (val_acc, max) saved with a user's ModelCheckpoint (val_loss, min) in
+    the same folder: LightningCLI lists the user's first, whose state records its own files and score."""
+    user = "ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}"
+    ours = "Checkpoint{'monitor': 'val_acc', 'mode': 'max', 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}"
+    states = {user: {"dirpath": str(folder), "current_score": torch.tensor(user_current),
+                     "best_model_path": str(folder / "vl-epoch=5.ckpt"), "best_k_models": {str(folder / "vl-epoch=5.ckpt"): torch.tensor(0.8)}},
+              ours: {"dirpath": str(folder), "current_score": torch.tensor(own), "best_model_path": str(folder / name),
+                     "best_k_models": {str(folder / name): torch.tensor(own)}}}
+    torch.save({"global_step": 1, "epoch": 0, "state_dict": {}, "callbacks": states}, folder / name)
+
+
+def test_best_without_last_ckpt_reads_the_score_of_the_callback_that_wrote_the_file(tmp_path):
+    """Each file was read by the user's callback's stale current_score (the same in every file): the tie went to the
+    first name, a val_acc 0.53 file over one of 0.60."""
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    _two_states(folder, "best-epoch006.ckpt", 0.5333, user_current=0.889)
+    _two_states(folder, "best-epoch008.ckpt", 0.6000, user_current=0.889)
+    _two_states(folder, "best-epoch010.ckpt", 0.5667, user_current=0.889)
+    assert best_checkpoint(folder, "test").name == "best-epoch008.ckpt"
+    user = "ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min'}"  # two states, neither naming the file: refused
+    ours = "Checkpoint{'monitor': 'val_acc', 'mode': 'max'}"
+    torch.save({"callbacks": {user: {"current_score": torch.tensor(0.1), "best_model_path": "vl.ckpt", "best_k_models": {}},
+                              ours: {"current_score": torch.tensor(0.9), "best_model_path": "", "best_k_models": {}}}},
+               folder / "best-epoch009.ckpt")
+    with pytest.raises(ValueError, match=r"best-epoch009.ckpt records no score of its own"):
+        best_checkpoint(folder, "test")
+
+
+def test_a_moved_run_resumed_with_a_smaller_save_top_k_goes_on(tmp_path):
+    """Moved with 2 of its 3 top-k files and resumed with save_top_k 1: a bare KeyError '' at the first validation."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    fit(first, 3, "--checkpoint.save_top_k", "3")
+    names = sorted(p.name for p in (first / "checkpoints").glob("best*.ckpt"))  # epochs 0, 1, 2; epoch 0 the best
+    (second / "checkpoints").mkdir(parents=True)
+    for name in (names[0], names[1], "last.ckpt"):
+        shutil.copy2(first / "checkpoints" / name, second / "checkpoints" / name)
+    with pytest.warns(UserWarning, match=r"lacks best-epoch002.* of its top-k"):
+        cli = fit(second, 5, "--checkpoint.save_top_k", "1", "--ckpt_path", "last")
+    cb = cli.trainer.checkpoint_callback
+    assert cli.trainer.global_step == 15
+    assert cb.best_model_path == str((second / "checkpoints" / names[0]).resolve()) and float(cb.best_model_score) == 0.0
+    # epochs 3 and 4 (scores 3, 4) rank below the k-th best kept (epoch 1): nothing new saved, as Lightning's own resume
+    assert sorted(p.name for p in (second / "checkpoints").glob("best*.ckpt")) == names[:2]
