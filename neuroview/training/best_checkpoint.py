@@ -35,13 +35,26 @@ def _recorded_best(folder: Path, source: Path) -> Path | None:
     """The best file the checkpoint ``source`` records (each ``ModelCheckpoint`` state's ``best_model_path``), by its
     name in ``folder``; None where it records none, or is no checkpoint torch reads. One it records that is not in
     ``folder``: a FileNotFoundError naming it (the files there are other runs', an earlier run's kept ``-v1`` ones)."""
-    recorded = [Path(b).name for _, state in _states(source) if isinstance(b := state.get("best_model_path"), str) and b]
+    states = _states(source)
+    recorded = [Path(b).name for _, state in states if isinstance(b := state.get("best_model_path"), str) and b]
     here = [folder / name for name in recorded if (folder / name).is_file()]
-    if recorded and not here:
+    if recorded and not here:  # a run moved with part of its top-k: the best of the files the same record ranks, here
+        for rule, state in ((_rule(k), s) for k, s in states if s.get("best_model_path")):
+            ranked = [(float(v), folder / Path(str(k)).name) for k, v in (state.get("best_k_models") or {}).items()
+                      if (folder / Path(str(k)).name).is_file() and _number(v)]
+            if rule is not None and ranked:
+                return (max if rule[1] == "max" else min)(ranked, key=lambda r: r[0])[1]
         raise FileNotFoundError(f"ckpt_path: 'best' reads the run's best checkpoint, which its {source.name} records as "
                                 f"{recorded[0]}, and that file is not in {folder} (removed, or left behind by a move): "
                                 f"name a checkpoint file")
     return here[0] if here else None
+
+
+def _number(v) -> bool:
+    try:
+        return float(v) == float(v)  # a recorded score (a tensor or a float), not NaN
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def _rule(key: str) -> tuple[str, str] | None:

@@ -246,6 +246,26 @@ def test_best_of_a_last_ckpt_whose_recorded_best_is_gone_is_refused_by_name(tmp_
         best_checkpoint(folder, "test")
 
 
+
+def test_best_of_a_run_moved_with_part_of_its_top_k_is_the_best_it_brought(tmp_path):
+    """Review U1: a run of save_top_k 3 moved with last.ckpt and 2 of its 3 top-k files (its best, 0.95, left behind)
+    was refused, while `fit --ckpt_path last` ranks on from the files brought: the best of those last.ckpt ranks."""
+    key = "Checkpoint{'monitor': 'val_acc', 'mode': 'max', 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}"
+    old = "/somewhere/else/run/checkpoints"
+    scores = {"best-e1.ckpt": 0.8, "best-e3.ckpt": 0.9, "best-e4.ckpt": 0.95}
+    top = {f"{old}/{n}": torch.tensor(v) for n, v in scores.items()}
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    state = {"best_model_path": f"{old}/best-e4.ckpt", "current_score": torch.tensor(0.93), "best_k_models": top}
+    torch.save({"callbacks": {key: state}}, folder / "last.ckpt")
+    for name in ("best-e1.ckpt", "best-e3.ckpt"):  # brought along
+        torch.save({"callbacks": {key: {**state, "best_model_path": f"{old}/{name}"}}}, folder / name)
+    assert best_checkpoint(folder, "test").name == "best-e3.ckpt"  # 0.9, the best of those here, by last.ckpt's record
+    (folder / "best-e3.ckpt").unlink()
+    (folder / "best-e1.ckpt").rename(folder / "best-e1-v1.ckpt")  # no file the record ranks: refused as before
+    with pytest.raises(FileNotFoundError, match=r"records as best-e4.ckpt, and that file is not in"):
+        best_checkpoint(folder, "test")
+
 def _two_states(folder: Path, name: str, own: float, user_current: float):
     """A best file of the --checkpoint callback (val_acc, max) saved with a user's ModelCheckpoint (val_loss, min) in
     the same folder: LightningCLI lists the user's first, whose state records its own files and score."""
