@@ -11,6 +11,7 @@ and each against float64's (an exact copy of the pre-activation), on a two-site 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import warnings
 
@@ -44,7 +45,8 @@ def row(name: str, act) -> str:
     return f"| {name} | {rel(compiled, eager):.1e} | {rel(eager, exact):.1e} | {rel(compiled, exact):.1e} |"
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     warnings.simplefilter("ignore")
     print("| activation | compiled vs eager uint8 | eager uint8 vs float64 | compiled vs float64 |")
     print("|---|---:|---:|---:|")

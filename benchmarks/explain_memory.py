@@ -7,12 +7,15 @@ of the predicted class ``[B, U]``. Measured on the CPU heap (glibc's mallinfo2 a
 op, as in cnn_cost.py), both in one run; writes benchmarks/results/explain_memory.json.
 
     python benchmarks/explain_memory.py
+    python benchmarks/explain_memory.py --out /tmp/explain_memory   # a check: the committed json stays
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -40,7 +43,10 @@ def peak(fn) -> int:
     return ph.peak - ph.base
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(OUT / "explain_memory"), help="path stem of the .json file")
+    args = p.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(2)
     x = torch.randn(64, 3, 4, 4)
@@ -54,9 +60,10 @@ def main() -> None:
     res = {"units": net.num_units, "classes": 1000, "batch": 64, "forward_peak_bytes": forward,
            "explain_peak_bytes": explain, "explain_over_forward": explain / forward,
            "dense_contributions_bytes": dense, "torch": torch.__version__,
-           "command": "python benchmarks/explain_memory.py"}
-    OUT.mkdir(exist_ok=True)
-    (OUT / "explain_memory.json").write_text(json.dumps(res, indent=2) + "\n")
+           "command": " ".join(["python benchmarks/explain_memory.py", *(sys.argv[1:] if argv is None else argv)])}
+    out = Path(args.out + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"{net.num_units} units, 1000 classes, batch 64: forward peak {forward / 2**20:.0f} MiB, "
           f"explain peak {explain / 2**20:.0f} MiB (x{explain / forward:.2f}); "
           f"the dense [B, C, U] tensor alone would be {dense / 2**30:.1f} GiB")

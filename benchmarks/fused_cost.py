@@ -27,6 +27,7 @@ rows are. Runs before 2026-12-06 forced the finite check off and left the autotu
     python benchmarks/fused_cost.py --models resnet50 --precisions bf16 --repeats 3
     python benchmarks/fused_cost.py --small              # CPU smoke run at toy size: the kernel never runs on CPU
                                                          # (both paths are the torch code); checks the script only
+Without CUDA, a run without ``--small`` or ``--out`` refuses: results/fused_cost_gpu.json holds the GPU figures.
 """
 
 from __future__ import annotations
@@ -204,12 +205,18 @@ def main(argv=None) -> None:
     # torch-path row here and a gpu_cost row are measured in the same setting
     gpu_cost.add_setting_args(p)
     p.add_argument("--out", default=None, help="results file stem (default fused_cost_gpu, or fused_cost_cpu_small "
-                                               "with --small); device_check.sh writes a dated one, keeping earlier runs")
+                                               "with --small; needed without CUDA and --small); device_check.sh writes "
+                                               "a dated one, keeping earlier runs")
     args = p.parse_args(argv)
     if args.small:
         args.batch, args.size, args.width, args.source, args.repeats, args.warmup = 2, 64, 0.125, "own", 2, 1
         torch.set_num_threads(1)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.small else "cpu")
+    if device.type != "cuda" and args.out is None and not args.small:  # fused_cost_gpu.json: the GPU figures README links
+        print("--out: expected a results name for CPU figures (the default, results/fused_cost_gpu.json, holds GPU "
+              "figures), got none, and no CUDA device here (torch.cuda.is_available(): False); pass --small for a CPU "
+              "smoke run, or --out NAME", file=sys.stderr)
+        raise SystemExit(2)
     settings = gpu_cost.apply_settings(args, device)
     try:
         import triton

@@ -29,6 +29,9 @@ still leaves its figures. Writes benchmarks/results/gpu_cost.json and .md.
     python benchmarks/gpu_cost.py --small          # CPU smoke run at toy size (batch 4, 64x64, widths / 8, 1 thread,
                                                    # compile of resnet50 only, aot_eager backend), ~1-2 min (more on busy cores)
                                                    # -> results/gpu_cost_cpu_small.json: checks the script, not GPU figures
+    python benchmarks/gpu_cost.py --device cpu --out gpu_cost_cpu   # CPU figures, into a file of their own: without
+                                                   # CUDA, a run without --small or --out refuses (gpu_cost.json holds
+                                                   # the GPU figures README links)
 """
 
 from __future__ import annotations
@@ -407,7 +410,8 @@ def main(argv=None) -> None:
     add_setting_args(p)
     p.add_argument("--small", action="store_true",
                    help="CPU smoke run: batch 4, 64x64, widths / 8, 2 rounds, 1 warm-up, compile with aot_eager")
-    p.add_argument("--out", default=None, help="results file stem (default gpu_cost, or gpu_cost_cpu_small with --small)")
+    p.add_argument("--out", default=None, help="results file stem (default gpu_cost, or gpu_cost_cpu_small with --small); "
+                                               "needed on a device other than CUDA without --small")
     args = p.parse_args(argv)
     if args.small:
         args.batch, args.size, args.repeats, args.warmup = 4, 64, 2, 1
@@ -419,10 +423,15 @@ def main(argv=None) -> None:
         args.compile_models = args.compile_models or ["resnet50"]
         args.threads = args.threads or 1  # the 2 cores here are shared: 2 OpenMP threads under load run 100x slower
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    stem = args.out or ("gpu_cost_cpu_small" if args.small else "gpu_cost")
+    if device.type != "cuda" and args.out is None and not args.small:  # results/gpu_cost.json: the GPU figures README links
+        print(f"--device: expected a CUDA device for results/{stem}.json (GPU figures), got {device} "
+              f"(torch.cuda.is_available(): {torch.cuda.is_available()}); pass --small for a CPU smoke run, or "
+              "--out NAME for CPU figures in a file of their own", file=sys.stderr)
+        raise SystemExit(2)
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = apply_settings(args, device)
-    stem = args.out or ("gpu_cost_cpu_small" if args.small else "gpu_cost")
     budget = Budget(args.max_seconds or None)
 
     try:

@@ -33,7 +33,10 @@ with the dense network's held-out decisions and its held-out cross-entropy.
 
     nice -n 10 python benchmarks/sparsify_budget_choice.py --seeds 0 1 2   # walk every entry (cached one by one)
     nice -n 10 python benchmarks/sparsify_budget_choice.py --seeds 0 1 2 --relaxed 0.1 --distill 1 4 16
-    python benchmarks/sparsify_budget_choice.py --report       # judge the rules from the cache
+    python benchmarks/sparsify_budget_choice.py --report       # judge the rules from the cache (prints only)
+
+The .md of a run that walked is written as ``sparsify_choice.py`` writes its own (``write_report``: the file's note
+stays, a line names the new runs); ``--report`` leaves it as it is.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ REPORT = RESULTS.with_suffix(".md")
 DISTILL = RESULTS.with_name("sparsify_distill_choice.json")  # --distill: its own networks and labels' walks
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
+from sparsify_choice import write_report  # noqa: E402 - a report keeps its file's note
 RELAXED = (1e-2, 1e-1, 1.0)
 RULES = ("sparsest", "most accurate", "lowest loss")
 FREE = "no budget"  # sparsify's rule without a budget, for the choice of ``relaxed`` there
@@ -204,22 +208,23 @@ def report_distill(rows: dict) -> str:
     return "\n".join(out)
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--entries", nargs="*", help="zoo entries (default: every dense NeuroView entry)")
     p.add_argument("--relaxed", nargs="*", type=float, default=list(RELAXED), help="the relaxed refit's ridges to walk")
     p.add_argument("--seeds", nargs="*", type=int, default=[0], help="the networks' training seeds (the held-out split is the same)")
     p.add_argument("--distill", nargs="*", type=float, default=[],
                    help="also walk with sparsify(distill=T) at each temperature (cached apart)")
-    p.add_argument("--report", action="store_true", help="only judge the rules from the cache")
-    args = p.parse_args()
+    p.add_argument("--report", action="store_true",
+                   help="only judge the rules from the cache and print them (the .md is left as it is)")
+    args = p.parse_args(argv)
     import torch
 
     from sparsify_zoo import dense_entries
 
     torch.set_num_threads(1)
     results = DISTILL if args.distill else RESULTS
-    rows = read_cache(results)
+    rows, walked = read_cache(results), []
     if not args.report:
         for name in args.entries or dense_entries():
             for seed, relaxed, t in ((s, a, t) for s in args.seeds for a in args.relaxed for t in (None, *args.distill)):
@@ -227,20 +232,20 @@ def main() -> int:
                 if key in rows:
                     continue
                 rows[key] = r = walk(name, relaxed, seed, t)
+                walked.append(key)
                 i = pick(r, "sparsest")
                 print(f"{key}: dense {r['dense_held_out']:.1f}% held out; sparsest in budget {r['units'][i]:.1f} "
                       f"units/class at {r['held_out_acc'][i]:.1f}% ({r['seconds']} s)", flush=True)
                 write_cache(results, json.dumps(rows, indent=1))
+    command = " ".join(["python benchmarks/sparsify_budget_choice.py", *(sys.argv[1:] if argv is None else argv)])
     if args.distill:
         text = report_distill(rows)
-        DISTILL.with_suffix(".md").write_text("# sparsify fitted to labels or to the dense network's probabilities, judged "
-                                              "on held-out data\n\n`python benchmarks/sparsify_budget_choice.py "
-                                              f"--distill {' '.join(f'{t:g}' for t in args.distill)}`\n\n" + text + "\n")
+        write_report(DISTILL.with_suffix(".md"), "sparsify fitted to labels or to the dense network's probabilities, "
+                     "judged on held-out data", command, text, walked)
         print(text)
         return 0
     text = report(rows)
-    REPORT.write_text("# sparsify's point under a readability budget, judged on held-out data\n\n"
-                      "`python benchmarks/sparsify_budget_choice.py`\n\n" + text + "\n")
+    write_report(REPORT, "sparsify's point under a readability budget, judged on held-out data", command, text, walked)
     print(text)
     return 0
 

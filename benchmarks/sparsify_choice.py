@@ -17,10 +17,11 @@ judges them on samples no network of it has seen, and never reads a test split:
   (``sparsify``'s default tolerance) of the dense network; ties go to fewer units per class.
 
     nice -n 10 python benchmarks/sparsify_choice.py               # walk every entry (cached)
-    python benchmarks/sparsify_choice.py --report                 # judge the rules from the cache
+    python benchmarks/sparsify_choice.py --report                 # judge the rules from the cache (prints only)
 
 Runs are cached one by one in ``benchmarks/results/sparsify_choice.json`` (key: entry and
-``l1_ratio``); the report goes to ``benchmarks/results/sparsify_choice.md``.
+``l1_ratio``); the report of a run that walked an entry goes to ``benchmarks/results/sparsify_choice.md``,
+under the note the file had (the commit and networks its runs came from) and a line naming the new runs.
 """
 
 from __future__ import annotations
@@ -152,17 +153,33 @@ def report(rows: dict) -> str:
     return "\n".join(out)
 
 
-def main() -> int:
+def write_report(path: Path, title: str, command: str, text: str, walked: list[str]) -> None:
+    """The report ``text`` into ``path`` after a run that walked ``walked`` (cache keys); a run that walked nothing
+    (``--report``, or every entry cached) leaves the file as it is. The note under the file's title (which commit and
+    networks its runs came from: a re-run does not give those networks back) stays, and a line names the new runs."""
+    if not walked:
+        return
+    note = []
+    for line in (path.read_text().split("\n")[1:] if path.is_file() else []):
+        if line.startswith("|"):  # the table: the note ends above it
+            break
+        note.append(line)
+    now = f"`{command}` on {time.strftime('%Y-%m-%d')}: {len(walked)} new run(s) ({', '.join(walked)})."
+    write_cache(path, f"# {title}\n\n" + "\n\n".join(filter(None, ("\n".join(note).strip(), now))) + f"\n\n{text}\n")
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--entries", nargs="*", help="zoo entries (default: every dense NeuroView entry)")
-    p.add_argument("--report", action="store_true", help="only judge the rules from the cache")
-    args = p.parse_args()
+    p.add_argument("--report", action="store_true",
+                   help="only judge the rules from the cache and print them (the .md is left as it is)")
+    args = p.parse_args(argv)
     import torch
 
     from sparsify_zoo import dense_entries
 
     torch.set_num_threads(1)
-    rows = read_cache(RESULTS)
+    rows, walked = read_cache(RESULTS), []
     if not args.report:
         for name in args.entries or dense_entries():
             ratios = RNN_L1_RATIOS if name.startswith(("nv_gru", "nv_lstm")) else (1.0,)
@@ -170,12 +187,14 @@ def main() -> int:
                 continue
             for r in walk(name, ratios):
                 rows[f"{name}:{r['l1_ratio']:g}"] = r
+                walked.append(f"{name}:{r['l1_ratio']:g}")
                 i = _pick(r, 0.95)
                 print(f"{name} l1_ratio {r['l1_ratio']:g}: dense {r['dense_held_out']:.1f}%, deviance 0.95 picks "
                       f"{r['units'][i]:.1f} units/class at {r['held_out_acc'][i]:.1f}% held out ({r['seconds']} s)", flush=True)
             write_cache(RESULTS, json.dumps(rows, indent=1))
     text = report(rows)
-    REPORT.write_text("# sparsify's point rule, judged on held-out data\n\n`python benchmarks/sparsify_choice.py`\n\n" + text + "\n")
+    command = " ".join(["python benchmarks/sparsify_choice.py", *(sys.argv[1:] if argv is None else argv)])
+    write_report(REPORT, "sparsify's point rule, judged on held-out data", command, text, walked)
     print(text)
     return 0
 

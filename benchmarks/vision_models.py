@@ -9,9 +9,13 @@ channels-last Linear/GELU MLP between two permutes, ViT's class token and token 
 scales every channel count (1.0: the real network), so a CPU run can use the same code at 1/8.
 
 No dependency beyond torch.
+
+    python benchmarks/vision_models.py   # each model's parameter count at full width
 """
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 from torch import Tensor, nn
@@ -265,8 +269,14 @@ def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-if __name__ == "__main__":  # parameter counts at full width: 25.6 M, 5.3 M, 28.6 M, 86.6 M as torchvision's
+def main(argv=None) -> None:
+    """Prints each model's parameter count at full width: 25.6 M, 5.3 M, 28.6 M, 86.6 M as torchvision's."""
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     for n, f in BUILDERS.items():
         with torch.device("meta"):
             m = f()
         print(f"{n}: {num_params(m) / 1e6:.1f} M parameters")
+
+
+if __name__ == "__main__":
+    main()
