@@ -21,10 +21,11 @@ option. The rule, written here before the runs:
     nice -n 10 python benchmarks/ucr_choices.py --only classifier_lr   # one option
     nice -n 10 python benchmarks/ucr_choices.py --recipes recipes/ucr_rnn.yaml recipes/ucr_nv_rnn.yaml
     nice -n 10 python benchmarks/ucr_choices.py --only <option> --cv    # 5-fold cross-validation, seeds 0-4
-    python benchmarks/ucr_choices.py --report                          # the judgement, from the cache
+    python benchmarks/ucr_choices.py --report                          # every verdict, as README's table
 
 Runs are the ``ucr_accuracy.py`` runs with ``--val 0.2`` (and ``--extra <alternative>``), cached in
-the same ``benchmarks/results/ucr_accuracy.json``; the report goes to
+the same ``benchmarks/results/ucr_accuracy.json``; a run writes its verdicts to ``ucr_choices.json``
+and every kept verdict (:func:`kept`: README's table, what ``--report`` prints without writing) to
 ``benchmarks/results/ucr_choices.md``. A run counts only for the recipe version (SHA-256) it was
 made with, so changing a recipe after a choice makes its runs stale, as it should.
 
@@ -168,19 +169,20 @@ def _needed(recipe: str, sets: tuple[str, ...], seeds: list[int]) -> int:
 def _runs_for(runs: dict, recipe: str, sets: tuple[str, ...], seeds: list[int], extra: tuple[str, ...],
               cv: bool = False) -> list[float]:
     """Validation accuracies (%) of ``recipe`` + ``extra`` on ``sets`` x ``seeds`` made with the recipe as it is now."""
-    got = []
+    got, sha = [], _sha(recipe)  # once: read per run (a YAML parse where SAME_SETTINGS applies), it took seconds
     for s in _sets_of(recipe, sets):
         for seed in seeds:
-            r = _run_of(runs, recipe, s, seed, extra, cv)
+            r = _run_of(runs, recipe, s, seed, extra, cv, sha)
             if r is not None:
                 got.append(100 * r["val_acc"])
     return got
 
 
-def _run_of(runs: dict, recipe: str, s: str, seed: int, extra: tuple[str, ...], cv: bool = False) -> dict | None:
-    """The cached validation run of the recipe as it is now: under its key, or under ``<key>@<sha>``
-    where a run of another version took the key since (``ucr_accuracy.keep``)."""
-    key, sha = _key(recipe, s, seed, extra, VAL, cv), _sha(recipe)
+def _run_of(runs: dict, recipe: str, s: str, seed: int, extra: tuple[str, ...], cv: bool = False,
+            sha: str | None = None) -> dict | None:
+    """The cached validation run of the recipe as it is now (``sha``, if known): under its key, or under
+    ``<key>@<sha>`` where a run of another version took the key since (``ucr_accuracy.keep``)."""
+    key, sha = _key(recipe, s, seed, extra, VAL, cv), sha or _sha(recipe)
     return next((r for r in (runs.get(key), runs.get(f"{key}@{sha}"))
                  if r is not None and r.get("sha") == sha and ("val_fold" in r) == cv), None)
 
@@ -307,9 +309,12 @@ def _of(row: dict) -> str:
     return f" of {row['needed']}" if row["verdict"] == "not run yet" and "needed" in row else ""
 
 
-def report(rows: list[dict], seeds: list[int]) -> str:
-    lines = [f"# The ucr_* recipes' options, judged on validation ({int(VAL * 100)}% of each training split held out, "
-             f"seeds {', '.join(map(str, seeds))}; the test split unread)", "",
+def report(rows: list[dict]) -> str:
+    """The report: the rule, then :func:`table`; the seeds are each row's own (a row marked 5-fold holds its
+    runs of seeds 0-4, one fold each; the others, the fifth every seed shares, on as many runs as they say)."""
+    lines = [f"# The ucr_* recipes' options, judged on validation ({int(VAL * 100)}% of each training split held out: "
+             "on a row marked (5-fold), fold s of a 5-fold cross-validation for seed s, seeds 0-4; on the others, "
+             "the one fifth every seed shares; the test split unread)", "",
              f"`python benchmarks/ucr_choices.py --report`. An alternative replaces the recipe's value only if its mean "
              f"validation accuracy over the sets is higher by more than {MARGIN:g} points.", "",
              "Options are screened one at a time from the recipe as it was when the option was judged: the "
@@ -342,24 +347,31 @@ def main(argv: list[str] | None = None) -> int:
                    help="seed s holds out fold s of a 5-fold cross-validation of the training split (every training "
                         "series validated once over seeds 0-4) rather than the one fifth all seeds share")
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--report", action="store_true", help="judge from the cache; run nothing")
+    p.add_argument("--report", action="store_true", help="print every kept verdict, and for an option without one "
+                   "its 5-fold runs' judgement (README's table); run and write nothing")
     p.add_argument("--rejudge", action="store_true",
                    help="run what the options need on the recipes as they are now even where a verdict is kept "
                         "(more seeds: the verdict on more runs replaces the one on fewer)")
     args = p.parse_args(argv)
+    if args.report:  # what README's table shows (docs_tables renders kept() too), judged on 5-fold seeds 0-4
+        if args.seeds is not None:
+            p.error(f"--seeds: --report judges an option without a kept verdict on its 5-fold runs of seeds 0-4, as "
+                    f"README's table; got {' '.join(map(str, args.seeds))}: leave --seeds out, or judge on those "
+                    "seeds without --report (that runs what they lack)")
+        print(report([r for r in kept(load()) if not args.only or r["option"] in args.only]))
+        return 0
     args.seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if args.cv else [0])
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
     judged = read_cache(VERDICTS)
-    if not args.report:
-        need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged, args.cv)
-                if not args.recipes or n[0] in args.recipes]
-        for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
-            _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT, args.cv)
+    need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged, args.cv)
+            if not args.recipes or n[0] in args.recipes]
+    for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order
+        _run([(r, s, seed) for r, s, seed, e in need if e == extra], args.jobs, False, extra, VAL, OUT, args.cv)
     with _locked(RESULTS):  # two runs of this script (disjoint --recipes) may end together
         judged = read_cache(VERDICTS)
-        text = report(with_others(keep_verdicts(judge(choices, args.seeds, load(), args.cv), judged), judged), args.seeds)
+        text = report(with_others(keep_verdicts(judge(choices, args.seeds, load(), args.cv), judged), judged))
         write_cache(VERDICTS, json.dumps(judged, indent=1, sort_keys=True) + "\n")
-        REPORT.write_text(text)
+        REPORT.write_text(report(kept(load())))  # every verdict, as --report prints them: not this run's options only
     print(text)
     return 0
 

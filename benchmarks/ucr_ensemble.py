@@ -9,12 +9,13 @@ what averaging buys before any recipe pays five times its training for it.
 Each member is ``neuroview fit --config <recipe> --data.init_args.name <set> --seed_everything <s>``
 unchanged (as ``ucr_accuracy.py`` runs it, one thread, ``--jobs`` at a time); its test-split logits
 are kept in ``benchmarks/results/ucr_ensemble.json`` by recipe SHA-256, set and seed, so a rerun
-trains only what is missing. The table gives the members' accuracy and that of ensembles of
-``--size`` members (seeds 0-4, 5-9, ...: ``--members 15`` gives three ensembles of five), each the
-mean ± std over them, the ensemble's decision being the mean of its members' logits.
+trains only what the recipe as it is now lacks (a run of an earlier version stays, under
+``<key>@<its sha>``, as ``ucr_accuracy.keep`` keeps it). The table gives the members' accuracy and
+that of ensembles of ``--size`` members (seeds 0-4, 5-9, ...: ``--members 15`` gives three ensembles
+of five), each the mean ± std over them, the ensemble's decision being the mean of its members' logits.
 
     nice -n 10 python benchmarks/ucr_ensemble.py --sets ArrowHead PickupGestureWiimoteZ --members 15 --jobs 2
-    python benchmarks/ucr_ensemble.py --table
+    python benchmarks/ucr_ensemble.py --table       # the recipe versions UCR.md shows (ucr_accuracy.README_SHAS)
 
 Whether a recipe should train ``members: 5`` is asked of validation data only: ``--val 0.2`` trains
 every member on the rest of each training split and keeps its logits on the fifth carved out (the
@@ -23,6 +24,10 @@ data module's own split, the same for every seed; the test split is not read), i
 
     nice -n 10 python benchmarks/ucr_ensemble.py --val 0.2 --sets GunPoint ItalyPowerDemand BasicMotions JapaneseVowels ArrowHead --jobs 2
     python benchmarks/ucr_ensemble.py --val 0.2 --table     # members, ensembles and the verdict per recipe
+
+``--table`` trains and writes nothing, and prints the versions the docs' tables show (``README_SHAS``; with
+``--val``, ``SINGLE_SHAS``: the versions judged, one network each), as ``docs_tables.py`` renders them; a
+recipe with no run of that version is named in one line, with the versions it has runs of.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock, as ucr_accuracy.py takes it
 from reproduce_zoo import RESULTS, train  # noqa: E402
-from ucr_accuracy import CNN_ONLY, DEV_SETS, MINIROCKET, README_SHAS, _sha, overrides  # noqa: E402
+from ucr_accuracy import CNN_ONLY, DEV_SETS, MINIROCKET, README_SHAS, SINGLE_SHAS, _sha, keep, overrides  # noqa: E402
 from ucr_choices import MARGIN  # noqa: E402  the same margin as every other option
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
@@ -82,6 +87,32 @@ def _key(recipe: str, dataset: str, seed: int) -> str:
     return f"{Path(recipe).stem}@{dataset}@{seed}"
 
 
+def _run_of(runs: dict, recipe: str, dataset: str, seed: int, sha: str) -> dict | None:
+    """The kept run of version ``sha`` of ``recipe``: under its key, or under ``<key>@<sha>`` where a run
+    of another version took the key since (``ucr_accuracy.keep``)."""
+    key = _key(recipe, dataset, seed)
+    return next((r for r in (runs.get(key), runs.get(f"{key}@{sha}")) if r is not None and r["sha"] == sha), None)
+
+
+def shown_shas(recipes: list[str], val: bool = False) -> dict[str, str]:
+    """The version of each recipe the docs' tables show, as ``docs_tables.render_ucr_ensemble[_val]`` pick it:
+    ``ucr_accuracy.README_SHAS`` (test split) or ``SINGLE_SHAS`` (``val``: the versions judged, one network
+    each); a recipe neither names, as it is now."""
+    return {r: (SINGLE_SHAS if val else README_SHAS).get(r) or _sha(r) for r in recipes}
+
+
+def unshown(recipes: list[str], sets: list[str], runs: dict, shas: dict[str, str], where: str) -> list[str]:
+    """One line per recipe of ``recipes`` with no run of its version ``shas[r]`` on ``sets`` but runs of
+    others (its cells would read blank without a word why); ``where``: the cache's name."""
+    lines = []
+    for r in recipes:
+        found = {v["sha"] for v in runs.values() if v.get("recipe") == r and v.get("set") in sets}
+        if found and shas[r] not in found:
+            lines.append(f"{Path(r).stem}: no run of version {shas[r][:12]} in {where}, its cells blank; "
+                         f"it has runs of {', '.join(sorted(v[:12] for v in found))}")
+    return lines
+
+
 def load(path: Path = OUT) -> dict:
     return read_cache(path)
 
@@ -119,7 +150,7 @@ def table(recipes: list[str], sets: list[str], seeds: list[int], runs: dict, siz
         cells = []
         for r in recipes:
             sha = (shas or {}).get(r) or _sha(r)
-            have = {i: runs[k] for i, k in ((i, _key(r, s, i)) for i in seeds) if k in runs and runs[k]["sha"] == sha}
+            have = {i: m for i in seeds if (m := _run_of(runs, r, s, i, sha)) is not None}
             groups = [[have[i] for i in g] for g in (seeds[j:j + size] for j in range(0, len(seeds), size))
                       if len(g) == size and all(i in have for i in g)]
             cells += [_stat([100 * _acc(m) for m in have.values()]),
@@ -137,10 +168,10 @@ def verdict(recipe: str, sets: list[str], runs: dict, size: int = 5, sha: str | 
     members of the recipe as it is now, the verdict is "not run yet" (a member can score anywhere
     from 0 to 100%). ``sha``: the recipe version whose runs count (default: the recipe as it is
     now). Returns the verdict, both means (%) and the sets complete."""
-    members, ensembles = [], []
+    members, ensembles, sha = [], [], sha or _sha(recipe)
     for s in sets:
-        have = [runs.get(_key(recipe, s, i)) for i in range(size)]
-        if any(r is None or r["sha"] != (sha or _sha(recipe)) for r in have):
+        have = [_run_of(runs, recipe, s, i, sha) for i in range(size)]
+        if any(r is None for r in have):
             continue
         members.append(statistics.fmean(100 * _acc(r) for r in have))
         ensembles.append(100 * ensemble_acc(have))
@@ -199,17 +230,18 @@ def _stat(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f}{sd} ({len(values)})"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
     p.add_argument("--sets", nargs="+", default=None, help="default: those of the kept runs")
     p.add_argument("--members", type=int, default=5, help="train seeds 0 .. members-1")
     p.add_argument("--size", type=int, default=5, help="members an ensemble (consecutive seeds)")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--table", action="store_true", help="print the table from the kept runs; train nothing")
+    p.add_argument("--table", action="store_true", help="print the table from the kept runs, of the recipe versions "
+                   "the docs show (ucr_accuracy.README_SHAS; with --val, SINGLE_SHAS); train and write nothing")
     p.add_argument("--val", type=float, default=0.0, help="choosing: carve this share of each training split, "
                    f"score members and ensembles on it (the test split is not read; kept in {OUT_VAL.name})")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if not 0.0 <= args.val < 1.0:
         p.error(f"--val: expected a share in [0, 1), got {args.val}")
     out = OUT_VAL if args.val else OUT
@@ -224,23 +256,30 @@ def main() -> None:
             p.error(f"--val: {out.name} holds runs with another share ({stale[:3]} ...); move it aside first")
     if args.sets is None:
         args.sets = sets_of(runs) or ["ArrowHead"]
+    now = {r: _sha(r) for r in args.recipes}
     if not args.table:
         todo = [(r, s, i) for s in args.sets for r in args.recipes for i in seeds
-                if runs.get(_key(r, s, i), {}).get("sha") != _sha(r)]
+                if _run_of(runs, r, s, i, now[r]) is None]
         with ProcessPoolExecutor(max_workers=args.jobs, max_tasks_per_child=1) as pool:  # as ucr_accuracy._run
             futs = {pool.submit(member, *t, args.val): t for t in todo}
             for f in as_completed(futs):
                 rec = f.result()
                 with _locked(RESULTS):  # another run of this script (other --recipes or --sets) may write too
-                    runs = {**load(out), _key(rec["recipe"], rec["set"], rec["seed"]): rec}
+                    # a run of another version under the key moves to <key>@<its sha>: the docs' tables read it
+                    runs = keep(load(out), _key(rec["recipe"], rec["set"], rec["seed"]), rec)
                     save(runs, out)
                 print(f"{_key(rec['recipe'], rec['set'], rec['seed'])}: {100 * _acc(rec):.2f}% in {rec['seconds']:.0f} s",
                       flush=True)
-    print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size))
+    shas = shown_shas(args.recipes, bool(args.val)) if args.table else now
+    print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size, shas))
     if args.val:  # the choice: an ensemble only where validation says so, each recipe by the same rule
+        print()
         for r in args.recipes:
-            print(verdict_line(verdict(r, list(VAL_SETS), runs, args.size), args.size))
-            keep_verdict(r, runs, args.size)
+            print("- " + verdict_line(verdict(r, list(VAL_SETS), runs, args.size, shas[r]), args.size))
+            if not args.table:  # --table writes nothing (the verdict kept is of the recipe as it is now)
+                keep_verdict(r, runs, args.size)
+    for line in unshown(args.recipes, args.sets, runs, shas, out.name):
+        print(line)
 
 
 if __name__ == "__main__":
