@@ -1,7 +1,8 @@
 """What a run writes besides its checkpoints: ``predictions.csv`` (:class:`PredictionWriter`, one file a predict
 loader) and ``confusion_matrix.csv`` (:func:`write_confusion`), UTF-8 whatever the locale and whole or not at all;
-both name the classes by the data module's names (:func:`named_classes`), whose count the module checks against its
-outputs when a stage starts (:func:`check_class_count`, :class:`ClassCount`: what its weights were trained on).
+both name the classes by the data module's names (:func:`named_classes`), whose count (and names, where its weights
+record theirs) the module checks against its outputs when a stage starts (:func:`check_class_count`,
+:class:`ClassCount`: what its weights were trained on).
 A second predict (test) of one run keeps the first's file, as ``<stem>-v<N>.csv`` (:func:`newest_at`).
 May import Lightning, torch, ``neuroview._io`` and ``neuroview.data.read_as``; nothing else of neuroview.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
@@ -202,7 +204,8 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
 
 
-def check_class_count(dm, num_classes: int, trained: str | None = None, classes: list[str] | None = None) -> None:
+def check_class_count(dm, num_classes: int, trained: str | None = None, classes: list[str] | None = None,
+                      fitting: bool = False) -> None:
     """A clear error where the data module ``dm`` names another number of classes than the model's ``num_classes``
     outputs (the Python API, where nothing links them): the outputs of classes that never occur trained without a
     word, and the checkpoint, its outputs named by the data's classes, was refused on its own training data. A data
@@ -211,12 +214,19 @@ def check_class_count(dm, num_classes: int, trained: str | None = None, classes:
     The advice depends on the weights. ``trained``: where they come from (``"load_from_checkpoint"``...), whose outputs
     are the classes they were trained on (``classes``, where recorded: ``check_classes``'s error), which no num_classes
     changes: the data is at fault. None: a new model, or weights ``setup`` cannot see (a ``ckpt_path`` is restored
-    after it, a state dict loaded by hand): the message gives the way of each."""
+    after it, a state dict loaded by hand): the message gives the way of each.
+
+    Recorded ``classes`` are compared by name whatever the counts, as ``ckpt_path=`` and ``init_weights=`` compare
+    them: 'b, c, d' for weights of 'a, b, c' were scored and named by position without a word. Not where ``fitting``
+    at the same count: a fit trains the outputs as the data's classes (a new run from the weights, as ``init_weights``
+    at fit), and records them."""
     names = named_classes(dm)
-    if names is None or len(names) == num_classes:
+    if names is None:
         return
-    if classes is not None:
+    if classes is not None and not (fitting and len(names) == num_classes):
         check_classes(dm, [str(c) for c in classes], "data")  # their names, in order: "pass the data it was trained on"
+    if len(names) == num_classes:
+        return
     if trained is not None:
         raise ValueError(f"data: the data module's classes are {len(names)} ({_listed(names)}); the model's {num_classes} "
                          f"outputs are the classes its weights ({trained}) were trained on, which num_classes does not "
@@ -251,8 +261,9 @@ class ClassCount:
         """:func:`check_class_count` of the trainer's data module against this module's outputs; ``trained``: where
         its weights come from, if ``setup`` loaded them (``init_weights``)."""
         self._weights_from = trained or self._weights_from
+        fitting = getattr(getattr(self._trainer, "state", None), "fn", None) == TrainerFn.FITTING  # fine-tuning
         check_class_count(getattr(self._trainer, "datamodule", None) if self._trainer is not None else None,
-                          self.hparams.num_classes, self._weights_from, self._trained_classes)
+                          self.hparams.num_classes, self._weights_from, self._trained_classes, fitting)
 
 
 def _class_names(dm, n: int, what: str) -> list[str] | None:
