@@ -34,9 +34,10 @@ from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import reset_note, warn_reset
 from .cli_parse import parse_refusal
-from .cli_runs import data_named, expand_run_paths, no_best_reason, resume_advice, run_best
+from .ckpt_file import checkpoint_file as _checkpoint_file
+from .cli_runs import data_named, expand_run_paths, no_best_reason, resume_advice
 from .data_arg import absolute_paths, read_evaluated_like
-from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights, last_checkpoint
+from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights
 from .evaluated_data import evaluated_data, format_hint
 from .loop_guards import EMPTY_VAL_WARNING, by_neuroview, monitor_mode, quiet
 from .module import NeuroViewModule
@@ -296,28 +297,6 @@ def _as_trained(ckpt: str, given: bool, model: NeuroViewModule, dm, sub: str) ->
                              f"`neuroview {sub}` builds the model from the data; pass data of {trained} {what}"
                              + format_hint(ckpt, dm, key))
     return model
-
-
-def _checkpoint_file(cfg, sub: str) -> str | None:
-    """The file ``--ckpt_path`` names (``last``: the checkpoint folder's ``last.ckpt``), or None for
-    none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
-    traceback for a path, and for ``last`` only warned and started afresh or ran untrained weights)."""
-    ckpt = cfg.get("ckpt_path")
-    if not ckpt or str(ckpt) == "hpc" or "://" in str(ckpt) or str(ckpt).startswith("registry"):
-        return None
-    if ckpt in ("last", "best"):  # best, outside the fit that made it: the run's best-*.ckpt (Lightning's traceback; a
-        folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")  # fit too)
-        if ckpt == "last":  # last.ckpt only: Lightning read the newest last*.ckpt, an earlier run's kept last-v1 too
-            return str(last_checkpoint(folder, sub))
-        best = run_best(folder, sub)  # the one its last.ckpt ranks best, not the newest of them
-        cfg.ckpt_path = str(best)  # Lightning reads 'best' only in the process that fitted
-        return str(best)
-    path = Path(str(ckpt)).expanduser()  # quoted or in a config, no shell expanded it; Lightning does not
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path: expected a checkpoint file, got {str(ckpt)!r} (no such file)")
-    if str(path) != str(ckpt):
-        cfg.ckpt_path = str(path)
-    return str(path)
 
 
 def _named_model_options(argv: list[str] | None) -> set[str] | None:

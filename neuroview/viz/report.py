@@ -34,6 +34,7 @@ from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from ..training.sparsify import mean_codes
+from .explain_options import as_typed, data_options, model_options
 from .report_rows import add_file_rows
 from .report_writer import check_requirements, recover_out, write_report
 
@@ -135,11 +136,12 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         args.ckpt = args.weights
     if args.ckpt:
         from ..data.read_as import checkpoint_data  # noqa: PLC0415
+        from ..training.ckpt_file import not_a_file  # noqa: PLC0415
         from ..training.module import load_module  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
         path = Path(args.ckpt).expanduser()  # quoted or in a script: no shell expanded it
-        if not path.is_file():
-            raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} (no such file)")
+        if not path.is_file():  # a run's folder was "no such file"
+            raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} {not_a_file(path)}")
         module = load_module(path, what="--ckpt")
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
         return module.model.eval(), about, checkpoint_data(path)
@@ -285,7 +287,9 @@ def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Names
 
 
 def _check_counts(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The counts of the command line at least 1 (``--examples``: 0)."""
+    """The counts of the command line at least 1 (``--examples``: 0); ``--seed`` one torch's generator takes."""
+    if not 0 <= args.seed < 2 ** 64:  # torch's bare "Overflow when unpacking long long", once the model and data were read
+        p.error(f"--seed: expected an int in [0, 2**64) (which samples are drawn), got {args.seed}")
     for option, value, least in (("--samples", args.samples, 1), ("--batch-size", args.batch_size, 1),
                                  ("--examples", args.examples, 0), ("--gallery-samples", args.gallery_samples, 1),
                                  ("--dpi", args.dpi, 1)):
@@ -348,11 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_gallery and args.gallery_samples is not None:
         p.error(f"--gallery-samples: the galleries' training samples; --no-gallery writes none, got --gallery-samples "
                 f"{args.gallery_samples}")
+    options = model_options(args)  # the arguments of create_model's refusals, as typed
     try:
         check_requirements()  # before the model loads: a missing extra is named at once
         recover_out(Path(args.out))  # a report killed on the way: --out put back as it was, its temporary folders gone
         _check_out(Path(args.out), args.overwrite)
         model, about, trained_on = resolve_model(args)
+        options = data_options(args)  # from here a root:, path: or name: is a data module's
         _check_explainable(model, about["model"])
         from ..data.read_as import check_classes  # noqa: PLC0415
 
@@ -382,9 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         add_file_rows(Path(args.out), dm, args.split, index, gallery=not args.no_gallery)
     except (ValueError, TypeError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...; TypeError: --model-args
         from ..training.cli_hints import said  # noqa: PLC0415 - a file option asked for: the JSON spec, not the reader's (--data.init_args.*), which explain refuses
-        from ..training.sparsify_cli import as_option  # noqa: PLC0415 - a zoo entry's `name:`: the --model typed
 
-        print(f"neuroview explain: {said(as_option(str(e), {'name': '--model'} if args.model else {}), 'explain', args.data)}", file=sys.stderr)
+        print(f"neuroview explain: {said(as_typed(str(e), options), 'explain', args.data)}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {args.out}; open {Path(args.out) / 'index.html'}")
     return 0
