@@ -50,7 +50,9 @@ def test_choose_point_admits_only_points_where_every_class_reads_a_unit():
         assert choose_point(acc, loss, units, 100.0, 1.0, 0.0, k90=k90, max_k90=1.0, fewest=torch.zeros(5)) == 1
 
 
-def test_sparsify_under_a_k90_budget_keeps_no_head_with_a_class_that_reads_no_unit():
+def test_sparsify_under_a_k90_budget_keeps_no_head_with_a_class_that_reads_no_unit(one_thread):
+    # one thread: which points of this tiny path meet the budget turns on the last bits of its sums (with two
+    # threads a point meeting it exists, and the case the test builds is gone)
     torch.manual_seed(0)
     n = 120
     x = torch.randn(n, 1, 24)
