@@ -59,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, prog="neuroview demo", description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--quantizer", default=None, help="hard, soft or none (default: the library's default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the split, the initial weights and the shuffle (an int in [0, 2**32))")
     p.add_argument("--top", type=int, default=3, help="units to show per class")
     args = p.parse_args(argv)
     for name in ("epochs", "top"):
         if getattr(args, name) < 1:
             p.error(f"--{name}: expected an int >= 1, got {getattr(args, name)}")
+    if not 0 <= args.seed < 2 ** 32:  # scikit-learn's split takes no other: its traceback named its own random_state
+        p.error(f"--seed: expected an int in [0, 2**32), got {args.seed}")
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)

@@ -59,9 +59,10 @@ def _takes(net) -> bool:
 
 
 def check_options(tolerance, groups, deviance, max_k90=None, max_k90_steps=None, k90_quantile=0.5,
-                  max_units_per_class=None, max_steps_per_class=None, distill=None) -> None:
+                  max_units_per_class=None, max_steps_per_class=None, distill=None, seed=0) -> None:
     """:func:`.sparsify.sparsify`'s arguments that need no network: the ``Sparsify`` callback checks them when it is
-    made, not after the whole fit (:func:`check_for_net` the rest, once the network is known)."""
+    made, not after the whole fit (:func:`check_for_net` the rest, once the network is known); ``neuroview sparsify``
+    before it reads the source (its ``--seed`` too)."""
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:
         raise ValueError(f"tolerance: expected accuracy points >= 0, got {tolerance!r}")
     if isinstance(deviance, bool) or not isinstance(deviance, numbers.Real) or not 0 <= deviance <= 1:
@@ -74,6 +75,7 @@ def check_options(tolerance, groups, deviance, max_k90=None, max_k90_steps=None,
             raise ValueError(f"{name}: expected None or an int >= 1, got {value!r}")
     if groups is not None and groups not in GROUPS:
         raise ValueError(f"groups: expected one of {GROUPS}, got {groups!r}")
+    check_seed(seed)
 
 
 def check_for_net(net, groups=None, max_k90_steps=None, max_steps_per_class=None) -> None:
@@ -89,9 +91,13 @@ def check_for_net(net, groups=None, max_k90_steps=None, max_steps_per_class=None
 
 
 def check_seed(seed, what: str = "the folds' shuffle") -> None:
-    """A seed: an int (a float was truncated without a word, a string failed in a bare ``int()``)."""
+    """A seed: an int (a float was truncated without a word, a string failed in a bare ``int()``) in torch's range
+    ``[0, 2**64)`` (``torch.Generator.manual_seed`` takes down to -2**63: -1 was the seed 2**64 - 1, recorded as -1;
+    2**64 failed after the codes were computed, in torch's bare "Overflow when unpacking long long")."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed: expected an int ({what}), got {seed!r}")
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed: expected an int in [0, 2**64) ({what}), got {seed!r}")
 
 
 check_built = require_built  # re-exported: sparsify's and finetune's name for it

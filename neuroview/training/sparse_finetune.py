@@ -305,6 +305,15 @@ def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list
     return keep, params
 
 
+def _seed(seed: int, device: torch.device) -> None:
+    """The generators :func:`own_rng` saves seeded with ``seed``: the CPU's, and ``device``'s where it is CUDA (its
+    dropout draws there); no other GPU's, which the fork does not give back (``data/batches.py`` seeds so too)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 @outside_inference_mode
 def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
                     weight_decay: float = 0.0, seed: int = 0, mode: str = "train", max_k90: float | None = None,
@@ -321,9 +330,10 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
             data modules' training loaders drop such a last batch), counted in
             ``result.finetuned["skipped_batches"]``.
         lr, weight_decay: AdamW's, for the backbone and the head's nonzero weights.
-        seed: an int, the shuffle and dropout of the fine-tuning; the caller's random state is left as it was. A
-            loader with ``persistent_workers`` is read through a copy without them (its kept iterator shuffled by
-            the loader's history, not by the seed).
+        seed: an int in [0, 2**64), the shuffle and dropout of the fine-tuning (``result.finetuned["seed"]``); the
+            caller's random state (the CPU's generator and every GPU's) is left as it was. A loader with
+            ``persistent_workers`` is read through a copy without them (its kept iterator shuffled by the loader's
+            history, not by the seed).
         mode: ``"train"`` (batch statistics and dropout, as the recipes train) or ``"eval"`` (the
             function explained: running statistics kept, no dropout). A backbone whose parameters are
             all frozen (none requires grad, as :func:`neuroview.retrofit` leaves it) stays in eval mode
@@ -352,7 +362,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     losses, kept, last, skipped = [], 0, copy.deepcopy(net.state_dict()) if budget else None, 0
     # it trains under a caller's no_grad too; a loader's own generator g shuffles by the seed, and g is left as it was
     with own_rng(device), kept_generators(train, seed), torch.enable_grad():
-        torch.manual_seed(seed)
+        _seed(seed, device)  # what own_rng saved, not torch.manual_seed: that reseeded every GPU's generator for good
         seen: list = []  # the classes of its batches, over every epoch (a shuffled drop_last pass may miss a small one)
         for epoch in range(epochs):
             loss, skip = _epoch(net, train, opt, keep, mode, seen)
@@ -378,5 +388,5 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
         with own_rng(device):
             _recentre(net, train)
     net.finetuned = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "mode": mode, "train_loss": losses,
-                     "epochs_kept": kept, "skipped_batches": skipped}
+                     "epochs_kept": kept, "skipped_batches": skipped, "seed": int(seed)}
     return net

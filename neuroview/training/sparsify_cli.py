@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                         "head reads, its support fixed, within the budget (default 0: the backbone stays as it was; the "
                         "zoo's sparse entries use 5, chosen on held-out data)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
-    p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle")
+    p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle, and --finetune's shuffle "
+                                                         "and dropout (default 0; an int in [0, 2**64))")
     p.add_argument("--folds", type=int, default=5, help="the cross-validation folds on the training split, where the data "
                                                         "has no validation split (default 5; at most half the samples)")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write the sparse entry into (default runs/sparse)")
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--zoo: the folder a zoo entry is read from; a checkpoint (.ckpt) is read as it is")
         _check_source(args.source, args.zoo)
         check_options(args.tolerance, args.groups, args.deviance, args.max_k90, args.max_k90_steps, args.k90_quantile,
-                      args.max_units_per_class, args.max_steps_per_class, args.distill)  # before the source is read
+                      args.max_units_per_class, args.max_steps_per_class, args.distill, args.seed)  # before the source is read
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                           k90_quantile=args.k90_quantile, max_units_per_class=args.max_units_per_class,
                           max_steps_per_class=args.max_steps_per_class, distill=args.distill, folds=args.folds)
         if args.finetune:
-            sparse = finetune_sparse(sparse, dm, epochs=args.finetune, max_k90=args.max_k90,
+            sparse = finetune_sparse(sparse, dm, epochs=args.finetune, seed=args.seed, max_k90=args.max_k90,
                                      max_k90_steps=args.max_k90_steps, k90_quantile=args.k90_quantile)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon)
         message = folds_advice(as_option(str(e), _OPTIONS))  # --data.init_args.*, refused here: the JSON spec instead
@@ -315,7 +316,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
 
     path = sparse.sparsity_path
     print(path)
-    kept = sparse.finetuned["epochs_kept"] if args.finetune else None
+    kept, tuned_seed = (sparse.finetuned["epochs_kept"], sparse.finetuned["seed"]) if args.finetune else (None, None)
     if args.finetune:  # a budget may keep fewer epochs than asked, or none: then the entry is the head before fine-tuning
         print(f"fine-tuned {kept} of {args.finetune} epochs" + ("" if kept == args.finetune else
               " (the readability budget was broken after them)" if kept else
@@ -334,7 +335,7 @@ def _write(args, net, sparse, dm, entry: dict, name: str) -> None:
                     metrics=score_test_split(sparse, dm) | {k: light[k] for k in ("k90", "k90_steps", "top10_share", "units_per_class")
                                                            if k in light},
                     extra={"sparsified_from": args.source, **_recipe_commit(entry),
-                           "sparsify": sparsify_record(path, finetune=args.finetune, kept=kept)})
+                           "sparsify": sparsify_record(path, finetune=args.finetune, kept=kept, finetune_seed=tuned_seed)})
     import shlex  # noqa: PLC0415
 
     print(f"wrote {name} to {out}; explain it with: neuroview explain --model {shlex.quote(name)} --zoo "
@@ -357,16 +358,17 @@ def as_option(message: str, options: dict[str, str]) -> str:
     return f"{message} ({'option' if given.startswith('-') else 'argument'} {given})"
 
 
-def sparsify_record(path, finetune: int = 0, kept: int | None = None) -> dict:
+def sparsify_record(path, finetune: int = 0, kept: int | None = None, finetune_seed: int | None = None) -> dict:
     """A sparse entry's ``sparsify`` record (its manifest's), from the :class:`.sparsity_path.SparsityPath` the network
     was chosen on: the options it was sparsified under, whether the chosen point met the deviance rule and the budget
     (``False``: :func:`.sparsify.sparsify` kept the nearest point, and warned), the folds and their seed, and the path;
-    ``finetune``/``kept``: the epochs of :func:`.sparse_finetune.finetune_sparse` asked for and kept."""
+    ``finetune``/``kept``/``finetune_seed``: the epochs of :func:`.sparse_finetune.finetune_sparse` asked for and kept,
+    and its seed (None: not fine-tuned)."""
     return {"tolerance": path.tolerance, "deviance": path.deviance, "max_k90": path.max_k90,
             "max_k90_steps": path.max_k90_steps, "k90_quantile": path.k90_quantile,
             "max_units_per_class": path.max_units_per_class, "max_steps_per_class": path.max_steps_per_class,
-            "finetune": finetune, "finetune_epochs_kept": kept, "distill": path.distill, "groups": path.groups,
-            "seed": path.seed, "folds": path.folds,  # folds None: a validation split
+            "finetune": finetune, "finetune_epochs_kept": kept, "finetune_seed": finetune_seed, "distill": path.distill,
+            "groups": path.groups, "seed": path.seed, "folds": path.folds,  # folds None: a validation split
             "deviance_met": path.deviance_met, "budget_met": path.budget_met, "path": path.to_records()}
 
 
