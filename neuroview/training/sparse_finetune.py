@@ -307,11 +307,15 @@ def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list
 
 def _seed(seed: int, device: torch.device) -> None:
     """The generators :func:`own_rng` saves seeded with ``seed``: the CPU's, and ``device``'s where it is CUDA (its
-    dropout draws there); no other GPU's, which the fork does not give back (``data/batches.py`` seeds so too)."""
+    dropout draws there); no other GPU's, which the fork does not give back (``data/batches.py`` seeds so too). A
+    network on another accelerator (MPS) has its device's generator seeded too, so that its dropout follows the seed
+    as before; that one generator the fork does not give back (untried here: no such machine)."""
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         with torch.cuda.device(device):
             torch.cuda.manual_seed(seed)
+    elif device.type != "cpu" and callable(getattr(getattr(torch, device.type, None), "manual_seed", None)):
+        getattr(torch, device.type).manual_seed(seed)
 
 
 @outside_inference_mode
