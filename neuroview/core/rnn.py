@@ -43,10 +43,10 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from .head_stats import mean_features
 from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
-from . import settings
+from . import rnn_load, settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 from .rnn_reach import warn_unreached
-from .rnn_steps import rnn_mismatch, settings_clash, swapped_in, unreached_steps, untrained_features
+from .rnn_steps import rnn_mismatch, swapped_in, unreached_steps, untrained_features
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -181,9 +181,8 @@ class NeuroViewRNN(Guarded):
             meta[prefix[:-1]].update({"nonlinearity": self.rnn.nonlinearity} if isinstance(self.rnn, nn.RNN) else {})
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        why = settings_clash(local_metadata, self.rnn, prefix)  # a file of another function: nothing built for it
-        if why:  # raised, not collected: torch would go on to copy its children (rnn, classifier) and all after it
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{why}")
+        # a file of another function (another RNN, nonlinearity; a shared part this network has not), strict=False
+        rnn_load.refuse(self, state_dict, prefix, local_metadata)  # too: raised before anything is built or copied
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)

@@ -6,13 +6,14 @@ annealed each step, a member's setting changed by an ensemble): set as attribute
 
 A state dict keeps them in its metadata, with the sites the head reads, as :class:`~neuroview.core.head.CodeNorm`
 keeps its floor (no key added, so the state dict is still tensors only): :func:`clashes` names a file made for another
-function (a ``soft`` network's weights loaded as ``hard``, a head trained on layer ``1`` read from layer ``3``).
+function (a ``soft`` network's weights loaded as ``hard``, a head trained on layer ``1`` read from layer ``3``, or on
+codes cut at a user's activation's breakpoints ``(0.0, 1.0)`` read at ``(0.0,)``).
 A state dict without the record (saved before it was kept, a plain dict of tensors) loads as before.
 
 Also the other checks of a NeuroView-CNN's arguments (:func:`check_args`) and of its input (:func:`check_input`).
 
-Imports torch and numpy, and of neuroview.core only ``_utils``, ``quantize``, ``refusals`` (its torch.fx refusal, one
-message for both wrappers) and ``targets``.
+Imports torch and numpy, and of neuroview.core only ``_devices``, ``_utils``, ``quantize``, ``refusals`` (its torch.fx
+refusal, one message for both wrappers) and ``targets``.
 """
 
 from __future__ import annotations
@@ -119,13 +120,21 @@ def record(net) -> dict:
     if net.sites is not None:  # [name, units], and the module where the name does not say it (module 'relu:1')
         out["sites"] = [[s.name, s.channels] + ([s.module] if s.module != _module(s.name) else []) for s in net.sites]
         out["axes"] = [int(s.axis) for s in net.sites]  # on a square map the units alone cannot tell rows from channels
+        out["points"] = [list(s.points) for s in net.sites]  # where each code is cut: a user's registration says it
     else:  # a lazy network saved before its first batch: the sites of the file its head was loaded from
         loaded = net.__dict__.get("_loaded_sites")
         if loaded and loaded[0] is net.classifier is not None and loaded[1] is not None:
             out["sites"] = [s[:2] + [m for m in s[2:] if isinstance(m, str)] for s in loaded[1]]
             if all(_axis(s) is not None for s in loaded[1]):
                 out["axes"] = [_axis(s) for s in loaded[1]]
+            if all(_points(s) is not None for s in loaded[1]):
+                out["points"] = [list(_points(s)) for s in loaded[1]]
     return out
+
+
+def _points(saved_site: list) -> tuple[float, ...] | None:
+    """The breakpoints a saved site's codes were cut at (its tuple item, :func:`saved_sites`), None: not recorded."""
+    return next((p for p in saved_site[2:] if isinstance(p, tuple)), None)
 
 
 def _axis(saved_site: list) -> int | None:
@@ -140,22 +149,29 @@ def _module(site: str) -> str:
 
 
 def saved_sites(meta) -> list | None:
-    """The ``[[site, units(, module)(, axis)], ...]`` a state dict's metadata records, or None (not recorded, or not
-    readable); the unit axis where the metadata's ``axes`` records one per site (files saved before it: unknown)."""
+    """The ``[[site, units(, module)(, points)(, axis)], ...]`` a state dict's metadata records, or None (not recorded,
+    or not readable); the unit axis where the metadata's ``axes`` records one per site (files saved before it:
+    unknown); the breakpoints (a tuple) where ``points`` records them and its quantizer reads them (``none`` reads the
+    activation's output: any breakpoints give its function; files saved before they were kept: not compared)."""
     sites = meta.get("sites") if isinstance(meta, dict) else None
     if not isinstance(sites, (list, tuple)) or not all(
             isinstance(s, (list, tuple)) and len(s) in (2, 3) and isinstance(s[0], str) and isinstance(s[1], int)
             and all(isinstance(m, str) for m in s[2:]) for s in sites):
         return None
-    axes = meta.get("axes")
+    axes, points = meta.get("axes"), meta.get("points")
     known = isinstance(axes, (list, tuple)) and len(axes) == len(sites) and all(
         a in (1, -1) and not isinstance(a, bool) for a in axes)
-    return [list(s) + ([int(axes[i])] if known else []) for i, s in enumerate(sites)]
+    cut = meta.get("quantizer") in ("hard", "soft") and isinstance(points, (list, tuple)) and len(points) == len(sites) \
+        and all(isinstance(p, (list, tuple)) and p and all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                                                           and math.isfinite(t) for t in p) for p in points)
+    return [list(s) + ([tuple(map(float, points[i]))] if cut else []) + ([int(axes[i])] if known else [])
+            for i, s in enumerate(sites)]
 
 
-def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str | None:
+def sites_clash(saved: list | None, sites, not_sites: dict | None = None, backbone: nn.Module | None = None) -> str | None:
     """Why a head whose state dict read the sites ``saved`` cannot read ``sites``; None where they agree or are
-    unknown. The advice names what differs: the sites' unit axes where the names agree (``unit_axis=``), else the
+    unknown. The advice names what differs: the sites' unit axes where the names agree (``unit_axis=``), then their
+    breakpoints (:func:`_points_clash`, the activation classes of ``backbone`` where given), else the
     sites to read by the names the file records (``layers=``, which takes site names: ``'act:1'`` reads that call).
     ``not_sites`` (the model's ``{(module, call): why}``, where known) counts each module's calls: a module's name
     alone reads every call, ``'act:0'`` its first alone."""
@@ -163,7 +179,7 @@ def sites_clash(saved: list | None, sites, not_sites: dict | None = None) -> str
         return None
     own = [[s.name, s.channels] for s in sites]
     if own == [s[:2] for s in saved]:
-        return _axes_clash(saved, sites)
+        return _axes_clash(saved, sites) or _points_clash(saved, sites, backbone)
     why = (f"sites: the state dict's head was trained on the sites {_show(saved)} (name, units), the model reads "
            f"{_show(own)}: its weights would be read as other units; ")
     if [n for n, _ in own] == [s[0] for s in saved]:  # the same calls, other widths: the unit axes differ
@@ -204,6 +220,28 @@ def _axes_clash(saved: list, sites) -> str | None:
             "allow it")
 
 
+def _points_clash(saved: list, sites, backbone: nn.Module | None = None) -> str | None:
+    """Why a head saved on the same sites cannot read codes cut at other breakpoints (a user's activation registered
+    with others: every unit's region index moves); None where they agree or the file records none. The advice: the
+    activation's registration (an ``nn.Hardtanh``'s breakpoints are the instance's ``min_val`` and ``max_val``: its
+    arguments)."""
+    other = [(s, p) for s, p in zip(sites, map(_points, saved)) if p is not None and p != tuple(s.points)]
+    if not other:
+        return None
+    said = "; ".join(f"site {s.name!r}: breakpoints {p} in the file, {tuple(s.points)} in the model" for s, p in other)
+    s, p = other[0]
+    module = dict(backbone.named_modules()).get(s.module) if backbone is not None else None
+    if type(module) is nn.Hardtanh and len(p) == 2:  # registering nn.Hardtanh is refused (activations)
+        fix = f"build the module {s.module!r} as nn.Hardtanh(min_val={p[0]}, max_val={p[1]}), the file's breakpoints,"
+    else:
+        cls = type(module).__name__ if module is not None else f"<the class of module {s.module!r}>"
+        fix = f"register the activation with the file's breakpoints before wrapping (nv.register_activation({cls}, " \
+              f"breakpoints={p}))"
+    return (f"sites: the state dict's head was trained on codes cut at other breakpoints than the model's ({said}): "
+            f"each unit's code (the affine region its pre-activation falls into) would be read at other places than "
+            f"its weights were trained on; {fix} to load it")
+
+
 def _layers(saved: list, sites, not_sites: dict | None = None) -> list[str]:
     """The ``layers=`` that reads the sites ``saved``: per module (sorted), its name where its saved sites are all
     its calls (its name reads every call), else the saved site names of its calls (``'act:1'``: that call alone; the
@@ -238,7 +276,7 @@ def clashes(meta, net) -> list[str]:
                    f"quantizer={net.quantizer!r}: its weights compute another function there; build the model "
                    f"with quantizer={q!r} to load it (to read the same weights with other codes on purpose, set "
                    f"net.quantizer = {net.quantizer!r} after that load)")
-    why = sites_clash(saved_sites(meta), net.sites, getattr(net, "not_sites", None))
+    why = sites_clash(saved_sites(meta), net.sites, getattr(net, "not_sites", None), net.backbone)
     return out + ([why] if why else [])
 
 

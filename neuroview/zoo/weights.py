@@ -12,8 +12,8 @@ model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, an
 compares it with a manifest entry: weights that fit by shape may still compute another function.
 
 May import: torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the names a builder
-takes) and ``._weights_checks`` (the registered builders' defaults; what a file's record rebuilds: its MiniRocket's
-dilations, its RNN's nonlinearity).
+takes), ``._fits`` (what a file that does not fit differs in) and ``._weights_checks`` (the registered builders'
+defaults; what a file's record rebuilds: its MiniRocket's dilations, its RNN's nonlinearity).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from safetensors.torch import load as load_bytes
 from torch import Tensor, nn
 
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
+from ._fits import folder_refusal, kind as _kind, misfit
 from ._weights_checks import arch_defaults, check_finite, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
@@ -91,8 +92,9 @@ def read_weights(path: str | os.PathLike, what: str = "path", *, sha256: str | N
     to the error of a missing file.
     """
     path = as_path(path, what)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: weight file {str(path)!r} is missing{hint}")
+    if not path.is_file():  # (a FileNotFoundError either way: the commands say it as one line)
+        raise FileNotFoundError(folder_refusal(path, what, pickles, hint) if path.is_dir() else
+                                f"{what}: weight file {str(path)!r} is missing{hint}")
     data = path.read_bytes()
     if sha256 is not None and (digest := hashlib.sha256(data).hexdigest()) != sha256:
         err = ChecksumError(f"{what}: sha256 of {path.name} is {digest[:16]}..., the manifest expects {sha256[:16]}...; the "
@@ -194,22 +196,10 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
         raise
 
 
-_kind = lambda t: "complex" if t.is_complex() else "floating-point" if t.is_floating_point() else "bool" if t.dtype == torch.bool else "integer"  # noqa: E731 - what load_state_dict casts between unasked
-
-
 def _compare(model: nn.Module, got: dict[str, tuple], what: str, kinds: dict[str, tuple] | None = None) -> None:
-    """Names and shapes; and the kind of number of ``kinds`` (``{name: (dtype, kind)}``): an int32 weight was cast, computed with."""
-    mine = model.state_dict()
-    want, kinds = {k: tuple(v.shape) for k, v in mine.items()}, kinds or {}
-    missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-    shapes = [f"{k}: file {got[k]}, model {want[k]}" for k in sorted(set(want) & set(got)) if want[k] != got[k]]
-    types = [f"{k}: file {kinds[k][0]}, model {mine[k].dtype}" for k in sorted(set(want) & set(kinds)) if kinds[k][1] != _kind(mine[k])]
-    parts = [f"{len(missing)} tensors missing from the file (first: {missing[:3]})"] * bool(missing) + \
-        [f"{len(unexpected)} unexpected tensors in the file (first: {unexpected[:3]})"] * bool(unexpected) + \
-        [f"{len(shapes)} shape mismatches (first: {shapes[:3]})"] * bool(shapes) + \
-        [f"{len(types)} tensors of another kind of number (first: {types[:3]})"] * bool(types)
-    if parts:
-        raise ArchitectureError(f"{what}: the weights do not fit a {type(model).__name__}: " + "; ".join(parts))
+    """Names and shapes, and kinds of number (:func:`~neuroview.zoo._fits.misfit`: ``shared_steps`` said by name)."""
+    if why := misfit(model, got, what, kinds):
+        raise ArchitectureError(why)
 
 
 def build_facts(path: str | os.PathLike) -> tuple[str | None, dict]:
