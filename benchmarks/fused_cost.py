@@ -27,7 +27,9 @@ rows are. Runs before 2026-12-06 forced the finite check off and left the autotu
     python benchmarks/fused_cost.py --models resnet50 --precisions bf16 --repeats 3
     python benchmarks/fused_cost.py --small              # CPU smoke run at toy size: the kernel never runs on CPU
                                                          # (both paths are the torch code); checks the script only
-Without CUDA, a run without ``--small`` or ``--out`` refuses: results/fused_cost_gpu.json holds the GPU figures.
+Without CUDA, a run without ``--small`` or ``--out`` refuses: results/fused_cost_gpu.json holds the GPU figures (so
+does ``--out fused_cost_gpu`` or ``--out ""``); a run refuses a results file that holds another machine's figures
+(meta ``device_name``: an H100's run into the H200's fused_cost_gpu.json): a run writes the whole file.
 """
 
 from __future__ import annotations
@@ -205,8 +207,9 @@ def main(argv=None) -> None:
     # torch-path row here and a gpu_cost row are measured in the same setting
     gpu_cost.add_setting_args(p)
     p.add_argument("--out", default=None, help="results file stem (default fused_cost_gpu, or fused_cost_cpu_small "
-                                               "with --small; needed without CUDA and --small); device_check.sh writes "
-                                               "a dated one, keeping earlier runs")
+                                               "with --small; needed without CUDA and --small; a file of another "
+                                               "machine's is refused); device_check.sh writes a dated one, keeping "
+                                               "earlier runs")
     args = p.parse_args(argv)
     if args.small:
         args.batch, args.size, args.width, args.source, args.repeats, args.warmup = 2, 64, 0.125, "own", 2, 1
@@ -217,14 +220,16 @@ def main(argv=None) -> None:
               "figures), got none, and no CUDA device here (torch.cuda.is_available(): False); pass --small for a CPU "
               "smoke run, or --out NAME", file=sys.stderr)
         raise SystemExit(2)
+    stem = args.out if args.out is not None else ("fused_cost_cpu_small" if args.small else "fused_cost_gpu")
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    gpu_cost.check_out(OUT, stem, device, machine)  # no --merge here: a run writes the whole file
     settings = gpu_cost.apply_settings(args, device)
     try:
         import triton
         tv = triton.__version__
     except ImportError:
         tv = None
-    stem = args.out or ("fused_cost_cpu_small" if args.small else "fused_cost_gpu")
-    res = {"meta": {"smoke": args.small, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+    res = {"meta": {"smoke": args.small, "device_name": machine,
                     "batch": args.batch, "size": args.size, "classes": args.classes, "repeats": args.repeats,
                     "torch": torch.__version__, "triton": tv, "date": time.strftime("%Y-%m-%d"), **settings,
                     "command": "python benchmarks/fused_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)},

@@ -31,7 +31,10 @@ still leaves its figures. Writes benchmarks/results/gpu_cost.json and .md.
                                                    # -> results/gpu_cost_cpu_small.json: checks the script, not GPU figures
     python benchmarks/gpu_cost.py --device cpu --out gpu_cost_cpu   # CPU figures, into a file of their own: without
                                                    # CUDA, a run without --small or --out refuses (gpu_cost.json holds
-                                                   # the GPU figures README links)
+                                                   # the GPU figures README links), as does --out gpu_cost or --out ""
+Without ``--merge``, a run refuses a results file that holds another machine's figures (meta ``device_name``: an
+H100's run into the H200's gpu_cost.json) and names both: a run writes the whole file. ``--device cuda`` without CUDA
+refuses in one line.
 """
 
 from __future__ import annotations
@@ -174,6 +177,42 @@ def apply_settings(args, device: torch.device) -> dict:
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_conv": torch.backends.cudnn.allow_tf32,
             "channels_last": args.channels_last, "check_finite": not args.no_check_finite, "quantizer": "hard",
             "optimizer": "SGD(lr=1e-3, momentum=0.9)"}
+
+
+GPU_STEMS = ("gpu_cost", "fused_cost_gpu")  # the GPU figures README links (an H200's): a CPU run never writes them
+
+
+def _refuse(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_out(out: Path, stem: str, device: torch.device, machine: str, merged: bool = False, hint: str = "") -> None:
+    """Exit 2 in one line, before any work, where ``out/stem.json`` is not this run's to write: an empty name (an unset
+    shell variable), a CPU run into the GPU files README links, or (without ``--merge``: a run rewrites the whole file)
+    a file of another machine (its meta's ``device_name``, not ``machine``) or of none it records. ``merged``: the run
+    adds to the file (``--merge``, which checks the machine itself); ``hint``: that way out, for the refusal."""
+    if not stem.strip():
+        _refuse(f"--out: expected a results file name, got {stem!r} (an unset shell variable gives an empty one); "
+                "pass --out NAME, or leave --out out for the default")
+    path = out / f"{stem}.json"
+    shown = path.relative_to(out.parent) if path.is_relative_to(out.parent) else path
+    gpu = [s for s in GPU_STEMS if path.resolve() == (out / f"{s}.json").resolve()]
+    if gpu and device.type != "cuda":
+        _refuse(f"--out: expected a file for {device} figures, got {stem!r}: results/{gpu[0]}.json holds the GPU "
+                f"figures README links (torch.cuda.is_available(): {torch.cuda.is_available()}); pass --out NAME "
+                "for a file of their own, or --small for a CPU smoke run")
+    if merged or not path.is_file():
+        return
+    try:
+        meta = json.loads(path.read_text())["meta"]
+        had, when = meta["device_name"], meta.get("date") or "date not recorded"
+    except (ValueError, KeyError, TypeError):
+        _refuse(f"--out: {shown} records no machine (no meta.device_name), this run is on {machine}: a run would write "
+                "over figures it cannot tell are this machine's; pass --out NAME for a file of its own, or delete it")
+    if had != machine:
+        _refuse(f"--out: {shown} holds {had} figures ({when}), this run is on {machine}; pass --out NAME for a file "
+                f"of its own{hint}")
 
 
 # --------------------------------------------------------------------------- phases
@@ -411,7 +450,8 @@ def main(argv=None) -> None:
     p.add_argument("--small", action="store_true",
                    help="CPU smoke run: batch 4, 64x64, widths / 8, 2 rounds, 1 warm-up, compile with aot_eager")
     p.add_argument("--out", default=None, help="results file stem (default gpu_cost, or gpu_cost_cpu_small with --small); "
-                                               "needed on a device other than CUDA without --small")
+                                               "needed on a device other than CUDA without --small; a file of "
+                                               "another machine's is refused without --merge")
     args = p.parse_args(argv)
     if args.small:
         args.batch, args.size, args.repeats, args.warmup = 4, 64, 2, 1
@@ -423,7 +463,11 @@ def main(argv=None) -> None:
         args.compile_models = args.compile_models or ["resnet50"]
         args.threads = args.threads or 1  # the 2 cores here are shared: 2 OpenMP threads under load run 100x slower
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    stem = args.out or ("gpu_cost_cpu_small" if args.small else "gpu_cost")
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        _refuse(f"--device: expected a CUDA device torch can use, got {args.device!r} (torch.cuda.is_available(): "
+                f"{torch.cuda.is_available()}, device_count(): {torch.cuda.device_count()}); pass --device cpu with "
+                "--out NAME for CPU figures, or --small for a CPU smoke run")
+    stem = args.out if args.out is not None else ("gpu_cost_cpu_small" if args.small else "gpu_cost")
     if device.type != "cuda" and args.out is None and not args.small:  # results/gpu_cost.json: the GPU figures README links
         print(f"--device: expected a CUDA device for results/{stem}.json (GPU figures), got {device} "
               f"(torch.cuda.is_available(): {torch.cuda.is_available()}); pass --small for a CPU smoke run, or "
@@ -431,6 +475,9 @@ def main(argv=None) -> None:
         raise SystemExit(2)
     if args.threads:
         torch.set_num_threads(args.threads)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    check_out(OUT, stem, device, machine, args.merge, " (with --merge: add to this machine's earlier run in it)")
     settings = apply_settings(args, device)
     budget = Budget(args.max_seconds or None)
 
@@ -440,7 +487,7 @@ def main(argv=None) -> None:
     except ImportError:
         tv = None
     meta = {"smoke": args.small, "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+            "device_name": machine,
             "batch": args.batch, "size": args.size, "classes": args.classes, "width": args.width, "repeats": args.repeats,
             "warmup": args.warmup, "torch": torch.__version__, "torchvision": tv, "cuda": torch.version.cuda,
             **settings, "compile_repeats": args.compile_repeats, "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/gpu_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)}

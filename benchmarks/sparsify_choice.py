@@ -156,12 +156,14 @@ def report(rows: dict) -> str:
 def write_report(path: Path, title: str, command: str, text: str, walked: list[str]) -> None:
     """The report ``text`` into ``path`` after a run that walked ``walked`` (cache keys); a run that walked nothing
     (``--report``, or every entry cached) leaves the file as it is. The note under the file's title (which commit and
-    networks its runs came from: a re-run does not give those networks back) stays, and a line names the new runs."""
+    networks its runs came from: a re-run does not give those networks back) stays, once, and a line names the new
+    runs; the old report below it (from its first table row or ``## `` heading: the distill report opens with one)
+    goes."""
     if not walked:
         return
     note = []
     for line in (path.read_text().split("\n")[1:] if path.is_file() else []):
-        if line.startswith("|"):  # the table: the note ends above it
+        if line.startswith(("|", "## ")):  # the old report: the note ends above it
             break
         note.append(line)
     now = f"`{command}` on {time.strftime('%Y-%m-%d')}: {len(walked)} new run(s) ({', '.join(walked)})."

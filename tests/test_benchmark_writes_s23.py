@@ -227,3 +227,182 @@ def test_every_benchmark_answers_help_with_its_usage(helps, script):
 
 def test_no_benchmark_wrote_anything_for_help(helps):
     assert sorted(p.name for p in helps[1].iterdir()) == []
+
+
+# ------------------------------------------------------------------ review R1 of d2e383d: the file a run writes
+# The refusal holds on the file a run would write, not on whether --out was typed: an empty --out, --out naming the
+# GPU file itself, and a plain run on another GPU (an H100, what this project lends by default) wrote over the H200's.
+H200, H100 = "NVIDIA H200", "NVIDIA H100 80GB HBM3"
+FAST = ["--no-compile", "--repeats", "1", "--warmup", "0", "--max-seconds", "1e-9"]  # gpu_cost: phases skipped
+
+
+@pytest.fixture
+def backend_flags():
+    """apply_settings sets cuDNN's autotuner and TF32 on a CUDA device: given back after the test."""
+    flags = torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+@pytest.fixture
+def gpu(monkeypatch, backend_flags):
+    """``gpu(name)``: what a script sees on a CUDA machine with that GPU; tensors stay on the CPU here."""
+    def fake(name: str):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: name)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        randn, randint = torch.randn, torch.randint
+        monkeypatch.setattr(torch, "randn", lambda *a, device=None, **k: randn(*a, **k))
+        monkeypatch.setattr(torch, "randint", lambda *a, device=None, **k: randint(*a, **k))
+    return fake
+
+
+def _cost(benchmark_script, monkeypatch, tmp_path, script: str, files=()):
+    mod = benchmark_script(script)
+    monkeypatch.setattr(mod, "OUT", _results(tmp_path, *files))
+    if script == "fused_cost":
+        monkeypatch.setattr(mod, "measure", lambda *a, **k: {"error": "stub: nothing measured"})
+    return mod, (TINY + FAST if script == "gpu_cost" else TINY)
+
+
+def _refused(main, argv, capsys) -> str:
+    """The one line ``main(argv)`` exits 2 with."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, (e.value.code, err)
+    return err
+
+
+GPU_FILES = {"gpu_cost": ("gpu_cost.json", "gpu_cost.md"), "fused_cost": ("fused_cost_gpu.json", "fused_cost_gpu.md")}
+
+
+@pytest.mark.parametrize("script", ["gpu_cost", "fused_cost"])
+@pytest.mark.parametrize("cuda", [False, True], ids=["cpu", "h200"])
+def test_an_empty_out_is_refused_by_name(benchmark_script, tmp_path, monkeypatch, capsys, one_thread, gpu, script,
+                                         cuda):
+    """``--out ""`` (an unset $NAME in a shell line) fell back to the default stem and wrote the GPU files."""
+    files = GPU_FILES[script]
+    if cuda:
+        gpu(H200)
+    else:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    mod, argv = _cost(benchmark_script, monkeypatch, tmp_path, script, files)
+    for empty in ("", " "):
+        err = _refused(mod.main, argv + ["--out", empty], capsys)
+        assert err.startswith("--out:") and f"got {empty!r}" in err, err
+    assert _same(mod.OUT, *files) and sorted(p.name for p in mod.OUT.iterdir()) == sorted(files)
+
+
+@pytest.mark.parametrize("script", ["gpu_cost", "fused_cost"])
+@pytest.mark.parametrize("committed", [True, False], ids=["file-there", "file-gone"])
+def test_a_cpu_run_refuses_out_naming_the_gpu_file(benchmark_script, tmp_path, monkeypatch, capsys, one_thread,
+                                                   script, committed):
+    files = GPU_FILES[script]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    mod, argv = _cost(benchmark_script, monkeypatch, tmp_path, script, files if committed else ())
+    stem = files[0][:-5]
+    for out in (stem, f"../results/{stem}"):
+        err = _refused(mod.main, argv + ["--out", out], capsys)
+        assert err.startswith("--out:") and f"results/{stem}.json" in err and "--small" in err, err
+        assert "is_available(): False" in err, err
+    assert sorted(p.name for p in mod.OUT.iterdir()) == sorted(files if committed else [])
+    assert not committed or _same(mod.OUT, *files)
+
+
+@pytest.mark.parametrize("script", ["gpu_cost", "fused_cost"])
+def test_another_gpu_refuses_the_h200_files_and_writes_its_own(benchmark_script, tmp_path, monkeypatch, capsys,
+                                                               one_thread, gpu, script):
+    """README's plain commands on an H100: refused naming both machines and the ways out; the H200 itself may
+    write its file again, and the H100 a file of its own (again, without --merge: it is the H100's)."""
+    files = GPU_FILES[script]
+    gpu(H100)
+    mod, argv = _cost(benchmark_script, monkeypatch, tmp_path, script, files)
+    for extra in ([], ["--out", files[0][:-5]]):
+        err = _refused(mod.main, argv + extra, capsys)
+        assert err.startswith("--out:") and all(w in err for w in (H200, H100, "2026-12-04", f"results/{files[0]}")), err
+        assert ("--merge" in err) == (script == "gpu_cost"), err  # fused_cost has no --merge: not offered
+    assert _same(mod.OUT, *files) and sorted(p.name for p in mod.OUT.iterdir()) == sorted(files)
+    for _ in range(2):
+        mod.main(argv + ["--out", "h100"])
+        assert json.loads((mod.OUT / "h100.json").read_text())["meta"]["device_name"] == H100
+    assert _same(mod.OUT, *files)
+    gpu(H200)
+    mod.main(argv)  # the H200's own file: a run there rewrites it, as before
+    assert json.loads((mod.OUT / files[0]).read_text())["meta"]["device_name"] == H200
+    assert json.loads((mod.OUT / files[0]).read_text())["meta"]["command"].endswith(" ".join(argv))
+
+
+@pytest.mark.parametrize("script", ["gpu_cost", "fused_cost"])
+def test_a_results_file_that_records_no_machine_is_refused(benchmark_script, tmp_path, monkeypatch, capsys,
+                                                           one_thread, script):
+    """Where the script cannot tell whose figures a file holds, it does not write over them."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    mod, argv = _cost(benchmark_script, monkeypatch, tmp_path, script)
+    (mod.OUT / "mine.json").write_text('{"models": {"resnet50": {}}}\n')
+    err = _refused(mod.main, argv + ["--out", "mine"], capsys)
+    assert err.startswith("--out:") and "mine.json" in err and "device_name" in err, err
+    assert (mod.OUT / "mine.json").read_text() == '{"models": {"resnet50": {}}}\n'
+    assert sorted(p.name for p in mod.OUT.iterdir()) == ["mine.json"]
+
+
+def test_gpu_cost_merge_of_another_gpu_is_still_the_merge_refusal(benchmark_script, tmp_path, monkeypatch, capsys,
+                                                                  one_thread, gpu):
+    gpu(H100)
+    mod, argv = _cost(benchmark_script, monkeypatch, tmp_path, "gpu_cost", GPU_FILES["gpu_cost"])
+    with pytest.raises(SystemExit) as e:
+        mod.main(argv + ["--merge"])
+    assert str(e.value.code).startswith("--merge: the earlier run differs in ['device_name'")
+    assert _same(mod.OUT, *GPU_FILES["gpu_cost"])
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_gpu_cost_device_cuda_without_cuda_is_one_line(benchmark_script, tmp_path, monkeypatch, capsys, one_thread,
+                                                       backend_flags, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    mod, argv = _cost(benchmark_script, monkeypatch, tmp_path, "gpu_cost")
+    err = _refused(mod.main, argv + ["--device", device, "--out", "mine"], capsys)
+    assert err.startswith("--device:") and f"got {device!r}" in err and "is_available(): False" in err, err
+    assert "--device cpu" in err and "Traceback" not in err, err
+    assert list(mod.OUT.iterdir()) == []
+
+
+# ------------------------------------------------------------------ write_report keeps the note once
+def _walking(benchmark_script, tmp_path, monkeypatch, distill: bool):
+    sb = benchmark_script("sparsify_budget_choice")
+    name = "sparsify_distill_choice" if distill else "sparsify_budget_choice"
+    out = _results(tmp_path, f"{name}.md")
+    keys = ["nv_lite.arrowhead:0.1:0", "nv_lite.arrowhead:0.1:0:T1"] if distill else ["nv_lite.gunpoint:0.1:0"]
+    (out / f"{name}.json").write_text(_rows(RESULTS / f"{name}.json", keys))
+    rows = json.loads((out / f"{name}.json").read_text())
+    monkeypatch.setattr(sb, "RESULTS", out / "sparsify_budget_choice.json")
+    monkeypatch.setattr(sb, "REPORT", out / "sparsify_budget_choice.md")
+    monkeypatch.setattr(sb, "DISTILL", out / "sparsify_distill_choice.json")
+    monkeypatch.setattr(sb, "walk", lambda entry, relaxed, seed, t: {
+        **rows[keys[0] if t is None else keys[-1]], "entry": entry, "seed": seed})
+    return sb, out / f"{name}.md"
+
+
+@pytest.mark.parametrize("distill", [True, False], ids=["distill", "budget"])
+def test_a_walking_budget_choice_run_keeps_the_note_once(benchmark_script, tmp_path, monkeypatch, capsys, one_thread,
+                                                         distill):
+    """The distill report starts with a '## ' heading: it was kept as part of the note, one stale copy a run."""
+    sb, md = _walking(benchmark_script, tmp_path, monkeypatch, distill)
+    before = md.read_text().split("\n")
+    note = before[2]  # the committed note: the command the figures come from
+    assert note.startswith("`python benchmarks/sparsify_budget_choice.py")
+    for seed in ("7", "8"):
+        argv = ["--entries", "nv_lite.arrowhead", "--seeds", seed, "--relaxed", "0.1"] + (["--distill", "1"] * distill)
+        assert sb.main(argv) == 0
+    capsys.readouterr()
+    lines = md.read_text().split("\n")
+    assert lines.count(before[0]) == 1 and lines.count(note) == 1, lines[:12]
+    walked = [ln for ln in lines if " new run(s) (" in ln]
+    assert len(walked) == 2 and "--seeds 7" in walked[0] and "--seeds 8" in walked[1], walked
+    first = next(i for i, ln in enumerate(lines) if ln.startswith(("|", "## ")))
+    assert lines[:first] == [before[0], "", note, "", walked[0], "", walked[1], ""], lines[:first]
+    if distill:  # one heading, with the runs it counts now (the arrowhead's seed 0 and the two walked)
+        assert [ln for ln in lines if ln.startswith("## ")] == [
+            "## Labels or the dense network's probabilities (`--distill`), relaxed 0.1, 3 runs"]
+    else:
+        assert [ln for ln in lines if ln.startswith("| relaxed |")] == [before[4]]
