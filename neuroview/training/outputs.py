@@ -27,7 +27,7 @@ from .._io import atomic_write, keep_aside
 from ..data.read_as import check_classes
 
 __all__ = ["ClassCount", "PredictionWriter", "check_class_count", "fresh_name", "give_back", "named_classes",
-           "newest_at", "take_name", "write_confusion"]
+           "newest_at", "take_name", "this_calls_datamodule", "write_confusion"]
 
 
 def fresh_name(path: Path, written: set[str] = frozenset()) -> Path:
@@ -108,8 +108,9 @@ class PredictionWriter(BasePredictionWriter):
         probs = torch.cat([p["probs"] for p in predictions]).tolist()
         target = torch.cat([p["target"] for p in predictions]).tolist() if "target" in predictions[0] else [""] * len(preds)
         index = [i for b in (batch_indices[0] if batch_indices and batch_indices[0] else []) for i in b] or list(range(len(preds)))
-        names = _class_names(getattr(trainer, "datamodule", None), len(probs[0]), name)
-        rows = _file_rows(getattr(trainer, "datamodule", None), _predicted(trainer, loader), index)
+        dm = this_calls_datamodule(trainer)  # not an earlier fit's: a plain loader's columns were named by its classes
+        names = _class_names(dm, len(probs[0]), name)
+        rows = _file_rows(dm, _predicted(trainer, loader), index)
         f = io.StringIO(newline="")
         w = csv.writer(f)
         w.writerow(_header(names, len(probs[0]), bool(rows)))
@@ -242,7 +243,11 @@ class ClassCount:
     """Hooks of :class:`~neuroview.training.module.NeuroViewModule` (a mixin before ``pl.LightningModule``) that record
     where its weights come from and the classes they were trained on, for :meth:`check_class_count` at ``setup``: a
     ``load_from_checkpoint`` (the checkpoint's ``neuroview_classes``), a restore, a fit of this module (its data
-    module's classes). Trained weights were told "pass num_classes=3", which their 5 outputs cannot follow."""
+    module's classes). Trained weights were told "pass num_classes=3", which their 5 outputs cannot follow.
+
+    At as many classes, the names are compared when test, validate or predict starts (:meth:`_check_names`), not at
+    ``setup``: Lightning restores a ``ckpt_path`` after ``setup``, and the module's earlier classes refused the data of
+    the checkpoint about to be scored. Those hooks still come before the first batch."""
 
     _weights_from: str | None = None  # None: a new model, or weights setup cannot see
     _trained_classes: list[str] | None = None
@@ -255,15 +260,50 @@ class ClassCount:
     def on_train_start(self) -> None:
         super().on_train_start()
         self._weights_from = "an earlier fit"  # a later stage of this module on other data
-        self._trained_classes = named_classes(getattr(self.trainer, "datamodule", None)) or self._trained_classes
+        # a fit trains the outputs as this fit's classes: on loaders, whose names are unknown, none (checked by count)
+        self._trained_classes = named_classes(this_calls_datamodule(self.trainer))
 
     def check_class_count(self, trained: str | None = None) -> None:
-        """:func:`check_class_count` of the trainer's data module against this module's outputs; ``trained``: where
-        its weights come from, if ``setup`` loaded them (``init_weights``)."""
+        """:func:`check_class_count` of the data module of the trainer's call against this module's outputs;
+        ``trained``: where its weights come from, if ``setup`` loaded them (``init_weights``). The recorded names only
+        where the counts differ (a refusal before the head is built); at as many, :meth:`_check_names` compares them."""
         self._weights_from = trained or self._weights_from
         fitting = getattr(getattr(self._trainer, "state", None), "fn", None) == TrainerFn.FITTING  # fine-tuning
-        check_class_count(getattr(self._trainer, "datamodule", None) if self._trainer is not None else None,
-                          self.hparams.num_classes, self._weights_from, self._trained_classes, fitting)
+        dm = this_calls_datamodule(self._trainer)
+        names = named_classes(dm)
+        differ = names is not None and len(names) != self.hparams.num_classes
+        check_class_count(dm, self.hparams.num_classes, self._weights_from, self._trained_classes if differ else None,
+                          fitting)
+
+    def _check_names(self) -> None:
+        """The recorded classes (a ``ckpt_path``'s, restored by now) against the names of this call's data module."""
+        dm = this_calls_datamodule(self._trainer)
+        if self._trained_classes is not None and named_classes(dm) is not None:
+            check_classes(dm, [str(c) for c in self._trained_classes], "data")  # "pass the data it was trained on"
+
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        self._check_names()
+
+    def on_predict_start(self) -> None:
+        super().on_predict_start()
+        self._check_names()
+
+    def on_validation_start(self) -> None:
+        super().on_validation_start()
+        if self.trainer.state.fn != TrainerFn.FITTING:  # a fit trains the outputs as its data's classes
+            self._check_names()
+
+
+def this_calls_datamodule(trainer):
+    """The data module passed to ``trainer``'s current call (fit, test, ...); None where it was given loaders: Lightning
+    then leaves ``trainer.datamodule`` as an earlier call's, and a test on a plain loader after a fit on 'a, b, c' was
+    refused by those names. Read from Lightning's private hook selector, which each call sets; a trainer without one
+    (a stand-in) gives its ``datamodule``."""
+    if trainer is None:
+        return None
+    selector = getattr(getattr(trainer, "_data_connector", None), "_datahook_selector", None)
+    return selector.datamodule if selector is not None else getattr(trainer, "datamodule", None)
 
 
 def _class_names(dm, n: int, what: str) -> list[str] | None:
@@ -287,7 +327,7 @@ def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: i
         return  # no logger (logger=False): log_dir is the working folder, whose confusion_matrix.csv was replaced
     path = Path(log_dir) / "confusion_matrix.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = _class_names(getattr(trainer, "datamodule", None), num_classes, "confusion_matrix.csv")
+    names = _class_names(this_calls_datamodule(trainer), num_classes, "confusion_matrix.csv")  # not an earlier fit's
     names = names or [str(i) for i in range(num_classes)]
     f = io.StringIO(newline="")
     w = csv.writer(f)

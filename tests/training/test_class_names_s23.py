@@ -3,9 +3,12 @@
 has outputs but under other names were scored and named by position without a word: the model's class 'b' (output 1)
 was scored as the data's class 'c', and ``confusion_matrix.csv`` / ``predictions.csv`` named its outputs so. Only a
 count that differs was refused. The same data through ``ckpt_path=`` or ``init_weights=`` was refused by name; now
-every way in refuses it in the same words, at ``setup``, before any batch. The ways that worked still run: the same
-names in the same order, a data module that names no classes, weights that record none, a fit (fine-tuning) on other
-classes of the same count."""
+every way in refuses it in the same words, when the stage starts, before any batch. The ways that worked still run: the
+same names in the same order, a data module that names no classes, weights that record none, a fit (fine-tuning) on
+other classes of the same count; and, refused by the first version of this check, a ``ckpt_path=`` scored on its own
+data whatever the module held before (Lightning restores it after ``setup``), a plain loader given to a trainer that
+fitted a data module earlier (Lightning keeps that module on the trainer), and data after a fit on plain loaders
+(which records no names)."""
 
 from __future__ import annotations
 
@@ -148,3 +151,73 @@ def test_the_same_names_in_another_order_are_refused(trained, tmp_path):
     with pytest.raises(ValueError, match=r"^data: its classes, in order, are \['c', 'b', 'a'\]; the model's outputs "
                                          r"are \['a', 'b', 'c'\]"):
         _trainer(tmp_path).test(m, Reordered(str(tmp_path / "abc.npz"), batch_size=8), verbose=False)
+
+
+# ---------------------------------------------------------------- a restore, a trainer's earlier data, a fit on loaders
+@pytest.fixture(scope="module")
+def other(tmp_path_factory):
+    """A model of 3 outputs trained (2 steps) on classes x, y, z: its checkpoint records them."""
+    folder = tmp_path_factory.mktemp("xyz")
+    tr = _trainer(folder, max_steps=2)
+    tr.fit(_module(), _data(folder, "xyz"))
+    tr.save_checkpoint(folder / "xyz.ckpt")
+    return folder / "xyz.ckpt"
+
+
+def _held_abc(how, trained, tmp_path) -> NeuroViewModule:
+    """A module that holds the classes a, b, c: loaded from their checkpoint, or fitted on them in the session."""
+    if how == "loaded":
+        return NeuroViewModule.load_from_checkpoint(trained / "abc.ckpt", weights_only=True)
+    m = _module()
+    _trainer(tmp_path, max_steps=1).fit(m, _data(tmp_path, "abc"))
+    return m
+
+
+@pytest.mark.parametrize("how", ["loaded", "fitted"])
+@pytest.mark.parametrize("stage", ["test", "validate", "predict"])
+def test_ckpt_path_of_other_names_is_scored_on_its_own_data_whatever_the_module_held(trained, other, tmp_path, how, stage):
+    # the weights scored are xyz.ckpt's (restored after setup): its own data is the right data, whatever a, b, c held
+    m = _held_abc(how, trained, tmp_path)
+    kw = {} if stage == "predict" else {"verbose": False}
+    out = getattr(_trainer(tmp_path), stage)(m, _data(tmp_path, "xyz"), ckpt_path=other, **kw)
+    assert len(out) > 0
+    with pytest.raises(ValueError, match=r"^data: its classes, in order, are \['b', 'c', 'd'\]; the model's outputs "
+                                         r"are \['x', 'y', 'z'\]"):  # the checkpoint's names, not the module's earlier
+        getattr(_trainer(tmp_path), stage)(_module(), _data(tmp_path, "bcd"), ckpt_path=other, **kw)
+
+
+@pytest.mark.parametrize("stage", ["test", "predict"])
+def test_a_trainer_that_fitted_a_data_module_then_scores_plain_loaders_by_count_alone(other, tmp_path, stage):
+    tr = _trainer(tmp_path, max_steps=1)
+    tr.fit(_module(), _data(tmp_path, "abc"))  # Lightning keeps this data module on the trainer
+    m = NeuroViewModule.load_from_checkpoint(other, weights_only=True)  # weights of x, y, z
+    x = torch.randn(12, 1, 24)
+    m.build(x[:4])
+    loader = DataLoader(TensorDataset(x, torch.arange(12) % 3), batch_size=4)  # no data module, no names
+    kw = {} if stage == "predict" else {"verbose": False}
+    out = getattr(tr, stage)(m, loader, **kw)
+    assert len(out) > 0
+
+
+def test_a_fit_on_plain_loaders_records_no_names_so_later_data_is_checked_by_count(tmp_path):
+    m = _module()
+    _trainer(tmp_path, max_steps=1).fit(m, _data(tmp_path, "abc"))
+    x = torch.randn(24, 1, 24)
+    loader = DataLoader(TensorDataset(x, torch.arange(24) % 3), batch_size=8)  # labels of no names
+    _trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(m, loader)  # its outputs are no longer a, b, c
+    out = _trainer(tmp_path).test(m, _data(tmp_path, "bcd"), verbose=False)
+    assert "test_acc" in out[0]
+    with pytest.raises(ValueError, match=r"^data: the data module's classes are 4 \(a, b, c, d\); the model's 3 "
+                                         r"outputs are the classes its weights \(an earlier fit\) were trained on"):
+        _trainer(tmp_path).test(m, _data(tmp_path, "abcd"), verbose=False)  # the count is still checked
+
+
+def test_a_plain_loader_tested_after_a_fit_on_a_data_module_is_not_named_by_its_classes(other, tmp_path):
+    tr = _trainer(tmp_path, max_steps=1, logger=CSVLogger(str(tmp_path / "logs")))
+    tr.fit(_module(), _data(tmp_path, "abc"))
+    m = NeuroViewModule.load_from_checkpoint(other, weights_only=True)  # weights of x, y, z
+    x = torch.randn(12, 1, 24)
+    m.build(x[:4])
+    tr.test(m, DataLoader(TensorDataset(x, torch.arange(12) % 3), batch_size=4), verbose=False)
+    (written,) = (tmp_path / "logs").rglob("confusion_matrix.csv")
+    assert written.read_text(encoding="utf-8").splitlines()[0] == "true\\predicted,0,1,2"  # not a, b, c: numbers
