@@ -4,7 +4,8 @@ or a path; moved out of :mod:`.cli`, at its size) and the words for a path that 
 "no such file".
 
 May import ``neuroview.training`` and Lightning (:func:`checkpoint_file` reads the runs' folders; :func:`not_a_file`
-imports nothing of them: ``neuroview explain`` calls it).
+imports nothing of them: ``neuroview explain`` calls it; it lives in :mod:`.folder_words`, which
+:mod:`.earlier_runs` imports without a circle).
 """
 
 from __future__ import annotations
@@ -12,24 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .folder_words import not_a_file  # its home: fit's --model.init_weights check (earlier_runs) says it too
+
 __all__ = ["checkpoint_file", "not_a_file"]
-
-
-def not_a_file(path: str | os.PathLike, suffix: str = ".ckpt") -> str:
-    """Why ``path``, not a file, is none, in parentheses: ``(no such file)``, or a folder said as one, with a ``suffix``
-    file in it or its ``checkpoints/`` (where a run keeps them) to name instead.
-
-    >>> not_a_file("/no/such/run.ckpt")
-    '(no such file)'
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return "(no such file)"
-    found = sorted(str(f) for pattern in ("*", "checkpoints/*") for f in path.glob(pattern + suffix) if f.is_file())
-    if not found:
-        return f"(a folder, not a file; name a {suffix} file)"
-    which = f"the {suffix} file" if len(found) == 1 else f"one of the {len(found)} {suffix} files"
-    return f"(a folder, not a file; name {which} in it, e.g. {found[0]!r})"
 
 
 def checkpoint_file(cfg, sub: str) -> str | None:

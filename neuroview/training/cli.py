@@ -91,6 +91,7 @@ class NeuroViewCLI(LightningCLI):
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else self.config
+        _check_seed(cfg.get("seed_everything"))  # before a checkpoint is read or anything built
         expand_run_paths(cfg)  # before --ckpt_path last/best and the loggers read the run folder
         drop_unused_options(cfg.get("model"), _named_model_options(self._argv))
 
@@ -253,6 +254,14 @@ class NeuroViewCLI(LightningCLI):
         if trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
             trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         return trainer
+
+
+def _check_seed(seed) -> None:
+    """``--seed_everything`` one Lightning's ``seed_everything`` takes (numpy's seeds, [0, 2**32)): its ValueError, at
+    the seeding after the parse, was a traceback, exit 1."""
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed_everything: expected true, false or an int in [0, 2**32) (what Lightning's "
+                         f"seed_everything takes), got {seed} (option --seed_everything)")
 
 
 def _check_checkpoint(ckpt) -> None:

@@ -6,7 +6,7 @@ config by its kept name), and the log folders of a ``fit`` refused before it tra
 resumes whole; ``--ckpt_path last`` reads the folder's ``last.ckpt`` only (:func:`last_checkpoint`): a kept one is an
 earlier run's. A live run's folder is not another's: :class:`KeepEarlierRuns` claims it for the fit
 (:mod:`.run_folder`), and a second ``fit`` into it while the first runs is refused before it moves anything. May import
-Lightning, ``neuroview._io`` and ``.run_folder``; nothing else of neuroview.
+Lightning, ``neuroview._io``, ``.run_folder`` and ``.folder_words``; nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
+from .folder_words import not_a_file
 from .run_folder import claim_folder, release_folder
 
 __all__ = ["DropRefusedRun", "KeepEarlierRuns", "check_init_weights", "keep_earlier_checkpoints", "last_checkpoint"]
@@ -174,10 +175,10 @@ def check_init_weights(cfg) -> None:
     if not given or cfg.get("ckpt_path") or any(int(os.environ.get(k, 0) or 0) for k in _RANKS):
         return
     path = Path(str(given)).expanduser()
-    if not path.is_file() or not os.access(path, os.R_OK):
-        why = "not a file" if path.exists() and not path.is_file() else "not readable" if path.exists() else "no such file"
+    if not path.is_file() or not os.access(path, os.R_OK):  # a run's folder: said as one, the .ckpt in it named
+        why = "(not readable)" if path.is_file() else not_a_file(path) if path.is_dir() or not path.exists() else "(not a file)"
         raise FileNotFoundError(f"model.init_weights: expected a weight file to start from (a `neuroview fit` .ckpt, a state dict or a "
-                                f".safetensors), got {str(given)!r} ({why})")
+                                f".safetensors), got {str(given)!r} {why}")
 
 
 def _earlier(dirpath: str, extension: str) -> list[Path]:

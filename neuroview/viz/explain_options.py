@@ -5,18 +5,32 @@
 Python call. Which arguments are which options depends on the step that failed: :func:`model_options` while the model
 is built, :func:`data_options` after (an MNIST folder's ``root: ...`` is ``--data``'s, not ``--zoo``'s).
 
-Imports: the standard library (``as_option`` inside :func:`as_typed`: Lightning is slow to import).
+Where no such argument heads the message, the option is checked before the library is called:
+:func:`check_model_args` (create_model's own arguments in ``--model-args``) and :func:`check_spec_args` (a JSON
+``--data`` spec's ``init_args``); both said bare Python ``TypeError`` s.
+
+Imports: the standard library (``as_option`` inside :func:`as_typed` and ``neuroview.data`` inside
+:func:`check_spec_args`: Lightning is slow to import).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import re
+import shlex
 
-__all__ = ["as_typed", "data_options", "model_options"]
+__all__ = ["as_typed", "check_model_args", "check_spec_args", "data_options", "model_options"]
 
 #: create_model's advice to a Python caller, whose call no option of explain's makes (pretrained.py's words)
 _PYTHON_WAY = re.compile(r"\. Build create_model\('([^']+)', \.\.\.\) without pretrained=True to change them")
+#: unknown_entry's listing: the installed zoo's, and in Python (pretrained.py's words), where --zoo named another
+_LISTING = re.compile(r"`neuroview zoo` lists the (\d+) trained checkpoints \(nv\.list_models\(pretrained=True\)\)")
+#: create_model's own arguments, which explain sets from its options ("got multiple values for keyword argument")
+_OWN = {"name": "which --model gives", "root": "the zoo's folder, which --zoo gives",
+        "pretrained": "which explain sets itself (--model ARCH.TAG: the entry's trained weights; --model ARCH --weights "
+                      "FILE: yours)"}
 
 
 def _keys(text: str | None, inner: str | None = None) -> list[str]:
@@ -47,9 +61,51 @@ def data_options(args) -> dict[str, str]:
     return dict.fromkeys([*_keys(args.data, "init_args"), "path", "root", "name"], "--data")
 
 
-def as_typed(message: str, options: dict[str, str]) -> str:
-    """``message`` as ``neuroview explain`` prints it: its argument's option said, and the command line's way to other
-    builder arguments where create_model advised a Python caller to build without ``pretrained=True``.
+def check_model_args(kwargs: dict, zoo: str | None) -> None:
+    """``--model-args`` holds builder arguments only: create_model's own (``name``, ``pretrained``, ``root``) are
+    explain's options, and were Python's "create_model() got multiple values for keyword argument" (``root`` without
+    ``--zoo`` read as one: two ways to one folder).
+
+    >>> check_model_args({"root": "z"}, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: --model-args: expected the network's builder arguments, got 'root', the zoo's folder, which --zoo gives; pass --zoo z
+    """
+    own = next((k for k in kwargs if k in _OWN), None)
+    if own is not None:
+        fix = f"pass --zoo {shlex.quote(str(kwargs[own]))}" if own == "root" and not zoo else "drop it"
+        raise ValueError(f"--model-args: expected the network's builder arguments, got {own!r}, {_OWN[own]}; {fix}")
+
+
+def check_spec_args(spec: str) -> None:
+    """A JSON ``--data`` spec's ``init_args`` are arguments its data module takes; an unknown one is refused naming
+    ``--data``, the key and the module's arguments (it was the module's bare ``__init__() got an unexpected keyword
+    argument``). A spec that is no JSON object, or names no data module of :mod:`neuroview.data`, is refused by name
+    where it is built."""
+    from .. import data as D  # noqa: PLC0415 - Lightning
+
+    try:
+        given = json.loads(spec)
+    except (ValueError, RecursionError):
+        return
+    given = given if isinstance(given, dict) else {}
+    module, _, name = str(given.get("class_path", "")).rpartition(".")
+    cls, init = getattr(D, name, None) if module == "neuroview.data" else None, given.get("init_args")
+    if not (inspect.isclass(cls) and isinstance(init, dict)):
+        return
+    params = inspect.signature(cls).parameters.values()
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    bad = [str(k) for k in init if k not in takes]
+    if bad and not any(p.kind is p.VAR_KEYWORD for p in params):
+        near = difflib.get_close_matches(bad[0], takes, n=1)
+        raise ValueError(f"--data: init_args: unexpected argument {bad[0]!r} of {cls.__name__} (its arguments: "
+                         f"{', '.join(takes)}){f'; did you mean {near[0]!r}?' if near else ''}")
+
+
+def as_typed(message: str, options: dict[str, str], zoo: str | None = None) -> str:
+    """``message`` as ``neuroview explain`` prints it: its argument's option said, the command line's way to other
+    builder arguments where create_model advised a Python caller to build without ``pretrained=True``, and the listing
+    of ``--zoo`` (``zoo``) where it advised the installed zoo's and ``nv.list_models``.
 
     >>> as_typed("root: expected a checkpoint folder, got 'z' (no such folder)", {"root": "--zoo"})
     "root: expected a checkpoint folder, got 'z' (no such folder) (option --zoo)"
@@ -58,4 +114,7 @@ def as_typed(message: str, options: dict[str, str]) -> str:
 
     message = _PYTHON_WAY.sub(lambda m: f"; drop --model-args to explain it as trained, or explain weights of your own "
                                         f"trained with them: --model {m.group(1)} --weights FILE --model-args ...", message)
+    message = _LISTING.sub(lambda m: f"`neuroview zoo --root {shlex.quote(zoo)}` lists its {m.group(1)} trained "
+                                     "checkpoints" if zoo else f"`neuroview zoo` lists the {m.group(1)} trained "
+                                     "checkpoints", message)
     return as_option(message, options)

@@ -34,7 +34,7 @@ from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from ..training.sparsify import mean_codes
-from .explain_options import as_typed, data_options, model_options
+from .explain_options import as_typed, check_model_args, check_spec_args, data_options, model_options
 from .report_rows import add_file_rows
 from .report_writer import check_requirements, recover_out, write_report
 
@@ -56,6 +56,7 @@ def data_module(spec: str):
     if spec.lstrip().startswith("{"):  # a file's format (header, channels, ...): argparse has no --data.init_args.*
         from ..training.data_arg import datamodule_for  # noqa: PLC0415 - neuroview.data classes only, as fit's
 
+        check_spec_args(spec)  # an unknown init_args key named, not the module's bare TypeError
         return datamodule_for(spec)
     if spec == "digits":
         return D.DigitsDataModule()
@@ -139,10 +140,10 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         from ..training.ckpt_file import not_a_file  # noqa: PLC0415
         from ..training.module import load_module  # noqa: PLC0415 - Lightning only for Lightning checkpoints
 
-        path = Path(args.ckpt).expanduser()  # quoted or in a script: no shell expanded it
+        path, what = Path(args.ckpt).expanduser(), "--weights" if args.weights else "--ckpt"  # the option typed
         if not path.is_file():  # a run's folder was "no such file"
-            raise FileNotFoundError(f"--ckpt: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} {not_a_file(path)}")
-        module = load_module(path, what="--ckpt")
+            raise FileNotFoundError(f"{what}: expected a Lightning checkpoint written by `neuroview fit`, got {str(path)!r} {not_a_file(path)}")
+        module = load_module(path, what=what)
         about = {"model": module.hparams.get("arch", type(module.model).__name__), "checkpoint": str(path)}
         return module.model.eval(), about, checkpoint_data(path)
     try:
@@ -152,6 +153,7 @@ def resolve_model(args) -> tuple[nn.Module, dict, dict | None]:
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {shown} ({e})") from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-args: expected a JSON object of builder arguments, got {args.model_args!r}")
+    check_model_args(kwargs, args.zoo)  # create_model's own (pretrained, root): Python's "multiple values", unnamed
     if args.weights:
         from ..zoo.weights import load_weights  # noqa: PLC0415
 
@@ -389,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, ImportError) as e:  # OSError: --out on a full disk, a read-only folder, ...; TypeError: --model-args
         from ..training.cli_hints import said  # noqa: PLC0415 - a file option asked for: the JSON spec, not the reader's (--data.init_args.*), which explain refuses
 
-        print(f"neuroview explain: {said(as_typed(str(e), options), 'explain', args.data)}", file=sys.stderr)
+        print(f"neuroview explain: {said(as_typed(str(e), options, args.zoo), 'explain', args.data)}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {args.out}; open {Path(args.out) / 'index.html'}")
     return 0
