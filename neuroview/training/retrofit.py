@@ -53,10 +53,14 @@ from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for
 from .retrofit_out import check_out, write_out
 from .retrofit_checks import OutputCheck, check_train_labels, check_weights, standard_scores, task_classes
 from .retrofit_checks import num_classes_of as _num_classes
+from .sparse_checks import check_seed
 from .sparsify_cli import as_option
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
 __all__ = ["retrofit", "RetrofitResult", "main"]
+
+#: what ``seed`` sets (the refusal of one out of range says it): a loader that shuffles or augments draws from it
+SEED = "the global generator's seed while the batches are read"
 
 #: the head's fit stops once no entry of the objective's gradient exceeds this (every zoo entry: 18 to 261 iterations)
 TOL = 1e-6
@@ -137,8 +141,7 @@ def _check_args(model, epochs, weight_decay, seed, lr, batch_size) -> None:
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
         raise ValueError(f"weight_decay: expected a finite number >= 0 (the L2 penalty weight_decay / 2 * ||W||^2), "
                          f"got {weight_decay!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
-        raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
+    check_seed(seed, SEED)  # torch's range, [0, 2**64), as sparsify's and explain's ([2**63, 2**64) was refused)
     unused = [k for k, v in (("lr", lr), ("batch_size", batch_size)) if v is not None]
     if unused:
         warnings.warn(f"{', '.join(unused)}: no longer used (ignored): the classifier is fitted to convergence by "
@@ -184,7 +187,7 @@ def retrofit(
         epochs: the most L-BFGS iterations (each a full pass over the codes); the fit stops as
             soon as no gradient entry exceeds ``1e-6`` (a warning where ``epochs`` ran out first).
         weight_decay: the L2 penalty ``weight_decay / 2 * ||W||^2`` on the classifier's weights.
-        seed: the global RNG's seed while the batches are read (a loader that shuffles or
+        seed: an int in [0, 2**64), the global RNG's seed while the batches are read (a loader that shuffles or
             augments draws from it), in a fork: the caller's RNG is left as it was.
         copy_model: work on a deep copy, so the caller's network is never frozen or changed; the copy keeps its
             hooks (one may be part of what it computes), which then run on retrofit's batches and on the result's.
@@ -196,7 +199,7 @@ def retrofit(
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
         standard = copy.deepcopy(model) if copy_model else model
         standard.eval()
-        torch.random.default_generator.manual_seed(seed)
+        torch.random.default_generator.manual_seed(int(seed))  # a numpy int too
         net = _wrap_frozen(standard, num_classes, max_len, wrap_kwargs)
         feats, y = _train_codes(net, standard, train)
         _fit_head(net, feats, y, epochs=epochs, weight_decay=weight_decay)
@@ -267,6 +270,18 @@ def _is_entry(source: str) -> bool:
     return not Path(source).exists() and not source.endswith((".safetensors", ".pt", ".pth", ".ckpt"))
 
 
+def _check_folder(source: str) -> None:
+    """A folder (a run's, its ``checkpoints/``, a zoo's) said as one, with a file in it to name: a ``.ckpt``, else a
+    ``.safetensors`` or ``.pt`` (it was read as a weight file: --data, then --arch asked for, then none of it named)."""
+    path = Path(source)
+    if path.is_dir():
+        from .ckpt_file import not_a_file  # noqa: PLC0415
+
+        held = (s for s in (".ckpt", ".safetensors", ".pt", ".pth") for g in ("*", "checkpoints/*") if any(path.glob(g + s)))
+        raise ValueError(f"source: expected a zoo entry, a weight file (.safetensors, .pt) or a Lightning checkpoint "
+                         f"(.ckpt), got {source!r} {not_a_file(path, next(held, '.ckpt'))}")
+
+
 def _load_standard(source: str, arch: str | None, arch_kwargs: dict | None):
     """``(model, what it was trained on or None)`` from a zoo entry name or a weight file: a zoo entry's ``dataset``,
     or for a Lightning checkpoint ``{"data_module": its saved spec, "class_names": its classes}``."""
@@ -303,10 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quantizer", default=None, help="CNNs: hard, soft or none (default: the library's)")
     p.add_argument("--epochs", type=int, default=1000, help="the most L-BFGS iterations of the classifier's fit (default 1000; it stops once converged)")
     p.add_argument("--lr", type=float, default=None, help=argparse.SUPPRESS)  # the AdamW fit's: no longer used
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=f"{SEED} (default 0; an int in [0, 2**64))")
     p.add_argument("--out", default=None, help="write the retrofitted network's weights here (.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="replace --out where that file exists")
     args = p.parse_args(argv)
+    try:  # before the model and data are read, as sparsify and explain check theirs
+        check_seed(args.seed, SEED)
+        _check_folder(args.source)  # before --data and --arch are asked for: it was read as a weight file
+    except ValueError as e:
+        print(f"neuroview retrofit: {as_option(str(e), {'seed': '--seed'})}", file=sys.stderr)
+        return 2
     if why := check_out(args):  # before the fit: it could be the source itself, or a folder that cannot be written
         print(f"neuroview retrofit: out: {args.out} {why}", file=sys.stderr)
         return 2
@@ -320,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         res = retrofit(model, dm, dm, max_len=(args.max_len or dm.max_len) if isinstance(model, (RNNClassifier, nn.RNNBase))
                        else None, epochs=args.epochs, seed=args.seed, **kw)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra (aeon); an input refused by name: its message, as the other commands
-        given = {"epochs": "--epochs", "name": "--arch" if args.arch else "source"} | ({"quantizer": "--quantizer"} if args.quantizer else {})
+        given = {"epochs": "--epochs", "seed": "--seed", "name": "--arch" if args.arch else "source"} | ({"quantizer": "--quantizer"} if args.quantizer else {})
         print(f"neuroview retrofit: {as_option(str(e), given)}", file=sys.stderr)  # the option typed, as sparsify says it
         return 2
     print(f"retrofit of {args.source}: {res}")

@@ -11,12 +11,16 @@ import os
 import sys
 
 from .._batch import check_reads, unpack
-from .sparse_checks import check_options
+from .sparse_checks import check_options, check_seed
 from .sparsify import DEVIANCE, sparsify
+from .sparsify_source import check_source
 from .sparse_finetune import finetune_sparse
 from .zoo_out import not_written, written_meanwhile  # noqa: F401 - not_written: retrofit and the tests take it from here
 
 __all__ = ["main"]
+
+#: What ``--seed`` sets, as its help and its refusal say it
+SEED = "the cross-validation folds' shuffle, and --finetune's shuffle and dropout"
 
 
 def _source(source: str, data: str | None, zoo: str | None = None):
@@ -69,34 +73,9 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     return net, dm, {**entry, "dataset": dataset}, source.split(".", 1)[1]
 
 
-# weight files without the data or the model a checkpoint records; their suffixes in any case
-WEIGHT_FILES = (".safetensors", ".pt", ".pth", ".bin")
-
-
 def _is_checkpoint(source: str) -> bool:
     """A ``neuroview fit`` checkpoint by its name: ``.ckpt``, ``.CKPT`` (a copy from another system) too."""
     return source.lower().endswith(".ckpt")
-
-
-def _check_source(source: str, zoo: str | None) -> None:
-    """A weight file (what ``retrofit --out`` writes) or a ``--zoo`` that is no zoo folder, refused by name: both were
-    looked up as an entry of a manifest.json that is not there, and sent the user to ``neuroview zoo``."""
-    from pathlib import Path  # noqa: PLC0415
-
-    from ..zoo.files import expand  # noqa: PLC0415
-
-    if Path(source).suffix.lower() in WEIGHT_FILES:  # W.SAFETENSORS, a torch.save'd w.pt: no entry's name either
-        raise ValueError(f"source: expected a zoo entry name or a `neuroview fit` checkpoint (.ckpt), got {source!r}: a "
-                         "weight file (what `retrofit --out` writes, a saved state dict) records no data to sparsify "
-                         "on; train it into a "
-                         f"checkpoint with `neuroview fit --config recipes/<nv recipe>.yaml --model.init_weights {source}`, "
-                         "or explain it as it is with `neuroview explain --model <architecture> --weights FILE`")
-    if zoo and not (expand(zoo) / "manifest.json").is_file():
-        folder = expand(zoo)
-        why = ("a file, not a folder" if folder.is_file() else "no manifest.json in it" if folder.is_dir()
-               else "no such folder")
-        raise FileNotFoundError(f"--zoo: expected a zoo folder (a manifest.json and its entries: what `neuroview "
-                                f"sparsify --out` or `minirocket --out` wrote), got {zoo!r} ({why})")
 
 
 def _entry_name(args, entry: dict, tag: str) -> str:
@@ -219,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                         "head reads, its support fixed, within the budget (default 0: the backbone stays as it was; the "
                         "zoo's sparse entries use 5, chosen on held-out data)")
     p.add_argument("--groups", default=None, help="unit (CNN default), step (RNN default) or hidden")
-    p.add_argument("--seed", type=int, default=0, help="the cross-validation folds' shuffle, and --finetune's shuffle "
-                                                         "and dropout (default 0; an int in [0, 2**64))")
+    p.add_argument("--seed", type=int, default=0, help=f"{SEED} (default 0; an int in [0, 2**64))")
     p.add_argument("--folds", type=int, default=5, help="the cross-validation folds on the training split, where the data "
                                                         "has no validation split (default 5; at most half the samples)")
     p.add_argument("--out", default="runs/sparse", help="a zoo folder to write the sparse entry into (default runs/sparse)")
@@ -240,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.zoo and _is_checkpoint(args.source):
             raise ValueError("--zoo: the folder a zoo entry is read from; a checkpoint (.ckpt) is read as it is")
-        _check_source(args.source, args.zoo)
+        check_source(args.source, args.zoo)  # a weight file, a folder: before any name is looked up
         check_options(args.tolerance, args.groups, args.deviance, args.max_k90, args.max_k90_steps, args.k90_quantile,
-                      args.max_units_per_class, args.max_steps_per_class, args.distill, args.seed)  # before the source is read
+                      args.max_units_per_class, args.max_steps_per_class, args.distill)  # before the source is read
+        check_seed(args.seed, SEED)  # what it sets here: the folds, and --finetune's shuffle and dropout
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
         name = _entry_name(args, entry, tag)
         refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work

@@ -112,7 +112,7 @@ def test_the_callers_rng_is_left_as_it_was_and_a_shuffling_loader_is_seeded():
     ({"epochs": 0}, "epochs: expected a positive int, got 0"),
     ({"weight_decay": -1}, r"weight_decay: expected a finite number >= 0 .* got -1"),
     ({"weight_decay": float("nan")}, "weight_decay: expected a finite number >= 0"),
-    ({"seed": -1}, r"seed: expected an int in \[0, 2\*\*63\), got -1"),
+    ({"seed": -1}, r"seed: expected an int in \[0, 2\*\*64\) \(the global generator's seed while the batches are read\), got -1"),
     ({"max_len": 5}, "max_len: applies to RNNs only"),  # was ignored for a CNN
 ])
 def test_bad_arguments_are_named(kwargs, message):
