@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock
 from ucr_accuracy import CNN_ONLY, DEV_SETS, OUT, RESULTS, _key, _run, _sha, load  # noqa: E402
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
+from _seeds_said import seeds_said  # noqa: E402 - the report's header: the seeds its rows were judged on
 
 REPORT = RESULTS / "ucr_choices.md"
 VERDICTS = RESULTS / "ucr_choices.json"  # each verdict, kept with the recipe version (SHA-256) it judged
@@ -59,6 +61,7 @@ MARGIN = 1.0  # points of mean validation accuracy an alternative must win by
 # ``cv`` below (``--cv``): each seed s holds out fold s of a 5-fold cross-validation of the training
 # split (seeds 0-4 validate every training series once) instead of the one fifth every seed shares
 NV_CNN, CNN, NV_RNN, RNN = (f"recipes/ucr_{n}.yaml" for n in ("nv_cnn", "cnn", "nv_rnn", "rnn"))
+FOLDS = [0, 1, 2, 3, 4]  # the seeds of a 5-fold cross-validation, one fold each: what --report judges on
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,13 @@ CHOICES = (
     # AdamW's own default, the CNN recipes' value (at lr 3e-3, 1e-4 shrinks a weight by 3e-7 a step, about none);
     # the classifiers keep their 1e-2; both GRUs, every RNN development set, 5-fold cross-validation (set before any run)
 )
+
+
+def recipe_path(recipe: str) -> str:
+    """``recipe`` as the caches, ``README_SHAS`` and :data:`CHOICES` name it: its path from the checkout
+    (``./recipes/x.yaml``, or an absolute path into it, is ``recipes/x.yaml``); a path outside it, as given."""
+    full = Path(os.path.normpath(ROOT / recipe))  # lexical: a recipe that is a link stays its own name
+    return full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else recipe
 
 
 def _sets_of(recipe: str, sets: tuple[str, ...]) -> tuple[str, ...]:
@@ -263,7 +273,7 @@ def judge(choices: tuple[Choice, ...], seeds: list[int], runs: dict, cv: bool = 
                              "current_acc": statistics.fmean(base) if base else None,
                              "alternative_acc": statistics.fmean(other) if other else None,
                              "runs": f"{len(base)} / {len(other)}", "verdict": verdict, "cv": cv,
-                             "needed": _needed(recipe, c.sets, seeds)})
+                             "needed": _needed(recipe, c.sets, seeds), "seeds": list(seeds)})
     return rows
 
 
@@ -310,11 +320,12 @@ def _of(row: dict) -> str:
 
 
 def report(rows: list[dict]) -> str:
-    """The report: the rule, then :func:`table`; the seeds are each row's own (a row marked 5-fold holds its
-    runs of seeds 0-4, one fold each; the others, the fifth every seed shares, on as many runs as they say)."""
+    """The report: the rule, then :func:`table`; the header names the seeds of the rows (``_seeds_said.seeds_said``)."""
+    cv, shared = [r for r in rows if r.get("cv")], [r for r in rows if not r.get("cv")]
+    held = [f"on a row marked (5-fold), fold s of a 5-fold cross-validation for seed s{seeds_said(cv, FOLDS)}"] * bool(cv) + [
+        f"on {'the others' if cv else 'every row'}, the one fifth every seed shares{seeds_said(shared, FOLDS)}"] * bool(shared)
     lines = [f"# The ucr_* recipes' options, judged on validation ({int(VAL * 100)}% of each training split held out: "
-             "on a row marked (5-fold), fold s of a 5-fold cross-validation for seed s, seeds 0-4; on the others, "
-             "the one fifth every seed shares; the test split unread)", "",
+             f"{'; '.join(held)}; the test split unread)", "",
              f"`python benchmarks/ucr_choices.py --report`. An alternative replaces the recipe's value only if its mean "
              f"validation accuracy over the sets is higher by more than {MARGIN:g} points.", "",
              "Options are screened one at a time from the recipe as it was when the option was judged: the "
@@ -328,7 +339,7 @@ def kept(runs: dict) -> list[dict]:
     an option without a verdict shows its 5-fold runs (``--report --cv``), the screen's way since
     the GRU recipes were re-judged."""
     judged = read_cache(VERDICTS)
-    return with_others(keep_verdicts(judge(CHOICES, [0, 1, 2, 3, 4], runs, cv=True), judged), judged)
+    return with_others(keep_verdicts(judge(CHOICES, FOLDS, runs, cv=True), judged), judged)
 
 
 def with_others(rows: list[dict], judged: dict) -> list[dict]:
@@ -353,16 +364,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="run what the options need on the recipes as they are now even where a verdict is kept "
                         "(more seeds: the verdict on more runs replaces the one on fewer)")
     args = p.parse_args(argv)
+    judged = read_cache(VERDICTS)
+    names = [c.name for c in CHOICES] + ([v["option"] for _, v in sorted(judged.items())] if args.report else [])
+    if unknown := [o for o in args.only or [] if o not in names]:
+        p.error(f"--only: expected option names of {sorted(set(names))}, got {unknown}")
+    if args.recipes:
+        args.recipes = [recipe_path(r) for r in args.recipes]  # ./recipes/x.yaml is recipes/x.yaml, as CHOICES names it
+        mine = sorted({r for c in CHOICES for alt in c.alternatives.values() for r in alt})
+        if unknown := [r for r in args.recipes if r not in mine]:
+            p.error(f"--recipes: expected recipes the options are judged on, {mine}, got {unknown}")
     if args.report:  # what README's table shows (docs_tables renders kept() too), judged on 5-fold seeds 0-4
-        if args.seeds is not None:
+        if args.seeds is not None and sorted(set(args.seeds)) != FOLDS:
             p.error(f"--seeds: --report judges an option without a kept verdict on its 5-fold runs of seeds 0-4, as "
                     f"README's table; got {' '.join(map(str, args.seeds))}: leave --seeds out, or judge on those "
                     "seeds without --report (that runs what they lack)")
         print(report([r for r in kept(load()) if not args.only or r["option"] in args.only]))
         return 0
-    args.seeds = args.seeds if args.seeds is not None else ([0, 1, 2, 3, 4] if args.cv else [0])
+    args.seeds = args.seeds if args.seeds is not None else (FOLDS if args.cv else [0])
     choices = tuple(c for c in CHOICES if not args.only or c.name in args.only)
-    judged = read_cache(VERDICTS)
     need = [n for n in todo(choices, args.seeds, load(), None if args.rejudge else judged, args.cv)
             if not args.recipes or n[0] in args.recipes]
     for extra in dict.fromkeys(e for *_, e in need):  # one pool per set of extra arguments, in order

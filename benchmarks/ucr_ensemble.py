@@ -27,7 +27,7 @@ data module's own split, the same for every seed; the test split is not read), i
 
 ``--table`` trains and writes nothing, and prints the versions the docs' tables show (``README_SHAS``; with
 ``--val``, ``SINGLE_SHAS``: the versions judged, one network each), as ``docs_tables.py`` renders them; a
-recipe with no run of that version is named in one line, with the versions it has runs of.
+recipe with no run of that version on a set is named in one line, with the sets and the versions it has runs of there.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock, as ucr_accuracy.py takes it
 from reproduce_zoo import RESULTS, train  # noqa: E402
 from ucr_accuracy import CNN_ONLY, DEV_SETS, MINIROCKET, README_SHAS, SINGLE_SHAS, _sha, keep, overrides  # noqa: E402
-from ucr_choices import MARGIN  # noqa: E402  the same margin as every other option
+from ucr_choices import MARGIN, recipe_path  # noqa: E402  the same margin as every other option; one spelling a recipe
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 OUT = RESULTS / "ucr_ensemble.json"
@@ -102,14 +102,17 @@ def shown_shas(recipes: list[str], val: bool = False) -> dict[str, str]:
 
 
 def unshown(recipes: list[str], sets: list[str], runs: dict, shas: dict[str, str], where: str) -> list[str]:
-    """One line per recipe of ``recipes`` with no run of its version ``shas[r]`` on ``sets`` but runs of
-    others (its cells would read blank without a word why); ``where``: the cache's name."""
+    """One line per recipe of ``recipes`` whose cells read blank on sets of ``sets`` (no run of its version
+    ``shas[r]`` there), naming those sets and the versions it has runs of there, if any; ``where``: the cache's name."""
     lines = []
     for r in recipes:
-        found = {v["sha"] for v in runs.values() if v.get("recipe") == r and v.get("set") in sets}
-        if found and shas[r] not in found:
-            lines.append(f"{Path(r).stem}: no run of version {shas[r][:12]} in {where}, its cells blank; "
-                         f"it has runs of {', '.join(sorted(v[:12] for v in found))}")
+        found = {s: {v["sha"] for v in runs.values() if recipe_path(v.get("recipe", "")) == r and v.get("set") == s}
+                 for s in sets}
+        blank = [s for s in sets if shas[r] not in found[s]]
+        if blank:
+            others = sorted({v[:12] for s in blank for v in found[s]})
+            lines.append(f"{Path(r).stem}: no run of version {shas[r][:12]} on {', '.join(blank)} in {where}, its cells "
+                         "blank; " + (f"it has runs of {', '.join(others)} there" if others else "no run of any version there"))
     return lines
 
 
@@ -204,7 +207,7 @@ def keep_verdict(recipe: str, runs: dict, size: int = 5) -> dict | None:
     row = {"option": "members (CNN)", "recipe": v["recipe"], "sha": _sha(recipe)[:12],
            "current": "one network", "alternative": f"{size}, logits averaged (LITETime)",
            "current_acc": v["members"], "alternative_acc": v["ensemble"], "runs": f"{n} / {n}",
-           "verdict": "change" if v["verdict"] == f"members: {size}" else "keep"}
+           "verdict": "change" if v["verdict"] == f"members: {size}" else "keep", "seeds": list(range(size))}
     with _locked(RESULTS):
         judged = read_cache(ch.VERDICTS)
         ch.keep_verdicts([row], judged)
@@ -242,6 +245,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val", type=float, default=0.0, help="choosing: carve this share of each training split, "
                    f"score members and ensembles on it (the test split is not read; kept in {OUT_VAL.name})")
     args = p.parse_args(argv)
+    args.recipes = [recipe_path(r) for r in args.recipes]  # ./recipes/x.yaml is recipes/x.yaml: as the runs record it
+    if missing := [r for r in args.recipes if not (ROOT / r).is_file()]:
+        p.error(f"--recipes: expected recipe files, paths from the checkout {ROOT} (as {RECIPES[0]}), got {' '.join(missing)}: "
+                "no such file")
     if not 0.0 <= args.val < 1.0:
         p.error(f"--val: expected a share in [0, 1), got {args.val}")
     out = OUT_VAL if args.val else OUT

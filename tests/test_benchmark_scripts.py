@@ -440,6 +440,7 @@ def test_ucr_ensemble_verdict_is_kept_among_the_choices_and_listed_by_them(bench
     import ucr_choices as ch  # the module ucr_ensemble reads (benchmarks/ is on the path)
 
     monkeypatch.setattr(ch, "VERDICTS", tmp_path / "verdicts.json")
+    monkeypatch.setattr(ue, "RESULTS", tmp_path)  # keep_verdict's lock too: tests write only under tmp_path
     recipe = "recipes/ucr_cnn.yaml"
     one = {"sha": ue._sha(recipe), "val_acc": 1.0, "logits": [[1.0, 0.0]], "labels": [0]}
     runs = {ue._key(recipe, s, i): one for s in ue.VAL_SETS for i in range(2)}
@@ -448,6 +449,7 @@ def test_ucr_ensemble_verdict_is_kept_among_the_choices_and_listed_by_them(bench
     assert row["verdict"] == "keep" and row["runs"] == f"{2 * len(ue.VAL_SETS)} / {2 * len(ue.VAL_SETS)}"
     rows = ch.kept({})
     assert rows[-1] == row and sum(r["option"] == "members (CNN)" for r in rows) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".manifest.lock", "verdicts.json"]  # what it wrote, all here
 
 
 def test_sparse_ensemble_reads_one_head_over_the_members_and_tables_by_set(benchmark_script, monkeypatch, tmp_path):
