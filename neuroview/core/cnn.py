@@ -187,7 +187,7 @@ class NeuroViewCNN(Guarded):
         if unknown:
             raise ValueError(f"unit_axis: {unknown} name no site; the sites are {[s.name for s in found]}")
         loaded = self.__dict__.get("_loaded_sites")  # (head, sites): those its state dict was trained on
-        why = settings.sites_clash(loaded[1], found, not_sites) if loaded and loaded[0] is self.classifier is not None else None
+        why = settings.sites_clash(loaded[1], found, not_sites, self.backbone) if loaded and loaded[0] is self.classifier is not None else None
         if why:
             raise ValueError(why)
         self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])

@@ -224,7 +224,8 @@ def _points_clash(saved: list, sites, backbone: nn.Module | None = None) -> str 
     """Why a head saved on the same sites cannot read codes cut at other breakpoints (a user's activation registered
     with others: every unit's region index moves); None where they agree or the file records none. The advice: the
     activation's registration (an ``nn.Hardtanh``'s breakpoints are the instance's ``min_val`` and ``max_val``: its
-    arguments)."""
+    arguments, where the file's are a pair; registering ``nn.Hardtanh`` is refused, so other breakpoints are said to
+    need another module: ``nn.ReLU``'s ``(0.0,)``, else a class of the user's registered with them)."""
     other = [(s, p) for s, p in zip(sites, map(_points, saved)) if p is not None and p != tuple(s.points)]
     if not other:
         return None
@@ -233,6 +234,11 @@ def _points_clash(saved: list, sites, backbone: nn.Module | None = None) -> str 
     module = dict(backbone.named_modules()).get(s.module) if backbone is not None else None
     if type(module) is nn.Hardtanh and len(p) == 2:  # registering nn.Hardtanh is refused (activations)
         fix = f"build the module {s.module!r} as nn.Hardtanh(min_val={p[0]}, max_val={p[1]}), the file's breakpoints,"
+    elif type(module) is nn.Hardtanh:  # its breakpoints are a pair: the file's activation was another
+        reads = "nn.ReLU (or another ReLU-like activation)" if p == (0.0,) else "the activation the file was trained " \
+            f"with, its class registered before wrapping (nv.register_activation(cls, breakpoints={p}))"
+        fix = f"the file's breakpoints {p} cannot be given to an nn.Hardtanh (it reads two, its min_val and max_val, " \
+              f"and registering nn.Hardtanh is refused): build the module {s.module!r} as {reads}"
     else:
         cls = type(module).__name__ if module is not None else f"<the class of module {s.module!r}>"
         fix = f"register the activation with the file's breakpoints before wrapping (nv.register_activation({cls}, " \

@@ -9,6 +9,13 @@ finding 3's folder case).
    (``load_weights``: "1 unexpected tensors in the file"), naming neither ``shared_steps`` nor what to build; with
    ``strict=False`` the shared part of the decision weight was dropped and the logits moved.
 3. ``read_weights`` of a folder said the weight file "is missing".
+
+Review R5 of 312c8f9 (its advice, where following it did not load):
+4. ``load_weights`` named ``shared_steps`` wherever ``step_shared.weight`` was on one side only: a standard GRU's file
+   into a ``shared_steps=True`` model ("build the model with shared_steps=False", which still failed on the shape), an
+   ensemble of 3 shared members into one of 2 ("members.2 ... the model with shared_steps=False": no member 2 there).
+5. The breakpoints refusal advised ``nv.register_activation(Hardtanh, ...)``, which the library refuses: on a built
+   ``nn.Hardtanh`` site whose file's breakpoints are not a pair, and (a placeholder class name) on a lazy wrap.
 """
 
 from __future__ import annotations
@@ -180,6 +187,120 @@ def test_load_weights_names_shared_steps_both_ways(tmp_path, suffix):
             load_weights(model, path, pickles=True)
         msg = str(e.value)
         assert f"shared_steps={file_}" in msg and f"shared_steps={model_}" in msg, msg
+
+
+# ------------------------------------------------------------------ 4. shared_steps named where it is what differs
+def _save(sd, path):
+    save_file({k: v.contiguous() for k, v in sd.items()}, path)
+    return path
+
+
+def _members(k, shared):
+    torch.manual_seed(0)
+    return nv.Ensemble([nv.NeuroViewRNN(nn.GRU(2, 4, batch_first=True), num_classes=3, max_len=8, shared_steps=shared)
+                        for _ in range(k)])
+
+
+def test_load_weights_of_a_standard_gru_into_a_shared_model_lists_the_keys():
+    """The zoo's standard ``gru.gunpoint`` is no NeuroView-RNN: its classifier reads the last step alone."""
+    import json
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2] / "checkpoints"
+    ak = json.loads((root / "manifest.json").read_text())["entries"]["nv_gru.gunpoint"]["arch_kwargs"]
+    with pytest.raises(ArchitectureError) as e:
+        load_weights(nv.create_model("nv_gru", **ak, shared_steps=True), root / "gru.gunpoint.safetensors")
+    msg = str(e.value)
+    assert "shared_steps" not in msg, msg
+    assert "1 tensors missing from the file (first: ['step_shared.weight'])" in msg and "shape mismatches" in msg, msg
+
+
+def test_load_weights_of_another_hidden_size_into_a_shared_model_lists_the_keys(tmp_path):
+    torch.manual_seed(0)
+    path = _save(nv.NeuroViewRNN(nn.GRU(2, 6, batch_first=True), num_classes=3, max_len=8).state_dict(), tmp_path / "h6.safetensors")
+    with pytest.raises(ArchitectureError) as e:
+        load_weights(_rnn(shared_steps=True), path)
+    msg = str(e.value)
+    assert "shared_steps" not in msg and "'step_shared.weight'" in msg and "shape mismatches" in msg, msg
+
+
+def test_load_weights_of_an_ensemble_with_more_members_lists_the_extra_member(tmp_path):
+    path = _save(_members(3, True).state_dict(), tmp_path / "e3.safetensors")
+    with pytest.raises(ArchitectureError) as e:
+        load_weights(_members(2, True), path)
+    msg = str(e.value)
+    extra = sorted(k for k in _members(3, True).state_dict() if k.startswith("members.2."))
+    assert "shared_steps" not in msg and "members.2.step_shared.weight" in extra, msg
+    assert f"{len(extra)} unexpected tensors in the file" in msg, msg
+
+
+def test_load_weights_names_each_member_whose_shared_part_alone_differs(tmp_path):
+    path = _save(_members(3, True).state_dict(), tmp_path / "e3.safetensors")
+    with pytest.raises(ArchitectureError) as e:
+        load_weights(_members(2, False), path)  # members 0 and 1: shared_steps alone; member 2: none in the model
+    msg = str(e.value)
+    for i in (0, 1):
+        assert f"members.{i}.shared_steps: the file's network was built with shared_steps=True" in msg, msg
+    assert "members.2.shared_steps" not in msg and "'members.2.classifier.bias'" in msg, msg
+    extra = [k for k in _members(3, True).state_dict() if k.startswith("members.2.")]
+    assert f"{len(extra)} unexpected tensors in the file" in msg, msg
+
+
+# ------------------------------------------------------------------ 5. the breakpoints advice can be followed
+def _hardtanh_net(act, **kw):
+    torch.manual_seed(0)
+    return nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), act), 3, **kw)
+
+
+def _trained_on(act):
+    net = _hardtanh_net(act, input_shape=(1, 6, 6))
+    net.train()(_x())
+    return net.eval()
+
+
+def _no_refused_registration(msg: str) -> None:
+    """Every ``register_activation(K, ...)`` the message advises is taken by the library."""
+    for name in re.findall(r"register_activation\(([\w.<>' ]+),", msg):
+        assert getattr(nn, name, None) is not nn.Hardtanh and "<" not in name, msg
+
+
+def test_a_lazy_wrap_advises_building_the_hardtanh_with_the_file_s_bounds():
+    sd = _trained_on(nn.Hardtanh(-2.0, 2.0)).state_dict()
+    lazy = _hardtanh_net(nn.Hardtanh(-1.0, 1.0))
+    lazy.load_state_dict(sd)
+    with pytest.raises(ValueError) as e:
+        lazy.eval()(_x())
+    msg = str(e.value)
+    assert "Hardtanh(min_val=-2.0, max_val=2.0)" in msg and "<the class of" not in msg, msg
+    _no_refused_registration(msg)
+    followed = _hardtanh_net(nn.Hardtanh(-2.0, 2.0))  # the advice, followed: it loads and reads
+    followed.load_state_dict(sd)
+    followed.eval()(_x())
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_relu_file_into_a_hardtanh_site_is_not_advised_to_register_hardtanh(lazy):
+    sd = _trained_on(nn.ReLU()).state_dict()
+    net = _hardtanh_net(nn.Hardtanh(-1.0, 1.0), **({} if lazy else {"input_shape": (1, 6, 6)}))
+    with pytest.raises((RuntimeError, ValueError)) as e:
+        net.load_state_dict(sd)
+        net.eval()(_x())
+    msg = str(e.value)
+    assert "(0.0,)" in msg and "nn.Hardtanh" in msg and "nn.ReLU" in msg, msg
+    _no_refused_registration(msg)
+    followed = _hardtanh_net(nn.ReLU(), **({} if lazy else {"input_shape": (1, 6, 6)}))  # the module it names
+    followed.load_state_dict(sd)
+    followed.eval()(_x())
+
+
+def test_a_three_breakpoint_file_into_a_hardtanh_site_is_not_advised_to_register_hardtanh():
+    act = _act_class()
+    nv.register_activation(act, breakpoints=(-1.0, 0.0, 1.0))
+    sd = _trained_on(act()).state_dict()
+    with pytest.raises(RuntimeError) as e:
+        _hardtanh_net(nn.Hardtanh(-1.0, 1.0), input_shape=(1, 6, 6)).load_state_dict(sd)
+    msg = str(e.value)
+    assert "(-1.0, 0.0, 1.0)" in msg and "nn.Hardtanh" in msg, msg
+    _no_refused_registration(msg)
 
 
 # ------------------------------------------------------------------ 3. a folder is no weight file
