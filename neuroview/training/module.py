@@ -33,7 +33,7 @@ from ..core._utils import batch_labels, rng_as_built
 from ..core.ensemble import Ensemble, members_loss
 from ..data.read_as import check_classes_of
 from .callbacks import ResumeState
-from .outputs import ClassCount, write_confusion
+from .outputs import ClassCount, this_calls_datamodule, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
 from .loop_guards import LoopGuards, first_loader, soft_labels
 from .module_args import check_numbers
@@ -257,8 +257,8 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
             # validate and predict scored untrained weights. A checkpoint restored later overwrites these weights
             load_weights(self.model, self.hparams.init_weights, whole=stage != "fit")  # scored: a random head is no model
             self._init_loaded = True  # scored (not fine-tuned): its outputs must be the data's classes, as ckpt_path's are
-            if stage != "fit" and getattr(self._trainer, "datamodule", None) is not None:
-                check_classes_of(self._trainer.datamodule, self.hparams.init_weights, "data")
+            if stage != "fit" and (dm := this_calls_datamodule(self._trainer)) is not None:  # not an earlier fit's
+                check_classes_of(dm, self.hparams.init_weights, "data")
                 self.check_class_count("init_weights")  # a file that records no classes: trained on num_classes of them
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -2,8 +2,8 @@
 its run, so that a resumed run draws what the uninterrupted one would and keeps its schedule; a resume by the Python API
 (``Trainer.fit(ckpt_path=...)``) is held to the checks ``neuroview fit --ckpt_path`` makes (:mod:`.resume_api`), and
 the running statistics training left, where ``PreciseBatchNorm`` rewrote a file, are what the resumed epochs go on
-from. May import Lightning, torch, ``neuroview.core``, ``neuroview.data.read_as``, ``.schedules`` and
-``.resume_api``; nothing else of neuroview."""
+from. May import Lightning, torch, ``neuroview.core``, ``neuroview.data.read_as``, ``.schedules``,
+``.resume_api`` and ``.outputs``; nothing else of neuroview."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pytorch_lightning.loops.loop import _Loop
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_warn
 
+from .outputs import this_calls_datamodule
 from .resume_api import check_api_data, check_api_resume
 from .schedules import epoch_record
 from ..core.cnn import NeuroViewCNN
@@ -132,8 +133,10 @@ class ResumeState:
             # world_size: each process reads its share of the training split, so the processes set the steps of an epoch
             checkpoint["neuroview_budget"] = {"max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps,
                                               "world_size": self.trainer.world_size}
-            try:  # the names of the classes its outputs index: other data is read against them (read_as.checkpoint_data)
-                names = self.trainer.datamodule.class_names
+            # the names of the classes its outputs index: other data is read against them (read_as.checkpoint_data). This
+            # call's data module: a fit on loaders recorded the names of the one an earlier fit left on the trainer
+            try:
+                names = this_calls_datamodule(self.trainer).class_names
             except (AttributeError, RuntimeError, ValueError):
                 names = None
             if names is not None:
@@ -154,13 +157,14 @@ class ResumeState:
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self._trainer is None:  # load_from_checkpoint
             return
+        dm = this_calls_datamodule(self.trainer)  # not an earlier fit's: a plain loader was refused by its names
         try:  # as on_save_checkpoint reads them: a data module of the user's may have none, or not be set up
-            names = self.trainer.datamodule.class_names
+            names = dm.class_names
         except (AttributeError, RuntimeError, ValueError):
             names = None
         if checkpoint.get("neuroview_classes") is not None and names is not None:  # the data module is set up by now:
             # its class i scored (test, validate), named (predict) or trained (a resume) as the model's class i
-            check_classes(self.trainer.datamodule, [str(n) for n in checkpoint["neuroview_classes"]], "data")
+            check_classes(dm, [str(n) for n in checkpoint["neuroview_classes"]], "data")
         if self.trainer.state.fn == TrainerFn.FITTING:  # not test
             self._restore_pending = True  # what this sets is this fit's alone (setup clears it for the next)
             # the command line checked its resume before the trainer was built; Trainer.fit(ckpt_path=...) here
