@@ -9,7 +9,8 @@ warning silenced for a frozen backbone during a fit's start only (:class:`OwnWar
 neuroview's own batch hook kept per call of that hook, a ``train_acc`` monitor refused where Lightning would fail on it
 after an epoch of soft labels only, and ``(x, lengths)`` predict batches told from ``(x, y)``; :func:`check_validation`,
 a plateau schedule's validation there before the first step; :func:`first_loader`, the loader whose first batch finds
-a network's sites. May import Lightning, torch, torchmetrics and :mod:`.module_metrics`; nothing else of neuroview.
+a network's sites. May import Lightning, torch, torchmetrics, :mod:`.module_metrics` and :mod:`.outputs` (the data
+module of the current call, not one an earlier fit left on the trainer); nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from .module_metrics import keep_wide
+from .outputs import this_calls_datamodule
 
 __all__ = ["LoopGuards", "OwnWarningFilters", "by_neuroview", "quiet", "HOOK_NOTE", "hook_note", "EMPTY_VAL_WARNING",
            "soft_labels", "check_monitor_modes", "monitor_mode", "check_validation", "only_loader", "first_loader"]
@@ -88,7 +90,7 @@ class LoopGuards:
         soft labels (mixup: :func:`soft_labels`) train, a refusal names the hook; without a trainer (``to_onnx``,
         ``to_torchscript``) the checks run as in evaluation."""
         self._batch_checked, t = False, self._trainer  # (self.trainer raises without one: a subclass hook that skips
-        dm = getattr(t, "datamodule", None) if t is not None else None  # super() got "not attached to a Trainer")
+        dm = this_calls_datamodule(t)  # super() got "not attached to a Trainer"); this call's, not an earlier fit's
         with _quiet_note(self, dm):
             batch = super()._on_before_batch_transfer(batch, dataloader_idx)
         if batch is None or self._batch_checked:  # checked by the module's own hook (a subclass's calling super())
@@ -282,7 +284,7 @@ def check_validation(trainer) -> None:
     """``scheduler="plateau"`` reads ``val_acc``: refuse a run with no validation loop before its first epoch (Lightning
     failed after one, naming neither option): plain loaders without a validation loader, an empty ``val_dataloaders``
     (``[]``) or one of 0 batches, and a data module without a ``val_dataloader`` or with an empty one, too."""
-    why, fix = None, None
+    why, fix, dm = None, None, this_calls_datamodule(trainer)  # not one an earlier fit left: loaders have none
     if trainer.limit_val_batches == 0:  # (these two were told "a val_fraction > 0", which changes neither)
         why, fix = "limit_val_batches=0 runs no validation", "limit_val_batches > 0"
     elif getattr(trainer, "check_val_every_n_epoch", 1) is None:  # validation by steps: epochs end without val_acc
@@ -290,12 +292,10 @@ def check_validation(trainer) -> None:
                "training batches, so epochs end without a val_acc to read")
         fix = "check_val_every_n_epoch=1 (a validation at each epoch's end)"
     elif not _validation_given(trainer):  # trainer.fit(module, train_loader): checked above for data modules only
-        dm = getattr(trainer, "datamodule", None)
         why, fix = (("no validation loader was given to fit (val_dataloaders)",
                      "pass a validation loader (trainer.fit(module, train_loader, val_loader))") if dm is None else
                     (f"the data module ({type(dm).__name__}) has no val_dataloader", "give the data module a val_dataloader"))
     else:
-        dm = getattr(trainer, "datamodule", None)
         loader, plain = _validation_source(trainer)
         if _no_batches(loader) and plain:
             why = ("val_dataloaders is empty" if isinstance(loader, (list, tuple, dict)) and not loader else
@@ -352,7 +352,7 @@ def _validation_source(trainer) -> tuple[object, bool]:
         src = None
     if src is not None and not isinstance(src, (pl.LightningModule, pl.LightningDataModule)):
         return src, True
-    dm = getattr(trainer, "datamodule", None)
+    dm = this_calls_datamodule(trainer)  # None where fit got loaders (a module's own val_dataloader: not known here)
     try:
         return (dm.val_dataloader() if dm is not None else None), False
     except Exception:  # noqa: BLE001 - a data module without val_dataloader: Lightning says so itself

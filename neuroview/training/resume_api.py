@@ -4,13 +4,14 @@ one its ``EarlyStopping`` ended, its stop rule and its budget are the checkpoint
 them another ``lr`` was dropped without a word while the resumed checkpoints recorded it, another split ``seed`` read a
 validation split of samples already trained on, and a finished run trained another epoch over its ``last.ckpt``.
 
-May import Lightning, ``.resume_checks``, ``.ckpt_data`` and ``neuroview.zoo.pretrained`` (how a manifest compares
-arguments); nothing else of neuroview.
+May import Lightning, ``.resume_checks``, ``.ckpt_data``, ``.outputs`` (the data module of the current call) and
+``neuroview.zoo.pretrained`` (how a manifest compares arguments); nothing else of neuroview.
 """
 
 from __future__ import annotations
 
 from .ckpt_data import _DATA_HARMLESS, _DATA_NAMES, _same_name
+from .outputs import this_calls_datamodule
 from .resume_checks import check_resume, resume_state
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 
@@ -53,7 +54,7 @@ def check_api_data(module, saved: dict | None) -> None:
     refuses them. Called at the module's ``on_train_start``, before the first step: a change the checkpoint's schedule
     cannot take (its batch size, its training split) was refused by name when the optimizer was built."""
     trainer = module.trainer
-    dm = getattr(trainer, "datamodule", None)
+    dm = this_calls_datamodule(trainer)  # not one an earlier fit left on the trainer: loaders have no options
     given = getattr(dm, "hparams", None) if dm is not None else None
     if not isinstance(saved, dict) or given is None:
         return

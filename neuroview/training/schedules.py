@@ -4,7 +4,8 @@ Holds :func:`warmup_cosine` and :func:`make_scheduler` (what ``configure_optimiz
 besides the optimizer), the run's optimizer steps (:func:`run_steps`, under a ``GradientAccumulationScheduler`` too)
 and what sets those of an epoch (:func:`epoch_record`, which a checkpoint keeps for a resume), and
 :class:`PlateauAtEpochEnd`, which steps the plateau schedules before an epoch's checkpoint. May import torch and
-Lightning, and :mod:`.loop_guards` (its ``check_validation``, which plateau reads); nothing else of neuroview.
+Lightning, :mod:`.loop_guards` (its ``check_validation``, which plateau reads) and :mod:`.outputs` (the data module of
+the current call); nothing else of neuroview.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from pytorch_lightning.callbacks import GradientAccumulationScheduler
 
 from .loop_guards import check_validation
+from .outputs import this_calls_datamodule
 
 __all__ = ["warmup_cosine", "make_scheduler", "check_options", "check_plateau_args", "drop_unused_options",
            "steps_per_epoch", "run_steps", "warmup_steps", "epoch_record", "schedule_steps", "PlateauAtEpochEnd",
@@ -225,7 +227,7 @@ def steps_per_epoch(trainer, epoch: int = 0) -> int:
     if trainer.train_dataloader is not None:  # set up by estimated_stepping_batches (max_epochs given)
         batches = trainer.num_training_batches
     else:  # max_epochs -1: not set up yet, and setting it up here would draw its order before the sanity check
-        dm = getattr(trainer, "datamodule", None)
+        dm = this_calls_datamodule(trainer)  # a fit on loaders: theirs, not those of a data module an earlier fit left
         loader = dm.train_dataloader() if dm is not None else trainer.fit_loop._data_source.dataloader()
         try:
             batches, limit = len(loader), trainer.limit_train_batches
