@@ -8,7 +8,7 @@
 #   3. gpu_cost.py eager, ViT-B/16 and ConvNeXt-T (the models the 2026-12-04 call did not reach)
 #   5. gpu_cost.py's torch.compile phase (bf16): ONE model measured completely (a compile phase of
 #      ResNet-50 took 148 s), in a slot of 200 s
-#   4. fused_cost.py, in gpu_cost's setting, into a dated file
+#   4. fused_cost.py, in gpu_cost's setting, into a dated file of the GPU's (fused_cost_gpu_<date>[_<gpu>])
 # Every gpu_cost run merges into results/gpu_cost.json (figures measured before stay; gpu_cost.py refuses
 # a merge from another GPU or torch: results/gpu_cost.json is an H200's; another GPU or torch writes a file of its
 # own, gpu_cost_<gpu>[_<torch>].json, see gpu_out). Logs go to DC_LOGS (a folder under /tmp, emptied). Every phase
@@ -95,6 +95,9 @@ gpu_out() {  # gpu_cost.py's --out for GPU $1 and torch $2: a file whose meta is
     out="${out}_$(echo "$2" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '_' | sed 's/_*$//')"
   fi
   echo "$out"
+}
+gpu_suffix() {  # what gpu_out appends for GPU $1 (its rule, torch left out): nothing on the H200, _<gpu> on another
+  local out; out=$(gpu_out "$1" ""); echo "${out#gpu_cost}"
 }
 fits() {  # phase $1 starts only if its limit ends before END (a phase cut by the tool's limit saves nothing)
   local left=$(( END - ($(date +%s) - T0) ))
@@ -248,9 +251,11 @@ if [[ " $PHASES " == *" 4 "* ]] && fits 4; then
 say "phase 4: fused_cost"
 python3 -c "import triton; print('triton', triton.__version__)" >>"$LOG" 2>&1
 if [ -z "${SMOKE:-}" ]; then
-  # gpu_cost's setting (finite check on, cudnn.benchmark), into a dated file: the earlier runs' files stay
+  # gpu_cost's setting (finite check on, cudnn.benchmark), into a dated file of this GPU's, named as gpu_out names
+  # gpu_cost's: the earlier runs' files stay, and a second GPU the same day is not refused (fused_cost.py writes its
+  # whole file and refuses another machine's): fused_cost_gpu_<date> on the H200, _<gpu> appended on another (gpu_suffix)
   timeout $P4 python3 benchmarks/fused_cost.py --repeats 5 --max-seconds $((P4 - 40)) \
-    --out fused_cost_gpu_$(date +%Y%m%d) >"$L/fused_cost.log" 2>&1
+    --out "fused_cost_gpu_$(date +%Y%m%d)$(gpu_suffix "$GPU")" >"$L/fused_cost.log" 2>&1
 else
   timeout $P4 python3 benchmarks/fused_cost.py --small --models resnet50 --precisions fp32 --out fused_cost_smoke \
     >"$L/fused_cost.log" 2>&1  # a name pack takes (its default, fused_cost_cpu_small, came back in no file)

@@ -437,9 +437,14 @@ def render_sparse_ensemble(src: Sources) -> str:
 
 
 def render_ucr_ensemble(src: Sources) -> str:
+    """ucr_ensemble.py's own table of the versions its ``--table`` shows (``shown_shas``: README_SHAS, else the recipe
+    as it is now), on the sets and seeds of those versions' runs only: a run of another version (kept under
+    ``<key>@<sha>``, or merged from a worktree) on a set of its own would add a row of blanks."""
     ens = _benchmark("ucr_ensemble")  # its own table, as the script prints it
-    runs = src.ucr_ensemble
-    return ens.table(list(ens.RECIPES), ens.sets_of(runs), ens.seeds_of(runs), runs, shas=ens.README_SHAS)
+    recipes = list(ens.RECIPES)
+    shas = ens.shown_shas(recipes)
+    runs = {k: r for k, r in src.ucr_ensemble.items() if shas.get(ens.recipe_path(r.get("recipe", ""))) == r.get("sha")}
+    return ens.table(recipes, ens.sets_of(runs), ens.seeds_of(runs), runs, shas=shas)
 
 
 def render_nv_minirocket(src: Sources) -> str:

@@ -208,8 +208,8 @@ def main(argv=None) -> None:
     gpu_cost.add_setting_args(p)
     p.add_argument("--out", default=None, help="results file stem (default fused_cost_gpu, or fused_cost_cpu_small "
                                                "with --small; needed without CUDA and --small; a file of another "
-                                               "machine's is refused); device_check.sh writes a dated one, keeping "
-                                               "earlier runs")
+                                               "machine's is refused); device_check.sh writes a dated one per GPU, "
+                                               "fused_cost_gpu_<date>[_<gpu>], keeping earlier runs")
     args = p.parse_args(argv)
     if args.small:
         args.batch, args.size, args.width, args.source, args.repeats, args.warmup = 2, 64, 0.125, "own", 2, 1

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -110,6 +111,14 @@ def _sha(recipe: str, root: Path | None = None) -> str:
     if same is not None and _settings(recipe, root) == same["settings"]:
         return same["since"]
     return hashlib.sha256(((root or ROOT) / recipe).read_bytes()).hexdigest()[:16]
+
+
+def recipe_path(recipe: str) -> str:
+    """``recipe`` as the caches and :data:`README_SHAS` name it: its path from the checkout (``./recipes/x.yaml``, or
+    an absolute path into it, is ``recipes/x.yaml``); a path outside it, as given. The rule of ``ucr_choices.recipe_path``
+    (which imports this module: it cannot be imported from here), on this module's :data:`ROOT`."""
+    full = Path(os.path.normpath(ROOT / recipe))  # lexical: a recipe that is a link stays its own name
+    return full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else recipe
 
 
 def _is_rnn(recipe: str) -> bool:
@@ -335,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                    "cross-validation of the training split (seeds 0 to k - 1 validate every series once)")
     p.add_argument("--merge", type=Path, default=None, help="add the runs of another cache (a worktree's) to --results; train nothing")
     args = p.parse_args(argv)
+    args.recipes = [recipe_path(r) for r in args.recipes]  # ./recipes/x.yaml is recipes/x.yaml: as the runs record it
+    if missing := [r for r in args.recipes if not (ROOT / r).is_file()]:
+        p.error(f"--recipes: expected recipe files, paths from the checkout {ROOT} (as {RECIPES[0]}), got {' '.join(missing)}: "
+                "no such file")
     if args.merge is not None:
         from neuroview.zoo.pretrained import _locked  # the zoo's file lock, as _run takes it
 
