@@ -155,6 +155,8 @@ class FileRecord:
         """Lightning restores a checkpoint's state (``--ckpt_path``, a resume): its training file is held to it."""
         super().load_state_dict(state_dict)
         trainer = getattr(self, "trainer", None)
+        if (sel := getattr(getattr(trainer, "_data_connector", None), "_datahook_selector", None)) and sel.datamodule is not self:
+            return  # an earlier fit's, kept on the trainer (restored by Lightning), not read by this call: given loaders
         state, ckpt = getattr(getattr(trainer, "state", None), "fn", None), getattr(trainer, "ckpt_path", None)
         record = (state_dict or {}).get(RECORD)
         if _valid(record):

@@ -35,7 +35,8 @@ from ..data.read_as import check_classes_of
 from .callbacks import ResumeState
 from .outputs import ClassCount, this_calls_datamodule, write_confusion
 from .compiled import COMPILE_MODES, check_finite, train_forward
-from .loop_guards import LoopGuards, first_loader, soft_labels
+from .first_batch import first_batch
+from .loop_guards import LoopGuards, soft_labels
 from .module_args import check_numbers
 from .module_metrics import ModuleMetrics, check_optimizer_dtype
 from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, warmup_cosine  # noqa: F401 - tests import it
@@ -184,20 +185,7 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
         return self
 
     def _first_batch(self, stage: str) -> Tensor:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is None:
-            raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this trainer has no "
-                               "datamodule to take it from; call module.build(x) on a real batch before fit")
-        # the loader of the stage being run: a predict-only or test-only data module may have no other
-        name = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}.get(stage, "val")
-        loader = first_loader(getattr(dm, f"{name}_dataloader")(), name)  # a dict's key was taken for the batch
-        batch = next(iter(loader), None) if loader is not None else None
-        if batch is None:
-            raise ValueError(f"NeuroViewModule: the data module has no {name} batch to find the network's sites on "
-                             f"(val_fraction=0 leaves no validation split): `neuroview validate` has nothing to "
-                             f"score (score the test split: neuroview test); in Python, run another stage first or call "
-                             f"module.build(x) on a real batch")
-        return unpack(batch)[0]
+        return first_batch(self._trainer, stage)  # this call's data, not a data module an earlier fit left on the trainer
 
     @property
     def ensemble(self) -> bool:

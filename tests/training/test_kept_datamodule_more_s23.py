@@ -77,12 +77,10 @@ def test_a_resume_on_plain_loaders_is_not_refused_by_the_options_of_the_trainers
                                                           ckpt_path=xyz)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="Lightning restores the kept data module's state from the "
-                   "checkpoint (FileRecord.load_state_dict, neuroview/data/file_record.py): not fixed here")
 def test_a_resume_on_plain_loaders_is_not_refused_by_the_file_of_the_trainers_earlier_data_module(xyz, tmp_path):
     tr = _fitted_on(tmp_path, _data(tmp_path, "abc"))
     tr.fit_loop.max_epochs, tr.fit_loop.epoch_loop.max_steps = 3, 4
-    tr.fit(_module(scheduler="none"), _loader(), ckpt_path=xyz)  # refused: abc.npz "is a copy of xyz.npz ... changed"
+    tr.fit(_module(scheduler="none"), _loader(), ckpt_path=xyz)  # was refused: abc.npz "is a copy of xyz.npz ... changed"
     assert tr.global_step == 4
 
 

@@ -1,0 +1,56 @@
+"""The first batch of a trainer's call, on which :class:`~neuroview.training.module.NeuroViewModule`'s ``setup`` builds a
+network that finds its sites on real data (a NeuroView-CNN wrapped without an example): of the data module passed to
+this call, else of the loaders it was given. Never of ``trainer.datamodule`` as such: Lightning keeps an earlier fit's
+module there when a later call gets loaders, and the sites were found on that other data set's batch (another channel
+count: a bare conv error; the same shape: other data, unsaid).
+May import Lightning, torch, ``neuroview._batch`` and the leaf modules of ``neuroview.training``.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import CombinedLoader
+from torch import Tensor
+
+from .._batch import unpack
+from .loop_guards import first_loader
+from .outputs import this_calls_datamodule
+
+__all__ = ["first_batch", "given_loaders"]
+
+#: a stage's loaders: the data module's hook (``<name>_dataloader``), the trainer's loop, the argument that gives them
+_STAGES = {"fit": ("train", "fit_loop", "train_dataloaders"), "validate": ("val", "validate_loop", "dataloaders"),
+           "test": ("test", "test_loop", "dataloaders"), "predict": ("predict", "predict_loop", "dataloaders")}
+
+
+def given_loaders(trainer, stage: str):
+    """The loaders ``trainer``'s call of ``stage`` was given (``trainer.test(model, loader)``), as Lightning keeps them on
+    the stage's loop (``_data_source``, set by every call); None where it reads a data module's or a module's own hook."""
+    source = getattr(getattr(trainer, _STAGES.get(stage, _STAGES["validate"])[1], None), "_data_source", None)
+    loaders = getattr(source, "instance", None)
+    if loaders is None or isinstance(loaders, (pl.LightningModule, pl.LightningDataModule)):
+        return None
+    return loaders.iterables if isinstance(loaders, CombinedLoader) else loaders
+
+
+def first_batch(trainer, stage: str) -> Tensor:
+    """``x`` of the first batch of the ``stage`` (``"fit"``, ``"validate"``, ...) ``trainer`` runs: of the loader of the
+    stage of the data module passed to this call (a predict-only or test-only data module may have no other; a fit: its
+    training loader), else of the loaders the call was given; refused by name where it was given neither."""
+    name, _, arg = _STAGES.get(stage, _STAGES["validate"])
+    dm = this_calls_datamodule(trainer)  # not one an earlier fit left on the trainer
+    loaders = getattr(dm, f"{name}_dataloader")() if dm is not None else given_loaders(trainer, stage)
+    if loaders is None:
+        raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this call was given no "
+                           "data module or loaders to take it from; call module.build(x) on a real batch before fit")
+    loader = first_loader(loaders, name)  # a dict's key was taken for the batch
+    batch = next(iter(loader), None) if loader is not None else None
+    if batch is None and dm is None:
+        raise ValueError(f"NeuroViewModule: the {name} loader given to this call ({arg}) has no batch to find the "
+                         "network's sites on: pass a loader of at least one batch, or call module.build(x) on a real batch")
+    if batch is None:
+        raise ValueError(f"NeuroViewModule: the data module has no {name} batch to find the network's sites on "
+                         f"(val_fraction=0 leaves no validation split): `neuroview validate` has nothing to "
+                         f"score (score the test split: neuroview test); in Python, run another stage first or call "
+                         f"module.build(x) on a real batch")
+    return unpack(batch)[0]
