@@ -43,10 +43,10 @@ from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype,
 from .head_stats import mean_features
 from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
-from . import rnn_load, settings
+from . import rnn_load, rnn_record, settings
 from .rnn_backbone import backbone_of, check_window, fold_windows, prepare
 from .rnn_reach import warn_unreached
-from .rnn_steps import rnn_mismatch, swapped_in, unreached_steps, untrained_features
+from .rnn_steps import swapped_in, unreached_steps, untrained_features
 
 __all__ = ["NeuroViewRNN", "RNNClassifier"]
 
@@ -175,32 +175,19 @@ class NeuroViewRNN(Guarded):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        meta = getattr(destination, "_metadata", None)  # the rnn's settings no shape tells, as the CNN keeps its quantizer
-        if meta is not None and prefix[:-1] in meta:
-            meta[prefix[:-1]].update(rnn=type(self.rnn).__name__)  # an nn.RNN's tanh or relu: one shape, two functions
-            meta[prefix[:-1]].update({"nonlinearity": self.rnn.nonlinearity} if isinstance(self.rnn, nn.RNN) else {})
+        rnn_record.keep(self, destination, prefix)  # what no shape tells (the rnn's kind, the window), as the CNN keeps its quantizer
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        # a file of another function (another RNN, nonlinearity; a shared part this network has not), strict=False
-        rnn_load.refuse(self, state_dict, prefix, local_metadata)  # too: raised before anything is built or copied
+        # a file of another function (another RNN, nonlinearity, window; a shared part this network has not),
+        rnn_load.refuse(self, state_dict, prefix, local_metadata)  # strict=False too: raised before anything is built or copied
         # a sparsified network loads into the constructor it came from: normalize=False (sparsify keeps the
         # standardization it fitted on) and shared_steps (sparsify merges the shared part into the weight)
         if load_fits(self, state_dict, prefix):  # (one torch refuses for a size changes nothing here)
             self.norm = adopt_norm(self.norm, state_dict, prefix, self.classifier, local_metadata, self)
             if self.step_shared is not None and prefix + "step_shared.weight" not in state_dict and prefix + "classifier.weight" in state_dict:
                 self.merge_shared()
-        w, per_step = state_dict.get(prefix + "classifier.weight"), self.num_features // self.steps
-        own = {k: v.shape for k, v in self.rnn.state_dict().items()}  # the same RNN: only the steps can differ
-        theirs = {k[len(prefix) + 4:]: v for k, v in state_dict.items() if k.startswith(prefix + "rnn.")}
-        same_rnn = theirs.keys() == own.keys() and all(theirs[k].shape == v for k, v in own.items())
-        if not same_rnn and isinstance(w, Tensor) and w.dim() == 2 and w.shape[1] != self.num_features:
-            error_msgs.append(rnn_mismatch(own, theirs, type(self.rnn).__name__))
-        elif same_rnn and isinstance(w, Tensor) and w.dim() == 2 and w.shape[1] != self.num_features and w.shape[1] % per_step == 0:
-            error_msgs.append(f"classifier.weight: the checkpoint reads {w.shape[1] // per_step} steps of {per_step} "
-                            f"hidden states, this network {self.steps} (max_len={self.max_len}, window={self.window}): "
-                            "build it with the max_len (and window) the checkpoint was trained with"
-                              + (" (one step: a standard RNN classifier's checkpoint, which reads its last state?)"
-                                 if w.shape[1] == per_step else ""))
+        if (why := rnn_load.steps_clash(self, state_dict, prefix)) is not None:  # beside torch's size mismatch
+            error_msgs.append(why)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def features(self, x, lengths: Tensor | None = None) -> Tensor:
@@ -387,6 +374,14 @@ class RNNClassifier(nn.Module):
 
     def __setattr__(self, name, value):  # as NeuroViewRNN's
         super().__setattr__(name, swapped_in(self, name, value))
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        rnn_record.keep(self, destination, prefix)  # its window and channels: as NeuroViewRNN's, no shape tells them
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        rnn_load.refuse(self, state_dict, prefix, local_metadata)  # a file that reads another window: strict=False too
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, input_size={self.input_size}, directions={self.num_directions}, hidden={self.hidden_size}"
