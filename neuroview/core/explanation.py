@@ -7,7 +7,6 @@ the effective weights ``weight [C, ...]`` and the bias, and forms contributions 
 is read (a ResNet-50 at 1,000 classes and batch 128 would need 11.6 GB for it). :class:`CNNExplanation` adds the
 unit bookkeeping and spatial maps of NeuroView-CNN, :class:`RNNExplanation` the time axis of NeuroView-RNN. Saving
 and loading (safetensors plus a JSON sidecar, no pickle) live in :mod:`neuroview.core.saving`.
-
 Imports only torch and core modules (:mod:`neuroview.core.saving`, :mod:`neuroview.core.records`, ...).
 """
 
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from . import saving
 from ._utils import positive_int
+from .explanation_checks import predicted_classes, table_names
 from .explanation_given import built, check_given, check_set, public_names, public_new
 from .explanation_targets import resolve_targets
 from .readable import k_share
@@ -102,8 +102,8 @@ class Explanation(_Fields):
 
     @property
     def predicted(self) -> Tensor:
-        """``[B]`` predicted class of each sample."""
-        return self.logits.argmax(1)
+        """``[B]`` predicted class of each sample; refused where its logits hold NaN (:func:`predicted_classes`)."""
+        return predicted_classes(self.logits)
 
     def residual(self, target: Tensor | int | None = None) -> Tensor:
         """Logits minus (bias + summed contributions): zero up to rounding. ``[B, C]`` from the
@@ -152,7 +152,7 @@ class Explanation(_Fields):
     def targets(self, target: Tensor | int | None = None) -> Tensor:
         """``[B]`` class per sample from an int, a ``[B]`` tensor or array, or ``None`` (the asked or predicted class)."""
         if target is None:
-            return self.target.clone() if self.target is not None else self.predicted  # never the stored one
+            return self.target.clone() if self.target is not None else self.logits.argmax(1)  # (see predicted_classes)
         return resolve_targets(target, self.logits.shape[0], self.num_classes, self.logits.device)
 
     # ------------------------------------------------------------------ as data
@@ -165,7 +165,7 @@ class Explanation(_Fields):
         return feature_records(self, self._names(class_names), target)
 
     def _names(self, class_names: Sequence | None) -> list:
-        return class_labels(self.num_classes, class_names) if class_names is not None else list(range(self.num_classes))
+        return table_names(self.num_classes, class_names) if class_names is not None else list(range(self.num_classes))
 
     def to_frame(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None):
         """:meth:`to_records` (``target`` too) as a pandas DataFrame; raises ImportError without pandas."""

@@ -99,8 +99,10 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
     both ends (an image's blank margins, read row by row) is no vote, and no warning is given where the run's value is
     common inside the series (counts at rest at 0: an empty bin is an ordinary count). Under ``"auto"``/``"post"``,
     series ``[N, C, T]`` only, and only where those flat runs have several lengths (series of one length, at rest alike,
-    are not padded), series flat throughout left out. A quiet start at exactly the value (a baseline at 0) reads as
-    padding does: the warning says so, rather than telling the user to cut it."""
+    are not padded), series flat throughout left out; under ``"pre"``, runs of one length only where they are over 2 steps
+    and hold one value in every series (a padding value: each series' own first value held is a held first sample). A
+    quiet start at exactly the value (a baseline at 0) reads as padding does: the warning says so, rather than telling
+    the user to cut it."""
     if isinstance(x, list) or x.dtype.kind not in "biuf" or x.shape[-1] < 2:
         return
     n, steps = len(x), x.shape[-1]
@@ -109,8 +111,9 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
     head, tail = (np.minimum(r, steps) for r in _flat_runs(x, np.arange(n), np.full(n, steps - 1)))
     if padding == "pre":
         flat = _padded_at(x, head, tail, at_end=False)
-        # runs of one length of 2 steps are a repeated first sample (BasicMotions, equal length), no padding
-        if 2 * flat.sum() > n and (len(np.unique(head[flat])) > 1 or head[flat].min() > 2):
+        # runs of one length are a held first sample (BasicMotions repeats it once), unless they hold one padding value
+        # in every series (Keras' 0, or value=): padded by one number of steps, each series its own value, is no padding
+        if 2 * flat.sum() > n and (len(np.unique(head[flat])) > 1 or (head[flat].min() > 2 and _one_value(x[..., 0][flat]))):
             warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and "
                           f"{flat.sum()} of its {n} series begin flat (one value a channel, rare inside them), as padding "
                           "at the start leaves them: every series is read whole, its padding as data; add each series' "
@@ -130,6 +133,16 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
                           f"({count} != 0).any(1).argmax(-1) for X [N, C, T]{fix}; lengths_test, lengths_val for its "
                           "splits)", UserWarning, stacklevel=3)
             return
+
+
+def _one_value(first: np.ndarray) -> bool:
+    """Whether the first steps ``first`` (``[S, C, ...]``, one a series) hold one value a channel, the same in every
+    series (NaN matching NaN): the mark padding leaves, one value written into every series it pads."""
+    first = first.reshape(len(first), -1)
+    same = first == first[:1]
+    if first.dtype.kind == "f":
+        same |= np.isnan(first) & np.isnan(first[:1])
+    return bool(same.all())
 
 
 def _padded_at(x: np.ndarray, head: np.ndarray, tail: np.ndarray, at_end: bool) -> np.ndarray:
