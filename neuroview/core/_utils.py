@@ -202,10 +202,11 @@ def batch_labels(y, n: int, num_classes: int, what: str) -> Tensor:
 
 
 def own_rng(device: torch.device | str | None = None):
-    """A block whose draws leave the caller's random state as it was (the CPU's, and ``device``'s where it is CUDA):
-    initial weights that are replaced anyway, a loader's seed."""
+    """A block whose draws leave the caller's random state as it was (the CPU's, and ``device``'s where it is CUDA, MPS
+    or XPU: finetune_sparse seeds it, and an MPS one stayed seeded): initial weights that are replaced anyway, a loader's seed."""
     device = torch.device(device or "cpu")
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+    kind = device.type if device.type in ("cuda", "mps", "xpu") else None  # None: no device's generator read or set
+    return torch.random.fork_rng(devices=[device] if kind else [], device_type=kind)
 
 
 def rng_as_built(built: tuple[torch.Tensor, int] | None) -> None:

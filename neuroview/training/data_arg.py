@@ -1,5 +1,6 @@
 """The ``--data`` option of the training commands (``retrofit``, ``sparsify``): a data module from a name, a path
-or a JSON spec, read as the model was trained (:func:`neuroview.data.read_as.read_as_trained`).
+or a JSON spec, read as the model was trained (:func:`neuroview.data.read_as.read_as_trained`); a JSON spec's keys
+checked (:func:`check_spec_args`, ``minirocket``'s and ``explain``'s too).
 
 May import every layer below training; ``neuroview.data`` inside the functions (Lightning data modules import
 slowly, and ``import neuroview`` imports this module through ``.retrofit``).
@@ -8,6 +9,8 @@ slowly, and ``import neuroview`` imports this module through ``.retrofit``).
 from __future__ import annotations
 
 import ast
+import difflib
+import inspect
 import json
 import os
 import re
@@ -15,8 +18,8 @@ from pathlib import Path
 
 from ..zoo.evaluate import make_datamodule
 
-__all__ = ["absolute_paths", "asked_option", "datamodule_for", "path_kind", "data_module", "explained_data",
-           "read_evaluated_like", "without_init_args"]
+__all__ = ["absolute_paths", "asked_option", "check_spec_args", "datamodule_for", "path_kind", "data_module",
+           "explained_data", "read_evaluated_like", "without_init_args"]
 
 _DATA = {"digits": "DigitsDataModule", "mnist1d": "MNIST1DDataModule"}
 _PATHS = {".npz": "NpzDataModule", ".csv": "CsvDataModule", ".tsv": "CsvDataModule"}
@@ -34,15 +37,72 @@ def datamodule_for(name: str):
 
     if name.lstrip().startswith("{"):
         try:
-            return make_datamodule(json.loads(name))
+            spec = json.loads(name)
         except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
             raise ValueError(f"--data: expected a JSON data-module spec, got {name!r} ({e})") from None
+        check_spec_args(spec)
+        return make_datamodule(spec)
     if name.lower() in _DATA:
         return getattr(data, _DATA[name.lower()])()
     if name in data.UCR_DATASETS:
         return data.UCRDataModule(name)
     raise ValueError(f"data: expected 'digits', 'mnist1d', one of {data.UCR_DATASETS}, an .npz, .csv or .tsv path or "
                      f"a JSON {{'class_path': 'neuroview.data.X', 'init_args': {{...}}}}, got {name!r}")
+
+
+#: a JSON ``--data`` spec's own keys beside the module's file record (``file_record.RECORD``): the module, its arguments,
+#: the data a model was trained on, read like it (:func:`~neuroview.zoo.evaluate.make_datamodule`)
+_SPEC_KEYS = ("class_path", "init_args", "read_like")
+_SPEC_FORM = '{"class_path": "neuroview.data.<X>", "init_args": {...}}'
+
+
+def check_spec_args(spec: str | dict) -> None:
+    """A JSON ``--data`` spec (as typed, or parsed) holds its own keys only, and ``init_args`` the arguments its data
+    module takes: an unknown key is refused naming ``--data``, every such key and what is taken there (an init_args key
+    was the module's bare ``__init__() got an unexpected keyword argument``; a spec key misspelt, ``"init_arg"``, built
+    the module by its defaults, without a word). A spec that is no JSON object, or names no data module of
+    :mod:`neuroview.data`, is refused by name where it is built.
+
+    >>> check_spec_args('{"class_path": "neuroview.data.DigitsDataModule", "init_args": {"sed": 1}}')
+    Traceback (most recent call last):
+    ...
+    ValueError: --data: init_args: unexpected argument 'sed' of DigitsDataModule (its arguments: ..., seed, ...); did you mean 'seed'?
+    """
+    from .. import data as D  # noqa: PLC0415 - Lightning
+    from ..data.file_record import RECORD  # noqa: PLC0415
+
+    if isinstance(spec, str) and not spec.lstrip().startswith("{"):  # a name or a path
+        return
+    try:
+        given = json.loads(spec) if isinstance(spec, str) else spec
+    except (ValueError, RecursionError):
+        return
+    given, keys = given if isinstance(given, dict) else {}, (*_SPEC_KEYS, RECORD)
+    _refuse_unknown([str(k) for k in given if k not in keys], keys, "--data: ", "key", "a JSON data-module spec",
+                    "its keys", f"; a data module's arguments go in its init_args: {_SPEC_FORM}")
+    module, _, name = str(given.get("class_path", "")).rpartition(".")
+    cls, init = getattr(D, name, None) if module == "neuroview.data" else None, given.get("init_args", {})
+    if not inspect.isclass(cls):
+        return
+    params = inspect.signature(cls).parameters.values()
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not isinstance(init, dict):
+        raise ValueError(f"--data: init_args: expected a JSON object of {cls.__name__}'s arguments (its arguments: "
+                         f"{', '.join(takes)}), got {json.dumps(init)}")
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        _refuse_unknown([str(k) for k in init if k not in takes], takes, "--data: init_args: ", "argument", cls.__name__,
+                        "its arguments")
+
+
+def _refuse_unknown(bad: list[str], takes, head: str, what: str, of: str, listing: str, advice: str = "") -> None:
+    """``head`` unexpected ``what`` (each of ``bad``) of ``of`` (``listing``: ``takes``), and the near names meant."""
+    if not bad:
+        return
+    near = {b: m[0] for b in bad if (m := difflib.get_close_matches(b, takes, n=1))}
+    meant = (f"; did you mean {next(iter(near.values()))!r}?" if len(bad) == 1 and near else
+             f"; did you mean {', '.join(f'{m!r} for {b!r}' for b, m in near.items())}?" if near else "")
+    raise ValueError(f"{head}unexpected {what}{'s' * (len(bad) > 1)} {', '.join(map(repr, bad))} of {of} ({listing}: "
+                     f"{', '.join(takes)}){meant}{advice if not near else ''}")
 
 
 def data_module(data: str, trained_on: dict | None = None):

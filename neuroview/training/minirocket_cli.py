@@ -94,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     spec = None
     try:
         from ..zoo.pretrained import make_datamodule  # noqa: PLC0415
+        from .data_arg import check_spec_args  # noqa: PLC0415
 
         _check_before(args, tag)
         spec = data_spec(args.data, False if args.normalize == "none" else "sample")
+        check_spec_args(spec)  # a JSON spec's unknown key named, not the data module's bare TypeError
         dm = make_datamodule(spec)
         dm.setup("fit")
         from .ridge import minirocket  # noqa: PLC0415

@@ -30,7 +30,9 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     from ..zoo import create_model  # noqa: PLC0415
     from ..zoo.build import arch_kwargs  # noqa: PLC0415
     from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - Lightning data modules import slowly
+    from .data_arg import check_spec_args  # noqa: PLC0415
 
+    check_spec_args(data)  # a JSON spec's unknown key, before the source is read
     if _is_checkpoint(source):
         from .module import load_module  # noqa: PLC0415
 
