@@ -17,7 +17,8 @@ weighed most in the decision, and each class's mean series to draw the window on
 >>> int((g.window[..., 1] - g.window[..., 0]).max())   # a 3-tap convolution reads 3 samples
 3
 
-Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_rows`, :mod:`.gallery_windows` and
+Imports: torch, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`.gallery_rows`, :mod:`.gallery_top` (the running
+top k, each sample kept once), :mod:`.gallery_windows` and
 :mod:`.waterfall_items` (what a waterfall shows, which a gallery gives faces to).
 """
 
@@ -40,6 +41,7 @@ from ..core.sites import input_span
 from .gallery_asked import repeat_rows
 from ..core.map_order import in_input_order, position_orders
 from .gallery_rows import check_units, row_of
+from .gallery_top import PooledRows, Top
 from .gallery_windows import windows
 from .waterfall_items import decision_items, largest, waterfall_units  # kept apart for room; public here
 
@@ -59,7 +61,9 @@ class UnitGallery:
     names: list[str]
     index: Tensor  # [n, k] the samples' positions in the loader's order (RNN: -1 at an empty place, see unit_gallery)
     value: Tensor  # [n, k] what they were ranked by (``ranked_by``)
-    x: Tensor  # [n, k, C, *spatial]: the samples, channels-first as the data modules give them
+    # [n, k, C, *spatial]: the samples, channels-first as the data modules give them (an RNN's: each series held once
+    # however many steps show it, formed at the first read: a gallery of every step is T x k whole series)
+    x: Tensor = PooledRows()
     y: Tensor | None  # [n, k] their labels (None when the loader has none)
     window: Tensor  # [n, k, D, 2] start and stop (exclusive) of the window in each spatial dim
     ranked_by: str
@@ -82,6 +86,10 @@ class UnitGallery:
         """The row of ``unit``, given as ``units=`` takes it (code-vector index or step, a CNN's ``(site, channel)``
         pair) or by its name in ``names``; None when the gallery lacks it. Anything else is an error."""
         return row_of(self, unit)
+
+    def sample(self, row: int, j: int) -> Tensor:
+        """``x[row, j]``, without forming ``x`` (all of an RNN gallery's places) where it is not formed yet."""
+        return PooledRows.one(self, "x", row, j)
 
 
 def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = None, baseline=None) -> UnitGallery:
@@ -183,37 +191,7 @@ def _samples(x):
 
 
 # ----------------------------------------------------------------------------- scan
-class _Top:
-    """A running top ``k`` per unit over a stream of batches: the score, the sample index and the
-    rows kept with it. Stable sorts, with earlier samples first, give ties to the lower index."""
-
-    def __init__(self, k: int):
-        self.k, self.seen = k, 0
-        self.score: Tensor | None = None  # and value, index: [n, k] once a batch was added
-        self.value = self.index = self.class_means = self.class_counts = self.low = None
-        self.rows: dict[str, Tensor] = {}
-
-    def add(self, score: Tensor, value: Tensor, rows: dict[str, Tensor]) -> None:
-        """``score`` and ``value`` ``[B, n]`` per sample and unit; ``rows`` ``[B, ...]`` per sample."""
-        b, n = score.shape
-        low = score.min(0).values  # [n]: a unit whose lowest score is its highest gave every sample one code
-        self.low = low if self.low is None else torch.minimum(self.low, low)
-        idx = torch.arange(self.seen, self.seen + b).expand(n, b)
-        self.seen += b
-        old = 0 if self.score is None else self.score.shape[1]
-        s = score.T if self.score is None else torch.cat([self.score, score.T], 1)
-        i = idx if self.index is None else torch.cat([self.index, idx], 1)
-        v = value.T if self.value is None else torch.cat([self.value, value.T], 1)
-        pick = torch.sort(s, dim=1, descending=True, stable=True).indices[:, : self.k]  # [n, k]
-        self.score, self.index, self.value = s.gather(1, pick), i.gather(1, pick), v.gather(1, pick)
-        # kept rows of unit u sit at u * old + j of a flat pool, the batch's after all of them
-        flat = torch.where(pick < old, torch.arange(n)[:, None] * old + pick, n * old + pick - old)
-        for name, r in rows.items():
-            pool = r if not old else torch.cat([self.rows[name].flatten(0, 1), r])
-            self.rows[name] = pool[flat]
-
-
-def _say_constant(net, cols: list[int], top: _Top) -> None:
+def _say_constant(net, cols: list[int], top: Top) -> None:
     """Warn of the units whose code was one value on every sample read (dead, or always on): their places are the
     first samples read (ties to the lower index), no face of what they respond to."""
     same = (top.score[:, 0] == top.low).tolist()
@@ -224,8 +202,8 @@ def _say_constant(net, cols: list[int], top: _Top) -> None:
                       "responds to (a dead or always-on unit)", stacklevel=3)
 
 
-def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None, baseline=None) -> _Top:
-    top, device = _Top(k), next(net.parameters()).device
+def _scan(net, batches, cols: list[int], k: int, rnn: bool, max_samples: int | None, baseline=None) -> Top:
+    top, device = Top(k), next(net.parameters()).device
     sums = counts = shape = labelled = None
     with torch.no_grad():
         for j, batch in enumerate(batches):
@@ -295,17 +273,17 @@ def _class_sums(x: Tensor, lengths: Tensor, y: Tensor, c: int, sums, counts):
 
 
 # --------------------------------------------------------------------------- where
-def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top, based: bool = False) -> UnitGallery:
+def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: Top, based: bool = False) -> UnitGallery:
     n, k = top.index.shape
     starts = torch.tensor(steps)[:, None] * net.window
     reads = torch.cat([starts, (starts + net.window).clamp_max(net.max_len)], 1)  # [n, 2]
     empty = top.score < 0  # places no series that reaches the step was left for
-    lengths = top.rows["lengths"].masked_fill(empty, 0)
+    lengths = top.rows("lengths").masked_fill(empty, 0)
     stop = torch.minimum(reads[:, 1:], lengths).clamp_min(starts)  # each series' window ends with it
-    y = top.rows.get("y")
+    y = top.rows("y")
     return UnitGallery(
         kind="steps", units=steps, names=[f"step {t}" for t in steps], index=top.index.masked_fill(empty, -1),
-        value=top.value.masked_fill(empty, float("nan")), x=top.rows["x"].masked_fill(empty[:, :, None, None], 0),
+        value=top.value.masked_fill(empty, float("nan")), x=(top.pool["x"], top.at.masked_fill(empty, -1)),
         y=None if y is None else y.masked_fill(empty, -1), window=torch.stack([starts.expand(n, k), stop], -1)[:, :, None],
         ranked_by="|contribution to the predicted class|" + (" against the baseline" if based else ""),  # value: signed
         lengths=lengths, class_means=top.class_means, reads=reads, class_counts=top.class_counts, num_classes=net.num_classes,
@@ -315,12 +293,12 @@ def _rnn_gallery(net: NeuroViewRNN, steps: list[int], top: _Top, based: bool = F
 _CHUNK = 32  # distinct samples per pass: what a gallery holds at once, whatever the units asked
 
 
-def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> UnitGallery:
+def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: Top) -> UnitGallery:
     """The windows, positions and heat of every (unit, place) of ``top``. Each distinct sample runs once per chunk
     of ``_CHUNK`` of them (per site for the windows), however many units list it: the ``n * k`` places, each run
     whole, cost memory and time in the square of the units asked at one site (18.8 GB for 1,000 units of a
     1,000-channel site, to show 6 MB of thumbnails)."""
-    xs = top.rows["x"]  # [n, k, C, *spatial]
+    xs = top.rows("x")  # [n, k, C, *spatial]
     n, k, spatial = xs.shape[0], xs.shape[1], xs.shape[3:]
     window = torch.zeros(n * k, len(spatial), 2, dtype=torch.long)
     position = torch.zeros(n * k, dtype=torch.long)
@@ -357,7 +335,7 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: _Top) -> Un
                 heat[at] = h.to(heat.dtype)
     return UnitGallery(
         kind="units", units=cols, names=[f"{site} #{ch}" for site, ch in units], index=top.index,
-        value=top.value, x=xs, y=top.rows.get("y"), window=window.unflatten(0, (n, k)),
+        value=top.value, x=xs, y=top.rows("y"), window=window.unflatten(0, (n, k)),
         ranked_by="code (mean over positions)", heat=heat.unflatten(0, (n, k)), position=position.unflatten(0, (n, k)),
         num_classes=net.num_classes,
     )

@@ -3,6 +3,8 @@
 newest ``best-*.ckpt``: with ``--checkpoint.save_top_k 3`` that was the last top-k save, not the best one, and an
 earlier run's kept ``best-...-v1.ckpt`` or a stale best of a moved folder could be newer still. Without ``last.ckpt``,
 the best of the scores the files record of themselves: their times are no order (a copy without ``-p``, an unpack).
+Either way the best of ``--checkpoint``'s callback, not of a ModelCheckpoint of the user's beside it (which
+``last.ckpt`` records too, first): the same file with and without ``last.ckpt``.
 
 May import torch; nothing of neuroview.
 """
@@ -17,6 +19,7 @@ import torch
 
 __all__ = ["best_checkpoint"]
 _KEPT = re.compile(r"-v\d+$")  # <name>-v<N>.ckpt: an earlier run's file (earlier_runs; enable_version_counter is off)
+_OURS = "Checkpoint{"  # the state key of --checkpoint's callback (callbacks.Checkpoint); a user's: "ModelCheckpoint{...}"
 
 
 def _states(source: Path) -> list[tuple[str, dict]]:
@@ -31,11 +34,28 @@ def _states(source: Path) -> list[tuple[str, dict]]:
             if isinstance(v, dict) and "best_model_path" in v]
 
 
-def _recorded_best(folder: Path, source: Path) -> Path | None:
-    """The best file the checkpoint ``source`` records (each ``ModelCheckpoint`` state's ``best_model_path``), by its
-    name in ``folder``; None where it records none, or is no checkpoint torch reads. One it records that is not in
+def _run_state(states: list[tuple[str, dict]], source: Path, sub: str) -> tuple[str, dict] | None:
+    """The state, of ``states`` (a checkpoint's), of the callback whose best ``--ckpt_path best`` means: ``--checkpoint``'s
+    (:class:`~neuroview.training.callbacks.Checkpoint`, state key ``Checkpoint{...}``; a user's own ``ModelCheckpoint``
+    beside it is saved in the file too, first), or the only one there is; None where there is none. Several, and not
+    exactly one of them ``--checkpoint``'s: a ValueError naming them and ``--ckpt_path`` (the first was taken: the
+    user's best with ``last.ckpt``, ``--checkpoint``'s best file without it)."""
+    ours = [(k, s) for k, s in states if k.startswith(_OURS)]
+    if len(states) <= 1 or len(ours) == 1:
+        return (ours or states or [None])[0]
+    said = ", ".join(k[:k.index("{")] + (f" by {r[0]} ({r[1]})" if (r := _rule(k)) else "") for k, _ in states)
+    raise ValueError(f"ckpt_path: 'best' reads the best checkpoint of the run's --checkpoint callback, and {source.name} "
+                     f"records {len(states)} checkpoint callbacks ({said}), {'several' if ours else 'none'} of them "
+                     f"--checkpoint's (neuroview's Checkpoint): whose best is meant cannot be told; pass --ckpt_path with "
+                     f"the file to {'resume' if sub == 'fit' else sub}")
+
+
+def _recorded_best(folder: Path, source: Path, sub: str) -> Path | None:
+    """The best file the checkpoint ``source`` records (the ``best_model_path`` of the run's callback, :func:`_run_state`),
+    by its name in ``folder``; None where it records none, or is no checkpoint torch reads. One it records that is not in
     ``folder``: a FileNotFoundError naming it (the files there are other runs', an earlier run's kept ``-v1`` ones)."""
-    states = _states(source)
+    run = _run_state(_states(source), source, sub)
+    states = [run] if run is not None else []
     recorded = [Path(b).name for _, state in states if isinstance(b := state.get("best_model_path"), str) and b]
     here = [folder / name for name in recorded if (folder / name).is_file()]
     if recorded and not here:  # a run moved with part of its top-k: the best of the files the same record ranks, here
@@ -68,19 +88,22 @@ def _rule(key: str) -> tuple[str, str] | None:
     return str(rule["monitor"]), rule["mode"]
 
 
-def _own_score(path: Path) -> tuple[str, str, float] | None:
-    """``(monitor, mode, score)`` that the best file ``path`` records of itself: the state of the ``ModelCheckpoint``
-    that wrote it (the one whose ``best_k_models``, ``best_model_path`` or ``last_model_path`` names it: a user's own
-    ModelCheckpoint beside ``--checkpoint``'s is saved in the file too, first, with a score of its own files), its own
-    entry of ``best_k_models`` (else that state's ``current_score``), the rule from the state key. A file of one state
-    that names it nowhere: that state's ``current_score``. None where it records none, or cannot tell whose it is."""
-    states = [(rule, state) for key, state in _states(path) if (rule := _rule(key)) is not None]
+def _own_score(path: Path, sub: str) -> tuple[str, str, float] | bool | None:
+    """``(monitor, mode, score)`` that the best file ``path`` records of itself: the state of the run's callback
+    (:func:`_run_state`) where it names the file (in its ``best_k_models``, ``best_model_path`` or ``last_model_path``),
+    its own entry of ``best_k_models`` (else that state's ``current_score``), the rule from the state key; a file of one
+    state that names it nowhere: that state's ``current_score``. False where another callback's state names it and the
+    run's does not (a user's ModelCheckpoint beside ``--checkpoint``'s wrote it: not the run's best, though it holds
+    both states); None where it records none, or cannot tell whose it is."""
+    states = _states(path)
+    run = _run_state(states, path, sub)
     names = lambda state: {Path(str(p)).name for p in (*(state.get("best_k_models") or {}),  # noqa: E731
                                                       state.get("best_model_path"), state.get("last_model_path")) if p}
-    own = [(rule, state) for rule, state in states if path.name in names(state)]
-    if len(own) != 1 and not (not own and len(states) == 1):
-        return None  # several callbacks' states, none (or more than one) of them its writer: whose score is unknown
-    (monitor, mode), state = own[0] if own else states[0]
+    if run is None or (rule := _rule(run[0])) is None:
+        return None
+    (monitor, mode), state = rule, run[1]
+    if path.name not in names(state) and len(states) > 1:
+        return False if any(path.name in names(s) for _, s in states) else None  # another's file, or no one's
     mine = [v for k, v in (state.get("best_k_models") or {}).items() if Path(str(k)).name == path.name]
     try:
         return monitor, mode, float(mine[0] if mine else state.get("current_score"))
@@ -91,7 +114,15 @@ def _own_score(path: Path) -> tuple[str, str, float] | None:
 def _best_of_records(folder: Path, found: list[Path], sub: str) -> Path:
     """The best of ``found`` (several files, no ``last.ckpt`` record) by the score each records of itself; refused by
     name where one records none or they rank by different rules (the files of different runs)."""
-    scores = {p: _own_score(p) for p in found}
+    scores = {p: _own_score(p, sub) for p in found}
+    if all(s is False for s in scores.values()):
+        raise FileNotFoundError(f"ckpt_path: 'best' reads the best checkpoint of the run's --checkpoint callback in "
+                                f"{folder}, and the files there ({', '.join(p.name for p in found)}) are another "
+                                f"checkpoint callback's (a ModelCheckpoint of your own): name a checkpoint file")
+    found = [p for p in found if scores[p] is not False]  # another callback's files are not the run's best
+    if len(found) == 1:
+        return found[0]
+    scores = {p: scores[p] for p in found}
     lacking = [p.name for p, s in scores.items() if s is None]
     rules = {s[:2] for s in scores.values() if s is not None}
     if lacking or len(rules) > 1:
@@ -113,12 +144,13 @@ def _best_of_records(folder: Path, found: list[Path], sub: str) -> Path:
 def best_checkpoint(folder, sub: str) -> Path:
     """The run's best checkpoint in the checkpoint folder ``folder``: the one its ``last.ckpt`` ranks best; without
     that record, the best of the ``best*.ckpt`` files (else of every ``*.ckpt`` but ``last*.ckpt``: a run of its own
-    ``--checkpoint.filename``) by the score each records of itself. A single file is taken as it is. Several, and one
+    ``--checkpoint.filename``) by the score each records of itself. Both read ``--checkpoint``'s callback, not a
+    ModelCheckpoint of the user's beside it (:func:`_run_state`). A single file is taken as it is. Several, and one
     records no score, or they rank by different monitors or modes: a ValueError naming them. An earlier run's file kept
     aside as ``<name>-v<N>.ckpt`` is never the run's best: where it is all there is, a FileNotFoundError naming it."""
     folder = Path(folder)
     last = folder / "last.ckpt"
-    best = _recorded_best(folder, last) if last.is_file() else None  # (whatever --checkpoint.filename named it)
+    best = _recorded_best(folder, last, sub) if last.is_file() else None  # (whatever --checkpoint.filename named it)
     if best is not None:
         return best
     own = lambda paths: [p for p in paths if not _KEPT.search(p.stem)]  # noqa: E731 - not an earlier run's kept file
