@@ -33,7 +33,7 @@ from .activations import breakpoints, looks_like_activation
 from .axes import Width, call_axis, consumes, fits, produced, sample_dim
 from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
-from .reach import nested_stop
+from .reach import nested_stop, stand_ins
 from .search_scope import Scope, own_pass, refuse_elsewhere
 from .site_notes import refuse_meta, say_names
 from .sites import Site
@@ -282,7 +282,8 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
     refuse_inside_checkpoint()
     refuse_meta(backbone, x)  # the search compares the samples' values: none on meta
-    small, large, x = _passes(backbone, targets, quantizer, x)
+    with stand_ins(backbone):  # a model made under inference_mode: autograd refuses its tensors (ordinary copies)
+        small, large, x = _passes(backbone, targets, quantizer, x)
     refuse_elsewhere(small.scope, large.scope, targets)  # branches run on worker threads: their units never read
     alike = bool((x[:3] == x[:1]).all())  # copies of one sample (integer inputs): a folded site's order cannot be told
     note_checkpointing(backbone, [small.names.get(m, type(m).__name__) or "the backbone" for m in small.checkpointed])

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from ._utils import restore_modes
 from .guards import Guarded
-from .reach_graph import graph, nested_needs
+from .reach_graph import graph, nested_needs, stand_ins
 from .search_scope import own_pass
 
 
@@ -159,8 +159,8 @@ def freeze_unreached(net: nn.Module, x: Tensor) -> tuple[str, ...]:
         net.eval()
         for p in lifted:  # frozen (by another network, or by the user): the graph must still show whether this one
             p.requires_grad_(True)  # reaches them
-        with torch.enable_grad(), own_pass():  # (a site search of an outer wrap running it reads none of it)
-            reached = graph([net.codes(x)])[0]  # the parameters the codes reach
+        with torch.enable_grad(), own_pass(), stand_ins(net.backbone):  # (own_pass: a site search of an outer wrap
+            reached = graph([net.codes(x)])[0]  # running it reads none of it; stand_ins: inference tensors' copies)
     finally:
         restore()
         for p in lifted:

@@ -1,12 +1,18 @@
 """What reaches a NeuroView-CNN's decision, read from autograd and from the NeuroView networks inside a backbone:
 :func:`graph` (the leaves of the codes' autograd graph: the parameters they depend on) and :func:`nested_needs` (what the
 networks nested in a backbone decide with). Used by :mod:`neuroview.core.reach` and :mod:`neuroview.core.paths`.
+And :func:`stand_ins`: ordinary copies of a model's inference tensors, which autograd refuses, for the passes that find
+a CNN's sites and its reach (:mod:`neuroview.core.discovery`, :mod:`neuroview.core.reach`).
 
 Imports only torch and the core module :mod:`.guards`.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
 from torch import nn
 
 from .guards import Guarded
@@ -41,3 +47,30 @@ def nested_needs(backbone: nn.Module) -> set[int]:
         heads |= {id(p) for p in m.parameters()} - {id(p) for p in bb.parameters()}
     own = {id(p) for _, bb in cnns for p in bb.parameters()}
     return heads | ({id(p) for m in nested for p in m.parameters()} - own)
+
+
+@contextmanager
+def stand_ins(module: nn.Module) -> Iterator[None]:
+    """Inside: each parameter and buffer of ``module`` that is an inference tensor (made under
+    ``torch.inference_mode()``) replaced by an ordinary copy (the same values and ``requires_grad``; one copy of a
+    tensor held at several places); after, an error too, the originals back where they stood. The passes that find a
+    CNN's sites and its reach run autograd through the backbone, which torch refuses for inference tensors ("cannot
+    be saved for backward"): on the copies they read the numbers of the same model built normally, and change
+    nothing of the user's tensors. Set as attributes, so that an RNN's flat weights follow."""
+    copies: dict[int, torch.Tensor] = {}
+    placed: list[tuple[nn.Module, str, torch.Tensor]] = []
+    try:
+        with torch.inference_mode(False):
+            for m in list(module.modules()):
+                for k, t in [*m._parameters.items(), *m._buffers.items()]:
+                    if t is None or isinstance(t, nn.parameter.UninitializedTensorMixin) or not t.is_inference():
+                        continue
+                    if id(t) not in copies:
+                        c = t.detach().clone()
+                        copies[id(t)] = nn.Parameter(c, t.requires_grad) if isinstance(t, nn.Parameter) else c
+                    placed.append((m, k, t))
+                    setattr(m, k, copies[id(t)])
+        yield
+    finally:
+        for m, k, t in reversed(placed):
+            setattr(m, k, t)
