@@ -6,11 +6,10 @@ May import the rest of ``neuroview.zoo`` (``.api``, ``.pretrained``); nothing ab
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import sys
 
 from .api import list_models
-from .pretrained import MissingZooError, checkpoints_dir, read_manifest, verify_entry
+from .pretrained import MissingZooError, checkpoints_dir, matching, read_manifest, verify_entry
 
 __all__ = ["main", "format_table"]
 
@@ -45,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     """``neuroview zoo [--verify] [--architectures] [pattern]``."""
     p = argparse.ArgumentParser(allow_abbrev=False, prog="neuroview zoo", description="The trained zoo entries: dataset, parameter count, test accuracy, units per class and k90 "
                                 "(how many contributions make up 90% of a decision).")
-    p.add_argument("pattern", nargs="?", default=None, help="glob over entry names, e.g. 'nv_*' or '*.gunpoint'")
+    p.add_argument("pattern", nargs="?", default=None, help="glob over entry names, e.g. 'nv_*' or '*.gunpoint'; "
+                   "an architecture ('nv_gru') lists its entries")
     p.add_argument("--verify", action="store_true", help="also check every entry's hash, architecture and parameter count")
     p.add_argument("--architectures", action="store_true", help="list the registered architectures instead")
     p.add_argument("--root", default=None, help="checkpoint folder (default: $NEUROVIEW_CHECKPOINTS, else the installed zoo)")
@@ -60,13 +60,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuroview zoo: {e}", file=sys.stderr)
         return 2
     # the names from that one reading: an export into the folder between two readings listed a name the table lacked
-    names = sorted(n for n in entries if not args.pattern or fnmatch.fnmatch(n, args.pattern))
+    names = matching(sorted(entries), args.pattern)  # list_models(pattern, pretrained=True)'s rule: 'nv_gru' lists its entries
     if not names:
-        print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}",
-              file=sys.stderr if args.verify else sys.stdout)
+        print(f"no trained entries{' matching ' + repr(args.pattern) if args.pattern else ''} in {checkpoints_dir(args.root)}"
+              + _held(entries), file=sys.stderr if args.verify else sys.stdout)
         return 1 if args.verify else 0  # --verify that verified nothing must not pass
     print(format_table({n: entries[n] for n in names}))
     return _verify(names, args.root) if args.verify else 0
+
+
+def _held(entries: dict[str, dict]) -> str:
+    """What a zoo holds, said where a pattern matched none of it: an empty answer read as "no such entries"."""
+    archs = sorted({n.split(".", 1)[0] for n in entries})
+    return (f"; it holds {len(entries)} entries of {len(archs)} architectures: {', '.join(archs)} (a pattern is a glob "
+            "over entry names: 'nv_gru' lists an architecture's, 'nv_*' the NeuroView ones, '*.gunpoint' a data set's)") if entries else ""
 
 
 def _architectures(args) -> int:

@@ -19,7 +19,8 @@ May import ``neuroview._io`` and the zoo's lower modules: ``.files`` (where the 
 ``.weights`` (the one loader of weight files), ``.evaluate`` (whose names, like ``load_weights``, stay importable from here)
 and ``.manifest_io`` (the manifest's lock, and its rewrite that loses neither an entry's weights nor a key); ``._weights_checks``
 finds a NeuroView-CNN's sites as it loads, on the per-sample ``input_shape`` its entry records; ``._arguments`` says
-which arguments an architecture takes (:func:`check_arguments`, importable from here).
+which arguments an architecture takes (:func:`check_arguments`, importable from here); ``._checkpoint_args`` compares the
+caller's arguments with an entry's.
 
 >>> import neuroview as nv
 >>> names = nv.list_models(pretrained=True)
@@ -54,6 +55,7 @@ from .files import (ENV, MANIFEST, NAME_MAX, MissingZooError, checkpoints_dir, m
 from .manifest_io import FORMAT, foreign_file, read_document
 from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take the zoo's lock by this name
 from ._arguments import check_arguments
+from ._checkpoint_args import given_clash
 from ._entry_record import check_file_kwargs, entry_facts
 from ._save_checks import check_normalize as _check_normalize, check_same_settings as _check_same_settings
 from ._save_checks import plain as _plain  # viz.report compares arguments by it, from here
@@ -90,8 +92,14 @@ def list_pretrained(pattern: str | None = None, root: str | os.PathLike | None =
     True
     """
     check_root(root)  # a typo's empty list read as a zoo without entries
-    names = sorted(read_manifest(root))
-    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+    return matching(sorted(read_manifest(root)), pattern)
+
+
+def matching(names: list[str], pattern: str | None) -> list[str]:
+    """``names`` a glob ``pattern`` matches, as timm's ``list_models(pretrained=True)`` does: a pattern without a dot also
+    matches ``pattern.*``, so an architecture (``'nv_gru'``) lists its entries. ``neuroview zoo PATTERN``'s rule too."""
+    also = pattern + ".*" if pattern and "." not in pattern else None
+    return [n for n in names if not pattern or fnmatch.fnmatch(n, pattern) or (also and fnmatch.fnmatch(n, also))]
 
 
 def check_root(root: str | os.PathLike | None) -> None:
@@ -177,7 +185,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
         as_channels = "in_channels" in kwargs and "in_features" not in kwargs  # a clash names what the caller passed
         given = routed(arch, kwargs, "kwargs")  # in_channels of an RNN as its in_features, as create_model takes it
         check_arguments(arch, given, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
-        if clash := _given_clash(given, arch_kwargs, arch_defaults(arch)):
+        if clash := given_clash(given, arch_kwargs, arch_defaults(arch)):
             detail = ", ".join(f"in_channels={v!r} (an RNN's in_features; checkpoint: {c})" if k == "in_features" and as_channels
                                else f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
             raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "
@@ -196,7 +204,8 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
         model.load_state_dict(tensors, strict=True)
         model.pretrained_cfg = {"name": full, **entry}
         return model.eval()
-    return find_sites(built, full, entry.get("input_shape"), _probe)  # net.sites before the first batch (README's Use)
+    with torch.inference_mode(False):  # ordinary tensors in a caller's inference_mode too: the pass finds the sites
+        return find_sites(built, full, entry.get("input_shape"), _probe)  # net.sites before the first batch (README's Use)
 
 
 #: The waits (seconds) before a load reads the manifest and the entry's file again, where the file is not the one the
@@ -250,22 +259,6 @@ def _read_entry(name: str, root: str | os.PathLike | None, checked) -> tuple[str
             seen = now
             time.sleep(wait)
     return None  # not reached: the last reading returns or raises
-
-
-_NO_DEFAULT = object()  # an argument the architecture has no default for: any value given clashes
-
-
-def _given_clash(kwargs: dict, arch_kwargs: dict, defaults: dict) -> dict[str, tuple[Any, str]]:
-    """``{argument: (given, the checkpoint's as shown)}`` where ``kwargs`` differ from what the entry was built with:
-    its ``arch_kwargs``, else the architecture's default (``quantizer='hard'``, ``members=1`` agree with an entry
-    built without them). Unlike :func:`arch_clash`, arguments of speed (``batched``) count: they are not applied."""
-    out = {}
-    for k, v in kwargs.items():
-        built = arch_kwargs[k] if k in arch_kwargs else defaults.get(k, _NO_DEFAULT)
-        if _plain(built) != _plain(v):
-            shown = repr(built) if k in arch_kwargs else "<default>" if built is _NO_DEFAULT else f"{built!r}, the default"
-            out[k] = (v, shown)
-    return out
 
 
 def verify_entry(name: str, root: str | os.PathLike | None = None) -> nn.Module:  # no pass run: the model

@@ -12,8 +12,8 @@ model's own configuration (``quantizer``, ``norm_floor`` ...) says otherwise, an
 compares it with a manifest entry: weights that fit by shape may still compute another function.
 
 May import: torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the names a builder
-takes), ``._fits`` (what a file that does not fit differs in) and ``._weights_checks`` (the registered builders'
-defaults; what a file's record rebuilds: its MiniRocket's dilations, its RNN's nonlinearity).
+takes), ``._fits`` (what a file that does not fit differs in), ``._loaded_record`` (a loaded entry's record, once other
+weights replace its own) and ``._weights_checks`` (the registered builders' defaults; what a file's record rebuilds).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
 from ._fits import folder_refusal, kind as _kind, misfit
+from ._loaded_record import restamp
 from ._weights_checks import arch_defaults, check_finite, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
@@ -262,6 +263,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     if not backbone:
         check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors, given=given()))
         model.load_state_dict(tensors, strict=True)
+        restamp(model, path, meta)  # a zoo entry's pretrained_cfg is that entry's weights' only
         return model
     errors = []
     for name, part, state in _parts(model, tensors):
@@ -274,6 +276,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
             errors.append(str(e))
             continue
         part.load_state_dict(state, strict=True)
+        restamp(model, path, meta)
         left = sorted(k for k in tensors if part is not model and not k.startswith(f"{name}."))
         if left and len(state) < len(tensors):  # a whole NeuroView network's file: its trained head is not loaded
             warnings.warn(f"{what}: {str(path)!r} holds a whole network that does not fit this model ({errors[0]}); only "
