@@ -84,9 +84,12 @@ mkdir -p "$OUT"; rm -rf "$L"; mkdir -p "$L"
 echo "plan: $PLAN = ${plan} s of END ${END} s$OVER" >>"$LOG"
 gpu_out() {  # gpu_cost.py's --out for GPU $1 and torch $2: a file whose meta is theirs (a merge into another's is
   # refused, and the phase measured nothing): the GPU's own file, and one per torch where the file holds another's
+  # The committed files are of the GPU named exactly "NVIDIA H200" (their meta.device_name): an H200 NVL or a GH200 is
+  # another GPU, and a name nvidia-smi did not give is none we know (gpu_cost_unknown), each with names of its own
   local out=gpu_cost had
   case "$1" in
-    *H200*|"") ;;
+    "NVIDIA H200") ;;
+    "") out=gpu_cost_unknown;;
     *) out="gpu_cost_$(echo "$1" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '_' | sed 's/_*$//')";;
   esac
   had=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["meta"].get("torch") or "")' \
@@ -97,6 +100,7 @@ gpu_out() {  # gpu_cost.py's --out for GPU $1 and torch $2: a file whose meta is
   echo "$out"
 }
 gpu_suffix() {  # what gpu_out appends for GPU $1 (its rule, torch left out): nothing on the H200, _<gpu> on another
+  # (_unknown where nvidia-smi named none)
   local out; out=$(gpu_out "$1" ""); echo "${out#gpu_cost}"
 }
 fits() {  # phase $1 starts only if its limit ends before END (a phase cut by the tool's limit saves nothing)

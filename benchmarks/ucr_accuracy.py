@@ -115,8 +115,8 @@ def _sha(recipe: str, root: Path | None = None) -> str:
 
 def recipe_path(recipe: str) -> str:
     """``recipe`` as the caches and :data:`README_SHAS` name it: its path from the checkout (``./recipes/x.yaml``, or
-    an absolute path into it, is ``recipes/x.yaml``); a path outside it, as given. The rule of ``ucr_choices.recipe_path``
-    (which imports this module: it cannot be imported from here), on this module's :data:`ROOT`."""
+    an absolute path into it, is ``recipes/x.yaml``); a path outside it, as given. The one rule: ``ucr_choices`` and
+    ``ucr_ensemble`` import it from here; a run's recorded recipe is read through it too (older runs say ``./``)."""
     full = Path(os.path.normpath(ROOT / recipe))  # lexical: a recipe that is a link stays its own name
     return full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else recipe
 
@@ -283,11 +283,13 @@ def table(recipes: list[str], sets: list[str], runs: dict, mr: dict | None = Non
     names = [Path(r).stem for r in recipes]
     lines = ["| set | " + " | ".join(names) + " | MiniRocket |", "|---" * (len(names) + 2) + "|"]
     times = {n: [] for n in names}
+    # a run recorded as ./recipes/x.yaml (before --recipes was normalized) is recipes/x.yaml's: read once a run
+    named = {k: recipe_path(v["recipe"]) for k, v in runs.items()}
     for s in sets:
         cells = []
         for r, n in zip(recipes, names):
             sha = (shas or {}).get(r) or _sha(r)
-            got = one_per_seed(((k, v) for k, v in runs.items() if v["recipe"] == r and v["set"] == s and v["sha"] == sha
+            got = one_per_seed(((k, v) for k, v in runs.items() if named[k] == r and v["set"] == s and v["sha"] == sha
                                 and not v.get("extra") and "test_acc" in v), f"{n} on {s}")
             times[n] += [v["seconds"] for v in got]
             accs = [100 * v["test_acc"] for v in got]
@@ -311,10 +313,10 @@ def listing(recipes: list[str], sets: list[str], runs: dict, extra: tuple[str, .
     """One line per cached run of the recipes as they are now (with these ``extra`` options and
     ``val`` fraction): the accuracy it was scored by (validation or test), then the end of
     training: accuracy on its own training split, last epoch's loss, epochs, and why it stopped."""
-    lines = []
+    lines, named = [], {k: recipe_path(v["recipe"]) for k, v in runs.items()}  # ./recipes/x.yaml is recipes/x.yaml's
     for r in recipes:
         for s in sets:
-            got = [v for v in runs.values() if v["recipe"] == r and v["set"] == s and v["sha"] == _sha(r)
+            got = [v for k, v in runs.items() if named[k] == r and v["set"] == s and v["sha"] == _sha(r)
                    and tuple(v.get("extra", ())) == extra and v.get("val_fraction", 0.0) == val
                    and ("val_fold" in v) == cv]
             for v in sorted(got, key=lambda v: v["seed"]):

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock
-from ucr_accuracy import CNN_ONLY, DEV_SETS, OUT, RESULTS, _key, _run, _sha, load  # noqa: E402
+from ucr_accuracy import CNN_ONLY, DEV_SETS, OUT, RESULTS, _key, _run, _sha, load, recipe_path  # noqa: E402
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 from _seeds_said import seeds_said  # noqa: E402 - the report's header: the seeds its rows were judged on
 
@@ -157,13 +156,6 @@ CHOICES = (
     # AdamW's own default, the CNN recipes' value (at lr 3e-3, 1e-4 shrinks a weight by 3e-7 a step, about none);
     # the classifiers keep their 1e-2; both GRUs, every RNN development set, 5-fold cross-validation (set before any run)
 )
-
-
-def recipe_path(recipe: str) -> str:
-    """``recipe`` as the caches, ``README_SHAS`` and :data:`CHOICES` name it: its path from the checkout
-    (``./recipes/x.yaml``, or an absolute path into it, is ``recipes/x.yaml``); a path outside it, as given."""
-    full = Path(os.path.normpath(ROOT / recipe))  # lexical: a recipe that is a link stays its own name
-    return full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else recipe
 
 
 def _sets_of(recipe: str, sets: tuple[str, ...]) -> tuple[str, ...]:

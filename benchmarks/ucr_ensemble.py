@@ -26,8 +26,9 @@ data module's own split, the same for every seed; the test split is not read), i
     python benchmarks/ucr_ensemble.py --val 0.2 --table     # members, ensembles and the verdict per recipe
 
 ``--table`` trains and writes nothing, and prints the versions the docs' tables show (``README_SHAS``; with
-``--val``, ``SINGLE_SHAS``: the versions judged, one network each), as ``docs_tables.py`` renders them; a
-recipe with no run of that version on a set is named in one line, with the sets and the versions it has runs of there.
+``--val``, ``SINGLE_SHAS``: the versions judged, one network each), as ``docs_tables.py`` renders them, on the sets
+of those versions' runs (:func:`shown_runs`) unless ``--sets`` names others; a recipe with no run of that version on
+a set named is named in one line, with the sets and the versions it has runs of there.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from neuroview.zoo.pretrained import _locked  # noqa: E402  the zoo's file lock, as ucr_accuracy.py takes it
 from reproduce_zoo import RESULTS, train  # noqa: E402
 from ucr_accuracy import CNN_ONLY, DEV_SETS, MINIROCKET, README_SHAS, SINGLE_SHAS, _sha, keep, overrides  # noqa: E402
-from ucr_choices import MARGIN, recipe_path  # noqa: E402  the same margin as every other option; one spelling a recipe
+from ucr_accuracy import recipe_path  # noqa: E402  one spelling a recipe (ucr_choices.py reads it from there too)
+from ucr_choices import MARGIN  # noqa: E402  the same margin as every other option
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
 
 OUT = RESULTS / "ucr_ensemble.json"
@@ -99,6 +101,13 @@ def shown_shas(recipes: list[str], val: bool = False) -> dict[str, str]:
     ``ucr_accuracy.README_SHAS`` (test split) or ``SINGLE_SHAS`` (``val``: the versions judged, one network
     each); a recipe neither names, as it is now."""
     return {r: (SINGLE_SHAS if val else README_SHAS).get(r) or _sha(r) for r in recipes}
+
+
+def shown_runs(runs: dict, shas: dict[str, str]) -> dict:
+    """The runs of ``runs`` of the versions ``shas`` names (:func:`shown_shas`), each run's recipe read through
+    ``recipe_path`` (older runs say ``./recipes/...``): what ``--table`` and the docs' table take their sets from, so
+    a set whose runs are all of other versions has no row of blanks (``--sets`` naming it still shows it)."""
+    return {k: r for k, r in runs.items() if shas.get(recipe_path(r.get("recipe", ""))) == r.get("sha")}
 
 
 def unshown(recipes: list[str], sets: list[str], runs: dict, shas: dict[str, str], where: str) -> list[str]:
@@ -236,7 +245,8 @@ def _stat(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
-    p.add_argument("--sets", nargs="+", default=None, help="default: those of the kept runs")
+    p.add_argument("--sets", nargs="+", default=None, help="default: those of the kept runs (with --table: of the "
+                   "versions shown)")
     p.add_argument("--members", type=int, default=5, help="train seeds 0 .. members-1")
     p.add_argument("--size", type=int, default=5, help="members an ensemble (consecutive seeds)")
     p.add_argument("--jobs", type=int, default=2)
@@ -261,9 +271,10 @@ def main(argv: list[str] | None = None) -> None:
         stale = sorted(k for k, r in runs.items() if r.get("val_fraction") != args.val)
         if stale:
             p.error(f"--val: {out.name} holds runs with another share ({stale[:3]} ...); move it aside first")
-    if args.sets is None:
-        args.sets = sets_of(runs) or ["ArrowHead"]
     now = {r: _sha(r) for r in args.recipes}
+    shas = shown_shas(args.recipes, bool(args.val)) if args.table else now
+    if args.sets is None:  # --table: the sets of the shown versions' runs, as the docs' table (docs_tables.py) has them
+        args.sets = sets_of(shown_runs(runs, shas) if args.table else runs) or ["ArrowHead"]
     if not args.table:
         todo = [(r, s, i) for s in args.sets for r in args.recipes for i in seeds
                 if _run_of(runs, r, s, i, now[r]) is None]
@@ -277,7 +288,6 @@ def main(argv: list[str] | None = None) -> None:
                     save(runs, out)
                 print(f"{_key(rec['recipe'], rec['set'], rec['seed'])}: {100 * _acc(rec):.2f}% in {rec['seconds']:.0f} s",
                       flush=True)
-    shas = shown_shas(args.recipes, bool(args.val)) if args.table else now
     print(table(args.recipes, args.sets, sorted(set(seeds) | set(seeds_of(runs))), runs, args.size, shas))
     if args.val:  # the choice: an ensemble only where validation says so, each recipe by the same rule
         print()
