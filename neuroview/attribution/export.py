@@ -42,6 +42,7 @@ from .._io import atomic_write
 from ..core import saving
 from ..core._utils import exact_values
 from ..core.explanation import Explanation, class_labels, records_frame
+from ..core.explanation_checks import table_names
 from .importance import layer_time_weights, time_weights, unit_weights
 
 __all__ = [
@@ -62,8 +63,10 @@ FORMAT, VERSION = saving.FORMAT, saving.VERSION
 
 # ------------------------------------------------------------------------- tables
 def _wide(fixed: list[dict], values: Tensor, class_names: Sequence | None) -> list[dict]:
-    """Rows ``fixed[i] | {class: values[c, i]}`` for ``values [C, N]``."""
-    cols = class_labels(values.shape[0], class_names)
+    """Rows ``fixed[i] | {class: values[c, i]}`` for ``values [C, N]``; names that read alike once written (``' a'`` and
+    ``'a'``) refused, as ``to_records`` refuses them: one reader's two columns were another's one."""
+    c = values.shape[0]
+    cols = class_labels(c) if class_names is None else table_names(c, class_names)
     clash = set(cols) & set(fixed[0] if fixed else ())
     if clash:
         raise ValueError(f"class_names: {sorted(clash)} clash with the table's own columns {list(fixed[0])}")

@@ -2,7 +2,7 @@
 contributions (:func:`waterfall`), and each layer's share of each class's decision
 (:func:`class_layer_summary`).
 
-Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution` and :mod:`._style`;
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`, :mod:`._style` and :mod:`.class_names`;
 matplotlib only through :mod:`._style`, when drawing.
 """
 
@@ -18,8 +18,9 @@ from ..attribution.importance import _check_sample, check_explanation, is_cnn, l
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core.readable_items import fold_padding
 from ..core._utils import positive_int
-from ._style import (NEG, POS, _classes, _figure, _finite_decision, _label_list, _label_text, _names, _percent, _plain,
-                     _target, _text_inches, _wrap)
+from ._style import (NEG, POS, _classes, _figure, _finite_decision, _label_list, _label_text, _percent, _plain, _target,
+                     _text_inches, _wrap)
+from .class_names import drawn_names
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["waterfall", "class_layer_summary"]
@@ -108,7 +109,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     sample = _check_sample(sample, exp.logits.shape[0])
     k = positive_int(k, "k")  # k=True was read as 1
     thumbs = positive_int(thumbs, "thumbs")  # 0, -2 and True drew one thumbnail each, 2.5 a bare TypeError
-    names = _names(exp.num_classes, class_names)
+    names = drawn_names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     v, labels, what, padded, count = _items(exp, sample, tgt)
     own = list(labels)  # the names a gallery gives its rows, whatever unit_names says
@@ -168,7 +169,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
 
 
 def _title(exp: Explanation, sample: int, tgt: int, names: list[str], first: str, label, sample_id) -> str:
-    pred = int(exp.predicted[sample])
+    pred = int(exp.logits[sample].argmax())  # finite (_items checked); exp.predicted refuses a batch with a NaN
     truth = f", true {_label_text(label, names)}" if label is not None else ""
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is
     return f"sample {who}: logit of {names[tgt]} = {first} + contributions (predicted {names[pred]}{truth})"
@@ -187,7 +188,7 @@ def class_layer_summary(source, *, y: Tensor | None = None, classes: Sequence[in
     """
     shares, layers = layer_shares(source, y=y)
     _finite_shares(source, shares)
-    all_names = _names(shares.shape[0], class_names)
+    all_names = drawn_names(shares.shape[0], class_names)
     sel = _classes(classes, shares.shape[0])
     shares, names = shares[sel], [all_names[i] for i in sel]
     absent = shares.isnan().all(1)  # a class with no sample in y: no share to draw, said so rather than "nan"

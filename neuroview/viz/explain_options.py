@@ -6,22 +6,20 @@ Python call. Which arguments are which options depends on the step that failed: 
 is built, :func:`data_options` after (an MNIST folder's ``root: ...`` is ``--data``'s, not ``--zoo``'s).
 
 Where no such argument heads the message, the option is checked before the library is called:
-:func:`check_model_args` (create_model's own arguments in ``--model-args``) and :func:`check_spec_args` (a JSON
-``--data`` spec's ``init_args``); both said bare Python ``TypeError`` s.
+:func:`check_model_args` (create_model's own arguments in ``--model-args``), which said a bare Python ``TypeError``. A
+JSON ``--data`` spec's keys are checked where it is built, by the training commands' own check
+(:func:`neuroview.training.data_arg.check_spec_args`, in ``datamodule_for``).
 
-Imports: the standard library (``as_option`` inside :func:`as_typed` and ``neuroview.data`` inside
-:func:`check_spec_args`: Lightning is slow to import).
+Imports: the standard library (``as_option`` inside :func:`as_typed`: Lightning is slow to import).
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import json
 import re
 import shlex
 
-__all__ = ["as_typed", "check_model_args", "check_spec_args", "data_options", "model_options"]
+__all__ = ["as_typed", "check_model_args", "data_options", "model_options"]
 
 #: create_model's advice to a Python caller, whose call no option of explain's makes (pretrained.py's words)
 _PYTHON_WAY = re.compile(r"\. Build create_model\('([^']+)', \.\.\.\) without pretrained=True to change them")
@@ -75,31 +73,6 @@ def check_model_args(kwargs: dict, zoo: str | None) -> None:
     if own is not None:
         fix = f"pass --zoo {shlex.quote(str(kwargs[own]))}" if own == "root" and not zoo else "drop it"
         raise ValueError(f"--model-args: expected the network's builder arguments, got {own!r}, {_OWN[own]}; {fix}")
-
-
-def check_spec_args(spec: str) -> None:
-    """A JSON ``--data`` spec's ``init_args`` are arguments its data module takes; an unknown one is refused naming
-    ``--data``, the key and the module's arguments (it was the module's bare ``__init__() got an unexpected keyword
-    argument``). A spec that is no JSON object, or names no data module of :mod:`neuroview.data`, is refused by name
-    where it is built."""
-    from .. import data as D  # noqa: PLC0415 - Lightning
-
-    try:
-        given = json.loads(spec)
-    except (ValueError, RecursionError):
-        return
-    given = given if isinstance(given, dict) else {}
-    module, _, name = str(given.get("class_path", "")).rpartition(".")
-    cls, init = getattr(D, name, None) if module == "neuroview.data" else None, given.get("init_args")
-    if not (inspect.isclass(cls) and isinstance(init, dict)):
-        return
-    params = inspect.signature(cls).parameters.values()
-    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    bad = [str(k) for k in init if k not in takes]
-    if bad and not any(p.kind is p.VAR_KEYWORD for p in params):
-        near = difflib.get_close_matches(bad[0], takes, n=1)
-        raise ValueError(f"--data: init_args: unexpected argument {bad[0]!r} of {cls.__name__} (its arguments: "
-                         f"{', '.join(takes)}){f'; did you mean {near[0]!r}?' if near else ''}")
 
 
 def as_typed(message: str, options: dict[str, str], zoo: str | None = None) -> str:

@@ -22,7 +22,7 @@ from ..attribution.gallery import UnitGallery
 from ..core._utils import name_sequence, positive_int
 from ._style import _distinct, _figure, _mpl, _picture, _plain, _shorten, _text_inches, _wrap
 
-__all__ = ["unit_gallery_plot", "thumbnails", "check_gallery"]
+__all__ = ["unit_gallery_plot", "thumbnails", "check_gallery", "sample_shape"]
 
 WINDOW = "#ff7f00"  # the window a unit reads: orange, apart from the red/blue of contributions
 
@@ -36,11 +36,18 @@ def check_gallery(gallery, kind: str | None = None) -> UnitGallery:
     return gallery
 
 
+def sample_shape(g: UnitGallery) -> tuple[int, ...]:
+    """The shape of one of ``g``'s samples, ``[C, *spatial]``, read from one place: ``g.x`` of an RNN gallery is formed
+    when read, ``[steps, k, C, T]`` (a gallery of every step: in the square of T)."""
+    return tuple(g.sample(0, 0).shape) if len(g) and g.k else tuple(g.x.shape[2:])
+
+
 def _drawable(g: UnitGallery) -> None:
     """A clear error for samples of a rank no thumbnail draws: only series and images are drawn."""
-    if g.x.dim() not in (4, 5):
+    shape = sample_shape(g)
+    if len(shape) not in (2, 3):
         raise ValueError(f"gallery: expected samples with 1 (series [C, T]) or 2 (images [C, H, W]) spatial dims to draw, "
-                         f"got {g.x.dim() - 3} (samples of shape {tuple(g.x.shape[2:])})")
+                         f"got {len(shape) - 1} (samples of shape {shape})")
 
 
 def _empty(g: UnitGallery, row: int, j: int) -> bool:
@@ -69,13 +76,13 @@ def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:
     """Sample ``j`` of unit ``row``: the input, and where the unit responds in it, painted into
     ``box`` ``(x0, x1, top, bottom)`` of ``ax`` (whose y axis runs down), or filling ``ax``."""
     at = _box(ax, box or (0.0, 1.0, 0.0, 1.0), frame=box is not None)
-    x = g.x[row, j]
+    x = g.sample(row, j)  # one place: g.x of an RNN gallery is every place's series, formed when read
     heat = g.heat[row, j] if g.heat is not None else None
     # NaN off the steps a map lies on (MiniRocket's centre sites), drawn as nothing there; all NaN: no map
     peak = float(heat.nan_to_num(0.0).max()) if heat is not None else 0.0
     heat = heat / peak if peak > 0 else None
     (x0, top), (x1, bot) = at(0.0, 0.0), at(1.0, 1.0)
-    if g.x.dim() == 5:  # images [n, k, C, H, W]
+    if x.dim() == 3:  # an image [C, H, W]
         h, w = x.shape[1:]
         img, cmap, vmin, vmax, _ = _picture(x)  # a constant image as it is (a white page), no longer black
         ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, extent=(x0, x1, bot, top), aspect="auto", interpolation="nearest")
@@ -85,7 +92,7 @@ def draw_thumb(ax, g: UnitGallery, row: int, j: int, box=None) -> None:
         (r0, r1), (c0, c1) = g.window[row, j].tolist()
         (a, b), (c, d) = at(c0 / w, r0 / h), at(c1 / w, r1 / h)
         ax.add_patch(_mpl()[0].patches.Rectangle((a, b), c - a, d - b, fill=False, edgecolor=WINDOW, lw=1.2))
-    else:  # series [n, k, C, T]
+    else:  # a series [C, T]
         (start, stop), = g.window[row, j].tolist()
         t_all = x.shape[-1]
         _span(ax, lambda u, v: at(u / t_all, v), start, stop)
@@ -218,7 +225,7 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
     if len(names) < need:
         raise ValueError(f"class_names: expected a name for every class of the gallery's samples (at least {need}: "
                          f"its labels go up to {need - 1}), got {len(names)}")
-    _distinct(names, names)
+    _distinct(names, names)  # drawn as given (no "class " prefix): what it refuses covers the tables' rule too
     return [_plain(n) for n in _shorten(names)]  # a "$" in a name is no mathtext; a long one cut in the middle
 
 

@@ -34,7 +34,7 @@ from ..attribution.importance import is_cnn, is_rnn
 from ..core._utils import as_labels
 from .report_data import check_out as _check_out, explain_batches, model_layout as _model_layout, pick_examples
 from ..training.sparsify import mean_codes
-from .explain_options import as_typed, check_model_args, check_spec_args, data_options, model_options
+from .explain_options import as_typed, check_model_args, data_options, model_options
 from .report_rows import add_file_rows
 from .report_writer import check_requirements, recover_out, write_report
 
@@ -56,8 +56,7 @@ def data_module(spec: str):
     if spec.lstrip().startswith("{"):  # a file's format (header, channels, ...): argparse has no --data.init_args.*
         from ..training.data_arg import datamodule_for  # noqa: PLC0415 - neuroview.data classes only, as fit's
 
-        check_spec_args(spec)  # an unknown init_args key named, not the module's bare TypeError
-        return datamodule_for(spec)
+        return datamodule_for(spec)  # its keys checked there (check_spec_args): every unknown one named, not a TypeError
     if spec == "digits":
         return D.DigitsDataModule()
     if spec == "mnist1d":

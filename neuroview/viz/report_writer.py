@@ -20,13 +20,14 @@ import torch
 from torch import Tensor, nn
 
 from .._io import staged_dir
-from ..attribution.export import class_labels, layer_time_records, time_records, unit_records, write_csv, write_json
+from ..attribution.export import layer_time_records, time_records, unit_records, write_csv, write_json
 from ..attribution.gallery import unit_gallery
 from ..attribution.importance import class_means, is_cnn, is_rnn, layer_shares, per_step, standardizes
 from ..core._utils import name_sequence, restore_modes
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.explanation import RNNExplanation
+from ..core.explanation_checks import table_names as check_names
 from ..core.rnn import NeuroViewRNN
 from ..training.sparsify import mean_codes
 from . import plots
@@ -37,6 +38,7 @@ from .report_data import (
     table_names, weight_caption,
 )
 from .decision import bar_units
+from .gallery import sample_shape
 from .report_out import moving_in, recover_out
 from .report_page import render_page
 from .units import token_sites
@@ -139,8 +141,8 @@ def write_report(
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices, tuple(x.shape))  # n == 0 too
     num_classes = int(model.num_classes)
     y = check_labels(y, n, num_classes)
-    names = [str(c) for c in name_sequence(class_names)] if class_names is not None else [str(c) for c in range(num_classes)]
-    _names(num_classes, cols := class_labels(num_classes, names))  # validated, as the plots draw them too: before explaining
+    _names(num_classes, given := list(name_sequence(class_names)) if class_names is not None else range(num_classes))
+    names = cols = check_names(num_classes, given)  # the plots' rule, then the tables': before explaining
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
     try:
         model.eval()  # inside: a hold never let go would keep the modes from coming back
@@ -349,8 +351,8 @@ def _gallery(w: _Writer, model: nn.Module, exp, bars: dict[int, int], faces: tup
             f"(index in the training split), the value they were ranked by ({g.ranked_by}), their class and the "
             "window the unit reads (start:stop per input dimension)")
     w.bar.update(1)
-    if g.x.dim() not in (4, 5):  # only series and images are drawn (an MLP's [F] samples are neither): the table stays
-        w.page.summary.append(f"The gallery's thumbnails are left out: its samples, of shape {tuple(g.x.shape[2:])}, are "
+    if len(shape := sample_shape(g)) not in (2, 3):  # only series and images are drawn (not an MLP's [F]): the table stays
+        w.page.summary.append(f"The gallery's thumbnails are left out: its samples, of shape {shape}, are "
                               "neither series [C, T] nor images [C, H, W]; unit_gallery.csv lists each unit's top samples.")
         w.bar.total -= 1  # no unit_gallery.png
         return None

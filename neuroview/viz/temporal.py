@@ -1,7 +1,7 @@
 """Pictures of a sequence model over time: per-step importance of each class (:func:`time_importance`),
 per layer and step (:func:`layer_time`), and how one sample's decision builds up (:func:`sample_time`).
 
-Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution` and :mod:`._style`;
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`, :mod:`._style` and :mod:`.class_names`;
 matplotlib only through :mod:`._style`, when drawing.
 """
 
@@ -15,8 +15,8 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, layer_time_weights, time_weights
 from ..core.explanation import RNNExplanation
 from ..core.rnn_steps import dead_features
-from ._style import (NEG, POS, _classes, _figure, _finite_decision, _index, _mpl, _names, _plain, _scale, _text_inches,
-                     _wrap)
+from ._style import (NEG, POS, _classes, _figure, _finite_decision, _index, _mpl, _plain, _scale, _text_inches, _wrap)
+from .class_names import drawn_names
 
 __all__ = ["time_importance", "layer_time", "sample_time", "step_label"]
 
@@ -217,7 +217,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
     w = time_weights(source, y=y, sample=sample, reduce=reduce)
     sample = _position(source, sample)
     c, t = w.shape
-    names = _names(c, class_names)
+    names = drawn_names(c, class_names)
     sel = _classes(classes, c)
     under = _series(series, c, t, _explained_steps(source, sample), source)
     pad = _padding_from(source, sample, t)
@@ -288,7 +288,7 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
     w = layer_time_weights(source, y=y, sample=sample, reduce=reduce)
     sample = _position(source, sample)
     c, n_layers, t = w.shape
-    names = _names(c, class_names)
+    names = drawn_names(c, class_names)
     sel = _classes(classes, c)
     pad = _padding_from(source, sample, t)
     unreached, note = _unreached(source, t)
@@ -327,11 +327,11 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
     if not isinstance(exp, RNNExplanation):
         raise TypeError(f"exp: expected an RNNExplanation, got {type(exp).__name__}")
     sample = _check_sample(sample, exp.logits.shape[0])
-    names = _names(exp.num_classes, class_names)
+    names = drawn_names(exp.num_classes, class_names)
     ti = (exp.time_importance if exp.time_importance is not None else exp.contributions.sum(dim=(2, 3, 5)))[sample]
     ti = ti.detach().cpu()
     t = int(exp.lengths[sample]) if exp.lengths is not None else ti.shape[1]
-    pred = int(exp.predicted[sample])
+    pred = int(exp.logits[sample].argmax())  # this sample's: exp.predicted refuses a batch that holds a NaN decision
     _finite_decision(exp, sample, pred, ti[pred])  # NaN drew an empty line, "predicted" argmax's reading of it
     shown = [(pred, "predicted", "C0")]
     if label is not None:

@@ -1,7 +1,7 @@
 """Pictures of a NeuroView-CNN's units: their weights per class (:func:`unit_heatmap`, :func:`top_units`)
 and where one sample's strongest units add to a logit over its input (:func:`spatial_maps`).
 
-Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution` and :mod:`._style`;
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`, :mod:`._style` and :mod:`.class_names`;
 matplotlib only through :mod:`._style`, when drawing.
 """
 
@@ -18,7 +18,8 @@ from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
 from ..core.sites import input_span
 from ._style import (CMAP, _classes, _constant_note, _figure, _finite_decision, _finite_weights, _grid, _label_text, _mpl,
-                     _names, _picture, _plain, _sym_norm, _target, _text_inches, _unit_label, _wrap)
+                     _picture, _plain, _sym_norm, _target, _text_inches, _unit_label, _wrap)
+from .class_names import drawn_names
 from .gallery import check_gallery, thumbnails
 
 __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
@@ -67,7 +68,7 @@ def unit_heatmap(source, *, class_names: Sequence | None = None, sites: Sequence
     if unknown or not sel:
         raise ValueError(f"sites: expected names among {list(slices)}, got {list(sites) if sites is not None else sel}")
     rows = _classes(classes, w.shape[0])
-    every_name = _names(w.shape[0], class_names)
+    every_name = drawn_names(w.shape[0], class_names)
     names = [every_name[r] for r in rows]
     # what any class reads, counted before the rows are cut: a site only other classes read was "none read by any class"
     full = {s: int((w[:, slices[s]] != 0).any(0).sum()) for s in sel}
@@ -162,7 +163,7 @@ def top_units(source, *, k: int = 5, class_names: Sequence | None = None, classe
     w, units, slices = unit_weights(source, standardized=standardized)
     _finite_weights(w, units)  # topk ranked a NaN weight first, drawn as a blank bar
     c = w.shape[0]
-    names = _names(c, class_names)
+    names = drawn_names(c, class_names)
     sel = _classes(classes, c)
     k = min(k, w.shape[1])
     # ranked among the units the class reads: topk over all of them put zero weights above negative ones
@@ -333,12 +334,12 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x: expected the explained batch, [{exp.logits.shape[0]}, C, T] or [{exp.logits.shape[0]}, C, H, W], got {shape}")
     sample = _check_sample(sample, x.shape[0])
-    names = _names(exp.num_classes, class_names)
+    names = drawn_names(exp.num_classes, class_names)
     tgt = _target(exp, sample, target)
     _finite_decision(exp, sample, tgt, exp.for_class(tgt)[sample])  # topk ranked NaN first
     top, maps, spans = _top_maps(exp, x, sample, tgt, k, net)
     norm = _sym_norm(*maps)
-    pred = int(exp.predicted[sample])
+    pred = int(exp.logits[sample].argmax())  # this sample's (checked finite): exp.predicted refuses a batch with a NaN
     flat = _constant_note(_picture(x[sample])[4]) if x.dim() == 4 else ""
     head = (f"input (predicted {names[pred]}" + (f", true {_label_text(label, names)}" if label is not None else "")
             + (f"; {flat})" if flat else ")"))
