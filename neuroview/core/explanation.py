@@ -22,6 +22,7 @@ from . import saving
 from ._utils import positive_int
 from .explanation_checks import predicted_classes, table_names
 from .explanation_given import built, check_given, check_set, public_names, public_new
+from .explanation_sums import product  # every view's product, autocast off: exact inside torch.autocast too
 from .explanation_targets import resolve_targets
 from .readable import k_share
 from .readable_items import fold_padding, top_share
@@ -239,7 +240,7 @@ class CNNExplanation(Explanation):
         if self._contributions is not None:
             return torch.stack([self._contributions[..., s].sum(-1) for s in self.site_slices.values()], -1)
         d = self._delta()  # against the baseline, as for_class: the sites then sum to the logit with bias
-        return torch.stack([d[:, s] @ self.weight[:, s].T for s in self.site_slices.values()], -1)
+        return torch.stack([product("bu,cu->bc", d[:, s], self.weight[:, s]) for s in self.site_slices.values()], -1)
 
     def site_magnitudes(self) -> Tensor:
         """``[B, C, S]``: the sum of ``|contributions|`` of each site, one product per site
@@ -247,7 +248,7 @@ class CNNExplanation(Explanation):
         if self._contributions is not None or self.codes is None or self.weight is None:  # given ones: theirs
             return torch.stack([self.contributions[..., s].abs().sum(-1) for s in self.site_slices.values()], -1)
         d, w = self._delta().abs(), self.weight.abs()
-        return torch.stack([d[:, s] @ w[:, s].T for s in self.site_slices.values()], -1)
+        return torch.stack([product("bu,cu->bc", d[:, s], w[:, s]) for s in self.site_slices.values()], -1)
 
     def topk(self, k: int = 5, target: Tensor | int | None = None) -> tuple[Tensor, list[list[tuple[str, int]]]]:
         """The ``k`` units adding most to each sample's ``target`` logit: values ``[B, min(k, U)]``, units (site, channel).
@@ -330,8 +331,7 @@ class RNNExplanation(_RNNFields):
         if kept and all(a is b for a, b in zip(kept[0], sources)) and _versions(*sources, kept[1]) == kept[2]:
             return kept[1]
         b, n, (t, h) = len(self.codes), self.codes.shape[1] * self.codes.shape[2], self.codes.shape[3:]
-        with torch.autocast(self.codes.device.type, enabled=False):  # explain()'s own product: the same numbers
-            ti = torch.einsum("bkth,ckth->bct", self._delta().reshape(b, n, t, h), self.weight.reshape(-1, n, t, h))
+        ti = product("bkth,ckth->bct", self._delta().reshape(b, n, t, h), self.weight.reshape(-1, n, t, h))  # explain()'s too
         # (not kept: a tensor that keeps no edit count, an inference tensor, or one in a graph a backward would free)
         self.__dict__["_kept"] = (sources, ti, v) if (v := _versions(*sources, ti)) and not ti.requires_grad else None
         return ti
@@ -368,20 +368,20 @@ class RNNExplanation(_RNNFields):
         """``[B, C, L, T]``: per-layer, per-step contributions (both directions summed)."""
         if self._contributions is not None or self.codes is None:
             return self.contributions.sum(dim=(3, 5))
-        return torch.einsum("bldth,cldth->bclt", self._delta(), self.weight)
+        return product("bldth,cldth->bclt", self._delta(), self.weight)
 
     def direction_time(self, target: Tensor | int | None = None) -> Tensor:
         """``[B, C, L, D, T]``: per-layer, per-direction, per-step contributions; ``[B, L, D, T]`` to ``target``'s class
         (as :meth:`for_class`), without ``[B, C, ...]``: its rows to float rounding (summed in another order)."""
         if target is not None or self._contributions is not None or self.codes is None:  # summed over the features
             return (self.contributions if target is None else self.for_class(target)).sum(dim=-1)
-        return torch.einsum("bldth,cldth->bcldt", self._delta(), self.weight)
+        return product("bldth,cldth->bcldt", self._delta(), self.weight)
 
     def layer_magnitudes(self) -> Tensor:
         """``[B, C, L]``: the sum of ``|contributions|`` of each layer, without the dense tensor."""
         if self._contributions is not None or self.codes is None or self.weight is None:  # given ones: theirs
             return self.contributions.abs().sum(dim=(3, 4, 5))
-        return torch.einsum("blf,clf->bcl", self._delta().abs().flatten(2), self.weight.abs().flatten(2))
+        return product("blf,clf->bcl", self._delta().abs().flatten(2), self.weight.abs().flatten(2))
 
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
         """``sample, class, layer, direction, step, contribution`` (summed over hidden features; ``target``: see

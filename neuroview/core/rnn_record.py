@@ -18,12 +18,14 @@ only). Where the RNN's input sizes differ the shapes tell, and torch's size chec
 ``bidirectional``, ``num_layers``, ``hidden_size``, ``proj_size`` and ``bias`` change the tensors' keys or shapes;
 ``shared_steps`` and ``normalize`` are the load's own checks (:mod:`.rnn_load`, ``head.adopt_norm``).
 
-Imports only torch.
+Imports only torch and :mod:`.rnn_steps`.
 """
 
 from __future__ import annotations
 
 from torch import nn
+
+from .rnn_steps import settings_clash
 
 __all__ = ["keep", "reading_clash"]
 
@@ -32,13 +34,14 @@ _KINDS = ("LSTM", "GRU", "RNN")
 
 def keep(net: nn.Module, destination, prefix: str) -> None:
     """Record in ``destination``'s metadata (a ``state_dict()``'s, ``net`` at ``prefix``) what ``net``'s tensors do
-    not show: the RNN's class and an ``nn.RNN``'s nonlinearity (a NeuroView-RNN's), and how a series is read."""
+    not show: the RNN's class and an ``nn.RNN``'s nonlinearity (either wrapper's), and how a series is read."""
     meta = getattr(destination, "_metadata", None)
     if meta is None or prefix[:-1] not in meta:
         return
     own = meta[prefix[:-1]]
-    if hasattr(net, "max_len"):  # a NeuroView-RNN: an nn.RNN's tanh or relu is one shape, two functions
-        own.update(rnn=type(net.rnn).__name__, **({"nonlinearity": net.rnn.nonlinearity} if isinstance(net.rnn, nn.RNN) else {}))
+    # an nn.RNN's tanh or relu is one shape, two functions: an RNNClassifier's as a NeuroView-RNN's
+    own.update(rnn=type(net.rnn).__name__, **({"nonlinearity": net.rnn.nonlinearity} if isinstance(net.rnn, nn.RNN) else {}))
+    if hasattr(net, "max_len"):  # a NeuroView-RNN (an RNNClassifier reads any length)
         own.update(max_len=net.max_len)
     own.update(window=net.window, input_size=net.input_size)
 
@@ -50,8 +53,13 @@ def _int(value) -> int | None:
 def reading_clash(meta, net: nn.Module, prefix: str) -> str | None:
     """Why a state dict whose metadata is ``meta`` reads a series otherwise in ``net``: saved from a network of another
     ``window`` (or channels a sample) whose RNN takes as many inputs a step, so that no shape tells them apart; None
-    where they agree, where the record is absent, or where the RNN's input sizes differ (the shapes say it)."""
+    where they agree, where the record is absent, or where the RNN's input sizes differ (the shapes say it). For an
+    ``RNNClassifier`` first its RNN's kind and nonlinearity (:func:`~neuroview.core.rnn_steps.settings_clash`), which
+    ``rnn_load.refuse`` checks itself for a NeuroView-RNN only (one with ``step_shared``): a relu file into a tanh
+    classifier loaded without a word."""
     meta = meta if isinstance(meta, dict) else {}
+    if not hasattr(net, "step_shared") and (why := settings_clash(meta, net.rnn, prefix, standard=True)):
+        return why
     window, channels = _int(meta.get("window")), _int(meta.get("input_size"))
     if window is None or channels is None or (window, channels) == (net.window, net.input_size):
         return None

@@ -95,22 +95,26 @@ def dead_features(norm: nn.Module | None, feature_shape: tuple[int, int, int, in
     return int((untrained & ~unreached_steps(norm, feature_shape)[None, None, :, None]).sum())
 
 
-def settings_clash(meta, rnn: nn.Module, prefix: str) -> str | None:
-    """Why a state dict whose metadata is ``meta`` computes another function in a NeuroView-RNN over ``rnn``: saved
-    over another kind of RNN (an ``nn.GRU``'s weights in an ``nn.LSTM``: torch would name only the gates' sizes), or
-    an ``nn.RNN`` of another nonlinearity; None where it agrees, or records neither (saved before they were kept)."""
+def settings_clash(meta, rnn: nn.Module, prefix: str, *, standard: bool = False) -> str | None:
+    """Why a state dict whose metadata is ``meta`` computes another function in a NeuroView-RNN over ``rnn`` (an
+    ``RNNClassifier``'s, with ``standard``): saved over another kind of RNN (an ``nn.GRU``'s weights in an ``nn.LSTM``:
+    torch would name only the gates' sizes), or an ``nn.RNN`` of another nonlinearity (one shape, two functions); None
+    where it agrees, or records neither (saved before they were kept)."""
     meta = meta if isinstance(meta, dict) else {}
     kind, own_kind = meta.get("rnn"), _kind(rnn)
+    wrapper, zoo = ("an RNNClassifier", "") if standard else ("a NeuroView-RNN", "nv_")
     if kind in _KINDS and own_kind is not None and kind != own_kind:
-        return (f"{prefix}rnn: the state dict was saved from a NeuroView-RNN over nn.{kind}, the model's rnn is an "
+        return (f"{prefix}rnn: the state dict was saved from {wrapper} over nn.{kind}, the model's rnn is an "
                 f"nn.{own_kind} ({type(rnn).__name__}): its weights are another RNN's gates; build the network over an "
-                f"nn.{kind} (create_model('nv_{kind.lower()}', ...) for a zoo entry) to load it")
+                f"nn.{kind} (create_model('{zoo}{kind.lower()}', ...) for a zoo entry) to load it")
     saved, own = meta.get("nonlinearity"), getattr(rnn, "nonlinearity", None)
     if saved not in ("tanh", "relu") or not isinstance(rnn, nn.RNN) or saved == own:
         return None
-    return (f"{prefix}rnn.nonlinearity: the state dict was saved from a NeuroView-RNN over nn.RNN(nonlinearity={saved!r}), "
+    how = f"create_model('{zoo}rnn', nonlinearity={saved!r}, ...)"
+    how = f"nn.RNN(..., nonlinearity={saved!r}), or {how} for a zoo architecture" if standard else how
+    return (f"{prefix}rnn.nonlinearity: the state dict was saved from {wrapper} over nn.RNN(nonlinearity={saved!r}), "
             f"the model's rnn has nonlinearity={own!r}: its weights compute another function there; build the rnn "
-            f"with nonlinearity={saved!r} (create_model('nv_rnn', nonlinearity={saved!r}, ...)) to load it")
+            f"with nonlinearity={saved!r} ({how}) to load it")
 
 
 _KINDS = ("LSTM", "GRU", "RNN")
