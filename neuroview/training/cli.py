@@ -35,7 +35,7 @@ from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resu
 from .cli_order import reset_note, warn_reset
 from .cli_parse import parse_refusal
 from .ckpt_file import checkpoint_file as _checkpoint_file
-from .cli_runs import data_named, expand_run_paths, no_best_reason, resume_advice
+from .cli_runs import data_named, expand_run_paths, fit_best, made_checkpoint, no_best_reason, resume_advice, run_checkpoint
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights
 from .evaluated_data import evaluated_data, format_hint
@@ -174,7 +174,7 @@ class NeuroViewCLI(LightningCLI):
         before it trained, a resume too, leaves no log folder of its own (:class:`DropRefusedRun`). A fit into a folder
         that another live fit writes is refused at its setup, moving nothing (:mod:`.run_folder`)."""
         cfg = self.config[self.subcommand]
-        cb = self.trainer.checkpoint_callback
+        cb = run_checkpoint(self.trainer, made_checkpoint(self))  # not a user's, first
         self.trainer.callbacks.append(DropRefusedRun(self.trainer.loggers))  # before any logger made its folder
         if self.trainer.fast_dev_run:  # a smoke test saves nothing, and moved the real run's checkpoints aside
             return
@@ -202,10 +202,10 @@ class NeuroViewCLI(LightningCLI):
                            f"{self.trainer.limit_train_batches}, max_steps={self.trainer.max_steps}): the network "
                            "is untrained, and its test would be written as the run's")
             return
-        cb = self.trainer.checkpoint_callback
-        best = cb.best_model_path if cb is not None and cfg.get("test_ckpt") == "best" else ""
+        cb = run_checkpoint(self.trainer, made_checkpoint(self))  # its best, not a user's
+        best = fit_best(self.trainer, cb) if cfg.get("test_ckpt") == "best" else ""  # a spawn's too (ddp_spawn)
         if cfg.get("test_ckpt") == "best" and not best:  # Lightning's own warning named a missing key, not this
-            rank_zero_warn(f"test_ckpt: 'best', but {no_best_reason(self.trainer)}: the last weights are tested; "
+            rank_zero_warn(f"test_ckpt: 'best', but {no_best_reason(self.trainer, cb)}: the last weights are tested; "
                            "pass --test_ckpt last to say so")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 

@@ -1,5 +1,6 @@
-"""Where a ``neuroview`` command's run lives, and what it kept: the run folder with its ``~`` expanded, the run's best
-checkpoint (none where its own ``last.ckpt`` records none), and why a fit kept no best checkpoint.
+"""Where a ``neuroview`` command's run lives, and what it kept: the run folder with its ``~`` expanded, the run's
+checkpoint callback (``--checkpoint``'s, not a user's ModelCheckpoint beside it), its best checkpoint (none where its
+own ``last.ckpt`` records none), and why a fit kept no best checkpoint.
 
 May import torch, ``neuroview.training`` and Lightning (``NeuroViewCLI`` calls these; :mod:`.cli` is near its size).
 """
@@ -11,11 +12,12 @@ import os
 import shlex
 from pathlib import Path
 
-import torch
+from .best_checkpoint import _run_state, _states, best_checkpoint
+from .callbacks import Checkpoint
+from .spawned import spawned
 
-from .best_checkpoint import best_checkpoint
-
-__all__ = ["data_named", "expand_run_paths", "no_best_reason", "resume_advice", "run_best"]
+__all__ = ["data_named", "expand_run_paths", "fit_best", "made_checkpoint", "no_best_reason", "resume_advice",
+           "run_best", "run_checkpoint"]
 
 
 def _expanded(path):
@@ -38,16 +40,56 @@ def expand_run_paths(cfg) -> None:
         ckpt.dirpath = _expanded(ckpt.dirpath)
 
 
-def _recorded_none(last: Path) -> bool:
-    """Whether the run's ``last.ckpt`` holds a checkpoint callback's state that records no best file (a run with no
+def _recorded_none(last: Path, sub: str) -> bool:
+    """Whether the run's ``last.ckpt`` holds a state of ``--checkpoint``'s callback (:func:`.best_checkpoint._run_state`:
+    not a user's ModelCheckpoint's beside it, which records its own best) that records no best file (a run with no
     validation, or ``save_top_k 0``); False where it records one, holds no such state, or is no file torch reads."""
+    run = _run_state(_states(last), last, sub)  # several states, none or several --checkpoint's: refused by name
+    return run is not None and not run[1].get("best_model_path")
+
+
+def run_checkpoint(trainer, made=None):
+    """The run's ``--checkpoint`` callback among ``trainer``'s checkpoint callbacks: the one of neuroview's
+    :class:`~.callbacks.Checkpoint` (of several: ``made``, the one the command built from ``--checkpoint``), or the only
+    one there is (as :func:`.best_checkpoint._run_state` reads a file's states), not Lightning's first
+    (``trainer.checkpoint_callback``: LightningCLI lists a user's ModelCheckpoint of ``--trainer.callbacks`` ahead of
+    it, and fit tested that one's best); None where there is none (checkpointing off). Several, and none of that class,
+    or several of it and ``made`` not one of them: a ValueError naming them."""
+    found = getattr(trainer, "checkpoint_callbacks", None)
+    if found is None:  # an object of Lightning's first alone (checkpoint_callback): that one is all there is
+        found = [trainer.checkpoint_callback] if getattr(trainer, "checkpoint_callback", None) is not None else []
+    ours = [c for c in found if isinstance(c, Checkpoint)]
+    if made is not None and any(c is made for c in ours):
+        return made
+    if len(found) <= 1 or len(ours) == 1:
+        return (ours or found or [None])[0]
+    said = ", ".join(type(c).__name__ + (f" by {c.monitor} ({c.mode})" if c.monitor else "") for c in found)
+    raise ValueError(f"checkpoint: a run keeps its checkpoints (its folder, the best that fit tests) by its --checkpoint "
+                     f"callback (neuroview's Checkpoint), and the trainer has {len(found)} checkpoint callbacks ({said}), "
+                     f"{'several' if ours else 'none'} of them neuroview's Checkpoint: whose is meant cannot be told; "
+                     f"configure the run's with --checkpoint.*, and give one of your own as a pytorch_lightning "
+                     f"ModelCheckpoint")
+
+
+def made_checkpoint(cli):
+    """The ``--checkpoint`` callback the command ``cli`` built (LightningCLI's ``config_init``); None where it built
+    none (a command without sub-commands, an object standing in for one)."""
+    made = getattr(cli, "config_init", None)
+    made = made.get(cli.subcommand) if made is not None and getattr(cli, "subcommand", None) else made
+    return made.get("checkpoint") if made is not None else None
+
+
+def fit_best(trainer, cb) -> str:
+    """The best file of the fit's ``--checkpoint`` callback ``cb`` (:func:`run_checkpoint`), "" where it kept none.
+    After a spawned fit (``ddp_spawn``), whose launcher gives back the best of Lightning's first checkpoint callback
+    only (a user's, listed ahead of ``cb``), the one the run's folder records (:func:`run_best`)."""
+    best = cb.best_model_path if cb is not None else ""
+    if best or cb is None or cb is trainer.checkpoint_callback or not spawned(trainer) or not cb.dirpath:
+        return best
     try:
-        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not a checkpoint torch reads: best_checkpoint decides
-        return False
-    states = [s for s in ((saved.get("callbacks") or {}) if isinstance(saved, dict) else {}).values()
-              if isinstance(s, dict) and "best_model_path" in s]
-    return bool(states) and not any(s.get("best_model_path") for s in states)
+        return str(run_best(cb.dirpath, "test"))
+    except (ValueError, FileNotFoundError):  # it kept none (no validation, save_top_k 0): the caller says why
+        return ""
 
 
 def run_best(folder, sub: str) -> Path:
@@ -55,7 +97,7 @@ def run_best(folder, sub: str) -> Path:
     (:func:`best_checkpoint`). A run whose ``last.ckpt`` records no best is refused by name: the best files there are an
     earlier run's (kept as ``best-...-v1.ckpt`` when this one started), and were read as this run's best."""
     last = Path(folder) / "last.ckpt"
-    if last.is_file() and _recorded_none(last):
+    if last.is_file() and _recorded_none(last, sub):
         then = "resume it with --ckpt_path last" if sub == "fit" else "pass --ckpt_path last (its last weights)"
         raise ValueError(f"ckpt_path: 'best' reads the run's best checkpoint, and the run of {last} kept none (it "
                          f"records no best file: no validation ran, or save_top_k 0); the best files in {folder} are not "
@@ -76,12 +118,12 @@ def _has_val_split(trainer) -> bool:
     return any(len(dl) for dl in loaders if hasattr(dl, "__len__")) or any(not hasattr(dl, "__len__") for dl in loaders)
 
 
-def no_best_reason(trainer) -> str:
-    """Why a fit that asked to test its best checkpoint kept none, from the trainer (it blamed 'no validation split,
-    or save_top_k 0' for every run: checkpointing off, validation limited to 0 batches or never reached)."""
+def no_best_reason(trainer, cb) -> str:
+    """Why a fit that asked to test its best checkpoint kept none, from the trainer and its ``--checkpoint`` callback
+    ``cb`` (:func:`run_checkpoint`; it blamed 'no validation split, or save_top_k 0' for every run: checkpointing off,
+    validation limited to 0 batches or never reached)."""
     if trainer.fast_dev_run:
         return "fast_dev_run saves no checkpoint"
-    cb = trainer.checkpoint_callback
     if cb is None:
         return "the run kept no best checkpoint (checkpointing is off: enable_checkpointing false)"
     if cb.save_top_k == 0:

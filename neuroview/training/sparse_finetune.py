@@ -306,10 +306,10 @@ def _prepare(net: nn.Module, mode: str, epochs: int) -> tuple[torch.Tensor, list
 
 
 def _seed(seed: int, device: torch.device) -> None:
-    """The generators :func:`own_rng` saves seeded with ``seed``: the CPU's, and ``device``'s where it is CUDA (its
-    dropout draws there); no other GPU's, which the fork does not give back (``data/batches.py`` seeds so too). A
-    network on another accelerator (MPS) has its device's generator seeded too, so that its dropout follows the seed
-    as before; that one generator the fork does not give back (untried here: no such machine)."""
+    """The generators :func:`own_rng` saves seeded with ``seed``: the CPU's, and ``device``'s where it is CUDA, MPS or
+    XPU (its dropout draws there; MPS and XPU untried here: no such machine); no other GPU's, which the fork does not
+    give back (``data/batches.py`` seeds so too). A network on another kind of accelerator has its device's generator
+    seeded too, so that its dropout follows the seed as before; that one generator the fork does not give back."""
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         with torch.cuda.device(device):
