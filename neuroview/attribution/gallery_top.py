@@ -55,10 +55,12 @@ class Top:
 class PooledRows:
     """A dataclass field of one sample per place, ``[n, k, ...]``, given as that tensor or as ``(pool, at)``: ``pool
     [S, ...]`` the distinct samples, ``at [n, k]`` each place's row of it (-1: an empty place, zeros). A pair is formed
-    into the tensor at the first read and kept; until then the field costs the samples once."""
+    into the tensor at the first read and kept; until then the field costs the samples once. Held in the instance's
+    ``__dict__`` under the field's own name, where a plain field sat (a data descriptor is read first all the same):
+    a gallery pickled before the field was pooled (its ``x`` formed) loads and reads as it did."""
 
     def __set_name__(self, owner, name: str) -> None:
-        self.key = "_" + name
+        self.key = name
 
     def __get__(self, obj, owner=None):
         if obj is None:
@@ -77,7 +79,7 @@ class PooledRows:
     @staticmethod
     def one(obj, name: str, row: int, j: int) -> Tensor:
         """Place ``(row, j)`` of field ``name`` of ``obj``, read without forming the whole field."""
-        held = obj.__dict__["_" + name]
+        held = obj.__dict__[name]
         if not isinstance(held, tuple):
             return held[row, j]
         pool, at = held

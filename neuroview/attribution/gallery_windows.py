@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from ..core.cnn import NeuroViewCNN
 from ..core.ensemble import Ensemble
 from ..core.quantize import units_first
+from ..core.reach_graph import stand_ins
 from ..core.recorder import sample_first
 
 __all__ = ["windows", "preactivation"]
@@ -33,13 +34,15 @@ def windows(net: NeuroViewCNN, site, chs: Tensor, x: Tensor, sample: Tensor | No
     (``sample``: default ``r``). Each sample of ``x`` runs through the network once however many of its units are
     asked: one forward pass, then one backward pass per round of rows, a round taking at most one row of each sample
     (samples never depend on each other's batch, so a round's sum holds each row's own gradient). The same under the
-    caller's ``no_grad`` or ``inference_mode``: the gradient is taken in a mode of its own, on a copy of ``x``."""
+    caller's ``no_grad`` or ``inference_mode``: the gradient is taken in a mode of its own, on a copy of ``x``, and for a
+    model made under ``inference_mode`` on ordinary copies of its tensors (the windows of the same model built normally)."""
     device = next(net.parameters()).device
     spatial = x.shape[2:]
     sample = torch.arange(len(x)) if sample is None else torch.as_tensor(sample).cpu()
     # all of it with grad on: under the caller's no_grad the indexing below had no graph, and every window
-    # was the whole input; an inference tensor cannot require grad, so x is copied out of inference mode
-    with torch.inference_mode(False), torch.enable_grad():
+    # was the whole input; an inference tensor cannot require grad, so x is copied out of inference mode, and a model made
+    # under inference_mode runs on ordinary copies of its tensors (stand_ins: all of an Ensemble's members)
+    with torch.inference_mode(False), torch.enable_grad(), stand_ins(net, "net"):
         x, chs, sample = x.to(device).clone().requires_grad_(True), chs.to(device).clone(), sample.clone()
         pads = _CircularPads(net)
         with pads if pads.handles else contextlib.nullcontext():  # no mode at all where nothing pads circularly

@@ -50,19 +50,22 @@ def nested_needs(backbone: nn.Module) -> set[int]:
 
 
 @contextmanager
-def stand_ins(module: nn.Module) -> Iterator[None]:
-    """Inside: each parameter and buffer of ``module`` that is an inference tensor (made under
+def stand_ins(module: nn.Module, name: str = "backbone") -> Iterator[None]:
+    """Inside: each parameter, buffer and plain tensor attribute of ``module`` that is an inference tensor (made under
     ``torch.inference_mode()``) replaced by an ordinary copy (the same values and ``requires_grad``; one copy of a
     tensor held at several places); after, an error too, the originals back where they stood. The passes that find a
     CNN's sites and its reach run autograd through the backbone, which torch refuses for inference tensors ("cannot
     be saved for backward"): on the copies they read the numbers of the same model built normally, and change
-    nothing of the user's tensors. Set as attributes, so that an RNN's flat weights follow."""
+    nothing of the user's tensors. Set as attributes, so that an RNN's flat weights follow. An inference tensor held
+    out of reach (in a list, a dict, a closure) still fails the pass: that is refused naming ``name`` (the model), as
+    the batch has nothing to do with it."""
     copies: dict[int, torch.Tensor] = {}
     placed: list[tuple[nn.Module, str, torch.Tensor]] = []
     try:
         with torch.inference_mode(False):
             for m in list(module.modules()):
-                for k, t in [*m._parameters.items(), *m._buffers.items()]:
+                plain = [(k, t) for k, t in vars(m).items() if isinstance(t, torch.Tensor)]  # no parameter, no buffer
+                for k, t in [*m._parameters.items(), *m._buffers.items(), *plain]:
                     if t is None or isinstance(t, nn.parameter.UninitializedTensorMixin) or not t.is_inference():
                         continue
                     if id(t) not in copies:
@@ -71,6 +74,26 @@ def stand_ins(module: nn.Module) -> Iterator[None]:
                     placed.append((m, k, t))
                     setattr(m, k, copies[id(t)])
         yield
+    except (RuntimeError, ValueError) as e:
+        cause = _inference_cause(e)
+        if cause is None:
+            raise
+        raise ValueError(
+            f"{name}: expected tensors autograd can save, got a tensor made under torch.inference_mode() that is no "
+            "parameter, buffer or tensor attribute of its modules (held in a list, a dict or a closure), which cannot "
+            "be stood in for (RuntimeError: " + str(cause) + "): build the model outside torch.inference_mode(), or "
+            "register the tensor as a buffer") from e
     finally:
         for m, k, t in reversed(placed):
             setattr(m, k, t)
+
+
+def _inference_cause(e: BaseException | None) -> BaseException | None:
+    """The RuntimeError of torch that refused an inference tensor in autograd, in ``e``'s chain (None: another error)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, RuntimeError) and "Inference tensors cannot be saved for backward" in str(e):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
