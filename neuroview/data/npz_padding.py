@@ -100,7 +100,8 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
     common inside the series (counts at rest at 0: an empty bin is an ordinary count). Under ``"auto"``/``"post"``,
     series ``[N, C, T]`` only, and only where those flat runs have several lengths (series of one length, at rest alike,
     are not padded), series flat throughout left out; under ``"pre"``, runs of one length only where they are over 2 steps
-    and hold one value in every series (a padding value: each series' own first value held is a held first sample). A
+    and more than half of all series hold one value there (a padding value: each series' own first value held is a held
+    first sample, and a few such series among padded ones leave the rest padded). A
     quiet start at exactly the value (a baseline at 0) reads as padding does: the warning says so, rather than telling
     the user to cut it."""
     if isinstance(x, list) or x.dtype.kind not in "biuf" or x.shape[-1] < 2:
@@ -111,9 +112,11 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
     head, tail = (np.minimum(r, steps) for r in _flat_runs(x, np.arange(n), np.full(n, steps - 1)))
     if padding == "pre":
         flat = _padded_at(x, head, tail, at_end=False)
-        # runs of one length are a held first sample (BasicMotions repeats it once), unless they hold one padding value
-        # in every series (Keras' 0, or value=): padded by one number of steps, each series its own value, is no padding
-        if 2 * flat.sum() > n and (len(np.unique(head[flat])) > 1 or (head[flat].min() > 2 and _one_value(x[..., 0][flat]))):
+        # runs of one length are a held first sample (BasicMotions repeats it once), unless more than half of all series
+        # hold one padding value (Keras' 0, or value=): each series its own value is no padding, and one series holding
+        # its own first value as long as the padding lasts does not hide the padding of the rest
+        if 2 * flat.sum() > n and (len(np.unique(head[flat])) > 1 or (head[flat].min() > 2
+                                                                       and 2 * _most_shared(x[..., 0][flat]) > n)):
             warnings.warn(f"padding: 'pre' reads each series' last lengths steps, but {name} has no lengths, and "
                           f"{flat.sum()} of its {n} series begin flat (one value a channel, rare inside them), as padding "
                           "at the start leaves them: every series is read whole, its padding as data; add each series' "
@@ -135,14 +138,15 @@ def warn_unread_padding(x, name: str, padding: str) -> None:
             return
 
 
-def _one_value(first: np.ndarray) -> bool:
-    """Whether the first steps ``first`` (``[S, C, ...]``, one a series) hold one value a channel, the same in every
-    series (NaN matching NaN): the mark padding leaves, one value written into every series it pads."""
+def _most_shared(first: np.ndarray) -> int:
+    """How many of the first steps ``first`` (``[S, C, ...]``, one a series) hold the most common one, each channel's
+    value alike (NaN matching NaN, -0.0 matching 0.0): the mark padding leaves, one value written into every series it
+    pads."""
     first = first.reshape(len(first), -1)
-    same = first == first[:1]
-    if first.dtype.kind == "f":
-        same |= np.isnan(first) & np.isnan(first[:1])
-    return bool(same.all())
+    if first.dtype.kind == "f":  # NaN equals no value: compared as a flag beside a 0
+        nan = np.isnan(first)
+        first = np.concatenate([np.where(nan, 0, first) + 0, nan.astype(first.dtype)], 1)  # + 0: -0.0 is 0.0
+    return int(np.unique(first, axis=0, return_counts=True)[1].max()) if len(first) else 0
 
 
 def _padded_at(x: np.ndarray, head: np.ndarray, tail: np.ndarray, at_end: bool) -> np.ndarray:
