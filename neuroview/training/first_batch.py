@@ -3,12 +3,18 @@ network that finds its sites on real data (a NeuroView-CNN wrapped without an ex
 this call, else of the loaders it was given. Never of ``trainer.datamodule`` as such: Lightning keeps an earlier fit's
 module there when a later call gets loaders, and the sites were found on that other data set's batch (another channel
 count: a bare conv error; the same shape: other data, unsaid).
-May import Lightning, torch, ``neuroview._batch`` and the leaf modules of ``neuroview.training``.
+Taking the batch draws no randomness: every generator the loader draws from (its own, its samplers', torch's, numpy's and
+Python's global ones) is put back, so a lazily built network trains in the order of the same network built first.
+May import Lightning, torch, numpy, ``neuroview._batch`` and the leaf modules of ``neuroview.training``.
 """
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.utilities import CombinedLoader
 from torch import Tensor
 
@@ -37,14 +43,18 @@ def first_batch(trainer, stage: str) -> Tensor:
     """``x`` of the first batch of the ``stage`` (``"fit"``, ``"validate"``, ...) ``trainer`` runs: of the loader of the
     stage of the data module passed to this call (a predict-only or test-only data module may have no other; a fit: its
     training loader), else of the loaders the call was given; refused by name where it was given neither."""
+    stage = getattr(stage, "value", stage)  # Lightning's TrainerFn, "test", as the user calls it
     name, _, arg = _STAGES.get(stage, _STAGES["validate"])
     dm = this_calls_datamodule(trainer)  # not one an earlier fit left on the trainer
-    loaders = getattr(dm, f"{name}_dataloader")() if dm is not None else given_loaders(trainer, stage)
-    if loaders is None:
-        raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this call was given no "
-                           "data module or loaders to take it from; call module.build(x) on a real batch before fit")
-    loader = first_loader(loaders, name)  # a dict's key was taken for the batch
-    batch = next(iter(loader), None) if loader is not None else None
+    with _kept_random():  # a data module's loader draws from torch's global generator when made and read
+        loaders = getattr(dm, f"{name}_dataloader")() if dm is not None else given_loaders(trainer, stage)
+        if loaders is None:
+            raise RuntimeError("NeuroViewModule: the network finds its sites on the first batch, and this call was given "
+                               "no data module or loaders to take it from; call module.build(x) on a real batch before "
+                               f"trainer.{stage}(...) (a module's own {name}_dataloader is not called before setup, where "
+                               "the network is built)")
+        loader = first_loader(loaders, name)  # a dict's key was taken for the batch
+        batch = _peek(loader) if loader is not None else None
     if batch is None and dm is None:
         raise ValueError(f"NeuroViewModule: the {name} loader given to this call ({arg}) has no batch to find the "
                          "network's sites on: pass a loader of at least one batch, or call module.build(x) on a real batch")
@@ -54,3 +64,36 @@ def first_batch(trainer, stage: str) -> Tensor:
                          f"score (score the test split: neuroview test); in Python, run another stage first or call "
                          f"module.build(x) on a real batch")
     return unpack(batch)[0]
+
+
+class _kept_random:
+    """Torch's global CPU generator, numpy's and Python's ``random`` as they were before the block: taking the first
+    batch draws the base seed and the shuffle a fit's first epoch would draw (a dataset may draw its own), and a lazily
+    built network then trained in another order than the same network built first."""
+
+    def __enter__(self):
+        self.states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+    def __exit__(self, *exc):
+        torch.set_rng_state(self.states[0]), np.random.set_state(self.states[1]), random.setstate(self.states[2])
+
+
+def _peek(loader):
+    """The first batch of ``loader`` (None where it has none), every generator it draws from put back as it was: the
+    loader's, its sampler's, its batch sampler's and that one's sampler's (the global ones: :class:`_kept_random`). A
+    loader of persistent workers keeps the iterator its first ``iter`` makes, whose workers hold the base seed drawn
+    then: it is dropped, so the fit's first ``iter`` draws it as it would have."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    found = (getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None),
+             getattr(batch_sampler, "generator", None), getattr(getattr(batch_sampler, "sampler", None), "generator", None))
+    generators = {id(g): g for g in found if isinstance(g, torch.Generator)}.values()
+    states = [(g, g.get_state()) for g in generators]
+    fresh = getattr(loader, "persistent_workers", False) and getattr(loader, "_iterator", True) is None
+    try:
+        return next(iter(loader), None)
+    finally:
+        for g, state in states:
+            g.set_state(state)
+        if fresh and loader._iterator is not None:
+            kept, loader._iterator = loader._iterator, None
+            kept._shutdown_workers()

@@ -41,7 +41,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
-from .outputs import give_back, take_name
+from .outputs import give_back, take_name, this_calls_datamodule
 from .sparse_checks import check_for_net, check_net, check_options, check_seed, read_as
 from .sparse_finetune import finetune_sparse
 from .sparsify import DEVIANCE, sparsify
@@ -122,20 +122,24 @@ class Sparsify(pl.Callback):
     def _refit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._sparse(pl_module):
             return  # refitted already (a test before a predict in one run): the same network again
-        if trainer.datamodule is None:
-            raise ValueError("Sparsify: needs a data module (the training split to refit on)")
+        dm = this_calls_datamodule(trainer)  # not one an earlier fit left on the trainer: a fresh trainer refuses too
+        if dm is None:
+            kept = "; the data module an earlier fit left on the trainer is not read" if trainer.datamodule else ""
+            fn = getattr(getattr(getattr(trainer, "state", None), "fn", None), "value", "test")
+            raise ValueError(f"Sparsify: needs a data module passed to this trainer.{fn}(...) (the training split to "
+                             f"refit on), got loaders{kept}")
         # every rank refits the same deterministic path, so all keep the same network; in the dtype a -true precision
         # casts the steps' batches to (the data module gives float32, which a bfloat16 network refused, naming `x`)
         dtype = _input_dtype(trainer)
         with read_as(dtype):
-            sparse = sparsify(pl_module.model, trainer.datamodule, tolerance=self.tolerance, groups=self.groups,
+            sparse = sparsify(pl_module.model, dm, tolerance=self.tolerance, groups=self.groups,
                               seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
                               max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile, **self.options)
         if self.finetune:
             # the test loop runs under inference mode; every rank trains the same seeded copy (a float32 one where the
             # network is not: the fine-tuning reads the data module's float32 batches, and AdamW cannot train float16)
             with torch.inference_mode(False), torch.enable_grad():
-                tuned = finetune_sparse(copy.deepcopy(sparse).float() if dtype else sparse, trainer.datamodule,
+                tuned = finetune_sparse(copy.deepcopy(sparse).float() if dtype else sparse, dm,
                                         epochs=self.finetune, seed=self.seed, max_k90=self.max_k90,
                                         max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile)
             sparse = tuned.to(dtype) if dtype else tuned
@@ -157,7 +161,7 @@ class Sparsify(pl.Callback):
             record = {"summary": str(path), "points": path.to_records(), "finetuned": getattr(sparse, "finetuned", None),
                       "run": self._token}
             try:  # onto the names _names took (empty files): replaced
-                atomic_write(weights, save_bytes(state, metadata=_built(pl_module, trainer.datamodule)))
+                atomic_write(weights, save_bytes(state, metadata=_built(pl_module, dm)))
                 atomic_write(record_file, (json.dumps(record, indent=1) + "\n").encode())
             except BaseException:  # the names taken for this write given back, where still empty
                 for name in (weights, record_file):
