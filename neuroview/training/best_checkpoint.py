@@ -2,7 +2,9 @@
 (its ``ModelCheckpoint`` state, by file name in the checkpoint folder, wherever the folder was when it saved), not the
 newest ``best-*.ckpt``: with ``--checkpoint.save_top_k 3`` that was the last top-k save, not the best one, and an
 earlier run's kept ``best-...-v1.ckpt`` or a stale best of a moved folder could be newer still. Without ``last.ckpt``,
-the best of the scores the files record of themselves: their times are no order (a copy without ``-p``, an unpack).
+the best of the scores the run's files record of themselves: their times are no order (a copy without ``-p``, an
+unpack), and their names none either (a user's callback may name its files ``best-*``, ``--checkpoint.filename`` its
+own otherwise): which files are the run's, the callback states they hold say.
 Either way the best of ``--checkpoint``'s callback, not of a ModelCheckpoint of the user's beside it (which
 ``last.ckpt`` records too, first): the same file with and without ``last.ckpt``.
 
@@ -88,22 +90,26 @@ def _rule(key: str) -> tuple[str, str] | None:
     return str(rule["monitor"]), rule["mode"]
 
 
-def _own_score(path: Path, sub: str) -> tuple[str, str, float] | bool | None:
+def _names(state: dict) -> set[str]:
+    """The file names a callback state names: its top-k, its best and its last file."""
+    return {Path(str(p)).name for p in (*(state.get("best_k_models") or {}), state.get("best_model_path"),
+                                        state.get("last_model_path")) if p}
+
+
+def _own_score(path: Path, sub: str, states: list[tuple[str, dict]] | None = None) -> tuple[str, str, float] | bool | None:
     """``(monitor, mode, score)`` that the best file ``path`` records of itself: the state of the run's callback
     (:func:`_run_state`) where it names the file (in its ``best_k_models``, ``best_model_path`` or ``last_model_path``),
     its own entry of ``best_k_models`` (else that state's ``current_score``), the rule from the state key; a file of one
     state that names it nowhere: that state's ``current_score``. False where another callback's state names it and the
     run's does not (a user's ModelCheckpoint beside ``--checkpoint``'s wrote it: not the run's best, though it holds
-    both states); None where it records none, or cannot tell whose it is."""
-    states = _states(path)
+    both states); None where it records none, or cannot tell whose it is. ``states``: the file's, read already."""
+    states = _states(path) if states is None else states
     run = _run_state(states, path, sub)
-    names = lambda state: {Path(str(p)).name for p in (*(state.get("best_k_models") or {}),  # noqa: E731
-                                                      state.get("best_model_path"), state.get("last_model_path")) if p}
     if run is None or (rule := _rule(run[0])) is None:
         return None
     (monitor, mode), state = rule, run[1]
-    if path.name not in names(state) and len(states) > 1:
-        return False if any(path.name in names(s) for _, s in states) else None  # another's file, or no one's
+    if path.name not in _names(state) and len(states) > 1:
+        return False if any(path.name in _names(s) for _, s in states) else None  # another's file, or no one's
     mine = [v for k, v in (state.get("best_k_models") or {}).items() if Path(str(k)).name == path.name]
     try:
         return monitor, mode, float(mine[0] if mine else state.get("current_score"))
@@ -111,18 +117,32 @@ def _own_score(path: Path, sub: str) -> tuple[str, str, float] | bool | None:
         return None
 
 
-def _best_of_records(folder: Path, found: list[Path], sub: str) -> Path:
-    """The best of ``found`` (several files, no ``last.ckpt`` record) by the score each records of itself; refused by
-    name where one records none or they rank by different rules (the files of different runs)."""
-    scores = {p: _own_score(p, sub) for p in found}
-    if all(s is False for s in scores.values()):
+def _the_runs(folder: Path, found: list[Path], sub: str) -> tuple[list[Path], dict, set[str]]:
+    """``(files, their scores, the names the run's records give)``: the files of ``found`` that may be the run's
+    (``--checkpoint``'s, whatever its filename): not another callback's (:func:`_own_score` False), nor, beside files
+    that record the run's state, a file that holds no state and that no record of the run names (a ModelCheckpoint of
+    the user's with ``save_weights_only``, a copy). None of them the run's: a FileNotFoundError naming them."""
+    states = {p: _states(p) for p in found}
+    runs = [r for p, s in states.items() if (r := _run_state(s, p, sub)) is not None]
+    named = {n for _, state in runs for n in _names(state)}  # every file the run's records name
+    scores = {p: _own_score(p, sub, states[p]) for p in found}
+    mine = [p for p in found if scores[p] is not False and (states[p] or not named or p.name in named)]
+    if not mine:
+        bare = " (those holding no callback state named by no record of the run)" if any(not states[p] for p in found) else ""
         raise FileNotFoundError(f"ckpt_path: 'best' reads the best checkpoint of the run's --checkpoint callback in "
                                 f"{folder}, and the files there ({', '.join(p.name for p in found)}) are another "
-                                f"checkpoint callback's (a ModelCheckpoint of your own): name a checkpoint file")
-    found = [p for p in found if scores[p] is not False]  # another callback's files are not the run's best
-    if len(found) == 1:
+                                f"checkpoint callback's (a ModelCheckpoint of your own){bare}: name a checkpoint file")
+    return mine, {p: scores[p] for p in mine}, named
+
+
+def _best_of_records(folder: Path, found: list[Path], sub: str) -> Path:
+    """The best of ``found`` (no ``last.ckpt`` record) by the score each of the run's files (:func:`_the_runs`) records
+    of itself; one alone that has no score, taken where the run's records name it (a ``--checkpoint`` of no monitor
+    names its latest file its best, or where no record of the run names any file: a weights-only save, the one file
+    there); refused by name where one records none or they rank by different rules (the files of different runs)."""
+    found, scores, named = _the_runs(folder, found, sub)
+    if len(found) == 1 and (scores[found[0]] is not None or found[0].name in named or not named):
         return found[0]
-    scores = {p: scores[p] for p in found}
     lacking = [p.name for p, s in scores.items() if s is None]
     rules = {s[:2] for s in scores.values() if s is not None}
     if lacking or len(rules) > 1:
@@ -143,21 +163,22 @@ def _best_of_records(folder: Path, found: list[Path], sub: str) -> Path:
 
 def best_checkpoint(folder, sub: str) -> Path:
     """The run's best checkpoint in the checkpoint folder ``folder``: the one its ``last.ckpt`` ranks best; without
-    that record, the best of the ``best*.ckpt`` files (else of every ``*.ckpt`` but ``last*.ckpt``: a run of its own
-    ``--checkpoint.filename``) by the score each records of itself. Both read ``--checkpoint``'s callback, not a
-    ModelCheckpoint of the user's beside it (:func:`_run_state`). A single file is taken as it is. Several, and one
-    records no score, or they rank by different monitors or modes: a ValueError naming them. An earlier run's file kept
-    aside as ``<name>-v<N>.ckpt`` is never the run's best: where it is all there is, a FileNotFoundError naming it."""
+    that record, the best of the run's files among every ``*.ckpt`` but ``last*.ckpt`` (whatever
+    ``--checkpoint.filename`` named them) by the score each records of itself. Both read ``--checkpoint``'s callback,
+    not a ModelCheckpoint of the user's beside it (:func:`_run_state`), whose files are never candidates, whatever their
+    names (:func:`_the_runs`). A single file of the run is taken as it is (a weights-only save records no state).
+    Several, and one records no score, or they rank by different monitors or modes: a ValueError naming them. An
+    earlier run's file kept aside as ``<name>-v<N>.ckpt`` is never the run's best: where it is all there is, a FileNotFoundError naming it."""
     folder = Path(folder)
     last = folder / "last.ckpt"
     best = _recorded_best(folder, last, sub) if last.is_file() else None  # (whatever --checkpoint.filename named it)
     if best is not None:
         return best
-    own = lambda paths: [p for p in paths if not _KEPT.search(p.stem)]  # noqa: E731 - not an earlier run's kept file
-    named = sorted(folder.glob("best*.ckpt"))
-    others = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
-    found = own(named) or own(others)  # else of every *.ckpt but last*.ckpt: a run of its own --checkpoint.filename
-    kept = [p for p in (named or others) if p not in own(named or others)]  # an earlier run's, kept aside (-v<N>)
+    # every *.ckpt but last*.ckpt, whatever --checkpoint.filename named them (a user's ModelCheckpoint may name its
+    # files best-*: whose each file is, the callback states it holds say, not its name)
+    every = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
+    found = [p for p in every if not _KEPT.search(p.stem)]
+    kept = [p for p in every if p not in found]  # an earlier run's, kept aside (-v<N>)
     if kept and not found:
         raise FileNotFoundError(f"ckpt_path: 'best' {'resumes' if sub == 'fit' else 'reads'} the run's best checkpoint "
                                 f"in {folder}, and the best files there ({', '.join(p.name for p in kept)}) are earlier "
@@ -167,4 +188,4 @@ def best_checkpoint(folder, sub: str) -> Path:
         then = "run without --ckpt_path to start a new run" if sub == "fit" else "name a checkpoint file"
         raise FileNotFoundError(f"ckpt_path: 'best' {'resumes' if sub == 'fit' else 'reads'} the best checkpoint "
                                 f"in {folder}, and there is none (no checkpoint file but last*.ckpt); {then}")
-    return found[0] if len(found) == 1 else _best_of_records(folder, found, sub)
+    return _best_of_records(folder, found, sub)

@@ -40,8 +40,7 @@ def datamodule_for(name: str):
             spec = json.loads(name)
         except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
             raise ValueError(f"--data: expected a JSON data-module spec, got {name!r} ({e})") from None
-        check_spec_args(spec)
-        return make_datamodule(spec)
+        return make_datamodule(check_spec_args(spec) if isinstance(spec, dict) else spec)
     if name.lower() in _DATA:
         return getattr(data, _DATA[name.lower()])()
     if name in data.UCR_DATASETS:
@@ -56,42 +55,86 @@ _SPEC_KEYS = ("class_path", "init_args", "read_like")
 _SPEC_FORM = '{"class_path": "neuroview.data.<X>", "init_args": {...}}'
 
 
-def check_spec_args(spec: str | dict) -> None:
-    """A JSON ``--data`` spec (as typed, or parsed) holds its own keys only, and ``init_args`` the arguments its data
-    module takes: an unknown key is refused naming ``--data``, every such key and what is taken there (an init_args key
-    was the module's bare ``__init__() got an unexpected keyword argument``; a spec key misspelt, ``"init_arg"``, built
-    the module by its defaults, without a word). A spec that is no JSON object, or names no data module of
-    :mod:`neuroview.data`, is refused by name where it is built.
+def check_spec_args(spec: str | dict | None, head: str = "--data: ") -> dict | None:
+    """A JSON ``--data`` spec (as typed, or parsed) holds its own keys only, names a data module of
+    :mod:`neuroview.data` as ``neuroview fit --data`` takes it (its short name, ``DigitsDataModule``, or a full path that
+    imports it, ``neuroview.data.digits.DigitsDataModule``: a parsed spec's ``class_path`` set to ``neuroview.data.X``,
+    which the commands build and record), and ``init_args`` the arguments that module takes; a ``read_like`` spec in it
+    is checked the same (``head``: ``--data: read_like: ``). Each refusal names ``--data``, the key, what was given and
+    what is taken (an init_args key was the module's bare ``__init__() got an unexpected keyword argument``; a spec key
+    misspelt, ``"init_arg"``, built the module by its defaults, without a word; a missing or short ``class_path`` was
+    "dataset: expected ...", a key never typed). The spec, parsed; None for a name or a path (or no ``--data``).
 
     >>> check_spec_args('{"class_path": "neuroview.data.DigitsDataModule", "init_args": {"sed": 1}}')
     Traceback (most recent call last):
     ...
     ValueError: --data: init_args: unexpected argument 'sed' of DigitsDataModule (its arguments: ..., seed, ...); did you mean 'seed'?
     """
-    from .. import data as D  # noqa: PLC0415 - Lightning
-    from ..data.file_record import RECORD  # noqa: PLC0415
-
-    if isinstance(spec, str) and not spec.lstrip().startswith("{"):  # a name or a path
-        return
+    if spec is None or isinstance(spec, str) and not spec.lstrip().startswith("{"):  # a name or a path
+        return None
     try:
         given = json.loads(spec) if isinstance(spec, str) else spec
     except (ValueError, RecursionError):
-        return
-    given, keys = given if isinstance(given, dict) else {}, (*_SPEC_KEYS, RECORD)
-    _refuse_unknown([str(k) for k in given if k not in keys], keys, "--data: ", "key", "a JSON data-module spec",
+        return None  # refused by name where it is parsed to be built
+    return _check_spec(given, head)
+
+
+def _check_spec(given, head: str) -> dict:
+    """:func:`check_spec_args` of the parsed spec ``given``."""
+    from ..data.file_record import RECORD  # noqa: PLC0415
+
+    if not isinstance(given, dict):
+        raise ValueError(f"{head}expected a JSON data-module spec {_SPEC_FORM}, got {json.dumps(given)}")
+    keys = (*_SPEC_KEYS, RECORD)
+    _refuse_unknown([str(k) for k in given if k not in keys], keys, head, "key", "a JSON data-module spec",
                     "its keys", f"; a data module's arguments go in its init_args: {_SPEC_FORM}")
-    module, _, name = str(given.get("class_path", "")).rpartition(".")
-    cls, init = getattr(D, name, None) if module == "neuroview.data" else None, given.get("init_args", {})
-    if not inspect.isclass(cls):
-        return
+    cls, init = _spec_class(given, head), given.get("init_args", {})
     params = inspect.signature(cls).parameters.values()
     takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     if not isinstance(init, dict):
-        raise ValueError(f"--data: init_args: expected a JSON object of {cls.__name__}'s arguments (its arguments: "
+        raise ValueError(f"{head}init_args: expected a JSON object of {cls.__name__}'s arguments (its arguments: "
                          f"{', '.join(takes)}), got {json.dumps(init)}")
     if not any(p.kind is p.VAR_KEYWORD for p in params):
-        _refuse_unknown([str(k) for k in init if k not in takes], takes, "--data: init_args: ", "argument", cls.__name__,
+        _refuse_unknown([str(k) for k in init if k not in takes], takes, f"{head}init_args: ", "argument", cls.__name__,
                         "its arguments")
+    if "read_like" in given:  # the data a model was trained on, read again: its keys ignored or warned of, unchecked
+        _check_spec(given["read_like"], f"{head}read_like: ")
+    return given
+
+
+def _spec_class(given: dict, head: str) -> type:
+    """The data module of neuroview.data that the spec ``given`` names, as jsonargparse resolves ``neuroview fit
+    --data``'s ``class_path``: its name (``DigitsDataModule``) or an import path that gives it (the package's, or the
+    module defining it); ``given["class_path"]`` set to the package's name, which the commands build and record. Any
+    other (none, a path of another package, a class none of them has): a ValueError naming ``class_path``, what was
+    given, the modules taken and a near one."""
+    import importlib  # noqa: PLC0415
+
+    from .. import data as D  # noqa: PLC0415 - Lightning
+
+    classes = {n: c for n in D.__all__ if inspect.isclass(c := getattr(D, n)) and issubclass(c, D.ArrayDataModule)}
+    path = given.get("class_path")
+    module, _, name = path.rpartition(".") if isinstance(path, str) else ("", "", "")
+    ours = module in ("", "neuroview.data") or module.startswith("neuroview.data.")  # else another package's
+    cls = classes.get(name) if ours else None
+    if cls is not None and module.startswith("neuroview.data."):
+        try:  # a full path jsonargparse imports: the class must be that module's (neuroview.data.arrays has no Npz...)
+            cls = cls if getattr(importlib.import_module(module), name, None) is cls else None
+        except ImportError:
+            cls = None
+    if cls is not None:
+        given["class_path"] = f"neuroview.data.{name}"
+        return cls
+    shown = [f"neuroview.data.{n}" for n in classes if n != "ArrayDataModule"]  # (the base: no data of its own)
+    key = name.lower() if ours else ""
+    near = ([n for n in classes if n.lower() in (key, f"{key}datamodule", _DATA.get(key, "").lower())] or
+            difflib.get_close_matches(name, classes, n=1)) if key else []
+    got = "no class_path" if "class_path" not in given else repr(path) if isinstance(path, str) else json.dumps(path)
+    other = (" (a data module of another package: `neuroview fit --data` imports it; this command builds only "
+             "neuroview.data's, a spec being data, not code)" if not ours else "")
+    raise ValueError(f"{head}class_path: expected a data module of neuroview.data ({', '.join(shown)}; its short name "
+                     f"as well), got {got}{other}" + (f"; did you mean 'neuroview.data.{near[0]}'?" if near else
+                     "" if other else f": {_SPEC_FORM}"))
 
 
 def _refuse_unknown(bad: list[str], takes, head: str, what: str, of: str, listing: str, advice: str = "") -> None:

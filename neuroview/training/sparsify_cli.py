@@ -148,10 +148,10 @@ def _data_spec(data: str, dm, trained: dict | None = None) -> dict:
     the data from it): a JSON spec as given; a name or an ``.npz``, ``.csv`` or ``.tsv`` path as the module it made,
     with its splits' options and, as ``read_like``, ``trained``: the spec of the data the source was trained on, whose
     channel statistics and series length it was read by (rebuilt from the file alone, it was read by its own)."""
-    import json  # noqa: PLC0415
+    from .data_arg import check_spec_args  # noqa: PLC0415
 
-    if data.lstrip().startswith("{"):
-        return json.loads(data)
+    if data.lstrip().startswith("{"):  # checked, its class_path as the commands build it (a short name in full)
+        return check_spec_args(data)
     import os  # noqa: PLC0415
 
     name = type(dm).__name__  # a path as an absolute one: a later command run from another folder reads the same file
