@@ -6,8 +6,10 @@
   none of the modules they reach (PyTorch's lazy modules refuse both); so said, with the fix.
 - ``copy.copy`` of a lazy network: the copy shares the original's submodules but not its unbuilt head, so its first
   batch wrote a new head into the original; refused (``copy.deepcopy`` copies it whole).
-- ``load_state_dict`` that torch refuses for a key: the head built, adopted or merged for it is put back, and a
-  soft code's ``tau`` taken from the file too.
+- ``load_state_dict`` that torch (or the network) refuses: the head built, adopted or merged for it is put back, a
+  soft code's ``tau`` and a normalization's floor taken from the file too, and every tensor torch copied or assigned
+  before it raised (torch raises after its walk over the whole network: a checkpoint for other classes had the
+  backbone copied first).
 
 Imports only torch.
 """
@@ -16,32 +18,58 @@ from __future__ import annotations
 
 import warnings
 
+import torch
 from torch import nn
 
 
 #: what a NeuroView network builds, adopts or merges for a state dict before torch loads it (its head)
 _HEAD = ("classifier", "norm", "step_shared")
 _NONE = object()
+#: what a load takes from the file besides tensors: a soft code's tau, a normalization's floor, a lazy wrap's sites
+_TAKEN = ("_tau", "floor", "_loaded_sites")
+
+
+def _record(net: nn.Module) -> list:
+    """What a load may change in place in ``net``'s modules: each one's parameters and buffers (the dict holding it,
+    its name, the tensor object and a detached clone of its values) and the settings of :data:`_TAKEN`."""
+    return [(m, [(d, k, t, t.detach().clone()) for d in (m._parameters, m._buffers) for k, t in d.items() if t is not None],
+             {k: m.__dict__.get(k, _NONE) for k in _TAKEN}) for m in net.modules()]
+
+
+def _put_back(record: list) -> None:
+    """Each module of ``record`` as it was: its tensor objects back in place (``assign=True`` put the file's there),
+    their values and its settings too; the notes of what the load took from the file dropped."""
+    for m, tensors, taken in record:
+        for d, k, t, data in tensors:
+            if d.get(k) is not t:  # as torch's assign sets it: an RNN's flat weights follow its parameters
+                setattr(m, k, t)
+            with torch.inference_mode() if t.is_inference() else torch.no_grad():
+                t.copy_(data)
+        m.__dict__.pop("_load_notes", None)
+        for k, v in taken.items():
+            m.__dict__.pop(k, None)
+            if v is not _NONE:
+                m.__dict__[k] = v
 
 
 class Guarded(nn.Module):
     """The mix-in of the NeuroView networks."""
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """torch's load; where torch refuses it (a missing or unexpected key), every NeuroView network in this one
-        keeps the head it had: a head built for the checkpoint's width, a normalization adopted, a shared step merged
-        were left, and no later load (the network's own checkpoint) fitted it again. (Tensors torch copied before it
-        refused stay copied, as for any module.)"""
+        """torch's load; where it is refused (a size, a missing or unexpected key, a setting the network names), the
+        network is left as it was: every NeuroView network in this one keeps the head it had (a head built for the
+        checkpoint's width, a normalization adopted, a shared step merged were left, and no later load, the network's
+        own checkpoint, fitted it again), and every parameter and buffer its tensor object and values (torch copies
+        as it walks the modules and raises at the end: the backbone of a checkpoint for other classes was copied).
+        Loaded inside another module (``outer.load_state_dict``) only torch's own load runs: its copies stay."""
         self._before_load(state_dict)
+        record = _record(self)  # what a refusal puts back; dropped once the load succeeds
         kept = [(m, {k: (True, m._modules[k]) if k in m._modules else (False, m.__dict__.get(k, _NONE)) for k in _HEAD})
                 for m in self.modules() if isinstance(m, Guarded)]
-        taus = [(m, m.__dict__["_tau"]) for m, _ in kept if "_tau" in m.__dict__]  # a soft code's, taken from the file
         try:
             out = super().load_state_dict(state_dict, strict=strict, assign=assign)
         except BaseException:
-            for m, tau in taus:
-                m.__dict__["_tau"] = tau
-                m.__dict__.pop("_load_notes", None)
+            _put_back(record)
             for m, heads in kept:
                 for k, (registered, v) in heads.items():
                     m.__dict__.pop(k, None)
