@@ -3,8 +3,9 @@ network that finds its sites on real data (a NeuroView-CNN wrapped without an ex
 this call, else of the loaders it was given. Never of ``trainer.datamodule`` as such: Lightning keeps an earlier fit's
 module there when a later call gets loaders, and the sites were found on that other data set's batch (another channel
 count: a bare conv error; the same shape: other data, unsaid).
-Taking the batch draws no randomness: every generator the loader draws from (its own, its samplers', torch's, numpy's and
-Python's global ones) is put back, so a lazily built network trains in the order of the same network built first.
+Taking the batch draws no randomness: the generators the loader draws from are put back (the ``generator`` of the loader,
+its sampler, its batch sampler and that one's sampler, a torch ``Generator`` or a numpy ``Generator``/``RandomState``;
+torch's, numpy's and Python's global ones), so a lazily built network trains in the order of the same network built first.
 May import Lightning, torch, numpy, ``neuroview._batch`` and the leaf modules of ``neuroview.training``.
 """
 
@@ -80,20 +81,37 @@ class _kept_random:
 
 def _peek(loader):
     """The first batch of ``loader`` (None where it has none), every generator it draws from put back as it was: the
-    loader's, its sampler's, its batch sampler's and that one's sampler's (the global ones: :class:`_kept_random`). A
+    loader's, its sampler's, its batch sampler's and that one's sampler's, torch's or numpy's (a user's sampler may
+    shuffle with ``np.random.default_rng``; the global ones: :class:`_kept_random`). A
     loader of persistent workers keeps the iterator its first ``iter`` makes, whose workers hold the base seed drawn
     then: it is dropped, so the fit's first ``iter`` draws it as it would have."""
     batch_sampler = getattr(loader, "batch_sampler", None)
     found = (getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None),
              getattr(batch_sampler, "generator", None), getattr(getattr(batch_sampler, "sampler", None), "generator", None))
-    generators = {id(g): g for g in found if isinstance(g, torch.Generator)}.values()
-    states = [(g, g.get_state()) for g in generators]
+    generators = {id(g): g for g in found if isinstance(g, _KEPT)}.values()
+    states = [(g, _state(g)) for g in generators]
     fresh = getattr(loader, "persistent_workers", False) and getattr(loader, "_iterator", True) is None
     try:
         return next(iter(loader), None)
     finally:
         for g, state in states:
-            g.set_state(state)
+            _set_state(g, state)
         if fresh and loader._iterator is not None:
             kept, loader._iterator = loader._iterator, None
             kept._shutdown_workers()
+
+
+#: the generators :func:`_peek` puts back: torch's and numpy's (a ``Generator``, or the legacy ``RandomState``)
+_KEPT = (torch.Generator, np.random.Generator, np.random.RandomState)
+
+
+def _state(g):
+    """``g``'s state, a copy (a numpy Generator's ``bit_generator.state`` is a fresh dict each read)."""
+    return g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
+
+
+def _set_state(g, state) -> None:
+    if isinstance(g, np.random.Generator):
+        g.bit_generator.state = state
+    else:
+        g.set_state(state)

@@ -20,8 +20,8 @@ the refit reads the data module's batches cast the same way, so the head is chos
 (``finetune`` trains a float32 copy, cast back). ``--trainer.fast_dev_run`` refits and tests, and writes no file (a smoke
 test saves nothing), saying so in one line.
 
-May import Lightning, torch, ``neuroview._io``, :mod:`.outputs`, :mod:`.sparsify`, ``neuroview.zoo.build`` and (inside
-the functions) ``neuroview.data.file_record``.
+May import Lightning, torch, ``neuroview._io``, :mod:`.first_batch`, :mod:`.outputs`, :mod:`.sparsify`,
+``neuroview.zoo.build`` and (inside the functions) ``neuroview.data.file_record``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
+from .first_batch import given_loaders
 from .outputs import give_back, take_name, this_calls_datamodule
 from .sparse_checks import check_for_net, check_net, check_options, check_seed, read_as
 from .sparse_finetune import finetune_sparse
@@ -126,8 +127,11 @@ class Sparsify(pl.Callback):
         if dm is None:
             kept = "; the data module an earlier fit left on the trainer is not read" if trainer.datamodule else ""
             fn = getattr(getattr(getattr(trainer, "state", None), "fn", None), "value", "test")
+            got = "loaders" if given_loaders(trainer, fn) is not None else (
+                "neither a data module nor loaders (the module's own "
+                f"{'val' if fn == 'validate' else fn}_dataloader has no training split)")
             raise ValueError(f"Sparsify: needs a data module passed to this trainer.{fn}(...) (the training split to "
-                             f"refit on), got loaders{kept}")
+                             f"refit on), got {got}{kept}")
         # every rank refits the same deterministic path, so all keep the same network; in the dtype a -true precision
         # casts the steps' batches to (the data module gives float32, which a bfloat16 network refused, naming `x`)
         dtype = _input_dtype(trainer)

@@ -168,3 +168,44 @@ def test_a_call_of_neither_a_data_module_nor_loaders_names_its_stage_and_the_mod
                                            rf"module's own {hook}_dataloader is not called before setup, where the "
                                            rf"network is built\)$"):
         getattr(_trainer(tmp_path), stage)(m, verbose=False)
+
+
+# ------------------------------------------------------------------ R5 (1) a sampler's numpy generator is put back too
+class _NumpySampler(torch.utils.data.Sampler):
+    """A user's shuffling sampler holding a numpy generator (``np.random.default_rng`` or a ``RandomState``)."""
+
+    def __init__(self, n: int, generator):
+        self.n, self.generator = n, generator
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter(self.generator.permutation(self.n).tolist())
+
+
+def _np_generator():  # a numpy Generator on the sampler
+    ds = _numbered()
+    return DataLoader(ds, batch_size=8, sampler=_NumpySampler(len(ds), np.random.default_rng(5)))
+
+
+def _np_random_state():  # a numpy RandomState on the batch sampler's sampler
+    ds = _numbered()
+    return DataLoader(ds, batch_sampler=BatchSampler(_NumpySampler(len(ds), np.random.RandomState(5)), 8, False))
+
+
+@pytest.mark.parametrize("loader_of", [_np_generator, _np_random_state])
+def test_a_lazy_network_keeps_the_order_of_a_sampler_shuffling_with_numpy(tmp_path, loader_of):
+    built, lazy = _order(tmp_path, loader_of, lazy=False), _order(tmp_path, loader_of, lazy=True)
+    assert len(built) == 4 and sorted(sum(built, [])) == list(range(32))
+    assert lazy == built  # was: [3, 14, 1, ...] against [29, 9, 2, ...] (the sampler's numpy generator moved)
+
+
+# ------------------------------------------------------------------ R5 (2) Sparsify says what the call was given
+def test_sparsify_on_a_modules_own_test_loader_does_not_say_it_got_loaders(tmp_path, refits):
+    m = _OwnTest(arch="nv_fcn1d", num_classes=3, in_channels=1, max_len=24).build(torch.randn(4, 1, 24))
+    with pytest.raises(ValueError, match=r"^Sparsify: needs a data module passed to this trainer\.test\(\.\.\.\) \(the "
+                                         r"training split to refit on\), got neither a data module nor loaders \(the "
+                                         r"module's own test_dataloader has no training split\)$"):
+        _trainer(tmp_path, callbacks=[Sparsify()]).test(m, verbose=False)  # was: "got loaders"
+    assert refits == []
