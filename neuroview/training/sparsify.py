@@ -87,11 +87,10 @@ def _is_rnn(net: nn.Module) -> bool:
 @torch.no_grad()
 def derived_cfg(model: nn.Module, key: str) -> nn.Module:
     """A copy's ``pretrained_cfg``: ``{key: <the zoo entry's name>}``, not that entry's file, sha256 and metrics (another
-    network's: a sparse copy read 37 units a class under the dense entry's 194). A copy of a copy keeps its own."""
-    cfg = model.__dict__.get("pretrained_cfg")
-    if isinstance(cfg, dict) and "name" in cfg:
-        model.pretrained_cfg = {key: cfg["name"]}
-    return model
+    network's: a sparse copy read 37 units a class under the dense entry's 194); ``{key: <the file>}`` for a network
+    another file was loaded into (``{"loaded_from": ...}``). A copy of a copy keeps its own."""
+    from ..zoo._loaded_record import derive  # noqa: PLC0415 - the zoo's rule of its records, in one place
+    return derive(model, key)  # a network loaded with another file: {key: that file} (it recorded it as loaded)
 
 
 def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True,

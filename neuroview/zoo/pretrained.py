@@ -185,7 +185,7 @@ def load_pretrained(name: str, *, root: str | os.PathLike | None = None, _probe:
         as_channels = "in_channels" in kwargs and "in_features" not in kwargs  # a clash names what the caller passed
         given = routed(arch, kwargs, "kwargs")  # in_channels of an RNN as its in_features, as create_model takes it
         check_arguments(arch, given, arch_kwargs)  # a typo is no clash with the checkpoint: no builder takes it
-        if clash := given_clash(given, arch_kwargs, arch_defaults(arch)):
+        if clash := given_clash(given, arch_kwargs, arch_defaults(arch), arch=arch, input_shape=entry.get("input_shape")):
             detail = ", ".join(f"in_channels={v!r} (an RNN's in_features; checkpoint: {c})" if k == "in_features" and as_channels
                                else f"{k}={v!r} (checkpoint: {c})" for k, (v, c) in clash.items())
             raise ValueError(f"kwargs: {full!r} was trained with fixed arguments; got {detail}. Build "

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
 from ._fits import folder_refusal, kind as _kind, misfit
-from ._loaded_record import restamp
+from ._loaded_record import hold, restamp
 from ._weights_checks import arch_defaults, check_finite, complete_record, entry_gap, rebuilt_clash, rnn_clash
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
@@ -176,6 +176,7 @@ def check_fits(model: nn.Module, tensors: dict[str, Tensor] | dict[str, tuple], 
     """Raise ArchitectureError unless ``model``'s state dict has exactly these names and shapes, and the same kind of number
     (floating-point, complex, integer, bool: float16 into float32 fits) where ``tensors`` are tensors (and ``then()``,
     a further check of the file, passes: a head built to compare is taken down after either refusal)."""
+    hold(model)  # (a zoo entry's network passes here as it loads: a file loaded into its backbone restamps it)
     got = {k: tuple(v.shape) if isinstance(v, Tensor) else tuple(v) for k, v in tensors.items()}
     kinds = {k: (v.dtype, _kind(v)) for k, v in tensors.items() if isinstance(v, Tensor)}  # load_state_dict casts them unasked
     # a NeuroView-CNN whose sites are found on its first batch (the model, or each member of an ensemble): its head
@@ -263,7 +264,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     if not backbone:
         check_fits(model, tensors, what, then=lambda: _check_built_as(model, meta, path, what, tensors, given=given()))
         model.load_state_dict(tensors, strict=True)
-        restamp(model, path, meta)  # a zoo entry's pretrained_cfg is that entry's weights' only
+        restamp(model, path, meta)  # a zoo entry's pretrained_cfg is that entry's weights' only (the wrapping network's too)
         return model
     errors = []
     for name, part, state in _parts(model, tensors):
@@ -276,7 +277,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
             errors.append(str(e))
             continue
         part.load_state_dict(state, strict=True)
-        restamp(model, path, meta)
+        restamp(model, path, meta, whole=part is model)
         left = sorted(k for k in tensors if part is not model and not k.startswith(f"{name}."))
         if left and len(state) < len(tensors):  # a whole NeuroView network's file: its trained head is not loaded
             warnings.warn(f"{what}: {str(path)!r} holds a whole network that does not fit this model ({errors[0]}); only "
