@@ -10,10 +10,11 @@ import contextlib
 import contextvars
 import numbers
 import re
-import unicodedata
 from decimal import Decimal
 
 import numpy as np
+
+from ..core.explanation_checks import apart_how, text_key  # noqa: F401 - apart_how: the labels' and the plots' import it from here
 
 __all__ = ["check_fraction", "stratified_split", "stratified_fold", "folds_of", "encode_labels", "written_apart", "apart_how", "text_labels",
            "number", "label_number", "same_number", "same_text", "empty_held_out", "whole_files", "whole_file"]
@@ -139,31 +140,11 @@ def same_text(labels: list[str]) -> tuple[str, str] | None:
     or ``None``; :func:`apart_how` says which."""
     seen: dict[str, str] = {}
     for label in labels:
-        key = _text_key(label)
+        key = text_key(label)
         if key in seen:
             return seen[key], label
         seen[key] = label
     return None
-
-
-def _text_key(label: str) -> str:
-    """What a label names as text: its NFC form without the whitespace around it."""
-    return unicodedata.normalize("NFC", label).strip()
-
-
-def apart_how(a: str, b: str) -> str:
-    """How two labels of one :func:`_text_key` differ, for an error: whitespace, or Unicode form (shown code point by
-    code point, as the two print alike)."""
-    if a.strip() == b.strip():
-        return "the same label with other whitespace around it (a CSV's reader strips it)"
-    def form(v: str) -> str:
-        return next((f for f in ("NFC", "NFD") if unicodedata.is_normalized(f, v)), "neither NFC nor NFD")
-
-    spaced = unicodedata.normalize("NFC", a) != unicodedata.normalize("NFC", b)  # the form alone does not join them
-    return (f"the same label in two Unicode forms{' and with other whitespace around it' if spaced else ''}, which print "
-            f"alike ({ascii(a)}: {form(a)}, {ascii(b)}: {form(b)}; NFC composes a letter and its accent into one "
-            "character, NFD keeps them apart; unicodedata.normalize('NFC', label)"
-            f"{'.strip()' if spaced else ''} writes them one way)")
 
 
 # a label reads as a number only where it is written as one: no underscores (float("1_0") is 10, PEP 515: "1_0" and
@@ -206,8 +187,8 @@ def written_apart(unknown: list[str], classes: list[str], who: str = "the traini
     same = [(u, known[exact(u)]) for u in unknown if exact(u) in known]
     fix = "store the labels one way" if who == "the training split" else f"store the labels as {who} names them"
     if not same:  # text written with other whitespace around it ("cat " for "cat"), or in another Unicode form
-        known = {_text_key(c): c for c in classes}
-        same = [(u, known[_text_key(u)]) for u in unknown if _text_key(u) in known]
+        known = {text_key(c): c for c in classes}
+        same = [(u, known[text_key(u)]) for u in unknown if text_key(u) in known]
         return (f" ({who} writes {same[0][0]!r} as {same[0][1]!r}: {apart_how(*same[0])}; {fix})") if same else ""
     return (f" ({who} writes {same[0][0]!r} as {same[0][1]!r}: the same number written apart, e.g. float "
             f"and int labels; {fix})")
