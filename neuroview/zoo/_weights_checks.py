@@ -13,6 +13,9 @@ Also :func:`find_sites` and :func:`input_shape_record`: a zoo entry records the 
 NeuroView-CNN found its sites on, and loading it runs one batch of that shape through it (``net.sites`` before any
 batch of the user's; where that batch fails, the sites are found on the first, as before; its warnings said at load).
 
+Also :func:`reading_refusal`: a NeuroView-RNN's or RNNClassifier's file of another ``window`` and channels a sample
+(as many RNN inputs a step), by its state dict's record or its builder arguments.
+
 Also :func:`check_finite`: a tensor holding NaN or Inf, in a file read or a network saved, is refused by name.
 
 Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
@@ -20,8 +23,8 @@ entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recor
 :func:`complete_record`, what ``load_weights(arch_kwargs=)`` may add to a file's record: only what it does not say.
 
 May import torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the builders' arguments and
-their defaults), ``.build``, ``.files`` and ``neuroview.core`` (deferred: the registered builders; where the zoo is; the
-NeuroView-CNN and its probe batch).
+their defaults), ``.build``, ``.files``, ``.architectures`` and ``neuroview.core`` (deferred: the registered builders; where the zoo
+is; the RNN builders' window; the NeuroView-CNN and its probe batch; an RNN's reading).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from torch import nn
 from ._arguments import NOT_COMPUTED, arch_defaults, code_names, filled  # noqa: F401 - code_names, filled: importable here
 
 __all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS",
-           "find_sites", "input_shape_record", "entry_gap", "complete_record", "check_finite"]
+           "find_sites", "input_shape_record", "entry_gap", "complete_record", "check_finite",
+           "reading_refusal"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).
@@ -135,6 +139,29 @@ def rnn_clash(model: nn.Module, kwargs: dict | None, state: Any, at: str = "") -
             f"{mods[name].nonlinearity!r}: build it with nonlinearity={saved!r}"
             for name, (saved, how) in {n: (v, h) for n, v, h in reversed(out)}.items()  # one a module: its kwargs' first
             if isinstance(mods.get(name), nn.RNN) and mods[name].nonlinearity != saved]
+
+
+def reading_refusal(net: nn.Module, kwargs: dict | None, state: Any, at: str = "") -> str | None:
+    """Why a file reads a series otherwise in ``net`` (a NeuroView-RNN or RNNClassifier: the model, its part at ``at``
+    ``""`` or ``"rnn"``; :func:`~neuroview.core.rnn_record.reading_clash`): for its ``rnn``, the whole file's own record
+    (``state``'s root ``_metadata``, which the rnn's tensors leave behind); else the builder arguments ``kwargs``
+    record (``in_features``, ``window`` or ``max_len`` over ``max_steps``: what the zoo's RNN builders read), which a
+    safetensors file carries instead. None where they agree, where neither says it, or where the shapes tell."""
+    from ..core.rnn_record import reading_clash  # noqa: PLC0415
+    from .architectures import rnn_window  # noqa: PLC0415
+
+    if at not in ("", "rnn") or not all(hasattr(net, a) for a in ("window", "input_size", "rnn")):
+        return None
+    root = (getattr(state, "_metadata", None) or {}).get("")
+    if at == "rnn" and (why := reading_clash(root, net, "")):  # the whole network's load_state_dict checks its own
+        return why
+    kw = kwargs if isinstance(kwargs, dict) else {}
+    try:  # a window, else the builder's from max_len and max_steps (1 without max_steps)
+        window = kw["window"] if kw.get("window") is not None else rnn_window(kw.get("max_len"), None, kw.get("max_steps"))
+    except (ValueError, TypeError):  # a record no builder takes: nothing to tell
+        return None
+    return None if "in_features" not in kw else reading_clash(
+        {"window": window, "input_size": kw["in_features"], "max_len": kw.get("max_len")}, net, "")
 
 
 def find_sites(build: Callable[[], nn.Module], full: str, shape: Any, probe: bool = True) -> nn.Module:

@@ -35,7 +35,8 @@ from torch import Tensor, nn
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
 from ._fits import folder_refusal, kind as _kind, misfit
 from ._loaded_record import hold, restamp
-from ._weights_checks import arch_defaults, check_finite, complete_record, entry_gap, rebuilt_clash, rnn_clash
+from ._weights_checks import (arch_defaults, check_finite, complete_record, entry_gap, reading_refusal, rebuilt_clash,
+                              rnn_clash)
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
@@ -270,7 +271,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, sha256: str | Non
     for name, part, state in _parts(model, tensors):
         try:  # it fits by shape, and it must compute what it was trained as (a head built to compare is taken down if not)
             check_fits(part, state, name, then=lambda: _check_built_as(part, meta, path, what, state, tensors,
-                                                                       "" if part is model else name, given()))
+                                                                       "" if part is model else name, given(), model))
         except ArchitectureError as e:
             if e.fits:  # the weights fit this part, built otherwise: no other part is tried
                 raise
@@ -350,11 +351,13 @@ def _own_record(model: nn.Module, state) -> dict:
 
 
 def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathLike, what: str,
-                    state: dict | None = None, whole: dict | None = None, at: str = "", given: dict | None = None) -> None:
+                    state: dict | None = None, whole: dict | None = None, at: str = "", given: dict | None = None,
+                    reader: nn.Module | None = None) -> None:
     """An ArchitectureError where the file's ``neuroview.arch_kwargs`` and ``model``'s own configuration
     (the arguments it exposes, :data:`_EXPOSED`) differ: the weights fit, but not the function they were trained as.
     A floor ``state``'s metadata carries is the model's once loaded (a Lightning checkpoint's head: see ``exposed``).
-    Also an RNN's nonlinearity that the file records (``rnn_clash``: ``whole`` file's records, ``model`` at ``at``).
+    Also an RNN's nonlinearity that the file records (``rnn_clash``: ``whole`` file's records, ``model`` at ``at``),
+    and the window and channels a step it read a series in (``reading_refusal``; ``reader``: the network ``model`` is of).
     The record is completed by ``given`` and, for a copy of a zoo entry, the entry's (``complete_record``)."""
     saved = saved_arch_kwargs(meta, path, what)
     own = {k: exposed(model, a) for k, a in _EXPOSED.items() if isinstance(exposed(model, a), (str, int, float, bool))}
@@ -366,6 +369,8 @@ def _check_built_as(model: nn.Module, meta: dict[str, str], path: str | os.PathL
     if why:
         raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built otherwise ({'; '.join(why)}): no tensor's "
                                 "shape tells them apart, and its weights compute another function there", fits=True)
+    if why := reading_refusal(model if reader is None else reader, saved, state if whole is None else whole, at):
+        raise ArchitectureError(f"{what}: {str(path)!r} was trained as a network built otherwise ({why})", fits=True)
     if saved is None:
         return
     floor = (getattr(state, "_metadata", None) or {}).get("norm", {}).get("floor")
