@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write <entry>_sparse: nv.sparsify with this readability budget (the zoo's CNNs use 10)")
     p.add_argument("--folds", type=int, default=None,
                    help="with --max-k90: the cross-validation folds on the training split the sparse head is chosen by "
-                        "(default 5; a small split allows at most half its samples, each class at least 2)")
+                        "(default 5; a small split allows at most half its samples, each class at least 2; refused where --data "
+                        "holds out a validation split, which then chooses)")
     p.add_argument("--out", default="runs/minirocket", help="a zoo folder to write the entries into (default runs/minirocket)")
     p.add_argument("--overwrite", action="store_true", help="replace entries of the same names already in --out")
     p.add_argument("--tag", default=None, help="the entries' tag: nv_minirocket.<tag> (and <tag>_sparse); default: the "
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.folds is not None and args.max_k90 is None:  # it was ignored, silently
         p.error(f"--folds: the folds the sparse variant of --max-k90 is chosen by, got --folds {args.folds} without "
                 "--max-k90; add --max-k90 <budget> (the zoo's CNNs use 10), or drop --folds")
-    args.folds = 5 if args.folds is None else args.folds
+    folds_given, args.folds = args.folds is not None, 5 if args.folds is None else args.folds
     tag = entry_tag(args.data) if args.tag is None else args.tag
     spec = None
     try:
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         check_spec_args(spec)  # a JSON spec's unknown key named, not the data module's bare TypeError
         dm = make_datamodule(spec)
         dm.setup("fit")
+        if folds_given and args.max_k90 is not None:
+            _check_folds(dm, args.folds)
         from .ridge import minirocket  # noqa: PLC0415
 
         net = minirocket(dm, num_features=args.num_features, seed=args.seed)
@@ -128,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"explain it with: neuroview explain --model {entry} --zoo {shlex.quote(str(Path(args.out)))} "
           f"--out {shlex.quote('report/' + entry)}")
     return 0
+
+
+def _check_folds(dm, folds: int) -> None:
+    """``--folds`` where the data module holds out a validation split: the sparse head is chosen there (as
+    :func:`.sparsify.sparsify` does), so the folds would be ignored, silently (the manifest recorded ``folds: None``)."""
+    from .._batch import own_val_split  # noqa: PLC0415
+
+    if own_val_split(dm) is not None:
+        raise ValueError(f"--folds: the cross-validation folds on the training split, got --folds {folds} with --data "
+                         f"holding out a validation split ({type(dm).__name__}), where the sparse head is chosen on that "
+                         "split and no folds are cut; drop --folds, or set the spec's val_fraction to 0 to cross-validate")
 
 
 def _check_before(args, tag: str) -> None:
