@@ -20,8 +20,13 @@ the refit reads the data module's batches cast the same way, so the head is chos
 (``finetune`` trains a float32 copy, cast back). ``--trainer.fast_dev_run`` refits and tests, and writes no file (a smoke
 test saves nothing), saying so in one line.
 
+The module's network is read at ``pl_module.model``, where :class:`~neuroview.training.module.NeuroViewModule` keeps it;
+a user's own LightningModule is refused by name (before the fit) where it keeps none there, and (before the refit) where
+its forward is not that network's on the training batches (an input stem: a head fitted on inputs the module never feeds
+its network): :mod:`.sparse_module_check`, whose words say how to call ``nv.sparsify`` instead.
+
 May import Lightning, torch, ``neuroview._io``, :mod:`.first_batch`, :mod:`.outputs`, :mod:`.sparsify`,
-``neuroview.zoo.build`` and (inside the functions) ``neuroview.data.file_record``.
+:mod:`.sparse_module_check`, ``neuroview.zoo.build`` and (inside the functions) ``neuroview.data.file_record``.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
 from .first_batch import given_loaders
 from .outputs import give_back, take_name, this_calls_datamodule
-from .sparse_checks import check_for_net, check_net, check_options, check_seed, read_as
+from .sparse_checks import check_for_net, check_options, check_seed, read_as
 from .sparse_finetune import finetune_sparse
+from .sparse_module_check import check_forward, module_net
 from .sparsify import DEVIANCE, sparsify
 
 __all__ = ["Sparsify", "sparse_arch_kwargs"]
@@ -91,9 +97,8 @@ class Sparsify(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # a network sparsify refuses, the options of an RNN only on a CNN: refused before the fit, not after it
-        net = getattr(pl_module, "model", None)
+        net = module_net(pl_module)  # at `model`, as NeuroViewModule keeps it: another module's refused naming where it is
         try:
-            check_net(net)
             check_for_net(net, self.groups, self.max_k90_steps, self.options["max_steps_per_class"])
         except (TypeError, ValueError) as e:  # named as the callback's: the fit never ran sparsify itself
             raise type(e)(f"Sparsify: {e}") from None
@@ -135,6 +140,8 @@ class Sparsify(pl.Callback):
         # every rank refits the same deterministic path, so all keep the same network; in the dtype a -true precision
         # casts the steps' batches to (the data module gives float32, which a bfloat16 network refused, naming `x`)
         dtype = _input_dtype(trainer)
+        module_net(pl_module)  # a test alone (no fit) of a module without one read `model` in a bare AttributeError
+        check_forward(pl_module, dm, dtype)  # a module's stem in front of it: the head refitted on inputs it never reads
         with read_as(dtype):
             sparse = sparsify(pl_module.model, dm, tolerance=self.tolerance, groups=self.groups,
                               seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
