@@ -19,7 +19,8 @@ __all__ = ["checkpoint_file", "not_a_file"]
 
 
 def checkpoint_file(cfg, sub: str) -> str | None:
-    """The file ``--ckpt_path`` names (``last``: the checkpoint folder's ``last.ckpt``), or None for
+    """The file ``--ckpt_path`` names (``last``: the checkpoint folder's ``last.ckpt``, set as ``cfg.ckpt_path`` outside
+    ``fit``, as ``best`` is), or None for
     none and Lightning's other special values; a file that is not there is refused by name (Lightning printed a
     traceback for a path, and for ``last`` only warned and started afresh or ran untrained weights)."""
     from .cli_runs import run_best  # noqa: PLC0415 - torch; not_a_file's callers need none of it
@@ -31,7 +32,10 @@ def checkpoint_file(cfg, sub: str) -> str | None:
     if ckpt in ("last", "best"):  # best, outside the fit that made it: the run's best-*.ckpt (Lightning's traceback; a
         folder = cfg.checkpoint.get("dirpath") or os.path.join(cfg.trainer.default_root_dir, "checkpoints")  # fit too)
         if ckpt == "last":  # last.ckpt only: Lightning read the newest last*.ckpt, an earlier run's kept last-v1 too
-            return str(last_checkpoint(folder, sub))
+            last = str(last_checkpoint(folder, sub))
+            if sub != "fit":  # a file before Lightning's _parse_ckpt_path, as best: it rebuilds the checkpoint's model
+                cfg.ckpt_path = last  # from its hyper-parameters only for a file ('last': the recipe's, a load error)
+            return last
         best = run_best(folder, sub)  # the one its last.ckpt ranks best, not the newest of them
         cfg.ckpt_path = str(best)  # Lightning reads 'best' only in the process that fitted
         return str(best)

@@ -7,12 +7,10 @@ import Lightning, jsonargparse, ``neuroview.data`` and the rest of ``neuroview.t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
@@ -32,10 +30,12 @@ from .._batch import takes_lengths
 from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
-from .cli_order import reset_note, warn_reset
+from .cli_order import merged_model_kwargs, reset_note, run_name, scheduler_named, warn_reset
 from .cli_parse import parse_refusal
+from .cli_print import parse_then_print
 from .ckpt_file import checkpoint_file as _checkpoint_file
-from .cli_runs import data_named, expand_run_paths, fit_best, made_checkpoint, no_best_reason, resume_advice, run_checkpoint
+from .cli_runs import (data_named, default_loggers, expand_run_paths, fit_best, made_checkpoint, no_best_reason,
+                       resume_advice, run_checkpoint)
 from .data_arg import absolute_paths, read_evaluated_like
 from .earlier_runs import DropRefusedRun, KeepEarlierRuns, check_init_weights
 from .evaluated_data import evaluated_data, format_hint
@@ -43,7 +43,7 @@ from .loop_guards import EMPTY_VAL_WARNING, by_neuroview, monitor_mode, quiet
 from .module import NeuroViewModule
 from .resume_checks import check_resume, resume_state
 from .run_config import SaveRunConfig
-from .schedules import drop_unused_options
+from .schedules import SCHEDULE_ONLY, drop_unused_options
 from .spawned import fit_steps
 
 __all__ = ["NeuroViewCLI", "cli_main"]
@@ -88,19 +88,28 @@ class NeuroViewCLI(LightningCLI):
         # the command line as given: which model options the user named (_check_resume, for test/validate/predict)
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, (dict, Namespace)) else None
         warn_reset(self._argv)  # --data.init_args.path X --config RUN/config.yaml: X replaced by the run's file
-        super().parse_arguments(parser, args)
+        # --print_config prints the config as edited here, the one the run uses
+        parse_then_print(parser, lambda: super(NeuroViewCLI, self).parse_arguments(parser, args), self._edit_parsed)
+
+    def _edit_parsed(self):
+        """neuroview's edits of the parsed config, before it is printed (``--print_config``) or anything read or built."""
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else self.config
         _check_seed(cfg.get("seed_everything"))  # before a checkpoint is read or anything built
         expand_run_paths(cfg)  # before --ckpt_path last/best and the loggers read the run folder
-        drop_unused_options(cfg.get("model"), _named_model_options(self._argv))
+        if cfg.get("model") is not None and self._argv is not None:  # a later --config's keys into the earlier ones'
+            cfg.model.model_kwargs = merged_model_kwargs(self._argv, cfg.model.get("model_kwargs"))
+        named, by = scheduler_named(self._argv, _named_model_options(self._argv), SCHEDULE_ONLY)
+        drop_unused_options(cfg.get("model"), named, by)
+        _check_checkpoint(cfg.get("checkpoint"))  # its file name after its monitor, printed as the run uses it
+        return self.config
 
     def _parse_ckpt_path(self) -> None:
         self._check_resume()
         super()._parse_ckpt_path()
         sub = self.config.get("subcommand")
         cfg = self.config[sub] if sub in ("fit", "validate", "test", "predict") else None
-        if cfg is not None and cfg.get("ckpt_path") == "last":  # the file checked, not Lightning's newest last*.ckpt
+        if cfg is not None and cfg.get("ckpt_path") == "last":  # fit: the file checked, not Lightning's newest last*.ckpt
             cfg.ckpt_path = _checkpoint_file(cfg, sub)
 
     def _check_resume(self) -> None:
@@ -214,7 +223,6 @@ class NeuroViewCLI(LightningCLI):
         threads = cfg.get("torch_threads")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"torch_threads: expected an int >= 1 (or null: torch's choice), got {threads!r}")  # 0 was dropped
-        _check_checkpoint(cfg.get("checkpoint"))
         check_init_weights(cfg)  # before anything is built or written
         if threads:
             # tiny networks on small in-memory sets lose more to thread synchronization than they
@@ -226,14 +234,6 @@ class NeuroViewCLI(LightningCLI):
             self._whole = evaluated_data(cfg, self.subcommand, source, getattr(self, "_argv", None))
             named = data_named(getattr(self, "_argv", None))  # not a recipe's own data beside a run of other data
             self._model_names = checkpoint_classes(source) if self._whole and source and named else None  # by name
-        root = cfg.trainer.default_root_dir
-        if cfg.trainer.logger in (None, True):
-            loggers = [Namespace(class_path="pytorch_lightning.loggers.CSVLogger",
-                                 init_args=Namespace(save_dir=root, name="logs"))]
-            if any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX")):
-                loggers.append(Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger",
-                                         init_args=Namespace(save_dir=root, name="tensorboard")))
-            cfg.trainer.logger = loggers
 
     def instantiate_classes(self) -> None:
         # test/predict of a file of new series: no carve (splits), its labels among the model's classes, by name
@@ -243,7 +243,7 @@ class NeuroViewCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         if config.get("enable_checkpointing") is False:  # the command's own checkpoint was refused by the Trainer, raw
             callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
-        return super()._instantiate_trainer(config, callbacks)
+        return super()._instantiate_trainer(default_loggers(config), callbacks)  # not in the config it saves
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -322,17 +322,6 @@ def _named_model_options(argv: list[str] | None) -> set[str] | None:
     return named
 
 
-def _run_name(argv: list[str]) -> str:
-    """The stem of the last ``--config`` file: ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``."""
-    name = "neuroview"
-    for i, a in enumerate(argv):
-        if a in ("--config", "-c") and i + 1 < len(argv):
-            name = Path(argv[i + 1]).stem
-        elif a.startswith("--config="):
-            name = Path(a.split("=", 1)[1]).stem
-    return name
-
-
 def _find_configs(argv: list[str]) -> list[str]:
     """``argv`` with each ``--config``/``-c`` that names a shipped recipe (``recipes/<name>.yaml``,
     ``<name>.yaml`` or ``<name>``) but is no file here replaced by that recipe's path: recipes
@@ -375,7 +364,7 @@ def _cli(argv: list[str], run: bool) -> NeuroViewCLI:
         NeuroViewModule,
         ArrayDataModule,
         subclass_mode_data=True,
-        trainer_defaults={"default_root_dir": os.path.join("runs", _run_name(argv)), "callbacks": [PredictionWriter()]},
+        trainer_defaults={"default_root_dir": os.path.join("runs", run_name(argv)), "callbacks": [PredictionWriter()]},
         save_config_callback=SaveRunConfig,  # over no file the run did not write (logger false: default_root_dir)
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,  # optimizer and scheduler are model options: --model.optimizer sgd

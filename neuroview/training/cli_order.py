@@ -1,18 +1,22 @@
 """The order of a ``neuroview fit|validate|test|predict`` command line: jsonargparse reads it left to right, so a
 ``--config`` file sets again every option it names that was given before it (a run's saved ``config.yaml`` names
 all of them: ``ckpt_path: null`` among them). :func:`reset_by_config` finds such options, for the warning of
-:func:`warn_reset` and the ``--ckpt_path`` refusal of :class:`~neuroview.training.cli.NeuroViewCLI`.
+:func:`warn_reset` and the ``--ckpt_path`` refusal of :class:`~neuroview.training.cli.NeuroViewCLI`. Of several
+``--config`` files, :func:`run_name` names the run after the recipe, and :func:`merged_model_kwargs` merges a later
+one's ``model_kwargs`` into the earlier ones' key by key.
 
 Imports yaml and the standard library only.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import yaml
 
-__all__ = ["reset_by_config", "reset_note", "warn_reset"]
+__all__ = ["merged_model_kwargs", "reset_by_config", "reset_note", "run_name", "scheduler_named", "warn_reset"]
 
 _CONFIG = ("--config", "-c")
 
@@ -38,14 +42,10 @@ def _sets(path: str, key: str) -> bool:
     jsonargparse reads it into ``init_args``), at its top or under a sub-command's key; or replaces it whole: a part
     of it set to a value that is no mapping (``data: neuroview.data.NpzDataModule``, its ``init_args`` made anew), or a
     dict option of :data:`_DICTS` set at all (``model_kwargs: {batched: auto}`` drops a ``members`` given before)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+    cfg = _load(path)  # a file, or a YAML string given in its place
+    if cfg is None:
         return False
-    if not isinstance(cfg, dict):
-        return False
-    for node in (cfg, *(v for k, v in cfg.items() if k in ("fit", "validate", "test", "predict"))):
+    for node in _nodes(cfg):
         parts = key.split(".")
         for n, part in enumerate(parts):
             if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
@@ -97,3 +97,95 @@ def warn_reset(argv: list[str] | None) -> None:
             warnings.warn(f"{key}: the --{key} given before --config {config} is replaced by that file's {key} "
                           f"(options are read in order, a later --config setting again what it names, as jsonargparse "
                           f"reads them); put --{key} after --config to have yours", UserWarning, stacklevel=3)
+
+
+def _load(value: str | None) -> dict | None:
+    """The mapping a ``--config`` value holds: its file's YAML, or the YAML string given in place of a file (as
+    jsonargparse reads it); None for anything else."""
+    try:
+        if value is not None and os.path.isfile(value):
+            with open(value, encoding="utf-8") as f:
+                cfg = yaml.safe_load(f)
+        else:
+            cfg = yaml.safe_load(value) if value is not None else None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _nodes(cfg: dict) -> tuple:
+    """A config's top and its sub-command sections (``fit:`` ...): where its options are."""
+    return cfg, *(v for k, v in cfg.items() if k in ("fit", "validate", "test", "predict") and isinstance(v, dict))
+
+
+def run_name(argv: list[str]) -> str:
+    """The run folder's name: the stem of the first ``--config`` file that sets ``model`` or ``data`` (the recipe:
+    ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``), else of the last ``--config``, else
+    ``neuroview``. Named after the last one, an override file (``quick.yaml``: ``trainer: {max_steps: 12}``) given
+    after two recipes put both runs in ``runs/quick/``, and ``--ckpt_path last`` of one read the other's run."""
+    last = None
+    for _, name, value in _options(argv):
+        if name in _CONFIG and value is not None:
+            last = value
+            cfg = _load(value) if os.path.isfile(value) else None  # a YAML string is no recipe to name a run after
+            if cfg is not None and any("model" in n or "data" in n for n in _nodes(cfg)):
+                return Path(value).stem
+    return Path(last).stem if last is not None else "neuroview"
+
+
+def _config_kwargs(cfg: dict | None):
+    """``model.model_kwargs`` as the config ``cfg`` sets it (``model.init_args.model_kwargs`` too); ``...`` where it
+    does not set it."""
+    for node in _nodes(cfg) if cfg is not None else ():
+        model = node.get("model")
+        if isinstance(model, dict) and isinstance(model.get("init_args"), dict) and "model_kwargs" not in model:
+            model = model["init_args"]
+        if isinstance(model, dict) and "model_kwargs" in model:
+            return model["model_kwargs"]
+    return ...
+
+
+def merged_model_kwargs(argv: list[str] | None, parsed):
+    """``model_kwargs`` with a later ``--config``'s merged into the earlier configs' key by key, as
+    ``--model.model_kwargs.KEY`` sets one key: jsonargparse reads the option as one value, and a second config
+    setting ``{batched: false}`` dropped ucr_nv_cnn's ``members: 5`` without a word. ``parsed``: the value as
+    jsonargparse gave it; the keys the configs set and a later config dropped are added to it (their values: the
+    configs'). A key set to null stays, as null; ``model_kwargs: null`` drops every key the configs set before it; the
+    whole dict given on the command line (``--model.model_kwargs '{...}'``, or ``--model``) replaces theirs. A key given
+    on the command line before a later config is replaced with the configs' dict, as :func:`warn_reset` says."""
+    state, dropped = None, False
+    for _, name, value in _options(argv or []):
+        if name in ("--model.model_kwargs", "--model"):  # the dict the configs set, replaced whole
+            state = None
+        elif name in _CONFIG:
+            found = _config_kwargs(_load(value))
+            if found is ...:
+                continue
+            if isinstance(found, dict) and isinstance(state, dict):
+                dropped = dropped or bool(set(state) - set(found))
+                state = {**state, **found}
+            else:
+                state = dict(found) if isinstance(found, dict) else None  # null: none of the keys before
+    if not dropped or not isinstance(state, dict) or not isinstance(parsed, dict):
+        return parsed
+    return {**{k: parsed.get(k, v) for k, v in state.items()}, **parsed}
+
+
+def scheduler_named(argv: list[str] | None, named: set[str] | None, keys) -> tuple[set[str] | None, str]:
+    """``named`` (the model options ``argv`` names, for :func:`~.schedules.drop_unused_options`) as a scheduler set by a
+    later ``--config`` makes it: with ``scheduler``, and with each schedule option of ``keys`` set by that config or a
+    later one (those stay); one an earlier config sets, the recipe's, is not: a second ``--config`` of
+    ``{model: {scheduler: none}}`` was refused for the recipe's ``warmup_epochs``, where ``--model.scheduler none``
+    runs. Also where the scheduler came from, for the warning."""
+    if named is None or "scheduler" in named or not argv:
+        return named, "--model.scheduler"
+    last = {}
+    for i, name, value in _options(argv):
+        if name in _CONFIG and value is not None:
+            for key in ("scheduler", *keys):
+                if _sets(value, f"model.{key}"):
+                    last[key] = (i, value)
+    if "scheduler" not in last:
+        return named, "--model.scheduler"
+    at, config = last["scheduler"]
+    return named | {"scheduler"} | {k for k in keys if k in last and last[k][0] >= at}, f"--config {config}'s scheduler"

@@ -7,6 +7,7 @@ May import torch, ``neuroview.training`` and Lightning (``NeuroViewCLI`` calls t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -16,8 +17,8 @@ from .best_checkpoint import _run_state, _states, best_checkpoint
 from .callbacks import Checkpoint
 from .spawned import spawned
 
-__all__ = ["data_named", "expand_run_paths", "fit_best", "made_checkpoint", "no_best_reason", "resume_advice",
-           "run_best", "run_checkpoint"]
+__all__ = ["data_named", "default_loggers", "expand_run_paths", "fit_best", "made_checkpoint", "no_best_reason",
+           "resume_advice", "run_best", "run_checkpoint"]
 
 
 def _expanded(path):
@@ -38,6 +39,23 @@ def expand_run_paths(cfg) -> None:
     ckpt = cfg.get("checkpoint") if cfg is not None else None
     if ckpt is not None and ckpt.get("dirpath"):
         ckpt.dirpath = _expanded(ckpt.dirpath)
+
+
+def default_loggers(config: dict) -> dict:
+    """The trainer's arguments ``config`` with its default loggers where ``logger`` is null or true: a CSV log (and a
+    TensorBoard one, where installed) in ``<default_root_dir>/logs``. Built here, not written into the parsed config:
+    the run's saved ``config.yaml`` held them with this run's folder as ``save_dir``, and a re-run of it with
+    ``--trainer.default_root_dir NEW`` wrote its checkpoints to NEW, its metrics, config and confusion matrix into the
+    old run's ``logs/``."""
+    if config.get("logger") not in (None, True):
+        return config
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger  # noqa: PLC0415 - Lightning, as the trainer
+
+    root = config.get("default_root_dir") or os.getcwd()  # the Trainer's own default
+    loggers = [CSVLogger(save_dir=root, name="logs")]
+    if any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX")):
+        loggers.append(TensorBoardLogger(save_dir=root, name="tensorboard"))
+    return {**config, "logger": loggers}
 
 
 def _recorded_none(last: Path, sub: str) -> bool:

@@ -150,18 +150,19 @@ def check_options(hp, trainer) -> None:
                       f"(its betas stay (0.9, 0.999)); it is SGD's (optimizer 'sgd')", UserWarning, stacklevel=2)
 
 
-def drop_unused_options(model, named: set[str] | None) -> None:
+def drop_unused_options(model, named: set[str] | None, by: str = "--model.scheduler") -> None:
     """A config's schedule option (:data:`SCHEDULE_ONLY`: a recipe's 1 epoch of warm-up before a cosine, its
     ``min_lr_factor`` 0.1 and ``plateau_patience`` 50 under train_plateau) that the scheduler named on the command line
-    does not read is set to its default, with a warning: ``--model.scheduler none`` on such a recipe runs. One the
-    command line names too (``named``: the model options it names; None: all), or that the same config sets beside
-    its scheduler, stays, and ``fit`` refuses it (:func:`check_options`)."""
+    (or by a later config: ``by``, :func:`.cli_order.scheduler_named`) does not read is set to its default, with a
+    warning: ``--model.scheduler none`` on such a recipe runs. One the command line names too (``named``: the model
+    options it names; None: all), or that the same config sets beside its scheduler, stays, and ``fit`` refuses it
+    (:func:`check_options`)."""
     if named is None or "scheduler" not in named or model is None:
         return
     for key, (readers, default, what) in SCHEDULE_ONLY.items():
         value = model.get(key)
         if key not in named and value is not None and value != default and model.get("scheduler") not in readers:
-            warnings.warn(f"{key}: the config's {value} is not used by --model.scheduler {model.scheduler} ({what}): "
+            warnings.warn(f"{key}: the config's {value} is not used by {by} {model.scheduler} ({what}): "
                           f"set to {default:g}", UserWarning, stacklevel=2)
             model[key] = default
 
