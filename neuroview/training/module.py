@@ -376,8 +376,13 @@ def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: s
     """The :class:`NeuroViewModule` of a Lightning checkpoint (with its ``hparams``), in eval mode.
 
     ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a file that needs
-    arbitrary unpickling is refused rather than allowed to run code; an unreadable file is an error naming ``what``."""
-    zoo_weights.read_checkpoint(ckpt_path, what)
+    arbitrary unpickling is refused rather than allowed to run code; an unreadable file is an error naming ``what``, and
+    so is one holding NaN or Inf (a diverged run's last.ckpt), as ``load_weights`` refuses it: its NaN codes were blamed
+    on the data, its Inf statistics explained as a network. Lightning's own restore (a resume) does not come here."""
+    state = zoo_weights.read_checkpoint(ckpt_path, what)["state_dict"]
+    if isinstance(state, dict):  # its tensors named as load_weights names them, without NeuroViewModule's "model."
+        where = repr(str(zoo_weights.as_path(ckpt_path, what)))
+        zoo_weights.check_finite({k.removeprefix("model."): v for k, v in state.items()}, what, where)
     return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).eval()
 
 

@@ -21,8 +21,8 @@ from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 
 __all__ = ["GROUPS", "ONE_BASED", "check_args", "check_budget", "check_built", "check_codes", "check_for_net",
-           "check_label_range", "check_labels", "check_net", "check_options", "check_path", "check_seed", "check_val",
-           "check_val_labels", "counted_from_1", "read_as", "read_input", "warn_labels", "warn_unmet"]
+           "check_head", "check_label_range", "check_labels", "check_net", "check_options", "check_path", "check_seed",
+           "check_val", "check_val_labels", "counted_from_1", "read_as", "read_input", "warn_labels", "warn_unmet"]
 
 GROUPS = ("unit", "step", "hidden")
 
@@ -39,6 +39,7 @@ def check_args(net, tolerance, groups, folds, deviance, max_k90=None, max_k90_st
     """:func:`.sparsify.sparsify`'s arguments; returns the groups (the default of ``net``'s kind when None)."""
     check_net(net)
     check_built(net)
+    check_head(net)  # its decisions are the reference the tolerance is measured from
     if not isinstance(folds, numbers.Integral) or isinstance(folds, bool) or folds < 2:
         raise ValueError(f"folds: expected an int >= 2, got {folds!r}")
     check_options(tolerance, groups, deviance, max_k90, max_k90_steps, k90_quantile, max_units_per_class,
@@ -103,6 +104,28 @@ def check_seed(seed, what: str = "the folds' shuffle") -> None:
 check_built = require_built  # re-exported: sparsify's and finetune's name for it
 
 
+def check_head(net, what: str = "net") -> None:
+    """A ValueError naming ``what`` where ``net``'s effective classifier (its head, the normalization folded in) holds NaN
+    or Inf (a diverged run's head): sparsify scored its reference from NaN logits, whose argmax reads a NaN as its class,
+    so the tolerance meant nothing; finetune_sparse blamed its NaN loss on the learning rate. ``net``: built (:func:`check_built`)."""
+    with torch.no_grad():
+        w, b = net.effective_classifier()
+    bad_w, bad_b = ~torch.isfinite(w), ~torch.isfinite(b)
+    if not (bad_w.any() or bad_b.any()):
+        return
+    found = []
+    if bad_w.any():
+        c, u = (int(i) for i in bad_w.nonzero()[0])
+        names = None if isinstance(net, NeuroViewRNN) else net.units  # a NeuroView-CNN's (site, channel); an RNN's features
+        unit = f"unit {u} {names[u]!r}" if names is not None else f"feature {u}"
+        found.append(f"{int(bad_w.sum())} of {w.numel()} weights (first: class {c}, {unit})")
+    if bad_b.any():
+        found.append(f"{int(bad_b.sum())} of {b.numel()} biases (first: class {int(bad_b.nonzero()[0, 0])})")
+    raise ValueError(f"{what}: the global classifier (the head, its normalization folded in) holds NaN or Inf in "
+                     f"{' and '.join(found)}: its decisions are no reference (argmax reads a NaN logit as its class); "
+                     "check the network's weights (a diverged run: an earlier checkpoint, or a smaller learning rate)")
+
+
 def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> None:
     """A readability budget's arguments (:func:`.sparsify.sparsify`, :func:`.sparse_finetune.finetune_sparse`)."""
     for name, value, what in (("max_k90", max_k90, "contributions"), ("max_k90_steps", max_k90_steps, "steps")):
@@ -110,8 +133,9 @@ def check_budget(net, max_k90=None, max_k90_steps=None, k90_quantile=0.5) -> Non
             raise ValueError(f"{name}: expected None or a number of {what} per decision >= 1, got {value!r}")
     if isinstance(k90_quantile, bool) or not isinstance(k90_quantile, numbers.Real) or not 0 < k90_quantile <= 1:
         raise ValueError(f"k90_quantile: expected the share of decisions a budget holds for, in (0, 1], got {k90_quantile!r}")
-    if net is not None:  # None: the values alone (:func:`check_options`)
+    if net is not None:  # None: the values alone (:func:`check_options`); a network: finetune_sparse's ``sparse``
         check_for_net(net, max_k90_steps=max_k90_steps)
+        check_head(net, "sparse")
 
 
 def check_path(l1_ratio, relaxed, points, ratio, max_iter, seed) -> None:

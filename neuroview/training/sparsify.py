@@ -317,7 +317,8 @@ def sparsify(net: nn.Module, train, val=None, *, tolerance: float = 1.0, groups:
     Args:
         net: a trained NeuroViewCNN, NeuroViewRNN or Ensemble of NeuroView-CNNs (then one global head
             over all members' units replaces the mean of theirs), its classifier built (one wrapped lazily is
-            refused until trained); never changed (the result is a deep copy).
+            refused until trained) and finite (NaN or Inf, a diverged run's, is refused: its decisions are the
+            reference); never changed (the result is a deep copy).
         train: the training split: a data module of :mod:`neuroview.data` (its training split, unshuffled, without
             augmentation) or an iterable of batches ``(x, y)`` / ``(x, lengths, y)`` as the data modules give them.
         val: validation batches held out from ``net``'s training, of all its classes (a data module gives its
