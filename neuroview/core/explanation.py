@@ -22,6 +22,7 @@ from . import saving
 from ._utils import positive_int
 from .explanation_checks import predicted_classes, table_names
 from .explanation_given import built, check_given, check_set, public_names, public_new
+from .explanation_rnn import check_input_lengths, versions
 from .explanation_sums import product  # every view's product, autocast off: exact inside torch.autocast too
 from .explanation_targets import resolve_targets
 from .readable import k_share
@@ -206,14 +207,6 @@ class Explanation(_Fields):
         return built(kind, kind._from_state(tensors, meta, window), saving.paths(path, writing=False)[0])
 
 
-def _versions(*tensors: Tensor | None) -> tuple | None:
-    """Each tensor's in-place edit count (None for an absent one); None where one keeps none (an inference tensor)."""
-    try:
-        return tuple(None if t is None else t._version for t in tensors)
-    except RuntimeError:
-        return None
-
-
 @public_names
 @dataclass(repr=False, eq=False)
 class CNNExplanation(Explanation):
@@ -310,6 +303,11 @@ class _RNNFields(Explanation):
     lengths: Tensor | None = None  # [B] valid *steps* (not input samples): ceil(lengths / window) of explain(lengths=)'s
     window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
     max_len: int | None = None  # input samples the network reads: its last step may end (padded) before its window's end
+    input_lengths: Tensor | None = None  # [B] input samples of each series (None: all max_len long), where windows stop
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_input_lengths(self)  # [B], in [1, max_len], agreeing with lengths in steps
 
 
 class RNNExplanation(_RNNFields):
@@ -328,12 +326,12 @@ class RNNExplanation(_RNNFields):
         if self._time_importance is not None or self._contributions is not None or self.codes is None:
             return self._time_importance if self._time_importance is not None else self.contributions.sum(dim=(2, 3, 5))
         sources, kept = (self.codes, self.weight, self.baseline), self.__dict__.get("_kept")
-        if kept and all(a is b for a, b in zip(kept[0], sources)) and _versions(*sources, kept[1]) == kept[2]:
+        if kept and all(a is b for a, b in zip(kept[0], sources)) and versions(*sources, kept[1]) == kept[2]:
             return kept[1]
         b, n, (t, h) = len(self.codes), self.codes.shape[1] * self.codes.shape[2], self.codes.shape[3:]
         ti = product("bkth,ckth->bct", self._delta().reshape(b, n, t, h), self.weight.reshape(-1, n, t, h))  # explain()'s too
         # (not kept: a tensor that keeps no edit count, an inference tensor, or one in a graph a backward would free)
-        self.__dict__["_kept"] = (sources, ti, v) if (v := _versions(*sources, ti)) and not ti.requires_grad else None
+        self.__dict__["_kept"] = (sources, ti, v) if (v := versions(*sources, ti)) and not ti.requires_grad else None
         return ti
 
     @time_importance.setter
@@ -385,16 +383,18 @@ class RNNExplanation(_RNNFields):
 
     def to_records(self, class_names: Sequence | None = None, *, target: Tensor | int | None = None) -> list[dict]:
         """``sample, class, layer, direction, step, contribution`` (summed over hidden features; ``target``: see
-        :meth:`Explanation.to_records`); ``input_samples`` after ``step`` where a step reads a ``window`` of them;
-        against a baseline, ``padding`` (True past the series' end) before ``contribution`` (``records.rnn_records``)."""
+        :meth:`Explanation.to_records`); ``input_samples`` after ``step`` where a step reads a ``window`` of them (cut at
+        the series' end, ``"padding"`` past it); against a baseline, ``padding`` (True past the series' end) before
+        ``contribution`` (``records.rnn_records``)."""
         return rnn_records(self, self._names(class_names), target)
 
     def _state(self) -> tuple[dict[str, Tensor], dict]:
         tensors, meta = super()._state()  # a given time_importance kept, a formed one left to codes and weight
         if self._time_importance is not None and self.codes is not None and self.weight is not None:
             meta = meta | {"given": meta.get("given", []) + ["time_importance"]}
-        return saving.with_steps(tensors, meta, self.lengths, self._time_importance, self.window, self.max_len)
+        return saving.with_steps(tensors, meta, self.lengths, self._time_importance, self.window, self.max_len,
+                                 self.input_lengths)
 
     @classmethod
     def _from_state(cls, t: dict[str, Tensor], meta: dict, window: int | None = None) -> dict:
-        return super()._from_state(t, meta) | {k: t.get(k) for k in ("time_importance", "lengths")} | saving.steps(meta, window)
+        return super()._from_state(t, meta) | {k: t.get(k) for k in ("time_importance", "lengths", "input_lengths")} | saving.steps(meta, window)

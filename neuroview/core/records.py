@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 from ._utils import exact_values, name_sequence
 from .readable_items import padded
 
-__all__ = ["class_labels", "records_frame", "cnn_records", "feature_records", "rnn_records", "step_reads"]
+__all__ = ["class_labels", "records_frame", "cnn_records", "feature_records", "rnn_records", "series_reads", "step_reads"]
 
 
 def class_labels(num_classes: int, class_names: Sequence | None = None) -> list[str]:
@@ -88,8 +88,9 @@ def cnn_records(exp, names: list, target: Any = None) -> list[dict]:
 
 def rnn_records(exp, names: list, target: Any = None) -> list[dict]:
     """The rows of ``RNNExplanation.to_records``: ``sample, class, layer, direction, step``, ``input_samples`` where a
-    step reads a window of them (``window > 1``: "48:51" for step 16 of a window of 3; a last step that reads past
-    ``max_len``, padding, cut there: "8:10" for step 2 of a window of 4 over 10 samples), against a baseline
+    step reads a window of them (``window > 1``: "48:51" for step 16 of a window of 3; a step that reads past its
+    series' end, padding, cut there (:func:`series_reads`): "8:10" for step 2 of a window of 4 over 10 samples, and
+    "padding" for a step wholly past it), against a baseline
     ``padding`` (True at a step past the series' end, ``exp.lengths``: no input, its contribution the constant
     ``-W baseline``, not evidence; against zero such rows add exactly 0), ``contribution`` (summed over hidden features;
     against a baseline, taken against it). A target's rows sum each class's own features (``direction_time(target)``):
@@ -98,12 +99,29 @@ def rnn_records(exp, names: list, target: Any = None) -> list[dict]:
     steps_of = exp.codes.shape[3] if exp.codes is not None else exp.time_importance.shape[-1]
     pad = padded(exp.lengths, len(per), steps_of) if exp.baseline is not None else None
     pad = None if pad is None else pad.tolist()
+    reads = [["padding" if r is None else "{}:{}".format(*r) for r in rs]
+             for rs in series_reads(exp, steps_of, range(len(per)))] if exp.window > 1 else None
     return [{"sample": i, "class": names[k], "layer": layer, "direction": d, "step": s}
-            | ({"input_samples": "{}:{}".format(*step_reads(s, exp.window, exp.max_len))} if exp.window > 1 else {})
+            | ({"input_samples": reads[i][s]} if exp.window > 1 else {})
             | ({"padding": pad[i][s]} if pad is not None else {})
             | {"contribution": v}
             for i, pairs in enumerate(per) for k, dt in pairs for layer, dirs in enumerate(dt)
             for d, steps in enumerate(dirs) for s, v in enumerate(steps)]
+
+
+def series_reads(exp, t: int, rows: Sequence[int]) -> list[list[tuple[int, int] | None]]:
+    """Per sample of ``rows``, per step of ``t``, the ``(start, stop)`` of the input samples it reads, cut at the
+    series' own end (``exp.input_lengths``, else ``max_len``; a step that runs past it reads zero padding there), or
+    None for a step wholly past the series' end (past ``exp.lengths``, in steps): it reads no sample of the series.
+    Without ``input_lengths`` (a file of an earlier neuroview) a series' last step is cut at ``max_len`` only."""
+    b = exp.logits.shape[0]
+    ends = exp.input_lengths.tolist() if getattr(exp, "input_lengths", None) is not None else [exp.max_len] * b
+    pad = padded(exp.lengths, b, t)
+    out = []
+    for i in rows:
+        past = [False] * t if pad is None else pad[i].tolist()
+        out.append([None if past[s] or (r := step_reads(s, exp.window, ends[i]))[0] == r[1] else r for s in range(t)])
+    return out
 
 
 def step_reads(t: int, window: int, max_len: int | None = None) -> tuple[int, int]:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .explanation import RNNExplanation
+from .explanation_rnn import input_lengths
 from .guards import Guarded
 from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
@@ -150,13 +151,14 @@ class NeuroViewRNN(Guarded):
         return (self.num_layers, self.num_directions, self.steps, self.hidden_size)
 
     # --------------------------------------------------------------- forward
-    def _features(self, x, lengths, check: bool = False) -> tuple[Tensor, Tensor]:
+    def _features(self, x, lengths, check: bool = False, *, ends: bool = False) -> tuple[Tensor, ...]:
         given = lengths is not None or not isinstance(x, Tensor)  # check: warn of unreached steps (forward, explain)
         refuse_fx(self, x)  # torch.fx's Proxy, said by name (not as an x of the wrong type)
         x, lengths = prepare(
             x, lengths, batch_first=self.batch_first, input_size=self.input_size, max_len=self.max_len,
             check_finite=self.check_finite, dtype=param_dtype(self.rnn),
         )
+        samples = input_lengths(x.shape[1], lengths, x.shape[0], self.max_len) if ends else None  # before the fold
         x, lengths = fold_windows(x, lengths, self.window)
         warn_unreached(self, x, lengths, given, check)  # at eval only: no host read in training
         b, t, _ = x.shape
@@ -171,7 +173,7 @@ class NeuroViewRNN(Guarded):
             h = torch.where(valid[:, None, None, :, None], h, h.new_zeros(()))
         if t < self.steps:
             h = F.pad(h, (0, 0, 0, self.steps - t))
-        return h, lengths
+        return (h, lengths, samples) if ends else (h, lengths)  # ends: each series' input samples too
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -246,7 +248,7 @@ class NeuroViewRNN(Guarded):
         """
         restore = explaining(self)
         try:
-            h, lengths = self._features(x, lengths, True)
+            h, lengths, samples = self._features(x, lengths, True, ends=True)  # samples: None where all max_len long
         finally:
             restore()
         w, b = self.effective_classifier()
@@ -264,6 +266,7 @@ class NeuroViewRNN(Guarded):
                 # time_importance [B, C, T] is formed when read too (at 1,000 classes, 122x the codes: never up front)
                 lengths=lengths if lengths is None else lengths.clone(),  # not the caller's tensor
                 window=self.window, max_len=self.max_len,  # so its tables and plots can say which samples a step reads
+                input_lengths=None if samples is None else samples.to(h.device),  # (where each series ends)
             )
         exp.target = exp.targets(target)
         return exp

@@ -231,11 +231,13 @@ def steps(meta: dict, given: int | None) -> dict:
 
 
 def with_steps(tensors: dict[str, Tensor], meta: dict, lengths: Tensor | None, time_importance: Tensor | None,
-               window_size: int, max_len: int | None) -> tuple[dict[str, Tensor], dict]:
-    """An RNN explanation's ``(tensors, meta)``: ``lengths`` and a given ``time_importance`` where there are (one
-    formed from codes and weight is not stored), its ``window`` always, 1 too (a file that records none was saved
-    before format version 3, and is not read as window 1), and ``max_len``."""
-    tensors = tensors | {k: v for k, v in (("lengths", lengths), ("time_importance", time_importance)) if v is not None}
+               window_size: int, max_len: int | None, input_lengths: Tensor | None = None) -> tuple[dict[str, Tensor], dict]:
+    """An RNN explanation's ``(tensors, meta)``: ``lengths``, ``input_lengths`` (each series' input samples) and a given
+    ``time_importance`` where there are (one formed from codes and weight is not stored), its ``window`` always, 1 too
+    (a file that records none was saved before format version 3, and is not read as window 1), and ``max_len``. A file
+    without ``input_lengths`` (saved before them, or of series all ``max_len`` long) loads with None."""
+    kept = (("lengths", lengths), ("time_importance", time_importance), ("input_lengths", input_lengths))
+    tensors = tensors | {k: v for k, v in kept if v is not None}
     return tensors, meta | {"window": int(window_size)} | ({} if max_len is None else {"max_len": int(max_len)})
 
 

@@ -17,6 +17,7 @@ from ..attribution.gallery import decision_items, largest
 from ..attribution.importance import _check_sample, check_explanation, is_cnn, layer_shares
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core.readable_items import fold_padding
+from ..core.records import series_reads
 from ..core._utils import positive_int
 from ._style import (NEG, POS, _classes, _figure, _finite_decision, _label_list, _label_text, _percent, _plain, _target,
                      _text_inches, _wrap)
@@ -58,16 +59,23 @@ def bar_units(exp: Explanation, sample: int, k: int, target: int | None = None) 
     return [u for u in largest(v, positive_int(k, "k")) if u not in padded]
 
 
-def _samples_of_steps(exp: Explanation, labels: list[str], what: str, padded: set[int]) -> list[str]:
-    """Bars of steps that read a window of input samples name them: step 16 of a window of 3 is samples 48-50; a last
-    step whose window runs past the network's ``max_len`` names its real end and the padding it reads (the padding bar
-    of a short series names its steps only)."""
+def _samples_of_steps(exp: Explanation, labels: list[str], what: str, padded: set[int],
+                      sample: int | None = None) -> list[str]:
+    """Bars of steps that read a window of input samples name them: step 16 of a window of 3 is samples 48-50; a
+    step whose window runs past the series' end (``sample``'s own, :func:`~neuroview.core.records.series_reads`;
+    without ``sample``, the network's ``max_len``) names its real end and the padding it reads: "samples 6-7, then 1
+    of padding" (the padding bar of a short series names its steps only; a step wholly past the end, "(padding)")."""
     window = getattr(exp, "window", 1) if what == "steps" else 1
     if window <= 1:
         return labels
-    reads = [step_reads(t, window, getattr(exp, "max_len", None)) for t in range(len(labels))]
-    return [lab if t in padded else f"{lab} (samples {a}-{b - 1}{f', then {window - (b - a)} of padding' if b - a < window else ''})"
-            for t, (lab, (a, b)) in enumerate(zip(labels, reads))]
+    if sample is None:
+        reads = [step_reads(t, window, getattr(exp, "max_len", None)) for t in range(len(labels))]
+    else:
+        steps = exp.weight.shape[3] if exp.weight is not None else exp.time_importance.shape[-1]
+        reads = series_reads(exp, steps, [sample])[0]
+    return [lab if t in padded else f"{lab} (padding)" if r is None else
+            f"{lab} (samples {r[0]}-{r[1] - 1}{f', then {window - (r[1] - r[0])} of padding' if r[1] - r[0] < window else ''})"
+            for t, (lab, r) in enumerate(zip(labels, reads))]
 
 
 def _others(v, mask, padded: set[int], what: str, labels: list[str]) -> str:
@@ -113,7 +121,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     tgt = _target(exp, sample, target)
     v, labels, what, padded, count = _items(exp, sample, tgt)
     own = list(labels)  # the names a gallery gives its rows, whatever unit_names says
-    labels = [_plain(n) for n in _samples_of_steps(exp, labels, what, padded)]  # a site's "$" is no mathtext
+    labels = [_plain(n) for n in _samples_of_steps(exp, labels, what, padded, sample)]  # a site's "$" is no mathtext
     if unit_names is not None:
         given = _label_list(unit_names, "unit_names", what[:-1])  # one string was read a character per unit
         if len(given) != count:

@@ -26,6 +26,7 @@ from .._version import __version__
 from ..attribution.importance import is_rnn
 from ..core._utils import as_labels, positive_int, refuse_bools
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
+from ..core.explanation_rnn import joined_input_lengths
 from ..core.rnn_steps import dead_features
 
 __all__ = ["explain_batches", "pick_examples", "Page"]
@@ -168,7 +169,7 @@ def explain_batches(model: nn.Module, x: Tensor, *, lengths: Tensor | None = Non
         # batches may stop at different lengths; the classifier's max_len is the same for all. No time_importance=:
         # one passed in counts as given (saved, and carried stale by dataclasses.replace); formed from codes and weight
         return RNNExplanation(**common, lengths=torch.cat([p.lengths for p in parts]), window=first.window,
-                              max_len=first.max_len)
+                              max_len=first.max_len, input_lengths=joined_input_lengths(parts))
     return Explanation(**common)
 
 
