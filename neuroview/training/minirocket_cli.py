@@ -139,9 +139,12 @@ def _check_folds(dm, folds: int) -> None:
     from .._batch import own_val_split  # noqa: PLC0415
 
     if own_val_split(dm) is not None:
+        carved = bool(getattr(dm, "val_fraction", 0) or 0)  # carved from the training split, not the file's own
+        way = ("drop --folds, or set the spec's val_fraction to 0 to cross-validate" if carved else
+               "drop --folds (the data's own validation split, its file's X_val or its val_path, chooses)")
         raise ValueError(f"--folds: the cross-validation folds on the training split, got --folds {folds} with --data "
                          f"holding out a validation split ({type(dm).__name__}), where the sparse head is chosen on that "
-                         "split and no folds are cut; drop --folds, or set the spec's val_fraction to 0 to cross-validate")
+                         f"split and no folds are cut; {way}")
 
 
 def _check_before(args, tag: str) -> None:

@@ -36,3 +36,15 @@ def test_folds_without_a_validation_split_is_taken(tmp_path):
                 "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["entries"]["nv_minirocket.rec_sparse"]["sparsify"]["folds"] == 3
+
+
+def test_folds_beside_the_file_s_own_validation_split_says_to_drop_them(tmp_path, capsys):
+    """A file's own X_val chooses the sparse head (no val_fraction to set to 0): the refusal says to drop --folds."""
+    rng = np.random.default_rng(1)
+    x, xv = rng.normal(size=(40, 1, 32)).astype(np.float32), rng.normal(size=(12, 1, 32)).astype(np.float32)
+    np.savez(tmp_path / "own.npz", X=x, y=(x[:, 0, :5].mean(1) > 0).astype(int), X_val=xv,
+             y_val=(xv[:, 0, :5].mean(1) > 0).astype(int))
+    assert cli(["minirocket", "--data", str(tmp_path / "own.npz"), "--num-features", "84", "--max-k90", "10",
+                "--folds", "3", "--out", str(tmp_path / "zoo")]) == 2
+    err = capsys.readouterr().err
+    assert "got --folds 3" in err and "drop --folds (the data's own validation split" in err and "val_fraction" not in err
