@@ -23,6 +23,8 @@ _REGISTRY: dict[type, tuple[float, ...]] = {}
 #: Registered classes whose instances carry their own breakpoints (``min_val``, ``max_val``), used where
 #: such a class is the nearest registered one in a module's MRO (not for a user's registered subclass).
 _FROM_INSTANCE: set[type] = set()
+#: Bumped by every registration: a network's sites found before it read their breakpoints again (recorder).
+_GENERATION = [0]
 
 
 def register_activation(cls: type, breakpoints: tuple[float, ...] = (0.0,)) -> type:
@@ -44,6 +46,7 @@ def register_activation(cls: type, breakpoints: tuple[float, ...] = (0.0,)) -> t
         raise ValueError(f"cls: {cls.__name__}'s breakpoints are each instance's min_val and max_val (nn.ReLU6: 0 "
                          f"and 6); register a subclass of it for breakpoints of your own, got {cls!r}")
     _REGISTRY[cls] = _checked_points(breakpoints)
+    _GENERATION[0] += 1  # a class registered again after wrapping: its sites follow (the points a fresh wrap takes)
     return cls
 
 
@@ -118,6 +121,23 @@ def breakpoints(module: nn.Module) -> tuple[float, ...]:
     if kind in _FROM_INSTANCE:
         return (float(module.min_val), float(module.max_val))
     return points or (0.0,)
+
+
+def generation() -> int:
+    """How many registrations the process has made: another number than a network's sites were read at, the
+    registry may give them other breakpoints."""
+    return _GENERATION[0]
+
+
+def points_now(module: nn.Module, points: tuple[float, ...]) -> tuple[float, ...]:
+    """``points``, the breakpoints of the site of the activation ``module`` when they were last read, as ``module`` has
+    them now: an ``nn.Hardtanh``'s (``nn.ReLU6``'s) are its ``min_val`` and ``max_val``, which a clip schedule sets
+    after wrapping. Read at each pass: for any other module one ``isinstance``, for a Hardtanh two attribute reads;
+    ``points`` itself where they are unchanged."""
+    if not isinstance(module, nn.Hardtanh) or _nearest(module)[0] not in _FROM_INSTANCE:
+        return points
+    now = (module.min_val, module.max_val)  # floats (a 0-d tensor: read as Hardtanh's forward reads it)
+    return points if now == points else (float(now[0]), float(now[1]))
 
 
 def looks_like_activation(module: nn.Module) -> bool:

@@ -10,6 +10,7 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -17,11 +18,12 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
+from .activations import generation, points_now
 from .hooks import PathChanged, SiteSize, StopForward
 from .pass_checks import require_same_modules
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
-from .sites import Site
+from .sites import Site, refresh_points
 from .stop_checks import check_stop, refuse_backward
 from .targets import leave_out
 
@@ -43,6 +45,8 @@ class Recorder:
         self.code_maps: list[Tensor] = []
         self.calls: dict[str, int] = {}
         self.stopped = False
+        if net.__dict__.get("_points_read") != generation():
+            refresh_points(net)  # a class registered again since: its sites' breakpoints, as a fresh wrap reads them
 
     def on(self, module: nn.Module, args, output, pre: bool) -> None:
         """A hooked module starts (``pre``) or returns."""
@@ -110,6 +114,8 @@ class Recorder:
         if (name, calls) in self.net.not_sites:
             return
         site = self._site(name, z)
+        if activation is not None:  # an nn.Hardtanh's bounds set since (a clip schedule): cut where it clips now
+            site = self._follow(site, activation)
         net, first = self.net, partial(sample_first, site=site, batch=self.batch)
         if net.quantizer == "none":
             src = first(output if from_input else z)
@@ -126,6 +132,16 @@ class Recorder:
                 self.code_maps.append(code_map(z.detach(), site.points, net.quantizer, net.tau, site.axis, self.batch))
         if self.refuse is not None:  # a backward through an FSDP unit the decision never reads: named, not FSDP's assert
             refuse_backward(self.codes[-1], self.refuse)
+
+    def _follow(self, site: Site, activation: nn.Module) -> Site:
+        """``site`` with its activation's breakpoints now, kept in the network's sites (what its state dict records)."""
+        points = points_now(activation, site.points)
+        if points is site.points:
+            return site
+        site = replace(site, points=points)
+        if not torch.compiler.is_compiling():  # (a compiled graph guards on the bounds it read)
+            self.net.sites[len(self.codes)] = site
+        return site
 
 
 def sample_first(t: Tensor, site: Site, batch: int) -> Tensor:

@@ -13,7 +13,7 @@ A state dict without the record (saved before it was kept, a plain dict of tenso
 Also the other checks of a NeuroView-CNN's arguments (:func:`check_args`) and of its input (:func:`check_input`).
 
 Imports torch and numpy, and of neuroview.core only ``_devices``, ``_utils``, ``quantize``, ``refusals`` (its torch.fx
-refusal, one message for both wrappers) and ``targets``.
+refusal, one message for both wrappers), ``sites`` (the breakpoints each site's activation has now) and ``targets``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ._devices import autocast_enabled, require_device
 from ._utils import positive_int, require_finite
 from .quantize import GRAD_STATES, QUANTIZERS
 from .refusals import refuse_fx
+from .sites import refresh_points
 from .targets import refuse_torchscript
 
 #: The smallest temperature taken. ``1 / tau`` scales every pre-activation and the surrogate gradient (``grad / tau``):
@@ -117,6 +118,7 @@ def checked(name: str, check) -> property:
 def record(net) -> dict:
     """What a state dict of ``net`` keeps in its metadata: its settings, and its sites with their unit counts."""
     out = {"quantizer": net.quantizer, "tau": net.tau, "grad_state": net.grad_state}
+    refresh_points(net)  # bounds set since the last pass: the breakpoints the model has, as a fresh wrap records them
     if net.sites is not None:  # [name, units], and the module where the name does not say it (module 'relu:1')
         out["sites"] = [[s.name, s.channels] + ([s.module] if s.module != _module(s.name) else []) for s in net.sites]
         out["axes"] = [int(s.axis) for s in net.sites]  # on a square map the units alone cannot tell rows from channels
@@ -282,6 +284,7 @@ def clashes(meta, net) -> list[str]:
                    f"quantizer={net.quantizer!r}: its weights compute another function there; build the model "
                    f"with quantizer={q!r} to load it (to read the same weights with other codes on purpose, set "
                    f"net.quantizer = {net.quantizer!r} after that load)")
+    refresh_points(net)  # the model's breakpoints now (an nn.Hardtanh's bounds set since its last pass), not then
     why = sites_clash(saved_sites(meta), net.sites, getattr(net, "not_sites", None), net.backbone)
     return out + ([why] if why else [])
 

@@ -12,11 +12,16 @@ where its backbone says it covers only part of the input (MiniRocket's centre si
 axes are told is :mod:`neuroview.core.axes`, how the sites are found :mod:`neuroview.core.discovery`,
 the recorder of one pass :mod:`neuroview.core.recorder`, and the hooks on the backbone
 :mod:`neuroview.core.hooks`.
+
+A site's breakpoints are its activation's as they are now (:func:`refresh_points`, and the recorder at each pass): an
+``nn.Hardtanh``'s bounds set after wrapping, or a class registered again, give the codes a fresh wrap gives.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from .activations import breakpoints, generation, is_activation
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,23 @@ class Site:
     sample_dim: int = 0  # the pre-activation's dim that holds the samples (1 for sequence-first [T, B, C])
     positions_first: bool = False  # positions folded ahead of the samples on it: row t * B + b of [T * B, C]
     folds: int = 1  # positions folded into the sample dim when it was found: with 1 their order was never told
+
+
+def refresh_points(net) -> None:
+    """Each site of ``net`` (a NeuroView-CNN) with the breakpoints its activation has now (a site is replaced where
+    they changed): read before a state dict records them or is checked against them, and at a pass where the
+    registry changed since (:func:`~neuroview.core.activations.generation`). A module no longer in the backbone is
+    left to the pass that names it; one of a class the registry does not know (a network unpickled in a process that
+    has not registered its activation) keeps the breakpoints it was found with, not a ReLU's default."""
+    sites = net.__dict__.get("sites")
+    if sites is not None:
+        modules = dict(net.backbone.named_modules())
+        for k, s in enumerate(sites):  # as discovery reads them: an activation's, else the output's on/off bit
+            m = modules.get(s.module)
+            now = breakpoints(m) if s.from_input and m is not None and is_activation(m) else s.points
+            if now != s.points:
+                sites[k] = replace(s, points=now)
+    net.__dict__["_points_read"] = generation()
 
 
 def input_span(net, site: str, steps: int) -> tuple[int, int] | None:
