@@ -15,7 +15,7 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import ArgumentError, Namespace, get_loader
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_warn
@@ -88,7 +88,8 @@ class NeuroViewCLI(LightningCLI):
         # the command line as given: which model options the user named (_check_resume, for test/validate/predict)
         self._argv = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, (dict, Namespace)) else None
         warn_reset(self._argv)  # --data.init_args.path X --config RUN/config.yaml: X replaced by the run's file
-        # --print_config prints the config as edited here, the one the run uses
+        # --print_config prints the config as edited here (fit: the one the run uses; with --ckpt_path, its model is
+        # then rebuilt from the checkpoint)
         parse_then_print(parser, lambda: super(NeuroViewCLI, self).parse_arguments(parser, args), self._edit_parsed)
 
     def _edit_parsed(self):
@@ -98,7 +99,7 @@ class NeuroViewCLI(LightningCLI):
         _check_seed(cfg.get("seed_everything"))  # before a checkpoint is read or anything built
         expand_run_paths(cfg)  # before --ckpt_path last/best and the loggers read the run folder
         if cfg.get("model") is not None and self._argv is not None:  # a later --config's keys into the earlier ones'
-            cfg.model.model_kwargs = merged_model_kwargs(self._argv, cfg.model.get("model_kwargs"))
+            cfg.model.model_kwargs = merged_model_kwargs(self._argv, cfg.model.get("model_kwargs"), get_loader("yaml"))
         named, by = scheduler_named(self._argv, _named_model_options(self._argv), SCHEDULE_ONLY)
         drop_unused_options(cfg.get("model"), named, by)
         _check_checkpoint(cfg.get("checkpoint"))  # its file name after its monitor, printed as the run uses it

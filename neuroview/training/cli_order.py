@@ -33,15 +33,17 @@ def _options(argv: list[str]) -> list[tuple[int, str, str | None]]:
     return out
 
 
-#: Options that are one dict (not a group of options): a config naming them replaces the whole dict, given keys too.
+#: Options that are one dict (not a group of options), merged key by key (:func:`merged_model_kwargs`): a config sets
+#: again a key of it that it names, and every key where it sets the dict to no mapping (``model_kwargs: null``).
 _DICTS = ("model_kwargs",)
 
 
 def _sets(path: str, key: str) -> bool:
     """Whether the YAML config ``path`` names the dotted ``key`` (``data.init_args.path``; ``data.path`` too, as
     jsonargparse reads it into ``init_args``), at its top or under a sub-command's key; or replaces it whole: a part
-    of it set to a value that is no mapping (``data: neuroview.data.NpzDataModule``, its ``init_args`` made anew), or a
-    dict option of :data:`_DICTS` set at all (``model_kwargs: {batched: auto}`` drops a ``members`` given before)."""
+    of it set to a value that is no mapping (``data: neuroview.data.NpzDataModule``, its ``init_args`` made anew). A
+    key of a dict option of :data:`_DICTS` is set only where the config names that key (its value replaced whole)
+    or sets the dict to no mapping: ``model_kwargs: {batched: auto}`` keeps a ``members`` given before, as merged."""
     cfg = _load(path)  # a file, or a YAML string given in its place
     if cfg is None:
         return False
@@ -52,9 +54,11 @@ def _sets(path: str, key: str) -> bool:
                 node = node["init_args"]
             if not isinstance(node, dict) or part not in node:
                 break
+            if n and parts[n - 1] in _DICTS:
+                return True  # a key of a dict option, named: its value replaced whole (merged one level deep)
             node = node[part]
-            if n < len(parts) - 1 and (not isinstance(node, dict) or part in _DICTS):
-                return True  # replaced whole: a class path (new init_args), or a dict option
+            if n < len(parts) - 1 and not isinstance(node, dict):
+                return True  # replaced whole: a class path (new init_args), or a dict option set to null
         else:  # named: replaced where it is a value, a class (class_path: init_args anew) or a dict option
             if not isinstance(node, dict) or "class_path" in node or parts[-1] in _DICTS:
                 return True  # else only its sub-keys: the next section (fit:, test: ...) may still replace it
@@ -119,18 +123,20 @@ def _nodes(cfg: dict) -> tuple:
 
 
 def run_name(argv: list[str]) -> str:
-    """The run folder's name: the stem of the first ``--config`` file that sets ``model`` or ``data`` (the recipe:
-    ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``), else of the last ``--config``, else
-    ``neuroview``. Named after the last one, an override file (``quick.yaml``: ``trainer: {max_steps: 12}``) given
-    after two recipes put both runs in ``runs/quick/``, and ``--ckpt_path last`` of one read the other's run."""
-    last = None
+    """The run folder's name: the stem of the last ``--config`` file that sets ``model`` or ``data`` (the recipe:
+    ``recipes/digits_nv_small_cnn.yaml`` -> ``digits_nv_small_cnn``; a model variant after it, ``narrow.yaml``:
+    ``narrow``), else of the last ``--config``, else ``neuroview``. Named after the last one whatever it sets, an
+    override file (``quick.yaml``: ``trainer: {max_steps: 12}``) given after two recipes put both runs in
+    ``runs/quick/``, and ``--ckpt_path last`` of one read the other's run; named after the first that sets ``model``,
+    a variant trained into the recipe's folder, and the recipe's ``--ckpt_path last`` scored the variant."""
+    last, named = None, None
     for _, name, value in _options(argv):
         if name in _CONFIG and value is not None:
             last = value
             cfg = _load(value) if os.path.isfile(value) else None  # a YAML string is no recipe to name a run after
             if cfg is not None and any("model" in n or "data" in n for n in _nodes(cfg)):
-                return Path(value).stem
-    return Path(last).stem if last is not None else "neuroview"
+                named = value
+    return Path(named or last).stem if last is not None else "neuroview"
 
 
 def _config_kwargs(cfg: dict | None):
@@ -145,18 +151,30 @@ def _config_kwargs(cfg: dict | None):
     return ...
 
 
-def merged_model_kwargs(argv: list[str] | None, parsed):
+def merged_model_kwargs(argv: list[str] | None, parsed, load=yaml.safe_load):
     """``model_kwargs`` with a later ``--config``'s merged into the earlier configs' key by key, as
     ``--model.model_kwargs.KEY`` sets one key: jsonargparse reads the option as one value, and a second config
     setting ``{batched: false}`` dropped ucr_nv_cnn's ``members: 5`` without a word. ``parsed``: the value as
-    jsonargparse gave it; the keys the configs set and a later config dropped are added to it (their values: the
-    configs'). A key set to null stays, as null; ``model_kwargs: null`` drops every key the configs set before it; the
-    whole dict given on the command line (``--model.model_kwargs '{...}'``, or ``--model``) replaces theirs. A key given
-    on the command line before a later config is replaced with the configs' dict, as :func:`warn_reset` says."""
-    state, dropped = None, False
+    jsonargparse gave it; the keys the configs and the command line set and a later config dropped are added to it
+    (their values: the configs', and the command line's read by ``load``, jsonargparse's loader in the CLI: ``1e-3`` a
+    float). A key set to null stays, as null; ``model_kwargs: null`` drops every key set before it; the whole dict
+    given on the command line (``--model.model_kwargs '{...}'``, or ``--model``) replaces theirs. A
+    ``--model.model_kwargs.KEY`` given before a later config is merged as a config's key is: that config resets it
+    only where it sets KEY too (then its value stands, and :func:`warn_reset` says so); it went back to the recipe's."""
+    state, dropped, prefix = None, False, "--model.model_kwargs."
     for _, name, value in _options(argv or []):
         if name in ("--model.model_kwargs", "--model"):  # the dict the configs set, replaced whole
             state = None
+        elif name.startswith(prefix) and value is not None:  # one key, as jsonargparse sets it (a.b: {a: {b: ...}})
+            top, *rest = name[len(prefix):].split(".")
+            try:
+                given = load(value)
+            except (ValueError, yaml.YAMLError):  # no YAML: a string, as jsonargparse keeps it
+                given = value
+            for part in reversed(rest):
+                given = {part: given}
+            old = (state or {}).get(top)
+            state = {**(state or {}), top: {**old, **given} if rest and isinstance(old, dict) else given}
         elif name in _CONFIG:
             found = _config_kwargs(_load(value))
             if found is ...:

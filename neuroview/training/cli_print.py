@@ -1,6 +1,8 @@
-"""``--print_config`` of ``neuroview fit|validate|test|predict``: the config the run uses, printed after neuroview's own
-edits of the parsed config (:meth:`~neuroview.training.cli.NeuroViewCLI.parse_arguments`: a later ``--config``'s
-``model_kwargs`` merged, schedule options the scheduler does not read set to their defaults). jsonargparse printed it
+"""``--print_config`` of ``neuroview fit|validate|test|predict``: the config as parsed (for ``fit``, the one the run
+uses; ``test|validate|predict --ckpt_path`` then rebuild the checkpoint's own model, whatever it prints of the model,
+and read ``last``/``best`` as files, after the print), printed after neuroview's own edits of the parsed config
+(:meth:`~neuroview.training.cli.NeuroViewCLI.parse_arguments`: a later ``--config``'s ``model_kwargs`` merged,
+schedule options the scheduler does not read set to their defaults). jsonargparse printed it
 inside the parse, before them: the recipe's ``warmup_epochs: 1.0`` under ``--model.scheduler none``, which the run set
 to 0, and that output fed back as ``--config`` was refused.
 

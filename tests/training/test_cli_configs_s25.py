@@ -1,6 +1,7 @@
 """Several ``--config`` files and a run's own files: ``--ckpt_path last`` of test/validate/predict scores the checkpoint's
-model, a later config sets only the ``model_kwargs`` keys it names, the run folder is the recipe's, a saved config
-re-run into another root files everything there, and ``--print_config`` prints the config the run uses."""
+model, a later config (and a ``--model.model_kwargs.KEY`` before it) sets only the ``model_kwargs`` keys it names, the
+run folder is named after the last config that sets model or data, a saved config re-run into another root files
+everything there, and ``--print_config`` prints the config as parsed (for fit, the one the run uses)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _kwargs(*argv: str) -> dict | None:
 
 
 @pytest.mark.parametrize("sub", ["test", "validate"])
-def test_ckpt_path_last_rebuilds_the_checkpoints_model_as_a_path_does(sub, tmp_path):
+def test_ckpt_path_last_rebuilds_the_checkpoints_model_as_a_path_does(sub, tmp_path, capsys):
     """`test --config RECIPE --ckpt_path last` built the recipe's network (widths [32, 64, 128]) and failed to load
     the run's [8, 16] into it; the path of that same last.ckpt, and `best`, rebuilt the checkpoint's model."""
     root = str(tmp_path / "run")
@@ -48,6 +49,14 @@ def test_ckpt_path_last_rebuilds_the_checkpoints_model_as_a_path_does(sub, tmp_p
     assert cli.model.hparams.model_kwargs == {"widths": [8, 16]}
     assert cli.config[sub].ckpt_path == str(Path(root, "checkpoints", "last.ckpt").resolve())
     assert f"{sub}_acc" in cli.trainer.callback_metrics or "val_acc" in cli.trainer.callback_metrics
+    # --print_config prints the config as parsed, as the README says: the --config's model and `last` as given
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli_main([sub, "--config", DIGITS, "--trainer.default_root_dir", root, *TINY, "--ckpt_path", "last",
+                  "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["ckpt_path"] == "last"
+    assert printed["model"]["model_kwargs"] == {"widths": [32, 64, 128], "quantizer": "soft"}
 
 
 def test_a_later_config_sets_only_the_model_kwargs_keys_it_names(tmp_path):
@@ -57,11 +66,10 @@ def test_a_later_config_sets_only_the_model_kwargs_keys_it_names(tmp_path):
     assert _kwargs("--config", DIGITS, "--config", hard) == {"widths": [32, 64, 128], "quantizer": "hard"}
     assert _kwargs("--config", DIGITS, "--config", "{model: {model_kwargs: {widths: [4]}}}") == \
         {"widths": [4], "quantizer": "soft"}  # a config given as a YAML string too
-    # a key the command line set before the later config is replaced with the configs' dict, with a warning, as before
-    with pytest.warns(UserWarning, match=r"model.model_kwargs.widths: the --model.model_kwargs.widths given before "
-                                         r"--config .*hard.yaml is replaced"):
-        assert _kwargs("--config", DIGITS, "--model.model_kwargs.widths", "[8]", "--config", hard) == \
-            {"widths": [32, 64, 128], "quantizer": "hard"}
+    # a key the command line set before the later config is merged as a config's key is: kept (review R1 of 45f8a4a:
+    # it went back to the recipe's widths, and the warning blamed hard.yaml, which sets no widths)
+    assert _kwargs("--config", DIGITS, "--model.model_kwargs.widths", "[8]", "--config", hard) == \
+        {"widths": [8], "quantizer": "hard"}
     # the whole dict on the command line after the configs replaces it, as before
     assert _kwargs("--config", DIGITS, "--config", hard, "--model.model_kwargs", "{widths: [8]}") == {"widths": [8]}
     # null: a key passed as null; the whole dict null drops every key before it (the builder's defaults)
@@ -70,6 +78,29 @@ def test_a_later_config_sets_only_the_model_kwargs_keys_it_names(tmp_path):
     assert _kwargs("--config", DIGITS, "--config", "{model: {model_kwargs: null}}") is None
     assert _kwargs("--config", DIGITS, "--config", "{model: {model_kwargs: null}}", "--config", hard) == \
         {"quantizer": "hard"}
+
+
+def test_a_command_line_key_before_a_later_config_is_reset_only_by_a_config_that_sets_that_key(tmp_path):
+    """`--model.model_kwargs.quantizer hard --config narrow.yaml` (narrow.yaml: `widths` only) trained the recipe's
+    `soft`, and the warning said narrow.yaml's quantizer replaced it: no option order gives soft (review R1 of 45f8a4a)."""
+    narrow = _yaml(tmp_path / "narrow.yaml", "model:\n  model_kwargs:\n    widths: [8, 16]\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing was replaced: nothing to warn of
+        assert _kwargs("--config", DIGITS, "--model.model_kwargs.quantizer", "hard", "--config", narrow) == \
+            {"widths": [8, 16], "quantizer": "hard"}
+        assert _kwargs("--config", DIGITS, "--model.model_kwargs.tau=1e-3", "--config", narrow) == \
+            {"widths": [8, 16], "quantizer": "soft", "tau": 0.001}  # read as jsonargparse reads it: a float
+    # a later config that sets the same key: the later one wins, and the warning names it
+    later = _yaml(tmp_path / "later.yaml", "model:\n  model_kwargs:\n    quantizer: none\n")
+    with pytest.warns(UserWarning, match=r"model.model_kwargs.quantizer: the --model.model_kwargs.quantizer given before "
+                                         r"--config .*later.yaml is replaced"):
+        assert _kwargs("--config", DIGITS, "--model.model_kwargs.quantizer", "hard", "--config", narrow,
+                       "--config", later) == {"widths": [8, 16], "quantizer": "none"}
+    # a later config's model_kwargs: null drops the key given before it too, and says so
+    with pytest.warns(UserWarning, match=r"model.model_kwargs.quantizer: the --model.model_kwargs.quantizer given before "
+                                         r"--config \{model: \{model_kwargs: null\}\} is replaced"):
+        assert _kwargs("--config", DIGITS, "--model.model_kwargs.quantizer", "hard", "--config",
+                       "{model: {model_kwargs: null}}") is None
 
 
 def test_a_later_config_keeps_the_ensembles_members(tmp_path):
@@ -90,6 +121,12 @@ def test_the_run_folder_is_named_after_the_recipe_not_a_later_override(tmp_path)
                  ["--config=" + DIGITS, "--config", quick]):
         cli = cli_main(["fit", *argv], run=False)
         assert cli.config.trainer.default_root_dir == str(Path("runs") / "digits_nv_small_cnn"), argv
+    # a model variant after the recipe names its own run: in the recipe's folder, `test --config RECIPE --ckpt_path
+    # last` scored the variant as the recipe's run (review R1 of 45f8a4a)
+    narrow = _yaml(tmp_path / "narrow.yaml", "model:\n  model_kwargs:\n    widths: [8, 16]\n")
+    for argv in (["--config", DIGITS, "--config", narrow], ["--config", DIGITS, "--config", narrow, "--config", quick]):
+        cli = cli_main(["fit", *argv], run=False)
+        assert cli.config.trainer.default_root_dir == str(Path("runs") / "narrow"), argv
     own = _yaml(tmp_path / "mine.yaml", Path(DIGITS).read_text())  # an edited copy of a recipe: its own name
     assert cli_main(["fit", "--config", own, "--config", quick], run=False).config.trainer.default_root_dir == \
         str(Path("runs") / "mine")
@@ -108,6 +145,23 @@ def test_a_saved_config_rerun_into_another_root_files_its_logs_there(tmp_path):
     assert sorted(p.name for p in (a / "logs").iterdir()) == ["version_0"]
     for name in ("metrics.csv", "config.yaml", "confusion_matrix.csv"):
         assert (b / "logs" / "version_0" / name).is_file(), name
+    assert (b / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_config_saved_with_the_old_runs_logger_logs_into_the_new_root_after_logger_true(tmp_path):
+    """A config.yaml saved before the default loggers were kept out of it names a CSVLogger with the old run's
+    save_dir, and a re-run of it logs there: `--trainer.logger true` after it, as the READMEs say, logs under the
+    new root (review R1 of 45f8a4a)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    cli_main(["fit", "--config", DIGITS, "--trainer.default_root_dir", str(a), *TINY, "--model.model_kwargs",
+              "{widths: [8, 16]}", "--trainer.max_steps", "2", "--test_after_fit", "false"])
+    saved = yaml.safe_load((a / "logs" / "version_0" / "config.yaml").read_text())
+    saved["trainer"]["logger"] = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
+                                   "init_args": {"save_dir": str(a), "name": "logs"}}]  # as saved before 45f8a4a
+    old = _yaml(tmp_path / "old.yaml", yaml.safe_dump(saved))
+    cli_main(["fit", "--config", old, "--trainer.logger", "true", "--trainer.default_root_dir", str(b)])
+    assert sorted(p.name for p in (a / "logs").iterdir()) == ["version_0"]
+    assert (b / "logs" / "version_0" / "metrics.csv").is_file()
     assert (b / "checkpoints" / "last.ckpt").is_file()
 
 

@@ -156,7 +156,7 @@ def test_a_config_that_replaces_an_option_whole_counts_as_setting_it_again(tmp_p
     cfg.write_text("model:\n  model_kwargs:\n    batched: auto\ndata: neuroview.data.NpzDataModule\ntrainer:\n  max_steps: 5\n")
     argv = ["fit", "--model.model_kwargs.members", "1", "--data.init_args.path", "a.npz", "--trainer.max_epochs", "3",
             "--config", str(cfg)]
-    assert reset_by_config(argv, "model.model_kwargs.members") == str(cfg)
+    assert reset_by_config(argv, "model.model_kwargs.members") is None  # model_kwargs merged key by key (s25)
     assert reset_by_config(argv, "data.init_args.path") == str(cfg)
     assert reset_by_config(argv, "trainer.max_epochs") is None  # a group of options: merged, max_epochs kept
     sub = tmp_path / "sub.yaml"  # only a sub-key of --data: the class and its path given before stand (a review)
