@@ -22,7 +22,7 @@ from . import saving
 from ._utils import positive_int
 from .explanation_checks import predicted_classes, table_names
 from .explanation_given import built, check_given, check_set, public_names, public_new
-from .explanation_rnn import check_input_lengths, versions
+from .explanation_rnn import held, settled_input_lengths, versions
 from .explanation_sums import product  # every view's product, autocast off: exact inside torch.autocast too
 from .explanation_targets import resolve_targets
 from .readable import k_share
@@ -303,11 +303,11 @@ class _RNNFields(Explanation):
     lengths: Tensor | None = None  # [B] valid *steps* (not input samples): ceil(lengths / window) of explain(lengths=)'s
     window: int = 1  # input samples per step: step t reads samples [t * window, (t + 1) * window)
     max_len: int | None = None  # input samples the network reads: its last step may end (padded) before its window's end
-    input_lengths: Tensor | None = None  # [B] input samples of each series (None: all max_len long), where windows stop
+    input_lengths: Tensor | None = None  # [B] input samples of each series (None: all max_len long, or window 1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_input_lengths(self)  # [B], in [1, max_len], agreeing with lengths in steps
+        self.input_lengths = settled_input_lengths(self)  # checked; None at window 1, or carried and not fitting
 
 
 class RNNExplanation(_RNNFields):
@@ -344,7 +344,7 @@ class RNNExplanation(_RNNFields):
 
     def __setstate__(self, state: dict) -> None:  # pickled before d288c6c: explain's tensor was the field itself
         old = {} if "_time_importance" in state else {"_time_importance": state.get("time_importance")}
-        self.__dict__.update({k: v for k, v in state.items() if k != "time_importance"} | old)
+        self.__dict__.update(held({k: v for k, v in state.items() if k != "time_importance"} | old))  # (replace)
 
     def steps_for_class(self, target: Tensor | int | None = None) -> Tensor:
         """``[B, T]``: each step's contributions to ``target``'s class (see :meth:`for_class`): rows of

@@ -5,9 +5,15 @@ over explanations of several batches), and the in-place edit counts its kept ``t
 A windowed network folds ``window`` input samples into one step, so a series' length in steps,
 ``ceil(samples / window)``, loses where it ends inside its last step: a series of 8 samples at ``window=3`` is 3 steps,
 the third reading samples 6-7 and then 1 of zero padding. The tables and plots name the samples a step reads from
-``input_lengths``.
+``input_lengths``. At ``window=1`` a step is a sample and ``lengths`` says where each series ends: none are kept.
 
-Imports only torch.
+``dataclasses.replace`` passes every field to the new explanation, the ``input_lengths`` the user never touched
+too: taking the first samples' ``logits``/``codes``/``lengths`` then carried the whole batch's. An explanation keeps
+its own copy and marks it held (by identity, as its kept ``time_importance`` is checked by identity and edit count):
+a held tensor that no longer fits the new explanation came with it, not from the user, and is dropped (its labels
+then cut a series' last step at ``max_len`` only); one the user gives that does not fit is refused by name.
+
+Imports only torch and the standard library.
 
 >>> input_lengths(8, None, 2, 13).tolist(), input_lengths(13, None, 2, 13)
 ([8, 8], None)
@@ -15,12 +21,16 @@ Imports only torch.
 
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["input_lengths", "check_input_lengths", "joined_input_lengths", "versions"]
+__all__ = ["input_lengths", "check_input_lengths", "settled_input_lengths", "held", "joined_input_lengths", "versions"]
+
+#: id -> the ``input_lengths`` tensor an explanation holds (its own copy), while it lives
+_HELD: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def input_lengths(t: int, lengths: Tensor | None, b: int, max_len: int | None) -> Tensor | None:
@@ -49,7 +59,8 @@ def check_input_lengths(exp) -> None:
             or tuple(n.shape) != (b,)):
         got = f"dtype {n.dtype} and shape {tuple(n.shape)}" if isinstance(n, Tensor) else type(n).__name__
         raise ValueError(f"input_lengths: expected an integer tensor of shape [{b}] (each series' length in input "
-                         f"samples), got {got}")
+                         f"samples), got {got}; pass those of the {b} series explained (input_lengths=exp.input_lengths[:{b}] "
+                         "beside the first samples' logits and codes), or input_lengths=None")
     t = _steps(exp)
     top = exp.max_len if exp.max_len is not None else None if t is None else t * window
     n = n.detach().cpu().long()
@@ -66,6 +77,35 @@ def check_input_lengths(exp) -> None:
     raise ValueError(f"input_lengths: series {i} has {int(n[i])} input samples ({int(reach[i])} steps of window "
                      f"{window}), but lengths says {int(steps[i])} steps; pass input_lengths that agree with lengths "
                      "(lengths == ceil(input_lengths / window)), or input_lengths=None")
+
+
+def settled_input_lengths(exp) -> Tensor | None:
+    """The ``input_lengths`` an explanation keeps: checked (:func:`check_input_lengths`) and copied, or None at
+    ``window=1`` (they say nothing ``lengths`` does not) and where they were carried by ``dataclasses.replace`` from an
+    explanation (held by it) and no longer fit this one's samples (other samples, another count; see the module's
+    docstring). Ones given that do not fit are refused."""
+    n = exp.input_lengths
+    if n is None:
+        return None
+    try:
+        check_input_lengths(exp)
+    except ValueError:
+        if _HELD.get(id(n)) is n:  # carried, never touched by the user (the first samples taken): dropped
+            return None
+        raise
+    if int(exp.window) == 1:
+        return None
+    n = n.clone()  # its own: a user's tensor given to two explanations is given both times
+    _HELD[id(n)] = n
+    return n
+
+
+def held(state: dict) -> dict:
+    """A pickled (or copied) explanation's ``state`` with its ``input_lengths`` marked held, as a built one's."""
+    n = state.get("input_lengths")
+    if isinstance(n, Tensor):
+        _HELD[id(n)] = n
+    return state
 
 
 def joined_input_lengths(parts: Sequence) -> Tensor | None:

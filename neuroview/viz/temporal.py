@@ -133,15 +133,17 @@ def _what(source, sample, y, reduce: str) -> str:
     return f"global weights ({reduce} over hidden features)"
 
 
-def step_label(source) -> str:
+def step_label(source, sample: int | None = None) -> str:
     """The steps' axis label: "time step", or, where a step reads a window of input samples (a network's or an
     explanation's ``window``), "step (3 input samples each)": step 16 is then samples 48 to 50, not sample 16. Where
-    ``max_len`` is no multiple of the window, the last step reads fewer samples (then zero padding): said too."""
+    ``max_len`` is no multiple of the window, the last step reads fewer samples (then zero padding): said too. For one
+    explained ``sample`` (its position) the last step is that series' own (``input_lengths``): 8 samples, "the last 2"."""
     window = getattr(source, "window", 1) if not isinstance(source, Tensor) else 1
     if not isinstance(window, int) or window <= 1:
         return "time step"
-    max_len = getattr(source, "max_len", None)
-    last = max_len % window if isinstance(max_len, int) else 0
+    ends = getattr(source, "input_lengths", None) if isinstance(source, RNNExplanation) else None  # None: max_len long
+    end = int(ends[sample]) if sample is not None and ends is not None else getattr(source, "max_len", None)
+    last = end % window if isinstance(end, int) else 0
     return f"step ({window} input samples each" + (f"; the last {last}, then padding)" if last else ")")
 
 
@@ -247,7 +249,7 @@ def time_importance(source, *, series=None, y: Tensor | None = None, sample: int
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel(ylabel, fontsize=size)
         ax.set_xlim(-0.5, t - 0.5)
-    axes[-1].set_xlabel(step_label(source))
+    axes[-1].set_xlabel(step_label(source, sample))
     _whole_steps(axes[-1])
     shown = "" if series is None else " (grey: the input series)"
     fig.suptitle(_wrap(f"Per-step importance of each class: {_what(source, sample, y, reduce)}{shown}"
@@ -305,7 +307,7 @@ def layer_time(source, *, y: Tensor | None = None, sample: int | None = None, cl
         if unreached is not None:
             _hatch_steps(ax, unreached)
         _mark_absent(ax, w[cls])
-    axes[-1].set_xlabel(step_label(source))
+    axes[-1].set_xlabel(step_label(source, sample))
     _whole_steps(axes[-1])
     fig.colorbar(im, ax=list(axes), label="importance", shrink=0.8)
     # in lines of the figure's width: plain, the note of unreached steps lost both its ends off a saved figure
@@ -370,7 +372,7 @@ def sample_time(exp: RNNExplanation, sample: int = 0, *, label: int | None = Non
         axes[2].plot(torch.arange(min(t, s.shape[0])).numpy(), s[:t].numpy(), color="0.3", lw=1,
                      marker="o" if min(t, s.shape[0]) == 1 else None, ms=2.5)
         axes[2].set_ylabel("input")
-    axes[-1].set_xlabel(step_label(exp))
+    axes[-1].set_xlabel(step_label(exp, sample))
     _whole_steps(axes[-1])
     truth = f", true {names[label]}" if label is not None else ""
     who = sample if sample_id is None else _plain(sample_id)  # the user's text, drawn as it is

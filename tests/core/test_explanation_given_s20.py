@@ -225,3 +225,58 @@ def test_a_cnns_given_contributions_reach_site_magnitudes():
     given = torch.tensor([[[1.0, -1.0], [0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]])
     exp = _cnn(contributions=given)
     torch.testing.assert_close(exp.site_magnitudes(), torch.tensor([[[2.0], [0.0], [2.0]], [[0.0], [0.0], [0.0]]]))
+
+
+# ------------------------------------------------------------------ review R3 s25, finding 5: input_lengths carried
+def _rnn_windowed(**kw) -> RNNExplanation:
+    # two series read 3 samples a step, max_len 6: of 6 samples (2 steps) and of 2 (1 step, then padding);
+    # codes [B=2, L=1, D=1, T=2, H=1], weight [C=2, 1, 1, 2, 1]; logits = codes . weight, by hand
+    codes = torch.tensor([[1.0, 2.0], [3.0, 0.0]]).reshape(2, 1, 1, 2, 1)
+    weight = torch.tensor([[1.0, 1.0], [2.0, -1.0]]).reshape(2, 1, 1, 2, 1)
+    return RNNExplanation(logits=torch.tensor([[3.0, 0.0], [3.0, 6.0]]), bias=torch.zeros(2), codes=codes,
+                          weight=weight, lengths=torch.tensor([2, 1]), window=3, max_len=6, **kw)
+
+
+def _reads(exp, sample: int) -> list[str]:
+    return [r["input_samples"] for r in exp.to_records() if r["sample"] == sample and r["class"] == 0]
+
+
+def test_replace_with_the_first_sample_of_an_rnn_explanation_with_input_lengths_gives_it_explained():
+    exp = _rnn_windowed(input_lengths=torch.tensor([6, 2]))
+    assert _reads(exp, 1) == ["0:2", "padding"]
+    first = dataclasses.replace(exp, logits=exp.logits[:1], codes=exp.codes[:1], lengths=exp.lengths[:1])
+    assert first.input_lengths is None  # carried from two series: dropped, not refused (ERRORS.md: no error)
+    assert first.residual().abs().max() == 0 and _reads(first, 0) == ["0:3", "3:6"]
+    second = dataclasses.replace(exp, logits=exp.logits[1:], codes=exp.codes[1:], lengths=exp.lengths[1:],
+                                 input_lengths=exp.input_lengths[1:])  # given for the new sample: kept
+    assert second.input_lengths.tolist() == [2] and _reads(second, 0) == ["0:2", "padding"]
+    flipped = dataclasses.replace(exp, logits=exp.logits.flip(0), codes=exp.codes.flip(0), lengths=exp.lengths.flip(0))
+    assert flipped.input_lengths is None  # [6, 2] no longer agrees with lengths [1, 2]: dropped too
+
+
+def test_input_lengths_carried_to_the_same_samples_are_kept_and_given_ones_still_checked():
+    exp = _rnn_windowed(input_lengths=torch.tensor([6, 2]))
+    assert dataclasses.replace(exp, target=torch.tensor([1, 1])).input_lengths.tolist() == [6, 2]
+    import copy
+    for twin in (copy.deepcopy(exp), pickle.loads(pickle.dumps(exp))):  # carried from a copy too
+        assert dataclasses.replace(twin, logits=twin.logits[:1], codes=twin.codes[:1],
+                                   lengths=twin.lengths[:1]).input_lengths is None
+    with pytest.raises(ValueError, match=r"^input_lengths: expected an integer tensor of shape \[1\] .*got dtype "
+                                         r"torch.int64 and shape \(2,\); .*input_lengths=None"):
+        dataclasses.replace(exp, logits=exp.logits[:1], codes=exp.codes[:1], lengths=exp.lengths[:1],
+                            input_lengths=torch.tensor([6, 2]))  # given in the call: refused, with the way out
+    mine = torch.tensor([6, 2])  # the user's own tensor, given to two explanations: given both times
+    _rnn_windowed(input_lengths=mine)
+    with pytest.raises(ValueError, match=r"^input_lengths: expected an integer tensor of shape \[1\]"):
+        RNNExplanation(logits=exp.logits[:1], bias=exp.bias, codes=exp.codes[:1], weight=exp.weight,
+                       lengths=exp.lengths[:1], window=3, max_len=6, input_lengths=mine)
+
+
+def test_input_lengths_say_nothing_at_window_1_and_are_not_kept():
+    codes = torch.tensor([[1.0, 0.0], [1.0, 2.0]]).reshape(2, 1, 1, 2, 1)  # series of 1 and 2 samples (steps)
+    exp = RNNExplanation(logits=torch.tensor([[1.0, 1.0], [3.0, 3.0]]), bias=torch.zeros(2), codes=codes,
+                         weight=torch.ones(2, 1, 1, 2, 1), lengths=torch.tensor([1, 2]), window=1, max_len=2,
+                         input_lengths=torch.tensor([1, 2]))
+    assert exp.input_lengths is None  # step t is sample t: lengths say it all
+    first = dataclasses.replace(exp, logits=exp.logits[:1], codes=exp.codes[:1], lengths=exp.lengths[:1])
+    assert first.input_lengths is None and first.residual().abs().max() == 0

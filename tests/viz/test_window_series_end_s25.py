@@ -167,3 +167,53 @@ def test_the_report_s_batched_explanation_keeps_each_series_end():
     exp = explain_batches(_net(), x3, lengths=lengths3, batch_size=2)  # two batches: [13, 8] and [8]
     assert exp.input_lengths.tolist() == [13, 8, 8]
     assert _reads(exp, 1) == _reads(exp, 2) == {0: "0:3", 1: "3:6", 2: "6:8", 3: "padding", 4: "padding"}
+
+
+# ------------------------------------------------------------------ review R3 s25, finding 5: dataclasses.replace
+@pytest.mark.parametrize("window", [3, 1])
+def test_the_first_series_taken_with_replace_is_explained_without_error(window):
+    """ERRORS.md: ``dataclasses.replace`` of the first samples' ``logits``/``codes``/``target`` (and ``lengths``) gives
+    no error. The ``input_lengths`` carried with them (never touched by the user) were refused as not ``[1]``."""
+    x, lengths = _short()
+    exp = _net(window=window).explain(x, lengths=lengths)
+    assert exp.input_lengths is None if window == 1 else exp.input_lengths.tolist() == [13, 8]
+    first = dataclasses.replace(exp, logits=exp.logits[:1], codes=exp.codes[:1], target=exp.target[:1],
+                                lengths=exp.lengths[:1])
+    assert first.input_lengths is None and first.residual().abs().max() < 1e-5
+    if window == 3:  # series 0 is 13 long: max_len's cut is its own
+        assert _reads(first, 0) == {0: "0:3", 1: "3:6", 2: "6:9", 3: "9:12", 4: "12:13"}
+        second = dataclasses.replace(exp, logits=exp.logits[1:], codes=exp.codes[1:], target=exp.target[1:],
+                                     lengths=exp.lengths[1:], input_lengths=exp.input_lengths[1:])
+        assert _reads(second, 0) == {0: "0:3", 1: "3:6", 2: "6:8", 3: "padding", 4: "padding"}
+    else:
+        assert len(first.to_records()) == 2 * 13  # 2 classes x 13 steps, one layer and direction
+
+
+# ------------------------------------------------------------------ review R3 s25, finding 6: per-sample time plots
+def _xlabels(fig) -> set[str]:
+    return {ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()}
+
+
+@pytest.mark.parametrize(("max_len", "ends", "want"), [
+    (13, (13, 8), ("step (3 input samples each; the last 1, then padding)",
+                   "step (3 input samples each; the last 2, then padding)")),
+    (12, (12, 8), ("step (3 input samples each)", "step (3 input samples each; the last 2, then padding)")),
+    (13, (13, 9), ("step (3 input samples each; the last 1, then padding)", "step (3 input samples each)")),
+])
+def test_per_sample_time_plots_say_what_the_series_own_last_step_reads(max_len, ends, want):
+    """Series 1 of 8 samples at window 3: its last step (2) reads samples 6-7, then 1 of padding, whatever max_len's
+    own last step reads; a series of 9 ends on a whole window."""
+    pytest.importorskip("matplotlib")
+    from neuroview.viz.temporal import layer_time, sample_time, time_importance
+
+    torch.manual_seed(1)
+    x = torch.randn(2, max_len, 1)
+    x[1, ends[1]:] = 0
+    exp = _net(max_len).explain(x, lengths=torch.tensor(ends))
+    for sample in (0, 1):
+        assert _xlabels(sample_time(exp, sample)) == {want[sample]}
+        assert _xlabels(time_importance(exp, sample=sample)) == {want[sample]}
+        assert _xlabels(layer_time(exp, sample=sample)) == {want[sample]}
+    assert _xlabels(sample_time(exp, -1)) == {want[1]}  # the last sample, by its position
+    mean = "step (3 input samples each; the last 1, then padding)" if max_len == 13 else "step (3 input samples each)"
+    assert _xlabels(time_importance(exp)) == {mean}  # the batch mean: the network's steps, cut at max_len
