@@ -21,9 +21,11 @@ the refit reads the data module's batches cast the same way, so the head is chos
 test saves nothing), saying so in one line.
 
 The module's network is read at ``pl_module.model``, where :class:`~neuroview.training.module.NeuroViewModule` keeps it;
-a user's own LightningModule is refused by name (before the fit) where it keeps none there, and (before the refit) where
-its forward is not that network's on the training batches (an input stem: a head fitted on inputs the module never feeds
-its network): :mod:`.sparse_module_check`, whose words say how to call ``nv.sparsify`` instead.
+a user's own LightningModule is refused by name (before the fit) where it keeps none there, and (on the first test or
+predict batch after the refit, as its step calls the network, before anything is logged, returned or written) where its
+steps do not feed that network the batch as the refit reads it (an input stem: a head fitted on inputs the module never
+feeds its network): the dense network is put back. :mod:`.sparse_module_check`, whose words say how to call
+``nv.sparsify`` instead. The sparse files of such a module are written once its first batch passed.
 
 May import Lightning, torch, ``neuroview._io``, :mod:`.first_batch`, :mod:`.outputs`, :mod:`.sparsify`,
 :mod:`.sparse_module_check`, ``neuroview.zoo.build`` and (inside the functions) ``neuroview.data.file_record``.
@@ -50,7 +52,7 @@ from .first_batch import given_loaders
 from .outputs import give_back, take_name, this_calls_datamodule
 from .sparse_checks import check_for_net, check_options, check_seed, read_as
 from .sparse_finetune import finetune_sparse
-from .sparse_module_check import check_forward, module_net
+from .sparse_module_check import module_net, watch_steps
 from .sparsify import DEVIANCE, sparsify
 
 __all__ = ["Sparsify", "sparse_arch_kwargs"]
@@ -88,6 +90,7 @@ class Sparsify(pl.Callback):
         self._files: dict[Path, tuple[Path, Path]] = {}  # the files this run wrote, per folder: its own to replace
         self._token, self._trainer_id = uuid.uuid4().hex, None  # this run's mark in its sparse_path.json (a spawn's too)
         self._taken: dict[Path, os.stat_result] = {}  # the names _names made (empty), until written over
+        self._check, self._write_later = None, None  # a user's module's steps watched on the first batch; its files then
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # a test or predict may load a checkpoint (a dense head, shaped as the network before sparsify: an Ensemble's
@@ -105,9 +108,68 @@ class Sparsify(pl.Callback):
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._refit(trainer, pl_module)
+        self._watch(pl_module, "test_step")
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._refit(trainer, pl_module)  # predict wrote the dense network's predictions, without a word
+        self._watch(pl_module, "predict_step")
+
+    # a user's module's step may feed its network through a stem (its forward too, or none at all): watched on the first
+    # batch, as the step calls the network (before it logs, returns or writes anything); Lightning calls these callback
+    # hooks before the module's and before the step's metrics reach a logger
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self._check is not None and self._check.calls == 0:
+            self._check.start(batch)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.on_test_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        check, self._check = self._check, None
+        if check is not None:
+            check.end()  # never called on the batch: refused
+        if self._write_later is not None:
+            write, self._write_later = self._write_later, None
+            write()
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._write_later is not None:  # no batch was seen: what the steps feed the network is not known
+            rank_zero_warn(f"Sparsify: no test or predict batch ran, so what {type(pl_module).__name__}'s steps feed its "
+                           "network is not known: no sparse.safetensors / sparse_path.json written")
+        self._unwatch()
+
+    on_predict_end = on_test_end
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._unwatch()
+
+    def _unwatch(self, files: bool = True) -> None:
+        """The hook on the network removed (``files``: the files waiting for the first batch dropped too)."""
+        if self._check is not None:
+            self._check.close()
+        self._check = None
+        if files:
+            self._write_later = None
+
+    def _watch(self, pl_module: pl.LightningModule, step: str) -> None:
+        """Watch ``step`` feed the network this callback fitted (a plain NeuroViewModule's: not watched)."""
+        self._unwatch(files=False)
+        if self._fitted is not None and pl_module.model is self._fitted[0]:
+            self._check = watch_steps(pl_module, step, lambda message: self._refuse(pl_module, message))
+        if self._check is None and self._write_later is not None:
+            write, self._write_later = self._write_later, None
+            write()
+
+    def _refuse(self, pl_module: pl.LightningModule, message: str) -> None:
+        """The dense network put back, nothing written, ``message`` raised (the module's steps feed the network else)."""
+        self._unwatch()
+        if self._dense is not None:
+            pl_module.model = self._dense[0]
+        self._fitted = self._dense = None
+        raise ValueError(message)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.VALIDATING and not self._sparse(pl_module):
@@ -141,7 +203,6 @@ class Sparsify(pl.Callback):
         # casts the steps' batches to (the data module gives float32, which a bfloat16 network refused, naming `x`)
         dtype = _input_dtype(trainer)
         module_net(pl_module)  # a test alone (no fit) of a module without one read `model` in a bare AttributeError
-        check_forward(pl_module, dm, dtype)  # a module's stem in front of it: the head refitted on inputs it never reads
         with read_as(dtype):
             sparse = sparsify(pl_module.model, dm, tolerance=self.tolerance, groups=self.groups,
                               seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
@@ -158,9 +219,14 @@ class Sparsify(pl.Callback):
         dense, pl_module.model = pl_module.model, sparse
         self._dense = (dense, {k: v.detach().cpu().clone() for k, v in dense.state_dict().items()})
         self._fitted = (sparse, sparse.classifier.weight.detach().cpu().clone())
-        path = sparse.sparsity_path
-        rank_zero_info(f"Sparsify: {path}")
+        rank_zero_info(f"Sparsify: {sparse.sparsity_path}")
         log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask (rank 0 alone waited there for ever)
+        # written by _watch, or (a user's module) once its first batch fed the network the batch
+        self._write_later = lambda: self._write(trainer, pl_module, dm, sparse, log_dir)
+
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dm, sparse: nn.Module, log_dir) -> None:
+        """``sparse``'s weights and path into the run's folder (none under fast_dev_run)."""
+        path = sparse.sparsity_path
         if getattr(trainer, "fast_dev_run", False):  # no logger: the files went into default_root_dir, where a real run's would go
             rank_zero_info("Sparsify: fast_dev_run: a smoke test writes no sparse.safetensors / sparse_path.json")
             return

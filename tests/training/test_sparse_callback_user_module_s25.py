@@ -13,7 +13,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import neuroview as nv
 from neuroview.data import DigitsDataModule
@@ -137,51 +136,31 @@ def test_a_neuroview_module_subclass_with_its_own_forward_is_checked(tmp_path):
     assert getattr(m.model, "sparsity_path", None) is None
 
 
-class Loaders(pl.LightningDataModule):
-    """A user's data module whose training loader draws from a generator of its own (read as it is: in order)."""
-
-    def __init__(self):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.ds = torch.utils.data.TensorDataset(torch.randn(40, 1, 8, 8, generator=g), torch.arange(40) % 10)
-        self.gen = torch.Generator().manual_seed(3)
-        self.loader = torch.utils.data.DataLoader(self.ds, batch_size=8, generator=self.gen)  # each iter draws its seed
-
-    def train_dataloader(self):
-        return self.loader
-
-
 @pytest.mark.parametrize("stem", [False, True])
-def test_the_check_leaves_modes_rngs_and_the_loader_s_order_as_they_were(stem):
-    from neuroview.training.sparse_module_check import check_forward
+def test_the_check_leaves_modes_and_rngs_as_they_were(stem):
+    from neuroview.training.sparse_module_check import FedCheck
+
+    def refuse(message):
+        raise ValueError(message)
 
     m = Mine(stem=stem).train()
     m.model.backbone.eval()  # a frozen part, as a user may keep one
-    dm = Loaders()
+    check = FedCheck(m, "test_step", refuse)
+    batch = (torch.randn(8, 1, 8, 8), torch.arange(8))
     torch.manual_seed(7), np.random.seed(7), random.seed(7)
     modes = [(n, s.training) for n, s in m.named_modules()]
-    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(), dm.gen.get_state())
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    check.start(batch)
     if stem:
-        with pytest.raises(ValueError, match=r"^Sparsify: .*forward"):
-            check_forward(m, dm, None)
+        with pytest.raises(ValueError, match=r"^Sparsify: Mine's test_step .*differs from the batch's"):
+            m(batch[0])
     else:
-        check_forward(m, dm, None)
-    after = (torch.get_rng_state(), np.random.get_state()[1], random.getstate(), dm.gen.get_state())
+        m(batch[0])
+    check.end()
+    after = (torch.get_rng_state(), np.random.get_state()[1], random.getstate())
     assert torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1]) and before[2] == after[2]
-    assert torch.equal(before[3], after[3])  # the loader's own: the next epoch's draws as they would have been
     assert [(n, s.training) for n, s in m.named_modules()] == modes
-
-
-class TwoInputs(Mine):
-    def forward(self, x, y):  # reads what no batch's x alone gives it
-        return self.model(x) + y
-
-
-def test_a_forward_the_batch_cannot_be_given_to_is_refused_not_guessed():
-    from neuroview.training.sparse_module_check import check_forward
-
-    with pytest.raises(ValueError, match=r"^Sparsify: .*TwoInputs.*could not be called"):
-        check_forward(TwoInputs(stem=False), Loaders(), None)
+    assert not m.model._forward_pre_hooks, "the hook removed"
 
 
 class LogSoftmax(Mine):
@@ -202,15 +181,199 @@ def test_a_forward_that_post_processes_the_network_s_logits_is_refitted(tmp_path
     assert m.model.sparsity_path is not None and (m.model.classifier.weight == 0).any()
 
 
-class NeverCalled(Mine):
-    """A module whose forward never calls its 'model' (it holds a copy it decides with): refused."""
+# ---- R3 (review of c9e6e9d): what the module's steps feed its network, observed on the first test / predict batch ----
+
+class Images(pl.LightningDataModule):
+    """A tiny 2-class image data module (channels-first [B, 1, 8, 8]) for quick refits."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        y = torch.arange(64) % 2
+        self.ds = torch.utils.data.TensorDataset(torch.randn(64, 1, 8, 8, generator=g) + y[:, None, None, None], y)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.ds, batch_size=16)
+
+    test_dataloader = predict_dataloader = train_dataloader
+
+
+class Seqs(pl.LightningDataModule):
+    """A tiny 2-class sequence data module serving ``(x [B, C, T], lengths, y)`` channels-first, as every data module
+    does (C=2, T=12: a network fed ``x`` itself instead of ``[B, T, C]`` gets another shape)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        y = torch.arange(48) % 2
+        x = torch.randn(48, 2, 12, generator=g) * 0.3 + y[:, None, None]
+        lengths = torch.randint(6, 13, (48,), generator=g)
+        for i, n in enumerate(lengths):
+            x[i, :, n:] = 0
+        self.ds = torch.utils.data.TensorDataset(x, lengths, y)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.ds, batch_size=16)
+
+    test_dataloader = predict_dataloader = train_dataloader
+
+
+class Small(pl.LightningModule):
+    """A user's module over a tiny NeuroView-CNN at ``model``; its steps call ``self.feed(x)`` (the network's logits)."""
+
+    def __init__(self, classes: int = 2):
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = nv.create_model("nv_small_cnn", num_classes=classes, widths=(4, 8))
+        self.model(torch.randn(4, 1, 8, 8))
+
+    def feed(self, x):
+        return self(x)
+
+    def training_step(self, b, i):
+        return F.cross_entropy(self.feed(b[0]), b[-1])
+
+    def test_step(self, b, i):
+        self.log("test_acc", (self.feed(b[0]).argmax(1) == b[-1]).float().mean())
+
+    def predict_step(self, b, i):
+        return self.feed(b[0]).argmax(1)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), 1e-2)
+
+
+class NoForward(Small):
+    """No forward at all (Lightning never calls it): the steps call ``self.model`` on the batch."""
+
+    def feed(self, x):
+        return self.model(x)
+
+
+class Keyword(Small):
+    def forward(self, x):
+        return self.model(x=x)  # the batch by keyword
+
+
+class StemInSteps(Small):
+    """forward is the network alone (export, predict on prepared inputs); the steps put a stem in front of it."""
 
     def forward(self, x):
-        return self.model.classifier(torch.zeros(x.shape[0], self.model.classifier.in_features))
+        return self.model(x)
+
+    def feed(self, x):
+        return self.model(-3 * x + 1)
 
 
-def test_a_forward_that_never_calls_its_network_is_refused():
-    from neuroview.training.sparse_module_check import check_forward
+def _run(m, dm, root, predict=False):
+    tr = _trainer(root, limit_test_batches=2, limit_predict_batches=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr.fit(m, datamodule=dm)
+        return tr.predict(m, datamodule=dm) if predict else tr.test(m, datamodule=dm, verbose=False)
 
-    with pytest.raises(ValueError, match=r"^Sparsify: NeverCalled's forward does not feed .*was never called"):
-        check_forward(NeverCalled(stem=False), Loaders(), None)
+
+@pytest.mark.parametrize("cls", [NoForward, Keyword])
+def test_a_module_whose_steps_feed_its_network_the_batch_is_refitted(tmp_path, cls):
+    m = cls()  # NoForward was refused as "could not be called"; Keyword as "was given NoneType"
+    out = _run(m, Images(), tmp_path)
+    assert m.model.sparsity_path is not None and "test_acc" in out[0]
+    assert list(tmp_path.rglob("sparse.safetensors")), "the sparse file written once the first batch was checked"
+
+
+@pytest.mark.parametrize("predict", [False, True])
+def test_a_stem_in_the_steps_is_refused_before_anything_is_scored(tmp_path, predict):
+    m = StemInSteps()
+    tr = _trainer(tmp_path, limit_test_batches=2, limit_predict_batches=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr.fit(m, datamodule=Images())
+        dense = m.model
+        with pytest.raises(ValueError) as e:  # was: refitted on the raw batches, scored through the stem (0.696 -> 0.100)
+            tr.predict(m, datamodule=Images()) if predict else tr.test(m, datamodule=Images(), verbose=False)
+    text = str(e.value)
+    assert text.startswith("Sparsify: StemInSteps's "), text
+    for part in ("predict_step" if predict else "test_step", "'model'", "differ", "nv.sparsify(module.model"):
+        assert part in text, (part, text)
+    assert m.model is dense and getattr(dense, "sparsity_path", None) is None  # the dense network put back
+    assert not tr.callback_metrics and not list(tmp_path.rglob("sparse*")), "nothing logged, no sparse file"
+
+
+class Logged(NeuroViewModule):
+    """A NeuroViewModule subclass whose forward is NeuroViewModule's, called through super()."""
+
+    def forward(self, x, lengths=None):
+        return super().forward(x, lengths)
+
+
+class SeqMine(pl.LightningModule):
+    """A user's module over nv_gru fed as NeuroViewModule feeds it (``call_model``: ``[B, T, C]`` and the lengths);
+    ``drop``: a forward that drops the lengths (the padded steps read as data)."""
+
+    def __init__(self, drop: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.model, self.drop = nv.create_model("nv_gru", num_classes=2, in_channels=2, max_len=12, hidden_size=8), drop
+
+    def forward(self, x, lengths=None):
+        from neuroview._batch import call_model
+
+        return call_model(self.model, x, None if self.drop else lengths)
+
+    def training_step(self, b, i):
+        return F.cross_entropy(self(b[0], b[1]), b[-1])
+
+    def test_step(self, b, i):
+        self.log("test_acc", (self(b[0], b[1]).argmax(1) == b[-1]).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), 1e-2)
+
+
+@pytest.mark.parametrize("make", [lambda: Logged("nv_gru", num_classes=2, in_channels=2, max_len=12,
+                                                 model_kwargs={"hidden_size": 8}), SeqMine],
+                         ids=["NeuroViewModule_subclass", "user_module"])
+def test_an_rnn_module_fed_as_the_refit_reads_is_refitted(tmp_path, make):
+    pl.seed_everything(0)
+    m = make()  # was refused: the network reads steps_first(x) ([B, T, C]), not the channels-first batch
+    out = _run(m, Seqs(), tmp_path)
+    assert m.model.sparsity_path is not None and "test_acc" in out[0]
+
+
+def test_an_rnn_module_that_drops_the_lengths_is_refused(tmp_path):
+    m = SeqMine(drop=True)
+    with pytest.raises(ValueError, match=r"^Sparsify: SeqMine's test_step .*lengths"):
+        _run(m, Seqs(), tmp_path)
+    assert getattr(m.model, "sparsity_path", None) is None and not list(tmp_path.rglob("sparse*"))
+
+
+class TwoInputs(Small):
+    def forward(self, x, y):  # reads what no batch's x alone gives it: the callback never calls it itself
+        return self.model(x) + y
+
+    def feed(self, x):
+        return self(x, 0.0)
+
+
+def test_a_forward_the_batch_cannot_be_given_to_is_judged_by_what_the_steps_feed(tmp_path):
+    m = TwoInputs()  # was refused as "could not be called" (the callback called forward(x) itself)
+    _run(m, Images(), tmp_path)
+    assert m.model.sparsity_path is not None
+
+
+class NeverCalled(Small):
+    """A module whose steps never call its 'model' (it decides with a copy kept elsewhere): refused."""
+
+    def __init__(self):
+        super().__init__()
+        self.copy = [self.model]  # not a submodule: the network as it was before the refit
+
+    def feed(self, x):
+        return self.copy[0](x)
+
+
+def test_steps_that_never_call_the_network_are_refused(tmp_path):
+    m = NeverCalled()
+    with pytest.raises(ValueError, match=r"^Sparsify: NeverCalled's test_step does not feed .*was never called"):
+        _run(m, Images(), tmp_path)
+    assert getattr(m.model, "sparsity_path", None) is None and not list(tmp_path.rglob("sparse*"))
