@@ -43,6 +43,7 @@ from .schedules import PlateauAtEpochEnd, check_plateau_args, make_scheduler, wa
 from .spawned import FreshMetrics, not_built
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
+from ..zoo._foreign_ckpt import foreign_refusal
 from ..zoo.build import build_model, builder
 from ..zoo.pretrained import check_arguments
 
@@ -378,10 +379,13 @@ def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: s
     ``weights_only=True``: our checkpoints hold tensors and primitive hyper-parameters only, so a file that needs
     arbitrary unpickling is refused rather than allowed to run code; an unreadable file is an error naming ``what``, and
     so is one holding NaN or Inf (a diverged run's last.ckpt), as ``load_weights`` refuses it: its NaN codes were blamed
-    on the data, its Inf statistics explained as a network. Lightning's own restore (a resume) does not come here."""
-    state = zoo_weights.read_checkpoint(ckpt_path, what)["state_dict"]
-    if isinstance(state, dict):  # its tensors named as load_weights names them, without NeuroViewModule's "model."
-        where = repr(str(zoo_weights.as_path(ckpt_path, what)))
+    on the data, its Inf statistics explained as a network; and so is another LightningModule's (no ``arch``, no ``model.``
+    tensors: a user's own holding a NeuroView network), naming where its tensors are and the way in. Lightning's own
+    restore (a resume) does not come here."""
+    ckpt, where = zoo_weights.read_checkpoint(ckpt_path, what), repr(str(zoo_weights.as_path(ckpt_path, what)))
+    if why := foreign_refusal(ckpt, what, where):  # a user's own LightningModule's: torch's unexpected keys, or a size mismatch
+        raise ValueError(why)
+    if isinstance(state := ckpt["state_dict"], dict):  # its tensors named as load_weights names them, without "model."
         zoo_weights.check_finite({k.removeprefix("model."): v for k, v in state.items()}, what, where)
     return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).eval()
 

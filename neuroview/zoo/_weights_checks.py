@@ -16,14 +16,15 @@ batch of the user's; where that batch fails, the sites are found on the first, a
 Also :func:`reading_refusal`: a NeuroView-RNN's or RNNClassifier's file of another ``window`` and channels a sample
 (as many RNN inputs a step), by its state dict's record or its builder arguments.
 
-Also :func:`check_finite`: a tensor holding NaN or Inf, in a file read or a network saved, is refused by name.
+Also :func:`check_finite`: a tensor holding NaN or Inf, in a file read or a network saved, is refused by name; and
+``held_elsewhere`` (``._foreign_ckpt``): another LightningModule's checkpoint, said by where its tensors are.
 
 Also :func:`entry_gap`: a file that names an installed zoo entry (``neuroview.name``) but leaves out a setting the
 entry's ``arch_kwargs`` record (the shipped nv_small_cnn files before they recorded ``norm_floor: 0``); and
 :func:`complete_record`, what ``load_weights(arch_kwargs=)`` may add to a file's record: only what it does not say.
 
 May import torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the builders' arguments and
-their defaults), ``.build``, ``.files``, ``.architectures`` and ``neuroview.core`` (deferred: the registered builders; where the zoo
+their defaults), ``._foreign_ckpt``, ``.build``, ``.files``, ``.architectures`` and ``neuroview.core`` (deferred: the registered builders; where the zoo
 is; the RNN builders' window; the NeuroView-CNN and its probe batch; an RNN's reading).
 """
 
@@ -36,10 +37,11 @@ import torch
 from torch import nn
 
 from ._arguments import NOT_COMPUTED, arch_defaults, code_names, filled  # noqa: F401 - code_names, filled: importable here
+from ._foreign_ckpt import held_elsewhere  # noqa: F401 - weights.py's, from here
 
 __all__ = ["rebuilt_clash", "rnn_clash", "list_settings", "arch_defaults", "code_names", "filled", "WHOLE_RECORDS",
            "find_sites", "input_shape_record", "entry_gap", "complete_record", "check_finite",
-           "reading_refusal"]
+           "reading_refusal", "held_elsewhere"]
 
 #: Metadata keys of the weight files neuroview writes with the whole build call recorded beside them:
 #: ``save_pretrained``'s (the entry's name) and ``neuroview retrofit --out``'s (what it retrofitted).

@@ -13,7 +13,8 @@ compares it with a manifest entry: weights that fit by shape may still compute a
 
 May import: torch, safetensors and the standard library; of neuroview, only ``._arguments`` (the names a builder
 takes), ``._fits`` (what a file that does not fit differs in), ``._loaded_record`` (a loaded entry's record, once other
-weights replace its own) and ``._weights_checks`` (the registered builders' defaults; what a file's record rebuilds).
+weights replace its own) and ``._weights_checks`` (the registered builders' defaults; what a file's record rebuilds;
+where another LightningModule's checkpoint holds its tensors).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from torch import Tensor, nn
 from ._arguments import NOT_COMPUTED as _NOT_COMPUTED, check_given
 from ._fits import folder_refusal, kind as _kind, misfit
 from ._loaded_record import hold, restamp
-from ._weights_checks import (arch_defaults, check_finite, complete_record, entry_gap, reading_refusal, rebuilt_clash,
-                              rnn_clash)
+from ._weights_checks import (arch_defaults, check_finite, complete_record, entry_gap, held_elsewhere, reading_refusal,
+                              rebuilt_clash, rnn_clash)
 
 __all__ = ["ChecksumError", "ArchitectureError", "read_weights", "check_finite", "check_fits", "load_weights", "arch_clash",
            "saved_arch_kwargs"]
@@ -129,7 +130,7 @@ def _unpickle(data: bytes, path: Path, what: str) -> tuple[dict[str, Tensor], di
     meta = {}
     if isinstance(obj, dict) and "state_dict" in obj:  # a Lightning checkpoint: NeuroViewModule keeps its network in .model
         meta = _hparams_meta(obj.get("hyper_parameters"))
-        obj = sub_state(obj["state_dict"], "model") if isinstance(obj["state_dict"], dict) else obj["state_dict"]
+        obj = held_elsewhere(sub_state(s, "model"), s, what, path) if isinstance(s := obj["state_dict"], dict) else s
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise ValueError(f"{what}: expected a state dict of tensors in {str(path)!r}, got {type(obj).__name__}")
     return obj, meta
