@@ -27,6 +27,8 @@ from ..data.splits import whole_files
 from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from .._batch import takes_lengths
+from ..zoo._foreign_ckpt import foreign_refusal
+from ..zoo._weights_checks import DIVERGED_ADVICE
 from ..zoo.weights import check_finite, read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
@@ -136,8 +138,9 @@ class NeuroViewCLI(LightningCLI):
         saved = read_checkpoint(ckpt, "ckpt_path")  # an unreadable file named, too
         if isinstance(saved.get("state_dict"), dict):  # a diverged run's: scored as NaN, or resumed to train on in NaN
             check_finite({k.removeprefix("model."): v for k, v in saved["state_dict"].items()}, "ckpt_path", repr(str(ckpt)),
-                         "a diverged run's: pass an earlier checkpoint of the run (a best-*.ckpt), or train "
-                         "again with a smaller learning rate")
+                         DIVERGED_ADVICE)
+        if why := foreign_refusal(saved, "ckpt_path", repr(str(ckpt))):  # a user's own module's: torch's unexpected keys
+            raise ValueError(why)
         if sub == "fit":  # a finished run and its stop rule once the trainer (callbacks, min_epochs) is built
             self._resumed_stops = (ckpt, resume_state(saved))
         hp = saved.get("hyper_parameters") or {}

@@ -369,6 +369,9 @@ def _same_tensors(tensors: Any, other: Any) -> bool:
 
 #: What :func:`check_finite` advises for a weight file; a network being saved gets its own advice.
 FILE_ADVICE = "restore the file, or re-export it from a network without them"
+#: what to do with a Lightning checkpoint that holds them: a run that diverged, which no restore or re-export mends
+DIVERGED_ADVICE = ("a diverged run's: pass an earlier checkpoint of the run (a best-*.ckpt), or train again with a "
+                   "smaller learning rate")
 
 
 def check_finite(tensors: dict[str, torch.Tensor], what: str, where: str, advice: str = FILE_ADVICE) -> None:

@@ -144,3 +144,14 @@ def test_the_way_in_the_refusal_gives_loads_the_same_network(mine, tmp_path):
     x = torch.rand(5, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(net(x), module.net(x))
+
+
+def test_the_cli_ckpt_path_refuses_another_module_s_checkpoint_by_name(tmp_path):
+    """``neuroview test --ckpt_path MINE.ckpt`` read the file in the CLI's own check, not through load_module: torch's
+    raw "Unexpected key(s)" traceback, exit 1; now the same refusal, naming ckpt_path and the prefix."""
+    from neuroview.training.cli import cli_main
+
+    path, _ = _saved(tmp_path, "net", "aux")
+    with pytest.raises(ValueError, match=r"^ckpt_path: .*'net\.'"):
+        cli_main(["test", "--config", "recipes/digits_nv_small_cnn.yaml", "--trainer.default_root_dir", str(tmp_path / "r"),
+                  "--ckpt_path", path])

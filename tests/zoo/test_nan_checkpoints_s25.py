@@ -124,3 +124,18 @@ def test_the_cli_refuses_a_ckpt_path_holding_nan_or_inf_before_running(ckpts, su
     with pytest.raises(ValueError, match=r"^ckpt_path: .*nan\.ckpt' holds NaN or Inf in 1 tensor \(first: "
                                          r"\['backbone\.features\.0\.0\.weight: 1 of .*a diverged run's: pass an earlier"):
         cli_main(args)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_the_python_api_s_checkpoint_loads_refuse_a_diverged_run(ckpts, tmp_path):
+    """``Trainer.fit(..., ckpt_path=nan.ckpt)`` resumed a diverged run to train on in NaN, and ``load_from_checkpoint``
+    / ``Trainer.test(ckpt_path=inf.ckpt)`` scored a dead network at chance: NeuroViewModule.on_load_checkpoint refuses."""
+    m = NeuroViewModule("nv_small_cnn", num_classes=10, in_channels=1, model_kwargs={"widths": [8, 16]}, scheduler="none")
+    tr = pl.Trainer(max_steps=2, limit_val_batches=0, accelerator="cpu", logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"^ckpt_path: the checkpoint holds NaN or Inf in 1 tensor .*a diverged run's"):
+        tr.fit(m, DigitsDataModule(batch_size=64), ckpt_path=ckpts["nan"])
+    with pytest.raises(ValueError, match=r"^ckpt_path: the checkpoint holds NaN or Inf in 1 tensor \(first: \['backbone"):
+        NeuroViewModule.load_from_checkpoint(ckpts["inf"], weights_only=True)
+    with pytest.raises(ValueError, match=r"a diverged run's: pass an earlier checkpoint"):  # not "restore the file"
+        load_module(ckpts["nan"], what="--ckpt")
