@@ -24,10 +24,10 @@ from ._utils import describe, explaining, extension, factory, own_rng, positive_
 from .discovery import DISCOVERING, find_sites, probe_input, require_called
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
-from .head import FLOOR, CodeNorm, adopt_norm, checked_floor, constant_features, decide, fold, folded_logits, head_dtype, load_fits, refuse_single
+from .head import FLOOR, adopt_norm, checked_floor, constant_features, decide, fold, folded_logits, head_dtype, load_fits, refuse_single
 from .hooks import install, uninstall
 from .guards import Guarded
-from .lazy_head import watch
+from .head_classes import NUM_CLASSES, build_cnn_head
 from . import head_stats, load_checks, settings, site_notes, unseen
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
@@ -132,6 +132,7 @@ class NeuroViewCNN(Guarded):
     quantizer = settings.checked("quantizer", settings.check_quantizer)
     tau = settings.checked("tau", settings.check_tau)
     grad_state = settings.checked("grad_state", settings.check_grad_state)
+    num_classes = NUM_CLASSES  # what the head says once built: a head put in place for another task (head_classes)
     __getstate__ = held_state  # (deepcopy, pickle) with the modules put in place of those it froze in: the user's
 
     # ----------------------------------------------------------------- sites
@@ -148,7 +149,7 @@ class NeuroViewCNN(Guarded):
         self._installed = True
 
     def __setstate__(self, state) -> None:
-        for k in ("quantizer", "tau", "grad_state"):  # pickled before they were checked properties
+        for k in ("quantizer", "tau", "grad_state", "num_classes"):  # pickled before they were properties
             state.setdefault("_" + k, state.pop(k)) if k in state else None
         super().__setstate__(state)
         self._install() if self.__dict__.get("_installed") else None  # a copy records through its own backbone's hooks
@@ -217,20 +218,7 @@ class NeuroViewCNN(Guarded):
         with own_rng(factory(self.backbone).get("device")):
             self._build_head(num_units)
 
-    def _build_head(self, num_units: int) -> None:
-        # discovery's: a head that trains from its initial weights draws them from the caller's (seeded) generator
-        if self.classifier is None:
-            kw = factory(self.backbone)
-            self.norm = CodeNorm(num_units, floor=self._floor, **kw) if self._normalize else None
-            self.classifier = nn.Linear(num_units, self.num_classes, **kw)
-            # built on a first batch after net.eval(): new modules start in training mode, and a head
-            # left there would batch-normalize (and move its statistics) inside an eval forward
-            for m in [m for m in (self.norm, self.classifier) if m is not None]:
-                m.train(self.training)
-            watch(self)  # an optimizer made before this does not hold the head: said at its first step
-        elif self.classifier.in_features != num_units:
-            raise ValueError(f"backbone: its sites have {num_units} units but the classifier reads {self.classifier.in_features}: "
-                             "the weights were made for another backbone, or the backbone took another path")
+    _build_head = build_cnn_head  # discovery's (neuroview.core.head_classes)
 
     def _sites(self) -> list[Site]:
         if self.sites is None:
@@ -253,7 +241,7 @@ class NeuroViewCNN(Guarded):
                 if not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):  # unwrapped, or
                     uninstall(self, self.backbone)  # the quantizer set since to or from "none" reads the other side
                     self._install()
-        if deciding and self.norm is not None and self.norm.training and self.classifier.training:  # forward: before the
+        if deciding and self.norm is not None and self.norm.training:  # forward: before the
             refuse_single(x.shape[0])  # backbone moves its BatchNorm statistics for a batch the head then refuses
         watch_trainable(self)  # training: an unreached parameter made trainable again, named (plain DDP fails on it)
         rec = PathRecorder(self, maps, x.shape[0])  # (len(x) would fix torch.export's batch)

@@ -63,10 +63,12 @@ from ._utils import explaining, factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, pass_lock, watched, why_not_batchable
 from .cnn import NeuroViewCNN
 from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, layout, pass_setting, read_setting
+from .ensemble_checks import num_classes as member_classes
 from .explanation import CNNExplanation
 from .guards import Guarded
 from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
+from .head_classes import NUM_CLASSES, ensemble_classes, global_head_width
 from .head_stats import mean_features
 from .readable import resolve_baseline
 from .refusals import refuse_single_batch, refuse_single_members
@@ -186,13 +188,9 @@ class Ensemble(Guarded):
             return decide(self._head_width(self.codes(x)), self.classifier, self.norm)
         return self.member_logits(x).mean(0)
 
-    def _head_width(self, codes: Tensor) -> Tensor:
-        """``codes``, or an error where the global head reads another width (weights loaded for other members with
-        strict=False: a bare matmul error)."""
-        if codes.shape[1] != self.classifier.in_features:
-            raise ValueError(f"members: their sites have {codes.shape[1]} units but the global head reads "
-                             f"{self.classifier.in_features}: its weights were made for other members")
-        return codes
+    _head_width = global_head_width
+    # its global head's, else its members' (which must agree): a member's head put in place for another task
+    num_classes = property(lambda self: ensemble_classes(self, member_classes), NUM_CLASSES.fset, doc=NUM_CLASSES.__doc__)
 
     # ------------------------------------------------- NeuroView members: global head
     def build_head(self, num_units: int) -> None:

@@ -377,15 +377,15 @@ def folded_logits(f: Tensor, w: Tensor, b: Tensor) -> Tensor:
 
 def decide(f: Tensor, classifier: nn.Linear, norm: CodeNorm | None, dropout: nn.Module | None = None,
            weight: Tensor | None = None) -> Tensor:
-    """Logits of features ``f [B, F]``: batch statistics (and dropout) while training, the folded
-    linear map at eval (:func:`folded_logits`); in float32 at least, with autocast off. ``weight``:
-    see :func:`fold`.
+    """Logits of features ``f [B, F]``: batch statistics (and dropout) while training, the folded linear map at eval
+    (:func:`folded_logits`); in float32 at least, with autocast off. ``weight``: see :func:`fold`. Training or eval is
+    the normalization's own mode (and dropout's), the classifier's only without one: a Linear's mode does nothing in torch.
 
-    Where the normalization carries neuroview's hooks (an outer wrap of a model holding this network, whose sites end
-    in this network's backbone, stops its pass where this head starts), it is called at eval too, on no samples: the
-    outer site search sees the head start in eval mode, as its pass does while training, so neither runs this head
-    (whose training-mode call moved the running statistics, and so this network's explanations)."""
-    if not classifier.training:
+    Where the normalization carries neuroview's hooks (an outer wrap of a model holding this network, whose sites end in
+    this network's backbone, stops its pass where this head starts), it is called at eval too, on no samples: the outer
+    site search sees the head start in eval mode, as its pass does while training, so neither runs this head (whose
+    training-mode call moved the running statistics, and so this network's explanations)."""
+    if not (classifier if norm is None else norm).training and not (dropout is not None and dropout.training):
         w, b = _fold(classifier, norm, weight)  # (its plain_head refuses a user's hook there before it runs)
         if norm is not None and norm._forward_pre_hooks:
             norm(f[:0])  # no numbers: what the hooks see of the head starting

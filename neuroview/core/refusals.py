@@ -35,9 +35,10 @@ def refuse_packed_export(net: nn.Module, lengths: Tensor | None) -> None:
 
 def normalizes(net: nn.Module) -> bool:
     """Whether ``net``'s head (a NeuroView network's, an ensemble's global head) normalizes a batch by its own
-    statistics now: its normalization and classifier in training mode (:func:`~neuroview.core.head.decide`)."""
+    statistics now: its normalization in training mode, whatever the classifier's (:func:`~neuroview.core.head.decide`:
+    a Linear's mode does nothing in torch)."""
     norm, fc = getattr(net, "norm", None), getattr(net, "classifier", None)
-    return isinstance(norm, nn.Module) and isinstance(fc, nn.Module) and norm.training and fc.training
+    return isinstance(norm, nn.Module) and isinstance(fc, nn.Module) and norm.training
 
 
 def refuse_single_batch(heads: Iterable[nn.Module], batch: int) -> None:

@@ -41,6 +41,7 @@ from .explanation_rnn import input_lengths
 from .guards import Guarded
 from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
+from .head_classes import NUM_CLASSES
 from .head_stats import mean_features
 from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
@@ -144,6 +145,8 @@ class NeuroViewRNN(Guarded):
 
     def __setattr__(self, name, value):  # net.rnn = another of other settings: refused at once (rnn_steps.swapped_in)
         super().__setattr__(name, swapped_in(self, name, value))
+
+    num_classes = NUM_CLASSES  # the head's (and step_shared's, which must agree): a head put in place for another task
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:
@@ -377,6 +380,8 @@ class RNNClassifier(nn.Module):
 
     def __setattr__(self, name, value):  # as NeuroViewRNN's
         super().__setattr__(name, swapped_in(self, name, value))
+
+    num_classes = NUM_CLASSES  # as NeuroViewRNN's: its classifier's
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
