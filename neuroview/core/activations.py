@@ -13,6 +13,7 @@ Imports only torch.
 from __future__ import annotations
 
 import math
+import os
 import numbers
 import re
 
@@ -25,6 +26,7 @@ _REGISTRY: dict[type, tuple[float, ...]] = {}
 _FROM_INSTANCE: set[type] = set()
 #: Bumped by every registration: a network's sites found before it read their breakpoints again (recorder).
 _GENERATION = [0]
+_PROCESS = int.from_bytes(os.urandom(8), "little")  # this process's: a pickled count is another's
 
 
 def register_activation(cls: type, breakpoints: tuple[float, ...] = (0.0,)) -> type:
@@ -123,10 +125,11 @@ def breakpoints(module: nn.Module) -> tuple[float, ...]:
     return points or (0.0,)
 
 
-def generation() -> int:
-    """How many registrations the process has made: another number than a network's sites were read at, the
-    registry may give them other breakpoints."""
-    return _GENERATION[0]
+def generation() -> tuple[int, int]:
+    """``(this process, how many registrations it has made)``: another count than a network's sites were read at, in
+    this process, and the registry may give them other breakpoints; another process's (a network unpickled here) says
+    nothing of this registry, whose breakpoints its head was not trained on."""
+    return _PROCESS, _GENERATION[0]
 
 
 def points_now(module: nn.Module, points: tuple[float, ...]) -> tuple[float, ...]:

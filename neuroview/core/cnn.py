@@ -32,7 +32,7 @@ from . import head_stats, load_checks, settings, site_notes, unseen
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
-from .sites import Site
+from .sites import Site, generation
 from .state import snapshot
 from .targets import find_targets
 
@@ -192,7 +192,8 @@ class NeuroViewCNN(Guarded):
         if why:
             raise ValueError(why)
         self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])
-        self._input_dtype = x.dtype  # token ids: a float batch's failure is said as x's (neuroview.core.hooks.failed)
+        # token ids: a float batch's failure is said as x's (neuroview.core.hooks.failed); the registry read, this process's
+        self._input_dtype, self.__dict__["_points_read"] = x.dtype, generation()
         built = self.classifier is None
         try:  # interrupted (an error, Ctrl-C), nothing is found: the next batch finds it all again, the reach too
             if self._installed:

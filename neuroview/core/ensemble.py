@@ -68,7 +68,7 @@ from .explanation import CNNExplanation
 from .guards import Guarded
 from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
-from .head_classes import NUM_CLASSES, ensemble_classes, global_head_width
+from .head_classes import NUM_CLASSES, ensemble_classes, global_head_width, set_ensemble_classes
 from .head_stats import mean_features
 from .readable import resolve_baseline
 from .refusals import refuse_single_batch, refuse_single_members
@@ -190,7 +190,8 @@ class Ensemble(Guarded):
 
     _head_width = global_head_width
     # its global head's, else its members' (which must agree): a member's head put in place for another task
-    num_classes = property(lambda self: ensemble_classes(self, member_classes), NUM_CLASSES.fset, doc=NUM_CLASSES.__doc__)
+    num_classes = property(lambda self: ensemble_classes(self, member_classes),
+                           lambda self, v: set_ensemble_classes(self, v, member_classes), doc=NUM_CLASSES.__doc__)
 
     # ------------------------------------------------- NeuroView members: global head
     def build_head(self, num_units: int) -> None:

@@ -64,6 +64,15 @@ def _set(net: nn.Module, value) -> None:
 NUM_CLASSES = property(_get, _set, doc="The classes the head decides over (the constructor's count before it is built).")
 
 
+def set_ensemble_classes(ens: nn.Module, value, count) -> None:
+    """``ens.num_classes = value``: refused where its head, or its members' (``count(member)``), decide over another."""
+    n = ensemble_classes(ens, count)
+    if n is not None and value != n and (head_classes(ens) is not None or ens.__dict__.get("_modules", {}).get("members")):
+        raise ValueError(f"num_classes: the ensemble's members (or its global head) decide over {n} classes, got "
+                         f"{value!r}; to change them give every member a head of {value!r} classes (members[i].classifier)")
+    ens.__dict__["_num_classes"] = value
+
+
 def ensemble_classes(ens: nn.Module, count) -> int:
     """An ensemble's classes: its global head's (nv.sparsify's), else its members' (``count(member)``), which must agree."""
     n = head_classes(ens)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .activations import breakpoints, generation, is_activation
+from .activations import breakpoints, generation, is_activation, points_now
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,20 @@ def refresh_points(net) -> None:
     registry changed since (:func:`~neuroview.core.activations.generation`). A module no longer in the backbone is
     left to the pass that names it; one of a class the registry does not know (a network unpickled in a process that
     has not registered its activation) keeps the breakpoints it was found with, not a ReLU's default."""
-    sites = net.__dict__.get("sites")
+    sites, read, now_read = net.__dict__.get("sites"), net.__dict__.get("_points_read"), generation()
+    # the registry followed only where it changed in this process since the sites were read here: a network unpickled
+    # in another process (or never passed yet) keeps the breakpoints its head was trained on, an instance's bounds aside
+    registry = isinstance(read, tuple) and read[0] == now_read[0] and read != now_read
     if sites is not None:
         modules = dict(net.backbone.named_modules())
         for k, s in enumerate(sites):  # as discovery reads them: an activation's, else the output's on/off bit
             m = modules.get(s.module)
-            now = breakpoints(m) if s.from_input and m is not None and is_activation(m) else s.points
+            if not (s.from_input and m is not None and is_activation(m)):
+                continue
+            now = breakpoints(m) if registry else points_now(m, s.points)
             if now != s.points:
                 sites[k] = replace(s, points=now)
-    net.__dict__["_points_read"] = generation()
+    net.__dict__["_points_read"] = now_read
 
 
 def input_span(net, site: str, steps: int) -> tuple[int, int] | None:

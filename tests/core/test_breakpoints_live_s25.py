@@ -149,7 +149,45 @@ def test_a_compiled_network_follows_the_bounds_and_the_registry(edit):
         net.backbone[1].max_val = 0.2
     else:
         nv.register_activation(act, (0.0, 1.0))
+    out = compiled(x)  # the compiled pass first: no eager call (state_dict reads the bounds too) before it (review R4)
     fresh = _fresh(net)
     fresh.load_state_dict(net.state_dict())
-    assert torch.equal(compiled(x), fresh(x))
+    assert torch.equal(out, fresh(x))
     assert torch.equal(net.codes(x), _region(x, (-1.0, 0.2) if edit == "bounds" else (0.0, 1.0)))
+
+
+
+class PickledClip(nn.Module):
+    """A clip at 0 and 1 that a pickle can name (module level), registered by the test below."""
+
+    def forward(self, x):
+        return x.clamp(0, 1)
+
+
+def test_a_pickle_loaded_in_another_process_keeps_the_breakpoints_it_was_trained_on(monkeypatch):
+    """A network pickled with its sites cut at (0, 1) and loaded where the class is registered with other breakpoints
+    (another process: another registry) kept the count of the process that pickled it, which the loading process's
+    counter did not match, so its first pass re-read the registry: the codes cut at (0,), the logits moved by 0.67,
+    without a word (review R4). The registry is followed only where it changed in the process that read the sites."""
+    import pickle
+
+    from neuroview.core import activations
+
+    nv.register_activation(PickledClip, breakpoints=(0.0, 1.0))
+    x = _x()
+    net = _clip_net(PickledClip())
+    with torch.no_grad():
+        net.classifier.weight.copy_(torch.tensor([[1.0], [-2.0]]))
+    before, blob = net(x), pickle.dumps(net)
+    monkeypatch.setattr(activations, "_PROCESS", activations._PROCESS + 1)  # another process, its own counter
+    nv.register_activation(PickledClip, breakpoints=(0.0,))  # ... whose registry tells the class otherwise
+    loaded = pickle.loads(blob)
+    assert torch.equal(loaded(x), before)
+    assert [s.points for s in loaded.sites] == [(0.0, 1.0)]
+    assert [s.points for s in pickle.loads(blob).sites] == [(0.0, 1.0)]
+    fresh = pickle.loads(blob)
+    fresh.state_dict()  # a state dict taken first reads the trained breakpoints too
+    assert [s.points for s in fresh.sites] == [(0.0, 1.0)]
+    nv.register_activation(PickledClip, breakpoints=(0.0, 0.5))  # registered again here after the load: followed
+    loaded(x)
+    assert [s.points for s in loaded.sites] == [(0.0, 0.5)]

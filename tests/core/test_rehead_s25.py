@@ -167,3 +167,14 @@ def test_an_ensemble_follows_its_members_heads_and_its_own():
     members[0].classifier = nn.Linear(members[0].num_units, 4)
     with pytest.raises(ValueError, match=r"members: .*\[4, 5\].*classifier"):
         ens.num_classes
+
+
+def test_setting_an_ensemble_s_num_classes_against_its_members_is_refused():
+    """``ens.num_classes = 7`` over members deciding over 4 was taken and read back as 4 (review R4), where a single
+    network refuses it."""
+    x, _ = _data()
+    ens = nv.Ensemble([nv.NeuroViewCNN(_cnn(i), num_classes=4, example_input=x[:8]) for i in range(2)])
+    with pytest.raises(ValueError, match=r"^num_classes: the ensemble's members .* decide over 4 classes, got 7"):
+        ens.num_classes = 7
+    ens.num_classes = 4  # the count it has: taken
+    assert ens.num_classes == 4
