@@ -28,8 +28,8 @@ from ..zoo.files import find_recipe
 from ..zoo.pretrained import _plain  # arguments compared as a manifest stores them
 from .._batch import takes_lengths
 from ..zoo._foreign_ckpt import foreign_refusal
-from ..zoo._weights_checks import DIVERGED_ADVICE
-from ..zoo.weights import check_finite, read_checkpoint
+from ..zoo._weights_checks import check_finite_checkpoint
+from ..zoo.weights import read_checkpoint
 from .callbacks import Checkpoint, PredictionWriter
 from .ckpt_data import check_evaluated_data as _check_evaluated_data, check_resumed_data as _check_resumed_data
 from .cli_order import merged_model_kwargs, reset_note, run_name, scheduler_named, warn_reset
@@ -136,9 +136,7 @@ class NeuroViewCLI(LightningCLI):
         if ckpt is None:
             return
         saved = read_checkpoint(ckpt, "ckpt_path")  # an unreadable file named, too
-        if isinstance(saved.get("state_dict"), dict):  # a diverged run's: scored as NaN, or resumed to train on in NaN
-            check_finite({k.removeprefix("model."): v for k, v in saved["state_dict"].items()}, "ckpt_path", repr(str(ckpt)),
-                         DIVERGED_ADVICE)
+        check_finite_checkpoint(saved, "ckpt_path", repr(str(ckpt)))  # a diverged run's: scored as NaN, or resumed in NaN
         if why := foreign_refusal(saved, "ckpt_path", repr(str(ckpt))):  # a user's own module's: torch's unexpected keys
             raise ValueError(why)
         if sub == "fit":  # a finished run and its stop rule once the trainer (callbacks, min_epochs) is built

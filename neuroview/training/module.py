@@ -44,7 +44,7 @@ from .spawned import FreshMetrics, not_built
 from .unreached import freeze_unreached
 from ..zoo import weights as zoo_weights
 from ..zoo._foreign_ckpt import foreign_refusal
-from ..zoo._weights_checks import DIVERGED_ADVICE
+from ..zoo._weights_checks import check_finite_checkpoint
 from ..zoo.build import build_model, builder
 from ..zoo.pretrained import check_arguments
 
@@ -253,9 +253,7 @@ class NeuroViewModule(ClassCount, FreshMetrics, LoopGuards, ModuleMetrics, Resum
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # a diverged run's (Trainer.fit/test(ckpt_path=...), load_from_checkpoint): resumed in NaN, or scored as chance
-        if isinstance(state := checkpoint.get("state_dict"), dict):
-            zoo_weights.check_finite({k.removeprefix("model."): v for k, v in state.items()}, "ckpt_path",
-                                     "the checkpoint", DIVERGED_ADVICE)
+        check_finite_checkpoint(checkpoint, "ckpt_path", "the checkpoint")
         super().on_load_checkpoint(checkpoint)
         self._init_loaded = True  # trained weights (load_from_checkpoint, a restore): init_weights never goes over them
 
@@ -390,8 +388,7 @@ def load_module(ckpt_path: str | os.PathLike, map_location: str = "cpu", what: s
     ckpt, where = zoo_weights.read_checkpoint(ckpt_path, what), repr(str(zoo_weights.as_path(ckpt_path, what)))
     if why := foreign_refusal(ckpt, what, where):  # a user's own LightningModule's: torch's unexpected keys, or a size mismatch
         raise ValueError(why)
-    if isinstance(state := ckpt["state_dict"], dict):  # its tensors named as load_weights names them, without "model."
-        zoo_weights.check_finite({k.removeprefix("model."): v for k, v in state.items()}, what, where, DIVERGED_ADVICE)
+    check_finite_checkpoint(ckpt, what, where)  # named here as typed (its restore's hook would say "the checkpoint")
     return NeuroViewModule.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True).eval()
 
 

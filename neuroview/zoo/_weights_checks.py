@@ -374,6 +374,14 @@ DIVERGED_ADVICE = ("a diverged run's: pass an earlier checkpoint of the run (a b
                    "smaller learning rate")
 
 
+def check_finite_checkpoint(ckpt: dict, what: str, where: str) -> None:
+    """:func:`check_finite` of a Lightning checkpoint's ``state_dict`` (its tensors named as ``load_weights`` names them,
+    without NeuroViewModule's ``model.``), with a diverged run's advice; a checkpoint without one is left to its reader."""
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if isinstance(state, dict):
+        check_finite({k.removeprefix("model."): v for k, v in state.items()}, what, where, DIVERGED_ADVICE)
+
+
 def check_finite(tensors: dict[str, torch.Tensor], what: str, where: str, advice: str = FILE_ADVICE) -> None:
     """A ValueError naming ``what``, ``where`` and each tensor that holds NaN or Inf, then ``advice``: no network computes with
     such weights, and loaded they were blamed on the data (a NaN code reads as a site that mixes samples), or on nothing at all.
