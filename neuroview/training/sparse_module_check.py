@@ -129,8 +129,9 @@ def _not_the_batch(got, x: Tensor) -> str | None:
     if got.shape != x.shape:
         return f"was given x of shape {tuple(got.shape)}"
     a, b = got.double(), x.double().to(got.device)
-    tol = torch.finfo(x.dtype).eps ** 0.5 * max(1.0, float(b.nan_to_num(0.0, 0.0, 0.0).abs().max())) \
-        if x.is_floating_point() else 0.0
+    # the coarser of the two dtypes: a -true precision (bf16-true) casts the batch before the step calls the network
+    eps = max(torch.finfo(t.dtype).eps for t in (x, got) if t.is_floating_point()) if x.is_floating_point() else 0.0
+    tol = eps ** 0.5 * max(1.0, float(b.nan_to_num(0.0, 0.0, 0.0).abs().max()))
     if not bool(torch.isclose(a, b, rtol=0.0, atol=tol, equal_nan=True).all()):
         gap = float((a - b).abs().nan_to_num(float("inf")).max())
         return f"was given x that differs from the batch's by up to {gap:.3g}"

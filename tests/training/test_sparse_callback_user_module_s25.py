@@ -377,3 +377,13 @@ def test_steps_that_never_call_the_network_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"^Sparsify: NeverCalled's test_step does not feed .*was never called"):
         _run(m, Images(), tmp_path)
     assert getattr(m.model, "sparsity_path", None) is None and not list(tmp_path.rglob("sparse*"))
+
+
+def test_the_batch_cast_by_a_true_precision_is_still_the_batch():
+    """Under ``precision='bf16-true'`` the step hands the network the batch cast to bfloat16: its rounding (up to 0.4%
+    of a value) is the batch, read at the coarser dtype's tolerance; a stem is not."""
+    from neuroview.training.sparse_module_check import _not_the_batch
+
+    x = torch.randn(4, 1, 8, 8) * 3
+    assert _not_the_batch(x.to(torch.bfloat16), x) is None
+    assert "differs from the batch's" in _not_the_batch((-3 * x + 1).to(torch.bfloat16), x)
