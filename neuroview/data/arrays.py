@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from .batches import ArrayDataset, SeededLoader, passthrough_collate
 from .labels import class_list, label_indices, model_label_space
 from .lengths import check_series, pad, resample_option, stretch, warn_truncated
-from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams
+from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams, whole_number
 from .own_splits import warn_fraction_unused
 from .shares import training_shares
 from .splits import (_take, check_fraction, empty_held_out, folds_of, stratified_fold, stratified_split,  # noqa: F401
@@ -103,11 +103,9 @@ class ArrayDataModule(pl.LightningDataModule):
         check_fraction("val_fraction", val_fraction, zero=True)
         self.val_folds = folds_of(val_fraction, val_fold)
         normalize, resample = normalize_option(normalize), resample_option(resample)  # 1, np.True_ standardized nothing
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
+        num_workers = whole_number(num_workers, "num_workers", "an int >= 0")  # True was one worker
         check_eval_batch_size(eval_batch_size)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # numpy's bare error when a split is carved
-            raise ValueError(f"seed: expected an int >= 0 (the splits' shuffle), got {seed!r}")
+        seed = whole_number(seed, "seed", "an int >= 0 (the splits' shuffle)")  # numpy's bare error when a split is carved
         # every subclass's arguments in the checkpoint (datamodule_hyper_parameters): explain, sparsify and a resume
         # read what the model was trained on from it; as plain numbers (a checkpoint holding np.True_ or a Fraction does
         # not load with weights_only=True)
@@ -117,7 +115,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self._eval_batch_size = None if eval_batch_size is None else int(eval_batch_size)
         self.val_fraction = val_fraction
         self.seed = seed
-        self.val_fold = val_fold
+        self.val_fold = val_fold if val_fold is None else int(val_fold)
         self.normalize = normalize
         self.num_workers = num_workers
         self.resample = resample

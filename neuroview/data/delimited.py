@@ -10,8 +10,6 @@ import csv
 import io
 import math
 import os
-import re
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -20,8 +18,10 @@ import numpy as np
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 from .file_record import FileRecord
 from .labels import ONE_SHOT, check_labels_option, one_class_a_series
+from .options import whole_number
 from .own_splits import warn_fraction_unused, warn_training_again
-from .splits import empty_held_out, number
+from .pandas_index import check_header, check_index
+from .splits import empty_held_out, label_number, number
 from .text_decode import _text
 
 
@@ -64,7 +64,7 @@ def _text_below(col: int, width: int, below: list[list[str]]) -> str:
     that has it: a hint naming it as the label's column (the labels last, read from the first column)."""
     seen = [r[col].strip() for r in below if len(r) == width]
     missing = {"na", "n/a", "nan", "null", "none", "?", "-"}  # a gap's spellings: a column of gaps holds no labels
-    if not seen or any(not f or number(f) is not None or f.lower() in missing for f in seen):  # one class: sorted
+    if not seen or any(not f or label_number(f) is not None or f.lower() in missing for f in seen):  # one class: sorted
         return ""
     at = "-1 (the last column)" if col == width - 1 else str(col)
     shown = ", ".join(map(repr, dict.fromkeys(seen[:3])))
@@ -156,11 +156,24 @@ def _labels_at(rows: list[tuple[int, list[str]]], at: int) -> set[str]:
     return {fields[at].strip() for _, fields in rows if -len(fields) <= at < len(fields)}
 
 
-def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: str) -> str | None:
-    """Why a row declared a header (``header=True``) reads as a series (None: it does not): its label field a class of
-    other rows (``others``), or a number where every other row's label is one, and only numbers beside it that do not
-    count up as column names do (:func:`_ramp`, :func:`_column_numbers`): a file without a header, its first series
-    about to be dropped."""
+def _named_so(fields: list[str], channels: int) -> bool:
+    """Whether numbers could be a header's column names: too few to tell (under 3), or rising or falling (indices,
+    wavelengths, wavenumbers falling as an infrared spectrum's do), or so channel by channel (``0..T-1`` once a channel)."""
+    def monotonic(f: list[str]) -> bool:
+        return len(f) < 3 or _rising(f) or _rising(f[::-1])
+
+    n = len(fields) // channels
+    return monotonic(fields) or (channels > 1 and len(fields) % channels == 0 and all(
+        monotonic(fields[i * n:(i + 1) * n]) for i in range(channels)))
+
+
+def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: str, known: set[str] = frozenset(),
+                     channels: int = 1) -> str | None:
+    """Why a row declared a header (``header=True``) reads as a series (None: it does not): only numbers beside its label
+    field that do not count up as column names do (:func:`_ramp`, :func:`_column_numbers`), and that label a class of
+    other rows (``others``) or of the training file (``known``: a test or validation file's first series of a class it
+    holds once), or a number where every other label is one; or, of a label of no row, numbers that neither rise nor fall
+    (:func:`_named_so`), as no header's names do. A file without a header, its first series about to be dropped."""
     if not -len(fields) <= at < len(fields) or _column_numbers(fields):
         return None
     k = at % len(fields)
@@ -171,55 +184,22 @@ def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: st
         v = _values(rest, 1, "", k, delimiter)
     except ValueError:  # a name among the fields: a header
         return None
-    numeric = number(label) is not None and others and all(number(o) is not None for o in others)
-    if not v or not (label in others or numeric):
+    labels = others | known
+    numeric = number(label) is not None and labels and all(number(o) is not None for o in labels)
+    if not v or not (label in labels or numeric or not _named_so(rest, channels)):
         return None
-    why = "a class of other rows" if label in others else "a number as every label is"
-    return f"the label {label!r}, {why}, and {len(v)} numbers"
+    why = ("a class of other rows" if label in others else "a class of the training file" if label in known else
+           "a number as every label is" if numeric else "the class of no other row")
+    return f"the label {label!r}, {why}, and {len(v)} numbers" + (
+        "" if label in labels or numeric else " that neither rise nor fall as column names do")
 
 
-def _check_header(names: list[str], where: str) -> None:
-    """An unnamed column before named ones (pandas' index, ``df.to_csv(path)``) is refused: read, the row number
-    would be a step (or the label) of every series."""
-    j = next((j for j, n in enumerate(names) if not n and any(names[j + 1:])), None)
-    if j is not None:
-        why = ("pandas' index column (write with df.to_csv(path, index=False))" if j == 0 else
-               "expected a name for each column; name it or drop the column")
-        raise ValueError(f"path: column {j + 1} of {where}'s header is unnamed: {why}")
-
-
-#: The names pandas' ``df.to_csv(path)`` writes a named index under, as users name it (its unnamed one is refused apart).
-_INDEX_NAMES = frozenset({"id", "ids", "index", "idx", "row", "rowid", "sample", "sampleid"})
-
-
-def _check_index(names: list[str], rows: list[tuple[int, list[str]]], at: int, where: str) -> None:
-    """pandas' named index written as the first column (``df.index.name = "id"; df.to_csv(path)``), read, would be step
-    0 of every series. Refused where the column (not the label's) is named as an index (``id``, ``index``, ...) and holds
-    distinct integers, in any order (a split's rows, ``df.iloc[24:]``); warned about where a column of another name
-    (no step's, as ``0`` or ``t0`` are) counts the rows 0, 1, ... or 1, 2, ... down a file of 10 rows or more."""
-    first = names[0].strip() if names else ""
-    if len(rows) < 2 or at % len(names) == 0 or number(first) is not None:
-        return
-    values = [number(fields[0].strip()) if fields else None for _, fields in rows]
-    whole = all(v is not None and float(v).is_integer() for v in values)
-    fix = "write with df.to_csv(path, index=False), or drop the column"
-    if whole and re.sub("[^a-z]", "", first.lower()) in _INDEX_NAMES and len(set(values)) == len(values):
-        raise ValueError(f"path: column 1 of {where}, {first!r}, holds a distinct integer a row ({values[0]:g}, "
-                         f"{values[1]:g}, ...): pandas' index written as a column (a named index, df.to_csv(path)), "
-                         f"which would be step 0 of every series; {fix}")
-    start = values[0]
-    if (len(rows) >= 10 and whole and start in (0, 1) and values == [start + k for k in range(len(rows))]
-            and not re.fullmatch(r"[A-Za-z]{0,8}_?\d+", first)):
-        warnings.warn(f"path: column 1 of {where}, {first!r}, counts the rows ({start:g}, {start + 1:g}, ..., "
-                      f"{start + len(rows) - 1:g}): read as step 0 of every series; if it is pandas' index, {fix}",
-                      UserWarning, stacklevel=5)
-
-
-def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1,
-                delimiter: str | None = None, header: bool | Literal["auto"] = "auto") -> tuple[list[np.ndarray], np.ndarray]:
+def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1, delimiter: str | None = None,
+                header: bool | Literal["auto"] = "auto", known=()) -> tuple[list[np.ndarray], np.ndarray]:
     """``(series, labels)`` of a delimited file with one series a row: ``series`` a list of
     ``[channels, T_i]`` float32 arrays, ``labels`` the label column's strings. See
-    :class:`CsvDataModule` for the format."""
+    :class:`CsvDataModule` for the format. ``known``: the training file's labels, where this is a test or validation
+    file (a first row declared a header that carries one of them is a series)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: expected a CSV or TSV file of series, one a row, got {str(path)!r} (no such file)")
@@ -237,23 +217,23 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]  # (line, fields), blank lines out
     names = [n.strip() for n in rows[0][1]] if header and rows else None
     if rows and detect and not header and (what := _header_of(rows[0][1], label_column, _labels_at(rows[1:], label_column))):
-        _check_header([n.strip() for n in rows[0][1]], where)
+        check_header([n.strip() for n in rows[0][1]], where)
         raise ValueError(f"header: row {rows[0][0]} of {where} reads {what}, not a series; pass header=true "
                          "(--data.init_args.header true) to skip it, or header=false if it is a series")
     if names is not None:
-        _check_header(names, where)
+        check_header(names, where)
     body = rows[1:] if header else rows
     if not body:
         raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
     at = _label_index(label_column, names, where)
-    if header and (what := _reads_as_series(rows[0][1], at, _labels_at(body, at), d)):  # a file without a header
+    if header and (what := _reads_as_series(rows[0][1], at, _labels_at(body, at), d, set(known), channels)):  # no header
         why = f"label_column={label_column!r} (a header's column name)" if detect else "header=true"
         raise ValueError(f"header: row {rows[0][0]} of {where} reads as a series, not a header ({what}), yet {why} skips "
                          f"it as a header; give {where} a header row (header=true reads every file of the data module "
                          "with one), or pass header=false if no file has one")
     rows = body
     if names is not None:
-        _check_index(names, rows, at, where)
+        check_index(names, rows, at, where)
     series, labels = [], []
     for i, (row, fields) in enumerate(rows):
         if not -len(fields) <= at < len(fields):
@@ -263,9 +243,9 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
         v = _values(rest, row, where, k, d, [f for _, f in rows[i + 1:i + 6]])
         if not label or not v:
             raise ValueError(f"path: row {row} of {where}: expected a label and at least one value, got {fields[:4]}")
-        if (n := number(label)) is not None and not math.isfinite(n):  # str "NaN" would be a class of its own
-            raise ValueError(f"path: row {row} of {where}, column {k + 1}: expected a class label, got {label!r} (a missing "
-                             "label); drop the row or give its class")
+        if (n := label_number(label)) is not None and not math.isfinite(n):  # str "NaN" would be a class; "inf" is one
+            raise ValueError(f"path: row {row} of {where}, column {k + 1}: expected a class label, got {label!r} ("
+                             f"{'a missing label' if math.isnan(n) else 'an infinite number'}); drop the row or give its class")
         if len(v) % channels:
             raise ValueError(f"channels: expected each row's values to split into {channels} channels of equal length, "
                              f"but row {row} of {where} has {len(v)} values")
@@ -281,8 +261,9 @@ class CsvDataModule(FileRecord, ArrayDataModule):
     ``label_column``: the label's column index (0, the first, by default; -1 the last), or a
     header's column name (then the first row is a header). ``header=True`` skips a first row of
     column names in every file (``path``, ``test_path``, ``val_path``), and refuses a file whose first row reads as a
-    series (a label other rows carry, or a number where every label is one, and numbers beside it that do not count
-    up evenly): a file without a header, whose first series would be dropped. ``"auto"`` (the default) reads the
+    series (a label other rows or the training file carry, or a number where every label is one, and numbers beside it
+    that do not count up evenly; or a label of no row, and numbers that neither rise nor fall, as no header's names do):
+    a file without a header, whose first series would be dropped. ``"auto"`` (the default) reads the
     first row as a series unless it looks like the header pandas writes, which is refused, naming both options:
     column numbers 0, 1, 2, ... (an array's), or a word in the label's column and numbers counting up evenly beside
     it from 0 or one step (``label,0,1,2``), or, where that word labels no other row, numbers that only rise
@@ -328,10 +309,9 @@ class CsvDataModule(FileRecord, ArrayDataModule):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed, val_fold=val_fold,
                          normalize=normalize, num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         check_fraction("test_fraction", test_fraction)
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels: expected an int >= 1, got {channels!r}")
-        if isinstance(label_column, bool) or not isinstance(label_column, (int, str)):
-            raise ValueError(f"label_column: expected a column index or a header's column name, got {label_column!r}")
+        channels = whole_number(channels, "channels", "an int >= 1", low=1)  # numpy's ints too, as batch_size takes
+        if not isinstance(label_column, str):
+            label_column = whole_number(label_column, "label_column", "a column index or a header's column name", None)
         if header not in (True, False, "auto"):
             raise ValueError(f"header: expected true, false or \"auto\" (the first row read as a series unless it looks "
                              f"like pandas' header), got {header!r}")
@@ -343,8 +323,8 @@ class CsvDataModule(FileRecord, ArrayDataModule):
         self.labels = check_labels_option(labels)
 
     def load(self) -> dict[str, tuple]:
-        def read(p):
-            x, y = read_series(p, **{k: getattr(self, k) for k in self.FILE_FORMAT})
+        def read(p, known=()):  # known: the training file's labels (a first series of a test file, no header)
+            x, y = read_series(p, known=known, **{k: getattr(self, k) for k in self.FILE_FORMAT})
             same = len({s.shape for s in x}) == 1
             return (np.stack(x) if same else x), y  # one length: an array; rows of several: padded later
 
@@ -352,8 +332,9 @@ class CsvDataModule(FileRecord, ArrayDataModule):
         own = tuple(s for s in ("test", "val") if getattr(self, f"{s}_path") is not None)
         self._fingerprint(*out["train"], own=own)  # the series as parsed, in the checkpoint: changed since, refused
         train_x, rows = out["train"][0], np.arange(len(out["train"][1]))  # before a test split is carved from it
+        classes = set(out["train"][1].tolist())
         if self.test_path is not None:
-            out["test"] = read(self.test_path)
+            out["test"] = read(self.test_path, classes)
             warn_fraction_unused(self, "test_fraction", "test", "test_path")
         if self.labels == "auto" and not self._whole_file and (
                 what := one_class_a_series(out["train"][1], out["test"][1] if "test" in out else None)):
@@ -372,7 +353,7 @@ class CsvDataModule(FileRecord, ArrayDataModule):
             rows, self._test_rows = keep, test  # the file's series (rows, blank lines and a header aside) of each split
         self._rows_read(rows, out["train"][1], self._test_rows, self.val_path is not None)
         if self.val_path is not None:
-            out["val"] = read(self.val_path)
+            out["val"] = read(self.val_path, classes)
         for key, name in (("test", "test_path"), ("val", "val_path")):  # the training file again (a copy too), by content
             if getattr(self, name) is not None and not self._whole_file:
                 warn_training_again(train_x, out[key][0], name, self.path.name)

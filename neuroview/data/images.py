@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .arrays import ArrayDataModule
 from .batches import ArrayDataset, random_crop_flip
+from .lengths import resample_option as flag  # a flag's check: bool("false") is True
 
 
 def _download(url: str, dest: Path) -> None:
@@ -125,7 +126,7 @@ class MNISTDataModule(ArrayDataModule):
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
         self.root = Path(root)
-        self.download = download
+        self.download = flag(download, "download")  # "false" (a JSON --data spec) fetched the files
 
     def _find(self, stem: str) -> Path | None:
         for d in (self.root, self.root / "MNIST" / "raw"):
@@ -245,13 +246,13 @@ class CIFAR10DataModule(ArrayDataModule):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
-        if on_device and num_workers:
+        # the text "false" (a JSON --data spec, an environment variable) read as true: CIFAR augmented when told not to
+        self.download, self.augment = flag(download, "download"), flag(augment, "augment")
+        self.on_device = flag(on_device, "on_device")
+        if self.on_device and num_workers:
             raise ValueError(f"num_workers: on_device=True reads batches from GPU memory in the main process; "
                              f"expected num_workers=0, got {num_workers}")
         self.root = Path(root)
-        self.download = download
-        self.augment = augment
-        self.on_device = on_device
         self._device_splits: dict[tuple[str, str], ArrayDataset] = {}
         self._fits: dict[str, bool] = {}  # per device, decided once: the answer must not change once copied
 

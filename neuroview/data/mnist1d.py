@@ -15,6 +15,7 @@ import numpy as np
 
 from .arrays import ArrayDataModule
 from .cache import cache_dir, save_npz
+from .lengths import resample_option as flag
 
 
 class MNIST1DDataModule(ArrayDataModule):
@@ -37,7 +38,7 @@ class MNIST1DDataModule(ArrayDataModule):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
-        self.cache = cache
+        self.cache = flag(cache, "cache")  # "false" (a JSON --data spec) wrote the cache
 
     def prepare_data(self) -> None:
         if self.cache:

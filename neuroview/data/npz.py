@@ -185,7 +185,8 @@ def _check_keys(arrays: dict, name: str) -> None:
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, suffix: str, name: str) -> None:
     """``X{suffix}`` and ``y{suffix}`` of the file ``name`` checked before any is read: numbers ``[N, ...]`` and one
-    label a series, at least one series (empty, a 0-d or text array failed deep in numpy or torch, naming neither)."""
+    label a series, at least one series of at least one value (empty, a 0-d or text array failed deep in numpy or torch,
+    naming neither)."""
     if x.ndim < 2:
         raise ValueError(f"path: X{suffix} of {name} must be [N, C, *spatial] or [N, T], got shape {x.shape}")
     if x.dtype.kind not in "biuf":  # text ("0.5" stored as a string), complex, dates
@@ -201,6 +202,10 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, suffix: str, name: str) -> None:
             "; drop X_val and y_val to hold out val_fraction of X instead" if suffix == "_val" else "")
         raise ValueError(f"path: X{suffix} and y{suffix} of {name}: expected at least one series, got none (X{suffix} of "
                          f"shape {x.shape}, y{suffix} of shape {y.shape}){fix}")
+    if not x.size:  # no channels or no steps (X[:, mask] of an all-False mask): an IndexError deep in the statistics
+        axis = next(j for j, n in enumerate(x.shape) if not n)
+        raise ValueError(f"path: X{suffix} of {name}: expected values in every series, got shape {x.shape}, whose axis "
+                         f"{axis} has length 0; store X{suffix} with at least one channel and one step")
 
 
 def _channels_first_of(x: np.ndarray, layout: str, suffix: str, name: str) -> np.ndarray:

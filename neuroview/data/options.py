@@ -1,9 +1,10 @@
 """A data module's batch sizes, checked, and its arguments as a checkpoint records them.
 
 Holds :func:`auto_batch_size`, :func:`check_batch_size` and :func:`check_eval_batch_size` (the constructor's checks,
-which the setters run too: Lightning's batch-size tuner sets ``batch_size``) and :func:`record_hparams`: the module's
-``hparams`` (a Lightning checkpoint's ``datamodule_hyper_parameters``) as plain Python values, each as it was
-given. Imports third-party libraries only; nothing from neuroview.
+which the setters run too: Lightning's batch-size tuner sets ``batch_size``), :func:`whole_number` (the other counts and
+indices: ``seed``, ``num_workers``, ``channels``, ...) and :func:`record_hparams`: the module's ``hparams`` (a Lightning
+checkpoint's ``datamodule_hyper_parameters``) as plain Python values, each as it was given. Imports third-party
+libraries only; nothing from neuroview.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def check_eval_batch_size(value) -> None:
     # 0 was read as unset (4 x batch_size), -2 failed in torch's DataLoader
     if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1):
         raise ValueError(f"eval_batch_size: expected None (4 x batch_size) or a positive int, got {value!r}")
+
+
+def whole_number(value, name: str, expected: str, low: int | None = 0) -> int:
+    """``value`` as a plain int, numpy's ints too (``seed=np.int64(1)`` from ``np.arange``, a fold from ``np.unique``),
+    or a ValueError naming ``name`` (``expected`` says what it takes): a bool is no count, nor below ``low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return int(value)
 
 
 def plain(value):

@@ -92,8 +92,10 @@ def folds_of(val_fraction: float, val_fold: int | None) -> int | None:
     k = round(1 / val_fraction) if val_fraction > 0 else 0
     if k < 2 or abs(k * val_fraction - 1) > 1e-9:
         raise ValueError(f"val_fraction: with val_fold, expected 1 / k for k folds (0.5, 0.25, 0.2, 0.1 ...), got {val_fraction!r}")
-    if isinstance(val_fold, bool) or not isinstance(val_fold, int) or not 0 <= val_fold < k:
-        raise ValueError(f"val_fold: expected an int in [0, {k}) (val_fraction {val_fraction:g}: {k} folds), got {val_fold!r}")
+    # numpy's ints too (a fold from np.unique); a Fraction (1 / k exactly) formats with :g only from Python 3.12
+    if isinstance(val_fold, (bool, np.bool_)) or not isinstance(val_fold, numbers.Integral) or not 0 <= val_fold < k:
+        raise ValueError(f"val_fold: expected an int in [0, {k}) (val_fraction {float(val_fraction):g}: {k} folds), got "
+                         f"{val_fold!r}")
     return k
 
 
@@ -220,5 +222,5 @@ def empty_held_out(y: np.ndarray, name: str, fraction: float, split: str, fix: s
     # round(fraction * n) >= 1 takes fraction * n > 0.5 (0.5 rounds to 0), and a class keeps at least one series
     need = (f"a {name} above {0.5 / most:.3g} holds out one series of the largest class" if most > 1
             else "every class has one series, so none can be held out")
-    return (f"{name}: expected a non-empty {split} split, got none: {fraction:g} of each class rounds to 0 series "
+    return (f"{name}: expected a non-empty {split} split, got none: {float(fraction):g} of each class rounds to 0 series "
             f"(series per class: {per_class}); {need}, or {fix}")

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 
 from .arrays import ArrayDataModule
+from .lengths import resample_option as flag
 
 #: The UCR/UEA classification sets that aeon ships inside its wheel (no download).
 UCR_DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "ArrowHead", "OSULeaf",
@@ -47,6 +48,7 @@ class UCRDataModule(ArrayDataModule):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                          val_fold=val_fold, normalize=normalize,
                          num_workers=num_workers, eval_batch_size=eval_batch_size, resample=resample)
+        download = flag(download, "download")  # "false" (a JSON --data spec) let aeon fetch a set
         if name not in UCR_DATASETS:
             import difflib  # noqa: PLC0415
 
