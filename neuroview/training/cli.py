@@ -47,6 +47,7 @@ from .resume_checks import check_resume, resume_state
 from .run_config import SaveRunConfig
 from .schedules import SCHEDULE_ONLY, drop_unused_options
 from .spawned import fit_steps
+from .tested_ckpt import TestedCheckpoint, mark_fit_weights
 
 __all__ = ["NeuroViewCLI", "cli_main"]
 
@@ -222,6 +223,7 @@ class NeuroViewCLI(LightningCLI):
         if cfg.get("test_ckpt") == "best" and not best:  # Lightning's own warning named a missing key, not this
             rank_zero_warn(f"test_ckpt: 'best', but {no_best_reason(self.trainer, cb)}: the last weights are tested; "
                            "pass --test_ckpt last to say so")
+        mark_fit_weights(self.trainer)  # where no file is restored: recorded as the weights fit ended with
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_instantiate_classes(self) -> None:
@@ -259,6 +261,7 @@ class NeuroViewCLI(LightningCLI):
                 cb.dirpath = os.path.realpath(os.path.join(trainer.default_root_dir, "checkpoints"))
         if trainer.loggers and not any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
             trainer.callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        trainer.callbacks.append(TestedCheckpoint())  # the file a test/validate scored, named in the run's log folder
         return trainer
 
 
