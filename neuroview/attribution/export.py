@@ -43,6 +43,7 @@ from ..core import saving
 from ..core._utils import exact_values
 from ..core.explanation import Explanation, class_labels, records_frame
 from ..core.explanation_checks import table_names
+from ..core.user_path import expand
 from .importance import layer_time_weights, time_weights, unit_weights
 
 __all__ = [
@@ -130,11 +131,23 @@ def _file(path, example: str) -> Path:
     given = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
     if not isinstance(given, str):
         raise TypeError(f"path: expected a str or os.PathLike file name, got {type(path).__name__} {path!r:.60}")
-    if given.strip() == "" or given.endswith(("/", os.sep)) or Path(given).is_dir():
+    file = expand(given) if given.strip() else None  # "~/t.csv": the home folder's, not ./~/t.csv
+    if file is None or given.endswith(("/", os.sep)) or file.is_dir():
         what = "an empty path" if not given.strip() else "a folder"
         raise ValueError(f"path: expected a file name, got {given!r}, {what}; name a file, e.g. "
                          f"{str(Path(given.strip() or '.') / example)!r}")
-    return Path(given)
+    return file
+
+
+def _written(target: Path, data: bytes) -> Path:
+    """``data`` written to ``target`` atomically. A folder that takes no new file (read-only, immutable) is said naming
+    ``path``, the file asked for: the writer's bare PermissionError named its hidden temporary file beside it."""
+    try:
+        atomic_write(target, data)
+    except PermissionError as e:
+        raise PermissionError(e.errno, f"path: {e.strerror}: its folder {str(target.parent)!r} takes no new file "
+                              "(read-only?)", str(target)) from e
+    return target
 
 
 def _cell(v, i: int, k) -> str:
@@ -197,8 +210,7 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
             raise ValueError(f"records: expected the keys of row 0 {list(columns)} in every row, got the extra keys "
                              f"{extra} in row {i}; give every row the same keys, or pass columns=")
         writer.writerow([_cell(r[k], i, k) for k in columns])
-    atomic_write(target, buf.getvalue().encode("utf-8"))
-    return target
+    return _written(target, buf.getvalue().encode("utf-8"))
 
 
 #: Columns that hold names, kept as text even when a name looks like a number (a site "3") or a word of
@@ -233,6 +245,7 @@ def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
     if isinstance(text_columns, (str, bytes)):  # its letters were read as the column names
         raise TypeError(f"text_columns: expected a sequence of column names, got the string {text_columns!r:.60}; "
                         f"pass [{text_columns!r:.60}] for one column")
+    path = expand(path) if isinstance(path, (str, os.PathLike)) else path  # "~/t.csv": as write_csv wrote it
     with open(path, newline="", encoding="utf-8") as f:  # write_csv writes UTF-8, whatever the locale
         reader = csv.DictReader(f)
         rows = list(reader)
@@ -287,8 +300,7 @@ def write_json(path, obj) -> Path:
     with no sample in :func:`time_records`) are written as ``null``: ``NaN`` is no JSON, and strict parsers refuse it."""
     target = _file(path, "data.json")
     text = json.dumps(_finite(obj), indent=2, allow_nan=False)
-    atomic_write(target, (text + "\n").encode("utf-8"))
-    return target
+    return _written(target, (text + "\n").encode("utf-8"))
 
 
 # ------------------------------------------------------------ save / load explanations

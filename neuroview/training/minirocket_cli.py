@@ -17,7 +17,7 @@ _OPTIONS = {"num_features": "--num-features", "max_k90": "--max-k90", "seed": "-
 
 
 def data_spec(data: str, normalize: str | bool = "sample") -> dict:
-    """The data-module spec of ``--data``: a JSON spec as given; a UCR/UEA set, ``mnist1d`` or an
+    """The data-module spec of ``--data``: a JSON spec as given, its files absolute; a UCR/UEA set, ``mnist1d`` or an
     ``.npz``/``.csv``/``.tsv`` path: the whole training split (no validation carved: the penalty is
     chosen by leave-one-out), each series z-normalized by itself (``normalize="sample"``, as the
     ``ucr_*`` recipes: MiniRocket's biases are quantiles of one series' values, so raw recordings of
@@ -29,10 +29,11 @@ def data_spec(data: str, normalize: str | bool = "sample") -> dict:
 
     from .. import data as datasets  # noqa: PLC0415
     from .data_arg import path_kind  # noqa: PLC0415
+    from .spec_files import absolute_spec  # noqa: PLC0415
 
     if data.lstrip().startswith("{"):
-        try:
-            return json.loads(data)
+        try:  # its files absolute, as a plain path's: explain --model from another folder reads the same file
+            return absolute_spec(json.loads(data))
         except (json.JSONDecodeError, RecursionError) as e:  # the parser's message alone named no option
             raise ValueError(f"--data: expected a JSON data-module spec, got {data!r} ({e})") from None
     raw = {"val_fraction": 0.0, "normalize": normalize}

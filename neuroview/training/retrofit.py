@@ -47,13 +47,13 @@ from ..core.cnn import NeuroViewCNN
 from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap, wrap_rnn
 from ..zoo import create_model
-from ..zoo.evaluate import make_datamodule
 from ..zoo.weights import load_weights
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
 from .retrofit_out import check_out, write_out
 from .retrofit_checks import OutputCheck, check_train_labels, check_weights, standard_scores, task_classes
 from .retrofit_checks import num_classes_of as _num_classes
 from .sparse_checks import check_seed
+from .spec_files import recorded_datamodule
 from .sparsify_cli import as_option
 from .sparsify import _batches, _features  # a split whole and in order (a user's module too)
 
@@ -364,7 +364,11 @@ def _prepare(args) -> tuple[nn.Module, object]:
     # a name or path is read as the network was trained (its normalize, resample), as explain and sparsify read it
     if args.data is None and not (trained or {}).get("data_module"):
         raise ValueError(f"--data: {args.source} records no data module it was trained on; pass --data")
-    dm = data_module(args.data, trained) if args.data is not None else make_datamodule(trained["data_module"])
+    if args.data is not None:
+        dm = data_module(args.data, trained)
+    else:  # its training file moved: said naming the source and --data
+        what = f"the {'checkpoint' if str(args.source).endswith('.ckpt') else 'zoo entry'} {args.source!r}"
+        dm = recorded_datamodule(trained["data_module"], "source", what)
     if str(args.source).endswith(".ckpt"):  # its own training file, changed since fit (carved otherwise), refused
         from ..data.file_record import hold_to_checkpoint  # noqa: PLC0415
 

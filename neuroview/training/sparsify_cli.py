@@ -29,8 +29,8 @@ def _source(source: str, data: str | None, zoo: str | None = None):
 
     from ..zoo import create_model  # noqa: PLC0415
     from ..zoo.build import arch_kwargs  # noqa: PLC0415
-    from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - Lightning data modules import slowly
     from .data_arg import check_spec_args  # noqa: PLC0415
+    from .spec_files import recorded_datamodule  # noqa: PLC0415 - its file moved: said naming the source and --data
 
     check_spec_args(data)  # a JSON spec's unknown key, before the source is read
     if _is_checkpoint(source):
@@ -44,7 +44,7 @@ def _source(source: str, data: str | None, zoo: str | None = None):
         trained_on = _checkpoint_data(source)  # what `neuroview fit` trained it on, as its data module saved it
         if data is None:
             _check_rebuildable(source, trained_on)
-            dm, name = make_datamodule(trained_on), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
+            dm, name = recorded_datamodule(trained_on, "source", f"the checkpoint {source!r}"), trained_on["init_args"].get("name") or trained_on["class_path"].rsplit(".", 1)[1]
             dataset = {"name": str(name), "split": "test", "data_module": trained_on, "class_names": list(dm.class_names)}
         else:
             from ..data.read_as import check_classes, checkpoint_classes  # noqa: PLC0415
@@ -65,7 +65,7 @@ def _source(source: str, data: str | None, zoo: str | None = None):
     net = create_model(source, pretrained=True, **({"root": zoo} if zoo else {}))
     entry = net.pretrained_cfg
     if not data:
-        return net, make_datamodule(entry["dataset"]["data_module"]), entry, source.split(".", 1)[1]
+        return net, recorded_datamodule(entry["dataset"]["data_module"], "source", f"the zoo entry {source!r}"), entry, source.split(".", 1)[1]
     from ..data.read_as import check_classes  # noqa: PLC0415
 
     dm = _data_module(data, entry["dataset"])  # the entry records the data it was sparsified and scored on, not its source's
@@ -145,13 +145,15 @@ def _checkpoint_data(path: str, unnamed: bool = False) -> dict | None:
 
 def _data_spec(data: str, dm, trained: dict | None = None) -> dict:
     """The data-module spec of ``--data`` as the sparse entry's manifest keeps it (``neuroview explain`` rebuilds
-    the data from it): a JSON spec as given; a name or an ``.npz``, ``.csv`` or ``.tsv`` path as the module it made,
-    with its splits' options and, as ``read_like``, ``trained``: the spec of the data the source was trained on, whose
-    channel statistics and series length it was read by (rebuilt from the file alone, it was read by its own)."""
+    the data from it): a JSON spec as given, its files absolute (:func:`.spec_files.absolute_spec`); a name or an
+    ``.npz``, ``.csv`` or ``.tsv`` path as the module it made, with its splits' options and, as ``read_like``,
+    ``trained``: the spec of the data the source was trained on, whose channel statistics and series length it was read
+    by (rebuilt from the file alone, it was read by its own)."""
     from .data_arg import check_spec_args  # noqa: PLC0415
+    from .spec_files import absolute_spec  # noqa: PLC0415
 
     if data.lstrip().startswith("{"):  # checked, its class_path as the commands build it (a short name in full)
-        return check_spec_args(data)
+        return absolute_spec(check_spec_args(data))  # its relative path read from the later command's folder otherwise
     import os  # noqa: PLC0415
 
     name = type(dm).__name__  # a path as an absolute one: a later command run from another folder reads the same file

@@ -36,7 +36,8 @@ from .report_data import check_out as _check_out, explain_batches, model_layout 
 from ..training.sparsify import mean_codes
 from .explain_options import as_typed, check_model_args, data_options, model_options
 from .report_rows import add_file_rows
-from .report_writer import check_requirements, recover_out, write_report
+from .report_text import check_requirements
+from .report_writer import recover_out, write_report
 
 __all__ = ["write_report", "explain_batches", "pick_examples", "main"]
 
@@ -223,18 +224,19 @@ def _check_explainable(model: nn.Module, name: str) -> None:
                          "use its NeuroView variant (nv_*)")
 
 
-def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module,
-                 split: str = "test", classes: list | None = None) -> tuple[object, str]:
+def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module, split: str = "test",
+                 classes: list | None = None, source: tuple[str, str] = ("data", "the model")) -> tuple[object, str]:
     """``(data module, its name)``: ``--data`` when given (read as ``trained_on`` was: its ``normalize``
     and ``resample``, and a file of its own module in its format; a file that is not the model's training data read
     whole, as ``neuroview test``/``predict`` read it, with no validation split unless ``split`` is ``val``), else what
-    the checkpoint was trained on (carved as ``fit`` carved it), else the offline set the model's input fits."""
+    the checkpoint was trained on (carved as ``fit`` carved it; its file moved: said by ``source``, the option and the
+    words of what recorded it), else the offline set the model's input fits."""
     if spec:  # read as the model's own training data was (normalize, resample, a file's format), not by the defaults
         from ..training.data_arg import explained_data  # noqa: PLC0415
 
         return explained_data(data_module, spec, trained_on, split, classes), spec
     if trained_on:
-        from ..zoo.pretrained import make_datamodule  # noqa: PLC0415 - only neuroview.data classes, never arbitrary imports
+        from ..training.spec_files import recorded_datamodule  # noqa: PLC0415 - only neuroview.data classes
 
         # a zoo entry's dataset is {"name", "data_module": {class_path, init_args}}; a checkpoint's is the module spec
         module = trained_on.get("data_module", trained_on)
@@ -242,7 +244,7 @@ def resolve_data(spec: str | None, trained_on: dict | None, model: nn.Module,
             raise ValueError(f"data: the model does not say what data it was trained on ({trained_on.get('name')!r}); "
                              "pass --data (digits, mnist1d, a UCR set, a .npz path or a JSON data-module spec)")
         name = trained_on.get("name") or module.get("init_args", {}).get("name") or module["class_path"].rsplit(".", 1)[-1]
-        return make_datamodule(module), str(name)
+        return recorded_datamodule(module, *source), str(name)
     guess = guess_data(model)
     return data_module(guess), guess
 
@@ -364,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         from ..data.read_as import check_classes  # noqa: PLC0415
 
         classes = _model_classes(args, trained_on)
-        dm, spec = resolve_data(args.data, trained_on, model, args.split, classes)
+        source = ("--weights" if args.weights else "--ckpt" if args.ckpt else "--model",  # what recorded the data
+                  f"the {'checkpoint' if args.ckpt else 'weight file' if args.weights else 'zoo entry'} {args.ckpt or args.weights or args.model!r}")
+        dm, spec = resolve_data(args.data, trained_on, model, args.split, classes, source)
         _hold(dm, args, trained_on)
 
         check_classes(dm, classes, f"--data: {spec}")

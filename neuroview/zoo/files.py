@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..core.user_path import expand  # the one rule of every --out/--zoo, the tables and the report
+
 __all__ = ["ENV", "checkpoints_dir", "default_checkpoints", "recipes_dir", "find_recipe", "MissingZooError", "unwritable", "expand", "too_long", "replaceable", "NAME_MAX"]
 
 #: An explicit checkpoints folder, instead of the packaged or the source tree's.
@@ -42,13 +44,6 @@ def checkpoints_dir(root: str | os.PathLike | None = None) -> Path:
     if os.environ.get(ENV):
         return expand(os.environ[ENV])
     return default_checkpoints()[0]
-
-
-def expand(path: str | os.PathLike) -> Path:
-    """``path`` with a leading ``~`` expanded as the shell expands it (``os.path.expanduser``: ``~`` and ``~/x`` the home
-    folder's, ``~user/x`` an existing user's), and left as it is where no user has that name: ``~old_zoo`` is a folder
-    of that name (pathlib's ``expanduser`` raised a bare RuntimeError for it). The one rule of every ``--out``/``--zoo``."""
-    return Path(os.path.expanduser(os.fsdecode(os.fspath(path))))
 
 
 def unwritable(folder: str | os.PathLike) -> tuple[Path, str] | None:
