@@ -35,12 +35,15 @@ RECIPES = ("recipes/ucr_nv_cnn.yaml", "recipes/ucr_nv_rnn.yaml")
 
 
 def class_means(dm, window: int):
-    """``[C, steps, F]``: each class's mean training series, averaged over each window of samples."""
+    """``[C, steps, F]``: each class's mean training series, averaged over each window of samples; the split read
+    whole and in order (the training loader shuffles and drops its last batch: a random series was left out)."""
     import torch
 
+    from neuroview._batch import in_order
     from neuroview.attribution.importance import class_means as means, per_step
 
-    x, y = zip(*((b[0], b[-1]) for b in dm.train_dataloader()))
+    batches = in_order(dm.train_dataloader(), strict="so that every series is counted once", what="dm.train_dataloader()")
+    x, y = zip(*((b[0], b[-1]) for b in batches))
     xb = per_step(torch.cat(x).transpose(1, 2), window)  # [N, C, T] -> [N, steps, C]
     return means(xb, torch.cat(y), dm.num_classes)
 

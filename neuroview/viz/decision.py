@@ -131,7 +131,7 @@ def waterfall(exp: Explanation, sample: int = 0, *, target: int | None = None, k
     if gallery is not None:
         check_gallery(gallery, what)
     top = largest(v, k)
-    # against a baseline the constant is the logit of the baseline itself (the average sample's, for the mean code)
+    # against a baseline the constant is the logit at the baseline itself (the average training logit, for the mean code)
     first = "bias" if getattr(exp, "baseline", None) is None else "baseline's logit"
     entries = [(first, float(exp.bias[tgt]))] + [(labels[i], float(v[i])) for i in top]
     if len(v) > len(top):

@@ -2,7 +2,7 @@
 
 :func:`write_report` explains a model on a batch (:mod:`.report_data`), writes the tables
 (CSV) and the explanation (safetensors), draws the figures (:mod:`.plots`) and renders the page
-(:mod:`.report_page`). Every file the page names is written next to it, so it opens offline.
+(:mod:`.report_page`, written by :mod:`.report_text`). Every file the page names is written next to it, so it opens offline.
 
 Imports: torch, :mod:`neuroview._io` (the staging folder), :mod:`neuroview.attribution` and the
 viz modules named above; matplotlib only through :mod:`.plots`, when drawing.
@@ -10,7 +10,6 @@ viz modules named above; matplotlib only through :mod:`.plots`, when drawing.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..core.ensemble import Ensemble
 from ..core.explanation import RNNExplanation
 from ..core.explanation_checks import table_names as check_names
 from ..core.rnn import NeuroViewRNN
+from ..core.user_path import expand
 from ..training.sparsify import mean_codes
 from . import plots
 from ._style import _names
@@ -40,7 +40,7 @@ from .report_data import (
 from .decision import bar_units
 from .gallery import sample_shape
 from .report_out import moving_in, recover_out
-from .report_page import render_page
+from .report_text import check_requirements, write_page
 from .units import token_sites
 
 __all__ = ["write_report", "recover_out"]
@@ -127,15 +127,15 @@ def write_report(
     Returns the names of the files written, ``index.html`` last. Every file named in the page
     is among them; images sit next to the page, so the folder opens in a browser offline.
     What the report needs (matplotlib, jinja2) is checked before anything is written, and the
-    files are written to a temporary folder (inside an existing ``out_dir``, which keeps its identity) and
-    moved into place only when all are done: an error leaves ``out_dir`` as it was.
+    files are written to a hidden folder beside ``out_dir`` (or in it: :func:`~neuroview._io.staged_dir`) and moved
+    into place only when all are done: an error leaves ``out_dir`` as it was, and an existing one keeps its identity.
     """
     check_requirements()
     t0 = time.perf_counter()  # the work timed: finding the sites, the explanation, and its copy off the device
     if getattr(model, "sites", True) is None:  # a NeuroView-CNN loaded from weights finds its sites on real data
         model.discover(x)
     check_inputs(model, x, lengths)  # a CNN's lengths: checked, and a warning that it reads none
-    recover_out(out := Path(out_dir))  # before check_out: a killed run's own leftovers are no content of the folder
+    recover_out(out := expand(out_dir))  # "~/rep": the home's; before check_out: a killed run's leftovers are no content
     check_out(out, overwrite)
     n = (batch_first(model, x) if is_rnn(model) else x).shape[0]
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices, tuple(x.shape))  # n == 0 too
@@ -219,18 +219,10 @@ def _write_all(out: Path, model: nn.Module, x: Tensor, y: Tensor | None, lengths
     page.data.append(("report.json", "what this report is: model, data, accuracy, each sample's index in the data it was "
                       "drawn from (sample_indices), and every file with its caption"))
     bar.set_description_str("writing index.html")
-    (out / "index.html").write_text(render_page(page, about))
+    write_page(out / "index.html", page, about)  # a path of a name that is not UTF-8 shown, not a crash after the work
     w.files.append("index.html")
     bar.update(1)
     return w.files
-
-
-def check_requirements() -> None:
-    """Raise ImportError, naming what to install, when the report cannot be drawn or rendered here."""
-    need = {"matplotlib": "pip install 'neuroview[plots]'", "jinja2": "pip install jinja2 (a neuroview dependency)"}
-    missing = [f"{m} ({how})" for m, how in need.items() if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ImportError(f"the report needs {' and '.join(missing)}; nothing was written")
 
 
 def _figure_count(model: nn.Module, xb: Tensor, picks: list[int]) -> int:
