@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .._batch import takes_lengths
 from ..core.cnn import NeuroViewCNN
+from ..core.edits import site_module
 from ..core.hooks import CodesHooks, _remove as remove_hook
 from .ablation_hooks import AblationHook, UnitAblation
 from .checks import (
@@ -180,7 +181,7 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
     if p is not None:
         mask = mask.to(p.device)
     hooks = UnitAblation(net, ~mask)
-    modules = dict(net.backbone.named_modules())
+    modules = {s.module: site_module(net, s) for s in net.sites}  # the hooked objects: a name may have moved since
     # the passes of the thread that entered only: another thread's explain of the network is no ablation's
     hooks.here = CodesHooks.enter(net, hooks.zero_codes)
     # prepend=True: our output hook runs before NeuroViewCNN's own (registered during forward),

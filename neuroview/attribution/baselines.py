@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.cnn import NeuroViewCNN
+from ..core.edits import site_module
 from ..core.quantize import as_units
 from ..core.recorder import sample_first
 from .ablation import rnn_forward, split_lengths, step_baseline, valid_steps
@@ -43,7 +44,7 @@ def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_s
     for the class ``y``, summed over the site's positions (in the site's own layout)."""
     from captum.attr import LayerConductance, LayerGradientXActivation  # noqa: PLC0415 - optional dependency
 
-    modules = dict(net.backbone.named_modules())
+    modules = {s.module: site_module(net, s) for s in net.sites}  # the hooked objects: a name may have moved since
     # The code of an activation site (hard/soft) is read from the pre-activation, which also
     # feeds everything downstream: attributing to the layer input covers both paths.
     to_input = [s.from_input and net.quantizer != "none" for s in net.sites]

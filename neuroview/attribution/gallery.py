@@ -125,21 +125,20 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
     around the input's end (its gradient passes through a circular convolution's padding) is an error;
     a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the windows
     are the same (measured with grad on, on a copy). ``heat`` is the unit's code map stretched (nearest) over
-    the input, for sites whose maps have the input's rank (units last: over an even grid of the series; tokens with
-    a class token NaN, its ``window`` says where, unless their count divides the length); over the steps it covers
-    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere; positions a pure move
-    swapped (``conv(x).mT``) moved back, NaN where ``flip``/``rot90``/``roll`` left no order (``core.map_order``). RNN: step ``t`` reads input samples
-    ``t * window`` to ``(t + 1) * window`` (``reads``, cut at ``max_len``; ``window``: cut at each series' length
-    too); its samples are those where its contribution to the *predicted* class's logit is largest in absolute value (``value`` keeps
-    the sign): a step's hidden state is a vector, and its contribution is the one number the
-    decision reads from it. Only series that reach the step (``lengths > t * window``) are
-    ranked: a step of padding is no reading of the series (against a non-zero baseline it even
-    "contributes" ``-W @ baseline``). Where fewer than ``g.k`` series reach it, its last places are
-    empty: index -1, value NaN, x 0, y -1, lengths 0 and window ``(start, start)``. ``class_means``:
-    over the samples of each class that reach each position (padding, NaN too, never read); NaN where
-    none does, 0 for a class without samples, as :func:`~neuroview.attribution.importance.class_means`.
-    All samples of a CNN's loader must have one shape (the gallery keeps them in one tensor); an RNN's
-    series are padded to ``max_len``.
+    the input, for sites whose maps have the input's rank (units last over a series where their order is followed: a
+    channels-last conv's, not tokens with a class token ``cat`` among them, NaN at any count); over the steps it covers
+    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere; positions swapped
+    (``conv(x).mT``), flipped or rolled moved back (series too), NaN where ``flip``/``rot90``/``roll`` left no order
+    (``core.map_order``). RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
+    ``max_len``; ``window``: cut at each series' length too); its samples are those where its contribution to the
+    *predicted* class's logit is largest in absolute value (``value`` keeps the sign): a step's hidden state is a
+    vector, and its contribution is the one number the decision reads from it. Only series that reach the step
+    (``lengths > t * window``) are ranked: a step of padding is no reading of the series (against a non-zero baseline it
+    even "contributes" ``-W @ baseline``). Where fewer than ``g.k`` series reach it, its last places are empty: index
+    -1, value NaN, x 0, y -1, lengths 0 and window ``(start, start)``. ``class_means``: over the samples of each class
+    that reach each position (padding, NaN too, never read); NaN where none does, 0 for a class without samples, as
+    :func:`~neuroview.attribution.importance.class_means`. All samples of a CNN's loader must have one shape (the
+    gallery keeps them in one tensor); an RNN's series are padded to ``max_len``.
     """
     if not isinstance(net, (NeuroViewCNN, NeuroViewRNN, Ensemble)) or (isinstance(net, Ensemble) and not net.neuroview):
         raise TypeError("net: expected a NeuroViewCNN, a NeuroViewRNN or an Ensemble of NeuroView-CNNs" + (wrapped_hint(
@@ -329,7 +328,7 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: Top) -> Uni
             for part in _parts(li := local[inv[at]]):  # li: each place's sample in the chunk
                 need, sub = torch.unique(li[part], return_inverse=True)
                 window[at[part]], position[at[part]] = windows(net, sites[name], chs[at[part]], samples[ids][need], sub)
-            cmap = in_input_order(maps[name][li.to(device), chs[at].to(device)], orders.get(name, ()))
+            cmap = in_input_order(maps[name][li.to(device), chs[at].to(device)], _order_of(sites[name], orders, spatial))
             h = None if cmap is None else _heat(net, sites[name], cmap, spatial)  # moved back, or in no order: NaN
             if h is not None:
                 heat[at] = h.to(heat.dtype)
@@ -351,12 +350,18 @@ def _parts(li: Tensor) -> list[Tensor]:
     return [(li == ids[i]).nonzero().flatten() for i in order[:k]] + [torch.isin(li, ids[order[k:]]).nonzero()[:, 0]]
 
 
+def _order_of(site, orders: dict, spatial: tuple):
+    """The order of ``site``'s positions over the input (:func:`~neuroview.core.map_order.position_orders`; ``()``: not
+    followed, stretched as they are). Units last over a series, not followed: None (no heat), as a transformer's tokens
+    may be (a class token among them, not told by their count: 4 tokens of T=12, patch 4, were drawn one patch late)."""
+    return orders.get(site.name, None if site.axis == -1 and len(spatial) == 1 else ())
+
+
 def _heat(net: NeuroViewCNN | Ensemble, site, cmap: Tensor, spatial: tuple) -> Tensor | None:
-    """``[B, *spatial]``: code maps ``cmap [B, *positions]`` of ``site`` stretched over the input where they have the
-    input's rank (units last: on an even grid), NaN off the part of the input the site reads; None: no such map."""
-    # an MLP's [B, F] input has no positions to stretch a map over; units last over no even grid of the series (a
-    # transformer's tokens [B, N, C], class token included): stretched over it, each token sat elsewhere
-    if not spatial or cmap.dim() - 1 != len(spatial) or (site.axis == -1 and spatial[-1] % cmap.shape[-1]):
+    """``[B, *spatial]``: code maps ``cmap [B, *positions]`` of ``site`` (in the input's order) stretched over the input
+    where they have the input's rank, NaN off the part of the input the site reads; None: no such map."""
+    # an MLP's [B, F] input has no positions to stretch a map over
+    if not spatial or cmap.dim() - 1 != len(spatial):
         return None
     # a map of part of the input (MiniRocket's centre sites) lies on that part, NaN elsewhere: stretched over the
     # whole input, it marked steps the unit never reads

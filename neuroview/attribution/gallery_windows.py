@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from ..core.cnn import NeuroViewCNN
+from ..core.edits import site_module
 from ..core.ensemble import Ensemble
 from ..core.quantize import units_first
 from ..core.reach_graph import stand_ins
@@ -150,12 +151,13 @@ class _CircularPads(TorchFunctionMode):
 def preactivation(net: NeuroViewCNN, site, x: Tensor) -> Tensor:
     """The pre-activation of ``site`` on ``x``, units first ``[B, C_s, *positions]``, with its graph.
 
-    Taken by a hook of its own on the site's module, at the site's call number (``name:1`` is
-    the second call; ``name::1`` where ``name:1`` is another module's name), and cloned before an
+    Taken by a hook of its own on the site's module (the object the network hooked), at the site's call number
+    (``name:1`` is the second call; ``name::1`` where ``name:1`` is another module's name), and cloned before an
     in-place activation can overwrite it.
     """
-    # a NeuroView-CNN names modules inside its backbone; an ensemble's sites name them from itself
-    module = dict((net if isinstance(net, Ensemble) else net.backbone).named_modules())[site.module]
+    # the object the network hooked (an ensemble's: its member's), not what its name reaches now: a module inserted
+    # before it since (refused: PathChanged), the backbone compiled or in DataParallel in place (names moved)
+    module = site_module(net, site)
     name, mod = site.name, site.module
     if isinstance(net, Ensemble):  # members.<i>.<name> of members.<i>.backbone.<module>: the member's own names
         name, mod = name.split(".", 2)[2], mod.split(".", 3)[3]

@@ -21,14 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from ._utils import describe, explaining, extension, factory, own_rng, positive_int, restore_modes, rnn_pointer
-from .discovery import DISCOVERING, find_sites, probe_input, require_called
+from .discovery import DISCOVERING, find_sites, probe_input
 from .explanation import CNNExplanation
 from .readable import resolve_baseline
 from .head import FLOOR, adopt_norm, checked_floor, constant_features, decide, fold, folded_logits, head_dtype, load_fits, refuse_single
 from .hooks import install, uninstall
 from .guards import Guarded
 from .head_classes import NUM_CLASSES, build_cnn_head
-from . import head_stats, load_checks, settings, site_notes, unseen
+from . import edits, head_stats, load_checks, settings, site_notes, unseen
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
@@ -115,7 +115,11 @@ class NeuroViewCNN(Guarded):
         self._stop_at: tuple = ()
         self._installed = False  # hooks on the backbone from discovery until the network goes or unwrap()
         self.frozen: tuple[str, ...] = ()  # backbone parameters the decision never reaches: frozen until unwrap()
+        # the modules to hook: found now for the errors (a layers= name of no module), and again when the sites are
+        # found where the model was edited since (a lazy wrap's first batch reads the model as that batch finds it)
         self._targets, self.left_out = find_targets(backbone, layers)
+        self._layers = None if layers is None else list(layers)
+        edits.take(self)
         self._named = layers is not None  # named modules must all run; of all activations, those that run are sites
         self.sites: list[Site] | None = None
         self.input_shape: tuple[int, ...] | None = None
@@ -176,13 +180,16 @@ class NeuroViewCNN(Guarded):
                 done(), keep()
 
     def _discover(self, x: Tensor) -> list[Site]:  # noqa: D102
+        if "_layers" in self.__dict__ and not edits.unchanged(self):  # edited (or replaced) since the targets were found
+            self._targets, self.left_out = find_targets(self.backbone, self._layers)
+        edits.take(self)  # the module tree its sites are read in (its reach pass, every later one): edits since, named
         restore = restore_modes(self)
         try:
             self.eval()
             found, not_sites, stop = find_sites(self.backbone, self._targets, self.quantizer, self.unit_axis, x, named=getattr(self, "_named", False))
         finally:
             restore()
-        require_called(self._targets, found, not_sites, getattr(self, "_named", False))
+        edits.require_called(self._targets, found, not_sites, getattr(self, "_named", False), self.backbone)
         names = {s.name for s in found} | {s.module for s in found} | {f"{s.module}:0" for s in found if s.name == s.module}
         unknown = sorted(set(self.unit_axis) - names)
         if unknown:
@@ -242,6 +249,7 @@ class NeuroViewCNN(Guarded):
                 if not self._installed or self.__dict__.get("_none") != (self.quantizer == "none"):  # unwrapped, or
                     uninstall(self, self.backbone)  # the quantizer set since to or from "none" reads the other side
                     self._install()
+        edits.require_unedited(self)  # a site's name moved onto another module, an activation added: named
         if deciding and self.norm is not None and self.norm.training:  # forward: before the
             refuse_single(x.shape[0])  # backbone moves its BatchNorm statistics for a batch the head then refuses
         watch_trainable(self)  # training: an unreached parameter made trainable again, named (plain DDP fails on it)

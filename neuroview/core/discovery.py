@@ -346,18 +346,6 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     return sites, not_sites, stop
 
 
-def require_called(targets, sites: list[Site], not_sites: dict, named: bool) -> None:
-    """Refuse a batch on which no target module ran, or (``named``: ``layers=[...]``) one a named module missed."""
-    called = {s.module for s in sites} | {m for m, _ in not_sites}
-    if not sites:
-        raise ValueError(f"layers: none of the modules {[n for n, _, _ in targets]} was called in the forward pass")
-    missed = [n for n, _, _ in targets if n not in called]
-    if named and missed:
-        raise ValueError(f"layers: {missed} were not called in the forward pass on this batch, which finds the sites "
-                         f"in eval mode (a module that runs only while training, as an auxiliary head's, cannot be a "
-                         f"site: leave it out); the sites found are {[s.name for s in sites]}")
-
-
 def _positions_first(small: _Call, large: _Call, sd: int, alike: bool = False, advice: str = "") -> bool:
     """Whether the ``k`` positions folded into the sample dim come ahead of the samples (rows
     ``t * B + b``, a sequence-first ``[T, B, C]`` flattened) rather than after them (``b * k + t``,

@@ -12,9 +12,13 @@ input's position ``p`` with ``q = sign * p + offset`` (mod its size), so a secon
 the gallery moves a flipped or rolled map back; their other dims (``x.flip(1)``: RGB to BGR) keep their labels. A sum
 of an in-order map and a roll of it (a shift branch in a residual) keeps the in-order operand's order (a translation:
 neighbours stay neighbours); operands of one sum in other orders (``z + z.flip(-1)``), a roll of the flattened tensor,
-or a roll whose offset a resize cannot carry leave them in no order; a reshape that changes the shape (tokens of
-patches), ``einsum`` or a tensor made of none of the input's, in no known order: drawn unmoved, as before. (No gradient is read: a dead border or an upsampled map is
-no sign of a move, and a deep backbone whose every position reads the whole input hides none.)
+or a roll whose offset a resize cannot carry leave them in no order, as does a ``cat`` along a positional dim (a class
+token ahead of the patches: its cells no longer tile the input, whatever their count); a reshape that changes the shape
+(tokens of patches), ``einsum`` or a tensor made of none of the input's, in no known order: drawn unmoved, as before. A
+series' one positional dim is followed as an image's are (a flip or roll moves it too; no move swaps it). The gallery's
+heat and :func:`~neuroview.viz.units.spatial_maps` (given ``net``) move each map back with :func:`in_input_order`. (No
+gradient is read: a dead border or an upsampled map is no sign of a move, and a deep backbone whose every position reads
+the whole input hides none.)
 
 Imports only torch and the core modules below it.
 """
@@ -27,7 +31,8 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-from .lineage import LAYOUT, MOVES, moved, op_name, tensors
+from .edits import site_module
+from .lineage import CAT, LAYOUT, MOVES, moved, op_name, tensors
 
 #: ops that keep the rank but move positions other than by a pure move: followed per dim they act on (:func:`_moved_cells`)
 SCRAMBLE = frozenset({"flip", "fliplr", "flipud", "rot90", "roll"})
@@ -74,6 +79,8 @@ def _follow(op: str, args, kwargs, ins: list, out: Tensor) -> tuple | None:
         return _moved_cells(op, args, kwargs, t, lab) if out.shape == t.shape or op == "rot90" else None
     if op in ("unsqueeze", "squeeze"):
         return _squeezed(op, args, kwargs, t, lab, out)
+    if op in CAT:
+        return _joined(args, kwargs, ins, out)
     if op in LAYOUT or op == "einsum":  # a reshape that keeps the shape keeps the order; else not followed
         return lab if op in LAYOUT and out.shape == t.shape else None
     if op in MATMUL and out.dim() == t.dim() >= 2:
@@ -179,6 +186,24 @@ def _merge(ins: list, out: Tensor) -> tuple | None:
     return tuple(labels)
 
 
+def _joined(args, kwargs, ins: list, out: Tensor) -> tuple | None:
+    """The labels of ``torch.cat(pieces, dim)``: the pieces' own on the other dims; a positional dim they are joined
+    along lies in no order of the input's (a class token ahead of the patches, a piece of no input, pieces of it in
+    another order), whatever its size: the 1 + T / P tokens of a 1-D patch transformer were stretched over the series
+    one patch late wherever their count divides T (probe S26 P4 finding 1)."""
+    pieces = args[0] if args else kwargs.get("tensors", ())
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis", 0))
+    labels = _merge([(x, lab) for x, lab in ins if x.dim() == out.dim()], out)
+    if labels is None or not isinstance(dim, int) or isinstance(dim, bool):
+        return None if labels is None else tuple(_NO if _parts(a) is not None else a for a in labels)
+    d, own = dim % out.dim(), {id(x): lab for x, lab in ins}
+    kept = [p for p in pieces if isinstance(p, Tensor) and p.dim() == out.dim() and p.shape[d]]  # empty ones add nothing
+    along = [own[id(p)][d] if id(p) in own else None for p in kept]
+    if len(kept) > 1 and any(a == _NO or _parts(a) is not None for a in along):
+        return (*labels[:d], _NO, *labels[d + 1:])
+    return labels
+
+
 def _squeezed(op: str, args, kwargs, t: Tensor, lab: tuple, out: Tensor) -> tuple | None:
     dim = args[1] if len(args) > 1 else kwargs.get("dim")
     if op == "unsqueeze":
@@ -191,20 +216,22 @@ def _squeezed(op: str, args, kwargs, t: Tensor, lab: tuple, out: Tensor) -> tupl
 
 
 def _module_call(net, site):
-    """The module a site's hook sits on and the call of it that is the site (``act:1``: its second)."""
+    """The module a site's hook sits on (the object the network hooked, :func:`~neuroview.core.edits.site_module`: not
+    what its name reaches now) and the call of it that is the site (``act:1``: its second)."""
     members = getattr(net, "members", None) is not None  # an ensemble's sites name its members' modules
-    root, name, mod = (net, *(site.name.split(".", 2)[2], site.module.split(".", 3)[3])) if members else (
-        net.backbone, site.name, site.module)
+    name, mod = (site.name.split(".", 2)[2], site.module.split(".", 3)[3]) if members else (site.name, site.module)
     suffix = name[len(mod):] if name.startswith(mod) else ""  # a module's own name may hold ':'
-    return dict(root.named_modules())[site.module], int(suffix.lstrip(":")) if suffix.lstrip(":").isdigit() else 0
+    return site_module(net, site), int(suffix.lstrip(":")) if suffix.lstrip(":").isdigit() else 0
 
 
 def position_orders(net, sites, x: Tensor) -> dict[str, tuple[int, ...] | None]:
     """Per site of ``sites`` (of ``net``), the order of its map's positional dims (units first ``[C, *positions]``) over
     the spatial dims of ``x`` (one sample ``[1, C, *spatial]``, run once): ``(0, 1)`` in the input's order, ``(1, 0)``
     swapped (``.mT``); None where they lie in no order of the input's positions. A site left out: not followed (a
-    reshape of tokens, folded windows), or a series (one positional dim, which no move swaps)."""
-    if x.dim() < 4:
+    reshape of tokens, folded windows). A series' one positional dim is followed too: ``(0,)``, or
+    ``((0, sign, offset),)`` where a flip or roll moved it (it returned ``{}``: a flipped series map was stretched
+    mirrored, probe S26 P4 finding 2); an input of no positions (``[1, F]``): ``{}``."""
+    if x.dim() < 3:
         return {}
     got, seen, handles = {}, {}, []
     mode = _Order()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .edits import require_same_modules  # (named here too: the recorder's check of a pass)
 from .hooks import PathChanged
 
 __all__ = ["refuse_tracing", "traced_apart", "require_same_modules", "require_all_sites", "require_finite_codes"]
@@ -40,27 +41,6 @@ def traced_apart(ensemble) -> bool:
     if torch.jit.is_tracing():
         return True
     return torch.compiler.is_exporting() and any(getattr(m, "sites", ()) is None for m in ensemble.members)
-
-
-def require_same_modules(net) -> None:
-    """A clear error where a site's module was replaced after the sites were found (``backbone[3] = nn.GELU()``): its
-    hooks are on the old object, so the new one is never read, which was blamed on the data (an input-dependent
-    branch), with advice to leave the site out."""
-    hooked = {name: m for m, (name, _, _) in net._plan.items()}
-    gone = []
-    for name in dict.fromkeys(s.module for s in net.sites):
-        try:
-            now = net.backbone.get_submodule(name)
-        except AttributeError:
-            now = None
-        if name in hooked and now is not hooked[name]:
-            gone.append(name)
-    if gone:
-        raise PathChanged(
-            f"backbone: the modules {gone} were replaced after the sites were found (the hooks that read their codes are "
-            "on the old objects, so the new ones are not read); wrap the edited model again (new = nv.wrap(net.unwrap(), "
-            "num_classes, ...) with the same settings; new.load_state_dict(net.state_dict()) keeps the trained head where "
-            "the units agree), or edit a model before wrapping it")
 
 
 def require_all_sites(net, codes: list) -> None:

@@ -31,6 +31,7 @@ import weakref
 import torch
 from torch import Tensor, nn
 
+from .edits import added
 from .hooks import run_to_last_site
 from .reach import current, reached_later, warn_unreached_trainable
 from .reach_graph import graph
@@ -54,6 +55,7 @@ def watch_hooks(net: nn.Module) -> list[tuple[nn.Module, bool]]:
     they need."""
     called = {s.module for s in net.sites} | {m for m, _ in net.not_sites}
     watched = {m: (n, ()) for n, m, _ in net._targets if n not in called}
+    watched.update((m, (n, ())) for m, n in (net.__dict__.get("_added") or {}).items())  # added since: neuroview.core.edits
     owned: dict[str, list[str]] = {}
     ran = net.__dict__.get("_ran")  # (None: a network pickled before it was kept)
     for p in net.frozen if ran is not None else ():
@@ -96,6 +98,8 @@ class PathRecorder(Recorder):
         super().on(module, args, output, pre)
 
     def _ran(self, module: nn.Module, output, pre: bool, name: str, params: tuple[str, ...]) -> None:
+        if pre and module in (self.net.__dict__.get("_added") or ()):  # added to the backbone since (neuroview.core.edits)
+            raise added(self.net, name, module)
         if not params:  # an activation that is no site
             # the sites were found in eval mode: this path is another. While training, an auxiliary head's may run:
             # after the last site it feeds no code; before it, judged by the codes' graph (below)

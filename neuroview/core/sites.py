@@ -42,15 +42,16 @@ class Site:
 def refresh_points(net) -> None:
     """Each site of ``net`` (a NeuroView-CNN) with the breakpoints its activation has now (a site is replaced where
     they changed): read before a state dict records them or is checked against them, and at a pass where the
-    registry changed since (:func:`~neuroview.core.activations.generation`). A module no longer in the backbone is
-    left to the pass that names it; one of a class the registry does not know (a network unpickled in a process that
-    has not registered its activation) keeps the breakpoints it was found with, not a ReLU's default."""
+    registry changed since (:func:`~neuroview.core.activations.generation`). Each site's module is the object the
+    network hooked, wherever it stands now (one replaced or moved since is left to the pass, which names it); one of a
+    class the registry does not know (a network unpickled in a process that has not registered its activation) keeps
+    the breakpoints it was found with, not a ReLU's default."""
     sites, read, now_read = net.__dict__.get("sites"), net.__dict__.get("_points_read"), generation()
     # the registry followed only where it changed in this process since the sites were read here: a network unpickled
     # in another process (or never passed yet) keeps the breakpoints its head was trained on, an instance's bounds aside
     registry = isinstance(read, tuple) and read[0] == now_read[0] and read != now_read
-    if sites is not None:
-        modules = dict(net.backbone.named_modules())
+    if sites is not None:  # by the objects it hooked: a name may since name another module (an insert before it)
+        modules = {n: m for n, m, _ in net.__dict__.get("_targets") or ()}
         for k, s in enumerate(sites):  # as discovery reads them: an activation's, else the output's on/off bit
             m = modules.get(s.module)
             if not (s.from_input and m is not None and is_activation(m)):

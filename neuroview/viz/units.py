@@ -1,8 +1,8 @@
 """Pictures of a NeuroView-CNN's units: their weights per class (:func:`unit_heatmap`, :func:`top_units`)
 and where one sample's strongest units add to a logit over its input (:func:`spatial_maps`).
 
-Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`, :mod:`._style` and :mod:`.class_names`;
-matplotlib only through :mod:`._style`, when drawing.
+Imports: torch, :mod:`neuroview.core`, :mod:`neuroview.attribution`, :mod:`._style`, :mod:`.class_names` and
+:mod:`.map_sites` (which sites' maps are drawn, in which order); matplotlib only through :mod:`._style`, when drawing.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from torch import Tensor
 from ..attribution.importance import _check_sample, unit_weights, weight_label
 from ..core._utils import positive_int
 from ..core.explanation import CNNExplanation
+from ..core.map_order import in_input_order
 from ..core.sites import input_span
 from ._style import (CMAP, _classes, _constant_note, _figure, _finite_decision, _finite_weights, _grid, _label_text, _mpl,
                      _picture, _plain, _sym_norm, _target, _text_inches, _unit_label, _wrap)
 from .class_names import drawn_names
 from .gallery import check_gallery, thumbnails
+from .map_sites import left_out, site_orders, token_sites  # token_sites: the report's too
 
 __all__ = ["unit_heatmap", "top_units", "spatial_maps"]
 
@@ -208,30 +210,19 @@ def _paired(fig, n: int, ncols: int, m: int, bars: float = 3.3) -> list[tuple]:
     return [tuple(sf.subplots(1, 2, sharey=True, width_ratios=[bars, 0.8 * m])) for sf in subs[:n]]
 
 
-
-def token_sites(net, exp=None, x: Tensor | None = None) -> set[str]:
-    """The sites of ``net`` (None: none known) whose units lie on the last dim over positions that are no even grid of
-    the input ``x``: a transformer's tokens ``[B, N, C]``, a class token among them, their maps ``[B, C, N]``
-    flattened; stretched over a series like a convolution's map (same rank), every token was drawn at the wrong
-    steps. A channels-last convolution over a series (a ConvNeXt block: N dividing its length, in ``exp``'s maps) is
-    drawn as any convolution's."""
-    maps = getattr(exp, "code_maps", None) or {}
-    even = {s for s, m in maps.items() if x is not None and x.dim() == 3 == m.dim() and x.shape[-1] % m.shape[-1] == 0}
-    return {s.name for s in getattr(net, "sites", None) or () if s.axis == -1 and s.name not in even}
-
-
 def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
               net=None) -> tuple[list[int], list[Tensor], list[tuple[int, int] | None]]:
     """The ``k`` units adding most to logit ``tgt`` of one sample, among sites whose maps have the
-    input's dimensions, each one's contribution per input position (none where no unit adds), and the
-    input steps each map lies on (None: the whole input; see :func:`~neuroview.core.sites.input_span`)."""
+    input's dimensions, each one's contribution per input position (none where no unit adds; moved back into the
+    input's order where ``net`` says how), and the input steps each map lies on (None: the whole input; see
+    :func:`~neuroview.core.sites.input_span`)."""
     rank = x.dim() - 2
-    tokens = token_sites(net, exp, x)
+    orders = site_orders(net, x)
+    tokens = token_sites(net, exp, x, orders)
     sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank and s not in tokens]
     if not sites:
         left = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
-        why = f": the maps of {left} lie over tokens (units on the last dim), no grid of the input" if left else ""
-        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}{why}")
+        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}{left_out(net, left)}")
     eligible = torch.zeros(len(exp.units), dtype=torch.bool)
     for s in sites:
         eligible[exp.site_slices[s]] = True
@@ -244,8 +235,8 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
     xs_numel = x[sample, 0].numel()
     for u in top:
         site, ch = exp.units[u]
-        if site not in cache:
-            cache[site] = exp.spatial_map(site, tgt)[sample].detach().cpu()
+        if site not in cache:  # [C, *positions], the channels as in_input_order's batch: a flip, roll or .mT moved back
+            cache[site] = in_input_order(exp.spatial_map(site, tgt)[sample].detach().cpu(), orders.get(site, ()))
         # a map of part of a series (MiniRocket's centre sites) is drawn on that part, not stretched over all of it
         span = input_span(net, site, x.shape[-1]) if net is not None and rank == 1 else None
         # spatial_map spreads the contribution over the site's positions; spread it over the
@@ -319,11 +310,14 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     ``sample_id`` names the sample in the title when ``x`` is a sub-batch (default ``sample``).
     ``net``: the network explained, where its sites' maps may cover part of a series: a NeuroView-MiniRocket's
     centre sites read steps ``4d`` to ``T - 4d`` only, and their maps are drawn there (without ``net``, stretched
-    over the whole series, the codes sat at the wrong steps). With ``net``, the sites whose units lie on the last
-    dim over positions that are no even grid of the series (a transformer's tokens ``[B, N, C]`` with a class token;
-    one whose count divides the length is not told apart from a channels-last convolution, which is drawn) are
-    left out, as their maps of another rank always are on images; without it, a series' token maps cannot be told
-    from a convolution's and are stretched over it. Other networks' maps are drawn as without it.
+    over the whole series, the codes sat at the wrong steps). With ``net``, the order of each site's positions is
+    followed from the input (:mod:`neuroview.core.map_order`, one pass of one sample): a map moved by ``flip``,
+    ``roll``, ``rot90`` or ``.mT`` is moved back before it is drawn, and a site whose positions lie in no order of the
+    input's is left out, as maps of another rank always are: a map summed with its flip, a transformer's tokens
+    ``[B, N, C]`` over a series with a class token among them (at any count), units on the last dim whose order is not
+    followed; a channels-last convolution over a series is drawn. Without ``net`` each map is drawn as the site holds
+    it: a flipped, rolled or transposed map mirrored, shifted or transposed over the input, and a series' token maps
+    stretched over it like a convolution's. Other networks' maps are drawn as without it.
     """
     k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
     if not isinstance(exp, CNNExplanation):
