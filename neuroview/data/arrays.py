@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from .batches import ArrayDataset, SeededLoader, passthrough_collate
 from .labels import class_list, label_indices, model_label_space
-from .lengths import check_series, pad, resample_option, stretch, warn_truncated
+from .lengths import check_series, check_values, pad, resample_option, stretch, warn_truncated
 from .options import auto_batch_size, check_batch_size, check_eval_batch_size, record_hparams, whole_number
 from .own_splits import warn_fraction_unused
 from .shares import training_shares
@@ -215,6 +215,8 @@ class ArrayDataModule(pl.LightningDataModule):
                                  f"{len(x)} samples in X and y of shape {y.shape}")
             if isinstance(x, (list, tuple)) and len(x):  # before the carving: an index of the split as given
                 check_series(x, f"{owner}: X ({key} split)")
+            elif len(x):  # X[:, mask] of an all-False mask: no channels (as an .npz's X is checked)
+                check_values(np.shape(x), f"{owner}.load: X of the {key} split", "give X at least one channel and one step")
         x_tr, y_tr = raw["train"]
         y_tr = text_labels(np.asarray(y_tr))  # UTF-8 bytes labels ("café") decoded before they are carved (astype: ascii)
         if "val" in raw:

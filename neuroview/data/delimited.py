@@ -138,12 +138,12 @@ def _header_of(fields: list[str], label_column: int, others: set[str]) -> str | 
     not; times). A first series of a class named in words (``cat,0.1,0.5,...``) is data, and so is one counting up from
     elsewhere (``cat,5,6,7``) of a class other rows share; one of a class of its own whose values do not only rise is data
     too (a class of one series; one whose values only rise is refused, naming header=false)."""
-    if _column_numbers(fields):
-        return f"0, 1, ..., {len(fields) - 1}: the column numbers pandas writes as a header (to_csv without header=False)"
+    if _column_numbers(named := _filled(fields)):
+        return f"0, 1, ..., {len(named) - 1}: the column numbers pandas writes as a header (to_csv without header=False)"
     if not -len(fields) <= label_column < len(fields):
         return None
     k = label_column % len(fields)
-    label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
+    label, rest = fields[k].strip(), _filled(fields[:k] + fields[k + 1:])
     if number(label) is not None or not (_ramp(rest) or (label not in others and _rising(rest))):
         return None
     shown = ", ".join(f.strip() for f in fields[:4]) + (", ..." if len(fields) > 4 else "")
@@ -156,28 +156,27 @@ def _labels_at(rows: list[tuple[int, list[str]]], at: int) -> set[str]:
     return {fields[at].strip() for _, fields in rows if -len(fields) <= at < len(fields)}
 
 
-def _named_so(fields: list[str], channels: int) -> bool:
-    """Whether numbers could be a header's column names: too few to tell (under 3), or rising or falling (indices,
-    wavelengths, wavenumbers falling as an infrared spectrum's do), or so channel by channel (``0..T-1`` once a channel)."""
-    def monotonic(f: list[str]) -> bool:
-        return len(f) < 3 or _rising(f) or _rising(f[::-1])
-
-    n = len(fields) // channels
-    return monotonic(fields) or (channels > 1 and len(fields) % channels == 0 and all(
-        monotonic(fields[i * n:(i + 1) * n]) for i in range(channels)))
+def _filled(fields: list[str]) -> list[str]:
+    """``fields`` without the empty fields at their end: a delimiter ending every line (many exporters write one) names
+    no column and holds no value, and read as a name it would make every row a header of names (or a ragged one)."""
+    n = len(fields)
+    while n and not fields[n - 1].strip():
+        n -= 1
+    return fields[:n]
 
 
-def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: str, known: set[str] = frozenset(),
-                     channels: int = 1) -> str | None:
+def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: str,
+                     known: set[str] = frozenset()) -> str | None:
     """Why a row declared a header (``header=True``) reads as a series (None: it does not): only numbers beside its label
     field that do not count up as column names do (:func:`_ramp`, :func:`_column_numbers`), and that label a class of
     other rows (``others``) or of the training file (``known``: a test or validation file's first series of a class it
-    holds once), or a number where every other label is one; or, of a label of no row, numbers that neither rise nor fall
-    (:func:`_named_so`), as no header's names do. A file without a header, its first series about to be dropped."""
-    if not -len(fields) <= at < len(fields) or _column_numbers(fields):
+    holds once), or a number where every other label is one. A file without a header, its first series about to be
+    dropped. A label of no row is a header's column name, whatever its numbers (unsorted ids, FFT bins, hours across
+    midnight): such a first series of a file without a header cannot be told from one (the limit of header=true)."""
+    if not -len(fields) <= at < len(fields) or _column_numbers(_filled(fields)):
         return None
     k = at % len(fields)
-    label, rest = fields[k].strip(), fields[:k] + fields[k + 1:]
+    label, rest = fields[k].strip(), _filled(fields[:k] + fields[k + 1:])
     if not label or _ramp(rest, any_start=True):
         return None
     try:
@@ -186,12 +185,11 @@ def _reads_as_series(fields: list[str], at: int, others: set[str], delimiter: st
         return None
     labels = others | known
     numeric = number(label) is not None and labels and all(number(o) is not None for o in labels)
-    if not v or not (label in labels or numeric or not _named_so(rest, channels)):
+    if not v or not (label in labels or numeric):
         return None
-    why = ("a class of other rows" if label in others else "a class of the training file" if label in known else
-           "a number as every label is" if numeric else "the class of no other row")
-    return f"the label {label!r}, {why}, and {len(v)} numbers" + (
-        "" if label in labels or numeric else " that neither rise nor fall as column names do")
+    why = "a class of other rows" if label in others else "a class of the training file" if label in known else (
+        "a number as every label is")
+    return f"the label {label!r}, {why}, and {len(v)} numbers"
 
 
 def read_series(path: str | Path, *, label_column: int | str = 0, channels: int = 1, delimiter: str | None = None,
@@ -226,10 +224,11 @@ def read_series(path: str | Path, *, label_column: int | str = 0, channels: int 
     if not body:
         raise ValueError(f"path: {where} holds no series (one a row: a label and the values)")
     at = _label_index(label_column, names, where)
-    if header and (what := _reads_as_series(rows[0][1], at, _labels_at(body, at), d, set(known), channels)):  # no header
-        why = f"label_column={label_column!r} (a header's column name)" if detect else "header=true"
-        raise ValueError(f"header: row {rows[0][0]} of {where} reads as a series, not a header ({what}), yet {why} skips "
-                         f"it as a header; give {where} a header row (header=true reads every file of the data module "
+    # a label_column named by the first row's label field: that row is the header it names, never refused
+    if header and not isinstance(label_column, str) and (
+            what := _reads_as_series(rows[0][1], at, _labels_at(body, at), d, set(known))):  # a file without a header
+        raise ValueError(f"header: row {rows[0][0]} of {where} reads as a series, not a header ({what}), yet header=true "
+                         f"skips it as a header; give {where} a header row (header=true reads every file of the data module "
                          "with one), or pass header=false if no file has one")
     rows = body
     if names is not None:
@@ -262,8 +261,11 @@ class CsvDataModule(FileRecord, ArrayDataModule):
     header's column name (then the first row is a header). ``header=True`` skips a first row of
     column names in every file (``path``, ``test_path``, ``val_path``), and refuses a file whose first row reads as a
     series (a label other rows or the training file carry, or a number where every label is one, and numbers beside it
-    that do not count up evenly; or a label of no row, and numbers that neither rise nor fall, as no header's names do):
-    a file without a header, whose first series would be dropped. ``"auto"`` (the default) reads the
+    that do not count up evenly): a file without a header, whose first series would be dropped. Its limit: a first row
+    whose label no other row nor the training file carries is a header, whatever its numbers (unsorted ids, FFT bins,
+    hours across midnight), so a file without a header whose first series is of a class of its own loses that series
+    (read such a file with ``header=False``); a string ``label_column`` names the header's column, never refused.
+    Empty fields ending every line (a trailing delimiter) are no columns. ``"auto"`` (the default) reads the
     first row as a series unless it looks like the header pandas writes, which is refused, naming both options:
     column numbers 0, 1, 2, ... (an array's), or a word in the label's column and numbers counting up evenly beside
     it from 0 or one step (``label,0,1,2``), or, where that word labels no other row, numbers that only rise

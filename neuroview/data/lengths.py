@@ -2,7 +2,8 @@
 reading options that say which (``resample``).
 
 Holds :func:`pad` (cut at the training split's longest series, the cut reported by :func:`warn_truncated`),
-:func:`stretch` (linear interpolation) and :func:`resample_option`. Imports numpy and torch only; nothing from
+:func:`stretch` (linear interpolation), :func:`resample_option` and the checks of series' shapes
+(:func:`check_series`, :func:`check_values`). Imports numpy and torch only; nothing from
 neuroview.
 """
 
@@ -16,15 +17,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad", "stretch", "warn_truncated", "resample_option", "check_series"]
+__all__ = ["pad", "stretch", "warn_truncated", "resample_option", "check_series", "check_values"]
 
 
 def resample_option(value, name: str = "resample") -> bool:
     """``value`` as a bool (``0`` and ``1`` too), or an error naming ``name``: ``bool("false")`` is True, and a string
-    read so stretched series the user asked to pad."""
+    read so stretched series the user asked to pad. A string is named as one (``"false"``: a config's quoted value), not
+    as the word it spells."""
+    if isinstance(value, str):
+        raise ValueError(f"{name}: expected a bool (true or false, not a string), got the str {str(value)!r}; write it "
+                         "without quotes")
     if not isinstance(value, (bool, np.bool_)) and not (type(value) is int and value in (0, 1)):
         raise ValueError(f"{name}: expected true or false, got {value!r}")
     return bool(value)
+
+
+def check_values(shape: tuple[int, ...], where: str, fix: str) -> None:
+    """An error naming ``where`` where samples of ``shape`` ``[N, ...]`` (N >= 1) hold no values: a channel or step
+    axis of length 0 (``X[:, mask]`` of an all-False mask), which failed deep in the statistics (a bare IndexError)."""
+    axis = next((j for j, n in enumerate(shape[1:], 1) if not n), None)
+    if axis is not None:
+        raise ValueError(f"{where}: expected values in every series, got shape {tuple(shape)}, whose axis {axis} has "
+                         f"length 0; {fix}")
 
 
 def check_series(arrays: Sequence[np.ndarray], where: str) -> int:

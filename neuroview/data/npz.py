@@ -17,6 +17,7 @@ import numpy as np
 from .arrays import ArrayDataModule, _take, check_fraction, stratified_split
 from .file_record import FileRecord
 from .labels import ONE_SHOT, _first_not_finite, check_labels_option, one_class_a_series
+from .lengths import check_values
 from .npz_padding import _flat_runs, nan_padded, object_arrays, warn_unread_padding
 from .own_splits import warn_fraction_unused, warn_training_again
 from .splits import empty_held_out, text_labels
@@ -202,10 +203,7 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, suffix: str, name: str) -> None:
             "; drop X_val and y_val to hold out val_fraction of X instead" if suffix == "_val" else "")
         raise ValueError(f"path: X{suffix} and y{suffix} of {name}: expected at least one series, got none (X{suffix} of "
                          f"shape {x.shape}, y{suffix} of shape {y.shape}){fix}")
-    if not x.size:  # no channels or no steps (X[:, mask] of an all-False mask): an IndexError deep in the statistics
-        axis = next(j for j, n in enumerate(x.shape) if not n)
-        raise ValueError(f"path: X{suffix} of {name}: expected values in every series, got shape {x.shape}, whose axis "
-                         f"{axis} has length 0; store X{suffix} with at least one channel and one step")
+    check_values(x.shape, f"path: X{suffix} of {name}", f"store X{suffix} with at least one channel and one step")
 
 
 def _channels_first_of(x: np.ndarray, layout: str, suffix: str, name: str) -> np.ndarray:

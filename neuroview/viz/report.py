@@ -111,7 +111,7 @@ def load_batch(dm, split: str, limit: int, seed: int = 0, *, indices: bool = Fal
     splits = dm._prepared_splits() if hasattr(dm, "_prepared_splits") else None
     if splits is not None and split not in splits:  # was a bare KeyError: 'val'
         raise ValueError(f"--split: {split}: the data has no {'validation' if split == 'val' else split} split "
-                         f"(val_fraction {getattr(dm, 'val_fraction', 0):g}); use {' or '.join(k for k in ('train', 'val', 'test') if k in splits)}")
+                         f"(val_fraction {float(getattr(dm, 'val_fraction', 0) or 0):g}); use {' or '.join(k for k in ('train', 'val', 'test') if k in splits)}")
     ds = dm._dataset(split)
     idx = torch.arange(len(ds))
     if len(ds) > limit:

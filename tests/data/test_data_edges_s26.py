@@ -2,8 +2,11 @@
 or validation file without a header where that series' class appears once in it; CSV labels ``inf`` / ``Infinity``
 refused as missing; the text ``"false"`` read as true by ``augment``, ``on_device``, ``download`` and ``cache``; numpy
 ints refused for ``seed``, ``val_fold``, ``num_workers``, ``channels`` and ``label_column``; a ``Fraction`` fraction
-crashing the errors that name it; an ``.npz`` ``X`` with no channels or no steps failing deep in torch. Expected
-answers come from the arrays and files each test writes."""
+crashing the errors that name it; an ``.npz`` ``X`` with no channels or no steps failing deep in torch. Then what the
+review R1 of that fix found: real headers of numeric names that do not rise refused by ``header=true`` and
+``label_column="label"``; a trailing delimiter hiding a header; ``expected true or false, got 'false'``; a ``load()``'s
+X with no channels; a ``Fraction`` in the report's split message. Expected answers come from the arrays and files each
+test writes."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuroview.data import (CIFAR10DataModule, CsvDataModule, MNIST1DDataModule, MNISTDataModule, NpzDataModule,
-                            UCRDataModule)
+from neuroview.data import (ArrayDataModule, CIFAR10DataModule, CsvDataModule, MNIST1DDataModule, MNISTDataModule,
+                            NpzDataModule, UCRDataModule)
 from neuroview.data.delimited import read_series
 
 torch.set_num_threads(1)
@@ -59,17 +62,71 @@ def test_header_true_refuses_a_file_whose_first_series_is_of_a_training_class_it
     assert dm.split_sizes()["test" if split == "test_path" else "val"] == len(labels)
 
 
-def test_header_true_refuses_a_first_row_of_a_class_of_its_own_whose_numbers_wander(tmp_path):
-    """A training file without a header whose first class has one series: a header's column names are words or
-    numbers counting up (or down); numbers that wander are a series, and it is not dropped without a word."""
+def test_header_false_reads_a_first_series_of_a_class_of_its_own(tmp_path):
+    """A training file without a header whose first class has one series: header=true cannot tell that row from a
+    header of numeric column names (the limit read_series' docstring states); header=false reads all 13 series."""
     x, y = _rows(["ant"] + ["bee", "cat"] * 6)
-    path = _csv(tmp_path / "one.csv", x, y)
-    with pytest.raises(ValueError, match=r"header: row 1 of one.csv reads as a series, not a header \(the label 'ant', "
-                                         r"the class of no other row, and 16 numbers that neither rise nor fall as "
-                                         r"column names do\), yet header=true skips it"):
-        read_series(path, header=True)
-    series, got = read_series(path, header=False)
+    series, got = read_series(_csv(tmp_path / "one.csv", x, y), header=False)
     assert got.tolist() == y and len(series) == 13
+
+
+# Headers users write whose numeric column names neither only rise nor only fall (the review R1 of 70b12d7, finding 1):
+# each was refused by header=true and label_column="label", and header=false read it as a series of a class "label".
+REAL_HEADERS = {
+    "trailing-delimiter": ([str(i) for i in range(16)], ","),  # every line ends with ',' (exporters' habit)
+    "fftfreq": (["0", "6.25", "12.5", "18.75", "25", "31.25", "37.5", "43.75",
+                 "-50", "-43.75", "-37.5", "-31.25", "-25", "-18.75", "-12.5", "-6.25"], ""),  # np.fft.fftfreq(16, 0.01)
+    "hours-across-midnight": (["20", "21", "22", "23", *(str(h) for h in range(12))], ""),
+    "rounded-wavelengths": (["400", "400", "401", "401", "402", "403", "403", "404", "404", "405", "406", "406", "407",
+                             "407", "408", "409"], ""),
+    "unsorted-ids": (["17", "3", "42", "8", "11", "0", "5", "23", "31", "2", "9", "14", "7", "40", "1", "28"], ""),
+}
+
+
+def _with_head(path, x, y, names, end):
+    lines = [",".join(["label", *names]) + end] + [",".join([c, *map(str, r)]) + end for r, c in zip(x, y)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("kw", [{"header": True}, {"label_column": "label"}], ids=["header", "label_column"])
+@pytest.mark.parametrize("case", list(REAL_HEADERS))
+def test_a_declared_header_whose_numeric_names_do_not_rise_is_skipped(tmp_path, case, kw):
+    """Before: `header: row 1 of h.csv reads as a series, not a header (the label 'label', the class of no other row,
+    and 16 numbers that neither rise nor fall ...)`; a user who says header=true, or names the label's column, has one."""
+    names, end = REAL_HEADERS[case]
+    x, y = _rows(["ant"] + ["bee", "cat"] * 6)
+    series, got = read_series(_with_head(tmp_path / "h.csv", x, y, names, end), **kw)
+    assert got.tolist() == y
+    np.testing.assert_allclose(np.stack(series).reshape(len(y), -1), x)
+    tx, ty = _rows(["ant", "bee", "cat"] * 2, seed=1)  # a test file of training classes, the same header
+    dm = CsvDataModule(_with_head(tmp_path / "tr.csv", *_rows([CLASSES[i % 3] for i in range(30)]), names, end),
+                       test_path=_with_head(tmp_path / "te.csv", tx, ty, names, end), val_fraction=0.0, **kw)
+    dm.setup("fit")
+    assert dm.class_names == ["ant", "bee", "cat"] and dm.split_sizes() == {"train": 30, "test": 6}
+
+
+def test_header_true_refuses_a_headerless_test_file_ending_its_lines_with_a_delimiter(tmp_path):
+    """The case 70b12d7 fixed, with the empty field a trailing delimiter leaves (dropped before any test)."""
+    names, end = REAL_HEADERS["trailing-delimiter"]
+    train = _with_head(tmp_path / "tr.csv", *_rows([CLASSES[i % 3] for i in range(30)]), names, end)
+    x, y = _rows(["ant", "bee", "cat"], seed=1)
+    test = tmp_path / "te.csv"
+    test.write_text("".join(",".join([c, *map(str, r)]) + ",\n" for r, c in zip(x, y)))
+    with pytest.raises(ValueError, match=r"header: row 1 of te.csv reads as a series, not a header \(the label 'ant', a "
+                                         r"class of the training file, and 16 numbers\), yet header=true skips it"):
+        CsvDataModule(train, test_path=str(test), header=True, val_fraction=0.0, labels="classes").setup("fit")
+
+
+def test_auto_refuses_a_pandas_header_whose_lines_end_with_a_delimiter(tmp_path):
+    """Before: the header `label,0,...,15,` read as a 31st series of a class "label", without a word."""
+    x, y = _rows(["ant", "bee", "cat"] * 10)
+    path = _with_head(tmp_path / "auto.csv", x, y, *REAL_HEADERS["trailing-delimiter"])
+    with pytest.raises(ValueError, match=r"header: row 1 of auto.csv reads label, 0, 1, 2, \.\.\.: a name in the label's "
+                                         r"column 1 .*pass header=true"):
+        read_series(path)
+    series, got = read_series(path, header=True)
+    assert got.tolist() == y and len(series) == 30
 
 
 @pytest.mark.parametrize("head, channels", [
@@ -110,24 +167,31 @@ def test_a_csv_label_nan_stays_a_missing_label_and_1e999_is_refused(tmp_path, wo
 
 
 # ----------------------------------------------------------------- 3: flags refuse text
-@pytest.mark.parametrize("make, name", [
-    (lambda root: CIFAR10DataModule(root, augment="false"), "augment"),
-    (lambda root: CIFAR10DataModule(root, on_device="false", num_workers=2), "on_device"),
-    (lambda root: CIFAR10DataModule(root, on_device="false"), "on_device"),
-    (lambda root: CIFAR10DataModule(root, download="false"), "download"),
-    (lambda root: MNISTDataModule(root, download="false"), "download"),
-    (lambda root: MNIST1DDataModule(cache="false"), "cache"),
-    (lambda root: UCRDataModule("GunPoint", download="false"), "download"),
-    (lambda root: UCRDataModule("Coffee", download="false"), "download"),
-    (lambda root: CIFAR10DataModule(root, augment=2), "augment"),
-    (lambda root: MNIST1DDataModule(cache=None), "cache"),
+@pytest.mark.parametrize("make, name, got", [
+    (lambda root: CIFAR10DataModule(root, augment="false"), "augment", "'false'"),
+    (lambda root: CIFAR10DataModule(root, on_device="false", num_workers=2), "on_device", "'false'"),
+    (lambda root: CIFAR10DataModule(root, on_device="false"), "on_device", "'false'"),
+    (lambda root: CIFAR10DataModule(root, download="false"), "download", "'false'"),
+    (lambda root: MNISTDataModule(root, download="false"), "download", "'false'"),
+    (lambda root: MNIST1DDataModule(cache="false"), "cache", "'false'"),
+    (lambda root: UCRDataModule("GunPoint", download="false"), "download", "'false'"),
+    (lambda root: UCRDataModule("Coffee", download="false"), "download", "'false'"),
+    (lambda root: CIFAR10DataModule(root, augment=2), "augment", "2"),
+    (lambda root: MNIST1DDataModule(cache=None), "cache", "None"),
+    (lambda root: CIFAR10DataModule(root, augment=np.str_("False")), "augment", "'False'"),
+    (lambda root: CsvDataModule(root, resample="true"), "resample", "'true'"),
 ], ids=["cifar-augment", "cifar-on_device-workers", "cifar-on_device", "cifar-download", "mnist-download",
-        "mnist1d-cache", "ucr-download", "ucr-coffee-download", "cifar-augment-2", "mnist1d-cache-none"])
-def test_flags_given_as_text_are_refused_by_name(tmp_path, make, name):
+        "mnist1d-cache", "ucr-download", "ucr-coffee-download", "cifar-augment-2", "mnist1d-cache-none",
+        "cifar-augment-numpy-str", "csv-resample"])
+def test_flags_given_as_text_are_refused_by_name(tmp_path, make, name, got):
     """Before: "false" read as true: CIFAR augmented, MNIST-1D cached, downloads tried; on_device="false" with workers
-    was refused as on_device=True."""
-    with pytest.raises(ValueError, match=rf"^{name}: expected true or false, got "):
-        make(str(tmp_path))
+    was refused as on_device=True. Then (70b12d7): `augment: expected true or false, got 'false'`, which reads as if
+    the value given were the one expected: a string names itself as one."""
+    text = got.startswith("'")
+    want = (rf"^{name}: expected a bool \(true or false, not a string\), got the str {got}; write it without quotes$"
+            if text else rf"^{name}: expected true or false, got {got}$")
+    with pytest.raises(ValueError, match=want):
+        make(str(tmp_path / "c.csv"))
 
 
 def test_flags_take_bools_numpy_bools_and_0_or_1(tmp_path):
@@ -249,3 +313,35 @@ def test_an_npz_x_with_no_values_is_refused_naming_it(tmp_path, key, shape, kw, 
                rf"whose axis {axis} has length 0")
     with pytest.raises(ValueError, match=pattern):
         NpzDataModule(str(tmp_path / "e.npz"), **kw).setup("fit")
+
+
+class _NoChannels(ArrayDataModule):
+    """A user's own load(): X[:, mask] of an all-False channel mask (or a step window of none)."""
+
+    def __init__(self, shape, **kw):
+        super().__init__(**kw)
+        self.shape = shape
+
+    def load(self):
+        y = np.repeat([0, 1], self.shape[0] // 2)
+        return {"train": (np.zeros(self.shape, np.float32), y), "test": (np.zeros((4, *self.shape[1:]), np.float32), y[:4])}
+
+
+@pytest.mark.parametrize("shape, axis", [((40, 0, 20), 1), ((40, 2, 0), 2), ((40, 3, 0, 4), 2)])
+def test_a_load_giving_an_x_with_no_values_is_refused_naming_it(shape, axis):
+    """Before: `IndexError: index 0 is out of bounds for dimension 1 with size 0` from the statistics (only an .npz
+    was checked)."""
+    with pytest.raises(ValueError, match=rf"^_NoChannels.load: X of the train split: expected values in every series, "
+                                         rf"got shape \({', '.join(map(str, shape))}\), whose axis {axis} has length 0"):
+        _NoChannels(shape, val_fraction=0.0).setup("fit")
+
+
+# ----------------------------------------------------------------- 7: a Fraction val_fraction in the report's message
+def test_load_batch_of_no_validation_split_names_a_fraction_val_fraction(tmp_path):
+    """Before: `TypeError: unsupported format string passed to Fraction.__format__` (viz/report.py, Python < 3.12)."""
+    from neuroview.viz.report import load_batch
+    dm = NpzDataModule(_small(tmp_path), val_fraction=Fraction(0))
+    with pytest.raises(ValueError, match=r"^--split: val: the data has no validation split \(val_fraction 0\); use "
+                                         r"train or test$"):
+        load_batch(dm, "val", 8)
+    assert len(load_batch(dm, "test", 8)[2]) == 8

@@ -85,7 +85,7 @@ def test_normalize_reads_only_booleans_and_its_two_words(tmp_path):
 def test_resample_and_fractions_given_as_text_are_refused_by_name(tmp_path):
     small, y = _series()
     path = _npz(tmp_path, X=small.astype(np.float32), y=y)
-    with pytest.raises(ValueError, match="resample: expected true or false, got 'false'"):
+    with pytest.raises(ValueError, match=r"resample: expected a bool \(true or false, not a string\), got the str 'false'"):
         NpzDataModule(path, resample="false")
     with pytest.raises(ValueError, match=r"val_fraction: expected a number in \[0, 1\), got '0.1'"):
         NpzDataModule(path, val_fraction="0.1")
