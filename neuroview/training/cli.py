@@ -223,7 +223,7 @@ class NeuroViewCLI(LightningCLI):
         if cfg.get("test_ckpt") == "best" and not best:  # Lightning's own warning named a missing key, not this
             rank_zero_warn(f"test_ckpt: 'best', but {no_best_reason(self.trainer, cb)}: the last weights are tested; "
                            "pass --test_ckpt last to say so")
-        mark_fit_weights(self.trainer)  # where no file is restored: recorded as the weights fit ended with
+        mark_fit_weights(self.trainer, self.model, cb)  # where no file is restored: the weights fit ended with
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_instantiate_classes(self) -> None:

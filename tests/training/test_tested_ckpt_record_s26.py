@@ -83,13 +83,78 @@ def test_test_and_validate_with_ckpt_path_record_the_file_they_scored(tmp_path, 
     assert not (root / "logs" / "version_0" / "tested_checkpoint.json").exists()  # the fit tested nothing
 
 
-def test_test_with_init_weights_records_that_file(tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--ckpt_path", "--model.init_weights"])
+def test_a_relative_path_is_recorded_absolute(tmp_path, capsys, monkeypatch, option):
+    # probe s26 R2, finding 2: the path was recorded as typed, relative to the working folder of the test
     root = tmp_path / "run"
     cli_main([*FIT, "--trainer.default_root_dir", str(root), "--test_after_fit", "false"])
     best = next((root / "checkpoints").glob("best-*.ckpt"))
     capsys.readouterr()
-    cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(root), "--model.init_weights", str(best),
-              *QUICK])  # the network's widths too: init_weights loads into the network the command builds
+    monkeypatch.chdir(tmp_path)
+    typed = f"run/checkpoints/{best.name}"  # relative to tmp_path
+    # init_weights loads into the network the command builds: its widths too
+    cli_main(["test", "--config", DIGITS, "--trainer.default_root_dir", str(root), option, typed,
+              *(QUICK if option == "--model.init_weights" else QUICK[2:])])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # read from another folder, as a later reader of the log folder does
     rec = _record(root / "logs" / "version_1")
-    assert Path(rec["ckpt_path"]).resolve() == best.resolve() and (rec["epoch"], rec["global_step"]) == (2, 3 * BATCHES)
-    assert f"tested {rec['ckpt_path']} (model.init_weights) (epoch 2, step {3 * BATCHES})" in capsys.readouterr().err
+    assert rec["ckpt_path"] == str(tmp_path / "run" / "checkpoints" / best.name)  # absolute, built here from tmp_path
+    assert Path(rec["ckpt_path"]).is_file() and (rec["epoch"], rec["global_step"]) == (2, 3 * BATCHES)
+    assert f"tested {tmp_path / 'run' / 'checkpoints' / best.name}" in capsys.readouterr().err
+
+
+def test_fit_with_sparsify_records_the_sparse_network_it_scored_not_the_dense_file(tmp_path, capsys):
+    # probe s26 R2, finding 1: Sparsify swaps the network for a sparse one before the test; the record named the dense
+    # best file (which scores otherwise), and stamped the scores with that file's epoch and step
+    root = tmp_path / "run"
+    cli_main([*FIT, "--trainer.default_root_dir", str(root),
+              "--trainer.callbacks+=neuroview.training.sparse_callback.Sparsify"])
+    best = next((root / "checkpoints").glob("best-epoch002-*.ckpt"))
+    log = root / "logs" / "version_0"
+    sparse = log / "sparse.safetensors"
+    assert sparse.is_file()  # the callback's own file, where it says it writes it
+    rec = _record(log)
+    assert rec["ckpt_path"] == str(sparse)
+    assert "Sparsify" in rec["weights"] and str(best) in rec["weights"]
+    assert (rec["epoch"], rec["global_step"]) == (None, None)  # a head fitted after training: no step of its own
+    back = rec["backbone"]  # the restored file the head was fitted on, with that file's epoch and step
+    assert back["ckpt_path"] == str(best) and (back["epoch"], back["global_step"]) == (2, 3 * BATCHES)
+    row = _rows(log, "test_acc")[0]
+    assert not row.get("tested_epoch") and not row.get("tested_step")  # no epoch beside the sparse network's scores
+    err = capsys.readouterr().err
+    assert f"tested {sparse}" in err and f"tested {best} (" not in err
+
+
+def _spawn_trainer(tmp_path):
+    import pytorch_lightning as pl  # noqa: PLC0415
+    from torch import nn  # noqa: PLC0415
+
+    from neuroview.training.tested_ckpt import TestedCheckpoint  # noqa: PLC0415
+
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "checkpoints"), save_last=True)
+    tested = TestedCheckpoint()
+    trainer = pl.Trainer(strategy="ddp_spawn", devices=2, accelerator="cpu", callbacks=[ckpt, tested], logger=False)
+    module = pl.LightningModule()
+    module.model = nn.Linear(3, 2)
+    return trainer, module, ckpt, tested
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_spawned_fit_tested_as_it_ended_reads_the_step_from_last_ckpt_when_its_weights_are_those(tmp_path, same):
+    # probe s26 R2, finding 3: after a ddp_spawn fit the main process counted no step: --test_ckpt last recorded
+    # "unknown" though last.ckpt holds the weights recovered from the workers, with their epoch and step
+    import torch  # noqa: PLC0415
+
+    from neuroview.training.tested_ckpt import mark_fit_weights  # noqa: PLC0415
+
+    trainer, module, ckpt, tested = _spawn_trainer(tmp_path)
+    assert trainer.global_step == 0  # as after a spawned fit, in the main process
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    state = {k: v.clone() + (0 if same else 1) for k, v in module.state_dict().items()}
+    torch.save({"epoch": 2, "global_step": 9, "state_dict": state}, last)
+    mark_fit_weights(trainer, module, ckpt)
+    if same:  # the weights tested are that file's: its epoch and step, the file named
+        assert tested.fit_weights == (str(last), 2, 9)
+    else:  # other weights (a step after the file was written): not known, said so
+        assert tested.fit_weights == (None, None, None)
