@@ -8,7 +8,7 @@ after their process (:func:`recover_dir`); a leftover of a writer that still run
 
 from __future__ import annotations
 
-import contextlib, errno, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, stat, tempfile, threading  # noqa: E401
+import contextlib, errno, glob, hashlib, itertools, json, os, re, secrets, shutil, socket, stat, sys, tempfile, threading  # noqa: E401
 from pathlib import Path
 from typing import Iterator
 
@@ -241,8 +241,7 @@ def _started(pid: int) -> str:
     return "0"  # no /proc: unknown
 
 def _alive(owner: str | None) -> bool:
-    """Whether ``owner`` (:func:`_owner`) may run: another host's is taken to; none (an earlier neuroview's) and this
-    process (its own call failed) not."""
+    """Whether ``owner`` (:func:`_owner`) may run: another host's, yes; none (an earlier neuroview's), this process, no."""
     if owner is None:
         return False
     pid, start, host = owner.split("-")
@@ -258,14 +257,14 @@ def _alive(owner: str | None) -> bool:
 @contextlib.contextmanager
 def staged_dir(path: Path, check=None) -> Iterator[Path]:
     """A temporary folder to write a set of files into; when the block ends, its files become ``path``'s. A new ``path``
-    is the staging folder (made beside it) renamed into place. An existing folder (or one another process made
-    meanwhile) keeps its identity (inode, owner, mode: a mount point cannot be swapped by a rename): the block writes
-    into a hidden folder beside it (inside it where its files would not take its group, or renames cannot reach it:
-    :func:`_home`), whose files are moved in, each namesake set aside, after a list of them is written; its other files
-    stay. When the block raises, or the moves are interrupted, all is put back, the temporary folders and any parent
-    made for them (still empty) removed. A killed process leaves its temporary folders, named after it, for the next
-    call (or :func:`recover_dir`) to undo. A symlink to a folder is written through; a ``path`` that cannot be a folder
-    is a ValueError. ``check(path)``: a context manager entered around the moves in (a lock; a refusal: nothing moved)."""
+    is the staging folder (made beside it) renamed into place. An existing folder (or one another process made meanwhile)
+    keeps its identity (inode, owner, mode: a mount point cannot be swapped by a rename): the block writes into a hidden
+    folder beside it (inside it only where the parent is not writable or another file system, or ``path`` is setgid, so
+    that its files take its group: :func:`_home`), whose files are moved in, each namesake set aside, after a list of them
+    is written; its other files stay. When the block raises, or the moves are interrupted, all is put back, the temporary
+    folders and any parent made for them (still empty) removed. A killed process leaves its temporary folders, named after
+    it, for the next call (or :func:`recover_dir`) to undo. A symlink to a folder is written through; a ``path`` that
+    cannot be a folder is a ValueError. ``check(path)``: entered around the moves (a lock; a refusal: nothing moved)."""
     recover_dir(path := _folder(Path(path)))
     made, new = [p for p in reversed(path.parents) if not p.exists()], not path.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,11 +294,12 @@ def staged_dir(path: Path, check=None) -> Iterator[Path]:
         _LIVE.discard(token)  # its folders gone: one a kill or an error left is the next call's to undo
 
 def _home(path: Path) -> Path:
-    """Where an existing folder ``path``'s stage goes: beside it (a killed run leaves nothing in it), or inside it where
-    renames cannot reach it from there, the parent is not writable, or ``path`` is setgid or of another group."""
-    up, at = os.stat(parent := path.parent), os.stat(path)  # files made in a setgid folder (on BSD, any) take its group
-    ok = parent != path and os.access(parent, os.W_OK | os.X_OK) and not at.st_mode & stat.S_ISGID
-    return parent if ok and (up.st_dev, up.st_gid) == (at.st_dev, at.st_gid) else path
+    """Where an existing folder ``path``'s stage goes: beside it (a killed run leaves nothing in it); inside it only where
+    the parent is not writable or another file system, or ``path`` is setgid (BSD, macOS: of another group than its
+    parent), so that its files take its group: on Linux a folder that is not setgid gives new files none."""
+    up, at = os.stat(parent := path.parent), os.stat(path)  # BSD, macOS: every folder gives new files its group
+    ok = parent != path and os.access(parent, os.W_OK | os.X_OK) and not at.st_mode & stat.S_ISGID and up.st_dev == at.st_dev
+    return parent if ok and (up.st_gid == at.st_gid or not ("bsd" in sys.platform or sys.platform == "darwin")) else path
 
 def _mkdtemp(path: Path, home: Path, kind: str, token: str) -> Path:
     prefix = f"{'' if home == path else '.' + path.name}.neuroview-{kind}.{_owner()}.{token}."  # this process, this call

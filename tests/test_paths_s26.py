@@ -9,6 +9,9 @@
    naming neither where the path came from nor ``--data``, the option that reads it in its new place;
 4. ``write_csv``, ``write_json``, ``read_csv`` and ``write_report`` read a leading ``~`` as a folder name (``./~``);
    and a table written into a folder that takes no new file named the writer's hidden temporary file, not the path.
+
+Review R3 (F4): a class name that is not UTF-8 (a latin-1 folder's, read by ``os.listdir``) still crashed the report
+after all the work, in a bare UnicodeEncodeError from ``write_csv``: only the page showed such a name escaped.
 """
 
 from __future__ import annotations
@@ -210,3 +213,21 @@ def test_retrofit_of_a_checkpoint_whose_training_file_moved_names_the_checkpoint
     err = capsys.readouterr().err
     assert f"source: the checkpoint {ckpt!r} records" in err and str(data_file) in err, err
     assert "--data NEWPATH" in err, err
+
+
+# --------------------------------------------------------------- review R3, F4: a non-UTF-8 class name in the tables
+def test_a_table_of_a_non_utf8_name_is_written_escaped_as_the_page_shows_it(tmp_path):
+    name = os.fsdecode(b"caf\xe9")  # 'caf\udce9'
+    path = export.write_csv(tmp_path / "t.csv", [{"class": name, "x": 1}, {"class": "\ud800", "x": 2}])
+    text = path.read_bytes().decode("utf-8")  # before: UnicodeEncodeError: 'utf-8' codec can't encode '\udce9'
+    assert text == "class,x\ncaf\\xe9,1\n\\ud800,2\n", text  # as Python shows the bytes; any other lone one too
+    assert export.read_csv(path) == [{"class": "caf\\xe9", "x": 1}, {"class": "\\ud800", "x": 2}]
+
+
+def test_a_report_of_a_non_utf8_class_name_is_written(tmp_path):
+    names = [os.fsdecode(b"caf\xe9"), "b", "c"]
+    files = write_report(_net(), torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]), tmp_path / "rep",
+                         class_names=names, examples=0, progress=False, baseline=None, dpi=30)
+    assert files[-1] == "index.html"  # before: UnicodeEncodeError in write_csv, after the explanation
+    rows = export.read_csv(tmp_path / "rep" / "predictions.csv")  # valid UTF-8: read_csv reads it strictly
+    assert [r["true"] for r in rows] == ["caf\\xe9", "b", "c"] * 2 and "logit caf\\xe9" in rows[0]

@@ -28,6 +28,7 @@ from ..core._utils import as_labels, positive_int, refuse_bools
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
 from ..core.explanation_rnn import joined_input_lengths
 from ..core.rnn_steps import dead_features
+from .report_out import content
 
 __all__ = ["explain_batches", "pick_examples", "Page"]
 
@@ -59,7 +60,7 @@ def check_out(out_dir: Path, overwrite: bool) -> None:
     """Refuse an output folder that is a file, or not empty without ``overwrite``."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"out_dir (--out): expected a folder, got the file {str(out_dir)!r}")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+    if out_dir.is_dir() and not overwrite and content(out_dir):  # a report's staging folder is no content
         raise FileExistsError(
             f"out_dir (--out): {str(out_dir)!r} is not empty; pick a new folder or pass overwrite=True (--overwrite) to write over it"
         )

@@ -15,10 +15,18 @@ from typing import Callable, ContextManager, Iterator
 
 from .._io import Received, recover_dir
 
-__all__ = ["moving_in", "recover_out", "MovingIn"]
+__all__ = ["content", "moving_in", "recover_out", "MovingIn"]
 
 #: a staging or set-aside folder of a report being moved in (this run's, or another's still running), inside ``--out``
 _TEMPORARY = re.compile(r"\.neuroview-(stage|old)\.")
+
+
+def content(out: Path) -> list[str]:
+    """The names in the folder ``out``, sorted, but for the staging folders of reports (:data:`_TEMPORARY`): another
+    run's still writing, or one a killed run of another user or host left that :func:`recover_out` cannot remove. An
+    ``--out`` staged inside (setgid, or its parent not writable: :func:`~neuroview._io.staged_dir`) that holds only
+    those is empty, as ``ls`` shows it: what ``check_out`` and the check under the lock both count."""
+    return sorted(n for n in os.listdir(out) if not _TEMPORARY.search(n))
 
 
 def recover_out(out: Path) -> None:
@@ -62,7 +70,7 @@ def _locked_and_checked(out: Path, how: MovingIn) -> Iterator[None]:
             import fcntl  # noqa: PLC0415 - POSIX only
 
             fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor
-        if not how.overwrite and (found := sorted(n for n in os.listdir(out) if not _TEMPORARY.search(n))):
+        if not how.overwrite and (found := content(out)):
             shown = ", ".join(found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
             raise FileExistsError(f"out_dir (--out): {str(Path(how.shown or out))!r} was written by another run meanwhile "
                                   f"({shown}), so this report was not moved in; pick another folder, or pass overwrite=True "

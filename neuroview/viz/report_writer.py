@@ -40,7 +40,7 @@ from .report_data import (
 from .decision import bar_units
 from .gallery import sample_shape
 from .report_out import moving_in, recover_out
-from .report_text import check_requirements, write_page
+from .report_text import check_requirements, printable, write_page
 from .units import token_sites
 
 __all__ = ["write_report", "recover_out"]
@@ -141,8 +141,8 @@ def write_report(
     ids = check_options(n, batch_size, examples, gallery_samples, sample_indices, tuple(x.shape))  # n == 0 too
     num_classes = int(model.num_classes)
     y = check_labels(y, n, num_classes)
-    _names(num_classes, given := list(name_sequence(class_names)) if class_names is not None else range(num_classes))
-    names = cols = check_names(num_classes, given)  # the plots' rule, then the tables': before explaining
+    _names(num_classes, given := range(num_classes) if class_names is None else [printable(c) if isinstance(c, str) else c for c in name_sequence(class_names)])
+    names = cols = check_names(num_classes, given)  # the plots' rule, then the tables' (a non-UTF-8 name as the page shows it)
     restore = restore_modes(model)  # explained in eval mode; the caller's modes given back, as explain does
     try:
         model.eval()  # inside: a hold never let go would keep the modes from coming back
