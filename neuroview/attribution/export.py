@@ -43,7 +43,7 @@ from ..core import saving
 from ..core._utils import exact_values
 from ..core.explanation import Explanation, class_labels, records_frame
 from ..core.explanation_checks import table_names
-from ..core.user_path import expand
+from ..core.user_path import expand, printable
 from .importance import layer_time_weights, time_weights, unit_weights
 
 __all__ = [
@@ -180,24 +180,9 @@ def _rows(records) -> list[Mapping]:
     return records
 
 
-def _shown(text: str) -> str:
-    """``text`` as valid UTF-8: a name that is not (a latin-1 folder's ``caf\\xe9``: Python reads it with the lone
-    surrogate ``caf\\udce9``) as Python shows its bytes, ``caf\\xe9``; any other lone surrogate as ``\\udXXX``. The
-    rule of the report's page (``viz.report_text.printable``), per cell: a strict UTF-8 write of such a class name
-    crashed the report after all the work, in a bare UnicodeEncodeError.
-
-    >>> _shown(os.fsdecode(b"caf\\xe9"))
-    'caf\\\\xe9'
-    """
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no file name gave (not U+DC80..U+DCFF)
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = None) -> Path:
     """Write ``records`` as UTF-8 CSV (header = ``columns`` or the first row's keys), atomically; text that is not
-    UTF-8 (a lone surrogate) as :func:`_shown` writes it, ``caf\\xe9``, as the report's page shows it.
+    UTF-8 (a lone surrogate) as :func:`~neuroview.core.user_path.printable` writes it, ``caf\\xe9``, as the report's page shows it.
 
     Without ``columns`` every row must have the first row's keys, no fewer and no more (a later row's
     extra key was dropped without a word); with them, other keys are left out."""
@@ -215,7 +200,7 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
         columns = list(records[0])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([_shown(k) if isinstance(k, str) else k for k in columns])
+    writer.writerow([printable(k) if isinstance(k, str) else k for k in columns])
     for i, r in enumerate(records):
         missing = [k for k in columns if k not in r]
         if missing:
@@ -225,7 +210,7 @@ def write_csv(path, records: Iterable[Mapping], columns: Sequence[str] | None = 
         if extra:
             raise ValueError(f"records: expected the keys of row 0 {list(columns)} in every row, got the extra keys "
                              f"{extra} in row {i}; give every row the same keys, or pass columns=")
-        writer.writerow([_shown(_cell(r[k], i, k)) for k in columns])
+        writer.writerow([printable(_cell(r[k], i, k)) for k in columns])
     return _written(target, buf.getvalue().encode("utf-8"))
 
 

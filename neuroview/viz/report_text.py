@@ -1,7 +1,7 @@
 """The report's page as a file: ``index.html`` rendered (:mod:`.report_page`) and written as UTF-8, every text on it
 printable (:func:`printable`); and what rendering and drawing it need (:func:`check_requirements`).
 
-Imports: the standard library, and :mod:`.report_page` (jinja2) inside :func:`write_page`.
+Imports: the standard library, :mod:`neuroview.core.user_path`, and :mod:`.report_page` (jinja2) inside :func:`write_page`.
 """
 
 from __future__ import annotations
@@ -9,22 +9,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ..core.user_path import printable  # one rule: the page's, the tables' and the report's class names
+
 __all__ = ["check_requirements", "printable", "write_page"]
-
-
-def printable(text: str) -> str:
-    r"""``text`` with the bytes of a name that is not UTF-8 shown as Python shows them (``caf\xe9``): a folder of a
-    latin-1 name (unpacked from an old zip, a Samba share) reaches Python with a lone surrogate (``caf\udce9``),
-    which a strict UTF-8 write refused, after all the work. Any other lone surrogate as ``\udXXX``.
-
-    >>> import os
-    >>> printable(os.fsdecode(b"/runs/caf\xe9/last.ckpt"))
-    '/runs/caf\\xe9/last.ckpt'
-    """
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no file name gave (not U+DC80..U+DCFF)
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def write_page(path: Path, page, about: dict) -> None:
