@@ -62,12 +62,13 @@ from torch import Tensor, nn
 from ._utils import explaining, factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, pass_lock, watched, why_not_batchable
 from .cnn import NeuroViewCNN
-from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, layout, pass_setting, read_setting
-from .ensemble_checks import num_classes as member_classes
+from .edits import require_members_unedited
+from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, layout, num_classes as member_classes, pass_setting, read_setting  # noqa: E501
+from .ensemble_head_load import match_head
 from .explanation import CNNExplanation
 from .guards import Guarded
 from .pass_checks import traced_apart
-from .head import CodeNorm, decide, fold, folded_logits, head_dtype, load_fits
+from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .head_classes import NUM_CLASSES, ensemble_classes, global_head_width, set_ensemble_classes
 from .head_stats import mean_features
 from .readable import resolve_baseline
@@ -181,6 +182,7 @@ class Ensemble(Guarded):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The mean of the members' logits (or the global head's decision); ``lengths`` is handed to each member
         (recurrent members of variable-length series; one by one, as they were given)."""
+        require_members_unedited(self)  # the batched pass skips the members' own checks: an edit named by member
         if lengths is not None:
             return self.member_logits(x, lengths).mean(0)
         if self.classifier is not None:  # a training batch of one the global head refuses: before any member runs
@@ -209,10 +211,8 @@ class Ensemble(Guarded):
             raise ValueError(f"num_units: the global head reads {self.classifier.in_features} codes, got {num_units}")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a sparsified ensemble's weights load into a fresh one: its global head is built from their shapes
-        key = prefix + "classifier.weight"
-        if self.classifier is None and key in state_dict and load_fits(self, state_dict, prefix):
-            self.build_head(state_dict[key].shape[1])
+        # a sparsified ensemble's file builds its global head, a dense ensemble's drops it (ensemble_head_load)
+        match_head(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------ NeuroView members: lazy sites
@@ -270,6 +270,7 @@ class Ensemble(Guarded):
     def codes(self, x: Tensor) -> Tensor:
         """``[B, U]``: the unit codes of all members, in member order."""
         self._nv("codes")
+        require_members_unedited(self)
         feats = self._batched(x)
         return feats if feats is not None else torch.cat([m.codes(x) for m in self.members], dim=1)
 

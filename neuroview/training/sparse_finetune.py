@@ -1,12 +1,11 @@
 """Fine-tune a sparse NeuroView network: its backbone learns to serve the few units its head reads.
 
-:func:`neuroview.sparsify` refits the head on frozen codes: the few units it keeps were learned to
-serve a dense head. :func:`finetune_sparse` trains the backbone and the head's nonzero weights
-further on the training split with the head's support fixed: a weight that is zero stays exactly
-zero, so each class reads the same units as before, and every decision is still one exact linear
-map of the codes. The head's standardization keeps the statistics ``sparsify`` fitted (a fixed
-affine map, folded into the head at eval). SLDD-Model (Norrenbrock et al. 2022) and QPM fine-tune
-their backbones once their sparse layer is chosen, as here.
+:func:`neuroview.sparsify` refits the head on frozen codes: the few units it keeps were learned to serve a dense
+head. :func:`finetune_sparse` trains the backbone and the head's nonzero weights further on the training split with
+the head's support fixed: a weight that is zero stays exactly zero, so each class reads the same units as before, and
+every decision is still one exact linear map of the codes. The head's standardization is a fixed affine map while it
+trains (folded into the head at eval), then re-estimated on the fine-tuned codes, the head rescaled to keep the
+decision. SLDD-Model (Norrenbrock et al. 2022) and QPM fine-tune their backbones once their sparse layer is chosen.
 
 ``mode="train"`` (the default) trains as the recipes do: dropout on, BatchNorm on batch statistics
 (its running statistics re-estimated). ``mode="eval"`` trains the function ``explain`` reads:
@@ -139,16 +138,19 @@ def training_k90(net: nn.Module, train, q: float = 0.5) -> tuple[float, float | 
 
 
 def _recentre(net: nn.Module, train) -> None:
-    """Move the head's standardization to the fine-tuned codes' training mean, the bias taking the
-    difference, so that ``explain(x, baseline="mean")`` reads against the training split's mean code
-    as it does after ``sparsify``; the decision is the same map (to float rounding)."""
+    """Move the head's standardization to the fine-tuned codes' training mean and variance, the bias taking the mean's
+    difference and each weight column ``old scale / new scale`` (the same decision to float rounding; a zero stays
+    zero), so that ``baseline="mean"`` reads against the training mean code and ``standardized=True`` weighs each unit by
+    its code's spread now, as after ``sparsify`` (its spreads ranked units by codes the backbone no longer computed)."""
     f, _ = _features(net, _batches(train, "train"), "train")
     norm, head = net.norm, net.classifier
     with torch.no_grad():
-        new = f.mean(0).to(norm.running_mean.dtype)
-        shift = (new - norm.running_mean) * norm.scale()  # what the standardized codes lose
-        head.bias.add_((head.weight.double() @ shift.double()).to(head.bias.dtype))
+        new, old = f.mean(0).to(norm.running_mean.dtype), norm.scale(torch.float64)
+        shift = (new - norm.running_mean).double() * old  # what the standardized codes lose
+        head.bias.add_((head.weight.double() @ shift).to(head.bias.dtype))
         norm.running_mean.copy_(new)
+        norm.running_var.copy_(f.double().var(0, unbiased=False).to(norm.running_var.dtype))
+        head.weight.copy_((head.weight.double() * (old / norm.scale(torch.float64))).to(head.weight.dtype))
 
 
 def _epoch(net: nn.Module, train, opt, keep: torch.Tensor, mode: str, seen: list | None = None) -> tuple[float, int]:
@@ -347,10 +349,10 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
             of the last epoch whose training decisions still meet it is returned (the one given
             when the first epoch already breaks it).
 
-    The head's standardization is then moved to the fine-tuned codes' training mean (the bias takes
-    the difference: the same decision), so ``baseline="mean"`` still reads against the training
-    split's mean code. The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
-    ``epochs_kept`` within the budget), the rate and the mean training loss of each epoch.
+    The head's standardization is then moved to the fine-tuned codes' training mean and variance (bias and weights
+    take the difference: the same decision): ``baseline="mean"`` is the training mean code, standardized importance
+    the codes' spread now. The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
+    ``epochs_kept`` within the budget), the rate, each epoch's mean training loss; ``"earlier"``: ``sparse``'s, first first.
     """
     _check(sparse, epochs, lr, weight_decay, mode)
     check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
@@ -391,6 +393,8 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     if kept and net.norm is not None:
         with own_rng(device):
             _recentre(net, train)
+    before = dict(getattr(net, "finetuned", None) or {})  # a fine-tuned network's (its copy's): kept flat, to replay
+    earlier = {"earlier": [*before.pop("earlier", []), before]} if before else {}
     net.finetuned = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "mode": mode, "train_loss": losses,
-                     "epochs_kept": kept, "skipped_batches": skipped, "seed": int(seed)}
+                     "epochs_kept": kept, "skipped_batches": skipped, "seed": int(seed), **earlier}
     return net

@@ -88,13 +88,17 @@ def _restamp(net: Any, path: str | os.PathLike, meta: dict[str, str], whole: boo
 
 def derive(model: Any, key: str) -> Any:
     """A copy's record: ``{key: <the zoo entry's name>}``, or ``{key: <the file loaded into it>}`` for a network whose
-    record is a ``loaded_from``; a copy of a copy keeps its own. The entry's record is kept (its bytes loaded back)."""
+    record is a ``loaded_from``; a copy of a copy by the same operation keeps its own, by another one chains it:
+    ``{key: <its source>, "after": <its record>}`` (``nv.sparsify`` of a fine-tuned copy said ``finetuned_from``
+    alone, a record of another network). The entry's record is kept (its bytes loaded back)."""
     cfg = model.__dict__.get("pretrained_cfg")
     if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
         model.__dict__[_ENTRY] = cfg
         model.pretrained_cfg = {key: cfg["name"]}
     elif isinstance(cfg, dict) and isinstance(cfg.get("loaded_from"), str):
         model.pretrained_cfg = {key: cfg["loaded_from"]}
+    elif isinstance(cfg, dict) and key not in cfg and (last := next((k for k in _OURS[1:] if k in cfg), None)):
+        model.pretrained_cfg = {key: cfg[last], "after": cfg}
     hold(model)
     return model
 
