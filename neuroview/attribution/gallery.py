@@ -35,6 +35,7 @@ from torch import Tensor
 from .._batch import check_lengths, in_order, kept_generators, refuse_lengths, series_input, split_batches, unpack
 from ..core._utils import batch_labels, named_samples, own_rng, positive_int, register_extension, restore_modes, wrapped_hint
 from ..core.cnn import NeuroViewCNN
+from ..core.edits import require_members_unedited
 from ..core.ensemble import Ensemble
 from ..core.rnn import NeuroViewRNN
 from ..core.sites import input_span
@@ -161,6 +162,7 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
                              "scaled inside it do): token ids have no such window")
         if not rnn and net.sites is None:  # a network wrapped lazily finds its units on the first batch
             net.discover(x0.to(next(net.parameters()).device))
+        require_members_unedited(net)  # an Ensemble's edited member: its error names it (members.<m>.backbone)
         cols, restore = check_units(net, units), restore_modes(net)  # each distinct unit once: scanned once
         try:
             net.eval()  # inside: a hold never let go would keep the modes from coming back
@@ -328,7 +330,8 @@ def _cnn_gallery(net: NeuroViewCNN | Ensemble, cols: list[int], top: Top) -> Uni
             for part in _parts(li := local[inv[at]]):  # li: each place's sample in the chunk
                 need, sub = torch.unique(li[part], return_inverse=True)
                 window[at[part]], position[at[part]] = windows(net, sites[name], chs[at[part]], samples[ids][need], sub)
-            cmap = in_input_order(maps[name][li.to(device), chs[at].to(device)], _order_of(sites[name], orders, spatial))
+            cmap = maps[name][li.to(device), chs[at].to(device)]
+            cmap = in_input_order(cmap, _order_of(sites[name], orders, spatial, cmap.shape[1:]))
             h = None if cmap is None else _heat(net, sites[name], cmap, spatial)  # moved back, or in no order: NaN
             if h is not None:
                 heat[at] = h.to(heat.dtype)
@@ -350,11 +353,13 @@ def _parts(li: Tensor) -> list[Tensor]:
     return [(li == ids[i]).nonzero().flatten() for i in order[:k]] + [torch.isin(li, ids[order[k:]]).nonzero()[:, 0]]
 
 
-def _order_of(site, orders: dict, spatial: tuple):
+def _order_of(site, orders: dict, spatial: tuple, positions: tuple = ()):
     """The order of ``site``'s positions over the input (:func:`~neuroview.core.map_order.position_orders`; ``()``: not
     followed, stretched as they are). Units last over a series, not followed: None (no heat), as a transformer's tokens
-    may be (a class token among them, not told by their count: 4 tokens of T=12, patch 4, were drawn one patch late)."""
-    return orders.get(site.name, None if site.axis == -1 and len(spatial) == 1 else ())
+    may be (a class token among them, not told by their count: 4 tokens of T=12, patch 4, were drawn one patch late),
+    except one token per step (``positions`` ``(T,)``: an einsum projection lost it, review R4 finding 2)."""
+    tokens = site.axis == -1 and len(spatial) == 1 and tuple(positions) != tuple(spatial)
+    return orders.get(site.name, None if tokens else ())
 
 
 def _heat(net: NeuroViewCNN | Ensemble, site, cmap: Tensor, spatial: tuple) -> Tensor | None:

@@ -182,11 +182,11 @@ class NeuroViewCNN(Guarded):
     def _discover(self, x: Tensor) -> list[Site]:  # noqa: D102
         if "_layers" in self.__dict__ and not edits.unchanged(self):  # edited (or replaced) since the targets were found
             self._targets, self.left_out = find_targets(self.backbone, self._layers)
-        edits.take(self)  # the module tree its sites are read in (its reach pass, every later one): edits since, named
         restore = restore_modes(self)
-        try:
+        try:  # on the module tree its first forward leaves (a lazy build's), read in every later pass: edits since, named
             self.eval()
-            found, not_sites, stop = find_sites(self.backbone, self._targets, self.quantizer, self.unit_axis, x, named=getattr(self, "_named", False))
+            found, not_sites, stop = edits.found_on_built(self, lambda: find_sites(
+                self.backbone, self._targets, self.quantizer, self.unit_axis, x, named=getattr(self, "_named", False)))
         finally:
             restore()
         edits.require_called(self._targets, found, not_sites, getattr(self, "_named", False), self.backbone)

@@ -14,8 +14,10 @@ gallery's windows, an ablation) read another module. Here:
   would be left out; one in a new head after the stop never runs); any other edit (a new head, a wrapper that keeps
   the names, ``torch.compile`` or ``nn.DataParallel`` around the backbone in place) goes through, and the
   fingerprint is taken again;
+- :func:`found_on_built`: the discovery pass's sites on the tree that pass leaves (a module a forward builds on its
+  first call is no edit: it is found);
 - :func:`site_module`: the module object ``net`` hooked for a site (an Ensemble's, its member's), for the tools
-  that hook a site themselves;
+  that hook a site themselves; an edited member's error names it (:func:`in_member`, :func:`require_members_unedited`);
 - :func:`require_called`: a first batch on which no module to hook ran, worded by what was given.
 
 Imports only torch and the core modules below it.
@@ -23,13 +25,16 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 from .activations import is_activation
 from .hooks import PathChanged, install
 
-__all__ = ["take", "unchanged", "require_unedited", "require_same_modules", "added", "site_module", "require_called"]
+__all__ = ["take", "unchanged", "require_unedited", "require_same_modules", "added", "site_module", "require_called",
+           "found_on_built", "require_members_unedited", "in_member"]
 
 _REWRAP = ("wrap the edited model again (new = nv.wrap(net.unwrap(), num_classes, ...) with the same settings; "
            "new.load_state_dict(net.state_dict()) keeps the trained head where the units agree), or edit a model "
@@ -47,6 +52,25 @@ def take(net: nn.Module) -> None:
     backbone = net._modules.get("backbone")
     modules = tuple(backbone.modules())
     net.__dict__["_tree"] = (backbone, modules, _children(modules))
+
+
+def found_on_built(net: nn.Module, find):
+    """``find()`` (the sites of ``net``'s discovery pass) on the module tree that pass leaves, its fingerprint taken then:
+    a forward that builds modules on its first call (a lazy build) is looked at again, its targets found on the model it
+    built (its first forward's new ReLU was refused at the next pass as added after the sites were found, review R4
+    finding 3). A backbone that builds anew at every pass is refused at the next one, as an edit."""
+    from .targets import find_targets
+
+    for again in (False, True):
+        take(net)
+        with warnings.catch_warnings(record=True) as said:  # the first pass's, of a model it had not built yet: dropped
+            got = find()
+        if again or unchanged(net) or "_layers" not in net.__dict__:
+            break
+        net._targets, net.left_out = find_targets(net.backbone, net._layers)
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return got
 
 
 def unchanged(net: nn.Module) -> bool:
@@ -128,16 +152,41 @@ def site_module(net: nn.Module, site) -> nn.Module:
     """The module object ``net`` hooked for ``site`` (one of ``net.sites``; an Ensemble's ``members.<m>.<site>``: its
     member's), where the backbone was not edited since in a way that needs a new wrap (:func:`require_unedited`).
     Looked up by object: a name may since name another module, or none under a wrapper put around the backbone."""
-    members, name = getattr(net, "members", None), site.module
+    members, name, m = getattr(net, "members", None), site.module, None
     if members is not None and name.startswith("members."):
         _, m, _, name = name.split(".", 3)  # members.<m>.backbone.<module>
         net = members[int(m)]
-    require_unedited(net)
+    try:
+        require_unedited(net)
+    except PathChanged as e:
+        if m is None:
+            raise
+        raise in_member(e, int(m)) from None
     hooked = {n: m for n, m, _ in net._targets}
     if name not in hooked:
         raise ValueError(f"site: {site.name!r} reads the module {name!r}, which the network did not hook (it hooked "
                          f"{sorted(hooked)}): pass a site of net.sites")
     return hooked[name]
+
+
+def in_member(err: PathChanged, m: int) -> PathChanged:
+    """``err`` (of an edited backbone) said of member ``m`` of an Ensemble: ``members.<m>.backbone: ...``, its advice
+    on ``ens.members[m]`` (it said ``backbone:`` and ``net``, review R4 finding 4)."""
+    said = str(err)
+    said = said.replace("net.unwrap()", f"ens.members[{m}].unwrap()").replace("net.state_dict()",
+                                                                           f"ens.members[{m}].state_dict()")
+    return PathChanged(f"members.{m}.{said}" + ("; then build the Ensemble again with the new member in its place"
+                                                 if _REWRAP[:20] in said else ""))
+
+
+def require_members_unedited(net: nn.Module) -> None:
+    """:func:`require_unedited` of each member of an Ensemble ``net`` (a no-op without members), its error naming the
+    member (:func:`in_member`)."""
+    for m, member in enumerate(getattr(net, "members", None) or ()):
+        try:
+            require_unedited(member)
+        except PathChanged as e:
+            raise in_member(e, m) from None
 
 
 def require_called(targets, sites: list, not_sites: dict, named: bool, backbone: nn.Module | None = None) -> None:

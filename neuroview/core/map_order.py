@@ -13,8 +13,10 @@ the gallery moves a flipped or rolled map back; their other dims (``x.flip(1)``:
 of an in-order map and a roll of it (a shift branch in a residual) keeps the in-order operand's order (a translation:
 neighbours stay neighbours); operands of one sum in other orders (``z + z.flip(-1)``), a roll of the flattened tensor,
 or a roll whose offset a resize cannot carry leave them in no order, as does a ``cat`` along a positional dim (a class
-token ahead of the patches: its cells no longer tile the input, whatever their count); a reshape that changes the shape
-(tokens of patches), ``einsum`` or a tensor made of none of the input's, in no known order: drawn unmoved, as before. A
+token ahead of the patches: its cells no longer tile the input, whatever their count; constant padding joined
+along the last dim keeps the order, as ``F.pad``); a reshape that changes the shape
+(tokens of patches), ``einsum`` or a tensor made of none of the input's, in no known order: drawn unmoved, as before
+(units last over a series: where each token is one step, N == T). A
 series' one positional dim is followed as an image's are (a flip or roll moves it too; no move swaps it). The gallery's
 heat and :func:`~neuroview.viz.units.spatial_maps` (given ``net``) move each map back with :func:`in_input_order`. (No
 gradient is read: a dead border or an upsampled map is no sign of a move, and a deep backbone whose every position reads
@@ -38,6 +40,8 @@ from .lineage import CAT, LAYOUT, MOVES, moved, op_name, tensors
 SCRAMBLE = frozenset({"flip", "fliplr", "flipud", "rot90", "roll"})
 #: contractions over the last dim: the dims before it keep their labels (``q @ k.mT``: its last dim is ``k``'s tokens)
 MATMUL = frozenset({"matmul", "__matmul__", "bmm", "linear"})
+#: ops that make a tensor of none of the input's values (its shape only): unlabelled (a cat's padding)
+FRESH = frozenset({"new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like", "full_like", "empty_like"})
 _NO = "?"  # a positional dim whose order is lost
 
 
@@ -72,6 +76,8 @@ class _Order(TorchFunctionMode):
 def _follow(op: str, args, kwargs, ins: list, out: Tensor) -> tuple | None:
     """The labels of the output ``out`` of ``op`` whose labelled tensor inputs are ``ins`` (None: not followed)."""
     t, lab = ins[0]
+    if op in FRESH:
+        return None
     if op in MOVES or op in ("transpose_", "swapaxes_", "swapdims_"):
         order = moved(op.rstrip("_"), args, kwargs, t.dim()) if out.dim() == t.dim() else None
         return None if order is None else tuple(lab[o] for o in order)
@@ -190,7 +196,9 @@ def _joined(args, kwargs, ins: list, out: Tensor) -> tuple | None:
     """The labels of ``torch.cat(pieces, dim)``: the pieces' own on the other dims; a positional dim they are joined
     along lies in no order of the input's (a class token ahead of the patches, a piece of no input, pieces of it in
     another order), whatever its size: the 1 + T / P tokens of a 1-D patch transformer were stretched over the series
-    one patch late wherever their count divides T (probe S26 P4 finding 1)."""
+    one patch late wherever their count divides T (probe S26 P4 finding 1). Except padding: one piece of the input
+    joined along its last dim (channels first) with constant pieces (a causal conv's ``cat([zeros, x], -1)``) keeps
+    its order, as ``F.pad``'s (review R4 finding 1); tokens ``[B, N, C]`` are joined along a dim before their units."""
     pieces = args[0] if args else kwargs.get("tensors", ())
     dim = args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis", 0))
     labels = _merge([(x, lab) for x, lab in ins if x.dim() == out.dim()], out)
@@ -200,8 +208,19 @@ def _joined(args, kwargs, ins: list, out: Tensor) -> tuple | None:
     kept = [p for p in pieces if isinstance(p, Tensor) and p.dim() == out.dim() and p.shape[d]]  # empty ones add nothing
     along = [own[id(p)][d] if id(p) in own else None for p in kept]
     if len(kept) > 1 and any(a == _NO or _parts(a) is not None for a in along):
+        one = [(p, a) for p, a in zip(kept, along) if a is not None]
+        if d == out.dim() - 1 and len(one) == 1 and _parts(one[0][1]) is not None and all(
+                _constant(p) for p in kept if p is not one[0][0]):  # padding (a causal conv's zeros): as F.pad's
+            return (*labels[:d], _resized(one[0][1], one[0][0].shape[d], out.shape[d]))
         return (*labels[:d], _NO, *labels[d + 1:])
     return labels
+
+
+def _constant(t: Tensor) -> bool:
+    """Whether ``t`` holds one value throughout, none of the input's, and is no parameter or view of one (a cat's
+    padding; a class token, zeros before training, is learned)."""
+    learned = any(isinstance(b, torch.nn.Parameter) for b in (t, t._base))
+    return not learned and t.numel() > 0 and not t.is_complex() and bool((t == t.flatten()[0]).all())
 
 
 def _squeezed(op: str, args, kwargs, t: Tensor, lab: tuple, out: Tensor) -> tuple | None:

@@ -36,14 +36,17 @@ def token_sites(net, exp=None, x: Tensor | None = None, orders: dict | None = No
     figures: a site whose positions lie in no order of the input's (``z + z.flip(-1)``; a transformer's tokens
     ``[B, N, C]`` over a series, a class token ``cat`` among them, whatever their count: stretched over it, every token
     was drawn one patch late), and a site with its units on the last dim whose order is not followed (over a series it
-    cannot be told from tokens; on images its maps are flattened). The order is followed from ``x`` (``orders``: of
+    cannot be told from tokens, but one token per step, ``N == T``, is drawn as before; on images its maps are
+    flattened). The order is followed from ``x`` (``orders``: of
     :func:`site_orders`, where known) for the sites of ``exp``'s maps (all, without ``exp``): a channels-last
     convolution over a series (a ConvNeXt block) is drawn as any convolution's, whatever its length."""
     maps = getattr(exp, "code_maps", None) or {}
     sites = [s for s in getattr(net, "sites", None) or () if exp is None or s.name in maps]
     if orders is None:
         orders = site_orders(net, x, {s.name for s in sites})
-    return {s.name for s in sites if (orders[s.name] is None if s.name in orders else s.axis == -1)}
+    steps = x.shape[2:] if isinstance(x, Tensor) and x.dim() == 3 else None  # one token per step: drawn (as units')
+    return {s.name for s in sites if (orders[s.name] is None if s.name in orders else s.axis == -1 and not (
+        steps is not None and s.name in maps and tuple(maps[s.name].shape[2:]) == tuple(steps)))}
 
 
 def left_out(net, left: list[str]) -> str:

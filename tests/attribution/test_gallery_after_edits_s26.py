@@ -24,9 +24,9 @@ def _net(bb, x):
     return net.eval()
 
 
-def _image():
+def _image(flip=False):
     torch.manual_seed(0)
-    bb = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.1), nn.Conv2d(4, 4, 3), nn.ReLU(),
+    bb = nn.Sequential((_Flipped2d if flip else nn.Conv2d)(1, 4, 3), nn.ReLU(), nn.Dropout(0.1), nn.Conv2d(4, 4, 3), nn.ReLU(),
                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     x = torch.randn(32, 1, 10, 10)
     return bb, _net(bb, x), x
@@ -86,20 +86,33 @@ def test_captum_scores_of_a_backbone_in_dataparallel_in_place_are_the_plain_ones
                           atol=1e-6)
 
 
-def _series():
+def _series(flip=False):
     torch.manual_seed(0)
-    bb = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU(),
+    bb = nn.Sequential((_Flipped1d if flip else nn.Conv1d)(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 3), nn.ReLU(),
                        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 3))
     x = torch.randn(32, 2, 16)
     return bb, _net(bb, x), x
 
 
+class _Flipped1d(nn.Conv1d):
+    """A conv whose map comes out flipped: the gallery's heat must move it back, also through a wrapper in place."""
+
+    def forward(self, x):
+        return super().forward(x).flip(-1)
+
+
+class _Flipped2d(nn.Conv2d):
+    def forward(self, x):
+        return super().forward(x).flip(-1)
+
+
 @pytest.mark.parametrize("model,how", [("series", "compile"), ("series", "dataparallel"), ("image", "compile"),
                                       ("image", "dataparallel")])
 def test_the_gallery_of_a_backbone_wrapped_in_place_is_the_plain_ones(model, how):
-    _, net, x = _series() if model == "series" else _image()
+    _, net, x = _series(flip=True) if model == "series" else _image(flip=True)  # a flipped map: the order matters
     units = [("3", 0), ("3", 1), ("1", 2)] if model == "series" else [("4", 0), ("4", 1)]
     g0 = nv.unit_gallery(net, _loader(x), units=units, k=3)
     g1 = nv.unit_gallery(_in_place(net, how), _loader(x), units=units, k=3)
     assert torch.equal(g0.index, g1.index) and torch.equal(g0.window, g1.window)
     assert torch.equal(g0.position, g1.position)
+    assert not g0.heat.isnan().all() and torch.equal(g0.heat.nan_to_num(-9), g1.heat.nan_to_num(-9))

@@ -158,3 +158,122 @@ def test_position_orders_follow_one_positional_dim():
     net = nv.wrap(Tiny1D(4), num_classes=2).eval()
     net(torch.zeros(1, 1, 12))
     assert position_orders(net, net.sites, torch.zeros(1, 1, 12)) == {"act": None}  # the class token's cat
+
+
+# Review R4 of bcd094e, findings 1 and 2: series whose order was lost by the lineage rule, drawn as before bcd094e.
+
+
+class Causal1D(nn.Module):
+    """A TCN's causal conv, left-padded by ``torch.cat`` (or ``F.pad``): a 3-tap detector of a bright step."""
+
+    def __init__(self, pad: str):
+        super().__init__()
+        self.pad = pad
+        self.c0, self.act, self.fc = nn.Conv1d(1, 1, 3), nn.ReLU(), nn.Linear(1, 2)
+        with torch.no_grad():
+            self.c0.weight.fill_(0.1), self.c0.bias.fill_(-0.5)
+            self.c0.weight[0, 0, 2] = 1.0  # output step t reads steps t-2..t; on only where step t is bright
+
+    def forward(self, x):
+        pad = x.new_zeros(len(x), x.shape[1], 2)
+        x = torch.cat([pad, x], -1) if self.pad == "cat" else nn.functional.pad(x, (2, 0))
+        return self.fc(self.act(self.c0(x)).mean(-1))
+
+
+def _bright(t, steps):
+    x = torch.zeros(len(steps), 1, t)
+    for i, s in enumerate(steps):
+        x[i, 0, s] = 1.0 + 0.1 * i
+    return x
+
+
+@pytest.mark.parametrize("pad", ["cat", "F.pad"])
+def test_a_causal_conv_padded_by_cat_keeps_its_heat_on_the_bright_step(pad):
+    """Review R4 finding 1: the zeros cat ahead of the series made its positions 'no order' (NaN heat, no maps)."""
+    bright = [1, 4, 9, 14]
+    x = _bright(16, bright)
+    torch.manual_seed(0)
+    net = nv.NeuroViewCNN(Causal1D(pad).eval(), 2, quantizer="hard", example_input=x).eval()
+    g = nv.unit_gallery(net, [x], units=[0], k=4)
+    for j in range(4):
+        i = int(g.index[0, j])
+        assert (g.heat[0, j] > 0).nonzero().flatten().tolist() == [bright[i]], (pad, i)
+    from neuroview.viz.map_sites import token_sites
+
+    assert token_sites(net, net.explain(x, maps=True), x) == set()  # its maps are drawn
+
+
+class Steps1D(nn.Module):
+    """One token per step, units last, no class token: token t is step t. ``kind`` routes the tokens through an op the
+    lineage does not follow (an einsum projection, a size-1 unfold). Unit 0 of ``act`` is on at a bright step."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.emb = nn.Conv1d(1, 4, 1)
+        self.W = nn.Parameter(torch.eye(4))
+        self.fc1, self.act, self.fc2 = nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+        with torch.no_grad():
+            self.emb.weight.zero_(), self.emb.bias.zero_(), self.fc1.weight.zero_()
+            self.emb.weight[0, 0, 0] = 1.0
+            self.fc1.weight[0, 0] = 1.0
+            self.fc1.bias.fill_(-0.5)
+
+    def forward(self, x):
+        h = self.emb(x).transpose(1, 2)  # [B, T, 4]
+        if self.kind == "einsum":
+            h = torch.einsum("btc,dc->btd", h, self.W)
+        elif self.kind == "unfold":
+            h = h.unfold(1, 1, 1).squeeze(-1)
+        return self.fc2(self.act(self.fc1(h))).mean(1)
+
+
+@pytest.mark.parametrize("kind", ["plain", "einsum", "unfold"])
+def test_per_step_tokens_through_an_op_not_followed_keep_their_heat(kind):
+    """Review R4 finding 2: 'order not followed' was read as 'no order' for units-last series sites (NaN heat)."""
+    bright = [2, 5, 11]
+    x = _bright(16, bright)
+    torch.manual_seed(0)
+    net = nv.wrap(Steps1D(kind).eval(), num_classes=2, layers=["act"], example_input=x).eval()
+    assert net.sites[0].axis == -1
+    g = nv.unit_gallery(net, [x], units=[("act", 0)], k=3)
+    for j in range(3):
+        i = int(g.index[0, j])
+        assert (g.heat[0, j] > 0).nonzero().flatten().tolist() == [bright[i]], (kind, i)
+    from neuroview.viz.map_sites import token_sites
+
+    assert token_sites(net, net.explain(x, maps=True), x) == set()
+
+
+class _Joined(nn.Module):
+    """A site after a cat along the series: ``how`` says what is joined to the input's piece."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how, self.c0, self.act, self.fc = how, nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Linear(2, 2)
+        self.token = nn.Parameter(torch.zeros(1, 1, 1))  # a class token, zeros before training
+
+    def forward(self, x):
+        if self.how == "zeros":
+            x = torch.cat([x.new_zeros(len(x), 1, 2), x], -1)
+        elif self.how == "token":
+            x = torch.cat([self.token.expand(len(x), -1, -1), x], -1)
+        elif self.how == "itself":
+            x = torch.cat([x, x], -1)
+        elif self.how == "flipped":
+            x = torch.cat([torch.zeros(len(x), 1, 2), x.flip(-1)], -1)
+        return self.fc(self.act(self.c0(x)).mean(-1))
+
+
+def test_position_orders_of_a_cat_along_a_series_keep_padding_only():
+    """Constant padding of no parameter keeps the input's order (a flip in it too); a parameter (a class token, even
+    while it is zeros) or a second piece of the input leaves none."""
+    from neuroview.core.map_order import position_orders
+
+    x = torch.zeros(1, 1, 16)
+    x[0, 0, 3] = 1.0
+    got = {}
+    for how in ("zeros", "token", "itself", "flipped"):
+        net = nv.NeuroViewCNN(_Joined(how).eval(), 2, example_input=torch.randn(4, 1, 16)).eval()
+        got[how] = position_orders(net, net.sites, x)["act"]
+    assert got == {"zeros": (0,), "token": None, "itself": None, "flipped": ((0, -1, 15),)}
