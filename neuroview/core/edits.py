@@ -25,7 +25,6 @@ Imports only torch and the core modules below it.
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 from torch import nn
@@ -61,15 +60,12 @@ def found_on_built(net: nn.Module, find):
     finding 3). A backbone that builds anew at every pass is refused at the next one, as an edit."""
     from .targets import find_targets
 
-    for again in (False, True):
-        take(net)
-        with warnings.catch_warnings(record=True) as said:  # the first pass's, of a model it had not built yet: dropped
-            got = find()
+    for again in (False, True):  # (no catch_warnings here: its filters reset Python's once-a-place record of every
+        take(net)                #  warning, so a user's own warning came back at each stage of a loop)
+        got = find()
         if again or unchanged(net) or "_layers" not in net.__dict__:
             break
         net._targets, net.left_out = find_targets(net.backbone, net._layers)
-    for w in said:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     return got
 
 
