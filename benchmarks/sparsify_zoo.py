@@ -13,6 +13,7 @@ training mean code (``nv.mean_codes``, exact; what the pictures show) and agains
     nice -n 10 python benchmarks/sparsify_zoo.py $BUDGET          # with the zoo's readability budget
     python benchmarks/sparsify_zoo.py --export $BUDGET            # write <entry>_sparse into the zoo
     python benchmarks/sparsify_zoo.py --dense-readability         # only the dense entries' readability
+    nice -n 10 python benchmarks/sparsify_zoo.py --recentre       # the fine-tuned sparse entries' spreads, no training
 
 with ``BUDGET="--max-k90 10 --rnn-max-k90 50 --max-k90-steps 10 --max-steps-per-class 10 --finetune 5"``.
 The zoo's sparse entries are made with a readability budget, issue 22's goal: the most accurate point on
@@ -25,11 +26,15 @@ the RNNs' earlier runs within 10 hidden states, are kept beside them for compari
 Runs are cached one by one in ``benchmarks/results/sparsify_zoo.json`` (key: entry, seed, budget), so
 the table fills over several sittings. ``--export`` (seed 0 only) writes the sparse checkpoints and
 their manifest entries, and adds the dense entries' readability to their own ``metrics``.
+
+``--recentre`` brings the fine-tuned sparse entries exported before ``nv.finetune_sparse`` re-estimated the head's
+standardization on the fine-tuned codes (ee8d37c) to what it returns now, without training: :func:`recentre`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -47,6 +52,13 @@ def dense_entries() -> list[str]:
     return sorted(n for n, e in read_manifest().items() if n.startswith("nv_") and not n.endswith("_sparse"))
 
 
+def sparse_entries() -> list[str]:
+    from neuroview.zoo.pretrained import read_manifest
+
+    return sorted(n for n, e in read_manifest().items() if n.startswith("nv_") and n.endswith("_sparse")
+                  and "sparsified_from" in e)
+
+
 NETWORKS = ROOT / "benchmarks" / ".cache" / "sparsify_zoo"  # re-trained seeds' weights (not in git)
 
 
@@ -54,8 +66,6 @@ def _retrained(name: str, entry: dict, seed: int, more: tuple[str, ...] = (), fo
     """``name``'s recipe re-trained with ``seed`` (the recipe the zoo was trained with, and ``more``
     arguments), its weights cached in ``folder`` by entry, seed, recipe text and arguments, so that
     another point rule does not train it again."""
-    import hashlib
-
     import neuroview as nv
     from safetensors.torch import load_file, save_file
 
@@ -194,6 +204,85 @@ def export(name: str, sparse, entry: dict, row: dict) -> None:
     _merge_metrics(name, _readable(row["dense"]))
 
 
+def recentre(name: str) -> str:
+    """Re-estimate the fine-tuned sparse entry ``name``'s head standardization as ``nv.finetune_sparse`` now ends (its
+    ``_recentre`` on the data module: the training split read whole, in order, unaugmented, no batch dropped, so no
+    seed or order matters), and write the weights back if they move: refused unless every test logit stays (float
+    rounding) and every prediction with it. The file keeps its safetensors metadata; the manifest entry takes the new
+    ``sha256`` and ``size_bytes``, and a recorded metric only where the re-centred network's own differs from the
+    loaded one's (told; a metric that already differed from the manifest is told, not rewritten). Returns what it did."""
+    import copy
+
+    import torch
+    from safetensors import safe_open
+
+    import neuroview as nv
+    from neuroview._batch import call_model, unpack
+    from neuroview._io import atomic_write_all, safetensors_bytes
+    from neuroview.core._utils import own_rng
+    from neuroview.training.sparse_finetune import _recentre
+    from neuroview.zoo.manifest_io import locked, read_document
+    from neuroview.zoo.pretrained import MANIFEST, checkpoints_dir, get_entry, make_datamodule, score_test_split
+
+    _, entry = get_entry(name)
+    if not entry.get("training", {}).get("finetune_epochs_kept"):  # finetune_sparse re-centres only after an epoch kept
+        return "skipped: no fine-tuning epoch kept (its statistics are sparsify's, of the backbone it has)"
+    net = nv.create_model(name, pretrained=True).eval()
+    dm = make_datamodule(entry["dataset"]["data_module"])
+    dm.setup("fit")
+    new = copy.deepcopy(net)
+    with own_rng():
+        _recentre(new, dm)  # as finetune_sparse calls it: the data module itself (`_batches(train, "train")`)
+    old_norm, new_norm = net.norm, new.norm
+    if (torch.allclose(new_norm.running_var, old_norm.running_var, rtol=1e-5, atol=1e-9)
+            and torch.allclose(new_norm.running_mean, old_norm.running_mean, rtol=1e-5, atol=1e-9)):
+        return "unchanged: its spreads are the fine-tuned codes' already"
+    ratio = float((new_norm.running_var / old_norm.running_var.clamp_min(1e-12)).max())
+    worst, n = 0.0, 0
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            x, lengths, _ = unpack(batch)
+            a, b = call_model(net, x, lengths), call_model(new, x, lengths)
+            scale = float(a.abs().max().clamp_min(1.0))
+            worst, n = max(worst, float((a - b).abs().max()) / scale), n + len(a)
+            if worst > 1e-4 or not torch.equal(a.argmax(1), b.argmax(1)):
+                raise SystemExit(f"{name}: the re-centred head changes the decision (test logits off by {worst:.3g} of "
+                                 "their largest, or a prediction moved); nothing written")
+    recorded, after = entry["metrics"], _metrics(new, dm, score_test_split)
+    # the loaded network measured only where the re-centred one differs from the record: which of the two moved
+    before = after if all(recorded.get(k) == v for k, v in after.items()) else _metrics(net, dm, score_test_split)
+    drift = {k: (recorded.get(k), v) for k, v in before.items() if recorded.get(k) != v}
+    moved = {k: (before[k], v) for k, v in after.items() if before.get(k) != v}
+    old_state, state = net.state_dict(), {k: v.detach().to("cpu").contiguous().clone() for k, v in new.state_dict().items()}
+    changed = sorted(k for k in state if not torch.equal(state[k], old_state[k].cpu()))
+    if not set(changed) <= {"norm.running_mean", "norm.running_var", "classifier.weight", "classifier.bias"}:
+        raise SystemExit(f"{name}: re-centring changed {changed}, more than the head and its statistics; nothing written")
+    root = checkpoints_dir()
+    path = root / entry["file"]
+    with safe_open(str(path), framework="pt") as f:
+        meta, keys = f.metadata(), set(f.keys())
+    if keys != set(state) or meta.get("neuroview.name") != name:
+        raise SystemExit(f"{name}: its file holds {sorted(keys ^ set(state))} beside the loaded network's tensors, or "
+                         f"is named {meta.get('neuroview.name')!r}; nothing written")
+    data = safetensors_bytes(state, metadata=meta)  # the file's own metadata (what export wrote), verbatim
+    with locked(root):
+        doc = read_document(root / MANIFEST)
+        e = doc["entries"][name]
+        if e["sha256"] != entry["sha256"]:
+            raise SystemExit(f"{name}: the manifest entry changed while it was re-centred; run again")
+        e["sha256"], e["size_bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+        e["metrics"] = recorded | {k: v for k, (_, v) in moved.items()}
+        atomic_write_all({path: data, root / MANIFEST: (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()})
+    return (f"re-centred: spreads up to {ratio:.3g}x the stored ones, test logits within {worst:.2g} of their largest "
+            f"({n} series), predictions identical; metrics moved by it: {moved or 'none'}; "
+            f"loaded metrics that already differed from the manifest: {drift or 'none'}")
+
+
+def _metrics(model, dm, score) -> dict:
+    """The manifest's test figures of ``model`` as ``export`` measures them (accuracy, readability)."""
+    return score(model, dm) | _readable(readable(model, dm, list(dm.test_dataloader())))
+
+
 def _readable(r: dict) -> dict:
     keys = ("k90", "top10_share", "units_per_class", "k90_zero", "k90_steps", "steps_per_class")
     return {k: round(r[k], 4) for k in keys if r.get(k) is not None}
@@ -234,6 +323,8 @@ def main(argv=None) -> int:
     p.add_argument("--export", action="store_true", help="seed 0: write the sparse entries into the zoo")
     p.add_argument("--dense-readability", action="store_true",
                    help="only refresh the dense entries' readability in the manifest (exact training mean code)")
+    p.add_argument("--recentre", action="store_true", help="re-estimate the fine-tuned sparse entries' head statistics "
+                   "on their fine-tuned codes, as nv.finetune_sparse now does (no training; decisions unchanged)")
     p.add_argument("--redo", action="store_true", help="ignore cached runs")
     p.add_argument("--max-k90", type=float, default=None,
                    help="sparsify's readability budget (the zoo's CNN entries: 10); cached apart from the default rule's runs")
@@ -246,6 +337,13 @@ def main(argv=None) -> int:
     p.add_argument("--max-steps-per-class", type=int, default=None, help="the RNN entries' cap on the steps any class reads")
     args = p.parse_args(argv)
     import torch
+
+    if args.recentre:
+        torch.set_num_threads(1)
+        names = [f"{n}_sparse" for n in args.entries] if args.entries else sparse_entries()
+        for name in names:
+            print(f"{name}: {recentre(name)}", flush=True)
+        return 0
 
     if args.dense_readability:
         torch.set_num_threads(1)

@@ -17,6 +17,30 @@ def with_running_stats(net: nn.Module, x: torch.Tensor, **kw) -> nn.Module:
     return net.eval()
 
 
+class Tiny1D(nn.Module):
+    """A 1-D patch transformer's MLP with a class token: tokens ``[B, 1 + T / p, d]``, class token first (the
+    token-site tests of core, attribution and viz). Unit 0 of ``act`` is on at a patch whose mean exceeds 0.5, off
+    elsewhere (the class token is 0)."""
+
+    def __init__(self, p: int, d: int = 8):
+        super().__init__()
+        self.pe = nn.Conv1d(1, d, p, stride=p)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.fc1, self.act, self.fc2 = nn.Linear(d, 4), nn.GELU(), nn.Linear(4, d)
+        self.head = nn.Linear(d, 2)
+        with torch.no_grad():
+            self.pe.weight.zero_(), self.pe.bias.zero_()
+            self.pe.weight[0, 0, :] = 1 / p
+            self.fc1.weight.zero_(), self.fc1.bias.fill_(-0.5)
+            self.fc1.weight[0, 0] = 1.0
+
+    def forward(self, x):
+        x = self.pe(x).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1)
+        x = x + self.fc2(self.act(self.fc1(x)))
+        return self.head(x[:, 0])
+
+
 def small_report_cnn():
     """``(net, x, y)``: a two-site NeuroView-CNN on 6x6 images with running statistics, 10 samples of 2 classes."""
     import neuroview as nv  # noqa: PLC0415

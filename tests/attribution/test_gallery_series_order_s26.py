@@ -19,31 +19,10 @@ import torch
 from torch import nn
 
 import neuroview as nv
+from nets import Tiny1D
 
 # one bright step (patch) per sample: the codes tie, which the gallery warns of
 pytestmark = pytest.mark.filterwarnings("ignore:units.*the code was the same")
-
-
-class Tiny1D(nn.Module):
-    """A 1-D patch transformer's MLP with a class token first: unit 0 is on at a patch whose mean exceeds 0.5."""
-
-    def __init__(self, p: int, d: int = 8):
-        super().__init__()
-        self.pe = nn.Conv1d(1, d, p, stride=p)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.fc1, self.act, self.fc2 = nn.Linear(d, 4), nn.GELU(), nn.Linear(4, d)
-        self.head = nn.Linear(d, 2)
-        with torch.no_grad():
-            self.pe.weight.zero_(), self.pe.bias.zero_()
-            self.pe.weight[0, 0, :] = 1 / p
-            self.fc1.weight.zero_(), self.fc1.bias.fill_(-0.5)
-            self.fc1.weight[0, 0] = 1.0
-
-    def forward(self, x):
-        x = self.pe(x).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1)
-        x = x + self.fc2(self.act(self.fc1(x)))
-        return self.head(x[:, 0])
 
 
 @pytest.mark.parametrize("t,p", [(16, 2), (12, 4), (20, 5), (6, 3)])

@@ -18,36 +18,14 @@ import torch
 from torch import nn
 
 import neuroview as nv
+from nets import Tiny1D
 
-T, P, D = 16, 2, 8
-
-
-class Tiny1D(nn.Module):
-    """A 1-D patch transformer's MLP with a class token: tokens [B, 1 + T / P, D], class token first. Unit 0 is
-    on where its patch's mean exceeds 0.5, off elsewhere (the class token is 0)."""
-
-    def __init__(self):
-        super().__init__()
-        self.pe = nn.Conv1d(1, D, P, stride=P)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
-        self.fc1, self.act, self.fc2 = nn.Linear(D, 4), nn.GELU(), nn.Linear(4, D)
-        self.head = nn.Linear(D, 2)
-        with torch.no_grad():
-            self.pe.weight.zero_(), self.pe.bias.zero_()
-            self.pe.weight[0, 0, :] = 1 / P
-            self.fc1.weight.zero_(), self.fc1.bias.fill_(-0.5)
-            self.fc1.weight[0, 0] = 1.0
-
-    def forward(self, x):
-        x = self.pe(x).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1)
-        x = x + self.fc2(self.act(self.fc1(x)))
-        return self.head(x[:, 0])
+T, P = 16, 2
 
 
 def _tiny1d():
     torch.manual_seed(0)
-    net = nv.wrap(Tiny1D(), num_classes=2).eval()
+    net = nv.wrap(Tiny1D(P), num_classes=2).eval()
     x = torch.zeros(2, 1, T)
     x[:, 0, 0:P] = 1.0  # only the first patch (samples 0..1) is bright
     net(x)
