@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..core.cnn import NeuroViewCNN
+from ..core.hooks import _ACTIVE, CodesHooks
 from ..core.recorder import sample_first
 
 __all__ = ["UnitAblation", "AblationHook"]
@@ -23,12 +24,17 @@ class UnitAblation:
     """The hooks of one :func:`ablate_units`: zero the removed units' outputs and codes."""
 
     def __init__(self, net: NeuroViewCNN, keep: Tensor):
-        self.keep, self.sites, self.batch = keep, net.sites, None
+        self.keep, self.sites = keep, net.sites
         self.slices = list(net.site_slices.values())
         self.by_module: dict[str, list[int]] = {}  # module name -> the sites (calls) it makes, in order
         for k, s in enumerate(net.sites):
             self.by_module.setdefault(s.module, []).append(k)
-        self.calls: dict[str, int] = {}
+        # per pass, not per ablation: a pass run inside another (a hook of the user's calling the network again) counted
+        # on the outer one's calls, and the rest of the outer pass ran unablated. Each network pass's recorder ->
+        # (calls of each module so far, its batch), None for another network's pass (left as it is); a bare call of the
+        # backbone (no network's pass running) counts on ``bare``, which the backbone's pre-hook resets
+        self.passes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.bare: tuple[dict[str, int], int | None] = ({}, None)
         self.not_sites = set(net.not_sites)  # (module, call) pairs of calls that are no site (no sample axis)
         self.here, self.copies = None, []  # CodesHooks.enter's thread-local; (module, hook) of copies made inside
 
@@ -41,29 +47,51 @@ class UnitAblation:
         return m.reshape(*m.shape, *([1] * (t.dim() - 2)))
 
     def reset(self, module, args) -> None:
-        self.calls.clear()
-        self.batch = len(args[0]) if args and isinstance(args[0], Tensor) else None
+        """The backbone's pre-hook: a bare call of it (no network's pass running) starts counting afresh. A network's
+        pass counts on its own recorder's entry (:meth:`current`): a backbone that calls itself (a multi-scale
+        network) is one pass, whose inner call's sites come after the outer's."""
+        if not getattr(_ACTIVE, "recs", ()):
+            self.bare = ({}, len(args[0]) if args and isinstance(args[0], Tensor) else None)
 
-    def zero_site(self, k: int, t: Tensor) -> Tensor:
+    def current(self) -> tuple[dict[str, int], int | None] | None:
+        """The running pass this ablation acts on (its calls so far, its batch): the innermost network pass in this
+        thread that is the ablated network's (or a copy's made inside: their codes hook holds this ablation), None
+        where none is (another network over the same modules: a second wrapper, one over a part of the backbone)."""
+        recs = getattr(_ACTIVE, "recs", ())
+        if not recs:
+            return self.bare
+        for rec in reversed(recs):  # (an outer one: the ablated network's sites inside a network it holds)
+            state = self.passes.get(rec, False)
+            if state is False:
+                state = self.passes[rec] = ({}, rec.batch) if ablated_by(rec.net, self.here) else None
+            if state is not None:
+                return state
+        return None
+
+    def zero_site(self, k: int, t: Tensor, batch: int | None) -> Tensor:
         """Site ``k``'s output ``t`` in the model's own layout, its removed units 0: the keep mask is laid
         along the site's units and samples where they were found (tokens ``[B, N, C]``, sequence-first
         ``[T, B, C]``, positions folded into the samples), not along dim 1 and dim 0 whatever the layout."""
         site = self.sites[k]
         m = self.keep[..., self.slices[k]]
-        if m.dim() == 2 and m.shape[0] != self.batch:
-            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {self.batch} samples")
-        first = sample_first(t, site, self.batch)  # [B * k, ...], units on site.axis
+        if m.dim() == 2 and m.shape[0] != batch:
+            raise ValueError(f"units: a per-sample mask has {m.shape[0]} rows, the batch has {batch} samples")
+        first = sample_first(t, site, batch)  # [B * k, ...], units on site.axis
         rows = m.repeat_interleave(len(first) // len(m), 0) if m.dim() == 2 else m[None]  # [B * k or 1, C]
         shape = [1] * first.dim()
         shape[0], shape[site.axis % first.dim()] = rows.shape
         kept = torch.where(rows.reshape(shape), first, first.new_zeros(()))
         if site.positions_first:
-            kept = rearrange(kept, "(b k) ... -> (k b) ...", b=self.batch)
+            kept = rearrange(kept, "(b k) ... -> (k b) ...", b=batch)
         return kept.movedim(0, site.sample_dim) if site.sample_dim else kept
 
     def zero_output(self, output, name: str):
-        call = self.calls.get(name, 0)
-        self.calls[name] = call + 1
+        state = self.current()
+        if state is None:  # another network's pass over these modules: not this ablation's
+            return None
+        calls, batch = state
+        call = calls.get(name, 0)
+        calls[name] = call + 1
         if (name, call) in self.not_sites:  # a parameter table's call, say: the module's sites are its other calls
             return None
         j = call - sum(1 for n, c in self.not_sites if n == name and c < call)  # the module's j-th site
@@ -73,7 +101,7 @@ class UnitAblation:
         if bool(self.keep[..., self.slices[k]].all()):
             return None
         # where, not a product: an activation may give inf, and inf * 0 is NaN
-        return self.zero_site(k, output)
+        return self.zero_site(k, output, batch)
 
     def zero_codes(self, codes: Tensor, maps: list[Tensor]):
         keep = self.keep
@@ -82,6 +110,17 @@ class UnitAblation:
         codes = torch.where(keep, codes, codes.new_zeros(()))
         maps = [torch.where(self.view(k, m), m, m.new_zeros(())) for k, m in enumerate(maps)]
         return codes, maps
+
+
+def ablated_by(net: NeuroViewCNN, here) -> bool:
+    """Whether ``net``'s codes hook holds the ablation entered as ``here`` (the ablated network, a copy of it made
+    inside the ``with``, a shallow copy sharing its hook)."""
+    hook = getattr(net, "_codes_hook", None)
+    while isinstance(hook, CodesHooks):
+        if any(h is here for h, _ in hook.entered):
+            return True
+        hook = hook.previous
+    return False
 
 
 class AblationHook:

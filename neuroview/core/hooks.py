@@ -6,9 +6,10 @@ up in its own plan. So the backbone never keeps a wrapper alive, two wrappers of
 share one set of hooks, two threads running one network record apart, and a deepcopy of the
 backbone copies no wrapper (its hooks come along empty, and the parameters the wrappers froze come
 back trainable, as ``unwrap()`` gives them; so does a pickle, ``torch.save(model)``). A hook knows its users weakly; the last
-one to go (deleted, or ``unwrap()``) removes it. A pass over a backbone that an outer pass in the thread is running
-(a hook of the user's calling the network again) records apart; a network's codes hook (an ablation's,
-:class:`CodesHooks`) acts in the thread that set it.
+one to go (deleted, or ``unwrap()``) removes it. A pass that runs inside an outer pass in the thread records apart
+(a hook of the user's calling the network again, another network of its backbone, of a part of it, of a model holding
+it), unless its network is a part of the outer one's backbone (``nv.wrap(model)`` of a model holding a NeuroView
+network); a network's codes hook (an ablation's, :class:`CodesHooks`) acts in the thread that set it.
 
 Imports only torch, :mod:`.stop_checks` (what the early stop skips) and :mod:`.reach` (when a backbone is copied).
 """
@@ -67,14 +68,15 @@ _ACTIVE = threading.local()
 
 
 def run_to_last_site(backbone: nn.Module, x, rec) -> None:
-    """``backbone(x)`` while ``rec`` records the calls of every :class:`Hook` in this thread (with the outer
-    passes' recorders, unless one of those runs ``backbone`` itself), ended early by ``rec``'s own
-    :class:`StopForward`. (No context manager: torch.compile would break its graph on one around a raise.)"""
+    """``backbone(x)`` while ``rec`` records the calls of every :class:`Hook` in this thread (with the recorders of
+    the outer passes whose backbone holds ``rec``'s network), ended early by ``rec``'s own :class:`StopForward`.
+    (No context manager: torch.compile would break its graph on one around a raise.)"""
     outer = getattr(_ACTIVE, "recs", ())
-    # a pass over a backbone that an outer pass is running (a hook of the user's on it calls a network of it
-    # again): its calls are its own, and the outer recorders read them as their next sites (a changed path)
-    reentered = any(r.net.backbone is backbone for r in outer)
-    _ACTIVE.recs = (rec,) if reentered else (*outer, rec)
+    # a pass inside an outer one is part of it only where its network is a layer of the outer backbone; any other
+    # (a hook of the user's calling a network of the same backbone, of a slice or a submodule of it, of a model
+    # holding it) runs modules the outer pass may run too, whose calls its recorder read as its next sites (a
+    # changed path, blamed on the backbone or on x): by what they share, not by the backbone object alone
+    _ACTIVE.recs = (*(r for r in outer if holds(r.net.backbone, rec.net)), rec) if outer else (rec,)
     try:
         backbone(x)
     except StopForward:
@@ -92,6 +94,11 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
         raise ValueError(failed(x, e, found, kind)) from e
     finally:
         _ACTIVE.recs = outer
+
+
+def holds(backbone: nn.Module, net: nn.Module) -> bool:
+    """Whether ``net`` is a module of ``backbone`` (its pass is then a part of ``backbone``'s)."""
+    return any(m is net for m in backbone.modules())
 
 
 def out_of_memory(e: BaseException) -> bool:
