@@ -12,6 +12,7 @@ import sys
 
 from .._batch import check_reads, unpack
 from .sparse_checks import check_options, check_seed
+from .sparse_name import own_data
 from .sparsify import DEVIANCE, sparsify
 from .sparsify_source import check_source
 from .sparse_finetune import finetune_sparse
@@ -80,10 +81,10 @@ def _is_checkpoint(source: str) -> bool:
     return source.lower().endswith(".ckpt")
 
 
-def _entry_name(args, entry: dict, tag: str) -> str:
+def _entry_name(args, entry: dict, tag: str, own: dict | None = None) -> str:
     """``--name``, checked before the work; else ``<architecture>.<tag>_sparse``, where a zoo entry sparsified on
-    other data than its own also names that data (``nv_lite.gunpoint_italypowerdemand_sparse``), so that the
-    name does not promise the source's data set."""
+    other data than its own (``own``: the dataset the source entry records) also names that data
+    (``nv_lite.gunpoint_italypowerdemand_sparse``), so that the name does not promise the source's data set."""
     import re  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -93,8 +94,8 @@ def _entry_name(args, entry: dict, tag: str) -> str:
     if args.name is not None:  # save_pretrained's own rule (a name is a file in --out, never a path), said before the work
         return check_entry_name(args.name, arch, "--name")
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)  # a checkpoint's file name may hold spaces or other characters
-    if args.data is None or _is_checkpoint(args.source):  # the entry's own data; a checkpoint is named by its file
-        return f"{arch}.{tag}_sparse"
+    if args.data is None or _is_checkpoint(args.source) or own_data(entry["dataset"]["data_module"], own):
+        return f"{arch}.{tag}_sparse"  # the entry's own data (own_data: named as the help says); a checkpoint by its file
     spec = entry["dataset"]["data_module"].get("init_args", {})
     data = spec.get("name") or (Path(spec["path"]).stem if spec.get("path") else None) or args.data
     return f"{arch}.{tag}_{re.sub(r'[^a-z0-9]+', '_', str(data).lower()).strip('_')}_sparse"
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.max_units_per_class, args.max_steps_per_class, args.distill)  # before the source is read
         check_seed(args.seed, SEED)  # what it sets here: the folds, and --finetune's shuffle and dropout
         net, dm, entry, tag = _source(args.source, args.data, args.zoo)
-        name = _entry_name(args, entry, tag)
+        name = _entry_name(args, entry, tag, (getattr(net, "pretrained_cfg", None) or {}).get("dataset"))
         refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work
                         "pick a shorter one" if args.name is not None else "name the entry with a shorter --name",
                         _held_advice(args, entry["architecture"]))
