@@ -5,9 +5,11 @@ breakpoints=(0.0,))`` adds a class, and PyTorch's own activation classes are reg
 way below. The ecosystem's classes (timm's ``GELU``, ``Swish``, ``HardSwish``, ...; Hugging Face's
 ``GELUActivation``, ...) are recognised by module and class name, so neither timm nor transformers
 is ever imported. A parameter-free module whose class name looks like an activation but that is
-in no table is reported as left out (see :func:`looks_like_activation`), never silently taken.
+in no table is reported as left out (see :func:`looks_like_activation`), never silently taken; a
+subclass of a known class with a ``forward`` of its own is read at its parent's breakpoints, with a
+warning naming the registration that gives it its own (:func:`_inherited`).
 
-Imports only torch.
+Imports only torch and :mod:`neuroview.core.reach` (a warning's line: the user's).
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ import math
 import os
 import numbers
 import re
+import warnings
+import weakref
 
+import torch
 from torch import nn
+
+from .reach import _user_level
 
 #: class -> region breakpoints of its code (the number of breakpoints below z is the code).
 _REGISTRY: dict[type, tuple[float, ...]] = {}
@@ -100,11 +107,32 @@ def _nearest(module: nn.Module) -> tuple[type | None, tuple[float, ...] | None]:
     """The nearest class in ``module``'s MRO that a table knows, and its breakpoints (``None, None``: none)."""
     for kind in type(module).__mro__:
         if kind in _REGISTRY:
-            return kind, _REGISTRY[kind]
+            return _inherited(type(module), kind), _REGISTRY[kind]
         key = (kind.__module__.split(".", 1)[0], kind.__name__)
         if key in ECOSYSTEM:
-            return kind, ECOSYSTEM[key]
+            return _inherited(type(module), kind), ECOSYSTEM[key]
     return None, None
+
+
+#: torch's own subclasses with a forward of their own that compute their parent's function (on quantized tensors)
+_SAME_FUNCTION = {("torch.ao.nn.quantized.modules.activation", n) for n in ("ELU", "Hardswish", "LeakyReLU", "Sigmoid")}
+_NAMED: "weakref.WeakSet[type]" = weakref.WeakSet()  # the classes warned of (once each)
+
+
+def _inherited(cls: type, kind: type) -> type:
+    """``kind``, the nearest known class of ``cls``, whose breakpoints ``cls`` is read at: said once per class where
+    ``cls`` computes its own forward (its pieces may meet elsewhere: ``F.relu(x - 1)`` in an ``nn.ReLU`` subclass)."""
+    if (cls is kind or cls.forward is kind.forward or torch.compiler.is_compiling() or cls in _NAMED
+            or (cls.__module__, cls.__name__) in _SAME_FUNCTION):  # (compiled: a Hardtanh's bounds are read each pass)
+        return kind
+    _NAMED.add(cls)
+    points = "(its min_val and max_val)" if kind in _FROM_INSTANCE else (_REGISTRY.get(kind) or ECOSYSTEM.get(
+        (kind.__module__.split(".", 1)[0], kind.__name__)))
+    warnings.warn(f"wrap: {cls.__name__} subclasses {kind.__name__} but has its own forward, so NeuroView cannot tell "
+                  f"where its affine pieces meet: its codes are read at {kind.__name__}'s breakpoints {points}; if they "
+                  f"are not its own, register it before wrapping, nv.register_activation({cls.__name__}, "
+                  "breakpoints=(...)) (where its pieces meet), which silences this", stacklevel=_user_level())
+    return kind
 
 
 def _lookup(module: nn.Module) -> tuple[float, ...] | None:

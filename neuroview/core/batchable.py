@@ -14,6 +14,7 @@ from torch.nn.utils import parametrize
 
 from ._utils import own_rng
 from .cnn import NeuroViewCNN
+from .own_decision import NAMES, _defined_by, _over
 
 __all__ = ["why_not_batchable"]
 
@@ -45,7 +46,7 @@ def why_not_batchable(members: list[nn.Module], settings: list[tuple] | None = N
         return f"member {own[0]}'s {own[1]} is its own (set on the instance), which its grouped form does not compute"
     nv = isinstance(members[0], NeuroViewCNN)
     over = next(((type(m), o) for m in members if nv
-                 for o in [_over(type(m), NeuroViewCNN, ("forward", "head", "decide", "__call__"))] if o), None)
+                 for o in [_over(type(m), NeuroViewCNN, NAMES)] if o), None)
     if why is None and over:  # the grouped pass computes NeuroViewCNN's decision, not a subclass's (any member's)
         return f"{over[0].__name__} has its own {', '.join(over[1])}, which the grouped pass does not compute"
     return why or _mirrors(first, nv)  # the members are alike: member 0 answers for all
@@ -96,15 +97,6 @@ def _why_not_now(members: list[nn.Module], settings: list[tuple]) -> str | None:
     if any(s[1] != settings[0][1] for s in settings[1:]):
         return "the members' NeuroView settings (quantizer, tau, grad_state, layers ...) differ"
     return None
-
-
-def _defined_by(cls: type, name: str) -> type | None:
-    return next((b for b in cls.__mro__ if name in vars(b)), None)
-
-
-def _over(cls: type, base: type, names) -> list[str]:
-    """The methods of ``names`` that ``cls`` defines otherwise than ``base`` does."""
-    return sorted(n for n in names if _defined_by(cls, n) is not _defined_by(base, n))
 
 
 def _mirrors(bb: nn.Module, nv: bool = False) -> str | None:

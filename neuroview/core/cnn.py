@@ -28,7 +28,7 @@ from .head import FLOOR, adopt_norm, checked_floor, constant_features, decide, f
 from .hooks import install, uninstall
 from .guards import Guarded
 from .head_classes import NUM_CLASSES, build_cnn_head
-from . import edits, head_stats, load_checks, settings, site_notes, unseen
+from . import edits, head_stats, load_checks, own_decision, settings, site_notes, unseen
 from .reach import freeze_unreached, held_state, hold, module_names, thaw
 from .paths import PathRecorder, note_running, run, watch_hooks, watch_trainable
 from .pass_checks import refuse_tracing, require_all_sites, require_finite_codes
@@ -200,7 +200,7 @@ class NeuroViewCNN(Guarded):
             raise ValueError(why)
         self.sites, self.not_sites, self._stop, self.input_shape = found, not_sites, stop, tuple(x.shape[1:])
         # token ids: a float batch's failure is said as x's (neuroview.core.hooks.failed); the registry read, this process's
-        self._input_dtype, self.__dict__["_points_read"] = x.dtype, generation()
+        self.__dict__.update(_input_dtype=x.dtype, _points_read=generation(), _kinds_read=generation())
         built = self.classifier is None
         try:  # interrupted (an error, Ctrl-C), nothing is found: the next batch finds it all again, the reach too
             if self._installed:
@@ -287,7 +287,8 @@ class NeuroViewCNN(Guarded):
         Keeps the codes ``[B, U]``, the effective weights ``[C, U]`` and the bias; the contributions of the
         classes asked (``target``: an int, a ``[B]`` tensor, default each sample's predicted class) are
         ``exp.for_class()`` ``[B, U]``, and the dense ``exp.contributions`` ``[B, C, U]`` is built only when
-        read. For any class c, ``for_class(c).sum(-1) + bias[c] == logits[:, c] == net.eval()(x)[:, c]``.
+        read. For any class c, ``for_class(c).sum(-1) + bias[c] == logits[:, c] == net.eval()(x)[:, c]`` (a subclass
+        whose own ``forward`` or ``head`` gives other logits is refused by name: :mod:`neuroview.core.own_decision`).
         With ``maps=True`` the per-position code maps are kept for :meth:`CNNExplanation.spatial_map`.
         ``baseline``: the codes the contributions are taken against. ``None`` (zero codes: the bias is the
         classifier's own), ``"mean"`` (the training split's mean code, from the normalization's statistics: a running
@@ -300,7 +301,9 @@ class NeuroViewCNN(Guarded):
             codes, cmaps = self._codes(x, maps=maps)
         finally:
             restore()
-        return self._explain_codes(codes, cmaps if maps else None, target=target, baseline=baseline)
+        exp = self._explain_codes(codes, cmaps if maps else None, target=target, baseline=baseline)
+        own_decision.require_own_decision(self, exp.logits, x)  # a subclass's own forward or head: its logits
+        return exp
 
     @torch.no_grad()
     def _explain_codes(self, codes: Tensor, cmaps: list[Tensor] | None = None, *, target=None, baseline=None) -> CNNExplanation:

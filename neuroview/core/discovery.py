@@ -282,6 +282,7 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
     activation module (``F.relu``) are no site: a warning names them, unless the sites are ``named``."""
     refuse_inside_checkpoint()
     refuse_meta(backbone, x)  # the search compares the samples' values: none on meta
+    tree = list(backbone.modules())  # a first forward that builds modules (a lazy build): see warn_functional below
     with stand_ins(backbone):  # a model made under inference_mode: autograd refuses its tensors (ordinary copies)
         small, large, x = _passes(backbone, targets, quantizer, x)
     refuse_elsewhere(small.scope, large.scope, targets)  # branches run on worker threads: their units never read
@@ -341,7 +342,10 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
                       "sites and the classifier reads none of their values; pass layers=[...] naming the sites to "
                       "read, which silences this", stacklevel=3)
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
-    if last is not None and not named:
+    # modules these passes built may have run the calls they logged (an nn.ReLU made by the first forward): the sites
+    # are found again on the model built (edits.found_on_built), whose passes name the calls that are functional
+    built = len(tree) != len(now := list(backbone.modules())) or any(a is not b for a, b in zip(tree, now))
+    if last is not None and not named and not built:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
     return sites, not_sites, stop
 

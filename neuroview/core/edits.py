@@ -139,7 +139,8 @@ def added(net: nn.Module, name: str, module: nn.Module) -> PathChanged:
     """The error of a pass that runs ``module``, an activation added to ``net``'s backbone since its sites were found
     (:func:`require_unedited` watches it), before the point where the pass stops."""
     stop = net.__dict__.get("_stop")
-    return PathChanged(f"backbone: its modules were edited after the sites were found: {name!r} ({type(module).__name__}) "
+    became = (net.__dict__.get("_became") or {}).get(module)  # of a class registered since (core.recorder)
+    return PathChanged(became or f"backbone: its modules were edited after the sites were found: {name!r} ({type(module).__name__}) "
                        f"was added, and runs before the pass stops{f' (at {stop!r})' if stop else ''}, so its units would "
                        f"be left out of the decision; {_REWRAP}")
 

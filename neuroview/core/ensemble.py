@@ -71,6 +71,7 @@ from .pass_checks import traced_apart
 from .head import CodeNorm, decide, fold, folded_logits, head_dtype
 from .head_classes import NUM_CLASSES, ensemble_classes, global_head_width, set_ensemble_classes
 from .head_stats import mean_features
+from .own_decision import require_own_decision
 from .readable import resolve_baseline
 from .refusals import refuse_single_batch, refuse_single_members
 from .rnn_reach import one_warning
@@ -320,16 +321,14 @@ class Ensemble(Guarded):
             if tuple(baseline.shape) not in ((sum(sizes),), (1, sum(sizes))):
                 raise ValueError(f"baseline: expected a tensor of shape [{sum(sizes)}] (every member's units), got shape {list(baseline.shape)}")
             bases = list(baseline.reshape(-1).split(sizes))
-        k = len(self)
-        feats = self._batched_eval(x, maps)
+        k, feats = len(self), self._batched_eval(x, maps)
         folded = grouped_fold(list(self.members)) if feats is not None else None
         if folded is not None:  # every member's fold side by side: what the members' own explanations give
             dt = head_dtype(feats, folded[0])
             codes, w, b = feats.to(dt), folded[0].detach().to(dt), folded[1].detach().to(dt)
             weight, bias = w.transpose(0, 1).reshape(w.shape[1], -1) / k, b.mean(0)
             mean = mean_features([m.norm for m in self.members], baseline)  # 'mean' of statistics no batch set: said
-            base, bias = resolve_baseline(baseline, mean, (weight.shape[1],), weight, bias)
-            code_maps = None
+            (base, bias), code_maps = resolve_baseline(baseline, mean, (weight.shape[1],), weight, bias), None
         else:
             exps = self._member_explanations(x, maps, bases, feats)
             codes = torch.cat([e.codes for e in exps], dim=1)
@@ -338,7 +337,7 @@ class Ensemble(Guarded):
             base = None if exps[0].baseline is None else torch.cat([e.baseline for e in exps])
             code_maps = self._code_maps([e.code_maps for e in exps])
         logits = folded_logits(codes if base is None else codes - base, weight, bias)
-        return self._explanation(code_maps, logits, bias, codes, weight, base, target)
+        return self._explanation(x, code_maps, logits, bias, codes, weight, base, target)
 
     def _batched_eval(self, x: Tensor, maps: bool = False) -> Tensor | None:
         """:meth:`_batched` as in eval mode (the grouped network's layers in eval mode; the members' own modes untouched),
@@ -369,17 +368,18 @@ class Ensemble(Guarded):
         codes, w, b = self._head_width(codes).to(dt), w.detach().to(dt), b.detach().to(dt)
         logits = folded_logits(codes, w, b)
         base, b = resolve_baseline(baseline, mean_features(self.norm, baseline), (w.shape[1],), w, b)
-        return self._explanation(code_maps, logits, b, codes, w, base, target)
+        return self._explanation(x, code_maps, logits, b, codes, w, base, target)
 
     @staticmethod
     def _code_maps(maps: list[dict | None]) -> dict | None:
         """The members' code maps (each one's, by site) under their ensemble names, or None where they have none."""
         return None if maps[0] is None else {f"members.{i}.{name}": v for i, m in enumerate(maps) for name, v in m.items()}
 
-    def _explanation(self, code_maps, logits, bias, codes, weight, base, target) -> CNNExplanation:
+    def _explanation(self, x, code_maps, logits, bias, codes, weight, base, target) -> CNNExplanation:
         exp = CNNExplanation(logits=logits, bias=bias, codes=codes, weight=weight, units=self.units,
                              site_slices=self.site_slices, code_maps=code_maps, baseline=base)
         exp.target = exp.targets(target)
+        require_own_decision(self, exp.logits, x)  # a subclass's own forward: its logits (the members' explain theirs)
         return exp
 
     @torch.no_grad()

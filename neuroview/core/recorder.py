@@ -18,14 +18,14 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ._utils import describe
-from .activations import generation, points_now
-from .hooks import PathChanged, SiteSize, StopForward
+from .activations import generation, is_activation, points_now
+from .hooks import PathChanged, SiteSize, StopForward, install
 from .pass_checks import require_same_modules
 from .quantize import as_units, code_map, mean_code, units_first
 from .shared_input import keeps_input
 from .sites import Site, refresh_points
 from .stop_checks import check_stop, refuse_backward
-from .targets import leave_out
+from .targets import _outermost, leave_out
 
 
 class Recorder:
@@ -45,6 +45,8 @@ class Recorder:
         self.code_maps: list[Tensor] = []
         self.calls: dict[str, int] = {}
         self.stopped = False
+        if net.__dict__.get("_kinds_read", net.__dict__.get("_points_read")) != generation():
+            watch_registered(net)  # a class registered since: a module of it that runs before the stop, refused
         if net.__dict__.get("_points_read") != generation():
             refresh_points(net)  # a class registered again since: its sites' breakpoints, as a fresh wrap reads them
 
@@ -142,6 +144,33 @@ class Recorder:
         if not torch.compiler.is_compiling():  # (a compiled graph guards on the bounds it read)
             self.net.sites[len(self.codes)] = site
         return site
+
+
+def watch_registered(net) -> None:
+    """Watch the modules of ``net``'s backbone (default sites) that became activations since its sites were found, by a
+    class registered since in this process (``nv.register_activation(Sine)``): a fresh wrap reads their units, this
+    network does not. As an activation added by an edit (:func:`neuroview.core.edits.added`), the first pass that runs
+    one before the stop is refused by name; one after the stop never runs, and changes nothing."""
+    read, now = net.__dict__.get("_kinds_read", net.__dict__.get("_points_read")), generation()
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():  # (a graph guards on what it traced)
+        return
+    net.__dict__["_kinds_read"] = now
+    if not (isinstance(read, tuple) and read[0] == now[0]) or net.__dict__.get("_named") or net.sites is None:
+        return  # (the registry of another process says nothing of this network's sites)
+    known = {id(m) for _, m, _ in net._targets} | {id(m) for m in net.__dict__.get("_added") or ()}  # (edits: said so)
+    acts = _outermost([(n, m, True) for n, m in net.backbone.named_modules() if is_activation(m)], net.backbone)
+    new = [(n, m) for n, m, _ in acts if id(m) not in known]
+    stop = f" (at {net._stop!r})" if net.__dict__.get("_stop") else ""
+    for n, m in new:  # the error edits.added gives when a pass runs one before the stop
+        net.__dict__.setdefault("_became", {})[m] = (
+            f"backbone: {n!r} ({type(m).__name__}) became an activation by nv.register_activation after the sites were "
+            f"found, and runs before the pass stops{stop}, so its units would be left out of the decision; wrap the model "
+            "again (new = nv.wrap(net.unwrap(), num_classes, ...) with the same settings; new.load_state_dict("
+            "net.state_dict()) keeps the trained head where the units agree), or register the class before wrapping")
+        net.__dict__.setdefault("_added", {})[m] = n
+    if new and net.__dict__.get("_installed") and isinstance(net.__dict__.get("_watch"), dict):
+        net._watch.update((m, (n, ())) for n, m in new)
+        install(net, [(m, pre) for _, m in new for pre in (True, False)])
 
 
 def sample_first(t: Tensor, site: Site, batch: int) -> Tensor:

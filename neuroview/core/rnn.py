@@ -43,6 +43,7 @@ from .readable import resolve_baseline
 from .head import CodeNorm, adopt_norm, decide, fold, folded_logits, head_dtype, load_fits
 from .head_classes import NUM_CLASSES
 from .head_stats import mean_features
+from .own_decision import require_own_decision
 from .refusals import refuse_fx, refuse_packed_export, refuse_single_batch
 from ._utils import explaining, extension, factory, param_dtype, plain_head
 from . import rnn_load, rnn_record, settings
@@ -249,7 +250,7 @@ class NeuroViewRNN(Guarded):
         a padded step contributes ``-W baseline`` (it differs from the average), not 0.
         Every submodule is left in the mode it was in.
         """
-        restore = explaining(self)
+        restore, given = explaining(self), lengths
         try:
             h, lengths, samples = self._features(x, lengths, True, ends=True)  # samples: None where all max_len long
         finally:
@@ -272,6 +273,7 @@ class NeuroViewRNN(Guarded):
                 input_lengths=None if samples is None else samples.to(h.device),  # (where each series ends)
             )
         exp.target = exp.targets(target)
+        require_own_decision(self, exp.logits, x, given)  # a subclass's own forward or head: its logits, refused by name
         return exp
 
     @torch.no_grad()
