@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._batch import check_lengths, in_order, kept_generators, refuse_lengths, series_input, split_batches, unpack
-from ..core._utils import batch_labels, named_samples, own_rng, positive_int, register_extension, restore_modes, wrapped_hint
+from ..core._utils import (batch_labels, extension, named_samples, own_rng, positive_int, register_extension, restore_modes,
+                           wrapped_hint)
 from ..core.cnn import NeuroViewCNN
 from ..core.edits import require_members_unedited
 from ..core.ensemble import Ensemble
@@ -115,23 +116,21 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
             the waterfall the gallery is drawn beside (``"mean"``, as the report's), so that both rank and
             show the same numbers. A CNN's ranking by code does not depend on it.
 
-    Ranking. CNN: by the unit's code averaged over positions (what the classifier reads),
-    highest first, ties to the lower sample index. Where: the unit's *strongest position* in a
-    sample is where its pre-activation is largest (codes tie at 1 wherever a ReLU unit is on);
-    ``window`` is the bounding box of the input positions on which that pre-activation's
-    gradient is non-zero: the receptive field the sample actually uses (paths through units that
-    are off are cut), measured rather than derived from kernel sizes, so strides, dilations,
-    padding, pooling and attention are all honest. A window of the whole input means the unit
-    sees all of it, or (gradient 0 everywhere) that nothing local moves it; a window that wraps
-    around the input's end (its gradient passes through a circular convolution's padding) is an error;
-    a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the windows
-    are the same (measured with grad on, on a copy). ``heat`` is the unit's code map stretched (nearest) over
-    the input, for sites whose maps have the input's rank (units last over a series where their order is followed: a
-    channels-last conv's, not tokens with a class token ``cat`` among them, NaN at any count); over the steps it covers
-    where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere; positions swapped
-    (``conv(x).mT``), flipped or rolled moved back (series too), NaN where ``flip``/``rot90``/``roll`` left no order
-    (``core.map_order``). RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``, cut at
-    ``max_len``; ``window``: cut at each series' length too); its samples are those where its contribution to the
+    Ranking. CNN: by the unit's code averaged over positions (what the classifier reads), highest first, ties to the
+    lower sample index. Where: the unit's *strongest position* in a sample is where its pre-activation is largest (codes
+    tie at 1 wherever a ReLU unit is on); ``window`` is the bounding box of the input positions on which that
+    pre-activation's gradient is non-zero: the receptive field the sample actually uses (paths through units that are
+    off are cut), measured rather than derived from kernel sizes, so strides, dilations, padding, pooling and attention
+    are all honest. A window of the whole input means the unit sees all of it, or (gradient 0 everywhere) that nothing
+    local moves it; a window that wraps around the input's end (its gradient passes through a circular convolution's
+    padding) is an error; a dilated layer's gaps are no wrap. Under the caller's ``no_grad`` or ``inference_mode`` the
+    windows are the same (measured with grad on, on a copy). ``heat`` is the unit's code map stretched (nearest) over
+    the input, for sites whose maps have the input's rank (units last where their order is followed: a channels-last
+    conv's, ConvNeXt's ``[B, H, W, C]``, not tokens with a class token ``cat`` among them, NaN at any count); over the
+    steps it covers where the backbone says it covers part of the input (MiniRocket's centre sites), NaN elsewhere;
+    moved back where swapped (``.mT``), flipped or rolled (a series too), NaN where ``flip``/``rot90``/``roll`` left no
+    order (``core.map_order``). RNN: step ``t`` reads input samples ``t * window`` to ``(t + 1) * window`` (``reads``,
+    cut at ``max_len``; ``window``: cut at each series' length too); its samples are those where its contribution to the
     *predicted* class's logit is largest in absolute value (``value`` keeps the sign): a step's hidden state is a
     vector, and its contribution is the one number the decision reads from it. Only series that reach the step
     (``lengths > t * window``) are ranked: a step of padding is no reading of the series (against a non-zero baseline it
@@ -149,7 +148,8 @@ def unit_gallery(net, loader, units, k: int = 6, *, max_samples: int | None = No
         raise ValueError(f"baseline: expected None, 'zero', 'mean' or a tensor (explain's baseline), got {baseline!r}")
     rnn = isinstance(net, NeuroViewRNN)
     with own_rng(next(net.parameters()).device), kept_generators(loader):  # a loader's base seed: no RNG of the caller's
-        batches = iter(_batches(loader))
+        # a data module of other classes than net records (its y, class_means named as net's): the command line's error
+        batches = iter(_batches(extension("data_classes")(net, loader, "loader")))  # (neuroview.training.classes_checked)
         first = next(batches, None)
         while first is not None and not len(unpack(first, what="loader", net=net)[0]):  # empty batches: samples later
             first = next(batches, None)
@@ -355,10 +355,11 @@ def _parts(li: Tensor) -> list[Tensor]:
 
 def _order_of(site, orders: dict, spatial: tuple, positions: tuple = ()):
     """The order of ``site``'s positions over the input (:func:`~neuroview.core.map_order.position_orders`; ``()``: not
-    followed, stretched as they are). Units last over a series, not followed: None (no heat), as a transformer's tokens
-    may be (a class token among them, not told by their count: 4 tokens of T=12, patch 4, were drawn one patch late),
-    except one token per step (``positions`` ``(T,)``: an einsum projection lost it, review R4 finding 2)."""
-    tokens = site.axis == -1 and len(spatial) == 1 and tuple(positions) != tuple(spatial)
+    followed, stretched as they are). Units last, not followed: None (no heat), as a transformer's tokens may be (a class
+    token among them, not told by their count: 4 tokens of T=12, patch 4, were drawn one patch late; a grid of tokens
+    reshaped on an image), except one token per step of a series (``positions`` ``(T,)``: an einsum projection lost it,
+    review R4 finding 2). A channels-last map whose order is followed (ConvNeXt's ``[B, H, W, C]``) is drawn."""
+    tokens = site.axis == -1 and not (len(spatial) == 1 and tuple(positions) == tuple(spatial))
     return orders.get(site.name, None if tokens else ())
 
 

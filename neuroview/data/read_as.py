@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 
 __all__ = ["READ_AS", "check_classes", "check_classes_of", "checkpoint_classes", "checkpoint_data", "data_class",
-           "note_trained_on", "read_as_trained", "read_like", "read_options"]
+           "names_classes", "note_trained_on", "read_as_trained", "read_like", "read_options"]
 
 def checkpoint_data(path, unnamed: bool = False) -> dict | None:
     """The data module a Lightning checkpoint was trained on, ``{"class_path", "init_args"}``, where the module
@@ -262,12 +262,18 @@ def checkpoint_classes(path) -> list[str] | None:
 def check_classes_of(dm, path, what: str) -> None:
     """:func:`check_classes` of ``dm`` against the classes the weight file ``path`` records, where ``dm`` (set up)
     names its classes (a data module of the user's may not)."""
+    if names_classes(dm):
+        check_classes(dm, checkpoint_classes(path), what)
+
+
+def names_classes(dm) -> bool:
+    """Whether ``dm`` names the classes it numbers (``class_names``, a sequence): a data module of neuroview's, or a
+    user's that has them; not a loader or a list of batches (integer labels, read as the model's: nothing to compare)."""
     try:
         names = dm.class_names
     except Exception:  # noqa: BLE001 - a data module of the user's that names none (a property that fails) is not checked
-        return
-    if names is not None and not isinstance(names, (str, bytes)) and hasattr(names, "__len__"):
-        check_classes(dm, checkpoint_classes(path), what)
+        return False
+    return names is not None and not isinstance(names, (str, bytes)) and hasattr(names, "__len__")
 
 
 def check_classes(dm, trained: list[str] | None, what: str) -> None:
@@ -283,10 +289,27 @@ def check_classes(dm, trained: list[str] | None, what: str) -> None:
         # the model's classes written otherwise ("1.0" for "1": np.loadtxt of a UCR file) get the hint a split gets
         hint = written_apart([n for n in names if n not in trained], list(trained), "the model")
         raise ValueError(f"{what}: its classes, in order, are {names[:8]}{' ...' if len(names) > 8 else ''}; the model's "
-                         f"outputs are {list(trained)[:8]}{' ...' if len(trained) > 8 else ''}{hint}: a data module "
+                         f"outputs are {list(trained)[:8]}{' ...' if len(trained) > 8 else ''}{_difference(names, list(trained))}"
+                         f"{hint}: a data module "
                          "numbers the classes it reads, so its class i would be scored and named as the model's class i. "
                          "Pass data of the classes the model was trained on (every one of them in its training split)"
                          + _trained_on_note(dm))
+
+
+def _difference(names: list[str], trained: list[str]) -> str:
+    """Where the data's classes ``names`` and the model's ``trained`` differ, said where a list is cut at 8 names: two
+    lists of 10 and 11 digits (or '0'..'8', 'ten' beside '0'..'9') were shown as the same 8 names."""
+    if len(names) <= 8 and len(trained) <= 8:
+        return ""  # both shown whole
+    i = next((i for i, (a, b) in enumerate(zip(names, trained)) if a != b), None)
+    parts = [] if len(names) == len(trained) else [f"{len(names)} classes here, {len(trained)} in the model"]
+    if i is not None:
+        parts.append(f"class {i} is {names[i]!r} here, {trained[i]!r} in the model")
+    else:  # one list is the other's start: the classes past it
+        more, where = (names, "here only") if len(names) > len(trained) else (trained, "in the model only")
+        rest = more[min(len(names), len(trained)):]
+        parts.append(f"{', '.join(map(repr, rest[:3]))}{', ...' if len(rest) > 3 else ''} {where}")
+    return f" ({'; '.join(parts)})"
 
 
 # the options that say which files or set a data module reads: all given, or the advice named a run's TRAIN file

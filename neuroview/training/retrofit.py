@@ -48,6 +48,7 @@ from ..core.rnn import NeuroViewRNN, RNNClassifier
 from ..core.wrap import wrap, wrap_rnn
 from ..zoo import create_model
 from ..zoo.weights import load_weights
+from .classes_checked import classes_checked
 from .data_arg import data_module, datamodule_for  # noqa: F401 - datamodule_for: its home before
 from .retrofit_out import check_out, write_out
 from .retrofit_checks import OutputCheck, check_train_labels, check_weights, standard_scores, task_classes
@@ -180,7 +181,8 @@ def retrofit(
             one pass. Training inputs are encoded once, so augmentation is not used. ``test``
             may be ``None`` (no report). Labels: class indices in ``[0, num_classes)`` (whole
             numbers stored as floats too; bools of a 2-class task as 0 and 1, of more refused), every class of the network
-            in ``train``.
+            in ``train``. A data module that names its classes must name those ``model`` records (a zoo entry's
+            ``dataset.class_names``), in order: else the command line's error, before any work.
         num_classes: default: read from the model (``num_classes``, else its ``fc``/``classifier``/``head``:
             an nn.Linear or the last one of an nn.Sequential; a model that is an nn.Sequential: its last).
         max_len: RNNs only: the longest sequence the classifier reads.
@@ -195,6 +197,7 @@ def retrofit(
         wrap_kwargs: passed to :func:`neuroview.core.wrap` (``quantizer``, ``tau``, ``layers`` ...).
     """
     _check_args(model, epochs, weight_decay, seed, lr, batch_size)
+    classes_checked(model, train, "train"), classes_checked(model, test, "test")  # data modules of the classes it records
     # torch.inference_mode() off (enable_grad cannot undo it): the fit's backward failed, and the copies were untrainable
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
         standard = copy.deepcopy(model) if copy_model else model

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from .._batch import kept_generators, outside_inference_mode, refuse_lengths, unpack
 from ..core._utils import as_labels, factory, named_samples, require_finite, require_neuroview
 from ..core.cnn import NeuroViewCNN
+from .classes_checked import classes_checked
 from .sparse_checks import ONE_BASED, check_label_range, check_labels, counted_from_1
 from .sparsify import _batches, _features, derived_cfg
 
@@ -117,6 +118,7 @@ def fit_ridge_head(net: nn.Module, train, *, alphas=ALPHAS) -> nn.Module:
         raise ValueError("net: an Ensemble deciding with its members' mean has no global head to fit; fit each member "
                          "(Ensemble([fit_ridge_head(m, train) for m in ens.members])), or nv.sparsify(ens, ...) for one head")
     require_neuroview(net)  # another model: a bare AttributeError on its codes
+    train = classes_checked(net, train, "train")  # a data module of the classes net records, in order
     out = copy.deepcopy(net).eval()
     derived_cfg(out, "refitted_from")  # its head is another than the entry's, which its metrics describe
     batches = _batches(train, "train")

@@ -50,7 +50,7 @@ from ..core.ensemble import Ensemble
 from ..core.reach import current
 from ..core.rnn import NeuroViewRNN
 from .sparse_checks import check_budget, check_seed, warn_labels
-from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, derived_cfg
+from .sparsify import _batches, _features, _group_ids, _is_rnn, _k90, classes_checked, derived_cfg
 
 __all__ = ["finetune_sparse", "training_k90", "unfreeze_backbone", "FINETUNE_EPOCHS", "FINETUNE_LR"]
 
@@ -352,7 +352,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     The head's standardization is then moved to the fine-tuned codes' training mean and variance (bias and weights
     take the difference: the same decision): ``baseline="mean"`` is the training mean code, standardized importance
     the codes' spread now. The result keeps ``sparse.sparsity_path``; ``result.finetuned`` records the epochs (and
-    ``epochs_kept`` within the budget), the rate, each epoch's mean training loss; ``"earlier"``: ``sparse``'s, first first.
+    ``epochs_kept`` within the budget), the rate, each epoch's mean training loss; ``"earlier"``: ``sparse``'s, oldest first.
     """
     _check(sparse, epochs, lr, weight_decay, mode)
     check_budget(sparse, max_k90, max_k90_steps, k90_quantile)
@@ -360,7 +360,7 @@ def finetune_sparse(sparse: nn.Module, train, *, epochs: int = FINETUNE_EPOCHS, 
     epochs, lr, weight_decay = int(epochs), float(lr), float(weight_decay)  # numpy's scalars as the record keeps them
     budget = max_k90 is not None or max_k90_steps is not None
     net = derived_cfg(copy.deepcopy(sparse), "finetuned_from")  # a zoo entry's record is of its weights, not these
-    train = _unpersisted(train)  # every pass (the epochs, the budget's check, the re-centring) from the seed
+    train = _unpersisted(classes_checked(sparse, train, "train"))  # every pass (epochs, budget, re-centring) from the seed
     keep, params = _prepare(net, mode, epochs)
     weight = net.classifier.weight
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if params else None

@@ -61,9 +61,11 @@ from ..core._utils import batch_labels, factory, named_samples, own_rng, require
 from ..core.ensemble import Ensemble
 from ..core.head import CodeNorm
 from ..core.hooks import keep_unwrapped
+from ..core.own_decision import require_codes_decide
 from ..attribution.readability import units_per_class  # noqa: F401 - re-exported
 from ..core.head_k90 import head_k90 as _k90  # (sparse_finetune.training_k90 reads it here)
 from ..core.rnn import NeuroViewRNN
+from .classes_checked import classes_checked
 from .glm import iter_path, lambda_grid, relax, soft_targets
 from .sparse_checks import (check_args, check_built, check_codes, check_labels, check_path, check_val, check_val_labels,
                             read_input, warn_unmet)
@@ -106,7 +108,7 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True,
         with own_rng(device), kept_generators(batches), torch.no_grad():  # a loader draws its seed from the caller's
             for j, batch in enumerate(filled(batches)):
                 with named_samples(what, j, feats):  # a NaN named as a sample of the data, not in `x`
-                    f, y = _batch_features(net, batch, device, what, labels, lengths)
+                    f, y = _batch_features(net, batch, device, what, labels, lengths, check=j == 0 and what == "train")
                 feats.append(f), ys.append(y)  # y None without labels
     finally:
         restore(), unwrap()
@@ -115,8 +117,8 @@ def _features(net: nn.Module, batches: Iterable, what: str, labels: bool = True,
     return torch.cat(feats), torch.cat(ys) if labels else None
 
 
-def _batch_features(net, batch, device, what: str, labels: bool, out=None) -> tuple[Tensor, Tensor | None]:
-    """:func:`_features` of one batch."""
+def _batch_features(net, batch, device, what: str, labels: bool, out=None, check=False) -> tuple[Tensor, Tensor | None]:
+    """:func:`_features` of one batch; ``check``: a subclass's own forward or head must decide as its codes do."""
     x, lengths, y = unpack(batch, device, what, net)  # loaders give CPU batches; single samples named as `what`
     x = read_input(x)  # a bf16-true / 64-true run's cast, where the Sparsify callback asks for it (sparse_checks.read_as)
     if y is None and labels:
@@ -135,6 +137,8 @@ def _batch_features(net, batch, device, what: str, labels: bool, out=None) -> tu
             require_finite(x)
         f = torch.cat([net.codes(x[i:i + step]) for i in range(0, len(x), step)]) if step else net.codes(x)
     f = f.to(torch.promote_types(f.dtype, torch.float32))  # float64 codes keep their mean
+    if check:  # (one batch tells; a plain class pays one identity test: neuroview.core.own_decision)
+        require_codes_decide(net, f, xs, lengths if _is_rnn(net) else None, what=what)
     return f, batch_labels(y, len(f), net.num_classes, what).to(f.device) if labels else None
 
 
@@ -244,6 +248,7 @@ def _walk(net, train, val, *, groups, l1_ratio, relaxed, points, ratio, folds, m
           caps=(None, None), distill=None) -> _Walk:
     """The regularization path of ``net``'s head on ``train``, scored on validation (see :func:`sparsify`)."""
     check_path(l1_ratio, relaxed, points, ratio, max_iter, seed)
+    classes_checked(net, train, "train"), classes_checked(net, val, "val")  # data modules of the classes net records
     once = "so that each sample is read once (a sampler drawing one twice put it in two cross-validation folds)"
     lengths: list = []
     feats, y = _features(net, _batches(train, "train", once), "train", lengths=lengths)
