@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..core.cnn import NeuroViewCNN
 from ..core.edits import site_module
 from ..core.quantize import as_units
+from ..core.reach_graph import stand_ins
 from ..core.recorder import sample_first
 from .ablation import rnn_forward, split_lengths, step_baseline, valid_steps
 
@@ -41,7 +42,13 @@ def sites_called_once(net: NeuroViewCNN) -> str | None:
 
 def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_steps: int, batch_size: int) -> Tensor:
     """``[B, U]``: LayerGradientXActivation (``layer_grad_x_act``) or LayerConductance of each unit
-    for the class ``y``, summed over the site's positions (in the site's own layout)."""
+    for the class ``y``, summed over the site's positions (in the site's own layout). The same under the caller's
+    ``torch.inference_mode()`` and of an inference tensor ``x`` (:func:`_with_grad`)."""
+    with _with_grad(net):
+        return _unit_scores(net, x, y, method, n_steps, batch_size)
+
+
+def _unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_steps: int, batch_size: int) -> Tensor:
     from captum.attr import LayerConductance, LayerGradientXActivation  # noqa: PLC0415 - optional dependency
 
     modules = {s.module: site_module(net, s) for s in net.sites}  # the hooked objects: a name may have moved since
@@ -49,7 +56,7 @@ def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_s
     # feeds everything downstream: attributing to the layer input covers both paths.
     to_input = [s.from_input and net.quantizer != "none" for s in net.sites]
     per_site: list[list[Tensor]] = [[] for _ in net.sites]
-    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+    for xb, yb in zip(*_plain(x.split(batch_size), y.split(batch_size))):
         for k, s in enumerate(net.sites):
             layer = modules[s.module]
             if method == "layer_grad_x_act":
@@ -71,6 +78,22 @@ def captum_unit_scores(net: NeuroViewCNN, x: Tensor, y: Tensor, method: str, n_s
             units, dim = as_units(sample_first(a, s, len(yb)), s.axis, len(yb))
             per_site[k].append(units.sum(dim).detach())
     return torch.cat([torch.cat(parts) for parts in per_site], 1)
+
+
+def _plain(*chunks):
+    """Each tuple of tensors of ``chunks`` as ordinary copies (None kept), for a gradient taken under the caller's
+    ``torch.inference_mode()`` (:func:`_with_grad`): an inference tensor cannot be saved for backward."""
+    with torch.inference_mode(False):
+        return [[None if t is None else t.clone() for t in part] for part in chunks]
+
+
+@contextlib.contextmanager
+def _with_grad(net: nn.Module):
+    """Grad on while inside, whatever the caller's mode: ``torch.enable_grad()`` (Captum's own switch) cannot undo
+    ``torch.inference_mode()`` (how Lightning runs test and predict), where every Captum method died with torch's bare
+    "element 0 of tensors does not require grad"; a network made under it runs on ordinary copies of its tensors."""
+    with torch.inference_mode(False), torch.enable_grad(), stand_ins(net, "net"):
+        yield
 
 
 def _folded(site) -> bool:
@@ -120,16 +143,18 @@ def integrated_gradients_scores(net: nn.Module, x: Tensor, y: Tensor, lengths, b
                                 batch_size: int) -> Tensor:
     """``[B, T]``: Captum's IntegratedGradients of batch-first ``x`` from ``baseline``, summed over features.
     The baseline is formed once for all of ``x`` (a ``[B, T, F]`` tensor holds one series per sample of ``x``)
-    and split into the same chunks."""
+    and split into the same chunks. The same under the caller's ``torch.inference_mode()`` (:func:`_with_grad`)."""
     from captum.attr import IntegratedGradients  # noqa: PLC0415 - optional dependency
 
     ig = IntegratedGradients(lambda inp, ln=None: rnn_forward(net, inp, ln))
     parts, bases = [], step_baseline(x, baseline, lengths).split(batch_size)
-    for xb, base, yb, lb in zip(x.split(batch_size), bases, y.split(batch_size), split_lengths(lengths, len(x), batch_size)):
-        a = ig.attribute(xb, baselines=base.contiguous(), target=yb, n_steps=n_steps, internal_batch_size=max(len(yb), 256),
-                         additional_forward_args=None if lb is None else (lb,))
-        parts.append(a.sum(-1).detach())
-    return torch.cat(parts)
+    chunks = _plain(x.split(batch_size), bases, y.split(batch_size), split_lengths(lengths, len(x), batch_size))
+    with _with_grad(net):
+        for xb, base, yb, lb in zip(*chunks):
+            a = ig.attribute(xb, baselines=base.contiguous(), target=yb, n_steps=n_steps,
+                             internal_batch_size=max(len(yb), 256), additional_forward_args=None if lb is None else (lb,))
+            parts.append(a.sum(-1).detach())
+        return torch.cat(parts)
 
 
 @torch.no_grad()

@@ -225,8 +225,8 @@ def as_units(z: Tensor, axis: int, batch: int) -> tuple[Tensor, int]:
 
 
 def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, axis: int = 1, batch: int | None = None) -> Tensor:
-    """Per-position code of ``z`` (no averaging), units on dim 1: ``[B, C, *positions]``
-    (a site with units last gives ``[B, C, N]`` over its flattened positions or tokens).
+    """Per-position code of ``z`` (no averaging), units on dim 1: ``[B, C, *positions]`` (a site with units last
+    keeps its grid, ``[B, H, W, C]`` as ``[B, C, H, W]``, but gives ``[B, C, N]`` over tokens or folded windows).
 
     The hard code keeps ``z``'s dtype (counts of breakpoints, exact in any); the soft one is float32
     (float64 for float64 input), each sigmoid computed as :func:`_mean_region_code` computes it and
@@ -244,10 +244,15 @@ def code_map(z: Tensor, points: tuple[float, ...], quantizer: str, tau: float, a
 
 
 def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
-    """``m`` with its units on dim 1: a conv map keeps its positions (``[B, C, H, W]``); windows
-    folded into the batch, channels-last maps and tokens become ``[B, C, N]``."""
-    if axis == 1 and (batch is None or m.shape[0] == batch):
-        return m
+    """``m`` with its units on dim 1: a conv map keeps its positions (``[B, C, H, W]``), and so does a
+    channels-last map of the samples alone (ConvNeXt's ``[B, H, W, C]``: ``[B, C, H, W]``; flattened, the gallery's heat
+    and the spatial maps of a 2-D channels-last site were lost); windows folded into the batch and tokens become
+    ``[B, C, N]``."""
+    if batch is None or m.shape[0] == batch:
+        if axis == 1:
+            return m
+        if m.dim() > 3:  # [B, *grid, C]; a token map [B, N, C] (and [B, C]) as below, [B, C, N] ([B, C, 1])
+            return m.movedim(-1, 1)
     if axis == 1:
         return rearrange(m, "(b k) c ... -> b c (k ...)", b=batch)
     return rearrange(m, "(b k) ... c -> b c (k ...)", b=batch or m.shape[0])

@@ -35,11 +35,11 @@ def token_sites(net, exp=None, x: Tensor | None = None, orders: dict | None = No
     """The sites of ``net`` (None: none known) whose maps lie on no grid of the input ``x``, left out of the spatial
     figures: a site whose positions lie in no order of the input's (``z + z.flip(-1)``; a transformer's tokens
     ``[B, N, C]`` over a series, a class token ``cat`` among them, whatever their count: stretched over it, every token
-    was drawn one patch late), and a site with its units on the last dim whose order is not followed (over a series it
-    cannot be told from tokens, but one token per step, ``N == T``, is drawn as before; on images its maps are
-    flattened). The order is followed from ``x`` (``orders``: of
-    :func:`site_orders`, where known) for the sites of ``exp``'s maps (all, without ``exp``): a channels-last
-    convolution over a series (a ConvNeXt block) is drawn as any convolution's, whatever its length."""
+    was drawn one patch late), and a site with its units on the last dim whose order is not followed (it cannot be told
+    from tokens, a grid of them reshaped on an image too; but over a series one token per step, ``N == T``, is drawn as
+    before). The order is followed from ``x`` (``orders``: of :func:`site_orders`, where known) for the sites of
+    ``exp``'s maps (all, without ``exp``): a channels-last convolution over a series or an image (a ConvNeXt block,
+    ``[B, H, W, C]``) is drawn as any convolution's, whatever its size."""
     maps = getattr(exp, "code_maps", None) or {}
     sites = [s for s in getattr(net, "sites", None) or () if exp is None or s.name in maps]
     if orders is None:

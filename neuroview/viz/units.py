@@ -315,9 +315,10 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     ``roll``, ``rot90`` or ``.mT`` is moved back before it is drawn, and a site whose positions lie in no order of the
     input's is left out, as maps of another rank always are: a map summed with its flip, a transformer's tokens
     ``[B, N, C]`` over a series with a class token among them (at any count), units on the last dim whose order is not
-    followed; a channels-last convolution over a series is drawn. Without ``net`` each map is drawn as the site holds
-    it: a flipped, rolled or transposed map mirrored, shifted or transposed over the input, and a series' token maps
-    stretched over it like a convolution's. Other networks' maps are drawn as without it.
+    followed; a channels-last convolution over a series or an image (ConvNeXt's ``[B, H, W, C]``) is drawn. Without
+    ``net`` each map is drawn as the site holds it: a flipped, rolled or transposed map mirrored, shifted or transposed
+    over the input, and a series' token maps stretched over it like a convolution's. Other networks' maps are drawn as
+    without it.
     """
     k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
     if not isinstance(exp, CNNExplanation):
