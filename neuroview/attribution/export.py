@@ -228,19 +228,24 @@ _WORDS = {"True": True, "False": False, "None": None}
 
 
 def read_csv(path, text_columns: Sequence[str] = TEXT_COLUMNS) -> list[dict]:
-    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float, and the cells ``True``,
+    """Rows of a CSV written by :func:`write_csv`: numbers parsed back to int or float where a cell is spelled as
+    ``write_csv`` writes one (``str`` of an int, ``repr`` of a float: ``-0.0``, ``1e-08``, ``inf``, ``nan``), the
+    text Python's ``int()`` and ``float()`` also read kept as written (``"1_0"``, ``"007"``, ``" 7"``, ``"Infinity"``,
+    digits of other scripts: one reading of them made ids ``"1_0"`` and ``"10"`` one number); the cells ``True``,
     ``False`` and ``None`` (as ``write_csv`` writes bools and None) to those values in a column where every non-empty
     cell is one of them; beside other text or numbers they stay text (a name "True" beside a name "cat"). Nothing
     is parsed in ``text_columns``. A column of names that are all such words (classes "False" / "True", a "None"
     class) reads as bools and None: keep it text with ``text_columns=(*export.TEXT_COLUMNS, "label")``. In a
     ``predictions.csv`` of named classes (one with ``target_index`` and ``pred_index`` columns) ``target`` and ``pred``
     are names and stay text too, whatever ``text_columns``; elsewhere they are parsed as any other column is."""
-    def number(s: str):
-        for kind in (int, float):
+    def number(s: str):  # only as _cell writes one: "1_0", "\u0661", " 7", "Infinity", "007" are text int() read
+        for kind, spelled in ((int, str), (float, repr)):
             try:
-                return kind(s)
+                v = kind(s)
             except ValueError:
-                pass
+                continue
+            if spelled(v) == s:
+                return v
         return s
 
     if isinstance(text_columns, (str, bytes)):  # its letters were read as the column names

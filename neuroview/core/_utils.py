@@ -1,17 +1,18 @@
 """Small facts about modules and values that every core module needs: one home for each.
 
-Imports only torch.
+Imports only torch, and :mod:`.name_text` (the names' rule, :func:`name_sequence`, re-exported here).
 """
 
 from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import ItemsView, KeysView, Mapping, Set as AbstractSet, ValuesView
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+from .name_text import name_sequence  # noqa: F401 - the names' rule, importable from here
 
 
 def factory(module: nn.Module) -> dict:
@@ -281,21 +282,6 @@ def restore_modes(module: nn.Module) -> "callable":
                     if id(m) not in ids and id(m) not in _HELD:
                         m.training = root[1]
     return restore
-
-
-def name_sequence(class_names):
-    """``class_names``, or an error where they are one string (its letters were read as the names: a title read
-    "logit of a" for a class "cat"), a mapping (its keys, in its order), a set (no class order) or a
-    0-dim array: the tables', the plots' and the report's one rule."""
-    if isinstance(class_names, (str, bytes, Mapping)) or getattr(class_names, "ndim", None) == 0:
-        raise TypeError(f"class_names: expected a sequence of names, one per class, got {type(class_names).__name__} "
-                        f"{class_names!r:.60}")
-    # no order of its own: a set's changes with PYTHONHASHSEED (a dict's views keep the dict's order: read as given)
-    if isinstance(class_names, (AbstractSet, ItemsView)) and not isinstance(class_names, (KeysView, ValuesView)):
-        raise TypeError(f"class_names: expected an ordered sequence of names, one per class, got a "
-                        f"{type(class_names).__name__} {class_names!r:.60}, whose order is not the classes'; pass a "
-                        "list in class order (class_names[c] names class c)")
-    return class_names
 
 
 def _hook_names(hooks) -> str:

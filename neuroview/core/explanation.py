@@ -20,6 +20,7 @@ from torch import Tensor
 
 from . import saving
 from ._utils import positive_int
+from .explanation_bias import BaselineFollows, settle
 from .explanation_checks import predicted_classes, table_names
 from .explanation_given import built, check_given, check_set, public_names, public_new
 from .explanation_rnn import held, settled_input_lengths, versions
@@ -34,7 +35,7 @@ __all__ = ["Explanation", "CNNExplanation", "RNNExplanation", "class_labels", "r
 
 @public_names  # contributions= fills _contributions (:mod:`~neuroview.core.explanation_given`)
 @dataclass(eq=False)  # compared field by field, tensors of many values gave torch's bare error
-class _Fields:
+class _Fields(BaselineFollows):
     logits: Tensor  # [B, C]
     bias: Tensor  # [C]
     # [B, C, ...] given (``contributions=``); None: formed from codes and weight when read. Its own name: what
@@ -43,14 +44,15 @@ class _Fields:
     codes: Tensor | None = None  # [B, ...]: the features the global classifier reads
     weight: Tensor | None = field(default=None, repr=False)  # [C, ...]: the effective classifier weight
     target: Tensor | None = None  # [B]: the classes explain() was asked for (None: the predicted ones)
-    # [...] (codes without the batch dim): the reference the contributions are taken against; None: zero codes.
-    # ``bias`` then already holds ``b + W baseline``, the logit of the baseline itself.
+    # [...] (codes without the batch dim): the reference the contributions are taken against; None: zero codes. ``bias``
+    # then holds ``b + W baseline``, the baseline's logit: derived again after replace or exp.baseline = (explanation_bias)
     baseline: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self._contributions is None and (self.codes is None or self.weight is None):
             raise ValueError("contributions: pass them, or both codes and weight to form them from")
         check_given(self)  # [B, C, ...] of these logits
+        settle(self)  # the baseline checked, and the bias its logit under this weight (a replace's copy too)
 
 
 class Explanation(_Fields):
@@ -89,8 +91,7 @@ class Explanation(_Fields):
         # shapes only: a notebook cell showing an explanation must not build [B, C, ...] (nor print it)
         def shape(v):
             return f"[{', '.join(map(str, v.shape))}]" if isinstance(v, Tensor) else type(v).__name__
-        parts = [f"{k}={shape(getattr(self, k))}" for k in ("logits", "codes", "weight", "baseline")
-                 if k != "baseline" or self.baseline is not None]
+        parts = [f"{k}={shape(getattr(self, k))}" for k in ("logits", "codes", "weight", "baseline") if k != "baseline" or self.baseline is not None]
         return f"{type(self).__name__}({', '.join(parts)})"
 
     @contributions.setter
@@ -108,9 +109,8 @@ class Explanation(_Fields):
         return predicted_classes(self.logits)
 
     def residual(self, target: Tensor | int | None = None) -> Tensor:
-        """Logits minus (bias + summed contributions): zero up to rounding. ``[B, C]`` from the
-        dense contributions when ``target`` is None and they were passed in or built, else
-        ``[B]`` for the classes of ``target`` (see :meth:`targets`)."""
+        """Logits minus (bias + summed contributions): zero up to rounding. ``[B, C]`` from the dense contributions when
+        ``target`` is None and they were passed in or built, else ``[B]`` for the classes of ``target`` (see :meth:`targets`)."""
         if target is None and self._contributions is not None:
             return self.logits - (self._contributions.flatten(2).sum(-1) + self.bias)
         t = self.targets(target)

@@ -43,7 +43,7 @@ def series_sha256(x, y, lengths=None, own: tuple[str, ...] = ()) -> str:
     h = hashlib.sha256()
     labels = np.asarray(text_labels(np.asarray(y))).astype(str)
     h.update(f"own={sorted(own)}|n={len(labels)}|".encode())
-    h.update("\x1f".join(labels.tolist()).encode())
+    h.update("\x1f".join(labels.tolist()).encode("utf-8", "surrogatepass"))  # a lone surrogate too
     if lengths is not None:
         h.update(b"|lengths|" + np.ascontiguousarray(np.asarray(lengths, dtype=np.int64)).tobytes())
     series = [x] if isinstance(x, np.ndarray) else [np.asarray(s) for s in x]

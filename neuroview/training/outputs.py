@@ -4,7 +4,10 @@ both name the classes by the data module's names (:func:`named_classes`), whose 
 record theirs) the module checks against its outputs when a stage starts (:func:`check_class_count`,
 :class:`ClassCount`: what its weights were trained on).
 A second predict (test) of one run keeps the first's file, as ``<stem>-v<N>.csv`` (:func:`newest_at`).
-May import Lightning, torch, ``neuroview._io`` and ``neuroview.data.read_as``; nothing else of neuroview.
+A class name that is not UTF-8 (``caf\\udce9``, a latin-1 folder's) is written as ``export.write_csv`` writes it
+(``caf\\xe9``: :func:`~neuroview.core.user_path.printable`).
+May import Lightning, torch, ``neuroview._io``, ``neuroview.core.user_path`` and ``neuroview.data.read_as``; nothing
+else of neuroview.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write, keep_aside
+from ..core.name_text import name_sequence
+from ..core.user_path import printable
 from ..data.read_as import check_classes
 
 __all__ = ["ClassCount", "PredictionWriter", "check_class_count", "fresh_name", "give_back", "named_classes",
@@ -198,7 +203,10 @@ def named_classes(dm) -> list[str] | None:
         return None
     if names is None or isinstance(names, (str, bytes)) or not hasattr(names, "__len__"):
         return None
-    return [str(c) for c in names]
+    try:  # a tensor's elements as their values ('1', not 'tensor(1)'), bytes decoded: the tables' one rule
+        return [str(c) for c in name_sequence(names)]
+    except (TypeError, ValueError):  # a None among them, bytes not UTF-8: written without names, as one failing to read
+        return None
 
 
 def _listed(names: list[str]) -> str:
@@ -307,8 +315,9 @@ def this_calls_datamodule(trainer):
 
 
 def _class_names(dm, n: int, what: str) -> list[str] | None:
-    """:func:`named_classes` of ``dm`` where it names ``n`` classes; None where it names none, and where it names
-    another number (said with a warning: ``what``, the file, then numbers its classes without a name)."""
+    """:func:`named_classes` of ``dm`` where it names ``n`` classes, as a file shows them (:func:`printable`: a name
+    that is not UTF-8 failed the write, after the work); None where it names none, and where it names another number
+    (said with a warning: ``what``, the file, then numbers its classes without a name)."""
     names = named_classes(dm)
     if names is not None and len(names) != n:
         rank_zero_warn(f"{what}: the data module names {len(names)} classes ({_listed(names)}), the model has {n} outputs: "
@@ -316,7 +325,7 @@ def _class_names(dm, n: int, what: str) -> list[str] | None:
                           "target, pred and prob_<k> are written as the model's output numbers, not names"),
                        category=UserWarning)
         return None
-    return names
+    return None if names is None else [printable(n) for n in names]
 
 
 def write_confusion(trainer: pl.Trainer, confusion: torch.Tensor, num_classes: int) -> None:

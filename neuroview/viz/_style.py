@@ -42,8 +42,7 @@ def _figure(w: float, h: float):
 def _names(num_classes: int, class_names: Sequence | None) -> list[str]:
     if class_names is None:
         return [f"class {c}" for c in range(num_classes)]
-    name_sequence(class_names)
-    names = [str(n) for n in class_names]
+    names = [str(n) for n in name_sequence(class_names)]  # a tensor's values as their text, not "tensor(1)"
     if len(names) != num_classes:
         raise ValueError(f"class_names: expected {num_classes} names (one per class), got {len(names)}")
     # labels such as "1" and "2" (UCR sets, digits) would read as tick values on an axis
@@ -180,7 +179,7 @@ def _label_list(labels, arg: str, what: str) -> list[str]:
     """User labels of another kind than classes (``unit_names``) under :func:`name_sequence`'s rule: one string is
     refused, where its characters were read as the labels ("kernel_1x9" labelled 10 units a letter each)."""
     try:
-        name_sequence(labels)
+        labels = name_sequence(labels, arg, what)
     except TypeError:
         raise TypeError(f"{arg}: expected a sequence of labels, one per {what}, got {type(labels).__name__} "
                         f"{labels!r:.60}") from None

@@ -213,8 +213,7 @@ def _gallery_names(g: UnitGallery, class_names: Sequence | None) -> list[str] | 
     cannot tell a list of another task's names (too many) from its own."""
     if class_names is None:
         return None
-    name_sequence(class_names)
-    names = [str(n) for n in class_names]
+    names = [str(n) for n in name_sequence(class_names)]  # a tensor's elements as their values ('1', not 'tensor(1)')
     if g.class_means is not None and g.kind == "steps" and len(names) != len(g.class_means):
         raise ValueError(f"class_names: expected {len(g.class_means)} names (one per class of the gallery's "
                          f"class means), got {len(names)}")

@@ -10,6 +10,7 @@ Imports: torch, tqdm, :mod:`neuroview._batch`, :mod:`neuroview.core`, :mod:`neur
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -26,6 +27,7 @@ from .._version import __version__
 from ..attribution.importance import is_rnn
 from ..core._utils import as_labels, positive_int, refuse_bools
 from ..core.explanation import CNNExplanation, Explanation, RNNExplanation, step_reads
+from ..core.explanation_checks import text_key
 from ..core.explanation_rnn import joined_input_lengths
 from ..core.rnn_steps import dead_features
 from .report_out import content
@@ -350,8 +352,28 @@ def _ranges(steps: list[int]) -> str:
 
 def table_names(names: list[str]) -> list[str]:
     """The class columns of the wide tables: a class named like a fixed column ("step") as ``"step (class)"``,
-    as a site named "class" is renamed in layer_shares.csv (the tables refused it, after the explanation)."""
-    return [f"{n} (class)" if n in _TABLE_COLUMNS else n for n in names]
+    as a site named "class" is renamed in layer_shares.csv (the tables refused it, after the explanation); where
+    that name is another class's, ``"step (class) 2"`` (:func:`free_names`)."""
+    return free_names(names, _TABLE_COLUMNS, "class")
+
+
+def free_names(names: list[str], fixed: tuple[str, ...], kind: str) -> list[str]:
+    """``names`` with each that is one of the table's ``fixed`` columns renamed ``"<name> (<kind>)"``, else the first
+    of ``"<name> (<kind>) 2"``, ``3``, ... that is free of every other name and column (as they read once written:
+    :func:`~neuroview.core.explanation_checks.text_key`). Sites "class" and "class (site)" were both written
+    "class (site)": one's share lost, the other's written twice; classes "step" and "step (class)" refused.
+
+    >>> free_names(["class", "class (site)", "act"], ("class",), "site")
+    ['class (site) 2', 'class (site)', 'act']
+    """
+    taken = {text_key(n) for n in (*names, *fixed)}
+    out = []
+    for n in names:
+        if n in fixed:
+            n = next(c for k in itertools.count(1) if text_key(c := f"{n} ({kind})" + (f" {k}" if k > 1 else "")) not in taken)
+            taken.add(text_key(n))
+        out.append(n)
+    return out
 
 
 def drawn_classes(exp: Explanation, y: Tensor | None, cap: int = 30) -> tuple[list[int], str]:

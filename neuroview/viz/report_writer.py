@@ -35,10 +35,11 @@ from ._style import _names
 from .report_data import (
     Page, batch_first, check_inputs, check_labels, check_options, check_out, drawn_classes, explain_batches, pick_examples,
     prediction_rows, progress_bar, readability_lines, report_files, report_meta, step_samples, summary_lines,
-    table_names, weight_caption,
+    free_names, table_names, weight_caption,
 )
 from .decision import bar_units
 from .gallery import sample_shape
+from .report_baseline import unseen_mean
 from .report_out import moving_in, recover_out
 from .report_text import check_requirements, printable, write_page
 from .units import token_sites
@@ -162,13 +163,15 @@ def write_report(
 
 
 def _baseline(model: nn.Module, baseline, train) -> tuple:
-    """``(what explain takes, words for the page)`` of ``write_report``'s ``baseline``."""
-    if isinstance(baseline, str) and baseline == "auto":
-        if train is not None:
-            return mean_codes(model, train), "the training split's mean code"
-        if getattr(model, "norm", None) is not None:
-            return "mean", "the training mean code (the normalization's running estimate of it)"
-        return None, "zero codes"
+    """``(what explain takes, words for the page)`` of ``write_report``'s ``baseline``. Statistics that never saw a
+    training batch hold no mean: ``"auto"`` then takes zero codes, and either says so (:mod:`.report_baseline`)."""
+    auto = isinstance(baseline, str) and baseline == "auto"
+    if auto and train is not None:
+        return mean_codes(model, train), "the training split's mean code"
+    if auto:  # the normalization's running estimate of the mean, where there is one
+        baseline = "mean" if getattr(model, "norm", None) is not None else None
+    if (unseen := unseen_mean(model, baseline, auto)) is not None:  # (a linear probe's head)
+        return unseen
     words = {None: "zero codes", "zero": "zero codes", "mean": "the training mean code (the normalization's running estimate of it)"}
     return baseline, words.get(baseline, "the baseline given") if isinstance(baseline, (str, type(None))) else "the baseline given"
 
@@ -246,9 +249,10 @@ def _write_tables(w: _Writer, model: nn.Module, exp, pred: Tensor, y: Tensor | N
     # row of zeros broke "rows sum to 1" unsaid; left out and named (here only: the time tables keep its true 0s)
     silent = {cols[c] for c, row in enumerate(shares.tolist()) if row and all(v == 0 for v in row)} - absent
     quiet = f"; classes that add nothing here (every contribution 0) are left out ({', '.join(sorted(silent))})" * bool(silent)
-    layers = [f"{n} (site)" if n == "class" else n for n in layers]  # a site named so: not over the class column
+    layers = free_names(layers, ("class",), "site")  # a site named so: not over the class column, nor another site
     over = "the samples of the class" if y is not None else "all the explained samples (no labels given)"
-    tn, gone = table_names(names), set(table_names(sorted(absent)))  # a class "step": "step (class)", not refused
+    tn = table_names(names)  # a class "step": "step (class)", not refused
+    gone = {tn[c] for c in range(len(cols)) if cols[c] in absent}
     w.table("layer_shares.csv", [{"class": c} | dict(zip(layers, row)) for c, row in zip(cols, shares.tolist()) if c not in absent | silent],
             f"each layer's share of the class's |contributions|, summed over {over} (rows sum to 1)" + left + quiet,
             ["class", *layers])  # every class silent (x[y == c] of one): no row, the header still (was refused)

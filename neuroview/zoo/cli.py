@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from .api import list_models
+from ._entry_fields import shown, shown_number
 from .pretrained import MissingZooError, checkpoints_dir, matching, read_manifest, verify_entry
 
 __all__ = ["main", "format_table"]
@@ -20,12 +21,13 @@ def format_table(entries: dict[str, dict]) -> str:
     ``k90``: the median over the test split of how many contributions make up 90% of a decision's
     evidence (against the training mean code; RNNs: hidden states, and time steps in brackets)."""
     rows = [("name", "dataset", "params", "test acc", "units/class", "k90", "recipe")]
-    for name, e in sorted(entries.items()):
-        m = e.get("metrics", {})
+    for name, e in sorted(entries.items()):  # a field of another kind (an older, hand-edited manifest): "?"
+        m = e.get("metrics") if isinstance(e.get("metrics"), dict) else {}
         acc, k90, upc, steps = m.get("test_acc"), m.get("k90"), m.get("units_per_class"), m.get("k90_steps")
-        rows.append((name, e.get("dataset", {}).get("name", "?"), f"{e.get('num_params', 0):,}",
-                     "-" if acc is None else f"{100 * acc:.1f}%", "-" if upc is None else f"{upc:,.1f}",
-                     "-" if k90 is None else f"{k90:g}" + ("" if steps is None else f" ({steps:g} steps)"),
+        data = e.get("dataset", {})
+        rows.append((shown(name), shown(data.get("name") if isinstance(data, dict) else None),
+                     shown_number(e.get("num_params"), ","), shown_number(acc, ".1f", 100, "%"), shown_number(upc, ",.1f"),
+                     shown_number(k90, "g") + ("" if steps is None or k90 is None else f" ({shown_number(steps, 'g')} steps)"),
                      _recipe(e)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = (2, 3, 4, 5)
@@ -36,8 +38,9 @@ def format_table(entries: dict[str, dict]) -> str:
 
 def _recipe(entry: dict) -> str:
     """The recipe an entry was trained with, ``path@commit`` where the file has changed since (``git show`` reads it)."""
-    commit = (entry.get("training") or {}).get("recipe_commit")
-    return (entry.get("recipe") or "-") + (f"@{commit}" if commit and entry.get("recipe") else "")
+    training, recipe = entry.get("training"), entry.get("recipe")
+    commit = training.get("recipe_commit") if isinstance(training, dict) else None
+    return (shown(recipe) if recipe else "-") + (f"@{shown(commit)}" if commit and isinstance(recipe, str) else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,7 @@ from .manifest_io import locked as _locked  # noqa: F401 - the benchmarks take t
 from ._arguments import check_arguments
 from ._checkpoint_args import given_clash
 from ._entry_record import check_file_kwargs, entry_facts
+from ._entry_fields import checked_fields
 from ._save_checks import check_normalize as _check_normalize, check_same_settings as _check_same_settings
 from ._save_checks import plain as _plain  # viz.report compares arguments by it, from here
 from ._weights_checks import find_sites, input_shape_record as _input_shape
@@ -380,6 +381,7 @@ def _entry(model: nn.Module, name: str, *, architecture: str, arch_kwargs: dict,
     check_finite(state, "model", "the network", "training diverged or the weights were damaged; save the network from before "
                  "that (an earlier checkpoint), or one without them")  # a file no load takes
     _check_same_settings(model, rebuilt, arch_kwargs)
+    dataset, metrics = checked_fields(dataset, metrics, getattr(rebuilt, "num_classes", arch_kwargs.get("num_classes")))
     data = save_bytes(state, metadata={"neuroview.name": name, "neuroview.architecture": architecture,
                                        "neuroview.arch_kwargs": json.dumps(arch_kwargs, sort_keys=True), "format": "pt"})
     entry = {"architecture": architecture, "arch_kwargs": arch_kwargs, "file": f"{name}.safetensors",
