@@ -12,7 +12,7 @@ import sys
 
 from .._batch import check_reads, unpack
 from .sparse_checks import check_options, check_seed
-from .sparse_name import own_data
+from .sparse_name import check_data_name, data_suffix, other_data, own_data
 from .sparsify import DEVIANCE, sparsify
 from .sparsify_source import check_source
 from .sparse_finetune import finetune_sparse
@@ -86,7 +86,6 @@ def _entry_name(args, entry: dict, tag: str, own: dict | None = None) -> str:
     other data than its own (``own``: the dataset the source entry records) also names that data
     (``nv_lite.gunpoint_italypowerdemand_sparse``), so that the name does not promise the source's data set."""
     import re  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
 
     from ..zoo.pretrained import check_entry_name  # noqa: PLC0415
 
@@ -96,15 +95,16 @@ def _entry_name(args, entry: dict, tag: str, own: dict | None = None) -> str:
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)  # a checkpoint's file name may hold spaces or other characters
     if args.data is None or _is_checkpoint(args.source) or own_data(entry["dataset"]["data_module"], own):
         return f"{arch}.{tag}_sparse"  # the entry's own data (own_data: named as the help says); a checkpoint by its file
-    spec = entry["dataset"]["data_module"].get("init_args", {})
-    data = spec.get("name") or (Path(spec["path"]).stem if spec.get("path") else None) or args.data
-    return f"{arch}.{tag}_{re.sub(r'[^a-z0-9]+', '_', str(data).lower()).strip('_')}_sparse"
+    return f"{arch}.{tag}_{data_suffix(entry['dataset']['data_module'], args.data)}_sparse"  # a JSON's: name and hash
 
 
-def _held_advice(args, arch: str) -> str:
+def _held_advice(args, arch: str, entry: dict | None = None, name: str = "") -> str:
     """What to do where ``--out`` holds the entry's name already. A checkpoint's default name is its file's, which runs
-    share (each `neuroview fit` writes a last.ckpt): ``--name`` first, ``--overwrite`` would delete the other run's entry."""
+    share (each `neuroview fit` writes a last.ckpt): ``--name`` first, ``--overwrite`` would delete the other run's entry;
+    so too where the held entry was made from other data (another file of the same stem): it would replace that result."""
     own = f"give this run's entry a name of its own with --name {arch}.<tag>"
+    if entry is not None and not args.overwrite and (why := other_data(args.out, name, entry["dataset"]["data_module"])):
+        return f"{why}: {own}, or pick another --out (--overwrite would replace that other data's result)"
     if args.name is None and _is_checkpoint(args.source):
         return (f"its name comes from the checkpoint's file name ({os.path.basename(args.source)!r}), not from its run: "
                 f"{own}, or pick another --out (--overwrite would replace the earlier run's entry)")
@@ -115,6 +115,7 @@ def _data_module(data: str, trained_on: dict | None = None):
     """``--data``'s data module, read as the source's own training data was (:func:`.data_arg.data_module`)."""
     from .data_arg import data_module  # noqa: PLC0415
 
+    check_data_name(data)  # a name: "data: expected ..." of datamodule_for named no option and no set meant
     return data_module(data, trained_on)
 
 
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None,
                    help="the sparse entry's name, <architecture>.<tag> (default: a zoo entry's name plus _sparse, or "
                         "<architecture>.<checkpoint file stem>_sparse for a .ckpt; with --data other than a zoo entry's own, "
-                        "<source>_<data>_sparse)")
+                        "<source>_<data>_sparse, <data> a JSON spec's set and a short hash of the spec)")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of the same name already in --out")
     p.add_argument("--zoo", default=None, help="the zoo folder the source entry is read from (default: the installed "
                                                 "zoo; e.g. what an earlier `neuroview sparsify --out` or `minirocket --out` "
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         name = _entry_name(args, entry, tag, (getattr(net, "pretrained_cfg", None) or {}).get("dataset"))
         refuse_existing(args.out, [name], args.overwrite, "--name" if args.name is not None else "name",  # before the work
                         "pick a shorter one" if args.name is not None else "name the entry with a shorter --name",
-                        _held_advice(args, entry["architecture"]))
+                        _held_advice(args, entry["architecture"], entry, name))
         dm.setup("fit")
         x, lengths, _ = unpack(next(iter(dm._loader("train"))))
         check_reads(net, x, lengths, f"--data: {args.data or entry['dataset']['name']}")

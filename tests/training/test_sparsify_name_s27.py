@@ -45,8 +45,10 @@ def named(monkeypatch, aeon_sets):
     ("nv_lite.gunpoint", "GunPoint", "nv_lite.gunpoint_sparse"),  # the probe's case
     ("nv_small_cnn.digits", "digits", "nv_small_cnn.digits_sparse"),
     ("nv_small_cnn.digits", "Digits", "nv_small_cnn.digits_sparse"),  # a built-in name in any case, as --data takes it
-    ("nv_gru.italypowerdemand", '{"class_path": "UCRDataModule", "init_args": {"name": "ItalyPowerDemand"}}',
-     "nv_gru.italypowerdemand_sparse"),  # a JSON spec of the entry's own set
+    # a JSON spec of the entry's own set, split and read as it records (review R3 F1: val_fraction 0.2 and resample
+    # false, UCRDataModule's defaults, are another split and reading: named apart in test_sparsify_name_review_s27.py)
+    ("nv_gru.italypowerdemand", '{"class_path": "UCRDataModule", "init_args": {"name": "ItalyPowerDemand", '
+                                '"val_fraction": 0.0, "resample": true}}', "nv_gru.italypowerdemand_sparse"),
     ("nv_lite.gunpoint", "ItalyPowerDemand", "nv_lite.gunpoint_italypowerdemand_sparse"),  # other data: still named
 ])
 def test_sparsify_names_the_data_only_where_it_is_not_the_entrys_own(named, source, data, expected, tmp_path, capsys):
