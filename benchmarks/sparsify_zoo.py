@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sparsify_zoo.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cache import read_cache, write_cache  # noqa: E402 - resumable caches, written whole
+from _sparse_records import finetune_kept, recentre_names, spread_off  # noqa: E402 - --recentre's record, words, names
 
 
 def dense_entries() -> list[str]:
@@ -225,8 +226,6 @@ def recentre(name: str) -> str:
     from neuroview.zoo.pretrained import MANIFEST, checkpoints_dir, get_entry, make_datamodule, score_test_split
 
     _, entry = get_entry(name)
-    if not entry.get("training", {}).get("finetune_epochs_kept"):  # finetune_sparse re-centres only after an epoch kept
-        return "skipped: no fine-tuning epoch kept (its statistics are sparsify's, of the backbone it has)"
     net = nv.create_model(name, pretrained=True).eval()
     dm = make_datamodule(entry["dataset"]["data_module"])
     dm.setup("fit")
@@ -234,10 +233,14 @@ def recentre(name: str) -> str:
     with own_rng():
         _recentre(new, dm)  # as finetune_sparse calls it: the data module itself (`_batches(train, "train")`)
     old_norm, new_norm = net.norm, new.norm
+    off = spread_off(old_norm.running_var, new_norm.running_var)
+    if not finetune_kept(entry):  # finetune_sparse re-centres only after an epoch kept: sparsify's statistics, as exported
+        return (f"skipped: no fine-tuning epoch kept; its statistics are sparsify's, estimated at export on the whole "
+                f"training split's codes, and the codes its weights give now put its stored spreads (std) off by up to "
+                f"{off:.3g}x (1: none; more: the code computation changed since its export, not re-centred here)")
     if (torch.allclose(new_norm.running_var, old_norm.running_var, rtol=1e-5, atol=1e-9)
             and torch.allclose(new_norm.running_mean, old_norm.running_mean, rtol=1e-5, atol=1e-9)):
         return "unchanged: its spreads are the fine-tuned codes' already"
-    ratio = float((new_norm.running_var / old_norm.running_var.clamp_min(1e-12)).max())
     worst, n = 0.0, 0
     with torch.no_grad():
         for batch in dm.test_dataloader():
@@ -273,7 +276,7 @@ def recentre(name: str) -> str:
         e["sha256"], e["size_bytes"] = hashlib.sha256(data).hexdigest(), len(data)
         e["metrics"] = recorded | {k: v for k, (_, v) in moved.items()}
         atomic_write_all({path: data, root / MANIFEST: (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()})
-    return (f"re-centred: spreads up to {ratio:.3g}x the stored ones, test logits within {worst:.2g} of their largest "
+    return (f"re-centred: stored spreads (std) off by up to {off:.3g}x, test logits within {worst:.2g} of their largest "
             f"({n} series), predictions identical; metrics moved by it: {moved or 'none'}; "
             f"loaded metrics that already differed from the manifest: {drift or 'none'}")
 
@@ -318,7 +321,8 @@ def budget(name: str, args) -> tuple:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--entries", nargs="*", help="dense NeuroView entries (default: all)")
+    p.add_argument("--entries", nargs="*", help="dense NeuroView entries (default: all); with --recentre, their "
+                   "sparse entries, named either way")
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--export", action="store_true", help="seed 0: write the sparse entries into the zoo")
     p.add_argument("--dense-readability", action="store_true",
@@ -340,7 +344,11 @@ def main(argv=None) -> int:
 
     if args.recentre:
         torch.set_num_threads(1)
-        names = [f"{n}_sparse" for n in args.entries] if args.entries else sparse_entries()
+        try:
+            names = recentre_names(args.entries, sparse_entries()) if args.entries else sparse_entries()
+        except ValueError as e:
+            p.error(f"--entries: expected sparse entries of the zoo (or their dense entries' names), got {e} "
+                    f"(for --recentre: {', '.join(sparse_entries())})")
         for name in names:
             print(f"{name}: {recentre(name)}", flush=True)
         return 0
