@@ -172,7 +172,10 @@ def ablate_units(net: NeuroViewCNN, units) -> Iterator[Tensor]:
     until then as the network was when copied; an ablation of such a copy is the copy's own (the network's passes are
     not ablated by it), and the ``with`` ends may come in any order. Pickling the network (``torch.save``) inside the
     ``with`` is an error. (A shallow ``copy.copy`` shares the network's modules, so it is ablated as the network is; it
-    may keep an emptied holder of the codes hook, which reads and pickles as the hook it held before.)
+    may keep an emptied holder of the codes hook, which reads and pickles as the hook it held before.) Each pass is
+    ablated whole, also a bare call of the backbone (``net.backbone(x)``, the model wrapped) inside the ``with``: a pass
+    started inside it (a hook of the user's calling the network, the model or a copy again on another batch) counts its
+    sites apart; a backbone whose forward calls itself (a multi-scale network) makes one pass.
     """
     if not isinstance(net, NeuroViewCNN):
         raise TypeError(f"net: expected a NeuroViewCNN, got {type(net).__name__}")

@@ -7,6 +7,7 @@ Imports: torch, einops and :mod:`neuroview.core`.
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 import torch
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 from ..core.cnn import NeuroViewCNN
 from ..core.hooks import _ACTIVE, CodesHooks
 from ..core.recorder import sample_first
+from ..core.search_scope import _CALL, _from_hook
 
 __all__ = ["UnitAblation", "AblationHook"]
 
@@ -32,9 +34,13 @@ class UnitAblation:
         # per pass, not per ablation: a pass run inside another (a hook of the user's calling the network again) counted
         # on the outer one's calls, and the rest of the outer pass ran unablated. Each network pass's recorder ->
         # (calls of each module so far, its batch), None for another network's pass (left as it is); a bare call of the
-        # backbone (no network's pass running) counts on ``bare``, which the backbone's pre-hook resets
+        # backbone (no network's pass running) counts on its own entry of ``calls``, by the frame of the call that
+        # started it (a hook calling the model again, or a copy's, reset one shared count: review S27 R2 F2); ``bare``
+        # where no such frame shows (a compiled call), which the backbone's pre-hook resets
         self.passes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.bare: tuple[dict[str, int], int | None] = ({}, None)
+        self.calls: list[tuple[object, tuple[dict[str, int], int | None]]] = []  # (frame, state) of bare calls
+        self.backbones: weakref.WeakSet = weakref.WeakSet()  # the backbones carrying it (the network's, copies')
         self.not_sites = set(net.not_sites)  # (module, call) pairs of calls that are no site (no sample axis)
         self.here, self.copies = None, []  # CodesHooks.enter's thread-local; (module, hook) of copies made inside
 
@@ -58,8 +64,41 @@ class UnitAblation:
         thread that is the ablated network's (or a copy's made inside: their codes hook holds this ablation), None
         where none is (another network over the same modules: a second wrapper, one over a part of the backbone)."""
         recs = getattr(_ACTIVE, "recs", ())
-        if not recs:
+        return self.of_bare() if not recs else self.of_pass(recs)
+
+    @torch._dynamo.disable
+    def of_bare(self) -> tuple[dict[str, int], int | None]:
+        """:meth:`current` in a bare call of a backbone carrying this ablation: the state of the call that started
+        it, the innermost call of a backbone on the stack, or an outer call of the same backbone that calls it from its
+        forward (a multi-scale network: one pass), not from a hook (a monitor scoring another batch: a pass of its own).
+        Calls left (by an error too) are dropped; ``bare`` where no call shows (a compiled one's frames)."""
+        frames, f = [], sys._getframe(1)
+        while f is not None:
+            frames.append(f)
+            f = f.f_back
+        calls = [i for i, g in enumerate(frames) if g.f_code is _CALL and g.f_locals.get("self") in self.backbones]
+        if not calls:
             return self.bare
+        root = calls[0]
+        for outer in calls[1:]:  # the same backbone, called from its forward: the same pass
+            if frames[outer].f_locals.get("self") is not frames[root].f_locals.get("self") or any(
+                    _from_hook(g, frames[i + 1]) for i, g in enumerate(frames[root:outer], root)):
+                break
+            root = outer
+        live = [frames[i] for i in calls]
+        self.calls[:] = [(g, state) for g, state in self.calls if any(g is h for h in live)]
+        for g, state in self.calls:
+            if g is frames[root]:
+                return state
+        args = frames[root].f_locals.get("args") or ()
+        state = ({}, len(args[0]) if args and isinstance(args[0], Tensor) else None)
+        self.calls.append((frames[root], state))
+        return state
+
+    @torch._dynamo.disable
+    def of_pass(self, recs: tuple) -> tuple[dict[str, int], int | None] | None:
+        """:meth:`current` among the network passes ``recs``, out of what torch.compile traces: a guard on the size of
+        the table of passes (which grows each pass) recompiled ``zero_output`` every pass, up to dynamo's limit."""
         for rec in reversed(recs):  # (an outer one: the ablated network's sites inside a network it holds)
             state = self.passes.get(rec, False)
             if state is False:
@@ -136,6 +175,8 @@ class AblationHook:
     def __init__(self, ablation: UnitAblation, module: nn.Module | None, name: str | None):
         self.ablation, self.name = ablation, name
         self.module = None if module is None else weakref.ref(module)
+        if name is None and module is not None:
+            ablation.backbones.add(module)
 
     def __call__(self, module, args, output=None):
         if module is not (self.module and self.module()) or not getattr(self.ablation.here, "on", False):

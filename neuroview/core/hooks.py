@@ -11,12 +11,14 @@ one to go (deleted, or ``unwrap()``) removes it. A pass that runs inside an oute
 it), unless its network is a part of the outer one's backbone (``nv.wrap(model)`` of a model holding a NeuroView
 network); a network's codes hook (an ablation's, :class:`CodesHooks`) acts in the thread that set it.
 
-Imports only torch, :mod:`.stop_checks` (what the early stop skips) and :mod:`.reach` (when a backbone is copied).
+Imports only torch, :mod:`.stop_checks` (what the early stop skips), :mod:`.search_scope` (which call a hook entered)
+and :mod:`.reach` (when a backbone is copied).
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 import weakref
 from typing import Iterable
@@ -24,6 +26,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
+from .search_scope import _CALL, _from_hook
 from .stop_checks import unwound
 
 
@@ -76,12 +79,16 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
     # (a hook of the user's calling a network of the same backbone, of a slice or a submodule of it, of a model
     # holding it) runs modules the outer pass may run too, whose calls its recorder read as its next sites (a
     # changed path, blamed on the backbone or on x): by what they share, not by the backbone object alone
-    _ACTIVE.recs = (*(r for r in outer if holds(r.net.backbone, rec.net)), rec) if outer else (rec,)
+    _ACTIVE.recs = (*(r for r in outer if holds(r.net.backbone, rec.net)
+                      and (torch.compiler.is_compiling() or not from_hook(r.net.backbone))), rec) \
+        if outer else (rec,)
     try:
         backbone(x)
-    except StopForward:
+    except StopForward as e:
         if not rec.stopped:  # another network's pass, running inside this one
             raise
+        if not torch.compiler.is_compiling():  # (a compiled pass shows no frames: one graph, no break for it)
+            refuse_reentry(backbone, e.__traceback__)
         if torch.nn.modules.module._global_forward_hooks:  # ModuleTracker's, ModTracker's stacks: popped
             unwound(rec.net)
     except SiteSize as e:  # a site that cannot be read on this batch, said with x's shape where it differs
@@ -94,6 +101,38 @@ def run_to_last_site(backbone: nn.Module, x, rec) -> None:
         raise ValueError(failed(x, e, found, kind)) from e
     finally:
         _ACTIVE.recs = outer
+
+
+@torch._dynamo.disable
+def refuse_reentry(backbone: nn.Module, tb) -> None:
+    """Refuse a pass whose stop was reached inside a call of ``backbone`` that a hook entered during it (a monitor
+    running the plain model on a reference batch): that call is no network's pass, so this pass's recorder read its
+    sites as its own, and the pass returned the other batch's codes without a word (review S27 R2 F1). A backbone
+    whose forward calls itself (a multi-scale network) makes one pass. (Eager only: a compiled pass shows no frames.)"""
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    frames.reverse()  # innermost first, as a stack walk gives them
+    calls = [i for i, g in enumerate(frames) if g.f_code is _CALL and g.f_locals.get("self") is backbone]
+    hooked = [g for i, g in enumerate(frames[calls[0]:calls[-1]], calls[0]) if _from_hook(g, frames[i + 1])] if calls else []
+    if len(calls) > 1 and hooked:
+        raise RuntimeError(
+            f"backbone: the hook {hooked[-1].f_code.co_qualname!r} called the backbone again during a NeuroView pass over "
+            "it, whose recorder read that call's sites as its own (the pass would return the other batch's codes): call "
+            "the network from the hook (net(x), net.codes(x): its pass is recorded apart), or run the model after the pass")
+
+
+@torch._dynamo.disable
+def from_hook(backbone: nn.Module) -> bool:
+    """Whether the calling pass was started from a hook (a user's monitor) inside the running call of ``backbone``,
+    not from its forward: a network held in ``backbone`` called so is no part of its pass (review S27 R2 F3: it
+    failed with PathChanged). Eager only: a compiled pass shows no frames, and is read as a part."""
+    frames, f = [], sys._getframe(1)
+    while f is not None and not (f.f_code is _CALL and f.f_locals.get("self") is backbone):
+        frames.append(f)
+        f = f.f_back
+    return f is not None and any(_from_hook(g, frames[i + 1] if i + 1 < len(frames) else f) for i, g in enumerate(frames))
 
 
 def holds(backbone: nn.Module, net: nn.Module) -> bool:

@@ -78,17 +78,39 @@ def test_the_hand_killed_reference_is_what_the_ablation_gives_alone():
     assert (ref.codes(X1)[:, 6:] - net.codes(X1)[:, 6:]).abs().max() > 0.05  # the removal reaches site '5'
 
 
+def _backbone3() -> nn.Sequential:
+    """Three sites ('2', '5', '8'): units of the middle one removed, a call count shifted by a nested pass leaves a
+    site after them to feed on their live outputs (review S27 R2 F6: with the units at the last site, whose output
+    feeds nothing but its codes, a shifted count could not show)."""
+    torch.manual_seed(0)
+    bb = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                       nn.Conv2d(6, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                       nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    with torch.no_grad():
+        for bn in (bb[1], bb[4], bb[7]):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.05, 0.2)
+    return bb
+
+
 @pytest.mark.parametrize("where,pre", [(0, False), (1, False), (2, True), (2, False), (4, False)])
 def test_a_monitor_calling_the_ablated_network_again_leaves_every_pass_ablated_whole(where, pre):
-    net = _net()
-    ref = _killed(net)
+    net = nv.wrap(_backbone3(), 10, input_shape=(1, 8, 8), quantizer="hard").eval()
+    with torch.no_grad():
+        net.classifier.weight.normal_(generator=torch.Generator().manual_seed(4))
+    ref = nv.wrap(_backbone3(), 10, input_shape=(1, 8, 8), quantizer="hard").eval()
+    ref.load_state_dict(net.state_dict())
+    with torch.no_grad():  # channels GONE of the middle site '5' dead by hand
+        ref.backbone[4].weight[GONE] = 0.0
+        ref.backbone[4].bias[GONE] = -1e4
     want_codes, want_logits, want_inner = ref.codes(X1), ref(X1), ref.codes(X2)
     seen: dict = {}
     hook = _monitor(lambda: net.codes(X2), seen)
     layer = net.backbone[where]
     h = layer.register_forward_pre_hook(hook) if pre else layer.register_forward_hook(hook)
     try:
-        with torch.no_grad(), ablate_units(net, UNITS):
+        with torch.no_grad(), ablate_units(net, [("5", c) for c in GONE]):
             got_codes = net.codes(X1)
             got_inner = seen.pop("inner")
             got_logits = net(X1)

@@ -69,7 +69,9 @@ def test_a_network_over_a_submodule_and_one_over_the_model_record_apart_either_w
     finally:
         h.remove()
     torch.testing.assert_close(got, _alone(outer_part, X1))
-    if "inner" in seen or not (where == "head" and not pre):  # (a forward hook on net's 'head': the pass stops first)
+    if where == "head" and not pre:  # a forward hook on net's 'head': the pass stops before it ends, and never runs it
+        assert "inner" not in seen
+    else:
         torch.testing.assert_close(seen["inner"], _alone(inner_part, X2))
 
 
@@ -93,3 +95,54 @@ def test_a_network_over_a_slice_called_with_another_batch_size_records_apart():
             h.remove()
         torch.testing.assert_close(got, w_out)
         torch.testing.assert_close(seen["inner"], w_in)
+
+
+def test_a_hook_running_the_plain_model_during_a_pass_is_refused_naming_the_hook():
+    """Review S27 R2 F1: a monitor on a layer running the wrapped model itself (no network) on a reference batch
+    during net(x): the pass's recorder read the inner call's sites as its own, and net(x) returned the reference
+    batch's logits without a word. The expected logits come from the network without the hook."""
+    model = _model()
+    net = nv.wrap(model, 10, input_shape=(1, 8, 8)).eval()
+    with torch.no_grad():
+        plain = net(X1)
+        h = model.features[0].register_forward_hook(_monitor(lambda: model(X2), {}))
+        try:
+            with pytest.raises(RuntimeError, match=r"backbone: the hook '_monitor.<locals>.hook' called the backbone again"):
+                net(X1)
+        finally:
+            h.remove()
+        torch.testing.assert_close(net(X1), plain)  # the network is whole after it
+
+
+class _Outer(nn.Module):
+    """A user's model holding a NeuroView network as a layer (its pass is a part of the outer wrap's)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.pre, self.inner = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Tanh()), inner
+
+    def forward(self, x):
+        return self.inner(self.pre(x))
+
+
+@pytest.mark.filterwarnings("ignore")  # (the inner head's clamp and sigmoid, which the outer search sees run)
+@pytest.mark.parametrize("where", ["pre.0", "pre.1"])
+def test_a_held_network_called_from_a_hook_during_the_outer_pass_records_apart(where):
+    """Review S27 R2 F3: the held network's pass was read as a part of the outer one by structure (it is a module of
+    the outer backbone), not by how it was called: called from a user's hook during the outer pass it failed with
+    PathChanged. Expected values: each network's codes without the hook."""
+    torch.manual_seed(0)
+    inner = nv.NeuroViewCNN(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU()), 3,
+                            example_input=X1[:3]).eval()
+    model = _Outer(inner)
+    outer = nv.wrap(model, 2, example_input=X1[:3]).eval()
+    with torch.no_grad():
+        want_outer, want_inner = outer.codes(X1), inner.codes(X3)
+        seen: dict = {}
+        h = model.get_submodule(where).register_forward_hook(_monitor(lambda: inner.codes(X3), seen))
+        try:
+            got = outer.codes(X1)
+        finally:
+            h.remove()
+    torch.testing.assert_close(seen["inner"], want_inner)
+    torch.testing.assert_close(got, want_outer)
