@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from .activations import breakpoints, looks_like_activation
+from .activations import breakpoints, is_activation, looks_like_activation
 from .axes import Width, call_axis, consumes, fits, produced, sample_dim
 from .hooks import _ACTIVE, failed
 from .lineage import Tags, op_name, tensors
@@ -342,9 +342,11 @@ def find_sites(backbone: nn.Module, targets, quantizer: str, overrides: dict, x:
                       "sites and the classifier reads none of their values; pass layers=[...] naming the sites to "
                       "read, which silences this", stacklevel=3)
     stop = _stop(small, modules[small.calls[last].module], last) if last is not None else None
-    # modules these passes built may have run the calls they logged (an nn.ReLU made by the first forward): the sites
-    # are found again on the model built (edits.found_on_built), whose passes name the calls that are functional
-    built = len(tree) != len(now := list(backbone.modules())) or any(a is not b for a, b in zip(tree, now))
+    # an activation module these passes built (an nn.ReLU made by the first forward) ran, unhooked, calls they logged:
+    # the sites are found again on the model built (edits.found_on_built), whose passes name the calls that are
+    # functional. Another module built (a pooling assigned at every forward) runs none: said here (review R4 finding 1)
+    known = {id(m) for m in tree}  # (tree keeps them alive: no id of theirs is reused)
+    built = any(id(m) not in known and (is_activation(m) or looks_like_activation(m)) for m in backbone.modules())
     if last is not None and not named and not built:
         warn_functional(small.act_calls, large.act_calls, small.events.index(("site", last)), stop)
     return sites, not_sites, stop

@@ -33,7 +33,7 @@ from .activations import is_activation
 from .hooks import PathChanged, install
 
 __all__ = ["take", "unchanged", "require_unedited", "require_same_modules", "added", "site_module", "require_called",
-           "found_on_built", "require_members_unedited", "in_member"]
+           "found_on_built", "require_members_unedited", "in_member", "each_member"]
 
 _REWRAP = ("wrap the edited model again (new = nv.wrap(net.unwrap(), num_classes, ...) with the same settings; "
            "new.load_state_dict(net.state_dict()) keeps the trained head where the units agree), or edit a model "
@@ -173,7 +173,20 @@ def in_member(err: PathChanged, m: int) -> PathChanged:
     said = said.replace("net.unwrap()", f"ens.members[{m}].unwrap()").replace("net.state_dict()",
                                                                            f"ens.members[{m}].state_dict()")
     return PathChanged(f"members.{m}.{said}" + ("; then build the Ensemble again with the new member in its place"
-                                                 if _REWRAP[:20] in said else ""))
+                                                 if f"ens.members[{m}].unwrap()" in said else ""))
+
+
+def each_member(members, call) -> list:
+    """``[call(i, member) ...]`` over an Ensemble's ``members``, a PathChanged of member ``i``'s own pass (an activation
+    added, or one whose class was registered since) naming it (:func:`in_member`; it said ``backbone:`` and
+    ``net.unwrap()``, review R4 finding 4)."""
+    out = []
+    for i, member in enumerate(members):
+        try:
+            out.append(call(i, member))
+        except PathChanged as e:
+            raise in_member(e, i) from None
+    return out
 
 
 def require_members_unedited(net: nn.Module) -> None:

@@ -62,7 +62,7 @@ from torch import Tensor, nn
 from ._utils import explaining, factory, own_rng, refuse_own_hooks
 from .batched import BatchedPass, current_pass, grouped_fold, grouped_heads, pass_lock, watched, why_not_batchable
 from .cnn import NeuroViewCNN
-from .edits import require_members_unedited
+from .edits import each_member, require_members_unedited
 from .ensemble_checks import NV_ONLY, SETTINGS, NotNeuroView, checked_members, layout, num_classes as member_classes, pass_setting, read_setting  # noqa: E501
 from .ensemble_head_load import match_head
 from .explanation import CNNExplanation
@@ -144,12 +144,12 @@ class Ensemble(Guarded):
             if self.neuroview:
                 raise TypeError("lengths: the members are NeuroView-CNNs, which read no lengths")
             with one_warning(self.members, self):  # RNN members: once a call, not once a member
-                return torch.stack([m(x, lengths=lengths) for m in self.members])
+                return torch.stack(each_member(self.members, lambda _, m: m(x, lengths=lengths)))
         refuse_single_members(self, x)  # a training batch of one their heads refuse: before any member runs, batched or not
         feats = self._batched(x)
         if feats is None:
             with one_warning(self.members, self):
-                return torch.stack([m(x) for m in self.members])
+                return torch.stack(each_member(self.members, lambda _, m: m(x)))
         logits = grouped_heads(list(self.members), feats)  # every head in one product where they can be
         if logits is not None:
             return logits
@@ -262,9 +262,7 @@ class Ensemble(Guarded):
     def discover(self, x: Tensor) -> list:
         """Find every member's sites on the batch ``x`` (and build its classifier)."""
         self._nv("discover")
-        for m in self.members:
-            if m.sites is None:
-                m.discover(x)
+        each_member(self.members, lambda _, m: m.discover(x) if m.sites is None else None)
         return self.sites
 
     # --------------------------------------------- the one linear decision
@@ -273,7 +271,7 @@ class Ensemble(Guarded):
         self._nv("codes")
         require_members_unedited(self)
         feats = self._batched(x)
-        return feats if feats is not None else torch.cat([m.codes(x) for m in self.members], dim=1)
+        return feats if feats is not None else torch.cat(each_member(self.members, lambda _, m: m.codes(x)), dim=1)
 
     def effective_classifier(self) -> tuple[Tensor, Tensor]:
         """``(W [C, U], b [C])`` with ``logits == codes @ W.T + b`` in eval mode: each member's folded
@@ -348,7 +346,7 @@ class Ensemble(Guarded):
         """Each member's own explanation of ``x``: of its part of ``feats`` (the batched pass's codes, in eval mode)
         where given, else of its own pass."""
         if feats is None:
-            return [m.explain(x, maps=maps, baseline=bm) for m, bm in zip(self.members, bases)]
+            return each_member(self.members, lambda i, m: m.explain(x, maps=maps, baseline=bases[i]))
         return [m._explain_codes(c, baseline=bm) for m, c, bm in zip(self.members, self._split(feats), bases)]
 
     def _explain_global(self, x: Tensor, target, maps: bool, baseline) -> CNNExplanation:
@@ -357,7 +355,7 @@ class Ensemble(Guarded):
         if codes is None:  # each member's own pass for its codes: its own head (and hooks on it) take no part, as in forward
             restore = explaining(self)
             try:
-                pairs = [m._codes(x, maps=maps) for m in self.members]
+                pairs = each_member(self.members, lambda _, m: m._codes(x, maps=maps))
             finally:
                 restore()
             codes = torch.cat([c for c, _ in pairs], dim=1)

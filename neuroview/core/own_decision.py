@@ -6,17 +6,26 @@ network's ``forward``. A subclass whose own ``forward``, ``head``, ``decide`` or
 input normalization, a temperature) then has explanations, and a sparse head, of another network than the one that
 decides. Such a subclass is checked on the batch at hand (its own logits in eval mode against the codes' linear
 decision, :func:`require_own_decision`) and refused by name where they differ; one whose override changes no number
-(logging, then ``super().forward``) goes through. A class of the library itself runs no extra pass.
+(logging, then ``super().forward``) goes through. A class of the library itself runs no extra pass; a ``forward``,
+``head`` or ``decide`` set on the instance (``net.head = ...``) is checked as a class's. A network that cannot be called
+as ``net(x)`` (``forward(x, mask)``), or whose output holds no one tensor of the logits' shape (a dict's ``"logits"``
+is read), explained before this check: it still does, with a warning (once a class) that it could not be checked.
 
 Imports only torch and :mod:`neuroview.core`.
 """
 
 from __future__ import annotations
 
+import warnings
+import weakref
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
 from ._utils import describe, restore_modes
+from .hooks import PathChanged
+from .reach import _user_level
 
 __all__ = ["overrides", "require_own_decision", "require_codes_decide"]
 
@@ -40,9 +49,10 @@ def _base(cls: type) -> type:
 
 def overrides(net: nn.Module) -> list[str]:
     """The methods of :data:`NAMES` that ``net``'s class computes otherwise than the library's class it derives from
-    (none for that class itself: one identity test)."""
-    cls = type(net)
-    return [] if cls.__module__.startswith(__package__ + ".") else _over(cls, _base(cls), NAMES)
+    (none for that class itself: one identity test), and those set on ``net`` itself (``net.head = ...``, which
+    ``net(x)`` calls: a dict lookup each, review R4 finding 3)."""
+    cls, own = type(net), [f"{n} (set on the instance)" for n in NAMES if n in net.__dict__]
+    return own if cls.__module__.startswith(__package__ + ".") else _over(cls, _base(cls), NAMES) + own
 
 
 def _tolerance(own: Tensor, logits: Tensor) -> float:
@@ -60,15 +70,44 @@ def _gap(own, logits: Tensor) -> str | None:
     return None if gap <= _tolerance(own, logits) else f" by up to {gap:.3g}"
 
 
-def _eval_logits(net: nn.Module, x, lengths) -> Tensor:
-    """``net(x)`` (with ``lengths`` where given) in eval mode, every module's mode put back after."""
-    restore = restore_modes(net)
+def _eval_logits(net: nn.Module, x, lengths, logits: Tensor):
+    """``net(x)`` (with ``lengths`` where given) in eval mode, every module's mode put back after: the tensor it
+    returns, or its ``"logits"`` entry, or the one tensor of ``logits``' shape it holds; else why it cannot be told
+    (a string: the call failed, or no such tensor; an error of the network's path, PathChanged, is raised)."""
+    restore, call = restore_modes(net), "net(x)" if lengths is None else "net(x, lengths=lengths)"
     try:
         net.eval()
         with torch.no_grad():
-            return net(x) if lengths is None else net(x, lengths=lengths)
+            own = net(x) if lengths is None else net(x, lengths=lengths)
+    except PathChanged:
+        raise
+    except Exception as e:  # (a forward(x, mask), a forward reading a dict of inputs) explain does not call
+        return f"which cannot be called as {call} to check that its logits are the codes' linear decision ({type(e).__name__}: {e})"
     finally:
         restore()
+    if isinstance(own, Mapping) and isinstance(own.get("logits"), Tensor):
+        return own["logits"]
+    held = list(own.values()) if isinstance(own, Mapping) else list(own) if isinstance(own, (tuple, list)) else [own]
+    held = [t for t in held if isinstance(t, Tensor) and t.shape == logits.shape]
+    if len(held) == 1:
+        return held[0]
+    return (f"whose output ({describe(own)}) holds {'no' if not held else len(held)} tensors of the logits' shape "
+            f"{tuple(logits.shape)} where {call} is given, so its logits cannot be checked against the codes' linear decision")
+
+
+_UNCHECKED: "weakref.WeakSet[type]" = weakref.WeakSet()  # the classes warned of (once each)
+
+
+def _unchecked(what: str, who: str, cls: type, over: list[str], why: str) -> None:
+    """Say once per class that ``who``'s own ``over`` could not be checked (``why``): it explained before the check."""
+    if cls in _UNCHECKED:
+        return
+    _UNCHECKED.add(cls)
+    warnings.warn(f"{what}: {who} has its own {', '.join(over)}, {why}; explanations, nv.sparsify, nv.mean_codes and "
+                  "nv.readability read codes() and effective_classifier(), not it, so where it changes the logits they "
+                  "describe another network than the one that decides. To have it checked, let net(x) (an RNN's "
+                  "net(x, lengths=lengths)) return the logits tensor (or a dict holding it under 'logits')",
+                  stacklevel=_user_level())
 
 
 def _refusal(what: str, who: str, over: list[str], gap: str, where: str) -> ValueError:
@@ -86,7 +125,10 @@ def require_own_decision(net: nn.Module, logits: Tensor, x, lengths=None, *, wha
     over = overrides(net)
     if not over:
         return
-    gap = _gap(_eval_logits(net, x, lengths), logits)
+    own = _eval_logits(net, x, lengths, logits)
+    if isinstance(own, str):
+        return _unchecked(what, type(net).__name__, type(net), over, own)
+    gap = _gap(own, logits)
     if gap is not None:
         raise _refusal(what, type(net).__name__, over, gap, "")
 
@@ -104,6 +146,9 @@ def require_codes_decide(net: nn.Module, feats: Tensor, x, lengths=None, *, what
     w, b = net.effective_classifier()
     with torch.no_grad():
         logits = feats.flatten(1).double() @ w.detach().double().T.to(feats.device) + b.detach().double().to(feats.device)
-    gap = _gap(_eval_logits(net, x, lengths), logits)
+    own = _eval_logits(net, x, lengths, logits)
+    if isinstance(own, str):
+        return _unchecked("net", over[0], type(net), over[1], f"{own} (on the first batch of {what})")
+    gap = _gap(own, logits)
     if gap is not None:
         raise _refusal("net", over[0], over[1], gap, f" on the first batch of {what}")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import neuroview as nv
+from neuroview.core import activations
 from neuroview.core.activations import breakpoints
 
 
@@ -79,3 +80,19 @@ def test_no_activation_class_of_torch_nn_gets_the_warning():
             except TypeError:  # (MultiheadAttention, Threshold: arguments of their own)
                 continue
             breakpoints(m)
+
+
+def test_torch_quantized_activations_are_silent_and_quantized_relu6_is_named():
+    """Review R4 finding 6: torch's quantized ELU, Hardswish, LeakyReLU and Sigmoid have forwards of their own that
+    compute their parents' functions (kept silent by name); a quantized ReLU6 subclasses nn.ReLU but clips at 6 too,
+    so reading it at ReLU's breakpoint (0,) alone is worth the warning."""
+    q = pytest.importorskip("torch.ao.nn.quantized")
+    same = [q.ELU(0.1, 0), q.Hardswish(0.1, 0), q.LeakyReLU(0.1, 0), q.Sigmoid(0.1, 0)]
+    for m in [*same, q.ReLU6()]:
+        activations._NAMED.discard(type(m))  # once a class: another test may have named it already
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [breakpoints(m) for m in same] == [(0.0,), (-3.0, 3.0), (0.0,), (0.0,)]
+    with pytest.warns(UserWarning, match=r"^wrap: ReLU6 subclasses ReLU but has its own forward.* "
+                                         r"nv\.register_activation\(ReLU6, breakpoints="):
+        assert breakpoints(q.ReLU6()) == (0.0,)

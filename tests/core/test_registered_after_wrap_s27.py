@@ -68,3 +68,37 @@ def test_registering_an_activation_class_again_after_wrapping_is_still_followed(
     nv.register_activation(Sine, breakpoints=(-0.5, 0.5))
     z = bb[0](x)
     assert torch.equal(net.codes(x), ((z > -0.5).float() + (z > 0.5).float()).mean((2, 3)))
+
+
+def _bb(act):
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), act, nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3))
+
+
+_MEMBER_FIX = (r"nv\.wrap\(ens\.members\[1\]\.unwrap\(\), .*ens\.members\[1\]\.state_dict\(\).*; then build the "
+               r"Ensemble again with the new member in its place$")
+
+
+def test_an_ensemble_member_s_module_that_became_an_activation_is_named_with_the_member_s_fix():
+    """Review R4 finding 4: the error of an Ensemble's pass said ``backbone: '1' (Sine) ...`` and advised
+    ``net.unwrap()``, naming neither the member nor the Ensemble's own fix (as README promises for edits)."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 8, 8)
+    Sine = _sine()
+    ens = nv.Ensemble([_net(_bb(nn.ReLU()), x), _net(_bb(Sine()), x)]).eval()
+    nv.register_activation(Sine, breakpoints=(0.0,))
+    for call in (lambda: ens(x), lambda: ens.explain(x), lambda: ens.codes(x)):
+        with pytest.raises(PathChanged, match=r"^members\.1\.backbone: '1' \(Sine\) became an activation by "
+                                              r"nv\.register_activation after the sites were found.*" + _MEMBER_FIX):
+            call()
+
+
+def test_an_activation_added_to_an_ensemble_member_is_named_with_the_member_s_fix():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 8, 8)
+    ens = nv.Ensemble([_net(_bb(nn.ReLU()), x) for _ in range(2)]).eval()
+    ens.members[1].backbone[0] = nn.Sequential(ens.members[1].backbone[0], nn.Tanh())
+    for call in (lambda: ens(x), lambda: ens.explain(x), lambda: ens.codes(x)):
+        with pytest.raises(PathChanged, match=r"^members\.1\.backbone: its modules were edited after the sites were "
+                                              r"found: '0\.1' \(Tanh\) was added.*" + _MEMBER_FIX):
+            call()
