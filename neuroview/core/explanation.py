@@ -263,8 +263,8 @@ class CNNExplanation(Explanation):
     def spatial_map(self, site: str, target: Tensor | int | None = None) -> Tensor:
         """Per-unit, per-position contributions of ``site`` to ``target``'s logit.
 
-        Shape ``[B, C_s, *positions]`` (``[B, C_s, N]``, positions flattened, at a channels-last map
-        or a token site, as ``code_maps``; ``[B, C_s, 1]`` at a site without positions, an MLP layer's): the unit's
+        Shape ``[B, C_s, *positions]``, as ``code_maps`` (``[B, C_s, H, W]`` at a units-last site over a grid,
+        ConvNeXt's ``[B, H, W, C]``; ``[B, C_s, N]`` over tokens or folded windows; ``[B, C_s, 1]`` without positions): the unit's
         code map times its weight divided by the number of positions, so ``map.flatten(2).sum(-1)`` equals the
         unit's contribution. Needs ``explain(x, maps=True)``.
         """
@@ -344,7 +344,7 @@ class RNNExplanation(_RNNFields):
 
     def __setstate__(self, state: dict) -> None:  # pickled before d288c6c: explain's tensor was the field itself
         old = {} if "_time_importance" in state else {"_time_importance": state.get("time_importance")}
-        self.__dict__.update(held({k: v for k, v in state.items() if k != "time_importance"} | old))  # (replace)
+        super().__setstate__(held({k: v for k, v in state.items() if k != "time_importance"} | old))  # bias recorded
 
     def steps_for_class(self, target: Tensor | int | None = None) -> Tensor:
         """``[B, T]``: each step's contributions to ``target``'s class (see :meth:`for_class`): rows of

@@ -7,8 +7,8 @@ by ``W baseline`` without a word. So each bias an explanation settles on is reco
 and the weight and baseline it pairs with. A copy that carries that bias under another weight or baseline derives it
 again; a bias of the caller's own is the baseline's logit as documented, or the head's own ``b`` where the logits say
 so (they are ``codes W + b``, not ``(codes - baseline) W + b``). Where the logits fit neither (hand-built placeholders)
-the code cannot tell, and the bias is taken as given (so too for a pickled RNN explanation replaced with another
-baseline: it keeps no record; ``exp.baseline = ...`` needs none). Given contributions (an RNN's ``time_importance``
+the code cannot tell, and the bias is taken as given. A pickled or deep-copied explanation (an RNN's too) records its
+bias as the one it was built with. Given contributions (an RNN's ``time_importance``
 too) do not follow a baseline: another one is refused naming it.
 
 Imports only torch and core modules.
@@ -25,7 +25,8 @@ from .explanation_given import GIVEN
 
 __all__ = ["BaselineFollows", "settle", "assigned", "check_baseline"]
 
-#: id(bias) -> (a reference to that bias, the head's own b, references to the weight and baseline it pairs with)
+#: id(bias) -> (a weak reference to that bias, the head's own b (None: the bias itself), weak references to the weight
+#: and baseline it pairs with)
 _PAIRED: dict[int, tuple] = {}
 
 
@@ -132,7 +133,9 @@ def _alive(ref):
 
 def _pair(bias) -> tuple | None:
     entry = _PAIRED.get(id(bias))
-    return entry if entry is not None and entry[0]() is bias else None
+    if entry is None or entry[0]() is not bias:
+        return None
+    return entry if entry[1] is not None else (entry[0], bias, *entry[2:])  # the head's b is the bias itself
 
 
 def _register(exp, head: Tensor | None) -> None:
@@ -144,12 +147,12 @@ def _register(exp, head: Tensor | None) -> None:
         head = bias if exp.baseline is None or not _formed(exp) else bias - _wm(exp.weight, exp.baseline).to(bias.dtype)
     key = id(bias)
 
-    def gone(ref, key=key):  # the bias is freed: its record with it (an id is reused only after)
-        if _PAIRED.get(key, (None,))[0] is ref:
-            del _PAIRED[key]
+    def gone(ref, key=key, paired=_PAIRED):  # the bias is freed: its record with it (an id is reused only after); the
+        if paired.get(key, (None,))[0] is ref:  # dict bound here: at exit the module's globals are None before the last
+            del paired[key]
 
-    ref = weakref.ref(bias, gone)
-    _PAIRED[key] = (ref, head, _ref(exp.weight), _ref(exp.baseline))
+    ref = weakref.ref(bias, gone)  # never the bias itself in its record (None: it is the head's b), which kept it
+    _PAIRED[key] = (ref, None if head is bias else head, _ref(exp.weight), _ref(exp.baseline))  # alive for good
 
 
 def _ref(t):
@@ -166,5 +169,5 @@ class BaselineFollows:
         object.__setattr__(self, name, value)
 
     def __setstate__(self, state: dict) -> None:  # pickled or deep-copied: its bias recorded as the one it was built with
-        self.__dict__.update(state)  # (an RNN explanation's own __setstate__ records nothing: see the module docstring)
+        self.__dict__.update(state)  # (an RNN explanation's own __setstate__ ends here too)
         _register(self, None)

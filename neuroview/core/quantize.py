@@ -252,7 +252,7 @@ def units_first(m: Tensor, axis: int, batch: int | None) -> Tensor:
         if axis == 1:
             return m
         if m.dim() > 3:  # [B, *grid, C]; a token map [B, N, C] (and [B, C]) as below, [B, C, N] ([B, C, 1])
-            return m.movedim(-1, 1)
+            return m.movedim(-1, 1)  # a view, units innermost: spatial_maps without net leaves it out (order unknown)
     if axis == 1:
         return rearrange(m, "(b k) c ... -> b c (k ...)", b=batch)
     return rearrange(m, "(b k) ... c -> b c (k ...)", b=batch or m.shape[0])

@@ -196,7 +196,8 @@ def _file_rows(dm, dataset, index: list[int]) -> list[int] | None:
 
 def named_classes(dm) -> list[str] | None:
     """``dm``'s ``class_names`` as text; None where it names none (no data module, a data module of the user's with
-    no such attribute, None, or one that fails to read)."""
+    no such attribute, None, or one that fails to read). Names the tables' rule refuses (a None, bytes that are not
+    UTF-8) are each their ``str``: still the classes, counted and compared (None turned those checks off)."""
     try:
         names = dm.class_names if dm is not None else None
     except Exception:  # noqa: BLE001 - a name is a courtesy: the files are written without one
@@ -205,8 +206,8 @@ def named_classes(dm) -> list[str] | None:
         return None
     try:  # a tensor's elements as their values ('1', not 'tensor(1)'), bytes decoded: the tables' one rule
         return [str(c) for c in name_sequence(names)]
-    except (TypeError, ValueError):  # a None among them, bytes not UTF-8: written without names, as one failing to read
-        return None
+    except (TypeError, ValueError):  # a None among them, bytes not UTF-8: as before 2d9db8d ('None', "b'caf\\xe9'")
+        return [str(c) for c in names]
 
 
 def _listed(names: list[str]) -> str:

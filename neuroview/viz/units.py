@@ -219,10 +219,14 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
     rank = x.dim() - 2
     orders = site_orders(net, x)
     tokens = token_sites(net, exp, x, orders)
-    sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank and s not in tokens]
+    unsure = [] if net is not None else [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank and _units_inner(m)]
+    sites = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank and s not in tokens and s not in unsure]
     if not sites:
         left = [s for s, m in exp.code_maps.items() if m.dim() - 2 == rank]
-        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}{left_out(net, left)}")
+        why = (f": the maps of {unsure} hold their units innermost (a units-last site's grid, ``[B, H, W, C]``, or a "
+               "channels-last layout), in an order over the input that only the network tells; pass net=, the network "
+               "explained") if unsure else left_out(net, left)
+        raise ValueError(f"exp: no site has {rank}-D code maps like the input {tuple(x.shape)}{why}")
     eligible = torch.zeros(len(exp.units), dtype=torch.bool)
     for s in sites:
         eligible[exp.site_slices[s]] = True
@@ -245,6 +249,13 @@ def _top_maps(exp: CNNExplanation, x: Tensor, sample: int, tgt: int, k: int,
         maps.append(m * (m.numel() / (span[1] if span else xs_numel)))
         spans.append(span)
     return top, maps, spans
+
+
+def _units_inner(m: Tensor) -> bool:
+    """Whether the grid map ``m [B, C, *grid]`` holds its units innermost in memory, as a units-last site's map does
+    (:func:`~neuroview.core.quantize.units_first`): a Swin-like grid of reshaped tokens among them, whose order over
+    the input only ``net`` can follow (stretched unmoved, it sat scrambled over the image)."""
+    return m.dim() > 3 and m.shape[1] > 1 and m.stride(1) == 1 and any(n > 1 for n in m.shape[2:]) and not m.is_contiguous()
 
 
 def _image_panels(xs: Tensor, maps: list[Tensor], norm):
@@ -317,8 +328,10 @@ def spatial_maps(exp: CNNExplanation, x: Tensor, sample: int = 0, *, target: int
     ``[B, N, C]`` over a series with a class token among them (at any count), units on the last dim whose order is not
     followed; a channels-last convolution over a series or an image (ConvNeXt's ``[B, H, W, C]``) is drawn. Without
     ``net`` each map is drawn as the site holds it: a flipped, rolled or transposed map mirrored, shifted or transposed
-    over the input, and a series' token maps stretched over it like a convolution's. Other networks' maps are drawn as
-    without it.
+    over the input, and a series' token maps stretched over it like a convolution's; but a grid map that holds its units
+    innermost (a units-last site's, a Swin-like reshape of tokens among them, or a channels-last layout) is left out,
+    its order known only from ``net``: where no other site is left, the error says to pass it. Other networks' maps
+    are drawn as without it.
     """
     k = positive_int(k, "k")  # 0 gave "max() arg is an empty sequence", -1 torch's bare error
     if not isinstance(exp, CNNExplanation):

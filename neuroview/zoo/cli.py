@@ -22,6 +22,9 @@ def format_table(entries: dict[str, dict]) -> str:
     evidence (against the training mean code; RNNs: hidden states, and time steps in brackets)."""
     rows = [("name", "dataset", "params", "test acc", "units/class", "k90", "recipe")]
     for name, e in sorted(entries.items()):  # a field of another kind (an older, hand-edited manifest): "?"
+        if not isinstance(e, dict):  # the entry itself (a note in its place): a row of "?", the others listed
+            rows.append((shown(name), *["?"] * 6))
+            continue
         m = e.get("metrics") if isinstance(e.get("metrics"), dict) else {}
         acc, k90, upc, steps = m.get("test_acc"), m.get("k90"), m.get("units_per_class"), m.get("k90_steps")
         data = e.get("dataset", {})

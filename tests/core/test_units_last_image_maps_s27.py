@@ -137,3 +137,53 @@ def test_a_units_last_grid_in_no_followed_order_still_has_no_heat_and_is_left_ou
     assert bool(g.heat.isnan().all())
     with pytest.raises(ValueError, match=r"no site has 2-D code maps like the input .*\['act'\] lie over tokens"):
         plots.spatial_maps(exp, x[:2], 0, net=net)
+
+
+class ScrambledGrid(TokenGrid):
+    """The patch tokens reshaped into ``[B, W/2, H/2, C]`` (review S27 R6 finding 3): a grid in no order of the image's."""
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.act(self.fc(t.reshape(len(x), W // 2, H // 2, 8))).mean((1, 2)))
+
+
+def test_spatial_maps_without_net_refuse_a_units_last_grid_whose_order_is_not_known():
+    """Without ``net`` a scrambled token grid was drawn stretched over the image (refused before 7b9c97b flattened it
+    no more, and with ``net``); ConvNeXt's grid, in order, is drawn given ``net`` and refused without it, as before."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neuroview.viz import plots
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, H, W)
+    net = nv.wrap(ScrambledGrid(), num_classes=4, example_input=x[:4]).eval()
+    exp = net.explain(x[:2], maps=True)
+    assert exp.code_maps["act"].shape == (2, 12, W // 2, H // 2)
+    with pytest.raises(ValueError, match=r"no site has 2-D code maps like the input .*\['act'\].*pass net="):
+        plots.spatial_maps(exp, x[:2], 0, k=2)
+    with pytest.raises(ValueError, match=r"\['act'\] lie over tokens"):
+        plots.spatial_maps(exp, x[:2], 0, k=2, net=net)
+    (last, _), xs = _pair()
+    e_last = last.explain(xs[:2], maps=True)
+    with pytest.raises(ValueError, match=r"pass net="):
+        plots.spatial_maps(e_last, xs[:2], 0, k=2)
+    plt.close(plots.spatial_maps(e_last, xs[:2], 0, k=2, net=last))
+
+
+def test_spatial_maps_without_net_still_draw_a_conv_site():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neuroview.viz import plots
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, H, W)
+    net = nv.wrap(nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU()), num_classes=4, example_input=x).eval()
+    fig = plots.spatial_maps(net.explain(x, maps=True), x, 0, k=2)
+    assert [a.images[-1].get_array().shape for a in fig.axes[1:3]] == [(H, W)] * 2
+    plt.close(fig)
