@@ -221,6 +221,7 @@ def fit_minirocket(net: NeuroViewCNN, train, *, alphas=ALPHAS) -> NeuroViewCNN:
     if not isinstance(net, NeuroViewCNN) or not isinstance(net.backbone, MiniRocket):
         raise ValueError(f"net: expected a NeuroView-CNN around MiniRocket (nv_minirocket), got {type(net).__name__}"
                          + (f" around {type(net.backbone).__name__}" if isinstance(net, NeuroViewCNN) else ""))
+    train = classes_checked(net, train, "train")  # before its series become plain batches, which name no classes
     return _fit(net, *_series(train, net.backbone.seed, factory(net.backbone).get("dtype", torch.float32), net.num_classes),
                 alphas)
 

@@ -38,6 +38,7 @@ import itertools
 import json
 import os
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -48,6 +49,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from .._io import atomic_write
 from .._io import safetensors_bytes as save_bytes
+from .classes_checked import classes_checked, fitted_on
 from .first_batch import given_loaders
 from .outputs import give_back, take_name, this_calls_datamodule
 from .sparse_checks import check_for_net, check_options, check_seed, read_as
@@ -91,6 +93,7 @@ class Sparsify(pl.Callback):
         self._token, self._trainer_id = uuid.uuid4().hex, None  # this run's mark in its sparse_path.json (a spawn's too)
         self._taken: dict[Path, os.stat_result] = {}  # the names _names made (empty), until written over
         self._check, self._write_later = None, None  # a user's module's steps watched on the first batch; its files then
+        self._trained = None  # (the network a fit of this callback's trained, the classes its data module named)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # a test or predict may load a checkpoint (a dense head, shaped as the network before sparsify: an Ensemble's
@@ -105,6 +108,27 @@ class Sparsify(pl.Callback):
             check_for_net(net, self.groups, self.max_k90_steps, self.options["max_steps_per_class"])
         except (TypeError, ValueError) as e:  # named as the callback's: the fit never ran sparsify itself
             raise type(e)(f"Sparsify: {e}") from None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the network is trained on this data module's classes from here: its record's (a zoo entry's) no longer name
+        # its outputs, and the refit's check takes these (a fit on other classes is a new run, never refused)
+        from ..data.read_as import names_classes  # noqa: PLC0415
+
+        dm = this_calls_datamodule(trainer)
+        self._trained = (getattr(pl_module, "model", None),
+                         [str(c) for c in dm.class_names] if dm is not None and names_classes(dm) else None)
+
+    def _classes(self, pl_module: pl.LightningModule, dm):
+        """The block the refit runs in, once ``dm``'s classes are checked against the network's (named as the
+        callback's, at the data module): for a network this callback's fit trained, the classes it was fitted on."""
+        net = pl_module.model
+        fitted = self._trained is not None and self._trained[0] is net
+        with fitted_on(self._trained[1]) if fitted else nullcontext():
+            try:
+                classes_checked(net, dm, "datamodule")
+            except ValueError as e:
+                raise ValueError(f"Sparsify: {e}") from None
+        return fitted_on(self._trained[1]) if fitted else nullcontext()
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._refit(trainer, pl_module)
@@ -203,14 +227,15 @@ class Sparsify(pl.Callback):
         # casts the steps' batches to (the data module gives float32, which a bfloat16 network refused, naming `x`)
         dtype = _input_dtype(trainer)
         module_net(pl_module)  # a test alone (no fit) of a module without one read `model` in a bare AttributeError
-        with read_as(dtype):
+        classes = self._classes(pl_module, dm)  # a network of other classes than dm's refused before any work
+        with read_as(dtype), classes:
             sparse = sparsify(pl_module.model, dm, tolerance=self.tolerance, groups=self.groups,
                               seed=self.seed, deviance=self.deviance, max_k90=self.max_k90,
                               max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile, **self.options)
         if self.finetune:
             # the test loop runs under inference mode; every rank trains the same seeded copy (a float32 one where the
             # network is not: the fine-tuning reads the data module's float32 batches, and AdamW cannot train float16)
-            with torch.inference_mode(False), torch.enable_grad():
+            with torch.inference_mode(False), torch.enable_grad(), self._classes(pl_module, dm):
                 tuned = finetune_sparse(copy.deepcopy(sparse).float() if dtype else sparse, dm,
                                         epochs=self.finetune, seed=self.seed, max_k90=self.max_k90,
                                         max_k90_steps=self.max_k90_steps, k90_quantile=self.k90_quantile)

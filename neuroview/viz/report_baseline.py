@@ -5,7 +5,8 @@ running estimate). A head trained with the network in eval mode (a linear probe)
 initial zeros, so ``explain(baseline="mean")`` takes zero codes and warns; the page and ``report.json`` said "the
 training mean code" all the same, over a bias and k90 of zero codes. Here ``"auto"`` takes zero codes and says so (a
 warning, and the page's words); an explicit ``"mean"`` is explained as asked (``explain`` warns) and named as what it is.
-``neuroview explain`` never comes here: it passes the exact mean of the training split.
+``neuroview explain`` never comes here: it passes the exact mean of the training split. :func:`gallery_classes`:
+``gallery_data`` checked against the classes the model records, first (the mean's pass and the gallery read it).
 
 Imports only :mod:`neuroview.core`.
 """
@@ -16,9 +17,10 @@ import warnings
 
 from torch import nn
 
+from ..core._utils import extension
 from ..core.head_stats import never_trained
 
-__all__ = ["unseen_mean", "UNSEEN"]
+__all__ = ["unseen_mean", "UNSEEN", "gallery_classes"]
 
 _FIX = "pass gallery_data= (the training data) or baseline=nv.mean_codes(net, train) for it"
 #: the page's words for zero codes taken in place of a training mean that the statistics never held
@@ -46,3 +48,11 @@ def unseen_mean(model: nn.Module, baseline, auto: bool = False) -> tuple | None:
                       UserWarning, stacklevel=4)
         return None, UNSEEN
     return baseline, UNSEEN  # explain warns of it (head_stats.mean_features)
+
+
+def gallery_classes(model: nn.Module, gallery_data) -> None:
+    """``write_report``'s ``gallery_data`` refused, naming it, where it is a data module of other classes than ``model``
+    records (``neuroview.training.classes_checked``): at the start, not in the gallery after every explanation and
+    the baseline's pass over it, naming ``unit_gallery``'s ``loader``."""
+    if gallery_data is not None:
+        extension("data_classes")(model, gallery_data, "gallery_data")

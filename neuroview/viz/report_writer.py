@@ -39,7 +39,7 @@ from .report_data import (
 )
 from .decision import bar_units
 from .gallery import sample_shape
-from .report_baseline import unseen_mean
+from .report_baseline import gallery_classes, unseen_mean
 from .report_out import moving_in, recover_out
 from .report_text import check_requirements, printable, write_page
 from .units import token_sites
@@ -131,7 +131,7 @@ def write_report(
     files are written to a hidden folder beside ``out_dir`` (or in it: :func:`~neuroview._io.staged_dir`) and moved
     into place only when all are done: an error leaves ``out_dir`` as it was, and an existing one keeps its identity.
     """
-    check_requirements()
+    check_requirements(), gallery_classes(model, gallery_data)  # a gallery_data of other classes: before any work
     t0 = time.perf_counter()  # the work timed: finding the sites, the explanation, and its copy off the device
     if getattr(model, "sites", True) is None:  # a NeuroView-CNN loaded from weights finds its sites on real data
         model.discover(x)
